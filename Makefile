@@ -1,0 +1,47 @@
+# make run   - create/refresh .venv, make sure Fashion-MNIST is installed, run the default search
+# make test  - the same setup, then the fast test suite (what CI runs)
+# make test-slow - the slow end-to-end checks (real data, minutes)
+# Extra arguments for the search: make run ARGS="hw=cpu search.n_trials=20"
+
+PYTHON_BIN ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+FMNIST     := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+ARGS       ?=
+
+.PHONY: setup data run test test-slow clean
+
+$(PY):
+	$(PYTHON_BIN) -m venv $(VENV)
+
+# Refreshed whenever pyproject.toml changes. torch goes first and alone: `torch==2.13.0` is served as a
+# local CPU wheel, and installing it before the rest keeps pip from pulling a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and not torch.version.cuda else f'torch {v} replaced the CPU build 2.13.0: recreate .venv')"
+	@touch $@
+
+setup: $(STAMP)
+
+data:
+	@if [ -f "$(FMNIST)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+		echo "error: Fashion-MNIST is missing; run: sudo apt-get install -y dataset-fashion-mnist (or pass data.root=DIR)"; exit 2; \
+	fi
+
+run: setup data
+	$(PY) -m nas.search $(ARGS)
+
+test: setup data
+	$(PY) -m pytest
+
+test-slow: setup data
+	$(PY) -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) .pytest_cache

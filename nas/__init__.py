@@ -1,0 +1,28 @@
+"""metaformer-nas: hardware-aware MetaFormer architecture search for edge chips.
+
+Public API (imported lazily so `python -m nas.report` stays light):
+`ArchConfig`, `StageConfig`, `build_model`, `load_checkpoint`, `predict_latency`, `run_search`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ArchConfig": "nas.arch",
+    "StageConfig": "nas.arch",
+    "build_model": "nas.model",
+    "load_checkpoint": "nas.checkpoint",
+    "predict_latency": "nas.latency",
+    "run_search": "nas.search",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

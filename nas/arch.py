@@ -1,0 +1,217 @@
+"""The architecture spec: one frozen `ArchConfig` describes a MetaFormer completely.
+
+The same object is consumed by the model builder, the latency predictor, the pruner and the reports,
+and it is saved (as canonical JSON) inside every checkpoint, so any saved model can be rebuilt from
+its spec alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from nas.errors import ConfigError
+
+MIXERS: tuple[str, ...] = ("identity", "pool", "sepconv", "conv", "attn")
+"""Token mixers a stage may use."""
+KERNEL_MIXERS: frozenset[str] = frozenset({"pool", "sepconv", "conv"})
+"""Mixers whose spatial kernel size is a searched parameter."""
+NORMS: tuple[str, ...] = ("bn", "ln")
+"""`bn`: BatchNorm (folds into convs, NPU friendly); `ln`: LayerNorm over channels."""
+ACTS: tuple[str, ...] = ("relu", "gelu")
+"""Activations: ReLU runs everywhere; GELU needs a lookup table or the host on many NPUs."""
+SCHEMA_VERSION = 1
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One hierarchical stage: `depth` identical blocks `x + mixer(norm(x))`, `x + mlp(norm(x))`.
+
+    Every stage after the first starts with a stride-2 3x3 convolution (the first stage follows
+    the stem). `kernel` is used by pool/sepconv/conv mixers, `head_dim` by attention
+    (heads = width // head_dim), `expand` by sepconv (its pointwise expansion ratio).
+    """
+
+    mixer: str
+    depth: int
+    width: int
+    kernel: int = 3
+    mlp_ratio: float = 4.0
+    head_dim: int = 16
+    expand: int = 2
+
+    def validate(self, where: str = "stage") -> None:
+        """Raise `ConfigError` naming the first invalid field."""
+        _check(self.mixer in MIXERS, f"{where}.mixer={self.mixer!r} is unknown; allowed: {list(MIXERS)}")
+        _check(_is_int(self.depth) and self.depth >= 1, f"{where}.depth={self.depth!r} must be an integer >= 1")
+        _check(_is_int(self.width) and self.width >= 1, f"{where}.width={self.width!r} must be an integer >= 1")
+        _check(
+            _is_int(self.kernel) and self.kernel >= 1 and self.kernel % 2 == 1,
+            f"{where}.kernel={self.kernel!r} must be an odd integer >= 1 (same padding)",
+        )
+        _check(
+            isinstance(self.mlp_ratio, (int, float)) and not isinstance(self.mlp_ratio, bool) and self.mlp_ratio > 0,
+            f"{where}.mlp_ratio={self.mlp_ratio!r} must be a number > 0",
+        )
+        _check(_is_int(self.expand) and self.expand >= 1, f"{where}.expand={self.expand!r} must be an integer >= 1")
+        _check(_is_int(self.head_dim) and self.head_dim >= 1, f"{where}.head_dim={self.head_dim!r} must be an integer >= 1")
+        if self.mixer == "attn":
+            _check(
+                self.width % self.head_dim == 0,
+                f"{where}.head_dim={self.head_dim} does not divide width={self.width}; attention needs whole heads",
+            )
+
+    @property
+    def mlp_hidden(self) -> int:
+        """Hidden width of the channel MLP."""
+        return max(1, int(round(self.width * self.mlp_ratio)))
+
+    @property
+    def heads(self) -> int:
+        """Attention heads (only meaningful for `mixer == "attn"`)."""
+        return max(1, self.width // self.head_dim)
+
+    def canonical(self) -> dict[str, Any]:
+        """Fields as a dict with the irrelevant ones reset, so equal networks get equal ids."""
+        d = dataclasses.asdict(self)
+        d["mlp_ratio"] = float(self.mlp_ratio)
+        if self.mixer not in KERNEL_MIXERS:
+            d["kernel"] = 3
+        if self.mixer != "attn":
+            d["head_dim"] = 16
+        if self.mixer != "sepconv":
+            d["expand"] = 2
+        return d
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A complete MetaFormer: stem, hierarchical stages, norm/activation, input and classes.
+
+    The model takes float32 NCHW pixels in [0, 1] of shape (B, in_chans, img_size, img_size)
+    and returns logits of shape (B, num_classes).
+    """
+
+    stages: tuple[StageConfig, ...]
+    stem_kernel: int = 3
+    stem_stride: int = 2
+    norm: str = "bn"
+    act: str = "relu"
+    in_chans: int = 1
+    img_size: int = 28
+    num_classes: int = 10
+    version: int = field(default=SCHEMA_VERSION)
+
+    def __post_init__(self) -> None:
+        # Accept lists / dicts (e.g. from JSON or YAML) but store an immutable, hashable tuple.
+        stages = tuple(s if isinstance(s, StageConfig) else StageConfig(**dict(s)) for s in self.stages)
+        object.__setattr__(self, "stages", stages)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first invalid field; called on construction."""
+        _check(len(self.stages) >= 1, "arch.stages is empty; at least one stage is required")
+        for i, stage in enumerate(self.stages):
+            stage.validate(f"stages[{i}]")
+        _check(
+            _is_int(self.stem_kernel) and self.stem_kernel >= 1 and self.stem_kernel % 2 == 1,
+            f"arch.stem_kernel={self.stem_kernel!r} must be an odd integer >= 1",
+        )
+        _check(_is_int(self.stem_stride) and self.stem_stride in (1, 2, 4), f"arch.stem_stride={self.stem_stride!r}; allowed: [1, 2, 4]")
+        _check(self.norm in NORMS, f"arch.norm={self.norm!r} is unknown; allowed: {list(NORMS)}")
+        _check(self.act in ACTS, f"arch.act={self.act!r} is unknown; allowed: {list(ACTS)}")
+        _check(_is_int(self.in_chans) and self.in_chans >= 1, f"arch.in_chans={self.in_chans!r} must be an integer >= 1")
+        _check(_is_int(self.img_size) and self.img_size >= 4, f"arch.img_size={self.img_size!r} must be an integer >= 4")
+        _check(_is_int(self.num_classes) and self.num_classes >= 2, f"arch.num_classes={self.num_classes!r} must be an integer >= 2")
+        _check(self.version == SCHEMA_VERSION, f"arch.version={self.version!r} is not supported; this toolkit reads version {SCHEMA_VERSION}")
+
+    # -- geometry -----------------------------------------------------------------------------
+    def stage_resolutions(self) -> tuple[int, ...]:
+        """Feature-map side length inside each stage (stride-2 downsampling rounds up)."""
+        size = _conv_out(self.img_size, self.stem_kernel, self.stem_stride)
+        out = []
+        for i in range(len(self.stages)):
+            if i > 0:
+                size = _conv_out(size, 3, 2)
+            out.append(size)
+        return tuple(out)
+
+    @property
+    def mixers(self) -> tuple[str, ...]:
+        """Mixer per stage, e.g. ('sepconv', 'conv', 'attn')."""
+        return tuple(s.mixer for s in self.stages)
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical JSON-compatible dict (irrelevant per-mixer fields reset)."""
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "stages"}
+        d["stages"] = [s.canonical() for s in self.stages]
+        return d
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Canonical JSON (sorted keys): equal architectures give equal strings."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, separators=None if indent else (",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ArchConfig":
+        """Build from `to_dict()` output; unknown or missing fields give a `ConfigError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"arch spec must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        _check(not unknown, f"arch spec has unknown field(s) {unknown}; allowed: {sorted(known)}")
+        _check("stages" in data, "arch spec has no 'stages'")
+        stage_known = {f.name for f in dataclasses.fields(StageConfig)}
+        stages = []
+        for i, s in enumerate(data["stages"]):
+            if not isinstance(s, Mapping):
+                raise ConfigError(f"arch spec stages[{i}] must be an object, got {s!r}")
+            bad = sorted(set(s) - stage_known)
+            _check(not bad, f"arch spec stages[{i}] has unknown field(s) {bad}; allowed: {sorted(stage_known)}")
+            try:
+                stages.append(StageConfig(**s))
+            except TypeError as e:  # a required field is missing
+                raise ConfigError(f"arch spec stages[{i}]: {e}") from None
+        return cls(**{**dict(data), "stages": tuple(stages)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchConfig":
+        """Inverse of `to_json`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"arch spec is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    @property
+    def arch_id(self) -> str:
+        """Stable 10-hex-digit id: hash of the canonical JSON."""
+        return hashlib.sha1(self.to_json().encode()).hexdigest()[:10]
+
+    def summary(self) -> str:
+        """Short human-readable form for tables and hover texts."""
+        parts = []
+        for s in self.stages:
+            extra = f"k{s.kernel}" if s.mixer in KERNEL_MIXERS else (f"h{s.heads}" if s.mixer == "attn" else "")
+            parts.append(f"{s.mixer}{extra}x{s.depth}@{s.width}r{s.mlp_ratio:g}")
+        return f"{self.norm}/{self.act} " + " | ".join(parts)
+
+    def replace(self, **changes: Any) -> "ArchConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1

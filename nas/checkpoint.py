@@ -1,0 +1,135 @@
+"""Checkpoints (weights + the ArchConfig that rebuilds them) and ONNX export.
+
+`model.pt` is a plain dict of tensors and JSON-compatible values, so it loads with
+`torch.load(path, weights_only=True)`: loading a checkpoint never executes pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas.arch import ArchConfig
+from nas.errors import CheckpointError, ConfigError
+from nas.model import MetaFormer, build_model
+
+FORMAT = "metaformer-nas/checkpoint-v1"
+ONNX_OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file + rename, so a crash never leaves a half-written file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """JSON (indented, sorted keys) written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig, *, meta: dict[str, Any] | None = None) -> Path:
+    """Save weights + arch spec (+ JSON-compatible `meta`) to `path` atomically."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "arch": arch.to_json(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "meta": json.dumps(meta or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.pt"
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {p} not found; expected a model.pt file or a folder holding one")
+    return p
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """(arch, state_dict, meta) of a checkpoint file or folder; `CheckpointError` if unusable."""
+    p = _resolve(path)
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, random bytes, pickled code refused by weights_only, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {p} is corrupt or not a metaformer-nas checkpoint ({first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"checkpoint {p} has format {found!r}; expected {FORMAT!r}")
+    try:
+        arch = ArchConfig.from_json(payload["arch"])
+        meta = json.loads(payload.get("meta") or "{}")
+    except (ConfigError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {p} has an invalid arch spec: {e}") from None
+    return arch, payload["state_dict"], meta
+
+
+def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
+    """Rebuild the model of a checkpoint (file or folder) from its ArchConfig and load its weights.
+
+    Returns the model in eval mode; `model.arch` holds its ArchConfig.
+    """
+    arch, state, _ = read_checkpoint(path)
+    model = build_model(arch)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {_resolve(path)} weights do not fit its arch spec: {str(e).splitlines()[0]}") from None
+    model.arch = arch
+    return model.eval()
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
+    """Export to ONNX (opset 17, dynamic batch): input `pixels` float32 NCHW in [0, 1], output `logits`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    model = model.eval()
+    dummy = torch.rand(1, in_chans, img_size, img_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not for users
+        torch.onnx.export(
+            model, (dummy,), str(tmp), opset_version=ONNX_OPSET, dynamo=False,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def onnx_session(path: str | os.PathLike, *, threads: int = 2):
+    """An onnxruntime CPU session for an exported model."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])

@@ -1,0 +1,194 @@
+"""Typed Hydra schemas of every config group, registered in the ConfigStore.
+
+`conf/search.yaml` lists `search_schema` first in its defaults, so each group file (`conf/hw/*.yaml`,
+`conf/space/*.yaml`, ...) is merged into a typed node: a misspelt key or a value of the wrong type
+fails when the config is composed. Values that need more than a type check (ranges, enumerations,
+cross-field rules) are checked by `validate_run_config`, which `run_search` calls before any work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from nas.errors import ConfigError
+from nas.latency.hardware import HardwareProfile
+
+
+class Sampler(str, Enum):
+    """Optuna samplers the search can use."""
+
+    tpe = "tpe"
+    nsga2 = "nsga2"
+    random = "random"
+
+
+class DataFormat(str, Enum):
+    """On-disk dataset layouts `nas.data` reads."""
+
+    idx = "idx"  # MNIST-style idx(.gz) files, e.g. Fashion-MNIST
+    imagefolder = "imagefolder"  # root/<class>/*.png or root/{train,val,test}/<class>/*
+
+
+@dataclass
+class StageSpace:
+    """Allowed values of one stage; the search picks one of each."""
+
+    mixers: list[str] = field(default_factory=lambda: ["identity", "pool", "sepconv", "conv", "attn"])
+    depths: list[int] = field(default_factory=lambda: [1, 2])
+    widths: list[int] = field(default_factory=lambda: [32])
+    kernels: list[int] = field(default_factory=lambda: [3])
+    mlp_ratios: list[float] = field(default_factory=lambda: [4.0])
+    head_dims: list[int] = field(default_factory=lambda: [16])
+    expands: list[int] = field(default_factory=lambda: [2])
+
+
+@dataclass
+class SpaceConfig:
+    """A search space over MetaFormer stages (`conf/space/*.yaml`)."""
+
+    name: str = "???"
+    stem_kernels: list[int] = field(default_factory=lambda: [3])
+    stem_strides: list[int] = field(default_factory=lambda: [2])
+    norms: list[str] = field(default_factory=lambda: ["bn"])
+    acts: list[str] = field(default_factory=lambda: ["relu"])
+    stages: list[StageSpace] = field(default_factory=list)
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how they are split and augmented (`conf/data/*.yaml`)."""
+
+    name: str = "???"
+    format: DataFormat = DataFormat.idx
+    root: str = "???"
+    img_size: Optional[int] = None  # resize to this side length (imagefolder); None: native size
+    channels: Optional[int] = None  # imagefolder: 1 or 3; None: 1 if every image is grayscale, else 3
+    val_size: float = 0.1  # held out of the *training* split for validation: fraction (<1) or count
+    test_size: float = 0.2  # imagefolder without a test/ folder: fraction held out as test split
+    split_seed: int = 0  # the val/test split does not move with the search seed
+    hflip: bool = True  # horizontal flips are label-preserving for this data
+    max_shift: int = 2  # random translation (pixels) during training
+
+
+@dataclass
+class TrainConfig:
+    """Proxy-training recipe of each candidate (`conf/train/*.yaml`)."""
+
+    epochs: int = 2
+    subset: Optional[int] = None  # training images per candidate (a fixed random subset); None: all
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    warmup_frac: float = 0.1  # fraction of the steps with a linear warm-up, then cosine decay
+    eval_batch_size: int = 512
+    threads: int = 2  # torch intra-op threads
+
+
+@dataclass
+class SearchOptions:
+    """The Optuna study (`conf/search/*.yaml`)."""
+
+    study_name: str = "${space.name}-${hw.name}-${data.name}"
+    n_trials: int = 10  # finished trials the study should hold (a rerun only adds the missing ones)
+    sampler: Sampler = Sampler.tpe
+    n_startup_trials: int = 5  # tpe: random trials before the model is used
+    population_size: int = 8  # nsga2: individuals per generation
+    seed: int = 0
+    latency_budget_ms: Optional[float] = None  # constraint: predicted latency <= budget
+    storage: Optional[str] = None  # Optuna storage URL; None: SQLite file in the run folder
+    runs_dir: str = "runs"
+    timeout_s: Optional[float] = None  # stop starting new trials after this many seconds
+    export_onnx: bool = True  # write model.onnx for each Pareto member and check it in onnxruntime
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    """Everything `run_search` needs; the composed `conf/search.yaml`."""
+
+    hw: HardwareProfile = field(default_factory=HardwareProfile)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchOptions = field(default_factory=SearchOptions)
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    ConfigStore.instance().store(name="search_schema", node=RunConfig)
+
+
+def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
+    """Resolve a composed DictConfig into the typed `RunConfig` (and validate it)."""
+    if isinstance(cfg, RunConfig):
+        run = cfg
+    else:
+        try:
+            run = OmegaConf.to_object(cfg)
+        except MissingMandatoryValue as e:
+            key = e.full_key or "a value"
+            raise ConfigError(f"{key} is required and has no default; pass {key}=... on the command line") from None
+        except OmegaConfBaseException as e:  # its message carries a multi-line context; keep the first line
+            prefix = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+            raise ConfigError(prefix + str(e).splitlines()[0]) from None
+        if not isinstance(run, RunConfig):
+            raise ConfigError("config is not a RunConfig; compose it from conf/search.yaml")
+    validate_run_config(run)
+    return run
+
+
+def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if integer:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name}={value!r} must be {kind} > 0" + (" or null" if allow_none else ""))
+
+
+def validate_run_config(run: RunConfig) -> None:
+    """Check value ranges that types cannot express; raise `ConfigError` naming the first bad value."""
+    run.hw.validate()
+    t = run.train
+    _positive(t.epochs, "train.epochs", integer=True)
+    _positive(t.subset, "train.subset", allow_none=True, integer=True)
+    _positive(t.batch_size, "train.batch_size", integer=True)
+    _positive(t.eval_batch_size, "train.eval_batch_size", integer=True)
+    _positive(t.lr, "train.lr")
+    _positive(t.threads, "train.threads", integer=True)
+    if not (0 <= t.weight_decay < 1):
+        raise ConfigError(f"train.weight_decay={t.weight_decay!r} must be in [0, 1)")
+    if not (0 <= t.label_smoothing < 1):
+        raise ConfigError(f"train.label_smoothing={t.label_smoothing!r} must be in [0, 1)")
+    if not (0 <= t.warmup_frac < 1):
+        raise ConfigError(f"train.warmup_frac={t.warmup_frac!r} must be in [0, 1)")
+    s = run.search
+    _positive(s.n_trials, "search.n_trials", integer=True)
+    _positive(s.population_size, "search.population_size", integer=True)
+    if s.n_startup_trials < 0:
+        raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
+    _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)
+    _positive(s.timeout_s, "search.timeout_s", allow_none=True)
+    if not s.study_name or any(c in s.study_name for c in "/\\") or s.study_name.startswith("."):
+        raise ConfigError(f"search.study_name={s.study_name!r} must be a non-empty folder name without '/' or a leading '.'")
+    d = run.data
+    _positive(d.val_size, "data.val_size")
+    _positive(d.test_size, "data.test_size")
+    _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
+    if d.channels not in (None, 1, 3):
+        raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")
+    if d.max_shift < 0:
+        raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
+    from nas.space import validate_space  # local import: space imports this module's schemas
+
+    validate_space(run.space)

@@ -1,0 +1,269 @@
+"""Datasets held in memory as uint8 tensors, with batch-level (vectorised) augmentation.
+
+Two on-disk layouts: MNIST-style idx files (Fashion-MNIST, the embedded default) and an image
+folder. The validation split is always carved out of the *training* split with a fixed seed; the
+test split is only read for final reports, never during the search.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from nas.config import DataConfig, DataFormat
+from nas.errors import DataError
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+FASHION_MNIST_INSTALL = "sudo apt-get install -y dataset-fashion-mnist"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images `x` (N, C, H, W) uint8 and labels `y` (N,) int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / val / test splits plus what a deployed model must know about its input."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, of [0, 1] pixels of the training split
+    std: tuple[float, ...]
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train.x.shape[1])
+
+    @property
+    def img_size(self) -> int:
+        return int(self.train.x.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# -- idx files ---------------------------------------------------------------------------------
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx(.gz) file (the MNIST format) into a uint8 array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read idx file {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not a uint8 idx file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: header needs {header} bytes, file has {len(raw)}")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise DataError(f"{path} has {len(raw)} bytes but its header {shape} implies {expected}: file truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (root / name).is_file():
+            return root / name
+    raise DataError(
+        f"dataset file {stem}(.gz) not found in data.root={root}; install Fashion-MNIST with "
+        f"`{FASHION_MNIST_INSTALL}` or set data.root to a folder holding the four idx files"
+    )
+
+
+def _load_idx_dataset(root: Path) -> tuple[Split, Split, tuple[str, ...]]:
+    if not root.is_dir():
+        raise DataError(
+            f"data.root={root} does not exist; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
+            "or set data.root to a folder holding the four idx files"
+        )
+    splits = []
+    for prefix in ("train", "t10k"):
+        images = read_idx(_find_idx(root, f"{prefix}-images-idx3-ubyte"))
+        labels = read_idx(_find_idx(root, f"{prefix}-labels-idx1-ubyte"))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"{root}: {prefix} images {images.shape} and labels {labels.shape} do not match")
+        splits.append(Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))))
+    n_classes = int(max(splits[0].y.max(), splits[1].y.max())) + 1
+    classes = FASHION_MNIST_CLASSES if n_classes == 10 else tuple(str(i) for i in range(n_classes))
+    return splits[0], splits[1], classes
+
+
+# -- image folders -----------------------------------------------------------------------------
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str) -> Split:
+    from PIL import Image, UnidentifiedImageError
+
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        for path in files:
+            try:
+                with Image.open(path) as img:
+                    img = img.convert(mode)
+                    if size is not None and img.size != (size, size):
+                        img = img.resize((size, size), Image.BILINEAR)
+                    arr = np.asarray(img, dtype=np.uint8)
+            except (OSError, UnidentifiedImageError) as e:
+                raise DataError(f"cannot read image {path}: {e}") from None
+            if xs and arr.shape != xs[0].shape:
+                raise DataError(
+                    f"image {path} is {arr.shape[1]}x{arr.shape[0]} but earlier ones are {xs[0].shape[1]}x{xs[0].shape[0]}; "
+                    "set data.img_size=N to resize all images"
+                )
+            if arr.shape[0] != arr.shape[1]:
+                raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
+            xs.append(arr)
+            ys.append(label)
+    x = np.stack(xs)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(ys, dtype=torch.int64))
+
+
+def _detect_mode(folders: list[Path]) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                try:
+                    with Image.open(path) as img:
+                        if img.mode not in ("L", "1", "I;16", "I"):
+                            return "RGB"
+                except (OSError, UnidentifiedImageError):
+                    continue  # reported with its path when the images are read
+    return "L"
+
+
+def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...]]:
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise DataError(f"data.root={root} does not exist; expected root/<class>/*.png or root/train/<class>/...")
+    top = _class_dirs(root)
+    has_split_dirs = (root / "train").is_dir()
+    train_root = root / "train" if has_split_dirs else root
+    classes = tuple(p.name for p in _class_dirs(train_root))
+    if len(classes) < 2:
+        raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 (root/<class>/images)")
+    mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(top)
+    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode)
+    val = test = None
+    if has_split_dirs:
+        for split_name in ("val", "test"):
+            split_root = root / split_name
+            if split_root.is_dir():
+                found = tuple(p.name for p in _class_dirs(split_root))
+                if found != classes:
+                    raise DataError(f"{split_root} has classes {list(found)} but train has {list(classes)}")
+                split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode)
+                val, test = (split, test) if split_name == "val" else (val, split)
+    return train, val, test, classes
+
+
+# -- splitting and statistics --------------------------------------------------------------------
+def _count(size: float, n: int, what: str) -> int:
+    k = int(round(size * n)) if size < 1 else int(size)
+    if not 0 < k < n:
+        raise DataError(f"{what}={size} leaves {n - k} of {n} images for training; choose a smaller value")
+    return k
+
+
+def _hold_out(split: Split, size: float, *, seed: int, what: str) -> tuple[Split, Split]:
+    k = _count(size, len(split), what)
+    perm = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    rest, held = perm[k:].sort().values, perm[:k].sort().values
+    return Split(split.x[rest], split.y[rest]), Split(split.x[held], split.y[held])
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    xf = x.float().div_(255.0)
+    mean = xf.mean(dim=(0, 2, 3))
+    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing."""
+    if cfg.format == DataFormat.idx:
+        train, test, classes = _load_idx_dataset(Path(cfg.root))
+        val = None
+    else:
+        train, val, test, classes = _load_imagefolder(cfg)
+    if test is None:
+        train, test = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size")
+    if val is None:
+        train, val = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size")
+    mean, std = channel_stats(train.x)
+    return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std)
+
+
+# -- batches -----------------------------------------------------------------------------------
+def augment(x: torch.Tensor, *, max_shift: int, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random translation (zero padded) and horizontal flip of a float batch, without Python loops."""
+    b, _, h, w = x.shape
+    if hflip:
+        flip = torch.rand(b, generator=generator) < 0.5
+        x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+    if max_shift > 0:
+        p = max_shift
+        padded = torch.nn.functional.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+        rows = (dy.view(b, 1) + torch.arange(h)).view(b, 1, h, 1).expand(b, x.shape[1], h, w + 2 * p)
+        padded = padded.gather(2, rows)
+        cols = (dx.view(b, 1) + torch.arange(w)).view(b, 1, 1, w).expand(b, x.shape[1], h, w)
+        x = padded.gather(3, cols)
+    return x
+
+
+def iterate_batches(
+    split: Split,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    max_shift: int = 0,
+    hflip: bool = False,
+    drop_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (float32 pixels in [0, 1], labels) batches; augmentation only when asked."""
+    n = len(split)
+    gen = generator or torch.Generator().manual_seed(0)
+    order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        x = split.x[idx].float().div_(255.0)
+        if max_shift or hflip:
+            x = augment(x, max_shift=max_shift, hflip=hflip, generator=gen)
+        yield x, split.y[idx]

@@ -1,0 +1,16 @@
+"""Latency of an `ArchConfig` on a target chip: op enumeration, hardware profile, predictor."""
+
+from nas.latency.hardware import HardwareProfile
+from nas.latency.ops import Op, count_macs, count_params, enumerate_ops
+from nas.latency.predictor import LatencyReport, LayerLatency, predict_latency
+
+__all__ = [
+    "HardwareProfile",
+    "LatencyReport",
+    "LayerLatency",
+    "Op",
+    "count_macs",
+    "count_params",
+    "enumerate_ops",
+    "predict_latency",
+]

@@ -1,0 +1,67 @@
+"""Hardware profile: the numbers the roofline predictor needs about a chip (`conf/hw/*.yaml`).
+
+The same dataclass is the Hydra schema of the `hw` config group, so a misspelt key or a wrong type
+fails when the config is composed; `validate()` checks the values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from nas.errors import ConfigError
+from nas.latency.ops import OP_KINDS
+
+PRECISIONS = ("int8", "fp16", "fp32")
+
+
+@dataclass
+class HardwareProfile:
+    """A target chip for batch-1 inference.
+
+    Times are modelled per layer as `max(compute, memory) + launch_overhead`, where compute uses
+    `mac_per_s` (matrix engine) or `vector_ops_per_s` scaled by the op kind's `efficiency`, and
+    memory counts weights streamed from DRAM plus activations that do not fit in `sram_bytes`.
+    Op kinds in `host_kinds` run on the host CPU and pay a transfer both ways.
+    """
+
+    name: str = "???"
+    description: str = ""
+    precision: str = "int8"
+    bytes_per_element: int = 1
+    mac_per_s: float = 2.0e12
+    vector_ops_per_s: float = 1.0e11
+    sram_bytes: int = 2 * 1024 * 1024
+    dram_bytes_per_s: float = 8.0e9
+    launch_overhead_us: float = 5.0
+    invoke_overhead_us: float = 50.0
+    efficiency: dict[str, float] = field(default_factory=dict)
+    fused_kinds: list[str] = field(default_factory=lambda: ["bn", "relu"])
+    host_kinds: list[str] = field(default_factory=list)
+    host_ops_per_s: float = 2.0e9
+    host_link_bytes_per_s: float = 2.0e9
+    host_sync_us: float = 100.0
+    channel_multiple: int = 8
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first invalid value."""
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"hw.precision={self.precision!r} is unknown; allowed: {list(PRECISIONS)}")
+        for key in ("bytes_per_element", "mac_per_s", "vector_ops_per_s", "sram_bytes", "dram_bytes_per_s",
+                    "host_ops_per_s", "host_link_bytes_per_s", "channel_multiple"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"hw.{key}={value!r} must be a finite number > 0")
+        for key in ("launch_overhead_us", "invoke_overhead_us", "host_sync_us"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"hw.{key}={value!r} must be a finite number >= 0")
+        for kind, eff in self.efficiency.items():
+            if kind not in OP_KINDS:
+                raise ConfigError(f"hw.efficiency has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
+            if not (isinstance(eff, (int, float)) and 0 < eff <= 1):
+                raise ConfigError(f"hw.efficiency.{kind}={eff!r} must be in (0, 1]")
+        for list_name in ("fused_kinds", "host_kinds"):
+            for kind in getattr(self, list_name):
+                if kind not in OP_KINDS:
+                    raise ConfigError(f"hw.{list_name} has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")

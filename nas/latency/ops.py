@@ -1,0 +1,132 @@
+"""Per-layer op list of an `ArchConfig`: what the latency predictor costs and what reports count.
+
+Pure arithmetic on the spec (no model is built), mirroring `nas.model` layer by layer, so
+`count_params(arch)` equals the number of parameters of `build_model(arch)` (a test checks this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.arch import ArchConfig, StageConfig
+
+MATRIX_KINDS: frozenset[str] = frozenset({"conv", "pwconv", "dwconv", "linear", "matmul"})
+"""Op kinds that run on a matrix engine (their cost is MACs)."""
+VECTOR_KINDS: frozenset[str] = frozenset({"bn", "ln", "relu", "gelu", "softmax", "add", "pool", "reduce"})
+"""Op kinds that run on a vector unit (their cost is elementwise operations)."""
+OP_KINDS: frozenset[str] = MATRIX_KINDS | VECTOR_KINDS
+
+# Elementwise operations per output element; properties of the math, not of a chip.
+_VEC_COST = {"bn": 2, "ln": 8, "relu": 1, "gelu": 8, "softmax": 5, "add": 1, "reduce": 1}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One layer as the hardware sees it.
+
+    `foldable` marks ops a compiler can merge into a neighbouring conv (BatchNorm next to a conv,
+    ReLU right after one); the hardware profile says whether its compiler does.
+    """
+
+    name: str
+    kind: str
+    stage: int  # -1 stem, 0..S-1 stages, S head
+    macs: int = 0
+    vec_ops: int = 0
+    in_elems: int = 0
+    out_elems: int = 0
+    params: int = 0
+    foldable: bool = False
+
+
+def _conv(name: str, stage: int, *, cin: int, cout: int, k: int, hw_in: int, hw_out: int, groups: int = 1, bias: bool) -> Op:
+    kind = "dwconv" if groups > 1 and groups == cin else ("pwconv" if k == 1 else "conv")
+    n_out = hw_out * hw_out
+    weights = cout * (cin // groups) * k * k
+    return Op(
+        name, kind, stage,
+        macs=n_out * weights,
+        in_elems=cin * hw_in * hw_in,
+        out_elems=cout * n_out,
+        params=weights + (cout if bias else 0),
+    )
+
+
+def _vec(name: str, kind: str, stage: int, elems: int, *, params: int = 0, foldable: bool = False, cost: int | None = None) -> Op:
+    return Op(name, kind, stage, vec_ops=elems * (cost if cost is not None else _VEC_COST[kind]),
+              in_elems=elems * (2 if kind == "add" else 1), out_elems=elems, params=params, foldable=foldable)
+
+
+def _norm(name: str, norm: str, stage: int, channels: int, n: int, *, next_is_conv: bool, after_conv: bool = False) -> Op:
+    # BatchNorm is an affine map at inference: foldable into an adjacent conv. LayerNorm is not.
+    return _vec(name, norm, stage, channels * n, params=2 * channels, foldable=norm == "bn" and (next_is_conv or after_conv))
+
+
+def _block_ops(prefix: str, i: int, s: StageConfig, res: int, arch: ArchConfig) -> list[Op]:
+    c, n = s.width, res * res
+    ops: list[Op] = []
+    mixer_starts_with_conv = s.mixer in ("sepconv", "conv", "attn")
+    ops.append(_norm(f"{prefix}.norm1", arch.norm, i, c, n, next_is_conv=mixer_starts_with_conv))
+    m = f"{prefix}.mixer"
+    if s.mixer == "pool":
+        ops.append(_vec(f"{m}.pool", "pool", i, c * n, cost=s.kernel * s.kernel))
+        ops.append(_vec(f"{m}.sub", "add", i, c * n))
+    elif s.mixer == "sepconv":
+        med = c * s.expand
+        ops.append(_conv(f"{m}.pw1", i, cin=c, cout=med, k=1, hw_in=res, hw_out=res, bias=False))
+        ops.append(_vec(f"{m}.act", arch.act, i, med * n, foldable=arch.act == "relu"))
+        ops.append(_conv(f"{m}.dw", i, cin=med, cout=med, k=s.kernel, hw_in=res, hw_out=res, groups=med, bias=False))
+        ops.append(_conv(f"{m}.pw2", i, cin=med, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
+    elif s.mixer == "conv":
+        ops.append(_conv(f"{m}.conv", i, cin=c, cout=c, k=s.kernel, hw_in=res, hw_out=res, bias=True))
+    elif s.mixer == "attn":
+        h, inner = s.heads, s.heads * s.head_dim
+        ops.append(_conv(f"{m}.qkv", i, cin=c, cout=3 * inner, k=1, hw_in=res, hw_out=res, bias=False))
+        ops.append(Op(f"{m}.qk", "matmul", i, macs=h * n * n * s.head_dim, in_elems=2 * n * inner, out_elems=h * n * n))
+        ops.append(_vec(f"{m}.softmax", "softmax", i, h * n * n))
+        ops.append(Op(f"{m}.av", "matmul", i, macs=h * n * n * s.head_dim, in_elems=h * n * n + n * inner, out_elems=n * inner))
+        ops.append(_conv(f"{m}.proj", i, cin=inner, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
+    ops.append(_vec(f"{prefix}.add1", "add", i, c * n))
+    ops.append(_norm(f"{prefix}.norm2", arch.norm, i, c, n, next_is_conv=True))
+    hid = s.mlp_hidden
+    ops.append(_conv(f"{prefix}.mlp.fc1", i, cin=c, cout=hid, k=1, hw_in=res, hw_out=res, bias=True))
+    ops.append(_vec(f"{prefix}.mlp.act", arch.act, i, hid * n, foldable=arch.act == "relu"))
+    ops.append(_conv(f"{prefix}.mlp.fc2", i, cin=hid, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
+    ops.append(_vec(f"{prefix}.add2", "add", i, c * n))
+    return ops
+
+
+def enumerate_ops(arch: ArchConfig) -> list[Op]:
+    """All layers of `build_model(arch)` in execution order, batch 1."""
+    res = arch.stage_resolutions()
+    ops: list[Op] = []
+    # Input normalisation is an affine map, foldable into the stem conv like a BatchNorm.
+    ops.append(_vec("input_norm", "bn", -1, arch.in_chans * arch.img_size**2, foldable=True))
+    c0 = arch.stages[0].width
+    ops.append(_conv("stem.conv", -1, cin=arch.in_chans, cout=c0, k=arch.stem_kernel, hw_in=arch.img_size, hw_out=res[0], bias=True))
+    ops.append(_norm("stem.norm", arch.norm, -1, c0, res[0] ** 2, next_is_conv=False, after_conv=True))
+    prev = c0
+    for i, s in enumerate(arch.stages):
+        if i > 0:
+            ops.append(_conv(f"stages.{i}.down.conv", i, cin=prev, cout=s.width, k=3, hw_in=res[i - 1], hw_out=res[i], bias=True))
+            ops.append(_norm(f"stages.{i}.down.norm", arch.norm, i, s.width, res[i] ** 2, next_is_conv=False, after_conv=True))
+        for b in range(s.depth):
+            ops.extend(_block_ops(f"stages.{i}.blocks.{b}", i, s, res[i], arch))
+        prev = s.width
+    head = len(arch.stages)
+    n_last = res[-1] ** 2
+    ops.append(_norm("head.norm", arch.norm, head, prev, n_last, next_is_conv=False))
+    ops.append(_vec("head.pool", "reduce", head, prev * n_last))
+    ops.append(Op("head.fc", "linear", head, macs=prev * arch.num_classes, in_elems=prev, out_elems=arch.num_classes,
+                  params=prev * arch.num_classes + arch.num_classes))
+    return ops
+
+
+def count_params(arch: ArchConfig) -> int:
+    """Trainable parameters of `build_model(arch)`."""
+    return sum(op.params for op in enumerate_ops(arch))
+
+
+def count_macs(arch: ArchConfig) -> int:
+    """Multiply-accumulates of one batch-1 inference (matrix ops only, as FLOP counters report)."""
+    return sum(op.macs for op in enumerate_ops(arch))

@@ -1,0 +1,120 @@
+"""Token mixers and the channel MLP, all channels-first (NCHW) so NPUs and ONNX see plain convs.
+
+Modules cache no shapes: every reshape derives sizes from the input or from weight shapes, so they
+keep working after structured channel pruning (torch-pruning) changes their widths.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dim of an NCHW tensor (exports as ONNX LayerNormalization)."""
+
+    def __init__(self, num_channels: int, *, eps: float = 1e-6) -> None:
+        super().__init__(num_channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        # Width from the weight (not a cached int): stays right after channel pruning, static for ONNX.
+        x = F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class IdentityMixer(nn.Module):
+    """No token mixing: the block reduces to its channel MLP (cheapest possible stage)."""
+
+    def __init__(self, dim: int, **_: object) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Pooling(nn.Module):
+    """PoolFormer mixer: `avgpool(x) - x` (the block's residual adds x back)."""
+
+    def __init__(self, dim: int, *, kernel: int = 3, **_: object) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x) - x
+
+
+class SepConv(nn.Module):
+    """ConvFormer mixer: pointwise expand -> activation -> depthwise kxk -> pointwise project."""
+
+    def __init__(self, dim: int, *, kernel: int = 3, expand: int = 2, act_layer: type[nn.Module] = nn.ReLU, **_: object) -> None:
+        super().__init__()
+        med = dim * expand
+        self.pw1 = nn.Conv2d(dim, med, 1, bias=False)
+        self.act = act_layer()
+        self.dw = nn.Conv2d(med, med, kernel, padding=kernel // 2, groups=med, bias=False)
+        self.pw2 = nn.Conv2d(med, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw2(self.dw(self.act(self.pw1(x))))
+
+
+class DenseConv(nn.Module):
+    """Dense kxk convolution: more MACs than sepconv but runs near peak on NPU matrix engines."""
+
+    def __init__(self, dim: int, *, kernel: int = 3, **_: object) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the H*W tokens, with 1x1-conv projections.
+
+    `num_heads` is the only stored hyper-parameter; the head dim is read from the qkv weight at
+    run time, so a pruner may remove heads (update `num_heads`) or head dims (nothing to update).
+    """
+
+    def __init__(self, dim: int, *, head_dim: int = 16, **_: object) -> None:
+        super().__init__()
+        self.num_heads = max(1, dim // head_dim)
+        inner = self.num_heads * head_dim
+        self.qkv = nn.Conv2d(dim, 3 * inner, 1, bias=False)
+        self.proj = nn.Conv2d(inner, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        # (B, 3*heads*hd, H, W) -> (3, B, heads, N, hd); hd inferred from the weight via -1.
+        qkv = self.qkv(x).reshape(b, 3, self.num_heads, -1, h * w).permute(1, 0, 2, 4, 3)
+        q, k, v = qkv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, hd)
+        out = out.transpose(-1, -2).reshape(b, -1, h, w)
+        return self.proj(out)
+
+
+class Mlp(nn.Module):
+    """Channel MLP: 1x1 conv expand -> activation -> 1x1 conv project."""
+
+    def __init__(self, dim: int, *, hidden: int, act_layer: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = act_layer()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+# Plain dicts (no registry): the spec's strings map to module classes here and nowhere else.
+MIXER_CLASSES: dict[str, type[nn.Module]] = {
+    "identity": IdentityMixer,
+    "pool": Pooling,
+    "sepconv": SepConv,
+    "conv": DenseConv,
+    "attn": Attention,
+}
+NORM_CLASSES: dict[str, type[nn.Module]] = {"bn": nn.BatchNorm2d, "ln": LayerNorm2d}
+ACT_CLASSES: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}

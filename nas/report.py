@@ -1,0 +1,713 @@
+"""Write a human-readable report of a search run from the files the search left in its run folder.
+
+The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json``),
+so it can be regenerated at any time, also while a search is still running, and it deliberately imports
+nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough.
+
+Outputs, all written atomically into the run folder:
+
+* ``report.html`` - one self-contained page (plotly.js embedded once, works offline) with an interactive
+  Pareto scatter, latency breakdowns of the front, the mixer chosen per stage and a table of the front;
+* ``report.md`` with ``pareto.png``, ``latency_breakdown.png`` and ``mixers.png`` for places that render
+  Markdown (pull requests, wikis) but not JavaScript.
+
+Command line: ``python -m nas.report <run_dir>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import io
+import json
+import os
+import pathlib
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+# The object-oriented Figure API renders through Agg without pyplot, so importing this module never
+# switches the process-wide matplotlib backend (matplotlib.use) or keeps figures alive in pyplot's registry.
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "main"]
+
+TRIALS_CSV = "trials.csv"
+PARETO_JSON = "pareto.json"
+METRICS_JSON = "metrics.json"
+REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
+
+_DPI = 110
+_MISSING = "–"  # shown for unknown values (null test accuracy, pruned trial without accuracy, ...)
+_SEARCH_HINT = "run `python -m nas.search` first"
+_STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+_KIND_ORDER = ("overhead", "conv", "pwconv", "dwconv", "linear", "matmul", "bn", "ln", "relu", "gelu",
+               "softmax", "add", "pool", "reduce")
+_MIXER_COLOURS = {"identity": "#d9d9d9", "pool": "#9ecae1", "sepconv": "#74c476", "conv": "#fd8d3c",
+                  "attn": "#9e6ac8"}
+# Used for segments of stacked bars and for mixers this module does not know yet (new search spaces).
+_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",
+            "#9d755d", "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf")
+_FRONT_COLOUR = "#d62728"
+_TRIAL_COLOUR = "#8c8c8c"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+     padding:0 1rem;color:#222;line-height:1.45}
+h1{margin-bottom:.3rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem;margin:.8rem 0}
+dl.facts dt{font-weight:600} dl.facts dd{margin:0}
+.note{color:#666;font-style:italic}
+.counts{background:#f4f4f4;padding:.4rem .7rem;border-radius:4px;display:inline-block}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.mixer{text-align:center;font-weight:600;min-width:5.5rem}
+.legend span{display:inline-block;padding:.1rem .5rem;margin-right:.3rem;border-radius:3px}
+code{font-size:.85rem}
+"""
+
+
+class ReportInputError(Exception):
+    """The run folder cannot be reported on; the message is one line meant for the user."""
+
+
+class MissingRunFileError(ReportInputError, FileNotFoundError):
+    """The run folder, ``trials.csv`` or ``pareto.json`` does not exist (the search has not run yet)."""
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """One row of trials.csv, parsed; None where the CSV cell is empty or unparsable."""
+
+    number: int | None
+    state: str
+    arch_id: str
+    val_acc: float | None
+    latency_ms: float | None
+    params: int | None
+    macs: int | None
+    feasible: bool
+    mixers: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One Pareto-front member of pareto.json plus its checkpoint's metrics.json (if readable)."""
+
+    number: int | None
+    arch_id: str
+    val_acc: float | None
+    test_acc: float | None
+    test_acc_onnx: float | None
+    latency_ms: float | None
+    params: int | None
+    macs: int | None
+    summary: str
+    mixers: tuple[str, ...]
+    checkpoint: str
+    checkpoint_exists: bool
+    metrics: dict[str, Any] | None
+    metrics_problem: str  # why metrics is None, e.g. "checkpoint folder missing"
+
+    @property
+    def label(self) -> str:
+        return f"{self.arch_id} · {_fmt_ms(self.latency_ms)} ms"
+
+
+@dataclass(frozen=True)
+class _Run:
+    header: dict[str, Any]
+    trials: list[_Trial]
+    members: list[_Member]
+
+    @property
+    def complete(self) -> list[_Trial]:
+        """Finished trials that can be placed on the accuracy/latency plane."""
+        return [t for t in self.trials
+                if t.state == "COMPLETE" and t.val_acc is not None and t.latency_ms is not None]
+
+    @property
+    def budget_ms(self) -> float | None:
+        return _to_float(self.header.get("latency_budget_ms"))
+
+    @property
+    def max_stages(self) -> int:
+        return max((len(m.mixers) for m in self.members), default=0)
+
+
+def _to_float(value: Any) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_int(value: Any) -> int | None:
+    number = _to_float(value)
+    return None if number is None else int(number)
+
+
+def _split_mixers(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return tuple(part for part in str(value or "").split("-") if part)
+
+
+def _read_trials(path: pathlib.Path) -> list[_Trial]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ReportInputError(f"{path.name} is not a readable CSV file ({exc}) in {path.parent}; "
+                               f"{_SEARCH_HINT}") from exc
+
+    def cell(row: dict[str, str | None], key: str) -> str:
+        # DictReader gives None for cells missing from a short (e.g. half-written) last line.
+        return (row.get(key) or "").strip()
+
+    return [_Trial(number=_to_int(cell(r, "number")), state=cell(r, "state").upper(),
+                   arch_id=cell(r, "arch_id"), val_acc=_to_float(cell(r, "val_acc")),
+                   latency_ms=_to_float(cell(r, "latency_ms")), params=_to_int(cell(r, "params")),
+                   macs=_to_int(cell(r, "macs")), feasible=cell(r, "feasible").lower() != "false",
+                   mixers=_split_mixers(cell(r, "mixers")), summary=cell(r, "summary"))
+            for r in rows]
+
+
+def _read_header(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(f"{path.name} is not valid JSON (line {exc.lineno}) in {path.parent}; "
+                               f"{_SEARCH_HINT}") from exc
+    if not isinstance(header, dict):
+        raise ReportInputError(f"{path.name} holds no JSON object in {path.parent}; {_SEARCH_HINT}")
+    return header
+
+
+def _read_metrics(folder: pathlib.Path) -> tuple[dict[str, Any] | None, str]:
+    """Return (metrics, problem); a broken checkpoint must not stop the rest of the report."""
+    if not folder.is_dir():
+        return None, "checkpoint folder missing"
+    path = folder / METRICS_JSON
+    if not path.is_file():
+        return None, f"{METRICS_JSON} missing"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None, f"{METRICS_JSON} unreadable"
+    if not isinstance(metrics, dict):
+        return None, f"{METRICS_JSON} unreadable"
+    return metrics, ""
+
+
+def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member]:
+    members = []
+    for raw in header.get("members") or []:
+        if not isinstance(raw, dict):
+            continue
+        arch_id = str(raw.get("arch_id") or "")
+        checkpoint = str(raw.get("checkpoint") or f"checkpoints/{arch_id}")
+        folder = run_dir / checkpoint
+        metrics, problem = _read_metrics(folder)
+        members.append(_Member(
+            number=_to_int(raw.get("number")), arch_id=arch_id, val_acc=_to_float(raw.get("val_acc")),
+            test_acc=_to_float(raw.get("test_acc")), test_acc_onnx=_to_float(raw.get("test_acc_onnx")),
+            latency_ms=_to_float(raw.get("latency_ms")), params=_to_int(raw.get("params")),
+            macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
+            mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
+            checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem))
+    # pareto.json promises latency order, but the plots and tables rely on it, so do not trust blindly.
+    return sorted(members, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0))
+
+
+def _load_run(run_dir: pathlib.Path) -> _Run:
+    if not run_dir.is_dir():
+        parent = run_dir.parent if str(run_dir.parent) else pathlib.Path(".")
+        raise MissingRunFileError(f"no run folder '{run_dir.name}' in {parent}; {_SEARCH_HINT}")
+    for name in (TRIALS_CSV, PARETO_JSON):
+        if not (run_dir / name).is_file():
+            raise MissingRunFileError(f"no {name} in {run_dir}; {_SEARCH_HINT}")
+    header = _read_header(run_dir / PARETO_JSON)
+    return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV),
+                members=_read_members(header, run_dir))
+
+
+# ------------------------------------------------------------------------------------- small helpers
+
+
+def _fmt_acc(value: float | None) -> str:
+    return _MISSING if value is None else f"{100.0 * value:.2f}%"
+
+
+def _fmt_ms(value: float | None) -> str:
+    return _MISSING if value is None else f"{value:.3f}"
+
+
+def _fmt_count(value: int | None) -> str:
+    if value is None:
+        return _MISSING
+    if abs(value) >= 1_000_000:
+        return f"{value / 1e6:.2f}M"
+    if abs(value) >= 1_000:
+        return f"{value / 1e3:.1f}k"
+    return str(value)
+
+
+def _fmt_budget(budget: float | None) -> str:
+    return "none" if budget is None else f"{budget:g} ms"
+
+
+def _state_counts_text(trials: Sequence[_Trial]) -> str:
+    counts = Counter(t.state or "UNKNOWN" for t in trials)
+    states = [s for s in _STATE_ORDER if counts[s]] + sorted(s for s in counts if s not in _STATE_ORDER)
+    parts = ", ".join(f"{counts[s]} {s}" for s in states)
+    noun = "trial" if len(trials) == 1 else "trials"
+    return f"{len(trials)} {noun}" + (f": {parts}" if parts else "")
+
+
+def _header_facts(run: _Run) -> list[tuple[str, str]]:
+    h = run.header
+    hw = str(h.get("hw") or _MISSING)
+    if h.get("hw_description"):
+        hw = f"{hw} — {h['hw_description']}"
+    return [("Hardware", hw), ("Dataset", str(h.get("dataset") or _MISSING)),
+            ("Search space", str(h.get("space") or _MISSING)), ("Latency budget", _fmt_budget(run.budget_ms)),
+            ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
+            ("Created", str(h.get("created") or _MISSING))]
+
+
+def _title(run: _Run) -> str:
+    return f"NAS report: {run.header.get('study_name') or 'unnamed study'}"
+
+
+def _mixer_colours(names: Iterable[str]) -> dict[str, str]:
+    """Fixed colours for known mixers; unknown ones get palette colours in sorted (stable) order."""
+    unknown = sorted({n for n in names if n not in _MIXER_COLOURS})
+    colours = dict(_MIXER_COLOURS)
+    colours.update({n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(unknown)})
+    return colours
+
+
+def _text_colour(fill: str) -> str:
+    red, green, blue = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
+    return "#000000" if 0.299 * red + 0.587 * green + 0.114 * blue > 140 else "#ffffff"
+
+
+def _stage_parts(members: Sequence[_Member]) -> list[str]:
+    """Segments of the by-stage bars in pipeline order: overhead, stem, stage0..N, head, anything else."""
+    seen: list[str] = []
+    for m in members:
+        for key in (m.metrics or {}).get("latency_by_stage") or {}:
+            if key not in seen:
+                seen.append(key)
+
+    def rank(key: str) -> tuple[int, int, str]:
+        if key.startswith("stage") and key[5:].isdigit():
+            return (2, int(key[5:]), key)
+        fixed = {"overhead": 0, "stem": 1, "head": 3}
+        return (fixed.get(key, 4), 0, key)
+
+    return sorted(seen, key=rank)
+
+
+def _stage_ms(member: _Member, part: str) -> float | None:
+    if member.metrics is None:
+        return None
+    return _to_float((member.metrics.get("latency_by_stage") or {}).get(part)) or 0.0
+
+
+def _kind_totals(member: _Member) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for op in (member.metrics or {}).get("latency_breakdown") or []:
+        if isinstance(op, dict):
+            kind = str(op.get("kind") or "other")
+            totals[kind] = totals.get(kind, 0.0) + (_to_float(op.get("ms")) or 0.0)
+    return totals
+
+
+def _kinds(members: Sequence[_Member]) -> list[str]:
+    present = {k for m in members for k in _kind_totals(m)}
+    return [k for k in _KIND_ORDER if k in present] + sorted(present - set(_KIND_ORDER))
+
+
+def _plottable(members: Sequence[_Member]) -> list[_Member]:
+    return [m for m in members if m.val_acc is not None and m.latency_ms is not None]
+
+
+def _row_label(member: _Member) -> str:
+    return member.label if member.metrics is not None else f"{member.label} (no breakdown)"
+
+
+def _missing_breakdown_note(members: Sequence[_Member]) -> str:
+    missing = [f"{m.arch_id} ({m.metrics_problem})" for m in members if m.metrics is None]
+    return f"No latency breakdown for: {', '.join(missing)}." if missing else ""
+
+
+def _hover(number: int | None, arch_id: str, mixers: Sequence[str], summary: str, acc: float | None,
+           latency: float | None, params: int | None, macs: int | None) -> str:
+    # Plotly renders a subset of HTML in hover labels, so the free-form text is escaped.
+    lines = [f"trial {number if number is not None else _MISSING} · {arch_id}",
+             f"mixers: {'-'.join(mixers) or _MISSING}", summary or _MISSING,
+             f"val acc {_fmt_acc(acc)} · latency {_fmt_ms(latency)} ms",
+             f"params {_fmt_count(params)} · MACs {_fmt_count(macs)}"]
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+def _write_atomic(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
+    """Write via ``<name>.tmp`` + rename so a reader (browser, CI upload) never sees a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with tmp.open("wb") as fh:
+        fh.write(payload)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------- plotly figures
+
+
+def _pareto_figure(run: _Run) -> go.Figure | None:
+    complete, members = run.complete, _plottable(run.members)
+    if not complete and not members:
+        return None
+    fig = go.Figure()
+    for feasible, name, symbol in ((True, "trials", "circle"), (False, "trials over budget", "x-thin-open")):
+        group = [t for t in complete if t.feasible is feasible]
+        if not group:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[t.latency_ms for t in group], y=[100.0 * (t.val_acc or 0.0) for t in group],
+            mode="markers", name=name, hoverinfo="text",
+            hovertext=[_hover(t.number, t.arch_id, t.mixers, t.summary, t.val_acc, t.latency_ms, t.params,
+                              t.macs) for t in group],
+            marker={"color": _TRIAL_COLOUR, "symbol": symbol, "size": 8, "opacity": 0.7,
+                    "line": {"width": 1.5, "color": _TRIAL_COLOUR}}))
+    if members:
+        fig.add_trace(go.Scatter(
+            x=[m.latency_ms for m in members], y=[100.0 * (m.val_acc or 0.0) for m in members],
+            mode="lines+markers", name="Pareto front", hoverinfo="text",
+            hovertext=[_hover(m.number, m.arch_id, m.mixers, m.summary, m.val_acc, m.latency_ms, m.params,
+                              m.macs) for m in members],
+            line={"color": _FRONT_COLOUR, "width": 2, "shape": "hv"},
+            marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
+    if run.budget_ms is not None:
+        fig.add_vline(x=run.budget_ms, line_dash="dash", line_color="#555",
+                      annotation_text=f"budget {run.budget_ms:g} ms", annotation_position="top right")
+    fig.update_layout(xaxis_title="predicted latency (ms)", yaxis_title="val accuracy (%)",
+                      template="plotly_white", margin={"l": 60, "r": 20, "t": 30, "b": 50},
+                      legend={"orientation": "h", "y": -0.18})
+    return fig
+
+
+def _stacked_bar_figure(members: Sequence[_Member], segments: Sequence[tuple[str, list[float | None]]],
+                        x_title: str) -> go.Figure:
+    labels = [_row_label(m) for m in members]
+    fig = go.Figure()
+    for i, (name, values) in enumerate(segments):
+        fig.add_trace(go.Bar(y=labels, x=values, name=name, orientation="h",
+                             marker_color=_PALETTE[i % len(_PALETTE)],
+                             hovertemplate="%{y}<br>" + html.escape(name) + ": %{x:.4f} ms<extra></extra>"))
+    # Fastest member on top, matching the tables; categoryarray keeps rows that have no bars.
+    fig.update_layout(barmode="stack", template="plotly_white", xaxis_title=x_title,
+                      yaxis={"categoryorder": "array", "categoryarray": labels, "autorange": "reversed"},
+                      margin={"l": 10, "r": 20, "t": 20, "b": 50}, legend={"traceorder": "normal"})
+    return fig
+
+
+def _stage_breakdown_figure(members: Sequence[_Member]) -> go.Figure | None:
+    if not any(m.metrics is not None for m in members):
+        return None
+    segments = [(part, [_stage_ms(m, part) for m in members]) for part in _stage_parts(members)]
+    return _stacked_bar_figure(members, segments, "predicted latency by stage (ms)")
+
+
+def _kind_breakdown_figure(members: Sequence[_Member]) -> go.Figure | None:
+    if not any(_kind_totals(m) for m in members):
+        return None
+    totals = [(_kind_totals(m) if m.metrics is not None else None) for m in members]
+    segments = [(kind, [None if t is None else t.get(kind, 0.0) for t in totals]) for kind in _kinds(members)]
+    return _stacked_bar_figure(members, segments, "predicted latency by op kind (ms)")
+
+
+class _PlotlyEmbedder:
+    """Turns figures into <div>s, inlining plotly.js with the first one only (one bundle per page)."""
+
+    def __init__(self) -> None:
+        self._bundled = False
+
+    def __call__(self, fig: go.Figure, height_px: int) -> str:
+        div = pio.to_html(fig, include_plotlyjs=not self._bundled, full_html=False,
+                          default_height=f"{height_px}px", config={"displaylogo": False, "responsive": True})
+        self._bundled = True
+        return div
+
+
+# ------------------------------------------------------------------------------------------- HTML
+
+
+def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
+    colours = _mixer_colours(mx for m in members for mx in m.mixers)
+    used = sorted({mx for m in members for mx in m.mixers})
+    head = "".join(f"<th>stage{i}</th>" for i in range(n_stages))
+    rows = []
+    for m in members:
+        cells = []
+        for i in range(n_stages):
+            if i < len(m.mixers):
+                fill = colours[m.mixers[i]]
+                cells.append(f'<td class="mixer" style="background:{fill};color:{_text_colour(fill)}">'
+                             f"{html.escape(m.mixers[i])}</td>")
+            else:  # shallower architecture than the deepest member
+                cells.append('<td class="mixer"></td>')
+        rows.append(f"<tr><th>{html.escape(m.label)}</th>{''.join(cells)}</tr>")
+    legend = "".join(f'<span style="background:{colours[n]};color:{_text_colour(colours[n])}">'
+                     f"{html.escape(n)}</span>" for n in used)
+    return (f'<p class="legend">{legend}</p><table><thead><tr><th>member (fastest first)</th>{head}</tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _html_front_table(members: Sequence[_Member]) -> str:
+    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>val acc</th><th>test acc</th>"
+            "<th>test acc (ONNX)</th><th>params</th><th>MACs</th><th>summary</th><th>checkpoint</th></tr>")
+    rows = []
+    for m in members:
+        link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
+                if m.checkpoint_exists else '<span class="note">missing</span>')
+        num = [_fmt_ms(m.latency_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc), _fmt_acc(m.test_acc_onnx),
+               _fmt_count(m.params), _fmt_count(m.macs)]
+        rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
+                    + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
+                    + f"<td><code>{html.escape(m.summary)}</code></td><td>{link}</td></tr>")
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _html_note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>' if text else ""
+
+
+def _render_html(run: _Run) -> str:
+    embed = _PlotlyEmbedder()
+    members = run.members
+    facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _header_facts(run))
+    no_trials = "" if run.complete else _html_note("No finished trials yet.")
+    pareto = _pareto_figure(run)
+    by_stage, by_kind = _stage_breakdown_figure(members), _kind_breakdown_figure(members)
+    bar_height = 140 + 42 * len(members)
+    parts = [
+        f"<h1>{html.escape(_title(run))}</h1>", f'<dl class="facts">{facts}</dl>',
+        f'<p class="counts">{html.escape(_state_counts_text(run.trials))}</p>',
+        "<section><h2>Pareto front: accuracy vs. predicted latency</h2>", no_trials,
+        embed(pareto, 520) if pareto is not None else "",
+        "</section><section><h2>Latency breakdown of the front</h2>",
+        _html_note(_missing_breakdown_note(members)),
+        "<h3>By stage</h3>" + embed(by_stage, bar_height) if by_stage is not None else "",
+        "<h3>By op kind</h3>" + embed(by_kind, bar_height) if by_kind is not None else "",
+        "" if by_stage is not None or by_kind is not None else _html_note("No breakdown available."),
+        "</section><section><h2>Which mixer each stage chose along the front</h2>",
+        _html_mixer_table(members, run.max_stages) if members else _html_note("No Pareto members yet."),
+        "</section><section><h2>Front members</h2>",
+        _html_front_table(members) if members else _html_note("No Pareto members yet."),
+        "</section>",
+    ]
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(_title(run))}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(p for p in parts if p) + "\n</body></html>\n")
+
+
+# --------------------------------------------------------------------------------------- Markdown
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_front_table(members: Sequence[_Member]) -> list[str]:
+    lines = ["| arch_id | latency (ms) | val acc | test acc | test acc (ONNX) | params | MACs | summary | checkpoint |",
+             "|---|--:|--:|--:|--:|--:|--:|---|---|"]
+    for m in members:
+        link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
+        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc),
+                 _fmt_acc(m.test_acc_onnx), _fmt_count(m.params), _fmt_count(m.macs),
+                 f"`{m.summary}`" if m.summary else _MISSING, link]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return lines
+
+
+def _render_markdown(run: _Run) -> str:
+    lines = [f"# {_title(run)}", ""]
+    # '<' would start raw HTML in Markdown (e.g. a hw description "<int8>" would vanish).
+    lines += [f"- **{k}:** {v.replace('<', '&lt;')}" for k, v in _header_facts(run)]
+    lines += [f"- **Trials by state:** {_state_counts_text(run.trials)}", ""]
+    if not run.complete:
+        lines += ["_No finished trials yet._", ""]
+    lines += ["## Pareto front", "", "![Pareto front: val accuracy vs. predicted latency](pareto.png)", "",
+              "## Latency breakdown of the front", ""]
+    note = _missing_breakdown_note(run.members)
+    lines += [f"_{note}_", ""] if note else []
+    lines += ["![Predicted latency by stage](latency_breakdown.png)", "",
+              "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
+              "## Front members", ""]
+    lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------ matplotlib
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _placeholder_png(text: str) -> bytes:
+    fig = Figure(figsize=(6, 2.5))
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, color="#666")
+    ax.set_axis_off()
+    return _png_bytes(fig)
+
+
+def _pareto_png(run: _Run) -> bytes:
+    complete, members = run.complete, _plottable(run.members)
+    if not complete and not members:
+        return _placeholder_png("no finished trials yet")
+    fig = Figure(figsize=(8, 5))
+    ax = fig.add_subplot()
+    for feasible, name, marker in ((True, "trials", "o"), (False, "trials over budget", "x")):
+        group = [t for t in complete if t.feasible is feasible]
+        if group:
+            ax.scatter([t.latency_ms for t in group], [100.0 * (t.val_acc or 0.0) for t in group],
+                       c=_TRIAL_COLOUR, marker=marker, s=30, alpha=0.7, label=name)
+    if members:
+        xs, ys = [m.latency_ms for m in members], [100.0 * (m.val_acc or 0.0) for m in members]
+        ax.plot(xs, ys, color=_FRONT_COLOUR, marker="D", markersize=7, drawstyle="steps-post",
+                label="Pareto front", zorder=3)
+        for m, x, y in zip(members, xs, ys):
+            ax.annotate(m.arch_id, (x, y), textcoords="offset points", xytext=(5, -12), fontsize=7,
+                        color=_FRONT_COLOUR)
+    if run.budget_ms is not None:
+        ax.axvline(run.budget_ms, color="#555", linestyle="--", label=f"budget {run.budget_ms:g} ms")
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("val accuracy (%)")
+    ax.set_title("Pareto front: accuracy vs. predicted latency")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png_bytes(fig)
+
+
+def _breakdown_png(run: _Run) -> bytes:
+    members = run.members
+    if not any(m.metrics is not None for m in members):
+        return _placeholder_png("no latency breakdown (no Pareto members with metrics.json)")
+    fig = Figure(figsize=(9, 1.4 + 0.5 * len(members)))
+    ax = fig.add_subplot()
+    rows = range(len(members))
+    left = [0.0] * len(members)
+    for i, part in enumerate(_stage_parts(members)):
+        widths = [_stage_ms(m, part) or 0.0 for m in members]
+        ax.barh(rows, widths, left=left, color=_PALETTE[i % len(_PALETTE)], label=part, height=0.6)
+        left = [a + b for a, b in zip(left, widths)]
+    ax.set_yticks(list(rows), [_row_label(m) for m in members], fontsize=8)
+    ax.invert_yaxis()  # fastest member on top, as in the tables
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_title("Predicted latency of the front by stage")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    return _png_bytes(fig)
+
+
+def _mixers_png(run: _Run) -> bytes:
+    members, n_stages = run.members, run.max_stages
+    if not members or n_stages == 0:
+        return _placeholder_png("no Pareto members yet")
+    colours = _mixer_colours(mx for m in members for mx in m.mixers)
+    fig = Figure(figsize=(2.5 + 1.2 * n_stages, 1.0 + 0.45 * len(members)))
+    ax = fig.add_subplot()
+    for row, m in enumerate(members):
+        for col in range(n_stages):
+            mixer = m.mixers[col] if col < len(m.mixers) else ""
+            fill = colours[mixer] if mixer else "#ffffff"
+            ax.add_patch(Rectangle((col, row), 1, 1, facecolor=fill, edgecolor="#ffffff", linewidth=2))
+            if mixer:
+                ax.text(col + 0.5, row + 0.5, mixer, ha="center", va="center", fontsize=9,
+                        color=_text_colour(fill))
+    ax.set_xlim(0, n_stages)
+    ax.set_ylim(len(members), 0)  # first (fastest) member on top
+    ax.set_xticks([c + 0.5 for c in range(n_stages)], [f"stage{c}" for c in range(n_stages)])
+    ax.set_yticks([r + 0.5 for r in range(len(members))], [m.label for m in members], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("Mixer per stage along the front (fastest first)", pad=24)
+    return _png_bytes(fig)
+
+
+# ---------------------------------------------------------------------------------------- public API
+
+
+def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
+    """Write the report of one search run into its run folder.
+
+    Reads ``trials.csv``, ``pareto.json`` and ``checkpoints/*/metrics.json`` in ``run_dir`` and writes
+    ``report.html`` (self-contained, interactive), ``report.md`` and the PNGs it embeds (``pareto.png``,
+    ``latency_breakdown.png``, ``mixers.png``), each atomically. A run without finished trials or Pareto
+    members still gets a report with placeholders; a member whose checkpoint folder is missing is listed
+    without a breakdown.
+
+    Args:
+        run_dir: the run folder a ``python -m nas.search`` run wrote.
+
+    Returns:
+        ``{file name: path}`` of the five files written, e.g. ``{"report.html": run_dir / "report.html"}``.
+
+    Raises:
+        MissingRunFileError: ``run_dir``, ``trials.csv`` or ``pareto.json`` does not exist.
+        ReportInputError: ``pareto.json`` is not a JSON object.
+    """
+    folder = pathlib.Path(run_dir)
+    run = _load_run(folder)
+    # PNGs first so report.md never links to images that are not there yet.
+    contents: dict[str, bytes | str] = {
+        "pareto.png": _pareto_png(run), "latency_breakdown.png": _breakdown_png(run),
+        "mixers.png": _mixers_png(run), "report.md": _render_markdown(run), "report.html": _render_html(run)}
+    written = {name: _write_atomic(folder / name, data) for name, data in contents.items()}
+    return {name: written[name] for name in REPORT_FILES}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m nas.report <run_dir>``; prints the written paths, returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m nas.report",
+                                     description="Write report.html/report.md (+ PNGs) for a search run folder.")
+    parser.add_argument("run_dir", help="run folder written by `python -m nas.search`")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_reports(args.run_dir)
+    except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback
+        message = str(exc) if isinstance(exc, ReportInputError) else f"{exc.strerror or exc} in {args.run_dir}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

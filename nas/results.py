@@ -1,0 +1,264 @@
+"""The fixed files of a run folder, computed from an Optuna study.
+
+Run folder layout (`runs/<study_name>/`):
+  study.db                 Optuna SQLite storage (default storage)
+  trials/<arch_id>.pt      weights of every trained candidate (so the front needs no retraining)
+  trials.csv               one row per trial
+  pareto.csv, pareto.json  the non-dominated feasible trials, by latency
+  checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx
+  report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.arch import ArchConfig
+from nas.checkpoint import (
+    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_session, read_checkpoint, save_checkpoint,
+)
+from nas.config import RunConfig
+from nas.data import Dataset, iterate_batches
+from nas.latency import predict_latency
+from nas.train import evaluate
+
+log = logging.getLogger(__name__)
+
+TRIAL_COLUMNS = (
+    "number", "state", "arch_id", "val_acc", "latency_ms", "params", "macs", "feasible", "is_pareto",
+    "duration_s", "norm", "act", "n_stages", "mixers", "summary", "fail_reason", "arch_json",
+)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the run folder keeps of one trial (read from the trial's user attributes)."""
+
+    number: int
+    state: str
+    arch: ArchConfig | None
+    val_acc: float | None
+    latency_ms: float | None
+    params: int | None
+    macs: int | None
+    feasible: bool
+    duration_s: float | None
+    fail_reason: str
+
+    @property
+    def arch_id(self) -> str:
+        return self.arch.arch_id if self.arch else ""
+
+
+def trial_record(t: FrozenTrial) -> TrialRecord:
+    """Turn an Optuna trial into a `TrialRecord` (tolerates trials that died before sampling)."""
+    attrs = t.user_attrs
+    arch = ArchConfig.from_json(attrs["arch"]) if "arch" in attrs else None
+    val_acc = float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else None
+    duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+    return TrialRecord(
+        number=t.number, state=t.state.name, arch=arch, val_acc=val_acc,
+        latency_ms=attrs.get("latency_ms"), params=attrs.get("params"), macs=attrs.get("macs"),
+        feasible=all(c <= 0 for c in t.constraints.values()), duration_s=duration,
+        fail_reason=str(attrs.get("fail_reason", "")),
+    )
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated points for (maximise first, minimise second).
+
+    A point is dominated if another is at least as good in both and better in one. Exact
+    duplicates are kept once (the first).
+    """
+    front: list[int] = []
+    seen: set[tuple[float, float]] = set()
+    for i, (acc, lat) in enumerate(points):
+        dominated = any(
+            (a >= acc and l <= lat) and (a > acc or l < lat) for j, (a, l) in enumerate(points) if j != i
+        )
+        if not dominated and (acc, lat) not in seen:
+            seen.add((acc, lat))
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][1])
+
+
+def front_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Pareto members among completed, feasible trials, one per architecture, by latency."""
+    by_arch: dict[str, TrialRecord] = {}
+    for r in records:
+        if r.state == "COMPLETE" and r.feasible and r.val_acc is not None and r.arch_id not in by_arch:
+            by_arch[r.arch_id] = r
+    candidates = list(by_arch.values())
+    idx = pareto_front([(r.val_acc, r.latency_ms) for r in candidates])  # type: ignore[misc]
+    return [candidates[i] for i in idx]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
+    """trials.csv text: one row per trial, columns `TRIAL_COLUMNS`."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TRIAL_COLUMNS)
+    for r in records:
+        a = r.arch
+        w.writerow([
+            r.number, r.state, r.arch_id, _fmt(r.val_acc), _fmt(r.latency_ms), _fmt(r.params), _fmt(r.macs),
+            r.feasible, bool(a) and r.state == "COMPLETE" and r.arch_id in front_ids, _fmt(r.duration_s),
+            a.norm if a else "", a.act if a else "", len(a.stages) if a else "",
+            "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, a.to_json() if a else "",
+        ])
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class MemberMetrics:
+    """Test-time numbers of one Pareto member (computed once, cached in its metrics.json)."""
+
+    test_acc: float
+    test_acc_onnx: float | None
+    onnx_max_abs_diff: float | None
+
+
+def _onnx_accuracy(path: Path, data: Dataset, model_logits: np.ndarray, *, batch_size: int) -> tuple[float, float]:
+    sess = onnx_session(path)
+    logits = [sess.run(None, {"pixels": x.numpy()})[0] for x, _ in iterate_batches(data.test, batch_size=batch_size)]
+    onnx_logits = np.concatenate(logits)
+    acc = float((onnx_logits.argmax(1) == data.test.y.numpy()).mean())
+    return acc, float(np.abs(onnx_logits - model_logits).max())
+
+
+def _model_logits(model, data: Dataset, *, batch_size: int) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([model(x).numpy() for x, _ in iterate_batches(data.test, batch_size=batch_size)])
+
+
+def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any]:
+    """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content."""
+    assert record.arch is not None
+    arch = record.arch
+    folder = run_dir / "checkpoints" / arch.arch_id
+    metrics_path = folder / "metrics.json"
+    source = run_dir / "trials" / f"{arch.arch_id}.pt"
+    cached: dict[str, Any] = {}
+    if metrics_path.is_file():
+        try:
+            cached = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError:
+            cached = {}
+    up_to_date = (
+        cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
+        and (folder / "model.pt").is_file()
+        and (not run.search.export_onnx or (folder / "model.onnx").is_file())
+    )
+    if up_to_date:
+        test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"))
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        model = load_checkpoint(source)
+        _, _, meta = read_checkpoint(source)
+        save_checkpoint(folder / "model.pt", model, arch, meta=meta)
+        test_acc = evaluate(model, data.test, batch_size=run.train.eval_batch_size)
+        onnx_acc = onnx_diff = None
+        if run.search.export_onnx:
+            onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+            logits = _model_logits(model, data, batch_size=run.train.eval_batch_size)
+            onnx_acc, onnx_diff = _onnx_accuracy(onnx_path, data, logits, batch_size=run.train.eval_batch_size)
+        test = MemberMetrics(test_acc, onnx_acc, onnx_diff)
+    atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
+    lat = predict_latency(arch, run.hw)
+    metrics = {
+        "arch_id": arch.arch_id,
+        "trial": record.number,
+        "summary": arch.summary(),
+        "mixers": list(arch.mixers),
+        "val_acc": record.val_acc,
+        "test_acc": test.test_acc,
+        "test_acc_onnx": test.test_acc_onnx,
+        "onnx_max_abs_diff": test.onnx_max_abs_diff,
+        "latency_ms": lat.total_ms,
+        "latency_hw": run.hw.name,
+        "latency_by_stage": lat.by_stage(),
+        "latency_by_kind": lat.by_kind(),
+        "latency_breakdown": [
+            {"name": l.name, "kind": l.kind, "stage": l.stage, "ms": l.ms, "bound": l.bound} for l in lat.layers
+        ],
+        "params": lat.params,
+        "macs": lat.macs,
+        "dataset": data.name,
+        "input": {
+            "name": "pixels", "dtype": "float32", "layout": "NCHW",
+            "shape": [None, arch.in_chans, arch.img_size, arch.img_size],
+            "range": [0.0, 1.0], "normalization": "inside the model (mean/std of the training split)",
+            "channels": arch.in_chans, "img_size": arch.img_size,
+            "mean": list(data.mean), "std": list(data.std),
+        },
+        "output": {"name": "logits", "num_classes": arch.num_classes, "class_names": list(data.classes)},
+    }
+    atomic_write_json(metrics_path, metrics)
+    return metrics
+
+
+def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig) -> dict[str, Any]:
+    """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json."""
+    records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    front = [r for r in front_records(records) if (run_dir / "trials" / f"{r.arch_id}.pt").is_file()]
+    front_ids = {r.arch_id for r in front}
+    atomic_write_bytes(run_dir / "trials.csv", trials_csv(records, front_ids).encode())
+    members = []
+    for r in front:
+        m = materialize_member(run_dir, r, data, run)
+        members.append({
+            "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc, "test_acc": m["test_acc"],
+            "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms, "params": r.params, "macs": r.macs,
+            "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],
+            "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
+        })
+    # The checkpoints folder mirrors the current front: members that fell off it are removed
+    # (their weights stay in trials/, so nothing is lost).
+    ckpt_root = run_dir / "checkpoints"
+    if ckpt_root.is_dir():
+        for child in ckpt_root.iterdir():
+            if child.is_dir() and child.name not in front_ids:
+                shutil.rmtree(child)
+    pareto = {
+        "study_name": study.study_name,
+        "hw": run.hw.name,
+        "hw_description": run.hw.description,
+        "space": run.space.name,
+        "dataset": data.name,
+        "objectives": ["maximize val_acc", "minimize latency_ms"],
+        "latency_budget_ms": run.search.latency_budget_ms,
+        "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "members": members,
+    }
+    atomic_write_json(run_dir / "pareto.json", pareto)
+    buf = io.StringIO()
+    cols = ["number", "arch_id", "val_acc", "test_acc", "test_acc_onnx", "latency_ms", "params", "macs", "summary", "checkpoint"]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for m in members:
+        w.writerow([_fmt(m[c]) for c in cols])
+    atomic_write_bytes(run_dir / "pareto.csv", buf.getvalue().encode())
+    return pareto

@@ -1,0 +1,135 @@
+"""Search space: `conf/space/*.yaml` -> ArchConfigs sampled from an Optuna trial.
+
+Every parameter is suggested under a fixed name with a fixed choice list, so Optuna's samplers see
+a static (conditional) space; parameters that do not apply to the chosen mixer (kernel, head_dim,
+expand) are not suggested at all. Every value combination is validated when the space is loaded,
+so sampling can never produce an invalid architecture.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Sequence
+
+import optuna
+
+from nas.arch import ACTS, KERNEL_MIXERS, MIXERS, NORMS, ArchConfig, StageConfig
+from nas.config import SpaceConfig
+from nas.errors import ConfigError
+from nas.latency import HardwareProfile, predict_latency
+
+
+def _choose(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[Any]) -> Any:
+    # A single allowed value is a constant, not a search dimension: keep it out of the study.
+    if len(choices) == 1:
+        return choices[0]
+    return trial.suggest_categorical(name, list(choices))
+
+
+def validate_space(space: SpaceConfig) -> None:
+    """Raise `ConfigError` if any combination the space allows is not a valid architecture."""
+    where = f"space {space.name!r}"
+    if not space.stages:
+        raise ConfigError(f"{where}: 'stages' is empty; list at least one stage")
+    for key in ("stem_kernels", "stem_strides", "norms", "acts"):
+        if not getattr(space, key):
+            raise ConfigError(f"{where}: '{key}' is empty; list at least one value")
+    for norm in space.norms:
+        if norm not in NORMS:
+            raise ConfigError(f"{where}: norms has {norm!r}; allowed: {list(NORMS)}")
+    for act in space.acts:
+        if act not in ACTS:
+            raise ConfigError(f"{where}: acts has {act!r}; allowed: {list(ACTS)}")
+    for i, st in enumerate(space.stages):
+        for key in ("mixers", "depths", "widths", "kernels", "mlp_ratios", "head_dims", "expands"):
+            if not getattr(st, key):
+                raise ConfigError(f"{where}: stages[{i}].{key} is empty; list at least one value")
+        for m in st.mixers:
+            if m not in MIXERS:
+                raise ConfigError(f"{where}: stages[{i}].mixers has {m!r}; allowed: {list(MIXERS)}")
+        for combo in itertools.product(st.mixers, st.depths, st.widths, st.kernels, st.mlp_ratios, st.head_dims, st.expands):
+            m, d, w, k, r, hd, e = combo
+            try:
+                StageConfig(mixer=m, depth=d, width=w, kernel=k, mlp_ratio=r, head_dim=hd, expand=e).validate(f"stages[{i}]")
+            except ConfigError as err:
+                raise ConfigError(f"{where}: {err}") from None
+    for k, s in itertools.product(space.stem_kernels, space.stem_strides):
+        probe = StageConfig(mixer="identity", depth=1, width=8)
+        try:
+            ArchConfig(stages=(probe,), stem_kernel=k, stem_stride=s)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+
+def sample_arch(
+    trial: optuna.trial.BaseTrial,
+    space: SpaceConfig,
+    *,
+    in_chans: int,
+    img_size: int,
+    num_classes: int,
+) -> ArchConfig:
+    """Suggest one architecture from `space` (works with `optuna.trial.FixedTrial` too).
+
+    Parameter names: `norm`, `act`, `stem_kernel`, `stem_stride`, and per stage i `s{i}.mixer`,
+    `s{i}.depth`, `s{i}.width`, `s{i}.mlp_ratio`, `s{i}.kernel` (pool/sepconv/conv),
+    `s{i}.head_dim` (attn), `s{i}.expand` (sepconv). Lists with one value are not suggested.
+    """
+    stages = []
+    for i, st in enumerate(space.stages):
+        mixer = _choose(trial, f"s{i}.mixer", st.mixers)
+        kwargs: dict[str, Any] = {
+            "mixer": mixer,
+            "depth": _choose(trial, f"s{i}.depth", st.depths),
+            "width": _choose(trial, f"s{i}.width", st.widths),
+            "mlp_ratio": float(_choose(trial, f"s{i}.mlp_ratio", st.mlp_ratios)),
+        }
+        if mixer in KERNEL_MIXERS:
+            kwargs["kernel"] = _choose(trial, f"s{i}.kernel", st.kernels)
+        if mixer == "attn":
+            kwargs["head_dim"] = _choose(trial, f"s{i}.head_dim", st.head_dims)
+        if mixer == "sepconv":
+            kwargs["expand"] = _choose(trial, f"s{i}.expand", st.expands)
+        stages.append(StageConfig(**kwargs))
+    return ArchConfig(
+        stages=tuple(stages),
+        stem_kernel=_choose(trial, "stem_kernel", space.stem_kernels),
+        stem_stride=_choose(trial, "stem_stride", space.stem_strides),
+        norm=_choose(trial, "norm", space.norms),
+        act=_choose(trial, "act", space.acts),
+        in_chans=in_chans,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
+
+
+def fastest_arch(
+    space: SpaceConfig, hw: HardwareProfile, *, in_chans: int, img_size: int, num_classes: int
+) -> tuple[ArchConfig, float]:
+    """The architecture of `space` with the lowest predicted latency on `hw`, and that latency (ms).
+
+    Smallest depth, width, MLP ratio, kernel and expansion and the largest head dim are never slower,
+    so only the mixers need a search; with widths fixed, each stage's layers depend on that stage's
+    choice alone, so the mixer is picked stage by stage.
+    """
+
+    def stage(st: Any, mixer: str) -> StageConfig:
+        return StageConfig(mixer=mixer, depth=min(st.depths), width=min(st.widths), kernel=min(st.kernels),
+                           mlp_ratio=float(min(st.mlp_ratios)), head_dim=max(st.head_dims), expand=min(st.expands))
+
+    best: tuple[ArchConfig, float] | None = None
+    for norm, act, sk, ss in itertools.product(space.norms, space.acts, space.stem_kernels, space.stem_strides):
+        common = dict(stem_kernel=sk, stem_stride=ss, norm=norm, act=act, in_chans=in_chans, img_size=img_size, num_classes=num_classes)
+        stages = [stage(st, st.mixers[0]) for st in space.stages]
+        for i, st in enumerate(space.stages):
+            timed = []
+            for m in st.mixers:
+                trial_stages = stages[:i] + [stage(st, m)] + stages[i + 1 :]
+                timed.append((predict_latency(ArchConfig(stages=tuple(trial_stages), **common), hw).total_ms, m))
+            stages[i] = stage(st, min(timed)[1])
+        arch = ArchConfig(stages=tuple(stages), **common)
+        ms = predict_latency(arch, hw).total_ms
+        if best is None or ms < best[1]:
+            best = (arch, ms)
+    assert best is not None
+    return best

@@ -1,0 +1,127 @@
+"""Proxy training of a candidate: short, seeded, deterministic; evaluation on a split."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.config import DataConfig, TrainConfig
+from nas.data import Dataset, Split, iterate_batches
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss of a candidate became NaN or infinite; the candidate is recorded as failed."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What proxy training of one candidate produced."""
+
+    val_acc: float
+    train_loss: float  # mean over the last epoch
+    images_seen: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images_seen / max(self.seconds, 1e-9)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a candidate trains identically every time."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:
+    warm = max(1, int(total * warmup_frac))
+    if step < warm:
+        return base * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _subset(split: Split, size: int | None, *, seed: int) -> Split:
+    if size is None or size >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
+    return Split(split.x[idx], split.y[idx])
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    # No weight decay on norms, biases and other 1-d parameters (standard for MetaFormers).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, *, batch_size: int = 512) -> float:
+    """Top-1 accuracy of `model` on `split` (eval mode, no augmentation)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for x, y in iterate_batches(split, batch_size=batch_size):
+        correct += int((model(x).argmax(1) == y).sum())
+    model.train(was_training)
+    return correct / max(1, len(split))
+
+
+def train_candidate(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    augment: DataConfig,
+    seed: int,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy.
+
+    Deterministic for a given seed and thread count. `on_step(step, total)` reports progress.
+    Raises `TrainingDiverged` if the loss stops being finite.
+    """
+    torch.set_num_threads(cfg.threads)
+    train = _subset(data.train, cfg.subset, seed=seed)
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    step, seen, start = 0, 0, time.perf_counter()
+    epoch_loss = 0.0
+    for _ in range(cfg.epochs):
+        loss_sum = torch.zeros(())
+        batches = iterate_batches(
+            train, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+            max_shift=augment.max_shift, hflip=augment.hflip, drop_last=len(train) >= cfg.batch_size,
+        )
+        for x, y in batches:
+            lr = _lr_at(step, total, base=cfg.lr, warmup_frac=cfg.warmup_frac)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            step += 1
+            seen += len(y)
+            if on_step is not None:
+                on_step(step, total)
+        # One sync per epoch (not per step) to check for divergence.
+        epoch_loss = float(loss_sum) / max(1, steps_per_epoch)
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(f"training loss became {epoch_loss} (lr={cfg.lr}); the candidate is unstable")
+    seconds = time.perf_counter() - start
+    val_acc = evaluate(model, data.val, batch_size=cfg.eval_batch_size)
+    return TrainResult(val_acc=val_acc, train_loss=epoch_loss, images_seen=seen, seconds=seconds)

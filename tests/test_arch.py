@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from nas.arch import ArchConfig, StageConfig
+from nas.errors import ConfigError
+
+
+def _arch(**kw):
+    stages = kw.pop("stages", (StageConfig(mixer="sepconv", depth=1, width=16, kernel=5),
+                                StageConfig(mixer="attn", depth=2, width=32, head_dim=16)))
+    return ArchConfig(stages=stages, **kw)
+
+
+def test_json_round_trip_preserves_equality_and_id():
+    a = _arch(norm="ln", act="gelu", in_chans=3, img_size=32, num_classes=5)
+    b = ArchConfig.from_json(a.to_json())
+    assert b == a
+    assert b.arch_id == a.arch_id
+    assert ArchConfig.from_dict(json.loads(a.to_json(indent=2))) == a
+
+
+def test_arch_id_is_stable_short_hex_and_changes_with_the_spec():
+    a = _arch()
+    assert len(a.arch_id) == 10 and int(a.arch_id, 16) >= 0
+    assert a.arch_id == _arch().arch_id
+    assert a.arch_id != _arch(act="gelu").arch_id
+
+
+def test_irrelevant_fields_do_not_change_the_id():
+    # kernel means nothing to attention, head_dim nothing to sepconv: same network, same id.
+    a = ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=32, head_dim=16, kernel=3),))
+    b = ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=32, head_dim=16, kernel=7),))
+    assert a.arch_id == b.arch_id
+
+
+def test_stage_resolutions_follow_stem_and_stride_two_downsampling():
+    a = ArchConfig(stages=tuple(StageConfig(mixer="pool", depth=1, width=8) for _ in range(4)), img_size=28, stem_stride=2)
+    assert a.stage_resolutions() == (14, 7, 4, 2)
+
+
+@pytest.mark.parametrize(
+    ("stage", "fragment"),
+    [
+        (dict(mixer="mamba", depth=1, width=8), "mixer='mamba' is unknown"),
+        (dict(mixer="pool", depth=0, width=8), "depth=0"),
+        (dict(mixer="pool", depth=1, width=-4), "width=-4"),
+        (dict(mixer="conv", depth=1, width=8, kernel=4), "kernel=4"),
+        (dict(mixer="attn", depth=1, width=24, head_dim=16), "head_dim=16 does not divide width=24"),
+        (dict(mixer="pool", depth=1, width=8, mlp_ratio=0), "mlp_ratio=0"),
+    ],
+)
+def test_invalid_stage_gives_one_line_error_naming_the_value(stage, fragment):
+    with pytest.raises(ConfigError) as err:
+        ArchConfig(stages=(StageConfig(**stage),))
+    msg = str(err.value)
+    assert fragment in msg and "\n" not in msg
+    assert "stages[0]" in msg
+
+
+@pytest.mark.parametrize(
+    ("kw", "fragment"),
+    [(dict(norm="rms"), "arch.norm='rms'"), (dict(act="swish"), "arch.act='swish'"), (dict(stem_stride=3), "stem_stride=3"),
+     (dict(num_classes=1), "num_classes=1"), (dict(stages=()), "stages is empty")],
+)
+def test_invalid_arch_fields(kw, fragment):
+    with pytest.raises(ConfigError, match="allowed|must|empty") as err:
+        _arch(**kw)
+    assert fragment in str(err.value)
+
+
+def test_from_json_rejects_unknown_fields_and_bad_json():
+    data = json.loads(_arch().to_json())
+    data["stages"][0]["dilation"] = 2
+    with pytest.raises(ConfigError, match="unknown field.*dilation"):
+        ArchConfig.from_dict(data)
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        ArchConfig.from_json("{not json")
+
+
+def test_arch_is_frozen():
+    a = _arch()
+    with pytest.raises(Exception):
+        a.norm = "ln"  # type: ignore[misc]

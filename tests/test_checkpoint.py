@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+import nas
+from nas.arch import ArchConfig, StageConfig
+from nas.checkpoint import read_checkpoint, save_checkpoint
+from nas.errors import CheckpointError
+from nas.model import build_model
+
+ARCH = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16), StageConfig(mixer="attn", depth=1, width=32)), norm="ln")
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ARCH).eval()
+    model.set_normalization([0.2], [0.3])
+    path = save_checkpoint(tmp_path / "ck" / "model.pt", model, ARCH, meta={"val_acc": 0.5})
+    return model, path
+
+
+def test_round_trip_rebuilds_the_model_from_its_spec(saved):
+    model, path = saved
+    loaded = nas.load_checkpoint(path.parent)  # folder or file both work
+    assert loaded.arch == ARCH and not loaded.training
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    arch, state, meta = read_checkpoint(path)
+    assert meta == {"val_acc": 0.5} and arch.arch_id == ARCH.arch_id
+
+
+def test_checkpoint_loads_with_plain_torch_weights_only(saved):
+    _, path = saved
+    payload = torch.load(path, weights_only=True)
+    assert ArchConfig.from_json(payload["arch"]) == ARCH
+    assert "pixel_mean" in payload["state_dict"]
+
+
+def test_no_temp_files_left_behind(saved):
+    _, path = saved
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_checkpoint_gives_one_line_error(saved, damage):
+    _, path = saved
+    raw = path.read_bytes()
+    path.write_bytes({"truncate": raw[: len(raw) // 2], "garbage": b"\x00not a zip" * 50, "empty": b""}[damage])
+    with pytest.raises(CheckpointError) as err:
+        nas.load_checkpoint(path)
+    assert "corrupt" in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_or_foreign_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        nas.load_checkpoint(tmp_path / "nope")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="expected 'metaformer-nas/checkpoint-v1'"):
+        nas.load_checkpoint(tmp_path / "other.pt")
+
+
+def test_weights_that_do_not_fit_the_spec(saved, tmp_path):
+    model, _ = saved
+    other = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=24), StageConfig(mixer="attn", depth=1, width=32)), norm="ln")
+    path = save_checkpoint(tmp_path / "bad.pt", model, other)  # spec says width 24, weights are 16
+    with pytest.raises(CheckpointError, match="do not fit its arch spec"):
+        nas.load_checkpoint(path)

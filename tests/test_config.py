@@ -1,0 +1,76 @@
+import itertools
+
+import pytest
+from hydra.errors import HydraException
+from omegaconf.errors import ValidationError
+
+from nas.config import RunConfig, to_run_config
+from nas.errors import ConfigError
+
+GROUPS = {
+    "hw": ["edge_npu", "cpu"],
+    "space": ["metaformer_t", "metaformer_s"],
+    "data": ["fashion_mnist", "imagefolder"],
+    "train": ["default", "smoke"],
+    "search": ["default"],
+}
+
+
+def test_group_folders_hold_exactly_the_tested_options():
+    from tests.conftest import CONF_DIR
+
+    for group, options in GROUPS.items():
+        assert sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) == sorted(options)
+
+
+@pytest.mark.parametrize("combo", list(itertools.product(*GROUPS.values())))
+def test_every_group_option_composes_and_validates(combo, compose_cfg):
+    overrides = [f"{g}={o}" for g, o in zip(GROUPS, combo)]
+    if "data=imagefolder" in overrides:
+        overrides.append("data.root=/some/images")
+    run = to_run_config(compose_cfg(*overrides))
+    assert isinstance(run, RunConfig)
+    assert run.hw.name == combo[0] and run.space.name == combo[1]
+    assert run.search.study_name == f"{combo[1]}-{combo[0]}-{run.data.name}"
+
+
+def test_defaults_are_the_documented_ones(compose_cfg):
+    run = to_run_config(compose_cfg())
+    assert (run.hw.name, run.space.name, run.data.name) == ("edge_npu", "metaformer_t", "fashion_mnist")
+    assert run.search.sampler.value == "tpe" and run.search.storage is None
+    assert run.hw.precision == "int8" and run.hw.mac_per_s == 2.0e12  # a 4-TOPS-class NPU
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [("search.n_trials=abc", "n_trials"), ("train.epochs=1.5", "epochs"), ("search.sampler=cmaes", "cmaes"),
+     ("hw.mac_per_s=fast", "mac_per_s"), ("train.momentum=0.9", "momentum")],
+)
+def test_wrong_types_and_keys_fail_at_compose_time(override, fragment, compose_cfg):
+    with pytest.raises((ValidationError, HydraException, Exception)) as err:
+        compose_cfg(override)
+    assert fragment in str(err.value)
+
+
+def test_unknown_group_option_lists_the_available_ones(compose_cfg):
+    with pytest.raises(HydraException) as err:
+        compose_cfg("hw=tpu9000")
+    assert "tpu9000" in str(err.value) and "edge_npu" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [("train.epochs=0", "train.epochs=0"), ("search.latency_budget_ms=-1", "search.latency_budget_ms=-1"),
+     ("search.n_trials=0", "search.n_trials=0"), ("train.lr=-0.1", "train.lr=-0.1"), ("data.channels=2", "data.channels=2"),
+     ("hw.efficiency.conv=2", "hw.efficiency.conv=2"), ("search.study_name=a/b", "search.study_name='a/b'"),
+     ("hw.precision=int3", "hw.precision='int3'")],
+)
+def test_bad_values_give_one_line_errors(override, fragment, compose_cfg):
+    with pytest.raises(ConfigError) as err:
+        to_run_config(compose_cfg(override))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_imagefolder_without_root_says_what_to_pass(compose_cfg):
+    with pytest.raises(ConfigError, match="data.root"):
+        to_run_config(compose_cfg("data=imagefolder"))

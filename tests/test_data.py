@@ -1,0 +1,119 @@
+import gzip
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nas.config import DataConfig, DataFormat
+from nas.data import augment, iterate_batches, load_dataset, read_idx
+from nas.errors import DataError
+from tests.conftest import make_idx_dataset, write_idx
+
+
+def _idx_cfg(root, **kw) -> DataConfig:
+    return DataConfig(name="tiny", format=DataFormat.idx, root=str(root), **kw)
+
+
+def test_idx_dataset_loads_in_memory_as_uint8_with_val_from_train(tiny_idx_root):
+    ds = load_dataset(_idx_cfg(tiny_idx_root, val_size=0.25))
+    assert ds.train.x.dtype == torch.uint8 and ds.train.x.shape[1:] == (1, 28, 28)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (300, 100, 100)  # 400 train -> 300 + 100 val
+    assert ds.classes[0] == "T-shirt/top" and ds.num_classes == 10
+    assert 0 < ds.mean[0] < 1 and 0 < ds.std[0] < 1
+
+
+def test_val_split_is_fixed_by_split_seed_and_disjoint_from_train(tiny_idx_root):
+    a = load_dataset(_idx_cfg(tiny_idx_root))
+    b = load_dataset(_idx_cfg(tiny_idx_root))
+    c = load_dataset(_idx_cfg(tiny_idx_root, split_seed=5))
+    assert torch.equal(a.val.x, b.val.x) and not torch.equal(a.val.x, c.val.x)
+    train_rows = {bytes(r) for r in a.train.x.flatten(1).numpy()}
+    assert not any(bytes(r) in train_rows for r in a.val.x.flatten(1).numpy())
+
+
+def test_uncompressed_idx_files_are_accepted(tmp_path, tiny_idx_root):
+    for f in tiny_idx_root.iterdir():
+        (tmp_path / f.name.removesuffix(".gz")).write_bytes(gzip.decompress(f.read_bytes()))
+    assert len(load_dataset(_idx_cfg(tmp_path)).test) == 100
+
+
+def test_missing_dataset_names_the_install_command(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_dataset(_idx_cfg(tmp_path / "nowhere"))
+    msg = str(err.value)
+    assert "apt-get install -y dataset-fashion-mnist" in msg and "nowhere" in msg and "\n" not in msg
+    (tmp_path / "partial").mkdir()
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        load_dataset(_idx_cfg(tmp_path / "partial"))
+
+
+def test_truncated_idx_file_is_reported(tmp_path):
+    path = tmp_path / "x-idx1-ubyte"
+    write_idx(path, np.arange(10, dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_idx(path)
+    path.write_bytes(b"garbage!")
+    with pytest.raises(DataError, match="bad magic"):
+        read_idx(path)
+
+
+def _png(path, size, value, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (size, size) if mode == "L" else (size, size, 3)
+    Image.fromarray(np.full(shape, value, dtype=np.uint8), mode=mode).save(path)
+
+
+def test_imagefolder_flat_layout_holds_out_test_and_val(tmp_path):
+    for c, v in (("cat", 10), ("dog", 200)):
+        for i in range(10):
+            _png(tmp_path / c / f"{i}.png", 20, v)
+    ds = load_dataset(DataConfig(name="pets", format=DataFormat.imagefolder, root=str(tmp_path), img_size=16, test_size=0.2, val_size=0.25))
+    assert ds.classes == ("cat", "dog") and ds.in_chans == 1 and ds.img_size == 16
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (12, 4, 4)
+    # labels follow pixel values: class folders were read, not shuffled against their images
+    for split in (ds.train, ds.val, ds.test):
+        assert torch.equal(split.y, (split.x.flatten(1).float().mean(1) > 100).long())
+
+
+def test_imagefolder_split_folders_and_rgb_detection(tmp_path):
+    for split, n in (("train", 6), ("test", 2)):
+        for c in ("a", "b"):
+            for i in range(n):
+                _png(tmp_path / split / c / f"{i}.png", 8, 50, mode="RGB")
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, val_size=2))
+    assert ds.in_chans == 3 and ds.img_size == 8 and len(ds.test) == 4 and len(ds.val) == 2
+
+
+def test_imagefolder_bad_inputs_are_named(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "none")))
+    _png(tmp_path / "a" / "0.png", 8, 1)
+    _png(tmp_path / "b" / "0.png", 12, 1)
+    with pytest.raises(DataError, match="data.img_size"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
+    (tmp_path / "b" / "1.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="cannot read image .*1.png"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+
+
+def test_augment_shifts_and_flips_whole_batches_deterministically():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3, 2] = 1.0
+    out1 = augment(x, max_shift=2, hflip=True, generator=torch.Generator().manual_seed(1))
+    out2 = augment(x, max_shift=2, hflip=True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out1, out2) and out1.shape == x.shape
+    assert torch.all(out1.sum((1, 2, 3)) == 1)  # the pixel is moved, never duplicated (stays in view)
+    positions = {tuple(torch.nonzero(img[0])[0].tolist()) for img in out1}
+    assert len(positions) > 5
+    assert all(abs(r - 3) <= 2 for r, _ in positions)
+    assert all(abs(c - 2) <= 2 or abs(c - 5) <= 2 for _, c in positions)  # 5 = flipped column
+
+
+def test_iterate_batches_covers_every_image_once(tiny_idx_root):
+    ds = load_dataset(_idx_cfg(tiny_idx_root))
+    ys = torch.cat([y for _, y in iterate_batches(ds.val, batch_size=7, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    assert sorted(ys.tolist()) == sorted(ds.val.y.tolist())
+    x, _ = next(iterate_batches(ds.val, batch_size=7))
+    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1

@@ -1,0 +1,108 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from nas.arch import MIXERS, ArchConfig, StageConfig
+from nas.errors import ConfigError
+from nas.latency import HardwareProfile, count_macs, count_params, enumerate_ops, predict_latency
+from nas.latency.predictor import layer_latency_us
+from nas.model import build_model
+
+NPU = HardwareProfile(
+    name="test_npu", mac_per_s=2e12, vector_ops_per_s=1e11, sram_bytes=2 * 2**20, dram_bytes_per_s=8e9,
+    launch_overhead_us=5, invoke_overhead_us=50, efficiency={"dwconv": 0.1, "matmul": 0.2},
+    fused_kinds=["bn", "relu"], host_kinds=["ln"],
+)
+
+
+def _arch(mixers=("sepconv", "conv", "attn"), widths=(16, 32, 64), depths=(1, 2, 1), norm="bn", act="relu", **kw):
+    return ArchConfig(
+        stages=tuple(StageConfig(mixer=m, depth=d, width=w, kernel=3, mlp_ratio=3, head_dim=16 if w % 16 == 0 else 8)
+                     for m, w, d in zip(mixers, widths, depths)),
+        norm=norm, act=act, **kw,
+    )
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize("norm", ["bn", "ln"])
+def test_params_match_the_built_model(mixer, norm):
+    arch = _arch(mixers=(mixer,) * 3, norm=norm)
+    assert count_params(arch) == sum(p.numel() for p in build_model(arch).parameters())
+
+
+@pytest.mark.parametrize("mixer", ["identity", "pool", "sepconv", "conv"])
+def test_macs_match_torch_flop_counter(mixer):
+    arch = _arch(mixers=(mixer,) * 3)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        build_model(arch).eval()(torch.rand(1, 1, 28, 28))
+    assert count_macs(arch) == counter.get_total_flops() // 2
+
+
+def test_layers_sum_to_total_and_name_every_op():
+    arch = _arch()
+    report = predict_latency(arch, NPU)
+    assert math.isclose(sum(l.ms for l in report.layers), report.total_ms, rel_tol=1e-12)
+    assert math.isclose(sum(report.by_stage().values()), report.total_ms, rel_tol=1e-12)
+    assert math.isclose(sum(report.by_kind().values()), report.total_ms, rel_tol=1e-12)
+    assert len(report.layers) == len(enumerate_ops(arch)) + 1  # + the per-inference overhead
+    assert set(report.by_stage()) == {"overhead", "stem", "stage0", "stage1", "stage2", "head"}
+    assert report.params == count_params(arch) and report.macs == count_macs(arch)
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize("hw_name", ["npu", "cpu"])
+def test_wider_and_deeper_are_slower(mixer, hw_name):
+    hw = NPU if hw_name == "npu" else dataclasses.replace(NPU, host_kinds=[], bytes_per_element=4, mac_per_s=6e10)
+    base = predict_latency(_arch(mixers=(mixer,) * 3, widths=(16, 32, 64)), hw).total_ms
+    wider = predict_latency(_arch(mixers=(mixer,) * 3, widths=(32, 64, 128)), hw).total_ms
+    deeper = predict_latency(_arch(mixers=(mixer,) * 3, depths=(2, 3, 2)), hw).total_ms
+    assert wider > base and deeper > base
+
+
+def test_host_fallback_costs_transfer_and_sync():
+    bn = predict_latency(_arch(norm="bn"), NPU)
+    ln = predict_latency(_arch(norm="ln"), NPU)
+    host_layers = [l for l in ln.layers if l.bound == "host"]
+    assert host_layers and all(l.kind == "ln" for l in host_layers)
+    assert all(l.ms * 1000 >= NPU.host_sync_us for l in host_layers)
+    assert ln.total_ms > bn.total_ms + len(host_layers) * NPU.host_sync_us / 1000 * 0.99
+
+
+def test_foldable_bn_and_relu_are_free_only_when_the_chip_fuses_them():
+    arch = _arch()
+    fused = [l for l in predict_latency(arch, NPU).layers if l.bound == "fused"]
+    assert fused and {l.kind for l in fused} <= {"bn", "relu"} and all(l.ms == 0 for l in fused)
+    no_fusion = dataclasses.replace(NPU, fused_kinds=[])
+    assert not [l for l in predict_latency(arch, no_fusion).layers if l.bound == "fused"]
+    assert predict_latency(arch, no_fusion).total_ms > predict_latency(arch, NPU).total_ms
+
+
+def test_activations_beyond_sram_spill_to_dram():
+    op = next(o for o in enumerate_ops(_arch()) if o.name == "stem.conv")
+    roomy, _ = layer_latency_us(op, NPU)
+    tiny_sram = dataclasses.replace(NPU, sram_bytes=16, dram_bytes_per_s=1e8)
+    spilled, bound = layer_latency_us(op, tiny_sram)
+    assert bound == "memory" and spilled > roomy
+
+
+def test_depthwise_efficiency_is_applied():
+    op = next(o for o in enumerate_ops(_arch()) if o.kind == "dwconv")
+    slow, _ = layer_latency_us(op, NPU)
+    fast, _ = layer_latency_us(op, dataclasses.replace(NPU, efficiency={"dwconv": 1.0}, launch_overhead_us=0))
+    assert slow > fast
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [({"mac_per_s": 0}, "hw.mac_per_s=0"), ({"precision": "int4"}, "hw.precision='int4'"),
+     ({"efficiency": {"warp": 0.5}}, "unknown op kind 'warp'"), ({"efficiency": {"conv": 1.5}}, "hw.efficiency.conv=1.5"),
+     ({"host_kinds": ["softmaxx"]}, "unknown op kind 'softmaxx'")],
+)
+def test_bad_hardware_values_are_named(change, fragment):
+    with pytest.raises(ConfigError) as err:
+        dataclasses.replace(NPU, **change).validate()
+    assert fragment in str(err.value)

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from nas.arch import MIXERS, ArchConfig, StageConfig
+from nas.checkpoint import export_onnx, onnx_session
+from nas.model import build_model
+
+
+def _single_mixer_arch(mixer: str, norm: str = "bn", act: str = "relu") -> ArchConfig:
+    # Two stages so the mixer runs both before and after a downsampling conv.
+    return ArchConfig(
+        stages=(StageConfig(mixer=mixer, depth=1, width=16, kernel=5, head_dim=8),
+                StageConfig(mixer=mixer, depth=2, width=32, kernel=3, head_dim=16, mlp_ratio=2)),
+        norm=norm, act=act,
+    )
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize(("norm", "act"), [("bn", "relu"), ("ln", "gelu")])
+def test_every_mixer_runs_forward_and_backward(mixer, norm, act):
+    torch.manual_seed(0)
+    model = build_model(_single_mixer_arch(mixer, norm, act))
+    x = torch.rand(4, 1, 28, 28)
+    out = model(x)
+    assert out.shape == (4, 10)
+    out.logsumexp(1).mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_onnx_export_matches_torch_in_onnxruntime(mixer, tmp_path):
+    torch.manual_seed(0)
+    norm = "ln" if mixer in ("attn", "pool") else "bn"  # cover both norms across the mixers
+    model = build_model(_single_mixer_arch(mixer, norm=norm, act="gelu")).eval()
+    model.set_normalization([0.3], [0.35])
+    path = export_onnx(model, tmp_path / "m.onnx", in_chans=1, img_size=28)
+    x = torch.rand(5, 1, 28, 28)  # batch 5 != export batch 1: the batch axis is dynamic
+    onnx_out = onnx_session(path).run(None, {"pixels": x.numpy()})[0]
+    with torch.no_grad():
+        torch_out = model(x).numpy()
+    np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-4, atol=1e-4)
+
+
+def test_normalization_lives_inside_the_model():
+    model = build_model(_single_mixer_arch("conv")).eval()
+    x = torch.rand(2, 1, 28, 28)
+    before = model(x)
+    model.set_normalization([0.1], [0.2])
+    assert not torch.allclose(before, model(x))
+    assert "pixel_mean" in model.state_dict() and "pixel_std" in model.state_dict()
+
+
+def test_attention_head_dim_is_read_from_weights_after_pruning():
+    # Simulate a pruner removing one of two heads: shrink qkv/proj and update num_heads only.
+    model = build_model(ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=32, head_dim=16),)))
+    attn = model.stages[0].blocks[0].token_mixer
+    assert attn.num_heads == 2
+    keep = torch.cat([torch.arange(0, 16) + 32 * i for i in range(3)])  # q, k, v of head 0
+    attn.qkv = torch.nn.Conv2d(32, 48, 1, bias=False)
+    attn.qkv.weight.data = torch.randn(96, 32, 1, 1)[keep]
+    attn.proj = torch.nn.Conv2d(16, 32, 1)
+    attn.num_heads = 1
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)

@@ -1,0 +1,207 @@
+"""Tests of nas.report on synthetic run folders (no search, no torch: the report only reads files)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from nas.report import REPORT_FILES, MissingRunFileError, main, write_reports
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+COLUMNS = ["number", "state", "arch_id", "val_acc", "latency_ms", "params", "macs", "feasible", "is_pareto",
+           "duration_s", "norm", "act", "n_stages", "mixers", "summary", "fail_reason", "arch_json"]
+FAST, SLOW, GONE = "aaaa000001", "bbbb000002", "cccc000003"  # GONE: checkpoint folder missing
+
+
+def _trial(number: int, state: str, arch_id: str, val_acc: str, latency: str, mixers: str, *,
+           feasible: bool = True, pareto: bool = False, fail_reason: str = "") -> dict[str, str]:
+    return {"number": str(number), "state": state, "arch_id": arch_id, "val_acc": val_acc,
+            "latency_ms": latency, "params": "120000", "macs": "5000000", "feasible": str(feasible),
+            "is_pareto": str(pareto), "duration_s": "12.5", "norm": "bn", "act": "relu",
+            "n_stages": str(len(mixers.split("-"))), "mixers": mixers,
+            "summary": f"bn/relu {mixers} | <b>&", "fail_reason": fail_reason,
+            "arch_json": json.dumps({"mixers": mixers.split("-")})}
+
+
+def _member(number: int, arch_id: str, acc: float, test: float | None, latency: float,
+            mixers: list[str]) -> dict[str, Any]:
+    return {"number": number, "arch_id": arch_id, "val_acc": acc, "test_acc": test, "test_acc_onnx": test,
+            "latency_ms": latency, "params": 147786, "macs": 6197056,
+            "summary": f"bn/relu {'-'.join(mixers)} | x", "mixers": mixers, "checkpoint": f"checkpoints/{arch_id}"}
+
+
+def _metrics(arch_id: str, n_stages: int) -> dict[str, Any]:
+    by_stage = {"overhead": 0.05, "stem": 0.005, **{f"stage{i}": 0.06 + 0.02 * i for i in range(n_stages)},
+                "head": 0.015}
+    ops = [{"name": "stem.conv", "kind": "conv", "stage": -1, "ms": 0.004, "bound": "compute"},
+           {"name": "stage0.mixer.dw", "kind": "dwconv", "stage": 0, "ms": 0.03, "bound": "memory"},
+           {"name": "stage0.norm", "kind": "bn", "stage": 0, "ms": 0.0, "bound": "fused"}]
+    return {"arch_id": arch_id, "val_acc": 0.89, "test_acc": 0.88, "latency_ms": sum(by_stage.values()),
+            "params": 1, "macs": 1, "latency_by_stage": by_stage, "latency_breakdown": ops}
+
+
+def _write_run(run_dir: pathlib.Path, trials: list[dict[str, str]], members: list[dict[str, Any]],
+               *, budget: float | None = 0.5) -> pathlib.Path:
+    """Write the files a search run leaves behind: trials.csv, pareto.json, checkpoints/*/metrics.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "trials.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(trials)
+    header = {"study_name": "metaformer_t-edge_npu-fashion_mnist", "hw": "edge_npu",
+              "hw_description": "toy NPU <int8>", "space": "metaformer_t", "dataset": "fashion_mnist",
+              "latency_budget_ms": budget, "n_trials_finished": len(trials), "created": "2026-11-22T10:00:00",
+              "members": members}
+    (run_dir / "pareto.json").write_text(json.dumps(header), encoding="utf-8")
+    return run_dir
+
+
+@pytest.fixture()
+def run_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    trials = [
+        _trial(0, "COMPLETE", FAST, "0.85", "0.30", "sepconv-conv", pareto=True),
+        _trial(1, "COMPLETE", SLOW, "0.90", "0.45", "sepconv-conv-attn", pareto=True),
+        _trial(2, "COMPLETE", GONE, "0.91", "0.60", "conv-conv-attn", feasible=False, pareto=True),
+        _trial(3, "COMPLETE", "dddd000004", "0.80", "0.40", "pool-pool-conv"),
+        _trial(4, "PRUNED", "eeee000005", "", "0.20", "identity-pool"),
+        _trial(5, "FAIL", "ffff000006", "", "", "attn-attn", fail_reason="out of memory"),
+    ]
+    # Out of latency order on purpose: the report must sort the front itself.
+    members = [_member(2, GONE, 0.91, 0.905, 0.60, ["conv", "conv", "attn"]),
+               _member(0, FAST, 0.85, None, 0.30, ["sepconv", "conv"]),
+               _member(1, SLOW, 0.90, 0.89, 0.45, ["sepconv", "conv", "attn"])]
+    folder = _write_run(tmp_path / "run", trials, members)
+    for arch_id, n_stages in ((FAST, 2), (SLOW, 3)):
+        (folder / "checkpoints" / arch_id).mkdir(parents=True)
+        (folder / "checkpoints" / arch_id / "metrics.json").write_text(json.dumps(_metrics(arch_id, n_stages)))
+    return folder
+
+
+@pytest.fixture()
+def written(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    return write_reports(run_dir)
+
+
+def test_writes_all_files_non_empty_and_atomically(run_dir: pathlib.Path,
+                                                   written: dict[str, pathlib.Path]) -> None:
+    assert set(written) == set(REPORT_FILES)
+    for name, path in written.items():
+        assert path == run_dir / name
+        assert path.stat().st_size > 0, name
+    for name in ("pareto.png", "latency_breakdown.png", "mixers.png"):
+        assert written[name].read_bytes().startswith(PNG_MAGIC), name
+    assert not list(run_dir.glob("*.tmp")), "temporary files must be renamed away"
+
+
+def test_html_is_self_contained_with_one_plotly_bundle(written: dict[str, pathlib.Path]) -> None:
+    page = written["report.html"].read_text(encoding="utf-8")
+    assert "<script src=" not in page
+    assert not re.search(r"<script[^>]+src=[\"']?https?://", page)
+    assert len(re.findall(r"plotly\.js v\d", page)) == 1, "plotly.js must be inlined exactly once"
+    # Pareto scatter + by-stage + by-kind charts.
+    assert page.count('class="plotly-graph-div"') == 3
+    assert page.count("Plotly.newPlot") >= 3
+
+
+def test_html_content(written: dict[str, pathlib.Path]) -> None:
+    page = written["report.html"].read_text(encoding="utf-8")
+    for arch_id in (FAST, SLOW, GONE):
+        assert arch_id in page
+    assert "metaformer_t-edge_npu-fashion_mnist" in page
+    assert "toy NPU &lt;int8&gt;" in page and "<int8>" not in page  # header text is escaped
+    assert "<b>&" not in page  # so is the free-form summary in the hover text
+    assert "6 trials: 4 COMPLETE, 1 PRUNED, 1 FAIL" in page
+    assert f"{GONE} (checkpoint folder missing)" in page
+    assert '<a href="checkpoints/aaaa000001">' in page
+    assert "attn</td>" in page  # mixer table cells
+    # Front table rows are sorted by latency although pareto.json listed them out of order.
+    table = page[page.index("<h2>Front members</h2>"):]
+    assert table.index(FAST) < table.index(SLOW) < table.index(GONE)
+    assert "–" in table  # FAST has no test accuracy
+
+
+def test_markdown_has_front_table_and_image_links(written: dict[str, pathlib.Path]) -> None:
+    md = written["report.md"].read_text(encoding="utf-8")
+    for image in ("pareto.png", "latency_breakdown.png", "mixers.png"):
+        assert f"]({image})" in md
+    rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == [f"`{FAST}`", f"`{SLOW}`", f"`{GONE}`"]
+    fast_row = rows[0]
+    assert "| – |" in fast_row  # null test accuracy
+    assert "[checkpoints/aaaa000001](checkpoints/aaaa000001)" in fast_row
+    assert rows[2].rstrip().endswith("| missing |")
+    assert "\\|" in fast_row  # the '|' inside the summary does not break the table
+    assert "**Latency budget:** 0.5 ms" in md
+    assert "toy NPU &lt;int8>" in md
+
+
+def test_empty_run_still_writes_reports(tmp_path: pathlib.Path) -> None:
+    folder = _write_run(tmp_path / "empty", [], [], budget=None)
+    written = write_reports(folder)
+    for name, path in written.items():
+        assert path.stat().st_size > 0, name
+    assert written["mixers.png"].read_bytes().startswith(PNG_MAGIC)
+    page = written["report.html"].read_text(encoding="utf-8")
+    assert "No finished trials yet." in page and "No Pareto members yet." in page
+    assert "<script src=" not in page
+    md = written["report.md"].read_text(encoding="utf-8")
+    assert "No finished trials yet" in md and "**Latency budget:** none" in md
+
+
+def test_only_pruned_trials_and_no_front(tmp_path: pathlib.Path) -> None:
+    folder = _write_run(tmp_path / "pruned", [_trial(0, "PRUNED", "p0", "", "0.2", "pool"),
+                                              _trial(1, "RUNNING", "r1", "", "0.3", "conv")], [])
+    written = write_reports(folder)
+    page = written["report.html"].read_text(encoding="utf-8")
+    assert "2 trials: 1 PRUNED, 1 RUNNING" in page and "No finished trials yet." in page
+
+
+def test_missing_input_raises(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(MissingRunFileError, match="no run folder"):
+        write_reports(tmp_path / "nope")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "trials.csv").write_text(",".join(COLUMNS) + "\n")
+    with pytest.raises(MissingRunFileError, match=r"no pareto\.json in .*nas\.search"):
+        write_reports(tmp_path / "half")
+
+
+def test_unreadable_pareto_json_is_a_one_line_error(run_dir: pathlib.Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (run_dir / "pareto.json").write_text("{not json")
+    assert main([str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: pareto.json is not valid JSON") and err.count("\n") == 1
+
+
+def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(run_dir)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert sorted(pathlib.Path(p).name for p in printed) == sorted(REPORT_FILES)
+
+
+def test_cli_missing_folder_exits_2_with_one_line(tmp_path: pathlib.Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "nas.report", str(tmp_path / "missing_run")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "python -m nas.search" in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_module_reads_files_only() -> None:
+    """The report must run where only the run folder exists: no torch/optuna, no other part of nas."""
+    code = ("import sys, nas.report; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'optuna'} "
+            "or (m.startswith('nas.') and m != 'nas.report')); print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

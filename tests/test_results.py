@@ -1,0 +1,39 @@
+import csv
+import io
+
+from nas.arch import ArchConfig, StageConfig
+from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, pareto_front, trials_csv
+
+
+def test_pareto_front_on_a_hand_made_case():
+    # (accuracy up, latency down)
+    pts = [(0.90, 1.0), (0.85, 0.5), (0.80, 0.6), (0.92, 2.0), (0.90, 1.5), (0.85, 0.5), (0.70, 0.2)]
+    # 2 is dominated by 1; 4 by 0; 5 duplicates 1 (kept once); result sorted by latency
+    assert pareto_front(pts) == [6, 1, 0, 3]
+    assert pareto_front([]) == []
+    assert pareto_front([(0.5, 1.0)]) == [0]
+
+
+def _rec(n, acc, lat, *, state="COMPLETE", feasible=True, width=16):
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=width),))
+    return TrialRecord(n, state, arch, acc, lat, 100, 1000, feasible, 1.0, "")
+
+
+def test_front_ignores_infeasible_unfinished_and_duplicate_archs():
+    recs = [
+        _rec(0, 0.80, 1.0, width=8),
+        _rec(1, 0.95, 0.5, feasible=False, width=16),  # best, but over budget
+        _rec(2, None, 0.1, state="PRUNED", width=24),
+        _rec(3, 0.85, 2.0, width=32),
+        _rec(4, 0.85, 2.0, width=32),  # same arch again
+    ]
+    assert [r.number for r in front_records(recs)] == [0, 3]
+
+
+def test_trials_csv_has_the_documented_columns_and_marks_the_front():
+    recs = [_rec(0, 0.8, 1.0, width=8), _rec(1, None, 3.0, state="PRUNED", width=16)]
+    rows = list(csv.DictReader(io.StringIO(trials_csv(recs, {recs[0].arch_id}))))
+    assert tuple(rows[0]) == TRIAL_COLUMNS
+    assert rows[0]["is_pareto"] == "True" and rows[1]["is_pareto"] == "False"
+    assert rows[1]["val_acc"] == "" and rows[1]["state"] == "PRUNED"
+    assert ArchConfig.from_json(rows[0]["arch_json"]) == recs[0].arch

@@ -1,0 +1,137 @@
+"""End-to-end search on a tiny generated dataset: files, resume, interruption, budget, errors."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import nas
+import nas.search as search_mod
+from nas.errors import ConfigError
+from nas.search import run_search
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_FILES = ["study.db", "trials.csv", "pareto.csv", "pareto.json", "report.html", "report.md",
+             "pareto.png", "latency_breakdown.png", "mixers.png"]
+MEMBER_FILES = ["arch.json", "metrics.json", "model.onnx", "model.pt"]
+
+
+def _overrides(tiny_idx_root, tmp_path, *extra):
+    return [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
+            f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", *extra]
+
+
+def _rows(run_dir):
+    with open(run_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, compose_cfg):
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
+    run_dir = tmp_path / "t"
+    assert result.run_dir == run_dir.resolve() and result.n_complete == 2 and not result.interrupted
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    rows = _rows(run_dir)
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+    assert all(0 <= float(r["val_acc"]) <= 1 and float(r["latency_ms"]) > 0 and int(r["params"]) > 0 for r in rows)
+
+    pareto = json.loads((run_dir / "pareto.json").read_text())
+    members = pareto["members"]
+    assert members and pareto["hw"] == "edge_npu"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == sorted(m["arch_id"] for m in members)
+    for m in members:
+        folder = run_dir / m["checkpoint"]
+        assert sorted(p.name for p in folder.iterdir()) == MEMBER_FILES
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["input"]["shape"] == [None, 1, 28, 28] and len(metrics["output"]["class_names"]) == 10
+        assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
+        assert sum(l["ms"] for l in metrics["latency_breakdown"]) == pytest.approx(metrics["latency_ms"])
+        # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)
+        model = nas.load_checkpoint(folder)
+        x = torch.rand(2, 1, 28, 28)
+        onnx_out = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"pixels": x.numpy()})[0]
+        np.testing.assert_allclose(onnx_out, model(x).detach().numpy(), atol=1e-4, rtol=1e-4)
+
+    # Same study name again with a larger target: the finished trials are kept, one is added.
+    result2 = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
+    rows2 = _rows(run_dir)
+    assert result2.n_complete == 3 and len(rows2) == 3
+    for before, after in zip(rows, rows2):
+        assert (before["number"], before["arch_id"], before["val_acc"]) == (after["number"], after["arch_id"], after["val_acc"])
+
+
+def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    calls = {"n": 0}
+    real_train = search_mod.train_candidate
+
+    def train_then_ctrl_c(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "train_candidate", train_then_ctrl_c)
+    cfg = compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3"))
+    result = run_search(cfg)
+    assert result.interrupted and result.n_complete == 1
+    assert (tmp_path / "t" / "report.html").is_file()
+    first = _rows(tmp_path / "t")
+    assert [r["state"] for r in first] == ["COMPLETE", "FAIL"]
+
+    monkeypatch.setattr(search_mod, "train_candidate", real_train)
+    result = run_search(cfg)
+    rows = _rows(tmp_path / "t")
+    assert result.n_complete == 3 and not result.interrupted
+    assert rows[0]["val_acc"] == first[0]["val_acc"]
+
+
+def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    trained = []
+    real_train = search_mod.train_candidate
+    monkeypatch.setattr(search_mod, "train_candidate", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    budget = 0.30
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", f"search.latency_budget_ms={budget}",
+                                                "search.sampler=random")))
+    rows = _rows(tmp_path / "t")
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert len(complete) == 2 == len(trained) and result.n_complete == 2
+    assert all(float(r["latency_ms"]) <= budget and r["feasible"] == "True" for r in complete)
+    assert all(float(r["latency_ms"]) > budget and r["feasible"] == "False" and "budget" in r["fail_reason"] for r in pruned)
+    assert all(m["latency_ms"] <= budget for m in result.pareto)
+
+
+def test_resuming_with_other_settings_is_refused(tiny_idx_root, tmp_path, compose_cfg):
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    with pytest.raises(ConfigError, match="created with other space settings"):
+        run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "space=metaformer_s")))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
+     (["hw=tpu9000"], "Could not find 'hw/tpu9000'"),
+     (["space.stages.0.mixers=[pool,mamba]"], "mixers has 'mamba'"),
+     (["space.stages.1.depths=[0]"], "depth=0"),
+     (["train.epochs=0"], "train.epochs=0")],
+)
+def test_cli_bad_input_is_one_clear_error_without_traceback(args, fragment, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nas.search", f"search.runs_dir={tmp_path}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert fragment in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("*/study.db"))  # bad input leaves no half-made study behind
+
+
+def test_impossible_budget_is_refused_with_the_fastest_latency(tiny_idx_root, tmp_path, compose_cfg):
+    with pytest.raises(ConfigError, match=r"latency_budget_ms=0.01 cannot be met: the fastest .* predicted at \d+\.\d+ ms"):
+        run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.latency_budget_ms=0.01")))
+    assert not (tmp_path / "t").exists()
