@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -19,6 +19,9 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from nas.errors import ConfigError
 from nas.latency.hardware import HardwareProfile
+
+
+T = TypeVar("T")
 
 
 class Sampler(str, Enum):
@@ -126,21 +129,24 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="search_schema", node=RunConfig)
 
 
+def structured(cfg: DictConfig, cls: type[T]) -> T:
+    """Convert a composed config to its schema dataclass; OmegaConf errors become one-line `ConfigError`s."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        key = e.full_key or "a value"
+        raise ConfigError(f"{key} is required and has no default; pass {key}=... on the command line") from None
+    except OmegaConfBaseException as e:  # its message carries a multi-line context; keep the first line
+        prefix = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+        raise ConfigError(prefix + str(e).splitlines()[0]) from None
+    if not isinstance(obj, cls):
+        raise ConfigError(f"config is not a {cls.__name__}; compose it from the project's conf/ folder")
+    return obj
+
+
 def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
     """Resolve a composed DictConfig into the typed `RunConfig` (and validate it)."""
-    if isinstance(cfg, RunConfig):
-        run = cfg
-    else:
-        try:
-            run = OmegaConf.to_object(cfg)
-        except MissingMandatoryValue as e:
-            key = e.full_key or "a value"
-            raise ConfigError(f"{key} is required and has no default; pass {key}=... on the command line") from None
-        except OmegaConfBaseException as e:  # its message carries a multi-line context; keep the first line
-            prefix = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
-            raise ConfigError(prefix + str(e).splitlines()[0]) from None
-        if not isinstance(run, RunConfig):
-            raise ConfigError("config is not a RunConfig; compose it from conf/search.yaml")
+    run = cfg if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
     validate_run_config(run)
     return run
 

@@ -113,6 +113,7 @@ class _Member:
     test_acc: float | None
     test_acc_onnx: float | None
     latency_ms: float | None
+    measured_ms: float | None  # latency of model.onnx timed on this host (profiles with a runtime here)
     params: int | None
     macs: int | None
     summary: str
@@ -227,7 +228,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
         members.append(_Member(
             number=_to_int(raw.get("number")), arch_id=arch_id, val_acc=_to_float(raw.get("val_acc")),
             test_acc=_to_float(raw.get("test_acc")), test_acc_onnx=_to_float(raw.get("test_acc_onnx")),
-            latency_ms=_to_float(raw.get("latency_ms")), params=_to_int(raw.get("params")),
+            latency_ms=_to_float(raw.get("latency_ms")), measured_ms=_to_float(raw.get("measured_latency_ms")),
+            params=_to_int(raw.get("params")),
             macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem))
@@ -482,13 +484,13 @@ def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
 
 
 def _html_front_table(members: Sequence[_Member]) -> str:
-    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>val acc</th><th>test acc</th>"
+    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc</th><th>test acc</th>"
             "<th>test acc (ONNX)</th><th>params</th><th>MACs</th><th>summary</th><th>checkpoint</th></tr>")
     rows = []
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
-        num = [_fmt_ms(m.latency_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc), _fmt_acc(m.test_acc_onnx),
+        num = [_fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc), _fmt_acc(m.test_acc_onnx),
                _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
                     + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
@@ -538,11 +540,11 @@ def _md_cell(text: str) -> str:
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
-    lines = ["| arch_id | latency (ms) | val acc | test acc | test acc (ONNX) | params | MACs | summary | checkpoint |",
-             "|---|--:|--:|--:|--:|--:|--:|---|---|"]
+    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc | test acc | test acc (ONNX) | params | MACs | summary | checkpoint |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
-        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc),
+        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc),
                  _fmt_acc(m.test_acc_onnx), _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")

@@ -31,7 +31,7 @@ from nas.checkpoint import (
 )
 from nas.config import RunConfig
 from nas.data import Dataset, iterate_batches
-from nas.latency import predict_latency
+from nas.latency import HardwareProfile, predict_latency
 from nas.train import evaluate
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class MemberMetrics:
     test_acc: float
     test_acc_onnx: float | None
     onnx_max_abs_diff: float | None
+    measured_latency_ms: float | None  # model.onnx timed on this host, for profiles with a runtime here
 
 
 def _onnx_accuracy(path: Path, data: Dataset, model_logits: np.ndarray, *, batch_size: int) -> tuple[float, float]:
@@ -144,6 +145,15 @@ def _onnx_accuracy(path: Path, data: Dataset, model_logits: np.ndarray, *, batch
     onnx_logits = np.concatenate(logits)
     acc = float((onnx_logits.argmax(1) == data.test.y.numpy()).mean())
     return acc, float(np.abs(onnx_logits - model_logits).max())
+
+
+def measure_onnx(path: Path, hw: HardwareProfile, *, input_shape: tuple[int, ...]) -> float:
+    """Median batch-1 latency (ms) of an exported model in the profile's runtime on this host."""
+    from nas.latency.measure import make_runner, time_runners
+
+    run = make_runner(path, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, input_shape=input_shape)
+    x = np.random.default_rng(0).random(input_shape, dtype=np.float32)
+    return time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0][0]
 
 
 def _model_logits(model, data: Dataset, *, batch_size: int) -> np.ndarray:
@@ -170,21 +180,25 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
         and (folder / "model.pt").is_file()
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
+        and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)
     )
     if up_to_date:
-        test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"))
+        test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
+                             cached.get("measured_latency_ms"))
     else:
         folder.mkdir(parents=True, exist_ok=True)
         model = load_checkpoint(source)
         _, _, meta = read_checkpoint(source)
         save_checkpoint(folder / "model.pt", model, arch, meta=meta)
         test_acc = evaluate(model, data.test, batch_size=run.train.eval_batch_size)
-        onnx_acc = onnx_diff = None
+        onnx_acc = onnx_diff = measured = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             logits = _model_logits(model, data, batch_size=run.train.eval_batch_size)
             onnx_acc, onnx_diff = _onnx_accuracy(onnx_path, data, logits, batch_size=run.train.eval_batch_size)
-        test = MemberMetrics(test_acc, onnx_acc, onnx_diff)
+            if run.hw.runtime:  # the target is this host: measure, next to the prediction
+                measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
+        test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured)
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {
@@ -198,6 +212,9 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "onnx_max_abs_diff": test.onnx_max_abs_diff,
         "latency_ms": lat.total_ms,
         "latency_hw": run.hw.name,
+        "measured_latency_ms": test.measured_latency_ms,
+        "measured_latency_how": (f"model.onnx in {run.hw.runtime} {run.hw.precision}, {run.hw.threads} thread(s), batch 1, "
+                                 "median of 3 interleaved blocks of 20 calls" if test.measured_latency_ms is not None else None),
         "latency_by_stage": lat.by_stage(),
         "latency_by_kind": lat.by_kind(),
         "latency_breakdown": [
@@ -230,7 +247,8 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         m = materialize_member(run_dir, r, data, run)
         members.append({
             "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc, "test_acc": m["test_acc"],
-            "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms, "params": r.params, "macs": r.macs,
+            "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,
+            "measured_latency_ms": m["measured_latency_ms"], "params": r.params, "macs": r.macs,
             "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],
             "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
         })
@@ -255,7 +273,8 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     }
     atomic_write_json(run_dir / "pareto.json", pareto)
     buf = io.StringIO()
-    cols = ["number", "arch_id", "val_acc", "test_acc", "test_acc_onnx", "latency_ms", "params", "macs", "summary", "checkpoint"]
+    cols = ["number", "arch_id", "val_acc", "test_acc", "test_acc_onnx", "latency_ms", "measured_latency_ms", "params", "macs",
+            "summary", "checkpoint"]
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for m in members:

@@ -135,3 +135,13 @@ def test_impossible_budget_is_refused_with_the_fastest_latency(tiny_idx_root, tm
     with pytest.raises(ConfigError, match=r"latency_budget_ms=0.01 cannot be met: the fastest .* predicted at \d+\.\d+ ms"):
         run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.latency_budget_ms=0.01")))
     assert not (tmp_path / "t").exists()
+
+
+def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu")))
+    (member,) = result.pareto
+    assert member["measured_latency_ms"] > 0
+    metrics = json.loads((result.run_dir / member["checkpoint"] / "metrics.json").read_text())
+    assert metrics["measured_latency_ms"] == member["measured_latency_ms"]
+    assert "openvino fp32, 1 thread(s)" in metrics["measured_latency_how"]
+    assert "measured on host (ms)" in (result.run_dir / "report.md").read_text()

@@ -2,7 +2,7 @@
 
 from nas.latency.hardware import HardwareProfile
 from nas.latency.ops import Op, count_macs, count_params, enumerate_ops
-from nas.latency.predictor import LatencyReport, LayerLatency, predict_latency
+from nas.latency.predictor import LatencyReport, LayerLatency, predict_latency, predict_latency_batch
 
 __all__ = [
     "HardwareProfile",
@@ -13,4 +13,5 @@ __all__ = [
     "count_params",
     "enumerate_ops",
     "predict_latency",
+    "predict_latency_batch",
 ]

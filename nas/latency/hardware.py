@@ -42,6 +42,11 @@ class HardwareProfile:
     host_link_bytes_per_s: float = 2.0e9
     host_sync_us: float = 100.0
     channel_multiple: int = 8
+    runtime: str = ""  # where this chip is measured here: openvino | onnxruntime | "" (not on this host)
+    threads: int = 2  # runtime threads when measuring
+    # Fitted per-op-kind costs (nas.latency.fit): {kind: {fixed, per_work, per_byte}, invoke: {fixed}}, in us.
+    # When present, the predictor uses them instead of the roofline numbers above.
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
@@ -61,6 +66,14 @@ class HardwareProfile:
                 raise ConfigError(f"hw.efficiency has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
             if not (isinstance(eff, (int, float)) and 0 < eff <= 1):
                 raise ConfigError(f"hw.efficiency.{kind}={eff!r} must be in (0, 1]")
+        if self.runtime not in ("", "openvino", "onnxruntime"):
+            raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
+        for kind, terms in self.calibration.items():
+            if kind != "invoke" and kind not in OP_KINDS:
+                raise ConfigError(f"hw.calibration has unknown op kind {kind!r}; allowed: invoke, {sorted(OP_KINDS)}")
+            for term, value in terms.items():
+                if term not in ("fixed", "per_work", "per_byte") or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                    raise ConfigError(f"hw.calibration.{kind}.{term}={value!r}: terms are fixed/per_work/per_byte, finite and >= 0")
         for list_name in ("fused_kinds", "host_kinds"):
             for kind in getattr(self, list_name):
                 if kind not in OP_KINDS:

@@ -1,0 +1,208 @@
+"""Calibrate a hardware profile from measured latencies.
+
+Model: each op of kind k costs `fixed_k + per_work_k * work + per_byte_k * bytes` microseconds
+(work = MACs for matrix kinds, elementwise operations for vector kinds; bytes = activations in/out
+plus weights), ops the chip folds cost nothing, and each inference pays `invoke_us`. That is linear
+in the coefficients, so it is fitted by non-negative least squares on *relative* errors, with a
+ridge pull toward the uncalibrated roofline profile (the prior), whose strength is chosen by
+cross-validation. Few measurements therefore fall back gracefully on the datasheet numbers (scaled
+by one global factor fitted first).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import nnls
+
+from nas.arch import ArchConfig
+from nas.errors import DataError
+from nas.latency.hardware import HardwareProfile
+from nas.latency.ops import MATRIX_KINDS, OP_KINDS, enumerate_ops
+
+KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
+TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")
+N_COEF = 1 + len(KINDS) * len(TERMS)  # invoke + per kind (fixed, per_work, per_byte)
+
+
+@lru_cache(maxsize=65536)
+def _op_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    x = np.zeros(N_COEF)
+    x[0] = 1.0
+    for op in enumerate_ops(arch):
+        if op.foldable and op.kind in fused:
+            continue  # the runtime folds it into its neighbour
+        base = 1 + KINDS.index(op.kind) * len(TERMS)
+        work = op.macs if op.kind in MATRIX_KINDS else op.vec_ops
+        x[base] += 1.0
+        x[base + 1] += work
+        x[base + 2] += (op.in_elems + op.out_elems + op.params) * bytes_per_element
+    return x
+
+
+def arch_features(arch: ArchConfig, hw: HardwareProfile) -> np.ndarray:
+    """Feature vector of `arch` for the linear latency model (cached; do not modify)."""
+    return _op_features(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))
+
+
+def coefficients(hw: HardwareProfile) -> np.ndarray:
+    """The profile's coefficient vector: its calibration if it has one, else the roofline prior."""
+    if hw.calibration:
+        theta = np.zeros(N_COEF)
+        theta[0] = hw.calibration.get("invoke", {}).get("fixed", hw.invoke_overhead_us)
+        for i, kind in enumerate(KINDS):
+            c = hw.calibration.get(kind, {})
+            for j, term in enumerate(TERMS):
+                theta[1 + i * len(TERMS) + j] = c.get(term, 0.0)
+        return theta
+    return prior_coefficients(hw)
+
+
+def prior_coefficients(hw: HardwareProfile) -> np.ndarray:
+    """Linearised roofline: launch overhead per op and peak-times-efficiency throughput per unit of work."""
+    theta = np.zeros(N_COEF)
+    theta[0] = hw.invoke_overhead_us
+    for i, kind in enumerate(KINDS):
+        eff = hw.efficiency.get(kind, 1.0)
+        rate = hw.mac_per_s if kind in MATRIX_KINDS else hw.vector_ops_per_s
+        theta[1 + i * len(TERMS)] = hw.launch_overhead_us
+        theta[1 + i * len(TERMS) + 1] = 1e6 / (rate * eff)
+    return theta
+
+
+def _scales(hw: HardwareProfile) -> np.ndarray:
+    # Natural unit of each coefficient, so one ridge strength fits all of them.
+    s = prior_coefficients(hw).copy()
+    for i in range(len(KINDS)):
+        base = 1 + i * len(TERMS)
+        s[base] = max(s[base], 1.0)
+        s[base + 2] = 1e6 / hw.dram_bytes_per_s
+    s[0] = max(s[0], 1.0)
+    return s
+
+
+def _solve(X: np.ndarray, y: np.ndarray, prior: np.ndarray, scale: np.ndarray, lam: float) -> np.ndarray:
+    # Relative residuals (x.theta - y) / y, variables phi = theta / scale >= 0, ridge toward the prior.
+    A = np.vstack([X * scale / y[:, None], np.sqrt(lam) * np.eye(len(scale))])
+    b = np.concatenate([np.ones_like(y), np.sqrt(lam) * prior / scale])
+    phi, _ = nnls(A, b, maxiter=50 * A.shape[1])
+    return phi * scale
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A calibrated profile and how the ridge strength was chosen."""
+
+    profile: HardwareProfile
+    lam: float
+    cv_rmspe: float
+    n_measurements: int
+
+
+def fit_profile(
+    archs: Sequence[ArchConfig],
+    latencies_ms: Sequence[float],
+    prior: HardwareProfile,
+    *,
+    lambdas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    folds: int = 5,
+    seed: int = 0,
+) -> FitResult:
+    """Fit per-op-kind costs to measured latencies; returns `prior` with a `calibration` block."""
+    if len(archs) != len(latencies_ms) or len(archs) < 3:
+        raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
+    uncalibrated = copy.deepcopy(prior)
+    uncalibrated.calibration = {}
+    X = np.stack([arch_features(a, uncalibrated) for a in archs])
+    y = np.asarray(latencies_ms, dtype=float) * 1000.0
+    theta0, scale = prior_coefficients(uncalibrated), _scales(uncalibrated)
+    # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
+    # level; one global factor fitted first keeps the ridge from pulling toward the wrong level.
+    level = float(np.median(y / (X @ theta0)))
+    theta0, scale = theta0 * level, scale * level
+    rng = np.random.default_rng(seed)
+    fold_of = rng.permutation(len(y)) % min(folds, len(y))
+    best = (np.inf, lambdas[0])
+    for lam in lambdas:
+        errs = []
+        for f in range(fold_of.max() + 1):
+            train, test = fold_of != f, fold_of == f
+            theta = _solve(X[train], y[train], theta0, scale, lam)
+            errs.append(((X[test] @ theta - y[test]) / y[test]) ** 2)
+        rmspe = float(np.sqrt(np.mean(np.concatenate(errs))))
+        if rmspe < best[0]:
+            best = (rmspe, lam)
+    theta = _solve(X, y, theta0, scale, best[1])
+    calibration: dict[str, dict[str, float]] = {"invoke": {"fixed": float(theta[0])}}
+    for i, kind in enumerate(KINDS):
+        calibration[kind] = {term: float(theta[1 + i * len(TERMS) + j]) for j, term in enumerate(TERMS)}
+    profile = copy.deepcopy(prior)
+    profile.calibration = calibration
+    return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y))
+
+
+CALIBRATION_MARKER = "# --- calibration (generated by `python -m nas.latency.fit`; refit instead of editing) ---"
+
+
+def _yaml_float(value: float) -> str:
+    # Always a YAML float (never "0" or "1e-05", which typed configs or YAML 1.1 read as int / str).
+    text = f"{value:.6e}" if value and (abs(value) < 1e-3 or abs(value) >= 1e6) else f"{value:.6f}"
+    return text
+
+
+def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) -> str:
+    """`source_text` (a conf/hw/*.yaml) with its calibration block replaced by `profile.calibration`.
+
+    Everything above the marker line (the datasheet numbers and their comments) is kept verbatim.
+    """
+    head = source_text.split(CALIBRATION_MARKER)[0].rstrip() + "\n\n"
+    lines = [CALIBRATION_MARKER, f"# {note}", "# per op kind, in microseconds: fixed per op, per unit of work (MAC or element op), per byte moved",
+             "calibration:"]
+    for kind, terms in profile.calibration.items():
+        body = ", ".join(f"{t}: {_yaml_float(v)}" for t, v in terms.items())
+        lines.append(f"  {kind}: {{{body}}}")
+    return head + "\n".join(lines) + "\n"
+
+
+def _main() -> None:
+    import sys
+    from datetime import date
+    from pathlib import Path
+
+    import hydra
+    from omegaconf import DictConfig
+
+    from nas.errors import NasError
+    from nas.latency.measure import read_measurements
+    from nas.latency.profile import CONF_DIR, register_latency_configs, to_tool_config
+
+    register_latency_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
+    def main(cfg: DictConfig) -> None:
+        """CLI: `python -m nas.latency.fit hw=cpu measurements=[a.csv] [out=conf/hw/cpu.yaml]`."""
+        try:
+            tool = to_tool_config(cfg)
+            if not tool.measurements:
+                raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
+            rows = [m for path in tool.measurements for m in read_measurements(path)]
+            result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw)
+            source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
+            out = Path(tool.out) if tool.out else source
+            note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}); "
+                    f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}")
+            out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
+            print(f"calibrated profile written to {out} ({note})")
+        except NasError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    main()
+
+
+if __name__ == "__main__":
+    _main()

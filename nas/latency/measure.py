@@ -1,0 +1,168 @@
+"""Measure batch-1 latency of exported models in a deployment runtime (OpenVINO CPU, onnxruntime).
+
+Noise handling, because the machines are shared and OpenVINO flips between a fast and a slow mode
+from block to block: every model is compiled first, then timed in `rounds` interleaved passes (one
+block of `repeats` calls per model per round), so a slow phase of the machine hits all models alike.
+A model's latency is the median of its block medians; p10/p90 are over all its single calls.
+Each call is timed the way a deployment calls the runtime: the input is passed on every call.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nas.arch import ArchConfig
+from nas.errors import ConfigError, DataError
+
+RUNTIMES = ("openvino", "onnxruntime")
+MEASUREMENT_COLUMNS = (
+    "arch_json", "arch_id", "runtime", "precision", "threads", "batch", "median_ms", "p10_ms", "p90_ms",
+    "n_calls", "machine",
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Measured batch-1 latency of one architecture in one runtime/precision."""
+
+    arch: ArchConfig
+    runtime: str
+    precision: str
+    threads: int
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    n_calls: int
+    machine: str
+    batch: int = 1
+
+
+def machine_info() -> str:
+    """CPU model and core count, recorded with every measurement."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}"
+
+
+def make_runner(onnx_path: str | os.PathLike, *, runtime: str, precision: str, threads: int,
+                input_shape: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running one batch through the model in `runtime` (compiled once, here)."""
+    if precision != "fp32":
+        raise ConfigError(f"precision={precision!r} is not measurable yet; allowed: ['fp32'] (int8 comes with compression)")
+    if runtime == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(onnx_path))
+        # Static shape: OpenVINO >= 2025.2 leaves size-1 dims dynamic otherwise (see shared notes).
+        model.reshape([int(d) for d in input_shape])
+        # This CPU's default OpenVINO precision is bf16; fp32 must be asked for explicitly.
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
+        })
+        request = compiled.create_infer_request()
+        return lambda x: request.infer({0: x})[compiled.output(0)]
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        return lambda x: sess.run(None, {name: x})[0]
+    raise ConfigError(f"runtime={runtime!r} is unknown; allowed: {list(RUNTIMES)}")
+
+
+def time_runners(
+    runners: Sequence[Callable[[np.ndarray], np.ndarray]],
+    inputs: Sequence[np.ndarray],
+    *,
+    warmup: int = 20,
+    repeats: int = 30,
+    rounds: int = 7,
+) -> list[tuple[float, float, float, int]]:
+    """(median, p10, p90, n_calls) in ms for each runner, timed in interleaved rounds."""
+    for run, x in zip(runners, inputs):
+        for _ in range(warmup):
+            run(x)
+    samples: list[list[float]] = [[] for _ in runners]
+    block_medians: list[list[float]] = [[] for _ in runners]
+    for r in range(rounds):
+        # Alternate the order so no model always runs right after the same neighbour.
+        order = range(len(runners)) if r % 2 == 0 else reversed(range(len(runners)))
+        for i in order:
+            run, x = runners[i], inputs[i]
+            block = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                run(x)
+                block.append((time.perf_counter() - t0) * 1e3)
+            samples[i].extend(block)
+            block_medians[i].append(statistics.median(block))
+    out = []
+    for s, b in zip(samples, block_medians):
+        q = np.percentile(s, [10, 90])
+        out.append((statistics.median(b), float(q[0]), float(q[1]), len(s)))
+    return out
+
+
+def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> None:
+    """Write measurements as CSV (`MEASUREMENT_COLUMNS`); see README 'Onboarding a chip'."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(MEASUREMENT_COLUMNS)
+    for m in rows:
+        w.writerow([m.arch.to_json(), m.arch.arch_id, m.runtime, m.precision, m.threads, m.batch,
+                    f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", m.n_calls, m.machine])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(buf.getvalue())
+
+
+def read_measurements(path: str | os.PathLike) -> list[Measurement]:
+    """Read a measurements CSV; a malformed row raises `DataError` naming its line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"measurements file {p} not found")
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        required = {"arch_json", "median_ms"}
+        missing = required - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{p}: header lacks column(s) {sorted(missing)}; required: arch_json, median_ms (see README)")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                arch = ArchConfig.from_json(row["arch_json"] or "")
+                median = float(row["median_ms"])
+                if not (median > 0 and np.isfinite(median)):
+                    raise ValueError(f"median_ms={row['median_ms']!r} must be a positive number")
+                p10 = float(row.get("p10_ms") or median)
+                p90 = float(row.get("p90_ms") or median)
+                rows.append(Measurement(
+                    arch=arch, runtime=row.get("runtime") or "unknown", precision=row.get("precision") or "unknown",
+                    threads=int(row.get("threads") or 0), median_ms=median, p10_ms=p10, p90_ms=p90,
+                    n_calls=int(row.get("n_calls") or 0), machine=row.get("machine") or "", batch=int(row.get("batch") or 1),
+                ))
+            except (ValueError, ConfigError, TypeError) as e:
+                raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
+    if not rows:
+        raise DataError(f"{p} holds no measurements")
+    return rows

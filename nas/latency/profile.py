@@ -1,0 +1,160 @@
+"""Measure sampled architectures on this host: `python -m nas.latency.profile hw=cpu n=50`.
+
+Samples `n` distinct architectures of `space`, exports each to ONNX (fp32, the deployment contract)
+and times batch-1 inference in the profile's runtime (`hw.runtime`, `hw.precision`, `hw.threads`).
+With `export_only=true` it only writes the ONNX files plus a measurements template whose
+`median_ms` column a user fills from their chip vendor's profiler (README, "Onboarding a chip").
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import hydra
+import numpy as np
+import optuna
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from nas.arch import ArchConfig
+from nas.checkpoint import export_onnx
+from nas.config import SpaceConfig, structured
+from nas.errors import ConfigError, NasError
+from nas.latency.hardware import HardwareProfile
+from nas.latency.measure import Measurement, machine_info, make_runner, time_runners, write_measurements
+from nas.model import build_model
+from nas.space import sample_arch, validate_space
+
+log = logging.getLogger("nas.latency")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+@dataclass
+class LatencyToolConfig:
+    """Config of the latency tools (`conf/latency.yaml`): profile, fit and validate."""
+
+    hw: HardwareProfile = field(default_factory=HardwareProfile)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    n: int = 50  # architectures to sample and measure
+    seed: int = 0
+    img_size: int = 28
+    in_chans: int = 1
+    num_classes: int = 10
+    out: Optional[str] = None  # profile: measurements CSV; fit: calibrated YAML; validate: results folder
+    export_only: bool = False
+    warmup: int = 20
+    repeats: int = 30
+    rounds: int = 7
+    measurements: list[str] = field(default_factory=list)  # fit / validate: measurement CSVs
+
+
+def register_latency_configs() -> None:
+    """Register the latency tools' schema with Hydra's ConfigStore."""
+    ConfigStore.instance().store(name="latency_schema", node=LatencyToolConfig)
+
+
+def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
+    """Typed, validated config of the latency tools."""
+    tool = cfg if isinstance(cfg, LatencyToolConfig) else structured(cfg, LatencyToolConfig)
+    tool.hw.validate()
+    validate_space(tool.space)
+    for key in ("n", "img_size", "in_chans", "num_classes", "warmup", "repeats", "rounds"):
+        if getattr(tool, key) < 1:
+            raise ConfigError(f"{key}={getattr(tool, key)!r} must be >= 1")
+    return tool
+
+
+def sample_archs(space: SpaceConfig, n: int, *, seed: int, in_chans: int, img_size: int, num_classes: int,
+                 exclude: Sequence[ArchConfig] = ()) -> list[ArchConfig]:
+    """`n` distinct random architectures of `space` (none of them in `exclude`)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    seen = {a.arch_id for a in exclude}
+    out: list[ArchConfig] = []
+    for _ in range(200 * n):
+        trial = study.ask()
+        arch = sample_arch(trial, space, in_chans=in_chans, img_size=img_size, num_classes=num_classes)
+        study.tell(trial, 0.0)
+        if arch.arch_id not in seen:
+            seen.add(arch.arch_id)
+            out.append(arch)
+            if len(out) == n:
+                return out
+    raise ConfigError(f"space {space.name!r} holds fewer than {n} distinct architectures beyond the excluded ones")
+
+
+def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0) -> list[Path]:
+    """Export each arch (random weights: latency does not depend on values) to `folder/<arch_id>.onnx`."""
+    paths = []
+    for arch in archs:
+        torch.manual_seed(seed)
+        paths.append(export_onnx(build_model(arch), folder / f"{arch.arch_id}.onnx", in_chans=arch.in_chans, img_size=arch.img_size))
+    return paths
+
+
+def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: int = 20, repeats: int = 30,
+                  rounds: int = 7) -> list[Measurement]:
+    """Export and time every arch in `hw.runtime` (interleaved rounds, see nas.latency.measure)."""
+    if not hw.runtime:
+        raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
+                          "and measure with the chip's own tools")
+    torch.set_num_threads(hw.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_archs(archs, Path(tmp))
+        runners = [make_runner(p, runtime=hw.runtime, precision=hw.precision, threads=hw.threads,
+                               input_shape=(1, a.in_chans, a.img_size, a.img_size)) for p, a in zip(paths, archs)]
+        rng = np.random.default_rng(0)
+        inputs = [rng.random((1, a.in_chans, a.img_size, a.img_size), dtype=np.float32) for a in archs]
+        timings = time_runners(runners, inputs, warmup=warmup, repeats=repeats, rounds=rounds)
+    machine = machine_info()
+    return [Measurement(arch=a, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, median_ms=t[0],
+                        p10_ms=t[1], p90_ms=t[2], n_calls=t[3], machine=machine) for a, t in zip(archs, timings)]
+
+
+def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
+    """Sample, export and (unless export_only) measure; return the CSV written."""
+    tool = to_tool_config(cfg)
+    archs = sample_archs(tool.space, tool.n, seed=tool.seed, in_chans=tool.in_chans, img_size=tool.img_size,
+                         num_classes=tool.num_classes)
+    default = f"latency/{tool.hw.name}_{tool.space.name}_n{tool.n}_seed{tool.seed}"
+    if tool.export_only:
+        folder = Path(tool.out or f"{default}_onnx")
+        paths = export_archs(archs, folder)
+        template = folder / "measurements.csv"
+        rows = [Measurement(arch=a, runtime="<your runtime>", precision=tool.hw.precision, threads=0, median_ms=float("nan"),
+                            p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0, machine="<your chip>") for a in archs]
+        write_measurements(template, rows)
+        # The user fills median_ms (and optionally p10/p90) per row, from the file named <arch_id>.onnx.
+        template.write_text(template.read_text().replace(",nan,nan,nan,", ",,,,"))
+        log.info("exported %d models to %s; fill median_ms in %s", len(paths), folder, template)
+        return template
+    out = Path(tool.out or f"{default}.csv")
+    rows = measure_archs(archs, tool.hw, warmup=tool.warmup, repeats=tool.repeats, rounds=tool.rounds)
+    write_measurements(out, rows)
+    log.info("measured %d archs in %s/%s: median %.3f ms (min %.3f, max %.3f) -> %s", len(rows), tool.hw.runtime,
+             tool.hw.precision, float(np.median([r.median_ms for r in rows])), min(r.median_ms for r in rows),
+             max(r.median_ms for r in rows), out)
+    return out
+
+
+register_latency_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
+def main(cfg: DictConfig) -> None:
+    """CLI: `python -m nas.latency.profile hw=cpu n=50 [space=... img_size=... export_only=true out=...]`."""
+    try:
+        print(run_profile(cfg))
+    except NasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

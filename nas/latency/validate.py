@@ -1,0 +1,126 @@
+"""Validate a latency predictor on held-out measurements: `python -m nas.latency.validate hw=cpu measurements=[...]`.
+
+Reports the share of architectures predicted within +-5% / +-10%, RMSPE, Kendall tau and Spearman rho,
+for the profile's predictor and for two naive baselines (latency proportional to MACs / to params,
+each with the one scale factor that fits the validation data best, which flatters the baselines).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+from nas.arch import ArchConfig
+from nas.latency.hardware import HardwareProfile
+from nas.latency.ops import count_macs, count_params
+from nas.latency.predictor import predict_latency_batch
+
+
+def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """within_5pct, within_10pct (shares), rmspe, kendall_tau, spearman_rho, n."""
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = np.abs(p - m) / m
+    return {
+        "n": int(len(m)),
+        "within_5pct": float(np.mean(rel <= 0.05)),
+        "within_10pct": float(np.mean(rel <= 0.10)),
+        "rmspe": float(np.sqrt(np.mean(((p - m) / m) ** 2))),
+        "kendall_tau": float(stats.kendalltau(p, m).statistic),
+        "spearman_rho": float(stats.spearmanr(p, m).statistic),
+    }
+
+
+def proportional_baseline(feature: Sequence[float], measured: Sequence[float]) -> np.ndarray:
+    """Predictions `k * feature` with the k minimising the relative squared error on `measured`."""
+    f, m = np.asarray(feature, float), np.asarray(measured, float)
+    r = f / m
+    return (r.sum() / (r**2).sum()) * f
+
+
+def compare_predictors(archs: Sequence[ArchConfig], measured_ms: Sequence[float], hw: HardwareProfile,
+                       *, extra: dict[str, HardwareProfile] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of `hw`'s predictor, of any `extra` profiles, and of the MACs / params baselines."""
+    out = {f"predictor ({hw.name})": accuracy_metrics(predict_latency_batch(archs, hw), measured_ms)}
+    for name, profile in (extra or {}).items():
+        out[name] = accuracy_metrics(predict_latency_batch(archs, profile), measured_ms)
+    out["MACs-proportional"] = accuracy_metrics(proportional_baseline([count_macs(a) for a in archs], measured_ms), measured_ms)
+    out["params-proportional"] = accuracy_metrics(proportional_baseline([count_params(a) for a in archs], measured_ms), measured_ms)
+    return out
+
+
+def plot_predicted_vs_measured(path: Path, measured: Sequence[float], series: dict[str, Sequence[float]], *, title: str) -> None:
+    """Log-log scatter of predicted vs measured latency with the +-10% band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 5.6), dpi=110)
+    ax = fig.add_subplot()
+    m = np.asarray(measured, float)
+    lo, hi = m.min() * 0.7, m.max() * 1.4
+    line = np.array([lo, hi])
+    ax.plot(line, line, color="black", lw=1, label="predicted = measured")
+    ax.fill_between(line, line * 0.9, line * 1.1, color="grey", alpha=0.2, label="+-10%")
+    for (name, pred), marker in zip(series.items(), "os^v"):
+        ax.scatter(m, pred, s=14, marker=marker, alpha=0.75, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
+    """A Markdown table of `compare_predictors` output."""
+    lines = ["| predictor | n | within +-5% | within +-10% | RMSPE | Kendall tau | Spearman rho |", "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['n']} | {r['within_5pct']:.1%} | {r['within_10pct']:.1%} | {r['rmspe']:.1%} | "
+                     f"{r['kendall_tau']:.3f} | {r['spearman_rho']:.3f} |")
+    return "\n".join(lines)
+
+
+def _main() -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    from nas.errors import DataError, NasError
+    from nas.latency.measure import read_measurements
+    from nas.latency.profile import CONF_DIR, register_latency_configs, to_tool_config
+
+    register_latency_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
+    def main(cfg: DictConfig) -> None:
+        """CLI: `python -m nas.latency.validate hw=cpu measurements=[val.csv] [out=folder]`."""
+        try:
+            tool = to_tool_config(cfg)
+            if not tool.measurements:
+                raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
+            rows = [m for path in tool.measurements for m in read_measurements(path)]
+            archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
+            results = compare_predictors(archs, measured, tool.hw)
+            out = Path(tool.out or f"latency/validate_{tool.hw.name}")
+            out.mkdir(parents=True, exist_ok=True)
+            plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
+                                       title=f"{tool.hw.name}: predicted vs measured")
+            (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
+            (out / "validation.md").write_text(metrics_markdown(results) + "\n")
+            print(metrics_markdown(results))
+        except NasError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    main()
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,151 @@
+"""Measurement, calibration and validation of latency predictors (nas.latency.measure / fit / validate)."""
+
+import copy
+import dataclasses
+import math
+
+import numpy as np
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from nas.arch import ArchConfig, StageConfig
+from nas.errors import DataError
+from nas.latency import predict_latency, predict_latency_batch
+from nas.latency.fit import KINDS, N_COEF, TERMS, arch_features, calibrated_yaml, coefficients, fit_profile, prior_coefficients
+from nas.latency.hardware import HardwareProfile
+from nas.latency.measure import Measurement, read_measurements, write_measurements
+from nas.latency.profile import measure_archs, run_profile, sample_archs
+from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
+
+TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConfig(mixer="attn", depth=1, width=16)))
+
+
+@pytest.fixture(scope="module")
+def cpu(compose_cfg):
+    return OmegaConf.to_object(compose_cfg("hw=cpu").hw)
+
+
+@pytest.fixture(scope="module")
+def space_t(compose_cfg):
+    return OmegaConf.to_object(compose_cfg().space)
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_measuring_a_tiny_model_gives_positive_finite_times(runtime, cpu):
+    hw = dataclasses.replace(cpu, runtime=runtime, threads=1)
+    (m,) = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2)
+    assert m.runtime == runtime and m.precision == "fp32" and m.n_calls == 10
+    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and math.isfinite(m.p90_ms)
+    assert "cpus" in m.machine
+
+
+def test_measurements_csv_round_trip(tmp_path):
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "test machine")]
+    write_measurements(tmp_path / "m.csv", rows)
+    assert read_measurements(tmp_path / "m.csv") == rows
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "fragment"),
+    [("{not json},abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch spec is not valid JSON"),
+     ("ARCH,abc,openvino,fp32,1,1,-2,,,,", "line 3: median_ms='-2' must be a positive number"),
+     ("ARCH,abc,openvino,fp32,1,1,fast,,,,", "line 3: could not convert string to float: 'fast'"),
+     ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3")],
+)
+def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
+    write_measurements(tmp_path / "m.csv", [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")])
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    with open(tmp_path / "m.csv", "a") as f:
+        f.write(bad_row.replace("ARCH", arch) + "\n")
+    with pytest.raises(DataError) as err:
+        read_measurements(tmp_path / "m.csv")
+    assert fragment in str(err.value) and "m.csv" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_measurements_file_without_required_columns(tmp_path):
+    (tmp_path / "m.csv").write_text("arch,latency\nx,1\n")
+    with pytest.raises(DataError, match="lacks column"):
+        read_measurements(tmp_path / "m.csv")
+
+
+def test_fit_recovers_known_per_op_costs_from_synthetic_measurements(cpu, space_t):
+    rng = np.random.default_rng(0)
+    prior = dataclasses.replace(cpu, calibration={})
+    truth = prior_coefficients(prior) * rng.uniform(0.3, 3.0, N_COEF)  # a chip unlike the prior
+    archs = sample_archs(space_t, 160, seed=3, in_chans=1, img_size=28, num_classes=10)
+    latency = np.array([arch_features(a, prior) @ truth for a in archs]) / 1000
+    fit, held_out = archs[:120], archs[120:]
+    result = fit_profile(fit, latency[:120], prior, lambdas=(1e-6, 1e-4))
+    got = coefficients(result.profile)
+    pred = predict_latency_batch(held_out, result.profile)
+    np.testing.assert_allclose(pred, latency[120:], rtol=0.02)
+    # The dominant costs are identified individually: invoke overhead, dense-conv and 1x1-conv work.
+    for kind, term in (("conv", "per_work"), ("pwconv", "per_work")):
+        i = 1 + KINDS.index(kind) * len(TERMS) + TERMS.index(term)
+        assert got[i] == pytest.approx(truth[i], rel=0.1), (kind, term)
+    assert got[0] == pytest.approx(truth[0], rel=0.1)
+
+
+def test_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, space_t):
+    archs = sample_archs(space_t, 20, seed=1, in_chans=1, img_size=28, num_classes=10)
+    fitted = fit_profile(archs, [predict_latency(a, cpu).total_ms for a in archs], cpu).profile
+    for a in archs[:5]:
+        report = predict_latency(a, fitted)
+        assert sum(l.ms for l in report.layers) == pytest.approx(report.total_ms)
+        assert report.total_ms == pytest.approx(predict_latency_batch([a], fitted)[0])
+        assert {l.bound for l in report.layers} <= {"calibrated", "fused", "overhead"}
+
+
+def test_calibrated_yaml_keeps_the_datasheet_and_composes(tmp_path, cpu, space_t):
+    from tests.conftest import CONF_DIR
+
+    archs = sample_archs(space_t, 10, seed=2, in_chans=1, img_size=28, num_classes=10)
+    fitted = fit_profile(archs, [predict_latency(a, cpu).total_ms * 1.3 for a in archs], cpu).profile
+    source = (CONF_DIR / "hw" / "cpu.yaml").read_text()
+    text = calibrated_yaml(source, fitted, note="test")
+    assert text.split("# --- calibration")[0] == source.split("# --- calibration")[0].rstrip() + "\n\n"
+    assert calibrated_yaml(text, fitted, note="test") == text  # refitting replaces the block, not appends
+    loaded = OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text))
+    profile = OmegaConf.to_object(loaded)
+    profile.validate()
+    assert predict_latency_batch(archs, profile) == pytest.approx(predict_latency_batch(archs, fitted), rel=1e-5)
+
+
+def test_validation_metrics_on_a_hand_made_case():
+    measured = [1.0, 2.0, 3.0, 4.0]
+    predicted = [1.04, 2.3, 2.85, 4.0]  # errors: 4%, 15%, -5%, 0%
+    m = accuracy_metrics(predicted, measured)
+    assert m["within_5pct"] == 0.75 and m["within_10pct"] == 0.75 and m["n"] == 4
+    assert m["rmspe"] == pytest.approx(math.sqrt((0.04**2 + 0.15**2 + 0.05**2 + 0) / 4))
+    assert m["kendall_tau"] == 1.0 and m["spearman_rho"] == 1.0
+    swapped = accuracy_metrics([2.0, 1.0, 3.0, 4.0], measured)
+    assert swapped["kendall_tau"] == pytest.approx(4 / 6)  # 5 concordant, 1 discordant pair
+
+
+def test_proportional_baseline_uses_the_best_scale():
+    pred = proportional_baseline([10, 20, 30], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(pred, [1.0, 2.0, 3.0])
+
+
+def test_compare_predictors_lists_the_baselines(cpu, space_t):
+    archs = sample_archs(space_t, 12, seed=5, in_chans=1, img_size=28, num_classes=10)
+    out = compare_predictors(archs, [predict_latency(a, cpu).total_ms for a in archs], cpu)
+    assert set(out) == {"predictor (cpu)", "MACs-proportional", "params-proportional"}
+    assert out["predictor (cpu)"]["within_5pct"] == 1.0
+
+
+def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
+    from nas.latency.profile import register_latency_configs
+    from hydra import compose, initialize_config_dir
+    from tests.conftest import CONF_DIR
+
+    register_latency_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="latency", overrides=["hw=edge_npu", "n=3", "export_only=true", f"out={tmp_path}/x"])
+    template = run_profile(cfg)
+    assert sorted(p.suffix for p in (tmp_path / "x").iterdir()) == [".csv", ".onnx", ".onnx", ".onnx"]
+    lines = template.read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("arch_json,arch_id,runtime,precision")
+    with pytest.raises(DataError, match="line 2"):  # not filled in yet: median_ms is empty
+        read_measurements(template)
