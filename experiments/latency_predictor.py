@@ -84,6 +84,9 @@ def main(*, reuse: bool) -> None:
     for space_name, shape in SPACES.items():
         idx = [i for i, a in enumerate(archs) if a.img_size == shape["img_size"]]
         per_space[space_name] = compare_predictors([archs[i] for i in idx], [measured[i] for i in idx], result.profile)
+    # How much would more measurements help? Swap the roles: fit on the 100, check on the 50.
+    swapped = fit_profile(archs, measured, hw)
+    more_data = compare_predictors([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], swapped.profile)
     # Throughput of batch predictions on fresh (uncached) architectures.
     fresh = []
     for k, (space_name, shape) in enumerate(SPACES.items()):
@@ -106,7 +109,7 @@ def main(*, reuse: bool) -> None:
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
-        "validation": results, "validation_per_space": per_space,
+        "validation": results, "validation_per_space": per_space, "swapped_fit100_check50": more_data,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
                         "share_within_5pct": float(np.mean(noise <= 0.05))},
         "predictions_per_s": {"fresh_archs": cold, "cached_archs": warm, "n": len(fresh)},
@@ -128,6 +131,9 @@ def main(*, reuse: bool) -> None:
         f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
         "## All 100 validation archs", "", metrics_markdown(results), "",
         *[line for name, r in per_space.items() for line in (f"## {name} only", "", metrics_markdown(r), "")],
+        "## With more measurements", "",
+        "The same model fitted on the 100 validation archs and checked on the 50 fit archs:", "",
+        metrics_markdown(more_data), "",
         "## Measurement noise floor", "",
         f"The 100 validation archs were measured twice, in two sessions. Their median relative difference was "
         f"{summary['noise_floor']['median_rel_diff']:.1%}, and {summary['noise_floor']['share_within_10pct']:.0%} "

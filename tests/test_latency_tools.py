@@ -149,3 +149,15 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     assert len(lines) == 4 and lines[0].startswith("arch_json,arch_id,runtime,precision")
     with pytest.raises(DataError, match="line 2"):  # not filled in yet: median_ms is empty
         read_measurements(template)
+
+
+@pytest.mark.parametrize("space_name", ["metaformer_t", "metaformer_s"])
+def test_per_stage_cached_features_equal_the_full_op_list(space_name, compose_cfg, cpu):
+    from nas.latency.fit import _features
+    from nas.latency.ops import enumerate_ops
+
+    space = OmegaConf.to_object(compose_cfg(f"space={space_name}").space)
+    for arch in sample_archs(space, 40, seed=11, in_chans=3, img_size=64 if space_name == "metaformer_s" else 28, num_classes=7):
+        full = _features(enumerate_ops(arch), frozenset(cpu.fused_kinds), cpu.bytes_per_element)
+        full[0] = 1.0
+        np.testing.assert_allclose(arch_features(arch, cpu), full)

@@ -17,26 +17,24 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import nnls
 
-from nas.arch import ArchConfig
+from nas.arch import ArchConfig, StageConfig
 from nas.errors import DataError
 from nas.latency.hardware import HardwareProfile
-from nas.latency.ops import MATRIX_KINDS, OP_KINDS, enumerate_ops
+from nas.latency.ops import MATRIX_KINDS, OP_KINDS, Op, head_ops, stage_ops_in_context, stem_ops
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
 TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")
 N_COEF = 1 + len(KINDS) * len(TERMS)  # invoke + per kind (fixed, per_work, per_byte)
+_BASE = {kind: 1 + i * len(TERMS) for i, kind in enumerate(KINDS)}  # first coefficient of each kind
 
 
-@lru_cache(maxsize=65536)
-def _op_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
     x = np.zeros(N_COEF)
-    x[0] = 1.0
-    for op in enumerate_ops(arch):
+    for op in ops:
         if op.foldable and op.kind in fused:
             continue  # the runtime folds it into its neighbour
-        base = 1 + KINDS.index(op.kind) * len(TERMS)
+        base = _BASE[op.kind]
         work = op.macs if op.kind in MATRIX_KINDS else op.vec_ops
         x[base] += 1.0
         x[base + 1] += work
@@ -44,9 +42,28 @@ def _op_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int
     return x
 
 
+@lru_cache(maxsize=65536)
+def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
+                    fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    ops = stage_ops_in_context(stage, 0, prev_width=prev_width, res_in=res_in, res_out=res_out, norm=norm, act=act)
+    return _features(ops, fused, bytes_per_element)
+
+
+@lru_cache(maxsize=65536)
+def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    # Searches re-use stage configurations constantly: features are summed from per-stage caches.
+    x = _features(stem_ops(arch) + head_ops(arch), fused, bytes_per_element)
+    x[0] = 1.0  # the per-inference overhead
+    res = arch.stage_resolutions()
+    for i, s in enumerate(arch.stages):
+        prev = arch.stages[i - 1].width if i > 0 else None
+        x += _stage_features(s, prev, res[i - 1] if i > 0 else res[0], res[i], arch.norm, arch.act, fused, bytes_per_element)
+    return x
+
+
 def arch_features(arch: ArchConfig, hw: HardwareProfile) -> np.ndarray:
     """Feature vector of `arch` for the linear latency model (cached; do not modify)."""
-    return _op_features(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))
+    return _arch_features(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))
 
 
 def coefficients(hw: HardwareProfile) -> np.ndarray:
@@ -86,6 +103,8 @@ def _scales(hw: HardwareProfile) -> np.ndarray:
 
 
 def _solve(X: np.ndarray, y: np.ndarray, prior: np.ndarray, scale: np.ndarray, lam: float) -> np.ndarray:
+    from scipy.optimize import nnls  # only fitting needs scipy; predictions stay light to import
+
     # Relative residuals (x.theta - y) / y, variables phi = theta / scale >= 0, ridge toward the prior.
     A = np.vstack([X * scale / y[:, None], np.sqrt(lam) * np.eye(len(scale))])
     b = np.concatenate([np.ones_like(y), np.sqrt(lam) * prior / scale])
@@ -168,41 +187,27 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     return head + "\n".join(lines) + "\n"
 
 
-def _main() -> None:
-    import sys
+def fit_command(tool) -> str:
+    """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' [out=file.yaml]`."""
     from datetime import date
     from pathlib import Path
 
-    import hydra
-    from omegaconf import DictConfig
-
-    from nas.errors import NasError
     from nas.latency.measure import read_measurements
-    from nas.latency.profile import CONF_DIR, register_latency_configs, to_tool_config
+    from nas.latency.profile import CONF_DIR
 
-    register_latency_configs()
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
-    def main(cfg: DictConfig) -> None:
-        """CLI: `python -m nas.latency.fit hw=cpu measurements=[a.csv] [out=conf/hw/cpu.yaml]`."""
-        try:
-            tool = to_tool_config(cfg)
-            if not tool.measurements:
-                raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
-            rows = [m for path in tool.measurements for m in read_measurements(path)]
-            result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw)
-            source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
-            out = Path(tool.out) if tool.out else source
-            note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}); "
-                    f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}")
-            out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
-            print(f"calibrated profile written to {out} ({note})")
-        except NasError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-
-    main()
+    if not tool.measurements:
+        raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
+    rows = [m for path in tool.measurements for m in read_measurements(path)]
+    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw)
+    source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
+    out = Path(tool.out) if tool.out else source
+    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}); "
+            f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}")
+    out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
+    return f"calibrated profile written to {out} ({note})"
 
 
 if __name__ == "__main__":
-    _main()
+    from nas.latency.profile import latency_cli
+
+    latency_cli(fit_command)

@@ -62,11 +62,11 @@ def _norm(name: str, norm: str, stage: int, channels: int, n: int, *, next_is_co
     return _vec(name, norm, stage, channels * n, params=2 * channels, foldable=norm == "bn" and (next_is_conv or after_conv))
 
 
-def _block_ops(prefix: str, i: int, s: StageConfig, res: int, arch: ArchConfig) -> list[Op]:
+def _block_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act: str) -> list[Op]:
     c, n = s.width, res * res
     ops: list[Op] = []
     mixer_starts_with_conv = s.mixer in ("sepconv", "conv", "attn")
-    ops.append(_norm(f"{prefix}.norm1", arch.norm, i, c, n, next_is_conv=mixer_starts_with_conv))
+    ops.append(_norm(f"{prefix}.norm1", norm, i, c, n, next_is_conv=mixer_starts_with_conv))
     m = f"{prefix}.mixer"
     if s.mixer == "pool":
         ops.append(_vec(f"{m}.pool", "pool", i, c * n, cost=s.kernel * s.kernel))
@@ -74,7 +74,7 @@ def _block_ops(prefix: str, i: int, s: StageConfig, res: int, arch: ArchConfig) 
     elif s.mixer == "sepconv":
         med = c * s.expand
         ops.append(_conv(f"{m}.pw1", i, cin=c, cout=med, k=1, hw_in=res, hw_out=res, bias=False))
-        ops.append(_vec(f"{m}.act", arch.act, i, med * n, foldable=arch.act == "relu"))
+        ops.append(_vec(f"{m}.act", act, i, med * n, foldable=act == "relu"))
         ops.append(_conv(f"{m}.dw", i, cin=med, cout=med, k=s.kernel, hw_in=res, hw_out=res, groups=med, bias=False))
         ops.append(_conv(f"{m}.pw2", i, cin=med, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
     elif s.mixer == "conv":
@@ -87,39 +87,65 @@ def _block_ops(prefix: str, i: int, s: StageConfig, res: int, arch: ArchConfig) 
         ops.append(Op(f"{m}.av", "matmul", i, macs=h * n * n * s.head_dim, in_elems=h * n * n + n * inner, out_elems=n * inner))
         ops.append(_conv(f"{m}.proj", i, cin=inner, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
     ops.append(_vec(f"{prefix}.add1", "add", i, c * n))
-    ops.append(_norm(f"{prefix}.norm2", arch.norm, i, c, n, next_is_conv=True))
+    ops.append(_norm(f"{prefix}.norm2", norm, i, c, n, next_is_conv=True))
     hid = s.mlp_hidden
     ops.append(_conv(f"{prefix}.mlp.fc1", i, cin=c, cout=hid, k=1, hw_in=res, hw_out=res, bias=True))
-    ops.append(_vec(f"{prefix}.mlp.act", arch.act, i, hid * n, foldable=arch.act == "relu"))
+    ops.append(_vec(f"{prefix}.mlp.act", act, i, hid * n, foldable=act == "relu"))
     ops.append(_conv(f"{prefix}.mlp.fc2", i, cin=hid, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
     ops.append(_vec(f"{prefix}.add2", "add", i, c * n))
     return ops
 
 
+def stem_ops(arch: ArchConfig) -> list[Op]:
+    """Input normalisation, stem conv and its norm."""
+    res0 = arch.stage_resolutions()[0]
+    c0 = arch.stages[0].width
+    # Input normalisation is an affine map, foldable into the stem conv like a BatchNorm.
+    return [
+        _vec("input_norm", "bn", -1, arch.in_chans * arch.img_size**2, foldable=True),
+        _conv("stem.conv", -1, cin=arch.in_chans, cout=c0, k=arch.stem_kernel, hw_in=arch.img_size, hw_out=res0, bias=True),
+        _norm("stem.norm", arch.norm, -1, c0, res0**2, next_is_conv=False, after_conv=True),
+    ]
+
+
+def stage_ops(arch: ArchConfig, i: int) -> list[Op]:
+    """Stage i: its downsampling (for i > 0) and its blocks."""
+    res = arch.stage_resolutions()
+    prev = arch.stages[i - 1].width if i > 0 else None
+    return stage_ops_in_context(arch.stages[i], i, prev_width=prev, res_in=res[i - 1] if i > 0 else res[0],
+                                res_out=res[i], norm=arch.norm, act=arch.act)
+
+
+def stage_ops_in_context(s: StageConfig, i: int, *, prev_width: int | None, res_in: int, res_out: int,
+                         norm: str, act: str) -> list[Op]:
+    """A stage's ops from the little they depend on (so callers can cache per stage)."""
+    ops: list[Op] = []
+    if prev_width is not None:
+        ops.append(_conv(f"stages.{i}.down.conv", i, cin=prev_width, cout=s.width, k=3, hw_in=res_in, hw_out=res_out, bias=True))
+        ops.append(_norm(f"stages.{i}.down.norm", norm, i, s.width, res_out**2, next_is_conv=False, after_conv=True))
+    for b in range(s.depth):
+        ops.extend(_block_ops(f"stages.{i}.blocks.{b}", i, s, res_out, norm=norm, act=act))
+    return ops
+
+
+def head_ops(arch: ArchConfig) -> list[Op]:
+    """Final norm, global average pool and classifier."""
+    head, width = len(arch.stages), arch.stages[-1].width
+    n_last = arch.stage_resolutions()[-1] ** 2
+    return [
+        _norm("head.norm", arch.norm, head, width, n_last, next_is_conv=False),
+        _vec("head.pool", "reduce", head, width * n_last),
+        Op("head.fc", "linear", head, macs=width * arch.num_classes, in_elems=width, out_elems=arch.num_classes,
+           params=width * arch.num_classes + arch.num_classes),
+    ]
+
+
 def enumerate_ops(arch: ArchConfig) -> list[Op]:
     """All layers of `build_model(arch)` in execution order, batch 1."""
-    res = arch.stage_resolutions()
-    ops: list[Op] = []
-    # Input normalisation is an affine map, foldable into the stem conv like a BatchNorm.
-    ops.append(_vec("input_norm", "bn", -1, arch.in_chans * arch.img_size**2, foldable=True))
-    c0 = arch.stages[0].width
-    ops.append(_conv("stem.conv", -1, cin=arch.in_chans, cout=c0, k=arch.stem_kernel, hw_in=arch.img_size, hw_out=res[0], bias=True))
-    ops.append(_norm("stem.norm", arch.norm, -1, c0, res[0] ** 2, next_is_conv=False, after_conv=True))
-    prev = c0
-    for i, s in enumerate(arch.stages):
-        if i > 0:
-            ops.append(_conv(f"stages.{i}.down.conv", i, cin=prev, cout=s.width, k=3, hw_in=res[i - 1], hw_out=res[i], bias=True))
-            ops.append(_norm(f"stages.{i}.down.norm", arch.norm, i, s.width, res[i] ** 2, next_is_conv=False, after_conv=True))
-        for b in range(s.depth):
-            ops.extend(_block_ops(f"stages.{i}.blocks.{b}", i, s, res[i], arch))
-        prev = s.width
-    head = len(arch.stages)
-    n_last = res[-1] ** 2
-    ops.append(_norm("head.norm", arch.norm, head, prev, n_last, next_is_conv=False))
-    ops.append(_vec("head.pool", "reduce", head, prev * n_last))
-    ops.append(Op("head.fc", "linear", head, macs=prev * arch.num_classes, in_elems=prev, out_elems=arch.num_classes,
-                  params=prev * arch.num_classes + arch.num_classes))
-    return ops
+    ops = stem_ops(arch)
+    for i in range(len(arch.stages)):
+        ops.extend(stage_ops(arch, i))
+    return ops + head_ops(arch)
 
 
 def count_params(arch: ArchConfig) -> int:

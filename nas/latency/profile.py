@@ -1,5 +1,7 @@
 """Measure sampled architectures on this host: `python -m nas.latency.profile hw=cpu n=50`.
 
+Also home of the latency tools' shared config (`conf/latency.yaml`) and CLI wrapper (`latency_cli`).
+
 Samples `n` distinct architectures of `space`, exports each to ONNX (fp32, the deployment contract)
 and times batch-1 inference in the profile's runtime (`hw.runtime`, `hw.precision`, `hw.threads`).
 With `export_only=true` it only writes the ONNX files plus a measurements template whose
@@ -13,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import hydra
 import numpy as np
@@ -143,18 +145,24 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     return out
 
 
-register_latency_configs()
+def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
+    """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line."""
+    register_latency_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
+    def main(cfg: DictConfig) -> None:
+        try:
+            print(command(to_tool_config(cfg)))
+        except NasError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    main()
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
-def main(cfg: DictConfig) -> None:
-    """CLI: `python -m nas.latency.profile hw=cpu n=50 [space=... img_size=... export_only=true out=...]`."""
-    try:
-        print(run_profile(cfg))
-    except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+def _profile_command(tool: LatencyToolConfig) -> str:
+    return str(run_profile(tool))
 
 
 if __name__ == "__main__":
-    main()
+    latency_cli(_profile_command)

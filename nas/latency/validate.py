@@ -8,7 +8,6 @@ each with the one scale factor that fits the validation data best, which flatter
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -88,39 +87,26 @@ def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _main() -> None:
-    import hydra
-    from omegaconf import DictConfig
-
-    from nas.errors import DataError, NasError
+def validate_command(tool) -> str:
+    """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
+    from nas.errors import DataError
     from nas.latency.measure import read_measurements
-    from nas.latency.profile import CONF_DIR, register_latency_configs, to_tool_config
 
-    register_latency_configs()
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
-    def main(cfg: DictConfig) -> None:
-        """CLI: `python -m nas.latency.validate hw=cpu measurements=[val.csv] [out=folder]`."""
-        try:
-            tool = to_tool_config(cfg)
-            if not tool.measurements:
-                raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
-            rows = [m for path in tool.measurements for m in read_measurements(path)]
-            archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
-            results = compare_predictors(archs, measured, tool.hw)
-            out = Path(tool.out or f"latency/validate_{tool.hw.name}")
-            out.mkdir(parents=True, exist_ok=True)
-            plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
-                                       title=f"{tool.hw.name}: predicted vs measured")
-            (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
-            (out / "validation.md").write_text(metrics_markdown(results) + "\n")
-            print(metrics_markdown(results))
-        except NasError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-
-    main()
+    if not tool.measurements:
+        raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
+    rows = [m for path in tool.measurements for m in read_measurements(path)]
+    archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
+    results = compare_predictors(archs, measured, tool.hw)
+    out = Path(tool.out or f"latency/validate_{tool.hw.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
+                               title=f"{tool.hw.name}: predicted vs measured")
+    (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "validation.md").write_text(metrics_markdown(results) + "\n")
+    return metrics_markdown(results) + f"\n(written to {out})"
 
 
 if __name__ == "__main__":
-    _main()
+    from nas.latency.profile import latency_cli
+
+    latency_cli(validate_command)
