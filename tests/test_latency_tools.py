@@ -147,6 +147,7 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     assert sorted(p.suffix for p in (tmp_path / "x").iterdir()) == [".csv", ".onnx", ".onnx", ".onnx"]
     lines = template.read_text().splitlines()
     assert len(lines) == 4 and lines[0].startswith("arch_json,arch_id,runtime,precision")
+    assert all(",1,,,,0," in line for line in lines[1:])  # batch 1, median/p10/p90 empty, n_calls 0
     with pytest.raises(DataError, match="line 2"):  # not filled in yet: median_ms is empty
         read_measurements(template)
 

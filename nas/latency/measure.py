@@ -129,9 +129,12 @@ def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(MEASUREMENT_COLUMNS)
+    def ms(value: float) -> str:
+        return f"{value:.6g}" if np.isfinite(value) else ""  # not measured yet: an empty cell to fill in
+
     for m in rows:
         w.writerow([m.arch.to_json(), m.arch.arch_id, m.runtime, m.precision, m.threads, m.batch,
-                    f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", m.n_calls, m.machine])
+                    ms(m.median_ms), ms(m.p10_ms), ms(m.p90_ms), m.n_calls, m.machine])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(buf.getvalue())
 

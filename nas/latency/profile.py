@@ -131,9 +131,8 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         template = folder / "measurements.csv"
         rows = [Measurement(arch=a, runtime="<your runtime>", precision=tool.hw.precision, threads=0, median_ms=float("nan"),
                             p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0, machine="<your chip>") for a in archs]
-        write_measurements(template, rows)
         # The user fills median_ms (and optionally p10/p90) per row, from the file named <arch_id>.onnx.
-        template.write_text(template.read_text().replace(",nan,nan,nan,", ",,,,"))
+        write_measurements(template, rows)
         log.info("exported %d models to %s; fill median_ms in %s", len(paths), folder, template)
         return template
     out = Path(tool.out or f"{default}.csv")
