@@ -95,15 +95,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torc
 def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
     """Rebuild the model of a checkpoint (file or folder) from its ArchConfig and load its weights.
 
-    Returns the model in eval mode; `model.arch` holds its ArchConfig.
+    Returns the model in eval mode; `model.arch` holds its ArchConfig and `model.meta` the saved metadata.
     """
-    arch, state, _ = read_checkpoint(path)
+    arch, state, meta = read_checkpoint(path)
     model = build_model(arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {_resolve(path)} weights do not fit its arch spec: {str(e).splitlines()[0]}") from None
     model.arch = arch
+    model.meta = meta
     return model.eval()
 
 

@@ -27,11 +27,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_session, read_checkpoint, save_checkpoint,
+    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_session, save_checkpoint,
 )
 from nas.config import RunConfig
 from nas.data import Dataset, iterate_batches
-from nas.latency import HardwareProfile, predict_latency
+from nas.latency import predict_latency
+from nas.latency.measure import measure_onnx
 from nas.train import evaluate
 
 log = logging.getLogger(__name__)
@@ -147,15 +148,6 @@ def _onnx_accuracy(path: Path, data: Dataset, model_logits: np.ndarray, *, batch
     return acc, float(np.abs(onnx_logits - model_logits).max())
 
 
-def measure_onnx(path: Path, hw: HardwareProfile, *, input_shape: tuple[int, ...]) -> float:
-    """Median batch-1 latency (ms) of an exported model in the profile's runtime on this host."""
-    from nas.latency.measure import make_runner, time_runners
-
-    run = make_runner(path, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, input_shape=input_shape)
-    x = np.random.default_rng(0).random(input_shape, dtype=np.float32)
-    return time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0][0]
-
-
 def _model_logits(model, data: Dataset, *, batch_size: int) -> np.ndarray:
     import torch
 
@@ -188,8 +180,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     else:
         folder.mkdir(parents=True, exist_ok=True)
         model = load_checkpoint(source)
-        _, _, meta = read_checkpoint(source)
-        save_checkpoint(folder / "model.pt", model, arch, meta=meta)
+        save_checkpoint(folder / "model.pt", model, arch, meta=model.meta)
         test_acc = evaluate(model, data.test, batch_size=run.train.eval_batch_size)
         onnx_acc = onnx_diff = measured = None
         if run.search.export_onnx:

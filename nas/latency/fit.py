@@ -35,10 +35,9 @@ def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int) 
         if op.foldable and op.kind in fused:
             continue  # the runtime folds it into its neighbour
         base = _BASE[op.kind]
-        work = op.macs if op.kind in MATRIX_KINDS else op.vec_ops
         x[base] += 1.0
-        x[base + 1] += work
-        x[base + 2] += (op.in_elems + op.out_elems + op.params) * bytes_per_element
+        x[base + 1] += op.work
+        x[base + 2] += op.bytes_moved(bytes_per_element)
     return x
 
 

@@ -124,6 +124,16 @@ def time_runners(
     return out
 
 
+def measure_onnx(path: str | os.PathLike, hw, *, input_shape: Sequence[int]) -> float:
+    """Median batch-1 latency (ms) of one exported model in the profile's runtime on this host.
+
+    `hw` is a `HardwareProfile` with a runtime here; 3 blocks of 20 calls after 10 warm-up calls.
+    """
+    run = make_runner(path, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, input_shape=input_shape)
+    x = np.random.default_rng(0).random(tuple(input_shape), dtype=np.float32)
+    return time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0][0]
+
+
 def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> None:
     """Write measurements as CSV (`MEASUREMENT_COLUMNS`); see README 'Onboarding a chip'."""
     buf = io.StringIO()

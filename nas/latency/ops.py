@@ -38,6 +38,15 @@ class Op:
     params: int = 0
     foldable: bool = False
 
+    @property
+    def work(self) -> int:
+        """What the op's engine has to do: MACs on a matrix engine, elementwise operations otherwise."""
+        return self.macs if self.kind in MATRIX_KINDS else self.vec_ops
+
+    def bytes_moved(self, bytes_per_element: int) -> int:
+        """Activations read and written plus weights, at the given element size."""
+        return (self.in_elems + self.out_elems + self.params) * bytes_per_element
+
 
 def _conv(name: str, stage: int, *, cin: int, cout: int, k: int, hw_in: int, hw_out: int, groups: int = 1, bias: bool) -> Op:
     kind = "dwconv" if groups > 1 and groups == cin else ("pwconv" if k == 1 else "conv")

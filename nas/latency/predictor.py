@@ -86,9 +86,8 @@ def _calibrated_us(op: Op, hw: HardwareProfile) -> tuple[float, str]:
     if op.foldable and op.kind in hw.fused_kinds:
         return 0.0, "fused"
     c = hw.calibration.get(op.kind, {})
-    work = op.macs if op.kind in MATRIX_KINDS else op.vec_ops
-    nbytes = (op.in_elems + op.out_elems + op.params) * hw.bytes_per_element
-    return c.get("fixed", 0.0) + c.get("per_work", 0.0) * work + c.get("per_byte", 0.0) * nbytes, "calibrated"
+    us = c.get("fixed", 0.0) + c.get("per_work", 0.0) * op.work + c.get("per_byte", 0.0) * op.bytes_moved(hw.bytes_per_element)
+    return us, "calibrated"
 
 
 def _invoke_us(hw: HardwareProfile) -> float:
