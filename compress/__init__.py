@@ -1,5 +1,7 @@
-"""Compression of searched winners (structured pruning, int8 quantization, recovery, export).
+"""Compression of searched winners: structured pruning (torch-pruning), distillation recovery,
+int8 quantization (NNCF PTQ, QAT when needed), deployable export (QDQ ONNX + OpenVINO IR) verified
+from the files.
 
-Not implemented yet: tracked in the issue "Compression of the winners". The search writes fp32
-checkpoints (`runs/<study>/checkpoints/<arch_id>/model.pt`) that this package will consume.
+Entry points: `compress_checkpoint(folder, hw=..., data=..., cfg=...)` (compress/pipeline.py), called
+by the search for its Pareto members, and `python -m compress.run checkpoint=<folder> hw=<chip>`.
 """

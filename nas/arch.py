@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from nas.errors import ConfigError
 
@@ -41,7 +41,10 @@ class StageConfig:
 
     Every stage after the first starts with a stride-2 3x3 convolution (the first stage follows
     the stem). `kernel` is used by pool/sepconv/conv mixers, `head_dim` by attention
-    (heads = width // head_dim), `expand` by sepconv (its pointwise expansion ratio).
+    (heads = width // head_dim unless `num_heads` is given), `expand` by sepconv (its pointwise
+    expansion ratio: round(width * expand) channels). Searched specs use integer `expand` and no
+    `num_heads`; pruned specs (`compress.prune`) may carry a fractional `expand`/`mlp_ratio` and an
+    explicit `num_heads`, because pruning shrinks hidden widths and heads independently of `width`.
     """
 
     mixer: str
@@ -50,7 +53,8 @@ class StageConfig:
     kernel: int = 3
     mlp_ratio: float = 4.0
     head_dim: int = 16
-    expand: int = 2
+    expand: float = 2
+    num_heads: Optional[int] = None
 
     def validate(self, where: str = "stage") -> None:
         """Raise `ConfigError` naming the first invalid field."""
@@ -65,9 +69,16 @@ class StageConfig:
             isinstance(self.mlp_ratio, (int, float)) and not isinstance(self.mlp_ratio, bool) and self.mlp_ratio > 0,
             f"{where}.mlp_ratio={self.mlp_ratio!r} must be a number > 0",
         )
-        _check(_is_int(self.expand) and self.expand >= 1, f"{where}.expand={self.expand!r} must be an integer >= 1")
+        _check(
+            isinstance(self.expand, (int, float)) and not isinstance(self.expand, bool) and self.expand > 0,
+            f"{where}.expand={self.expand!r} must be a number > 0",
+        )
         _check(_is_int(self.head_dim) and self.head_dim >= 1, f"{where}.head_dim={self.head_dim!r} must be an integer >= 1")
-        if self.mixer == "attn":
+        _check(
+            self.num_heads is None or (_is_int(self.num_heads) and self.num_heads >= 1),
+            f"{where}.num_heads={self.num_heads!r} must be an integer >= 1 or null (width // head_dim)",
+        )
+        if self.mixer == "attn" and self.num_heads is None:
             _check(
                 self.width % self.head_dim == 0,
                 f"{where}.head_dim={self.head_dim} does not divide width={self.width}; attention needs whole heads",
@@ -81,12 +92,28 @@ class StageConfig:
     @property
     def heads(self) -> int:
         """Attention heads (only meaningful for `mixer == "attn"`)."""
-        return max(1, self.width // self.head_dim)
+        return self.num_heads if self.num_heads is not None else max(1, self.width // self.head_dim)
+
+    @property
+    def attn_dim(self) -> int:
+        """Inner width of attention: heads x head_dim (equals `width` unless heads were pruned)."""
+        return self.heads * self.head_dim
+
+    @property
+    def sepconv_hidden(self) -> int:
+        """Channels between the two pointwise convs of a sepconv mixer."""
+        return max(1, int(round(self.width * self.expand)))
 
     def canonical(self) -> dict[str, Any]:
         """Fields as a dict with the irrelevant ones reset, so equal networks get equal ids."""
         d = dataclasses.asdict(self)
         d["mlp_ratio"] = float(self.mlp_ratio)
+        # Integral expand stays an int so searched specs keep the ids they had before pruning existed.
+        d["expand"] = int(self.expand) if float(self.expand).is_integer() else float(self.expand)
+        if self.mixer != "attn" or self.num_heads == max(1, self.width // self.head_dim):
+            d["num_heads"] = None
+        if d["num_heads"] is None:
+            del d["num_heads"]  # absent, not null: specs written before the field existed hash the same
         if self.mixer not in KERNEL_MIXERS:
             d["kernel"] = 3
         if self.mixer != "attn":

@@ -113,6 +113,63 @@ class SearchOptions:
     progress: bool = True
 
 
+class Members(str, Enum):
+    """Which Pareto members a search compresses."""
+
+    all = "all"
+    top_k = "top_k"  # the k members with the best validation accuracy
+    none = "none"
+
+
+@dataclass
+class PruneConfig:
+    """Structured pruning (`compress/prune.py`). The first target set wins: target_latency_ms, then
+    target_latency_fraction, then ratio (so a latency target on the command line overrides the default
+    ratio); none set: no pruning."""
+
+    ratio: Optional[float] = None  # fraction of the channels of every group to remove, in [0, 0.9]
+    target_latency_ms: Optional[float] = None  # prune step by step until predicted latency on hw <= this
+    target_latency_fraction: Optional[float] = None  # ... or <= this fraction of the unpruned prediction
+    step: float = 0.05  # ratio added per pruning step (latency targets)
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning with knowledge distillation: `loss = alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE`."""
+
+    epochs: int = 1  # QAT: an upper bound (it stops once within tolerance); 0 disables it
+    subset: Optional[int] = None  # training images per epoch (fixed random subset); None: all
+    batch_size: int = 128
+    lr: float = 1.0e-3
+    weight_decay: float = 0.05
+    alpha: float = 0.7
+    temperature: float = 2.0
+    warmup_frac: float = 0.05
+
+
+@dataclass
+class QuantizeConfig:
+    """int8 post-training quantization (NNCF), then QAT only if the accuracy drop is too large."""
+
+    calibration_size: int = 300  # training images the quantization ranges are estimated from
+    max_acc_drop: float = 0.3  # validation accuracy points int8 may lose against fp32 before QAT runs
+    qat: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=2, subset=10000, lr=1.0e-5, warmup_frac=0.0))
+
+
+@dataclass
+class CompressConfig:
+    """What happens to the winners after the search (`conf/compress/*.yaml`, `python -m compress.run`)."""
+
+    members: Members = Members.all
+    top_k: int = 3
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    recover: FinetuneConfig = field(default_factory=FinetuneConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    measure_latency: bool = True  # time torch fp32, OpenVINO fp32 and OpenVINO int8 on this host (batch 1)
+    latency_threads: int = 1  # 1: reproducible on shared machines (experiments/results/design_probes.md)
+    seed: int = 0
+
+
 @dataclass
 class RunConfig:
     """Everything `run_search` needs; the composed `conf/search.yaml`."""
@@ -122,11 +179,23 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchOptions = field(default_factory=SearchOptions)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+
+
+@dataclass
+class CompressRunConfig:
+    """`python -m compress.run checkpoint=...`: one checkpoint folder, compressed for a chip."""
+
+    checkpoint: str = "???"
+    hw: HardwareProfile = field(default_factory=HardwareProfile)
+    data: DataConfig = field(default_factory=DataConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
 
 
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (idempotent)."""
     ConfigStore.instance().store(name="search_schema", node=RunConfig)
+    ConfigStore.instance().store(name="compress_schema", node=CompressRunConfig)
 
 
 def structured(cfg: DictConfig, cls: type[T]) -> T:
@@ -198,3 +267,39 @@ def validate_run_config(run: RunConfig) -> None:
     from nas.space import validate_space  # local import: space imports this module's schemas
 
     validate_space(run.space)
+    validate_compress_config(run.compress)
+
+
+def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool = False) -> None:
+    if not (allow_zero_epochs and f.epochs == 0):
+        _positive(f.epochs, f"{where}.epochs", integer=True)
+    _positive(f.subset, f"{where}.subset", allow_none=True, integer=True)
+    _positive(f.batch_size, f"{where}.batch_size", integer=True)
+    _positive(f.lr, f"{where}.lr")
+    _positive(f.temperature, f"{where}.temperature")
+    if not (0 <= f.alpha <= 1):
+        raise ConfigError(f"{where}.alpha={f.alpha!r} must be in [0, 1] (weight of the distillation term)")
+    if not (0 <= f.weight_decay < 1):
+        raise ConfigError(f"{where}.weight_decay={f.weight_decay!r} must be in [0, 1)")
+    if not (0 <= f.warmup_frac < 1):
+        raise ConfigError(f"{where}.warmup_frac={f.warmup_frac!r} must be in [0, 1)")
+
+
+def validate_compress_config(c: CompressConfig) -> None:
+    """Check the compress group's values; raise `ConfigError` naming the first bad one."""
+    _positive(c.top_k, "compress.top_k", integer=True)
+    _positive(c.latency_threads, "compress.latency_threads", integer=True)
+    p = c.prune
+    if p.ratio is not None and not (0 <= p.ratio <= 0.9):
+        raise ConfigError(f"compress.prune.ratio={p.ratio!r} must be in [0, 0.9] (fraction of channels removed)")
+    _positive(p.target_latency_ms, "compress.prune.target_latency_ms", allow_none=True)
+    if p.target_latency_fraction is not None and not (0 < p.target_latency_fraction <= 1):
+        raise ConfigError(f"compress.prune.target_latency_fraction={p.target_latency_fraction!r} must be in (0, 1]")
+    if not (0 < p.step <= 0.9):
+        raise ConfigError(f"compress.prune.step={p.step!r} must be in (0, 0.9]")
+    _validate_finetune(c.recover, "compress.recover")
+    q = c.quantize
+    _positive(q.calibration_size, "compress.quantize.calibration_size", integer=True)
+    if not (q.max_acc_drop >= 0):
+        raise ConfigError(f"compress.quantize.max_acc_drop={q.max_acc_drop!r} must be >= 0 (accuracy points)")
+    _validate_finetune(q.qat, "compress.quantize.qat", allow_zero_epochs=True)

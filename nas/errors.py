@@ -6,6 +6,10 @@ entry points print that line and exit instead of showing a stack trace.
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
 
 class NasError(Exception):
     """Base class of every user-facing error of metaformer-nas."""
@@ -21,3 +25,13 @@ class DataError(NasError):
 
 class CheckpointError(NasError):
     """A checkpoint is missing, truncated, corrupt or of an unknown format."""
+
+
+@contextmanager
+def exit_on_error(code: int = 2) -> Iterator[None]:
+    """For command-line entry points: a `NasError` becomes `error: <message>` on stderr and exit `code`."""
+    try:
+        yield
+    except NasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(code)

@@ -48,9 +48,10 @@ class Pooling(nn.Module):
 class SepConv(nn.Module):
     """ConvFormer mixer: pointwise expand -> activation -> depthwise kxk -> pointwise project."""
 
-    def __init__(self, dim: int, *, kernel: int = 3, expand: int = 2, act_layer: type[nn.Module] = nn.ReLU, **_: object) -> None:
+    def __init__(self, dim: int, *, kernel: int = 3, hidden: int | None = None, act_layer: type[nn.Module] = nn.ReLU,
+                 **_: object) -> None:
         super().__init__()
-        med = dim * expand
+        med = hidden if hidden is not None else 2 * dim
         self.pw1 = nn.Conv2d(dim, med, 1, bias=False)
         self.act = act_layer()
         self.dw = nn.Conv2d(med, med, kernel, padding=kernel // 2, groups=med, bias=False)
@@ -78,9 +79,9 @@ class Attention(nn.Module):
     run time, so a pruner may remove heads (update `num_heads`) or head dims (nothing to update).
     """
 
-    def __init__(self, dim: int, *, head_dim: int = 16, **_: object) -> None:
+    def __init__(self, dim: int, *, head_dim: int = 16, num_heads: int | None = None, **_: object) -> None:
         super().__init__()
-        self.num_heads = max(1, dim // head_dim)
+        self.num_heads = num_heads if num_heads is not None else max(1, dim // head_dim)
         inner = self.num_heads * head_dim
         self.qkv = nn.Conv2d(dim, 3 * inner, 1, bias=False)
         self.proj = nn.Conv2d(inner, dim, 1)

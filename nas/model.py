@@ -62,7 +62,7 @@ class MetaFormerStage(nn.Module):
         self.downsample = (
             Downsample(in_chs, cfg.width, kernel=3, stride=2, norm_layer=norm_layer) if downsample else nn.Identity()
         )
-        mixer_kwargs = {"kernel": cfg.kernel, "head_dim": cfg.head_dim, "expand": cfg.expand}
+        mixer_kwargs = {"kernel": cfg.kernel, "head_dim": cfg.head_dim, "num_heads": cfg.heads, "hidden": cfg.sepconv_hidden}
         self.blocks = nn.Sequential(
             *[
                 MetaFormerBlock(

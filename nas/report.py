@@ -1,6 +1,7 @@
 """Write a human-readable report of a search run from the files the search left in its run folder.
 
-The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json``),
+The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json`` and,
+for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``),
 so it can be regenerated at any time, also while a search is still running, and it deliberately imports
 nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough.
 
@@ -43,6 +44,8 @@ __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "main"]
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
 METRICS_JSON = "metrics.json"
+COMPRESSED_JSON = "compressed_metrics.json"
+_STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
 _DPI = 110
@@ -58,6 +61,7 @@ _PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#
             "#9d755d", "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf")
 _FRONT_COLOUR = "#d62728"
 _TRIAL_COLOUR = "#8c8c8c"
+_INT8_COLOUR = "#2ca02c"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -122,6 +126,7 @@ class _Member:
     checkpoint_exists: bool
     metrics: dict[str, Any] | None
     metrics_problem: str  # why metrics is None, e.g. "checkpoint folder missing"
+    compressed: dict[str, Any] | None = None  # checkpoints/<arch_id>/compressed_metrics.json, if any
 
     @property
     def label(self) -> str:
@@ -216,6 +221,14 @@ def _read_metrics(folder: pathlib.Path) -> tuple[dict[str, Any] | None, str]:
     return metrics, ""
 
 
+def _read_compressed(folder: pathlib.Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / COMPRESSED_JSON).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member]:
     members = []
     for raw in header.get("members") or []:
@@ -232,7 +245,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             params=_to_int(raw.get("params")),
             macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
-            checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem))
+            checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
+            compressed=_read_compressed(folder)))
     # pareto.json promises latency order, but the plots and tables rely on it, so do not trust blindly.
     return sorted(members, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0))
 
@@ -407,6 +421,13 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
                               m.macs) for m in members],
             line={"color": _FRONT_COLOUR, "width": 2, "shape": "hv"},
             marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
+    points = _int8_points(run.members)
+    if points:
+        fig.add_trace(go.Scatter(
+            x=[p[1] for p in points], y=[100.0 * p[2] for p in points], mode="markers",
+            name="compressed int8 (val acc from the OpenVINO file)", hoverinfo="text",
+            hovertext=[f"{html.escape(a)} int8<br>val acc {_fmt_acc(acc)}<br>{_fmt_ms(ms)} ms" for a, ms, acc in points],
+            marker={"color": _INT8_COLOUR, "size": 12, "symbol": "star"}))
     if run.budget_ms is not None:
         fig.add_vline(x=run.budget_ms, line_dash="dash", line_color="#555",
                       annotation_text=f"budget {run.budget_ms:g} ms", annotation_position="top right")
@@ -498,6 +519,76 @@ def _html_front_table(members: Sequence[_Member]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _int8_points(members: Sequence[_Member]) -> list[tuple[str, float, float]]:
+    """(arch_id, predicted latency, val acc from the int8 file) of every compressed member."""
+    out = []
+    for m in members:
+        int8 = (m.compressed or {}).get("int8") or {}
+        ms, acc = _to_float(int8.get("latency_ms")), _to_float(int8.get("val_acc_file"))
+        if ms is not None and acc is not None:
+            out.append((m.arch_id, ms, acc))
+    return out
+
+
+_COMPRESSED_HEAD = ("member", "stage", "test acc (from the file)", "predicted latency (ms)", "host OpenVINO (ms)",
+                    "host torch eager (ms)", "params", "size on disk (KiB)", "file", "notes")
+
+
+def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
+    """Rows of the fp32 -> pruned -> int8 table (one block per compressed member)."""
+    rows = []
+    for m in members:
+        c = m.compressed
+        if not c:
+            continue
+        if c.get("error"):
+            rows.append([m.arch_id, "failed", _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
+                         str(c["error"])])
+            continue
+        for stage in _STAGES:
+            s = c.get(stage) or {}
+            if stage == "pruned" and not s.get("pruned"):
+                rows.append([m.arch_id, stage, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
+                             "not pruned (compress.prune sets no target, or the target was already met)"])
+                continue
+            host = s.get("host_latency_ms") or {}
+            size = _to_float(s.get("size_bytes"))
+            notes = []
+            if stage == "pruned":
+                notes.append(f"ratio {s.get('ratio')}, val acc {_fmt_acc(_to_float(s.get('val_acc_before_recovery')))} "
+                             f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
+            if stage == "int8":
+                notes.append(f"ONNX (onnxruntime) {_fmt_acc(_to_float(s.get('test_acc_onnx')))}; "
+                             f"QAT epochs {s.get('qat_epochs', 0)}")
+                if s.get("note"):
+                    notes.append(str(s["note"]))
+                ir = _to_float(s.get("size_bytes_ir"))
+                if ir is not None:
+                    notes.append(f"IR {ir / 1024:.0f} KiB")
+            rows.append([m.arch_id, stage, _fmt_acc(_to_float(s.get("test_acc"))), _fmt_ms(_to_float(s.get("latency_ms"))),
+                         _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
+                         _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
+                         str(s.get("file") or _MISSING), "; ".join(notes)])
+    return rows
+
+
+def _html_compressed_table(members: Sequence[_Member]) -> str:
+    rows = _compressed_rows(members)
+    if not rows:
+        return _html_note("No compressed members (compress.members=none, or compression has not run yet).")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _COMPRESSED_HEAD)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _md_compressed_table(members: Sequence[_Member]) -> list[str]:
+    rows = _compressed_rows(members)
+    if not rows:
+        return ["_No compressed members (compress.members=none, or compression has not run yet)._"]
+    lines = ["| " + " | ".join(_COMPRESSED_HEAD) + " |", "|" + "---|" * len(_COMPRESSED_HEAD)]
+    return lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+
+
 def _html_note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>' if text else ""
 
@@ -524,6 +615,8 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note("No Pareto members yet."),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note("No Pareto members yet."),
+        "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
+        _html_compressed_table(members),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -566,6 +659,7 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
+    lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members)
     return "\n".join(lines) + "\n"
 
 
@@ -604,6 +698,10 @@ def _pareto_png(run: _Run) -> bytes:
         for m, x, y in zip(members, xs, ys):
             ax.annotate(m.arch_id, (x, y), textcoords="offset points", xytext=(5, -12), fontsize=7,
                         color=_FRONT_COLOUR)
+    points = _int8_points(run.members)
+    if points:
+        ax.scatter([p[1] for p in points], [100.0 * p[2] for p in points], c=_INT8_COLOUR, marker="*", s=120,
+                   label="compressed int8 (val acc from the file)", zorder=4)
     if run.budget_ms is not None:
         ax.axvline(run.budget_ms, color="#555", linestyle="--", label=f"budget {run.budget_ms:g} ms")
     ax.set_xlabel("predicted latency (ms)")

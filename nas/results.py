@@ -6,6 +6,7 @@ Run folder layout (`runs/<study_name>/`):
   trials.csv               one row per trial
   pareto.csv, pareto.json  the non-dominated feasible trials, by latency
   checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx
+                           (+ the compressed files of compress.pipeline when compression ran)
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
 """
 

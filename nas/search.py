@@ -28,7 +28,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import save_checkpoint
 from nas.config import RunConfig, Sampler, register_configs, to_run_config
 from nas.data import Dataset, load_dataset
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, exit_on_error
 from nas.latency import predict_latency
 from nas.model import build_model
 from nas.results import write_run_files
@@ -278,6 +278,15 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
                 interrupted = True
                 log.warning("interrupted: keeping %d finished trials; rerun the same command to resume", _n_complete(study))
     pareto = write_run_files(run_dir, study, data, run)
+    if not interrupted and run.compress.members.value != "none" and pareto["members"]:
+        from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
+
+        try:
+            compress_front(run_dir, pareto["members"], hw=run.hw, data=data, cfg=run.compress, augment=run.data,
+                           eval_batch_size=run.train.eval_batch_size)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
     from nas.report import write_reports
 
     files = write_reports(run_dir)
@@ -295,11 +304,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 def main(cfg: DictConfig) -> None:
     """CLI entry point: a thin wrapper that turns errors into one line and an exit code."""
-    try:
+    with exit_on_error():
         result = run_search(cfg)
-    except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     print(f"run folder: {result.run_dir}")
     if result.interrupted:
         sys.exit(130)

@@ -42,7 +42,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:
+def lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:
+    """Learning rate at `step` of `total`: linear warm-up, then cosine decay to zero."""
     warm = max(1, int(total * warmup_frac))
     if step < warm:
         return base * (step + 1) / warm
@@ -50,14 +51,16 @@ def _lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _subset(split: Split, size: int | None, *, seed: int) -> Split:
+def subset_split(split: Split, size: int | None, *, seed: int) -> Split:
+    """A fixed random subset of `size` examples (the whole split if None or larger)."""
     if size is None or size >= len(split):
         return split
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
     return Split(split.x[idx], split.y[idx])
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on weight matrices/kernels only."""
     # No weight decay on norms, biases and other 1-d parameters (standard for MetaFormers).
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -76,6 +79,72 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 512) -> float:
     return correct / max(1, len(split))
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""`loss_fn(logits, x, y)`: the batch's inputs are passed too, e.g. for a distillation teacher."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a training loop did."""
+
+    train_loss: float  # mean over the last epoch
+    images_seen: int
+    seconds: float
+
+
+def fit(
+    model: nn.Module,
+    train: Split,
+    *,
+    loss_fn: LossFn,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    warmup_frac: float,
+    seed: int,
+    max_shift: int = 0,
+    hflip: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
+) -> FitResult:
+    """Train `model` in place on `train` with AdamW + warm-up/cosine: the one loop behind proxy
+    training, distillation (`compress.recover`) and quantization-aware training.
+
+    Raises `TrainingDiverged` if an epoch's mean loss is not finite.
+    """
+    steps_per_epoch = max(1, len(train) // batch_size)
+    total = steps_per_epoch * epochs
+    opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    step, seen, start = 0, 0, time.perf_counter()
+    epoch_loss = 0.0
+    for _ in range(epochs):
+        loss_sum = torch.zeros(())
+        batches = iterate_batches(
+            train, batch_size=batch_size, shuffle=True, generator=gen,
+            max_shift=max_shift, hflip=hflip, drop_last=len(train) >= batch_size,
+        )
+        for x, y in batches:
+            step_lr = lr_at(step, total, base=lr, warmup_frac=warmup_frac)
+            for group in opt.param_groups:
+                group["lr"] = step_lr
+            loss = loss_fn(model(x), x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            step += 1
+            seen += len(y)
+            if on_step is not None:
+                on_step(step, total)
+        # One sync per epoch (not per step) to check for divergence.
+        epoch_loss = float(loss_sum) / max(1, steps_per_epoch)
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(f"training loss became {epoch_loss} (lr={lr}); the candidate is unstable")
+    return FitResult(train_loss=epoch_loss, images_seen=seen, seconds=time.perf_counter() - start)
+
+
 def train_candidate(
     model: nn.Module,
     data: Dataset,
@@ -91,37 +160,12 @@ def train_candidate(
     Raises `TrainingDiverged` if the loss stops being finite.
     """
     torch.set_num_threads(cfg.threads)
-    train = _subset(data.train, cfg.subset, seed=seed)
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    step, seen, start = 0, 0, time.perf_counter()
-    epoch_loss = 0.0
-    for _ in range(cfg.epochs):
-        loss_sum = torch.zeros(())
-        batches = iterate_batches(
-            train, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-            max_shift=augment.max_shift, hflip=augment.hflip, drop_last=len(train) >= cfg.batch_size,
-        )
-        for x, y in batches:
-            lr = _lr_at(step, total, base=cfg.lr, warmup_frac=cfg.warmup_frac)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            step += 1
-            seen += len(y)
-            if on_step is not None:
-                on_step(step, total)
-        # One sync per epoch (not per step) to check for divergence.
-        epoch_loss = float(loss_sum) / max(1, steps_per_epoch)
-        if not math.isfinite(epoch_loss):
-            raise TrainingDiverged(f"training loss became {epoch_loss} (lr={cfg.lr}); the candidate is unstable")
-    seconds = time.perf_counter() - start
+    smoothing = cfg.label_smoothing
+    result = fit(
+        model, subset_split(data.train, cfg.subset, seed=seed),
+        loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        warmup_frac=cfg.warmup_frac, seed=seed, max_shift=augment.max_shift, hflip=augment.hflip, on_step=on_step,
+    )
     val_acc = evaluate(model, data.val, batch_size=cfg.eval_batch_size)
-    return TrainResult(val_acc=val_acc, train_loss=epoch_loss, images_seen=seen, seconds=seconds)
+    return TrainResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds)

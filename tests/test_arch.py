@@ -82,3 +82,20 @@ def test_arch_is_frozen():
     a = _arch()
     with pytest.raises(Exception):
         a.norm = "ln"  # type: ignore[misc]
+
+
+def test_pruned_fields_round_trip_and_leave_searched_ids_unchanged():
+    searched = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=32, expand=2),
+                                  StageConfig(mixer="attn", depth=1, width=64, head_dim=16)))
+    d = searched.to_dict()
+    # Specs written before pruning existed had no num_heads key and an integer expand: same JSON, same id.
+    assert "num_heads" not in d["stages"][1] and d["stages"][0]["expand"] == 2 and isinstance(d["stages"][0]["expand"], int)
+    explicit = searched.replace(stages=(searched.stages[0], StageConfig(mixer="attn", depth=1, width=64, head_dim=16, num_heads=4)))
+    assert explicit.arch_id == searched.arch_id
+    pruned = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=24, expand=40 / 24),
+                                StageConfig(mixer="attn", depth=1, width=48, head_dim=16, num_heads=2, mlp_ratio=100 / 48)))
+    assert pruned.stages[0].sepconv_hidden == 40 and pruned.stages[1].mlp_hidden == 100
+    assert pruned.stages[1].heads == 2 and pruned.stages[1].attn_dim == 32
+    assert ArchConfig.from_json(pruned.to_json()) == pruned and pruned.arch_id != searched.arch_id
+    with pytest.raises(ConfigError, match=r"num_heads=0 must be an integer >= 1"):
+        StageConfig(mixer="attn", depth=1, width=48, num_heads=0).validate()

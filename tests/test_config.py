@@ -13,6 +13,7 @@ GROUPS = {
     "data": ["fashion_mnist", "imagefolder"],
     "train": ["default", "smoke"],
     "search": ["default"],
+    "compress": ["default", "none", "smoke"],
 }
 
 

@@ -24,7 +24,7 @@ MEMBER_FILES = ["arch.json", "metrics.json", "model.onnx", "model.pt"]
 
 def _overrides(tiny_idx_root, tmp_path, *extra):
     return [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
-            f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", *extra]
+            f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", "compress=none", *extra]
 
 
 def _rows(run_dir):
@@ -145,3 +145,24 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     assert metrics["measured_latency_ms"] == member["measured_latency_ms"]
     assert "openvino fp32, 1 thread(s)" in metrics["measured_latency_how"]
     assert "measured on host (ms)" in (result.run_dir / "report.md").read_text()
+
+
+def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, tmp_path, compose_cfg):
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=2") if o != "compress=none"]
+    result = run_search(compose_cfg(*overrides, "compress=smoke"))  # top_k=1, prune ratio 0.25
+    best = max(result.pareto, key=lambda m: m["val_acc"])
+    for m in result.pareto:
+        folder = result.run_dir / m["checkpoint"]
+        compressed = (folder / "compressed_metrics.json").is_file()
+        assert compressed == (m["arch_id"] == best["arch_id"])  # only the top-1 member
+    metrics = json.loads((result.run_dir / best["checkpoint"] / "compressed_metrics.json").read_text())
+    assert metrics["pruned"]["pruned"] and metrics["int8"]["test_acc"] is not None
+    for name in ("model_int8.onnx", "model_int8.xml", "model_int8.bin", "model_pruned.pt"):
+        assert (result.run_dir / best["checkpoint"] / name).is_file()
+    report = (result.run_dir / "report.md").read_text()
+    assert "Compressed winners" in report and f"| {best['arch_id']} | int8 |" in report
+    assert "compressed int8" in (result.run_dir / "report.html").read_text()
+    # A rerun with the same settings reuses the compressed files instead of redoing them.
+    stamp = (result.run_dir / best["checkpoint"] / "model_int8.onnx").stat().st_mtime_ns
+    run_search(compose_cfg(*overrides, "compress=smoke"))
+    assert (result.run_dir / best["checkpoint"] / "model_int8.onnx").stat().st_mtime_ns == stamp

@@ -81,7 +81,7 @@ def _block_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act:
         ops.append(_vec(f"{m}.pool", "pool", i, c * n, cost=s.kernel * s.kernel))
         ops.append(_vec(f"{m}.sub", "add", i, c * n))
     elif s.mixer == "sepconv":
-        med = c * s.expand
+        med = s.sepconv_hidden
         ops.append(_conv(f"{m}.pw1", i, cin=c, cout=med, k=1, hw_in=res, hw_out=res, bias=False))
         ops.append(_vec(f"{m}.act", act, i, med * n, foldable=act == "relu"))
         ops.append(_conv(f"{m}.dw", i, cin=med, cout=med, k=s.kernel, hw_in=res, hw_out=res, groups=med, bias=False))
@@ -89,7 +89,7 @@ def _block_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act:
     elif s.mixer == "conv":
         ops.append(_conv(f"{m}.conv", i, cin=c, cout=c, k=s.kernel, hw_in=res, hw_out=res, bias=True))
     elif s.mixer == "attn":
-        h, inner = s.heads, s.heads * s.head_dim
+        h, inner = s.heads, s.attn_dim
         ops.append(_conv(f"{m}.qkv", i, cin=c, cout=3 * inner, k=1, hw_in=res, hw_out=res, bias=False))
         ops.append(Op(f"{m}.qk", "matmul", i, macs=h * n * n * s.head_dim, in_elems=2 * n * inner, out_elems=h * n * n))
         ops.append(_vec(f"{m}.softmax", "softmax", i, h * n * n))

@@ -1,0 +1,176 @@
+"""Deployable files and their verification: QDQ int8 ONNX, OpenVINO IR, evaluation from the files.
+
+Contract of every file (same as the search's `model.onnx`): input `pixels`, float32 NCHW in [0, 1]
+with a dynamic batch axis, normalisation inside, output `logits`.
+
+- `model_int8.onnx`: standard QuantizeLinear/DequantizeLinear pairs (what NPU vendor compilers
+  take). NNCF's default ONNX export writes OpenVINO-only FakeQuantize nodes, so every quantizer is
+  switched to QDQ export first (see ../shared/notes/compression.md).
+- `model_int8.xml/.bin`: OpenVINO IR converted from that QDQ file, with the channel and spatial
+  dims static (OpenVINO >= 2025.2 otherwise leaves size-1 dims dynamic and an int8 conv on a
+  dynamic channel dim fails to compile). OpenVINO runs it as real int8 on this host's CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.checkpoint import INPUT_NAME, export_onnx, onnx_session
+from nas.data import Split, iterate_batches
+from nas.errors import CheckpointError
+
+
+def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
+    """Write an NNCF-quantized torch model as QDQ ONNX (opset 17, dynamic batch, int8 weights)."""
+    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+
+    for module in quantized.modules():
+        if isinstance(module, BaseQuantizer):
+            module._export_mode = QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS
+    return fold_weight_quantizers(export_onnx(quantized, path, in_chans=in_chans, img_size=img_size))
+
+
+def fold_weight_quantizers(path: str | os.PathLike) -> Path:
+    """Store quantized weights as int8 initializers (the standard QDQ layout) in place.
+
+    NNCF's QDQ export keeps every weight in fp32 followed by a QuantizeLinear; this computes those
+    QuantizeLinear nodes once (ONNX semantics: round half to even, then saturate) so the file holds
+    int8 weights feeding DequantizeLinear, like onnxruntime's own quantizer writes them: ~4x smaller
+    weights, the same numbers.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    consts = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+
+    def value(name: str) -> np.ndarray | None:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = consts.get(name)
+        if node is not None:
+            return numpy_helper.to_array(next(a.t for a in node.attribute if a.name == "value"))
+        return None
+
+    users: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            users[i] = users.get(i, 0) + 1
+    folded, rename = [], {}
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inits or len(node.input) < 3:
+            continue
+        w, scale, zp = value(node.input[0]), value(node.input[1]), value(node.input[2])
+        if scale is None or zp is None:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale.ndim == 1 and scale.size > 1:  # per-channel: broadcast along `axis`
+            shape = [1] * w.ndim
+            shape[axis] = scale.size
+            scale, zp_b = scale.reshape(shape), zp.reshape(shape)
+        else:
+            zp_b = zp
+        info = np.iinfo(zp.dtype)
+        q = np.clip(np.rint(w / scale) + zp_b.astype(np.int32), info.min, info.max).astype(zp.dtype)
+        name = f"{node.input[0]}_quantized"
+        graph.initializer.append(numpy_helper.from_array(q, name))
+        rename[node.output[0]] = name
+        folded.append(node)
+        users[node.input[0]] -= 1
+    for node in folded:
+        graph.node.remove(node)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    for name, tensor in inits.items():
+        if users.get(name, 0) == 0 and any(name == n.input[0] for n in folded):
+            graph.initializer.remove(tensor)
+    onnx.checker.check_model(model)
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def export_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
+    """Convert an ONNX file to OpenVINO IR (`.xml` + `.bin`), batch dynamic, C/H/W static."""
+    import openvino as ov
+
+    xml_path = Path(xml_path)
+    model = ov.convert_model(str(onnx_path), input=[(-1, in_chans, img_size, img_size)])
+    tmp = xml_path.with_name(f".{xml_path.stem}.tmp.xml")
+    ov.save_model(model, str(tmp), compress_to_fp16=False)  # keep fp32 constants exactly as exported
+    os.replace(tmp.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+    os.replace(tmp, xml_path)
+    return xml_path
+
+
+def _require(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} not found; re-run the compression step that writes it")
+    return p
+
+
+def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
+    """Logits of `split` computed by onnxruntime from the file alone."""
+    sess = onnx_session(_require(path), threads=threads)
+    return np.concatenate([sess.run(None, {INPUT_NAME: x.numpy()})[0] for x, _ in iterate_batches(split, batch_size=batch_size)])
+
+
+def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
+    """Logits of `split` computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts)."""
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        model = core.read_model(str(_require(xml_path)))
+    except RuntimeError as e:
+        raise CheckpointError(f"{xml_path} is not a readable OpenVINO IR: {str(e).strip().splitlines()[0][:200]}") from None
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads)})
+    request = compiled.create_infer_request()
+    out = compiled.output(0)
+    return np.concatenate([request.infer({0: x.numpy()})[out].copy() for x, _ in iterate_batches(split, batch_size=batch_size)])
+
+
+@torch.no_grad()
+def torch_logits(model: nn.Module, split: Split, *, batch_size: int = 512) -> np.ndarray:
+    """Logits of `split` from a torch model in eval mode."""
+    model.eval()
+    return np.concatenate([model(x).numpy() for x, _ in iterate_batches(split, batch_size=batch_size)])
+
+
+def accuracy(logits: np.ndarray, split: Split) -> float:
+    """Top-1 accuracy of precomputed logits."""
+    return float((logits.argmax(1) == split.y.numpy()).mean())
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """How close two models' logits are: max |difference| (absolute and relative to the reference's
+    largest |logit|) and the share of inputs with the same top-1 class."""
+    diff = float(np.abs(reference - other).max())
+    scale = float(np.abs(reference).max()) or 1.0
+    return {"max_abs_diff": diff, "max_rel_diff": diff / scale,
+            "top1_agreement": float((reference.argmax(1) == other.argmax(1)).mean())}
+
+
+def torch_runner(model: nn.Module, *, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Batch-1 torch eager fp32 inference as a deployment would call it (numpy in, numpy out)."""
+    model = model.eval()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return run

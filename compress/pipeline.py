@@ -1,0 +1,289 @@
+"""fp32 checkpoint -> pruned + recovered -> int8 -> exported and verified files, in one folder.
+
+`compress_checkpoint(folder, ...)` reads `folder/model.pt` and writes next to it:
+
+  model_pruned.pt      pruned fp32 checkpoint (its ArchConfig rebuilds it)   [only if pruned]
+  model_pruned.onnx    pruned fp32 ONNX                                       [only if pruned]
+  model_int8.onnx      QDQ int8 ONNX (vendor compilers)
+  model_int8.xml/.bin  OpenVINO IR of the same int8 model (host CPU runtime)
+  compressed_metrics.json   fp32 -> pruned -> int8: accuracy from each file, predicted chip latency,
+                            measured host latency, params, size on disk, and how each step went
+
+Every accuracy in `compressed_metrics.json` is computed from the exported file in its runtime
+(onnxruntime for ONNX, OpenVINO for the IR) on the test split; torch numbers are kept beside them
+as a cross-check.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, save_checkpoint
+from nas.config import CompressConfig, DataConfig
+from nas.data import Dataset
+from nas.errors import ConfigError
+from nas.latency import HardwareProfile, predict_latency
+from nas.latency.measure import machine_info, make_runner, time_runners
+from nas.train import evaluate, seed_everything
+
+from compress.export import (
+    accuracy, agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_logits, torch_logits, torch_runner,
+)
+from compress.prune import prune
+from compress.quantize import quantize
+from compress.recover import distill
+
+log = logging.getLogger(__name__)
+
+FORMAT = "metaformer-nas/compressed-v1"
+METRICS_FILE = "compressed_metrics.json"
+INT8_AGREEMENT_TOLERANCE = {"top1_agreement": 0.99, "max_rel_diff": 0.15}
+"""Stated tolerance between the torch int8 model and its exported files on the test split: the same
+top-1 class for >= 99% of images and max |logit difference| <= 15% of the largest |logit|. Exact
+equality is not expected: NNCF simulates int8 in float, the runtimes compute real int8 and round
+intermediate results differently."""
+
+
+def fingerprint(cfg: CompressConfig, hw: HardwareProfile, arch_id: str, dataset: str) -> str:
+    """Identity of one compression job: same fingerprint -> the folder's files are reusable."""
+    blob = json.dumps({"cfg": dataclasses.asdict(cfg), "hw": dataclasses.asdict(hw), "arch": arch_id, "data": dataset},
+                      sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def read_compressed_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The folder's compressed_metrics.json, or None if absent or unreadable."""
+    path = Path(folder) / METRICS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+def is_up_to_date(folder: str | os.PathLike, fp: str) -> bool:
+    """Whether the folder already holds a finished compression with this fingerprint and all its files."""
+    m = read_compressed_metrics(folder)
+    if not m or m.get("fingerprint") != fp or m.get("error"):
+        return False
+    return all((Path(folder) / name).is_file() for name in m.get("files", {}).values())
+
+
+def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, float | None]:
+    """(ratio, target_latency_ms) for `compress.prune`, or (None, None) when nothing is to be pruned."""
+    p = cfg.prune  # precedence: an explicit latency target overrides the (default) ratio
+    if p.target_latency_ms is not None:
+        return None, p.target_latency_ms
+    if p.target_latency_fraction is not None:
+        return (None, p.target_latency_fraction * fp32_ms) if p.target_latency_fraction < 1 else (None, None)
+    if p.ratio is not None and p.ratio > 0:
+        return p.ratio, None
+    return None, None
+
+
+def _size(folder: Path, *names: str) -> int:
+    return sum((folder / n).stat().st_size for n in names)
+
+
+def compress_checkpoint(
+    folder: str | os.PathLike,
+    *,
+    hw: HardwareProfile,
+    data: Dataset,
+    cfg: CompressConfig,
+    augment: DataConfig | None = None,
+    eval_batch_size: int = 512,
+) -> dict[str, Any]:
+    """Prune, recover, quantize, export and verify the checkpoint in `folder`; return (and write)
+    its compressed_metrics.json content. Raises `CheckpointError` / `ConfigError` on bad input
+    before writing anything."""
+    started = time.perf_counter()
+    folder = Path(folder)
+    model = load_checkpoint(folder)
+    arch = model.arch
+    if (arch.in_chans, arch.img_size, arch.num_classes) != (data.in_chans, data.img_size, data.num_classes):
+        raise ConfigError(
+            f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
+            f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}"
+        )
+    fp32_pred = predict_latency(arch, hw)
+    ratio, target_ms = prune_targets(cfg, fp32_pred.total_ms)
+    seed_everything(cfg.seed)
+    shape = (1, arch.in_chans, arch.img_size, arch.img_size)
+    test = data.test
+
+    # fp32: the search's file (exported again if absent, e.g. a checkpoint from elsewhere).
+    fp32_onnx = folder / "model.onnx"
+    if not fp32_onnx.is_file():
+        export_onnx(model, fp32_onnx, in_chans=arch.in_chans, img_size=arch.img_size)
+    fp32_logits = torch_logits(model, test, batch_size=eval_batch_size)
+    fp32_val = evaluate(model, data.val, batch_size=eval_batch_size)
+    fp32 = {
+        "arch_id": arch.arch_id, "summary": arch.summary(), "arch": arch.to_dict(), "params": fp32_pred.params,
+        "macs": fp32_pred.macs, "latency_ms": fp32_pred.total_ms, "val_acc": fp32_val,
+        "test_acc": accuracy(onnx_logits(fp32_onnx, test, batch_size=eval_batch_size), test),
+        "test_acc_torch": accuracy(fp32_logits, test), "file": "model.onnx", "size_bytes": _size(folder, "model.onnx"),
+    }
+    files = {"fp32_onnx": "model.onnx"}
+
+    # Pruning + distillation from the unpruned model.
+    pruned_model, pruned_arch = model, arch
+    pruned: dict[str, Any] = {"pruned": False}
+    if ratio is not None or target_ms is not None:
+        result = prune(copy.deepcopy(model), arch, hw=hw, ratio=ratio, target_latency_ms=target_ms, step=cfg.prune.step)
+        pruned = {"pruned": result.steps > 0, "ratio": result.ratio, "steps": result.steps,
+                  "target_latency_ms": result.target_latency_ms, "target_met": result.target_met}
+        if result.steps > 0:
+            pruned_model, pruned_arch = result.model, result.arch
+            before = evaluate(pruned_model, data.val, batch_size=eval_batch_size)
+            rec = distill(pruned_model, model, data, cfg.recover, augment=augment, seed=cfg.seed, eval_batch_size=eval_batch_size)
+            pruned_model.eval()
+            save_checkpoint(folder / "model_pruned.pt", pruned_model, pruned_arch, meta={
+                "source_arch_id": arch.arch_id, "prune_ratio": result.ratio, "val_acc": rec.val_acc, "dataset": data.name,
+            })
+            export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+            files.update(pruned_pt="model_pruned.pt", pruned_onnx="model_pruned.onnx")
+            pruned_pred = predict_latency(pruned_arch, hw)
+            pruned.update({
+                "arch_id": pruned_arch.arch_id, "summary": pruned_arch.summary(), "arch": pruned_arch.to_dict(),
+                "params": pruned_pred.params, "macs": pruned_pred.macs, "latency_ms": pruned_pred.total_ms,
+                "val_acc_before_recovery": before, "val_acc": rec.val_acc, "recover_seconds": rec.seconds,
+                "test_acc": accuracy(onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size), test),
+                "test_acc_torch": evaluate(pruned_model, test, batch_size=eval_batch_size),
+                "file": "model_pruned.onnx", "size_bytes": _size(folder, "model_pruned.onnx"),
+            })
+    pruned_val = pruned.get("val_acc", fp32_val)
+
+    # int8: PTQ (+ QAT if the drop is too large), exported, evaluated from the files.
+    q = quantize(pruned_model, data, cfg.quantize, augment=augment, seed=cfg.seed, fp32_val_acc=pruned_val)
+    export_int8_onnx(q.model, folder / "model_int8.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+    export_openvino(folder / "model_int8.onnx", folder / "model_int8.xml", in_chans=arch.in_chans, img_size=arch.img_size)
+    files.update(int8_onnx="model_int8.onnx", int8_xml="model_int8.xml", int8_bin="model_int8.bin")
+    q_logits = torch_logits(q.model, test, batch_size=eval_batch_size)
+    ort_logits = onnx_logits(folder / "model_int8.onnx", test, batch_size=eval_batch_size)
+    ov_logits = openvino_logits(folder / "model_int8.xml", test, batch_size=eval_batch_size)
+    source_test = pruned.get("test_acc", fp32["test_acc"])
+    int8_pred = predict_latency(pruned_arch, hw)
+    int8 = {
+        "arch_id": pruned_arch.arch_id, "params": int8_pred.params, "latency_ms": int8_pred.total_ms,
+        "fp32_val_acc": q.fp32_val_acc, "ptq_val_acc": q.ptq_val_acc, "val_acc": q.val_acc,
+        "qat_epochs": q.qat_epochs, "qat_seconds": q.qat_seconds, "max_acc_drop": q.max_acc_drop,
+        "within_tolerance": q.within_tolerance, "note": q.note,
+        "test_acc": accuracy(ov_logits, test), "test_acc_onnx": accuracy(ort_logits, test),
+        "test_acc_torch": accuracy(q_logits, test),
+        "acc_drop_vs_source_pt": (source_test - accuracy(ov_logits, test)) * 100.0,
+        "val_acc_file": accuracy(openvino_logits(folder / "model_int8.xml", data.val, batch_size=eval_batch_size), data.val),
+        "file": "model_int8.onnx", "size_bytes": _size(folder, "model_int8.onnx"),
+        "file_ir": "model_int8.xml", "size_bytes_ir": _size(folder, "model_int8.xml", "model_int8.bin"),
+        "agreement": {"onnx": agreement(q_logits, ort_logits), "openvino": agreement(q_logits, ov_logits),
+                      "tolerance": INT8_AGREEMENT_TOLERANCE},
+    }
+
+    host: dict[str, Any] = {}
+    if cfg.measure_latency:
+        host = measure_host(folder, model, threads=cfg.latency_threads, shape=shape, pruned="pruned_onnx" in files)
+        fp32["host_latency_ms"] = {"torch_eager": host["torch_fp32"], "openvino": host["openvino_fp32"]}
+        if "pruned_onnx" in files:
+            pruned["host_latency_ms"] = {"openvino": host["openvino_fp32_pruned"]}
+        int8["host_latency_ms"] = {"openvino": host["openvino_int8"]}
+
+    metrics = {
+        "format": FORMAT,
+        "fingerprint": fingerprint(cfg, hw, arch.arch_id, data.name),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name,
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+        "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
+        "host_latency": {**host, "how": (f"batch 1, {cfg.latency_threads} thread(s), interleaved rounds, median of block medians; "
+                                         "OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8)"),
+                         "machine": machine_info()} if host else None,
+        "summary": {
+            "test_acc_fp32": fp32["test_acc"], "test_acc_int8": int8["test_acc"],
+            "acc_drop_pt": (fp32["test_acc"] - int8["test_acc"]) * 100.0,
+            "latency_ms_fp32": fp32["latency_ms"], "latency_ms_int8": int8["latency_ms"],
+            "size_ratio": fp32["size_bytes"] / max(1, int8["size_bytes"]),
+            "speedup_openvino_int8_vs_fp32": host["openvino_fp32"] / host["openvino_int8"] if host else None,
+            "speedup_openvino_int8_vs_torch_fp32": host["torch_fp32"] / host["openvino_int8"] if host else None,
+        },
+        "seconds": time.perf_counter() - started,
+    }
+    atomic_write_json(folder / METRICS_FILE, metrics)
+    return metrics
+
+
+def measure_host(folder: Path, model, *, threads: int, shape: tuple[int, ...], pruned: bool) -> dict[str, float]:
+    """Median batch-1 latency (ms) on this host of torch eager fp32 and the exported files, timed in
+    the same interleaved rounds so machine noise hits them alike."""
+    names = ["torch_fp32", "openvino_fp32", "openvino_int8"]
+    runners = [
+        torch_runner(model, threads=threads),
+        make_runner(folder / "model.onnx", runtime="openvino", precision="fp32", threads=threads, input_shape=shape),
+        make_runner(folder / "model_int8.xml", runtime="openvino", precision="int8", threads=threads, input_shape=shape),
+    ]
+    if pruned:
+        names.append("openvino_fp32_pruned")
+        runners.append(make_runner(folder / "model_pruned.onnx", runtime="openvino", precision="fp32", threads=threads,
+                                   input_shape=shape))
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    timings = time_runners(runners, [x] * len(runners))
+    return {name: t[0] for name, t in zip(names, timings)}
+
+
+COMPRESSED_FILES = ("model_pruned.pt", "model_pruned.onnx", "model_int8.onnx", "model_int8.xml", "model_int8.bin", METRICS_FILE)
+
+
+def select_members(members: list[dict[str, Any]], cfg: CompressConfig) -> list[dict[str, Any]]:
+    """The Pareto members (pareto.json entries) `cfg.members` asks to compress."""
+    mode = getattr(cfg.members, "value", cfg.members)
+    if mode == "none":
+        return []
+    if mode == "top_k":
+        ranked = sorted(members, key=lambda m: -(m.get("val_acc") or 0.0))
+        return ranked[: cfg.top_k]
+    return list(members)
+
+
+def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: HardwareProfile, data: Dataset,
+                   cfg: CompressConfig, augment: DataConfig | None = None, eval_batch_size: int = 512) -> dict[str, dict]:
+    """Compress the selected Pareto members of a run folder (skipping those already done with the
+    same settings). A member whose compression fails gets a compressed_metrics.json holding the error
+    and the others go on. Members not selected lose stale compressed files. Returns metrics by arch_id."""
+    chosen = {m["arch_id"] for m in select_members(members, cfg)}
+    out: dict[str, dict] = {}
+    for m in members:
+        folder = run_dir / m["checkpoint"]
+        if m["arch_id"] not in chosen:
+            for name in COMPRESSED_FILES:
+                (folder / name).unlink(missing_ok=True)
+            continue
+        fp = fingerprint(cfg, hw, m["arch_id"], data.name)
+        if is_up_to_date(folder, fp):
+            out[m["arch_id"]] = read_compressed_metrics(folder) or {}
+            continue
+        log.info("compressing %s (%s)", m["arch_id"], m.get("summary", ""))
+        try:
+            out[m["arch_id"]] = compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment,
+                                                    eval_batch_size=eval_batch_size)
+        except Exception as e:  # noqa: BLE001 - runtimes raise their own exception types
+            # One member's failure (an unreachable prune target, a runtime that refuses a graph) is a
+            # result to report, not a reason to lose the others.
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            log.warning("compressing %s failed: %s", m["arch_id"], reason)
+            out[m["arch_id"]] = {"format": FORMAT, "fingerprint": fp, "error": reason, "hw": hw.name}
+            atomic_write_json(folder / METRICS_FILE, out[m["arch_id"]])
+        s = out[m["arch_id"]].get("summary")
+        if s:
+            log.info("%s: test acc fp32 %.4f -> int8 %.4f; predicted %.3f -> %.3f ms", m["arch_id"], s["test_acc_fp32"],
+                     s["test_acc_int8"], s["latency_ms_fp32"], s["latency_ms_int8"])
+    return out

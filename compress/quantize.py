@@ -1,0 +1,120 @@
+"""int8 quantization with NNCF: post-training quantization, then QAT with distillation if needed.
+
+What was measured on these machines (../shared/notes/compression.md) and shapes this wrapper:
+- NNCF JIT-compiles a C++ extension on first use (~40 s) under a 60 s default timeout: the timeout is
+  lifted here (`NNCF_EXTENSION_LOAD_TIMEOUT=0`) and `make setup` builds the extension once.
+- nncf <= 3.4 raises `IndexError` in fast bias correction for graphs where a conv output feeds a
+  BatchNorm and another consumer. This project's blocks do not build that pattern (every stem and
+  downsample conv feeds only its own norm), but a caught `IndexError` retries without bias
+  correction and says so in the result instead of failing.
+- `nncf.ModelType.TRANSFORMER` is *not* used, and activations are forced per-tensor: per-channel
+  activation scales (TRANSFORMER mode, and NNCF's choice for some depthwise inputs) are rejected by
+  standard QDQ consumers (onnxruntime's QLinearConv: "input zero point must be a scalar").
+- The top-level module must not be an `nn.Sequential` (MetaFormer is not).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass, replace
+
+from torch import nn
+
+from nas.config import DataConfig, QuantizeConfig
+from nas.data import Dataset, Split, iterate_batches
+from nas.train import evaluate, subset_split
+
+from compress.recover import distill
+
+# Before nncf is imported anywhere: its extension build may take longer than the 60 s default.
+os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+log = logging.getLogger(__name__)
+
+
+def _nncf():
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
+def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int = 0) -> tuple[nn.Module, str]:
+    """NNCF int8 PTQ of a copy of `model` from `size` calibration images; returns (model, note).
+
+    Images are fed one at a time, as NNCF's range estimators expect.
+    """
+    nncf = _nncf()
+    images = [x for x, _ in iterate_batches(subset_split(calibration, size, seed=seed), batch_size=1)]
+    dataset = nncf.Dataset(images)
+    note = ""
+    adv = nncf.quantization.advanced_parameters
+    # Per-tensor activation scales: NNCF picks per-channel ones for some depthwise inputs, which
+    # onnxruntime's QLinearConv (and most NPU compilers) reject.
+    activations = adv.QuantizationParameters(per_channel=False)
+    try:
+        params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations)
+        quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
+    except IndexError:
+        note = "fast bias correction failed (nncf IndexError); quantized without bias correction"
+        log.warning(note)
+        params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations, disable_bias_correction=True)
+        quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
+    return quantized.eval(), note
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    """An int8 (NNCF fake-quantized) torch model and how close it is to its fp32 source."""
+
+    model: nn.Module
+    fp32_val_acc: float
+    ptq_val_acc: float
+    val_acc: float  # after QAT when it ran, else = ptq_val_acc
+    qat_epochs: int  # QAT epochs run (0: PTQ was within tolerance)
+    qat_seconds: float
+    max_acc_drop: float  # tolerance, accuracy points
+    within_tolerance: bool
+    note: str
+
+    @property
+    def acc_drop(self) -> float:
+        """Validation accuracy points lost to int8."""
+        return (self.fp32_val_acc - self.val_acc) * 100.0
+
+
+def quantize(
+    model: nn.Module,
+    data: Dataset,
+    cfg: QuantizeConfig,
+    *,
+    augment: DataConfig | None = None,
+    seed: int = 0,
+    fp32_val_acc: float | None = None,
+) -> QuantizeResult:
+    """PTQ; if the validation drop exceeds `cfg.max_acc_drop` points, QAT (distilled from `model`)
+    one epoch at a time until within tolerance or `cfg.qat.epochs` are spent. The best epoch is kept.
+    """
+    fp32 = evaluate(model, data.val) if fp32_val_acc is None else fp32_val_acc
+    quantized, note = quantize_ptq(model, data.train, size=cfg.calibration_size, seed=seed)
+    ptq = evaluate(quantized, data.val)
+    best_acc, best_state = ptq, None
+    epochs, seconds = 0, 0.0
+    teacher = copy.deepcopy(model).eval()
+    while (fp32 - best_acc) * 100.0 > cfg.max_acc_drop and epochs < cfg.qat.epochs:
+        result = distill(quantized, teacher, data, replace(cfg.qat, epochs=1), augment=augment, seed=seed + 1 + epochs)
+        epochs += 1
+        seconds += result.seconds
+        log.info("QAT epoch %d: val acc %.4f (fp32 %.4f, PTQ %.4f)", epochs, result.val_acc, fp32, ptq)
+        if result.val_acc > best_acc:
+            best_acc, best_state = result.val_acc, copy.deepcopy(quantized.state_dict())
+    if best_state is not None:
+        quantized.load_state_dict(best_state)
+    quantized.eval()
+    within = (fp32 - best_acc) * 100.0 <= cfg.max_acc_drop
+    if not within:
+        extra = f"after {epochs} QAT epoch(s)" if epochs else "and QAT is disabled"
+        note = "; ".join(filter(None, [note, f"int8 loses {(fp32 - best_acc) * 100:.2f} pt of val accuracy {extra}, "
+                                              f"more than compress.quantize.max_acc_drop={cfg.max_acc_drop}"]))
+    return QuantizeResult(quantized, fp32, ptq, best_acc, epochs, seconds, cfg.max_acc_drop, within, note)

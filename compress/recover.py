@@ -1,0 +1,68 @@
+"""Accuracy recovery by knowledge distillation: the pruned (or quantized) student learns from a teacher.
+
+`loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, labels)`
+(Hinton et al.; the T^2 keeps the gradient scale of the soft term independent of T). The same loop
+serves pruning recovery (teacher: the unpruned model) and quantization-aware training (teacher: the
+fp32 model the int8 one was made from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.config import DataConfig, FinetuneConfig
+from nas.data import Dataset
+from nas.train import evaluate, fit, subset_split
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    """Validation accuracy after distillation and what it cost."""
+
+    val_acc: float
+    train_loss: float
+    images_seen: int
+    seconds: float
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
+                      alpha: float, temperature: float) -> torch.Tensor:
+    """KD loss: `alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)`."""
+    t = temperature
+    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                    reduction="batchmean", log_target=True) * (t * t)
+    return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def distill(
+    student: nn.Module,
+    teacher: nn.Module,
+    data: Dataset,
+    cfg: FinetuneConfig,
+    *,
+    augment: DataConfig | None = None,
+    seed: int = 0,
+    eval_batch_size: int = 512,
+) -> DistillResult:
+    """Fine-tune `student` in place against `teacher` (frozen, eval mode) on the training split."""
+    teacher = teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def loss_fn(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = teacher(x)
+        return distillation_loss(logits, target, y, alpha=cfg.alpha, temperature=cfg.temperature)
+
+    result = fit(
+        student, subset_split(data.train, cfg.subset, seed=seed), loss_fn=loss_fn,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        warmup_frac=cfg.warmup_frac, seed=seed,
+        max_shift=augment.max_shift if augment else 0, hflip=augment.hflip if augment else False,
+    )
+    val_acc = evaluate(student, data.val, batch_size=eval_batch_size)
+    return DistillResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds)

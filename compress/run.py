@@ -1,0 +1,84 @@
+"""Compress one checkpoint for a chip: `python -m compress.run checkpoint=<folder> hw=edge_npu`.
+
+Writes the compressed files and compressed_metrics.json into the checkpoint folder (see
+`compress.pipeline`) and prints the fp32 -> pruned -> int8 table. If the folder sits in a search's
+run folder (`<run>/checkpoints/<arch_id>`), that run's report is regenerated to include it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from nas.config import CompressRunConfig, register_configs, structured, validate_compress_config
+from nas.data import load_dataset
+from nas.errors import exit_on_error
+
+from compress.pipeline import compress_checkpoint
+
+log = logging.getLogger("compress.run")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
+    """Validate the config, load the data, compress the checkpoint; return compressed_metrics.json."""
+    run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
+    run.hw.validate()
+    validate_compress_config(run.compress)
+    folder = Path(run.checkpoint)
+    if folder.is_file():
+        folder = folder.parent
+    from nas.checkpoint import read_checkpoint
+
+    read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
+    data = load_dataset(run.data)
+    metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
+    run_dir = folder.parent.parent
+    if folder.parent.name == "checkpoints" and (run_dir / "pareto.json").is_file():
+        from nas.report import write_reports
+
+        write_reports(run_dir)
+    return metrics
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """The fp32 -> pruned -> int8 summary as plain text."""
+    def pct(v: Any) -> str:
+        return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "-"
+
+    def ms(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+
+    rows = [("stage", "test acc (file)", f"pred. {metrics['hw']} ms", "host ms (OpenVINO)", "params", "size (KiB)")]
+    for name in ("fp32", "pruned", "int8"):
+        s = metrics[name]
+        if name == "pruned" and not s.get("pruned"):
+            rows.append((name, "(not pruned)", "", "", "", ""))
+            continue
+        host = (s.get("host_latency_ms") or {}).get("openvino")
+        rows.append((name, pct(s.get("test_acc")), ms(s.get("latency_ms")), ms(host), f"{s.get('params', 0):,}",
+                     f"{s.get('size_bytes', 0) / 1024:.0f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="compress_run")
+def main(cfg: DictConfig) -> None:
+    """CLI entry point: errors become one line and exit code 2."""
+    with exit_on_error():
+        metrics = run_compress(cfg)
+    print(format_table(metrics))
+    note = metrics["int8"].get("note")
+    if note:
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Benchmark: compression of the default run's Pareto winners (issue 4), measured on this host.
+
+    python experiments/default_run.py          # once: the default search (writes runs/default-run-bench)
+    python experiments/compression.py          # this benchmark (~10-15 min on 2 cores)
+    python experiments/compression.py --run-dir runs/<study> --out-dir runs/compression-bench
+
+Each winner's checkpoint folder is copied to --out-dir and compressed there with the project's
+pipeline (`compress.pipeline.compress_checkpoint`, default `conf/compress/default.yaml` settings
+except the pruning target), in two configurations:
+
+A. int8 only (no pruning): int8 test accuracy drop from the exported files (OpenVINO IR and QDQ ONNX
+   in onnxruntime) vs fp32 model.onnx; batch-1 host latency of OpenVINO int8 vs OpenVINO fp32
+   (INFERENCE_PRECISION_HINT=f32) vs torch eager fp32, timed in the same interleaved rounds, 1 thread;
+   file size model.onnx vs model_int8.onnx.
+B. prune to 50% of the predicted latency, distillation recovery, then int8: test accuracy drop of the
+   pruned fp32 file after recovery. Done for hw=cpu (the calibrated host predictor); for hw=edge_npu
+   the reachable floor of channel pruning is reported.
+
+Targets: int8 drop <= 0.3 pt; OpenVINO int8 >= 1.5x faster than OpenVINO fp32 and >= 4x faster than
+torch eager; file >= 3.5x smaller; pruning to 50% of predicted latency with <= 1 pt drop after recovery.
+Writes experiments/results/compression.json and compression.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def _compose(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from nas.config import RunConfig, register_configs, structured
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return structured(compose("search", overrides=list(overrides)), RunConfig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", default=str(ROOT / "runs" / "default-run-bench"))
+    ap.add_argument("--out-dir", default=str(ROOT / "runs" / "compression-bench"))
+    ap.add_argument("--render", action="store_true", help="only rewrite compression.md from compression.json")
+    args = ap.parse_args(argv)
+    if args.render:
+        (RESULTS / "compression.md").write_text(render_md(json.loads((RESULTS / "compression.json").read_text())))
+        return 0
+    run_dir, out_dir = Path(args.run_dir), Path(args.out_dir)
+    if not (run_dir / "pareto.json").is_file():
+        print(f"error: no pareto.json in {run_dir}; run `python experiments/default_run.py` first", file=sys.stderr)
+        return 2
+
+    from compress.pipeline import compress_checkpoint
+    from compress.prune import MAX_RATIO, plan_pruned_arch
+    from nas.checkpoint import read_checkpoint
+    from nas.data import load_dataset
+    from nas.latency import predict_latency
+    from nas.latency.measure import machine_info
+
+    members = json.loads((run_dir / "pareto.json").read_text())["members"]
+    npu, cpu = _compose("hw=edge_npu"), _compose("hw=cpu")
+    data = load_dataset(npu.data)
+    started = time.perf_counter()
+    rows_a, rows_b, floors = [], [], []
+    for m in members:
+        src = run_dir / m["checkpoint"]
+        arch = read_checkpoint(src)[0]
+        floor = predict_latency(plan_pruned_arch(arch, MAX_RATIO, multiple=npu.hw.channel_multiple), npu.hw).total_ms
+        floors.append({"arch_id": m["arch_id"], "edge_npu_ms": predict_latency(arch, npu.hw).total_ms,
+                       "edge_npu_floor_ms_at_90pct_channels_pruned": floor})
+        for tag, run, prune in (("A", npu, {}), ("B", cpu, {"target_latency_fraction": 0.5})):
+            folder = out_dir / tag / m["arch_id"]
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            for name in ("model.pt", "model.onnx", "arch.json"):
+                shutil.copy2(src / name, folder / name)
+            cfg = run.compress
+            cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None
+            for k, v in prune.items():
+                setattr(cfg.prune, k, v)
+            t0 = time.perf_counter()
+            metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=cfg, augment=run.data)
+            print(f"[{tag}] {m['arch_id']}: {json.dumps(metrics['summary'])} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            (rows_a if tag == "A" else rows_b).append(metrics)
+
+    def row_a(c: dict) -> dict:
+        f, q, h = c["fp32"], c["int8"], c["host_latency"]
+        return {
+            "arch_id": f["arch_id"], "summary": f["summary"], "params": f["params"],
+            "test_fp32_onnx": f["test_acc"], "test_int8_openvino": q["test_acc"], "test_int8_onnx_ort": q["test_acc_onnx"],
+            "drop_pt": (f["test_acc"] - q["test_acc"]) * 100, "drop_pt_onnx": (f["test_acc"] - q["test_acc_onnx"]) * 100,
+            "qat_epochs": q["qat_epochs"], "torch_fp32_ms": h["torch_fp32"], "openvino_fp32_ms": h["openvino_fp32"],
+            "openvino_int8_ms": h["openvino_int8"], "speedup_vs_openvino_fp32": h["openvino_fp32"] / h["openvino_int8"],
+            "speedup_vs_torch": h["torch_fp32"] / h["openvino_int8"], "fp32_bytes": f["size_bytes"],
+            "int8_onnx_bytes": q["size_bytes"], "int8_ir_bytes": q["size_bytes_ir"],
+            "size_ratio_onnx": f["size_bytes"] / q["size_bytes"], "size_ratio_ir": f["size_bytes"] / q["size_bytes_ir"],
+            "agreement": q["agreement"],
+        }
+
+    def row_b(c: dict) -> dict:
+        f, p, q = c["fp32"], c["pruned"], c["int8"]
+        return {
+            "arch_id": f["arch_id"], "pruned_arch": p.get("summary"), "ratio": p.get("ratio"),
+            "cpu_pred_fp32_ms": f["latency_ms"], "cpu_pred_pruned_ms": p.get("latency_ms"),
+            "target_ms": p.get("target_latency_ms"), "target_met": p.get("target_met"),
+            "host_openvino_fp32_ms": c["host_latency"]["openvino_fp32"],
+            "host_openvino_pruned_ms": c["host_latency"].get("openvino_fp32_pruned"),
+            "test_fp32": f["test_acc"], "val_before_recovery": p.get("val_acc_before_recovery"),
+            "test_pruned_after_recovery": p.get("test_acc"), "drop_pt": (f["test_acc"] - p.get("test_acc", f["test_acc"])) * 100,
+            "test_pruned_int8": q["test_acc"], "recover_seconds": p.get("recover_seconds"),
+        }
+
+    a, b = [row_a(c) for c in rows_a], [row_b(c) for c in rows_b]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    result = {
+        "command": "python experiments/compression.py", "machine": machine_info(), "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started, "run_dir": str(run_dir),
+        "int8": a, "prune_50pct_cpu": b, "edge_npu_channel_pruning_floor": floors,
+        "targets": {
+            "int8_drop_le_0.3pt": all(r["drop_pt"] <= 0.3 for r in a),
+            "openvino_int8_ge_1.5x_openvino_fp32": all(r["speedup_vs_openvino_fp32"] >= 1.5 for r in a),
+            "openvino_int8_ge_4x_torch": all(r["speedup_vs_torch"] >= 4 for r in a),
+            "size_ge_3.5x_smaller_onnx": all(r["size_ratio_onnx"] >= 3.5 for r in a),
+            "prune_50pct_drop_le_1pt": all(r["target_met"] and r["drop_pt"] <= 1.0 for r in b),
+        },
+        "means": {"speedup_vs_openvino_fp32": mean([r["speedup_vs_openvino_fp32"] for r in a]),
+                  "speedup_vs_torch": mean([r["speedup_vs_torch"] for r in a])},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compression.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "compression.md").write_text(render_md(result))
+    print((RESULTS / "compression.md").read_text())
+    return 0
+
+
+def _escape_pipes(value):
+    if isinstance(value, str):
+        return value.replace("|", "\\|")
+    if isinstance(value, dict):
+        return {k: _escape_pipes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_pipes(v) for v in value]
+    return value
+
+
+def render_md(r: dict) -> str:
+    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    r = _escape_pipes(r)  # arch summaries separate stages with '|', which would split table cells
+
+    ok = lambda v: "met" if v else "**NOT met**"  # noqa: E731
+    t = r["targets"]
+    lines = [
+        "# Compression of the default run's winners (issue 4)", "",
+        f"Command: `{r['command']}` (winners of `{r['run_dir']}`)  ",
+        f"Machine: {r['machine']}; Python {r['python']}; {r['date']}; total {r['seconds'] / 60:.1f} min", "",
+        "## A. int8 (NNCF PTQ, QAT only if the val drop > 0.3 pt), no pruning", "",
+        "Accuracy: Fashion-MNIST test split (10k) evaluated **from the exported files**. Latency: batch 1, 1 thread, "
+        "median of interleaved blocks, the three runtimes timed in the same rounds.", "",
+        "| arch | params | fp32 model.onnx | int8 OpenVINO IR | int8 QDQ ONNX (ORT) | drop (pt) | QAT epochs | torch fp32 ms | OV fp32 ms | OV int8 ms | int8 vs OV fp32 | int8 vs torch | size fp32 → int8 ONNX (IR) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for x in r["int8"]:
+        lines.append(
+            f"| `{x['arch_id']}` {x['summary']} | {x['params']:,} | {pct(x['test_fp32_onnx'])} | {pct(x['test_int8_openvino'])} | "
+            f"{pct(x['test_int8_onnx_ort'])} | {x['drop_pt']:.2f} | {x['qat_epochs']} | {x['torch_fp32_ms']:.3f} | "
+            f"{x['openvino_fp32_ms']:.3f} | {x['openvino_int8_ms']:.3f} | {x['speedup_vs_openvino_fp32']:.2f}x | "
+            f"{x['speedup_vs_torch']:.1f}x | {x['fp32_bytes'] / 1024:.0f} → {x['int8_onnx_bytes'] / 1024:.0f} KiB "
+            f"({x['int8_ir_bytes'] / 1024:.0f}); {x['size_ratio_onnx']:.2f}x |")
+    lines += [
+        "", f"- int8 drop <= 0.3 pt (from the OpenVINO file): {ok(t['int8_drop_le_0.3pt'])}",
+        f"- OpenVINO int8 >= 1.5x faster than OpenVINO fp32: {ok(t['openvino_int8_ge_1.5x_openvino_fp32'])} "
+        f"(mean {r['means']['speedup_vs_openvino_fp32']:.2f}x)",
+        f"- OpenVINO int8 >= 4x faster than torch eager fp32: {ok(t['openvino_int8_ge_4x_torch'])} (mean {r['means']['speedup_vs_torch']:.1f}x)",
+        f"- file >= 3.5x smaller (model.onnx → model_int8.onnx): {ok(t['size_ge_3.5x_smaller_onnx'])}", "",
+        "## B. Pruning to 50% of the predicted latency (hw=cpu, calibrated), distillation recovery (1 epoch)", "",
+        "| arch | pruned to | ratio | predicted fp32 → pruned ms (target) | host OV fp32 → pruned ms | test fp32 | val right after pruning | test pruned after recovery | drop (pt) | pruned int8 test |",
+        "|---|---|--:|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for x in r["prune_50pct_cpu"]:
+        lines.append(
+            f"| `{x['arch_id']}` | {x['pruned_arch']} | {x['ratio']} | {x['cpu_pred_fp32_ms']:.3f} → {x['cpu_pred_pruned_ms']:.3f} "
+            f"({x['target_ms']:.3f}) | {x['host_openvino_fp32_ms']:.3f} → {x['host_openvino_pruned_ms']:.3f} | {pct(x['test_fp32'])} | "
+            f"{pct(x['val_before_recovery'])} | {pct(x['test_pruned_after_recovery'])} | {x['drop_pt']:.2f} | {pct(x['test_pruned_int8'])} |")
+    lines += ["", f"- 50% of predicted latency with <= 1 pt drop after recovery: {ok(t['prune_50pct_drop_le_1pt'])}", "",
+              "## Channel pruning on edge_npu", "",
+              "| arch | predicted edge_npu ms | floor with 90% of channels pruned |", "|---|--:|--:|"]
+    for x in r["edge_npu_channel_pruning_floor"]:
+        lines.append(f"| `{x['arch_id']}` | {x['edge_npu_ms']:.3f} | {x['edge_npu_floor_ms_at_90pct_channels_pruned']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""compress_checkpoint / python -m compress.run: the files of a compressed checkpoint and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from compress.pipeline import COMPRESSED_FILES, compress_checkpoint, is_up_to_date, select_members
+from compress.run import format_table
+from nas.arch import ArchConfig, StageConfig
+from nas.checkpoint import load_checkpoint, save_checkpoint
+from nas.config import CompressConfig, DataConfig, FinetuneConfig, PruneConfig, QuantizeConfig
+from nas.data import load_dataset
+from nas.errors import CheckpointError, ConfigError
+from nas.latency.hardware import HardwareProfile
+from nas.model import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCH = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+
+
+def _cfg(**prune) -> CompressConfig:
+    return CompressConfig(
+        prune=PruneConfig(**prune), recover=FinetuneConfig(epochs=1, subset=128, batch_size=32),
+        quantize=QuantizeConfig(calibration_size=16, qat=FinetuneConfig(epochs=0)), measure_latency=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tiny_idx_root):
+    return load_dataset(DataConfig(name="tiny", root=str(tiny_idx_root)))
+
+
+@pytest.fixture()
+def checkpoint(tmp_path, data):
+    torch.manual_seed(0)
+    model = build_model(ARCH)
+    model.set_normalization(data.mean, data.std)
+    save_checkpoint(tmp_path / "ck" / "model.pt", model, ARCH, meta={"val_acc": 0.1})
+    return tmp_path / "ck"
+
+
+def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, data):
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    metrics = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=_cfg(ratio=0.5))
+    for name in COMPRESSED_FILES + ("model.onnx",):
+        assert (checkpoint / name).is_file(), name
+    on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
+    assert on_disk["fingerprint"] == metrics["fingerprint"] and is_up_to_date(checkpoint, metrics["fingerprint"])
+    fp32, pruned, int8 = metrics["fp32"], metrics["pruned"], metrics["int8"]
+    assert pruned["pruned"] and pruned["params"] < fp32["params"] and pruned["latency_ms"] <= fp32["latency_ms"]
+    # The pruned checkpoint is rebuildable from its own spec and matches what the metrics say.
+    rebuilt = load_checkpoint(checkpoint / "model_pruned.pt")
+    assert rebuilt.arch.to_dict() == pruned["arch"] and [s.width for s in rebuilt.arch.stages] == [8, 16]
+    assert sum(p.numel() for p in rebuilt.parameters()) == pruned["params"]
+    for stage in (fp32, pruned, int8):
+        assert 0.0 <= stage["test_acc"] <= 1.0 and stage["size_bytes"] > 0
+    assert int8["size_bytes"] == (checkpoint / "model_int8.onnx").stat().st_size
+    assert set(metrics["host_latency"]) >= {"torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_pruned"}
+    assert all(metrics["host_latency"][k] > 0 for k in ("torch_fp32", "openvino_fp32", "openvino_int8"))
+    table = format_table(metrics)
+    assert "fp32" in table and "pruned" in table and "int8" in table
+
+
+def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data):
+    cfg = _cfg()
+    cfg.measure_latency = False
+    metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
+    assert metrics["pruned"] == {"pruned": False}
+    assert metrics["int8"]["arch_id"] == ARCH.arch_id and not (checkpoint / "model_pruned.pt").exists()
+    assert metrics["host_latency"] is None
+
+
+def test_select_members():
+    members = [{"arch_id": "a", "val_acc": 0.5}, {"arch_id": "b", "val_acc": 0.9}, {"arch_id": "c", "val_acc": 0.7}]
+    cfg = CompressConfig(members="top_k", top_k=2)
+    assert [m["arch_id"] for m in select_members(members, cfg)] == ["b", "c"]
+    assert select_members(members, CompressConfig(members="none")) == []
+    assert len(select_members(members, CompressConfig())) == 3
+
+
+def test_corrupt_or_missing_checkpoint_gives_a_clear_error_and_no_files(tmp_path, data):
+    hw = HardwareProfile(name="npu")
+    with pytest.raises(CheckpointError, match="not found"):
+        compress_checkpoint(tmp_path / "nothing", hw=hw, data=data, cfg=_cfg())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt or not a metaformer-nas checkpoint"):
+        compress_checkpoint(bad, hw=hw, data=data, cfg=_cfg())
+    assert sorted(p.name for p in bad.iterdir()) == ["model.pt"]
+
+
+def test_checkpoint_for_other_images_is_refused(tmp_path, data):
+    other = ARCH.replace(in_chans=3, img_size=32)
+    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(other), other)
+    with pytest.raises(ConfigError, match=r"expects 3x32x32 images .* has 1x28x28"):
+        compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "compress.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    missing = run(f"checkpoint={tmp_path / 'none'}")
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("error: checkpoint")
+    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    bad = run(f"checkpoint={tmp_path}", "compress.prune.ratio=0.95")
+    assert bad.returncode == 2 and "compress.prune.ratio=0.95 must be in [0, 0.9]" in bad.stderr
+    negative = run(f"checkpoint={tmp_path}", "compress.prune.target_latency_ms=-1")
+    assert negative.returncode == 2 and "compress.prune.target_latency_ms=-1" in negative.stderr
+    unknown = run(f"checkpoint={tmp_path}", "compress.members=some")
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+
+
+def test_latency_target_overrides_the_default_ratio():
+    from compress.pipeline import prune_targets
+
+    assert prune_targets(_cfg(ratio=0.25), 1.0) == (0.25, None)
+    assert prune_targets(_cfg(ratio=0.25, target_latency_ms=0.5), 1.0) == (None, 0.5)
+    assert prune_targets(_cfg(ratio=0.25, target_latency_fraction=0.5), 2.0) == (None, 1.0)
+    assert prune_targets(_cfg(), 1.0) == (None, None)

@@ -1,0 +1,94 @@
+"""int8 quantization (NNCF) and deployable export: accuracy kept, files agree with the torch int8 model."""
+
+import dataclasses
+
+import pytest
+
+from compress.export import (
+    accuracy, agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_logits, torch_logits,
+)
+from compress.pipeline import INT8_AGREEMENT_TOLERANCE
+from compress.quantize import quantize
+from nas.arch import ArchConfig, StageConfig
+from nas.config import DataConfig, FinetuneConfig, QuantizeConfig, TrainConfig
+from nas.data import load_dataset
+from nas.errors import CheckpointError
+from nas.model import build_model
+from nas.train import evaluate, seed_everything, train_candidate
+from tests.conftest import make_idx_dataset
+
+ARCH = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16, kernel=3),
+                          StageConfig(mixer="attn", depth=1, width=32, head_dim=16, mlp_ratio=2)),
+                   norm="bn", act="relu", stem_stride=4)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = make_idx_dataset(tmp_path_factory.mktemp("fm"), n_train=1500, n_test=500)
+    return load_dataset(DataConfig(name="tiny", root=str(root), max_shift=0, hflip=False))
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    seed_everything(0)
+    model = build_model(ARCH)
+    model.set_normalization(data.mean, data.std)
+    train_candidate(model, data, TrainConfig(epochs=8, batch_size=32, lr=3e-3, label_smoothing=0.0), augment=DataConfig(name="x", root="x", max_shift=0, hflip=False), seed=0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def int8(trained, data):
+    cfg = QuantizeConfig(calibration_size=64, max_acc_drop=1.0, qat=FinetuneConfig(epochs=1, subset=256, batch_size=32, lr=1e-5))
+    return quantize(trained, data, cfg, seed=0)
+
+
+def test_ptq_keeps_accuracy_within_tolerance(trained, data, int8):
+    fp32_test = evaluate(trained, data.test)
+    assert fp32_test > 0.9  # the task is learnable; otherwise this test would prove nothing
+    assert int8.fp32_val_acc == pytest.approx(evaluate(trained, data.val))
+    # Stated tolerance: at most 1 pt (5 of 500 test images) lost to int8 on this tiny task.
+    assert evaluate(int8.model, data.test) >= fp32_test - 0.01
+    assert int8.within_tolerance and int8.acc_drop <= 1.0
+    # The quantized model really is quantized (NNCF fake-quant modules were inserted).
+    from nncf.torch.quantization.layers import BaseQuantizer
+
+    assert sum(isinstance(m, BaseQuantizer) for m in int8.model.modules()) >= 5
+    assert evaluate(trained, data.test) == fp32_test  # the source model was not modified
+
+
+def test_exported_int8_onnx_and_openvino_ir_agree_with_the_torch_int8_model(int8, data, tmp_path):
+    onnx_path = export_int8_onnx(int8.model, tmp_path / "model_int8.onnx", in_chans=1, img_size=28)
+    xml = export_openvino(onnx_path, tmp_path / "model_int8.xml", in_chans=1, img_size=28)
+    assert xml.with_suffix(".bin").is_file()
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and not any("FakeQuantize" in o for o in ops)
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # weights stored as int8
+    ref = torch_logits(int8.model, data.test)
+    for logits in (onnx_logits(onnx_path, data.test), openvino_logits(xml, data.test)):
+        agree = agreement(ref, logits)
+        assert agree["top1_agreement"] >= INT8_AGREEMENT_TOLERANCE["top1_agreement"], agree
+        assert agree["max_rel_diff"] <= INT8_AGREEMENT_TOLERANCE["max_rel_diff"], agree
+        assert abs(accuracy(logits, data.test) - accuracy(ref, data.test)) <= 0.01
+
+
+def test_qat_runs_when_ptq_loses_too_much_and_keeps_the_best_epoch(trained, data):
+    # int8 cannot beat fp32 by 100 points: QAT must spend its whole budget, and the result must say so.
+    cfg = QuantizeConfig(calibration_size=32, max_acc_drop=0.0, qat=FinetuneConfig(epochs=2, subset=128, batch_size=32, lr=1e-4))
+    cfg = dataclasses.replace(cfg, max_acc_drop=-100.0)
+    result = quantize(trained, data, cfg, seed=0)
+    assert result.qat_epochs == 2 and result.qat_seconds > 0
+    assert not result.within_tolerance and "after 2 QAT epoch(s)" in result.note
+    assert result.val_acc >= result.ptq_val_acc  # the best epoch (or PTQ) is kept
+
+
+def test_missing_or_corrupt_files_give_a_clear_error(tmp_path, data):
+    with pytest.raises(CheckpointError, match="model_int8.onnx not found"):
+        onnx_logits(tmp_path / "model_int8.onnx", data.test)
+    bad = tmp_path / "model_int8.xml"
+    bad.write_text("<net>not really</net>")
+    with pytest.raises(CheckpointError, match="not a readable OpenVINO IR"):
+        openvino_logits(bad, data.test)
