@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.checkpoint import INPUT_NAME, export_onnx, onnx_session
+from nas.checkpoint import export_onnx, onnx_logits, torch_logits  # noqa: F401 - re-exported for callers
 from nas.data import Split, iterate_batches
 from nas.errors import CheckpointError
 
@@ -122,12 +122,6 @@ def _require(path: str | os.PathLike) -> Path:
     return p
 
 
-def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
-    """Logits of `split` computed by onnxruntime from the file alone."""
-    sess = onnx_session(_require(path), threads=threads)
-    return np.concatenate([sess.run(None, {INPUT_NAME: x.numpy()})[0] for x, _ in iterate_batches(split, batch_size=batch_size)])
-
-
 def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
     """Logits of `split` computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts)."""
     import openvino as ov
@@ -141,13 +135,6 @@ def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: in
     request = compiled.create_infer_request()
     out = compiled.output(0)
     return np.concatenate([request.infer({0: x.numpy()})[out].copy() for x, _ in iterate_batches(split, batch_size=batch_size)])
-
-
-@torch.no_grad()
-def torch_logits(model: nn.Module, split: Split, *, batch_size: int = 512) -> np.ndarray:
-    """Logits of `split` from a torch model in eval mode."""
-    model.eval()
-    return np.concatenate([model(x).numpy() for x, _ in iterate_batches(split, batch_size=batch_size)])
 
 
 def accuracy(logits: np.ndarray, split: Split) -> float:

@@ -13,10 +13,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from nas.arch import ArchConfig
+from nas.data import Split, iterate_batches
 from nas.errors import CheckpointError, ConfigError
 from nas.model import MetaFormer, build_model
 
@@ -134,3 +136,19 @@ def onnx_session(path: str | os.PathLike, *, threads: int = 2):
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
+    """Logits of `split` computed by onnxruntime from the exported file alone."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p} not found; re-run the step that writes it")
+    sess = onnx_session(p, threads=threads)
+    return np.concatenate([sess.run(None, {INPUT_NAME: x.numpy()})[0] for x, _ in iterate_batches(split, batch_size=batch_size)])
+
+
+@torch.no_grad()
+def torch_logits(model: nn.Module, split: Split, *, batch_size: int = 512) -> np.ndarray:
+    """Logits of `split` from a torch model in eval mode."""
+    model.eval()
+    return np.concatenate([model(x).numpy() for x, _ in iterate_batches(split, batch_size=batch_size)])

@@ -28,10 +28,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_session, save_checkpoint,
+    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
 )
 from nas.config import RunConfig
-from nas.data import Dataset, iterate_batches
+from nas.data import Dataset
 from nas.latency import predict_latency
 from nas.latency.measure import measure_onnx
 from nas.train import evaluate
@@ -141,21 +141,6 @@ class MemberMetrics:
     measured_latency_ms: float | None  # model.onnx timed on this host, for profiles with a runtime here
 
 
-def _onnx_accuracy(path: Path, data: Dataset, model_logits: np.ndarray, *, batch_size: int) -> tuple[float, float]:
-    sess = onnx_session(path)
-    logits = [sess.run(None, {"pixels": x.numpy()})[0] for x, _ in iterate_batches(data.test, batch_size=batch_size)]
-    onnx_logits = np.concatenate(logits)
-    acc = float((onnx_logits.argmax(1) == data.test.y.numpy()).mean())
-    return acc, float(np.abs(onnx_logits - model_logits).max())
-
-
-def _model_logits(model, data: Dataset, *, batch_size: int) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        return np.concatenate([model(x).numpy() for x, _ in iterate_batches(data.test, batch_size=batch_size)])
-
-
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any]:
     """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content."""
     assert record.arch is not None
@@ -186,8 +171,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         onnx_acc = onnx_diff = measured = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
-            logits = _model_logits(model, data, batch_size=run.train.eval_batch_size)
-            onnx_acc, onnx_diff = _onnx_accuracy(onnx_path, data, logits, batch_size=run.train.eval_batch_size)
+            logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
+            onnx_out = onnx_logits(onnx_path, data.test, batch_size=run.train.eval_batch_size)
+            onnx_acc = float((onnx_out.argmax(1) == data.test.y.numpy()).mean())
+            onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured)
