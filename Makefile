@@ -1,5 +1,5 @@
 # make run   - create/refresh .venv, make sure Fashion-MNIST is installed, run the default search
-# make test  - the same setup, then the fast test suite (what CI runs)
+# make test  - the same setup (+ PostgreSQL for the scale-out tests), then the fast test suite (what CI runs)
 # make test-slow - the slow end-to-end checks (real data, minutes)
 # Extra arguments for the search: make run ARGS="hw=cpu search.n_trials=20"
 
@@ -10,7 +10,7 @@ STAMP      := $(VENV)/.installed
 FMNIST     := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 ARGS       ?=
 
-.PHONY: setup data run test test-slow clean
+.PHONY: setup data postgres apt run test test-slow clean
 
 $(PY):
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -28,21 +28,33 @@ $(STAMP): pyproject.toml | $(PY)
 setup: $(STAMP)
 
 data:
-	@if [ -f "$(FMNIST)" ]; then :; \
+	@$(MAKE) --no-print-directory apt PKGS="dataset-fashion-mnist" NEED="$(FMNIST)" \
+		HINT="Fashion-MNIST is missing; run: sudo apt-get install -y dataset-fashion-mnist (or pass data.root=DIR)" STRICT=1
+
+# The scale-out tests run workers on a real PostgreSQL server, which they start themselves from the
+# Debian package's binaries (a throwaway cluster on loopback). Without root and without the package
+# those tests are skipped with that reason.
+postgres:
+	@$(MAKE) --no-print-directory apt PKGS="postgresql" NEED="$$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -1)" \
+		HINT="PostgreSQL is missing (sudo apt-get install -y postgresql); its tests will be skipped" STRICT=0
+
+# apt PKGS=... NEED=<file that proves they are installed>: install as root if NEED is missing.
+apt:
+	@if [ -n "$(NEED)" ] && [ -e "$(NEED)" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+		echo "installing $(PKGS) (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKGS) >/dev/null; \
 	else \
-		echo "error: Fashion-MNIST is missing; run: sudo apt-get install -y dataset-fashion-mnist (or pass data.root=DIR)"; exit 2; \
+		echo "$(if $(filter 1,$(STRICT)),error,warning): $(HINT)"; [ "$(STRICT)" != 1 ]; \
 	fi
 
 run: setup data
 	$(PY) -m nas.search $(ARGS)
 
-test: setup data
+test: setup data postgres
 	$(PY) -m pytest
 
-test-slow: setup data
+test-slow: setup data postgres
 	$(PY) -m pytest -m slow
 
 clean:

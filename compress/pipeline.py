@@ -40,7 +40,7 @@ from nas.train import evaluate, seed_everything
 from compress.export import (
     accuracy, agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_logits, torch_logits, torch_runner,
 )
-from compress.prune import prune
+from compress.prune import check_reachable, prune
 from compress.quantize import quantize
 from compress.recover import distill
 
@@ -119,6 +119,8 @@ def compress_checkpoint(
         )
     fp32_pred = predict_latency(arch, hw)
     ratio, target_ms = prune_targets(cfg, fp32_pred.total_ms)
+    if target_ms is not None and target_ms < fp32_pred.total_ms:
+        check_reachable(arch, hw=hw, target_latency_ms=target_ms)  # before any file is written
     seed_everything(cfg.seed)
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
     test = data.test

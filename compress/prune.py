@@ -158,6 +158,18 @@ class PruneResult:
     target_met: bool
 
 
+def check_reachable(arch: ArchConfig, *, hw: HardwareProfile, target_latency_ms: float) -> None:
+    """Raise `ConfigError` if even `MAX_RATIO` channel pruning keeps `arch` above `target_latency_ms` on `hw`."""
+    multiple = max(1, int(hw.channel_multiple or 1))
+    floor_ms = predict_latency(plan_pruned_arch(arch, MAX_RATIO, multiple=multiple), hw).total_ms
+    if floor_ms > target_latency_ms:
+        before = predict_latency(arch, hw).total_ms
+        raise ConfigError(
+            f"compress.prune.target_latency_ms={target_latency_ms} cannot be met for {arch.arch_id} on {hw.name}: "
+            f"it is predicted at {before:.3f} ms and still at {floor_ms:.3f} ms with {MAX_RATIO:.0%} of its channels pruned"
+        )
+
+
 def prune(
     model: MetaFormer,
     arch: ArchConfig,
@@ -188,13 +200,7 @@ def prune(
         raise ConfigError(f"compress.prune.target_latency_ms={target_latency_ms!r} must be a number > 0")
     if before <= target_latency_ms:
         return PruneResult(model, arch, 0.0, 0, before, before, target_latency_ms, True)
-    smallest = plan_pruned_arch(arch, MAX_RATIO, multiple=multiple)
-    floor_ms = predict_latency(smallest, hw).total_ms
-    if floor_ms > target_latency_ms:
-        raise ConfigError(
-            f"compress.prune.target_latency_ms={target_latency_ms} cannot be met for {arch.arch_id} on {hw.name}: "
-            f"it is predicted at {before:.3f} ms and still at {floor_ms:.3f} ms with {MAX_RATIO:.0%} of its channels pruned"
-        )
+    check_reachable(arch, hw=hw, target_latency_ms=target_latency_ms)
     current, current_arch, r, steps = model, arch, 0.0, 0
     ms = before
     while ms > target_latency_ms:

@@ -107,7 +107,11 @@ class SearchOptions:
     seed: int = 0
     latency_budget_ms: Optional[float] = None  # constraint: predicted latency <= budget
     storage: Optional[str] = None  # Optuna storage URL; None: SQLite file in the run folder
-    runs_dir: str = "runs"
+    runs_dir: str = "runs"  # run folders live here; workers on several machines need it on a shared path
+    worker: int = 0  # index of this process among parallel workers: offsets the sampler seed
+    heartbeat_s: int = 30  # a running trial records a heartbeat this often (seconds)
+    grace_s: int = 120  # no heartbeat for this long: the worker is lost, its trial is failed and retried
+    max_retry: int = 2  # how often a trial whose worker died is re-run with the same architecture
     timeout_s: Optional[float] = None  # stop starting new trials after this many seconds
     export_onnx: bool = True  # write model.onnx for each Pareto member and check it in onnxruntime
     progress: bool = True
@@ -213,6 +217,20 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
     return obj
 
 
+def compose_error_message(exc: BaseException) -> str:
+    """One line for a Hydra composition error (unknown group option, wrong type, unknown key)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    head = lines[0] if lines else type(exc).__name__
+    if "Available options in" in str(exc):  # unknown group option: name the allowed ones
+        i = next(i for i, ln in enumerate(lines) if ln.startswith("Available options in"))
+        options = [ln for ln in lines[i + 1:] if not ln.startswith(("Config search path", "provider="))]
+        return f"{head}; available: {', '.join(options)}"
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        return f"{head}: {str(cause).strip().splitlines()[0]}"
+    return "; ".join(lines[:2])
+
+
 def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
     """Resolve a composed DictConfig into the typed `RunConfig` (and validate it)."""
     run = cfg if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
@@ -229,6 +247,24 @@ def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool 
     if not ok:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{name}={value!r} must be {kind} > 0" + (" or null" if allow_none else ""))
+
+
+STORAGE_EXAMPLES = "sqlite:///path/study.db or postgresql://user:password@host:5432/dbname"
+
+
+def validate_storage_url(url: str) -> None:
+    """Check that `url` parses as a database URL with a known scheme (no connection is made)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"search.storage={url!r} is not a database URL; expected e.g. {STORAGE_EXAMPLES}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql"):
+        raise ConfigError(f"search.storage: database {backend!r} is not supported; use sqlite, postgresql or mysql "
+                          f"(e.g. {STORAGE_EXAMPLES})")
 
 
 def validate_run_config(run: RunConfig) -> None:
@@ -254,6 +290,16 @@ def validate_run_config(run: RunConfig) -> None:
         raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)
     _positive(s.timeout_s, "search.timeout_s", allow_none=True)
+    if not (isinstance(s.worker, int) and s.worker >= 0):
+        raise ConfigError(f"search.worker={s.worker!r} must be an integer >= 0 (index of this worker)")
+    _positive(s.heartbeat_s, "search.heartbeat_s", integer=True)
+    if not s.grace_s > s.heartbeat_s:
+        raise ConfigError(f"search.grace_s={s.grace_s!r} must be larger than search.heartbeat_s={s.heartbeat_s!r} "
+                          "(a live worker would be declared dead between two heartbeats)")
+    if s.max_retry < 0:
+        raise ConfigError(f"search.max_retry={s.max_retry!r} must be >= 0")
+    if s.storage is not None:
+        validate_storage_url(s.storage)
     if not s.study_name or any(c in s.study_name for c in "/\\") or s.study_name.startswith("."):
         raise ConfigError(f"search.study_name={s.study_name!r} must be a non-empty folder name without '/' or a leading '.'")
     d = run.data

@@ -792,12 +792,42 @@ def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
     return {name: written[name] for name in REPORT_FILES}
 
 
+def _from_study(overrides: Sequence[str]) -> int:
+    """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
+    from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
+    from hydra import compose, initialize_config_dir
+
+    from nas.config import compose_error_message, register_configs
+    from nas.errors import exit_on_error
+    from nas.search import CONF_DIR, export_study
+
+    register_configs()
+    with exit_on_error():
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            try:
+                cfg = compose(config_name="search", overrides=list(overrides))
+            except Exception as exc:  # unknown option, wrong type: Hydra's message in one line
+                print(f"error: {compose_error_message(exc)}", file=sys.stderr)
+                return 2
+        result = export_study(cfg)
+    for path in result.files.values():
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m nas.report <run_dir>``; prints the written paths, returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m nas.report",
-                                     description="Write report.html/report.md (+ PNGs) for a search run folder.")
+    """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
+    ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
+    shared by workers, see `nas.search.export_study`); prints the written paths, returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and all("=" in a and not a.startswith("-") for a in args_list):
+        return _from_study(args_list)
+    parser = argparse.ArgumentParser(
+        prog="python -m nas.report",
+        description="Write report.html/report.md (+ PNGs) for a search run folder, or, given Hydra overrides "
+                    "(search.storage=... search.study_name=...), rebuild the run folder from a shared study first.")
     parser.add_argument("run_dir", help="run folder written by `python -m nas.search`")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         paths = write_reports(args.run_dir)
     except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback

@@ -2,6 +2,7 @@
 
 Run folder layout (`runs/<study_name>/`):
   study.db                 Optuna SQLite storage (default storage)
+  config.yaml, search.log  the resolved config and the log of every run/worker (nas.search)
   trials/<arch_id>.pt      weights of every trained candidate (so the front needs no retraining)
   trials.csv               one row per trial
   pareto.csv, pareto.json  the non-dominated feasible trials, by latency

@@ -3,43 +3,46 @@
 An Optuna study maximises validation accuracy (proxy training) and minimises the latency predicted
 for the target chip, under an optional latency budget (Optuna's constraint API). The study lives in
 a storage (SQLite in the run folder by default), so rerunning the same command resumes it with its
-finished trials kept; Ctrl-C stops after writing the files of the finished trials.
+finished trials kept; Ctrl-C stops after writing the files of the finished trials. Several workers
+(processes, machines) can share one study through a common storage, e.g. PostgreSQL; see `nas.study`
+for how lost workers are detected and how `search.n_trials` stays a study-wide total.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import logging
 import math
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import hydra
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
-from nas.checkpoint import save_checkpoint
-from nas.config import RunConfig, Sampler, register_configs, to_run_config
+from nas.checkpoint import atomic_write_bytes, save_checkpoint
+from nas.config import RunConfig, Sampler, register_configs, to_run_config, validate_run_config
 from nas.data import Dataset, load_dataset
-from nas.errors import ConfigError, exit_on_error
+from nas.errors import ConfigError, NasError, exit_on_error
 from nas.latency import predict_latency
 from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import fastest_arch, sample_arch
-from nas.train import TrainingDiverged, seed_everything, train_candidate
+from nas.study import (
+    counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
+    with_study_settings, worker_info,
+)
+from nas.train import seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-# Config groups whose change makes old trials incomparable; a resumed study must match them.
-_FINGERPRINT_KEYS = ("hw", "space", "data", "train")
 
 
 @dataclass(frozen=True)
@@ -55,61 +58,26 @@ class SearchResult:
 
 
 def make_sampler(run: RunConfig) -> optuna.samplers.BaseSampler:
-    """The configured, seeded Optuna sampler (constraint-aware where Optuna supports it)."""
+    """The configured, seeded Optuna sampler (constraint-aware where Optuna supports it).
+
+    Each worker gets its own seed (`search.seed` offset by `search.worker`): workers seeded alike would
+    propose the same random start-up architectures.
+    """
     s = run.search
+    seed = s.seed + 1_000_003 * s.worker
     if s.sampler == Sampler.tpe:
         with warnings.catch_warnings():
             # multivariate/group are marked experimental; they handle the conditional per-mixer params.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=True, group=True)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials, multivariate=True, group=True)
     if s.sampler == Sampler.nsga2:
-        return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=max(2, s.population_size))
-    return optuna.samplers.RandomSampler(seed=s.seed)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, s.population_size))
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial met every constraint (Optuna's convention: values <= 0)."""
     return all(c <= 0 for c in trial.constraints.values())
-
-
-def _fingerprint(run: RunConfig) -> dict[str, Any]:
-    d = asdict(run)
-    fp = {k: d[k] for k in _FINGERPRINT_KEYS}
-    fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
-    fp["hw"] = {k: v for k, v in fp["hw"].items() if k != "description"}
-    return json.loads(json.dumps(fp, default=str))
-
-
-def open_study(run: RunConfig, run_dir: Path) -> optuna.Study:
-    """Create or resume the study; refuse to resume one created with other settings."""
-    url = run.search.storage or f"sqlite:///{run_dir / 'study.db'}"
-    try:
-        storage = optuna.storages.RDBStorage(url)
-    except Exception as e:  # bad URL, unreachable server, missing driver
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"search.storage={url!r} cannot be opened: {first[:300]}") from None
-    study = optuna.create_study(
-        study_name=run.search.study_name, storage=storage, sampler=make_sampler(run),
-        directions=["maximize", "minimize"], load_if_exists=True,
-    )
-    fp = _fingerprint(run)
-    stored = study.user_attrs.get("config")
-    if stored is None:
-        study.set_user_attr("config", fp)
-    elif stored != fp:
-        changed = [k for k in _FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
-        raise ConfigError(
-            f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings; "
-            "rerun with the same ones to resume, or pass a new search.study_name=..."
-        )
-    if run.search.storage is None:
-        # The run folder's SQLite file has one writer: RUNNING trials there belong to a process
-        # that was killed. Close them as failed so the study's counts stay right. (Shared storages
-        # with several workers need heartbeats instead; FrozenTrial exposes its id only privately.)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", "process stopped while the trial ran")
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    return study
 
 
 def check_budget(run: RunConfig, data: Dataset) -> None:
@@ -145,6 +113,13 @@ def make_objective(
     """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it."""
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.set_user_attr("worker", worker_info(trial.number))  # first: lets others tell if this process dies
+        if trial.user_attrs.get("fail_reason"):  # a retry inherits its failed original's attributes
+            trial.set_user_attr("fail_reason", "")
+        if slot_taken(trial.study, trial.number, run.search.n_trials):
+            # Another worker asked for a trial at the same moment and is ahead in line.
+            trial.set_user_attr("fail_reason", f"not run: the study already has {run.search.n_trials} trials finished or running")
+            raise optuna.TrialPruned()
         arch = sample_arch(trial, run.space, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
         lat = predict_latency(arch, run.hw)
         budget = run.search.latency_budget_ms
@@ -170,9 +145,12 @@ def make_objective(
         model.set_normalization(data.mean, data.std)
         try:
             result = train_candidate(model, data, run.train, augment=run.data, seed=seed, on_step=on_step)
-        except (TrainingDiverged, RuntimeError, MemoryError) as e:
+        except NasError:
+            raise  # bad input concerns every trial: stop with its message
+        except Exception as e:  # NaN loss, shape error, out of memory, ...
             # A broken candidate is a result, not a crash: record why and let the search go on.
-            reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            text = str(e).strip()
+            reason = f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
             trial.set_user_attr("fail_reason", reason)
             log.warning("trial %d (%s) failed: %s", trial.number, arch.arch_id, reason)
             return math.nan, math.nan
@@ -237,65 +215,162 @@ def _trial_text(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def _n_complete(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return counts(study)[0]
+
+
+def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study) -> bool:
+    """Run trials until the study holds `search.n_trials` complete ones; returns True if interrupted.
+
+    Safe with other workers on the same study: a trial starts only while finished + running trials
+    leave room for it, trials of dead workers are failed and re-queued, and while the remaining
+    slots are all running elsewhere this worker waits (their worker may still die).
+    """
+    s = run.search
+    target = s.n_trials
+    done = _n_complete(study)
+    if done:
+        log.info("resuming study %r: %d of %d trials already finished", study.study_name, done, target)
+    deadline = time.monotonic() + s.timeout_s if s.timeout_s else math.inf
+    # Over-budget samples are pruned without training and do not count towards n_trials; the cap on
+    # attempts keeps an almost-impossible budget from looping forever.
+    attempts_left = 50 * max(1, target - done)
+    poll_s = min(5.0, s.heartbeat_s / 2)
+    waiting_logged = False
+    with _Progress(total=target, done=done, enabled=s.progress) as progress:
+        objective = make_objective(run, data, run_dir, on_step=progress.on_step)
+
+        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            n = _n_complete(study)
+            best = _best_text(study)
+            progress.on_trial(n, best)
+            log.info("trial %d [%d/%d] %s | best %s", trial.number, n, target, _trial_text(trial), best)
+
+        try:
+            while attempts_left > 0 and time.monotonic() < deadline:
+                fail_lost_trials(study, grace_s=s.grace_s)
+                complete, running = counts(study)
+                if complete >= target:
+                    break
+                if complete + running >= target:  # the last slots run in other workers
+                    if not waiting_logged:
+                        log.info("waiting: %d trial(s) running in other workers fill the study's %d", running, target)
+                        waiting_logged = True
+                    time.sleep(poll_s)
+                    continue
+                waiting_logged = False
+                attempts_left -= 1
+                study.optimize(objective, n_trials=1, callbacks=[after_trial], gc_after_trial=True)
+        except KeyboardInterrupt:
+            log.warning("interrupted: keeping %d finished trials; rerun the same command to resume", _n_complete(study))
+            return True
+    return False
+
+
+def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool) -> tuple[dict[str, Any], dict[str, Path], bool]:
+    """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report.
+
+    Workers sharing the run folder take turns (file lock); whoever comes second finds the members'
+    files up to date and only refreshes the tables and the report. Returns (pareto, report files, interrupted).
+    """
+    interrupted = False
+    with run_folder_lock(run_dir):
+        pareto = write_run_files(run_dir, study, data, run)
+        if compress and run.compress.members.value != "none" and pareto["members"]:
+            from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
+
+            try:
+                compress_front(run_dir, pareto["members"], hw=run.hw, data=data, cfg=run.compress, augment=run.data,
+                               eval_batch_size=run.train.eval_batch_size)
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
+        from nas.report import write_reports
+
+        files = write_reports(run_dir)
+    return pareto, files, interrupted
+
+
+def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
+    if run.search.storage is None:
+        run_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives in the run folder
+    storage = open_storage(run, run_dir)  # a shared storage is checked before the run folder is made
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return storage
+
+
+@contextlib.contextmanager
+def _run_log(run_dir: Path) -> Iterator[None]:
+    """Append this process's log lines to `<run folder>/search.log` (workers share it; the pid tells them apart)."""
+    handler = logging.FileHandler(run_dir / "search.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][pid %(process)d][%(name)s][%(levelname)s] - %(message)s"))
+    handler.setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in ("nas", "compress")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        if lg.getEffectiveLevel() > logging.INFO:  # called as a library (no logging set up): still log the run
+            lg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+        handler.close()
 
 
 def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
-    """Run (or resume) the search described by `cfg` and write the run folder's files."""
+    """Run (or resume, or join as one more worker) the search described by `cfg` and write the run folder's files.
+
+    Nothing is written before the input is validated, the data loaded and the storage opened.
+    """
     run = to_run_config(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     data = load_dataset(run.data)  # fails fast, before a study or folder is created
     check_budget(run, data)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    study = open_study(run, run_dir)
-    target = run.search.n_trials
-    done = _n_complete(study)
-    if done:
-        log.info("resuming study %r: %d of %d trials already finished", study.study_name, done, target)
-    interrupted = False
+    study = open_study(run, _open(run, run_dir), make_sampler(run))
+    atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
-    if done < target:
-        with _Progress(total=target, done=done, enabled=run.search.progress) as progress:
-            objective = make_objective(run, data, run_dir, on_step=progress.on_step)
-
-            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                n = _n_complete(study)
-                best = _best_text(study)
-                progress.on_trial(n, best)
-                log.info("trial %d [%d/%d] %s | best %s", trial.number, n, target, _trial_text(trial), best)
-                if n >= target:
-                    study.stop()
-
-            try:
-                # Over-budget samples are pruned without training and do not count towards
-                # n_trials; the cap on attempts keeps an almost-impossible budget from looping forever.
-                study.optimize(
-                    objective, n_trials=50 * (target - done), timeout=run.search.timeout_s,
-                    callbacks=[after_trial], gc_after_trial=True,
-                )
-            except KeyboardInterrupt:
-                interrupted = True
-                log.warning("interrupted: keeping %d finished trials; rerun the same command to resume", _n_complete(study))
-    pareto = write_run_files(run_dir, study, data, run)
-    if not interrupted and run.compress.members.value != "none" and pareto["members"]:
-        from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
-
-        try:
-            compress_front(run_dir, pareto["members"], hw=run.hw, data=data, cfg=run.compress, augment=run.data,
-                           eval_batch_size=run.train.eval_batch_size)
-        except KeyboardInterrupt:
-            interrupted = True
-            log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
-    from nas.report import write_reports
-
-    files = write_reports(run_dir)
-    n = _n_complete(study)
-    log.info("%d trials finished (%.0f s this run); %d on the Pareto front", n, time.perf_counter() - started, len(pareto["members"]))
+    with _run_log(run_dir):
+        interrupted = _run_trials(run, data, run_dir, study)
+        pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted)
+        n = _n_complete(study)
+        log.info("%d trials finished (%.0f s this run); %d on the Pareto front", n, time.perf_counter() - started,
+                 len(pareto["members"]))
     return SearchResult(
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
-        interrupted=interrupted, files=files,
+        interrupted=interrupted or stopped, files=files,
     )
+
+
+def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
+    """Rebuild a run folder's files and report from an existing study, on any machine.
+
+    Reads the study from `search.storage` (the hw/space/data/train it was created with come from the
+    study itself) and the trials' weights from `search.runs_dir`; trains nothing. Members are compressed
+    as configured (`compress=none` skips it).
+    """
+    run = to_run_config(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_dir = Path(run.search.runs_dir) / run.search.study_name
+    url = storage_url(run, run_dir)
+    if run.search.storage is None and not (run_dir / "study.db").is_file():
+        raise ConfigError(f"no study at {run_dir / 'study.db'}; pass search.runs_dir=... and search.study_name=... of a run, "
+                          "or search.storage=<url> of a shared study")
+    study = load_existing_study(run, open_storage(run, run_dir), url)
+    run = with_study_settings(run, study)
+    validate_run_config(run)
+    data = load_dataset(run.data)
+    weights = run_dir / "trials"
+    n = _n_complete(study)
+    have = len(list(weights.glob("*.pt"))) if weights.is_dir() else 0
+    if n and not have:
+        raise ConfigError(f"study {study.study_name!r} has {n} finished trials but {weights} holds no weights; "
+                          "point search.runs_dir=... at the folder the workers wrote to")
+    pareto, files, interrupted = _write_outputs(run, data, run_dir, study, compress=True)
+    return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
+                        interrupted=interrupted, files=files)
 
 
 register_configs()

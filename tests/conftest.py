@@ -1,11 +1,17 @@
-"""Shared fixtures: a tiny generated idx dataset and Hydra composition of `conf/search.yaml`."""
+"""Shared fixtures: a tiny generated idx dataset, Hydra composition of `conf/search.yaml`, a PostgreSQL server."""
 
 from __future__ import annotations
 
 import gzip
+import os
+import pwd
+import shutil
+import socket
 import struct
+import subprocess
+import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -55,3 +61,63 @@ def compose_cfg() -> Callable[..., DictConfig]:
             return compose(config_name="search", overrides=list(overrides))
 
     return _compose
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a real PostgreSQL database for the scale-out tests.
+
+    `NAS_TEST_POSTGRES_URL` points at an existing server; otherwise a throwaway cluster is created with
+    the Debian package's binaries (`make test` installs them), listening on loopback only.
+    """
+    if os.environ.get("NAS_TEST_POSTGRES_URL"):
+        yield os.environ["NAS_TEST_POSTGRES_URL"]
+        return
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql; `make test` does it as root)")
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="nas-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the package's user
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", _free_port()
+
+    def pg(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+
+    init = pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "nas", "--no-sync", "-E", "UTF8")
+    if init.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"PostgreSQL initdb failed: {init.stderr.strip()[:300]}")
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+    start = pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "server.log"), "-w", "start")
+    if start.returncode != 0:
+        log_text = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"PostgreSQL did not start: {(start.stderr + log_text).strip()[-300:]}")
+    try:
+        created = pg(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "nas", "nas_test")
+        assert created.returncode == 0, created.stderr
+        yield f"postgresql://nas@127.0.0.1:{port}/nas_test"
+    finally:
+        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)

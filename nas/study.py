@@ -1,0 +1,248 @@
+"""The Optuna study of a search, on a storage that several workers may share.
+
+Any SQLAlchemy URL Optuna's `RDBStorage` takes works: the default is a SQLite file in the run folder (one
+machine), PostgreSQL serves many workers on many machines. Workers join a study by its name and each
+trains whole trials; this module holds what makes that safe:
+
+* **Heartbeats.** Every running trial records one each `search.heartbeat_s`. A trial without one for
+  `search.grace_s` belongs to a lost worker (SIGKILL, OOM killer, machine gone): it is failed and
+  re-queued with the same architecture (`RetryHeartbeatStaleTrialCallback`, up to `search.max_retry`).
+* **Dead local workers** are found at once, without waiting for the grace period: each trial records
+  its worker's host, kernel boot and pid; a RUNNING trial whose worker process on this machine no
+  longer exists is failed and re-queued the same way. This is what makes a rerun after `kill -9`
+  continue immediately.
+* **A study-wide trial count.** `search.n_trials` counts COMPLETE trials of the whole study. A worker
+  starts a trial only while `complete + running < n_trials`, and a trial whose slot another worker took
+  first (both asked at the same moment) steps aside: trials ahead of it in number order have priority.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import json
+import logging
+import os
+import socket
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.config import RunConfig
+from nas.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Config groups whose change makes old trials incomparable; a resumed study must match them.
+FINGERPRINT_KEYS = ("hw", "space", "data", "train")
+_SETTINGS_ATTR = "settings"  # the full hw/space/data/train of the study, so a report can rebuild from it alone
+
+
+def storage_url(run: RunConfig, run_dir: Path) -> str:
+    """The study's storage URL: `search.storage`, or a SQLite file in the run folder."""
+    return run.search.storage or f"sqlite:///{run_dir / 'study.db'}"
+
+
+def masked(url: str) -> str:
+    """`url` with its password hidden, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: validate_storage_url already said so; never echo a secret
+        return "<storage url>"
+
+
+def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
+    """Connect to the study's storage with heartbeats and retries of lost trials; `ConfigError` if it fails."""
+    url = storage_url(run, run_dir)
+    s = run.search
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    # Without a timeout, an unreachable PostgreSQL host hangs for minutes; SQLite waits for a lock
+    # held by another local worker instead of failing at once.
+    connect_args = {"postgresql": {"connect_timeout": 10}, "sqlite": {"timeout": 60}}.get(backend, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat API
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=s.max_retry)
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
+                heartbeat_interval=s.heartbeat_s, grace_period=s.grace_s, heartbeat_stale_trial_callback=retry,
+            )
+        except Exception as e:  # unreachable server, wrong password, missing driver, unwritable file
+            text = str(e).strip()
+            first = text.splitlines()[0] if text else type(e).__name__
+            if isinstance(e, ImportError):  # Optuna wraps the driver's ModuleNotFoundError
+                cause = e if isinstance(e, ModuleNotFoundError) else e.__cause__ or e.__context__
+                module = getattr(cause, "name", None)
+                first = f"its driver is not installed (Python module {module!r} is missing)" if module else \
+                    "its driver is not installed"
+            raise ConfigError(f"search.storage={masked(url)!r} cannot be opened: {first[:300]}") from None
+
+
+def _settings(run: RunConfig) -> dict[str, Any]:
+    d = json.loads(json.dumps(asdict(run), default=lambda v: v.value if hasattr(v, "value") else str(v)))
+    return {k: d[k] for k in FINGERPRINT_KEYS}
+
+
+def fingerprint(run: RunConfig) -> dict[str, Any]:
+    """The settings a resumed study must share with the one that created it (data location excluded)."""
+    fp = _settings(run)
+    fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
+    fp["hw"] = {k: v for k, v in fp["hw"].items() if k != "description"}
+    return fp
+
+
+def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create or join the study `search.study_name`; refuse to join one created with other settings."""
+    study = optuna.create_study(
+        study_name=run.search.study_name, storage=storage, sampler=sampler,
+        directions=["maximize", "minimize"], load_if_exists=True,
+    )
+    fp = fingerprint(run)
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        study.set_user_attr("config", fp)
+        study.set_user_attr(_SETTINGS_ATTR, _settings(run))
+    elif stored != fp:
+        changed = [k for k in FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
+        raise ConfigError(
+            f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings; "
+            "rerun with the same ones to resume, or pass a new search.study_name=..."
+        )
+    return study
+
+
+def load_existing_study(run: RunConfig, storage: optuna.storages.BaseStorage, url: str) -> optuna.Study:
+    """The study `search.study_name` of `storage`; `ConfigError` listing the studies there if it is absent."""
+    names = optuna.get_all_study_names(storage)
+    if run.search.study_name not in names:
+        raise ConfigError(
+            f"search.study_name={run.search.study_name!r} is not in {masked(url)}; studies there: "
+            f"{', '.join(sorted(names)) or 'none'}"
+        )
+    return optuna.load_study(study_name=run.search.study_name, storage=storage)
+
+
+def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
+    """`run` with the hw/space/data/train the study was created with (the data root stays this machine's
+    when the dataset is the same one), so a report can be rebuilt from the storage without repeating them."""
+    stored = study.user_attrs.get(_SETTINGS_ATTR)
+    if stored is None:  # a study from before settings were stored: the fingerprint check must pass instead
+        if study.user_attrs.get("config") not in (None, fingerprint(run)):
+            raise ConfigError(f"study {study.study_name!r} was created with other settings; pass the same hw/space/data/train")
+        return run
+    stored = copy.deepcopy(stored)
+    if stored["data"].get("name") == run.data.name:
+        stored["data"]["root"] = run.data.root
+    merged = OmegaConf.merge(OmegaConf.structured(run), stored)
+    result = OmegaConf.to_object(merged)
+    assert isinstance(result, RunConfig)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ workers
+
+
+def _worker_key() -> str | None:
+    """Identifies this machine's pid namespace: pids are only comparable between processes that share it."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{socket.gethostname()}/{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:  # not Linux: liveness falls back to heartbeats alone
+        return None
+
+
+def worker_info(trial_number: int) -> dict[str, Any]:
+    """What a trial records about the process that runs it (`trial` guards against copies in retries)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "key": _worker_key(), "trial": trial_number}
+
+
+def _process_gone(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
+    """Fail RUNNING trials whose worker is dead and re-queue them; returns the failed trial numbers.
+
+    Local workers are checked by pid (immediate); others through Optuna's heartbeat grace period.
+    A RUNNING trial older than `grace_s` that never recorded its worker is failed too.
+    """
+    storage = study._storage  # Optuna exposes no public setter for another process's trial
+    key = _worker_key()
+    now = datetime.datetime.now()
+    grace = grace_s
+    failed: list[FrozenTrial] = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker")
+        if isinstance(w, dict) and w.get("trial") == t.number:
+            if not (key and w.get("key") == key and _process_gone(w.get("pid"))):
+                continue  # alive, or on another machine: the heartbeat decides
+            reason = f"worker {w.get('host')}:{w.get('pid')} died while the trial ran"
+        elif t.datetime_start and (now - t.datetime_start).total_seconds() > grace:
+            # A live worker records itself first thing; this one died at once (or predates that record).
+            reason = "its worker stopped before recording itself"
+        else:
+            continue
+        try:  # another worker may close the same trial first: then it raises and we skip it
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                failed.append(storage.get_trial(t._trial_id))
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue
+    # The storage's own retry policy (RetryHeartbeatStaleTrialCallback from open_storage), so a dead local
+    # worker's trial is retried exactly like a heartbeat-stale one.
+    get_retry = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    retry = get_retry() if get_retry else None
+    for t in failed:
+        log.warning("trial %d failed (%s); re-queued unless its retries are used up", t.number, t.user_attrs.get("fail_reason"))
+        if retry is not None:
+            retry(study, copy.deepcopy(t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # lost workers elsewhere: no heartbeat within grace_s
+    return [t.number for t in failed]
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """(complete, running) trials of the whole study."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    return complete, len(trials) - complete
+
+
+def slot_taken(study: optuna.Study, number: int, target: int) -> bool:
+    """Whether trial `number` would overshoot `target`: finished trials plus running trials ahead of it
+    (lower numbers, which started first) already fill it."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    ahead = sum(t.state == TrialState.COMPLETE or t.number < number for t in trials if t.number != number)
+    return ahead >= target
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the run folder while one worker writes its files (others wait, then find them
+    up to date). `flock` works across processes of one machine and on most network file systems."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".files.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,113 @@
+"""Faults in practice, with real processes: workers SIGKILLed mid-trial on a shared PostgreSQL study, and a
+single-process SQLite search killed with -9 and rerun. Every finished trial must survive, the killed trial
+must be failed and retried, the study must end with exactly n_trials complete ones, and no checkpoint may
+be corrupt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _command(tiny_idx_root: Path, runs_dir: Path, *extra: str) -> list[str]:
+    # Trials of about a second or two each (4 epochs of the tiny set): long enough to be killed mid-trial.
+    return [sys.executable, "-m", "nas.search", f"data.root={tiny_idx_root}", "train=smoke", "train.epochs=4",
+            "train.batch_size=32", "train.threads=1", f"search.runs_dir={runs_dir}", "search.study_name=f",
+            "search.progress=false", "search.export_onnx=false", "compress=none", "search.sampler=random",
+            "search.heartbeat_s=1", "search.grace_s=5", *extra]
+
+
+def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        return []  # not created yet (opening it here would create it)
+    try:
+        return optuna.load_study(study_name="f", storage=url).get_trials()
+    except KeyError:  # the first worker has not created the study yet
+        return []
+
+
+def _kill_mid_trial(proc: subprocess.Popen, url: str, *, after_complete: int = 0, timeout: float = 120) -> int:
+    """SIGKILL `proc` while it trains a trial (once `after_complete` trials are complete); returns that trial's number."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"worker exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+        trials = _trials(url)
+        mine = [t for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs
+                and t.user_attrs.get("worker", {}).get("pid") == proc.pid]
+        if mine and sum(t.state == TrialState.COMPLETE for t in trials) >= after_complete:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return mine[0].number
+        time.sleep(0.05)
+    raise AssertionError("the worker never ran a trial")
+
+
+def _check_study(url: str, run_dir: Path, killed: int, n_trials: int) -> list[optuna.trial.FrozenTrial]:
+    trials = _trials(url)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == n_trials  # exactly: no worker overshoots the study-wide total
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    lost = next(t for t in trials if t.number == killed)
+    assert lost.state == TrialState.FAIL and "died while the trial ran" in lost.user_attrs["fail_reason"]
+    retries = [t for t in complete if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].params == lost.params  # retried with the same architecture
+    for t in complete:  # every completed trial has its weights
+        assert (run_dir / "trials" / f"{t.user_attrs['arch_id']}.pt").is_file()
+    for pt in (run_dir / "trials").glob("*.pt"):  # and no checkpoint file is corrupt (writes are atomic)
+        load_checkpoint(pt)
+    return trials
+
+
+def test_sigkilled_worker_on_postgres_is_retried_and_the_study_completes(postgres_url, tiny_idx_root, tmp_path):
+    n_trials = 6
+    cmd = _command(tiny_idx_root, tmp_path, f"search.storage={postgres_url}", f"search.n_trials={n_trials}")
+    workers = [subprocess.Popen([*cmd, f"search.worker={i}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for i in range(3)]
+    try:
+        killed = _kill_mid_trial(workers[0], postgres_url)
+        outputs = [w.communicate(timeout=300)[0] for w in workers[1:]]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, out in zip(workers[1:], outputs):
+        assert w.returncode == 0, out
+    trials = _check_study(postgres_url, tmp_path / "f", killed, n_trials)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials if t.state == TrialState.COMPLETE}) >= 2  # shared work
+    csv_text = (tmp_path / "f" / "trials.csv").read_text()
+    assert csv_text.count(",COMPLETE,") == n_trials and (tmp_path / "f" / "report.html").is_file()
+
+
+def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_root, tmp_path):
+    n_trials = 4
+    cmd = _command(tiny_idx_root, tmp_path, f"search.n_trials={n_trials}")
+    url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        killed = _kill_mid_trial(proc, url, after_complete=1)
+    finally:
+        proc.kill()
+    before = {t.number: t.values for t in _trials(url) if t.state == TrialState.COMPLETE}
+    assert before and not (tmp_path / "f" / "report.html").exists()
+    killed_at = time.time()
+
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "resuming study 'f'" in rerun.stdout + rerun.stderr
+    trials = _check_study(url, tmp_path / "f", killed, n_trials)
+    after = {t.number: t.values for t in trials if t.state == TrialState.COMPLETE}
+    assert all(after[n] == v for n, v in before.items())  # finished trials kept as they were
+    for name in ("report.html", "report.md", "trials.csv", "pareto.json"):
+        assert (tmp_path / "f" / name).stat().st_mtime >= killed_at

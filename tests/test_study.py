@@ -1,0 +1,135 @@
+"""nas.study: storages, lost-worker detection and retries, the study-wide trial count, settings kept in the study."""
+
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.config import to_run_config
+from nas.errors import ConfigError
+from nas.search import export_study, run_search
+from nas.study import counts, fail_lost_trials, open_storage, slot_taken, worker_info
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Trials are created with study.ask() here to stand for other processes' trials.
+pytestmark = [pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize"),
+              pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
+
+
+@pytest.fixture
+def storage_for(tmp_path, compose_cfg):
+    """storage_for(**search options) -> an RDBStorage opened by `open_storage` on a fresh SQLite file."""
+    def make(**options):
+        overrides = [f"search.storage=sqlite:///{tmp_path / 's.db'}", *(f"search.{k}={v}" for k, v in options.items())]
+        return open_storage(to_run_config(compose_cfg(*overrides)), tmp_path)
+
+    return make
+
+
+def _running_trial(study, *, x=3):
+    """A RUNNING trial with param x, as a worker process would leave it."""
+    trial = study.ask()
+    trial.suggest_int("x", x, x)
+    return trial
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_trial_of_a_dead_local_worker_is_failed_and_requeued_with_its_params(storage_for):
+    study = optuna.create_study(storage=storage_for(), directions=["maximize", "minimize"])
+    dead = _running_trial(study, x=3)
+    dead.set_user_attr("worker", {**worker_info(dead.number), "pid": _dead_pid()})
+    alive = _running_trial(study, x=4)
+    alive.set_user_attr("worker", worker_info(alive.number))  # this very process: alive
+    elsewhere = _running_trial(study, x=5)
+    elsewhere.set_user_attr("worker", {**worker_info(elsewhere.number), "key": "other-host/boot/pid:[1]", "pid": _dead_pid()})
+
+    assert fail_lost_trials(study) == [dead.number]
+    by_number = {t.number: t for t in study.get_trials()}
+    assert by_number[dead.number].state == TrialState.FAIL
+    assert "died while the trial ran" in by_number[dead.number].user_attrs["fail_reason"]
+    assert by_number[alive.number].state == by_number[elsewhere.number].state == TrialState.RUNNING  # heartbeat decides
+    retries = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert len(retries) == 1 and retries[0].params == {"x": 3}
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retries[0]) == dead.number
+    assert fail_lost_trials(study) == []  # idempotent: the trial is closed once and re-queued once
+
+
+def test_copied_worker_record_of_a_retry_does_not_count_as_its_own(storage_for):
+    # A retry copies its failed original's user attributes, worker record included; until the new worker
+    # records itself, the copy (which names the original trial's number) must not make it look dead.
+    study = optuna.create_study(storage=storage_for(), directions=["maximize", "minimize"])
+    t = _running_trial(study)
+    t.set_user_attr("worker", {**worker_info(t.number - 1), "pid": _dead_pid()})
+    assert fail_lost_trials(study) == [] and study.get_trials()[0].state == TrialState.RUNNING
+
+
+def test_trial_without_heartbeat_for_the_grace_period_is_failed_and_retried(storage_for):
+    storage = storage_for(heartbeat_s=1, grace_s=2, max_retry=1)
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    t = _running_trial(study, x=7)
+    t.set_user_attr("worker", {**worker_info(t.number), "key": "another-machine"})
+    storage.record_heartbeat(t._trial_id)  # then its machine is lost: no more heartbeats
+    fail_lost_trials(study)
+    assert study.get_trials()[0].state == TrialState.RUNNING  # within the grace period
+    time.sleep(3.2)
+    fail_lost_trials(study)
+    states = [(x.state, x.params) for x in study.get_trials()]
+    assert states == [(TrialState.FAIL, {"x": 7}), (TrialState.WAITING, {"x": 7})]
+
+
+def test_retries_stop_after_max_retry(storage_for):
+    study = optuna.create_study(storage=storage_for(max_retry=1), directions=["maximize", "minimize"])
+    for _ in range(2):  # the original dies, then its only retry dies too
+        t = study.ask()
+        t.suggest_int("x", 3, 3)
+        t.set_user_attr("worker", {**worker_info(t.number), "pid": _dead_pid()})
+        fail_lost_trials(study)
+    assert [x.state for x in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL]
+
+
+def test_slot_taken_gives_priority_to_earlier_running_trials(storage_for):
+    study = optuna.create_study(storage=storage_for(), directions=["maximize", "minimize"])
+    study.optimize(lambda t: (t.suggest_float("a", 0, 1), 1.0), n_trials=2)
+    first, second = study.ask(), study.ask()
+    assert counts(study) == (2, 2)
+    assert not slot_taken(study, first.number, 3) and slot_taken(study, second.number, 3)
+    assert not slot_taken(study, second.number, 4)
+    assert slot_taken(study, first.number, 2)
+
+
+def test_unreachable_storage_is_one_line_without_the_password(tmp_path, compose_cfg, tiny_idx_root):
+    url = "postgresql://nas:s3cret@127.0.0.1:1/nas"
+    cfg = compose_cfg(f"data.root={tiny_idx_root}", f"search.runs_dir={tmp_path}", f"search.storage={url}")
+    with pytest.raises(ConfigError) as err:
+        run_search(cfg)
+    message = str(err.value)
+    assert message.startswith("search.storage='postgresql://nas:***@127.0.0.1:1/nas' cannot be opened")
+    assert "s3cret" not in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # nothing written for a storage that does not open
+
+
+def test_report_is_rebuilt_from_the_study_with_its_own_settings(tiny_idx_root, tmp_path, compose_cfg):
+    base = [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32", f"search.runs_dir={tmp_path}",
+            "search.study_name=s", "search.progress=false", "compress=none", "search.export_onnx=false"]
+    run_search(compose_cfg(*base, "hw=mobile_cpu", "search.n_trials=2"))
+    run_dir = tmp_path / "s"
+    for name in ("trials.csv", "pareto.json", "report.html"):
+        (run_dir / name).unlink()
+    # hw is not repeated: the study's own settings (mobile_cpu) are used, and nothing is trained
+    result = export_study(compose_cfg(*base))
+    assert result.n_complete == 2 and (run_dir / "report.html").is_file()
+    assert '"hw": "mobile_cpu"' in (run_dir / "pareto.json").read_text()
+    assert len(list((run_dir / "trials").glob("*.pt"))) == 2
+
+    with pytest.raises(ConfigError, match="search.study_name='nope' is not in .*; studies there: s"):
+        export_study(compose_cfg(*base[:-4], "search.study_name=nope", f"search.storage=sqlite:///{run_dir / 'study.db'}"))
+    with pytest.raises(ConfigError, match="holds no weights"):
+        export_study(compose_cfg(*base, f"search.storage=sqlite:///{run_dir / 'study.db'}", f"search.runs_dir={tmp_path / 'elsewhere'}"))
