@@ -24,7 +24,9 @@ import datetime
 import json
 import logging
 import os
+import random
 import socket
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -59,8 +61,19 @@ def masked(url: str) -> str:
         return "<storage url>"
 
 
+def _error_line(e: BaseException) -> str:
+    if isinstance(e, ImportError):  # Optuna wraps the driver's ModuleNotFoundError
+        cause = e if isinstance(e, ModuleNotFoundError) else e.__cause__ or e.__context__
+        module = getattr(cause, "name", None)
+        return f"its driver is not installed (Python module {module!r} is missing)" if module else "its driver is not installed"
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
 def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     """Connect to the study's storage with heartbeats and retries of lost trials; `ConfigError` if it fails."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
     url = storage_url(run, run_dir)
     s = run.search
     backend = url.split(":", 1)[0].split("+", 1)[0]
@@ -70,20 +83,22 @@ def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat API
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=s.max_retry)
-        try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
-                heartbeat_interval=s.heartbeat_s, grace_period=s.grace_s, heartbeat_stale_trial_callback=retry,
-            )
-        except Exception as e:  # unreachable server, wrong password, missing driver, unwritable file
-            text = str(e).strip()
-            first = text.splitlines()[0] if text else type(e).__name__
-            if isinstance(e, ImportError):  # Optuna wraps the driver's ModuleNotFoundError
-                cause = e if isinstance(e, ModuleNotFoundError) else e.__cause__ or e.__context__
-                module = getattr(cause, "name", None)
-                first = f"its driver is not installed (Python module {module!r} is missing)" if module else \
-                    "its driver is not installed"
-            raise ConfigError(f"search.storage={masked(url)!r} cannot be opened: {first[:300]}") from None
+        for attempt in range(1, 6):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
+                    heartbeat_interval=s.heartbeat_s, grace_period=s.grace_s, heartbeat_stale_trial_callback=retry,
+                )
+            except (IntegrityError, OperationalError) as e:
+                # Workers that start together on a fresh database race to create Optuna's tables; the
+                # loser finds them made on its next try. Other errors (refused, bad password) are final.
+                racing = isinstance(e, IntegrityError) or "already exists" in str(e) or "locked" in str(e)
+                if not racing or attempt == 5:
+                    raise ConfigError(f"search.storage={masked(url)!r} cannot be opened: {_error_line(e)}") from None
+                time.sleep(0.2 * attempt + random.random() * 0.3)
+            except Exception as e:  # unreachable server, missing driver, unwritable file
+                raise ConfigError(f"search.storage={masked(url)!r} cannot be opened: {_error_line(e)}") from None
+    raise AssertionError("unreachable")
 
 
 def _settings(run: RunConfig) -> dict[str, Any]:
@@ -110,6 +125,8 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     if stored is None:
         study.set_user_attr("config", fp)
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))
+    elif stored == fp and _SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(_SETTINGS_ATTR, _settings(run))  # a study from before settings were kept
     elif stored != fp:
         changed = [k for k in FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
         raise ConfigError(

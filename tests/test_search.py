@@ -92,6 +92,33 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     assert rows[0]["val_acc"] == first[0]["val_acc"]
 
 
+def test_crashing_candidates_are_recorded_as_failed_and_the_search_goes_on(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    from nas.train import TrainingDiverged
+
+    real_train = search_mod.train_candidate
+    calls = {"n": 0}
+
+    def crash_first_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            torch.zeros(2, 3) @ torch.zeros(2, 3)  # a genuine shape error from torch
+        if calls["n"] == 2:
+            raise MemoryError("cannot allocate 4 GiB")
+        if calls["n"] == 3:
+            raise TrainingDiverged("training loss became nan (lr=0.003); the candidate is unstable")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "train_candidate", crash_first_three)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random")))
+    rows = _rows(tmp_path / "t")
+    assert result.n_complete == 2 and [r["state"] for r in rows] == ["FAIL", "FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    reasons = [r["fail_reason"] for r in rows[:3]]
+    assert reasons[0].startswith("RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    assert reasons[1] == "MemoryError: cannot allocate 4 GiB"
+    assert reasons[2].startswith("TrainingDiverged: training loss became nan")
+    assert all(r["arch_id"] for r in rows)  # failed trials still say which architecture failed
+
+
 def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     trained = []
     real_train = search_mod.train_candidate

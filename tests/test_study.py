@@ -1,8 +1,10 @@
 """nas.study: storages, lost-worker detection and retries, the study-wide trial count, settings kept in the study."""
 
+import multiprocessing
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -133,3 +135,40 @@ def test_report_is_rebuilt_from_the_study_with_its_own_settings(tiny_idx_root, t
         export_study(compose_cfg(*base[:-4], "search.study_name=nope", f"search.storage=sqlite:///{run_dir / 'study.db'}"))
     with pytest.raises(ConfigError, match="holds no weights"):
         export_study(compose_cfg(*base, f"search.storage=sqlite:///{run_dir / 'study.db'}", f"search.runs_dir={tmp_path / 'elsewhere'}"))
+
+
+def _open_together(args):
+    url, barrier = args
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+    from nas.config import register_configs
+    from nas.search import make_sampler
+    from nas.study import open_study
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        run = to_run_config(compose(config_name="search", overrides=[f"search.storage={url}", "search.study_name=race"]))
+    barrier.wait()
+    study = open_study(run, open_storage(run, Path("/nonexistent")), make_sampler(run))
+    return study.study_name
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_workers_starting_together_on_a_fresh_database_all_join(backend, tmp_path, request):
+    # Workers racing to create Optuna's tables in an empty database: the losers retry and join.
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        import psycopg
+
+        base = request.getfixturevalue("postgres_url")
+        name = f"fresh_{tmp_path.name[-20:].lower().replace('-', '_')}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        url = base.rsplit("/", 1)[0] + f"/{name}"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with ctx.Pool(4) as pool:
+            assert pool.map(_open_together, [(url, barrier)] * 4) == ["race"] * 4
