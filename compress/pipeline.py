@@ -55,9 +55,12 @@ equality is not expected: NNCF simulates int8 in float, the runtimes compute rea
 intermediate results differently."""
 
 
-def fingerprint(cfg: CompressConfig, hw: HardwareProfile, arch_id: str, dataset: str) -> str:
-    """Identity of one compression job: same fingerprint -> the folder's files are reusable."""
-    blob = json.dumps({"cfg": dataclasses.asdict(cfg), "hw": dataclasses.asdict(hw), "arch": arch_id, "data": dataset},
+def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathLike, dataset: str) -> str:
+    """Identity of one compression job: same fingerprint -> the folder's files are reusable. It covers the
+    weights in `folder/model.pt` (a final training or any other retraining replaces them)."""
+    weights = Path(folder) / "model.pt"
+    digest = hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    blob = json.dumps({"cfg": dataclasses.asdict(cfg), "hw": dataclasses.asdict(hw), "weights": digest, "data": dataset},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -202,7 +205,7 @@ def compress_checkpoint(
 
     metrics = {
         "format": FORMAT,
-        "fingerprint": fingerprint(cfg, hw, arch.arch_id, data.name),
+        "fingerprint": fingerprint(cfg, hw, folder, data.name),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
@@ -269,7 +272,7 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             for name in COMPRESSED_FILES:
                 (folder / name).unlink(missing_ok=True)
             continue
-        fp = fingerprint(cfg, hw, m["arch_id"], data.name)
+        fp = fingerprint(cfg, hw, folder, data.name)
         if is_up_to_date(folder, fp):
             out[m["arch_id"]] = read_compressed_metrics(folder) or {}
             continue

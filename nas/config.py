@@ -183,6 +183,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchOptions = field(default_factory=SearchOptions)
+    final_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))
     compress: CompressConfig = field(default_factory=CompressConfig)
 
 
@@ -267,22 +268,24 @@ def validate_storage_url(url: str) -> None:
                           f"(e.g. {STORAGE_EXAMPLES})")
 
 
+def _validate_train(t: TrainConfig, where: str, *, allow_zero_epochs: bool = False) -> None:
+    if not (allow_zero_epochs and t.epochs == 0):
+        _positive(t.epochs, f"{where}.epochs", integer=True)
+    _positive(t.subset, f"{where}.subset", allow_none=True, integer=True)
+    _positive(t.batch_size, f"{where}.batch_size", integer=True)
+    _positive(t.eval_batch_size, f"{where}.eval_batch_size", integer=True)
+    _positive(t.lr, f"{where}.lr")
+    _positive(t.threads, f"{where}.threads", integer=True)
+    for name in ("weight_decay", "label_smoothing", "warmup_frac"):
+        if not (0 <= getattr(t, name) < 1):
+            raise ConfigError(f"{where}.{name}={getattr(t, name)!r} must be in [0, 1)")
+
+
 def validate_run_config(run: RunConfig) -> None:
     """Check value ranges that types cannot express; raise `ConfigError` naming the first bad value."""
     run.hw.validate()
-    t = run.train
-    _positive(t.epochs, "train.epochs", integer=True)
-    _positive(t.subset, "train.subset", allow_none=True, integer=True)
-    _positive(t.batch_size, "train.batch_size", integer=True)
-    _positive(t.eval_batch_size, "train.eval_batch_size", integer=True)
-    _positive(t.lr, "train.lr")
-    _positive(t.threads, "train.threads", integer=True)
-    if not (0 <= t.weight_decay < 1):
-        raise ConfigError(f"train.weight_decay={t.weight_decay!r} must be in [0, 1)")
-    if not (0 <= t.label_smoothing < 1):
-        raise ConfigError(f"train.label_smoothing={t.label_smoothing!r} must be in [0, 1)")
-    if not (0 <= t.warmup_frac < 1):
-        raise ConfigError(f"train.warmup_frac={t.warmup_frac!r} must be in [0, 1)")
+    _validate_train(run.train, "train")
+    _validate_train(run.final_train, "final_train", allow_zero_epochs=True)
     s = run.search
     _positive(s.n_trials, "search.n_trials", integer=True)
     _positive(s.population_size, "search.population_size", integer=True)

@@ -505,7 +505,7 @@ def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
 
 
 def _html_front_table(members: Sequence[_Member]) -> str:
-    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc</th><th>test acc</th>"
+    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th><th>test acc</th>"
             "<th>test acc (ONNX)</th><th>params</th><th>MACs</th><th>summary</th><th>checkpoint</th></tr>")
     rows = []
     for m in members:
@@ -633,7 +633,7 @@ def _md_cell(text: str) -> str:
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
-    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc | test acc | test acc (ONNX) | params | MACs | summary | checkpoint |",
+    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | test acc | test acc (ONNX) | params | MACs | summary | checkpoint |",
              "|---|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"

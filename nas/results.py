@@ -19,12 +19,13 @@ import io
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import optuna
+from torch import nn
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchConfig
@@ -35,7 +36,8 @@ from nas.config import RunConfig
 from nas.data import Dataset
 from nas.latency import predict_latency
 from nas.latency.measure import measure_onnx
-from nas.train import evaluate
+from nas.model import build_model
+from nas.train import evaluate, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,20 @@ class MemberMetrics:
     measured_latency_ms: float | None  # model.onnx timed on this host, for profiles with a runtime here
 
 
+def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    """Train `arch` from scratch with the `final_train` recipe (seeded like its trial); returns the model
+    and what metrics.json records of it."""
+    seed_everything(seed)
+    model = build_model(arch)
+    model.set_normalization(data.mean, data.std)
+    log.info("final training of %s: %d epochs", arch.arch_id, run.final_train.epochs)
+    result = train_candidate(model, data, run.final_train, augment=run.data, seed=seed)
+    model.eval()
+    model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name}
+    return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,
+                   "images_per_s": result.images_per_s}
+
+
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any]:
     """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content."""
     assert record.arch is not None
@@ -155,8 +171,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             cached = json.loads(metrics_path.read_text())
         except json.JSONDecodeError:
             cached = {}
+    final = asdict(run.final_train) if run.final_train.epochs else None
     up_to_date = (
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
+        and (cached.get("final_train") or {}).get("recipe") == final  # same weights: trained with this recipe
         and (folder / "model.pt").is_file()
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
         and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)
@@ -164,10 +182,15 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     if up_to_date:
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
                              cached.get("measured_latency_ms"))
+        final_info = cached.get("final_train")
     else:
         folder.mkdir(parents=True, exist_ok=True)
         model = load_checkpoint(source)
-        save_checkpoint(folder / "model.pt", model, arch, meta=model.meta)
+        final_info = None
+        if final is not None:
+            model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
+            final_info["recipe"] = final
+        save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
         test_acc = evaluate(model, data.test, batch_size=run.train.eval_batch_size)
         onnx_acc = onnx_diff = measured = None
         if run.search.export_onnx:
@@ -186,7 +209,9 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "trial": record.number,
         "summary": arch.summary(),
         "mixers": list(arch.mixers),
-        "val_acc": record.val_acc,
+        "val_acc": final_info["val_acc"] if final_info else record.val_acc,  # of the weights in model.pt
+        "val_acc_proxy": record.val_acc,  # what the search ranked the member by
+        "final_train": final_info,
         "test_acc": test.test_acc,
         "test_acc_onnx": test.test_acc_onnx,
         "onnx_max_abs_diff": test.onnx_max_abs_diff,
@@ -226,7 +251,8 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     for r in front:
         m = materialize_member(run_dir, r, data, run)
         members.append({
-            "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc, "test_acc": m["test_acc"],
+            "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc, "val_acc_final": (m["final_train"] or {}).get("val_acc"),
+            "test_acc": m["test_acc"],
             "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,
             "measured_latency_ms": m["measured_latency_ms"], "params": r.params, "macs": r.macs,
             "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import math
 import sys
@@ -274,7 +275,13 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     """
     interrupted = False
     with run_folder_lock(run_dir):
-        pareto = write_run_files(run_dir, study, data, run)
+        try:
+            pareto = write_run_files(run_dir, study, data, run)  # includes the members' final training
+        except KeyboardInterrupt:
+            log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
+            if not (run_dir / "pareto.json").is_file():  # nothing to report yet
+                return {"members": []}, {}, True
+            pareto, compress, interrupted = json.loads((run_dir / "pareto.json").read_text()), False, True
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
 

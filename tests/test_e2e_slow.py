@@ -22,7 +22,9 @@ def test_real_search_front_is_accurate_and_its_onnx_files_agree(tmp_path, compos
     cfg = compose_cfg("train.subset=15000", "train.epochs=2", "search.n_trials=2", "search.progress=false",
                       f"search.runs_dir={tmp_path}", "search.study_name=slow",
                       # the best member goes through the default compression, with a shorter recovery
-                      "compress.members=top_k", "compress.top_k=1", "compress.recover.subset=15000")
+                      "compress.members=top_k", "compress.top_k=1", "compress.recover.subset=15000",
+                      # final training of the members: 3 epochs where the proxy had 2, same images
+                      "final_train.subset=15000", "final_train.epochs=3")
     result = run_search(cfg)
     assert result.n_complete == 2 and result.pareto
     # 30k training images (a quarter of the default budget) measured 79.7% here; chance is 10%, and a
@@ -40,6 +42,8 @@ def test_real_search_front_is_accurate_and_its_onnx_files_agree(tmp_path, compos
         onnx_acc = float((logits.argmax(1) == test.y.numpy()).mean())
         assert onnx_acc == pytest.approx(metrics["test_acc"], abs=0.002)
         assert metrics["test_acc_onnx"] == pytest.approx(onnx_acc, abs=1e-9)
+        # the shipped weights are the final training's: 1.5x the proxy's training, so better on val
+        assert metrics["final_train"]["epochs"] == 3 and metrics["val_acc"] > metrics["val_acc_proxy"]
 
     # Compression: the best member's int8 files, evaluated independently, keep its accuracy.
     best = max(result.pareto, key=lambda m: m["val_acc"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sqlalchemy.exc import OperationalError
 
 from nas.checkpoint import load_checkpoint
 
@@ -26,7 +27,7 @@ def _command(tiny_idx_root: Path, runs_dir: Path, *extra: str) -> list[str]:
     # Trials of about a second or two each (4 epochs of the tiny set): long enough to be killed mid-trial.
     return [sys.executable, "-m", "nas.search", f"data.root={tiny_idx_root}", "train=smoke", "train.epochs=4",
             "train.batch_size=32", "train.threads=1", f"search.runs_dir={runs_dir}", "search.study_name=f",
-            "search.progress=false", "search.export_onnx=false", "compress=none", "search.sampler=random",
+            "search.progress=false", "search.export_onnx=false", "compress=none", "final_train=none", "search.sampler=random",
             "search.heartbeat_s=1", "search.grace_s=5", *extra]
 
 
@@ -35,7 +36,7 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
         return []  # not created yet (opening it here would create it)
     try:
         return optuna.load_study(study_name="f", storage=url).get_trials()
-    except KeyError:  # the first worker has not created the study yet
+    except (KeyError, OperationalError):  # the first worker has not created the study (or its tables) yet
         return []
 
 

@@ -24,7 +24,7 @@ MEMBER_FILES = ["arch.json", "metrics.json", "model.onnx", "model.pt"]
 
 def _overrides(tiny_idx_root, tmp_path, *extra):
     return [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
-            f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", "compress=none", *extra]
+            f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", "compress=none", "final_train=none", *extra]
 
 
 def _rows(run_dir):
@@ -178,3 +178,33 @@ def test_joblib_multirun_workers_share_one_study(tiny_idx_root, tmp_path):
     assert not (ROOT / "multirun.yaml").exists()
     log_text = (tmp_path / "t" / "search.log").read_text()
     assert len(set(re.findall(r"\[pid (\d+)\]", log_text))) == 2  # both workers ran and logged
+
+
+def test_final_training_retrains_the_members_and_compression_follows_the_new_weights(tiny_idx_root, tmp_path, compose_cfg):
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")
+                 if o not in ("compress=none", "final_train=none")]
+    result = run_search(compose_cfg(*overrides, "final_train=smoke", "compress=smoke"))
+    (member,) = result.pareto
+    folder = result.run_dir / member["checkpoint"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    final = metrics["final_train"]
+    assert final["epochs"] == 2 and final["recipe"]["epochs"] == 2 and final["seconds"] > 0
+    assert metrics["val_acc"] == final["val_acc"] == member["val_acc_final"]
+    assert metrics["val_acc_proxy"] == member["val_acc"]  # the front is still ranked by the proxy
+    shipped, proxy = nas.load_checkpoint(folder), nas.load_checkpoint(result.run_dir / "trials" / f"{member['arch_id']}.pt")
+    assert any(not torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), proxy.state_dict().values()))
+    assert shipped.meta["final_train"]["epochs"] == 2
+    from nas.data import load_dataset
+    from nas.config import DataConfig
+    from nas.train import evaluate
+
+    test = load_dataset(DataConfig(name="tiny", root=str(tiny_idx_root))).test
+    assert metrics["test_acc"] == pytest.approx(evaluate(shipped, test))  # reported from the shipped weights
+
+    # Same settings: nothing is retrained or recompressed. Another recipe: both are redone.
+    stamps = {n: (folder / n).stat().st_mtime_ns for n in ("model.pt", "model_int8.onnx")}
+    run_search(compose_cfg(*overrides, "final_train=smoke", "compress=smoke"))
+    assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
+    run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3", "compress=smoke"))
+    assert all((folder / n).stat().st_mtime_ns != t for n, t in stamps.items())
+    assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3

@@ -120,7 +120,7 @@ def test_unreachable_storage_is_one_line_without_the_password(tmp_path, compose_
 
 def test_report_is_rebuilt_from_the_study_with_its_own_settings(tiny_idx_root, tmp_path, compose_cfg):
     base = [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32", f"search.runs_dir={tmp_path}",
-            "search.study_name=s", "search.progress=false", "compress=none", "search.export_onnx=false"]
+            "search.study_name=s", "search.progress=false", "compress=none", "final_train=none", "search.export_onnx=false"]
     run_search(compose_cfg(*base, "hw=mobile_cpu", "search.n_trials=2"))
     run_dir = tmp_path / "s"
     for name in ("trials.csv", "pareto.json", "report.html"):
