@@ -75,6 +75,28 @@ def test_exported_int8_onnx_and_openvino_ir_agree_with_the_torch_int8_model(int8
         assert abs(accuracy(logits, data.test) - accuracy(ref, data.test)) <= 0.01
 
 
+def test_compact_graph_shares_constants_and_shortens_names_without_changing_outputs(int8, data, tmp_path, monkeypatch):
+    import numpy as np
+    import onnx
+
+    from compress.export import compact_graph
+
+    path = export_int8_onnx(int8.model, tmp_path / "model_int8.onnx", in_chans=1, img_size=28)  # compacted
+    # Rebuild the uncompacted file: the same export without the final compaction step.
+    import compress.export as export_mod
+
+    monkeypatch.setattr(export_mod, "compact_graph", lambda model: None)
+    long_path = export_int8_onnx(int8.model, tmp_path / "long.onnx", in_chans=1, img_size=28)
+    short, long = onnx.load(str(path)).graph, onnx.load(str(long_path)).graph
+    consts = [n.attribute[0].t.SerializeToString() for n in short.node if n.op_type == "Constant"]
+    assert len(consts) == len(set(consts)) < sum(n.op_type == "Constant" for n in long.node)  # shared
+    assert [i.name for i in short.input] == ["pixels"] and [o.name for o in short.output] == ["logits"]
+    assert all(len(n) <= 4 for node in short.node for n in node.output if n != "logits")  # t0..t999
+    assert path.stat().st_size < 0.9 * long_path.stat().st_size
+    np.testing.assert_array_equal(onnx_logits(path, data.test), onnx_logits(long_path, data.test))
+    compact_graph(onnx.load(str(path)))  # idempotent on an already compact graph (no error)
+
+
 def test_qat_runs_when_ptq_loses_too_much_and_keeps_the_best_epoch(trained, data):
     # int8 cannot beat fp32 by 100 points: QAT must spend its whole budget, and the result must say so.
     cfg = QuantizeConfig(calibration_size=32, max_acc_drop=0.0, qat=FinetuneConfig(epochs=2, subset=128, batch_size=32, lr=1e-4))
