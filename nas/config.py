@@ -93,6 +93,7 @@ class TrainConfig:
     warmup_frac: float = 0.1  # fraction of the steps with a linear warm-up, then cosine decay
     eval_batch_size: int = 512
     threads: int = 2  # torch intra-op threads
+    channels_last: bool = True  # NHWC memory layout while training: faster on CPU, same math
 
 
 @dataclass

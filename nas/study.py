@@ -111,6 +111,7 @@ def fingerprint(run: RunConfig) -> dict[str, Any]:
     fp = _settings(run)
     fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
     fp["hw"] = {k: v for k, v in fp["hw"].items() if k != "description"}
+    fp["train"] = {k: v for k, v in fp["train"].items() if k != "channels_last"}  # a speed setting, same math
     return fp
 
 
