@@ -355,8 +355,8 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     """Rebuild a run folder's files and report from an existing study, on any machine.
 
     Reads the study from `search.storage` (the hw/space/data/train it was created with come from the
-    study itself) and the trials' weights from `search.runs_dir`; trains nothing. Members are compressed
-    as configured (`compress=none` skips it).
+    study itself) and the trials' weights from `search.runs_dir`; runs no new trials. The members' final
+    training and compression run where they are not done yet (`final_train=none` / `compress=none` skip them).
     """
     run = to_run_config(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -203,7 +203,6 @@ def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
     storage = study._storage  # Optuna exposes no public setter for another process's trial
     key = _worker_key()
     now = datetime.datetime.now()
-    grace = grace_s
     failed: list[FrozenTrial] = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get("worker")
@@ -211,7 +210,7 @@ def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
             if not (key and w.get("key") == key and _process_gone(w.get("pid"))):
                 continue  # alive, or on another machine: the heartbeat decides
             reason = f"worker {w.get('host')}:{w.get('pid')} died while the trial ran"
-        elif t.datetime_start and (now - t.datetime_start).total_seconds() > grace:
+        elif t.datetime_start and (now - t.datetime_start).total_seconds() > grace_s:
             # A live worker records itself first thing; this one died at once (or predates that record).
             reason = "its worker stopped before recording itself"
         else:
