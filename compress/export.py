@@ -106,9 +106,9 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
 def compact_graph(model) -> None:
     """Shrink an ONNX model's bookkeeping in place, leaving its computation unchanged: identical Constant
     nodes (the many equal zero points and scales of a QDQ graph) are shared, and internal node and tensor
-    names become short ids. On the default run's winners (< 0.5M parameters) the exporter's long names
-    were 17-33% of `model_int8.onnx`; compacting took the fp32/int8 size ratio from 2.3-3.1x to 3.35-3.67x
-    (experiments/results/compression.md, before and after). The graph's input and output names stay."""
+    names become short ids. On the default run's winners (< 0.5M parameters) this took the fp32/int8 size
+    ratio from 2.3-3.1x to 3.35-3.67x (experiments/results/compression.md, before and after this change).
+    The graph's input and output names stay."""
     graph = model.graph
     seen: dict[tuple, str] = {}
     alias: dict[str, str] = {}

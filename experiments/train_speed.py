@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from nas.arch import ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
+from nas.latency.ops import count_macs
 from nas.model import build_model
 from nas.space import sample_arch
 
@@ -44,11 +45,7 @@ def median_candidate(space_yaml: Path, *, n: int = 51, seed: int = 0) -> ArchCon
     for _ in range(n):
         trial = study.ask()
         archs.append(sample_arch(trial, space, in_chans=1, img_size=28, num_classes=10))
-    from nas.latency import predict_latency
-    from nas.latency.hardware import HardwareProfile
-
-    hw = HardwareProfile(name="count")  # only MACs are used
-    archs.sort(key=lambda a: predict_latency(a, hw).macs)
+    archs.sort(key=count_macs)
     return archs[n // 2]
 
 

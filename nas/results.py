@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import optuna
-from torch import nn
 from optuna.trial import FrozenTrial, TrialState
+from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (

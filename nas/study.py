@@ -72,11 +72,12 @@ def _error_line(e: BaseException) -> str:
 
 def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     """Connect to the study's storage with heartbeats and retries of lost trials; `ConfigError` if it fails."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     url = storage_url(run, run_dir)
     s = run.search
-    backend = url.split(":", 1)[0].split("+", 1)[0]
+    backend = make_url(url).get_backend_name()
     # Without a timeout, an unreachable PostgreSQL host hangs for minutes; SQLite waits for a lock
     # held by another local worker instead of failing at once.
     connect_args = {"postgresql": {"connect_timeout": 10}, "sqlite": {"timeout": 60}}.get(backend, {})
