@@ -31,19 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "experiments" / "results"
-sys.path.insert(0, str(ROOT))
+from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
-
-def _compose(*overrides: str):
-    from hydra import compose, initialize_config_dir
-
-    from nas.config import RunConfig, register_configs, structured
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return structured(compose("search", overrides=list(overrides)), RunConfig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from nas.latency.measure import machine_info
 
     members = json.loads((run_dir / "pareto.json").read_text())["members"]
-    npu, cpu = _compose("hw=edge_npu"), _compose("hw=cpu")
+    npu, cpu = compose_run("hw=edge_npu"), compose_run("hw=cpu")
     data = load_dataset(npu.data)
     started = time.perf_counter()
     rows_a, rows_b, floors = [], [], []
@@ -136,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "means": {"speedup_vs_openvino_fp32": mean([r["speedup_vs_openvino_fp32"] for r in a]),
                   "speedup_vs_torch": mean([r["speedup_vs_torch"] for r in a])},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compression.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "compression.md").write_text(render_md(result))
-    print((RESULTS / "compression.md").read_text())
+    write_results("compression", result, render_md=render_md)
     return 0
 
 

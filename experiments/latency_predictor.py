@@ -1,17 +1,18 @@
 """Benchmark: how well the latency predictor matches real measurements on this host (hw=cpu).
 
-    python experiments/latency_predictor.py            # ~5 min on 2 cores
-    python experiments/latency_predictor.py --reuse    # refit + revalidate on the committed CSVs
+    python experiments/latency_predictor.py                  # hw=cpu (OpenVINO fp32), ~5 min on 2 cores
+    python experiments/latency_predictor.py --hw cpu_int8    # the int8 QDQ models in OpenVINO (NNCF PTQ per arch)
+    python experiments/latency_predictor.py --reuse          # refit + revalidate on the committed CSVs
 
 1. Samples 50 fit architectures (25 from space=metaformer_t at 28x28x1, 25 from metaformer_s at
    64x64x3) and 100 *other* validation architectures (50 + 50), all distinct.
 2. Measures all 150 in one interleaved session (the cpu profile's runtime: OpenVINO CPU, fp32, 1 thread,
    batch 1), then the
    validation set a second time, to show the measurement noise floor.
-3. Fits the calibrated cpu profile on the 50 and writes it into conf/hw/cpu.yaml.
+3. Fits the calibrated profile on the 50 and writes it into conf/hw/<hw>.yaml.
 4. Validates on the 100: calibrated predictor vs the uncalibrated roofline and the MACs / params
-   baselines. Writes experiments/results/latency/{cpu_fit.csv, cpu_val.csv, cpu_val_repeat.csv,
-   predictor_cpu.json, predictor_cpu.md, predictor_cpu.png}.
+   baselines. Writes experiments/results/latency/{<hw>_fit.csv, <hw>_val.csv, <hw>_val_repeat.csv,
+   predictor_<hw>.json, predictor_<hw>.md, predictor_<hw>.png}.
 Targets (issue 3): +-10% accuracy >= 90% and Kendall tau >= 0.9 on the 100, both beating the MACs baseline.
 """
 
@@ -45,9 +46,9 @@ def _compose(*overrides: str):
         return compose(config_name="latency", overrides=list(overrides))
 
 
-def main(*, reuse: bool) -> None:
+def main(*, reuse: bool, hw_name: str = "cpu") -> None:
     started = time.perf_counter()
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
+    hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw)
     hw.calibration = {}  # measure and fit against the datasheet prior, whatever the file holds now
     fit, val = [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
@@ -57,22 +58,21 @@ def main(*, reuse: bool) -> None:
         val += sample_archs(space, 50, seed=200 + k, num_classes=10, exclude=f, **shape)
     assert not {a.arch_id for a in fit} & {a.arch_id for a in val}
     if reuse:
-        fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"cpu_{n}.csv") for n in ("fit", "val", "val_repeat"))
+        fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{hw_name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
         assert [r.arch for r in fit_rows] == fit and [r.arch for r in val_rows] == val, "CSVs are from other samples"
     else:
         rows = measure_archs(fit + val, hw)
         fit_rows, val_rows = rows[: len(fit)], rows[len(fit) :]
         repeat_rows = measure_archs(val, hw)  # same archs, second session: the noise floor
         OUT.mkdir(parents=True, exist_ok=True)
-        write_measurements(OUT / "cpu_fit.csv", fit_rows)
-        write_measurements(OUT / "cpu_val.csv", val_rows)
-        write_measurements(OUT / "cpu_val_repeat.csv", repeat_rows)
+        for n, rows_n in (("fit", fit_rows), ("val", val_rows), ("val_repeat", repeat_rows)):
+            write_measurements(OUT / f"{hw_name}_{n}.csv", rows_n)
 
     result = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw)
-    note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/cpu_fit.csv); "
+    note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{hw_name}_fit.csv); "
             f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}")
-    cpu_yaml = CONF_DIR / "hw" / "cpu.yaml"
-    cpu_yaml.write_text(calibrated_yaml(cpu_yaml.read_text(), result.profile, note=note))
+    hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
+    hw_yaml.write_text(calibrated_yaml(hw_yaml.read_text(), result.profile, note=note))
 
     measured = [r.median_ms for r in val_rows]
     archs = [r.arch for r in val_rows]
@@ -99,13 +99,13 @@ def main(*, reuse: bool) -> None:
     warm = len(fresh) / (time.perf_counter() - t0)
 
     plot_predicted_vs_measured(
-        OUT / "predictor_cpu.png", measured,
+        OUT / f"predictor_{hw_name}.png", measured,
         {"calibrated predictor": predict_latency_batch(archs, result.profile),
          "roofline prior": predict_latency_batch(archs, roofline)},
-        title=f"hw=cpu ({hw.runtime} {hw.precision}, {hw.threads} thread(s)): 100 held-out archs",
+        title=f"hw={hw_name} ({hw.runtime} {hw.precision}, {hw.threads} thread(s)): 100 held-out archs",
     )
     summary = {
-        "command": "python experiments/latency_predictor.py",
+        "command": "python experiments/latency_predictor.py" + ("" if hw_name == "cpu" else f" --hw {hw_name}"),
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
@@ -123,9 +123,9 @@ def main(*, reuse: bool) -> None:
         "beats_macs_within_10pct": calibrated["within_10pct"] > macs["within_10pct"],
         "beats_macs_kendall": calibrated["kendall_tau"] > macs["kendall_tau"],
     }
-    (OUT / "predictor_cpu.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (OUT / f"predictor_{hw_name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     md = [
-        "# Latency predictor accuracy, hw=cpu", "",
+        f"# Latency predictor accuracy, hw={hw_name}", "",
         f"Command: `{summary['command']}`; machine: {summary['machine']}; {summary['date']}.  ",
         f"Runtime: {summary['runtime']}. Fit on {len(fit_rows)} archs, validated on {len(val_rows)} other archs "
         f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
@@ -141,10 +141,10 @@ def main(*, reuse: bool) -> None:
         "No predictor can be checked more tightly than that.", "",
         f"Batch prediction speed (calibrated): {cold:,.0f} predictions/s on fresh architectures, "
         f"{warm:,.0f}/s on cached ones ({len(fresh)} archs).", "",
-        "![predicted vs measured](predictor_cpu.png)", "",
+        f"![predicted vs measured](predictor_{hw_name}.png)", "",
         "Targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in summary["targets"].items()),
     ]
-    (OUT / "predictor_cpu.md").write_text("\n".join(md) + "\n")
+    (OUT / f"predictor_{hw_name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
@@ -153,5 +153,7 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description="latency predictor benchmark (hw=cpu)")
     ap.add_argument("--reuse", action="store_true", help="reuse the measurement CSVs in experiments/results/latency")
+    ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
-    main(reuse=ap.parse_args().reuse)
+    args = ap.parse_args()
+    main(reuse=args.reuse, hw_name=args.hw)

@@ -99,6 +99,23 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][1])
 
 
+def hypervolume(points: Sequence[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area dominated by `points` (maximise first, minimise second) and bounded by `ref`.
+
+    `ref` = (worst accuracy, worst latency) that still counts: points not better than it in both
+    objectives add nothing. Units are accuracy x ms; compare hypervolumes only under one `ref`.
+    """
+    ref_acc, ref_lat = ref
+    inside = sorted((lat, acc) for acc, lat in points if acc > ref_acc and lat < ref_lat)
+    area, best_acc = 0.0, ref_acc
+    # Sweep from fast to slow: each point adds the strip it improves accuracy by, up to ref latency.
+    for lat, acc in inside:
+        if acc > best_acc:
+            area += (acc - best_acc) * (ref_lat - lat)
+            best_acc = acc
+    return area
+
+
 def front_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Pareto members among completed, feasible trials, one per architecture, by latency."""
     by_arch: dict[str, TrialRecord] = {}

@@ -20,16 +20,17 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import hydra
 import optuna
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import RunConfig, Sampler, register_configs, to_run_config, validate_run_config
+from nas.config import RunConfig, Sampler, compose_error_message, register_configs, to_run_config, validate_run_config
 from nas.data import Dataset, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error
 from nas.latency import predict_latency
@@ -393,5 +394,22 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
+def precheck_overrides(argv: Sequence[str]) -> str | None:
+    """Compose the command line's overrides once, before Hydra runs: a wrong group option, key or type
+    becomes one line (returned) instead of Hydra's multi-line message. None when they compose."""
+    if any(a.startswith("-") for a in argv):  # --multirun sweeps, --help, --cfg ...: left to Hydra
+        return None
+    overrides = [a for a in argv if not a.lstrip("+~").startswith("hydra")]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            compose(config_name="search", overrides=overrides)
+        except Exception as exc:  # Hydra/OmegaConf composition errors
+            return compose_error_message(exc)
+    return None
+
+
 if __name__ == "__main__":
+    if (problem := precheck_overrides(sys.argv[1:])) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

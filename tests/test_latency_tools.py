@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from nas.arch import ArchConfig, StageConfig
-from nas.errors import DataError
+from nas.errors import ConfigError, DataError
 from nas.latency import predict_latency, predict_latency_batch
 from nas.latency.fit import KINDS, N_COEF, TERMS, arch_features, calibrated_yaml, coefficients, fit_profile, prior_coefficients
 from nas.latency.hardware import HardwareProfile
@@ -38,6 +38,26 @@ def test_measuring_a_tiny_model_gives_positive_finite_times(runtime, cpu):
     assert m.runtime == runtime and m.precision == "fp32" and m.n_calls == 10
     assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and math.isfinite(m.p90_ms)
     assert "cpus" in m.machine
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_int8_profiling_times_the_quantized_file(runtime, compose_cfg):
+    hw = dataclasses.replace(OmegaConf.to_object(compose_cfg("hw=cpu_int8").hw), runtime=runtime)
+    (m,) = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2)
+    assert m.runtime == runtime and m.precision == "int8" and m.n_calls == 10
+    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and math.isfinite(m.p90_ms)
+
+
+def test_int8_export_writes_qdq_models(tmp_path):
+    import onnx
+
+    from nas.latency.profile import export_archs
+
+    (path,) = export_archs([TINY], tmp_path, precision="int8")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    with pytest.raises(ConfigError, match="precision='int4' is unknown"):
+        export_archs([TINY], tmp_path, precision="int4")
 
 
 def test_measurements_csv_round_trip(tmp_path):
@@ -145,6 +165,10 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
         cfg = compose(config_name="latency", overrides=["hw=edge_npu", "n=3", "export_only=true", f"out={tmp_path}/x"])
     template = run_profile(cfg)
     assert sorted(p.suffix for p in (tmp_path / "x").iterdir()) == [".csv", ".onnx", ".onnx", ".onnx"]
+    # edge_npu is an int8 chip: its vendor compiler gets the QDQ int8 files the compression ships.
+    import onnx
+
+    assert all("QuantizeLinear" in {n.op_type for n in onnx.load(str(p)).graph.node} for p in (tmp_path / "x").glob("*.onnx"))
     lines = template.read_text().splitlines()
     assert len(lines) == 4 and lines[0].startswith("arch_json,arch_id,runtime,precision")
     assert all(",1,,,,0," in line for line in lines[1:])  # batch 1, median/p10/p90 empty, n_calls 0

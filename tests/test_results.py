@@ -2,7 +2,9 @@ import csv
 import io
 
 from nas.arch import ArchConfig, StageConfig
-from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, pareto_front, trials_csv
+import pytest
+
+from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_front, trials_csv
 
 
 def test_pareto_front_on_a_hand_made_case():
@@ -17,6 +19,18 @@ def test_pareto_front_on_a_hand_made_case():
 def _rec(n, acc, lat, *, state="COMPLETE", feasible=True, width=16):
     arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=width),))
     return TrialRecord(n, state, arch, acc, lat, 100, 1000, feasible, 1.0, "")
+
+
+def test_hypervolume_on_a_hand_made_case():
+    ref = (0.5, 10.0)
+    # One point: a box (0.9 - 0.5) x (10 - 2).
+    assert hypervolume([(0.9, 2.0)], ref) == pytest.approx(0.4 * 8)
+    # Staircase: (0.7, 1) and (0.9, 4): 0.2 x 9 + 0.2 x 6; a dominated point and points beyond ref add nothing.
+    pts = [(0.9, 4.0), (0.7, 1.0), (0.6, 5.0), (0.4, 0.5), (0.95, 12.0)]
+    assert hypervolume(pts, ref) == pytest.approx(0.2 * 9 + 0.2 * 6)
+    assert hypervolume([], ref) == 0.0
+    # Adding a point never lowers it; an improving one raises it.
+    assert hypervolume(pts + [(0.8, 0.5)], ref) > hypervolume(pts, ref)
 
 
 def test_front_ignores_infeasible_unfinished_and_duplicate_archs():

@@ -2,8 +2,9 @@
 
 Also home of the latency tools' shared config (`conf/latency.yaml`) and CLI wrapper (`latency_cli`).
 
-Samples `n` distinct architectures of `space`, exports each to ONNX (fp32, the deployment contract)
-and times batch-1 inference in the profile's runtime (`hw.runtime`, `hw.precision`, `hw.threads`).
+Samples `n` distinct architectures of `space`, exports each to ONNX in the profile's precision (fp32,
+or int8 as the compression ships it: NNCF PTQ + QDQ ONNX) and times batch-1 inference in the
+profile's runtime (`hw.runtime`, `hw.precision`, `hw.threads`), e.g. `hw=cpu_int8` for OpenVINO int8.
 With `export_only=true` it only writes the ONNX files plus a measurements template whose
 `median_ms` column a user fills from their chip vendor's profiler (README, "Onboarding a chip").
 """
@@ -27,9 +28,10 @@ from omegaconf import DictConfig
 from nas.arch import ArchConfig
 from nas.checkpoint import export_onnx
 from nas.config import SpaceConfig, structured
+from nas.data import Split
 from nas.errors import ConfigError, NasError
 from nas.latency.hardware import HardwareProfile
-from nas.latency.measure import Measurement, machine_info, make_runner, time_runners, write_measurements
+from nas.latency.measure import PRECISIONS, Measurement, machine_info, make_runner, time_runners, write_measurements
 from nas.model import build_model
 from nas.space import sample_arch, validate_space
 
@@ -91,13 +93,37 @@ def sample_archs(space: SpaceConfig, n: int, *, seed: int, in_chans: int, img_si
     raise ConfigError(f"space {space.name!r} holds fewer than {n} distinct architectures beyond the excluded ones")
 
 
-def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0) -> list[Path]:
-    """Export each arch (random weights: latency does not depend on values) to `folder/<arch_id>.onnx`."""
+def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0, precision: str = "fp32") -> list[Path]:
+    """Export each arch (random weights: latency does not depend on values) to `folder/<arch_id>.onnx`.
+
+    `precision="int8"` writes what the compression ships: NNCF PTQ, then standard QDQ ONNX
+    (`compress.export.export_int8_onnx`), which onnxruntime and OpenVINO both run in int8.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
     paths = []
     for arch in archs:
         torch.manual_seed(seed)
-        paths.append(export_onnx(build_model(arch), folder / f"{arch.arch_id}.onnx", in_chans=arch.in_chans, img_size=arch.img_size))
+        model = build_model(arch).eval()
+        path = folder / f"{arch.arch_id}.onnx"
+        if precision == "int8":
+            paths.append(_export_int8(model, arch, path, seed=seed))
+        else:
+            paths.append(export_onnx(model, path, in_chans=arch.in_chans, img_size=arch.img_size))
     return paths
+
+
+def _export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: int) -> Path:
+    # Imported here: compress builds on nas, and only int8 profiling needs it back.
+    from compress.export import export_int8_onnx
+    from compress.quantize import quantize_ptq
+
+    # Which layers run in int8 sets the latency, not the calibrated ranges: random images are enough.
+    n = 8
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, arch.in_chans, arch.img_size, arch.img_size), dtype=torch.uint8, generator=gen)
+    quantized, _ = quantize_ptq(model, Split(x=images, y=torch.zeros(n, dtype=torch.long)), size=n, seed=seed)
+    return export_int8_onnx(quantized, path, in_chans=arch.in_chans, img_size=arch.img_size)
 
 
 def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: int = 20, repeats: int = 30,
@@ -108,7 +134,7 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
                           "and measure with the chip's own tools")
     torch.set_num_threads(hw.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = export_archs(archs, Path(tmp))
+        paths = export_archs(archs, Path(tmp), precision=hw.precision)
         runners = [make_runner(p, runtime=hw.runtime, precision=hw.precision, threads=hw.threads,
                                input_shape=(1, a.in_chans, a.img_size, a.img_size)) for p, a in zip(paths, archs)]
         rng = np.random.default_rng(0)
@@ -127,7 +153,7 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     default = f"latency/{tool.hw.name}_{tool.space.name}_n{tool.n}_seed{tool.seed}"
     if tool.export_only:
         folder = Path(tool.out or f"{default}_onnx")
-        paths = export_archs(archs, folder)
+        paths = export_archs(archs, folder, precision=tool.hw.precision)
         template = folder / "measurements.csv"
         rows = [Measurement(arch=a, runtime="<your runtime>", precision=tool.hw.precision, threads=0, median_ms=float("nan"),
                             p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0, machine="<your chip>") for a in archs]

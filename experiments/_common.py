@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmark scripts in experiments/ (run as `python experiments/<name>.py`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def compose_run(*overrides: str):
+    """The typed `RunConfig` of `python -m nas.search <overrides>`."""
+    from hydra import compose, initialize_config_dir
+
+    from nas.config import RunConfig, register_configs, structured
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return structured(compose("search", overrides=list(overrides)), RunConfig)
+
+
+def write_results(stem: str, result: dict[str, Any], *, render_md: Callable[[dict], str],
+                  render_plot: Callable[[dict, Path], None] | None = None) -> None:
+    """Write results/<stem>.json, .png (if a plot) and .md, and print the Markdown."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if render_plot is not None:
+        render_plot(result, RESULTS / f"{stem}.png")
+    (RESULTS / f"{stem}.md").write_text(render_md(result))
+    print((RESULTS / f"{stem}.md").read_text())
