@@ -3,6 +3,7 @@
     python experiments/baselines.py                          # ~45 min on 2 cores (1-epoch recipe)
     python experiments/baselines.py --recipe train.epochs=6  # a longer recipe, for every model alike
     python experiments/baselines.py --render                 # only rewrite the .md/.png from the .json
+    python experiments/baselines.py --run-dir runs/<study> --name baselines_<study>   # another searched front
 
 Hand-made families, written as ArchConfigs of the metaformer_t layout (stride-2 stem, stages at 14x14,
 7x7, 4x4), BatchNorm + ReLU (what an engineer picks for an NPU: both fold or run natively), MLP ratio 4
@@ -180,7 +181,7 @@ def render_md(r: dict) -> str:
          f"({b['latency_ms']:.3f} ms; target >= 94.0%: **{'met' if b['test_int8'] >= 0.94 else 'NOT met'}**)") if b
         else "- No searched model with predicted edge_npu latency <= 1 ms",
         (f"- Best of all models here <= 1 ms: {a['name']} at {pct(a['test_int8'])} ({a['latency_ms']:.3f} ms)") if a else "", "",
-        "![front vs baselines](baselines.png)", "", r.get("notes", ""),
+        f"![front vs baselines]({r.get('name', 'baselines')}.png)", "", r.get("notes", ""),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -192,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", nargs="*", default=list(DEFAULT_RECIPE), help="Hydra overrides of the train group")
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
+    ap.add_argument("--name", default="baselines", help="results file stem under experiments/results/")
     ap.add_argument("--render", action="store_true", help="only rewrite the .md/.png from the .json")
     args = ap.parse_args(argv)
     if args.render:
-        result = json.loads((RESULTS / "baselines.json").read_text())
+        result = json.loads((RESULTS / f"{args.name}.json").read_text())
     else:
         import torch
 
@@ -236,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     result["best_le_1ms"] = max(fast, key=lambda x: x["test_int8"]) if fast else None
     result["best_le_1ms_any"] = max((x for x in result["front"] + result["baselines"] if x["latency_ms"] <= 1.0),
                                     key=lambda x: x["test_int8"], default=None)
-    write_results("baselines", result, render_md=render_md, render_plot=render_plot)
+    result["name"] = args.name
+    write_results(args.name, result, render_md=render_md, render_plot=render_plot)
     return 0
 
 
