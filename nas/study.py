@@ -73,7 +73,7 @@ def _error_line(e: BaseException) -> str:
 def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     """Connect to the study's storage with heartbeats and retries of lost trials; `ConfigError` if it fails."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     url = storage_url(run, run_dir)
     s = run.search
@@ -90,9 +90,11 @@ def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
                     url, engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
                     heartbeat_interval=s.heartbeat_s, grace_period=s.grace_s, heartbeat_stale_trial_callback=retry,
                 )
-            except (IntegrityError, OperationalError) as e:
+            except (IntegrityError, OperationalError, ProgrammingError) as e:
                 # Workers that start together on a fresh database race to create Optuna's tables; the
-                # loser finds them made on its next try. Other errors (refused, bad password) are final.
+                # loser finds them made on its next try. PostgreSQL reports the race as a duplicate key
+                # (IntegrityError) or as DuplicateTable (ProgrammingError, "relation ... already exists").
+                # Other errors (refused, bad password) are final.
                 racing = isinstance(e, IntegrityError) or "already exists" in str(e) or "locked" in str(e)
                 if not racing or attempt == 5:
                     raise ConfigError(f"search.storage={masked(url)!r} cannot be opened: {_error_line(e)}") from None

@@ -172,3 +172,29 @@ def test_workers_starting_together_on_a_fresh_database_all_join(backend, tmp_pat
         barrier = manager.Barrier(4)
         with ctx.Pool(4) as pool:
             assert pool.map(_open_together, [(url, barrier)] * 4) == ["race"] * 4
+
+
+@pytest.mark.parametrize(
+    ("raised", "joins"),
+    [("relation \"studies\" already exists", True),  # PostgreSQL's DuplicateTable: another worker made the tables
+     ("permission denied for schema public", False)],  # a real error stays final
+)
+def test_table_creation_race_reported_as_programming_error_is_retried(raised, joins, storage_for, monkeypatch):
+    # CI once saw the PostgreSQL race surface as DuplicateTable (a ProgrammingError), not a duplicate key.
+    from sqlalchemy.exc import ProgrammingError
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ProgrammingError("CREATE TABLE studies ...", {}, Exception(raised))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", flaky)
+    if joins:
+        assert isinstance(storage_for(), real) and len(calls) == 2
+    else:
+        with pytest.raises(ConfigError, match="cannot be opened: .*permission denied"):
+            storage_for()
+        assert len(calls) == 1
