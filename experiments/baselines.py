@@ -1,6 +1,6 @@
 """Benchmark: the searched int8 front against hand-made models at equal predicted latency (issue 6, part 1).
 
-    python experiments/baselines.py                          # ~45 min on 2 cores (1-epoch recipe)
+    python experiments/baselines.py                          # 1-epoch recipe (time: see results)
     python experiments/baselines.py --recipe train.epochs=6  # a longer recipe, for every model alike
     python experiments/baselines.py --render                 # only rewrite the .md/.png from the .json
     python experiments/baselines.py --run-dir runs/<study> --name baselines_<study>   # another searched front
@@ -92,10 +92,7 @@ def train_and_compress(name: str, arch, folder: Path, *, run, data, recipe: list
     trained = train_candidate(model, data, run.train, augment=run.data, seed=SEED)
     model.eval()
     save_checkpoint(folder / "model.pt", model, arch, meta={"val_acc": trained.val_acc, "seed": SEED, "dataset": data.name})
-    cfg = run.compress
-    cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
-    cfg.measure_latency = False  # the comparison is at predicted edge_npu latency
-    m = compress_checkpoint(folder, hw=run.hw, data=data, cfg=cfg, augment=run.data)
+    m = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     row = {
         "name": name, "arch_id": arch.arch_id, "summary": arch.summary(), "recipe": recipe,
         "params": m["fp32"]["params"], "macs": m["fp32"]["macs"], "latency_ms": m["int8"]["latency_ms"],
@@ -211,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         started = time.perf_counter()
         run = compose_run("hw=edge_npu", *args.recipe)
+        p = run.compress.prune
+        p.ratio = p.target_latency_ms = p.target_latency_fraction = None  # int8 only: latency stays the model's own
+        run.compress.measure_latency = False  # the comparison is at predicted edge_npu latency
         data = load_dataset(run.data)
         shape = dict(in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
         jobs = [(f"searched-{m['arch_id']}", read_checkpoint(run_dir / m["checkpoint"])[0])

@@ -1,6 +1,6 @@
 """Benchmark: does the search find the front faster than random sampling? (issue 6, part 2)
 
-    python experiments/search_vs_random.py                 # 3 samplers x 3 seeds x 20 trials (~45 min on 2 cores)
+    python experiments/search_vs_random.py                 # 3 samplers x 3 seeds x 20 trials (time: see results)
     python experiments/search_vs_random.py --trials 30 --seeds 0 1 2 3 4
     python experiments/search_vs_random.py --render        # only rewrite the .md/.png from the .json
 
