@@ -1,20 +1,28 @@
-"""Proxy-training throughput on 2 CPU cores: eager (the baseline of `nas.train.fit`) against channels-last
-memory and torch.compile, per stage-0 mixer and for the default space's median candidate (issue 6, part 4).
+"""Proxy-training throughput on 2 CPU cores: eager float32 (the baseline) against channels-last memory,
+bfloat16 autocast, torch.compile and two 1-thread workers, per stage-0 mixer and for the default space's
+median candidate (issue 6, part 4); then the accuracy bf16 costs, on Fashion-MNIST with the default recipe.
 
-    python experiments/train_speed.py          # ~10 min on 2 cores
+    python experiments/train_speed.py
 
-Each variant trains the same model (same seed, batch 128, AdamW, 2 threads) on random 28x28 inputs: a
-few warm-up steps (for torch.compile they include the compilation, reported separately), then timed
-steps, alternating variants in rounds so that machine noise hits them alike. Reported: images/s
-(median of rounds), the speed-up against eager measured in the same run, the compile time, and the
-images after which compiling pays off. Writes experiments/results/train_speed.{json,md}.
+Each variant trains the same model (same seed, batch 128, AdamW) on random 28x28 inputs: a few warm-up
+steps (for torch.compile they include the compilation, reported separately), then timed steps,
+alternating variants in rounds so that machine noise hits them alike. One process with 2 threads, except
+"2 workers": two processes with 1 thread each train at the same time (how `python -m nas.search -m
+hydra/launcher=joblib search.worker=0,1 train.threads=1` evaluates candidates); their images/s are summed.
+Reported: images/s (median of rounds), the speed-up against eager measured in the same run, the compile
+time, and the images after which compiling pays off. Then `--acc-models` candidates of the default space
+are trained with the default proxy recipe (conf/train/default.yaml) in float32 and in bf16, both
+channels-last, and their validation accuracies compared. Writes experiments/results/train_speed.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import multiprocessing as mp
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -35,8 +43,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 BATCH = 128
 
 
-def median_candidate(space_yaml: Path, *, n: int = 51, seed: int = 0) -> ArchConfig:
-    """The candidate with the median MAC count among `n` random samples of the space."""
+def candidates_by_macs(space_yaml: Path, *, n: int = 51, seed: int = 0) -> list[ArchConfig]:
+    """`n` random samples of the space, sorted by MAC count."""
     from omegaconf import OmegaConf
 
     space = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SpaceConfig), OmegaConf.load(space_yaml)))
@@ -45,8 +53,15 @@ def median_candidate(space_yaml: Path, *, n: int = 51, seed: int = 0) -> ArchCon
     for _ in range(n):
         trial = study.ask()
         archs.append(sample_arch(trial, space, in_chans=1, img_size=28, num_classes=10))
-    archs.sort(key=count_macs)
-    return archs[n // 2]
+    return sorted(archs, key=count_macs)
+
+
+DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "conf" / "space" / "metaformer_t.yaml"
+
+
+def median_candidate(space_yaml: Path = DEFAULT_SPACE, *, n: int = 51, seed: int = 0) -> ArchConfig:
+    """The candidate with the median MAC count among `n` random samples of the space."""
+    return candidates_by_macs(space_yaml, n=n, seed=seed)[n // 2]
 
 
 def models() -> dict[str, ArchConfig]:
@@ -56,12 +71,13 @@ def models() -> dict[str, ArchConfig]:
             StageConfig(mixer=mixer, depth=2, width=32, head_dim=8, mlp_ratio=4),
             StageConfig(mixer="sepconv", depth=2, width=48, mlp_ratio=4),
             StageConfig(mixer="attn", depth=1, width=128, head_dim=32, mlp_ratio=3)))
-    out["median candidate"] = median_candidate(Path(__file__).resolve().parent.parent / "conf" / "space" / "metaformer_t.yaml")
+    out["median candidate"] = median_candidate()
     return out
 
 
 def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float]:
-    """A training step of `arch` in `variant`, and the seconds its warm-up (incl. compilation) took."""
+    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile; `eager` alone is
+    none of them), and the seconds its warm-up (incl. compilation) took."""
     torch.manual_seed(0)
     model = build_model(arch).train()
     x, y = torch.rand(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
@@ -71,8 +87,13 @@ def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float
     fwd = torch.compile(model) if "compile" in variant else model
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
 
+    bf16 = "bf16" in variant
+
     def step() -> None:
-        loss = F.cross_entropy(fwd(x), y)
+        # As nas.train.fit does: autocast around the forward, the loss in float32.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = fwd(x)
+        loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -83,6 +104,46 @@ def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float
     return step, time.perf_counter() - t0
 
 
+WORKERS = "2 workers"  # variant prefix: "2 workers: channels_last+bf16" = two 1-thread processes of that variant
+
+
+def _worker(conn, arch_json: str, variant: str) -> None:  # in a spawned process
+    torch.set_num_threads(1)
+    step, warm = make_step(ArchConfig.from_json(arch_json), variant)
+    conn.send(warm)
+    while (steps := conn.recv()) is not None:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        conn.send(time.perf_counter() - t0)
+
+
+class WorkerPair:
+    """Two processes with 1 thread each, stepping the same variant at the same time on command."""
+
+    def __init__(self, arch: ArchConfig, variant: str) -> None:
+        ctx = mp.get_context("spawn")
+        self.conns, self.procs = [], []
+        for _ in range(2):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, arch.to_json(), variant), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.warmup_s = max(c.recv() for c in self.conns)
+
+    def run(self, steps: int) -> float:
+        """Images/s of both workers together over `steps` steps each."""
+        for c in self.conns:
+            c.send(steps)
+        return sum(steps * BATCH / c.recv() for c in self.conns)
+
+    def close(self) -> None:
+        for c, p in zip(self.conns, self.procs):
+            c.send(None)
+            p.join()
+
+
 def measure(variants: list[str], *, rounds: int, steps: int) -> list[dict]:
     torch.set_num_threads(2)
     rows = []
@@ -90,15 +151,28 @@ def measure(variants: list[str], *, rounds: int, steps: int) -> list[dict]:
         # A fresh Dynamo state per model: otherwise its recompile limit is reached after a few models and
         # torch.compile silently runs eager (seen in a first run of this script).
         torch._dynamo.reset()
-        prepared = {v: make_step(arch, v) for v in variants}
+        prepared: dict[str, tuple] = {}
+        for v in variants:
+            if v.startswith(WORKERS):
+                pair = WorkerPair(arch, v.split(":", 1)[1].strip())
+                prepared[v] = (pair.run, pair.warmup_s, pair)
+            else:
+                step, warm = make_step(arch, v)
+
+                def run(n: int, step: Callable[[], None] = step) -> float:
+                    t0 = time.perf_counter()
+                    for _ in range(n):
+                        step()
+                    return n * BATCH / (time.perf_counter() - t0)
+
+                prepared[v] = (run, warm, None)
         per_round: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(rounds):
-            for v in variants:
-                step = prepared[v][0]
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                per_round[v].append(steps * BATCH / (time.perf_counter() - t0))
+            for v in variants:  # idle workers wait on their pipe, so each variant has the 2 cores to itself
+                per_round[v].append(prepared[v][0](steps))
+        for _, _, pair in prepared.values():
+            if pair is not None:
+                pair.close()
         eager = statistics.median(per_round["eager"])
         eager_warm = prepared["eager"][1]
         for v in variants:
@@ -108,38 +182,95 @@ def measure(variants: list[str], *, rounds: int, steps: int) -> list[dict]:
             rows.append({
                 "model": name, "arch": arch.summary(), "variant": v, "img_per_s": ips, "speedup": ips / eager,
                 "warmup_s": prepared[v][1],
-                "break_even_images": (extra / saved_per_image) if saved_per_image > 0 and extra > 0 else None,
+                "break_even_images": (extra / saved_per_image) if "compile" in v and saved_per_image > 0 and extra > 0 else None,
             })
             print(f"{name:18s} {v:24s} {ips:8.0f} img/s  x{ips / eager:.2f}  warm-up {prepared[v][1]:.1f} s", flush=True)
     return rows
 
 
+def accuracy_check(n_models: int) -> list[dict]:
+    """Train `n_models` candidates of the default space (MAC-count quantiles) with the default proxy
+    recipe on Fashion-MNIST, in float32 and in bf16 (both channels-last), same seed: val acc and seconds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import compose_run
+
+    from nas.data import load_dataset
+    from nas.train import seed_everything, train_candidate
+
+    run = compose_run()  # what `python -m nas.search` trains each candidate with
+    data = load_dataset(run.data)
+    archs = candidates_by_macs(DEFAULT_SPACE)
+    picks = [archs[round((i + 1) / (n_models + 1) * (len(archs) - 1))] for i in range(n_models)]
+    rows = []
+    for arch in picks:
+        for precision in ("fp32", "bf16"):
+            seed_everything(0)
+            model = build_model(arch)
+            model.set_normalization(data.mean, data.std)
+            cfg = dataclasses.replace(run.train, precision=precision)
+            r = train_candidate(model, data, cfg, augment=run.data, seed=0)
+            rows.append({"arch": arch.summary(), "macs": count_macs(arch), "precision": r.precision,
+                         "val_acc": r.val_acc, "train_s": r.seconds, "img_per_s": r.images_per_s,
+                         "recipe": f"{cfg.epochs} epochs x {len(data.train) if cfg.subset is None else cfg.subset} images"})
+            print(f"{arch.summary():60s} {precision}: val acc {r.val_acc:.4f}, {r.seconds:.0f} s", flush=True)
+    return rows
+
+
 def render(result: dict) -> str:
-    lines = ["# Proxy-training throughput: eager vs channels-last vs torch.compile (issue 6, part 4)", "",
+    rows = result["rows"]
+    lines = ["# Proxy-training throughput: eager vs channels-last, bf16, torch.compile, 2 workers (issue 6, part 4)", "",
              f"Command: `{result['command']}`  ",
              f"Machine: {result['machine']}; total {result['minutes']:.1f} min", "",
-             f"Batch {BATCH}, AdamW, 2 threads, random 28x28 inputs; images/s = median of {result['rounds']} interleaved "
-             f"rounds of {result['steps']} steps; speed-up against eager in the same run. Warm-up = the first 3 steps "
-             "(for compile: the compilation). Break-even = training images after which compiling has paid for itself.", "",
+             f"Batch {BATCH}, AdamW, random 28x28 inputs; images/s = median of {result['rounds']} interleaved "
+             f"rounds of {result['steps']} steps; speed-up against eager (float32, default layout, 1 process with 2 threads) "
+             "in the same run. `2 workers`: two processes with 1 thread each, training at the same time, images/s summed. "
+             "Warm-up = the first 3 steps (for compile: the compilation). Break-even = training images after which "
+             "compiling has paid for itself.", "",
              "| model | variant | img/s | vs eager | warm-up s | break-even images |", "|---|---|--:|--:|--:|--:|"]
-    for r in result["rows"]:
+    for r in rows:
         be = f"{r['break_even_images']:,.0f}" if r["break_even_images"] else "–"
         lines.append(f"| {r['model']} | {r['variant']} | {r['img_per_s']:.0f} | {r['speedup']:.2f}x | {r['warmup_s']:.1f} | {be} |")
-    rows = result["rows"]
-    cl = [r["speedup"] for r in rows if r["variant"] == "channels_last"]
-    best_compile = {r["model"]: r["speedup"] for r in rows if r["variant"] == "compile+channels_last"}
-    gain = [best_compile[r["model"]] / r["speedup"] for r in rows if r["variant"] == "channels_last"]
-    median = {r["variant"]: r["speedup"] for r in rows if r["model"] == "median candidate"}
+    speed = {(r["model"], r["variant"]): r["speedup"] for r in rows}
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    span = lambda v: (f"{min(x for (m, w), x in speed.items() if w == v):.2f}-"  # noqa: E731
+                      f"{max(x for (m, w), x in speed.items() if w == v):.2f}x")
+    median = {v: speed.get(("median candidate", v)) for v in variants}
+    lines += ["", f"Median candidate: `{next(r['arch'] for r in rows if r['model'] == 'median candidate')}`", "",
+              "## Findings", ""]
+    lines += [f"- {v}: {span(v)} eager over the {len({m for m, w in speed if w == v})} models; median candidate "
+              f"{median[v]:.2f}x." for v in variants if v != "eager"]
+    single = {v: x for v, x in median.items() if x is not None and not v.startswith(WORKERS)}
+    best = max(single, key=single.get)
+    workers = {v: x for v, x in median.items() if x is not None and v.startswith(WORKERS)}
     lines += [
-        "", f"Median candidate: `{next(r['arch'] for r in rows if r['model'] == 'median candidate')}`", "",
-        "## Findings", "",
-        f"- channels-last: {min(cl):.2f}-{max(cl):.2f}x eager, at no warm-up cost. Adopted: `train.channels_last: true` "
-        "(proxy and final training), same math.",
-        f"- torch.compile on top of channels-last: {min(gain):.2f}-{max(gain):.2f}x more, for a compilation per candidate. "
-        "Not adopted. The warm-up column understates a cold compile: Inductor caches compiled kernels on disk, and "
-        "this run found kernels from earlier runs.",
-        f"- Median candidate of the default space: {median.get('channels_last', float('nan')):.2f}x eager with channels-last. "
-        f"The target is >= 2x: **{'met' if median.get('channels_last', 0) >= 2 else 'NOT met'}**.", ""]
+        "- Adopted: channels-last (`train.channels_last: true`, same math) and bf16 autocast where the CPU computes "
+        "bf16 natively (`train.precision: auto`; float32 weights, loss in float32). torch.compile is not adopted: "
+        "a compilation per candidate, and Inductor's on-disk kernel cache makes the warm-up column understate a cold compile.",
+        f"- Target: the median candidate's proxy-training throughput >= 2x eager. Best single process: {best}, "
+        f"**{single[best]:.2f}x ({'met' if single[best] >= 2 else 'NOT met'})**."
+        + "".join(f" {v} (the machine's 2 cores as two 1-thread workers): **{x:.2f}x ({'met' if x >= 2 else 'NOT met'})**."
+                  for v, x in workers.items()),
+    ]
+    acc = result.get("accuracy") or []
+    if acc:
+        lines += ["", "## Accuracy of bf16 training (Fashion-MNIST, default proxy recipe)", "",
+                  f"Candidates of the default space at MAC-count quantiles, trained by `nas.train.train_candidate` with "
+                  f"conf/train/default.yaml ({acc[0]['recipe']}, channels-last, 2 threads, seed 0), once in float32 "
+                  "and once in bf16; val acc on the 6,000-image validation split. Seconds include the data pipeline "
+                  "and augmentation.", "",
+                  "| arch | MACs | fp32 val acc | bf16 val acc | bf16 - fp32 | fp32 s | bf16 s | bf16 speed-up |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|"]
+        pairs = [(acc[i], acc[i + 1]) for i in range(0, len(acc), 2)]
+        bar = "\\|"
+        for f, b in pairs:
+            lines.append(f"| {f['arch'].replace('|', bar)} | {f['macs']:,} | {f['val_acc']:.2%} | {b['val_acc']:.2%} | "
+                         f"{100 * (b['val_acc'] - f['val_acc']):+.2f} pt | {f['train_s']:.0f} | {b['train_s']:.0f} | "
+                         f"{f['train_s'] / b['train_s']:.2f}x |")
+        deltas = [100 * (b["val_acc"] - f["val_acc"]) for f, b in pairs]
+        lines += ["", f"- bf16 minus float32 val acc: {min(deltas):+.2f} to {max(deltas):+.2f} pt "
+                  f"(mean {statistics.mean(deltas):+.2f}); end-to-end training {min(f['train_s'] / b['train_s'] for f, b in pairs):.2f}-"
+                  f"{max(f['train_s'] / b['train_s'] for f, b in pairs):.2f}x faster."]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -147,7 +278,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--variants", default="eager,channels_last,compile,compile+channels_last")
+    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16,compile+channels_last+bf16,"
+                                          f"{WORKERS}: channels_last+bf16")
+    ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
     ap.add_argument("--render", action="store_true", help="only rewrite train_speed.md from train_speed.json")
     args = ap.parse_args()
     if args.render:
@@ -155,9 +288,10 @@ def main() -> None:
         return
     started = time.perf_counter()
     rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps)
-    result = {"command": "python experiments/train_speed.py", "rounds": args.rounds, "steps": args.steps,
-              "machine": f"{machine_info()}; torch {torch.__version__}",
-              "minutes": (time.perf_counter() - started) / 60, "rows": rows}
+    accuracy = accuracy_check(args.acc_models) if args.acc_models else []
+    result = {"command": "python " + " ".join(["experiments/train_speed.py", *sys.argv[1:]]), "rounds": args.rounds,
+              "steps": args.steps, "machine": f"{machine_info()}; torch {torch.__version__}",
+              "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     (OUT / "train_speed.md").write_text(render(result))

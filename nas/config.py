@@ -24,6 +24,14 @@ from nas.latency.hardware import HardwareProfile
 T = TypeVar("T")
 
 
+class Precision(str, Enum):
+    """Arithmetic of the training step (the model's weights and evaluation stay float32)."""
+
+    auto = "auto"  # bf16 where the CPU computes it natively (AVX512-BF16 / AMX), else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"  # bfloat16 autocast for forward and backward, float32 master weights
+
+
 class Sampler(str, Enum):
     """Optuna samplers the search can use."""
 
@@ -94,6 +102,7 @@ class TrainConfig:
     eval_batch_size: int = 512
     threads: int = 2  # torch intra-op threads
     channels_last: bool = True  # NHWC memory layout while training: faster on CPU, same math
+    precision: Precision = Precision.auto  # bf16 autocast: faster on CPUs with native bf16, slightly other math
 
 
 @dataclass

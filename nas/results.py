@@ -172,7 +172,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int) -
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name}
     return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,
-                   "images_per_s": result.images_per_s}
+                   "images_per_s": result.images_per_s, "precision": result.precision}
 
 
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any]:

@@ -158,6 +158,7 @@ def make_objective(
             return math.nan, math.nan
         trial.set_user_attr("train_seconds", result.seconds)
         trial.set_user_attr("images_per_s", result.images_per_s)
+        trial.set_user_attr("train_precision", result.precision)  # `auto` depends on the CPU: record what ran
         save_checkpoint(
             run_dir / "trials" / f"{arch.arch_id}.pt", model, arch,
             meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name},

@@ -109,6 +109,15 @@ def _settings(run: RunConfig) -> dict[str, Any]:
     return {k: d[k] for k in FINGERPRINT_KEYS}
 
 
+def _as_of_now(stored: dict[str, Any]) -> dict[str, Any]:
+    """Stored settings of an older study in today's terms: keys added since take the value the old code
+    behaved as (training was float32 before `train.precision` existed)."""
+    stored = copy.deepcopy(stored)
+    if isinstance(stored.get("train"), dict):
+        stored["train"].setdefault("precision", "fp32")
+    return stored
+
+
 def fingerprint(run: RunConfig) -> dict[str, Any]:
     """The settings a resumed study must share with the one that created it (data location excluded)."""
     fp = _settings(run)
@@ -126,6 +135,8 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     )
     fp = fingerprint(run)
     stored = study.user_attrs.get("config")
+    if stored is not None:
+        stored = _as_of_now(stored)
     if stored is None:
         study.set_user_attr("config", fp)
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))
@@ -156,10 +167,11 @@ def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
     when the dataset is the same one), so a report can be rebuilt from the storage without repeating them."""
     stored = study.user_attrs.get(_SETTINGS_ATTR)
     if stored is None:  # a study from before settings were stored: the fingerprint check must pass instead
-        if study.user_attrs.get("config") not in (None, fingerprint(run)):
+        config = study.user_attrs.get("config")
+        if config is not None and _as_of_now(config) != fingerprint(run):
             raise ConfigError(f"study {study.study_name!r} was created with other settings; pass the same hw/space/data/train")
         return run
-    stored = copy.deepcopy(stored)
+    stored = _as_of_now(stored)
     if stored["data"].get("name") == run.data.name:
         stored["data"]["root"] = run.data.root
     merged = OmegaConf.merge(OmegaConf.structured(run), stored)

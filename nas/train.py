@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.config import DataConfig, TrainConfig
+from nas.config import DataConfig, Precision, TrainConfig
 from nas.data import Dataset, Split, iterate_batches
 
 
@@ -29,6 +29,7 @@ class TrainResult:
     train_loss: float  # mean over the last epoch
     images_seen: int
     seconds: float
+    precision: str = "fp32"  # arithmetic of the training step: fp32 | bf16
 
     @property
     def images_per_s(self) -> float:
@@ -57,6 +58,22 @@ def subset_split(split: Split, size: int | None, *, seed: int) -> Split:
         return split
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
     return Split(split.x[idx], split.y[idx])
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); without it bf16 is emulated
+    and slower than float32."""
+    cpu = getattr(torch, "cpu", None)  # torch.cpu's probes are private API: treat their absence as "no"
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_precision(precision: Precision | str) -> str:
+    """`auto` -> `bf16` on a CPU with native bf16, else `fp32`; `fp32`/`bf16` are kept as asked."""
+    value = Precision(precision).value
+    if value == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return value
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -106,13 +123,16 @@ def fit(
     max_shift: int = 0,
     hflip: bool = False,
     channels_last: bool = False,
+    precision: str = "fp32",
     on_step: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Train `model` in place on `train` with AdamW + warm-up/cosine: the one loop behind proxy
     training, distillation (`compress.recover`) and quantization-aware training.
 
     `channels_last` trains in NHWC memory layout (same math; 1.23-1.62x the images/s on 2 CPU cores,
-    experiments/results/train_speed.md) and hands the model back in the default layout.
+    experiments/results/train_speed.md) and hands the model back in the default layout. `precision="bf16"`
+    runs forward and backward under bfloat16 autocast with float32 weights and optimizer state (no loss
+    scaling needed: bf16 keeps float32's exponent range); `"fp32"` is plain float32.
     Raises `TrainingDiverged` if an epoch's mean loss is not finite.
     """
     steps_per_epoch = max(1, len(train) // batch_size)
@@ -120,6 +140,9 @@ def fit(
     opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     layout = torch.channels_last if channels_last else torch.contiguous_format
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision={precision!r} is not one of 'fp32', 'bf16' (resolve 'auto' with resolve_precision)")
+    bf16 = precision == "bf16"
     model.to(memory_format=layout)
     model.train()
     step, seen, start = 0, 0, time.perf_counter()
@@ -134,7 +157,10 @@ def fit(
             step_lr = lr_at(step, total, base=lr, warmup_frac=warmup_frac)
             for group in opt.param_groups:
                 group["lr"] = step_lr
-            loss = loss_fn(model(x.contiguous(memory_format=layout)), x, y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x.contiguous(memory_format=layout))
+            # The loss (and a distillation teacher inside loss_fn) in float32: softmax/KL of bf16 logits lose digits.
+            loss = loss_fn(logits.float(), x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -167,12 +193,14 @@ def train_candidate(
     """
     torch.set_num_threads(cfg.threads)
     smoothing = cfg.label_smoothing
+    precision = resolve_precision(cfg.precision)
     result = fit(
         model, subset_split(data.train, cfg.subset, seed=seed),
         loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_frac=cfg.warmup_frac, seed=seed, max_shift=augment.max_shift, hflip=augment.hflip,
-        channels_last=cfg.channels_last, on_step=on_step,
+        channels_last=cfg.channels_last, precision=precision, on_step=on_step,
     )
     val_acc = evaluate(model, data.val, batch_size=cfg.eval_batch_size)
-    return TrainResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds)
+    return TrainResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds,
+                       precision=precision)

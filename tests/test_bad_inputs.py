@@ -71,6 +71,7 @@ SEARCH_CASES = [
     (["search.n_trials=abc"], "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["train.epochs=1.5"], "train.epochs=1.5"),
     (["search.sampler=cmaes"], "cmaes"),
+    (["train.precision=fp16"], "Invalid value 'fp16', expected one of [auto, fp32, bf16]"),
     (["search.nope=1"], "Key 'nope' not in 'SearchOptions'"),
     # values (validated before any work)
     (["search.n_trials=0"], "search.n_trials=0 must be an integer > 0"),

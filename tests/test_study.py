@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from nas.config import to_run_config
 from nas.errors import ConfigError
 from nas.search import export_study, run_search
-from nas.study import counts, fail_lost_trials, open_storage, slot_taken, worker_info
+from nas.study import counts, fail_lost_trials, open_storage, open_study, slot_taken, with_study_settings, worker_info
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Trials are created with study.ask() here to stand for other processes' trials.
@@ -198,3 +198,20 @@ def test_table_creation_race_reported_as_programming_error_is_retried(raised, jo
         with pytest.raises(ConfigError, match="cannot be opened: .*permission denied"):
             storage_for()
         assert len(calls) == 1
+
+
+def test_study_from_before_train_precision_resumes_as_the_float32_it_was(tmp_path, compose_cfg, tiny_idx_root):
+    """A study created before `train.precision` existed stored no such key; it trained in float32."""
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
+    run = to_run_config(compose_cfg(*base, "train.precision=fp32"))
+    storage = open_storage(run, tmp_path)
+    study = open_study(run, storage, optuna.samplers.RandomSampler())
+    for attr in ("config", "settings"):
+        old = study.user_attrs[attr]
+        del old["train"]["precision"]
+        study.set_user_attr(attr, old)
+    open_study(run, storage, optuna.samplers.RandomSampler())  # float32 now too: joins
+    assert with_study_settings(run, study).train.precision.value == "fp32"
+    bf16 = to_run_config(compose_cfg(*base, "train.precision=bf16"))
+    with pytest.raises(ConfigError, match="was created with other train settings"):
+        open_study(bf16, storage, optuna.samplers.RandomSampler())
