@@ -79,17 +79,27 @@ def checkpoint_test_accuracy(folder: Path, images: np.ndarray, labels: np.ndarra
     return correct / len(images)
 
 
-def trials_phase(run_dir: Path, study_name: str) -> tuple[float, list[str]]:
+def trials_phase(run_dir: Path, study_name: str) -> tuple[float, list[str], dict | None]:
     """Wall seconds from the first trial's start to the last trial's end (COMPLETE trials, from the
-    study in the run folder), and the training precisions the trials recorded."""
+    study in the run folder), the training precisions the trials recorded, and what early stopping did
+    (None if it was off)."""
     import optuna
 
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{run_dir / 'study.db'}")
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete]
     if not done:
-        return 0.0, []
+        return 0.0, [], None
     span = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
-    return span.total_seconds(), sorted({str(t.user_attrs.get("train_precision", "fp32")) for t in done})
+    judged = [t for t in done if t.user_attrs.get("judged_val_acc") is not None]
+    early = None
+    if judged:
+        full = [t for t in judged if not t.user_attrs.get("early_stop")]
+        gains = [t.values[0] - t.user_attrs["judged_val_acc"] for t in full]
+        mids = [t.user_attrs["judged_val_acc"] for t in judged]
+        early = {"judged": len(judged), "stopped": len(judged) - len(full),
+                 "gain_min": min(gains) if gains else None, "gain_max": max(gains) if gains else None,
+                 "judged_acc_min": min(mids), "judged_acc_max": max(mids)}
+    return span.total_seconds(), sorted({str(t.user_attrs.get("train_precision", "fp32")) for t in done}), early
 
 
 def main() -> None:
@@ -99,22 +109,31 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="resume an existing study instead of starting fresh")
     ap.add_argument("--workers", type=int, default=1, help="local worker processes (1 training thread each if > 1)")
     ap.add_argument("--name", default=None, help="results file stem (default: default_run, or default_run_workers<N>)")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="do not search: re-evaluate the run folder of an earlier run of this script (its wall time is kept)")
     ap.add_argument("overrides", nargs="*", help="extra nas.search overrides, e.g. final_train=none")
     args = ap.parse_args()
     name = args.name or ("default_run" if args.workers == 1 else f"default_run_workers{args.workers}")
     run_dir = Path(args.runs_dir) / args.study
-    if run_dir.exists() and not args.keep:
+    if run_dir.exists() and not (args.keep or args.evaluate_only):
         shutil.rmtree(run_dir)
     cmd = [sys.executable, "-m", "nas.search", f"search.study_name={args.study}", f"search.runs_dir={args.runs_dir}"]
     if args.workers > 1:
         cmd[3:3] = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.workers}",
                     "search.worker=" + ",".join(map(str, range(args.workers))), "train.threads=1"]
     cmd += args.overrides
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"search failed with exit code {proc.returncode}")
+    command = "python experiments/default_run.py  (runs: " + " ".join(["python", "-m", "nas.search", *cmd[3:]]) + ")"
+    if args.evaluate_only:
+        previous = json.loads((RESULTS / f"{name}.json").read_text())
+        if previous["command"] != command:
+            sys.exit(f"{name}.json was written by another command ({previous['command']}); rerun without --evaluate-only")
+        wall = float(previous["wall_s"])
+    else:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"search failed with exit code {proc.returncode}")
 
     images = _idx(FMNIST / "t10k-images-idx3-ubyte.gz")
     labels = _idx(FMNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
@@ -128,7 +147,7 @@ def main() -> None:
         int8_file = folder / "model_int8.onnx"
         members.append({
             "arch_id": m["arch_id"], "summary": m["summary"], "latency_ms": m["latency_ms"], "params": m["params"],
-            "val_acc": m["val_acc"], "val_acc_proxy": metrics.get("val_acc_proxy", m["val_acc"]),
+            "val_acc": metrics.get("val_acc", m["val_acc"]), "val_acc_proxy": metrics.get("val_acc_proxy", m["val_acc"]),
             "final_train_epochs": final.get("epochs", 0), "final_train_s": final.get("seconds"),
             "test_acc_checkpoint": checkpoint_test_accuracy(folder, images, labels),
             "test_acc_onnx": onnx_test_accuracy(folder / "model.onnx", images, labels),
@@ -141,13 +160,13 @@ def main() -> None:
     n_rows = sum(1 for _ in open(run_dir / "trials.csv")) - 1
     with open(run_dir / "trials.csv", newline="") as f:
         trained = [float(r["duration_s"]) for r in csv.DictReader(f) if r["state"] == "COMPLETE" and r["duration_s"]]
-    search_s, precisions = trials_phase(run_dir, args.study)
+    search_s, precisions, early = trials_phase(run_dir, args.study)
     final_s = sum(m["final_train_s"] or 0 for m in members)
     compress_s = sum(m["compress_s"] or 0 for m in members)
     int8_fast = [m for m in members if m["test_acc_int8_onnx"] is not None and m["int8_latency_ms"] <= 1.0]
     best_int8 = max(int8_fast, key=lambda m: m["test_acc_int8_onnx"]) if int8_fast else None
     result = {
-        "command": "python experiments/default_run.py  (runs: " + " ".join(["python", "-m", "nas.search", *cmd[3:]]) + ")",
+        "command": command,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),
         "wall_s": round(wall, 1),
@@ -159,7 +178,7 @@ def main() -> None:
         "time_s": {"trials": round(search_s, 1), "final_train": round(final_s, 1), "compress": round(compress_s, 1),
                    "other": round(wall - search_s - final_s - compress_s, 1)},
         "evaluations_per_hour": 3600 * len(trained) / search_s if search_s else None,
-        "workers": args.workers, "train_precision": precisions,
+        "workers": args.workers, "train_precision": precisions, "early_stop": early,
         "trial_seconds": {"sum": round(sum(trained), 1), "mean": round(sum(trained) / max(1, len(trained)), 1)},
         "best_int8_le_1ms": best_int8,
         "targets": {"wall_s_max": 1200, "best_test_acc_min": 0.88, "best_int8_le_1ms_min": 0.94, "evaluations_per_hour_min": 120},
@@ -179,6 +198,9 @@ def main() -> None:
         f"{best['test_acc_onnx']:.2%} from model.onnx in onnxruntime (target >= 88%: {'met' if result['met']['accuracy'] else 'NOT met'})",
         f"- candidate training: {args.workers} worker process(es), {', '.join(precisions) or '–'} precision; "
         f"{result['trial_seconds']['mean']:.0f} s per candidate on average",
+        *([f"- early stopping (search.early_stop): {early['stopped']} of {early['judged']} judged candidates stopped; "
+           f"val acc when judged {early['judged_acc_min']:.2%}-{early['judged_acc_max']:.2%}; gain from there to the end "
+           f"of the fully trained ones {100 * early['gain_min']:.1f}-{100 * early['gain_max']:.1f} pt"] if early else []),
         f"- time: trials phase {search_s / 60:.1f} min wall ({len(trained)} trained: **{result['evaluations_per_hour']:.0f} "
         f"evaluations per hour** of this {os.cpu_count()}-core machine, {result['evaluations_per_hour'] / (os.cpu_count() or 1):.0f} per core-hour; "
         f"target >= 120 per CPU-hour: {'met' if result['met']['evaluations_per_hour'] else 'NOT met'}, counting the machine's hour), "

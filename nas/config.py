@@ -106,6 +106,23 @@ class TrainConfig:
 
 
 @dataclass
+class EarlyStop:
+    """Stopping the proxy training of candidates that cannot reach the front (`search.early_stop`).
+
+    After `after_epochs` epochs a candidate's val acc is measured. It is stopped if even the largest
+    gain from that point to the end of training seen so far (times `safety`, plus `slack`) would leave it
+    below a fully trained trial that is no slower: it could not have joined the front. It is then
+    recorded as complete, with the accuracy it had, and counts towards `search.n_trials`.
+    """
+
+    enabled: bool = False
+    after_epochs: int = 1  # judge each candidate after this many proxy-training epochs (< train.epochs)
+    min_reference: int = 3  # fully trained trials needed (with their mid-training val acc) before any stop
+    safety: float = 1.5  # multiplies the largest mid-to-final val acc gain seen
+    slack: float = 0.01  # added to the allowed gain (accuracy, 0.01 = 1 point)
+
+
+@dataclass
 class SearchOptions:
     """The Optuna study (`conf/search/*.yaml`)."""
 
@@ -125,6 +142,7 @@ class SearchOptions:
     timeout_s: Optional[float] = None  # stop starting new trials after this many seconds
     export_onnx: bool = True  # write model.onnx for each Pareto member and check it in onnxruntime
     progress: bool = True
+    early_stop: EarlyStop = field(default_factory=EarlyStop)
 
 
 class Members(str, Enum):
@@ -311,6 +329,16 @@ def validate_run_config(run: RunConfig) -> None:
                           "(a live worker would be declared dead between two heartbeats)")
     if s.max_retry < 0:
         raise ConfigError(f"search.max_retry={s.max_retry!r} must be >= 0")
+    es = s.early_stop
+    _positive(es.after_epochs, "search.early_stop.after_epochs", integer=True)
+    _positive(es.min_reference, "search.early_stop.min_reference", integer=True)
+    if not es.safety >= 1:
+        raise ConfigError(f"search.early_stop.safety={es.safety!r} must be >= 1 (it widens the gain seen so far)")
+    if not es.slack >= 0:
+        raise ConfigError(f"search.early_stop.slack={es.slack!r} must be >= 0")
+    if es.enabled and es.after_epochs >= run.train.epochs:
+        raise ConfigError(f"search.early_stop.after_epochs={es.after_epochs} must be < train.epochs={run.train.epochs} "
+                          "(a candidate is judged before its training ends)")
     if s.storage is not None:
         validate_storage_url(s.storage)
     if not s.study_name or any(c in s.study_name for c in "/\\") or s.study_name.startswith("."):

@@ -105,6 +105,7 @@ class _Trial:
     feasible: bool
     mixers: tuple[str, ...]
     summary: str
+    stopped_early: bool = False  # search.early_stop cut its proxy training short
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
                    arch_id=cell(r, "arch_id"), val_acc=_to_float(cell(r, "val_acc")),
                    latency_ms=_to_float(cell(r, "latency_ms")), params=_to_int(cell(r, "params")),
                    macs=_to_int(cell(r, "macs")), feasible=cell(r, "feasible").lower() != "false",
-                   mixers=_split_mixers(cell(r, "mixers")), summary=cell(r, "summary"))
+                   mixers=_split_mixers(cell(r, "mixers")), summary=cell(r, "summary"),
+                   stopped_early=bool(cell(r, "early_stop")))
             for r in rows]
 
 
@@ -292,6 +294,9 @@ def _state_counts_text(trials: Sequence[_Trial]) -> str:
     counts = Counter(t.state or "UNKNOWN" for t in trials)
     states = [s for s in _STATE_ORDER if counts[s]] + sorted(s for s in counts if s not in _STATE_ORDER)
     parts = ", ".join(f"{counts[s]} {s}" for s in states)
+    stopped = sum(t.stopped_early for t in trials)
+    if stopped:  # complete, but with the accuracy they had when stopped
+        parts += f" ({stopped} of them stopped early as hopeless)"
     noun = "trial" if len(trials) == 1 else "trials"
     return f"{len(trials)} {noun}" + (f": {parts}" if parts else "")
 

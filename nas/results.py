@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = (
     "number", "state", "arch_id", "val_acc", "latency_ms", "params", "macs", "feasible", "is_pareto",
-    "duration_s", "norm", "act", "n_stages", "mixers", "summary", "fail_reason", "arch_json",
+    "duration_s", "norm", "act", "n_stages", "mixers", "summary", "fail_reason", "early_stop", "arch_json",
 )
 
 
@@ -61,6 +61,7 @@ class TrialRecord:
     feasible: bool
     duration_s: float | None
     fail_reason: str
+    early_stop: str = ""  # why proxy training stopped early (search.early_stop); val_acc is then from that point
 
     @property
     def arch_id(self) -> str:
@@ -78,6 +79,7 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         latency_ms=attrs.get("latency_ms"), params=attrs.get("params"), macs=attrs.get("macs"),
         feasible=all(c <= 0 for c in t.constraints.values()), duration_s=duration,
         fail_reason=str(attrs.get("fail_reason", "")),
+        early_stop=str(attrs.get("early_stop", "")) if t.state == TrialState.COMPLETE else "",
     )
 
 
@@ -146,7 +148,8 @@ def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
             r.number, r.state, r.arch_id, _fmt(r.val_acc), _fmt(r.latency_ms), _fmt(r.params), _fmt(r.macs),
             r.feasible, bool(a) and r.state == "COMPLETE" and r.arch_id in front_ids, _fmt(r.duration_s),
             a.norm if a else "", a.act if a else "", len(a.stages) if a else "",
-            "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, a.to_json() if a else "",
+            "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, r.early_stop,
+            a.to_json() if a else "",
         ])
     return buf.getvalue()
 

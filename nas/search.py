@@ -109,6 +109,42 @@ def _previous_result(study: optuna.Study, arch_id: str, run_dir: Path) -> tuple[
     return None
 
 
+def early_stop_verdict(
+    val_acc: float,
+    latency_ms: float,
+    references: Sequence[tuple[float, float, float]],
+    *,
+    min_reference: int,
+    safety: float,
+    slack: float,
+) -> str | None:
+    """Why a candidate with `val_acc` part-way through training cannot reach the front, or None.
+
+    `references`: (final val acc, latency ms, val acc at the same point of training) of fully trained
+    feasible trials. The candidate is allowed the largest gain from that point to the end seen among
+    them, times `safety`, plus `slack`; it is hopeless if even then a reference no slower than it stays
+    more accurate (it would be dominated).
+    """
+    if len(references) < min_reference:
+        return None
+    gain = max(0.0, max(final - mid for final, _, mid in references)) * safety + slack
+    no_slower = [final for final, lat, _ in references if lat <= latency_ms]
+    if not no_slower or val_acc + gain >= max(no_slower):
+        return None
+    return (f"stopped early: val acc {val_acc:.4f} + allowed gain {gain:.4f} < {max(no_slower):.4f} "
+            f"of a trial no slower ({len(references)} references)")
+
+
+def _references(study: optuna.Study) -> list[tuple[float, float, float]]:
+    """(final val acc, latency, mid-training val acc) of the study's fully trained feasible trials."""
+    refs = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        a = t.user_attrs
+        if a.get("judged_val_acc") is not None and not a.get("early_stop") and not a.get("duplicate") and is_feasible(t):
+            refs.append((float(t.values[0]), float(t.values[1]), float(a["judged_val_acc"])))
+    return refs
+
+
 def make_objective(
     run: RunConfig, data: Dataset, run_dir: Path, *, on_step: Callable[[int, int], None] | None = None
 ) -> Callable[[optuna.Trial], tuple[float, float]]:
@@ -116,8 +152,9 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         trial.set_user_attr("worker", worker_info(trial.number))  # first: lets others tell if this process dies
-        if trial.user_attrs.get("fail_reason"):  # a retry inherits its failed original's attributes
-            trial.set_user_attr("fail_reason", "")
+        for attr in ("fail_reason", "early_stop"):  # a retry inherits its failed original's attributes
+            if trial.user_attrs.get(attr):
+                trial.set_user_attr(attr, "")
         if slot_taken(trial.study, trial.number, run.search.n_trials):
             # Another worker asked for a trial at the same moment and is ahead in line.
             trial.set_user_attr("fail_reason", f"not run: the study already has {run.search.n_trials} trials finished or running")
@@ -145,8 +182,18 @@ def make_objective(
         seed_everything(seed)
         model = build_model(arch)
         model.set_normalization(data.mean, data.std)
+        es = run.search.early_stop
+        judge = None
+        if es.enabled:
+            def judge(acc: float) -> bool:  # read the study now: other workers may have finished trials meanwhile
+                reason = early_stop_verdict(acc, lat.total_ms, _references(trial.study), min_reference=es.min_reference,
+                                            safety=es.safety, slack=es.slack)
+                if reason:
+                    trial.set_user_attr("early_stop", f"{reason}, after {es.after_epochs} of {run.train.epochs} epochs")
+                return reason is not None
         try:
-            result = train_candidate(model, data, run.train, augment=run.data, seed=seed, on_step=on_step)
+            result = train_candidate(model, data, run.train, augment=run.data, seed=seed, on_step=on_step,
+                                     judge=judge, judge_after_epochs=es.after_epochs)
         except NasError:
             raise  # bad input concerns every trial: stop with its message
         except Exception as e:  # NaN loss, shape error, out of memory, ...
@@ -159,9 +206,14 @@ def make_objective(
         trial.set_user_attr("train_seconds", result.seconds)
         trial.set_user_attr("images_per_s", result.images_per_s)
         trial.set_user_attr("train_precision", result.precision)  # `auto` depends on the CPU: record what ran
+        if result.judged_val_acc is not None:
+            trial.set_user_attr("judged_val_acc", result.judged_val_acc)
+        if result.stopped:
+            log.info("trial %d (%s) %s", trial.number, arch.arch_id, trial.user_attrs.get("early_stop", "stopped early"))
         save_checkpoint(
             run_dir / "trials" / f"{arch.arch_id}.pt", model, arch,
-            meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name},
+            meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name,
+                  "epochs_trained": result.epochs_done},
         )
         return result.val_acc, lat.total_ms
 

@@ -30,6 +30,9 @@ class TrainResult:
     images_seen: int
     seconds: float
     precision: str = "fp32"  # arithmetic of the training step: fp32 | bf16
+    epochs_done: int = 0
+    judged_val_acc: float | None = None  # val acc when `judge` was asked (see `train_candidate`)
+    stopped: bool = False  # `judge` stopped the training early; val_acc is then judged_val_acc
 
     @property
     def images_per_s(self) -> float:
@@ -107,6 +110,7 @@ class FitResult:
     train_loss: float  # mean over the last epoch
     images_seen: int
     seconds: float
+    epochs_done: int = 0
 
 
 def fit(
@@ -125,6 +129,7 @@ def fit(
     channels_last: bool = False,
     precision: str = "fp32",
     on_step: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[int], bool] | None = None,
 ) -> FitResult:
     """Train `model` in place on `train` with AdamW + warm-up/cosine: the one loop behind proxy
     training, distillation (`compress.recover`) and quantization-aware training.
@@ -133,6 +138,8 @@ def fit(
     experiments/results/train_speed.md) and hands the model back in the default layout. `precision="bf16"`
     runs forward and backward under bfloat16 autocast with float32 weights and optimizer state (no loss
     scaling needed: bf16 keeps float32's exponent range); `"fp32"` is plain float32.
+    `on_epoch(epochs_done)` is called after every epoch but the last; returning True stops training there
+    (the learning-rate schedule is not shortened: the model is where the full schedule had it).
     Raises `TrainingDiverged` if an epoch's mean loss is not finite.
     """
     steps_per_epoch = max(1, len(train) // batch_size)
@@ -147,6 +154,7 @@ def fit(
     model.train()
     step, seen, start = 0, 0, time.perf_counter()
     epoch_loss = 0.0
+    done = 0
     for _ in range(epochs):
         loss_sum = torch.zeros(())
         batches = iterate_batches(
@@ -173,8 +181,11 @@ def fit(
         epoch_loss = float(loss_sum) / max(1, steps_per_epoch)
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"training loss became {epoch_loss} (lr={lr}); the candidate is unstable")
+        done += 1
+        if on_epoch is not None and done < epochs and on_epoch(done):
+            break
     model.to(memory_format=torch.contiguous_format)  # exporters and pruners expect the default layout
-    return FitResult(train_loss=epoch_loss, images_seen=seen, seconds=time.perf_counter() - start)
+    return FitResult(train_loss=epoch_loss, images_seen=seen, seconds=time.perf_counter() - start, epochs_done=done)
 
 
 def train_candidate(
@@ -185,22 +196,36 @@ def train_candidate(
     augment: DataConfig,
     seed: int,
     on_step: Callable[[int, int], None] | None = None,
+    judge: Callable[[float], bool] | None = None,
+    judge_after_epochs: int = 1,
 ) -> TrainResult:
     """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy.
 
     Deterministic for a given seed and thread count. `on_step(step, total)` reports progress.
+    `judge(val_acc)`, if given, is asked once after `judge_after_epochs` epochs (when that is before the
+    end) with the val accuracy at that point; returning True stops the training there.
     Raises `TrainingDiverged` if the loss stops being finite.
     """
     torch.set_num_threads(cfg.threads)
     smoothing = cfg.label_smoothing
     precision = resolve_precision(cfg.precision)
+    judged: list[float] = []
+
+    def on_epoch(done: int) -> bool:
+        if judge is None or done != judge_after_epochs:
+            return False
+        judged.append(evaluate(model, data.val, batch_size=cfg.eval_batch_size))
+        return judge(judged[0])
+
     result = fit(
         model, subset_split(data.train, cfg.subset, seed=seed),
         loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_frac=cfg.warmup_frac, seed=seed, max_shift=augment.max_shift, hflip=augment.hflip,
-        channels_last=cfg.channels_last, precision=precision, on_step=on_step,
+        channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
     )
-    val_acc = evaluate(model, data.val, batch_size=cfg.eval_batch_size)
+    stopped = result.epochs_done < cfg.epochs
+    val_acc = judged[0] if stopped else evaluate(model, data.val, batch_size=cfg.eval_batch_size)
     return TrainResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds,
-                       precision=precision)
+                       precision=precision, epochs_done=result.epochs_done,
+                       judged_val_acc=judged[0] if judged else None, stopped=stopped)

@@ -86,6 +86,8 @@ SEARCH_CASES = [
     (["train.lr=0"], "train.lr=0.0 must be a number > 0"),
     (["train.batch_size=0"], "train.batch_size=0 must be an integer > 0"),
     (["train.weight_decay=1.5"], "train.weight_decay=1.5 must be in [0, 1)"),
+    (["search.early_stop.enabled=true"], "search.early_stop.after_epochs=1 must be < train.epochs=1"),
+    (["search.early_stop.safety=0.5"], "search.early_stop.safety=0.5 must be >= 1"),
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
     (["hw.precision=int3"], "hw.precision='int3'"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import optuna
 import pytest
 import torch
 
@@ -208,3 +209,42 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3", "compress=smoke"))
     assert all((folder / n).stat().st_mtime_ns != t for n, t in stamps.items())
     assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3
+
+
+def test_early_stop_verdict_grants_the_largest_gain_seen():
+    from nas.search import early_stop_verdict
+
+    # (final val acc, latency ms, val acc after the judged epoch) of fully trained trials; largest gain 0.05
+    refs = [(0.90, 0.5, 0.85), (0.88, 0.3, 0.86), (0.80, 0.2, 0.78)]
+    kw = dict(min_reference=3, safety=1.5, slack=0.01)  # allowed gain 0.05 * 1.5 + 0.01 = 0.085
+    assert "0.7000 + allowed gain 0.0850 < 0.9000" in early_stop_verdict(0.70, 0.6, refs, **kw)
+    assert early_stop_verdict(0.82, 0.6, refs, **kw) is None  # 0.905 could beat 0.90
+    assert early_stop_verdict(0.70, 0.35, refs, **kw) is not None  # 0.785 < 0.88 at 0.3 ms
+    assert early_stop_verdict(0.72, 0.25, refs, **kw) is None  # only the 0.80 trial is no slower: 0.805 could beat it ...
+    assert early_stop_verdict(0.72, 0.25, refs, min_reference=3, safety=1.0, slack=0.0) is not None  # ... 0.77 cannot
+    assert early_stop_verdict(0.10, 0.1, refs, **kw) is None  # faster than every reference: it is on the front
+    assert early_stop_verdict(0.10, 0.6, refs[:2], **kw) is None  # too few references to know the gain
+
+
+def test_early_stop_records_stopped_candidates_as_complete_and_excludes_them_as_references(
+        tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    references_seen = []
+
+    def stop_once_a_reference_exists(acc, latency_ms, references, **_):
+        references_seen.append(len(references))
+        return "stopped early: test" if references else None
+
+    monkeypatch.setattr(search_mod, "early_stop_verdict", stop_once_a_reference_exists)
+    result = run_search(compose_cfg(*_overrides(
+        tiny_idx_root, tmp_path, "search.n_trials=3", "search.sampler=random", "train.epochs=2",
+        "search.early_stop.enabled=true", "search.early_stop.min_reference=1")))
+    rows = _rows(tmp_path / "t")
+    assert result.n_complete == 3 and [r["state"] for r in rows] == ["COMPLETE"] * 3
+    assert references_seen == [0, 1, 1]  # stopped trials never become references
+    assert "3 COMPLETE (2 of them stopped early as hopeless)" in (tmp_path / "t" / "report.md").read_text()
+    assert rows[0]["early_stop"] == ""
+    assert all(r["early_stop"] == "stopped early: test, after 1 of 2 epochs" for r in rows[1:])
+    trials = {t.number: t for t in optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}").trials}
+    assert "judged_val_acc" in trials[0].user_attrs  # fully trained, with its mid-training accuracy
+    for n in (1, 2):  # stopped: the reported accuracy is the one judged
+        assert trials[n].values[0] == trials[n].user_attrs["judged_val_acc"]

@@ -92,3 +92,27 @@ def test_auto_precision_follows_the_cpu(data):
     assert resolve_precision("fp32") == "fp32" and resolve_precision(Precision.bf16) == "bf16"
     with pytest.raises(ValueError, match="'fp16'"):
         resolve_precision("fp16")
+
+
+def test_judge_stops_training_after_the_asked_epoch_and_keeps_that_accuracy(data):
+    cfg = dataclasses.replace(CFG, epochs=3)
+    asked = []
+    seed_everything(0)
+    model = build_model(ARCH)
+    model.set_normalization(data.mean, data.std)
+    r = train_candidate(model, data, cfg, augment=DataConfig(name="t", hflip=False, max_shift=0), seed=0,
+                        judge=lambda acc: asked.append(acc) or True, judge_after_epochs=1)
+    assert r.stopped and r.epochs_done == 1 and asked == [r.judged_val_acc] == [r.val_acc]
+    assert r.images_seen == len(data.train) // 32 * 32  # one epoch
+    assert evaluate(model, data.val) == pytest.approx(r.val_acc)  # the model handed back is the judged one
+    assert all(t.is_contiguous() for t in model.state_dict().values())  # default layout back, as after full training
+
+    kept, r_kept = _train(data, cfg, seed=0)  # without a judge: all 3 epochs
+    seed_everything(0)
+    model = build_model(ARCH)
+    model.set_normalization(data.mean, data.std)
+    r_no = train_candidate(model, data, cfg, augment=DataConfig(name="t", hflip=False, max_shift=1), seed=0,
+                           judge=lambda acc: False, judge_after_epochs=2)
+    # A judge that lets it go on changes nothing (the mid-training evaluation uses no randomness) and is recorded.
+    assert not r_no.stopped and r_no.epochs_done == 3 and r_no.judged_val_acc is not None
+    assert r_no.val_acc == r_kept.val_acc and r_no.images_seen == r_kept.images_seen
