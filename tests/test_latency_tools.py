@@ -48,6 +48,21 @@ def test_int8_profiling_times_the_quantized_file(runtime, compose_cfg):
     assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and math.isfinite(m.p90_ms)
 
 
+def test_a_second_session_with_an_export_dir_times_the_same_files_without_exporting(cpu, tmp_path, monkeypatch):
+    import nas.latency.profile as profile
+
+    hw = dataclasses.replace(cpu, threads=1)
+    exported = []
+    real_export = profile.export_archs
+    monkeypatch.setattr(profile, "export_archs", lambda archs, *a, **k: exported.append(len(archs)) or real_export(archs, *a, **k))
+    first = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2, export_dir=tmp_path)
+    made = (tmp_path / "fp32" / f"{TINY.arch_id}.onnx").stat().st_mtime_ns
+    second = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2, export_dir=tmp_path)
+    assert exported == [1, 0]  # the second session exports nothing ...
+    assert (tmp_path / "fp32" / f"{TINY.arch_id}.onnx").stat().st_mtime_ns == made  # ... and times the first file
+    assert first[0].median_ms > 0 and second[0].median_ms > 0
+
+
 def test_int8_export_writes_qdq_models(tmp_path):
     import onnx
 

@@ -127,14 +127,22 @@ def _export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: 
 
 
 def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: int = 20, repeats: int = 30,
-                  rounds: int = 7) -> list[Measurement]:
-    """Export and time every arch in `hw.runtime` (interleaved rounds, see nas.latency.measure)."""
+                  rounds: int = 7, export_dir: Path | None = None) -> list[Measurement]:
+    """Export and time every arch in `hw.runtime` (interleaved rounds, see nas.latency.measure).
+
+    `export_dir`: keep the exported files there and reuse those already present (`<arch_id>.onnx` of this
+    precision), so a second timing session of the same archs skips the export (an NNCF PTQ each for int8).
+    """
     if not hw.runtime:
         raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
                           "and measure with the chip's own tools")
     torch.set_num_threads(hw.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = export_archs(archs, Path(tmp), precision=hw.precision)
+        folder = Path(tmp) if export_dir is None else export_dir / hw.precision
+        folder.mkdir(parents=True, exist_ok=True)
+        missing = [a for a in archs if not (folder / f"{a.arch_id}.onnx").is_file()]
+        export_archs(missing, folder, precision=hw.precision)
+        paths = [folder / f"{a.arch_id}.onnx" for a in archs]
         runners = [make_runner(p, runtime=hw.runtime, precision=hw.precision, threads=hw.threads,
                                input_shape=(1, a.in_chans, a.img_size, a.img_size)) for p, a in zip(paths, archs)]
         rng = np.random.default_rng(0)
