@@ -106,7 +106,8 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
         title=f"hw={hw_name} ({hw.runtime} {hw.precision}, {hw.threads} thread(s)): 100 held-out archs",
     )
     summary = {
-        "command": "python experiments/latency_predictor.py" + ("" if hw_name == "cpu" else f" --hw {hw_name}"),
+        "command": "python experiments/latency_predictor.py" + ("" if hw_name == "cpu" else f" --hw {hw_name}")
+                   + (" --reuse  (refit and validation from the committed measurement CSVs)" if reuse else ""),
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,

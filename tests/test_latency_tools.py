@@ -201,3 +201,23 @@ def test_per_stage_cached_features_equal_the_full_op_list(space_name, compose_cf
         full = _features(enumerate_ops(arch), frozenset(cpu.fused_kinds), cpu.bytes_per_element)
         full[0] = 1.0
         np.testing.assert_allclose(arch_features(arch, cpu), full)
+
+
+def test_features_cached_per_block_equal_those_of_every_op(cpu, space_t):
+    """The fast path sums one block's features `depth` times; it must match summing every op of the stage."""
+    from nas.arch import StageConfig
+    from nas.latency.fit import _features, _stage_features
+    from nas.latency.ops import stage_ops_in_context
+
+    fused = frozenset(cpu.fused_kinds)
+    stages = [st for a in sample_archs(space_t, 30, seed=4, in_chans=1, img_size=28, num_classes=10) for st in a.stages]
+    # pruned specs: fractional expand / mlp_ratio and explicit heads
+    stages += [StageConfig(mixer="sepconv", depth=3, width=40, expand=1.4, mlp_ratio=2.5),
+               StageConfig(mixer="attn", depth=2, width=48, head_dim=16, num_heads=2, mlp_ratio=3.25)]
+    assert any(st.depth > 1 for st in stages)
+    for norm, act in (("bn", "relu"), ("ln", "gelu")):
+        for st in stages:
+            for prev, res_in in ((None, 14), (24, 14)):
+                every_op = _features(stage_ops_in_context(st, 1, prev_width=prev, res_in=res_in, res_out=7, norm=norm, act=act),
+                                     fused, 4)
+                np.testing.assert_array_equal(_stage_features(st, prev, res_in, 7, norm, act, fused, 4), every_op)

@@ -128,13 +128,23 @@ def stage_ops(arch: ArchConfig, i: int) -> list[Op]:
 def stage_ops_in_context(s: StageConfig, i: int, *, prev_width: int | None, res_in: int, res_out: int,
                          norm: str, act: str) -> list[Op]:
     """A stage's ops from the little they depend on (so callers can cache per stage)."""
-    ops: list[Op] = []
-    if prev_width is not None:
-        ops.append(_conv(f"stages.{i}.down.conv", i, cin=prev_width, cout=s.width, k=3, hw_in=res_in, hw_out=res_out, bias=True))
-        ops.append(_norm(f"stages.{i}.down.norm", norm, i, s.width, res_out**2, next_is_conv=False, after_conv=True))
+    ops = downsample_ops(i, prev_width=prev_width, width=s.width, res_in=res_in, res_out=res_out, norm=norm)
     for b in range(s.depth):
-        ops.extend(_block_ops(f"stages.{i}.blocks.{b}", i, s, res_out, norm=norm, act=act))
+        ops.extend(block_ops(s, i, b, res_out, norm=norm, act=act))
     return ops
+
+
+def downsample_ops(i: int, *, prev_width: int | None, width: int, res_in: int, res_out: int, norm: str) -> list[Op]:
+    """The stride-2 conv + norm that opens stage i > 0 (none for the first stage: prev_width None)."""
+    if prev_width is None:
+        return []
+    return [_conv(f"stages.{i}.down.conv", i, cin=prev_width, cout=width, k=3, hw_in=res_in, hw_out=res_out, bias=True),
+            _norm(f"stages.{i}.down.norm", norm, i, width, res_out**2, next_is_conv=False, after_conv=True)]
+
+
+def block_ops(s: StageConfig, i: int, b: int, res: int, *, norm: str, act: str) -> list[Op]:
+    """Block b of stage i; the blocks of a stage differ only in their names."""
+    return _block_ops(f"stages.{i}.blocks.{b}", i, s, res, norm=norm, act=act)
 
 
 def head_ops(arch: ArchConfig) -> list[Op]:
