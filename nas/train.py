@@ -147,9 +147,9 @@ def fit(
     opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    if precision not in ("fp32", "bf16"):
+    if precision not in (Precision.fp32, Precision.bf16):  # the config's names; `auto` is resolved by the caller
         raise ValueError(f"precision={precision!r} is not one of 'fp32', 'bf16' (resolve 'auto' with resolve_precision)")
-    bf16 = precision == "bf16"
+    bf16 = precision == Precision.bf16
     model.to(memory_format=layout)
     model.train()
     step, seen, start = 0, 0, time.perf_counter()
