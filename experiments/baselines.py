@@ -39,37 +39,10 @@ from pathlib import Path
 
 from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
-FAMILIES: dict[str, tuple[str, str, str]] = {
-    "poolformer": ("pool", "pool", "pool"),
-    "convformer": ("sepconv", "sepconv", "sepconv"),
-    "caformer": ("sepconv", "attn", "attn"),
-    "vit": ("attn", "attn", "attn"),
-    "resnet": ("conv", "conv", "conv"),
-}
-SCALES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
-    "S": ((16, 32, 64), (1, 1, 1)),
-    "M": ((24, 48, 96), (1, 2, 2)),
-    "L": ((32, 64, 128), (2, 3, 2)),
-}
-KERNELS = {"pool": 3, "sepconv": 5, "conv": 3, "attn": 3}
+from nas.families import FAMILIES, SCALES, family_arch  # noqa: E402  (the hand-made families live in the package)
+
 DEFAULT_RECIPE = ("train.epochs=1",)
 SEED = 0
-
-
-def family_arch(family: str, scale: str, *, in_chans: int = 1, img_size: int = 28, num_classes: int = 10):
-    """The ArchConfig of one hand-made baseline."""
-    from nas.arch import ArchConfig, StageConfig
-
-    widths, depths = SCALES[scale]
-    stages = tuple(
-        StageConfig(mixer=m, depth=d, width=w, kernel=KERNELS[m], mlp_ratio=4.0, head_dim=8 if i == 0 else 16, expand=2)
-        for i, (m, w, d) in enumerate(zip(FAMILIES[family], widths, depths))
-    )
-    arch = ArchConfig(stages=stages, stem_kernel=3, stem_stride=2, norm="bn", act="relu",
-                      in_chans=in_chans, img_size=img_size, num_classes=num_classes)
-    arch.validate()
-    return arch
-
 
 
 def train_and_compress(name: str, arch, folder: Path, *, run, data, recipe: list[str]) -> dict:
@@ -215,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = dict(in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
         jobs = [(f"searched-{m['arch_id']}", read_checkpoint(run_dir / m["checkpoint"])[0])
                 for m in json.loads((run_dir / "pareto.json").read_text())["members"]]
-        jobs += [(f"{fam}-{sc}", family_arch(fam, sc, **shape)) for fam in args.families for sc in args.scales]
+        jobs += [(f"{fam}-{sc}", family_arch(f"{fam}-{sc}", **shape)) for fam in args.families for sc in args.scales]
         rows = []
         for name, arch in jobs:
             t0 = time.perf_counter()

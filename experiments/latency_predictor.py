@@ -118,6 +118,12 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
         "measured_range_ms": [float(min(measured)), float(max(measured))],
         "wall_s": time.perf_counter() - started,
     }
+    # The measuring session's own record (when and how long) survives later --reuse refits, which only refit.
+    previous = OUT / f"predictor_{hw_name}.json"
+    if not reuse:
+        summary["measurement"] = {"date": summary["date"], "wall_s": summary["wall_s"], "machine": summary["machine"]}
+    elif previous.is_file() and "measurement" in json.loads(previous.read_text()):
+        summary["measurement"] = json.loads(previous.read_text())["measurement"]
     calibrated = results[f"predictor ({hw.name})"]
     macs = results["MACs-proportional"]
     summary["targets"] = {
@@ -129,6 +135,8 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
     md = [
         f"# Latency predictor accuracy, hw={hw_name}", "",
         f"Command: `{summary['command']}`; machine: {summary['machine']}; {summary['date']}.  ",
+        *([f"Measured {summary['measurement']['date']} in {summary['measurement']['wall_s'] / 60:.0f} min "
+           f"({summary['measurement']['machine']}).  "] if "measurement" in summary else []),
         f"Runtime: {summary['runtime']}. Fit on {len(fit_rows)} archs, validated on {len(val_rows)} other archs "
         f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
         "## All 100 validation archs", "", metrics_markdown(results), "",

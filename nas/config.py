@@ -143,6 +143,9 @@ class SearchOptions:
     export_onnx: bool = True  # write model.onnx for each Pareto member and check it in onnxruntime
     progress: bool = True
     early_stop: EarlyStop = field(default_factory=EarlyStop)
+    # Architectures the study evaluates first (a warm start): hand-made family names such as convformer-M
+    # (nas/families.py) or paths to arch.json files / checkpoint folders. Used only when the study is new.
+    seed_archs: list[str] = field(default_factory=list)
 
 
 class Members(str, Enum):

@@ -30,13 +30,13 @@ from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import RunConfig, Sampler, compose_error_message, register_configs, to_run_config, validate_run_config
+from nas.config import RunConfig, Sampler, SpaceConfig, compose_error_message, register_configs, to_run_config, validate_run_config
 from nas.data import Dataset, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error
 from nas.latency import predict_latency
 from nas.model import build_model
 from nas.results import write_run_files
-from nas.space import fastest_arch, sample_arch
+from nas.space import arch_params, fastest_arch, sample_arch
 from nas.study import (
     counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
     with_study_settings, worker_info,
@@ -93,6 +93,44 @@ def check_budget(run: RunConfig, data: Dataset) -> None:
             f"search.latency_budget_ms={budget} cannot be met: the fastest architecture of space "
             f"{run.space.name!r} is predicted at {ms:.3f} ms on {run.hw.name} ({arch.summary()}); raise the budget or shrink the space"
         )
+
+
+def resolve_seed_archs(run: RunConfig, data: Dataset) -> list[ArchConfig]:
+    """The architectures of `search.seed_archs`, shaped for `data` and checked against the space."""
+    from nas.families import family_arch, family_names
+
+    archs = []
+    for entry in run.search.seed_archs:
+        path = Path(entry)
+        if entry in family_names():
+            arch = family_arch(entry, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
+        elif path.is_dir() or path.is_file():
+            file = path / "arch.json" if path.is_dir() else path
+            try:
+                arch = ArchConfig.from_json(file.read_text())
+            except (OSError, UnicodeDecodeError, ConfigError) as e:
+                raise ConfigError(f"search.seed_archs: {str(file)!r} is not a readable arch.json ({str(e).splitlines()[0]})") from None
+            arch = arch.replace(in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
+        else:
+            raise ConfigError(f"search.seed_archs has {entry!r}: neither a model family ({', '.join(family_names())}) "
+                              "nor an arch.json file or checkpoint folder")
+        arch_params(arch, run.space)  # raises, naming the value the space does not offer
+        archs.append(arch)
+    return archs
+
+
+def enqueue_seed_archs(study: optuna.Study, archs: Sequence[ArchConfig], space: SpaceConfig) -> int:
+    """Queue `archs` as the study's first trials if the study is new; returns how many were queued.
+
+    A resumed study keeps its history (the seeds only ever start a study). Workers starting together may
+    both try: Optuna skips a queued trial whose parameters are already queued or done.
+    """
+    if not archs or study.get_trials(deepcopy=False):
+        return 0
+    for arch in archs:
+        study.enqueue_trial(arch_params(arch, space), user_attrs={"seeded": True}, skip_if_exists=True)
+    log.info("queued %d seed architecture(s) to evaluate first: %s", len(archs), ", ".join(a.summary() for a in archs))
+    return len(archs)
 
 
 def _train_seed(arch: ArchConfig, seed: int) -> int:
@@ -390,7 +428,9 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     data = load_dataset(run.data)  # fails fast, before a study or folder is created
     check_budget(run, data)
+    seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))
+    enqueue_seed_archs(study, seeds, run.space)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
     with _run_log(run_dir):

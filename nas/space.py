@@ -103,6 +103,40 @@ def sample_arch(
     )
 
 
+def arch_params(arch: ArchConfig, space: SpaceConfig) -> dict[str, Any]:
+    """The trial parameters under which `sample_arch` suggests `arch` (the inverse of `sample_arch`).
+
+    For `study.enqueue_trial` (a study that starts from known designs) and `FixedTrial`. Raises
+    `ConfigError` naming the first value of `arch` that `space` does not offer.
+    """
+    params: dict[str, Any] = {}
+
+    def put(name: str, value: Any, choices: Sequence[Any]) -> None:
+        if value not in choices:
+            raise ConfigError(f"{arch.summary()}: {name}={value!r} is not in space {space.name!r}; allowed: {list(choices)}")
+        if len(choices) > 1:  # one allowed value is not suggested (see _choose)
+            params[name] = next(c for c in choices if c == value)  # the space's own spelling (2 vs 2.0)
+
+    if len(arch.stages) != len(space.stages):
+        raise ConfigError(f"{arch.summary()}: {len(arch.stages)} stages; space {space.name!r} has {len(space.stages)}")
+    for i, (s, st) in enumerate(zip(arch.stages, space.stages)):
+        put(f"s{i}.mixer", s.mixer, st.mixers)
+        put(f"s{i}.depth", s.depth, st.depths)
+        put(f"s{i}.width", s.width, st.widths)
+        put(f"s{i}.mlp_ratio", s.mlp_ratio, st.mlp_ratios)
+        if s.mixer in KERNEL_MIXERS:
+            put(f"s{i}.kernel", s.kernel, st.kernels)
+        if s.mixer == "attn":
+            put(f"s{i}.head_dim", s.head_dim, st.head_dims)
+        if s.mixer == "sepconv":
+            put(f"s{i}.expand", s.expand, st.expands)
+    put("stem_kernel", arch.stem_kernel, space.stem_kernels)
+    put("stem_stride", arch.stem_stride, space.stem_strides)
+    put("norm", arch.norm, space.norms)
+    put("act", arch.act, space.acts)
+    return params
+
+
 def fastest_arch(
     space: SpaceConfig, hw: HardwareProfile, *, in_chans: int, img_size: int, num_classes: int
 ) -> tuple[ArchConfig, float]:

@@ -14,8 +14,8 @@ from nas.errors import ConfigError, DataError
 from nas.latency import predict_latency, predict_latency_batch
 from nas.latency.fit import KINDS, N_COEF, TERMS, arch_features, calibrated_yaml, coefficients, fit_profile, prior_coefficients
 from nas.latency.hardware import HardwareProfile
-from nas.latency.measure import Measurement, read_measurements, write_measurements
-from nas.latency.profile import measure_archs, run_profile, sample_archs
+from nas.latency.measure import Measurement, make_runner, read_measurements, write_measurements
+from nas.latency.profile import export_archs, measure_archs, run_profile, sample_archs
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
 
 TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConfig(mixer="attn", depth=1, width=16)))
@@ -46,6 +46,19 @@ def test_int8_profiling_times_the_quantized_file(runtime, compose_cfg):
     (m,) = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2)
     assert m.runtime == runtime and m.precision == "int8" and m.n_calls == 10
     assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and math.isfinite(m.p90_ms)
+
+
+def test_bound_io_runner_gives_the_same_outputs_as_the_default_call(tmp_path):
+    (path,) = export_archs([TINY], tmp_path, precision="fp32")
+    shape = (1, TINY.in_chans, TINY.img_size, TINY.img_size)
+    plain = make_runner(path, runtime="openvino", precision="fp32", threads=1, input_shape=shape)
+    bound = make_runner(path, runtime="openvino", precision="fp32", threads=1, input_shape=shape, bound_io=True)
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # a second, different input: the bound buffers must not keep the first one
+        x = rng.random(shape, dtype=np.float32)
+        np.testing.assert_allclose(bound(x), plain(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="openvino"):
+        make_runner(path, runtime="onnxruntime", precision="fp32", threads=1, input_shape=shape, bound_io=True)
 
 
 def test_a_second_session_with_an_export_dir_times_the_same_files_without_exporting(cpu, tmp_path, monkeypatch):

@@ -248,3 +248,20 @@ def test_early_stop_records_stopped_candidates_as_complete_and_excludes_them_as_
     assert "judged_val_acc" in trials[0].user_attrs  # fully trained, with its mid-training accuracy
     for n in (1, 2):  # stopped: the reported accuracy is the one judged
         assert trials[n].values[0] == trials[n].user_attrs["judged_val_acc"]
+
+
+def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_root, tmp_path, compose_cfg):
+    from nas.families import family_arch
+
+    (tmp_path / "seed").mkdir()
+    (tmp_path / "seed" / "arch.json").write_text(family_arch("resnet-S").to_json(indent=2))  # a checkpoint folder's file
+    seeds = f"search.seed_archs=[convformer-S,'{tmp_path / 'seed'}']"
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path / "runs", "search.n_trials=3", seeds)))
+    rows = _rows(tmp_path / "runs" / "t")
+    expected = [family_arch("convformer-S").arch_id, family_arch("resnet-S").arch_id]
+    assert [r["arch_id"] for r in rows[:2]] == expected and rows[2]["arch_id"] not in expected
+    assert all(r["state"] == "COMPLETE" for r in rows)
+    # Resuming (one more trial) does not queue the seeds again: the study's history is kept as it is.
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path / "runs", "search.n_trials=4", seeds)))
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'runs' / 't' / 'study.db'}")
+    assert len(study.trials) == 4 and sum(bool(t.user_attrs.get("seeded")) for t in study.trials) == 2

@@ -6,7 +6,7 @@ import pytest
 from nas.arch import ArchConfig
 from nas.config import SpaceConfig, StageSpace
 from nas.errors import ConfigError
-from nas.space import sample_arch, validate_space
+from nas.space import arch_params, sample_arch, validate_space
 from omegaconf import OmegaConf
 
 
@@ -89,3 +89,42 @@ def test_fastest_arch_is_no_slower_than_any_sampled_arch(compose_cfg):
         sampled = sample_arch(trial, space, in_chans=1, img_size=28, num_classes=10)
         assert predict_latency(sampled, hw).total_ms >= ms - 1e-12
         study.tell(trial, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["metaformer_t", "metaformer_s"])
+def test_arch_params_inverts_sample_arch(name, compose_cfg):
+    space = OmegaConf.to_object(compose_cfg(f"space={name}").space)
+    shape = dict(in_chans=1, img_size=28) if name == "metaformer_t" else dict(in_chans=3, img_size=64)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(30):
+        trial = study.ask()
+        arch = sample_arch(trial, space, num_classes=10, **shape)
+        assert arch_params(arch, space) == trial.params  # exactly what the sampler suggested, nothing more
+        assert sample_arch(optuna.trial.FixedTrial(arch_params(arch, space)), space, num_classes=10, **shape) == arch
+        study.tell(trial, [0.0, 0.0])
+
+
+def test_arch_params_names_the_value_the_space_lacks(compose_cfg):
+    space = OmegaConf.to_object(compose_cfg().space)
+    from nas.families import family_arch
+
+    with pytest.raises(ConfigError, match=r"s0\.mixer='attn' is not in space 'metaformer_t'; allowed: \['identity'"):
+        arch_params(family_arch("vit-S"), space)  # the default space keeps attention out of stage 0
+    wide = family_arch("convformer-S").replace(stem_kernel=7)
+    with pytest.raises(ConfigError, match=r"stem_kernel=7 is not in space"):
+        arch_params(wide, space)
+
+
+def test_every_family_but_vit_is_in_the_default_space(compose_cfg):
+    from nas.families import FAMILIES, SCALES, family_arch, family_names
+
+    space = OmegaConf.to_object(compose_cfg().space)
+    assert len(family_names()) == len(FAMILIES) * len(SCALES)
+    for name in family_names():
+        if name.startswith("vit-"):
+            continue
+        arch = family_arch(name)
+        rebuilt = sample_arch(optuna.trial.FixedTrial(arch_params(arch, space)), space, in_chans=1, img_size=28, num_classes=10)
+        assert rebuilt.arch_id == arch.arch_id, name
+    with pytest.raises(ConfigError, match="model family 'convformer-XL' is unknown; allowed: "):
+        family_arch("convformer-XL")

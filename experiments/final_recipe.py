@@ -1,0 +1,155 @@
+"""Benchmark: what a longer final training buys the shipped int8 model (issue 6, the 94% target).
+
+    python experiments/default_run.py          # once: the default search (writes runs/default-run-bench)
+    python experiments/final_recipe.py         # this benchmark (~40 min on 2 cores for 15 + 30 epochs)
+    python experiments/final_recipe.py --epochs 30 --arch-id 64745f60de --run-dir runs/<study>
+
+The default run final-trains its Pareto members for `final_train.epochs` (6). Here the member with the
+best test accuracy among those with predicted edge_npu latency <= 1 ms is trained again from scratch
+with the same `final_train` recipe (same seed, augmentation, schedule shape) for more epochs, then
+quantized to int8 by the project's compression path (`compress_checkpoint`, int8 only, QAT if the drop
+is over 0.3 pt) and evaluated **from the exported files** on the Fashion-MNIST test split, like the
+default run. The default run's own numbers for that member are the 6-epoch row.
+
+Target (issue 6): best int8 model with predicted edge_npu latency <= 1 ms reaches >= 94.0% test accuracy.
+Writes experiments/results/final_recipe.json and final_recipe.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+
+TARGET = 0.94
+BUDGET_MS = 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", default=str(ROOT / "runs" / "default-run-bench"))
+    ap.add_argument("--out-dir", default=str(ROOT / "runs" / "final-recipe-bench"))
+    ap.add_argument("--epochs", type=int, nargs="+", default=[15, 30], help="final-training lengths to try")
+    ap.add_argument("--arch-id", default=None, help="member to retrain (default: best test acc within 1 ms)")
+    args = ap.parse_args(argv)
+    run_dir, out_dir = Path(args.run_dir), Path(args.out_dir)
+    if not (run_dir / "pareto.json").is_file():
+        print(f"error: no pareto.json in {run_dir}; run `python experiments/default_run.py` first", file=sys.stderr)
+        return 2
+
+    from compress.pipeline import compress_checkpoint
+    from nas.checkpoint import load_checkpoint, save_checkpoint
+    from nas.data import load_dataset
+    from nas.latency import predict_latency
+    from nas.latency.measure import machine_info
+    from nas.results import final_train
+
+    run = compose_run("hw=edge_npu")
+    members = json.loads((run_dir / "pareto.json").read_text())["members"]
+    rows = []
+    for m in members:
+        folder = run_dir / m["checkpoint"]
+        metrics = json.loads((folder / "metrics.json").read_text())
+        compressed = json.loads((folder / "compressed_metrics.json").read_text()) if (folder / "compressed_metrics.json").is_file() else {}
+        rows.append({"arch_id": m["arch_id"], "folder": folder, "metrics": metrics, "compressed": compressed})
+    within = [r for r in rows if r["metrics"]["latency_ms"] <= BUDGET_MS]
+    if args.arch_id:
+        chosen = next((r for r in rows if r["arch_id"] == args.arch_id), None)
+        if chosen is None:
+            print(f"error: --arch-id {args.arch_id!r} is not a member of {run_dir}; members: {[r['arch_id'] for r in rows]}",
+                  file=sys.stderr)
+            return 2
+    elif within:
+        chosen = max(within, key=lambda r: r["metrics"]["test_acc"])
+    else:
+        print(f"error: no member of {run_dir} is predicted <= {BUDGET_MS} ms on edge_npu", file=sys.stderr)
+        return 2
+
+    source = load_checkpoint(chosen["folder"] / "model.pt")
+    arch, seed = source.arch, int(source.meta.get("seed", 0))
+    data = load_dataset(run.data)
+    base = chosen["metrics"]
+    # The 6-epoch weights' int8-only numbers come from compression.md (same model.pt, same path); the run's own
+    # compressed_metrics.json also prunes 25%, so it is only the fallback.
+    bench = RESULTS / "compression.json"
+    from_bench = next((x for x in (json.loads(bench.read_text())["int8"] if bench.is_file() else [])
+                       if x["arch_id"] == chosen["arch_id"]), None)
+    if from_bench:
+        base_int8 = {"test_acc": from_bench["test_int8_openvino"], "test_acc_onnx": from_bench["test_int8_onnx_ort"],
+                     "note": "int8 only (experiments/results/compression.md)"}
+    else:
+        base_int8 = dict(chosen["compressed"].get("int8") or {}, note="the default run's compression (prune 25% + int8)")
+    results = [{
+        "epochs": (base.get("final_train") or {}).get("epochs"), "source": "default run (its metrics.json)",
+        "seconds": (base.get("final_train") or {}).get("seconds"), "val_acc": (base.get("final_train") or {}).get("val_acc"),
+        "test_fp32_torch": base["test_acc"], "test_fp32_onnx": base.get("test_acc_onnx"),
+        "test_int8_openvino": base_int8.get("test_acc"), "test_int8_onnx_ort": base_int8.get("test_acc_onnx"),
+        "int8_note": base_int8.get("note") if base_int8.get("test_acc") is not None else None,
+    }]
+    started = time.perf_counter()
+    for epochs in args.epochs:
+        run.final_train.epochs = epochs
+        model, info = final_train(arch, data, run, seed=seed)
+        folder = out_dir / f"{arch.arch_id}_e{epochs}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": info})
+        (folder / "arch.json").write_text(arch.to_json(indent=2) + "\n")
+        cfg = run.compress
+        cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
+        cfg.measure_latency = False  # accuracy is the question here; compression.md times these files
+        c = compress_checkpoint(folder, hw=run.hw, data=data, cfg=cfg, augment=run.data)
+        row = {
+            "epochs": epochs, "source": f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
+            "seconds": info["seconds"], "val_acc": info["val_acc"], "precision": info["precision"],
+            "test_fp32_torch": c["fp32"]["test_acc_torch"], "test_fp32_onnx": c["fp32"]["test_acc"],
+            "test_int8_openvino": c["int8"]["test_acc"], "test_int8_onnx_ort": c["int8"]["test_acc_onnx"],
+            "qat_epochs": c["int8"]["qat_epochs"], "int8_note": "int8 only (NNCF PTQ, QAT if the val drop > 0.3 pt)",
+        }
+        print(json.dumps(row), flush=True)
+        results.append(row)
+
+    best = max((r["test_int8_openvino"] or 0.0) for r in results)
+    result = {
+        "command": "python experiments/final_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started,
+        "run_dir": str(run_dir), "arch_id": arch.arch_id, "summary": arch.summary(), "params": base.get("params"),
+        "edge_npu_ms": predict_latency(arch, run.hw).total_ms, "recipe": {k: v for k, v in vars(run.final_train).items()},
+        "chosen_by": "--arch-id" if args.arch_id else "best test accuracy of the members within 1 ms",
+        "rows": results, "best_int8_test": best, "target": TARGET, "target_met": best >= TARGET,
+    }
+    write_results("final_recipe", json.loads(json.dumps(result, default=str)), render_md=render_md)
+    return 0
+
+
+def render_md(r: dict) -> str:
+    pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    summary = r["summary"].replace("|", "\\|")
+    lines = [
+        "# Longer final training of the best default-run member (issue 6, the 94% target)", "",
+        f"Command: `{r['command'].strip()}` (member of `{r['run_dir']}`)  ",
+        f"Machine: {r['machine']}; {r['date']}; total {r['seconds'] / 60:.1f} min", "",
+        f"Member `{r['arch_id']}` {summary}: {r['params']:,} params, {r['edge_npu_ms']:.3f} ms predicted on edge_npu "
+        f"(chosen by {r.get('chosen_by', 'best test accuracy of the members within 1 ms')}). Each row trains it from scratch with the "
+        "`final_train` recipe (same seed, augmentation and schedule shape; only the epochs differ), then int8 by the "
+        "project's compression path. Accuracies: Fashion-MNIST test split (10k), from the exported files.", "",
+        "| final epochs | from | train s | val acc | test fp32 (torch) | test fp32 model.onnx | test int8 OpenVINO IR | test int8 QDQ ONNX (ORT) | int8 path |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for x in r["rows"]:
+        secs = "—" if x.get("seconds") is None else f"{x['seconds']:.0f}"
+        lines.append(f"| {x['epochs']} | {x['source']} | {secs} | {pct(x.get('val_acc'))} | {pct(x['test_fp32_torch'])} | "
+                     f"{pct(x.get('test_fp32_onnx'))} | {pct(x.get('test_int8_openvino'))} | {pct(x.get('test_int8_onnx_ort'))} | "
+                     f"{x.get('int8_note') or '—'} |")
+    lines += ["", f"- Best int8 test accuracy within {BUDGET_MS:g} ms on edge_npu: {pct(r['best_int8_test'])}; "
+              f"target {pct(r['target'])}: {'met' if r['target_met'] else '**NOT met**'}"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
