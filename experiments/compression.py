@@ -39,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default=str(ROOT / "runs" / "default-run-bench"))
     ap.add_argument("--out-dir", default=str(ROOT / "runs" / "compression-bench"))
-    ap.add_argument("--render", action="store_true", help="only rewrite compression.md from compression.json")
+    ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
+    ap.add_argument("--prune-only", action="store_true", help="only part B (pruning + recovery)")
+    ap.add_argument("--recover-epochs", type=int, default=None, help="distillation epochs after pruning (default: config's)")
+    ap.add_argument("--name", default="compression", help="results file stem")
     args = ap.parse_args(argv)
     if args.render:
-        (RESULTS / "compression.md").write_text(render_md(json.loads((RESULTS / "compression.json").read_text())))
+        (RESULTS / f"{args.name}.md").write_text(render_md(json.loads((RESULTS / f"{args.name}.json").read_text())))
         return 0
     run_dir, out_dir = Path(args.run_dir), Path(args.out_dir)
     if not (run_dir / "pareto.json").is_file():
@@ -68,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         floors.append({"arch_id": m["arch_id"], "edge_npu_ms": predict_latency(arch, npu.hw).total_ms,
                        "edge_npu_floor_ms_at_90pct_channels_pruned": floor})
         for tag, run, prune in (("A", npu, {}), ("B", cpu, {"target_latency_fraction": 0.5})):
+            if args.prune_only and tag == "A":
+                continue
+            if args.recover_epochs is not None:
+                run.compress.recover.epochs = args.recover_epochs
             folder = out_dir / tag / m["arch_id"]
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
@@ -114,22 +121,25 @@ def main(argv: list[str] | None = None) -> int:
     a, b = [row_a(c) for c in rows_a], [row_b(c) for c in rows_b]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     result = {
-        "command": "python experiments/compression.py", "machine": machine_info(), "python": platform.python_version(),
+        "command": " ".join(["python experiments/compression.py", *(argv if argv is not None else sys.argv[1:])]),
+        "recover_epochs": cpu.compress.recover.epochs, "machine": machine_info(), "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started, "run_dir": str(run_dir),
         "int8": a, "prune_50pct_cpu": b, "edge_npu_channel_pruning_floor": floors,
         "targets": {
-            "int8_drop_le_0.3pt": all(r["drop_pt"] <= 0.3 for r in a),
-            "openvino_int8_ge_1.5x_openvino_fp32": all(r["speedup_vs_openvino_fp32"] >= 1.5 for r in a),
-            "openvino_int8_ge_1.5x_openvino_fp32_bound_io": all(r["speedup_bound_vs_openvino_fp32_bound"] >= 1.5 for r in a),
-            "openvino_int8_ge_4x_torch": all(r["speedup_vs_torch"] >= 4 for r in a),
-            "size_ge_3.5x_smaller_onnx": all(r["size_ratio_onnx"] >= 3.5 for r in a),
+            **({
+                "int8_drop_le_0.3pt": all(r["drop_pt"] <= 0.3 for r in a),
+                "openvino_int8_ge_1.5x_openvino_fp32": all(r["speedup_vs_openvino_fp32"] >= 1.5 for r in a),
+                "openvino_int8_ge_1.5x_openvino_fp32_bound_io": all(r["speedup_bound_vs_openvino_fp32_bound"] >= 1.5 for r in a),
+                "openvino_int8_ge_4x_torch": all(r["speedup_vs_torch"] >= 4 for r in a),
+                "size_ge_3.5x_smaller_onnx": all(r["size_ratio_onnx"] >= 3.5 for r in a),
+            } if a else {}),
             "prune_50pct_drop_le_1pt": all(r["target_met"] and r["drop_pt"] <= 1.0 for r in b),
         },
         "means": {"speedup_vs_openvino_fp32": mean([r["speedup_vs_openvino_fp32"] for r in a]),
                   "speedup_bound_vs_openvino_fp32_bound": mean([r["speedup_bound_vs_openvino_fp32_bound"] for r in a]),
-                  "speedup_vs_torch": mean([r["speedup_vs_torch"] for r in a])},
+                  "speedup_vs_torch": mean([r["speedup_vs_torch"] for r in a])} if a else {},
     }
-    write_results("compression", result, render_md=render_md)
+    write_results(args.name, result, render_md=render_md)
     return 0
 
 
@@ -143,16 +153,9 @@ def _escape_pipes(value):
     return value
 
 
-def render_md(r: dict) -> str:
-    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
-    r = _escape_pipes(r)  # arch summaries separate stages with '|', which would split table cells
-
-    ok = lambda v: "met" if v else "**NOT met**"  # noqa: E731
+def _render_a(r: dict, pct, ok) -> list[str]:
     t = r["targets"]
     lines = [
-        "# Compression of the default run's winners (issue 4)", "",
-        f"Command: `{r['command']}` (winners of `{r['run_dir']}`)  ",
-        f"Machine: {r['machine']}; Python {r['python']}; {r['date']}; total {r['seconds'] / 60:.1f} min", "",
         "## A. int8 (NNCF PTQ, QAT only if the val drop > 0.3 pt), no pruning", "",
         "Accuracy: Fashion-MNIST test split (10k) evaluated **from the exported files**. Latency: batch 1, 1 thread, "
         "median of interleaved blocks; torch eager and every OpenVINO file are timed in the same rounds.", "",
@@ -188,7 +191,26 @@ def render_md(r: dict) -> str:
     lines += [
         "", f"- OpenVINO int8 >= 1.5x faster than OpenVINO fp32, pre-bound I/O: "
         f"{ok(t['openvino_int8_ge_1.5x_openvino_fp32_bound_io'])} (mean {r['means']['speedup_bound_vs_openvino_fp32_bound']:.2f}x)", "",
-        "## B. Pruning to 50% of the predicted latency (hw=cpu, calibrated), distillation recovery (1 epoch)", "",
+    ]
+    return lines
+
+
+def render_md(r: dict) -> str:
+    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    r = _escape_pipes(r)  # arch summaries separate stages with '|', which would split table cells
+
+    ok = lambda v: "met" if v else "**NOT met**"  # noqa: E731
+    t = r["targets"]
+    lines = [
+        "# Compression of the default run's winners (issue 4)", "",
+        f"Command: `{r['command']}` (winners of `{r['run_dir']}`)  ",
+        f"Machine: {r['machine']}; Python {r['python']}; {r['date']}; total {r['seconds'] / 60:.1f} min", "",
+    ]
+    if r["int8"]:  # part A (absent from a --prune-only run)
+        lines += _render_a(r, pct, ok)
+    lines += [
+        f"## B. Pruning to 50% of the predicted latency (hw=cpu, calibrated), distillation recovery "
+        f"({r.get('recover_epochs', 1)} epoch(s))", "",
         "| arch | pruned to | ratio | predicted fp32 → pruned ms (target) | host OV fp32 → pruned ms | test fp32 | val right after pruning | test pruned after recovery | drop (pt) | pruned int8 test |",
         "|---|---|--:|---|---|--:|--:|--:|--:|--:|",
     ]
