@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     members = json.loads((run_dir / "pareto.json").read_text())["members"]
     npu, cpu = compose_run("hw=edge_npu"), compose_run("hw=cpu")
+    if args.recover_epochs is not None:  # only part B prunes, so only its recovery budget matters
+        cpu.compress.recover.epochs = args.recover_epochs
     data = load_dataset(npu.data)
     started = time.perf_counter()
     rows_a, rows_b, floors = [], [], []
@@ -73,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         for tag, run, prune in (("A", npu, {}), ("B", cpu, {"target_latency_fraction": 0.5})):
             if args.prune_only and tag == "A":
                 continue
-            if args.recover_epochs is not None:
-                run.compress.recover.epochs = args.recover_epochs
             folder = out_dir / tag / m["arch_id"]
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)

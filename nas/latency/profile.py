@@ -11,6 +11,7 @@ With `export_only=true` it only writes the ONNX files plus a measurements templa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import tempfile
@@ -137,8 +138,9 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
         raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
                           "and measure with the chip's own tools")
     torch.set_num_threads(hw.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) if export_dir is None else export_dir / hw.precision
+    # Without an export_dir the files live only as long as the timing needs them.
+    with tempfile.TemporaryDirectory() if export_dir is None else contextlib.nullcontext(export_dir) as base:
+        folder = Path(base) / hw.precision
         folder.mkdir(parents=True, exist_ok=True)
         missing = [a for a in archs if not (folder / f"{a.arch_id}.onnx").is_file()]
         export_archs(missing, folder, precision=hw.precision)
