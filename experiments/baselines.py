@@ -45,6 +45,16 @@ DEFAULT_RECIPE = ("train.epochs=1",)
 SEED = 0
 
 
+def finished_row(folder: Path, arch, recipe: list[str]) -> dict | None:
+    """The row of a model already trained and compressed in `folder` with this recipe, else None."""
+    done = folder / "baseline.json"
+    if done.is_file():
+        row = json.loads(done.read_text())
+        if row.get("recipe") == recipe and row.get("arch_id") == arch.arch_id:
+            return row
+    return None
+
+
 def train_and_compress(name: str, arch, folder: Path, *, run, data, recipe: list[str]) -> dict:
     """Train `arch` from scratch with the recipe, compress it to int8; reuse a finished folder."""
     from compress.pipeline import compress_checkpoint
@@ -52,11 +62,9 @@ def train_and_compress(name: str, arch, folder: Path, *, run, data, recipe: list
     from nas.model import build_model
     from nas.train import seed_everything, train_candidate
 
-    done = folder / "baseline.json"
-    if done.is_file():
-        row = json.loads(done.read_text())
-        if row.get("recipe") == recipe and row.get("arch_id") == arch.arch_id:
-            return row
+    row = finished_row(folder, arch, recipe)
+    if row is not None:
+        return row
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     seed_everything(SEED)
@@ -74,7 +82,7 @@ def train_and_compress(name: str, arch, folder: Path, *, run, data, recipe: list
         "test_int8_onnx": m["int8"]["test_acc_onnx"], "qat_epochs": m["int8"]["qat_epochs"],
         "int8_note": m["int8"]["note"], "compress_seconds": m["seconds"],
     }
-    done.write_text(json.dumps(row, indent=1))
+    (folder / "baseline.json").write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -122,7 +130,9 @@ def render_md(r: dict) -> str:
     lines = [
         "# Searched front vs hand-made baselines at equal predicted edge_npu latency (issue 6, part 1)", "",
         f"Command: `{r['command']}` (front of `{r['run_dir']}`)  ",
-        f"Machine: {r['machine']}; total {r['minutes']:.1f} min", "",
+        f"Machine: {r['machine']}; total {r['minutes']:.1f} min"
+        + (f" ({r['reused']} of {len(r['front']) + len(r['baselines'])} models reused from {r['out_dir']}, trained by an "
+           "earlier run of the same command; their `train s` is from that run)" if r.get("reused") else ""), "",
         f"Every model trained from scratch with the same recipe (`train` group + `{' '.join(r['recipe'])}`, seed {SEED}), "
         "then int8 through the same compression path (NNCF PTQ, QAT only if the val drop > 0.3 pt, no pruning). "
         "Test accuracy from the exported int8 OpenVINO IR file (Fashion-MNIST test split, 10k).", "",
@@ -189,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(f"searched-{m['arch_id']}", read_checkpoint(run_dir / m["checkpoint"])[0])
                 for m in json.loads((run_dir / "pareto.json").read_text())["members"]]
         jobs += [(f"{fam}-{sc}", family_arch(f"{fam}-{sc}", **shape)) for fam in args.families for sc in args.scales]
-        rows = []
+        rows, reused = [], 0
         for name, arch in jobs:
+            reused += finished_row(out_dir / name, arch, list(args.recipe)) is not None
             t0 = time.perf_counter()
             rows.append(train_and_compress(name, arch, out_dir / name, run=run, data=data, recipe=list(args.recipe)))
             print(f"{name}: {arch.summary()} int8 test {rows[-1]['test_int8']:.4f} at {rows[-1]['latency_ms']:.3f} ms "
@@ -198,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "command": "python experiments/baselines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{machine_info()}; torch {torch.__version__}", "run_dir": str(run_dir),
-            "minutes": (time.perf_counter() - started) / 60, "recipe": list(args.recipe),
+            "minutes": (time.perf_counter() - started) / 60,
+            "reused": reused, "out_dir": str(out_dir), "recipe": list(args.recipe),
             "front": [r for r in rows if r["name"].startswith("searched-")],
             "baselines": [r for r in rows if not r["name"].startswith("searched-")],
         }

@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         "int8_note": base_int8.get("note") if base_int8.get("test_acc") is not None else None,
     }]
     started = time.perf_counter()
+    cfg = run.compress
+    cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
+    cfg.measure_latency = False  # accuracy is the question here; compression.md times these files
     for epochs in args.epochs:
         run.final_train.epochs = epochs
         model, info = final_train(arch, data, run, seed=seed)
@@ -100,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True)
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": info})
         (folder / "arch.json").write_text(arch.to_json(indent=2) + "\n")
-        cfg = run.compress
-        cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
-        cfg.measure_latency = False  # accuracy is the question here; compression.md times these files
         c = compress_checkpoint(folder, hw=run.hw, data=data, cfg=cfg, augment=run.data)
         row = {
             "epochs": epochs, "source": f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python experiments/final_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started,
         "run_dir": str(run_dir), "arch_id": arch.arch_id, "summary": arch.summary(), "params": base.get("params"),
-        "edge_npu_ms": predict_latency(arch, run.hw).total_ms, "recipe": {k: v for k, v in vars(run.final_train).items()},
+        "edge_npu_ms": predict_latency(arch, run.hw).total_ms,
+        "recipe": {k: v for k, v in vars(run.final_train).items() if k != "epochs"},  # shared; rows hold their epochs
         "chosen_by": "--arch-id" if args.arch_id else "best test accuracy of the members within 1 ms",
         "rows": results, "best_int8_test": best, "target": TARGET, "target_met": best >= TARGET,
     }

@@ -92,7 +92,7 @@ class DataConfig:
 class TrainConfig:
     """Proxy-training recipe of each candidate (`conf/train/*.yaml`)."""
 
-    epochs: int = 2
+    epochs: int = 1  # the proxy ranks candidates; 1 epoch ranks like 2 (experiments/results/proxy_fidelity.md)
     subset: Optional[int] = None  # training images per candidate (a fixed random subset); None: all
     batch_size: int = 128
     lr: float = 3e-3

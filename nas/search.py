@@ -230,8 +230,9 @@ def make_objective(
                     trial.set_user_attr("early_stop", f"{reason}, after {es.after_epochs} of {run.train.epochs} epochs")
                 return reason is not None
         try:
-            result = train_candidate(model, data, run.train, augment=run.data, seed=seed, on_step=on_step,
-                                     judge=judge, judge_after_epochs=es.after_epochs)
+            # Every candidate trains on the same subset (when train.subset is set): a fair comparison.
+            result = train_candidate(model, data, run.train, augment=run.data, seed=seed, subset_seed=run.search.seed,
+                                     on_step=on_step, judge=judge, judge_after_epochs=es.after_epochs)
         except NasError:
             raise  # bad input concerns every trial: stop with its message
         except Exception as e:  # NaN loss, shape error, out of memory, ...

@@ -195,13 +195,16 @@ def train_candidate(
     *,
     augment: DataConfig,
     seed: int,
+    subset_seed: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
     judge: Callable[[float], bool] | None = None,
     judge_after_epochs: int = 1,
 ) -> TrainResult:
     """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy.
 
-    Deterministic for a given seed and thread count. `on_step(step, total)` reports progress.
+    Deterministic for a given seed and thread count. With `cfg.subset`, the training images are a
+    random subset drawn with `subset_seed` (default: `seed`); a search passes one subset seed for all
+    candidates, so they are ranked on the same images. `on_step(step, total)` reports progress.
     `judge(val_acc)`, if given, is asked once after `judge_after_epochs` epochs (when that is before the
     end) with the val accuracy at that point; returning True stops the training there.
     Raises `TrainingDiverged` if the loss stops being finite.
@@ -218,7 +221,7 @@ def train_candidate(
         return judge(judged[0])
 
     result = fit(
-        model, subset_split(data.train, cfg.subset, seed=seed),
+        model, subset_split(data.train, cfg.subset, seed=seed if subset_seed is None else subset_seed),
         loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_frac=cfg.warmup_frac, seed=seed, max_shift=augment.max_shift, hflip=augment.hflip,

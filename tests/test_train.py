@@ -8,7 +8,8 @@ from nas.arch import ArchConfig, StageConfig
 from nas.config import DataConfig, DataFormat, Precision, TrainConfig
 from nas.data import load_dataset
 from nas.model import build_model
-from nas.train import TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything, train_candidate
+from nas.train import (TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything, subset_split,
+                       train_candidate)
 
 ARCH = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=32)))
 CFG = TrainConfig(epochs=10, subset=None, batch_size=32, lr=3e-3, threads=2)
@@ -38,6 +39,29 @@ def test_training_is_deterministic_for_a_seed(data):
     m2, r2 = _train(data, seed=3)
     assert r1.val_acc == r2.val_acc
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_subset_is_drawn_with_the_subset_seed_so_candidates_share_their_images(data, monkeypatch):
+    import nas.train
+
+    drawn = []
+
+    def spy(split, size, *, seed):
+        out = subset_split(split, size, seed=seed)
+        drawn.append(out.x)
+        return out
+
+    monkeypatch.setattr(nas.train, "subset_split", spy)
+    cfg = dataclasses.replace(CFG, epochs=1, subset=len(data.train) // 2)
+    for seed in (1, 2):  # two candidates with their own init seeds
+        seed_everything(seed)
+        model = build_model(ARCH)
+        train_candidate(model, data, cfg, augment=DataConfig(name="t"), seed=seed, subset_seed=7)
+    seed_everything(1)
+    train_candidate(build_model(ARCH), data, cfg, augment=DataConfig(name="t"), seed=1)  # default: the init seed
+    assert len(drawn[0]) == len(data.train) // 2
+    assert torch.equal(drawn[0], drawn[1])
+    assert not torch.equal(drawn[2], drawn[0])
 
 
 def test_diverging_candidate_raises_a_clear_error(data):
