@@ -56,15 +56,12 @@ def finished_row(folder: Path, arch, recipe: list[str]) -> dict | None:
 
 
 def train_and_compress(name: str, arch, folder: Path, *, run, data, recipe: list[str]) -> dict:
-    """Train `arch` from scratch with the recipe, compress it to int8; reuse a finished folder."""
+    """Train `arch` from scratch with the recipe and compress it to int8 (into a fresh `folder`)."""
     from compress.pipeline import compress_checkpoint
     from nas.checkpoint import save_checkpoint
     from nas.model import build_model
     from nas.train import seed_everything, train_candidate
 
-    row = finished_row(folder, arch, recipe)
-    if row is not None:
-        return row
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     seed_everything(SEED)
@@ -201,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(f"{fam}-{sc}", family_arch(f"{fam}-{sc}", **shape)) for fam in args.families for sc in args.scales]
         rows, reused = [], 0
         for name, arch in jobs:
-            reused += finished_row(out_dir / name, arch, list(args.recipe)) is not None
             t0 = time.perf_counter()
-            rows.append(train_and_compress(name, arch, out_dir / name, run=run, data=data, recipe=list(args.recipe)))
+            row = finished_row(out_dir / name, arch, list(args.recipe))  # a rerun resumes
+            reused += row is not None
+            rows.append(row or train_and_compress(name, arch, out_dir / name, run=run, data=data, recipe=list(args.recipe)))
             print(f"{name}: {arch.summary()} int8 test {rows[-1]['test_int8']:.4f} at {rows[-1]['latency_ms']:.3f} ms "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         result = {

@@ -43,17 +43,23 @@ REFERENCE = "2 epochs x all (reference)"
 CEILING = "2 epochs x all, seed 1"
 
 
-def train_one(arch, recipe: str, folder: Path, *, data) -> dict:
-    """Train `arch` from scratch with `recipe`; reuse a finished folder."""
-    from nas.model import build_model
-    from nas.train import seed_everything, train_candidate
-
-    done = folder / "row.json"
+def finished_row(arch, recipe: str, folder: Path) -> dict | None:
+    """The row of `arch` already trained in `folder` with this recipe, else None."""
     overrides, seed = RECIPES[recipe]
+    done = folder / "row.json"
     if done.is_file():
         row = json.loads(done.read_text())
         if row.get("arch_id") == arch.arch_id and row.get("overrides") == list(overrides) and row.get("seed") == seed:
             return row
+    return None
+
+
+def train_one(arch, recipe: str, folder: Path, *, data) -> dict:
+    """Train `arch` from scratch with `recipe` and keep its row in `folder`."""
+    from nas.model import build_model
+    from nas.train import seed_everything, train_candidate
+
+    overrides, seed = RECIPES[recipe]
     run = compose_run(*overrides)
     seed_everything(seed)
     model = build_model(arch)
@@ -64,7 +70,7 @@ def train_one(arch, recipe: str, folder: Path, *, data) -> dict:
            "val_acc": r.val_acc, "train_seconds": r.seconds, "seconds": time.perf_counter() - t0,
            "images_seen": r.images_seen}
     folder.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(row, indent=1))
+    (folder / "row.json").write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -127,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=str(ROOT / "runs" / "proxy-fidelity"))
     ap.add_argument("--render", action="store_true", help="only rewrite the .md from the .json")
     args = ap.parse_args(argv)
+    if args.n < 3:
+        ap.error(f"--n {args.n}: rank agreement needs at least 3 architectures")
     if args.render:
         result = json.loads((RESULTS / "proxy_fidelity.json").read_text())
         write_results("proxy_fidelity", result, render_md=render_md)
@@ -149,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     for arch in archs:  # arch-major: an interrupted run leaves whole architectures finished
         for name in RECIPES:
             folder = out_dir / arch.arch_id / name.replace(" ", "_").replace(":", "").replace(",", "")
-            reused += (folder / "row.json").is_file()
-            rows[name].append(train_one(arch, name, folder, data=data))
+            row = finished_row(arch, name, folder)  # a rerun resumes
+            reused += row is not None
+            rows[name].append(row or train_one(arch, name, folder, data=data))
             print(f"{arch.arch_id} {name}: val {rows[name][-1]['val_acc']:.4f} ({rows[name][-1]['seconds']:.0f} s)", flush=True)
     info = [{"arch_id": a.arch_id, "summary": a.summary(), "latency_ms": predict_latency(a, run.hw).total_ms} for a in archs]
     result = {
