@@ -208,6 +208,7 @@ def render_md(r: dict) -> str:
         "# Compression of the default run's winners (issue 4)", "",
         f"Command: `{r['command']}` (winners of `{r['run_dir']}`)  ",
         f"Machine: {r['machine']}; Python {r['python']}; {r['date']}; total {r['seconds'] / 60:.1f} min", "",
+        *([f"Run folder: {r['run_dir_note']}.", ""] if r.get("run_dir_note") else []),
     ]
     if r["int8"]:  # part A (absent from a --prune-only run)
         lines += _render_a(r, pct, ok)

@@ -103,6 +103,10 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     channels_last: bool = True  # NHWC memory layout while training: faster on CPU, same math
     precision: Precision = Precision.auto  # bf16 autocast: faster on CPUs with native bf16, slightly other math
+    # Augmentation strength belongs to the recipe: a 1-epoch proxy learns faster without shifts, a long
+    # final training overfits without them.
+    max_shift: Optional[int] = None  # random translation (pixels); None: the data group's `max_shift`
+    erase_prob: float = 0.0  # random erasing (Zhong et al. 2017): share of training images with one rectangle erased
 
 
 @dataclass
@@ -310,6 +314,10 @@ def _validate_train(t: TrainConfig, where: str, *, allow_zero_epochs: bool = Fal
     for name in ("weight_decay", "label_smoothing", "warmup_frac"):
         if not (0 <= getattr(t, name) < 1):
             raise ConfigError(f"{where}.{name}={getattr(t, name)!r} must be in [0, 1)")
+    if t.max_shift is not None and (isinstance(t.max_shift, bool) or t.max_shift < 0):
+        raise ConfigError(f"{where}.max_shift={t.max_shift!r} must be >= 0 or null (use data.max_shift)")
+    if not (0 <= t.erase_prob <= 1):
+        raise ConfigError(f"{where}.erase_prob={t.erase_prob!r} must be in [0, 1]")
 
 
 def validate_run_config(run: RunConfig) -> None:

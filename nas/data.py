@@ -8,6 +8,7 @@ test split is only read for final reports, never during the search.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,8 +229,15 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
 
 # -- batches -----------------------------------------------------------------------------------
-def augment(x: torch.Tensor, *, max_shift: int, hflip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Random translation (zero padded) and horizontal flip of a float batch, without Python loops."""
+# Random-erasing rectangle: area share and aspect-ratio range of Zhong et al. 2017 (and timm's defaults).
+ERASE_AREA = (0.02, 1.0 / 3.0)
+ERASE_LOG_ASPECT = (math.log(0.3), math.log(1.0 / 0.3))
+
+
+def augment(x: torch.Tensor, *, max_shift: int, hflip: bool, generator: torch.Generator,
+            erase_prob: float = 0.0) -> torch.Tensor:
+    """Random translation (zero padded), horizontal flip and random erasing of a float batch, without
+    Python loops. Erasing fills one rectangle per chosen image with uniform noise in [0, 1]."""
     b, _, h, w = x.shape
     if hflip:
         flip = torch.rand(b, generator=generator) < 0.5
@@ -243,7 +251,27 @@ def augment(x: torch.Tensor, *, max_shift: int, hflip: bool, generator: torch.Ge
         padded = padded.gather(2, rows)
         cols = (dx.view(b, 1) + torch.arange(w)).view(b, 1, 1, w).expand(b, x.shape[1], h, w)
         x = padded.gather(3, cols)
+    if erase_prob > 0:
+        x = _random_erase(x, erase_prob, generator)
     return x
+
+
+def _random_erase(x: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:
+    b, c, h, w = x.shape
+    area = torch.empty(b).uniform_(*ERASE_AREA, generator=generator) * (h * w)
+    aspect = torch.exp(torch.empty(b).uniform_(*ERASE_LOG_ASPECT, generator=generator))
+    eh = torch.sqrt(area * aspect).round().clamp(1, h).long()
+    ew = torch.sqrt(area / aspect).round().clamp(1, w).long()
+    top = (torch.rand(b, generator=generator) * (h - eh + 1)).floor().long()
+    left = (torch.rand(b, generator=generator) * (w - ew + 1)).floor().long()
+    chosen = torch.rand(b, generator=generator) < prob
+    rows = torch.arange(h).view(1, h)
+    cols = torch.arange(w).view(1, w)
+    in_rows = (rows >= top.view(b, 1)) & (rows < (top + eh).view(b, 1))
+    in_cols = (cols >= left.view(b, 1)) & (cols < (left + ew).view(b, 1))
+    mask = (in_rows.view(b, 1, h, 1) & in_cols.view(b, 1, 1, w) & chosen.view(b, 1, 1, 1))
+    noise = torch.rand(x.shape, generator=generator)
+    return torch.where(mask, noise, x)
 
 
 def iterate_batches(
@@ -255,6 +283,7 @@ def iterate_batches(
     max_shift: int = 0,
     hflip: bool = False,
     drop_last: bool = False,
+    erase_prob: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (float32 pixels in [0, 1], labels) batches; augmentation only when asked."""
     n = len(split)
@@ -264,6 +293,6 @@ def iterate_batches(
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
         x = split.x[idx].float().div_(255.0)
-        if max_shift or hflip:
-            x = augment(x, max_shift=max_shift, hflip=hflip, generator=gen)
+        if max_shift or hflip or erase_prob:
+            x = augment(x, max_shift=max_shift, hflip=hflip, generator=gen, erase_prob=erase_prob)
         yield x, split.y[idx]

@@ -126,6 +126,7 @@ def fit(
     seed: int,
     max_shift: int = 0,
     hflip: bool = False,
+    erase_prob: float = 0.0,
     channels_last: bool = False,
     precision: str = "fp32",
     on_step: Callable[[int, int], None] | None = None,
@@ -159,7 +160,7 @@ def fit(
         loss_sum = torch.zeros(())
         batches = iterate_batches(
             train, batch_size=batch_size, shuffle=True, generator=gen,
-            max_shift=max_shift, hflip=hflip, drop_last=len(train) >= batch_size,
+            max_shift=max_shift, hflip=hflip, drop_last=len(train) >= batch_size, erase_prob=erase_prob,
         )
         for x, y in batches:
             step_lr = lr_at(step, total, base=lr, warmup_frac=warmup_frac)
@@ -224,8 +225,8 @@ def train_candidate(
         model, subset_split(data.train, cfg.subset, seed=seed if subset_seed is None else subset_seed),
         loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        warmup_frac=cfg.warmup_frac, seed=seed, max_shift=augment.max_shift, hflip=augment.hflip,
-        channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
+        warmup_frac=cfg.warmup_frac, seed=seed, hflip=augment.hflip, erase_prob=cfg.erase_prob,
+        max_shift=augment.max_shift if cfg.max_shift is None else cfg.max_shift, channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
     )
     stopped = result.epochs_done < cfg.epochs
     val_acc = judged[0] if stopped else evaluate(model, data.val, batch_size=cfg.eval_batch_size)

@@ -64,7 +64,8 @@ def test_unknown_group_option_lists_the_available_ones(compose_cfg):
     [("train.epochs=0", "train.epochs=0"), ("search.latency_budget_ms=-1", "search.latency_budget_ms=-1"),
      ("search.n_trials=0", "search.n_trials=0"), ("train.lr=-0.1", "train.lr=-0.1"), ("data.channels=2", "data.channels=2"),
      ("hw.efficiency.conv=2", "hw.efficiency.conv=2"), ("search.study_name=a/b", "search.study_name='a/b'"),
-     ("hw.precision=int3", "hw.precision='int3'")],
+     ("hw.precision=int3", "hw.precision='int3'"), ("final_train.erase_prob=1.5", "final_train.erase_prob=1.5"),
+     ("train.max_shift=-1", "train.max_shift=-1")],
 )
 def test_bad_values_give_one_line_errors(override, fragment, compose_cfg):
     with pytest.raises(ConfigError) as err:

@@ -111,6 +111,25 @@ def test_augment_shifts_and_flips_whole_batches_deterministically():
     assert all(abs(c - 2) <= 2 or abs(c - 5) <= 2 for _, c in positions)  # 5 = flipped column
 
 
+def test_random_erasing_replaces_one_rectangle_of_the_chosen_images():
+    x = torch.full((400, 1, 28, 28), -1.0)  # outside [0, 1]: erased pixels (noise in [0, 1]) are told apart
+    out = augment(x, max_shift=0, hflip=False, generator=torch.Generator().manual_seed(0), erase_prob=0.5)
+    erased = out >= 0
+    assert torch.all((out[erased] <= 1))
+    hit = erased.flatten(1).any(1)
+    assert 0.4 < hit.float().mean() < 0.6  # about erase_prob of the images
+    for img in erased[hit, 0]:
+        rows, cols = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert int(img.sum()) == h * w  # one solid rectangle
+        assert 0.3 / 1.2 <= h / w <= 1.2 / 0.3 or min(h, w) <= 2  # aspect range (rounding slack for thin ones)
+        assert h * w <= 28 * 28 / 3 * 1.3  # area share <= 1/3 (rounding slack)
+    again = augment(x, max_shift=0, hflip=False, generator=torch.Generator().manual_seed(0), erase_prob=0.5)
+    assert torch.equal(out, again)
+    none = augment(x, max_shift=0, hflip=False, generator=torch.Generator().manual_seed(0), erase_prob=0.0)
+    assert torch.equal(none, x)
+
+
 def test_iterate_batches_covers_every_image_once(tiny_idx_root):
     ds = load_dataset(_idx_cfg(tiny_idx_root))
     ys = torch.cat([y for _, y in iterate_batches(ds.val, batch_size=7, shuffle=True, generator=torch.Generator().manual_seed(0))])

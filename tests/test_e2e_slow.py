@@ -53,7 +53,7 @@ def test_real_search_front_is_accurate_and_its_onnx_files_agree(tmp_path, compos
     logits = ort.InferenceSession(str(folder / "model_int8.onnx")).run(None, {"pixels": x})[0]
     int8_acc = float((logits.argmax(1) == test.y.numpy()).mean())
     assert int8_acc == pytest.approx(compressed["int8"]["test_acc_onnx"], abs=1e-9)
-    # int8 of the default winners measured 0.00-0.15 pt drops (experiments/results/compression.md); 1 pt is the
+    # int8 of the default winners measured 0.00-0.15 pt drops (experiments/results/compression_proxy2ep.md); 1 pt is the
     # margin for a shorter-trained model, far below what a broken quantizer or export would lose.
     assert int8_acc >= source_acc - 0.01
     assert compressed["int8"]["test_acc"] >= source_acc - 0.01  # OpenVINO IR

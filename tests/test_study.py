@@ -208,7 +208,8 @@ def test_study_from_before_train_precision_resumes_as_the_float32_it_was(tmp_pat
     study = open_study(run, storage, optuna.samplers.RandomSampler())
     for attr in ("config", "settings"):
         old = study.user_attrs[attr]
-        del old["train"]["precision"]
+        for key in ("precision", "max_shift", "erase_prob"):  # none of these existed then
+            del old["train"][key]
         study.set_user_attr(attr, old)
     open_study(run, storage, optuna.samplers.RandomSampler())  # float32 now too: joins
     assert with_study_settings(run, study).train.precision.value == "fp32"

@@ -140,3 +140,18 @@ def test_judge_stops_training_after_the_asked_epoch_and_keeps_that_accuracy(data
     # A judge that lets it go on changes nothing (the mid-training evaluation uses no randomness) and is recorded.
     assert not r_no.stopped and r_no.epochs_done == 3 and r_no.judged_val_acc is not None
     assert r_no.val_acc == r_kept.val_acc and r_no.images_seen == r_kept.images_seen
+
+
+def test_the_recipe_sets_its_own_augmentation_over_the_data_group(data):
+    """`max_shift` of the recipe wins over `data.max_shift`; `erase_prob` reaches the batches."""
+    def run(cfg, shift):
+        seed_everything(0)
+        model = build_model(ARCH)
+        model.set_normalization(data.mean, data.std)
+        return train_candidate(model, data, cfg, augment=DataConfig(name="t", hflip=False, max_shift=shift), seed=0).val_acc
+
+    cfg = dataclasses.replace(CFG, epochs=2)
+    plain = run(cfg, 0)
+    assert run(dataclasses.replace(cfg, max_shift=0), 2) == plain  # the recipe's 0 overrides the data's 2
+    assert run(dataclasses.replace(cfg, max_shift=None), 2) == run(dataclasses.replace(cfg, max_shift=2), 0)
+    assert run(dataclasses.replace(cfg, erase_prob=1.0), 0) != plain  # erasing changes what the model sees
