@@ -5,6 +5,8 @@
     python experiments/final_recipe.py --epochs 30 --arch-id 64745f60de --run-dir runs/<study>
     python experiments/final_recipe.py --epochs 15 --recipe final_train.max_shift=2 final_train.erase_prob=0.25 \
         --name final_recipe_aug    # another final_train recipe (Hydra overrides), results under its own name
+    python experiments/final_recipe.py --family convformer-L --epochs 15 --name final_recipe_convformer_l
+                                   # a hand-made model of nas/families.py instead of a run's member
 
 The default run final-trains its Pareto members for `final_train.epochs` (6). Here the member with the
 best test accuracy among those with predicted edge_npu latency <= 1 ms is trained again from scratch
@@ -39,22 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=str(ROOT / "runs" / "final-recipe-bench"))
     ap.add_argument("--epochs", type=int, nargs="+", default=[15, 30], help="final-training lengths to try")
     ap.add_argument("--arch-id", default=None, help="member to retrain (default: best test acc within 1 ms)")
+    ap.add_argument("--family", default=None, help="retrain a hand-made model of nas/families.py instead of a member")
     ap.add_argument("--recipe", nargs="*", default=[], help="Hydra overrides of the final_train group for every row")
     ap.add_argument("--name", default="final_recipe", help="results file stem under experiments/results/")
     args = ap.parse_args(argv)
     run_dir, out_dir = Path(args.run_dir), Path(args.out_dir)
-    if not (run_dir / "pareto.json").is_file():
+    if args.family is None and not (run_dir / "pareto.json").is_file():
         print(f"error: no pareto.json in {run_dir}; run `python experiments/default_run.py` first", file=sys.stderr)
         return 2
 
-    from compress.pipeline import compress_checkpoint
-    from nas.checkpoint import load_checkpoint, save_checkpoint
-    from nas.data import load_dataset
-    from nas.latency import predict_latency
-    from nas.latency.measure import machine_info
-    from nas.results import final_train
+    from nas.checkpoint import load_checkpoint
 
     run = compose_run("hw=edge_npu", *args.recipe)
+    if args.family is not None:
+        return _retrain(args, argv, run, out_dir, *_family_source(args.family, run))
     members = json.loads((run_dir / "pareto.json").read_text())["members"]
     rows = []
     for m in members:
@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
 
     source = load_checkpoint(chosen["folder"] / "model.pt")
     arch, seed = source.arch, int(source.meta.get("seed", 0))
-    data = load_dataset(run.data)
     base = chosen["metrics"]
     # The 6-epoch weights' int8-only numbers come from a compression benchmark (compression*.json: same model.pt,
     # same path); the run's own compressed_metrics.json also prunes 25%, so it is only the fallback.
@@ -96,6 +95,29 @@ def main(argv: list[str] | None = None) -> int:
         "test_int8_openvino": base_int8.get("test_acc"), "test_int8_onnx_ort": base_int8.get("test_acc_onnx"),
         "int8_note": base_int8.get("note") if base_int8.get("test_acc") is not None else None,
     }]
+    chosen_by = "--arch-id" if args.arch_id else "best test accuracy of the members within 1 ms"
+    return _retrain(args, argv, run, out_dir, arch, seed, results, base.get("params"), str(run_dir), chosen_by)
+
+
+def _family_source(name: str, run) -> tuple:
+    """A hand-made model (nas/families.py) to retrain: arch, seed 0, no earlier row, its params, where from."""
+    from nas.families import family_arch
+    from nas.latency.ops import count_params
+
+    arch = family_arch(name)  # Fashion-MNIST's 28x28x1, 10 classes: the families' defaults
+    return arch, 0, [], count_params(arch), f"nas/families.py ({name})", f"--family {name}"
+
+
+def _retrain(args, argv, run, out_dir: Path, arch, seed: int, results: list, params, source: str, chosen_by: str) -> int:
+    """Final-train `arch` for each of `args.epochs`, compress to int8, evaluate the files; write the results."""
+    from compress.pipeline import compress_checkpoint
+    from nas.checkpoint import save_checkpoint
+    from nas.data import load_dataset
+    from nas.latency import predict_latency
+    from nas.latency.measure import machine_info
+    from nas.results import final_train
+
+    data = load_dataset(run.data)
     started = time.perf_counter()
     cfg = run.compress
     cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
@@ -124,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "python experiments/final_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started,
-        "run_dir": str(run_dir), "arch_id": arch.arch_id, "summary": arch.summary(), "params": base.get("params"),
+        "run_dir": source, "arch_id": arch.arch_id, "summary": arch.summary(), "params": params,
         "edge_npu_ms": predict_latency(arch, run.hw).total_ms,
         "recipe": {k: v for k, v in vars(run.final_train).items() if k != "epochs"},  # shared; rows hold their epochs
         "recipe_overrides": list(args.recipe), "data_max_shift": run.data.max_shift, "data_hflip": run.data.hflip,
-        "chosen_by": "--arch-id" if args.arch_id else "best test accuracy of the members within 1 ms",
+        "chosen_by": chosen_by,
         "rows": results, "best_int8_test": best, "target": TARGET, "target_met": best >= TARGET,
     }
     write_results(args.name, json.loads(json.dumps(result, default=str)), render_md=render_md)
@@ -154,15 +176,17 @@ def render_md(r: dict) -> str:
     pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     summary = r["summary"].replace("|", "\\|")
     lines = [
-        "# Longer final training of the best default-run member (issue 6, the 94% target)", "",
-        f"Command: `{r['command'].strip()}` (member of `{r['run_dir']}`)  ",
+        "# Longer final training of one model (issue 6, the 94% target)", "",
+        f"Command: `{r['command'].strip()}` ({'from' if r['run_dir'].startswith('nas/') else 'member of'} `{r['run_dir']}`)  ",
         f"Machine: {r['machine']}; {r['date']}; total {r['seconds'] / 60:.1f} min", "",
         *([f"Run folder: {r['run_dir_note']}.", ""] if r.get("run_dir_note") else []),
-        f"Member `{r['arch_id']}` {summary}: {r['params']:,} params, {r['edge_npu_ms']:.3f} ms predicted on edge_npu "
+        f"Model `{r['arch_id']}` {summary}: {r['params']:,} params, {r['edge_npu_ms']:.3f} ms predicted on edge_npu "
         f"(chosen by {r.get('chosen_by', 'best test accuracy of the members within 1 ms')}). Each row trains it from scratch with the "
         f"`final_train` recipe{_overrides(r)} (same seed, augmentation and schedule shape; only the epochs differ), then "
-        "int8 by the project's compression path. The first row is the member as the search run shipped it (the run's "
-        "own final_train recipe). Accuracies: Fashion-MNIST test split (10k), from the exported files.", "",
+        "int8 by the project's compression path. "
+        + ("The first row is the member as the search run shipped it (the run's own final_train recipe). "
+           if r["rows"] and str(r["rows"][0].get("source", "")).startswith("default run") else "")
+        + "Accuracies: Fashion-MNIST test split (10k), from the exported files.", "",
         f"Augmentation of the retrained rows: {_augmentation(r)}."
         + (" The same member under the plain `final_train` recipe: experiments/results/final_recipe.md."
            if r.get("recipe_overrides") else ""), "",
