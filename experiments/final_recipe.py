@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = compose_run("hw=edge_npu", *args.recipe)
     if args.family is not None:
-        return _retrain(args, argv, run, out_dir, *_family_source(args.family, run))
+        return _retrain(args, argv, run, out_dir, *_family_source(args.family))
     members = json.loads((run_dir / "pareto.json").read_text())["members"]
     rows = []
     for m in members:
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     return _retrain(args, argv, run, out_dir, arch, seed, results, base.get("params"), str(run_dir), chosen_by)
 
 
-def _family_source(name: str, run) -> tuple:
+def _family_source(name: str) -> tuple:
     """A hand-made model (nas/families.py) to retrain: arch, seed 0, no earlier row, its params, where from."""
     from nas.families import family_arch
     from nas.latency.ops import count_params

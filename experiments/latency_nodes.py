@@ -118,8 +118,9 @@ def render_md(r: dict) -> str:
         "now = the same file in this run without profiling, median of 200 single calls (input passed on each call, "
         "as in the CSVs). "
         "Node types are OpenVINO's after its fusions: an op it fused into a convolution has no node of its own. "
-        "Runs of this command on the same day gave node sums up to 60% apart for the same arch (the host's fast "
-        "and slow modes, see nas/latency/measure.py): read the node columns as shares of a call, not as exact times.", "",
+        "Earlier runs of this command on the same day (their output not kept) gave quite different node sums for "
+        "the same arch (the host's fast and slow modes, see nas/latency/measure.py): read the node columns as shares "
+        "of a call, not as exact times.", "",
         "| arch | measured ms | predicted ms | error | timed now ms | node sum ms | top node types (us) | predicted per op kind (us) |",
         "|---|--:|--:|--:|--:|--:|---|---|",
     ]

@@ -103,8 +103,9 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     channels_last: bool = True  # NHWC memory layout while training: faster on CPU, same math
     precision: Precision = Precision.auto  # bf16 autocast: faster on CPUs with native bf16, slightly other math
-    # Augmentation strength belongs to the recipe: a 1-epoch proxy learns faster without shifts, a long
-    # final training overfits without them.
+    # Augmentation strength belongs to the recipe, not the data: the proxy and the final training may want
+    # different amounts (shifts cost the 2-epoch proxy 3.1 pt, experiments/results/design_probes.md; shifts +
+    # erasing cost final training 1.4-1.8 pt at 6-15 epochs, experiments/results/final_recipe_aug.md).
     max_shift: Optional[int] = None  # random translation (pixels); None: the data group's `max_shift`
     erase_prob: float = 0.0  # random erasing (Zhong et al. 2017): share of training images with one rectangle erased
 

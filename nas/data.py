@@ -257,7 +257,7 @@ def augment(x: torch.Tensor, *, max_shift: int, hflip: bool, generator: torch.Ge
 
 
 def _random_erase(x: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:
-    b, c, h, w = x.shape
+    b, _, h, w = x.shape
     area = torch.empty(b).uniform_(*ERASE_AREA, generator=generator) * (h * w)
     aspect = torch.exp(torch.empty(b).uniform_(*ERASE_LOG_ASPECT, generator=generator))
     eh = torch.sqrt(area * aspect).round().clamp(1, h).long()

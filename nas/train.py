@@ -226,7 +226,8 @@ def train_candidate(
         loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_frac=cfg.warmup_frac, seed=seed, hflip=augment.hflip, erase_prob=cfg.erase_prob,
-        max_shift=augment.max_shift if cfg.max_shift is None else cfg.max_shift, channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
+        max_shift=augment.max_shift if cfg.max_shift is None else cfg.max_shift,
+        channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
     )
     stopped = result.epochs_done < cfg.epochs
     val_acc = judged[0] if stopped else evaluate(model, data.val, batch_size=cfg.eval_batch_size)
