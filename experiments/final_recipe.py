@@ -54,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 
     run = compose_run("hw=edge_npu", *args.recipe)
     if args.family is not None:
-        return _retrain(args, argv, run, out_dir, *_family_source(args.family))
+        from nas.errors import ConfigError
+
+        try:
+            source = _family_source(args.family)
+        except ConfigError as e:
+            print(f"error: --family: {e}", file=sys.stderr)
+            return 2
+        return _retrain(args, argv, run, out_dir, *source)
     members = json.loads((run_dir / "pareto.json").read_text())["members"]
     rows = []
     for m in members:
