@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from nas.checkpoint import load_checkpoint
 
@@ -36,7 +36,9 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
         return []  # not created yet (opening it here would create it)
     try:
         return optuna.load_study(study_name="f", storage=url).get_trials()
-    except (KeyError, OperationalError):  # the first worker has not created the study (or its tables) yet
+    except (KeyError, OperationalError, IntegrityError):
+        # The first worker has not created the study (or its tables) yet; or it is creating them right now,
+        # and this poll lost the race to write the schema version (seen on a loaded machine).
         return []
 
 
