@@ -3,6 +3,7 @@
     python experiments/latency_predictor.py                  # hw=cpu (OpenVINO fp32), ~5 min on 2 cores
     python experiments/latency_predictor.py --hw cpu_int8    # the int8 QDQ models in OpenVINO (NNCF PTQ per arch)
     python experiments/latency_predictor.py --reuse          # refit + revalidate on the committed CSVs
+    python experiments/latency_predictor.py --units          # once: per-unit profile of the 150 archs (~3 min)
 
 1. Samples 50 fit architectures (25 from space=metaformer_t at 28x28x1, 25 from metaformer_s at
    64x64x3) and 100 *other* validation architectures (50 + 50), all distinct.
@@ -46,7 +47,20 @@ def _compose(*overrides: str):
         return compose(config_name="latency", overrides=list(overrides))
 
 
-def main(*, reuse: bool, hw_name: str = "cpu") -> None:
+def profile_all_units(archs: list, hw, name: str) -> Path:
+    """Per-unit times (OpenVINO PERF_COUNT, see `nas.latency.measure.profile_units`) of `archs` -> <name>.csv."""
+    from nas.latency.measure import profile_units, write_unit_times
+    from nas.latency.profile import export_archs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_archs(archs, Path(tmp))
+        units = profile_units(paths, [(1, a.in_chans, a.img_size, a.img_size) for a in archs], threads=hw.threads)
+    out = OUT / f"{name}.csv"
+    write_unit_times(out, [(a.arch_id, unit, us) for a, u in zip(archs, units) for unit, us in sorted(u.items())])
+    return out
+
+
+def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
     started = time.perf_counter()
     hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw)
     hw.calibration = {}  # measure and fit against the datasheet prior, whatever the file holds now
@@ -57,6 +71,12 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
         fit += f
         val += sample_archs(space, 50, seed=200 + k, num_classes=10, exclude=f, **shape)
     assert not {a.arch_id for a in fit} & {a.arch_id for a in val}
+    if units:  # the per-unit profiles only; the totals stay those of the committed CSVs
+        t0 = time.perf_counter()
+        for name, archs in ((f"{hw_name}_fit_units", fit), (f"{hw_name}_val_units", val)):
+            print(f"wrote {profile_all_units(archs, hw, name)}")
+        print(f"per-unit profiles in {time.perf_counter() - t0:.0f} s")
+        return
     if reuse:
         fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{hw_name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
         assert [r.arch for r in fit_rows] == fit and [r.arch for r in val_rows] == val, "CSVs are from other samples"
@@ -69,16 +89,31 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
         for n, rows_n in (("fit", fit_rows), ("val", val_rows), ("val_repeat", repeat_rows)):
             write_measurements(OUT / f"{hw_name}_{n}.csv", rows_n)
 
-    result = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw)
-    note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{hw_name}_fit.csv); "
-            f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}")
+    # Per-unit profiles of the same 50 archs (`--units`, OpenVINO fp32 only), when they were taken.
+    units_csv = OUT / f"{hw_name}_fit_units.csv"
+    unit_times = None
+    if units_csv.is_file():
+        from nas.latency.measure import read_unit_times
+
+        by_id = read_unit_times(units_csv)
+        unit_times = [by_id.get(r.arch.arch_id) for r in fit_rows]
+    totals_only = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw)
+    result = (fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times)
+              if unit_times else totals_only)
+    note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{hw_name}_fit.csv"
+            + (f" + {units_csv.name}, {result.n_units} unit times" if unit_times else "") + "); "
+            f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}"
+            + (" (of unit times)" if unit_times else ""))
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
     hw_yaml.write_text(calibrated_yaml(hw_yaml.read_text(), result.profile, note=note))
 
     measured = [r.median_ms for r in val_rows]
     archs = [r.arch for r in val_rows]
     roofline = copy.deepcopy(hw)
-    results = compare_predictors(archs, measured, result.profile, extra={"roofline prior (uncalibrated)": roofline})
+    extra = {"roofline prior (uncalibrated)": roofline}
+    if unit_times:
+        extra = {"predictor fitted on totals only": totals_only.profile, **extra}
+    results = compare_predictors(archs, measured, result.profile, extra=extra)
     repeat = np.array([r.median_ms for r in repeat_rows])
     noise = np.abs(repeat - np.array(measured)) / np.array(measured)
     per_space = {}
@@ -116,6 +151,7 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
+        "fit_unit_times": result.n_units, "units_csv": units_csv.name if unit_times else None,
         "validation": results, "validation_per_space": per_space, "swapped_fit100_check50": more_data,
         "in_sample_fit150_check150": in_sample,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
@@ -145,6 +181,12 @@ def main(*, reuse: bool, hw_name: str = "cpu") -> None:
            f"({summary['measurement']['machine']}).  "] if "measurement" in summary else []),
         f"Runtime: {summary['runtime']}. Fit on {len(fit_rows)} archs, validated on {len(val_rows)} other archs "
         f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
+        *([f"The predictor (the profile written to conf/hw/{hw_name}.yaml) is fitted on the 50 totals plus the per-unit times "
+           f"of the same 50 archs ({summary['fit_unit_times']} blocks, downsamplings, stems and heads from OpenVINO's per-node "
+           f"profile, `{summary['units_csv']}`, taken with `--units`): per-unit-type op costs from the unit times, then one "
+           "scale and the overheads from the totals (nas/latency/fit.py). The row 'fitted on totals only' is the same model "
+           "without the unit times. The sections below refit on other sets from totals only.", ""]
+          if summary.get("fit_unit_times") else []),
         "## All 100 validation archs", "", metrics_markdown(results), "",
         *[line for name, r in per_space.items() for line in (f"## {name} only", "", metrics_markdown(r), "")],
         "## With more measurements", "",
@@ -172,7 +214,8 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description="latency predictor benchmark (hw=cpu)")
     ap.add_argument("--reuse", action="store_true", help="reuse the measurement CSVs in experiments/results/latency")
+    ap.add_argument("--units", action="store_true", help="only profile per-unit times of the 150 archs (OpenVINO fp32)")
     ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     args = ap.parse_args()
-    main(reuse=args.reuse, hw_name=args.hw)
+    main(reuse=args.reuse, hw_name=args.hw, units=args.units)

@@ -12,9 +12,15 @@ from omegaconf import OmegaConf
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError
 from nas.latency import predict_latency, predict_latency_batch
-from nas.latency.fit import KINDS, N_COEF, TERMS, arch_features, calibrated_yaml, coefficients, fit_profile, prior_coefficients
+from nas.latency.fit import (
+    KINDS, N_COEF, TERMS, arch_features, calibrated_yaml, calibration_key, coefficients, fit_profile, prior_coefficients,
+)
 from nas.latency.hardware import HardwareProfile
-from nas.latency.measure import Measurement, make_runner, read_measurements, write_measurements
+from nas.latency.measure import (
+    Measurement, make_runner, profile_units, read_measurements, read_unit_times, unit_of_node, write_measurements,
+    write_unit_times,
+)
+from nas.latency.ops import enumerate_ops, unit_of, unit_type
 from nas.latency.profile import export_archs, measure_archs, run_profile, sample_archs
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
 
@@ -117,6 +123,52 @@ def test_measurements_file_without_required_columns(tmp_path):
         read_measurements(tmp_path / "m.csv")
 
 
+@pytest.mark.parametrize(
+    ("node", "unit"),
+    [("/stem/stem.0/Conv/WithoutBiases", "stem"), ("/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv/WithoutBiases", "stages.0.blocks.1"),
+     ("/stages/stages.12/downsample/downsample.1/Transpose", "stages.12.down"), ("/head_norm/Transpose", "head"),
+     ("logits", "head"), ("ReduceMean_5784", None), ("/Div", None)],
+)
+def test_exported_node_names_map_to_units(node, unit):
+    assert unit_of_node(node) == unit
+
+
+def test_ops_units_and_their_types():
+    units = {unit_of(op.name) for op in enumerate_ops(TINY)}
+    assert units == {"stem", "stages.0.blocks.0", "stages.1.down", "stages.1.blocks.0", "head"}
+    assert [unit_type(TINY, u) for u in ("stem", "stages.0.blocks.0", "stages.1.down", "stages.1.blocks.0", "head")] == [
+        "stem", "conv", "down", "attn", "head"]
+
+
+def test_unit_profile_of_a_tiny_model_covers_its_units(tmp_path):
+    (path,) = export_archs([TINY], tmp_path)
+    (units,) = profile_units([path], [(1, TINY.in_chans, TINY.img_size, TINY.img_size)], threads=1, warmup=2, repeats=3,
+                             rounds=2)
+    expected = {unit_of(op.name) for op in enumerate_ops(TINY)}
+    assert expected <= set(units) <= expected | {"nodes", "call"}
+    assert all(math.isfinite(v) and v >= 0 for v in units.values())
+    assert units["nodes"] == pytest.approx(sum(v for k, v in units.items() if k not in ("nodes", "call")))
+    assert units["call"] > 0 and units["stages.0.blocks.0"] > 0
+
+
+def test_unit_times_csv_round_trip_and_bad_rows(tmp_path):
+    rows = [("abc", "stem", 12.5), ("abc", "stages.0.blocks.0", 30.25), ("abc", "call", 80.0), ("def", "head", 3.0)]
+    write_unit_times(tmp_path / "u.csv", rows)
+    assert read_unit_times(tmp_path / "u.csv") == {"abc": {"stem": 12.5, "stages.0.blocks.0": 30.25, "call": 80.0},
+                                                   "def": {"head": 3.0}}
+    for bad, fragment in (("abc,stage0,1.0", "line 6: unit='stage0'; allowed"), ("abc,head,-1", "line 6: us='-1'"),
+                          ("abc,head,slow", "line 6: us='slow'")):
+        write_unit_times(tmp_path / "u.csv", rows)
+        with open(tmp_path / "u.csv", "a") as f:
+            f.write(bad + "\n")
+        with pytest.raises(DataError) as err:
+            read_unit_times(tmp_path / "u.csv")
+        assert fragment in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "v.csv").write_text("arch,time\nx,1\n")
+    with pytest.raises(DataError, match="lacks column"):
+        read_unit_times(tmp_path / "v.csv")
+
+
 def test_fit_recovers_known_per_op_costs_from_synthetic_measurements(cpu, space_t):
     rng = np.random.default_rng(0)
     prior = dataclasses.replace(cpu, calibration={})
@@ -133,6 +185,97 @@ def test_fit_recovers_known_per_op_costs_from_synthetic_measurements(cpu, space_
         i = 1 + KINDS.index(kind) * len(TERMS) + TERMS.index(term)
         assert got[i] == pytest.approx(truth[i], rel=0.1), (kind, term)
     assert got[0] == pytest.approx(truth[0], rel=0.1)
+
+
+def _synthetic_unit_chip(prior, archs, seed=0):
+    """Unit times and totals of a made-up chip whose per-unit-type costs are known."""
+    from nas.latency.fit import unit_features
+
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(N_COEF)
+    g = prior_coefficients(prior)
+    for i in range(1, N_COEF):  # every term: the prior's global term of that kind times a random factor
+        entry, term = calibration_key(i)
+        kind = entry.split("/")[-1]
+        base = g[1 + KINDS.index(kind) * len(TERMS) + TERMS.index(term)] if kind in KINDS else 2.0
+        truth[i] = base * rng.uniform(0.2, 2.0) * (1.0 if "/" not in entry or rng.random() < 0.3 else 0.0)
+    units = [{u: float(x @ truth) for u, x in unit_features(a, prior).items()} for a in archs]
+    # Totals: 1.1x the units' sum (the profiler's view is a little optimistic), 30 us per call, 2 us per unit.
+    totals = [(1.1 * sum(u.values()) + 30.0 + 2.0 * len(u)) / 1000 for u in units]
+    return units, np.array(totals)
+
+
+def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t):
+    prior = dataclasses.replace(cpu, calibration={})
+    archs = sample_archs(space_t, 90, seed=5, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _synthetic_unit_chip(prior, archs)
+    fit, held_out = slice(0, 50), slice(50, 90)
+    with_units = fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], lambdas=(1e-8, 1e-6))
+    assert with_units.n_units == sum(len(u) for u in units[fit]) and with_units.n_measurements == 50
+    assert any("/" in k for k in with_units.profile.calibration)
+    pred = predict_latency_batch(archs[held_out], with_units.profile)
+    np.testing.assert_allclose(pred, totals[held_out], rtol=0.03)
+    # The per-unit overheads are the fitted ones: 30 us per call is recovered as the invoke term.
+    assert with_units.profile.calibration["invoke"]["fixed"] == pytest.approx(30.0, rel=0.2)
+    # Totals alone cannot separate unit types on this chip: held-out error is larger.
+    totals_only = fit_profile(archs[fit], totals[fit], prior, lambdas=(1e-8, 1e-6))
+    err = lambda p: np.abs(predict_latency_batch(archs[held_out], p) / totals[held_out] - 1).max()  # noqa: E731
+    assert err(with_units.profile) < err(totals_only.profile)
+    # Units given for only some archs still fit; none at all is a clear error.
+    partial = [u if i % 2 else None for i, u in enumerate(units[fit])]
+    assert fit_profile(archs[fit], totals[fit], prior, unit_times=partial).n_units > 0
+    with pytest.raises(DataError, match="one per arch"):
+        fit_profile(archs[fit], totals[fit], prior, unit_times=units[:3])
+
+
+def test_unit_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, space_t):
+    prior = dataclasses.replace(cpu, calibration={})
+    archs = sample_archs(space_t, 30, seed=6, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _synthetic_unit_chip(prior, archs, seed=1)
+    fitted = fit_profile(archs, totals, prior, unit_times=units).profile
+    fitted.validate()
+    for a in archs[:5]:
+        report = predict_latency(a, fitted)
+        assert sum(l.ms for l in report.layers) == pytest.approx(report.total_ms)
+        assert report.total_ms == pytest.approx(predict_latency_batch([a], fitted)[0])
+        # one overhead layer per unit of the arch
+        assert [l.name for l in report.layers if l.kind == "unit"] == [f"{u}.overhead" for u in dict.fromkeys(
+            unit_of(op.name) for op in enumerate_ops(a))]
+
+
+def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
+    from nas.latency.fit import fit_command
+    from nas.latency.measure import write_unit_times
+    from nas.latency.profile import LatencyToolConfig
+
+    prior = dataclasses.replace(cpu, calibration={})
+    archs = sample_archs(space_t, 20, seed=7, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _synthetic_unit_chip(prior, archs, seed=2)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "x", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+    write_unit_times(tmp_path / "u.csv", [(a.arch_id, k, v) for a, u in zip(archs, units) for k, v in u.items()])
+    tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
+                             out=str(tmp_path / "chip.yaml"))
+    message = fit_command(tool)
+    assert "unit times" in message
+    text = (tmp_path / "chip.yaml").read_text()
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    profile.validate()
+    assert any("/" in k for k in profile.calibration)
+    write_unit_times(tmp_path / "other.csv", [("0000000000", "stem", 1.0)])
+    tool.units = [str(tmp_path / "other.csv")]
+    with pytest.raises(DataError, match="no arch_id in them matches"):
+        fit_command(tool)
+
+
+@pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
+                                           ("sepconv/warp", False), ("unit", False)])
+def test_calibration_entries_are_checked(cpu, entry, ok):
+    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}})
+    if ok:
+        profile.validate()
+    else:
+        with pytest.raises(ConfigError, match=f"unknown entry '{entry}'"):
+            profile.validate()
 
 
 def test_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, space_t):
@@ -206,12 +349,11 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
 
 @pytest.mark.parametrize("space_name", ["metaformer_t", "metaformer_s"])
 def test_per_stage_cached_features_equal_the_full_op_list(space_name, compose_cfg, cpu):
-    from nas.latency.fit import _features
-    from nas.latency.ops import enumerate_ops
+    from nas.latency.fit import unit_features
 
     space = OmegaConf.to_object(compose_cfg(f"space={space_name}").space)
     for arch in sample_archs(space, 40, seed=11, in_chans=3, img_size=64 if space_name == "metaformer_s" else 28, num_classes=7):
-        full = _features(enumerate_ops(arch), frozenset(cpu.fused_kinds), cpu.bytes_per_element)
+        full = sum(unit_features(arch, cpu).values())  # every op, grouped by unit
         full[0] = 1.0
         np.testing.assert_allclose(arch_features(arch, cpu), full)
 
@@ -231,6 +373,9 @@ def test_features_cached_per_block_equal_those_of_every_op(cpu, space_t):
     for norm, act in (("bn", "relu"), ("ln", "gelu")):
         for st in stages:
             for prev, res_in in ((None, 14), (24, 14)):
-                every_op = _features(stage_ops_in_context(st, 1, prev_width=prev, res_in=res_in, res_out=7, norm=norm, act=act),
-                                     fused, 4)
+                ops = stage_ops_in_context(st, 1, prev_width=prev, res_in=res_in, res_out=7, norm=norm, act=act)
+                by_unit: dict[str, list] = {}
+                for op in ops:
+                    by_unit.setdefault(unit_of(op.name), []).append(op)
+                every_op = sum(_features(u_ops, fused, 4, "down" if u.endswith("down") else st.mixer) for u, u_ops in by_unit.items())
                 np.testing.assert_array_equal(_stage_features(st, prev, res_in, 7, norm, act, fused, 4), every_op)

@@ -7,6 +7,13 @@ in the coefficients, so it is fitted by non-negative least squares on *relative*
 ridge pull toward the uncalibrated roofline profile (the prior), whose strength is chosen by
 cross-validation. Few measurements therefore fall back gracefully on the datasheet numbers (scaled
 by one global factor fitted first).
+
+With per-unit times (a per-layer profile summed per block, downsampling, stem and head; see
+`nas.latency.measure.profile_units`), each op also gets terms specific to the type of unit it sits
+in (`sepconv/pwconv`: a 1x1 conv inside a sepconv block), and each unit a fixed cost. Those are
+fitted on the unit times, about ten samples per measured model instead of one; one scale, the
+per-inference overhead and a per-unit overhead are then fitted on the totals, because a profile
+leaves out what the runtime does between nodes.
 """
 
 from __future__ import annotations
@@ -22,15 +29,22 @@ import numpy as np
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import DataError
 from nas.latency.hardware import HardwareProfile
-from nas.latency.ops import MATRIX_KINDS, OP_KINDS, Op, block_ops, downsample_ops, head_ops, stem_ops
+from nas.latency.ops import (
+    MATRIX_KINDS, OP_KINDS, UNIT_TYPES, Op, block_ops, downsample_ops, head_ops, stem_ops, unit_of, unit_type,
+)
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
 TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")
-N_COEF = 1 + len(KINDS) * len(TERMS)  # invoke + per kind (fixed, per_work, per_byte)
+N_GLOBAL = 1 + len(KINDS) * len(TERMS)  # invoke + per kind (fixed, per_work, per_byte)
+# Then per unit type: its per-unit fixed cost, and per kind the same three terms for ops of that unit type.
+_PER_TYPE = 1 + len(KINDS) * len(TERMS)
+N_COEF = N_GLOBAL + len(UNIT_TYPES) * _PER_TYPE
 _BASE = {kind: 1 + i * len(TERMS) for i, kind in enumerate(KINDS)}  # first coefficient of each kind
+_TYPE_BASE = {t: N_GLOBAL + i * _PER_TYPE for i, t in enumerate(UNIT_TYPES)}  # the unit's fixed cost; its kinds follow
 
 
-def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int, utype: str) -> np.ndarray:
+    """Features of one unit's ops (all of type `utype`), counting the unit once."""
     x = np.zeros(N_COEF)
     for op in ops:
         if op.foldable and op.kind in fused:
@@ -39,19 +53,23 @@ def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int) 
         x[base] += 1.0
         x[base + 1] += op.work
         x[base + 2] += op.bytes_moved(bytes_per_element)
+    # All ops of a unit share its type: the per-type terms repeat the per-kind ones in that type's slots.
+    tb = _TYPE_BASE[utype]
+    x[tb] = 1.0
+    x[tb + 1 : tb + _PER_TYPE] = x[1:N_GLOBAL]
     return x
 
 
 @lru_cache(maxsize=65536)
 def _block_features(block: StageConfig, res: int, norm: str, act: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    return _features(block_ops(block, 0, 0, res, norm=norm, act=act), fused, bytes_per_element)
+    return _features(block_ops(block, 0, 0, res, norm=norm, act=act), fused, bytes_per_element, block.mixer)
 
 
 @lru_cache(maxsize=65536)
 def _down_features(prev_width: int, width: int, res_in: int, res_out: int, norm: str, fused: frozenset[str],
                    bytes_per_element: int) -> np.ndarray:
     ops = downsample_ops(0, prev_width=prev_width, width=width, res_in=res_in, res_out=res_out, norm=norm)
-    return _features(ops, fused, bytes_per_element)
+    return _features(ops, fused, bytes_per_element, "down")
 
 
 @lru_cache(maxsize=65536)
@@ -70,7 +88,7 @@ def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res
 @lru_cache(maxsize=65536)
 def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
     # Searches re-use stage configurations constantly: features are summed from per-stage caches.
-    x = _features(stem_ops(arch) + head_ops(arch), fused, bytes_per_element)
+    x = _features(stem_ops(arch), fused, bytes_per_element, "stem") + _features(head_ops(arch), fused, bytes_per_element, "head")
     x[0] = 1.0  # the per-inference overhead
     res = arch.stage_resolutions()
     for i, s in enumerate(arch.stages):
@@ -84,17 +102,52 @@ def arch_features(arch: ArchConfig, hw: HardwareProfile) -> np.ndarray:
     return _arch_features(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))
 
 
+def unit_features(arch: ArchConfig, hw: HardwareProfile) -> dict[str, np.ndarray]:
+    """Feature vector of each unit of `arch` ('stem', 'stages.1.blocks.0', ...), without the per-inference term.
+
+    They sum to `arch_features(arch, hw)` minus its invoke term; per-unit fits use them one by one.
+    """
+    from nas.latency.ops import enumerate_ops
+
+    fused, bpe = frozenset(hw.fused_kinds), int(hw.bytes_per_element)
+    ops_of: dict[str, list[Op]] = {}
+    for op in enumerate_ops(arch):
+        ops_of.setdefault(unit_of(op.name), []).append(op)
+    return {u: _features(ops, fused, bpe, unit_type(arch, u)) for u, ops in ops_of.items()}
+
+
+def calibration_key(index: int) -> tuple[str, str]:
+    """(calibration entry, term) of coefficient `index`: ('invoke', 'fixed'), ('conv', 'per_work'),
+    ('sepconv/pwconv', 'per_byte'), ('sepconv/unit', 'fixed') ..."""
+    if index == 0:
+        return "invoke", "fixed"
+    if index < N_GLOBAL:
+        return KINDS[(index - 1) // len(TERMS)], TERMS[(index - 1) % len(TERMS)]
+    t, rest = divmod(index - N_GLOBAL, _PER_TYPE)
+    if rest == 0:
+        return f"{UNIT_TYPES[t]}/unit", "fixed"
+    return f"{UNIT_TYPES[t]}/{KINDS[(rest - 1) // len(TERMS)]}", TERMS[(rest - 1) % len(TERMS)]
+
+
 def coefficients(hw: HardwareProfile) -> np.ndarray:
     """The profile's coefficient vector: its calibration if it has one, else the roofline prior."""
     if hw.calibration:
         theta = np.zeros(N_COEF)
-        theta[0] = hw.calibration.get("invoke", {}).get("fixed", hw.invoke_overhead_us)
-        for i, kind in enumerate(KINDS):
-            c = hw.calibration.get(kind, {})
-            for j, term in enumerate(TERMS):
-                theta[1 + i * len(TERMS) + j] = c.get(term, 0.0)
+        for i in range(N_COEF):
+            entry, term = calibration_key(i)
+            theta[i] = hw.calibration.get(entry, {}).get(term, hw.invoke_overhead_us if i == 0 else 0.0)
         return theta
     return prior_coefficients(hw)
+
+
+def _calibration(theta: np.ndarray) -> dict[str, dict[str, float]]:
+    # Per-unit-type entries only where they are non-zero: a profile fitted on totals alone looks as before.
+    out: dict[str, dict[str, float]] = {}
+    for i, value in enumerate(theta):
+        entry, term = calibration_key(i)
+        if i < N_GLOBAL or value > 0:
+            out.setdefault(entry, {})[term] = float(value)
+    return out
 
 
 def prior_coefficients(hw: HardwareProfile) -> np.ndarray:
@@ -117,6 +170,10 @@ def _scales(hw: HardwareProfile) -> np.ndarray:
         s[base] = max(s[base], 1.0)
         s[base + 2] = 1e6 / hw.dram_bytes_per_s
     s[0] = max(s[0], 1.0)
+    for t in UNIT_TYPES:  # per-unit-type terms in the units of their global counterparts
+        tb = _TYPE_BASE[t]
+        s[tb] = 1.0
+        s[tb + 1 : tb + _PER_TYPE] = s[1:N_GLOBAL]
     return s
 
 
@@ -132,37 +189,25 @@ def _solve(X: np.ndarray, y: np.ndarray, prior: np.ndarray, scale: np.ndarray, l
 
 @dataclass(frozen=True)
 class FitResult:
-    """A calibrated profile and how the ridge strength was chosen."""
+    """A calibrated profile and how the ridge strength was chosen.
+
+    `cv_rmspe` is over totals, or over unit times when the fit used them (`n_units` > 0).
+    """
 
     profile: HardwareProfile
     lam: float
     cv_rmspe: float
     n_measurements: int
+    n_units: int = 0
 
 
-def fit_profile(
-    archs: Sequence[ArchConfig],
-    latencies_ms: Sequence[float],
-    prior: HardwareProfile,
-    *,
-    lambdas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-    folds: int = 5,
-    seed: int = 0,
-) -> FitResult:
-    """Fit per-op-kind costs to measured latencies; returns `prior` with a `calibration` block."""
-    if len(archs) != len(latencies_ms) or len(archs) < 3:
-        raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
-    uncalibrated = copy.deepcopy(prior)
-    uncalibrated.calibration = {}
-    X = np.stack([arch_features(a, uncalibrated) for a in archs])
-    y = np.asarray(latencies_ms, dtype=float) * 1000.0
-    theta0, scale = prior_coefficients(uncalibrated), _scales(uncalibrated)
-    # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
-    # level; one global factor fitted first keeps the ridge from pulling toward the wrong level.
-    level = float(np.median(y / (X @ theta0)))
-    theta0, scale = theta0 * level, scale * level
+def _choose_lambda(X: np.ndarray, y: np.ndarray, groups: np.ndarray, theta0: np.ndarray, scale: np.ndarray,
+                   lambdas: Sequence[float], folds: int, seed: int) -> tuple[float, float]:
+    """(cross-validated RMSPE, lambda) of the best ridge strength; folds split whole groups (one arch's units)."""
     rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(len(y)) % min(folds, len(y))
+    ids = np.unique(groups)
+    fold_of_group = dict(zip(ids, rng.permutation(len(ids)) % min(folds, len(ids))))
+    fold_of = np.array([fold_of_group[g] for g in groups])
     best = (np.inf, lambdas[0])
     for lam in lambdas:
         errs = []
@@ -173,13 +218,81 @@ def fit_profile(
         rmspe = float(np.sqrt(np.mean(np.concatenate(errs))))
         if rmspe < best[0]:
             best = (rmspe, lam)
-    theta = _solve(X, y, theta0, scale, best[1])
-    calibration: dict[str, dict[str, float]] = {"invoke": {"fixed": float(theta[0])}}
-    for i, kind in enumerate(KINDS):
-        calibration[kind] = {term: float(theta[1 + i * len(TERMS) + j]) for j, term in enumerate(TERMS)}
+    return best
+
+
+def fit_profile(
+    archs: Sequence[ArchConfig],
+    latencies_ms: Sequence[float],
+    prior: HardwareProfile,
+    *,
+    unit_times: Sequence[dict[str, float] | None] | None = None,
+    lambdas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    folds: int = 5,
+    seed: int = 0,
+) -> FitResult:
+    """Fit per-op-kind costs to measured latencies; returns `prior` with a `calibration` block.
+
+    `unit_times`: optional per-arch {unit: microseconds} from a per-layer profile (None for an arch
+    without one), e.g. `read_unit_times(...)[arch.arch_id]`; with them the fit also learns per-unit-type
+    costs (see the module docstring).
+    """
+    if len(archs) != len(latencies_ms) or len(archs) < 3:
+        raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
+    uncalibrated = copy.deepcopy(prior)
+    uncalibrated.calibration = {}
+    X = np.stack([arch_features(a, uncalibrated) for a in archs])
+    y = np.asarray(latencies_ms, dtype=float) * 1000.0
+    if unit_times is not None and any(unit_times):
+        return _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, lambdas=lambdas, folds=folds, seed=seed)
+    g = slice(0, N_GLOBAL)  # totals alone cannot tell unit types apart: global terms only
+    theta0, scale = prior_coefficients(uncalibrated)[g], _scales(uncalibrated)[g]
+    # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
+    # level; one global factor fitted first keeps the ridge from pulling toward the wrong level.
+    level = float(np.median(y / (X[:, g] @ theta0)))
+    theta0, scale = theta0 * level, scale * level
+    best = _choose_lambda(X[:, g], y, np.arange(len(y)), theta0, scale, lambdas, folds, seed)
+    theta = np.zeros(N_COEF)
+    theta[g] = _solve(X[:, g], y, theta0, scale, best[1])
     profile = copy.deepcopy(prior)
-    profile.calibration = calibration
+    profile.calibration = _calibration(theta)
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y))
+
+
+def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed) -> FitResult:
+    from scipy.optimize import nnls
+
+    if len(unit_times) != len(archs):
+        raise DataError(f"unit_times has {len(unit_times)} entries for {len(archs)} archs; give one per arch (None where missing)")
+    rows, targets, groups = [], [], []
+    for k, (arch, times) in enumerate(zip(archs, unit_times)):
+        for unit, x in unit_features(arch, uncalibrated).items() if times else ():
+            if times.get(unit, 0.0) > 0:  # a unit whose ops were all fused away has no time of its own
+                rows.append(x)
+                targets.append(times[unit])
+                groups.append(k)
+    if len(set(groups)) < 3:
+        raise DataError(f"need unit times of >= 3 archs to fit per unit; got {len(set(groups))}")
+    U, t = np.array(rows), np.array(targets)
+    # 1. Unit costs from unit times: relative errors, ridge toward zero in each column's own scale (the
+    #    prior's shape does not carry over to a profile that leaves out the runtime's work between nodes).
+    used = np.flatnonzero(np.abs(U).max(axis=0) > 0)
+    scale = 1.0 / np.abs(U[:, used] / t[:, None]).max(axis=0)
+    best = _choose_lambda(U[:, used], t, np.array(groups), np.zeros(len(used)), scale, lambdas, folds, seed)
+    theta = np.zeros(N_COEF)
+    theta[used] = _solve(U[:, used], t, np.zeros(len(used)), scale, best[1])
+    # 2. Totals = scale * (sum of unit costs) + per-inference overhead + per-unit overhead, on all archs.
+    n_units = X[:, [_TYPE_BASE[u] for u in UNIT_TYPES]].sum(axis=1)
+    nodes = X @ theta
+    F = np.stack([nodes, np.ones_like(y), n_units], axis=1)
+    (a, invoke, per_unit), _ = nnls(F / y[:, None], np.ones_like(y))
+    theta *= a
+    theta[0] = invoke
+    for u in UNIT_TYPES:
+        theta[_TYPE_BASE[u]] += per_unit
+    profile = copy.deepcopy(prior)
+    profile.calibration = _calibration(theta)
+    return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), n_units=len(t))
 
 
 CALIBRATION_MARKER = "# --- calibration (generated by `python -m nas.latency.fit`; refit instead of editing) ---"
@@ -198,6 +311,8 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     """
     head = source_text.split(CALIBRATION_MARKER)[0].rstrip() + "\n\n"
     lines = [CALIBRATION_MARKER, f"# {note}", "# per op kind, in microseconds: fixed per op, per unit of work (MAC or element op), per byte moved",
+             *(["# <unit type>/<op kind>: added to the op kind's terms for ops in that type of unit; <unit type>/unit: per unit"]
+               if any("/" in k for k in profile.calibration) else []),
              "calibration:"]
     for kind, terms in profile.calibration.items():
         body = ", ".join(f"{t}: {_yaml_float(v)}" for t, v in terms.items())
@@ -206,21 +321,29 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
 
 
 def fit_command(tool) -> str:
-    """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' [out=file.yaml]`."""
+    """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
     from pathlib import Path
 
-    from nas.latency.measure import read_measurements
+    from nas.latency.measure import read_measurements, read_unit_times
     from nas.latency.profile import CONF_DIR
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
     rows = [m for path in tool.measurements for m in read_measurements(path)]
-    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw)
+    units: dict[str, dict[str, float]] = {}
+    for path in tool.units:
+        units.update(read_unit_times(path))
+    unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
+    if units and not any(unit_times):
+        raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
+    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times)
     source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
     out = Path(tool.out) if tool.out else source
-    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}); "
-            f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}")
+    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
+            + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
+            + f"; ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}"
+            + (" (of unit times)" if result.n_units else ""))
     out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
     return f"calibrated profile written to {out} ({note})"
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from nas.errors import ConfigError
-from nas.latency.ops import OP_KINDS
+from nas.latency.ops import OP_KINDS, UNIT_TYPES
 
 PRECISIONS = ("int8", "fp16", "fp32")
 
@@ -69,8 +69,12 @@ class HardwareProfile:
         if self.runtime not in ("", "openvino", "onnxruntime"):
             raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
         for kind, terms in self.calibration.items():
-            if kind != "invoke" and kind not in OP_KINDS:
-                raise ConfigError(f"hw.calibration has unknown op kind {kind!r}; allowed: invoke, {sorted(OP_KINDS)}")
+            utype, _, op_kind = kind.rpartition("/")
+            if kind != "invoke" and (op_kind not in OP_KINDS and not (utype and op_kind == "unit")
+                                     or utype and utype not in UNIT_TYPES):
+                raise ConfigError(f"hw.calibration has unknown entry {kind!r}; allowed: invoke, an op kind "
+                                  f"{sorted(OP_KINDS)}, or <unit type>/<op kind> and <unit type>/unit with unit types "
+                                  f"{list(UNIT_TYPES)}")
             for term, value in terms.items():
                 if term not in ("fixed", "per_work", "per_byte") or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                     raise ConfigError(f"hw.calibration.{kind}.{term}={value!r}: terms are fixed/per_work/per_byte, finite and >= 0")

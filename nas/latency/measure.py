@@ -9,10 +9,12 @@ Each call is timed the way a deployment calls the runtime: the input is passed o
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import os
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -154,6 +156,127 @@ def measure_onnx(path: str | os.PathLike, hw, *, input_shape: Sequence[int]) -> 
     run = make_runner(path, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, input_shape=input_shape)
     x = np.random.default_rng(0).random(tuple(input_shape), dtype=np.float32)
     return time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0][0]
+
+
+# Exported node names carry the module path: /stem/..., /stages/stages.1/blocks/blocks.0/..., /stages/stages.1/
+# downsample/..., /head_norm/..., and the classifier is named after the model output (logits).
+_NODE_UNIT = re.compile(r"^/(?:(stem)/|stages/stages\.(\d+)/(?:blocks/blocks\.(\d+)|(downsample))/|(head)|(logits))")
+
+
+def unit_of_node(node_name: str) -> str | None:
+    """The unit (see `nas.latency.ops.unit_of`) an exported node belongs to, or None if its name does not say."""
+    m = _NODE_UNIT.match(node_name if node_name.startswith("/") else "/" + node_name)
+    if not m:
+        return None
+    stem, stage, block, down, head, logits = m.groups()
+    if stem:
+        return "stem"
+    if stage is not None:
+        return f"stages.{stage}.blocks.{block}" if block is not None else f"stages.{stage}.down"
+    return "head"
+
+
+def _unit_profiler(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int]) -> Callable[[int], dict[str, float]]:
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(onnx_path))
+    model.reshape([int(d) for d in input_shape])
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads),
+                                                 "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    # The same model without profiling, timed in the same rounds: its call time against the node sum
+    # shows the runtime's work outside the nodes.
+    plain = make_runner(onnx_path, runtime="openvino", precision="fp32", threads=threads, input_shape=input_shape)
+    x = np.random.default_rng(0).random(tuple(input_shape), dtype=np.float32)
+
+    def run(repeats: int) -> dict[str, float]:
+        acc: dict[str, float] = collections.defaultdict(float)
+        calls = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            plain(x)
+            calls.append((time.perf_counter() - t0) * 1e6)
+        acc["call"] = statistics.median(calls)
+        for _ in range(repeats):
+            request.infer({0: x})
+            unit = "stem"
+            for info in request.profiling_info:
+                unit = unit_of_node(info.node_name) or unit
+                if info.status == info.Status.EXECUTED:
+                    us = info.real_time.total_seconds() * 1e6 / repeats
+                    acc[unit] += us
+                    acc["nodes"] += us
+        return acc
+
+    return run
+
+
+def profile_units(onnx_paths: Sequence[str | os.PathLike], input_shapes: Sequence[Sequence[int]], *, threads: int,
+                  warmup: int = 20, repeats: int = 30, rounds: int = 5) -> list[dict[str, float]]:
+    """Per-unit time (us) of each model in OpenVINO CPU f32, from its per-node profile (`PERF_COUNT`).
+
+    Nodes the runtime created itself (reorders, the pieces of a decomposed norm) have names that do not
+    say their unit; they count for the unit of the named node before them (the profile lists nodes in
+    execution order). Models are profiled in interleaved rounds, like `time_runners`; a unit's time is the
+    median over rounds of its mean over `repeats` calls. The key "nodes" holds the sum over all nodes, and
+    "call" the median time of a call without profiling in the same rounds (input passed on every call, as
+    `measure_archs` times): the difference is the runtime's own work outside the nodes.
+    """
+    runs = [_unit_profiler(p, threads=threads, input_shape=s) for p, s in zip(onnx_paths, input_shapes)]
+    for run in runs:
+        run(warmup)
+    per_round: list[dict[str, list[float]]] = [collections.defaultdict(list) for _ in runs]
+    for r in range(rounds):
+        for i in (range(len(runs)) if r % 2 == 0 else reversed(range(len(runs)))):
+            for unit, us in runs[i](repeats).items():
+                per_round[i][unit].append(us)
+    return [{unit: float(statistics.median(v)) for unit, v in units.items()} for units in per_round]
+
+
+UNIT_COLUMNS = ("arch_id", "unit", "us")
+
+
+def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, float]]) -> None:
+    """Write per-unit times as CSV (`UNIT_COLUMNS`: arch_id, unit, us); see README 'Onboarding a chip'."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(UNIT_COLUMNS)
+    for arch_id, unit, us in rows:
+        w.writerow([arch_id, unit, f"{us:.6g}"])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(buf.getvalue())
+
+
+_UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
+
+
+def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Per-unit times {arch_id: {unit: us}}; a malformed row raises `DataError` naming its line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"unit times file {p} not found")
+    out: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(UNIT_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{p}: header lacks column(s) {sorted(missing)}; required: {list(UNIT_COLUMNS)}")
+        for line, row in enumerate(reader, start=2):
+            unit = row["unit"] or ""
+            if not _UNIT_NAME.match(unit):
+                raise DataError(f"{p}, line {line}: unit={unit!r}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
+                                "head, nodes, call")
+            try:
+                us = float(row["us"])
+            except (TypeError, ValueError):
+                us = float("nan")
+            if not (us >= 0 and np.isfinite(us)):
+                raise DataError(f"{p}, line {line}: us={row['us']!r} must be a number >= 0")
+            out[row["arch_id"]][unit] = us
+    if not out:
+        raise DataError(f"{p} holds no unit times")
+    return dict(out)
 
 
 def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> None:

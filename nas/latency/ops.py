@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.arch import ArchConfig, StageConfig
+from nas.arch import MIXERS, ArchConfig, StageConfig
 
 MATRIX_KINDS: frozenset[str] = frozenset({"conv", "pwconv", "dwconv", "linear", "matmul"})
 """Op kinds that run on a matrix engine (their cost is MACs)."""
@@ -165,6 +165,30 @@ def enumerate_ops(arch: ArchConfig) -> list[Op]:
     for i in range(len(arch.stages)):
         ops.extend(stage_ops(arch, i))
     return ops + head_ops(arch)
+
+
+UNIT_TYPES: tuple[str, ...] = ("stem", "down", "head", *MIXERS)
+"""What a unit can be: the stem, a stage's downsampling, the head, or a block named by its mixer."""
+
+
+def unit_of(op_name: str) -> str:
+    """The unit an op belongs to: 'stem', 'stages.<i>.down', 'stages.<i>.blocks.<b>' or 'head'.
+
+    Units are what a per-layer profile can be summed into without caring which neighbour a runtime fused
+    an op into (a norm into its conv, an activation into its matmul): fusions stay inside a unit.
+    """
+    parts = op_name.split(".")
+    if parts[0] == "stages":
+        return ".".join(parts[:4]) if parts[2] == "blocks" else ".".join(parts[:3])
+    return "head" if parts[0] == "head" else "stem"  # the input normalisation is part of the stem
+
+
+def unit_type(arch: ArchConfig, unit: str) -> str:
+    """What a unit is, for fitting its cost: 'stem', 'down', 'head' or the mixer of its block ('sepconv', ...)."""
+    parts = unit.split(".")
+    if parts[0] != "stages":
+        return unit
+    return "down" if parts[2] == "down" else arch.stages[int(parts[1])].mixer
 
 
 def count_params(arch: ArchConfig) -> int:

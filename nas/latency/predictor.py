@@ -9,7 +9,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.latency.hardware import HardwareProfile
-from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops
+from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_type
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,14 @@ class LatencyReport:
         return out
 
 
-def layer_latency_us(op: Op, hw: HardwareProfile) -> tuple[float, str]:
-    """Predicted microseconds of one op on `hw` and what bounds it."""
+def layer_latency_us(op: Op, hw: HardwareProfile, *, utype: str | None = None) -> tuple[float, str]:
+    """Predicted microseconds of one op on `hw` and what bounds it.
+
+    `utype`: the type of unit the op sits in (`nas.latency.ops.unit_type`), for calibrations fitted
+    on per-unit times; without it only the per-kind terms count.
+    """
     if hw.calibration:
-        return _calibrated_us(op, hw)
+        return _calibrated_us(op, hw, utype)
     if op.kind in hw.host_kinds:
         # Unsupported on the accelerator: ship activations to the host and back, compute there.
         transfer = (op.in_elems + op.out_elems) * 4 / hw.host_link_bytes_per_s
@@ -82,11 +86,13 @@ def layer_latency_us(op: Op, hw: HardwareProfile) -> tuple[float, str]:
     return max(compute, memory) * 1e6 + hw.launch_overhead_us, bound
 
 
-def _calibrated_us(op: Op, hw: HardwareProfile) -> tuple[float, str]:
+def _calibrated_us(op: Op, hw: HardwareProfile, utype: str | None) -> tuple[float, str]:
     if op.foldable and op.kind in hw.fused_kinds:
         return 0.0, "fused"
-    c = hw.calibration.get(op.kind, {})
-    us = c.get("fixed", 0.0) + c.get("per_work", 0.0) * op.work + c.get("per_byte", 0.0) * op.bytes_moved(hw.bytes_per_element)
+    us = 0.0
+    for entry in (op.kind, f"{utype}/{op.kind}") if utype else (op.kind,):
+        c = hw.calibration.get(entry, {})
+        us += c.get("fixed", 0.0) + c.get("per_work", 0.0) * op.work + c.get("per_byte", 0.0) * op.bytes_moved(hw.bytes_per_element)
     return us, "calibrated"
 
 
@@ -104,8 +110,15 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     """
     ops = enumerate_ops(arch)
     layers = [LayerLatency("invoke", "overhead", -1, _invoke_us(hw) / 1000.0, "overhead", 0)]
+    seen: set[str] = set()
     for op in ops:
-        us, bound = layer_latency_us(op, hw)
+        unit = unit_of(op.name)
+        utype = unit_type(arch, unit)
+        per_unit = hw.calibration.get(f"{utype}/unit", {}).get("fixed", 0.0) if hw.calibration else 0.0
+        if per_unit and unit not in seen:  # a calibration fitted on per-unit times: each unit's own overhead
+            layers.append(LayerLatency(f"{unit}.overhead", "unit", op.stage, per_unit / 1000.0, "calibrated", 0))
+        seen.add(unit)
+        us, bound = layer_latency_us(op, hw, utype=utype)
         layers.append(LayerLatency(op.name, op.kind, op.stage, us / 1000.0, bound, op.macs))
     return LatencyReport(
         total_ms=sum(l.ms for l in layers),

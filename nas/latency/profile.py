@@ -57,6 +57,7 @@ class LatencyToolConfig:
     repeats: int = 30
     rounds: int = 7
     measurements: list[str] = field(default_factory=list)  # fit / validate: measurement CSVs
+    units: list[str] = field(default_factory=list)  # fit: optional per-unit time CSVs of the same archs
 
 
 def register_latency_configs() -> None:
