@@ -1,0 +1,181 @@
+"""Ablation: which way of using per-unit profiles predicts held-out totals best (hw=cpu, issue 3).
+
+    python experiments/latency_predictor.py --units     # once: the per-unit profiles (committed)
+    python experiments/latency_unit_models.py           # this ablation (~1 min, no timing: reads the committed CSVs)
+
+All rows fit on the 50 fit archs (`cpu_fit.csv`, and `cpu_fit_units.csv` where a row uses unit times) and
+are checked on the 100 held-out archs' committed medians (`cpu_val.csv`), like `latency_predictor.py`:
+1. totals only: the per-op-kind linear model fitted on the 50 totals (the former `hw=cpu` predictor);
+2. per-unit linear: `fit_profile(..., unit_times=...)`, what `conf/hw/cpu.yaml` ships;
+3. per-unit linear + a log-linear correction per unit type on the unit's shape (resolution, widths,
+   kernel, norm, act), fitted on the unit times' log residuals (ridge);
+4. per-unit extra-trees (scikit-learn) on the unit's shape and the linear prediction, on log time;
+5. oracle: the held-out archs' own profiled node sums (`cpu_val_units.csv`), scaled by the same
+   totals fit. No predictor sees those; the row bounds what any per-unit predictor can reach here.
+Rows 3-5 use the same last step as row 2: total = scale x (sum of units) + per-call + per-unit overhead,
+fitted on the 50 totals. Writes experiments/results/latency/unit_models_cpu.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import ROOT  # noqa: F401  (puts the project on sys.path)
+
+OUT = Path(__file__).resolve().parent / "results" / "latency"
+TYPES = ("stem", "down", "head", "identity", "pool", "sepconv", "conv", "attn")
+
+
+def _shape(arch, unit: str) -> np.ndarray:
+    """A unit's shape as numbers: type one-hot, resolution, widths, kernel, expand/heads, norm, act."""
+    from nas.latency.ops import unit_type
+
+    parts = unit.split(".")
+    utype = unit_type(arch, unit)
+    if parts[0] == "stages":
+        i = int(parts[1])
+        s, res = arch.stages[i], arch.stage_resolutions()[i]
+        prev = arch.stages[i - 1].width if i > 0 else s.width
+        d = [res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev]
+    elif utype == "stem":
+        d = [arch.stage_resolutions()[0], arch.stages[0].width, arch.img_size, arch.stem_kernel, arch.stem_stride, arch.in_chans, 0]
+    else:
+        d = [arch.stage_resolutions()[-1], arch.stages[-1].width, 0, 0, 0, 0, 0]
+    return np.array([utype == t for t in TYPES] + d + [arch.norm == "ln", arch.act == "gelu"], dtype=float)
+
+
+def _totals_fit(node_sums_fit: np.ndarray, n_units_fit: np.ndarray, y_fit: np.ndarray):
+    from scipy.optimize import nnls
+
+    F = np.stack([node_sums_fit, np.ones_like(y_fit), n_units_fit], axis=1)
+    coef, _ = nnls(F / y_fit[:, None], np.ones_like(y_fit))
+    return lambda nodes, n: coef[0] * nodes + coef[1] + coef[2] * n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.parse_args(argv)
+    from omegaconf import OmegaConf
+
+    import nas.latency.fit as fit
+    from latency_predictor import _compose
+    from nas.latency import predict_latency_batch
+    from nas.latency.measure import machine_info, read_measurements, read_unit_times
+    from nas.latency.validate import accuracy_metrics
+
+    started = time.perf_counter()
+    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
+    hw.calibration = {}
+    fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")
+    fit_units, val_units = read_unit_times(OUT / "cpu_fit_units.csv"), read_unit_times(OUT / "cpu_val_units.csv")
+    archs_f, archs_v = [r.arch for r in fit_rows], [r.arch for r in val_rows]
+    y_f = np.array([r.median_ms for r in fit_rows]) * 1e3
+    y_v = np.array([r.median_ms for r in val_rows]) * 1e3
+    rows: dict[str, dict] = {}
+
+    def record(name: str, pred_us: np.ndarray) -> None:
+        rows[name] = accuracy_metrics(pred_us / 1e3, y_v / 1e3)
+
+    record("1. totals only (per-op-kind linear)", predict_latency_batch(archs_v, fit.fit_profile(archs_f, y_f / 1e3, hw).profile) * 1e3)
+    shipped = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=[fit_units.get(a.arch_id) for a in archs_f])
+    record("2. per-unit linear (shipped)", predict_latency_batch(archs_v, shipped.profile) * 1e3)
+
+    # The unit-level linear model again (step 1 of fit_profile, before its totals step), for rows 3-4.
+    feats_f = [fit.unit_features(a, hw) for a in archs_f]
+    samples = [(a, u, x, fit_units[a.arch_id][u]) for a, fx in zip(archs_f, feats_f) for u, x in fx.items()
+               if fit_units[a.arch_id].get(u, 0.0) > 0]
+    U = np.array([s[2] for s in samples])
+    t = np.array([s[3] for s in samples])
+    used = np.flatnonzero(np.abs(U).max(axis=0) > 0)
+    theta = np.zeros(fit.N_COEF)
+    theta[used] = fit._solve(U[:, used], t, np.zeros(len(used)), 1.0 / np.abs(U[:, used] / t[:, None]).max(axis=0), shipped.lam)
+    lin = U @ theta
+
+    def per_unit_total(unit_pred) -> np.ndarray:
+        def node_sum(a):
+            fx = fit.unit_features(a, hw)
+            return sum(unit_pred(a, u, x) for u, x in fx.items()), len(fx)
+        nf = np.array([node_sum(a) for a in archs_f])
+        total = _totals_fit(nf[:, 0], nf[:, 1], y_f)
+        return np.array([total(*node_sum(a)) for a in archs_v])
+
+    # 3. log-linear correction per unit type (ridge on standardised log shape features).
+    logs = np.log(np.maximum(lin, 1e-3))
+    resid = np.log(t) - logs
+    corr = {}
+    for ty in TYPES:
+        idx = [k for k, s in enumerate(samples) if _shape(s[0], s[1])[TYPES.index(ty)]]
+        if len(idx) < 5:
+            continue
+        P = np.log1p(np.array([_shape(samples[k][0], samples[k][1])[len(TYPES):] for k in idx]))
+        mu, sd = P.mean(axis=0), P.std(axis=0)
+        sd[sd == 0] = 1.0
+        Z = np.hstack([np.ones((len(idx), 1)), (P - mu) / sd])
+        beta = np.linalg.solve(Z.T @ Z + np.eye(Z.shape[1]), Z.T @ resid[idx])
+        corr[ty] = (beta, mu, sd)
+
+    def corrected(a, u, x):
+        base = max(float(x @ theta), 1e-3)
+        sh = _shape(a, u)
+        ty = TYPES[int(np.argmax(sh[: len(TYPES)]))]
+        if ty not in corr:
+            return base
+        beta, mu, sd = corr[ty]
+        z = np.concatenate([[1.0], (np.log1p(sh[len(TYPES):]) - mu) / sd])
+        return base * float(np.exp(z @ beta))
+
+    record("3. per-unit linear + log-linear correction per unit type", per_unit_total(corrected))
+
+    # 4. extra-trees on the unit's shape and the linear prediction (log time), if scikit-learn is installed.
+    try:
+        from sklearn.ensemble import ExtraTreesRegressor
+    except ImportError:  # an optional row: scikit-learn comes with nncf, but is not pinned by this project
+        ExtraTreesRegressor = None
+    if ExtraTreesRegressor is not None:
+        D = np.array([np.append(_shape(s[0], s[1]), lg) for s, lg in zip(samples, logs)])
+        trees = ExtraTreesRegressor(n_estimators=300, min_samples_leaf=2, random_state=0).fit(D, np.log(t))
+
+        def tree_pred(a, u, x):
+            return float(np.exp(trees.predict(np.append(_shape(a, u), np.log(max(float(x @ theta), 1e-3)))[None])[0]))
+
+        record("4. per-unit extra-trees on shape + linear prediction", per_unit_total(tree_pred))
+
+    # 5. oracle: the held-out archs' own node sums, through the same totals step (fitted on the fit archs' node sums).
+    nodes_f = np.array([fit_units[a.arch_id]["nodes"] for a in archs_f])
+    n_f = np.array([len(fit.unit_features(a, hw)) for a in archs_f])
+    total = _totals_fit(nodes_f, n_f, y_f)
+    record("5. oracle: held-out archs' own profiled node sums",
+           np.array([total(val_units[a.arch_id]["nodes"], len(fit.unit_features(a, hw))) for a in archs_v]))
+
+    result = {"command": "python experiments/latency_unit_models.py", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
+              "seconds": time.perf_counter() - started, "n_fit": len(archs_f), "n_val": len(archs_v),
+              "n_unit_samples": len(samples), "rows": rows}
+    (OUT / "unit_models_cpu.json").write_text(json.dumps(result, indent=1) + "\n")
+    (OUT / "unit_models_cpu.md").write_text(render_md(result))
+    print(render_md(result))
+    return 0
+
+
+def render_md(r: dict) -> str:
+    lines = [
+        "# Per-unit latency models, hw=cpu: which use of the unit profiles predicts held-out totals best (issue 3)", "",
+        f"Command: `{r['command']}` (reads the committed CSVs; no timing)  ",
+        f"Machine: {r['machine']}; {r['date']}; {r['seconds']:.0f} s", "",
+        f"Fit on {r['n_fit']} archs ({r['n_unit_samples']} unit times from `cpu_fit_units.csv`), checked on the "
+        f"{r['n_val']} held-out archs' committed medians (`cpu_val.csv`). See the module docstring for each row.", "",
+        "| model | within +-5% | within +-10% | RMSPE | Kendall tau |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for name, m in r["rows"].items():
+        lines.append(f"| {name} | {m['within_5pct']:.0%} | {m['within_10pct']:.0%} | {m['rmspe']:.1%} | {m['kendall_tau']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
