@@ -106,7 +106,8 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     """Predicted batch-1 latency (ms) of `arch` on `hw`, with a per-layer breakdown.
 
     The layers' times plus one fixed per-inference overhead (driver call, input/output DMA) sum
-    exactly to `total_ms`.
+    exactly to `total_ms`. A calibration fitted on per-unit times adds one `<unit>.overhead` layer
+    (kind "unit") per block, downsampling, stem and head.
     """
     ops = enumerate_ops(arch)
     layers = [LayerLatency("invoke", "overhead", -1, _invoke_us(hw) / 1000.0, "overhead", 0)]
