@@ -25,11 +25,11 @@ def compose_run(*overrides: str):
 
 
 def write_results(stem: str, result: dict[str, Any], *, render_md: Callable[[dict], str],
-                  render_plot: Callable[[dict, Path], None] | None = None) -> None:
-    """Write results/<stem>.json, .png (if a plot) and .md, and print the Markdown."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+                  render_plot: Callable[[dict, Path], None] | None = None, folder: Path = RESULTS) -> None:
+    """Write <folder>/<stem>.json, .png (if a plot) and .md (folder: experiments/results), and print the Markdown."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     if render_plot is not None:
-        render_plot(result, RESULTS / f"{stem}.png")
-    (RESULTS / f"{stem}.md").write_text(render_md(result))
-    print((RESULTS / f"{stem}.md").read_text())
+        render_plot(result, folder / f"{stem}.png")
+    (folder / f"{stem}.md").write_text(render_md(result))
+    print((folder / f"{stem}.md").read_text())

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT  # noqa: F401  (puts the project on sys.path)
+from _common import write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 
@@ -29,14 +29,10 @@ OUT = Path(__file__).resolve().parent / "results" / "latency"
 def node_profile(onnx_path: Path, shape: list[int], *, threads: int, warmup: int = 50, repeats: int = 200) -> dict:
     """Mean per-node-type time (us) of the executed nodes over `repeats` calls, and their sum (ms)."""
     import numpy as np
-    import openvino as ov
 
-    core = ov.Core()
-    model = core.read_model(str(onnx_path))
-    model.reshape(shape)
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
-                                                 "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
-    request = compiled.create_infer_request()
+    from nas.latency.measure import openvino_request
+
+    request = openvino_request(onnx_path, threads=threads, input_shape=shape, perf_count=True)
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     for _ in range(warmup):
         request.infer({0: x})
@@ -48,8 +44,7 @@ def node_profile(onnx_path: Path, shape: list[int], *, threads: int, warmup: int
                 by_type[f"{info.node_type} ({info.exec_type})"] += info.real_time.total_seconds() * 1e6 / repeats
     # The same file timed now without profiling (median of single calls), to tell session drift from the
     # runtime's work outside the nodes.
-    plain = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
-                                              "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    plain = openvino_request(onnx_path, threads=threads, input_shape=shape)
     for _ in range(warmup):
         plain.infer({0: x})
     times = []
@@ -101,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python experiments/latency_nodes.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started,
               "runtime": f"{profile.runtime} {profile.precision}, {profile.threads} thread(s)", "rows": rows}
-    (OUT / "nodes_cpu.json").write_text(json.dumps(result, indent=1) + "\n")
-    (OUT / "nodes_cpu.md").write_text(render_md(result))
-    print((OUT / "nodes_cpu.md").read_text())
+    write_results("nodes_cpu", result, render_md=render_md, folder=OUT)
     return 0
 
 

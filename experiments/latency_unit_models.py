@@ -19,14 +19,13 @@ fitted on the 50 totals. Writes experiments/results/latency/unit_models_cpu.{jso
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT  # noqa: F401  (puts the project on sys.path)
+from _common import write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 TYPES = ("stem", "down", "head", "identity", "pool", "sepconv", "conv", "attn")
@@ -156,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python experiments/latency_unit_models.py", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
               "seconds": time.perf_counter() - started, "n_fit": len(archs_f), "n_val": len(archs_v),
               "n_unit_samples": len(samples), "rows": rows}
-    (OUT / "unit_models_cpu.json").write_text(json.dumps(result, indent=1) + "\n")
-    (OUT / "unit_models_cpu.md").write_text(render_md(result))
-    print(render_md(result))
+    write_results("unit_models_cpu", result, render_md=render_md, folder=OUT)
     return 0
 
 

@@ -63,6 +63,24 @@ def machine_info() -> str:
     return f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}"
 
 
+def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int], perf_count: bool = False):
+    """An OpenVINO CPU infer request for one model, compiled the way every timing here needs it.
+
+    Static input shape (OpenVINO >= 2025.2 leaves size-1 dims dynamic otherwise, see the shared notes),
+    f32 unless the file itself is quantized (this CPU's default is bf16), latency hint, `threads`
+    threads; `perf_count` turns on the per-node profile (`request.profiling_info`).
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(onnx_path))
+    model.reshape([int(d) for d in input_shape])
+    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY"}
+    if perf_count:
+        config["PERF_COUNT"] = True
+    return core.compile_model(model, "CPU", config).create_infer_request()
+
+
 def make_runner(onnx_path: str | os.PathLike, *, runtime: str, precision: str, threads: int,
                 input_shape: Sequence[int], bound_io: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A function running one batch through the model in `runtime` (compiled once, here).
@@ -81,17 +99,7 @@ def make_runner(onnx_path: str | os.PathLike, *, runtime: str, precision: str, t
     if bound_io and runtime != "openvino":
         raise ConfigError(f"bound_io=True is implemented for runtime='openvino' only, not {runtime!r}")
     if runtime == "openvino":
-        import openvino as ov
-
-        core = ov.Core()
-        model = core.read_model(str(onnx_path))
-        # Static shape: OpenVINO >= 2025.2 leaves size-1 dims dynamic otherwise (see shared notes).
-        model.reshape([int(d) for d in input_shape])
-        # This CPU's default OpenVINO precision is bf16; fp32 must be asked for explicitly.
-        compiled = core.compile_model(model, "CPU", {
-            "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
-        })
-        request = compiled.create_infer_request()
+        request = openvino_request(onnx_path, threads=threads, input_shape=input_shape)
         if bound_io:
             inp, out = request.get_input_tensor(0).data, request.get_output_tensor(0)
 
@@ -101,7 +109,7 @@ def make_runner(onnx_path: str | os.PathLike, *, runtime: str, precision: str, t
                 return out.data
 
             return run_bound
-        return lambda x: request.infer({0: x})[compiled.output(0)]
+        return lambda x: request.infer({0: x})[0]  # OVDict: the first output by index
     if runtime == "onnxruntime":
         import onnxruntime as ort
 
@@ -177,14 +185,7 @@ def unit_of_node(node_name: str) -> str | None:
 
 
 def _unit_profiler(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int]) -> Callable[[int], dict[str, float]]:
-    import openvino as ov
-
-    core = ov.Core()
-    model = core.read_model(str(onnx_path))
-    model.reshape([int(d) for d in input_shape])
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads),
-                                                 "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
-    request = compiled.create_infer_request()
+    request = openvino_request(onnx_path, threads=threads, input_shape=input_shape, perf_count=True)
     # The same model without profiling, timed in the same rounds: its call time against the node sum
     # shows the runtime's work outside the nodes.
     plain = make_runner(onnx_path, runtime="openvino", precision="fp32", threads=threads, input_shape=input_shape)
