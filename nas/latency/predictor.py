@@ -115,10 +115,11 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     for op in ops:
         unit = unit_of(op.name)
         utype = unit_type(arch, unit)
-        per_unit = hw.calibration.get(f"{utype}/unit", {}).get("fixed", 0.0) if hw.calibration else 0.0
-        if per_unit and unit not in seen:  # a calibration fitted on per-unit times: each unit's own overhead
-            layers.append(LayerLatency(f"{unit}.overhead", "unit", op.stage, per_unit / 1000.0, "calibrated", 0))
-        seen.add(unit)
+        if unit not in seen:  # a calibration fitted on per-unit times: each unit's own overhead, once
+            seen.add(unit)
+            per_unit = hw.calibration.get(f"{utype}/unit", {}).get("fixed", 0.0) if hw.calibration else 0.0
+            if per_unit:
+                layers.append(LayerLatency(f"{unit}.overhead", "unit", op.stage, per_unit / 1000.0, "calibrated", 0))
         us, bound = layer_latency_us(op, hw, utype=utype)
         layers.append(LayerLatency(op.name, op.kind, op.stage, us / 1000.0, bound, op.macs))
     return LatencyReport(
