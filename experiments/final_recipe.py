@@ -9,6 +9,9 @@
                                    # a hand-made model of nas/families.py instead of a run's member
     python experiments/final_recipe.py --arch-json experiments/archs/convformer_wide.json --epochs 15 \
         --name final_recipe_convformer_wide   # any ArchConfig written as JSON (arch.json of a run, or by hand)
+    python experiments/final_recipe.py --arch-json experiments/archs/convformer_l_stem1.json --epochs 12 \
+        --teacher runs/final-recipe-bench/992accc95b_e15/model.pt runs/final-recipe-bench/517edc96b1_e15/model.pt \
+        --name final_recipe_stem1_kd   # trained by distillation from checkpoints (their logits averaged)
 
 The default run final-trains its Pareto members for `final_train.epochs` (6). Here the member with the
 best test accuracy among those with predicted edge_npu latency <= 1 ms is trained again from scratch
@@ -16,6 +19,11 @@ with the same `final_train` recipe (same seed, augmentation, schedule shape) for
 quantized to int8 by the project's compression path (`compress_checkpoint`, int8 only, QAT if the drop
 is over 0.3 pt) and evaluated **from the exported files** on the Fashion-MNIST test split, like the
 default run. The default run's own numbers for that member are the 6-epoch row.
+
+With `--teacher CKPT...` the model is trained from scratch against the average logits of those checkpoints
+(frozen, eval mode, bf16 forward) with `compress.recover.distillation_loss` at the project's fine-tuning
+defaults (alpha 0.7, T 2: `FinetuneConfig`), instead of the recipe's label-smoothed cross-entropy; all else
+is the same recipe. Only the student is shipped and measured: the teachers never run at inference.
 
 Target (issue 6): best int8 model with predicted edge_npu latency <= 1 ms reaches >= 94.0% test accuracy.
 Writes experiments/results/<name>.json and <name>.md (name: final_recipe unless --name).
@@ -52,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch-json", default=None, help="retrain the ArchConfig in this JSON file instead of a member")
     ap.add_argument("--recipe", nargs="*", default=[], help="Hydra overrides of the final_train group for every row")
     ap.add_argument("--name", default="final_recipe", help="results file stem under experiments/results/")
+    ap.add_argument("--teacher", nargs="+", default=[], help="checkpoints (model.pt) to distill from, logits averaged")
     args = ap.parse_args(argv)
+    for path in args.teacher:
+        if not Path(path).is_file():
+            print(f"error: --teacher {path}: no such checkpoint (a model.pt written by this project)", file=sys.stderr)
+            return 2
     run_dir, out_dir = Path(args.run_dir), Path(args.out_dir)
     if args.family is not None and args.arch_json is not None:
         print("error: give --family or --arch-json, not both", file=sys.stderr)
@@ -173,10 +186,12 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     cfg = run.compress
     cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
     cfg.measure_latency = False  # accuracy is the question here; compression.md times these files
+    teachers, loss_fn = _teacher_loss(args.teacher, arch)
     for epochs in args.epochs:
         run.final_train.epochs = epochs
-        model, info = final_train(arch, data, run, seed=seed)
+        model, info = final_train(arch, data, run, seed=seed, loss_fn=loss_fn)
         tag = "" if not args.recipe else "_" + hashlib.sha1(" ".join(args.recipe).encode()).hexdigest()[:6]
+        tag += "" if not args.teacher else "_kd" + hashlib.sha1(" ".join(args.teacher).encode()).hexdigest()[:6]
         folder = out_dir / f"{arch.arch_id}_e{epochs}{tag}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -203,12 +218,45 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
         "edge_npu_ms": edge_ms,
         "recipe": {k: v for k, v in vars(run.final_train).items() if k != "epochs"},  # shared; rows hold their epochs
         "recipe_overrides": list(args.recipe), "data_max_shift": run.data.max_shift, "data_hflip": run.data.hflip,
-        "chosen_by": src.chosen_by,
+        "chosen_by": src.chosen_by, "teachers": teachers,
         "rows": results, "best_int8_test": best, "target": TARGET,
         "target_met": best >= TARGET and edge_ms <= BUDGET_MS,  # a --arch-json model may be over the budget
     }
     write_results(args.name, json.loads(json.dumps(result, default=str)), render_md=render_md)
     return 0
+
+
+def _teacher_loss(paths: list[str], arch: ArchConfig):
+    """(what the results record of each teacher, the distillation loss) for `--teacher`; ([], None) without."""
+    if not paths:
+        return [], None
+    import torch
+    import torch.nn as nn
+
+    from compress.recover import distillation_loss
+    from nas.checkpoint import load_checkpoint
+    from nas.config import FinetuneConfig
+
+    models = [load_checkpoint(Path(p)).eval() for p in paths]
+    for m in models:
+        if (m.arch.in_chans, m.arch.img_size, m.arch.num_classes) != (arch.in_chans, arch.img_size, arch.num_classes):
+            raise SystemExit(f"error: --teacher {m.arch.arch_id}: input/classes {m.arch.in_chans}x{m.arch.img_size} "
+                             f"/{m.arch.num_classes} differ from the student's")
+        m.requires_grad_(False)
+        m.to(memory_format=torch.channels_last)
+    ensemble = nn.ModuleList(models)
+    kd = FinetuneConfig()
+
+    def loss_fn(logits, x, y):
+        # The teachers are frozen: bf16 and channels-last make their forward cheap next to the student's step.
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            xc = x.contiguous(memory_format=torch.channels_last)
+            target = torch.stack([m(xc).float() for m in ensemble]).mean(0)
+        return distillation_loss(logits, target, y, alpha=kd.alpha, temperature=kd.temperature)
+
+    info = [{"checkpoint": p, "arch_id": m.arch.arch_id, "summary": m.arch.summary(), "val_acc": m.meta.get("val_acc")}
+            for p, m in zip(paths, models)]
+    return info, loss_fn
 
 
 def _overrides(r: dict) -> str:
@@ -241,6 +289,10 @@ def render_md(r: dict) -> str:
         + ("The first row is the member as the search run shipped it (the run's own final_train recipe). "
            if r["rows"] and str(r["rows"][0].get("source", "")).startswith("default run") else "")
         + "Accuracies: Fashion-MNIST test split (10k), from the exported files.", "",
+        *([f"Distilled from {len(r['teachers'])} teacher(s), their logits averaged (`compress.recover.distillation_loss`, "
+           "alpha 0.7, T 2; the recipe's label-smoothed loss is replaced, all else is the same): "
+           + "; ".join(f"`{t['arch_id']}` {t['summary']} (`{t['checkpoint']}`, val {pct(t['val_acc'])})".replace("|", "\\|")
+                       for t in r["teachers"]) + ". Only the student is exported and measured.", ""] if r.get("teachers") else []),
         f"Augmentation of the retrained rows: {_augmentation(r)}."
         + (" The same member under the plain `final_train` recipe: experiments/results/final_recipe.md."
            if r.get("recipe_overrides") else ""), "",

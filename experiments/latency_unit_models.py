@@ -1,7 +1,7 @@
 """Ablation: which way of using per-unit profiles predicts held-out totals best (hw=cpu, issue 3).
 
     python experiments/latency_predictor.py --units     # once: the per-unit profiles (committed)
-    python experiments/latency_unit_models.py           # this ablation (~1 min, no timing: reads the committed CSVs)
+    python experiments/latency_unit_models.py           # this ablation (~6 min, no timing: reads the committed CSVs)
 
 All rows fit on the 50 fit archs (`cpu_fit.csv`, and `cpu_fit_units.csv` where a row uses unit times) and
 are checked on the 100 held-out archs' committed medians (`cpu_val.csv`), like `latency_predictor.py`:
@@ -10,10 +10,13 @@ are checked on the 100 held-out archs' committed medians (`cpu_val.csv`), like `
 3. per-unit linear + a log-linear correction per unit type on the unit's shape (resolution, widths,
    kernel, norm, act), fitted on the unit times' log residuals (ridge);
 4. per-unit extra-trees (scikit-learn) on the unit's shape and the linear prediction, on log time;
+   4b. the same trees on the linear prediction's log residual (unit time = linear x exp(trees));
 5. oracle: the held-out archs' own profiled node sums (`cpu_val_units.csv`), scaled by the same
    totals fit. No predictor sees those; the row bounds what any per-unit predictor can reach here.
 Rows 3-5 use the same last step as row 2: total = scale x (sum of units) + per-call + per-unit overhead,
-fitted on the 50 totals. Writes experiments/results/latency/unit_models_cpu.{json,md}.
+fitted on the 50 totals. Then every row again on 3 other 50/100 splits of the 150 archs (seeded), since
+one split of 100 held-out archs moves a row by several points. Writes
+experiments/results/latency/unit_models_cpu.{json,md}.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from _common import write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
+RESPLITS = 3
 TYPES = ("stem", "down", "head", "identity", "pool", "sepconv", "conv", "attn")
 
 
@@ -57,38 +61,25 @@ def _totals_fit(node_sums_fit: np.ndarray, n_units_fit: np.ndarray, y_fit: np.nd
     return lambda nodes, n: coef[0] * nodes + coef[1] + coef[2] * n
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.parse_args(argv)
-    from omegaconf import OmegaConf
-
+def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, units: dict) -> tuple[dict[str, dict], int]:
+    """Each row's metrics for one split: fit on `archs_f` (totals `y_f` in us, their unit times), check on `archs_v`."""
     import nas.latency.fit as fit
-    from latency_predictor import _compose
     from nas.latency import predict_latency_batch
-    from nas.latency.measure import machine_info, read_measurements, read_unit_times
     from nas.latency.validate import accuracy_metrics
 
-    started = time.perf_counter()
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
-    hw.calibration = {}
-    fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")
-    fit_units, val_units = read_unit_times(OUT / "cpu_fit_units.csv"), read_unit_times(OUT / "cpu_val_units.csv")
-    archs_f, archs_v = [r.arch for r in fit_rows], [r.arch for r in val_rows]
-    y_f = np.array([r.median_ms for r in fit_rows]) * 1e3
-    y_v = np.array([r.median_ms for r in val_rows]) * 1e3
     rows: dict[str, dict] = {}
 
     def record(name: str, pred_us: np.ndarray) -> None:
         rows[name] = accuracy_metrics(pred_us / 1e3, y_v / 1e3)
 
     record("1. totals only (per-op-kind linear)", predict_latency_batch(archs_v, fit.fit_profile(archs_f, y_f / 1e3, hw).profile) * 1e3)
-    shipped = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=[fit_units.get(a.arch_id) for a in archs_f])
+    shipped = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=[units.get(a.arch_id) for a in archs_f])
     record("2. per-unit linear (shipped)", predict_latency_batch(archs_v, shipped.profile) * 1e3)
 
     # The unit-level linear model again (step 1 of fit_profile, before its totals step), for rows 3-4.
     feats_f = [fit.unit_features(a, hw) for a in archs_f]
-    samples = [(a, u, x, fit_units[a.arch_id][u]) for a, fx in zip(archs_f, feats_f) for u, x in fx.items()
-               if fit_units[a.arch_id].get(u, 0.0) > 0]
+    samples = [(a, u, x, units[a.arch_id][u]) for a, fx in zip(archs_f, feats_f) for u, x in fx.items()
+               if units[a.arch_id].get(u, 0.0) > 0]
     U = np.array([s[2] for s in samples])
     t = np.array([s[3] for s in samples])
     used = np.flatnonzero(np.abs(U).max(axis=0) > 0)
@@ -145,16 +136,53 @@ def main(argv: list[str] | None = None) -> int:
 
         record("4. per-unit extra-trees on shape + linear prediction", per_unit_total(tree_pred))
 
+        # 4b. the same trees fitted on the linear model's log residual instead of the log time.
+        res_trees = ExtraTreesRegressor(n_estimators=300, min_samples_leaf=2, random_state=0).fit(D, np.log(t) - logs)
+
+        def residual_pred(a, u, x):
+            lg = np.log(max(float(x @ theta), 1e-3))
+            return float(np.exp(lg + res_trees.predict(np.append(_shape(a, u), lg)[None])[0]))
+
+        record("4b. per-unit linear x extra-trees on its log residual", per_unit_total(residual_pred))
+
     # 5. oracle: the held-out archs' own node sums, through the same totals step (fitted on the fit archs' node sums).
-    nodes_f = np.array([fit_units[a.arch_id]["nodes"] for a in archs_f])
+    nodes_f = np.array([units[a.arch_id]["nodes"] for a in archs_f])
     n_f = np.array([len(fit.unit_features(a, hw)) for a in archs_f])
     total = _totals_fit(nodes_f, n_f, y_f)
     record("5. oracle: held-out archs' own profiled node sums",
-           np.array([total(val_units[a.arch_id]["nodes"], len(fit.unit_features(a, hw))) for a in archs_v]))
+           np.array([total(units[a.arch_id]["nodes"], len(fit.unit_features(a, hw))) for a in archs_v]))
+    return rows, len(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.parse_args(argv)
+    from omegaconf import OmegaConf
+
+    from latency_predictor import _compose
+    from nas.latency.measure import machine_info, read_measurements, read_unit_times
+
+    started = time.perf_counter()
+    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
+    hw.calibration = {}
+    fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")
+    units = {**read_unit_times(OUT / "cpu_fit_units.csv"), **read_unit_times(OUT / "cpu_val_units.csv")}
+    archs_f, archs_v = [r.arch for r in fit_rows], [r.arch for r in val_rows]
+    y_f = np.array([r.median_ms for r in fit_rows]) * 1e3
+    y_v = np.array([r.median_ms for r in val_rows]) * 1e3
+    rows, n_samples = _rows(hw, archs_f, y_f, archs_v, y_v, units)
+    # The same rows on other 50/100 splits of the 150 archs (seeded): how much of a row's number is the split.
+    archs, y = archs_f + archs_v, np.concatenate([y_f, y_v])
+    resplits = []
+    for seed in range(RESPLITS):
+        perm = np.random.default_rng(seed).permutation(len(archs))
+        f, v = perm[: len(archs_f)], perm[len(archs_f):]
+        got, _ = _rows(hw, [archs[i] for i in f], y[f], [archs[i] for i in v], y[v], units)
+        resplits.append({name: m["within_10pct"] for name, m in got.items()})
 
     result = {"command": "python experiments/latency_unit_models.py", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
               "seconds": time.perf_counter() - started, "n_fit": len(archs_f), "n_val": len(archs_v),
-              "n_unit_samples": len(samples), "rows": rows}
+              "n_unit_samples": n_samples, "rows": rows, "resplits": resplits}
     write_results("unit_models_cpu", result, render_md=render_md, folder=OUT)
     return 0
 
@@ -171,6 +199,16 @@ def render_md(r: dict) -> str:
     ]
     for name, m in r["rows"].items():
         lines.append(f"| {name} | {m['within_5pct']:.0%} | {m['within_10pct']:.0%} | {m['rmspe']:.1%} | {m['kendall_tau']:.3f} |")
+    if r.get("resplits"):
+        k = len(r["resplits"])
+        lines += ["", f"## The same rows on {k} other splits of the 150 archs", "",
+                  f"50 fit / 100 held out, drawn with seeds 0-{k - 1} from the fit and validation archs together (all 150 have "
+                  "unit profiles). Within +-10% on each split, then the mean of the committed split and these.", "",
+                  "| model | " + " | ".join(f"seed {i}" for i in range(k)) + " | mean of all splits |",
+                  "|---|" + "--:|" * (k + 1)]
+        for name, m in r["rows"].items():
+            got = [s[name] for s in r["resplits"]]
+            lines.append(f"| {name} | " + " | ".join(f"{g:.0%}" for g in got) + f" | {np.mean([m['within_10pct'], *got]):.1%} |")
     return "\n".join(lines) + "\n"
 
 

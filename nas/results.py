@@ -37,7 +37,7 @@ from nas.data import Dataset
 from nas.latency import predict_latency
 from nas.latency.measure import measure_onnx
 from nas.model import build_model
-from nas.train import evaluate, seed_everything, train_candidate
+from nas.train import LossFn, evaluate, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,15 @@ class MemberMetrics:
     measured_latency_ms: float | None  # model.onnx timed on this host, for profiles with a runtime here
 
 
-def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
+                loss_fn: LossFn | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train `arch` from scratch with the `final_train` recipe (seeded like its trial); returns the model
-    and what metrics.json records of it."""
+    and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher)."""
     seed_everything(seed)
     model = build_model(arch)
     model.set_normalization(data.mean, data.std)
     log.info("final training of %s: %d epochs", arch.arch_id, run.final_train.epochs)
-    result = train_candidate(model, data, run.final_train, augment=run.data, seed=seed)
+    result = train_candidate(model, data, run.final_train, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name}
     return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,

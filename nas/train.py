@@ -200,6 +200,7 @@ def train_candidate(
     on_step: Callable[[int, int], None] | None = None,
     judge: Callable[[float], bool] | None = None,
     judge_after_epochs: int = 1,
+    loss_fn: LossFn | None = None,
 ) -> TrainResult:
     """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy.
 
@@ -208,6 +209,7 @@ def train_candidate(
     candidates, so they are ranked on the same images. `on_step(step, total)` reports progress.
     `judge(val_acc)`, if given, is asked once after `judge_after_epochs` epochs (when that is before the
     end) with the val accuracy at that point; returning True stops the training there.
+    `loss_fn(logits, x, y)` replaces the label-smoothed cross-entropy (e.g. a distillation loss).
     Raises `TrainingDiverged` if the loss stops being finite.
     """
     torch.set_num_threads(cfg.threads)
@@ -223,7 +225,7 @@ def train_candidate(
 
     result = fit(
         model, subset_split(data.train, cfg.subset, seed=seed if subset_seed is None else subset_seed),
-        loss_fn=lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
+        loss_fn=loss_fn or (lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing)),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_frac=cfg.warmup_frac, seed=seed, hflip=augment.hflip, erase_prob=cfg.erase_prob,
         max_shift=augment.max_shift if cfg.max_shift is None else cfg.max_shift,

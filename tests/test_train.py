@@ -6,7 +6,7 @@ import torch
 
 from nas.arch import ArchConfig, StageConfig
 from nas.config import DataConfig, DataFormat, Precision, TrainConfig
-from nas.data import load_dataset
+from nas.data import iterate_batches, load_dataset
 from nas.model import build_model
 from nas.train import (TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything, subset_split,
                        train_candidate)
@@ -155,3 +155,23 @@ def test_the_recipe_sets_its_own_augmentation_over_the_data_group(data):
     assert run(dataclasses.replace(cfg, max_shift=0), 2) == plain  # the recipe's 0 overrides the data's 2
     assert run(dataclasses.replace(cfg, max_shift=None), 2) == run(dataclasses.replace(cfg, max_shift=2), 0)
     assert run(dataclasses.replace(cfg, erase_prob=1.0), 0) != plain  # erasing changes what the model sees
+
+
+def test_a_given_loss_fn_replaces_the_recipe_loss_and_sees_each_batch(data):
+    """`loss_fn(logits, x, y)` (e.g. distillation) is what training minimises: here one that ignores the labels."""
+    seen = []
+
+    def always_class_3(logits, x, y):
+        seen.append((tuple(x.shape), len(y)))
+        return torch.nn.functional.cross_entropy(logits, torch.full_like(y, 3))
+
+    seed_everything(0)
+    model = build_model(ARCH)
+    model.set_normalization(data.mean, data.std)
+    cfg = dataclasses.replace(CFG, epochs=2)
+    train_candidate(model, data, cfg, augment=DataConfig(name="t", hflip=False, max_shift=0), seed=0, loss_fn=always_class_3)
+    assert len(seen) == 2 * (len(data.train) // 32)  # once per step
+    assert all(shape[0] == n and shape[1:] == (ARCH.in_chans, ARCH.img_size, ARCH.img_size) for shape, n in seen)
+    with torch.no_grad():
+        preds = torch.cat([model(x).argmax(1) for x, _ in iterate_batches(data.val, batch_size=64)])
+    assert (preds == 3).float().mean() > 0.95  # the labels were never used
