@@ -186,7 +186,13 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     cfg = run.compress
     cfg.prune.ratio = cfg.prune.target_latency_ms = cfg.prune.target_latency_fraction = None  # int8 only
     cfg.measure_latency = False  # accuracy is the question here; compression.md times these files
-    teachers, loss_fn = _teacher_loss(args.teacher, arch)
+    from nas.errors import CheckpointError
+
+    try:
+        teachers, loss_fn = _teacher_loss(args.teacher, arch)
+    except CheckpointError as e:
+        print(f"error: --teacher: {e}", file=sys.stderr)
+        return 2
     for epochs in args.epochs:
         run.final_train.epochs = epochs
         model, info = final_train(arch, data, run, seed=seed, loss_fn=loss_fn)
