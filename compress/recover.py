@@ -38,6 +38,28 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
 
 
+def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float, fast: bool = False):
+    """A `loss_fn(logits, x, y)` for `nas.train.fit`: `distillation_loss` against the mean logits of frozen `teachers`.
+
+    The teachers are put in eval mode without gradients. `fast`: they run in bf16 and channels-last, which makes
+    their forward cheap next to the student's step (from-scratch training from big teachers); off, they run as
+    they are (recovery, where a teacher is the student's own fp32 original).
+    """
+    for t in teachers:
+        t.eval().requires_grad_(False)
+        if fast:
+            t.to(memory_format=torch.channels_last)
+    ensemble = nn.ModuleList(teachers)
+
+    def loss_fn(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            xt = x.contiguous(memory_format=torch.channels_last) if fast else x
+            target = torch.stack([t(xt).float() for t in ensemble]).mean(0)
+        return distillation_loss(logits, target, y, alpha=alpha, temperature=temperature)
+
+    return loss_fn
+
+
 def distill(
     student: nn.Module,
     teacher: nn.Module,
@@ -49,15 +71,7 @@ def distill(
     eval_batch_size: int = 512,
 ) -> DistillResult:
     """Fine-tune `student` in place against `teacher` (frozen, eval mode) on the training split."""
-    teacher = teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-
-    def loss_fn(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = teacher(x)
-        return distillation_loss(logits, target, y, alpha=cfg.alpha, temperature=cfg.temperature)
-
+    loss_fn = teacher_loss([teacher], alpha=cfg.alpha, temperature=cfg.temperature)
     result = fit(
         student, subset_split(data.train, cfg.subset, seed=seed), loss_fn=loss_fn,
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,

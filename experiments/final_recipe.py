@@ -236,29 +236,18 @@ def _teacher_loss(paths: list[str], arch: ArchConfig):
     """(what the results record of each teacher, the distillation loss) for `--teacher`; ([], None) without."""
     if not paths:
         return [], None
-    import torch
-    import torch.nn as nn
-
-    from compress.recover import distillation_loss
+    from compress.recover import teacher_loss
     from nas.checkpoint import load_checkpoint
     from nas.config import FinetuneConfig
 
-    models = [load_checkpoint(Path(p)).eval() for p in paths]
+    models = [load_checkpoint(Path(p)) for p in paths]
     for m in models:
         if (m.arch.in_chans, m.arch.img_size, m.arch.num_classes) != (arch.in_chans, arch.img_size, arch.num_classes):
             raise SystemExit(f"error: --teacher {m.arch.arch_id}: input/classes {m.arch.in_chans}x{m.arch.img_size} "
                              f"/{m.arch.num_classes} differ from the student's")
-        m.requires_grad_(False)
-        m.to(memory_format=torch.channels_last)
-    ensemble = nn.ModuleList(models)
     kd = FinetuneConfig()
-
-    def loss_fn(logits, x, y):
-        # The teachers are frozen: bf16 and channels-last make their forward cheap next to the student's step.
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            xc = x.contiguous(memory_format=torch.channels_last)
-            target = torch.stack([m(xc).float() for m in ensemble]).mean(0)
-        return distillation_loss(logits, target, y, alpha=kd.alpha, temperature=kd.temperature)
+    # The project's fine-tuning defaults (alpha, T); bf16 teachers, since they are bigger than the student.
+    loss_fn = teacher_loss(models, alpha=kd.alpha, temperature=kd.temperature, fast=True)
 
     info = [{"checkpoint": p, "arch_id": m.arch.arch_id, "summary": m.arch.summary(), "val_acc": m.meta.get("val_acc")}
             for p, m in zip(paths, models)]

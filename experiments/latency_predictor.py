@@ -4,6 +4,9 @@
     python experiments/latency_predictor.py --hw cpu_int8    # the int8 QDQ models in OpenVINO (NNCF PTQ per arch)
     python experiments/latency_predictor.py --reuse          # refit + revalidate on the committed CSVs
     python experiments/latency_predictor.py --units          # once: per-unit profile of the 150 archs (~3 min)
+    python experiments/latency_predictor.py --nodes          # once: per-node profile of the 150 archs (~4 min)
+    python experiments/latency_predictor.py --rerun          # re-time the 150 archs another day (same protocol), then
+                                                             # --reuse to report how far that day's medians move
 
 1. Samples 50 fit architectures (25 from space=metaformer_t at 28x28x1, 25 from metaformer_s at
    64x64x3) and 100 *other* validation architectures (50 + 50), all distinct.
@@ -60,7 +63,17 @@ def profile_all_units(archs: list, hw, name: str) -> Path:
     return out
 
 
-def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
+def profile_all_nodes(archs: list, hw) -> list:
+    """Per-node profiles (OpenVINO PERF_COUNT, see `nas.latency.measure.profile_nodes`) of `archs`, in one session."""
+    from nas.latency.measure import profile_nodes
+    from nas.latency.profile import export_archs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_archs(archs, Path(tmp))
+        return profile_nodes(paths, [(1, a.in_chans, a.img_size, a.img_size) for a in archs], threads=hw.threads)
+
+
+def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool = False, rerun: bool = False) -> None:
     started = time.perf_counter()
     hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw)
     hw.calibration = {}  # measure and fit against the datasheet prior, whatever the file holds now
@@ -76,6 +89,29 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
         for name, archs in ((f"{hw_name}_fit_units", fit), (f"{hw_name}_val_units", val)):
             print(f"wrote {profile_all_units(archs, hw, name)}")
         print(f"per-unit profiles in {time.perf_counter() - t0:.0f} s")
+        return
+    if nodes:  # the per-node profiles only, fit and validation archs interleaved in one session
+        from nas.latency.measure import write_node_times
+
+        t0 = time.perf_counter()
+        profiles = profile_all_nodes(fit + val, hw)
+        for name, archs, profs in ((f"{hw_name}_fit_nodes", fit, profiles[: len(fit)]),
+                                   (f"{hw_name}_val_nodes", val, profiles[len(fit) :])):
+            write_node_times(OUT / f"{name}.csv", [(a.arch_id, p) for a, p in zip(archs, profs)])
+            print(f"wrote {OUT / f'{name}.csv'}")
+        print(f"per-node profiles in {time.perf_counter() - t0:.0f} s")
+        return
+    if rerun:  # the same 150 archs in a later session, same protocol; the committed CSVs stay as they are
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as exports:
+            rows = measure_archs(fit + val, hw, export_dir=Path(exports))
+        for n, rows_n in (("fit_rerun", rows[: len(fit)]), ("val_rerun", rows[len(fit):])):
+            write_measurements(OUT / f"{hw_name}_{n}.csv", rows_n)
+            print(f"wrote {OUT / f'{hw_name}_{n}.csv'}")
+        # When and where, for the report (the CSVs keep only the machine).
+        (OUT / f"{hw_name}_rerun.json").write_text(json.dumps(
+            {"rerun_date": str(date.today()), "rerun_wall_s": time.perf_counter() - t0, "rerun_machine": machine_info()}, indent=2) + "\n")
+        print(f"re-timed in {time.perf_counter() - t0:.0f} s; now run with --reuse to report it")
         return
     if reuse:
         fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{hw_name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
@@ -128,6 +164,26 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
     all_rows = fit_rows + val_rows
     everything = fit_profile([r.arch for r in all_rows], [r.median_ms for r in all_rows], hw)
     in_sample = compare_predictors([r.arch for r in all_rows], [r.median_ms for r in all_rows], everything.profile)
+    # Another day's session of the same 150 archs (`--rerun`), when taken: how far medians move between days,
+    # and the predictor against that day's medians (as fitted, and refitted on that day's 50).
+    another_day = None
+    if (OUT / f"{hw_name}_val_rerun.csv").is_file():
+        re_fit, re_val = (read_measurements(OUT / f"{hw_name}_{n}_rerun.csv") for n in ("fit", "val"))
+        assert [r.arch for r in re_fit] == [r.arch for r in fit_rows] and [r.arch for r in re_val] == archs
+        ratio = np.array([b.median_ms / a.median_ms for a, b in zip(all_rows, re_fit + re_val)])
+        refit = fit_profile([r.arch for r in re_fit], [r.median_ms for r in re_fit], hw, unit_times=unit_times)
+        another_day = {
+            **json.loads((OUT / f"{hw_name}_rerun.json").read_text()),
+            "median_ratio": float(np.median(ratio)),
+            "within_10pct_raw": float(np.mean(np.abs(ratio - 1) <= 0.10)),
+            "within_10pct_scaled": float(np.mean(np.abs(ratio / np.median(ratio) - 1) <= 0.10)),
+            "within_5pct_scaled": float(np.mean(np.abs(ratio / np.median(ratio) - 1) <= 0.05)),
+            # Spread of single calls around each arch's median, (p90 - p10) / median: how settled each session was.
+            "spread_committed": float(np.median([(r.p90_ms - r.p10_ms) / r.median_ms for r in all_rows])),
+            "spread_rerun": float(np.median([(r.p90_ms - r.p10_ms) / r.median_ms for r in re_fit + re_val])),
+            "validation": compare_predictors(archs, [r.median_ms for r in re_val], result.profile,
+                                             extra={"predictor refitted on that day's 50": refit.profile}),
+        }
     # Throughput of batch predictions on fresh (uncached) architectures.
     fresh = []
     for k, (space_name, shape) in enumerate(SPACES.items()):
@@ -153,7 +209,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
         "fit_unit_times": result.n_units, "units_csv": units_csv.name if unit_times else None,
         "validation": results, "validation_per_space": per_space, "swapped_fit100_check50": more_data,
-        "in_sample_fit150_check150": in_sample,
+        "in_sample_fit150_check150": in_sample, "another_day": another_day,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
                         "share_within_5pct": float(np.mean(noise <= 0.05))},
         "predictions_per_s": {"fresh_archs": cold, "cached_archs": warm, "n": len(fresh)},
@@ -200,6 +256,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
         f"{summary['noise_floor']['median_rel_diff']:.1%}, and {summary['noise_floor']['share_within_10pct']:.0%} "
         f"of the pairs agreed within +-10% ({summary['noise_floor']['share_within_5pct']:.0%} within +-5%). "
         "No predictor can be checked more tightly than that.", "",
+        *(_another_day_md(another_day, hw_name, len(all_rows)) if another_day else []),
         f"Batch prediction speed (calibrated): {cold:,.0f} predictions/s on fresh architectures, "
         f"{warm:,.0f}/s on cached ones ({len(fresh)} archs).", "",
         f"![predicted vs measured](predictor_{hw_name}.png)", "",
@@ -209,13 +266,33 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False) -> None:
     print("\n".join(md))
 
 
+def _another_day_md(day: dict, hw_name: str, n: int) -> list[str]:
+    return [
+        "## Another session", "",
+        f"The same {n} archs re-timed on {day['rerun_date']} with the same protocol, in one session "
+        f"(`python experiments/latency_predictor.py --rerun`, {day['rerun_wall_s'] / 60:.0f} min; `{hw_name}_fit_rerun.csv`, "
+        f"`{hw_name}_val_rerun.csv`). In that session the machine ran them {day['median_ratio'] - 1:+.0%} slower (median ratio "
+        f"{day['median_ratio']:.3f}), and single calls spread wider around each arch's median: (p90 - p10) / median "
+        f"{day['spread_rerun']:.0%} against {day['spread_committed']:.0%} in the committed session. Arch by arch, that session's "
+        f"medians agree with the committed ones within +-10% for {day['within_10pct_raw']:.0%} of the archs, and after one "
+        f"common scale for {day['within_10pct_scaled']:.0%} ({day['within_5pct_scaled']:.0%} within +-5%). So a slow phase "
+        "of this shared machine does not slow all archs alike, and a check at +-10% holds only against measurements "
+        "from the same session as the fit.", "",
+        "The predictor against that session's medians of the 100 validation archs: as fitted on the committed 50, and "
+        "refitted (same method, same unit profile) on that session's 50:", "",
+        metrics_markdown(day["validation"]), "",
+    ]
+
+
 if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description="latency predictor benchmark (hw=cpu)")
     ap.add_argument("--reuse", action="store_true", help="reuse the measurement CSVs in experiments/results/latency")
     ap.add_argument("--units", action="store_true", help="only profile per-unit times of the 150 archs (OpenVINO fp32)")
+    ap.add_argument("--rerun", action="store_true", help="only re-time the 150 archs (another day) into <hw>_*_rerun.csv")
+    ap.add_argument("--nodes", action="store_true", help="only profile per-node times of the 150 archs (OpenVINO fp32)")
     ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     args = ap.parse_args()
-    main(reuse=args.reuse, hw_name=args.hw, units=args.units)
+    main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun)

@@ -154,17 +154,38 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
     return rows, len(samples)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.parse_args(argv)
+def prior_hw():
+    """hw=cpu without its calibration: what every row fits against."""
     from omegaconf import OmegaConf
 
     from latency_predictor import _compose
+
+    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
+    hw.calibration = {}
+    return hw
+
+
+def resplit(rows_of, archs: list, y: np.ndarray, n_fit: int) -> list[dict[str, float]]:
+    """Within +-10% of each row on RESPLITS other splits of `archs` (seeds 0..): `n_fit` fit archs, the rest held out.
+
+    `rows_of(archs_f, y_f, archs_v, y_v)` returns {row name: metrics} for one split.
+    """
+    out = []
+    for seed in range(RESPLITS):
+        perm = np.random.default_rng(seed).permutation(len(archs))
+        f, v = perm[:n_fit], perm[n_fit:]
+        got = rows_of([archs[i] for i in f], y[f], [archs[i] for i in v], y[v])
+        out.append({name: m["within_10pct"] for name, m in got.items()})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.parse_args(argv)
     from nas.latency.measure import machine_info, read_measurements, read_unit_times
 
     started = time.perf_counter()
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
-    hw.calibration = {}
+    hw = prior_hw()
     fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")
     units = {**read_unit_times(OUT / "cpu_fit_units.csv"), **read_unit_times(OUT / "cpu_val_units.csv")}
     archs_f, archs_v = [r.arch for r in fit_rows], [r.arch for r in val_rows]
@@ -172,13 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     y_v = np.array([r.median_ms for r in val_rows]) * 1e3
     rows, n_samples = _rows(hw, archs_f, y_f, archs_v, y_v, units)
     # The same rows on other 50/100 splits of the 150 archs (seeded): how much of a row's number is the split.
-    archs, y = archs_f + archs_v, np.concatenate([y_f, y_v])
-    resplits = []
-    for seed in range(RESPLITS):
-        perm = np.random.default_rng(seed).permutation(len(archs))
-        f, v = perm[: len(archs_f)], perm[len(archs_f):]
-        got, _ = _rows(hw, [archs[i] for i in f], y[f], [archs[i] for i in v], y[v], units)
-        resplits.append({name: m["within_10pct"] for name, m in got.items()})
+    resplits = resplit(lambda *split: _rows(hw, *split, units)[0], archs_f + archs_v, np.concatenate([y_f, y_v]), len(archs_f))
 
     result = {"command": "python experiments/latency_unit_models.py", "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
               "seconds": time.perf_counter() - started, "n_fit": len(archs_f), "n_val": len(archs_v),
@@ -194,22 +209,32 @@ def render_md(r: dict) -> str:
         f"Machine: {r['machine']}; {r['date']}; {r['seconds']:.0f} s", "",
         f"Fit on {r['n_fit']} archs ({r['n_unit_samples']} unit times from `cpu_fit_units.csv`), checked on the "
         f"{r['n_val']} held-out archs' committed medians (`cpu_val.csv`). See the module docstring for each row.", "",
-        "| model | within +-5% | within +-10% | RMSPE | Kendall tau |",
-        "|---|--:|--:|--:|--:|",
+        *rows_table(r["rows"]),
     ]
-    for name, m in r["rows"].items():
-        lines.append(f"| {name} | {m['within_5pct']:.0%} | {m['within_10pct']:.0%} | {m['rmspe']:.1%} | {m['kendall_tau']:.3f} |")
     if r.get("resplits"):
         k = len(r["resplits"])
         lines += ["", f"## The same rows on {k} other splits of the 150 archs", "",
                   f"50 fit / 100 held out, drawn with seeds 0-{k - 1} from the fit and validation archs together (all 150 have "
                   "unit profiles). Within +-10% on each split, then the mean of the committed split and these.", "",
-                  "| model | " + " | ".join(f"seed {i}" for i in range(k)) + " | mean of all splits |",
-                  "|---|" + "--:|" * (k + 1)]
-        for name, m in r["rows"].items():
-            got = [s[name] for s in r["resplits"]]
-            lines.append(f"| {name} | " + " | ".join(f"{g:.0%}" for g in got) + f" | {np.mean([m['within_10pct'], *got]):.1%} |")
+                  *resplits_table(r["rows"], r["resplits"])]
     return "\n".join(lines) + "\n"
+
+
+def rows_table(rows: dict[str, dict]) -> list[str]:
+    """Markdown table of each row's metrics on one split."""
+    return ["| model | within +-5% | within +-10% | RMSPE | Kendall tau |", "|---|--:|--:|--:|--:|"] + [
+        f"| {name} | {m['within_5pct']:.0%} | {m['within_10pct']:.0%} | {m['rmspe']:.1%} | {m['kendall_tau']:.3f} |"
+        for name, m in rows.items()]
+
+
+def resplits_table(rows: dict[str, dict], resplits: list[dict[str, float]]) -> list[str]:
+    """Markdown table of each row's within +-10% on every other split, and the mean with the committed split's."""
+    k = len(resplits)
+    lines = ["| model | " + " | ".join(f"seed {i}" for i in range(k)) + " | mean of all splits |", "|---|" + "--:|" * (k + 1)]
+    for name, m in rows.items():
+        got = [s[name] for s in resplits]
+        lines.append(f"| {name} | " + " | ".join(f"{g:.0%}" for g in got) + f" | {np.mean([m['within_10pct'], *got]):.1%} |")
+    return lines
 
 
 if __name__ == "__main__":

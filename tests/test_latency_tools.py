@@ -17,8 +17,8 @@ from nas.latency.fit import (
 )
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
-    Measurement, make_runner, profile_units, read_measurements, read_unit_times, unit_of_node, write_measurements,
-    write_unit_times,
+    Measurement, NodeProfile, NodeTime, make_runner, profile_nodes, profile_units, read_measurements, read_node_times,
+    read_unit_times, unit_of_node, units_of_nodes, write_measurements, write_node_times, write_unit_times,
 )
 from nas.latency.ops import enumerate_ops, unit_of, unit_type
 from nas.latency.profile import export_archs, measure_archs, run_profile, sample_archs
@@ -149,6 +149,48 @@ def test_unit_profile_of_a_tiny_model_covers_its_units(tmp_path):
     assert all(math.isfinite(v) and v >= 0 for v in units.values())
     assert units["nodes"] == pytest.approx(sum(v for k, v in units.items() if k not in ("nodes", "call")))
     assert units["call"] > 0 and units["stages.0.blocks.0"] > 0
+
+
+def test_node_profile_of_a_tiny_model_sums_to_its_unit_profile(tmp_path):
+    (path,) = export_archs([TINY], tmp_path)
+    (prof,) = profile_nodes([path], [(1, TINY.in_chans, TINY.img_size, TINY.img_size)], threads=1, warmup=2, repeats=3,
+                            rounds=2)
+    assert prof.call_us > 0 and all(math.isfinite(n.us) and n.us >= 0 for n in prof.nodes)
+    names = [n.name for n in prof.nodes]
+    assert len(names) == len(set(names))
+    # Execution order: the stem's conv runs before the first block's, which runs before the classifier.
+    first = {unit: next(k for k, n in enumerate(names) if unit_of_node(n) == unit) for unit in ("stem", "stages.0.blocks.0", "head")}
+    assert first["stem"] < first["stages.0.blocks.0"] < first["head"]
+    units = units_of_nodes(prof.nodes)
+    assert {unit_of(op.name) for op in enumerate_ops(TINY)} <= set(units)
+    assert units["nodes"] == pytest.approx(sum(n.us for n in prof.nodes))
+
+
+def test_units_of_nodes_counts_unnamed_nodes_for_the_named_one_before():
+    nodes = [NodeTime("/Div", "Subgraph", 1.0), NodeTime("/stem/stem.0/Conv", "Convolution", 5.0),
+             NodeTime("/stages/stages.0/blocks/blocks.0/norm1/Transpose", "Transpose", 2.0),
+             NodeTime("ReduceMean_17", "ReduceMean", 3.0), NodeTime("/stages/stages.0/blocks/blocks.0/Add_1", "Add", 0.0),
+             NodeTime("MVN_3_abcd_acdb_fake", "Reorder", 0.5), NodeTime("logits", "FullyConnected", 4.0)]
+    assert units_of_nodes(nodes) == {"stem": 6.0, "stages.0.blocks.0": 5.5, "head": 4.0, "nodes": 15.5}
+
+
+def test_node_times_csv_round_trip_and_bad_rows(tmp_path):
+    profiles = [("abc", NodeProfile((NodeTime("/stem/stem.0/Conv", "Convolution", 12.5), NodeTime("ReduceMean_5", "ReduceMean", 0.25)),
+                                    80.0)),
+                ("def", NodeProfile((NodeTime("logits", "FullyConnected", 3.0),), 9.0))]
+    write_node_times(tmp_path / "n.csv", profiles)
+    assert read_node_times(tmp_path / "n.csv") == dict(profiles)
+    for bad, fragment in (("abc,logits,FullyConnected,-1", "line 7: us='-1'"), (",logits,FullyConnected,1", "line 7: arch_id=''"),
+                          ("ghi,logits,FullyConnected,1", "arch_id='ghi' has no 'call' row")):
+        write_node_times(tmp_path / "n.csv", profiles)
+        with open(tmp_path / "n.csv", "a") as f:
+            f.write(bad + "\n")
+        with pytest.raises(DataError) as err:
+            read_node_times(tmp_path / "n.csv")
+        assert fragment in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "v.csv").write_text("arch_id,unit,us\nx,stem,1\n")
+    with pytest.raises(DataError, match="lacks column"):
+        read_node_times(tmp_path / "v.csv")
 
 
 def test_unit_times_csv_round_trip_and_bad_rows(tmp_path):

@@ -184,55 +184,121 @@ def unit_of_node(node_name: str) -> str | None:
     return "head"
 
 
-def _unit_profiler(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int]) -> Callable[[int], dict[str, float]]:
+@dataclass(frozen=True)
+class NodeTime:
+    """One node the runtime executed (after its own fusions), in execution order: name, type, us per call."""
+
+    name: str
+    type: str
+    us: float
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    """A model's per-node profile: its executed nodes in execution order and its call time without profiling (us)."""
+
+    nodes: tuple[NodeTime, ...]
+    call_us: float
+
+
+def units_of_nodes(nodes: Sequence[NodeTime]) -> dict[str, float]:
+    """Node times summed per unit (`unit_of_node`), plus "nodes", the sum over all nodes.
+
+    Nodes the runtime created itself (reorders, the pieces of a decomposed norm) have names that do not
+    say their unit; they count for the unit of the named node before them (nodes come in execution order).
+    """
+    acc: dict[str, float] = collections.defaultdict(float)
+    unit = "stem"
+    for node in nodes:
+        unit = unit_of_node(node.name) or unit
+        acc[unit] += node.us
+        acc["nodes"] += node.us
+    return dict(acc)
+
+
+def _node_profiler(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int]) -> Callable[[int], NodeProfile]:
     request = openvino_request(onnx_path, threads=threads, input_shape=input_shape, perf_count=True)
     # The same model without profiling, timed in the same rounds: its call time against the node sum
     # shows the runtime's work outside the nodes.
     plain = make_runner(onnx_path, runtime="openvino", precision="fp32", threads=threads, input_shape=input_shape)
     x = np.random.default_rng(0).random(tuple(input_shape), dtype=np.float32)
 
-    def run(repeats: int) -> dict[str, float]:
-        acc: dict[str, float] = collections.defaultdict(float)
+    def run(repeats: int) -> NodeProfile:
         calls = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             plain(x)
             calls.append((time.perf_counter() - t0) * 1e6)
-        acc["call"] = statistics.median(calls)
+        acc: dict[tuple[str, str], float] = collections.defaultdict(float)  # insertion order = execution order
         for _ in range(repeats):
             request.infer({0: x})
-            unit = "stem"
             for info in request.profiling_info:
-                unit = unit_of_node(info.node_name) or unit
+                # Nodes that did not run count only when their name says a unit: they move the unit that the
+                # unnamed nodes after them count for (`units_of_nodes`).
                 if info.status == info.Status.EXECUTED:
-                    us = info.real_time.total_seconds() * 1e6 / repeats
-                    acc[unit] += us
-                    acc["nodes"] += us
-        return acc
+                    # The runtime reports whole microseconds per call: the mean over repeats resolves finer.
+                    acc[(info.node_name, info.node_type)] += info.real_time.total_seconds() * 1e6 / repeats
+                elif unit_of_node(info.node_name):
+                    acc[(info.node_name, info.node_type)] += 0.0
+        return NodeProfile(tuple(NodeTime(name, kind, us) for (name, kind), us in acc.items()), statistics.median(calls))
 
     return run
+
+
+def _profile_rounds(onnx_paths: Sequence[str | os.PathLike], input_shapes: Sequence[Sequence[int]], *, threads: int,
+                    warmup: int, repeats: int, rounds: int) -> list[list[NodeProfile]]:
+    """Each model's per-node profile in each of `rounds` interleaved rounds (like `time_runners`)."""
+    runs = [_node_profiler(p, threads=threads, input_shape=s) for p, s in zip(onnx_paths, input_shapes)]
+    for run in runs:
+        run(warmup)
+    per_round: list[list[NodeProfile]] = [[] for _ in runs]
+    for r in range(rounds):
+        for i in (range(len(runs)) if r % 2 == 0 else reversed(range(len(runs)))):
+            per_round[i].append(runs[i](repeats))
+    return per_round
+
+
+def profile_nodes(onnx_paths: Sequence[str | os.PathLike], input_shapes: Sequence[Sequence[int]], *, threads: int,
+                  warmup: int = 20, repeats: int = 30, rounds: int = 5) -> list[NodeProfile]:
+    """Per-node time (us) of each model in OpenVINO CPU f32, from its per-node profile (`PERF_COUNT`).
+
+    Models are profiled in interleaved rounds, like `time_runners`; a node's time is the median over rounds
+    of its mean over `repeats` calls, and `call_us` the median over rounds of the median call without
+    profiling (input passed on every call, as `measure_archs` times).
+    """
+    out = []
+    for rounds_of_model in _profile_rounds(onnx_paths, input_shapes, threads=threads, warmup=warmup, repeats=repeats,
+                                           rounds=rounds):
+        times: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+        for prof in rounds_of_model:
+            for node in prof.nodes:
+                times[(node.name, node.type)].append(node.us)
+        # A node missing from a round (the runtime did not run it then) counts 0 there.
+        nodes = tuple(NodeTime(name, kind, float(statistics.median(v + [0.0] * (len(rounds_of_model) - len(v)))))
+                      for (name, kind), v in times.items())
+        out.append(NodeProfile(nodes, float(statistics.median(p.call_us for p in rounds_of_model))))
+    return out
 
 
 def profile_units(onnx_paths: Sequence[str | os.PathLike], input_shapes: Sequence[Sequence[int]], *, threads: int,
                   warmup: int = 20, repeats: int = 30, rounds: int = 5) -> list[dict[str, float]]:
     """Per-unit time (us) of each model in OpenVINO CPU f32, from its per-node profile (`PERF_COUNT`).
 
-    Nodes the runtime created itself (reorders, the pieces of a decomposed norm) have names that do not
-    say their unit; they count for the unit of the named node before them (the profile lists nodes in
-    execution order). Models are profiled in interleaved rounds, like `time_runners`; a unit's time is the
-    median over rounds of its mean over `repeats` calls. The key "nodes" holds the sum over all nodes, and
-    "call" the median time of a call without profiling in the same rounds (input passed on every call, as
-    `measure_archs` times): the difference is the runtime's own work outside the nodes.
+    Node times are summed per unit (`units_of_nodes`). Models are profiled in interleaved rounds, like
+    `time_runners`; a unit's time is the median over rounds of its mean over `repeats` calls. The key "nodes"
+    holds the sum over all nodes, and "call" the median time of a call without profiling in the same rounds
+    (input passed on every call, as `measure_archs` times): the difference is the runtime's own work outside
+    the nodes.
     """
-    runs = [_unit_profiler(p, threads=threads, input_shape=s) for p, s in zip(onnx_paths, input_shapes)]
-    for run in runs:
-        run(warmup)
-    per_round: list[dict[str, list[float]]] = [collections.defaultdict(list) for _ in runs]
-    for r in range(rounds):
-        for i in (range(len(runs)) if r % 2 == 0 else reversed(range(len(runs)))):
-            for unit, us in runs[i](repeats).items():
-                per_round[i][unit].append(us)
-    return [{unit: float(statistics.median(v)) for unit, v in units.items()} for units in per_round]
+    out = []
+    for rounds_of_model in _profile_rounds(onnx_paths, input_shapes, threads=threads, warmup=warmup, repeats=repeats,
+                                           rounds=rounds):
+        per_unit: dict[str, list[float]] = collections.defaultdict(list)
+        for prof in rounds_of_model:
+            for unit, us in {**units_of_nodes(prof.nodes), "call": prof.call_us}.items():
+                per_unit[unit].append(us)
+        out.append({unit: float(statistics.median(v)) for unit, v in per_unit.items()})
+    return out
 
 
 UNIT_COLUMNS = ("arch_id", "unit", "us")
@@ -252,32 +318,79 @@ def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, flo
 _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
 
 
+def _csv_rows(path: Path, columns: Sequence[str], what: str):
+    """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`."""
+    if not path.is_file():
+        raise DataError(f"{what} file {path} not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(columns) - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: header lacks column(s) {sorted(missing)}; required: {list(columns)}")
+        yield from enumerate(reader, start=2)
+
+
+def _us_of(row: dict, path: Path, line: int) -> float:
+    """The row's `us` cell as a number >= 0, or a `DataError` naming the file and line."""
+    try:
+        us = float(row["us"])
+    except (TypeError, ValueError):
+        us = float("nan")
+    if not (us >= 0 and np.isfinite(us)):
+        raise DataError(f"{path}, line {line}: us={row['us']!r} must be a number >= 0")
+    return us
+
+
 def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     """Per-unit times {arch_id: {unit: us}}; a malformed row raises `DataError` naming its line."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"unit times file {p} not found")
     out: dict[str, dict[str, float]] = collections.defaultdict(dict)
-    with open(p, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(UNIT_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{p}: header lacks column(s) {sorted(missing)}; required: {list(UNIT_COLUMNS)}")
-        for line, row in enumerate(reader, start=2):
-            unit = row["unit"] or ""
-            if not _UNIT_NAME.match(unit):
-                raise DataError(f"{p}, line {line}: unit={unit!r}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
-                                "head, nodes, call")
-            try:
-                us = float(row["us"])
-            except (TypeError, ValueError):
-                us = float("nan")
-            if not (us >= 0 and np.isfinite(us)):
-                raise DataError(f"{p}, line {line}: us={row['us']!r} must be a number >= 0")
-            out[row["arch_id"]][unit] = us
+    for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times"):
+        unit = row["unit"] or ""
+        if not _UNIT_NAME.match(unit):
+            raise DataError(f"{p}, line {line}: unit={unit!r}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
+                            "head, nodes, call")
+        out[row["arch_id"]][unit] = _us_of(row, p, line)
     if not out:
         raise DataError(f"{p} holds no unit times")
     return dict(out)
+
+
+NODE_COLUMNS = ("arch_id", "node", "type", "us")
+
+
+def write_node_times(path: str | os.PathLike, profiles: Sequence[tuple[str, NodeProfile]]) -> None:
+    """Write per-node profiles as CSV (`NODE_COLUMNS`), nodes in execution order, then a `call` row per model."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(NODE_COLUMNS)
+    for arch_id, prof in profiles:
+        for node in prof.nodes:
+            w.writerow([arch_id, node.name, node.type, f"{node.us:.4g}"])
+        w.writerow([arch_id, "call", "call", f"{prof.call_us:.6g}"])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(buf.getvalue())
+
+
+def read_node_times(path: str | os.PathLike) -> dict[str, NodeProfile]:
+    """Per-node profiles {arch_id: NodeProfile} (rows in execution order); a malformed row raises `DataError` naming its line."""
+    p = Path(path)
+    nodes: dict[str, list[NodeTime]] = collections.defaultdict(list)
+    calls: dict[str, float] = {}
+    for line, row in _csv_rows(p, NODE_COLUMNS, "node times"):
+        if not row["arch_id"] or not row["node"]:
+            raise DataError(f"{p}, line {line}: arch_id={row['arch_id']!r}, node={row['node']!r}; both must be non-empty")
+        us = _us_of(row, p, line)
+        if row["node"] == "call":
+            calls[row["arch_id"]] = us
+        else:
+            nodes[row["arch_id"]].append(NodeTime(row["node"], row["type"] or "", us))
+    if not nodes:
+        raise DataError(f"{p} holds no node times")
+    lacking = sorted(set(nodes) - set(calls))
+    if lacking:
+        raise DataError(f"{p}: arch_id={lacking[0]!r} has no 'call' row (its call time without profiling)")
+    return {arch_id: NodeProfile(tuple(v), calls[arch_id]) for arch_id, v in nodes.items()}
 
 
 def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> None:
