@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 
 from nas.latency import predict_latency_batch
 from nas.latency.fit import calibrated_yaml, fit_profile
-from nas.latency.measure import machine_info, read_measurements, write_measurements
+from nas.latency.measure import machine_info, read_measurements, session_spread, write_measurements
 from nas.latency.profile import CONF_DIR, measure_archs, register_latency_configs, sample_archs
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
 
@@ -179,8 +179,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             "within_10pct_scaled": float(np.mean(np.abs(ratio / np.median(ratio) - 1) <= 0.10)),
             "within_5pct_scaled": float(np.mean(np.abs(ratio / np.median(ratio) - 1) <= 0.05)),
             # Spread of single calls around each arch's median, (p90 - p10) / median: how settled each session was.
-            "spread_committed": float(np.median([(r.p90_ms - r.p10_ms) / r.median_ms for r in all_rows])),
-            "spread_rerun": float(np.median([(r.p90_ms - r.p10_ms) / r.median_ms for r in re_fit + re_val])),
+            "spread_committed": session_spread(all_rows), "spread_rerun": session_spread(re_fit + re_val),
             "validation": compare_predictors(archs, [r.median_ms for r in re_val], result.profile,
                                              extra={"predictor refitted on that day's 50": refit.profile}),
         }
@@ -211,7 +210,11 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "validation": results, "validation_per_space": per_space, "swapped_fit100_check50": more_data,
         "in_sample_fit150_check150": in_sample, "another_day": another_day,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
-                        "share_within_5pct": float(np.mean(noise <= 0.05))},
+                        "share_within_5pct": float(np.mean(noise <= 0.05)),
+                        # How settled each session was (nas.latency.measure.session_spread): the fit and validation
+                        # archs were timed together, the repeat in a second session.
+                        "spread": {f"{hw_name}_fit.csv": session_spread(fit_rows), f"{hw_name}_val.csv": session_spread(val_rows),
+                                   f"{hw_name}_val_repeat.csv": session_spread(repeat_rows)}},
         "predictions_per_s": {"fresh_archs": cold, "cached_archs": warm, "n": len(fresh)},
         "measured_range_ms": [float(min(measured)), float(max(measured))],
         "wall_s": time.perf_counter() - started,
@@ -255,7 +258,9 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         f"The 100 validation archs were measured twice, in two sessions. Their median relative difference was "
         f"{summary['noise_floor']['median_rel_diff']:.1%}, and {summary['noise_floor']['share_within_10pct']:.0%} "
         f"of the pairs agreed within +-10% ({summary['noise_floor']['share_within_5pct']:.0%} within +-5%). "
-        "No predictor can be checked more tightly than that.", "",
+        "No predictor can be checked more tightly than that. Single calls spread around each arch's median "
+        "((p90 - p10) / median, the median over archs) by "
+        + ", ".join(f"{v:.0%} in `{k}`" for k, v in summary["noise_floor"]["spread"].items()) + ".", "",
         *(_another_day_md(another_day, hw_name, len(all_rows)) if another_day else []),
         f"Batch prediction speed (calibrated): {cold:,.0f} predictions/s on fresh architectures, "
         f"{warm:,.0f}/s on cached ones ({len(fresh)} archs).", "",

@@ -11,6 +11,8 @@ are checked on the 100 held-out archs' committed medians (`cpu_val.csv`), like `
    kernel, norm, act), fitted on the unit times' log residuals (ridge);
 4. per-unit extra-trees (scikit-learn) on the unit's shape and the linear prediction, on log time;
    4b. the same trees on the linear prediction's log residual (unit time = linear x exp(trees));
+   4c, 4d. small residual models instead (30 extra-trees with >= 5 units per leaf; 200 boosted trees of depth 2):
+   the size a serialised profile could carry;
 5. oracle: the held-out archs' own profiled node sums (`cpu_val_units.csv`), scaled by the same
    totals fit. No predictor sees those; the row bounds what any per-unit predictor can reach here.
 Rows 3-5 use the same last step as row 2: total = scale x (sum of units) + per-call + per-unit overhead,
@@ -144,6 +146,21 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
             return float(np.exp(lg + res_trees.predict(np.append(_shape(a, u), lg)[None])[0]))
 
         record("4b. per-unit linear x extra-trees on its log residual", per_unit_total(residual_pred))
+
+        # 4c/4d. Small residual models, of a size a shipped profile could carry (4b's 300 full trees could not).
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        for name, small in (("4c. as 4b with 30 trees of >= 5 units per leaf",
+                             ExtraTreesRegressor(n_estimators=30, min_samples_leaf=5, random_state=0)),
+                            ("4d. as 4b with 200 boosted trees of depth 2",
+                             GradientBoostingRegressor(n_estimators=200, max_depth=2, learning_rate=0.1, random_state=0))):
+            small.fit(D, np.log(t) - logs)
+
+            def small_pred(a, u, x, small=small):
+                lg = np.log(max(float(x @ theta), 1e-3))
+                return float(np.exp(lg + small.predict(np.append(_shape(a, u), lg)[None])[0]))
+
+            record(name, per_unit_total(small_pred))
 
     # 5. oracle: the held-out archs' own node sums, through the same totals step (fitted on the fit archs' node sums).
     nodes_f = np.array([units[a.arch_id]["nodes"] for a in archs_f])

@@ -309,6 +309,27 @@ def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
         fit_command(tool)
 
 
+def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):
+    from nas.latency.measure import NOISY_SPREAD, noise_warning, session_spread
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 6, seed=3, in_chans=1, img_size=28, num_classes=10)
+
+    def session(spread: float) -> list[Measurement]:  # p10/p90 symmetric around each median, `spread` apart
+        return [Measurement(a, "openvino", "fp32", 1, m, m * (1 - spread / 2), m * (1 + spread / 2), 100, "m")
+                for a, m in zip(archs, 1.0 + 0.1 * np.arange(len(archs)))]
+
+    assert session_spread(session(0.2)) == pytest.approx(0.2)
+    assert noise_warning(session(NOISY_SPREAD - 0.05)) is None
+    for spread, noisy in ((0.2, False), (0.5, True)):
+        write_measurements(tmp_path / "v.csv", session(spread))
+        tool = LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / f"out{spread}"))
+        text = validate_command(tool)
+        assert ("warning: this session was noisy: single calls spread 50%" in text) == noisy
+        assert ("warning:" in (tmp_path / f"out{spread}" / "validation.md").read_text()) == noisy
+
+
 @pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
                                            ("sepconv/warp", False), ("unit", False)])
 def test_calibration_entries_are_checked(cpu, entry, ok):

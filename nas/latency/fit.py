@@ -61,8 +61,12 @@ def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int, 
 
 
 @lru_cache(maxsize=65536)
-def _block_features(block: StageConfig, res: int, norm: str, act: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    return _features(block_ops(block, 0, 0, res, norm=norm, act=act), fused, bytes_per_element, block.mixer)
+def _block_features(mixer: str, width: int, kernel: int, mlp_ratio: float, head_dim: int, expand: float,
+                    num_heads: int | None, res: int, norm: str, act: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    # Keyed on the fields a block's ops depend on (depth left out), so all depths of a stage share it.
+    block = StageConfig(mixer=mixer, depth=1, width=width, kernel=kernel, mlp_ratio=mlp_ratio, head_dim=head_dim,
+                        expand=expand, num_heads=num_heads)
+    return _features(block_ops(block, 0, 0, res, norm=norm, act=act), fused, bytes_per_element, mixer)
 
 
 @lru_cache(maxsize=65536)
@@ -75,21 +79,36 @@ def _down_features(prev_width: int, width: int, res_in: int, res_out: int, norm:
 @lru_cache(maxsize=65536)
 def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
                     fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    # A stage's blocks are identical, so features are cached per block (the key leaves depth out) and per
-    # downsampling: fresh architectures mostly recombine blocks seen before. Batch predictions on fresh
-    # archs went from 5,741/s to 14,278/s (experiments/results/latency/predictor_cpu.md).
-    block = dataclasses.replace(stage, depth=1)
-    x = _block_features(block, res_out, norm, act, fused, bytes_per_element) * stage.depth
+    # A stage's blocks are identical, so features are cached per block and per downsampling: fresh
+    # architectures mostly recombine blocks seen before. Batch predictions on fresh archs went from
+    # 5,741/s to 14,278/s (experiments/results/latency/predictor_cpu.md).
+    s = stage
+    x = _block_features(s.mixer, s.width, s.kernel, s.mlp_ratio, s.head_dim, s.expand, s.num_heads, res_out, norm, act,
+                        fused, bytes_per_element) * s.depth
     if prev_width is not None:
-        x = x + _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element)
+        x = x + _down_features(prev_width, s.width, res_in, res_out, norm, fused, bytes_per_element)
+    return x
+
+
+@lru_cache(maxsize=4096)
+def _ends_features(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
+                   n_stages: int, num_classes: int, norm: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    # Stem, head and the per-inference term depend on a few fields only: cached on those, since every fresh
+    # architecture needs them. A stand-in arch with the same ends has the same stem and head ops.
+    stages = (StageConfig(mixer="identity", depth=1, width=first_width),
+              *[StageConfig(mixer="identity", depth=1, width=last_width)] * (n_stages - 1))
+    ends = ArchConfig(stages=stages, stem_kernel=stem_kernel, stem_stride=stem_stride, norm=norm, in_chans=in_chans,
+                      img_size=img_size, num_classes=num_classes)
+    x = _features(stem_ops(ends), fused, bytes_per_element, "stem") + _features(head_ops(ends), fused, bytes_per_element, "head")
+    x[0] = 1.0  # the per-inference overhead
     return x
 
 
 @lru_cache(maxsize=65536)
 def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
     # Searches re-use stage configurations constantly: features are summed from per-stage caches.
-    x = _features(stem_ops(arch), fused, bytes_per_element, "stem") + _features(head_ops(arch), fused, bytes_per_element, "head")
-    x[0] = 1.0  # the per-inference overhead
+    x = _ends_features(arch.in_chans, arch.img_size, arch.stem_kernel, arch.stem_stride, arch.stages[0].width,
+                       arch.stages[-1].width, len(arch.stages), arch.num_classes, arch.norm, fused, bytes_per_element).copy()
     res = arch.stage_resolutions()
     for i, s in enumerate(arch.stages):
         prev = arch.stages[i - 1].width if i > 0 else None

@@ -50,6 +50,26 @@ class Measurement:
     batch: int = 1
 
 
+NOISY_SPREAD = 0.35
+"""A session whose archs' median (p90 - p10) / median exceeds this was disturbed. On this host the committed
+quiet sessions showed 0.17-0.27, and a later session whose medians moved by 45% (and not alike for all archs)
+0.48 (experiments/results/latency/predictor_cpu.md)."""
+
+
+def session_spread(rows: Sequence[Measurement]) -> float:
+    """Median over a session's archs of (p90 - p10) / median: how settled the machine was while timing."""
+    return float(np.median([(m.p90_ms - m.p10_ms) / m.median_ms for m in rows]))
+
+
+def noise_warning(rows: Sequence[Measurement]) -> str | None:
+    """One line to show the user when a session's timings were too noisy to fit or check a predictor on, else None."""
+    spread = session_spread(rows)
+    if spread <= NOISY_SPREAD:
+        return None
+    return (f"this session was noisy: single calls spread {spread:.0%} around each arch's median (p10-p90; quiet sessions "
+            f"stay under {NOISY_SPREAD:.0%}); re-measure when the machine is idle, and fit and validate on one quiet session")
+
+
 def machine_info() -> str:
     """CPU model and core count, recorded with every measurement."""
     model = platform.processor() or platform.machine()

@@ -32,7 +32,9 @@ from nas.config import SpaceConfig, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError
 from nas.latency.hardware import HardwareProfile
-from nas.latency.measure import PRECISIONS, Measurement, machine_info, make_runner, time_runners, write_measurements
+from nas.latency.measure import (
+    PRECISIONS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
+)
 from nas.model import build_model
 from nas.space import sample_arch, validate_space
 
@@ -175,6 +177,9 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     out = Path(tool.out or f"{default}.csv")
     rows = measure_archs(archs, tool.hw, warmup=tool.warmup, repeats=tool.repeats, rounds=tool.rounds)
     write_measurements(out, rows)
+    warning = noise_warning(rows)
+    if warning:
+        log.warning("%s: %s", out, warning)
     log.info("measured %d archs in %s/%s: median %.3f ms (min %.3f, max %.3f) -> %s", len(rows), tool.hw.runtime,
              tool.hw.precision, float(np.median([r.median_ms for r in rows])), min(r.median_ms for r in rows),
              max(r.median_ms for r in rows), out)
