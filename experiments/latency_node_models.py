@@ -3,8 +3,8 @@
     python experiments/latency_predictor.py --nodes     # once: the per-node profiles of the 150 archs (committed)
     python experiments/latency_node_models.py           # this ablation (reads the committed CSVs; no timing)
 
-Op shapes repeat across archs far more than whole blocks do: most held-out archs' ops have the exact shape of
-an op in some fit arch, while a held-out block rarely matches a fit block. So this fits one model over *segments*:
+Op shapes repeat across archs far more than whole blocks do (the results give the share of held-out segments whose
+exact shape is among the fit archs' segments), so this fits one model over *segments*:
 the runtime's nodes grouped by the module their name says (a conv, a norm, the attention core, a residual add),
 each with the shape of the ops it runs (`nas.latency.ops`).
 Nodes the runtime made itself (reorders, pieces of a decomposed LayerNorm) count for the named node before them.
@@ -40,7 +40,6 @@ from latency_unit_models import _totals_fit, prior_hw, resplit, resplits_table, 
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 KINDS = ("conv", "pwconv", "dwconv", "linear", "matmul", "bn", "ln", "relu", "gelu", "softmax", "add", "pool", "reduce")
-MIXER_TYPES = ("identity", "pool", "sepconv", "conv", "attn")
 
 # Module scope names in exported node names ('stages', 'stages.2', 'token_mixer', 'fc1'); op names start upper case.
 _MODULE = re.compile(r"^[a-z_][a-z0-9_]*(?:\.\d+)?$")
@@ -111,7 +110,7 @@ def _role(seg: str) -> str:
 
 
 def arch_segments(arch) -> dict[str, np.ndarray]:
-    """Each segment of `arch` (in execution order) with its shape: role, op kinds, work, sizes, context."""
+    """Each segment of `arch` (in execution order) with its shape: op kinds, work, sizes, resolution, norm, act."""
     from nas.latency.ops import enumerate_ops
 
     groups: dict[str, list] = collections.defaultdict(list)
@@ -127,10 +126,12 @@ def arch_segments(arch) -> dict[str, np.ndarray]:
         main = max(ops, key=lambda o: o.macs or o.vec_ops)
         kinds = {o.kind for o in ops}
         out[seg] = np.array(
-            [main.kind == k for k in KINDS] + [k in kinds for k in KINDS] + [mixer == m for m in MIXER_TYPES]
+            # Only what the segment's own ops depend on (widths and kernels are in the sizes and work), so that the
+            # same op in two different blocks has the same shape.
+            [main.kind == k for k in KINDS] + [k in kinds for k in KINDS]
             + [np.log1p(sum(o.macs for o in ops)), np.log1p(sum(o.vec_ops for o in ops)),
                np.log1p(sum(o.in_elems for o in ops)), np.log1p(sum(o.out_elems for o in ops)),
-               np.log1p(sum(o.params for o in ops)), res[i], s.width, s.kernel, s.heads if s.mixer == "attn" else 0,
+               np.log1p(sum(o.params for o in ops)), res[i], s.heads if mixer == "attn" and seg.endswith("mixer") else 0,
                arch.norm == "ln", arch.act == "gelu", any(o.foldable for o in ops)],
             dtype=float)
     return out
@@ -206,6 +207,10 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, pr
         pred = np.array([fit_total(seg_sum(a), n_units[a.arch_id]) for a in archs_v])
         rows[name] = accuracy_metrics(pred / 1e3, y_v / 1e3)
         info["n_segments"] = int(sum(len(x) for x in X))
+        if not context and not rescale:  # how often a held-out segment's exact shape was among the fit segments
+            seen = {row.tobytes() for row in np.vstack(X)}
+            val_rows = np.vstack([_features(a, context=False)[1] for a in archs_v])
+            info["seen_shape_share"] = float(np.mean([row.tobytes() in seen for row in val_rows]))
 
     nodes_f = np.array([sum(n.us for n in profiles[a.arch_id].nodes) for a in archs_f])
     fit_total = _totals_fit(nodes_f, np.array([n_units[a.arch_id] for a in archs_f]), y_f)
@@ -265,7 +270,8 @@ def render_md(r: dict) -> str:
         f"Machine: {r['machine']}; {r['date']}; {r['seconds']:.0f} s", "",
         f"Fit on {r['n_fit']} archs ({r['n_segments']} segment times from `cpu_fit_nodes.csv`; "
         f"{r['unmatched_share']:.2%} of their node time fell in no segment of the arch), checked on the other {r['n_val']} "
-        "archs. See the module docstring for each row.", "",
+        f"archs. {r['seen_shape_share']:.0%} of the held-out archs' segments have the exact shape of a fit segment. "
+        "See the module docstring for each row.", "",
         f"The node profiles were taken in a later session than the committed medians. Arch by arch, that session's call "
         f"times agree with the committed medians within +-10% for {r['sessions_within_10pct']:.0%} of the 150 archs "
         f"(after one common scale, {r['sessions_median_ratio']:.3f}). So each table is given twice: against the committed medians, "
