@@ -5,8 +5,8 @@
     python experiments/latency_predictor.py --reuse          # refit + revalidate on the committed CSVs
     python experiments/latency_predictor.py --units          # once: per-unit profile of the 150 archs (~3 min)
     python experiments/latency_predictor.py --nodes          # once: per-node profile of the 150 archs (~4 min)
-    python experiments/latency_predictor.py --rerun          # re-time the 150 archs another day (same protocol), then
-                                                             # --reuse to report how far that day's medians move
+    python experiments/latency_predictor.py --rerun          # re-time the 150 archs in a later session (same protocol), then
+                                                             # --reuse to report how far that session's medians move
 
 1. Samples 50 fit architectures (25 from space=metaformer_t at 28x28x1, 25 from metaformer_s at
    64x64x3) and 100 *other* validation architectures (50 + 50), all distinct.
@@ -164,15 +164,15 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     all_rows = fit_rows + val_rows
     everything = fit_profile([r.arch for r in all_rows], [r.median_ms for r in all_rows], hw)
     in_sample = compare_predictors([r.arch for r in all_rows], [r.median_ms for r in all_rows], everything.profile)
-    # Another day's session of the same 150 archs (`--rerun`), when taken: how far medians move between days,
-    # and the predictor against that day's medians (as fitted, and refitted on that day's 50).
-    another_day = None
+    # A later session of the same 150 archs (`--rerun`), when taken: how far medians move between sessions,
+    # and the predictor against that session's medians (as fitted, and refitted on that session's 50).
+    another_session = None
     if (OUT / f"{hw_name}_val_rerun.csv").is_file():
         re_fit, re_val = (read_measurements(OUT / f"{hw_name}_{n}_rerun.csv") for n in ("fit", "val"))
         assert [r.arch for r in re_fit] == [r.arch for r in fit_rows] and [r.arch for r in re_val] == archs
         ratio = np.array([b.median_ms / a.median_ms for a, b in zip(all_rows, re_fit + re_val)])
         refit = fit_profile([r.arch for r in re_fit], [r.median_ms for r in re_fit], hw, unit_times=unit_times)
-        another_day = {
+        another_session = {
             **json.loads((OUT / f"{hw_name}_rerun.json").read_text()),
             "median_ratio": float(np.median(ratio)),
             "within_10pct_raw": float(np.mean(np.abs(ratio - 1) <= 0.10)),
@@ -181,7 +181,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             # Spread of single calls around each arch's median, (p90 - p10) / median: how settled each session was.
             "spread_committed": session_spread(all_rows), "spread_rerun": session_spread(re_fit + re_val),
             "validation": compare_predictors(archs, [r.median_ms for r in re_val], result.profile,
-                                             extra={"predictor refitted on that day's 50": refit.profile}),
+                                             extra={"predictor refitted on that session's 50": refit.profile}),
         }
     # Throughput of batch predictions on fresh (uncached) architectures.
     fresh = []
@@ -208,7 +208,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
         "fit_unit_times": result.n_units, "units_csv": units_csv.name if unit_times else None,
         "validation": results, "validation_per_space": per_space, "swapped_fit100_check50": more_data,
-        "in_sample_fit150_check150": in_sample, "another_day": another_day,
+        "in_sample_fit150_check150": in_sample, "another_session": another_session,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
                         "share_within_5pct": float(np.mean(noise <= 0.05)),
                         # How settled each session was (nas.latency.measure.session_spread): the fit and validation
@@ -261,7 +261,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "No predictor can be checked more tightly than that. Single calls spread around each arch's median "
         "((p90 - p10) / median, the median over archs) by "
         + ", ".join(f"{v:.0%} in `{k}`" for k, v in summary["noise_floor"]["spread"].items()) + ".", "",
-        *(_another_day_md(another_day, hw_name, len(all_rows)) if another_day else []),
+        *(_another_session_md(another_session, hw_name, len(all_rows)) if another_session else []),
         f"Batch prediction speed (calibrated): {cold:,.0f} predictions/s on fresh architectures, "
         f"{warm:,.0f}/s on cached ones ({len(fresh)} archs).", "",
         f"![predicted vs measured](predictor_{hw_name}.png)", "",
@@ -271,7 +271,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     print("\n".join(md))
 
 
-def _another_day_md(day: dict, hw_name: str, n: int) -> list[str]:
+def _another_session_md(day: dict, hw_name: str, n: int) -> list[str]:
     return [
         "## Another session", "",
         f"The same {n} archs re-timed on {day['rerun_date']} with the same protocol, in one session "
@@ -295,7 +295,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="latency predictor benchmark (hw=cpu)")
     ap.add_argument("--reuse", action="store_true", help="reuse the measurement CSVs in experiments/results/latency")
     ap.add_argument("--units", action="store_true", help="only profile per-unit times of the 150 archs (OpenVINO fp32)")
-    ap.add_argument("--rerun", action="store_true", help="only re-time the 150 archs (another day) into <hw>_*_rerun.csv")
+    ap.add_argument("--rerun", action="store_true", help="only re-time the 150 archs (a later session) into <hw>_*_rerun.csv")
     ap.add_argument("--nodes", action="store_true", help="only profile per-node times of the 150 archs (OpenVINO fp32)")
     ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
