@@ -189,7 +189,7 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     from nas.errors import CheckpointError
 
     try:
-        teachers, loss_fn = _teacher_loss(args.teacher, arch)
+        teachers, loss_fn = _load_teachers(args.teacher, arch)
     except CheckpointError as e:
         print(f"error: --teacher: {e}", file=sys.stderr)
         return 2
@@ -232,7 +232,7 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     return 0
 
 
-def _teacher_loss(paths: list[str], arch: ArchConfig):
+def _load_teachers(paths: list[str], arch: ArchConfig):
     """(what the results record of each teacher, the distillation loss) for `--teacher`; ([], None) without."""
     if not paths:
         return [], None

@@ -81,8 +81,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torc
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, random bytes, pickled code refused by weights_only, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {p} is corrupt or not a metaformer-nas checkpoint ({first[:200]})") from None
+        # Only the error's kind: torch's own text for a refused pickle is terminal-coloured advice on how to load
+        # untrusted files anyway, which is not what a user of this tool should do.
+        raise CheckpointError(f"checkpoint {p} is corrupt or not a metaformer-nas checkpoint "
+                              f"(torch.load: {type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"checkpoint {p} has format {found!r}; expected {FORMAT!r}")

@@ -19,7 +19,6 @@ leaves out what the runtime does between nodes.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -80,13 +79,11 @@ def _down_features(prev_width: int, width: int, res_in: int, res_out: int, norm:
 def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
                     fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
     # A stage's blocks are identical, so features are cached per block and per downsampling: fresh
-    # architectures mostly recombine blocks seen before. Batch predictions on fresh archs went from
-    # 5,741/s to 14,278/s (experiments/results/latency/predictor_cpu.md).
-    s = stage
-    x = _block_features(s.mixer, s.width, s.kernel, s.mlp_ratio, s.head_dim, s.expand, s.num_heads, res_out, norm, act,
-                        fused, bytes_per_element) * s.depth
+    # architectures mostly recombine blocks seen before (speed: experiments/results/latency/predictor_cpu.md).
+    x = _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
+                        stage.num_heads, res_out, norm, act, fused, bytes_per_element) * stage.depth
     if prev_width is not None:
-        x = x + _down_features(prev_width, s.width, res_in, res_out, norm, fused, bytes_per_element)
+        x = x + _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element)
     return x
 
 
