@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from nas.latency.measure import machine_info, read_measurements
     from nas.latency.profile import export_archs
 
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
-    hw.calibration = {}
+    hw = OmegaConf.to_object(_compose("hw=cpu").hw).without_calibration()
     fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")
     profile = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw).profile
     predicted = predict_latency_batch([r.arch for r in val_rows], profile)

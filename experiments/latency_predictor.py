@@ -75,8 +75,8 @@ def profile_all_nodes(archs: list, hw) -> list:
 
 def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool = False, rerun: bool = False) -> None:
     started = time.perf_counter()
-    hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw)
-    hw.calibration = {}  # measure and fit against the datasheet prior, whatever the file holds now
+    # Measure and fit against the datasheet prior, whatever the file holds now.
+    hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw).without_calibration()
     fit, val = [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
         space = OmegaConf.to_object(_compose(f"space={space_name}").space)
@@ -139,7 +139,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{hw_name}_fit.csv"
             + (f" + {units_csv.name}, {result.n_units} unit times" if unit_times else "") + "); "
             f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}"
-            + (" (of unit times)" if unit_times else ""))
+            + (" (of unit times)" if unit_times else "")
+            + (f"; residual: {len(result.profile.residual) - 1} boosted trees" if result.profile.residual else ""))
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
     hw_yaml.write_text(calibrated_yaml(hw_yaml.read_text(), result.profile, note=note))
 
@@ -148,7 +149,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     roofline = copy.deepcopy(hw)
     extra = {"roofline prior (uncalibrated)": roofline}
     if unit_times:
-        extra = {"predictor fitted on totals only": totals_only.profile, **extra}
+        no_trees = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
+                               residual_trees=0)
+        extra = {"the same without residual trees": no_trees.profile, "predictor fitted on totals only": totals_only.profile,
+                 **extra}
     results = compare_predictors(archs, measured, result.profile, extra=extra)
     repeat = np.array([r.median_ms for r in repeat_rows])
     noise = np.abs(repeat - np.array(measured)) / np.array(measured)
@@ -243,8 +247,11 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         *([f"The predictor (the profile written to conf/hw/{hw_name}.yaml) is fitted on the 50 totals plus the per-unit times "
            f"of the same 50 archs ({summary['fit_unit_times']} blocks, downsamplings, stems and heads from OpenVINO's per-node "
            f"profile, `{summary['units_csv']}`, taken with `--units`): per-unit-type op costs from the unit times, then one "
-           "scale and the overheads from the totals (nas/latency/fit.py). The row 'fitted on totals only' is the same model "
-           "without the unit times. The sections below refit on other sets from totals only.", ""]
+           f"scale and the overheads from the totals (nas/latency/fit.py). Between the two, {len(result.profile.residual) - 1} "
+           "boosted depth-2 trees learn each unit's log residual from its shape; they travel in the profile (`residual:`). "
+           "The row 'without residual trees' is the same fit without them (`residual_trees=0`, the predictor shipped "
+           "before), the row 'fitted on totals only' the same model without the unit times. The sections below refit on "
+           "other sets from totals only.", ""]
           if summary.get("fit_unit_times") else []),
         "## All 100 validation archs", "", metrics_markdown(results), "",
         *[line for name, r in per_space.items() for line in (f"## {name} only", "", metrics_markdown(r), "")],

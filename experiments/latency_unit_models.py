@@ -6,7 +6,9 @@
 All rows fit on the 50 fit archs (`cpu_fit.csv`, and `cpu_fit_units.csv` where a row uses unit times) and
 are checked on the 100 held-out archs' committed medians (`cpu_val.csv`), like `latency_predictor.py`:
 1. totals only: the per-op-kind linear model fitted on the 50 totals (the former `hw=cpu` predictor);
-2. per-unit linear: `fit_profile(..., unit_times=...)`, what `conf/hw/cpu.yaml` ships;
+2. per-unit linear: `fit_profile(..., unit_times=..., residual_trees=0)`, what `conf/hw/cpu.yaml` shipped before 2b;
+   2b. `fit_profile(..., unit_times=...)` as shipped now: row 2 times 200 boosted residual trees carried in the
+   profile (`hw.residual`); it should equal row 4d, which builds the same model here from scikit-learn directly;
 3. per-unit linear + a log-linear correction per unit type on the unit's shape (resolution, widths,
    kernel, norm, act), fitted on the unit times' log residuals (ridge);
 4. per-unit extra-trees (scikit-learn) on the unit's shape and the linear prediction, on log time;
@@ -31,28 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from _common import write_results  # (also puts the project on sys.path)
+from nas.latency.ops import UNIT_TYPES
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 RESPLITS = 3
-TYPES = ("stem", "down", "head", "identity", "pool", "sepconv", "conv", "attn")
 
 
 def _shape(arch, unit: str) -> np.ndarray:
-    """A unit's shape as numbers: type one-hot, resolution, widths, kernel, expand/heads, norm, act."""
-    from nas.latency.ops import unit_type
+    """A unit's shape as numbers (`nas.latency.ops.unit_shape`): type one-hot, resolution, widths, kernel, expand/heads, norm, act."""
+    from nas.latency.ops import unit_shape
 
-    parts = unit.split(".")
-    utype = unit_type(arch, unit)
-    if parts[0] == "stages":
-        i = int(parts[1])
-        s, res = arch.stages[i], arch.stage_resolutions()[i]
-        prev = arch.stages[i - 1].width if i > 0 else s.width
-        d = [res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev]
-    elif utype == "stem":
-        d = [arch.stage_resolutions()[0], arch.stages[0].width, arch.img_size, arch.stem_kernel, arch.stem_stride, arch.in_chans, 0]
-    else:
-        d = [arch.stage_resolutions()[-1], arch.stages[-1].width, 0, 0, 0, 0, 0]
-    return np.array([utype == t for t in TYPES] + d + [arch.norm == "ln", arch.act == "gelu"], dtype=float)
+    return np.array(unit_shape(arch, unit))
 
 
 def _totals_fit(node_sums_fit: np.ndarray, n_units_fit: np.ndarray, y_fit: np.ndarray):
@@ -75,8 +66,11 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
         rows[name] = accuracy_metrics(pred_us / 1e3, y_v / 1e3)
 
     record("1. totals only (per-op-kind linear)", predict_latency_batch(archs_v, fit.fit_profile(archs_f, y_f / 1e3, hw).profile) * 1e3)
-    shipped = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=[units.get(a.arch_id) for a in archs_f])
-    record("2. per-unit linear (shipped)", predict_latency_batch(archs_v, shipped.profile) * 1e3)
+    unit_times = [units.get(a.arch_id) for a in archs_f]
+    linear_units = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=unit_times, residual_trees=0)
+    record("2. per-unit linear (residual_trees=0)", predict_latency_batch(archs_v, linear_units.profile) * 1e3)
+    with_trees = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=unit_times)
+    record("2b. shipped: per-unit linear x boosted residual trees in the profile", predict_latency_batch(archs_v, with_trees.profile) * 1e3)
 
     # The unit-level linear model again (step 1 of fit_profile, before its totals step), for rows 3-4.
     feats_f = [fit.unit_features(a, hw) for a in archs_f]
@@ -86,7 +80,7 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
     t = np.array([s[3] for s in samples])
     used = np.flatnonzero(np.abs(U).max(axis=0) > 0)
     theta = np.zeros(fit.N_COEF)
-    theta[used] = fit._solve(U[:, used], t, np.zeros(len(used)), 1.0 / np.abs(U[:, used] / t[:, None]).max(axis=0), shipped.lam)
+    theta[used] = fit._solve(U[:, used], t, np.zeros(len(used)), 1.0 / np.abs(U[:, used] / t[:, None]).max(axis=0), linear_units.lam)
     lin = U @ theta
 
     def per_unit_total(unit_pred) -> np.ndarray:
@@ -101,11 +95,11 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
     logs = np.log(np.maximum(lin, 1e-3))
     resid = np.log(t) - logs
     corr = {}
-    for ty in TYPES:
-        idx = [k for k, s in enumerate(samples) if _shape(s[0], s[1])[TYPES.index(ty)]]
+    for ty in UNIT_TYPES:
+        idx = [k for k, s in enumerate(samples) if _shape(s[0], s[1])[UNIT_TYPES.index(ty)]]
         if len(idx) < 5:
             continue
-        P = np.log1p(np.array([_shape(samples[k][0], samples[k][1])[len(TYPES):] for k in idx]))
+        P = np.log1p(np.array([_shape(samples[k][0], samples[k][1])[len(UNIT_TYPES):] for k in idx]))
         mu, sd = P.mean(axis=0), P.std(axis=0)
         sd[sd == 0] = 1.0
         Z = np.hstack([np.ones((len(idx), 1)), (P - mu) / sd])
@@ -115,11 +109,11 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
     def corrected(a, u, x):
         base = max(float(x @ theta), 1e-3)
         sh = _shape(a, u)
-        ty = TYPES[int(np.argmax(sh[: len(TYPES)]))]
+        ty = UNIT_TYPES[int(np.argmax(sh[: len(UNIT_TYPES)]))]
         if ty not in corr:
             return base
         beta, mu, sd = corr[ty]
-        z = np.concatenate([[1.0], (np.log1p(sh[len(TYPES):]) - mu) / sd])
+        z = np.concatenate([[1.0], (np.log1p(sh[len(UNIT_TYPES):]) - mu) / sd])
         return base * float(np.exp(z @ beta))
 
     record("3. per-unit linear + log-linear correction per unit type", per_unit_total(corrected))
@@ -177,8 +171,7 @@ def prior_hw():
 
     from latency_predictor import _compose
 
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw)
-    hw.calibration = {}
+    hw = OmegaConf.to_object(_compose("hw=cpu").hw).without_calibration()
     return hw
 
 

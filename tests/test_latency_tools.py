@@ -20,7 +20,7 @@ from nas.latency.measure import (
     Measurement, NodeProfile, NodeTime, make_runner, profile_nodes, profile_units, read_measurements, read_node_times,
     read_unit_times, unit_of_node, units_of_nodes, write_measurements, write_node_times, write_unit_times,
 )
-from nas.latency.ops import enumerate_ops, unit_of, unit_type
+from nas.latency.ops import UNIT_SHAPE_FIELDS, enumerate_ops, unit_of, unit_type
 from nas.latency.profile import export_archs, measure_archs, run_profile, sample_archs
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
 
@@ -213,7 +213,7 @@ def test_unit_times_csv_round_trip_and_bad_rows(tmp_path):
 
 def test_fit_recovers_known_per_op_costs_from_synthetic_measurements(cpu, space_t):
     rng = np.random.default_rng(0)
-    prior = dataclasses.replace(cpu, calibration={})
+    prior = cpu.without_calibration()
     truth = prior_coefficients(prior) * rng.uniform(0.3, 3.0, N_COEF)  # a chip unlike the prior
     archs = sample_archs(space_t, 160, seed=3, in_chans=1, img_size=28, num_classes=10)
     latency = np.array([arch_features(a, prior) @ truth for a in archs]) / 1000
@@ -248,7 +248,7 @@ def _synthetic_unit_chip(prior, archs, seed=0):
 
 
 def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t):
-    prior = dataclasses.replace(cpu, calibration={})
+    prior = cpu.without_calibration()
     archs = sample_archs(space_t, 90, seed=5, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs)
     fit, held_out = slice(0, 50), slice(50, 90)
@@ -271,7 +271,7 @@ def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t
 
 
 def test_unit_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, space_t):
-    prior = dataclasses.replace(cpu, calibration={})
+    prior = cpu.without_calibration()
     archs = sample_archs(space_t, 30, seed=6, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs, seed=1)
     fitted = fit_profile(archs, totals, prior, unit_times=units).profile
@@ -290,7 +290,7 @@ def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
     from nas.latency.measure import write_unit_times
     from nas.latency.profile import LatencyToolConfig
 
-    prior = dataclasses.replace(cpu, calibration={})
+    prior = cpu.without_calibration()
     archs = sample_archs(space_t, 20, seed=7, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs, seed=2)
     write_measurements(tmp_path / "m.csv", [Measurement(a, "x", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
@@ -307,6 +307,26 @@ def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
     tool.units = [str(tmp_path / "other.csv")]
     with pytest.raises(DataError, match="no arch_id in them matches"):
         fit_command(tool)
+
+
+def test_fit_cli_writes_residual_trees_unless_told_not_to(tmp_path, cpu, space_t):
+    from nas.latency.fit import fit_command
+    from nas.latency.measure import write_unit_times
+    from nas.latency.profile import LatencyToolConfig, to_tool_config
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 30, seed=10, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _shape_effect_chip(prior, archs)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "x", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+    write_unit_times(tmp_path / "u.csv", [(a.arch_id, k, v) for a, u in zip(archs, units) for k, v in u.items()])
+    for trees in (200, 0):
+        tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
+                                 out=str(tmp_path / f"chip{trees}.yaml"), residual_trees=trees)
+        assert ("residual: 200 boosted trees" in fit_command(to_tool_config(tool))) == (trees > 0)
+        text = (tmp_path / f"chip{trees}.yaml").read_text()
+        assert ("\nresidual:\n" in text) == (trees > 0)
+    with pytest.raises(ConfigError, match="residual_trees=-1 must be >= 0"):
+        to_tool_config(dataclasses.replace(tool, residual_trees=-1))
 
 
 def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):
@@ -333,7 +353,7 @@ def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, spac
 @pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
                                            ("sepconv/warp", False), ("unit", False)])
 def test_calibration_entries_are_checked(cpu, entry, ok):
-    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}})
+    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}}, residual=[])
     if ok:
         profile.validate()
     else:
@@ -442,3 +462,120 @@ def test_features_cached_per_block_equal_those_of_every_op(cpu, space_t):
                     by_unit.setdefault(unit_of(op.name), []).append(op)
                 every_op = sum(_features(u_ops, fused, 4, "down" if u.endswith("down") else st.mixer) for u, u_ops in by_unit.items())
                 np.testing.assert_array_equal(_stage_features(st, prev, res_in, 7, norm, act, fused, 4), every_op)
+
+
+def _shape_effect_chip(prior, archs):
+    """Unit times that a model linear in the ops' sizes cannot fit: blocks at >= 14 px run 1.8x slower when their
+    width is <= 24 (short rows, poor vectorisation), attention blocks 0.6x at 4 px."""
+    from nas.latency.ops import unit_shape
+
+    units, totals = _synthetic_unit_chip(prior, archs, seed=3)
+    for arch, times in zip(archs, units):
+        for unit in times:
+            shape = dict(zip(UNIT_SHAPE_FIELDS, unit_shape(arch, unit)))
+            if unit.startswith("stages") and not shape["is_down"]:
+                times[unit] *= 1.8 if shape["res"] >= 14 and shape["width"] <= 24 else (0.6 if shape["is_attn"] and shape["res"] <= 4 else 1.0)
+    totals = np.array([(1.1 * sum(u.values()) + 30.0 + 2.0 * len(u)) / 1000 for u in units])
+    return units, totals
+
+
+def test_residual_trees_learn_what_the_linear_unit_model_misses(cpu, space_t):
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 100, seed=8, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _shape_effect_chip(prior, archs)
+    fit, held_out = slice(0, 60), slice(60, 100)
+    linear = fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], residual_trees=0).profile
+    trees = fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit]).profile
+    assert linear.residual == [] and len(trees.residual) == 1 + 200
+    trees.validate()
+    err = lambda p: np.abs(predict_latency_batch(archs[held_out], p) / totals[held_out] - 1)  # noqa: E731
+    assert np.mean(err(trees) <= 0.05) > np.mean(err(linear) <= 0.05) and err(trees).mean() < 0.5 * err(linear).mean()
+    # The per-layer view keeps summing to the total and agrees with the batch path.
+    for a in archs[60:65]:
+        report = predict_latency(a, trees)
+        assert sum(l.ms for l in report.layers) == pytest.approx(report.total_ms)
+        assert report.total_ms == pytest.approx(predict_latency_batch([a], trees)[0], rel=1e-9)
+    # Too few unit times for trees: the fit leaves them out; a negative count is refused.
+    assert fit_profile(archs[:10], totals[:10], prior, unit_times=units[:10]).profile.residual == []
+    with pytest.raises(ConfigError, match="residual_trees=-1"):
+        fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], residual_trees=-1)
+    # Refitting a profile that has trees starts from the datasheet again: a totals-only fit carries none.
+    assert fit_profile(archs[fit], totals[fit], trees).profile.residual == []
+
+
+def test_residual_rows_predict_what_scikit_learn_predicts():
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from nas.latency.fit import _fit_residual
+    from nas.latency.predictor import residual_factors
+
+    rng = np.random.default_rng(0)
+    n = 2500  # more units than the few-units path handles: both ways of evaluating the trees are checked
+    shapes = rng.integers(0, 4, size=(n, len(UNIT_SHAPE_FIELDS))).astype(float)
+    shapes[:5] = 0.0  # constant rows, so some trees meet nodes without a split
+    linear = rng.uniform(1, 100, n)
+    times = linear * np.exp(0.3 * shapes[:, 9] - 0.2 * (shapes[:, 10] > 1) + 0.05 * rng.normal(size=n))
+    rows = _fit_residual(shapes, linear, times, trees=50, seed=0)
+    reference = GradientBoostingRegressor(n_estimators=50, max_depth=2, learning_rate=0.1, random_state=0)
+    reference.fit(np.column_stack([shapes, np.log(linear)]), np.log(times / linear))
+    expected = np.exp(reference.predict(np.column_stack([shapes, np.log(linear)])))
+    np.testing.assert_allclose(residual_factors(rows, shapes, linear), expected, rtol=1e-9)
+    np.testing.assert_allclose(residual_factors(rows, shapes[:12], linear[:12]), expected[:12], rtol=1e-9)
+
+
+def test_profile_with_residual_trees_round_trips_through_yaml(tmp_path, cpu, space_t):
+    from tests.conftest import CONF_DIR
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 40, seed=9, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _shape_effect_chip(prior, archs)
+    fitted = fit_profile(archs, totals, prior, unit_times=units).profile
+    text = calibrated_yaml((CONF_DIR / "hw" / "cpu.yaml").read_text(), fitted, note="test")
+    assert calibrated_yaml(text, fitted, note="test") == text  # the residual block is replaced too, not appended
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    profile.validate()
+    assert len(profile.residual) == len(fitted.residual)
+    # Six significant digits in the file: predictions agree to about that.
+    np.testing.assert_allclose(predict_latency_batch(archs, profile), predict_latency_batch(archs, fitted), rtol=1e-4)
+
+
+@pytest.mark.parametrize(("residual", "fragment"), [
+    ([[0.1]], r"hw.residual\[0\]=\[0.1\] must be 2 finite numbers"),
+    ([[0.1, 2.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1]], r"hw.residual\[1\]=.* must be 10 finite numbers"),
+    ([[0.1, 2.0], [0.0, float("nan"), 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]], "must be 10 finite numbers"),
+    ([[0.1, 2.0], [99.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]], r"has feature \[99.0, 0.0, 0.0\]; allowed: integers 0-17"),
+    ([[0.1, 2.0], [1.5, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]], "allowed: integers"),
+])
+def test_bad_residual_rows_are_named(cpu, residual, fragment):
+    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "sepconv/unit": {"fixed": 1.0}}, residual=residual)
+    with pytest.raises(ConfigError, match=fragment) as err:
+        profile.validate()
+    assert "\n" not in str(err.value)
+
+
+def test_residual_trees_need_a_per_unit_calibration(cpu):
+    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[[0.0, 1.0]])
+    with pytest.raises(ConfigError, match="needs a calibration fitted on per-unit times"):
+        profile.validate()
+
+
+@pytest.mark.parametrize("space_name", ["metaformer_t", "metaformer_s"])
+def test_unit_groups_sum_to_the_arch_features_and_carry_each_units_shape(space_name, compose_cfg, cpu):
+    from nas.latency.fit import arch_unit_groups, unit_features
+    from nas.latency.ops import unit_shape
+
+    space = OmegaConf.to_object(compose_cfg(f"space={space_name}").space)
+    for arch in sample_archs(space, 30, seed=12, in_chans=3, img_size=64 if space_name == "metaformer_s" else 28, num_classes=7):
+        groups = arch_unit_groups(arch, cpu)
+        total = sum(n * x for g in groups for x, n in zip(g.features, g.counts))
+        total[0] = 1.0
+        np.testing.assert_allclose(arch_features(arch, cpu), total)
+        # Every unit of the op list is there with its own shape and features (a stage's blocks once, depth times).
+        by_shape = {}
+        for unit, x in unit_features(arch, cpu).items():
+            by_shape.setdefault(unit_shape(arch, unit), []).append(x)
+        got = {shape: (x, n) for g in groups for shape, x, n in zip(g.shapes, g.features, g.counts)}
+        assert set(got) == set(by_shape)
+        for shape, xs in by_shape.items():
+            assert got[shape][1] == len(xs)
+            np.testing.assert_allclose(got[shape][0], xs[0])

@@ -11,14 +11,20 @@ by one global factor fitted first).
 With per-unit times (a per-layer profile summed per block, downsampling, stem and head; see
 `nas.latency.measure.profile_units`), each op also gets terms specific to the type of unit it sits
 in (`sepconv/pwconv`: a 1x1 conv inside a sepconv block), and each unit a fixed cost. Those are
-fitted on the unit times, about ten samples per measured model instead of one; one scale, the
-per-inference overhead and a per-unit overhead are then fitted on the totals, because a profile
-leaves out what the runtime does between nodes.
+fitted on the unit times, about ten samples per measured model instead of one. With enough unit
+times, boosted depth-2 regression trees (scikit-learn) then learn each unit's log residual from its
+shape (`nas.latency.ops.unit_shape`) and linear cost: a kernel's speed changes with the sizes it meets
+in ways a model linear in MACs and bytes misses. The trees travel in the profile as plain numbers
+(`HardwareProfile.residual`), so predicting needs numpy only. Last, one scale, the per-inference
+overhead and a per-unit overhead are fitted on the totals, because a profile leaves out what the
+runtime does between nodes. (Which per-unit models were tried, and what each got on held-out
+archs: experiments/results/latency/unit_models_cpu.md.)
 """
 
 from __future__ import annotations
 
 import copy
+import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -26,10 +32,11 @@ from typing import Sequence
 import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
-from nas.errors import DataError
+from nas.errors import ConfigError, DataError
 from nas.latency.hardware import HardwareProfile
 from nas.latency.ops import (
-    MATRIX_KINDS, OP_KINDS, UNIT_TYPES, Op, block_ops, downsample_ops, head_ops, stem_ops, unit_of, unit_type,
+    MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
+    stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
 )
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
@@ -42,9 +49,9 @@ _BASE = {kind: 1 + i * len(TERMS) for i, kind in enumerate(KINDS)}  # first coef
 _TYPE_BASE = {t: N_GLOBAL + i * _PER_TYPE for i, t in enumerate(UNIT_TYPES)}  # the unit's fixed cost; its kinds follow
 
 
-def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int, utype: str) -> np.ndarray:
-    """Features of one unit's ops (all of type `utype`), counting the unit once."""
-    x = np.zeros(N_COEF)
+def _global_features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    """The per-kind part of the features of `ops` (count, work, bytes per op kind), N_GLOBAL long."""
+    x = np.zeros(N_GLOBAL)
     for op in ops:
         if op.foldable and op.kind in fused:
             continue  # the runtime folds it into its neighbour
@@ -52,20 +59,44 @@ def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int, 
         x[base] += 1.0
         x[base + 1] += op.work
         x[base + 2] += op.bytes_moved(bytes_per_element)
+    return x
+
+
+def _typed(g: np.ndarray, utype: str) -> np.ndarray:
     # All ops of a unit share its type: the per-type terms repeat the per-kind ones in that type's slots.
+    x = np.zeros(N_COEF)
+    x[:N_GLOBAL] = g
     tb = _TYPE_BASE[utype]
     x[tb] = 1.0
-    x[tb + 1 : tb + _PER_TYPE] = x[1:N_GLOBAL]
+    x[tb + 1 : tb + _PER_TYPE] = g[1:]
     return x
+
+
+def _features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int, utype: str) -> np.ndarray:
+    """Features of one unit's ops (all of type `utype`), counting the unit once."""
+    return _typed(_global_features(ops, fused, bytes_per_element), utype)
 
 
 @lru_cache(maxsize=65536)
 def _block_features(mixer: str, width: int, kernel: int, mlp_ratio: float, head_dim: int, expand: float,
                     num_heads: int | None, res: int, norm: str, act: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    # Keyed on the fields a block's ops depend on (depth left out), so all depths of a stage share it.
-    block = StageConfig(mixer=mixer, depth=1, width=width, kernel=kernel, mlp_ratio=mlp_ratio, head_dim=head_dim,
-                        expand=expand, num_heads=num_heads)
-    return _features(block_ops(block, 0, 0, res, norm=norm, act=act), fused, bytes_per_element, mixer)
+    # Keyed on the fields a block's ops depend on (depth left out), so all depths of a stage share it; built
+    # from its two halves, cached apart: fresh blocks mostly pair a mixer and an MLP seen before.
+    return _typed(_mixer_half(mixer, width, kernel, head_dim, expand, num_heads, res, norm, act, fused, bytes_per_element)
+                  + _mlp_half(width, mlp_ratio, res, norm, act, fused, bytes_per_element), mixer)
+
+
+@lru_cache(maxsize=65536)
+def _mixer_half(mixer: str, width: int, kernel: int, head_dim: int, expand: float, num_heads: int | None, res: int,
+                norm: str, act: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    block = StageConfig(mixer=mixer, depth=1, width=width, kernel=kernel, head_dim=head_dim, expand=expand, num_heads=num_heads)
+    return _global_features(token_mixer_ops("b", 0, block, res, norm=norm, act=act), fused, bytes_per_element)
+
+
+@lru_cache(maxsize=65536)
+def _mlp_half(width: int, mlp_ratio: float, res: int, norm: str, act: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    block = StageConfig(mixer="identity", depth=1, width=width, mlp_ratio=mlp_ratio)
+    return _global_features(channel_mlp_ops("b", 0, block, res, norm=norm, act=act), fused, bytes_per_element)
 
 
 @lru_cache(maxsize=65536)
@@ -87,15 +118,21 @@ def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res
     return x
 
 
+def _stand_in(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
+              n_stages: int, num_classes: int, norm: str, act: str = "relu") -> ArchConfig:
+    # Stem and head depend on a few fields only: an arch with the same ends has the same stem and head ops.
+    stages = (StageConfig(mixer="identity", depth=1, width=first_width),
+              *[StageConfig(mixer="identity", depth=1, width=last_width)] * (n_stages - 1))
+    return ArchConfig(stages=stages, stem_kernel=stem_kernel, stem_stride=stem_stride, norm=norm, act=act, in_chans=in_chans,
+                      img_size=img_size, num_classes=num_classes)
+
+
 @lru_cache(maxsize=4096)
 def _ends_features(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
                    n_stages: int, num_classes: int, norm: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
     # Stem, head and the per-inference term depend on a few fields only: cached on those, since every fresh
-    # architecture needs them. A stand-in arch with the same ends has the same stem and head ops.
-    stages = (StageConfig(mixer="identity", depth=1, width=first_width),
-              *[StageConfig(mixer="identity", depth=1, width=last_width)] * (n_stages - 1))
-    ends = ArchConfig(stages=stages, stem_kernel=stem_kernel, stem_stride=stem_stride, norm=norm, in_chans=in_chans,
-                      img_size=img_size, num_classes=num_classes)
+    # architecture needs them.
+    ends = _stand_in(in_chans, img_size, stem_kernel, stem_stride, first_width, last_width, n_stages, num_classes, norm)
     x = _features(stem_ops(ends), fused, bytes_per_element, "stem") + _features(head_ops(ends), fused, bytes_per_element, "head")
     x[0] = 1.0  # the per-inference overhead
     return x
@@ -111,6 +148,64 @@ def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: i
         prev = arch.stages[i - 1].width if i > 0 else None
         x += _stage_features(s, prev, res[i - 1] if i > 0 else res[0], res[i], arch.norm, arch.act, fused, bytes_per_element)
     return x
+
+
+@dataclass(frozen=True, eq=False)
+class UnitGroup:
+    """Units that are cached together: a stage's downsampling and its (alike) blocks, or the stem and head.
+
+    Unit by unit: its `unit_shape`, its feature vector, and how many times the arch has it (a stage's depth
+    for its blocks). Instances are shared cache entries: do not modify their arrays.
+    """
+
+    shapes: tuple[tuple[float, ...], ...]
+    features: tuple[np.ndarray, ...]
+    counts: tuple[int, ...]
+
+    @staticmethod
+    def of(units: Sequence[tuple[tuple[float, ...], np.ndarray, int]]) -> UnitGroup:
+        return UnitGroup(*map(tuple, zip(*units)))
+
+
+@lru_cache(maxsize=65536)
+def _stage_units(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
+                 fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
+    # A stage's downsampling and its blocks, which are all alike.
+    block = (stage_unit_shape(stage, stage.mixer, res=res_out, prev_width=prev_width, norm=norm, act=act),
+             _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
+                             stage.num_heads, res_out, norm, act, fused, bytes_per_element), stage.depth)
+    if prev_width is None:
+        return UnitGroup.of([block])
+    down = (stage_unit_shape(stage, "down", res=res_out, prev_width=prev_width, norm=norm, act=act),
+            _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element), 1)
+    return UnitGroup.of([down, block])
+
+
+def _ends_key(arch: ArchConfig) -> tuple:
+    return (arch.in_chans, arch.img_size, arch.stem_kernel, arch.stem_stride, arch.stages[0].width, arch.stages[-1].width,
+            len(arch.stages), arch.num_classes, arch.norm, arch.act)
+
+
+@lru_cache(maxsize=4096)
+def _end_units(key: tuple, fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
+    ends = _stand_in(*key)
+    return UnitGroup.of([(unit_shape(ends, u), _features(ops(ends), fused, bytes_per_element, u), 1)
+                         for u, ops in (("stem", stem_ops), ("head", head_ops))])
+
+
+def arch_unit_groups(arch: ArchConfig, hw: HardwareProfile) -> tuple[UnitGroup, ...]:
+    """The units of `arch`, grouped as cached: stem and head, then per stage its downsampling and its blocks
+    (one row, counted with the stage's depth). Features times counts sum to `arch_features(arch, hw)` minus its
+    invoke term. Equal groups are the same object, so callers may memoise on their identity while they hold them."""
+    return _arch_unit_groups(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))
+
+
+@lru_cache(maxsize=65536)
+def _arch_unit_groups(arch: ArchConfig, fused: frozenset[str], bpe: int) -> tuple[UnitGroup, ...]:
+    res = arch.stage_resolutions()
+    return (_end_units(_ends_key(arch), fused, bpe), *(
+        _stage_units(s, arch.stages[i - 1].width if i > 0 else None, res[i - 1] if i > 0 else res[0], res[i], arch.norm,
+                     arch.act, fused, bpe) for i, s in enumerate(arch.stages)))
 
 
 def arch_features(arch: ArchConfig, hw: HardwareProfile) -> np.ndarray:
@@ -246,21 +341,25 @@ def fit_profile(
     lambdas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
     folds: int = 5,
     seed: int = 0,
+    residual_trees: int = 200,
 ) -> FitResult:
     """Fit per-op-kind costs to measured latencies; returns `prior` with a `calibration` block.
 
     `unit_times`: optional per-arch {unit: microseconds} from a per-layer profile (None for an arch
     without one), e.g. `read_unit_times(...)[arch.arch_id]`; with them the fit also learns per-unit-type
-    costs (see the module docstring).
+    costs (see the module docstring) and, from at least `MIN_RESIDUAL_UNITS` unit times, a `residual`
+    model of `residual_trees` boosted trees (0: none).
     """
     if len(archs) != len(latencies_ms) or len(archs) < 3:
         raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
-    uncalibrated = copy.deepcopy(prior)
-    uncalibrated.calibration = {}
+    if not (isinstance(residual_trees, int) and residual_trees >= 0):
+        raise ConfigError(f"residual_trees={residual_trees!r} must be an integer >= 0 (0: no residual model)")
+    prior = uncalibrated = copy.deepcopy(prior.without_calibration())  # whatever the profile held, fits start from the datasheet
     X = np.stack([arch_features(a, uncalibrated) for a in archs])
     y = np.asarray(latencies_ms, dtype=float) * 1000.0
     if unit_times is not None and any(unit_times):
-        return _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, lambdas=lambdas, folds=folds, seed=seed)
+        return _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, lambdas=lambdas, folds=folds, seed=seed,
+                               residual_trees=residual_trees)
     g = slice(0, N_GLOBAL)  # totals alone cannot tell unit types apart: global terms only
     theta0, scale = prior_coefficients(uncalibrated)[g], _scales(uncalibrated)[g]
     # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
@@ -275,16 +374,19 @@ def fit_profile(
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y))
 
 
-def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed) -> FitResult:
+def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed, residual_trees) -> FitResult:
     from scipy.optimize import nnls
+
+    from nas.latency.predictor import _corrected
 
     if len(unit_times) != len(archs):
         raise DataError(f"unit_times has {len(unit_times)} entries for {len(archs)} archs; give one per arch (None where missing)")
-    rows, targets, groups = [], [], []
+    rows, shapes, targets, groups = [], [], [], []
     for k, (arch, times) in enumerate(zip(archs, unit_times)):
         for unit, x in unit_features(arch, uncalibrated).items() if times else ():
             if times.get(unit, 0.0) > 0:  # a unit whose ops were all fused away has no time of its own
                 rows.append(x)
+                shapes.append(unit_shape(arch, unit))
                 targets.append(times[unit])
                 groups.append(k)
     if len(set(groups)) < 3:
@@ -297,9 +399,22 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
     best = _choose_lambda(U[:, used], t, np.array(groups), np.zeros(len(used)), scale, lambdas, folds, seed)
     theta = np.zeros(N_COEF)
     theta[used] = _solve(U[:, used], t, np.zeros(len(used)), scale, best[1])
-    # 2. Totals = scale * (sum of unit costs) + per-inference overhead + per-unit overhead, on all archs.
+    # 2. Boosted trees on each unit's log residual (when there are enough unit times): what a model linear in
+    #    the op sizes misses, e.g. a kernel whose speed changes with the width and resolution it meets.
+    #    Unit cost = linear x exp(trees); as a profile's `residual` rows, with no per-unit overhead yet.
+    residual = (_fit_residual(np.array(shapes), U @ theta, t, trees=residual_trees, seed=seed)
+                if residual_trees and len(t) >= MIN_RESIDUAL_UNITS else [])
+    # 3. Totals = scale * (sum of unit costs) + per-inference overhead + per-unit overhead, on all archs.
     n_units = X[:, [_TYPE_BASE[u] for u in UNIT_TYPES]].sum(axis=1)
     nodes = X @ theta
+    if residual:
+        def corrected_sum(arch: ArchConfig) -> float:
+            groups = arch_unit_groups(arch, uncalibrated)
+            units = [u for g in groups for u in zip(g.shapes, g.features, g.counts)]
+            costs = _corrected(residual, np.array([u[0] for u in units]), np.array([u[1] for u in units]) @ theta)
+            return float(costs @ np.array([u[2] for u in units]))
+
+        nodes = np.array([corrected_sum(arch) for arch in archs])
     F = np.stack([nodes, np.ones_like(y), n_units], axis=1)
     (a, invoke, per_unit), _ = nnls(F / y[:, None], np.ones_like(y))
     theta *= a
@@ -308,16 +423,58 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
         theta[_TYPE_BASE[u]] += per_unit
     profile = copy.deepcopy(prior)
     profile.calibration = _calibration(theta)
+    if residual:
+        # The trees read log(unit cost - per-unit overhead), which the scale moved by log(a).
+        shift = lambda f, thr: thr + (np.log(a) if int(f) == LOG_COST else 0.0)  # noqa: E731
+        profile.residual = [[residual[0][0], float(per_unit)]] + [
+            [r[0], shift(r[0], r[1]), r[2], shift(r[2], r[3]), r[4], shift(r[4], r[5]), *r[6:]] for r in residual[1:]]
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), n_units=len(t))
+
+
+MIN_RESIDUAL_UNITS = 200
+"""Fewer unit times than this (about 20 models): no residual trees; boosting would memorise them."""
+LOG_COST = len(UNIT_SHAPE_FIELDS)
+"""Index of the residual trees' last feature, log(unit cost - per-unit overhead); the unit's shape comes before it."""
+_FAR = 1e30  # threshold of a split sklearn did not make: everything goes left
+
+
+def _fit_residual(shapes: np.ndarray, linear_us: np.ndarray, unit_us: np.ndarray, *, trees: int, seed: int) -> list[list[float]]:
+    """Boosted depth-2 regression trees (scikit-learn) of log(unit time / linear cost) on the unit's shape and
+    log(linear cost), as `HardwareProfile.residual` rows: [[init, 0], tree, ...] (see `residual_factors`)."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    log_linear = np.log(np.maximum(linear_us, 1e-3))
+    D = np.column_stack([shapes, log_linear])
+    model = GradientBoostingRegressor(n_estimators=trees, max_depth=2, learning_rate=0.1, random_state=seed)
+    model.fit(D, np.log(unit_us) - log_linear)
+    out = [[float(model.init_.constant_.ravel()[0]), 0.0]]
+    for (tree,) in model.estimators_:
+        t = tree.tree_
+        value = lambda n: float(t.value[n].ravel()[0]) * model.learning_rate  # noqa: E731
+
+        def split(n: int) -> tuple[list[float], list[float]]:
+            # A node's (feature, threshold) and its two children's leaf values; a leaf splits nowhere.
+            if t.children_left[n] < 0:
+                return [0.0, _FAR], [value(n), value(n)]
+            return [float(t.feature[n]), float(t.threshold[n])], [value(t.children_left[n]), value(t.children_right[n])]
+
+        if t.children_left[0] < 0:
+            out.append([0.0, _FAR, 0.0, _FAR, 0.0, _FAR, *[value(0)] * 4])
+            continue
+        left, right = split(t.children_left[0]), split(t.children_right[0])
+        out.append([float(t.feature[0]), float(t.threshold[0]), *left[0], *right[0], *left[1], *right[1]])
+    return out
 
 
 CALIBRATION_MARKER = "# --- calibration (generated by `python -m nas.latency.fit`; refit instead of editing) ---"
 
 
-def _yaml_float(value: float) -> str:
-    # Always a YAML float (never "0" or "1e-05", which typed configs or YAML 1.1 read as int / str).
-    text = f"{value:.6e}" if value and (abs(value) < 1e-3 or abs(value) >= 1e6) else f"{value:.6f}"
-    return text
+def _yaml_float(value: float, digits: int | None = 7) -> str:
+    # Always a YAML float (never "0" or "1e-05", which typed configs or YAML 1.1 read as int / str). Seven
+    # significant digits keep a reloaded profile's units on the same side of every residual tree's threshold;
+    # None: the shortest text that reads back exactly.
+    mantissa, e, exponent = (repr(float(value)) if digits is None else f"{value:.{digits}g}").partition("e")
+    return (mantissa if "." in mantissa else mantissa + ".0") + (f"e{exponent}" if e else "")
 
 
 def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) -> str:
@@ -333,6 +490,14 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     for kind, terms in profile.calibration.items():
         body = ", ".join(f"{t}: {_yaml_float(v)}" for t, v in terms.items())
         lines.append(f"  {kind}: {{{body}}}")
+    if profile.residual:
+        lines += ["# per-unit correction: unit cost = (cost - overhead) x exp(init + trees) + overhead; row 0 [init, overhead],",
+                  "# then one tree per row: [feature, threshold, left: feature, threshold, right: feature, threshold, 4 leaves],",
+                  *textwrap.wrap(", ".join(f"{i}:{f}" for i, f in enumerate((*UNIT_SHAPE_FIELDS, "log(cost-overhead)"))),
+                                 width=110, initial_indent="# features: ", subsequent_indent="#   "),
+                  "residual:"]
+        # Tree thresholds and leaves exactly: 200 rounded leaves would add up to a visible error.
+        lines += ["  - [" + ", ".join(_yaml_float(v, None) for v in row) + "]" for row in profile.residual]
     return head + "\n".join(lines) + "\n"
 
 
@@ -353,13 +518,15 @@ def fit_command(tool) -> str:
     unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
     if units and not any(unit_times):
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
-    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times)
+    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times,
+                         residual_trees=tool.residual_trees)
     source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
     out = Path(tool.out) if tool.out else source
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}"
-            + (" (of unit times)" if result.n_units else ""))
+            + (" (of unit times)" if result.n_units else "")
+            + (f"; residual: {len(result.profile.residual) - 1} boosted trees" if result.profile.residual else ""))
     out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
     return f"calibrated profile written to {out} ({note})"
 

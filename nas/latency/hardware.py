@@ -6,11 +6,12 @@ fails when the config is composed; `validate()` checks the values.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from nas.errors import ConfigError
-from nas.latency.ops import OP_KINDS, UNIT_TYPES
+from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 
 PRECISIONS = ("int8", "fp16", "fp32")
 
@@ -47,6 +48,14 @@ class HardwareProfile:
     # Fitted per-op-kind costs (nas.latency.fit): {kind: {fixed, per_work, per_byte}, invoke: {fixed}}, in us.
     # When present, the predictor uses them instead of the roofline numbers above.
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Fitted per-unit correction on top of a per-unit calibration (nas.latency.fit, from per-unit profiles):
+    # row 0 [init, per-unit overhead in us], then one depth-2 regression tree per row of 10 numbers; see
+    # nas.latency.predictor.residual_factors. Empty: no correction.
+    residual: list[list[float]] = field(default_factory=list)
+
+    def without_calibration(self) -> "HardwareProfile":
+        """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
+        return dataclasses.replace(self, calibration={}, residual=[])
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
@@ -78,7 +87,22 @@ class HardwareProfile:
             for term, value in terms.items():
                 if term not in ("fixed", "per_work", "per_byte") or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                     raise ConfigError(f"hw.calibration.{kind}.{term}={value!r}: terms are fixed/per_work/per_byte, finite and >= 0")
+        if self.residual:
+            self._validate_residual()
         for list_name in ("fused_kinds", "host_kinds"):
             for kind in getattr(self, list_name):
                 if kind not in OP_KINDS:
                     raise ConfigError(f"hw.{list_name} has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
+
+    def _validate_residual(self) -> None:
+        n_features = len(UNIT_SHAPE_FIELDS) + 1  # the unit's shape, then log(unit cost)
+        if not any(k.endswith("/unit") for k in self.calibration):
+            raise ConfigError("hw.residual needs a calibration fitted on per-unit times (<unit type>/unit entries); "
+                              "refit with `python -m nas.latency.fit ... units=[...]` or remove hw.residual")
+        for i, row in enumerate(self.residual):
+            size = 2 if i == 0 else 10
+            if len(row) != size or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in row):
+                raise ConfigError(f"hw.residual[{i}]={list(row)!r} must be {size} finite numbers "
+                                  + ("([init, per-unit overhead])" if i == 0 else "(a depth-2 tree: 3 x [feature, threshold], 4 leaves)"))
+            if i and not all(float(f).is_integer() and 0 <= f < n_features for f in row[0:6:2]):
+                raise ConfigError(f"hw.residual[{i}] has feature {[row[0], row[2], row[4]]!r}; allowed: integers 0-{n_features - 1}")

@@ -72,6 +72,11 @@ def _norm(name: str, norm: str, stage: int, channels: int, n: int, *, next_is_co
 
 
 def _block_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act: str) -> list[Op]:
+    return token_mixer_ops(prefix, i, s, res, norm=norm, act=act) + channel_mlp_ops(prefix, i, s, res, norm=norm, act=act)
+
+
+def token_mixer_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act: str) -> list[Op]:
+    """The first half of a block: norm, token mixer, residual add (they do not depend on the MLP ratio)."""
     c, n = s.width, res * res
     ops: list[Op] = []
     mixer_starts_with_conv = s.mixer in ("sepconv", "conv", "attn")
@@ -96,13 +101,19 @@ def _block_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act:
         ops.append(Op(f"{m}.av", "matmul", i, macs=h * n * n * s.head_dim, in_elems=h * n * n + n * inner, out_elems=n * inner))
         ops.append(_conv(f"{m}.proj", i, cin=inner, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
     ops.append(_vec(f"{prefix}.add1", "add", i, c * n))
-    ops.append(_norm(f"{prefix}.norm2", norm, i, c, n, next_is_conv=True))
-    hid = s.mlp_hidden
-    ops.append(_conv(f"{prefix}.mlp.fc1", i, cin=c, cout=hid, k=1, hw_in=res, hw_out=res, bias=True))
-    ops.append(_vec(f"{prefix}.mlp.act", act, i, hid * n, foldable=act == "relu"))
-    ops.append(_conv(f"{prefix}.mlp.fc2", i, cin=hid, cout=c, k=1, hw_in=res, hw_out=res, bias=True))
-    ops.append(_vec(f"{prefix}.add2", "add", i, c * n))
     return ops
+
+
+def channel_mlp_ops(prefix: str, i: int, s: StageConfig, res: int, *, norm: str, act: str) -> list[Op]:
+    """The second half of a block: norm, channel MLP, residual add (they do not depend on the mixer)."""
+    c, n, hid = s.width, res * res, s.mlp_hidden
+    return [
+        _norm(f"{prefix}.norm2", norm, i, c, n, next_is_conv=True),
+        _conv(f"{prefix}.mlp.fc1", i, cin=c, cout=hid, k=1, hw_in=res, hw_out=res, bias=True),
+        _vec(f"{prefix}.mlp.act", act, i, hid * n, foldable=act == "relu"),
+        _conv(f"{prefix}.mlp.fc2", i, cin=hid, cout=c, k=1, hw_in=res, hw_out=res, bias=True),
+        _vec(f"{prefix}.add2", "add", i, c * n),
+    ]
 
 
 def stem_ops(arch: ArchConfig) -> list[Op]:
@@ -199,3 +210,44 @@ def count_params(arch: ArchConfig) -> int:
 def count_macs(arch: ArchConfig) -> int:
     """Multiply-accumulates of one batch-1 inference (matrix ops only, as FLOP counters report)."""
     return sum(op.macs for op in enumerate_ops(arch))
+
+
+
+UNIT_SHAPE_FIELDS: tuple[str, ...] = (
+    *(f"is_{t}" for t in UNIT_TYPES), "res", "width", "mlp_hidden", "kernel", "expand", "heads", "prev_width", "ln", "gelu")
+"""What `unit_shape` returns, in order: the unit type (one-hot), then its sizes, then the norm and activation."""
+
+
+_ONE_HOT = {t: tuple(float(t == u) for u in UNIT_TYPES) for t in UNIT_TYPES}
+
+
+def _shape(utype: str, sizes: tuple, norm: str, act: str) -> tuple[float, ...]:
+    return (*_ONE_HOT[utype], *map(float, sizes), float(norm == "ln"), float(act == "gelu"))
+
+
+def stage_unit_shape(s: StageConfig, utype: str, *, res: int, prev_width: int | None, norm: str, act: str) -> tuple[float, ...]:
+    """`unit_shape` of a block (`utype` = its mixer) or downsampling (`utype` = 'down') of stage `s`."""
+    prev = s.width if prev_width is None else prev_width
+    return _shape(utype, (res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev), norm, act)
+
+
+def unit_shape(arch: ArchConfig, unit: str) -> tuple[float, ...]:
+    """A unit's shape as numbers (`UNIT_SHAPE_FIELDS`): what a learned per-unit correction looks at.
+
+    Blocks and downsamplings carry their stage's output resolution, width, MLP width, kernel, sepconv
+    expansion, attention heads (0 for other mixers) and the previous stage's width (their own in stage 0);
+    the stem its first stage's resolution and width, the input size, stem kernel and stride and input
+    channels; the head the last stage's resolution and width.
+    """
+    utype = unit_type(arch, unit)
+    parts = unit.split(".")
+    res = arch.stage_resolutions()
+    if parts[0] == "stages":
+        i = int(parts[1])
+        return stage_unit_shape(arch.stages[i], utype, res=res[i], prev_width=arch.stages[i - 1].width if i > 0 else None,
+                                norm=arch.norm, act=arch.act)
+    if utype == "stem":
+        sizes = (res[0], arch.stages[0].width, arch.img_size, arch.stem_kernel, arch.stem_stride, arch.in_chans, 0)
+    else:
+        sizes = (res[-1], arch.stages[-1].width, 0, 0, 0, 0, 0)
+    return _shape(utype, sizes, arch.norm, arch.act)

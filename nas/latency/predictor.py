@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -102,26 +103,82 @@ def _invoke_us(hw: HardwareProfile) -> float:
     return hw.invoke_overhead_us
 
 
+def residual_factors(residual: Sequence[Sequence[float]], shapes: np.ndarray, unit_us: np.ndarray) -> np.ndarray:
+    """Per-unit correction factors of a profile's `residual` model (see `HardwareProfile.residual`).
+
+    `shapes`: one `nas.latency.ops.unit_shape` per row; `unit_us`: each unit's calibrated cost, its
+    per-unit overhead included. Row 0 of `residual` is [init, per-unit overhead in us]; every further row
+    is a depth-2 regression tree [feature, threshold, left feature, left threshold, right feature,
+    right threshold, 4 leaf values], going left where a value is <= the threshold, on the unit's shape
+    plus log(unit cost - overhead) as the last feature. The factor is exp(init + sum of the leaves).
+    """
+    init, per_unit = residual[0]
+    trees = np.asarray(residual[1:], dtype=float).reshape(-1, 10)
+    X = np.column_stack([np.asarray(shapes, dtype=float).reshape(len(unit_us), -1),
+                         np.log(np.maximum(np.asarray(unit_us, dtype=float) - per_unit, 1e-3))])
+    return np.exp(init + _tree_sums(trees, X))
+
+
+def _tree_sums(trees: np.ndarray, X: np.ndarray) -> np.ndarray:
+    feat, thr, leaves = trees[:, 0:6:2].astype(int), trees[:, 1:6:2], trees[:, 6:]
+    if len(X) <= _FEW_UNITS:
+        # Units x trees at once: one arch's dozen units cost a few numpy calls.
+        right = X[:, feat[:, 0]] > thr[:, 0]
+        right2 = np.take_along_axis(X, np.where(right, feat[:, 2], feat[:, 1]), axis=1) > np.where(right, thr[:, 2], thr[:, 1])
+        return leaves[np.arange(len(trees)), 2 * right + right2].sum(axis=1)
+    # Tree by tree over whole feature rows: for a batch's thousands of units, half the time of the above.
+    XT = np.ascontiguousarray(X.T)
+    out = np.zeros(len(X))
+    for (f0, fl, fr), (t0, tl, tr), (v0, v1, v2, v3) in zip(feat, thr, leaves):
+        right = XT[f0] > t0
+        right2 = np.where(right, XT[fr] > tr, XT[fl] > tl)
+        out += np.where(right, np.where(right2, v3, v2), np.where(right2, v1, v0))
+    return out
+
+
+_FEW_UNITS = 2000
+
+
+def _corrected(residual: Sequence[Sequence[float]], shapes: np.ndarray, unit_us: np.ndarray) -> np.ndarray:
+    # A unit's calibrated cost is its ops' costs plus a fixed per-unit overhead; the residual model scales
+    # the former and keeps the latter, as it was fitted (nas.latency.fit).
+    if not residual or not len(unit_us):
+        return unit_us
+    per_unit = residual[0][1]
+    return (unit_us - per_unit) * residual_factors(residual, shapes, unit_us) + per_unit
+
+
 def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     """Predicted batch-1 latency (ms) of `arch` on `hw`, with a per-layer breakdown.
 
     The layers' times plus one fixed per-inference overhead (driver call, input/output DMA) sum
     exactly to `total_ms`. A calibration fitted on per-unit times adds one `<unit>.overhead` layer
-    (kind "unit") per block, downsampling, stem and head.
+    (kind "unit") per block, downsampling, stem and head; a profile's `residual` model scales each
+    unit's layers by that unit's factor.
     """
     ops = enumerate_ops(arch)
-    layers = [LayerLatency("invoke", "overhead", -1, _invoke_us(hw) / 1000.0, "overhead", 0)]
-    seen: set[str] = set()
+    units: dict[str, list[tuple[Op, float, str]]] = {}
     for op in ops:
         unit = unit_of(op.name)
-        utype = unit_type(arch, unit)
-        if unit not in seen:  # a calibration fitted on per-unit times: each unit's own overhead, once
-            seen.add(unit)
-            per_unit = hw.calibration.get(f"{utype}/unit", {}).get("fixed", 0.0) if hw.calibration else 0.0
-            if per_unit:
-                layers.append(LayerLatency(f"{unit}.overhead", "unit", op.stage, per_unit / 1000.0, "calibrated", 0))
-        us, bound = layer_latency_us(op, hw, utype=utype)
-        layers.append(LayerLatency(op.name, op.kind, op.stage, us / 1000.0, bound, op.macs))
+        units.setdefault(unit, []).append((op, *layer_latency_us(op, hw, utype=unit_type(arch, unit))))
+    # A calibration fitted on per-unit times: each unit's own overhead, once.
+    overhead = {u: hw.calibration.get(f"{unit_type(arch, u)}/unit", {}).get("fixed", 0.0) if hw.calibration else 0.0
+                for u in units}
+    factor = dict.fromkeys(units, 1.0)
+    residual = hw.residual if hw.calibration else []  # a correction of the calibration, not of the roofline
+    if residual:
+        from nas.latency.ops import unit_shape
+
+        cost = np.array([overhead[u] + sum(us for _, us, _ in items) for u, items in units.items()])
+        per_unit = residual[0][1]
+        factor = dict(zip(units, residual_factors(residual, np.array([unit_shape(arch, u) for u in units]), cost)))
+    layers = [LayerLatency("invoke", "overhead", -1, _invoke_us(hw) / 1000.0, "overhead", 0)]
+    for unit, items in units.items():
+        f = factor[unit]
+        if overhead[unit]:
+            us = (overhead[unit] - per_unit) * f + per_unit if residual else overhead[unit]
+            layers.append(LayerLatency(f"{unit}.overhead", "unit", items[0][0].stage, us / 1000.0, "calibrated", 0))
+        layers += [LayerLatency(op.name, op.kind, op.stage, us * f / 1000.0, bound, op.macs) for op, us, bound in items]
     return LatencyReport(
         total_ms=sum(l.ms for l in layers),
         layers=tuple(layers),
@@ -133,12 +190,47 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
 def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
     """Predicted latency (ms) of many architectures at once (fast path for searches and fits).
 
-    Equal to `predict_latency(a, hw).total_ms` for calibrated profiles (one dot product per arch on
-    cached features); uncalibrated roofline profiles are evaluated arch by arch.
+    Equal to `predict_latency(a, hw).total_ms` for calibrated profiles (dot products on cached
+    features, per unit where the profile has a `residual` model); uncalibrated roofline profiles are
+    evaluated arch by arch.
     """
     if not hw.calibration:
         return np.array([predict_latency(a, hw).total_ms for a in archs])
-    from nas.latency.fit import arch_features, coefficients
+    # Fresh archs allocate many short-lived objects (op lists) that reference counting frees anyway; without
+    # a pause the cyclic collector keeps re-scanning the feature caches meanwhile (~1/3 of the time here).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _calibrated_batch(archs, hw)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _calibrated_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
+    from nas.latency.fit import arch_features, arch_unit_groups, coefficients
 
     theta = coefficients(hw)
-    return np.array([arch_features(a, hw) @ theta for a in archs]) / 1000.0
+    if not hw.residual:
+        return np.array([arch_features(a, hw) @ theta for a in archs]) / 1000.0
+    # Archs share cached unit groups (same stem and head, same stage): each distinct group's units are costed
+    # and corrected once per call, all at once; an arch's total is then the sum of its groups' totals.
+    group_of: dict[int, int] = {}  # id(group) -> its index in `groups`, which keeps it alive
+    groups: list = []
+    pairs: list[int] = []  # (arch, group) pairs, flattened: arch k has groups pairs[...]
+    arch_of_pair: list[int] = []
+    for k, a in enumerate(archs):
+        gs = arch_unit_groups(a, hw)
+        for g in gs:
+            j = group_of.get(id(g))
+            if j is None:
+                j = group_of[id(g)] = len(groups)
+                groups.append(g)
+            pairs.append(j)
+        arch_of_pair += [k] * len(gs)
+    shapes = np.array([s for g in groups for s in g.shapes])
+    costs = np.array([x for g in groups for x in g.features]) @ theta
+    counts = np.array([n for g in groups for n in g.counts], dtype=float)
+    group_of_unit = np.repeat(np.arange(len(groups)), [len(g.counts) for g in groups])
+    group_total = np.bincount(group_of_unit, weights=_corrected(hw.residual, shapes, costs) * counts, minlength=len(groups))
+    return (theta[0] + np.bincount(arch_of_pair, weights=group_total[pairs], minlength=len(archs))) / 1000.0

@@ -60,6 +60,7 @@ class LatencyToolConfig:
     rounds: int = 7
     measurements: list[str] = field(default_factory=list)  # fit / validate: measurement CSVs
     units: list[str] = field(default_factory=list)  # fit: optional per-unit time CSVs of the same archs
+    residual_trees: int = 200  # fit with units: boosted trees on the per-unit residuals (hw.residual); 0 = none
 
 
 def register_latency_configs() -> None:
@@ -75,6 +76,8 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     for key in ("n", "img_size", "in_chans", "num_classes", "warmup", "repeats", "rounds"):
         if getattr(tool, key) < 1:
             raise ConfigError(f"{key}={getattr(tool, key)!r} must be >= 1")
+    if tool.residual_trees < 0:
+        raise ConfigError(f"residual_trees={tool.residual_trees!r} must be >= 0 (0: no residual model)")
     return tool
 
 
