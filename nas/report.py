@@ -306,7 +306,9 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
     hw = str(h.get("hw") or _MISSING)
     if h.get("hw_description"):
         hw = f"{hw} — {h['hw_description']}"
-    return [("Hardware", hw), ("Dataset", str(h.get("dataset") or _MISSING)),
+    # Runs from before the predictor was named in pareto.json simply lack the line.
+    predictor = [("Latency predictor", str(h["latency_predictor"]))] if h.get("latency_predictor") else []
+    return [("Hardware", hw), *predictor, ("Dataset", str(h.get("dataset") or _MISSING)),
             ("Search space", str(h.get("space") or _MISSING)), ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
             ("Created", str(h.get("created") or _MISSING))]

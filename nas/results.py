@@ -34,7 +34,7 @@ from nas.checkpoint import (
 )
 from nas.config import RunConfig
 from nas.data import Dataset
-from nas.latency import predict_latency
+from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import measure_onnx
 from nas.model import build_model
 from nas.train import LossFn, evaluate, seed_everything, train_candidate
@@ -290,6 +290,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         "study_name": study.study_name,
         "hw": run.hw.name,
         "hw_description": run.hw.description,
+        "latency_predictor": describe_predictor(run.hw),
         "space": run.space.name,
         "dataset": data.name,
         "objectives": ["maximize val_acc", "minimize latency_ms"],

@@ -503,6 +503,17 @@ def test_residual_trees_learn_what_the_linear_unit_model_misses(cpu, space_t):
     assert fit_profile(archs[fit], totals[fit], trees).profile.residual == []
 
 
+def test_the_predictor_is_described_for_reports(cpu):
+    from nas.latency import describe_predictor
+
+    assert "not calibrated" in describe_predictor(cpu.without_calibration())
+    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[])
+    assert describe_predictor(per_kind) == "calibrated on measurements: per op kind"
+    per_unit = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}},
+                                   residual=[[0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]])
+    assert describe_predictor(per_unit).endswith("from per-unit profiles, with 1 residual tree per unit")
+
+
 def test_residual_rows_predict_what_scikit_learn_predicts():
     from sklearn.ensemble import GradientBoostingRegressor
 

@@ -57,7 +57,8 @@ def _write_run(run_dir: pathlib.Path, trials: list[dict[str, str]], members: lis
         writer.writeheader()
         writer.writerows(trials)
     header = {"study_name": "metaformer_t-edge_npu-fashion_mnist", "hw": "edge_npu",
-              "hw_description": "toy NPU <int8>", "space": "metaformer_t", "dataset": "fashion_mnist",
+              "hw_description": "toy NPU <int8>", "latency_predictor": "roofline from the datasheet numbers",
+              "space": "metaformer_t", "dataset": "fashion_mnist",
               "latency_budget_ms": budget, "n_trials_finished": len(trials), "created": "2026-11-22T10:00:00",
               "members": members}
     (run_dir / "pareto.json").write_text(json.dumps(header), encoding="utf-8")
@@ -141,6 +142,7 @@ def test_markdown_has_front_table_and_image_links(written: dict[str, pathlib.Pat
     assert "\\|" in fast_row  # the '|' inside the summary does not break the table
     assert "**Latency budget:** 0.5 ms" in md
     assert "toy NPU &lt;int8>" in md
+    assert "**Latency predictor:** roofline from the datasheet numbers" in md
 
 
 def test_empty_run_still_writes_reports(tmp_path: pathlib.Path) -> None:

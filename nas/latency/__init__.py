@@ -2,7 +2,7 @@
 
 from nas.latency.hardware import HardwareProfile
 from nas.latency.ops import Op, count_macs, count_params, enumerate_ops
-from nas.latency.predictor import LatencyReport, LayerLatency, predict_latency, predict_latency_batch
+from nas.latency.predictor import LatencyReport, LayerLatency, describe_predictor, predict_latency, predict_latency_batch
 
 __all__ = [
     "HardwareProfile",
@@ -11,6 +11,7 @@ __all__ = [
     "Op",
     "count_macs",
     "count_params",
+    "describe_predictor",
     "enumerate_ops",
     "predict_latency",
     "predict_latency_batch",

@@ -148,6 +148,16 @@ def _corrected(residual: Sequence[Sequence[float]], shapes: np.ndarray, unit_us:
     return (unit_us - per_unit) * residual_factors(residual, shapes, unit_us) + per_unit
 
 
+def describe_predictor(hw: HardwareProfile) -> str:
+    """What predicts latency on `hw`, in a few words for reports: how far to trust the numbers."""
+    if not hw.calibration:
+        return "roofline from the datasheet numbers (not calibrated on measurements)"
+    per_unit = any(k.endswith("/unit") for k in hw.calibration)
+    text = "calibrated on measurements: per op kind" + (" and unit type, from per-unit profiles" if per_unit else "")
+    residual = len(hw.residual) - 1 if hw.residual else 0
+    return text + (f", with {residual} residual tree{'s' if residual > 1 else ''} per unit" if residual else "")
+
+
 def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     """Predicted batch-1 latency (ms) of `arch` on `hw`, with a per-layer breakdown.
 
