@@ -137,10 +137,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     result = (fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times)
               if unit_times else totals_only)
     note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{hw_name}_fit.csv"
-            + (f" + {units_csv.name}, {result.n_units} unit times" if unit_times else "") + "); "
-            f"ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}"
-            + (" (of unit times)" if unit_times else "")
-            + (f"; residual: {len(result.profile.residual) - 1} boosted trees" if result.profile.residual else ""))
+            + (f" + {units_csv.name}, {result.n_units} unit times" if unit_times else "") + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
     hw_yaml.write_text(calibrated_yaml(hw_yaml.read_text(), result.profile, note=note))
 

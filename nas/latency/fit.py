@@ -118,38 +118,6 @@ def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res
     return x
 
 
-def _stand_in(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
-              n_stages: int, num_classes: int, norm: str, act: str = "relu") -> ArchConfig:
-    # Stem and head depend on a few fields only: an arch with the same ends has the same stem and head ops.
-    stages = (StageConfig(mixer="identity", depth=1, width=first_width),
-              *[StageConfig(mixer="identity", depth=1, width=last_width)] * (n_stages - 1))
-    return ArchConfig(stages=stages, stem_kernel=stem_kernel, stem_stride=stem_stride, norm=norm, act=act, in_chans=in_chans,
-                      img_size=img_size, num_classes=num_classes)
-
-
-@lru_cache(maxsize=4096)
-def _ends_features(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
-                   n_stages: int, num_classes: int, norm: str, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    # Stem, head and the per-inference term depend on a few fields only: cached on those, since every fresh
-    # architecture needs them.
-    ends = _stand_in(in_chans, img_size, stem_kernel, stem_stride, first_width, last_width, n_stages, num_classes, norm)
-    x = _features(stem_ops(ends), fused, bytes_per_element, "stem") + _features(head_ops(ends), fused, bytes_per_element, "head")
-    x[0] = 1.0  # the per-inference overhead
-    return x
-
-
-@lru_cache(maxsize=65536)
-def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    # Searches re-use stage configurations constantly: features are summed from per-stage caches.
-    x = _ends_features(arch.in_chans, arch.img_size, arch.stem_kernel, arch.stem_stride, arch.stages[0].width,
-                       arch.stages[-1].width, len(arch.stages), arch.num_classes, arch.norm, fused, bytes_per_element).copy()
-    res = arch.stage_resolutions()
-    for i, s in enumerate(arch.stages):
-        prev = arch.stages[i - 1].width if i > 0 else None
-        x += _stage_features(s, prev, res[i - 1] if i > 0 else res[0], res[i], arch.norm, arch.act, fused, bytes_per_element)
-    return x
-
-
 @dataclass(frozen=True, eq=False)
 class UnitGroup:
     """Units that are cached together: a stage's downsampling and its (alike) blocks, or the stem and head.
@@ -167,18 +135,13 @@ class UnitGroup:
         return UnitGroup(*map(tuple, zip(*units)))
 
 
-@lru_cache(maxsize=65536)
-def _stage_units(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
-                 fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
-    # A stage's downsampling and its blocks, which are all alike.
-    block = (stage_unit_shape(stage, stage.mixer, res=res_out, prev_width=prev_width, norm=norm, act=act),
-             _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
-                             stage.num_heads, res_out, norm, act, fused, bytes_per_element), stage.depth)
-    if prev_width is None:
-        return UnitGroup.of([block])
-    down = (stage_unit_shape(stage, "down", res=res_out, prev_width=prev_width, norm=norm, act=act),
-            _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element), 1)
-    return UnitGroup.of([down, block])
+def _stand_in(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
+              n_stages: int, num_classes: int, norm: str, act: str) -> ArchConfig:
+    # Stem and head depend on a few fields only: an arch with the same ends has the same stem and head ops.
+    stages = (StageConfig(mixer="identity", depth=1, width=first_width),
+              *[StageConfig(mixer="identity", depth=1, width=last_width)] * (n_stages - 1))
+    return ArchConfig(stages=stages, stem_kernel=stem_kernel, stem_stride=stem_stride, norm=norm, act=act, in_chans=in_chans,
+                      img_size=img_size, num_classes=num_classes)
 
 
 def _ends_key(arch: ArchConfig) -> tuple:
@@ -191,6 +154,41 @@ def _end_units(key: tuple, fused: frozenset[str], bytes_per_element: int) -> Uni
     ends = _stand_in(*key)
     return UnitGroup.of([(unit_shape(ends, u), _features(ops(ends), fused, bytes_per_element, u), 1)
                          for u, ops in (("stem", stem_ops), ("head", head_ops))])
+
+
+@lru_cache(maxsize=4096)
+def _ends_features(key: tuple, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    # Stem, head and the per-inference term: cached on the few fields they depend on (`_ends_key`), since
+    # every fresh architecture needs them.
+    stem, head = _end_units(key, fused, bytes_per_element).features
+    x = stem + head
+    x[0] = 1.0  # the per-inference overhead
+    return x
+
+
+@lru_cache(maxsize=65536)
+def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
+    # Searches re-use stage configurations constantly: features are summed from per-stage caches.
+    x = _ends_features(_ends_key(arch), fused, bytes_per_element).copy()
+    res = arch.stage_resolutions()
+    for i, s in enumerate(arch.stages):
+        prev = arch.stages[i - 1].width if i > 0 else None
+        x += _stage_features(s, prev, res[i - 1] if i > 0 else res[0], res[i], arch.norm, arch.act, fused, bytes_per_element)
+    return x
+
+
+@lru_cache(maxsize=65536)
+def _stage_units(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
+                 fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
+    # A stage's downsampling and its blocks, which are all alike.
+    block = (stage_unit_shape(stage, stage.mixer, res=res_out, prev_width=prev_width, norm=norm, act=act),
+             _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
+                             stage.num_heads, res_out, norm, act, fused, bytes_per_element), stage.depth)
+    if prev_width is None:
+        return UnitGroup.of([block])
+    down = (stage_unit_shape(stage, "down", res=res_out, prev_width=prev_width, norm=norm, act=act),
+            _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element), 1)
+    return UnitGroup.of([down, block])
 
 
 def arch_unit_groups(arch: ArchConfig, hw: HardwareProfile) -> tuple[UnitGroup, ...]:
@@ -311,6 +309,12 @@ class FitResult:
     n_measurements: int
     n_units: int = 0
 
+    def summary(self) -> str:
+        """How the fit went, for the note above a calibration block: ridge strength, CV error, residual trees."""
+        return (f"ridge lambda {self.lam:g}, cross-validated RMSPE {self.cv_rmspe:.1%}"
+                + (" (of unit times)" if self.n_units else "")
+                + (f"; residual: {len(self.profile.residual) - 1} boosted trees" if self.profile.residual else ""))
+
 
 def _choose_lambda(X: np.ndarray, y: np.ndarray, groups: np.ndarray, theta0: np.ndarray, scale: np.ndarray,
                    lambdas: Sequence[float], folds: int, seed: int) -> tuple[float, float]:
@@ -377,7 +381,7 @@ def fit_profile(
 def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed, residual_trees) -> FitResult:
     from scipy.optimize import nnls
 
-    from nas.latency.predictor import _corrected
+    from nas.latency.predictor import corrected_unit_sums
 
     if len(unit_times) != len(archs):
         raise DataError(f"unit_times has {len(unit_times)} entries for {len(archs)} archs; give one per arch (None where missing)")
@@ -408,13 +412,7 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
     n_units = X[:, [_TYPE_BASE[u] for u in UNIT_TYPES]].sum(axis=1)
     nodes = X @ theta
     if residual:
-        def corrected_sum(arch: ArchConfig) -> float:
-            groups = arch_unit_groups(arch, uncalibrated)
-            units = [u for g in groups for u in zip(g.shapes, g.features, g.counts)]
-            costs = _corrected(residual, np.array([u[0] for u in units]), np.array([u[1] for u in units]) @ theta)
-            return float(costs @ np.array([u[2] for u in units]))
-
-        nodes = np.array([corrected_sum(arch) for arch in archs])
+        nodes = corrected_unit_sums(archs, uncalibrated, theta, residual)
     F = np.stack([nodes, np.ones_like(y), n_units], axis=1)
     (a, invoke, per_unit), _ = nnls(F / y[:, None], np.ones_like(y))
     theta *= a
@@ -494,7 +492,7 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
         lines += ["# per-unit correction: unit cost = (cost - overhead) x exp(init + trees) + overhead; row 0 [init, overhead],",
                   "# then one tree per row: [feature, threshold, left: feature, threshold, right: feature, threshold, 4 leaves],",
                   *textwrap.wrap(", ".join(f"{i}:{f}" for i, f in enumerate((*UNIT_SHAPE_FIELDS, "log(cost-overhead)"))),
-                                 width=110, initial_indent="# features: ", subsequent_indent="#   "),
+                                 width=110, initial_indent="# features: ", subsequent_indent="#   ", break_on_hyphens=False),
                   "residual:"]
         # Tree thresholds and leaves exactly: 200 rounded leaves would add up to a visible error.
         lines += ["  - [" + ", ".join(_yaml_float(v, None) for v in row) + "]" for row in profile.residual]
@@ -524,9 +522,7 @@ def fit_command(tool) -> str:
     out = Path(tool.out) if tool.out else source
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
-            + f"; ridge lambda {result.lam:g}, cross-validated RMSPE {result.cv_rmspe:.1%}"
-            + (" (of unit times)" if result.n_units else "")
-            + (f"; residual: {len(result.profile.residual) - 1} boosted trees" if result.profile.residual else ""))
+            + f"; {result.summary()}")
     out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
     return f"calibrated profile written to {out} ({note})"
 

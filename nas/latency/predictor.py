@@ -10,7 +10,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.latency.hardware import HardwareProfile
-from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_type
+from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_shape, unit_type
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,6 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     factor = dict.fromkeys(units, 1.0)
     residual = hw.residual if hw.calibration else []  # a correction of the calibration, not of the roofline
     if residual:
-        from nas.latency.ops import unit_shape
-
         cost = np.array([overhead[u] + sum(us for _, us, _ in items) for u, items in units.items()])
         per_unit = residual[0][1]
         factor = dict(zip(units, residual_factors(residual, np.array([unit_shape(arch, u) for u in units]), cost)))
@@ -218,16 +216,27 @@ def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> n
 
 
 def _calibrated_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
-    from nas.latency.fit import arch_features, arch_unit_groups, coefficients
+    from nas.latency.fit import arch_features, coefficients
 
     theta = coefficients(hw)
     if not hw.residual:
         return np.array([arch_features(a, hw) @ theta for a in archs]) / 1000.0
-    # Archs share cached unit groups (same stem and head, same stage): each distinct group's units are costed
-    # and corrected once per call, all at once; an arch's total is then the sum of its groups' totals.
+    return (theta[0] + corrected_unit_sums(archs, hw, theta, hw.residual)) / 1000.0
+
+
+def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta: np.ndarray,
+                        residual: Sequence[Sequence[float]]) -> np.ndarray:
+    """Per arch, the sum of its units' costs (us, coefficients `theta`) corrected by `residual`; no invoke term.
+
+    `hw` gives only what the features depend on (fused kinds, bytes per element). Archs share cached unit
+    groups (same stem and head, same stage): each distinct group's units are costed and corrected once per
+    call, all at once, and an arch's sum is then the sum of its groups' totals.
+    """
+    from nas.latency.fit import arch_unit_groups
+
     group_of: dict[int, int] = {}  # id(group) -> its index in `groups`, which keeps it alive
     groups: list = []
-    pairs: list[int] = []  # (arch, group) pairs, flattened: arch k has groups pairs[...]
+    pairs: list[int] = []  # (arch, group) pairs, flattened
     arch_of_pair: list[int] = []
     for k, a in enumerate(archs):
         gs = arch_unit_groups(a, hw)
@@ -242,5 +251,5 @@ def _calibrated_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.nd
     costs = np.array([x for g in groups for x in g.features]) @ theta
     counts = np.array([n for g in groups for n in g.counts], dtype=float)
     group_of_unit = np.repeat(np.arange(len(groups)), [len(g.counts) for g in groups])
-    group_total = np.bincount(group_of_unit, weights=_corrected(hw.residual, shapes, costs) * counts, minlength=len(groups))
-    return (theta[0] + np.bincount(arch_of_pair, weights=group_total[pairs], minlength=len(archs))) / 1000.0
+    group_total = np.bincount(group_of_unit, weights=_corrected(residual, shapes, costs) * counts, minlength=len(groups))
+    return np.bincount(arch_of_pair, weights=group_total[pairs], minlength=len(archs))
