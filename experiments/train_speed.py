@@ -9,7 +9,8 @@ steps (for torch.compile they include the compilation, reported separately), the
 alternating variants in rounds so that machine noise hits them alike. One process with 2 threads, except
 "2 workers": two processes with 1 thread each train at the same time (how `python -m nas.search -m
 hydra/launcher=joblib search.worker=0,1 train.threads=1` evaluates candidates); their images/s are summed.
-Reported: images/s (median of rounds), the speed-up against eager measured in the same run, the compile
+`avgpool`: the pool mixer on
+AvgPool2d's own bf16 kernel instead of `nas.mixers.box_mean` (the code before that change). Reported: images/s (median of rounds), the speed-up against eager measured in the same run, the compile
 time, and the images after which compiling pays off. Then `--acc-models` candidates of the default space
 are trained with the default proxy recipe (conf/train/default.yaml) in float32 and in bf16, both
 channels-last, and their validation accuracies compared. Writes experiments/results/train_speed.{json,md}.
@@ -35,6 +36,7 @@ from nas.arch import ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
 from nas.latency.ops import count_macs
+from nas.mixers import Pooling
 from nas.model import build_model
 from nas.space import sample_arch
 
@@ -76,10 +78,14 @@ def models() -> dict[str, ArchConfig]:
 
 
 def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float]:
-    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile; `eager` alone is
-    none of them), and the seconds its warm-up (incl. compilation) took."""
+    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool; `eager` alone
+    is none of them), and the seconds its warm-up (incl. compilation) took."""
     torch.manual_seed(0)
     model = build_model(arch).train()
+    if "avgpool" in variant:  # the pool mixer on AvgPool2d's own bf16 kernel, as before nas.mixers.box_mean
+        for m in model.modules():
+            if isinstance(m, Pooling):
+                m.box_in_bf16 = False
     x, y = torch.rand(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
     if "channels_last" in variant:
         model = model.to(memory_format=torch.channels_last)
@@ -246,6 +252,12 @@ def render(result: dict) -> str:
         "- Adopted: channels-last (`train.channels_last: true`, same math) and bf16 autocast where the CPU computes "
         "bf16 natively (`train.precision: auto`; float32 weights, loss in float32). torch.compile is not adopted: "
         "a compilation per candidate, and Inductor's on-disk kernel cache makes the warm-up column understate a cold compile.",
+        *[f"- Adopted: in bf16 the pool mixer takes its mean as a depthwise box convolution (`nas.mixers.box_mean`, same "
+          f"mean). channels_last+bf16 against {v} (AvgPool2d's own bf16 kernel, as before): "
+          + ", ".join(f"{m} {speed[(m, 'channels_last+bf16')] / speed[(m, v)]:.2f}x" for m in dict.fromkeys(m for m, _ in speed)
+                      if (m, v) in speed and (m, "channels_last+bf16") in speed)
+          + " (only the stage-0 pool model has a pool mixer: the others show the run's noise)."
+          for v in variants if v.endswith("+avgpool") and "channels_last+bf16" in variants],
         f"- Target: the median candidate's proxy-training throughput >= 2x eager. Best single process: {best}, "
         f"**{single[best]:.2f}x ({'met' if single[best] >= 2 else 'NOT met'})**."
         + "".join(f" {v} (the machine's 2 cores as two 1-thread workers): **{x:.2f}x ({'met' if x >= 2 else 'NOT met'})**."
@@ -278,7 +290,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16,compile+channels_last+bf16,"
+    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,"
                                           f"{WORKERS}: channels_last+bf16")
     ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
     ap.add_argument("--render", action="store_true", help="only rewrite train_speed.md from train_speed.json")

@@ -35,14 +35,38 @@ class IdentityMixer(nn.Module):
 
 
 class Pooling(nn.Module):
-    """PoolFormer mixer: `avgpool(x) - x` (the block's residual adds x back)."""
+    """PoolFormer mixer: `avgpool(x) - x` (the block's residual adds x back).
 
-    def __init__(self, dim: int, *, kernel: int = 3, **_: object) -> None:
+    `box_in_bf16`: bfloat16 inputs (autocast training) take the mean as a depthwise box convolution divided
+    by the count of real pixels: the same mean as `nn.AvgPool2d(count_include_pad=False)`, faster than
+    AvgPool2d's bf16 kernel on CPU (experiments/results/train_speed.md, variant `avgpool`). Float32, export,
+    quantization and pruning all see the `AvgPool2d`.
+    """
+
+    def __init__(self, dim: int, *, kernel: int = 3, box_in_bf16: bool = True, **_: object) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+        self.box_in_bf16 = box_in_bf16 and kernel % 2 == 1  # odd kernels keep the size, as the pool does
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.box_in_bf16 and x.dtype == torch.bfloat16:
+            return box_mean(x, self.pool.kernel_size) - x
         return self.pool(x) - x
+
+
+def box_mean(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Mean over each odd `kernel` x `kernel` window (stride 1, zero padding left out of the count) of an NCHW
+    tensor: `AvgPool2d(kernel, 1, kernel // 2, count_include_pad=False)` as a depthwise convolution."""
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    p = kernel // 2
+    ones = torch.ones(1, 1, kernel, kernel, dtype=x.dtype).expand(c, 1, kernel, kernel)  # sizes from the input: prunable
+    total = F.conv2d(x, ones, padding=p, groups=c)
+
+    def count(n: int) -> torch.Tensor:  # window positions inside the image along one axis
+        i = torch.arange(n)
+        return (i + p).clamp(max=n - 1) - (i - p).clamp(min=0) + 1
+
+    return total / (count(h)[:, None] * count(w)[None, :]).to(x.dtype)
 
 
 class SepConv(nn.Module):

@@ -135,7 +135,7 @@ def fit(
     """Train `model` in place on `train` with AdamW + warm-up/cosine: the one loop behind proxy
     training, distillation (`compress.recover`) and quantization-aware training.
 
-    `channels_last` trains in NHWC memory layout (same math; 1.23-1.62x the images/s on 2 CPU cores,
+    `channels_last` trains in NHWC memory layout (same math; 1.20-1.74x the images/s on 2 CPU cores,
     experiments/results/train_speed.md) and hands the model back in the default layout. `precision="bf16"`
     runs forward and backward under bfloat16 autocast with float32 weights and optimizer state (no loss
     scaling needed: bf16 keeps float32's exponent range); `"fp32"` is plain float32.

@@ -64,3 +64,42 @@ def test_attention_head_dim_is_read_from_weights_after_pruning():
     attn.proj = torch.nn.Conv2d(16, 32, 1)
     attn.num_heads = 1
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (7, 7), (4, 6)])
+def test_box_mean_is_avgpool_without_padding_in_the_count(kernel, size):
+    from nas.mixers import box_mean
+
+    x = torch.randn(2, 5, *size)
+    ref = torch.nn.AvgPool2d(kernel, stride=1, padding=kernel // 2, count_include_pad=False)(x)
+    torch.testing.assert_close(box_mean(x, kernel), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_pooling_in_bf16_takes_the_box_route_with_avgpool_values_and_gradients():
+    from nas.mixers import Pooling
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 7, 7)
+    fast, slow = Pooling(8, kernel=5), Pooling(8, kernel=5, box_in_bf16=False)
+    calls = []
+    fast.pool.register_forward_hook(lambda *_: calls.append("avgpool"))
+    grads = []
+    for mixer in (fast, slow):
+        xb = x.bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_()
+        out = mixer(xb)
+        (out.float() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.float(), xb.grad.float()))
+    assert calls == []  # bf16 never reached the AvgPool2d
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0.02, atol=0.02)  # bf16 rounding only
+    fast(x)
+    assert calls == ["avgpool"]  # float32 (eval, export, QAT) keeps the AvgPool2d
+
+
+def test_pooling_box_route_follows_the_input_width_after_pruning():
+    from nas.mixers import Pooling
+
+    mixer = Pooling(16, kernel=3)
+    x = torch.randn(2, 12, 5, 5)  # 4 channels pruned away: nothing in the module knows the width
+    torch.testing.assert_close(mixer(x.bfloat16()).float(), mixer(x), rtol=0.02, atol=0.03)
