@@ -108,15 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _mean(splits: list[dict], key: str, n, metric: str = "within_10pct") -> float:
-    return float(np.mean([s[key][n][metric] if n is not None else s[key][metric] for s in splits]))
+def _mean(splits: list[dict], key: str, n: int, metric: str = "within_10pct") -> float:
+    return float(np.mean([s[key][n][metric] for s in splits]))
 
 
 def render_md(r: dict) -> str:
     splits = r["splits"]
     k = len(splits)
-    # JSON turns the sizes into strings: read them back the way they were written.
-    key = (lambda n: str(n)) if isinstance(next(iter(splits[0]["shipped"])), str) else (lambda n: n)
     lines = [
         "# How many measured models the hw=cpu latency predictor needs (issue 3)", "",
         f"Command: `{r['command']}` (reads the committed CSVs; no timing)  ",
@@ -128,11 +126,11 @@ def render_md(r: dict) -> str:
         "|--:|--:|--:|--:|",
     ]
     for n in r["sizes"]:
-        got = [s["shipped"][key(n)]["within_10pct"] for s in splits]
-        lines.append(f"| {n} | {np.mean(got):.1%} ({min(got):.0%}-{max(got):.0%}) | {_mean(splits, 'shipped', key(n), 'rmspe'):.1%} "
-                     f"| {_mean(splits, 'totals_only', key(n)):.1%} |")
+        got = [s["shipped"][n]["within_10pct"] for s in splits]
+        lines.append(f"| {n} | {np.mean(got):.1%} ({min(got):.0%}-{max(got):.0%}) | {_mean(splits, 'shipped', n, 'rmspe'):.1%} "
+                     f"| {_mean(splits, 'totals_only', n):.1%} |")
     chosen = [s["chosen_50"]["within_10pct"] for s in splits]
-    rand50 = [s["shipped"][key(50)]["within_10pct"] for s in splits]
+    rand50 = [s["shipped"][50]["within_10pct"] for s in splits]
     diff = np.array(chosen) - np.array(rand50)
     lines += [
         "", "## A chosen calibration set of 50", "",
