@@ -1,19 +1,27 @@
 """Proxy-training throughput on 2 CPU cores: eager float32 (the baseline) against channels-last memory,
-bfloat16 autocast, torch.compile and two 1-thread workers, per stage-0 mixer and for the default space's
-median candidate (issue 6, part 4); then the accuracy bf16 costs, on Fashion-MNIST with the default recipe.
+bfloat16 autocast, glibc's allocator keeping freed memory, torch.compile and two 1-thread workers, per stage-0
+mixer and for the default space's median candidate (issue 6, part 4); then the accuracy bf16 costs, on
+Fashion-MNIST with the default recipe.
 
     python experiments/train_speed.py
+    python experiments/train_speed.py --shared-process --acc-models 0 --name train_speed_shared \
+        --variants "eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,2 workers: channels_last+bf16"
 
 Each variant trains the same model (same seed, batch 128, AdamW) on random 28x28 inputs: a few warm-up
 steps (for torch.compile they include the compilation, reported separately), then timed steps,
-alternating variants in rounds so that machine noise hits them alike. One process with 2 threads, except
-"2 workers": two processes with 1 thread each train at the same time (how `python -m nas.search -m
+alternating variants in rounds so that machine noise hits them alike. Each variant runs in a process of its
+own with 2 threads, as a search trains its candidates; the processes not stepping wait on a pipe. "2 workers":
+two processes with 1 thread each train at the same time (how `python -m nas.search -m
 hydra/launcher=joblib search.worker=0,1 train.threads=1` evaluates candidates); their images/s are summed.
 `avgpool`: the pool mixer on AvgPool2d's own bf16 kernel instead of `nas.mixers.box_mean` (the code
-before that change). Reported: images/s (median of rounds), the speed-up against eager measured in the
+before that change). `malloc`: `nas.train.keep_freed_memory` (what `train.keep_freed_memory: true` does).
+`--shared-process` runs the single-process variants in this one process instead, as runs of this script did
+before: there a variant's speed also depends on what the allocator kept from the models and variants timed
+before it. Reported: images/s (median of rounds), the speed-up against eager measured in the
 same run, the compile time, and the images after which compiling pays off. Then `--acc-models` candidates of the default space
 are trained with the default proxy recipe (conf/train/default.yaml) in float32 and in bf16, both
-channels-last, and their validation accuracies compared. Writes experiments/results/train_speed.{json,md}.
+channels-last, and their validation accuracies compared. Writes experiments/results/<name>.{json,md}
+(default name train_speed).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from nas.latency.measure import machine_info
 from nas.latency.ops import count_macs
 from nas.mixers import Pooling
 from nas.model import build_model
+from nas.train import keep_freed_memory
 from nas.space import sample_arch
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -78,10 +87,12 @@ def models() -> dict[str, ArchConfig]:
 
 
 def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float]:
-    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool; `eager` alone
-    is none of them), and the seconds its warm-up (incl. compilation) took."""
+    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, malloc; `eager`
+    alone is none of them), and the seconds its warm-up (incl. compilation) took."""
     torch.manual_seed(0)
     model = build_model(arch).train()
+    if "malloc" in variant:  # process-wide: only in a process of its own (see measure)
+        keep_freed_memory()
     if "avgpool" in variant:  # the pool mixer on AvgPool2d's own bf16 kernel, as before nas.mixers.box_mean
         for m in model.modules():
             if isinstance(m, Pooling):
@@ -113,8 +124,8 @@ def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float
 WORKERS = "2 workers"  # variant prefix: "2 workers: channels_last+bf16" = two 1-thread processes of that variant
 
 
-def _worker(conn, arch_json: str, variant: str) -> None:  # in a spawned process
-    torch.set_num_threads(1)
+def _worker(conn, arch_json: str, variant: str, threads: int) -> None:  # in a spawned process
+    torch.set_num_threads(threads)
     step, warm = make_step(ArchConfig.from_json(arch_json), variant)
     conn.send(warm)
     while (steps := conn.recv()) is not None:
@@ -124,22 +135,22 @@ def _worker(conn, arch_json: str, variant: str) -> None:  # in a spawned process
         conn.send(time.perf_counter() - t0)
 
 
-class WorkerPair:
-    """Two processes with 1 thread each, stepping the same variant at the same time on command."""
+class Workers:
+    """`n` processes with `threads` threads each, stepping the same variant at the same time on command."""
 
-    def __init__(self, arch: ArchConfig, variant: str) -> None:
+    def __init__(self, arch: ArchConfig, variant: str, *, n: int, threads: int) -> None:
         ctx = mp.get_context("spawn")
         self.conns, self.procs = [], []
-        for _ in range(2):
+        for _ in range(n):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, arch.to_json(), variant), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, arch.to_json(), variant, threads), daemon=True)
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
         self.warmup_s = max(c.recv() for c in self.conns)
 
     def run(self, steps: int) -> float:
-        """Images/s of both workers together over `steps` steps each."""
+        """Images/s of all the processes together over `steps` steps each."""
         for c in self.conns:
             c.send(steps)
         return sum(steps * BATCH / c.recv() for c in self.conns)
@@ -150,7 +161,24 @@ class WorkerPair:
             p.join()
 
 
-def measure(variants: list[str], *, rounds: int, steps: int) -> list[dict]:
+def _in_this_process(arch: ArchConfig, variant: str) -> tuple[Callable[[int], float], float]:
+    step, warm = make_step(arch, variant)
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        return n * BATCH / (time.perf_counter() - t0)
+
+    return run, warm
+
+
+def measure(variants: list[str], *, rounds: int, steps: int, shared: bool = False) -> list[dict]:
+    """Images/s of every variant on every model, in interleaved rounds. Each variant trains in a process of its own
+    (2 threads; `2 workers`: two of 1 thread), or, with `shared`, all single-process variants in this one."""
+    if shared and (bad := [v for v in variants if "malloc" in v and not v.startswith(WORKERS)]):
+        raise SystemExit(f"--shared-process: {bad} change this process's allocator for every variant after them; "
+                         "run them without --shared-process")
     torch.set_num_threads(2)
     rows = []
     for name, arch in models().items():
@@ -159,26 +187,19 @@ def measure(variants: list[str], *, rounds: int, steps: int) -> list[dict]:
         torch._dynamo.reset()
         prepared: dict[str, tuple] = {}
         for v in variants:
-            if v.startswith(WORKERS):
-                pair = WorkerPair(arch, v.split(":", 1)[1].strip())
-                prepared[v] = (pair.run, pair.warmup_s, pair)
+            if v.startswith(WORKERS) or not shared:
+                workers = (Workers(arch, v.split(":", 1)[1].strip(), n=2, threads=1) if v.startswith(WORKERS)
+                           else Workers(arch, v, n=1, threads=2))
+                prepared[v] = (workers.run, workers.warmup_s, workers)
             else:
-                step, warm = make_step(arch, v)
-
-                def run(n: int, step: Callable[[], None] = step) -> float:
-                    t0 = time.perf_counter()
-                    for _ in range(n):
-                        step()
-                    return n * BATCH / (time.perf_counter() - t0)
-
-                prepared[v] = (run, warm, None)
+                prepared[v] = (*_in_this_process(arch, v), None)
         per_round: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(rounds):
-            for v in variants:  # idle workers wait on their pipe, so each variant has the 2 cores to itself
+            for v in variants:  # idle processes wait on their pipe, so each variant has the 2 cores to itself
                 per_round[v].append(prepared[v][0](steps))
-        for _, _, pair in prepared.values():
-            if pair is not None:
-                pair.close()
+        for _, _, workers in prepared.values():
+            if workers is not None:
+                workers.close()
         eager = statistics.median(per_round["eager"])
         eager_warm = prepared["eager"][1]
         for v in variants:
@@ -224,12 +245,18 @@ def accuracy_check(n_models: int) -> list[dict]:
 
 def render(result: dict) -> str:
     rows = result["rows"]
-    lines = ["# Proxy-training throughput: eager vs channels-last, bf16, torch.compile, 2 workers (issue 6, part 4)", "",
+    shared = result.get("protocol", "shared process") == "shared process"  # runs before the protocol was recorded shared one
+    lines = ["# Proxy-training throughput: eager vs channels-last, bf16, allocator, torch.compile, 2 workers (issue 6, part 4)", "",
              f"Command: `{result['command']}`  ",
              f"Machine: {result['machine']}; total {result['minutes']:.1f} min", "",
              f"Batch {BATCH}, AdamW, random 28x28 inputs; images/s = median of {result['rounds']} interleaved "
-             f"rounds of {result['steps']} steps; speed-up against eager (float32, default layout, 1 process with 2 threads) "
-             "in the same run. `2 workers`: two processes with 1 thread each, training at the same time, images/s summed. "
+             f"rounds of {result['steps']} steps; speed-up against eager (float32, default layout, 2 threads) in the same run. "
+             + ("All single-process variants of a model ran in one shared process (the former protocol): a variant's speed "
+                "there also depends on what the allocator kept from the models and variants timed before it. "
+                if shared else
+                "Each variant ran in a fresh process of its own (2 threads), as a search trains its candidates. ")
+             + "`malloc`: `nas.train.keep_freed_memory` (glibc keeps freed buffers mapped; `train.keep_freed_memory: true`). "
+             "`2 workers`: two processes with 1 thread each, training at the same time, images/s summed. "
              "Warm-up = the first 3 steps (for compile: the compilation). Break-even = training images after which "
              "compiling has paid for itself.", "",
              "| model | variant | img/s | vs eager | warm-up s | break-even images |", "|---|---|--:|--:|--:|--:|"]
@@ -253,6 +280,7 @@ def render(result: dict) -> str:
         "bf16 natively (`train.precision: auto`; float32 weights, loss in float32). torch.compile is not adopted: "
         "a compilation per candidate, and Inductor's on-disk kernel cache makes the warm-up column understate a cold compile.",
         *pool_finding(speed),
+        *malloc_finding(speed),
         f"- Target: the median candidate's proxy-training throughput >= 2x eager. Best single process: {best}, "
         f"**{single[best]:.2f}x ({'met' if single[best] >= 2 else 'NOT met'})**."
         + "".join(f" {v} (the machine's 2 cores as two 1-thread workers): **{x:.2f}x ({'met' if x >= 2 else 'NOT met'})**."
@@ -281,39 +309,52 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def pool_finding(speed: dict[tuple[str, str], float]) -> list[str]:
-    """The finding on `nas.mixers.box_mean`: channels_last+bf16 against the same with AvgPool2d's bf16 kernel."""
-    new, old = "channels_last+bf16", "channels_last+bf16+avgpool"
+def ratio_finding(speed: dict[tuple[str, str], float], new: str, old: str, adopted: str, after: str = "") -> list[str]:
+    """One 'Adopted' finding: variant `new` against `old` on every model timed with both (none if there is none)."""
     ratios = {m: speed[(m, new)] / speed[(m, old)] for m, v in speed if v == old and (m, new) in speed}
     if not ratios:
         return []
-    return ["- Adopted: in bf16 the pool mixer takes its mean as a depthwise box convolution (`nas.mixers.box_mean`, same "
-            f"mean). {new} against {old} (AvgPool2d's own bf16 kernel, as before): "
-            + ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items())
-            + " (only the stage-0 pool model has a pool mixer: the others show the run's noise)."]
+    return [f"- Adopted: {adopted} {new} against {old}: " + ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items()) + f"{after}."]
+
+
+def pool_finding(speed: dict[tuple[str, str], float]) -> list[str]:
+    """The finding on `nas.mixers.box_mean`: channels_last+bf16 against the same with AvgPool2d's bf16 kernel."""
+    return ratio_finding(speed, "channels_last+bf16", "channels_last+bf16+avgpool",
+                         "in bf16 the pool mixer takes its mean as a depthwise box convolution (`nas.mixers.box_mean`, same "
+                         "mean), not with AvgPool2d's own bf16 kernel (as before).",
+                         " (only the stage-0 pool model has a pool mixer: the others show the run's noise)")
+
+
+def malloc_finding(speed: dict[tuple[str, str], float]) -> list[str]:
+    """The finding on `nas.train.keep_freed_memory`: channels_last+bf16 with it against without."""
+    return ratio_finding(speed, "channels_last+bf16+malloc", "channels_last+bf16",
+                         "glibc keeps freed memory mapped while training (`train.keep_freed_memory: true`, "
+                         "`nas.train.keep_freed_memory`).")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,"
-                                          f"{WORKERS}: channels_last+bf16")
+    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,channels_last+bf16+malloc,"
+                                          f"compile+channels_last+bf16+malloc,{WORKERS}: channels_last+bf16+malloc")
+    ap.add_argument("--shared-process", action="store_true", help="single-process variants in this process (the former protocol)")
+    ap.add_argument("--name", default="train_speed", help="results basename under experiments/results/")
     ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
     ap.add_argument("--render", action="store_true", help="only rewrite train_speed.md from train_speed.json")
     args = ap.parse_args()
     if args.render:
-        (OUT / "train_speed.md").write_text(render(json.loads((OUT / "train_speed.json").read_text())))
+        (OUT / f"{args.name}.md").write_text(render(json.loads((OUT / f"{args.name}.json").read_text())))
         return
     started = time.perf_counter()
-    rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps)
+    rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps, shared=args.shared_process)
     accuracy = accuracy_check(args.acc_models) if args.acc_models else []
     result = {"command": "python " + " ".join(["experiments/train_speed.py", *sys.argv[1:]]), "rounds": args.rounds,
-              "steps": args.steps, "machine": f"{machine_info()}; torch {torch.__version__}",
+              "steps": args.steps, "protocol": "shared process" if args.shared_process else "process per variant", "machine": f"{machine_info()}; torch {torch.__version__}",
               "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (OUT / "train_speed.md").write_text(render(result))
+    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"{args.name}.md").write_text(render(result))
     print(render(result))
 
 

@@ -103,6 +103,7 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     channels_last: bool = True  # NHWC memory layout while training: faster on CPU, same math
     precision: Precision = Precision.auto  # bf16 autocast: faster on CPUs with native bf16, slightly other math
+    keep_freed_memory: bool = True  # glibc malloc keeps freed buffers mapped: no page faults per step (nas.train.keep_freed_memory)
     # Augmentation strength belongs to the recipe, not the data: the proxy and the final training may want
     # different amounts (shifts cost the 2-epoch proxy 3.1 pt, experiments/results/design_probes.md; shifts +
     # erasing cost final training 1.4-1.8 pt at 6-15 epochs, experiments/results/final_recipe_aug.md).

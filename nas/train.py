@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import platform
 import random
 import time
 from dataclasses import dataclass
@@ -79,6 +81,30 @@ def resolve_precision(precision: Precision | str) -> str:
     return value
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # the largest mmap threshold glibc accepts on 64-bit
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
+
+    A training step allocates and frees the same activation buffers every time. With glibc's defaults,
+    buffers above its mmap threshold are mapped and unmapped on each step and a free heap top is trimmed
+    back to the OS, so each step page-faults its memory afresh. Raising the mmap threshold to its maximum
+    (32 MiB) and turning trimming off keeps those pages mapped (the speed-up: the `+malloc` rows of
+    experiments/results/train_speed.md). The price: the process keeps its peak heap size until it exits.
+    Process-wide and lasting, like `torch.set_num_threads`. Returns False, changing nothing, where the C
+    library is not glibc.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    # Both, never one: setting either turns glibc's own adjustment of both off (mallopt(3)), which alone would
+    # leave every buffer above the default 128 KiB threshold mapped and unmapped on each step.
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW parameter groups: weight decay on weight matrices/kernels only."""
     # No weight decay on norms, biases and other 1-d parameters (standard for MetaFormers).
@@ -135,7 +161,7 @@ def fit(
     """Train `model` in place on `train` with AdamW + warm-up/cosine: the one loop behind proxy
     training, distillation (`compress.recover`) and quantization-aware training.
 
-    `channels_last` trains in NHWC memory layout (same math; 1.20-1.74x the images/s on 2 CPU cores,
+    `channels_last` trains in NHWC memory layout (same math, faster on CPU:
     experiments/results/train_speed.md) and hands the model back in the default layout. `precision="bf16"`
     runs forward and backward under bfloat16 autocast with float32 weights and optimizer state (no loss
     scaling needed: bf16 keeps float32's exponent range); `"fp32"` is plain float32.
@@ -213,6 +239,8 @@ def train_candidate(
     Raises `TrainingDiverged` if the loss stops being finite.
     """
     torch.set_num_threads(cfg.threads)
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
     smoothing = cfg.label_smoothing
     precision = resolve_precision(cfg.precision)
     judged: list[float] = []

@@ -1,5 +1,9 @@
 import dataclasses
 import math
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +12,9 @@ from nas.arch import ArchConfig, StageConfig
 from nas.config import DataConfig, DataFormat, Precision, TrainConfig
 from nas.data import iterate_batches, load_dataset
 from nas.model import build_model
-from nas.train import (TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything, subset_split,
-                       train_candidate)
+import nas.train
+from nas.train import (TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything,
+                       subset_split, train_candidate)
 
 ARCH = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=32)))
 CFG = TrainConfig(epochs=10, subset=None, batch_size=32, lr=3e-3, threads=2)
@@ -116,6 +121,51 @@ def test_auto_precision_follows_the_cpu(data):
     assert resolve_precision("fp32") == "fp32" and resolve_precision(Precision.bf16) == "bf16"
     with pytest.raises(ValueError, match="'fp16'"):
         resolve_precision("fp16")
+
+
+# A training step in miniature: allocate several activation-sized buffers, write them, free them all; repeat.
+# Prints the page faults of the repeats (the first round may fault: that is when the pages are first mapped).
+_STEPS = """
+import ctypes, resource, sys
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes, libc.memset.argtypes = [ctypes.c_void_p], [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+if sys.argv[1] == "keep":
+    from nas.train import keep_freed_memory
+    assert keep_freed_memory()
+def step():
+    bufs = [libc.malloc(4 << 20) for _ in range(8)]
+    for b in bufs:
+        libc.memset(b, 1, 4 << 20)
+    for b in bufs:
+        libc.free(b)
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory tunes glibc's malloc only")
+def test_keep_freed_memory_stops_each_step_from_page_faulting_its_buffers_afresh():
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1])
+        return int(out.stdout.split()[-1])
+
+    pages = 10 * 8 * (4 << 20) // 4096  # what the 10 repeated steps write
+    assert faults("default") > pages / 2  # glibc hands the freed buffers back and maps them again each step
+    assert faults("keep") < pages / 20
+
+
+def test_training_keeps_freed_memory_only_when_the_recipe_says_so(data, monkeypatch):
+    calls = []
+    monkeypatch.setattr(nas.train, "keep_freed_memory", lambda: calls.append(1) or True)
+    _train(data, dataclasses.replace(CFG, epochs=1, keep_freed_memory=False))
+    assert calls == []
+    _train(data, dataclasses.replace(CFG, epochs=1))
+    assert calls == [1]
 
 
 def test_judge_stops_training_after_the_asked_epoch_and_keeps_that_accuracy(data):
