@@ -46,8 +46,8 @@ from nas.latency.measure import machine_info
 from nas.latency.ops import count_macs
 from nas.mixers import Pooling
 from nas.model import build_model
-from nas.train import keep_freed_memory
 from nas.space import sample_arch
+from nas.train import keep_freed_memory
 
 OUT = Path(__file__).resolve().parent / "results"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -245,7 +245,8 @@ def accuracy_check(n_models: int) -> list[dict]:
 
 def render(result: dict) -> str:
     rows = result["rows"]
-    shared = result.get("protocol", "shared process") == "shared process"  # runs before the protocol was recorded shared one
+    # Results written before the protocol was recorded all came from the shared one.
+    shared = result.get("protocol", "shared process") == "shared process"
     lines = ["# Proxy-training throughput: eager vs channels-last, bf16, allocator, torch.compile, 2 workers (issue 6, part 4)", "",
              f"Command: `{result['command']}`  ",
              f"Machine: {result['machine']}; total {result['minutes']:.1f} min", "",
@@ -341,7 +342,7 @@ def main() -> None:
     ap.add_argument("--shared-process", action="store_true", help="single-process variants in this process (the former protocol)")
     ap.add_argument("--name", default="train_speed", help="results basename under experiments/results/")
     ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
-    ap.add_argument("--render", action="store_true", help="only rewrite train_speed.md from train_speed.json")
+    ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = ap.parse_args()
     if args.render:
         (OUT / f"{args.name}.md").write_text(render(json.loads((OUT / f"{args.name}.json").read_text())))

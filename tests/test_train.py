@@ -11,8 +11,8 @@ import torch
 from nas.arch import ArchConfig, StageConfig
 from nas.config import DataConfig, DataFormat, Precision, TrainConfig
 from nas.data import iterate_batches, load_dataset
-from nas.model import build_model
 import nas.train
+from nas.model import build_model
 from nas.train import (TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything,
                        subset_split, train_candidate)
 
