@@ -1,9 +1,12 @@
 """Proxy-training throughput on 2 CPU cores: eager float32 (the baseline) against channels-last memory,
-bfloat16 autocast, glibc's allocator keeping freed memory, torch.compile and two 1-thread workers, per stage-0
+bfloat16 autocast, glibc's allocator keeping freed memory, fused AdamW, torch.compile and two 1-thread workers, per stage-0
 mixer and for the default space's median candidate (issue 6, part 4); then the accuracy bf16 costs, on
 Fashion-MNIST with the default recipe.
 
     python experiments/train_speed.py
+    python experiments/train_speed.py --rounds 7 --name train_speed_fused --variants "eager,channels_last,\
+channels_last+bf16+avgpool,channels_last+bf16,channels_last+bf16+malloc,channels_last+bf16+malloc+fused,\
+compile+channels_last+bf16+malloc+fused,2 workers: channels_last+bf16+malloc+fused"
     python experiments/train_speed.py --shared-process --acc-models 0 --name train_speed_shared \
         --variants "eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,2 workers: channels_last+bf16"
 
@@ -15,6 +18,8 @@ two processes with 1 thread each train at the same time (how `python -m nas.sear
 hydra/launcher=joblib search.worker=0,1 train.threads=1` evaluates candidates); their images/s are summed.
 `avgpool`: the pool mixer on AvgPool2d's own bf16 kernel instead of `nas.mixers.box_mean` (the code
 before that change). `malloc`: `nas.train.keep_freed_memory` (what `train.keep_freed_memory: true` does).
+`fused`: torch's fused AdamW kernel instead of its default multi-tensor one (not used by training; see
+experiments/results/train_speed_fused.md).
 `--shared-process` runs the single-process variants in this one process instead, as runs of this script did
 before: there a variant's speed also depends on what the allocator kept from the models and variants timed
 before it. Reported: images/s (median of rounds), the speed-up against eager measured in the
@@ -87,7 +92,7 @@ def models() -> dict[str, ArchConfig]:
 
 
 def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float]:
-    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, malloc; `eager`
+    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, malloc, fused; `eager`
     alone is none of them), and the seconds its warm-up (incl. compilation) took."""
     torch.manual_seed(0)
     model = build_model(arch).train()
@@ -102,7 +107,7 @@ def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     fwd = torch.compile(model) if "compile" in variant else model
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3, fused=True if "fused" in variant else None)
 
     bf16 = "bf16" in variant
 
@@ -257,7 +262,8 @@ def render(result: dict) -> str:
                 if shared else
                 "Each variant ran in a fresh process of its own (2 threads), as a search trains its candidates. ")
              + "`malloc`: `nas.train.keep_freed_memory` (glibc keeps freed buffers mapped; `train.keep_freed_memory: true`). "
-             "`2 workers`: two processes with 1 thread each, training at the same time, images/s summed. "
+             + ("`fused`: torch's fused AdamW kernel (`AdamW(fused=True)`). " if any("fused" in r["variant"] for r in rows) else "")
+             + "`2 workers`: two processes with 1 thread each, training at the same time, images/s summed. "
              "Warm-up = the first 3 steps (for compile: the compilation). Break-even = training images after which "
              "compiling has paid for itself.", "",
              "| model | variant | img/s | vs eager | warm-up s | break-even images |", "|---|---|--:|--:|--:|--:|"]
@@ -282,6 +288,7 @@ def render(result: dict) -> str:
         "a compilation per candidate, and Inductor's on-disk kernel cache makes the warm-up column understate a cold compile.",
         *pool_finding(speed),
         *malloc_finding(speed),
+        *fused_finding(speed),
         f"- Target: the median candidate's proxy-training throughput >= 2x eager. Best single process: {best}, "
         f"**{single[best]:.2f}x ({'met' if single[best] >= 2 else 'NOT met'})**."
         + "".join(f" {v} (the machine's 2 cores as two 1-thread workers): **{x:.2f}x ({'met' if x >= 2 else 'NOT met'})**."
@@ -310,12 +317,13 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def ratio_finding(speed: dict[tuple[str, str], float], new: str, old: str, adopted: str, after: str = "") -> list[str]:
-    """One 'Adopted' finding: variant `new` against `old` on every model timed with both (none if there is none)."""
+def ratio_finding(speed: dict[tuple[str, str], float], new: str, old: str, adopted: str, after: str = "",
+                  verdict: str = "Adopted") -> list[str]:
+    """One finding: variant `new` against `old` on every model timed with both (none if there is none)."""
     ratios = {m: speed[(m, new)] / speed[(m, old)] for m, v in speed if v == old and (m, new) in speed}
     if not ratios:
         return []
-    return [f"- Adopted: {adopted} {new} against {old}: " + ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items()) + f"{after}."]
+    return [f"- {verdict}: {adopted} {new} against {old}: " + ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items()) + f"{after}."]
 
 
 def pool_finding(speed: dict[tuple[str, str], float]) -> list[str]:
@@ -331,6 +339,13 @@ def malloc_finding(speed: dict[tuple[str, str], float]) -> list[str]:
     return ratio_finding(speed, "channels_last+bf16+malloc", "channels_last+bf16",
                          "glibc keeps freed memory mapped while training (`train.keep_freed_memory: true`, "
                          "`nas.train.keep_freed_memory`).")
+
+
+def fused_finding(speed: dict[tuple[str, str], float]) -> list[str]:
+    """The finding on torch's fused AdamW kernel (`--variants` with `+fused`) against its default multi-tensor one."""
+    return ratio_finding(speed, "channels_last+bf16+malloc+fused", "channels_last+bf16+malloc",
+                         "torch's fused AdamW kernel (the same update, float rounding aside; training keeps the default kernel).",
+                         verdict="Not adopted")
 
 
 def main() -> None:
