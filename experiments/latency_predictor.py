@@ -148,7 +148,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     if unit_times:
         no_trees = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
                                residual_trees=0)
-        extra = {"the same without residual trees": no_trees.profile, "predictor fitted on totals only": totals_only.profile,
+        no_spill = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
+                               weight_spill=False)
+        extra = {"the same without weight_spill (shipped before)": no_spill.profile,
+                 "the same without residual trees": no_trees.profile, "predictor fitted on totals only": totals_only.profile,
                  **extra}
     results = compare_predictors(archs, measured, result.profile, extra=extra)
     repeat = np.array([r.median_ms for r in repeat_rows])
@@ -246,9 +249,13 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
            f"profile, `{summary['units_csv']}`, taken with `--units`): per-unit-type op costs from the unit times, then one "
            f"scale and the overheads from the totals (nas/latency/fit.py). Between the two, {len(result.profile.residual) - 1} "
            "boosted depth-2 trees learn each unit's log residual from its shape; they travel in the profile (`residual:`). "
-           "The row 'without residual trees' is the same fit without them (`residual_trees=0`, the predictor shipped "
-           "before), the row 'fitted on totals only' the same model without the unit times. The sections below refit on "
-           "other sets from totals only.", ""]
+           + (f"The units of a model with more than {spill['above_bytes'] / 1e6:.1f} MB of weights (a threshold chosen by "
+              f"cross-validation among the fit archs' sizes) pay for their weights on top, as if read at "
+              f"{1e-3 / spill['per_byte']:.1f} GB/s (`weight_spill`): such a model's weights no longer stay cached between inferences. The row 'without "
+              "weight_spill' is the same fit without that term (the predictor shipped before). "
+              if (spill := result.profile.calibration.get("weight_spill")) else "")
+           + "The row 'without residual trees' is the same fit without the trees (`residual_trees=0`), the row 'fitted on "
+           "totals only' the same model without the unit times. The sections below refit on other sets from totals only.", ""]
           if summary.get("fit_unit_times") else []),
         "## All 100 validation archs", "", metrics_markdown(results), "",
         *[line for name, r in per_space.items() for line in (f"## {name} only", "", metrics_markdown(r), "")],

@@ -7,7 +7,8 @@ All rows fit on the 50 fit archs (`cpu_fit.csv`, and `cpu_fit_units.csv` where a
 are checked on the 100 held-out archs' committed medians (`cpu_val.csv`), like `latency_predictor.py`:
 1. totals only: the per-op-kind linear model fitted on the 50 totals (the former `hw=cpu` predictor);
 2. per-unit linear: `fit_profile(..., unit_times=..., residual_trees=0)`, what `conf/hw/cpu.yaml` shipped before 2b;
-   2b. `fit_profile(..., unit_times=...)` as shipped now: row 2 times 200 boosted residual trees carried in the
+   2b. `fit_profile(..., unit_times=...)` as shipped before its `weight_spill` term (no row here has that term; see
+   latency_predictor.py): row 2 times 200 boosted residual trees carried in the
    profile (`hw.residual`); it should equal row 4d, which builds the same model here from scikit-learn directly;
 3. per-unit linear + a log-linear correction per unit type on the unit's shape (resolution, widths,
    kernel, norm, act), fitted on the unit times' log residuals (ridge);
@@ -67,9 +68,10 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
 
     record("1. totals only (per-op-kind linear)", predict_latency_batch(archs_v, fit.fit_profile(archs_f, y_f / 1e3, hw).profile) * 1e3)
     unit_times = [units.get(a.arch_id) for a in archs_f]
-    linear_units = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=unit_times, residual_trees=0)
+    # Every row without the `weight_spill` term (it came later: latency_predictor.py's rows show what it adds).
+    linear_units = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=unit_times, residual_trees=0, weight_spill=False)
     record("2. per-unit linear (residual_trees=0)", predict_latency_batch(archs_v, linear_units.profile) * 1e3)
-    with_trees = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=unit_times)
+    with_trees = fit.fit_profile(archs_f, y_f / 1e3, hw, unit_times=unit_times, weight_spill=False)
     record("2b. shipped: per-unit linear x boosted residual trees in the profile", predict_latency_batch(archs_v, with_trees.profile) * 1e3)
 
     # The unit-level linear model again (step 1 of fit_profile, before its totals step), for rows 3-4.
@@ -77,6 +79,7 @@ def _rows(hw, archs_f: list, y_f: np.ndarray, archs_v: list, y_v: np.ndarray, un
     samples = [(a, u, x, units[a.arch_id][u]) for a, fx in zip(archs_f, feats_f) for u, x in fx.items()
                if units[a.arch_id].get(u, 0.0) > 0]
     U = np.array([s[2] for s in samples])
+    U[:, fit.WEIGHTS] = 0.0  # no weight_spill term here either
     t = np.array([s[3] for s in samples])
     used = np.flatnonzero(np.abs(U).max(axis=0) > 0)
     theta = np.zeros(fit.N_COEF)

@@ -13,7 +13,8 @@ from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError
 from nas.latency import predict_latency, predict_latency_batch
 from nas.latency.fit import (
-    KINDS, N_COEF, TERMS, arch_features, calibrated_yaml, calibration_key, coefficients, fit_profile, prior_coefficients,
+    KINDS, N_COEF, TERMS, WEIGHTS, arch_features, calibrated_yaml, calibration_key, coefficients, fit_profile,
+    prior_coefficients,
 )
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
@@ -229,19 +230,24 @@ def test_fit_recovers_known_per_op_costs_from_synthetic_measurements(cpu, space_
     assert got[0] == pytest.approx(truth[0], rel=0.1)
 
 
-def _synthetic_unit_chip(prior, archs, seed=0):
-    """Unit times and totals of a made-up chip whose per-unit-type costs are known."""
+def _synthetic_unit_chip(prior, archs, seed=0, spill=None):
+    """Unit times and totals of a made-up chip whose per-unit-type costs are known. `spill`: (above_bytes, per_byte):
+    in archs with more weight bytes, each weight byte costs per_byte us more."""
     from nas.latency.fit import unit_features
 
     rng = np.random.default_rng(seed)
     truth = np.zeros(N_COEF)
     g = prior_coefficients(prior)
     for i in range(1, N_COEF):  # every term: the prior's global term of that kind times a random factor
+        if i == WEIGHTS:
+            continue  # only with `spill`
         entry, term = calibration_key(i)
         kind = entry.split("/")[-1]
         base = g[1 + KINDS.index(kind) * len(TERMS) + TERMS.index(term)] if kind in KINDS else 2.0
         truth[i] = base * rng.uniform(0.2, 2.0) * (1.0 if "/" not in entry or rng.random() < 0.3 else 0.0)
-    units = [{u: float(x @ truth) for u, x in unit_features(a, prior).items()} for a in archs]
+    above, per_byte = spill or (np.inf, 0.0)
+    units = [{u: float(x @ truth) + (per_byte * x[WEIGHTS] if arch_features(a, prior)[WEIGHTS] > above else 0.0)
+              for u, x in unit_features(a, prior).items()} for a in archs]
     # Totals: 1.1x the units' sum (the profiler's view is a little optimistic), 30 us per call, 2 us per unit.
     totals = [(1.1 * sum(u.values()) + 30.0 + 2.0 * len(u)) / 1000 for u in units]
     return units, np.array(totals)
@@ -268,6 +274,34 @@ def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t
     assert fit_profile(archs[fit], totals[fit], prior, unit_times=partial).n_units > 0
     with pytest.raises(DataError, match="one per arch"):
         fit_profile(archs[fit], totals[fit], prior, unit_times=units[:3])
+
+
+def test_fit_learns_that_the_weights_of_bigger_models_spill_out_of_the_cache(cpu, space_t):
+    from nas.latency.hardware import WEIGHT_SPILL
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 90, seed=5, in_chans=1, img_size=28, num_classes=10)
+    fit, held_out = slice(0, 50), slice(50, 90)
+    weight_bytes = np.array([arch_features(a, prior)[WEIGHTS] for a in archs])
+    above = float(np.quantile(weight_bytes[fit], 0.5))  # half the fit models spill
+    units, totals = _synthetic_unit_chip(prior, archs, spill=(above, 1e6 / 20e9))  # 20 GB/s
+    result = fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], lambdas=(1e-8, 1e-6), residual_trees=0)
+    got = result.profile.calibration[WEIGHT_SPILL]
+    assert got["above_bytes"] == pytest.approx(above)
+    assert got["per_byte"] == pytest.approx(1.1 * 1e6 / 20e9, rel=0.1)  # the totals are 1.1x the unit sums
+    assert "weight spill above" in result.summary()
+    pred = predict_latency_batch(archs[held_out], result.profile)
+    np.testing.assert_allclose(pred, totals[held_out], rtol=0.03)
+    with_trees = fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], lambdas=(1e-8, 1e-6)).profile
+    assert with_trees.residual and WEIGHT_SPILL in with_trees.calibration
+    for profile in (result.profile, with_trees):  # the per-layer breakdown charges the same, spilling or not
+        batch = predict_latency_batch(archs[held_out], profile)
+        for a, b in zip(archs[held_out], batch):
+            assert predict_latency(a, profile).total_ms == pytest.approx(b)
+    # A chip without that cost gets no such entry.
+    plain, plain_totals = _synthetic_unit_chip(prior, archs)
+    assert WEIGHT_SPILL not in fit_profile(archs[fit], plain_totals[fit], prior, unit_times=plain[fit],
+                                           lambdas=(1e-8, 1e-6), residual_trees=0).profile.calibration
 
 
 def test_unit_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, space_t):

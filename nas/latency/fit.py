@@ -33,7 +33,7 @@ import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError
-from nas.latency.hardware import HardwareProfile
+from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
     stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
@@ -44,14 +44,19 @@ TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")
 N_GLOBAL = 1 + len(KINDS) * len(TERMS)  # invoke + per kind (fixed, per_work, per_byte)
 # Then per unit type: its per-unit fixed cost, and per kind the same three terms for ops of that unit type.
 _PER_TYPE = 1 + len(KINDS) * len(TERMS)
-N_COEF = N_GLOBAL + len(UNIT_TYPES) * _PER_TYPE
+WEIGHTS = N_GLOBAL + len(UNIT_TYPES) * _PER_TYPE
+"""Index of the last feature: the weight bytes of the ops (not folded away). Its coefficient is the per-byte cost of
+weights that spill out of a cache, paid only by models whose weights do not stay cached between inferences (`spills`);
+calibration entry `weight_spill` {per_byte, above_bytes}."""
+N_COEF = WEIGHTS + 1
 _BASE = {kind: 1 + i * len(TERMS) for i, kind in enumerate(KINDS)}  # first coefficient of each kind
 _TYPE_BASE = {t: N_GLOBAL + i * _PER_TYPE for i, t in enumerate(UNIT_TYPES)}  # the unit's fixed cost; its kinds follow
 
 
 def _global_features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
-    """The per-kind part of the features of `ops` (count, work, bytes per op kind), N_GLOBAL long."""
-    x = np.zeros(N_GLOBAL)
+    """The per-kind part of the features of `ops` (count, work, bytes per op kind), N_GLOBAL long, then their
+    weight bytes."""
+    x = np.zeros(N_GLOBAL + 1)
     for op in ops:
         if op.foldable and op.kind in fused:
             continue  # the runtime folds it into its neighbour
@@ -59,16 +64,18 @@ def _global_features(ops: Sequence[Op], fused: frozenset[str], bytes_per_element
         x[base] += 1.0
         x[base + 1] += op.work
         x[base + 2] += op.bytes_moved(bytes_per_element)
+        x[N_GLOBAL] += op.params * bytes_per_element
     return x
 
 
 def _typed(g: np.ndarray, utype: str) -> np.ndarray:
     # All ops of a unit share its type: the per-type terms repeat the per-kind ones in that type's slots.
     x = np.zeros(N_COEF)
-    x[:N_GLOBAL] = g
+    x[:N_GLOBAL] = g[:N_GLOBAL]
     tb = _TYPE_BASE[utype]
     x[tb] = 1.0
-    x[tb + 1 : tb + _PER_TYPE] = g[1:]
+    x[tb + 1 : tb + _PER_TYPE] = g[1:N_GLOBAL]
+    x[WEIGHTS] = g[N_GLOBAL]
     return x
 
 
@@ -232,6 +239,8 @@ def calibration_key(index: int) -> tuple[str, str]:
         return "invoke", "fixed"
     if index < N_GLOBAL:
         return KINDS[(index - 1) // len(TERMS)], TERMS[(index - 1) % len(TERMS)]
+    if index == WEIGHTS:
+        return WEIGHT_SPILL, "per_byte"
     t, rest = divmod(index - N_GLOBAL, _PER_TYPE)
     if rest == 0:
         return f"{UNIT_TYPES[t]}/unit", "fixed"
@@ -249,13 +258,25 @@ def coefficients(hw: HardwareProfile) -> np.ndarray:
     return prior_coefficients(hw)
 
 
-def _calibration(theta: np.ndarray) -> dict[str, dict[str, float]]:
+def spill_bytes(hw: HardwareProfile) -> float:
+    """Model weight bytes above which a calibrated profile charges `weight_spill` per weight byte (inf: never)."""
+    return float(hw.calibration.get(WEIGHT_SPILL, {}).get("above_bytes", np.inf)) if hw.calibration else np.inf
+
+
+def spills(features: np.ndarray, above_bytes: float) -> np.ndarray:
+    """Whether each arch's weights (the `WEIGHTS` slot of its `arch_features`, rows or one vector) exceed `above_bytes`."""
+    return np.asarray(features)[..., WEIGHTS] > above_bytes
+
+
+def _calibration(theta: np.ndarray, above_bytes: float = np.inf) -> dict[str, dict[str, float]]:
     # Per-unit-type entries only where they are non-zero: a profile fitted on totals alone looks as before.
     out: dict[str, dict[str, float]] = {}
     for i, value in enumerate(theta):
         entry, term = calibration_key(i)
         if i < N_GLOBAL or value > 0:
             out.setdefault(entry, {})[term] = float(value)
+    if WEIGHT_SPILL in out:
+        out[WEIGHT_SPILL]["above_bytes"] = float(above_bytes)
     return out
 
 
@@ -283,6 +304,7 @@ def _scales(hw: HardwareProfile) -> np.ndarray:
         tb = _TYPE_BASE[t]
         s[tb] = 1.0
         s[tb + 1 : tb + _PER_TYPE] = s[1:N_GLOBAL]
+    s[WEIGHTS] = 1e6 / hw.dram_bytes_per_s
     return s
 
 
@@ -311,8 +333,10 @@ class FitResult:
 
     def summary(self) -> str:
         """How the fit went, for the note above a calibration block: ridge strength, CV error, residual trees."""
+        spill = self.profile.calibration.get(WEIGHT_SPILL)
         return (f"ridge lambda {self.lam:g}, cross-validated RMSPE {self.cv_rmspe:.1%}"
                 + (" (of unit times)" if self.n_units else "")
+                + (f"; weight spill above {spill['above_bytes'] / 1e6:.1f} MB" if spill else "")
                 + (f"; residual: {len(self.profile.residual) - 1} boosted trees" if self.profile.residual else ""))
 
 
@@ -346,13 +370,15 @@ def fit_profile(
     folds: int = 5,
     seed: int = 0,
     residual_trees: int = 200,
+    weight_spill: bool = True,
 ) -> FitResult:
     """Fit per-op-kind costs to measured latencies; returns `prior` with a `calibration` block.
 
     `unit_times`: optional per-arch {unit: microseconds} from a per-layer profile (None for an arch
     without one), e.g. `read_unit_times(...)[arch.arch_id]`; with them the fit also learns per-unit-type
     costs (see the module docstring) and, from at least `MIN_RESIDUAL_UNITS` unit times, a `residual`
-    model of `residual_trees` boosted trees (0: none).
+    model of `residual_trees` boosted trees (0: none) and, unless `weight_spill` is False, a `weight_spill` cost
+    for the weights of models above a size (chosen by cross-validation; none if that does not help).
     """
     if len(archs) != len(latencies_ms) or len(archs) < 3:
         raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
@@ -363,7 +389,7 @@ def fit_profile(
     y = np.asarray(latencies_ms, dtype=float) * 1000.0
     if unit_times is not None and any(unit_times):
         return _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, lambdas=lambdas, folds=folds, seed=seed,
-                               residual_trees=residual_trees)
+                               residual_trees=residual_trees, weight_spill=weight_spill)
     g = slice(0, N_GLOBAL)  # totals alone cannot tell unit types apart: global terms only
     theta0, scale = prior_coefficients(uncalibrated)[g], _scales(uncalibrated)[g]
     # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
@@ -378,7 +404,8 @@ def fit_profile(
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y))
 
 
-def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed, residual_trees) -> FitResult:
+def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed, residual_trees,
+                    weight_spill) -> FitResult:
     from scipy.optimize import nnls
 
     from nas.latency.predictor import corrected_unit_sums
@@ -395,12 +422,22 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
                 groups.append(k)
     if len(set(groups)) < 3:
         raise DataError(f"need unit times of >= 3 archs to fit per unit; got {len(set(groups))}")
-    U, t = np.array(rows), np.array(targets)
+    U, t, groups = np.array(rows), np.array(targets), np.array(groups)
     # 1. Unit costs from unit times: relative errors, ridge toward zero in each column's own scale (the
     #    prior's shape does not carry over to a profile that leaves out the runtime's work between nodes).
-    used = np.flatnonzero(np.abs(U).max(axis=0) > 0)
-    scale = 1.0 / np.abs(U[:, used] / t[:, None]).max(axis=0)
-    best = _choose_lambda(U[:, used], t, np.array(groups), np.zeros(len(used)), scale, lambdas, folds, seed)
+    #    Models whose weights exceed a threshold pay per weight byte on top (their weights no longer stay cached
+    #    between inferences: the same block ran up to 1.9x slower inside a bigger model); the threshold is chosen by
+    #    cross-validation with the ridge strength, among the fit archs' own sizes (inf: no such cost).
+    best = None
+    for above in _spill_candidates(X[:, WEIGHTS]) if weight_spill else [np.inf]:
+        Ua = U.copy()
+        Ua[:, WEIGHTS] *= spills(X[groups], above)
+        used = np.flatnonzero(np.abs(Ua).max(axis=0) > 0)
+        scale = 1.0 / np.abs(Ua[:, used] / t[:, None]).max(axis=0)
+        cv_rmspe, lam = _choose_lambda(Ua[:, used], t, groups, np.zeros(len(used)), scale, lambdas, folds, seed)
+        if best is None or cv_rmspe < best[0]:
+            best = (cv_rmspe, lam, above, Ua, used, scale)
+    _, _, above, U, used, scale = best
     theta = np.zeros(N_COEF)
     theta[used] = _solve(U[:, used], t, np.zeros(len(used)), scale, best[1])
     # 2. Boosted trees on each unit's log residual (when there are enough unit times): what a model linear in
@@ -410,9 +447,9 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
                 if residual_trees and len(t) >= MIN_RESIDUAL_UNITS else [])
     # 3. Totals = scale * (sum of unit costs) + per-inference overhead + per-unit overhead, on all archs.
     n_units = X[:, [_TYPE_BASE[u] for u in UNIT_TYPES]].sum(axis=1)
-    nodes = X @ theta
+    nodes = X @ theta - ~spills(X, above) * X[:, WEIGHTS] * theta[WEIGHTS]
     if residual:
-        nodes = corrected_unit_sums(archs, uncalibrated, theta, residual)
+        nodes = corrected_unit_sums(archs, uncalibrated, theta, residual, above_bytes=above)
     F = np.stack([nodes, np.ones_like(y), n_units], axis=1)
     (a, invoke, per_unit), _ = nnls(F / y[:, None], np.ones_like(y))
     theta *= a
@@ -420,13 +457,19 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
     for u in UNIT_TYPES:
         theta[_TYPE_BASE[u]] += per_unit
     profile = copy.deepcopy(prior)
-    profile.calibration = _calibration(theta)
+    profile.calibration = _calibration(theta, above)
     if residual:
         # The trees read log(unit cost - per-unit overhead), which the scale moved by log(a).
         shift = lambda f, thr: thr + (np.log(a) if int(f) == LOG_COST else 0.0)  # noqa: E731
         profile.residual = [[residual[0][0], float(per_unit)]] + [
             [r[0], shift(r[0], r[1]), r[2], shift(r[2], r[3]), r[4], shift(r[4], r[5]), *r[6:]] for r in residual[1:]]
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), n_units=len(t))
+
+
+def _spill_candidates(model_bytes: np.ndarray) -> list[float]:
+    # No spill first (a tie keeps the simpler model), then thresholds between the fit archs' own sizes: a
+    # threshold is only identifiable where measured models lie on both sides of it.
+    return [np.inf, *sorted(set(np.quantile(model_bytes, (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)).tolist()))]
 
 
 MIN_RESIDUAL_UNITS = 200
@@ -484,9 +527,12 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     lines = [CALIBRATION_MARKER, f"# {note}", "# per op kind, in microseconds: fixed per op, per unit of work (MAC or element op), per byte moved",
              *(["# <unit type>/<op kind>: added to the op kind's terms for ops in that type of unit; <unit type>/unit: per unit"]
                if any("/" in k for k in profile.calibration) else []),
+             *([f"# {WEIGHT_SPILL}: per weight byte, in models with more weight bytes than above_bytes (weights no longer cached)"]
+               if WEIGHT_SPILL in profile.calibration else []),
              "calibration:"]
     for kind, terms in profile.calibration.items():
-        body = ", ".join(f"{t}: {_yaml_float(v)}" for t, v in terms.items())
+        # The threshold exactly: rounded, a model right at it could change sides.
+        body = ", ".join(f"{t}: {_yaml_float(v, None if t == 'above_bytes' else 7)}" for t, v in terms.items())
         lines.append(f"  {kind}: {{{body}}}")
     if profile.residual:
         lines += ["# per-unit correction: unit cost = (cost - overhead) x exp(init + trees) + overhead; row 0 [init, overhead],",

@@ -14,6 +14,8 @@ from nas.errors import ConfigError
 from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 
 PRECISIONS = ("int8", "fp16", "fp32")
+WEIGHT_SPILL = "weight_spill"
+"""Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
 
 
 @dataclass
@@ -45,7 +47,9 @@ class HardwareProfile:
     channel_multiple: int = 8
     runtime: str = ""  # where this chip is measured here: openvino | onnxruntime | "" (not on this host)
     threads: int = 2  # runtime threads when measuring
-    # Fitted per-op-kind costs (nas.latency.fit): {kind: {fixed, per_work, per_byte}, invoke: {fixed}}, in us.
+    # Fitted per-op-kind costs (nas.latency.fit): {kind: {fixed, per_work, per_byte}, invoke: {fixed}}, in us, and
+    # optionally weight_spill: {per_byte, above_bytes}: each weight byte costs per_byte more in a model with more
+    # weight bytes than above_bytes (they no longer stay cached between inferences).
     # When present, the predictor uses them instead of the roofline numbers above.
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     # Fitted per-unit correction on top of a per-unit calibration (nas.latency.fit, from per-unit profiles):
@@ -79,14 +83,18 @@ class HardwareProfile:
             raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
         for kind, terms in self.calibration.items():
             utype, _, op_kind = kind.rpartition("/")
-            if kind != "invoke" and (op_kind not in OP_KINDS and not (utype and op_kind == "unit")
-                                     or utype and utype not in UNIT_TYPES):
-                raise ConfigError(f"hw.calibration has unknown entry {kind!r}; allowed: invoke, an op kind "
+            if kind not in ("invoke", WEIGHT_SPILL) and (op_kind not in OP_KINDS and not (utype and op_kind == "unit")
+                                                         or utype and utype not in UNIT_TYPES):
+                raise ConfigError(f"hw.calibration has unknown entry {kind!r}; allowed: invoke, {WEIGHT_SPILL}, an op kind "
                                   f"{sorted(OP_KINDS)}, or <unit type>/<op kind> and <unit type>/unit with unit types "
                                   f"{list(UNIT_TYPES)}")
+            allowed = ("per_byte", "above_bytes") if kind == WEIGHT_SPILL else ("fixed", "per_work", "per_byte")
             for term, value in terms.items():
-                if term not in ("fixed", "per_work", "per_byte") or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                    raise ConfigError(f"hw.calibration.{kind}.{term}={value!r}: terms are fixed/per_work/per_byte, finite and >= 0")
+                if term not in allowed or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                    raise ConfigError(f"hw.calibration.{kind}.{term}={value!r}: terms of {kind} are {'/'.join(allowed)}, "
+                                      "finite and >= 0")
+            if kind == WEIGHT_SPILL and set(terms) != set(allowed):
+                raise ConfigError(f"hw.calibration.{kind}={dict(terms)!r} needs both per_byte and above_bytes")
         if self.residual:
             self._validate_residual()
         for list_name in ("fused_kinds", "host_kinds"):

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from nas.arch import ArchConfig
-from nas.latency.hardware import HardwareProfile
+from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_shape, unit_type
 
 
@@ -58,14 +58,15 @@ class LatencyReport:
         return out
 
 
-def layer_latency_us(op: Op, hw: HardwareProfile, *, utype: str | None = None) -> tuple[float, str]:
+def layer_latency_us(op: Op, hw: HardwareProfile, *, utype: str | None = None, spills: bool = False) -> tuple[float, str]:
     """Predicted microseconds of one op on `hw` and what bounds it.
 
     `utype`: the type of unit the op sits in (`nas.latency.ops.unit_type`), for calibrations fitted
-    on per-unit times; without it only the per-kind terms count.
+    on per-unit times; without it only the per-kind terms count. `spills`: the op's model has more weight
+    bytes than a calibration's `weight_spill.above_bytes`, so its weights cost that entry's `per_byte` too.
     """
     if hw.calibration:
-        return _calibrated_us(op, hw, utype)
+        return _calibrated_us(op, hw, utype, spills)
     if op.kind in hw.host_kinds:
         # Unsupported on the accelerator: ship activations to the host and back, compute there.
         transfer = (op.in_elems + op.out_elems) * 4 / hw.host_link_bytes_per_s
@@ -87,13 +88,15 @@ def layer_latency_us(op: Op, hw: HardwareProfile, *, utype: str | None = None) -
     return max(compute, memory) * 1e6 + hw.launch_overhead_us, bound
 
 
-def _calibrated_us(op: Op, hw: HardwareProfile, utype: str | None) -> tuple[float, str]:
+def _calibrated_us(op: Op, hw: HardwareProfile, utype: str | None, spills: bool) -> tuple[float, str]:
     if op.foldable and op.kind in hw.fused_kinds:
         return 0.0, "fused"
     us = 0.0
     for entry in (op.kind, f"{utype}/{op.kind}") if utype else (op.kind,):
         c = hw.calibration.get(entry, {})
         us += c.get("fixed", 0.0) + c.get("per_work", 0.0) * op.work + c.get("per_byte", 0.0) * op.bytes_moved(hw.bytes_per_element)
+    if spills:
+        us += hw.calibration.get(WEIGHT_SPILL, {}).get("per_byte", 0.0) * op.params * hw.bytes_per_element
     return us, "calibrated"
 
 
@@ -167,10 +170,15 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     unit's layers by that unit's factor.
     """
     ops = enumerate_ops(arch)
+    spill = False
+    if hw.calibration:
+        from nas.latency.fit import arch_features, spill_bytes, spills
+
+        spill = bool(spills(arch_features(arch, hw), spill_bytes(hw)))
     units: dict[str, list[tuple[Op, float, str]]] = {}
     for op in ops:
         unit = unit_of(op.name)
-        units.setdefault(unit, []).append((op, *layer_latency_us(op, hw, utype=unit_type(arch, unit))))
+        units.setdefault(unit, []).append((op, *layer_latency_us(op, hw, utype=unit_type(arch, unit), spills=spill)))
     # A calibration fitted on per-unit times: each unit's own overhead, once.
     overhead = {u: hw.calibration.get(f"{unit_type(arch, u)}/unit", {}).get("fixed", 0.0) if hw.calibration else 0.0
                 for u in units}
@@ -216,40 +224,54 @@ def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> n
 
 
 def _calibrated_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
-    from nas.latency.fit import arch_features, coefficients
+    from nas.latency.fit import WEIGHTS, arch_features, coefficients, spill_bytes, spills
 
     theta = coefficients(hw)
     if not hw.residual:
-        return np.array([arch_features(a, hw) @ theta for a in archs]) / 1000.0
-    return (theta[0] + corrected_unit_sums(archs, hw, theta, hw.residual)) / 1000.0
+        X = np.array([arch_features(a, hw) for a in archs]).reshape(len(archs), -1)
+        return (X @ theta - ~spills(X, spill_bytes(hw)) * X[:, WEIGHTS] * theta[WEIGHTS]) / 1000.0
+    return (theta[0] + corrected_unit_sums(archs, hw, theta, hw.residual, above_bytes=spill_bytes(hw))) / 1000.0
 
 
 def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta: np.ndarray,
-                        residual: Sequence[Sequence[float]]) -> np.ndarray:
+                        residual: Sequence[Sequence[float]], *, above_bytes: float = np.inf) -> np.ndarray:
     """Per arch, the sum of its units' costs (us, coefficients `theta`) corrected by `residual`; no invoke term.
 
     `hw` gives only what the features depend on (fused kinds, bytes per element). Archs share cached unit
     groups (same stem and head, same stage): each distinct group's units are costed and corrected once per
-    call, all at once, and an arch's sum is then the sum of its groups' totals.
+    call, all at once, and an arch's sum is then the sum of its groups' totals. The weight-bytes term of
+    `theta` counts only for archs with more weight bytes than `above_bytes`: a group is costed once for each
+    of the two cases that occurs.
     """
-    from nas.latency.fit import arch_unit_groups
+    from nas.latency.fit import WEIGHTS, arch_unit_groups
 
-    group_of: dict[int, int] = {}  # id(group) -> its index in `groups`, which keeps it alive
+    group_of: dict[tuple[int, bool], int] = {}  # (id(group), spills) -> its index in `groups`, which keeps it alive
     groups: list = []
+    spilled: list[bool] = []
     pairs: list[int] = []  # (arch, group) pairs, flattened
     arch_of_pair: list[int] = []
+    weight_bytes: dict[int, float] = {}  # id(group) -> its weight bytes (every group is kept alive in `groups`)
     for k, a in enumerate(archs):
         gs = arch_unit_groups(a, hw)
+        spill = False
+        if theta[WEIGHTS] and above_bytes < np.inf:  # the arch's weight bytes, summed from its groups
+            for g in gs:
+                if id(g) not in weight_bytes:
+                    weight_bytes[id(g)] = sum(x[WEIGHTS] * n for x, n in zip(g.features, g.counts))
+            spill = sum(weight_bytes[id(g)] for g in gs) > above_bytes
         for g in gs:
-            j = group_of.get(id(g))
+            j = group_of.get((id(g), spill))
             if j is None:
-                j = group_of[id(g)] = len(groups)
+                j = group_of[(id(g), spill)] = len(groups)
                 groups.append(g)
+                spilled.append(spill)
             pairs.append(j)
         arch_of_pair += [k] * len(gs)
     shapes = np.array([s for g in groups for s in g.shapes])
-    costs = np.array([x for g in groups for x in g.features]) @ theta
+    F = np.array([x for g in groups for x in g.features])
     counts = np.array([n for g in groups for n in g.counts], dtype=float)
-    group_of_unit = np.repeat(np.arange(len(groups)), [len(g.counts) for g in groups])
+    sizes = [len(g.counts) for g in groups]
+    costs = F @ theta - ~np.repeat(spilled, sizes) * F[:, WEIGHTS] * theta[WEIGHTS]
+    group_of_unit = np.repeat(np.arange(len(groups)), sizes)
     group_total = np.bincount(group_of_unit, weights=_corrected(residual, shapes, costs) * counts, minlength=len(groups))
     return np.bincount(arch_of_pair, weights=group_total[pairs], minlength=len(archs))
