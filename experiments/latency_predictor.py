@@ -35,7 +35,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from nas.latency import predict_latency_batch
-from nas.latency.fit import calibrated_yaml, fit_profile
+from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile
 from nas.latency.measure import machine_info, read_measurements, session_spread, write_measurements
 from nas.latency.profile import CONF_DIR, measure_archs, register_latency_configs, sample_archs
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
@@ -187,16 +187,14 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             "validation": compare_predictors(archs, [r.median_ms for r in re_val], result.profile,
                                              extra={"predictor refitted on that session's 50": refit.profile}),
         }
-    # Throughput of batch predictions on fresh (uncached) architectures.
-    fresh = []
+    # Throughput of batch predictions: 4000 archs never predicted before, and a batch of other ones before them.
+    fresh, before = [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
-        fresh += sample_archs(OmegaConf.to_object(_compose(f"space={space_name}").space), 2000, seed=900 + k, num_classes=10, **shape)
-    t0 = time.perf_counter()
-    predict_latency_batch(fresh, result.profile)
-    cold = len(fresh) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    predict_latency_batch(fresh, result.profile)
-    warm = len(fresh) / (time.perf_counter() - t0)
+        space = OmegaConf.to_object(_compose(f"space={space_name}").space)
+        fresh += sample_archs(space, 2000, seed=900 + k, num_classes=10, **shape)
+        before += sample_archs(space, 2000, seed=950 + k, num_classes=10, **shape)
+    speed = batch_speed(fresh, result.profile, before=before)
+    cold = speed["cold"]
 
     plot_predicted_vs_measured(
         OUT / f"predictor_{hw_name}.png", measured,
@@ -219,7 +217,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                         # archs were timed together, the repeat in a second session.
                         "spread": {f"{hw_name}_fit.csv": session_spread(fit_rows), f"{hw_name}_val.csv": session_spread(val_rows),
                                    f"{hw_name}_val_repeat.csv": session_spread(repeat_rows)}},
-        "predictions_per_s": {"fresh_archs": cold, "cached_archs": warm, "n": len(fresh)},
+        "predictions_per_s": speed,
         "measured_range_ms": [float(min(measured)), float(max(measured))],
         "wall_s": time.perf_counter() - started,
     }
@@ -235,6 +233,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "within_10pct>=0.90": calibrated["within_10pct"] >= 0.90, "kendall_tau>=0.9": calibrated["kendall_tau"] >= 0.9,
         "beats_macs_within_10pct": calibrated["within_10pct"] > macs["within_10pct"],
         "beats_macs_kendall": calibrated["kendall_tau"] > macs["kendall_tau"],
+        "cold_batch_predictions_per_s>=10000": cold >= 10_000,
     }
     (OUT / f"predictor_{hw_name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     md = [
@@ -273,13 +272,40 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "((p90 - p10) / median, the median over archs) by "
         + ", ".join(f"{v:.0%} in `{k}`" for k, v in summary["noise_floor"]["spread"].items()) + ".", "",
         *(_another_session_md(another_session, hw_name, len(all_rows)) if another_session else []),
-        f"Batch prediction speed (calibrated): {cold:,.0f} predictions/s on fresh architectures, "
-        f"{warm:,.0f}/s on cached ones ({len(fresh)} archs).", "",
+        f"Batch prediction speed (calibrated; one `predict_latency_batch` call on {speed['n']} sampled archs; median of "
+        f"{speed['repeats']} runs, range in brackets): " + ", ".join(
+            f"{label} {speed[k]:,.0f}/s [{speed[k + '_range'][0]:,.0f}-{speed[k + '_range'][1]:,.0f}]" for k, label in (
+                ("cold", "cold (feature caches emptied first, as in a new process)"),
+                ("second_batch", f"as a second batch (caches emptied, then {speed['n_before']} other archs predicted)"),
+                ("cached", "the same archs again (cached)"))) + ". The target is judged on the cold number.", "",
         f"![predicted vs measured](predictor_{hw_name}.png)", "",
         "Targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in summary["targets"].items()),
     ]
     (OUT / f"predictor_{hw_name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def batch_speed(archs: list, hw, *, before: list, repeats: int = 5) -> dict:
+    """Predictions/s of one `predict_latency_batch` call on `archs`, median and range over `repeats` runs (single
+    timings of this shared machine scatter widely): cold (feature caches emptied first, as in a new process),
+    second batch (caches emptied, then the batch `before` predicted: what a search's next batch of new archs
+    meets) and cached (the same call again)."""
+    runs: dict[str, list[float]] = {"cold": [], "second_batch": [], "cached": []}
+
+    def timed(key: str) -> None:
+        t0 = time.perf_counter()
+        predict_latency_batch(archs, hw)
+        runs[key].append(len(archs) / (time.perf_counter() - t0))
+
+    for _ in range(repeats):
+        clear_caches()
+        timed("cold")
+        timed("cached")
+        clear_caches()
+        predict_latency_batch(before, hw)
+        timed("second_batch")
+    return {**{k: float(np.median(v)) for k, v in runs.items()}, **{f"{k}_range": [min(v), max(v)] for k, v in runs.items()},
+            "n": len(archs), "n_before": len(before), "repeats": repeats}
 
 
 def _another_session_md(day: dict, hw_name: str, n: int) -> list[str]:

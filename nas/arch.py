@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -35,8 +36,29 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class _CachedHash:
+    """Mixin for frozen dataclasses: the field hash is computed once per instance. Specs key the latency
+    predictor's caches, so they are hashed for every prediction. The cached value is left out of pickles and
+    copies: string hashes differ between processes."""
+
+    def __hash__(self) -> int:
+        h = self.__dict__.get("_hash")
+        if h is None:
+            cls = type(self)
+            fields_of = cls.__dict__.get("_fields_of")
+            if fields_of is None:  # once per class: a C-level getter of all its fields, as a tuple
+                fields_of = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
+                setattr(cls, "_fields_of", fields_of)
+            h = hash(fields_of(self))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+
 @dataclass(frozen=True)
-class StageConfig:
+class StageConfig(_CachedHash):
     """One hierarchical stage: `depth` identical blocks `x + mixer(norm(x))`, `x + mlp(norm(x))`.
 
     Every stage after the first starts with a stride-2 3x3 convolution (the first stage follows
@@ -46,6 +68,8 @@ class StageConfig:
     `num_heads`; pruned specs (`compress.prune`) may carry a fractional `expand`/`mlp_ratio` and an
     explicit `num_heads`, because pruning shrinks hidden widths and heads independently of `width`.
     """
+
+    __hash__ = _CachedHash.__hash__  # explicit, so that @dataclass keeps it
 
     mixer: str
     depth: int
@@ -124,12 +148,14 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
-class ArchConfig:
+class ArchConfig(_CachedHash):
     """A complete MetaFormer: stem, hierarchical stages, norm/activation, input and classes.
 
     The model takes float32 NCHW pixels in [0, 1] of shape (B, in_chans, img_size, img_size)
     and returns logits of shape (B, num_classes).
     """
+
+    __hash__ = _CachedHash.__hash__  # explicit, so that @dataclass keeps it
 
     stages: tuple[StageConfig, ...]
     stem_kernel: int = 3

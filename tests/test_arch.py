@@ -84,6 +84,24 @@ def test_arch_is_frozen():
         a.norm = "ln"  # type: ignore[misc]
 
 
+def test_specs_hash_by_value_and_pickles_carry_no_cached_hash(tmp_path):
+    import copy
+    import pickle
+    import subprocess
+    import sys
+
+    a = _arch(norm="ln")
+    assert hash(a) == hash(_arch(norm="ln")) and {a: 1}[_arch(norm="ln")] == 1
+    assert hash(a) != hash(_arch())
+    assert hash(copy.deepcopy(a)) == hash(a) and hash(copy.copy(a.stages[0])) == hash(a.stages[0])
+    # The hash is cached on first use; another process (other string hashes) must not inherit it.
+    path = tmp_path / "arch.pkl"
+    path.write_bytes(pickle.dumps(a))
+    code = ("import pickle, sys; from nas.arch import ArchConfig; a = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "b = ArchConfig.from_json(sys.argv[2]); assert {b: 1}[a] == 1 and {b.stages[0]: 1}[a.stages[0]] == 1")
+    subprocess.run([sys.executable, "-c", code, str(path), a.to_json()], check=True, env={"PYTHONHASHSEED": "12345"})
+
+
 def test_pruned_fields_round_trip_and_leave_searched_ids_unchanged():
     searched = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=32, expand=2),
                                   StageConfig(mixer="attn", depth=1, width=64, head_dim=16)))

@@ -604,17 +604,36 @@ def test_residual_trees_need_a_per_unit_calibration(cpu):
         profile.validate()
 
 
+def test_clear_caches_empties_every_feature_cache_and_predictions_stay(cpu, space_t):
+    import nas.latency.fit as fit
+
+    archs = sample_archs(space_t, 40, seed=5, in_chans=1, img_size=28, num_classes=10)
+    before = predict_latency_batch(archs, cpu)
+    caches = {name: f for name, f in vars(fit).items() if hasattr(f, "cache_info")}
+    assert any(f.cache_info().currsize for f in caches.values())
+    fit.clear_caches()
+    assert {name: f.cache_info().currsize for name, f in caches.items()} == dict.fromkeys(caches, 0)
+    np.testing.assert_array_equal(predict_latency_batch(archs, cpu), before)
+
+
 @pytest.mark.parametrize("space_name", ["metaformer_t", "metaformer_s"])
 def test_unit_groups_sum_to_the_arch_features_and_carry_each_units_shape(space_name, compose_cfg, cpu):
     from nas.latency.fit import arch_unit_groups, unit_features
     from nas.latency.ops import unit_shape
 
     space = OmegaConf.to_object(compose_cfg(f"space={space_name}").space)
-    for arch in sample_archs(space, 30, seed=12, in_chans=3, img_size=64 if space_name == "metaformer_s" else 28, num_classes=7):
+    archs = sample_archs(space, 30, seed=12, in_chans=3, img_size=64 if space_name == "metaformer_s" else 28, num_classes=7)
+    # A unit key stands for one shape and feature vector (a batch costs each key once), and groups of other
+    # stages and archs share keys.
+    units = [(key, shape, x.tobytes()) for a in archs for g in arch_unit_groups(a, cpu)
+             for key, shape, x in zip(g.unit_keys, g.shapes, g.features)]
+    assert len({u[0] for u in units}) == len(set(units)) < len(units)
+    for arch in archs:
         groups = arch_unit_groups(arch, cpu)
         total = sum(n * x for g in groups for x, n in zip(g.features, g.counts))
         total[0] = 1.0
         np.testing.assert_allclose(arch_features(arch, cpu), total)
+        assert sum(g.weight_bytes for g in groups) == pytest.approx(total[WEIGHTS])
         # Every unit of the op list is there with its own shape and features (a stage's blocks once, depth times).
         by_shape = {}
         for unit, x in unit_features(arch, cpu).items():

@@ -27,7 +27,7 @@ import copy
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -35,8 +35,8 @@ from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError
 from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import (
-    MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
-    stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
+    MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, one_hot_unit_type,
+    stage_shape_tail, stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
 )
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
@@ -125,21 +125,34 @@ def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res
     return x
 
 
-@dataclass(frozen=True, eq=False)
-class UnitGroup:
+class UnitGroup(NamedTuple):
     """Units that are cached together: a stage's downsampling and its (alike) blocks, or the stem and head.
 
     Unit by unit: its `unit_shape`, its feature vector, and how many times the arch has it (a stage's depth
-    for its blocks). Instances are shared cache entries: do not modify their arrays.
+    for its blocks). Instances are shared cache entries: do not modify their arrays. Build them with `of`;
+    compare and hash them by identity (`id`), as their arrays do not hash.
     """
 
     shapes: tuple[tuple[float, ...], ...]
     features: tuple[np.ndarray, ...]
     counts: tuple[int, ...]
+    weight_bytes: float
+    """Weight bytes of all its units (counts included): whether an arch's weights spill is a sum over its groups."""
+    unit_keys: tuple[tuple[int, int], ...]
+    """Per unit, (id of its feature vector, id of its shape): equal keys in groups alive at once are the same unit
+    (shapes are interned, feature vectors cached), so a batch costs each distinct unit once without hashing it."""
 
     @staticmethod
-    def of(units: Sequence[tuple[tuple[float, ...], np.ndarray, int]]) -> UnitGroup:
-        return UnitGroup(*map(tuple, zip(*units)))
+    def of(shapes: Sequence[tuple[float, ...]], features: Sequence[np.ndarray], counts: Sequence[int]) -> UnitGroup:
+        shapes = tuple(map(_interned, shapes))
+        return UnitGroup(shapes, tuple(features), tuple(counts), sum(float(x[WEIGHTS]) * n for x, n in zip(features, counts)),
+                         tuple(zip(map(id, features), map(id, shapes))))
+
+
+@lru_cache(maxsize=65536)
+def _interned(shape: tuple[float, ...]) -> tuple[float, ...]:
+    # The first equal shape seen: groups of other stages (depths, downsamplings) then share their units' shapes.
+    return shape
 
 
 def _stand_in(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
@@ -159,8 +172,9 @@ def _ends_key(arch: ArchConfig) -> tuple:
 @lru_cache(maxsize=4096)
 def _end_units(key: tuple, fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
     ends = _stand_in(*key)
-    return UnitGroup.of([(unit_shape(ends, u), _features(ops(ends), fused, bytes_per_element, u), 1)
-                         for u, ops in (("stem", stem_ops), ("head", head_ops))])
+    units = ("stem", stem_ops), ("head", head_ops)
+    return UnitGroup.of([unit_shape(ends, u) for u, _ in units], [_features(ops(ends), fused, bytes_per_element, u)
+                                                                   for u, ops in units], [1] * len(units))
 
 
 @lru_cache(maxsize=4096)
@@ -187,30 +201,45 @@ def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: i
 @lru_cache(maxsize=65536)
 def _stage_units(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
                  fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
-    # A stage's downsampling and its blocks, which are all alike.
-    block = (stage_unit_shape(stage, stage.mixer, res=res_out, prev_width=prev_width, norm=norm, act=act),
-             _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
-                             stage.num_heads, res_out, norm, act, fused, bytes_per_element), stage.depth)
+    # A stage's downsampling and its blocks, which are all alike; the two share the tail of their shapes.
+    tail = stage_shape_tail(stage, res=res_out, prev_width=prev_width, norm=norm, act=act)
+    x = _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
+                        stage.num_heads, res_out, norm, act, fused, bytes_per_element)
+    shape = _interned((*one_hot_unit_type(stage.mixer), *tail))
+    # The group built inline (as `UnitGroup.of` would): this runs for every fresh stage of a search.
     if prev_width is None:
-        return UnitGroup.of([block])
-    down = (stage_unit_shape(stage, "down", res=res_out, prev_width=prev_width, norm=norm, act=act),
-            _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element), 1)
-    return UnitGroup.of([down, block])
+        return UnitGroup((shape,), (x,), (stage.depth,), float(x[WEIGHTS]) * stage.depth, ((id(x), id(shape)),))
+    d = _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element)
+    down = _interned((*one_hot_unit_type("down"), *tail))
+    return UnitGroup((down, shape), (d, x), (1, stage.depth), float(d[WEIGHTS]) + float(x[WEIGHTS]) * stage.depth,
+                     ((id(d), id(down)), (id(x), id(shape))))
 
 
 def arch_unit_groups(arch: ArchConfig, hw: HardwareProfile) -> tuple[UnitGroup, ...]:
     """The units of `arch`, grouped as cached: stem and head, then per stage its downsampling and its blocks
     (one row, counted with the stage's depth). Features times counts sum to `arch_features(arch, hw)` minus its
     invoke term. Equal groups are the same object, so callers may memoise on their identity while they hold them."""
-    return _arch_unit_groups(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))
+    return _arch_units(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))[0]
 
 
 @lru_cache(maxsize=65536)
-def _arch_unit_groups(arch: ArchConfig, fused: frozenset[str], bpe: int) -> tuple[UnitGroup, ...]:
+def _arch_units(arch: ArchConfig, fused: frozenset[str], bpe: int) -> tuple[tuple[UnitGroup, ...], float]:
+    # The arch's unit groups and its weight bytes (whether it spills), summed once here rather than per batch.
     res = arch.stage_resolutions()
-    return (_end_units(_ends_key(arch), fused, bpe), *(
-        _stage_units(s, arch.stages[i - 1].width if i > 0 else None, res[i - 1] if i > 0 else res[0], res[i], arch.norm,
-                     arch.act, fused, bpe) for i, s in enumerate(arch.stages)))
+    groups = [_end_units(_ends_key(arch), fused, bpe)]
+    prev, res_in = None, res[0]
+    for s, r in zip(arch.stages, res):
+        groups.append(_stage_units(s, prev, res_in, r, arch.norm, arch.act, fused, bpe))
+        prev, res_in = s.width, r
+    return tuple(groups), sum(g.weight_bytes for g in groups)
+
+
+def clear_caches() -> None:
+    """Empty the feature caches that fill as architectures are predicted (each is bounded): to time a cold start,
+    as in a new process, or to free their memory. Predictions do not change."""
+    for cached in (_block_features, _mixer_half, _mlp_half, _down_features, _stage_features, _interned, _end_units,
+                   _ends_features, _arch_features, _stage_units, _arch_units):
+        cached.cache_clear()
 
 
 def arch_features(arch: ArchConfig, hw: HardwareProfile) -> np.ndarray:

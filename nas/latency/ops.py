@@ -227,8 +227,20 @@ def _shape(utype: str, sizes: tuple, norm: str, act: str) -> tuple[float, ...]:
 
 def stage_unit_shape(s: StageConfig, utype: str, *, res: int, prev_width: int | None, norm: str, act: str) -> tuple[float, ...]:
     """`unit_shape` of a block (`utype` = its mixer) or downsampling (`utype` = 'down') of stage `s`."""
+    return (*_ONE_HOT[utype], *stage_shape_tail(s, res=res, prev_width=prev_width, norm=norm, act=act))
+
+
+def stage_shape_tail(s: StageConfig, *, res: int, prev_width: int | None, norm: str, act: str) -> tuple[float, ...]:
+    """What follows the one-hot unit type in the `unit_shape` of a block or downsampling of stage `s` (the two
+    share it, so a cache building both computes it once)."""
     prev = s.width if prev_width is None else prev_width
-    return _shape(utype, (res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev), norm, act)
+    return (float(res), float(s.width), float(s.mlp_hidden), float(s.kernel), float(s.expand),
+            float(s.heads) if s.mixer == "attn" else 0.0, float(prev), float(norm == "ln"), float(act == "gelu"))
+
+
+def one_hot_unit_type(utype: str) -> tuple[float, ...]:
+    """The first `len(UNIT_TYPES)` numbers of a `unit_shape`: 1.0 at `utype`, else 0.0."""
+    return _ONE_HOT[utype]
 
 
 def unit_shape(arch: ArchConfig, unit: str) -> tuple[float, ...]:

@@ -238,40 +238,50 @@ def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta:
     """Per arch, the sum of its units' costs (us, coefficients `theta`) corrected by `residual`; no invoke term.
 
     `hw` gives only what the features depend on (fused kinds, bytes per element). Archs share cached unit
-    groups (same stem and head, same stage): each distinct group's units are costed and corrected once per
-    call, all at once, and an arch's sum is then the sum of its groups' totals. The weight-bytes term of
-    `theta` counts only for archs with more weight bytes than `above_bytes`: a group is costed once for each
-    of the two cases that occurs.
+    groups (same stem and head, same stage), and groups share units (a block seen in stages of other depths or
+    after other downsamplings): each distinct unit is costed and corrected once per call, all at once, each
+    distinct group's total is summed from its units, and an arch's sum from its groups' totals. The
+    weight-bytes term of `theta` counts only for archs with more weight bytes than `above_bytes`: a unit or group
+    is costed once for each of the two cases that occurs.
     """
-    from nas.latency.fit import WEIGHTS, arch_unit_groups
+    from nas.latency.fit import WEIGHTS, _arch_units
 
-    group_of: dict[tuple[int, bool], int] = {}  # (id(group), spills) -> its index in `groups`, which keeps it alive
-    groups: list = []
-    spilled: list[bool] = []
-    pairs: list[int] = []  # (arch, group) pairs, flattened
-    arch_of_pair: list[int] = []
-    weight_bytes: dict[int, float] = {}  # id(group) -> its weight bytes (every group is kept alive in `groups`)
-    for k, a in enumerate(archs):
-        gs = arch_unit_groups(a, hw)
-        spill = False
-        if theta[WEIGHTS] and above_bytes < np.inf:  # the arch's weight bytes, summed from its groups
-            for g in gs:
-                if id(g) not in weight_bytes:
-                    weight_bytes[id(g)] = sum(x[WEIGHTS] * n for x, n in zip(g.features, g.counts))
-            spill = sum(weight_bytes[id(g)] for g in gs) > above_bytes
-        for g in gs:
-            j = group_of.get((id(g), spill))
-            if j is None:
-                j = group_of[(id(g), spill)] = len(groups)
-                groups.append(g)
-                spilled.append(spill)
-            pairs.append(j)
-        arch_of_pair += [k] * len(gs)
-    shapes = np.array([s for g in groups for s in g.shapes])
-    F = np.array([x for g in groups for x in g.features])
-    counts = np.array([n for g in groups for n in g.counts], dtype=float)
-    sizes = [len(g.counts) for g in groups]
-    costs = F @ theta - ~np.repeat(spilled, sizes) * F[:, WEIGHTS] * theta[WEIGHTS]
-    group_of_unit = np.repeat(np.arange(len(groups)), sizes)
-    group_total = np.bincount(group_of_unit, weights=_corrected(residual, shapes, costs) * counts, minlength=len(groups))
+    fused, bpe = frozenset(hw.fused_kinds), int(hw.bytes_per_element)
+    arch_units = [_arch_units(a, fused, bpe) for a in archs]
+    arch_groups = [u[0] for u in arch_units]
+    if theta[WEIGHTS] and above_bytes < np.inf:
+        spilled = [u[1] > above_bytes for u in arch_units]
+    else:
+        spilled = [False] * len(archs)
+    # Distinct (group, spills) pairs, keyed on id(group) + spills: an int, unique as objects are aligned to 8 bytes
+    # at least; the groups are held alive in `arch_groups`. Those that do not spill first, then the others, and
+    # per side the distinct units (`UnitGroup.unit_keys`, tuples built once per group). Comprehensions rather than
+    # loops: this runs for every batch of a search.
+    keys = [id(g) + spill for gs, spill in zip(arch_groups, spilled) for g in gs]
+    by_key = {id(g) + spill: g for gs, spill in zip(arch_groups, spilled) for g in gs}
+    sides = [[by_key[k] for k in by_key if k & 1 == spill] for spill in (0, 1)]
+    group_of = {k: j for j, k in enumerate([k for k in by_key if not k & 1] + [k for k in by_key if k & 1])}
+    pairs = [group_of[k] for k in keys]
+    unit_row: list[int] = []
+    shape_rows: list[tuple[float, ...]] = []
+    feature_rows: list[np.ndarray] = []
+    spill_rows: list[bool] = []
+    for spill, groups in zip((False, True), sides):
+        rows = {key: (shape, x) for g in groups for key, shape, x in zip(g.unit_keys, g.shapes, g.features)}
+        row_of = {key: len(shape_rows) + r for r, key in enumerate(rows)}
+        unit_row += [row_of[key] for g in groups for key in g.unit_keys]
+        shape_rows += [r[0] for r in rows.values()]
+        feature_rows += [r[1] for r in rows.values()]
+        spill_rows += [spill] * len(rows)
+    uniq = sides[0] + sides[1]
+    unit_count = [n for g in uniq for n in g.counts]
+    unit_group = np.repeat(np.arange(len(uniq)), [len(g.counts) for g in uniq])
+    arch_of_pair = np.repeat(np.arange(len(archs)), [len(gs) for gs in arch_groups])
+    shapes = np.array(shape_rows, dtype=float)
+    F = np.array(feature_rows)
+    spills = np.array(spill_rows, dtype=bool)
+    costs = F @ theta - ~spills * F[:, WEIGHTS] * theta[WEIGHTS]
+    corrected = _corrected(residual, shapes, costs)
+    group_total = np.bincount(unit_group, weights=corrected[unit_row] * np.array(unit_count, dtype=float),
+                              minlength=len(group_of))
     return np.bincount(arch_of_pair, weights=group_total[pairs], minlength=len(archs))
