@@ -259,9 +259,12 @@ def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta:
     # loops: this runs for every batch of a search.
     keys = [id(g) + spill for gs, spill in zip(arch_groups, spilled) for g in gs]
     by_key = {id(g) + spill: g for gs, spill in zip(arch_groups, spilled) for g in gs}
-    sides = [[by_key[k] for k in by_key if k & 1 == spill] for spill in (0, 1)]
-    group_of = {k: j for j, k in enumerate([k for k in by_key if not k & 1] + [k for k in by_key if k & 1])}
+    order = [k for k in by_key if not k & 1] + [k for k in by_key if k & 1]
+    group_of = {k: j for j, k in enumerate(order)}
     pairs = [group_of[k] for k in keys]
+    uniq = [by_key[k] for k in order]
+    n_kept = sum(1 for k in order if not k & 1)
+    sides = uniq[:n_kept], uniq[n_kept:]
     unit_row: list[int] = []
     shape_rows: list[tuple[float, ...]] = []
     feature_rows: list[np.ndarray] = []
@@ -273,7 +276,6 @@ def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta:
         shape_rows += [r[0] for r in rows.values()]
         feature_rows += [r[1] for r in rows.values()]
         spill_rows += [spill] * len(rows)
-    uniq = sides[0] + sides[1]
     unit_count = [n for g in uniq for n in g.counts]
     unit_group = np.repeat(np.arange(len(uniq)), [len(g.counts) for g in uniq])
     arch_of_pair = np.repeat(np.arange(len(archs)), [len(gs) for gs in arch_groups])
