@@ -205,14 +205,11 @@ def _stage_units(stage: StageConfig, prev_width: int | None, res_in: int, res_ou
     tail = stage_shape_tail(stage, res=res_out, prev_width=prev_width, norm=norm, act=act)
     x = _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
                         stage.num_heads, res_out, norm, act, fused, bytes_per_element)
-    shape = _interned((*one_hot_unit_type(stage.mixer), *tail))
-    # The group built inline (as `UnitGroup.of` would): this runs for every fresh stage of a search.
+    shape = (*one_hot_unit_type(stage.mixer), *tail)
     if prev_width is None:
-        return UnitGroup((shape,), (x,), (stage.depth,), float(x[WEIGHTS]) * stage.depth, ((id(x), id(shape)),))
+        return UnitGroup.of((shape,), (x,), (stage.depth,))
     d = _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element)
-    down = _interned((*one_hot_unit_type("down"), *tail))
-    return UnitGroup((down, shape), (d, x), (1, stage.depth), float(d[WEIGHTS]) + float(x[WEIGHTS]) * stage.depth,
-                     ((id(d), id(down)), (id(x), id(shape))))
+    return UnitGroup.of(((*one_hot_unit_type("down"), *tail), shape), (d, x), (1, stage.depth))
 
 
 def arch_unit_groups(arch: ArchConfig, hw: HardwareProfile) -> tuple[UnitGroup, ...]:

@@ -222,7 +222,11 @@ _ONE_HOT = {t: tuple(float(t == u) for u in UNIT_TYPES) for t in UNIT_TYPES}
 
 
 def _shape(utype: str, sizes: tuple, norm: str, act: str) -> tuple[float, ...]:
-    return (*_ONE_HOT[utype], *map(float, sizes), float(norm == "ln"), float(act == "gelu"))
+    return (*_ONE_HOT[utype], *_shape_tail(sizes, norm, act))
+
+
+def _shape_tail(sizes: tuple, norm: str, act: str) -> tuple[float, ...]:
+    return (*map(float, sizes), float(norm == "ln"), float(act == "gelu"))
 
 
 def stage_unit_shape(s: StageConfig, utype: str, *, res: int, prev_width: int | None, norm: str, act: str) -> tuple[float, ...]:
@@ -234,8 +238,7 @@ def stage_shape_tail(s: StageConfig, *, res: int, prev_width: int | None, norm: 
     """What follows the one-hot unit type in the `unit_shape` of a block or downsampling of stage `s` (the two
     share it, so a cache building both computes it once)."""
     prev = s.width if prev_width is None else prev_width
-    return (float(res), float(s.width), float(s.mlp_hidden), float(s.kernel), float(s.expand),
-            float(s.heads) if s.mixer == "attn" else 0.0, float(prev), float(norm == "ln"), float(act == "gelu"))
+    return _shape_tail((res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev), norm, act)
 
 
 def one_hot_unit_type(utype: str) -> tuple[float, ...]:

@@ -257,14 +257,14 @@ def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta:
     # at least; the groups are held alive in `arch_groups`. Those that do not spill first, then the others, and
     # per side the distinct units (`UnitGroup.unit_keys`, tuples built once per group). Comprehensions rather than
     # loops: this runs for every batch of a search.
-    keys = [id(g) + spill for gs, spill in zip(arch_groups, spilled) for g in gs]
-    by_key = {id(g) + spill: g for gs, spill in zip(arch_groups, spilled) for g in gs}
-    order = [k for k in by_key if not k & 1] + [k for k in by_key if k & 1]
+    keyed = [(id(g) + spill, g) for gs, spill in zip(arch_groups, spilled) for g in gs]
+    by_key = dict(keyed)
+    kept = [k for k in by_key if not k & 1]
+    order = kept + [k for k in by_key if k & 1]
     group_of = {k: j for j, k in enumerate(order)}
-    pairs = [group_of[k] for k in keys]
+    pairs = [group_of[k] for k, _ in keyed]
     uniq = [by_key[k] for k in order]
-    n_kept = sum(1 for k in order if not k & 1)
-    sides = uniq[:n_kept], uniq[n_kept:]
+    sides = uniq[:len(kept)], uniq[len(kept):]
     unit_row: list[int] = []
     shape_rows: list[tuple[float, ...]] = []
     feature_rows: list[np.ndarray] = []
