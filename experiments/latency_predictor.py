@@ -187,6 +187,25 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             "validation": compare_predictors(archs, [r.median_ms for r in re_val], result.profile,
                                              extra={"predictor refitted on that session's 50": refit.profile}),
         }
+    # Where the misses are: metaformer_s by stem stride, and whether each validation arch ran alike in the timing
+    # session and in the per-unit profile's session (whose unit times the predictor's unit costs come from).
+    s_idx = {stride: [i for i, a in enumerate(archs) if a.img_size == SPACES["metaformer_s"]["img_size"] and a.stem_stride == stride]
+             for stride in sorted({a.stem_stride for a in archs if a.img_size == SPACES["metaformer_s"]["img_size"]})}
+    by_stride = {f"metaformer_s, stem stride {k}": compare_predictors([archs[i] for i in idx], [measured[i] for i in idx],
+                                                                      result.profile) for k, idx in s_idx.items() if idx}
+    sessions = None
+    if (OUT / f"{hw_name}_val_units.csv").is_file():
+        from nas.latency.measure import read_unit_times
+
+        val_units = read_unit_times(OUT / f"{hw_name}_val_units.csv")
+        ratio = np.array([m / (val_units[a.arch_id]["call"] / 1000.0) for a, m in zip(archs, measured)])
+        agree = np.abs(ratio / np.median(ratio) - 1) <= 0.10
+        predicted = predict_latency_batch(archs, result.profile)
+        hit = np.abs(predicted / np.array(measured) - 1) <= 0.10
+        sessions = {"median_ratio": float(np.median(ratio)), "share_agreeing": float(agree.mean()),
+                    "within_10pct_where_agreeing": float(hit[agree].mean()), "n_agreeing": int(agree.sum()),
+                    "within_10pct_where_not": float(hit[~agree].mean()) if (~agree).any() else None,
+                    "n_not": int((~agree).sum())}
     # Throughput of batch predictions: 4000 archs never predicted before, and a batch of other ones before them.
     fresh, before = [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
@@ -209,7 +228,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
         "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
         "fit_unit_times": result.n_units, "units_csv": units_csv.name if unit_times else None,
-        "validation": results, "validation_per_space": per_space, "swapped_fit100_check50": more_data,
+        "validation": results, "validation_per_space": per_space, "validation_by_stem_stride": by_stride,
+        "timing_vs_unit_session": sessions, "swapped_fit100_check50": more_data,
         "in_sample_fit150_check150": in_sample, "another_session": another_session,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
                         "share_within_5pct": float(np.mean(noise <= 0.05)),
@@ -258,6 +278,16 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
           if summary.get("fit_unit_times") else []),
         "## All 100 validation archs", "", metrics_markdown(results), "",
         *[line for name, r in per_space.items() for line in (f"## {name} only", "", metrics_markdown(r), "")],
+        *[line for name, r in by_stride.items() for line in (f"## {name}", "", metrics_markdown(r), "")],
+        *(["## Timing session against the per-unit profile's session", "",
+           f"The per-unit profile (`{hw_name}_val_units.csv`, another session) also timed each validation arch's whole call "
+           f"without profiling. Against the timing session's median (`{hw_name}_val.csv`), after one common scale (median "
+           f"ratio {sessions['median_ratio']:.3f}), {sessions['share_agreeing']:.0%} of the 100 archs agreed within +-10%. "
+           f"The predictor, whose unit costs come from that profile's session, was within +-10% for "
+           f"{sessions['within_10pct_where_agreeing']:.0%} of the {sessions['n_agreeing']} archs that agreed and for "
+           + (f"{sessions['within_10pct_where_not']:.0%}" if sessions["within_10pct_where_not"] is not None else "none")
+           + f" of the {sessions['n_not']} that did not. Those archs ran at another speed, relative to the rest, in the "
+           "two sessions: unit costs learnt in one session cannot match both.", ""] if sessions else []),
         "## With more measurements", "",
         "The same model fitted on the 100 validation archs and checked on the 50 fit archs:", "",
         metrics_markdown(more_data), "",

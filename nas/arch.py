@@ -8,6 +8,7 @@ its spec alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import operator
@@ -193,13 +194,7 @@ class ArchConfig(_CachedHash):
     # -- geometry -----------------------------------------------------------------------------
     def stage_resolutions(self) -> tuple[int, ...]:
         """Feature-map side length inside each stage (stride-2 downsampling rounds up)."""
-        size = _conv_out(self.img_size, self.stem_kernel, self.stem_stride)
-        out = []
-        for i in range(len(self.stages)):
-            if i > 0:
-                size = _conv_out(size, 3, 2)
-            out.append(size)
-        return tuple(out)
+        return _stage_resolutions(self.img_size, self.stem_kernel, self.stem_stride, len(self.stages))
 
     @property
     def mixers(self) -> tuple[str, ...]:
@@ -264,6 +259,18 @@ class ArchConfig(_CachedHash):
     def replace(self, **changes: Any) -> "ArchConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _stage_resolutions(img_size: int, stem_kernel: int, stem_stride: int, n_stages: int) -> tuple[int, ...]:
+    # Cached: the latency predictor asks for every arch of a batch, and only a few input geometries occur.
+    size = _conv_out(img_size, stem_kernel, stem_stride)
+    out = []
+    for i in range(n_stages):
+        if i > 0:
+            size = _conv_out(size, 3, 2)
+        out.append(size)
+    return tuple(out)
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:

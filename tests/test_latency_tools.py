@@ -617,29 +617,46 @@ def test_clear_caches_empties_every_feature_cache_and_predictions_stay(cpu, spac
 
 
 @pytest.mark.parametrize("space_name", ["metaformer_t", "metaformer_s"])
-def test_unit_groups_sum_to_the_arch_features_and_carry_each_units_shape(space_name, compose_cfg, cpu):
-    from nas.latency.fit import arch_unit_groups, unit_features
+def test_unit_table_sums_to_the_arch_features_and_carries_each_units_shape(space_name, compose_cfg, cpu):
+    from nas.latency.fit import unit_features, unit_table
     from nas.latency.ops import unit_shape
 
     space = OmegaConf.to_object(compose_cfg(f"space={space_name}").space)
     archs = sample_archs(space, 30, seed=12, in_chans=3, img_size=64 if space_name == "metaformer_s" else 28, num_classes=7)
-    # A unit key stands for one shape and feature vector (a batch costs each key once), and groups of other
-    # stages and archs share keys.
-    units = [(key, shape, x.tobytes()) for a in archs for g in arch_unit_groups(a, cpu)
-             for key, shape, x in zip(g.unit_keys, g.shapes, g.features)]
-    assert len({u[0] for u in units}) == len(set(units)) < len(units)
-    for arch in archs:
-        groups = arch_unit_groups(arch, cpu)
-        total = sum(n * x for g in groups for x, n in zip(g.features, g.counts))
+    t = unit_table(archs, cpu)
+    # Archs share units, and units of other previous widths share feature rows; archs seen twice add no units.
+    assert len(t.features) < len(t.shapes) < len(t.unit)
+    twice = unit_table(archs + archs[::-1], cpu)
+    assert len(twice.shapes) == len(t.shapes) and len(twice.unit) == 2 * len(t.unit)
+    for i, arch in enumerate(archs):
+        mine = t.arch == i
+        total = (t.count[mine, None] * t.features[t.feature_of[t.unit[mine]]]).sum(axis=0)
         total[0] = 1.0
         np.testing.assert_allclose(arch_features(arch, cpu), total)
-        assert sum(g.weight_bytes for g in groups) == pytest.approx(total[WEIGHTS])
         # Every unit of the op list is there with its own shape and features (a stage's blocks once, depth times).
         by_shape = {}
         for unit, x in unit_features(arch, cpu).items():
             by_shape.setdefault(unit_shape(arch, unit), []).append(x)
-        got = {shape: (x, n) for g in groups for shape, x, n in zip(g.shapes, g.features, g.counts)}
+        got = {tuple(t.shapes[u]): (t.features[t.feature_of[u]], n) for u, n in zip(t.unit[mine], t.count[mine])}
         assert set(got) == set(by_shape)
         for shape, xs in by_shape.items():
             assert got[shape][1] == len(xs)
             np.testing.assert_allclose(got[shape][0], xs[0])
+
+
+def test_shipped_cpu_profile_predicts_each_arch_alike_in_any_batch(compose_cfg, cpu):
+    from nas.latency.fit import spill_bytes, spills
+
+    assert cpu.residual and spill_bytes(cpu) < np.inf  # the shipped profile has trees and a spill term
+    space_s = OmegaConf.to_object(compose_cfg("space=metaformer_s").space)
+    archs = (sample_archs(space_s, 25, seed=21, in_chans=3, img_size=64, num_classes=10)
+             + sample_archs(OmegaConf.to_object(compose_cfg().space), 15, seed=22, in_chans=1, img_size=28, num_classes=10))
+    spilled = spills(np.stack([arch_features(a, cpu) for a in archs]), spill_bytes(cpu))
+    assert spilled.any() and not spilled.all()  # units on both sides of the threshold in one batch
+    batch = predict_latency_batch(archs, cpu)
+    np.testing.assert_allclose(batch, [predict_latency(a, cpu).total_ms for a in archs], rtol=1e-9)
+    # An arch's prediction does not depend on the rest of its batch (shared units are costed once, per side).
+    order = np.random.default_rng(0).permutation(len(archs))
+    np.testing.assert_allclose(predict_latency_batch([archs[i] for i in order] + archs[:5], cpu),
+                               np.concatenate([batch[order], batch[:5]]), rtol=1e-12)
+    assert predict_latency_batch([], cpu).shape == (0,)

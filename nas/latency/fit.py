@@ -24,6 +24,7 @@ archs: experiments/results/latency/unit_models_cpu.md.)
 from __future__ import annotations
 
 import copy
+import operator
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
@@ -125,34 +126,12 @@ def _stage_features(stage: StageConfig, prev_width: int | None, res_in: int, res
     return x
 
 
-class UnitGroup(NamedTuple):
-    """Units that are cached together: a stage's downsampling and its (alike) blocks, or the stem and head.
-
-    Unit by unit: its `unit_shape`, its feature vector, and how many times the arch has it (a stage's depth
-    for its blocks). Instances are shared cache entries: do not modify their arrays. Build them with `of`;
-    compare and hash them by identity (`id`), as their arrays do not hash.
-    """
-
-    shapes: tuple[tuple[float, ...], ...]
-    features: tuple[np.ndarray, ...]
-    counts: tuple[int, ...]
-    weight_bytes: float
-    """Weight bytes of all its units (counts included): whether an arch's weights spill is a sum over its groups."""
-    unit_keys: tuple[tuple[int, int], ...]
-    """Per unit, (id of its feature vector, id of its shape): equal keys in groups alive at once are the same unit
-    (shapes are interned, feature vectors cached), so a batch costs each distinct unit once without hashing it."""
-
-    @staticmethod
-    def of(shapes: Sequence[tuple[float, ...]], features: Sequence[np.ndarray], counts: Sequence[int]) -> UnitGroup:
-        shapes = tuple(map(_interned, shapes))
-        return UnitGroup(shapes, tuple(features), tuple(counts), sum(float(x[WEIGHTS]) * n for x, n in zip(features, counts)),
-                         tuple(zip(map(id, features), map(id, shapes))))
-
-
-@lru_cache(maxsize=65536)
-def _interned(shape: tuple[float, ...]) -> tuple[float, ...]:
-    # The first equal shape seen: groups of other stages (depths, downsamplings) then share their units' shapes.
-    return shape
+@lru_cache(maxsize=4096)
+def _end_units(key: tuple, fused: frozenset[str], bytes_per_element: int) -> tuple[tuple[tuple[float, ...], np.ndarray], ...]:
+    # (shape, features) of the stem and of the head of the archs with these ends (`_ends_key`).
+    ends = _stand_in(*key)
+    return tuple((unit_shape(ends, u), _features(ops(ends), fused, bytes_per_element, u))
+                 for u, ops in (("stem", stem_ops), ("head", head_ops)))
 
 
 def _stand_in(in_chans: int, img_size: int, stem_kernel: int, stem_stride: int, first_width: int, last_width: int,
@@ -170,18 +149,10 @@ def _ends_key(arch: ArchConfig) -> tuple:
 
 
 @lru_cache(maxsize=4096)
-def _end_units(key: tuple, fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
-    ends = _stand_in(*key)
-    units = ("stem", stem_ops), ("head", head_ops)
-    return UnitGroup.of([unit_shape(ends, u) for u, _ in units], [_features(ops(ends), fused, bytes_per_element, u)
-                                                                   for u, ops in units], [1] * len(units))
-
-
-@lru_cache(maxsize=4096)
 def _ends_features(key: tuple, fused: frozenset[str], bytes_per_element: int) -> np.ndarray:
     # Stem, head and the per-inference term: cached on the few fields they depend on (`_ends_key`), since
     # every fresh architecture needs them.
-    stem, head = _end_units(key, fused, bytes_per_element).features
+    (_, stem), (_, head) = _end_units(key, fused, bytes_per_element)
     x = stem + head
     x[0] = 1.0  # the per-inference overhead
     return x
@@ -198,44 +169,115 @@ def _arch_features(arch: ArchConfig, fused: frozenset[str], bytes_per_element: i
     return x
 
 
-@lru_cache(maxsize=65536)
-def _stage_units(stage: StageConfig, prev_width: int | None, res_in: int, res_out: int, norm: str, act: str,
-                 fused: frozenset[str], bytes_per_element: int) -> UnitGroup:
-    # A stage's downsampling and its blocks, which are all alike; the two share the tail of their shapes.
-    tail = stage_shape_tail(stage, res=res_out, prev_width=prev_width, norm=norm, act=act)
-    x = _block_features(stage.mixer, stage.width, stage.kernel, stage.mlp_ratio, stage.head_dim, stage.expand,
-                        stage.num_heads, res_out, norm, act, fused, bytes_per_element)
-    shape = (*one_hot_unit_type(stage.mixer), *tail)
-    if prev_width is None:
-        return UnitGroup.of((shape,), (x,), (stage.depth,))
-    d = _down_features(prev_width, stage.width, res_in, res_out, norm, fused, bytes_per_element)
-    return UnitGroup.of(((*one_hot_unit_type("down"), *tail), shape), (d, x), (1, stage.depth))
+class UnitTable(NamedTuple):
+    """The units of a batch of archs (`unit_table`), each unit of the batch once, as arrays.
+
+    A unit is a stem, a head, a stage's downsampling or one of its blocks (all alike). Distinct feature vectors
+    are the rows of `features` (without the per-inference term); distinct units, a feature vector with one
+    `unit_shape`, the rows of `shapes`, with their feature row in `feature_of`. Entry k of `arch`, `unit` and
+    `count` says that arch `arch[k]` has unit `unit[k]` `count[k]` times (a stage's blocks: its depth).
+    """
+
+    features: np.ndarray
+    shapes: np.ndarray
+    feature_of: np.ndarray
+    arch: np.ndarray
+    unit: np.ndarray
+    count: np.ndarray
 
 
-def arch_unit_groups(arch: ArchConfig, hw: HardwareProfile) -> tuple[UnitGroup, ...]:
-    """The units of `arch`, grouped as cached: stem and head, then per stage its downsampling and its blocks
-    (one row, counted with the stage's depth). Features times counts sum to `arch_features(arch, hw)` minus its
-    invoke term. Equal groups are the same object, so callers may memoise on their identity while they hold them."""
-    return _arch_units(arch, frozenset(hw.fused_kinds), int(hw.bytes_per_element))[0]
+_STAGE_FIELDS = operator.attrgetter("mixer", "width", "kernel", "mlp_ratio", "head_dim", "expand", "num_heads")
+# What a block's features depend on, with its resolution, norm and activation (`_block_features`).
 
 
-@lru_cache(maxsize=65536)
-def _arch_units(arch: ArchConfig, fused: frozenset[str], bpe: int) -> tuple[tuple[UnitGroup, ...], float]:
-    # The arch's unit groups and its weight bytes (whether it spills), summed once here rather than per batch.
-    res = arch.stage_resolutions()
-    groups = [_end_units(_ends_key(arch), fused, bpe)]
-    prev, res_in = None, res[0]
-    for s, r in zip(arch.stages, res):
-        groups.append(_stage_units(s, prev, res_in, r, arch.norm, arch.act, fused, bpe))
-        prev, res_in = s.width, r
-    return tuple(groups), sum(g.weight_bytes for g in groups)
+_PREV_WIDTH = UNIT_SHAPE_FIELDS.index("prev_width")
+
+
+def unit_table(archs: Sequence[ArchConfig], hw: HardwareProfile) -> UnitTable:
+    """The units of `archs` for the linear latency model of `hw`: per arch, its units' features times their counts
+    sum to `arch_features(arch, hw)` minus its per-inference term. Feature vectors come from the per-block,
+    per-downsampling and per-end caches; the rest is built per call. Units are told apart by what those caches
+    are keyed on, so archs that share a stem, head, block or downsampling share its unit: a batch costs it once."""
+    fused, bpe = frozenset(hw.fused_kinds), int(hw.bytes_per_element)
+    features: list[np.ndarray] = []
+    # A unit's shape is a base row with its own previous width written in: one base per block feature row (the
+    # stage's fields, resolution, norm and activation) for its blocks, one for the downsamplings into that stage.
+    bases: list[tuple[float, ...]] = []
+    feature_of: list[int] = []
+    base_of: list[int] = []
+    prev_of: list[float] = []
+    rows: list[int] = []  # (arch, unit, count) after one another: one flat list converts fastest
+    # Batch-local indices: feature rows by what they are cached on, units by (feature row, what else their shape
+    # depends on). A few dict lookups per stage, as this loop runs for every batch of a search.
+    block_row: dict[tuple, int] = {}
+    down_row: dict[tuple, int] = {}
+    block_base: dict[int, int] = {}
+    down_base: dict[int, int] = {}
+    block_unit: dict[tuple[int, int], int] = {}
+    down_unit: dict[tuple[int, int, int], int] = {}
+    end_units: dict[tuple, tuple[int, int]] = {}
+
+    def add_unit(row: int, base: int, prev_width: float) -> int:
+        feature_of.append(row)
+        base_of.append(base)
+        prev_of.append(prev_width)
+        return len(feature_of) - 1
+
+    for i, arch in enumerate(archs):
+        norm, act = arch.norm, arch.act
+        key = _ends_key(arch)
+        ends = end_units.get(key)
+        if ends is None:
+            ids = []
+            for shape, x in _end_units(key, fused, bpe):
+                features.append(x)
+                bases.append(shape)
+                ids.append(add_unit(len(features) - 1, len(bases) - 1, shape[_PREV_WIDTH]))
+            ends = end_units[key] = (ids[0], ids[1])
+        rows += (i, ends[0], 1, i, ends[1], 1)
+        res = arch.stage_resolutions()
+        prev, res_in = None, res[0]
+        for stage, r in zip(arch.stages, res):
+            fields = _STAGE_FIELDS(stage)
+            bkey = (*fields, r, norm, act)
+            b = block_row.get(bkey)
+            if b is None:
+                b = block_row[bkey] = len(features)
+                features.append(_block_features(*bkey, fused, bpe))
+                block_base[b] = len(bases)
+                bases.append((*one_hot_unit_type(stage.mixer), *stage_shape_tail(stage, res=r, prev_width=None, norm=norm, act=act)))
+            width = fields[1]
+            pw = width if prev is None else prev
+            u = block_unit.get((b, pw))
+            if u is None:
+                u = block_unit[(b, pw)] = add_unit(b, block_base[b], pw)
+            if prev is not None:
+                d = down_unit.get((b, prev, res_in))
+                if d is None:
+                    dkey = (prev, width, res_in, r, norm)
+                    row = down_row.get(dkey)
+                    if row is None:
+                        row = down_row[dkey] = len(features)
+                        features.append(_down_features(*dkey, fused, bpe))
+                    if b not in down_base:
+                        down_base[b] = len(bases)
+                        bases.append((*one_hot_unit_type("down"), *bases[block_base[b]][len(UNIT_TYPES):]))
+                    d = down_unit[(b, prev, res_in)] = add_unit(row, down_base[b], prev)
+                rows += (i, d, 1)
+            rows += (i, u, stage.depth)
+            prev, res_in = width, r
+    shapes = np.array(bases, dtype=float).reshape(-1, len(UNIT_SHAPE_FIELDS))[base_of]
+    shapes[:, _PREV_WIDTH] = prev_of
+    r = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return UnitTable(np.array(features).reshape(-1, N_COEF), shapes, np.array(feature_of, dtype=np.int64), r[:, 0], r[:, 1],
+                     r[:, 2].astype(float))
 
 
 def clear_caches() -> None:
     """Empty the feature caches that fill as architectures are predicted (each is bounded): to time a cold start,
     as in a new process, or to free their memory. Predictions do not change."""
-    for cached in (_block_features, _mixer_half, _mlp_half, _down_features, _stage_features, _interned, _end_units,
-                   _ends_features, _arch_features, _stage_units, _arch_units):
+    for cached in (_block_features, _mixer_half, _mlp_half, _down_features, _stage_features, _end_units, _ends_features,
+                   _arch_features):
         cached.cache_clear()
 
 

@@ -206,8 +206,8 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
 def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
     """Predicted latency (ms) of many architectures at once (fast path for searches and fits).
 
-    Equal to `predict_latency(a, hw).total_ms` for calibrated profiles (dot products on cached
-    features, per unit where the profile has a `residual` model); uncalibrated roofline profiles are
+    Equal to `predict_latency(a, hw).total_ms` for calibrated profiles (each distinct unit of the batch
+    costed once from cached features, `corrected_unit_sums`); uncalibrated roofline profiles are
     evaluated arch by arch.
     """
     if not hw.calibration:
@@ -224,12 +224,9 @@ def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> n
 
 
 def _calibrated_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
-    from nas.latency.fit import WEIGHTS, arch_features, coefficients, spill_bytes, spills
+    from nas.latency.fit import coefficients, spill_bytes
 
     theta = coefficients(hw)
-    if not hw.residual:
-        X = np.array([arch_features(a, hw) for a in archs]).reshape(len(archs), -1)
-        return (X @ theta - ~spills(X, spill_bytes(hw)) * X[:, WEIGHTS] * theta[WEIGHTS]) / 1000.0
     return (theta[0] + corrected_unit_sums(archs, hw, theta, hw.residual, above_bytes=spill_bytes(hw))) / 1000.0
 
 
@@ -237,53 +234,25 @@ def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta:
                         residual: Sequence[Sequence[float]], *, above_bytes: float = np.inf) -> np.ndarray:
     """Per arch, the sum of its units' costs (us, coefficients `theta`) corrected by `residual`; no invoke term.
 
-    `hw` gives only what the features depend on (fused kinds, bytes per element). Archs share cached unit
-    groups (same stem and head, same stage), and groups share units (a block seen in stages of other depths or
-    after other downsamplings): each distinct unit is costed and corrected once per call, all at once, each
-    distinct group's total is summed from its units, and an arch's sum from its groups' totals. The
-    weight-bytes term of `theta` counts only for archs with more weight bytes than `above_bytes`: a unit or group
-    is costed once for each of the two cases that occurs.
+    `hw` gives only what the features depend on (fused kinds, bytes per element). The weight-bytes term of `theta`
+    counts only for archs with more weight bytes than `above_bytes`. Archs share units (the same stem and head, a
+    block seen in stages of other depths or archs): each distinct unit is costed and corrected once per call, for
+    each of the two cases that occurs (`nas.latency.fit.unit_table`), all at once in numpy.
     """
-    from nas.latency.fit import WEIGHTS, _arch_units
+    from nas.latency.fit import WEIGHTS, unit_table
 
-    fused, bpe = frozenset(hw.fused_kinds), int(hw.bytes_per_element)
-    arch_units = [_arch_units(a, fused, bpe) for a in archs]
-    arch_groups = [u[0] for u in arch_units]
+    t = unit_table(archs, hw)
+    linear = t.features @ theta
+    feature = t.feature_of[t.unit]
     if theta[WEIGHTS] and above_bytes < np.inf:
-        spilled = [u[1] > above_bytes for u in arch_units]
+        weight_bytes = np.bincount(t.arch, weights=t.features[feature, WEIGHTS] * t.count, minlength=len(archs))
+        spilled = (weight_bytes > above_bytes)[t.arch]
     else:
-        spilled = [False] * len(archs)
-    # Distinct (group, spills) pairs, keyed on id(group) + spills: an int, unique as objects are aligned to 8 bytes
-    # at least; the groups are held alive in `arch_groups`. Those that do not spill first, then the others, and
-    # per side the distinct units (`UnitGroup.unit_keys`, tuples built once per group). Comprehensions rather than
-    # loops: this runs for every batch of a search.
-    keyed = [(id(g) + spill, g) for gs, spill in zip(arch_groups, spilled) for g in gs]
-    by_key = dict(keyed)
-    kept = [k for k in by_key if not k & 1]
-    order = kept + [k for k in by_key if k & 1]
-    group_of = {k: j for j, k in enumerate(order)}
-    pairs = [group_of[k] for k, _ in keyed]
-    uniq = [by_key[k] for k in order]
-    sides = uniq[:len(kept)], uniq[len(kept):]
-    unit_row: list[int] = []
-    shape_rows: list[tuple[float, ...]] = []
-    feature_rows: list[np.ndarray] = []
-    spill_rows: list[bool] = []
-    for spill, groups in zip((False, True), sides):
-        rows = {key: (shape, x) for g in groups for key, shape, x in zip(g.unit_keys, g.shapes, g.features)}
-        row_of = {key: len(shape_rows) + r for r, key in enumerate(rows)}
-        unit_row += [row_of[key] for g in groups for key in g.unit_keys]
-        shape_rows += [r[0] for r in rows.values()]
-        feature_rows += [r[1] for r in rows.values()]
-        spill_rows += [spill] * len(rows)
-    unit_count = [n for g in uniq for n in g.counts]
-    unit_group = np.repeat(np.arange(len(uniq)), [len(g.counts) for g in uniq])
-    arch_of_pair = np.repeat(np.arange(len(archs)), [len(gs) for gs in arch_groups])
-    shapes = np.array(shape_rows, dtype=float)
-    F = np.array(feature_rows)
-    spills = np.array(spill_rows, dtype=bool)
-    costs = F @ theta - ~spills * F[:, WEIGHTS] * theta[WEIGHTS]
-    corrected = _corrected(residual, shapes, costs)
-    group_total = np.bincount(unit_group, weights=corrected[unit_row] * np.array(unit_count, dtype=float),
-                              minlength=len(group_of))
-    return np.bincount(arch_of_pair, weights=group_total[pairs], minlength=len(archs))
+        spilled = np.zeros(len(t.arch), dtype=bool)
+    # Distinct (unit, spills) pairs: a unit inside a spilling and inside a cached model costs differently.
+    pairs, inverse = np.unique(t.unit * 2 + spilled, return_inverse=True)
+    unit, spills = pairs >> 1, (pairs & 1).astype(bool)
+    f = t.feature_of[unit]
+    costs = linear[f] - ~spills * t.features[f, WEIGHTS] * theta[WEIGHTS]
+    corrected = _corrected(residual, t.shapes[unit], costs)
+    return np.bincount(t.arch, weights=corrected[inverse.ravel()] * t.count, minlength=len(archs))
