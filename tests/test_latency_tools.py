@@ -660,3 +660,10 @@ def test_shipped_cpu_profile_predicts_each_arch_alike_in_any_batch(compose_cfg, 
     np.testing.assert_allclose(predict_latency_batch([archs[i] for i in order] + archs[:5], cpu),
                                np.concatenate([batch[order], batch[:5]]), rtol=1e-12)
     assert predict_latency_batch([], cpu).shape == (0,)
+    # Pruned specs (fractional MLP ratio and expansion, explicit heads) and their originals in one batch.
+    from compress.prune import plan_pruned_arch
+
+    pruned = [plan_pruned_arch(a, 0.3) for a in archs[:10]]
+    both = predict_latency_batch(pruned + archs[:10], cpu)
+    np.testing.assert_allclose(both, [predict_latency(a, cpu).total_ms for a in pruned + archs[:10]], rtol=1e-9)
+    assert (both[:10] < both[10:]).all()
