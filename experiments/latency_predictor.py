@@ -193,6 +193,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
              for stride in sorted({a.stem_stride for a in archs if a.img_size == SPACES["metaformer_s"]["img_size"]})}
     by_stride = {f"metaformer_s, stem stride {k}": compare_predictors([archs[i] for i in idx], [measured[i] for i in idx],
                                                                       result.profile) for k, idx in s_idx.items() if idx}
+    predicted = predict_latency_batch(archs, result.profile)
     sessions = None
     if (OUT / f"{hw_name}_val_units.csv").is_file():
         from nas.latency.measure import read_unit_times
@@ -200,7 +201,6 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         val_units = read_unit_times(OUT / f"{hw_name}_val_units.csv")
         ratio = np.array([m / (val_units[a.arch_id]["call"] / 1000.0) for a, m in zip(archs, measured)])
         agree = np.abs(ratio / np.median(ratio) - 1) <= 0.10
-        predicted = predict_latency_batch(archs, result.profile)
         hit = np.abs(predicted / np.array(measured) - 1) <= 0.10
         sessions = {"median_ratio": float(np.median(ratio)), "share_agreeing": float(agree.mean()),
                     "within_10pct_where_agreeing": float(hit[agree].mean()), "n_agreeing": int(agree.sum()),
@@ -217,7 +217,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
 
     plot_predicted_vs_measured(
         OUT / f"predictor_{hw_name}.png", measured,
-        {"calibrated predictor": predict_latency_batch(archs, result.profile),
+        {"calibrated predictor": predicted,
          "roofline prior": predict_latency_batch(archs, roofline)},
         title=f"hw={hw_name} ({hw.runtime} {hw.precision}, {hw.threads} thread(s)): 100 held-out archs",
     )

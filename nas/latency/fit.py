@@ -36,8 +36,8 @@ from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError
 from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import (
-    MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, one_hot_unit_type,
-    stage_shape_tail, stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
+    MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
+    stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
 )
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
@@ -245,7 +245,7 @@ def unit_table(archs: Sequence[ArchConfig], hw: HardwareProfile) -> UnitTable:
                 b = block_row[bkey] = len(features)
                 features.append(_block_features(*bkey, fused, bpe))
                 block_base[b] = len(bases)
-                bases.append((*one_hot_unit_type(stage.mixer), *stage_shape_tail(stage, res=r, prev_width=None, norm=norm, act=act)))
+                bases.append(stage_unit_shape(stage, stage.mixer, res=r, prev_width=None, norm=norm, act=act))
             width = fields[1]
             pw = width if prev is None else prev
             u = block_unit.get((b, pw))
@@ -261,7 +261,7 @@ def unit_table(archs: Sequence[ArchConfig], hw: HardwareProfile) -> UnitTable:
                         features.append(_down_features(*dkey, fused, bpe))
                     if b not in down_base:
                         down_base[b] = len(bases)
-                        bases.append((*one_hot_unit_type("down"), *bases[block_base[b]][len(UNIT_TYPES):]))
+                        bases.append(stage_unit_shape(stage, "down", res=r, prev_width=None, norm=norm, act=act))
                     d = down_unit[(b, prev, res_in)] = add_unit(row, down_base[b], prev)
                 rows += (i, d, 1)
             rows += (i, u, stage.depth)

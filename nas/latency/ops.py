@@ -222,28 +222,13 @@ _ONE_HOT = {t: tuple(float(t == u) for u in UNIT_TYPES) for t in UNIT_TYPES}
 
 
 def _shape(utype: str, sizes: tuple, norm: str, act: str) -> tuple[float, ...]:
-    return (*_ONE_HOT[utype], *_shape_tail(sizes, norm, act))
-
-
-def _shape_tail(sizes: tuple, norm: str, act: str) -> tuple[float, ...]:
-    return (*map(float, sizes), float(norm == "ln"), float(act == "gelu"))
+    return (*_ONE_HOT[utype], *map(float, sizes), float(norm == "ln"), float(act == "gelu"))
 
 
 def stage_unit_shape(s: StageConfig, utype: str, *, res: int, prev_width: int | None, norm: str, act: str) -> tuple[float, ...]:
     """`unit_shape` of a block (`utype` = its mixer) or downsampling (`utype` = 'down') of stage `s`."""
-    return (*_ONE_HOT[utype], *stage_shape_tail(s, res=res, prev_width=prev_width, norm=norm, act=act))
-
-
-def stage_shape_tail(s: StageConfig, *, res: int, prev_width: int | None, norm: str, act: str) -> tuple[float, ...]:
-    """What follows the one-hot unit type in the `unit_shape` of a block or downsampling of stage `s` (the two
-    share it, so a cache building both computes it once)."""
     prev = s.width if prev_width is None else prev_width
-    return _shape_tail((res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev), norm, act)
-
-
-def one_hot_unit_type(utype: str) -> tuple[float, ...]:
-    """The first `len(UNIT_TYPES)` numbers of a `unit_shape`: 1.0 at `utype`, else 0.0."""
-    return _ONE_HOT[utype]
+    return _shape(utype, (res, s.width, s.mlp_hidden, s.kernel, s.expand, s.heads if s.mixer == "attn" else 0, prev), norm, act)
 
 
 def unit_shape(arch: ArchConfig, unit: str) -> tuple[float, ...]:

@@ -255,4 +255,4 @@ def corrected_unit_sums(archs: Sequence[ArchConfig], hw: HardwareProfile, theta:
     f = t.feature_of[unit]
     costs = linear[f] - ~spills * t.features[f, WEIGHTS] * theta[WEIGHTS]
     corrected = _corrected(residual, t.shapes[unit], costs)
-    return np.bincount(t.arch, weights=corrected[inverse.ravel()] * t.count, minlength=len(archs))
+    return np.bincount(t.arch, weights=corrected[inverse] * t.count, minlength=len(archs))
