@@ -7,6 +7,8 @@
     python experiments/latency_predictor.py --nodes          # once: per-node profile of the 150 archs (~4 min)
     python experiments/latency_predictor.py --rerun          # re-time the 150 archs in a later session (same protocol), then
                                                              # --reuse to report how far that session's medians move
+    python experiments/latency_predictor.py --tag xeon       # another machine: all of the above with --tag, into
+                                                             # cpu_xeon_* files; conf/hw/cpu.yaml stays, checked against it
 
 1. Samples 50 fit architectures (25 from space=metaformer_t at 28x28x1, 25 from metaformer_s at
    64x64x3) and 100 *other* validation architectures (50 + 50), all distinct.
@@ -22,6 +24,7 @@ Targets (issue 3): +-10% accuracy >= 90% and Kendall tau >= 0.9 on the 100, both
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -36,7 +39,7 @@ from omegaconf import OmegaConf
 
 from nas.latency import predict_latency_batch
 from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile
-from nas.latency.measure import machine_info, read_measurements, session_spread, write_measurements
+from nas.latency.measure import machine_info, measured_on, read_measurements, session_spread, write_measurements
 from nas.latency.profile import CONF_DIR, measure_archs, register_latency_configs, sample_archs
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
 
@@ -73,8 +76,11 @@ def profile_all_nodes(archs: list, hw) -> list:
         return profile_nodes(paths, [(1, a.in_chans, a.img_size, a.img_size) for a in archs], threads=hw.threads)
 
 
-def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool = False, rerun: bool = False) -> None:
+def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool = False, rerun: bool = False,
+         tag: str = "") -> None:
     started = time.perf_counter()
+    # Files of this benchmark: <hw>_* for the machine the shipped profile is fitted on, <hw>_<tag>_* for another one.
+    name = f"{hw_name}_{tag}" if tag else hw_name
     # Measure and fit against the datasheet prior, whatever the file holds now.
     hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw).without_calibration()
     fit, val = [], []
@@ -86,8 +92,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     assert not {a.arch_id for a in fit} & {a.arch_id for a in val}
     if units:  # the per-unit profiles only; the totals stay those of the committed CSVs
         t0 = time.perf_counter()
-        for name, archs in ((f"{hw_name}_fit_units", fit), (f"{hw_name}_val_units", val)):
-            print(f"wrote {profile_all_units(archs, hw, name)}")
+        for csv_name, archs in ((f"{name}_fit_units", fit), (f"{name}_val_units", val)):
+            print(f"wrote {profile_all_units(archs, hw, csv_name)}")
         print(f"per-unit profiles in {time.perf_counter() - t0:.0f} s")
         return
     if nodes:  # the per-node profiles only, fit and validation archs interleaved in one session
@@ -95,10 +101,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
 
         t0 = time.perf_counter()
         profiles = profile_all_nodes(fit + val, hw)
-        for name, archs, profs in ((f"{hw_name}_fit_nodes", fit, profiles[: len(fit)]),
-                                   (f"{hw_name}_val_nodes", val, profiles[len(fit) :])):
-            write_node_times(OUT / f"{name}.csv", [(a.arch_id, p) for a, p in zip(archs, profs)])
-            print(f"wrote {OUT / f'{name}.csv'}")
+        for csv_name, archs, profs in ((f"{name}_fit_nodes", fit, profiles[: len(fit)]),
+                                       (f"{name}_val_nodes", val, profiles[len(fit) :])):
+            write_node_times(OUT / f"{csv_name}.csv", [(a.arch_id, p) for a, p in zip(archs, profs)])
+            print(f"wrote {OUT / f'{csv_name}.csv'}")
         print(f"per-node profiles in {time.perf_counter() - t0:.0f} s")
         return
     if rerun:  # the same 150 archs in a later session, same protocol; the committed CSVs stay as they are
@@ -106,15 +112,15 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         with tempfile.TemporaryDirectory() as exports:
             rows = measure_archs(fit + val, hw, export_dir=Path(exports))
         for n, rows_n in (("fit_rerun", rows[: len(fit)]), ("val_rerun", rows[len(fit):])):
-            write_measurements(OUT / f"{hw_name}_{n}.csv", rows_n)
-            print(f"wrote {OUT / f'{hw_name}_{n}.csv'}")
+            write_measurements(OUT / f"{name}_{n}.csv", rows_n)
+            print(f"wrote {OUT / f'{name}_{n}.csv'}")
         # When and where, for the report (the CSVs keep only the machine).
-        (OUT / f"{hw_name}_rerun.json").write_text(json.dumps(
+        (OUT / f"{name}_rerun.json").write_text(json.dumps(
             {"rerun_date": str(date.today()), "rerun_wall_s": time.perf_counter() - t0, "rerun_machine": machine_info()}, indent=2) + "\n")
         print(f"re-timed in {time.perf_counter() - t0:.0f} s; now run with --reuse to report it")
         return
     if reuse:
-        fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{hw_name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
+        fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
         assert [r.arch for r in fit_rows] == fit and [r.arch for r in val_rows] == val, "CSVs are from other samples"
     else:
         with tempfile.TemporaryDirectory() as exports:  # the second session re-times the same files
@@ -123,10 +129,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             repeat_rows = measure_archs(val, hw, export_dir=Path(exports))  # same archs, second session: the noise floor
         OUT.mkdir(parents=True, exist_ok=True)
         for n, rows_n in (("fit", fit_rows), ("val", val_rows), ("val_repeat", repeat_rows)):
-            write_measurements(OUT / f"{hw_name}_{n}.csv", rows_n)
+            write_measurements(OUT / f"{name}_{n}.csv", rows_n)
 
     # Per-unit profiles of the same 50 archs (`--units`, OpenVINO fp32 only), when they were taken.
-    units_csv = OUT / f"{hw_name}_fit_units.csv"
+    units_csv = OUT / f"{name}_fit_units.csv"
     unit_times = None
     if units_csv.is_file():
         from nas.latency.measure import read_unit_times
@@ -136,21 +142,32 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     totals_only = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw)
     result = (fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times)
               if unit_times else totals_only)
-    note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{hw_name}_fit.csv"
+    note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{name}_fit.csv"
             + (f" + {units_csv.name}, {result.n_units} unit times" if unit_times else "") + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
-    hw_yaml.write_text(calibrated_yaml(hw_yaml.read_text(), result.profile, note=note))
+    # Another machine's session (--tag) leaves the shipped profile alone and is checked against it.
+    shipped = OmegaConf.to_object(_compose(f"hw={hw_name}").hw) if tag else None
+    written = OUT / f"{name}.yaml" if tag else hw_yaml
+    machine = measured_on(fit_rows + val_rows + repeat_rows, what=name)
+    written.write_text((f"# conf/hw/{hw_name}.yaml's datasheet prior (its comments describe the machine that file is fitted "
+                        f"on),\n# calibrated on {machine} by `python experiments/latency_predictor.py --tag {tag}`\n" if tag else "")
+                       + calibrated_yaml(hw_yaml.read_text(), dataclasses.replace(result.profile, calibrated_on=machine),
+                                         note=note))
+    written_text = f"experiments/results/latency/{name}.yaml" if tag else f"conf/hw/{hw_name}.yaml"
 
     measured = [r.median_ms for r in val_rows]
     archs = [r.arch for r in val_rows]
     roofline = copy.deepcopy(hw)
     extra = {"roofline prior (uncalibrated)": roofline}
+    shipped_key = f"shipped conf/hw/{hw_name}.yaml (fitted on {shipped.calibrated_on or 'another machine'})" if shipped else ""
+    if shipped:
+        extra[shipped_key] = shipped
     if unit_times:
         no_trees = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
                                residual_trees=0)
         no_spill = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
                                weight_spill=False)
-        extra = {"the same without weight_spill (shipped before)": no_spill.profile,
+        extra = {"the same without weight_spill" + ("" if tag else " (shipped before)"): no_spill.profile,
                  "the same without residual trees": no_trees.profile, "predictor fitted on totals only": totals_only.profile,
                  **extra}
     results = compare_predictors(archs, measured, result.profile, extra=extra)
@@ -171,13 +188,13 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     # A later session of the same 150 archs (`--rerun`), when taken: how far medians move between sessions,
     # and the predictor against that session's medians (as fitted, and refitted on that session's 50).
     another_session = None
-    if (OUT / f"{hw_name}_val_rerun.csv").is_file():
-        re_fit, re_val = (read_measurements(OUT / f"{hw_name}_{n}_rerun.csv") for n in ("fit", "val"))
+    if (OUT / f"{name}_val_rerun.csv").is_file():
+        re_fit, re_val = (read_measurements(OUT / f"{name}_{n}_rerun.csv") for n in ("fit", "val"))
         assert [r.arch for r in re_fit] == [r.arch for r in fit_rows] and [r.arch for r in re_val] == archs
         ratio = np.array([b.median_ms / a.median_ms for a, b in zip(all_rows, re_fit + re_val)])
         refit = fit_profile([r.arch for r in re_fit], [r.median_ms for r in re_fit], hw, unit_times=unit_times)
         another_session = {
-            **json.loads((OUT / f"{hw_name}_rerun.json").read_text()),
+            **json.loads((OUT / f"{name}_rerun.json").read_text()),
             "median_ratio": float(np.median(ratio)),
             "within_10pct_raw": float(np.mean(np.abs(ratio - 1) <= 0.10)),
             "within_10pct_scaled": float(np.mean(np.abs(ratio / np.median(ratio) - 1) <= 0.10)),
@@ -195,10 +212,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                                                                       result.profile) for k, idx in s_idx.items() if idx}
     predicted = predict_latency_batch(archs, result.profile)
     sessions = None
-    if (OUT / f"{hw_name}_val_units.csv").is_file():
+    if (OUT / f"{name}_val_units.csv").is_file():
         from nas.latency.measure import read_unit_times
 
-        val_units = read_unit_times(OUT / f"{hw_name}_val_units.csv")
+        val_units = read_unit_times(OUT / f"{name}_val_units.csv")
         ratio = np.array([m / (val_units[a.arch_id]["call"] / 1000.0) for a, m in zip(archs, measured)])
         agree = np.abs(ratio / np.median(ratio) - 1) <= 0.10
         hit = np.abs(predicted / np.array(measured) - 1) <= 0.10
@@ -216,13 +233,14 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     cold = speed["cold"]
 
     plot_predicted_vs_measured(
-        OUT / f"predictor_{hw_name}.png", measured,
+        OUT / f"predictor_{name}.png", measured,
         {"calibrated predictor": predicted,
          "roofline prior": predict_latency_batch(archs, roofline)},
         title=f"hw={hw_name} ({hw.runtime} {hw.precision}, {hw.threads} thread(s)): 100 held-out archs",
     )
     summary = {
         "command": "python experiments/latency_predictor.py" + ("" if hw_name == "cpu" else f" --hw {hw_name}")
+                   + (f" --tag {tag}" if tag else "")
                    + (" --reuse  (refit and validation from the committed measurement CSVs)" if reuse else ""),
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
@@ -235,14 +253,17 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                         "share_within_5pct": float(np.mean(noise <= 0.05)),
                         # How settled each session was (nas.latency.measure.session_spread): the fit and validation
                         # archs were timed together, the repeat in a second session.
-                        "spread": {f"{hw_name}_fit.csv": session_spread(fit_rows), f"{hw_name}_val.csv": session_spread(val_rows),
-                                   f"{hw_name}_val_repeat.csv": session_spread(repeat_rows)}},
+                        "spread": {f"{name}_fit.csv": session_spread(fit_rows), f"{name}_val.csv": session_spread(val_rows),
+                                   f"{name}_val_repeat.csv": session_spread(repeat_rows)}},
         "predictions_per_s": speed,
+        "shipped_profile": {"file": f"conf/hw/{hw_name}.yaml", "calibrated_on": shipped.calibrated_on,
+                            "median_measured_over_predicted": float(np.median(
+                                np.array(measured) / predict_latency_batch(archs, shipped)))} if shipped else None,
         "measured_range_ms": [float(min(measured)), float(max(measured))],
         "wall_s": time.perf_counter() - started,
     }
     # The measuring session's own record (when and how long) survives later --reuse refits, which only refit.
-    previous = OUT / f"predictor_{hw_name}.json"
+    previous = OUT / f"predictor_{name}.json"
     if not reuse:
         summary["measurement"] = {"date": summary["date"], "wall_s": summary["wall_s"], "machine": summary["machine"]}
     elif previous.is_file() and "measurement" in json.loads(previous.read_text()):
@@ -255,7 +276,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "beats_macs_kendall": calibrated["kendall_tau"] > macs["kendall_tau"],
         "cold_batch_predictions_per_s>=10000": cold >= 10_000,
     }
-    (OUT / f"predictor_{hw_name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (OUT / f"predictor_{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     md = [
         f"# Latency predictor accuracy, hw={hw_name}", "",
         f"Command: `{summary['command']}`; machine: {summary['machine']}; {summary['date']}.  ",
@@ -263,7 +284,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
            f"({summary['measurement']['machine']}).  "] if "measurement" in summary else []),
         f"Runtime: {summary['runtime']}. Fit on {len(fit_rows)} archs, validated on {len(val_rows)} other archs "
         f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
-        *([f"The predictor (the profile written to conf/hw/{hw_name}.yaml) is fitted on the 50 totals plus the per-unit times "
+        *([f"The predictor (the profile written to {written_text}) is fitted on the 50 totals plus the per-unit times "
            f"of the same 50 archs ({summary['fit_unit_times']} blocks, downsamplings, stems and heads from OpenVINO's per-node "
            f"profile, `{summary['units_csv']}`, taken with `--units`): per-unit-type op costs from the unit times, then one "
            f"scale and the overheads from the totals (nas/latency/fit.py). Between the two, {len(result.profile.residual) - 1} "
@@ -276,12 +297,17 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
            + "The row 'without residual trees' is the same fit without the trees (`residual_trees=0`), the row 'fitted on "
            "totals only' the same model without the unit times. The sections below refit on other sets from totals only.", ""]
           if summary.get("fit_unit_times") else []),
+        *([f"This session ran on {machine}. The shipped conf/hw/{hw_name}.yaml was fitted on {shipped.calibrated_on or 'another machine'}"
+           f" and stays as it is; this session's fit is written to {written_text}. The row '{shipped_key}' is the shipped "
+           f"profile against this machine's measurements: they took {summary['shipped_profile']['median_measured_over_predicted']:.2f}x "
+           "its predictions (median over the 100), which is what a search with the shipped profile on this machine "
+           "would be off by.", ""] if shipped else []),
         "## All 100 validation archs", "", metrics_markdown(results), "",
-        *[line for name, r in per_space.items() for line in (f"## {name} only", "", metrics_markdown(r), "")],
-        *[line for name, r in by_stride.items() for line in (f"## {name}", "", metrics_markdown(r), "")],
+        *[line for part, r in per_space.items() for line in (f"## {part} only", "", metrics_markdown(r), "")],
+        *[line for part, r in by_stride.items() for line in (f"## {part}", "", metrics_markdown(r), "")],
         *(["## Timing session against the per-unit profile's session", "",
-           f"The per-unit profile (`{hw_name}_val_units.csv`, another session) also timed each validation arch's whole call "
-           f"without profiling. Against the timing session's median (`{hw_name}_val.csv`), after one common scale (median "
+           f"The per-unit profile (`{name}_val_units.csv`, another session) also timed each validation arch's whole call "
+           f"without profiling. Against the timing session's median (`{name}_val.csv`), after one common scale (median "
            f"ratio {sessions['median_ratio']:.3f}), {sessions['share_agreeing']:.0%} of the 100 archs agreed within +-10%. "
            f"The predictor, whose unit costs come from that profile's session, was within +-10% for "
            f"{sessions['within_10pct_where_agreeing']:.0%} of the {sessions['n_agreeing']} archs that agreed and for "
@@ -301,17 +327,17 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "No predictor can be checked more tightly than that. Single calls spread around each arch's median "
         "((p90 - p10) / median, the median over archs) by "
         + ", ".join(f"{v:.0%} in `{k}`" for k, v in summary["noise_floor"]["spread"].items()) + ".", "",
-        *(_another_session_md(another_session, hw_name, len(all_rows)) if another_session else []),
+        *(_another_session_md(another_session, name, len(all_rows)) if another_session else []),
         f"Batch prediction speed (calibrated; one `predict_latency_batch` call on {speed['n']} sampled archs; median of "
         f"{speed['repeats']} runs, range in brackets): " + ", ".join(
             f"{label} {speed[k]:,.0f}/s [{speed[k + '_range'][0]:,.0f}-{speed[k + '_range'][1]:,.0f}]" for k, label in (
                 ("cold", "cold (feature caches emptied first, as in a new process)"),
                 ("second_batch", f"as a second batch (caches emptied, then {speed['n_before']} other archs predicted)"),
                 ("cached", "the same archs again (cached)"))) + ". The target is judged on the cold number.", "",
-        f"![predicted vs measured](predictor_{hw_name}.png)", "",
+        f"![predicted vs measured](predictor_{name}.png)", "",
         "Targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in summary["targets"].items()),
     ]
-    (OUT / f"predictor_{hw_name}.md").write_text("\n".join(md) + "\n")
+    (OUT / f"predictor_{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
@@ -338,12 +364,12 @@ def batch_speed(archs: list, hw, *, before: list, repeats: int = 5) -> dict:
             "n": len(archs), "n_before": len(before), "repeats": repeats}
 
 
-def _another_session_md(day: dict, hw_name: str, n: int) -> list[str]:
+def _another_session_md(day: dict, name: str, n: int) -> list[str]:
     return [
         "## Another session", "",
         f"The same {n} archs re-timed on {day['rerun_date']} with the same protocol, in one session "
-        f"(`python experiments/latency_predictor.py --rerun`, {day['rerun_wall_s'] / 60:.0f} min; `{hw_name}_fit_rerun.csv`, "
-        f"`{hw_name}_val_rerun.csv`). In that session the machine ran them {day['median_ratio'] - 1:+.0%} slower (median ratio "
+        f"(`python experiments/latency_predictor.py --rerun`, {day['rerun_wall_s'] / 60:.0f} min; `{name}_fit_rerun.csv`, "
+        f"`{name}_val_rerun.csv`). In that session the machine ran them {day['median_ratio'] - 1:+.0%} slower (median ratio "
         f"{day['median_ratio']:.3f}), and single calls spread wider around each arch's median: (p90 - p10) / median "
         f"{day['spread_rerun']:.0%} against {day['spread_committed']:.0%} in the committed session. Arch by arch, that session's "
         f"medians agree with the committed ones within +-10% for {day['within_10pct_raw']:.0%} of the archs, and after one "
@@ -365,6 +391,8 @@ if __name__ == "__main__":
     ap.add_argument("--rerun", action="store_true", help="only re-time the 150 archs (a later session) into <hw>_*_rerun.csv")
     ap.add_argument("--nodes", action="store_true", help="only profile per-node times of the 150 archs (OpenVINO fp32)")
     ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
+    ap.add_argument("--tag", default="", help="another machine's session: files <hw>_<tag>_*, its fit written to "
+                    "experiments/results/latency/<hw>_<tag>.yaml (conf/hw stays), checked against the shipped profile")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     args = ap.parse_args()
-    main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun)
+    main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun, tag=args.tag)

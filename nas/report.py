@@ -308,6 +308,8 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
         hw = f"{hw} — {h['hw_description']}"
     # Runs from before the predictor was named in pareto.json simply lack the line.
     predictor = [("Latency predictor", str(h["latency_predictor"]))] if h.get("latency_predictor") else []
+    if h.get("latency_warning"):
+        predictor.append(("Latency warning", str(h["latency_warning"])))
     return [("Hardware", hw), *predictor, ("Dataset", str(h.get("dataset") or _MISSING)),
             ("Search space", str(h.get("space") or _MISSING)), ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),

@@ -35,7 +35,7 @@ from nas.checkpoint import (
 from nas.config import RunConfig
 from nas.data import Dataset
 from nas.latency import describe_predictor, predict_latency
-from nas.latency.measure import measure_onnx
+from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
 from nas.train import LossFn, evaluate, seed_everything, train_candidate
 
@@ -203,6 +203,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     if up_to_date:
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
                              cached.get("measured_latency_ms"))
+        measured_on = cached.get("measured_latency_on")
         final_info = cached.get("final_train")
     else:
         folder.mkdir(parents=True, exist_ok=True)
@@ -213,7 +214,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             final_info["recipe"] = final
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
         test_acc = evaluate(model, data.test, batch_size=run.train.eval_batch_size)
-        onnx_acc = onnx_diff = measured = None
+        onnx_acc = onnx_diff = measured = measured_on = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
@@ -222,6 +223,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
+                measured_on = cpu_model(machine_info())
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured)
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
@@ -241,6 +243,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "measured_latency_ms": test.measured_latency_ms,
         "measured_latency_how": (f"model.onnx in {run.hw.runtime} {run.hw.precision}, {run.hw.threads} thread(s), batch 1, "
                                  "median of 3 interleaved blocks of 20 calls" if test.measured_latency_ms is not None else None),
+        # The CPU model it was timed on: the prediction holds for the profile's `calibrated_on` machine.
+        "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
         "latency_by_stage": lat.by_stage(),
         "latency_by_kind": lat.by_kind(),
         "latency_breakdown": [
@@ -291,6 +295,8 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         "hw": run.hw.name,
         "hw_description": run.hw.description,
         "latency_predictor": describe_predictor(run.hw),
+        # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one).
+        "latency_warning": host_mismatch(run.hw),
         "space": run.space.name,
         "dataset": data.name,
         "objectives": ["maximize val_acc", "minimize latency_ms"],

@@ -34,6 +34,7 @@ from nas.config import RunConfig, Sampler, SpaceConfig, compose_error_message, r
 from nas.data import Dataset, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error
 from nas.latency import predict_latency
+from nas.latency.measure import host_mismatch
 from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
@@ -435,6 +436,9 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
     with _run_log(run_dir):
+        mismatch = host_mismatch(run.hw)
+        if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
+            log.warning("%s", mismatch)
         interrupted = _run_trials(run, data, run_dir, study)
         pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted)
         n = _n_complete(study)

@@ -363,6 +363,60 @@ def test_fit_cli_writes_residual_trees_unless_told_not_to(tmp_path, cpu, space_t
         to_tool_config(dataclasses.replace(tool, residual_trees=-1))
 
 
+def test_fit_cli_records_the_machine_measured_and_refuses_mixed_machines(tmp_path, cpu, space_t):
+    from nas.latency import describe_predictor
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    prior = cpu.without_calibration()
+    assert prior.calibrated_on == "" and cpu.calibrated_on  # the shipped profile names its machine
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    totals = [predict_latency(a, cpu).total_ms for a in archs]
+
+    def fit(machines: list[str]) -> HardwareProfile:
+        write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, m)
+                                                for a, t, m in zip(archs, totals, machines)])
+        tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], out=str(tmp_path / "c.yaml"))
+        fit_command(tool)
+        profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile),
+                                                      OmegaConf.create((tmp_path / "c.yaml").read_text())))
+        profile.validate()
+        return profile
+
+    # Kernel and core count may differ between rows: the CPU model is what is recorded.
+    fitted = fit(["Chip: A \"1\"; 2 cpus; Linux 1", "Chip: A \"1\"; 4 cpus; Linux 2"] * 6)
+    assert fitted.calibrated_on == 'Chip: A "1"'
+    assert describe_predictor(fitted).startswith('calibrated on measurements from Chip: A "1": per op kind')
+    assert fit([""] * 12).calibrated_on == ""  # rows that name no machine: nothing recorded
+    with pytest.raises(DataError, match=r"m\.csv.*measurements from 2 machines \('Chip A', 'Chip B'\)"):
+        fit(["Chip A; 2 cpus", "Chip B; 2 cpus"] * 6)
+
+
+def test_host_mismatch_warns_for_a_host_profile_fitted_on_another_cpu(cpu):
+    from nas.latency.measure import host_mismatch
+
+    profile = dataclasses.replace(cpu, calibrated_on="AMD EPYC")
+    assert host_mismatch(profile, host="AMD EPYC; 2 cpus; Linux 6.18") is None
+    warning = host_mismatch(profile, host="Intel(R) Xeon(R) Processor; 2 cpus; Linux 6.18")
+    assert warning.startswith("hw=cpu was calibrated on 'AMD EPYC', but this host is 'Intel(R) Xeon(R) Processor'")
+    assert "python -m nas.latency.profile hw=cpu" in warning
+    # Nothing to say: a chip that is not this host, an uncalibrated profile, or one that does not name its machine.
+    for quiet in (dataclasses.replace(profile, runtime=""), profile.without_calibration(),
+                  dataclasses.replace(profile, calibrated_on="")):
+        assert host_mismatch(quiet, host="Intel(R) Xeon(R) Processor; 2 cpus") is None
+
+
+@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8"])
+def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cfg, hw_name):
+    from nas.latency.measure import cpu_model
+    from tests.conftest import CONF_DIR
+
+    profile = OmegaConf.to_object(compose_cfg(f"hw={hw_name}").hw)
+    csv_path = CONF_DIR.parent / "experiments" / "results" / "latency" / f"{hw_name}_fit.csv"
+    assert f"{hw_name}_fit.csv" in (CONF_DIR / "hw" / f"{hw_name}.yaml").read_text()  # the file it was fitted on
+    assert {cpu_model(r.machine) for r in read_measurements(csv_path)} == {profile.calibrated_on}
+
+
 def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):
     from nas.latency.measure import NOISY_SPREAD, noise_warning, session_spread
     from nas.latency.profile import LatencyToolConfig
@@ -378,10 +432,18 @@ def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, spac
     assert noise_warning(session(NOISY_SPREAD - 0.05)) is None
     for spread, noisy in ((0.2, False), (0.5, True)):
         write_measurements(tmp_path / "v.csv", session(spread))
-        tool = LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / f"out{spread}"))
+        tool = LatencyToolConfig(hw=dataclasses.replace(cpu, calibrated_on=""), space=space_t,
+                                 measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / f"out{spread}"))
         text = validate_command(tool)
         assert ("warning: this session was noisy: single calls spread 50%" in text) == noisy
         assert ("warning:" in (tmp_path / f"out{spread}" / "validation.md").read_text()) == noisy
+    # Measured on another machine than the profile was fitted on: the scores compare two machines, and say so.
+    write_measurements(tmp_path / "v.csv", [dataclasses.replace(m, machine="Other CPU; 2 cpus") for m in session(0.2)])
+    tool = LatencyToolConfig(hw=dataclasses.replace(cpu, calibrated_on="AMD EPYC"), space=space_t,
+                             measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / "other"))
+    assert "warning: hw=cpu was calibrated on 'AMD EPYC' and these measurements come from 'Other CPU'" in validate_command(tool)
+    tool.hw = dataclasses.replace(cpu, calibrated_on="Other CPU")
+    assert "warning" not in validate_command(tool)
 
 
 @pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
@@ -541,8 +603,10 @@ def test_the_predictor_is_described_for_reports(cpu):
     from nas.latency import describe_predictor
 
     assert "not calibrated" in describe_predictor(cpu.without_calibration())
-    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[])
+    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="")
     assert describe_predictor(per_kind) == "calibrated on measurements: per op kind"
+    assert (describe_predictor(dataclasses.replace(per_kind, calibrated_on="Chip X"))
+            == "calibrated on measurements from Chip X: per op kind")
     per_unit = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}},
                                    residual=[[0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]])
     assert describe_predictor(per_unit).endswith("from per-unit profiles, with 1 residual tree per unit")

@@ -137,13 +137,25 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
 
 
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
-    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu")))
+    from nas.latency.measure import cpu_model, machine_info
+
+    # The profile says it was fitted on another CPU model than this host's: the run warns, and says where it measured.
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu",
+                                                "hw.calibrated_on=OtherCPU")))
     (member,) = result.pareto
     assert member["measured_latency_ms"] > 0
     metrics = json.loads((result.run_dir / member["checkpoint"] / "metrics.json").read_text())
     assert metrics["measured_latency_ms"] == member["measured_latency_ms"]
     assert "openvino fp32, 1 thread(s)" in metrics["measured_latency_how"]
-    assert "measured on host (ms)" in (result.run_dir / "report.md").read_text()
+    assert metrics["measured_latency_on"] == cpu_model(machine_info())
+    report = (result.run_dir / "report.md").read_text()
+    assert "measured on host (ms)" in report
+    pareto = json.loads((result.run_dir / "pareto.json").read_text())
+    assert "calibrated on measurements from OtherCPU" in pareto["latency_predictor"]
+    warning = f"hw=cpu was calibrated on 'OtherCPU', but this host is {cpu_model(machine_info())!r}"
+    assert pareto["latency_warning"].startswith(warning)
+    assert "Latency warning" in report and warning in report
+    assert warning in (result.run_dir / "search.log").read_text()
 
 
 def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, tmp_path, compose_cfg):

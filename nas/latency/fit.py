@@ -24,6 +24,8 @@ archs: experiments/results/latency/unit_models_cpu.md.)
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import operator
 import textwrap
 from dataclasses import dataclass
@@ -597,6 +599,8 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
                if any("/" in k for k in profile.calibration) else []),
              *([f"# {WEIGHT_SPILL}: per weight byte, in models with more weight bytes than above_bytes (weights no longer cached)"]
                if WEIGHT_SPILL in profile.calibration else []),
+             *([f"calibrated_on: {json.dumps(profile.calibrated_on)}  # the machine measured (on another CPU, a search warns)"]
+               if profile.calibrated_on else []),
              "calibration:"]
     for kind, terms in profile.calibration.items():
         # The threshold exactly: rounded, a model right at it could change sides.
@@ -618,12 +622,13 @@ def fit_command(tool) -> str:
     from datetime import date
     from pathlib import Path
 
-    from nas.latency.measure import read_measurements, read_unit_times
+    from nas.latency.measure import measured_on, read_measurements, read_unit_times
     from nas.latency.profile import CONF_DIR
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
     rows = [m for path in tool.measurements for m in read_measurements(path)]
+    machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     units: dict[str, dict[str, float]] = {}
     for path in tool.units:
         units.update(read_unit_times(path))
@@ -632,12 +637,13 @@ def fit_command(tool) -> str:
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times,
                          residual_trees=tool.residual_trees)
+    profile = dataclasses.replace(result.profile, calibrated_on=machine)
     source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
     out = Path(tool.out) if tool.out else source
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
-    out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", result.profile, note=note))
+    out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
     return f"calibrated profile written to {out} ({note})"
 
 

@@ -47,6 +47,9 @@ class HardwareProfile:
     channel_multiple: int = 8
     runtime: str = ""  # where this chip is measured here: openvino | onnxruntime | "" (not on this host)
     threads: int = 2  # runtime threads when measuring
+    # The CPU model (the measurements' `machine`, up to the first ";") the calibration was fitted on; "" when not
+    # known. For a profile of this host (`runtime` set), a search on another CPU model warns (measure.host_mismatch).
+    calibrated_on: str = ""
     # Fitted per-op-kind costs (nas.latency.fit): {kind: {fixed, per_work, per_byte}, invoke: {fixed}}, in us, and
     # optionally weight_spill: {per_byte, above_bytes}: each weight byte costs per_byte more in a model with more
     # weight bytes than above_bytes (they no longer stay cached between inferences).
@@ -59,7 +62,7 @@ class HardwareProfile:
 
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
-        return dataclasses.replace(self, calibration={}, residual=[])
+        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="")
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""

@@ -83,6 +83,40 @@ def machine_info() -> str:
     return f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}"
 
 
+def cpu_model(machine: str) -> str:
+    """The CPU model part of a `machine_info` string (what a calibration depends on; kernels and core counts
+    of the same CPU model are not told apart)."""
+    return machine.split(";", 1)[0].strip()
+
+
+def measured_on(rows: Sequence[Measurement], *, what: str) -> str:
+    """The one CPU model (`cpu_model`) that `rows` were measured on; "" when the rows name none.
+
+    A calibration is valid for one machine: rows from several are refused (`DataError` naming them and `what`).
+    """
+    models = sorted({cpu_model(r.machine) for r in rows if r.machine.strip()})
+    if len(models) > 1:
+        raise DataError(f"{what}: measurements from {len(models)} machines ({', '.join(map(repr, models))}); fit and "
+                        "validate one machine's measurements at a time (the 'machine' column)")
+    return models[0] if models else ""
+
+
+def host_mismatch(hw, *, host: str | None = None) -> str | None:
+    """One line for the user when `hw` is this host's CPU (it has a `runtime` here) but was calibrated on another
+    CPU model than `host` (default: this machine's); None when it matches or nothing says where it was calibrated.
+
+    The shipped `cpu` profiles were fitted on one machine of a pool whose machines differ: on another one their
+    predictions can be off by a large factor (experiments/results/latency/predictor_cpu.md)."""
+    if not (hw.runtime and hw.calibration and hw.calibrated_on):
+        return None
+    here = cpu_model(host if host is not None else machine_info())
+    if here == cpu_model(hw.calibrated_on):
+        return None
+    return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, but this host is {here!r}: its predicted latencies "
+            f"describe that machine, not this one; calibrate it here with `python -m nas.latency.profile hw={hw.name} ...` "
+            "and `python -m nas.latency.fit ...` (README, 'Onboarding a chip')")
+
+
 def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int], perf_count: bool = False):
     """An OpenVINO CPU infer request for one model, compiled the way every timing here needs it.
 

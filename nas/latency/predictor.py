@@ -156,7 +156,8 @@ def describe_predictor(hw: HardwareProfile) -> str:
     if not hw.calibration:
         return "roofline from the datasheet numbers (not calibrated on measurements)"
     per_unit = any(k.endswith("/unit") for k in hw.calibration)
-    text = "calibrated on measurements: per op kind" + (" and unit type, from per-unit profiles" if per_unit else "")
+    text = ("calibrated on measurements" + (f" from {hw.calibrated_on}" if hw.calibrated_on else "") + ": per op kind"
+            + (" and unit type, from per-unit profiles" if per_unit else ""))
     residual = len(hw.residual) - 1 if hw.residual else 0
     return text + (f", with {residual} residual tree{'s' if residual > 1 else ''} per unit" if residual else "")
 

@@ -90,11 +90,12 @@ def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
 def validate_command(tool) -> str:
     """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
     from nas.errors import DataError
-    from nas.latency.measure import noise_warning, read_measurements
+    from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
     rows = [m for path in tool.measurements for m in read_measurements(path)]
+    machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
     results = compare_predictors(archs, measured, tool.hw)
     out = Path(tool.out or f"latency/validate_{tool.hw.name}")
@@ -103,8 +104,11 @@ def validate_command(tool) -> str:
                                title=f"{tool.hw.name}: predicted vs measured")
     (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
-    warning = noise_warning(rows)
-    text = metrics_markdown(results) + (f"\n\nwarning: {warning}" if warning else "")
+    warnings = [w for w in (noise_warning(rows),) if w]
+    if machine and tool.hw.calibrated_on and cpu_model(tool.hw.calibrated_on) != machine:
+        warnings.append(f"hw={tool.hw.name} was calibrated on {tool.hw.calibrated_on!r} and these measurements come "
+                        f"from {machine!r}: the scores above compare two machines")
+    text = metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
     (out / "validation.md").write_text(text + "\n")
     return text + f"\n(written to {out})"
 
