@@ -164,6 +164,7 @@ def compress_checkpoint(
                 "arch_id": pruned_arch.arch_id, "summary": pruned_arch.summary(), "arch": pruned_arch.to_dict(),
                 "params": pruned_pred.params, "macs": pruned_pred.macs, "latency_ms": pruned_pred.total_ms,
                 "val_acc_before_recovery": before, "val_acc": rec.val_acc, "recover_seconds": rec.seconds,
+                "recover_precision": rec.precision,
                 "test_acc": accuracy(onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size), test),
                 "test_acc_torch": evaluate(pruned_model, test, batch_size=eval_batch_size),
                 "file": "model_pruned.onnx", "size_bytes": _size(folder, "model_pruned.onnx"),

@@ -16,7 +16,7 @@ from torch import nn
 
 from nas.config import DataConfig, FinetuneConfig
 from nas.data import Dataset
-from nas.train import evaluate, fit, subset_split
+from nas.train import evaluate, fit, resolve_precision, subset_split
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class DistillResult:
     train_loss: float
     images_seen: int
     seconds: float
+    precision: str = "fp32"  # of the training step: fp32 | bf16
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
@@ -70,13 +71,25 @@ def distill(
     seed: int = 0,
     eval_batch_size: int = 512,
 ) -> DistillResult:
-    """Fine-tune `student` in place against `teacher` (frozen, eval mode) on the training split."""
-    loss_fn = teacher_loss([teacher], alpha=cfg.alpha, temperature=cfg.temperature)
-    result = fit(
-        student, subset_split(data.train, cfg.subset, seed=seed), loss_fn=loss_fn,
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        warmup_frac=cfg.warmup_frac, seed=seed,
-        max_shift=augment.max_shift if augment else 0, hflip=augment.hflip if augment else False,
-    )
+    """Fine-tune `student` in place against `teacher` (frozen, eval mode) on the training split.
+
+    `cfg.channels_last` and `cfg.precision` set the training step as in the search (`nas.train.fit`); in bf16 the
+    teacher runs in bf16 and channels-last too, and is handed back in the default layout.
+    """
+    precision = resolve_precision(cfg.precision)
+    bf16 = precision == "bf16"
+    loss_fn = teacher_loss([teacher], alpha=cfg.alpha, temperature=cfg.temperature, fast=bf16)
+    try:
+        result = fit(
+            student, subset_split(data.train, cfg.subset, seed=seed), loss_fn=loss_fn,
+            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+            warmup_frac=cfg.warmup_frac, seed=seed,
+            max_shift=augment.max_shift if augment else 0, hflip=augment.hflip if augment else False,
+            channels_last=cfg.channels_last, precision=precision,
+        )
+    finally:
+        if bf16:  # exporters and pruners expect the default layout
+            teacher.to(memory_format=torch.contiguous_format)
     val_acc = evaluate(student, data.val, batch_size=eval_batch_size)
-    return DistillResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds)
+    return DistillResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds,
+                         precision=precision)

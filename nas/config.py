@@ -186,6 +186,9 @@ class FinetuneConfig:
     alpha: float = 0.7
     temperature: float = 2.0
     warmup_frac: float = 0.05
+    channels_last: bool = False  # NHWC memory layout while training: faster on CPU, same math
+    # auto: bf16 autocast (and a bf16 teacher) where the CPU computes it natively, as the search trains; QAT: fp32 only
+    precision: Precision = Precision.fp32
 
 
 @dataclass
@@ -204,7 +207,8 @@ class CompressConfig:
     members: Members = Members.all
     top_k: int = 3
     prune: PruneConfig = field(default_factory=PruneConfig)
-    recover: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # Recovery trains like the search (experiments/results/recover_speed.md); QAT keeps fp32 fake-quantization.
+    recover: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(channels_last=True, precision=Precision.auto))
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     measure_latency: bool = True  # time torch fp32, OpenVINO fp32 and OpenVINO int8 on this host (batch 1)
     latency_threads: int = 1  # 1: reproducible on shared machines (experiments/results/design_probes.md)
@@ -403,3 +407,6 @@ def validate_compress_config(c: CompressConfig) -> None:
     if not (q.max_acc_drop >= 0):
         raise ConfigError(f"compress.quantize.max_acc_drop={q.max_acc_drop!r} must be >= 0 (accuracy points)")
     _validate_finetune(q.qat, "compress.quantize.qat", allow_zero_epochs=True)
+    if Precision(q.qat.precision) != Precision.fp32:  # NNCF's fake quantizers are trained in float32 here, never checked in bf16
+        raise ConfigError(f"compress.quantize.qat.precision={Precision(q.qat.precision).value!r} is not supported; allowed: "
+                          "'fp32' (quantization-aware training runs in float32)")

@@ -103,6 +103,8 @@ SEARCH_CASES = [
     (["space.stages.1.depths=[0]"], "depth=0"),
     (["compress.prune.ratio=0.95"], "compress.prune.ratio=0.95 must be in [0, 0.9]"),
     (["compress.quantize.max_acc_drop=-1"], "compress.quantize.max_acc_drop=-1.0 must be >= 0"),
+    (["compress.quantize.qat.precision=bf16"], "compress.quantize.qat.precision='bf16' is not supported; allowed: 'fp32'"),
+    (["compress.recover.precision=fp16"], "compress.recover.precision"),
     (["compress.top_k=0"], "compress.top_k=0 must be an integer > 0"),
     # paths
     (["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),

@@ -52,6 +52,7 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     assert on_disk["fingerprint"] == metrics["fingerprint"] and is_up_to_date(checkpoint, metrics["fingerprint"])
     fp32, pruned, int8 = metrics["fp32"], metrics["pruned"], metrics["int8"]
     assert pruned["pruned"] and pruned["params"] < fp32["params"] and pruned["latency_ms"] <= fp32["latency_ms"]
+    assert pruned["recover_precision"] == "fp32"  # as this recover config asks (FinetuneConfig's default)
     # The pruned checkpoint is rebuildable from its own spec and matches what the metrics say.
     rebuilt = load_checkpoint(checkpoint / "model_pruned.pt")
     assert rebuilt.arch.to_dict() == pruned["arch"] and [s.width for s in rebuilt.arch.stages] == [8, 16]

@@ -1,4 +1,8 @@
-"""Knowledge distillation losses (compress.recover)."""
+"""Knowledge distillation: losses and recovery training (compress.recover)."""
+
+import copy
+import dataclasses
+import math
 
 import pytest
 import torch
@@ -48,3 +52,61 @@ def test_teacher_loss_distills_from_the_mean_of_frozen_teachers(fast):
     assert all(not t.training and not any(p.requires_grad for p in t.parameters()) for t in teachers)
     loss.backward()  # the gradient reaches the student only
     assert student.grad is not None and all(p.grad is None for t in teachers for p in t.parameters())
+
+
+def _tiny_data():
+    from nas.data import Dataset, Split
+
+    g = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> Split:
+        return Split(torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8, generator=g), torch.randint(0, 4, (n,), generator=g))
+
+    return Dataset("tiny", split(192), split(64), split(64), ("a", "b", "c", "d"), (0.5,), (0.25,))
+
+
+def _tiny_models():
+    from nas.arch import ArchConfig, StageConfig
+    from nas.model import build_model
+
+    arch = ArchConfig(img_size=16, num_classes=4, stages=(StageConfig(mixer="sepconv", depth=1, width=16),
+                                                           StageConfig(mixer="attn", depth=1, width=32, head_dim=16)))
+    torch.manual_seed(0)
+    teacher, student = build_model(arch), build_model(arch)
+    return teacher, student
+
+
+def test_recovery_in_channels_last_is_the_same_math_and_hands_back_the_default_layout():
+    from compress.recover import distill
+    from nas.config import FinetuneConfig
+
+    data = _tiny_data()
+    teacher, student = _tiny_models()
+    cfg = FinetuneConfig(epochs=1, batch_size=32, lr=1e-3)
+    runs = {}
+    for layout in (False, True):
+        s, t = copy.deepcopy(student), copy.deepcopy(teacher)
+        runs[layout] = (distill(s, t, data, dataclasses.replace(cfg, channels_last=layout), seed=0), s, t)
+    (plain, _, _), (nhwc, s1, t1) = runs[False], runs[True]
+    assert plain.precision == nhwc.precision == "fp32"
+    # The same batches, teacher and loss: the epoch's mean loss agrees to float rounding (AdamW's sign-like steps make
+    # the weights themselves drift apart by up to lr per step where gradients are near zero, so they are not compared).
+    assert nhwc.train_loss == pytest.approx(plain.train_loss, rel=1e-4) and nhwc.images_seen == plain.images_seen
+    for m in (s1, t1):  # exporters and pruners expect contiguous NCHW weights
+        assert all(p.is_contiguous() for p in m.parameters())
+
+
+def test_recovery_in_bf16_trains_and_runs_its_teacher_in_bf16_then_hands_both_back():
+    from compress.recover import distill
+    from nas.config import FinetuneConfig, Precision
+
+    data = _tiny_data()
+    teacher, student = _tiny_models()
+    before = [p.detach().clone() for p in student.parameters()]
+    s, t = copy.deepcopy(student), copy.deepcopy(teacher)
+    result = distill(s, t, data, FinetuneConfig(epochs=1, batch_size=32, channels_last=True, precision=Precision.bf16), seed=0)
+    assert result.precision == "bf16" and math.isfinite(result.train_loss) and 0.0 <= result.val_acc <= 1.0
+    assert any(not torch.equal(a, b) for a, b in zip(before, s.parameters()))  # it trained
+    for m in (s, t):  # float32 weights in the default layout, as before training
+        assert all(p.dtype == torch.float32 and p.is_contiguous() for p in m.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(teacher.parameters(), t.parameters()))  # the teacher is frozen
