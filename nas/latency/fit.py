@@ -400,11 +400,17 @@ class FitResult:
     cv_rmspe: float
     n_measurements: int
     n_units: int = 0
+    # With `check_units`: cross-validated RMSPE of the totals {"with unit times": ..., "totals only": ...}.
+    form_cv: dict[str, float] | None = None
 
     def summary(self) -> str:
         """How the fit went, for the note above a calibration block: ridge strength, CV error, residual trees."""
         spill = self.profile.calibration.get(WEIGHT_SPILL)
-        return (f"ridge lambda {self.lam:g}, cross-validated RMSPE {self.cv_rmspe:.1%}"
+        form = ""
+        if self.form_cv:
+            form = (f"unit times {'kept' if self.n_units else 'left out'}: totals' cross-validated RMSPE "
+                    f"{self.form_cv['with unit times']:.1%} with them, {self.form_cv['totals only']:.1%} without; ")
+        return (form + f"ridge lambda {self.lam:g}, cross-validated RMSPE {self.cv_rmspe:.1%}"
                 + (" (of unit times)" if self.n_units else "")
                 + (f"; weight spill above {spill['above_bytes'] / 1e6:.1f} MB" if spill else "")
                 + (f"; residual: {len(self.profile.residual) - 1} boosted trees" if self.profile.residual else ""))
@@ -441,6 +447,7 @@ def fit_profile(
     seed: int = 0,
     residual_trees: int = 200,
     weight_spill: bool = True,
+    check_units: bool = False,
 ) -> FitResult:
     """Fit per-op-kind costs to measured latencies; returns `prior` with a `calibration` block.
 
@@ -449,6 +456,10 @@ def fit_profile(
     costs (see the module docstring) and, from at least `MIN_RESIDUAL_UNITS` unit times, a `residual`
     model of `residual_trees` boosted trees (0: none) and, unless `weight_spill` is False, a `weight_spill` cost
     for the weights of models above a size (chosen by cross-validation; none if that does not help).
+    `check_units`: keep the unit times only if they predict held-out *totals* better (`folds`-fold cross-validation
+    of both fits on the measured archs, `FitResult.form_cv`); else return the totals-only fit. Unit times from a
+    profiling session that ran the models at other relative speeds than the timing session can make things worse
+    (experiments/results/latency/predictor_cpu_xeon.md). It costs 2 x `folds` extra fits.
     """
     if len(archs) != len(latencies_ms) or len(archs) < 3:
         raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
@@ -457,9 +468,20 @@ def fit_profile(
     prior = uncalibrated = copy.deepcopy(prior.without_calibration())  # whatever the profile held, fits start from the datasheet
     X = np.stack([arch_features(a, uncalibrated) for a in archs])
     y = np.asarray(latencies_ms, dtype=float) * 1000.0
+    form_cv = None
     if unit_times is not None and any(unit_times):
-        return _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, lambdas=lambdas, folds=folds, seed=seed,
-                               residual_trees=residual_trees, weight_spill=weight_spill)
+        with_units = _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, lambdas=lambdas, folds=folds, seed=seed,
+                                     residual_trees=residual_trees, weight_spill=weight_spill)
+        if not check_units or len(archs) < 2 * folds:  # too few archs to hold any out and still fit
+            return with_units
+        settings = dict(lambdas=lambdas, folds=folds, seed=seed, residual_trees=residual_trees, weight_spill=weight_spill)
+        try:
+            form_cv = {"with unit times": _cv_of_totals(archs, y, prior, unit_times, **settings),
+                       "totals only": _cv_of_totals(archs, y, prior, None, **settings)}
+        except DataError:  # a fold left too few archs with unit times to fit on: nothing to compare
+            return with_units
+        if form_cv["with unit times"] <= form_cv["totals only"]:
+            return dataclasses.replace(with_units, form_cv=form_cv)
     g = slice(0, N_GLOBAL)  # totals alone cannot tell unit types apart: global terms only
     theta0, scale = prior_coefficients(uncalibrated)[g], _scales(uncalibrated)[g]
     # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
@@ -471,7 +493,22 @@ def fit_profile(
     theta[g] = _solve(X[:, g], y, theta0, scale, best[1])
     profile = copy.deepcopy(prior)
     profile.calibration = _calibration(theta)
-    return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y))
+    return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), form_cv=form_cv)
+
+
+def _cv_of_totals(archs: Sequence[ArchConfig], y_us: np.ndarray, prior: HardwareProfile,
+                  unit_times: Sequence[dict[str, float] | None] | None, *, folds: int, seed: int, **settings) -> float:
+    """RMSPE of held-out totals over `folds` folds of the archs, each fitted (with or without unit times) on the rest."""
+    from nas.latency.predictor import predict_latency_batch
+
+    order = np.random.default_rng(seed).permutation(len(archs))
+    errors = []
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        fitted = fit_profile([archs[i] for i in rest], y_us[rest] / 1000.0, prior, folds=folds, seed=seed,
+                             unit_times=[unit_times[i] for i in rest] if unit_times is not None else None, **settings)
+        errors.append(predict_latency_batch([archs[i] for i in part], fitted.profile) * 1000.0 / y_us[part] - 1.0)
+    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
 
 
 def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed, residual_trees,
@@ -635,7 +672,7 @@ def fit_command(tool) -> str:
     unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
     if units and not any(unit_times):
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
-    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times,
+    result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,
                          residual_trees=tool.residual_trees)
     profile = dataclasses.replace(result.profile, calibrated_on=machine)
     source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
