@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import compose_run, write_results  # noqa: E402
-from train_speed import DEFAULT_SPACE, candidates_by_macs  # noqa: E402
+from train_speed import quantile_candidates  # noqa: E402
 
 from compress.prune import prune  # noqa: E402
 from compress.recover import distill  # noqa: E402
@@ -50,10 +50,8 @@ def main(n_models: int) -> dict:
     data = load_dataset(run.data)
     variants = {BEFORE: dataclasses.replace(run.compress.recover, channels_last=False, precision=Precision.fp32),
                 AFTER: run.compress.recover}
-    archs = candidates_by_macs(DEFAULT_SPACE)
-    picks = [archs[round((i + 1) / (n_models + 1) * (len(archs) - 1))] for i in range(n_models)]
     rows = []
-    for k, arch in enumerate(picks):
+    for k, arch in enumerate(quantile_candidates(n_models)):
         seed_everything(0)
         model = build_model(arch)
         model.set_normalization(data.mean, data.std)

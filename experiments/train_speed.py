@@ -75,6 +75,12 @@ def candidates_by_macs(space_yaml: Path, *, n: int = 51, seed: int = 0) -> list[
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "conf" / "space" / "metaformer_t.yaml"
 
 
+def quantile_candidates(n_models: int, space_yaml: Path = DEFAULT_SPACE) -> list[ArchConfig]:
+    """`n_models` candidates of the space at evenly spaced MAC-count quantiles (ends excluded)."""
+    archs = candidates_by_macs(space_yaml)
+    return [archs[round((i + 1) / (n_models + 1) * (len(archs) - 1))] for i in range(n_models)]
+
+
 def median_candidate(space_yaml: Path = DEFAULT_SPACE, *, n: int = 51, seed: int = 0) -> ArchConfig:
     """The candidate with the median MAC count among `n` random samples of the space."""
     return candidates_by_macs(space_yaml, n=n, seed=seed)[n // 2]
@@ -231,10 +237,8 @@ def accuracy_check(n_models: int) -> list[dict]:
 
     run = compose_run()  # what `python -m nas.search` trains each candidate with
     data = load_dataset(run.data)
-    archs = candidates_by_macs(DEFAULT_SPACE)
-    picks = [archs[round((i + 1) / (n_models + 1) * (len(archs) - 1))] for i in range(n_models)]
     rows = []
-    for arch in picks:
+    for arch in quantile_candidates(n_models):
         for precision in ("fp32", "bf16"):
             seed_everything(0)
             model = build_model(arch)
