@@ -35,7 +35,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import machine_info, make_runner, time_runners
-from nas.train import evaluate, seed_everything
+from nas.train import evaluate, keep_freed_memory, seed_everything
 
 from compress.export import (
     accuracy, agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_logits, torch_logits, torch_runner,
@@ -60,7 +60,9 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     weights in `folder/model.pt` (a final training or any other retraining replaces them)."""
     weights = Path(folder) / "model.pt"
     digest = hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None
-    blob = json.dumps({"cfg": dataclasses.asdict(cfg), "hw": dataclasses.asdict(hw), "weights": digest, "data": dataset},
+    settings = dataclasses.asdict(cfg)
+    settings.pop("keep_freed_memory")  # how memory is allocated changes no result: files stay reusable either way
+    blob = json.dumps({"cfg": settings, "hw": dataclasses.asdict(hw), "weights": digest, "data": dataset},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -125,6 +127,8 @@ def compress_checkpoint(
     if target_ms is not None and target_ms < fp32_pred.total_ms:
         check_reachable(arch, hw=hw, target_latency_ms=target_ms)  # before any file is written
     seed_everything(cfg.seed)
+    if cfg.keep_freed_memory:  # a search has done so already; a standalone `python -m compress.run` has not
+        keep_freed_memory()
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
     test = data.test
 

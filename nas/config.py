@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional, TypeVar
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -212,6 +214,7 @@ class CompressConfig:
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     measure_latency: bool = True  # time torch fp32, OpenVINO fp32 and OpenVINO int8 on this host (batch 1)
     latency_threads: int = 1  # 1: reproducible on shared machines (experiments/results/design_probes.md)
+    keep_freed_memory: bool = True  # as train.keep_freed_memory, for recovery and QAT (`python -m compress.run` too)
     seed: int = 0
 
 
@@ -257,6 +260,22 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
     if not isinstance(obj, cls):
         raise ConfigError(f"config is not a {cls.__name__}; compose it from the project's conf/ folder")
     return obj
+
+
+HW_DIR = Path(__file__).resolve().parent.parent / "conf" / "hw"
+
+
+def hw_profiles(folder: str | Path = HW_DIR) -> list[HardwareProfile]:
+    """The hardware profiles in `folder` (default: the project's conf/hw), by file name; a file that does not load
+    as a profile is left out (this serves hints, such as which profile was calibrated on this host, not `hw=`)."""
+    profiles = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            cfg = OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.load(path))
+            profiles.append(structured(cfg, HardwareProfile))
+        except (ConfigError, OmegaConfBaseException, OSError, ValueError, yaml.YAMLError):
+            continue
+    return profiles
 
 
 def compose_error_message(exc: BaseException) -> str:

@@ -32,7 +32,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
 )
-from nas.config import RunConfig
+from nas.config import RunConfig, hw_profiles
 from nas.data import Dataset
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
@@ -296,7 +296,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         "hw_description": run.hw.description,
         "latency_predictor": describe_predictor(run.hw),
         # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one).
-        "latency_warning": host_mismatch(run.hw),
+        "latency_warning": host_mismatch(run.hw, others=hw_profiles()),
         "space": run.space.name,
         "dataset": data.name,
         "objectives": ["maximize val_acc", "minimize latency_ms"],

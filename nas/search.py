@@ -30,7 +30,8 @@ from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import RunConfig, Sampler, SpaceConfig, compose_error_message, register_configs, to_run_config, validate_run_config
+from nas.config import (RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
+                        validate_run_config)
 from nas.data import Dataset, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error
 from nas.latency import predict_latency
@@ -436,7 +437,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
     with _run_log(run_dir):
-        mismatch = host_mismatch(run.hw)
+        mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)
         interrupted = _run_trials(run, data, run_dir, study)

@@ -66,7 +66,7 @@ def _message(exc: BaseException) -> str:
 # (overrides, fragment the one-line message must contain). {tiny} is the tiny idx dataset, {img} the folder above.
 SEARCH_CASES = [
     # config groups, keys and types (Hydra composition)
-    (["hw=tpu9000"], "Could not find 'hw/tpu9000'; available: cpu, cpu_int8, cpu_ort, edge_npu, mobile_cpu"),
+    (["hw=tpu9000"], "Could not find 'hw/tpu9000'; available: cpu, cpu_int8, cpu_ort, cpu_xeon, edge_npu, mobile_cpu"),
     (["space=huge"], "Could not find 'space/huge'; available: metaformer_s, metaformer_t"),
     (["search.n_trials=abc"], "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["train.epochs=1.5"], "train.epochs=1.5"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from compress.pipeline import COMPRESSED_FILES, compress_checkpoint, is_up_to_date, select_members
+import compress.pipeline
+from compress.pipeline import COMPRESSED_FILES, compress_checkpoint, fingerprint, is_up_to_date, select_members
 from compress.run import format_table
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import load_checkpoint, save_checkpoint
@@ -74,6 +75,24 @@ def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data):
     assert metrics["pruned"] == {"pruned": False}
     assert metrics["int8"]["arch_id"] == ARCH.arch_id and not (checkpoint / "model_pruned.pt").exists()
     assert metrics["host_latency"] is None
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_compression_keeps_freed_memory_as_configured_without_changing_its_identity(checkpoint, data, monkeypatch, keep):
+    calls = []
+    monkeypatch.setattr(compress.pipeline, "keep_freed_memory", lambda: calls.append(1) or True)
+    cfg = _cfg()
+    cfg.measure_latency, cfg.keep_freed_memory = False, keep
+    compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
+    assert len(calls) == (1 if keep else 0)
+    # An allocator setting changes no file: the same job with the other setting reuses them.
+    other = _cfg()
+    other.measure_latency, other.keep_freed_memory = False, not keep
+    assert fingerprint(other, HardwareProfile(name="npu"), checkpoint, data.name) == fingerprint(
+        cfg, HardwareProfile(name="npu"), checkpoint, data.name)
+    other.seed = 1
+    assert fingerprint(other, HardwareProfile(name="npu"), checkpoint, data.name) != fingerprint(
+        cfg, HardwareProfile(name="npu"), checkpoint, data.name)
 
 
 def test_select_members():

@@ -8,7 +8,7 @@ from nas.config import RunConfig, to_run_config
 from nas.errors import ConfigError
 
 GROUPS = {
-    "hw": ["edge_npu", "cpu", "cpu_ort", "cpu_int8", "mobile_cpu"],
+    "hw": ["edge_npu", "cpu", "cpu_ort", "cpu_int8", "cpu_xeon", "mobile_cpu"],
     "space": ["metaformer_t", "metaformer_s"],
     "data": ["fashion_mnist", "imagefolder"],
     "train": ["default", "smoke"],

@@ -427,7 +427,36 @@ def test_host_mismatch_warns_for_a_host_profile_fitted_on_another_cpu(cpu):
         assert host_mismatch(quiet, host="Intel(R) Xeon(R) Processor; 2 cpus") is None
 
 
-@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8"])
+def test_host_mismatch_names_a_profile_calibrated_on_this_host(cpu):
+    from nas.config import hw_profiles
+    from nas.latency.measure import host_mismatch
+
+    profile = dataclasses.replace(cpu, calibrated_on="AMD EPYC")
+    xeon = dataclasses.replace(cpu, name="cpu_xeon", calibrated_on="Intel(R) Xeon(R) Processor")
+    host = "Intel(R) Xeon(R) Processor; 2 cpus"
+    assert "use hw=cpu_xeon, calibrated on this CPU model" in host_mismatch(profile, host=host, others=[profile, xeon])
+    # Only a profile that times the same way and is calibrated is named.
+    for unlike in (dataclasses.replace(xeon, precision="int8"), dataclasses.replace(xeon, threads=2),
+                   dataclasses.replace(xeon, runtime="onnxruntime"), xeon.without_calibration()):
+        assert "use hw=" not in host_mismatch(profile, host=host, others=[unlike])
+    # The shipped profiles: on an Intel Xeon, hw=cpu points at hw=cpu_xeon; on an AMD EPYC, hw=cpu_xeon at hw=cpu.
+    shipped = {p.name: p for p in hw_profiles()}
+    assert {"cpu", "cpu_xeon", "edge_npu"} <= set(shipped)
+    assert "use hw=cpu_xeon," in host_mismatch(shipped["cpu"], host=host, others=shipped.values())
+    assert "use hw=cpu," in host_mismatch(shipped["cpu_xeon"], host="AMD EPYC; 2 cpus", others=shipped.values())
+    assert host_mismatch(shipped["cpu_int8"], host=host, others=shipped.values()).count("use hw=") == 0
+
+
+def test_hw_profiles_leaves_out_files_that_are_not_profiles(tmp_path):
+    from nas.config import hw_profiles
+
+    (tmp_path / "a.yaml").write_text("name: a\nruntime: openvino\n")
+    (tmp_path / "b.yaml").write_text("name: b\nno_such_field: 1\n")
+    (tmp_path / "c.yaml").write_text("name: [c\n")
+    assert [p.name for p in hw_profiles(tmp_path)] == ["a"]
+
+
+@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon"])
 def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cfg, hw_name):
     from nas.latency.measure import cpu_model
     from tests.conftest import CONF_DIR

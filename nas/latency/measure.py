@@ -101,9 +101,11 @@ def measured_on(rows: Sequence[Measurement], *, what: str) -> str:
     return models[0] if models else ""
 
 
-def host_mismatch(hw, *, host: str | None = None) -> str | None:
+def host_mismatch(hw, *, host: str | None = None, others: Sequence = ()) -> str | None:
     """One line for the user when `hw` is this host's CPU (it has a `runtime` here) but was calibrated on another
     CPU model than `host` (default: this machine's); None when it matches or nothing says where it was calibrated.
+    If one of `others` (profiles, e.g. `nas.config.hw_profiles()`) times the same way (runtime, precision, threads)
+    and was calibrated on this CPU model, the line names it.
 
     The shipped `cpu` profiles were fitted on one machine of a pool whose machines differ: on another one their
     predictions can be off by a large factor (experiments/results/latency/predictor_cpu.md)."""
@@ -112,8 +114,12 @@ def host_mismatch(hw, *, host: str | None = None) -> str | None:
     here = cpu_model(host if host is not None else machine_info())
     if here == cpu_model(hw.calibrated_on):
         return None
+    fitting = [p.name for p in others if p.name != hw.name and p.calibration and cpu_model(p.calibrated_on) == here
+               and (p.runtime, p.precision, p.threads) == (hw.runtime, hw.precision, hw.threads)]
+    remedy = (f"use hw={fitting[0]}, calibrated on this CPU model with the same runtime settings, or calibrate hw={hw.name}"
+              if fitting else "calibrate it")
     return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, but this host is {here!r}: its predicted latencies "
-            f"describe that machine, not this one; calibrate it here with `python -m nas.latency.profile hw={hw.name} ...` "
+            f"describe that machine, not this one; {remedy} here with `python -m nas.latency.profile hw={hw.name} ...` "
             "and `python -m nas.latency.fit ...` (README, 'Onboarding a chip')")
 
 
