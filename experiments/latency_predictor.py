@@ -196,7 +196,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         re_fit, re_val = (read_measurements(OUT / f"{name}_{n}_rerun.csv") for n in ("fit", "val"))
         assert [r.arch for r in re_fit] == [r.arch for r in fit_rows] and [r.arch for r in re_val] == archs
         ratio = np.array([b.median_ms / a.median_ms for a, b in zip(all_rows, re_fit + re_val)])
-        refit = fit_profile([r.arch for r in re_fit], [r.median_ms for r in re_fit], hw, unit_times=unit_times)
+        refit = fit_profile([r.arch for r in re_fit], [r.median_ms for r in re_fit], hw, unit_times=unit_times,
+                            check_units=bool(unit_times))  # the shipped method, as for the committed session's fit
         another_session = {
             **json.loads((OUT / f"{name}_rerun.json").read_text()),
             "median_ratio": float(np.median(ratio)),
@@ -338,7 +339,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "No predictor can be checked more tightly than that. Single calls spread around each arch's median "
         "((p90 - p10) / median, the median over archs) by "
         + ", ".join(f"{v:.0%} in `{k}`" for k, v in summary["noise_floor"]["spread"].items()) + ".", "",
-        *(_another_session_md(another_session, name, len(all_rows)) if another_session else []),
+        *(_another_session_md(another_session, name, len(all_rows), tag=tag) if another_session else []),
         f"Batch prediction speed (calibrated; one `predict_latency_batch` call on {speed['n']} sampled archs; median of "
         f"{speed['repeats']} runs, range in brackets): " + ", ".join(
             f"{label} {speed[k]:,.0f}/s [{speed[k + '_range'][0]:,.0f}-{speed[k + '_range'][1]:,.0f}]" for k, label in (
@@ -375,20 +376,23 @@ def batch_speed(archs: list, hw, *, before: list, repeats: int = 5) -> dict:
             "n": len(archs), "n_before": len(before), "repeats": repeats}
 
 
-def _another_session_md(day: dict, name: str, n: int) -> list[str]:
+def _another_session_md(day: dict, name: str, n: int, *, tag: str = "") -> list[str]:
     return [
         "## Another session", "",
         f"The same {n} archs re-timed on {day['rerun_date']} with the same protocol, in one session "
-        f"(`python experiments/latency_predictor.py --rerun`, {day['rerun_wall_s'] / 60:.0f} min; `{name}_fit_rerun.csv`, "
-        f"`{name}_val_rerun.csv`). In that session the machine ran them {day['median_ratio'] - 1:+.0%} slower (median ratio "
-        f"{day['median_ratio']:.3f}), and single calls spread wider around each arch's median: (p90 - p10) / median "
+        f"(`python experiments/latency_predictor.py --rerun{f' --tag {tag}' if tag else ''}`, {day['rerun_wall_s'] / 60:.0f} min; "
+        f"`{name}_fit_rerun.csv`, "
+        f"`{name}_val_rerun.csv`; {day['rerun_machine'].split(';')[0]}). In that session the machine ran them "
+        f"{abs(day['median_ratio'] - 1):.0%} {'slower' if day['median_ratio'] >= 1 else 'faster'} (median ratio "
+        f"{day['median_ratio']:.3f}), and single calls spread {'wider' if day['spread_rerun'] > day['spread_committed'] else 'no wider'} "
+        f"around each arch's median: (p90 - p10) / median "
         f"{day['spread_rerun']:.0%} against {day['spread_committed']:.0%} in the committed session. Arch by arch, that session's "
         f"medians agree with the committed ones within +-10% for {day['within_10pct_raw']:.0%} of the archs, and after one "
-        f"common scale for {day['within_10pct_scaled']:.0%} ({day['within_5pct_scaled']:.0%} within +-5%). So a slow phase "
-        "of this shared machine does not slow all archs alike, and a check at +-10% holds only against measurements "
-        "from the same session as the fit.", "",
+        f"common scale for {day['within_10pct_scaled']:.0%} ({day['within_5pct_scaled']:.0%} within +-5%)."
+        + (" So sessions of this shared machine do not run all archs alike, and a check at +-10% holds only against "
+           "measurements from the same session as the fit." if day['within_10pct_scaled'] < 0.9 else ""), "",
         "The predictor against that session's medians of the 100 validation archs: as fitted on the committed 50, and "
-        "refitted (same method, same unit profile) on that session's 50:", "",
+        "refitted (same method, same unit times, same check) on that session's 50:", "",
         metrics_markdown(day["validation"]), "",
     ]
 

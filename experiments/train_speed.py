@@ -7,6 +7,8 @@ Fashion-MNIST with the default recipe.
     python experiments/train_speed.py --rounds 7 --name train_speed_fused --variants "eager,channels_last,\
 channels_last+bf16+avgpool,channels_last+bf16,channels_last+bf16+malloc,channels_last+bf16+malloc+fused,\
 compile+channels_last+bf16+malloc+fused,2 workers: channels_last+bf16+malloc+fused"
+    python experiments/train_speed.py --acc-models 0 --name train_speed_xeon_attn --variants "eager,channels_last,\
+channels_last+bf16+bf16attn,channels_last+bf16,channels_last+bf16+malloc,2 workers: channels_last+bf16+malloc"
     python experiments/train_speed.py --shared-process --acc-models 0 --name train_speed_shared \
         --variants "eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,2 workers: channels_last+bf16"
 
@@ -17,7 +19,8 @@ own with 2 threads, as a search trains its candidates; the processes not steppin
 two processes with 1 thread each train at the same time (how `python -m nas.search -m
 hydra/launcher=joblib search.worker=0,1 train.threads=1` evaluates candidates); their images/s are summed.
 `avgpool`: the pool mixer on AvgPool2d's own bf16 kernel instead of `nas.mixers.box_mean` (the code
-before that change). `malloc`: `nas.train.keep_freed_memory` (what `train.keep_freed_memory: true` does).
+before that change). `bf16attn`: the attention mixer's scaled-dot-product attention in bf16 too, as before
+`nas.mixers.Attention.sdpa_in_fp32`. `malloc`: `nas.train.keep_freed_memory` (what `train.keep_freed_memory: true` does).
 `fused`: torch's fused AdamW kernel instead of its default multi-tensor one (not used by training; see
 experiments/results/train_speed_fused.md).
 `--shared-process` runs the single-process variants in this one process instead, as runs of this script did
@@ -49,7 +52,7 @@ from nas.arch import ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
 from nas.latency.ops import count_macs
-from nas.mixers import Pooling
+from nas.mixers import Attention, Pooling
 from nas.model import build_model
 from nas.space import sample_arch
 from nas.train import keep_freed_memory
@@ -98,16 +101,17 @@ def models() -> dict[str, ArchConfig]:
 
 
 def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float]:
-    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, malloc, fused; `eager`
+    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, bf16attn, malloc, fused; `eager`
     alone is none of them), and the seconds its warm-up (incl. compilation) took."""
     torch.manual_seed(0)
     model = build_model(arch).train()
     if "malloc" in variant:  # process-wide: only in a process of its own (see measure)
         keep_freed_memory()
-    if "avgpool" in variant:  # the pool mixer on AvgPool2d's own bf16 kernel, as before nas.mixers.box_mean
-        for m in model.modules():
-            if isinstance(m, Pooling):
-                m.box_in_bf16 = False
+    for m in model.modules():
+        if "avgpool" in variant and isinstance(m, Pooling):  # AvgPool2d's own bf16 kernel, as before nas.mixers.box_mean
+            m.box_in_bf16 = False
+        if "bf16attn" in variant and isinstance(m, Attention):  # the attention itself in bf16, as before sdpa_in_fp32
+            m.sdpa_in_fp32 = False
     x, y = torch.rand(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
     if "channels_last" in variant:
         model = model.to(memory_format=torch.channels_last)
@@ -291,6 +295,7 @@ def render(result: dict) -> str:
         "bf16 natively (`train.precision: auto`; float32 weights, loss in float32). torch.compile is not adopted: "
         "a compilation per candidate, and Inductor's on-disk kernel cache makes the warm-up column understate a cold compile.",
         *pool_finding(speed),
+        *attention_finding(speed),
         *malloc_finding(speed),
         *fused_finding(speed),
         f"- Target: the median candidate's proxy-training throughput >= 2x eager. Best single process: {best}, "
@@ -338,6 +343,16 @@ def pool_finding(speed: dict[tuple[str, str], float]) -> list[str]:
                          " (only the stage-0 pool model has a pool mixer: the others show the run's noise)")
 
 
+def attention_finding(speed: dict[tuple[str, str], float]) -> list[str]:
+    """The finding on `nas.mixers.Attention.sdpa_in_fp32`: channels_last+bf16 against the same with bf16 attention."""
+    return ratio_finding(speed, "channels_last+bf16", "channels_last+bf16+bf16attn",
+                         "in bf16 the attention mixer runs its scaled-dot-product attention in float32 "
+                         "(`nas.mixers.Attention.sdpa_in_fp32`; torch's CPU flash-attention backward is slow in bf16), "
+                         "not in bf16 (as before).",
+                         " (only the models with an attention stage are affected: the stage-0 attn model has three attention "
+                         "blocks, the other stage-0 models one, in their last stage; the median candidate none)")
+
+
 def malloc_finding(speed: dict[tuple[str, str], float]) -> list[str]:
     """The finding on `nas.train.keep_freed_memory`: channels_last+bf16 with it against without."""
     return ratio_finding(speed, "channels_last+bf16+malloc", "channels_last+bf16",
@@ -356,7 +371,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,channels_last+bf16+malloc,"
+    ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16+bf16attn,"
+                                          "channels_last+bf16,channels_last+bf16+malloc,"
                                           f"compile+channels_last+bf16+malloc,{WORKERS}: channels_last+bf16+malloc")
     ap.add_argument("--shared-process", action="store_true", help="single-process variants in this process (the former protocol)")
     ap.add_argument("--name", default="train_speed", help="results basename under experiments/results/")

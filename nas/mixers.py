@@ -101,11 +101,18 @@ class Attention(nn.Module):
 
     `num_heads` is the only stored hyper-parameter; the head dim is read from the qkv weight at
     run time, so a pruner may remove heads (update `num_heads`) or head dims (nothing to update).
+
+    `sdpa_in_fp32`: with bfloat16 q/k/v (autocast training) the attention itself runs in float32: torch's CPU
+    flash-attention backward is several times slower in bf16 than in float32, so on its own it made a bf16
+    training step of attention models slower than a float32 one (experiments/results/train_speed_xeon_attn.md,
+    variant `bf16attn`). The projections stay in bf16. Float32, export, quantization and pruning are unchanged.
     """
 
-    def __init__(self, dim: int, *, head_dim: int = 16, num_heads: int | None = None, **_: object) -> None:
+    def __init__(self, dim: int, *, head_dim: int = 16, num_heads: int | None = None, sdpa_in_fp32: bool = True,
+                 **_: object) -> None:
         super().__init__()
         self.num_heads = num_heads if num_heads is not None else max(1, dim // head_dim)
+        self.sdpa_in_fp32 = sdpa_in_fp32
         inner = self.num_heads * head_dim
         self.qkv = nn.Conv2d(dim, 3 * inner, 1, bias=False)
         self.proj = nn.Conv2d(inner, dim, 1)
@@ -114,8 +121,11 @@ class Attention(nn.Module):
         b, _, h, w = x.shape
         # (B, 3*heads*hd, H, W) -> (3, B, heads, N, hd); hd inferred from the weight via -1.
         qkv = self.qkv(x).reshape(b, 3, self.num_heads, -1, h * w).permute(1, 0, 2, 4, 3)
-        q, k, v = qkv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, hd)
+        if self.sdpa_in_fp32 and qkv.dtype == torch.bfloat16:
+            with torch.autocast(x.device.type, enabled=False):
+                out = F.scaled_dot_product_attention(*qkv.float().unbind(0))
+        else:
+            out = F.scaled_dot_product_attention(*qkv.unbind(0))  # (B, heads, N, hd)
         out = out.transpose(-1, -2).reshape(b, -1, h, w)
         return self.proj(out)
 

@@ -103,3 +103,30 @@ def test_pooling_box_route_follows_the_input_width_after_pruning():
     mixer = Pooling(16, kernel=3)
     x = torch.randn(2, 12, 5, 5)  # 4 channels pruned away: nothing in the module knows the width
     torch.testing.assert_close(mixer(x.bfloat16()).float(), mixer(x), rtol=0.02, atol=0.03)
+
+
+def test_attention_under_bf16_autocast_runs_its_sdpa_in_float32(monkeypatch):
+    import nas.mixers
+    from nas.mixers import Attention
+
+    real = torch.nn.functional.scaled_dot_product_attention
+    dtypes = []
+    monkeypatch.setattr(nas.mixers.F, "scaled_dot_product_attention", lambda q, k, v: dtypes.append(q.dtype) or real(q, k, v))
+    torch.manual_seed(0)
+    fast = Attention(32, head_dim=8)
+    slow = Attention(32, head_dim=8, sdpa_in_fp32=False)
+    slow.load_state_dict(fast.state_dict())
+    x = torch.randn(4, 32, 5, 5)
+    outs = []
+    for mixer in (fast, slow):
+        xb = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = mixer(xb)
+        assert out.dtype == torch.bfloat16  # the projections still run in bf16
+        (out.float() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append((out.float(), xb.grad, mixer.qkv.weight.grad))
+    assert dtypes == [torch.float32, torch.bfloat16]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.05)  # bf16 rounding only
+    fast(x)
+    assert dtypes[-1] == torch.float32  # float32 (eval, export, QAT): as before
