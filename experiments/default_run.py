@@ -45,6 +45,17 @@ RESULTS = ROOT / "experiments" / "results"
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+def _cpu_model() -> str:
+    # The machines of the pool differ (AMD EPYC, Intel Xeon); read here without project code, like the checks below.
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def _idx(path: Path) -> np.ndarray:
     raw = gzip.decompress(path.read_bytes())
     ndim = raw[3]
@@ -167,7 +178,8 @@ def main() -> None:
     best_int8 = max(int8_fast, key=lambda m: m["test_acc_int8_onnx"]) if int8_fast else None
     result = {
         "command": command,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),
         "wall_s": round(wall, 1),
         "n_trials_rows": n_rows,
@@ -191,7 +203,7 @@ def main() -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Default search run (`make run` / `python -m nas.search`)", "",
-        f"Command: `{result['command']}`  ", f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}; date {result['date']}", "",
+        f"Command: `{result['command']}`  ", f"Machine: {result['machine'].get('cpu', '')}; {os.cpu_count()} CPU cores, {platform.platform()}; date {result['date']}", "",
         f"- wall time: **{wall / 60:.1f} min** (target <= 20 min: {'met' if result['met']['wall'] else 'NOT met'})",
         f"- trials: {result['n_trials_complete']} complete ({n_rows} rows in trials.csv)",
         f"- best Pareto member test accuracy: **{best['test_acc_checkpoint']:.2%}** from model.pt, "
