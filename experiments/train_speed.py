@@ -9,6 +9,8 @@ channels_last+bf16+avgpool,channels_last+bf16,channels_last+bf16+malloc,channels
 compile+channels_last+bf16+malloc+fused,2 workers: channels_last+bf16+malloc+fused"
     python experiments/train_speed.py --acc-models 0 --name train_speed_xeon_attn --variants "eager,channels_last,\
 channels_last+bf16+bf16attn,channels_last+bf16,channels_last+bf16+malloc,2 workers: channels_last+bf16+malloc"
+    python experiments/train_speed.py --variants "eager,channels_last+bf16+malloc" --acc-mixer attn \
+        --name train_speed_xeon_attn_acc
     python experiments/train_speed.py --shared-process --acc-models 0 --name train_speed_shared \
         --variants "eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,2 workers: channels_last+bf16"
 
@@ -78,9 +80,10 @@ def candidates_by_macs(space_yaml: Path, *, n: int = 51, seed: int = 0) -> list[
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "conf" / "space" / "metaformer_t.yaml"
 
 
-def quantile_candidates(n_models: int, space_yaml: Path = DEFAULT_SPACE) -> list[ArchConfig]:
-    """`n_models` candidates of the space at evenly spaced MAC-count quantiles (ends excluded)."""
-    archs = candidates_by_macs(space_yaml)
+def quantile_candidates(n_models: int, space_yaml: Path = DEFAULT_SPACE, *, mixer: str | None = None) -> list[ArchConfig]:
+    """`n_models` candidates of the space at evenly spaced MAC-count quantiles (ends excluded); with `mixer`, among
+    the samples with a stage of that mixer only."""
+    archs = [a for a in candidates_by_macs(space_yaml) if mixer is None or any(st.mixer == mixer for st in a.stages)]
     return [archs[round((i + 1) / (n_models + 1) * (len(archs) - 1))] for i in range(n_models)]
 
 
@@ -230,9 +233,10 @@ def measure(variants: list[str], *, rounds: int, steps: int, shared: bool = Fals
     return rows
 
 
-def accuracy_check(n_models: int) -> list[dict]:
-    """Train `n_models` candidates of the default space (MAC-count quantiles) with the default proxy
-    recipe on Fashion-MNIST, in float32 and in bf16 (both channels-last), same seed: val acc and seconds."""
+def accuracy_check(n_models: int, *, mixer: str | None = None) -> list[dict]:
+    """Train `n_models` candidates of the default space (MAC-count quantiles; with `mixer`, among those with a stage
+    of that mixer) with the default proxy recipe on Fashion-MNIST, in float32 and in bf16 (both channels-last), same
+    seed: val acc and seconds."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import compose_run
 
@@ -242,7 +246,7 @@ def accuracy_check(n_models: int) -> list[dict]:
     run = compose_run()  # what `python -m nas.search` trains each candidate with
     data = load_dataset(run.data)
     rows = []
-    for arch in quantile_candidates(n_models):
+    for arch in quantile_candidates(n_models, mixer=mixer):
         for precision in ("fp32", "bf16"):
             seed_everything(0)
             model = build_model(arch)
@@ -306,7 +310,9 @@ def render(result: dict) -> str:
     acc = result.get("accuracy") or []
     if acc:
         lines += ["", "## Accuracy of bf16 training (Fashion-MNIST, default proxy recipe)", "",
-                  f"Candidates of the default space at MAC-count quantiles, trained by `nas.train.train_candidate` with "
+                  f"Candidates of the default space"
+                  + (f" with a stage of mixer `{result['acc_mixer']}`" if result.get("acc_mixer") else "")
+                  + f" at MAC-count quantiles, trained by `nas.train.train_candidate` with "
                   f"conf/train/default.yaml ({acc[0]['recipe']}, channels-last, 2 threads, seed 0), once in float32 "
                   "and once in bf16; val acc on the 6,000-image validation split. Seconds include the data pipeline "
                   "and augmentation.", "",
@@ -377,6 +383,8 @@ def main() -> None:
     ap.add_argument("--shared-process", action="store_true", help="single-process variants in this process (the former protocol)")
     ap.add_argument("--name", default="train_speed", help="results basename under experiments/results/")
     ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
+    ap.add_argument("--acc-mixer", default=None, choices=["identity", "pool", "sepconv", "conv", "attn"],
+                    help="accuracy check only on candidates with a stage of this mixer")
     ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = ap.parse_args()
     if args.render:
@@ -384,10 +392,11 @@ def main() -> None:
         return
     started = time.perf_counter()
     rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps, shared=args.shared_process)
-    accuracy = accuracy_check(args.acc_models) if args.acc_models else []
+    accuracy = accuracy_check(args.acc_models, mixer=args.acc_mixer) if args.acc_models else []
     result = {"command": "python " + " ".join(["experiments/train_speed.py", *sys.argv[1:]]), "rounds": args.rounds,
               "steps": args.steps, "protocol": "shared process" if args.shared_process else "process per variant", "machine": f"{machine_info()}; torch {torch.__version__}",
-              "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy}
+              "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy,
+              "acc_mixer": args.acc_mixer}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (OUT / f"{args.name}.md").write_text(render(result))
