@@ -14,14 +14,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import CompressRunConfig, register_configs, structured, validate_compress_config
+from nas.config import CONF_DIR, CompressRunConfig, register_configs, structured, validate_compress_config
 from nas.data import load_dataset
 from nas.errors import exit_on_error
 
 from compress.pipeline import compress_checkpoint
 
 log = logging.getLogger("compress.run")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:

@@ -46,14 +46,10 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 def _cpu_model() -> str:
-    # The machines of the pool differ (AMD EPYC, Intel Xeon); read here without project code, like the checks below.
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    # The machines of the pool differ (AMD EPYC, Intel Xeon). Only this record uses project code; the checks do not.
+    from nas.latency.measure import cpu_model, machine_info
+
+    return cpu_model(machine_info())
 
 
 def _idx(path: Path) -> np.ndarray:

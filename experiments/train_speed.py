@@ -353,7 +353,7 @@ def attention_finding(speed: dict[tuple[str, str], float]) -> list[str]:
     """The finding on `nas.mixers.Attention.sdpa_in_fp32`: channels_last+bf16 against the same with bf16 attention."""
     return ratio_finding(speed, "channels_last+bf16", "channels_last+bf16+bf16attn",
                          "in bf16 the attention mixer runs its scaled-dot-product attention in float32 "
-                         "(`nas.mixers.Attention.sdpa_in_fp32`; torch's CPU flash-attention backward is slow in bf16), "
+                         "(`nas.mixers.Attention.sdpa_in_fp32`; torch's CPU scaled-dot-product attention trains slowly in bf16), "
                          "not in bf16 (as before).",
                          " (only the models with an attention stage are affected: the stage-0 attn model has three attention "
                          "blocks, the other stage-0 models one, in their last stage; the median candidate none)")

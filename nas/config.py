@@ -262,7 +262,8 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
     return obj
 
 
-HW_DIR = Path(__file__).resolve().parent.parent / "conf" / "hw"
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the project's Hydra config folder (conf/)
+HW_DIR = CONF_DIR / "hw"
 
 
 def hw_profiles(folder: str | Path = HW_DIR) -> list[HardwareProfile]:

@@ -103,9 +103,8 @@ class Attention(nn.Module):
     run time, so a pruner may remove heads (update `num_heads`) or head dims (nothing to update).
 
     `sdpa_in_fp32`: with bfloat16 q/k/v (autocast training) the attention itself runs in float32: torch's CPU
-    flash-attention backward is several times slower in bf16 than in float32, so on its own it made a bf16
-    training step of attention models slower than a float32 one (experiments/results/train_speed_xeon_attn.md,
-    variant `bf16attn`). The projections stay in bf16. Float32, export, quantization and pruning are unchanged.
+    scaled-dot-product attention trains far slower in bf16, enough to make a bf16 training step of attention
+    models barely faster than eager float32 (experiments/results/train_speed_xeon_attn.md, variant `bf16attn`). The projections stay in bf16. Float32, export, quantization and pruning are unchanged.
     """
 
     def __init__(self, dim: int, *, head_dim: int = 16, num_heads: int | None = None, sdpa_in_fp32: bool = True,

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import (RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
+from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import Dataset, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error
@@ -46,7 +46,6 @@ from nas.study import (
 from nas.train import seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass(frozen=True)

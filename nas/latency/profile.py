@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 
 from nas.arch import ArchConfig
 from nas.checkpoint import export_onnx
-from nas.config import SpaceConfig, structured
+from nas.config import CONF_DIR, SpaceConfig, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError
 from nas.latency.hardware import HardwareProfile
@@ -39,7 +39,6 @@ from nas.model import build_model
 from nas.space import sample_arch, validate_space
 
 log = logging.getLogger("nas.latency")
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
