@@ -32,6 +32,7 @@ import gzip
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -129,10 +130,14 @@ def main() -> None:
         cmd[3:3] = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.workers}",
                     "search.worker=" + ",".join(map(str, range(args.workers))), "train.threads=1"]
     cmd += args.overrides
-    command = "python experiments/default_run.py  (runs: " + " ".join(["python", "-m", "nas.search", *cmd[3:]]) + ")"
+    # This script's own arguments too (--name, --runs-dir...): the command must rerun what wrote the results.
+    own = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--evaluate-only")
+    search = "(runs: " + " ".join(["python", "-m", "nas.search", *cmd[3:]]) + ")"
+    command = " ".join(filter(None, ["python experiments/default_run.py", own])) + "  " + search
     if args.evaluate_only:
         previous = json.loads((RESULTS / f"{name}.json").read_text())
-        if previous["command"] != command:
+        # Results written before the script's arguments were recorded: the search part must match.
+        if not previous["command"].endswith(search):
             sys.exit(f"{name}.json was written by another command ({previous['command']}); rerun without --evaluate-only")
         wall = float(previous["wall_s"])
     else:

@@ -143,6 +143,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     # The shipped method: unit times kept only if they predict held-out totals better (check_units).
     result = (fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
                           check_units=True) if unit_times else totals_only)
+    # Tables label the fit by its profile's name: another machine's fit (--tag) is <hw>_<tag>, as conf/hw names it.
+    result = dataclasses.replace(result, profile=dataclasses.replace(result.profile, name=name))
     note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{name}_fit.csv"
             + (f" + {units_csv.name}, {result.n_units} unit times" if result.n_units else "") + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
@@ -274,7 +276,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         summary["measurement"] = {"date": summary["date"], "wall_s": summary["wall_s"], "machine": summary["machine"]}
     elif previous.is_file() and "measurement" in json.loads(previous.read_text()):
         summary["measurement"] = json.loads(previous.read_text())["measurement"]
-    calibrated = results[f"predictor ({hw.name})"]
+    calibrated = results[f"predictor ({name})"]
     macs = results["MACs-proportional"]
     summary["targets"] = {
         "within_10pct>=0.90": calibrated["within_10pct"] >= 0.90, "kendall_tau>=0.9": calibrated["kendall_tau"] >= 0.9,
