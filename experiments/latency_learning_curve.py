@@ -10,7 +10,8 @@ splits of the 150 measured archs (`cpu_fit.csv` + `cpu_val.csv`, all with per-un
   totals-only fit, on the first n archs of the pool in a seeded order (n/2 per space, nested: each n adds
   archs to the smaller sets), for each n in SIZES;
 - at n = 50, a *chosen* calibration set instead of a random one: k-center on an arch descriptor (per stage:
-  mixer, log width, depth, log resolution, log MLP width), per space, from the same pool.
+  mixer, log width, depth, log resolution, log MLP width), per space, from the same pool
+  (`nas.latency.profile.choose_covering`, what `python -m nas.latency.profile select=cover` does).
 Every number is within +-10% on the split's 50 held-out archs, then the mean over splits. Writes
 experiments/results/latency/learning_curve_cpu.{json,md}.
 """
@@ -30,34 +31,6 @@ OUT = Path(__file__).resolve().parent / "results" / "latency"
 SPLITS = 20
 SIZES = (10, 20, 30, 40, 50, 70, 100)
 N_HELD_OUT = 25  # per space
-MIXERS = ("identity", "pool", "sepconv", "conv", "attn")
-MAX_STAGES = 4
-
-
-def descriptor(arch) -> np.ndarray:
-    """An arch as numbers for choosing a calibration set: per stage mixer one-hot, log width, depth/2, log
-    resolution, log MLP width; zeros for stages it lacks."""
-    res = arch.stage_resolutions()
-    out = []
-    for i in range(MAX_STAGES):
-        if i < len(arch.stages):
-            s = arch.stages[i]
-            out += [float(s.mixer == m) for m in MIXERS] + [np.log(s.width), s.depth / 2, np.log(res[i]), np.log(s.mlp_hidden)]
-        else:
-            out += [0.0] * (len(MIXERS) + 4)
-    return np.array(out)
-
-
-def k_center(pool: list[int], k: int, feats: np.ndarray) -> list[int]:
-    """Greedy k-center: start from the arch farthest from the pool's mean, then add the one farthest from all chosen."""
-    F = feats[pool]
-    chosen = [int(np.argmax(np.linalg.norm(F - F.mean(axis=0), axis=1)))]
-    dist = np.linalg.norm(F - F[chosen[0]], axis=1)
-    while len(chosen) < k:
-        j = int(np.argmax(dist))
-        chosen.append(j)
-        dist = np.minimum(dist, np.linalg.norm(F - F[j], axis=1))
-    return [pool[j] for j in chosen]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from nas.latency import predict_latency_batch
     from nas.latency.fit import fit_profile
     from nas.latency.measure import machine_info, read_measurements, read_unit_times
+    from nas.latency.profile import choose_covering
     from nas.latency.validate import accuracy_metrics
 
     started = time.perf_counter()
@@ -75,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     units = {**read_unit_times(OUT / "cpu_fit_units.csv"), **read_unit_times(OUT / "cpu_val_units.csv")}
     archs = [r.arch for r in rows]
     y = np.array([r.median_ms for r in rows])
-    feats = np.stack([descriptor(a) for a in archs])
     spaces = sorted({a.img_size for a in archs})
 
     def within_10(fit_idx: list[int], held: list[int], *, with_units: bool) -> dict[str, float]:
@@ -95,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             fit_idx = [i for s in spaces for i in pool[s][: n // len(spaces)]]
             split["shipped"][n] = within_10(fit_idx, held, with_units=True)
             split["totals_only"][n] = within_10(fit_idx, held, with_units=False)
-        chosen = [i for s in spaces for i in k_center(pool[s], 50 // len(spaces), feats)]
+        index = {a.arch_id: i for i, a in enumerate(archs)}
+        chosen = [index[a.arch_id] for s in spaces for a in choose_covering([archs[i] for i in pool[s]], 50 // len(spaces))]
         split["chosen_50"] = within_10(chosen, held, with_units=True)
         splits.append(split)
         print(f"split {seed}: " + ", ".join(f"{n}: {v['within_10pct']:.0%}" for n, v in split["shipped"].items())

@@ -242,7 +242,8 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
      ("nas.search", ["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
      ("nas.search", ["search.storage=postgresql://nas:s3cret@127.0.0.1:1/nas"], "error: search.storage='postgresql://nas:***@"),
      ("nas.report", ["search.storage=sqlite:////nonexistent/x.db", "search.study_name=x"], "error: search.storage="),
-     ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found")],
+     ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found"),
+     ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']")],
 )
 def test_command_line_bad_input_is_one_line_without_traceback(module, args, fragment, tmp_path):
     where = [f"search.runs_dir={tmp_path}"] if module == "nas.search" else []

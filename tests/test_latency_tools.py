@@ -1,6 +1,7 @@
 """Measurement, calibration and validation of latency predictors (nas.latency.measure / fit / validate)."""
 
 import copy
+import csv
 import dataclasses
 import math
 
@@ -22,7 +23,10 @@ from nas.latency.measure import (
     read_unit_times, unit_of_node, units_of_nodes, write_measurements, write_node_times, write_unit_times,
 )
 from nas.latency.ops import UNIT_SHAPE_FIELDS, enumerate_ops, unit_of, unit_type
-from nas.latency.profile import export_archs, measure_archs, run_profile, sample_archs
+from nas.latency.profile import (
+    COVER_POOL, choose_covering, export_archs, measure_archs, profile_archs, run_profile, sample_archs,
+    to_tool_config,
+)
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
 
 TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConfig(mixer="attn", depth=1, width=16)))
@@ -574,6 +578,47 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     assert all(",1,,,,0," in line for line in lines[1:])  # batch 1, median/p10/p90 empty, n_calls 0
     with pytest.raises(DataError, match="line 2"):  # not filled in yet: median_ms is empty
         read_measurements(template)
+
+
+def _arch(mixer: str, width: int, depth: int = 1) -> ArchConfig:
+    return ArchConfig(stages=(StageConfig(mixer=mixer, depth=depth, width=width, head_dim=8),
+                              StageConfig(mixer=mixer, depth=depth, width=2 * width, head_dim=8)))
+
+
+def test_choose_covering_takes_one_arch_of_each_kind_before_a_second_of_any():
+    # Three kinds of arch, one of them many times over with small variations: a random pick of three would
+    # mostly take the common kind; covering takes each kind once.
+    common = [_arch("pool", 32, depth=d) for d in (1, 2)] + [_arch("pool", w) for w in (24, 40, 48)]
+    pool = [*common, _arch("attn", 128), _arch("conv", 64, depth=3)]
+    chosen = choose_covering(pool, 3)
+    assert len({a.arch_id for a in chosen}) == 3
+    assert sorted(a.stages[0].mixer for a in chosen) == ["attn", "conv", "pool"]
+    assert choose_covering(pool, 3) == chosen  # deterministic
+    assert {a.arch_id for a in choose_covering(pool, len(pool))} == {a.arch_id for a in pool}
+    with pytest.raises(ConfigError, match="n=8 must be between 1 and the 7 archs"):
+        choose_covering(pool, 8)
+
+
+def test_profile_select_cover_measures_the_covering_n_of_a_larger_random_pool(tmp_path, compose_cfg):
+    from hydra import compose, initialize_config_dir
+
+    from nas.latency.profile import register_latency_configs
+    from tests.conftest import CONF_DIR
+
+    register_latency_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="latency", overrides=["hw=cpu", "n=3", "select=cover", "export_only=true",
+                                                        f"out={tmp_path}/x"])
+    tool = to_tool_config(cfg)
+    shape = dict(in_chans=tool.in_chans, img_size=tool.img_size, num_classes=tool.num_classes)
+    pool = sample_archs(tool.space, COVER_POOL * 3, seed=0, **shape)
+    expected = choose_covering(pool, 3)
+    assert profile_archs(tool) == expected
+    assert profile_archs(dataclasses.replace(tool, select="random")) == sample_archs(tool.space, 3, seed=0, **shape)
+    template = run_profile(cfg)  # the measurements template lists the archs to measure, in the order chosen
+    with open(template, newline="") as f:
+        assert [row["arch_id"] for row in csv.DictReader(f)] == [a.arch_id for a in expected]
+    assert sorted(p.stem for p in (tmp_path / "x").glob("*.onnx")) == sorted(a.arch_id for a in expected)
 
 
 @pytest.mark.parametrize("space_name", ["metaformer_t", "metaformer_s"])
