@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = [r.arch for r in rows]
     y = np.array([r.median_ms for r in rows])
     spaces = sorted({a.img_size for a in archs})
+    index = {a.arch_id: i for i, a in enumerate(archs)}  # choose_covering returns archs; the splits use positions
 
     def within_10(fit_idx: list[int], held: list[int], *, with_units: bool) -> dict[str, float]:
         fa = [archs[i] for i in fit_idx]
@@ -68,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
             fit_idx = [i for s in spaces for i in pool[s][: n // len(spaces)]]
             split["shipped"][n] = within_10(fit_idx, held, with_units=True)
             split["totals_only"][n] = within_10(fit_idx, held, with_units=False)
-        index = {a.arch_id: i for i, a in enumerate(archs)}
         chosen = [index[a.arch_id] for s in spaces for a in choose_covering([archs[i] for i in pool[s]], 50 // len(spaces))]
         split["chosen_50"] = within_10(chosen, held, with_units=True)
         splits.append(split)

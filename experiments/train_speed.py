@@ -50,7 +50,7 @@ import optuna
 import torch
 import torch.nn.functional as F
 
-from nas.arch import ArchConfig, StageConfig
+from nas.arch import MIXERS, ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
 from nas.latency.ops import count_macs
@@ -383,7 +383,7 @@ def main() -> None:
     ap.add_argument("--shared-process", action="store_true", help="single-process variants in this process (the former protocol)")
     ap.add_argument("--name", default="train_speed", help="results basename under experiments/results/")
     ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
-    ap.add_argument("--acc-mixer", default=None, choices=["identity", "pool", "sepconv", "conv", "attn"],
+    ap.add_argument("--acc-mixer", default=None, choices=MIXERS,
                     help="accuracy check only on candidates with a stage of this mixer")
     ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = ap.parse_args()
