@@ -9,9 +9,14 @@
                                                              # --reuse to report how far that session's medians move
     python experiments/latency_predictor.py --tag xeon       # another machine: all of the above with --tag, into
                                                              # cpu_xeon_* files; conf/hw/cpu.yaml stays, checked against it
+    python experiments/latency_predictor.py --select cover   # the fit archs as `profile select=cover` chooses them, the
+                                                             # random 50 re-timed beside them: cpu_cover_* files (+ --units)
 
 1. Samples 50 fit architectures (25 from space=metaformer_t at 28x28x1, 25 from metaformer_s at
-   64x64x3) and 100 *other* validation architectures (50 + 50), all distinct.
+   64x64x3) and 100 *other* validation architectures (50 + 50), all distinct. `--select cover`: the 25 per space
+   are those of 50 random ones (the first 25 of which are the random fit archs) that cover the space best
+   (`nas.latency.profile.choose_covering`, what `profile select=cover` measures); the random 50 are timed in the
+   same session too, and fitted the same way, for a like-for-like comparison.
 2. Measures all 150 in one interleaved session (the profile's runtime: OpenVINO CPU, 1 thread, batch 1),
    then times the validation set's same files a second time, to show the measurement noise floor.
 3. Fits the calibrated profile on the 50 and writes it into conf/hw/<hw>.yaml.
@@ -40,7 +45,8 @@ from omegaconf import OmegaConf
 from nas.latency import predict_latency_batch
 from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile
 from nas.latency.measure import machine_info, measured_on, read_measurements, session_spread, write_measurements
-from nas.latency.profile import CONF_DIR, measure_archs, register_latency_configs, sample_archs
+from nas.latency.profile import (COVER_POOL, CONF_DIR, SELECTIONS, choose_covering, measure_archs,
+                                register_latency_configs, sample_archs)
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
@@ -77,22 +83,36 @@ def profile_all_nodes(archs: list, hw) -> list:
 
 
 def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool = False, rerun: bool = False,
-         tag: str = "") -> None:
+         tag: str = "", select: str = "random") -> None:
     started = time.perf_counter()
-    # Files of this benchmark: <hw>_* for the machine the shipped profile is fitted on, <hw>_<tag>_* for another one.
-    name = f"{hw_name}_{tag}" if tag else hw_name
+    # Files of this benchmark: <hw>_* for the machine the shipped profile is fitted on, <hw>_<tag>_* for another one,
+    # <hw>[_<tag>]_cover_* for the covering fit set (a session of its own).
+    name = "_".join([hw_name] + ([tag] if tag else []) + ([select] if select != "random" else []))
+    separate = name != hw_name  # a session whose fit leaves conf/hw alone and is checked against it
+    flags = (f" --tag {tag}" if tag else "") + (f" --select {select}" if select != "random" else "")
     # Measure and fit against the datasheet prior, whatever the file holds now.
     hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw).without_calibration()
-    fit, val = [], []
+    fit, val, random_fit = [], [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
         space = OmegaConf.to_object(_compose(f"space={space_name}").space)
         f = sample_archs(space, 25, seed=100 + k, num_classes=10, **shape)
+        random_fit += f
+        if select == "cover":
+            pool = sample_archs(space, COVER_POOL * 25, seed=100 + k, num_classes=10, **shape)
+            assert pool[:25] == f  # draws are sequential: the random fit archs open the pool
+            f, exclude = choose_covering(pool, 25), pool
+        else:
+            exclude = f
         fit += f
-        val += sample_archs(space, 50, seed=200 + k, num_classes=10, exclude=f, **shape)
-    assert not {a.arch_id for a in fit} & {a.arch_id for a in val}
+        val += sample_archs(space, 50, seed=200 + k, num_classes=10, exclude=exclude, **shape)
+    assert not {a.arch_id for a in fit + random_fit} & {a.arch_id for a in val}
+    # With --select cover, the random fit archs that the covering set did not take, timed in the same session.
+    fit_ids = {a.arch_id for a in fit}
+    random_extra = [a for a in random_fit if a.arch_id not in fit_ids] if select != "random" else []
     if units:  # the per-unit profiles only; the totals stay those of the committed CSVs
         t0 = time.perf_counter()
-        for csv_name, archs in ((f"{name}_fit_units", fit), (f"{name}_val_units", val)):
+        # The fit file also holds the random fit archs of a --select cover session (for their own fit).
+        for csv_name, archs in ((f"{name}_fit_units", fit + random_extra), (f"{name}_val_units", val)):
             print(f"wrote {profile_all_units(archs, hw, csv_name)}")
         print(f"per-unit profiles in {time.perf_counter() - t0:.0f} s")
         return
@@ -119,26 +139,35 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             {"rerun_date": str(date.today()), "rerun_wall_s": time.perf_counter() - t0, "rerun_machine": machine_info()}, indent=2) + "\n")
         print(f"re-timed in {time.perf_counter() - t0:.0f} s; now run with --reuse to report it")
         return
+    random_rows = []
     if reuse:
         fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
         assert [r.arch for r in fit_rows] == fit and [r.arch for r in val_rows] == val, "CSVs are from other samples"
+        if random_extra:
+            random_rows = read_measurements(OUT / f"{name}_random_fit.csv")
+            assert [r.arch for r in random_rows] == random_fit, "CSVs are from other samples"
     else:
         with tempfile.TemporaryDirectory() as exports:  # the second session re-times the same files
-            rows = measure_archs(fit + val, hw, export_dir=Path(exports))
-            fit_rows, val_rows = rows[: len(fit)], rows[len(fit) :]
+            rows = measure_archs(fit + random_extra + val, hw, export_dir=Path(exports))
+            fit_rows, val_rows = rows[: len(fit)], rows[len(fit) + len(random_extra) :]
+            if random_extra:
+                by_id = {r.arch.arch_id: r for r in rows[: len(fit) + len(random_extra)]}
+                random_rows = [by_id[a.arch_id] for a in random_fit]
             repeat_rows = measure_archs(val, hw, export_dir=Path(exports))  # same archs, second session: the noise floor
         OUT.mkdir(parents=True, exist_ok=True)
-        for n, rows_n in (("fit", fit_rows), ("val", val_rows), ("val_repeat", repeat_rows)):
-            write_measurements(OUT / f"{name}_{n}.csv", rows_n)
+        for n, rows_n in (("fit", fit_rows), ("val", val_rows), ("val_repeat", repeat_rows), ("random_fit", random_rows)):
+            if rows_n:
+                write_measurements(OUT / f"{name}_{n}.csv", rows_n)
 
     # Per-unit profiles of the same 50 archs (`--units`, OpenVINO fp32 only), when they were taken.
     units_csv = OUT / f"{name}_fit_units.csv"
-    unit_times = None
+    unit_times = random_units = None
     if units_csv.is_file():
         from nas.latency.measure import read_unit_times
 
         by_id = read_unit_times(units_csv)
         unit_times = [by_id.get(r.arch.arch_id) for r in fit_rows]
+        random_units = [by_id.get(r.arch.arch_id) for r in random_rows]
     totals_only = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw)
     # The shipped method: unit times kept only if they predict held-out totals better (check_units).
     result = (fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
@@ -148,15 +177,15 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{name}_fit.csv"
             + (f" + {units_csv.name}, {result.n_units} unit times" if result.n_units else "") + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
-    # Another machine's session (--tag) leaves the shipped profile alone and is checked against it.
-    shipped = OmegaConf.to_object(_compose(f"hw={hw_name}").hw) if tag else None
-    written = OUT / f"{name}.yaml" if tag else hw_yaml
+    # Another machine's session (--tag) or fit set (--select) leaves the shipped profile alone and is checked against it.
+    shipped = OmegaConf.to_object(_compose(f"hw={hw_name}").hw) if separate else None
+    written = OUT / f"{name}.yaml" if separate else hw_yaml
     machine = measured_on(fit_rows + val_rows + repeat_rows, what=name)
     written.write_text((f"# conf/hw/{hw_name}.yaml's datasheet prior (its comments describe the machine that file is fitted "
-                        f"on),\n# calibrated on {machine} by `python experiments/latency_predictor.py --tag {tag}`\n" if tag else "")
+                        f"on),\n# calibrated on {machine} by `python experiments/latency_predictor.py{flags}`\n" if separate else "")
                        + calibrated_yaml(hw_yaml.read_text(), dataclasses.replace(result.profile, calibrated_on=machine),
                                          note=note))
-    written_text = f"experiments/results/latency/{name}.yaml" if tag else f"conf/hw/{hw_name}.yaml"
+    written_text = f"experiments/results/latency/{name}.yaml" if separate else f"conf/hw/{hw_name}.yaml"
 
     measured = [r.median_ms for r in val_rows]
     archs = [r.arch for r in val_rows]
@@ -173,9 +202,14 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                                residual_trees=0)
         no_spill = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw, unit_times=unit_times,
                                weight_spill=False)
-        extra = {"the same without weight_spill" + ("" if tag else " (shipped before)"): no_spill.profile,
+        extra = {"the same without weight_spill" + ("" if separate else " (shipped before)"): no_spill.profile,
                  "the same without residual trees": no_trees.profile, "predictor fitted on totals only": totals_only.profile,
                  **extra}
+    random_key = "the same method fitted on the random 50 (same session)"
+    if random_rows:  # like for like: the benchmark's random fit archs, timed beside the covering set
+        random_result = fit_profile([r.arch for r in random_rows], [r.median_ms for r in random_rows], hw,
+                                    unit_times=random_units, check_units=bool(unit_times))
+        extra = {random_key: random_result.profile, **extra}
     results = compare_predictors(archs, measured, result.profile, extra=extra)
     repeat = np.array([r.median_ms for r in repeat_rows])
     noise = np.abs(repeat - np.array(measured)) / np.array(measured)
@@ -247,7 +281,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     )
     summary = {
         "command": "python experiments/latency_predictor.py" + ("" if hw_name == "cpu" else f" --hw {hw_name}")
-                   + (f" --tag {tag}" if tag else "")
+                   + flags
                    + (" --reuse  (refit and validation from the committed measurement CSVs)" if reuse else ""),
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
@@ -292,6 +326,11 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
            f"({summary['measurement']['machine']}).  "] if "measurement" in summary else []),
         f"Runtime: {summary['runtime']}. Fit on {len(fit_rows)} archs, validated on {len(val_rows)} other archs "
         f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
+        *([f"Fit archs as `python -m nas.latency.profile select={select}` chooses them: per space, the 25 of "
+           f"{COVER_POOL * 25} random archs (the first 25 of which are the random fit archs of the plain benchmark) that "
+           "spread most over the space (`nas.latency.profile.choose_covering`). The random fit archs were timed in the "
+           f"same session (`{name}_random_fit.csv`) and fitted the same way: the row '{random_key}'.", ""]
+          if random_rows else []),
         *([f"The predictor (the profile written to {written_text}) is fitted on the 50 totals plus the per-unit times "
            f"of the same 50 archs ({summary['fit_unit_times']} blocks, downsamplings, stems and heads from OpenVINO's per-node "
            f"profile, `{summary['units_csv']}`, taken with `--units`): per-unit-type op costs from the unit times, then one "
@@ -341,7 +380,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "No predictor can be checked more tightly than that. Single calls spread around each arch's median "
         "((p90 - p10) / median, the median over archs) by "
         + ", ".join(f"{v:.0%} in `{k}`" for k, v in summary["noise_floor"]["spread"].items()) + ".", "",
-        *(_another_session_md(another_session, name, len(all_rows), tag=tag) if another_session else []),
+        *(_another_session_md(another_session, name, len(all_rows), flags=flags) if another_session else []),
         f"Batch prediction speed (calibrated; one `predict_latency_batch` call on {speed['n']} sampled archs; median of "
         f"{speed['repeats']} runs, range in brackets): " + ", ".join(
             f"{label} {speed[k]:,.0f}/s [{speed[k + '_range'][0]:,.0f}-{speed[k + '_range'][1]:,.0f}]" for k, label in (
@@ -378,11 +417,11 @@ def batch_speed(archs: list, hw, *, before: list, repeats: int = 5) -> dict:
             "n": len(archs), "n_before": len(before), "repeats": repeats}
 
 
-def _another_session_md(day: dict, name: str, n: int, *, tag: str = "") -> list[str]:
+def _another_session_md(day: dict, name: str, n: int, *, flags: str = "") -> list[str]:
     return [
         "## Another session", "",
         f"The same {n} archs re-timed on {day['rerun_date']} with the same protocol, in one session "
-        f"(`python experiments/latency_predictor.py --rerun{f' --tag {tag}' if tag else ''}`, {day['rerun_wall_s'] / 60:.0f} min; "
+        f"(`python experiments/latency_predictor.py --rerun{flags}`, {day['rerun_wall_s'] / 60:.0f} min; "
         f"`{name}_fit_rerun.csv`, "
         f"`{name}_val_rerun.csv`; {day['rerun_machine'].split(';')[0]}). In that session the machine ran them "
         f"{abs(day['median_ratio'] - 1):.0%} {'slower' if day['median_ratio'] >= 1 else 'faster'} (median ratio "
@@ -410,6 +449,9 @@ if __name__ == "__main__":
     ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
     ap.add_argument("--tag", default="", help="another machine's session: files <hw>_<tag>_*, its fit written to "
                     "experiments/results/latency/<hw>_<tag>.yaml (conf/hw stays), checked against the shipped profile")
+    ap.add_argument("--select", default="random", choices=SELECTIONS, help="how the 50 fit archs are chosen (as in "
+                    "`python -m nas.latency.profile select=...`); cover: files <hw>_cover_*, conf/hw stays")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     args = ap.parse_args()
-    main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun, tag=args.tag)
+    main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun, tag=args.tag,
+         select=args.select)

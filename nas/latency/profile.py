@@ -130,7 +130,8 @@ def choose_covering(archs: Sequence[ArchConfig], n: int) -> list[ArchConfig]:
 
     For calibration: a fit learns from the shapes it has seen, and held-out archs unlike any measured one are
     where it errs (on hw=cpu, 50 chosen this way from 100 gave +1.8 points within +-10% over 50 random ones, mean
-    of 20 splits, standard error 1.0; experiments/results/latency/learning_curve_cpu.md).
+    of 20 splits, standard error 1.0; experiments/results/latency/learning_curve_cpu.md; in one fresh timing
+    session -2 points against the random 50 timed beside them: predictor_cpu_cover.md).
     """
     if not 1 <= n <= len(archs):
         raise ConfigError(f"n={n} must be between 1 and the {len(archs)} archs to choose from")
