@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -11,6 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """How the benchmark was run, for its results: `python experiments/<script> <args>`, each argument quoted as a
+    shell needs it (a Hydra override with spaces or brackets stays one argument). `argv`: the script's arguments
+    (default: this process's)."""
+    return "python " + shlex.join([f"experiments/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
 def compose_run(*overrides: str):

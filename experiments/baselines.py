@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
 from nas.families import FAMILIES, SCALES, family_arch  # noqa: E402  (the hand-made families live in the package)
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {arch.summary()} int8 test {rows[-1]['test_int8']:.4f} at {rows[-1]['latency_ms']:.3f} ms "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         result = {
-            "command": "python experiments/baselines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": command_line("baselines.py", argv),
             "machine": f"{machine_info()}; torch {torch.__version__}", "run_dir": str(run_dir),
             "minutes": (time.perf_counter() - started) / 60,
             "reused": reused, "out_dir": str(out_dir), "recipe": list(args.recipe),

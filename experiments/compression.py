@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
 
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = [row_a(c) for c in rows_a], [row_b(c) for c in rows_b]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     result = {
-        "command": " ".join(["python experiments/compression.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line("compression.py", argv),
         "recover_epochs": cpu.compress.recover.epochs, "machine": machine_info(), "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started, "run_dir": str(run_dir),
         "int8": a, "prune_50pct_cpu": b, "edge_npu_channel_pruning_floor": floors,

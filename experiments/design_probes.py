@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.arch import ArchConfig, StageConfig
+from nas.arch import MIXERS, ArchConfig, StageConfig
 from nas.config import DataConfig, TrainConfig
 from nas.data import load_dataset
 from nas.latency.measure import machine_info, make_runner, read_measurements, time_runners
@@ -57,7 +57,7 @@ def recipe() -> list[dict]:
 def mixer_throughput() -> list[dict]:
     torch.set_num_threads(2)
     rows = []
-    for mixer in ("identity", "pool", "sepconv", "conv", "attn"):
+    for mixer in MIXERS:
         arch = ArchConfig(stages=(StageConfig(mixer=mixer, depth=2, width=32, head_dim=8, mlp_ratio=4),
                                   StageConfig(mixer="sepconv", depth=2, width=48, mlp_ratio=4),
                                   StageConfig(mixer="attn", depth=1, width=128, head_dim=32, mlp_ratio=3)))

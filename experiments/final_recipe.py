@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
 if TYPE_CHECKING:
     from nas.arch import ArchConfig
@@ -217,7 +217,7 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     best = max((r["test_int8_openvino"] or 0.0) for r in results)
     edge_ms = predict_latency(arch, run.hw).total_ms
     result = {
-        "command": "python experiments/final_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("final_recipe.py", argv),
         "machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started,
         "run_dir": src.where, "arch_id": arch.arch_id, "summary": arch.summary(), "params": src.params,
         "stem": f"{arch.stem_kernel}x{arch.stem_kernel} stride {arch.stem_stride}",

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import write_results  # (also puts the project on sys.path)
+from _common import command_line, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                          "predicted_ms": float(predicted[i]), "error": errors[i], **prof,
                          "predicted_by_kind_us": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))})
             print(json.dumps(rows[-1])[:300], flush=True)
-    result = {"command": "python experiments/latency_nodes.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": command_line("latency_nodes.py", argv),
               "machine": machine_info(), "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started,
               "runtime": f"{profile.runtime} {profile.precision}, {profile.threads} thread(s)", "rows": rows}
     write_results("nodes_cpu", result, render_md=render_md, folder=OUT)

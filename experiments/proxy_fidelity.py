@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
 # name -> (Hydra overrides of the train group, training seed). The last two are the reference (the search's
 # proxy when this was measured: 2 epochs) and its re-run with another seed.
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{arch.arch_id} {name}: val {rows[name][-1]['val_acc']:.4f} ({rows[name][-1]['seconds']:.0f} s)", flush=True)
     info = [{"arch_id": a.arch_id, "summary": a.summary(), "latency_ms": predict_latency(a, run.hw).total_ms} for a in archs]
     result = {
-        "command": "python experiments/proxy_fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("proxy_fidelity.py", argv),
         "machine": f"{machine_info()}; torch {torch.__version__}", "minutes": (time.perf_counter() - started) / 60,
         "reused": reused, "jobs": len(archs) * len(RECIPES), "out_dir": str(out_dir), "sample_seed": args.sample_seed,
         "archs": info, "rows": rows, "recipes": analyse(info, rows),

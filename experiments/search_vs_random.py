@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
 
 SAMPLERS = ("tpe", "nsga2", "random")
 DEFAULT_RECIPE = ("train.epochs=1", "train.subset=5000")
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         result = {
-            "command": "python experiments/search_vs_random.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": command_line("search_vs_random.py", argv),
             "machine": f"{machine_info()}; torch {torch.__version__}",
             "minutes": (time.perf_counter() - started) / 60, "trials": args.trials, "recipe": list(recipe),
             "samplers": args.samplers, "seeds": args.seeds, "reference": reference, "runs": runs, "name": args.name,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, write_results  # noqa: E402
+from _common import ROOT, command_line, write_results  # noqa: E402
 
 TRAINING = "channels_last+bf16+malloc"  # train_speed.py's name for what nas.train.fit does by default
 BIND = {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
@@ -138,7 +137,7 @@ def main() -> None:
         ap.error(f"--settings: {bad} unknown; allowed: {', '.join(SETTINGS)}")
     started = time.perf_counter()
     rows = measure(args.models.split(","), settings, rounds=args.rounds, steps=args.steps)
-    result = {"command": "python " + shlex.join(["experiments/thread_settings.py", *sys.argv[1:]]),
+    result = {"command": command_line("thread_settings.py"),
               "machine": f"{machine_info()}; torch {torch.__version__}", "rounds": args.rounds, "steps": args.steps,
               "minutes": (time.perf_counter() - started) / 60, "rows": rows}
     write_results(args.name, result, render_md=render)

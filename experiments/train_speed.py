@@ -94,7 +94,7 @@ def median_candidate(space_yaml: Path = DEFAULT_SPACE, *, n: int = 51, seed: int
 
 def models() -> dict[str, ArchConfig]:
     out = {}
-    for mixer in ("identity", "pool", "sepconv", "conv", "attn"):  # as in design_probes.py
+    for mixer in MIXERS:  # one model per mixer in stage 0, as in design_probes.py
         out[f"stage-0 {mixer}"] = ArchConfig(stages=(
             StageConfig(mixer=mixer, depth=2, width=32, head_dim=8, mlp_ratio=4),
             StageConfig(mixer="sepconv", depth=2, width=48, mlp_ratio=4),
@@ -393,7 +393,9 @@ def main() -> None:
     started = time.perf_counter()
     rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps, shared=args.shared_process)
     accuracy = accuracy_check(args.acc_models, mixer=args.acc_mixer) if args.acc_models else []
-    result = {"command": "python " + " ".join(["experiments/train_speed.py", *sys.argv[1:]]), "rounds": args.rounds,
+    from _common import command_line  # run as a script: experiments/ is on sys.path
+
+    result = {"command": command_line("train_speed.py"), "rounds": args.rounds,
               "steps": args.steps, "protocol": "shared process" if args.shared_process else "process per variant", "machine": f"{machine_info()}; torch {torch.__version__}",
               "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy,
               "acc_mixer": args.acc_mixer}
