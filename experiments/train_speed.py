@@ -310,7 +310,7 @@ def render(result: dict) -> str:
     acc = result.get("accuracy") or []
     if acc:
         lines += ["", "## Accuracy of bf16 training (Fashion-MNIST, default proxy recipe)", "",
-                  f"Candidates of the default space"
+                  "Candidates of the default space"
                   + (f" with a stage of mixer `{result['acc_mixer']}`" if result.get("acc_mixer") else "")
                   + f" at MAC-count quantiles, trained by `nas.train.train_candidate` with "
                   f"conf/train/default.yaml ({acc[0]['recipe']}, channels-last, 2 threads, seed 0), once in float32 "
