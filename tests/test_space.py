@@ -128,3 +128,21 @@ def test_every_family_but_vit_is_in_the_default_space(compose_cfg):
         assert rebuilt.arch_id == arch.arch_id, name
     with pytest.raises(ConfigError, match="model family 'convformer-XL' is unknown; allowed: "):
         family_arch("convformer-XL")
+
+
+def test_stride1_stem_override_reaches_full_resolution_models(compose_cfg):
+    # README: `'space.stem_strides=[1,2]'` lets the search find stride-1-stem models such as the ConvFormer-L of
+    # final_recipe_stem1_kd.md, which the default space cannot express.
+    import torch
+
+    from nas.families import family_arch
+    from nas.model import build_model
+
+    stem1 = family_arch("convformer-L").replace(stem_stride=1)
+    with pytest.raises(ConfigError, match=r"stem_stride=1 is not in space 'metaformer_t'"):
+        arch_params(stem1, OmegaConf.to_object(compose_cfg().space))
+    space = OmegaConf.to_object(compose_cfg("space.stem_strides=[1,2]").space)
+    validate_space(space)
+    rebuilt = sample_arch(optuna.trial.FixedTrial(arch_params(stem1, space)), space, in_chans=1, img_size=28, num_classes=10)
+    assert rebuilt.arch_id == stem1.arch_id and rebuilt.stage_resolutions()[0] == 28
+    assert build_model(rebuilt).eval()(torch.rand(2, 1, 28, 28)).shape == (2, 10)
