@@ -249,8 +249,9 @@ class ArchConfig(_CachedHash):
         return hashlib.sha1(self.to_json().encode()).hexdigest()[:10]
 
     def summary(self) -> str:
-        """Short human-readable form for tables and hover texts."""
-        parts = []
+        """Short human-readable form for tables and hover texts: norm/act, the stem (kernel, stride), then per stage
+        mixer, kernel or heads, depth, width and MLP ratio, e.g. `bn/relu stemk3s2 | sepconvk5x2@32r4 | attnh4x1@64r3`."""
+        parts = [f"stemk{self.stem_kernel}s{self.stem_stride}"]  # the stride sets every stage's resolution
         for s in self.stages:
             extra = f"k{s.kernel}" if s.mixer in KERNEL_MIXERS else (f"h{s.heads}" if s.mixer == "attn" else "")
             parts.append(f"{s.mixer}{extra}x{s.depth}@{s.width}r{s.mlp_ratio:g}")

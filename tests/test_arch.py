@@ -27,6 +27,13 @@ def test_arch_id_is_stable_short_hex_and_changes_with_the_spec():
     assert a.arch_id != _arch(act="gelu").arch_id
 
 
+def test_summary_names_stem_and_every_stage():
+    a = _arch(stem_kernel=3, stem_stride=2)
+    assert a.summary() == "bn/relu stemk3s2 | sepconvk5x1@16r4 | attnh2x2@32r4"
+    # The stem stride sets every stage's resolution (and so the latency): archs differing only there read apart.
+    assert _arch(stem_kernel=3, stem_stride=1).summary() == "bn/relu stemk3s1 | sepconvk5x1@16r4 | attnh2x2@32r4"
+
+
 def test_irrelevant_fields_do_not_change_the_id():
     # kernel means nothing to attention, head_dim nothing to sepconv: same network, same id.
     a = ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=32, head_dim=16, kernel=3),))
