@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from _common import command_line, write_results  # (also puts the project on sys.path)
+from latency_learning_curve import N_HELD_OUT, committed_measurements, split  # the grid uses the learning curve's splits
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 SPLITS = 20
-N_HELD_OUT = 25  # per space, in the grid's splits
 GRID = ((25, 25), (22, 28), (20, 30), (18, 32), (15, 35), (10, 40))  # (metaformer_t, metaformer_s) archs in the fit
 CHOSEN = (20, 30)
 FRESH = ((25, 25), CHOSEN)  # the allocations fitted in the fresh session
@@ -43,20 +43,14 @@ def grid(hw) -> dict:
     """Within +-10% of the shipped method on held-out archs for each allocation in GRID, per split."""
     from nas.latency import predict_latency_batch
     from nas.latency.fit import fit_profile
-    from nas.latency.measure import read_measurements, read_unit_times
 
-    rows = read_measurements(OUT / "cpu_fit.csv") + read_measurements(OUT / "cpu_val.csv")
-    units = {**read_unit_times(OUT / "cpu_fit_units.csv"), **read_unit_times(OUT / "cpu_val_units.csv")}
-    archs = [r.arch for r in rows]
-    y = np.array([r.median_ms for r in rows])
+    archs, y, units = committed_measurements()
     t_size, s_size = sorted({a.img_size for a in archs})  # metaformer_t is at 28x28, metaformer_s at 64x64
     out: dict[str, list] = {f"{t}+{s}": [] for t, s in GRID}
     for seed in range(SPLITS):
-        order = np.random.default_rng(seed).permutation(len(archs))
-        by_space = {size: [int(i) for i in order if archs[i].img_size == size] for size in (t_size, s_size)}
-        held = [i for size in (t_size, s_size) for i in by_space[size][:N_HELD_OUT]]
+        held, pool = split(archs, seed)  # the learning curve's splits: N_HELD_OUT per space held out first
         for t, s in GRID:
-            fit = by_space[t_size][N_HELD_OUT : N_HELD_OUT + t] + by_space[s_size][N_HELD_OUT : N_HELD_OUT + s]
+            fit = pool[t_size][:t] + pool[s_size][:s]
             fa = [archs[i] for i in fit]
             profile = fit_profile(fa, y[fit], hw, unit_times=[units.get(a.arch_id) for a in fa]).profile
             hit = np.abs(predict_latency_batch([archs[i] for i in held], profile) / y[held] - 1) <= 0.10
@@ -124,15 +118,17 @@ def fresh_session(hw, *, reuse: bool) -> dict:
         profiles[f"fitted on {t} metaformer_t + {s} metaformer_s"] = result.profile
     shipped = OmegaConf.to_object(_compose("hw=cpu").hw)
     measured = [r.median_ms for r in val_rows]
-    first, *others = profiles.items()
-    extra = {**dict(others), "shipped conf/hw/cpu.yaml (fitted in another session)": shipped}
-    validation = compare_predictors(val_all, measured, first[1], extra=extra)
-    validation = {(first[0] if k.startswith("predictor (") else k): v for k, v in validation.items()}
-    per_space = {}
-    for space_name, archs in val.items():
-        idx = [i for i, a in enumerate(val_all) if a in archs]
-        r = compare_predictors([val_all[i] for i in idx], [measured[i] for i in idx], first[1], extra=dict(others))
-        per_space[space_name] = {(first[0] if k.startswith("predictor (") else k): v for k, v in r.items()}
+    (first, first_profile), *others = profiles.items()
+
+    def check(archs: list, ms: list, extra: dict) -> dict:  # compare_predictors, its first row named as in `profiles`
+        r = compare_predictors(archs, ms, first_profile, extra=extra)
+        return {(first if k == f"predictor ({first_profile.name})" else k): v for k, v in r.items()}
+
+    validation = check(val_all, measured, {**dict(others), "shipped conf/hw/cpu.yaml (fitted in another session)": shipped})
+    per_space, start = {}, 0
+    for space_name, archs in val.items():  # val_all is the spaces' archs one after another
+        per_space[space_name] = check(archs, measured[start : start + len(archs)], dict(others))
+        start += len(archs)
     repeat = np.array([r.median_ms for r in repeat_rows])
     noise = np.abs(repeat - np.array(measured)) / np.array(measured)
     return {

@@ -33,22 +33,37 @@ SIZES = (10, 20, 30, 40, 50, 70, 100)
 N_HELD_OUT = 25  # per space
 
 
+def committed_measurements() -> tuple[list, np.ndarray, dict[str, dict[str, float]]]:
+    """The benchmark's 150 archs (`cpu_fit.csv` + `cpu_val.csv`), their medians (ms) and their unit times by arch id."""
+    from nas.latency.measure import read_measurements, read_unit_times
+
+    rows = read_measurements(OUT / "cpu_fit.csv") + read_measurements(OUT / "cpu_val.csv")
+    units = {**read_unit_times(OUT / "cpu_fit_units.csv"), **read_unit_times(OUT / "cpu_val_units.csv")}
+    return [r.arch for r in rows], np.array([r.median_ms for r in rows]), units
+
+
+def split(archs: list, seed: int) -> tuple[list[int], dict[int, list[int]]]:
+    """One seeded split of `archs` (positions): N_HELD_OUT held out per input size (space), then per input size the
+    rest in the same seeded order, the pool that fits draw their first n from (so fits of growing n are nested)."""
+    order = np.random.default_rng(seed).permutation(len(archs))
+    by_space = {size: [int(i) for i in order if archs[i].img_size == size] for size in sorted({a.img_size for a in archs})}
+    held = [i for ids in by_space.values() for i in ids[:N_HELD_OUT]]
+    return held, {size: ids[N_HELD_OUT:] for size, ids in by_space.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.parse_args(argv)
     from latency_unit_models import prior_hw
     from nas.latency import predict_latency_batch
     from nas.latency.fit import fit_profile
-    from nas.latency.measure import machine_info, read_measurements, read_unit_times
+    from nas.latency.measure import machine_info
     from nas.latency.profile import choose_covering
     from nas.latency.validate import accuracy_metrics
 
     started = time.perf_counter()
     hw = prior_hw()
-    rows = read_measurements(OUT / "cpu_fit.csv") + read_measurements(OUT / "cpu_val.csv")
-    units = {**read_unit_times(OUT / "cpu_fit_units.csv"), **read_unit_times(OUT / "cpu_val_units.csv")}
-    archs = [r.arch for r in rows]
-    y = np.array([r.median_ms for r in rows])
+    archs, y, units = committed_measurements()
     spaces = sorted({a.img_size for a in archs})
     index = {a.arch_id: i for i, a in enumerate(archs)}  # choose_covering returns archs; the splits use positions
 
@@ -60,20 +75,17 @@ def main(argv: list[str] | None = None) -> int:
 
     splits = []
     for seed in range(SPLITS):
-        order = np.random.default_rng(seed).permutation(len(archs))
-        by_space = {s: [int(i) for i in order if archs[i].img_size == s] for s in spaces}
-        held = [i for s in spaces for i in by_space[s][:N_HELD_OUT]]
-        pool = {s: by_space[s][N_HELD_OUT:] for s in spaces}
-        split = {"seed": seed, "shipped": {}, "totals_only": {}}
+        held, pool = split(archs, seed)
+        result_split = {"seed": seed, "shipped": {}, "totals_only": {}}
         for n in SIZES:
             fit_idx = [i for s in spaces for i in pool[s][: n // len(spaces)]]
-            split["shipped"][n] = within_10(fit_idx, held, with_units=True)
-            split["totals_only"][n] = within_10(fit_idx, held, with_units=False)
+            result_split["shipped"][n] = within_10(fit_idx, held, with_units=True)
+            result_split["totals_only"][n] = within_10(fit_idx, held, with_units=False)
         chosen = [index[a.arch_id] for s in spaces for a in choose_covering([archs[i] for i in pool[s]], 50 // len(spaces))]
-        split["chosen_50"] = within_10(chosen, held, with_units=True)
-        splits.append(split)
-        print(f"split {seed}: " + ", ".join(f"{n}: {v['within_10pct']:.0%}" for n, v in split["shipped"].items())
-              + f"; chosen 50: {split['chosen_50']['within_10pct']:.0%}", flush=True)
+        result_split["chosen_50"] = within_10(chosen, held, with_units=True)
+        splits.append(result_split)
+        print(f"split {seed}: " + ", ".join(f"{n}: {v['within_10pct']:.0%}" for n, v in result_split["shipped"].items())
+              + f"; chosen 50: {result_split['chosen_50']['within_10pct']:.0%}", flush=True)
 
     result = {"command": "python experiments/latency_learning_curve.py", "machine": machine_info(),
               "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - started, "sizes": list(SIZES),

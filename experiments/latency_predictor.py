@@ -143,14 +143,14 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     if reuse:
         fit_rows, val_rows, repeat_rows = (read_measurements(OUT / f"{name}_{n}.csv") for n in ("fit", "val", "val_repeat"))
         assert [r.arch for r in fit_rows] == fit and [r.arch for r in val_rows] == val, "CSVs are from other samples"
-        if random_extra:
+        if select != "random":
             random_rows = read_measurements(OUT / f"{name}_random_fit.csv")
             assert [r.arch for r in random_rows] == random_fit, "CSVs are from other samples"
     else:
         with tempfile.TemporaryDirectory() as exports:  # the second session re-times the same files
             rows = measure_archs(fit + random_extra + val, hw, export_dir=Path(exports))
             fit_rows, val_rows = rows[: len(fit)], rows[len(fit) + len(random_extra) :]
-            if random_extra:
+            if select != "random":
                 by_id = {r.arch.arch_id: r for r in rows[: len(fit) + len(random_extra)]}
                 random_rows = [by_id[a.arch_id] for a in random_fit]
             repeat_rows = measure_archs(val, hw, export_dir=Path(exports))  # same archs, second session: the noise floor
