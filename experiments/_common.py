@@ -32,6 +32,17 @@ def compose_run(*overrides: str):
         return structured(compose("search", overrides=list(overrides)), RunConfig)
 
 
+def compose_latency(*overrides: str):
+    """The config of `python -m nas.latency.profile <overrides>` (Hydra's `latency` config: `hw`, `space`, ...)."""
+    from hydra import compose, initialize_config_dir
+
+    from nas.latency.profile import CONF_DIR, register_latency_configs
+
+    register_latency_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="latency", overrides=list(overrides))
+
+
 def write_results(stem: str, result: dict[str, Any], *, render_md: Callable[[dict], str],
                   render_plot: Callable[[dict, Path], None] | None = None, folder: Path = RESULTS) -> None:
     """Write <folder>/<stem>.json, .png (if a plot) and .md (folder: experiments/results), and print the Markdown."""

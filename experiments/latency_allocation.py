@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import command_line, write_results  # (also puts the project on sys.path)
+from _common import command_line, compose_latency, write_results  # (also puts the project on sys.path)
 from latency_learning_curve import N_HELD_OUT, committed_measurements, split  # the grid uses the learning curve's splits
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
@@ -63,7 +63,7 @@ def grid(hw) -> dict:
 def fresh_archs() -> tuple[dict[str, list], dict[str, list]]:
     """Per space: the fit archs (the benchmark's seed, as many as the allocations in FRESH need: nested, so each
     takes the first ones) and N_VAL new validation archs, none of them among the benchmark's 150."""
-    from latency_predictor import SPACES, _compose
+    from latency_predictor import SPACES
     from omegaconf import OmegaConf
 
     from nas.latency.measure import read_measurements
@@ -72,7 +72,7 @@ def fresh_archs() -> tuple[dict[str, list], dict[str, list]]:
     used = [r.arch for n in ("fit", "val") for r in read_measurements(OUT / f"cpu_{n}.csv")]
     fit, val = {}, {}
     for space_name, shape in SPACES.items():
-        space = OmegaConf.to_object(_compose(f"space={space_name}").space)
+        space = OmegaConf.to_object(compose_latency(f"space={space_name}").space)
         fit_seed, val_seed = SEEDS[space_name]
         n_fit = max(alloc[list(SPACES).index(space_name)] for alloc in FRESH)
         fit[space_name] = sample_archs(space, n_fit, seed=fit_seed, num_classes=10, **shape)
@@ -85,7 +85,7 @@ def fresh_session(hw, *, reuse: bool) -> dict:
     profile the fit archs' units, or read them back (`reuse`); fit each allocation in FRESH, check on the new archs."""
     from omegaconf import OmegaConf
 
-    from latency_predictor import _compose, profile_all_units
+    from latency_predictor import profile_all_units
     from nas.latency.fit import fit_profile
     from nas.latency.measure import machine_info, read_measurements, read_unit_times, session_spread, write_measurements
     from nas.latency.profile import measure_archs
@@ -116,7 +116,7 @@ def fresh_session(hw, *, reuse: bool) -> dict:
         y = [by_id[a.arch_id].median_ms for a in chosen]
         result = fit_profile(chosen, y, hw, unit_times=[units.get(a.arch_id) for a in chosen], check_units=True)
         profiles[f"fitted on {t} metaformer_t + {s} metaformer_s"] = result.profile
-    shipped = OmegaConf.to_object(_compose("hw=cpu").hw)
+    shipped = OmegaConf.to_object(compose_latency("hw=cpu").hw)
     measured = [r.median_ms for r in val_rows]
     (first, first_profile), *others = profiles.items()
 

@@ -232,12 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.parse_args(argv)
     from nas.latency.measure import machine_info, read_measurements, read_node_times, read_unit_times
 
-    try:
-        import sklearn  # noqa: F401  (comes with nncf; the project does not pin it, only this ablation needs it)
-    except ImportError:
-        print("error: this ablation needs scikit-learn (pip install scikit-learn)", file=sys.stderr)
-        return 2
-
     started = time.perf_counter()
     hw = prior_hw()
     fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import command_line, write_results  # (also puts the project on sys.path)
+from _common import command_line, compose_latency, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 
@@ -66,13 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from omegaconf import OmegaConf
 
-    from latency_predictor import _compose
     from nas.latency import predict_latency, predict_latency_batch
     from nas.latency.fit import fit_profile
     from nas.latency.measure import machine_info, read_measurements
     from nas.latency.profile import export_archs
 
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw).without_calibration()
+    hw = OmegaConf.to_object(compose_latency("hw=cpu").hw).without_calibration()
     fit_rows, val_rows = read_measurements(OUT / "cpu_fit.csv"), read_measurements(OUT / "cpu_val.csv")
     profile = fit_profile([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], hw).profile
     predicted = predict_latency_batch([r.arch for r in val_rows], profile)

@@ -39,24 +39,17 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from _common import compose_latency  # (also puts the project on sys.path)
 from nas.latency import predict_latency_batch
 from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile
 from nas.latency.measure import machine_info, measured_on, read_measurements, session_spread, write_measurements
-from nas.latency.profile import (COVER_POOL, CONF_DIR, SELECTIONS, choose_covering, measure_archs,
-                                register_latency_configs, sample_archs)
+from nas.latency.profile import COVER_POOL, CONF_DIR, SELECTIONS, choose_covering, measure_archs, sample_archs
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 SPACES = {"metaformer_t": dict(img_size=28, in_chans=1), "metaformer_s": dict(img_size=64, in_chans=3)}
-
-
-def _compose(*overrides: str):
-    register_latency_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="latency", overrides=list(overrides))
 
 
 def profile_all_units(archs: list, hw, name: str) -> Path:
@@ -91,10 +84,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     separate = name != hw_name  # a session whose fit leaves conf/hw alone and is checked against it
     flags = (f" --tag {tag}" if tag else "") + (f" --select {select}" if select != "random" else "")
     # Measure and fit against the datasheet prior, whatever the file holds now.
-    hw = OmegaConf.to_object(_compose(f"hw={hw_name}").hw).without_calibration()
+    hw = OmegaConf.to_object(compose_latency(f"hw={hw_name}").hw).without_calibration()
     fit, val, random_fit = [], [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
-        space = OmegaConf.to_object(_compose(f"space={space_name}").space)
+        space = OmegaConf.to_object(compose_latency(f"space={space_name}").space)
         f = sample_archs(space, 25, seed=100 + k, num_classes=10, **shape)
         random_fit += f
         if select == "cover":
@@ -178,7 +171,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             + (f" + {units_csv.name}, {result.n_units} unit times" if result.n_units else "") + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
     # Another machine's session (--tag) or fit set (--select) leaves the shipped profile alone and is checked against it.
-    shipped = OmegaConf.to_object(_compose(f"hw={hw_name}").hw) if separate else None
+    shipped = OmegaConf.to_object(compose_latency(f"hw={hw_name}").hw) if separate else None
     written = OUT / f"{name}.yaml" if separate else hw_yaml
     machine = measured_on(fit_rows + val_rows + repeat_rows, what=name)
     written.write_text((f"# conf/hw/{hw_name}.yaml's datasheet prior (its comments describe the machine that file is fitted "
@@ -267,7 +260,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     # Throughput of batch predictions: 4000 archs never predicted before, and a batch of other ones before them.
     fresh, before = [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
-        space = OmegaConf.to_object(_compose(f"space={space_name}").space)
+        space = OmegaConf.to_object(compose_latency(f"space={space_name}").space)
         fresh += sample_archs(space, 2000, seed=900 + k, num_classes=10, **shape)
         before += sample_archs(space, 2000, seed=950 + k, num_classes=10, **shape)
     speed = batch_speed(fresh, result.profile, before=before)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import write_results  # (also puts the project on sys.path)
+from _common import compose_latency, write_results  # (also puts the project on sys.path)
 from nas.latency.ops import UNIT_TYPES
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
@@ -172,9 +172,8 @@ def prior_hw():
     """hw=cpu without its calibration: what every row fits against."""
     from omegaconf import OmegaConf
 
-    from latency_predictor import _compose
 
-    hw = OmegaConf.to_object(_compose("hw=cpu").hw).without_calibration()
+    hw = OmegaConf.to_object(compose_latency("hw=cpu").hw).without_calibration()
     return hw
 
 

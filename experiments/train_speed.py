@@ -41,7 +41,6 @@ import dataclasses
 import json
 import multiprocessing as mp
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -50,6 +49,7 @@ import optuna
 import torch
 import torch.nn.functional as F
 
+from _common import command_line, compose_run  # (also puts the project on sys.path)
 from nas.arch import MIXERS, ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
@@ -237,9 +237,6 @@ def accuracy_check(n_models: int, *, mixer: str | None = None) -> list[dict]:
     """Train `n_models` candidates of the default space (MAC-count quantiles; with `mixer`, among those with a stage
     of that mixer) with the default proxy recipe on Fashion-MNIST, in float32 and in bf16 (both channels-last), same
     seed: val acc and seconds."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import compose_run
-
     from nas.data import load_dataset
     from nas.train import seed_everything, train_candidate
 
@@ -393,8 +390,6 @@ def main() -> None:
     started = time.perf_counter()
     rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps, shared=args.shared_process)
     accuracy = accuracy_check(args.acc_models, mixer=args.acc_mixer) if args.acc_models else []
-    from _common import command_line  # run as a script: experiments/ is on sys.path
-
     result = {"command": command_line("train_speed.py"), "rounds": args.rounds,
               "steps": args.steps, "protocol": "shared process" if args.shared_process else "process per variant", "machine": f"{machine_info()}; torch {torch.__version__}",
               "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy,

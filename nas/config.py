@@ -8,6 +8,8 @@ cross-field rules) are checked by `validate_run_config`, which `run_search` call
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,8 +18,8 @@ from typing import Any, Optional, TypeVar
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from nas.errors import ConfigError
 from nas.latency.hardware import HardwareProfile
@@ -247,8 +249,43 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="compress_schema", node=CompressRunConfig)
 
 
+def unknown_key_message(full_key: str, schema: type) -> str:
+    """One line for a key that `schema` (a config dataclass) does not have: the closest setting and all allowed."""
+    parent, _, key = str(full_key).rpartition(".")
+    allowed = [f.name for f in dataclasses.fields(schema)]
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    return f"{full_key} is not a setting of {parent or 'the config'}{hint}; allowed: {', '.join(allowed)}"
+
+
+def _unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, type]]:
+    """(dotted key, schema) of every key in `node` that its config dataclass does not declare: Hydra lets `+key=`
+    and `++key=` add them, and converting to the dataclass would drop them without a word."""
+    found = []
+    schema = OmegaConf.get_type(node)
+    fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key, value in node.items_ex(resolve=False):
+        if fields is not None and key not in fields:
+            found.append((f"{prefix}{key}", schema))
+        elif isinstance(value, DictConfig):
+            found += _unknown_keys(value, f"{prefix}{key}.")
+        elif isinstance(value, ListConfig):  # e.g. space.stages: a list of typed nodes
+            try:
+                items = list(value)
+            except OmegaConfBaseException:  # a missing or broken item: converting reports it
+                continue
+            for i, item in enumerate(items):
+                if isinstance(item, DictConfig):
+                    found += _unknown_keys(item, f"{prefix}{key}[{i}].")
+    return found
+
+
 def structured(cfg: DictConfig, cls: type[T]) -> T:
-    """Convert a composed config to its schema dataclass; OmegaConf errors become one-line `ConfigError`s."""
+    """Convert a composed config to its schema dataclass; OmegaConf errors and keys the schema lacks (added with
+    `+key=`) become one-line `ConfigError`s."""
+    unknown = _unknown_keys(cfg) if isinstance(cfg, DictConfig) else []
+    if unknown:
+        raise ConfigError(unknown_key_message(*unknown[0]))
     try:
         obj = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:
@@ -288,6 +325,9 @@ def compose_error_message(exc: BaseException) -> str:
         options = [ln for ln in lines[i + 1:] if not ln.startswith(("Config search path", "provider="))]
         return f"{head}; available: {', '.join(options)}"
     cause = exc.__cause__
+    schema = getattr(cause, "object_type", None)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema) and cause.full_key:
+        return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
     if cause is not None and str(cause).strip():
         return f"{head}: {str(cause).strip().splitlines()[0]}"
     return "; ".join(lines[:2])

@@ -222,18 +222,18 @@ def make_objective(
         model = build_model(arch)
         model.set_normalization(data.mean, data.std)
         es = run.search.early_stop
-        judge = None
-        if es.enabled:
-            def judge(acc: float) -> bool:  # read the study now: other workers may have finished trials meanwhile
-                reason = early_stop_verdict(acc, lat.total_ms, _references(trial.study), min_reference=es.min_reference,
-                                            safety=es.safety, slack=es.slack)
-                if reason:
-                    trial.set_user_attr("early_stop", f"{reason}, after {es.after_epochs} of {run.train.epochs} epochs")
-                return reason is not None
+
+        def judge(acc: float) -> bool:  # read the study now: other workers may have finished trials meanwhile
+            reason = early_stop_verdict(acc, lat.total_ms, _references(trial.study), min_reference=es.min_reference,
+                                        safety=es.safety, slack=es.slack)
+            if reason:
+                trial.set_user_attr("early_stop", f"{reason}, after {es.after_epochs} of {run.train.epochs} epochs")
+            return reason is not None
         try:
             # Every candidate trains on the same subset (when train.subset is set): a fair comparison.
             result = train_candidate(model, data, run.train, augment=run.data, seed=seed, subset_seed=run.search.seed,
-                                     on_step=on_step, judge=judge, judge_after_epochs=es.after_epochs)
+                                     on_step=on_step, judge=judge if es.enabled else None,
+                                     judge_after_epochs=es.after_epochs)
         except NasError:
             raise  # bad input concerns every trial: stop with its message
         except Exception as e:  # NaN loss, shape error, out of memory, ...

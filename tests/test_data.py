@@ -8,7 +8,7 @@ from PIL import Image
 from nas.config import DataConfig, DataFormat
 from nas.data import augment, iterate_batches, load_dataset, read_idx
 from nas.errors import DataError
-from tests.conftest import make_idx_dataset, write_idx
+from tests.conftest import write_idx
 
 
 def _idx_cfg(root, **kw) -> DataConfig:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 

@@ -1,12 +1,10 @@
 """Measurement, calibration and validation of latency predictors (nas.latency.measure / fit / validate)."""
 
-import copy
 import csv
 import dataclasses
 import math
 
 import numpy as np
-import optuna
 import pytest
 from omegaconf import OmegaConf
 

@@ -1,5 +1,3 @@
-import itertools
-
 import optuna
 import pytest
 
