@@ -179,6 +179,37 @@ def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, 
     assert (result.run_dir / best["checkpoint"] / "model_int8.onnx").stat().st_mtime_ns == stamp
 
 
+def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, compose_cfg):
+    # A user's image folder: 3 colour-coded classes of 20x20 RGB JPEGs, resized to 16x16 at load time.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    classes = ["red", "green", "blue"]
+    for c, name in enumerate(classes):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(24):
+            pixels = (rng.random((20, 20, 3)) * 80).astype(np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.jpg")
+    result = run_search(compose_cfg(
+        "data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=16", "train=smoke", "final_train=none",
+        "compress=smoke", "search.n_trials=1", f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=own",
+        "search.progress=false"))
+    (member,) = result.pareto
+    folder = result.run_dir / member["checkpoint"]
+    arch = json.loads((folder / "arch.json").read_text())
+    assert (arch["in_chans"], arch["img_size"], arch["num_classes"]) == (3, 16, 3)
+    assert json.loads((folder / "compressed_metrics.json").read_text())["int8"]["test_acc"] is not None
+    # The deployable files take raw [0, 1] RGB pixels of the training size and give one logit per class folder.
+    image = np.asarray(Image.open(tmp_path / "images" / "blue" / "0.jpg").resize((16, 16)), dtype=np.float32) / 255
+    for name in ("model.onnx", "model_int8.onnx"):
+        session = ort.InferenceSession(str(folder / name))
+        assert session.get_inputs()[0].shape[1:] == [3, 16, 16]
+        (logits,) = session.run(None, {session.get_inputs()[0].name: image.transpose(2, 0, 1)[None]})
+        assert logits.shape == (1, 3) and np.isfinite(logits).all()
+    assert "imagefolder" in (result.run_dir / "report.md").read_text()
+
+
 def test_joblib_multirun_workers_share_one_study(tiny_idx_root, tmp_path):
     # The documented way to run N local workers: Hydra's joblib launcher, one job per search.worker value.
     cmd = [sys.executable, "-m", "nas.search", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "search.worker=0,1",
