@@ -83,8 +83,8 @@ class DataConfig:
     name: str = "???"
     format: DataFormat = DataFormat.idx
     root: str = "???"
-    img_size: Optional[int] = None  # resize to this side length (imagefolder); None: native size
-    channels: Optional[int] = None  # imagefolder: 1 or 3; None: 1 if every image is grayscale, else 3
+    img_size: Optional[int] = None  # resize every image to this side length at load time; None: native size
+    channels: Optional[int] = None  # 1 or 3 (grey images repeated into 3 channels); None: 1 if every image is grey, else 3
     val_size: float = 0.1  # held out of the *training* split for validation: fraction (<1) or count
     test_size: float = 0.2  # imagefolder without a test/ folder: fraction held out as test split
     split_seed: int = 0  # the val/test split does not move with the search seed

@@ -113,6 +113,18 @@ def _load_idx_dataset(root: Path) -> tuple[Split, Split, tuple[str, ...]]:
     return splits[0], splits[1], classes
 
 
+def _conform(split: Split, *, size: int | None, channels: int | None) -> Split:
+    """Idx images at `data.img_size` and `data.channels`, as image folders are read: resized (bilinear, antialiased)
+    to size x size, and grey repeated into 3 equal channels when 3 are asked for."""
+    x = split.x
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = x.round_().clamp_(0, 255).to(torch.uint8)
+    if channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1).contiguous()
+    return Split(x, split.y)
+
+
 # -- image folders -----------------------------------------------------------------------------
 def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -217,6 +229,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing."""
     if cfg.format == DataFormat.idx:
         train, test, classes = _load_idx_dataset(Path(cfg.root))
+        train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))
         val = None
     else:
         train, val, test, classes = _load_imagefolder(cfg)

@@ -23,6 +23,17 @@ def test_idx_dataset_loads_in_memory_as_uint8_with_val_from_train(tiny_idx_root)
     assert 0 < ds.mean[0] < 1 and 0 < ds.std[0] < 1
 
 
+def test_idx_images_take_data_img_size_and_channels(tiny_idx_root):
+    native = load_dataset(_idx_cfg(tiny_idx_root))
+    ds = load_dataset(_idx_cfg(tiny_idx_root, img_size=16, channels=3))
+    assert ds.train.x.dtype == torch.uint8 and ds.train.x.shape[1:] == ds.test.x.shape[1:] == (3, 16, 16)
+    assert (ds.in_chans, ds.img_size) == (3, 16) and len(ds.mean) == 3
+    assert torch.equal(ds.train.x[:, 0], ds.train.x[:, 2]) and torch.equal(ds.train.y, native.train.y)
+    # Downscaling averages: each 16x16 image keeps its 28x28 original's mean brightness.
+    assert torch.allclose(ds.test.x[:, 0].float().mean((1, 2)), native.test.x[:, 0].float().mean((1, 2)), atol=2.0)
+    assert load_dataset(_idx_cfg(tiny_idx_root, img_size=28, channels=1)).train.x.equal(native.train.x)
+
+
 def test_val_split_is_fixed_by_split_seed_and_disjoint_from_train(tiny_idx_root):
     a = load_dataset(_idx_cfg(tiny_idx_root))
     b = load_dataset(_idx_cfg(tiny_idx_root))
