@@ -310,10 +310,25 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
     predictor = [("Latency predictor", str(h["latency_predictor"]))] if h.get("latency_predictor") else []
     if h.get("latency_warning"):
         predictor.append(("Latency warning", str(h["latency_warning"])))
-    return [("Hardware", hw), *predictor, ("Dataset", str(h.get("dataset") or _MISSING)),
+    return [("Hardware", hw), *predictor, ("Dataset", _dataset_text(h)),
             ("Search space", str(h.get("space") or _MISSING)), ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
             ("Created", str(h.get("created") or _MISSING))]
+
+
+def _dataset_text(header: dict[str, Any]) -> str:
+    """`fashion_mnist (/usr/share/...): 10 classes, 28x28x1 images; 54,000 train / 6,000 val / 10,000 test (one test
+    image = 0.01 pt)`; only the name for runs from before pareto.json described the data (or an unreadable entry)."""
+    name = str(header.get("dataset") or _MISSING)
+    d = header.get("data")
+    try:
+        c, hgt, wid = (int(v) for v in d["input"])
+        n = {k: int(d["images"][k]) for k in ("train", "val", "test")}
+        text = (f"{name} ({d['root']}): {int(d['classes'])} classes, {hgt}x{wid}x{c} images; "
+                f"{n['train']:,} train / {n['val']:,} val / {n['test']:,} test")
+    except (KeyError, TypeError, ValueError):
+        return name
+    return text + (f" (one test image = {100 / n['test']:.2g} pt)" if n["test"] > 0 else "")
 
 
 def _title(run: _Run) -> str:

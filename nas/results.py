@@ -299,6 +299,9 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         "latency_warning": host_mismatch(run.hw, others=hw_profiles()),
         "space": run.space.name,
         "dataset": data.name,
+        # What the accuracies were measured on: a report reader needs the test split's size to judge a gap.
+        "data": {"root": run.data.root, "classes": data.num_classes, "input": [data.in_chans, data.img_size, data.img_size],
+                 "images": {"train": len(data.train), "val": len(data.val), "test": len(data.test)}},
         "objectives": ["maximize val_acc", "minimize latency_ms"],
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),

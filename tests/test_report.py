@@ -145,6 +145,21 @@ def test_markdown_has_front_table_and_image_links(written: dict[str, pathlib.Pat
     assert "**Latency predictor:** roofline from the datasheet numbers" in md
 
 
+def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Path) -> None:
+    # The fixture's pareto.json predates the "data" entry: the line is the name alone.
+    assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    header = json.loads((run_dir / "pareto.json").read_text())
+    header["data"] = {"root": "/data/parts", "classes": 3, "input": [3, 32, 32],
+                      "images": {"train": 1080, "val": 120, "test": 300}}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert ("**Dataset:** fashion_mnist (/data/parts): 3 classes, 32x32x3 images; 1,080 train / 120 val / 300 test "
+            "(one test image = 0.33 pt)") in md
+    header["data"] = {"root": "/x", "images": "broken"}  # a hand-edited file: the name, not a crash
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+
+
 def test_empty_run_still_writes_reports(tmp_path: pathlib.Path) -> None:
     folder = _write_run(tmp_path / "empty", [], [], budget=None)
     written = write_reports(folder)

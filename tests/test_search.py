@@ -207,7 +207,9 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
         assert session.get_inputs()[0].shape[1:] == [3, 16, 16]
         (logits,) = session.run(None, {session.get_inputs()[0].name: image.transpose(2, 0, 1)[None]})
         assert logits.shape == (1, 3) and np.isfinite(logits).all()
-    assert "imagefolder" in (result.run_dir / "report.md").read_text()
+    data = json.loads((result.run_dir / "pareto.json").read_text())["data"]
+    assert data["classes"] == 3 and data["input"] == [3, 16, 16] and sum(data["images"].values()) == 72
+    assert f"**Dataset:** imagefolder ({tmp_path / 'images'}): 3 classes, 16x16x3 images;" in (result.run_dir / "report.md").read_text()
 
 
 def test_joblib_multirun_workers_share_one_study(tiny_idx_root, tmp_path):
