@@ -17,7 +17,7 @@ from nas.latency.fit import (
 )
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
-    Measurement, NodeProfile, NodeTime, make_runner, profile_nodes, profile_units, read_measurements, read_node_times,
+    Measurement, NodeProfile, NodeTime, cpu_identity, cpu_model, machine_info, make_runner, profile_nodes, profile_units, read_measurements, read_node_times,
     read_unit_times, unit_of_node, units_of_nodes, write_measurements, write_node_times, write_unit_times,
 )
 from nas.latency.ops import UNIT_SHAPE_FIELDS, enumerate_ops, unit_of, unit_type
@@ -824,3 +824,14 @@ def test_shipped_cpu_profile_predicts_each_arch_alike_in_any_batch(compose_cfg, 
     both = predict_latency_batch(pruned + archs[:10], cpu)
     np.testing.assert_allclose(both, [predict_latency(a, cpu).total_ms for a in pruned + archs[:10]], rtol=1e-9)
     assert (both[:10] < both[10:]).all()
+
+
+def test_machine_info_records_the_cpu_family_model_and_stepping_behind_a_generic_name():
+    # Two processors of a virtual machine that shows only "AMD EPYC": the numbers tell such hosts apart.
+    cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+               "stepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\nmodel\t\t: 9\nmodel name\t: other\nstepping\t: 9\n")
+    assert cpu_identity(cpuinfo) == ("AMD EPYC", "family 25 model 17 stepping 1")
+    assert cpu_identity("processor\t: 0\nmodel name\t: ARMv8 Processor\n") == ("ARMv8 Processor", "")
+    info = machine_info()
+    # The CPU model stays the first field: calibrations and host checks compare that part only, as before.
+    assert cpu_model(info) == info.split(";")[0].strip() and cpu_model(info)

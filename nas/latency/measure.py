@@ -71,16 +71,27 @@ def noise_warning(rows: Sequence[Measurement]) -> str | None:
 
 
 def machine_info() -> str:
-    """CPU model and core count, recorded with every measurement."""
-    model = platform.processor() or platform.machine()
+    """CPU model and core count, recorded with every measurement; on Linux also the CPU's family, model and stepping
+    numbers, which tell apart machines whose (virtualised) model name is the same generic string ("AMD EPYC")."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        name, ids = cpu_identity(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
-    return f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}"
+        name, ids = "", ""
+    model = name or platform.processor() or platform.machine()
+    return f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}" + (f"; {ids}" if ids else "")
+
+
+def cpu_identity(cpuinfo: str) -> tuple[str, str]:
+    """(model name, "family F model M stepping S") of the first processor in a /proc/cpuinfo text; "" for what it
+    lacks."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if not key and fields:  # the blank line that ends the first processor's block
+            break
+        fields.setdefault(key, value)
+    ids = [fields.get(k, "") for k in ("cpu family", "model", "stepping")]
+    return fields.get("model name", ""), ("family {} model {} stepping {}".format(*ids) if all(ids) else "")
 
 
 def cpu_model(machine: str) -> str:
