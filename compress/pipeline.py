@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from compress.export import (
 from compress.prune import check_reachable, prune
 from compress.quantize import quantize
 from compress.recover import distill
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +237,7 @@ def compress_checkpoint(
     return metrics
 
 
-def measure_host(folder: Path, model, *, threads: int, shape: tuple[int, ...], pruned: bool) -> dict[str, float]:
+def measure_host(folder: Path, model: torch.nn.Module, *, threads: int, shape: tuple[int, ...], pruned: bool) -> dict[str, float]:
     """Median batch-1 latency (ms) on this host of torch eager fp32 and the exported files, timed in
     the same interleaved rounds so machine noise hits them alike.
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from nas.config import DataConfig, FinetuneConfig
 from nas.data import Dataset
-from nas.train import evaluate, fit, resolve_precision, subset_split
+from nas.train import LossFn, evaluate, fit, resolve_precision, subset_split
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
 
 
-def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float, fast: bool = False):
+def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float, fast: bool = False) -> LossFn:
     """A `loss_fn(logits, x, y)` for `nas.train.fit`: `distillation_loss` against the mean logits of frozen `teachers`.
 
     The teachers are put in eval mode without gradients. `fast`: they run in bf16 and channels-last, which makes

@@ -13,6 +13,7 @@ Writes experiments/results/design_probes.{json,md}.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import tempfile
@@ -96,6 +97,7 @@ def thread_repeatability() -> list[dict]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help says what it does
     result = {"command": "python experiments/design_probes.py", "machine": machine_info(),
               "threads": thread_repeatability(), "mixer_throughput": mixer_throughput(), "recipe": recipe()}
     (OUT / "design_probes.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -11,7 +11,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from nas.arch import ArchConfig
 from nas.data import Split, iterate_batches
 from nas.errors import CheckpointError, ConfigError
 from nas.model import MetaFormer, build_model
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 FORMAT = "metaformer-nas/checkpoint-v1"
 ONNX_OPSET = 17
@@ -130,7 +133,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img
     return path
 
 
-def onnx_session(path: str | os.PathLike, *, threads: int = 2):
+def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> ort.InferenceSession:
     """An onnxruntime CPU session for an exported model."""
     import onnxruntime as ort
 

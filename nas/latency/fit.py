@@ -30,7 +30,7 @@ import operator
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
     stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
 )
+
+if TYPE_CHECKING:
+    from nas.latency.profile import LatencyToolConfig  # profile imports this module
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
 TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")
@@ -654,7 +657,7 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     return head + "\n".join(lines) + "\n"
 
 
-def fit_command(tool) -> str:
+def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
     from pathlib import Path

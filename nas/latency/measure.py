@@ -19,12 +19,17 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from nas.arch import ArchConfig
 from nas.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+    from nas.latency.hardware import HardwareProfile
 
 RUNTIMES = ("openvino", "onnxruntime")
 PRECISIONS = ("fp32", "int8")
@@ -112,7 +117,7 @@ def measured_on(rows: Sequence[Measurement], *, what: str) -> str:
     return models[0] if models else ""
 
 
-def host_mismatch(hw, *, host: str | None = None, others: Sequence = ()) -> str | None:
+def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Sequence[HardwareProfile] = ()) -> str | None:
     """One line for the user when `hw` is this host's CPU (it has a `runtime` here) but was calibrated on another
     CPU model than `host` (default: this machine's); None when it matches or nothing says where it was calibrated.
     If one of `others` (profiles, e.g. `nas.config.hw_profiles()`) times the same way (runtime, precision, threads)
@@ -134,7 +139,8 @@ def host_mismatch(hw, *, host: str | None = None, others: Sequence = ()) -> str 
             "and `python -m nas.latency.fit ...` (README, 'Onboarding a chip')")
 
 
-def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int], perf_count: bool = False):
+def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int],
+                     perf_count: bool = False) -> ov.InferRequest:
     """An OpenVINO CPU infer request for one model, compiled the way every timing here needs it.
 
     Static input shape (OpenVINO >= 2025.2 leaves size-1 dims dynamic otherwise, see the shared notes),
@@ -227,7 +233,7 @@ def time_runners(
     return out
 
 
-def measure_onnx(path: str | os.PathLike, hw, *, input_shape: Sequence[int]) -> float:
+def measure_onnx(path: str | os.PathLike, hw: HardwareProfile, *, input_shape: Sequence[int]) -> float:
     """Median batch-1 latency (ms) of one exported model in the profile's runtime on this host.
 
     `hw` is a `HardwareProfile` with a runtime here; 3 blocks of 20 calls after 10 warm-up calls.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from scipy import stats
@@ -18,6 +18,9 @@ from nas.arch import ArchConfig
 from nas.latency.hardware import HardwareProfile
 from nas.latency.ops import count_macs, count_params
 from nas.latency.predictor import predict_latency_batch
+
+if TYPE_CHECKING:
+    from nas.latency.profile import LatencyToolConfig  # profile imports this module
 
 
 def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -87,7 +90,7 @@ def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def validate_command(tool) -> str:
+def validate_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
     from nas.errors import DataError
     from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements
