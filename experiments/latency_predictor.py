@@ -257,6 +257,12 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                     "within_10pct_where_agreeing": float(hit[agree].mean()), "n_agreeing": int(agree.sum()),
                     "within_10pct_where_not": float(hit[~agree].mean()) if (~agree).any() else None,
                     "n_not": int((~agree).sum())}
+        # The same split per group of archs: where the predictor's misses sit against where the sessions disagree.
+        groups = {"metaformer_t": [i for i, a in enumerate(archs) if a.img_size != SPACES["metaformer_s"]["img_size"]],
+                  **{f"metaformer_s, stem stride {k}": idx for k, idx in s_idx.items() if idx}}
+        sessions["by_group"] = {g: {"n": len(idx), "n_agreeing": int(agree[idx].sum()),
+                                    "hits_where_agreeing": int((hit & agree)[idx].sum()),
+                                    "hits_where_not": int((hit & ~agree)[idx].sum())} for g, idx in groups.items()}
     # Throughput of batch predictions: 4000 archs never predicted before, and a batch of other ones before them.
     fresh, before = [], []
     for k, (space_name, shape) in enumerate(SPACES.items()):
@@ -359,7 +365,12 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
            f"{sessions['within_10pct_where_agreeing']:.0%} of the {sessions['n_agreeing']} archs that agreed and for "
            + (f"{sessions['within_10pct_where_not']:.0%}" if sessions["within_10pct_where_not"] is not None else "none")
            + f" of the {sessions['n_not']} that did not. Those archs ran at another speed, relative to the rest, in the "
-           "two sessions: unit costs learnt in one session cannot match both.", ""] if sessions else []),
+           "two sessions: unit costs learnt in one session cannot match both.", "",
+           "| archs | n | sessions agree within +-10% | predictor within +-10% where they agree | where they do not |",
+           "|---|--:|--:|--:|--:|",
+           *[f"| {g} | {c['n']} | {c['n_agreeing']} | {c['hits_where_agreeing']} of {c['n_agreeing']} | "
+             f"{c['hits_where_not']} of {c['n'] - c['n_agreeing']} |" for g, c in sessions.get("by_group", {}).items()],
+           ""] if sessions else []),
         "## With more measurements", "",
         "The same model fitted on the 100 validation archs and checked on the 50 fit archs:", "",
         metrics_markdown(more_data), "",
