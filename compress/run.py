@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from nas.config import CONF_DIR, CompressRunConfig, register_configs, structured, validate_compress_config
 from nas.data import load_dataset
-from nas.errors import exit_on_error
+from nas.errors import CheckpointError, exit_on_error
 
 from compress.pipeline import compress_checkpoint
 
@@ -29,7 +29,10 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     run.hw.validate()
     validate_compress_config(run.compress)
     folder = Path(run.checkpoint)
-    if folder.is_file():
+    if folder.is_file():  # its model.pt named directly; any other file (model_int8.onnx, arch.json) is a slip
+        if folder.name != "model.pt":
+            raise CheckpointError(f"checkpoint={run.checkpoint!r} is a file other than model.pt; pass the checkpoint "
+                                  "folder or its model.pt")
         folder = folder.parent
     from nas.checkpoint import read_checkpoint
 

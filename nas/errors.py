@@ -6,8 +6,10 @@ entry points print that line and exit instead of showing a stack trace.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 
@@ -35,3 +37,28 @@ def exit_on_error(code: int = 2) -> Iterator[None]:
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(code)
+
+
+def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
+    """Create `folder` (and its parents) for output, or raise `ConfigError` naming `setting` (e.g. "out=...") when it
+    cannot be made or written: checked before the work whose results would go there, so none is lost."""
+    path = Path(folder)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"{setting}: {str(blocker)!r} is a file, so the folder {str(path)!r} cannot be made; pass another")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # no permission, a read-only disk
+        raise ConfigError(f"{setting}: cannot create the folder {str(path)!r} ({e.strerror or e}); pass a writable one") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{setting}: the folder {str(path)!r} is not writable; pass a writable one")
+    return path
+
+
+def writable_file(path: str | os.PathLike, *, setting: str) -> Path:
+    """`path` as an output file whose folder exists (created) and is writable, or `ConfigError` naming `setting`."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{setting}: {str(path)!r} is a folder; pass a file path")
+    make_folder(path.parent, setting=setting)
+    return path

@@ -33,7 +33,7 @@ from nas.checkpoint import atomic_write_bytes, save_checkpoint
 from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import Dataset, load_dataset
-from nas.errors import ConfigError, NasError, exit_on_error
+from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.measure import host_mismatch
 from nas.model import build_model
@@ -393,10 +393,14 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
 
 def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     if run.search.storage is None:
-        run_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives in the run folder
+        _make_run_dir(run_dir)  # the default SQLite file lives in the run folder
     storage = open_storage(run, run_dir)  # a shared storage is checked before the run folder is made
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _make_run_dir(run_dir)
     return storage
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    make_folder(run_dir, setting=f"search.runs_dir={str(run_dir.parent)!r}")
 
 
 @contextlib.contextmanager

@@ -115,6 +115,7 @@ SEARCH_CASES = [
     (["compress.top_k=0"], "compress.top_k=0 must be an integer > 0"),
     # paths
     (["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
+    (["search.runs_dir={img}/corrupt/b/1.png"], "/corrupt/b/1.png' is a file, so the folder"),
     (["data=imagefolder", "data.root=/nonexistent/images"], "data.root=/nonexistent/images does not exist"),
     # storage URLs
     (["search.storage=not-a-url"], "search.storage='not-a-url' is not a database URL; expected e.g. sqlite:///"),

@@ -135,6 +135,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert negative.returncode == 2 and "compress.prune.target_latency_ms=-1" in negative.stderr
     unknown = run(f"checkpoint={tmp_path}", "compress.members=some")
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+    (tmp_path / "model_int8.onnx").write_bytes(b"")  # a file of a checkpoint folder other than its model.pt
+    other = run(f"checkpoint={tmp_path / 'model_int8.onnx'}")
+    assert other.returncode == 2 and "model_int8.onnx' is a file other than model.pt; pass the checkpoint folder" in other.stderr
 
 
 def test_latency_target_overrides_the_default_ratio():

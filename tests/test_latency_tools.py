@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -467,6 +468,32 @@ def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cf
     csv_path = CONF_DIR.parent / "experiments" / "results" / "latency" / f"{hw_name}_fit.csv"
     assert f"{hw_name}_fit.csv" in (CONF_DIR / "hw" / f"{hw_name}.yaml").read_text()  # the file it was fitted on
     assert {cpu_model(r.machine) for r in read_measurements(csv_path)} == {profile.calibrated_on}
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, cpu, space_t, monkeypatch):
+    import nas.latency.profile as profile_mod
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, 1.0 + i, 1.0 + i, 1.0 + i, 1, "m")
+                                            for i, a in enumerate(archs)])
+    # Timing would come after the check: any call to it fails the test.
+    monkeypatch.setattr(profile_mod, "measure_archs", lambda *a, **k: pytest.fail("timed before checking out="))
+    monkeypatch.setattr(profile_mod, "export_archs", lambda *a, **k: pytest.fail("exported before checking out="))
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, n=2, measurements=[str(tmp_path / "m.csv")])
+    cases = [(run_profile, f"{blocker}/sub/m.csv", f"'{blocker}' is a file, so the folder '{blocker}/sub' cannot be made"),
+             (run_profile, str(tmp_path), f"'{tmp_path}' is a folder; pass a file path"),
+             (lambda t: run_profile(dataclasses.replace(t, export_only=True)), f"{blocker}/onnx", f"'{blocker}' is a file"),
+             (fit_command, f"{blocker}/c.yaml", f"'{blocker}' is a file"),
+             (validate_command, f"{blocker}/v", f"'{blocker}' is a file")]
+    for command, out, fragment in cases:
+        with pytest.raises(ConfigError, match=re.escape(f"out='{out}': {fragment}")):
+            command(dataclasses.replace(tool, out=out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "m.csv"]  # nothing written
 
 
 def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
-from nas.errors import ConfigError, DataError
+from nas.errors import ConfigError, DataError, writable_file
 from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
@@ -660,13 +660,14 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
 def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
-    from pathlib import Path
 
     from nas.latency.measure import measured_on, read_measurements, read_unit_times
     from nas.latency.profile import CONF_DIR
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
+    source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
+    out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
     rows = [m for path in tool.measurements for m in read_measurements(path)]
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     units: dict[str, dict[str, float]] = {}
@@ -678,8 +679,6 @@ def fit_command(tool: LatencyToolConfig) -> str:
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,
                          residual_trees=tool.residual_trees)
     profile = dataclasses.replace(result.profile, calibrated_on=machine)
-    source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
-    out = Path(tool.out) if tool.out else source
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")

@@ -31,7 +31,7 @@ from nas.arch import MIXERS, ArchConfig
 from nas.checkpoint import export_onnx
 from nas.config import CONF_DIR, SpaceConfig, structured
 from nas.data import Split
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, NasError, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
     PRECISIONS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -228,7 +228,7 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     default = (f"latency/{tool.hw.name}_{tool.space.name}_n{tool.n}_seed{tool.seed}"
                + ("_cover" if tool.select == "cover" else ""))
     if tool.export_only:
-        folder = Path(tool.out or f"{default}_onnx")
+        folder = make_folder(tool.out or f"{default}_onnx", setting=f"out={tool.out!r}")
         paths = export_archs(archs, folder, precision=tool.hw.precision)
         template = folder / "measurements.csv"
         rows = [Measurement(arch=a, runtime="<your runtime>", precision=tool.hw.precision, threads=0, median_ms=float("nan"),
@@ -238,6 +238,7 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         log.info("exported %d models to %s; fill median_ms in %s", len(paths), folder, template)
         return template
     out = Path(tool.out or f"{default}.csv")
+    writable_file(out, setting=f"out={tool.out!r}")  # before the minutes of timing, not after
     rows = measure_archs(archs, tool.hw, warmup=tool.warmup, repeats=tool.repeats, rounds=tool.rounds)
     write_measurements(out, rows)
     warning = noise_warning(rows)
@@ -260,6 +261,9 @@ def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
         except NasError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except OSError as e:  # a disk that fills up or a file that vanishes mid-run: one line, not a stack trace
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
 
     main()
 

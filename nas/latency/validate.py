@@ -92,17 +92,16 @@ def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
 
 def validate_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
-    from nas.errors import DataError
+    from nas.errors import DataError, make_folder
     from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
+    out = make_folder(tool.out or f"latency/validate_{tool.hw.name}", setting=f"out={tool.out!r}")
     rows = [m for path in tool.measurements for m in read_measurements(path)]
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
     results = compare_predictors(archs, measured, tool.hw)
-    out = Path(tool.out or f"latency/validate_{tool.hw.name}")
-    out.mkdir(parents=True, exist_ok=True)
     plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
                                title=f"{tool.hw.name}: predicted vs measured")
     (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
