@@ -421,8 +421,10 @@ def validate_run_config(run: RunConfig) -> None:
     if not s.study_name or any(c in s.study_name for c in "/\\") or s.study_name.startswith("."):
         raise ConfigError(f"search.study_name={s.study_name!r} must be a non-empty folder name without '/' or a leading '.'")
     d = run.data
-    _positive(d.val_size, "data.val_size")
-    _positive(d.test_size, "data.test_size")
+    for name in ("val_size", "test_size"):
+        _positive(getattr(d, name), f"data.{name}")
+        if getattr(d, name) >= 1 and not float(getattr(d, name)).is_integer():  # 1.5 would be cut to 1 image
+            raise ConfigError(f"data.{name}={getattr(d, name)!r} is neither a fraction (< 1) nor a whole count of images")
     _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
     if d.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")

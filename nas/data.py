@@ -205,8 +205,10 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
 # -- splitting and statistics --------------------------------------------------------------------
 def _count(size: float, n: int, what: str) -> int:
     k = int(round(size * n)) if size < 1 else int(size)
-    if not 0 < k < n:
-        raise DataError(f"{what}={size} leaves {n - k} of {n} images for training; choose a smaller value")
+    if k < 1:  # a fraction of a few images rounds to none
+        raise DataError(f"{what}={size} holds out 0 of {n} images; choose a larger fraction or a count (e.g. {what}=1)")
+    if k >= n:
+        raise DataError(f"{what}={size} holds out {k} of {n} images and leaves none for training; choose a smaller value")
     return k
 
 

@@ -43,7 +43,7 @@ from nas.study import (
     counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
     with_study_settings, worker_info,
 )
-from nas.train import seed_everything, train_candidate
+from nas.train import available_cpus, seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
 
@@ -391,6 +391,17 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     return pareto, files, interrupted
 
 
+def thread_warning(run: RunConfig, *, cpus: int) -> str | None:
+    """One line when a training recipe of `run` asks for more torch threads than the `cpus` this process may use:
+    they then wait on each other and training runs many times slower. None when every recipe that trains fits."""
+    over = [f"{name}.threads={t.threads}" for name, t in (("train", run.train), ("final_train", run.final_train))
+            if t.threads > cpus and t.epochs > 0]
+    if not over:
+        return None
+    return (f"{' and '.join(over)} {'is' if len(over) == 1 else 'are'} more than the {cpus} CPU(s) this process may use: "
+            f"training will run many times slower; set {'it' if len(over) == 1 else 'them'} to {cpus} or fewer")
+
+
 def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     if run.search.storage is None:
         _make_run_dir(run_dir)  # the default SQLite file lives in the run folder
@@ -443,6 +454,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)
+        if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config shared with a bigger machine
+            log.warning("%s", too_many)
         interrupted = _run_trials(run, data, run_dir, study)
         pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted)
         n = _n_complete(study)

@@ -99,6 +99,7 @@ SEARCH_CASES = [
     (["search.seed_archs=[vit-S]"], "s0.mixer='attn' is not in space 'metaformer_t'; allowed: ['identity', 'pool', 'sepconv', 'conv']"),
     (["search.seed_archs=['{img}']"], "is not a readable arch.json"),
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
+    (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),

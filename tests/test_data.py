@@ -97,6 +97,21 @@ def test_imagefolder_split_folders_and_rgb_detection(tmp_path):
     assert ds.in_chans == 3 and ds.img_size == 8 and len(ds.test) == 4 and len(ds.val) == 2
 
 
+def test_held_out_splits_that_round_to_nothing_or_everything_say_which_way_to_go(tmp_path):
+    for c in ("a", "b"):  # 6 images: the test split takes 1 (0.2 rounded), 5 are left for train + val
+        for i in range(3):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+
+    def load(**kw):
+        return load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, **kw))
+
+    with pytest.raises(DataError, match=r"data\.val_size=0\.1 holds out 0 of 5 images; choose a larger fraction or a count"):
+        load(val_size=0.1)
+    with pytest.raises(DataError, match=r"data\.val_size=5 holds out 5 of 5 images and leaves none for training"):
+        load(val_size=5)
+    assert (len(load(val_size=1).val), len(load(val_size=0.2).val)) == (1, 1)
+
+
 def test_imagefolder_bad_inputs_are_named(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "none")))

@@ -256,6 +256,21 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3
 
 
+def test_thread_warning_names_the_recipes_that_ask_for_more_threads_than_cpus(compose_cfg):
+    from nas.config import to_run_config
+    from nas.search import thread_warning
+
+    def warning(*overrides, cpus=2):
+        return thread_warning(to_run_config(compose_cfg("data.root=/unused", *overrides)), cpus=cpus)
+
+    assert warning("train.threads=2", "final_train.threads=1") is None
+    assert warning("train.threads=8", "final_train=none") == (
+        "train.threads=8 is more than the 2 CPU(s) this process may use: training will run many times slower; "
+        "set it to 2 or fewer")
+    assert warning("train.threads=4", "final_train.threads=4").startswith("train.threads=4 and final_train.threads=4 are")
+    assert warning("train.threads=4", cpus=4) is None
+
+
 def test_early_stop_verdict_grants_the_largest_gain_seen():
     from nas.search import early_stop_verdict
 
