@@ -14,7 +14,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import CONF_DIR, CompressRunConfig, register_configs, structured, validate_compress_config
+from nas.config import (CONF_DIR, CompressRunConfig, register_configs, structured, validate_compress_config,
+                        validate_data_config)
 from nas.data import load_dataset
 from nas.errors import CheckpointError, exit_on_error
 
@@ -28,6 +29,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     run.hw.validate()
     validate_compress_config(run.compress)
+    validate_data_config(run.data)
     folder = Path(run.checkpoint)
     if folder.is_file():  # its model.pt named directly; any other file (model_int8.onnx, arch.json) is a slip
         if folder.name != "model.pt":

@@ -420,16 +420,7 @@ def validate_run_config(run: RunConfig) -> None:
         validate_storage_url(s.storage)
     if not s.study_name or any(c in s.study_name for c in "/\\") or s.study_name.startswith("."):
         raise ConfigError(f"search.study_name={s.study_name!r} must be a non-empty folder name without '/' or a leading '.'")
-    d = run.data
-    for name in ("val_size", "test_size"):
-        _positive(getattr(d, name), f"data.{name}")
-        if getattr(d, name) >= 1 and not float(getattr(d, name)).is_integer():  # 1.5 would be cut to 1 image
-            raise ConfigError(f"data.{name}={getattr(d, name)!r} is neither a fraction (< 1) nor a whole count of images")
-    _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
-    if d.channels not in (None, 1, 3):
-        raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")
-    if d.max_shift < 0:
-        raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
+    validate_data_config(run.data)
     from nas.space import validate_space  # local import: space imports this module's schemas
 
     validate_space(run.space)
@@ -449,6 +440,19 @@ def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool
         raise ConfigError(f"{where}.weight_decay={f.weight_decay!r} must be in [0, 1)")
     if not (0 <= f.warmup_frac < 1):
         raise ConfigError(f"{where}.warmup_frac={f.warmup_frac!r} must be in [0, 1)")
+
+
+def validate_data_config(d: DataConfig) -> None:
+    """Check the data group's values (sizes, channels, shifts); `ConfigError` naming the value otherwise."""
+    for name in ("val_size", "test_size"):
+        _positive(getattr(d, name), f"data.{name}")
+        if getattr(d, name) >= 1 and not float(getattr(d, name)).is_integer():  # 1.5 would be cut to 1 image
+            raise ConfigError(f"data.{name}={getattr(d, name)!r} is neither a fraction (< 1) nor a whole count of images")
+    _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
+    if d.channels not in (None, 1, 3):
+        raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")
+    if d.max_shift < 0:
+        raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
 
 
 def validate_compress_config(c: CompressConfig) -> None:

@@ -131,6 +131,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     bad = run(f"checkpoint={tmp_path}", "compress.prune.ratio=0.95")
     assert bad.returncode == 2 and "compress.prune.ratio=0.95 must be in [0, 0.9]" in bad.stderr
+    size = run(f"checkpoint={tmp_path}", "data.test_size=1.5")  # the data group is checked as for a search
+    assert size.returncode == 2 and "data.test_size=1.5 is neither a fraction (< 1) nor a whole count" in size.stderr
     negative = run(f"checkpoint={tmp_path}", "compress.prune.target_latency_ms=-1")
     assert negative.returncode == 2 and "compress.prune.target_latency_ms=-1" in negative.stderr
     unknown = run(f"checkpoint={tmp_path}", "compress.members=some")
