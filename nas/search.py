@@ -126,7 +126,14 @@ def enqueue_seed_archs(study: optuna.Study, archs: Sequence[ArchConfig], space: 
     A resumed study keeps its history (the seeds only ever start a study). Workers starting together may
     both try: Optuna skips a queued trial whose parameters are already queued or done.
     """
-    if not archs or study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    if trials:
+        seen = {t.user_attrs.get("arch_id") for t in trials}
+        if missed := [a.summary() for a in archs if a.arch_id not in seen]:  # new seeds on an old study: say so
+            log.warning("search.seed_archs: %s not queued: seeds only start a new study, and this one has %d trial(s); "
+                        "pass a new search.study_name to start from them", "; ".join(missed), len(trials))
+        return 0
+    if not archs:
         return 0
     for arch in archs:
         study.enqueue_trial(arch_params(arch, space), user_attrs={"seeded": True}, skip_if_exists=True)
