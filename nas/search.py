@@ -126,19 +126,24 @@ def enqueue_seed_archs(study: optuna.Study, archs: Sequence[ArchConfig], space: 
     A resumed study keeps its history (the seeds only ever start a study). Workers starting together may
     both try: Optuna skips a queued trial whose parameters are already queued or done.
     """
-    trials = study.get_trials(deepcopy=False)
-    if trials:
-        seen = {t.user_attrs.get("arch_id") for t in trials}
-        if missed := [a.summary() for a in archs if a.arch_id not in seen]:  # new seeds on an old study: say so
-            log.warning("search.seed_archs: %s not queued: seeds only start a new study, and this one has %d trial(s); "
-                        "pass a new search.study_name to start from them", "; ".join(missed), len(trials))
-        return 0
-    if not archs:
+    if not archs or study.get_trials(deepcopy=False):
         return 0
     for arch in archs:
         study.enqueue_trial(arch_params(arch, space), user_attrs={"seeded": True}, skip_if_exists=True)
     log.info("queued %d seed architecture(s) to evaluate first: %s", len(archs), ", ".join(a.summary() for a in archs))
     return len(archs)
+
+
+def seeds_left_out(study: optuna.Study, archs: Sequence[ArchConfig]) -> str | None:
+    """One line naming the seed architectures a resumed `study` will not evaluate (seeds only start a new study);
+    None for a new study or when it has evaluated them all. Ask before `enqueue_seed_archs`."""
+    trials = study.get_trials(deepcopy=False)
+    seen = {t.user_attrs.get("arch_id") for t in trials}
+    missed = [a.summary() for a in archs if a.arch_id not in seen] if trials else []
+    if not missed:
+        return None
+    return (f"search.seed_archs: {'; '.join(missed)} not queued: seeds only start a new study, and this one has "
+            f"{len(trials)} trial(s); pass a new search.study_name to start from them")
 
 
 def _train_seed(arch: ArchConfig, seed: int) -> int:
@@ -454,6 +459,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     check_budget(run, data)
     seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))
+    left_out = seeds_left_out(study, seeds)
     enqueue_seed_archs(study, seeds, run.space)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
@@ -463,6 +469,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
             log.warning("%s", mismatch)
         if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config shared with a bigger machine
             log.warning("%s", too_many)
+        if left_out is not None:
+            log.warning("%s", left_out)
         interrupted = _run_trials(run, data, run_dir, study)
         pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted)
         n = _n_complete(study)

@@ -121,13 +121,38 @@ def _as_of_now(stored: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+# Settings that change how fast a candidate trains or is evaluated, not what it learns (float rounding aside): a study
+# resumes under other values of them, e.g. with two 1-thread workers after one 2-thread process.
+SPEED_SETTINGS = {"train": ("channels_last", "threads", "keep_freed_memory", "eval_batch_size")}
+
+
 def fingerprint(run: RunConfig) -> dict[str, Any]:
-    """The settings a resumed study must share with the one that created it (data location excluded)."""
+    """The settings a resumed study must share with the one that created it (data location, hardware description
+    and `SPEED_SETTINGS` excluded)."""
     fp = _settings(run)
     fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
     fp["hw"] = {k: v for k, v in fp["hw"].items() if k != "description"}
-    fp["train"] = {k: v for k, v in fp["train"].items() if k != "channels_last"}  # a speed setting, same math
+    return _comparable(fp)
+
+
+def _comparable(fp: dict[str, Any]) -> dict[str, Any]:
+    """`fp` without `SPEED_SETTINGS` (fingerprints stored by older versions kept some of them)."""
+    fp = copy.deepcopy(fp)
+    for group, keys in SPEED_SETTINGS.items():
+        if isinstance(fp.get(group), dict):
+            fp[group] = {k: v for k, v in fp[group].items() if k not in keys}
     return fp
+
+
+def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
+    """`train.epochs: 1 then, 3 now; ...` for the settings that differ (long values shortened)."""
+    def short(value: Any) -> str:
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    return "; ".join(f"{group}.{key}: {short(stored.get(group, {}).get(key))} then, {short(now.get(group, {}).get(key))} now"
+                     for group in FINGERPRINT_KEYS for key in sorted(set(stored.get(group) or {}) | set(now.get(group) or {}))
+                     if (stored.get(group) or {}).get(key) != (now.get(group) or {}).get(key))
 
 
 def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
@@ -139,7 +164,7 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     fp = fingerprint(run)
     stored = study.user_attrs.get("config")
     if stored is not None:
-        stored = _as_of_now(stored)
+        stored = _comparable(_as_of_now(stored))
     if stored is None:
         study.set_user_attr("config", fp)
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))
@@ -148,8 +173,8 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     elif stored != fp:
         changed = [k for k in FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
         raise ConfigError(
-            f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings; "
-            "rerun with the same ones to resume, or pass a new search.study_name=..."
+            f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings "
+            f"({_differences(stored, fp)}); rerun with the same ones to resume, or pass a new search.study_name=..."
         )
     return study
 
@@ -171,7 +196,7 @@ def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
     stored = study.user_attrs.get(_SETTINGS_ATTR)
     if stored is None:  # a study from before settings were stored: the fingerprint check must pass instead
         config = study.user_attrs.get("config")
-        if config is not None and _as_of_now(config) != fingerprint(run):
+        if config is not None and _comparable(_as_of_now(config)) != fingerprint(run):
             raise ConfigError(f"study {study.study_name!r} was created with other settings; pass the same hw/space/data/train")
         return run
     stored = _as_of_now(stored)

@@ -151,7 +151,8 @@ def test_resuming_under_other_settings_is_refused_and_changes_nothing(tmp_path, 
             "compress=none", "final_train=none", "train=smoke", "train.subset=64", "search.n_trials=1", "search.export_onnx=false"]
     run_search(compose_cfg(*args))
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "t").rglob("*") if p.is_file()}
-    with pytest.raises(NasError, match="was created with other space settings; rerun with the same ones"):
+    with pytest.raises(NasError, match=r"was created with other space settings \(space\.name: \"metaformer_t\" then, "
+                                       r"\"metaformer_s\" now; .*\); rerun with the same ones"):
         run_search(compose_cfg(*args, "space=metaformer_s"))
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "t").rglob("*") if p.is_file()} == before
 

@@ -310,7 +310,7 @@ def test_early_stop_records_stopped_candidates_as_complete_and_excludes_them_as_
         assert trials[n].values[0] == trials[n].user_attrs["judged_val_acc"]
 
 
-def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_root, tmp_path, compose_cfg, caplog):
+def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_root, tmp_path, compose_cfg):
     from nas.families import family_arch
 
     (tmp_path / "seed").mkdir()
@@ -322,13 +322,13 @@ def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_
     assert [r["arch_id"] for r in rows[:2]] == expected and rows[2]["arch_id"] not in expected
     assert all(r["state"] == "COMPLETE" for r in rows)
     # Resuming (one more trial) does not queue the seeds again: the study's history is kept as it is.
-    with caplog.at_level("WARNING", logger="nas"):
-        run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path / "runs", "search.n_trials=4", seeds)))
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path / "runs", "search.n_trials=4", seeds)))
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'runs' / 't' / 'study.db'}")
     assert len(study.trials) == 4 and sum(bool(t.user_attrs.get("seeded")) for t in study.trials) == 2
-    assert "seed_archs" not in caplog.text  # the same seeds, already evaluated: nothing to say
-    # A seed added to a resumed study is not evaluated either, and the log says so instead of keeping quiet.
+    log = (tmp_path / "runs" / "t" / "search.log").read_text()
+    assert "seed_archs" not in log  # the same seeds, already evaluated: nothing to say
+    # A seed added to a resumed study is not evaluated either, and the run's log says so instead of keeping quiet.
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path / "runs", "search.n_trials=4",
                                        "search.seed_archs=[convformer-S,poolformer-S]")))
     assert (f"search.seed_archs: {family_arch('poolformer-S').summary()} not queued: seeds only start a new study, "
-            "and this one has 4 trial(s)") in caplog.text
+            "and this one has 4 trial(s)") in (tmp_path / "runs" / "t" / "search.log").read_text()

@@ -216,3 +216,21 @@ def test_study_from_before_train_precision_resumes_as_the_float32_it_was(tmp_pat
     bf16 = to_run_config(compose_cfg(*base, "train.precision=bf16"))
     with pytest.raises(ConfigError, match="was created with other train settings"):
         open_study(bf16, storage, optuna.samplers.RandomSampler())
+
+
+def test_study_resumes_under_other_speed_settings_and_names_the_values_that_block_it(tmp_path, compose_cfg, tiny_idx_root):
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
+    storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
+    study = open_study(to_run_config(compose_cfg(*base)), storage, optuna.samplers.RandomSampler())
+    # Two 1-thread workers after one 2-thread process, the allocator setting off, another eval batch: same learning.
+    speed = ["train.threads=1", "train.keep_freed_memory=false", "train.eval_batch_size=64", "train.channels_last=false"]
+    open_study(to_run_config(compose_cfg(*base, *speed)), storage, optuna.samplers.RandomSampler())
+    # A fingerprint stored by an older version still held the thread count: it joins too.
+    old = study.user_attrs["config"]
+    old["train"].update(threads=2, keep_freed_memory=True, eval_batch_size=512)
+    study.set_user_attr("config", old)
+    open_study(to_run_config(compose_cfg(*base, "train.threads=1")), storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError, match=r"other train settings \(train\.epochs: 1 then, 2 now; train\.lr: 0\.003 then, "
+                                          r"0\.01 now\); rerun with the same ones"):
+        open_study(to_run_config(compose_cfg(*base, "train.epochs=2", "train.lr=0.01")), storage, optuna.samplers.RandomSampler())
+
