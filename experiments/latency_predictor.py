@@ -242,8 +242,9 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     # session and in the per-unit profile's session (whose unit times the predictor's unit costs come from).
     s_idx = {stride: [i for i, a in enumerate(archs) if a.img_size == SPACES["metaformer_s"]["img_size"] and a.stem_stride == stride]
              for stride in sorted({a.stem_stride for a in archs if a.img_size == SPACES["metaformer_s"]["img_size"]})}
-    by_stride = {f"metaformer_s, stem stride {k}": compare_predictors([archs[i] for i in idx], [measured[i] for i in idx],
-                                                                      result.profile) for k, idx in s_idx.items() if idx}
+    stride_groups = {f"metaformer_s, stem stride {k}": idx for k, idx in s_idx.items() if idx}
+    by_stride = {g: compare_predictors([archs[i] for i in idx], [measured[i] for i in idx], result.profile)
+                 for g, idx in stride_groups.items()}
     predicted = predict_latency_batch(archs, result.profile)
     sessions = None
     if (OUT / f"{name}_val_units.csv").is_file():
@@ -259,7 +260,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                     "n_not": int((~agree).sum())}
         # The same split per group of archs: where the predictor's misses sit against where the sessions disagree.
         groups = {"metaformer_t": [i for i, a in enumerate(archs) if a.img_size != SPACES["metaformer_s"]["img_size"]],
-                  **{f"metaformer_s, stem stride {k}": idx for k, idx in s_idx.items() if idx}}
+                  **stride_groups}
         sessions["by_group"] = {g: {"n": len(idx), "n_agreeing": int(agree[idx].sum()),
                                     "hits_where_agreeing": int((hit & agree)[idx].sum()),
                                     "hits_where_not": int((hit & ~agree)[idx].sum())} for g, idx in groups.items()}

@@ -144,15 +144,23 @@ def _comparable(fp: dict[str, Any]) -> dict[str, Any]:
     return fp
 
 
+def _stored_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
+    """A study's stored fingerprint as `fingerprint` would write it today."""
+    return _comparable(_as_of_now(config))
+
+
 def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
     """`train.epochs: 1 then, 3 now; ...` for the settings that differ (long values shortened)."""
     def short(value: Any) -> str:
         text = json.dumps(value)
         return text if len(text) <= 40 else text[:37] + "..."
 
-    return "; ".join(f"{group}.{key}: {short(stored.get(group, {}).get(key))} then, {short(now.get(group, {}).get(key))} now"
-                     for group in FINGERPRINT_KEYS for key in sorted(set(stored.get(group) or {}) | set(now.get(group) or {}))
-                     if (stored.get(group) or {}).get(key) != (now.get(group) or {}).get(key))
+    lines = []
+    for group in FINGERPRINT_KEYS:
+        then, current = stored.get(group) or {}, now.get(group) or {}
+        lines += [f"{group}.{key}: {short(then.get(key))} then, {short(current.get(key))} now"
+                  for key in sorted(set(then) | set(current)) if then.get(key) != current.get(key)]
+    return "; ".join(lines)
 
 
 def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
@@ -164,7 +172,7 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     fp = fingerprint(run)
     stored = study.user_attrs.get("config")
     if stored is not None:
-        stored = _comparable(_as_of_now(stored))
+        stored = _stored_fingerprint(stored)
     if stored is None:
         study.set_user_attr("config", fp)
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))
@@ -196,7 +204,7 @@ def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
     stored = study.user_attrs.get(_SETTINGS_ATTR)
     if stored is None:  # a study from before settings were stored: the fingerprint check must pass instead
         config = study.user_attrs.get("config")
-        if config is not None and _comparable(_as_of_now(config)) != fingerprint(run):
+        if config is not None and _stored_fingerprint(config) != fingerprint(run):
             raise ConfigError(f"study {study.study_name!r} was created with other settings; pass the same hw/space/data/train")
         return run
     stored = _as_of_now(stored)
