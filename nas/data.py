@@ -130,6 +130,25 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+# Pillow modes of one grey channel; "I;16*" are 16-bit (PNG, TIFF), "LA" grey with alpha.
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _to_8bit(img, path: Path):
+    """`img` with 8-bit pixels. Pillow's convert() clips 16-bit grey to 0..255 instead of scaling it (a
+    16-bit PNG came out nearly black with a white blur), so 16-bit pixels are mapped to round(value / 257):
+    the full 16-bit range onto 0..255, which a deployed model receives as value / 65535."""
+    from PIL import Image
+
+    if img.mode.startswith("I;16"):
+        return Image.fromarray(np.rint(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8))
+    if img.mode in ("I", "F"):
+        kind = "32-bit integer" if img.mode == "I" else "floating-point"
+        raise DataError(f"image {path} has {kind} pixels (mode {img.mode}), whose range is not defined; "
+                        "allowed: 8-bit grey or colour, 16-bit grey (save it as 8- or 16-bit)")
+    return img
+
+
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str) -> Split:
     from PIL import Image, UnidentifiedImageError
 
@@ -142,7 +161,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         for path in files:
             try:
                 with Image.open(path) as img:
-                    img = img.convert(mode)
+                    img = _to_8bit(img, path).convert(mode)
                     if size is not None and img.size != (size, size):
                         img = img.resize((size, size), Image.BILINEAR)
                     arr = np.asarray(img, dtype=np.uint8)
@@ -170,7 +189,7 @@ def _detect_mode(folders: list[Path]) -> str:
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 try:
                     with Image.open(path) as img:
-                        if img.mode not in ("L", "1", "I;16", "I"):
+                        if img.mode not in GREY_MODES | {"I", "F"}:
                             return "RGB"
                 except (OSError, UnidentifiedImageError):
                     continue  # reported with its path when the images are read

@@ -97,6 +97,28 @@ def test_imagefolder_split_folders_and_rgb_detection(tmp_path):
     assert ds.in_chans == 3 and ds.img_size == 8 and len(ds.test) == 4 and len(ds.val) == 2
 
 
+def test_16bit_grey_images_are_scaled_not_clipped_and_32bit_ones_are_refused(tmp_path):
+    # Pillow's own convert("L") clips 16-bit values to 255: these images would read as all white.
+    for c, v in (("dark", 0x1000), ("bright", 0xF000)):
+        (tmp_path / c).mkdir()
+        for i in range(4):
+            img = Image.fromarray(np.full((8, 8), v, dtype=np.uint16))
+            assert img.mode == "I;16"
+            img.save(tmp_path / c / f"{i}.png")
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=2, val_size=2))
+    assert ds.in_chans == 1  # 16-bit grey is grey, not colour
+    x = torch.cat([ds.train.x, ds.val.x, ds.test.x]).flatten(1)
+    y = torch.cat([ds.train.y, ds.val.y, ds.test.y])
+    assert (x == x[:, :1]).all()
+    expected = {ds.classes.index("dark"): round(0x1000 / 257), ds.classes.index("bright"): round(0xF000 / 257)}
+    assert sorted(set(x[:, 0].tolist())) == sorted(expected.values())  # 16 and 239, from value / 65535
+    assert all(int(v) == expected[int(label)] for v, label in zip(x[:, 0], y))
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "dark" / "f.tif")
+    with pytest.raises(DataError, match=r"f\.tif has floating-point pixels \(mode F\).*allowed: 8-bit grey or colour, 16-bit grey"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
+
+
 def test_held_out_splits_that_round_to_nothing_or_everything_say_which_way_to_go(tmp_path):
     for c in ("a", "b"):  # 6 images: the test split takes 1 (0.2 rounded), 5 are left for train + val
         for i in range(3):
