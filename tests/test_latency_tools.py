@@ -18,7 +18,7 @@ from nas.latency.fit import (
 )
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
-    Measurement, NodeProfile, NodeTime, cpu_identity, cpu_model, machine_info, make_runner, profile_nodes, profile_units, read_measurements, read_node_times,
+    MEASUREMENT_COLUMNS, Measurement, NodeProfile, NodeTime, cpu_identity, cpu_model, machine_info, make_runner, profile_nodes, profile_units, read_measurements, read_node_times,
     read_unit_times, unit_of_node, units_of_nodes, write_measurements, write_node_times, write_unit_times,
 )
 from nas.latency.ops import UNIT_SHAPE_FIELDS, enumerate_ops, unit_of, unit_type
@@ -107,9 +107,12 @@ def test_measurements_csv_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("bad_row", "fragment"),
     [("{not json},abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch spec is not valid JSON"),
-     ("ARCH,abc,openvino,fp32,1,1,-2,,,,", "line 3: median_ms='-2' must be a positive number"),
-     ("ARCH,abc,openvino,fp32,1,1,fast,,,,", "line 3: could not convert string to float: 'fast'"),
-     ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3")],
+     ("ARCH,abc,openvino,fp32,1,1,-2,,,,", "line 3: median_ms='-2' must be a plain number of milliseconds > 0"),
+     ("ARCH,abc,openvino,fp32,1,1,0.5 ms,,,,", "line 3: median_ms='0.5 ms' must be a plain number of milliseconds > 0"),
+     ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
+     ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
+     ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),
+     ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: invalid literal for int() with base 10: 'two'")],
 )
 def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
     write_measurements(tmp_path / "m.csv", [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")])
@@ -125,6 +128,25 @@ def test_measurements_file_without_required_columns(tmp_path):
     (tmp_path / "m.csv").write_text("arch,latency\nx,1\n")
     with pytest.raises(DataError, match="lacks column"):
         read_measurements(tmp_path / "m.csv")
+
+
+def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp_path):
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")]
+    write_measurements(tmp_path / "m.csv", rows)
+    text = (tmp_path / "m.csv").read_text()
+    # "CSV UTF-8" of a spreadsheet: byte-order mark and CRLF line ends; the header was read as '\ufeffarch_json'
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    assert read_measurements(tmp_path / "bom.csv") == rows
+    # ';'-separated, as spreadsheets of decimal-comma locales save CSV (the JSON cell is quoted: its commas stay)
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    (tmp_path / "semi.csv").write_text(";".join(MEASUREMENT_COLUMNS) + "\n" + f"{arch};abc;openvino;fp32;1;1;0.25;0.2;0.3;30;x\n")
+    assert read_measurements(tmp_path / "semi.csv") == rows
+    (tmp_path / "m.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    with pytest.raises(DataError, match=r"m\.xlsx is a zip file \(a spreadsheet workbook such as \.xlsx\?\), not CSV"):
+        read_measurements(tmp_path / "m.xlsx")
+    (tmp_path / "latin1.csv").write_bytes(text.replace("x\n", "caf\xe9\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.csv is not UTF-8 text \(byte \d+\); save it as CSV \(UTF-8\)"):
+        read_measurements(tmp_path / "latin1.csv")
 
 
 @pytest.mark.parametrize(

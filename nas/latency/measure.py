@@ -396,26 +396,42 @@ _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.
 
 
 def _csv_rows(path: Path, columns: Sequence[str], what: str):
-    """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`."""
+    """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`.
+
+    These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
+    and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter."""
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(columns) - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{path}: header lacks column(s) {sorted(missing)}; required: {list(columns)}")
-        yield from enumerate(reader, start=2)
-
-
-def _us_of(row: dict, path: Path, line: int) -> float:
-    """The row's `us` cell as a number >= 0, or a `DataError` naming the file and line."""
+    raw = path.read_bytes()
+    if raw.startswith(b"PK\x03\x04"):
+        raise DataError(f"{path} is a zip file (a spreadsheet workbook such as .xlsx?), not CSV; save it as CSV (UTF-8)")
     try:
-        us = float(row["us"])
-    except (TypeError, ValueError):
-        us = float("nan")
-    if not (us >= 0 and np.isfinite(us)):
-        raise DataError(f"{path}, line {line}: us={row['us']!r} must be a number >= 0")
-    return us
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start}); save it as CSV (UTF-8)") from None
+    header = text.split("\n", 1)[0]
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count))
+    missing = set(columns) - set(reader.fieldnames or ())
+    if missing:
+        raise DataError(f"{path}: header lacks column(s) {sorted(missing)}; required: {', '.join(columns)} (see README)")
+    yield from enumerate(reader, start=2)
+
+
+def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positive: bool) -> float:
+    """The row's `column` cell as a finite number (> 0 if `positive`, else >= 0), or a `DataError` naming the
+    file, line, column and value."""
+    cell = (row.get(column) or "").strip()
+    try:
+        value = float(cell)
+    except ValueError:
+        value = float("nan")
+    if np.isfinite(value) and (value > 0 if positive else value >= 0):
+        return value
+    if not cell:
+        raise DataError(f"{path}, line {line}: {column} is empty; fill in a time in {unit} or delete the row")
+    hint = " (write decimals with '.')" if re.fullmatch(r"[0-9]+,[0-9]+", cell) else ""
+    raise DataError(f"{path}, line {line}: {column}={cell!r} must be a plain number of {unit} "
+                    f"{'> 0' if positive else '>= 0'}{hint}")
 
 
 def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
@@ -427,7 +443,7 @@ def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
         if not _UNIT_NAME.match(unit):
             raise DataError(f"{p}, line {line}: unit={unit!r}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
                             "head, nodes, call")
-        out[row["arch_id"]][unit] = _us_of(row, p, line)
+        out[row["arch_id"]][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
     if not out:
         raise DataError(f"{p} holds no unit times")
     return dict(out)
@@ -457,7 +473,7 @@ def read_node_times(path: str | os.PathLike) -> dict[str, NodeProfile]:
     for line, row in _csv_rows(p, NODE_COLUMNS, "node times"):
         if not row["arch_id"] or not row["node"]:
             raise DataError(f"{p}, line {line}: arch_id={row['arch_id']!r}, node={row['node']!r}; both must be non-empty")
-        us = _us_of(row, p, line)
+        us = _number(row, "us", p, line, unit="microseconds", positive=False)
         if row["node"] == "call":
             calls[row["arch_id"]] = us
         else:
@@ -488,30 +504,22 @@ def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> 
 def read_measurements(path: str | os.PathLike) -> list[Measurement]:
     """Read a measurements CSV; a malformed row raises `DataError` naming its line."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"measurements file {p} not found")
-    with open(p, newline="") as f:
-        reader = csv.DictReader(f)
-        required = {"arch_json", "median_ms"}
-        missing = required - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{p}: header lacks column(s) {sorted(missing)}; required: arch_json, median_ms (see README)")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                arch = ArchConfig.from_json(row["arch_json"] or "")
-                median = float(row["median_ms"])
-                if not (median > 0 and np.isfinite(median)):
-                    raise ValueError(f"median_ms={row['median_ms']!r} must be a positive number")
-                p10 = float(row.get("p10_ms") or median)
-                p90 = float(row.get("p90_ms") or median)
-                rows.append(Measurement(
-                    arch=arch, runtime=row.get("runtime") or "unknown", precision=row.get("precision") or "unknown",
-                    threads=int(row.get("threads") or 0), median_ms=median, p10_ms=p10, p90_ms=p90,
-                    n_calls=int(row.get("n_calls") or 0), machine=row.get("machine") or "", batch=int(row.get("batch") or 1),
-                ))
-            except (ValueError, ConfigError, TypeError) as e:
-                raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
+    rows = []
+    for line, row in _csv_rows(p, ("arch_json", "median_ms"), "measurements"):
+        try:
+            arch = ArchConfig.from_json(row["arch_json"] or "")
+        except (ValueError, ConfigError, TypeError) as e:
+            raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
+        median = _number(row, "median_ms", p, line, unit="milliseconds", positive=True)
+        p10, p90 = (_number(row, c, p, line, unit="milliseconds", positive=True) if (row.get(c) or "").strip() else median
+                    for c in ("p10_ms", "p90_ms"))
+        try:
+            counts = {c: int(row.get(c) or default) for c, default in (("threads", 0), ("n_calls", 0), ("batch", 1))}
+        except ValueError as e:
+            raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
+        rows.append(Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
+                                precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
+                                machine=row.get("machine") or "", **counts))
     if not rows:
         raise DataError(f"{p} holds no measurements")
     return rows
