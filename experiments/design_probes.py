@@ -36,7 +36,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 
 def recipe() -> list[dict]:
-    data = load_dataset(DataConfig(name="fashion_mnist", root="/usr/share/datasets/fashion-mnist"))
+    data = load_dataset(DataConfig(name="fashion_mnist", root="/usr/share/datasets/fashion-mnist", stratify=False))
     arch = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=24, mlp_ratio=3),
                               StageConfig(mixer="conv", depth=2, width=48, mlp_ratio=3),
                               StageConfig(mixer="attn", depth=1, width=96, head_dim=16, mlp_ratio=3)))

@@ -231,10 +231,40 @@ def _count(size: float, n: int, what: str) -> int:
     return k
 
 
-def _hold_out(split: Split, size: float, *, seed: int, what: str) -> tuple[Split, Split]:
+def _stratified_counts(labels: torch.Tensor, k: int) -> dict[int, int]:
+    """How many of each class's images a held-out split of `k` takes: the class's share of `k`, the remainders
+    going to the largest fractions first, while every class keeps at least one image where it can."""
+    classes, sizes = (t.tolist() for t in labels.unique(return_counts=True))
+    n = sum(sizes)
+    exact = [k * size / n for size in sizes]
+    counts = {c: min(math.floor(e), max(size - 1, 0)) for c, e, size in zip(classes, exact, sizes)}
+    by_remainder = sorted(range(len(classes)), key=lambda i: (-(exact[i] - math.floor(exact[i])), i))
+    for keep_one in (True, False):  # a class gives up its last image only when the others cannot make up k
+        grew = True
+        while grew and sum(counts.values()) < k:
+            grew = False
+            for i in by_remainder:
+                if sum(counts.values()) < k and counts[classes[i]] < sizes[i] - keep_one:
+                    counts[classes[i]] += 1
+                    grew = True
+    return counts
+
+
+def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool) -> tuple[Split, Split]:
     k = _count(size, len(split), what)
-    perm = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
-    rest, held = perm[k:].sort().values, perm[:k].sort().values
+    generator = torch.Generator().manual_seed(seed)
+    if stratify:
+        held_parts = []
+        for c, count in _stratified_counts(split.y, k).items():
+            members = (split.y == c).nonzero().flatten()
+            held_parts.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        held = torch.cat(held_parts).sort().values
+        keep = torch.ones(len(split), dtype=torch.bool)
+        keep[held] = False
+        rest = keep.nonzero().flatten()
+    else:
+        perm = torch.randperm(len(split), generator=generator)
+        rest, held = perm[k:].sort().values, perm[:k].sort().values
     return Split(split.x[rest], split.y[rest]), Split(split.x[held], split.y[held])
 
 
@@ -255,9 +285,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     else:
         train, val, test, classes = _load_imagefolder(cfg)
     if test is None:
-        train, test = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size")
+        train, test = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size", stratify=cfg.stratify)
     if val is None:
-        train, val = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size")
+        train, val = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size", stratify=cfg.stratify)
     mean, std = channel_stats(train.x)
     return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std)
 
