@@ -126,6 +126,12 @@ def _conform(split: Split, *, size: int | None, channels: int | None) -> Split:
 
 
 # -- image folders -----------------------------------------------------------------------------
+def _is_image_file(path: Path) -> bool:
+    # Hidden files are skipped as hidden folders are: macOS writes "._<name>.png" metadata files beside every image
+    # it copies to a USB stick or network share, and they are not images.
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
 def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -155,7 +161,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     xs, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        files = sorted(p for p in folder.iterdir() if _is_image_file(p)) if folder.is_dir() else []
         if not files:
             raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         for path in files:
@@ -186,7 +192,7 @@ def _detect_mode(folders: list[Path]) -> str:
 
     for folder in folders:
         for path in folder.rglob("*"):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if _is_image_file(path):
                 try:
                     with Image.open(path) as img:
                         if img.mode not in GREY_MODES | {"I", "F"}:

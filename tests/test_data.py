@@ -154,6 +154,17 @@ def test_held_out_splits_that_round_to_nothing_or_everything_say_which_way_to_go
     assert (len(load(val_size=1).val), len(load(val_size=0.2).val)) == (1, 1)
 
 
+def test_hidden_files_beside_the_images_are_skipped(tmp_path):
+    for c in ("a", "b"):
+        for i in range(3):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+            # what macOS leaves beside each image it copies to a USB stick: not an image, with an image's suffix
+            (tmp_path / c / f"._{i}.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=1, val_size=1))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 6
+
+
 def test_imagefolder_bad_inputs_are_named(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "none")))
