@@ -125,6 +125,11 @@ def compress_checkpoint(
             f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
             f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}"
         )
+    trained_on = model.meta.get("classes")  # checkpoints before 2026-12-04 lack them
+    if trained_on is not None and list(trained_on) != list(data.classes):
+        i = next(i for i, (a, b) in enumerate(zip(trained_on, data.classes)) if a != b)
+        raise ConfigError(f"checkpoint {folder} was trained on other classes than dataset {data.name!r} has: class {i} is "
+                          f"{trained_on[i]!r} there and {data.classes[i]!r} here; give the data it was trained on")
     fp32_pred = predict_latency(arch, hw)
     ratio, target_ms = prune_targets(cfg, fp32_pred.total_ms)
     if target_ms is not None and target_ms < fp32_pred.total_ms:
@@ -163,6 +168,7 @@ def compress_checkpoint(
             pruned_model.eval()
             save_checkpoint(folder / "model_pruned.pt", pruned_model, pruned_arch, meta={
                 "source_arch_id": arch.arch_id, "prune_ratio": result.ratio, "val_acc": rec.val_acc, "dataset": data.name,
+                "classes": list(data.classes),
             })
             export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             files.update(pruned_pt="model_pruned.pt", pruned_onnx="model_pruned.onnx")

@@ -174,7 +174,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
     log.info("final training of %s: %d epochs", arch.arch_id, run.final_train.epochs)
     result = train_candidate(model, data, run.final_train, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
-    model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name}
+    model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes)}
     return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 

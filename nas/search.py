@@ -265,7 +265,7 @@ def make_objective(
         save_checkpoint(
             run_dir / "trials" / f"{arch.arch_id}.pt", model, arch,
             meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name,
-                  "epochs_trained": result.epochs_done},
+                  "classes": list(data.classes), "epochs_trained": result.epochs_done},
         )
         return result.val_acc, lat.total_ms
 

@@ -4,6 +4,7 @@ next to a checkpoint). Config values, paths, storage URLs, checkpoints, image fo
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -196,6 +197,10 @@ def _damage(folder: Path, how: str, marker: Path) -> None:
         payload = torch.load(path, weights_only=True)
         payload["arch"] = other.to_json()
         torch.save(payload, path)
+    elif how == "other_classes":  # trained on another 10-class dataset of the same image size
+        payload = torch.load(path, weights_only=True)
+        payload["meta"] = json.dumps({"dataset": "fashion_mnist", "classes": ["T-shirt/top", "shoe", *"abcdefgh"]})
+        torch.save(payload, path)
     elif how == "missing":
         path.unlink()
 
@@ -209,6 +214,8 @@ CHECKPOINT_CASES = [
     ("foreign_format", [], "expected 'metaformer-nas/checkpoint-v1'"),
     ("weights_do_not_fit", [], "weights do not fit its arch spec"),
     ("missing", [], "not found; expected a model.pt file or a folder holding one"),
+    ("other_classes", [], "was trained on other classes than dataset 'fashion_mnist' has: class 1 is 'shoe' there and "
+                          "'Trouser' here; give the data it was trained on"),
     ("none", ["data=imagefolder", "data.root={img}/rgb32"], "expects 1x28x28 images and 10 classes; dataset 'imagefolder' has 3x32x32 and 3"),
     ("none", ["compress.prune.target_latency_ms=0.0001"], "compress.prune.target_latency_ms=0.0001 cannot be met"),
 ]

@@ -56,6 +56,7 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         assert sum(l["ms"] for l in metrics["latency_breakdown"]) == pytest.approx(metrics["latency_ms"])
         # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)
         model = nas.load_checkpoint(folder)
+        assert model.meta["classes"] == metrics["output"]["class_names"]  # the weights know what their logits mean
         x = torch.rand(2, 1, 28, 28)
         onnx_out = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"pixels": x.numpy()})[0]
         np.testing.assert_allclose(onnx_out, model(x).detach().numpy(), atol=1e-4, rtol=1e-4)
@@ -200,6 +201,8 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     arch = json.loads((folder / "arch.json").read_text())
     assert (arch["in_chans"], arch["img_size"], arch["num_classes"]) == (3, 16, 3)
     assert json.loads((folder / "compressed_metrics.json").read_text())["int8"]["test_acc"] is not None
+    assert [nas.load_checkpoint(folder / f).meta["classes"] for f in ("model.pt", "model_pruned.pt")] == [
+        ["blue", "green", "red"]] * 2
     # The deployable files take raw [0, 1] RGB pixels of the training size and give one logit per class folder.
     image = np.asarray(Image.open(tmp_path / "images" / "blue" / "0.jpg").resize((16, 16)), dtype=np.float32) / 255
     for name in ("model.onnx", "model_int8.onnx"):
