@@ -227,6 +227,22 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     return train, val, test, classes
 
 
+def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
+    """How the images a model was trained on were made from the files, in words: a deployment must feed it frames
+    made the same way (metrics.json's input contract)."""
+    if cfg.format == DataFormat.idx:
+        steps = ["idx grey images as stored" if cfg.img_size is None else
+                 f"idx grey images resized to {img_size}x{img_size} (bilinear, antialiased)"]
+        if in_chans == 3:
+            steps.append("grey repeated into 3 channels")
+    else:
+        colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
+        steps = [f"decoded with Pillow, converted to {colour}, 16-bit grey as value / 257",
+                 "at their own size" if cfg.img_size is None else
+                 f"the whole image stretched to {img_size}x{img_size} (bilinear, antialiased; not cropped)"]
+    return "; ".join(steps) + "; uint8 / 255"
+
+
 # -- splitting and statistics --------------------------------------------------------------------
 def _count(size: float, n: int, what: str) -> int:
     k = int(round(size * n)) if size < 1 else int(size)

@@ -33,7 +33,7 @@ from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
 )
 from nas.config import RunConfig, hw_profiles
-from nas.data import Dataset
+from nas.data import Dataset, preprocessing
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
@@ -259,6 +259,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "range": [0.0, 1.0], "normalization": "inside the model (mean/std of the training split)",
             "channels": arch.in_chans, "img_size": arch.img_size,
             "mean": list(data.mean), "std": list(data.std),
+            "preprocessing": preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
         },
         "output": {"name": "logits", "num_classes": arch.num_classes, "class_names": list(data.classes)},
     }

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from nas.config import DataConfig, DataFormat
-from nas.data import augment, iterate_batches, load_dataset, read_idx
+from nas.data import augment, iterate_batches, load_dataset, preprocessing, read_idx
 from nas.errors import DataError
 from tests.conftest import write_idx
 
@@ -163,6 +163,17 @@ def test_hidden_files_beside_the_images_are_skipped(tmp_path):
     ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
                                  test_size=1, val_size=1))
     assert len(ds.train) + len(ds.val) + len(ds.test) == 6
+
+
+def test_preprocessing_says_how_the_training_images_were_made():
+    idx = DataConfig(name="f", format=DataFormat.idx)
+    assert preprocessing(idx, in_chans=1, img_size=28) == "idx grey images as stored; uint8 / 255"
+    assert preprocessing(DataConfig(name="f", format=DataFormat.idx, img_size=32, channels=3), in_chans=3, img_size=32) == (
+        "idx grey images resized to 32x32 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255")
+    folder = DataConfig(name="i", format=DataFormat.imagefolder, img_size=None)
+    assert preprocessing(folder, in_chans=1, img_size=20) == (
+        "decoded with Pillow, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B), 16-bit grey as value / 257; "
+        "at their own size; uint8 / 255")
 
 
 def test_imagefolder_bad_inputs_are_named(tmp_path):

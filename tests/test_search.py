@@ -52,6 +52,7 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         assert sorted(p.name for p in folder.iterdir()) == MEMBER_FILES
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["input"]["shape"] == [None, 1, 28, 28] and len(metrics["output"]["class_names"]) == 10
+        assert metrics["input"]["preprocessing"] == "idx grey images as stored; uint8 / 255"
         assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
         assert sum(l["ms"] for l in metrics["latency_breakdown"]) == pytest.approx(metrics["latency_ms"])
         # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)
@@ -200,6 +201,9 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     folder = result.run_dir / member["checkpoint"]
     arch = json.loads((folder / "arch.json").read_text())
     assert (arch["in_chans"], arch["img_size"], arch["num_classes"]) == (3, 16, 3)
+    assert json.loads((folder / "metrics.json").read_text())["input"]["preprocessing"] == (
+        "decoded with Pillow, converted to RGB, 16-bit grey as value / 257; the whole image stretched to 16x16 "
+        "(bilinear, antialiased; not cropped); uint8 / 255")
     assert json.loads((folder / "compressed_metrics.json").read_text())["int8"]["test_acc"] is not None
     assert [nas.load_checkpoint(folder / f).meta["classes"] for f in ("model.pt", "model_pruned.pt")] == [
         ["blue", "green", "red"]] * 2
