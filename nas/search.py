@@ -32,7 +32,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
 from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
                         validate_run_config)
-from nas.data import Dataset, load_dataset
+from nas.data import Dataset, available_cpus, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.measure import host_mismatch
@@ -43,7 +43,7 @@ from nas.study import (
     counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
     with_study_settings, worker_info,
 )
-from nas.train import available_cpus, seed_everything, train_candidate
+from nas.train import seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
 
@@ -460,10 +460,14 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))
     left_out = seeds_left_out(study, seeds)
-    enqueue_seed_archs(study, seeds, run.space)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
     with _run_log(run_dir):
+        # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
+        log.info("study %s: hw=%s space=%s data=%s (%d train / %d val / %d test images, %s); %d of %d trials done",
+                 study.study_name, run.hw.name, run.space.name, data.name, len(data.train), len(data.val), len(data.test),
+                 "x".join(map(str, (data.in_chans, data.img_size, data.img_size))), _n_complete(study), run.search.n_trials)
+        enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
 import platform
 import random
 import time
@@ -64,13 +63,6 @@ def subset_split(split: Split, size: int | None, *, seed: int) -> Split:
         return split
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
     return Split(split.x[idx], split.y[idx])
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, else the machine's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def native_bf16() -> bool:

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from nas.config import DataConfig, DataFormat
-from nas.data import augment, iterate_batches, load_dataset, preprocessing, read_idx
+from nas.data import _read_image, augment, iterate_batches, load_dataset, preprocessing, read_idx
 from nas.errors import DataError
 from tests.conftest import write_idx
 
@@ -174,6 +174,17 @@ def test_preprocessing_says_how_the_training_images_were_made():
     assert preprocessing(folder, in_chans=1, img_size=20) == (
         "decoded with Pillow, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B), 16-bit grey as value / 257; "
         "at their own size; uint8 / 255")
+
+
+def test_big_jpegs_are_decoded_at_reduced_scale_close_to_a_full_decode(tmp_path):
+    yy, xx = np.mgrid[0:768, 0:1024]
+    pixels = np.stack([xx * 255 // 1024, yy * 255 // 768, (xx + yy) % 256], -1).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "photo.jpg", quality=90)
+    draft = _read_image(tmp_path / "photo.jpg", size=16, mode="RGB")
+    full = _read_image(tmp_path / "photo.jpg", size=16, mode="RGB", draft=False)
+    assert draft.shape == full.shape == (16, 16, 3)
+    diff = np.abs(draft.astype(int) - full.astype(int))
+    assert 0 < diff.max() <= 4  # another decode (1/8 scale: 128x96, still >= 2x 16), the same picture
 
 
 def test_imagefolder_bad_inputs_are_named(tmp_path):

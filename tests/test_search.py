@@ -202,8 +202,8 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     arch = json.loads((folder / "arch.json").read_text())
     assert (arch["in_chans"], arch["img_size"], arch["num_classes"]) == (3, 16, 3)
     assert json.loads((folder / "metrics.json").read_text())["input"]["preprocessing"] == (
-        "decoded with Pillow, converted to RGB, 16-bit grey as value / 257; the whole image stretched to 16x16 "
-        "(bilinear, antialiased; not cropped); uint8 / 255")
+        "decoded with Pillow, converted to RGB, 16-bit grey as value / 257; JPEGs decoded at 1/2, 1/4 or 1/8 scale where "
+        "that keeps 2x the target size; the whole image stretched to 16x16 (bilinear, antialiased; not cropped); uint8 / 255")
     assert json.loads((folder / "compressed_metrics.json").read_text())["int8"]["test_acc"] is not None
     assert [nas.load_checkpoint(folder / f).meta["classes"] for f in ("model.pt", "model_pruned.pt")] == [
         ["blue", "green", "red"]] * 2
@@ -334,6 +334,11 @@ def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_
     assert len(study.trials) == 4 and sum(bool(t.user_attrs.get("seeded")) for t in study.trials) == 2
     log = (tmp_path / "runs" / "t" / "search.log").read_text()
     assert "seed_archs" not in log  # the same seeds, already evaluated: nothing to say
+    # Each run starts its lines with what it searches and how far the study is; the seeds queued are logged there too.
+    starts = [line.split(" - ", 1)[1] for line in log.splitlines() if " - study t: " in line]
+    assert [s.rsplit("; ", 1)[1] for s in starts] == ["0 of 3 trials done", "3 of 4 trials done"]
+    assert starts[0].startswith("study t: hw=edge_npu space=metaformer_t data=")
+    assert "queued 2 seed architecture(s) to evaluate first" in log
     # A seed added to a resumed study is not evaluated either, and the run's log says so instead of keeping quiet.
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path / "runs", "search.n_trials=4",
                                        "search.seed_archs=[convformer-S,poolformer-S]")))
