@@ -35,7 +35,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import machine_info, make_runner, time_runners
-from nas.train import evaluate, keep_freed_memory, seed_everything
+from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
 
 from compress.export import (
     accuracy, agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_logits, torch_logits, torch_runner,
@@ -104,6 +104,11 @@ def _size(folder: Path, *names: str) -> int:
     return sum((folder / n).stat().st_size for n in names)
 
 
+def _file_accuracy(logits: np.ndarray, data: Dataset) -> dict[str, Any]:
+    """test_acc and test_acc_per_class of an exported file's logits on the test split."""
+    return {"test_acc": accuracy(logits, data.test), "test_acc_per_class": per_class_accuracy(logits, data.test, data.classes)}
+
+
 def compress_checkpoint(
     folder: str | os.PathLike,
     *,
@@ -149,7 +154,7 @@ def compress_checkpoint(
     fp32 = {
         "arch_id": arch.arch_id, "summary": arch.summary(), "arch": arch.to_dict(), "params": fp32_pred.params,
         "macs": fp32_pred.macs, "latency_ms": fp32_pred.total_ms, "val_acc": fp32_val,
-        "test_acc": accuracy(onnx_logits(fp32_onnx, test, batch_size=eval_batch_size), test),
+        **_file_accuracy(onnx_logits(fp32_onnx, test, batch_size=eval_batch_size), data),
         "test_acc_torch": accuracy(fp32_logits, test), "file": "model.onnx", "size_bytes": _size(folder, "model.onnx"),
     }
     files = {"fp32_onnx": "model.onnx"}
@@ -178,7 +183,7 @@ def compress_checkpoint(
                 "params": pruned_pred.params, "macs": pruned_pred.macs, "latency_ms": pruned_pred.total_ms,
                 "val_acc_before_recovery": before, "val_acc": rec.val_acc, "recover_seconds": rec.seconds,
                 "recover_precision": rec.precision,
-                "test_acc": accuracy(onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size), test),
+                **_file_accuracy(onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size), data),
                 "test_acc_torch": evaluate(pruned_model, test, batch_size=eval_batch_size),
                 "file": "model_pruned.onnx", "size_bytes": _size(folder, "model_pruned.onnx"),
             })
@@ -199,7 +204,7 @@ def compress_checkpoint(
         "fp32_val_acc": q.fp32_val_acc, "ptq_val_acc": q.ptq_val_acc, "val_acc": q.val_acc,
         "qat_epochs": q.qat_epochs, "qat_seconds": q.qat_seconds, "max_acc_drop": q.max_acc_drop,
         "within_tolerance": q.within_tolerance, "note": q.note,
-        "test_acc": accuracy(ov_logits, test), "test_acc_onnx": accuracy(ort_logits, test),
+        **_file_accuracy(ov_logits, data), "test_acc_onnx": accuracy(ort_logits, test),
         "test_acc_torch": accuracy(q_logits, test),
         "acc_drop_vs_source_pt": (source_test - accuracy(ov_logits, test)) * 100.0,
         "val_acc_file": accuracy(openvino_logits(folder / "model_int8.xml", data.val, batch_size=eval_batch_size), data.val),

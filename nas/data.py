@@ -341,6 +341,22 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std)
 
 
+IMBALANCE_WARN_RATIO = 10.0
+"""A training split whose largest class has this many times the images of its smallest is worth a warning."""
+
+
+def imbalance_warning(data: Dataset) -> str | None:
+    """One line when the training split's classes are far from balanced, else None: accuracy, the search's objective,
+    then rewards predicting the large classes, and the weak ones show only in the per-class accuracies."""
+    counts = torch.bincount(data.train.y, minlength=len(data.classes)).tolist()
+    large, small = max(range(len(counts)), key=counts.__getitem__), min(range(len(counts)), key=counts.__getitem__)
+    if counts[small] * IMBALANCE_WARN_RATIO > counts[large]:
+        return None
+    return (f"unbalanced classes: {data.classes[large]!r} has {counts[large]:,} training images, {data.classes[small]!r} "
+            f"{counts[small]:,}; accuracy, which the search maximises, rewards predicting the large classes: read the "
+            "report's per-class accuracies, or balance the folders")
+
+
 # -- batches -----------------------------------------------------------------------------------
 # Random-erasing rectangle: area share and aspect-ratio range of Zhong et al. 2017 (and timm's defaults).
 ERASE_AREA = (0.02, 1.0 / 3.0)

@@ -528,15 +528,41 @@ def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
             f"</thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _weakest_class(per_class: Any) -> str:
+    """'Shirt 66.10%': the class a model gets right least often (metrics.json's test_acc_per_class)."""
+    scores = {str(k): v for k, v in per_class.items() if _to_float(v) is not None} if isinstance(per_class, dict) else {}
+    if not scores:
+        return _MISSING
+    name = min(scores, key=lambda k: float(scores[k]))
+    return f"{name} {_fmt_acc(float(scores[name]))}"
+
+
+def _member_weakest(m: _Member) -> str:
+    return _weakest_class((m.metrics or {}).get("test_acc_per_class"))
+
+
+def _largest_class_drop(before: Any, after: Any) -> str | None:
+    """'largest class drop: Shirt -1.20 pt' between two stages' test_acc_per_class (None if either lacks it)."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return None
+    drops = {k: (float(before[k]) - float(after[k])) * 100 for k in before
+             if _to_float(before.get(k)) is not None and _to_float(after.get(k)) is not None}
+    if not drops:
+        return None
+    name = max(drops, key=lambda k: drops[k])
+    return f"largest class drop vs the file before: {name} {-drops[name]:+.2f} pt"
+
+
 def _html_front_table(members: Sequence[_Member]) -> str:
     head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th><th>test acc</th>"
-            "<th>test acc (ONNX)</th><th>params</th><th>MACs</th><th>summary</th><th>checkpoint</th></tr>")
+            "<th>test acc (ONNX)</th><th>weakest class (test)</th><th>params</th><th>MACs</th><th>summary</th>"
+            "<th>checkpoint</th></tr>")
     rows = []
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
         num = [_fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc), _fmt_acc(m.test_acc_onnx),
-               _fmt_count(m.params), _fmt_count(m.macs)]
+               _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
                     + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
                     + f"<td><code>{html.escape(m.summary)}</code></td><td>{link}</td></tr>")
@@ -569,6 +595,7 @@ def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
             rows.append([m.arch_id, "failed", _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
                          str(c["error"])])
             continue
+        before = None  # test_acc_per_class of the previous file (pruned when pruned, else fp32)
         for stage in _STAGES:
             s = c.get(stage) or {}
             if stage == "pruned" and not s.get("pruned"):
@@ -589,6 +616,11 @@ def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
                 ir = _to_float(s.get("size_bytes_ir"))
                 if ir is not None:
                     notes.append(f"IR {ir / 1024:.0f} KiB")
+            if stage != "fp32" and (drop := _largest_class_drop(before, s.get("test_acc_per_class"))) is not None:
+                notes.append(drop)
+            if s.get("test_acc_per_class"):
+                notes.append(f"weakest class {_weakest_class(s['test_acc_per_class'])}")
+                before = s["test_acc_per_class"]
             rows.append([m.arch_id, stage, _fmt_acc(_to_float(s.get("test_acc"))), _fmt_ms(_to_float(s.get("latency_ms"))),
                          _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
@@ -657,12 +689,13 @@ def _md_cell(text: str) -> str:
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
-    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | test acc | test acc (ONNX) | params | MACs | summary | checkpoint |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|---|---|"]
+    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | test acc | test acc (ONNX) | weakest class (test) "
+             "| params | MACs | summary | checkpoint |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
         cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc),
-                 _fmt_acc(m.test_acc_onnx), _fmt_count(m.params), _fmt_count(m.macs),
+                 _fmt_acc(m.test_acc_onnx), _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return lines

@@ -37,7 +37,7 @@ from nas.data import Dataset, preprocessing
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
-from nas.train import LossFn, evaluate, seed_everything, train_candidate
+from nas.train import LossFn, per_class_accuracy, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class MemberMetrics:
     test_acc_onnx: float | None
     onnx_max_abs_diff: float | None
     measured_latency_ms: float | None  # model.onnx timed on this host, for profiles with a runtime here
+    test_acc_per_class: dict[str, float | None] | None = None  # None in metrics.json written before 2026-12-04
 
 
 def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
@@ -202,7 +203,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     )
     if up_to_date:
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
-                             cached.get("measured_latency_ms"))
+                             cached.get("measured_latency_ms"), cached.get("test_acc_per_class"))
         measured_on = cached.get("measured_latency_on")
         final_info = cached.get("final_train")
     else:
@@ -213,18 +214,18 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
             final_info["recipe"] = final
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
-        test_acc = evaluate(model, data.test, batch_size=run.train.eval_batch_size)
+        logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
+        test_acc = float((logits.argmax(1) == data.test.y.numpy()).mean())
         onnx_acc = onnx_diff = measured = measured_on = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
-            logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
             onnx_out = onnx_logits(onnx_path, data.test, batch_size=run.train.eval_batch_size)
             onnx_acc = float((onnx_out.argmax(1) == data.test.y.numpy()).mean())
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
                 measured_on = cpu_model(machine_info())
-        test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured)
+        test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes))
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {
@@ -236,6 +237,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "val_acc_proxy": record.val_acc,  # what the search ranked the member by
         "final_train": final_info,
         "test_acc": test.test_acc,
+        "test_acc_per_class": test.test_acc_per_class,  # of model.pt, by class name
         "test_acc_onnx": test.test_acc_onnx,
         "onnx_max_abs_diff": test.onnx_max_abs_diff,
         "latency_ms": lat.total_ms,

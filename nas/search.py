@@ -32,7 +32,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
 from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
                         validate_run_config)
-from nas.data import Dataset, available_cpus, load_dataset
+from nas.data import Dataset, available_cpus, imbalance_warning, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.measure import host_mismatch
@@ -475,6 +475,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
             log.warning("%s", too_many)
         if left_out is not None:
             log.warning("%s", left_out)
+        if (unbalanced := imbalance_warning(data)) is not None:
+            log.warning("%s", unbalanced)
         interrupted = _run_trials(run, data, run_dir, study)
         pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted)
         n = _n_complete(study)

@@ -8,7 +8,7 @@ import platform
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -111,6 +111,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def per_class_accuracy(logits: np.ndarray, split: Split, classes: Sequence[str]) -> dict[str, float | None]:
+    """Share of each class's images in `split` that `logits` (N, classes) get right (the class's recall), by class
+    name; None for a class without images there. One weak class hides in a good overall accuracy."""
+    predicted, truth = np.asarray(logits).argmax(1), split.y.numpy()
+    out: dict[str, float | None] = {}
+    for i, name in enumerate(classes):
+        mine = truth == i
+        out[name] = float((predicted[mine] == i).mean()) if mine.any() else None
+    return out
 
 
 @torch.no_grad()

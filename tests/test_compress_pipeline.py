@@ -60,6 +60,11 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     assert sum(p.numel() for p in rebuilt.parameters()) == pruned["params"]
     for stage in (fp32, pruned, int8):
         assert 0.0 <= stage["test_acc"] <= 1.0 and stage["size_bytes"] > 0
+        # per class, from the same file: the shares weighted by each class's test images give the overall accuracy
+        per_class = stage["test_acc_per_class"]
+        counts = torch.bincount(data.test.y, minlength=len(data.classes)).tolist()
+        assert list(per_class) == list(data.classes)
+        assert sum(per_class[c] * n for c, n in zip(data.classes, counts) if n) / sum(counts) == pytest.approx(stage["test_acc"])
     assert int8["size_bytes"] == (checkpoint / "model_int8.onnx").stat().st_size
     assert set(metrics["host_latency"]) >= {"torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_pruned"}
     timed = ("torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_bound", "openvino_int8_bound")

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from nas.config import DataConfig, DataFormat
-from nas.data import _read_image, augment, iterate_batches, load_dataset, preprocessing, read_idx
+from nas.data import _read_image, augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx
 from nas.errors import DataError
 from tests.conftest import write_idx
 
@@ -115,6 +115,20 @@ def test_held_out_splits_keep_every_class_of_an_unbalanced_folder(tmp_path):
     # A plain random draw of 7 of 35 left a class out of test for some seeds: the reason for stratifying.
     random_tests = [torch.bincount(load(stratify=False, split_seed=s).test.y, minlength=3)[:2].min() for s in range(8)]
     assert min(random_tests) == 0
+
+
+def test_unbalanced_training_classes_are_named_in_a_warning(tmp_path):
+    def load(good, crack):
+        root = tmp_path / f"{good}-{crack}"
+        for c, n in (("good", good), ("crack", crack)):
+            for i in range(n):
+                _png(root / c / f"{i}.png", 8, i)
+        return load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None,
+                                       test_size=1, val_size=1))  # both held-out images come from 'good'
+    assert imbalance_warning(load(31, 5)) is None  # 29 vs 5 training images: under 10x
+    assert imbalance_warning(load(42, 4)) == (
+        "unbalanced classes: 'good' has 40 training images, 'crack' 4; accuracy, which the search maximises, rewards "
+        "predicting the large classes: read the report's per-class accuracies, or balance the folders")
 
 
 def test_16bit_grey_images_are_scaled_not_clipped_and_32bit_ones_are_refused(tmp_path):

@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -82,7 +83,10 @@ def run_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     folder = _write_run(tmp_path / "run", trials, members)
     for arch_id, n_stages in ((FAST, 2), (SLOW, 3)):
         (folder / "checkpoints" / arch_id).mkdir(parents=True)
-        (folder / "checkpoints" / arch_id / "metrics.json").write_text(json.dumps(_metrics(arch_id, n_stages)))
+        metrics = _metrics(arch_id, n_stages)
+        if arch_id == SLOW:  # FAST's metrics.json is from before per-class accuracies
+            metrics["test_acc_per_class"] = {"Bag": 0.97, "Shirt": 0.611, "Coat": 0.8, "Sandal": None}
+        (folder / "checkpoints" / arch_id / "metrics.json").write_text(json.dumps(metrics))
     return folder
 
 
@@ -140,9 +144,22 @@ def test_markdown_has_front_table_and_image_links(written: dict[str, pathlib.Pat
     assert "[checkpoints/aaaa000001](checkpoints/aaaa000001)" in fast_row
     assert rows[2].rstrip().endswith("| missing |")
     assert "\\|" in fast_row  # the '|' inside the summary does not break the table
+    assert rows[1].count("| Shirt 61.10% |") == 1 and "| – |" in rows[0]  # weakest class, and none recorded for FAST
     assert "**Latency budget:** 0.5 ms" in md
     assert "toy NPU &lt;int8>" in md
     assert "**Latency predictor:** roofline from the datasheet numbers" in md
+
+
+def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -> None:
+    from nas.report import _compressed_rows
+
+    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+        "fp32": {"test_acc": 0.9, "test_acc_per_class": {"Shirt": 0.70, "Bag": 0.95}},
+        "pruned": {"pruned": False},
+        "int8": {"test_acc": 0.89, "test_acc_per_class": {"Shirt": 0.66, "Bag": 0.96}, "qat_epochs": 0}})
+    fp32, pruned, int8 = (row[-1] for row in _compressed_rows([member]))
+    assert fp32 == "weakest class Shirt 70.00%" and pruned.startswith("not pruned")
+    assert int8.endswith("largest class drop vs the file before: Shirt -4.00 pt; weakest class Shirt 66.00%")
 
 
 def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Path) -> None:

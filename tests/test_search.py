@@ -53,6 +53,8 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["input"]["shape"] == [None, 1, 28, 28] and len(metrics["output"]["class_names"]) == 10
         assert metrics["input"]["preprocessing"] == "idx grey images as stored; uint8 / 255"
+        per_class, names = metrics["test_acc_per_class"], metrics["output"]["class_names"]
+        assert sorted(per_class) == sorted(names) and all(v is None or 0 <= v <= 1 for v in per_class.values())
         assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
         assert sum(l["ms"] for l in metrics["latency_breakdown"]) == pytest.approx(metrics["latency_ms"])
         # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)

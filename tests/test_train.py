@@ -5,15 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from nas.arch import ArchConfig, StageConfig
 from nas.config import DataConfig, DataFormat, Precision, TrainConfig
-from nas.data import iterate_batches, load_dataset
+from nas.data import Split, iterate_batches, load_dataset
 import nas.train
 from nas.model import build_model
-from nas.train import (TrainingDiverged, evaluate, native_bf16, resolve_precision, seed_everything,
+from nas.train import (TrainingDiverged, evaluate, native_bf16, per_class_accuracy, resolve_precision, seed_everything,
                        subset_split, train_candidate)
 
 ARCH = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=32)))
@@ -225,3 +226,9 @@ def test_a_given_loss_fn_replaces_the_recipe_loss_and_sees_each_batch(data):
     with torch.no_grad():
         preds = torch.cat([model(x).argmax(1) for x, _ in iterate_batches(data.val, batch_size=64)])
     assert (preds == 3).float().mean() > 0.95  # the labels were never used
+
+
+def test_per_class_accuracy_is_each_classes_recall_by_name():
+    split = Split(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 0, 1, 1, 1]))
+    logits = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0]], dtype=np.float32)  # 1 of 2, 2 of 3
+    assert per_class_accuracy(logits, split, ("a", "b", "c")) == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
