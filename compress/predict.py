@@ -1,0 +1,157 @@
+"""Classify image files with a winner's deployable file, made into inputs the way its training images were made:
+
+    python -m compress.predict runs/<study>/checkpoints/<arch_id> photo.jpg more_photos/ --top 3
+    python -m compress.predict runs/<study>/checkpoints/<arch_id>/model.onnx photo.jpg --csv predictions.csv
+
+A checkpoint folder runs its int8 OpenVINO IR (`model_int8.xml`) when it has one, else `model.onnx`; a file runs as
+named: `.xml` in OpenVINO, `.onnx` in onnxruntime, `.pt` in torch. The input size, channels and class names come
+from the folder's metrics.json. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
+the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
+their softmax probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nas.data import Split, _is_image_file, _read_image
+from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
+
+RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The `top` classes of one image, most probable first, with their softmax probabilities."""
+
+    path: Path
+    classes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+
+def model_file(path: str | Path) -> Path:
+    """The file to run for `path`: itself if a model file, else the checkpoint folder's int8 IR or model.onnx."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model_int8.xml", "model.onnx"):
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"{p} holds neither model_int8.xml nor model.onnx; pass a checkpoint folder of a search run")
+    if not p.is_file():
+        raise CheckpointError(f"{p} not found; pass a checkpoint folder or its model_int8.xml, model.onnx or model.pt")
+    if p.suffix not in RUNTIMES:
+        raise CheckpointError(f"{p} is not a model file; allowed: {', '.join(RUNTIMES)} files, or a checkpoint folder")
+    return p
+
+
+def _contract(folder: Path) -> tuple[int, int, list[str]]:
+    """(channels, image size, class names) from the checkpoint folder's metrics.json."""
+    path = folder / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+        return int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]), list(metrics["output"]["class_names"])
+    except FileNotFoundError:
+        raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
+                              "folder of a search run (or a file in one)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The image files named, and those in the folders named (recursively, sorted); hidden files are skipped."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if _is_image_file(f))
+            if not found:
+                raise DataError(f"{p} holds no image files")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"image {p} not found")
+    return files
+
+
+def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64) -> list[Prediction]:
+    """The `top` classes of every image in `images` (files or folders) by the model at `model_path`."""
+    path = model_file(model_path)
+    channels, size, classes = _contract(path.parent)
+    if not 1 <= top <= len(classes):
+        raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
+    files = image_files(images)
+    x = np.stack([_read_image(f, size=size, mode="L" if channels == 1 else "RGB") for f in files])
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    split = Split(torch.from_numpy(np.ascontiguousarray(x)), torch.zeros(len(files), dtype=torch.int64))
+    logits = _logits(path, split, batch_size=batch_size)
+    if logits.shape[1] != len(classes):
+        raise CheckpointError(f"{path} gives {logits.shape[1]} logits but metrics.json names {len(classes)} classes")
+    probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+    return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row))
+            for f, row, p in zip(files, order, probs)]
+
+
+def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
+    if path.suffix == ".xml":
+        from compress.export import openvino_logits
+
+        return openvino_logits(path, split, batch_size=batch_size)
+    if path.suffix == ".onnx":
+        from nas.checkpoint import onnx_logits, onnx_session
+
+        onnx_session(path)  # an unreadable file fails here with its name
+        return onnx_logits(path, split, batch_size=batch_size)
+    from nas.checkpoint import load_checkpoint, torch_logits
+
+    return torch_logits(load_checkpoint(path), split, batch_size=batch_size)
+
+
+def format_predictions(predictions: Sequence[Prediction]) -> str:
+    """One line per image: `path  class 97.1%  class 2.0%  ...`."""
+    return "\n".join(f"{p.path}  " + "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(p.classes, p.probabilities))
+                     for p in predictions)
+
+
+def predictions_csv(predictions: Sequence[Prediction]) -> str:
+    """CSV with columns path, class_1, probability_1, class_2, ..."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    top = len(predictions[0].classes) if predictions else 0
+    writer.writerow(["path", *[f"{kind}_{i}" for i in range(1, top + 1) for kind in ("class", "probability")]])
+    for p in predictions:
+        writer.writerow([str(p.path), *[v for c, q in zip(p.classes, p.probabilities) for v in (c, f"{q:.6f}")]])
+    return buf.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: errors become one line and exit code 2."""
+    parser = argparse.ArgumentParser(prog="python -m compress.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="checkpoint folder, or its model_int8.xml / model.onnx / model.pt")
+    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument("--top", type=int, default=1, help="classes per image (default 1)")
+    parser.add_argument("--csv", type=Path, default=None, help="also write the predictions to this CSV file")
+    args = parser.parse_args(argv)
+    with exit_on_error():
+        if args.csv is not None:
+            writable_file(args.csv, setting="--csv")
+        predictions = predict(args.model, args.images, top=args.top)
+        print(format_predictions(predictions))
+        if args.csv is not None:
+            args.csv.write_text(predictions_csv(predictions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""compress.predict: classifying image files with a checkpoint's deployable files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compress.export import export_openvino
+from compress.predict import main, predict
+from nas.arch import ArchConfig, StageConfig
+from nas.checkpoint import export_onnx, save_checkpoint
+from nas.errors import CheckpointError, ConfigError, DataError
+from nas.model import build_model
+
+ARCH = ArchConfig(img_size=16, in_chans=3, num_classes=3,
+                  stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+CLASSES = ["blue", "green", "red"]
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    """A checkpoint folder as a search leaves it: model.pt, model.onnx, metrics.json (the input contract)."""
+    torch.manual_seed(0)
+    model = build_model(ARCH).eval()
+    model.set_normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", model, ARCH, meta={"classes": CLASSES})
+    export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16)
+    (folder / "metrics.json").write_text(json.dumps({"input": {"channels": 3, "img_size": 16},
+                                                    "output": {"class_names": CLASSES}}))
+    return folder, model
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        (tmp_path / "photos" / "sub").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((24, 30, 3)) * 255).astype(np.uint8)).save(tmp_path / "photos" / "sub" / f"{i}.png")
+    (tmp_path / "photos" / ".hidden.png").write_bytes(b"not an image")
+    return tmp_path / "photos"
+
+
+def test_every_file_gives_the_model_applied_to_the_images_made_as_for_training(checkpoint, photos):
+    folder, model = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    # What training saw: Pillow RGB, the whole image stretched to 16x16 (bilinear), uint8 / 255.
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize((16, 16), Image.BILINEAR),
+                                                 dtype=np.float32) / 255).permute(2, 0, 1) for f in files])
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1).numpy()
+    export_openvino(folder / "model.onnx", folder / "model_fp32.xml", in_chans=3, img_size=16)
+    for name in ("model.pt", "model.onnx", "model_fp32.xml"):
+        predictions = predict(folder / name, [photos], top=3)
+        assert [p.path for p in predictions] == files  # the folder's images, recursively; the hidden file skipped
+        for p, probs in zip(predictions, expected):
+            assert list(p.classes) == [CLASSES[j] for j in np.argsort(-probs, kind="stable")]
+            np.testing.assert_allclose(p.probabilities, np.sort(probs)[::-1], atol=1e-5)
+
+
+def test_a_checkpoint_folder_runs_its_int8_ir_when_it_has_one(checkpoint, photos, monkeypatch):
+    folder, _ = checkpoint
+    ran = []
+    monkeypatch.setattr("compress.predict._logits", lambda path, split, batch_size: ran.append(path.name) or np.zeros((len(split), 3)))
+    predict(folder, [photos])
+    (folder / "model_int8.xml").write_text("<net/>")
+    predict(folder, [photos])
+    assert ran == ["model.onnx", "model_int8.xml"]
+
+
+def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
+    folder, _ = checkpoint
+    (folder / "arch.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"arch\.json is not a model file; allowed: \.xml, \.onnx, \.pt files"):
+        predict(folder / "arch.json", [photos])
+    with pytest.raises(DataError, match="image .*none.png not found"):
+        predict(folder, [tmp_path / "none.png"])
+    with pytest.raises(ConfigError, match="top=4 must be between 1 and the model's 3 classes"):
+        predict(folder, [photos], top=4)
+    (folder / "metrics.json").unlink()
+    with pytest.raises(CheckpointError, match="no metrics.json in .*ck: it says what input the model takes"):
+        predict(folder, [photos])
+
+
+def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_path, capsys):
+    folder, _ = checkpoint
+    assert main([str(folder), str(photos), "--top", "2", "--csv", str(tmp_path / "out" / "p.csv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(str(photos / "sub" / "0.png") + "  ") and lines[0].endswith("%")
+    rows = (tmp_path / "out" / "p.csv").read_text().splitlines()
+    assert rows[0] == "path,class_1,probability_1,class_2,probability_2" and len(rows) == 4
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), str(tmp_path / "missing.jpg")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} not found"
