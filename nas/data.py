@@ -181,7 +181,7 @@ def _read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) 
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as e:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:  # the last: over Pillow's pixel limit
         raise DataError(f"cannot read image {path}: {e}") from None
 
 
@@ -223,7 +223,7 @@ def _detect_mode(folders: list[Path]) -> str:
                     with Image.open(path) as img:
                         if img.mode not in GREY_MODES | {"I", "F"}:
                             return "RGB"
-                except (OSError, UnidentifiedImageError):
+                except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
                     continue  # reported with its path when the images are read
     return "L"
 

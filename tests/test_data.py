@@ -201,13 +201,17 @@ def test_big_jpegs_are_decoded_at_reduced_scale_close_to_a_full_decode(tmp_path)
     assert 0 < diff.max() <= 4  # another decode (1/8 scale: 128x96, still >= 2x 16), the same picture
 
 
-def test_imagefolder_bad_inputs_are_named(tmp_path):
+def test_imagefolder_bad_inputs_are_named(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "none")))
     _png(tmp_path / "a" / "0.png", 8, 1)
     _png(tmp_path / "b" / "0.png", 12, 1)
     with pytest.raises(DataError, match="data.img_size"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # 8x8 = 64 pixels: Pillow's decompression-bomb error, 2x over
+    with pytest.raises(DataError, match=r"cannot read image .*0\.png: Image size \(64 pixels\) exceeds limit"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+    monkeypatch.undo()
     (tmp_path / "b" / "1.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="cannot read image .*1.png"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
