@@ -328,7 +328,23 @@ def _dataset_text(header: dict[str, Any]) -> str:
                 f"{n['train']:,} train / {n['val']:,} val / {n['test']:,} test")
     except (KeyError, TypeError, ValueError):
         return name
-    return text + (f" (one test image = {100 / n['test']:.2g} pt)" if n["test"] > 0 else "")
+    text += f" (one test image = {100 / n['test']:.2g} pt)" if n["test"] > 0 else ""
+    try:  # runs from before 2026-12-04 lack per-class counts
+        spreads = [f"{split} {_class_spread({str(k): int(v) for k, v in d['per_class'][split].items()})}"
+                   for split in ("train", "test")]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return text
+    return text + "; images per class: " + ", ".join(spreads)
+
+
+def _class_spread(counts: dict[str, int]) -> str:
+    """`1,000 each`, or `40 (crack) to 2,400 (good)`: the fewest and most images of a class."""
+    if not counts:
+        return _MISSING
+    low, high = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
+    if counts[low] == counts[high]:
+        return f"{counts[low]:,} each"
+    return f"{counts[low]:,} ({low}) to {counts[high]:,} ({high})"
 
 
 def _title(run: _Run) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+import torch
 from torch import nn
 
 from nas.arch import ArchConfig
@@ -304,7 +305,9 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         "dataset": data.name,
         # What the accuracies were measured on: a report reader needs the test split's size to judge a gap.
         "data": {"root": run.data.root, "classes": data.num_classes, "input": [data.in_chans, data.img_size, data.img_size],
-                 "images": {"train": len(data.train), "val": len(data.val), "test": len(data.test)}},
+                 "images": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+                 "per_class": {name: dict(zip(data.classes, torch.bincount(split.y, minlength=data.num_classes).tolist()))
+                               for name, split in (("train", data.train), ("test", data.test))}},
         "objectives": ["maximize val_acc", "minimize latency_ms"],
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),

@@ -464,8 +464,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     started = time.perf_counter()
     with _run_log(run_dir):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
-        log.info("study %s: hw=%s space=%s data=%s (%d train / %d val / %d test images, %s); %d of %d trials done",
-                 study.study_name, run.hw.name, run.space.name, data.name, len(data.train), len(data.val), len(data.test),
+        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s); %d of %d trials done",
+                 study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
                  "x".join(map(str, (data.in_chans, data.img_size, data.img_size))), _n_complete(study), run.search.n_trials)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         mismatch = host_mismatch(run.hw, others=hw_profiles())

@@ -171,7 +171,11 @@ def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Pa
     (run_dir / "pareto.json").write_text(json.dumps(header))
     md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
     assert ("**Dataset:** fashion_mnist (/data/parts): 3 classes, 32x32x3 images; 1,080 train / 120 val / 300 test "
-            "(one test image = 0.33 pt)") in md
+            "(one test image = 0.33 pt)\n") in md  # a run from before per-class counts: no more than that
+    header["data"]["per_class"] = {"train": {"bolt": 360, "nut": 600, "crack": 120}, "test": {"bolt": 100, "nut": 100, "crack": 100}}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert ("(one test image = 0.33 pt); images per class: train 120 (crack) to 600 (nut), test 100 each\n") in md
     header["data"] = {"root": "/x", "images": "broken"}  # a hand-edited file: the name, not a crash
     (run_dir / "pareto.json").write_text(json.dumps(header))
     assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")

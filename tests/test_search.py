@@ -218,6 +218,8 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
         assert logits.shape == (1, 3) and np.isfinite(logits).all()
     data = json.loads((result.run_dir / "pareto.json").read_text())["data"]
     assert data["classes"] == 3 and data["input"] == [3, 16, 16] and sum(data["images"].values()) == 72
+    # 24 images per class, stratified: every class gives the same share to test (20%: 14 of 72, 4-5 per class)
+    assert sum(data["per_class"]["test"].values()) == data["images"]["test"] and set(data["per_class"]["test"].values()) <= {4, 5}
     assert f"**Dataset:** imagefolder ({tmp_path / 'images'}): 3 classes, 16x16x3 images;" in (result.run_dir / "report.md").read_text()
 
 
