@@ -167,16 +167,21 @@ def _to_8bit(img, path: Path):
 # thumbnail() does the same with its reducing_gap=2): a 12-megapixel photo read for a 32x32 model decodes about 3x
 # faster, and the resize after it still averages over 2 or more decoded pixels per output pixel.
 DRAFT_GAP = 2
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how to rotate or mirror the stored pixels for display
 
 
 def _read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -> np.ndarray:
     """One image file as a (H, W) or (H, W, 3) uint8 array in `mode`, resized to `size` x `size` if given."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             if draft and size is not None:
                 img.draft(None, (size * DRAFT_GAP, size * DRAFT_GAP))  # JPEG only; other formats ignore it
+            if img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+                # Phones store a portrait photo as landscape pixels plus this tag; a viewer (and the user) sees it upright,
+                # as a fixed camera in deployment sees the scene, so the model is trained on what the tag says.
+                img = ImageOps.exif_transpose(img)
             img = _to_8bit(img, path).convert(mode)
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
@@ -263,7 +268,8 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
             steps.append("grey repeated into 3 channels")
     else:
         colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
-        steps = [f"decoded with Pillow, converted to {colour}, 16-bit grey as value / 257",
+        steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour}, "
+                 "16-bit grey as value / 257",
                  "at their own size" if cfg.img_size is None else
                  f"JPEGs decoded at 1/2, 1/4 or 1/8 scale where that keeps {DRAFT_GAP}x the target size; the whole image "
                  f"stretched to {img_size}x{img_size} (bilinear, antialiased; not cropped)"]

@@ -186,8 +186,21 @@ def test_preprocessing_says_how_the_training_images_were_made():
         "idx grey images resized to 32x32 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255")
     folder = DataConfig(name="i", format=DataFormat.imagefolder, img_size=None)
     assert preprocessing(folder, in_chans=1, img_size=20) == (
-        "decoded with Pillow, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B), 16-bit grey as value / 257; "
+        "decoded with Pillow, turned upright as the EXIF orientation says, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B), 16-bit grey as value / 257; "
         "at their own size; uint8 / 255")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_photos_are_turned_upright_as_their_exif_orientation_says(tmp_path, suffix):
+    # A phone's portrait photo: landscape pixels (dark left half, bright right half) plus "rotate 90 CW to view" (6).
+    pixels = np.zeros((40, 60), dtype=np.uint8)
+    pixels[:, 30:] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / f"portrait{suffix}", exif=exif)
+    upright = _read_image(tmp_path / f"portrait{suffix}", size=None, mode="L")
+    assert upright.shape == (60, 40)  # as a viewer shows it: portrait
+    assert upright[:25].mean() < 20 and upright[35:].mean() > 235  # the left half, turned clockwise, is on top now
 
 
 def test_big_jpegs_are_decoded_at_reduced_scale_close_to_a_full_decode(tmp_path):
