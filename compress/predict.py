@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nas.data import Split, _is_image_file, _read_image
+from nas.data import Split, is_image_file, read_image
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
 
 RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}
@@ -73,7 +73,7 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if _is_image_file(f))
+            found = sorted(f for f in p.rglob("*") if is_image_file(f))
             if not found:
                 raise DataError(f"{p} holds no image files")
             files += found
@@ -91,7 +91,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     if not 1 <= top <= len(classes):
         raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
     files = image_files(images)
-    x = np.stack([_read_image(f, size=size, mode="L" if channels == 1 else "RGB") for f in files])
+    x = np.stack([read_image(f, size=size, mode="L" if channels == 1 else "RGB") for f in files])
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     split = Split(torch.from_numpy(np.ascontiguousarray(x)), torch.zeros(len(files), dtype=torch.int64))
     logits = _logits(path, split, batch_size=batch_size)

@@ -134,7 +134,8 @@ def available_cpus() -> int:
 
 
 # -- image folders -----------------------------------------------------------------------------
-def _is_image_file(path: Path) -> bool:
+def is_image_file(path: Path) -> bool:
+    """Whether `path` is an image file the toolkit reads: an image suffix, and not hidden."""
     # Hidden files are skipped as hidden folders are: macOS writes "._<name>.png" metadata files beside every image
     # it copies to a USB stick or network share, and they are not images.
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
@@ -150,7 +151,7 @@ GREY_MODES = frozenset({"1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N"}
 
 def _to_8bit(img, path: Path):
     """`img` with 8-bit pixels. Pillow's convert() clips 16-bit grey to 0..255 instead of scaling it (a
-    16-bit PNG came out nearly black with a white blur), so 16-bit pixels are mapped to round(value / 257):
+    16-bit PNG came out nearly all white), so 16-bit pixels are mapped to round(value / 257):
     the full 16-bit range onto 0..255, which a deployed model receives as value / 65535."""
     from PIL import Image
 
@@ -170,8 +171,9 @@ DRAFT_GAP = 2
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how to rotate or mirror the stored pixels for display
 
 
-def _read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -> np.ndarray:
-    """One image file as a (H, W) or (H, W, 3) uint8 array in `mode`, resized to `size` x `size` if given."""
+def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -> np.ndarray:
+    """One image file as a (H, W) or (H, W, 3) uint8 array in `mode` ("L" or "RGB"), resized to `size` x `size` if
+    given: the steps `preprocessing` names, shared by image-folder training and `compress.predict`."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -197,14 +199,14 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     files, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
-        found = sorted(p for p in folder.iterdir() if _is_image_file(p)) if folder.is_dir() else []
+        found = sorted(p for p in folder.iterdir() if is_image_file(p)) if folder.is_dir() else []
         if not found:
             raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         files += found
         ys += [label] * len(found)
     # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
     with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
-        xs = list(pool.map(lambda path: _read_image(path, size=size, mode=mode, draft=draft), files))
+        xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft), files))
     for path, arr in zip(files, xs):
         if arr.shape != xs[0].shape:
             raise DataError(
@@ -223,7 +225,7 @@ def _detect_mode(folders: list[Path]) -> str:
 
     for folder in folders:
         for path in folder.rglob("*"):
-            if _is_image_file(path):
+            if is_image_file(path):
                 try:
                     with Image.open(path) as img:
                         if img.mode not in GREY_MODES | {"I", "F"}:

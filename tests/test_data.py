@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from nas.config import DataConfig, DataFormat
-from nas.data import _read_image, augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx
+from nas.data import augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx, read_image
 from nas.errors import DataError
 from tests.conftest import write_idx
 
@@ -198,7 +198,7 @@ def test_photos_are_turned_upright_as_their_exif_orientation_says(tmp_path, suff
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(pixels).save(tmp_path / f"portrait{suffix}", exif=exif)
-    upright = _read_image(tmp_path / f"portrait{suffix}", size=None, mode="L")
+    upright = read_image(tmp_path / f"portrait{suffix}", size=None, mode="L")
     assert upright.shape == (60, 40)  # as a viewer shows it: portrait
     assert upright[:25].mean() < 20 and upright[35:].mean() > 235  # the left half, turned clockwise, is on top now
 
@@ -207,8 +207,8 @@ def test_big_jpegs_are_decoded_at_reduced_scale_close_to_a_full_decode(tmp_path)
     yy, xx = np.mgrid[0:768, 0:1024]
     pixels = np.stack([xx * 255 // 1024, yy * 255 // 768, (xx + yy) % 256], -1).astype(np.uint8)
     Image.fromarray(pixels).save(tmp_path / "photo.jpg", quality=90)
-    draft = _read_image(tmp_path / "photo.jpg", size=16, mode="RGB")
-    full = _read_image(tmp_path / "photo.jpg", size=16, mode="RGB", draft=False)
+    draft = read_image(tmp_path / "photo.jpg", size=16, mode="RGB")
+    full = read_image(tmp_path / "photo.jpg", size=16, mode="RGB", draft=False)
     assert draft.shape == full.shape == (16, 16, 3)
     diff = np.abs(draft.astype(int) - full.astype(int))
     assert 0 < diff.max() <= 4  # another decode (1/8 scale: 128x96, still >= 2x 16), the same picture
