@@ -7,7 +7,8 @@ A checkpoint folder runs its int8 OpenVINO IR (`model_int8.xml`) when it has one
 named: `.xml` in OpenVINO, `.onnx` in onnxruntime, `.pt` in torch. The input size, channels and class names come
 from the folder's metrics.json. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
-their softmax probabilities.
+their softmax probabilities; when every image lies in a folder named after a class (new photos sorted as for
+training), also the top-1 accuracy on them.
 """
 
 from __future__ import annotations
@@ -118,6 +119,15 @@ def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
     return torch_logits(load_checkpoint(path), split, batch_size=batch_size)
 
 
+def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> tuple[int, int] | None:
+    """(right, total) of the top-1 classes when every image lies in a folder named after one of `classes` (new photos
+    sorted into class folders, as for training); None when some image's folder is not a class name."""
+    names = set(classes)
+    if not predictions or any(p.path.parent.name not in names for p in predictions):
+        return None
+    return sum(p.classes[0] == p.path.parent.name for p in predictions), len(predictions)
+
+
 def format_predictions(predictions: Sequence[Prediction]) -> str:
     """One line per image: `path  class 97.1%  class 2.0%  ...`."""
     return "\n".join(f"{p.path}  " + "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(p.classes, p.probabilities))
@@ -148,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             writable_file(args.csv, setting="--csv")
         predictions = predict(args.model, args.images, top=args.top)
         print(format_predictions(predictions))
+        labelled = folder_accuracy(predictions, _contract(model_file(args.model).parent)[2])
+        if labelled is not None:
+            right, total = labelled
+            print(f"top-1 accuracy on the {total} images whose folder names their class: {100 * right / total:.2f}% "
+                  f"({right} of {total})")
         if args.csv is not None:
             args.csv.write_text(predictions_csv(predictions))
     return 0

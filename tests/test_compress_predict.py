@@ -87,10 +87,19 @@ def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
 def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_path, capsys):
     folder, _ = checkpoint
     assert main([str(folder), str(photos), "--top", "2", "--csv", str(tmp_path / "out" / "p.csv")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()  # "sub" is no class name: no accuracy line
     assert len(lines) == 3 and lines[0].startswith(str(photos / "sub" / "0.png") + "  ") and lines[0].endswith("%")
     rows = (tmp_path / "out" / "p.csv").read_text().splitlines()
     assert rows[0] == "path,class_1,probability_1,class_2,probability_2" and len(rows) == 4
+    # New photos sorted into class folders: the accuracy on them too, from the folder names.
+    for name in CLASSES:
+        (tmp_path / "labelled" / name).mkdir(parents=True)
+        for f in sorted((photos / "sub").glob("*.png")):
+            (tmp_path / "labelled" / name / f.name).write_bytes(f.read_bytes())
+    assert main([str(folder), str(tmp_path / "labelled")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # the same 3 images in each of the 3 folders: whatever the model answers, it is right for exactly one folder
+    assert len(lines) == 10 and lines[-1] == "top-1 accuracy on the 9 images whose folder names their class: 33.33% (3 of 9)"
     with pytest.raises(SystemExit) as exit_info:
         main([str(folder), str(tmp_path / "missing.jpg")])
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} not found"
