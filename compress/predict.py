@@ -110,9 +110,8 @@ def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
 
         return openvino_logits(path, split, batch_size=batch_size)
     if path.suffix == ".onnx":
-        from nas.checkpoint import onnx_logits, onnx_session
+        from nas.checkpoint import onnx_logits
 
-        onnx_session(path)  # an unreadable file fails here with its name
         return onnx_logits(path, split, batch_size=batch_size)
     from nas.checkpoint import load_checkpoint, torch_logits
 

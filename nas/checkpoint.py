@@ -136,11 +136,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img
 def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> ort.InferenceSession:
     """An onnxruntime CPU session for an exported model."""
     import onnxruntime as ort
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    # onnxruntime's load errors derive from Exception only, one class per cause; each means the file is not a model
+    load_errors = (ort_state.Fail, ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.InvalidArgument,
+                   ort_state.NoSuchFile, ort_state.NoModel, ort_state.NotImplemented, ort_state.RuntimeException)
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except load_errors as e:
+        raise CheckpointError(f"{path} is not a readable ONNX model: {str(e).strip().splitlines()[0][:200]}") from None
 
 
 def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:

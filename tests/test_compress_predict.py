@@ -79,6 +79,9 @@ def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
         predict(folder, [tmp_path / "none.png"])
     with pytest.raises(ConfigError, match="top=4 must be between 1 and the model's 3 classes"):
         predict(folder, [photos], top=4)
+    (folder / "broken.onnx").write_bytes(b"garbage")  # a truncated download, say: onnxruntime's error in one line
+    with pytest.raises(CheckpointError, match=r"broken\.onnx is not a readable ONNX model: .*Protobuf parsing failed"):
+        predict(folder / "broken.onnx", [photos])
     (folder / "metrics.json").unlink()
     with pytest.raises(CheckpointError, match="no metrics.json in .*ck: it says what input the model takes"):
         predict(folder, [photos])

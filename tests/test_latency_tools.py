@@ -112,7 +112,7 @@ def test_measurements_csv_round_trip(tmp_path):
      ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
      ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),
-     ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: invalid literal for int() with base 10: 'two'")],
+     ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: threads='two' must be a whole number >= 0 (or empty)")],
 )
 def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
     write_measurements(tmp_path / "m.csv", [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")])

@@ -434,6 +434,16 @@ def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positiv
                     f"{'> 0' if positive else '>= 0'}{hint}")
 
 
+def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) -> int:
+    """The row's optional `column` cell as a whole number >= 0 (`default` when empty), or a `DataError` naming it."""
+    cell = (row.get(column) or "").strip()
+    if not cell:
+        return default
+    if not cell.isdigit():
+        raise DataError(f"{path}, line {line}: {column}={cell!r} must be a whole number >= 0 (or empty)")
+    return int(cell)
+
+
 def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     """Per-unit times {arch_id: {unit: us}}; a malformed row raises `DataError` naming its line."""
     p = Path(path)
@@ -513,10 +523,7 @@ def read_measurements(path: str | os.PathLike) -> list[Measurement]:
         median = _number(row, "median_ms", p, line, unit="milliseconds", positive=True)
         p10, p90 = (_number(row, c, p, line, unit="milliseconds", positive=True) if (row.get(c) or "").strip() else median
                     for c in ("p10_ms", "p90_ms"))
-        try:
-            counts = {c: int(row.get(c) or default) for c, default in (("threads", 0), ("n_calls", 0), ("batch", 1))}
-        except ValueError as e:
-            raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
+        counts = {c: _count_cell(row, c, p, line, default=default) for c, default in (("threads", 0), ("n_calls", 0), ("batch", 1))}
         rows.append(Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
                                 precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
                                 machine=row.get("machine") or "", **counts))
