@@ -23,6 +23,7 @@ from torch import nn
 
 from nas.checkpoint import export_onnx, onnx_logits, torch_logits  # noqa: F401 - re-exported for callers
 from nas.data import Split, iterate_batches
+from nas.train import accuracy  # noqa: F401 - re-exported for callers (it lives beside nas.train's other metrics)
 from nas.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -180,11 +181,6 @@ def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: in
     request = compiled.create_infer_request()
     out = compiled.output(0)
     return np.concatenate([request.infer({0: x.numpy()})[out].copy() for x, _ in iterate_batches(split, batch_size=batch_size)])
-
-
-def accuracy(logits: np.ndarray, split: Split) -> float:
-    """Top-1 accuracy of precomputed logits."""
-    return float((logits.argmax(1) == split.y.numpy()).mean())
 
 
 def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:

@@ -28,7 +28,7 @@ import torch
 from nas.data import Split, is_image_file, read_image
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
 
-RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}
+MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def model_file(path: str | Path) -> Path:
         raise CheckpointError(f"{p} holds neither model_int8.xml nor model.onnx; pass a checkpoint folder of a search run")
     if not p.is_file():
         raise CheckpointError(f"{p} not found; pass a checkpoint folder or its model_int8.xml, model.onnx or model.pt")
-    if p.suffix not in RUNTIMES:
-        raise CheckpointError(f"{p} is not a model file; allowed: {', '.join(RUNTIMES)} files, or a checkpoint folder")
+    if p.suffix not in MODEL_SUFFIXES:
+        raise CheckpointError(f"{p} is not a model file; allowed: {', '.join(MODEL_SUFFIXES)} files, or a checkpoint folder")
     return p
 
 

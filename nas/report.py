@@ -558,7 +558,8 @@ def _member_weakest(m: _Member) -> str:
 
 
 def _largest_class_drop(before: Any, after: Any) -> str | None:
-    """'largest class drop: Shirt -1.20 pt' between two stages' test_acc_per_class (None if either lacks it)."""
+    """'largest class drop vs the file before: Shirt -1.20 pt' between two files' test_acc_per_class (None if either
+    lacks it)."""
     if not (isinstance(before, dict) and isinstance(after, dict)):
         return None
     drops = {k: (float(before[k]) - float(after[k])) * 100 for k in before

@@ -38,7 +38,7 @@ from nas.data import Dataset, preprocessing
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
-from nas.train import LossFn, per_class_accuracy, seed_everything, train_candidate
+from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
 
@@ -216,12 +216,12 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             final_info["recipe"] = final
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
         logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
-        test_acc = float((logits.argmax(1) == data.test.y.numpy()).mean())
+        test_acc = accuracy(logits, data.test)
         onnx_acc = onnx_diff = measured = measured_on = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             onnx_out = onnx_logits(onnx_path, data.test, batch_size=run.train.eval_batch_size)
-            onnx_acc = float((onnx_out.argmax(1) == data.test.y.numpy()).mean())
+            onnx_acc = accuracy(onnx_out, data.test)
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))

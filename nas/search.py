@@ -418,7 +418,8 @@ def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     if run.search.storage is None:
         _make_run_dir(run_dir)  # the default SQLite file lives in the run folder
     storage = open_storage(run, run_dir)  # a shared storage is checked before the run folder is made
-    _make_run_dir(run_dir)
+    if run.search.storage is not None:
+        _make_run_dir(run_dir)
     return storage
 
 

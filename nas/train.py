@@ -113,6 +113,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def accuracy(logits: np.ndarray, split: Split) -> float:
+    """Top-1 accuracy of precomputed logits (N, classes) on `split`."""
+    return float((np.asarray(logits).argmax(1) == split.y.numpy()).mean())
+
+
 def per_class_accuracy(logits: np.ndarray, split: Split, classes: Sequence[str]) -> dict[str, float | None]:
     """Share of each class's images in `split` that `logits` (N, classes) get right (the class's recall), by class
     name; None for a class without images there. One weak class hides in a good overall accuracy."""
