@@ -302,7 +302,14 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
     return obj
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the project's Hydra config folder (conf/)
+def _conf_dir() -> Path:
+    # An installed (non-editable) copy carries conf/ as nas/conf (pyproject.toml's package-dir); a checkout, or an
+    # editable install of one, has conf/ beside nas/.
+    here = Path(__file__).resolve().parent
+    return here / "conf" if (here / "conf").is_dir() else here.parent / "conf"
+
+
+CONF_DIR = _conf_dir()  # the project's Hydra config folder (conf/)
 HW_DIR = CONF_DIR / "hw"
 
 

@@ -13,7 +13,7 @@ from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError
 from nas.latency import predict_latency, predict_latency_batch
 from nas.latency.fit import (
-    KINDS, N_COEF, TERMS, WEIGHTS, arch_features, calibrated_yaml, calibration_key, coefficients, fit_profile,
+    CALIBRATION_MARKER, KINDS, N_COEF, TERMS, WEIGHTS, arch_features, calibrated_yaml, calibration_key, coefficients, fit_profile,
     prior_coefficients,
 )
 from nas.latency.hardware import HardwareProfile
@@ -436,6 +436,33 @@ def test_fit_cli_records_the_machine_measured_and_refuses_mixed_machines(tmp_pat
     assert fit([""] * 12).calibrated_on == ""  # rows that name no machine: nothing recorded
     with pytest.raises(DataError, match=r"m\.csv.*measurements from 2 machines \('Chip A', 'Chip B'\)"):
         fit(["Chip A; 2 cpus", "Chip B; 2 cpus"] * 6)
+
+
+def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cpu, space_t):
+    # An installed package's user keeps their chip in a folder of theirs (README "Installed as a package"): the fit must
+    # keep that file's datasheet part and write there, not write a head-less block into the shipped conf/hw/.
+    import subprocess
+    import sys
+
+    from tests.conftest import CONF_DIR
+
+    shipped = {p: p.read_text() for p in (CONF_DIR / "hw").glob("*.yaml")}
+    (tmp_path / "mine" / "hw").mkdir(parents=True)
+    datasheet = shipped[CONF_DIR / "hw" / "edge_npu.yaml"].split(CALIBRATION_MARKER)[0].replace("name: edge_npu", "name: my_npu")
+    (tmp_path / "mine" / "hw" / "my_npu.yaml").write_text(datasheet)
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "vendor", "int8", 1, t, t, t, 1, "NPU")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    done = subprocess.run([sys.executable, "-m", "nas.latency.fit", "--config-dir", "mine", "hw=my_npu", "measurements=[m.csv]"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "calibrated profile written to " + str(tmp_path / "mine" / "hw" / "my_npu.yaml") in done.stdout
+    text = (tmp_path / "mine" / "hw" / "my_npu.yaml").read_text()
+    assert text.startswith(datasheet.rstrip()) and "\ncalibration:\n" in text
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    profile.validate()
+    assert profile.name == "my_npu" and profile.calibrated_on == "NPU" and profile.mac_per_s == 2.0e12
+    assert {p: p.read_text() for p in (CONF_DIR / "hw").glob("*.yaml")} == shipped  # nothing written or changed there
 
 
 def test_host_mismatch_warns_for_a_host_profile_fitted_on_another_cpu(cpu):

@@ -30,6 +30,7 @@ import operator
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
@@ -657,16 +658,34 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     return head + "\n".join(lines) + "\n"
 
 
+def hw_source(name: str) -> Path:
+    """The YAML file `hw=<name>` was composed from, the one a fit keeps the datasheet part of and by default rewrites.
+
+    In a Hydra run: the first folder of Hydra's config search path holding `hw/<choice>.yaml`, as Hydra itself
+    looks (a user's `--config-dir` with their chip's file, beside the shipped conf/); elsewhere `conf/hw/<name>.yaml`.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.latency.profile import CONF_DIR
+
+    if HydraConfig.initialized():
+        runtime = HydraConfig.get().runtime
+        choice = runtime.choices.get("hw") or name  # the file's name, whatever its `name:` key says
+        for source in runtime.config_sources:
+            if source.schema == "file" and (path := Path(source.path) / "hw" / f"{choice}.yaml").is_file():
+                return path
+    return CONF_DIR / "hw" / f"{name}.yaml"
+
+
 def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
 
     from nas.latency.measure import measured_on, read_measurements, read_unit_times
-    from nas.latency.profile import CONF_DIR
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
-    source = CONF_DIR / "hw" / f"{tool.hw.name}.yaml"
+    source = hw_source(tool.hw.name)
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
     rows = [m for path in tool.measurements for m in read_measurements(path)]
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")

@@ -1,0 +1,72 @@
+"""The installed package (a wheel, not the checkout) carries what its entry points need: every module and conf/."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+from setuptools import find_packages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pyproject_lists_every_package_of_the_checkout() -> None:
+    # pyproject.toml lists its packages by hand (conf/ is mapped in as nas.conf): a new subpackage must be added there.
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = find_packages(str(ROOT), include=["nas", "nas.*", "compress", "compress.*"])
+    assert sorted(tool["packages"]) == sorted([*found, "nas.conf"])
+    assert tool["package-dir"] == {"nas.conf": "conf"}
+
+
+def _build_wheel(dest: Path) -> Path:
+    # Built from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
+    src = dest / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("nas", "compress", "conf"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                    "--disable-pip-version-check", str(src), "-w", str(dest / "dist")], check=True, timeout=300)
+    (wheel,) = (dest / "dist").glob("metaformer_nas-*.whl")
+    return wheel
+
+
+def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in sorted((ROOT / "conf").rglob("*.yaml")):
+        assert f"nas/conf/{path.relative_to(ROOT / 'conf').as_posix()}" in names
+    for pkg in ("nas", "compress"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            assert path.relative_to(ROOT).as_posix() in names
+
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    work = tmp_path / "work"  # no checkout here: the configs can only come from the installed copy
+    (work / "mine" / "hw").mkdir(parents=True)
+    # A chip of the user's own, in a config folder of theirs (README "Installed as a package").
+    (work / "mine" / "hw" / "my_npu.yaml").write_text(
+        (ROOT / "conf" / "hw" / "edge_npu.yaml").read_text().replace("name: edge_npu", "name: my_npu"))
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+
+    where = run("-c", "import nas.config as c; print(c.CONF_DIR)")
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()) == (site / "nas" / "conf").resolve()
+
+    search = run("-m", "nas.search", "--cfg", "job", "hw=cpu", "space=metaformer_s")
+    assert search.returncode == 0, search.stderr
+    assert "name: cpu" in search.stdout and "calibration:" in search.stdout  # the calibrated profile, trees and all
+    compress = run("-m", "compress.run", "--cfg", "job", "hw=edge_npu", "checkpoint=x")
+    assert compress.returncode == 0, compress.stderr
+    assert "name: edge_npu" in compress.stdout
+    own = run("-m", "nas.search", "--config-dir", "mine", "--cfg", "job", "hw=my_npu")
+    assert own.returncode == 0, own.stderr
+    assert "name: my_npu" in own.stdout
