@@ -161,6 +161,10 @@ def _to_8bit(img, path: Path):
         kind = "32-bit integer" if img.mode == "I" else "floating-point"
         raise DataError(f"image {path} has {kind} pixels (mode {img.mode}), whose range is not defined; "
                         "allowed: 8-bit grey or colour, 16-bit grey (save it as 8- or 16-bit)")
+    if img.mode == "P" and "transparency" in img.info:
+        # The same colours either way, but converted straight to RGB or L Pillow prints a UserWarning from inside
+        # itself into the search's output. The alpha is then dropped like any other (the contract says so).
+        return img.convert("RGBA")
     return img
 
 
@@ -270,7 +274,8 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
             steps.append("grey repeated into 3 channels")
     else:
         colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
-        steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour}, "
+        steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour} "
+                 "(transparency dropped: the colours stored under transparent pixels are used as they are), "
                  "16-bit grey as value / 257",
                  "at their own size" if cfg.img_size is None else
                  f"JPEGs decoded at 1/2, 1/4 or 1/8 scale where that keeps {DRAFT_GAP}x the target size; the whole image "

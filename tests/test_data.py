@@ -186,8 +186,33 @@ def test_preprocessing_says_how_the_training_images_were_made():
         "idx grey images resized to 32x32 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255")
     folder = DataConfig(name="i", format=DataFormat.imagefolder, img_size=None)
     assert preprocessing(folder, in_chans=1, img_size=20) == (
-        "decoded with Pillow, turned upright as the EXIF orientation says, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B), 16-bit grey as value / 257; "
+        "decoded with Pillow, turned upright as the EXIF orientation says, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B) "
+        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as value / 257; "
         "at their own size; uint8 / 255")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_palette_images_with_transparency_read_as_their_colours_without_a_pillow_warning(tmp_path, mode):
+    # GIFs and palette PNGs with a transparent colour: the same pixels as a plain conversion gives, alpha dropped,
+    # and no UserWarning from inside Pillow in the search's output.
+    import warnings
+
+    from PIL import Image
+
+    from nas.data import read_image
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).quantize(8)
+    img.save(tmp_path / "p.png", transparency=bytes([0, 0, 128, 255, 255, 255, 255, 255]))  # several: stored as bytes
+    with Image.open(tmp_path / "p.png") as opened:
+        assert opened.mode == "P" and isinstance(opened.info["transparency"], bytes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plain = np.asarray(opened.convert(mode))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning fails the test
+        got = read_image(tmp_path / "p.png", size=None, mode=mode)
+    np.testing.assert_array_equal(got, plain)
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
