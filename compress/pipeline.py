@@ -106,7 +106,8 @@ def _size(folder: Path, *names: str) -> int:
 
 def _file_accuracy(logits: np.ndarray, data: Dataset) -> dict[str, Any]:
     """test_acc and test_acc_per_class of an exported file's logits on the test split."""
-    return {"test_acc": accuracy(logits, data.test), "test_acc_per_class": per_class_accuracy(logits, data.test, data.classes)}
+    return {"test_acc": accuracy(logits, data.test, balanced=data.balanced),
+            "test_acc_per_class": per_class_accuracy(logits, data.test, data.classes)}
 
 
 def compress_checkpoint(
@@ -135,6 +136,10 @@ def compress_checkpoint(
         i = next(i for i, (a, b) in enumerate(zip(trained_on, data.classes)) if a != b)
         raise ConfigError(f"checkpoint {folder} was trained on other classes than dataset {data.name!r} has: class {i} is "
                           f"{trained_on[i]!r} there and {data.classes[i]!r} here; give the data it was trained on")
+    trained_for = model.meta.get("metric", "accuracy")  # checkpoints from before data.metric: plain accuracy
+    if trained_for != data.metric.value:
+        raise ConfigError(f"checkpoint {folder} was trained and selected for {trained_for}, not data.metric="
+                          f"{data.metric.value!r}; pass data.metric={trained_for} (allowed: accuracy, balanced_accuracy)")
     fp32_pred = predict_latency(arch, hw)
     ratio, target_ms = prune_targets(cfg, fp32_pred.total_ms)
     if target_ms is not None and target_ms < fp32_pred.total_ms:
@@ -150,12 +155,13 @@ def compress_checkpoint(
     if not fp32_onnx.is_file():
         export_onnx(model, fp32_onnx, in_chans=arch.in_chans, img_size=arch.img_size)
     fp32_logits = torch_logits(model, test, batch_size=eval_batch_size)
-    fp32_val = evaluate(model, data.val, batch_size=eval_batch_size)
+    fp32_val = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     fp32 = {
         "arch_id": arch.arch_id, "summary": arch.summary(), "arch": arch.to_dict(), "params": fp32_pred.params,
         "macs": fp32_pred.macs, "latency_ms": fp32_pred.total_ms, "val_acc": fp32_val,
         **_file_accuracy(onnx_logits(fp32_onnx, test, batch_size=eval_batch_size), data),
-        "test_acc_torch": accuracy(fp32_logits, test), "file": "model.onnx", "size_bytes": _size(folder, "model.onnx"),
+        "test_acc_torch": accuracy(fp32_logits, test, balanced=data.balanced), "file": "model.onnx",
+        "size_bytes": _size(folder, "model.onnx"),
     }
     files = {"fp32_onnx": "model.onnx"}
 
@@ -168,12 +174,12 @@ def compress_checkpoint(
                   "target_latency_ms": result.target_latency_ms, "target_met": result.target_met}
         if result.steps > 0:
             pruned_model, pruned_arch = result.model, result.arch
-            before = evaluate(pruned_model, data.val, batch_size=eval_batch_size)
+            before = evaluate(pruned_model, data.val, batch_size=eval_batch_size, balanced=data.balanced)
             rec = distill(pruned_model, model, data, cfg.recover, augment=augment, seed=cfg.seed, eval_batch_size=eval_batch_size)
             pruned_model.eval()
             save_checkpoint(folder / "model_pruned.pt", pruned_model, pruned_arch, meta={
                 "source_arch_id": arch.arch_id, "prune_ratio": result.ratio, "val_acc": rec.val_acc, "dataset": data.name,
-                "classes": list(data.classes),
+                "classes": list(data.classes), "metric": data.metric.value,
             })
             export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             files.update(pruned_pt="model_pruned.pt", pruned_onnx="model_pruned.onnx")
@@ -184,7 +190,7 @@ def compress_checkpoint(
                 "val_acc_before_recovery": before, "val_acc": rec.val_acc, "recover_seconds": rec.seconds,
                 "recover_precision": rec.precision,
                 **_file_accuracy(onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size), data),
-                "test_acc_torch": evaluate(pruned_model, test, batch_size=eval_batch_size),
+                "test_acc_torch": evaluate(pruned_model, test, batch_size=eval_batch_size, balanced=data.balanced),
                 "file": "model_pruned.onnx", "size_bytes": _size(folder, "model_pruned.onnx"),
             })
     pruned_val = pruned.get("val_acc", fp32_val)
@@ -204,10 +210,11 @@ def compress_checkpoint(
         "fp32_val_acc": q.fp32_val_acc, "ptq_val_acc": q.ptq_val_acc, "val_acc": q.val_acc,
         "qat_epochs": q.qat_epochs, "qat_seconds": q.qat_seconds, "max_acc_drop": q.max_acc_drop,
         "within_tolerance": q.within_tolerance, "note": q.note,
-        **_file_accuracy(ov_logits, data), "test_acc_onnx": accuracy(ort_logits, test),
-        "test_acc_torch": accuracy(q_logits, test),
-        "acc_drop_vs_source_pt": (source_test - accuracy(ov_logits, test)) * 100.0,
-        "val_acc_file": accuracy(openvino_logits(folder / "model_int8.xml", data.val, batch_size=eval_batch_size), data.val),
+        **_file_accuracy(ov_logits, data), "test_acc_onnx": accuracy(ort_logits, test, balanced=data.balanced),
+        "test_acc_torch": accuracy(q_logits, test, balanced=data.balanced),
+        "acc_drop_vs_source_pt": (source_test - accuracy(ov_logits, test, balanced=data.balanced)) * 100.0,
+        "val_acc_file": accuracy(openvino_logits(folder / "model_int8.xml", data.val, batch_size=eval_batch_size), data.val,
+                                 balanced=data.balanced),
         "file": "model_int8.onnx", "size_bytes": _size(folder, "model_int8.onnx"),
         "file_ir": "model_int8.xml", "size_bytes_ir": _size(folder, "model_int8.xml", "model_int8.bin"),
         "agreement": {"onnx": agreement(q_logits, ort_logits), "openvino": agreement(q_logits, ov_logits),
@@ -227,7 +234,7 @@ def compress_checkpoint(
         "format": FORMAT,
         "fingerprint": fingerprint(cfg, hw, folder, data.name),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
-        "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name,
+        "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name, "metric": data.metric.value,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
         "host_latency": {**host, "how": (f"batch 1, {cfg.latency_threads} thread(s), interleaved rounds, median of block medians; "

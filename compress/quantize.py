@@ -96,9 +96,9 @@ def quantize(
     """PTQ; if the validation drop exceeds `cfg.max_acc_drop` points, QAT (distilled from `model`)
     one epoch at a time until within tolerance or `cfg.qat.epochs` are spent. The best epoch is kept.
     """
-    fp32 = evaluate(model, data.val) if fp32_val_acc is None else fp32_val_acc
+    fp32 = evaluate(model, data.val, balanced=data.balanced) if fp32_val_acc is None else fp32_val_acc
     quantized, note = quantize_ptq(model, data.train, size=cfg.calibration_size, seed=seed)
-    ptq = evaluate(quantized, data.val)
+    ptq = evaluate(quantized, data.val, balanced=data.balanced)
     best_acc, best_state = ptq, None
     epochs, seconds = 0, 0.0
     teacher = copy.deepcopy(model).eval()

@@ -16,7 +16,7 @@ from torch import nn
 
 from nas.config import DataConfig, FinetuneConfig
 from nas.data import Dataset
-from nas.train import LossFn, evaluate, fit, resolve_precision, subset_split
+from nas.train import LossFn, class_weights, evaluate, fit, resolve_precision, subset_split
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,17 @@ class DistillResult:
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
-                      alpha: float, temperature: float) -> torch.Tensor:
-    """KD loss: `alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)`."""
+                      alpha: float, temperature: float, class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """KD loss: `alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)`; `class_weight`
+    weights the CE term's classes (balanced accuracy, `nas.train.class_weights`)."""
     t = temperature
     soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
                     reduction="batchmean", log_target=True) * (t * t)
-    return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
+    return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels, weight=class_weight)
 
 
-def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float, fast: bool = False) -> LossFn:
+def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float, fast: bool = False,
+                 class_weight: torch.Tensor | None = None) -> LossFn:
     """A `loss_fn(logits, x, y)` for `nas.train.fit`: `distillation_loss` against the mean logits of frozen `teachers`.
 
     The teachers are put in eval mode without gradients. `fast`: they run in bf16 and channels-last, which makes
@@ -56,7 +58,7 @@ def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float,
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             xt = x.contiguous(memory_format=torch.channels_last) if fast else x
             target = torch.stack([t(xt).float() for t in ensemble]).mean(0)
-        return distillation_loss(logits, target, y, alpha=alpha, temperature=temperature)
+        return distillation_loss(logits, target, y, alpha=alpha, temperature=temperature, class_weight=class_weight)
 
     return loss_fn
 
@@ -78,10 +80,12 @@ def distill(
     """
     precision = resolve_precision(cfg.precision)
     bf16 = precision == "bf16"
-    loss_fn = teacher_loss([teacher], alpha=cfg.alpha, temperature=cfg.temperature, fast=bf16)
+    train = subset_split(data.train, cfg.subset, seed=seed)
+    weight = class_weights(train, data.num_classes) if data.balanced else None  # as the search trained it
+    loss_fn = teacher_loss([teacher], alpha=cfg.alpha, temperature=cfg.temperature, fast=bf16, class_weight=weight)
     try:
         result = fit(
-            student, subset_split(data.train, cfg.subset, seed=seed), loss_fn=loss_fn,
+            student, train, loss_fn=loss_fn,
             epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
             warmup_frac=cfg.warmup_frac, seed=seed,
             max_shift=augment.max_shift if augment else 0, hflip=augment.hflip if augment else False,
@@ -90,6 +94,6 @@ def distill(
     finally:
         if bf16:  # exporters and pruners expect the default layout
             teacher.to(memory_format=torch.contiguous_format)
-    val_acc = evaluate(student, data.val, batch_size=eval_batch_size)
+    val_acc = evaluate(student, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     return DistillResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds,
                          precision=precision)

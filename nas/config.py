@@ -51,6 +51,15 @@ class DataFormat(str, Enum):
     imagefolder = "imagefolder"  # root/<class>/*.png or root/{train,val,test}/<class>/*
 
 
+class Metric(str, Enum):
+    """How predictions on a split are scored: what the search maximises and every accuracy of a run reports."""
+
+    accuracy = "accuracy"  # share of the images predicted right
+    # the mean over the classes of each class's share predicted right (its recall), so every class counts the same;
+    # training then weights each class's loss by the inverse of its share of the training images
+    balanced_accuracy = "balanced_accuracy"
+
+
 @dataclass
 class StageSpace:
     """Allowed values of one stage; the search picks one of each."""
@@ -91,6 +100,7 @@ class DataConfig:
     # Held-out splits take each class's share (rounded), so a small or unbalanced image folder keeps every class in
     # val and test; false: a plain random draw (what every split was before, kept by Fashion-MNIST's balanced data)
     stratify: bool = True
+    metric: Metric = Metric.accuracy  # balanced_accuracy for unbalanced classes (see Metric)
     hflip: bool = True  # horizontal flips are label-preserving for this data
     max_shift: int = 2  # random translation (pixels) during training
 

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from nas.config import DataConfig, DataFormat
+from nas.config import DataConfig, DataFormat, Metric
 from nas.errors import DataError
 
 FASHION_MNIST_CLASSES = (
@@ -50,6 +50,12 @@ class Dataset:
     classes: tuple[str, ...]
     mean: tuple[float, ...]  # per channel, of [0, 1] pixels of the training split
     std: tuple[float, ...]
+    metric: Metric = Metric.accuracy  # how predictions are scored (data.metric)
+
+    @property
+    def balanced(self) -> bool:
+        """Scored by balanced accuracy (the mean of the per-class accuracies), with class-weighted training."""
+        return self.metric == Metric.balanced_accuracy
 
     @property
     def in_chans(self) -> int:
@@ -351,7 +357,8 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if val is None:
         train, val = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size", stratify=cfg.stratify)
     mean, std = channel_stats(train.x)
-    return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std)
+    return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std,
+                   metric=Metric(cfg.metric))
 
 
 IMBALANCE_WARN_RATIO = 10.0
@@ -359,15 +366,17 @@ IMBALANCE_WARN_RATIO = 10.0
 
 
 def imbalance_warning(data: Dataset) -> str | None:
-    """One line when the training split's classes are far from balanced, else None: accuracy, the search's objective,
-    then rewards predicting the large classes, and the weak ones show only in the per-class accuracies."""
+    """One line when the training split's classes are far from balanced and the run is scored by plain accuracy, else
+    None: accuracy then rewards predicting the large classes, and the weak ones show only in the per-class accuracies."""
+    if data.balanced:  # what the warning would advise
+        return None
     counts = torch.bincount(data.train.y, minlength=len(data.classes)).tolist()
     large, small = max(range(len(counts)), key=counts.__getitem__), min(range(len(counts)), key=counts.__getitem__)
     if counts[small] * IMBALANCE_WARN_RATIO > counts[large]:
         return None
     return (f"unbalanced classes: {data.classes[large]!r} has {counts[large]:,} training images, {data.classes[small]!r} "
-            f"{counts[small]:,}; accuracy, which the search maximises, rewards predicting the large classes: read the "
-            "report's per-class accuracies, or balance the folders")
+            f"{counts[small]:,}; accuracy, which the search maximises, rewards predicting the large classes: set "
+            "data.metric=balanced_accuracy (every class counts the same), or balance the folders")
 
 
 # -- batches -----------------------------------------------------------------------------------

@@ -310,7 +310,10 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
     predictor = [("Latency predictor", str(h["latency_predictor"]))] if h.get("latency_predictor") else []
     if h.get("latency_warning"):
         predictor.append(("Latency warning", str(h["latency_warning"])))
-    return [("Hardware", hw), *predictor, ("Dataset", _dataset_text(h)),
+    # Plain accuracy needs no line (and runs from before data.metric were scored by it).
+    metric = ([("Accuracy", "balanced accuracy (data.metric): the mean over the classes of each class's accuracy; "
+                            "every accuracy in this report is scored so")] if h.get("metric") == "balanced_accuracy" else [])
+    return [("Hardware", hw), *predictor, ("Dataset", _dataset_text(h)), *metric,
             ("Search space", str(h.get("space") or _MISSING)), ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
             ("Created", str(h.get("created") or _MISSING))]

@@ -176,7 +176,8 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
     log.info("final training of %s: %d epochs", arch.arch_id, run.final_train.epochs)
     result = train_candidate(model, data, run.final_train, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
-    model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes)}
+    model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes),
+                  "metric": data.metric.value}
     return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 
@@ -197,6 +198,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     final = asdict(run.final_train) if run.final_train.epochs else None
     up_to_date = (
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
+        and cached.get("metric", "accuracy") == data.metric.value  # its accuracies are scored the same way
         and (cached.get("final_train") or {}).get("recipe") == final  # same weights: trained with this recipe
         and (folder / "model.pt").is_file()
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
@@ -216,12 +218,12 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             final_info["recipe"] = final
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
         logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
-        test_acc = accuracy(logits, data.test)
+        test_acc = accuracy(logits, data.test, balanced=data.balanced)
         onnx_acc = onnx_diff = measured = measured_on = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             onnx_out = onnx_logits(onnx_path, data.test, batch_size=run.train.eval_batch_size)
-            onnx_acc = accuracy(onnx_out, data.test)
+            onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
@@ -256,6 +258,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "params": lat.params,
         "macs": lat.macs,
         "dataset": data.name,
+        "metric": data.metric.value,  # how every accuracy here is scored (data.metric)
         "input": {
             "name": "pixels", "dtype": "float32", "layout": "NCHW",
             "shape": [None, arch.in_chans, arch.img_size, arch.img_size],
@@ -308,7 +311,8 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
                  "images": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
                  "per_class": {name: dict(zip(data.classes, torch.bincount(split.y, minlength=data.num_classes).tolist()))
                                for name, split in (("train", data.train), ("test", data.test))}},
-        "objectives": ["maximize val_acc", "minimize latency_ms"],
+        "metric": data.metric.value,  # how every accuracy of the run is scored (data.metric)
+        "objectives": ["maximize val_acc" + ("" if not data.balanced else f" ({data.metric.value})"), "minimize latency_ms"],
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),

@@ -265,7 +265,7 @@ def make_objective(
         save_checkpoint(
             run_dir / "trials" / f"{arch.arch_id}.pt", model, arch,
             meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name,
-                  "classes": list(data.classes), "epochs_trained": result.epochs_done},
+                  "classes": list(data.classes), "metric": data.metric.value, "epochs_trained": result.epochs_done},
         )
         return result.val_acc, lat.total_ms
 
@@ -465,9 +465,10 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     started = time.perf_counter()
     with _run_log(run_dir):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
-        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s); %d of %d trials done",
+        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %d trials done",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
-                 "x".join(map(str, (data.in_chans, data.img_size, data.img_size))), _n_complete(study), run.search.n_trials)
+                 "x".join(map(str, (data.in_chans, data.img_size, data.img_size))),
+                 ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), run.search.n_trials)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)

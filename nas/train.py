@@ -113,9 +113,28 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def accuracy(logits: np.ndarray, split: Split) -> float:
-    """Top-1 accuracy of precomputed logits (N, classes) on `split`."""
-    return float((np.asarray(logits).argmax(1) == split.y.numpy()).mean())
+def _score(predicted: np.ndarray, truth: np.ndarray, *, balanced: bool) -> float:
+    right = predicted == truth
+    if not balanced:
+        return float(right.mean()) if len(right) else 0.0
+    # Balanced: each class present in the split counts the same, however many images it has.
+    per_class = [right[truth == c].mean() for c in np.unique(truth)]
+    return float(np.mean(per_class)) if per_class else 0.0
+
+
+def accuracy(logits: np.ndarray, split: Split, *, balanced: bool = False) -> float:
+    """Top-1 accuracy of precomputed logits (N, classes) on `split`; `balanced`: the mean over the classes present
+    in `split` of each one's accuracy (balanced accuracy, `data.metric`)."""
+    return _score(np.asarray(logits).argmax(1), split.y.numpy(), balanced=balanced)
+
+
+def class_weights(split: Split, num_classes: int) -> torch.Tensor:
+    """Loss weight of each class for balanced training: n / (classes present x n_c), 1 on average per image, as
+    scikit-learn's class_weight="balanced" (a class without images gets 0)."""
+    counts = torch.bincount(split.y, minlength=num_classes).double()
+    present = int((counts > 0).sum())
+    weights = torch.where(counts > 0, counts.sum() / (present * counts.clamp(min=1)), torch.zeros_like(counts))
+    return weights.float()
 
 
 def per_class_accuracy(logits: np.ndarray, split: Split, classes: Sequence[str]) -> dict[str, float | None]:
@@ -130,15 +149,15 @@ def per_class_accuracy(logits: np.ndarray, split: Split, classes: Sequence[str])
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, *, batch_size: int = 512) -> float:
-    """Top-1 accuracy of `model` on `split` (eval mode, no augmentation)."""
+def evaluate(model: nn.Module, split: Split, *, batch_size: int = 512, balanced: bool = False) -> float:
+    """Top-1 accuracy of `model` on `split` (eval mode, no augmentation); `balanced` as in `accuracy`."""
     was_training = model.training
     model.eval()
-    correct = 0
-    for x, y in iterate_batches(split, batch_size=batch_size):
-        correct += int((model(x).argmax(1) == y).sum())
+    predicted = [model(x).argmax(1) for x, _ in iterate_batches(split, batch_size=batch_size)]
     model.train(was_training)
-    return correct / max(1, len(split))
+    if not predicted:
+        return 0.0
+    return _score(torch.cat(predicted).numpy(), split.y.numpy(), balanced=balanced)
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -246,7 +265,8 @@ def train_candidate(
     judge_after_epochs: int = 1,
     loss_fn: LossFn | None = None,
 ) -> TrainResult:
-    """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy.
+    """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy (balanced accuracy,
+    with class-weighted cross-entropy, when `data.balanced`).
 
     Deterministic for a given seed and thread count. With `cfg.subset`, the training images are a
     random subset drawn with `subset_seed` (default: `seed`); a search passes one subset seed for all
@@ -266,19 +286,22 @@ def train_candidate(
     def on_epoch(done: int) -> bool:
         if judge is None or done != judge_after_epochs:
             return False
-        judged.append(evaluate(model, data.val, batch_size=cfg.eval_batch_size))
+        judged.append(evaluate(model, data.val, batch_size=cfg.eval_batch_size, balanced=data.balanced))
         return judge(judged[0])
 
+    train = subset_split(data.train, cfg.subset, seed=seed if subset_seed is None else subset_seed)
+    # Balanced accuracy is scored: a rare class's images then weigh as much in the loss as a common class's.
+    weight = class_weights(train, data.num_classes) if data.balanced else None
     result = fit(
-        model, subset_split(data.train, cfg.subset, seed=seed if subset_seed is None else subset_seed),
-        loss_fn=loss_fn or (lambda logits, _x, y: F.cross_entropy(logits, y, label_smoothing=smoothing)),
+        model, train,
+        loss_fn=loss_fn or (lambda logits, _x, y: F.cross_entropy(logits, y, weight=weight, label_smoothing=smoothing)),
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_frac=cfg.warmup_frac, seed=seed, hflip=augment.hflip, erase_prob=cfg.erase_prob,
         max_shift=augment.max_shift if cfg.max_shift is None else cfg.max_shift,
         channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
     )
     stopped = result.epochs_done < cfg.epochs
-    val_acc = judged[0] if stopped else evaluate(model, data.val, batch_size=cfg.eval_batch_size)
+    val_acc = judged[0] if stopped else evaluate(model, data.val, batch_size=cfg.eval_batch_size, balanced=data.balanced)
     return TrainResult(val_acc=val_acc, train_loss=result.train_loss, images_seen=result.images_seen, seconds=result.seconds,
                        precision=precision, epochs_done=result.epochs_done,
                        judged_val_acc=judged[0] if judged else None, stopped=stopped)

@@ -110,3 +110,26 @@ def test_recovery_in_bf16_trains_and_runs_its_teacher_in_bf16_then_hands_both_ba
     for m in (s, t):  # float32 weights in the default layout, as before training
         assert all(p.dtype == torch.float32 and p.is_contiguous() for p in m.parameters())
     assert all(torch.equal(a, b) for a, b in zip(teacher.parameters(), t.parameters()))  # the teacher is frozen
+
+
+def test_distillation_weights_the_label_term_by_class_for_balanced_data(monkeypatch):
+    # A run scored by balanced accuracy trained its candidates with class weights: recovery and QAT keep them.
+    from compress.recover import distill
+    from nas.config import FinetuneConfig, Metric
+    from nas.train import class_weights, subset_split
+
+    student, teacher, labels = _logits(0), _logits(1), torch.tensor([0, 1, 2, 3, 4, 0])
+    weight = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert distillation_loss(student, teacher, labels, alpha=0.0, temperature=2.0, class_weight=weight) == pytest.approx(
+        F.cross_entropy(student, labels, weight=weight).item())
+    seen = []
+    real = F.cross_entropy
+    monkeypatch.setattr(F, "cross_entropy", lambda *a, **kw: seen.append(kw.get("weight")) or real(*a, **kw))
+    data = _tiny_data()
+    cfg = FinetuneConfig(epochs=1, batch_size=32, subset=96)
+    for metric in (Metric.accuracy, Metric.balanced_accuracy):
+        seen.clear()
+        t, s = _tiny_models()
+        distill(s, t, dataclasses.replace(data, metric=metric), cfg, seed=0)
+        expected = class_weights(subset_split(data.train, 96, seed=0), 4) if metric == Metric.balanced_accuracy else None
+        assert seen and all((w is None) if expected is None else torch.equal(w, expected) for w in seen)

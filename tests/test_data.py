@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nas.config import DataConfig, DataFormat
+from nas.config import DataConfig, DataFormat, Metric
 from nas.data import augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx, read_image
 from nas.errors import DataError
 from tests.conftest import write_idx
@@ -118,17 +118,18 @@ def test_held_out_splits_keep_every_class_of_an_unbalanced_folder(tmp_path):
 
 
 def test_unbalanced_training_classes_are_named_in_a_warning(tmp_path):
-    def load(good, crack):
+    def load(good, crack, metric=Metric.accuracy):
         root = tmp_path / f"{good}-{crack}"
         for c, n in (("good", good), ("crack", crack)):
             for i in range(n):
                 _png(root / c / f"{i}.png", 8, i)
         return load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None,
-                                       test_size=1, val_size=1))  # both held-out images come from 'good'
+                                       test_size=1, val_size=1, metric=metric))  # both held-out images come from 'good'
     assert imbalance_warning(load(31, 5)) is None  # 29 vs 5 training images: under 10x
     assert imbalance_warning(load(42, 4)) == (
         "unbalanced classes: 'good' has 40 training images, 'crack' 4; accuracy, which the search maximises, rewards "
-        "predicting the large classes: read the report's per-class accuracies, or balance the folders")
+        "predicting the large classes: set data.metric=balanced_accuracy (every class counts the same), or balance the folders")
+    assert imbalance_warning(load(42, 4, Metric.balanced_accuracy)) is None  # the advice taken
 
 
 def test_16bit_grey_images_are_scaled_not_clipped_and_32bit_ones_are_refused(tmp_path):

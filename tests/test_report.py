@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import pathlib
 import re
@@ -179,6 +180,17 @@ def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Pa
     header["data"] = {"root": "/x", "images": "broken"}  # a hand-edited file: the name, not a crash
     (run_dir / "pareto.json").write_text(json.dumps(header))
     assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+
+
+def test_a_run_scored_by_balanced_accuracy_says_so_in_the_header(run_dir: pathlib.Path) -> None:
+    assert "**Accuracy:**" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")  # plain accuracy
+    header = json.loads((run_dir / "pareto.json").read_text())
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "metric": "balanced_accuracy"}))
+    files = write_reports(run_dir)
+    line = ("balanced accuracy (data.metric): the mean over the classes of each class's accuracy; every accuracy in "
+            "this report is scored so")
+    assert f"**Accuracy:** {line}\n" in files["report.md"].read_text(encoding="utf-8")
+    assert html.escape(line) in files["report.html"].read_text(encoding="utf-8")
 
 
 def test_empty_run_still_writes_reports(tmp_path: pathlib.Path) -> None:

@@ -224,6 +224,64 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     assert f"**Dataset:** imagefolder ({tmp_path / 'images'}): 3 classes, 16x16x3 images;" in (result.run_dir / "report.md").read_text()
 
 
+def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_way(tmp_path, compose_cfg):
+    # A defect folder: 36 'good' parts, 6 'crack', 6 'dent' (colour-coded so a tiny candidate learns something).
+    from PIL import Image
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from nas.errors import ConfigError
+    from tests.conftest import CONF_DIR
+
+    rng = np.random.default_rng(1)
+    for c, (name, n) in enumerate((("good", 36), ("crack", 6), ("dent", 6))):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = (rng.random((12, 12, 3)) * 80).astype(np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
+    overrides = ("data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=12", "data.val_size=0.25",
+                 "train=smoke", "final_train=none", "compress=smoke", "search.n_trials=1",
+                 f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=parts", "search.progress=false")
+    result = run_search(compose_cfg(*overrides, "data.metric=balanced_accuracy"))
+    (member,) = result.pareto
+    folder = result.run_dir / member["checkpoint"]
+    assert json.loads((result.run_dir / "pareto.json").read_text())["metric"] == "balanced_accuracy"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    int8 = json.loads((folder / "compressed_metrics.json").read_text())
+    assert metrics["metric"] == int8["metric"] == "balanced_accuracy"
+    # Every test accuracy is the mean of its per-class accuracies, not the share of images right.
+    for scored in (metrics, int8["fp32"], int8["int8"]):
+        per_class = [v for v in scored["test_acc_per_class"].values() if v is not None]
+        assert len(per_class) == 3 and scored["test_acc"] == pytest.approx(sum(per_class) / 3)
+    # The trial's val score is the balanced accuracy of its checkpoint on the val split.
+    from nas.config import DataConfig, DataFormat, Metric
+    from nas.data import load_dataset
+    from nas.train import evaluate
+
+    data = load_dataset(DataConfig(name="imagefolder", format=DataFormat.imagefolder, root=str(tmp_path / "images"),
+                                   img_size=12, val_size=0.25, metric=Metric.balanced_accuracy))
+    trial = nas.load_checkpoint(result.run_dir / "trials" / f"{member['arch_id']}.pt")
+    assert trial.meta["metric"] == "balanced_accuracy"
+    assert member["val_acc"] == pytest.approx(evaluate(trial, data.val, balanced=True))
+    log_text = (result.run_dir / "search.log").read_text()
+    assert "images, 3x12x12, scored by balanced accuracy); 0 of 1 trials done" in log_text
+    assert "unbalanced classes" not in log_text  # the warning's advice is what this run does
+    assert "**Accuracy:** balanced accuracy (data.metric)" in (result.run_dir / "report.md").read_text()
+    # The study and its checkpoints are kept to the metric they were searched for.
+    with pytest.raises(ConfigError, match=r'other data settings \(data.metric: "balanced_accuracy" then, "accuracy" now\)'):
+        run_search(compose_cfg(*overrides))
+    register_configs()
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", "data=imagefolder",
+                                                              f"data.root={tmp_path / 'images'}", "data.img_size=12"])
+    with pytest.raises(ConfigError, match=r"was trained and selected for balanced_accuracy, not data.metric='accuracy'; "
+                                          r"pass data.metric=balanced_accuracy"):
+        run_compress(cfg)
+
+
 def test_joblib_multirun_workers_share_one_study(tiny_idx_root, tmp_path):
     # The documented way to run N local workers: Hydra's joblib launcher, one job per search.worker value.
     cmd = [sys.executable, "-m", "nas.search", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "search.worker=0,1",

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from nas.arch import ArchConfig, StageConfig
-from nas.config import DataConfig, DataFormat, Precision, TrainConfig
+from nas.config import DataConfig, DataFormat, Metric, Precision, TrainConfig
 from nas.data import Split, iterate_batches, load_dataset
 import nas.train
 from nas.model import build_model
-from nas.train import (TrainingDiverged, evaluate, native_bf16, per_class_accuracy, resolve_precision, seed_everything,
-                       subset_split, train_candidate)
+from nas.train import (TrainingDiverged, accuracy, class_weights, evaluate, native_bf16, per_class_accuracy, resolve_precision,
+                       seed_everything, subset_split, train_candidate)
 
 ARCH = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=32)))
 CFG = TrainConfig(epochs=10, subset=None, batch_size=32, lr=3e-3, threads=2)
@@ -232,3 +232,52 @@ def test_per_class_accuracy_is_each_classes_recall_by_name():
     split = Split(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 0, 1, 1, 1]))
     logits = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0]], dtype=np.float32)  # 1 of 2, 2 of 3
     assert per_class_accuracy(logits, split, ("a", "b", "c")) == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
+    split = Split(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 0, 1, 1, 1]))
+    logits = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0]], dtype=np.float32)  # 1 of 2, 2 of 3
+    assert accuracy(logits, split) == pytest.approx(3 / 5)
+    assert accuracy(logits, split, balanced=True) == pytest.approx((1 / 2 + 2 / 3) / 2)  # class "c" has no images
+    # Predicting the large class for everything: 90% accurate, 50% balanced.
+    skewed = Split(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.tensor([0] * 9 + [1]))
+    always_0 = np.tile([1.0, 0.0], (10, 1))
+    assert (accuracy(always_0, skewed), accuracy(always_0, skewed, balanced=True)) == (pytest.approx(0.9), pytest.approx(0.5))
+
+
+def test_evaluate_scores_a_model_as_accuracy_scores_its_logits(data):
+    model, _ = _train(data, dataclasses.replace(CFG, epochs=1))
+    with torch.no_grad():
+        logits = torch.cat([model.eval()(x) for x, _ in iterate_batches(data.val, batch_size=64)]).numpy()
+    for balanced in (False, True):
+        assert evaluate(model, data.val, batch_size=7, balanced=balanced) == pytest.approx(
+            accuracy(logits, data.val, balanced=balanced))
+
+
+def test_class_weights_give_each_class_the_same_total_weight():
+    split = Split(torch.zeros(8, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 0, 0, 0, 0, 0, 1, 1]))
+    weights = class_weights(split, 3)
+    assert weights.tolist() == pytest.approx([8 / (2 * 6), 8 / (2 * 2), 0.0])  # n / (classes present x n_c)
+    assert float(weights[split.y].sum()) == pytest.approx(len(split))  # 1 per image on average
+
+
+def test_balanced_data_trains_with_class_weighted_cross_entropy(data, monkeypatch):
+    calls = []
+    real = torch.nn.functional.cross_entropy
+
+    def spy(logits, y, **kw):
+        calls.append(kw.get("weight"))
+        return real(logits, y, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", spy)
+    cfg = dataclasses.replace(CFG, epochs=1, subset=40)
+    for balanced in (False, True):
+        calls.clear()
+        scored = dataclasses.replace(data, metric=Metric.balanced_accuracy if balanced else Metric.accuracy)
+        train_candidate(build_model(ARCH), scored, cfg, augment=DataConfig(name="t", hflip=False, max_shift=0), seed=0)
+        assert calls
+        if balanced:  # the weights of the 40 training images the candidate saw
+            expected = class_weights(subset_split(data.train, 40, seed=0), data.num_classes)
+            assert all(torch.equal(w, expected) for w in calls)
+        else:
+            assert all(w is None for w in calls)
