@@ -55,12 +55,13 @@ def model_file(path: str | Path) -> Path:
     return p
 
 
-def _contract(folder: Path) -> tuple[int, int, list[str]]:
-    """(channels, image size, class names) from the checkpoint folder's metrics.json."""
+def _contract(folder: Path) -> tuple[int, int, list[str], str]:
+    """(channels, image size, class names, metric) from the checkpoint folder's metrics.json."""
     path = folder / "metrics.json"
     try:
         metrics = json.loads(path.read_text())
-        return int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]), list(metrics["output"]["class_names"])
+        return (int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]), list(metrics["output"]["class_names"]),
+                str(metrics.get("metric", "accuracy")))  # written before data.metric: plain accuracy
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run (or a file in one)") from None
@@ -88,7 +89,7 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
 def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64) -> list[Prediction]:
     """The `top` classes of every image in `images` (files or folders) by the model at `model_path`."""
     path = model_file(model_path)
-    channels, size, classes = _contract(path.parent)
+    channels, size, classes, _ = _contract(path.parent)
     if not 1 <= top <= len(classes):
         raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
     files = image_files(images)
@@ -127,6 +128,15 @@ def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -
     return sum(p.classes[0] == p.path.parent.name for p in predictions), len(predictions)
 
 
+def folder_balanced_accuracy(predictions: Sequence[Prediction]) -> float:
+    """The mean over the class folders of `predictions` (as `folder_accuracy` takes them) of the share of each one's
+    images whose top-1 class is the folder's name: balanced accuracy, each class counted the same."""
+    by_folder: dict[str, list[bool]] = {}
+    for p in predictions:
+        by_folder.setdefault(p.path.parent.name, []).append(p.classes[0] == p.path.parent.name)
+    return sum(sum(v) / len(v) for v in by_folder.values()) / len(by_folder)
+
+
 def format_predictions(predictions: Sequence[Prediction]) -> str:
     """One line per image: `path  class 97.1%  class 2.0%  ...`."""
     return "\n".join(f"{p.path}  " + "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(p.classes, p.probabilities))
@@ -157,11 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             writable_file(args.csv, setting="--csv")
         predictions = predict(args.model, args.images, top=args.top)
         print(format_predictions(predictions))
-        labelled = folder_accuracy(predictions, _contract(model_file(args.model).parent)[2])
+        *_, classes, metric = _contract(model_file(args.model).parent)
+        labelled = folder_accuracy(predictions, classes)
         if labelled is not None:
             right, total = labelled
             print(f"top-1 accuracy on the {total} images whose folder names their class: {100 * right / total:.2f}% "
                   f"({right} of {total})")
+            if metric == "balanced_accuracy":  # what the run was searched and scored for
+                folders = len({p.path.parent.name for p in predictions})
+                print(f"balanced accuracy (the mean over the {folders} class folders): "
+                      f"{100 * folder_balanced_accuracy(predictions):.2f}%")
         if args.csv is not None:
             args.csv.write_text(predictions_csv(predictions))
     return 0

@@ -106,3 +106,27 @@ def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_pa
     with pytest.raises(SystemExit) as exit_info:
         main([str(folder), str(tmp_path / "missing.jpg")])
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} not found"
+
+
+def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, photos, tmp_path, capsys):
+    from compress.predict import folder_balanced_accuracy
+
+    folder, _ = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    answer = {f.name: predict(folder, [f])[0].classes[0] for f in files}
+    # Unequal class folders: all 3 images under the class the model gives the first one, that one alone under another.
+    right, other = answer[files[0].name], next(c for c in CLASSES if c != answer[files[0].name])
+    for name, chosen in ((right, files), (other, files[:1])):
+        (tmp_path / "labelled" / name).mkdir(parents=True)
+        for f in chosen:
+            (tmp_path / "labelled" / name / f.name).write_bytes(f.read_bytes())
+    predictions = predict(folder, [tmp_path / "labelled"])
+    right_in = sum(answer[f.name] == right for f in files)
+    assert folder_balanced_accuracy(predictions) == pytest.approx((right_in / 3 + 0 / 1) / 2)
+    main([str(folder), str(tmp_path / "labelled")])
+    assert not any(line.startswith("balanced accuracy") for line in capsys.readouterr().out.splitlines())  # plain run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "metric": "balanced_accuracy"}))
+    main([str(folder), str(tmp_path / "labelled")])
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"balanced accuracy (the mean over the 2 class folders): {100 * (right_in / 3) / 2:.2f}%")
