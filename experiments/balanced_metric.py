@@ -136,6 +136,9 @@ def render(r: dict) -> str:
             f"{', '.join(f'{g:+.2f}' for g in gains)} pt).",
             f"- The rare classes' test accuracy: {mean('accuracy', 'rare_test_acc'):.2f}% against "
             f"{mean('balanced_accuracy', 'rare_test_acc'):.2f}% (per seed {', '.join(f'{g:+.2f}' for g in rare_gains)} pt).",
+            *[f"- The val score a search ranks by, with data.metric={m}: {mean(m, 'val_score'):.2f}% on the unbalanced val "
+              f"split, {mean(m, 'val_score') - mean(m, 'test_acc'):+.2f} pt from the same models' test accuracy."
+              for m in by],
         ]
     return "\n".join(lines) + "\n"
 
