@@ -561,8 +561,8 @@ def _member_weakest(m: _Member) -> str:
 
 
 def _largest_class_drop(before: Any, after: Any) -> str | None:
-    """'largest class drop vs the file before: Shirt -1.20 pt' between two files' test_acc_per_class (None if either
-    lacks it)."""
+    """'largest class drop vs the file before: Shirt -1.20 pt' between two files' test_acc_per_class, or 'no class
+    dropped vs the file before' (None if either lacks it)."""
     if not (isinstance(before, dict) and isinstance(after, dict)):
         return None
     drops = {k: (float(before[k]) - float(after[k])) * 100 for k in before
@@ -570,6 +570,8 @@ def _largest_class_drop(before: Any, after: Any) -> str | None:
     if not drops:
         return None
     name = max(drops, key=lambda k: drops[k])
+    if drops[name] <= 0:  # a "drop" of +0.00 or +1.20 pt would read as a loss
+        return "no class dropped vs the file before"
     return f"largest class drop vs the file before: {name} {-drops[name]:+.2f} pt"
 
 
