@@ -320,6 +320,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()  # the project's Hydra config folder (conf/)
+CONF_INSTALLED = CONF_DIR.parent == Path(__file__).resolve().parent  # conf/ is the copy inside an installed package
 HW_DIR = CONF_DIR / "hw"
 
 

@@ -70,3 +70,19 @@ def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -
     own = run("-m", "nas.search", "--config-dir", "mine", "--cfg", "job", "hw=my_npu")
     assert own.returncode == 0, own.stderr
     assert "name: my_npu" in own.stdout
+
+    # Calibrating: into the user's file, never into a profile inside the installed package.
+    from nas.arch import ArchConfig, StageConfig
+    from nas.latency.measure import Measurement, write_measurements
+
+    archs = [ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=w), StageConfig(mixer="pool", depth=d, width=32)))
+             for w in (8, 16, 24) for d in (1, 2)]
+    write_measurements(work / "m.csv", [Measurement(a, "vendor", "int8", 1, t, t, t, 1, "NPU")
+                                        for a, t in zip(archs, (0.2, 0.3, 0.25, 0.35, 0.3, 0.4))])
+    shipped = run("-m", "nas.latency.fit", "hw=edge_npu", "measurements=[m.csv]")
+    assert shipped.returncode == 2 and shipped.stderr.strip() == (
+        f"error: hw=edge_npu is a profile shipped inside the installed package ({site / 'nas' / 'conf' / 'hw' / 'edge_npu.yaml'}); "
+        "pass out=<your config folder>/hw/edge_npu.yaml and use it with --config-dir <your config folder>")
+    fitted = run("-m", "nas.latency.fit", "--config-dir", "mine", "hw=my_npu", "measurements=[m.csv]")
+    assert fitted.returncode == 0, fitted.stderr
+    assert "\ncalibration:\n" in (work / "mine" / "hw" / "my_npu.yaml").read_text()

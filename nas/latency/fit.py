@@ -666,7 +666,7 @@ def hw_source(name: str) -> Path:
     """
     from hydra.core.hydra_config import HydraConfig
 
-    from nas.latency.profile import CONF_DIR
+    from nas.config import CONF_DIR
 
     if HydraConfig.initialized():
         runtime = HydraConfig.get().runtime
@@ -681,11 +681,16 @@ def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
 
+    from nas.config import CONF_DIR, CONF_INSTALLED
     from nas.latency.measure import measured_on, read_measurements, read_unit_times
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
     source = hw_source(tool.hw.name)
+    if tool.out is None and CONF_INSTALLED and source.resolve().parent.parent == CONF_DIR:
+        # Rewriting a file inside site-packages: lost with the next install, and shared by every user of that Python.
+        raise ConfigError(f"hw={source.stem} is a profile shipped inside the installed package ({source}); pass "
+                          f"out=<your config folder>/hw/{source.stem}.yaml and use it with --config-dir <your config folder>")
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
     rows = [m for path in tool.measurements for m in read_measurements(path)]
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
