@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, Sequence, TypeVar
 
 import yaml
 from hydra.core.config_store import ConfigStore
@@ -324,11 +324,32 @@ CONF_INSTALLED = CONF_DIR.parent == Path(__file__).resolve().parent  # conf/ is 
 HW_DIR = CONF_DIR / "hw"
 
 
-def hw_profiles(folder: str | Path = HW_DIR) -> list[HardwareProfile]:
-    """The hardware profiles in `folder` (default: the project's conf/hw), by file name; a file that does not load
-    as a profile is left out (this serves hints, such as which profile was calibrated on this host, not `hw=`)."""
+def hw_folders() -> list[Path]:
+    """The folders `hw=<name>` is looked up in: in a Hydra run, the hw/ folder of each folder of its config search
+    path in Hydra's order (a user's `--config-dir` among them); otherwise the project's conf/hw."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        folders = [Path(s.path) / "hw" for s in HydraConfig.get().runtime.config_sources if s.schema == "file"]
+        if folders:
+            return folders
+    return [HW_DIR]
+
+
+def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> list[HardwareProfile]:
+    """The hardware profiles in `folders` (default: `hw_folders()`), by file name; where two folders hold the same file
+    name, the first one's, as Hydra composes it. A file that does not load as a profile is left out (this serves
+    hints, such as which profile was calibrated on this host, not `hw=`)."""
+    if folders is None:
+        folders = hw_folders()
+    elif isinstance(folders, (str, Path)):
+        folders = [folders]
+    paths: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.yaml")):
+            paths.setdefault(path.stem, path)
     profiles = []
-    for path in sorted(Path(folder).glob("*.yaml")):
+    for path in (paths[stem] for stem in sorted(paths)):
         try:
             cfg = OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.load(path))
             profiles.append(structured(cfg, HardwareProfile))

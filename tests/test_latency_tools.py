@@ -508,6 +508,40 @@ def test_hw_profiles_leaves_out_files_that_are_not_profiles(tmp_path):
     assert [p.name for p in hw_profiles(tmp_path)] == ["a"]
 
 
+def test_hw_profiles_in_a_hydra_run_include_the_users_config_dir_first(tmp_path):
+    # `--config-dir mine` (here Hydra's searchpath, which that flag sets): the host hint can name the user's own profile.
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import HW_DIR, hw_folders, hw_profiles, register_configs
+    from nas.latency.fit import hw_source
+    from nas.latency.measure import host_mismatch
+    from tests.conftest import CONF_DIR
+
+    (tmp_path / "mine" / "hw").mkdir(parents=True)
+    cpu_text = (CONF_DIR / "hw" / "cpu.yaml").read_text()
+    (tmp_path / "mine" / "hw" / "my_host.yaml").write_text(
+        cpu_text.replace("name: cpu\n", "name: my_host\n").replace("calibrated_on: ", "calibrated_on: \"My CPU 9\"  # was "))
+    (tmp_path / "mine" / "hw" / "edge_npu.yaml").write_text("name: edge_npu\nruntime: openvino\n")  # a name the project has
+    assert hw_folders() == [HW_DIR]  # outside a Hydra run
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=[f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "hw=my_host"],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert HW_DIR in hw_folders() and tmp_path / "mine" / "hw" in hw_folders()
+        profiles = {p.name: p for p in hw_profiles()}
+        assert profiles["my_host"].calibrated_on == "My CPU 9" and {"cpu", "cpu_xeon"} <= set(profiles)
+        assert profiles["edge_npu"].runtime == ""  # where both folders have a file, the shipped one, as Hydra composes it
+        assert cfg.hw.name == "my_host" and cfg.hw.calibrated_on == "My CPU 9"  # Hydra composed the user's file
+        assert "use hw=my_host, calibrated on this CPU model" in host_mismatch(
+            profiles["cpu_xeon"], host="My CPU 9; 2 cpus", others=profiles.values())
+        assert hw_source("my_host") == tmp_path / "mine" / "hw" / "my_host.yaml"
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 @pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon"])
 def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cfg, hw_name):
     from nas.latency.measure import cpu_model

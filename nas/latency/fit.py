@@ -666,15 +666,14 @@ def hw_source(name: str) -> Path:
     """
     from hydra.core.hydra_config import HydraConfig
 
-    from nas.config import CONF_DIR
+    from nas.config import HW_DIR, hw_folders
 
-    if HydraConfig.initialized():
-        runtime = HydraConfig.get().runtime
-        choice = runtime.choices.get("hw") or name  # the file's name, whatever its `name:` key says
-        for source in runtime.config_sources:
-            if source.schema == "file" and (path := Path(source.path) / "hw" / f"{choice}.yaml").is_file():
-                return path
-    return CONF_DIR / "hw" / f"{name}.yaml"
+    # The file's name, whatever its `name:` key says.
+    choice = (HydraConfig.get().runtime.choices.get("hw") if HydraConfig.initialized() else None) or name
+    for folder in hw_folders():
+        if (path := folder / f"{choice}.yaml").is_file():
+            return path
+    return HW_DIR / f"{name}.yaml"
 
 
 def fit_command(tool: LatencyToolConfig) -> str:
