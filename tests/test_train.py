@@ -281,3 +281,14 @@ def test_balanced_data_trains_with_class_weighted_cross_entropy(data, monkeypatc
             assert all(torch.equal(w, expected) for w in calls)
         else:
             assert all(w is None for w in calls)
+
+
+def test_the_judge_of_balanced_data_is_asked_with_balanced_val_accuracy(data):
+    scored = dataclasses.replace(data, metric=Metric.balanced_accuracy)
+    seed_everything(0)
+    model = build_model(ARCH)
+    model.set_normalization(data.mean, data.std)
+    asked = []
+    r = train_candidate(model, scored, dataclasses.replace(CFG, epochs=2), augment=DataConfig(name="t", hflip=False, max_shift=0),
+                        seed=0, judge=lambda acc: asked.append(acc) or True, judge_after_epochs=1)
+    assert r.stopped and asked == [r.val_acc] and r.val_acc == pytest.approx(evaluate(model, data.val, balanced=True))
