@@ -101,6 +101,9 @@ class DataConfig:
     # val and test; false: a plain random draw (what every split was before, kept by Fashion-MNIST's balanced data)
     stratify: bool = True
     metric: Metric = Metric.accuracy  # balanced_accuracy for unbalanced classes (see Metric)
+    # imagefolder: a folder for the decoded images, read instead of the files while they, img_size and the colour
+    # mode are unchanged (runs, resumes and workers then skip decoding); None: decode on every load
+    cache_dir: Optional[str] = None
     hflip: bool = True  # horizontal flips are label-preserving for this data
     max_shift: int = 2  # random translation (pixels) during training
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from nas.config import DataConfig, DataFormat, Metric
-from nas.errors import DataError
+from nas.errors import DataError, make_folder
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -202,8 +202,22 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -
         raise DataError(f"cannot read image {path}: {e}") from None
 
 
+CACHE_FORMAT = 1  # bump when what read_image makes of a file changes: older cache files are then not found
+
+
+def _cache_file(cache: Path, files: list[Path], *, size: int | None, mode: str, draft: bool) -> Path:
+    """Where the decoded arrays of `files` live in `cache`: named by the files (path, size, modification time) and
+    how they are decoded, so a changed, added or removed image, or another img_size or colour mode, misses."""
+    import hashlib
+    import json
+
+    stats = [(str(p.resolve()), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
+    key = json.dumps({"format": CACHE_FORMAT, "size": size, "mode": mode, "draft": draft, "files": stats})
+    return cache / f"images-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+
+
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
-                 threads: int | None = None) -> Split:
+                 threads: int | None = None, cache: Path | None = None) -> Split:
     from concurrent.futures import ThreadPoolExecutor
 
     files, ys = [], []
@@ -214,6 +228,15 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
             raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         files += found
         ys += [label] * len(found)
+    y = torch.tensor(ys, dtype=torch.int64)
+    cached = _cache_file(cache, files, size=size, mode=mode, draft=draft) if cache is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            x = np.load(cached, allow_pickle=False)
+            if x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] == len(files):
+                return Split(torch.from_numpy(x), y)
+        except (OSError, ValueError):  # a truncated or foreign file: decoded again and written anew
+            pass
     # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
     with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
         xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft), files))
@@ -226,8 +249,16 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         if arr.shape[0] != arr.shape[1]:
             raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
     x = np.stack(xs)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(ys, dtype=torch.int64))
+    x = np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+    if cached is not None:
+        import io
+
+        from nas.checkpoint import atomic_write_bytes  # workers loading at once each write a whole file
+
+        buf = io.BytesIO()
+        np.save(buf, x, allow_pickle=False)
+        atomic_write_bytes(cached, buf.getvalue())
+    return Split(torch.from_numpy(x), y)
 
 
 def _detect_mode(folders: list[Path]) -> str:
@@ -256,7 +287,8 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     if len(classes) < 2:
         raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 (root/<class>/images)")
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(top)
-    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode)
+    cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
+    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, cache=cache)
     val = test = None
     if has_split_dirs:
         for split_name in ("val", "test"):
@@ -265,7 +297,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                 found = tuple(p.name for p in _class_dirs(split_root))
                 if found != classes:
                     raise DataError(f"{split_root} has classes {list(found)} but train has {list(classes)}")
-                split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode)
+                split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, cache=cache)
                 val, test = (split, test) if split_name == "val" else (val, split)
     return train, val, test, classes
 

@@ -125,9 +125,9 @@ def _as_of_now(stored: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-# Settings that change how fast a candidate trains or is evaluated, not what it learns (float rounding aside): a study
-# resumes under other values of them, e.g. with two 1-thread workers after one 2-thread process.
-SPEED_SETTINGS = {"train": ("channels_last", "threads", "keep_freed_memory", "eval_batch_size")}
+# Settings that change how fast a candidate trains or is evaluated (or the images load), not what it learns (float
+# rounding aside): a study resumes under other values of them, e.g. with two 1-thread workers after one 2-thread process.
+SPEED_SETTINGS = {"train": ("channels_last", "threads", "keep_freed_memory", "eval_batch_size"), "data": ("cache_dir",)}
 
 
 def fingerprint(run: RunConfig) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from nas.config import DataConfig, DataFormat, Metric
 from nas.data import augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx, read_image
-from nas.errors import DataError
+from nas.errors import ConfigError, DataError
 from tests.conftest import write_idx
 
 
@@ -294,3 +294,45 @@ def test_iterate_batches_covers_every_image_once(tiny_idx_root):
     assert sorted(ys.tolist()) == sorted(ds.val.y.tolist())
     x, _ = next(iterate_batches(ds.val, batch_size=7))
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+
+
+def test_image_folder_cache_is_read_while_files_and_settings_are_unchanged(tmp_path, monkeypatch):
+    import nas.data
+
+    for c, v in (("cat", 10), ("dog", 200)):
+        for i in range(6):
+            _png(tmp_path / "img" / c / f"{i}.png", 10, v + i)
+    cache = tmp_path / "cache"
+
+    def load(**kw):
+        cfg = dict(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "img"), img_size=8, test_size=2, val_size=2,
+                   cache_dir=str(cache))
+        return load_dataset(DataConfig(**{**cfg, **kw}))
+
+    decoded = []
+    real = nas.data.read_image
+    monkeypatch.setattr(nas.data, "read_image", lambda path, **kw: decoded.append(path) or real(path, **kw))
+    plain = load(cache_dir=None)
+    assert len(decoded) == 12 and not cache.exists()
+    first = load()
+    assert len(decoded) == 24 and len(list(cache.glob("images-*.npy"))) == 1
+    again = load()
+    assert len(decoded) == 24  # nothing decoded: the same arrays from the cache
+    for a, b, c in ((plain.train, first.train, again.train), (plain.val, first.val, again.val), (plain.test, first.test, again.test)):
+        assert torch.equal(a.x, b.x) and torch.equal(a.x, c.x) and torch.equal(a.y, c.y)
+    # Another img_size, or a changed image: decoded again, into a file of its own.
+    load(img_size=6)
+    assert len(decoded) == 36 and len(list(cache.glob("images-*.npy"))) == 2
+    _png(tmp_path / "img" / "dog" / "0.png", 10, 99)
+    changed = load()
+    assert len(decoded) == 48 and len(list(cache.glob("images-*.npy"))) == 3
+    pixels = lambda d: sum(int(split.x.sum()) for split in (d.train, d.val, d.test))  # noqa: E731
+    assert pixels(changed) == pixels(again) - (200 - 99) * 8 * 8  # the new pixels, not the cached ones
+    # A truncated cache file is decoded again and written anew.
+    for f in cache.glob("images-*.npy"):
+        f.write_bytes(f.read_bytes()[:40])
+    assert torch.equal(load().train.x, changed.train.x) and len(decoded) == 60
+    assert torch.equal(load().train.x, changed.train.x) and len(decoded) == 60
+    (tmp_path / "blocker").write_text("a file")
+    with pytest.raises(ConfigError, match=r"data\.cache_dir='.*blocker/c': '.*blocker' is a file"):
+        load(cache_dir=str(tmp_path / "blocker" / "c"))

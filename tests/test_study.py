@@ -238,7 +238,8 @@ def test_study_resumes_under_other_speed_settings_and_names_the_values_that_bloc
     storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
     study = open_study(to_run_config(compose_cfg(*base)), storage, optuna.samplers.RandomSampler())
     # Two 1-thread workers after one 2-thread process, the allocator setting off, another eval batch: same learning.
-    speed = ["train.threads=1", "train.keep_freed_memory=false", "train.eval_batch_size=64", "train.channels_last=false"]
+    speed = ["train.threads=1", "train.keep_freed_memory=false", "train.eval_batch_size=64", "train.channels_last=false",
+             f"data.cache_dir={tmp_path / 'cache'}"]
     open_study(to_run_config(compose_cfg(*base, *speed)), storage, optuna.samplers.RandomSampler())
     # A fingerprint stored by an older version still held the thread count: it joins too.
     old = study.user_attrs["config"]
