@@ -104,7 +104,7 @@ def render(result: dict) -> str:
         "|---|--:|--:|--:|--:|--:|",
     ]
     for r in result["rows"]:
-        lines.append(f"| {r['variant']} | {r['seconds']:.2f} | {r['ms_per_image']:.1f} | {r['speedup']:.2f}x | "
+        lines.append(f"| {r['variant']} | {r['seconds']:.3f} | {r['ms_per_image']:.2f} | {r['speedup']:.2f}x | "
                      f"{r['mean_abs_diff']:.2f} | {r['max_abs_diff']} |")
     if "first_cached_load_seconds" in result:
         lines += ["", f"With `data.cache_dir`, the first load decodes as 'now' does and writes the arrays: "
