@@ -8,6 +8,7 @@ test split is only read for final reports, never during the search.
 from __future__ import annotations
 
 import gzip
+import logging
 import math
 import os
 import struct
@@ -20,6 +21,8 @@ import torch
 
 from nas.config import DataConfig, DataFormat, Metric
 from nas.errors import DataError, make_folder
+
+log = logging.getLogger(__name__)
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -257,7 +260,11 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
 
         buf = io.BytesIO()
         np.save(buf, x, allow_pickle=False)
-        atomic_write_bytes(cached, buf.getvalue())
+        try:
+            atomic_write_bytes(cached, buf.getvalue())
+        except OSError as e:  # a full disk, say: the images are loaded all the same, only not cached
+            log.warning("data.cache_dir: could not write %s (%s); the images will be decoded again next time",
+                        cached, e.strerror or e)
     return Split(torch.from_numpy(x), y)
 
 

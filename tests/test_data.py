@@ -336,3 +336,12 @@ def test_image_folder_cache_is_read_while_files_and_settings_are_unchanged(tmp_p
     (tmp_path / "blocker").write_text("a file")
     with pytest.raises(ConfigError, match=r"data\.cache_dir='.*blocker/c': '.*blocker' is a file"):
         load(cache_dir=str(tmp_path / "blocker" / "c"))
+    # A cache file that cannot be written (a full disk, say): loaded all the same, with a warning.
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("nas.checkpoint.atomic_write_bytes", full_disk)
+    warned = []
+    monkeypatch.setattr(nas.data.log, "warning", lambda msg, *args: warned.append(msg % args))
+    assert torch.equal(load(img_size=5).train.x, load(img_size=5, cache_dir=None).train.x)
+    assert len(warned) == 1 and warned[0].startswith("data.cache_dir: could not write ") and "No space left" in warned[0]
