@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nas.data import Split, is_image_file, read_image
+from nas.data import Split, is_image_file, read_images
+from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
@@ -93,9 +94,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     if not 1 <= top <= len(classes):
         raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
     files = image_files(images)
-    x = np.stack([read_image(f, size=size, mode="L" if channels == 1 else "RGB") for f in files])
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    split = Split(torch.from_numpy(np.ascontiguousarray(x)), torch.zeros(len(files), dtype=torch.int64))
+    x = read_images(files, size=size, mode="L" if channels == 1 else "RGB")  # as an image folder is read for training
+    split = Split(torch.from_numpy(x), torch.zeros(len(files), dtype=torch.int64))
     logits = _logits(path, split, batch_size=batch_size)
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but metrics.json names {len(classes)} classes")
@@ -131,10 +131,8 @@ def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -
 def folder_balanced_accuracy(predictions: Sequence[Prediction]) -> float:
     """The mean over the class folders of `predictions` (as `folder_accuracy` takes them) of the share of each one's
     images whose top-1 class is the folder's name: balanced accuracy, each class counted the same."""
-    by_folder: dict[str, list[bool]] = {}
-    for p in predictions:
-        by_folder.setdefault(p.path.parent.name, []).append(p.classes[0] == p.path.parent.name)
-    return sum(sum(v) / len(v) for v in by_folder.values()) / len(by_folder)
+    return score(np.array([p.classes[0] for p in predictions]), np.array([p.path.parent.name for p in predictions]),
+                 balanced=True)
 
 
 def format_predictions(predictions: Sequence[Prediction]) -> str:

@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -219,10 +219,29 @@ def _cache_file(cache: Path, files: list[Path], *, size: int | None, mode: str, 
     return cache / f"images-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
 
 
-def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
-                 threads: int | None = None, cache: Path | None = None) -> Split:
+def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bool = True,
+                threads: int | None = None) -> np.ndarray:
+    """Image files as one (N, C, H, W) uint8 array, each read by `read_image`; `DataError` naming the first image whose
+    size differs from the first one's, or that is not square (without `size` they keep their own)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
+    with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
+        xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft), files))
+    for path, arr in zip(files, xs):
+        if arr.shape != xs[0].shape:
+            raise DataError(
+                f"image {path} is {arr.shape[1]}x{arr.shape[0]} but earlier ones are {xs[0].shape[1]}x{xs[0].shape[0]}; "
+                "set data.img_size=N to resize all images"
+            )
+        if arr.shape[0] != arr.shape[1]:
+            raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
+    x = np.stack(xs)
+    return np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+
+
+def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
+                 threads: int | None = None, cache: Path | None = None) -> Split:
     files, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -240,19 +259,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
                 return Split(torch.from_numpy(x), y)
         except (OSError, ValueError):  # a truncated or foreign file: decoded again and written anew
             pass
-    # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
-    with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
-        xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft), files))
-    for path, arr in zip(files, xs):
-        if arr.shape != xs[0].shape:
-            raise DataError(
-                f"image {path} is {arr.shape[1]}x{arr.shape[0]} but earlier ones are {xs[0].shape[1]}x{xs[0].shape[0]}; "
-                "set data.img_size=N to resize all images"
-            )
-        if arr.shape[0] != arr.shape[1]:
-            raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
-    x = np.stack(xs)
-    x = np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+    x = read_images(files, size=size, mode=mode, draft=draft, threads=threads)
     if cached is not None:
         import io
 

@@ -312,7 +312,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
                  "per_class": {name: dict(zip(data.classes, torch.bincount(split.y, minlength=data.num_classes).tolist()))
                                for name, split in (("train", data.train), ("test", data.test))}},
         "metric": data.metric.value,  # how every accuracy of the run is scored (data.metric)
-        "objectives": ["maximize val_acc" + ("" if not data.balanced else f" ({data.metric.value})"), "minimize latency_ms"],
+        "objectives": [f"maximize val_acc ({data.metric.value})" if data.balanced else "maximize val_acc", "minimize latency_ms"],
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),

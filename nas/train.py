@@ -113,7 +113,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _score(predicted: np.ndarray, truth: np.ndarray, *, balanced: bool) -> float:
+def score(predicted: np.ndarray, truth: np.ndarray, *, balanced: bool = False) -> float:
+    """Share of `predicted` labels equal to `truth` (class indices or names); `balanced`: the mean over the classes
+    present in `truth` of each one's share (balanced accuracy, `data.metric`)."""
     right = predicted == truth
     if not balanced:
         return float(right.mean()) if len(right) else 0.0
@@ -125,7 +127,7 @@ def _score(predicted: np.ndarray, truth: np.ndarray, *, balanced: bool) -> float
 def accuracy(logits: np.ndarray, split: Split, *, balanced: bool = False) -> float:
     """Top-1 accuracy of precomputed logits (N, classes) on `split`; `balanced`: the mean over the classes present
     in `split` of each one's accuracy (balanced accuracy, `data.metric`)."""
-    return _score(np.asarray(logits).argmax(1), split.y.numpy(), balanced=balanced)
+    return score(np.asarray(logits).argmax(1), split.y.numpy(), balanced=balanced)
 
 
 def class_weights(split: Split, num_classes: int) -> torch.Tensor:
@@ -157,7 +159,7 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 512, balanced:
     model.train(was_training)
     if not predicted:
         return 0.0
-    return _score(torch.cat(predicted).numpy(), split.y.numpy(), balanced=balanced)
+    return score(torch.cat(predicted).numpy(), split.y.numpy(), balanced=balanced)
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
