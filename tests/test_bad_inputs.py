@@ -102,6 +102,7 @@ SEARCH_CASES = [
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
     (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
+    (["data.metric=f1"], "Invalid value 'f1', expected one of [accuracy, balanced_accuracy]"),
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),
     (["hw=cpu", "hw.calibration.weight_spill.above_bytes=-1"],
@@ -131,6 +132,8 @@ SEARCH_CASES = [
     (["data=imagefolder", "data.root={img}/one_class"], "has 1 class folder(s); an image-folder dataset needs >= 2"),
     (["data=imagefolder", "data.root={img}/empty_class"], "has no images"),
     (["data=imagefolder", "data.root={img}/wide", "data.img_size=null"], "is not square"),
+    (["data=imagefolder", "data.root={img}/mixed", "data.cache_dir={img}/corrupt/b/1.png/cache"],
+     "/corrupt/b/1.png/cache': '"),
 ]
 
 
