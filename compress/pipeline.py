@@ -35,6 +35,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import machine_info, make_runner, time_runners
+from nas.stats import accuracy_interval, class_tally, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
 
 from compress.export import (
@@ -104,10 +105,16 @@ def _size(folder: Path, *names: str) -> int:
     return sum((folder / n).stat().st_size for n in names)
 
 
-def _file_accuracy(logits: np.ndarray, data: Dataset) -> dict[str, Any]:
-    """test_acc and test_acc_per_class of an exported file's logits on the test split."""
-    return {"test_acc": accuracy(logits, data.test, balanced=data.balanced),
-            "test_acc_per_class": per_class_accuracy(logits, data.test, data.classes)}
+def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """test_acc, its 95% interval and test_acc_per_class of an exported file's logits on the test split; with `before`
+    (the previous file's name and logits), how many test images changed verdict from that file to this one."""
+    truth = data.test.y.numpy()
+    out = {"test_acc": accuracy(logits, data.test, balanced=data.balanced),
+           "test_acc_ci95": accuracy_interval(*class_tally(logits.argmax(1), truth, data.num_classes), balanced=data.balanced),
+           "test_acc_per_class": per_class_accuracy(logits, data.test, data.classes)}
+    if before is not None:
+        out["changed_vs_before"] = {"file": before[0], **paired_change(before[1].argmax(1), logits.argmax(1), truth)}
+    return out
 
 
 def compress_checkpoint(
@@ -156,10 +163,12 @@ def compress_checkpoint(
         export_onnx(model, fp32_onnx, in_chans=arch.in_chans, img_size=arch.img_size)
     fp32_logits = torch_logits(model, test, batch_size=eval_batch_size)
     fp32_val = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced)
+    # (name, test logits) of the file the next one is compared with, image by image
+    source = ("model.onnx", onnx_logits(fp32_onnx, test, batch_size=eval_batch_size))
     fp32 = {
         "arch_id": arch.arch_id, "summary": arch.summary(), "arch": arch.to_dict(), "params": fp32_pred.params,
         "macs": fp32_pred.macs, "latency_ms": fp32_pred.total_ms, "val_acc": fp32_val,
-        **_file_accuracy(onnx_logits(fp32_onnx, test, batch_size=eval_batch_size), data),
+        **_file_accuracy(source[1], data),
         "test_acc_torch": accuracy(fp32_logits, test, balanced=data.balanced), "file": "model.onnx",
         "size_bytes": _size(folder, "model.onnx"),
     }
@@ -184,15 +193,17 @@ def compress_checkpoint(
             export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
             files.update(pruned_pt="model_pruned.pt", pruned_onnx="model_pruned.onnx")
             pruned_pred = predict_latency(pruned_arch, hw)
+            pruned_logits = onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size)
             pruned.update({
                 "arch_id": pruned_arch.arch_id, "summary": pruned_arch.summary(), "arch": pruned_arch.to_dict(),
                 "params": pruned_pred.params, "macs": pruned_pred.macs, "latency_ms": pruned_pred.total_ms,
                 "val_acc_before_recovery": before, "val_acc": rec.val_acc, "recover_seconds": rec.seconds,
                 "recover_precision": rec.precision,
-                **_file_accuracy(onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size), data),
+                **_file_accuracy(pruned_logits, data, before=source),
                 "test_acc_torch": evaluate(pruned_model, test, batch_size=eval_batch_size, balanced=data.balanced),
                 "file": "model_pruned.onnx", "size_bytes": _size(folder, "model_pruned.onnx"),
             })
+            source = ("model_pruned.onnx", pruned_logits)
     pruned_val = pruned.get("val_acc", fp32_val)
 
     # int8: PTQ (+ QAT if the drop is too large), exported, evaluated from the files.
@@ -210,7 +221,7 @@ def compress_checkpoint(
         "fp32_val_acc": q.fp32_val_acc, "ptq_val_acc": q.ptq_val_acc, "val_acc": q.val_acc,
         "qat_epochs": q.qat_epochs, "qat_seconds": q.qat_seconds, "max_acc_drop": q.max_acc_drop,
         "within_tolerance": q.within_tolerance, "note": q.note,
-        **_file_accuracy(ov_logits, data), "test_acc_onnx": accuracy(ort_logits, test, balanced=data.balanced),
+        **_file_accuracy(ov_logits, data, before=source), "test_acc_onnx": accuracy(ort_logits, test, balanced=data.balanced),
         "test_acc_torch": accuracy(q_logits, test, balanced=data.balanced),
         "acc_drop_vs_source_pt": (source_test - accuracy(ov_logits, test, balanced=data.balanced)) * 100.0,
         "val_acc_file": accuracy(openvino_logits(folder / "model_int8.xml", data.val, batch_size=eval_batch_size), data.val,

@@ -18,6 +18,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, register_configs, structure
                         validate_data_config)
 from nas.data import load_dataset
 from nas.errors import CheckpointError, exit_on_error
+from nas.stats import format_p
 
 from compress.pipeline import compress_checkpoint
 
@@ -57,15 +58,22 @@ def format_table(metrics: dict[str, Any]) -> str:
     def ms(v: Any) -> str:
         return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
 
-    rows = [("stage", "test acc (file)", f"pred. {metrics['hw']} ms", "host ms (OpenVINO)", "params", "size (KiB)")]
+    def interval(v: Any) -> str:
+        return f"{100 * v[0]:.2f}-{100 * v[1]:.2f}%" if isinstance(v, (list, tuple)) and len(v) == 2 else "-"
+
+    def change(c: Any) -> str:  # test images now wrong / now right vs the file before, McNemar's p (nas.stats)
+        return f"-{c['now_wrong']} / +{c['now_right']} ({format_p(c['p_value'])})" if isinstance(c, dict) else "-"
+
+    rows = [("stage", "test acc (file)", "95% interval", "images changed (p)", f"pred. {metrics['hw']} ms",
+             "host ms (OpenVINO)", "params", "size (KiB)")]
     for name in ("fp32", "pruned", "int8"):
         s = metrics[name]
         if name == "pruned" and not s.get("pruned"):
-            rows.append((name, "(not pruned)", "", "", "", ""))
+            rows.append((name, "(not pruned)", "", "", "", "", "", ""))
             continue
         host = (s.get("host_latency_ms") or {}).get("openvino")
-        rows.append((name, pct(s.get("test_acc")), ms(s.get("latency_ms")), ms(host), f"{s.get('params', 0):,}",
-                     f"{s.get('size_bytes', 0) / 1024:.0f}"))
+        rows.append((name, pct(s.get("test_acc")), interval(s.get("test_acc_ci95")), change(s.get("changed_vs_before")),
+                     ms(s.get("latency_ms")), ms(host), f"{s.get('params', 0):,}", f"{s.get('size_bytes', 0) / 1024:.0f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 

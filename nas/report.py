@@ -128,6 +128,7 @@ class _Member:
     metrics: dict[str, Any] | None
     metrics_problem: str  # why metrics is None, e.g. "checkpoint folder missing"
     compressed: dict[str, Any] | None = None  # checkpoints/<arch_id>/compressed_metrics.json, if any
+    test_ci: tuple[float, float] | None = None  # 95% interval of test_acc (runs from before 2026-12-05 lack it)
 
     @property
     def label(self) -> str:
@@ -248,7 +249,7 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
-            compressed=_read_compressed(folder)))
+            compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95"))))
     # pareto.json promises latency order, but the plots and tables rely on it, so do not trust blindly.
     return sorted(members, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0))
 
@@ -270,6 +271,52 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
 
 def _fmt_acc(value: float | None) -> str:
     return _MISSING if value is None else f"{100.0 * value:.2f}%"
+
+
+def _to_interval(value: Any) -> tuple[float, float] | None:
+    """A [low, high] pair of accuracies from a run file, or None if absent or malformed."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    low, high = _to_float(value[0]), _to_float(value[1])
+    return (low, high) if low is not None and high is not None and low <= high else None
+
+
+def _fmt_acc_ci(value: float | None, interval: Any) -> str:
+    """'90.45% [89.86–91.01]': an accuracy and its 95% interval (just the accuracy when the file has none)."""
+    ci = _to_interval(interval)
+    if value is None or ci is None:
+        return _fmt_acc(value)
+    return f"{_fmt_acc(value)} [{100 * ci[0]:.2f}–{100 * ci[1]:.2f}]"
+
+
+def _change_text(change: Any) -> str | None:
+    """'vs model.onnx: 41 test images now wrong, 34 now right (p=0.49, not shown to differ)': the images whose verdict
+    changed from the file before, and McNemar's p (compressed_metrics.json's changed_vs_before; None if absent)."""
+    if not isinstance(change, dict):
+        return None
+    wrong, right, p = _to_int(change.get("now_wrong")), _to_int(change.get("now_right")), _to_float(change.get("p_value"))
+    if wrong is None or right is None or p is None:
+        return None
+    if p >= 0.05:
+        verdict = "not shown to differ"
+    else:
+        verdict = "a real drop" if wrong > right else "a real gain"
+    return (f"vs {change.get('file') or 'the file before'}: {wrong:,} test images now wrong, {right:,} now right "
+            f"({'p<0.0001' if p < 1e-4 else f'p={p:.2g}'}, {verdict})")  # as nas.stats.format_p (no nas imports here)
+
+
+# Under the tables that show intervals: how to read them (nas.stats).
+_CI_NOTE = ("Test accuracies in [brackets]: the 95% interval that the number of test images allows. Files of the same "
+            "member are compared image by image: 'now wrong / now right' counts the test images whose verdict changed "
+            "from the file before, and p (McNemar's exact test) is the chance of a split at least that uneven if the "
+            "two files were equally accurate; below 0.05 the change is real for this data.")
+
+
+def _ci_note(members: Sequence[_Member]) -> str:
+    """_CI_NOTE when a table of the report shows an interval or a change count, else ''."""
+    stages = [(m.compressed or {}).get(stage) or {} for m in members for stage in _STAGES]
+    shown = any(m.test_ci for m in members) or any(s.get("test_acc_ci95") or s.get("changed_vs_before") for s in stages)
+    return _CI_NOTE if shown else ""
 
 
 def _fmt_ms(value: float | None) -> str:
@@ -583,7 +630,8 @@ def _html_front_table(members: Sequence[_Member]) -> str:
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
-        num = [_fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc), _fmt_acc(m.test_acc_onnx),
+        num = [_fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc_ci(m.test_acc, m.test_ci),
+               _fmt_acc(m.test_acc_onnx),
                _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
                     + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
@@ -638,12 +686,15 @@ def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
                 ir = _to_float(s.get("size_bytes_ir"))
                 if ir is not None:
                     notes.append(f"IR {ir / 1024:.0f} KiB")
+            if (change := _change_text(s.get("changed_vs_before"))) is not None:
+                notes.append(change)
             if stage != "fp32" and (drop := _largest_class_drop(before, s.get("test_acc_per_class"))) is not None:
                 notes.append(drop)
             if s.get("test_acc_per_class"):
                 notes.append(f"weakest class {_weakest_class(s['test_acc_per_class'])}")
                 before = s["test_acc_per_class"]
-            rows.append([m.arch_id, stage, _fmt_acc(_to_float(s.get("test_acc"))), _fmt_ms(_to_float(s.get("latency_ms"))),
+            rows.append([m.arch_id, stage, _fmt_acc_ci(_to_float(s.get("test_acc")), s.get("test_acc_ci95")),
+                         _fmt_ms(_to_float(s.get("latency_ms"))),
                          _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
                          str(s.get("file") or _MISSING), "; ".join(notes)])
@@ -693,6 +744,7 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note("No Pareto members yet."),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note("No Pareto members yet."),
+        _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members),
         "</section>",
@@ -716,7 +768,8 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
-        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc(m.test_acc),
+        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc),
+                 _fmt_acc_ci(m.test_acc, m.test_ci),
                  _fmt_acc(m.test_acc_onnx), _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
@@ -738,6 +791,7 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
+    lines += ["", f"_{_ci_note(run.members)}_"] if _ci_note(run.members) else []
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members)
     return "\n".join(lines) + "\n"
 

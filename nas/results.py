@@ -38,6 +38,7 @@ from nas.data import Dataset, preprocessing
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
+from nas.stats import accuracy_interval, class_tally
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class MemberMetrics:
     onnx_max_abs_diff: float | None
     measured_latency_ms: float | None  # model.onnx timed on this host, for profiles with a runtime here
     test_acc_per_class: dict[str, float | None] | None = None  # None in metrics.json written before 2026-12-04
+    test_acc_ci95: tuple[float, float] | None = None  # None in metrics.json written before 2026-12-05
 
 
 def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
@@ -206,7 +208,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     )
     if up_to_date:
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
-                             cached.get("measured_latency_ms"), cached.get("test_acc_per_class"))
+                             cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
         measured_on = cached.get("measured_latency_on")
         final_info = cached.get("final_train")
     else:
@@ -228,7 +230,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
                 measured_on = cpu_model(machine_info())
-        test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes))
+        interval = accuracy_interval(*class_tally(logits.argmax(1), data.test.y.numpy(), data.num_classes),
+                                     balanced=data.balanced)
+        test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
+                             interval)
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {
@@ -240,6 +245,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "val_acc_proxy": record.val_acc,  # what the search ranked the member by
         "final_train": final_info,
         "test_acc": test.test_acc,
+        "test_acc_ci95": test.test_acc_ci95,  # 95% interval from the number of test images (nas.stats)
         "test_acc_per_class": test.test_acc_per_class,  # of model.pt, by class name
         "test_acc_onnx": test.test_acc_onnx,
         "onnx_max_abs_diff": test.onnx_max_abs_diff,
@@ -284,7 +290,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         m = materialize_member(run_dir, r, data, run)
         members.append({
             "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc, "val_acc_final": (m["final_train"] or {}).get("val_acc"),
-            "test_acc": m["test_acc"],
+            "test_acc": m["test_acc"], "test_acc_ci95": m["test_acc_ci95"],
             "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,
             "measured_latency_ms": m["measured_latency_ms"], "params": r.params, "macs": r.macs,
             "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],

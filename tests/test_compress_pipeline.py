@@ -65,12 +65,25 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
         counts = torch.bincount(data.test.y, minlength=len(data.classes)).tolist()
         assert list(per_class) == list(data.classes)
         assert sum(per_class[c] * n for c, n in zip(data.classes, counts) if n) / sum(counts) == pytest.approx(stage["test_acc"])
+    # How far each file's accuracy can be trusted, and what changed image by image from the file before: the accuracy
+    # moves by exactly (now right - now wrong) / test images.
+    for stage in (fp32, pruned, int8):
+        low, high = stage["test_acc_ci95"]
+        assert 0.0 <= low < stage["test_acc"] < high <= 1.0
+    assert "changed_vs_before" not in fp32
+    for stage, before, file in ((pruned, fp32, "model.onnx"), (int8, pruned, "model_pruned.onnx")):
+        change = stage["changed_vs_before"]
+        assert change["file"] == file and 0.0 < change["p_value"] <= 1.0
+        moved = (change["now_right"] - change["now_wrong"]) / len(data.test)
+        assert stage["test_acc"] - before["test_acc"] == pytest.approx(moved)
     assert int8["size_bytes"] == (checkpoint / "model_int8.onnx").stat().st_size
     assert set(metrics["host_latency"]) >= {"torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_pruned"}
     timed = ("torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_bound", "openvino_int8_bound")
     assert all(metrics["host_latency"][k] > 0 for k in timed)
     table = format_table(metrics)
     assert "fp32" in table and "pruned" in table and "int8" in table
+    c = int8["changed_vs_before"]
+    assert "95% interval" in table and f"-{c['now_wrong']} / +{c['now_right']} (p={c['p_value']:.2g})" in table
 
 
 def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data):

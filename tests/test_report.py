@@ -168,6 +168,38 @@ def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -
         assert "no class dropped vs the file before; weakest class Shirt" in int8 and "largest class drop" not in int8
 
 
+def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run_dir: pathlib.Path) -> None:
+    from nas.report import _compressed_rows
+
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "95% interval" not in md  # a run from before the intervals: no brackets, and no note about them
+    header = json.loads((run_dir / "pareto.json").read_text())
+    for m in header["members"]:
+        if m["arch_id"] == SLOW:
+            m["test_acc_ci95"] = [0.8838, 0.8959]
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    files = write_reports(run_dir)
+    md = files["report.md"].read_text(encoding="utf-8")
+    slow_row = next(line for line in md.splitlines() if line.startswith(f"| `{SLOW}`"))
+    assert "| 89.00% [88.38–89.59] |" in slow_row
+    assert "Test accuracies in [brackets]: the 95% interval" in md
+    assert "89.00% [88.38–89.59]" in files["report.html"].read_text(encoding="utf-8")
+    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+        "fp32": {"test_acc": 0.9, "test_acc_ci95": [0.894, 0.906]},
+        "pruned": {"pruned": True, "test_acc": 0.895, "changed_vs_before": {
+            "file": "model.onnx", "now_wrong": 120, "now_right": 70, "p_value": 0.00035}},
+        "int8": {"test_acc": 0.8951, "qat_epochs": 0, "changed_vs_before": {
+            "file": "model_pruned.onnx", "now_wrong": 12, "now_right": 13, "p_value": 1.0}}})
+    fp32, pruned, int8 = _compressed_rows([member])
+    assert fp32[2] == "90.00% [89.40–90.60]" and pruned[2] == "89.50%"  # the pruned file recorded no interval
+    assert "vs model.onnx: 120 test images now wrong, 70 now right (p=0.00035, a real drop)" in pruned[-1]
+    assert "vs model_pruned.onnx: 12 test images now wrong, 13 now right (p=1, not shown to differ)" in int8[-1]
+    member.compressed["pruned"]["changed_vs_before"]["p_value"] = 1e-300  # a tiny p is a bound, not "p=0"
+    assert "(p<0.0001, a real drop)" in _compressed_rows([member])[1][-1]
+    member.compressed["pruned"]["changed_vs_before"] = {"now_wrong": "x"}  # a hand-edited file: left out, no crash
+    assert "now wrong" not in _compressed_rows([member])[1][-1]
+
+
 def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Path) -> None:
     # The fixture's pareto.json predates the "data" entry: the line is the name alone.
     assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")

@@ -16,6 +16,7 @@ import torch
 import nas
 import nas.search as search_mod
 from nas.search import run_search
+from nas.stats import accuracy_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_FILES = ["study.db", "config.yaml", "search.log", "trials.csv", "pareto.csv", "pareto.json", "report.html", "report.md",
@@ -56,6 +57,8 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         per_class, names = metrics["test_acc_per_class"], metrics["output"]["class_names"]
         assert sorted(per_class) == sorted(names) and all(v is None or 0 <= v <= 1 for v in per_class.values())
         assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
+        low, high = metrics["test_acc_ci95"]  # how far the test split lets one trust it, in pareto.json too
+        assert low < metrics["test_acc"] < high and m["test_acc_ci95"] == [low, high]
         assert sum(l["ms"] for l in metrics["latency_breakdown"]) == pytest.approx(metrics["latency_ms"])
         # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)
         model = nas.load_checkpoint(folder)
@@ -176,6 +179,9 @@ def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, 
         assert (result.run_dir / best["checkpoint"] / name).is_file()
     report = (result.run_dir / "report.md").read_text()
     assert "Compressed winners" in report and f"| {best['arch_id']} | int8 |" in report
+    change = metrics["int8"]["changed_vs_before"]  # read from the run's files: images that changed from the pruned file
+    assert f"vs model_pruned.onnx: {change['now_wrong']:,} test images now wrong, {change['now_right']:,} now right" in report
+    assert "Test accuracies in [brackets]: the 95% interval" in report
     assert "compressed int8" in (result.run_dir / "report.html").read_text()
     # A rerun with the same settings reuses the compressed files instead of redoing them.
     stamp = (result.run_dir / best["checkpoint"] / "model_int8.onnx").stat().st_mtime_ns
@@ -251,9 +257,14 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
     int8 = json.loads((folder / "compressed_metrics.json").read_text())
     assert metrics["metric"] == int8["metric"] == "balanced_accuracy"
     # Every test accuracy is the mean of its per-class accuracies, not the share of images right.
+    test_counts = json.loads((result.run_dir / "pareto.json").read_text())["data"]["per_class"]["test"]
     for scored in (metrics, int8["fp32"], int8["int8"]):
         per_class = [v for v in scored["test_acc_per_class"].values() if v is not None]
         assert len(per_class) == 3 and scored["test_acc"] == pytest.approx(sum(per_class) / 3)
+        # ... and its interval combines the classes' own uncertainties (the rare classes' 2 test images dominate it)
+        total = [test_counts[c] for c in scored["test_acc_per_class"]]
+        right = [round(scored["test_acc_per_class"][c] * n) for c, n in zip(scored["test_acc_per_class"], total)]
+        assert scored["test_acc_ci95"] == pytest.approx(list(accuracy_interval(right, total, balanced=True)))
     # The trial's val score is the balanced accuracy of its checkpoint on the val split.
     from nas.config import DataConfig, DataFormat, Metric
     from nas.data import load_dataset
