@@ -13,6 +13,7 @@ from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import export_onnx, save_checkpoint
 from nas.errors import CheckpointError, ConfigError, DataError
 from nas.model import build_model
+from nas.stats import accuracy_interval
 
 ARCH = ArchConfig(img_size=16, in_chans=3, num_classes=3,
                   stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
@@ -102,7 +103,11 @@ def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_pa
     assert main([str(folder), str(tmp_path / "labelled")]) == 0
     lines = capsys.readouterr().out.splitlines()
     # the same 3 images in each of the 3 folders: whatever the model answers, it is right for exactly one folder
-    assert len(lines) == 10 and lines[-1] == "top-1 accuracy on the 9 images whose folder names their class: 33.33% (3 of 9)"
+    # ... with how little 9 images can tell (nas.stats' interval for 3 of 9)
+    low, high = accuracy_interval([3], [9])
+    assert len(lines) == 10 and lines[-1] == ("top-1 accuracy on the 9 images whose folder names their class: 33.33% "
+                                              f"(3 of 9; 95% interval {100 * low:.1f}-{100 * high:.1f}%)")
+    assert 0.10 < low < 0.3333 < high < 0.7
     with pytest.raises(SystemExit) as exit_info:
         main([str(folder), str(tmp_path / "missing.jpg")])
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} not found"
@@ -128,5 +133,7 @@ def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, ph
     metrics = json.loads((folder / "metrics.json").read_text())
     (folder / "metrics.json").write_text(json.dumps({**metrics, "metric": "balanced_accuracy"}))
     main([str(folder), str(tmp_path / "labelled")])
+    low, high = accuracy_interval([right_in, 0], [3, 1], balanced=True)  # the folders' own uncertainties, combined
     assert capsys.readouterr().out.splitlines()[-1] == (
-        f"balanced accuracy (the mean over the 2 class folders): {100 * (right_in / 3) / 2:.2f}%")
+        f"balanced accuracy (the mean over the 2 class folders): {100 * (right_in / 3) / 2:.2f}% "
+        f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)")
