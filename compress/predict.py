@@ -57,17 +57,31 @@ def model_file(path: str | Path) -> Path:
     return p
 
 
-def _contract(folder: Path) -> tuple[int, int, list[str], str]:
-    """(channels, image size, class names, metric) from the checkpoint folder's metrics.json."""
+@dataclass(frozen=True)
+class Contract:
+    """What a checkpoint folder's metrics.json says its model takes and gives."""
+
+    channels: int
+    img_size: int
+    classes: list[str]
+    metric: str  # how the run scored it: accuracy or balanced_accuracy
+    background: int | None  # grey level the training images' transparency was composited onto; None: dropped
+
+
+def _contract(folder: Path) -> Contract:
+    """The input contract of the checkpoint folder's metrics.json."""
     path = folder / "metrics.json"
     try:
         metrics = json.loads(path.read_text())
-        return (int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]), list(metrics["output"]["class_names"]),
-                str(metrics.get("metric", "accuracy")))  # written before data.metric: plain accuracy
+        background = metrics["input"].get("background")  # absent before data.background: transparency dropped
+        return Contract(int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]),
+                        list(metrics["output"]["class_names"]),
+                        str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
+                        None if background is None else int(background))
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run (or a file in one)") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
 
 
@@ -91,11 +105,14 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
 def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64) -> list[Prediction]:
     """The `top` classes of every image in `images` (files or folders) by the model at `model_path`."""
     path = model_file(model_path)
-    channels, size, classes, _ = _contract(path.parent)
+    contract = _contract(path.parent)
+    classes = contract.classes
     if not 1 <= top <= len(classes):
         raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
     files = image_files(images)
-    x = read_images(files, size=size, mode="L" if channels == 1 else "RGB")  # as an image folder is read for training
+    # made as the training images were made from their files
+    x = read_images(files, size=contract.img_size, mode="L" if contract.channels == 1 else "RGB",
+                    background=contract.background)
     split = Split(torch.from_numpy(x), torch.zeros(len(files), dtype=torch.int64))
     logits = _logits(path, split, batch_size=batch_size)
     if logits.shape[1] != len(classes):
@@ -177,14 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             writable_file(args.csv, setting="--csv")
         predictions = predict(args.model, args.images, top=args.top)
         print(format_predictions(predictions))
-        *_, classes, metric = _contract(model_file(args.model).parent)
-        labelled = folder_accuracy(predictions, classes)
+        contract = _contract(model_file(args.model).parent)
+        labelled = folder_accuracy(predictions, contract.classes)
         if labelled is not None:
             right, total = labelled
             low, high = folder_interval(predictions)
             print(f"top-1 accuracy on the {total} images whose folder names their class: {100 * right / total:.2f}% "
                   f"({right} of {total}; 95% interval {100 * low:.1f}-{100 * high:.1f}%)")
-            if metric == "balanced_accuracy":  # what the run was searched and scored for
+            if contract.metric == "balanced_accuracy":  # what the run was searched and scored for
                 folders = len({p.path.parent.name for p in predictions})
                 low, high = folder_interval(predictions, balanced=True)
                 print(f"balanced accuracy (the mean over the {folders} class folders): "

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from nas.config import (CONF_DIR, CompressRunConfig, register_configs, structured, validate_compress_config,
                         validate_data_config)
 from nas.data import load_dataset
-from nas.errors import CheckpointError, exit_on_error
+from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.stats import format_p
 
 from compress.pipeline import compress_checkpoint
@@ -40,6 +40,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     from nas.checkpoint import read_checkpoint
 
     read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
+    _check_background(folder, run.data.background)
     data = load_dataset(run.data)
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     run_dir = folder.parent.parent
@@ -48,6 +49,22 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
 
         write_reports(run_dir)
     return metrics
+
+
+def _check_background(folder: Path, background: int | None) -> None:
+    """`ConfigError` when the search's metrics.json beside the checkpoint says its images had their transparency
+    composited onto another grey level (data.background) than this run's: the test images would be made otherwise."""
+    import json
+
+    try:
+        trained = json.loads((folder / "metrics.json").read_text())["input"].get("background")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a checkpoint from elsewhere: nothing to check
+        return
+    if trained != background:
+        said = "dropped (null)" if trained is None else f"composited onto grey level {trained}"
+        raise ConfigError(f"checkpoint {folder} was trained on images with transparency {said}, not data.background="
+                          f"{'null' if background is None else background}; pass data.background="
+                          f"{'null' if trained is None else trained}")
 
 
 def format_table(metrics: dict[str, Any]) -> str:

@@ -94,6 +94,9 @@ class DataConfig:
     root: str = "???"
     img_size: Optional[int] = None  # resize every image to this side length at load time; None: native size
     channels: Optional[int] = None  # 1 or 3 (grey images repeated into 3 channels); None: 1 if every image is grey, else 3
+    # imagefolder: images with transparency (cut-outs, icons) are composited onto this grey level (0 black .. 255
+    # white), the background a camera will see behind the object; None: transparency dropped, as torchvision does
+    background: Optional[int] = None
     val_size: float = 0.1  # held out of the *training* split for validation: fraction (<1) or count
     test_size: float = 0.2  # imagefolder without a test/ folder: fraction held out as test split
     split_seed: int = 0  # the val/test split does not move with the search seed
@@ -496,6 +499,9 @@ def validate_data_config(d: DataConfig) -> None:
     _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
     if d.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")
+    if d.background is not None and not 0 <= d.background <= 255:
+        raise ConfigError(f"data.background={d.background!r}; allowed: a grey level 0 (black) to 255 (white), or null "
+                          "(transparency dropped)")
     if d.max_shift < 0:
         raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
 

@@ -184,9 +184,26 @@ DRAFT_GAP = 2
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how to rotate or mirror the stored pixels for display
 
 
-def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -> np.ndarray:
+# Pillow modes with an alpha channel ("La", "RGBa": premultiplied); palette and other images may instead name one
+# transparent colour in their info, which convert("RGBA") turns into alpha as well.
+ALPHA_MODES = frozenset({"RGBA", "LA", "La", "RGBa", "PA"})
+
+
+def _flatten(img, background: int):
+    """`img` composited onto a uniform grey `background` (0..255) where it has transparency (else unchanged):
+    out = alpha x pixel + (1 - alpha) x background, per 8-bit channel as Pillow's alpha_composite computes it."""
+    from PIL import Image
+
+    if img.mode not in ALPHA_MODES and "transparency" not in img.info:
+        return img
+    rgba = img.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (background, background, background, 255)), rgba)
+
+
+def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, background: int | None = None) -> np.ndarray:
     """One image file as a (H, W) or (H, W, 3) uint8 array in `mode` ("L" or "RGB"), resized to `size` x `size` if
-    given: the steps `preprocessing` names, shared by image-folder training and `compress.predict`."""
+    given, transparent pixels composited onto grey level `background` if given: the steps `preprocessing` names,
+    shared by image-folder training and `compress.predict`."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -197,7 +214,10 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -
                 # Phones store a portrait photo as landscape pixels plus this tag; a viewer (and the user) sees it upright,
                 # as a fixed camera in deployment sees the scene, so the model is trained on what the tag says.
                 img = ImageOps.exif_transpose(img)
-            img = _to_8bit(img, path).convert(mode)
+            img = _to_8bit(img, path)
+            if background is not None:  # before resizing, so no transparent pixel's stored colour bleeds into others
+                img = _flatten(img, background)
+            img = img.convert(mode)
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
@@ -208,26 +228,31 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True) -
 CACHE_FORMAT = 1  # bump when what read_image makes of a file changes: older cache files are then not found
 
 
-def _cache_file(cache: Path, files: list[Path], *, size: int | None, mode: str, draft: bool) -> Path:
+def _cache_file(cache: Path, files: list[Path], *, size: int | None, mode: str, draft: bool,
+                background: int | None) -> Path:
     """Where the decoded arrays of `files` live in `cache`: named by the files (path, size, modification time) and
-    how they are decoded, so a changed, added or removed image, or another img_size or colour mode, misses."""
+    how they are decoded, so a changed, added or removed image, or another img_size, colour mode or background,
+    misses."""
     import hashlib
     import json
 
     stats = [(str(p.resolve()), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
-    key = json.dumps({"format": CACHE_FORMAT, "size": size, "mode": mode, "draft": draft, "files": stats})
+    how = {"format": CACHE_FORMAT, "size": size, "mode": mode, "draft": draft}
+    if background is not None:  # only when set, so cache files written before data.background are still found
+        how["background"] = background
+    key = json.dumps({**how, "files": stats})
     return cache / f"images-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
 
 
 def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bool = True,
-                threads: int | None = None) -> np.ndarray:
+                background: int | None = None, threads: int | None = None) -> np.ndarray:
     """Image files as one (N, C, H, W) uint8 array, each read by `read_image`; `DataError` naming the first image whose
     size differs from the first one's, or that is not square (without `size` they keep their own)."""
     from concurrent.futures import ThreadPoolExecutor
 
     # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
     with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
-        xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft), files))
+        xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft, background=background), files))
     for path, arr in zip(files, xs):
         if arr.shape != xs[0].shape:
             raise DataError(
@@ -241,7 +266,7 @@ def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bo
 
 
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
-                 threads: int | None = None, cache: Path | None = None) -> Split:
+                 background: int | None = None, threads: int | None = None, cache: Path | None = None) -> Split:
     files, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -251,7 +276,8 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         files += found
         ys += [label] * len(found)
     y = torch.tensor(ys, dtype=torch.int64)
-    cached = _cache_file(cache, files, size=size, mode=mode, draft=draft) if cache is not None else None
+    how = {"size": size, "mode": mode, "draft": draft, "background": background}
+    cached = _cache_file(cache, files, **how) if cache is not None else None
     if cached is not None and cached.is_file():
         try:
             x = np.load(cached, allow_pickle=False)
@@ -259,7 +285,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
                 return Split(torch.from_numpy(x), y)
         except (OSError, ValueError):  # a truncated or foreign file: decoded again and written anew
             pass
-    x = read_images(files, size=size, mode=mode, draft=draft, threads=threads)
+    x = read_images(files, **how, threads=threads)
     if cached is not None:
         import io
 
@@ -302,7 +328,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 (root/<class>/images)")
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(top)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
-    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, cache=cache)
+    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache)
     val = test = None
     if has_split_dirs:
         for split_name in ("val", "test"):
@@ -311,7 +337,8 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                 found = tuple(p.name for p in _class_dirs(split_root))
                 if found != classes:
                     raise DataError(f"{split_root} has classes {list(found)} but train has {list(classes)}")
-                split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, cache=cache)
+                split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
+                                     cache=cache)
                 val, test = (split, test) if split_name == "val" else (val, split)
     return train, val, test, classes
 
@@ -326,9 +353,12 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
             steps.append("grey repeated into 3 channels")
     else:
         colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
+        alpha = ("transparency dropped: the colours stored under transparent pixels are used as they are"
+                 if cfg.background is None else
+                 f"transparent pixels composited onto grey level {cfg.background} (alpha x pixel + (1 - alpha) x "
+                 f"{cfg.background})")
         steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour} "
-                 "(transparency dropped: the colours stored under transparent pixels are used as they are), "
-                 "16-bit grey as value / 257",
+                 f"({alpha}), 16-bit grey as value / 257",
                  "at their own size" if cfg.img_size is None else
                  f"JPEGs decoded at 1/2, 1/4 or 1/8 scale where that keeps {DRAFT_GAP}x the target size; the whole image "
                  f"stretched to {img_size}x{img_size} (bilinear, antialiased; not cropped)"]

@@ -272,6 +272,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "channels": arch.in_chans, "img_size": arch.img_size,
             "mean": list(data.mean), "std": list(data.std),
             "preprocessing": preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
+            "background": run.data.background,  # grey level transparency was composited onto (null: dropped)
         },
         "output": {"name": "logits", "num_classes": arch.num_classes, "class_names": list(data.classes)},
     }

@@ -113,11 +113,13 @@ def _as_of_now(stored: dict[str, Any]) -> dict[str, Any]:
     """Stored settings of an older study in today's terms: keys added since take the value the old code
     behaved as (training was float32 before `train.precision` existed, shifted as `data.max_shift` said
     and erased nothing before the recipe had its own augmentation; held-out splits were drawn at random
-    before `data.stratify`, and scored by plain accuracy before `data.metric`)."""
+    before `data.stratify`, scored by plain accuracy before `data.metric`, and transparency was dropped before
+    `data.background`)."""
     stored = copy.deepcopy(stored)
     if isinstance(stored.get("data"), dict):
         stored["data"].setdefault("stratify", False)
         stored["data"].setdefault("metric", "accuracy")
+        stored["data"].setdefault("background", None)
     if isinstance(stored.get("train"), dict):
         stored["train"].setdefault("precision", "fp32")
         stored["train"].setdefault("max_shift", None)

@@ -102,6 +102,7 @@ SEARCH_CASES = [
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
     (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
+    (["data.background=300"], "data.background=300; allowed: a grey level 0 (black) to 255 (white), or null"),
     (["data.metric=f1"], "Invalid value 'f1', expected one of [accuracy, balanced_accuracy]"),
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),
@@ -206,6 +207,8 @@ def _damage(folder: Path, how: str, marker: Path) -> None:
         torch.save(payload, path)
     elif how == "missing":
         path.unlink()
+    elif how == "composited":  # a search member whose images had their transparency composited onto white
+        (folder / "metrics.json").write_text(json.dumps({"input": {"background": 255}}))
 
 
 CHECKPOINT_CASES = [
@@ -221,6 +224,8 @@ CHECKPOINT_CASES = [
                           "'Trouser' here; give the data it was trained on"),
     ("none", ["data=imagefolder", "data.root={img}/rgb32"], "expects 1x28x28 images and 10 classes; dataset 'imagefolder' has 3x32x32 and 3"),
     ("none", ["compress.prune.target_latency_ms=0.0001"], "compress.prune.target_latency_ms=0.0001 cannot be met"),
+    ("composited", [], "was trained on images with transparency composited onto grey level 255, not data.background=null; "
+                       "pass data.background=255"),
 ]
 
 

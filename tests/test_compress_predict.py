@@ -61,6 +61,23 @@ def test_every_file_gives_the_model_applied_to_the_images_made_as_for_training(c
             np.testing.assert_allclose(p.probabilities, np.sort(probs)[::-1], atol=1e-5)
 
 
+def test_cut_outs_are_composited_onto_the_background_the_training_images_had(checkpoint, tmp_path):
+    folder, _ = checkpoint
+    rng = np.random.default_rng(1)
+    rgba = (rng.random((16, 16, 4)) * 255).astype(np.uint8)
+    rgba[..., 3] = np.where(rng.random((16, 16)) < 0.5, 0, 255)  # half the pixels transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    on_white = np.where(rgba[..., 3:] == 255, rgba[..., :3], 255).astype(np.uint8)
+    Image.fromarray(on_white).save(tmp_path / "flat.png")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (dropped,), (flat,) = predict(folder / "model.pt", [tmp_path / "cut.png"]), predict(folder / "model.pt", [tmp_path / "flat.png"])
+    metrics["input"]["background"] = 255  # the run composited transparency onto white (data.background=255)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (composited,) = predict(folder / "model.pt", [tmp_path / "cut.png"])
+    assert composited.probabilities == pytest.approx(flat.probabilities) and composited.classes == flat.classes
+    assert dropped.probabilities != pytest.approx(flat.probabilities)
+
+
 def test_a_checkpoint_folder_runs_its_int8_ir_when_it_has_one(checkpoint, photos, monkeypatch):
     folder, _ = checkpoint
     ran = []

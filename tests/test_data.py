@@ -192,6 +192,61 @@ def test_preprocessing_says_how_the_training_images_were_made():
         "at their own size; uint8 / 255")
 
 
+def test_transparency_is_composited_onto_data_background_when_set(tmp_path):
+    from PIL import Image
+
+    from nas.data import read_image
+
+    # A red cut-out: opaque top half, transparent bottom half whose stored colour is red too, one pixel half opaque.
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[:2, :, 3], rgba[3, 3, 3] = 200, 255, 128
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    red = read_image(tmp_path / "cut.png", size=None, mode="RGB")
+    assert (red[..., 0] == 200).all()  # null: transparency dropped, the stored colour shows everywhere
+    white = read_image(tmp_path / "cut.png", size=None, mode="RGB", background=255)
+    np.testing.assert_array_equal(white[:2], red[:2])  # opaque pixels are untouched
+    assert (white[2:, :3] == 255).all() and (white[3, :3] == 255).all()  # transparent ones show the background
+    # half opaque: alpha x pixel + (1 - alpha) x background, per channel
+    assert white[3, 3].tolist() == [round((200 * 128 + 255 * 127) / 255), round(255 * 127 / 255), round(255 * 127 / 255)]
+    grey = read_image(tmp_path / "cut.png", size=None, mode="L", background=0)
+    assert (grey[2] == 0).all() and grey[0, 0] == read_image(tmp_path / "cut.png", size=None, mode="L")[0, 0]
+    # Grey with alpha, and images that name one transparent colour instead of an alpha channel (palette PNG/GIF, grey).
+    la = np.stack([np.full((2, 2), 100, np.uint8), np.array([[255, 0], [0, 255]], np.uint8)], axis=-1)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    assert read_image(tmp_path / "la.png", size=None, mode="L", background=255).tolist() == [[100, 255], [255, 100]]
+    pal = Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8), "P")
+    pal.putpalette([10, 20, 30, 40, 50, 60])
+    pal.save(tmp_path / "p.png", transparency=1)
+    assert read_image(tmp_path / "p.png", size=None, mode="RGB", background=255).tolist() == [
+        [[10, 20, 30], [255, 255, 255]], [[255, 255, 255], [10, 20, 30]]]
+    Image.fromarray(np.array([[5, 7], [7, 5]], np.uint8), "L").save(tmp_path / "l.png", transparency=7)
+    assert read_image(tmp_path / "l.png", size=None, mode="L", background=255).tolist() == [[5, 255], [255, 5]]
+    # An image without transparency is the same either way.
+    _png(tmp_path / "plain.png", 4, 77)
+    assert (read_image(tmp_path / "plain.png", size=None, mode="L", background=255) == 77).all()
+
+
+def test_an_image_folder_with_cut_outs_loads_onto_the_background_and_says_so(tmp_path):
+    from PIL import Image
+
+    for c, v in (("cat", 40), ("dog", 160)):
+        for i in range(5):
+            rgba = np.zeros((6, 6, 4), dtype=np.uint8)
+            rgba[..., :3], rgba[1:5, 1:5, 3] = v + i, 255  # an opaque square on a transparent border of the same colour
+            (tmp_path / "img" / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rgba, "RGBA").save(tmp_path / "img" / c / f"{i}.png")
+    cfg = dict(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "img"), img_size=None, test_size=2,
+               val_size=2, cache_dir=str(tmp_path / "cache"))
+    dropped = load_dataset(DataConfig(**cfg))
+    white = load_dataset(DataConfig(**cfg, background=255))  # the same files and cache folder: not the cached arrays
+    assert dropped.in_chans == white.in_chans == 3 and len(list((tmp_path / "cache").glob("images-*.npy"))) == 2
+    for a, b in ((dropped.train, white.train), (dropped.test, white.test)):
+        assert torch.equal(a.x[:, :, 1:5, 1:5], b.x[:, :, 1:5, 1:5])  # the object
+        assert (b.x[:, :, 0] == 255).all() and (a.x[:, :, 0] < 255).all()  # its border
+    text = preprocessing(DataConfig(**cfg, background=255), in_chans=3, img_size=6)
+    assert "(transparent pixels composited onto grey level 255 (alpha x pixel + (1 - alpha) x 255))" in text
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 def test_palette_images_with_transparency_read_as_their_colours_without_a_pillow_warning(tmp_path, mode):
     # GIFs and palette PNGs with a transparent colour: the same pixels as a plain conversion gives, alpha dropped,

@@ -233,6 +233,20 @@ def test_study_from_before_data_stratify_resumes_only_with_the_random_split_it_h
         open_study(to_run_config(compose_cfg(*base, "data.stratify=true")), storage, optuna.samplers.RandomSampler())
 
 
+def test_study_from_before_data_background_resumes_with_transparency_dropped_only(tmp_path, compose_cfg, tiny_idx_root):
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
+    run = to_run_config(compose_cfg(*base))
+    storage = open_storage(run, tmp_path)
+    study = open_study(run, storage, optuna.samplers.RandomSampler())
+    for attr in ("config", "settings"):
+        old = study.user_attrs[attr]
+        del old["data"]["background"]  # transparency was dropped then
+        study.set_user_attr(attr, old)
+    open_study(run, storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError, match=r"data\.background: null then, 255 now"):
+        open_study(to_run_config(compose_cfg(*base, "data.background=255")), storage, optuna.samplers.RandomSampler())
+
+
 def test_study_resumes_under_other_speed_settings_and_names_the_values_that_block_it(tmp_path, compose_cfg, tiny_idx_root):
     base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
     storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
