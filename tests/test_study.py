@@ -218,33 +218,24 @@ def test_study_from_before_train_precision_resumes_as_the_float32_it_was(tmp_pat
         open_study(bf16, storage, optuna.samplers.RandomSampler())
 
 
-def test_study_from_before_data_stratify_resumes_only_with_the_random_split_it_had(tmp_path, compose_cfg, tiny_idx_root):
+@pytest.mark.parametrize(("key", "override", "message"), [
+    ("stratify", "data.stratify=true", r"data\.stratify: false then, true now"),  # held-out splits were random draws
+    ("background", "data.background=255", r"data\.background: null then, 255 now"),  # transparency was dropped
+])
+def test_study_from_before_a_data_setting_resumes_only_with_what_it_did_then(tmp_path, compose_cfg, tiny_idx_root,
+                                                                             key, override, message):
     base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
     run = to_run_config(compose_cfg(*base))
     storage = open_storage(run, tmp_path)
     study = open_study(run, storage, optuna.samplers.RandomSampler())
     for attr in ("config", "settings"):
         old = study.user_attrs[attr]
-        del old["data"]["stratify"]  # held-out splits were random draws then
+        del old["data"][key]  # the setting did not exist then
         study.set_user_attr(attr, old)
-    assert run.data.stratify is False  # Fashion-MNIST's group keeps the random split
+    assert run.data.stratify is False and run.data.background is None  # Fashion-MNIST's group: what older code did
     open_study(run, storage, optuna.samplers.RandomSampler())
-    with pytest.raises(ConfigError, match=r"data\.stratify: false then, true now"):
-        open_study(to_run_config(compose_cfg(*base, "data.stratify=true")), storage, optuna.samplers.RandomSampler())
-
-
-def test_study_from_before_data_background_resumes_with_transparency_dropped_only(tmp_path, compose_cfg, tiny_idx_root):
-    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
-    run = to_run_config(compose_cfg(*base))
-    storage = open_storage(run, tmp_path)
-    study = open_study(run, storage, optuna.samplers.RandomSampler())
-    for attr in ("config", "settings"):
-        old = study.user_attrs[attr]
-        del old["data"]["background"]  # transparency was dropped then
-        study.set_user_attr(attr, old)
-    open_study(run, storage, optuna.samplers.RandomSampler())
-    with pytest.raises(ConfigError, match=r"data\.background: null then, 255 now"):
-        open_study(to_run_config(compose_cfg(*base, "data.background=255")), storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError, match=message):
+        open_study(to_run_config(compose_cfg(*base, override)), storage, optuna.samplers.RandomSampler())
 
 
 def test_study_resumes_under_other_speed_settings_and_names_the_values_that_block_it(tmp_path, compose_cfg, tiny_idx_root):
