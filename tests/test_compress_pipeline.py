@@ -86,6 +86,20 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     assert "95% interval" in table and f"-{c['now_wrong']} / +{c['now_right']} (p={c['p_value']:.2g})" in table
 
 
+def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):
+    # hw=cpu predicts with residual trees; their numpy numbers once made target_met a numpy bool that JSON refused,
+    # so compress.run with a latency target on that profile failed after all the work, writing no metrics.
+    from nas.config import hw_profiles
+
+    cpu = next(p for p in hw_profiles() if p.name == "cpu")
+    cfg = _cfg(target_latency_fraction=0.8)
+    cfg.measure_latency = False
+    metrics = compress_checkpoint(checkpoint, hw=cpu, data=data, cfg=cfg)
+    on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
+    assert on_disk["pruned"]["target_met"] is True and on_disk["pruned"]["steps"] >= 1
+    assert metrics["pruned"]["latency_ms"] <= 0.8 * metrics["fp32"]["latency_ms"]
+
+
 def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data):
     cfg = _cfg()
     cfg.measure_latency = False

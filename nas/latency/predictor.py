@@ -188,7 +188,10 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     if residual:
         cost = np.array([overhead[u] + sum(us for _, us, _ in items) for u, items in units.items()])
         per_unit = residual[0][1]
-        factor = dict(zip(units, residual_factors(residual, np.array([unit_shape(arch, u) for u in units]), cost)))
+        # Python floats, as every other time here: numpy scalars would leak into reports (a numpy bool from comparing
+        # two predictions is not JSON)
+        factors = residual_factors(residual, np.array([unit_shape(arch, u) for u in units]), cost)
+        factor = dict(zip(units, map(float, factors)))
     layers = [LayerLatency("invoke", "overhead", -1, _invoke_us(hw) / 1000.0, "overhead", 0)]
     for unit, items in units.items():
         f = factor[unit]
