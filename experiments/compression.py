@@ -1,7 +1,7 @@
 """Benchmark: compression of the default run's Pareto winners (issue 4), measured on this host.
 
     python experiments/default_run.py          # once: the default search (writes runs/default-run-bench)
-    python experiments/compression.py          # this benchmark (~10-15 min on 2 cores)
+    python experiments/compression.py          # this benchmark (3.0 min on 2 cores, 2026-12-05)
     python experiments/compression.py --run-dir runs/<study> --out-dir runs/compression-bench
 
 Each winner's checkpoint folder is copied to --out-dir and compressed there with the project's
@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             "int8_onnx_bytes": q["size_bytes"], "int8_ir_bytes": q["size_bytes_ir"],
             "size_ratio_onnx": f["size_bytes"] / q["size_bytes"], "size_ratio_ir": f["size_bytes"] / q["size_bytes_ir"],
             "agreement": q["agreement"],
+            # How far the accuracies can be trusted: 95% intervals, and the test images whose verdict changed from
+            # model.onnx to the int8 IR with McNemar's exact p (nas.stats; absent from results before 2026-12-05)
+            "ci95_fp32": f.get("test_acc_ci95"), "ci95_int8": q.get("test_acc_ci95"),
+            "int8_vs_fp32": q.get("changed_vs_before"),
         }
 
     def row_b(c: dict) -> dict:
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "test_fp32": f["test_acc"], "val_before_recovery": p.get("val_acc_before_recovery"),
             "test_pruned_after_recovery": p.get("test_acc"), "drop_pt": (f["test_acc"] - p.get("test_acc", f["test_acc"])) * 100,
             "test_pruned_int8": q["test_acc"], "recover_seconds": p.get("recover_seconds"),
+            "pruned_vs_fp32": p.get("changed_vs_before"),  # images that changed verdict, McNemar's p (nas.stats)
         }
 
     a, b = [row_a(c) for c in rows_a], [row_b(c) for c in rows_b]
@@ -153,24 +158,37 @@ def _escape_pipes(value):
     return value
 
 
+def _changed(c: dict | None) -> str:
+    """'12 / 13 (p=1)': test images now wrong / now right vs the file before, McNemar's exact p (or – if unknown)."""
+    from nas.stats import format_p
+
+    return f"{c['now_wrong']} / {c['now_right']} ({format_p(c['p_value'])})" if c else "–"
+
+
+CHANGED_NOTE = ("'now wrong / now right': the test images that the later file gets wrong and the earlier one right, and "
+                "the reverse; p is McNemar's exact test of 'both equally accurate' on them (below 0.05: a real change "
+                "for this test split; `nas.stats`).")
+
+
 def _render_a(r: dict, pct, ok) -> list[str]:
     t = r["targets"]
     lines = [
         "## A. int8 (NNCF PTQ, QAT only if the val drop > 0.3 pt), no pruning", "",
         "Accuracy: Fashion-MNIST test split (10k) evaluated **from the exported files**. Latency: batch 1, 1 thread, "
         "median of interleaved blocks; torch eager and every OpenVINO file are timed in the same rounds.", "",
-        "| arch | params | fp32 model.onnx | int8 OpenVINO IR | int8 QDQ ONNX (ORT) | drop (pt) | QAT epochs | torch fp32 ms | OV fp32 ms | OV int8 ms | int8 vs OV fp32 | int8 vs torch | size fp32 → int8 ONNX (IR) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| arch | params | fp32 model.onnx | int8 OpenVINO IR | int8 QDQ ONNX (ORT) | drop (pt) | now wrong / now right (p) | QAT epochs | torch fp32 ms | OV fp32 ms | OV int8 ms | int8 vs OV fp32 | int8 vs torch | size fp32 → int8 ONNX (IR) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for x in r["int8"]:
         lines.append(
             f"| `{x['arch_id']}` {x['summary']} | {x['params']:,} | {pct(x['test_fp32_onnx'])} | {pct(x['test_int8_openvino'])} | "
-            f"{pct(x['test_int8_onnx_ort'])} | {x['drop_pt']:.2f} | {x['qat_epochs']} | {x['torch_fp32_ms']:.3f} | "
+            f"{pct(x['test_int8_onnx_ort'])} | {x['drop_pt']:.2f} | {_changed(x.get('int8_vs_fp32'))} | {x['qat_epochs']} | "
+            f"{x['torch_fp32_ms']:.3f} | "
             f"{x['openvino_fp32_ms']:.3f} | {x['openvino_int8_ms']:.3f} | {x['speedup_vs_openvino_fp32']:.2f}x | "
             f"{x['speedup_vs_torch']:.1f}x | {x['fp32_bytes'] / 1024:.0f} → {x['int8_onnx_bytes'] / 1024:.0f} KiB "
             f"({x['int8_ir_bytes'] / 1024:.0f}); {x['size_ratio_onnx']:.2f}x |")
     lines += [
-        "", f"- int8 drop <= 0.3 pt (from the OpenVINO file): {ok(t['int8_drop_le_0.3pt'])}",
+        "", CHANGED_NOTE, "", f"- int8 drop <= 0.3 pt (from the OpenVINO file): {ok(t['int8_drop_le_0.3pt'])}",
         f"- OpenVINO int8 >= 1.5x faster than OpenVINO fp32: {ok(t['openvino_int8_ge_1.5x_openvino_fp32'])} "
         f"(mean {r['means']['speedup_vs_openvino_fp32']:.2f}x)",
         f"- OpenVINO int8 >= 4x faster than torch eager fp32: {ok(t['openvino_int8_ge_4x_torch'])} (mean {r['means']['speedup_vs_torch']:.1f}x)",
@@ -215,14 +233,15 @@ def render_md(r: dict) -> str:
     lines += [
         f"## B. Pruning to 50% of the predicted latency (hw=cpu, calibrated), distillation recovery "
         f"({r.get('recover_epochs', 1)} epoch(s))", "",
-        "| arch | pruned to | ratio | predicted fp32 → pruned ms (target) | host OV fp32 → pruned ms | test fp32 | val right after pruning | test pruned after recovery | drop (pt) | pruned int8 test |",
-        "|---|---|--:|---|---|--:|--:|--:|--:|--:|",
+        "| arch | pruned to | ratio | predicted fp32 → pruned ms (target) | host OV fp32 → pruned ms | test fp32 | val right after pruning | test pruned after recovery | drop (pt) | now wrong / now right (p) | pruned int8 test |",
+        "|---|---|--:|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for x in r["prune_50pct_cpu"]:
         lines.append(
             f"| `{x['arch_id']}` | {x['pruned_arch']} | {x['ratio']} | {x['cpu_pred_fp32_ms']:.3f} → {x['cpu_pred_pruned_ms']:.3f} "
             f"({x['target_ms']:.3f}) | {x['host_openvino_fp32_ms']:.3f} → {x['host_openvino_pruned_ms']:.3f} | {pct(x['test_fp32'])} | "
-            f"{pct(x['val_before_recovery'])} | {pct(x['test_pruned_after_recovery'])} | {x['drop_pt']:.2f} | {pct(x['test_pruned_int8'])} |")
+            f"{pct(x['val_before_recovery'])} | {pct(x['test_pruned_after_recovery'])} | {x['drop_pt']:.2f} | "
+            f"{_changed(x.get('pruned_vs_fp32'))} | {pct(x['test_pruned_int8'])} |")
     lines += ["", f"- 50% of predicted latency with <= 1 pt drop after recovery: {ok(t['prune_50pct_drop_le_1pt'])}", "",
               "## Channel pruning on edge_npu", "",
               "| arch | predicted edge_npu ms | floor with 90% of channels pruned |", "|---|--:|--:|"]
