@@ -6,8 +6,10 @@
   model_pruned.onnx    pruned fp32 ONNX                                       [only if pruned]
   model_int8.onnx      QDQ int8 ONNX (vendor compilers)
   model_int8.xml/.bin  OpenVINO IR of the same int8 model (host CPU runtime)
-  compressed_metrics.json   fp32 -> pruned -> int8: accuracy from each file, predicted chip latency,
-                            measured host latency, params, size on disk, and how each step went
+  compressed_metrics.json   fp32 -> pruned -> int8: accuracy from each file (with its 95% interval, and
+                            the test images whose verdict changed from the file before, McNemar's p),
+                            predicted chip latency, measured host latency, params, size on disk, and
+                            how each step went
 
 Every accuracy in `compressed_metrics.json` is computed from the exported file in its runtime
 (onnxruntime for ONNX, OpenVINO for the IR) on the test split; torch numbers are kept beside them
