@@ -355,8 +355,8 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
         colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
         alpha = ("transparency dropped: the colours stored under transparent pixels are used as they are"
                  if cfg.background is None else
-                 f"transparent pixels composited onto grey level {cfg.background} (alpha x pixel + (1 - alpha) x "
-                 f"{cfg.background})")
+                 f"transparent pixels composited onto grey level {cfg.background}: alpha x pixel + (1 - alpha) x "
+                 f"{cfg.background}")
         steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour} "
                  f"({alpha}), 16-bit grey as value / 257",
                  "at their own size" if cfg.img_size is None else

@@ -244,7 +244,7 @@ def test_an_image_folder_with_cut_outs_loads_onto_the_background_and_says_so(tmp
         assert torch.equal(a.x[:, :, 1:5, 1:5], b.x[:, :, 1:5, 1:5])  # the object
         assert (b.x[:, :, 0] == 255).all() and (a.x[:, :, 0] < 255).all()  # its border
     text = preprocessing(DataConfig(**cfg, background=255), in_chans=3, img_size=6)
-    assert "(transparent pixels composited onto grey level 255 (alpha x pixel + (1 - alpha) x 255))" in text
+    assert "converted to RGB (transparent pixels composited onto grey level 255: alpha x pixel + (1 - alpha) x 255), " in text
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
