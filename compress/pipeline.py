@@ -37,7 +37,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import machine_info, make_runner, time_runners
-from nas.stats import accuracy_interval, class_tally, paired_change
+from nas.stats import interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
 
 from compress.export import (
@@ -112,7 +112,7 @@ def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.n
     (the previous file's name and logits), how many test images changed verdict from that file to this one."""
     truth = data.test.y.numpy()
     out = {"test_acc": accuracy(logits, data.test, balanced=data.balanced),
-           "test_acc_ci95": accuracy_interval(*class_tally(logits.argmax(1), truth, data.num_classes), balanced=data.balanced),
+           "test_acc_ci95": interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced),
            "test_acc_per_class": per_class_accuracy(logits, data.test, data.classes)}
     if before is not None:
         out["changed_vs_before"] = {"file": before[0], **paired_change(before[1].argmax(1), logits.argmax(1), truth)}

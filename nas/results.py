@@ -38,7 +38,7 @@ from nas.data import Dataset, preprocessing
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
-from nas.stats import accuracy_interval, class_tally
+from nas.stats import interval_of
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
@@ -230,10 +230,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
                 measured_on = cpu_model(machine_info())
-        interval = accuracy_interval(*class_tally(logits.argmax(1), data.test.y.numpy(), data.num_classes),
-                                     balanced=data.balanced)
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
-                             interval)
+                             interval_of(logits.argmax(1), data.test.y.numpy(), data.num_classes, balanced=data.balanced))
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {

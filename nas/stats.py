@@ -48,6 +48,12 @@ def accuracy_interval(right: Sequence[int] | np.ndarray, total: Sequence[int] | 
     return max(0.0, center - half), min(1.0, center + half)
 
 
+def interval_of(predicted: np.ndarray, truth: np.ndarray, num_classes: int, *,
+                balanced: bool = False) -> tuple[float, float] | None:
+    """`accuracy_interval` of predicted class indices against the true ones (`class_tally` first)."""
+    return accuracy_interval(*class_tally(predicted, truth, num_classes), balanced=balanced)
+
+
 def paired_change(before: np.ndarray, after: np.ndarray, truth: np.ndarray) -> dict[str, float | int]:
     """How two models' predictions on the same images differ: `now_wrong` (right before, wrong after), `now_right`
     (the reverse), and `p_value`, McNemar's exact two-sided test of "both are equally accurate" on those images: the

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
-from nas.stats import accuracy_interval, class_tally, format_p, paired_change
+from nas.stats import accuracy_interval, class_tally, format_p, interval_of, paired_change
 
 
 def test_class_tally_counts_right_and_total_per_class():
     right, total = class_tally(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 2, 2, 1]), 4)
     assert right.tolist() == [1, 1, 1, 0] and total.tolist() == [1, 2, 2, 0]
+    predicted, truth = np.array([0, 1, 1, 2, 0]), np.array([0, 1, 2, 2, 1])
+    assert interval_of(predicted, truth, 4, balanced=True) == accuracy_interval([1, 1, 1, 0], [1, 2, 2, 0], balanced=True)
 
 
 @pytest.mark.parametrize("p, n", [(0.9, 300), (0.97, 100), (0.5, 40), (0.9, 10_000)])
