@@ -37,7 +37,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import machine_info, make_runner, time_runners
-from nas.stats import interval_of, paired_change
+from nas.stats import format_p, interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
 
 from compress.export import (
@@ -166,7 +166,8 @@ def compress_checkpoint(
     fp32_logits = torch_logits(model, test, batch_size=eval_batch_size)
     fp32_val = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     # (name, test logits) of the file the next one is compared with, image by image
-    source = ("model.onnx", onnx_logits(fp32_onnx, test, batch_size=eval_batch_size))
+    fp32_file_logits = onnx_logits(fp32_onnx, test, batch_size=eval_batch_size)
+    source = ("model.onnx", fp32_file_logits)
     fp32 = {
         "arch_id": arch.arch_id, "summary": arch.summary(), "arch": arch.to_dict(), "params": fp32_pred.params,
         "macs": fp32_pred.macs, "latency_ms": fp32_pred.total_ms, "val_acc": fp32_val,
@@ -257,6 +258,8 @@ def compress_checkpoint(
         "summary": {
             "test_acc_fp32": fp32["test_acc"], "test_acc_int8": int8["test_acc"],
             "acc_drop_pt": (fp32["test_acc"] - int8["test_acc"]) * 100.0,
+            # the whole way, pruning included: what shipping the int8 file instead of model.onnx changes
+            "int8_vs_fp32": paired_change(fp32_file_logits.argmax(1), ov_logits.argmax(1), test.y.numpy()),
             "latency_ms_fp32": fp32["latency_ms"], "latency_ms_int8": int8["latency_ms"],
             "size_ratio": fp32["size_bytes"] / max(1, int8["size_bytes"]),
             "speedup_openvino_int8_vs_fp32": host["openvino_fp32"] / host["openvino_int8"] if host else None,
@@ -336,6 +339,9 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             atomic_write_json(folder / METRICS_FILE, out[m["arch_id"]])
         s = out[m["arch_id"]].get("summary")
         if s:
-            log.info("%s: test acc fp32 %.4f -> int8 %.4f; predicted %.3f -> %.3f ms", m["arch_id"], s["test_acc_fp32"],
-                     s["test_acc_int8"], s["latency_ms_fp32"], s["latency_ms_int8"])
+            change = s.get("int8_vs_fp32")  # absent from files written before 2026-12-05
+            moved = (f" ({change['now_wrong']} test images now wrong, {change['now_right']} now right, "
+                     f"{format_p(change['p_value'])})" if change else "")
+            log.info("%s: test acc fp32 %.4f -> int8 %.4f%s; predicted %.3f -> %.3f ms", m["arch_id"], s["test_acc_fp32"],
+                     s["test_acc_int8"], moved, s["latency_ms_fp32"], s["latency_ms_int8"])
     return out

@@ -71,6 +71,8 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
         low, high = stage["test_acc_ci95"]
         assert 0.0 <= low < stage["test_acc"] < high <= 1.0
     assert "changed_vs_before" not in fp32
+    whole_way = metrics["summary"]["int8_vs_fp32"]  # model.onnx -> int8 IR, pruning included
+    assert (whole_way["now_right"] - whole_way["now_wrong"]) / len(data.test) == pytest.approx(int8["test_acc"] - fp32["test_acc"])
     for stage, before, file in ((pruned, fp32, "model.onnx"), (int8, pruned, "model_pruned.onnx")):
         change = stage["changed_vs_before"]
         assert change["file"] == file and 0.0 < change["p_value"] <= 1.0
