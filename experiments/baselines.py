@@ -141,16 +141,29 @@ def render_md(r: dict) -> str:
                      f"{pct(x['test_fp32_onnx'])} | **{pct(x['test_int8'])}** | {x['qat_epochs']} | {x['train_seconds']:.0f} |")
     lines += ["", "## Gap at each baseline's latency", "",
               "Front accuracy at a baseline's latency = the best searched member predicted no slower.", "",
-              "| baseline | ms | baseline int8 | front member | front int8 | gap (pt) | dominated | >= +0.5 pt |",
-              "|---|--:|--:|---|--:|--:|---|---|"]
+              "| baseline | ms | baseline int8 | front member | front int8 | gap (pt) | front wrong / right where the baseline is not (p) | dominated | >= +0.5 pt |",
+              "|---|--:|--:|---|--:|--:|--:|---|---|"]
+    from nas.stats import format_p
+
     for c in r["comparison"]:
         gap = "–" if c["gap_pt"] is None else f"{c['gap_pt']:+.2f}"
+        pair = c.get("paired")
+        images = f"{pair['now_wrong']} / {pair['now_right']} ({format_p(pair['p_value'])})" if pair else "–"
         lines.append(f"| {c['baseline']} | {c['latency_ms']:.3f} | {pct(c['baseline_int8'])} | {c['front_member'] or 'none this fast'} | "
-                     f"{pct(c['front_int8'])} | {gap} | {'yes' if c['dominated'] else '**no**'} | {'yes' if c['goal_met'] else 'no'} |")
+                     f"{pct(c['front_int8'])} | {gap} | {images} | {'yes' if c['dominated'] else '**no**'} | "
+                     f"{'yes' if c['goal_met'] else 'no'} |")
     fams = r["families"]
-    lines += ["", "| family | dominated at every scale | goal (+0.5 pt) at every scale |", "|---|---|---|"]
+    paired = any(v.get("real_losses") is not None for v in fams.values())
+    if paired:
+        lines += ["", "Image by image: the test images the front member's int8 file gets wrong and the baseline's right, "
+                  "then the reverse; p is McNemar's exact test of 'equally accurate' on them (`nas.stats`). A loss with "
+                  "p >= 0.05 is within the test split's noise."]
+    lines += ["", "| family | dominated at every scale | goal (+0.5 pt) at every scale |"
+              + (" front significantly worse (p < 0.05) at | nothing in the front this fast |" if paired else ""),
+              "|---|---|---|" + ("---|---|" if paired else "")]
     for fam, v in fams.items():
-        lines.append(f"| {fam} | {'yes' if v['dominated'] else '**no**'} | {'yes' if v['goal_met'] else 'no'} |")
+        extra = "" if not paired else (f" {', '.join(v['real_losses']) or 'none'} | {', '.join(v['none_this_fast']) or '–'} |")
+        lines.append(f"| {fam} | {'yes' if v['dominated'] else '**no**'} | {'yes' if v['goal_met'] else 'no'} |{extra}")
     b, a = r["best_le_1ms"], r["best_le_1ms_any"]
     lines += [
         "", f"- Searched int8 front dominates every family: **{'yes' if all(v['dominated'] for v in fams.values()) else 'NO'}**",
@@ -204,8 +217,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row or train_and_compress(name, arch, out_dir / name, run=run, data=data, recipe=list(args.recipe)))
             print(f"{name}: {arch.summary()} int8 test {rows[-1]['test_int8']:.4f} at {rows[-1]['latency_ms']:.3f} ms "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        # Image by image: the test images each baseline's int8 file and its front member's disagree on, with McNemar's
+        # p (nas.stats.paired_change), so a gap of a few tenths can be told from the test split's noise.
+        from compress.export import openvino_logits
+        from nas.stats import paired_change
+
+        truth = data.test.y.numpy()
+        predicted = {r["name"]: openvino_logits(out_dir / r["name"] / "model_int8.xml", data.test).argmax(1) for r in rows}
+        front_rows = [r for r in rows if r["name"].startswith("searched-")]
+        paired = {c["baseline"]: paired_change(predicted[c["baseline"]], predicted[c["front_member"]], truth)
+                  for c in compare(front_rows, [r for r in rows if r not in front_rows]) if c["front_member"]}
         result = {
             "command": command_line("baselines.py", argv),
+            "paired": paired,
             "machine": f"{machine_info()}; torch {torch.__version__}", "run_dir": str(run_dir),
             "minutes": (time.perf_counter() - started) / 60,
             "reused": reused, "out_dir": str(out_dir), "recipe": list(args.recipe),
@@ -213,8 +237,14 @@ def main(argv: list[str] | None = None) -> int:
             "baselines": [r for r in rows if not r["name"].startswith("searched-")],
         }
     result["comparison"] = compare(result["front"], result["baselines"])
+    for c in result["comparison"]:  # results from before 2026-12-05 have no image-by-image comparison
+        c["paired"] = result.get("paired", {}).get(c["baseline"])
+        c["real_loss"] = bool(c["gap_pt"] is not None and c["gap_pt"] < 0 and c["paired"] and c["paired"]["p_value"] < 0.05)
     result["families"] = {
-        fam: {"dominated": all(c["dominated"] for c in cs), "goal_met": all(c["goal_met"] for c in cs)}
+        fam: {"dominated": all(c["dominated"] for c in cs), "goal_met": all(c["goal_met"] for c in cs),
+              # the scales the front loses to beyond the test split's noise, and those faster than its fastest member
+              "real_losses": [c["baseline"] for c in cs if c["real_loss"]] if "paired" in result else None,
+              "none_this_fast": [c["baseline"] for c in cs if not c["front_member"]]}
         for fam in FAMILIES if (cs := [c for c in result["comparison"] if c["baseline"].startswith(fam + "-")])
     }
     fast = [x for x in result["front"] if x["latency_ms"] <= 1.0]
