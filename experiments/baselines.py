@@ -225,16 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         truth = data.test.y.numpy()
         predicted = {r["name"]: openvino_logits(out_dir / r["name"] / "model_int8.xml", data.test).argmax(1) for r in rows}
         front_rows = [r for r in rows if r["name"].startswith("searched-")]
+        base_rows = [r for r in rows if r not in front_rows]
         paired = {c["baseline"]: paired_change(predicted[c["baseline"]], predicted[c["front_member"]], truth)
-                  for c in compare(front_rows, [r for r in rows if r not in front_rows]) if c["front_member"]}
+                  for c in compare(front_rows, base_rows) if c["front_member"]}
         result = {
             "command": command_line("baselines.py", argv),
             "paired": paired,
             "machine": f"{machine_info()}; torch {torch.__version__}", "run_dir": str(run_dir),
             "minutes": (time.perf_counter() - started) / 60,
             "reused": reused, "out_dir": str(out_dir), "recipe": list(args.recipe),
-            "front": [r for r in rows if r["name"].startswith("searched-")],
-            "baselines": [r for r in rows if not r["name"].startswith("searched-")],
+            "front": front_rows, "baselines": base_rows,
         }
     result["comparison"] = compare(result["front"], result["baselines"])
     for c in result["comparison"]:  # results from before 2026-12-05 have no image-by-image comparison
