@@ -791,7 +791,8 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
-    lines += ["", f"_{_ci_note(run.members)}_"] if _ci_note(run.members) else []
+    ci_note = _ci_note(run.members)
+    lines += ["", f"_{ci_note}_"] if ci_note else []
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members)
     return "\n".join(lines) + "\n"
 
