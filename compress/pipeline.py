@@ -68,8 +68,9 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     digest = hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None
     settings = dataclasses.asdict(cfg)
     settings.pop("keep_freed_memory")  # how memory is allocated changes no result: files stay reusable either way
-    blob = json.dumps({"cfg": settings, "hw": dataclasses.asdict(hw), "weights": digest, "data": dataset},
-                      sort_keys=True, default=str)
+    chip = dataclasses.asdict(hw)
+    chip.pop("fitted_archs")  # which archs a calibration was fitted on changes no prediction: files stay reusable
+    blob = json.dumps({"cfg": settings, "hw": chip, "weights": digest, "data": dataset}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -136,9 +137,12 @@ def compress_checkpoint(
     model = load_checkpoint(folder)
     arch = model.arch
     if (arch.in_chans, arch.img_size, arch.num_classes) != (data.in_chans, data.img_size, data.num_classes):
+        trained_name = model.meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
+        hint = ("; pass the data it was trained on" + (f": data={trained_name}" if trained_name else "")
+                + (" data.root=<its image folder> (and its data.img_size)" if trained_name == "imagefolder" else ""))
         raise ConfigError(
             f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
-            f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}"
+            f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}{hint}"
         )
     trained_on = model.meta.get("classes")  # checkpoints before 2026-12-04 lack them
     if trained_on is not None and list(trained_on) != list(data.classes):

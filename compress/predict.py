@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nas.data import Split, is_image_file, read_images
+from nas.data import Split, image_files_in, read_images
 from nas.stats import accuracy_interval
 from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
@@ -91,7 +91,7 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if is_image_file(f))
+            found = image_files_in(p)
             if not found:
                 raise DataError(f"{p} holds no image files")
             files += found

@@ -8,15 +8,16 @@ run folder (`<run>/checkpoints/<arch_id>`), that run's report is regenerated to 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, register_configs, structured, validate_compress_config,
-                        validate_data_config)
-from nas.data import load_dataset
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, precheck_overrides, register_configs, structured,
+                        validate_compress_config, validate_data_config)
+from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.stats import format_p
 
@@ -42,6 +43,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
     _check_background(folder, run.data.background)
     data = load_dataset(run.data)
+    _check_test_images(folder, data, run.data)
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     run_dir = folder.parent.parent
     if folder.parent.name == "checkpoints" and (run_dir / "pareto.json").is_file():
@@ -65,6 +67,31 @@ def _check_background(folder: Path, background: int | None) -> None:
         raise ConfigError(f"checkpoint {folder} was trained on images with transparency {said}, not data.background="
                           f"{'null' if background is None else background}; pass data.background="
                           f"{'null' if trained is None else trained}")
+
+
+def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig) -> None:
+    """`ConfigError` when the search's metrics.json beside the checkpoint says its test accuracy is of other test
+    images than `data`'s: another data.root, or another split of the same folder, whose test images the model may
+    have been trained on (and whose training images would include its test images)."""
+    import json
+
+    try:
+        then = json.loads((folder / "metrics.json").read_text())["test_images"]
+        digest, count, split = str(then["digest"]), int(then["count"]), dict(then["split"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # from elsewhere, or before 2026-12-05
+        return
+    if split_digest(data.test) == digest:
+        return
+    differ = [f"data.{k}={_yaml(split.get(k))}" for k in SPLIT_SETTINGS if split.get(k) != getattr(cfg, k)]
+    fix = (f"pass {' '.join(differ)} as its search did" if differ
+           else "pass the data.root (and data settings) its search used")
+    raise ConfigError(f"checkpoint {folder} was tested on other images ({count:,} test images then, {len(data.test):,} "
+                      f"here); tested on these it may be scored on images it was trained on: {fix}")
+
+
+def _yaml(value: Any) -> str:
+    """A setting's value as a command-line override spells it."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -110,4 +137,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    if (problem := precheck_overrides(sys.argv[1:], config_name="compress_run")) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -364,6 +364,40 @@ def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> lis
     return profiles
 
 
+def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
+    """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
+    Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message.
+    None when they compose."""
+    from hydra import compose, initialize_config_dir
+
+    multirun = {"-m", "--multirun"}
+    if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
+        return None
+    overrides = [a for a in argv if a not in multirun and not a.lstrip("+~").startswith("hydra")]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
+                compose(config_name=config_name, overrides=job)
+        except Exception as exc:  # Hydra/OmegaConf composition errors
+            return compose_error_message(exc)
+    return None
+
+
+def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The overrides of a multirun sweep, one list per value of each swept key (`search.worker=0,1` -> two lists, the
+    other sweeps at their first value): each value is checked once, not every combination."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    first = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else text
+             for o, text in zip(parsed, overrides)]
+    jobs = [first]
+    for i, o in enumerate(parsed):
+        if o.is_sweep_override():
+            jobs += [first[:i] + [f"{o.get_key_element()}={value}"] + first[i + 1:] for value in o.sweep_string_iterator()]
+    return jobs
+
+
 def compose_error_message(exc: BaseException) -> str:
     """One line for a Hydra composition error (unknown group option, wrong type, unknown key)."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]

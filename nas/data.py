@@ -150,6 +150,13 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
+def image_files_in(folder: Path) -> list[Path]:
+    """The image files in `folder` and its subfolders, sorted (torchvision's ImageFolder reads a class folder's
+    subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped."""
+    return sorted(p for p in folder.rglob("*")
+                  if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -270,9 +277,10 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     files, ys = [], []
     for label, name in enumerate(classes):
         folder = root / name
-        found = sorted(p for p in folder.iterdir() if is_image_file(p)) if folder.is_dir() else []
+        found = image_files_in(folder) if folder.is_dir() else []
         if not found:
-            raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+                            "in it or its subfolders")
         files += found
         ys += [label] * len(found)
     y = torch.tensor(ys, dtype=torch.int64)
@@ -325,7 +333,10 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     train_root = root / "train" if has_split_dirs else root
     classes = tuple(p.name for p in _class_dirs(train_root))
     if len(classes) < 2:
-        raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 (root/<class>/images)")
+        layout = (f" ({root} holds a folder named 'train', so it was read as root/train/<class>/images beside root/test; "
+                  "a class named 'train' needs another folder name)" if has_split_dirs else "")
+        raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 "
+                        f"(root/<class>/images){layout}")
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(top)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
     train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache)
@@ -432,6 +443,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         train, test = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size", stratify=cfg.stratify)
     if val is None:
         train, val = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size", stratify=cfg.stratify)
+    counts = torch.bincount(train.y, minlength=len(classes)).tolist()
+    if 0 in counts:  # a model cannot learn a class it never sees, and val and test would count it wrong every time
+        raise DataError(f"class {classes[counts.index(0)]!r} has no training images left after holding out test and val "
+                        f"(data.test_size={cfg.test_size:g}, data.val_size={cfg.val_size:g}); hold out less, or give "
+                        "the class more images")
     mean, std = channel_stats(train.x)
     return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std,
                    metric=Metric(cfg.metric))
@@ -439,6 +455,28 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
 IMBALANCE_WARN_RATIO = 10.0
 """A training split whose largest class has this many times the images of its smallest is worth a warning."""
+
+
+def data_identity(data: Dataset) -> dict[str, object]:
+    """What a resumed study must find again in its data: the class names, the input shape and the images per split.
+    Another folder (or images added to one) changes it, so trials scored on other val images would not be mixed;
+    moving the folder, or caching it, does not."""
+    return {"classes": list(data.classes), "input": [data.in_chans, data.img_size, data.img_size],
+            "images": {name: len(split) for name, split in (("train", data.train), ("val", data.val), ("test", data.test))}}
+
+
+# The data.* settings that decide which images of a folder become the test images (besides the folder itself).
+SPLIT_SETTINGS = ("split_seed", "val_size", "test_size", "stratify")
+
+
+def split_digest(split: Split) -> str:
+    """A short digest (sha256, 16 hex digits) of a split's images and labels in their order: the same images give
+    the same digest on any machine, other files or another split of them another one."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(split.x.numpy()).tobytes())
+    h.update(np.ascontiguousarray(split.y.numpy().astype("<i8")).tobytes())
+    return h.hexdigest()[:16]
 
 
 def imbalance_warning(data: Dataset) -> str | None:

@@ -129,6 +129,8 @@ class _Member:
     metrics_problem: str  # why metrics is None, e.g. "checkpoint folder missing"
     compressed: dict[str, Any] | None = None  # checkpoints/<arch_id>/compressed_metrics.json, if any
     test_ci: tuple[float, float] | None = None  # 95% interval of test_acc (runs from before 2026-12-05 lack it)
+    vs_faster: dict[str, Any] | None = None  # pareto.json: compared image by image with the next faster member
+    vs_best: dict[str, Any] | None = None  # ... and with the member of the best test accuracy
 
     @property
     def label(self) -> str:
@@ -249,7 +251,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
-            compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95"))))
+            compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
+            vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best"))))
     # pareto.json promises latency order, but the plots and tables rely on it, so do not trust blindly.
     return sorted(members, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0))
 
@@ -289,33 +292,78 @@ def _fmt_acc_ci(value: float | None, interval: Any) -> str:
     return f"{_fmt_acc(value)} [{100 * ci[0]:.2f}–{100 * ci[1]:.2f}]"
 
 
-def _change_text(change: Any) -> str | None:
-    """'vs model.onnx: 41 test images now wrong, 34 now right (p=0.49, not shown to differ)': the images whose verdict
-    changed from the file before, and McNemar's p (compressed_metrics.json's changed_vs_before; None if absent)."""
+def _change_of(change: Any) -> dict[str, Any] | None:
+    """A run file's image-by-image comparison (`now_wrong`, `now_right`, `p_value` and what it was compared with), or
+    None if absent or malformed."""
     if not isinstance(change, dict):
         return None
     wrong, right, p = _to_int(change.get("now_wrong")), _to_int(change.get("now_right")), _to_float(change.get("p_value"))
     if wrong is None or right is None or p is None:
         return None
+    return {**change, "now_wrong": wrong, "now_right": right, "p_value": p}
+
+
+def _fmt_p(p: float) -> str:
+    return "p<0.0001" if p < 1e-4 else f"p={p:.2g}"  # as nas.stats.format_p (no nas imports here)
+
+
+def _vs_member_text(member: _Member, change: dict[str, Any] | None, members: Sequence[_Member]) -> str:
+    """'+2.23 pt, p<0.0001 (real)': this member's test accuracy minus that of the member `change` compares it with,
+    and whether the test images tell them apart (McNemar's p on the images whose verdict differs)."""
+    other = next((o for o in members if change and o.arch_id == change.get("arch_id")), None)
+    if change is None or other is None or member.test_acc is None or other.test_acc is None:
+        return _MISSING
+    p = change["p_value"]
+    return f"{100 * (member.test_acc - other.test_acc):+.2f} pt, {_fmt_p(p)} ({'real' if p < 0.05 else 'within noise'})"
+
+
+def _best_member_note(members: Sequence[_Member]) -> str:
+    """Which members faster than the most accurate one the test images cannot tell from it: the cheap choices."""
+    best_id = next((m.vs_best["arch_id"] for m in members if m.vs_best), None)
+    best = next((m for m in members if m.arch_id == best_id), None)
+    if best is None or best.latency_ms is None:
+        return ""
+    faster = [m for m in members if m.vs_best and m.latency_ms is not None and m.latency_ms < best.latency_ms]
+    if not faster:
+        return ""
+    head = f"Best test accuracy: {best.arch_id} ({_fmt_acc(best.test_acc)}, {_fmt_ms(best.latency_ms)} ms). "
+    close = [m for m in faster if m.vs_best["p_value"] >= 0.05]
+    if not close:
+        which = f"The faster member {faster[0].arch_id} is" if len(faster) == 1 else "Every faster member is"
+        return head + f"{which} less accurate for real (p < 0.05, image by image)."
+    listed = ", ".join(f"{m.arch_id} ({_fmt_ms(m.latency_ms)} ms, {_vs_member_text(m, m.vs_best, members)})"
+                       for m in close)
+    return (head + f"Faster members the test images cannot tell from it (p >= 0.05, image by image): {listed}. "
+            f"The fastest of them, {close[0].arch_id}, buys its speed at no accuracy loss this test split can show.")
+
+
+def _change_text(change: Any) -> str | None:
+    """'vs model.onnx: 41 test images now wrong, 34 now right (p=0.49, not shown to differ)': the images whose verdict
+    changed from the file before, and McNemar's p (compressed_metrics.json's changed_vs_before; None if absent)."""
+    if (change := _change_of(change)) is None:
+        return None
+    wrong, right, p = change["now_wrong"], change["now_right"], change["p_value"]
     if p >= 0.05:
         verdict = "not shown to differ"
     else:
         verdict = "a real drop" if wrong > right else "a real gain"
     return (f"vs {change.get('file') or 'the file before'}: {wrong:,} test images now wrong, {right:,} now right "
-            f"({'p<0.0001' if p < 1e-4 else f'p={p:.2g}'}, {verdict})")  # as nas.stats.format_p (no nas imports here)
+            f"({_fmt_p(p)}, {verdict})")
 
 
 # Under the tables that show intervals: how to read them (nas.stats).
 _CI_NOTE = ("Test accuracies in [brackets]: the 95% interval that the number of test images allows. Files of the same "
-            "member are compared image by image: 'now wrong / now right' counts the test images whose verdict changed "
-            "from the file before, and p (McNemar's exact test) is the chance of a split at least that uneven if the "
-            "two files were equally accurate; below 0.05 the change is real for this data.")
+            "member, and members with each other, are compared image by image: 'now wrong / now right' counts the test "
+            "images whose verdict changed from the file before, 'vs next faster' is the gain over the next faster member, "
+            "and p (McNemar's exact test) is the chance of a split at least that uneven if the two were equally "
+            "accurate; below 0.05 the difference is real for this data.")
 
 
 def _ci_note(members: Sequence[_Member]) -> str:
     """_CI_NOTE when a table of the report shows an interval or a change count, else ''."""
     stages = [(m.compressed or {}).get(stage) or {} for m in members for stage in _STAGES]
-    shown = any(m.test_ci for m in members) or any(s.get("test_acc_ci95") or s.get("changed_vs_before") for s in stages)
+    shown = (any(m.test_ci or m.vs_faster for m in members)
+             or any(s.get("test_acc_ci95") or s.get("changed_vs_before") for s in stages))
     return _CI_NOTE if shown else ""
 
 
@@ -378,13 +426,33 @@ def _dataset_text(header: dict[str, Any]) -> str:
                 f"{n['train']:,} train / {n['val']:,} val / {n['test']:,} test")
     except (KeyError, TypeError, ValueError):
         return name
-    text += f" (one test image = {100 / n['test']:.2g} pt)" if n["test"] > 0 else ""
     try:  # runs from before 2026-12-04 lack per-class counts
-        spreads = [f"{split} {_class_spread({str(k): int(v) for k, v in d['per_class'][split].items()})}"
-                   for split in ("train", "test")]
+        per_class = {split: {str(k): int(v) for k, v in d["per_class"][split].items()} for split in ("train", "test")}
     except (KeyError, TypeError, ValueError, AttributeError):
+        per_class = None
+    if per_class and header.get("metric") == "balanced_accuracy":
+        text += _balanced_worth(per_class["test"])
+    elif n["test"] > 0:
+        text += f" (one test image = {100 / n['test']:.2g} pt)"
+    if per_class is None:
         return text
-    return text + "; images per class: " + ", ".join(spreads)
+    return text + "; images per class: " + ", ".join(f"{split} {_class_spread(per_class[split])}" for split in per_class)
+
+
+def _balanced_worth(test: dict[str, int]) -> str:
+    """What one test image is worth in a balanced accuracy (the mean of the present classes' accuracies): 1 / (classes
+    x its class's images), so a rare class's image weighs most; and which classes the mean leaves out (no test image)."""
+    present = {k: v for k, v in test.items() if v > 0}
+    if not present:
+        return ""
+    low, high = min(present, key=present.__getitem__), max(present, key=present.__getitem__)
+    worth = {k: 100 / (len(present) * v) for k, v in present.items()}
+    text = (f" (balanced accuracy: one test image of {high} = {worth[high]:.2g} pt" if low == high or worth[low] == worth[high]
+            else f" (balanced accuracy: one test image = {worth[high]:.2g} pt ({high}) to {worth[low]:.2g} pt ({low})")
+    absent = sorted(k for k, v in test.items() if v == 0)
+    if absent:
+        text += f"; {', '.join(absent)}: no test images, left out of the mean"
+    return text + ")"
 
 
 def _class_spread(counts: dict[str, int]) -> str:
@@ -624,14 +692,14 @@ def _largest_class_drop(before: Any, after: Any) -> str | None:
 
 def _html_front_table(members: Sequence[_Member]) -> str:
     head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th><th>test acc</th>"
-            "<th>test acc (ONNX)</th><th>weakest class (test)</th><th>params</th><th>MACs</th><th>summary</th>"
+            "<th>test acc (ONNX)</th><th>vs next faster (test)</th><th>weakest class (test)</th><th>params</th><th>MACs</th><th>summary</th>"
             "<th>checkpoint</th></tr>")
     rows = []
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
         num = [_fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc_ci(m.test_acc, m.test_ci),
-               _fmt_acc(m.test_acc_onnx),
+               _fmt_acc(m.test_acc_onnx), _vs_member_text(m, m.vs_faster, members),
                _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
                     + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
@@ -744,7 +812,7 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note("No Pareto members yet."),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note("No Pareto members yet."),
-        _html_note(_ci_note(members)),
+        _html_note(_best_member_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members),
         "</section>",
@@ -763,14 +831,15 @@ def _md_cell(text: str) -> str:
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
-    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | test acc | test acc (ONNX) | weakest class (test) "
-             "| params | MACs | summary | checkpoint |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
+    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | test acc | test acc (ONNX) | vs next faster (test) "
+             "| weakest class (test) | params | MACs | summary | checkpoint |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
         cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc),
                  _fmt_acc_ci(m.test_acc, m.test_ci),
-                 _fmt_acc(m.test_acc_onnx), _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs),
+                 _fmt_acc(m.test_acc_onnx), _vs_member_text(m, m.vs_faster, members), _member_weakest(m),
+                 _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return lines
@@ -791,8 +860,7 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
-    ci_note = _ci_note(run.members)
-    lines += ["", f"_{ci_note}_"] if ci_note else []
+    lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _ci_note(run.members)) if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members)
     return "\n".join(lines) + "\n"
 
@@ -956,6 +1024,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and all("=" in a and not a.startswith("-") for a in args_list):
         return _from_study(args_list)
+    overrides = [a for a in args_list if "=" in a and not a.startswith("-")]
+    if overrides and len(overrides) < len(args_list):  # `nas.report runs/x final_train=none`: two forms in one
+        print(f"error: a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from its "
+              "study with settings, name the study instead: search.runs_dir=<folder above it> search.study_name=<its name> "
+              f"{' '.join(overrides)}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m nas.report",
         description="Write report.html/report.md (+ PNGs) for a search run folder, or, given Hydra overrides "

@@ -6,7 +6,7 @@ Run folder layout (`runs/<study_name>/`):
   trials/<arch_id>.pt      weights of every trained candidate (so the front needs no retraining)
   trials.csv               one row per trial
   pareto.csv, pareto.json  the non-dominated feasible trials, by latency
-  checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx
+  checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx, test_predictions.csv
                            (+ the compressed files of compress.pipeline when compression ran)
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
 """
@@ -34,11 +34,11 @@ from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
 )
 from nas.config import RunConfig, hw_profiles
-from nas.data import Dataset, preprocessing
+from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
-from nas.stats import interval_of
+from nas.stats import interval_of, paired_change
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,54 @@ def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
     return buf.getvalue()
 
 
+PREDICTIONS_FILE = "test_predictions.csv"
+PREDICTION_COLUMNS = ("index", "label", "predicted")
+
+
+def test_predictions_csv(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[str]) -> str:
+    """test_predictions.csv text: per test image, in the test split's order, its true and predicted class name."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(PREDICTION_COLUMNS)
+    w.writerows((i, classes[t], classes[p]) for i, (t, p) in enumerate(zip(truth.tolist(), predicted.tolist())))
+    return buf.getvalue()
+
+
+def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str]) -> np.ndarray | None:
+    """The predicted class indices of a test_predictions.csv, or None when it is missing or was made on other test
+    images (another length, other labels or class names): such a file cannot be compared image by image."""
+    index = {name: i for i, name in enumerate(classes)}
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        labels = [index[r["label"]] for r in rows]
+        predicted = np.array([index[r["predicted"]] for r in rows], dtype=np.int64)
+    except (OSError, KeyError, TypeError, csv.Error, UnicodeDecodeError):
+        return None
+    return predicted if labels == truth.tolist() else None
+
+
+def compare_members(members: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray | None],
+                    truth: np.ndarray) -> None:
+    """Add to each pareto.json member (in latency order) how it differs, image by image, from the next faster member
+    (`vs_faster`) and from the member with the best test accuracy (`vs_best`; the faster one of a tie): the other's
+    arch_id, and `nas.stats.paired_change` from the other to this one (`now_wrong`: test images the other gets right
+    and this one wrong). None where there is no other member or a member has no predictions to compare."""
+    def change(other: dict[str, Any] | None, member: dict[str, Any]) -> dict[str, Any] | None:
+        if other is None or other is member:
+            return None
+        before, after = predicted.get(other["arch_id"]), predicted.get(member["arch_id"])
+        if before is None or after is None:
+            return None
+        return {"arch_id": other["arch_id"], **paired_change(before, after, truth)}
+
+    scored = [m for m in members if m.get("test_acc") is not None]
+    best = max(scored, key=lambda m: m["test_acc"], default=None)  # max keeps the first (faster) of a tie
+    for i, m in enumerate(members):
+        m["vs_faster"] = change(members[i - 1] if i else None, m)
+        m["vs_best"] = change(best, m)
+
+
 @dataclass(frozen=True)
 class MemberMetrics:
     """Test-time numbers of one Pareto member (computed once, cached in its metrics.json)."""
@@ -184,8 +232,9 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 
 
-def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any]:
-    """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content."""
+def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any] | None:
+    """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content; None (with a warning)
+    when its folder is not up to date and the trial's weights to make it from are missing."""
     assert record.arch is not None
     arch = record.arch
     folder = run_dir / "checkpoints" / arch.arch_id
@@ -206,11 +255,18 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
         and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)
     )
+    truth = data.test.y.numpy()
+    logits: np.ndarray | None = None
     if up_to_date:
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
                              cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
         measured_on = cached.get("measured_latency_on")
         final_info = cached.get("final_train")
+    elif not source.is_file():  # trials/ pruned by hand, or a worker's weights not copied here
+        log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are missing and %s is "
+                    "not up to date; restore the file (or its checkpoint folder) and rerun", arch.arch_id, record.number,
+                    source, folder)
+        return None
     else:
         folder.mkdir(parents=True, exist_ok=True)
         model = load_checkpoint(source)
@@ -231,7 +287,12 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                 measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
                 measured_on = cpu_model(machine_info())
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
-                             interval_of(logits.argmax(1), data.test.y.numpy(), data.num_classes, balanced=data.balanced))
+                             interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
+    if logits is None and read_test_predictions(folder / PREDICTIONS_FILE, truth, data.classes) is None:
+        # a member folder from before 2026-12-05: its model.pt's test predictions, for comparing members image by image
+        logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=run.train.eval_batch_size)
+    if logits is not None:
+        atomic_write_bytes(folder / PREDICTIONS_FILE, test_predictions_csv(logits.argmax(1), truth, data.classes).encode())
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {
@@ -273,35 +334,57 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "background": run.data.background,  # grey level transparency was composited onto (null: dropped)
         },
         "output": {"name": "logits", "num_classes": arch.num_classes, "class_names": list(data.classes)},
+        # Which images the test accuracies are of: `compress.run` refuses to test the model on others (another split
+        # of the folder would hand it images it was trained on).
+        "test_images": {"count": len(data.test), "digest": split_digest(data.test),
+                        "split": {k: getattr(run.data, k) for k in SPLIT_SETTINGS}},
     }
     atomic_write_json(metrics_path, metrics)
     return metrics
 
 
 def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json."""
+    """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json.
+
+    Interrupted (Ctrl-C) during a member's final training, it writes the pareto files of the members finished so far,
+    so that the report agrees with trials.csv, and raises KeyboardInterrupt again."""
     records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
-    front = [r for r in front_records(records) if (run_dir / "trials" / f"{r.arch_id}.pt").is_file()]
+    front = front_records(records)
     front_ids = {r.arch_id for r in front}
     atomic_write_bytes(run_dir / "trials.csv", trials_csv(records, front_ids).encode())
     members = []
-    for r in front:
-        m = materialize_member(run_dir, r, data, run)
-        members.append({
-            "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc, "val_acc_final": (m["final_train"] or {}).get("val_acc"),
-            "test_acc": m["test_acc"], "test_acc_ci95": m["test_acc_ci95"],
-            "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,
-            "measured_latency_ms": m["measured_latency_ms"], "params": r.params, "macs": r.macs,
-            "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],
-            "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
-        })
-    # The checkpoints folder mirrors the current front: members that fell off it are removed
-    # (their weights stay in trials/, so nothing is lost).
+    try:
+        for r in front:
+            if (m := materialize_member(run_dir, r, data, run)) is None:
+                continue
+            members.append({
+                "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc,
+                "val_acc_final": (m["final_train"] or {}).get("val_acc"),
+                "test_acc": m["test_acc"], "test_acc_ci95": m["test_acc_ci95"],
+                "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,
+                "measured_latency_ms": m["measured_latency_ms"], "params": r.params, "macs": r.macs,
+                "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],
+                "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
+            })
+    except KeyboardInterrupt:
+        _write_pareto_files(run_dir, study, data, run, records, members)
+        raise
+    truth = data.test.y.numpy()
+    compare_members(members, {m["arch_id"]: read_test_predictions(run_dir / m["checkpoint"] / PREDICTIONS_FILE, truth,
+                                                                  data.classes) for m in members}, truth)
+    # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
+    # trials/, so nothing is lost); a member left out above for missing weights keeps its folder.
     ckpt_root = run_dir / "checkpoints"
     if ckpt_root.is_dir():
         for child in ckpt_root.iterdir():
             if child.is_dir() and child.name not in front_ids:
                 shutil.rmtree(child)
+    return _write_pareto_files(run_dir, study, data, run, records, members)
+
+
+def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, records: Sequence[TrialRecord],
+                        members: list[dict[str, Any]]) -> dict[str, Any]:
+    """pareto.json and pareto.csv of `members` (pareto.json's content is returned)."""
     pareto = {
         "study_name": study.study_name,
         "hw": run.hw.name,

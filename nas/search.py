@@ -24,15 +24,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import hydra
 import optuna
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, compose_error_message, hw_profiles, register_configs, to_run_config,
+from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, hw_profiles, precheck_overrides, register_configs, to_run_config,
                         validate_run_config)
-from nas.data import Dataset, available_cpus, imbalance_warning, load_dataset
+from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.measure import host_mismatch
@@ -40,7 +39,7 @@ from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
 from nas.study import (
-    counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
+    check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
     with_study_settings, worker_info,
 )
 from nas.train import seed_everything, train_candidate
@@ -60,14 +59,16 @@ class SearchResult:
     files: dict[str, Path]
 
 
-def make_sampler(run: RunConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(run: RunConfig, *, trials_before: int = 0) -> optuna.samplers.BaseSampler:
     """The configured, seeded Optuna sampler (constraint-aware where Optuna supports it).
 
     Each worker gets its own seed (`search.seed` offset by `search.worker`): workers seeded alike would
-    propose the same random start-up architectures.
+    propose the same random start-up architectures. So would a resumed study, whose sampler starts its random
+    stream again: the seed is also offset by the `trials_before` the study already holds (0 for a new study, so a
+    fresh run stays reproducible).
     """
     s = run.search
-    seed = s.seed + 1_000_003 * s.worker
+    seed = s.seed + 1_000_003 * s.worker + 7_919 * trials_before
     if s.sampler == Sampler.tpe:
         with warnings.catch_warnings():
             # multivariate/group are marked experimental; they handle the conditional per-mixer params.
@@ -248,6 +249,9 @@ def make_objective(
                                      judge_after_epochs=es.after_epochs)
         except NasError:
             raise  # bad input concerns every trial: stop with its message
+        except KeyboardInterrupt:  # the trial is failed by Optuna and run again on resume; trials.csv says why
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM); rerun the same command to resume")
+            raise
         except Exception as e:  # NaN loss, shape error, out of memory, ...
             # A broken candidate is a result, not a crash: record why and let the search go on.
             text = str(e).strip()
@@ -325,6 +329,32 @@ def _n_complete(study: optuna.Study) -> int:
     return counts(study)[0]
 
 
+class _DropInterruptTraceback(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C as failed, with the whole traceback of the KeyboardInterrupt and a second
+    line "failed with value None"; the search says in one line that it was interrupted, so both are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        interrupted = bool(record.exc_info) and isinstance(record.exc_info[1], KeyboardInterrupt)
+        follow_up = self.dropped and "failed with value" in record.getMessage()
+        self.dropped = interrupted
+        return not (interrupted or follow_up)
+
+
+@contextlib.contextmanager
+def _quiet_interrupts() -> Iterator[None]:
+    """`_DropInterruptTraceback` on Optuna's trial logger while the trials run (removed after: no lasting state)."""
+    logger, quiet = logging.getLogger("optuna.study._optimize"), _DropInterruptTraceback()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study) -> bool:
     """Run trials until the study holds `search.n_trials` complete ones; returns True if interrupted.
 
@@ -343,7 +373,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
     attempts_left = 50 * max(1, target - done)
     poll_s = min(5.0, s.heartbeat_s / 2)
     waiting_logged = False
-    with _Progress(total=target, done=done, enabled=s.progress) as progress:
+    with _Progress(total=target, done=done, enabled=s.progress) as progress, _quiet_interrupts():
         objective = make_objective(run, data, run_dir, on_step=progress.on_step)
 
         def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -385,8 +415,9 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             pareto = write_run_files(run_dir, study, data, run)  # includes the members' final training
         except KeyboardInterrupt:
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
-            if not (run_dir / "pareto.json").is_file():  # nothing to report yet
+            if not (run_dir / "pareto.json").is_file():  # interrupted before write_run_files reached the members
                 return {"members": []}, {}, True
+            # write_run_files wrote the pareto files of the members finished so far
             pareto, compress, interrupted = json.loads((run_dir / "pareto.json").read_text()), False, True
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
@@ -460,6 +491,10 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     check_budget(run, data)
     seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))
+    check_data(study, data_identity(data))  # another folder under the same study name: refused, not mixed in
+    _check_study_not_lost(study, run_dir)
+    if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
+        study.sampler = make_sampler(run, trials_before=before)
     left_out = seeds_left_out(study, seeds)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
@@ -490,6 +525,18 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     )
 
 
+def _check_study_not_lost(study: optuna.Study, run_dir: Path) -> None:
+    """`ConfigError` when the study holds no trial but the run folder's trials.csv lists some: its database was emptied
+    or replaced (a 0-byte study.db opens as a new study), and running on would retrain them and overwrite trials/."""
+    listed = run_dir / "trials.csv"
+    if study.get_trials(deepcopy=False) or not listed.is_file():
+        return
+    n = max(0, len(listed.read_text(errors="replace").splitlines()) - 1)  # rows after the header
+    if n:
+        raise ConfigError(f"study {study.study_name!r} holds no trials, but {listed} lists {n}: its database was lost or "
+                          f"replaced; restore it, or pass a new search.study_name=... (or remove {run_dir} to start over)")
+
+
 def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     """Rebuild a run folder's files and report from an existing study, on any machine.
 
@@ -508,6 +555,7 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     run = with_study_settings(run, study)
     validate_run_config(run)
     data = load_dataset(run.data)
+    check_data(study, data_identity(data), record=False)  # the members' test images are those of the study's data
     weights = run_dir / "trials"
     n = _n_complete(study)
     have = len(list(weights.glob("*.pt"))) if weights.is_dir() else 0
@@ -532,22 +580,8 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
-def precheck_overrides(argv: Sequence[str]) -> str | None:
-    """Compose the command line's overrides once, before Hydra runs: a wrong group option, key or type
-    becomes one line (returned) instead of Hydra's multi-line message. None when they compose."""
-    if any(a.startswith("-") for a in argv):  # --multirun sweeps, --help, --cfg ...: left to Hydra
-        return None
-    overrides = [a for a in argv if not a.lstrip("+~").startswith("hydra")]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        try:
-            compose(config_name="search", overrides=overrides)
-        except Exception as exc:  # Hydra/OmegaConf composition errors
-            return compose_error_message(exc)
-    return None
-
-
 if __name__ == "__main__":
-    if (problem := precheck_overrides(sys.argv[1:])) is not None:
+    if (problem := precheck_overrides(sys.argv[1:], config_name="search")) is not None:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     main()

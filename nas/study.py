@@ -137,7 +137,8 @@ def fingerprint(run: RunConfig) -> dict[str, Any]:
     and `SPEED_SETTINGS` excluded)."""
     fp = _settings(run)
     fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
-    fp["hw"] = {k: v for k, v in fp["hw"].items() if k != "description"}
+    # the description and which archs a calibration was fitted on change no prediction
+    fp["hw"] = {k: v for k, v in fp["hw"].items() if k not in ("description", "fitted_archs")}
     return _comparable(fp)
 
 
@@ -155,6 +156,9 @@ def _stored_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
     return _comparable(_as_of_now(config))
 
 
+MAX_DIFFERENCES_SHOWN = 6  # another hw profile differs in a dozen datasheet numbers: the message stays one readable line
+
+
 def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
     """`train.epochs: 1 then, 3 now; ...` for the settings that differ (long values shortened)."""
     def short(value: Any) -> str:
@@ -164,9 +168,12 @@ def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
     lines = []
     for group in FINGERPRINT_KEYS:
         then, current = stored.get(group) or {}, now.get(group) or {}
+        # a group's name first (hw.name: edge_npu then, cpu now says most of it), then the rest alphabetically
+        keys = sorted(set(then) | set(current), key=lambda k: (k != "name", k))
         lines += [f"{group}.{key}: {short(then.get(key))} then, {short(current.get(key))} now"
-                  for key in sorted(set(then) | set(current)) if then.get(key) != current.get(key)]
-    return "; ".join(lines)
+                  for key in keys if then.get(key) != current.get(key)]
+    shown = MAX_DIFFERENCES_SHOWN
+    return "; ".join(lines[:shown]) + (f"; and {len(lines) - shown} more" if len(lines) > shown else "")
 
 
 def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
@@ -191,6 +198,39 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
             f"({_differences(stored, fp)}); rerun with the same ones to resume, or pass a new search.study_name=..."
         )
     return study
+
+
+_DATA_ATTR = "data"  # nas.data.data_identity of the data the study was made with
+
+
+def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True) -> None:
+    """`ConfigError` when the study was made with other data than `identity` (`nas.data.data_identity`): its trials'
+    val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`)."""
+    stored = study.user_attrs.get(_DATA_ATTR)
+    if stored is None:
+        if record:
+            study.set_user_attr(_DATA_ATTR, identity)
+        return
+    if stored == identity:
+        return
+    def shape(i: dict[str, Any]) -> str:
+        return "x".join(map(str, i.get("input") or []))
+
+    def images(i: dict[str, Any]) -> str:
+        n = i.get("images") or {}
+        return "/".join(f"{n.get(k, '?'):,}" if isinstance(n.get(k), int) else "?" for k in ("train", "val", "test"))
+
+    def classes(i: dict[str, Any]) -> str:
+        names = list(i.get("classes") or [])
+        return ", ".join(names[:6]) + (f", ... ({len(names)})" if len(names) > 6 else "")
+
+    then, now = stored, identity
+    diffs = [f"{what}: {fmt(then)} then, {fmt(now)} now"
+             for what, fmt in (("classes", classes), ("input", shape), ("train/val/test images", images))
+             if fmt(then) != fmt(now)]
+    raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}), and its trials' "
+                      "val accuracies were scored on them; resume with the data it was made with (data.root may move), "
+                      "or pass a new search.study_name=...")
 
 
 def load_existing_study(run: RunConfig, storage: optuna.storages.BaseStorage, url: str) -> optuna.Study:

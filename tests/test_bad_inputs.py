@@ -265,6 +265,12 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
      ("nas.search", ["search.n_trials=many"], "search.n_trials=many: Value 'many' of type 'str' could not be converted to Integer"),
      ("nas.search", ["search.n_trails=3"], "error: search.n_trails is not a setting of search (did you mean search.n_trials?); allowed:"),
      ("nas.search", ["+train.epoch=3"], "error: train.epoch is not a setting of train (did you mean train.epochs?); allowed:"),
+     # local workers through Hydra's multirun: checked too, each swept value once
+     ("nas.search", ["-m", "hydra/launcher=joblib", "search.worker=0,1", "train.epoch=3"],
+      "error: train.epoch is not a setting of train (did you mean train.epochs?)"),
+     ("nas.search", ["--multirun", "hw=edge_npu,tpu9000"], "Could not find 'hw/tpu9000'; available: cpu, cpu_int8"),
+     ("nas.latency.fit", ["hw=tpu9000"], "error: In 'latency': Could not find 'hw/tpu9000'; available: cpu, cpu_int8"),
+     ("compress.run", ["hw=tpu9000"], "error: In 'compress_run': Could not find 'hw/tpu9000'; available: cpu, cpu_int8"),
      ("compress.run", ["+checkpiont=/x"], "error: checkpiont is not a setting of the config (did you mean checkpoint?)"),
      ("nas.latency.profile", ["+repeat=3"], "error: repeat is not a setting of the config (did you mean repeats?)"),
      ("nas.search", ["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),

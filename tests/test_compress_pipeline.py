@@ -152,7 +152,12 @@ def test_corrupt_or_missing_checkpoint_gives_a_clear_error_and_no_files(tmp_path
 def test_checkpoint_for_other_images_is_refused(tmp_path, data):
     other = ARCH.replace(in_chans=3, img_size=32)
     save_checkpoint(tmp_path / "ck" / "model.pt", build_model(other), other)
-    with pytest.raises(ConfigError, match=r"expects 3x32x32 images .* has 1x28x28"):
+    with pytest.raises(ConfigError, match=r"expects 3x32x32 images .* has 1x28x28 and 10; pass the data it was trained on$"):
+        compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
+    # searched on a user's folder: the command must name it again (data= alone loads Fashion-MNIST)
+    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(other), other, meta={"dataset": "imagefolder"})
+    with pytest.raises(ConfigError, match=r"has 1x28x28 and 10; pass the data it was trained on: data=imagefolder "
+                                          r"data.root=<its image folder> \(and its data.img_size\)"):
         compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 
 import numpy as np
@@ -112,8 +113,12 @@ def test_held_out_splits_keep_every_class_of_an_unbalanced_folder(tmp_path):
     seen = {(int(y), int(x[0, 0, 0])) for split in (ds.train, ds.val, ds.test) for x, y in zip(split.x, split.y)}
     assert len(seen) == 35  # disjoint splits that cover every image
     assert torch.equal(load().val.x, ds.val.x)  # fixed by split_seed
-    # A plain random draw of 7 of 35 left the 4-image class out of test for some seeds: the reason for stratifying.
-    rare_in_test = [int((load(stratify=False, split_seed=s).test.y == ds.classes.index("rare")).sum()) for s in range(8)]
+    # A plain random draw of 7 of 34 left the 4-image class out of test for some seeds: the reason for stratifying.
+    # (The single image goes first: a random draw may take it out of training, which is refused, see below.)
+    for f in (tmp_path / "single").iterdir():
+        f.unlink()
+    (tmp_path / "single").rmdir()
+    rare_in_test = [int((load(stratify=False, split_seed=s).test.y == 1).sum()) for s in range(8)]  # classes: common, rare
     assert min(rare_in_test) == 0
 
 
@@ -179,6 +184,39 @@ def test_hidden_files_beside_the_images_are_skipped(tmp_path):
                                  test_size=1, val_size=1))
     assert len(ds.train) + len(ds.val) + len(ds.test) == 6
 
+
+
+def test_images_in_subfolders_of_a_class_folder_are_read_and_hidden_folders_are_not(tmp_path):
+    for c, v in (("a", 10), ("b", 200)):
+        _png(tmp_path / c / "top.png", 8, v)
+        _png(tmp_path / c / "2024" / "day1" / "deep.png", 8, v)  # photos sorted by day, as torchvision reads them too
+        _png(tmp_path / c / ".thumbnails" / "t.png", 8, 255 - v)  # a viewer's cache: not training images
+    _png(tmp_path / "c" / "only" / "in" / "sub.png", 8, 120)  # a class with all its images in subfolders
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=1, val_size=1))
+    assert ds.classes == ("a", "b", "c") and len(ds.train) + len(ds.val) + len(ds.test) == 5
+    x = torch.cat([ds.train.x, ds.val.x, ds.test.x]).flatten(1).float().mean(1)
+    y = torch.cat([ds.train.y, ds.val.y, ds.test.y])
+    assert sorted(zip(y.tolist(), x.tolist())) == [(0, 10.0), (0, 10.0), (1, 200.0), (1, 200.0), (2, 120.0)]
+
+
+def test_a_class_named_train_is_told_apart_from_the_train_test_layout(tmp_path):
+    for c in ("bus", "car", "train"):
+        _png(tmp_path / c / "0.png", 8, 50)
+    with pytest.raises(DataError, match="holds a folder named 'train', so it was read as root/train/<class>/images "
+                                        "beside root/test; a class named 'train' needs another folder name"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
+
+
+def test_a_class_left_without_training_images_by_the_held_out_splits_is_refused(tmp_path):
+    for c, n in (("a", 10), ("b", 10), ("c", 2)):
+        for i in range(n):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, test_size=0.2)
+    assert load_dataset(cfg).train.y.bincount().tolist() == [7, 7, 2]  # stratified: 'c' keeps its images in training
+    with pytest.raises(DataError, match=r"class 'a' has no training images left after holding out test and val "
+                                        r"\(data.test_size=0.2, data.val_size=0.95\); hold out less"):
+        load_dataset(dataclasses.replace(cfg, val_size=0.95))
 
 def test_preprocessing_says_how_the_training_images_were_made():
     idx = DataConfig(name="f", format=DataFormat.idx)

@@ -112,7 +112,16 @@ def test_measurements_csv_round_trip(tmp_path):
      ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
      ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),
-     ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: threads='two' must be a whole number >= 0 (or empty)")],
+     ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: threads='two' must be a whole number >= 0 (or empty)"),
+     (",abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch_json is empty; paste the arch's JSON"),
+     ("ARCH,abc,openvino,fp32,1,1,0.3,0.4,0.2,,", "line 3: p10_ms=0.4, median_ms=0.3, p90_ms=0.2; they must satisfy p10_ms <= "
+                                                 "median_ms <= p90_ms"),
+     ("ARCH,abc,openvino,fp32,1,1,0.5,0.2,0.3,,", "line 3: p10_ms=0.2, median_ms=0.5, p90_ms=0.3; they must satisfy"),
+     ("ARCH,abc,openvino,fp32,1,1,0.3,0.4,,,", "line 3: p10_ms=0.4, median_ms=0.3, p90_ms=0.3"),  # p90 empty: the median
+     ("ARCH,abc,<your runtime>,fp32,1,1,0.3,,,,x", "line 3: runtime='<your runtime>' is still the template's placeholder; "
+                                                   "write the runtime you measured with"),
+     ("ARCH,abc,openvino,fp32,1,1,0.3,,,,<your chip>", "line 3: machine='<your chip>' is still the template's placeholder; "
+                                                       "write the chip you measured on")],
 )
 def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
     write_measurements(tmp_path / "m.csv", [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")])
@@ -373,7 +382,7 @@ def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
     prior = cpu.without_calibration()
     archs = sample_archs(space_t, 20, seed=7, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs, seed=2)
-    write_measurements(tmp_path / "m.csv", [Measurement(a, "x", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
     write_unit_times(tmp_path / "u.csv", [(a.arch_id, k, v) for a, u in zip(archs, units) for k, v in u.items()])
     tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
                              out=str(tmp_path / "chip.yaml"))
@@ -397,7 +406,7 @@ def test_fit_cli_writes_residual_trees_unless_told_not_to(tmp_path, cpu, space_t
     prior = cpu.without_calibration()
     archs = sample_archs(space_t, 30, seed=10, in_chans=1, img_size=28, num_classes=10)
     units, totals = _shape_effect_chip(prior, archs)
-    write_measurements(tmp_path / "m.csv", [Measurement(a, "x", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
     write_unit_times(tmp_path / "u.csv", [(a.arch_id, k, v) for a, u in zip(archs, units) for k, v in u.items()])
     for trees in (200, 0):
         tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
@@ -686,6 +695,16 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     assert all(",1,,,,0," in line for line in lines[1:])  # batch 1, median/p10/p90 empty, n_calls 0
     with pytest.raises(DataError, match="line 2"):  # not filled in yet: median_ms is empty
         read_measurements(template)
+    # median_ms filled in, but the runtime and machine cells left as the template wrote them: refused, naming them.
+    filled = template.read_text().replace(",,,,0,", ",0.5,,,0,")
+    template.write_text(filled)
+    with pytest.raises(DataError, match=r"line 2: runtime='<your runtime>' is still the template's placeholder"):
+        read_measurements(template)
+    template.write_text(filled.replace("<your runtime>", "vendor_npu_tool"))
+    with pytest.raises(DataError, match=r"line 2: machine='<your chip>' is still the template's placeholder; write the chip"):
+        read_measurements(template)
+    template.write_text(filled.replace("<your runtime>", "vendor_npu_tool").replace("<your chip>", "NPU 1"))
+    assert {(m.runtime, m.precision, m.machine) for m in read_measurements(template)} == {("vendor_npu_tool", "int8", "NPU 1")}
 
 
 def _arch(mixer: str, width: int, depth: int = 1) -> ArchConfig:
@@ -945,3 +964,205 @@ def test_machine_info_records_the_cpu_family_model_and_stepping_behind_a_generic
     info = machine_info()
     # The CPU model stays the first field: calibrations and host checks compare that part only, as before.
     assert cpu_model(info) == info.split(";")[0].strip() and cpu_model(info)
+
+
+# --- what fit and validate accept as measurements (nas.latency.measure.read_measurements_for) ---
+
+
+def _rows(archs, runtime="openvino", precision="fp32", batch=1, machine="m"):
+    return [Measurement(a, runtime, precision, 1, 1.0 + 0.1 * i, 0.9 + 0.1 * i, 1.1 + 0.1 * i, 10, machine, batch=batch)
+            for i, a in enumerate(archs)]
+
+
+@pytest.mark.parametrize(("change", "taken"), [({"runtime": "onnxruntime"}, "runtime='onnxruntime', precision='fp32', batch=1"),
+                                               ({"precision": "int8"}, "runtime='openvino', precision='int8', batch=1"),
+                                               ({"batch": 8}, "runtime='openvino', precision='fp32', batch=8")])
+def test_fit_and_validate_refuse_rows_of_another_runtime_precision_or_batch(tmp_path, cpu, space_t, change, taken):
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 6, seed=4, in_chans=1, img_size=28, num_classes=10)
+    rows = _rows(archs)
+    rows[3] = dataclasses.replace(rows[3], **change)
+    write_measurements(tmp_path / "m.csv", rows)
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")])
+    for command, out in ((fit_command, "c.yaml"), (validate_command, "v")):
+        with pytest.raises(DataError) as err:
+            command(dataclasses.replace(tool, out=str(tmp_path / out)))
+        message = str(err.value)
+        assert message.startswith(f"{tmp_path / 'm.csv'}, line 5: measured with {taken}, but hw=cpu predicts "
+                                  "runtime='openvino', precision='fp32', batch=1;") and "\n" not in message
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_rows_that_do_not_say_their_runtime_pass_and_case_does_not_matter(tmp_path, cpu, space_t):
+    from nas.latency.measure import read_measurements_for
+
+    archs = sample_archs(space_t, 4, seed=4, in_chans=1, img_size=28, num_classes=10)
+    arch = '"' + archs[0].to_json().replace('"', '""') + '"'
+    # Only arch_json and median_ms are required (README): a file without the other columns is one of this profile's.
+    (tmp_path / "bare.csv").write_text(f"arch_json,median_ms\n{arch},0.5\n")
+    write_measurements(tmp_path / "m.csv", _rows(archs[1:], runtime="OpenVINO", precision="FP32"))
+    rows, warnings = read_measurements_for(cpu, [tmp_path / "bare.csv", tmp_path / "m.csv"])
+    assert len(rows) == 4 and rows[0].runtime == "unknown" and warnings == []
+
+
+def test_a_chip_without_a_runtime_here_takes_rows_of_one_runtime_in_its_precision(tmp_path, compose_cfg, space_t):
+    from nas.latency.measure import read_measurements_for
+
+    npu = OmegaConf.to_object(compose_cfg("hw=edge_npu").hw)
+    assert npu.runtime == "" and npu.precision == "int8"
+    archs = sample_archs(space_t, 6, seed=4, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "a.csv", _rows(archs[:3], runtime="vendor", precision="int8"))
+    write_measurements(tmp_path / "b.csv", _rows(archs[3:], runtime="vendor", precision="int8"))
+    assert len(read_measurements_for(npu, [tmp_path / "a.csv", tmp_path / "b.csv"])[0]) == 6
+    write_measurements(tmp_path / "b.csv", _rows(archs[3:], runtime="tflite", precision="int8"))
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'b.csv'}, line 2: runtime='tflite', but {tmp_path / 'a.csv'}, "
+                                                  "line 2 has runtime='vendor'; hw=edge_npu names no runtime")):
+        read_measurements_for(npu, [tmp_path / "a.csv", tmp_path / "b.csv"])
+    write_measurements(tmp_path / "b.csv", _rows(archs[3:], runtime="vendor", precision="fp16"))
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'b.csv'}, line 2: measured with runtime='vendor', "
+                                                  "precision='fp16', batch=1, but hw=edge_npu predicts precision='int8', batch=1")):
+        read_measurements_for(npu, [tmp_path / "a.csv", tmp_path / "b.csv"])
+
+
+@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon"])
+def test_the_committed_measurements_pass_the_checks_for_their_profiles(compose_cfg, hw_name):
+    from nas.latency.measure import read_measurements_for
+    from tests.conftest import CONF_DIR
+
+    profile = OmegaConf.to_object(compose_cfg(f"hw={hw_name}").hw)
+    folder = CONF_DIR.parent / "experiments" / "results" / "latency"
+    for names in ([f"{hw_name}_fit.csv"], [f"{hw_name}_val.csv"], [f"{hw_name}_val_repeat.csv"]):
+        rows, warnings = read_measurements_for(profile, [folder / n for n in names])
+        assert rows and warnings == []
+
+
+def test_csv_line_numbers_count_blank_lines_and_cells_that_span_lines(tmp_path):
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    import json
+
+    pretty = json.dumps(json.loads(TINY.to_json()), indent=2)
+    spread = '"' + pretty.replace('"', '""') + '"'  # pretty-printed JSON: one cell over several lines
+    n = spread.count("\n")
+    assert n > 2
+    good = f"{arch},abc,openvino,fp32,1,1,0.3,,,,x"
+    head = ",".join(MEASUREMENT_COLUMNS)
+    cases = [(f"{head}\n\n\n{good}\n\n{arch},abc,openvino,fp32,1,1,-1,,,,x\n", 6),  # blank lines before it
+             (f"{head}\n{spread},abc,openvino,fp32,1,1,0.3,,,,x\n{arch},abc,openvino,fp32,1,1,-1,,,,x\n", 3 + n),
+             (f"{head}\n{good}\n{spread},abc,openvino,fp32,1,1,-1,,,,x\n", 3),  # the row's first line
+             (f"{head}\r\n\r\n{good}\r\n{arch},abc,openvino,fp32,1,1,-1,,,,x\r\n", 4)]
+    for text, line in cases:
+        (tmp_path / "m.csv").write_bytes(text.encode())
+        with pytest.raises(DataError, match=rf"m\.csv, line {line}: median_ms='-1'"):
+            read_measurements(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text(f"{head}\n{spread},abc,openvino,fp32,1,1,0.3,,,,x\n")
+    assert [m.arch for m in read_measurements(tmp_path / "m.csv")] == [TINY]
+    # The unit and node time files count lines the same way.
+    (tmp_path / "u.csv").write_text("arch_id,unit,us\nabc,stem,1\n\n\nabc,head,-1\n")
+    with pytest.raises(DataError, match=r"u\.csv, line 5: us='-1'"):
+        read_unit_times(tmp_path / "u.csv")
+
+
+def test_rows_of_empty_cells_are_skipped_like_blank_lines(tmp_path):
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")]
+    write_measurements(tmp_path / "m.csv", rows)
+    # A spreadsheet's trailing rows of separators, with or without spaces, ';'-separated too.
+    with open(tmp_path / "m.csv", "a") as f:
+        f.write(",,,,,,,,,,\n, ,,,,,,,,,\n,,\n")
+    assert read_measurements(tmp_path / "m.csv") == rows
+    (tmp_path / "u.csv").write_text("arch_id;unit;us\nabc;stem;1\n;;\n")
+    assert read_unit_times(tmp_path / "u.csv") == {"abc": {"stem": 1.0}}
+    (tmp_path / "e.csv").write_text(",".join(MEASUREMENT_COLUMNS) + "\n,,,,,,,,,,\n")
+    with pytest.raises(DataError, match=r"e\.csv holds no measurements"):
+        read_measurements(tmp_path / "e.csv")
+
+
+def test_fit_and_validate_warn_about_archs_measured_twice_and_files_given_twice(tmp_path, cpu, space_t, caplog):
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 8, seed=9, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "a.csv", _rows(archs))
+    write_measurements(tmp_path / "b.csv", _rows(archs[2:4] + sample_archs(space_t, 3, seed=19, in_chans=1, img_size=28,
+                                                                           num_classes=10)))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(a), str(b)],
+                             out=str(tmp_path / "c.yaml"))
+    with caplog.at_level("WARNING", logger="nas.latency"):
+        fit_command(tool)
+    said = [r.getMessage() for r in caplog.records if r.name == "nas.latency"]
+    assert said == [f"2 arch(s) measured more than once in the same runtime, precision and threads (arch {archs[2].arch_id} "
+                    f"at {a}, line 4 and {b}, line 2; arch {archs[3].arch_id} at {a}, line 5 and {b}, line 3): each row "
+                    "counts as a measurement of its own, so these archs weigh more; keep one session's rows unless that is meant"]
+    text = validate_command(dataclasses.replace(tool, measurements=[str(a), str(tmp_path / "." / "a.csv")], out=str(tmp_path / "v")))
+    assert f"warning: {tmp_path / 'a.csv'} is given 2 times in measurements: each of its rows counts 2 times" in text
+    assert "measured more than once" not in text  # the same rows again: said once, as the file
+    # Other threads or another precision are other measurements, not copies.
+    write_measurements(b, [dataclasses.replace(m, threads=2) for m in _rows(archs)])
+    assert "warning" not in validate_command(dataclasses.replace(tool, measurements=[str(a), str(b)], out=str(tmp_path / "w")))
+
+
+def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path, cpu, space_t):
+    from nas.latency.fit import fit_command
+    from tests.conftest import CONF_DIR
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 10, seed=12, in_chans=1, img_size=28, num_classes=10)
+    fit_rows = [dataclasses.replace(m, median_ms=t, p10_ms=t, p90_ms=t)
+                for m, t in zip(_rows(archs[:6]), (predict_latency(a, cpu).total_ms for a in archs[:6]))]
+    write_measurements(tmp_path / "fit.csv", fit_rows)
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "fit.csv")],
+                             out=str(tmp_path / "c.yaml"))
+    fit_command(tool)
+    text = (tmp_path / "c.yaml").read_text()
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    profile.validate()
+    assert profile.fitted_archs == sorted(a.arch_id for a in archs[:6])
+    assert text.index(CALIBRATION_MARKER) < text.index("\nfitted_archs: [") < text.index("\ncalibration:")  # in the block
+    # 4 held-out archs and 2 of the fitted ones.
+    write_measurements(tmp_path / "val.csv", _rows(archs[4:]))
+    out = validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")], out=str(tmp_path / "v")))
+    assert "warning: 2 of 6 archs were used for fitting hw=cpu: these scores are not held-out" in out
+    assert "not held-out" in (tmp_path / "v" / "validation.md").read_text()
+    write_measurements(tmp_path / "val.csv", _rows(archs[6:]))
+    assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")],
+                                                                      out=str(tmp_path / "w")))
+    # A profile written before fits recorded their archs (the shipped ones) loads, and validates without the warning.
+    assert "fitted_archs" not in (CONF_DIR / "hw" / "cpu_xeon.yaml").read_text()
+    old = dataclasses.replace(profile, fitted_archs=[])
+    write_measurements(tmp_path / "val.csv", _rows(archs[4:]))
+    assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=old, measurements=[str(tmp_path / "val.csv")],
+                                                                      out=str(tmp_path / "x")))
+
+
+def test_fitted_archs_read_back_as_the_same_strings(cpu):
+    from tests.conftest import CONF_DIR
+
+    # Ids of digits only (or digits and one 'e') would read back from YAML as numbers without quotes.
+    ids = ["0123456789", "1e34567890", *[f"{i:010x}" for i in range(40)]]
+    fitted = dataclasses.replace(cpu, fitted_archs=ids)
+    text = calibrated_yaml((CONF_DIR / "hw" / "cpu.yaml").read_text(), fitted, note="test")
+    assert max(len(line) for line in text.splitlines() if "fitted_archs" in line or line.startswith('  "')) <= 110
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    profile.validate()
+    assert profile.fitted_archs == ids and cpu.without_calibration().fitted_archs == []
+    with pytest.raises(ConfigError, match="hw.fitted_archs has ''"):
+        dataclasses.replace(cpu, fitted_archs=[""]).validate()
+
+
+def test_validate_needs_three_measurements(tmp_path, cpu, space_t):
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 3, seed=4, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "v.csv", _rows(archs[:2]))
+    tool = LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / "v"))
+    with pytest.raises(DataError, match=r"need >= 3 measurements to validate, got 2"):
+        validate_command(tool)
+    assert not (tmp_path / "v" / "validation.json").exists()
+    write_measurements(tmp_path / "v.csv", _rows(archs))
+    assert "| predictor (cpu) | 3 |" in validate_command(tool)

@@ -200,6 +200,37 @@ def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run
     assert "now wrong" not in _compressed_rows([member])[1][-1]
 
 
+def test_front_members_show_their_gain_over_the_next_faster_and_which_cannot_be_told_from_the_best(
+        run_dir: pathlib.Path) -> None:
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "Best test accuracy" not in md and "vs next faster" in md  # a run from before: the column shows "–"
+    header = json.loads((run_dir / "pareto.json").read_text())
+    by_id = {m["arch_id"]: m for m in header["members"]}  # FAST 0.30 ms (no test acc), SLOW 0.45 ms 89%, GONE 0.60 ms 90.5%
+    by_id[SLOW]["vs_faster"] = {"arch_id": FAST, "now_wrong": 3, "now_right": 9, "p_value": 0.15}
+    by_id[GONE]["vs_faster"] = {"arch_id": SLOW, "now_wrong": 40, "now_right": 70, "p_value": 0.0054}
+    by_id[SLOW]["vs_best"] = {"arch_id": GONE, "now_wrong": 70, "now_right": 40, "p_value": 0.0054}
+    by_id[FAST]["vs_best"] = {"arch_id": GONE, "now_wrong": 30, "now_right": 24, "p_value": 0.5}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    files = write_reports(run_dir)
+    md = files["report.md"].read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in md.splitlines() if line.startswith("| `")}
+    assert "| +1.50 pt, p=0.0054 (real) |" in rows[GONE]
+    assert "| – |" in rows[SLOW] and "p=0.15" not in rows[SLOW]  # FAST has no test accuracy to subtract
+    note = ("Best test accuracy: cccc000003 (90.50%, 0.600 ms). Faster members the test images cannot tell from it "
+            "(p >= 0.05, image by image): aaaa000001 (0.300 ms, –). The fastest of them, aaaa000001, buys its speed at "
+            "no accuracy loss this test split can show.")
+    assert note in md and html.escape(note) in files["report.html"].read_text(encoding="utf-8")
+    assert "'vs next faster' is the gain over the next faster member" in md
+    by_id[FAST]["vs_best"]["p_value"] = 0.01  # now every faster member is worse for real
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "Every faster member is less accurate for real (p < 0.05, image by image)." in md
+    del by_id[FAST]["vs_best"]  # one faster member compared
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert f"The faster member {SLOW} is less accurate for real (p < 0.05, image by image)." in md
+
+
 def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Path) -> None:
     # The fixture's pareto.json predates the "data" entry: the line is the name alone.
     assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
@@ -214,6 +245,13 @@ def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Pa
     (run_dir / "pareto.json").write_text(json.dumps(header))
     md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
     assert ("(one test image = 0.33 pt); images per class: train 120 (crack) to 600 (nut), test 100 each\n") in md
+    # Scored by balanced accuracy: an image of a rare class weighs more, and a class without test images is left out.
+    header["metric"] = "balanced_accuracy"
+    header["data"]["per_class"]["test"] = {"bolt": 200, "nut": 99, "crack": 1, "dent": 0}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert ("300 test (balanced accuracy: one test image = 0.17 pt (bolt) to 33 pt (crack); dent: no test images, left "
+            "out of the mean); images per class:") in md
     header["data"] = {"root": "/x", "images": "broken"}  # a hand-edited file: the name, not a crash
     (run_dir / "pareto.json").write_text(json.dumps(header))
     assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
@@ -272,6 +310,14 @@ def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[
     assert main([str(run_dir)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert sorted(pathlib.Path(p).name for p in printed) == sorted(REPORT_FILES)
+
+
+def test_a_run_folder_with_settings_says_which_form_takes_them(run_dir: pathlib.Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(run_dir), "final_train=none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: a run folder is read as it is, without settings (final_train=none); to rebuild it "
+                          "from its study with settings, name the study instead: search.runs_dir=") and "\n" not in err
 
 
 def test_cli_missing_folder_exits_2_with_one_line(tmp_path: pathlib.Path) -> None:

@@ -1,9 +1,10 @@
 import csv
 import io
 
-from nas.arch import ArchConfig, StageConfig
+import numpy as np
 import pytest
 
+from nas.arch import ArchConfig, StageConfig
 from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_front, trials_csv
 
 
@@ -51,3 +52,42 @@ def test_trials_csv_has_the_documented_columns_and_marks_the_front():
     assert rows[0]["is_pareto"] == "True" and rows[1]["is_pareto"] == "False"
     assert rows[1]["val_acc"] == "" and rows[1]["state"] == "PRUNED"
     assert ArchConfig.from_json(rows[0]["arch_json"]) == recs[0].arch
+
+
+def test_test_predictions_round_trip_and_refuse_other_test_images(tmp_path):
+    from nas.results import read_test_predictions, test_predictions_csv
+
+    classes = ("T-shirt, top", "Bag", "Shirt")  # a comma in a class name stays one cell
+    truth, predicted = np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1])
+    path = tmp_path / "test_predictions.csv"
+    path.write_text(test_predictions_csv(predicted, truth, classes))
+    assert path.read_text().splitlines()[:2] == ["index,label,predicted", '0,"T-shirt, top","T-shirt, top"']
+    np.testing.assert_array_equal(read_test_predictions(path, truth, classes), predicted)
+    # made on other test images (other labels or length), for other classes, or missing: nothing to compare
+    assert read_test_predictions(path, np.array([0, 1, 2, 0]), classes) is None
+    assert read_test_predictions(path, truth[:3], classes) is None
+    assert read_test_predictions(path, truth, ("T-shirt, top", "Bag")) is None
+    assert read_test_predictions(tmp_path / "none.csv", truth, classes) is None
+
+
+def test_members_are_compared_image_by_image_with_the_next_faster_and_the_best():
+    from nas.results import compare_members
+    from nas.stats import paired_change
+
+    truth = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    predicted = {"fast": np.array([0, 0, 0, 3, 0, 0, 0, 3]),  # 4 of 8 right
+                 "mid": np.array([0, 1, 2, 3, 0, 0, 0, 3]),  # 6 right: 2 more than fast
+                 "slow": np.array([0, 1, 2, 3, 0, 1, 1, 3]),  # 7 right: the best
+                 "slowest": None}  # no predictions file: nothing to compare
+    members = [{"arch_id": a, "test_acc": acc} for a, acc in (("fast", 0.5), ("mid", 0.75), ("slow", 0.875), ("slowest", 0.8))]
+    compare_members(members, predicted, truth)
+    fast, mid, slow, slowest = members
+    assert fast["vs_faster"] is None and slow["vs_best"] is None and slowest["vs_faster"] is None
+    assert mid["vs_faster"] == {"arch_id": "fast", **paired_change(predicted["fast"], predicted["mid"], truth)}
+    assert (mid["vs_faster"]["now_wrong"], mid["vs_faster"]["now_right"]) == (0, 2)
+    assert fast["vs_best"] == {"arch_id": "slow", "now_wrong": 3, "now_right": 0,
+                               "p_value": pytest.approx(0.25)}  # 3 of 3 changed images one way: p = 2 / 2**3
+    assert slow["vs_faster"]["arch_id"] == "mid" and slowest["vs_best"] is None
+    tie = [{"arch_id": "fast", "test_acc": 0.75}, {"arch_id": "mid", "test_acc": 0.75}]
+    compare_members(tie, predicted, truth)
+    assert tie[0]["vs_best"] is None and tie[1]["vs_best"]["arch_id"] == "fast"  # a tie goes to the faster member

@@ -15,13 +15,14 @@ import torch
 
 import nas
 import nas.search as search_mod
-from nas.search import run_search
+from nas.errors import ConfigError
+from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_FILES = ["study.db", "config.yaml", "search.log", "trials.csv", "pareto.csv", "pareto.json", "report.html", "report.md",
              "pareto.png", "latency_breakdown.png", "mixers.png"]
-MEMBER_FILES = ["arch.json", "metrics.json", "model.onnx", "model.pt"]
+MEMBER_FILES = ["arch.json", "metrics.json", "model.onnx", "model.pt", "test_predictions.csv"]
 
 
 def _overrides(tiny_idx_root, tmp_path, *extra):
@@ -59,6 +60,10 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
         low, high = metrics["test_acc_ci95"]  # how far the test split lets one trust it, in pareto.json too
         assert low < metrics["test_acc"] < high and m["test_acc_ci95"] == [low, high]
+        with open(folder / "test_predictions.csv") as f:  # model.pt's verdict on each test image
+            predictions = list(csv.DictReader(f))
+        assert len(predictions) == 100 and {r["label"] for r in predictions} <= set(names)
+        assert np.mean([r["label"] == r["predicted"] for r in predictions]) == pytest.approx(metrics["test_acc"])
         assert sum(l["ms"] for l in metrics["latency_breakdown"]) == pytest.approx(metrics["latency_ms"])
         # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)
         model = nas.load_checkpoint(folder)
@@ -67,15 +72,39 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         onnx_out = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"pixels": x.numpy()})[0]
         np.testing.assert_allclose(onnx_out, model(x).detach().numpy(), atol=1e-4, rtol=1e-4)
 
+    # Members compared image by image: each with the next faster one, and with the most accurate one
+    first, best = members[0], max(members, key=lambda m: m["test_acc"])
+    assert first["vs_faster"] is None and best["vs_best"] is None
+    for faster, m in zip(members, members[1:]):
+        assert m["vs_faster"]["arch_id"] == faster["arch_id"] and 0 < m["vs_faster"]["p_value"] <= 1
+    assert all(m["vs_best"]["arch_id"] == best["arch_id"] for m in members if m is not best)
+    predictions = run_dir / first["checkpoint"] / "test_predictions.csv"
+    kept = predictions.read_text()
+    predictions.unlink()  # a member folder from before the file existed: written again from its model.pt
+
     # Same study name again with a larger target: the finished trials are kept, one is added.
     result2 = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
+    assert predictions.read_text() == kept  # (the seeded third trial leaves the first member on the front)
     rows2 = _rows(run_dir)
     assert result2.n_complete == 3 and len(rows2) == 3
+    # The resumed sampler does not replay the first run's random start-up trials (trial 2 was trial 0's arch again)
+    assert len({r["arch_id"] for r in rows2}) == 3
     for before, after in zip(rows, rows2):
         assert (before["number"], before["arch_id"], before["val_acc"]) == (after["number"], after["arch_id"], after["val_acc"])
 
+    # A front member's trial weights deleted by hand: its up-to-date folder is all the files need, and it is kept.
+    (run_dir / "trials" / f"{first['arch_id']}.pt").unlink()
+    again = export_study(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
+    assert first["arch_id"] in [m["arch_id"] for m in again.pareto] and (run_dir / first["checkpoint"] / "model.pt").is_file()
+    # Its folder out of date as well (another final_train recipe): left out of the files with a warning, not deleted.
+    again = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=smoke")))
+    assert first["arch_id"] not in [m["arch_id"] for m in again.pareto] and (run_dir / first["checkpoint"] / "model.pt").is_file()
+    assert f"Pareto member {first['arch_id']} (trial {first['number']}) is left out of the run's files" in (
+        run_dir / "search.log").read_text()
+    assert next(r for r in _rows(run_dir) if r["arch_id"] == first["arch_id"])["is_pareto"] == "True"
 
-def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+
+def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_path, compose_cfg, monkeypatch, capfd):
     calls = {"n": 0}
     real_train = search_mod.train_candidate
 
@@ -92,12 +121,31 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     assert (tmp_path / "t" / "report.html").is_file()
     first = _rows(tmp_path / "t")
     assert [r["state"] for r in first] == ["COMPLETE", "FAIL"]
+    assert first[1]["fail_reason"] == "interrupted (Ctrl-C or SIGTERM); rerun the same command to resume"
+    assert "Traceback" not in capfd.readouterr().err  # Optuna's 80-line traceback of the KeyboardInterrupt is not shown
+
+    # Ctrl-C again, during the members' final training: the pareto files and the report agree with trials.csv.
+    import nas.results as results_mod
 
     monkeypatch.setattr(search_mod, "train_candidate", real_train)
+    monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3"), "final_train=smoke"))
+    assert result.interrupted and result.n_complete == 3
+    assert json.loads((tmp_path / "t" / "pareto.json").read_text())["n_trials_finished"] == 3
+    assert "**Trials finished:** 3\n" in (tmp_path / "t" / "report.md").read_text()
+
+    monkeypatch.undo()
     result = run_search(cfg)
     rows = _rows(tmp_path / "t")
     assert result.n_complete == 3 and not result.interrupted
     assert rows[0]["val_acc"] == first[0]["val_acc"]
+
+    # An emptied study database opens as a new study: refused, instead of retraining over trials/.
+    weights = sorted((tmp_path / "t" / "trials").iterdir())
+    (tmp_path / "t" / "study.db").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"study 't' holds no trials, but .*trials.csv lists 4: its database was lost"):
+        run_search(cfg)
+    assert sorted((tmp_path / "t" / "trials").iterdir()) == weights and len(_rows(tmp_path / "t")) == 4
 
 
 def test_crashing_candidates_are_recorded_as_failed_and_the_search_goes_on(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
@@ -232,6 +280,17 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     # 24 images per class, stratified: every class gives the same share to test (20%: 14 of 72, 4-5 per class)
     assert sum(data["per_class"]["test"].values()) == data["images"]["test"] and set(data["per_class"]["test"].values()) <= {4, 5}
     assert f"**Dataset:** imagefolder ({tmp_path / 'images'}): 3 classes, 16x16x3 images;" in (result.run_dir / "report.md").read_text()
+    # Another folder under the same (default-like) study name: refused before any trial, not mixed into this front.
+    for name in ("cat", "dog"):
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                (tmp_path / "other" / name).mkdir(parents=True, exist_ok=True) or tmp_path / "other" / name / f"{i}.png")
+    with pytest.raises(ConfigError, match=r"study 'own' was made with other images \(classes: blue, green, red then, cat, "
+                                          r"dog now; train/val/test images: 52/6/14 then, 17/2/5 now\)"):
+        run_search(compose_cfg("data=imagefolder", f"data.root={tmp_path / 'other'}", "data.img_size=16", "train=smoke",
+                               "final_train=none", "compress=none", "search.n_trials=2",
+                               f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=own", "search.progress=false"))
+    assert len(json.loads((result.run_dir / "pareto.json").read_text())["members"]) == 1
 
 
 def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_way(tmp_path, compose_cfg):
@@ -240,7 +299,6 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
 
     from compress.run import run_compress
     from nas.config import register_configs
-    from nas.errors import ConfigError
     from tests.conftest import CONF_DIR
 
     rng = np.random.default_rng(1)
@@ -294,6 +352,15 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
                                                               f"data.root={tmp_path / 'images'}", "data.img_size=12"])
     with pytest.raises(ConfigError, match=r"was trained and selected for balanced_accuracy, not data.metric='accuracy'; "
                                           r"pass data.metric=balanced_accuracy"):
+        run_compress(cfg)
+    # Another split of the same folder: its test images would include some the model was trained on. Refused.
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[
+            f"checkpoint={folder}", "data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=12",
+            "data.metric=balanced_accuracy", "data.split_seed=7", "data.test_size=0.3"])
+    with pytest.raises(ConfigError, match=r"was tested on other images \(10 test images then, 14 here\); tested on these it "
+                                          r"may be scored on images it was trained on: pass data.split_seed=0 data.val_size=0.25 "
+                                          r"data.test_size=0.2 as its search did"):
         run_compress(cfg)
 
 

@@ -1,6 +1,7 @@
 """nas.study: storages, lost-worker detection and retries, the study-wide trial count, settings kept in the study."""
 
 import multiprocessing
+import re
 import subprocess
 import sys
 import time
@@ -254,4 +255,25 @@ def test_study_resumes_under_other_speed_settings_and_names_the_values_that_bloc
     with pytest.raises(ConfigError, match=r"other train settings \(train\.epochs: 1 then, 2 now; train\.lr: 0\.003 then, "
                                           r"0\.01 now\); rerun with the same ones"):
         open_study(to_run_config(compose_cfg(*base, "train.epochs=2", "train.lr=0.01")), storage, optuna.samplers.RandomSampler())
+    # Another chip differs in a dozen datasheet numbers: its name comes first, and the line stays short.
+    with pytest.raises(ConfigError) as e:
+        open_study(to_run_config(compose_cfg(*base, "hw=cpu", f"search.study_name={study.study_name}")), storage,
+                   optuna.samplers.RandomSampler())
+    assert re.search(r'other hw settings \(hw\.name: "edge_npu" then, "cpu" now; .*; and \d+ more\)', str(e.value))
+    assert str(e.value).count(" then, ") == 6
 
+
+def test_a_study_remembers_its_data_and_refuses_other_images():
+    from nas.study import check_data
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    made = {"classes": ["a", "b"], "input": [1, 28, 28], "images": {"train": 90, "val": 10, "test": 20}}
+    check_data(study, made, record=False)  # a report rebuilt from a study without a record: nothing to compare, nothing kept
+    assert "data" not in study.user_attrs
+    check_data(study, made)  # a new study (or one from before the record) takes the data it runs with as its own
+    check_data(study, dict(made))  # the same data moved elsewhere: same classes, shape and counts
+    grown = {**made, "images": {"train": 99, "val": 11, "test": 22}}
+    with pytest.raises(ConfigError, match=r"other images \(train/val/test images: 90/10/20 then, 99/11/22 now\)"):
+        check_data(study, grown)  # images added to the folder: the val accuracies of earlier trials were on others
+    with pytest.raises(ConfigError, match=r"other images \(classes: a, b then, a, c now; input: 1x28x28 then, 3x32x32 now\)"):
+        check_data(study, {**made, "classes": ["a", "c"], "input": [3, 32, 32]}, record=False)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import operator
 import textwrap
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from nas.latency.ops import (
 
 if TYPE_CHECKING:
     from nas.latency.profile import LatencyToolConfig  # profile imports this module
+
+log = logging.getLogger("nas.latency")
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
 TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")
@@ -497,7 +500,13 @@ def fit_profile(
     theta[g] = _solve(X[:, g], y, theta0, scale, best[1])
     profile = copy.deepcopy(prior)
     profile.calibration = _calibration(theta)
+    profile.fitted_archs = fitted_arch_ids(archs)
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), form_cv=form_cv)
+
+
+def fitted_arch_ids(archs: Sequence[ArchConfig]) -> list[str]:
+    """The arch_ids a calibration fitted on `archs` records (`HardwareProfile.fitted_archs`): each once, sorted."""
+    return sorted({a.arch_id for a in archs})
 
 
 def _cv_of_totals(archs: Sequence[ArchConfig], y_us: np.ndarray, prior: HardwareProfile,
@@ -569,6 +578,7 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
         theta[_TYPE_BASE[u]] += per_unit
     profile = copy.deepcopy(prior)
     profile.calibration = _calibration(theta, above)
+    profile.fitted_archs = fitted_arch_ids(archs)
     if residual:
         # The trees read log(unit cost - per-unit overhead), which the scale moved by log(a).
         shift = lambda f, thr: thr + (np.log(a) if int(f) == LOG_COST else 0.0)  # noqa: E731
@@ -642,6 +652,7 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
                if WEIGHT_SPILL in profile.calibration else []),
              *([f"calibrated_on: {json.dumps(profile.calibrated_on)}  # the machine measured (on another CPU, a search warns)"]
                if profile.calibrated_on else []),
+             *_fitted_archs_yaml(profile.fitted_archs),
              "calibration:"]
     for kind, terms in profile.calibration.items():
         # The threshold exactly: rounded, a model right at it could change sides.
@@ -656,6 +667,15 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
         # Tree thresholds and leaves exactly: 200 rounded leaves would add up to a visible error.
         lines += ["  - [" + ", ".join(_yaml_float(v, None) for v in row) + "]" for row in profile.residual]
     return head + "\n".join(lines) + "\n"
+
+
+def _fitted_archs_yaml(arch_ids: Sequence[str]) -> list[str]:
+    # Quoted: an arch_id of digits only ("0123456789") would read back as a number and lose its leading zero.
+    if not arch_ids:
+        return []
+    return ["# the archs (arch_id) fitted on: `python -m nas.latency.validate` warns when given them as held-out",
+            *textwrap.wrap("fitted_archs: [" + ", ".join(json.dumps(a) for a in arch_ids) + "]", width=110,
+                           subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)]
 
 
 def hw_source(name: str) -> Path:
@@ -681,7 +701,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     from datetime import date
 
     from nas.config import CONF_DIR, CONF_INSTALLED
-    from nas.latency.measure import measured_on, read_measurements, read_unit_times
+    from nas.latency.measure import measured_on, read_measurements_for, read_unit_times
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
@@ -691,7 +711,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
         raise ConfigError(f"hw={source.stem} is a profile shipped inside the installed package ({source}); pass "
                           f"out=<your config folder>/hw/{source.stem}.yaml and use it with --config-dir <your config folder>")
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
-    rows = [m for path in tool.measurements for m in read_measurements(path)]
+    rows, warnings = read_measurements_for(tool.hw, tool.measurements)
+    for warning in warnings:
+        log.warning("%s", warning)
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     units: dict[str, dict[str, float]] = {}
     for path in tool.units:

@@ -59,10 +59,13 @@ class HardwareProfile:
     # row 0 [init, per-unit overhead in us], then one depth-2 regression tree per row of 10 numbers; see
     # nas.latency.predictor.residual_factors. Empty: no correction.
     residual: list[list[float]] = field(default_factory=list)
+    # The arch_ids the calibration was fitted on (nas.latency.fit), so that validating on them warns that the scores
+    # are not held-out; empty in profiles fitted before it was recorded, and in uncalibrated ones.
+    fitted_archs: list[str] = field(default_factory=list)
 
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
-        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="")
+        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[])
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
@@ -100,6 +103,9 @@ class HardwareProfile:
                 raise ConfigError(f"hw.calibration.{kind}={dict(terms)!r} needs both per_byte and above_bytes")
         if self.residual:
             self._validate_residual()
+        for arch_id in self.fitted_archs:
+            if not (isinstance(arch_id, str) and arch_id.strip()):
+                raise ConfigError(f"hw.fitted_archs has {arch_id!r}; allowed: arch_ids (non-empty strings), as a fit writes them")
         for list_name in ("fused_kinds", "host_kinds"):
             for kind in getattr(self, list_name):
                 if kind not in OP_KINDS:

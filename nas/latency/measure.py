@@ -19,7 +19,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,6 +37,9 @@ MEASUREMENT_COLUMNS = (
     "arch_json", "arch_id", "runtime", "precision", "threads", "batch", "median_ms", "p10_ms", "p90_ms",
     "n_calls", "machine",
 )
+TEMPLATE_PLACEHOLDERS = {"runtime": "<your runtime>", "machine": "<your chip>"}
+"""What `profile export_only=true` writes into the template's cells that the user must fill in (see `read_measurements`)."""
+_PLACEHOLDER = re.compile(r"<your\b[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -395,11 +398,14 @@ def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, flo
 _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
 
 
-def _csv_rows(path: Path, columns: Sequence[str], what: str):
+def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
-    and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter."""
+    and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter. Rows whose cells
+    are all empty (blank lines, a spreadsheet's trailing ",,,,") are skipped. The line number is the file's line the
+    row starts on, also after blank lines and quoted cells that span lines. A row shorter than the header gets None
+    for the cells it lacks (as `csv.DictReader` does); cells beyond the header are ignored."""
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
     raw = path.read_bytes()
@@ -410,11 +416,21 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str):
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start}); save it as CSV (UTF-8)") from None
     header = text.split("\n", 1)[0]
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count))
-    missing = set(columns) - set(reader.fieldnames or ())
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count))
+    fieldnames = next(reader, [])
+    missing = set(columns) - set(fieldnames)
     if missing:
         raise DataError(f"{path}: header lacks column(s) {sorted(missing)}; required: {', '.join(columns)} (see README)")
-    yield from enumerate(reader, start=2)
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        # `line_num` counts the lines read so far, i.e. up to the row's last line: a quoted cell with line breaks
+        # ends lines further down than the row starts (enumerate counted neither those nor blank lines).
+        start = reader.line_num - sum(len(_LINE_BREAK.findall(cell)) for cell in cells)
+        yield start, {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positive: bool) -> float:
@@ -513,20 +529,105 @@ def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> 
 
 def read_measurements(path: str | os.PathLike) -> list[Measurement]:
     """Read a measurements CSV; a malformed row raises `DataError` naming its line."""
+    return [m for _, m in read_measurement_rows(path)]
+
+
+def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measurement]]:
+    """(line number, measurement) of each row of a measurements CSV, as `read_measurements` checks them."""
     p = Path(path)
     rows = []
     for line, row in _csv_rows(p, ("arch_json", "median_ms"), "measurements"):
+        spec = (row["arch_json"] or "").strip()
+        if not spec:
+            raise DataError(f"{p}, line {line}: arch_json is empty; paste the arch's JSON (as the exported template has it) "
+                            "or delete the row")
         try:
-            arch = ArchConfig.from_json(row["arch_json"] or "")
+            arch = ArchConfig.from_json(spec)
         except (ValueError, ConfigError, TypeError) as e:
             raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
         median = _number(row, "median_ms", p, line, unit="milliseconds", positive=True)
         p10, p90 = (_number(row, c, p, line, unit="milliseconds", positive=True) if (row.get(c) or "").strip() else median
                     for c in ("p10_ms", "p90_ms"))
+        if not p10 <= median <= p90:
+            # p10/p90 are percentiles of the same calls the median summarises: out of order, columns were swapped or
+            # shifted, and the noise check (`session_spread`) would read a negative spread.
+            raise DataError(f"{p}, line {line}: p10_ms={p10:g}, median_ms={median:g}, p90_ms={p90:g}; they must satisfy "
+                            "p10_ms <= median_ms <= p90_ms (columns swapped?)")
+        for column in ("runtime", "precision", "machine", "arch_id"):
+            cell = (row.get(column) or "").strip()
+            if _PLACEHOLDER.fullmatch(cell):
+                what = "chip you measured on" if column == "machine" else f"{column} you measured with"
+                raise DataError(f"{p}, line {line}: {column}={cell!r} is still the template's placeholder; write the {what} "
+                                "(or leave the cell empty)")
         counts = {c: _count_cell(row, c, p, line, default=default) for c, default in (("threads", 0), ("n_calls", 0), ("batch", 1))}
-        rows.append(Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
-                                precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
-                                machine=row.get("machine") or "", **counts))
+        rows.append((line, Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
+                                       precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
+                                       machine=row.get("machine") or "", **counts)))
     if not rows:
         raise DataError(f"{p} holds no measurements")
     return rows
+
+
+def _stated(value: str) -> str:
+    # What a row says about its runtime or precision, compared case-blind; "" where it says nothing: the cells are
+    # optional (README, "Onboarding a chip"), and an empty one is read as "unknown".
+    value = value.strip().lower()
+    return "" if value == "unknown" else value
+
+
+def read_measurements_for(hw: HardwareProfile, paths: Sequence[str | os.PathLike]) -> tuple[list[Measurement], list[str]]:
+    """The measurements of `paths` (CSV files) for fitting or validating `hw`, and warnings for the user.
+
+    A calibration holds for one runtime and precision at batch 1, so a row taken otherwise raises `DataError` naming
+    its file and line: its `batch` must be 1 and its precision `hw.precision`, and, where `hw` has a runtime on this
+    host, its runtime `hw.runtime`; a profile without one (a chip measured with its vendor's tools) takes rows of one
+    runtime, whichever it is. Empty runtime and precision cells say nothing and pass.
+
+    Warnings: a file given more than once, and archs measured more than once in the same runtime, precision and
+    threads (two sessions of the same archs, say): each such row counts on its own in a fit and in the scores.
+    """
+    located: list[tuple[Path, int, Measurement]] = []
+    first_runtime: tuple[Path, int, str] | None = None
+    for path in paths:
+        for line, m in read_measurement_rows(path):
+            runtime, precision = _stated(m.runtime), _stated(m.precision)
+            if m.batch != 1 or precision not in ("", hw.precision) or (hw.runtime and runtime not in ("", hw.runtime)):
+                taken = f"runtime={m.runtime!r}, precision={m.precision!r}, batch={m.batch}"
+                wanted = (f"runtime={hw.runtime!r}, " if hw.runtime else "") + f"precision={hw.precision!r}, batch=1"
+                raise DataError(f"{path}, line {line}: measured with {taken}, but hw={hw.name} predicts {wanted}; a "
+                                "calibration holds for one runtime and precision at batch 1: measure in those, or fit and "
+                                "validate with the hw profile these rows were taken for")
+            if runtime and not hw.runtime:
+                if first_runtime is None:
+                    first_runtime = (Path(path), line, m.runtime)
+                elif runtime != _stated(first_runtime[2]):
+                    raise DataError(f"{path}, line {line}: runtime={m.runtime!r}, but {first_runtime[0]}, line "
+                                    f"{first_runtime[1]} has runtime={first_runtime[2]!r}; hw={hw.name} names no runtime, "
+                                    "so one calibration takes one runtime's measurements: fit and validate them apart")
+            located.append((Path(path), line, m))
+    return [m for _, _, m in located], duplicate_warnings(located)
+
+
+def duplicate_warnings(located: Sequence[tuple[Path, int, Measurement]]) -> list[str]:
+    """Warnings about repeats among (file, line, measurement) rows: a file given more than once, and an arch measured
+    more than once in the same runtime, precision and threads, named by its files and lines."""
+    copies = collections.Counter((path.resolve(), line) for path, line, _ in located)
+    twice: dict[Path, tuple[Path, int]] = {}  # resolved file -> (as given, times given)
+    for path, line, _ in located:
+        if copies[(path.resolve(), line)] > 1:
+            twice.setdefault(path.resolve(), (path, copies[(path.resolve(), line)]))
+    warnings = [f"{path} is given {k} times in measurements: each of its rows counts {k} times" for path, k in twice.values()]
+    where: dict[tuple, list[tuple[Path, int]]] = collections.defaultdict(list)
+    for path, line, m in located:
+        spots = where[(m.arch.arch_id, _stated(m.runtime), _stated(m.precision), m.threads)]
+        if all((q.resolve(), l) != (path.resolve(), line) for q, l in spots):  # the same file again: said above
+            spots.append((path, line))
+    repeated = [(key[0], spots) for key, spots in where.items() if len(spots) > 1]
+    if repeated:
+        shown = "; ".join(f"arch {arch_id} at " + " and ".join(f"{p}, line {l}" for p, l in spots)
+                          for arch_id, spots in repeated[:3])
+        more = f"; and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        warnings.append(f"{len(repeated)} arch(s) measured more than once in the same runtime, precision and threads "
+                        f"({shown}{more}): each row counts as a measurement of its own, so these archs weigh more; keep "
+                        "one session's rows unless that is meant")
+    return warnings

@@ -29,12 +29,12 @@ from omegaconf import DictConfig
 
 from nas.arch import MIXERS, ArchConfig
 from nas.checkpoint import export_onnx
-from nas.config import CONF_DIR, SpaceConfig, structured
+from nas.config import CONF_DIR, SpaceConfig, precheck_overrides, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
-    PRECISIONS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
+    PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
 from nas.model import build_model
 from nas.space import sample_arch, validate_space
@@ -231,8 +231,9 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         folder = make_folder(tool.out or f"{default}_onnx", setting=f"out={tool.out!r}")
         paths = export_archs(archs, folder, precision=tool.hw.precision)
         template = folder / "measurements.csv"
-        rows = [Measurement(arch=a, runtime="<your runtime>", precision=tool.hw.precision, threads=0, median_ms=float("nan"),
-                            p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0, machine="<your chip>") for a in archs]
+        rows = [Measurement(arch=a, runtime=TEMPLATE_PLACEHOLDERS["runtime"], precision=tool.hw.precision, threads=0,
+                            median_ms=float("nan"), p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0,
+                            machine=TEMPLATE_PLACEHOLDERS["machine"]) for a in archs]
         # The user fills median_ms (and optionally p10/p90) per row, from the file named <arch_id>.onnx.
         write_measurements(template, rows)
         log.info("exported %d models to %s; fill median_ms in %s", len(paths), folder, template)
@@ -253,6 +254,9 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
 def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
     """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line."""
     register_latency_configs()
+    if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
     def main(cfg: DictConfig) -> None:

@@ -90,15 +90,22 @@ def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+MIN_VALIDATION = 3
+"""Fewer measurements than this: Kendall tau is undefined (nan) and the baselines' fitted scale matches them exactly."""
+
+
 def validate_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
     from nas.errors import DataError, make_folder
-    from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements
+    from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements_for
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
     out = make_folder(tool.out or f"latency/validate_{tool.hw.name}", setting=f"out={tool.out!r}")
-    rows = [m for path in tool.measurements for m in read_measurements(path)]
+    rows, warnings = read_measurements_for(tool.hw, tool.measurements)
+    if len(rows) < MIN_VALIDATION:
+        raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_VALIDATION} measurements to validate, got "
+                        f"{len(rows)} (with fewer, Kendall tau is undefined and the baselines fit them exactly)")
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
     results = compare_predictors(archs, measured, tool.hw)
@@ -106,13 +113,27 @@ def validate_command(tool: LatencyToolConfig) -> str:
                                title=f"{tool.hw.name}: predicted vs measured")
     (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
-    warnings = [w for w in (noise_warning(rows),) if w]
+    warnings += [w for w in (noise_warning(rows),) if w]
     if machine and tool.hw.calibrated_on and cpu_model(tool.hw.calibrated_on) != machine:
         warnings.append(f"hw={tool.hw.name} was calibrated on {tool.hw.calibrated_on!r} and these measurements come "
                         f"from {machine!r}: the scores above compare two machines")
+    # Scores on archs the profile was fitted on flatter it: say so, as for noise.
+    warnings += [w for w in (fitted_on_warning(archs, tool.hw),) if w]
     text = metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
     (out / "validation.md").write_text(text + "\n")
     return text + f"\n(written to {out})"
+
+
+def fitted_on_warning(archs: Sequence[ArchConfig], hw: HardwareProfile) -> str | None:
+    """One line when some of `archs` are among those `hw` was fitted on (`HardwareProfile.fitted_archs`), else None.
+
+    Profiles fitted before that record was written say nothing, so neither does this."""
+    ids = {a.arch_id for a in archs}
+    used = len(ids & set(hw.fitted_archs))
+    if not used:
+        return None
+    return (f"{used} of {len(ids)} archs were used for fitting hw={hw.name}: these scores are not held-out; validate on "
+            "archs measured apart from the fit (another seed=)")
 
 
 if __name__ == "__main__":
