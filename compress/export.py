@@ -168,6 +168,14 @@ def _require(path: str | os.PathLike) -> Path:
     return p
 
 
+def openvino_cause(e: BaseException) -> str:
+    """The line of an OpenVINO error that says what is wrong ("bin file cannot be found", "Error parsing ..."): its
+    first lines only name the C++ source files the exception passed through."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    cause = next((ln for ln in lines if not ln.startswith("Exception from ")), lines[0] if lines else type(e).__name__)
+    return cause[:200]
+
+
 def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
     """Logits of `split` computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts)."""
     import openvino as ov
@@ -176,7 +184,7 @@ def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: in
     try:
         model = core.read_model(str(_require(xml_path)))
     except RuntimeError as e:
-        raise CheckpointError(f"{xml_path} is not a readable OpenVINO IR: {str(e).strip().splitlines()[0][:200]}") from None
+        raise CheckpointError(f"{xml_path} is not a readable OpenVINO IR: {openvino_cause(e)}") from None
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads)})
     request = compiled.create_infer_request()
     out = compiled.output(0)

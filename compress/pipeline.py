@@ -156,7 +156,14 @@ def compress_checkpoint(
     fp32_pred = predict_latency(arch, hw)
     ratio, target_ms = prune_targets(cfg, fp32_pred.total_ms)
     if target_ms is not None and target_ms < fp32_pred.total_ms:
-        check_reachable(arch, hw=hw, target_latency_ms=target_ms)  # before any file is written
+        fraction = cfg.prune.target_latency_fraction if cfg.prune.target_latency_ms is None else None
+        setting = (f"compress.prune.target_latency_fraction={fraction:g} ({target_ms:.3f} ms)" if fraction is not None
+                   else None)  # the setting the user gave, not the one derived from it
+        check_reachable(arch, hw=hw, target_latency_ms=target_ms, setting=setting)  # before any file is written
+    # The files of an earlier compression go first, its metrics before the rest: interrupted, this run leaves no
+    # compressed_metrics.json describing files it replaced, and a run that does not prune leaves no stale pruned files.
+    for name in (METRICS_FILE, *COMPRESSED_FILES):
+        (folder / name).unlink(missing_ok=True)
     seed_everything(cfg.seed)
     if cfg.keep_freed_memory:  # a search has done so already; a standalone `python -m compress.run` has not
         keep_freed_memory()

@@ -137,26 +137,35 @@ def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
     return torch_logits(load_checkpoint(path), split, batch_size=batch_size)
 
 
+def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str] | None:
+    """The class each image's folder names, when every image lies in a folder named after one of `classes` (new photos
+    sorted into class folders, as for training), else None. A "/" in a class name, which no folder name can hold, is
+    written "_" (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
+    by_folder = {name.replace("/", "_"): name for name in classes} | {name: name for name in classes}
+    labels = [by_folder.get(p.path.parent.name) for p in predictions]
+    return labels if predictions and None not in labels else None  # type: ignore[return-value]
+
+
 def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> tuple[int, int] | None:
-    """(right, total) of the top-1 classes when every image lies in a folder named after one of `classes` (new photos
-    sorted into class folders, as for training); None when some image's folder is not a class name."""
-    names = set(classes)
-    if not predictions or any(p.path.parent.name not in names for p in predictions):
+    """(right, total) of the top-1 classes against `folder_labels`; None when some image's folder is not a class."""
+    labels = folder_labels(predictions, classes)
+    if labels is None:
         return None
-    return sum(p.classes[0] == p.path.parent.name for p in predictions), len(predictions)
+    return sum(p.classes[0] == label for p, label in zip(predictions, labels)), len(predictions)
 
 
-def folder_balanced_accuracy(predictions: Sequence[Prediction]) -> float:
-    """The mean over the class folders of `predictions` (as `folder_accuracy` takes them) of the share of each one's
-    images whose top-1 class is the folder's name: balanced accuracy, each class counted the same."""
-    return score(np.array([p.classes[0] for p in predictions]), np.array([p.path.parent.name for p in predictions]),
-                 balanced=True)
+def folder_balanced_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> float:
+    """The mean over the class folders of `predictions` (`folder_labels`) of the share of each one's images whose top-1
+    class is the folder's class: balanced accuracy, each class counted the same."""
+    labels = folder_labels(predictions, classes) or []
+    return score(np.array([p.classes[0] for p in predictions]), np.array(labels), balanced=True)
 
 
-def folder_interval(predictions: Sequence[Prediction], *, balanced: bool = False) -> tuple[float, float] | None:
+def folder_interval(predictions: Sequence[Prediction], classes: Sequence[str], *,
+                    balanced: bool = False) -> tuple[float, float] | None:
     """The 95% interval (`nas.stats.accuracy_interval`) of the accuracy `folder_accuracy` reports, or with `balanced`
     of `folder_balanced_accuracy`'s: 45 of 50 new photos right (90%) says only that the accuracy lies in 78-96%."""
-    truth = np.array([p.path.parent.name for p in predictions])
+    truth = np.array(folder_labels(predictions, classes) or [])
     predicted = np.array([p.classes[0] for p in predictions])
     folders = np.unique(truth)
     right = [int((predicted[truth == f] == f).sum()) for f in folders]
@@ -198,14 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         labelled = folder_accuracy(predictions, contract.classes)
         if labelled is not None:
             right, total = labelled
-            low, high = folder_interval(predictions)
+            low, high = folder_interval(predictions, contract.classes)
             print(f"top-1 accuracy on the {total} images whose folder names their class: {100 * right / total:.2f}% "
                   f"({right} of {total}; 95% interval {100 * low:.1f}-{100 * high:.1f}%)")
             if contract.metric == "balanced_accuracy":  # what the run was searched and scored for
                 folders = len({p.path.parent.name for p in predictions})
-                low, high = folder_interval(predictions, balanced=True)
+                low, high = folder_interval(predictions, contract.classes, balanced=True)
                 print(f"balanced accuracy (the mean over the {folders} class folders): "
-                      f"{100 * folder_balanced_accuracy(predictions):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")
+                      f"{100 * folder_balanced_accuracy(predictions, contract.classes):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")
         if args.csv is not None:
             args.csv.write_text(predictions_csv(predictions))
     return 0

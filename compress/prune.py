@@ -158,14 +158,15 @@ class PruneResult:
     target_met: bool
 
 
-def check_reachable(arch: ArchConfig, *, hw: HardwareProfile, target_latency_ms: float) -> None:
-    """Raise `ConfigError` if even `MAX_RATIO` channel pruning keeps `arch` above `target_latency_ms` on `hw`."""
+def check_reachable(arch: ArchConfig, *, hw: HardwareProfile, target_latency_ms: float, setting: str | None = None) -> None:
+    """Raise `ConfigError` if even `MAX_RATIO` channel pruning keeps `arch` above `target_latency_ms` on `hw`; the
+    message names `setting` (the user's setting the target came from; default: target_latency_ms itself)."""
     multiple = max(1, int(hw.channel_multiple or 1))
     floor_ms = predict_latency(plan_pruned_arch(arch, MAX_RATIO, multiple=multiple), hw).total_ms
     if floor_ms > target_latency_ms:
         before = predict_latency(arch, hw).total_ms
         raise ConfigError(
-            f"compress.prune.target_latency_ms={target_latency_ms} cannot be met for {arch.arch_id} on {hw.name}: "
+            f"{setting or f'compress.prune.target_latency_ms={target_latency_ms:g}'} cannot be met for {arch.arch_id} on {hw.name}: "
             f"it is predicted at {before:.3f} ms and still at {floor_ms:.3f} ms with {MAX_RATIO:.0%} of its channels pruned"
         )
 

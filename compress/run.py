@@ -131,9 +131,11 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error():
         metrics = run_compress(cfg)
     print(format_table(metrics))
-    note = metrics["int8"].get("note")
-    if note:
-        print(f"note: {note}")
+    int8 = metrics["int8"]
+    print(f"int8: test acc from {int8.get('file_ir')} in OpenVINO; {int8.get('file')} in onnxruntime "
+          f"{100 * int8['test_acc_onnx']:.2f}%; size of {int8.get('file')}")
+    if int8.get("note"):
+        print(f"note: {int8['note']}")
 
 
 if __name__ == "__main__":

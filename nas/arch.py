@@ -222,6 +222,8 @@ class ArchConfig(_CachedHash):
         _check(not unknown, f"arch spec has unknown field(s) {unknown}; allowed: {sorted(known)}")
         _check("stages" in data, "arch spec has no 'stages'")
         stage_known = {f.name for f in dataclasses.fields(StageConfig)}
+        if not isinstance(data["stages"], (list, tuple)):
+            raise ConfigError(f"arch spec 'stages' must be a list of stage objects, got {data['stages']!r}")
         stages = []
         for i, s in enumerate(data["stages"]):
             if not isinstance(s, Mapping):

@@ -476,6 +476,8 @@ def validate_run_config(run: RunConfig) -> None:
     s = run.search
     _positive(s.n_trials, "search.n_trials", integer=True)
     _positive(s.population_size, "search.population_size", integer=True)
+    if s.population_size < 2:  # (Optuna's NSGA-II refuses fewer: it breeds pairs)
+        raise ConfigError(f"search.population_size={s.population_size} must be >= 2 (NSGA-II breeds pairs of parents)")
     if s.n_startup_trials < 0:
         raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)
@@ -538,6 +540,13 @@ def validate_data_config(d: DataConfig) -> None:
                           "(transparency dropped)")
     if d.max_shift < 0:
         raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
+    if DataFormat(d.format) == DataFormat.idx:  # image-folder settings that idx files would silently ignore
+        if d.background is not None:
+            raise ConfigError(f"data.background={d.background!r} applies to image folders (data=imagefolder); "
+                              f"{d.name}'s idx images have no transparency: leave it null")
+        if d.cache_dir:
+            raise ConfigError(f"data.cache_dir={d.cache_dir!r} caches decoded image folders (data=imagefolder); "
+                              f"{d.name}'s idx files are read as they are: leave it null")
 
 
 def validate_compress_config(c: CompressConfig) -> None:

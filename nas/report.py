@@ -579,7 +579,7 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
                               m.macs) for m in members],
             line={"color": _FRONT_COLOUR, "width": 2, "shape": "hv"},
             marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
-    points = _int8_points(run.members)
+    points = _int8_points(run.members, run.header.get("hw"))
     if points:
         fig.add_trace(go.Scatter(
             x=[p[1] for p in points], y=[100.0 * p[2] for p in points], mode="markers",
@@ -707,10 +707,19 @@ def _html_front_table(members: Sequence[_Member]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _int8_points(members: Sequence[_Member]) -> list[tuple[str, float, float]]:
-    """(arch_id, predicted latency, val acc from the int8 file) of every compressed member."""
+def _other_chip(compressed: dict[str, Any] | None, hw: Any) -> str | None:
+    """The chip a member's compression predicted latencies for when it is not the run's `hw` (compress.run with
+    another hw=), else None."""
+    chip = (compressed or {}).get("hw")
+    return str(chip) if hw and chip and chip != hw else None
+
+
+def _int8_points(members: Sequence[_Member], hw: Any = None) -> list[tuple[str, float, float]]:
+    """(arch_id, predicted latency, val acc from the int8 file) of every member compressed for the run's chip `hw`."""
     out = []
     for m in members:
+        if _other_chip(m.compressed, hw):  # its latency is another chip's: not on this chip's plot
+            continue
         int8 = (m.compressed or {}).get("int8") or {}
         ms, acc = _to_float(int8.get("latency_ms")), _to_float(int8.get("val_acc_file"))
         if ms is not None and acc is not None:
@@ -722,13 +731,15 @@ _COMPRESSED_HEAD = ("member", "stage", "test acc (from the file)", "predicted la
                     "host torch eager (ms)", "params", "size on disk (KiB)", "file", "notes")
 
 
-def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
-    """Rows of the fp32 -> pruned -> int8 table (one block per compressed member)."""
+def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[str]]:
+    """Rows of the fp32 -> pruned -> int8 table (one block per compressed member); latencies predicted for another
+    chip than the run's `hw` say which."""
     rows = []
     for m in members:
         c = m.compressed
         if not c:
             continue
+        chip = _other_chip(c, hw)
         if c.get("error"):
             rows.append([m.arch_id, "failed", _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
                          str(c["error"])])
@@ -747,7 +758,9 @@ def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
                 notes.append(f"ratio {s.get('ratio')}, val acc {_fmt_acc(_to_float(s.get('val_acc_before_recovery')))} "
                              f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
             if stage == "int8":
-                notes.append(f"ONNX (onnxruntime) {_fmt_acc(_to_float(s.get('test_acc_onnx')))}; "
+                # the row's accuracy is the IR's (what compress.predict runs); the size is the QDQ ONNX file's
+                notes.append(f"test acc from {s.get('file_ir') or 'model_int8.xml'} in OpenVINO; "
+                             f"{s.get('file') or 'model_int8.onnx'} in onnxruntime {_fmt_acc(_to_float(s.get('test_acc_onnx')))}; "
                              f"QAT epochs {s.get('qat_epochs', 0)}")
                 if s.get("note"):
                     notes.append(str(s["note"]))
@@ -761,16 +774,18 @@ def _compressed_rows(members: Sequence[_Member]) -> list[list[str]]:
             if s.get("test_acc_per_class"):
                 notes.append(f"weakest class {_weakest_class(s['test_acc_per_class'])}")
                 before = s["test_acc_per_class"]
+            if chip and stage == "fp32":
+                notes.insert(0, f"latencies predicted for hw={chip} (compress.run), not this run's {hw}")
             rows.append([m.arch_id, stage, _fmt_acc_ci(_to_float(s.get("test_acc")), s.get("test_acc_ci95")),
-                         _fmt_ms(_to_float(s.get("latency_ms"))),
+                         _fmt_ms(_to_float(s.get("latency_ms"))) + (f" ({chip})" if chip else ""),
                          _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
                          str(s.get("file") or _MISSING), "; ".join(notes)])
     return rows
 
 
-def _html_compressed_table(members: Sequence[_Member]) -> str:
-    rows = _compressed_rows(members)
+def _html_compressed_table(members: Sequence[_Member], hw: Any = None) -> str:
+    rows = _compressed_rows(members, hw)
     if not rows:
         return _html_note("No compressed members (compress.members=none, or compression has not run yet).")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in _COMPRESSED_HEAD)
@@ -778,8 +793,8 @@ def _html_compressed_table(members: Sequence[_Member]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _md_compressed_table(members: Sequence[_Member]) -> list[str]:
-    rows = _compressed_rows(members)
+def _md_compressed_table(members: Sequence[_Member], hw: Any = None) -> list[str]:
+    rows = _compressed_rows(members, hw)
     if not rows:
         return ["_No compressed members (compress.members=none, or compression has not run yet)._"]
     lines = ["| " + " | ".join(_COMPRESSED_HEAD) + " |", "|" + "---|" * len(_COMPRESSED_HEAD)]
@@ -814,7 +829,7 @@ def _render_html(run: _Run) -> str:
         _html_front_table(members) if members else _html_note("No Pareto members yet."),
         _html_note(_best_member_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
-        _html_compressed_table(members),
+        _html_compressed_table(members, run.header.get("hw")),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -861,7 +876,7 @@ def _render_markdown(run: _Run) -> str:
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
     lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _ci_note(run.members)) if note]
-    lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members)
+    lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
     return "\n".join(lines) + "\n"
 
 
@@ -900,7 +915,7 @@ def _pareto_png(run: _Run) -> bytes:
         for m, x, y in zip(members, xs, ys):
             ax.annotate(m.arch_id, (x, y), textcoords="offset points", xytext=(5, -12), fontsize=7,
                         color=_FRONT_COLOUR)
-    points = _int8_points(run.members)
+    points = _int8_points(run.members, run.header.get("hw"))
     if points:
         ax.scatter([p[1] for p in points], [100.0 * p[2] for p in points], c=_INT8_COLOUR, marker="*", s=120,
                    label="compressed int8 (val acc from the file)", zorder=4)

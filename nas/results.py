@@ -13,6 +13,7 @@ Run folder layout (`runs/<study_name>/`):
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as _dt
 import io
@@ -36,6 +37,7 @@ from nas.checkpoint import (
 from nas.config import RunConfig, hw_profiles
 from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
+from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
 from nas.stats import interval_of, paired_change
@@ -284,7 +286,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
-                measured = measure_onnx(onnx_path, run.hw, input_shape=(1, arch.in_chans, arch.img_size, arch.img_size))
+                measured = _measure_member(model, arch, onnx_path, run.hw)
                 measured_on = cpu_model(machine_info())
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
                              interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
@@ -311,8 +313,9 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "latency_ms": lat.total_ms,
         "latency_hw": run.hw.name,
         "measured_latency_ms": test.measured_latency_ms,
-        "measured_latency_how": (f"model.onnx in {run.hw.runtime} {run.hw.precision}, {run.hw.threads} thread(s), batch 1, "
-                                 "median of 3 interleaved blocks of 20 calls" if test.measured_latency_ms is not None else None),
+        "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {run.hw.threads} thread(s), "
+                                 "batch 1, median of 3 interleaved blocks of 20 calls"
+                                 if test.measured_latency_ms is not None else None),
         # The CPU model it was timed on: the prediction holds for the profile's `calibrated_on` machine.
         "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
         "latency_by_stage": lat.by_stage(),
@@ -341,6 +344,27 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     }
     atomic_write_json(metrics_path, metrics)
     return metrics
+
+
+def _timed_file(hw: HardwareProfile) -> str:
+    """What `_measure_member` times for a host profile, in words (metrics.json's measured_latency_how)."""
+    return ("an int8 QDQ export of model.pt (NNCF PTQ on 8 random images, as latency profiling exports)"
+            if hw.precision == "int8" else "model.onnx")
+
+
+def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: HardwareProfile) -> float:
+    """Median batch-1 latency (ms) on this host of what `hw` predicts: model.onnx for a float profile; for an int8 one
+    (model.onnx is float32, and timed in an int8 profile it ran in float) an int8 QDQ export of the model, made as
+    `nas.latency.profile` makes the files its int8 profiles are fitted on (latency does not depend on the ranges)."""
+    shape = (1, arch.in_chans, arch.img_size, arch.img_size)
+    if hw.precision != "int8":
+        return measure_onnx(onnx_path, hw, input_shape=shape)
+    import tempfile
+
+    from nas.latency.profile import export_int8  # compress's quantizer: imported only for int8 host profiles
+
+    with tempfile.TemporaryDirectory() as tmp:  # (a copy: the quantizer wraps the model it is given)
+        return measure_onnx(export_int8(copy.deepcopy(model), arch, Path(tmp) / "model_int8.onnx"), hw, input_shape=shape)
 
 
 def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig) -> dict[str, Any]:

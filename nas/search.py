@@ -75,7 +75,7 @@ def make_sampler(run: RunConfig, *, trials_before: int = 0) -> optuna.samplers.B
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials, multivariate=True, group=True)
     if s.sampler == Sampler.nsga2:
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, s.population_size))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=s.population_size)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -116,7 +116,10 @@ def resolve_seed_archs(run: RunConfig, data: Dataset) -> list[ArchConfig]:
         else:
             raise ConfigError(f"search.seed_archs has {entry!r}: neither a model family ({', '.join(family_names())}) "
                               "nor an arch.json file or checkpoint folder")
-        arch_params(arch, run.space)  # raises, naming the value the space does not offer
+        try:
+            arch_params(arch, run.space)  # raises, naming the value the space does not offer
+        except ConfigError as e:
+            raise ConfigError(f"search.seed_archs has {entry!r}, which the space cannot express: {e}") from None
         archs.append(arch)
     return archs
 
@@ -397,6 +400,17 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                 waiting_logged = False
                 attempts_left -= 1
                 study.optimize(objective, n_trials=1, callbacks=[after_trial], gc_after_trial=True)
+            else:  # out of time or attempts before the study was full: say which, a short run is not a finished one
+                complete = _n_complete(study)
+                if time.monotonic() >= deadline:
+                    log.info("search.timeout_s=%g reached: %d of %d trials finished; rerun the same command to go on",
+                             s.timeout_s, complete, target)
+                else:
+                    pruned = sum(t.state == TrialState.PRUNED for t in study.get_trials(deepcopy=False))
+                    log.warning("gave up after %d sampled architectures with %d of %d trials finished: %d in the study were "
+                                "over search.latency_budget_ms=%s (pruned without training); the budget admits few "
+                                "architectures of this space: raise it, or narrow the space to faster ones",
+                                50 * max(1, target - done), complete, target, pruned, s.latency_budget_ms)
         except KeyboardInterrupt:
             log.warning("interrupted: keeping %d finished trials; rerun the same command to resume", _n_complete(study))
             return True

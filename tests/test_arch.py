@@ -83,6 +83,9 @@ def test_from_json_rejects_unknown_fields_and_bad_json():
         ArchConfig.from_dict(data)
     with pytest.raises(ConfigError, match="not valid JSON"):
         ArchConfig.from_json("{not json")
+    for stages in (3, "ab", {"mixer": "pool"}):  # a hand-written arch.json (a search seed): one line, not a TypeError
+        with pytest.raises(ConfigError, match=r"arch spec 'stages' must be a list of stage objects, got "):
+            ArchConfig.from_json(json.dumps({"stages": stages}))
 
 
 def test_arch_is_frozen():

@@ -97,12 +97,17 @@ SEARCH_CASES = [
     (["search.early_stop.enabled=true"], "search.early_stop.after_epochs=1 must be < train.epochs=1"),
     (["search.early_stop.safety=0.5"], "search.early_stop.safety=0.5 must be >= 1"),
     (["search.seed_archs=[convformer-XL]"], "search.seed_archs has 'convformer-XL': neither a model family (poolformer-S"),
+    (["search.seed_archs=[vit-S]"], "search.seed_archs has 'vit-S', which the space cannot express: bn/relu"),
     (["search.seed_archs=[vit-S]"], "s0.mixer='attn' is not in space 'metaformer_t'; allowed: ['identity', 'pool', 'sepconv', 'conv']"),
+    (["search.population_size=1"], "search.population_size=1 must be >= 2 (NSGA-II breeds pairs of parents)"),
     (["search.seed_archs=['{img}']"], "is not a readable arch.json"),
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
     (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
     (["data.background=300"], "data.background=300; allowed: a grey level 0 (black) to 255 (white), or null"),
+    # image-folder settings on Fashion-MNIST's idx files would be recorded but do nothing
+    (["data.background=128"], "data.background=128 applies to image folders (data=imagefolder); fashion_mnist's idx images"),
+    (["data.cache_dir=/tmp/c"], "data.cache_dir='/tmp/c' caches decoded image folders (data=imagefolder); fashion_mnist's"),
     (["data.metric=f1"], "Invalid value 'f1', expected one of [accuracy, balanced_accuracy]"),
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),
@@ -224,6 +229,8 @@ CHECKPOINT_CASES = [
                           "'Trouser' here; give the data it was trained on"),
     ("none", ["data=imagefolder", "data.root={img}/rgb32"], "expects 1x28x28 images and 10 classes; dataset 'imagefolder' has 3x32x32 and 3"),
     ("none", ["compress.prune.target_latency_ms=0.0001"], "compress.prune.target_latency_ms=0.0001 cannot be met"),
+    # a fraction: the message names the setting given, and the target in ms it makes
+    ("none", ["compress.prune.target_latency_fraction=0.05"], "compress.prune.target_latency_fraction=0.05 (0.0"),
     ("composited", [], "was trained on images with transparency composited onto grey level 255, not data.background=null; "
                        "pass data.background=255"),
 ]

@@ -102,13 +102,24 @@ def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint,
     assert metrics["pruned"]["latency_ms"] <= 0.8 * metrics["fp32"]["latency_ms"]
 
 
-def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data):
+def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data, monkeypatch):
     cfg = _cfg()
     cfg.measure_latency = False
+    # An earlier compression that pruned left its files: a run that does not prune must not leave them looking current,
+    for name in ("model_pruned.pt", "model_pruned.onnx", "compressed_metrics.json"):
+        (checkpoint / name).write_text("from an earlier run")
+    # ... and an interrupted run leaves no compressed_metrics.json describing files it replaced.
+    import compress.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "quantize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
+    assert not (checkpoint / "compressed_metrics.json").exists() and not (checkpoint / "model_pruned.pt").exists()
+    monkeypatch.undo()
     metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
     assert metrics["pruned"] == {"pruned": False}
     assert metrics["int8"]["arch_id"] == ARCH.arch_id and not (checkpoint / "model_pruned.pt").exists()
-    assert metrics["host_latency"] is None
+    assert not (checkpoint / "model_pruned.onnx").exists() and metrics["host_latency"] is None
 
 
 @pytest.mark.parametrize("keep", [True, False])

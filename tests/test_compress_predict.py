@@ -100,6 +100,10 @@ def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
     (folder / "broken.onnx").write_bytes(b"garbage")  # a truncated download, say: onnxruntime's error in one line
     with pytest.raises(CheckpointError, match=r"broken\.onnx is not a readable ONNX model: .*Protobuf parsing failed"):
         predict(folder / "broken.onnx", [photos])
+    export_openvino(folder / "model.onnx", folder / "copied.xml", in_chans=3, img_size=16)
+    (folder / "copied.bin").unlink()  # an IR copied without its weights: OpenVINO's own cause, not its source files
+    with pytest.raises(CheckpointError, match=r"copied\.xml is not a readable OpenVINO IR: (?!Exception from)\S"):
+        predict(folder / "copied.xml", [photos])
     (folder / "metrics.json").unlink()
     with pytest.raises(CheckpointError, match="no metrics.json in .*ck: it says what input the model takes"):
         predict(folder, [photos])
@@ -144,7 +148,7 @@ def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, ph
             (tmp_path / "labelled" / name / f.name).write_bytes(f.read_bytes())
     predictions = predict(folder, [tmp_path / "labelled"])
     right_in = sum(answer[f.name] == right for f in files)
-    assert folder_balanced_accuracy(predictions) == pytest.approx((right_in / 3 + 0 / 1) / 2)
+    assert folder_balanced_accuracy(predictions, CLASSES) == pytest.approx((right_in / 3 + 0 / 1) / 2)
     main([str(folder), str(tmp_path / "labelled")])
     assert not any(line.startswith("balanced accuracy") for line in capsys.readouterr().out.splitlines())  # plain run
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -154,3 +158,14 @@ def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, ph
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"balanced accuracy (the mean over the 2 class folders): {100 * (right_in / 3) / 2:.2f}% "
         f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)")
+
+
+def test_a_class_name_with_a_slash_is_found_in_a_folder_named_with_an_underscore(tmp_path):
+    from compress.predict import Prediction, folder_accuracy, folder_labels
+
+    classes = ["T-shirt/top", "Trouser"]  # Fashion-MNIST's class 0: no folder name can hold the "/"
+    predictions = [Prediction(tmp_path / folder / "a.png", (top, "x"), (0.9, 0.1))
+                   for folder, top in (("T-shirt_top", "T-shirt/top"), ("Trouser", "T-shirt/top"))]
+    assert folder_labels(predictions, classes) == ["T-shirt/top", "Trouser"]
+    assert folder_accuracy(predictions, classes) == (1, 2)
+    assert folder_labels([Prediction(tmp_path / "Shirt" / "a.png", ("Trouser",), (1.0,))], classes) is None

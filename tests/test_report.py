@@ -168,6 +168,22 @@ def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -
         assert "no class dropped vs the file before; weakest class Shirt" in int8 and "largest class drop" not in int8
 
 
+def test_a_member_compressed_for_another_chip_says_so_and_stays_off_the_runs_plot() -> None:
+    from nas.report import _compressed_rows, _int8_points
+
+    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+        "hw": "cpu", "fp32": {"test_acc": 0.9, "latency_ms": 0.368}, "pruned": {"pruned": False},
+        "int8": {"test_acc": 0.89, "latency_ms": 0.161, "val_acc_file": 0.88, "qat_epochs": 0}})
+    fp32, _, int8 = _compressed_rows([member], "edge_npu")  # `compress.run hw=cpu` on an edge_npu run's member
+    assert fp32[3] == "0.368 (cpu)" and int8[3] == "0.161 (cpu)"
+    assert fp32[-1].startswith("latencies predicted for hw=cpu (compress.run), not this run's edge_npu")
+    assert _int8_points([member], "edge_npu") == [] and _int8_points([member], "cpu") == [("aaaa000001", 0.161, 0.88)]
+    assert _compressed_rows([member], "cpu")[0][3] == "0.368"  # the run's own chip: nothing added
+    member.compressed["int8"].update(file="model_int8.onnx", file_ir="model_int8.xml", test_acc_onnx=0.891)
+    assert _compressed_rows([member], "cpu")[2][-1].startswith(  # whose accuracy the row shows: the IR's
+        "test acc from model_int8.xml in OpenVINO; model_int8.onnx in onnxruntime 89.10%; QAT epochs 0")
+
+
 def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run_dir: pathlib.Path) -> None:
     from nas.report import _compressed_rows
 

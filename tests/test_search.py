@@ -189,6 +189,18 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     assert all(float(r["latency_ms"]) <= budget and r["feasible"] == "True" for r in complete)
     assert all(float(r["latency_ms"]) > budget and r["feasible"] == "False" and "budget" in r["fail_reason"] for r in pruned)
     assert all(m["latency_ms"] <= budget for m in result.pareto)
+    # A budget just above the space's fastest arch: the search gives up after its cap of samples, and says why.
+    monkeypatch.undo()
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.latency_budget_ms=0.172",
+                                                "search.sampler=random", "search.study_name=tight")))
+    log_text = (tmp_path / "tight" / "search.log").read_text()
+    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trials finished: 50 in the "
+                                       "study were over search.latency_budget_ms=0.172") in log_text
+    # ... and a search stopped by its time limit says so
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.timeout_s=0.001",
+                                       "search.study_name=short")))
+    assert re.search(r"search.timeout_s=0.001 reached: [01] of 2 trials finished; rerun the same command to go on",
+                     (tmp_path / "short" / "search.log").read_text())
 
 
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
@@ -211,6 +223,12 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     assert pareto["latency_warning"].startswith(warning)
     assert "Latency warning" in report and warning in report
     assert warning in (result.run_dir / "search.log").read_text()
+    # An int8 host profile times an int8 file of the member (model.onnx is float32: timed, it ran in float)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu_int8",
+                                                "search.study_name=int8")))
+    metrics = json.loads((result.run_dir / result.pareto[0]["checkpoint"] / "metrics.json").read_text())
+    assert metrics["measured_latency_ms"] > 0 and metrics["measured_latency_how"].startswith(
+        "an int8 QDQ export of model.pt (NNCF PTQ on 8 random images, as latency profiling exports) in openvino int8")
 
 
 def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, tmp_path, compose_cfg):

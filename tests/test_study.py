@@ -1,5 +1,6 @@
 """nas.study: storages, lost-worker detection and retries, the study-wide trial count, settings kept in the study."""
 
+import dataclasses
 import multiprocessing
 import re
 import subprocess
@@ -219,12 +220,12 @@ def test_study_from_before_train_precision_resumes_as_the_float32_it_was(tmp_pat
         open_study(bf16, storage, optuna.samplers.RandomSampler())
 
 
-@pytest.mark.parametrize(("key", "override", "message"), [
-    ("stratify", "data.stratify=true", r"data\.stratify: false then, true now"),  # held-out splits were random draws
-    ("background", "data.background=255", r"data\.background: null then, 255 now"),  # transparency was dropped
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("stratify", True, r"data\.stratify: false then, true now"),  # held-out splits were random draws
+    ("background", 255, r"data\.background: null then, 255 now"),  # transparency was dropped
 ])
 def test_study_from_before_a_data_setting_resumes_only_with_what_it_did_then(tmp_path, compose_cfg, tiny_idx_root,
-                                                                             key, override, message):
+                                                                             key, value, message):
     base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
     run = to_run_config(compose_cfg(*base))
     storage = open_storage(run, tmp_path)
@@ -235,8 +236,10 @@ def test_study_from_before_a_data_setting_resumes_only_with_what_it_did_then(tmp
         study.set_user_attr(attr, old)
     assert run.data.stratify is False and run.data.background is None  # Fashion-MNIST's group: what older code did
     open_study(run, storage, optuna.samplers.RandomSampler())
+    # (the setting changed directly: on these idx files data.background is refused before any study is opened)
+    changed = dataclasses.replace(run, data=dataclasses.replace(run.data, **{key: value}))
     with pytest.raises(ConfigError, match=message):
-        open_study(to_run_config(compose_cfg(*base, override)), storage, optuna.samplers.RandomSampler())
+        open_study(changed, storage, optuna.samplers.RandomSampler())
 
 
 def test_study_resumes_under_other_speed_settings_and_names_the_values_that_block_it(tmp_path, compose_cfg, tiny_idx_root):
@@ -244,9 +247,11 @@ def test_study_resumes_under_other_speed_settings_and_names_the_values_that_bloc
     storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
     study = open_study(to_run_config(compose_cfg(*base)), storage, optuna.samplers.RandomSampler())
     # Two 1-thread workers after one 2-thread process, the allocator setting off, another eval batch: same learning.
-    speed = ["train.threads=1", "train.keep_freed_memory=false", "train.eval_batch_size=64", "train.channels_last=false",
-             f"data.cache_dir={tmp_path / 'cache'}"]
-    open_study(to_run_config(compose_cfg(*base, *speed)), storage, optuna.samplers.RandomSampler())
+    speed = ["train.threads=1", "train.keep_freed_memory=false", "train.eval_batch_size=64", "train.channels_last=false"]
+    faster = to_run_config(compose_cfg(*base, *speed))
+    # (an image cache set directly: on these idx files data.cache_dir is refused before any study is opened)
+    open_study(dataclasses.replace(faster, data=dataclasses.replace(faster.data, cache_dir=str(tmp_path / "cache"))),
+               storage, optuna.samplers.RandomSampler())
     # A fingerprint stored by an older version still held the thread count: it joins too.
     old = study.user_attrs["config"]
     old["train"].update(threads=2, keep_freed_memory=True, eval_batch_size=512)

@@ -174,13 +174,15 @@ def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0, pr
         model = build_model(arch).eval()
         path = folder / f"{arch.arch_id}.onnx"
         if precision == "int8":
-            paths.append(_export_int8(model, arch, path, seed=seed))
+            paths.append(export_int8(model, arch, path, seed=seed))
         else:
             paths.append(export_onnx(model, path, in_chans=arch.in_chans, img_size=arch.img_size))
     return paths
 
 
-def _export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: int) -> Path:
+def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: int = 0) -> Path:
+    """`model` (of `arch`) as the int8 QDQ ONNX file the compression ships, quantized on random images: the file int8
+    profiles time (its latency depends on which layers run in int8, not on the calibrated ranges)."""
     # Imported here: compress builds on nas, and only int8 profiling needs it back.
     from compress.export import export_int8_onnx
     from compress.quantize import quantize_ptq
