@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -35,6 +36,11 @@ def _check(ok: bool, message: str) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float, not a bool, and finite (an infinite ratio would build no model)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _CachedHash:
@@ -91,13 +97,9 @@ class StageConfig(_CachedHash):
             f"{where}.kernel={self.kernel!r} must be an odd integer >= 1 (same padding)",
         )
         _check(
-            isinstance(self.mlp_ratio, (int, float)) and not isinstance(self.mlp_ratio, bool) and self.mlp_ratio > 0,
-            f"{where}.mlp_ratio={self.mlp_ratio!r} must be a number > 0",
+            _is_number(self.mlp_ratio) and self.mlp_ratio > 0, f"{where}.mlp_ratio={self.mlp_ratio!r} must be a finite number > 0",
         )
-        _check(
-            isinstance(self.expand, (int, float)) and not isinstance(self.expand, bool) and self.expand > 0,
-            f"{where}.expand={self.expand!r} must be a number > 0",
-        )
+        _check(_is_number(self.expand) and self.expand > 0, f"{where}.expand={self.expand!r} must be a finite number > 0")
         _check(_is_int(self.head_dim) and self.head_dim >= 1, f"{where}.head_dim={self.head_dim!r} must be an integer >= 1")
         _check(
             self.num_heads is None or (_is_int(self.num_heads) and self.num_heads >= 1),
@@ -135,7 +137,8 @@ class StageConfig(_CachedHash):
         d["mlp_ratio"] = float(self.mlp_ratio)
         # Integral expand stays an int so searched specs keep the ids they had before pruning existed.
         d["expand"] = int(self.expand) if float(self.expand).is_integer() else float(self.expand)
-        if self.mixer != "attn" or self.num_heads == max(1, self.width // self.head_dim):
+        # num_heads is dropped only where width // head_dim gives it back: after pruning, 2 heads of 16 in width 40 keep it
+        if self.mixer != "attn" or (self.width % self.head_dim == 0 and self.num_heads == self.width // self.head_dim):
             d["num_heads"] = None
         if d["num_heads"] is None:
             del d["num_heads"]  # absent, not null: specs written before the field existed hash the same
@@ -170,6 +173,8 @@ class ArchConfig(_CachedHash):
 
     def __post_init__(self) -> None:
         # Accept lists / dicts (e.g. from JSON or YAML) but store an immutable, hashable tuple.
+        if not isinstance(self.stages, (tuple, list)) or not all(isinstance(s, (StageConfig, Mapping)) for s in self.stages):
+            raise ConfigError(f"arch.stages={self.stages!r} must be a list of StageConfig (or of stage dicts)")
         stages = tuple(s if isinstance(s, StageConfig) else StageConfig(**dict(s)) for s in self.stages)
         object.__setattr__(self, "stages", stages)
         self.validate()

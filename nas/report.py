@@ -303,8 +303,10 @@ def _change_of(change: Any) -> dict[str, Any] | None:
     return {**change, "now_wrong": wrong, "now_right": right, "p_value": p}
 
 
-def _fmt_p(p: float) -> str:
-    return "p<0.0001" if p < 1e-4 else f"p={p:.2g}"  # as nas.stats.format_p (no nas imports here)
+def _fmt_p(p: float) -> str:  # as nas.stats.format_p (no nas imports here)
+    if p < 1e-4:
+        return "p<0.0001"
+    return f"p={p:.4g}" if p < 0.05 <= float(f"{p:.2g}") else f"p={p:.2g}"
 
 
 def _vs_member_text(member: _Member, change: dict[str, Any] | None, members: Sequence[_Member]) -> str:

@@ -406,11 +406,13 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     log.info("search.timeout_s=%g reached: %d of %d trials finished; rerun the same command to go on",
                              s.timeout_s, complete, target)
                 else:
-                    pruned = sum(t.state == TrialState.PRUNED for t in study.get_trials(deepcopy=False))
-                    log.warning("gave up after %d sampled architectures with %d of %d trials finished: %d in the study were "
-                                "over search.latency_budget_ms=%s (pruned without training); the budget admits few "
-                                "architectures of this space: raise it, or narrow the space to faster ones",
-                                50 * max(1, target - done), complete, target, pruned, s.latency_budget_ms)
+                    states = [t.state for t in study.get_trials(deepcopy=False)]
+                    why = (f"{states.count(TrialState.PRUNED)} in the study were over search.latency_budget_ms="
+                           f"{s.latency_budget_ms:g} (pruned without training); the budget admits few architectures of this "
+                           "space: raise it, or narrow the space to faster ones" if s.latency_budget_ms is not None else
+                           f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
+                    log.warning("gave up after %d sampled architectures with %d of %d trials finished: %s",
+                                50 * max(1, target - done), complete, target, why)
         except KeyboardInterrupt:
             log.warning("interrupted: keeping %d finished trials; rerun the same command to resume", _n_complete(study))
             return True

@@ -69,5 +69,8 @@ def paired_change(before: np.ndarray, after: np.ndarray, truth: np.ndarray) -> d
 
 
 def format_p(p: float) -> str:
-    """'p=0.17', 'p=0.0035' or 'p<0.0001': a p-value as the report and `compress.run` print it (a tiny p is not 0)."""
-    return "p<0.0001" if p < 1e-4 else f"p={p:.2g}"
+    """'p=0.17', 'p=0.0035' or 'p<0.0001': a p-value as the report and `compress.run` print it (a tiny p is not 0; a p
+    just under 0.05, which the report calls real, is not rounded up to 'p=0.05')."""
+    if p < 1e-4:
+        return "p<0.0001"
+    return f"p={p:.4g}" if p < 0.05 <= float(f"{p:.2g}") else f"p={p:.2g}"

@@ -127,3 +127,21 @@ def test_pruned_fields_round_trip_and_leave_searched_ids_unchanged():
     assert ArchConfig.from_json(pruned.to_json()) == pruned and pruned.arch_id != searched.arch_id
     with pytest.raises(ConfigError, match=r"num_heads=0 must be an integer >= 1"):
         StageConfig(mixer="attn", depth=1, width=48, num_heads=0).validate()
+
+
+def test_pruned_attention_keeps_its_heads_through_json_and_bad_stage_values_are_named():
+    # 2 heads of 16 in width 40, as channel pruning leaves an attention stage of width 48 on a chip of 8-channel
+    # multiples: width // head_dim gives the 2 heads back, but the heads do not fill the width, so they are kept
+    pruned = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16),
+                                StageConfig(mixer="attn", depth=1, width=40, head_dim=16, num_heads=2)))
+    again = ArchConfig.from_json(pruned.to_json())
+    assert again == pruned and again.arch_id == pruned.arch_id and again.stages[1].num_heads == 2
+    whole = StageConfig(mixer="attn", depth=1, width=32, head_dim=16, num_heads=2)
+    assert "num_heads" not in whole.canonical()  # heads that fill the width: the ids of searched specs are unchanged
+    with pytest.raises(ConfigError, match="mlp_ratio=inf must be a finite number > 0"):  # would build no model
+        StageConfig(mixer="conv", depth=1, width=16, mlp_ratio=float("inf")).validate()
+    with pytest.raises(ConfigError, match="expand=inf must be a finite number > 0"):
+        StageConfig(mixer="sepconv", depth=1, width=16, expand=float("inf")).validate()
+    for stages in (None, StageConfig(mixer="conv", depth=1, width=8), ["conv"]):
+        with pytest.raises(ConfigError, match=r"must be a list of StageConfig \(or of stage dicts\)"):
+            ArchConfig(stages=stages)

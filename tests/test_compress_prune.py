@@ -59,6 +59,16 @@ def test_attention_loses_whole_heads_and_the_spec_records_them():
     assert ArchConfig.from_json(target.to_json()).arch_id == target.arch_id
 
 
+def test_attention_heads_that_no_longer_fill_the_width_survive_the_checkpoint(tmp_path):
+    # 48 channels of 3 heads of 16, pruned by a quarter on a chip of 8-channel multiples: width 40, 2 whole heads.
+    arch = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16),
+                              StageConfig(mixer="attn", depth=1, width=48, head_dim=16)))
+    target = plan_pruned_arch(arch, 0.25, multiple=8)
+    assert (target.stages[1].width, target.stages[1].heads) == (40, 2)
+    save_checkpoint(tmp_path / "model_pruned.pt", prune_to_arch(build_model(arch).eval(), arch, target), target)
+    assert load_checkpoint(tmp_path / "model_pruned.pt").arch == target  # it failed: "head_dim=16 does not divide width=40"
+
+
 def test_magnitude_importance_removes_the_dead_channels_and_heads_exactly():
     # Zero half the MLP hidden units and one attention head: they contribute nothing, the pruner must
     # pick exactly those (lowest magnitude), so the pruned model computes the same function.

@@ -70,3 +70,4 @@ def test_paired_change_counts_changed_images_and_gives_mcnemars_exact_p():
 
 def test_a_tiny_p_value_is_printed_as_a_bound_not_as_zero():
     assert [format_p(p) for p in (1.0, 0.1734, 0.00035, 3e-12)] == ["p=1", "p=0.17", "p=0.00035", "p<0.0001"]
+    assert format_p(0.04999) == "p=0.04999" and format_p(0.0504) == "p=0.05"  # below 0.05 never reads as 0.05
