@@ -449,8 +449,9 @@ def _balanced_worth(test: dict[str, int]) -> str:
         return ""
     low, high = min(present, key=present.__getitem__), max(present, key=present.__getitem__)
     worth = {k: 100 / (len(present) * v) for k, v in present.items()}
-    text = (f" (balanced accuracy: one test image of {high} = {worth[high]:.2g} pt" if low == high or worth[low] == worth[high]
-            else f" (balanced accuracy: one test image = {worth[high]:.2g} pt ({high}) to {worth[low]:.2g} pt ({low})")
+    text = f" (balanced accuracy: one test image = {worth[high]:.2g} pt"  # classes of equal test images: one worth
+    if worth[low] != worth[high]:
+        text += f" ({high}) to {worth[low]:.2g} pt ({low})"
     absent = sorted(k for k, v in test.items() if v == 0)
     if absent:
         text += f"; {', '.join(absent)}: no test images, left out of the mean"

@@ -268,6 +268,9 @@ def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Pa
     md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
     assert ("300 test (balanced accuracy: one test image = 0.17 pt (bolt) to 33 pt (crack); dent: no test images, left "
             "out of the mean); images per class:") in md
+    header["data"]["per_class"]["test"] = {"bolt": 100, "nut": 100, "crack": 100}  # equal classes: one worth
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    assert "300 test (balanced accuracy: one test image = 0.33 pt); images" in write_reports(run_dir)["report.md"].read_text()
     header["data"] = {"root": "/x", "images": "broken"}  # a hand-edited file: the name, not a crash
     (run_dir / "pareto.json").write_text(json.dumps(header))
     assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
