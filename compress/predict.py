@@ -103,7 +103,10 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64) -> list[Prediction]:
-    """The `top` classes of every image in `images` (files or folders) by the model at `model_path`."""
+    """The `top` classes of every image in `images` (files or folders; one path alone is taken as one) by the model at
+    `model_path`."""
+    if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
+        images = [images]
     path = model_file(model_path)
     contract = _contract(path.parent)
     classes = contract.classes

@@ -118,18 +118,24 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
     """Export to ONNX (opset 17, dynamic batch): input `pixels` float32 NCHW in [0, 1], output `logits`."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; export_onnx writes a file: pass e.g. {path / 'model.onnx'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     model = model.eval()
     dummy = torch.rand(1, in_chans, img_size, img_size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not for users
-        torch.onnx.export(
-            model, (dummy,), str(tmp), opset_version=ONNX_OPSET, dynamo=False,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        )
-    os.replace(tmp, path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not for users
+            torch.onnx.export(
+                model, (dummy,), str(tmp), opset_version=ONNX_OPSET, dynamo=False,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+        os.replace(tmp, path)
+    except BaseException:  # no half-written temporary file left beside the target
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

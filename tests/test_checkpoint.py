@@ -42,6 +42,22 @@ def test_no_temp_files_left_behind(saved):
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]
 
 
+def test_onnx_export_to_a_folder_is_named_and_a_failed_export_leaves_no_temporary_file(saved, tmp_path, monkeypatch):
+    import nas.checkpoint as checkpoint
+
+    model, _ = saved
+    with pytest.raises(CheckpointError, match=r"is a folder; export_onnx writes a file: pass e.g. .*model\.onnx"):
+        checkpoint.export_onnx(model, tmp_path, in_chans=1, img_size=28)
+
+    def full_disk(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "replace", full_disk)  # the file written, its rename failing
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.export_onnx(model, tmp_path / "out" / "m.onnx", in_chans=1, img_size=28)
+    assert list((tmp_path / "out").iterdir()) == []  # the temporary file is removed, not left beside the target
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_corrupt_checkpoint_gives_one_line_error(saved, damage):
     _, path = saved

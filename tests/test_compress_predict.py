@@ -95,6 +95,7 @@ def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
         predict(folder / "arch.json", [photos])
     with pytest.raises(DataError, match="image .*none.png not found"):
         predict(folder, [tmp_path / "none.png"])
+    assert len(predict(folder, str(photos))) == len(predict(folder, [photos]))  # one path alone: not its characters
     with pytest.raises(ConfigError, match="top=4 must be between 1 and the model's 3 classes"):
         predict(folder, [photos], top=4)
     (folder / "broken.onnx").write_bytes(b"garbage")  # a truncated download, say: onnxruntime's error in one line
