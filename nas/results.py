@@ -234,9 +234,11 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 
 
-def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig) -> dict[str, Any] | None:
-    """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content; None (with a warning)
-    when its folder is not up to date and the trial's weights to make it from are missing."""
+def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset,
+                       run: RunConfig) -> tuple[dict[str, Any], np.ndarray] | None:
+    """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content and its test predictions
+    (test_predictions.csv); None (with a warning) when its folder is not up to date and the trial's weights to make it
+    from are missing."""
     assert record.arch is not None
     arch = record.arch
     folder = run_dir / "checkpoints" / arch.arch_id
@@ -290,11 +292,13 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                 measured_on = cpu_model(machine_info())
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
                              interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
-    if logits is None and read_test_predictions(folder / PREDICTIONS_FILE, truth, data.classes) is None:
+    predicted = None if logits is None else logits.argmax(1)
+    if predicted is None and (predicted := read_test_predictions(folder / PREDICTIONS_FILE, truth, data.classes)) is None:
         # a member folder from before 2026-12-05: its model.pt's test predictions, for comparing members image by image
         logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=run.train.eval_batch_size)
+        predicted = logits.argmax(1)
     if logits is not None:
-        atomic_write_bytes(folder / PREDICTIONS_FILE, test_predictions_csv(logits.argmax(1), truth, data.classes).encode())
+        atomic_write_bytes(folder / PREDICTIONS_FILE, test_predictions_csv(predicted, truth, data.classes).encode())
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {
@@ -343,7 +347,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                         "split": {k: getattr(run.data, k) for k in SPLIT_SETTINGS}},
     }
     atomic_write_json(metrics_path, metrics)
-    return metrics
+    return metrics, predicted
 
 
 def _timed_file(hw: HardwareProfile) -> str:
@@ -376,11 +380,12 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     front = front_records(records)
     front_ids = {r.arch_id for r in front}
     atomic_write_bytes(run_dir / "trials.csv", trials_csv(records, front_ids).encode())
-    members = []
+    members, predicted = [], {}
     try:
         for r in front:
-            if (m := materialize_member(run_dir, r, data, run)) is None:
+            if (made := materialize_member(run_dir, r, data, run)) is None:
                 continue
+            m, predicted[r.arch_id] = made
             members.append({
                 "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc,
                 "val_acc_final": (m["final_train"] or {}).get("val_acc"),
@@ -393,9 +398,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     except KeyboardInterrupt:
         _write_pareto_files(run_dir, study, data, run, records, members)
         raise
-    truth = data.test.y.numpy()
-    compare_members(members, {m["arch_id"]: read_test_predictions(run_dir / m["checkpoint"] / PREDICTIONS_FILE, truth,
-                                                                  data.classes) for m in members}, truth)
+    compare_members(members, predicted, data.test.y.numpy())
     # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
     # trials/, so nothing is lost); a member left out above for missing weights keeps its folder.
     ckpt_root = run_dir / "checkpoints"

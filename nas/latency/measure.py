@@ -611,18 +611,19 @@ def read_measurements_for(hw: HardwareProfile, paths: Sequence[str | os.PathLike
 def duplicate_warnings(located: Sequence[tuple[Path, int, Measurement]]) -> list[str]:
     """Warnings about repeats among (file, line, measurement) rows: a file given more than once, and an arch measured
     more than once in the same runtime, precision and threads, named by its files and lines."""
-    copies = collections.Counter((path.resolve(), line) for path, line, _ in located)
+    rows = [(path, path.resolve(), line, m) for path, line, m in located]  # resolved once per row
+    copies = collections.Counter((real, line) for _, real, line, _ in rows)
     twice: dict[Path, tuple[Path, int]] = {}  # resolved file -> (as given, times given)
-    for path, line, _ in located:
-        if copies[(path.resolve(), line)] > 1:
-            twice.setdefault(path.resolve(), (path, copies[(path.resolve(), line)]))
+    for path, real, line, _ in rows:
+        if copies[(real, line)] > 1:
+            twice.setdefault(real, (path, copies[(real, line)]))
     warnings = [f"{path} is given {k} times in measurements: each of its rows counts {k} times" for path, k in twice.values()]
-    where: dict[tuple, list[tuple[Path, int]]] = collections.defaultdict(list)
-    for path, line, m in located:
-        spots = where[(m.arch.arch_id, _stated(m.runtime), _stated(m.precision), m.threads)]
-        if all((q.resolve(), l) != (path.resolve(), line) for q, l in spots):  # the same file again: said above
-            spots.append((path, line))
-    repeated = [(key[0], spots) for key, spots in where.items() if len(spots) > 1]
+    # per arch (in one runtime, precision and threads): its rows by (resolved file, line), so a file given again,
+    # said above, adds none
+    seen: dict[tuple, dict[tuple[Path, int], tuple[Path, int]]] = collections.defaultdict(dict)
+    for path, real, line, m in rows:
+        seen[(m.arch.arch_id, _stated(m.runtime), _stated(m.precision), m.threads)].setdefault((real, line), (path, line))
+    repeated = [(key[0], list(spots.values())) for key, spots in seen.items() if len(spots) > 1]
     if repeated:
         shown = "; ".join(f"arch {arch_id} at " + " and ".join(f"{p}, line {l}" for p, l in spots)
                           for arch_id, spots in repeated[:3])
