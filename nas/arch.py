@@ -133,22 +133,29 @@ class StageConfig(_CachedHash):
 
     def canonical(self) -> dict[str, Any]:
         """Fields as a dict with the irrelevant ones reset, so equal networks get equal ids."""
-        d = dataclasses.asdict(self)
-        d["mlp_ratio"] = float(self.mlp_ratio)
-        # Integral expand stays an int so searched specs keep the ids they had before pruning existed.
-        d["expand"] = int(self.expand) if float(self.expand).is_integer() else float(self.expand)
-        # num_heads is dropped only where width // head_dim gives it back: after pruning, 2 heads of 16 in width 40 keep it
-        if self.mixer != "attn" or (self.width % self.head_dim == 0 and self.num_heads == self.width // self.head_dim):
-            d["num_heads"] = None
+        d = dataclasses.asdict(self._canonical_stage())
         if d["num_heads"] is None:
             del d["num_heads"]  # absent, not null: specs written before the field existed hash the same
-        if self.mixer not in KERNEL_MIXERS:
-            d["kernel"] = 3
-        if self.mixer != "attn":
-            d["head_dim"] = 16
-        if self.mixer != "sepconv":
-            d["expand"] = 2
         return d
+
+    def _canonical_stage(self) -> "StageConfig":
+        """This stage with the fields its mixer does not use reset to their defaults (itself when none differ)."""
+        attn = self.mixer == "attn"
+        # num_heads is dropped only where width // head_dim gives it back: after pruning, 2 heads of 16 in width 40 keep it
+        keep_heads = attn and not (self.width % self.head_dim == 0 and self.num_heads == self.width // self.head_dim)
+        expand = self.expand if self.mixer == "sepconv" else 2
+        # Integral expand stays an int so searched specs keep the ids they had before pruning existed.
+        expand = int(expand) if float(expand).is_integer() else float(expand)
+        fields = dict(
+            kernel=self.kernel if self.mixer in KERNEL_MIXERS else 3,
+            mlp_ratio=float(self.mlp_ratio),
+            head_dim=self.head_dim if attn else 16,
+            expand=expand,
+            num_heads=self.num_heads if keep_heads else None,
+        )
+        if all(getattr(self, k) == v and type(getattr(self, k)) is type(v) for k, v in fields.items()):
+            return self
+        return dataclasses.replace(self, **fields)
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,9 @@ class ArchConfig(_CachedHash):
         stages = tuple(s if isinstance(s, StageConfig) else StageConfig(**dict(s)) for s in self.stages)
         object.__setattr__(self, "stages", stages)
         self.validate()
+        # Stored canonical, so that `==` and hashing agree with arch_id: an explicit num_heads of width // head_dim,
+        # or a kernel on an attention stage, describes the same network and must compare equal to its canonical form.
+        object.__setattr__(self, "stages", tuple(s._canonical_stage() for s in stages))
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid field; called on construction."""

@@ -41,6 +41,18 @@ def test_irrelevant_fields_do_not_change_the_id():
     assert a.arch_id == b.arch_id
 
 
+def test_specs_describing_the_same_network_compare_and_hash_equal():
+    # An explicit num_heads of width // head_dim, a kernel on attention, a head_dim on pooling: == agrees with arch_id.
+    plain = ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=32), StageConfig(mixer="pool", depth=1, width=64)))
+    spelled = ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=32, num_heads=2, kernel=7),
+                                 StageConfig(mixer="pool", depth=1, width=64, head_dim=8, expand=3, mlp_ratio=4)))
+    assert spelled == plain and hash(spelled) == hash(plain) and len({spelled, plain}) == 1
+    assert spelled.stages[0].num_heads is None and spelled.stages[1].head_dim == 16
+    # Heads that do not fill the width are part of the network and stay.
+    pruned = ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=40, num_heads=2),))
+    assert pruned.stages[0].num_heads == 2 and pruned != ArchConfig(stages=(StageConfig(mixer="attn", depth=1, width=40, head_dim=8),))
+
+
 def test_stage_resolutions_follow_stem_and_stride_two_downsampling():
     a = ArchConfig(stages=tuple(StageConfig(mixer="pool", depth=1, width=8) for _ in range(4)), img_size=28, stem_stride=2)
     assert a.stage_resolutions() == (14, 7, 4, 2)

@@ -59,6 +59,15 @@ def test_attention_loses_whole_heads_and_the_spec_records_them():
     assert ArchConfig.from_json(target.to_json()).arch_id == target.arch_id
 
 
+def test_pruning_by_ratio_zero_takes_no_step_and_keeps_the_model():
+    arch = _arch("attn", "ln", "gelu")
+    model = build_model(arch).eval()
+    hw = HardwareProfile(name="t", precision="fp32", bytes_per_element=4, mac_per_s=1e10, vector_ops_per_s=1e10,
+                         sram_bytes=1 << 20, dram_bytes_per_s=1e10, launch_overhead_us=1.0, invoke_overhead_us=5.0)
+    result = prune(model, arch, hw=hw, ratio=0.0)
+    assert result.steps == 0 and result.arch == arch and result.model is model
+
+
 def test_attention_heads_that_no_longer_fill_the_width_survive_the_checkpoint(tmp_path):
     # 48 channels of 3 heads of 16, pruned by a quarter on a chip of 8-channel multiples: width 40, 2 whole heads.
     arch = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16),
