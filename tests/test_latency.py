@@ -100,9 +100,13 @@ def test_depthwise_efficiency_is_applied():
     ("change", "fragment"),
     [({"mac_per_s": 0}, "hw.mac_per_s=0"), ({"precision": "int4"}, "hw.precision='int4'"),
      ({"efficiency": {"warp": 0.5}}, "unknown op kind 'warp'"), ({"efficiency": {"conv": 1.5}}, "hw.efficiency.conv=1.5"),
-     ({"host_kinds": ["softmaxx"]}, "unknown op kind 'softmaxx'")],
+     ({"host_kinds": ["softmaxx"]}, "unknown op kind 'softmaxx'"),
+     # yaml.safe_load reads 2.0e12 as a string; a bare string where a list belongs would be read letter by letter
+     ({"mac_per_s": "2.0e12"}, "hw.mac_per_s='2.0e12' must be a finite number"),
+     ({"fused_kinds": "bn"}, "hw.fused_kinds='bn' must be a list"), ({"efficiency": [0.5]}, "hw.efficiency=[0.5] must be a mapping")],
 )
-def test_bad_hardware_values_are_named(change, fragment):
+def test_bad_hardware_values_are_named_when_the_profile_is_built(change, fragment):
+    # Built by hand (not through Hydra), a bad profile is refused at once, not inside predict_latency.
     with pytest.raises(ConfigError) as err:
-        dataclasses.replace(NPU, **change).validate()
-    assert fragment in str(err.value)
+        HardwareProfile(**{**dataclasses.asdict(NPU), **change})
+    assert fragment in str(err.value) and "\n" not in str(err.value)

@@ -620,12 +620,12 @@ def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, spac
 @pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
                                            ("sepconv/warp", False), ("unit", False)])
 def test_calibration_entries_are_checked(cpu, entry, ok):
-    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}}, residual=[])
+    calibration = {"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}}
     if ok:
-        profile.validate()
+        dataclasses.replace(cpu, calibration=calibration, residual=[]).validate()
     else:
         with pytest.raises(ConfigError, match=f"unknown entry '{entry}'"):
-            profile.validate()
+            dataclasses.replace(cpu, calibration=calibration, residual=[])
 
 
 def test_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, space_t):
@@ -878,16 +878,14 @@ def test_profile_with_residual_trees_round_trips_through_yaml(tmp_path, cpu, spa
     ([[0.1, 2.0], [1.5, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]], "allowed: integers"),
 ])
 def test_bad_residual_rows_are_named(cpu, residual, fragment):
-    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "sepconv/unit": {"fixed": 1.0}}, residual=residual)
     with pytest.raises(ConfigError, match=fragment) as err:
-        profile.validate()
+        dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "sepconv/unit": {"fixed": 1.0}}, residual=residual)
     assert "\n" not in str(err.value)
 
 
 def test_residual_trees_need_a_per_unit_calibration(cpu):
-    profile = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[[0.0, 1.0]])
     with pytest.raises(ConfigError, match="needs a calibration fitted on per-unit times"):
-        profile.validate()
+        dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[[0.0, 1.0]])
 
 
 def test_clear_caches_empties_every_feature_cache_and_predictions_stay(cpu, space_t):

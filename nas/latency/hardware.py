@@ -1,13 +1,14 @@
 """Hardware profile: the numbers the roofline predictor needs about a chip (`conf/hw/*.yaml`).
 
 The same dataclass is the Hydra schema of the `hw` config group, so a misspelt key or a wrong type
-fails when the config is composed; `validate()` checks the values.
+fails when the config is composed; `validate()` checks the values, on construction and again after any change.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nas.errors import ConfigError
@@ -63,12 +64,23 @@ class HardwareProfile:
     # are not held-out; empty in profiles fitted before it was recorded, and in uncalibrated ones.
     fitted_archs: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Checked on construction, so a profile built by hand (e.g. from yaml.safe_load, which reads 2.0e12 as a
+        # string) fails here in one line instead of as a TypeError deep inside the predictor.
+        self.validate()
+
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
         return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[])
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
+        for key, kind in (("efficiency", Mapping), ("calibration", Mapping), ("fused_kinds", Sequence),
+                          ("host_kinds", Sequence), ("residual", Sequence), ("fitted_archs", Sequence)):
+            value = getattr(self, key)
+            if not isinstance(value, kind) or isinstance(value, str):  # a str would be read letter by letter
+                form = "a mapping" if kind is Mapping else "a list"
+                raise ConfigError(f"hw.{key}={value!r} must be {form}, as in conf/hw/edge_npu.yaml")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"hw.precision={self.precision!r} is unknown; allowed: {list(PRECISIONS)}")
         for key in ("bytes_per_element", "mac_per_s", "vector_ops_per_s", "sram_bytes", "dram_bytes_per_s",
