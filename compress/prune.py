@@ -30,7 +30,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from nas.arch import ArchConfig, StageConfig
+from nas.arch import ArchConfig, StageConfig, require_arch
 from nas.errors import ConfigError, NasError
 from nas.latency import HardwareProfile, predict_latency
 from nas.mixers import Attention, SepConv
@@ -61,6 +61,7 @@ def shrink_channels(channels: int, ratio: float, *, multiple: int) -> int:
 
 def plan_pruned_arch(arch: ArchConfig, ratio: float, *, multiple: int = 1) -> ArchConfig:
     """The spec left after removing `ratio` of the channels of every prunable group (pure function)."""
+    require_arch(arch, "arch")
     if not (isinstance(ratio, (int, float)) and 0 <= ratio <= MAX_RATIO):
         raise ConfigError(f"compress.prune.ratio={ratio!r} must be a number in [0, {MAX_RATIO}]")
     stages: list[StageConfig] = []

@@ -279,6 +279,17 @@ class ArchConfig(_CachedHash):
         return dataclasses.replace(self, **changes)
 
 
+def require_arch(value: Any, where: str) -> ArchConfig:
+    """`value` if it is an `ArchConfig`, else a one-line `TypeError` naming `where` and how to build one: a dict or JSON
+    text would otherwise fail as an AttributeError deep inside the model builder or the predictor."""
+    if isinstance(value, ArchConfig):
+        return value
+    hint = {dict: "ArchConfig.from_dict(...)", str: "ArchConfig.from_json(...)"}.get(type(value), "ArchConfig(stages=[...])")
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise TypeError(f"{where}={shown} is a {type(value).__name__}; pass an ArchConfig (build one with {hint})")
+
+
 @functools.lru_cache(maxsize=1024)
 def _stage_resolutions(img_size: int, stem_kernel: int, stem_stride: int, n_stages: int) -> tuple[int, ...]:
     # Cached: the latency predictor asks for every arch of a batch, and only a few input geometries occur.

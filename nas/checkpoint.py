@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.arch import ArchConfig
+from nas.arch import ArchConfig, require_arch
 from nas.data import Split, iterate_batches
 from nas.errors import CheckpointError, ConfigError
 from nas.model import MetaFormer, build_model
@@ -50,6 +50,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig, *, meta: dict[str, Any] | None = None) -> Path:
     """Save weights + arch spec (+ JSON-compatible `meta`) to `path` atomically."""
+    require_arch(arch, "arch")
     path = Path(path)
     payload = {
         "format": FORMAT,

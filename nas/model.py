@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from nas.arch import ArchConfig, StageConfig
+from nas.arch import ArchConfig, StageConfig, require_arch
 from nas.mixers import ACT_CLASSES, MIXER_CLASSES, NORM_CLASSES, Mlp
 
 
@@ -86,6 +86,7 @@ class MetaFormer(nn.Module):
 
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
+        require_arch(arch, "arch")
         norm_layer = NORM_CLASSES[arch.norm]
         act_layer = ACT_CLASSES[arch.act]
         self.num_classes = arch.num_classes
@@ -108,13 +109,16 @@ class MetaFormer(nn.Module):
         self.pixel_std.copy_(torch.as_tensor(std, dtype=torch.float32).view_as(self.pixel_std))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw [0, 1] pixels (B, in_chans, H, W) -> the last stage's feature map (B, width, h, w), e.g. for a new head."""
         x = (x - self.pixel_mean) / self.pixel_std
         return self.stages(self.stem(x))
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature map (B, width, h, w) -> logits (B, num_classes): norm, global average pool, linear."""
         return self.head(self.head_norm(x).mean((2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw [0, 1] pixels (B, in_chans, H, W) -> logits (B, num_classes)."""
         return self.forward_head(self.forward_features(x))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.arch import MIXERS, ArchConfig, StageConfig
+from nas.arch import MIXERS, ArchConfig, StageConfig, require_arch
 
 MATRIX_KINDS: frozenset[str] = frozenset({"conv", "pwconv", "dwconv", "linear", "matmul"})
 """Op kinds that run on a matrix engine (their cost is MACs)."""
@@ -172,6 +172,7 @@ def head_ops(arch: ArchConfig) -> list[Op]:
 
 def enumerate_ops(arch: ArchConfig) -> list[Op]:
     """All layers of `build_model(arch)` in execution order, batch 1."""
+    require_arch(arch, "arch")
     ops = stem_ops(arch)
     for i in range(len(arch.stages)):
         ops.extend(stage_ops(arch, i))

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nas.arch import ArchConfig
+from nas.arch import ArchConfig, require_arch
 from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_shape, unit_type
 
@@ -162,6 +162,13 @@ def describe_predictor(hw: HardwareProfile) -> str:
     return text + (f", with {residual} residual tree{'s' if residual > 1 else ''} per unit" if residual else "")
 
 
+def _require_hw(hw: object) -> None:
+    # A name or a Hydra node would otherwise fail as an AttributeError deep inside the cost model.
+    if not isinstance(hw, HardwareProfile):
+        raise TypeError(f"hw={hw!r:.60} is a {type(hw).__name__}; pass a HardwareProfile, e.g. "
+                        "nas.config.load_hw_profile('edge_npu')")
+
+
 def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     """Predicted batch-1 latency (ms) of `arch` on `hw`, with a per-layer breakdown.
 
@@ -170,6 +177,7 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     (kind "unit") per block, downsampling, stem and head; a profile's `residual` model scales each
     unit's layers by that unit's factor.
     """
+    _require_hw(hw)
     ops = enumerate_ops(arch)
     spill = False
     if hw.calibration:
@@ -214,6 +222,9 @@ def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> n
     costed once from cached features, `corrected_unit_sums`); uncalibrated roofline profiles are
     evaluated arch by arch.
     """
+    _require_hw(hw)
+    for i, arch in enumerate(archs):
+        require_arch(arch, f"archs[{i}]")
     if not hw.calibration:
         return np.array([predict_latency(a, hw).total_ms for a in archs])
     # Fresh archs allocate many short-lived objects (op lists) that reference counting frees anyway; without
