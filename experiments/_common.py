@@ -23,13 +23,9 @@ def command_line(script: str, argv: list[str] | None = None) -> str:
 
 def compose_run(*overrides: str):
     """The typed `RunConfig` of `python -m nas.search <overrides>`."""
-    from hydra import compose, initialize_config_dir
+    from nas.config import RunConfig, compose_search_config, structured
 
-    from nas.config import RunConfig, register_configs, structured
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return structured(compose("search", overrides=list(overrides)), RunConfig)
+    return structured(compose_search_config(overrides), RunConfig)
 
 
 def compose_latency(*overrides: str):

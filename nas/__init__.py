@@ -1,7 +1,8 @@
 """metaformer-nas: hardware-aware MetaFormer architecture search for edge chips.
 
 Public API (imported lazily so `python -m nas.report` stays light):
-`ArchConfig`, `StageConfig`, `build_model`, `load_checkpoint`, `predict_latency`, `run_search`.
+`ArchConfig`, `StageConfig`, `build_model`, `load_checkpoint`, `load_hw_profile`, `predict_latency`,
+`compose_search_config`, `run_search` (README.md, "From Python").
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ _EXPORTS = {
     "ArchConfig": "nas.arch",
     "StageConfig": "nas.arch",
     "build_model": "nas.model",
+    "compose_search_config": "nas.config",
+    "load_hw_profile": "nas.config",
     "load_checkpoint": "nas.checkpoint",
     "predict_latency": "nas.latency",
     "run_search": "nas.search",

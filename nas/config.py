@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -23,6 +24,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from nas.errors import ConfigError
 from nas.latency.hardware import HardwareProfile
+from nas.latency.ops import OP_KINDS
 
 
 T = TypeVar("T")
@@ -357,11 +359,80 @@ def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> lis
     profiles = []
     for path in (paths[stem] for stem in sorted(paths)):
         try:
-            cfg = OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.load(path))
-            profiles.append(structured(cfg, HardwareProfile))
+            profiles.append(_read_profile(path))
         except (ConfigError, OmegaConfBaseException, OSError, ValueError, yaml.YAMLError):
             continue
     return profiles
+
+
+def _read_profile(path: Path) -> HardwareProfile:
+    # Through the schema, as `hw=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float.
+    return structured(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.load(path)), HardwareProfile)
+
+
+def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
+    """The hardware profile `hw=<name>` would use (conf/hw/<name>.yaml), or the one in a .yaml file, for use from
+    Python, e.g. `predict_latency(arch, load_hw_profile("edge_npu"))`. Errors are one-line `ConfigError`s."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        found = [folder / f"{path.name}.yaml" for folder in hw_folders() if (folder / f"{path.name}.yaml").is_file()]
+        if not found:
+            names = sorted({p.stem for folder in hw_folders() for p in folder.glob("*.yaml")})
+            raise ConfigError(f"hw profile {str(name_or_path)!r} is unknown; allowed: {names} or a path to a .yaml file")
+        path = found[0]
+    elif not path.is_file():
+        raise ConfigError(f"hw profile file {str(path)!r} does not exist")
+    try:
+        return _read_profile(path)
+    except (OmegaConfBaseException, yaml.YAMLError, OSError) as e:
+        key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
+        raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
+
+
+DATASHEET_FIELDS = ("precision", "bytes_per_element", "mac_per_s", "vector_ops_per_s", "sram_bytes", "dram_bytes_per_s",
+                    "launch_overhead_us", "invoke_overhead_us", "efficiency", "fused_kinds", "host_kinds", "channel_multiple")
+"""The keys of a hw profile the roofline predictor reads: a file that leaves one out gets the generic NPU's value."""
+
+
+def datasheet_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None = None) -> str | None:
+    """One line when `hw` is uncalibrated and its file (`<name>.yaml` in `folders`, default `hw_folders()`) leaves out
+    datasheet numbers (`DATASHEET_FIELDS`, or the efficiency of an op kind it does not fuse): the predictor then uses
+    HardwareProfile's defaults (a 4-TOPS NPU; efficiency 1.0, the peak), which a new chip's file usually means to set.
+    None when nothing is left out, the profile is calibrated (fitted costs replace them) or no file is found."""
+    if hw.calibration:
+        return None
+    path = next((Path(f) / f"{hw.name}.yaml" for f in (hw_folders() if folders is None else folders)
+                 if (Path(f) / f"{hw.name}.yaml").is_file()), None)
+    try:
+        raw = yaml.safe_load(path.read_text()) if path else None
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    missing = [key for key in DATASHEET_FIELDS if key not in raw]
+    written = raw.get("efficiency") if isinstance(raw.get("efficiency"), dict) else {}
+    if "efficiency" not in missing:
+        missing += [f"efficiency.{kind}" for kind in sorted(OP_KINDS - set(hw.fused_kinds)) if kind not in written]
+    if not missing:
+        return None
+    return (f"hw={hw.name} ({path}) leaves out {', '.join(missing)}: the predictor uses the generic defaults for them "
+            "(an efficiency left out is 1.0, the chip's peak), so its latencies may be optimistic; set them from the "
+            "datasheet (README, 'Onboarding a chip')")
+
+
+def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python -m nas.search <overrides>` runs with, for `nas.run_search(cfg)` from Python (a notebook, a
+    pipeline). A wrong override is a one-line `ConfigError`, as on the command line."""
+    from hydra import compose, initialize_config_dir
+
+    if isinstance(overrides, str):  # one override given alone would be read character by character
+        overrides = [overrides]
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            return compose(config_name="search", overrides=list(overrides))
+        except Exception as exc:  # Hydra/OmegaConf composition errors
+            raise ConfigError(compose_error_message(exc)) from None
 
 
 def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:

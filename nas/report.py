@@ -1015,21 +1015,12 @@ def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
 def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
-    from hydra import compose, initialize_config_dir
-
-    from nas.config import compose_error_message, register_configs
+    from nas.config import compose_search_config
     from nas.errors import exit_on_error
-    from nas.search import CONF_DIR, export_study
+    from nas.search import export_study
 
-    register_configs()
-    with exit_on_error():
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            try:
-                cfg = compose(config_name="search", overrides=list(overrides))
-            except Exception as exc:  # unknown option, wrong type: Hydra's message in one line
-                print(f"error: {compose_error_message(exc)}", file=sys.stderr)
-                return 2
-        result = export_study(cfg)
+    with exit_on_error():  # an unknown option or wrong type: Hydra's message in one line, exit 2
+        result = export_study(compose_search_config(overrides))
     for path in result.files.values():
         print(path)
     return 0

@@ -34,7 +34,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
 )
-from nas.config import RunConfig, hw_profiles
+from nas.config import RunConfig, datasheet_warning, hw_profiles
 from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile
@@ -417,8 +417,9 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "hw": run.hw.name,
         "hw_description": run.hw.description,
         "latency_predictor": describe_predictor(run.hw),
-        # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one).
-        "latency_warning": host_mismatch(run.hw, others=hw_profiles()),
+        # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), or
+        # when its uncalibrated file leaves datasheet numbers to the generic defaults.
+        "latency_warning": host_mismatch(run.hw, others=hw_profiles()) or datasheet_warning(run.hw),
         "space": run.space.name,
         "dataset": data.name,
         # What the accuracies were measured on: a report reader needs the test split's size to judge a gap.

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, hw_profiles, precheck_overrides, register_configs, to_run_config,
+from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
@@ -524,6 +524,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)
+        if (gaps := datasheet_warning(run.hw)) is not None:  # a new chip's file that relies on the generic NPU's numbers
+            log.warning("%s", gaps)
         if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config shared with a bigger machine
             log.warning("%s", too_many)
         if left_out is not None:

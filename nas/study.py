@@ -148,6 +148,11 @@ def _comparable(fp: dict[str, Any]) -> dict[str, Any]:
     for group, keys in SPEED_SETTINGS.items():
         if isinstance(fp.get(group), dict):
             fp[group] = {k: v for k, v in fp[group].items() if k not in keys}
+    hw = fp.get("hw")
+    if isinstance(hw, dict) and isinstance(hw.get("efficiency"), dict):
+        # An op kind's efficiency of 1.0 and none at all predict the same (1.0 is the default): a profile that writes
+        # out a default (as the shipped ones now do for every kind they run) keeps its studies resumable.
+        hw["efficiency"] = {k: v for k, v in hw["efficiency"].items() if v != 1.0}
     return fp
 
 

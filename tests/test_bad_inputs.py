@@ -293,3 +293,48 @@ def test_command_line_bad_input_is_one_line_without_traceback(module, args, frag
     assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not any(tmp_path.rglob("*"))
+
+
+def test_wrong_python_types_to_the_api_are_named_in_one_line():
+    # An ML engineer's first calls from Python: a dict or JSON instead of an ArchConfig, a chip's name instead of its
+    # profile. Each is one line naming the argument and how to build the right object, not an AttributeError inside.
+    from compress.prune import plan_pruned_arch
+    from nas.config import load_hw_profile
+    from nas.latency import count_params, predict_latency, predict_latency_batch
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16),))
+    hw = load_hw_profile("edge_npu")
+    cases = [
+        (lambda: build_model(arch.to_dict()), "arch={'stem_kernel'", "ArchConfig.from_dict"),
+        (lambda: predict_latency(arch.to_json(), hw), "is a str", "ArchConfig.from_json"),
+        (lambda: predict_latency(arch, "edge_npu"), "hw='edge_npu' is a str", "load_hw_profile('edge_npu')"),
+        (lambda: predict_latency_batch([arch, {"stages": []}], hw), "archs[1]=", "ArchConfig.from_dict"),
+        (lambda: count_params(None), "arch=None", "ArchConfig(stages="),
+        (lambda: plan_pruned_arch(arch.to_dict(), 0.25), "arch=", "ArchConfig.from_dict"),
+        (lambda: save_checkpoint("/tmp/never.pt", build_model(arch), arch.to_dict()), "arch=", "ArchConfig.from_dict"),
+    ]
+    for call, *fragments in cases:
+        with pytest.raises(TypeError) as err:
+            call()
+        assert all(f in str(err.value) for f in fragments) and "\n" not in str(err.value), str(err.value)
+    assert predict_latency(arch, hw).total_ms > 0  # the right types still work
+    assert not Path("/tmp/never.pt").exists()
+
+
+def test_load_hw_profile_reads_a_shipped_name_or_a_file_and_names_what_is_allowed(tmp_path):
+    from nas.config import load_hw_profile
+
+    assert load_hw_profile("edge_npu").name == "edge_npu" and load_hw_profile("edge_npu").mac_per_s == 2.0e12
+    # A copy edited by the user, as onboarding a chip starts: numbers like 4.0e12 are floats, as under hw=.
+    text = (Path(__file__).resolve().parents[1] / "conf" / "hw" / "edge_npu.yaml").read_text()
+    (tmp_path / "my_npu.yaml").write_text(text.replace("name: edge_npu", "name: my_npu").replace("2.0e12", "4.0e12"))
+    mine = load_hw_profile(tmp_path / "my_npu.yaml")
+    assert mine.name == "my_npu" and mine.mac_per_s == 4.0e12
+    with pytest.raises(NasError, match=r"hw profile 'edge' is unknown; allowed: \[.*'edge_npu'.*\] or a path"):
+        load_hw_profile("edge")
+    with pytest.raises(NasError, match="does not exist"):
+        load_hw_profile(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text(text.replace("2.0e12", "fast"))
+    with pytest.raises(NasError, match="mac_per_s") as err:
+        load_hw_profile(tmp_path / "bad.yaml")
+    assert "\n" not in str(err.value)

@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 
 import pytest
@@ -76,3 +77,24 @@ def test_bad_values_give_one_line_errors(override, fragment, compose_cfg):
 def test_imagefolder_without_root_says_what_to_pass(compose_cfg):
     with pytest.raises(ConfigError, match="data.root"):
         to_run_config(compose_cfg("data=imagefolder"))
+
+
+def test_a_chip_file_that_leaves_out_datasheet_numbers_is_warned_about(tmp_path):
+    from nas.config import HW_DIR, datasheet_warning, hw_profiles, load_hw_profile
+
+    # Every shipped profile sets what its predictions use (or is calibrated).
+    assert [p.name for p in hw_profiles() if datasheet_warning(p)] == []
+    lines = (HW_DIR / "edge_npu.yaml").read_text().splitlines()
+    kept = [line for line in lines if not line.startswith(("mac_per_s:", "  dwconv:"))]
+    (tmp_path / "my_npu.yaml").write_text("\n".join(kept).replace("name: edge_npu", "name: my_npu"))
+    mine = load_hw_profile(tmp_path / "my_npu.yaml")
+    warning = datasheet_warning(mine, folders=[tmp_path])
+    assert warning is not None and "\n" not in warning
+    assert "hw=my_npu" in warning and "leaves out mac_per_s, efficiency.dwconv:" in warning and "1.0" in warning
+    # A fused kind (bn, relu here) costs nothing, so its efficiency is not asked for.
+    assert "efficiency.bn" not in warning and "efficiency.relu" not in warning
+    # Calibrated: the fitted costs replace the datasheet numbers, nothing to warn about.
+    calibrated = dataclasses.replace(mine, calibration={"invoke": {"fixed": 10.0}, "conv": {"per_work": 1e-6}})
+    assert datasheet_warning(calibrated, folders=[tmp_path]) is None
+    (tmp_path / "my_npu.yaml").write_text("\n".join(lines).replace("name: edge_npu", "name: my_npu"))
+    assert datasheet_warning(mine, folders=[tmp_path]) is None

@@ -268,6 +268,23 @@ def test_study_resumes_under_other_speed_settings_and_names_the_values_that_bloc
     assert str(e.value).count(" then, ") == 6
 
 
+def test_an_efficiency_written_out_at_its_default_resumes_the_study(tmp_path, compose_cfg, tiny_idx_root):
+    # mobile_cpu's file left efficiency.add out (1.0 by default) and now writes `add: 1.0`: the same predictions, so a
+    # study made before resumes; another value does not.
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}", "hw=mobile_cpu"]
+    run = to_run_config(compose_cfg(*base))
+    assert run.hw.efficiency["add"] == 1.0
+    storage = open_storage(run, tmp_path)
+    without = {k: v for k, v in run.hw.efficiency.items() if k != "add"}
+    study = open_study(dataclasses.replace(run, hw=dataclasses.replace(run.hw, efficiency=without)), storage,
+                       optuna.samplers.RandomSampler())
+    open_study(run, storage, optuna.samplers.RandomSampler())
+    slower = dataclasses.replace(run.hw, efficiency={**run.hw.efficiency, "add": 0.5})
+    with pytest.raises(ConfigError, match="hw.efficiency"):
+        open_study(dataclasses.replace(run, hw=slower), storage, optuna.samplers.RandomSampler())
+    assert study.study_name == run.search.study_name
+
+
 def test_a_study_remembers_its_data_and_refuses_other_images():
     from nas.study import check_data
 

@@ -1,0 +1,35 @@
+"""README.md's "From Python" blocks run as written (the search block on the tiny dataset, into a temporary folder)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks(section: str) -> list[str]:
+    text = README.read_text()
+    start = text.index(f"### {section}\n")
+    end = text.index("\n#", start + 4)
+    return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
+
+
+def test_from_python_blocks_run_as_written(tiny_idx_root, tmp_path, capsys):
+    first, second = _python_blocks("From Python")
+    scope: dict = {}
+    exec(compile(first, "README.md (From Python, block 1)", "exec"), scope)
+    assert scope["latency"].total_ms > 0 and scope["hw"].name == "edge_npu"
+    assert scope["model"](torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert scope["arch"].arch_id in capsys.readouterr().out
+    # The search block, on the tiny dataset instead of Fashion-MNIST and into this test's folder.
+    runs = '"search.runs_dir=/tmp/my-runs"'
+    assert runs in second
+    second = second.replace(runs, f'"search.runs_dir={tmp_path}", "data.root={tiny_idx_root}"')
+    exec(compile(second, "README.md (From Python, block 2)", "exec"), scope)
+    result = scope["result"]
+    assert result.n_complete == 2 and result.pareto and (result.run_dir / "report.html").is_file()
+    out = capsys.readouterr().out
+    assert all(m["arch_id"] in out for m in result.pareto) and str(result.run_dir / "report.html") in out
