@@ -152,9 +152,32 @@ def is_image_file(path: Path) -> bool:
 
 def image_files_in(folder: Path) -> list[Path]:
     """The image files in `folder` and its subfolders, sorted (torchvision's ImageFolder reads a class folder's
-    subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped."""
-    return sorted(p for p in folder.rglob("*")
-                  if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped. Linked subfolders
+    are followed, each folder once; `DataError` names an unreadable subfolder or a link to an image that is gone."""
+    def unreadable(e: OSError) -> None:
+        raise DataError(f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable or remove it")
+
+    found: list[Path] = []
+    seen: set[str] = set()
+    # os.walk, not Path.rglob: rglob does not enter linked subfolders (a class folder gathered from links to other
+    # disks lost their images without a word) and skips unreadable ones as silently. A folder reached twice (a link to
+    # an ancestor, or two links to one folder) is walked once, so a link cycle ends and no image is read twice.
+    for top, dirs, files in os.walk(folder, followlinks=True, onerror=unreadable):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(top, name)
+            if path.suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".") and not path.exists():
+                # a link whose target is gone (an unmounted disk, a moved folder): an image the user meant to train on
+                raise DataError(f"image {path} is a link to {os.readlink(path)}, which does not exist; restore its "
+                                "target or remove the link")
+            if is_image_file(path):
+                found.append(path)
+    return sorted(found)
 
 
 def _class_dirs(root: Path) -> list[Path]:

@@ -438,3 +438,36 @@ def test_image_folder_cache_is_read_while_files_and_settings_are_unchanged(tmp_p
     monkeypatch.setattr(nas.data.log, "warning", lambda msg, *args: warned.append(msg % args))
     assert torch.equal(load(img_size=5).train.x, load(img_size=5, cache_dir=None).train.x)
     assert len(warned) == 1 and warned[0].startswith("data.cache_dir: could not write ") and "No space left" in warned[0]
+
+
+def test_linked_subfolders_are_read_once_and_broken_links_or_unreadable_folders_are_named(tmp_path, monkeypatch):
+    import os
+
+    from nas.data import image_files_in
+
+    for i in range(3):
+        _png(tmp_path / "disk2" / f"{i}.png", 8, 10)
+    for c in ("a", "b"):
+        _png(tmp_path / "img" / c / "0.png", 8, 50)
+    (tmp_path / "img" / "a" / "more").symlink_to(tmp_path / "disk2")  # a class gathered from another disk
+    (tmp_path / "img" / "a" / "again").symlink_to(tmp_path / "disk2")  # the same folder twice: read once
+    (tmp_path / "img" / "b" / "loop").symlink_to(tmp_path / "img" / "b")  # a cycle ends
+    assert len(image_files_in(tmp_path / "img" / "a")) == 4 and len(image_files_in(tmp_path / "img" / "b")) == 1
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "img"), img_size=None,
+                                 test_size=1, val_size=1))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 5
+    (tmp_path / "img" / "b" / "gone.png").symlink_to(tmp_path / "unmounted" / "gone.png")
+    with pytest.raises(DataError, match=r"image .*b/gone\.png is a link to .*unmounted/gone\.png, which does not "
+                                        r"exist; restore its target or remove the link"):
+        image_files_in(tmp_path / "img" / "b")
+    (tmp_path / "img" / "b" / "gone.png").unlink()
+    real_scandir = os.scandir
+
+    def locked(path):  # a subfolder without read permission (chmod has no effect for root, who runs some CI)
+        if str(path).endswith("more"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", locked)
+    with pytest.raises(DataError, match=r"cannot read the folder .*a/more: Permission denied; make it readable"):
+        image_files_in(tmp_path / "img" / "a")
