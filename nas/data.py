@@ -333,17 +333,19 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
 
 
 def _detect_mode(folders: list[Path]) -> str:
+    """"RGB" if an image the class `folders` are read for is in colour, else "L" (the data.channels=null rule)."""
     from PIL import Image, UnidentifiedImageError
 
     for folder in folders:
-        for path in folder.rglob("*"):
-            if is_image_file(path):
-                try:
-                    with Image.open(path) as img:
-                        if img.mode not in GREY_MODES | {"I", "F"}:
-                            return "RGB"
-                except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
-                    continue  # reported with its path when the images are read
+        # the files that are read, no others: a colour copy in .ipynb_checkpoints/ (or in a folder beside
+        # root/train) made a grey data set train on 3 channels
+        for path in image_files_in(folder):
+            try:
+                with Image.open(path) as img:
+                    if img.mode not in GREY_MODES | {"I", "F"}:
+                        return "RGB"
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+                continue  # reported with its path when the images are read
     return "L"
 
 
@@ -351,7 +353,6 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     root = Path(cfg.root)
     if not root.is_dir():
         raise DataError(f"data.root={root} does not exist; expected root/<class>/*.png or root/train/<class>/...")
-    top = _class_dirs(root)
     has_split_dirs = (root / "train").is_dir()
     train_root = root / "train" if has_split_dirs else root
     classes = tuple(p.name for p in _class_dirs(train_root))
@@ -360,7 +361,10 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                   "a class named 'train' needs another folder name)" if has_split_dirs else "")
         raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}")
-    mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(top)
+    # the class folders whose images are read (a missing one is named below, once the classes are compared)
+    read = [split_root / c for split_root in (train_root, root / "val", root / "test") for c in classes
+            if (split_root / c).is_dir()]
+    mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(read)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
     train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache)
     val = test = None

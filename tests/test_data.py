@@ -471,3 +471,21 @@ def test_linked_subfolders_are_read_once_and_broken_links_or_unreadable_folders_
     monkeypatch.setattr(os, "scandir", locked)
     with pytest.raises(DataError, match=r"cannot read the folder .*a/more: Permission denied; make it readable"):
         image_files_in(tmp_path / "img" / "a")
+
+
+def test_grey_detection_looks_only_at_the_images_that_are_read(tmp_path):
+    for c in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / "flat" / c / f"{i}.png", 8, 50)
+            _png(tmp_path / "split" / "train" / c / f"{i}.png", 8, 50)
+            _png(tmp_path / "split" / "test" / c / f"{i}.png", 8, 50)
+        _png(tmp_path / "flat" / c / ".ipynb_checkpoints" / "0-checkpoint.png", 8, 50, mode="RGB")  # Jupyter's copy
+    _png(tmp_path / "split" / "originals" / "big.png", 8, 50, mode="RGB")  # beside train/ and test/: not read
+    for root in ("flat", "split"):
+        ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / root), img_size=None,
+                                     test_size=1, val_size=1))
+        assert ds.in_chans == 1, root
+    _png(tmp_path / "split" / "test" / "b" / "colour.png", 8, 50, mode="RGB")  # a test image in colour: 3 channels
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=None,
+                                 val_size=1))
+    assert ds.in_chans == 3
