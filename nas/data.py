@@ -28,7 +28,10 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 FASHION_MNIST_INSTALL = "sudo apt-get install -y dataset-fashion-mnist"
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# torchvision's ImageFolder suffixes (Netpbm's .ppm and .pgm among them: GTSRB ships .ppm) plus .pbm, .pnm, .gif and
+# .jfif (a JPEG as Windows saves one from the web); all of them Pillow reads.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                            ".ppm", ".pgm", ".pbm", ".pnm"})
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,8 @@ def _to_8bit(img, path: Path):
     the full 16-bit range onto 0..255, which a deployed model receives as value / 65535."""
     from PIL import Image
 
-    if img.mode.startswith("I;16"):
+    # Pillow opens a 16-bit PGM (maxval over 255) as mode I, its values scaled to 0..65535: 16-bit grey as well
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PPM"):
         return Image.fromarray(np.rint(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8))
     if img.mode in ("I", "F"):
         kind = "32-bit integer" if img.mode == "I" else "floating-point"

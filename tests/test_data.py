@@ -489,3 +489,27 @@ def test_grey_detection_looks_only_at_the_images_that_are_read(tmp_path):
     ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=None,
                                  val_size=1))
     assert ds.in_chans == 3
+
+
+def test_netpbm_and_jfif_images_are_read_like_the_others(tmp_path):
+    # GTSRB ships its traffic signs as .ppm (torchvision's ImageFolder reads .ppm and .pgm); Windows saves JPEGs from
+    # the web as .jfif. Such a folder was "class folder ... has no images", or lost those files beside .png ones.
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    for c in ("00000", "00001"):
+        (tmp_path / c).mkdir()
+        Image.fromarray(rgb).save(tmp_path / c / "a.ppm")
+        Image.fromarray(rgb).save(tmp_path / c / "b.PPM", format="PPM")
+        Image.fromarray(rgb).save(tmp_path / c / "c.jfif", format="JPEG")
+        Image.fromarray(rgb).save(tmp_path / c / "d.png")
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=1, val_size=1))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 8 and ds.in_chans == 3
+    # 16-bit grey PGM (Pillow opens it as mode I, not I;16): value / 257 as a 16-bit PNG, not refused as 32-bit
+    grey16 = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "g.pgm")
+    Image.fromarray(grey16).save(tmp_path / "g.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "g.pgm", size=None, mode="L"),
+                                  read_image(tmp_path / "g.png", size=None, mode="L"))
+    assert read_image(tmp_path / "g.pgm", size=None, mode="L").max() == round(63000 / 257)
+    Image.fromarray(grey16 > 30000).save(tmp_path / "b.pbm")  # 1-bit
+    assert set(np.unique(read_image(tmp_path / "b.pbm", size=None, mode="L"))) == {0, 255}
