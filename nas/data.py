@@ -110,8 +110,9 @@ def _find_idx(root: Path, stem: str) -> Path:
 
 def _load_idx_dataset(root: Path) -> tuple[Split, Split, tuple[str, ...]]:
     if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(
-            f"data.root={root} does not exist; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
+            f"data.root={root} {what}; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
             "or set data.root to a folder holding the four idx files"
         )
     splits = []
@@ -356,7 +357,9 @@ def _detect_mode(folders: list[Path]) -> str:
 def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...]]:
     root = Path(cfg.root)
     if not root.is_dir():
-        raise DataError(f"data.root={root} does not exist; expected root/<class>/*.png or root/train/<class>/...")
+        # a file (one image, or the zip the images came in) is not "missing": say what it is
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"data.root={root} {what}; expected root/<class>/*.png or root/train/<class>/...")
     has_split_dirs = (root / "train").is_dir()
     train_root = root / "train" if has_split_dirs else root
     classes = tuple(p.name for p in _class_dirs(train_root))

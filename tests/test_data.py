@@ -513,3 +513,12 @@ def test_netpbm_and_jfif_images_are_read_like_the_others(tmp_path):
     assert read_image(tmp_path / "g.pgm", size=None, mode="L").max() == round(63000 / 257)
     Image.fromarray(grey16 > 30000).save(tmp_path / "b.pbm")  # 1-bit
     assert set(np.unique(read_image(tmp_path / "b.pbm", size=None, mode="L"))) == {0, 255}
+
+
+@pytest.mark.parametrize("fmt", [DataFormat.imagefolder, DataFormat.idx])
+def test_a_data_root_that_is_a_file_is_called_a_file_not_missing(tmp_path, fmt):
+    _png(tmp_path / "photo.png", 8, 50)  # one image, or the zip the images came in, passed as data.root
+    with pytest.raises(DataError, match=r"data\.root=.*photo\.png is a file, not a folder; "):
+        load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "photo.png")))
+    with pytest.raises(DataError, match=r"data\.root=.*nowhere does not exist; "):
+        load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "nowhere")))
