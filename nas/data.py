@@ -354,6 +354,31 @@ def _detect_mode(folders: list[Path]) -> str:
     return "L"
 
 
+# Other names of split folders (any case), and the name the split layout reads: Kaggle's "Training"/"Testing", Roboflow's
+# "valid", or "Train" on a case-sensitive disk.
+SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
+                      "val": "val", "valid": "val", "validation": "val"}
+
+
+def _misnamed_split_folders(root: Path, has_split_dirs: bool) -> None:
+    """`DataError` when folders of `root` are split folders by another name, so their images would be read wrongly:
+    as classes (root/Training/<class> and root/Testing/<class> made a model that tells training from test images), or
+    not at all (root/valid beside root/train)."""
+    split_like = [p.name for p in _class_dirs(root) if p.name.lower() in SPLIT_FOLDER_NAMES]
+    if has_split_dirs:
+        unread = [name for name in split_like if not (root / SPLIT_FOLDER_NAMES[name.lower()]).is_dir()]
+        if unread:
+            renames = ", ".join(f"{name} -> {SPLIT_FOLDER_NAMES[name.lower()]}" for name in unread)
+            raise DataError(f"{root} holds {', '.join(unread)}, which would not be read: the split layout reads "
+                            f"root/train, root/test and root/val (lower case); rename {renames}")
+    elif split_like and len(split_like) == len(_class_dirs(root)):  # another folder beside them: they are classes
+        renames = [f"{name} -> {SPLIT_FOLDER_NAMES[name.lower()]}" for name in split_like
+                   if SPLIT_FOLDER_NAMES[name.lower()] != name]
+        raise DataError(f"{root} holds split folders ({', '.join(split_like)}) but no 'train' folder, so they would be "
+                        "read as classes; the split layout is root/train/<class>, root/test/<class> and optionally "
+                        "root/val/<class> (lower case)" + (f": rename {', '.join(renames)}" if renames else ""))
+
+
 def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...]]:
     root = Path(cfg.root)
     if not root.is_dir():
@@ -361,6 +386,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(f"data.root={root} {what}; expected root/<class>/*.png or root/train/<class>/...")
     has_split_dirs = (root / "train").is_dir()
+    _misnamed_split_folders(root, has_split_dirs)
     train_root = root / "train" if has_split_dirs else root
     classes = tuple(p.name for p in _class_dirs(train_root))
     if len(classes) < 2:

@@ -522,3 +522,30 @@ def test_a_data_root_that_is_a_file_is_called_a_file_not_missing(tmp_path, fmt):
         load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "photo.png")))
     with pytest.raises(DataError, match=r"data\.root=.*nowhere does not exist; "):
         load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "nowhere")))
+
+
+@pytest.mark.parametrize(("splits", "message"), [
+    # Kaggle's layout: without the check, 2 "classes" (Testing, Training) and a model telling test from training images
+    (("Training", "Testing"), r"holds split folders \(Testing, Training\) but no 'train' folder, so they would be read "
+                              r"as classes; .*: rename Testing -> test, Training -> train$"),
+    (("Train", "test"), r"holds split folders \(Train, test\) but no 'train' folder, .*: rename Train -> train$"),
+    # Roboflow's layout: without the check, valid/ was never read and val was carved out of train
+    (("train", "valid", "test"), r"holds valid, which would not be read: the split layout reads root/train, root/test "
+                                 r"and root/val \(lower case\); rename valid -> val$"),
+])
+def test_split_folders_by_other_names_are_refused_not_read_as_classes_or_skipped(tmp_path, splits, message):
+    for split in splits:
+        for c in ("glioma", "meningioma"):
+            for i in range(3):
+                _png(tmp_path / split / c / f"{i}.png", 8, 50)
+    with pytest.raises(DataError, match=message):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, val_size=1))
+
+
+def test_classes_that_happen_to_have_split_names_are_still_classes(tmp_path):
+    for c in ("exam", "Test", "Validation"):  # e.g. photos of a test sheet: with another class beside them, classes
+        for i in range(2):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=1, val_size=1))
+    assert ds.classes == ("Test", "Validation", "exam")
