@@ -407,6 +407,16 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
             if split_root.is_dir():
                 found = tuple(p.name for p in _class_dirs(split_root))
                 if found != classes:
+                    import unicodedata
+
+                    # macOS writes accents decomposed (e + U+0301), Linux tools composed: one name, two spellings that
+                    # print the same, so the message shows their code points
+                    if sorted(unicodedata.normalize("NFC", n) for n in found) == sorted(
+                            unicodedata.normalize("NFC", n) for n in classes):
+                        spell = lambda names: "[" + ", ".join(ascii(n) for n in names) + "]"  # noqa: E731
+                        raise DataError(f"{split_root} has classes {spell(found)} but train has {spell(classes)}: the "
+                                        "same names with accents written in another Unicode form (as macOS and Linux "
+                                        f"write them); rename the class folders of {split_root} or of train to one form (convmv --nfc)")
                     raise DataError(f"{split_root} has classes {list(found)} but train has {list(classes)}")
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
                                      cache=cache)

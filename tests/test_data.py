@@ -549,3 +549,18 @@ def test_classes_that_happen_to_have_split_names_are_still_classes(tmp_path):
     ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
                                  test_size=1, val_size=1))
     assert ds.classes == ("Test", "Validation", "exam")
+
+
+def test_class_names_spelled_in_two_unicode_forms_are_told_apart_in_the_message(tmp_path):
+    import unicodedata
+
+    # test/ copied from a Mac (decomposed accents), train/ made on Linux: the names printed the same in the error
+    for split, form in (("train", "NFC"), ("test", "NFD")):
+        for c in ("café", "thé"):
+            _png(tmp_path / split / unicodedata.normalize(form, c) / "0.png", 8, 50)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, val_size=1))
+    assert str(err.value).endswith(
+        r"test has classes ['cafe\u0301', 'the\u0301'] but train has ['caf\xe9', 'th\xe9']: the same names with "
+        "accents written in another Unicode form (as macOS and Linux write them); rename the class folders of "
+        f"{tmp_path / 'test'} or of train to one form (convmv --nfc)")
