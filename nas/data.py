@@ -33,6 +33,11 @@ FASHION_MNIST_INSTALL = "sudo apt-get install -y dataset-fashion-mnist"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                             ".ppm", ".pgm", ".pbm", ".pnm"})
 
+# Image formats a class folder may hold that are not read (iPhones' HEIC, cameras' raw files, formats Pillow reads only
+# in some builds): named in a warning, so photos are not left out of training unseen.
+OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpe", ".tga", ".ico", ".psd",
+                                  ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw", ".qoi", ".apng"})
+
 
 @dataclass(frozen=True)
 class Split:
@@ -154,10 +159,11 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
-def image_files_in(folder: Path) -> list[Path]:
+def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> list[Path]:
     """The image files in `folder` and its subfolders, sorted (torchvision's ImageFolder reads a class folder's
     subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped. Linked subfolders
-    are followed, each folder once; `DataError` names an unreadable subfolder or a link to an image that is gone."""
+    are followed, each folder once; `DataError` names an unreadable subfolder or a link to an image that is gone.
+    Files of image formats that are not read (`OTHER_IMAGE_SUFFIXES`) are appended to `other_images` if given."""
     def unreadable(e: OSError) -> None:
         raise DataError(f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable or remove it")
 
@@ -181,6 +187,8 @@ def image_files_in(folder: Path) -> list[Path]:
                                 "target or remove the link")
             if is_image_file(path):
                 found.append(path)
+            elif other_images is not None and path.suffix.lower() in OTHER_IMAGE_SUFFIXES and not name.startswith("."):
+                other_images.append(path)
     return sorted(found)
 
 
@@ -302,15 +310,21 @@ def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bo
 
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None) -> Split:
-    files, ys = [], []
+    files, ys, other = [], [], []
     for label, name in enumerate(classes):
         folder = root / name
-        found = image_files_in(folder) if folder.is_dir() else []
+        found = image_files_in(folder, other_images=other) if folder.is_dir() else []
         if not found:
             raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
                             "in it or its subfolders")
         files += found
         ys += [label] * len(found)
+    if other:
+        from collections import Counter
+
+        kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(Counter(p.suffix.lower() for p in other).items()))
+        log.warning("%s: %d image file(s) of formats that are not read are left out (%s; e.g. %s); convert them to one "
+                    "of %s to train on them", root, len(other), kinds, min(other), " ".join(sorted(IMAGE_SUFFIXES)))
     y = torch.tensor(ys, dtype=torch.int64)
     how = {"size": size, "mode": mode, "draft": draft, "background": background}
     cached = _cache_file(cache, files, **how) if cache is not None else None

@@ -564,3 +564,24 @@ def test_class_names_spelled_in_two_unicode_forms_are_told_apart_in_the_message(
         r"test has classes ['cafe\u0301', 'the\u0301'] but train has ['caf\xe9', 'th\xe9']: the same names with "
         "accents written in another Unicode form (as macOS and Linux write them); rename the class folders of "
         f"{tmp_path / 'test'} or of train to one form (convmv --nfc)")
+
+
+def test_photos_of_formats_that_are_not_read_are_named_in_a_warning(tmp_path, monkeypatch):
+    import nas.data
+
+    for c in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+    (tmp_path / "a" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # an iPhone photo, beside its .pngs
+    (tmp_path / "a" / "trip").mkdir()
+    (tmp_path / "a" / "trip" / "IMG_0002.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "b" / "notes.txt").write_text("not an image: no warning")
+    (tmp_path / "b" / "._x.heic").write_bytes(b"macOS metadata: no warning")
+    warned = []
+    monkeypatch.setattr(nas.data.log, "warning", lambda msg, *args: warned.append(msg % args))
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=1, val_size=1))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 4
+    assert warned == [f"{tmp_path}: 2 image file(s) of formats that are not read are left out (2 .heic; e.g. "
+                      f"{tmp_path / 'a' / 'IMG_0001.HEIC'}); convert them to one of "
+                      f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to train on them"]
