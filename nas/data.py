@@ -208,7 +208,14 @@ def _to_8bit(img, path: Path):
 
     # Pillow opens a 16-bit PGM (maxval over 255) as mode I, its values scaled to 0..65535: 16-bit grey as well
     if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PPM"):
-        return Image.fromarray(np.rint(np.asarray(img, dtype=np.float64) / 257.0).astype(np.uint8))
+        values = np.asarray(img)
+        grey = Image.fromarray(np.rint(values.astype(np.float64) / 257.0).astype(np.uint8))
+        if isinstance(img.info.get("transparency"), int):
+            # a 16-bit PNG's transparent grey value (tRNS): kept as alpha, so data.background applies to it as to
+            # 8-bit images (the new image has no info, and the cut-out's background stayed the stored grey)
+            return Image.merge("LA", (grey, Image.fromarray(np.where(values == img.info["transparency"], 0, 255)
+                                                          .astype(np.uint8))))
+        return grey
     if img.mode in ("I", "F"):
         kind = "32-bit integer" if img.mode == "I" else "floating-point"
         raise DataError(f"image {path} has {kind} pixels (mode {img.mode}), whose range is not defined; "
@@ -268,7 +275,9 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, b
         raise DataError(f"cannot read image {path}: {e}") from None
 
 
-CACHE_FORMAT = 1  # bump when what read_image makes of a file changes: older cache files are then not found
+# Bump when what read_image makes of a file changes: older cache files are then not found (2: a 16-bit grey PNG's
+# transparent value is kept for data.background).
+CACHE_FORMAT = 2
 
 
 def _cache_file(cache: Path, files: list[Path], *, size: int | None, mode: str, draft: bool,

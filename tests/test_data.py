@@ -585,3 +585,15 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning(tmp_path, mo
     assert warned == [f"{tmp_path}: 2 image file(s) of formats that are not read are left out (2 .heic; e.g. "
                       f"{tmp_path / 'a' / 'IMG_0001.HEIC'}); convert them to one of "
                       f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to train on them"]
+
+
+def test_a_16bit_grey_cut_out_is_composited_onto_the_background_too(tmp_path):
+    grey16 = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "cut.png", transparency=0)  # 16-bit grey, value 0 transparent (tRNS)
+    with Image.open(tmp_path / "cut.png") as img:
+        assert img.mode == "I;16" and img.info["transparency"] == 0
+    on_white = read_image(tmp_path / "cut.png", size=None, mode="L", background=255)
+    dropped = read_image(tmp_path / "cut.png", size=None, mode="L")
+    expected = np.rint(grey16 / 257).astype(np.uint8)
+    np.testing.assert_array_equal(dropped, expected)  # transparency dropped: the stored grey
+    assert on_white[0, 0] == 255 and (on_white.flatten()[1:] == expected.flatten()[1:]).all()
