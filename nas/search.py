@@ -474,12 +474,40 @@ def _make_run_dir(run_dir: Path) -> None:
     make_folder(run_dir, setting=f"search.runs_dir={str(run_dir.parent)!r}")
 
 
+class _Held(logging.Handler):
+    """Keeps the warnings logged before the run folder may be written (while the input is validated and the data
+    loaded), for search.log: they are shown at once as usual, and written to the file once it exists."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @contextlib.contextmanager
-def _run_log(run_dir: Path) -> Iterator[None]:
-    """Append this process's log lines to `<run folder>/search.log` (workers share it; the pid tells them apart)."""
+def _held_warnings() -> Iterator[list[logging.LogRecord]]:
+    held = _Held()
+    loggers = [logging.getLogger(name) for name in ("nas", "compress")]
+    for lg in loggers:
+        lg.addHandler(held)
+    try:
+        yield held.records
+    finally:
+        for lg in loggers:
+            lg.removeHandler(held)
+
+
+@contextlib.contextmanager
+def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Iterator[None]:
+    """Append this process's log lines to `<run folder>/search.log` (workers share it; the pid tells them apart),
+    `earlier` records first (warnings from before the folder could be written, e.g. images left out of the data)."""
     handler = logging.FileHandler(run_dir / "search.log")
     handler.setFormatter(logging.Formatter("[%(asctime)s][pid %(process)d][%(name)s][%(levelname)s] - %(message)s"))
     handler.setLevel(logging.INFO)
+    for record in earlier:  # to the file only: they were shown when they happened
+        handler.handle(record)
     loggers = [logging.getLogger(name) for name in ("nas", "compress")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -503,9 +531,10 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     run = to_run_config(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run.search.runs_dir) / run.search.study_name
-    data = load_dataset(run.data)  # fails fast, before a study or folder is created
-    check_budget(run, data)
-    seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
+    with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
+        data = load_dataset(run.data)  # fails fast, before a study or folder is created
+        check_budget(run, data)
+        seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))
     check_data(study, data_identity(data))  # another folder under the same study name: refused, not mixed in
     _check_study_not_lost(study, run_dir)
@@ -514,7 +543,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     left_out = seeds_left_out(study, seeds)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
-    with _run_log(run_dir):
+    with _run_log(run_dir, earlier=earlier):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
         log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %d trials done",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),

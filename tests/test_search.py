@@ -270,10 +270,15 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
             pixels = (rng.random((20, 20, 3)) * 80).astype(np.uint8)
             pixels[..., c] += 150
             Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.jpg")
+    (tmp_path / "images" / "red" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # a phone photo, not read
     result = run_search(compose_cfg(
         "data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=16", "train=smoke", "final_train=none",
         "compress=smoke", "search.n_trials=1", f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=own",
         "search.progress=false"))
+    # Warned while the data loaded, before the run folder existed: search.log has it too, ahead of the run's first line.
+    log_text = (result.run_dir / "search.log").read_text()
+    assert "1 image file(s) of formats that are not read are left out (1 .heic" in log_text
+    assert log_text.index("formats that are not read") < log_text.index("study own: hw=")
     (member,) = result.pareto
     folder = result.run_dir / member["checkpoint"]
     arch = json.loads((folder / "arch.json").read_text())
