@@ -28,6 +28,7 @@ from nas.errors import CheckpointError
 
 if TYPE_CHECKING:
     import onnx
+    import openvino as ov
 
 
 def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
@@ -176,15 +177,20 @@ def openvino_cause(e: BaseException) -> str:
     return cause[:200]
 
 
+def read_openvino(core: ov.Core, xml_path: str | os.PathLike) -> ov.Model:
+    """The OpenVINO model of an IR file, or `CheckpointError` in one line when it is missing or unreadable."""
+    try:
+        return core.read_model(str(_require(xml_path)))
+    except RuntimeError as e:
+        raise CheckpointError(f"{xml_path} is not a readable OpenVINO IR: {openvino_cause(e)}") from None
+
+
 def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
     """Logits of `split` computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts)."""
     import openvino as ov
 
     core = ov.Core()
-    try:
-        model = core.read_model(str(_require(xml_path)))
-    except RuntimeError as e:
-        raise CheckpointError(f"{xml_path} is not a readable OpenVINO IR: {openvino_cause(e)}") from None
+    model = read_openvino(core, xml_path)
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads)})
     request = compiled.create_infer_request()
     out = compiled.output(0)

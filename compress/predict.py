@@ -126,7 +126,42 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
             for f, row, p in zip(files, order, probs)]
 
 
+def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
+    """(channels, height, width) of one image that the model file at `path` takes; None where the file leaves a dim
+    dynamic."""
+    if path.suffix == ".xml":
+        import openvino as ov
+
+        from compress.export import read_openvino
+
+        dims = read_openvino(ov.Core(), path).inputs[0].get_partial_shape()
+        shape = [d.get_length() if d.is_static else None for d in dims]
+    elif path.suffix == ".onnx":
+        from nas.checkpoint import onnx_session
+
+        shape = [d if isinstance(d, int) else None for d in onnx_session(path, threads=1).get_inputs()[0].shape]
+    else:
+        from nas.checkpoint import read_checkpoint
+
+        arch = read_checkpoint(path)[0]
+        shape = [None, arch.in_chans, arch.img_size, arch.img_size]
+    return tuple(shape[1:4]) if len(shape) == 4 else (None, None, None)
+
+
+def _check_input_shape(path: Path, expected: tuple[int, int, int]) -> None:
+    """`CheckpointError` when the model file takes other images than the `expected` (channels, height, width) that the
+    folder's metrics.json describes (a model file copied into another member's folder, say): the runtimes would fail
+    deep inside with a shape error, and only metrics.json says how to make the images."""
+    actual = file_input_shape(path)
+    if any(a is not None and a != e for a, e in zip(actual, expected)):
+        shown = "x".join("?" if a is None else str(a) for a in actual)
+        raise CheckpointError(f"{path} takes {shown} (channels x height x width) images but {path.parent / 'metrics.json'} "
+                              f"describes {'x'.join(map(str, expected))}; keep each model file in the checkpoint folder "
+                              "it was written to")
+
+
 def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
+    _check_input_shape(path, tuple(split.x.shape[1:]))  # the images as metrics.json says to make them
     if path.suffix == ".xml":
         from compress.export import openvino_logits
 

@@ -170,3 +170,15 @@ def test_a_class_name_with_a_slash_is_found_in_a_folder_named_with_an_underscore
     assert folder_labels(predictions, classes) == ["T-shirt/top", "Trouser"]
     assert folder_accuracy(predictions, classes) == (1, 2)
     assert folder_labels([Prediction(tmp_path / "Shirt" / "a.png", ("Trouser",), (1.0,))], classes) is None
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.onnx", "model.xml"])
+def test_a_model_file_that_takes_other_images_than_metrics_json_says_is_one_line(checkpoint, photos, name):
+    folder, _ = checkpoint
+    export_openvino(folder / "model.onnx", folder / "model.xml", in_chans=3, img_size=16)
+    # metrics.json of another member (1 channel, 20 px), as when a model file is copied into the wrong folder
+    (folder / "metrics.json").write_text(json.dumps({"input": {"channels": 1, "img_size": 20},
+                                                    "output": {"class_names": CLASSES}}))
+    with pytest.raises(CheckpointError, match=rf"{name} takes 3x16x16 \(channels x height x width\) images but "
+                                              r".*metrics\.json describes 1x20x20"):
+        predict(folder / name, [photos])
