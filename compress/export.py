@@ -173,7 +173,10 @@ def openvino_cause(e: BaseException) -> str:
     """The line of an OpenVINO error that says what is wrong ("bin file cannot be found", "Error parsing ..."): its
     first lines only name the C++ source files the exception passed through."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    cause = next((ln for ln in lines if not ln.startswith("Exception from ")), lines[0] if lines else type(e).__name__)
+    # "Check '<condition>' failed at src/...cpp:N:" names the failed assertion and its source; the line after it
+    # says what is wrong in words (a missing .bin file: "bin file cannot be found!")
+    located = ("Exception from ", "Check '")
+    cause = next((ln for ln in lines if not ln.startswith(located)), lines[0] if lines else type(e).__name__)
     return cause[:200]
 
 
