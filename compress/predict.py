@@ -49,6 +49,12 @@ def model_file(path: str | Path) -> Path:
         for name in ("model_int8.xml", "model.onnx"):
             if (p / name).is_file():
                 return p / name
+        # a run folder, or its checkpoints/ folder: name the members to choose from
+        where = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+        members = sorted(q.name for q in where.iterdir() if q.is_dir() and (q / "metrics.json").is_file())
+        if members:
+            raise CheckpointError(f"{p} is no checkpoint folder; pass one of its members: "
+                                  + ", ".join(str(where / m) for m in members))
         raise CheckpointError(f"{p} holds neither model_int8.xml nor model.onnx; pass a checkpoint folder of a search run")
     if not p.is_file():
         raise CheckpointError(f"{p} not found; pass a checkpoint folder or its model_int8.xml, model.onnx or model.pt")

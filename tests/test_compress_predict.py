@@ -182,3 +182,17 @@ def test_a_model_file_that_takes_other_images_than_metrics_json_says_is_one_line
     with pytest.raises(CheckpointError, match=rf"{name} takes 3x16x16 \(channels x height x width\) images but "
                                               r".*metrics\.json describes 1x20x20"):
         predict(folder / name, [photos])
+
+
+def test_a_run_folder_as_model_names_its_checkpoint_folders(checkpoint, photos, tmp_path):
+    folder, _ = checkpoint  # tmp_path/ck
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    folder.rename(run / "checkpoints" / "abc123")
+    (run / "checkpoints" / "not_a_member").mkdir()  # no metrics.json: not named
+    member = run / "checkpoints" / "abc123"
+    for given in (run, run / "checkpoints"):  # the run folder a search printed, or its checkpoints/ folder
+        with pytest.raises(CheckpointError, match=rf"{given} is no checkpoint folder; pass one of its members: "
+                                                  rf"{member}$"):
+            predict(given, [photos])
+    assert len(predict(member, [photos])) == 3
