@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nas.data import Split, image_files_in, read_images
+from nas.data import IMAGE_SUFFIXES, Split, image_files_in, read_images
 from nas.stats import accuracy_interval
 from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
@@ -99,7 +99,8 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
         if p.is_dir():
             found = image_files_in(p)
             if not found:
-                raise DataError(f"{p} holds no image files")
+                raise DataError(f"{p} holds no image files ({' '.join(sorted(IMAGE_SUFFIXES))}), in it or its "
+                                "subfolders; hidden files are skipped")
             files += found
         elif p.is_file():
             files.append(p)

@@ -196,3 +196,11 @@ def test_a_run_folder_as_model_names_its_checkpoint_folders(checkpoint, photos, 
                                                   rf"{member}$"):
             predict(given, [photos])
     assert len(predict(member, [photos])) == 3
+
+
+def test_a_folder_without_images_names_the_image_suffixes_read(checkpoint, tmp_path):
+    folder, _ = checkpoint
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match=r"docs holds no image files \(.*\.jpg .*\.png .*\), in it or its subfolders"):
+        predict(folder, [tmp_path / "docs"])
