@@ -106,6 +106,7 @@ class _Trial:
     mixers: tuple[str, ...]
     summary: str
     stopped_early: bool = False  # search.early_stop cut its proxy training short
+    duplicate: bool = False  # re-proposed an arch already trained: its result was reused, nothing trained
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
                    latency_ms=_to_float(cell(r, "latency_ms")), params=_to_int(cell(r, "params")),
                    macs=_to_int(cell(r, "macs")), feasible=cell(r, "feasible").lower() != "false",
                    mixers=_split_mixers(cell(r, "mixers")), summary=cell(r, "summary"),
-                   stopped_early=bool(cell(r, "early_stop")))
+                   stopped_early=bool(cell(r, "early_stop")), duplicate=bool(cell(r, "duplicate_of")))
             for r in rows]
 
 
@@ -394,6 +395,9 @@ def _state_counts_text(trials: Sequence[_Trial]) -> str:
     stopped = sum(t.stopped_early for t in trials)
     if stopped:  # complete, but with the accuracy they had when stopped
         parts += f" ({stopped} of them stopped early as hopeless)"
+    duplicates = sum(t.duplicate for t in trials)
+    if duplicates:  # they count against search.n_trials but explored nothing new
+        parts += f" ({duplicates} of them re-proposed an architecture already trained and reused its result)"
     noun = "trial" if len(trials) == 1 else "trials"
     return f"{len(trials)} {noun}" + (f": {parts}" if parts else "")
 

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = (
     "number", "state", "arch_id", "val_acc", "latency_ms", "params", "macs", "feasible", "is_pareto",
-    "duration_s", "norm", "act", "n_stages", "mixers", "summary", "fail_reason", "early_stop", "arch_json",
+    "duration_s", "norm", "act", "n_stages", "mixers", "summary", "fail_reason", "early_stop", "duplicate_of",
+    "train_precision", "arch_json",
 )
 
 
@@ -66,6 +67,10 @@ class TrialRecord:
     duration_s: float | None
     fail_reason: str
     early_stop: str = ""  # why proxy training stopped early (search.early_stop); val_acc is then from that point
+    # The earlier trial of the same arch whose result this one reuses (it trained nothing): its number, "?" for trials
+    # recorded before the number was kept, "" when it trained itself.
+    duplicate_of: str = ""
+    train_precision: str = ""  # what the proxy training ran in (fp32 | bf16): train.precision=auto depends on the CPU
 
     @property
     def arch_id(self) -> str:
@@ -84,6 +89,8 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         feasible=all(c <= 0 for c in t.constraints.values()), duration_s=duration,
         fail_reason=str(attrs.get("fail_reason", "")),
         early_stop=str(attrs.get("early_stop", "")) if t.state == TrialState.COMPLETE else "",
+        duplicate_of=str(attrs.get("duplicate_of", "?" if attrs.get("duplicate") else "")),
+        train_precision=str(attrs.get("train_precision", "")),
     )
 
 
@@ -152,8 +159,8 @@ def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
             r.number, r.state, r.arch_id, _fmt(r.val_acc), _fmt(r.latency_ms), _fmt(r.params), _fmt(r.macs),
             r.feasible, bool(a) and r.state == "COMPLETE" and r.arch_id in front_ids, _fmt(r.duration_s),
             a.norm if a else "", a.act if a else "", len(a.stages) if a else "",
-            "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, r.early_stop,
-            a.to_json() if a else "",
+            "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, r.early_stop, r.duplicate_of,
+            r.train_precision, a.to_json() if a else "",
         ])
     return buf.getvalue()
 

@@ -155,12 +155,14 @@ def _train_seed(arch: ArchConfig, seed: int) -> int:
     return int(hashlib.sha1(f"{arch.arch_id}:{seed}".encode()).hexdigest()[:8], 16)
 
 
-def _previous_result(study: optuna.Study, arch_id: str, run_dir: Path) -> tuple[float, float] | None:
+def _previous_result(study: optuna.Study, arch_id: str, run_dir: Path) -> tuple[int, tuple[float, float]] | None:
+    """(number, values) of a finished trial of the same architecture whose weights are kept: a re-proposed arch reuses
+    its result (same arch and seed give the same weights)."""
     if not (run_dir / "trials" / f"{arch_id}.pt").is_file():
         return None
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.user_attrs.get("arch_id") == arch_id:
-            return float(t.values[0]), float(t.values[1])
+            return t.number, (float(t.values[0]), float(t.values[1]))
     return None
 
 
@@ -232,7 +234,8 @@ def make_objective(
         previous = _previous_result(trial.study, arch.arch_id, run_dir)
         if previous is not None:
             trial.set_user_attr("duplicate", True)
-            return previous
+            trial.set_user_attr("duplicate_of", previous[0])  # trials.csv names the trial whose result it reuses
+            return previous[1]
         seed = _train_seed(arch, run.search.seed)
         seed_everything(seed)
         model = build_model(arch)

@@ -512,3 +512,16 @@ def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_
                                        "search.seed_archs=[convformer-S,poolformer-S]")))
     assert (f"search.seed_archs: {family_arch('poolformer-S').summary()} not queued: seeds only start a new study, "
             "and this one has 4 trial(s)") in (tmp_path / "runs" / "t" / "search.log").read_text()
+
+
+def test_a_re_proposed_architecture_names_the_trial_it_reuses(tiny_idx_root, tmp_path, compose_cfg):
+    # A space of one architecture: the second trial can only re-propose the first one's, and reuses its result.
+    one = ("space.stem_kernels=[3]", "space.norms=[bn]", "space.acts=[relu]",
+           "space.stages=[{mixers:[pool],depths:[1],widths:[16],kernels:[3],mlp_ratios:[2],head_dims:[8],expands:[2]}]")
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random", *one)))
+    rows = _rows(result.run_dir)
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"] and rows[0]["arch_id"] == rows[1]["arch_id"]
+    assert [r["duplicate_of"] for r in rows] == ["", "0"]
+    assert rows[0]["train_precision"] in ("fp32", "bf16") and rows[1]["train_precision"] == ""  # the copy trained nothing
+    assert "2 trials: 2 COMPLETE (1 of them re-proposed an architecture already trained and reused its result)" in (
+        result.run_dir / "report.md").read_text()
