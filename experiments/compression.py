@@ -187,11 +187,17 @@ def _render_a(r: dict, pct, ok) -> list[str]:
             f"{x['openvino_fp32_ms']:.3f} | {x['openvino_int8_ms']:.3f} | {x['speedup_vs_openvino_fp32']:.2f}x | "
             f"{x['speedup_vs_torch']:.1f}x | {x['fp32_bytes'] / 1024:.0f} → {x['int8_onnx_bytes'] / 1024:.0f} KiB "
             f"({x['int8_ir_bytes'] / 1024:.0f}); {x['size_ratio_onnx']:.2f}x |")
+    def spread(key: str, digits: int) -> str:
+        # each target holds for every model: the lowest one decides it, the mean alone could read as passing
+        values = [x[key] for x in r["int8"]]
+        return f"lowest {min(values):.{digits}f}x, mean {sum(values) / len(values):.{digits}f}x"
+
     lines += [
-        "", CHANGED_NOTE, "", f"- int8 drop <= 0.3 pt (from the OpenVINO file): {ok(t['int8_drop_le_0.3pt'])}",
+        "", CHANGED_NOTE, "", "Each target below must hold for every model.", "",
+        f"- int8 drop <= 0.3 pt (from the OpenVINO file): {ok(t['int8_drop_le_0.3pt'])}",
         f"- OpenVINO int8 >= 1.5x faster than OpenVINO fp32: {ok(t['openvino_int8_ge_1.5x_openvino_fp32'])} "
-        f"(mean {r['means']['speedup_vs_openvino_fp32']:.2f}x)",
-        f"- OpenVINO int8 >= 4x faster than torch eager fp32: {ok(t['openvino_int8_ge_4x_torch'])} (mean {r['means']['speedup_vs_torch']:.1f}x)",
+        f"({spread('speedup_vs_openvino_fp32', 2)})",
+        f"- OpenVINO int8 >= 4x faster than torch eager fp32: {ok(t['openvino_int8_ge_4x_torch'])} ({spread('speedup_vs_torch', 1)})",
         f"- file >= 3.5x smaller (model.onnx → model_int8.onnx): {ok(t['size_ge_3.5x_smaller_onnx'])}", "",
         "### The same OpenVINO files with pre-bound input/output tensors", "",
         "The table above calls OpenVINO from Python with the input on every call (`request.infer({0: x})`), which "
@@ -209,9 +215,9 @@ def _render_a(r: dict, pct, ok) -> list[str]:
             f"{x['openvino_int8_ms'] - x['openvino_int8_bound_ms']:.3f} |")
     lines += [
         "", f"- OpenVINO int8 >= 1.5x faster than OpenVINO fp32, pre-bound I/O: "
-        f"{ok(t['openvino_int8_ge_1.5x_openvino_fp32_bound_io'])} (mean {r['means']['speedup_bound_vs_openvino_fp32_bound']:.2f}x)",
+        f"{ok(t['openvino_int8_ge_1.5x_openvino_fp32_bound_io'])} ({spread('speedup_bound_vs_openvino_fp32_bound', 2)})",
         f"- OpenVINO int8 with pre-bound I/O >= 4x faster than torch eager fp32: {ok(all(v >= 4 for v in vs_torch))} "
-        f"(mean {sum(vs_torch) / len(vs_torch):.1f}x)", "",
+        f"(lowest {min(vs_torch):.1f}x, mean {sum(vs_torch) / len(vs_torch):.1f}x)", "",
     ]
     return lines
 
