@@ -332,16 +332,37 @@ CONF_INSTALLED = CONF_DIR.parent == Path(__file__).resolve().parent  # conf/ is 
 HW_DIR = CONF_DIR / "hw"
 
 
-def hw_folders() -> list[Path]:
-    """The folders `hw=<name>` is looked up in: in a Hydra run, the hw/ folder of each folder of its config search
-    path in Hydra's order (a user's `--config-dir` among them); otherwise the project's conf/hw."""
+def group_folders(group: str) -> list[Path]:
+    """The folders `<group>=<name>` is looked up in: in a Hydra run, the <group>/ folder of each folder of its config
+    search path in Hydra's order (a user's `--config-dir` among them); otherwise the project's conf/<group>."""
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
-        folders = [Path(s.path) / "hw" for s in HydraConfig.get().runtime.config_sources if s.schema == "file"]
+        folders = [Path(s.path) / group for s in HydraConfig.get().runtime.config_sources if s.schema == "file"]
         if folders:
             return folders
-    return [HW_DIR]
+    return [CONF_DIR / group]
+
+
+def hw_folders() -> list[Path]:
+    """The folders `hw=<name>` is looked up in (`group_folders("hw")`)."""
+    return group_folders("hw")
+
+
+def changed_from_file(group: str, node: SpaceConfig | HardwareProfile, folders: Sequence[str | Path] | None = None) -> list[str]:
+    """The keys of `node` (the run's space or hw) whose values differ from its file, `<node.name>.yaml` in `folders`
+    (default `group_folders(group)`): set on the command line, so that its name alone no longer says what was searched.
+    Empty when none differ or no such file is found (a space or chip of the user's own, named by them)."""
+    path = next((Path(f) / f"{node.name}.yaml" for f in (group_folders(group) if folders is None else folders)
+                 if (Path(f) / f"{node.name}.yaml").is_file()), None)
+    if path is None:
+        return []
+    cls = type(node)
+    try:
+        shipped = structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(path)), cls)
+    except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):
+        return []
+    return [f.name for f in dataclasses.fields(cls) if getattr(node, f.name) != getattr(shipped, f.name)]
 
 
 def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> list[HardwareProfile]:

@@ -404,7 +404,7 @@ def _state_counts_text(trials: Sequence[_Trial]) -> str:
 
 def _header_facts(run: _Run) -> list[tuple[str, str]]:
     h = run.header
-    hw = str(h.get("hw") or _MISSING)
+    hw = str(h.get("hw") or _MISSING) + _changed_text(h.get("hw_changed"))
     if h.get("hw_description"):
         hw = f"{hw} — {h['hw_description']}"
     # Runs from before the predictor was named in pareto.json simply lack the line.
@@ -415,9 +415,17 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
     metric = ([("Accuracy", "balanced accuracy (data.metric): the mean over the classes of each class's accuracy; "
                             "every accuracy in this report is scored so")] if h.get("metric") == "balanced_accuracy" else [])
     return [("Hardware", hw), *predictor, ("Dataset", _dataset_text(h)), *metric,
-            ("Search space", str(h.get("space") or _MISSING)), ("Latency budget", _fmt_budget(run.budget_ms)),
+            ("Search space", str(h.get("space") or _MISSING) + _changed_text(h.get("space_changed"))),
+            ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
             ("Created", str(h.get("created") or _MISSING))]
+
+
+def _changed_text(keys: Any) -> str:
+    """' (changed from its file: norms, stages)' for a space or chip set on the command line, else ''."""
+    if not keys or not isinstance(keys, list):
+        return ""
+    return f" (changed from its file: {', '.join(map(str, keys))}; config.yaml holds the values searched)"
 
 
 def _dataset_text(header: dict[str, Any]) -> str:

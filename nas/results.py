@@ -34,7 +34,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
 )
-from nas.config import RunConfig, datasheet_warning, hw_profiles
+from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
 from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile
@@ -428,6 +428,9 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         # when its uncalibrated file leaves datasheet numbers to the generic defaults.
         "latency_warning": host_mismatch(run.hw, others=hw_profiles()) or datasheet_warning(run.hw),
         "space": run.space.name,
+        # Keys set on the command line (space.norms=[bn], hw.mac_per_s=...): the name alone no longer says what ran.
+        "space_changed": changed_from_file("space", run.space),
+        "hw_changed": changed_from_file("hw", run.hw),
         "dataset": data.name,
         # What the accuracies were measured on: a report reader needs the test split's size to judge a gap.
         "data": {"root": run.data.root, "classes": data.num_classes, "input": [data.in_chans, data.img_size, data.img_size],

@@ -523,5 +523,9 @@ def test_a_re_proposed_architecture_names_the_trial_it_reuses(tiny_idx_root, tmp
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"] and rows[0]["arch_id"] == rows[1]["arch_id"]
     assert [r["duplicate_of"] for r in rows] == ["", "0"]
     assert rows[0]["train_precision"] in ("fp32", "bf16") and rows[1]["train_precision"] == ""  # the copy trained nothing
-    assert "2 trials: 2 COMPLETE (1 of them re-proposed an architecture already trained and reused its result)" in (
-        result.run_dir / "report.md").read_text()
+    report = (result.run_dir / "report.md").read_text()
+    assert "2 trials: 2 COMPLETE (1 of them re-proposed an architecture already trained and reused its result)" in report
+    # The space was narrowed on the command line: its name alone no longer says what was searched.
+    pareto = json.loads((result.run_dir / "pareto.json").read_text())
+    assert pareto["space_changed"] == ["stem_kernels", "norms", "acts", "stages"] and pareto["hw_changed"] == []
+    assert "metaformer_t (changed from its file: stem_kernels, norms, acts, stages; config.yaml holds" in report
