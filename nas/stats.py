@@ -18,6 +18,12 @@ Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: two-sided 95%
 def class_tally(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(right, total): per class index, how many of its images `predicted` gets right and how many there are."""
     predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"predicted has shape {predicted.shape} but truth {truth.shape}: one class per image in each")
+    if truth.size and (truth.min() < 0 or truth.max() >= num_classes):
+        # bincount would grow extra classes silently, and per-class figures would no longer line up with the names
+        raise ValueError(f"truth holds class {int(truth.min()) if truth.min() < 0 else int(truth.max())}; "
+                         f"allowed: 0..{num_classes - 1} (num_classes={num_classes})")
     total = np.bincount(truth, minlength=num_classes)
     right = np.bincount(truth[predicted == truth], minlength=num_classes)
     return right, total
@@ -34,7 +40,8 @@ def accuracy_interval(right: Sequence[int] | np.ndarray, total: Sequence[int] | 
     right (or wrong) from claiming no uncertainty; the interval is the mean of those shares +- z standard errors,
     clipped to [0, 1]. For a single group it is the usual Agresti-Coull interval (close to Wilson's).
     """
-    right, total = np.asarray(right, dtype=np.float64), np.asarray(total, dtype=np.float64)
+    # atleast_1d: one group given as plain numbers, accuracy_interval(45, 50), is one class
+    right, total = np.atleast_1d(np.asarray(right, dtype=np.float64)), np.atleast_1d(np.asarray(total, dtype=np.float64))
     if right.shape != total.shape or (right < 0).any() or (right > total).any():
         raise ValueError(f"right={right.tolist()} must be per-class counts between 0 and total={total.tolist()}")
     present = total > 0

@@ -71,3 +71,15 @@ def test_paired_change_counts_changed_images_and_gives_mcnemars_exact_p():
 def test_a_tiny_p_value_is_printed_as_a_bound_not_as_zero():
     assert [format_p(p) for p in (1.0, 0.1734, 0.00035, 3e-12)] == ["p=1", "p=0.17", "p=0.00035", "p<0.0001"]
     assert format_p(0.04999) == "p=0.04999" and format_p(0.0504) == "p=0.05"  # below 0.05 never reads as 0.05
+
+
+def test_one_group_as_plain_numbers_and_labels_out_of_range_are_handled():
+    # README: "45 of 50 photos right says only that the accuracy lies between 78% and 96%" -- callable as written.
+    low, high = accuracy_interval(45, 50)
+    assert (low, high) == accuracy_interval([45], [50]) and round(low, 2) == 0.78 and round(high, 2) == 0.96
+    with pytest.raises(ValueError, match=r"truth holds class 12; allowed: 0..9 \(num_classes=10\)"):
+        class_tally(np.array([0, 1]), np.array([0, 12]), 10)
+    with pytest.raises(ValueError, match="truth holds class -1"):
+        class_tally(np.array([0, 1]), np.array([0, -1]), 10)
+    with pytest.raises(ValueError, match="shape"):
+        class_tally(np.array([0, 1, 2]), np.array([0, 1]), 10)
