@@ -280,20 +280,28 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, b
 CACHE_FORMAT = 2
 
 
-def _cache_file(cache: Path, files: list[Path], *, size: int | None, mode: str, draft: bool,
+def _cache_file(cache: Path, root: Path, files: list[Path], *, size: int | None, mode: str, draft: bool,
                 background: int | None) -> Path:
-    """Where the decoded arrays of `files` live in `cache`: named by the files (path, size, modification time) and
-    how they are decoded, so a changed, added or removed image, or another img_size, colour mode or background,
-    misses."""
+    """Where the decoded arrays of `files` (the images under `root`) live in `cache`: images-<folder>-<files>.npy, the
+    first part naming the folder and how it is decoded (img_size, colour mode, background), the second the files
+    (path, size, modification time), so a changed, added or removed image misses and replaces that folder's file."""
     import hashlib
     import json
 
     stats = [(str(p.resolve()), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
-    how = {"format": CACHE_FORMAT, "size": size, "mode": mode, "draft": draft}
-    if background is not None:  # only when set, so cache files written before data.background are still found
-        how["background"] = background
-    key = json.dumps({**how, "files": stats})
-    return cache / f"images-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+    how = {"format": CACHE_FORMAT, "size": size, "mode": mode, "draft": draft, "background": background}
+    folder = hashlib.sha1(json.dumps({**how, "root": str(root.resolve())}).encode()).hexdigest()[:8]
+    content = hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:16]
+    return cache / f"images-{folder}-{content}.npy"
+
+
+def _drop_stale_cache_files(cached: Path) -> None:
+    """Remove the files `cached` replaces: the same folder decoded the same way, from images since changed. Without it
+    the cache grew by a whole copy of the folder at every change (a worker still reading one keeps it open)."""
+    prefix = cached.name.rsplit("-", 1)[0]
+    for old in cached.parent.glob(f"{prefix}-*.npy"):
+        if old != cached:
+            old.unlink(missing_ok=True)
 
 
 def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bool = True,
@@ -336,7 +344,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
                     "of %s to train on them", root, len(other), kinds, min(other), " ".join(sorted(IMAGE_SUFFIXES)))
     y = torch.tensor(ys, dtype=torch.int64)
     how = {"size": size, "mode": mode, "draft": draft, "background": background}
-    cached = _cache_file(cache, files, **how) if cache is not None else None
+    cached = _cache_file(cache, root, files, **how) if cache is not None else None
     if cached is not None and cached.is_file():
         try:
             x = np.load(cached, allow_pickle=False)
@@ -354,6 +362,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         np.save(buf, x, allow_pickle=False)
         try:
             atomic_write_bytes(cached, buf.getvalue())
+            _drop_stale_cache_files(cached)
         except OSError as e:  # a full disk, say: the images are loaded all the same, only not cached
             log.warning("data.cache_dir: could not write %s (%s); the images will be decoded again next time",
                         cached, e.strerror or e)
