@@ -73,6 +73,12 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig,
 def _resolve(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.is_dir():
+        # a run folder, or its checkpoints/ folder: name its members' folders to choose from
+        where = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+        members = sorted(q.name for q in where.iterdir() if (q / "model.pt").is_file()) if where.is_dir() else []
+        if members and not (p / "model.pt").is_file():
+            shown = ", ".join(str(where / m) for m in members[:5]) + (f" (and {len(members) - 5} more)" if len(members) > 5 else "")
+            raise CheckpointError(f"{p} is a run folder, not a checkpoint; pass one of its members: {shown}")
         p = p / "model.pt"
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} not found; expected a model.pt file or a folder holding one")

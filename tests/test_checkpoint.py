@@ -82,3 +82,15 @@ def test_weights_that_do_not_fit_the_spec(saved, tmp_path):
     path = save_checkpoint(tmp_path / "bad.pt", model, other)  # spec says width 24, weights are 16
     with pytest.raises(CheckpointError, match="do not fit its arch spec"):
         nas.load_checkpoint(path)
+
+
+def test_a_run_folder_given_as_checkpoint_names_its_members(tmp_path):
+    run = tmp_path / "run"
+    for member in ("b222", "a111"):
+        save_checkpoint(run / "checkpoints" / member / "model.pt", build_model(ARCH), ARCH)
+    for given in (run, run / "checkpoints"):
+        with pytest.raises(CheckpointError) as err:
+            nas.load_checkpoint(given)
+        assert str(err.value) == (f"{given} is a run folder, not a checkpoint; pass one of its members: "
+                                  f"{run / 'checkpoints' / 'a111'}, {run / 'checkpoints' / 'b222'}")
+    assert nas.load_checkpoint(run / "checkpoints" / "a111").arch == ARCH  # a member folder still loads
