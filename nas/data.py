@@ -178,7 +178,7 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> l
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not _skipped_folder(d)]
         for name in files:
             path = Path(top, name)
             if path.suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".") and not path.exists():
@@ -192,8 +192,14 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> l
     return sorted(found)
 
 
+def _skipped_folder(name: str) -> bool:
+    """Hidden folders, and the __MACOSX/ folder unzipping a Mac's zip leaves beside the images (its ._ files are
+    metadata): neither is a class nor holds training images."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _class_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in root.iterdir() if p.is_dir() and not _skipped_folder(p.name))
 
 
 # Pillow modes of one grey channel; "I;16*" are 16-bit (PNG, TIFF), "LA" grey with alpha.

@@ -180,9 +180,13 @@ def test_hidden_files_beside_the_images_are_skipped(tmp_path):
             _png(tmp_path / c / f"{i}.png", 8, 50)
             # what macOS leaves beside each image it copies to a USB stick: not an image, with an image's suffix
             (tmp_path / c / f"._{i}.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+            # and what unzipping a Mac's zip leaves: __MACOSX/<class>/._<image>, at the top and inside a class folder
+            for folder in (tmp_path / "__MACOSX" / c, tmp_path / c / "__MACOSX"):
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"._{i}.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
     ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
                                  test_size=1, val_size=1))
-    assert len(ds.train) + len(ds.val) + len(ds.test) == 6
+    assert ds.classes == ("a", "b") and len(ds.train) + len(ds.val) + len(ds.test) == 6
 
 
 
