@@ -409,6 +409,15 @@ def _misnamed_split_folders(root: Path, has_split_dirs: bool) -> None:
             renames = ", ".join(f"{name} -> {SPLIT_FOLDER_NAMES[name.lower()]}" for name in unread)
             raise DataError(f"{root} holds {', '.join(unread)}, which would not be read: the split layout reads "
                             f"root/train, root/test and root/val (lower case); rename {renames}")
+        # Another spelling beside the folder that is read (root/valid beside root/val, root/Train beside root/train on a
+        # case-sensitive disk): its images would be left out unseen. One folder under two spellings (a disk that
+        # ignores case) is fine.
+        beside = [name for name in split_like if SPLIT_FOLDER_NAMES[name.lower()] != name
+                  and not os.path.samefile(root / name, root / SPLIT_FOLDER_NAMES[name.lower()])]
+        if beside:
+            pairs = ", ".join(f"{name} beside {SPLIT_FOLDER_NAMES[name.lower()]}" for name in beside)
+            raise DataError(f"{root} holds {pairs}: only root/train, root/test and root/val are read, so the images of "
+                            f"{', '.join(beside)} would be left out; move them into the folder that is read, or remove it")
     elif split_like and len(split_like) == len(_class_dirs(root)):  # another folder beside them: they are classes
         renames = [f"{name} -> {SPLIT_FOLDER_NAMES[name.lower()]}" for name in split_like
                    if SPLIT_FOLDER_NAMES[name.lower()] != name]

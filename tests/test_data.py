@@ -540,6 +540,10 @@ def test_a_data_root_that_is_a_file_is_called_a_file_not_missing(tmp_path, fmt):
     # Roboflow's layout: without the check, valid/ was never read and val was carved out of train
     (("train", "valid", "test"), r"holds valid, which would not be read: the split layout reads root/train, root/test "
                                  r"and root/val \(lower case\); rename valid -> val$"),
+    # Both spellings: valid/ (or Train/ on a case-sensitive disk) would be left out beside the folder that is read
+    (("train", "val", "valid", "test"), r"holds valid beside val: only root/train, root/test and root/val are read, so "
+                                        r"the images of valid would be left out; move them into the folder that is read"),
+    (("train", "Train", "test"), r"holds Train beside train: "),
 ])
 def test_split_folders_by_other_names_are_refused_not_read_as_classes_or_skipped(tmp_path, splits, message):
     for split in splits:
