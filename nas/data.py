@@ -375,6 +375,15 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     return Split(torch.from_numpy(x), y)
 
 
+def _grey_palette(img) -> bool:
+    """A palette image (GIF, 8-bit PNG) whose colours are all grey: grey, though its mode says "P" (read from the
+    palette, without decoding the pixels)."""
+    if img.mode != "P":
+        return False
+    palette = img.getpalette() or []  # [r, g, b, r, g, b, ...] of the colours the file defines
+    return bool(palette) and all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+
+
 def _detect_mode(folders: list[Path]) -> str:
     """"RGB" if an image the class `folders` are read for is in colour, else "L" (the data.channels=null rule)."""
     from PIL import Image, UnidentifiedImageError
@@ -385,7 +394,7 @@ def _detect_mode(folders: list[Path]) -> str:
         for path in image_files_in(folder):
             try:
                 with Image.open(path) as img:
-                    if img.mode not in GREY_MODES | {"I", "F"}:
+                    if img.mode not in GREY_MODES | {"I", "F"} and not _grey_palette(img):
                         return "RGB"
             except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
                 continue  # reported with its path when the images are read

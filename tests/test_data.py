@@ -499,6 +499,23 @@ def test_grey_detection_looks_only_at_the_images_that_are_read(tmp_path):
     assert ds.in_chans == 3
 
 
+def test_palette_images_of_grey_colours_count_as_grey(tmp_path):
+    # 8-bit palette PNGs (as many tools save scans) whose colours are all grey: grey, though Pillow's mode says "P"
+    for c, v in (("a", 40), ("b", 200)):
+        for i in range(2):
+            (tmp_path / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8), v + i, dtype=np.uint8)).convert("P").save(tmp_path / c / f"{i}.png")
+    load = lambda: load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path),  # noqa: E731
+                                           img_size=None, test_size=1, val_size=1))
+    with Image.open(tmp_path / "a" / "0.png") as img:
+        assert img.mode == "P"
+    assert load().in_chans == 1
+    coloured = np.zeros((8, 8, 3), dtype=np.uint8)
+    coloured[..., 0] = 255
+    Image.fromarray(coloured).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "b" / "red.png")
+    assert load().in_chans == 3  # a palette of colours is colour
+
+
 def test_netpbm_and_jfif_images_are_read_like_the_others(tmp_path):
     # GTSRB ships its traffic signs as .ppm (torchvision's ImageFolder reads .ppm and .pgm); Windows saves JPEGs from
     # the web as .jfif. Such a folder was "class folder ... has no images", or lost those files beside .png ones.
