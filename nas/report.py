@@ -107,6 +107,7 @@ class _Trial:
     summary: str
     stopped_early: bool = False  # search.early_stop cut its proxy training short
     duplicate: bool = False  # re-proposed an arch already trained: its result was reused, nothing trained
+    fail_reason: str = ""  # why a FAIL/PRUNED trial has no result (trials.csv's fail_reason)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
                    latency_ms=_to_float(cell(r, "latency_ms")), params=_to_int(cell(r, "params")),
                    macs=_to_int(cell(r, "macs")), feasible=cell(r, "feasible").lower() != "false",
                    mixers=_split_mixers(cell(r, "mixers")), summary=cell(r, "summary"),
-                   stopped_early=bool(cell(r, "early_stop")), duplicate=bool(cell(r, "duplicate_of")))
+                   stopped_early=bool(cell(r, "early_stop")), duplicate=bool(cell(r, "duplicate_of")),
+                   fail_reason=cell(r, "fail_reason"))
             for r in rows]
 
 
@@ -400,6 +402,40 @@ def _state_counts_text(trials: Sequence[_Trial]) -> str:
         parts += f" ({duplicates} of them re-proposed an architecture already trained and reused its result)"
     noun = "trial" if len(trials) == 1 else "trials"
     return f"{len(trials)} {noun}" + (f": {parts}" if parts else "")
+
+
+def _failures_text(trials: Sequence[_Trial], shown: int = 3) -> str:
+    """'2 × RuntimeError: out of memory; 1 × ValueError: NaN loss': the most common reasons of the failed trials (from
+    trials.csv), so a run whose trials failed says why without opening the CSV; '' when none failed."""
+    reasons = Counter(t.fail_reason or "no reason recorded" for t in trials if t.state == "FAIL")
+    if not reasons:
+        return ""
+    common = reasons.most_common(shown)
+    text = "; ".join(f"{n} × {reason}" for reason, n in common)
+    rest = sum(reasons.values()) - sum(n for _, n in common)
+    return text + (f"; {rest} with other reasons (trials.csv, column fail_reason)" if rest else "")
+
+
+def _no_trials_note(run: _Run) -> str:
+    """Why the Pareto plot is empty: still running, or a finished search none of whose trials completed."""
+    if run.complete:
+        return ""
+    if not run.trials or any(t.state == "RUNNING" for t in run.trials):
+        return "No finished trials yet."
+    return (f"No finished trials: none of the {len(run.trials)} trials completed (trials.csv's fail_reason column says "
+            "why for each).")
+
+
+def _no_members_note(run: _Run) -> str:
+    """Why the front is empty although trials may have finished (over the budget, or members left out of pareto.json)."""
+    complete = run.complete
+    if not complete:
+        return "No Pareto members yet." if _no_trials_note(run).endswith("yet.") else "No Pareto members: no finished trials."
+    if not any(t.feasible for t in complete):
+        return (f"No Pareto members: none of the {len(complete)} finished trials is within the latency budget "
+                f"({_fmt_budget(run.budget_ms)}).")
+    return (f"No Pareto members in {PARETO_JSON} although {len(complete)} trials finished (a member whose weights are "
+            "missing is left out: search.log names it); rerun the search command to write them.")
 
 
 def _header_facts(run: _Run) -> list[tuple[str, str]]:
@@ -824,13 +860,14 @@ def _render_html(run: _Run) -> str:
     embed = _PlotlyEmbedder()
     members = run.members
     facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _header_facts(run))
-    no_trials = "" if run.complete else _html_note("No finished trials yet.")
+    no_trials = _html_note(_no_trials_note(run))
     pareto = _pareto_figure(run)
     by_stage, by_kind = _stage_breakdown_figure(members), _kind_breakdown_figure(members)
     bar_height = 140 + 42 * len(members)
     parts = [
         f"<h1>{html.escape(_title(run))}</h1>", f'<dl class="facts">{facts}</dl>',
         f'<p class="counts">{html.escape(_state_counts_text(run.trials))}</p>',
+        _html_note(f"Failed trials: {failures}") if (failures := _failures_text(run.trials)) else "",
         "<section><h2>Pareto front: accuracy vs. predicted latency</h2>", no_trials,
         embed(pareto, 520) if pareto is not None else "",
         "</section><section><h2>Latency breakdown of the front</h2>",
@@ -839,9 +876,9 @@ def _render_html(run: _Run) -> str:
         "<h3>By op kind</h3>" + embed(by_kind, bar_height) if by_kind is not None else "",
         "" if by_stage is not None or by_kind is not None else _html_note("No breakdown available."),
         "</section><section><h2>Which mixer each stage chose along the front</h2>",
-        _html_mixer_table(members, run.max_stages) if members else _html_note("No Pareto members yet."),
+        _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
-        _html_front_table(members) if members else _html_note("No Pareto members yet."),
+        _html_front_table(members) if members else _html_note(_no_members_note(run)),
         _html_note(_best_member_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")),
@@ -879,9 +916,12 @@ def _render_markdown(run: _Run) -> str:
     lines = [f"# {_title(run)}", ""]
     # '<' would start raw HTML in Markdown (e.g. a hw description "<int8>" would vanish).
     lines += [f"- **{k}:** {v.replace('<', '&lt;')}" for k, v in _header_facts(run)]
-    lines += [f"- **Trials by state:** {_state_counts_text(run.trials)}", ""]
-    if not run.complete:
-        lines += ["_No finished trials yet._", ""]
+    lines += [f"- **Trials by state:** {_state_counts_text(run.trials)}"]
+    if failures := _failures_text(run.trials):
+        lines += [f"- **Failed trials:** {_md_cell(failures).replace('<', '&lt;')}"]
+    lines += [""]
+    if note := _no_trials_note(run):
+        lines += [f"_{note}_", ""]
     lines += ["## Pareto front", "", "![Pareto front: val accuracy vs. predicted latency](pareto.png)", "",
               "## Latency breakdown of the front", ""]
     note = _missing_breakdown_note(run.members)
@@ -889,7 +929,7 @@ def _render_markdown(run: _Run) -> str:
     lines += ["![Predicted latency by stage](latency_breakdown.png)", "",
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
-    lines += _md_front_table(run.members) if run.members else ["_No Pareto members yet._"]
+    lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
     lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _ci_note(run.members)) if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
     return "\n".join(lines) + "\n"

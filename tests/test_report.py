@@ -357,3 +357,26 @@ def test_module_reads_files_only() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_run_whose_trials_all_failed_says_why_and_not_yet(tmp_path: pathlib.Path) -> None:
+    trials = [_trial(0, "FAIL", "f0", "", "", "conv", fail_reason="RuntimeError: out of memory"),
+              _trial(1, "FAIL", "f1", "", "", "attn", fail_reason="RuntimeError: out of memory"),
+              _trial(2, "FAIL", "f2", "", "", "pool", fail_reason="ValueError: NaN loss")]
+    written = write_reports(_write_run(tmp_path / "failed", trials, [], budget=None))
+    md = written["report.md"].read_text(encoding="utf-8")
+    page = written["report.html"].read_text(encoding="utf-8")
+    for text in (md, page):
+        assert "2 × RuntimeError: out of memory; 1 × ValueError: NaN loss" in text
+        assert "none of the 3 trials completed" in text
+        assert "yet" not in text.replace("has not run yet", "")  # the search is over, nothing is coming
+
+
+def test_a_front_empty_because_every_finished_trial_is_over_the_budget_says_so(tmp_path: pathlib.Path) -> None:
+    trials = [_trial(0, "COMPLETE", "a0", "0.8", "0.6", "conv", feasible=False),
+              _trial(1, "COMPLETE", "a1", "0.7", "0.7", "pool", feasible=False)]
+    written = write_reports(_write_run(tmp_path / "over", trials, [], budget=0.5))
+    for name in ("report.md", "report.html"):
+        text = written[name].read_text(encoding="utf-8")
+        assert "none of the 2 finished trials is within the latency budget (0.5 ms)" in text, name
+        assert "No Pareto members yet" not in text, name
