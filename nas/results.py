@@ -77,8 +77,12 @@ class TrialRecord:
         return self.arch.arch_id if self.arch else ""
 
 
-def trial_record(t: FrozenTrial) -> TrialRecord:
-    """Turn an Optuna trial into a `TrialRecord` (tolerates trials that died before sampling)."""
+def trial_record(t: FrozenTrial, budget_ms: float | None = None) -> TrialRecord:
+    """Turn an Optuna trial into a `TrialRecord` (tolerates trials that died before sampling).
+
+    `budget_ms` is the run's current `search.latency_budget_ms`: a trial over it is infeasible even if it finished under
+    a looser budget (a study resumed with a tighter one), so the front and pareto.json never exceed the budget they
+    state."""
     attrs = t.user_attrs
     arch = ArchConfig.from_json(attrs["arch"]) if "arch" in attrs else None
     val_acc = float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else None
@@ -86,7 +90,9 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
     return TrialRecord(
         number=t.number, state=t.state.name, arch=arch, val_acc=val_acc,
         latency_ms=attrs.get("latency_ms"), params=attrs.get("params"), macs=attrs.get("macs"),
-        feasible=all(c <= 0 for c in t.constraints.values()), duration_s=duration,
+        feasible=all(c <= 0 for c in t.constraints.values())
+        and (budget_ms is None or attrs.get("latency_ms") is None or attrs["latency_ms"] <= budget_ms),
+        duration_s=duration,
         fail_reason=str(attrs.get("fail_reason", "")),
         early_stop=str(attrs.get("early_stop", "")) if t.state == TrialState.COMPLETE else "",
         duplicate_of=str(attrs.get("duplicate_of", "?" if attrs.get("duplicate") else "")),
@@ -383,7 +389,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
 
     Interrupted (Ctrl-C) during a member's final training, it writes the pareto files of the members finished so far,
     so that the report agrees with trials.csv, and raises KeyboardInterrupt again."""
-    records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    records = [trial_record(t, run.search.latency_budget_ms) for t in study.get_trials(deepcopy=False)]
     front = front_records(records)
     front_ids = {r.arch_id for r in front}
     atomic_write_bytes(run_dir / "trials.csv", trials_csv(records, front_ids).encode())

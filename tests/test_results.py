@@ -91,3 +91,26 @@ def test_members_are_compared_image_by_image_with_the_next_faster_and_the_best()
     tie = [{"arch_id": "fast", "test_acc": 0.75}, {"arch_id": "mid", "test_acc": 0.75}]
     compare_members(tie, predicted, truth)
     assert tie[0]["vs_best"] is None and tie[1]["vs_best"]["arch_id"] == "fast"  # a tie goes to the faster member
+
+
+def test_a_trial_over_the_current_budget_leaves_the_front_even_if_it_finished_under_a_looser_one():
+    """A study resumed with a tighter search.latency_budget_ms: its old trials' stored constraints say feasible, but
+    pareto.json states the new budget, so a member above it would sit on the wrong side of the report's budget line."""
+    import optuna
+    from optuna.trial import create_trial
+
+    from nas.results import trial_record
+
+    def finished(width, acc, lat):
+        arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=width),))
+        return create_trial(values=[acc, lat], constraints={"latency_budget": 0.0},  # no budget when it ran
+                            user_attrs={"arch": arch.to_json(), "latency_ms": lat, "params": 1, "macs": 1})
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for t in (finished(8, 0.80, 0.3), finished(16, 0.90, 2.5)):
+        study.add_trial(t)
+    trials = study.get_trials()
+    assert [trial_record(t, 1.0).feasible for t in trials] == [True, False]
+    assert [r.number for r in front_records([trial_record(t, 1.0) for t in trials])] == [0]
+    assert [trial_record(t, None).feasible for t in trials] == [True, True]  # no budget: both count
+    assert [trial_record(t, 2.5).feasible for t in trials] == [True, True]  # at the budget is within it
