@@ -714,12 +714,13 @@ def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
 
 
 def _weakest_class(per_class: Any) -> str:
-    """'Shirt 66.10%': the class a model gets right least often (metrics.json's test_acc_per_class)."""
-    scores = {str(k): v for k, v in per_class.items() if _to_float(v) is not None} if isinstance(per_class, dict) else {}
+    """'Shirt 66.10%': the class a model gets right least often (metrics.json's test_acc_per_class); every class tied
+    at that score is named ('Bag, Shirt 0.00%'), since naming one would hide that the others fail as badly."""
+    scores = {str(k): float(v) for k, v in per_class.items() if _to_float(v) is not None} if isinstance(per_class, dict) else {}
     if not scores:
         return _MISSING
-    name = min(scores, key=lambda k: float(scores[k]))
-    return f"{name} {_fmt_acc(float(scores[name]))}"
+    low = min(scores.values())
+    return f"{', '.join(k for k, v in scores.items() if v == low)} {_fmt_acc(low)}"
 
 
 def _member_weakest(m: _Member) -> str:

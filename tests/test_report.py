@@ -380,3 +380,14 @@ def test_a_front_empty_because_every_finished_trial_is_over_the_budget_says_so(t
         text = written[name].read_text(encoding="utf-8")
         assert "none of the 2 finished trials is within the latency budget (0.5 ms)" in text, name
         assert "No Pareto members yet" not in text, name
+
+
+def test_the_weakest_class_names_every_class_tied_at_the_lowest_score(run_dir: pathlib.Path) -> None:
+    """Three classes never recognised must not read as one ('Bag 0.00%' hid Shirt and Sneaker at 0.00% too)."""
+    path = run_dir / "checkpoints" / SLOW / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["test_acc_per_class"] = {"Bag": 0.0, "Coat": 0.8, "Shirt": 0.0, "Sneaker": 0.0, "Sandal": 0.9}
+    path.write_text(json.dumps(metrics))
+    written = write_reports(run_dir)
+    for name in ("report.md", "report.html"):
+        assert "Bag, Shirt, Sneaker 0.00%" in written[name].read_text(encoding="utf-8"), name
