@@ -313,13 +313,15 @@ def _fmt_p(p: float) -> str:  # as nas.stats.format_p (no nas imports here)
 
 
 def _vs_member_text(member: _Member, change: dict[str, Any] | None, members: Sequence[_Member]) -> str:
-    """'+2.23 pt, p<0.0001 (real)': this member's test accuracy minus that of the member `change` compares it with,
-    and whether the test images tell them apart (McNemar's p on the images whose verdict differs)."""
+    """'+2.23 pt, p<0.0001 (a real gain)': this member's test accuracy minus that of the member `change` compares it
+    with, and whether the test images tell them apart (McNemar's p on the images whose verdict differs)."""
     other = next((o for o in members if change and o.arch_id == change.get("arch_id")), None)
     if change is None or other is None or member.test_acc is None or other.test_acc is None:
         return _MISSING
-    p = change["p_value"]
-    return f"{100 * (member.test_acc - other.test_acc):+.2f} pt, {_fmt_p(p)} ({'real' if p < 0.05 else 'within noise'})"
+    p, gain = change["p_value"], member.test_acc - other.test_acc
+    # the direction in words: a slower member that is really less accurate is worth a second look
+    verdict = "within noise" if p >= 0.05 else ("a real gain" if gain > 0 else "a real loss")
+    return f"{100 * gain:+.2f} pt, {_fmt_p(p)} ({verdict})"
 
 
 def _best_member_note(members: Sequence[_Member]) -> str:

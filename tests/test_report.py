@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import json
 import pathlib
@@ -230,7 +231,7 @@ def test_front_members_show_their_gain_over_the_next_faster_and_which_cannot_be_
     files = write_reports(run_dir)
     md = files["report.md"].read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip(" `"): line for line in md.splitlines() if line.startswith("| `")}
-    assert "| +1.50 pt, p=0.0054 (real) |" in rows[GONE]
+    assert "| +1.50 pt, p=0.0054 (a real gain) |" in rows[GONE]
     assert "| – |" in rows[SLOW] and "p=0.15" not in rows[SLOW]  # FAST has no test accuracy to subtract
     note = ("Best test accuracy: cccc000003 (90.50%, 0.600 ms). Faster members the test images cannot tell from it "
             "(p >= 0.05, image by image): aaaa000001 (0.300 ms, –). The fastest of them, aaaa000001, buys its speed at "
@@ -391,3 +392,16 @@ def test_the_weakest_class_names_every_class_tied_at_the_lowest_score(run_dir: p
     written = write_reports(run_dir)
     for name in ("report.md", "report.html"):
         assert "Bag, Shirt, Sneaker 0.00%" in written[name].read_text(encoding="utf-8"), name
+
+
+def test_a_slower_member_that_is_really_less_accurate_is_called_a_real_loss():
+    from nas.report import _Member, _vs_member_text
+
+    def member(arch_id, acc):
+        fields = {f.name: None for f in dataclasses.fields(_Member)}
+        return _Member(**{**fields, "arch_id": arch_id, "test_acc": acc})
+
+    fast, slow = member("fast", 0.90), member("slow", 0.85)
+    change = {"arch_id": "fast", "now_wrong": 600, "now_right": 100, "p_value": 1e-9}
+    assert _vs_member_text(slow, change, [fast, slow]) == "-5.00 pt, p<0.0001 (a real loss)"
+    assert _vs_member_text(slow, {**change, "p_value": 0.3}, [fast, slow]) == "-5.00 pt, p=0.3 (within noise)"
