@@ -125,6 +125,8 @@ def test_html_content(written: dict[str, pathlib.Path]) -> None:
     assert "metaformer_t-edge_npu-fashion_mnist" in page
     assert "toy NPU &lt;int8&gt;" in page and "<int8>" not in page  # header text is escaped
     assert "<b>&" not in page  # so is the free-form summary in the hover text
+    # The front is the search's proxy accuracy (an int8 star of a final-trained member may sit above it): said so.
+    assert "Pareto front (proxy val acc, as searched)" in page
     assert "6 trials: 4 COMPLETE, 1 PRUNED, 1 FAIL" in page
     assert f"{GONE} (checkpoint folder missing)" in page
     assert '<a href="checkpoints/aaaa000001">' in page
