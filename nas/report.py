@@ -366,6 +366,20 @@ _CI_NOTE = ("Test accuracies in [brackets]: the 95% interval that the number of 
             "accurate; below 0.05 the difference is real for this data.")
 
 
+def _measured_note(members: Sequence[_Member]) -> str:
+    """How and where 'measured on host' was timed (metrics.json's measured_latency_how / _on): a time means little
+    without its runtime, threads and CPU. '' when no member was measured."""
+    seen: list[str] = []
+    for m in members:
+        if m.measured_ms is None or not isinstance(m.metrics, dict):
+            continue
+        how, on = m.metrics.get("measured_latency_how"), m.metrics.get("measured_latency_on")
+        text = ", ".join(str(v) for v in (how, f"on {on}" if on else None) if v)
+        if text and text not in seen:
+            seen.append(text)
+    return f"'measured on host': {'; '.join(seen)}." if seen else ""
+
+
 def _ci_note(members: Sequence[_Member]) -> str:
     """_CI_NOTE when a table of the report shows an interval or a change count, else ''."""
     stages = [(m.compressed or {}).get(stage) or {} for m in members for stage in _STAGES]
@@ -888,7 +902,7 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note(_no_members_note(run)),
-        _html_note(_best_member_note(members)), _html_note(_ci_note(members)),
+        _html_note(_best_member_note(members)), _html_note(_measured_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")),
         "</section>",
@@ -939,7 +953,8 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _ci_note(run.members)) if note]
+    lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _measured_note(run.members), _ci_note(run.members))
+              if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
     return "\n".join(lines) + "\n"
 

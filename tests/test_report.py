@@ -407,3 +407,16 @@ def test_a_slower_member_that_is_really_less_accurate_is_called_a_real_loss():
     change = {"arch_id": "fast", "now_wrong": 600, "now_right": 100, "p_value": 1e-9}
     assert _vs_member_text(slow, change, [fast, slow]) == "-5.00 pt, p<0.0001 (a real loss)"
     assert _vs_member_text(slow, {**change, "p_value": 0.3}, [fast, slow]) == "-5.00 pt, p=0.3 (within noise)"
+
+
+def test_measured_latencies_say_how_and_on_which_cpu_they_were_timed():
+    from nas.report import _Member, _measured_note
+
+    def member(arch_id, ms, metrics):
+        fields = {f.name: None for f in dataclasses.fields(_Member)}
+        return _Member(**{**fields, "arch_id": arch_id, "measured_ms": ms, "metrics": metrics})
+
+    how = {"measured_latency_how": "openvino fp32, 1 thread(s), batch 1", "measured_latency_on": "AMD EPYC 9B14"}
+    members = [member("a", 0.2, how), member("b", 0.3, dict(how)), member("c", None, None)]
+    assert _measured_note(members) == "'measured on host': openvino fp32, 1 thread(s), batch 1, on AMD EPYC 9B14."
+    assert _measured_note([member("c", None, None)]) == ""  # nothing measured: no note
