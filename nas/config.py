@@ -525,6 +525,17 @@ def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool 
         raise ConfigError(f"{name}={value!r} must be {kind} > 0" + (" or null" if allow_none else ""))
 
 
+SEED_MAX = 2**32 - 1
+"""The largest seed numpy's and Optuna's samplers accept (they refuse negative seeds too)."""
+
+
+def check_seed(value: Any, name: str) -> None:
+    """Raise `ConfigError` unless `value` is a seed the samplers take: an integer in [0, SEED_MAX]. Checked up front,
+    because Optuna refuses others only when the sampler is built, with a traceback, after the run folder exists."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SEED_MAX):
+        raise ConfigError(f"{name}={value!r} must be an integer in [0, {SEED_MAX}] (the seed range of numpy and Optuna)")
+
+
 STORAGE_EXAMPLES = "sqlite:///path/study.db or postgresql://user:password@host:5432/dbname"
 
 
@@ -570,6 +581,7 @@ def validate_run_config(run: RunConfig) -> None:
     _positive(s.population_size, "search.population_size", integer=True)
     if s.population_size < 2:  # (Optuna's NSGA-II refuses fewer: it breeds pairs)
         raise ConfigError(f"search.population_size={s.population_size} must be >= 2 (NSGA-II breeds pairs of parents)")
+    check_seed(s.seed, "search.seed")
     if s.n_startup_trials < 0:
         raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
-from nas.config import (CONF_DIR, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
+from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
@@ -68,7 +68,8 @@ def make_sampler(run: RunConfig, *, trials_before: int = 0) -> optuna.samplers.B
     fresh run stays reproducible).
     """
     s = run.search
-    seed = s.seed + 1_000_003 * s.worker + 7_919 * trials_before
+    # Kept in the samplers' seed range (search.seed is checked to be in it): many workers or trials would leave it.
+    seed = (s.seed + 1_000_003 * s.worker + 7_919 * trials_before) % (SEED_MAX + 1)
     if s.sampler == Sampler.tpe:
         with warnings.catch_warnings():
             # multivariate/group are marked experimental; they handle the conditional per-mixer params.

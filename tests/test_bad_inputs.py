@@ -99,6 +99,9 @@ SEARCH_CASES = [
     (["search.seed_archs=[convformer-XL]"], "search.seed_archs has 'convformer-XL': neither a model family (poolformer-S"),
     (["search.seed_archs=[vit-S]"], "search.seed_archs has 'vit-S', which the space cannot express: bn/relu"),
     (["search.seed_archs=[vit-S]"], "s0.mixer='attn' is not in space 'metaformer_t'; allowed: ['identity', 'pool', 'sepconv', 'conv']"),
+    # Optuna's samplers refuse seeds outside numpy's range only when built, after the run folder exists
+    (["search.seed=-1"], "search.seed=-1 must be an integer in [0, 4294967295]"),
+    (["search.seed=4294967296"], "search.seed=4294967296 must be an integer in [0, 4294967295]"),
     (["search.population_size=1"], "search.population_size=1 must be >= 2 (NSGA-II breeds pairs of parents)"),
     (["search.seed_archs=['{img}']"], "is not a readable arch.json"),
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
@@ -284,7 +287,8 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
      ("nas.search", ["search.storage=postgresql://nas:s3cret@127.0.0.1:1/nas"], "error: search.storage='postgresql://nas:***@"),
      ("nas.report", ["search.storage=sqlite:////nonexistent/x.db", "search.study_name=x"], "error: search.storage="),
      ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found"),
-     ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']")],
+     ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']"),
+     ("nas.latency.profile", ["seed=-1", "export_only=true"], "error: seed=-1 must be an integer in [0, 4294967295]")],
 )
 def test_command_line_bad_input_is_one_line_without_traceback(module, args, fragment, tmp_path):
     where = [f"search.runs_dir={tmp_path}"] if module == "nas.search" else []

@@ -15,6 +15,7 @@ import torch
 
 import nas
 import nas.search as search_mod
+from nas.config import to_run_config
 from nas.errors import ConfigError
 from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
@@ -444,6 +445,15 @@ def test_thread_warning_names_the_recipes_that_ask_for_more_threads_than_cpus(co
         "set it to 2 or fewer")
     assert warning("train.threads=4", "final_train.threads=4").startswith("train.threads=4 and final_train.threads=4 are")
     assert warning("train.threads=4", cpus=4) is None
+
+
+def test_sampler_seeds_of_many_workers_stay_in_the_samplers_range(compose_cfg):
+    # search.seed + an offset per worker and per trial already held would leave numpy's range (Optuna: ValueError).
+    from nas.search import make_sampler
+
+    for sampler in ("tpe", "nsga2", "random"):
+        run = to_run_config(compose_cfg(f"search.sampler={sampler}", "search.seed=4294967295", "search.worker=5000"))
+        assert make_sampler(run, trials_before=10**6) is not None
 
 
 def test_early_stop_verdict_grants_the_largest_gain_seen():

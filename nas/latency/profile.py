@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from nas.arch import MIXERS, ArchConfig
 from nas.checkpoint import export_onnx
-from nas.config import CONF_DIR, SpaceConfig, precheck_overrides, structured
+from nas.config import CONF_DIR, SpaceConfig, check_seed, precheck_overrides, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
@@ -85,6 +85,7 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
             raise ConfigError(f"{key}={getattr(tool, key)!r} must be >= 1")
     if tool.select not in SELECTIONS:
         raise ConfigError(f"select={tool.select!r} is unknown; allowed: {list(SELECTIONS)}")
+    check_seed(tool.seed, "seed")
     if tool.residual_trees < 0:
         raise ConfigError(f"residual_trees={tool.residual_trees!r} must be >= 0 (0: no residual model)")
     return tool
