@@ -114,6 +114,9 @@ SEARCH_CASES = [
     (["data.metric=f1"], "Invalid value 'f1', expected one of [accuracy, balanced_accuracy]"),
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),
+    # OpenVINO refused it only when timing the Pareto members, after the whole search had trained
+    (["hw=cpu", "hw.threads=-1"], "hw.threads=-1 must be an integer >= 1"),
+    (["hw=cpu", "hw.threads=0"], "hw.threads=0 must be an integer >= 1"),
     (["hw=cpu", "hw.calibration.weight_spill.above_bytes=-1"],
      "hw.calibration.weight_spill.above_bytes=-1: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
     (["hw=cpu", "~hw.calibration.weight_spill.above_bytes"],

@@ -97,6 +97,10 @@ class HardwareProfile:
                 raise ConfigError(f"hw.efficiency has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
             if not (isinstance(eff, (int, float)) and 0 < eff <= 1):
                 raise ConfigError(f"hw.efficiency.{kind}={eff!r} must be in (0, 1]")
+        # The runtimes refuse a negative count only when a model is timed (after a search's training); 0 would be their
+        # "all cores", which the profile's timings and a calibration's `threads` would then not say.
+        if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and self.threads >= 1):
+            raise ConfigError(f"hw.threads={self.threads!r} must be an integer >= 1 (runtime threads when timing on this host)")
         if self.runtime not in ("", "openvino", "onnxruntime"):
             raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
         for kind, terms in self.calibration.items():
