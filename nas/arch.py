@@ -27,6 +27,8 @@ NORMS: tuple[str, ...] = ("bn", "ln")
 ACTS: tuple[str, ...] = ("relu", "gelu")
 """Activations: ReLU runs everywhere; GELU needs a lookup table or the host on many NPUs."""
 SCHEMA_VERSION = 1
+MIN_IMG_SIZE = 4
+"""The smallest input side a model is built for (`ArchConfig.img_size`)."""
 
 
 def _check(ok: bool, message: str) -> None:
@@ -202,7 +204,8 @@ class ArchConfig(_CachedHash):
         _check(self.norm in NORMS, f"arch.norm={self.norm!r} is unknown; allowed: {list(NORMS)}")
         _check(self.act in ACTS, f"arch.act={self.act!r} is unknown; allowed: {list(ACTS)}")
         _check(_is_int(self.in_chans) and self.in_chans >= 1, f"arch.in_chans={self.in_chans!r} must be an integer >= 1")
-        _check(_is_int(self.img_size) and self.img_size >= 4, f"arch.img_size={self.img_size!r} must be an integer >= 4")
+        _check(_is_int(self.img_size) and self.img_size >= MIN_IMG_SIZE,
+               f"arch.img_size={self.img_size!r} must be an integer >= {MIN_IMG_SIZE}")
         _check(_is_int(self.num_classes) and self.num_classes >= 2, f"arch.num_classes={self.num_classes!r} must be an integer >= 2")
         _check(self.version == SCHEMA_VERSION, f"arch.version={self.version!r} is not supported; this toolkit reads version {SCHEMA_VERSION}")
 

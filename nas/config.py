@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError
 from nas.latency.hardware import HardwareProfile
 from nas.latency.ops import OP_KINDS
@@ -637,6 +638,8 @@ def validate_data_config(d: DataConfig) -> None:
         if getattr(d, name) >= 1 and not float(getattr(d, name)).is_integer():  # 1.5 would be cut to 1 image
             raise ConfigError(f"data.{name}={getattr(d, name)!r} is neither a fraction (< 1) nor a whole count of images")
     _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
+    if d.img_size is not None and d.img_size < MIN_IMG_SIZE:  # else every trial of a search fails building its model
+        raise ConfigError(f"data.img_size={d.img_size!r} is too small; allowed: an integer >= {MIN_IMG_SIZE}, or null (native size)")
     if d.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")
     if d.background is not None and not 0 <= d.background <= 255:

@@ -27,7 +27,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from nas.arch import ArchConfig
+from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import atomic_write_bytes, save_checkpoint
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
                         validate_run_config)
@@ -83,6 +83,13 @@ def make_sampler(run: RunConfig, *, trials_before: int = 0) -> optuna.samplers.B
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial met every constraint (Optuna's convention: values <= 0)."""
     return all(c <= 0 for c in trial.constraints.values())
+
+
+def check_image_size(data: Dataset) -> None:
+    """Refuse images smaller than a model takes (at their native size: data.img_size is checked with the config)."""
+    if data.img_size < MIN_IMG_SIZE:  # else every trial fails building its model, each with a traceback
+        raise ConfigError(f"dataset {data.name!r} has {data.img_size}x{data.img_size} images; models take >= "
+                          f"{MIN_IMG_SIZE}x{MIN_IMG_SIZE}: set data.img_size={MIN_IMG_SIZE} or larger")
 
 
 def check_budget(run: RunConfig, data: Dataset) -> None:
@@ -537,6 +544,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
         data = load_dataset(run.data)  # fails fast, before a study or folder is created
+        check_image_size(data)
         check_budget(run, data)
         seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))

@@ -25,6 +25,7 @@ from nas.config import compose_error_message, register_configs
 from nas.errors import NasError
 from nas.model import build_model
 from nas.search import run_search
+from tests.conftest import make_idx_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -57,6 +58,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     for c in ("a", "b", "c"):  # valid, but 3x32x32 images: wrong for a 1x28x28 checkpoint
         for i in range(8):
             _png(base / "rgb32" / c / f"{i}.png", 32, 3)
+    make_idx_dataset(base / "tiny3", n_train=40, n_test=10, size=3)  # idx images smaller than a model takes
     return {p.name: p for p in base.iterdir()}
 
 
@@ -107,6 +109,9 @@ SEARCH_CASES = [
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
     (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
+    # every trial failed building its model (a traceback each), in a run folder already made
+    (["data.img_size=3"], "data.img_size=3 is too small; allowed: an integer >= 4, or null (native size)"),
+    (["data.root={img}/tiny3", "data.img_size=null"], "dataset 'fashion_mnist' has 3x3 images; models take >= 4x4: set data.img_size=4"),
     (["data.background=300"], "data.background=300; allowed: a grey level 0 (black) to 255 (white), or null"),
     # image-folder settings on Fashion-MNIST's idx files would be recorded but do nothing
     (["data.background=128"], "data.background=128 applies to image folders (data=imagefolder); fashion_mnist's idx images"),
