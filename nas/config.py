@@ -598,10 +598,11 @@ def validate_run_config(run: RunConfig) -> None:
     es = s.early_stop
     _positive(es.after_epochs, "search.early_stop.after_epochs", integer=True)
     _positive(es.min_reference, "search.early_stop.min_reference", integer=True)
-    if not es.safety >= 1:
-        raise ConfigError(f"search.early_stop.safety={es.safety!r} must be >= 1 (it widens the gain seen so far)")
-    if not es.slack >= 0:
-        raise ConfigError(f"search.early_stop.slack={es.slack!r} must be >= 0")
+    # Finite: an infinite safety times a gain of 0 seen so far is NaN, which would stop every candidate.
+    if not (es.safety >= 1 and math.isfinite(es.safety)):
+        raise ConfigError(f"search.early_stop.safety={es.safety!r} must be a finite number >= 1 (it widens the gain seen so far)")
+    if not (es.slack >= 0 and math.isfinite(es.slack)):
+        raise ConfigError(f"search.early_stop.slack={es.slack!r} must be a finite number >= 0 (accuracy, 0.01 = 1 point)")
     if es.enabled and es.after_epochs >= run.train.epochs:
         raise ConfigError(f"search.early_stop.after_epochs={es.after_epochs} must be < train.epochs={run.train.epochs} "
                           "(a candidate is judged before its training ends)")

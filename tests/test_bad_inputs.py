@@ -97,7 +97,10 @@ SEARCH_CASES = [
     (["train.batch_size=0"], "train.batch_size=0 must be an integer > 0"),
     (["train.weight_decay=1.5"], "train.weight_decay=1.5 must be in [0, 1)"),
     (["search.early_stop.enabled=true"], "search.early_stop.after_epochs=1 must be < train.epochs=1"),
-    (["search.early_stop.safety=0.5"], "search.early_stop.safety=0.5 must be >= 1"),
+    (["search.early_stop.safety=0.5"], "search.early_stop.safety=0.5 must be a finite number >= 1"),
+    # inf x a gain of 0 seen so far is NaN: every candidate would be stopped
+    (["search.early_stop.safety=inf"], "search.early_stop.safety=inf must be a finite number >= 1"),
+    (["search.early_stop.slack=inf"], "search.early_stop.slack=inf must be a finite number >= 0"),
     (["search.seed_archs=[convformer-XL]"], "search.seed_archs has 'convformer-XL': neither a model family (poolformer-S"),
     (["search.seed_archs=[vit-S]"], "search.seed_archs has 'vit-S', which the space cannot express: bn/relu"),
     (["search.seed_archs=[vit-S]"], "s0.mixer='attn' is not in space 'metaformer_t'; allowed: ['identity', 'pool', 'sepconv', 'conv']"),
