@@ -555,8 +555,16 @@ def validate_storage_url(url: str) -> None:
                           f"(e.g. {STORAGE_EXAMPLES})")
 
 
+def _epochs_from_zero(value: Any, name: str, zero: str) -> None:
+    """`ConfigError` unless `value` is an integer >= 0, naming what 0 means (e.g. final_train.epochs=0: no final training)."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise ConfigError(f"{name}={value!r} must be an integer >= 0 (0: {zero})")
+
+
 def _validate_train(t: TrainConfig, where: str, *, allow_zero_epochs: bool = False) -> None:
-    if not (allow_zero_epochs and t.epochs == 0):
+    if allow_zero_epochs:  # the message must not say "> 0" where 0 is allowed
+        _epochs_from_zero(t.epochs, f"{where}.epochs", "no final training, the proxy-trained weights are kept")
+    else:
         _positive(t.epochs, f"{where}.epochs", integer=True)
     _positive(t.subset, f"{where}.subset", allow_none=True, integer=True)
     _positive(t.batch_size, f"{where}.batch_size", integer=True)
@@ -618,7 +626,9 @@ def validate_run_config(run: RunConfig) -> None:
 
 
 def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool = False) -> None:
-    if not (allow_zero_epochs and f.epochs == 0):
+    if allow_zero_epochs:
+        _epochs_from_zero(f.epochs, f"{where}.epochs", "disabled")
+    else:
         _positive(f.epochs, f"{where}.epochs", integer=True)
     _positive(f.subset, f"{where}.subset", allow_none=True, integer=True)
     _positive(f.batch_size, f"{where}.batch_size", integer=True)

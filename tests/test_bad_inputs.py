@@ -136,6 +136,9 @@ SEARCH_CASES = [
     (["compress.quantize.qat.precision=bf16"], "compress.quantize.qat.precision='bf16' is not supported; allowed: 'fp32'"),
     (["compress.recover.precision=fp16"], "compress.recover.precision"),
     (["compress.top_k=0"], "compress.top_k=0 must be an integer > 0"),
+    # 0 is allowed for these two: the message said "> 0"
+    (["final_train.epochs=-1"], "final_train.epochs=-1 must be an integer >= 0 (0: no final training"),
+    (["compress.quantize.qat.epochs=-1"], "compress.quantize.qat.epochs=-1 must be an integer >= 0 (0: disabled)"),
     # paths
     (["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
     (["search.runs_dir={img}/corrupt/b/1.png"], "/corrupt/b/1.png' is a file, so the folder"),
