@@ -504,7 +504,10 @@ def compose_error_message(exc: BaseException) -> str:
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema) and cause.full_key:
         return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
     if cause is not None and str(cause).strip():
-        return f"{head}: {str(cause).strip().splitlines()[0]}"
+        # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it
+        append = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
+        hint = f"; {append[0].lower()}{append[1:]}" if append else ""
+        return f"{head}: {str(cause).strip().splitlines()[0]}{hint}"
     return "; ".join(lines[:2])
 
 

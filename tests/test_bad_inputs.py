@@ -125,6 +125,8 @@ SEARCH_CASES = [
     # OpenVINO refused it only when timing the Pareto members, after the whole search had trained
     (["hw=cpu", "hw.threads=-1"], "hw.threads=-1 must be an integer >= 1"),
     (["hw=cpu", "hw.threads=0"], "hw.threads=0 must be an integer >= 1"),
+    # an op kind the file leaves out of its efficiency mapping: the message kept the key but dropped how to add it
+    (["hw=cpu", "hw.efficiency.add=0.5"], "Key 'add' is not in struct; to append to your config use +hw.efficiency.add=0.5"),
     (["hw=cpu", "hw.calibration.weight_spill.above_bytes=-1"],
      "hw.calibration.weight_spill.above_bytes=-1: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
     (["hw=cpu", "~hw.calibration.weight_spill.above_bytes"],
