@@ -85,11 +85,20 @@ def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     return all(c <= 0 for c in trial.constraints.values())
 
 
-def check_image_size(data: Dataset) -> None:
-    """Refuse images smaller than a model takes (at their native size: data.img_size is checked with the config)."""
+def check_image_size(data: Dataset, run: RunConfig | None = None) -> None:
+    """Refuse images smaller than a model takes (at their native size: data.img_size is checked with the config), and
+    a random shift (`max_shift` of data, train or final_train) as large as the images, which would blank many of them."""
     if data.img_size < MIN_IMG_SIZE:  # else every trial fails building its model, each with a traceback
         raise ConfigError(f"dataset {data.name!r} has {data.img_size}x{data.img_size} images; models take >= "
                           f"{MIN_IMG_SIZE}x{MIN_IMG_SIZE}: set data.img_size={MIN_IMG_SIZE} or larger")
+    if run is None:
+        return
+    shifts = {"data.max_shift": run.data.max_shift, "train.max_shift": run.train.max_shift,
+              "final_train.max_shift": run.final_train.max_shift}
+    for name, shift in shifts.items():
+        if shift is not None and shift >= data.img_size:
+            raise ConfigError(f"{name}={shift} shifts {data.img_size}x{data.img_size} images entirely out of view; allowed: "
+                              f"0..{data.img_size - 1} (a few pixels, e.g. 2 on 28x28)")
 
 
 def check_budget(run: RunConfig, data: Dataset) -> None:
@@ -544,7 +553,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
         data = load_dataset(run.data)  # fails fast, before a study or folder is created
-        check_image_size(data)
+        check_image_size(data, run)
         check_budget(run, data)
         seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
     study = open_study(run, _open(run, run_dir), make_sampler(run))

@@ -115,6 +115,10 @@ SEARCH_CASES = [
     # every trial failed building its model (a traceback each), in a run folder already made
     (["data.img_size=3"], "data.img_size=3 is too small; allowed: an integer >= 4, or null (native size)"),
     (["data.root={img}/tiny3", "data.img_size=null"], "dataset 'fashion_mnist' has 3x3 images; models take >= 4x4: set data.img_size=4"),
+    # a random shift as large as the images blanks many of them
+    (["train.max_shift=28"], "train.max_shift=28 shifts 28x28 images entirely out of view; allowed: 0..27"),
+    (["data.img_size=8", "data.max_shift=8"], "data.max_shift=8 shifts 8x8 images entirely out of view; allowed: 0..7"),
+    (["final_train.max_shift=100"], "final_train.max_shift=100 shifts 28x28 images"),
     (["data.background=300"], "data.background=300; allowed: a grey level 0 (black) to 255 (white), or null"),
     # image-folder settings on Fashion-MNIST's idx files would be recorded but do nothing
     (["data.background=128"], "data.background=128 applies to image folders (data=imagefolder); fashion_mnist's idx images"),
