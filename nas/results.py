@@ -286,6 +286,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset,
         return None
     else:
         folder.mkdir(parents=True, exist_ok=True)
+        # The files that describe the old model.pt go before it is replaced: killed between the new model.pt and the
+        # new metrics.json, a rerun must not find the old metrics.json (and model.onnx) "up to date" beside new weights.
+        for name in ("metrics.json", "model.onnx", PREDICTIONS_FILE):
+            (folder / name).unlink(missing_ok=True)
         model = load_checkpoint(source)
         final_info = None
         if final is not None:

@@ -539,3 +539,22 @@ def test_a_re_proposed_architecture_names_the_trial_it_reuses(tiny_idx_root, tmp
     pareto = json.loads((result.run_dir / "pareto.json").read_text())
     assert pareto["space_changed"] == ["stem_kernels", "norms", "acts", "stages"] and pareto["hw_changed"] == []
     assert "metaformer_t (changed from its file: stem_kernels, norms, acts, stages; config.yaml holds" in report
+
+
+def test_member_killed_after_its_new_weights_is_not_described_by_its_old_metrics(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                  monkeypatch):
+    # A member retrained under another final_train recipe and stopped right after its new model.pt was written (kill -9
+    # or Ctrl-C before its metrics.json): rerun with the first recipe, its files must describe the weights in model.pt.
+    import nas.results as results_mod
+
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")
+                 if o != "final_train=none"]
+    result = run_search(compose_cfg(*overrides, "final_train=smoke"))
+    folder = result.run_dir / result.pareto[0]["checkpoint"]
+    monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3")).interrupted
+    assert nas.load_checkpoint(folder).meta["final_train"]["epochs"] == 3  # the new weights were written
+    monkeypatch.undo()
+    run_search(compose_cfg(*overrides, "final_train=smoke"))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["final_train"]["epochs"] == nas.load_checkpoint(folder).meta["final_train"]["epochs"] == 2
