@@ -247,11 +247,12 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 
 
-def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset,
-                       run: RunConfig) -> tuple[dict[str, Any], np.ndarray] | None:
+def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *,
+                       train: bool = True) -> tuple[dict[str, Any], np.ndarray] | None:
     """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content and its test predictions
     (test_predictions.csv); None (with a warning) when its folder is not up to date and the trial's weights to make it
-    from are missing."""
+    from are missing. With `train=False` (the search was interrupted) a member whose folder needs a final training is
+    left out instead (None), for the rerun to train."""
     assert record.arch is not None
     arch = record.arch
     folder = run_dir / "checkpoints" / arch.arch_id
@@ -283,6 +284,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset,
         log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are missing and %s is "
                     "not up to date; restore the file (or its checkpoint folder) and rerun", arch.arch_id, record.number,
                     source, folder)
+        return None
+    elif final is not None and not train:
+        log.info("Pareto member %s (trial %d) is not final-trained: the search was interrupted; rerun the same command to "
+                 "train it", arch.arch_id, record.number)
         return None
     else:
         folder.mkdir(parents=True, exist_ok=True)
@@ -388,8 +393,10 @@ def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: Har
         return measure_onnx(export_int8(copy.deepcopy(model), arch, Path(tmp) / "model_int8.onnx"), hw, input_shape=shape)
 
 
-def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json.
+def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, *,
+                    train: bool = True) -> dict[str, Any]:
+    """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json. With
+    `train=False` (after Ctrl-C) members that need a final training are left out rather than trained.
 
     Interrupted (Ctrl-C) during a member's final training, it writes the pareto files of the members finished so far,
     so that the report agrees with trials.csv, and raises KeyboardInterrupt again."""
@@ -400,7 +407,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     members, predicted = [], {}
     try:
         for r in front:
-            if (made := materialize_member(run_dir, r, data, run)) is None:
+            if (made := materialize_member(run_dir, r, data, run, train=train)) is None:
                 continue
             m, predicted[r.arch_id] = made
             members.append({

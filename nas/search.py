@@ -448,7 +448,8 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     interrupted = False
     with run_folder_lock(run_dir):
         try:
-            pareto = write_run_files(run_dir, study, data, run)  # includes the members' final training
+            # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
+            pareto = write_run_files(run_dir, study, data, run, train=compress)
         except KeyboardInterrupt:
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
             if not (run_dir / "pareto.json").is_file():  # interrupted before write_run_files reached the members

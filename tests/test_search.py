@@ -558,3 +558,32 @@ def test_member_killed_after_its_new_weights_is_not_described_by_its_old_metrics
     run_search(compose_cfg(*overrides, "final_train=smoke"))
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["final_train"]["epochs"] == nas.load_checkpoint(folder).meta["final_train"]["epochs"] == 2
+
+
+def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tiny_idx_root, tmp_path, compose_cfg,
+                                                                             monkeypatch):
+    import nas.results as results_mod
+
+    calls = {"train": 0, "final": 0}
+    real_train, real_final = search_mod.train_candidate, results_mod.final_train
+
+    def train_then_ctrl_c(*args, **kwargs):
+        calls["train"] += 1
+        if calls["train"] == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    def counted_final(*args, **kwargs):
+        calls["final"] += 1
+        return real_final(*args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "train_candidate", train_then_ctrl_c)
+    monkeypatch.setattr(results_mod, "final_train", counted_final)
+    cfg = compose_cfg(*[o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.export_onnx=false")
+                        if o != "final_train=none"], "final_train=smoke")
+    result = run_search(cfg)
+    assert result.interrupted and result.n_complete == 1 and calls["final"] == 0  # stopped, not training for minutes
+    assert result.pareto == [] and "is not final-trained: the search was interrupted" in (tmp_path / "t" / "search.log").read_text()
+    result = run_search(cfg)  # the same command: the search finishes and its members are final-trained
+    assert not result.interrupted and result.pareto and calls["final"] == len(result.pareto)
+    assert all(m["val_acc_final"] is not None for m in result.pareto)
