@@ -41,6 +41,7 @@ from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.model import build_model
 from nas.stats import interval_of, paired_change
+from nas.study import SPEED_SETTINGS
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,13 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 
 
+def _recipe(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A final-training recipe without the settings that change only its speed (`nas.study.SPEED_SETTINGS`)."""
+    if recipe is None:
+        return None
+    return {k: v for k, v in recipe.items() if k not in SPEED_SETTINGS["train"]}
+
+
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *,
                        train: bool = True) -> tuple[dict[str, Any], np.ndarray] | None:
     """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content and its test predictions
@@ -268,7 +276,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     up_to_date = (
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
         and cached.get("metric", "accuracy") == data.metric.value  # its accuracies are scored the same way
-        and (cached.get("final_train") or {}).get("recipe") == final  # same weights: trained with this recipe
+        # same weights: trained with this recipe (its speed settings aside: a worker with other threads retrains nothing)
+        and _recipe((cached.get("final_train") or {}).get("recipe")) == _recipe(final)
         and (folder / "model.pt").is_file()
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
         and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)

@@ -427,6 +427,10 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     stamps = {n: (folder / n).stat().st_mtime_ns for n in ("model.pt", "model_int8.onnx")}
     run_search(compose_cfg(*overrides, "final_train=smoke", "compress=smoke"))
     assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
+    # Nor under settings that change only the final training's speed (another worker, another machine).
+    run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.threads=1", "final_train.channels_last=false",
+                           "final_train.eval_batch_size=64", "final_train.keep_freed_memory=false", "compress=smoke"))
+    assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
     run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3", "compress=smoke"))
     assert all((folder / n).stat().st_mtime_ns != t for n, t in stamps.items())
     assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3
