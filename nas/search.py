@@ -636,6 +636,25 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
                         interrupted=interrupted, files=files)
 
 
+def storage_or_disk_problem(e: BaseException) -> str | None:
+    """What went wrong, in one line, when `e` (or an exception it was raised from) is the disk or the study database
+    failing under the run (full, read-only, not permitted, locked): Optuna then reports only its own
+    "Should not reach" assertion or a commit error, with the cause deep in a 100-line traceback. None otherwise."""
+    import errno
+
+    from sqlalchemy.exc import OperationalError
+
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+            return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
+        if isinstance(e, OperationalError):  # SQLite: "database or disk is full", "database is locked", "readonly database"
+            return f"the study database: {str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__}"
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return None
+
+
 register_configs()
 
 
@@ -643,7 +662,14 @@ register_configs()
 def main(cfg: DictConfig) -> None:
     """CLI entry point: a thin wrapper that turns errors into one line and an exit code."""
     with exit_on_error():
-        result = run_search(cfg)
+        try:
+            result = run_search(cfg)
+        except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line
+            if (problem := storage_or_disk_problem(e)) is None:
+                raise
+            print(f"error: cannot write the run ({problem}); the finished trials are kept in the study: free space, or "
+                  "make the run folder writable, and rerun the same command to resume", file=sys.stderr)
+            sys.exit(1)
     print(f"run folder: {result.run_dir}")
     if result.interrupted:
         sys.exit(130)

@@ -591,3 +591,22 @@ def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tin
     result = run_search(cfg)  # the same command: the search finishes and its members are final-trained
     assert not result.interrupted and result.pareto and calls["final"] == len(result.pareto)
     assert all(m["val_acc_final"] is not None for m in result.pareto)
+
+
+@pytest.mark.parametrize("cause, shown", [
+    (OSError(28, "No space left on device", "/runs/t/trials/a.pt"), "/runs/t/trials/a.pt: No space left on device"),
+    (PermissionError(13, "Permission denied", "/runs/t/trials"), "/runs/t/trials: Permission denied"),
+])
+def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, compose_cfg, monkeypatch, capsys):
+    def fails(cfg):  # as Optuna reports it: its own assertion, raised while failing the trial the disk broke
+        try:
+            raise cause
+        except OSError:
+            raise AssertionError("Should not reach.")
+
+    monkeypatch.setattr(search_mod, "run_search", fails)
+    with pytest.raises(SystemExit) as exit_info:
+        search_mod.main(compose_cfg("data.root=/unused"))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: cannot write the run ({shown}); the finished trials are kept in the study")
