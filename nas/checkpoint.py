@@ -30,10 +30,27 @@ ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file + rename, so a crash never leaves a half-written file at `path`."""
+def _umask() -> int:
+    mask = os.umask(0)  # reading it means setting it: set it straight back
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file here (usually 0644)
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temp file in `path`'s folder (for the rename), with the permissions of a file written plainly: mkstemp's
+    owner-only 0600 would make run folders shared by a team (or over NFS) unreadable to the others."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, _FILE_MODE)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file + rename, so a crash never leaves a half-written file at `path`."""
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -58,8 +75,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": json.dumps(meta or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
         torch.save(payload, tmp)

@@ -94,3 +94,19 @@ def test_a_run_folder_given_as_checkpoint_names_its_members(tmp_path):
         assert str(err.value) == (f"{given} is a run folder, not a checkpoint; pass one of its members: "
                                   f"{run / 'checkpoints' / 'a111'}, {run / 'checkpoints' / 'b222'}")
     assert nas.load_checkpoint(run / "checkpoints" / "a111").arch == ARCH  # a member folder still loads
+
+
+def test_files_written_atomically_get_the_usual_permissions_not_owner_only(tmp_path):
+    import os
+    import stat
+
+    from nas.checkpoint import atomic_write_bytes
+
+    mask = os.umask(0)  # read the process's umask (and put it back): a plain open() gives 0o666 & ~mask
+    os.umask(mask)
+    atomic_write_bytes(tmp_path / "metrics.json", b"{}")
+    save_checkpoint(tmp_path / "model.pt", build_model(ARCH), ARCH)
+    (tmp_path / "plain.txt").write_bytes(b"")
+    expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    for name in ("metrics.json", "model.pt"):  # not mkstemp's owner-only 0o600: a team shares run folders
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected == 0o666 & ~mask, name
