@@ -41,8 +41,10 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
-def _kill_mid_trial(proc: subprocess.Popen, url: str, *, after_complete: int = 0, timeout: float = 120) -> int:
-    """SIGKILL `proc` while it trains a trial (once `after_complete` trials are complete); returns that trial's number."""
+def _kill_mid_trial(proc: subprocess.Popen, url: str, *, after_complete: int = 0, timeout: float = 120,
+                    sig: int = signal.SIGKILL) -> int:
+    """Send `sig` (SIGKILL) to `proc` while it trains a trial (once `after_complete` trials are complete); returns that
+    trial's number."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"worker exited early:\n{proc.stdout.read() if proc.stdout else ''}"
@@ -50,8 +52,8 @@ def _kill_mid_trial(proc: subprocess.Popen, url: str, *, after_complete: int = 0
         mine = [t for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs
                 and t.user_attrs.get("worker", {}).get("pid") == proc.pid]
         if mine and sum(t.state == TrialState.COMPLETE for t in trials) >= after_complete:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.kill(proc.pid, sig)
+            proc.wait(timeout=120)
             return mine[0].number
         time.sleep(0.05)
     raise AssertionError("the worker never ran a trial")
@@ -113,3 +115,20 @@ def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_roo
     assert all(after[n] == v for n, v in before.items())  # finished trials kept as they were
     for name in ("report.html", "report.md", "trials.csv", "pareto.json"):
         assert (tmp_path / "f" / name).stat().st_mtime >= killed_at
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path):
+    # What SLURM sends on preemption or at the time limit, and `kill` by default: the run stops cleanly, not at once.
+    cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4")
+    url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        stopped = _kill_mid_trial(proc, url, after_complete=1, sig=signal.SIGTERM)
+    finally:
+        proc.kill()
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.returncode == 130, out  # as after Ctrl-C
+    trial = next(t for t in _trials(url) if t.number == stopped)
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted"), out
+    assert "Traceback" not in out
+    assert (tmp_path / "f" / "trials.csv").is_file() and (tmp_path / "f" / "pareto.json").is_file()  # files written
