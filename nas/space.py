@@ -31,9 +31,16 @@ def validate_space(space: SpaceConfig) -> None:
     where = f"space {space.name!r}"
     if not space.stages:
         raise ConfigError(f"{where}: 'stages' is empty; list at least one stage")
+    def once(values: Any, key: str) -> None:
+        # a value listed twice is drawn twice as often (Optuna samples the list's positions): a typo, not a weight
+        seen = [v for i, v in enumerate(values) if v in list(values)[:i]]
+        if seen:
+            raise ConfigError(f"{where}: {key} has {seen[0]!r} twice; list each value once")
+
     for key in ("stem_kernels", "stem_strides", "norms", "acts"):
         if not getattr(space, key):
             raise ConfigError(f"{where}: '{key}' is empty; list at least one value")
+        once(getattr(space, key), key)
     for norm in space.norms:
         if norm not in NORMS:
             raise ConfigError(f"{where}: norms has {norm!r}; allowed: {list(NORMS)}")
@@ -44,6 +51,7 @@ def validate_space(space: SpaceConfig) -> None:
         for key in ("mixers", "depths", "widths", "kernels", "mlp_ratios", "head_dims", "expands"):
             if not getattr(st, key):
                 raise ConfigError(f"{where}: stages[{i}].{key} is empty; list at least one value")
+            once(getattr(st, key), f"stages[{i}].{key}")
         for m in st.mixers:
             if m not in MIXERS:
                 raise ConfigError(f"{where}: stages[{i}].mixers has {m!r}; allowed: {list(MIXERS)}")

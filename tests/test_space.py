@@ -65,7 +65,10 @@ def test_default_space_reaches_conv_early_attention_late_hybrids(compose_cfg):
     ("change", "fragment"),
     [(dict(mixers=["pool", "mamba"]), "mixers has 'mamba'"), (dict(depths=[0, 1]), "depth=0"),
      (dict(widths=[24]), "head_dim=16 does not divide width=24"), (dict(kernels=[]), "kernels is empty"),
-     (dict(kernels=[2]), "kernel=2")],
+     (dict(kernels=[2]), "kernel=2"),
+     # listed twice: drawn twice as often
+     (dict(mixers=["pool", "attn", "pool"]), "stages[0].mixers has 'pool' twice; list each value once"),
+     (dict(widths=[16, 32, 32]), "stages[0].widths has 32 twice")],
 )
 def test_invalid_space_is_rejected_at_load(change, fragment):
     with pytest.raises(ConfigError) as err:
