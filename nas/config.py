@@ -594,6 +594,10 @@ def validate_run_config(run: RunConfig) -> None:
     if s.population_size < 2:  # (Optuna's NSGA-II refuses fewer: it breeds pairs)
         raise ConfigError(f"search.population_size={s.population_size} must be >= 2 (NSGA-II breeds pairs of parents)")
     check_seed(s.seed, "search.seed")
+    if not str(s.runs_dir).strip():  # '' would put run folders (and every trial's weights) into the current folder
+        raise ConfigError(f"search.runs_dir={s.runs_dir!r} is empty; allowed: a folder path (default: runs)")
+    if not str(s.study_name).strip():
+        raise ConfigError(f"search.study_name={s.study_name!r} is empty; allowed: a name for the run folder and study")
     if s.n_startup_trials < 0:
         raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)

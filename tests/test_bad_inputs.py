@@ -107,6 +107,8 @@ SEARCH_CASES = [
     # Optuna's samplers refuse seeds outside numpy's range only when built, after the run folder exists
     (["search.seed=-1"], "search.seed=-1 must be an integer in [0, 4294967295]"),
     (["search.seed=4294967296"], "search.seed=4294967296 must be an integer in [0, 4294967295]"),
+    (["search.runs_dir=''"], "search.runs_dir='' is empty; allowed: a folder path (default: runs)"),
+    (["search.study_name=' '"], "search.study_name=' ' is empty; allowed: a name"),
     (["search.population_size=1"], "search.population_size=1 must be >= 2 (NSGA-II breeds pairs of parents)"),
     (["search.seed_archs=['{img}']"], "is not a readable arch.json"),
     (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
