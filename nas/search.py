@@ -40,7 +40,8 @@ from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
 from nas.study import (
-    check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study, run_folder_lock, slot_taken, storage_url,
+    check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study, requeue_interrupted, run_folder_lock,
+    slot_taken, storage_url,
     with_study_settings, worker_info,
 )
 from nas.train import seed_everything, train_candidate
@@ -242,8 +243,10 @@ def make_objective(
         trial.set_user_attr("latency_ms", lat.total_ms)
         trial.set_user_attr("params", lat.params)
         trial.set_user_attr("macs", lat.macs)
-        # Optuna's constraint API (<= 0 is feasible); constraint-aware samplers (TPE, NSGA-II) read it.
-        trial.set_constraint("latency_budget", lat.total_ms - budget if budget else 0.0)
+        # Optuna's constraint API (<= 0 is feasible); constraint-aware samplers (TPE, NSGA-II) read it. A re-queued
+        # trial (its worker died, or it was interrupted) carries the value its first run set, for the same architecture.
+        if "latency_budget" not in trial.constraints:
+            trial.set_constraint("latency_budget", lat.total_ms - budget if budget else 0.0)
         if budget is not None and lat.total_ms > budget:
             # Infeasible: not worth training. Recorded as PRUNED with its constraint value, so
             # constraint-aware samplers learn to avoid the region.
@@ -435,7 +438,9 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     log.warning("gave up after %d sampled architectures with %d of %d trials finished: %s",
                                 50 * max(1, target - done), complete, target, why)
         except KeyboardInterrupt:
-            log.warning("interrupted: keeping %d finished trials; rerun the same command to resume", _n_complete(study))
+            requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
+            log.warning("interrupted: keeping %d finished trials%s; rerun the same command to resume", _n_complete(study),
+                        f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
             return True
     return False
 

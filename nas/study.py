@@ -296,6 +296,27 @@ def _process_gone(pid: Any) -> bool:
     return False
 
 
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """Re-queue the trials this process was running when it was interrupted (Ctrl-C, SIGTERM), as a lost worker's are
+    (the storage's retry policy, `search.max_retry`): the rerun trains the same architecture first instead of
+    sampling past it. Returns their numbers."""
+    get_retry = getattr(study._storage, "get_heartbeat_stale_trial_callback", None)
+    retry = get_retry() if get_retry else None
+    if retry is None:
+        return []
+    mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if str(t.user_attrs.get("fail_reason", "")).startswith("interrupted")
+            and (t.user_attrs.get("worker") or {}).get("pid") == os.getpid()
+            and (t.user_attrs.get("worker") or {}).get("key") == _worker_key()]
+    queued = {t.system_attrs.get("failed_trial") for t in study.get_trials(deepcopy=False)}
+    requeued = []
+    for t in mine:
+        if t.number not in queued:  # once: a second interrupt must not queue it again
+            retry(study, copy.deepcopy(t))
+            requeued.append(t.number)
+    return requeued
+
+
 def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
     """Fail RUNNING trials whose worker is dead and re-queue them; returns the failed trial numbers.
 

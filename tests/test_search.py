@@ -121,7 +121,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     assert result.interrupted and result.n_complete == 1
     assert (tmp_path / "t" / "report.html").is_file()
     first = _rows(tmp_path / "t")
-    assert [r["state"] for r in first] == ["COMPLETE", "FAIL"]
+    assert [r["state"] for r in first] == ["COMPLETE", "FAIL", "WAITING"]  # the interrupted one, queued to run again
     assert first[1]["fail_reason"] == "interrupted (Ctrl-C or SIGTERM); rerun the same command to resume"
     assert "Traceback" not in capfd.readouterr().err  # Optuna's 80-line traceback of the KeyboardInterrupt is not shown
 
@@ -132,6 +132,8 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3"), "final_train=smoke"))
     assert result.interrupted and result.n_complete == 3
+    # The interrupted trial's architecture was queued again and trained first, not sampled past.
+    assert _rows(tmp_path / "t")[2]["arch_id"] == first[1]["arch_id"] and _rows(tmp_path / "t")[2]["state"] == "COMPLETE"
     assert json.loads((tmp_path / "t" / "pareto.json").read_text())["n_trials_finished"] == 3
     assert "**Trials finished:** 3\n" in (tmp_path / "t" / "report.md").read_text()
 
