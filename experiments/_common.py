@@ -40,10 +40,13 @@ def compose_latency(*overrides: str):
 
 
 def write_results(stem: str, result: dict[str, Any], *, render_md: Callable[[dict], str],
-                  render_plot: Callable[[dict, Path], None] | None = None, folder: Path = RESULTS) -> None:
-    """Write <folder>/<stem>.json, .png (if a plot) and .md (folder: experiments/results), and print the Markdown."""
+                  render_plot: Callable[[dict, Path], None] | None = None, folder: Path = RESULTS,
+                  write_json: bool = True) -> None:
+    """Write <folder>/<stem>.json, .png (if a plot) and .md (folder: experiments/results), and print the Markdown.
+    `write_json=False` (a script's --render): only the .md and .png, the measured .json stays as it is."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if write_json:
+        (folder / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     if render_plot is not None:
         render_plot(result, folder / f"{stem}.png")
     (folder / f"{stem}.md").write_text(render_md(result))

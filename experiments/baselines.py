@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     result["best_le_1ms_any"] = max((x for x in result["front"] + result["baselines"] if x["latency_ms"] <= 1.0),
                                     key=lambda x: x["test_int8"], default=None)
     result["name"] = args.name
-    write_results(args.name, result, render_md=render_md, render_plot=render_plot)
+    # --render: the fields derived above are recomputed for the Markdown only; the measured .json is not rewritten
+    write_results(args.name, result, render_md=render_md, render_plot=render_plot, folder=RESULTS, write_json=not args.render)
     return 0
 
 

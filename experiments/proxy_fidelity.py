@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--n {args.n}: rank agreement needs at least 3 architectures")
     if args.render:
         result = json.loads((RESULTS / "proxy_fidelity.json").read_text())
-        write_results("proxy_fidelity", result, render_md=render_md)
+        write_results("proxy_fidelity", result, render_md=render_md, write_json=False)
         return 0
     import torch
 

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "n_startup_trials": run_defaults.search.n_startup_trials, "population_size": run_defaults.search.population_size,
         }
     result["summary"] = summarise(result)
-    write_results(args.name, result, render_md=render_md, render_plot=render_plot)
+    write_results(args.name, result, render_md=render_md, render_plot=render_plot, folder=RESULTS, write_json=not args.render)
     return 0
 
 

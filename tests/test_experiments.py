@@ -1,4 +1,5 @@
-"""The benchmark scripts of experiments/: the commands their committed results record still parse."""
+"""The benchmark scripts of experiments/: the commands their committed results record still parse, and a render-only
+mode rewrites the Markdown without touching the measured JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import runpy
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,3 +51,17 @@ def test_recorded_command_parses_with_the_current_script(name, argv, monkeypatch
     with pytest.raises(_Parsed):
         runpy.run_path(str(script), run_name="__main__")
 
+
+def test_baselines_render_rewrites_the_markdown_only(tmp_path, monkeypatch):
+    # A result written before the image-by-image comparison: rendering it must not add fields to its JSON.
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import baselines
+
+    shutil.copy(RESULTS / "baselines_seeded.json", tmp_path / "baselines_seeded.json")
+    before = (tmp_path / "baselines_seeded.json").read_bytes()
+    monkeypatch.setattr(baselines, "RESULTS", tmp_path)
+    assert baselines.main(["--render", "--name", "baselines_seeded"]) == 0
+    assert (tmp_path / "baselines_seeded.json").read_bytes() == before
+    md = (tmp_path / "baselines_seeded.md").read_text()
+    assert "| convformer-L | 0.431 | 88.46% | searched-5cb7b4061d | 87.01% | -1.45 |" in md
+    assert (tmp_path / "baselines_seeded.png").is_file()
