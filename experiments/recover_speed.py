@@ -119,7 +119,7 @@ def render(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph: its first line stops mid-sentence
     ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
     args = ap.parse_args()
     write_results("recover_speed", main(args.models), render_md=render)

@@ -370,7 +370,7 @@ def fused_finding(speed: dict[tuple[str, str], float]) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph: its first line stops mid-sentence
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--variants", default="eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16+bf16attn,"
