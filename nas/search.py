@@ -657,7 +657,8 @@ def storage_or_disk_problem(e: BaseException) -> str | None:
             return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
         if isinstance(e, OperationalError):  # SQLite: "database or disk is full", "database is locked", "readonly database"
             return f"the study database: {str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__}"
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+        # the cause, or the exception being handled when it was raised (not when raised `from None`)
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)  # type: ignore[assignment]
     return None
 
 
@@ -683,6 +684,8 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error():
         try:
             result = run_search(cfg)
+        except NasError:
+            raise  # already one line naming the value (an unreachable storage URL among them)
         except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line
             if (problem := storage_or_disk_problem(e)) is None:
                 raise
