@@ -125,6 +125,13 @@ def resolve_seed_archs(run: RunConfig, data: Dataset) -> list[ArchConfig]:
         path = Path(entry)
         if entry in family_names():
             arch = family_arch(entry, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
+            if len(arch.stages) != len(run.space.stages):
+                # Every family has metaformer_t's 3 stages, so in a space of another depth (metaformer_s has 4) no
+                # family can ever fit: say so and what works instead, not only the stage count of one entry.
+                raise ConfigError(
+                    f"search.seed_archs has {entry!r}, a {len(arch.stages)}-stage model family (the metaformer_t layout); "
+                    f"space {run.space.name!r} has {len(run.space.stages)} stages, so no family fits it: seed it with the "
+                    "arch.json (or checkpoint folder) of a run of that space instead")
         elif path.is_dir() or path.is_file():
             file = path / "arch.json" if path.is_dir() else path
             try:
