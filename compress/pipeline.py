@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, save_checkpoint
 from nas.config import CompressConfig, DataConfig
 from nas.data import Dataset
@@ -120,6 +121,22 @@ def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.n
     return out
 
 
+def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str, Any], data: Dataset) -> None:
+    """`ConfigError` when `data`'s images or classes are not the shape the checkpoint's `arch` takes, naming the
+    settings that make them (`meta`: the checkpoint's metadata, whose `dataset` says what it was trained on)."""
+    if (arch.in_chans, arch.img_size, arch.num_classes) == (data.in_chans, data.img_size, data.num_classes):
+        return
+    trained_name = meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
+    # The size is named: an image folder is resized to data.img_size (default 32), so a model searched at 64 px
+    # needs data.img_size=64 again, which the user cannot guess from "its data.img_size".
+    hint = ("; pass the data it was trained on" + (f": data={trained_name}" if trained_name else "")
+            + (f" data.root=<its image folder> data.img_size={arch.img_size}" if trained_name == "imagefolder" else ""))
+    raise ConfigError(
+        f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
+        f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}{hint}"
+    )
+
+
 def compress_checkpoint(
     folder: str | os.PathLike,
     *,
@@ -136,14 +153,7 @@ def compress_checkpoint(
     folder = Path(folder)
     model = load_checkpoint(folder)
     arch = model.arch
-    if (arch.in_chans, arch.img_size, arch.num_classes) != (data.in_chans, data.img_size, data.num_classes):
-        trained_name = model.meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
-        hint = ("; pass the data it was trained on" + (f": data={trained_name}" if trained_name else "")
-                + (" data.root=<its image folder> (and its data.img_size)" if trained_name == "imagefolder" else ""))
-        raise ConfigError(
-            f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
-            f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}{hint}"
-        )
+    check_data_shape(folder, arch, model.meta, data)
     trained_on = model.meta.get("classes")  # checkpoints before 2026-12-04 lack them
     if trained_on is not None and list(trained_on) != list(data.classes):
         i = next(i for i, (a, b) in enumerate(zip(trained_on, data.classes)) if a != b)

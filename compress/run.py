@@ -21,7 +21,7 @@ from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.stats import format_p
 
-from compress.pipeline import compress_checkpoint
+from compress.pipeline import check_data_shape, compress_checkpoint
 
 log = logging.getLogger("compress.run")
 
@@ -40,9 +40,12 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
         folder = folder.parent
     from nas.checkpoint import read_checkpoint
 
-    read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
+    arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
     _check_background(folder, run.data.background)
     data = load_dataset(run.data)
+    # Before the test images: images resized to another data.img_size never match the search's test images, and that
+    # check would blame the folder or its split, not the size.
+    check_data_shape(folder, arch, meta, data)
     _check_test_images(folder, data, run.data)
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     run_dir = folder.parent.parent

@@ -168,8 +168,40 @@ def test_checkpoint_for_other_images_is_refused(tmp_path, data):
     # searched on a user's folder: the command must name it again (data= alone loads Fashion-MNIST)
     save_checkpoint(tmp_path / "ck" / "model.pt", build_model(other), other, meta={"dataset": "imagefolder"})
     with pytest.raises(ConfigError, match=r"has 1x28x28 and 10; pass the data it was trained on: data=imagefolder "
-                                          r"data.root=<its image folder> \(and its data.img_size\)"):
+                                          r"data.root=<its image folder> data.img_size=32$"):
         compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
+
+
+def test_compress_run_of_a_member_given_its_folder_at_another_img_size_names_the_size(tmp_path, compose_cfg):
+    # A member searched on 16 px photos, compressed again with the same data.root but data.img_size left at its
+    # default (32): the images are resized otherwise, so they cannot be its test images. The message blamed the folder
+    # ("tested on other images (4 then, 4 here) ... pass the data.root its search used", the root it was given).
+    from hydra import compose, initialize_config_dir
+    from PIL import Image
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
+
+    for c in range(2):
+        (tmp_path / "images" / f"c{c}").mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (16, 16), (200 * c, 40 + i, 90)).save(tmp_path / "images" / f"c{c}" / f"{i}.png")
+    arch = ARCH.replace(in_chans=3, img_size=16, num_classes=2)
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={"dataset": "imagefolder", "classes": ["c0", "c1"]})
+    (folder / "metrics.json").write_text(json.dumps({  # as a search writes it, of the 16 px test images
+        "input": {"background": None}, "test_images": {"digest": "0123456789abcdef", "count": 4, "split": {
+            "split_seed": 0, "val_size": 0.1, "test_size": 0.2, "stratify": True}}}))
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[
+            f"checkpoint={folder}", "data=imagefolder", f"data.root={tmp_path / 'images'}"])
+    with pytest.raises(ConfigError, match=r"expects 3x16x16 images and 2 classes; dataset 'imagefolder' has 3x32x32 and 2; "
+                                          r"pass the data it was trained on: data=imagefolder data.root=<its image folder> "
+                                          r"data.img_size=16$"):
+        run_compress(cfg)
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "model.pt"]  # nothing written
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
