@@ -457,6 +457,10 @@ def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
             raise ConfigError(compose_error_message(exc)) from None
 
 
+# The setting a path given alone most likely meant, per command (its config name), for the hint.
+_PATH_KEYS = {"compress_run": "checkpoint={}", "latency": "'measurements=[{}]'"}
+
+
 def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
     Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message.
@@ -467,6 +471,11 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
         return None
     overrides = [a for a in argv if a not in multirun and not a.lstrip("+~").startswith("hydra")]
+    bare = next((a for a in overrides if "=" not in a and not a.startswith("~")), None)  # `~key` deletes a key
+    if bare is not None:  # a path given alone (a checkpoint folder, a CSV): Hydra says only "missing EQUAL"
+        template = _PATH_KEYS.get(config_name)
+        example = f"; e.g. {template.format(bare)}" if template else ""
+        return f"{bare!r} is not a setting: every argument is key=value{example}"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:

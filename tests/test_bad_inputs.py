@@ -313,6 +313,10 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
      ("nas.search", ["search.storage=postgresql://nas:s3cret@127.0.0.1:1/nas"], "error: search.storage='postgresql://nas:***@"),
      ("nas.report", ["search.storage=sqlite:////nonexistent/x.db", "search.study_name=x"], "error: search.storage="),
      ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found"),
+     # a path given alone: Hydra said only "missing EQUAL at '<EOF>'"
+     ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
+                                                  "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
+     ("nas.latency.fit", ["hw=cpu", "m.csv"], "e.g. 'measurements=[m.csv]'"),
      ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']"),
      ("nas.latency.profile", ["seed=-1", "export_only=true"], "error: seed=-1 must be an integer in [0, 4294967295]")],
 )
