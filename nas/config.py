@@ -350,20 +350,35 @@ def hw_folders() -> list[Path]:
     return group_folders("hw")
 
 
+def group_file(group: str, name: str, folders: Sequence[str | Path] | None = None) -> Path | None:
+    """The file `<group>=<name>` composes: `<name>.yaml` in the first of `folders` (default `group_folders(group)`) that
+    holds one, None when none does. In a Hydra run the file named on its command line (`hw=my_chip`), whatever the
+    `name:` key inside says."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if folders is None and HydraConfig.initialized():
+        name = HydraConfig.get().runtime.choices.get(group) or name
+    found = (Path(f) / f"{name}.yaml" for f in (group_folders(group) if folders is None else folders))
+    return next((path for path in found if path.is_file()), None)
+
+
+def _read_group_file(path: Path, cls: type[T]) -> T:
+    # Through the schema, as `<group>=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float.
+    return structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(path)), cls)
+
+
 def changed_from_file(group: str, node: SpaceConfig | HardwareProfile, folders: Sequence[str | Path] | None = None) -> list[str]:
     """The keys of `node` (the run's space or hw) whose values differ from its file, `<node.name>.yaml` in `folders`
     (default `group_folders(group)`): set on the command line, so that its name alone no longer says what was searched.
     Empty when none differ or no such file is found (a space or chip of the user's own, named by them)."""
-    path = next((Path(f) / f"{node.name}.yaml" for f in (group_folders(group) if folders is None else folders)
-                 if (Path(f) / f"{node.name}.yaml").is_file()), None)
+    path = group_file(group, node.name, folders)
     if path is None:
         return []
-    cls = type(node)
     try:
-        shipped = structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(path)), cls)
+        shipped = _read_group_file(path, type(node))
     except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):
         return []
-    return [f.name for f in dataclasses.fields(cls) if getattr(node, f.name) != getattr(shipped, f.name)]
+    return [f.name for f in dataclasses.fields(node) if getattr(node, f.name) != getattr(shipped, f.name)]
 
 
 def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> list[HardwareProfile]:
@@ -381,15 +396,10 @@ def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> lis
     profiles = []
     for path in (paths[stem] for stem in sorted(paths)):
         try:
-            profiles.append(_read_profile(path))
+            profiles.append(_read_group_file(path, HardwareProfile))
         except (ConfigError, OmegaConfBaseException, OSError, ValueError, yaml.YAMLError):
             continue
     return profiles
-
-
-def _read_profile(path: Path) -> HardwareProfile:
-    # Through the schema, as `hw=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float.
-    return structured(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.load(path)), HardwareProfile)
 
 
 def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
@@ -397,15 +407,15 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     Python, e.g. `predict_latency(arch, load_hw_profile("edge_npu"))`. Errors are one-line `ConfigError`s."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        found = [folder / f"{path.name}.yaml" for folder in hw_folders() if (folder / f"{path.name}.yaml").is_file()]
-        if not found:
+        found = group_file("hw", path.name)
+        if found is None:
             names = sorted({p.stem for folder in hw_folders() for p in folder.glob("*.yaml")})
             raise ConfigError(f"hw profile {str(name_or_path)!r} is unknown; allowed: {names} or a path to a .yaml file")
-        path = found[0]
+        path = found
     elif not path.is_file():
         raise ConfigError(f"hw profile file {str(path)!r} does not exist")
     try:
-        return _read_profile(path)
+        return _read_group_file(path, HardwareProfile)
     except (OmegaConfBaseException, yaml.YAMLError, OSError) as e:
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
@@ -423,8 +433,7 @@ def datasheet_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None 
     None when nothing is left out, the profile is calibrated (fitted costs replace them) or no file is found."""
     if hw.calibration:
         return None
-    path = next((Path(f) / f"{hw.name}.yaml" for f in (hw_folders() if folders is None else folders)
-                 if (Path(f) / f"{hw.name}.yaml").is_file()), None)
+    path = group_file("hw", hw.name, folders)
     try:
         raw = yaml.safe_load(path.read_text()) if path else None
     except (OSError, yaml.YAMLError):

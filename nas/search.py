@@ -696,8 +696,9 @@ def main(cfg: DictConfig) -> None:
         except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line
             if (problem := storage_or_disk_problem(e)) is None:
                 raise
-            print(f"error: cannot write the run ({problem}); the finished trials are kept in the study: free space, or "
-                  "make the run folder writable, and rerun the same command to resume", file=sys.stderr)
+            print(f"error: cannot write the run ({problem}); the finished trials are kept in the study: fix that (free "
+                  "space, the run folder's permissions, the database server) and rerun the same command to resume",
+                  file=sys.stderr)
             sys.exit(1)
     print(f"run folder: {result.run_dir}")
     if result.interrupted:

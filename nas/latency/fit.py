@@ -684,16 +684,9 @@ def hw_source(name: str) -> Path:
     In a Hydra run: the first folder of Hydra's config search path holding `hw/<choice>.yaml`, as Hydra itself
     looks (a user's `--config-dir` with their chip's file, beside the shipped conf/); elsewhere `conf/hw/<name>.yaml`.
     """
-    from hydra.core.hydra_config import HydraConfig
+    from nas.config import HW_DIR, group_file
 
-    from nas.config import HW_DIR, hw_folders
-
-    # The file's name, whatever its `name:` key says.
-    choice = (HydraConfig.get().runtime.choices.get("hw") if HydraConfig.initialized() else None) or name
-    for folder in hw_folders():
-        if (path := folder / f"{choice}.yaml").is_file():
-            return path
-    return HW_DIR / f"{name}.yaml"
+    return group_file("hw", name) or HW_DIR / f"{name}.yaml"
 
 
 def fit_command(tool: LatencyToolConfig) -> str:
