@@ -40,9 +40,8 @@ from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
 from nas.study import (
-    check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study, requeue_interrupted, run_folder_lock,
-    slot_taken, storage_url,
-    with_study_settings, worker_info,
+    INTERRUPTED_REASON, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
+    requeue_interrupted, run_folder_lock, slot_taken, storage_url, with_study_settings, worker_info,
 )
 from nas.train import seed_everything, train_candidate
 
@@ -284,7 +283,7 @@ def make_objective(
         except NasError:
             raise  # bad input concerns every trial: stop with its message
         except KeyboardInterrupt:  # the trial is failed by Optuna and run again on resume; trials.csv says why
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM); rerun the same command to resume")
+            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
             raise
         except Exception as e:  # NaN loss, shape error, out of memory, ...
             # A broken candidate is a result, not a crash: record why and let the search go on.
