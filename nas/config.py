@@ -477,6 +477,7 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     from hydra import compose, initialize_config_dir
 
     multirun = {"-m", "--multirun"}
+    argv, config_dir = _split_config_dir(argv)
     if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
         return None
     overrides = [a for a in argv if a not in multirun and not a.lstrip("+~").startswith("hydra")]
@@ -485,6 +486,14 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         template = _PATH_KEYS.get(config_name)
         example = f"; e.g. {template.format(bare)}" if template else ""
         return f"{bare!r} is not a setting: every argument is key=value{example}"
+    if config_dir is not None:
+        # The user's --config-dir (README "Installed as a package") joins the search path as Hydra's own flag adds it,
+        # after conf/: without it a typo next to --config-dir got Hydra's multi-line message instead of one line.
+        folder = Path(config_dir).absolute()
+        if not folder.is_dir():
+            return f"--config-dir {config_dir}: folder {folder} not found"
+        quoted = str(folder).replace("\\", "\\\\").replace("'", "\\'")
+        overrides.append(f"hydra.searchpath=['file://{quoted}']")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
@@ -492,6 +501,24 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         except Exception as exc:  # Hydra/OmegaConf composition errors
             return compose_error_message(exc)
     return None
+
+
+def _split_config_dir(argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """`argv` without Hydra's `--config-dir DIR` / `--config-dir=DIR` / `-cd DIR`, and that DIR (the last one given,
+    as argparse keeps it; None when there is none)."""
+    rest: list[str] = []
+    config_dir = None
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--config-dir", "-cd"):
+            config_dir = next(args, None)
+            if config_dir is None:  # a flag without its folder: Hydra's argparse names the problem
+                rest.append(arg)
+        elif arg.startswith("--config-dir="):
+            config_dir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest, config_dir
 
 
 def _sweep_jobs(overrides: list[str]) -> list[list[str]]:

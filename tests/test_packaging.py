@@ -9,6 +9,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 from setuptools import find_packages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,3 +87,30 @@ def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -
     fitted = run("-m", "nas.latency.fit", "--config-dir", "mine", "hw=my_npu", "measurements=[m.csv]")
     assert fitted.returncode == 0, fitted.stderr
     assert "\ncalibration:\n" in (work / "mine" / "hw" / "my_npu.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "line"),
+    [("nas.search", ["--config-dir", "mine", "hw=my_npuu"],
+      "error: In 'search': Could not find 'hw/my_npuu'; available: cpu, cpu_int8, cpu_ort, cpu_xeon, edge_npu, mobile_cpu, my_npu"),
+     ("nas.search", ["-m", "hydra/launcher=joblib", "search.worker=0,1", "--config-dir=mine", "train.epoch=3"],
+      "error: train.epoch is not a setting of train (did you mean train.epochs?)"),
+     ("compress.run", ["-cd", "mine", "hw=my_npuu", "checkpoint=x"],
+      "error: In 'compress_run': Could not find 'hw/my_npuu'; available: cpu, cpu_int8, cpu_ort, cpu_xeon, edge_npu, mobile_cpu, my_npu"),
+     ("nas.latency.fit", ["--config-dir", "mine", "hw=my_npuu"],
+      "error: In 'latency': Could not find 'hw/my_npuu'; available: cpu, cpu_int8, cpu_ort, cpu_xeon, edge_npu, mobile_cpu, my_npu"),
+     ("nas.search", ["--config-dir", "notmine", "hw=my_npu"], "error: --config-dir notmine: folder {work}/notmine not found")],
+)
+def test_bad_input_beside_a_users_config_dir_is_one_line(module: str, args: list[str], line: str, tmp_path: Path) -> None:
+    # README's way to add a chip is --config-dir; a typo beside it got Hydra's multi-line message and its search path.
+    work = tmp_path / "work"
+    (work / "mine" / "hw").mkdir(parents=True)
+    (work / "mine" / "hw" / "my_npu.yaml").write_text(
+        (ROOT / "conf" / "hw" / "edge_npu.yaml").read_text().replace("name: edge_npu", "name: my_npu"))
+    runs = [f"search.runs_dir={tmp_path / 'runs'}"] if module == "nas.search" else []
+    proc = subprocess.run([sys.executable, "-m", module, *args, *runs], cwd=work, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line.format(work=work)), proc.stderr
+    assert not (tmp_path / "runs").exists()
