@@ -181,14 +181,36 @@ def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
     return "; ".join(lines[:shown]) + (f"; and {len(lines) - shown} more" if len(lines) > shown else "")
 
 
-def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """Create or join the study `search.study_name`; refuse to join one created with other settings."""
-    study = optuna.create_study(
-        study_name=run.search.study_name, storage=storage, sampler=sampler,
-        directions=["maximize", "minimize"], load_if_exists=True,
-    )
+RECORD_WAIT_S = 10.0
+"""How long a worker that joins a study another has just created waits for that worker's record of its settings."""
+
+
+def _record_of_new_study(study: optuna.Study, wait_s: float) -> Any:
+    """The study's stored fingerprint, waiting up to `wait_s` for it while the study is still empty: workers started
+    together (Hydra's joblib launcher) race to create it, and the winner writes its record just after creating it."""
+    deadline = time.monotonic() + wait_s
+    while (stored := study.user_attrs.get("config")) is None and not study.get_trials(deepcopy=False):
+        if time.monotonic() >= deadline:
+            break  # its creator died in between: this worker's settings become the record, as for an older study
+        time.sleep(0.1)
+    return stored
+
+
+def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler,
+               *, wait_s: float = RECORD_WAIT_S) -> optuna.Study:
+    """Create or join the study `search.study_name`; refuse to join one created with other settings. A worker that
+    joins a study created a moment ago by another waits up to `wait_s` for its creator's record of the settings."""
+    try:
+        # Which worker creates the study is settled by the storage (a unique name), so only the creator writes the
+        # record; a joiner that found none and wrote its own overwrote the creator's, and both searched with their own.
+        study = optuna.create_study(study_name=run.search.study_name, storage=storage, sampler=sampler,
+                                    directions=["maximize", "minimize"])
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=run.search.study_name, storage=storage, sampler=sampler)
+        created = False
     fp = fingerprint(run)
-    stored = study.user_attrs.get("config")
+    stored = None if created else _record_of_new_study(study, wait_s)
     if stored is not None:
         stored = _stored_fingerprint(stored)
     if stored is None:

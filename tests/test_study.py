@@ -268,6 +268,34 @@ def test_study_resumes_under_other_speed_settings_and_names_the_values_that_bloc
     assert str(e.value).count(" then, ") == 6
 
 
+def test_a_worker_that_joins_a_study_being_created_checks_the_creators_settings(tmp_path, compose_cfg, tiny_idx_root):
+    # Workers started together (python -m nas.search -m hydra/launcher=joblib ...): one creates the study and, a moment
+    # later, records its settings. A worker with other settings that looked in between found no record, wrote its own
+    # over the creator's, and both searched one study with different recipes.
+    import threading
+
+    from nas.study import fingerprint
+
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
+    creator, other = to_run_config(compose_cfg(*base)), to_run_config(compose_cfg(*base, "train.lr=0.01"))
+    storage = open_storage(creator, tmp_path)
+    made = optuna.create_study(study_name=creator.search.study_name, storage=storage, directions=["maximize", "minimize"])
+    recording = threading.Timer(0.5, made.set_user_attr, ("config", fingerprint(creator)))
+    recording.start()
+    try:
+        with pytest.raises(ConfigError, match=r"other train settings \(train\.lr: 0\.003 then, 0\.01 now\)"):
+            open_study(other, storage, optuna.samplers.RandomSampler())
+    finally:
+        recording.join()
+    assert made.user_attrs["config"] == fingerprint(creator)
+    open_study(creator, storage, optuna.samplers.RandomSampler())  # the same settings join
+    # A creator that died before its record: after the wait, the joiner's settings become the record.
+    orphan = optuna.create_study(study_name="orphan", storage=storage, directions=["maximize", "minimize"])
+    open_study(dataclasses.replace(other, search=dataclasses.replace(other.search, study_name="orphan")), storage,
+               optuna.samplers.RandomSampler(), wait_s=0.2)
+    assert orphan.user_attrs["config"] == fingerprint(other)
+
+
 def test_an_efficiency_written_out_at_its_default_resumes_the_study(tmp_path, compose_cfg, tiny_idx_root):
     # mobile_cpu's file left efficiency.add out (1.0 by default) and now writes `add: 1.0`: the same predictions, so a
     # study made before resumes; another value does not.
