@@ -22,6 +22,7 @@ import csv
 import html
 import io
 import json
+import logging
 import os
 import pathlib
 import sys
@@ -1095,8 +1096,22 @@ def _from_study(overrides: Sequence[str]) -> int:
     from nas.errors import exit_on_error
     from nas.search import export_study
 
-    with exit_on_error():  # an unknown option or wrong type: Hydra's message in one line, exit 2
-        result = export_study(compose_search_config(overrides))
+    # Rebuilding may final-train and compress members for minutes (a study searched with final_train=none): without a
+    # handler only warnings reached the terminal, and those minutes passed without a line. Shown as the search shows them.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    loggers = [logging.getLogger(name) for name in ("nas", "compress")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        with exit_on_error():  # an unknown option or wrong type: Hydra's message in one line, exit 2
+            result = export_study(compose_search_config(overrides))
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
     for path in result.files.values():
         print(path)
     return 0

@@ -612,3 +612,17 @@ def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, c
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"error: cannot write the run ({shown}); the finished trials are kept in the study")
+
+
+def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, compose_cfg, capsys):
+    # Workers searched with final_train=none; `python -m nas.report search.study_name=... search.runs_dir=...` then
+    # final-trains the members (minutes with the default recipe): it said nothing at all until it was done.
+    from nas.report import main
+
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    capsys.readouterr()
+    assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke")) == 0
+    out = capsys.readouterr()
+    (member,) = result.pareto
+    assert f"final training of {member['arch_id']}: " in out.err
+    assert str(result.run_dir / "report.html") in out.out and "final training" not in out.out
