@@ -43,7 +43,7 @@ from nas.study import (
     INTERRUPTED_REASON, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
     requeue_interrupted, run_folder_lock, slot_taken, storage_url, with_study_settings, worker_info,
 )
-from nas.train import seed_everything, train_candidate
+from nas.train import reset_autocast, seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
 
@@ -232,7 +232,7 @@ def make_objective(
 ) -> Callable[[optuna.Trial], tuple[float, float]]:
     """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it."""
 
-    def objective(trial: optuna.Trial) -> tuple[float, float]:
+    def run_trial(trial: optuna.Trial) -> tuple[float, float]:
         trial.set_user_attr("worker", worker_info(trial.number))  # first: lets others tell if this process dies
         for attr in ("fail_reason", "early_stop"):  # a retry inherits its failed original's attributes
             if trial.user_attrs.get(attr):
@@ -282,9 +282,6 @@ def make_objective(
                                      judge_after_epochs=es.after_epochs)
         except NasError:
             raise  # bad input concerns every trial: stop with its message
-        except KeyboardInterrupt:  # the trial is failed by Optuna and run again on resume; trials.csv says why
-            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
-            raise
         except Exception as e:  # NaN loss, shape error, out of memory, ...
             # A broken candidate is a result, not a crash: record why and let the search go on.
             text = str(e).strip()
@@ -305,6 +302,17 @@ def make_objective(
                   "classes": list(data.classes), "metric": data.metric.value, "epochs_trained": result.epochs_done},
         )
         return result.val_acc, lat.total_ms
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        try:
+            return run_trial(trial)
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM wherever it landed (training, evaluation, saving): Optuna fails the trial, the search
+            # re-queues it (requeue_interrupted), and trials.csv says why. Autocast may be left on when the signal
+            # struck inside its enter/exit: every later forward pass of this process would run in bf16.
+            reset_autocast()
+            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+            raise
 
     return objective
 
@@ -463,6 +471,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
             pareto = write_run_files(run_dir, study, data, run, train=compress)
         except KeyboardInterrupt:
+            reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
             if not (run_dir / "pareto.json").is_file():  # interrupted before write_run_files reached the members
                 return {"members": []}, {}, True
@@ -475,6 +484,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
                 compress_front(run_dir, pareto["members"], hw=run.hw, data=data, cfg=run.compress, augment=run.data,
                                eval_batch_size=run.train.eval_batch_size)
             except KeyboardInterrupt:
+                reset_autocast()
                 interrupted = True
                 log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
         from nas.report import write_reports

@@ -327,15 +327,11 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     """Re-queue the trials this process was running when it was interrupted (Ctrl-C, SIGTERM), as a lost worker's are
     (the storage's retry policy, `search.max_retry`): the rerun trains the same architecture first instead of
     sampling past it. Returns their numbers."""
-    storage = study._storage  # Optuna exposes no public setter for a finished trial's attributes
     mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if str(t.user_attrs.get("fail_reason", INTERRUPTED)).startswith(INTERRUPTED)
+            if str(t.user_attrs.get("fail_reason", "")).startswith(INTERRUPTED)
             and (t.user_attrs.get("worker") or {}).get("pid") == os.getpid()
             and (t.user_attrs.get("worker") or {}).get("key") == _worker_key()]
-    for t in mine:
-        if "fail_reason" not in t.user_attrs:  # interrupted outside its training (evaluation, saving): say so too
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED_REASON)
-    get_retry = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    get_retry = getattr(study._storage, "get_heartbeat_stale_trial_callback", None)
     retry = get_retry() if get_retry else None
     if retry is None:
         return []

@@ -41,6 +41,18 @@ class TrainResult:
         return self.images_seen / max(self.seconds, 1e-9)
 
 
+def reset_autocast() -> None:
+    """Turn CPU autocast off and undo any nesting left behind. A KeyboardInterrupt (Ctrl-C, SIGTERM) that strikes inside
+    `torch.autocast`'s own enter/exit leaves it on: every later forward pass of the process would then run in bf16
+    (evaluation, ONNX export), and training would reuse stale cached casts of updated weights."""
+    while (level := torch.autocast_decrement_nesting()) > 0:
+        pass
+    if level < 0:  # there was none: put the counter back at 0
+        torch.autocast_increment_nesting()
+    torch.clear_autocast_cache()
+    torch.set_autocast_enabled("cpu", False)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so a candidate trains identically every time."""
     random.seed(seed)

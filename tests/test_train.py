@@ -292,3 +292,20 @@ def test_the_judge_of_balanced_data_is_asked_with_balanced_val_accuracy(data):
     r = train_candidate(model, scored, dataclasses.replace(CFG, epochs=2), augment=DataConfig(name="t", hflip=False, max_shift=0),
                         seed=0, judge=lambda acc: asked.append(acc) or True, judge_after_epochs=1)
     assert r.stopped and asked == [r.val_acc] and r.val_acc == pytest.approx(evaluate(model, data.val, balanced=True))
+
+
+def test_reset_autocast_turns_off_an_autocast_left_on_by_an_interrupt():
+    from nas.train import reset_autocast
+
+    layer = torch.nn.Linear(4, 4)
+    torch.autocast("cpu", dtype=torch.bfloat16).__enter__()  # as a KeyboardInterrupt inside its __exit__ leaves it
+    assert layer(torch.rand(2, 4)).dtype == torch.bfloat16
+    reset_autocast()
+    assert not torch.is_autocast_enabled("cpu") and layer(torch.rand(2, 4)).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a later autocast works as usual, and ends cleanly
+        assert layer(torch.rand(2, 4)).dtype == torch.bfloat16
+    assert layer(torch.rand(2, 4)).dtype == torch.float32
+    reset_autocast()  # with nothing to undo: a no-op
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(torch.rand(2, 4)).dtype == torch.bfloat16
+    assert not torch.is_autocast_enabled("cpu")
