@@ -1094,8 +1094,9 @@ def _from_study(overrides: Sequence[str]) -> int:
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
     from nas.config import compose_search_config
     from nas.errors import exit_on_error
-    from nas.search import export_study
+    from nas.search import export_study, stop_on_sigterm
 
+    stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun
     # Rebuilding may final-train and compress members for minutes (a study searched with final_train=none): without a
     # handler only warnings reached the terminal, and those minutes passed without a line. Shown as the search shows them.
     handler = logging.StreamHandler(sys.stderr)
@@ -1114,6 +1115,10 @@ def _from_study(overrides: Sequence[str]) -> int:
             lg.setLevel(level)
     for path in result.files.values():
         print(path)
+    if result.interrupted:  # as `python -m nas.search` after Ctrl-C: the files describe what was finished
+        print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
+              file=sys.stderr)
+        return 130
     return 0
 
 

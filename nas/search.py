@@ -681,7 +681,7 @@ def storage_or_disk_problem(e: BaseException) -> str | None:
 register_configs()
 
 
-def _stop_on_sigterm() -> None:
+def stop_on_sigterm() -> None:
     """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the search as Ctrl-C does: the trial running
     is failed with its reason and the files are written, instead of the process dying at once."""
     def interrupt(signum: int, frame: Any) -> None:
@@ -696,7 +696,7 @@ def _stop_on_sigterm() -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 def main(cfg: DictConfig) -> None:
     """CLI entry point: a thin wrapper that turns errors into one line and an exit code."""
-    _stop_on_sigterm()
+    stop_on_sigterm()
     with exit_on_error():
         try:
             result = run_search(cfg)

@@ -614,7 +614,7 @@ def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, c
     assert err.startswith(f"error: cannot write the run ({shown}); the finished trials are kept in the study")
 
 
-def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, compose_cfg, capsys):
+def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, compose_cfg, capsys, monkeypatch):
     # Workers searched with final_train=none; `python -m nas.report search.study_name=... search.runs_dir=...` then
     # final-trains the members (minutes with the default recipe): it said nothing at all until it was done.
     from nas.report import main
@@ -626,3 +626,9 @@ def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, t
     (member,) = result.pareto
     assert f"final training of {member['arch_id']}: " in out.err
     assert str(result.run_dir / "report.html") in out.out and "final training" not in out.out
+    # Interrupted (Ctrl-C, SIGTERM) during that final training: it says so and exits 130, as the search does.
+    import nas.results as results_mod
+
+    monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke", "final_train.epochs=3")) == 130
+    assert "interrupted: members not final-trained or compressed yet are left to a rerun" in capsys.readouterr().err
