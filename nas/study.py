@@ -323,16 +323,22 @@ INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); rerun the same command to
 """The fail_reason of a trial stopped by Ctrl-C or SIGTERM."""
 
 
+def _retry_policy(storage: optuna.storages.BaseStorage) -> Any:
+    """The storage's own retry policy (the RetryHeartbeatStaleTrialCallback of `open_storage`), or None for a storage
+    without heartbeats: lost, dead and interrupted trials are all re-queued by it, up to `search.max_retry` times."""
+    get_retry = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    return get_retry() if get_retry else None
+
+
 def requeue_interrupted(study: optuna.Study) -> list[int]:
     """Re-queue the trials this process was running when it was interrupted (Ctrl-C, SIGTERM), as a lost worker's are
     (the storage's retry policy, `search.max_retry`): the rerun trains the same architecture first instead of
     sampling past it. Returns their numbers."""
+    me = (os.getpid(), _worker_key())
     mine = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
             if str(t.user_attrs.get("fail_reason", "")).startswith(INTERRUPTED)
-            and (t.user_attrs.get("worker") or {}).get("pid") == os.getpid()
-            and (t.user_attrs.get("worker") or {}).get("key") == _worker_key()]
-    get_retry = getattr(study._storage, "get_heartbeat_stale_trial_callback", None)
-    retry = get_retry() if get_retry else None
+            and ((w := t.user_attrs.get("worker") or {}).get("pid"), w.get("key")) == me]
+    retry = _retry_policy(study._storage)
     if retry is None:
         return []
     queued = {t.system_attrs.get("failed_trial") for t in study.get_trials(deepcopy=False)}
@@ -371,10 +377,7 @@ def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
                 failed.append(storage.get_trial(t._trial_id))
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue
-    # The storage's own retry policy (RetryHeartbeatStaleTrialCallback from open_storage), so a dead local
-    # worker's trial is retried exactly like a heartbeat-stale one.
-    get_retry = getattr(storage, "get_heartbeat_stale_trial_callback", None)
-    retry = get_retry() if get_retry else None
+    retry = _retry_policy(storage)  # a dead local worker's trial is retried exactly like a heartbeat-stale one
     for t in failed:
         log.warning("trial %d failed (%s); re-queued unless its retries are used up", t.number, t.user_attrs.get("fail_reason"))
         if retry is not None:
