@@ -123,14 +123,13 @@ def resolve_seed_archs(run: RunConfig, data: Dataset) -> list[ArchConfig]:
     for entry in run.search.seed_archs:
         path = Path(entry)
         if entry in family_names():
-            arch = family_arch(entry, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
-            if len(arch.stages) != len(run.space.stages):
-                # Every family has metaformer_t's 3 stages, so in a space of another depth (metaformer_s has 4) no
-                # family can ever fit: say so and what works instead, not only the stage count of one entry.
-                raise ConfigError(
-                    f"search.seed_archs has {entry!r}, a {len(arch.stages)}-stage model family (the metaformer_t layout); "
-                    f"space {run.space.name!r} has {len(run.space.stages)} stages, so no family fits it: seed it with the "
-                    "arch.json (or checkpoint folder) of a run of that space instead")
+            try:  # the family's layout with the space's stage count (3 like metaformer_t, 4 like metaformer_s)
+                arch = family_arch(entry, n_stages=len(run.space.stages), in_chans=data.in_chans,
+                                   img_size=data.img_size, num_classes=data.num_classes)
+            except ConfigError as e:
+                raise ConfigError(f"search.seed_archs has {entry!r}, but space {run.space.name!r} has "
+                                  f"{len(run.space.stages)} stages: {e}; seed it with the arch.json (or checkpoint "
+                                  "folder) of a run of that space instead") from None
         elif path.is_dir() or path.is_file():
             file = path / "arch.json" if path.is_dir() else path
             try:

@@ -104,10 +104,9 @@ SEARCH_CASES = [
     (["search.seed_archs=[convformer-XL]"], "search.seed_archs has 'convformer-XL': neither a model family (poolformer-S"),
     (["search.seed_archs=[vit-S]"], "search.seed_archs has 'vit-S', which the space cannot express: bn/relu"),
     (["search.seed_archs=[vit-S]"], "s0.mixer='attn' is not in space 'metaformer_t'; allowed: ['identity', 'pool', 'sepconv', 'conv']"),
-    # every family has 3 stages: in the 4-stage space the README advises for 32-96 px images none can fit
-    (["space=metaformer_s", "search.seed_archs=[convformer-S]"],
-     "search.seed_archs has 'convformer-S', a 3-stage model family (the metaformer_t layout); space 'metaformer_s' has 4 "
-     "stages, so no family fits it: seed it with the arch.json (or checkpoint folder) of a run of that space instead"),
+    # the 4-stage space takes the families' 4-stage layout, which for ViT still attends in stage 0
+    (["space=metaformer_s", "search.seed_archs=[vit-S]"],
+     "s0.mixer='attn' is not in space 'metaformer_s'; allowed: ['identity', 'pool', 'sepconv', 'conv']"),
     # Optuna's samplers refuse seeds outside numpy's range only when built, after the run folder exists
     (["search.seed=-1"], "search.seed=-1 must be an integer in [0, 4294967295]"),
     (["search.seed=4294967296"], "search.seed=4294967296 must be an integer in [0, 4294967295]"),

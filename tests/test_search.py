@@ -530,6 +530,24 @@ def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_
             "and this one has 4 trial(s)") in (tmp_path / "runs" / "t" / "search.log").read_text()
 
 
+def test_seed_families_take_the_layout_of_the_space(compose_cfg):
+    from types import SimpleNamespace
+
+    from nas.families import family_arch
+    from nas.search import resolve_seed_archs
+
+    data = SimpleNamespace(in_chans=3, img_size=64, num_classes=5)
+    cfg = compose_cfg("space=metaformer_s", "search.seed_archs=[caformer-S,resnet-M]")
+    run = to_run_config(cfg)
+    archs = resolve_seed_archs(run, data)
+    assert archs == [family_arch(n, n_stages=4, in_chans=3, img_size=64, num_classes=5) for n in ("caformer-S", "resnet-M")]
+    run.space.stages = run.space.stages[:2]  # a space of a depth no family layout has
+    with pytest.raises(ConfigError, match=r"^search.seed_archs has 'caformer-S', but space 'metaformer_s' has 2 stages: "
+                                          r"model family 'caformer-S' with n_stages=2: the families come in \[3, 4\] stages; "
+                                          r"seed it with the arch.json \(or checkpoint folder\) of a run of that space instead$"):
+        resolve_seed_archs(run, data)
+
+
 def test_a_re_proposed_architecture_names_the_trial_it_reuses(tiny_idx_root, tmp_path, compose_cfg):
     # A space of one architecture: the second trial can only re-propose the first one's, and reuses its result.
     one = ("space.stem_kernels=[3]", "space.norms=[bn]", "space.acts=[relu]",

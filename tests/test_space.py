@@ -131,6 +131,25 @@ def test_every_family_but_vit_is_in_the_default_space(compose_cfg):
         family_arch("convformer-XL")
 
 
+def test_every_family_but_vit_has_a_4_stage_layout_in_metaformer_s(compose_cfg):
+    from nas.families import family_arch, family_names
+
+    space = OmegaConf.to_object(compose_cfg("space=metaformer_s").space)
+    shape = dict(in_chans=3, img_size=64, num_classes=5)
+    for name in family_names():
+        arch = family_arch(name, n_stages=4, **shape)
+        assert len(arch.stages) == 4, name
+        if name.startswith("vit-"):
+            with pytest.raises(ConfigError, match=r"s0\.mixer='attn' is not in space 'metaformer_s'"):
+                arch_params(arch, space)
+            continue
+        rebuilt = sample_arch(optuna.trial.FixedTrial(arch_params(arch, space)), space, **shape)
+        assert rebuilt.arch_id == arch.arch_id, name
+    assert [s.mixer for s in family_arch("caformer-M", n_stages=4).stages] == ["sepconv", "sepconv", "attn", "attn"]
+    with pytest.raises(ConfigError, match=r"model family 'resnet-S' with n_stages=2: the families come in \[3, 4\] stages"):
+        family_arch("resnet-S", n_stages=2)
+
+
 def test_stride1_stem_override_reaches_full_resolution_models(compose_cfg):
     # README: `'space.stem_strides=[1,2]'` lets the search find stride-1-stem models such as the ConvFormer-L of
     # final_recipe_stem1_kd.md, which the default space cannot express.
