@@ -9,7 +9,7 @@ arrays from the cache instead (`nas.data._cache_file`). Each variant reads the s
 (median seconds of `--rounds`); the photos are synthetic (smooth colour gradients plus noise, JPEG quality 90, about 4
 MB each), written to a temporary folder first. Also reported: how far the draft-decoded 32x32 images are from the
 full-size-decoded ones (mean and max absolute difference in 0-255 levels), since a deployed model should see what it
-was trained on. Writes experiments/results/image_loading.{json,md}.
+was trained on. Writes experiments/results/<name>.{json,md} (name: image_loading unless --name).
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ if __name__ == "__main__":
     parser.add_argument("--height", type=int, default=3000)
     parser.add_argument("--size", type=int, default=32, help="data.img_size")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--name", default="image_loading", help="results file stem under experiments/results/")
     args = parser.parse_args()
-    write_results("image_loading", main(n=args.photos, width=args.width, height=args.height, size=args.size,
+    write_results(args.name, main(n=args.photos, width=args.width, height=args.height, size=args.size,
                                         rounds=args.rounds), render_md=render)

@@ -10,7 +10,7 @@ group), and the same pruned copy is then recovered once per variant with the def
 the 54,000 training images, same seed). The two variants alternate which goes first from model to model, so that a
 slow phase of this shared machine does not hit one of them only. Reported per model and variant: seconds of the
 recovery loop, images/s, validation accuracy before and after recovery, and test accuracy (torch, 10k images).
-Writes experiments/results/recover_speed.{json,md}.
+Writes experiments/results/<name>.{json,md} (name: recover_speed unless --name).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import compose_run, write_results  # noqa: E402
+from _common import command_line, compose_run, write_results  # noqa: E402
 from train_speed import quantile_candidates  # noqa: E402
 
 from compress.prune import prune  # noqa: E402
@@ -73,7 +73,7 @@ def main(n_models: int) -> dict:
             })
             print(f"{arch.summary():60s} {name}: {rec.seconds:.1f} s, val {val_before:.4f} -> {rec.val_acc:.4f}", flush=True)
     return {
-        "command": "python experiments/recover_speed.py" + (f" --models {n_models}" if n_models != 3 else ""),
+        "command": command_line("recover_speed.py"),  # as run, --name included
         "machine": machine_info(), "torch": torch.__version__, "python": platform.python_version(), "date": str(date.today()),
         "threads": run.train.threads, "recipe": {k: str(v) for k, v in dataclasses.asdict(run.compress.recover).items()},
         "prune_ratio": run.compress.prune.ratio, "rows": rows, "wall_s": time.perf_counter() - started,
@@ -121,5 +121,6 @@ def render(result: dict) -> str:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph: its first line stops mid-sentence
     ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
+    ap.add_argument("--name", default="recover_speed", help="results file stem under experiments/results/")
     args = ap.parse_args()
-    write_results("recover_speed", main(args.models), render_md=render)
+    write_results(args.name, main(args.models), render_md=render)
