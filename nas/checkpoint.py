@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -39,13 +41,69 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file here (usually 0644)
 
 
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (an inode number): pids are only comparable between processes that share it (a
+    container on the same host, even under the host's name, has its own). None where it cannot be told (not Linux)."""
+    try:
+        return re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or None
+    except OSError:
+        return None
+
+
+def writer_tag() -> str:
+    """`<pid>@<host>~<pid namespace>` of this process, for the names of the files it is writing: a later run can tell
+    a temporary file whose writer died (kill -9 during the write) from one another worker is writing now."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "_"  # no '@', '~' or '/': the tag stays parseable
+    return f"{os.getpid()}@{host}~{_pid_namespace() or '-'}"
+
+
+# .<target name>.<mkstemp's random part>.<writer_tag()>.tmp
+_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)~(?P<ns>\d+|-)\.tmp$")
+
+
+def process_gone(pid: Any) -> bool:
+    """Whether no process `pid` exists in this pid namespace (False when it cannot be told)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
     """A temp file in `path`'s folder (for the rename), with the permissions of a file written plainly: mkstemp's
-    owner-only 0600 would make run folders shared by a team (or over NFS) unreadable to the others."""
+    owner-only 0600 would make run folders shared by a team (or over NFS) unreadable to the others. Its name ends in
+    its writer's `writer_tag()`, so `remove_dead_writers_temps` can clear it if the writer is killed mid-write."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{writer_tag()}.tmp")
     os.chmod(tmp, _FILE_MODE)
     return fd, tmp
+
+
+def remove_dead_writers_temps(folder: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes under `folder` (recursively) whose writer process is gone: killed
+    (kill -9, OOM killer, reboot) between creating one and renaming it. Only files written on this host in this pid
+    namespace are judged; a live writer's file (another worker writing now) and another machine's are kept, as are
+    temporary files of other names (they cannot be attributed). Returns the deleted paths."""
+    ns = _pid_namespace()
+    if ns is None or not folder.is_dir():
+        return []
+    host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]
+    removed = []
+    for p in folder.rglob(".*.tmp"):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or m["host"] != host or m["ns"] != ns or not process_gone(int(m["pid"])):
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:  # another worker starting at the same moment removed it first
+            continue
+        removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
-from nas.checkpoint import atomic_write_bytes, save_checkpoint
+from nas.checkpoint import atomic_write_bytes, remove_dead_writers_temps, save_checkpoint
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
@@ -593,6 +593,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
                  "x".join(map(str, (data.in_chans, data.img_size, data.img_size))),
                  ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), run.search.n_trials)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
+        _remove_leftovers(run_dir)
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)
@@ -613,6 +614,15 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
         interrupted=interrupted or stopped, files=files,
     )
+
+
+def _remove_leftovers(run_dir: Path) -> None:
+    """Delete the temporary files that writers killed mid-write (kill -9, OOM killer) left in the run folder: nothing
+    else ever renames or removes them, and each can be as large as a checkpoint. Files of live workers and of other
+    machines are kept (`remove_dead_writers_temps`)."""
+    if removed := remove_dead_writers_temps(run_dir):
+        log.info("removed %d temporary file(s) left by writers that were killed mid-write: %s", len(removed),
+                 ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
 
 
 def _check_study_not_lost(study: optuna.Study, run_dir: Path) -> None:
@@ -652,6 +662,7 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     if n and not have:
         raise ConfigError(f"study {study.study_name!r} has {n} finished trials but {weights} holds no weights; "
                           "point search.runs_dir=... at the folder the workers wrote to")
+    _remove_leftovers(run_dir)
     pareto, files, interrupted = _write_outputs(run, data, run_dir, study, compress=True)
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
                         interrupted=interrupted, files=files)

@@ -36,6 +36,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.checkpoint import process_gone
 from nas.config import RunConfig
 from nas.errors import ConfigError
 
@@ -306,18 +307,6 @@ def worker_info(trial_number: int) -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "key": _worker_key(), "trial": trial_number}
 
 
-def _process_gone(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, owned by someone else
-        return False
-    return False
-
-
 INTERRUPTED = "interrupted"
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); rerun the same command to resume"
 """The fail_reason of a trial stopped by Ctrl-C or SIGTERM."""
@@ -363,7 +352,7 @@ def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get("worker")
         if isinstance(w, dict) and w.get("trial") == t.number:
-            if not (key and w.get("key") == key and _process_gone(w.get("pid"))):
+            if not (key and w.get("key") == key and process_gone(w.get("pid"))):
                 continue  # alive, or on another machine: the heartbeat decides
             reason = f"worker {w.get('host')}:{w.get('pid')} died while the trial ran"
         elif t.datetime_start and (now - t.datetime_start).total_seconds() > grace_s:

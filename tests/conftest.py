@@ -121,3 +121,31 @@ def postgres_url() -> Iterator[str]:
     finally:
         pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+_HOLD_A_TEMP = """
+import sys, time
+from pathlib import Path
+from nas.checkpoint import _temp_beside
+_, tmp = _temp_beside(Path(sys.argv[1]))
+print(tmp, flush=True)
+time.sleep(120)
+"""
+
+
+def start_writer(target: Path) -> tuple[subprocess.Popen, Callable[[], Path]]:
+    """A real process that stops in the middle of an atomic write of `target` (its temporary file made, not renamed);
+    returns it and a function that waits for its temporary file's path."""
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_A_TEMP, str(target)], cwd=root,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, lambda: Path(proc.stdout.readline().strip())  # type: ignore[union-attr]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """kill -9 `proc` and reap it: its pid is then dead."""
+    proc.kill()
+    proc.wait()

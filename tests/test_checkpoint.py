@@ -110,3 +110,27 @@ def test_files_written_atomically_get_the_usual_permissions_not_owner_only(tmp_p
     expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
     for name in ("metrics.json", "model.pt"):  # not mkstemp's owner-only 0o600: a team shares run folders
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected == 0o666 & ~mask, name
+
+
+def test_a_writer_killed_mid_write_leaves_a_temporary_file_that_only_its_dead_pid_on_this_host_lets_remove(
+        tmp_path, monkeypatch):
+    import os
+    import socket
+    from pathlib import Path
+
+    from conftest import start_writer, stop
+    import nas.checkpoint as checkpoint
+
+    killed, temp_of = start_writer(tmp_path / "trials" / "a1.pt")  # a real process, stopped mid-write
+    dead = temp_of()
+    stop(killed)  # kill -9 during the atomic write: its pid is dead
+    _, writing = checkpoint._temp_beside(tmp_path / "trials" / "c3.pt")  # this live process writing right now
+    with monkeypatch.context() as m:  # a worker on another machine sharing the folder (NFS) whose pid is dead here
+        m.setattr(socket, "gethostname", lambda: "node7.cluster")
+        m.setattr(os, "getpid", lambda: killed.pid)
+        _, elsewhere = checkpoint._temp_beside(tmp_path / "b2.pt")
+    unknown = tmp_path / ".report.md.tmp"  # a name that says nothing of its writer
+    unknown.write_bytes(b"")
+    assert dead.is_file() and f".{killed.pid}@" in dead.name and f".{killed.pid}@node7.cluster~" in elsewhere
+    assert checkpoint.remove_dead_writers_temps(tmp_path) == [dead]
+    assert not dead.exists() and Path(elsewhere).is_file() and Path(writing).is_file() and unknown.is_file()

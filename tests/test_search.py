@@ -650,3 +650,15 @@ def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, t
     monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke", "final_train.epochs=3")) == 130
     assert "interrupted: members not final-trained or compressed yet are left to a rerun" in capsys.readouterr().err
+
+
+def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_write(tiny_idx_root, tmp_path, compose_cfg):
+    from conftest import start_writer, stop
+
+    killed, temp_of = start_writer(tmp_path / "t" / "trials" / "0123abcd.pt")  # kill -9 of an earlier run mid-write
+    dead = temp_of()
+    stop(killed)
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    assert not dead.exists() and not list((tmp_path / "t").rglob("*.tmp"))
+    assert "removed 1 temporary file(s) left by writers that were killed mid-write: trials/" in (
+        tmp_path / "t" / "search.log").read_text()
