@@ -40,7 +40,7 @@ from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
 from nas.study import (
-    INTERRUPTED_REASON, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
+    INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
     requeue_interrupted, run_folder_lock, slot_taken, storage_url, with_study_settings, worker_info,
 )
 from nas.train import reset_autocast, seed_everything, train_candidate
@@ -283,8 +283,7 @@ def make_objective(
             raise  # bad input concerns every trial: stop with its message
         except Exception as e:  # NaN loss, shape error, out of memory, ...
             # A broken candidate is a result, not a crash: record why and let the search go on.
-            text = str(e).strip()
-            reason = f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+            reason = _error_text(e)
             trial.set_user_attr("fail_reason", reason)
             log.warning("trial %d (%s) failed: %s", trial.number, arch.arch_id, reason)
             return math.nan, math.nan
@@ -312,8 +311,26 @@ def make_objective(
             reset_autocast()
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
             raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            # Not a broken candidate (run_trial records those and goes on): the disk, the study's database or bad input
+            # stops the whole search. Optuna records no reason, and when the database cannot be written either the
+            # trial stays RUNNING until a later run reaps it as a dead worker's: search.log's line lets it say why.
+            problem = storage_or_disk_problem(e)
+            reason = f"cannot write the run ({problem})" if problem else _error_text(e)
+            log.error("trial %d %s%s", trial.number, STOPPED, reason)
+            with contextlib.suppress(Exception):  # the database may be what failed: the line above must do then
+                trial.set_user_attr("fail_reason", STOPPED + reason)
+            raise
 
     return objective
+
+
+def _error_text(e: BaseException) -> str:
+    """`Type: first line of the message` (at most 300 characters of it), as trials.csv's fail_reason shows errors."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
 class _Progress:
@@ -424,7 +441,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
 
         try:
             while attempts_left > 0 and time.monotonic() < deadline:
-                fail_lost_trials(study, grace_s=s.grace_s)
+                fail_lost_trials(study, grace_s=s.grace_s, log_file=run_dir / "search.log")
                 complete, running = counts(study)
                 if complete >= target:
                     break

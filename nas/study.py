@@ -339,11 +339,33 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     return requeued
 
 
-def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
+STOPPED = "stopped the search: "
+"""What search.log says after `trial N ` when a trial stopped the whole search (a full disk, the study's database
+failing): `fail_lost_trials` takes a dead worker's reason from that line when the study could not record it."""
+
+
+def _logged_stop(log_file: Path | None, pid: Any, number: int) -> str | None:
+    """Why worker `pid` stopped the search during trial `number`, as its line in `log_file` says; None if no line."""
+    if log_file is None or not isinstance(pid, int):
+        return None
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    worker, said = f"[pid {pid}]", f" trial {number} {STOPPED}"
+    for line in reversed(lines):  # the latest: a pid of an earlier boot may have written older lines
+        if worker in line and said in line:
+            return line.split(said, 1)[1].strip()
+    return None
+
+
+def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120, log_file: Path | None = None) -> list[int]:
     """Fail RUNNING trials whose worker is dead and re-queue them; returns the failed trial numbers.
 
     Local workers are checked by pid (immediate); others through Optuna's heartbeat grace period.
-    A RUNNING trial older than `grace_s` that never recorded its worker is failed too.
+    A RUNNING trial older than `grace_s` that never recorded its worker is failed too. A dead worker that logged why
+    it stopped the search (`STOPPED`, e.g. a full disk, which the study itself could then not record) in `log_file`
+    (search.log) gets that reason rather than only that it died.
     """
     storage = study._storage  # Optuna exposes no public setter for another process's trial
     key = _worker_key()
@@ -355,6 +377,9 @@ def fail_lost_trials(study: optuna.Study, *, grace_s: float = 120) -> list[int]:
             if not (key and w.get("key") == key and process_gone(w.get("pid"))):
                 continue  # alive, or on another machine: the heartbeat decides
             reason = f"worker {w.get('host')}:{w.get('pid')} died while the trial ran"
+            if (logged := _logged_stop(log_file, w.get("pid"), t.number)) is not None:
+                # It did not just die: it stopped on an error it could log but not record in the study (the disk full).
+                reason = f"{STOPPED}{logged} (from search.log: the worker exited before the study could record it)"
         elif t.datetime_start and (now - t.datetime_start).total_seconds() > grace_s:
             # A live worker records itself first thing; this one died at once (or predates that record).
             reason = "its worker stopped before recording itself"

@@ -132,3 +132,46 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path):
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted"), out
     assert "Traceback" not in out
     assert (tmp_path / "f" / "trials.csv").is_file() and (tmp_path / "f" / "pareto.json").is_file()  # files written
+
+
+_DISK_FILLS_UP = """
+import errno, sys
+import optuna, torch
+from sqlalchemy.exc import OperationalError
+from nas.config import compose_search_config
+from nas.search import run_search
+
+def database_full(*args, **kwargs):
+    raise OperationalError("UPDATE trials ...", {}, Exception("database or disk is full"))
+
+def disk_full(obj, f, *args, **kwargs):  # the trial's weights fill the disk, and then the study's database is full too
+    optuna.storages.RDBStorage.set_trial_user_attr = optuna.storages.RDBStorage.set_trial_state_values = database_full
+    raise OSError(errno.ENOSPC, "No space left on device", str(f))
+
+torch.save = disk_full
+run_search(compose_search_config(sys.argv[1:]))
+"""
+
+
+def test_a_trial_the_full_disk_stopped_is_not_reported_as_its_worker_dying(tiny_idx_root, tmp_path):
+    # The disk fills up while a trial saves its weights, so the study cannot record the failure either: the trial stays
+    # RUNNING, and the next run reaped it as a dead worker's ("worker ... died while the trial ran") though search.log
+    # said what happened.
+    overrides = [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32", "train.threads=1",
+                 f"search.runs_dir={tmp_path}", "search.study_name=f", "search.progress=false", "search.export_onnx=false",
+                 "compress=none", "final_train=none", "search.n_trials=1"]
+    full = subprocess.run([sys.executable, "-c", _DISK_FILLS_UP, *overrides], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
+    assert full.returncode != 0 and [t.state for t in _trials(url)] == [TrialState.RUNNING], full.stderr[-2000:]
+
+    from nas.config import compose_search_config
+    from nas.search import run_search
+
+    run_search(compose_search_config(overrides))  # the disk has space again: the same command resumes
+    stopped = _trials(url)[0]
+    reason = stopped.user_attrs["fail_reason"]
+    assert stopped.state == TrialState.FAIL and "died" not in reason
+    assert reason.startswith("stopped the search: cannot write the run (") and "No space left on device)" in reason
+    report = (tmp_path / "f" / "report.md").read_text()
+    assert "No space left on device" in report and "died" not in report

@@ -662,3 +662,19 @@ def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_writ
     assert not dead.exists() and not list((tmp_path / "t").rglob("*.tmp"))
     assert "removed 1 temporary file(s) left by writers that were killed mid-write: trials/" in (
         tmp_path / "t" / "search.log").read_text()
+
+
+def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    import errno
+
+    def disk_full(obj, f, *args, **kwargs):  # saving the trial's weights; the study's database still takes writes
+        raise OSError(errno.ENOSPC, "No space left on device", str(f))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):  # the search stops: no candidate could be saved
+        run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    trial = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}").trials[0]
+    reason = trial.user_attrs.get("fail_reason") or ""  # it had none: trials.csv and the report said nothing of why
+    assert trial.state == optuna.trial.TrialState.FAIL and reason.startswith("stopped the search: cannot write the run (")
+    assert f"{tmp_path / 't' / 'trials'}" in reason and reason.endswith(": No space left on device)")
+    assert f"trial 0 {reason}" in (tmp_path / "t" / "search.log").read_text()
