@@ -41,7 +41,7 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file here (usually 0644)
 
 
-def _pid_namespace() -> str | None:
+def pid_namespace() -> str | None:
     """This process's pid namespace (an inode number): pids are only comparable between processes that share it (a
     container on the same host, even under the host's name, has its own). None where it cannot be told (not Linux)."""
     try:
@@ -54,7 +54,7 @@ def writer_tag() -> str:
     """`<pid>@<host>~<pid namespace>` of this process, for the names of the files it is writing: a later run can tell
     a temporary file whose writer died (kill -9 during the write) from one another worker is writing now."""
     host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "_"  # no '@', '~' or '/': the tag stays parseable
-    return f"{os.getpid()}@{host}~{_pid_namespace() or '-'}"
+    return f"{os.getpid()}@{host}~{pid_namespace() or '-'}"
 
 
 # .<target name>.<mkstemp's random part>.<writer_tag()>.tmp
@@ -89,7 +89,7 @@ def remove_dead_writers_temps(folder: Path) -> list[Path]:
     (kill -9, OOM killer, reboot) between creating one and renaming it. Only files written on this host in this pid
     namespace are judged; a live writer's file (another worker writing now) and another machine's are kept, as are
     temporary files of other names (they cannot be attributed). Returns the deleted paths."""
-    ns = _pid_namespace()
+    ns = pid_namespace()
     if ns is None or not folder.is_dir():
         return []
     host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]

@@ -25,6 +25,8 @@ import json
 import logging
 import os
 import pathlib
+import re
+import socket
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -49,6 +51,11 @@ COMPRESSED_JSON = "compressed_metrics.json"
 _STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
+RUN_MARKER_PREFIX = ".running."
+"""A search writes `<run folder>/.running.<pid>@<host>~<pid namespace>` (JSON: started, host, pid, pid_namespace) when it
+starts and removes it just before it writes its final report: one left behind is a run that is still going or was
+killed, and the report says so at its top (its tables describe the state before that run)."""
+
 _DPI = 110
 _MISSING = "–"  # shown for unknown values (null test accuracy, pruned trial without accuracy, ...)
 _SEARCH_HINT = "run `python -m nas.search` first"
@@ -71,6 +78,7 @@ h1{margin-bottom:.3rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;paddin
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem;margin:.8rem 0}
 dl.facts dt{font-weight:600} dl.facts dd{margin:0}
 .note{color:#666;font-style:italic}
+.unfinished{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem;border-radius:4px}
 .counts{background:#f4f4f4;padding:.4rem .7rem;border-radius:4px;display:inline-block}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
@@ -145,6 +153,7 @@ class _Run:
     header: dict[str, Any]
     trials: list[_Trial]
     members: list[_Member]
+    unfinished: str = ""  # the searches of this folder that have not finished (`RUN_MARKER_PREFIX`), in words
 
     @property
     def complete(self) -> list[_Trial]:
@@ -270,7 +279,50 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
             raise MissingRunFileError(f"no {name} in {run_dir}; {_SEARCH_HINT}")
     header = _read_header(run_dir / PARETO_JSON)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV),
-                members=_read_members(header, run_dir))
+                members=_read_members(header, run_dir), unfinished=_unfinished_text(run_dir))
+
+
+# The two helpers below repeat nas.checkpoint's on purpose: this module imports nothing from nas (see its docstring).
+def _pid_namespace() -> str | None:
+    try:
+        return re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or None
+    except OSError:
+        return None
+
+
+def _process_gone(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def _unfinished_text(run_dir: pathlib.Path) -> str:
+    """What the run markers of `run_dir` say: searches still running, or stopped without finishing (a marker whose
+    process is gone on this machine); '' when there are none. The text must stay true if the search is killed after
+    writing it: a report written by a search as it starts is not rewritten then."""
+    parts = []
+    for path in sorted(run_dir.glob(RUN_MARKER_PREFIX + "*")):
+        try:
+            mark = json.loads(path.read_text())
+            who = f"started {mark['started']} (pid {mark['pid']} on {mark['host']})"
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # half-written by a worker starting right now, or not ours
+        here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
+        if here and _process_gone(mark.get("pid")):
+            parts.append(f"A search {who} stopped before it finished (killed or crashed: its process is gone).")
+        else:
+            parts.append(f"A search {who} has not finished (if that process is no longer running, it was killed or "
+                         "crashed).")
+    if not parts:
+        return ""
+    return (" ".join(parts) + f" What follows is the state before {'it' if len(parts) == 1 else 'them'}: rerun the same "
+            "command to resume a stopped search; a running one rewrites this report when it ends.")
 
 
 # ------------------------------------------------------------------------------------- small helpers
@@ -889,7 +941,9 @@ def _render_html(run: _Run) -> str:
     by_stage, by_kind = _stage_breakdown_figure(members), _kind_breakdown_figure(members)
     bar_height = 140 + 42 * len(members)
     parts = [
-        f"<h1>{html.escape(_title(run))}</h1>", f'<dl class="facts">{facts}</dl>',
+        f"<h1>{html.escape(_title(run))}</h1>",
+        f'<p class="unfinished"><strong>Not finished:</strong> {html.escape(run.unfinished)}</p>' if run.unfinished else "",
+        f'<dl class="facts">{facts}</dl>',
         f'<p class="counts">{html.escape(_state_counts_text(run.trials))}</p>',
         _html_note(f"Failed trials: {failures}") if (failures := _failures_text(run.trials)) else "",
         "<section><h2>Pareto front: accuracy vs. predicted latency</h2>", no_trials,
@@ -938,6 +992,8 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
 
 def _render_markdown(run: _Run) -> str:
     lines = [f"# {_title(run)}", ""]
+    if run.unfinished:  # first: the tables below describe the state before a search that has not finished
+        lines += [f"> **Not finished:** {_md_cell(run.unfinished).replace('<', '&lt;')}", ""]
     # '<' would start raw HTML in Markdown (e.g. a hw description "<int8>" would vanish).
     lines += [f"- **{k}:** {v.replace('<', '&lt;')}" for k, v in _header_facts(run)]
     lines += [f"- **Trials by state:** {_state_counts_text(run.trials)}"]

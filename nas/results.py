@@ -9,6 +9,7 @@ Run folder layout (`runs/<study_name>/`):
   checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx, test_predictions.csv
                            (+ the compressed files of compress.pipeline when compression ran)
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
+  .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.search._mark_started; the report names it)
 """
 
 from __future__ import annotations

@@ -11,11 +11,14 @@ for how lost workers are detected and how `search.n_trials` stays a study-wide t
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import logging
 import math
+import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -29,7 +32,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
-from nas.checkpoint import atomic_write_bytes, remove_dead_writers_temps, save_checkpoint
+from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
+                            save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
@@ -475,8 +479,10 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
     return False
 
 
-def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool) -> tuple[dict[str, Any], dict[str, Path], bool]:
-    """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report.
+def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool,
+                   marker: Path | None = None) -> tuple[dict[str, Any], dict[str, Path], bool]:
+    """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report. `marker`, the search's
+    run marker (`_mark_started`), is removed just before the report, which then says no more that this search runs.
 
     Workers sharing the run folder take turns (file lock); whoever comes second finds the members'
     files up to date and only refreshes the tables and the report. Returns (pareto, report files, interrupted).
@@ -505,6 +511,8 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
                 log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
         from nas.report import write_reports
 
+        if marker is not None:
+            marker.unlink(missing_ok=True)
         files = write_reports(run_dir)
     return pareto, files, interrupted
 
@@ -611,6 +619,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
                  ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), run.search.n_trials)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         _remove_leftovers(run_dir)
+        marker = _mark_started(run_dir)
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)
@@ -623,7 +632,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         if (unbalanced := imbalance_warning(data)) is not None:
             log.warning("%s", unbalanced)
         interrupted = _run_trials(run, data, run_dir, study)
-        pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted)
+        pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker)
         n = _n_complete(study)
         log.info("%d trials finished (%.0f s this run); %d on the Pareto front", n, time.perf_counter() - started,
                  len(pareto["members"]))
@@ -640,6 +649,34 @@ def _remove_leftovers(run_dir: Path) -> None:
     if removed := remove_dead_writers_temps(run_dir):
         log.info("removed %d temporary file(s) left by writers that were killed mid-write: %s", len(removed),
                  ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+
+
+def _mark_started(run_dir: Path) -> Path:
+    """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`) and, where the folder has a report from an
+    earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
+    report, and the old one described the earlier, finished state as the run's. Returns the marker, which
+    `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
+    gone go: this search takes over (resumes) their study."""
+    from nas.report import RUN_MARKER_PREFIX, ReportInputError, write_reports  # plotting libraries: loaded once a run starts
+
+    for old in run_dir.glob(RUN_MARKER_PREFIX + "*"):
+        try:
+            mark = json.loads(old.read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(mark, dict) and mark.get("host") == socket.gethostname()
+                and mark.get("pid_namespace") == pid_namespace() and process_gone(mark.get("pid"))):
+            old.unlink(missing_ok=True)
+    marker = run_dir / f"{RUN_MARKER_PREFIX}{writer_tag()}"
+    atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                               "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace()})
+    if (run_dir / "report.md").is_file():
+        with run_folder_lock(run_dir):  # a worker finishing meanwhile writes its report under the same lock
+            try:
+                write_reports(run_dir)
+            except ReportInputError as e:  # its files removed by hand: the search rewrites them at its end
+                log.warning("the report of the earlier run could not be marked as out of date: %s", e)
+    return marker
 
 
 def _check_study_not_lost(study: optuna.Study, run_dir: Path) -> None:

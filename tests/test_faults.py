@@ -175,3 +175,33 @@ def test_a_trial_the_full_disk_stopped_is_not_reported_as_its_worker_dying(tiny_
     assert reason.startswith("stopped the search: cannot write the run (") and "No space left on device)" in reason
     report = (tmp_path / "f" / "report.md").read_text()
     assert "No space left on device" in report and "died" not in report
+
+
+def test_a_killed_search_leaves_a_report_that_says_so_at_its_top(tiny_idx_root, tmp_path):
+    # The report of the run folder is written at the end of a search: killed, a search left the previous run's report,
+    # which described that earlier, finished state as if it were the run's.
+    from nas.config import compose_search_config
+    from nas.report import main as report_main
+    from nas.search import run_search
+
+    cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=2")
+    run_dir, url = tmp_path / "f", f"sqlite:///{tmp_path / 'f' / 'study.db'}"
+    report = run_dir / "report.md"
+    run_search(compose_search_config([*cmd[3:], "search.n_trials=1"]))  # a finished run, in this process
+    assert "Not finished" not in report.read_text()
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _kill_mid_trial(proc, url, after_complete=1)  # kill -9 while it trains its trial
+    finally:
+        proc.kill()
+    lines = report.read_text().splitlines()
+    assert lines[2].startswith(f"> **Not finished:** A search started ") and f"(pid {proc.pid} on " in lines[2]
+    assert "if that process is no longer running, it was killed or crashed" in lines[2]
+
+    assert report_main([str(run_dir)]) == 0  # rebuilt from the files: the marker's process is gone on this machine
+    assert f"(pid {proc.pid} on " in (top := report.read_text().splitlines()[2])
+    assert "stopped before it finished (killed or crashed: its process is gone)" in top
+
+    run_search(compose_search_config(cmd[3:]))  # the same command resumes and finishes
+    assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))

@@ -420,3 +420,34 @@ def test_measured_latencies_say_how_and_on_which_cpu_they_were_timed():
     members = [member("a", 0.2, how), member("b", 0.3, dict(how)), member("c", None, None)]
     assert _measured_note(members) == "'measured on host': openvino fp32, 1 thread(s), batch 1, on AMD EPYC 9B14."
     assert _measured_note([member("c", None, None)]) == ""  # nothing measured: no note
+
+
+def test_searches_that_have_not_finished_are_named_at_the_top(run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import socket
+
+    from nas.search import _mark_started  # the markers as a search writes them when it starts
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a real pid whose process is gone (killed, say)
+    with monkeypatch.context() as m:  # a worker on another machine: nothing can be told of its process from here
+        m.setattr(socket, "gethostname", lambda: "node7")
+        m.setattr(os, "getpid", lambda: child.pid)
+        _mark_started(run_dir)
+    _mark_started(run_dir)  # this process: still running
+    with monkeypatch.context() as m:
+        m.setattr(os, "getpid", lambda: child.pid)
+        _mark_started(run_dir)  # a search of this machine that was killed
+    write_reports(run_dir)
+    md = (run_dir / "report.md").read_text(encoding="utf-8").splitlines()
+    assert md[2].startswith("> **Not finished:** A search started ") and md[2].count("A search started") == 3
+    host = socket.gethostname()
+    assert f"(pid {child.pid} on {host}) stopped before it finished (killed or crashed: its process is gone)." in md[2]
+    assert f"(pid {os.getpid()} on {host}) has not finished (if that process is no longer running" in md[2]
+    assert f"(pid {child.pid} on node7) has not finished (if that process" in md[2]
+    assert "Not finished:</strong> A search started" in (run_dir / "report.html").read_text(encoding="utf-8")
+
+    for marker in run_dir.glob(".running.*"):  # every search of the folder finished: nothing is said
+        marker.unlink()
+    write_reports(run_dir)
+    assert "Not finished" not in (run_dir / "report.md").read_text() + (run_dir / "report.html").read_text()
