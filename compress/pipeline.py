@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as _dt
+import errno
 import hashlib
 import json
 import logging
@@ -330,11 +331,26 @@ def select_members(members: list[dict[str, Any]], cfg: CompressConfig) -> list[d
     return list(members)
 
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _disk_failure(e: BaseException) -> bool:
+    """Whether `e`, or an exception it was raised from or during, is the disk refusing writes (full, over quota,
+    read-only): runtimes wrap the OSError of a failed save in exceptions of their own."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+            return True
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return False
+
+
 def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: HardwareProfile, data: Dataset,
                    cfg: CompressConfig, augment: DataConfig | None = None, eval_batch_size: int = 512) -> dict[str, dict]:
     """Compress the selected Pareto members of a run folder (skipping those already done with the
     same settings). A member whose compression fails gets a compressed_metrics.json holding the error
-    and the others go on. Members not selected lose stale compressed files. Returns metrics by arch_id."""
+    and the others go on, unless the disk failed (full, read-only): that stops it. Members not selected lose stale compressed files. Returns metrics by arch_id."""
     chosen = {m["arch_id"] for m in select_members(members, cfg)}
     out: dict[str, dict] = {}
     for m in members:
@@ -352,6 +368,10 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             out[m["arch_id"]] = compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment,
                                                     eval_batch_size=eval_batch_size)
         except Exception as e:  # noqa: BLE001 - runtimes raise their own exception types
+            if _disk_failure(e):
+                # Not the member's failure: every later member would prune and recover for minutes and then fail
+                # the same way, each recorded as a compression error. The run stops instead, naming the disk.
+                raise
             # One member's failure (an unreachable prune target, a runtime that refuses a graph) is a
             # result to report, not a reason to lose the others.
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]

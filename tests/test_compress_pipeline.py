@@ -231,3 +231,24 @@ def test_latency_target_overrides_the_default_ratio():
     assert prune_targets(_cfg(ratio=0.25, target_latency_ms=0.5), 1.0) == (None, 0.5)
     assert prune_targets(_cfg(ratio=0.25, target_latency_fraction=0.5), 2.0) == (None, 1.0)
     assert prune_targets(_cfg(), 1.0) == (None, None)
+
+
+def test_a_full_disk_stops_compressing_the_front_instead_of_failing_every_member_in_turn(tmp_path, data, monkeypatch):
+    import errno
+
+    from nas.config import load_hw_profile
+
+    calls = []
+
+    def disk_full(folder, **kwargs):  # after minutes of pruning and recovery, the int8 file cannot be written
+        calls.append(folder.name)
+        raise RuntimeError("PytorchStreamWriter failed writing file") from OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", disk_full)
+    members = [{"arch_id": a, "val_acc": 0.5, "checkpoint": f"checkpoints/{a}"} for a in ("a1", "b2", "c3")]
+    for m in members:
+        (tmp_path / m["checkpoint"]).mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="PytorchStreamWriter"):
+        compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
+    assert calls == ["a1"]  # not one member after another, each recorded as its own compression error
+    assert not list(tmp_path.rglob(compress.pipeline.METRICS_FILE))
