@@ -603,8 +603,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         check_image_size(data, run)
         check_budget(run, data)
         seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
-    study = open_study(run, _open(run, run_dir), make_sampler(run))
-    check_data(study, data_identity(data))  # another folder under the same study name: refused, not mixed in
+    # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
+    study = open_study(run, _open(run, run_dir), make_sampler(run), data=data_identity(data))
     _check_study_not_lost(study, run_dir)
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)

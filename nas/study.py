@@ -198,9 +198,10 @@ def _record_of_new_study(study: optuna.Study, wait_s: float) -> Any:
 
 
 def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler,
-               *, wait_s: float = RECORD_WAIT_S) -> optuna.Study:
-    """Create or join the study `search.study_name`; refuse to join one created with other settings. A worker that
-    joins a study created a moment ago by another waits up to `wait_s` for its creator's record of the settings."""
+               *, data: dict[str, Any] | None = None, wait_s: float = RECORD_WAIT_S) -> optuna.Study:
+    """Create or join the study `search.study_name`; refuse to join one created with other settings, or with other
+    images than `data` (`nas.data.data_identity`, checked by `check_data`). A worker that joins a study created a moment
+    ago by another waits up to `wait_s` for its creator's record of the settings and the data."""
     try:
         # Which worker creates the study is settled by the storage (a unique name), so only the creator writes the
         # record; a joiner that found none and wrote its own overwrote the creator's, and both searched with their own.
@@ -215,16 +216,24 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     if stored is not None:
         stored = _stored_fingerprint(stored)
     if stored is None:
-        study.set_user_attr("config", fp)
+        # The record, with "config" written last: joiners wait for it (`_record_of_new_study`), so whatever else the
+        # record holds (the data, the full settings) is there when they compare. The data written after "config" let a
+        # joiner with other images find none and write its own: two workers, one study, two val sets.
+        if data is not None:
+            check_data(study, data)
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))
-    elif stored == fp and _SETTINGS_ATTR not in study.user_attrs:
-        study.set_user_attr(_SETTINGS_ATTR, _settings(run))  # a study from before settings were kept
-    elif stored != fp:
+        study.set_user_attr("config", fp)
+        return study
+    if stored != fp:
         changed = [k for k in FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
         raise ConfigError(
             f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings "
             f"({_differences(stored, fp)}); rerun with the same ones to resume, or pass a new search.study_name=..."
         )
+    if _SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(_SETTINGS_ATTR, _settings(run))  # a study from before settings were kept
+    if data is not None:
+        check_data(study, data)  # a study from before the data was kept takes this run's as its own
     return study
 
 

@@ -296,6 +296,45 @@ def test_a_worker_that_joins_a_study_being_created_checks_the_creators_settings(
     assert orphan.user_attrs["config"] == fingerprint(other)
 
 
+def test_workers_that_create_a_study_together_with_other_images_are_not_mixed(tmp_path, compose_cfg, tiny_idx_root):
+    # Workers started together under one study name with the same settings but other images (another data.root): the
+    # creator recorded its data only after its settings, so a worker that joined in between found no data record and
+    # wrote its own; the study then held trials scored on two val sets (or refused its own creator).
+    import threading
+
+    run = to_run_config(compose_cfg(f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"))
+    made = {"classes": ["a", "b"], "input": [1, 28, 28], "images": {"train": 90, "val": 10, "test": 20}}
+    grown = {**made, "images": {"train": 99, "val": 11, "test": 22}}
+    outcome: dict[str, str] = {}
+
+    def worker(name: str, identity: dict) -> None:
+        storage = open_storage(run, tmp_path)  # each worker its own connection, as separate processes have
+        write = storage.set_study_user_attr
+
+        def slowly(*args):  # a remote database: each attribute written a moment after the last
+            time.sleep(0.3)
+            write(*args)
+        storage.set_study_user_attr = slowly
+        try:
+            open_study(run, storage, optuna.samplers.RandomSampler(), data=identity)
+            outcome[name] = "joined"
+        except ConfigError as e:
+            outcome[name] = str(e)
+
+    threads = [threading.Thread(target=worker, args=args) for args in (("made", made), ("grown", grown))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # one created the study and keeps it; the other is refused, naming the images, instead of being mixed in
+    assert sorted(outcome) == ["grown", "made"] and list(outcome.values()).count("joined") == 1, outcome
+    (winner,) = [name for name, said in outcome.items() if said == "joined"]
+    (refused,) = [said for said in outcome.values() if said != "joined"]
+    assert "was made with other images (train/val/test images: " in refused
+    study = optuna.load_study(study_name=run.search.study_name, storage=open_storage(run, tmp_path))
+    assert study.user_attrs["data"] == {"made": made, "grown": grown}[winner]
+
+
 def test_an_efficiency_written_out_at_its_default_resumes_the_study(tmp_path, compose_cfg, tiny_idx_root):
     # mobile_cpu's file left efficiency.add out (1.0 by default) and now writes `add: 1.0`: the same predictions, so a
     # study made before resumes; another value does not.
