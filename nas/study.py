@@ -182,6 +182,64 @@ def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
     return "; ".join(lines[:shown]) + (f"; and {len(lines) - shown} more" if len(lines) > shown else "")
 
 
+# The search.* settings every worker of a study must share (a resumed run included), with why; they change what a
+# trial's result means or what the sampler optimizes, so one study under two values would mix two searches. The others
+# may differ between workers: n_trials is a stopping rule (each worker stops once the study holds its own total; a rerun
+# with a larger one is how a study is extended), and worker, timeout_s, max_retry, storage, runs_dir, export_onnx,
+# progress and seed_archs (only a new study queues them; a joiner's are named in a warning) concern one process.
+SHARED_SEARCH_SETTINGS = {
+    "seed": "which sets each candidate's training seed and images, and a re-proposed architecture reuses the result",
+    "latency_budget_ms": "which decides the candidates trained, the constraint the sampler learns and the front",
+    "sampler": "which proposes every worker's candidates from the same history",
+    "n_startup_trials": "the trials TPE samples at random before its model",
+    "population_size": "NSGA-II's generation size, which its trials' generations are counted in",
+    "early_stop": "which decides whether a trial's accuracy is of a fully trained candidate",
+    "heartbeat_s": "how often a trial shows it is alive: beyond another worker's grace_s, live trials are failed as lost",
+    "grace_s": "how long another worker's trial may go without a heartbeat before it is failed as lost",
+}
+_SEARCH_ATTR = "search"  # search_record of the run that created the study
+
+
+def search_record(run: RunConfig) -> dict[str, Any]:
+    """The `SHARED_SEARCH_SETTINGS` of `run` by their names under `search.`, as the study stores them (JSON values). A
+    sampler's own option is kept only for that sampler, and early stopping's options only when it is on: the others
+    change nothing."""
+    s = run.search
+    sampler = getattr(s.sampler, "value", s.sampler)
+    record: dict[str, Any] = {"seed": s.seed, "latency_budget_ms": s.latency_budget_ms, "sampler": sampler,
+                              "heartbeat_s": s.heartbeat_s, "grace_s": s.grace_s}
+    if sampler == "tpe":
+        record["n_startup_trials"] = s.n_startup_trials
+    if sampler == "nsga2":
+        record["population_size"] = s.population_size
+    es = asdict(s.early_stop)
+    record.update({f"early_stop.{k}": v for k, v in es.items()} if s.early_stop.enabled else {"early_stop.enabled": False})
+    return json.loads(json.dumps(record))
+
+
+def _as_override(value: Any) -> str:
+    """A setting's value as a command-line override spells it."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_search(study: optuna.Study, run: RunConfig) -> None:
+    """`ConfigError` naming each setting, its value in the study and in `run`, when `run` would search the study with
+    other `SHARED_SEARCH_SETTINGS` than the run that created it. A study without a record takes `run`'s as its own."""
+    stored, now = study.user_attrs.get(_SEARCH_ATTR), search_record(run)
+    if stored is None:
+        study.set_user_attr(_SEARCH_ATTR, now)  # a study from before the record (or its creator): these become it
+        return
+    # A key on one side only follows from one that differs (another sampler, early stopping turned on or off).
+    differ = [k for k in stored if k in now and stored[k] != now[k]]
+    if not differ:
+        return
+    said = "; ".join(f"search.{k}: {_as_override(stored[k])} then, {_as_override(now[k])} now, "
+                     f"{SHARED_SEARCH_SETTINGS[k.split('.')[0]]}" for k in differ)
+    same = " ".join(f"search.{k}={_as_override(stored[k])}" for k in differ)
+    raise ConfigError(f"study {study.study_name!r} was created with other search settings ({said}); every worker of a "
+                      f"study searches with the same ones: pass {same}, or a new search.study_name=...")
+
+
 RECORD_WAIT_S = 10.0
 """How long a worker that joins a study another has just created waits for that worker's record of its settings."""
 
@@ -217,10 +275,11 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
         stored = _stored_fingerprint(stored)
     if stored is None:
         # The record, with "config" written last: joiners wait for it (`_record_of_new_study`), so whatever else the
-        # record holds (the data, the full settings) is there when they compare. The data written after "config" let a
-        # joiner with other images find none and write its own: two workers, one study, two val sets.
+        # record holds (the data, the search settings, the full settings) is there when they compare. The data written
+        # after "config" let a joiner with other images find none and write its own: one study, two val sets.
         if data is not None:
             check_data(study, data)
+        check_search(study, run)
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))
         study.set_user_attr("config", fp)
         return study
@@ -230,6 +289,7 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
             f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings "
             f"({_differences(stored, fp)}); rerun with the same ones to resume, or pass a new search.study_name=..."
         )
+    check_search(study, run)
     if _SETTINGS_ATTR not in study.user_attrs:
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))  # a study from before settings were kept
     if data is not None:

@@ -335,6 +335,46 @@ def test_workers_that_create_a_study_together_with_other_images_are_not_mixed(tm
     assert study.user_attrs["data"] == {"made": made, "grown": grown}[winner]
 
 
+def test_a_worker_with_other_search_settings_is_refused_naming_each_value(tmp_path, compose_cfg, tiny_idx_root):
+    # Workers of one study each pass their own search.* settings (README, Many workers). Nothing compared them: a worker
+    # with another seed, budget or sampler searched the same study with its own, trials trained and judged two ways.
+    from nas.study import fingerprint, search_record
+
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}", "train.epochs=2"]
+    run = to_run_config(compose_cfg(*base, "search.latency_budget_ms=0.5"))
+    storage = open_storage(run, tmp_path)
+    study = open_study(run, storage, optuna.samplers.RandomSampler())
+    assert study.user_attrs["search"]["latency_budget_ms"] == 0.5 and study.user_attrs["search"]["sampler"] == "tpe"
+    # What concerns one worker may differ: its own total of trials, index, time limit, retries, seeds, files.
+    open_study(to_run_config(compose_cfg(*base, "search.latency_budget_ms=0.5", "search.n_trials=40", "search.worker=3",
+                                         "search.timeout_s=60", "search.max_retry=0", "search.export_onnx=false",
+                                         "search.seed_archs=[convformer-S]", "search.population_size=4")),  # not TPE's
+               storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError, match=re.escape(
+            "study 'metaformer_t-edge_npu-fashion_mnist' was created with other search settings (search.latency_budget_ms: "
+            "0.5 then, 1.0 now, which decides the candidates trained, the constraint the sampler learns and the front); "
+            "every worker of a study searches with the same ones: pass search.latency_budget_ms=0.5, or a new "
+            "search.study_name=...")):
+        open_study(to_run_config(compose_cfg(*base, "search.latency_budget_ms=1.0")), storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError) as e:  # a resumed run is held to them too: its seed would retrain the same archs otherwise
+        open_study(to_run_config(compose_cfg(*base, "search.seed=1", "search.sampler=nsga2", "search.early_stop.enabled=true")),
+                   storage, optuna.samplers.RandomSampler())
+    said = str(e.value)
+    assert "\n" not in said and "search.n_startup_trials" not in said and "search.population_size" not in said
+    for part in ("search.seed: 0 then, 1 now", "search.latency_budget_ms: 0.5 then, null now", "search.sampler: tpe then, nsga2 now",
+                 "search.early_stop.enabled: false then, true now",
+                 "pass search.seed=0 search.latency_budget_ms=0.5 search.sampler=tpe search.early_stop.enabled=false, or a new"):
+        assert part in said
+    assert study.user_attrs["search"] == search_record(run)  # the refused workers wrote nothing
+    # A study from before the record takes the search settings of its next run as its own.
+    old = to_run_config(compose_cfg(*base, "search.study_name=old", "search.seed=3"))
+    optuna.create_study(study_name="old", storage=storage, directions=["maximize", "minimize"]).set_user_attr(
+        "config", fingerprint(old))
+    open_study(old, storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError, match=r"search.seed: 3 then, 0 now"):
+        open_study(to_run_config(compose_cfg(*base, "search.study_name=old")), storage, optuna.samplers.RandomSampler())
+
+
 def test_an_efficiency_written_out_at_its_default_resumes_the_study(tmp_path, compose_cfg, tiny_idx_root):
     # mobile_cpu's file left efficiency.add out (1.0 by default) and now writes `add: 1.0`: the same predictions, so a
     # study made before resumes; another value does not.
