@@ -557,6 +557,25 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
+def _unused_split_sizes(cfg: DataConfig, *, val: Split | None, test: Split | None) -> str | None:
+    """One line naming data.test_size / data.val_size when set (not at their defaults) for data that comes with that split
+    of its own (the idx files' test split, an image folder's test/ or val/), where they hold nothing out; else None. A
+    warning, not a refusal: the value also sits in studies made with it, which must resume with the same settings."""
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(DataConfig)}
+    unused = [(f"data.{name}={getattr(cfg, name):g}", split, len(given)) for name, split, given in
+              (("test_size", "test", test), ("val_size", "val", val))
+              if given is not None and getattr(cfg, name) != defaults[name]]
+    if not unused:
+        return None
+    where = ("its idx files" if cfg.format == DataFormat.idx
+             else f"its {' and '.join(f'{s}/' for _, s, _ in unused)} folder{'s' if len(unused) > 1 else ''}")
+    return (f"{' and '.join(n for n, _, _ in unused)} {'is' if len(unused) == 1 else 'are'} not used: data={cfg.name} has "
+            f"its own {' and '.join(f'{s} split ({k:,} images)' for _, s, k in unused)} from {where}; leave "
+            f"{'it' if len(unused) == 1 else 'them'} out")
+
+
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing."""
     if cfg.format == DataFormat.idx:
@@ -565,6 +584,8 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         val = None
     else:
         train, val, test, classes = _load_imagefolder(cfg)
+    if (unused := _unused_split_sizes(cfg, val=val, test=test)) is not None:
+        log.warning("%s", unused)
     if test is None:
         train, test = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size", stratify=cfg.stratify)
     if val is None:

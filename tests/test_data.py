@@ -35,6 +35,27 @@ def test_idx_images_take_data_img_size_and_channels(tiny_idx_root):
     assert load_dataset(_idx_cfg(tiny_idx_root, img_size=28, channels=1)).train.x.equal(native.train.x)
 
 
+def test_a_test_size_for_data_with_its_own_test_split_is_named_as_unused(tiny_idx_root, tmp_path, caplog):
+    # data=fashion_mnist (idx files) has a fixed test split: data.test_size=0.3 held nothing out, without a word.
+    with caplog.at_level("WARNING", logger="nas.data"):
+        ds = load_dataset(_idx_cfg(tiny_idx_root, test_size=0.3))
+    assert len(ds.test) == 100  # the idx files' own test split, as before
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.test_size=0.3 is not used: data=tiny has its own test split (100 images) from its idx files; leave it out"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(_idx_cfg(tiny_idx_root))  # left at its default: nothing to say
+        for c in ("a", "b"):  # an image folder with test/ and val/ folders of its own: both sizes unused
+            for split in ("train", "val", "test"):
+                for i in range(2):
+                    _png(tmp_path / split / c / f"{i}.png", 8, 50)
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, test_size=1,
+                                val_size=1))
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.test_size=1 and data.val_size=1 are not used: data=x has its own test split (4 images) and val split "
+        "(4 images) from its test/ and val/ folders; leave them out"]
+
+
 def test_val_split_is_fixed_by_split_seed_and_disjoint_from_train(tiny_idx_root):
     a = load_dataset(_idx_cfg(tiny_idx_root))
     b = load_dataset(_idx_cfg(tiny_idx_root))

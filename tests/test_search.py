@@ -206,6 +206,16 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
                      (tmp_path / "short" / "search.log").read_text())
 
 
+def test_a_test_size_fashion_mnist_does_not_use_is_named_in_search_log(tiny_idx_root, tmp_path, compose_cfg):
+    # data=fashion_mnist keeps its own 10k test split: data.test_size=0.3 held nothing out, and the run said nothing.
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
+                                                "data.test_size=0.3")))
+    log_text = (result.run_dir / "search.log").read_text()
+    said = ("data.test_size=0.3 is not used: data=fashion_mnist has its own test split (100 images) from its idx files; "
+            "leave it out")
+    assert said in log_text and log_text.index(said) < log_text.index("study t: hw=")  # warned while the data loaded
+
+
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
     from nas.latency.measure import cpu_model, machine_info
 
