@@ -31,6 +31,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     run.hw.validate()
     validate_compress_config(run.compress)
+    check_members(run.compress.members)
     validate_data_config(run.data)
     folder = Path(run.checkpoint)
     if folder.is_file():  # its model.pt named directly; any other file (model_int8.onnx, arch.json) is a slip
@@ -54,6 +55,32 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
 
         write_reports(run_dir)
     return metrics
+
+
+# What compress.run takes instead of the settings that choose among a search's Pareto members.
+_ONE_CHECKPOINT = ("compress.run compresses the one checkpoint= it is given: pass checkpoint=<run>/checkpoints/<arch_id> "
+                   "for each member, or compress a run's best k with python -m nas.report search.runs_dir=<folder above "
+                   "the run> search.study_name=<its name> compress.members=top_k compress.top_k=<k>")
+
+
+def check_members(members: Any) -> None:
+    """`ConfigError` for a `compress.members` other than `all`: it chooses among a search's Pareto members, and
+    compress.run, given one checkpoint, compressed it whatever the value said (none included)."""
+    mode = getattr(members, "value", members)
+    if mode == "top_k":
+        raise ConfigError(f"compress.members=top_k chooses among a search's Pareto members; {_ONE_CHECKPOINT}")
+    if mode == "none":
+        raise ConfigError("compress.members=none (compress=none) compresses nothing, but compress.run always compresses "
+                          "the checkpoint= it is given: leave it out")
+
+
+def unused_overrides(args: list[str]) -> str | None:
+    """One line for a `compress.top_k=` on the command line (it only means something with compress.members=top_k,
+    refused by `check_members`; compress=smoke sets it too, so only the user's own is caught here), else None."""
+    for arg in args:
+        if arg.lstrip("+").split("=", 1)[0] == "compress.top_k":
+            return f"{arg.lstrip('+')} chooses among a search's Pareto members; {_ONE_CHECKPOINT}"
+    return None
 
 
 def _check_background(folder: Path, background: int | None) -> None:
@@ -142,7 +169,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    if (problem := precheck_overrides(sys.argv[1:], config_name="compress_run")) is not None:
+    if (problem := precheck_overrides(sys.argv[1:], config_name="compress_run") or unused_overrides(sys.argv[1:])) is not None:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     main()

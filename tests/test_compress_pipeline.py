@@ -1,6 +1,7 @@
 """compress_checkpoint / python -m compress.run: the files of a compressed checkpoint and bad input."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +203,39 @@ def test_compress_run_of_a_member_given_its_folder_at_another_img_size_names_the
                                           r"data.img_size=16$"):
         run_compress(cfg)
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "model.pt"]  # nothing written
+
+
+def test_compress_run_refuses_the_settings_that_choose_among_a_runs_members(tmp_path):
+    # compress.run compresses the one checkpoint it is given: compress.members=top_k / compress.top_k=1 (pick the best
+    # member) and compress=none (members: none) were ignored, and the checkpoint compressed all the same.
+    from hydra import compose, initialize_config_dir
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
+
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})
+    register_configs()
+    for overrides, said in ((["compress.members=top_k"], "compress.members=top_k chooses among a search's Pareto members; "
+                             "compress.run compresses the one checkpoint= it is given: pass checkpoint=<run>/checkpoints/"
+                             "<arch_id> for each member, or compress a run's best k with python -m nas.report"),
+                            (["compress=none"], "compress.members=none (compress=none) compresses nothing, but compress.run "
+                             "always compresses the checkpoint= it is given: leave it out")):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            # no data there: refused before it is loaded (the compression it ran before would have stopped on it)
+            cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tmp_path / 'none'}",
+                                                                  *overrides])
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            run_compress(cfg)
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]  # refused before anything was done
+    # compress.top_k alone means nothing without members=top_k; the user's own on the command line is named
+    proc = subprocess.run([sys.executable, "-m", "compress.run", f"checkpoint={folder}", "compress.top_k=1",
+                           f"data.root={tmp_path / 'none'}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: compress.top_k=1 chooses among a search's Pareto members; "
+                                                           "compress.run compresses the one checkpoint= it is given")
+    assert len(proc.stderr.strip().splitlines()) == 1 and sorted(p.name for p in folder.iterdir()) == ["model.pt"]
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
