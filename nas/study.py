@@ -189,7 +189,8 @@ def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
 # progress and seed_archs (only a new study queues them; a joiner's are named in a warning) concern one process.
 SHARED_SEARCH_SETTINGS = {
     "seed": "which sets each candidate's training seed and images, and a re-proposed architecture reuses the result",
-    "latency_budget_ms": "which decides the candidates trained, the constraint the sampler learns and the front",
+    "latency_budget_ms": ("which decided the candidates trained: those over it never were, so only a tighter budget "
+                          "can follow"),
     "sampler": "which proposes every worker's candidates from the same history",
     "n_startup_trials": "the trials TPE samples at random before its model",
     "population_size": "NSGA-II's generation size, which its trials' generations are counted in",
@@ -231,7 +232,16 @@ def check_search(study: optuna.Study, run: RunConfig) -> None:
         return
     # A key on one side only follows from one that differs (another sampler, early stopping turned on or off).
     differ = [k for k in stored if k in now and stored[k] != now[k]]
+    then_ms, now_ms = stored.get("latency_budget_ms"), now["latency_budget_ms"]
+    # A tighter budget only drops members (the front is judged at the current budget, nas.results.trial_record) and
+    # keeps every trial's result: the way to focus a study's next trials on faster models. A looser one (or none)
+    # would leave the candidates the study's budget skipped untrained, holes in the front nobody would see.
+    tighter = now_ms is not None and (then_ms is None or now_ms < then_ms)
+    if tighter and "latency_budget_ms" in differ:
+        differ.remove("latency_budget_ms")
     if not differ:
+        if tighter:  # the study's budget from now on: a worker still at the looser one is refused
+            study.set_user_attr(_SEARCH_ATTR, {**stored, "latency_budget_ms": now_ms})
         return
     said = "; ".join(f"search.{k}: {_as_override(stored[k])} then, {_as_override(now[k])} now, "
                      f"{SHARED_SEARCH_SETTINGS[k.split('.')[0]]}" for k in differ)

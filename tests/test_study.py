@@ -352,8 +352,8 @@ def test_a_worker_with_other_search_settings_is_refused_naming_each_value(tmp_pa
                storage, optuna.samplers.RandomSampler())
     with pytest.raises(ConfigError, match=re.escape(
             "study 'metaformer_t-edge_npu-fashion_mnist' was created with other search settings (search.latency_budget_ms: "
-            "0.5 then, 1.0 now, which decides the candidates trained, the constraint the sampler learns and the front); "
-            "every worker of a study searches with the same ones: pass search.latency_budget_ms=0.5, or a new "
+            "0.5 then, 1.0 now, which decided the candidates trained: those over it never were, so only a tighter budget "
+            "can follow); every worker of a study searches with the same ones: pass search.latency_budget_ms=0.5, or a new "
             "search.study_name=...")):
         open_study(to_run_config(compose_cfg(*base, "search.latency_budget_ms=1.0")), storage, optuna.samplers.RandomSampler())
     with pytest.raises(ConfigError) as e:  # a resumed run is held to them too: its seed would retrain the same archs otherwise
@@ -366,6 +366,12 @@ def test_a_worker_with_other_search_settings_is_refused_naming_each_value(tmp_pa
                  "pass search.seed=0 search.latency_budget_ms=0.5 search.sampler=tpe search.early_stop.enabled=false, or a new"):
         assert part in said
     assert study.user_attrs["search"] == search_record(run)  # the refused workers wrote nothing
+    # A tighter budget keeps every result and only drops members: accepted, and the study's budget from then on.
+    tight = to_run_config(compose_cfg(*base, "search.latency_budget_ms=0.4"))
+    open_study(tight, storage, optuna.samplers.RandomSampler())
+    assert study.user_attrs["search"] == search_record(tight)
+    with pytest.raises(ConfigError, match=r"search.latency_budget_ms: 0.4 then, 0.5 now"):
+        open_study(run, storage, optuna.samplers.RandomSampler())
     # A study from before the record takes the search settings of its next run as its own.
     old = to_run_config(compose_cfg(*base, "search.study_name=old", "search.seed=3"))
     optuna.create_study(study_name="old", storage=storage, directions=["maximize", "minimize"]).set_user_attr(
