@@ -788,14 +788,23 @@ def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
             f"</thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _tied_at_extreme(values: dict[str, float], shown: Any, *, lowest: bool) -> tuple[str, str]:
+    """('Bag, Shirt', '0.00%'): every name whose value prints as the lowest (or highest) one does, and that printed
+    value. Ties are judged as printed: two classes shown at '-4.00 pt' are tied to the reader even when float
+    subtraction left them 1e-16 apart, and naming one would hide that the others fare as badly."""
+    extreme = (min if lowest else max)(values.values())
+    text = shown(extreme)
+    return ", ".join(k for k, v in values.items() if shown(v) == text), text
+
+
 def _weakest_class(per_class: Any) -> str:
     """'Shirt 66.10%': the class a model gets right least often (metrics.json's test_acc_per_class); every class tied
     at that score is named ('Bag, Shirt 0.00%'), since naming one would hide that the others fail as badly."""
     scores = {str(k): float(v) for k, v in per_class.items() if _to_float(v) is not None} if isinstance(per_class, dict) else {}
     if not scores:
         return _MISSING
-    low = min(scores.values())
-    return f"{', '.join(k for k, v in scores.items() if v == low)} {_fmt_acc(low)}"
+    names, low = _tied_at_extreme(scores, _fmt_acc, lowest=True)
+    return f"{names} {low}"
 
 
 def _member_weakest(m: _Member) -> str:
@@ -803,18 +812,19 @@ def _member_weakest(m: _Member) -> str:
 
 
 def _largest_class_drop(before: Any, after: Any) -> str | None:
-    """'largest class drop vs the file before: Shirt -1.20 pt' between two files' test_acc_per_class, or 'no class
-    dropped vs the file before' (None if either lacks it)."""
+    """'largest class drop vs the file before: Shirt -1.20 pt' between two files' test_acc_per_class (every class tied
+    at that drop named: 'Bag, Shirt -4.00 pt'), or 'no class dropped vs the file before' (None if either lacks it)."""
     if not (isinstance(before, dict) and isinstance(after, dict)):
         return None
     drops = {k: (float(before[k]) - float(after[k])) * 100 for k in before
              if _to_float(before.get(k)) is not None and _to_float(after.get(k)) is not None}
     if not drops:
         return None
-    name = max(drops, key=lambda k: drops[k])
-    if drops[name] <= 0:  # a "drop" of +0.00 or +1.20 pt would read as a loss
+    if round(max(drops.values()), 2) <= 0:  # a "drop" of +0.00 or +1.20 pt would read as a loss
         return "no class dropped vs the file before"
-    return f"largest class drop vs the file before: {name} {-drops[name]:+.2f} pt"
+    # every class tied at the largest drop, as the weakest class names its ties
+    names, shown = _tied_at_extreme({k: -v for k, v in drops.items()}, lambda d: f"{d:+.2f} pt", lowest=True)
+    return f"largest class drop vs the file before: {names} {shown}"
 
 
 def _html_front_table(members: Sequence[_Member]) -> str:

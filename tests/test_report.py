@@ -171,6 +171,21 @@ def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -
         assert "no class dropped vs the file before; weakest class Shirt" in int8 and "largest class drop" not in int8
 
 
+def test_the_largest_class_drop_names_every_class_tied_at_it() -> None:
+    """Two classes that lost 4 points each must not read as one ('Shirt -4.00 pt' hid Bag's equal drop); float
+    subtraction leaves 0.70-0.66 and 0.95-0.91 apart by 1e-16, so ties are judged as printed."""
+    from nas.report import _compressed_rows
+
+    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+        "fp32": {"test_acc": 0.9, "test_acc_per_class": {"Shirt": 0.70, "Bag": 0.95, "Coat": 0.80}},
+        "pruned": {"pruned": False},
+        "int8": {"test_acc": 0.89, "test_acc_per_class": {"Shirt": 0.66, "Bag": 0.91, "Coat": 0.79}, "qat_epochs": 0}})
+    int8 = _compressed_rows([member])[2][-1]
+    assert "largest class drop vs the file before: Shirt, Bag -4.00 pt;" in int8
+    member.compressed["int8"]["test_acc_per_class"] = {"Shirt": 0.70 - 1e-12, "Bag": 0.95, "Coat": 0.80}
+    assert "no class dropped vs the file before" in _compressed_rows([member])[2][-1]  # not a drop of '-0.00 pt'
+
+
 def test_a_member_compressed_for_another_chip_says_so_and_stays_off_the_runs_plot() -> None:
     from nas.report import _compressed_rows, _int8_points
 
