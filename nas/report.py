@@ -30,7 +30,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -142,10 +142,11 @@ class _Member:
     test_ci: tuple[float, float] | None = None  # 95% interval of test_acc (runs from before 2026-12-05 lack it)
     vs_faster: dict[str, Any] | None = None  # pareto.json: compared image by image with the next faster member
     vs_best: dict[str, Any] | None = None  # ... and with the member of the best test accuracy
+    ms_decimals: int = 3  # decimals of the run's predicted latencies (_ms_decimals): the same for every member
 
     @property
     def label(self) -> str:
-        return f"{self.arch_id} · {_fmt_ms(self.latency_ms)} ms"
+        return f"{self.arch_id} · {_fmt_ms(self.latency_ms, self.ms_decimals)} ms"
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,12 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
             compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best"))))
+    # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
+    # apart: at 3, members sorted 0.2404 < 0.2399... read as two equal 0.240 ms.
+    shown = [m.latency_ms for m in members] + [_to_float(((m.compressed or {}).get(stage) or {}).get("latency_ms"))
+                                               for m in members for stage in _STAGES]
+    decimals = _ms_decimals(shown)
+    members = [replace(m, ms_decimals=decimals) for m in members]
     # pareto.json promises latency order, but the plots and tables rely on it, so do not trust blindly.
     return sorted(members, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0))
 
@@ -386,12 +393,12 @@ def _best_member_note(members: Sequence[_Member]) -> str:
     faster = [m for m in members if m.vs_best and m.latency_ms is not None and m.latency_ms < best.latency_ms]
     if not faster:
         return ""
-    head = f"Best test accuracy: {best.arch_id} ({_fmt_acc(best.test_acc)}, {_fmt_ms(best.latency_ms)} ms). "
+    head = f"Best test accuracy: {best.arch_id} ({_fmt_acc(best.test_acc)}, {_fmt_ms(best.latency_ms, best.ms_decimals)} ms). "
     close = [m for m in faster if m.vs_best["p_value"] >= 0.05]
     if not close:
         which = f"The faster member {faster[0].arch_id} is" if len(faster) == 1 else "Every faster member is"
         return head + f"{which} less accurate for real (p < 0.05, image by image)."
-    listed = ", ".join(f"{m.arch_id} ({_fmt_ms(m.latency_ms)} ms, {_vs_member_text(m, m.vs_best, members)})"
+    listed = ", ".join(f"{m.arch_id} ({_fmt_ms(m.latency_ms, m.ms_decimals)} ms, {_vs_member_text(m, m.vs_best, members)})"
                        for m in close)
     return (head + f"Faster members the test images cannot tell from it (p >= 0.05, image by image): {listed}. "
             f"The fastest of them, {close[0].arch_id}, buys its speed at no accuracy loss this test split can show.")
@@ -441,8 +448,20 @@ def _ci_note(members: Sequence[_Member]) -> str:
     return _CI_NOTE if shown else ""
 
 
-def _fmt_ms(value: float | None) -> str:
-    return _MISSING if value is None else f"{value:.3f}"
+def _fmt_ms(value: float | None, decimals: int = 3) -> str:
+    return _MISSING if value is None else f"{value:.{decimals}f}"
+
+
+def _ms_decimals(values: Iterable[float | None], *, least: int = 3, most: int = 6) -> int:
+    """The fewest decimals, from `least` up to `most`, at which distinct latencies print differently: two members at
+    0.2404 and 0.2396 ms both read '0.240' at 3, as if equal (or sorted wrongly). Rounding keeps the order, so
+    distinct strings also read in the right order. `most` (1 ns) is past what a latency prediction means: values
+    closer than that are shown equal."""
+    distinct = sorted({v for v in values if v is not None})
+    for decimals in range(least, most):
+        if len({f"{v:.{decimals}f}" for v in distinct}) == len(distinct):
+            return decimals
+    return most
 
 
 def _fmt_count(value: int | None) -> str:
@@ -835,7 +854,7 @@ def _html_front_table(members: Sequence[_Member]) -> str:
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
-        num = [_fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc_ci(m.test_acc, m.test_ci),
+        num = [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc_ci(m.test_acc, m.test_ci),
                _fmt_acc(m.test_acc_onnx), _vs_member_text(m, m.vs_faster, members),
                _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
@@ -914,7 +933,7 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
             if chip and stage == "fp32":
                 notes.insert(0, f"latencies predicted for hw={chip} (compress.run), not this run's {hw}")
             rows.append([m.arch_id, stage, _fmt_acc_ci(_to_float(s.get("test_acc")), s.get("test_acc_ci95")),
-                         _fmt_ms(_to_float(s.get("latency_ms"))) + (f" ({chip})" if chip else ""),
+                         _fmt_ms(_to_float(s.get("latency_ms")), m.ms_decimals) + (f" ({chip})" if chip else ""),
                          _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
                          str(s.get("file") or _MISSING), "; ".join(notes)])
@@ -991,7 +1010,7 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
-        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc),
+        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc),
                  _fmt_acc_ci(m.test_acc, m.test_ci),
                  _fmt_acc(m.test_acc_onnx), _vs_member_text(m, m.vs_faster, members), _member_weakest(m),
                  _fmt_count(m.params), _fmt_count(m.macs),

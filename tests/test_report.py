@@ -157,7 +157,7 @@ def test_markdown_has_front_table_and_image_links(written: dict[str, pathlib.Pat
 def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -> None:
     from nas.report import _compressed_rows
 
-    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "fp32": {"test_acc": 0.9, "test_acc_per_class": {"Shirt": 0.70, "Bag": 0.95}},
         "pruned": {"pruned": False},
         "int8": {"test_acc": 0.89, "test_acc_per_class": {"Shirt": 0.66, "Bag": 0.96}, "qat_epochs": 0}})
@@ -176,7 +176,7 @@ def test_the_largest_class_drop_names_every_class_tied_at_it() -> None:
     subtraction leaves 0.70-0.66 and 0.95-0.91 apart by 1e-16, so ties are judged as printed."""
     from nas.report import _compressed_rows
 
-    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "fp32": {"test_acc": 0.9, "test_acc_per_class": {"Shirt": 0.70, "Bag": 0.95, "Coat": 0.80}},
         "pruned": {"pruned": False},
         "int8": {"test_acc": 0.89, "test_acc_per_class": {"Shirt": 0.66, "Bag": 0.91, "Coat": 0.79}, "qat_epochs": 0}})
@@ -189,7 +189,7 @@ def test_the_largest_class_drop_names_every_class_tied_at_it() -> None:
 def test_a_member_compressed_for_another_chip_says_so_and_stays_off_the_runs_plot() -> None:
     from nas.report import _compressed_rows, _int8_points
 
-    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "hw": "cpu", "fp32": {"test_acc": 0.9, "latency_ms": 0.368}, "pruned": {"pruned": False},
         "int8": {"test_acc": 0.89, "latency_ms": 0.161, "val_acc_file": 0.88, "qat_epochs": 0}})
     fp32, _, int8 = _compressed_rows([member], "edge_npu")  # `compress.run hw=cpu` on an edge_npu run's member
@@ -218,7 +218,7 @@ def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run
     assert "| 89.00% [88.38–89.59] |" in slow_row
     assert "Test accuracies in [brackets]: the 95% interval" in md
     assert "89.00% [88.38–89.59]" in files["report.html"].read_text(encoding="utf-8")
-    member = SimpleNamespace(arch_id="aaaa000001", compressed={
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "fp32": {"test_acc": 0.9, "test_acc_ci95": [0.894, 0.906]},
         "pruned": {"pruned": True, "test_acc": 0.895, "changed_vs_before": {
             "file": "model.onnx", "now_wrong": 120, "now_right": 70, "p_value": 0.00035}},
@@ -466,3 +466,22 @@ def test_searches_that_have_not_finished_are_named_at_the_top(run_dir: pathlib.P
         marker.unlink()
     write_reports(run_dir)
     assert "Not finished" not in (run_dir / "report.md").read_text() + (run_dir / "report.html").read_text()
+
+
+def test_latencies_get_the_decimals_that_tell_distinct_members_apart(run_dir: pathlib.Path) -> None:
+    """Members at 0.2396 and 0.2404 ms both read '0.240' at 3 decimals, as if equal; every predicted latency of the
+    report then gets 4, and values too close for any prediction to matter stop at 6."""
+    from nas.report import _ms_decimals
+
+    assert _ms_decimals([0.30, 0.45, None]) == 3 and _ms_decimals([]) == 3
+    assert _ms_decimals([0.2396, 0.2404, 0.2404]) == 4  # equal values need no more
+    assert _ms_decimals([0.24, 0.24 + 1e-12]) == 6
+    header = json.loads((run_dir / "pareto.json").read_text())
+    by_id = {m["arch_id"]: m for m in header["members"]}
+    by_id[FAST]["latency_ms"], by_id[SLOW]["latency_ms"] = 0.2404, 0.2396  # SLOW is now the faster one
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    files = write_reports(run_dir)
+    md = files["report.md"].read_text(encoding="utf-8")
+    rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[2].strip() for r in rows] == ["0.2396", "0.2404", "0.6000"]
+    assert f"{SLOW} · 0.2396 ms" in files["report.html"].read_text(encoding="utf-8")  # the mixer table's labels too
