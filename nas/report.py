@@ -48,6 +48,7 @@ TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
 METRICS_JSON = "metrics.json"
 COMPRESSED_JSON = "compressed_metrics.json"
+PREDICTIONS_CSV = "test_predictions.csv"  # as nas.results.PREDICTIONS_FILE (no nas imports here)
 _STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
@@ -143,6 +144,7 @@ class _Member:
     vs_faster: dict[str, Any] | None = None  # pareto.json: compared image by image with the next faster member
     vs_best: dict[str, Any] | None = None  # ... and with the member of the best test accuracy
     ms_decimals: int = 3  # decimals of the run's predicted latencies (_ms_decimals): the same for every member
+    has_predictions: bool = True  # its folder holds test_predictions.csv (what members are compared image by image on)
 
     @property
     def label(self) -> str:
@@ -266,7 +268,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
             compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
-            vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best"))))
+            vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
+            has_predictions=(folder / PREDICTIONS_CSV).is_file()))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
     # apart: at 3, members sorted 0.2404 < 0.2399... read as two equal 0.240 ms.
     shown = [m.latency_ms for m in members] + [_to_float(((m.compressed or {}).get(stage) or {}).get("latency_ms"))
@@ -384,6 +387,32 @@ def _vs_member_text(member: _Member, change: dict[str, Any] | None, members: Seq
     return f"{100 * gain:+.2f} pt, {_fmt_p(p)} ({verdict})"
 
 
+def _vs_faster_text(member: _Member, members: Sequence[_Member]) -> str:
+    """The front table's 'vs next faster' cell: the gain over the next faster member (`members` in latency order), or
+    over the one before it that has test predictions, named ('vs aaaa (bbbb has no test predictions): +1.20 pt, ...');
+    'n/a (why)' where no comparison is recorded, and '–' for the fastest member, which has none to have."""
+    i = next(j for j, o in enumerate(members) if o is member)
+    if i == 0:
+        return _MISSING
+    nearest, change = members[i - 1], member.vs_faster
+    other = next((o for o in members[:i] if change and o.arch_id == change.get("arch_id")), None)
+    if change is None or other is None:
+        if not member.has_predictions:
+            return "n/a (no test predictions)"
+        if not any(o.has_predictions for o in members[:i]):
+            return f"n/a ({nearest.arch_id} has no test predictions)" if i == 1 else "n/a (no faster member has test predictions)"
+        # pareto.json from before 2026-12-05, or hand-edited: rerunning the search (0 new trials) compares them
+        return "n/a (pareto.json compares no members; rerun the search command to compare them)"
+    if other.test_acc is None or member.test_acc is None:
+        return f"n/a ({(other if other.test_acc is None else member).arch_id} has no test accuracy)"
+    text = _vs_member_text(member, change, members)
+    if other is nearest:
+        return text
+    skipped = members[members.index(other) + 1:i]
+    reason = ", ".join(o.arch_id for o in skipped) + (" has" if len(skipped) == 1 else " have")
+    return f"vs {other.arch_id} ({reason} no test predictions): {text}"
+
+
 def _best_member_note(members: Sequence[_Member]) -> str:
     """Which members faster than the most accurate one the test images cannot tell from it: the cheap choices."""
     best_id = next((m.vs_best["arch_id"] for m in members if m.vs_best), None)
@@ -421,7 +450,8 @@ def _change_text(change: Any) -> str | None:
 # Under the tables that show intervals: how to read them (nas.stats).
 _CI_NOTE = ("Test accuracies in [brackets]: the 95% interval that the number of test images allows. Files of the same "
             "member, and members with each other, are compared image by image: 'now wrong / now right' counts the test "
-            "images whose verdict changed from the file before, 'vs next faster' is the gain over the next faster member, "
+            "images whose verdict changed from the file before, 'vs next faster' is the gain over the next faster member "
+            "(or, named in the cell, over the next faster one that has test predictions), "
             "and p (McNemar's exact test) is the chance of a split at least that uneven if the two were equally "
             "accurate; below 0.05 the difference is real for this data.")
 
@@ -855,7 +885,7 @@ def _html_front_table(members: Sequence[_Member]) -> str:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
         num = [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc_ci(m.test_acc, m.test_ci),
-               _fmt_acc(m.test_acc_onnx), _vs_member_text(m, m.vs_faster, members),
+               _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
                _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
                     + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
@@ -1012,7 +1042,7 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
         cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc),
                  _fmt_acc_ci(m.test_acc, m.test_ci),
-                 _fmt_acc(m.test_acc_onnx), _vs_member_text(m, m.vs_faster, members), _member_weakest(m),
+                 _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members), _member_weakest(m),
                  _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")

@@ -203,9 +203,10 @@ def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str])
 def compare_members(members: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray | None],
                     truth: np.ndarray) -> None:
     """Add to each pareto.json member (in latency order) how it differs, image by image, from the next faster member
-    (`vs_faster`) and from the member with the best test accuracy (`vs_best`; the faster one of a tie): the other's
-    arch_id, and `nas.stats.paired_change` from the other to this one (`now_wrong`: test images the other gets right
-    and this one wrong). None where there is no other member or a member has no predictions to compare."""
+    that has test predictions (`vs_faster`) and from the member with the best test accuracy (`vs_best`; the faster one
+    of a tie): the other's arch_id, and `nas.stats.paired_change` from the other to this one (`now_wrong`: test images
+    the other gets right and this one wrong). None where there is no other member or a member has no predictions to
+    compare."""
     def change(other: dict[str, Any] | None, member: dict[str, Any]) -> dict[str, Any] | None:
         if other is None or other is member:
             return None
@@ -217,7 +218,10 @@ def compare_members(members: Sequence[dict[str, Any]], predicted: dict[str, np.n
     scored = [m for m in members if m.get("test_acc") is not None]
     best = max(scored, key=lambda m: m["test_acc"], default=None)  # max keeps the first (faster) of a tie
     for i, m in enumerate(members):
-        m["vs_faster"] = change(members[i - 1] if i else None, m)
+        # one faster member without predictions must not leave the comparison blank: the one before it is compared, and
+        # `arch_id` says which (the report names it)
+        faster = next((o for o in reversed(members[:i]) if predicted.get(o["arch_id"]) is not None), None)
+        m["vs_faster"] = change(faster, m)
         m["vs_best"] = change(best, m)
 
 

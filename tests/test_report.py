@@ -485,3 +485,30 @@ def test_latencies_get_the_decimals_that_tell_distinct_members_apart(run_dir: pa
     rows = [line for line in md.splitlines() if line.startswith("| `")]
     assert [r.split("|")[2].strip() for r in rows] == ["0.2396", "0.2404", "0.6000"]
     assert f"{SLOW} · 0.2396 ms" in files["report.html"].read_text(encoding="utf-8")  # the mixer table's labels too
+
+
+def test_vs_next_faster_names_the_member_compared_or_says_why_none_was(run_dir: pathlib.Path) -> None:
+    """The 'vs next faster' cell was blank ('–') when the next faster member had no test predictions to compare, as if
+    nothing were missing; it now names the faster member it was compared with instead, or says why there is none."""
+    def rows() -> dict[str, str]:
+        md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+        return {line.split("|")[1].strip(" `"): line.split("|")[7].strip() for line in md.splitlines()
+                if line.startswith("| `")}
+
+    header = json.loads((run_dir / "pareto.json").read_text())
+    by_id = {m["arch_id"]: m for m in header["members"]}  # FAST 0.30 ms, SLOW 0.45 ms 89%, GONE 0.60 ms 90.5%
+    by_id[FAST]["test_acc"] = 0.88
+    by_id[GONE]["vs_faster"] = {"arch_id": FAST, "now_wrong": 40, "now_right": 65, "p_value": 0.019}  # SLOW skipped
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    cells = rows()
+    assert cells[FAST] == "–"  # the fastest member has no faster one
+    assert cells[GONE] == f"vs {FAST} ({SLOW} has no test predictions): +2.50 pt, p=0.019 (a real gain)"
+    assert cells[SLOW] == "n/a (no test predictions)"  # neither folder holds test_predictions.csv
+    (run_dir / "checkpoints" / SLOW / "test_predictions.csv").write_text("index,label,predicted\n")
+    assert rows()[SLOW] == f"n/a ({FAST} has no test predictions)"
+    (run_dir / "checkpoints" / FAST / "test_predictions.csv").write_text("index,label,predicted\n")
+    assert rows()[SLOW] == "n/a (pareto.json compares no members; rerun the search command to compare them)"
+    by_id[FAST]["test_acc"] = None
+    by_id[SLOW]["vs_faster"] = {"arch_id": FAST, "now_wrong": 3, "now_right": 9, "p_value": 0.15}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    assert rows()[SLOW] == f"n/a ({FAST} has no test accuracy)"

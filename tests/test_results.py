@@ -88,6 +88,11 @@ def test_members_are_compared_image_by_image_with_the_next_faster_and_the_best()
     assert fast["vs_best"] == {"arch_id": "slow", "now_wrong": 3, "now_right": 0,
                                "p_value": pytest.approx(0.25)}  # 3 of 3 changed images one way: p = 2 / 2**3
     assert slow["vs_faster"]["arch_id"] == "mid" and slowest["vs_best"] is None
+    # the next faster member has no predictions (say its files were made before test_predictions.csv): the one before
+    # it is compared, and named, rather than nothing
+    compare_members(members, {**predicted, "mid": None, "slowest": predicted["slow"]}, truth)
+    assert members[2]["vs_faster"] == {"arch_id": "fast", **paired_change(predicted["fast"], predicted["slow"], truth)}
+    assert members[1]["vs_faster"] is None and members[3]["vs_faster"]["arch_id"] == "slow"
     tie = [{"arch_id": "fast", "test_acc": 0.75}, {"arch_id": "mid", "test_acc": 0.75}]
     compare_members(tie, predicted, truth)
     assert tie[0]["vs_best"] is None and tie[1]["vs_best"]["arch_id"] == "fast"  # a tie goes to the faster member
