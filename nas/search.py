@@ -708,7 +708,8 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     study = load_existing_study(run, open_storage(run, run_dir), url)
     run = with_study_settings(run, study)
     validate_run_config(run)
-    data = load_dataset(run.data)
+    with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
+        data = load_dataset(run.data)
     check_data(study, data_identity(data), record=False)  # the members' test images are those of the study's data
     weights = run_dir / "trials"
     n = _n_complete(study)
@@ -716,8 +717,18 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     if n and not have:
         raise ConfigError(f"study {study.study_name!r} has {n} finished trials but {weights} holds no weights; "
                           "point search.runs_dir=... at the folder the workers wrote to")
-    _remove_leftovers(run_dir)
-    pareto, files, interrupted = _write_outputs(run, data, run_dir, study, compress=True)
+    _make_run_dir(run_dir)  # a shared study without finished trials may have no run folder yet
+    started = time.perf_counter()
+    # The rebuild may final-train and compress members for minutes, or leave some out: search.log, the run's one log,
+    # must say so beside the search's lines, marked as a rebuild (no trials run) so its lines are not read as a search's.
+    with _run_log(run_dir, earlier=earlier):
+        log.info("rebuild of the run's files from study %s (python -m nas.report, no new trials): %d trials finished; "
+                 "members not done yet get final_train=%s and compress.members=%s", study.study_name, n,
+                 f"{run.final_train.epochs} epochs" if run.final_train.epochs else "none", run.compress.members.value)
+        _remove_leftovers(run_dir)
+        pareto, files, interrupted = _write_outputs(run, data, run_dir, study, compress=True)
+        log.info("rebuild %s (%.0f s); %d on the Pareto front", "interrupted" if interrupted else "done",
+                 time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
                         interrupted=interrupted, files=files)
 

@@ -688,3 +688,21 @@ def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, com
     assert trial.state == optuna.trial.TrialState.FAIL and reason.startswith("stopped the search: cannot write the run (")
     assert f"{tmp_path / 't' / 'trials'}" in reason and reason.endswith(": No space left on device)")
     assert f"trial 0 {reason}" in (tmp_path / "t" / "search.log").read_text()
+
+
+def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebuild(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                     capsys):
+    # `python -m nas.report search.study_name=...` final-trains members (minutes): its lines reached only the terminal,
+    # so search.log, the run's one log, did not say who trained the members or when.
+    from nas.report import main
+
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    log_file = result.run_dir / "search.log"
+    before = log_file.read_text()
+    assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke")) == 0
+    capsys.readouterr()
+    added = log_file.read_text()[len(before):].splitlines()  # appended: the search's lines are kept
+    (member,) = result.pareto
+    assert "rebuild of the run's files from study t (python -m nas.report, no new trials): 1 trials finished" in added[0]
+    assert any(f"final training of {member['arch_id']}: " in line for line in added[1:])
+    assert "rebuild done (" in added[-1] and added[-1].endswith("1 on the Pareto front")
