@@ -419,6 +419,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     front_ids = {r.arch_id for r in front}
     atomic_write_bytes(run_dir / "trials.csv", trials_csv(records, front_ids).encode())
     members, predicted = [], {}
+    truth = data.test.y.numpy()
     try:
         for r in front:
             if (made := materialize_member(run_dir, r, data, run, train=train)) is None:
@@ -434,9 +435,11 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
                 "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
             })
     except KeyboardInterrupt:
+        # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains
+        compare_members(members, predicted, truth)
         _write_pareto_files(run_dir, study, data, run, records, members)
         raise
-    compare_members(members, predicted, data.test.y.numpy())
+    compare_members(members, predicted, truth)
     # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
     # trials/, so nothing is lost); a member left out above for missing weights keeps its folder.
     ckpt_root = run_dir / "checkpoints"

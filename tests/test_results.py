@@ -1,5 +1,6 @@
 import csv
 import io
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -96,6 +97,40 @@ def test_members_are_compared_image_by_image_with_the_next_faster_and_the_best()
     tie = [{"arch_id": "fast", "test_acc": 0.75}, {"arch_id": "mid", "test_acc": 0.75}]
     compare_members(tie, predicted, truth)
     assert tie[0]["vs_best"] is None and tie[1]["vs_best"]["arch_id"] == "fast"  # a tie goes to the faster member
+
+
+def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_path, monkeypatch):
+    # Ctrl-C during the third member's final training: the two finished members went to pareto.json without vs_faster
+    # and vs_best, so the report of the interrupted run compared nothing.
+    import optuna
+    import torch
+
+    import nas.results as results_mod
+
+    truth = np.array([0, 1, 2, 3])
+    predicted = {"fast": np.array([0, 0, 2, 3]), "mid": np.array([0, 1, 2, 3]), "slow": None}
+    records = [SimpleNamespace(arch_id=a, number=i, val_acc=0.5, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
+               for i, a in enumerate(predicted)]
+
+    def materialize(run_dir, record, data, run, train=True):
+        if predicted[record.arch_id] is None:
+            raise KeyboardInterrupt
+        acc = float((predicted[record.arch_id] == truth).mean())
+        metrics = {"final_train": None, "test_acc": acc, "test_acc_ci95": None, "test_acc_onnx": None,
+                   "measured_latency_ms": None}
+        return metrics, predicted[record.arch_id]
+
+    written = {}
+    monkeypatch.setattr(results_mod, "front_records", lambda _: records)
+    monkeypatch.setattr(results_mod, "materialize_member", materialize)
+    monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a: written.setdefault("members", a[-1]))
+    run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
+    data = SimpleNamespace(test=SimpleNamespace(y=torch.from_numpy(truth)))
+    with pytest.raises(KeyboardInterrupt):
+        results_mod.write_run_files(tmp_path, optuna.create_study(), data, run)
+    fast, mid = written["members"]
+    assert mid["vs_faster"]["arch_id"] == "fast" and fast["vs_best"]["arch_id"] == "mid" and mid["vs_best"] is None
+    assert (mid["vs_faster"]["now_wrong"], mid["vs_faster"]["now_right"]) == (0, 1)
 
 
 def test_a_trial_over_the_current_budget_leaves_the_front_even_if_it_finished_under_a_looser_one():
