@@ -420,9 +420,14 @@ def _best_member_note(members: Sequence[_Member]) -> str:
     if best is None or best.latency_ms is None:
         return ""
     faster = [m for m in members if m.vs_best and m.latency_ms is not None and m.latency_ms < best.latency_ms]
-    if not faster:
-        return ""
     head = f"Best test accuracy: {best.arch_id} ({_fmt_acc(best.test_acc)}, {_fmt_ms(best.latency_ms, best.ms_decimals)} ms). "
+    if not faster:
+        # the fastest member is also the most accurate: the run's main finding (every slower member is dominated on the
+        # test split), which only the 'vs next faster' cells hinted at
+        slower = "; ".join(f"{m.arch_id} ({_fmt_ms(m.latency_ms, m.ms_decimals)} ms, {_vs_member_text(m, m.vs_best, members)})"
+                           for m in members if m.vs_best and m.latency_ms is not None and m.latency_ms > best.latency_ms)
+        return (head + f"It is also the fastest member: no slower member is more accurate on the test split: {slower}."
+                if slower else "")
     close = [m for m in faster if m.vs_best["p_value"] >= 0.05]
     if not close:
         which = f"The faster member {faster[0].arch_id} is" if len(faster) == 1 else "Every faster member is"

@@ -512,3 +512,20 @@ def test_vs_next_faster_names_the_member_compared_or_says_why_none_was(run_dir: 
     by_id[SLOW]["vs_faster"] = {"arch_id": FAST, "now_wrong": 3, "now_right": 9, "p_value": 0.15}
     (run_dir / "pareto.json").write_text(json.dumps(header))
     assert rows()[SLOW] == f"n/a ({FAST} has no test accuracy)"
+
+
+def test_a_fastest_member_that_is_also_the_most_accurate_is_said_to_be(run_dir: pathlib.Path) -> None:
+    """The best-member note was left out when the most accurate member was the fastest, though that is the run's
+    finding: every slower member costs latency for no test accuracy."""
+    header = json.loads((run_dir / "pareto.json").read_text())
+    by_id = {m["arch_id"]: m for m in header["members"]}  # FAST 0.30 ms, SLOW 0.45 ms 89%, GONE 0.60 ms 90.5%
+    by_id[FAST]["test_acc"] = 0.92
+    by_id[SLOW]["vs_best"] = {"arch_id": FAST, "now_wrong": 300, "now_right": 0, "p_value": 1e-90}
+    by_id[GONE]["vs_best"] = {"arch_id": FAST, "now_wrong": 30, "now_right": 15, "p_value": 0.036}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    files = write_reports(run_dir)
+    note = ("Best test accuracy: aaaa000001 (92.00%, 0.300 ms). It is also the fastest member: no slower member is more "
+            "accurate on the test split: bbbb000002 (0.450 ms, -3.00 pt, p<0.0001 (a real loss)); cccc000003 (0.600 ms, "
+            "-1.50 pt, p=0.036 (a real loss)).")
+    assert note in files["report.md"].read_text(encoding="utf-8")
+    assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
