@@ -975,6 +975,30 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
     return rows
 
 
+def _predicted_precision_note(members: Sequence[_Member]) -> str:
+    """What the compressed table's predicted latencies are: the chip's prediction at its own precision (hw.precision,
+    compressed_metrics.json's hw_precision) for each row's architecture. Without it an int8 chip's 'fp32' row reads as
+    the fp32 model's time on the chip, and on an fp32 profile (hw=cpu) the int8 row repeats the pruned row's float
+    prediction as if it were the int8 file's. '' when no compressed member records its chip's precision."""
+    seen: dict[str, str] = {}  # chip: its precision
+    for m in members:
+        c = m.compressed or {}
+        if c.get("hw") and c.get("hw_precision") and not c.get("error"):
+            seen.setdefault(str(c["hw"]), str(c["hw_precision"]))
+    if not seen:
+        return ""
+    precisions = set(seen.values())
+    if precisions == {"int8"}:
+        then = "so the fp32 row is not the float model's time on the chip, and the int8 row repeats the pruned one's"
+    elif "int8" not in precisions:
+        then = f"so the int8 row repeats the pruned one's {' / '.join(sorted(precisions))} time, not the int8 file's"
+    else:
+        then = "so the int8 row repeats the pruned one's"
+    chips = " and ".join(f"{hw}'s in {precision}" for hw, precision in seen.items())
+    return (f"Predicted latencies are {chips} (its hw.precision) for each row's architecture, whatever the file's "
+            f"number format, {then}.")
+
+
 def _html_compressed_table(members: Sequence[_Member], hw: Any = None) -> str:
     rows = _compressed_rows(members, hw)
     if not rows:
@@ -1023,7 +1047,7 @@ def _render_html(run: _Run) -> str:
         _html_front_table(members) if members else _html_note(_no_members_note(run)),
         _html_note(_best_member_note(members)), _html_note(_measured_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
-        _html_compressed_table(members, run.header.get("hw")),
+        _html_compressed_table(members, run.header.get("hw")), _html_note(_predicted_precision_note(members)),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -1077,6 +1101,8 @@ def _render_markdown(run: _Run) -> str:
     lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _measured_note(run.members), _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
+    if note := _predicted_precision_note(run.members):
+        lines += ["", f"_{note}_"]
     return "\n".join(lines) + "\n"
 
 

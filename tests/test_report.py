@@ -529,3 +529,24 @@ def test_a_fastest_member_that_is_also_the_most_accurate_is_said_to_be(run_dir: 
             "-1.50 pt, p=0.036 (a real loss)).")
     assert note in files["report.md"].read_text(encoding="utf-8")
     assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
+
+
+def test_the_compressed_tables_predicted_latencies_say_they_are_the_chips_at_its_precision(run_dir: pathlib.Path) -> None:
+    """On an int8 chip the 'fp32' row's predicted latency is its architecture's int8 time (it read as the float model's),
+    and on an fp32 profile the int8 row's is the pruned architecture's float time: the table now says which."""
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252}, "pruned": {"pruned": True, "test_acc": 0.89, "latency_ms": 0.24},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.24, "qat_epochs": 0}}
+    path = run_dir / "checkpoints" / FAST / "compressed_metrics.json"
+    path.write_text(json.dumps({"hw": "edge_npu", **stages}))  # a file from before hw_precision: no claim made
+    assert "Predicted latencies are" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    path.write_text(json.dumps({"hw": "edge_npu", "hw_precision": "int8", **stages}))
+    files = write_reports(run_dir)
+    note = ("Predicted latencies are edge_npu's in int8 (its hw.precision) for each row's architecture, whatever the "
+            "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats "
+            "the pruned one's.")
+    assert f"_{note}_" in files["report.md"].read_text(encoding="utf-8")
+    assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
+    path.write_text(json.dumps({"hw": "cpu", "hw_precision": "fp32", **stages}))  # a float profile: the other way round
+    assert ("Predicted latencies are cpu's in fp32 (its hw.precision) for each row's architecture, whatever the file's "
+            "number format, so the int8 row repeats the pruned one's fp32 time, not the int8 file's.") in \
+        write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
