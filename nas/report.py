@@ -118,6 +118,7 @@ class _Trial:
     stopped_early: bool = False  # search.early_stop cut its proxy training short
     duplicate: bool = False  # re-proposed an arch already trained: its result was reused, nothing trained
     fail_reason: str = ""  # why a FAIL/PRUNED trial has no result (trials.csv's fail_reason)
+    on_front: bool = False  # trials.csv's is_pareto: on the front, whether or not pareto.json could list it
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
                    macs=_to_int(cell(r, "macs")), feasible=cell(r, "feasible").lower() != "false",
                    mixers=_split_mixers(cell(r, "mixers")), summary=cell(r, "summary"),
                    stopped_early=bool(cell(r, "early_stop")), duplicate=bool(cell(r, "duplicate_of")),
-                   fail_reason=cell(r, "fail_reason"))
+                   fail_reason=cell(r, "fail_reason"), on_front=cell(r, "is_pareto").lower() == "true")
             for r in rows]
 
 
@@ -557,8 +558,28 @@ def _no_members_note(run: _Run) -> str:
     if not any(t.feasible for t in complete):
         return (f"No Pareto members: none of the {len(complete)} finished trials is within the latency budget "
                 f"({_fmt_budget(run.budget_ms)}).")
-    return (f"No Pareto members in {PARETO_JSON} although {len(complete)} trials finished (a member whose weights are "
-            "missing is left out: search.log names it); rerun the search command to write them.")
+    return (f"No Pareto members in {PARETO_JSON} although {len(complete)} trials finished (a member not final-trained "
+            "because the search was interrupted, or whose weights are missing, is left out: search.log names it); rerun "
+            "the search command to write them.")
+
+
+def _left_out_note(run: _Run) -> str:
+    """Front members trials.csv marks (is_pareto) that pareto.json lacks: left out for now (not final-trained because the
+    search was interrupted, or their weights missing). Without this the table reads as the whole front, and a 'vs next
+    faster' cell as a comparison with the member just faster on the front. '' when none is missing (or no member is
+    listed at all: _no_members_note says that)."""
+    listed = {m.arch_id for m in run.members}
+    missing: dict[str, _Trial] = {}
+    for t in run.trials:
+        if t.on_front and t.arch_id not in listed:
+            missing.setdefault(t.arch_id, t)  # a re-proposed duplicate repeats its arch_id
+    if not missing or not run.members:
+        return ""
+    names = ", ".join(f"{t.arch_id} (trial {t.number if t.number is not None else _MISSING}, {_fmt_ms(t.latency_ms)} ms)"
+                      for t in sorted(missing.values(), key=lambda t: t.latency_ms if t.latency_ms is not None else 0.0))
+    return (f"Not in this table, though on the Pareto front (trials.csv, is_pareto): {names}. Not final-trained because the "
+            "search was interrupted, or their weights are missing (search.log says which); rerun the search command to "
+            "add them.")
 
 
 def _header_facts(run: _Run) -> list[tuple[str, str]]:
@@ -1044,7 +1065,7 @@ def _render_html(run: _Run) -> str:
         "</section><section><h2>Which mixer each stage chose along the front</h2>",
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
-        _html_front_table(members) if members else _html_note(_no_members_note(run)),
+        _html_front_table(members) if members else _html_note(_no_members_note(run)), _html_note(_left_out_note(run)),
         _html_note(_best_member_note(members)), _html_note(_measured_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")), _html_note(_predicted_precision_note(members)),
@@ -1098,7 +1119,8 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in (_best_member_note(run.members), _measured_note(run.members), _ci_note(run.members))
+    lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members), _measured_note(run.members),
+                                        _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
     if note := _predicted_precision_note(run.members):

@@ -550,3 +550,23 @@ def test_the_compressed_tables_predicted_latencies_say_they_are_the_chips_at_its
     assert ("Predicted latencies are cpu's in fp32 (its hw.precision) for each row's architecture, whatever the file's "
             "number format, so the int8 row repeats the pruned one's fp32 time, not the int8 file's.") in \
         write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+
+
+def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_dir: pathlib.Path) -> None:
+    """A front member left out of pareto.json (not final-trained after a Ctrl-C, or its weights missing) vanished from
+    the report without a word: the table read as the whole front, and 'vs next faster' as a comparison with it."""
+    assert "Not in this table" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    with (run_dir / "trials.csv").open("a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        for number in (6, 7):  # trial 7 re-proposed trial 6's architecture: named once
+            writer.writerow(_trial(number, "COMPLETE", "hhhh000008", "0.88", "0.35", "pool-conv", pareto=True))
+    files = write_reports(run_dir)
+    note = ("Not in this table, though on the Pareto front (trials.csv, is_pareto): hhhh000008 (trial 6, 0.350 ms). Not "
+            "final-trained because the search was interrupted, or their weights are missing (search.log says which); "
+            "rerun the search command to add them.")
+    assert f"_{note}_" in files["report.md"].read_text(encoding="utf-8")
+    assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
+    (run_dir / "pareto.json").write_text(json.dumps({**json.loads((run_dir / "pareto.json").read_text()), "members": []}))
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")  # none listed: the reasons are the same
+    assert ("No Pareto members in pareto.json although 6 trials finished (a member not final-trained because the search "
+            "was interrupted, or whose weights are missing, is left out: search.log names it)") in md
