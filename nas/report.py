@@ -598,7 +598,8 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
             ("Search space", str(h.get("space") or _MISSING) + _changed_text(h.get("space_changed"))),
             ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
-            ("Created", str(h.get("created") or _MISSING))]
+            # pareto.json's time: not the run's start nor this report's (compression and rebuilds come later), so named
+            ("Front written (pareto.json)", str(h.get("created") or _MISSING))]
 
 
 def _changed_text(keys: Any) -> str:

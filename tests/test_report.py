@@ -570,3 +570,11 @@ def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_di
     md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")  # none listed: the reasons are the same
     assert ("No Pareto members in pareto.json although 6 trials finished (a member not final-trained because the search "
             "was interrupted, or whose weights are missing, is left out: search.log names it)") in md
+
+
+def test_the_time_in_the_header_says_it_is_when_pareto_json_was_written(run_dir: pathlib.Path) -> None:
+    """'Created: ...' read as the run's start or the report's time; it is pareto.json's, written after the search and
+    before compression (whose table the same report shows)."""
+    files = write_reports(run_dir)
+    assert "- **Front written (pareto.json):** 2026-11-22T10:00:00\n" in files["report.md"].read_text(encoding="utf-8")
+    assert "<dt>Front written (pareto.json)</dt><dd>2026-11-22T10:00:00</dd>" in files["report.html"].read_text(encoding="utf-8")
