@@ -11,6 +11,7 @@ for how lost workers are detected and how `search.n_trials` stays a study-wide t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -40,6 +41,7 @@ from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, 
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.measure import host_mismatch
+from nas.memory import DEFAULT_BUDGET_SHARE, fitting_batch_size, gib, memory_budget, training_refusal
 from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
@@ -233,7 +235,11 @@ def _references(study: optuna.Study) -> list[tuple[float, float, float]]:
 def make_objective(
     run: RunConfig, data: Dataset, run_dir: Path, *, on_step: Callable[[int, int], None] | None = None
 ) -> Callable[[optuna.Trial], tuple[float, float]]:
-    """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it."""
+    """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it.
+
+    A candidate whose training batch would need more activation memory than `search.memory_budget_gb` fails up front
+    with its reason (the kernel would kill the process without one); its evaluation runs in batches that fit."""
+    budget_bytes = memory_budget(run.search.memory_budget_gb)  # once: the memory of later trials is this process's own
 
     def run_trial(trial: optuna.Trial) -> tuple[float, float]:
         trial.set_user_attr("worker", worker_info(trial.number))  # first: lets others tell if this process dies
@@ -266,6 +272,19 @@ def make_objective(
             trial.set_user_attr("duplicate", True)
             trial.set_user_attr("duplicate_of", previous[0])  # trials.csv names the trial whose result it reuses
             return previous[1]
+        train_cfg = run.train
+        if budget_bytes is not None:
+            images = min(len(data.train), run.train.subset or len(data.train))
+            refusal = training_refusal(arch, batch_size=min(run.train.batch_size, images), budget_bytes=budget_bytes,
+                                       setting="train.batch_size")
+            if refusal is not None:
+                trial.set_user_attr("fail_reason", refusal)
+                log.warning("trial %d (%s) failed: %s", trial.number, arch.arch_id, refusal)
+                return math.nan, math.nan
+            # Evaluation in smaller batches scores every image as the configured batch would: only the peak shrinks.
+            fit = fitting_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=budget_bytes)
+            if fit < run.train.eval_batch_size:
+                train_cfg = dataclasses.replace(run.train, eval_batch_size=max(1, fit))
         seed = _train_seed(arch, run.search.seed)
         seed_everything(seed)
         model = build_model(arch)
@@ -280,7 +299,7 @@ def make_objective(
             return reason is not None
         try:
             # Every candidate trains on the same subset (when train.subset is set): a fair comparison.
-            result = train_candidate(model, data, run.train, augment=run.data, seed=seed, subset_seed=run.search.seed,
+            result = train_candidate(model, data, train_cfg, augment=run.data, seed=seed, subset_seed=run.search.seed,
                                      on_step=on_step, judge=judge if es.enabled else None,
                                      judge_after_epochs=es.after_epochs)
         except NasError:
@@ -620,6 +639,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         _remove_leftovers(run_dir)
         marker = _mark_started(run_dir)
+        run = _with_memory_budget(run)  # its line in search.log too
         mismatch = host_mismatch(run.hw, others=hw_profiles())
         if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
             log.warning("%s", mismatch)
@@ -679,6 +699,18 @@ def _mark_started(run_dir: Path) -> Path:
     return marker
 
 
+def _with_memory_budget(run: RunConfig) -> RunConfig:
+    """`run` with `search.memory_budget_gb` fixed for the whole run: read from the memory available at its start when
+    null. Read once: with `train.keep_freed_memory` the process keeps its freed activation memory for later trials, so
+    the memory available later would shrink by what this very process can reuse."""
+    budget = memory_budget(run.search.memory_budget_gb)
+    if budget is None or run.search.memory_budget_gb is not None:
+        return run
+    log.info("memory budget for activations: %s (%.0f%% of the memory available; search.memory_budget_gb sets it)", gib(budget),
+             100 * DEFAULT_BUDGET_SHARE)
+    return dataclasses.replace(run, search=dataclasses.replace(run.search, memory_budget_gb=budget / 2**30))
+
+
 def _check_study_not_lost(study: optuna.Study, run_dir: Path) -> None:
     """`ConfigError` when the study holds no trial but the run folder's trials.csv lists some: its database was emptied
     or replaced (a 0-byte study.db opens as a new study), and running on would retrain them and overwrite trials/."""
@@ -726,7 +758,7 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
                  "members not done yet get final_train=%s and compress.members=%s", study.study_name, n,
                  f"{run.final_train.epochs} epochs" if run.final_train.epochs else "none", run.compress.members.value)
         _remove_leftovers(run_dir)
-        pareto, files, interrupted = _write_outputs(run, data, run_dir, study, compress=True)
+        pareto, files, interrupted = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True)
         log.info("rebuild %s (%.0f s); %d on the Pareto front", "interrupted" if interrupted else "done",
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],

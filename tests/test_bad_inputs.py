@@ -89,6 +89,7 @@ SEARCH_CASES = [
     (["search.latency_budget_ms=-1"], "search.latency_budget_ms=-1.0 must be a number > 0 or null"),
     (["search.latency_budget_ms=0.001"], "search.latency_budget_ms=0.001 cannot be met: the fastest architecture of space"),
     (["search.timeout_s=0"], "search.timeout_s=0.0 must be a number > 0 or null"),
+    (["search.memory_budget_gb=0"], "search.memory_budget_gb=0.0 must be a number > 0 or null"),
     (["search.worker=-1"], "search.worker=-1 must be an integer >= 0"),
     (["search.heartbeat_s=10", "search.grace_s=5"], "search.grace_s=5 must be larger than search.heartbeat_s=10"),
     (["search.max_retry=-1"], "search.max_retry=-1 must be >= 0"),

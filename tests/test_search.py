@@ -706,3 +706,34 @@ def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebui
     assert "rebuild of the run's files from study t (python -m nas.report, no new trials): 1 trials finished" in added[0]
     assert any(f"final training of {member['arch_id']}: " in line for line in added[1:])
     assert "rebuild done (" in added[-1] and added[-1].endswith("1 on the Pareto front")
+
+
+def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_evaluation_runs_in_batches_that_fit(
+        tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    from nas.families import family_arch
+    from nas.memory import fitting_batch_size
+
+    eval_batches = []
+    real_train = search_mod.train_candidate
+    monkeypatch.setattr(search_mod, "train_candidate",
+                        lambda model, data, cfg, **k: eval_batches.append(cfg.eval_batch_size) or real_train(model, data, cfg, **k))
+    # A fake budget of 5 MiB: caformer-M's training step at batch 8 needs more (its attention maps), poolformer-S's fits,
+    # and its evaluation batch of 512 does not: its 40 validation images are scored in smaller batches.
+    common = ("train.batch_size=8", "search.sampler=random", "search.n_trials=1", "search.export_onnx=false")
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, *common, "search.memory_budget_gb=0.005",
+                                                "search.seed_archs=[caformer-M,poolformer-S]")))
+    rows = _rows(tmp_path / "t")
+    assert result.n_complete == 1 and [r["state"] for r in rows] == ["FAIL", "COMPLETE"]
+    assert rows[0]["arch_id"] == family_arch("caformer-M").arch_id and rows[1]["arch_id"] == family_arch("poolformer-S").arch_id
+    assert rows[0]["fail_reason"].startswith("out of memory: training at train.batch_size=8 needs about ")
+    assert "over the memory budget of 0.005 GiB (search.memory_budget_gb); a batch of " in rows[0]["fail_reason"]
+    fit = fitting_batch_size(family_arch("poolformer-S"), batch_size=512, budget_bytes=int(0.005 * 2**30))
+    assert eval_batches == [fit] and fit < 40  # one trained candidate, evaluated in pieces
+    # The same candidate under the machine's own budget: evaluated in one batch, to the same accuracy.
+    eval_batches.clear()
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, *common, "search.study_name=roomy",
+                                       "search.seed_archs=[poolformer-S]")))
+    roomy = _rows(tmp_path / "roomy")
+    assert [r["state"] for r in roomy] == ["COMPLETE"] and eval_batches == [512]
+    assert roomy[0]["arch_id"] == rows[1]["arch_id"] and roomy[0]["val_acc"] == rows[1]["val_acc"]
+    assert "memory budget for activations: " in (tmp_path / "roomy" / "search.log").read_text()

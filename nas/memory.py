@@ -1,0 +1,121 @@
+"""How much memory a forward pass (or a training step) of an `ArchConfig` needs, and batch sizes that fit a budget.
+
+Attention dominates: torch's CPU scaled-dot-product attention takes its math path for the q/k/v layout of
+`nas.mixers.Attention` (last dim not contiguous), which materialises batch x heads x N x N float32 maps. With
+attention in an early stage of a large input (thousands of tokens) one evaluation batch of 512 needs tens of GiB,
+and the kernel kills the process without a word. The estimate here is derived from the spec alone (no module is
+built), so a search can refuse a candidate before training it and split an evaluation into batches that fit.
+It is an estimate of activations only: weights, optimizer state and the data are left to the budget's margin.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nas.arch import ArchConfig
+
+FLOAT_BYTES = 4  # activations are float32; attention runs in float32 even under bf16 autocast (Attention.sdpa_in_fp32)
+# Attention maps alive at the peak of one math-path SDPA call, in N x N maps per head: the scores, their softmax, the
+# -inf mask (bool, a quarter map) and the masked copy (torch's _safe_softmax). Training keeps softmax, mask and masked
+# copy per attention block for the backward pass, plus about one more map while it runs.
+_EVAL_MAPS = 2.25
+_TRAIN_SAVED_MAPS = 2.25
+_TRAIN_EXTRA_MAPS = 1.0
+DEFAULT_BUDGET_SHARE = 0.7
+"""Share of the memory available at the start of a run that its activations may use (`search.memory_budget_gb`)."""
+
+
+def _block_units(arch: ArchConfig) -> list[tuple[int, int, float]]:
+    """(tokens, width, feature maps of that width per image) per block: the non-attention activations of one block
+    (input, norms, residual branches, the mixer's and the MLP's hidden layers). Training keeps them all for the
+    backward pass; evaluation holds about as many while the block runs (oneDNN's layout copies included)."""
+    out = []
+    for stage, res in zip(arch.stages, arch.stage_resolutions()):
+        ratio = stage.mlp_hidden / stage.width
+        mixer = {"sepconv": 3 * stage.sepconv_hidden / stage.width, "conv": 1.0, "pool": 2.0, "identity": 0.0,
+                 "attn": 2 + 3 * stage.attn_dim / stage.width}[stage.mixer]
+        out.extend([(res * res, stage.width, 5 + 2 * ratio + mixer)] * stage.depth)
+    return out
+
+
+def attention_map_bytes(arch: ArchConfig, *, batch_size: int) -> list[int]:
+    """Bytes of one block's batch x heads x N x N float32 attention maps, for each attention block of `arch`."""
+    maps = []
+    for stage, res in zip(arch.stages, arch.stage_resolutions()):
+        if stage.mixer == "attn":
+            n = res * res
+            maps.extend([batch_size * stage.heads * n * n * FLOAT_BYTES] * stage.depth)
+    return maps
+
+
+def activation_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False) -> int:
+    """Estimated peak activation memory (bytes) of one forward pass of `arch` on `batch_size` images (no_grad, as in
+    evaluation), or with `training` of one forward + backward step. Derived from the spec: the attention maps (which
+    dominate at many tokens) and the blocks' feature maps, all float32."""
+    maps = attention_map_bytes(arch, batch_size=batch_size)
+    blocks = [n * width * units for n, width, units in _block_units(arch)]
+    stem = arch.in_chans * arch.img_size ** 2 + 2 * arch.stages[0].width * arch.stage_resolutions()[0] ** 2
+    if training:
+        features = sum(blocks) + stem
+        attention = _TRAIN_SAVED_MAPS * sum(maps) + _TRAIN_EXTRA_MAPS * max(maps, default=0)
+    else:  # no_grad: one block's tensors at a time
+        features = max(*blocks, stem)
+        attention = _EVAL_MAPS * max(maps, default=0)
+    return int(batch_size * features * FLOAT_BYTES + attention)
+
+
+def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, training: bool = False) -> int:
+    """The largest batch size <= `batch_size` whose `activation_bytes` fit `budget_bytes`; 0 when not even one image
+    fits. Evaluation in batches of it gives the same predictions as in batches of `batch_size` (each image is scored
+    on its own in eval mode), only in more pieces."""
+    # The estimate grows linearly with the batch: divide, then step down over any rounding.
+    per_image = activation_bytes(arch, batch_size=1, training=training)
+    fit = min(batch_size, budget_bytes // max(1, per_image))
+    while fit > 0 and activation_bytes(arch, batch_size=fit, training=training) > budget_bytes:
+        fit -= 1
+    return int(fit)
+
+
+def gib(n_bytes: float) -> str:
+    """`n_bytes` as GiB for messages, e.g. '43.5 GiB' or '0.00469 GiB' (3 significant digits: small budgets too)."""
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def training_refusal(arch: ArchConfig, *, batch_size: int, budget_bytes: int, setting: str,
+                     budget_setting: str = "search.memory_budget_gb") -> str | None:
+    """One line saying why `arch` cannot train at `batch_size` (named by `setting`, e.g. 'train.batch_size') within
+    `budget_bytes` (set by `budget_setting`), or None when its training step fits."""
+    need = activation_bytes(arch, batch_size=batch_size, training=True)
+    if need <= budget_bytes:
+        return None
+    fit = fitting_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes, training=True)
+    tokens = max((r * r for s, r in zip(arch.stages, arch.stage_resolutions()) if s.mixer == "attn"), default=0)
+    why = f" (attention over {tokens} tokens)" if tokens else ""
+    return (f"out of memory: training at {setting}={batch_size} needs about {gib(need)} of activations{why}, over the "
+            f"memory budget of {gib(budget_bytes)} ({budget_setting}); "
+            + (f"a batch of {fit} would fit" if fit else "not even one image fits"))
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the kernel can give this process now without swapping (MemAvailable of /proc/meminfo; else the free
+    physical pages), read when asked; None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_budget(budget_gb: float | None, *, share: float = DEFAULT_BUDGET_SHARE) -> int | None:
+    """The activation budget in bytes: `budget_gb` GiB when given, else `share` of the memory available now; None
+    (no limit) where the available memory cannot be read."""
+    if budget_gb is not None:
+        return int(budget_gb * 2**30)
+    available = available_memory_bytes()
+    return None if available is None else int(available * share)
