@@ -76,6 +76,14 @@ def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, 
     return int(fit)
 
 
+def eval_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int | None) -> int:
+    """The batch size to evaluate `arch` in: `batch_size`, or the largest smaller one whose forward pass fits
+    `budget_bytes` (at least 1: one image is all an evaluation can shrink to); `batch_size` without a budget."""
+    if budget_bytes is None:
+        return batch_size
+    return max(1, fitting_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes))
+
+
 def gib(n_bytes: float) -> str:
     """`n_bytes` as GiB for messages, e.g. '43.5 GiB' or '0.00469 GiB' (3 significant digits: small budgets too)."""
     return f"{n_bytes / 2**30:.3g} GiB"

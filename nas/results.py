@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,6 +40,8 @@ from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
+from nas.errors import ConfigError
+from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.stats import interval_of, paired_change
 from nas.study import SPEED_SETTINGS
@@ -240,12 +242,21 @@ class MemberMetrics:
 def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
                 loss_fn: LossFn | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train `arch` from scratch with the `final_train` recipe (seeded like its trial); returns the model
-    and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher)."""
+    and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher).
+    `ConfigError` before any training when its batch would not fit `search.memory_budget_gb` (`nas.memory`)."""
+    recipe, budget = run.final_train, memory_budget(run.search.memory_budget_gb)
+    if budget is not None:
+        images = min(len(data.train), recipe.subset or len(data.train))
+        refusal = training_refusal(arch, batch_size=min(recipe.batch_size, images), budget_bytes=budget,
+                                   setting="final_train.batch_size")
+        if refusal is not None:  # the kernel would kill the process without a word; finished members are kept
+            raise ConfigError(f"final training of Pareto member {arch.arch_id}: {refusal}")
+        recipe = replace(recipe, eval_batch_size=eval_batch_size(arch, batch_size=recipe.eval_batch_size, budget_bytes=budget))
     seed_everything(seed)
     model = build_model(arch)
     model.set_normalization(data.mean, data.std)
     log.info("final training of %s: %d epochs", arch.arch_id, run.final_train.epochs)
-    result = train_candidate(model, data, run.final_train, augment=run.data, seed=seed, loss_fn=loss_fn)
+    result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes),
                   "metric": data.metric.value}
@@ -289,6 +300,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     )
     truth = data.test.y.numpy()
     logits: np.ndarray | None = None
+    # the test images in batches whose forward pass fits the memory budget (the same logits as one large batch)
+    batch = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=memory_budget(run.search.memory_budget_gb))
     if up_to_date:
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
                              cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
@@ -315,12 +328,12 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
             final_info["recipe"] = final
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
-        logits = torch_logits(model, data.test, batch_size=run.train.eval_batch_size)
+        logits = torch_logits(model, data.test, batch_size=batch)
         test_acc = accuracy(logits, data.test, balanced=data.balanced)
         onnx_acc = onnx_diff = measured = measured_on = None
         if run.search.export_onnx:
             onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
-            onnx_out = onnx_logits(onnx_path, data.test, batch_size=run.train.eval_batch_size)
+            onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
             onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
@@ -331,7 +344,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     predicted = None if logits is None else logits.argmax(1)
     if predicted is None and (predicted := read_test_predictions(folder / PREDICTIONS_FILE, truth, data.classes)) is None:
         # a member folder from before 2026-12-05: its model.pt's test predictions, for comparing members image by image
-        logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=run.train.eval_batch_size)
+        logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=batch)
         predicted = logits.argmax(1)
     if logits is not None:
         atomic_write_bytes(folder / PREDICTIONS_FILE, test_predictions_csv(predicted, truth, data.classes).encode())

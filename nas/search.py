@@ -41,7 +41,7 @@ from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, 
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.measure import host_mismatch
-from nas.memory import DEFAULT_BUDGET_SHARE, fitting_batch_size, gib, memory_budget, training_refusal
+from nas.memory import DEFAULT_BUDGET_SHARE, eval_batch_size, gib, memory_budget, training_refusal
 from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, sample_arch
@@ -282,9 +282,8 @@ def make_objective(
                 log.warning("trial %d (%s) failed: %s", trial.number, arch.arch_id, refusal)
                 return math.nan, math.nan
             # Evaluation in smaller batches scores every image as the configured batch would: only the peak shrinks.
-            fit = fitting_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=budget_bytes)
-            if fit < run.train.eval_batch_size:
-                train_cfg = dataclasses.replace(run.train, eval_batch_size=max(1, fit))
+            fit = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=budget_bytes)
+            train_cfg = dataclasses.replace(run.train, eval_batch_size=fit)
         seed = _train_seed(arch, run.search.seed)
         seed_everything(seed)
         model = build_model(arch)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import nas.memory as memory
 from nas.arch import ArchConfig, StageConfig
-from nas.memory import activation_bytes, attention_map_bytes, fitting_batch_size, memory_budget, training_refusal
+from nas.memory import activation_bytes, attention_map_bytes, eval_batch_size, fitting_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.train import evaluate
 from nas.data import Split
@@ -59,6 +59,9 @@ def test_fitting_batch_size_is_the_largest_batch_within_the_budget():
     assert fitting_batch_size(arch, batch_size=512, budget_bytes=budget - 1) == 6
     assert fitting_batch_size(arch, batch_size=5, budget_bytes=budget) == 5  # never more than asked
     assert fitting_batch_size(arch, batch_size=512, budget_bytes=activation_bytes(arch, batch_size=1) - 1) == 0
+    assert eval_batch_size(arch, batch_size=512, budget_bytes=budget) == 7
+    assert eval_batch_size(arch, batch_size=512, budget_bytes=1) == 1  # an evaluation shrinks to one image, no further
+    assert eval_batch_size(arch, batch_size=512, budget_bytes=None) == 512  # no budget known: as configured
     train_budget = activation_bytes(arch, batch_size=3, training=True)
     assert fitting_batch_size(arch, batch_size=64, budget_bytes=train_budget, training=True) == 3
 

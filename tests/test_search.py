@@ -737,3 +737,28 @@ def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_e
     assert [r["state"] for r in roomy] == ["COMPLETE"] and eval_batches == [512]
     assert roomy[0]["arch_id"] == rows[1]["arch_id"] and roomy[0]["val_acc"] == rows[1]["val_acc"]
     assert "memory budget for activations: " in (tmp_path / "roomy" / "search.log").read_text()
+
+
+def test_a_member_whose_final_training_batch_cannot_fit_stops_in_one_line_and_members_are_scored_in_batches_that_fit(
+        tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    import nas.results as results_mod
+    from nas.families import family_arch
+    from nas.memory import fitting_batch_size
+
+    member = family_arch("poolformer-S")
+    common = [*_overrides(tiny_idx_root, tmp_path, "train.batch_size=8", "search.n_trials=1", "search.export_onnx=false",
+                          "search.seed_archs=[poolformer-S]", "search.memory_budget_gb=0.005")]
+    common[common.index("final_train=none")] = "final_train=smoke"
+    # the proxy training at batch 8 fits the 5 MiB budget, the final training at smoke's batch of 64 does not
+    with pytest.raises(ConfigError) as err:
+        run_search(compose_cfg(*common, "final_train.epochs=1"))
+    assert str(err.value).startswith(f"final training of Pareto member {member.arch_id}: out of memory: training at "
+                                     "final_train.batch_size=64 needs about ")
+    assert "\n" not in str(err.value) and _rows(tmp_path / "t")[0]["state"] == "COMPLETE"  # the trial is kept
+    batches = []
+    real_logits = results_mod.torch_logits
+    monkeypatch.setattr(results_mod, "torch_logits", lambda m, split, *, batch_size: batches.append(batch_size) or
+                        real_logits(m, split, batch_size=batch_size))
+    result = run_search(compose_cfg(*common, "final_train.epochs=1", "final_train.batch_size=8"))
+    fit = fitting_batch_size(member, batch_size=512, budget_bytes=int(0.005 * 2**30))
+    assert [m["arch_id"] for m in result.pareto] == [member.arch_id] and batches == [fit] and fit < 100  # 100 test images
