@@ -39,6 +39,7 @@ from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import machine_info, make_runner, time_runners
+from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
 from nas.stats import format_p, interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
 
@@ -122,6 +123,22 @@ def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.n
     return out
 
 
+def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget_bytes: int | None, prunes: bool) -> None:
+    """`ConfigError` when a training step of this compression (distillation after pruning, QAT) would need more
+    activation memory than `budget_bytes` (`nas.memory`): the kernel would kill the process without a word. Checked
+    on the unpruned `arch`, which no pruned student outgrows."""
+    if budget_bytes is None:
+        return
+    steps = [("compress.recover", cfg.recover)] if prunes else []
+    steps += [("compress.quantize.qat", cfg.quantize.qat)] if cfg.quantize.qat.epochs > 0 else []
+    for where, finetune in steps:
+        images = min(len(data.train), finetune.subset or len(data.train))
+        refusal = training_refusal(arch, batch_size=min(finetune.batch_size, images), budget_bytes=budget_bytes,
+                                   setting=f"{where}.batch_size")
+        if refusal is not None:
+            raise ConfigError(f"{arch.arch_id}: {refusal}")
+
+
 def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str, Any], data: Dataset) -> None:
     """`ConfigError` when `data`'s images or classes are not the shape the checkpoint's `arch` takes, naming the
     settings that make them (`meta`: the checkpoint's metadata, whose `dataset` says what it was trained on)."""
@@ -146,10 +163,12 @@ def compress_checkpoint(
     cfg: CompressConfig,
     augment: DataConfig | None = None,
     eval_batch_size: int = 512,
+    memory_budget_gb: float | None = None,
 ) -> dict[str, Any]:
     """Prune, recover, quantize, export and verify the checkpoint in `folder`; return (and write)
     its compressed_metrics.json content. Raises `CheckpointError` / `ConfigError` on bad input
-    before writing anything."""
+    before writing anything, a training batch that would not fit `memory_budget_gb` among it (None: 70% of the
+    memory available now); evaluations run in batches of at most `eval_batch_size` that fit it."""
     started = time.perf_counter()
     folder = Path(folder)
     model = load_checkpoint(folder)
@@ -171,6 +190,10 @@ def compress_checkpoint(
         setting = (f"compress.prune.target_latency_fraction={fraction:g} ({target_ms:.3f} ms)" if fraction is not None
                    else None)  # the setting the user gave, not the one derived from it
         check_reachable(arch, hw=hw, target_latency_ms=target_ms, setting=setting)  # before any file is written
+    budget = memory_budget(memory_budget_gb)
+    check_memory(arch, cfg, data, budget_bytes=budget, prunes=ratio is not None or target_ms is not None)
+    # the same scores as one batch of eval_batch_size, in pieces that fit (no pruned model outgrows `arch`)
+    eval_batch_size = fitting_eval_batch(arch, batch_size=eval_batch_size, budget_bytes=budget)
     # The files of an earlier compression go first, its metrics before the rest: interrupted, this run leaves no
     # compressed_metrics.json describing files it replaced, and a run that does not prune leaves no stale pruned files.
     for name in (METRICS_FILE, *COMPRESSED_FILES):
@@ -232,7 +255,8 @@ def compress_checkpoint(
     pruned_val = pruned.get("val_acc", fp32_val)
 
     # int8: PTQ (+ QAT if the drop is too large), exported, evaluated from the files.
-    q = quantize(pruned_model, data, cfg.quantize, augment=augment, seed=cfg.seed, fp32_val_acc=pruned_val)
+    q = quantize(pruned_model, data, cfg.quantize, augment=augment, seed=cfg.seed, fp32_val_acc=pruned_val,
+                 eval_batch_size=eval_batch_size)
     export_int8_onnx(q.model, folder / "model_int8.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
     export_openvino(folder / "model_int8.onnx", folder / "model_int8.xml", in_chans=arch.in_chans, img_size=arch.img_size)
     files.update(int8_onnx="model_int8.onnx", int8_xml="model_int8.xml", int8_bin="model_int8.bin")
@@ -347,7 +371,8 @@ def _disk_failure(e: BaseException) -> bool:
 
 
 def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: HardwareProfile, data: Dataset,
-                   cfg: CompressConfig, augment: DataConfig | None = None, eval_batch_size: int = 512) -> dict[str, dict]:
+                   cfg: CompressConfig, augment: DataConfig | None = None, eval_batch_size: int = 512,
+                   memory_budget_gb: float | None = None) -> dict[str, dict]:
     """Compress the selected Pareto members of a run folder (skipping those already done with the
     same settings). A member whose compression fails gets a compressed_metrics.json holding the error
     and the others go on, unless the disk failed (full, read-only): that stops it. Members not selected lose stale compressed files. Returns metrics by arch_id."""
@@ -366,7 +391,7 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
         log.info("compressing %s (%s)", m["arch_id"], m.get("summary", ""))
         try:
             out[m["arch_id"]] = compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment,
-                                                    eval_batch_size=eval_batch_size)
+                                                    eval_batch_size=eval_batch_size, memory_budget_gb=memory_budget_gb)
         except Exception as e:  # noqa: BLE001 - runtimes raise their own exception types
             if _disk_failure(e):
                 # Not the member's failure: every later member would prune and recover for minutes and then fail

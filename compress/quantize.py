@@ -92,18 +92,21 @@ def quantize(
     augment: DataConfig | None = None,
     seed: int = 0,
     fp32_val_acc: float | None = None,
+    eval_batch_size: int = 512,
 ) -> QuantizeResult:
     """PTQ; if the validation drop exceeds `cfg.max_acc_drop` points, QAT (distilled from `model`)
     one epoch at a time until within tolerance or `cfg.qat.epochs` are spent. The best epoch is kept.
+    Validation runs in batches of `eval_batch_size` (`nas.memory.eval_batch_size` gives one that fits).
     """
-    fp32 = evaluate(model, data.val, balanced=data.balanced) if fp32_val_acc is None else fp32_val_acc
+    fp32 = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced) if fp32_val_acc is None else fp32_val_acc
     quantized, note = quantize_ptq(model, data.train, size=cfg.calibration_size, seed=seed)
-    ptq = evaluate(quantized, data.val, balanced=data.balanced)
+    ptq = evaluate(quantized, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     best_acc, best_state = ptq, None
     epochs, seconds = 0, 0.0
     teacher = copy.deepcopy(model).eval()
     while (fp32 - best_acc) * 100.0 > cfg.max_acc_drop and epochs < cfg.qat.epochs:
-        result = distill(quantized, teacher, data, replace(cfg.qat, epochs=1), augment=augment, seed=seed + 1 + epochs)
+        result = distill(quantized, teacher, data, replace(cfg.qat, epochs=1), augment=augment, seed=seed + 1 + epochs,
+                         eval_batch_size=eval_batch_size)
         epochs += 1
         seconds += result.seconds
         log.info("QAT epoch %d: val acc %.4f (fp32 %.4f, PTQ %.4f)", epochs, result.val_acc, fp32, ptq)

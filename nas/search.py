@@ -522,7 +522,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
 
             try:
                 compress_front(run_dir, pareto["members"], hw=run.hw, data=data, cfg=run.compress, augment=run.data,
-                               eval_batch_size=run.train.eval_batch_size)
+                               eval_batch_size=run.train.eval_batch_size, memory_budget_gb=run.search.memory_budget_gb)
             except KeyboardInterrupt:
                 reset_autocast()
                 interrupted = True

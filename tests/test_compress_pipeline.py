@@ -286,3 +286,32 @@ def test_a_full_disk_stops_compressing_the_front_instead_of_failing_every_member
         compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
     assert calls == ["a1"]  # not one member after another, each recorded as its own compression error
     assert not list(tmp_path.rglob(compress.pipeline.METRICS_FILE))
+
+
+def test_a_training_batch_over_the_memory_budget_is_refused_before_any_file_and_evaluation_runs_in_batches_that_fit(
+        checkpoint, data, monkeypatch):
+    import compress.quantize
+    from nas.memory import fitting_batch_size
+
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    cfg = _cfg(ratio=0.5)
+    cfg.measure_latency = False
+    # 5 MiB: the distillation step after pruning (batch 32) needs more; the kernel would have killed the process
+    with pytest.raises(ConfigError) as err:
+        compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg, memory_budget_gb=0.005)
+    assert str(err.value).startswith(f"{ARCH.arch_id}: out of memory: training at compress.recover.batch_size=32 needs about ")
+    assert "\n" not in str(err.value)
+    assert not any((checkpoint / name).exists() for name in (*COMPRESSED_FILES, "compressed_metrics.json"))
+    roomy = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg)
+    # 10 MiB: the training step fits, one evaluation batch of 512 does not: the 100 test images go in pieces
+    batches = []
+    for module, name in [(compress.pipeline, "torch_logits"), (compress.pipeline, "onnx_logits"),
+                         (compress.pipeline, "openvino_logits"), (compress.pipeline, "evaluate"), (compress.quantize, "evaluate")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, batch_size, **k: batches.append(batch_size) or _real(*a, batch_size=batch_size, **k))
+    tight = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg, memory_budget_gb=0.01)
+    fit = fitting_batch_size(ARCH, batch_size=512, budget_bytes=int(0.01 * 2**30))
+    assert len(batches) >= 8 and set(batches) == {fit} and fit < 100
+    for stage in ("fp32", "pruned", "int8"):  # scored alike in pieces and in one batch
+        for key in ("val_acc", "test_acc", "test_acc_torch"):
+            assert tight[stage][key] == roomy[stage][key], (stage, key)
