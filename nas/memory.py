@@ -6,6 +6,7 @@ attention in an early stage of a large input (thousands of tokens) one evaluatio
 and the kernel kills the process without a word. The estimate here is derived from the spec alone (no module is
 built), so a search can refuse a candidate before training it and split an evaluation into batches that fit.
 It is an estimate of activations only: weights, optimizer state and the data are left to the budget's margin.
+How close it comes to measured peaks: experiments/results/memory_estimate.md.
 """
 
 from __future__ import annotations
