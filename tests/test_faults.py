@@ -196,7 +196,7 @@ def test_a_killed_search_leaves_a_report_that_says_so_at_its_top(tiny_idx_root, 
     finally:
         proc.kill()
     lines = report.read_text().splitlines()
-    assert lines[2].startswith(f"> **Not finished:** A search started ") and f"(pid {proc.pid} on " in lines[2]
+    assert lines[2].startswith("> **Not finished:** A search started ") and f"(pid {proc.pid} on " in lines[2]
     assert "if that process is no longer running, it was killed or crashed" in lines[2]
 
     assert report_main([str(run_dir)]) == 0  # rebuilt from the files: the marker's process is gone on this machine

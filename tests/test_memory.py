@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import nas.memory as memory
 from nas.arch import ArchConfig, StageConfig
