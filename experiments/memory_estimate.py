@@ -71,7 +71,8 @@ def measure(arch: ArchConfig, batch: int, mode: str) -> int:
 
 
 def render_md(result: dict) -> str:
-    lines = ["# Activation-memory estimate vs measured peak", "", f"`{result['command']}`", "",
+    lines = ["# Activation-memory estimate vs measured peak", "", f"Command: `{result['command']}`  ",
+             f"Machine: {result['machine']}; torch {result['torch']}; {result['date']}", "",
              "Growth of a fresh process's peak resident memory over one step (1 thread) against "
              "`nas.memory.activation_bytes` (ratio >= 1: the estimate is on the safe side).", "",
              "| model | batch | step | measured MiB | estimated MiB | estimate / measured |", "|---|---|---|---|---|---|"]
@@ -97,9 +98,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"model": name, "arch": arch.to_json(), "batch": batch, "mode": mode, "measured": measured,
                          "estimated": estimated})
             print(f"{name} {mode}: {measured / 2**20:.0f} MiB measured, {estimated / 2**20:.0f} MiB estimated", flush=True)
+    import datetime
+
     import torch
 
-    result = {"command": command_line("memory_estimate.py", argv), "torch": torch.__version__, "rows": rows}
+    from nas.latency.measure import machine_info
+
+    result = {"command": command_line("memory_estimate.py", argv), "machine": machine_info(), "torch": torch.__version__,
+              "date": str(datetime.date.today()), "rows": rows}
     write_results(args.name, result, render_md=render_md)
     return 0
 
