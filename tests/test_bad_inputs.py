@@ -318,7 +318,10 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
                                                   "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
      ("nas.latency.fit", ["hw=cpu", "m.csv"], "e.g. 'measurements=[m.csv]'"),
      ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']"),
-     ("nas.latency.profile", ["seed=-1", "export_only=true"], "error: seed=-1 must be an integer in [0, 4294967295]")],
+     ("nas.latency.profile", ["seed=-1", "export_only=true"], "error: seed=-1 must be an integer in [0, 4294967295]"),
+     # its archs run on the user's images: Fashion-MNIST's 28x28 grey was profiled without a word
+     ("nas.latency.profile", ["space=metaformer_s", "export_only=true"],
+      "error: space=metaformer_s has no default input: set img_size=... in_chans=... to what the search feeds it")],
 )
 def test_command_line_bad_input_is_one_line_without_traceback(module, args, fragment, tmp_path):
     where = [f"search.runs_dir={tmp_path}"] if module == "nas.search" else []

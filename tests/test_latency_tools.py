@@ -707,6 +707,51 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     assert {(m.runtime, m.precision, m.machine) for m in read_measurements(template)} == {("vendor_npu_tool", "int8", "NPU 1")}
 
 
+def _latency_cfg(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from nas.latency.profile import register_latency_configs
+    from tests.conftest import CONF_DIR
+
+    register_latency_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="latency", overrides=list(overrides))
+
+
+def test_profile_builds_the_archs_for_the_input_the_search_feeds_their_space(tmp_path):
+    # metaformer_s runs on the user's images (data=imagefolder data.img_size=..., grey or colour): profiled at
+    # Fashion-MNIST's 28x28 grey without a word, its measurements fitted a predictor at a size the search never builds.
+    for overrides, missing in ((["space=metaformer_s"], "img_size=... in_chans=..."),
+                               (["space=metaformer_s", "img_size=64"], "in_chans=...")):
+        with pytest.raises(ConfigError, match=rf"^space=metaformer_s has no default input: set {re.escape(missing)} to"):
+            run_profile(_latency_cfg("hw=cpu", "n=2", "export_only=true", f"out={tmp_path}/s", *overrides))
+    assert not (tmp_path / "s").exists()  # refused before any export
+    tool = to_tool_config(_latency_cfg("hw=cpu", "space=metaformer_s", "img_size=64", "in_chans=3", "num_classes=5"))
+    assert {(a.in_chans, a.img_size, a.num_classes) for a in profile_archs(dataclasses.replace(tool, n=3))} == {(3, 64, 5)}
+    # The search's default space keeps its default input, Fashion-MNIST's; a key set is taken as set.
+    tool = to_tool_config(_latency_cfg("hw=cpu", "n=3"))
+    assert {(a.in_chans, a.img_size) for a in profile_archs(tool)} == {(1, 28)}
+    assert {(a.in_chans, a.img_size) for a in profile_archs(dataclasses.replace(tool, in_chans=3))} == {(3, 28)}
+    # The template written records the shape in each row's arch_json.
+    template = run_profile(_latency_cfg("hw=cpu", "n=2", "export_only=true", f"out={tmp_path}/t", "space=metaformer_s",
+                                        "img_size=40", "in_chans=3"))
+    with open(template, newline="") as f:
+        assert {(a.in_chans, a.img_size) for a in (ArchConfig.from_json(r["arch_json"]) for r in csv.DictReader(f))} == {(3, 40)}
+
+
+def test_the_default_space_of_the_latency_tools_is_the_searchs():
+    # DEFAULT_INPUT is Fashion-MNIST's because that is what `python -m nas.search` pairs DEFAULT_SPACE with.
+    import yaml
+
+    from nas.latency.profile import DEFAULT_SPACE
+    from tests.conftest import CONF_DIR
+
+    defaults = {k: v for d in yaml.safe_load((CONF_DIR / "search.yaml").read_text())["defaults"] if isinstance(d, dict)
+                for k, v in d.items()}
+    assert (defaults["space"], defaults["data"]) == (DEFAULT_SPACE, "fashion_mnist")
+    assert _latency_cfg().space.name == DEFAULT_SPACE
+
+
 def _arch(mixer: str, width: int, depth: int = 1) -> ArchConfig:
     return ArchConfig(stages=(StageConfig(mixer=mixer, depth=depth, width=width, head_dim=8),
                               StageConfig(mixer=mixer, depth=depth, width=2 * width, head_dim=8)))
@@ -737,7 +782,7 @@ def test_profile_select_cover_measures_the_covering_n_of_a_larger_random_pool(tm
         cfg = compose(config_name="latency", overrides=["hw=cpu", "n=3", "select=cover", "export_only=true",
                                                         f"out={tmp_path}/x"])
     tool = to_tool_config(cfg)
-    shape = dict(in_chans=tool.in_chans, img_size=tool.img_size, num_classes=tool.num_classes)
+    shape = dict(in_chans=1, img_size=28, num_classes=10)  # metaformer_t's default input: Fashion-MNIST's
     pool = sample_archs(tool.space, COVER_POOL * 3, seed=0, **shape)
     expected = choose_covering(pool, 3)
     assert profile_archs(tool) == expected

@@ -57,8 +57,8 @@ class LatencyToolConfig:
     n: int = 50  # architectures to sample and measure
     select: str = "random"  # profile: random | cover (n of COVER_POOL x n random archs, spread over the space)
     seed: int = 0
-    img_size: int = 28
-    in_chans: int = 1
+    img_size: Optional[int] = None  # profile: the input the search will feed the archs (`input_shape`)
+    in_chans: Optional[int] = None
     num_classes: int = 10
     out: Optional[str] = None  # profile: measurements CSV; fit: calibrated YAML; validate: results folder
     export_only: bool = False
@@ -81,7 +81,7 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     tool.hw.validate()
     validate_space(tool.space)
     for key in ("n", "img_size", "in_chans", "num_classes", "warmup", "repeats", "rounds"):
-        if getattr(tool, key) < 1:
+        if getattr(tool, key) is not None and getattr(tool, key) < 1:
             raise ConfigError(f"{key}={getattr(tool, key)!r} must be >= 1")
     if tool.select not in SELECTIONS:
         raise ConfigError(f"select={tool.select!r} is unknown; allowed: {list(SELECTIONS)}")
@@ -89,6 +89,27 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     if tool.residual_trees < 0:
         raise ConfigError(f"residual_trees={tool.residual_trees!r} must be >= 0 (0: no residual model)")
     return tool
+
+
+DEFAULT_SPACE = "metaformer_t"
+"""The space `python -m nas.search` searches by default (conf/search.yaml), on its default data, Fashion-MNIST."""
+DEFAULT_INPUT = {"img_size": 28, "in_chans": 1}
+"""Fashion-MNIST's images (28x28 grey): the input `DEFAULT_SPACE` is profiled at unless told otherwise."""
+
+
+def input_shape(tool: LatencyToolConfig) -> dict[str, int]:
+    """The input the profiled archs are built for: `img_size`, `in_chans` and `num_classes` as set, a key left null
+    taking Fashion-MNIST's value with the search's default space. Another space has no such default: its archs run on
+    the user's data (metaformer_s on data=imagefolder at data.img_size, grey or colour), and a latency measured on
+    another input size fits and validates a predictor at a size the search never builds, so `ConfigError` names the
+    keys to set."""
+    missing = [k for k in DEFAULT_INPUT if getattr(tool, k) is None]
+    if missing and tool.space.name != DEFAULT_SPACE:
+        raise ConfigError(f"space={tool.space.name} has no default input: set {' '.join(f'{k}=...' for k in missing)} to "
+                          "what the search feeds it (img_size=data.img_size; in_chans=1 for grey images, 3 for colour), "
+                          f"e.g. img_size=64 in_chans=3; the 28x28 grey default is Fashion-MNIST's, for space={DEFAULT_SPACE}")
+    shape = {k: DEFAULT_INPUT[k] if getattr(tool, k) is None else getattr(tool, k) for k in DEFAULT_INPUT}
+    return {**shape, "num_classes": tool.num_classes}
 
 
 def sample_archs(space: SpaceConfig, n: int, *, seed: int, in_chans: int, img_size: int, num_classes: int,
@@ -150,7 +171,7 @@ def choose_covering(archs: Sequence[ArchConfig], n: int) -> list[ArchConfig]:
 def profile_archs(tool: LatencyToolConfig) -> list[ArchConfig]:
     """The `tool.n` archs `profile` measures: random samples of the space, or (`select=cover`) those of
     `COVER_POOL * n` random samples that cover it best (`choose_covering`)."""
-    shape = dict(in_chans=tool.in_chans, img_size=tool.img_size, num_classes=tool.num_classes)
+    shape = input_shape(tool)
     if tool.select == "random":
         return sample_archs(tool.space, tool.n, seed=tool.seed, **shape)
     try:
@@ -228,6 +249,8 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     """Sample, export and (unless export_only) measure; return the CSV written."""
     tool = to_tool_config(cfg)
     archs = profile_archs(tool)
+    # Said with the result: the archs' input shape is in each row's arch_json, but a wrong one is found only there.
+    shape = f"input {archs[0].in_chans}x{archs[0].img_size}x{archs[0].img_size}, {archs[0].num_classes} classes"
     default = (f"latency/{tool.hw.name}_{tool.space.name}_n{tool.n}_seed{tool.seed}"
                + ("_cover" if tool.select == "cover" else ""))
     if tool.export_only:
@@ -239,7 +262,7 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
                             machine=TEMPLATE_PLACEHOLDERS["machine"]) for a in archs]
         # The user fills median_ms (and optionally p10/p90) per row, from the file named <arch_id>.onnx.
         write_measurements(template, rows)
-        log.info("exported %d models to %s; fill median_ms in %s", len(paths), folder, template)
+        log.info("exported %d models (%s) to %s; fill median_ms in %s", len(paths), shape, folder, template)
         return template
     out = Path(tool.out or f"{default}.csv")
     writable_file(out, setting=f"out={tool.out!r}")  # before the minutes of timing, not after
@@ -248,8 +271,8 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     warning = noise_warning(rows)
     if warning:
         log.warning("%s: %s", out, warning)
-    log.info("measured %d archs in %s/%s: median %.3f ms (min %.3f, max %.3f) -> %s", len(rows), tool.hw.runtime,
-             tool.hw.precision, float(np.median([r.median_ms for r in rows])), min(r.median_ms for r in rows),
+    log.info("measured %d archs (%s) in %s/%s: median %.3f ms (min %.3f, max %.3f) -> %s", len(rows), shape,
+             tool.hw.runtime, tool.hw.precision, float(np.median([r.median_ms for r in rows])), min(r.median_ms for r in rows),
              max(r.median_ms for r in rows), out)
     return out
 
