@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional, Sequence, TypeVar
+from typing import Any, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 from hydra.core.config_store import ConfigStore
@@ -500,9 +500,33 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
-                compose(config_name=config_name, overrides=job)
+                cfg = compose(config_name=config_name, overrides=job, return_hydra_config=config_dir is not None)
+                if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
+                    return problem
         except Exception as exc:  # Hydra/OmegaConf composition errors
             return compose_error_message(exc)
+    return None
+
+
+def shadowed_file(choices: Mapping[str, Any], config_dir: str | Path) -> str | None:
+    """One line when a group option chosen (`choices`, e.g. {"hw": "cpu"}) is a file both in the shipped conf/ and in the
+    user's `config_dir`, with other contents: Hydra composes the shipped one, as it comes first in its search path, so
+    the user's file (their chip, recalibrated) would be ignored without a word. None otherwise (an identical copy, as in
+    a copy of all of conf/, composes the same)."""
+    for group, name in choices.items():
+        if group.startswith("hydra") or not isinstance(name, str):
+            continue
+        shipped, mine = CONF_DIR / group / f"{name}.yaml", Path(config_dir) / group / f"{name}.yaml"
+        if shipped.is_file() and mine.is_file() and shipped.read_bytes() != mine.read_bytes():
+            try:
+                raw = yaml.safe_load(mine.read_text())
+            except (OSError, yaml.YAMLError):
+                raw = None
+            named = isinstance(raw, dict) and "name" in raw  # hw, space and data files say their name inside too
+            return (f"{group}={name} names two files, the shipped {shipped} and yours, {mine}, which is ignored (Hydra "
+                    f"takes the shipped one first); give yours a name of its own: rename it to "
+                    f"{mine.with_name(f'my_{name}.yaml')}{f', set name: my_{name} in it,' if named else ''} "
+                    f"and pass {group}=my_{name}")
     return None
 
 

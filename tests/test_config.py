@@ -98,3 +98,31 @@ def test_a_chip_file_that_leaves_out_datasheet_numbers_is_warned_about(tmp_path)
     assert datasheet_warning(calibrated, folders=[tmp_path]) is None
     (tmp_path / "my_npu.yaml").write_text("\n".join(lines).replace("name: edge_npu", "name: my_npu"))
     assert datasheet_warning(mine, folders=[tmp_path]) is None
+
+
+@pytest.mark.parametrize("config_name", ["search", "latency", "compress_run"])
+def test_a_users_file_named_like_a_shipped_one_is_refused_naming_both(tmp_path, config_name):
+    # `--config-dir mine hw=cpu` with mine/hw/cpu.yaml (the user's recalibrated copy): Hydra composed the shipped
+    # conf/hw/cpu.yaml and the user's file was ignored without a word.
+    from nas.config import CONF_DIR, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "space").mkdir()
+    shipped = CONF_DIR / "hw" / "cpu.yaml"
+    mine = tmp_path / "hw" / "cpu.yaml"
+    mine.write_text(shipped.read_text().replace("description: host CPU", "description: my CPU"))
+    extra = ["checkpoint=x"] if config_name == "compress_run" else []
+    problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=cpu", *extra], config_name=config_name)
+    assert problem == (f"hw=cpu names two files, the shipped {shipped} and yours, {mine}, which is ignored (Hydra takes the "
+                       f"shipped one first); give yours a name of its own: rename it to {tmp_path / 'hw' / 'my_cpu.yaml'}, "
+                       "set name: my_cpu in it, and pass hw=my_cpu")
+    # Not chosen, or an identical copy (a copy of all of conf/): nothing to say.
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=edge_npu", *extra], config_name=config_name) is None
+    mine.write_bytes(shipped.read_bytes())
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=cpu", *extra], config_name=config_name) is None
+    if config_name != "compress_run":  # the space group as well, e.g. the default space chosen without being named
+        (tmp_path / "space" / "metaformer_t.yaml").write_text("name: metaformer_t\nstem_kernels: [3]\n")
+        problem = precheck_overrides(["--config-dir", str(tmp_path)], config_name=config_name)
+        assert problem is not None and problem.startswith("space=metaformer_t names two files")
