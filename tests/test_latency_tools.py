@@ -474,6 +474,35 @@ def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cp
     assert {p: p.read_text() for p in (CONF_DIR / "hw").glob("*.yaml")} == shipped  # nothing written or changed there
 
 
+def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space_t):
+    # `fit hw=cpu out=my_chip.yaml` kept the source's `name: cpu`: the new file, chosen as hw=my_chip, called itself cpu in
+    # the search log, the report and the host hint (where hw=cpu is the shipped file).
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+
+    def fit(hw: HardwareProfile, out: str) -> str:
+        fit_command(LatencyToolConfig(hw=hw, space=space_t, measurements=[str(tmp_path / "m.csv")], out=str(tmp_path / out)))
+        return (tmp_path / out).read_text()
+
+    def name_of(text: str) -> str:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text))).name
+
+    text = fit(cpu.without_calibration(), "my_chip.yaml")
+    assert name_of(text) == "my_chip" and re.findall(r"(?m)^name:.*$", text) == ["name: my_chip"]
+    assert name_of(fit(cpu.without_calibration(), "2026.yaml")) == "2026"  # quoted: not read back as a number
+    # The name line's comment stays; a source without a name line (HardwareProfile's default is '???') gets one.
+    from nas.latency.fit import calibrated_yaml
+
+    commented = text.replace("name: my_chip", "name: cpu   # the lab's board")
+    assert "\nname: my_chip   # the lab's board\n" in calibrated_yaml(commented, dataclasses.replace(cpu, name="my_chip"), note="n")
+    assert calibrated_yaml("mac_per_s: 1.0e12\n", cpu, note="n").startswith("name: cpu\nmac_per_s: 1.0e12\n")
+    assert calibrated_yaml("", cpu, note="n").startswith("name: cpu\n\n")
+
+
 def test_host_mismatch_warns_for_a_host_profile_fitted_on_another_cpu(cpu):
     from nas.latency.measure import host_mismatch
 
@@ -1169,7 +1198,7 @@ def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path,
     # 4 held-out archs and 2 of the fitted ones.
     write_measurements(tmp_path / "val.csv", _rows(archs[4:]))
     out = validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")], out=str(tmp_path / "v")))
-    assert "warning: 2 of 6 archs were used for fitting hw=cpu: these scores are not held-out" in out
+    assert "warning: 2 of 6 archs were used for fitting hw=c: these scores are not held-out" in out  # named after c.yaml
     assert "not held-out" in (tmp_path / "v" / "validation.md").read_text()
     write_measurements(tmp_path / "val.csv", _rows(archs[6:]))
     assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")],

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import operator
+import re
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
@@ -642,9 +643,10 @@ def _yaml_float(value: float, digits: int | None = 7) -> str:
 def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) -> str:
     """`source_text` (a conf/hw/*.yaml) with its calibration block replaced by `profile.calibration`.
 
-    Everything above the marker line (the datasheet numbers and their comments) is kept verbatim.
+    Everything above the marker line (the datasheet numbers and their comments) is kept verbatim, but for its top-level
+    `name:`, which says `profile.name` (added first where the source has none).
     """
-    head = source_text.split(CALIBRATION_MARKER)[0].rstrip() + "\n\n"
+    head = _named(source_text.split(CALIBRATION_MARKER)[0].rstrip(), profile.name) + "\n\n"
     lines = [CALIBRATION_MARKER, f"# {note}", "# per op kind, in microseconds: fixed per op, per unit of work (MAC or element op), per byte moved",
              *(["# <unit type>/<op kind>: added to the op kind's terms for ops in that type of unit; <unit type>/unit: per unit"]
                if any("/" in k for k in profile.calibration) else []),
@@ -667,6 +669,15 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
         # Tree thresholds and leaves exactly: 200 rounded leaves would add up to a visible error.
         lines += ["  - [" + ", ".join(_yaml_float(v, None) for v in row) + "]" for row in profile.residual]
     return head + "\n".join(lines) + "\n"
+
+
+def _named(head: str, name: str) -> str:
+    """`head` (the datasheet part of a hw file) with its top-level `name:` value set to `name` (its comment kept)."""
+    value = name if re.fullmatch(r"[A-Za-z_][\w.-]*", name) else json.dumps(name)  # plain when YAML reads it as a string
+    line = re.compile(r"^name:[ \t]*(?:\"[^\"\n]*\"|'[^'\n]*'|[^#\n]*?)(?P<comment>[ \t]+#[^\n]*)?[ \t]*$", re.MULTILINE)
+    if line.search(head):
+        return line.sub(lambda m: f"name: {value}{m.group('comment') or ''}", head, count=1)
+    return f"name: {value}\n{head}" if head else f"name: {value}"
 
 
 def _fitted_archs_yaml(arch_ids: Sequence[str]) -> list[str]:
@@ -705,7 +716,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
         # <your folder>/hw/<same name>.yaml would be ignored, and the search would run uncalibrated without a word.
         mine = f"my_{source.stem}"
         raise ConfigError(f"hw={source.stem} is a profile shipped inside the installed package ({source}); pass "
-                          f"out=<your config folder>/hw/{mine}.yaml, set name: {mine} in it, and use it as "
+                          f"out=<your config folder>/hw/{mine}.yaml (named {mine} after its file) and use it as "
                           f"--config-dir <your config folder> hw={mine} (a file named {source.stem}.yaml there would "
                           "be hidden by the shipped one)")
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
@@ -721,7 +732,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,
                          residual_trees=tool.residual_trees)
-    profile = dataclasses.replace(result.profile, calibrated_on=machine)
+    # The file's name is its `hw=` choice: `out=my_chip.yaml` is hw=my_chip, and a copy that kept the source's `name: cpu`
+    # called itself cpu in the search log, the report, pareto.json and the host hint (whose `hw=cpu` is another file).
+    profile = dataclasses.replace(result.profile, calibrated_on=machine, name=out.stem)
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
