@@ -365,6 +365,26 @@ def group_file(group: str, name: str, folders: Sequence[str | Path] | None = Non
     return next((path for path in found if path.is_file()), None)
 
 
+def name_warning(group: str) -> str | None:
+    """One line when, in a Hydra run, the file `<group>=<choice>` composed says another `name:` than its file's stem (a
+    copy of edge_npu.yaml as hw/my_chip.yaml that kept `name: edge_npu`, README 'Onboarding a chip' step 1): the run
+    then goes by the other name (the default search.study_name, the log, the report, pareto.json, the latency tools'
+    default outputs), as if it were `<group>=<that name>`. None otherwise, and outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or not (choice := HydraConfig.get().runtime.choices.get(group)):
+        return None
+    path = group_file(group, choice)
+    try:
+        raw = yaml.safe_load(path.read_text()) if path else None
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(raw, dict) or "name" not in raw or str(raw["name"]) == path.stem:
+        return None
+    return (f"{group}={choice}: its file {path} says name: {raw['name']}, so the study name, the log, the report and "
+            f"pareto.json call it {raw['name']}; set name: {path.stem} in it")
+
+
 def _read_group_file(path: Path, cls: type[T]) -> T:
     # Through the schema, as `<group>=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float.
     return structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(path)), cls)

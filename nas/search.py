@@ -35,8 +35,8 @@ from optuna.trial import TrialState
 from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
                             save_checkpoint, writer_tag)
-from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, precheck_overrides, register_configs, to_run_config,
-                        validate_run_config)
+from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
+                        precheck_overrides, register_configs, to_run_config, validate_run_config)
 from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
@@ -644,6 +644,9 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
             log.warning("%s", mismatch)
         if (gaps := datasheet_warning(run.hw)) is not None:  # a new chip's file that relies on the generic NPU's numbers
             log.warning("%s", gaps)
+        for group in ("hw", "space"):  # a copied file that kept the original's name: the run goes by that name
+            if (named := name_warning(group)) is not None:
+                log.warning("%s", named)
         if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config shared with a bigger machine
             log.warning("%s", too_many)
         if left_out is not None:

@@ -126,3 +126,44 @@ def test_a_users_file_named_like_a_shipped_one_is_refused_naming_both(tmp_path, 
         (tmp_path / "space" / "metaformer_t.yaml").write_text("name: metaformer_t\nstem_kernels: [3]\n")
         problem = precheck_overrides(["--config-dir", str(tmp_path)], config_name=config_name)
         assert problem is not None and problem.startswith("space=metaformer_t names two files")
+
+
+def test_a_copied_chip_file_that_kept_the_originals_name_is_warned_about(tmp_path):
+    # README 'Onboarding a chip' step 1 copies edge_npu.yaml to hw/<chip>.yaml: with its `name: edge_npu` kept, a search
+    # with hw=<chip> went by edge_npu (default study name metaformer_t-edge_npu-fashion_mnist, report, pareto.json).
+    import subprocess
+    import sys
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import CONF_DIR, name_warning, register_configs
+
+    mine = tmp_path / "mine" / "hw" / "my_chip.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text((CONF_DIR / "hw" / "edge_npu.yaml").read_text())
+    register_configs()
+    assert name_warning("hw") is None  # outside a Hydra run
+
+    def warnings(text: str) -> tuple[str | None, str | None]:
+        mine.write_text(text)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("search", overrides=[f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "hw=my_chip"],
+                          return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        try:
+            return name_warning("hw"), name_warning("space")
+        finally:
+            HydraConfig.instance().cfg = None
+
+    copied = (CONF_DIR / "hw" / "edge_npu.yaml").read_text()
+    assert warnings(copied) == (f"hw=my_chip: its file {mine} says name: edge_npu, so the study name, the log, the report "
+                                "and pareto.json call it edge_npu; set name: my_chip in it", None)
+    assert warnings(copied.replace("name: edge_npu", "name: my_chip")) == (None, None)
+    # The latency tools say it too, before their work.
+    mine.write_text(copied)
+    done = subprocess.run([sys.executable, "-m", "nas.latency.validate", "--config-dir", "mine", "hw=my_chip"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(CONF_DIR.parent), "PATH": "/usr/bin:/bin",
+                                                                            "HOME": str(tmp_path)})
+    assert f"hw=my_chip: its file {mine} says name: edge_npu" in done.stdout + done.stderr
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: measurements=[file.csv,...] is required")

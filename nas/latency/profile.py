@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from nas.arch import MIXERS, ArchConfig
 from nas.checkpoint import export_onnx
-from nas.config import CONF_DIR, SpaceConfig, check_seed, precheck_overrides, structured
+from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
@@ -286,6 +286,9 @@ def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
     def main(cfg: DictConfig) -> None:
+        for group in ("hw", "space"):  # a copied file that kept the original's name: outputs and labels go by that name
+            if (named := name_warning(group)) is not None:
+                log.warning("%s", named)
         try:
             print(command(to_tool_config(cfg)))
         except NasError as e:
