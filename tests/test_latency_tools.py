@@ -503,6 +503,22 @@ def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space
     assert calibrated_yaml("", cpu, note="n").startswith("name: cpu\n\n")
 
 
+def test_fit_cli_records_the_inputs_it_was_measured_at(tmp_path, cpu, compose_cfg):
+    # A profile fitted on 28x28 grey archs predicts a 64x64 colour search by extrapolation: the file says what it saw.
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    space_s = OmegaConf.to_object(compose_cfg("space=metaformer_s").space)
+    archs = (sample_archs(space_s, 4, seed=8, in_chans=3, img_size=64, num_classes=10)
+             + sample_archs(space_s, 8, seed=9, in_chans=1, img_size=32, num_classes=10))
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    done = fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_s, measurements=[str(tmp_path / "m.csv")],
+                                         out=str(tmp_path / "c.yaml")))
+    assert f"on 12 measurements ({tmp_path / 'm.csv'}; inputs 1x32x32: 8, 3x64x64: 4);" in done
+    assert "; inputs 1x32x32: 8, 3x64x64: 4);" in (tmp_path / "c.yaml").read_text()
+
+
 def test_host_mismatch_warns_for_a_host_profile_fitted_on_another_cpu(cpu):
     from nas.latency.measure import host_mismatch
 

@@ -30,6 +30,7 @@ import logging
 import operator
 import re
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -735,7 +736,11 @@ def fit_command(tool: LatencyToolConfig) -> str:
     # The file's name is its `hw=` choice: `out=my_chip.yaml` is hw=my_chip, and a copy that kept the source's `name: cpu`
     # called itself cpu in the search log, the report, pareto.json and the host hint (whose `hw=cpu` is another file).
     profile = dataclasses.replace(result.profile, calibrated_on=machine, name=out.stem)
-    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)})"
+    # The inputs measured, as in each row's arch_json: a profile fitted at 28x28 grey describes a 64x64 colour search
+    # only by extrapolation, so the file says which it has seen (a mix is fine: the predictor costs each arch's own shape).
+    inputs = Counter(f"{m.arch.in_chans}x{m.arch.img_size}x{m.arch.img_size}" for m in rows)
+    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}; inputs "
+            + ", ".join(f"{shape}: {n}" for shape, n in sorted(inputs.items())) + ")"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
     out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
