@@ -784,6 +784,26 @@ def test_profile_builds_the_archs_for_the_input_the_search_feeds_their_space(tmp
         assert {(a.in_chans, a.img_size) for a in (ArchConfig.from_json(r["arch_json"]) for r in csv.DictReader(f))} == {(3, 40)}
 
 
+def test_export_only_keeps_a_filled_template_and_another_samples_files(tmp_path):
+    # README step 5 measures another set; step 2's command with seed=1 and the same out= overwrote the filled-in
+    # measurements.csv (hours with the vendor's profiler) with an empty template.
+    out = f"out={tmp_path}/m"
+    template = run_profile(_latency_cfg("hw=cpu", "n=2", "export_only=true", out))
+    assert run_profile(_latency_cfg("hw=cpu", "n=2", "export_only=true", out)) == template  # the same set again: fine
+    filled = template.read_text().replace(",,,,0,", ",0.5,,,0,")
+    template.write_text(filled)
+    with pytest.raises(ConfigError, match=rf"^out=.*/m: {re.escape(str(template))} holds 2 filled-in median_ms; pass another out="):
+        run_profile(_latency_cfg("hw=cpu", "n=2", "seed=1", "export_only=true", out))
+    assert template.read_text() == filled
+    template.write_text("not;a\ntemplate\n")
+    with pytest.raises(ConfigError, match="is not a template of this command"):
+        run_profile(_latency_cfg("hw=cpu", "n=2", "export_only=true", out))
+    template.unlink()
+    with pytest.raises(ConfigError, match=r"holds 2 ONNX file\(s\) of another sample"):
+        run_profile(_latency_cfg("hw=cpu", "n=2", "seed=1", "export_only=true", out))
+    assert len(list((tmp_path / "m").glob("*.onnx"))) == 2
+
+
 def test_the_default_space_of_the_latency_tools_is_the_searchs():
     # DEFAULT_INPUT is Fashion-MNIST's because that is what `python -m nas.search` pairs DEFAULT_SPACE with.
     import yaml

@@ -255,8 +255,9 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
                + ("_cover" if tool.select == "cover" else ""))
     if tool.export_only:
         folder = make_folder(tool.out or f"{default}_onnx", setting=f"out={tool.out!r}")
-        paths = export_archs(archs, folder, precision=tool.hw.precision)
         template = folder / "measurements.csv"
+        _check_export_folder(folder, archs, setting=f"out={tool.out or folder}")
+        paths = export_archs(archs, folder, precision=tool.hw.precision)
         rows = [Measurement(arch=a, runtime=TEMPLATE_PLACEHOLDERS["runtime"], precision=tool.hw.precision, threads=0,
                             median_ms=float("nan"), p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0,
                             machine=TEMPLATE_PLACEHOLDERS["machine"]) for a in archs]
@@ -275,6 +276,31 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
              tool.hw.runtime, tool.hw.precision, float(np.median([r.median_ms for r in rows])), min(r.median_ms for r in rows),
              max(r.median_ms for r in rows), out)
     return out
+
+
+def _check_export_folder(folder: Path, archs: Sequence[ArchConfig], *, setting: str) -> None:
+    """Refuse an `export_only` folder that holds another set's work: a measurements.csv with times filled in (hours with
+    the vendor's profiler, which the new template would overwrite; README step 5 measures 'another set' and step 2's
+    command with another seed= wrote it into the same folder) or ONNX files of archs not in this sample (they would be
+    measured along, without a row to fill)."""
+    from nas.errors import DataError
+    from nas.latency.measure import _csv_rows
+
+    template = folder / "measurements.csv"
+    if template.exists():
+        try:
+            filled = sum(1 for _, row in _csv_rows(template, ("median_ms",), "measurements") if (row["median_ms"] or "").strip())
+        except (DataError, OSError):
+            filled = -1  # not a template this command wrote: someone's file all the same
+        if filled:
+            what = f"holds {filled} filled-in median_ms" if filled > 0 else "is not a template of this command"
+            raise ConfigError(f"{setting}: {template} {what}; pass another out= folder for this set (or move that file), "
+                              "so the measurements are not overwritten")
+    wanted = {f"{a.arch_id}.onnx" for a in archs}
+    others = sorted(p.name for p in folder.glob("*.onnx") if p.name not in wanted)
+    if others:
+        raise ConfigError(f"{setting}: {folder} holds {len(others)} ONNX file(s) of another sample ({others[0]}, ...), "
+                          "which would be measured without a row in the template; pass an empty or new out= folder")
 
 
 def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
