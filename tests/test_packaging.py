@@ -84,7 +84,7 @@ def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -
     assert shipped.returncode == 2 and shipped.stderr.strip() == (
         f"error: hw=edge_npu is a profile shipped inside the installed package ({site / 'nas' / 'conf' / 'hw' / 'edge_npu.yaml'}); "
         "pass out=<your config folder>/hw/my_edge_npu.yaml (named my_edge_npu after its file) and use it as "
-        "--config-dir <your config folder> hw=my_edge_npu (a file named edge_npu.yaml there would be hidden by the "
+        "--config-dir <your config folder> hw=my_edge_npu (a file named edge_npu.yaml there would clash with the "
         "shipped one)")
     # Following that hint calibrates the search: the copy is not hidden behind the shipped edge_npu.yaml.
     followed = run("-m", "nas.latency.fit", "hw=edge_npu", "measurements=[m.csv]", "out=mine/hw/my_edge_npu.yaml")
