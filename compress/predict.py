@@ -7,8 +7,8 @@ A checkpoint folder runs its int8 OpenVINO IR (`model_int8.xml`) when it has one
 named: `.xml` in OpenVINO, `.onnx` in onnxruntime, `.pt` in torch. The input size, channels and class names come
 from the folder's metrics.json. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
-their softmax probabilities; when every image lies in a folder named after a class (new photos sorted as for
-training), also the top-1 accuracy on them.
+their softmax probabilities; when every image lies in a folder named after a class, or in a subfolder of one (new
+photos sorted as for training), also the top-1 accuracy on them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class Prediction:
     path: Path
     classes: tuple[str, ...]
     probabilities: tuple[float, ...]
+    # The folder named on the command line that the image was found in (None: the image was named itself): a class
+    # folder may sit anywhere between the two, as in training (root/cat/2024-06/img.jpg is a cat).
+    folder: Path | None = None
 
 
 def model_file(path: str | Path) -> Path:
@@ -93,7 +96,12 @@ def _contract(folder: Path) -> Contract:
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
     """The image files named, and those in the folders named (recursively, sorted); hidden files are skipped."""
-    files: list[Path] = []
+    return [file for file, _ in _image_files_found_in(paths)]
+
+
+def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
+    """`image_files`, each with the folder of `paths` it was found in (None for an image named itself)."""
+    files: list[tuple[Path, Path | None]] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -101,9 +109,9 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
             if not found:
                 raise DataError(f"{p} holds no image files ({' '.join(sorted(IMAGE_SUFFIXES))}), in it or its "
                                 "subfolders; hidden files are skipped")
-            files += found
+            files += [(f, p) for f in found]
         elif p.is_file():
-            files.append(p)
+            files.append((p, None))
         else:
             raise DataError(f"image {p} not found")
     return files
@@ -119,7 +127,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     classes = contract.classes
     if not 1 <= top <= len(classes):
         raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
-    files = image_files(images)
+    found = _image_files_found_in(images)
+    files = [file for file, _ in found]
     # made as the training images were made from their files
     x = read_images(files, size=contract.img_size, mode="L" if contract.channels == 1 else "RGB",
                     background=contract.background)
@@ -129,8 +138,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but metrics.json names {len(classes)} classes")
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row))
-            for f, row, p in zip(files, order, probs)]
+    return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
+            for (f, folder), row, p in zip(found, order, probs)]
 
 
 def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
@@ -184,10 +193,22 @@ def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
 
 def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str] | None:
     """The class each image's folder names, when every image lies in a folder named after one of `classes` (new photos
-    sorted into class folders, as for training), else None. A "/" in a class name, which no folder name can hold, is
-    written "_" (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
+    sorted into class folders, as for training), else None. The class folder is the nearest one above the image, up to
+    the folder it was found in (`Prediction.folder`): as in training, a class folder's subfolders hold its images too
+    (new/cat/2024-06/img.jpg is a cat). A "/" in a class name, which no folder name can hold, is written "_"
+    (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
     by_folder = {name.replace("/", "_"): name for name in classes} | {name: name for name in classes}
-    labels = [by_folder.get(p.path.parent.name) for p in predictions]
+
+    def label(p: Prediction) -> str | None:
+        # up to the folder given, no further: a folder above it named like a class (/home/me/cat/unsorted/) says nothing
+        for folder in (p.path.parent, *p.path.parent.parents):
+            if folder.name in by_folder:
+                return by_folder[folder.name]
+            if p.folder is None or folder == p.folder or p.folder not in folder.parents:
+                return None
+        return None
+
+    labels = [label(p) for p in predictions]
     return labels if predictions and None not in labels else None  # type: ignore[return-value]
 
 
@@ -256,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"top-1 accuracy on the {total} images whose folder names their class: {100 * right / total:.2f}% "
                   f"({right} of {total}; 95% interval {100 * low:.1f}-{100 * high:.1f}%)")
             if contract.metric == "balanced_accuracy":  # what the run was searched and scored for
-                folders = len({p.path.parent.name for p in predictions})
+                folders = len(set(folder_labels(predictions, contract.classes) or []))
                 low, high = folder_interval(predictions, contract.classes, balanced=True)
                 print(f"balanced accuracy (the mean over the {folders} class folders): "
                       f"{100 * folder_balanced_accuracy(predictions, contract.classes):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")

@@ -161,6 +161,29 @@ def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, ph
         f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)")
 
 
+def test_class_folders_with_subfolders_are_labelled_as_for_training(checkpoint, photos, tmp_path, capsys):
+    folder, _ = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    answer = {f.name: predict(folder, [f])[0].classes[0] for f in files}
+    # new photos sorted as a training folder may be: class folders holding a subfolder per day
+    for name in CLASSES:
+        (tmp_path / "new" / name / "2024-06").mkdir(parents=True)
+        for f in files:
+            (tmp_path / "new" / name / "2024-06" / f.name).write_bytes(f.read_bytes())
+    right = sum(answer[f.name] == name for name in CLASSES for f in files)  # 3: one class folder is right per image
+    assert main([str(folder), str(tmp_path / "new")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        f"top-1 accuracy on the 9 images whose folder names their class: {100 * right / 9:.2f}% ({right} of 9;")
+    # one class folder given: its subfolders' images are that class
+    from compress.predict import folder_labels
+
+    assert folder_labels(predict(folder, [tmp_path / "new" / "red"]), CLASSES) == ["red"] * 3
+    # a folder named like a class above the folder given labels nothing: /home/me/red/unsorted/ is not sorted
+    (tmp_path / "red" / "unsorted").mkdir(parents=True)
+    (tmp_path / "red" / "unsorted" / "a.png").write_bytes(files[0].read_bytes())
+    assert folder_labels(predict(folder, [tmp_path / "red" / "unsorted"]), CLASSES) is None
+
+
 def test_a_class_name_with_a_slash_is_found_in_a_folder_named_with_an_underscore(tmp_path):
     from compress.predict import Prediction, folder_accuracy, folder_labels
 
