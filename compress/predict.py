@@ -197,13 +197,18 @@ def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> 
     the folder it was found in (`Prediction.folder`): as in training, a class folder's subfolders hold its images too
     (new/cat/2024-06/img.jpg is a cat). A "/" in a class name, which no folder name can hold, is written "_"
     (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
-    by_folder = {name.replace("/", "_"): name for name in classes} | {name: name for name in classes}
+    import unicodedata
+
+    # Names compared in one Unicode form: macOS writes accents decomposed (e + U+0301), Linux tools composed, so photos
+    # sorted on a Mac into "carré" did not match the class "carré" a Linux run was trained on, and printed no accuracy.
+    nfc = lambda name: unicodedata.normalize("NFC", name)  # noqa: E731
+    by_folder = {nfc(name.replace("/", "_")): name for name in classes} | {nfc(name): name for name in classes}
 
     def label(p: Prediction) -> str | None:
         # up to the folder given, no further: a folder above it named like a class (/home/me/cat/unsorted/) says nothing
         for folder in (p.path.parent, *p.path.parent.parents):
-            if folder.name in by_folder:
-                return by_folder[folder.name]
+            if nfc(folder.name) in by_folder:
+                return by_folder[nfc(folder.name)]
             if p.folder is None or folder == p.folder or p.folder not in folder.parents:
                 return None
         return None

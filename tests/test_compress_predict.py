@@ -195,6 +195,21 @@ def test_a_class_name_with_a_slash_is_found_in_a_folder_named_with_an_underscore
     assert folder_labels([Prediction(tmp_path / "Shirt" / "a.png", ("Trouser",), (1.0,))], classes) is None
 
 
+def test_a_class_folder_named_in_another_unicode_form_is_its_class(tmp_path):
+    import unicodedata
+
+    from compress.predict import Prediction, folder_accuracy, folder_labels
+
+    classes = ["carr\u00e9", "rond"]  # composed, as Linux tools write it (the run's class names)
+    mac = unicodedata.normalize("NFD", classes[0])  # "carre\u0301": the same name as a Mac writes it
+    predictions = [Prediction(tmp_path / mac / "a.png", (classes[0],), (1.0,)),
+                   Prediction(tmp_path / "rond" / "b.png", (classes[0],), (1.0,))]
+    assert folder_labels(predictions, classes) == classes
+    assert folder_accuracy(predictions, classes) == (1, 2)
+    # and the other way round: a run trained on a Mac's names, new photos sorted on Linux
+    assert folder_labels([Prediction(tmp_path / classes[0] / "a.png", (mac,), (1.0,))], [mac, "rond"]) == [mac]
+
+
 @pytest.mark.parametrize("name", ["model.pt", "model.onnx", "model.xml"])
 def test_a_model_file_that_takes_other_images_than_metrics_json_says_is_one_line(checkpoint, photos, name):
     folder, _ = checkpoint
