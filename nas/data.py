@@ -605,11 +605,15 @@ IMBALANCE_WARN_RATIO = 10.0
 
 
 def data_identity(data: Dataset) -> dict[str, object]:
-    """What a resumed study must find again in its data: the class names, the input shape and the images per split.
-    Another folder (or images added to one) changes it, so trials scored on other val images would not be mixed;
-    moving the folder, or caching it, does not."""
+    """What a resumed study must find again in its data: the class names, the input shape, the images per split and a
+    digest of each split's images (`split_digest`). Another folder (or images added to one, or replaced) changes it, so
+    trials scored on other val images would not be mixed; moving the folder, or caching it, does not."""
+    splits = (("train", data.train), ("val", data.val), ("test", data.test))
+    # The digests, not only the counts: two folders of the same classes and counts (a second camera's 100 photos per
+    # class, say) were taken for one, and a study resumed on the other mixed val accuracies of different images.
     return {"classes": list(data.classes), "input": [data.in_chans, data.img_size, data.img_size],
-            "images": {name: len(split) for name, split in (("train", data.train), ("val", data.val), ("test", data.test))}}
+            "images": {name: len(split) for name, split in splits},
+            "digests": {name: split_digest(split) for name, split in splits}}
 
 
 # The data.* settings that decide which images of a folder become the test images (besides the folder itself).

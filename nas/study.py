@@ -320,6 +320,12 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         return
     if stored == identity:
         return
+    if "digests" not in stored and stored == {k: v for k, v in identity.items() if k != "digests"}:
+        # a study from before the digests were kept: the same classes, shape and counts, so it takes these images' digests
+        if record:
+            study.set_user_attr(_DATA_ATTR, identity)
+        return
+
     def shape(i: dict[str, Any]) -> str:
         return "x".join(map(str, i.get("input") or []))
 
@@ -335,6 +341,9 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
     diffs = [f"{what}: {fmt(then)} then, {fmt(now)} now"
              for what, fmt in (("classes", classes), ("input", shape), ("train/val/test images", images))
              if fmt(then) != fmt(now)]
+    if not diffs:  # the same classes, shape and counts: another folder of the same make-up, or files replaced
+        other = [k for k in ("train", "val", "test") if (then.get("digests") or {}).get(k) != (now.get("digests") or {}).get(k)]
+        diffs = [f"the same classes and image counts, but other {', '.join(other)} images (their digests differ)"]
     raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}), and its trials' "
                       "val accuracies were scored on them; resume with the data it was made with (data.root may move), "
                       "or pass a new search.study_name=...")

@@ -647,3 +647,25 @@ def test_a_16bit_grey_cut_out_is_composited_onto_the_background_too(tmp_path):
     expected = np.rint(grey16 / 257).astype(np.uint8)
     np.testing.assert_array_equal(dropped, expected)  # transparency dropped: the stored grey
     assert on_white[0, 0] == 255 and (on_white.flatten()[1:] == expected.flatten()[1:]).all()
+
+
+def test_data_identity_tells_two_folders_of_the_same_classes_and_counts_apart(tmp_path):
+    from nas.data import data_identity
+
+    rng = np.random.default_rng(0)
+    for folder in ("cam1", "cam2"):  # a second camera's photos: the same classes, as many per class
+        for name in ("cat", "dog"):
+            (tmp_path / folder / name).mkdir(parents=True)
+            for i in range(10):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / folder / name / f"{i}.png")
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "cam1").rename(tmp_path / "moved" / "cam1")
+
+    def identity(root):
+        return data_identity(load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=8)))
+
+    cam1, cam2 = identity(tmp_path / "moved" / "cam1"), identity(tmp_path / "cam2")
+    assert {k: v for k, v in cam1.items() if k != "digests"} == {k: v for k, v in cam2.items() if k != "digests"}
+    assert cam1 != cam2 and all(cam1["digests"][k] != cam2["digests"][k] for k in ("train", "val", "test"))
+    (tmp_path / "cam1").symlink_to(tmp_path / "moved" / "cam1")  # the same folder elsewhere: the same identity
+    assert identity(tmp_path / "cam1") == cam1

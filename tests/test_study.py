@@ -412,3 +412,26 @@ def test_a_study_remembers_its_data_and_refuses_other_images():
         check_data(study, grown)  # images added to the folder: the val accuracies of earlier trials were on others
     with pytest.raises(ConfigError, match=r"other images \(classes: a, b then, a, c now; input: 1x28x28 then, 3x32x32 now\)"):
         check_data(study, {**made, "classes": ["a", "c"], "input": [3, 32, 32]}, record=False)
+
+
+def test_a_study_refuses_other_images_of_the_same_classes_and_counts():
+    from nas.study import check_data
+
+    made = {"classes": ["a", "b"], "input": [1, 28, 28], "images": {"train": 90, "val": 10, "test": 20},
+            "digests": {"train": "t1", "val": "v1", "test": "s1"}}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    check_data(study, made)
+    check_data(study, dict(made))  # the same images (moved, or cached)
+    other = {**made, "digests": {"train": "t2", "val": "v2", "test": "s1"}}  # another folder of the same make-up
+    with pytest.raises(ConfigError, match=r"other images \(the same classes and image counts, but other train, val images "
+                                          r"\(their digests differ\)\)"):
+        check_data(study, other)
+    # a study recorded before the digests: the same classes, shape and counts take this run's digests as its own
+    old = optuna.create_study(directions=["maximize", "minimize"])
+    old.set_user_attr("data", {k: v for k, v in made.items() if k != "digests"})
+    check_data(old, made, record=False)  # a report rebuilt from it: nothing recorded
+    assert "digests" not in old.user_attrs["data"]
+    check_data(old, made)
+    assert old.user_attrs["data"] == made
+    with pytest.raises(ConfigError, match="other train, val images"):
+        check_data(old, other)
