@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
-from nas.config import RunConfig
+from nas.config import DataConfig, RunConfig, group_file
 from nas.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -360,9 +360,17 @@ def load_existing_study(run: RunConfig, storage: optuna.storages.BaseStorage, ur
     return optuna.load_study(study_name=run.search.study_name, storage=storage)
 
 
+def _root_given(data: DataConfig) -> bool:
+    """Whether `data.root` was set on the command line: it is not the root of the file its data group was read from
+    (`python -m nas.report ... data.root=/here` without `data=`, whose group is then the default fashion_mnist)."""
+    path = group_file("data", data.name)
+    return path is not None and OmegaConf.load(path).get("root") != data.root
+
+
 def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
-    """`run` with the hw/space/data/train the study was created with (the data root stays this machine's
-    when the dataset is the same one), so a report can be rebuilt from the storage without repeating them."""
+    """`run` with the hw/space/data/train the study was created with (the data root stays this machine's when the
+    dataset is the same one, or when data.root was given), so a report can be rebuilt from the storage without
+    repeating them."""
     stored = study.user_attrs.get(_SETTINGS_ATTR)
     if stored is None:  # a study from before settings were stored: the fingerprint check must pass instead
         config = study.user_attrs.get("config")
@@ -370,7 +378,10 @@ def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
             raise ConfigError(f"study {study.study_name!r} was created with other settings; pass the same hw/space/data/train")
         return run
     stored = _as_of_now(stored)
-    if stored["data"].get("name") == run.data.name:
+    # data.root alone (README: "if the dataset lives elsewhere on this machine, pass data.root=...") is this machine's
+    # root of the study's dataset: it was dropped for a study of another data group than the default, and the error
+    # then named the root of the machine the study was made on
+    if stored["data"].get("name") == run.data.name or _root_given(run.data):
         stored["data"]["root"] = run.data.root
     merged = OmegaConf.merge(OmegaConf.structured(run), stored)
     result = OmegaConf.to_object(merged)

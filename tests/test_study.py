@@ -435,3 +435,16 @@ def test_a_study_refuses_other_images_of_the_same_classes_and_counts():
     assert old.user_attrs["data"] == made
     with pytest.raises(ConfigError, match="other train, val images"):
         check_data(old, other)
+
+
+def test_a_report_from_a_study_takes_the_data_root_given_alone(tmp_path, compose_cfg):
+    # README: "If the dataset lives elsewhere on this machine, pass data.root=..." (no data= group: it is the study's)
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}"]
+    made = to_run_config(compose_cfg(*storage, "data=imagefolder", "data.root=/there/images", "data.img_size=45"))
+    study = open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+    here = with_study_settings(to_run_config(compose_cfg(*storage, "data.root=/here/images")), study)
+    assert (here.data.name, here.data.root, here.data.img_size) == ("imagefolder", "/here/images", 45)
+    # nothing given: the study's own root; the data group named with a root: that root, as before
+    assert with_study_settings(to_run_config(compose_cfg(*storage)), study).data.root == "/there/images"
+    named = to_run_config(compose_cfg(*storage, "data=imagefolder", "data.root=/elsewhere"))
+    assert with_study_settings(named, study).data.root == "/elsewhere"
