@@ -17,6 +17,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nas.data import IMAGE_SUFFIXES, Split, image_files_in, read_images
+from nas.data import IMAGE_SUFFIXES, Split, image_files_in, read_images, unread_images_warning
 from nas.stats import accuracy_interval
 from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,11 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = image_files_in(p)
+            other: list[Path] = []
+            found = image_files_in(p, other_images=other)
+            # as training warns: an iPhone's .heic photos in a folder of .jpgs were left out of the predictions unseen
+            if (unread := unread_images_warning(p, other, to="classify them")) is not None:
+                log.warning("%s", unread)
             if not found:
                 raise DataError(f"{p} holds no image files ({' '.join(sorted(IMAGE_SUFFIXES))}), in it or its "
                                 "subfolders; hidden files are skipped")

@@ -192,6 +192,20 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> l
     return sorted(found)
 
 
+def unread_images_warning(where: Path, other: Sequence[Path], *, to: str = "train on them") -> str | None:
+    """One line counting the files of `other` (image formats that are not read, `OTHER_IMAGE_SUFFIXES`, as
+    `image_files_in` collects them) found under `where` by suffix, naming one, and what to convert them to in order to
+    `to`; None when there are none. Training and `compress.predict` warn with it, so a photo is left out in neither
+    without a word."""
+    if not other:
+        return None
+    from collections import Counter
+
+    kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(Counter(p.suffix.lower() for p in other).items()))
+    return (f"{where}: {len(other)} image file(s) of formats that are not read are left out ({kinds}; e.g. "
+            f"{min(other)}); convert them to one of {' '.join(sorted(IMAGE_SUFFIXES))} to {to}")
+
+
 def _skipped_folder(name: str) -> bool:
     """Hidden folders, and the __MACOSX/ folder unzipping a Mac's zip leaves beside the images (its ._ files are
     metadata): neither is a class nor holds training images."""
@@ -342,12 +356,8 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
                             "in it or its subfolders")
         files += found
         ys += [label] * len(found)
-    if other:
-        from collections import Counter
-
-        kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(Counter(p.suffix.lower() for p in other).items()))
-        log.warning("%s: %d image file(s) of formats that are not read are left out (%s; e.g. %s); convert them to one "
-                    "of %s to train on them", root, len(other), kinds, min(other), " ".join(sorted(IMAGE_SUFFIXES)))
+    if (unread := unread_images_warning(root, other)) is not None:
+        log.warning("%s", unread)
     y = torch.tensor(ys, dtype=torch.int64)
     how = {"size": size, "mode": mode, "draft": draft, "background": background}
     cached = _cache_file(cache, root, files, **how) if cache is not None else None

@@ -242,3 +242,20 @@ def test_a_folder_without_images_names_the_image_suffixes_read(checkpoint, tmp_p
     (tmp_path / "docs" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match=r"docs holds no image files \(.*\.jpg .*\.png .*\), in it or its subfolders"):
         predict(folder, [tmp_path / "docs"])
+
+
+def test_photos_of_formats_that_are_not_read_are_named_in_a_warning_as_in_training(checkpoint, photos, caplog):
+    import logging
+
+    import nas.data
+
+    folder, _ = checkpoint
+    (photos / "sub" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # an iPhone photo beside the .pngs
+    (photos / "IMG_0002.avif").write_bytes(b"\x00\x00\x00\x1cftypavif")
+    (photos / "notes.txt").write_text("not an image: no warning")
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predictions = predict(folder, [photos])
+    assert len(predictions) == 3  # the .pngs only
+    assert [r.getMessage() for r in caplog.records if r.name == "compress.predict"] == [
+        f"{photos}: 2 image file(s) of formats that are not read are left out (1 .avif, 1 .heic; e.g. "
+        f"{photos / 'IMG_0002.avif'}); convert them to one of {' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to classify them"]
