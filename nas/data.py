@@ -483,11 +483,30 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                         raise DataError(f"{split_root} has classes {spell(found)} but train has {spell(classes)}: the "
                                         "same names with accents written in another Unicode form (as macOS and Linux "
                                         f"write them); rename the class folders of {split_root} or of train to one form (convmv --nfc)")
-                    raise DataError(f"{split_root} has classes {list(found)} but train has {list(classes)}")
+                    raise DataError(_class_mismatch(split_root, train_root, found, classes, cfg))
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
                                      cache=cache)
                 val, test = (split, test) if split_name == "val" else (val, split)
     return train, val, test, classes
+
+
+def _class_mismatch(split_root: Path, train_root: Path, found: Sequence[str], classes: Sequence[str],
+                    cfg: DataConfig) -> str:
+    """One line for a val/ or test/ folder whose class folders differ from train/'s: which ones it lacks or has over,
+    and the fixes the layout supports. Listing both whole sets ("val has classes [...] but train has [...]") left the
+    user to find the difference, and said nothing of what to do."""
+    missing = [c for c in classes if c not in found]
+    extra = [c for c in found if c not in classes]
+    what = "; ".join(
+        ([f"it lacks the class folder(s) {', '.join(map(repr, missing))} that {train_root} has"] if missing else [])
+        + ([f"it has {', '.join(map(repr, extra))}, which {train_root} lacks"] if extra else []))
+    fixes = ([f"add {', '.join(str(split_root / c) for c in missing)} with images"] if missing else []) + (
+        [f"add {', '.join(str(train_root / c) for c in extra)} with images or remove "
+         f"{', '.join(str(split_root / c) for c in extra)}"] if extra else [])
+    # Without the folder, the split is held out of train/ (load_dataset), stratified by class, so every class has one.
+    size = f"data.{split_root.name}_size={getattr(cfg, f'{split_root.name}_size'):g}"
+    return (f"{split_root}: {what}; every split needs train's class folders: {' and '.join(fixes)}, or remove "
+            f"{split_root} to hold {split_root.name} images out of train ({size})")
 
 
 def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:

@@ -669,3 +669,28 @@ def test_data_identity_tells_two_folders_of_the_same_classes_and_counts_apart(tm
     assert cam1 != cam2 and all(cam1["digests"][k] != cam2["digests"][k] for k in ("train", "val", "test"))
     (tmp_path / "cam1").symlink_to(tmp_path / "moved" / "cam1")  # the same folder elsewhere: the same identity
     assert identity(tmp_path / "cam1") == cam1
+
+
+def test_a_val_folder_without_a_class_of_train_names_it_and_the_fixes_the_layout_supports(tmp_path):
+    import shutil
+
+    for split, names in (("train", "abc"), ("val", "ab"), ("test", "abcd")):  # val lacks c; test has d over
+        for c in names:
+            for i in range(3):
+                _png(tmp_path / split / c / f"{i}.png", 8, 50)
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, val_size=0.2)
+    with pytest.raises(DataError) as err:
+        load_dataset(cfg)
+    train, val, test = (tmp_path / s for s in ("train", "val", "test"))
+    assert str(err.value) == (
+        f"{val}: it lacks the class folder(s) 'c' that {train} has; every split needs train's class folders: add "
+        f"{val / 'c'} with images, or remove {val} to hold val images out of train (data.val_size=0.2)")
+    shutil.rmtree(val)  # the fix the message names: val is then held out of train
+    with pytest.raises(DataError) as err:
+        load_dataset(cfg)
+    assert str(err.value) == (
+        f"{test}: it has 'd', which {train} lacks; every split needs train's class folders: add {train / 'd'} with "
+        f"images or remove {test / 'd'}, or remove {test} to hold test images out of train (data.test_size=0.2)")
+    shutil.rmtree(test / "d")
+    ds = load_dataset(cfg)
+    assert ds.classes == ("a", "b", "c") and len(ds.val) == 2 and len(ds.test) == 9
