@@ -462,9 +462,13 @@ _CI_NOTE = ("Test accuracies in [brackets]: the 95% interval that the number of 
             "accurate; below 0.05 the difference is real for this data.")
 
 
-def _measured_note(members: Sequence[_Member]) -> str:
+def _measured_note(members: Sequence[_Member], header: dict[str, Any] | None = None) -> str:
     """How and where 'measured on host' was timed (metrics.json's measured_latency_how / _on): a time means little
-    without its runtime, threads and CPU. '' when no member was measured."""
+    without its runtime, threads and CPU. When members were not timed, why (pareto.json's measured_latency_missing,
+    absent from runs before 2026-12-05: no note then): an all-'–' column read as a failure. '' when neither."""
+    why = (header or {}).get("measured_latency_missing")
+    if why and any(m.measured_ms is None for m in members):
+        return f"'measured on host' is empty: {why}."
     seen: list[str] = []
     for m in members:
         if m.measured_ms is None or not isinstance(m.metrics, dict):
@@ -1067,7 +1071,7 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note(_no_members_note(run)), _html_note(_left_out_note(run)),
-        _html_note(_best_member_note(members)), _html_note(_measured_note(members)), _html_note(_ci_note(members)),
+        _html_note(_best_member_note(members)), _html_note(_measured_note(members, run.header)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")), _html_note(_predicted_precision_note(members)),
         "</section>",
@@ -1120,7 +1124,7 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members), _measured_note(run.members),
+    lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members), _measured_note(run.members, run.header),
                                         _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))

@@ -399,6 +399,20 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     return metrics, predicted
 
 
+def not_measured_reason(hw: HardwareProfile, *, export_onnx: bool,
+                        others: Sequence[HardwareProfile] = ()) -> str | None:
+    """Why `materialize_member` times no member on this host for `hw`, in words (pareto.json's
+    measured_latency_missing), naming the profiles of `others` that are timed here; None when members are timed.
+    Without it the report's 'measured on host' column was all '–' on a chip such as edge_npu, with no word why."""
+    if not hw.runtime:
+        timed = sorted(p.name for p in others if p.runtime)
+        return (f"hw={hw.name} has no runtime on this host (its hw.runtime is empty), so its latencies are predicted, "
+                "not timed" + (f"; profiles timed here: {', '.join(f'hw={n}' for n in timed)}" if timed else ""))
+    if not export_onnx:
+        return f"search.export_onnx=false wrote no model.onnx to time in {hw.runtime}"
+    return None
+
+
 def _timed_file(hw: HardwareProfile) -> str:
     """What `_measure_member` times for a host profile, in words (metrics.json's measured_latency_how)."""
     return ("an int8 QDQ export of model.pt (NNCF PTQ on 8 random images, as latency profiling exports)"
@@ -486,6 +500,8 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
                                for name, split in (("train", data.train), ("test", data.test))}},
         "metric": data.metric.value,  # how every accuracy of the run is scored (data.metric)
         "objectives": [f"maximize val_acc ({data.metric.value})" if data.balanced else "maximize val_acc", "minimize latency_ms"],
+        # Why the members' 'measured on host' latencies are empty (None: they are timed): the report says so.
+        "measured_latency_missing": not_measured_reason(run.hw, export_onnx=run.search.export_onnx, others=hw_profiles()),
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),

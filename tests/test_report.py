@@ -435,6 +435,21 @@ def test_measured_latencies_say_how_and_on_which_cpu_they_were_timed():
     members = [member("a", 0.2, how), member("b", 0.3, dict(how)), member("c", None, None)]
     assert _measured_note(members) == "'measured on host': openvino fp32, 1 thread(s), batch 1, on AMD EPYC 9B14."
     assert _measured_note([member("c", None, None)]) == ""  # nothing measured: no note
+    # a chip without a runtime here: the note says why the column is all '–' (a run from before the field: no note)
+    why = "hw=edge_npu has no runtime on this host (its hw.runtime is empty), so its latencies are predicted, not timed"
+    assert _measured_note([member("c", None, None)], {"measured_latency_missing": why}) == f"'measured on host' is empty: {why}."
+    assert _measured_note([member("c", None, None)], {"measured_latency_missing": None}) == ""
+
+
+def test_a_run_whose_chip_is_not_timed_here_says_why_its_measured_column_is_empty(run_dir: pathlib.Path) -> None:
+    why = "hw=edge_npu has no runtime on this host (its hw.runtime is empty), so its latencies are predicted, not timed"
+    header = json.loads((run_dir / "pareto.json").read_text())
+    written = write_reports(run_dir)  # the fixture's pareto.json predates the field: rendered without the note
+    assert "is empty" not in written["report.md"].read_text()
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "measured_latency_missing": why}))
+    written = write_reports(run_dir)
+    assert f"_'measured on host' is empty: {why}._" in written["report.md"].read_text()
+    assert html.escape(f"'measured on host' is empty: {why}.") in written["report.html"].read_text()
 
 
 def test_searches_that_have_not_finished_are_named_at_the_top(run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,6 +49,12 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     pareto = json.loads((run_dir / "pareto.json").read_text())
     members = pareto["members"]
     assert members and pareto["hw"] == "edge_npu" and "not calibrated" in pareto["latency_predictor"]
+    # edge_npu has no runtime here: its members are not timed, and the report says why its column is all '–'
+    assert all(m["measured_latency_ms"] is None for m in members)
+    assert pareto["measured_latency_missing"].startswith("hw=edge_npu has no runtime on this host (its hw.runtime is "
+                                                         "empty), so its latencies are predicted, not timed; profiles "
+                                                         "timed here: hw=cpu, ")
+    assert f"'measured on host' is empty: {pareto['measured_latency_missing']}." in (run_dir / "report.md").read_text()
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == sorted(m["arch_id"] for m in members)
     for m in members:
         folder = run_dir / m["checkpoint"]
@@ -224,6 +230,7 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
                                                 "hw.calibrated_on=OtherCPU")))
     (member,) = result.pareto
     assert member["measured_latency_ms"] > 0
+    assert json.loads((result.run_dir / "pareto.json").read_text())["measured_latency_missing"] is None
     metrics = json.loads((result.run_dir / member["checkpoint"] / "metrics.json").read_text())
     assert metrics["measured_latency_ms"] == member["measured_latency_ms"]
     assert "openvino fp32, 1 thread(s)" in metrics["measured_latency_how"]
