@@ -315,3 +315,27 @@ def test_a_training_batch_over_the_memory_budget_is_refused_before_any_file_and_
     for stage in ("fp32", "pruned", "int8"):  # scored alike in pieces and in one batch
         for key in ("val_acc", "test_acc", "test_acc_torch"):
             assert tight[stage][key] == roomy[stage][key], (stage, key)
+
+
+def test_the_compression_log_says_the_predicted_latencies_are_the_chips_at_its_precision_unpruned_and_pruned(
+        tmp_path, data, monkeypatch, caplog):
+    import logging
+
+    from nas.config import load_hw_profile
+
+    # 'predicted 0.252 -> 0.240 ms' after 'fp32 -> int8' read as the float model's time against the int8 file's
+    summary = {"test_acc_fp32": 0.9, "test_acc_int8": 0.89, "latency_ms_fp32": 0.252, "latency_ms_int8": 0.24}
+    made = {"a1": {"pruned": True}, "b2": {"pruned": False}}
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: {
+        "hw": "edge_npu", "hw_precision": "int8", "pruned": made[folder.name], "summary": summary})
+    members = [{"arch_id": a, "val_acc": 0.5, "checkpoint": f"checkpoints/{a}"} for a in made]
+    for m in members:
+        (tmp_path / m["checkpoint"]).mkdir(parents=True)
+    with caplog.at_level(logging.INFO, logger="compress.pipeline"):
+        compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("a1:", "b2:"))]
+    assert lines == [
+        "a1: test acc fp32 0.9000 -> int8 0.8900; predicted on edge_npu at its own precision (int8): 0.252 ms unpruned "
+        "-> 0.240 ms pruned (the int8 file's architecture)",
+        "b2: test acc fp32 0.9000 -> int8 0.8900; predicted on edge_npu at its own precision (int8): 0.240 ms (not "
+        "pruned: the int8 file's architecture is model.onnx's)"]
