@@ -986,6 +986,8 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                     notes.append(f"IR {ir / 1024:.0f} KiB")
             if (change := _change_text(s.get("changed_vs_before"))) is not None:
                 notes.append(change)
+            if stage == "int8" and (whole := _whole_way_text(c)) is not None:
+                notes.append(whole)
             if stage != "fp32" and (drop := _largest_class_drop(before, s.get("test_acc_per_class"))) is not None:
                 notes.append(drop)
             if s.get("test_acc_per_class"):
@@ -999,6 +1001,25 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
                          str(s.get("file") or _MISSING), "; ".join(notes)])
     return rows
+
+
+def _whole_way_text(compressed: dict[str, Any]) -> str | None:
+    """'fp32 → int8 in all (pruning included): 90.00% → 88.50% (-1.50 pt); vs model.onnx: 20 test images now wrong, 5
+    now right (p=...)': what shipping the int8 file instead of model.onnx changes (compressed_metrics.json's summary;
+    its int8_vs_fp32, absent before 2026-12-05, gives the images). The int8 row's other change is against the pruned
+    file only, so a member's whole change was left to subtracting two rows. None without the summary's accuracies."""
+    summary = compressed.get("summary") or {}
+    before, after = _to_float(summary.get("test_acc_fp32")), _to_float(summary.get("test_acc_int8"))
+    if before is None or after is None:
+        return None
+    pruned = ((compressed.get("pruned") or {}).get("pruned")) is True
+    text = (f"fp32 → int8 in all{' (pruning included)' if pruned else ''}: {_fmt_acc(before)} → {_fmt_acc(after)} "
+            f"({100 * (after - before):+.2f} pt)")
+    fp32_file = (compressed.get("fp32") or {}).get("file") or "model.onnx"
+    # not pruned, the int8 row's change vs the file before is this one already: not repeated
+    if pruned and (change := _change_text({**(summary.get("int8_vs_fp32") or {}), "file": fp32_file})) is not None:
+        text += f"; {change}"
+    return text
 
 
 def _predicted_precision_note(members: Sequence[_Member]) -> str:

@@ -593,3 +593,27 @@ def test_the_time_in_the_header_says_it_is_when_pareto_json_was_written(run_dir:
     files = write_reports(run_dir)
     assert "- **Front written (pareto.json):** 2026-11-22T10:00:00\n" in files["report.md"].read_text(encoding="utf-8")
     assert "<dt>Front written (pareto.json)</dt><dd>2026-11-22T10:00:00</dd>" in files["report.html"].read_text(encoding="utf-8")
+
+
+def test_the_int8_row_gives_the_members_whole_change_from_fp32_pruning_included() -> None:
+    from nas.report import _compressed_rows
+
+    # the int8 row's change is against the pruned file: a member's whole fp32 -> int8 change was nowhere
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
+        "fp32": {"test_acc": 0.9, "file": "model.onnx"},
+        "pruned": {"pruned": True, "test_acc": 0.895, "file": "model_pruned.onnx"},
+        "int8": {"test_acc": 0.885, "qat_epochs": 0,
+                 "changed_vs_before": {"now_wrong": 3, "now_right": 1, "p_value": 0.625, "file": "model_pruned.onnx"}},
+        "summary": {"test_acc_fp32": 0.9, "test_acc_int8": 0.885,
+                    "int8_vs_fp32": {"now_wrong": 20, "now_right": 5, "p_value": 0.004}}})
+    int8 = _compressed_rows([member])[2][-1]
+    assert ("vs model_pruned.onnx: 3 test images now wrong, 1 now right (p=0.62, not shown to differ); fp32 → int8 in "
+            "all (pruning included): 90.00% → 88.50% (-1.50 pt); vs model.onnx: 20 test images now wrong, 5 now right "
+            "(p=0.004, a real drop)") in int8
+    del member.compressed["summary"]["int8_vs_fp32"]  # a file from before 2026-12-05: the points alone
+    assert "fp32 → int8 in all (pruning included): 90.00% → 88.50% (-1.50 pt)" in _compressed_rows([member])[2][-1]
+    assert "vs model.onnx" not in _compressed_rows([member])[2][-1]
+    member.compressed["pruned"] = {"pruned": False}  # the row's own change is then model.onnx's: not repeated
+    assert _compressed_rows([member])[2][-1].count("now wrong") == 1
+    del member.compressed["summary"]  # older still: renders without the note
+    assert "in all" not in _compressed_rows([member])[2][-1]
