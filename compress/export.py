@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from nas.checkpoint import export_onnx, onnx_logits, torch_logits  # noqa: F401 - re-exported for callers
+from nas.checkpoint import replacing, replacing_together
 from nas.data import Split, iterate_batches
 from nas.train import accuracy  # noqa: F401 - re-exported for callers (it lives beside nas.train's other metrics)
 from nas.errors import CheckpointError
@@ -102,9 +103,10 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
             graph.initializer.remove(tensor)
     compact_graph(model)
     onnx.checker.check_model(model)
-    tmp = path.with_name(f".{path.name}.tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    # A tagged temporary name, so a run after a kill -9 mid-save removes it; one file (onnx.save writes external data
+    # only when asked, and the model was loaded with its tensors inside).
+    with replacing(path) as tmp:
+        onnx.save(model, str(tmp))
     return path
 
 
@@ -155,10 +157,10 @@ def export_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *
 
     xml_path = Path(xml_path)
     model = ov.convert_model(str(onnx_path), input=[(-1, in_chans, img_size, img_size)])
-    tmp = xml_path.with_name(f".{xml_path.stem}.tmp.xml")
-    ov.save_model(model, str(tmp), compress_to_fp16=False)  # keep fp32 constants exactly as exported
-    os.replace(tmp.with_suffix(".bin"), xml_path.with_suffix(".bin"))
-    os.replace(tmp, xml_path)
+    # OpenVINO takes only an .xml name and writes the .bin beside it: both go into one tagged temporary folder (which a run
+    # after a kill -9 mid-save removes), the .bin renamed into place first so that a new .xml never meets an old .bin.
+    with replacing_together(xml_path.with_suffix(".bin"), xml_path) as tmp:
+        ov.save_model(model, str(tmp / xml_path.name), compress_to_fp16=False)  # keep fp32 constants exactly as exported
     return xml_path
 
 

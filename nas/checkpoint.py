@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +60,7 @@ def writer_tag() -> str:
     return f"{os.getpid()}@{host}~{pid_namespace() or '-'}"
 
 
-# .<target name>.<mkstemp's random part>.<writer_tag()>.tmp
+# .<target name>.<mkstemp's random part>.<writer_tag()>.tmp (a file, or a folder of files written together)
 _TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)~(?P<ns>\d+|-)\.tmp$")
 
 
@@ -85,25 +88,65 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 
 def remove_dead_writers_temps(folder: Path) -> list[Path]:
-    """Delete the temporary files of atomic writes under `folder` (recursively) whose writer process is gone: killed
-    (kill -9, OOM killer, reboot) between creating one and renaming it. Only files written on this host in this pid
-    namespace are judged; a live writer's file (another worker writing now) and another machine's are kept, as are
-    temporary files of other names (they cannot be attributed). Returns the deleted paths."""
+    """Delete the temporary files (and folders, `replacing_together`) of atomic writes under `folder` (recursively)
+    whose writer process is gone: killed (kill -9, OOM killer, reboot) between creating one and renaming it. Only files
+    written on this host in this pid namespace are judged; a live writer's file (another worker writing now) and another
+    machine's are kept, as are temporary files of other names (they cannot be attributed). Returns the deleted paths."""
     ns = pid_namespace()
     if ns is None or not folder.is_dir():
         return []
     host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]
     removed = []
-    for p in folder.rglob(".*.tmp"):
+    for p in sorted(folder.rglob(".*.tmp")):  # listed first: a folder removed below must not be walked into
         m = _TEMP_NAME.match(p.name)
         if m is None or m["host"] != host or m["ns"] != ns or not process_gone(int(m["pid"])):
             continue
         try:
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
         except FileNotFoundError:  # another worker starting at the same moment removed it first
             continue
         removed.append(p)
     return removed
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` (named as `_temp_beside` names them) for a library that writes to a file name
+    (torch.save, torch.onnx.export, onnx.save): renamed onto `path` when the block ends, deleted if it raises. A writer
+    killed inside the block leaves a file that `remove_dead_writers_temps` clears."""
+    fd, tmp = _temp_beside(path)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def replacing_together(*paths: Path) -> Iterator[Path]:
+    """A temporary folder beside `paths` (all in one folder) for a library that writes several files in one call
+    (OpenVINO's .xml and the .bin it names after it): the block writes each under its own name into the yielded
+    folder; they are renamed onto `paths` in the order given (the file that refers to the others last) and the folder
+    is removed. One tagged folder rather than one temporary name per file, because the library chooses the names of
+    the files beside the first (model.tmp.xml gives model.tmp.bin, a name the cleanup could not attribute); a writer
+    killed inside the block leaves a folder that `remove_dead_writers_temps` clears, the files in it included."""
+    parent = paths[-1].parent
+    if any(p.parent != parent for p in paths):
+        raise ValueError(f"replacing_together renames within one folder; got {[str(p) for p in paths]}")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{paths[-1].name}.", suffix=f".{writer_tag()}.tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
+    try:
+        yield tmp
+        for p in paths:
+            os.replace(tmp / p.name, p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -133,14 +176,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": json.dumps(meta or {}),
     }
-    fd, tmp = _temp_beside(path)
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -201,22 +238,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; export_onnx writes a file: pass e.g. {path / 'model.onnx'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     model = model.eval()
     dummy = torch.rand(1, in_chans, img_size, img_size)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not for users
-            torch.onnx.export(
-                model, (dummy,), str(tmp), opset_version=ONNX_OPSET, dynamo=False,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            )
-        os.replace(tmp, path)
-    except BaseException:  # no half-written temporary file left beside the target
-        tmp.unlink(missing_ok=True)
-        raise
+    # A tagged temporary name (not a fixed .model.onnx.tmp) so that a run after a kill -9 mid-export removes the file.
+    # One file: the TorchScript exporter writes tensors as external data only for models over protobuf's 2 GiB.
+    with replacing(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not for users
+        torch.onnx.export(
+            model, (dummy,), str(tmp), opset_version=ONNX_OPSET, dynamo=False,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
     return path
 
 

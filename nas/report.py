@@ -26,6 +26,7 @@ import logging
 import os
 import pathlib
 import re
+import secrets
 import socket
 import sys
 from collections import Counter
@@ -293,7 +294,7 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
                 members=_read_members(header, run_dir), unfinished=_unfinished_text(run_dir))
 
 
-# The two helpers below repeat nas.checkpoint's on purpose: this module imports nothing from nas (see its docstring).
+# The helpers below repeat nas.checkpoint's on purpose: this module imports nothing from nas (see its docstring).
 def _pid_namespace() -> str | None:
     try:
         return re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or None
@@ -311,6 +312,12 @@ def _process_gone(pid: Any) -> bool:
     except PermissionError:  # exists, owned by someone else
         return False
     return False
+
+
+def _writer_tag() -> str:
+    # nas.checkpoint.writer_tag: the search's cleanup (remove_dead_writers_temps) reads it in the temporary files' names
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "_"
+    return f"{os.getpid()}@{host}~{_pid_namespace() or '-'}"
 
 
 def _unfinished_text(run_dir: pathlib.Path) -> str:
@@ -743,12 +750,20 @@ def _hover(number: int | None, arch_id: str, mixers: Sequence[str], summary: str
 
 
 def _write_atomic(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
-    """Write via ``<name>.tmp`` + rename so a reader (browser, CI upload) never sees a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write via a temporary file + rename so a reader (browser, CI upload) never sees a half-written file."""
+    # Named as nas.checkpoint names its temporary files (.<name>.<random>.<pid>@<host>~<pid namespace>.tmp): the next
+    # search removes one whose writer was killed mid-write, and a report written by the search and one by
+    # `python -m nas.report` at the same moment do not write into one file.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.{_writer_tag()}.tmp")
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    with tmp.open("wb") as fh:
-        fh.write(payload)
-    os.replace(tmp, path)
+    fh = tmp.open("xb")  # a plain open(): the permissions of any file written here; outside the try: never ours to delete
+    try:
+        with fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

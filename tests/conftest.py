@@ -136,11 +136,35 @@ time.sleep(120)
 def start_writer(target: Path) -> tuple[subprocess.Popen, Callable[[], Path]]:
     """A real process that stops in the middle of an atomic write of `target` (its temporary file made, not renamed);
     returns it and a function that waits for its temporary file's path."""
+    return _start(_HOLD_A_TEMP, str(target))
+
+
+# Runs `call` (a writer of the package, given its arguments as argv[1:]) with os.replace stopping the process: the
+# writer's temporary file (or folder) is complete and not renamed yet, as when kill -9 lands there.
+_STOP_AT_THE_RENAME = """
+import os, sys, time
+from pathlib import Path
+{setup}
+def _stop(src, dst):
+    print(src, flush=True)
+    time.sleep(120)
+os.replace = _stop
+{call}
+"""
+
+
+def start_stopped_writer(setup: str, call: str, *args: str) -> tuple[subprocess.Popen, Callable[[], Path]]:
+    """A real process running the writer `call` (Python, after the imports in `setup`; `args` are its sys.argv[1:])
+    that stops where it would rename its temporary file onto the target; returns it and a function that waits for the
+    path it would have renamed (for a folder of files written together, one of the files in it)."""
+    return _start(_STOP_AT_THE_RENAME.format(setup=setup, call=call), *args)
+
+
+def _start(code: str, *args: str) -> tuple[subprocess.Popen, Callable[[], Path]]:
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD_A_TEMP, str(target)], cwd=root,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=root, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, lambda: Path(proc.stdout.readline().strip())  # type: ignore[union-attr]
 

@@ -134,3 +134,19 @@ def test_a_writer_killed_mid_write_leaves_a_temporary_file_that_only_its_dead_pi
     assert dead.is_file() and f".{killed.pid}@" in dead.name and f".{killed.pid}@node7.cluster~" in elsewhere
     assert checkpoint.remove_dead_writers_temps(tmp_path) == [dead]
     assert not dead.exists() and Path(elsewhere).is_file() and Path(writing).is_file() and unknown.is_file()
+
+
+def test_an_onnx_export_killed_before_its_rename_leaves_a_file_the_next_run_removes(tmp_path):
+    from conftest import start_stopped_writer, stop
+    from nas.checkpoint import remove_dead_writers_temps
+
+    folder = tmp_path / "checkpoints" / "a1"
+    killed, temp_of = start_stopped_writer(
+        "from nas.arch import ArchConfig\nfrom nas.checkpoint import export_onnx\nfrom nas.model import build_model",
+        "export_onnx(build_model(ArchConfig.from_json(sys.argv[2])), Path(sys.argv[1]), in_chans=1, img_size=28)",
+        str(folder / "model.onnx"), ARCH.to_json())
+    left = temp_of()
+    stop(killed)  # kill -9 with the export written, not renamed (it was a fixed .model.onnx.tmp, which nothing removed)
+    assert left.parent == folder and left.stat().st_size > 0
+    assert remove_dead_writers_temps(tmp_path) == [left]
+    assert list(folder.iterdir()) == []

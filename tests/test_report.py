@@ -617,3 +617,17 @@ def test_the_int8_row_gives_the_members_whole_change_from_fp32_pruning_included(
     assert _compressed_rows([member])[2][-1].count("now wrong") == 1
     del member.compressed["summary"]  # older still: renders without the note
     assert "in all" not in _compressed_rows([member])[2][-1]
+
+
+def test_a_report_writer_killed_before_its_rename_leaves_a_file_the_next_run_removes(tmp_path: pathlib.Path) -> None:
+    from conftest import start_stopped_writer, stop
+
+    from nas.checkpoint import remove_dead_writers_temps  # the search's cleanup (this module imports nothing from nas)
+
+    killed, temp_of = start_stopped_writer("from nas.report import _write_atomic",
+                                           "_write_atomic(Path(sys.argv[1]), '# report')", str(tmp_path / "report.md"))
+    left = temp_of()
+    stop(killed)  # kill -9 with the report written, not renamed (it was a fixed report.md.tmp, which nothing removed)
+    assert left.parent == tmp_path and left.read_text() == "# report"
+    assert remove_dead_writers_temps(tmp_path) == [left]
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,52 @@
+"""compress.export's files: written atomically, and a writer killed before its rename leaves nothing a run keeps."""
+
+from pathlib import Path
+
+from conftest import start_stopped_writer, stop
+
+from nas.arch import ArchConfig, StageConfig
+from nas.checkpoint import export_onnx, remove_dead_writers_temps
+from nas.model import build_model
+
+ARCH = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=16)),
+                  norm="bn", act="relu", stem_stride=4)
+
+
+def _onnx(path: Path) -> Path:
+    return export_onnx(build_model(ARCH), path, in_chans=1, img_size=28)
+
+
+def test_folding_weights_killed_before_its_rename_leaves_a_file_the_next_run_removes(tmp_path):
+    model = _onnx(tmp_path / "model_int8.onnx")  # the file as the QDQ export leaves it, before its weights are folded
+    before = model.read_bytes()
+    killed, temp_of = start_stopped_writer("from compress.export import fold_weight_quantizers",
+                                           "fold_weight_quantizers(Path(sys.argv[1]))", str(model))
+    left = temp_of()
+    stop(killed)  # kill -9 with the folded model written, not renamed (it was a fixed .model_int8.onnx.tmp)
+    assert left.parent == tmp_path and left.stat().st_size > 0
+    assert remove_dead_writers_temps(tmp_path) == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_int8.onnx"] and model.read_bytes() == before
+
+
+def test_openvino_ir_is_written_as_a_pair_and_a_writer_killed_before_its_renames_leaves_a_folder_the_next_run_removes(
+        tmp_path):
+    from compress.export import export_openvino, read_openvino
+
+    import openvino as ov
+
+    onnx_path = _onnx(tmp_path / "model.onnx")
+    xml = export_openvino(onnx_path, tmp_path / "model_int8.xml", in_chans=1, img_size=28)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model_int8.bin", "model_int8.xml"]
+    assert read_openvino(ov.Core(), xml).inputs[0].get_partial_shape().to_string() == "[?,1,28,28]"
+
+    killed, temp_of = start_stopped_writer(
+        "from compress.export import export_openvino",
+        "export_openvino(Path(sys.argv[1]), Path(sys.argv[2]), in_chans=1, img_size=28)",
+        str(onnx_path), str(tmp_path / "again" / "model_int8.xml"))
+    left = temp_of()  # the .bin, renamed first
+    stop(killed)  # kill -9 with both files written, neither renamed (they were .model_int8.tmp.xml/.bin)
+    held = left.parent  # one tagged folder holds the pair: OpenVINO names the .bin after the .xml it is given
+    assert held.parent == tmp_path / "again" and sorted(p.name for p in held.iterdir()) == ["model_int8.bin", "model_int8.xml"]
+    assert remove_dead_writers_temps(tmp_path) == [held]
+    assert list((tmp_path / "again").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "model.onnx", "model_int8.bin", "model_int8.xml"]
