@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.arch import ArchConfig
-from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, save_checkpoint
+from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, remove_dead_writers_temps, save_checkpoint
 from nas.config import CompressConfig, DataConfig
 from nas.data import Dataset
 from nas.errors import ConfigError
@@ -198,6 +198,10 @@ def compress_checkpoint(
     # compressed_metrics.json describing files it replaced, and a run that does not prune leaves no stale pruned files.
     for name in (METRICS_FILE, *COMPRESSED_FILES):
         (folder / name).unlink(missing_ok=True)
+    # So do the temporary files of a compression killed mid-write (a checkpoint compressed by compress.run alone is in no
+    # run folder that a search's start would clear); a live worker's are kept.
+    if removed := remove_dead_writers_temps(folder):
+        log.info("removed %d temporary file(s) left in %s by writers that were killed mid-write", len(removed), folder)
     seed_everything(cfg.seed)
     if cfg.keep_freed_memory:  # a search has done so already; a standalone `python -m compress.run` has not
         keep_freed_memory()

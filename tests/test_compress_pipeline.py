@@ -339,3 +339,22 @@ def test_the_compression_log_says_the_predicted_latencies_are_the_chips_at_its_p
         "-> 0.240 ms pruned (the int8 file's architecture)",
         "b2: test acc fp32 0.9000 -> int8 0.8900; predicted on edge_npu at its own precision (int8): 0.240 ms (not "
         "pruned: the int8 file's architecture is model.onnx's)"]
+
+
+def test_compressing_a_checkpoint_first_removes_the_temporary_files_of_a_compression_killed_mid_write(
+        checkpoint, data, monkeypatch):
+    from conftest import start_writer, stop
+
+    killed, temp_of = start_writer(checkpoint / "model_int8.onnx")  # python -m compress.run, kill -9 mid-write
+    dead = temp_of()
+    stop(killed)
+    live, writing = start_writer(checkpoint / "model_int8.bin")  # another process writing there now
+    try:
+        alive = writing()
+        monkeypatch.setattr(compress.pipeline, "seed_everything", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):  # stopped just after the old files were cleared
+            compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
+        assert not dead.exists() and alive.is_file()
+        assert sorted(p.name for p in checkpoint.iterdir() if not p.name.startswith(".model_int8.bin.")) == ["model.pt"]
+    finally:
+        stop(live)
