@@ -72,7 +72,8 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     settings = dataclasses.asdict(cfg)
     settings.pop("keep_freed_memory")  # how memory is allocated changes no result: files stay reusable either way
     chip = dataclasses.asdict(hw)
-    chip.pop("fitted_archs")  # which archs a calibration was fitted on changes no prediction: files stay reusable
+    for key in ("fitted_archs", "measured_inputs"):  # which archs (inputs) a calibration was fitted on changes no
+        chip.pop(key)  # prediction: files stay reusable
     blob = json.dumps({"cfg": settings, "hw": chip, "weights": digest, "data": dataset}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 

@@ -40,6 +40,7 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
 from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
+from nas.latency.hardware import input_warning
 from nas.latency.measure import host_mismatch
 from nas.memory import DEFAULT_BUDGET_SHARE, eval_batch_size, gib, memory_budget, training_refusal
 from nas.model import build_model
@@ -644,6 +645,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
             log.warning("%s", mismatch)
         if (gaps := datasheet_warning(run.hw)) is not None:  # a new chip's file that relies on the generic NPU's numbers
             log.warning("%s", gaps)
+        if (unmeasured := input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) is not None:
+            log.warning("%s", unmeasured)  # a warning, as host_mismatch: until a refit at this input they are all there is
         for group in ("hw", "space"):  # a copied file that kept the original's name: the run goes by that name
             if (named := name_warning(group)) is not None:
                 log.warning("%s", named)

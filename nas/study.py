@@ -138,8 +138,8 @@ def fingerprint(run: RunConfig) -> dict[str, Any]:
     and `SPEED_SETTINGS` excluded)."""
     fp = _settings(run)
     fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
-    # the description and which archs a calibration was fitted on change no prediction
-    fp["hw"] = {k: v for k, v in fp["hw"].items() if k not in ("description", "fitted_archs")}
+    # the description and which archs (at which inputs) a calibration was fitted on change no prediction
+    fp["hw"] = {k: v for k, v in fp["hw"].items() if k not in ("description", "fitted_archs", "measured_inputs")}
     return _comparable(fp)
 
 

@@ -1,5 +1,6 @@
 """compress_checkpoint / python -m compress.run: the files of a compressed checkpoint and bad input."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -136,6 +137,10 @@ def test_compression_keeps_freed_memory_as_configured_without_changing_its_ident
     other.measure_latency, other.keep_freed_memory = False, not keep
     assert fingerprint(other, HardwareProfile(name="npu"), checkpoint, data.name) == fingerprint(
         cfg, HardwareProfile(name="npu"), checkpoint, data.name)
+    # Nor does recording which inputs a calibration was measured at (the shipped profiles gained it without a refit).
+    calibrated = HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}})
+    assert fingerprint(cfg, calibrated, checkpoint, data.name) == fingerprint(
+        cfg, dataclasses.replace(calibrated, measured_inputs=["1x28x28"]), checkpoint, data.name)
     other.seed = 1
     assert fingerprint(other, HardwareProfile(name="npu"), checkpoint, data.name) != fingerprint(
         cfg, HardwareProfile(name="npu"), checkpoint, data.name)

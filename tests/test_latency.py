@@ -103,10 +103,34 @@ def test_depthwise_efficiency_is_applied():
      ({"host_kinds": ["softmaxx"]}, "unknown op kind 'softmaxx'"),
      # yaml.safe_load reads 2.0e12 as a string; a bare string where a list belongs would be read letter by letter
      ({"mac_per_s": "2.0e12"}, "hw.mac_per_s='2.0e12' must be a finite number"),
-     ({"fused_kinds": "bn"}, "hw.fused_kinds='bn' must be a list"), ({"efficiency": [0.5]}, "hw.efficiency=[0.5] must be a mapping")],
+     ({"fused_kinds": "bn"}, "hw.fused_kinds='bn' must be a list"), ({"efficiency": [0.5]}, "hw.efficiency=[0.5] must be a mapping"),
+     ({"measured_inputs": ["3x64x32"]}, "hw.measured_inputs has '3x64x32'; allowed: <in_chans>x<img_size>x<img_size>"),
+     ({"measured_inputs": "3x64x64"}, "hw.measured_inputs='3x64x64' must be a list")],
 )
 def test_bad_hardware_values_are_named_when_the_profile_is_built(change, fragment):
     # Built by hand (not through Hydra), a bad profile is refused at once, not inside predict_latency.
     with pytest.raises(ConfigError) as err:
         HardwareProfile(**{**dataclasses.asdict(NPU), **change})
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
+    from nas.latency.hardware import input_warning
+
+    calibrated = dataclasses.replace(NPU, name="chip", calibration={"invoke": {"fixed": 10.0}},
+                                     measured_inputs=["1x28x28", "3x64x64"])
+    # Within the measured sizes, at a measured channel count (not necessarily a measured pair): interpolated.
+    for in_chans, img_size in ((1, 28), (3, 64), (3, 28), (1, 48), (3, 32)):
+        assert input_warning(calibrated, in_chans=in_chans, img_size=img_size) is None, (in_chans, img_size)
+    big = input_warning(calibrated, in_chans=3, img_size=96)
+    assert big is not None and "\n" not in big
+    assert big.startswith("hw=chip was calibrated on inputs 1x28x28, 3x64x64, not on this data's 3x96x96: img_size=96 is "
+                          "above the largest measured, 64, so its predicted latencies are extrapolated")
+    assert "in_chans=3 img_size=96" in big
+    assert "img_size=16 is below the smallest measured, 28" in input_warning(calibrated, in_chans=1, img_size=16)
+    assert ": in_chans=2 is not among the measured 1/3, so" in input_warning(calibrated, in_chans=2, img_size=32)
+    both = input_warning(dataclasses.replace(calibrated, measured_inputs=["3x64x64"]), in_chans=1, img_size=28)
+    assert "in_chans=1 is not among the measured 3 and img_size=28 is below the smallest measured, 64" in both
+    # Nothing to compare with: a profile fitted before the inputs were recorded, or an uncalibrated one.
+    assert input_warning(dataclasses.replace(calibrated, measured_inputs=[]), in_chans=3, img_size=96) is None
+    assert input_warning(dataclasses.replace(calibrated, calibration={}), in_chans=3, img_size=96) is None

@@ -295,6 +295,7 @@ def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t
     with_units = fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], lambdas=(1e-8, 1e-6))
     assert with_units.n_units == sum(len(u) for u in units[fit]) and with_units.n_measurements == 50
     assert any("/" in k for k in with_units.profile.calibration)
+    assert with_units.profile.measured_inputs == ["1x28x28"]  # recorded by this form of the fit too
     pred = predict_latency_batch(archs[held_out], with_units.profile)
     np.testing.assert_allclose(pred, totals[held_out], rtol=0.03)
     # The per-unit overheads are the fitted ones: 30 us per call is recovered as the invoke term.
@@ -517,6 +518,11 @@ def test_fit_cli_records_the_inputs_it_was_measured_at(tmp_path, cpu, compose_cf
                                          out=str(tmp_path / "c.yaml")))
     assert f"on 12 measurements ({tmp_path / 'm.csv'}; inputs 1x32x32: 8, 3x64x64: 4);" in done
     assert "; inputs 1x32x32: 8, 3x64x64: 4);" in (tmp_path / "c.yaml").read_text()
+    # ... and lists them as a field, which a search compares with its data's input (nas.latency.hardware.input_warning)
+    text = (tmp_path / "c.yaml").read_text()
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    assert profile.measured_inputs == ["1x32x32", "3x64x64"] and profile.without_calibration().measured_inputs == []
+    assert text.index(CALIBRATION_MARKER) < text.index('\nmeasured_inputs: ["1x32x32", "3x64x64"]') < text.index("\ncalibration:")
 
 
 def test_host_mismatch_warns_for_a_host_profile_fitted_on_another_cpu(cpu):
@@ -605,6 +611,22 @@ def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cf
     csv_path = CONF_DIR.parent / "experiments" / "results" / "latency" / f"{hw_name}_fit.csv"
     assert f"{hw_name}_fit.csv" in (CONF_DIR / "hw" / f"{hw_name}.yaml").read_text()  # the file it was fitted on
     assert {cpu_model(r.machine) for r in read_measurements(csv_path)} == {profile.calibrated_on}
+
+
+@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon"])
+def test_shipped_calibrated_profiles_record_the_inputs_of_the_csv_they_were_fitted_on(compose_cfg, hw_name):
+    import re
+
+    from nas.latency.fit import measured_inputs
+    from tests.conftest import CONF_DIR
+
+    # Added to the files without a refit: experiments/latency_predictor.py fits each on every row of its <hw>_fit.csv.
+    profile = OmegaConf.to_object(compose_cfg(f"hw={hw_name}").hw)
+    rows = read_measurements(CONF_DIR.parent / "experiments" / "results" / "latency" / f"{hw_name}_fit.csv")
+    note = re.search(rf"^# fitted \S+ on (\d+) measurements \(experiments/results/latency/{hw_name}_fit\.csv",
+                     (CONF_DIR / "hw" / f"{hw_name}.yaml").read_text(), re.MULTILINE)
+    assert note is not None and int(note[1]) == len(rows)  # every row of it
+    assert profile.measured_inputs == measured_inputs([r.arch for r in rows]) == ["1x28x28", "3x64x64"]
 
 
 def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, cpu, space_t, monkeypatch):
@@ -1231,6 +1253,7 @@ def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path,
     profile.validate()
     assert profile.fitted_archs == sorted(a.arch_id for a in archs[:6])
     assert text.index(CALIBRATION_MARKER) < text.index("\nfitted_archs: [") < text.index("\ncalibration:")  # in the block
+    assert profile.measured_inputs == ["1x28x28"] and "\nmeasured_inputs: [\"1x28x28\"]  # " in text
     # 4 held-out archs and 2 of the fitted ones.
     write_measurements(tmp_path / "val.csv", _rows(archs[4:]))
     out = validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")], out=str(tmp_path / "v")))

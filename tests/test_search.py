@@ -769,3 +769,16 @@ def test_a_member_whose_final_training_batch_cannot_fit_stops_in_one_line_and_me
     result = run_search(compose_cfg(*common, "final_train.epochs=1", "final_train.batch_size=8"))
     fit = fitting_batch_size(member, batch_size=512, budget_bytes=int(0.005 * 2**30))
     assert [m["arch_id"] for m in result.pareto] == [member.arch_id] and batches == [fit] and fit < 100  # 100 test images
+
+
+def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_search_log(tiny_idx_root, tmp_path,
+                                                                                        compose_cfg):
+    # hw=cpu records the inputs of its measurements (1x28x28 and 3x64x64); here one fitted on 64x64 colour alone meets
+    # the 28x28 grey data: its latencies are extrapolated, which the run said nowhere. (runtime '': nothing timed here)
+    overrides = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false", "hw=cpu", "hw.runtime=''")
+    warning = ("hw=cpu was calibrated on inputs 3x64x64, not on this data's 1x28x28: in_chans=1 is not among the measured 3 "
+               "and img_size=28 is below the smallest measured, 64, so its predicted latencies are extrapolated")
+    run_search(compose_cfg(*overrides, "hw.measured_inputs=['3x64x64']"))
+    assert warning in (tmp_path / "t" / "search.log").read_text()
+    run_search(compose_cfg(*overrides, "search.study_name=shipped"))  # the shipped file measured this input: no line
+    assert "calibrated on inputs" not in (tmp_path / "shipped" / "search.log").read_text()

@@ -398,6 +398,17 @@ def test_an_efficiency_written_out_at_its_default_resumes_the_study(tmp_path, co
     assert study.study_name == run.search.study_name
 
 
+def test_a_study_made_before_its_profile_recorded_the_measured_inputs_resumes(tmp_path, compose_cfg, tiny_idx_root):
+    # The shipped calibrated profiles gained measured_inputs (no refit, the same predictions): their studies resume.
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}", "hw=cpu"]
+    run = to_run_config(compose_cfg(*base))
+    assert run.hw.measured_inputs
+    storage = open_storage(run, tmp_path)
+    study = open_study(dataclasses.replace(run, hw=dataclasses.replace(run.hw, measured_inputs=[])), storage,
+                       optuna.samplers.RandomSampler())
+    assert open_study(run, storage, optuna.samplers.RandomSampler()).study_name == study.study_name
+
+
 def test_a_study_remembers_its_data_and_refuses_other_images():
     from nas.study import check_data
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError, writable_file
-from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
+from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
     stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
@@ -503,12 +503,19 @@ def fit_profile(
     profile = copy.deepcopy(prior)
     profile.calibration = _calibration(theta)
     profile.fitted_archs = fitted_arch_ids(archs)
+    profile.measured_inputs = measured_inputs(archs)
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), form_cv=form_cv)
 
 
 def fitted_arch_ids(archs: Sequence[ArchConfig]) -> list[str]:
     """The arch_ids a calibration fitted on `archs` records (`HardwareProfile.fitted_archs`): each once, sorted."""
     return sorted({a.arch_id for a in archs})
+
+
+def measured_inputs(archs: Sequence[ArchConfig]) -> list[str]:
+    """The inputs a calibration fitted on `archs` records (`HardwareProfile.measured_inputs`): '<in_chans>x<img_size>x
+    <img_size>' of each arch, each once, sorted."""
+    return sorted({input_name(in_chans=a.in_chans, img_size=a.img_size) for a in archs})
 
 
 def _cv_of_totals(archs: Sequence[ArchConfig], y_us: np.ndarray, prior: HardwareProfile,
@@ -581,6 +588,7 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
     profile = copy.deepcopy(prior)
     profile.calibration = _calibration(theta, above)
     profile.fitted_archs = fitted_arch_ids(archs)
+    profile.measured_inputs = measured_inputs(archs)
     if residual:
         # The trees read log(unit cost - per-unit overhead), which the scale moved by log(a).
         shift = lambda f, thr: thr + (np.log(a) if int(f) == LOG_COST else 0.0)  # noqa: E731
@@ -656,6 +664,8 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
              *([f"calibrated_on: {json.dumps(profile.calibrated_on)}  # the machine measured (on another CPU, a search warns)"]
                if profile.calibrated_on else []),
              *_fitted_archs_yaml(profile.fitted_archs),
+             *([f"measured_inputs: [{', '.join(json.dumps(i) for i in profile.measured_inputs)}]  # channels x size x size "
+                "(a search at another input warns)"] if profile.measured_inputs else []),
              "calibration:"]
     for kind, terms in profile.calibration.items():
         # The threshold exactly: rounded, a model right at it could change sides.
@@ -737,8 +747,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
     # called itself cpu in the search log, the report, pareto.json and the host hint (whose `hw=cpu` is another file).
     profile = dataclasses.replace(result.profile, calibrated_on=machine, name=out.stem)
     # The inputs measured, as in each row's arch_json: a profile fitted at 28x28 grey describes a 64x64 colour search
-    # only by extrapolation, so the file says which it has seen (a mix is fine: the predictor costs each arch's own shape).
-    inputs = Counter(f"{m.arch.in_chans}x{m.arch.img_size}x{m.arch.img_size}" for m in rows)
+    # only by extrapolation, so the note counts the archs per input it has seen (`measured_inputs` lists them for the
+    # search's warning; a mix is fine: the predictor costs each arch's own shape).
+    inputs = Counter(input_name(in_chans=m.arch.in_chans, img_size=m.arch.img_size) for m in rows)
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}; inputs "
             + ", ".join(f"{shape}: {n}" for shape, n in sorted(inputs.items())) + ")"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,44 @@ from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
+_INPUT = re.compile(r"(?P<chans>[1-9]\d*)x(?P<size>[1-9]\d*)x(?P=size)")  # an ArchConfig's input is square
+
+
+def input_name(*, in_chans: int, img_size: int) -> str:
+    """`HardwareProfile.measured_inputs`' name of an input: '<in_chans>x<img_size>x<img_size>', e.g. '3x64x64'."""
+    return f"{in_chans}x{img_size}x{img_size}"
+
+
+def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int) -> str | None:
+    """One line when a calibrated `hw` records the inputs it was measured at (`measured_inputs`) and this input lies
+    outside them, else None.
+
+    Outside means another channel count than those measured, or an img_size below the smallest or above the largest
+    measured. Between measured sizes the fitted costs interpolate: every op's work and bytes grow with its tokens, the
+    terms are linear in them, and the residual trees split on unit shapes seen across that range; beyond it, the caches
+    that held the measured models' activations (and the trees, flat past their last split) were never tested. The
+    channel count enters only the stem, whose cost the fit saw at the measured counts alone; a count between two
+    measured ones is no better known than any other."""
+    if not (hw.calibration and hw.measured_inputs):
+        return None
+    measured = [_INPUT.fullmatch(s) for s in hw.measured_inputs]
+    chans = sorted({int(m["chans"]) for m in measured if m})
+    sizes = sorted({int(m["size"]) for m in measured if m})
+    if not (chans and sizes):
+        return None
+    why = []
+    if in_chans not in chans:
+        why.append(f"in_chans={in_chans} is not among the measured {'/'.join(map(str, chans))}")
+    if not sizes[0] <= img_size <= sizes[-1]:
+        side = f"below the smallest measured, {sizes[0]}" if img_size < sizes[0] else f"above the largest measured, {sizes[-1]}"
+        why.append(f"img_size={img_size} is {side}")
+    if not why:
+        return None
+    return (f"hw={hw.name} was calibrated on inputs {', '.join(hw.measured_inputs)}, not on this data's "
+            f"{input_name(in_chans=in_chans, img_size=img_size)}: {' and '.join(why)}, so its predicted latencies are "
+            f"extrapolated; measure archs at this input and refit (`python -m nas.latency.profile hw={hw.name} "
+            f"in_chans={in_chans} img_size={img_size} ...`, then `python -m nas.latency.fit ...`; README, "
+            "'Onboarding a chip')")
 
 
 @dataclass
@@ -63,6 +102,10 @@ class HardwareProfile:
     # The arch_ids the calibration was fitted on (nas.latency.fit), so that validating on them warns that the scores
     # are not held-out; empty in profiles fitted before it was recorded, and in uncalibrated ones.
     fitted_archs: list[str] = field(default_factory=list)
+    # The inputs of the archs the calibration was fitted on, "<in_chans>x<img_size>x<img_size>" each once, sorted
+    # (nas.latency.fit), so that a search on another input warns that its latencies are extrapolated (`input_warning`);
+    # empty in profiles fitted before it was recorded, and in uncalibrated ones (then nothing is checked).
+    measured_inputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Checked on construction, so a profile built by hand (e.g. from yaml.safe_load, which reads 2.0e12 as a
@@ -71,12 +114,13 @@ class HardwareProfile:
 
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
-        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[])
+        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[], measured_inputs=[])
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
         for key, kind in (("efficiency", Mapping), ("calibration", Mapping), ("fused_kinds", Sequence),
-                          ("host_kinds", Sequence), ("residual", Sequence), ("fitted_archs", Sequence)):
+                          ("host_kinds", Sequence), ("residual", Sequence), ("fitted_archs", Sequence),
+                          ("measured_inputs", Sequence)):
             value = getattr(self, key)
             if not isinstance(value, kind) or isinstance(value, str):  # a str would be read letter by letter
                 form = "a mapping" if kind is Mapping else "a list"
@@ -122,6 +166,10 @@ class HardwareProfile:
         for arch_id in self.fitted_archs:
             if not (isinstance(arch_id, str) and arch_id.strip()):
                 raise ConfigError(f"hw.fitted_archs has {arch_id!r}; allowed: arch_ids (non-empty strings), as a fit writes them")
+        for shape in self.measured_inputs:
+            if not (isinstance(shape, str) and _INPUT.fullmatch(shape)):
+                raise ConfigError(f"hw.measured_inputs has {shape!r}; allowed: <in_chans>x<img_size>x<img_size> of positive "
+                                  "integers, e.g. '3x64x64', as a fit writes them")
         for list_name in ("fused_kinds", "host_kinds"):
             for kind in getattr(self, list_name):
                 if kind not in OP_KINDS:
