@@ -38,7 +38,7 @@ from nas.checkpoint import (
 from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
 from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
-from nas.latency.hardware import HardwareProfile
+from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.errors import ConfigError
 from nas.memory import eval_batch_size, memory_budget, training_refusal
@@ -485,9 +485,12 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "hw": run.hw.name,
         "hw_description": run.hw.description,
         "latency_predictor": describe_predictor(run.hw),
-        # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), or
-        # when its uncalibrated file leaves datasheet numbers to the generic defaults.
-        "latency_warning": host_mismatch(run.hw, others=hw_profiles()) or datasheet_warning(run.hw),
+        # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), when
+        # its uncalibrated file leaves datasheet numbers to the generic defaults, and (also) when its calibration was
+        # never measured at the data's input (extrapolated); None when none applies.
+        "latency_warning": "; ".join(w for w in (host_mismatch(run.hw, others=hw_profiles()), datasheet_warning(run.hw),
+                                                 input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size))
+                                     if w) or None,
         "space": run.space.name,
         # Keys set on the command line (space.norms=[bn], hw.mac_per_s=...): the name alone no longer says what ran.
         "space_changed": changed_from_file("space", run.space),

@@ -778,7 +778,11 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
     overrides = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false", "hw=cpu", "hw.runtime=''")
     warning = ("hw=cpu was calibrated on inputs 3x64x64, not on this data's 1x28x28: in_chans=1 is not among the measured 3 "
                "and img_size=28 is below the smallest measured, 64, so its predicted latencies are extrapolated")
-    run_search(compose_cfg(*overrides, "hw.measured_inputs=['3x64x64']"))
+    result = run_search(compose_cfg(*overrides, "hw.measured_inputs=['3x64x64']"))
     assert warning in (tmp_path / "t" / "search.log").read_text()
-    run_search(compose_cfg(*overrides, "search.study_name=shipped"))  # the shipped file measured this input: no line
+    # ... and in pareto.json and the report, beside the predictor's description, as the other latency warnings
+    assert json.loads((result.run_dir / "pareto.json").read_text())["latency_warning"].startswith(warning)
+    assert "Latency warning" in (report := (result.run_dir / "report.md").read_text()) and warning in report
+    shipped = run_search(compose_cfg(*overrides, "search.study_name=shipped"))  # the shipped file measured this input
     assert "calibrated on inputs" not in (tmp_path / "shipped" / "search.log").read_text()
+    assert json.loads((shipped.run_dir / "pareto.json").read_text())["latency_warning"] is None
