@@ -120,9 +120,18 @@ class Attention(nn.Module):
         b, _, h, w = x.shape
         # (B, 3*heads*hd, H, W) -> (3, B, heads, N, hd); hd inferred from the weight via -1.
         qkv = self.qkv(x).reshape(b, 3, self.num_heads, -1, h * w).permute(1, 0, 2, 4, 3)
-        if self.sdpa_in_fp32 and qkv.dtype == torch.bfloat16:
+        fp32 = self.sdpa_in_fp32 and qkv.dtype == torch.bfloat16
+        if fp32:
+            qkv = qkv.float()
+        if qkv.stride(-1) != 1:
+            # NCHW input (evaluation, export, training without channels-last) leaves hd strided by N. torch's CPU
+            # attention then takes its math path, which materialises batch x heads x N x N maps; with hd contiguous
+            # it runs its fused kernel, which keeps none (experiments/results/attention_layout.md). Channels-last
+            # input already has hd contiguous: no copy there. Export sees a no-op.
+            qkv = qkv.contiguous()
+        if fp32:
             with torch.autocast(x.device.type, enabled=False):
-                out = F.scaled_dot_product_attention(*qkv.float().unbind(0))
+                out = F.scaled_dot_product_attention(*qkv.unbind(0))
         else:
             out = F.scaled_dot_product_attention(*qkv.unbind(0))  # (B, heads, N, hd)
         out = out.transpose(-1, -2).reshape(b, -1, h, w)

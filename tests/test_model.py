@@ -66,6 +66,29 @@ def test_attention_head_dim_is_read_from_weights_after_pruning():
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_attention_runs_torchs_fused_cpu_kernel_on_either_layout_with_the_same_result(channels_last):
+    # NCHW input (evaluation, export, BatchNorm models) left the head dim strided, and torch's CPU attention took its
+    # math path, which stores batch x heads x N x N maps; the fused kernel stores none.
+    from nas.mixers import Attention
+
+    torch.manual_seed(0)
+    mixer = Attention(32, head_dim=8)
+    x = torch.randn(2, 32, 5, 6)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    mixer, xin = mixer.to(memory_format=fmt), x.contiguous(memory_format=fmt).requires_grad_()
+    with torch.profiler.profile() as prof:
+        out = mixer(xin)
+        out.sum().backward()
+    names = {e.key for e in prof.key_averages()}
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names, sorted(names)
+    assert "aten::_scaled_dot_product_attention_math" not in names
+    # the attention itself, written out: 4 heads of 8 over the 30 tokens
+    q, k, v = mixer.qkv(x).reshape(2, 3, 4, 8, 30).permute(1, 0, 2, 4, 3)
+    ref = ((q @ k.transpose(-1, -2)) / 8 ** 0.5).softmax(-1) @ v
+    torch.testing.assert_close(out, mixer.proj(ref.transpose(-1, -2).reshape(2, 32, 5, 6)), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 @pytest.mark.parametrize("size", [(1, 1), (2, 2), (7, 7), (4, 6)])
 def test_box_mean_is_avgpool_without_padding_in_the_count(kernel, size):
