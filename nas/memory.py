@@ -1,12 +1,13 @@
 """How much memory a forward pass (or a training step) of an `ArchConfig` needs, and batch sizes that fit a budget.
 
-Attention dominates: torch's CPU scaled-dot-product attention takes its math path for the q/k/v layout of
-`nas.mixers.Attention` (last dim not contiguous), which materialises batch x heads x N x N float32 maps. With
-attention in an early stage of a large input (thousands of tokens) one evaluation batch of 512 needs tens of GiB,
-and the kernel kills the process without a word. The estimate here is derived from the spec alone (no module is
-built), so a search can refuse a candidate before training it and split an evaluation into batches that fit.
-It is an estimate of activations only: weights, optimizer state and the data are left to the budget's margin.
-How close it comes to measured peaks: experiments/results/memory_estimate.md.
+Activations grow with batch x tokens x width. Attention keeps no batch x heads x N x N maps: `nas.mixers.Attention`
+hands torch's CPU scaled-dot-product attention a contiguous head dim on every input layout, so torch runs its fused
+(flash) kernel, which works through the maps in blocks and keeps only q, k, v, the output and a per-row statistic for
+the backward pass (experiments/results/attention_layout.md; before that, NCHW input took the math path, whose maps
+needed tens of GiB for one evaluation batch of 512 with attention in an early stage of a large input). The estimate is
+derived from the spec alone (no module is built), so a search can refuse a candidate before training it and split an
+evaluation into batches that fit. It is an estimate of activations only: weights, optimizer state and the data are
+left to the budget's margin. How close it comes to measured peaks: experiments/results/memory_estimate_fused.md.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ import os
 from nas.arch import ArchConfig
 
 FLOAT_BYTES = 4  # activations are float32; attention runs in float32 even under bf16 autocast (Attention.sdpa_in_fp32)
-# Attention maps alive at the peak of one math-path SDPA call, in N x N maps per head: the scores, their softmax, the
-# -inf mask (bool, a quarter map) and the masked copy (torch's _safe_softmax). Training keeps softmax, mask and masked
-# copy per attention block for the backward pass, plus about one more map while it runs.
-_EVAL_MAPS = 2.25
-_TRAIN_SAVED_MAPS = 2.25
-_TRAIN_EXTRA_MAPS = 1.0
 DEFAULT_BUDGET_SHARE = 0.7
 """Share of the memory available at the start of a run that its activations may use (`search.memory_budget_gb`)."""
 
@@ -33,36 +28,36 @@ def _block_units(arch: ArchConfig) -> list[tuple[int, int, float]]:
     out = []
     for stage, res in zip(arch.stages, arch.stage_resolutions()):
         ratio = stage.mlp_hidden / stage.width
+        # attention, in attn_dim maps per token: the qkv conv's output and its contiguous q, k, v copy (3 + 3: alive
+        # together, and the copy is kept for the backward), the fused kernel's output and its NCHW copy for proj (2)
         mixer = {"sepconv": 3 * stage.sepconv_hidden / stage.width, "conv": 1.0, "pool": 2.0, "identity": 0.0,
-                 "attn": 2 + 3 * stage.attn_dim / stage.width}[stage.mixer]
+                 "attn": 2 + 8 * stage.attn_dim / stage.width}[stage.mixer]
         out.extend([(res * res, stage.width, 5 + 2 * ratio + mixer)] * stage.depth)
     return out
 
 
-def attention_map_bytes(arch: ArchConfig, *, batch_size: int) -> list[int]:
-    """Bytes of one block's batch x heads x N x N float32 attention maps, for each attention block of `arch`."""
-    maps = []
-    for stage, res in zip(arch.stages, arch.stage_resolutions()):
-        if stage.mixer == "attn":
-            n = res * res
-            maps.extend([batch_size * stage.heads * n * n * FLOAT_BYTES] * stage.depth)
-    return maps
-
-
 def activation_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False) -> int:
     """Estimated peak activation memory (bytes) of one forward pass of `arch` on `batch_size` images (no_grad, as in
-    evaluation), or with `training` of one forward + backward step. Derived from the spec: the attention maps (which
-    dominate at many tokens) and the blocks' feature maps, all float32."""
-    maps = attention_map_bytes(arch, batch_size=batch_size)
+    evaluation), or with `training` of one forward + backward step. Derived from the spec: the blocks' feature maps
+    (attention's q, k, v and output among them) and the stem's, all float32."""
     blocks = [n * width * units for n, width, units in _block_units(arch)]
     stem = arch.in_chans * arch.img_size ** 2 + 2 * arch.stages[0].width * arch.stage_resolutions()[0] ** 2
-    if training:
-        features = sum(blocks) + stem
-        attention = _TRAIN_SAVED_MAPS * sum(maps) + _TRAIN_EXTRA_MAPS * max(maps, default=0)
+    if training:  # every block's maps are kept for the backward pass, plus one attention block's backward at a time
+        features = sum(blocks) + stem + _ATTN_BACKWARD * max(_attention_dims(arch), default=0)
     else:  # no_grad: one block's tensors at a time
         features = max(*blocks, stem)
-        attention = _EVAL_MAPS * max(maps, default=0)
-    return int(batch_size * features * FLOAT_BYTES + attention)
+    return int(batch_size * features * FLOAT_BYTES)
+
+
+# attn_dim maps per token alive while one attention block runs backward: the gradients of its output and the output's
+# NCHW copy, of q, k and v, and of the qkv conv's output they are reassembled into (1 + 1 + 3 + 3)
+_ATTN_BACKWARD = 8
+
+
+def _attention_dims(arch: ArchConfig) -> list[int]:
+    """tokens x attn_dim of each attention stage of `arch`: the size, in floats per image, of one of its q/k/v."""
+    return [res * res * stage.attn_dim for stage, res in zip(arch.stages, arch.stage_resolutions())
+            if stage.mixer == "attn"]
 
 
 def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, training: bool = False) -> int:

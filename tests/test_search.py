@@ -724,7 +724,7 @@ def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_e
     real_train = search_mod.train_candidate
     monkeypatch.setattr(search_mod, "train_candidate",
                         lambda model, data, cfg, **k: eval_batches.append(cfg.eval_batch_size) or real_train(model, data, cfg, **k))
-    # A fake budget of 5 MiB: caformer-M's training step at batch 8 needs more (its attention maps), poolformer-S's fits,
+    # A fake budget of 5 MiB: caformer-M's training step at batch 8 needs more (its attention), poolformer-S's fits,
     # and its evaluation batch of 512 does not: its 40 validation images are scored in smaller batches.
     common = ("train.batch_size=8", "search.sampler=random", "search.n_trials=1", "search.export_onnx=false")
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, *common, "search.memory_budget_gb=0.005",
