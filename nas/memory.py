@@ -93,8 +93,9 @@ def training_refusal(arch: ArchConfig, *, batch_size: int, budget_bytes: int, se
     if need <= budget_bytes:
         return None
     fit = fitting_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes, training=True)
-    tokens = max((r * r for s, r in zip(arch.stages, arch.stage_resolutions()) if s.mixer == "attn"), default=0)
-    why = f" (attention over {tokens} tokens)" if tokens else ""
+    # The block that holds the most: what to shrink (width, or tokens by a larger stem stride / smaller image).
+    tokens, width, _ = max(_block_units(arch), key=lambda u: u[0] * u[1] * u[2])
+    why = f" (largest block: {tokens} tokens x {width} channels)"
     return (f"out of memory: training at {setting}={batch_size} needs about {gib(need)} of activations{why}, over the "
             f"memory budget of {gib(budget_bytes)} ({budget_setting}); "
             + (f"a batch of {fit} would fit" if fit else "not even one image fits"))

@@ -89,7 +89,7 @@ def test_training_refusal_names_the_batch_the_need_the_budget_and_what_fits():
     line = training_refusal(arch, batch_size=64, budget_bytes=budget, setting="train.batch_size")
     assert line is not None and "\n" not in line
     assert line.startswith("out of memory: training at train.batch_size=64 needs about ")
-    assert "(attention over 2304 tokens)" in line and "(search.memory_budget_gb); a batch of 5 would fit" in line
+    assert "(largest block: 2304 tokens x 64 channels)" in line and "(search.memory_budget_gb); a batch of 5 would fit" in line
     tiny = training_refusal(arch, batch_size=64, budget_bytes=1000, setting="final_train.batch_size")
     assert tiny is not None and tiny.endswith("not even one image fits")
 
