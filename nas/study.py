@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime
 import json
 import logging
@@ -367,10 +368,27 @@ def _root_given(data: DataConfig) -> bool:
     return path is not None and OmegaConf.load(path).get("root") != data.root
 
 
+def _with_study_budget(run: RunConfig, study: optuna.Study) -> RunConfig:
+    """`run` with the study's `search.latency_budget_ms` (`check_search` keeps the tightest a run searched with): the
+    front is judged at the run's budget (`nas.results.trial_record`), so a report rebuilt at none put the members a
+    tighter resume had dropped back on the front, and pareto.json stated no budget. `ConfigError` for another value:
+    the study's budget changes only by a search that searches with it."""
+    record = study.user_attrs.get(_SEARCH_ATTR)
+    if not isinstance(record, dict) or "latency_budget_ms" not in record:  # a study from before the record
+        return run
+    budget, given = record["latency_budget_ms"], run.search.latency_budget_ms
+    if given is not None and given != budget:
+        raise ConfigError(f"search.latency_budget_ms={given:g} is not the budget of study {study.study_name!r} "
+                          f"({_as_override(budget)}), at which its front is judged: leave it out (a search run with a "
+                          "tighter budget makes that the study's)")
+    return dataclasses.replace(run, search=dataclasses.replace(run.search, latency_budget_ms=budget))
+
+
 def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
     """`run` with the hw/space/data/train the study was created with (the data root stays this machine's when the
-    dataset is the same one, or when data.root was given), so a report can be rebuilt from the storage without
-    repeating them."""
+    dataset is the same one, or when data.root was given) and the study's `search.latency_budget_ms`, so a report can
+    be rebuilt from the storage without repeating them."""
+    run = _with_study_budget(run, study)
     stored = study.user_attrs.get(_SETTINGS_ATTR)
     if stored is None:  # a study from before settings were stored: the fingerprint check must pass instead
         config = study.user_attrs.get("config")

@@ -459,3 +459,19 @@ def test_a_report_from_a_study_takes_the_data_root_given_alone(tmp_path, compose
     assert with_study_settings(to_run_config(compose_cfg(*storage)), study).data.root == "/there/images"
     named = to_run_config(compose_cfg(*storage, "data=imagefolder", "data.root=/elsewhere"))
     assert with_study_settings(named, study).data.root == "/elsewhere"
+
+
+def test_a_report_from_a_study_judges_its_front_at_the_budget_a_resume_tightened(tmp_path, compose_cfg):
+    # A study resumed with search.latency_budget_ms=0.4 dropped its members over 0.4 from the front; nas.report from the
+    # study then rebuilt at no budget (the command's default), put them back and wrote pareto.json with no budget.
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}"]
+    made = to_run_config(compose_cfg(*storage, "search.latency_budget_ms=0.5"))
+    study = open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+    tight = to_run_config(compose_cfg(*storage, "search.latency_budget_ms=0.4"))
+    open_study(tight, open_storage(tight, tmp_path), optuna.samplers.RandomSampler())
+    report = to_run_config(compose_cfg(*storage))
+    assert with_study_settings(report, study).search.latency_budget_ms == 0.4
+    assert with_study_settings(tight, study).search.latency_budget_ms == 0.4  # the study's own, given again
+    with pytest.raises(ConfigError, match=r"^search.latency_budget_ms=0.5 is not the budget of study "
+                                          r"'metaformer_t-edge_npu-fashion_mnist' \(0.4\), at which its front is judged"):
+        with_study_settings(made, study)
