@@ -532,6 +532,10 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
 
         if marker is not None:
             marker.unlink(missing_ok=True)
+            # A worker of this machine killed while this search ran left its marker, and the report said "stopped before
+            # it finished ... what follows is the state before it", though this search re-ran its trial and the tables
+            # hold its work: its trials were reaped as lost (fail_lost_trials), so its search is this one's now.
+            _remove_dead_markers(run_dir)
         files = write_reports(run_dir)
     return pareto, files, interrupted
 
@@ -676,13 +680,10 @@ def _remove_leftovers(run_dir: Path) -> None:
                  ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
 
 
-def _mark_started(run_dir: Path) -> Path:
-    """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`) and, where the folder has a report from an
-    earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
-    report, and the old one described the earlier, finished state as the run's. Returns the marker, which
-    `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
-    gone go: this search takes over (resumes) their study."""
-    from nas.report import RUN_MARKER_PREFIX, ReportInputError, write_reports  # plotting libraries: loaded once a run starts
+def _remove_dead_markers(run_dir: Path) -> None:
+    """Delete the run markers of searches of this machine whose process is gone: this search takes over their study
+    (their running trials are failed and re-queued as lost), so its report describes their work too."""
+    from nas.report import RUN_MARKER_PREFIX
 
     for old in run_dir.glob(RUN_MARKER_PREFIX + "*"):
         try:
@@ -692,6 +693,17 @@ def _mark_started(run_dir: Path) -> Path:
         if (isinstance(mark, dict) and mark.get("host") == socket.gethostname()
                 and mark.get("pid_namespace") == pid_namespace() and process_gone(mark.get("pid"))):
             old.unlink(missing_ok=True)
+
+
+def _mark_started(run_dir: Path) -> Path:
+    """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`) and, where the folder has a report from an
+    earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
+    report, and the old one described the earlier, finished state as the run's. Returns the marker, which
+    `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
+    gone go: this search takes over (resumes) their study."""
+    from nas.report import RUN_MARKER_PREFIX, ReportInputError, write_reports  # plotting libraries: loaded once a run starts
+
+    _remove_dead_markers(run_dir)
     marker = run_dir / f"{RUN_MARKER_PREFIX}{writer_tag()}"
     atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
                                "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace()})

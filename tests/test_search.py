@@ -786,3 +786,27 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
     shipped = run_search(compose_cfg(*overrides, "search.study_name=shipped"))  # the shipped file measured this input
     assert "calibrated on inputs" not in (tmp_path / "shipped" / "search.log").read_text()
     assert json.loads((shipped.run_dir / "pareto.json").read_text())["latency_warning"] is None
+
+
+def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_this_one_ends(tiny_idx_root, tmp_path,
+                                                                                            compose_cfg, monkeypatch):
+    # Two workers of one machine, one killed (kill -9) mid-trial: the other re-ran its trial and finished the study, but
+    # the killed one's marker stayed, and the finished report said at its top that a search "stopped before it finished
+    # ... what follows is the state before it", though its tables held all of that search's work.
+    import os
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a real pid whose process is gone: the killed worker
+    run_trials = search_mod._run_trials
+
+    def a_worker_is_killed_meanwhile(run, data, run_dir, study):
+        with monkeypatch.context() as m:  # its marker, as it wrote it when it started beside this search
+            m.setattr(os, "getpid", lambda: child.pid)
+            search_mod._mark_started(run_dir)
+        assert len(list(run_dir.glob(".running.*"))) == 2
+        return run_trials(run, data, run_dir, study)
+
+    monkeypatch.setattr(search_mod, "_run_trials", a_worker_is_killed_meanwhile)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    assert not list(result.run_dir.glob(".running.*"))
+    assert "Not finished" not in (result.run_dir / "report.md").read_text()
