@@ -42,10 +42,10 @@ from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.hardware import input_warning
 from nas.latency.measure import host_mismatch
-from nas.memory import DEFAULT_BUDGET_SHARE, eval_batch_size, gib, memory_budget, training_refusal
+from nas.memory import DEFAULT_BUDGET_SHARE, eval_batch_size, fitting_batch_size, gib, memory_budget, training_refusal
 from nas.model import build_model
 from nas.results import write_run_files
-from nas.space import arch_params, fastest_arch, sample_arch
+from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
     requeue_interrupted, run_folder_lock, slot_taken, storage_url, with_study_settings, worker_info,
@@ -110,7 +110,26 @@ def check_image_size(data: Dataset, run: RunConfig | None = None) -> None:
 
 
 def check_budget(run: RunConfig, data: Dataset) -> None:
-    """Refuse a latency budget that no architecture of the space can meet."""
+    """Refuse a latency budget that no architecture of the space can meet, and a memory budget in which none can train
+    a batch of `train.batch_size`: every candidate would fail at once, and the search sampled 50 per trial asked for
+    before it gave up (minutes of failures, exit status 0)."""
+    memory = memory_budget(run.search.memory_budget_gb)
+    if memory is not None:
+        # a training set smaller than the batch trains in batches of its size (as the objective judges each candidate)
+        batch = min(run.train.batch_size, len(data.train), run.train.subset or len(data.train))
+        lean, need = leanest_arch(run.space, in_chans=data.in_chans, img_size=data.img_size,
+                                  num_classes=data.num_classes, batch_size=batch)
+        if need > memory:
+            which = (f"search.memory_budget_gb={run.search.memory_budget_gb:g}" if run.search.memory_budget_gb is not None
+                     else f"the memory budget of {gib(memory)} ({100 * DEFAULT_BUDGET_SHARE:.0f}% of the memory available; "
+                     "search.memory_budget_gb sets it)")
+            fit = fitting_batch_size(lean, batch_size=batch, budget_bytes=memory, training=True)
+            raise ConfigError(
+                f"{which} cannot train any architecture of space {run.space.name!r} at train.batch_size="
+                f"{run.train.batch_size}" + (f" ({batch} images per step)" if batch < run.train.batch_size else "")
+                + f": the leanest ({lean.summary()}) needs about {gib(need)} of activations; "
+                + (f"set train.batch_size={fit} or lower, or raise the budget" if fit else "raise the budget")
+            )
     budget = run.search.latency_budget_ms
     if budget is None:
         return

@@ -175,3 +175,31 @@ def fastest_arch(
             best = (arch, ms)
     assert best is not None
     return best
+
+
+def leanest_arch(
+    space: SpaceConfig, *, in_chans: int, img_size: int, num_classes: int, batch_size: int
+) -> tuple[ArchConfig, int]:
+    """The architecture of `space` whose training step on `batch_size` images needs the least activation memory
+    (`nas.memory.activation_bytes`), and those bytes.
+
+    Smallest depth, width, MLP ratio and expansion and the largest head dim (fewest attention maps) never need more;
+    the stem stride and the mixers are tried in every combination (the attention maps' peak couples the stages, so
+    a stage-by-stage pick could miss the least)."""
+    from nas.memory import activation_bytes  # spec arithmetic only
+
+    def stage(st: Any, mixer: str) -> StageConfig:
+        return StageConfig(mixer=mixer, depth=min(st.depths), width=min(st.widths), kernel=min(st.kernels),
+                           mlp_ratio=float(min(st.mlp_ratios)), head_dim=max(st.head_dims), expand=min(st.expands))
+
+    best: tuple[ArchConfig, int] | None = None
+    for stride in space.stem_strides:
+        common = dict(stem_kernel=space.stem_kernels[0], stem_stride=stride, norm=space.norms[0], act=space.acts[0],
+                      in_chans=in_chans, img_size=img_size, num_classes=num_classes)
+        for mixers in itertools.product(*(st.mixers for st in space.stages)):
+            arch = ArchConfig(stages=tuple(stage(st, m) for st, m in zip(space.stages, mixers)), **common)
+            need = activation_bytes(arch, batch_size=batch_size, training=True)
+            if best is None or need < best[1]:
+                best = (arch, need)
+    assert best is not None
+    return best

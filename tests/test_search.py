@@ -810,3 +810,23 @@ def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_t
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
     assert not list(result.run_dir.glob(".running.*"))
     assert "Not finished" not in (result.run_dir / "report.md").read_text()
+
+
+def test_a_memory_budget_in_which_no_candidate_can_train_is_refused_before_the_run(tiny_idx_root, tmp_path, compose_cfg):
+    # Every candidate failed at once ('out of memory: training at train.batch_size=...'), and the search sampled 50
+    # architectures per trial asked for (minutes of failures) before it gave up with 0 trials and exit status 0.
+    cfg = compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.memory_budget_gb=0.001"))
+    with pytest.raises(ConfigError) as e:
+        run_search(cfg)
+    said = str(e.value)
+    assert said.startswith("search.memory_budget_gb=0.001 cannot train any architecture of space 'metaformer_t' at "
+                           "train.batch_size=32: the leanest (") and "\n" not in said
+    assert re.search(r"\) needs about [0-9.]+ GiB of activations; ", said) and "{" not in said
+    fit = int(re.search(r"set train.batch_size=(\d+) or lower, or raise the budget$", said)[1])
+    assert not (tmp_path / "t").exists()  # nothing written
+    # the batch it names fits the leanest candidate: passed
+    from nas.data import load_dataset
+
+    run = to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.memory_budget_gb=0.001",
+                                                f"train.batch_size={fit}")))
+    search_mod.check_budget(run, load_dataset(run.data))

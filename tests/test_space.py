@@ -37,6 +37,22 @@ def test_conditional_params_are_only_suggested_for_their_mixer():
         study.tell(trial, [0.5, 1.0])
 
 
+def test_leanest_arch_needs_no_more_training_memory_than_any_sampled_arch(compose_cfg):
+    from nas.memory import activation_bytes
+    from nas.space import leanest_arch
+
+    space = OmegaConf.to_object(compose_cfg("space=metaformer_s").space)
+    arch, need = leanest_arch(space, in_chans=3, img_size=64, num_classes=10, batch_size=64)
+    assert need == activation_bytes(arch, batch_size=64, training=True)
+    arch_params(arch, space)  # an architecture the space offers
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(300):
+        trial = study.ask()
+        sampled = sample_arch(trial, space, in_chans=3, img_size=64, num_classes=10)
+        assert activation_bytes(sampled, batch_size=64, training=True) >= need
+        study.tell(trial, [0.0, 0.0])
+
+
 @pytest.mark.parametrize("name", ["metaformer_t", "metaformer_s"])
 def test_shipped_spaces_only_produce_valid_archs(name, compose_cfg):
     space = OmegaConf.to_object(compose_cfg(f"space={name}").space)
