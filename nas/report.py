@@ -1318,6 +1318,10 @@ def _from_study(overrides: Sequence[str]) -> int:
     try:
         with exit_on_error():  # an unknown option or wrong type: Hydra's message in one line, exit 2
             result = export_study(compose_search_config(overrides))
+    except KeyboardInterrupt:  # before the members (loading the data, opening the study): a traceback without this
+        print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
+              file=sys.stderr)
+        return 130
     finally:
         for lg, level in zip(loggers, levels):
             lg.removeHandler(handler)

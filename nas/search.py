@@ -843,6 +843,13 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error():
         try:
             result = run_search(cfg)
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM outside the trials (loading the data, which takes seconds, opening the study, writing the
+            # report): the trials handle their own; here it ended in a 40-line traceback. Every file is written
+            # atomically, so nothing finished is lost.
+            print("interrupted: the finished trials are kept in the study; rerun the same command to resume",
+                  file=sys.stderr)
+            sys.exit(130)
         except NasError:
             raise  # already one line naming the value (an unreachable storage URL among them)
         except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line

@@ -830,3 +830,32 @@ def test_a_memory_budget_in_which_no_candidate_can_train_is_refused_before_the_r
     run = to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.memory_budget_gb=0.001",
                                                 f"train.batch_size={fit}")))
     search_mod.check_budget(run, load_dataset(run.data))
+
+
+def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_root, tmp_path, compose_cfg, monkeypatch,
+                                                                         capsys):
+    # SIGTERM (SLURM's preemption) or Ctrl-C while the data loads, before any trial: a 40-line traceback, for the search
+    # and for `python -m nas.report` from a study alike.
+    from nas.report import main as report_main
+
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    capsys.readouterr()
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_mod, "load_dataset", interrupted)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
+    except KeyboardInterrupt:  # not for pytest to stop the session on
+        pytest.fail("the interrupt escaped the search's command as a traceback")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("interrupted: the finished trials are kept in the study; rerun the same command to resume")
+    try:
+        assert report_main(_overrides(tiny_idx_root, tmp_path)) == 130
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped nas.report's command as a traceback")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("interrupted: ")
