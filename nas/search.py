@@ -48,7 +48,7 @@ from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
-    requeue_interrupted, run_folder_lock, slot_taken, storage_url, with_study_settings, worker_info,
+    requeue_interrupted, run_folder_lock, slot_taken, storage_url, study_budget_ms, with_study_settings, worker_info,
 )
 from nas.train import reset_autocast, seed_everything, train_candidate
 
@@ -260,6 +260,7 @@ def make_objective(
     A candidate whose training batch would need more activation memory than `search.memory_budget_gb` fails up front
     with its reason (the kernel would kill the process without one); its evaluation runs in batches that fit."""
     budget_bytes = memory_budget(run.search.memory_budget_gb)  # once: the memory of later trials is this process's own
+    said_budget = [run.search.latency_budget_ms]
 
     def run_trial(trial: optuna.Trial) -> tuple[float, float]:
         trial.set_user_attr("worker", worker_info(trial.number))  # first: lets others tell if this process dies
@@ -272,7 +273,12 @@ def make_objective(
             raise optuna.TrialPruned()
         arch = sample_arch(trial, run.space, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
         lat = predict_latency(arch, run.hw)
-        budget = run.search.latency_budget_ms
+        # the study's budget, which a worker that joined after this one started may have tightened
+        budget = study_budget_ms(trial.study, run.search.latency_budget_ms)
+        if budget != said_budget[0]:
+            said_budget[0] = budget
+            log.info("search.latency_budget_ms is %g now, the study's (a worker joined with it): candidates predicted "
+                     "slower are not trained, and the front is judged at it", budget)
         trial.set_user_attr("arch", arch.to_json())
         trial.set_user_attr("arch_id", arch.arch_id)
         trial.set_user_attr("latency_ms", lat.total_ms)
@@ -526,6 +532,9 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     files up to date and only refreshes the tables and the report. Returns (pareto, report files, interrupted).
     """
     interrupted = False
+    # the front is judged at the study's budget: another worker may have tightened it while this one ran
+    run = dataclasses.replace(run, search=dataclasses.replace(
+        run.search, latency_budget_ms=study_budget_ms(study, run.search.latency_budget_ms)))
     with run_folder_lock(run_dir):
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)

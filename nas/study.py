@@ -251,6 +251,17 @@ def check_search(study: optuna.Study, run: RunConfig) -> None:
                       f"study searches with the same ones: pass {same}, or a new search.study_name=...")
 
 
+def study_budget_ms(study: optuna.Study, budget_ms: float | None) -> float | None:
+    """The latency budget to judge `study`'s candidates and front by: the tighter of `budget_ms` (this worker's) and the
+    study's record, which `check_search` tightens when a worker joins with a tighter one. Read again before each trial:
+    a worker started at the looser budget went on training candidates over the study's new one, and, finishing last,
+    wrote a front and pareto.json at its own."""
+    record = study.user_attrs.get(_SEARCH_ATTR)
+    recorded = record.get("latency_budget_ms") if isinstance(record, dict) else None
+    budgets = [b for b in (budget_ms, recorded) if b is not None]
+    return min(budgets) if budgets else None
+
+
 RECORD_WAIT_S = 10.0
 """How long a worker that joins a study another has just created waits for that worker's record of its settings."""
 

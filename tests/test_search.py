@@ -859,3 +859,26 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
         pytest.fail("the interrupt escaped nas.report's command as a traceback")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("interrupted: ")
+
+
+def test_a_worker_follows_the_tighter_budget_another_worker_joined_with(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    # Worker A searches with no budget; B joins with search.latency_budget_ms=1.0, which becomes the study's. A read
+    # its own budget only: it went on training candidates over 1.0 ms and, finishing last, wrote its front and
+    # pareto.json at no budget, the members over 1.0 ms included.
+    from nas.study import check_search
+
+    run_trials = search_mod._run_trials
+
+    def b_joins_meanwhile(run, data, run_dir, study):
+        check_search(study, to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.latency_budget_ms=1.0"))))
+        return run_trials(run, data, run_dir, study)
+
+    monkeypatch.setattr(search_mod, "_run_trials", b_joins_meanwhile)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.export_onnx=false")))
+    rows = _rows(result.run_dir)
+    trained = [float(r["latency_ms"]) for r in rows if r["state"] == "COMPLETE"]
+    assert len(trained) == 2 and max(trained) <= 1.0, rows
+    assert any(r["state"] == "PRUNED" for r in rows)  # the seeded sampler's first candidate (2.6 ms) is over it
+    pareto = json.loads((result.run_dir / "pareto.json").read_text())
+    assert pareto["latency_budget_ms"] == 1.0 and all(m["latency_ms"] <= 1.0 for m in pareto["members"])
+    assert "search.latency_budget_ms is 1 now, the study's" in (result.run_dir / "search.log").read_text()
