@@ -311,6 +311,9 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
             f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings "
             f"({_differences(stored, fp)}); rerun with the same ones to resume, or pass a new search.study_name=..."
         )
+    if data is not None:
+        # other images are refused before check_search records a tighter budget: a refused worker changed the study
+        check_data(study, data, record=False)
     check_search(study, run)
     if _SETTINGS_ATTR not in study.user_attrs:
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))  # a study from before settings were kept

@@ -475,3 +475,19 @@ def test_a_report_from_a_study_judges_its_front_at_the_budget_a_resume_tightened
     with pytest.raises(ConfigError, match=r"^search.latency_budget_ms=0.5 is not the budget of study "
                                           r"'metaformer_t-edge_npu-fashion_mnist' \(0.4\), at which its front is judged"):
         with_study_settings(made, study)
+
+
+def test_a_worker_refused_for_other_images_leaves_the_study_budget_as_it_was(tmp_path, compose_cfg):
+    # The joiner's tighter search.latency_budget_ms was recorded as the study's before its images were compared: the
+    # refused worker, which ran nothing, had tightened the budget every other worker then had to follow.
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}"]
+    made = to_run_config(compose_cfg(*storage, "search.latency_budget_ms=0.5"))
+    images = {"classes": ["a", "b"], "input": [1, 28, 28], "images": {"train": 90, "val": 10, "test": 20}}
+    study = open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler(), data=images)
+    tight = to_run_config(compose_cfg(*storage, "search.latency_budget_ms=0.4"))
+    other = {**images, "images": {"train": 99, "val": 11, "test": 22}}
+    with pytest.raises(ConfigError, match="was made with other images"):
+        open_study(tight, open_storage(tight, tmp_path), optuna.samplers.RandomSampler(), data=other)
+    assert study.user_attrs["search"]["latency_budget_ms"] == 0.5
+    open_study(tight, open_storage(tight, tmp_path), optuna.samplers.RandomSampler(), data=images)  # its own images: joins
+    assert study.user_attrs["search"]["latency_budget_ms"] == 0.4
