@@ -385,16 +385,19 @@ def _root_given(data: DataConfig) -> bool:
 def _with_study_budget(run: RunConfig, study: optuna.Study) -> RunConfig:
     """`run` with the study's `search.latency_budget_ms` (`check_search` keeps the tightest a run searched with): the
     front is judged at the run's budget (`nas.results.trial_record`), so a report rebuilt at none put the members a
-    tighter resume had dropped back on the front, and pareto.json stated no budget. `ConfigError` for another value:
-    the study's budget changes only by a search that searches with it."""
+    tighter resume had dropped back on the front, and pareto.json stated no budget. A tighter budget given here judges
+    this report's front at it (no trial is run, the study keeps its own); `ConfigError` for a looser one, since the
+    candidates over the study's budget were never trained."""
     record = study.user_attrs.get(_SEARCH_ATTR)
     if not isinstance(record, dict) or "latency_budget_ms" not in record:  # a study from before the record
         return run
     budget, given = record["latency_budget_ms"], run.search.latency_budget_ms
-    if given is not None and given != budget:
-        raise ConfigError(f"search.latency_budget_ms={given:g} is not the budget of study {study.study_name!r} "
-                          f"({_as_override(budget)}), at which its front is judged: leave it out (a search run with a "
-                          "tighter budget makes that the study's)")
+    if given is not None and (budget is None or given <= budget):
+        return run  # the study's own, or tighter: a front of the members under it
+    if given is not None:
+        raise ConfigError(f"search.latency_budget_ms={given:g} is looser than the budget of study {study.study_name!r} "
+                          f"({_as_override(budget)}): its candidates over {_as_override(budget)} ms were never trained; "
+                          "leave it out, or give a tighter one")
     return dataclasses.replace(run, search=dataclasses.replace(run.search, latency_budget_ms=budget))
 
 

@@ -472,8 +472,12 @@ def test_a_report_from_a_study_judges_its_front_at_the_budget_a_resume_tightened
     report = to_run_config(compose_cfg(*storage))
     assert with_study_settings(report, study).search.latency_budget_ms == 0.4
     assert with_study_settings(tight, study).search.latency_budget_ms == 0.4  # the study's own, given again
-    with pytest.raises(ConfigError, match=r"^search.latency_budget_ms=0.5 is not the budget of study "
-                                          r"'metaformer_t-edge_npu-fashion_mnist' \(0.4\), at which its front is judged"):
+    tighter = to_run_config(compose_cfg(*storage, "search.latency_budget_ms=0.3"))  # a report of the members under 0.3
+    assert with_study_settings(tighter, study).search.latency_budget_ms == 0.3
+    assert study.user_attrs["search"]["latency_budget_ms"] == 0.4  # a report runs no trial: the study keeps its own
+    with pytest.raises(ConfigError, match=r"^search.latency_budget_ms=0.5 is looser than the budget of study "
+                                          r"'metaformer_t-edge_npu-fashion_mnist' \(0.4\): its candidates over 0.4 ms "
+                                          r"were never trained; leave it out, or give a tighter one$"):
         with_study_settings(made, study)
 
 
