@@ -183,9 +183,9 @@ def leanest_arch(
     """The architecture of `space` whose training step on `batch_size` images needs the least activation memory
     (`nas.memory.activation_bytes`), and those bytes.
 
-    Smallest depth, width, MLP ratio and expansion and the largest head dim (fewest attention maps) never need more;
-    the stem stride and the mixers are tried in every combination (the attention maps' peak couples the stages, so
-    a stage-by-stage pick could miss the least)."""
+    Smallest depth, width, MLP ratio and expansion never need more; the stem stride and the mixers are tried in every
+    combination (a few hundred estimates, spec arithmetic only, and no assumption about how the estimate combines the
+    stages)."""
     from nas.memory import activation_bytes  # spec arithmetic only
 
     def stage(st: Any, mixer: str) -> StageConfig:
