@@ -289,11 +289,15 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         except json.JSONDecodeError:
             cached = {}
     final = asdict(run.final_train) if run.final_train.epochs else None
+    done = (cached.get("final_train") or {}).get("recipe")
+    # final_train=none trains nothing: a member already final-trained keeps those weights (minutes of training), as
+    # a report rebuilt with final_train=none only to skip training expects; replacing them by the proxy's lost them.
+    kept_final = final is None and done is not None
     up_to_date = (
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
         and cached.get("metric", "accuracy") == data.metric.value  # its accuracies are scored the same way
         # same weights: trained with this recipe (its speed settings aside: a worker with other threads retrains nothing)
-        and _recipe((cached.get("final_train") or {}).get("recipe")) == _recipe(final)
+        and (_recipe(done) == _recipe(final) or kept_final)
         and (folder / "model.pt").is_file()
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
         and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)
@@ -303,6 +307,9 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     # the test images in batches whose forward pass fits the memory budget (the same logits as one large batch)
     batch = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=memory_budget(run.search.memory_budget_gb))
     if up_to_date:
+        if kept_final:
+            log.info("Pareto member %s keeps its final-trained weights (%s epochs): final_train=none trains nothing",
+                     arch.arch_id, done.get("epochs"))
         test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
                              cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
         measured_on = cached.get("measured_latency_on")

@@ -453,6 +453,13 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3", "compress=smoke"))
     assert all((folder / n).stat().st_mtime_ns != t for n, t in stamps.items())
     assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3
+    # final_train=none trains nothing: the final-trained weights (and their compressed files) stay, not the proxy's.
+    stamps = {n: (folder / n).stat().st_mtime_ns for n in ("model.pt", "model_int8.onnx")}
+    run_search(compose_cfg(*overrides, "final_train=none", "compress=smoke"))
+    assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
+    assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3
+    assert "keeps its final-trained weights (3 epochs): final_train=none trains nothing" in (
+        result.run_dir / "search.log").read_text()
 
 
 def test_thread_warning_names_the_recipes_that_ask_for_more_threads_than_cpus(compose_cfg):
