@@ -460,6 +460,44 @@ def _quiet_interrupts() -> Iterator[None]:
         logger.removeFilter(quiet)
 
 
+@contextlib.contextmanager
+def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
+    """While the trials run, Ctrl-C and SIGTERM only ask the search to stop; the callable it yields raises
+    KeyboardInterrupt at the next safe point: the next training step, or the end of the trial. A KeyboardInterrupt
+    raised wherever the signal struck could land inside Optuna or SQLAlchemy: one that struck as Optuna started a
+    trial's heartbeat thread left that thread running, and the process, its files written, never exited. A second
+    signal stops at once, as before. The handlers before are restored on leaving (no lasting state)."""
+    requested: list[int] = []
+    delivered: list[bool] = []
+
+    def ask_to_stop(signum: int, frame: Any) -> None:
+        if requested:  # asked twice: the user will not wait for the step to end
+            raise KeyboardInterrupt
+        requested.append(signum)
+        # os.write: logging is not safe inside a signal handler (it may strike while a log line is being written)
+        os.write(2, f"{signal.Signals(signum).name}: stopping the search at its next training step or trial end (send it "
+                    "again to stop at once)\n".encode())
+
+    def check() -> None:
+        if requested:
+            delivered.append(True)
+            raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, ask_to_stop)
+    except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
+        pass
+    try:
+        yield check
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if requested and not delivered:  # asked after the last check (the study just filled): a stop all the same
+        raise KeyboardInterrupt
+
+
 def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study) -> bool:
     """Run trials until the study holds `search.n_trials` complete ones; returns True if interrupted.
 
@@ -478,17 +516,24 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
     attempts_left = 50 * max(1, target - done)
     poll_s = min(5.0, s.heartbeat_s / 2)
     waiting_logged = False
-    with _Progress(total=target, done=done, enabled=s.progress) as progress, _quiet_interrupts():
-        objective = make_objective(run, data, run_dir, on_step=progress.on_step)
+    try:
+        with (_Progress(total=target, done=done, enabled=s.progress) as progress, _quiet_interrupts(),
+              _interrupts_at_safe_points() as stop_if_asked):
+            def on_step(step: int, total: int) -> None:
+                stop_if_asked()
+                progress.on_step(step, total)
 
-        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            n = _n_complete(study)
-            best = _best_text(study)
-            progress.on_trial(n, best)
-            log.info("trial %d [%d/%d] %s | best %s", trial.number, n, target, _trial_text(trial), best)
+            objective = make_objective(run, data, run_dir, on_step=on_step)
 
-        try:
+            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                n = _n_complete(study)
+                best = _best_text(study)
+                progress.on_trial(n, best)
+                log.info("trial %d [%d/%d] %s | best %s", trial.number, n, target, _trial_text(trial), best)
+                stop_if_asked()  # the trial is told: stopping here loses nothing
+
             while attempts_left > 0 and time.monotonic() < deadline:
+                stop_if_asked()
                 fail_lost_trials(study, grace_s=s.grace_s, log_file=run_dir / "search.log")
                 complete, running = counts(study)
                 if complete >= target:
@@ -497,7 +542,9 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     if not waiting_logged:
                         log.info("waiting: %d trial(s) running in other workers fill the study's %d", running, target)
                         waiting_logged = True
-                    time.sleep(poll_s)
+                    for _ in range(max(1, round(poll_s / 0.1))):  # short sleeps: a stop asked for is seen soon
+                        stop_if_asked()
+                        time.sleep(0.1)
                     continue
                 waiting_logged = False
                 attempts_left -= 1
@@ -515,11 +562,11 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
                     log.warning("gave up after %d sampled architectures with %d of %d trials finished: %s",
                                 50 * max(1, target - done), complete, target, why)
-        except KeyboardInterrupt:
-            requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
-            log.warning("interrupted: keeping %d finished trials%s; rerun the same command to resume", _n_complete(study),
-                        f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
-            return True
+    except KeyboardInterrupt:
+        requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
+        log.warning("interrupted: keeping %d finished trials%s; rerun the same command to resume", _n_complete(study),
+                    f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
+        return True
     return False
 
 

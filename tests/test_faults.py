@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -132,6 +133,63 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path):
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted"), out
     assert "Traceback" not in out
     assert (tmp_path / "f" / "trials.csv").is_file() and (tmp_path / "f" / "pareto.json").is_file()  # files written
+
+
+_SIGTERM_INSIDE_OPTUNA = """
+import os, signal, sys
+import optuna.storages._heartbeat as heartbeat
+from nas.search import main
+
+start, started = heartbeat.HeartbeatThread.start, []
+
+def start_then_sigterm(self):  # SIGTERM strikes just as Optuna has started the second trial's heartbeat thread
+    start(self)
+    started.append(1)
+    if len(started) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+heartbeat.HeartbeatThread.start = start_then_sigterm
+main()
+"""
+
+
+def test_sigterm_striking_inside_optuna_still_stops_the_search(tiny_idx_root, tmp_path):
+    # A KeyboardInterrupt raised where SIGTERM struck, inside Optuna as it started a trial's heartbeat thread, left that
+    # (non-daemon) thread running: the search wrote its files, printed its run folder and never exited (seen in CI).
+    cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4")
+    stopped = subprocess.run([sys.executable, "-c", _SIGTERM_INSIDE_OPTUNA, *cmd[3:]], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    out = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 130 and "Traceback" not in out, out
+    trials = _trials(f"sqlite:///{tmp_path / 'f' / 'study.db'}")
+    assert [t.state for t in trials[:2]] == [TrialState.COMPLETE, TrialState.FAIL], out  # none left RUNNING
+    assert trials[1].user_attrs["fail_reason"].startswith("interrupted") and "arch" in trials[1].user_attrs
+    assert [t.system_attrs.get("failed_trial") for t in trials[2:]] == [1]  # queued: the rerun trains it first
+
+
+def test_a_stop_is_asked_by_a_signal_and_taken_at_a_safe_point():
+    from nas.search import _interrupts_at_safe_points
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), _interrupts_at_safe_points() as stop_if_asked:
+        stop_if_asked()  # nothing asked yet
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler has run: no exception where the signal struck
+        raised = False
+        try:
+            stop_if_asked()
+        except KeyboardInterrupt:
+            raised = True
+        assert raised
+        os.kill(os.getpid(), signal.SIGINT)  # asked twice (Ctrl-C after SIGTERM): stops at once
+        time.sleep(1)
+        pytest.fail("a second signal must stop at once")
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers restored
+
+    with pytest.raises(KeyboardInterrupt), _interrupts_at_safe_points():
+        os.kill(os.getpid(), signal.SIGINT)  # asked after the last check: still a stop when the trials end
+        time.sleep(0.01)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 _DISK_FILLS_UP = """
