@@ -19,6 +19,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, precheck_overri
                         validate_compress_config, validate_data_config)
 from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
+from nas.latency.hardware import input_warning
 from nas.stats import format_p
 
 from compress.pipeline import check_data_shape, compress_checkpoint
@@ -48,6 +49,10 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     # check would blame the folder or its split, not the size.
     check_data_shape(folder, arch, meta, data)
     _check_test_images(folder, data, run.data)
+    # The pruning target and the table's latencies come from the same predictor a search uses: at an input its
+    # calibration never measured they are extrapolated, and a search says so in this line.
+    if (unmeasured := input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)) is not None:
+        log.warning("%s", unmeasured)
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     run_dir = folder.parent.parent
     if folder.parent.name == "checkpoints" and (run_dir / "pareto.json").is_file():

@@ -210,6 +210,40 @@ def test_compress_run_of_a_member_given_its_folder_at_another_img_size_names_the
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "model.pt"]  # nothing written
 
 
+def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_input(tmp_path, tiny_idx_root, monkeypatch, caplog):
+    # compress.run prunes to a latency target and tabulates latencies from the predictor a search uses; a search at an
+    # input its calibration never measured warns that they are extrapolated (input_warning), compress.run said nothing.
+    import logging
+
+    from hydra import compose, initialize_config_dir
+
+    import compress.run
+    from nas.config import register_configs
+    from nas.latency.hardware import input_warning
+    from tests.conftest import CONF_DIR
+
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    compressed = []
+    monkeypatch.setattr(compress.run, "compress_checkpoint", lambda folder, **kw: compressed.append(kw["hw"]) or {})
+    register_configs()
+
+    def warnings_with(*overrides: str) -> list[str]:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}",
+                                                                  "hw=cpu", *overrides])
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="compress.run"):
+            compress.run.run_compress(cfg)
+        return [r.getMessage() for r in caplog.records if r.name == "compress.run"]
+
+    assert warnings_with() == []  # hw=cpu was measured at 1x28x28
+    said = warnings_with("hw.measured_inputs=['3x64x64']")
+    assert said == [input_warning(compressed[-1], in_chans=1, img_size=28)]
+    assert said[0].startswith("hw=cpu was calibrated on inputs 3x64x64, not on this data's 1x28x28: in_chans=1 is not "
+                              "among the measured 3 and img_size=28 is below the smallest measured, 64")
+
+
 def test_compress_run_refuses_the_settings_that_choose_among_a_runs_members(tmp_path):
     # compress.run compresses the one checkpoint it is given: compress.members=top_k / compress.top_k=1 (pick the best
     # member) and compress=none (members: none) were ignored, and the checkpoint compressed all the same.

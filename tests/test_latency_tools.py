@@ -1270,6 +1270,28 @@ def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path,
                                                                       out=str(tmp_path / "x")))
 
 
+def test_validate_warns_about_archs_at_an_input_the_profile_never_measured(tmp_path, cpu, space_t):
+    # Held-out archs at another input than the calibration's are predicted by extrapolation: validate said nothing,
+    # while a search at that input warns (input_warning); its line now comes with the scores, once per such input.
+    from nas.latency.hardware import input_warning
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    assert cpu.measured_inputs == ["1x28x28", "3x64x64"]
+    grey = sample_archs(space_t, 3, seed=5, in_chans=1, img_size=28, num_classes=10)
+    big = sample_archs(space_t, 3, seed=6, in_chans=3, img_size=96, num_classes=10)
+    tool = LatencyToolConfig(hw=dataclasses.replace(cpu, calibrated_on=""), space=space_t,
+                             measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / "v"))
+    write_measurements(tmp_path / "v.csv", _rows(grey))
+    assert "warning" not in validate_command(tool)  # measured there
+    write_measurements(tmp_path / "v.csv", _rows(grey + big))
+    text = validate_command(dataclasses.replace(tool, out=str(tmp_path / "w")))
+    line = input_warning(tool.hw, in_chans=3, img_size=96)
+    assert line is not None and "img_size=96 is above the largest measured, 64" in line
+    assert text.count("warning:") == 1 and f"\n\nwarning: {line}" in text
+    assert f"warning: {line}" in (tmp_path / "w" / "validation.md").read_text()
+
+
 def test_fitted_archs_read_back_as_the_same_strings(cpu):
     from tests.conftest import CONF_DIR
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from nas.arch import ArchConfig
-from nas.latency.hardware import HardwareProfile
+from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.ops import count_macs, count_params
 from nas.latency.predictor import predict_latency_batch
 
@@ -119,9 +119,18 @@ def validate_command(tool: LatencyToolConfig) -> str:
                         f"from {machine!r}: the scores above compare two machines")
     # Scores on archs the profile was fitted on flatter it: say so, as for noise.
     warnings += [w for w in (fitted_on_warning(archs, tool.hw),) if w]
+    # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
+    warnings += unmeasured_input_warnings(archs, tool.hw)
     text = metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
     (out / "validation.md").write_text(text + "\n")
     return text + f"\n(written to {out})"
+
+
+def unmeasured_input_warnings(archs: Sequence[ArchConfig], hw: HardwareProfile) -> list[str]:
+    """`input_warning`'s line for each input of `archs` (in_chans x img_size, each once, sorted) outside the inputs
+    `hw` was calibrated on (`HardwareProfile.measured_inputs`); [] when all lie within them, or `hw` records none."""
+    inputs = sorted({(a.in_chans, a.img_size) for a in archs})
+    return [w for chans, size in inputs if (w := input_warning(hw, in_chans=chans, img_size=size)) is not None]
 
 
 def fitted_on_warning(archs: Sequence[ArchConfig], hw: HardwareProfile) -> str | None:
