@@ -43,7 +43,7 @@ import plotly.io as pio
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "main"]
+__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "main"]
 
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
@@ -1038,26 +1038,32 @@ def _whole_way_text(compressed: dict[str, Any]) -> str | None:
 
 
 def _predicted_precision_note(members: Sequence[_Member]) -> str:
-    """What the compressed table's predicted latencies are: the chip's prediction at its own precision (hw.precision,
-    compressed_metrics.json's hw_precision) for each row's architecture. Without it an int8 chip's 'fp32' row reads as
-    the fp32 model's time on the chip, and on an fp32 profile (hw=cpu) the int8 row repeats the pruned row's float
-    prediction as if it were the int8 file's. '' when no compressed member records its chip's precision."""
+    """`predicted_precision_note` of the chips the compressed members record with their precision
+    (compressed_metrics.json's hw and hw_precision); '' when none does."""
     seen: dict[str, str] = {}  # chip: its precision
     for m in members:
         c = m.compressed or {}
         if c.get("hw") and c.get("hw_precision") and not c.get("error"):
             seen.setdefault(str(c["hw"]), str(c["hw_precision"]))
-    if not seen:
+    return predicted_precision_note(seen)
+
+
+def predicted_precision_note(chips: dict[str, str]) -> str:
+    """What a compressed table's predicted latencies are, for `chips` ({hw name: its hw.precision}): the chip's
+    prediction at its own precision for each row's architecture. Without it an int8 chip's 'fp32' row reads as the fp32
+    model's time on the chip, and on an fp32 profile (hw=cpu) the int8 row repeats the pruned row's float prediction as
+    if it were the int8 file's. The report and `python -m compress.run` word it alike. '' for no chips."""
+    if not chips:
         return ""
-    precisions = set(seen.values())
+    precisions = set(chips.values())
     if precisions == {"int8"}:
         then = "so the fp32 row is not the float model's time on the chip, and the int8 row repeats the pruned one's"
     elif "int8" not in precisions:
         then = f"so the int8 row repeats the pruned one's {' / '.join(sorted(precisions))} time, not the int8 file's"
     else:
         then = "so the int8 row repeats the pruned one's"
-    chips = " and ".join(f"{hw}'s in {precision}" for hw, precision in seen.items())
-    return (f"Predicted latencies are {chips} (its hw.precision) for each row's architecture, whatever the file's "
+    named = " and ".join(f"{hw}'s in {precision}" for hw, precision in chips.items())
+    return (f"Predicted latencies are {named} (its hw.precision) for each row's architecture, whatever the file's "
             f"number format, {then}.")
 
 

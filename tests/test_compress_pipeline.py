@@ -90,6 +90,28 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     assert "95% interval" in table and f"-{c['now_wrong']} / +{c['now_right']} (p={c['p_value']:.2g})" in table
 
 
+def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report_does():
+    # "pred. edge_npu ms" beside fp32 / int8 rows read as the fp32 model's and the int8 file's times; the predictor
+    # costs each row's architecture at the chip's own precision. The report says so under its table: so does this one.
+    from nas.report import predicted_precision_note
+
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252}, "pruned": {"pruned": True, "test_acc": 0.89, "latency_ms": 0.24},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.24}}
+    table = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages})
+    head, *_, note = table.splitlines()
+    assert "predicted latency (ms)" in head and "pred." not in table  # the report's column name
+    assert note == f"note: {predicted_precision_note({'edge_npu': 'int8'})}" == (
+        "note: Predicted latencies are edge_npu's in int8 (its hw.precision) for each row's architecture, whatever the "
+        "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats the "
+        "pruned one's.")
+    assert format_table({"hw": "cpu", "hw_precision": "fp32", **stages}).splitlines()[-1] == (
+        "note: Predicted latencies are cpu's in fp32 (its hw.precision) for each row's architecture, whatever the file's "
+        "number format, so the int8 row repeats the pruned one's fp32 time, not the int8 file's.")
+    # a compressed_metrics.json from before hw_precision (reused as it is up to date): the chip, no claim on precision
+    assert format_table({"hw": "edge_npu", **stages}).splitlines()[-1] == (
+        "note: Predicted latencies are edge_npu's for each row's architecture.")
+
+
 def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):
     # hw=cpu predicts with residual trees; their numpy numbers once made target_met a numpy bool that JSON refused,
     # so compress.run with a latency target on that profile failed after all the work, writing no metrics.
