@@ -118,6 +118,11 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
                                 "subfolders; hidden files are skipped")
             files += [(f, p) for f in found]
         elif p.is_file():
+            # Refused as a folder leaves it out, before Pillow's own message ("cannot identify image file") on an
+            # iPhone's .heic: the model was trained on the formats read, so a file must be converted to one of them.
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(f"{p} is not of an image format that is read ({p.suffix or 'no suffix'}); convert it to "
+                                f"one of {' '.join(sorted(IMAGE_SUFFIXES))} to classify it")
             files.append((p, None))
         else:
             raise DataError(f"image {p} not found")

@@ -1,6 +1,7 @@
 """compress.predict: classifying image files with a checkpoint's deployable files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,3 +260,22 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning_as_in_traini
     assert [r.getMessage() for r in caplog.records if r.name == "compress.predict"] == [
         f"{photos}: 2 image file(s) of formats that are not read are left out (1 .avif, 1 .heic; e.g. "
         f"{photos / 'IMG_0002.avif'}); convert them to one of {' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to classify them"]
+
+
+@pytest.mark.parametrize("name", ["IMG_0001.HEIC", "photo.avif", "notes.txt", "photo"])
+def test_a_single_file_of_a_format_that_is_not_read_is_one_line_naming_the_formats_read(checkpoint, tmp_path, capsys, name):
+    # A folder leaves such files out with a warning; one named itself failed with Pillow's "cannot identify image file",
+    # which named no format that works.
+    import nas.data
+
+    folder, _ = checkpoint
+    (tmp_path / name).write_bytes(b"\x00\x00\x00\x18ftypheic")
+    said = (f"{tmp_path / name} is not of an image format that is read ({Path(name).suffix or 'no suffix'}); convert it "
+            f"to one of {' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to classify it")
+    with pytest.raises(DataError) as refused:
+        predict(folder, [tmp_path / name])
+    assert str(refused.value) == said
+    with pytest.raises(SystemExit) as exited:
+        main([str(folder), str(tmp_path / name)])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err == f"error: {said}\n" and "cannot identify" not in err
