@@ -60,14 +60,22 @@ def _attention_dims(arch: ArchConfig) -> list[int]:
             if stage.mixer == "attn"]
 
 
-def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, training: bool = False) -> int:
-    """The largest batch size <= `batch_size` whose `activation_bytes` fit `budget_bytes`; 0 when not even one image
-    fits. Evaluation in batches of it gives the same predictions as in batches of `batch_size` (each image is scored
-    on its own in eval mode), only in more pieces."""
+def step_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False, teacher: ArchConfig | None = None) -> int:
+    """`activation_bytes` of `arch`, plus with `teacher` its forward pass (no_grad, eval mode) on the same batch: a
+    distillation step runs the teacher while the student's activations wait for the backward pass, so both are alive."""
+    need = activation_bytes(arch, batch_size=batch_size, training=training)
+    return need + (0 if teacher is None else activation_bytes(teacher, batch_size=batch_size))
+
+
+def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, training: bool = False,
+                       teacher: ArchConfig | None = None) -> int:
+    """The largest batch size <= `batch_size` whose `activation_bytes` fit `budget_bytes` (with `teacher`, those of a
+    distillation step: `step_bytes`); 0 when not even one image fits. Evaluation in batches of it gives the same
+    predictions as in batches of `batch_size` (each image is scored on its own in eval mode), only in more pieces."""
     # The estimate grows linearly with the batch: divide, then step down over any rounding.
-    per_image = activation_bytes(arch, batch_size=1, training=training)
+    per_image = step_bytes(arch, batch_size=1, training=training, teacher=teacher)
     fit = min(batch_size, budget_bytes // max(1, per_image))
-    while fit > 0 and activation_bytes(arch, batch_size=fit, training=training) > budget_bytes:
+    while fit > 0 and step_bytes(arch, batch_size=fit, training=training, teacher=teacher) > budget_bytes:
         fit -= 1
     return int(fit)
 
@@ -86,17 +94,21 @@ def gib(n_bytes: float) -> str:
 
 
 def training_refusal(arch: ArchConfig, *, batch_size: int, budget_bytes: int, setting: str,
-                     budget_setting: str = "search.memory_budget_gb") -> str | None:
+                     budget_setting: str = "search.memory_budget_gb", teacher: ArchConfig | None = None) -> str | None:
     """One line saying why `arch` cannot train at `batch_size` (named by `setting`, e.g. 'train.batch_size') within
-    `budget_bytes` (set by `budget_setting`), or None when its training step fits."""
-    need = activation_bytes(arch, batch_size=batch_size, training=True)
+    `budget_bytes` (set by `budget_setting`), or None when its training step fits. With `teacher`, the step is a
+    distillation: the teacher's forward pass on the batch counts too, and the line names both needs."""
+    need = step_bytes(arch, batch_size=batch_size, training=True, teacher=teacher)
     if need <= budget_bytes:
         return None
-    fit = fitting_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes, training=True)
+    fit = fitting_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes, training=True, teacher=teacher)
     # The block that holds the most: what to shrink (width, or tokens by a larger stem stride / smaller image).
     tokens, width, _ = max(_block_units(arch), key=lambda u: u[0] * u[1] * u[2])
-    why = f" (largest block: {tokens} tokens x {width} channels)"
-    return (f"out of memory: training at {setting}={batch_size} needs about {gib(need)} of activations{why}, over the "
+    why = f"largest block: {tokens} tokens x {width} channels"
+    if teacher is not None:  # which of the two to shrink is the user's call: say what each holds
+        student = activation_bytes(arch, batch_size=batch_size, training=True)
+        why = f"the student's training step {gib(student)} + the teacher's forward pass {gib(need - student)}; {why}"
+    return (f"out of memory: training at {setting}={batch_size} needs about {gib(need)} of activations ({why}), over the "
             f"memory budget of {gib(budget_bytes)} ({budget_setting}); "
             + (f"a batch of {fit} would fit" if fit else "not even one image fits"))
 

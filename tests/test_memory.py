@@ -94,6 +94,23 @@ def test_training_refusal_names_the_batch_the_need_the_budget_and_what_fits():
     assert tiny is not None and tiny.endswith("not even one image fits")
 
 
+def test_a_distillation_step_counts_the_teachers_forward_pass_beside_the_students_training_step():
+    student, teacher = _attn_first(img_size=64), _attn_first()  # the teacher: a bigger input, more tokens
+    alone = activation_bytes(student, batch_size=16, training=True)
+    both = alone + activation_bytes(teacher, batch_size=16)
+    assert training_refusal(student, batch_size=16, budget_bytes=alone, setting="compress.recover.batch_size") is None
+    line = training_refusal(student, batch_size=16, budget_bytes=alone, setting="compress.recover.batch_size", teacher=teacher)
+    assert line is not None and "\n" not in line
+    assert line.startswith(f"out of memory: training at compress.recover.batch_size=16 needs about {memory.gib(both)} ")
+    assert (f"(the student's training step {memory.gib(alone)} + the teacher's forward pass "
+            f"{memory.gib(both - alone)}; largest block: 1024 tokens x 64 channels)") in line
+    fit = fitting_batch_size(student, batch_size=16, budget_bytes=alone, training=True, teacher=teacher)
+    assert 0 < fit < 16 and line.endswith(f"a batch of {fit} would fit")
+    assert (activation_bytes(student, batch_size=fit, training=True) + activation_bytes(teacher, batch_size=fit) <= alone
+            < activation_bytes(student, batch_size=fit + 1, training=True) + activation_bytes(teacher, batch_size=fit + 1))
+    assert training_refusal(student, batch_size=16, budget_bytes=both, setting="s", teacher=teacher) is None
+
+
 def test_memory_budget_is_the_setting_or_a_share_of_the_memory_available_when_asked(monkeypatch):
     assert memory_budget(2.0) == 2 * 2**30
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 10 * 2**30)
