@@ -190,8 +190,9 @@ def read_openvino(core: ov.Core, xml_path: str | os.PathLike) -> ov.Model:
         raise CheckpointError(f"{xml_path} is not a readable OpenVINO IR: {openvino_cause(e)}") from None
 
 
-def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
-    """Logits of `split` computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts)."""
+def openvino_runner(xml_path: str | os.PathLike, *, threads: int = 2) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits of a float32 pixel batch computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts),
+    compiled once for many calls."""
     import openvino as ov
 
     core = ov.Core()
@@ -199,7 +200,13 @@ def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: in
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads)})
     request = compiled.create_infer_request()
     out = compiled.output(0)
-    return np.concatenate([request.infer({0: x.numpy()})[out].copy() for x, _ in iterate_batches(split, batch_size=batch_size)])
+    return lambda x: request.infer({0: x})[out].copy()
+
+
+def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
+    """Logits of `split` computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts)."""
+    run = openvino_runner(xml_path, threads=threads)
+    return np.concatenate([run(x.numpy()) for x, _ in iterate_batches(split, batch_size=batch_size)])
 
 
 def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:

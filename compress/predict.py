@@ -21,12 +21,14 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from nas.data import IMAGE_SUFFIXES, Split, image_files_in, read_images, unread_images_warning
+from nas.arch import ArchConfig
+from nas.data import IMAGE_SUFFIXES, image_files_in, read_images, unread_images_warning
+from nas.memory import eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
@@ -129,11 +131,17 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
     return files
 
 
-def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64) -> list[Prediction]:
+def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64,
+            memory_budget_gb: float | None = None) -> list[Prediction]:
     """The `top` classes of every image in `images` (files or folders; one path alone is taken as one) by the model at
-    `model_path`."""
+    `model_path`. The images are read and classified `batch_size` at a time, fewer where the model's forward pass on
+    that many would need more activation memory than `memory_budget_gb` (`nas.memory`; None: 70% of the memory
+    available now): memory holds one batch of images, however many are given, and the results are those of one pass."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
+    if memory_budget_gb is not None and not memory_budget_gb > 0:
+        raise ConfigError(f"memory_budget_gb={memory_budget_gb!r} must be a number > 0: GiB of activations one batch "
+                          "of images may take (left out: 70% of the memory available)")
     path = model_file(model_path)
     contract = _contract(path.parent)
     classes = contract.classes
@@ -141,17 +149,41 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
         raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
     found = _image_files_found_in(images)
     files = [file for file, _ in found]
-    # made as the training images were made from their files
-    x = read_images(files, size=contract.img_size, mode="L" if contract.channels == 1 else "RGB",
-                    background=contract.background)
-    split = Split(torch.from_numpy(x), torch.zeros(len(files), dtype=torch.int64))
-    logits = _logits(path, split, batch_size=batch_size)
+    batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb))
+    run = _runner(path, contract)
+    # Read batch by batch: all the images decoded at once took memory in proportion to their number (100k colour
+    # photos at 224 px are 15 GB of uint8 pixels, twice that while stacked) before one was classified.
+    logits = np.concatenate([run(_pixels(files[i:i + batch], contract)) for i in range(0, len(files), batch)])
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but metrics.json names {len(classes)} classes")
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
             for (f, folder), row, p in zip(found, order, probs)]
+
+
+def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:
+    """The images of `files` as the model's float32 input: made as the training images were made from their files,
+    scaled to [0, 1] as `nas.data.iterate_batches` scales them."""
+    x = read_images(files, size=contract.img_size, mode="L" if contract.channels == 1 else "RGB",
+                    background=contract.background)
+    return torch.from_numpy(x).float().div_(255.0).numpy()
+
+
+def _fitting_batch(path: Path, *, batch_size: int, budget_bytes: int | None) -> int:
+    """`batch_size`, or the largest smaller batch whose forward pass fits `budget_bytes` by `nas.memory`'s estimate for
+    the model's architecture (a checkpoint's own, else its folder's arch.json: that of the unpruned model, which no
+    pruned or int8 file outgrows); `batch_size` where neither says."""
+    if path.suffix == ".pt":
+        from nas.checkpoint import read_checkpoint
+
+        arch: ArchConfig | None = read_checkpoint(path)[0]
+    else:
+        try:
+            arch = ArchConfig.from_json((path.parent / "arch.json").read_text())
+        except (OSError, ConfigError):  # a model file from elsewhere: the estimate has nothing to go on
+            arch = None
+    return batch_size if arch is None else eval_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes)
 
 
 def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
@@ -188,19 +220,21 @@ def _check_input_shape(path: Path, expected: tuple[int, int, int]) -> None:
                               "it was written to")
 
 
-def _logits(path: Path, split: Split, *, batch_size: int) -> np.ndarray:
-    _check_input_shape(path, tuple(split.x.shape[1:]))  # the images as metrics.json says to make them
+def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits of a batch of `_pixels` by the model file at `path`, loaded once for every batch."""
+    _check_input_shape(path, (contract.channels, contract.img_size, contract.img_size))  # as metrics.json makes them
     if path.suffix == ".xml":
-        from compress.export import openvino_logits
+        from compress.export import openvino_runner
 
-        return openvino_logits(path, split, batch_size=batch_size)
+        return openvino_runner(path)
     if path.suffix == ".onnx":
-        from nas.checkpoint import onnx_logits
+        from nas.checkpoint import onnx_runner
 
-        return onnx_logits(path, split, batch_size=batch_size)
-    from nas.checkpoint import load_checkpoint, torch_logits
+        return onnx_runner(path)
+    from compress.export import torch_runner
+    from nas.checkpoint import load_checkpoint
 
-    return torch_logits(load_checkpoint(path), split, batch_size=batch_size)
+    return torch_runner(load_checkpoint(path), threads=torch.get_num_threads())
 
 
 def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str] | None:
@@ -280,11 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("images", nargs="+", help="image files or folders")
     parser.add_argument("--top", type=int, default=1, help="classes per image (default 1)")
     parser.add_argument("--csv", type=Path, default=None, help="also write the predictions to this CSV file")
+    parser.add_argument("--memory-budget-gb", type=float, default=None,
+                        help="GiB of activations one batch of images may take (default: 70%% of the memory available)")
     args = parser.parse_args(argv)
     with exit_on_error():
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")
-        predictions = predict(args.model, args.images, top=args.top)
+        predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb)
         print(format_predictions(predictions))
         contract = _contract(model_file(args.model).parent)
         labelled = folder_accuracy(predictions, contract.classes)

@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -269,13 +269,19 @@ def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> ort.InferenceS
         raise CheckpointError(f"{path} is not a readable ONNX model: {str(e).strip().splitlines()[0][:200]}") from None
 
 
-def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
-    """Logits of `split` computed by onnxruntime from the exported file alone."""
+def onnx_runner(path: str | os.PathLike, *, threads: int = 2) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits of a float32 pixel batch computed by onnxruntime from the exported file alone (one session, many calls)."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p} not found; re-run the step that writes it")
     sess = onnx_session(p, threads=threads)
-    return np.concatenate([sess.run(None, {INPUT_NAME: x.numpy()})[0] for x, _ in iterate_batches(split, batch_size=batch_size)])
+    return lambda x: sess.run(None, {INPUT_NAME: x})[0]
+
+
+def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
+    """Logits of `split` computed by onnxruntime from the exported file alone."""
+    run = onnx_runner(path, threads=threads)
+    return np.concatenate([run(x.numpy()) for x, _ in iterate_batches(split, batch_size=batch_size)])
 
 
 @torch.no_grad()

@@ -82,7 +82,7 @@ def test_cut_outs_are_composited_onto_the_background_the_training_images_had(che
 def test_a_checkpoint_folder_runs_its_int8_ir_when_it_has_one(checkpoint, photos, monkeypatch):
     folder, _ = checkpoint
     ran = []
-    monkeypatch.setattr("compress.predict._logits", lambda path, split, batch_size: ran.append(path.name) or np.zeros((len(split), 3)))
+    monkeypatch.setattr("compress.predict._runner", lambda path, contract: ran.append(path.name) or (lambda x: np.zeros((len(x), 3))))
     predict(folder, [photos])
     (folder / "model_int8.xml").write_text("<net/>")
     predict(folder, [photos])
@@ -279,3 +279,58 @@ def test_a_single_file_of_a_format_that_is_not_read_is_one_line_naming_the_forma
         main([str(folder), str(tmp_path / name)])
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err == f"error: {said}\n" and "cannot identify" not in err
+
+
+def test_images_are_read_and_classified_one_batch_at_a_time_as_one_pass_over_all_of_them(checkpoint, tmp_path, monkeypatch):
+    import compress.predict
+
+    folder, _ = checkpoint
+    rng = np.random.default_rng(2)
+    for i in range(7):
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    export_openvino(folder / "model.onnx", folder / "model_fp32.xml", in_chans=3, img_size=16)
+    read = []
+    real_read = compress.predict.read_images
+    monkeypatch.setattr(compress.predict, "read_images", lambda files, **k: read.append(len(files)) or real_read(files, **k))
+    for name in ("model.pt", "model.onnx", "model_fp32.xml"):
+        read.clear()
+        whole = predict(folder / name, [tmp_path], top=3)  # the 7 images in one batch of 64
+        assert read == [7]
+        read.clear()
+        pieces = predict(folder / name, [tmp_path], top=3, batch_size=3)
+        # memory holds 3 images at a time, not every image given; each image is scored as in the one batch
+        assert read == [3, 3, 1] and [p.path for p in pieces] == [p.path for p in whole]
+        assert [p.classes for p in pieces] == [p.classes for p in whole]
+        np.testing.assert_allclose([p.probabilities for p in pieces], [p.probabilities for p in whole], rtol=0, atol=1e-6)
+
+
+def test_the_batch_shrinks_to_what_fits_the_memory_budget(checkpoint, tmp_path, monkeypatch, capsys):
+    import compress.predict
+    from nas.memory import activation_bytes
+
+    folder, _ = checkpoint
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    read = []
+    real_read = compress.predict.read_images
+    monkeypatch.setattr(compress.predict, "read_images", lambda files, **k: read.append(len(files)) or real_read(files, **k))
+    budget_gb = activation_bytes(ARCH, batch_size=2) / 2**30  # a fake budget: the forward pass of 2 images, not 3
+    roomy = predict(folder / "model.pt", [tmp_path], top=3)
+    read.clear()
+    tight = predict(folder / "model.pt", [tmp_path], top=3, memory_budget_gb=budget_gb)  # the checkpoint's own arch
+    assert read == [2, 2, 1] and [p.classes for p in tight] == [p.classes for p in roomy]
+    np.testing.assert_allclose([p.probabilities for p in tight], [p.probabilities for p in roomy], rtol=0, atol=1e-6)
+    # a deployed file is sized by its folder's arch.json (as a search writes it); without one, batches are as asked
+    read.clear()
+    predict(folder / "model.onnx", [tmp_path], memory_budget_gb=budget_gb)
+    assert read == [5]
+    (folder / "arch.json").write_text(ARCH.to_json())
+    read.clear()
+    predict(folder / "model.onnx", [tmp_path], memory_budget_gb=budget_gb)
+    assert read == [2, 2, 1]
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), str(tmp_path), "--memory-budget-gb", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: memory_budget_gb=0.0 must be a number > 0: GiB of activations one "
+                                               "batch of images may take (left out: 70% of the memory available)")
