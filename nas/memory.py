@@ -7,7 +7,9 @@ the backward pass (experiments/results/attention_layout.md; before that, NCHW in
 needed tens of GiB for one evaluation batch of 512 with attention in an early stage of a large input). The estimate is
 derived from the spec alone (no module is built), so a search can refuse a candidate before training it and split an
 evaluation into batches that fit. It is an estimate of activations only: weights, optimizer state and the data are
-left to the budget's margin. How close it comes to measured peaks: experiments/results/memory_estimate_fused.md.
+left to the budget's margin. An evaluation's estimate adds what a forward pass holds beyond its live tensors: heap
+holes (`_heap_slack`) and the kernels' code (`LIBRARY_CODE_BYTES`). How close it comes to measured peaks:
+experiments/results/memory_estimate_fused.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import os
 from nas.arch import ArchConfig
 
 FLOAT_BYTES = 4  # activations are float32; attention runs in float32 even under bf16 autocast (Attention.sdpa_in_fp32)
+LIBRARY_CODE_BYTES = 16 * 2**20
+"""The compute kernels' code (oneDNN, MKL, the fused attention) a process pages in on its first forward pass: 14.3-15.2
+MiB of file-backed resident memory for every model and batch measured (experiments/results/memory_estimate_fused.md),
+so a constant, not per image. An evaluation can be a process's first step (nas.report, compression). A training
+step's estimate leaves it out: its over-count of kept temporaries covered it in every training row of that experiment
+(glibc's default allocator settings)."""
 DEFAULT_BUDGET_SHARE = 0.7
 """Share of the memory available at the start of a run that its activations may use (`search.memory_budget_gb`)."""
 
@@ -39,14 +47,34 @@ def _block_units(arch: ArchConfig) -> list[tuple[int, int, float]]:
 def activation_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False) -> int:
     """Estimated peak activation memory (bytes) of one forward pass of `arch` on `batch_size` images (no_grad, as in
     evaluation), or with `training` of one forward + backward step. Derived from the spec: the blocks' feature maps
-    (attention's q, k, v and output among them) and the stem's, all float32."""
-    blocks = [n * width * units for n, width, units in _block_units(arch)]
-    stem = arch.in_chans * arch.img_size ** 2 + 2 * arch.stages[0].width * arch.stage_resolutions()[0] ** 2
+    (attention's q, k, v and output among them) and the stem's, all float32; an evaluation's also counts the heap
+    holes beside them (`_heap_slack`) and, once, the kernels' code (`LIBRARY_CODE_BYTES`)."""
+    stem_map = arch.stages[0].width * arch.stage_resolutions()[0] ** 2
+    stem = arch.in_chans * arch.img_size ** 2 + 2 * stem_map
     if training:  # every block's maps are kept for the backward pass, plus one attention block's backward at a time
+        blocks = [n * width * units for n, width, units in _block_units(arch)]
         features = sum(blocks) + stem + _ATTN_BACKWARD * max(_attention_dims(arch), default=0)
-    else:  # no_grad: one block's tensors at a time
-        features = max(*blocks, stem)
-    return int(batch_size * features * FLOAT_BYTES)
+        return int(batch_size * features * FLOAT_BYTES)
+    # no_grad: one block's tensors at a time, and the heap holes freed maps may leave beside them
+    blocks = [n * width * (units + slack) for (n, width, units), slack in zip(_block_units(arch), _heap_slack(arch))]
+    features = max(*blocks, stem + stem_map)  # the stem's largest layer: one map of the first stage
+    return int(batch_size * features * FLOAT_BYTES) + LIBRARY_CODE_BYTES
+
+
+def _heap_slack(arch: ArchConfig) -> list[float]:
+    """Per block (as `_block_units`), in feature maps per image: the block's largest layer (the MLP's hidden one, a
+    sepconv's expansion or attention's qkv). glibc serves tensors under its mmap threshold (up to 32 MiB, fixed there by
+    `nas.train.keep_freed_memory`) from its heap, and a map freed there leaves a hole a later, differently placed map
+    may not fit, so the heap grows past the live tensors: by up to one hidden layer's size in the evaluations measured
+    (72 MiB = 4 maps of the convolution-only model's first stage; 10 MiB for the 28 px attention model), varying from
+    process to process with where Python's small objects land. A training step's estimate counts every block's
+    temporaries as kept for the backward pass (only some are), which covered its holes in the experiment's rows."""
+    out = []
+    for stage in arch.stages:
+        layers = [stage.mlp_hidden, stage.sepconv_hidden if stage.mixer == "sepconv" else 0,
+                  3 * stage.attn_dim if stage.mixer == "attn" else 0, stage.width]
+        out.extend([max(layers) / stage.width] * stage.depth)
+    return out
 
 
 # attn_dim maps per token alive while one attention block runs backward: the gradients of its output and the output's
@@ -72,9 +100,11 @@ def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, 
     """The largest batch size <= `batch_size` whose `activation_bytes` fit `budget_bytes` (with `teacher`, those of a
     distillation step: `step_bytes`); 0 when not even one image fits. Evaluation in batches of it gives the same
     predictions as in batches of `batch_size` (each image is scored on its own in eval mode), only in more pieces."""
-    # The estimate grows linearly with the batch: divide, then step down over any rounding.
-    per_image = step_bytes(arch, batch_size=1, training=training, teacher=teacher)
-    fit = min(batch_size, budget_bytes // max(1, per_image))
+    # The estimate grows linearly with the batch over a fixed part (the code an evaluation pages in): divide, then
+    # step down over any rounding.
+    fixed = step_bytes(arch, batch_size=0, training=training, teacher=teacher)
+    per_image = step_bytes(arch, batch_size=1, training=training, teacher=teacher) - fixed
+    fit = min(batch_size, max(0, budget_bytes - fixed) // max(1, per_image))
     while fit > 0 and step_bytes(arch, batch_size=fit, training=training, teacher=teacher) > budget_bytes:
         fit -= 1
     return int(fit)

@@ -364,15 +364,16 @@ def test_a_training_batch_over_the_memory_budget_is_refused_before_any_file_and_
     assert "\n" not in str(err.value)
     assert not any((checkpoint / name).exists() for name in (*COMPRESSED_FILES, "compressed_metrics.json"))
     roomy = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg)
-    # 16 MiB: the distillation step fits, one evaluation batch of 512 does not: the 100 test images go in pieces
+    # 34 MiB: the distillation step (the student's training and the teacher's forward pass) fits, one evaluation
+    # batch of 512 does not: the 100 test images go in pieces
     batches = []
     for module, name in [(compress.pipeline, "torch_logits"), (compress.pipeline, "onnx_logits"),
                          (compress.pipeline, "openvino_logits"), (compress.pipeline, "evaluate"), (compress.quantize, "evaluate")]:
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _real=real, batch_size, **k: batches.append(batch_size) or _real(*a, batch_size=batch_size, **k))
-    tight = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg, memory_budget_gb=0.016)
-    fit = fitting_batch_size(ARCH, batch_size=512, budget_bytes=int(0.016 * 2**30))
-    assert len(batches) >= 8 and set(batches) == {fit} and fit < 100
+    tight = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg, memory_budget_gb=0.034)
+    fit = fitting_batch_size(ARCH, batch_size=512, budget_bytes=int(0.034 * 2**30))
+    assert len(batches) >= 8 and set(batches) == {fit} and 0 < fit < 100
     for stage in ("fp32", "pruned", "int8"):  # scored alike in pieces and in one batch
         for key in ("val_acc", "test_acc", "test_acc_torch"):
             assert tight[stage][key] == roomy[stage][key], (stage, key)
@@ -389,7 +390,7 @@ def test_a_distillation_step_whose_teachers_forward_pass_does_not_fit_beside_the
     cfg.measure_latency = False
     # 10 MiB: the student's training step at batch 32 fits, but the teacher (the fp32 model) runs its forward pass on
     # the same batch while the student's activations wait for the backward: together they do not
-    budget_gb = 0.01
+    budget_gb = 0.02
     student, teacher = activation_bytes(ARCH, batch_size=32, training=True), activation_bytes(ARCH, batch_size=32)
     assert student <= budget_gb * 2**30 < student + teacher
     with pytest.raises(ConfigError) as err:

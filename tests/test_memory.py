@@ -22,8 +22,11 @@ def _attn_first(img_size: int = 96) -> ArchConfig:
 def test_attention_memory_grows_with_the_tokens_not_their_square():
     # torch's fused CPU attention keeps no batch x heads x N x N maps: 96 px has (48/32)^2 = 2.25x the tokens of 64 px,
     # and needs about that much more memory, not the (48/32)^4 = 5x of the maps the estimate used to count
+    def per_image(arch, training):  # without the fixed part an evaluation counts once (the kernels' code)
+        return activation_bytes(arch, batch_size=1, training=training) - activation_bytes(arch, batch_size=0, training=training)
+
     for training in (False, True):
-        small, large = (activation_bytes(_attn_first(img_size=s), batch_size=1, training=training) for s in (64, 96))
+        small, large = (per_image(_attn_first(img_size=s), training) for s in (64, 96))
         assert 2.0 < large / small < 2.5
     # training keeps every block's activations for the backward pass: more than one forward's peak
     assert activation_bytes(_attn_first(), batch_size=512, training=True) > 2 * activation_bytes(_attn_first(), batch_size=512)
@@ -120,3 +123,41 @@ def test_memory_budget_is_the_setting_or_a_share_of_the_memory_available_when_as
     monkeypatch.undo()
     real = memory.available_memory_bytes()
     assert real is None or real > 0
+
+
+# One evaluation forward pass in a fresh process, as a search runs it (glibc told to keep freed memory, 1 thread):
+# prints the growth of the process's peak resident memory over the pass, in bytes.
+_EVAL_PEAK = """
+import resource, sys, torch
+from nas.arch import ArchConfig
+from nas.model import build_model
+from nas.train import keep_freed_memory
+keep_freed_memory()
+torch.set_num_threads(1)
+arch, batch = ArchConfig.from_json(sys.argv[1]), int(sys.argv[2])
+model = build_model(arch).eval()
+x = torch.rand(batch, arch.in_chans, arch.img_size, arch.img_size)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.no_grad():
+    model(x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_evaluation_estimate_covers_the_measured_peak_of_a_convolution_only_model():
+    # The estimate picks evaluation batches that fit search.memory_budget_gb, so it must not fall short of what an
+    # evaluation really holds: its live maps, the heap holes freed maps leave (they vary with where Python's small
+    # objects land, which the hash seed changes: a few seeds) and the kernels' code its first pass pages in.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    arch = ArchConfig(stages=(S("conv", 1, 32), S("pool", 1, 48), S("sepconv", 1, 64)), in_chans=3, img_size=32)
+    root = Path(__file__).resolve().parent.parent
+    estimate = activation_bytes(arch, batch_size=32)
+    for seed in range(3):
+        out = subprocess.run([sys.executable, "-c", _EVAL_PEAK, arch.to_json(), "32"], capture_output=True, text=True,
+                             check=True, cwd=root, env={**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(root)})
+        measured = int(out.stdout.split()[-1])
+        assert measured <= estimate, f"seed {seed}: measured {measured / 2**20:.1f} MiB > estimate {estimate / 2**20:.1f} MiB"
