@@ -87,17 +87,20 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def remove_dead_writers_temps(folder: Path) -> list[Path]:
-    """Delete the temporary files (and folders, `replacing_together`) of atomic writes under `folder` (recursively)
-    whose writer process is gone: killed (kill -9, OOM killer, reboot) between creating one and renaming it. Only files
-    written on this host in this pid namespace are judged; a live writer's file (another worker writing now) and another
-    machine's are kept, as are temporary files of other names (they cannot be attributed). Returns the deleted paths."""
+def remove_dead_writers_temps(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files (and folders, `replacing_together`, `scratch_folder`) of atomic writes under `folder`
+    (recursively, or in `folder` itself only: a tool writing into any folder the user names, their home say, must not
+    walk all of it) whose writer process is gone: killed (kill -9, OOM killer, reboot) between creating one and renaming
+    it. Only files written on this host in this pid namespace are judged; a live writer's file (another worker writing
+    now) and another machine's are kept, as are temporary files of other names (they cannot be attributed). Returns the
+    deleted paths."""
     ns = pid_namespace()
     if ns is None or not folder.is_dir():
         return []
     host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]
     removed = []
-    for p in sorted(folder.rglob(".*.tmp")):  # listed first: a folder removed below must not be walked into
+    # listed first: a folder removed below must not be walked into
+    for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
         m = _TEMP_NAME.match(p.name)
         if m is None or m["host"] != host or m["ns"] != ns or not process_gone(int(m["pid"])):
             continue
@@ -138,13 +141,23 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
     parent = paths[-1].parent
     if any(p.parent != parent for p in paths):
         raise ValueError(f"replacing_together renames within one folder; got {[str(p) for p in paths]}")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{paths[-1].name}.", suffix=f".{writer_tag()}.tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
-    try:
+    with scratch_folder(parent, paths[-1].name) as tmp:
         yield tmp
         for p in paths:
             os.replace(tmp / p.name, p)
+
+
+@contextlib.contextmanager
+def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
+    """A temporary folder `.<name>.<random>.<writer_tag()>.tmp` in `parent`, deleted with its files when the block
+    ends, for files needed only inside it (models exported to be timed). Not `tempfile.TemporaryDirectory()`: SIGTERM
+    and kill -9 run no cleanup, and nothing would delete the folder a killed writer left in /tmp (hundreds of MB of
+    ONNX files for a profile); this one carries its writer's tag, so `remove_dead_writers_temps(parent)` clears it."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=f".{writer_tag()}.tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
+    try:
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -159,6 +172,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """`text` (UTF-8) written atomically to `path`. A symlink at `path` stays a symlink: its target is replaced, as a
+    plain write would have written through it (a hw profile linked into conf/hw/ from the user's own repository)."""
+    atomic_write_bytes(Path(path).resolve(), text.encode())
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

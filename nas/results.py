@@ -33,7 +33,7 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, torch_logits,
+    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
 from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
@@ -433,12 +433,11 @@ def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: Har
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
     if hw.precision != "int8":
         return measure_onnx(onnx_path, hw, input_shape=shape)
-    import tempfile
-
     from nas.latency.profile import export_int8  # compress's quantizer: imported only for int8 host profiles
 
-    with tempfile.TemporaryDirectory() as tmp:  # (a copy: the quantizer wraps the model it is given)
-        return measure_onnx(export_int8(copy.deepcopy(model), arch, Path(tmp) / "model_int8.onnx"), hw, input_shape=shape)
+    # In the member's folder, not /tmp: one left by a kill is cleared by the next search (or compress.run there).
+    with scratch_folder(onnx_path.parent, "model_int8.onnx") as tmp:  # (a copy: the quantizer wraps the model it is given)
+        return measure_onnx(export_int8(copy.deepcopy(model), arch, tmp / "model_int8.onnx"), hw, input_shape=shape)
 
 
 def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, *,

@@ -1330,3 +1330,118 @@ def test_validate_needs_three_measurements(tmp_path, cpu, space_t):
     assert not (tmp_path / "v" / "validation.json").exists()
     write_measurements(tmp_path / "v.csv", _rows(archs))
     assert "| predictor (cpu) | 3 |" in validate_command(tool)
+
+
+def _cut_short_at(limit: int):
+    """preexec_fn of a process whose files cannot grow past `limit` bytes: a write past it fails with EFBIG (Python
+    ignores SIGXFSZ) after writing the first `limit` bytes, as a disk that fills up or a kill in the middle leaves it."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def test_latency_files_cut_short_mid_write_leave_the_previous_file_whole(tmp_path, cpu, space_t):
+    # The measurements (minutes to hours of timing), the calibrated profile (by default the user's hand-written
+    # conf/hw/<chip>.yaml) and the validation report were written in place: a write cut short left them truncated.
+    import subprocess
+    import sys
+
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    rows = [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC") for a in archs for t in [predict_latency(a, cpu).total_ms]]
+    write_measurements(tmp_path / "m.csv", rows)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "chip.yaml").write_text("")
+    (tmp_path / "chip.yaml").symlink_to(tmp_path / "real" / "chip.yaml")  # a profile linked in from elsewhere
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")])
+    fit_command(dataclasses.replace(tool, out=str(tmp_path / "chip.yaml")))
+    assert (tmp_path / "chip.yaml").is_symlink() and CALIBRATION_MARKER in (tmp_path / "real" / "chip.yaml").read_text()
+    validate_command(dataclasses.replace(tool, out=str(tmp_path / "v")))
+    before = {p: p.read_bytes() for p in [tmp_path / "m.csv", tmp_path / "real" / "chip.yaml", *(tmp_path / "v").iterdir()]}
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["validation.json", "validation.md", "validation.png"]
+
+    write_again = ("import sys; from pathlib import Path; from nas.latency.measure import read_measurements, write_measurements; "
+                   "write_measurements(sys.argv[1], read_measurements(sys.argv[1])[::-1])")
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    for argv in ([sys.executable, "-c", write_again, str(tmp_path / "m.csv")],
+                 [sys.executable, "-m", "nas.latency.fit", "hw=cpu", f"measurements=[{tmp_path / 'm.csv'}]", f"out={tmp_path / 'chip.yaml'}"],
+                 [sys.executable, "-m", "nas.latency.validate", "hw=cpu", f"measurements=[{tmp_path / 'm.csv'}]", f"out={tmp_path / 'v'}"]):
+        done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300, preexec_fn=_cut_short_at(1000))
+        assert done.returncode != 0 and "File too large" in done.stderr, (argv[1:3], done.stderr[-2000:])
+        assert {p: p.read_bytes() for p in before} == before, argv[1:3]
+    assert read_measurements(tmp_path / "m.csv") and not list(tmp_path.rglob(".*.tmp"))  # nor a temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chip.yaml", "m.csv", "real", "v"]
+
+
+_KILLED_WHILE_TIMING = """
+import sys, time
+from hydra import compose, initialize_config_dir
+import nas.latency.profile as profile
+def _stop(*args, **kwargs):  # the exports made, the timing (minutes) begun: where a kill most likely lands
+    print("timing", flush=True)
+    time.sleep(120)
+profile.time_runners = _stop
+profile.register_latency_configs()
+with initialize_config_dir(config_dir=str(profile.CONF_DIR), version_base="1.3"):
+    profile.run_profile(compose(config_name="latency", overrides=sys.argv[1:]))
+"""
+
+
+def test_a_profile_killed_while_timing_leaves_its_exports_where_its_next_run_removes_them(tmp_path):
+    # The exports went to a tempfile.TemporaryDirectory() under /tmp, which SIGTERM, kill -9 and the OOM killer leave
+    # behind: n ONNX files per kill (12 MB each on average for metaformer_s at 64x64), removed by nothing.
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import start_writer, stop
+
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "lat" / "m.csv"
+    killed = subprocess.Popen([sys.executable, "-c", _KILLED_WHILE_TIMING, "hw=cpu", "n=2", f"out={out}"],
+                              cwd=__import__("pathlib").Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
+    assert killed.stdout is not None and killed.stdout.readline().strip() == "timing"
+    stop(killed)  # kill -9 while timing
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing in the system's temporary folder
+    (left,) = out.parent.iterdir()
+    assert left.name.startswith(".m.csv.") and f".{killed.pid}@" in left.name and len(list(left.rglob("*.onnx"))) == 2
+    other, temp_of = start_writer(out.parent / "sub" / "model.pt")  # another tool's leftover in a subfolder
+    in_sub = temp_of()
+    stop(other)
+    # The next profile into that folder removes the leftover there, and only there (out= may be the user's home).
+    run_profile(_latency_cfg("hw=cpu", "n=2", "warmup=1", "repeats=1", "rounds=1", f"out={out}"))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.csv", "sub"] and in_sub.is_file()
+    assert len(read_measurements(out)) == 2
+
+
+def test_an_int8_member_is_timed_from_a_file_in_its_own_folder_that_a_killed_run_leaves_for_the_next(tmp_path, compose_cfg,
+                                                                                                      monkeypatch):
+    # A member timed on an int8 host profile was exported to /tmp (tempfile.TemporaryDirectory()), left there by a kill.
+    import os
+
+    import nas.checkpoint as checkpoint
+    import nas.results as results
+    from nas.model import build_model
+
+    timed = []
+
+    def measure(path, hw, *, input_shape):
+        timed.append((path, path.is_file(), sorted(p.name for p in path.parent.parent.iterdir())))
+        return 1.0
+
+    monkeypatch.setattr(results, "measure_onnx", measure)
+    model = build_model(TINY).eval()
+    folder = tmp_path / "checkpoints" / TINY.arch_id
+    onnx_path = checkpoint.export_onnx(model, folder / "model.onnx", in_chans=TINY.in_chans, img_size=TINY.img_size)
+    assert results._measure_member(model, TINY, onnx_path, OmegaConf.to_object(compose_cfg("hw=cpu_int8").hw)) == 1.0
+    ((path, existed, beside),) = timed
+    # in a folder beside model.onnx named for its writer: the cleanup at a search's start (and compress.run's) removes
+    # it once that writer is dead
+    tag = checkpoint._TEMP_NAME.match(path.parent.name)
+    assert existed and path.name == "model_int8.onnx" and path.parent.parent == folder and tag and tag["pid"] == str(os.getpid())
+    assert beside == sorted(["model.onnx", path.parent.name])
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx"]  # and gone once timed

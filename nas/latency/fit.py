@@ -715,8 +715,10 @@ def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
 
+    from nas.checkpoint import atomic_write_text
     from nas.config import CONF_DIR, CONF_INSTALLED
     from nas.latency.measure import measured_on, read_measurements_for, read_unit_times
+    from nas.latency.profile import clear_killed_writes
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
@@ -731,6 +733,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
                           f"--config-dir <your config folder> hw={mine} (a file named {source.stem}.yaml there "
                           "would clash with the shipped one)")
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
+    clear_killed_writes(out.parent)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
     for warning in warnings:
         log.warning("%s", warning)
@@ -754,7 +757,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
             + ", ".join(f"{shape}: {n}" for shape, n in sorted(inputs.items())) + ")"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
-    out.write_text(calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
+    # Atomically: by default `out` is the user's hand-written datasheet file, which a kill mid-write would cut short.
+    atomic_write_text(out, calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
     return f"calibrated profile written to {out} ({note})"
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig
+from nas.checkpoint import atomic_write_text
 from nas.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -391,8 +392,7 @@ def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, flo
     w.writerow(UNIT_COLUMNS)
     for arch_id, unit, us in rows:
         w.writerow([arch_id, unit, f"{us:.6g}"])
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
@@ -487,8 +487,7 @@ def write_node_times(path: str | os.PathLike, profiles: Sequence[tuple[str, Node
         for node in prof.nodes:
             w.writerow([arch_id, node.name, node.type, f"{node.us:.4g}"])
         w.writerow([arch_id, "call", "call", f"{prof.call_us:.6g}"])
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_node_times(path: str | os.PathLike) -> dict[str, NodeProfile]:
@@ -523,8 +522,7 @@ def write_measurements(path: str | os.PathLike, rows: Sequence[Measurement]) -> 
     for m in rows:
         w.writerow([m.arch.to_json(), m.arch.arch_id, m.runtime, m.precision, m.threads, m.batch,
                     ms(m.median_ms), ms(m.p10_ms), ms(m.p90_ms), m.n_calls, m.machine])
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_measurements(path: str | os.PathLike) -> list[Measurement]:

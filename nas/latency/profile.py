@@ -28,7 +28,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from nas.arch import MIXERS, ArchConfig
-from nas.checkpoint import export_onnx
+from nas.checkpoint import export_onnx, remove_dead_writers_temps, scratch_folder
 from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
@@ -255,6 +255,7 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
                + ("_cover" if tool.select == "cover" else ""))
     if tool.export_only:
         folder = make_folder(tool.out or f"{default}_onnx", setting=f"out={tool.out!r}")
+        clear_killed_writes(folder)
         template = folder / "measurements.csv"
         _check_export_folder(folder, archs, setting=f"out={tool.out or folder}")
         paths = export_archs(archs, folder, precision=tool.hw.precision)
@@ -267,7 +268,12 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         return template
     out = Path(tool.out or f"{default}.csv")
     writable_file(out, setting=f"out={tool.out!r}")  # before the minutes of timing, not after
-    rows = measure_archs(archs, tool.hw, warmup=tool.warmup, repeats=tool.repeats, rounds=tool.rounds)
+    clear_killed_writes(out.parent)
+    # The exports beside `out`, not in /tmp: a profile killed while timing (SIGTERM, OOM killer) leaves them in a folder
+    # its next run there clears (n files of up to tens of MB each: 12 MB on average for metaformer_s at 64x64).
+    with scratch_folder(out.parent, out.name) as exports:
+        rows = measure_archs(archs, tool.hw, warmup=tool.warmup, repeats=tool.repeats, rounds=tool.rounds, export_dir=exports)
+    # Written once, when all are timed: the rounds interleave the archs, so no row is final before the last round.
     write_measurements(out, rows)
     warning = noise_warning(rows)
     if warning:
@@ -301,6 +307,14 @@ def _check_export_folder(folder: Path, archs: Sequence[ArchConfig], *, setting: 
     if others:
         raise ConfigError(f"{setting}: {folder} holds {len(others)} ONNX file(s) of another sample ({others[0]}, ...), "
                           "which would be measured without a row in the template; pass an empty or new out= folder")
+
+
+def clear_killed_writes(folder: Path) -> None:
+    """Delete the temporary files and folders that a latency tool killed mid-write (or while timing) left in `folder`
+    (not in its subfolders: `out=` may be any folder), once their writer's process is gone; log what was removed."""
+    if removed := remove_dead_writers_temps(folder, recursive=False):
+        log.info("removed %d temporary file(s) left in %s by a run that was killed: %s", len(removed), folder,
+                 ", ".join(p.name for p in removed))
 
 
 def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:

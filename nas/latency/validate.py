@@ -7,6 +7,7 @@ each with the one scale factor that fits the validation data best, which flatter
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from nas.arch import ArchConfig
+from nas.checkpoint import atomic_write_bytes, atomic_write_text
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.ops import count_macs, count_params
 from nas.latency.predictor import predict_latency_batch
@@ -78,7 +80,9 @@ def plot_predicted_vs_measured(path: Path, measured: Sequence[float], series: di
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def metrics_markdown(results: dict[str, dict[str, float]]) -> str:
@@ -98,10 +102,12 @@ def validate_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
     from nas.errors import DataError, make_folder
     from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements_for
+    from nas.latency.profile import clear_killed_writes
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
     out = make_folder(tool.out or f"latency/validate_{tool.hw.name}", setting=f"out={tool.out!r}")
+    clear_killed_writes(out)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
     if len(rows) < MIN_VALIDATION:
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_VALIDATION} measurements to validate, got "
@@ -111,7 +117,7 @@ def validate_command(tool: LatencyToolConfig) -> str:
     results = compare_predictors(archs, measured, tool.hw)
     plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
                                title=f"{tool.hw.name}: predicted vs measured")
-    (out / "validation.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "validation.json", json.dumps(results, indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
     warnings += [w for w in (noise_warning(rows),) if w]
     if machine and tool.hw.calibrated_on and cpu_model(tool.hw.calibrated_on) != machine:
@@ -122,7 +128,7 @@ def validate_command(tool: LatencyToolConfig) -> str:
     # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
     warnings += unmeasured_input_warnings(archs, tool.hw)
     text = metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
-    (out / "validation.md").write_text(text + "\n")
+    atomic_write_text(out / "validation.md", text + "\n")
     return text + f"\n(written to {out})"
 
 
