@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, precheck_overrides, register_configs, structured,
                         validate_compress_config, validate_data_config)
-from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_digest
+from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_as_recorded, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.latency.hardware import input_warning
 from nas.stats import format_p
@@ -48,7 +48,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
     check_data_shape(folder, arch, meta, data)
-    _check_test_images(folder, data, run.data)
+    data = _check_test_images(folder, data, run.data)
     # The pruning target and the table's latencies come from the same predictor a search uses: at an input its
     # calibration never measured they are extrapolated, and a search says so in this line.
     if (unmeasured := input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)) is not None:
@@ -104,19 +104,20 @@ def _check_background(folder: Path, background: int | None) -> None:
                           f"{'null' if trained is None else trained}")
 
 
-def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig) -> None:
-    """`ConfigError` when the search's metrics.json beside the checkpoint says its test accuracy is of other test
-    images than `data`'s: another data.root, or another split of the same folder, whose test images the model may
-    have been trained on (and whose training images would include its test images)."""
+def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig) -> Dataset:
+    """`data`, split as the search's metrics.json beside the checkpoint says its test images were (`split_as_recorded`);
+    `ConfigError` when they are other test images than `data`'s: another data.root, or another split of the same folder,
+    whose test images the model may have been trained on (and whose training images would include its test images)."""
     import json
 
     try:
         then = json.loads((folder / "metrics.json").read_text())["test_images"]
         digest, count, split = str(then["digest"]), int(then["count"]), dict(then["split"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # from elsewhere, or before 2026-12-05
-        return
+        return data
+    data = split_as_recorded(cfg, data, {"test": digest})
     if split_digest(data.test) == digest:
-        return
+        return data
     differ = [f"data.{k}={_yaml(split.get(k))}" for k in SPLIT_SETTINGS if split.get(k) != getattr(cfg, k)]
     fix = (f"pass {' '.join(differ)} as its search did" if differ
            else "pass the data.root (and data settings) its search used")

@@ -62,6 +62,10 @@ class Dataset:
     mean: tuple[float, ...]  # per channel, of [0, 1] pixels of the training split
     std: tuple[float, ...]
     metric: Metric = Metric.accuracy  # how predictions are scored (data.metric)
+    held_out: tuple[str, ...] = ()  # the splits held out of the training images ("test", "val"), in the order drawn
+    # the held-out splits in which a class rounded to none was given an image (`_one_for_each`): splits that differ from
+    # those made before that rule (2026-12-05), which studies and checkpoints of then recorded
+    rounded_up: tuple[str, ...] = ()
 
     @property
     def balanced(self) -> bool:
@@ -541,9 +545,11 @@ def _count(size: float, n: int, what: str) -> int:
     return k
 
 
-def _stratified_counts(labels: torch.Tensor, k: int) -> dict[int, int]:
+def _stratified_counts(labels: torch.Tensor, k: int, *, one_for_each: bool = True) -> dict[int, int]:
     """How many of each class's images a held-out split of `k` takes: the class's share of `k`, the remainders
-    going to the largest fractions first, while every class keeps at least one image where it can."""
+    going to the largest fractions first, while every class keeps at least one image where it can; then every class
+    that can spare an image (2 or more) and was rounded to none gets one (`_one_for_each`; not with `one_for_each`
+    false: the counts of before, for the splits studies and checkpoints made then recorded)."""
     classes, sizes = (t.tolist() for t in labels.unique(return_counts=True))
     n = sum(sizes)
     exact = [k * size / n for size in sizes]
@@ -557,15 +563,44 @@ def _stratified_counts(labels: torch.Tensor, k: int) -> dict[int, int]:
                 if sum(counts.values()) < k and counts[classes[i]] < sizes[i] - keep_one:
                     counts[classes[i]] += 1
                     grew = True
+    if not one_for_each:
+        return counts
+    return _one_for_each(counts, classes=classes, sizes=sizes, exact=exact, by_remainder=by_remainder)
+
+
+def _one_for_each(counts: dict[int, int], *, classes: list[int], sizes: list[int], exact: list[float],
+                  by_remainder: list[int]) -> dict[int, int]:
+    """`counts` with one image for each class rounded to none that can spare one, still `k` in all: each is given back
+    by the class most over its exact share (of equal ones, the last the remainders reached). A 4-image class among
+    100-image ones took 0.3 of a val image, rounded to none, and the val accuracy never looked at it. Counts that give
+    every such class one already are returned as they are: the split of such data (every balanced folder), whose
+    digests studies record, stays the same."""
+    counts = dict(counts)
+    place = {i: rank for rank, i in enumerate(by_remainder)}
+    # the largest classes first, should k be too small to give every class one
+    for i in sorted((i for i in range(len(classes)) if counts[classes[i]] == 0 and sizes[i] >= 2),
+                    key=lambda i: (-exact[i], i)):
+        donors = [j for j in range(len(classes)) if counts[classes[j]] >= 2]
+        if not donors:  # fewer held-out images than classes: the rest go without (held_out_gaps_warning)
+            break
+        j = max(donors, key=lambda j: (counts[classes[j]] - exact[j], place[j]))
+        counts[classes[j]] -= 1
+        counts[classes[i]] = 1
     return counts
 
 
-def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool) -> tuple[Split, Split]:
+def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool,
+              one_for_each: bool = True) -> tuple[Split, Split, bool]:
+    """`split` less a held-out split of `size` (a fraction or a count), the held-out split, and whether a class rounded
+    to none was given an image (`_stratified_counts`)."""
     k = _count(size, len(split), what)
     generator = torch.Generator().manual_seed(seed)
+    rounded_up = False
     if stratify:
         held_parts = []
-        for c, count in _stratified_counts(split.y, k).items():
+        counts = _stratified_counts(split.y, k, one_for_each=one_for_each)
+        rounded_up = one_for_each and counts != _stratified_counts(split.y, k, one_for_each=False)
+        for c, count in counts.items():
             members = (split.y == c).nonzero().flatten()
             held_parts.append(members[torch.randperm(len(members), generator=generator)[:count]])
         held = torch.cat(held_parts).sort().values
@@ -575,7 +610,49 @@ def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool
     else:
         perm = torch.randperm(len(split), generator=generator)
         rest, held = perm[k:].sort().values, perm[:k].sort().values
-    return Split(split.x[rest], split.y[rest]), Split(split.x[held], split.y[held])
+    return Split(split.x[rest], split.y[rest]), Split(split.x[held], split.y[held]), rounded_up
+
+
+def held_out_gaps_warning(data: Dataset, cfg: DataConfig) -> str | None:
+    """One line naming each class that a split held out of the training images has no image of, with its image count,
+    why and what to do; else None. That split's accuracy never looks at such a class: val's is what the search
+    maximises, and the per-class test accuracies have none for it."""
+    def per_class(split: Split) -> list[int]:
+        return torch.bincount(split.y, minlength=data.num_classes).tolist()
+
+    order = list(data.held_out)
+    kept, taken = per_class(data.train), {s: per_class(getattr(data, s)) for s in order}
+    groups: dict[str, list[str]] = {}  # why -> the classes it explains, so the advice is said once
+    for c, name in enumerate(data.classes):
+        lacks = [s for s in order if taken[s][c] == 0]
+        if not lacks:
+            continue
+        total = kept[c] + sum(taken[s][c] for s in order)
+        # the class's images left when the first split it lacks was drawn (each split draws from what the last left)
+        left = kept[c] + sum(taken[s][c] for s in order[order.index(lacks[0]):])
+        small = [s for s in lacks if len(getattr(data, s)) < data.num_classes]
+        if not cfg.stratify:
+            why = (f"data.stratify=false draws held-out images at random (data.stratify=true gives one to every class of "
+                   f"{1 + len(order)} or more images)")
+        elif left < 2:
+            why = (f"too few: a class needs {1 + len(order)} images (one for training and one for each of "
+                   f"{' and '.join(order)}); give such a class more images")
+        elif small:  # a held-out split of fewer images than classes
+            why = "; ".join(f"data.{s}_size={getattr(cfg, f'{s}_size'):g} holds out {len(getattr(data, s)):,} images "
+                            f"for {data.num_classes} classes" for s in small) + f"; hold out {data.num_classes} or more"
+        else:  # split_as_recorded
+            why = ("the split a study or checkpoint was made with, from before a class rounded to none got one; a new "
+                   "search.study_name gets one")
+        groups.setdefault(why, []).append(f"{name!r} ({total:,} image{'s' if total != 1 else ''}) has no "
+                                          f"{' or '.join(lacks)} image")
+    if not groups:
+        return None
+    unseen = [s for s in order if 0 in taken[s]]
+    blind = " and ".join({"val": "the val accuracy (which the search maximises)", "test": "the test accuracy"}[s]
+                         for s in unseen)
+    them = "it" if sum(map(len, groups.values())) == 1 else "them"
+    return "; ".join(f"class {' and '.join(names)}: {why}" for why, names in groups.items()) + (
+        f"; {blind} never look{'s' if len(unseen) == 1 else ''} at {them}")
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -605,8 +682,9 @@ def _unused_split_sizes(cfg: DataConfig, *, val: Split | None, test: Split | Non
             f"{'it' if len(unused) == 1 else 'them'} out")
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
-    """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing."""
+def load_dataset(cfg: DataConfig, *, one_for_each: bool = True) -> Dataset:
+    """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing. `one_for_each`
+    false splits it as before a class rounded to none got a held-out image (`split_as_recorded`)."""
     if cfg.format == DataFormat.idx:
         train, test, classes = _load_idx_dataset(Path(cfg.root))
         train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))
@@ -615,10 +693,17 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         train, val, test, classes = _load_imagefolder(cfg)
     if (unused := _unused_split_sizes(cfg, val=val, test=test)) is not None:
         log.warning("%s", unused)
+    held_out, rounded_up = [], []  # the splits held out of the training images, in the order drawn
     if test is None:
-        train, test = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size", stratify=cfg.stratify)
+        train, test, moved = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size",
+                                       stratify=cfg.stratify, one_for_each=one_for_each)
+        held_out.append("test")
+        rounded_up += ["test"] if moved else []
     if val is None:
-        train, val = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size", stratify=cfg.stratify)
+        train, val, moved = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size",
+                                      stratify=cfg.stratify, one_for_each=one_for_each)
+        held_out.append("val")
+        rounded_up += ["val"] if moved else []
     counts = torch.bincount(train.y, minlength=len(classes)).tolist()
     if 0 in counts:  # a model cannot learn a class it never sees, and val and test would count it wrong every time
         raise DataError(f"class {classes[counts.index(0)]!r} has no training images left after holding out test and val "
@@ -626,7 +711,25 @@ def load_dataset(cfg: DataConfig) -> Dataset:
                         "the class more images")
     mean, std = channel_stats(train.x)
     return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std,
-                   metric=Metric(cfg.metric))
+                   metric=Metric(cfg.metric), held_out=tuple(held_out), rounded_up=tuple(rounded_up))
+
+
+def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:
+    """`data`, or its images split again as before a class rounded to none got a held-out image (2026-12-05) where
+    `digests` (`split_digest` by split name: a study's record, or a checkpoint's test split) are of that split and not
+    of `data`'s: a study made then resumes on the val images its trials were scored on, and a checkpoint is tested on
+    the images it was not trained on, rather than being refused as made with other images. Reads the images again, and
+    only then."""
+    if not data.rounded_up or not digests:
+        return data
+    if all(split_digest(getattr(data, k)) == v for k, v in digests.items() if k in ("train", "val", "test")):
+        return data
+    before = load_dataset(cfg, one_for_each=False)
+    if not all(split_digest(getattr(before, k)) == v for k, v in digests.items() if k in ("train", "val", "test")):
+        return data  # other images: the caller refuses them as it did
+    log.warning("kept the split of %s that the study or checkpoint was made with, from before a class rounded to none "
+                "got a held-out image: a new study (or search) gets one in %s", cfg.root, " and ".join(data.rounded_up))
+    return before
 
 
 IMBALANCE_WARN_RATIO = 10.0

@@ -37,7 +37,9 @@ from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace
                             save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
                         precheck_overrides, register_configs, to_run_config, validate_run_config)
-from nas.data import Dataset, available_cpus, data_identity, imbalance_warning, load_dataset
+from nas.data import (
+    Dataset, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
+)
 from nas.errors import ConfigError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.hardware import input_warning
@@ -48,7 +50,8 @@ from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
-    requeue_interrupted, run_folder_lock, slot_taken, storage_url, study_budget_ms, with_study_settings, worker_info,
+    recorded_digests, requeue_interrupted, run_folder_lock, slot_taken, storage_url, study_budget_ms, with_study_settings,
+    worker_info,
 )
 from nas.train import reset_autocast, seed_everything, train_candidate
 
@@ -701,15 +704,18 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
         check_image_size(data, run)
         check_budget(run, data)
         seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
+    storage = _open(run, run_dir)
+    with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
+        data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
     # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
-    study = open_study(run, _open(run, run_dir), make_sampler(run), data=data_identity(data))
+    study = open_study(run, storage, make_sampler(run), data=data_identity(data))
     _check_study_not_lost(study, run_dir)
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)
     left_out = seeds_left_out(study, seeds)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
-    with _run_log(run_dir, earlier=earlier):
+    with _run_log(run_dir, earlier=[*earlier, *kept]):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
         log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %d trials done",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
@@ -735,6 +741,8 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
             log.warning("%s", left_out)
         if (unbalanced := imbalance_warning(data)) is not None:
             log.warning("%s", unbalanced)
+        if (gaps := held_out_gaps_warning(data, run.data)) is not None:  # a class the val (or test) accuracy never sees
+            log.warning("%s", gaps)
         interrupted = _run_trials(run, data, run_dir, study)
         pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker)
         n = _n_complete(study)
@@ -829,11 +837,12 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     if run.search.storage is None and not (run_dir / "study.db").is_file():
         raise ConfigError(f"no study at {run_dir / 'study.db'}; pass search.runs_dir=... and search.study_name=... of a run, "
                           "or search.storage=<url> of a shared study")
-    study = load_existing_study(run, open_storage(run, run_dir), url)
+    storage = open_storage(run, run_dir)
+    study = load_existing_study(run, storage, url)
     run = with_study_settings(run, study)
     validate_run_config(run)
     with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
-        data = load_dataset(run.data)
+        data = split_as_recorded(run.data, load_dataset(run.data), recorded_digests(storage, study.study_name))
     check_data(study, data_identity(data), record=False)  # the members' test images are those of the study's data
     weights = run_dir / "trials"
     n = _n_complete(study)

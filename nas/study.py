@@ -325,6 +325,16 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
 _DATA_ATTR = "data"  # nas.data.data_identity of the data the study was made with
 
 
+def recorded_digests(storage: optuna.storages.BaseStorage, study_name: str) -> dict[str, str] | None:
+    """The split digests (`nas.data.data_identity`) of the data study `study_name` of `storage` was made with; None for
+    a study not there yet, or one from before the digests were kept."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    return (storage.get_study_user_attrs(study_id).get(_DATA_ATTR) or {}).get("digests")
+
+
 def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True) -> None:
     """`ConfigError` when the study was made with other data than `identity` (`nas.data.data_identity`): its trials'
     val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`)."""

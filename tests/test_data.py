@@ -143,6 +143,141 @@ def test_held_out_splits_keep_every_class_of_an_unbalanced_folder(tmp_path):
     assert min(rare_in_test) == 0
 
 
+def _stratified_counts_before_one_for_each(labels, k, **_):
+    """What nas.data._stratified_counts gave before every class that can spare an image got one (commit ccd2cc9), the
+    split that studies made then recorded the digests of: largest remainders, each class keeping an image while the
+    others can make up `k`."""
+    import math
+
+    classes, sizes = (t.tolist() for t in labels.unique(return_counts=True))
+    shares = [k * n / sum(sizes) for n in sizes]
+    counts = [min(math.floor(share), n - 1) for share, n in zip(shares, sizes)]
+    order = sorted(range(len(sizes)), key=lambda i: (math.floor(shares[i]) - shares[i], i))
+    for keep in (1, 0):
+        while sum(counts) < k and any(counts[i] < sizes[i] - keep for i in order):
+            for i in (i for i in order if counts[i] < sizes[i] - keep):
+                counts[i] += sum(counts) < k
+    return dict(zip(classes, counts))
+
+
+def _folder(root, sizes):
+    for c, n in sizes.items():
+        for i in range(n):
+            _png(root / c / f"{i}.png", 8, i)
+    return root
+
+
+def test_a_small_class_rounded_out_of_val_gets_a_val_image_and_the_split_keeps_its_size(tmp_path):
+    # 20, 20 and 4 images, the default 20% test and 10% val: test 9 of 44 (the 4-image class 0.8 -> 1); val 4 of the 35
+    # left took 0.34 of an image of that class, rounded to none, so the val accuracy never looked at it.
+    root = _folder(tmp_path, {"a": 20, "b": 20, "rare": 4})
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None))
+    counts = {split: torch.bincount(getattr(ds, split).y, minlength=3).tolist() for split in ("train", "val", "test")}
+    assert counts == {"train": [14, 15, 2], "val": [2, 1, 1], "test": [4, 4, 1]}  # val: 4 images, as 10% of 35 rounds
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8, 13, 30])
+def test_held_out_counts_are_unchanged_where_every_class_that_can_spare_an_image_got_one(k):
+    from nas.data import _stratified_counts
+
+    rng = np.random.default_rng(k)
+    compared = changed = 0
+    for _ in range(300):
+        sizes = rng.integers(1, 60, size=int(rng.integers(2, 7)))
+        labels = torch.repeat_interleave(torch.arange(len(sizes)), torch.as_tensor(sizes))
+        if k >= len(labels):
+            continue
+        old, new = _stratified_counts_before_one_for_each(labels, k), _stratified_counts(labels, k)
+        assert sum(new.values()) == sum(old.values()) == k  # the split's size is the one asked for
+        assert all(new[c] <= n - 1 or old[c] == new[c] for c, n in enumerate(sizes.tolist()))  # training keeps one
+        if all(old[c] > 0 for c, n in enumerate(sizes.tolist()) if n >= 2):
+            assert new == old  # the split every study made so far recorded
+            compared += 1
+        else:
+            changed += 1
+            spare = [c for c, n in enumerate(sizes.tolist()) if n >= 2]
+            if sum(n >= 2 for n in old.values()) >= sum(old[c] == 0 for c in spare):  # enough to give back
+                assert all(new[c] >= 1 for c in spare)
+    assert compared and changed  # both kinds of class sizes were drawn
+
+
+@pytest.mark.parametrize("sizes, held_out", [
+    ({"a": 12, "b": 12, "c": 12}, {}),
+    ({"common": 30, "rare": 4, "single": 1}, {"test_size": 0.2, "val_size": 0.2}),  # README's: 1 rare test and val image
+])
+def test_the_split_of_a_folder_where_every_class_got_images_is_the_one_studies_recorded(tmp_path, monkeypatch, sizes,
+                                                                                        held_out):
+    import nas.data
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, sizes)), img_size=None,
+                     **held_out)
+    now = nas.data.data_identity(load_dataset(cfg))["digests"]
+    monkeypatch.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+    assert nas.data.data_identity(load_dataset(cfg))["digests"] == now
+
+
+def test_a_study_or_checkpoint_made_before_a_rare_class_got_a_val_image_keeps_its_split(tmp_path, monkeypatch, caplog):
+    import nas.data
+    from nas.data import split_as_recorded, split_digest
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, {"a": 20, "b": 20, "rare": 4})),
+                     img_size=None)
+    now = load_dataset(cfg)
+    with monkeypatch.context() as m:
+        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        then = nas.data.data_identity(load_dataset(cfg))["digests"]  # what a study made then recorded
+    assert now.rounded_up == ("val",) and then["val"] != split_digest(now.val) and then["test"] == split_digest(now.test)
+    with caplog.at_level("WARNING", logger="nas.data"):
+        kept = split_as_recorded(cfg, now, then)
+    assert nas.data.data_identity(kept)["digests"] == then and kept.rounded_up == ()
+    assert caplog.messages == [f"kept the split of {tmp_path} that the study or checkpoint was made with, from before a "
+                               "class rounded to none got a held-out image: a new study (or search) gets one in val"]
+    assert split_as_recorded(cfg, now, nas.data.data_identity(now)["digests"]) is now  # a study of this split
+    assert split_as_recorded(cfg, now, {**then, "val": "0" * 16}) is now  # other images: refused by the caller
+
+
+def test_a_checkpoint_tested_before_a_rare_class_got_a_test_image_is_tested_on_the_same_images(tmp_path, monkeypatch):
+    # 40, 40 and 2 images: test took none of the 2-image class before (0.39 of an image), one now; compress.run of a
+    # checkpoint searched then refused the folder ("tested on other images"), with no setting that could fix it.
+    import json
+
+    import nas.data
+    from compress.run import _check_test_images
+    from nas.data import SPLIT_SETTINGS, split_digest
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "img", {"a": 40, "b": 40, "rare": 2})),
+                     img_size=None)
+    with monkeypatch.context() as m:
+        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        then = load_dataset(cfg).test
+    now = load_dataset(cfg)
+    assert now.rounded_up == ("test",) and then.y.bincount(minlength=3).tolist() == [8, 8, 0]
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"test_images": {
+        "digest": split_digest(then), "count": len(then), "split": {k: getattr(cfg, k) for k in SPLIT_SETTINGS}}}))
+    assert split_digest(_check_test_images(tmp_path / "ck", now, cfg).test) == split_digest(then)
+
+
+def test_a_class_left_out_of_a_held_out_split_is_named_in_a_warning(tmp_path):
+    from nas.data import held_out_gaps_warning
+
+    def load(sizes, **kw):
+        root = _folder(tmp_path / "-".join(f"{c}{n}" for c, n in sizes.items()), sizes)
+        cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None, **kw)
+        return held_out_gaps_warning(load_dataset(cfg), cfg)
+
+    assert load({"a": 20, "b": 20, "rare": 3}) is None  # 3 images: one each for training, test and val
+    assert load({"a": 20, "b": 20, "pair": 2, "one": 1}) == (
+        "class 'one' (1 image) has no test or val image and 'pair' (2 images) has no val image: too few: a class needs 3 "
+        "images (one for training and one for each of test and val); give such a class more images; the test accuracy "
+        "and the val accuracy (which the search maximises) never look at them")
+    assert load({"a": 20, "b": 20, "c": 20}, val_size=2) == (
+        "class 'c' (20 images) has no val image: data.val_size=2 holds out 2 images for 3 classes; hold out 3 or more; "
+        "the val accuracy (which the search maximises) never looks at it")
+    assert load({"a": 30, "rare": 4}, stratify=False, split_seed=0, test_size=0.2).startswith("class 'rare' (4 images) has no test image: data.stratify=false draws held-out images at "
+                             "random (data.stratify=true gives one to every class of 3 or more images)")
+
+
 def test_unbalanced_training_classes_are_named_in_a_warning(tmp_path):
     def load(good, crack, metric=Metric.accuracy):
         root = tmp_path / f"{good}-{crack}"
@@ -238,7 +373,8 @@ def test_a_class_left_without_training_images_by_the_held_out_splits_is_refused(
         for i in range(n):
             _png(tmp_path / c / f"{i}.png", 8, 50)
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, test_size=0.2)
-    assert load_dataset(cfg).train.y.bincount().tolist() == [7, 7, 2]  # stratified: 'c' keeps its images in training
+    ds = load_dataset(cfg)  # stratified: 'c' gives one image to test and keeps one in training (too few for val too)
+    assert [s.y.bincount(minlength=3).tolist() for s in (ds.train, ds.val, ds.test)] == [[7, 8, 1], [1, 1, 0], [2, 1, 1]]
     with pytest.raises(DataError, match=r"class 'a' has no training images left after holding out test and val "
                                         r"\(data.test_size=0.2, data.val_size=0.95\); hold out less"):
         load_dataset(dataclasses.replace(cfg, val_size=0.95))

@@ -222,6 +222,35 @@ def test_a_test_size_fashion_mnist_does_not_use_is_named_in_search_log(tiny_idx_
     assert said in log_text and log_text.index(said) < log_text.index("study t: hw=")  # warned while the data loaded
 
 
+def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(tmp_path, compose_cfg, monkeypatch):
+    # 20, 20 and 4 images: val took none of the 4-image class before (0.34 of an image). Now it takes one, and a study
+    # made then was refused as made with other images, its trials lost; it resumes on its own split, and says so.
+    import nas.data
+    from PIL import Image
+    from tests.test_data import _stratified_counts_before_one_for_each
+
+    rng = np.random.default_rng(0)
+    for name, n in (("a", 20), ("b", 20), ("rare", 4)):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    args = ["data=imagefolder", f"data.root={tmp_path / 'images'}", "train=smoke", "train.batch_size=8",
+            f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=old", "search.progress=false", "compress=none",
+            "final_train=none"]
+    with monkeypatch.context() as m:
+        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        run_search(compose_cfg(*args, "search.n_trials=1"))
+    result = run_search(compose_cfg(*args, "search.n_trials=2"))
+    assert result.n_complete == 2
+    log_text = (result.run_dir / "search.log").read_text()
+    kept = (f"kept the split of {tmp_path / 'images'} that the study or checkpoint was made with, from before a class "
+            "rounded to none got a held-out image: a new study (or search) gets one in val")
+    gap = ("class 'rare' (4 images) has no val image: the split a study or checkpoint was made with, from before a "
+           "class rounded to none got one; a new search.study_name gets one; the val accuracy (which the search "
+           "maximises) never looks at it")
+    assert log_text.index(kept) < log_text.rindex(gap)  # both of the resumed run
+
+
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
     from nas.latency.measure import cpu_model, machine_info
 
