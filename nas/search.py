@@ -559,9 +559,14 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                              s.timeout_s, complete, target)
                 else:
                     states = [t.state for t in study.get_trials(deepcopy=False)]
+                    # the budget the trials applied: the study's, which a worker that joined later may have tightened
+                    budget = study_budget_ms(study, s.latency_budget_ms)
+                    tightened = (f" (the study's, which a worker joined with; this one's is "
+                                 f"{'none' if s.latency_budget_ms is None else f'{s.latency_budget_ms:g}'})"
+                                 if budget != s.latency_budget_ms else "")
                     why = (f"{states.count(TrialState.PRUNED)} in the study were over search.latency_budget_ms="
-                           f"{s.latency_budget_ms:g} (pruned without training); the budget admits few architectures of this "
-                           "space: raise it, or narrow the space to faster ones" if s.latency_budget_ms is not None else
+                           f"{budget:g}{tightened} (pruned without training); the budget admits few architectures of this "
+                           "space: raise it, or narrow the space to faster ones" if budget is not None else
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
                     log.warning("gave up after %d sampled architectures with %d of %d trials finished: %s",
                                 50 * max(1, target - done), complete, target, why)

@@ -918,3 +918,25 @@ def test_a_worker_follows_the_tighter_budget_another_worker_joined_with(tiny_idx
     pareto = json.loads((result.run_dir / "pareto.json").read_text())
     assert pareto["latency_budget_ms"] == 1.0 and all(m["latency_ms"] <= 1.0 for m in pareto["members"])
     assert "search.latency_budget_ms is 1 now, the study's" in (result.run_dir / "search.log").read_text()
+
+
+def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    # Worker A searches with no budget; B joins with search.latency_budget_ms=0.172 (just above the space's fastest), which
+    # the trials then apply: A gave up after its 50 samples saying "50 in the study failed", naming no budget, as its
+    # own was none.
+    from nas.study import check_search
+
+    run_trials = search_mod._run_trials
+
+    def b_joins_meanwhile(run, data, run_dir, study):
+        check_search(study, to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.latency_budget_ms=0.172",
+                                                                  "search.sampler=random"))))
+        return run_trials(run, data, run_dir, study)
+
+    monkeypatch.setattr(search_mod, "_run_trials", b_joins_meanwhile)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
+                                                "search.export_onnx=false")))
+    log_text = (result.run_dir / "search.log").read_text()
+    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trials finished: 50 in the study "
+                                       "were over search.latency_budget_ms=0.172 (the study's, which a worker joined with; "
+                                       "this one's is none) (pruned without training)") in log_text, log_text[-1500:]
