@@ -704,23 +704,72 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     run = to_run_config(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run.search.runs_dir) / run.search.study_name
-    with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
-        data = load_dataset(run.data)  # fails fast, before a study or folder is created
-        check_image_size(data, run)
-        check_budget(run, data)
-        seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
-    storage = _open(run, run_dir)
-    with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
-        data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
-    # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
-    study = open_study(run, storage, make_sampler(run), data=data_identity(data))
+    before_study = _interrupted_before_study(run, run_dir)  # now: opening the default study creates its file
+    with _says_if_interrupted(lambda: before_study):
+        with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
+            data = load_dataset(run.data)  # fails fast, before a study or folder is created
+            check_image_size(data, run)
+            check_budget(run, data)
+            seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
+        storage = _open(run, run_dir)
+        with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
+            data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
+        # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
+        study = open_study(run, storage, make_sampler(run), data=data_identity(data))
+    with _says_if_interrupted(lambda: _interrupted_with_study(study)):
+        return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept])
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM outside the trials (which handle their own), carrying one line on what it means for the study:
+    whether there is one yet, and how many finished trials it keeps. `python -m nas.search` prints that line."""
+
+
+@contextlib.contextmanager
+def _says_if_interrupted(what: Callable[[], str]) -> Iterator[None]:
+    """A KeyboardInterrupt in the block becomes `SearchInterrupted` saying `what()`."""
+    try:
+        yield
+    except SearchInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise SearchInterrupted(what()) from None
+
+
+def _interrupted_before_study(run: RunConfig, run_dir: Path) -> str:
+    """What an interrupt before the study is open means: with the default SQLite file, whether there was a study to
+    resume (a first run has none: nothing to lose); a shared storage is not asked (it may be the slow part)."""
+    if run.search.storage is not None:
+        return ("interrupted before the search opened its study (no trial of this run had started); rerun the same "
+                "command to start or resume it")
+    if (run_dir / "study.db").is_file():
+        return "interrupted: the finished trials are kept in the study; rerun the same command to resume"
+    return ("interrupted before the search started: there was no study yet and no trial ran, so nothing is lost; rerun "
+            "the same command to start it")
+
+
+def _interrupted_with_study(study: optuna.Study) -> str:
+    """What an interrupt outside the trials of an open study means: how many finished trials it keeps."""
+    try:
+        n = _n_complete(study)
+    except Exception:  # the database may be what the user gave up waiting on
+        return "interrupted: the finished trials are kept in the study; rerun the same command to resume"
+    if n == 0:
+        return ("interrupted before any trial finished: the study holds none yet, so nothing is lost; rerun the same "
+                "command to start it")
+    return f"interrupted: the study's {n} finished trial(s) are kept; rerun the same command to resume"
+
+
+def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, seeds: Sequence[ArchConfig],
+            earlier: Sequence[logging.LogRecord]) -> SearchResult:
+    """`run_search` once its input is checked and its study open: the trials, then the run folder's files."""
     _check_study_not_lost(study, run_dir)
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)
     left_out = seeds_left_out(study, seeds)
     atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
-    with _run_log(run_dir, earlier=[*earlier, *kept]):
+    with _run_log(run_dir, earlier=earlier):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
         log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %d trials done",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
@@ -913,12 +962,12 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error():
         try:
             result = run_search(cfg)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             # Ctrl-C or SIGTERM outside the trials (loading the data, which takes seconds, opening the study, writing the
             # report): the trials handle their own; here it ended in a 40-line traceback. Every file is written
-            # atomically, so nothing finished is lost.
-            print("interrupted: the finished trials are kept in the study; rerun the same command to resume",
-                  file=sys.stderr)
+            # atomically, so nothing finished is lost; SearchInterrupted says whether there is a study to resume at all.
+            print(str(e) if isinstance(e, SearchInterrupted) else "interrupted: nothing finished is lost (every file is "
+                  "written whole); rerun the same command to start or resume the search", file=sys.stderr)
             sys.exit(130)
         except NasError:
             raise  # already one line naming the value (an unreachable storage URL among them)

@@ -897,6 +897,42 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
     assert err.count("\n") == 1 and err.startswith("interrupted: ")
 
 
+def test_an_interrupt_outside_the_trials_says_whether_there_is_a_study_to_resume(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                   monkeypatch, capsys):
+    # Ctrl-C while the data loaded on a first run said "the finished trials are kept in the study; rerun the same command
+    # to resume": there was no study, and nothing to resume.
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def stopped(*overrides: str) -> str:
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.export_onnx=false", *overrides)))
+        except KeyboardInterrupt:  # not for pytest to stop the session on
+            pytest.fail("the interrupt escaped the search's command as a traceback")
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 130 and err.count("\n") == 1 and "Traceback" not in err, err
+        return err.strip()
+
+    with monkeypatch.context() as m:  # the first run, while its data loads
+        m.setattr(search_mod, "load_dataset", interrupted)
+        assert stopped("search.n_trials=1") == ("interrupted before the search started: there was no study yet and no "
+                                                "trial ran, so nothing is lost; rerun the same command to start it")
+        assert not (tmp_path / "t").exists()
+        shared = f"search.storage=sqlite:///{tmp_path / 'shared.db'}"  # a shared storage is not asked while interrupted
+        assert stopped(shared) == ("interrupted before the search opened its study (no trial of this run had started); "
+                                   "rerun the same command to start or resume it")
+    with monkeypatch.context() as m:  # its study open, before its first trial
+        m.setattr(search_mod, "_remove_leftovers", interrupted)
+        assert stopped("search.n_trials=1") == ("interrupted before any trial finished: the study holds none yet, so "
+                                                "nothing is lost; rerun the same command to start it")
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    capsys.readouterr()
+    with monkeypatch.context() as m:  # a rerun that would add a trial, before it
+        m.setattr(search_mod, "_remove_leftovers", interrupted)
+        assert stopped("search.n_trials=2") == "interrupted: the study's 1 finished trial(s) are kept; rerun the same command to resume"
+
+
 def test_a_worker_follows_the_tighter_budget_another_worker_joined_with(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     # Worker A searches with no budget; B joins with search.latency_budget_ms=1.0, which becomes the study's. A read
     # its own budget only: it went on training candidates over 1.0 ms and, finishing last, wrote its front and
