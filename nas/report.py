@@ -56,7 +56,8 @@ REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png
 RUN_MARKER_PREFIX = ".running."
 """A search writes `<run folder>/.running.<pid>@<host>~<pid namespace>` (JSON: started, host, pid, pid_namespace) when it
 starts and removes it just before it writes its final report: one left behind is a run that is still going or was
-killed, and the report says so at its top (its tables describe the state before that run)."""
+killed, and the report says so at its top (its tables describe the state before that run). A search that stops on its
+own before that (a one-line error, Ctrl-C outside the trials) adds `stopped`: why, in one line."""
 
 _DPI = 110
 _MISSING = "–"  # shown for unknown values (null test accuracy, pruned trial without accuracy, ...)
@@ -321,8 +322,8 @@ def _writer_tag() -> str:
 
 
 def _unfinished_text(run_dir: pathlib.Path) -> str:
-    """What the run markers of `run_dir` say: searches still running, or stopped without finishing (a marker whose
-    process is gone on this machine); '' when there are none. The text must stay true if the search is killed after
+    """What the run markers of `run_dir` say: searches still running, or stopped without finishing (a marker that says
+    why, or whose process is gone on this machine); '' when there are none. The text must stay true if the search is killed after
     writing it: a report written by a search as it starts is not rewritten then."""
     parts = []
     for path in sorted(run_dir.glob(RUN_MARKER_PREFIX + "*")):
@@ -332,7 +333,9 @@ def _unfinished_text(run_dir: pathlib.Path) -> str:
         except (OSError, ValueError, TypeError, KeyError):
             continue  # half-written by a worker starting right now, or not ours
         here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
-        if here and _process_gone(mark.get("pid")):
+        if isinstance(mark.get("stopped"), str):  # it ended on its own (a one-line error, Ctrl-C) and said why
+            parts.append(f"A search {who} stopped before it finished: {mark['stopped'].rstrip('.')}.")
+        elif here and _process_gone(mark.get("pid")):
             parts.append(f"A search {who} stopped before it finished (killed or crashed: its process is gone).")
         else:
             parts.append(f"A search {who} has not finished (if that process is no longer running, it was killed or "

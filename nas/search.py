@@ -777,28 +777,29 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
                  ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), run.search.n_trials)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         _remove_leftovers(run_dir)
-        marker = _mark_started(run_dir)
-        run = _with_memory_budget(run)  # its line in search.log too
-        mismatch = host_mismatch(run.hw, others=hw_profiles())
-        if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
-            log.warning("%s", mismatch)
-        if (gaps := datasheet_warning(run.hw)) is not None:  # a new chip's file that relies on the generic NPU's numbers
-            log.warning("%s", gaps)
-        if (unmeasured := input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) is not None:
-            log.warning("%s", unmeasured)  # a warning, as host_mismatch: until a refit at this input they are all there is
-        for group in ("hw", "space"):  # a copied file that kept the original's name: the run goes by that name
-            if (named := name_warning(group)) is not None:
-                log.warning("%s", named)
-        if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config shared with a bigger machine
-            log.warning("%s", too_many)
-        if left_out is not None:
-            log.warning("%s", left_out)
-        if (unbalanced := imbalance_warning(data)) is not None:
-            log.warning("%s", unbalanced)
-        if (gaps := held_out_gaps_warning(data, run.data)) is not None:  # a class the val (or test) accuracy never sees
-            log.warning("%s", gaps)
-        interrupted = _run_trials(run, data, run_dir, study)
-        pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker)
+        with _stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
+            marker = _mark_started(run_dir)
+            run = _with_memory_budget(run)  # its line in search.log too
+            mismatch = host_mismatch(run.hw, others=hw_profiles())
+            if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
+                log.warning("%s", mismatch)
+            if (gaps := datasheet_warning(run.hw)) is not None:  # a new chip's file relying on the generic NPU's numbers
+                log.warning("%s", gaps)
+            if (unmeasured := input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) is not None:
+                log.warning("%s", unmeasured)  # as host_mismatch: until a refit at this input they are all there is
+            for group in ("hw", "space"):  # a copied file that kept the original's name: the run goes by that name
+                if (named := name_warning(group)) is not None:
+                    log.warning("%s", named)
+            if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config from a bigger machine
+                log.warning("%s", too_many)
+            if left_out is not None:
+                log.warning("%s", left_out)
+            if (unbalanced := imbalance_warning(data)) is not None:
+                log.warning("%s", unbalanced)
+            if (missing := held_out_gaps_warning(data, run.data)) is not None:  # a class val (or test) never sees
+                log.warning("%s", missing)
+            interrupted = _run_trials(run, data, run_dir, study)
+            pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker)
         n = _n_complete(study)
         log.info("%d trials finished (%.0f s this run); %d on the Pareto front", n, time.perf_counter() - started,
                  len(pareto["members"]))
@@ -818,8 +819,9 @@ def _remove_leftovers(run_dir: Path) -> None:
 
 
 def _remove_dead_markers(run_dir: Path) -> None:
-    """Delete the run markers of searches of this machine whose process is gone: this search takes over their study
-    (their running trials are failed and re-queued as lost), so its report describes their work too."""
+    """Delete the run markers of searches of this machine whose process is gone, and those of searches of any machine
+    that recorded why they stopped (`_record_stop`): this search takes over their study (their running trials are failed
+    and re-queued as lost), so its report describes their work too."""
     from nas.report import RUN_MARKER_PREFIX
 
     for old in run_dir.glob(RUN_MARKER_PREFIX + "*"):
@@ -827,9 +829,53 @@ def _remove_dead_markers(run_dir: Path) -> None:
             mark = json.loads(old.read_text())
         except (OSError, ValueError):
             continue
-        if (isinstance(mark, dict) and mark.get("host") == socket.gethostname()
-                and mark.get("pid_namespace") == pid_namespace() and process_gone(mark.get("pid"))):
+        if isinstance(mark, dict) and (mark.get("stopped") or (
+                mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == pid_namespace()
+                and process_gone(mark.get("pid")))):
             old.unlink(missing_ok=True)
+
+
+def _marker(run_dir: Path) -> Path:
+    """This process's run marker in `run_dir` (`nas.report.RUN_MARKER_PREFIX`)."""
+    from nas.report import RUN_MARKER_PREFIX
+
+    return run_dir / f"{RUN_MARKER_PREFIX}{writer_tag()}"
+
+
+@contextlib.contextmanager
+def _stop_recorded(run_dir: Path) -> Iterator[None]:
+    """Around a search from its `_mark_started` to its final report: when it stops on its own before that, on a one-line
+    `NasError` (bad input found mid-run) or Ctrl-C/SIGTERM outside the trials, its marker records why (`_record_stop`).
+    Left as it was, the report read it as a crash ("killed or crashed: its process is gone"). A kill leaves it as is."""
+    try:
+        yield
+    except NasError as e:
+        _record_stop(run_dir, f"error: {e}")
+        raise
+    except KeyboardInterrupt:
+        _record_stop(run_dir, "interrupted (Ctrl-C or SIGTERM)")
+        raise
+
+
+def _record_stop(run_dir: Path, reason: str) -> None:
+    """Write `reason` into this search's run marker as `stopped`, and rewrite the folder's report, if there is one, to
+    say so at its top (`_mark_started` had it say a search is under way). Nothing when the marker is gone: the search had
+    reached its final report."""
+    from nas.report import write_reports
+
+    marker = _marker(run_dir)
+    try:
+        mark = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    log.warning("the search stopped before it finished: %s", reason)
+    try:
+        atomic_write_json(marker, {**mark, "stopped": reason} if isinstance(mark, dict) else {"stopped": reason})
+        if (run_dir / "report.md").is_file():
+            with run_folder_lock(run_dir):
+                write_reports(run_dir)
+    except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to show, not this one
+        log.warning("the report could not be marked as stopped: %s", _error_text(e))
 
 
 def _mark_started(run_dir: Path) -> Path:
@@ -838,10 +884,10 @@ def _mark_started(run_dir: Path) -> Path:
     report, and the old one described the earlier, finished state as the run's. Returns the marker, which
     `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
     gone go: this search takes over (resumes) their study."""
-    from nas.report import RUN_MARKER_PREFIX, ReportInputError, write_reports  # plotting libraries: loaded once a run starts
+    from nas.report import ReportInputError, write_reports  # plotting libraries: loaded once a run starts
 
     _remove_dead_markers(run_dir)
-    marker = run_dir / f"{RUN_MARKER_PREFIX}{writer_tag()}"
+    marker = _marker(run_dir)
     atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
                                "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace()})
     if (run_dir / "report.md").is_file():

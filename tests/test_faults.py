@@ -263,3 +263,43 @@ def test_a_killed_search_leaves_a_report_that_says_so_at_its_top(tiny_idx_root, 
 
     run_search(compose_search_config(cmd[3:]))  # the same command resumes and finishes
     assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))
+
+
+def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(tiny_idx_root, tmp_path):
+    # Bad input found mid-run (here the members' final training cannot fit the memory budget) stops the search with one
+    # line, after its run marker was written: the marker stayed, and the report called the search "killed or crashed".
+    from nas.config import compose_search_config
+    from nas.report import main as report_main
+    from nas.search import run_search
+
+    cmd = [*_command(tiny_idx_root, tmp_path, "search.n_trials=1", "train.batch_size=8", "search.seed_archs=[poolformer-S]",
+                     "search.memory_budget_gb=0.005")]
+    run_dir = tmp_path / "f"
+    report = run_dir / "report.md"
+    run_search(compose_search_config(cmd[3:]))  # a finished run (final_train=none), in this process
+    assert "Not finished" not in report.read_text()
+
+    # the proxy training at batch 8 fits the 5 MiB budget, the final training at smoke's batch of 64 does not
+    refused = subprocess.run([*cmd, "final_train=smoke", "final_train.epochs=1"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: final training of Pareto member "), refused.stderr
+    said = "stopped before it finished: error: final training of Pareto member "
+    top = report.read_text().splitlines()[2]  # rewritten as it stopped: it had said a search was under way
+    assert said in top and "killed or crashed" not in top, top
+    assert report_main([str(run_dir)]) == 0  # rebuilt from the files: its process is gone on this machine
+    top = report.read_text().splitlines()[2]
+    assert said in top and "killed or crashed" not in top, top
+
+    import nas.search as search_mod
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as m, pytest.raises(KeyboardInterrupt):  # Ctrl-C after the marker, before the trials
+        m.setattr(search_mod, "host_mismatch", ctrl_c)
+        run_search(compose_search_config(cmd[3:]))
+    top = report.read_text().splitlines()[2]  # the stopped search's marker went as this one started: only this one's
+    assert top.count("A search started") == 1 and "stopped before it finished: interrupted (Ctrl-C or SIGTERM)." in top, top
+
+    run_search(compose_search_config([*cmd[3:], "final_train=smoke", "final_train.epochs=1", "final_train.batch_size=8"]))
+    assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))  # fixed: it finishes
