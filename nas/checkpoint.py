@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -77,11 +78,58 @@ def process_gone(pid: Any) -> bool:
     return False
 
 
+# What fsync of a folder raises on a file system that cannot sync folders (EINVAL on some network and FUSE file systems,
+# ENOTSUP on others): the rename is done and stays done, only its durability across a power loss is not assured there.
+# Any other error (EIO: the disk failed) is raised, as it is for a file's fsync.
+_NO_FOLDER_FSYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush `folder`'s entries to disk (a file just renamed into it, a folder just made in it): until then a power loss
+    or kernel crash can undo the rename. Best effort where the file system or the folder's permissions refuse it."""
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: a folder cannot be opened to sync it (NTFS journals the rename itself)
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:  # a folder we may write into but not list (mode 0333): nothing to sync it with
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in _NO_FOLDER_FSYNC:
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush the data of `path` (written and closed by a library: torch.save, onnx.save, OpenVINO) to disk. Renamed
+    without it, the new name can survive a power loss while the data does not: a zero-length or partly zero file
+    (XFS, ext4 mounted noauto_da_alloc, network file systems), i.e. a finished trial's corrupt checkpoint."""
+    fd = os.open(path, os.O_RDONLY)  # fsync needs no write access on POSIX
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_folder(folder: Path) -> None:
+    """`folder.mkdir(parents=True, exist_ok=True)`, each folder it makes synced into its parent: a file renamed into a
+    new folder (a first trial's trials/) is lost with it if the folder's own entry never reached the disk."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)  # another worker making it at the same moment is fine
+        fsync_folder(made.parent)
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
     """A temp file in `path`'s folder (for the rename), with the permissions of a file written plainly: mkstemp's
     owner-only 0600 would make run folders shared by a team (or over NFS) unreadable to the others. Its name ends in
     its writer's `writer_tag()`, so `remove_dead_writers_temps` can clear it if the writer is killed mid-write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{writer_tag()}.tmp")
     os.chmod(tmp, _FILE_MODE)
     return fd, tmp
@@ -118,24 +166,28 @@ def remove_dead_writers_temps(folder: Path, *, recursive: bool = True) -> list[P
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` (named as `_temp_beside` names them) for a library that writes to a file name
-    (torch.save, torch.onnx.export, onnx.save): renamed onto `path` when the block ends, deleted if it raises. A writer
-    killed inside the block leaves a file that `remove_dead_writers_temps` clears."""
+    (torch.save, torch.onnx.export, onnx.save): synced to disk and renamed onto `path` when the block ends (its folder
+    synced after), deleted if it raises. A writer killed inside the block leaves a file that `remove_dead_writers_temps`
+    clears."""
     fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
         yield Path(tmp)
+        fsync_file(tmp)  # the library closed its file without syncing it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
 
 
 @contextlib.contextmanager
 def replacing_together(*paths: Path) -> Iterator[Path]:
     """A temporary folder beside `paths` (all in one folder) for a library that writes several files in one call
     (OpenVINO's .xml and the .bin it names after it): the block writes each under its own name into the yielded
-    folder; they are renamed onto `paths` in the order given (the file that refers to the others last) and the folder
-    is removed. One tagged folder rather than one temporary name per file, because the library chooses the names of
+    folder; each is synced to disk, they are renamed onto `paths` in the order given (the file that refers to the others
+    last; the folder synced after each rename, so that after a power loss too a new .xml never meets an old .bin) and the
+    folder is removed. One tagged folder rather than one temporary name per file, because the library chooses the names of
     the files beside the first (model.tmp.xml gives model.tmp.bin, a name the cleanup could not attribute); a writer
     killed inside the block leaves a folder that `remove_dead_writers_temps` clears, the files in it included."""
     parent = paths[-1].parent
@@ -144,7 +196,10 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
     with scratch_folder(parent, paths[-1].name) as tmp:
         yield tmp
         for p in paths:
+            fsync_file(tmp / p.name)
+        for p in paths:
             os.replace(tmp / p.name, p)
+            fsync_folder(parent)
 
 
 @contextlib.contextmanager
@@ -153,7 +208,7 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
     ends, for files needed only inside it (models exported to be timed). Not `tempfile.TemporaryDirectory()`: SIGTERM
     and kill -9 run no cleanup, and nothing would delete the folder a killed writer left in /tmp (hundreds of MB of
     ONNX files for a profile); this one carries its writer's tag, so `remove_dead_writers_temps(parent)` clears it."""
-    parent.mkdir(parents=True, exist_ok=True)
+    make_folder(parent)  # `replacing_together` renames into it
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=f".{writer_tag()}.tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
     try:
@@ -163,15 +218,19 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file + rename, so a crash never leaves a half-written file at `path`."""
+    """Write via a temp file, synced to disk, renamed onto `path` (its folder synced after), so that neither a killed
+    process nor a power loss or kernel crash leaves a half-written or empty file at `path`: the old file or the new."""
     fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import html
 import io
 import json
@@ -753,7 +754,8 @@ def _hover(number: int | None, arch_id: str, mixers: Sequence[str], summary: str
 
 
 def _write_atomic(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
-    """Write via a temporary file + rename so a reader (browser, CI upload) never sees a half-written file."""
+    """Write via a temporary file, synced, + rename (the folder synced after) so a reader (browser, CI upload) never sees
+    a half-written file, nor an empty one after a power loss."""
     # Named as nas.checkpoint names its temporary files (.<name>.<random>.<pid>@<host>~<pid namespace>.tmp): the next
     # search removes one whose writer was killed mid-write, and a report written by the search and one by
     # `python -m nas.report` at the same moment do not write into one file.
@@ -763,11 +765,31 @@ def _write_atomic(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
     try:
         with fh:
             fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())  # renamed unsynced, a power loss can leave an empty file under the new name
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
     return path
+
+
+def _fsync_folder(folder: pathlib.Path) -> None:
+    # nas.checkpoint.fsync_folder: the rename reaches the disk; skipped where the file system cannot sync a folder
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------------- plotly figures

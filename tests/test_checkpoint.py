@@ -3,7 +3,7 @@ import torch
 
 import nas
 from nas.arch import ArchConfig, StageConfig
-from nas.checkpoint import read_checkpoint, save_checkpoint
+from nas.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text, read_checkpoint, save_checkpoint
 from nas.errors import CheckpointError
 from nas.model import build_model
 
@@ -150,3 +150,135 @@ def test_an_onnx_export_killed_before_its_rename_leaves_a_file_the_next_run_remo
     assert left.parent == folder and left.stat().st_size > 0
     assert remove_dead_writers_temps(tmp_path) == [left]
     assert list(folder.iterdir()) == []
+
+
+@pytest.fixture()
+def syncs(monkeypatch):
+    """The fsync and rename calls made while the test runs, in order: ('fsync', inode, 'dir' or 'file') and
+    ('replace', inode of the renamed file, target path). A renamed file keeps its inode, so its fsync can be told."""
+    import os
+    import stat
+    from pathlib import Path
+
+    events: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync", st.st_ino, "dir" if stat.S_ISDIR(st.st_mode) else "file"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino, Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def _assert_durably_renamed(events: list[tuple], path) -> None:
+    """`path` was renamed into place after its data was synced to disk, and its folder was synced after the rename:
+    else a power loss or kernel crash can leave the new name on an empty or partly written file."""
+    renames = [i for i, e in enumerate(events) if e[0] == "replace" and e[2] == path]
+    assert renames, f"{path.name} was not renamed into place: {events}"
+    i = renames[-1]
+    ino = events[i][1]
+    assert path.stat().st_ino == ino
+    assert ("fsync", ino, "file") in events[:i], f"{path.name} renamed before its data was synced: {events}"
+    assert ("fsync", path.parent.stat().st_ino, "dir") in events[i + 1:], f"{path.parent} not synced after the rename: {events}"
+
+
+def _report_write(path, data):
+    from nas.report import _write_atomic
+
+    _write_atomic(path, data)
+
+
+WRITERS = {
+    "atomic_write_bytes": lambda p: atomic_write_bytes(p, b"\x00" * 4096),
+    "atomic_write_json": lambda p: atomic_write_json(p, {"val_acc": 0.5}),
+    "atomic_write_text": lambda p: atomic_write_text(p, "name: chip\n"),
+    "save_checkpoint": lambda p: save_checkpoint(p, build_model(ARCH), ARCH, meta={"trial": 3}),
+    "report": lambda p: _report_write(p, "# report\n"),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_file_written_atomically_is_synced_before_its_rename_and_its_folder_after(writer, tmp_path, syncs):
+    path = tmp_path / "run" / "out.bin"
+    path.parent.mkdir()
+    WRITERS[writer](path)  # a new file
+    _assert_durably_renamed(syncs, path)
+    syncs.clear()
+    WRITERS[writer](path)  # replacing the previous one
+    _assert_durably_renamed(syncs, path)
+
+
+def test_a_first_trials_checkpoint_in_a_new_folder_is_synced_with_the_folders_made_for_it(tmp_path, syncs):
+    run = tmp_path / "run"
+    path = save_checkpoint(run / "trials" / "a1.pt", build_model(ARCH), ARCH)
+    _assert_durably_renamed(syncs, path)
+    first_rename = next(i for i, e in enumerate(syncs) if e[0] == "replace")
+    # run/ made: tmp_path synced; trials/ made: run/ synced; both before the file is renamed into trials/
+    for made_in in (tmp_path, run):
+        assert ("fsync", made_in.stat().st_ino, "dir") in syncs[:first_rename], f"{made_in} not synced: {syncs}"
+
+
+def test_files_written_together_are_each_synced_before_the_renames_and_the_folder_after_each(tmp_path, syncs):
+    from nas.checkpoint import replacing_together
+
+    xml, bin_ = tmp_path / "model_int8.xml", tmp_path / "model_int8.bin"
+    with replacing_together(bin_, xml) as tmp:  # as OpenVINO's save_model writes its pair
+        (tmp / xml.name).write_text("<net/>")
+        (tmp / bin_.name).write_bytes(b"\x01" * 1024)
+    for p in (bin_, xml):
+        _assert_durably_renamed(syncs, p)
+    renames = [i for i, e in enumerate(syncs) if e[0] == "replace"]
+    assert [syncs[i][2] for i in renames] == [bin_, xml]
+    # the folder synced between the renames: after a power loss too, a new .xml is never beside an old .bin
+    assert ("fsync", tmp_path.stat().st_ino, "dir") in syncs[renames[0] + 1:renames[1]]
+
+
+@pytest.mark.parametrize("code", ["EINVAL", "ENOTSUP"])
+def test_a_file_system_that_cannot_sync_a_folder_still_gets_the_file(code, tmp_path, monkeypatch):
+    import errno
+    import os
+    import stat
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # as some network and FUSE file systems answer
+            raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_bytes(tmp_path / "pareto.json", b"{}\n")
+    save_checkpoint(tmp_path / "model.pt", build_model(ARCH), ARCH)
+    assert (tmp_path / "pareto.json").read_bytes() == b"{}\n" and read_checkpoint(tmp_path / "model.pt")[0] == ARCH
+
+
+def test_a_disk_error_while_syncing_is_raised_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+    import os
+    import stat
+
+    path = tmp_path / "metrics.json"
+    atomic_write_bytes(path, b"old\n")
+    real_fsync = os.fsync
+    failing = {"file"}
+
+    def fsync(fd):
+        if ("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file") in failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for write in (lambda: atomic_write_bytes(path, b"new\n"), lambda: save_checkpoint(tmp_path / "model.pt", build_model(ARCH), ARCH)):
+        with pytest.raises(OSError, match="Input/output error"):
+            write()  # the data may not be on disk: not renamed over the previous file, and said
+    assert path.read_bytes() == b"old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    failing = {"dir"}  # the file synced and renamed, its folder's entry not: the error is not swallowed either
+    with pytest.raises(OSError, match="Input/output error"):
+        atomic_write_bytes(path, b"new\n")
