@@ -189,13 +189,13 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     from nas.errors import CheckpointError
 
     try:
-        teachers, loss_fn = _load_teachers(args.teacher, arch)
+        teachers, loss_fn, teacher_archs = _load_teachers(args.teacher, arch)
     except CheckpointError as e:
         print(f"error: --teacher: {e}", file=sys.stderr)
         return 2
     for epochs in args.epochs:
         run.final_train.epochs = epochs
-        model, info = final_train(arch, data, run, seed=seed, loss_fn=loss_fn)
+        model, info = final_train(arch, data, run, seed=seed, loss_fn=loss_fn, teachers=teacher_archs)
         tag = "" if not args.recipe else "_" + hashlib.sha1(" ".join(args.recipe).encode()).hexdigest()[:6]
         tag += "" if not args.teacher else "_kd" + hashlib.sha1(" ".join(args.teacher).encode()).hexdigest()[:6]
         folder = out_dir / f"{arch.arch_id}_e{epochs}{tag}"
@@ -233,9 +233,10 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
 
 
 def _load_teachers(paths: list[str], arch: ArchConfig):
-    """(what the results record of each teacher, the distillation loss) for `--teacher`; ([], None) without."""
+    """(what the results record of each teacher, the distillation loss, the teachers' archs: their memory counts in
+    the final training's check) for `--teacher`; ([], None, []) without."""
     if not paths:
-        return [], None
+        return [], None, []
     from compress.recover import teacher_loss
     from nas.checkpoint import load_checkpoint
     from nas.config import FinetuneConfig
@@ -251,7 +252,7 @@ def _load_teachers(paths: list[str], arch: ArchConfig):
 
     info = [{"checkpoint": p, "arch_id": m.arch.arch_id, "summary": m.arch.summary(), "val_acc": m.meta.get("val_acc")}
             for p, m in zip(paths, models)]
-    return info, loss_fn
+    return info, loss_fn, [m.arch for m in models]
 
 
 def _overrides(r: dict) -> str:

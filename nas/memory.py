@@ -15,6 +15,7 @@ experiments/results/memory_estimate_fused.md.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from nas.arch import ArchConfig
 
@@ -90,9 +91,16 @@ def _attention_dims(arch: ArchConfig) -> list[int]:
 
 def step_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False, teacher: ArchConfig | None = None) -> int:
     """`activation_bytes` of `arch`, plus with `teacher` its forward pass (no_grad, eval mode) on the same batch: a
-    distillation step runs the teacher while the student's activations wait for the backward pass, so both are alive."""
+    distillation step runs the teacher while the student's activations wait for the backward pass, so both are alive.
+    Several teachers run one after another keep only their logits between them: pass the one whose forward needs the
+    most (`largest_forward`)."""
     need = activation_bytes(arch, batch_size=batch_size, training=training)
     return need + (0 if teacher is None else activation_bytes(teacher, batch_size=batch_size))
+
+
+def largest_forward(archs: Sequence[ArchConfig], *, batch_size: int) -> ArchConfig | None:
+    """The one of `archs` whose forward pass (no_grad) on `batch_size` images needs the most memory; None for none."""
+    return max(archs, key=lambda a: activation_bytes(a, batch_size=batch_size), default=None)
 
 
 def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, training: bool = False,

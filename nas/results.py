@@ -41,7 +41,7 @@ from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.errors import ConfigError
-from nas.memory import eval_batch_size, memory_budget, training_refusal
+from nas.memory import eval_batch_size, largest_forward, memory_budget, training_refusal
 from nas.model import build_model
 from nas.stats import interval_of, paired_change
 from nas.study import SPEED_SETTINGS
@@ -239,16 +239,20 @@ class MemberMetrics:
     test_acc_ci95: tuple[float, float] | None = None  # None in metrics.json written before 2026-12-05
 
 
-def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
-                loss_fn: LossFn | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, loss_fn: LossFn | None = None,
+                teachers: Sequence[ArchConfig] = ()) -> tuple[nn.Module, dict[str, Any]]:
     """Train `arch` from scratch with the `final_train` recipe (seeded like its trial); returns the model
-    and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher).
-    `ConfigError` before any training when its batch would not fit `search.memory_budget_gb` (`nas.memory`)."""
+    and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher:
+    name the archs of the `teachers` it runs). `ConfigError` before any training when its batch would not fit
+    `search.memory_budget_gb` (`nas.memory`), the teachers' forward pass beside the student's step counted."""
     recipe, budget = run.final_train, memory_budget(run.search.memory_budget_gb)
     if budget is not None:
         images = min(len(data.train), recipe.subset or len(data.train))
-        refusal = training_refusal(arch, batch_size=min(recipe.batch_size, images), budget_bytes=budget,
-                                   setting="final_train.batch_size")
+        batch = min(recipe.batch_size, images)
+        # compress.recover.teacher_loss runs its teachers one after another, each freeing its activations but its
+        # logits before the next starts: the largest one's forward pass is what waits beside the student's step
+        refusal = training_refusal(arch, batch_size=batch, budget_bytes=budget, setting="final_train.batch_size",
+                                   teacher=largest_forward(teachers, batch_size=batch))
         if refusal is not None:  # the kernel would kill the process without a word; finished members are kept
             raise ConfigError(f"final training of Pareto member {arch.arch_id}: {refusal}")
         recipe = replace(recipe, eval_batch_size=eval_batch_size(arch, batch_size=recipe.eval_batch_size, budget_bytes=budget))

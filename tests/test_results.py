@@ -154,3 +154,42 @@ def test_a_trial_over_the_current_budget_leaves_the_front_even_if_it_finished_un
     assert [r.number for r in front_records([trial_record(t, 1.0) for t in trials])] == [0]
     assert [trial_record(t, None).feasible for t in trials] == [True, True]  # no budget: both count
     assert [trial_record(t, 2.5).feasible for t in trials] == [True, True]  # at the budget is within it
+
+
+def test_a_distilled_final_training_counts_its_largest_teachers_forward_pass_in_the_memory_check(compose_cfg, monkeypatch):
+    # experiments/final_recipe.py --teacher distils through final_train(loss_fn=...): its memory check counted the
+    # student alone, though the teachers run their forward passes on the same batch while the student's activations wait
+    import torch
+
+    import nas.results as results_mod
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.errors import ConfigError
+    from nas.memory import activation_bytes, gib, step_bytes
+
+    S = StageConfig
+    student = ArchConfig(stages=(S("conv", 1, 16), S("pool", 1, 32)))
+    small, large = ArchConfig(stages=(S("conv", 1, 32), S("pool", 1, 48))), ArchConfig(stages=(S("attn", 2, 64, head_dim=16),))
+    x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    data = Dataset("t", Split(x, torch.arange(40) % 10), Split(x[:10], torch.arange(10)), Split(x[:10], torch.arange(10)),
+                   tuple(map(str, range(10))), (0.5,), (0.25,))
+    run = to_run_config(compose_cfg("data.root=/unused", "final_train=smoke", "final_train.batch_size=32"))
+    monkeypatch.setattr(results_mod, "train_candidate", lambda *a, **k: pytest.fail("trained"))
+    alone = activation_bytes(student, batch_size=32, training=True)
+    with_large = step_bytes(student, batch_size=32, training=True, teacher=large)
+    with_both = with_large + step_bytes(student, batch_size=32, training=True, teacher=small) - alone
+    assert alone < with_large < with_both
+    run.search.memory_budget_gb = alone / 2**30  # the student alone fits; with either teacher's forward pass it does not
+    with pytest.raises(pytest.fail.Exception, match="trained"):  # the check passes without teachers
+        results_mod.final_train(student, data, run, seed=0, loss_fn=lambda logits, x, y: logits.sum())
+    with pytest.raises(ConfigError) as err:
+        results_mod.final_train(student, data, run, seed=0, loss_fn=lambda logits, x, y: logits.sum(), teachers=[small, large])
+    line = str(err.value)
+    assert "\n" not in line and line.startswith(f"final training of Pareto member {student.arch_id}: out of memory: training "
+                                                f"at final_train.batch_size=32 needs about {gib(with_large)} of activations")
+    assert (f"(the student's training step {gib(alone)} + the teacher's forward pass {gib(with_large - alone)}; "
+            in line)
+    # run one after another, the teachers' forward passes are never alive together: the largest one's is what counts
+    run.search.memory_budget_gb = with_large / 2**30
+    with pytest.raises(pytest.fail.Exception, match="trained"):
+        results_mod.final_train(student, data, run, seed=0, loss_fn=lambda logits, x, y: logits.sum(), teachers=[small, large])
