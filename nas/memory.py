@@ -7,9 +7,9 @@ the backward pass (experiments/results/attention_layout.md; before that, NCHW in
 needed tens of GiB for one evaluation batch of 512 with attention in an early stage of a large input). The estimate is
 derived from the spec alone (no module is built), so a search can refuse a candidate before training it and split an
 evaluation into batches that fit. It is an estimate of activations only: weights, optimizer state and the data are
-left to the budget's margin. An evaluation's estimate adds what a forward pass holds beyond its live tensors: heap
-holes (`_heap_slack`) and the kernels' code (`LIBRARY_CODE_BYTES`). How close it comes to measured peaks:
-experiments/results/memory_estimate_fused.md.
+left to the budget's margin. Every estimate adds, once, the kernels' code a process's first step pages in
+(`LIBRARY_CODE_BYTES`, `TRAINING_CODE_BYTES`), and an evaluation's the heap holes beside its live tensors
+(`_heap_slack`). How close it comes to measured peaks: experiments/results/memory_estimate_fused.md.
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ FLOAT_BYTES = 4  # activations are float32; attention runs in float32 even under
 LIBRARY_CODE_BYTES = 16 * 2**20
 """The compute kernels' code (oneDNN, MKL, the fused attention) a process pages in on its first forward pass: 14.3-15.2
 MiB of file-backed resident memory for every model and batch measured (experiments/results/memory_estimate_fused.md),
-so a constant, not per image. An evaluation can be a process's first step (nas.report, compression). A training
-step's estimate leaves it out: its over-count of kept temporaries covered it in every training row of that experiment
-(glibc's default allocator settings)."""
+so a constant, not per image. An evaluation can be a process's first step (nas.report, compression)."""
+TRAINING_CODE_BYTES = 28 * 2**20
+"""`LIBRARY_CODE_BYTES` for a training step, whose backward pass pages in kernels of its own: a fresh process's first
+step paged in 20.5-22.1 MiB in float32 (channels-last alike), 21.6-24.6 under bf16 autocast and 23.2-23.9 distilling
+from a (bf16) teacher, for the models of experiments/memory_estimate.py and one with every mixer (from a batch of 2 on;
+a batch of 1 paged in 11); 27.7-27.8 when one process ran all of those and an evaluation: the most any process pages
+in, whatever it runs first. A search's first trial's training step can be its process's first forward pass: without
+this, the 28 px attention model's training estimate fell under the peak of every fresh process measured under the
+search's allocator settings at batches of 8, 16 and 32 (16, 32 and 64 MiB against 35-36, 41-48 and 66-70 MiB), and
+came within 2.4 MiB of it at 64 (128 MiB against 113-126). Counted once per step: a distillation's teacher adds none."""
 DEFAULT_BUDGET_SHARE = 0.7
 """Share of the memory available at the start of a run that its activations may use (`search.memory_budget_gb`)."""
 
@@ -49,7 +56,17 @@ def activation_bytes(arch: ArchConfig, *, batch_size: int, training: bool = Fals
     """Estimated peak activation memory (bytes) of one forward pass of `arch` on `batch_size` images (no_grad, as in
     evaluation), or with `training` of one forward + backward step. Derived from the spec: the blocks' feature maps
     (attention's q, k, v and output among them) and the stem's, all float32; an evaluation's also counts the heap
-    holes beside them (`_heap_slack`) and, once, the kernels' code (`LIBRARY_CODE_BYTES`)."""
+    holes beside them (`_heap_slack`); and, once, the kernels' code (`LIBRARY_CODE_BYTES`, `TRAINING_CODE_BYTES`)."""
+    return _map_bytes(arch, batch_size=batch_size, training=training) + _code_bytes(training)
+
+
+def _code_bytes(training: bool) -> int:
+    """The kernels' code a step pages in, a fixed part of its estimate whatever the batch."""
+    return TRAINING_CODE_BYTES if training else LIBRARY_CODE_BYTES
+
+
+def _map_bytes(arch: ArchConfig, *, batch_size: int, training: bool) -> int:
+    """`activation_bytes` without the kernels' code: the feature maps (and an evaluation's heap holes), per batch."""
     stem_map = arch.stages[0].width * arch.stage_resolutions()[0] ** 2
     stem = arch.in_chans * arch.img_size ** 2 + 2 * stem_map
     if training:  # every block's maps are kept for the backward pass, plus one attention block's backward at a time
@@ -59,7 +76,7 @@ def activation_bytes(arch: ArchConfig, *, batch_size: int, training: bool = Fals
     # no_grad: one block's tensors at a time, and the heap holes freed maps may leave beside them
     blocks = [n * width * (units + slack) for (n, width, units), slack in zip(_block_units(arch), _heap_slack(arch))]
     features = max(*blocks, stem + stem_map)  # the stem's largest layer: one map of the first stage
-    return int(batch_size * features * FLOAT_BYTES) + LIBRARY_CODE_BYTES
+    return int(batch_size * features * FLOAT_BYTES)
 
 
 def _heap_slack(arch: ArchConfig) -> list[float]:
@@ -69,7 +86,8 @@ def _heap_slack(arch: ArchConfig) -> list[float]:
     may not fit, so the heap grows past the live tensors: by up to one hidden layer's size in the evaluations measured
     (72 MiB = 4 maps of the convolution-only model's first stage; 10 MiB for the 28 px attention model), varying from
     process to process with where Python's small objects land. A training step's estimate counts every block's
-    temporaries as kept for the backward pass (only some are), which covered its holes in the experiment's rows."""
+    temporaries as kept for the backward pass (only some are), which covered its holes in the experiment's rows and in
+    repeated fresh processes under the search's allocator settings."""
     out = []
     for stage in arch.stages:
         layers = [stage.mlp_hidden, stage.sepconv_hidden if stage.mixer == "sepconv" else 0,
@@ -92,15 +110,15 @@ def _attention_dims(arch: ArchConfig) -> list[int]:
 def step_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False, teacher: ArchConfig | None = None) -> int:
     """`activation_bytes` of `arch`, plus with `teacher` its forward pass (no_grad, eval mode) on the same batch: a
     distillation step runs the teacher while the student's activations wait for the backward pass, so both are alive.
-    Several teachers run one after another keep only their logits between them: pass the one whose forward needs the
-    most (`largest_forward`)."""
+    The kernels' code is counted once: the process pages it in once, for both models. Several teachers run one after
+    another keep only their logits between them: pass the one whose forward needs the most (`largest_forward`)."""
     need = activation_bytes(arch, batch_size=batch_size, training=training)
-    return need + (0 if teacher is None else activation_bytes(teacher, batch_size=batch_size))
+    return need + (0 if teacher is None else _map_bytes(teacher, batch_size=batch_size, training=False))
 
 
 def largest_forward(archs: Sequence[ArchConfig], *, batch_size: int) -> ArchConfig | None:
     """The one of `archs` whose forward pass (no_grad) on `batch_size` images needs the most memory; None for none."""
-    return max(archs, key=lambda a: activation_bytes(a, batch_size=batch_size), default=None)
+    return max(archs, key=lambda a: _map_bytes(a, batch_size=batch_size, training=False), default=None)
 
 
 def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, training: bool = False,
@@ -108,7 +126,7 @@ def fitting_batch_size(arch: ArchConfig, *, batch_size: int, budget_bytes: int, 
     """The largest batch size <= `batch_size` whose `activation_bytes` fit `budget_bytes` (with `teacher`, those of a
     distillation step: `step_bytes`); 0 when not even one image fits. Evaluation in batches of it gives the same
     predictions as in batches of `batch_size` (each image is scored on its own in eval mode), only in more pieces."""
-    # The estimate grows linearly with the batch over a fixed part (the code an evaluation pages in): divide, then
+    # The estimate grows linearly with the batch over a fixed part (the kernels' code a step pages in): divide, then
     # step down over any rounding.
     fixed = step_bytes(arch, batch_size=0, training=training, teacher=teacher)
     per_image = step_bytes(arch, batch_size=1, training=training, teacher=teacher) - fixed

@@ -760,18 +760,20 @@ def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_e
     real_train = search_mod.train_candidate
     monkeypatch.setattr(search_mod, "train_candidate",
                         lambda model, data, cfg, **k: eval_batches.append(cfg.eval_batch_size) or real_train(model, data, cfg, **k))
-    # A fake budget of 20 MiB: caformer-M's training step at batch 24 needs more (its attention), poolformer-S's fits,
-    # and its evaluation batch of 512 does not: its 40 validation images are scored in smaller batches.
+    # A fake budget of 40 MiB (28 of a training step's estimate are the kernels' code, nas.memory.TRAINING_CODE_BYTES):
+    # caformer-M's training step at batch 24 needs more (its attention), poolformer-S's fits, and its evaluation batch
+    # of 512 does not: it is evaluated in the batch that fits (over its 40 validation images: a step's code leaves no
+    # budget that trains a batch and splits 40 images; test_memory checks that pieces score as one batch).
     common = ("train.batch_size=24", "search.sampler=random", "search.n_trials=1", "search.export_onnx=false")
-    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, *common, "search.memory_budget_gb=0.02",
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, *common, "search.memory_budget_gb=0.04",
                                                 "search.seed_archs=[caformer-M,poolformer-S]")))
     rows = _rows(tmp_path / "t")
     assert result.n_complete == 1 and [r["state"] for r in rows] == ["FAIL", "COMPLETE"]
     assert rows[0]["arch_id"] == family_arch("caformer-M").arch_id and rows[1]["arch_id"] == family_arch("poolformer-S").arch_id
     assert rows[0]["fail_reason"].startswith("out of memory: training at train.batch_size=24 needs about ")
-    assert "over the memory budget of 0.02 GiB (search.memory_budget_gb); a batch of " in rows[0]["fail_reason"]
-    fit = fitting_batch_size(family_arch("poolformer-S"), batch_size=512, budget_bytes=int(0.02 * 2**30))
-    assert eval_batches == [fit] and 0 < fit < 40  # one trained candidate, evaluated in pieces
+    assert "over the memory budget of 0.04 GiB (search.memory_budget_gb); a batch of " in rows[0]["fail_reason"]
+    fit = fitting_batch_size(family_arch("poolformer-S"), batch_size=512, budget_bytes=int(0.04 * 2**30))
+    assert eval_batches == [fit] and 0 < fit < 512  # one trained candidate, evaluated in the batch that fits
     # The same candidate under the machine's own budget: evaluated in one batch, to the same accuracy.
     eval_batches.clear()
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, *common, "search.study_name=roomy",
@@ -790,9 +792,10 @@ def test_a_member_whose_final_training_batch_cannot_fit_stops_in_one_line_and_me
 
     member = family_arch("poolformer-S")
     common = [*_overrides(tiny_idx_root, tmp_path, "train.batch_size=8", "search.n_trials=1", "search.export_onnx=false",
-                          "search.seed_archs=[poolformer-S]", "search.memory_budget_gb=0.02")]
+                          "search.seed_archs=[poolformer-S]", "search.memory_budget_gb=0.032")]
     common[common.index("final_train=none")] = "final_train=smoke"
-    # the proxy training at batch 8 fits the 20 MiB budget, the final training at smoke's batch of 64 does not
+    # the proxy training at batch 8 fits the 32 MiB budget (28 MiB of its estimate are the kernels' code), the final
+    # training at smoke's batch of 64 does not
     with pytest.raises(ConfigError) as err:
         run_search(compose_cfg(*common, "final_train.epochs=1"))
     assert str(err.value).startswith(f"final training of Pareto member {member.arch_id}: out of memory: training at "
@@ -803,7 +806,7 @@ def test_a_member_whose_final_training_batch_cannot_fit_stops_in_one_line_and_me
     monkeypatch.setattr(results_mod, "torch_logits", lambda m, split, *, batch_size: batches.append(batch_size) or
                         real_logits(m, split, batch_size=batch_size))
     result = run_search(compose_cfg(*common, "final_train.epochs=1", "final_train.batch_size=8"))
-    fit = fitting_batch_size(member, batch_size=512, budget_bytes=int(0.02 * 2**30))
+    fit = fitting_batch_size(member, batch_size=512, budget_bytes=int(0.032 * 2**30))
     assert [m["arch_id"] for m in result.pareto] == [member.arch_id] and batches == [fit] and 0 < fit < 100  # 100 test images
 
 
@@ -851,11 +854,12 @@ def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_t
 def test_a_memory_budget_in_which_no_candidate_can_train_is_refused_before_the_run(tiny_idx_root, tmp_path, compose_cfg):
     # Every candidate failed at once ('out of memory: training at train.batch_size=...'), and the search sampled 50
     # architectures per trial asked for (minutes of failures) before it gave up with 0 trials and exit status 0.
-    cfg = compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.memory_budget_gb=0.001"))
+    # 30 MiB: the leanest candidate's step at batch 32 needs more, a smaller one fits (28 MiB of each: the kernels' code)
+    cfg = compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.memory_budget_gb=0.03"))
     with pytest.raises(ConfigError) as e:
         run_search(cfg)
     said = str(e.value)
-    assert said.startswith("search.memory_budget_gb=0.001 cannot train any architecture of space 'metaformer_t' at "
+    assert said.startswith("search.memory_budget_gb=0.03 cannot train any architecture of space 'metaformer_t' at "
                            "train.batch_size=32: the leanest (") and "\n" not in said
     assert re.search(r"\) needs about [0-9.]+ GiB of activations; ", said) and "{" not in said
     fit = int(re.search(r"set train.batch_size=(\d+) or lower, or raise the budget$", said)[1])
@@ -863,7 +867,7 @@ def test_a_memory_budget_in_which_no_candidate_can_train_is_refused_before_the_r
     # the batch it names fits the leanest candidate: passed
     from nas.data import load_dataset
 
-    run = to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.memory_budget_gb=0.001",
+    run = to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.memory_budget_gb=0.03",
                                                 f"train.batch_size={fit}")))
     search_mod.check_budget(run, load_dataset(run.data))
 
