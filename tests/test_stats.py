@@ -83,3 +83,26 @@ def test_one_group_as_plain_numbers_and_labels_out_of_range_are_handled():
         class_tally(np.array([0, 1]), np.array([0, -1]), 10)
     with pytest.raises(ValueError, match="shape"):
         class_tally(np.array([0, 1, 2]), np.array([0, 1]), 10)
+
+
+@pytest.mark.parametrize("right, total", [
+    ([50, 3, 3], [50, 3, 3]),   # every test image right: the interval topped out near 90%
+    ([0, 4, 0, 6], [1, 14, 1, 12]),  # a search's member on a folder with two 2-image classes: 19.64% [23.17-58.10]
+    ([49, 3, 2], [50, 3, 3]),
+])
+def test_balanced_interval_holds_the_balanced_accuracy_itself_with_classes_of_few_test_images(right, total):
+    # Each class got the pseudo-images of a lone binomial, which pull a 1- or 3-image class's share towards 50% while
+    # the mean's interval narrows with the number of classes: the interval missed the accuracy it was printed beside.
+    observed = float(np.mean(np.array(right) / np.array(total)))
+    lo, hi = accuracy_interval(right, total, balanced=True)
+    assert lo <= observed <= hi, (observed, lo, hi)
+
+
+def test_balanced_interval_keeps_its_coverage_with_classes_of_a_few_test_images():
+    rng = np.random.default_rng(2)
+    p, n = np.array([0.99, 0.98, 0.97]), np.array([50, 3, 3])  # the old interval held the true 98% in none of these
+    hits = 0
+    for _ in range(2000):
+        lo, hi = accuracy_interval(rng.binomial(n, p), n, balanced=True)
+        hits += lo <= p.mean() <= hi
+    assert 0.93 <= hits / 2000 <= 0.999
