@@ -148,9 +148,16 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
         return
     trained_name = meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
     # The size is named: an image folder is resized to data.img_size (default 32), so a model searched at 64 px
-    # needs data.img_size=64 again, which the user cannot guess from "its data.img_size".
-    hint = ("; pass the data it was trained on" + (f": data={trained_name}" if trained_name else "")
-            + (f" data.root=<its image folder> data.img_size={arch.img_size}" if trained_name == "imagefolder" else ""))
+    # needs data.img_size=64 again, which the user cannot guess from "its data.img_size". So are the channels: a
+    # folder's are detected (3 where any image is in colour), so a model searched with data.channels=1 on colour
+    # photos was refused again, with the same hint, when the user passed what it named; and Fashion-MNIST searched at
+    # data.img_size=32 data.channels=3 loads at 1x28x28 from data=fashion_mnist alone.
+    folder_data = trained_name == "imagefolder"
+    settings = [f"data={trained_name}"] if trained_name else []
+    settings += ["data.root=<its image folder>"] if folder_data else []
+    settings += [f"data.img_size={arch.img_size}"] if folder_data or (trained_name and arch.img_size != data.img_size) else []
+    settings += [f"data.channels={arch.in_chans}"] if folder_data or (trained_name and arch.in_chans != data.in_chans) else []
+    hint = "; pass the data it was trained on" + (f": {' '.join(settings)}" if settings else "")
     raise ConfigError(
         f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
         f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}{hint}"

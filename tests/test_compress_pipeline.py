@@ -196,7 +196,24 @@ def test_checkpoint_for_other_images_is_refused(tmp_path, data):
     # searched on a user's folder: the command must name it again (data= alone loads Fashion-MNIST)
     save_checkpoint(tmp_path / "ck" / "model.pt", build_model(other), other, meta={"dataset": "imagefolder"})
     with pytest.raises(ConfigError, match=r"has 1x28x28 and 10; pass the data it was trained on: data=imagefolder "
-                                          r"data.root=<its image folder> data.img_size=32$"):
+                                          r"data.root=<its image folder> data.img_size=32 data.channels=3$"):
+        compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
+
+
+def test_checkpoint_for_other_channels_names_the_channels_to_pass(tmp_path, data):
+    # A grey model searched with data.channels=1 on a folder of colour photos: the hint named data.root and
+    # data.img_size only, and the folder passed as it said is detected as colour, refused again with the same hint.
+    grey = ARCH.replace(in_chans=1, img_size=24, num_classes=4)
+    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(grey), grey, meta={"dataset": "imagefolder"})
+    with pytest.raises(ConfigError, match=r"expects 1x24x24 images and 4 classes; dataset 'tiny' has 1x28x28 and 10; "
+                                          r"pass the data it was trained on: data=imagefolder data.root=<its image folder> "
+                                          r"data.img_size=24 data.channels=1$"):
+        compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
+    # Fashion-MNIST searched at the camera's 32 px in 3 channels: data=fashion_mnist alone loads 1x28x28
+    colour = ARCH.replace(in_chans=3, img_size=32)
+    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(colour), colour, meta={"dataset": "fashion_mnist"})
+    with pytest.raises(ConfigError, match=r"has 1x28x28 and 10; pass the data it was trained on: data=fashion_mnist "
+                                          r"data.img_size=32 data.channels=3$"):
         compress_checkpoint(tmp_path / "ck", hw=HardwareProfile(name="npu"), data=data, cfg=_cfg())
 
 
@@ -227,7 +244,7 @@ def test_compress_run_of_a_member_given_its_folder_at_another_img_size_names_the
             f"checkpoint={folder}", "data=imagefolder", f"data.root={tmp_path / 'images'}"])
     with pytest.raises(ConfigError, match=r"expects 3x16x16 images and 2 classes; dataset 'imagefolder' has 3x32x32 and 2; "
                                           r"pass the data it was trained on: data=imagefolder data.root=<its image folder> "
-                                          r"data.img_size=16$"):
+                                          r"data.img_size=16 data.channels=3$"):
         run_compress(cfg)
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "model.pt"]  # nothing written
 
