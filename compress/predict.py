@@ -128,7 +128,28 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
             files.append((p, None))
         else:
             raise DataError(f"image {p} not found")
-    return files
+    return _once_each(files)
+
+
+def _once_each(files: list[tuple[Path, Path | None]]) -> list[tuple[Path, Path | None]]:
+    """`files` without the repeats of an image named more than once (a file and its folder, a folder and its subfolder,
+    or a link to either), the first kept, with one warning: each was classified and counted again, so the accuracy
+    printed on the class folders weighed it twice and claimed more images than there are."""
+    import os
+
+    kept: dict[str, tuple[Path, Path | None]] = {}
+    repeats: list[Path] = []
+    for file, folder in files:
+        real = os.path.realpath(file)
+        if real in kept:
+            repeats.append(file)
+        else:
+            kept[real] = (file, folder)
+    if repeats:
+        first = kept[os.path.realpath(repeats[0])][0]
+        log.warning("%d image file(s) named more than once are classified once (e.g. %s%s)", len(repeats), repeats[0],
+                    "" if first == repeats[0] else f", also found as {first}")
+    return list(kept.values())
 
 
 def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64,

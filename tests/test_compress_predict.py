@@ -185,6 +185,22 @@ def test_class_folders_with_subfolders_are_labelled_as_for_training(checkpoint, 
     assert folder_labels(predict(folder, [tmp_path / "red" / "unsorted"]), CLASSES) is None
 
 
+def test_an_image_named_twice_is_classified_and_counted_once(checkpoint, photos, tmp_path, capsys, caplog):
+    # `compress.predict ck new/red/a.png new/` (a photo checked alone, then its folder): the photo was printed and
+    # counted twice, "top-1 accuracy on the 4 images" of 3, its verdict weighing double and the interval narrower.
+    folder, _ = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    (tmp_path / "new" / "red").mkdir(parents=True)
+    for f in files:
+        (tmp_path / "new" / "red" / f.name).write_bytes(f.read_bytes())
+    once = predict(folder, [tmp_path / "new"])
+    twice = predict(folder, [tmp_path / "new" / "red" / files[0].name, tmp_path / "new", tmp_path / "new" / "red"])
+    assert [p.path for p in twice] == [tmp_path / "new" / "red" / files[0].name] + [p.path for p in once[1:]]
+    assert "4 image file(s) named more than once are classified once" in caplog.text  # the photo, and new/red/ again
+    assert main([str(folder), str(tmp_path / "new" / "red" / files[0].name), str(tmp_path / "new")]) == 0
+    assert "top-1 accuracy on the 3 images whose folder names their class" in capsys.readouterr().out
+
+
 def test_a_class_name_with_a_slash_is_found_in_a_folder_named_with_an_underscore(tmp_path):
     from compress.predict import Prediction, folder_accuracy, folder_labels
 
