@@ -216,6 +216,20 @@ def _skipped_folder(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def _loose_images_warning(where: Path) -> str | None:
+    """One line counting the image files that lie in `where` itself, beside its class (or split) folders, where no
+    image is read: a few photos saved into the root instead of their class folder were left out of training (and of
+    the counts it prints) without a word. None when there are none."""
+    if not where.is_dir():
+        return None
+    loose = sorted(p for p in where.iterdir() if is_image_file(p))
+    if not loose:
+        return None
+    return (f"{where}: {len(loose)} image file(s) lie outside the class folders and are left out (e.g. {loose[0].name}); "
+            "only root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is read: move them into "
+            "their class folder to train on them")
+
+
 def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not _skipped_folder(p.name))
 
@@ -464,6 +478,9 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                   "a class named 'train' needs another folder name)" if has_split_dirs else "")
         raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}")
+    for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):
+        if (loose := _loose_images_warning(where)) is not None:
+            log.warning("%s", loose)
     # the class folders whose images are read (a missing one is named below, once the classes are compared)
     read = [split_root / c for split_root in (train_root, root / "val", root / "test") for c in classes
             if (split_root / c).is_dir()]

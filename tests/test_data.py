@@ -110,6 +110,35 @@ def test_imagefolder_flat_layout_holds_out_test_and_val(tmp_path):
         assert torch.equal(split.y, (split.x.flatten(1).float().mean(1) > 100).long())
 
 
+def test_images_beside_the_class_folders_are_named_in_a_warning(tmp_path, caplog):
+    # Photos saved into the root (or into train/) rather than a class folder were left out of training without a word.
+    for c in ("cat", "dog"):
+        for i in range(5):
+            _png(tmp_path / "flat" / c / f"{i}.png", 8, 10)
+    _png(tmp_path / "flat" / "IMG_0001.png", 8, 10)
+    (tmp_path / "flat" / "notes.txt").write_text("not an image")
+    (tmp_path / "flat" / "._IMG_0001.png").write_bytes(b"macOS metadata")  # hidden: skipped, as everywhere
+    with caplog.at_level("WARNING", logger="nas.data"):
+        ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "flat"), img_size=None,
+                                     val_size=2, test_size=2))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 10
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'flat'}: 1 image file(s) lie outside the class folders and are left out (e.g. IMG_0001.png); only "
+        "root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is read: move them into their "
+        "class folder to train on them"]
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            for i in range(4):
+                _png(tmp_path / "split" / split / c / f"{i}.png", 8, 10)
+    _png(tmp_path / "split" / "train" / "a.png", 8, 10)
+    _png(tmp_path / "split" / "train" / "b.jpg", 8, 10, mode="RGB")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=None, val_size=2))
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        f"{tmp_path / 'split' / 'train'}: 2 image file(s) lie outside the class folders and are left out (e.g. a.png)"]
+
+
 def test_imagefolder_split_folders_and_rgb_detection(tmp_path):
     for split, n in (("train", 6), ("test", 2)):
         for c in ("a", "b"):
