@@ -82,7 +82,8 @@ h1{margin-bottom:.3rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;paddin
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem;margin:.8rem 0}
 dl.facts dt{font-weight:600} dl.facts dd{margin:0}
 .note{color:#666;font-style:italic}
-.unfinished{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem;border-radius:4px}
+.unfinished,ul.warnings{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem;border-radius:4px}
+ul.warnings{padding-left:2rem}
 .counts{background:#f4f4f4;padding:.4rem .7rem;border-radius:4px;display:inline-block}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
@@ -604,7 +605,8 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
         hw = f"{hw} — {h['hw_description']}"
     # Runs from before the predictor was named in pareto.json simply lack the line.
     predictor = [("Latency predictor", str(h["latency_predictor"]))] if h.get("latency_predictor") else []
-    if h.get("latency_warning"):
+    if h.get("latency_warning") and not isinstance(h.get("setup_warnings"), list):
+        # a run from before 2026-12-05; later ones list it among the setup warnings, which the Warnings section shows
         predictor.append(("Latency warning", str(h["latency_warning"])))
     # Plain accuracy needs no line (and runs from before data.metric were scored by it).
     metric = ([("Accuracy", "balanced accuracy (data.metric): the mean over the classes of each class's accuracy; "
@@ -615,6 +617,19 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
             # pareto.json's time: not the run's start nor this report's (compression and rebuilds come later), so named
             ("Front written (pareto.json)", str(h.get("created") or _MISSING))]
+
+
+_WARNINGS_NOTE = ("What the search that wrote pareto.json (or a rebuild of it) warned about its setup as it started, as "
+                  "search.log has it; the search went on, so they concern the results below.")
+
+
+def _setup_warnings(header: dict[str, Any]) -> list[str]:
+    """pareto.json's `setup_warnings`, one line each (a line break in one would end its bullet); [] when there are none,
+    also for runs from before 2026-12-05 that lack the field (their report has no Warnings section)."""
+    raw = header.get("setup_warnings")
+    if not isinstance(raw, list):
+        return []
+    return [" ".join(str(w).splitlines()) for w in raw if w]
 
 
 def _changed_text(keys: Any) -> str:
@@ -1113,6 +1128,14 @@ def _html_note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>' if text else ""
 
 
+def _html_warnings(warnings: Sequence[str]) -> str:
+    """The Warnings section of report.html: one item per warning; '' when there are none."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f'<section><h2>Warnings</h2>{_html_note(_WARNINGS_NOTE)}<ul class="warnings">{items}</ul></section>'
+
+
 def _render_html(run: _Run) -> str:
     embed = _PlotlyEmbedder()
     members = run.members
@@ -1127,6 +1150,7 @@ def _render_html(run: _Run) -> str:
         f'<dl class="facts">{facts}</dl>',
         f'<p class="counts">{html.escape(_state_counts_text(run.trials))}</p>',
         _html_note(f"Failed trials: {failures}") if (failures := _failures_text(run.trials)) else "",
+        _html_warnings(_setup_warnings(run.header)),
         "<section><h2>Pareto front: accuracy vs. predicted latency</h2>", no_trials,
         embed(pareto, 520) if pareto is not None else "",
         "</section><section><h2>Latency breakdown of the front</h2>",
@@ -1183,6 +1207,8 @@ def _render_markdown(run: _Run) -> str:
     lines += [""]
     if note := _no_trials_note(run):
         lines += [f"_{note}_", ""]
+    if warnings := _setup_warnings(run.header):  # first section: they qualify every number below
+        lines += ["## Warnings", "", f"_{_WARNINGS_NOTE}_", ""] + [f"- {w.replace('<', '&lt;')}" for w in warnings] + [""]
     lines += ["## Pareto front", "", "![Pareto front: val accuracy vs. predicted latency](pareto.png)", "",
               "## Latency breakdown of the front", ""]
     note = _missing_breakdown_note(run.members)

@@ -445,9 +445,10 @@ def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: Har
 
 
 def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, *,
-                    train: bool = True) -> dict[str, Any]:
+                    train: bool = True, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json. With
-    `train=False` (after Ctrl-C) members that need a final training are left out rather than trained.
+    `train=False` (after Ctrl-C) members that need a final training are left out rather than trained. `warnings`: the
+    one-line warnings the search gave about its setup (`nas.search.setup_warnings`), kept in pareto.json for the report.
 
     Interrupted (Ctrl-C) during a member's final training, it writes the pareto files of the members finished so far,
     so that the report agrees with trials.csv, and raises KeyboardInterrupt again."""
@@ -474,7 +475,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     except KeyboardInterrupt:
         # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains
         compare_members(members, predicted, truth)
-        _write_pareto_files(run_dir, study, data, run, records, members)
+        _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings)
         raise
     compare_members(members, predicted, truth)
     # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
@@ -484,23 +485,26 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         for child in ckpt_root.iterdir():
             if child.is_dir() and child.name not in front_ids:
                 shutil.rmtree(child)
-    return _write_pareto_files(run_dir, study, data, run, records, members)
+    return _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings)
 
 
 def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, records: Sequence[TrialRecord],
-                        members: list[dict[str, Any]]) -> dict[str, Any]:
+                        members: list[dict[str, Any]], *, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """pareto.json and pareto.csv of `members` (pareto.json's content is returned)."""
+    # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), when its
+    # uncalibrated file leaves datasheet numbers to the generic defaults, and (also) when its calibration was never
+    # measured at the data's input (extrapolated).
+    latency = [w for w in (host_mismatch(run.hw, others=hw_profiles()), datasheet_warning(run.hw),
+                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) if w]
     pareto = {
         "study_name": study.study_name,
         "hw": run.hw.name,
         "hw_description": run.hw.description,
         "latency_predictor": describe_predictor(run.hw),
-        # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), when
-        # its uncalibrated file leaves datasheet numbers to the generic defaults, and (also) when its calibration was
-        # never measured at the data's input (extrapolated); None when none applies.
-        "latency_warning": "; ".join(w for w in (host_mismatch(run.hw, others=hw_profiles()), datasheet_warning(run.hw),
-                                                 input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size))
-                                     if w) or None,
+        "latency_warning": "; ".join(latency) or None,  # None when none applies
+        # Every warning the search that wrote this file gave about its setup, one line each, in its order ([]: none);
+        # the latency ones are among them (the search gives them too), so the report's Warnings section needs no other.
+        "setup_warnings": list(dict.fromkeys([*warnings, *latency])),
         "space": run.space.name,
         # Keys set on the command line (space.norms=[bn], hw.mac_per_s=...): the name alone no longer says what ran.
         "space_changed": changed_from_file("space", run.space),

@@ -579,9 +579,10 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
 
 
 def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool,
-                   marker: Path | None = None) -> tuple[dict[str, Any], dict[str, Path], bool]:
+                   marker: Path | None = None, warnings: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Path], bool]:
     """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report. `marker`, the search's
     run marker (`_mark_started`), is removed just before the report, which then says no more that this search runs.
+    `warnings`: this process's warnings about its setup, which pareto.json keeps for the report (`setup_warnings`).
 
     Workers sharing the run folder take turns (file lock); whoever comes second finds the members'
     files up to date and only refreshes the tables and the report. Returns (pareto, report files, interrupted).
@@ -593,7 +594,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     with run_folder_lock(run_dir):
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
-            pareto = write_run_files(run_dir, study, data, run, train=compress)
+            pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings)
         except KeyboardInterrupt:
             reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
@@ -623,15 +624,45 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     return pareto, files, interrupted
 
 
-def thread_warning(run: RunConfig, *, cpus: int) -> str | None:
-    """One line when a training recipe of `run` asks for more torch threads than the `cpus` this process may use:
-    they then wait on each other and training runs many times slower. None when every recipe that trains fits."""
+def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:
+    """One line when a training recipe of `run` (of those named in `recipes`: the ones this process runs) asks for more
+    torch threads than the `cpus` this process may use: they then wait on each other and training runs many times
+    slower. None when every recipe that trains fits."""
     over = [f"{name}.threads={t.threads}" for name, t in (("train", run.train), ("final_train", run.final_train))
-            if t.threads > cpus and t.epochs > 0]
+            if name in recipes and t.threads > cpus and t.epochs > 0]
     if not over:
         return None
     return (f"{' and '.join(over)} {'is' if len(over) == 1 else 'are'} more than the {cpus} CPU(s) this process may use: "
             f"training will run many times slower; set {'it' if len(over) == 1 else 'them'} to {cpus} or fewer")
+
+
+def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None = None,
+                   recipes: Sequence[str] = ("train", "final_train")) -> list[str]:
+    """The one-line warnings about the setup of a run of `run` on `data` (its chip profile, data and settings), in the
+    order search.log gives them; [] when none applies. The run goes on after each; pareto.json keeps them with the
+    warnings of loading the data (`setup_warnings`) and the report shows them: a user who reads only the report must
+    learn that its latencies are extrapolated, or that val never looked at a class. `recipes`: the training recipes this
+    process runs (`thread_warning`)."""
+    checks = (
+        # hw=cpu calibrated on another CPU model: the profile may be wanted on purpose (a target machine elsewhere)
+        host_mismatch(run.hw, others=hw_profiles()),
+        datasheet_warning(run.hw),  # a new chip's file relying on the generic NPU's numbers
+        # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
+        input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size),
+        # a copied file that kept the original's name: the run goes by that name
+        *(name_warning(group) for group in ("hw", "space")),
+        thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
+        seeds_left_out,
+        imbalance_warning(data),
+        held_out_gaps_warning(data, run.data),  # a class val (or test) never sees
+    )
+    return [line for line in checks if line is not None]
+
+
+def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
+    """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once: the data may be read twice
+    (`split_as_recorded`), giving its warnings (images left out) twice."""
+    return list(dict.fromkeys([*(record.getMessage() for record in earlier), *warned]))
 
 
 def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
@@ -780,26 +811,12 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
         with _stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
             marker = _mark_started(run_dir)
             run = _with_memory_budget(run)  # its line in search.log too
-            mismatch = host_mismatch(run.hw, others=hw_profiles())
-            if mismatch:  # the search still runs: the profile may be wanted on purpose (a target machine elsewhere)
-                log.warning("%s", mismatch)
-            if (gaps := datasheet_warning(run.hw)) is not None:  # a new chip's file relying on the generic NPU's numbers
-                log.warning("%s", gaps)
-            if (unmeasured := input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) is not None:
-                log.warning("%s", unmeasured)  # as host_mismatch: until a refit at this input they are all there is
-            for group in ("hw", "space"):  # a copied file that kept the original's name: the run goes by that name
-                if (named := name_warning(group)) is not None:
-                    log.warning("%s", named)
-            if (too_many := thread_warning(run, cpus=available_cpus())) is not None:  # a config from a bigger machine
-                log.warning("%s", too_many)
-            if left_out is not None:
-                log.warning("%s", left_out)
-            if (unbalanced := imbalance_warning(data)) is not None:
-                log.warning("%s", unbalanced)
-            if (missing := held_out_gaps_warning(data, run.data)) is not None:  # a class val (or test) never sees
-                log.warning("%s", missing)
+            warned = setup_warnings(run, data, seeds_left_out=left_out)
+            for line in warned:  # the search still runs: each may be wanted on purpose, or fixed for the next run
+                log.warning("%s", line)
             interrupted = _run_trials(run, data, run_dir, study)
-            pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker)
+            pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker,
+                                                    warnings=_joined(earlier, warned))
         n = _n_complete(study)
         log.info("%d trials finished (%.0f s this run); %d on the Pareto front", n, time.perf_counter() - started,
                  len(pareto["members"]))
@@ -959,7 +976,13 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
                  "members not done yet get final_train=%s and compress.members=%s", study.study_name, n,
                  f"{run.final_train.epochs} epochs" if run.final_train.epochs else "none", run.compress.members.value)
         _remove_leftovers(run_dir)
-        pareto, files, interrupted = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True)
+        # The report shows the setup warnings of whoever wrote its files last: a rebuild gives them again (the data's
+        # and the chip's are the study's), or its report would drop them. It trains no candidates: train.threads is moot.
+        warned = setup_warnings(run, data, recipes=("final_train",))
+        for line in warned:
+            log.warning("%s", line)
+        pareto, files, interrupted = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True,
+                                                    warnings=_joined(earlier, warned))
         log.info("rebuild %s (%.0f s); %d on the Pareto front", "interrupted" if interrupted else "done",
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],

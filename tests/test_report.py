@@ -595,6 +595,33 @@ def test_the_time_in_the_header_says_it_is_when_pareto_json_was_written(run_dir:
     assert "<dt>Front written (pareto.json)</dt><dd>2026-11-22T10:00:00</dd>" in files["report.html"].read_text(encoding="utf-8")
 
 
+def test_the_warnings_the_search_gave_about_its_setup_are_shown_near_the_top(run_dir: pathlib.Path) -> None:
+    """Extrapolated latencies, a class val never looks at: said on the terminal and in search.log only, the report's
+    reader never learned them. pareto.json keeps them (setup_warnings) and both reports list them, one line each."""
+    header = json.loads((run_dir / "pareto.json").read_text())
+    extrapolated = ("hw=cpu was calibrated on inputs 3x64x64, not on this data's 1x28x28: ... so its predicted latencies "
+                    "are extrapolated")
+    gap = "class 'rare' (4 images) has no val image: data.stratify=false; the val accuracy never looks at it"
+    # a run folder from before the field: no section, and its latency warning is still shown beside the predictor
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "latency_warning": extrapolated}))
+    written = write_reports(run_dir)
+    md, page = written["report.md"].read_text(), written["report.html"].read_text()
+    assert "Warnings" not in md + page and f"- **Latency warning:** {extrapolated}\n" in md
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "latency_warning": extrapolated,
+                                                    "setup_warnings": [extrapolated, gap, "two\nlines <b>"]}))
+    assert main([str(run_dir)]) == 0  # python -m nas.report <run dir>: from the files alone
+    md, page = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    section = md[md.index("\n## Warnings\n"):md.index("\n## Pareto front\n")]
+    assert [line for line in section.splitlines() if line.startswith("- ")] == [
+        f"- {extrapolated}", f"- {gap}", "- two lines &lt;b>"]
+    assert md.count(extrapolated) == 1  # listed once: not also as the predictor's latency warning
+    assert md.index("- **Trials by state:**") < md.index("## Warnings")  # the run's facts first, then its warnings
+    items = re.findall(r"<li>(.*?)</li>", page[page.index("<h2>Warnings</h2>"):page.index("<h2>Pareto front")])
+    assert items == [html.escape(extrapolated), html.escape(gap), "two lines &lt;b&gt;"] and page.count("extrapolated") == 1
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": []}))  # none given: no section
+    assert "Warnings" not in write_reports(run_dir)["report.md"].read_text()
+
+
 def test_the_int8_row_gives_the_members_whole_change_from_fp32_pruning_included() -> None:
     from nas.report import _compressed_rows
 

@@ -123,7 +123,7 @@ def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_p
     written = {}
     monkeypatch.setattr(results_mod, "front_records", lambda _: records)
     monkeypatch.setattr(results_mod, "materialize_member", materialize)
-    monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a: written.setdefault("members", a[-1]))
+    monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: written.setdefault("members", a[-1]))
     run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
     data = SimpleNamespace(test=SimpleNamespace(y=torch.from_numpy(truth)))
     with pytest.raises(KeyboardInterrupt):

@@ -1,6 +1,7 @@
 """End-to-end search on a tiny generated dataset: files, resume, interruption, budget, errors."""
 
 import csv
+import html
 import json
 import re
 import subprocess
@@ -270,7 +271,7 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     assert "calibrated on measurements from OtherCPU" in pareto["latency_predictor"]
     warning = f"hw=cpu was calibrated on 'OtherCPU', but this host is {cpu_model(machine_info())!r}"
     assert pareto["latency_warning"].startswith(warning)
-    assert "Latency warning" in report and warning in report
+    assert any(line.startswith(warning) for line in _warnings_section(result.run_dir / "report.md"))
     assert warning in (result.run_dir / "search.log").read_text()
     # An int8 host profile times an int8 file of the member (model.onnx is float32: timed, it ran in float)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu_int8",
@@ -819,12 +820,57 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
                "and img_size=28 is below the smallest measured, 64, so its predicted latencies are extrapolated")
     result = run_search(compose_cfg(*overrides, "hw.measured_inputs=['3x64x64']"))
     assert warning in (tmp_path / "t" / "search.log").read_text()
-    # ... and in pareto.json and the report, beside the predictor's description, as the other latency warnings
-    assert json.loads((result.run_dir / "pareto.json").read_text())["latency_warning"].startswith(warning)
-    assert "Latency warning" in (report := (result.run_dir / "report.md").read_text()) and warning in report
+    # ... and in pareto.json and the report's Warnings section, near its top, as the other setup warnings
+    pareto = json.loads((result.run_dir / "pareto.json").read_text())
+    assert pareto["latency_warning"].startswith(warning) and pareto["setup_warnings"][0].startswith(warning)
+    assert _warnings_section(result.run_dir / "report.md") == pareto["setup_warnings"]
     shipped = run_search(compose_cfg(*overrides, "search.study_name=shipped"))  # the shipped file measured this input
     assert "calibrated on inputs" not in (tmp_path / "shipped" / "search.log").read_text()
     assert json.loads((shipped.run_dir / "pareto.json").read_text())["latency_warning"] is None
+    assert "calibrated on inputs" not in (shipped.run_dir / "report.md").read_text()
+
+
+def _warnings_section(report_md: Path) -> list[str]:
+    """The lines of report.md's Warnings section (which comes before the Pareto front), as the search gave them."""
+    text = report_md.read_text()
+    assert text.index("## Warnings") < text.index("## Pareto front")
+    section = text[text.index("## Warnings"):text.index("## Pareto front")]
+    return [line[2:] for line in section.splitlines() if line.startswith("- ")]
+
+
+def test_the_report_shows_the_warnings_the_search_gave_about_its_setup(tmp_path, compose_cfg):
+    # Unbalanced classes and a photo in a format that is not read: the search warned on the terminal and in search.log
+    # only, and the report, the file a user is told to trust, said nothing of either.
+    from PIL import Image
+
+    from nas.report import main as report_main
+
+    rng = np.random.default_rng(0)
+    for name, n in (("good", 40), ("crack", 3)):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray((rng.random((12, 12, 3)) * 255).astype(np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    (tmp_path / "images" / "crack" / "photo.heic").write_bytes(b"not read")
+    overrides = ("data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=12", "train=smoke",
+                 "final_train=none", "compress=none", "search.n_trials=1", f"search.runs_dir={tmp_path / 'runs'}",
+                 "search.study_name=parts", "search.progress=false")
+    result = run_search(compose_cfg(*overrides))
+    log_text = (result.run_dir / "search.log").read_text()
+    warned = json.loads((result.run_dir / "pareto.json").read_text())["setup_warnings"]
+    unbalanced = next(w for w in warned if w.startswith("unbalanced classes: 'good' has "))
+    unread = next(w for w in warned if "1 image file(s) of formats that are not read are left out (1 .heic" in w)
+    assert unbalanced in log_text and unread in log_text  # word for word as the search gave them
+    assert "trial 0 [" not in " ".join(warned)  # the trials' lines are not the setup's
+    assert _warnings_section(result.run_dir / "report.md") == warned
+    report_html = (result.run_dir / "report.html").read_text()
+    assert f"<li>{html.escape(unbalanced)}</li>" in report_html and f"<li>{html.escape(unread)}</li>" in report_html
+    # A rebuild from the study gives them again (its report would otherwise drop them) ...
+    export_study(compose_cfg(*overrides))
+    assert _warnings_section(result.run_dir / "report.md") == warned
+    # ... and so does the report rebuilt from the run folder's files alone
+    (result.run_dir / "report.md").unlink()
+    assert report_main([str(result.run_dir)]) == 0
+    assert _warnings_section(result.run_dir / "report.md") == warned
 
 
 def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_this_one_ends(tiny_idx_root, tmp_path,
