@@ -161,7 +161,10 @@ def format_table(metrics: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     # "pred. <chip> ms" left open whose time it was: the fp32 model's, or the int8 file's? Neither, as the report says.
     # A compressed_metrics.json from before hw_precision names the chip only.
-    note = (predicted_precision_note({str(metrics["hw"]): str(metrics["hw_precision"])}) if metrics.get("hw_precision")
+    # Not pruned, the table has no pruned row: the int8 file is the fp32 model quantized, and its row repeats fp32's.
+    repeats = "pruned" if (metrics.get("pruned") or {}).get("pruned") else "fp32"
+    note = (predicted_precision_note({str(metrics["hw"]): str(metrics["hw_precision"])}, int8_repeats=[repeats])
+            if metrics.get("hw_precision")
             else f"Predicted latencies are {metrics['hw']}'s for each row's architecture.")
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + f"\nnote: {note}"
 

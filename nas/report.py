@@ -31,7 +31,7 @@ import secrets
 import socket
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -1079,29 +1079,42 @@ def _whole_way_text(compressed: dict[str, Any]) -> str | None:
 
 def _predicted_precision_note(members: Sequence[_Member]) -> str:
     """`predicted_precision_note` of the chips the compressed members record with their precision
-    (compressed_metrics.json's hw and hw_precision); '' when none does."""
+    (compressed_metrics.json's hw and hw_precision), and of the rows their int8 rows repeat; '' when none does."""
     seen: dict[str, str] = {}  # chip: its precision
+    repeated: set[str] = set()  # the rows whose prediction an int8 row repeats: the pruned one, or fp32 when not pruned
     for m in members:
         c = m.compressed or {}
         if c.get("hw") and c.get("hw_precision") and not c.get("error"):
             seen.setdefault(str(c["hw"]), str(c["hw_precision"]))
-    return predicted_precision_note(seen)
+            repeated.add("pruned" if (c.get("pruned") or {}).get("pruned") is True else "fp32")
+    return predicted_precision_note(seen, int8_repeats=repeated)
 
 
-def predicted_precision_note(chips: dict[str, str]) -> str:
+def _repeated_row_text(rows: Collection[str]) -> str:
+    """'the pruned one's', 'the fp32 one's', or both for a table of members pruned and not: the row whose architecture
+    an int8 row's prediction repeats (the file quantized is the pruned model, or the fp32 one when nothing was pruned)."""
+    if set(rows) == {"fp32"}:
+        return "the fp32 one's"
+    return "the pruned one's" + (" (the fp32 one's for a member not pruned)" if "fp32" in rows else "")
+
+
+def predicted_precision_note(chips: dict[str, str], *, int8_repeats: Collection[str]) -> str:
     """What a compressed table's predicted latencies are, for `chips` ({hw name: its hw.precision}): the chip's
     prediction at its own precision for each row's architecture. Without it an int8 chip's 'fp32' row reads as the fp32
     model's time on the chip, and on an fp32 profile (hw=cpu) the int8 row repeats the pruned row's float prediction as
-    if it were the int8 file's. The report and `python -m compress.run` word it alike. '' for no chips."""
+    if it were the int8 file's. `int8_repeats` names the rows the int8 rows repeat: "pruned", and "fp32" for a member
+    not pruned (its table has no pruned row, and it was said to repeat one). The report and `python -m compress.run`
+    word it alike. '' for no chips."""
     if not chips:
         return ""
     precisions = set(chips.values())
+    row = _repeated_row_text(int8_repeats)
     if precisions == {"int8"}:
-        then = "so the fp32 row is not the float model's time on the chip, and the int8 row repeats the pruned one's"
+        then = f"so the fp32 row is not the float model's time on the chip, and the int8 row repeats {row}"
     elif "int8" not in precisions:
-        then = f"so the int8 row repeats the pruned one's {' / '.join(sorted(precisions))} time, not the int8 file's"
+        then = f"so the int8 row repeats {row} {' / '.join(sorted(precisions))} time, not the int8 file's"
     else:
-        then = "so the int8 row repeats the pruned one's"
+        then = f"so the int8 row repeats {row}"
     named = " and ".join(f"{hw}'s in {precision}" for hw, precision in chips.items())
     return (f"Predicted latencies are {named} (its hw.precision) for each row's architecture, whatever the file's "
             f"number format, {then}.")

@@ -100,7 +100,7 @@ def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report
     table = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages})
     head, *_, note = table.splitlines()
     assert "predicted latency (ms)" in head and "pred." not in table  # the report's column name
-    assert note == f"note: {predicted_precision_note({'edge_npu': 'int8'})}" == (
+    assert note == f"note: {predicted_precision_note({'edge_npu': 'int8'}, int8_repeats=['pruned'])}" == (
         "note: Predicted latencies are edge_npu's in int8 (its hw.precision) for each row's architecture, whatever the "
         "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats the "
         "pruned one's.")
@@ -110,6 +110,21 @@ def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report
     # a compressed_metrics.json from before hw_precision (reused as it is up to date): the chip, no claim on precision
     assert format_table({"hw": "edge_npu", **stages}).splitlines()[-1] == (
         "note: Predicted latencies are edge_npu's for each row's architecture.")
+
+
+def test_compress_runs_note_names_the_fp32_row_as_the_one_int8_repeats_when_nothing_was_pruned():
+    # compress.prune.ratio=0: the table's pruned row says "(not pruned)", and its note said the int8 row repeats "the
+    # pruned one's"; the int8 file is the fp32 model quantized, its predicted latency the fp32 row's.
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252}, "pruned": {"pruned": False},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.252}}
+    table = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages})
+    assert "(not pruned)" in table and table.splitlines()[-1] == (
+        "note: Predicted latencies are edge_npu's in int8 (its hw.precision) for each row's architecture, whatever the "
+        "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats the "
+        "fp32 one's.")
+    assert format_table({"hw": "cpu", "hw_precision": "fp32", **stages}).splitlines()[-1] == (
+        "note: Predicted latencies are cpu's in fp32 (its hw.precision) for each row's architecture, whatever the file's "
+        "number format, so the int8 row repeats the fp32 one's fp32 time, not the int8 file's.")
 
 
 def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):

@@ -546,6 +546,17 @@ def test_a_fastest_member_that_is_also_the_most_accurate_is_said_to_be(run_dir: 
     assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
 
 
+_NPU_NOTE = ("Predicted latencies are edge_npu's in int8 (its hw.precision) for each row's architecture, whatever the "
+             "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats ")
+
+
+def _both_reports_say(run_dir: pathlib.Path, note: str) -> bool:
+    """Whether report.md (as its italic note) and report.html, written again, both hold `note` under the table."""
+    files = write_reports(run_dir)
+    return (f"_{note}_" in files["report.md"].read_text(encoding="utf-8")
+            and html.escape(note) in files["report.html"].read_text(encoding="utf-8"))
+
+
 def test_the_compressed_tables_predicted_latencies_say_they_are_the_chips_at_its_precision(run_dir: pathlib.Path) -> None:
     """On an int8 chip the 'fp32' row's predicted latency is its architecture's int8 time (it read as the float model's),
     and on an fp32 profile the int8 row's is the pruned architecture's float time: the table now says which."""
@@ -555,16 +566,23 @@ def test_the_compressed_tables_predicted_latencies_say_they_are_the_chips_at_its
     path.write_text(json.dumps({"hw": "edge_npu", **stages}))  # a file from before hw_precision: no claim made
     assert "Predicted latencies are" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
     path.write_text(json.dumps({"hw": "edge_npu", "hw_precision": "int8", **stages}))
-    files = write_reports(run_dir)
-    note = ("Predicted latencies are edge_npu's in int8 (its hw.precision) for each row's architecture, whatever the "
-            "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats "
-            "the pruned one's.")
-    assert f"_{note}_" in files["report.md"].read_text(encoding="utf-8")
-    assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
+    assert _both_reports_say(run_dir, _NPU_NOTE + "the pruned one's.")
     path.write_text(json.dumps({"hw": "cpu", "hw_precision": "fp32", **stages}))  # a float profile: the other way round
     assert ("Predicted latencies are cpu's in fp32 (its hw.precision) for each row's architecture, whatever the file's "
             "number format, so the int8 row repeats the pruned one's fp32 time, not the int8 file's.") in \
         write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+
+
+def test_the_compressed_tables_note_names_the_fp32_row_for_a_member_not_pruned(run_dir: pathlib.Path) -> None:
+    """A member compressed with compress.prune.ratio=0 has no pruned row ('not pruned'), yet the note said its int8 row
+    repeats the pruned one's: it repeats the fp32 row's. Members pruned and not in one table name both."""
+    fp32, int8 = {"test_acc": 0.9, "latency_ms": 0.252}, {"test_acc": 0.89, "latency_ms": 0.252, "qat_epochs": 0}
+    (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(json.dumps(
+        {"hw": "edge_npu", "hw_precision": "int8", "fp32": fp32, "pruned": {"pruned": False}, "int8": int8}))
+    assert _both_reports_say(run_dir, _NPU_NOTE + "the fp32 one's.")
+    (run_dir / "checkpoints" / SLOW / "compressed_metrics.json").write_text(json.dumps(
+        {"hw": "edge_npu", "hw_precision": "int8", "fp32": fp32, "pruned": {"pruned": True, "latency_ms": 0.24}, "int8": int8}))
+    assert _both_reports_say(run_dir, _NPU_NOTE + "the pruned one's (the fp32 one's for a member not pruned).")
 
 
 def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_dir: pathlib.Path) -> None:
