@@ -141,9 +141,11 @@ def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget
             raise ConfigError(f"{arch.arch_id}: {refusal}")
 
 
-def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str, Any], data: Dataset) -> None:
+def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str, Any], data: Dataset, *,
+                     root: str | None = None) -> None:
     """`ConfigError` when `data`'s images or classes are not the shape the checkpoint's `arch` takes, naming the
-    settings that make them (`meta`: the checkpoint's metadata, whose `dataset` says what it was trained on)."""
+    settings that make them (`meta`: the checkpoint's metadata, whose `dataset` says what it was trained on; `root`: the
+    data.root its search recorded, None when unknown)."""
     if (arch.in_chans, arch.img_size, arch.num_classes) == (data.in_chans, data.img_size, data.num_classes):
         return
     trained_name = meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
@@ -154,7 +156,7 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
     # data.img_size=32 data.channels=3 loads at 1x28x28 from data=fashion_mnist alone.
     folder_data = trained_name == "imagefolder"
     settings = [f"data={trained_name}"] if trained_name else []
-    settings += ["data.root=<its image folder>"] if folder_data else []
+    settings += [_root_setting(root)] if folder_data else []
     settings += [f"data.img_size={arch.img_size}"] if folder_data or (trained_name and arch.img_size != data.img_size) else []
     settings += [f"data.channels={arch.in_chans}"] if folder_data or (trained_name and arch.in_chans != data.in_chans) else []
     hint = "; pass the data it was trained on" + (f": {' '.join(settings)}" if settings else "")
@@ -162,6 +164,14 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
         f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
         f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}{hint}"
     )
+
+
+def _root_setting(root: str | None) -> str:
+    """data.root=<the recorded root> for a folder that is still there; a placeholder otherwise (it said
+    '<its image folder>' although the run's pareto.json or the checkpoint recorded it), naming a moved one's old place."""
+    if root is None:
+        return "data.root=<its image folder>"
+    return f"data.root={root}" if Path(root).is_dir() else f"data.root=<its image folder, {root} when searched>"
 
 
 def compress_checkpoint(

@@ -47,7 +47,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     data = load_dataset(run.data)
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
-    check_data_shape(folder, arch, meta, data)
+    check_data_shape(folder, arch, meta, data, root=recorded_root(folder, meta))
     data = _check_test_images(folder, data, run.data)
     # The pruning target and the table's latencies come from the same predictor a search uses: at an input its
     # calibration never measured they are extrapolated, and a search says so in this line.
@@ -60,6 +60,23 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
 
         write_reports(run_dir)
     return metrics
+
+
+def recorded_root(folder: Path, meta: dict[str, Any]) -> str | None:
+    """The data.root the checkpoint's search used: its run's pareto.json's (a member folder `<run>/checkpoints/<id>`;
+    the latest, should a resumed study have found its images elsewhere), else the checkpoint's own `data_root` (its
+    metadata from 2026-12-05 on, kept when the folder is copied out of its run); None when neither says."""
+    import json
+
+    root = None
+    if folder.parent.name == "checkpoints":
+        try:
+            root = json.loads((folder.parent.parent / "pareto.json").read_text())["data"]["root"]
+        except (OSError, ValueError, KeyError, TypeError):  # not in a run folder, or a pareto.json before data.root
+            pass
+    if not isinstance(root, str) or not root:
+        root = meta.get("data_root")
+    return str(root) if root else None
 
 
 # What compress.run takes instead of the settings that choose among a search's Pareto members.

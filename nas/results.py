@@ -263,7 +263,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
     result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes),
-                  "metric": data.metric.value}
+                  "metric": data.metric.value, "data_root": str(Path(run.data.root).resolve())}  # as a trial's (nas.search)
     return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 

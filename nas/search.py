@@ -348,7 +348,9 @@ def make_objective(
         save_checkpoint(
             run_dir / "trials" / f"{arch.arch_id}.pt", model, arch,
             meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name,
-                  "classes": list(data.classes), "metric": data.metric.value, "epochs_trained": result.epochs_done},
+                  "classes": list(data.classes), "metric": data.metric.value, "epochs_trained": result.epochs_done,
+                  # where its images were, for compress.run to name when given other data (absolute: run from elsewhere)
+                  "data_root": str(Path(run.data.root).resolve())},
         )
         return result.val_acc, lat.total_ms
 

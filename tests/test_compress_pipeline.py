@@ -264,6 +264,40 @@ def test_compress_run_of_a_member_given_its_folder_at_another_img_size_names_the
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "model.pt"]  # nothing written
 
 
+def test_compress_run_given_other_data_names_the_image_folder_its_search_recorded(tmp_path, tiny_idx_root):
+    # A member searched on a user's folder, given Fashion-MNIST-like data: the hint said data.root=<its image folder>
+    # although the run's pareto.json (and now the checkpoint itself) records the root its search used.
+    from hydra import compose, initialize_config_dir
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
+
+    photos, searched = tmp_path / "photos", tmp_path / "photos_then"
+    photos.mkdir()
+    colour = ARCH.replace(in_chans=3, img_size=32)
+    member = tmp_path / "run" / "checkpoints" / colour.arch_id
+    save_checkpoint(member / "model.pt", build_model(colour), colour, meta={"dataset": "imagefolder", "data_root": str(searched)})
+    (tmp_path / "run" / "pareto.json").write_text(json.dumps({"dataset": "imagefolder", "data": {"root": str(photos)}}))
+    copied = tmp_path / "copied"  # the member folder copied out of its run: its checkpoint's own record
+    copied.mkdir()
+    (copied / "model.pt").write_bytes((member / "model.pt").read_bytes())
+    register_configs()
+
+    def refusal(folder: Path) -> str:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}"])
+        with pytest.raises(ConfigError) as e:
+            run_compress(cfg)
+        return str(e.value).split("pass the data it was trained on: ")[1]
+
+    assert refusal(member) == f"data=imagefolder data.root={photos} data.img_size=32 data.channels=3"
+    # the checkpoint's own record, a folder no longer there: named as where it was, not as a root to pass
+    assert refusal(copied) == f"data=imagefolder data.root=<its image folder, {searched} when searched> data.img_size=32 data.channels=3"
+    searched.mkdir()
+    assert refusal(copied) == f"data=imagefolder data.root={searched} data.img_size=32 data.channels=3"
+
+
 def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_input(tmp_path, tiny_idx_root, monkeypatch, caplog):
     # compress.run prunes to a latency target and tabulates latencies from the predictor a search uses; a search at an
     # input its calibration never measured warns that they are extrapolated (input_warning), compress.run said nothing.

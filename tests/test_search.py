@@ -76,6 +76,7 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         # the checkpoint alone rebuilds the model; the ONNX file alone runs it (deployment contract)
         model = nas.load_checkpoint(folder)
         assert model.meta["classes"] == metrics["output"]["class_names"]  # the weights know what their logits mean
+        assert model.meta["data_root"] == str(tiny_idx_root.resolve())  # and where their images were (compress.run names it)
         x = torch.rand(2, 1, 28, 28)
         onnx_out = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"pixels": x.numpy()})[0]
         np.testing.assert_allclose(onnx_out, model(x).detach().numpy(), atol=1e-4, rtol=1e-4)
@@ -464,7 +465,7 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     assert metrics["val_acc_proxy"] == member["val_acc"]  # the front is still ranked by the proxy
     shipped, proxy = nas.load_checkpoint(folder), nas.load_checkpoint(result.run_dir / "trials" / f"{member['arch_id']}.pt")
     assert any(not torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), proxy.state_dict().values()))
-    assert shipped.meta["final_train"]["epochs"] == 2
+    assert shipped.meta["final_train"]["epochs"] == 2 and shipped.meta["data_root"] == str(tiny_idx_root.resolve())
     from nas.data import load_dataset
     from nas.config import DataConfig
     from nas.train import evaluate
