@@ -40,7 +40,7 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
 from nas.data import (
     Dataset, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
-from nas.errors import ConfigError, NasError, exit_on_error, make_folder
+from nas.errors import ConfigError, DataError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
 from nas.latency.hardware import input_warning
 from nas.latency.measure import host_mismatch
@@ -958,10 +958,17 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
                           "or search.storage=<url> of a shared study")
     storage = open_storage(run, run_dir)
     study = load_existing_study(run, storage, url)
+    given_root = run.data.root
     run = with_study_settings(run, study)
     validate_run_config(run)
     with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
-        data = split_as_recorded(run.data, load_dataset(run.data), recorded_digests(storage, study.study_name))
+        try:
+            loaded = load_dataset(run.data)
+        except DataError:
+            if run.data.root != given_root and (moved := moved_root_error(run.data.root, study.study_name)) is not None:
+                raise moved from None
+            raise
+        data = split_as_recorded(run.data, loaded, recorded_digests(storage, study.study_name))
     check_data(study, data_identity(data), record=False)  # the members' test images are those of the study's data
     weights = run_dir / "trials"
     n = _n_complete(study)
@@ -989,6 +996,17 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
                         interrupted=interrupted, files=files)
+
+
+def moved_root_error(root: str, study_name: str) -> DataError | None:
+    """The error for a data.root taken from study `study_name`'s record that is not on this machine (the images moved,
+    or the study was made on another machine), saying where the path came from and how to give the images' new place;
+    None when `root` exists (its own error, about what is in it, stands). The bare 'data.root=... does not exist' read
+    as a setting the user had given, with nothing saying that this command takes data.root."""
+    if Path(root).exists():
+        return None
+    return DataError(f"data.root={root} does not exist: it is where study {study_name!r} recorded its images; if they have "
+                     "moved (or the study was made on another machine), pass data.root=/new/place to this command")
 
 
 def storage_or_disk_problem(e: BaseException) -> str | None:

@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.config import to_run_config
-from nas.errors import ConfigError
+from nas.errors import ConfigError, DataError
 from nas.search import export_study, run_search
 from nas.study import counts, fail_lost_trials, open_storage, open_study, slot_taken, with_study_settings, worker_info
 
@@ -459,6 +459,22 @@ def test_a_report_from_a_study_takes_the_data_root_given_alone(tmp_path, compose
     assert with_study_settings(to_run_config(compose_cfg(*storage)), study).data.root == "/there/images"
     named = to_run_config(compose_cfg(*storage, "data=imagefolder", "data.root=/elsewhere"))
     assert with_study_settings(named, study).data.root == "/elsewhere"
+
+
+def test_a_report_from_a_study_whose_images_moved_says_the_root_is_the_studys_record(tmp_path, compose_cfg):
+    # python -m nas.report search.study_name=... of a study whose image folder has moved said only "data.root=/there/images
+    # does not exist", a path the user never gave, and not that the command takes data.root=/new/place.
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}", "search.study_name=photos"]
+    made = to_run_config(compose_cfg(*storage, "data=imagefolder", f"data.root={tmp_path / 'there'}"))
+    open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+    with pytest.raises(DataError) as err:
+        export_study(compose_cfg(*storage))
+    assert str(err.value) == (f"data.root={tmp_path / 'there'} does not exist: it is where study 'photos' "
+                              "recorded its images; if they have moved (or the study was made on another machine), pass "
+                              "data.root=/new/place to this command")
+    # a root given here is the user's own: its error is the plain one
+    with pytest.raises(DataError, match=r"^data.root=\S+elsewhere does not exist; expected root/<class>/"):
+        export_study(compose_cfg(*storage, f"data.root={tmp_path / 'elsewhere'}"))
 
 
 def test_a_report_from_a_study_judges_its_front_at_the_budget_a_resume_tightened(tmp_path, compose_cfg):
