@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from nas.arch import ArchConfig
+from nas.checkpoint import atomic_write_text
 from nas.data import IMAGE_SUFFIXES, image_files_in, read_images, unread_images_warning
 from nas.memory import eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
@@ -355,8 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 low, high = folder_interval(predictions, contract.classes, balanced=True)
                 print(f"balanced accuracy (the mean over the {folders} class folders): "
                       f"{100 * folder_balanced_accuracy(predictions, contract.classes):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")
-        if args.csv is not None:
-            args.csv.write_text(predictions_csv(predictions))
+        if args.csv is not None:  # atomically: a kill or a full disk mid-write leaves the previous file, not half of one
+            atomic_write_text(args.csv, predictions_csv(predictions))
     return 0
 
 

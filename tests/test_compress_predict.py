@@ -137,6 +137,26 @@ def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_pa
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} not found"
 
 
+def test_a_csv_cut_short_mid_write_leaves_the_previous_file_whole(checkpoint, photos, tmp_path):
+    # --csv was written in place: a kill or a full disk mid-write left a truncated file that reads as complete.
+    import subprocess
+    import sys
+
+    from tests.test_latency_tools import _cut_short_at
+
+    folder, _ = checkpoint
+    out = tmp_path / "p.csv"
+    assert main([str(folder), str(photos), "--top", "3", "--csv", str(out)]) == 0
+    before = out.read_bytes()
+    assert len(before) > 300  # the limit below cuts the next write short, after its first 300 bytes
+    argv = [sys.executable, "-m", "compress.predict", str(folder), str(photos / "sub"), "--top", "2", "--csv", str(out)]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300, preexec_fn=_cut_short_at(300))
+    assert done.returncode != 0 and "File too large" in done.stderr, done.stderr[-2000:]
+    assert out.read_bytes() == before  # the previous file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "p.csv", "photos"]  # nor a temporary file left
+
+
 def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, photos, tmp_path, capsys):
     from compress.predict import folder_balanced_accuracy
 
