@@ -731,17 +731,27 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True) -> Dataset:
                    metric=Metric(cfg.metric), held_out=tuple(held_out), rounded_up=tuple(rounded_up))
 
 
+def _said_before(record: logging.LogRecord) -> bool:
+    """A logging filter that drops every record: those of a second read of the images repeat the first read's."""
+    return False
+
+
 def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:
     """`data`, or its images split again as before a class rounded to none got a held-out image (2026-12-05) where
     `digests` (`split_digest` by split name: a study's record, or a checkpoint's test split) are of that split and not
     of `data`'s: a study made then resumes on the val images its trials were scored on, and a checkpoint is tested on
     the images it was not trained on, rather than being refused as made with other images. Reads the images again, and
-    only then."""
+    only then, without giving that read's warnings (images left out, say) again: they are of the same folder and
+    settings as those of the read that made `data`, which gave them, and search.log would carry each twice."""
     if not data.rounded_up or not digests:
         return data
     if all(split_digest(getattr(data, k)) == v for k, v in digests.items() if k in ("train", "val", "test")):
         return data
-    before = load_dataset(cfg, one_for_each=False)
+    log.addFilter(_said_before)  # on this module's logger only, and only while it reads the images again
+    try:
+        before = load_dataset(cfg, one_for_each=False)
+    finally:
+        log.removeFilter(_said_before)
     if not all(split_digest(getattr(before, k)) == v for k, v in digests.items() if k in ("train", "val", "test")):
         return data  # other images: the caller refuses them as it did
     log.warning("kept the split of %s that the study or checkpoint was made with, from before a class rounded to none "

@@ -236,6 +236,7 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
         (tmp_path / "images" / name).mkdir(parents=True)
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    (tmp_path / "images" / "a" / "phone.heic").write_bytes(b"")  # left out, with a warning, by every read of the folder
     args = ["data=imagefolder", f"data.root={tmp_path / 'images'}", "train=smoke", "train.batch_size=8",
             f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=old", "search.progress=false", "compress=none",
             "final_train=none"]
@@ -251,6 +252,11 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
            "class rounded to none got one; a new search.study_name gets one; the val accuracy (which the search "
            "maximises) never looks at it")
     assert log_text.index(kept) < log_text.rindex(gap)  # both of the resumed run
+    # The resumed run read the images twice (its split, then the study's) and logged their warning twice.
+    unread = f"{tmp_path / 'images'}: 1 image file(s) of formats that are not read are left out"
+    assert log_text.count(unread) == 2  # once for each run
+    export_study(compose_cfg(*args))  # python -m nas.report's rebuild reads them twice as well
+    assert (result.run_dir / "search.log").read_text().count(unread) == 3
 
 
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
