@@ -113,9 +113,10 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def make_folder(folder: Path) -> None:
+def make_synced_folder(folder: Path) -> None:
     """`folder.mkdir(parents=True, exist_ok=True)`, each folder it makes synced into its parent: a file renamed into a
-    new folder (a first trial's trials/) is lost with it if the folder's own entry never reached the disk."""
+    new folder (a first trial's trials/) is lost with it if the folder's own entry never reached the disk. (Checking a
+    user's output setting is `nas.errors.make_folder`'s job.)"""
     missing = []
     while not folder.is_dir():
         missing.append(folder)
@@ -129,7 +130,7 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     """A temp file in `path`'s folder (for the rename), with the permissions of a file written plainly: mkstemp's
     owner-only 0600 would make run folders shared by a team (or over NFS) unreadable to the others. Its name ends in
     its writer's `writer_tag()`, so `remove_dead_writers_temps` can clear it if the writer is killed mid-write."""
-    make_folder(path.parent)
+    make_synced_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{writer_tag()}.tmp")
     os.chmod(tmp, _FILE_MODE)
     return fd, tmp
@@ -208,7 +209,7 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
     ends, for files needed only inside it (models exported to be timed). Not `tempfile.TemporaryDirectory()`: SIGTERM
     and kill -9 run no cleanup, and nothing would delete the folder a killed writer left in /tmp (hundreds of MB of
     ONNX files for a profile); this one carries its writer's tag, so `remove_dead_writers_temps(parent)` clears it."""
-    make_folder(parent)  # `replacing_together` renames into it
+    make_synced_folder(parent)  # `replacing_together` renames into it
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=f".{writer_tag()}.tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
     try:
