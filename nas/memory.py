@@ -21,18 +21,17 @@ from nas.arch import ArchConfig
 
 FLOAT_BYTES = 4  # activations are float32; attention runs in float32 even under bf16 autocast (Attention.sdpa_in_fp32)
 LIBRARY_CODE_BYTES = 16 * 2**20
-"""The compute kernels' code (oneDNN, MKL, the fused attention) a process pages in on its first forward pass: 14.3-15.2
-MiB of file-backed resident memory for every model and batch measured (experiments/results/memory_estimate_fused.md),
-so a constant, not per image. An evaluation can be a process's first step (nas.report, compression)."""
+"""The compute kernels' code (oneDNN, MKL, the fused attention) a process pages in on its first forward pass:
+file-backed resident memory that does not grow with the batch, so a constant, not per image; 16 MiB covered what fresh
+processes paged in on the 2-core development machine. An evaluation can be a process's first step (nas.report,
+compression). tests/test_memory.py checks an evaluation's measured peak against the estimate in fresh processes."""
 TRAINING_CODE_BYTES = 28 * 2**20
-"""`LIBRARY_CODE_BYTES` for a training step, whose backward pass pages in kernels of its own: a fresh process's first
-step paged in 20.5-22.1 MiB in float32 (channels-last alike), 21.6-24.6 under bf16 autocast and 23.2-23.9 distilling
-from a (bf16) teacher, for the models of experiments/memory_estimate.py and one with every mixer (from a batch of 2 on;
-a batch of 1 paged in 11); 27.7-27.8 when one process ran all of those and an evaluation: the most any process pages
-in, whatever it runs first. A search's first trial's training step can be its process's first forward pass: without
-this, the 28 px attention model's training estimate fell under the peak of every fresh process measured under the
-search's allocator settings at batches of 8, 16 and 32 (16, 32 and 64 MiB against 35-36, 41-48 and 66-70 MiB), and
-came within 2.4 MiB of it at 64 (128 MiB against 113-126). Counted once per step: a distillation's teacher adds none."""
+"""`LIBRARY_CODE_BYTES` for a training step, whose backward pass (and bf16 autocast, a distillation's teacher) pages in
+kernels of its own; 28 MiB covered the most any fresh process paged in on the development machine, whatever it ran
+first. A search's first trial's training step can be its process's first forward pass: without this, the 28 px
+attention model's training estimate fell under its peak at small batches, which
+tests/test_memory.py::test_training_estimate_covers_the_measured_peak_of_a_first_training_step measures in fresh
+processes under the search's allocator settings. Counted once per step: a distillation's teacher adds none."""
 DEFAULT_BUDGET_SHARE = 0.7
 """Share of the memory available at the start of a run that its activations may use (`search.memory_budget_gb`)."""
 
@@ -84,8 +83,7 @@ def _heap_slack(arch: ArchConfig) -> list[float]:
     sepconv's expansion or attention's qkv). glibc serves tensors under its mmap threshold (up to 32 MiB, fixed there by
     `nas.train.keep_freed_memory`) from its heap, and a map freed there leaves a hole a later, differently placed map
     may not fit, so the heap grows past the live tensors: by up to one hidden layer's size in the evaluations measured
-    (72 MiB = 4 maps of the convolution-only model's first stage; 10 MiB for the 28 px attention model), varying from
-    process to process with where Python's small objects land. A training step's estimate counts every block's
+    (experiments/memory_estimate.py's models), varying from process to process with where Python's small objects land. A training step's estimate counts every block's
     temporaries as kept for the backward pass (only some are), which covered its holes in the experiment's rows and in
     repeated fresh processes under the search's allocator settings."""
     out = []
