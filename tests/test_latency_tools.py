@@ -640,6 +640,16 @@ def test_committed_calibrated_profiles_record_the_inputs_of_the_csv_they_were_fi
     assert profile.measured_inputs == measured_inputs([r.arch for r in rows]) == ["1x28x28", "3x64x64"]
 
 
+@pytest.mark.parametrize("path", _calibrated_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_calibrated_profiles_are_named_after_their_file(path):
+    # The name labels a profile in the search log, the report, pareto.json, the default study name and the latency
+    # tools' outputs, and `hw=<stem>` chooses a file: the benchmark's cpu_cover.yaml said `name: cpu` (written before
+    # fits named their output after its file), so a copy used as hw=cpu_cover called itself the shipped cpu profile.
+    text = path.read_text()
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    assert profile.name == path.stem
+
+
 def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, cpu, space_t, monkeypatch):
     import nas.latency.profile as profile_mod
     from nas.latency.fit import fit_command
