@@ -43,7 +43,8 @@ from omegaconf import OmegaConf
 
 from _common import compose_latency  # (also puts the project on sys.path)
 from nas.latency import predict_latency_batch
-from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile
+from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile, input_counts
+from nas.latency.hardware import input_name
 from nas.latency.measure import machine_info, measured_on, read_measurements, session_spread, write_measurements
 from nas.latency.profile import COVER_POOL, CONF_DIR, SELECTIONS, choose_covering, measure_archs, sample_archs
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
@@ -168,7 +169,9 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     # Tables label the fit by its profile's name: another machine's fit (--tag) is <hw>_<tag>, as conf/hw names it.
     result = dataclasses.replace(result, profile=dataclasses.replace(result.profile, name=name))
     note = (f"fitted {date.today()} on {len(fit_rows)} measurements (experiments/results/latency/{name}_fit.csv"
-            + (f" + {units_csv.name}, {result.n_units} unit times" if result.n_units else "") + f"); {result.summary()}")
+            + (f" + {units_csv.name}, {result.n_units} unit times" if result.n_units else "") + "; inputs "
+            + ", ".join(f"{shape}: {n}" for shape, n in input_counts([r.arch for r in fit_rows]).items())
+            + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
     # Another machine's session (--tag) or fit set (--select) leaves the shipped profile alone and is checked against it.
     shipped = OmegaConf.to_object(compose_latency(f"hw={hw_name}").hw) if separate else None
@@ -285,7 +288,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                    + (" --reuse  (refit and validation from the committed measurement CSVs)" if reuse else ""),
         "machine": machine_info(), "python": platform.python_version(), "date": str(date.today()),
         "runtime": f"{hw.runtime} {hw.precision}, {hw.threads} threads, batch 1, input passed on every call",
-        "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
+        "n_fit": len(fit_rows), "n_val": len(val_rows), "fit_inputs": input_counts([r.arch for r in fit_rows]),
+        "val_inputs": input_counts(archs), "fit_lambda": result.lam, "fit_cv_rmspe": result.cv_rmspe,
         "fit_unit_times": result.n_units, "units_csv": units_csv.name if unit_times else None,
         "unit_times_check": result.form_cv,
         "validation": results, "validation_per_space": per_space, "validation_by_stem_stride": by_stride,
@@ -324,8 +328,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         f"Command: `{summary['command']}`; machine: {summary['machine']}; {summary['date']}.  ",
         *([f"Measured {summary['measurement']['date']} in {summary['measurement']['wall_s'] / 60:.0f} min "
            f"({summary['measurement']['machine']}).  "] if "measurement" in summary else []),
-        f"Runtime: {summary['runtime']}. Fit on {len(fit_rows)} archs, validated on {len(val_rows)} other archs "
-        f"(50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3; measured {min(measured):.3f}-{max(measured):.3f} ms).", "",
+        f"Runtime: {summary['runtime']}. " + sets_line(fit=[r.arch for r in fit_rows], val=archs, measured_ms=measured), "",
         *([f"Fit archs as `python -m nas.latency.profile select={select}` chooses them: per space, the 25 of "
            f"{COVER_POOL * 25} random archs (the first 25 of which are the random fit archs of the plain benchmark) that "
            "spread most over the space (`nas.latency.profile.choose_covering`). The random fit archs were timed in the "
@@ -397,6 +400,20 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     ]
     (OUT / f"predictor_{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def per_input(archs: list) -> str:
+    """How many of `archs` were measured at each input, with the space sampled there: '25 metaformer_t at 1x28x28, 25
+    metaformer_s at 3x64x64'. A fit spanning several inputs knows each only as well as its archs there."""
+    space_of = {input_name(**shape): space for space, shape in SPACES.items()}
+    return ", ".join(f"{n} {space_of[shape]} at {shape}" if shape in space_of else f"{n} at {shape}"
+                     for shape, n in input_counts(archs).items())
+
+
+def sets_line(*, fit: list, val: list, measured_ms: list[float]) -> str:
+    """The report's sentence on the archs fitted and validated on, counted per input (`per_input`)."""
+    return (f"Fit on {len(fit)} archs ({per_input(fit)}), validated on {len(val)} other archs ({per_input(val)}; measured "
+            f"{min(measured_ms):.3f}-{max(measured_ms):.3f} ms).")
 
 
 def batch_speed(archs: list, hw, *, before: list, repeats: int = 5) -> dict:

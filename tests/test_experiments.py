@@ -65,3 +65,21 @@ def test_baselines_render_rewrites_the_markdown_only(tmp_path, monkeypatch):
     md = (tmp_path / "baselines_seeded.md").read_text()
     assert "| convformer-L | 0.431 | 88.46% | searched-5cb7b4061d | 87.01% | -1.45 |" in md
     assert (tmp_path / "baselines_seeded.png").is_file()
+
+
+def test_latency_predictor_report_counts_the_archs_per_input(monkeypatch):
+    # The benchmark fits and validates across two inputs: its report says how many archs each input had, from the
+    # archs themselves (it said "50 metaformer_t at 28x28x1, 50 metaformer_s at 64x64x3" whatever was measured).
+    from nas.arch import ArchConfig, StageConfig
+
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import latency_predictor
+
+    def arch(in_chans: int, img_size: int) -> ArchConfig:
+        return ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8),), in_chans=in_chans, img_size=img_size)
+
+    grey, colour, other = arch(1, 28), arch(3, 64), arch(3, 32)
+    line = latency_predictor.sets_line(fit=[colour] * 2 + [grey] * 3, val=[grey] * 4 + [other, colour],
+                                       measured_ms=[0.5, 0.1, 2.0])
+    assert line == ("Fit on 5 archs (3 metaformer_t at 1x28x28, 2 metaformer_s at 3x64x64), validated on 6 other archs "
+                    "(4 metaformer_t at 1x28x28, 1 at 3x32x32, 1 metaformer_s at 3x64x64; measured 0.100-2.000 ms).")

@@ -518,6 +518,13 @@ def measured_inputs(archs: Sequence[ArchConfig]) -> list[str]:
     return sorted({input_name(in_chans=a.in_chans, img_size=a.img_size) for a in archs})
 
 
+def input_counts(archs: Sequence[ArchConfig]) -> dict[str, int]:
+    """How many of `archs` take each input ('<in_chans>x<img_size>x<img_size>', sorted, as in `measured_inputs`): what a
+    fit's note and the benchmark's report count, since a fit spanning several inputs knows each only as well as its
+    archs there."""
+    return dict(sorted(Counter(input_name(in_chans=a.in_chans, img_size=a.img_size) for a in archs).items()))
+
+
 def _cv_of_totals(archs: Sequence[ArchConfig], y_us: np.ndarray, prior: HardwareProfile,
                   unit_times: Sequence[dict[str, float] | None] | None, *, folds: int, seed: int, **settings) -> float:
     """RMSPE of held-out totals over `folds` folds of the archs, each fitted (with or without unit times) on the rest."""
@@ -752,9 +759,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
     # The inputs measured, as in each row's arch_json: a profile fitted at 28x28 grey describes a 64x64 colour search
     # only by extrapolation, so the note counts the archs per input it has seen (`measured_inputs` lists them for the
     # search's warning; a mix is fine: the predictor costs each arch's own shape).
-    inputs = Counter(input_name(in_chans=m.arch.in_chans, img_size=m.arch.img_size) for m in rows)
+    inputs = input_counts([m.arch for m in rows])
     note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}; inputs "
-            + ", ".join(f"{shape}: {n}" for shape, n in sorted(inputs.items())) + ")"
+            + ", ".join(f"{shape}: {n}" for shape, n in inputs.items()) + ")"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
     # Atomically: by default `out` is the user's hand-written datasheet file, which a kill mid-write would cut short.
