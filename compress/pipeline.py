@@ -126,7 +126,7 @@ def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.n
 
 def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget_bytes: int | None, prunes: bool) -> None:
     """`ConfigError` when a training step of this compression (distillation after pruning, QAT) would need more
-    activation memory than `budget_bytes` (`nas.memory`): the kernel would kill the process without a word. Both steps
+    working memory than `budget_bytes` (`nas.memory`): the kernel would kill the process without a word. Both steps
     distil, so the step holds the student's training activations and the teacher's forward pass on the same batch.
     Checked on the unpruned `arch` for both, which no pruned student (or the pruned teacher of QAT) outgrows."""
     if budget_bytes is None:
@@ -136,7 +136,7 @@ def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget
     for where, finetune in steps:
         images = min(len(data.train), finetune.subset or len(data.train))
         refusal = training_refusal(arch, batch_size=min(finetune.batch_size, images), budget_bytes=budget_bytes,
-                                   setting=f"{where}.batch_size", teacher=arch)
+                                   setting=f"{where}.batch_size", teachers=(arch,))
         if refusal is not None:
             raise ConfigError(f"{arch.arch_id}: {refusal}")
 

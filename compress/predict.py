@@ -29,7 +29,7 @@ import torch
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text
 from nas.data import IMAGE_SUFFIXES, image_files_in, read_images, unread_images_warning
-from nas.memory import eval_batch_size, memory_budget
+from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
@@ -157,13 +157,13 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
             memory_budget_gb: float | None = None) -> list[Prediction]:
     """The `top` classes of every image in `images` (files or folders; one path alone is taken as one) by the model at
     `model_path`. The images are read and classified `batch_size` at a time, fewer where the model's forward pass on
-    that many would need more activation memory than `memory_budget_gb` (`nas.memory`; None: 70% of the memory
+    that many would need more working memory than `memory_budget_gb` (`nas.memory`; None: 70% of the memory
     available now): memory holds one batch of images, however many are given, and the results are those of one pass."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     if memory_budget_gb is not None and not memory_budget_gb > 0:
-        raise ConfigError(f"memory_budget_gb={memory_budget_gb!r} must be a number > 0: GiB of activations one batch "
-                          "of images may take (left out: 70% of the memory available)")
+        raise ConfigError(f"memory_budget_gb={memory_budget_gb!r} must be a number > 0: GiB of {WORKING_MEMORY} one "
+                          "batch of images may take (left out: 70% of the memory available)")
     path = model_file(model_path)
     contract = _contract(path.parent)
     classes = contract.classes
@@ -337,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=1, help="classes per image (default 1)")
     parser.add_argument("--csv", type=Path, default=None, help="also write the predictions to this CSV file")
     parser.add_argument("--memory-budget-gb", type=float, default=None,
-                        help="GiB of activations one batch of images may take (default: 70%% of the memory available)")
+                        help=f"GiB of {WORKING_MEMORY} one batch of images may take "
+                             "(default: 70%% of the memory available)")
     args = parser.parse_args(argv)
     with exit_on_error():
         if args.csv is not None:

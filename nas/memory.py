@@ -6,10 +6,10 @@ hands torch's CPU scaled-dot-product attention a contiguous head dim on every in
 the backward pass (experiments/results/attention_layout.md; before that, NCHW input took the math path, whose maps
 needed tens of GiB for one evaluation batch of 512 with attention in an early stage of a large input). The estimate is
 derived from the spec alone (no module is built), so a search can refuse a candidate before training it and split an
-evaluation into batches that fit. It is an estimate of activations only: weights, optimizer state and the data are
-left to the budget's margin. Every estimate adds, once, the kernels' code a process's first step pages in
-(`LIBRARY_CODE_BYTES`, `TRAINING_CODE_BYTES`), and an evaluation's the heap holes beside its live tensors
-(`_heap_slack`). How close it comes to measured peaks: experiments/results/memory_estimate_fused.md.
+evaluation into batches that fit. It estimates a step's working memory: its activations, an evaluation's the heap
+holes beside its live tensors (`_heap_slack`), and, once, the kernels' code a process's first step pages in
+(`LIBRARY_CODE_BYTES`, `TRAINING_CODE_BYTES`). Weights, optimizer state and the data are left to the budget's margin.
+How close it comes to measured peaks: experiments/results/memory_estimate_fused.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ attention model's training estimate fell under its peak at small batches, which
 tests/test_memory.py::test_training_estimate_covers_the_measured_peak_of_a_first_training_step measures in fresh
 processes under the search's allocator settings. Counted once per step: a distillation's teacher adds none."""
 DEFAULT_BUDGET_SHARE = 0.7
-"""Share of the memory available at the start of a run that its activations may use (`search.memory_budget_gb`)."""
+"""Share of the memory available at the start of a run that a step's working memory may use
+(`search.memory_budget_gb`)."""
+WORKING_MEMORY = "working memory (activations and the kernels' code)"
+"""What an estimate's number counts, as refusals name it: the budget's margin covers the rest (weights, optimizer state,
+data). An evaluation's heap holes (`_heap_slack`) are counted as activations: they are where its maps lie."""
 
 
 def _block_units(arch: ArchConfig) -> list[tuple[int, int, float]]:
@@ -52,7 +56,7 @@ def _block_units(arch: ArchConfig) -> list[tuple[int, int, float]]:
 
 
 def activation_bytes(arch: ArchConfig, *, batch_size: int, training: bool = False) -> int:
-    """Estimated peak activation memory (bytes) of one forward pass of `arch` on `batch_size` images (no_grad, as in
+    """Estimated peak working memory (bytes) of one forward pass of `arch` on `batch_size` images (no_grad, as in
     evaluation), or with `training` of one forward + backward step. Derived from the spec: the blocks' feature maps
     (attention's q, k, v and output among them) and the stem's, all float32; an evaluation's also counts the heap
     holes beside them (`_heap_slack`); and, once, the kernels' code (`LIBRARY_CODE_BYTES`, `TRAINING_CODE_BYTES`)."""
@@ -148,10 +152,14 @@ def gib(n_bytes: float) -> str:
 
 
 def training_refusal(arch: ArchConfig, *, batch_size: int, budget_bytes: int, setting: str,
-                     budget_setting: str = "search.memory_budget_gb", teacher: ArchConfig | None = None) -> str | None:
+                     budget_setting: str = "search.memory_budget_gb",
+                     teachers: Sequence[ArchConfig] = ()) -> str | None:
     """One line saying why `arch` cannot train at `batch_size` (named by `setting`, e.g. 'train.batch_size') within
-    `budget_bytes` (set by `budget_setting`), or None when its training step fits. With `teacher`, the step is a
-    distillation: the teacher's forward pass on the batch counts too, and the line names both needs."""
+    `budget_bytes` (set by `budget_setting`), or None when its training step fits. With `teachers`, the step is a
+    distillation: the forward pass of the largest teacher (`largest_forward`; they run one after another) on the batch
+    counts too, and the line names both needs and, of several teachers, which one that is (its position in
+    `teachers`, from 1, the count, and its `ArchConfig.summary`)."""
+    teacher = largest_forward(teachers, batch_size=batch_size)
     need = step_bytes(arch, batch_size=batch_size, training=True, teacher=teacher)
     if need <= budget_bytes:
         return None
@@ -161,9 +169,12 @@ def training_refusal(arch: ArchConfig, *, batch_size: int, budget_bytes: int, se
     why = f"largest block: {tokens} tokens x {width} channels"
     if teacher is not None:  # which of the two to shrink is the user's call: say what each holds
         student = activation_bytes(arch, batch_size=batch_size, training=True)
-        why = f"the student's training step {gib(student)} + the teacher's forward pass {gib(need - student)}; {why}"
-    return (f"out of memory: training at {setting}={batch_size} needs about {gib(need)} of activations ({why}), over the "
-            f"memory budget of {gib(budget_bytes)} ({budget_setting}); "
+        which = "the teacher's forward pass" if len(teachers) == 1 else (  # max picked the first of equal ones
+            f"the forward pass of teacher {next(i for i, t in enumerate(teachers, 1) if t is teacher)} of "
+            f"{len(teachers)}, the largest ({teacher.summary()}),")
+        why = f"the student's training step {gib(student)} + {which} {gib(need - student)}; {why}"
+    return (f"out of memory: training at {setting}={batch_size} needs about {gib(need)} of {WORKING_MEMORY} ({why}), "
+            f"over the memory budget of {gib(budget_bytes)} ({budget_setting}); "
             + (f"a batch of {fit} would fit" if fit else "not even one image fits"))
 
 
@@ -184,8 +195,8 @@ def available_memory_bytes() -> int | None:
 
 
 def memory_budget(budget_gb: float | None, *, share: float = DEFAULT_BUDGET_SHARE) -> int | None:
-    """The activation budget in bytes: `budget_gb` GiB when given, else `share` of the memory available now; None
-    (no limit) where the available memory cannot be read."""
+    """The working-memory budget in bytes (what `activation_bytes` and `step_bytes` estimate): `budget_gb` GiB when
+    given, else `share` of the memory available now; None (no limit) where the available memory cannot be read."""
     if budget_gb is not None:
         return int(budget_gb * 2**30)
     available = available_memory_bytes()

@@ -41,7 +41,7 @@ from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
 from nas.errors import ConfigError
-from nas.memory import eval_batch_size, largest_forward, memory_budget, training_refusal
+from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.stats import interval_of, paired_change
 from nas.study import SPEED_SETTINGS
@@ -252,7 +252,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
         # compress.recover.teacher_loss runs its teachers one after another, each freeing its activations but its
         # logits before the next starts: the largest one's forward pass is what waits beside the student's step
         refusal = training_refusal(arch, batch_size=batch, budget_bytes=budget, setting="final_train.batch_size",
-                                   teacher=largest_forward(teachers, batch_size=batch))
+                                   teachers=teachers)
         if refusal is not None:  # the kernel would kill the process without a word; finished members are kept
             raise ConfigError(f"final training of Pareto member {arch.arch_id}: {refusal}")
         recipe = replace(recipe, eval_batch_size=eval_batch_size(arch, batch_size=recipe.eval_batch_size, budget_bytes=budget))

@@ -44,7 +44,8 @@ from nas.errors import ConfigError, DataError, NasError, exit_on_error, make_fol
 from nas.latency import predict_latency
 from nas.latency.hardware import input_warning
 from nas.latency.measure import host_mismatch
-from nas.memory import DEFAULT_BUDGET_SHARE, eval_batch_size, fitting_batch_size, gib, memory_budget, training_refusal
+from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
+                        training_refusal)
 from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
@@ -130,7 +131,7 @@ def check_budget(run: RunConfig, data: Dataset) -> None:
             raise ConfigError(
                 f"{which} cannot train any architecture of space {run.space.name!r} at train.batch_size="
                 f"{run.train.batch_size}" + (f" ({batch} images per step)" if batch < run.train.batch_size else "")
-                + f": the leanest ({lean.summary()}) needs about {gib(need)} of activations; "
+                + f": the leanest ({lean.summary()}) needs about {gib(need)} of {WORKING_MEMORY}; "
                 + (f"set train.batch_size={fit} or lower, or raise the budget" if fit else "raise the budget")
             )
     budget = run.search.latency_budget_ms
@@ -260,8 +261,8 @@ def make_objective(
 ) -> Callable[[optuna.Trial], tuple[float, float]]:
     """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it.
 
-    A candidate whose training batch would need more activation memory than `search.memory_budget_gb` fails up front
-    with its reason (the kernel would kill the process without one); its evaluation runs in batches that fit."""
+    A candidate whose training batch would need more working memory (`nas.memory`) than `search.memory_budget_gb` fails
+    up front with its reason (the kernel would kill the process without one); its evaluation runs in batches that fit."""
     budget_bytes = memory_budget(run.search.memory_budget_gb)  # once: the memory of later trials is this process's own
     said_budget = [run.search.latency_budget_ms]
 

@@ -180,7 +180,7 @@ def fastest_arch(
 def leanest_arch(
     space: SpaceConfig, *, in_chans: int, img_size: int, num_classes: int, batch_size: int
 ) -> tuple[ArchConfig, int]:
-    """The architecture of `space` whose training step on `batch_size` images needs the least activation memory
+    """The architecture of `space` whose training step on `batch_size` images needs the least working memory
     (`nas.memory.activation_bytes`), and those bytes.
 
     Smallest depth, width, MLP ratio and expansion never need more; the stem stride and the mixers are tried in every

@@ -369,5 +369,6 @@ def test_the_batch_shrinks_to_what_fits_the_memory_budget(checkpoint, tmp_path, 
     with pytest.raises(SystemExit) as exit_info:
         main([str(folder), str(tmp_path), "--memory-budget-gb", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == ("error: memory_budget_gb=0.0 must be a number > 0: GiB of activations one "
-                                               "batch of images may take (left out: 70% of the memory available)")
+    assert capsys.readouterr().err.strip() == ("error: memory_budget_gb=0.0 must be a number > 0: GiB of working memory "
+                                               "(activations and the kernels' code) one batch of images may take (left "
+                                               "out: 70% of the memory available)")

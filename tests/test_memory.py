@@ -106,7 +106,8 @@ def test_a_distillation_step_counts_the_teachers_forward_pass_beside_the_student
 
     alone, both = activation_bytes(student, batch_size=16, training=True), both_at(16)
     assert training_refusal(student, batch_size=16, budget_bytes=alone, setting="compress.recover.batch_size") is None
-    line = training_refusal(student, batch_size=16, budget_bytes=alone, setting="compress.recover.batch_size", teacher=teacher)
+    line = training_refusal(student, batch_size=16, budget_bytes=alone, setting="compress.recover.batch_size",
+                            teachers=[teacher])
     assert line is not None and "\n" not in line
     assert line.startswith(f"out of memory: training at compress.recover.batch_size=16 needs about {memory.gib(both)} ")
     assert (f"(the student's training step {memory.gib(alone)} + the teacher's forward pass "
@@ -114,7 +115,35 @@ def test_a_distillation_step_counts_the_teachers_forward_pass_beside_the_student
     fit = fitting_batch_size(student, batch_size=16, budget_bytes=alone, training=True, teacher=teacher)
     assert 0 < fit < 16 and line.endswith(f"a batch of {fit} would fit")
     assert both_at(fit) <= alone < both_at(fit + 1)
-    assert training_refusal(student, batch_size=16, budget_bytes=both, setting="s", teacher=teacher) is None
+    assert training_refusal(student, batch_size=16, budget_bytes=both, setting="s", teachers=[teacher]) is None
+
+
+def test_a_refusal_with_several_teachers_names_the_largest_by_position_and_summary_and_their_count():
+    # Distilled from several teachers (run one after another), the step holds the largest one's forward pass: the line
+    # said "the teacher's forward pass" without saying which teacher that was, so the user could not tell which to drop
+    student, teacher = _attn_first(img_size=64), _attn_first()
+    small = ArchConfig(stages=(S("conv", 1, 32), S("pool", 1, 48)), in_chans=3, img_size=96)
+    alone = activation_bytes(student, batch_size=16, training=True)
+    line = training_refusal(student, batch_size=16, budget_bytes=alone, setting="final_train.batch_size",
+                            teachers=[small, teacher, small])
+    both = memory.step_bytes(student, batch_size=16, training=True, teacher=teacher)
+    assert line is not None and "\n" not in line
+    assert (f"(the student's training step {memory.gib(alone)} + the forward pass of teacher 2 of 3, the largest "
+            f"({teacher.summary()}), {memory.gib(both - alone)}; largest block: 1024 tokens x 64 channels)") in line
+    # the same teacher given twice: the first of equal ones is named
+    twice = training_refusal(student, batch_size=16, budget_bytes=alone, setting="s", teachers=[small, teacher, teacher])
+    assert twice is not None and "teacher 2 of 3, the largest" in twice
+
+
+def test_a_refusal_says_its_number_counts_the_kernels_code_as_well_as_the_activations():
+    # The estimate includes the kernels' code a first step pages in (and an evaluation's heap holes); the line said
+    # "of activations", so a user comparing it with an activation profile found it too large by a fixed amount
+    arch = _attn_first()
+    need = activation_bytes(arch, batch_size=64, training=True)
+    line = training_refusal(arch, batch_size=64, budget_bytes=1000, setting="train.batch_size")
+    assert line is not None
+    assert f"needs about {memory.gib(need)} of working memory (activations and the kernels' code) (" in line
+    assert need - memory._map_bytes(arch, batch_size=64, training=True) == memory.TRAINING_CODE_BYTES  # what it says
 
 
 def test_memory_budget_is_the_setting_or_a_share_of_the_memory_available_when_asked(monkeypatch):

@@ -186,9 +186,10 @@ def test_a_distilled_final_training_counts_its_largest_teachers_forward_pass_in_
         results_mod.final_train(student, data, run, seed=0, loss_fn=lambda logits, x, y: logits.sum(), teachers=[small, large])
     line = str(err.value)
     assert "\n" not in line and line.startswith(f"final training of Pareto member {student.arch_id}: out of memory: training "
-                                                f"at final_train.batch_size=32 needs about {gib(with_large)} of activations")
-    assert (f"(the student's training step {gib(alone)} + the teacher's forward pass {gib(with_large - alone)}; "
-            in line)
+                                                f"at final_train.batch_size=32 needs about {gib(with_large)} of working memory")
+    # which of the two teachers holds the most is named: the second one given, by its summary
+    assert (f"(the student's training step {gib(alone)} + the forward pass of teacher 2 of 2, the largest "
+            f"({large.summary()}), {gib(with_large - alone)}; " in line)
     # run one after another, the teachers' forward passes are never alive together: the largest one's is what counts
     run.search.memory_budget_gb = with_large / 2**30
     with pytest.raises(pytest.fail.Exception, match="trained"):
