@@ -5,6 +5,10 @@
 Each row runs one model in a fresh process (1 thread) and records the growth of its peak resident memory
 (ru_maxrss) over one step on random images: an evaluation forward pass (no_grad, eval mode), a float32 training
 step (forward + backward) and one under bf16 autocast (what `train.precision: auto` runs on CPUs with native bf16).
+Each process first applies the allocator settings a search applies by default: with `train.keep_freed_memory: true`
+(the default), glibc's malloc keeps freed memory (`nas.train.keep_freed_memory`: a 32 MiB mmap threshold, no
+trimming), so tensors up to 32 MiB come from its heap, where freed ones leave holes. `--glibc-malloc-defaults`
+measures under glibc's defaults instead, as the committed memory_estimate and memory_estimate_fused results were.
 The models are small-batch stand-ins for the large cases the estimate guards (attention in an early stage of a 64-96 px
 input, a convolution-only model, 28 px attention): a few hundred MiB each, so the run fits any machine. Reported:
 measured and estimated MiB and estimate / measured (>= 1: the estimate is on the safe side). Writes
@@ -43,11 +47,15 @@ MODELS: list[tuple[str, ArchConfig, int]] = [
 ]
 MODES = ("eval", "train fp32", "train bf16")
 
+# argv: arch JSON, batch, mode, keep ("1": apply nas.train.keep_freed_memory first, as a search's training does);
+# prints the peak's growth in bytes and whether the allocator setting took effect (1/0; 0 too where it was not asked)
 CHILD = """
 import resource, sys, torch
 sys.path.insert(0, {root!r})
 from nas.arch import ArchConfig
 from nas.model import build_model
+from nas.train import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[4] == "1" else False
 torch.set_num_threads(1)
 arch, batch, mode = ArchConfig.from_json(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 model = build_model(arch).train(mode != "eval")
@@ -60,20 +68,41 @@ else:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "train bf16"):
         y = model(x)
     y.float().sum().backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024, int(applied))
 """
 
 
-def measure(arch: ArchConfig, batch: int, mode: str) -> int:
-    """Growth of the peak resident memory (bytes) of a fresh process over one step."""
-    out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), arch.to_json(), str(batch), mode],
-                         capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1])
+def measure(arch: ArchConfig, batch: int, mode: str, *, keep_freed_memory: bool) -> tuple[int, bool]:
+    """Growth of the peak resident memory (bytes) of a fresh process over one step, and whether glibc's malloc kept
+    freed memory in it (`keep_freed_memory` asks for it; False where the C library is not glibc)."""
+    out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), arch.to_json(), str(batch), mode,
+                          "1" if keep_freed_memory else "0"], capture_output=True, text=True, check=True)
+    grown, applied = out.stdout.strip().splitlines()[-1].split()
+    return int(grown), applied == "1"
+
+
+def search_keeps_freed_memory() -> bool:
+    """Whether a search with the default config has glibc keep freed memory (`train.keep_freed_memory`)."""
+    from _common import compose_run
+
+    return bool(compose_run().train.keep_freed_memory)
+
+
+def allocator_line(result: dict) -> str:
+    """The Markdown's sentence on the allocator settings `result` was measured under (a result without the key was
+    measured before the script applied the search's: with glibc's defaults)."""
+    if result.get("keep_freed_memory"):
+        return ("Allocator: glibc's malloc told to keep freed memory (`nas.train.keep_freed_memory`), as a search does "
+                "by default (`train.keep_freed_memory: true`).")
+    return ("Allocator: glibc's default malloc settings, not the search's default (`train.keep_freed_memory: true`, "
+            "`nas.train.keep_freed_memory`)" + ("." if "keep_freed_memory" in result else
+                                                 ": measured before the script applied the search's; "
+                                                 "`--glibc-malloc-defaults` measures as it was."))
 
 
 def render_md(result: dict) -> str:
-    lines = ["# Activation-memory estimate vs measured peak", "", f"Command: `{result['command']}`  ",
-             f"Machine: {result['machine']}; torch {result['torch']}; {result['date']}", "",
+    lines = ["# Working-memory estimate vs measured peak", "", f"Command: `{result['command']}`  ",
+             f"Machine: {result['machine']}; torch {result['torch']}; {result['date']}  ", allocator_line(result), "",
              "Growth of a fresh process's peak resident memory over one step (1 thread) against "
              "`nas.memory.activation_bytes` (ratio >= 1: the estimate is on the safe side).", "",
              "| model | batch | step | measured MiB | estimated MiB | estimate / measured |", "|---|---|---|---|---|---|"]
@@ -88,13 +117,17 @@ def render_md(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="memory_estimate", help="results file stem")
+    parser.add_argument("--glibc-malloc-defaults", action="store_true",
+                        help="measure with glibc's default malloc settings, not the search's default allocator settings")
     args = parser.parse_args(argv)
     from nas.memory import activation_bytes
 
-    rows = []
+    keep = not args.glibc_malloc_defaults and search_keeps_freed_memory()
+    rows, kept = [], []
     for name, arch, batch in MODELS:
         for mode in MODES:
-            measured = measure(arch, batch, mode)
+            measured, applied = measure(arch, batch, mode, keep_freed_memory=keep)
+            kept.append(applied)
             estimated = activation_bytes(arch, batch_size=batch, training=mode != "eval")
             rows.append({"model": name, "arch": arch.to_json(), "batch": batch, "mode": mode, "measured": measured,
                          "estimated": estimated})
@@ -106,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from nas.latency.measure import machine_info
 
     result = {"command": command_line("memory_estimate.py", argv), "machine": machine_info(), "torch": torch.__version__,
-              "date": str(datetime.date.today()), "rows": rows}
+              "date": str(datetime.date.today()), "keep_freed_memory": all(kept), "rows": rows}
     write_results(args.name, result, render_md=render_md)
     return 0
 

@@ -83,3 +83,42 @@ def test_latency_predictor_report_counts_the_archs_per_input(monkeypatch):
                                        measured_ms=[0.5, 0.1, 2.0])
     assert line == ("Fit on 5 archs (3 metaformer_t at 1x28x28, 2 metaformer_s at 3x64x64), validated on 6 other archs "
                     "(4 metaformer_t at 1x28x28, 1 at 3x32x32, 1 metaformer_s at 3x64x64; measured 0.100-2.000 ms).")
+
+
+def test_memory_estimate_measures_under_the_searchs_default_allocator_settings(monkeypatch):
+    # The benchmark measured with glibc's default malloc while a search, by default (train.keep_freed_memory: true),
+    # has glibc keep freed memory (nas.train.keep_freed_memory), which moves tensors up to 32 MiB onto the heap: its
+    # peaks were not those the estimate guards. Its processes now apply the search's default, and its results say so.
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import memory_estimate
+
+    from nas.arch import ArchConfig, StageConfig
+    from nas.config import TrainConfig
+
+    assert memory_estimate.search_keeps_freed_memory() is True  # what a search with the default config applies
+    tiny = ArchConfig(stages=(StageConfig("conv", 1, 16), StageConfig("pool", 1, 16)), img_size=16)
+    grown, applied = memory_estimate.measure(tiny, 1, "eval", keep_freed_memory=True)  # a real fresh process
+    assert grown >= 0 and applied is _glibc()  # the setting took effect there (it tunes glibc's malloc only)
+    assert memory_estimate.measure(tiny, 1, "eval", keep_freed_memory=False)[1] is False
+
+    calls, written = [], {}
+    monkeypatch.setattr(memory_estimate, "measure", lambda arch, batch, mode, *, keep_freed_memory:
+                        calls.append(keep_freed_memory) or (1, keep_freed_memory))
+    monkeypatch.setattr(memory_estimate, "write_results", lambda name, result, *, render_md:
+                        written.update(result=result, md=render_md(result)))
+    assert memory_estimate.main(["--name", "x"]) == 0
+    assert set(calls) == {TrainConfig().keep_freed_memory} == {True} and written["result"]["keep_freed_memory"] is True
+    assert "Allocator: glibc's malloc told to keep freed memory (`nas.train.keep_freed_memory`), as a search" in written["md"]
+    calls.clear()
+    assert memory_estimate.main(["--name", "x", "--glibc-malloc-defaults"]) == 0
+    assert set(calls) == {False} and written["result"]["keep_freed_memory"] is False
+    assert "Allocator: glibc's default malloc settings, not the search's default" in written["md"]
+    # the committed results, measured before: their Markdown says under which settings
+    old = json.loads((RESULTS / "memory_estimate_fused.json").read_text())
+    assert "measured before the script applied the search's" in memory_estimate.render_md(old)
+
+
+def _glibc() -> bool:
+    import platform
+
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
