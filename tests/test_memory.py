@@ -1,4 +1,4 @@
-"""Activation-memory estimates of an ArchConfig and the batch sizes that fit a budget (no large allocation here)."""
+"""Working-memory estimates of an ArchConfig and the batch sizes that fit a budget (no large allocation here)."""
 
 import pytest
 import torch
@@ -137,7 +137,7 @@ def test_a_refusal_with_several_teachers_names_the_largest_by_position_and_summa
 
 def test_a_refusal_says_its_number_counts_the_kernels_code_as_well_as_the_activations():
     # The estimate includes the kernels' code a first step pages in (and an evaluation's heap holes); the line said
-    # "of activations", so a user comparing it with an activation profile found it too large by a fixed amount
+    # "of activations", which the number is not (it is larger by the code, whatever the batch)
     arch = _attn_first()
     need = activation_bytes(arch, batch_size=64, training=True)
     line = training_refusal(arch, batch_size=64, budget_bytes=1000, setting="train.batch_size")
