@@ -146,6 +146,7 @@ class _Member:
     metrics_problem: str  # why metrics is None, e.g. "checkpoint folder missing"
     compressed: dict[str, Any] | None = None  # checkpoints/<arch_id>/compressed_metrics.json, if any
     test_ci: tuple[float, float] | None = None  # 95% interval of test_acc (runs from before 2026-12-05 lack it)
+    val_ci: tuple[float, float] | None = None  # ... of val_acc (none before 2026-12-05, nor for balanced accuracy)
     vs_faster: dict[str, Any] | None = None  # pareto.json: compared image by image with the next faster member
     vs_best: dict[str, Any] | None = None  # ... and with the member of the best test accuracy
     ms_decimals: int = 3  # decimals of the run's predicted latencies (_ms_decimals): the same for every member
@@ -273,6 +274,7 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
             compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
+            val_ci=_to_interval(raw.get("val_acc_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
             has_predictions=(folder / PREDICTIONS_CSV).is_file()))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
@@ -492,12 +494,18 @@ def _measured_note(members: Sequence[_Member], header: dict[str, Any] | None = N
     return f"'measured on host': {'; '.join(seen)}." if seen else ""
 
 
+# ... and when the front table shows val intervals (pareto.json's val_acc_ci95; none for balanced accuracy)
+_VAL_CI_NOTE = ("Val accuracies in [brackets]: the 95% interval that the number of val images allows, which says how "
+                "far each member's val accuracy, the score the search ranked it by, can be trusted.")
+
+
 def _ci_note(members: Sequence[_Member]) -> str:
-    """_CI_NOTE when a table of the report shows an interval or a change count, else ''."""
+    """_CI_NOTE when a table of the report shows a test interval or a change count, _VAL_CI_NOTE when it shows a val
+    interval (both, or '')."""
     stages = [(m.compressed or {}).get(stage) or {} for m in members for stage in _STAGES]
     shown = (any(m.test_ci or m.vs_faster for m in members)
              or any(s.get("test_acc_ci95") or s.get("changed_vs_before") for s in stages))
-    return _CI_NOTE if shown else ""
+    return " ".join([_CI_NOTE] * shown + [_VAL_CI_NOTE] * any(m.val_ci for m in members))
 
 
 def _fmt_ms(value: float | None, decimals: int = 3) -> str:
@@ -970,8 +978,8 @@ def _html_front_table(members: Sequence[_Member]) -> str:
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
-        num = [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc), _fmt_acc_ci(m.test_acc, m.test_ci),
-               _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
+        num = [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc_ci(m.val_acc, m.val_ci),
+               _fmt_acc_ci(m.test_acc, m.test_ci), _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
                _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
                     + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
@@ -1199,8 +1207,8 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
-        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc(m.val_acc),
-                 _fmt_acc_ci(m.test_acc, m.test_ci),
+        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms),
+                 _fmt_acc_ci(m.val_acc, m.val_ci), _fmt_acc_ci(m.test_acc, m.test_ci),
                  _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members), _member_weakest(m),
                  _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]

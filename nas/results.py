@@ -43,7 +43,7 @@ from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_
 from nas.errors import ConfigError
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
-from nas.stats import interval_of, paired_change
+from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
@@ -465,6 +465,9 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
             m, predicted[r.arch_id] = made
             members.append({
                 "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc,
+                # what the search ranked by, and how far the val images let one trust it; None for balanced accuracy,
+                # whose interval needs each class's right count, which a trial does not keep (its score only)
+                "val_acc_ci95": None if data.balanced or r.val_acc is None else share_interval(r.val_acc, images=len(data.val)),
                 "val_acc_final": (m["final_train"] or {}).get("val_acc"),
                 "test_acc": m["test_acc"], "test_acc_ci95": m["test_acc_ci95"],
                 "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,

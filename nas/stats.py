@@ -1,5 +1,6 @@
-"""How far a test accuracy can be trusted: its 95% interval from the number of test images, and whether two models
-scored on the same images differ. Pure functions on class indices; the report and `compress.run` show their results.
+"""How far a test accuracy can be trusted: its 95% interval from the number of test images (and a val accuracy's, from
+the number of val images), and whether two models scored on the same images differ. Pure functions on class indices
+and counts; the report and `compress.run` show their results.
 
 A test split of 300 images knows an accuracy near 90% to about +-3.4 points, so two front members 1 point apart
 are not shown to differ; 10,000 images narrow it to +-0.6. Two files scored on the same images (fp32 -> pruned ->
@@ -58,6 +59,17 @@ def accuracy_interval(right: Sequence[int] | np.ndarray, total: Sequence[int] | 
     half = z * float(np.sqrt((share * (1 - share) / n).sum())) / k
     center = float(share.mean())
     return max(0.0, center - half), min(1.0, center + half)
+
+
+def share_interval(accuracy: float, *, images: int, z: float = Z95) -> tuple[float, float] | None:
+    """`accuracy_interval` of a plain accuracy known only as a share of `images` (a trial's val accuracy: the search
+    keeps its score, not its predictions): `accuracy` x `images` images right. None without images, or when that is not
+    a whole number of images (the share was not scored on `images` images, and no count would be honest)."""
+    right = accuracy * images
+    # a share right/n stored as a float comes back within ~1e-16 x n of its count: far inside this tolerance
+    if images <= 0 or not 0.0 <= accuracy <= 1.0 or abs(right - round(right)) > 1e-6:
+        return None
+    return accuracy_interval(round(right), images, z=z)
 
 
 def interval_of(predicted: np.ndarray, truth: np.ndarray, num_classes: int, *,

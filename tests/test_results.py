@@ -125,12 +125,41 @@ def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_p
     monkeypatch.setattr(results_mod, "materialize_member", materialize)
     monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: written.setdefault("members", a[-1]))
     run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
-    data = SimpleNamespace(test=SimpleNamespace(y=torch.from_numpy(truth)))
+    data = SimpleNamespace(test=SimpleNamespace(y=torch.from_numpy(truth)), val=[None] * 4, balanced=False)
     with pytest.raises(KeyboardInterrupt):
         results_mod.write_run_files(tmp_path, optuna.create_study(), data, run)
     fast, mid = written["members"]
     assert mid["vs_faster"]["arch_id"] == "fast" and fast["vs_best"]["arch_id"] == "mid" and mid["vs_best"] is None
     assert (mid["vs_faster"]["now_wrong"], mid["vs_faster"]["now_right"]) == (0, 1)
+
+
+def test_each_member_gets_the_interval_of_its_val_accuracy_from_the_number_of_val_images(tmp_path, monkeypatch):
+    # The report showed a 95% interval for test accuracy but none for the val accuracy the search ranks by.
+    import optuna
+    import torch
+
+    import nas.results as results_mod
+    from nas.stats import accuracy_interval
+
+    records = [SimpleNamespace(arch_id=a, number=i, val_acc=acc, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
+               for i, (a, acc) in enumerate((("fast", 36 / 40), ("slow", 1.0)))]
+    metrics = {"final_train": None, "test_acc": 0.5, "test_acc_ci95": None, "test_acc_onnx": None, "measured_latency_ms": None}
+    written = {}
+    monkeypatch.setattr(results_mod, "front_records", lambda _: records)
+    monkeypatch.setattr(results_mod, "materialize_member", lambda *a, **k: (metrics, None))
+    monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: written.setdefault("members", a[-1]))
+    run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
+    for balanced in (False, True):
+        written.clear()
+        data = SimpleNamespace(test=SimpleNamespace(y=torch.zeros(2, dtype=torch.long)), val=[None] * 40, balanced=balanced)
+        results_mod.write_run_files(tmp_path, optuna.create_study(), data, run)
+        fast, slow = written["members"]
+        if balanced:  # a mean of per-class shares: its interval needs each class's right count, which no trial keeps
+            assert fast["val_acc_ci95"] is None and slow["val_acc_ci95"] is None
+        else:
+            # 36 of 40 val images right: Agresti-Coull's [0.764, 0.966] (nas.stats), not the test split's interval
+            assert fast["val_acc_ci95"] == accuracy_interval(36, 40) == pytest.approx((0.7638, 0.9661), abs=1e-4)
+            assert slow["val_acc_ci95"] == accuracy_interval(40, 40) and slow["val_acc_ci95"][1] == 1.0
 
 
 def test_a_trial_over_the_current_budget_leaves_the_front_even_if_it_finished_under_a_looser_one():

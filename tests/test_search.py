@@ -68,6 +68,8 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
         low, high = metrics["test_acc_ci95"]  # how far the test split lets one trust it, in pareto.json too
         assert low < metrics["test_acc"] < high and m["test_acc_ci95"] == [low, high]
+        n_val = pareto["data"]["images"]["val"]  # ... and the val accuracy the search ranked it by, from the val images
+        assert m["val_acc_ci95"] == list(accuracy_interval(round(m["val_acc"] * n_val), n_val))
         with open(folder / "test_predictions.csv") as f:  # model.pt's verdict on each test image
             predictions = list(csv.DictReader(f))
         assert len(predictions) == 100 and {r["label"] for r in predictions} <= set(names)
@@ -395,6 +397,7 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
     (member,) = result.pareto
     folder = result.run_dir / member["checkpoint"]
     assert json.loads((result.run_dir / "pareto.json").read_text())["metric"] == "balanced_accuracy"
+    assert member["val_acc_ci95"] is None  # its interval needs each class's right count on val, which trials do not keep
     metrics = json.loads((folder / "metrics.json").read_text())
     int8 = json.loads((folder / "compressed_metrics.json").read_text())
     assert metrics["metric"] == int8["metric"] == "balanced_accuracy"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nas.stats import accuracy_interval, class_tally, format_p, interval_of, paired_change
+from nas.stats import Z95, accuracy_interval, class_tally, format_p, interval_of, paired_change, share_interval
 
 
 def test_class_tally_counts_right_and_total_per_class():
@@ -106,3 +106,17 @@ def test_balanced_interval_keeps_its_coverage_with_classes_of_a_few_test_images(
         lo, hi = accuracy_interval(rng.binomial(n, p), n, balanced=True)
         hits += lo <= p.mean() <= hi
     assert 0.93 <= hits / 2000 <= 0.999
+
+
+def test_a_share_of_known_images_gets_the_agresti_coull_interval_of_its_count():
+    # A trial's val accuracy is kept as a share (the search keeps no predictions): 0.9 of 50 val images is 45 right.
+    # Agresti-Coull by hand: n' = 50 + z^2, p' = (45 + z^2/2) / n', p' +- z sqrt(p'(1 - p') / n').
+    n = 50 + Z95**2
+    p = (45 + Z95**2 / 2) / n
+    half = Z95 * (p * (1 - p) / n) ** 0.5
+    assert share_interval(0.9, images=50) == pytest.approx((p - half, p + half), abs=1e-12)
+    assert share_interval(45 / 50, images=50) == accuracy_interval(45, 50)
+    assert share_interval(5423 / 6000, images=6000) == accuracy_interval(5423, 6000)  # a float share of a big split
+    # no images, or a share that is no whole number of them (scored on other images): no interval, rather than a made-up count
+    assert share_interval(0.9, images=0) is None and share_interval(0.123456, images=50) is None
+    assert share_interval(1.5, images=2) is None
