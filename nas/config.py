@@ -493,6 +493,17 @@ def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
 _PATH_KEYS = {"compress_run": "checkpoint={}", "latency": "'measurements=[{}]'"}
 
 
+def overridden_keys(overrides: Sequence[str]) -> frozenset[str]:
+    """The config keys that Hydra command-line overrides set (`key=value`, `+key=value`, `++key=value`; a group choice
+    such as `data=fashion_mnist` names its group), e.g. {'data.test_size'} of ['data.test_size=0.2']; a deletion
+    (`~key`) sets nothing. In a Hydra run, `HydraConfig.get().overrides.task` holds them: a setting named there is one
+    the user meant, even at its default value, which the composed config alone cannot tell apart."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
+    return frozenset(o.key_or_group for o in parsed if not o.is_delete())
+
+
 def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
     Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message.

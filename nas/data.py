@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -680,16 +680,18 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-def _unused_split_sizes(cfg: DataConfig, *, val: Split | None, test: Split | None) -> str | None:
-    """One line naming data.test_size / data.val_size when set (not at their defaults) for data that comes with that split
-    of its own (the idx files' test split, an image folder's test/ or val/), where they hold nothing out; else None. A
-    warning, not a refusal: the value also sits in studies made with it, which must resume with the same settings."""
+def _unused_split_sizes(cfg: DataConfig, *, val: Split | None, test: Split | None,
+                        overridden: Collection[str] = ()) -> str | None:
+    """One line naming data.test_size / data.val_size when set (not at their defaults, or named in `overridden` at any
+    value) for data that comes with that split of its own (the idx files' test split, an image folder's test/ or val/),
+    where they hold nothing out; else None. A warning, not a refusal: the value also sits in studies made with it, which
+    must resume with the same settings."""
     from dataclasses import fields
 
     defaults = {f.name: f.default for f in fields(DataConfig)}
     unused = [(f"data.{name}={getattr(cfg, name):g}", split, len(given)) for name, split, given in
               (("test_size", "test", test), ("val_size", "val", val))
-              if given is not None and getattr(cfg, name) != defaults[name]]
+              if given is not None and (getattr(cfg, name) != defaults[name] or f"data.{name}" in overridden)]
     if not unused:
         return None
     where = ("its idx files" if cfg.format == DataFormat.idx
@@ -699,16 +701,18 @@ def _unused_split_sizes(cfg: DataConfig, *, val: Split | None, test: Split | Non
             f"{'it' if len(unused) == 1 else 'them'} out")
 
 
-def load_dataset(cfg: DataConfig, *, one_for_each: bool = True) -> Dataset:
+def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Collection[str] = ()) -> Dataset:
     """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing. `one_for_each`
-    false splits it as before a class rounded to none got a held-out image (`split_as_recorded`)."""
+    false splits it as before a class rounded to none got a held-out image (`split_as_recorded`). `overridden`: the
+    config keys the user set on the command line (`nas.config.overridden_keys`): a split size named there for data with
+    that split of its own is warned about even at its default value."""
     if cfg.format == DataFormat.idx:
         train, test, classes = _load_idx_dataset(Path(cfg.root))
         train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))
         val = None
     else:
         train, val, test, classes = _load_imagefolder(cfg)
-    if (unused := _unused_split_sizes(cfg, val=val, test=test)) is not None:
+    if (unused := _unused_split_sizes(cfg, val=val, test=test, overridden=overridden)) is not None:
         log.warning("%s", unused)
     held_out, rounded_up = [], []  # the splits held out of the training images, in the order drawn
     if test is None:

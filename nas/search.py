@@ -25,9 +25,10 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
@@ -36,7 +37,7 @@ from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
                             save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
-                        precheck_overrides, register_configs, to_run_config, validate_run_config)
+                        overridden_keys, precheck_overrides, register_configs, to_run_config, validate_run_config)
 from nas.data import (
     Dataset, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
@@ -730,8 +731,10 @@ def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Ite
         handler.close()
 
 
-def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
+def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ()) -> SearchResult:
     """Run (or resume, or join as one more worker) the search described by `cfg` and write the run folder's files.
+    `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m nas.search` passes
+    them), for the warnings about settings that were asked for and do nothing, even at their default values.
 
     Nothing is written before the input is validated, the data loaded and the storage opened.
     """
@@ -741,7 +744,7 @@ def run_search(cfg: DictConfig | RunConfig) -> SearchResult:
     before_study = _interrupted_before_study(run, run_dir)  # now: opening the default study creates its file
     with _says_if_interrupted(lambda: before_study):
         with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
-            data = load_dataset(run.data)  # fails fast, before a study or folder is created
+            data = load_dataset(run.data, overridden=overridden)  # fails fast, before a study or folder is created
             check_image_size(data, run)
             check_budget(run, data)
             seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
@@ -1051,7 +1054,8 @@ def main(cfg: DictConfig) -> None:
     stop_on_sigterm()
     with exit_on_error():
         try:
-            result = run_search(cfg)
+            # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
+            result = run_search(cfg, overridden=overridden_keys(HydraConfig.get().overrides.task))
         except KeyboardInterrupt as e:
             # Ctrl-C or SIGTERM outside the trials (loading the data, which takes seconds, opening the study, writing the
             # report): the trials handle their own; here it ended in a 40-line traceback. Every file is written

@@ -167,3 +167,11 @@ def test_a_copied_chip_file_that_kept_the_originals_name_is_warned_about(tmp_pat
                                                                             "HOME": str(tmp_path)})
     assert f"hw=my_chip: its file {mine} says name: edge_npu" in done.stdout + done.stderr
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: measurements=[file.csv,...] is required")
+
+
+def test_overridden_keys_are_the_keys_the_command_line_sets():
+    from nas.config import overridden_keys
+
+    assert overridden_keys(["data.test_size=0.2", "+train.extra=1", "++search.seed=3", "~data.val_size", "hw=cpu",
+                            "search.worker=0,1"]) == {"data.test_size", "train.extra", "search.seed", "hw", "search.worker"}
+    assert overridden_keys([]) == frozenset()

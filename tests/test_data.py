@@ -56,6 +56,29 @@ def test_a_test_size_for_data_with_its_own_test_split_is_named_as_unused(tiny_id
         "(4 images) from its test/ and val/ folders; leave them out"]
 
 
+def test_a_split_size_named_on_the_command_line_at_its_default_is_named_as_unused(tiny_idx_root, caplog):
+    # data.test_size=0.2 (its default) typed on the command line for data=fashion_mnist held nothing out, without a word:
+    # the composed config alone cannot tell it from a default left alone; Hydra's overrides (what `python -m nas.search`
+    # passes on) can.
+    from hydra import compose, initialize_config_dir
+
+    from nas.config import CONF_DIR, overridden_keys, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="search", overrides=[f"data.root={tiny_idx_root}", "data.test_size=0.2",
+                                                       "data.val_size=0.1"], return_hydra_config=True)
+    data = _idx_cfg(tiny_idx_root, test_size=cfg.data.test_size, val_size=cfg.data.val_size)
+    assert data.test_size == DataConfig().test_size  # the default value, set explicitly
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(data)  # no overrides passed (a script's own config): nothing to tell apart, nothing said
+        assert caplog.records == []
+        ds = load_dataset(data, overridden=overridden_keys(cfg.hydra.overrides.task))
+    assert len(ds.test) == 100 and len(ds.val) == 40  # val_size is used (idx files have no val split): not named
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.test_size=0.2 is not used: data=tiny has its own test split (100 images) from its idx files; leave it out"]
+
+
 def test_val_split_is_fixed_by_split_seed_and_disjoint_from_train(tiny_idx_root):
     a = load_dataset(_idx_cfg(tiny_idx_root))
     b = load_dataset(_idx_cfg(tiny_idx_root))

@@ -226,6 +226,20 @@ def test_a_test_size_fashion_mnist_does_not_use_is_named_in_search_log(tiny_idx_
     assert said in log_text and log_text.index(said) < log_text.index("study t: hw=")  # warned while the data loaded
 
 
+def test_the_command_line_passes_the_keys_it_sets_to_run_search(tmp_path):
+    # `python -m nas.search data.test_size=0.2` (the default) is a setting the user asked for: main hands run_search the
+    # keys its command line set (Hydra's overrides), so that the warning about an unused split size is given for it too.
+    code = ("import sys, nas.search as s\n"
+            "def fake(cfg, *, overridden=()):\n"
+            "    print('keys:', sorted(overridden), cfg.data.test_size); sys.exit(0)\n"
+            "s.run_search = fake\n"
+            "sys.argv = ['nas.search', *sys.argv[1:]]\n"
+            "s.main()\n")
+    out = subprocess.run([sys.executable, "-c", code, "data.test_size=0.2", "++search.seed=3", f"search.runs_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "keys: ['data.test_size', 'search.runs_dir', 'search.seed'] 0.2" in out
+
+
 def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(tmp_path, compose_cfg, monkeypatch):
     # 20, 20 and 4 images: val took none of the 4-image class before (0.34 of an image). Now it takes one, and a study
     # made then was refused as made with other images, its trials lost; it resumes on its own split, and says so.
