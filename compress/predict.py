@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from nas.arch import ArchConfig
-from nas.checkpoint import atomic_write_text
+from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
 from nas.data import IMAGE_SUFFIXES, image_files_in, read_images, unread_images_warning
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
@@ -329,6 +329,16 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
     return buf.getvalue()
 
 
+def _clear_killed_csv_writes(path: Path) -> None:
+    """Delete the temporary files beside the `--csv` file that an earlier run killed mid-write (kill -9, the OOM killer)
+    left, once their writer's process is gone: only those of this file's name (the folder may be any the user named,
+    holding others' files), as `atomic_write_text` names them beside the file a symlink points to."""
+    target = Path(path).resolve()
+    if removed := remove_dead_writers_temps(target.parent, recursive=False, target=target.name):
+        log.info("removed %d temporary file(s) left beside %s by a run that was killed: %s", len(removed), target,
+                 ", ".join(p.name for p in removed))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: errors become one line and exit code 2."""
     parser = argparse.ArgumentParser(prog="python -m compress.predict", description=__doc__.split("\n\n")[0])
@@ -343,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with exit_on_error():
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")
+            _clear_killed_csv_writes(args.csv)
         predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb)
         print(format_predictions(predictions))
         contract = _contract(model_file(args.model).parent)

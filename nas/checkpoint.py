@@ -62,7 +62,8 @@ def writer_tag() -> str:
 
 
 # .<target name>.<mkstemp's random part>.<writer_tag()>.tmp (a file, or a folder of files written together)
-_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)~(?P<ns>\d+|-)\.tmp$")
+_TEMP_TAG = r"(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)~(?P<ns>\d+|-)\.tmp"
+_TEMP_NAME = re.compile(rf"^\..+\.{_TEMP_TAG}$")
 
 
 def process_gone(pid: Any) -> bool:
@@ -136,21 +137,24 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def remove_dead_writers_temps(folder: Path, *, recursive: bool = True) -> list[Path]:
+def remove_dead_writers_temps(folder: Path, *, recursive: bool = True, target: str | None = None) -> list[Path]:
     """Delete the temporary files (and folders, `replacing_together`, `scratch_folder`) of atomic writes under `folder`
     (recursively, or in `folder` itself only: a tool writing into any folder the user names, their home say, must not
     walk all of it) whose writer process is gone: killed (kill -9, OOM killer, reboot) between creating one and renaming
     it. Only files written on this host in this pid namespace are judged; a live writer's file (another worker writing
-    now) and another machine's are kept, as are temporary files of other names (they cannot be attributed). Returns the
-    deleted paths."""
+    now) and another machine's are kept, as are temporary files of other names (they cannot be attributed). `target`:
+    only those of writes of the file of that name (a tool writing one file into a folder the user names clears its
+    own, not what other tools left there). Returns the deleted paths."""
     ns = pid_namespace()
     if ns is None or not folder.is_dir():
         return []
     host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]
+    # the target's name, then mkstemp's random part (no dots), then the tag: `.p.csv.bak.<random>...` is not p.csv's
+    name = _TEMP_NAME if target is None else re.compile(rf"^\.{re.escape(target)}\.[a-z0-9_]+\.{_TEMP_TAG}$")
     removed = []
     # listed first: a folder removed below must not be walked into
     for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
-        m = _TEMP_NAME.match(p.name)
+        m = name.match(p.name)
         if m is None or m["host"] != host or m["ns"] != ns or not process_gone(int(m["pid"])):
             continue
         try:

@@ -157,6 +157,32 @@ def test_a_csv_cut_short_mid_write_leaves_the_previous_file_whole(checkpoint, ph
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "p.csv", "photos"]  # nor a temporary file left
 
 
+def test_a_csv_write_killed_before_its_rename_leaves_a_temporary_file_the_next_run_removes(checkpoint, photos, tmp_path):
+    # The CSV is written to a tagged temporary file renamed onto it; a kill -9 in between left that file forever.
+    import os
+
+    from conftest import start_stopped_writer, stop
+    from nas.checkpoint import _temp_beside
+
+    folder, _ = checkpoint
+    out = tmp_path / "p.csv"
+    killed, temp_of = start_stopped_writer("from nas.checkpoint import atomic_write_text",
+                                           "atomic_write_text(Path(sys.argv[1]), 'path,class_1\\n')", str(out))
+    left = temp_of()
+    stop(killed)
+    # a killed writer of another file in the folder (p.csv.bak, whose temporary names also start .p.csv.): not this one's
+    other, other_temp_of = start_stopped_writer("from nas.checkpoint import atomic_write_text",
+                                                "atomic_write_text(Path(sys.argv[1]), 'x')", str(tmp_path / "p.csv.bak"))
+    others_left = other_temp_of()
+    stop(other)
+    fd, writing = _temp_beside(out)  # a live writer of the same file (this process) is left alone
+    os.close(fd)
+    assert left.parent == tmp_path and left.name.startswith(".p.csv.") and others_left.name.startswith(".p.csv.bak.")
+    assert main([str(folder), str(photos), "--csv", str(out)]) == 0
+    assert not left.exists() and others_left.is_file() and Path(writing).is_file()
+    assert out.read_text().splitlines()[0] == "path,class_1,probability_1" and len(out.read_text().splitlines()) == 4
+
+
 def test_cli_adds_balanced_accuracy_for_a_checkpoint_scored_by_it(checkpoint, photos, tmp_path, capsys):
     from compress.predict import folder_balanced_accuracy
 
