@@ -156,7 +156,7 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
     # data.img_size=32 data.channels=3 loads at 1x28x28 from data=fashion_mnist alone.
     folder_data = trained_name == "imagefolder"
     settings = [f"data={trained_name}"] if trained_name else []
-    settings += [_root_setting(root)] if folder_data else []
+    settings += [root_setting(root)] if folder_data else []
     settings += [f"data.img_size={arch.img_size}"] if folder_data or (trained_name and arch.img_size != data.img_size) else []
     settings += [f"data.channels={arch.in_chans}"] if folder_data or (trained_name and arch.in_chans != data.in_chans) else []
     hint = "; pass the data it was trained on" + (f": {' '.join(settings)}" if settings else "")
@@ -166,11 +166,15 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
     )
 
 
-def _root_setting(root: str | None) -> str:
+def root_setting(root: str | None) -> str:
     """data.root=<the recorded root> for a folder that is still there; a placeholder otherwise (it said
-    '<its image folder>' although the run's pareto.json or the checkpoint recorded it), naming a moved one's old place."""
+    '<its image folder>' although the run's pareto.json or the checkpoint recorded it), naming a moved one's old place,
+    or a relative one's (recorded as given before 2026-12-05) as relative to the folder the search ran in: resolved from
+    here it may name another folder, or none."""
     if root is None:
         return "data.root=<its image folder>"
+    if not Path(root).is_absolute():
+        return f"data.root=<its image folder, {root} relative to the folder its search ran in>"
     return f"data.root={root}" if Path(root).is_dir() else f"data.root=<its image folder, {root} when searched>"
 
 

@@ -22,7 +22,7 @@ from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.latency.hardware import input_warning
 from nas.stats import format_p
 
-from compress.pipeline import check_data_shape, compress_checkpoint
+from compress.pipeline import check_data_shape, compress_checkpoint, root_setting
 
 log = logging.getLogger("compress.run")
 
@@ -47,8 +47,9 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
     data = load_dataset(run.data)
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
-    check_data_shape(folder, arch, meta, data, root=recorded_root(folder, meta))
-    data = _check_test_images(folder, data, run.data)
+    root = recorded_root(folder, meta)
+    check_data_shape(folder, arch, meta, data, root=root)
+    data = _check_test_images(folder, data, run.data, root=root)
     # The pruning target and the table's latencies come from the same predictor a search uses: at an input its
     # calibration never measured they are extrapolated, and a search says so in this line.
     if (unmeasured := input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)) is not None:
@@ -121,10 +122,11 @@ def _check_background(folder: Path, background: int | None) -> None:
                           f"{'null' if trained is None else trained}")
 
 
-def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig) -> Dataset:
+def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: str | None = None) -> Dataset:
     """`data`, split as the search's metrics.json beside the checkpoint says its test images were (`split_as_recorded`);
     `ConfigError` when they are other test images than `data`'s: another data.root, or another split of the same folder,
-    whose test images the model may have been trained on (and whose training images would include its test images)."""
+    whose test images the model may have been trained on (and whose training images would include its test images).
+    `root`: the data.root its search recorded (`recorded_root`), named in the error where it is not `cfg`'s."""
     import json
 
     try:
@@ -136,6 +138,10 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig) -> Dataset:
     if split_digest(data.test) == digest:
         return data
     differ = [f"data.{k}={_yaml(split.get(k))}" for k in SPLIT_SETTINGS if split.get(k) != getattr(cfg, k)]
+    # the recorded root, as the data-shape refusal names it (it said only "the data.root its search used"), unless it
+    # is the one given: then another split of it is what differs
+    if root is not None and Path(root).resolve() != Path(cfg.root).resolve():
+        differ.insert(0, root_setting(root))
     fix = (f"pass {' '.join(differ)} as its search did" if differ
            else "pass the data.root (and data settings) its search used")
     raise ConfigError(f"checkpoint {folder} was tested on other images ({count:,} test images then, {len(data.test):,} "

@@ -779,6 +779,13 @@ def data_identity(data: Dataset) -> dict[str, object]:
             "digests": {name: split_digest(split) for name, split in splits}}
 
 
+def absolute_root(root: str | os.PathLike) -> str:
+    """`root` (a data.root) as a run's files record it (a checkpoint's `data_root`, pareto.json's, a study's settings):
+    absolute, resolved from the folder the search runs in. A relative one recorded as given (`data.root=images`) was
+    resolved again from wherever a later tool ran (`python -m compress.run`, `python -m nas.report`), i.e. wrongly."""
+    return str(Path(root).resolve())
+
+
 # The data.* settings that decide which images of a folder become the test images (besides the folder itself).
 SPLIT_SETTINGS = ("split_seed", "val_size", "test_size", "stratify")
 

@@ -36,7 +36,7 @@ from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
-from nas.data import SPLIT_SETTINGS, Dataset, preprocessing, split_digest
+from nas.data import SPLIT_SETTINGS, Dataset, absolute_root, preprocessing, split_digest
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
@@ -263,7 +263,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
     result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes),
-                  "metric": data.metric.value, "data_root": str(Path(run.data.root).resolve())}  # as a trial's (nas.search)
+                  "metric": data.metric.value, "data_root": absolute_root(run.data.root)}  # as a trial's (nas.search)
     return model, {"epochs": run.final_train.epochs, "val_acc": result.val_acc, "seconds": result.seconds,
                    "images_per_s": result.images_per_s, "precision": result.precision}
 
@@ -514,7 +514,8 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "hw_changed": changed_from_file("hw", run.hw),
         "dataset": data.name,
         # What the accuracies were measured on: a report reader needs the test split's size to judge a gap.
-        "data": {"root": run.data.root, "classes": data.num_classes, "input": [data.in_chans, data.img_size, data.img_size],
+        # absolute: compress.run of a member names it, from whatever folder it runs in
+        "data": {"root": absolute_root(run.data.root), "classes": data.num_classes, "input": [data.in_chans, data.img_size, data.img_size],
                  "images": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
                  "per_class": {name: dict(zip(data.classes, torch.bincount(split.y, minlength=data.num_classes).tolist()))
                                for name, split in (("train", data.train), ("test", data.test))}},

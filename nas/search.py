@@ -39,7 +39,7 @@ from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
                         overridden_keys, precheck_overrides, register_configs, to_run_config, validate_run_config)
 from nas.data import (
-    Dataset, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
+    Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
 from nas.errors import ConfigError, DataError, NasError, exit_on_error, make_folder
 from nas.latency import predict_latency
@@ -352,7 +352,7 @@ def make_objective(
             meta={"trial": trial.number, "val_acc": result.val_acc, "seed": seed, "dataset": data.name,
                   "classes": list(data.classes), "metric": data.metric.value, "epochs_trained": result.epochs_done,
                   # where its images were, for compress.run to name when given other data (absolute: run from elsewhere)
-                  "data_root": str(Path(run.data.root).resolve())},
+                  "data_root": absolute_root(run.data.root)},
         )
         return result.val_acc, lat.total_ms
 
@@ -1009,6 +1009,9 @@ def moved_root_error(root: str, study_name: str) -> DataError | None:
     as a setting the user had given, with nothing saying that this command takes data.root."""
     if Path(root).exists():
         return None
+    if not Path(root).is_absolute():  # a study from before 2026-12-05 recorded data.root as given
+        return DataError(f"data.root={root} does not exist here: study {study_name!r} recorded it relative to the folder "
+                         "its search ran in; run this command from that folder, or pass data.root=/its/absolute/place")
     return DataError(f"data.root={root} does not exist: it is where study {study_name!r} recorded its images; if they have "
                      "moved (or the study was made on another machine), pass data.root=/new/place to this command")
 

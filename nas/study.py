@@ -39,6 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
 from nas.config import DataConfig, RunConfig, group_file
+from nas.data import absolute_root
 from nas.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
 
 def _settings(run: RunConfig) -> dict[str, Any]:
     d = json.loads(json.dumps(asdict(run), default=lambda v: v.value if hasattr(v, "value") else str(v)))
+    # the root absolute, as the run's files record it: a report rebuilt from the study in another folder takes it
+    d["data"]["root"] = absolute_root(run.data.root)
     return {k: d[k] for k in FINGERPRINT_KEYS}
 
 

@@ -15,7 +15,7 @@ from compress.pipeline import COMPRESSED_FILES, compress_checkpoint, fingerprint
 from compress.run import format_table
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import load_checkpoint, save_checkpoint
-from nas.config import CompressConfig, DataConfig, FinetuneConfig, PruneConfig, QuantizeConfig
+from nas.config import CompressConfig, DataConfig, DataFormat, FinetuneConfig, PruneConfig, QuantizeConfig
 from nas.data import load_dataset
 from nas.errors import CheckpointError, ConfigError
 from nas.latency.hardware import HardwareProfile
@@ -296,6 +296,47 @@ def test_compress_run_given_other_data_names_the_image_folder_its_search_recorde
     assert refusal(copied) == f"data=imagefolder data.root=<its image folder, {searched} when searched> data.img_size=32 data.channels=3"
     searched.mkdir()
     assert refusal(copied) == f"data=imagefolder data.root={searched} data.img_size=32 data.channels=3"
+    # a pareto.json of before 2026-12-05 kept data.root as given: relative to the folder its search ran in, not to this
+    # one (where it might name another folder, or, as here, this very one)
+    (tmp_path / "run" / "pareto.json").write_text(json.dumps({"dataset": "imagefolder", "data": {"root": "."}}))
+    assert refusal(member) == ("data=imagefolder data.root=<its image folder, . relative to the folder its search ran in> "
+                               "data.img_size=32 data.channels=3")
+
+
+def test_compress_run_given_other_test_images_names_the_image_folder_its_search_recorded(tmp_path):
+    # "tested on other images ...: pass the data.root (and data settings) its search used" named no root, although the
+    # run's pareto.json or the checkpoint records it (the data-shape refusal names it).
+    from PIL import Image
+
+    from compress.run import _check_test_images
+    from nas.data import SPLIT_SETTINGS, split_digest
+
+    def folder(name: str, shade: int) -> Path:
+        for c in range(2):
+            (tmp_path / name / f"c{c}").mkdir(parents=True)
+            for i in range(10):
+                Image.new("L", (8, 8), shade + 20 * c + i).save(tmp_path / name / f"c{c}" / f"{i}.png")
+        return tmp_path / name
+
+    searched, other = folder("searched", 0), folder("other", 100)
+    cfg = DataConfig(name="imagefolder", format=DataFormat.imagefolder, root=str(searched), img_size=None, stratify=True)
+    then = load_dataset(cfg).test
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"test_images": {
+        "digest": split_digest(then), "count": len(then), "split": {k: getattr(cfg, k) for k in SPLIT_SETTINGS}}}))
+
+    def refusal(cfg: DataConfig, root: str | None) -> str:
+        with pytest.raises(ConfigError) as e:
+            _check_test_images(tmp_path / "ck", load_dataset(cfg), cfg, root=root)
+        return str(e.value).split("trained on: ")[1]
+
+    elsewhere = dataclasses.replace(cfg, root=str(other))
+    assert refusal(elsewhere, str(searched)) == f"pass data.root={searched} as its search did"
+    assert refusal(elsewhere, None) == "pass the data.root (and data settings) its search used"  # nothing recorded
+    # another root and another split: both named; the recorded root given, another split: the split alone
+    assert refusal(dataclasses.replace(elsewhere, split_seed=3), str(searched)) == (
+        f"pass data.root={searched} data.split_seed=0 as its search did")
+    assert refusal(dataclasses.replace(cfg, split_seed=3), str(searched)) == "pass data.split_seed=0 as its search did"
 
 
 def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_input(tmp_path, tiny_idx_root, monkeypatch, caplog):

@@ -223,3 +223,26 @@ def test_a_distilled_final_training_counts_its_largest_teachers_forward_pass_in_
     run.search.memory_budget_gb = with_large / 2**30
     with pytest.raises(pytest.fail.Exception, match="trained"):
         results_mod.final_train(student, data, run, seed=0, loss_fn=lambda logits, x, y: logits.sum(), teachers=[small, large])
+
+
+def test_pareto_json_records_a_relative_data_root_as_the_absolute_folder_the_search_read(tmp_path, compose_cfg, monkeypatch):
+    # data.root=photos was recorded as given: compress.run of a member (which names pareto.json's root in its hints) and
+    # python -m nas.report, run from another folder, resolved it from there, i.e. to another folder or none.
+    import json
+
+    import optuna
+    import torch
+
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.results import write_run_files
+
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("imagefolder", Split(x, torch.arange(12) % 3), Split(x[:3], torch.arange(3)),
+                   Split(x[:3], torch.arange(3)), ("a", "b", "c"), (0.5,), (0.25,))
+    (tmp_path / "then").mkdir()
+    monkeypatch.chdir(tmp_path / "then")
+    run = to_run_config(compose_cfg("data=imagefolder", "data.root=photos", "data.img_size=8"))
+    pareto = write_run_files(tmp_path / "run", optuna.create_study(directions=["maximize", "minimize"]), data, run)
+    recorded = json.loads((tmp_path / "run" / "pareto.json").read_text())["data"]["root"]
+    assert recorded == pareto["data"]["root"] == str(tmp_path / "then" / "photos")

@@ -477,6 +477,25 @@ def test_a_report_from_a_study_whose_images_moved_says_the_root_is_the_studys_re
         export_study(compose_cfg(*storage, f"data.root={tmp_path / 'elsewhere'}"))
 
 
+def test_a_study_records_a_relative_data_root_as_the_absolute_folder_its_search_read(tmp_path, compose_cfg, monkeypatch):
+    # data.root=images was kept as given: python -m nas.report run from another folder resolved it from there.
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}", "search.study_name=photos"]
+    (tmp_path / "then").mkdir()
+    monkeypatch.chdir(tmp_path / "then")
+    made = to_run_config(compose_cfg(*storage, "data=imagefolder", "data.root=images", "data.img_size=45"))
+    study = open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+    monkeypatch.chdir(tmp_path)
+    assert with_study_settings(to_run_config(compose_cfg(*storage)), study).data.root == str(tmp_path / "then" / "images")
+    # a study that recorded it as given (before 2026-12-05): its error says from where it is relative
+    settings = study.user_attrs["settings"]
+    settings["data"]["root"] = "images"
+    study.set_user_attr("settings", settings)
+    with pytest.raises(DataError) as err:
+        export_study(compose_cfg(*storage))
+    assert str(err.value) == ("data.root=images does not exist here: study 'photos' recorded it relative to the folder its "
+                              "search ran in; run this command from that folder, or pass data.root=/its/absolute/place")
+
+
 def test_a_report_from_a_study_judges_its_front_at_the_budget_a_resume_tightened(tmp_path, compose_cfg):
     # A study resumed with search.latency_budget_ms=0.4 dropped its members over 0.4 from the front; nas.report from the
     # study then rebuilt at no budget (the command's default), put them back and wrote pareto.json with no budget.
