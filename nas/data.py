@@ -715,6 +715,14 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
     if (unused := _unused_split_sizes(cfg, val=val, test=test, overridden=overridden)) is not None:
         log.warning("%s", unused)
     held_out, rounded_up = [], []  # the splits held out of the training images, in the order drawn
+    # Test first, from all the images, then val from what test left: a class too small for both (2 images: one stays in
+    # training) gives its one held-out image to test. On purpose: test is where a class is measured, val where
+    # architectures are selected, and a class's accuracy on one val image is 0 or 1, noise the search would select on
+    # (with data.metric=balanced_accuracy a whole class's weight), while a test accuracy silent on the class would
+    # report the shipped model as covering it; and the test images stay those of data.test_size and the seed alone,
+    # whatever data.val_size is, so members of studies with other val sizes are tested on the same images. Changing
+    # the order would also change the test split of every folder with such a class, which studies and checkpoints
+    # record (`split_as_recorded` restores only the split of before `_one_for_each`).
     if test is None:
         train, test, moved = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size",
                                        stratify=cfg.stratify, one_for_each=one_for_each)
