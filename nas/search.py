@@ -565,12 +565,19 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     states = [t.state for t in study.get_trials(deepcopy=False)]
                     # the budget the trials applied: the study's, which a worker that joined later may have tightened
                     budget = study_budget_ms(study, s.latency_budget_ms)
-                    tightened = (f" (the study's, which a worker joined with; this one's is "
-                                 f"{'none' if s.latency_budget_ms is None else f'{s.latency_budget_ms:g}'})"
-                                 if budget != s.latency_budget_ms else "")
+                    tightened = budget != s.latency_budget_ms
+                    said = (f" (the study's, which a worker joined with; this one's is "
+                            f"{'none' if s.latency_budget_ms is None else f'{s.latency_budget_ms:g}'})" if tightened else "")
+                    # A study keeps its budget (it may only tighten: nas.study.check_search) and its space: a rerun of
+                    # this study with a looser budget or another space is refused, so either takes a new study.
+                    advice = ("a worker's own setting cannot raise the study's (a budget may only tighten): to search at "
+                              "a looser budget, or in a space narrowed to faster ones, start a new study "
+                              "(search.study_name=...)" if tightened else
+                              "raise it, or narrow the space to faster ones, in a new study (search.study_name=...): a "
+                              "study keeps its budget and space")
                     why = (f"{states.count(TrialState.PRUNED)} in the study were over search.latency_budget_ms="
-                           f"{budget:g}{tightened} (pruned without training); the budget admits few architectures of this "
-                           "space: raise it, or narrow the space to faster ones" if budget is not None else
+                           f"{budget:g}{said} (pruned without training); the budget admits few architectures of this "
+                           f"space: {advice}" if budget is not None else
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
                     log.warning("gave up after %d sampled architectures with %d of %d trials finished: %s",
                                 50 * max(1, target - done), complete, target, why)

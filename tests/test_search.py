@@ -209,6 +209,9 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     log_text = (tmp_path / "tight" / "search.log").read_text()
     assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trials finished: 50 in the "
                                        "study were over search.latency_budget_ms=0.172") in log_text
+    # a rerun of the study with a looser budget or another space is refused (nas.study): the advice says to start a new one
+    assert ("the budget admits few architectures of this space: raise it, or narrow the space to faster ones, in a new "
+            "study (search.study_name=...): a study keeps its budget and space") in log_text
     # ... and a search stopped by its time limit says so
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.timeout_s=0.001",
                                        "search.study_name=short")))
@@ -1052,3 +1055,9 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
     assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trials finished: 50 in the study "
                                        "were over search.latency_budget_ms=0.172 (the study's, which a worker joined with; "
                                        "this one's is none) (pruned without training)") in log_text, log_text[-1500:]
+    # This worker cannot raise the study's budget by its own setting (it had none): the advice says how it can search
+    # at a looser one. It told it to "raise it", which its own setting, none, could not.
+    assert ("the budget admits few architectures of this space: a worker's own setting cannot raise the study's (a budget "
+            "may only tighten): to search at a looser budget, or in a space narrowed to faster ones, start a new study "
+            "(search.study_name=...)") in log_text
+    assert "raise it" not in log_text
