@@ -55,10 +55,12 @@ _STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
 RUN_MARKER_PREFIX = ".running."
-"""A search writes `<run folder>/.running.<pid>@<host>~<pid namespace>` (JSON: started, host, pid, pid_namespace) when it
-starts and removes it just before it writes its final report: one left behind is a run that is still going or was
-killed, and the report says so at its top (its tables describe the state before that run). A search that stops on its
-own before that (a one-line error, Ctrl-C outside the trials) adds `stopped`: why, in one line."""
+"""A search writes `<run folder>/.running.<pid>@<host>~<pid namespace>` (JSON: started, host, pid, pid_namespace, and
+setup_warnings: its warnings about its setup, as pareto.json's) when it starts and removes it just before it writes its
+final report: one left behind is a run that is still going or was killed, and the report says so at its top (its tables
+describe the state before that run) and lists that run's setup warnings, not those of the run that wrote pareto.json. A
+search that stops on its own before that (a one-line error, Ctrl-C outside the trials) adds `stopped`: why, in one
+line."""
 
 _DPI = 110
 _MISSING = "–"  # shown for unknown values (null test accuracy, pruned trial without accuracy, ...)
@@ -163,6 +165,8 @@ class _Run:
     trials: list[_Trial]
     members: list[_Member]
     unfinished: str = ""  # the searches of this folder that have not finished (`RUN_MARKER_PREFIX`), in words
+    # the setup warnings those searches recorded in their markers; None when none did (no marker, or older ones)
+    unfinished_warnings: list[str] | None = None
 
     @property
     def complete(self) -> list[_Trial]:
@@ -295,8 +299,9 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
         if not (run_dir / name).is_file():
             raise MissingRunFileError(f"no {name} in {run_dir}; {_SEARCH_HINT}")
     header = _read_header(run_dir / PARETO_JSON)
-    return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV),
-                members=_read_members(header, run_dir), unfinished=_unfinished_text(run_dir))
+    marks = _read_markers(run_dir)
+    return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
+                unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks))
 
 
 # The helpers below repeat nas.checkpoint's on purpose: this module imports nothing from nas (see its docstring).
@@ -325,17 +330,36 @@ def _writer_tag() -> str:
     return f"{os.getpid()}@{host}~{_pid_namespace() or '-'}"
 
 
-def _unfinished_text(run_dir: pathlib.Path) -> str:
-    """What the run markers of `run_dir` say: searches still running, or stopped without finishing (a marker that says
-    why, or whose process is gone on this machine); '' when there are none. The text must stay true if the search is killed after
-    writing it: a report written by a search as it starts is not rewritten then."""
-    parts = []
+def _read_markers(run_dir: pathlib.Path) -> list[dict[str, Any]]:
+    """The run markers of `run_dir` (`RUN_MARKER_PREFIX`) in name order, each a JSON object with started, pid and host;
+    one half-written by a worker starting right now, or not ours, is left out."""
+    marks = []
     for path in sorted(run_dir.glob(RUN_MARKER_PREFIX + "*")):
         try:
             mark = json.loads(path.read_text())
-            who = f"started {mark['started']} (pid {mark['pid']} on {mark['host']})"
-        except (OSError, ValueError, TypeError, KeyError):
-            continue  # half-written by a worker starting right now, or not ours
+            if isinstance(mark, dict) and all(key in mark for key in ("started", "pid", "host")):
+                marks.append(mark)
+        except (OSError, ValueError):
+            continue
+    return marks
+
+
+def _markers_warnings(marks: Sequence[dict[str, Any]]) -> list[str] | None:
+    """The setup warnings the searches of `marks` recorded as they started, each once, one line each (as
+    `_setup_warnings`); None when none of them recorded any (no marker, or only markers of older versions)."""
+    recorded = [mark["setup_warnings"] for mark in marks if isinstance(mark.get("setup_warnings"), list)]
+    if not recorded:
+        return None
+    return list(dict.fromkeys(" ".join(str(w).splitlines()) for warnings in recorded for w in warnings if w))
+
+
+def _unfinished_text(marks: Sequence[dict[str, Any]]) -> str:
+    """What the run markers `marks` (`_read_markers`) say: searches still running, or stopped without finishing (a marker
+    that says why, or whose process is gone on this machine); '' when there are none. The text must stay true if the
+    search is killed after writing it: a report written by a search as it starts is not rewritten then."""
+    parts = []
+    for mark in marks:
+        who = f"started {mark['started']} (pid {mark['pid']} on {mark['host']})"
         here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
         if isinstance(mark.get("stopped"), str):  # it ended on its own (a one-line error, Ctrl-C) and said why
             parts.append(f"A search {who} stopped before it finished: {mark['stopped'].rstrip('.')}.")
@@ -629,6 +653,18 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
 
 _WARNINGS_NOTE = ("What the search that wrote pareto.json (or a rebuild of it) warned about its setup as it started, as "
                   "search.log has it; the search went on, so they concern the results below.")
+_UNFINISHED_WARNINGS_NOTE = ("What the search(es) named above as not finished warned about their setup as they "
+                             "started, as search.log has it (the tables below are of the state before them; the report "
+                             "a search writes when it finishes lists its own).")
+
+
+def _warnings_of(run: _Run) -> tuple[list[str], str]:
+    """The setup warnings the report lists, with the note that says whose they are: those of the searches that have not
+    finished when their markers recorded them (a search starting or stopping rewrites the report while pareto.json is
+    still the previous run's, whose warnings would read as this one's), else pareto.json's."""
+    if run.unfinished_warnings is not None:
+        return run.unfinished_warnings, _UNFINISHED_WARNINGS_NOTE
+    return _setup_warnings(run.header), _WARNINGS_NOTE
 
 
 def _setup_warnings(header: dict[str, Any]) -> list[str]:
@@ -1149,12 +1185,13 @@ def _html_note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>' if text else ""
 
 
-def _html_warnings(warnings: Sequence[str]) -> str:
-    """The Warnings section of report.html: one item per warning; '' when there are none."""
+def _html_warnings(run: _Run) -> str:
+    """The Warnings section of report.html (`_warnings_of`): one item per warning; '' when there are none."""
+    warnings, note = _warnings_of(run)
     if not warnings:
         return ""
     items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
-    return f'<section><h2>Warnings</h2>{_html_note(_WARNINGS_NOTE)}<ul class="warnings">{items}</ul></section>'
+    return f'<section><h2>Warnings</h2>{_html_note(note)}<ul class="warnings">{items}</ul></section>'
 
 
 def _render_html(run: _Run) -> str:
@@ -1171,7 +1208,7 @@ def _render_html(run: _Run) -> str:
         f'<dl class="facts">{facts}</dl>',
         f'<p class="counts">{html.escape(_state_counts_text(run.trials))}</p>',
         _html_note(f"Failed trials: {failures}") if (failures := _failures_text(run.trials)) else "",
-        _html_warnings(_setup_warnings(run.header)),
+        _html_warnings(run),
         "<section><h2>Pareto front: accuracy vs. predicted latency</h2>", no_trials,
         embed(pareto, 520) if pareto is not None else "",
         "</section><section><h2>Latency breakdown of the front</h2>",
@@ -1228,8 +1265,9 @@ def _render_markdown(run: _Run) -> str:
     lines += [""]
     if note := _no_trials_note(run):
         lines += [f"_{note}_", ""]
-    if warnings := _setup_warnings(run.header):  # first section: they qualify every number below
-        lines += ["## Warnings", "", f"_{_WARNINGS_NOTE}_", ""] + [f"- {w.replace('<', '&lt;')}" for w in warnings] + [""]
+    warnings, warnings_note = _warnings_of(run)
+    if warnings:  # first section: they qualify every number below
+        lines += ["## Warnings", "", f"_{warnings_note}_", ""] + [f"- {w.replace('<', '&lt;')}" for w in warnings] + [""]
     lines += ["## Pareto front", "", "![Pareto front: val accuracy vs. predicted latency](pareto.png)", "",
               "## Latency breakdown of the front", ""]
     note = _missing_breakdown_note(run.members)
@@ -1350,7 +1388,7 @@ def _mixers_png(run: _Run) -> bytes:
 def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
     """Write the report of one search run into its run folder.
 
-    Reads ``trials.csv``, ``pareto.json`` and ``checkpoints/*/metrics.json`` in ``run_dir`` and writes
+    Reads ``trials.csv``, ``pareto.json``, ``checkpoints/*/metrics.json`` and the run markers in ``run_dir`` and writes
     ``report.html`` (self-contained, interactive), ``report.md`` and the PNGs it embeds (``pareto.png``,
     ``latency_breakdown.png``, ``mixers.png``), each atomically. A run without finished trials or Pareto
     members still gets a report with placeholders; a member whose checkpoint folder is missing is listed

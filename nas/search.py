@@ -821,10 +821,12 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
                  ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), run.search.n_trials)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         _remove_leftovers(run_dir)
+        # before the marker, which carries them: the report a search rewrites as it starts or stops lists its warnings,
+        # not those of the run that wrote pareto.json (the memory budget set below changes none of them)
+        warned = setup_warnings(run, data, seeds_left_out=left_out)
         with _stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
-            marker = _mark_started(run_dir)
+            marker = _mark_started(run_dir, warnings=_joined(earlier, warned))
             run = _with_memory_budget(run)  # its line in search.log too
-            warned = setup_warnings(run, data, seeds_left_out=left_out)
             for line in warned:  # the search still runs: each may be wanted on purpose, or fixed for the next run
                 log.warning("%s", line)
             interrupted = _run_trials(run, data, run_dir, study)
@@ -908,8 +910,9 @@ def _record_stop(run_dir: Path, reason: str) -> None:
         log.warning("the report could not be marked as stopped: %s", _error_text(e))
 
 
-def _mark_started(run_dir: Path) -> Path:
-    """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`) and, where the folder has a report from an
+def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
+    """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`), with `warnings` (its setup warnings, as
+    `_write_outputs` takes them) for the report to list, and, where the folder has a report from an
     earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
     report, and the old one described the earlier, finished state as the run's. Returns the marker, which
     `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
@@ -919,7 +922,8 @@ def _mark_started(run_dir: Path) -> Path:
     _remove_dead_markers(run_dir)
     marker = _marker(run_dir)
     atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-                               "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace()})
+                               "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace(),
+                               "setup_warnings": list(warnings)})
     if (run_dir / "report.md").is_file():
         with run_folder_lock(run_dir):  # a worker finishing meanwhile writes its report under the same lock
             try:

@@ -5,6 +5,7 @@ be corrupt."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -296,11 +297,16 @@ def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(ti
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
+    pareto = json.loads((run_dir / "pareto.json").read_text())  # the run before warned about its setup
+    (run_dir / "pareto.json").write_text(json.dumps({**pareto, "setup_warnings": ["the run before's warning"]}))
     with pytest.MonkeyPatch.context() as m, pytest.raises(KeyboardInterrupt):  # Ctrl-C after the marker, before the trials
-        m.setattr(search_mod, "host_mismatch", ctrl_c)
+        m.setattr(search_mod, "_with_memory_budget", ctrl_c)
+        m.setattr(search_mod, "thread_warning", lambda *args, **kwargs: "this run's warning")
         run_search(compose_search_config(cmd[3:]))
     top = report.read_text().splitlines()[2]  # the stopped search's marker went as this one started: only this one's
     assert top.count("A search started") == 1 and "stopped before it finished: interrupted (Ctrl-C or SIGTERM)." in top, top
+    # rewritten as it started and as it stopped: its own setup warnings, not those of the run that wrote pareto.json
+    assert "- this run's warning" in report.read_text() and "the run before's warning" not in report.read_text()
 
     run_search(compose_search_config([*cmd[3:], "final_train=smoke", "final_train.epochs=1", "final_train.batch_size=8"]))
     assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))  # fixed: it finishes

@@ -486,11 +486,11 @@ def test_searches_that_have_not_finished_are_named_at_the_top(run_dir: pathlib.P
     with monkeypatch.context() as m:  # a worker on another machine: nothing can be told of its process from here
         m.setattr(socket, "gethostname", lambda: "node7")
         m.setattr(os, "getpid", lambda: child.pid)
-        _mark_started(run_dir)
-    _mark_started(run_dir)  # this process: still running
+        _mark_started(run_dir, warnings=())
+    _mark_started(run_dir, warnings=())  # this process: still running
     with monkeypatch.context() as m:
         m.setattr(os, "getpid", lambda: child.pid)
-        _mark_started(run_dir)  # a search of this machine that was killed
+        _mark_started(run_dir, warnings=())  # a search of this machine that was killed
     write_reports(run_dir)
     md = (run_dir / "report.md").read_text(encoding="utf-8").splitlines()
     assert md[2].startswith("> **Not finished:** A search started ") and md[2].count("A search started") == 3
@@ -661,6 +661,38 @@ def test_the_warnings_the_search_gave_about_its_setup_are_shown_near_the_top(run
     assert items == [html.escape(extrapolated), html.escape(gap), "two lines &lt;b&gt;"] and page.count("extrapolated") == 1
     (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": []}))  # none given: no section
     assert "Warnings" not in write_reports(run_dir)["report.md"].read_text()
+
+
+def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_before(run_dir: pathlib.Path) -> None:
+    """A search rewrites the folder's report as it starts (and stops) while pareto.json is still the previous run's: its
+    Warnings listed that run's setup warnings (a train.threads the user had since fixed, say) as this run's. Its marker
+    carries its own, which the report lists while it is under way."""
+    from nas.search import _mark_started
+
+    header = json.loads((run_dir / "pareto.json").read_text())
+    before = "train.threads=8 is more than the 2 CPU(s) this process may use: training will run many times slower"
+    now = "class 'rare' (4 images) has no val image: data.stratify=false; the val accuracy never looks at it"
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": [before]}))
+    marker = _mark_started(run_dir, warnings=[now, "two\nlines <b>"])  # no report yet: rendered below
+    written = write_reports(run_dir)
+    md, page = written["report.md"].read_text(), written["report.html"].read_text()
+    assert before not in md + page and "\n## Warnings\n" in md
+    section = md[md.index("\n## Warnings\n"):md.index("\n## Pareto front\n")]
+    assert [line for line in section.splitlines() if line.startswith("- ")] == [f"- {now}", "- two lines &lt;b>"]
+    assert "_What the search(es) named above as not finished warned about their setup as they started" in section
+    items = re.findall(r"<li>(.*?)</li>", page[page.index("<h2>Warnings</h2>"):page.index("<h2>Pareto front")])
+    assert items == [html.escape(now), "two lines &lt;b&gt;"]
+
+    assert _mark_started(run_dir, warnings=[]) == marker  # a search with none: no section, not the previous run's
+    md = write_reports(run_dir)["report.md"].read_text()
+    assert "Not finished" in md and "Warnings" not in md and before not in md
+    # a marker of an older version (no setup_warnings): pareto.json's, as before
+    old = json.loads(marker.read_text())
+    marker.write_text(json.dumps({k: v for k, v in old.items() if k != "setup_warnings"}))
+    assert f"- {before}" in write_reports(run_dir)["report.md"].read_text()
+    marker.unlink()  # finished: the warnings of the run that wrote pareto.json
+    md = write_reports(run_dir)["report.md"].read_text()
+    assert "Not finished" not in md and f"- {before}" in md and "_What the search that wrote pareto.json" in md
 
 
 def test_the_int8_row_gives_the_members_whole_change_from_fp32_pruning_included() -> None:

@@ -914,7 +914,7 @@ def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_t
     def a_worker_is_killed_meanwhile(run, data, run_dir, study):
         with monkeypatch.context() as m:  # its marker, as it wrote it when it started beside this search
             m.setattr(os, "getpid", lambda: child.pid)
-            search_mod._mark_started(run_dir)
+            search_mod._mark_started(run_dir, warnings=())
         assert len(list(run_dir.glob(".running.*"))) == 2
         return run_trials(run, data, run_dir, study)
 
