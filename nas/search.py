@@ -877,8 +877,9 @@ def _marker(run_dir: Path) -> Path:
 @contextlib.contextmanager
 def _stop_recorded(run_dir: Path) -> Iterator[None]:
     """Around a search from its `_mark_started` to its final report: when it stops on its own before that, on a one-line
-    `NasError` (bad input found mid-run) or Ctrl-C/SIGTERM outside the trials, its marker records why (`_record_stop`).
-    Left as it was, the report read it as a crash ("killed or crashed: its process is gone"). A kill leaves it as is."""
+    `NasError` (bad input found mid-run), Ctrl-C/SIGTERM outside the trials, or the disk or study database failing under
+    it (`storage_or_disk_problem`: full, read-only, ...), its marker records why (`_record_stop`). Left as it was, the
+    report read it as a crash ("killed or crashed: its process is gone"). A kill leaves it as is."""
     try:
         yield
     except NasError as e:
@@ -887,6 +888,12 @@ def _stop_recorded(run_dir: Path) -> Iterator[None]:
     except KeyboardInterrupt:
         _record_stop(run_dir, "interrupted (Ctrl-C or SIGTERM)")
         raise
+    except Exception as e:
+        # A full disk often still takes the marker's few hundred bytes (the failed write's temporary file is removed
+        # first); when it does not, `_record_stop` says so in one line and the marker stays as it was.
+        if (problem := storage_or_disk_problem(e)) is not None:
+            _record_stop(run_dir, f"cannot write the run ({problem})")
+        raise  # other errors are bugs: their traceback, and the report's "killed or crashed", stand
 
 
 def _record_stop(run_dir: Path, reason: str) -> None:

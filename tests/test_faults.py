@@ -5,6 +5,7 @@ be corrupt."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -234,6 +235,58 @@ def test_a_trial_the_full_disk_stopped_is_not_reported_as_its_worker_dying(tiny_
     assert reason.startswith("stopped the search: cannot write the run (") and "No space left on device)" in reason
     report = (tmp_path / "f" / "report.md").read_text()
     assert "No space left on device" in report and "died" not in report
+
+
+def test_a_search_stopped_by_a_full_disk_says_so_in_its_report(tiny_idx_root, tmp_path, monkeypatch):
+    # The disk fills up as a trial saves its weights: the search stopped with one line ("error: cannot write the run
+    # (...)") but left its run marker as it was, and the report called it "killed or crashed".
+    import torch
+
+    import nas.search as search_mod
+    from nas.config import compose_search_config
+    from nas.report import main as report_main
+    from nas.search import run_search
+
+    cmd = _command(tiny_idx_root, tmp_path, "train.epochs=1")
+    run_dir = tmp_path / "f"
+    report = run_dir / "report.md"
+    run_search(compose_search_config([*cmd[3:], "search.n_trials=1"]))  # a finished run: the folder has a report
+
+    def disk_full(obj, f, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(f))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):  # main() turns it into its one line
+        run_search(compose_search_config([*cmd[3:], "search.n_trials=2"]))  # its next trial's weights fill the disk
+    said = "stopped before it finished: cannot write the run ("
+    top = report.read_text().splitlines()[2]  # rewritten as it stopped: it had said a search was under way
+    assert said in top and "/f/trials/" in top and "No space left on device)." in top, top
+    assert "killed or crashed" not in top
+    assert report_main([str(run_dir)]) == 0  # rebuilt from the files: the marker says why
+    top = report.read_text().splitlines()[2]
+    assert said in top and "killed or crashed" not in top, top
+
+    # The disk is so full that the marker's few bytes do not fit either: the report is no worse than before (it says
+    # what the search's start wrote: a search under way, killed or crashed if its process is gone), and the error that
+    # stopped the search is the one raised.
+    write_json = search_mod.atomic_write_json
+
+    def stop_not_written(path, obj):
+        if "stopped" in obj:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        write_json(path, obj)
+
+    monkeypatch.setattr(search_mod, "atomic_write_json", stop_not_written)
+    with pytest.raises(OSError, match=r"\.pt"):
+        run_search(compose_search_config([*cmd[3:], "search.n_trials=2"]))
+    top = report.read_text().splitlines()[2]
+    assert top.count("A search started") == 1 and "has not finished (if that process is no longer running" in top, top
+    assert "stopped before it finished" not in top
+    assert "the report could not be marked as stopped: OSError: " in (run_dir / "search.log").read_text()
+
+    monkeypatch.undo()  # the disk has space again: the same command resumes and finishes
+    run_search(compose_search_config([*cmd[3:], "search.n_trials=2"]))
+    assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))
 
 
 def test_a_killed_search_leaves_a_report_that_says_so_at_its_top(tiny_idx_root, tmp_path):
