@@ -32,7 +32,7 @@ from nas.data import IMAGE_SUFFIXES, image_files_in, read_images, unread_images_
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.train import score
-from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, writable_file
+from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, lines_on_stderr, writable_file
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 
@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"GiB of {WORKING_MEMORY} one batch of images may take "
                              "(default: 70%% of the memory available)")
     args = parser.parse_args(argv)
-    with exit_on_error():
+    with lines_on_stderr("compress", "nas"), exit_on_error():
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")
             _clear_killed_csv_writes(args.csv)

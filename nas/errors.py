@@ -6,6 +6,7 @@ entry points print that line and exit instead of showing a stack trace.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -37,6 +38,26 @@ def exit_on_error(code: int = 2) -> Iterator[None]:
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(code)
+
+
+@contextmanager
+def lines_on_stderr(*names: str) -> Iterator[None]:
+    """For command-line entry points without Hydra (which sets up logging itself): the named loggers' info and
+    warning lines reach stderr as plain lines while the block runs. Without a handler Python shows only warnings,
+    so a tool's info lines (what it did on its own, such as removing a killed run's files) were lost."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
 
 
 def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:

@@ -23,7 +23,6 @@ import errno
 import html
 import io
 import json
-import logging
 import os
 import pathlib
 import re
@@ -1418,30 +1417,19 @@ def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
     from nas.config import compose_search_config
-    from nas.errors import exit_on_error
+    from nas.errors import exit_on_error, lines_on_stderr
     from nas.search import export_study, stop_on_sigterm
 
     stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun
     # Rebuilding may final-train and compress members for minutes (a study searched with final_train=none): without a
     # handler only warnings reached the terminal, and those minutes passed without a line. Shown as the search shows them.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    loggers = [logging.getLogger(name) for name in ("nas", "compress")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
     try:
-        with exit_on_error():  # an unknown option or wrong type: Hydra's message in one line, exit 2
+        with lines_on_stderr("nas", "compress"), exit_on_error():  # a bad option or type: Hydra's message in one line
             result = export_study(compose_search_config(overrides))
     except KeyboardInterrupt:  # before the members (loading the data, opening the study): a traceback without this
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)
         return 130
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
     for path in result.files.values():
         print(path)
     if result.interrupted:  # as `python -m nas.search` after Ctrl-C: the files describe what was finished

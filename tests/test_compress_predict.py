@@ -157,7 +157,8 @@ def test_a_csv_cut_short_mid_write_leaves_the_previous_file_whole(checkpoint, ph
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "p.csv", "photos"]  # nor a temporary file left
 
 
-def test_a_csv_write_killed_before_its_rename_leaves_a_temporary_file_the_next_run_removes(checkpoint, photos, tmp_path):
+def test_a_csv_write_killed_before_its_rename_leaves_a_temporary_file_the_next_run_removes(checkpoint, photos, tmp_path,
+                                                                                          capsys):
     # The CSV is written to a tagged temporary file renamed onto it; a kill -9 in between left that file forever.
     import os
 
@@ -178,8 +179,11 @@ def test_a_csv_write_killed_before_its_rename_leaves_a_temporary_file_the_next_r
     fd, writing = _temp_beside(out)  # a live writer of the same file (this process) is left alone
     os.close(fd)
     assert left.parent == tmp_path and left.name.startswith(".p.csv.") and others_left.name.startswith(".p.csv.bak.")
+    capsys.readouterr()
     assert main([str(folder), str(photos), "--csv", str(out)]) == 0
     assert not left.exists() and others_left.is_file() and Path(writing).is_file()
+    # the command says what it removed on its own (an info line: without a handler Python showed only warnings)
+    assert f"removed 1 temporary file(s) left beside {out.resolve()} by a run that was killed: {left.name}" in capsys.readouterr().err
     assert out.read_text().splitlines()[0] == "path,class_1,probability_1" and len(out.read_text().splitlines()) == 4
 
 
