@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, precheck_overrides, register_configs, structured,
-                        validate_compress_config, validate_data_config)
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, overridden_keys, precheck_overrides, register_configs,
+                        structured, validate_compress_config, validate_data_config)
 from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_as_recorded, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.latency.hardware import input_warning
@@ -27,8 +28,12 @@ from compress.pipeline import check_data_shape, compress_checkpoint, root_settin
 log = logging.getLogger("compress.run")
 
 
-def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
-    """Validate the config, load the data, compress the checkpoint; return compressed_metrics.json."""
+def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[str] = ()) -> dict[str, Any]:
+    """Validate the config, load the data, compress the checkpoint; return compressed_metrics.json.
+
+    `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m compress.run` passes
+    them), so that a data.test_size / data.val_size named there for data with that split of its own is warned about
+    even at its default value (`nas.data.load_dataset`)."""
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     run.hw.validate()
     validate_compress_config(run.compress)
@@ -44,7 +49,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig) -> dict[str, Any]:
 
     arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
     _check_background(folder, run.data.background)
-    data = load_dataset(run.data)
+    data = load_dataset(run.data, overridden=overridden)
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
     root = recorded_root(folder, meta)
@@ -199,7 +204,8 @@ register_configs()
 def main(cfg: DictConfig) -> None:
     """CLI entry point: errors become one line and exit code 2."""
     with exit_on_error():
-        metrics = run_compress(cfg)
+        # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
+        metrics = run_compress(cfg, overridden=overridden_keys(HydraConfig.get().overrides.task))
     print(format_table(metrics))
     int8 = metrics["int8"]
     print(f"int8: test acc from {int8.get('file_ir')} in OpenVINO; {int8.get('file')} in onnxruntime "
