@@ -148,6 +148,10 @@ class _Member:
     compressed: dict[str, Any] | None = None  # checkpoints/<arch_id>/compressed_metrics.json, if any
     test_ci: tuple[float, float] | None = None  # 95% interval of test_acc (runs from before 2026-12-05 lack it)
     val_ci: tuple[float, float] | None = None  # ... of val_acc (none before 2026-12-05, nor for balanced accuracy)
+    # val accuracy of the shipped weights after the final training (None where it did not run) and its interval
+    # (none in runs from before it was written, nor for balanced accuracy)
+    val_final: float | None = None
+    val_final_ci: tuple[float, float] | None = None
     vs_faster: dict[str, Any] | None = None  # pareto.json: compared image by image with the next faster member
     vs_best: dict[str, Any] | None = None  # ... and with the member of the best test accuracy
     ms_decimals: int = 3  # decimals of the run's predicted latencies (_ms_decimals): the same for every member
@@ -277,7 +281,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
             compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
-            val_ci=_to_interval(raw.get("val_acc_ci95")),
+            val_ci=_to_interval(raw.get("val_acc_ci95")), val_final=_to_float(raw.get("val_acc_final")),
+            val_final_ci=_to_interval(raw.get("val_acc_final_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
             has_predictions=(folder / PREDICTIONS_CSV).is_file()))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
@@ -517,9 +522,10 @@ def _measured_note(members: Sequence[_Member], header: dict[str, Any] | None = N
     return f"'measured on host': {'; '.join(seen)}." if seen else ""
 
 
-# ... and when the front table shows val intervals (pareto.json's val_acc_ci95; none for balanced accuracy)
+# ... and when the front table shows val intervals (pareto.json's val_acc_ci95 and val_acc_final_ci95; none for
+# balanced accuracy)
 _VAL_CI_NOTE = ("Val accuracies in [brackets]: the 95% interval that the number of val images allows, which says how "
-                "far each member's val accuracy, the score the search ranked it by, can be trusted.")
+                "far each member's val accuracy, the score the search ranked it by{}, can be trusted.")
 
 
 def _ci_note(members: Sequence[_Member]) -> str:
@@ -528,7 +534,28 @@ def _ci_note(members: Sequence[_Member]) -> str:
     stages = [(m.compressed or {}).get(stage) or {} for m in members for stage in _STAGES]
     shown = (any(m.test_ci or m.vs_faster for m in members)
              or any(s.get("test_acc_ci95") or s.get("changed_vs_before") for s in stages))
-    return " ".join([_CI_NOTE] * shown + [_VAL_CI_NOTE] * any(m.val_ci for m in members))
+    final = " and the final-trained weights'" * any(m.val_final_ci for m in members)
+    return " ".join([_CI_NOTE] * shown + [_VAL_CI_NOTE.format(final)] * any(m.val_ci or m.val_final_ci for m in members))
+
+
+def _shows_final_val(members: Sequence[_Member]) -> bool:
+    """Whether the front table has its 'val acc (final)' column: some member was final-trained (else every cell would
+    be '–', read as a failure)."""
+    return any(m.val_final is not None for m in members)
+
+
+def _final_val_note(members: Sequence[_Member]) -> str:
+    """What the 'val acc (final)' column is, under the front table that shows it ('' when it does not)."""
+    if not _shows_final_val(members):
+        return ""
+    # The search's proxy score and the shipped weights' test accuracy sat side by side: the gain of the final training
+    # on the images the search scored, and the val-test gap of the same weights, could not be read off the report.
+    note = ("'val acc (final)': the val accuracy of the shipped weights (model.pt) after the final training, on the "
+            "same val images as 'val acc (search)', the proxy training's score the search ranked members by")
+    if any(m.val_final is None for m in members):
+        note += "; '–' for a member not final-trained, whose weights are the proxy's"
+    return note + (". The search chose the members on these val images, so judge the shipped weights by their test "
+                   "accuracy.")
 
 
 def _fmt_ms(value: float | None, decimals: int = 3) -> str:
@@ -1006,7 +1033,9 @@ def _largest_class_drop(before: Any, after: Any) -> str | None:
 
 
 def _html_front_table(members: Sequence[_Member]) -> str:
-    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th><th>test acc</th>"
+    final = _shows_final_val(members)
+    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th>"
+            + "<th>val acc (final)</th>" * final + "<th>test acc</th>"
             "<th>test acc (ONNX)</th><th>vs next faster (test)</th><th>weakest class (test)</th><th>params</th><th>MACs</th><th>summary</th>"
             "<th>checkpoint</th></tr>")
     rows = []
@@ -1014,6 +1043,7 @@ def _html_front_table(members: Sequence[_Member]) -> str:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
         num = [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc_ci(m.val_acc, m.val_ci),
+               *[_fmt_acc_ci(m.val_final, m.val_final_ci)] * final,
                _fmt_acc_ci(m.test_acc, m.test_ci), _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
                _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
@@ -1219,7 +1249,8 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note(_no_members_note(run)), _html_note(_left_out_note(run)),
-        _html_note(_best_member_note(members)), _html_note(_measured_note(members, run.header)), _html_note(_ci_note(members)),
+        _html_note(_best_member_note(members)), _html_note(_measured_note(members, run.header)),
+        _html_note(_final_val_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")), _html_note(_predicted_precision_note(members)),
         "</section>",
@@ -1238,13 +1269,15 @@ def _md_cell(text: str) -> str:
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
-    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | test acc | test acc (ONNX) | vs next faster (test) "
-             "| weakest class (test) | params | MACs | summary | checkpoint |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
+    final = _shows_final_val(members)
+    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | " + "val acc (final) | " * final
+             + "test acc | test acc (ONNX) | vs next faster (test) | weakest class (test) | params | MACs | summary | checkpoint |",
+             "|---|--:|--:|--:|" + "--:|" * final + "--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
         cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms),
-                 _fmt_acc_ci(m.val_acc, m.val_ci), _fmt_acc_ci(m.test_acc, m.test_ci),
+                 _fmt_acc_ci(m.val_acc, m.val_ci), *[_fmt_acc_ci(m.val_final, m.val_final_ci)] * final,
+                 _fmt_acc_ci(m.test_acc, m.test_ci),
                  _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members), _member_weakest(m),
                  _fmt_count(m.params), _fmt_count(m.macs),
                  f"`{m.summary}`" if m.summary else _MISSING, link]
@@ -1276,7 +1309,7 @@ def _render_markdown(run: _Run) -> str:
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
     lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members), _measured_note(run.members, run.header),
-                                        _ci_note(run.members))
+                                        _final_val_note(run.members), _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
     if note := _predicted_precision_note(run.members):

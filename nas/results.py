@@ -463,12 +463,13 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
             if (made := materialize_member(run_dir, r, data, run, train=train)) is None:
                 continue
             m, predicted[r.arch_id] = made
+            val_final = (m["final_train"] or {}).get("val_acc")  # of the shipped weights, where final training ran
             members.append({
                 "number": r.number, "arch_id": r.arch_id, "val_acc": r.val_acc,
                 # what the search ranked by, and how far the val images let one trust it; None for balanced accuracy,
                 # whose interval needs each class's right count, which a trial does not keep (its score only)
-                "val_acc_ci95": None if data.balanced or r.val_acc is None else share_interval(r.val_acc, images=len(data.val)),
-                "val_acc_final": (m["final_train"] or {}).get("val_acc"),
+                "val_acc_ci95": _val_interval(r.val_acc, data),
+                "val_acc_final": val_final, "val_acc_final_ci95": _val_interval(val_final, data),
                 "test_acc": m["test_acc"], "test_acc_ci95": m["test_acc_ci95"],
                 "test_acc_onnx": m["test_acc_onnx"], "latency_ms": r.latency_ms,
                 "measured_latency_ms": m["measured_latency_ms"], "params": r.params, "macs": r.macs,
@@ -489,6 +490,37 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
             if child.is_dir() and child.name not in front_ids:
                 shutil.rmtree(child)
     return _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings)
+
+
+def _val_interval(val_acc: float | None, data: Dataset) -> tuple[float, float] | None:
+    """95% interval of a val accuracy from the number of val images (`share_interval`); None without one, and for
+    balanced accuracy, whose interval needs each class's right count, which neither a trial nor the final training
+    keeps (its score only)."""
+    return None if data.balanced or val_acc is None else share_interval(val_acc, images=len(data.val))
+
+
+# pareto.csv: pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`
+PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final", "val_acc_final_ci95", "test_acc",
+                  "test_acc_ci95", "test_acc_onnx", "latency_ms", "measured_latency_ms", "params", "macs", "summary",
+                  "checkpoint")
+
+
+def pareto_csv(members: Sequence[dict[str, Any]]) -> str:
+    """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS`, each interval split into `<name>_low`
+    and `<name>_high` (both empty where the member has none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([h for c in PARETO_COLUMNS for h in ((f"{c}_low", f"{c}_high") if c.endswith("_ci95") else (c,))])
+    for m in members:
+        row: list[str] = []
+        for c in PARETO_COLUMNS:
+            if c.endswith("_ci95"):
+                ci = m.get(c)
+                row += [_fmt(float(v)) for v in ci] if ci is not None else ["", ""]
+            else:
+                row.append(_fmt(m.get(c)))
+        w.writerow(row)
+    return buf.getvalue()
 
 
 def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, records: Sequence[TrialRecord],
@@ -529,12 +561,5 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "members": members,
     }
     atomic_write_json(run_dir / "pareto.json", pareto)
-    buf = io.StringIO()
-    cols = ["number", "arch_id", "val_acc", "test_acc", "test_acc_onnx", "latency_ms", "measured_latency_ms", "params", "macs",
-            "summary", "checkpoint"]
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for m in members:
-        w.writerow([_fmt(m[c]) for c in cols])
-    atomic_write_bytes(run_dir / "pareto.csv", buf.getvalue().encode())
+    atomic_write_bytes(run_dir / "pareto.csv", pareto_csv(members).encode())
     return pareto

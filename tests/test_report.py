@@ -225,6 +225,44 @@ def test_val_accuracies_show_their_interval_and_older_runs_render_without(run_di
     assert "90.00% [89.21–90.73]" in files["report.html"].read_text(encoding="utf-8")
 
 
+def test_the_final_trained_weights_val_accuracy_has_its_own_column_where_final_training_ran(run_dir: pathlib.Path) -> None:
+    # pareto.json's val_acc_final (the shipped weights' val accuracy) was in no table: the front table showed the proxy's
+    # val accuracy beside the shipped weights' test accuracy, so neither what final training gained on the images the
+    # search scored nor the val-test gap of one set of weights could be read off it.
+    from nas.stats import accuracy_interval
+
+    def front(md: str) -> dict[str, list[str]]:
+        lines = [line for line in md.splitlines() if line.startswith("| arch_id") or line.startswith("| `")]
+        return {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in lines}
+
+    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "val acc (final)" not in md  # no member final-trained (final_train=none): no column of '–'
+    header = json.loads((run_dir / "pareto.json").read_text())
+    for m in header["members"]:
+        if m["arch_id"] == SLOW:  # 5,520 of 6,000 val images right
+            m["val_acc_final"], m["val_acc_final_ci95"] = 0.92, list(accuracy_interval(5520, 6000))
+        elif m["arch_id"] == GONE:  # a pareto.json from before val_acc_final_ci95
+            m["val_acc_final"] = 0.93
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    files = write_reports(run_dir)
+    md = files["report.md"].read_text(encoding="utf-8")
+    rows = front(md)
+    assert rows["arch_id"][3:6] == ["val acc (search)", "val acc (final)", "test acc"]
+    # Agresti-Coull of 5520/6000 by hand: p' = 5521.92/6003.84 = 0.91974, +- 1.96 sqrt(p'(1 - p')/6003.84) = 0.00687
+    assert rows[SLOW][3:6] == ["90.00%", "92.00% [91.29–92.66]", "89.00%"]
+    assert rows[GONE][4] == "93.00%" and rows[FAST][4] == "–"  # FAST was not final-trained
+    said = ("'val acc (final)': the val accuracy of the shipped weights (model.pt) after the final training, on the same "
+            "val images as 'val acc (search)', the proxy training's score the search ranked members by; '–' for a member "
+            "not final-trained, whose weights are the proxy's. The search chose the members on these val images, so "
+            "judge the shipped weights by their test accuracy.")
+    assert said in md
+    assert ("Val accuracies in [brackets]: the 95% interval that the number of val images allows, which says how far "
+            "each member's val accuracy, the score the search ranked it by and the final-trained weights', can be "
+            "trusted.") in md
+    page = files["report.html"].read_text(encoding="utf-8")
+    assert "<th>val acc (final)</th>" in page and "92.00% [91.29–92.66]" in page and said.replace("'", "&#x27;") in page
+
+
 def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run_dir: pathlib.Path) -> None:
     from nas.report import _compressed_rows
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nas.arch import ArchConfig, StageConfig
-from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_front, trials_csv
+from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_csv, pareto_front, trials_csv
 
 
 def test_pareto_front_on_a_hand_made_case():
@@ -133,33 +133,80 @@ def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_p
     assert (mid["vs_faster"]["now_wrong"], mid["vs_faster"]["now_right"]) == (0, 1)
 
 
-def test_each_member_gets_the_interval_of_its_val_accuracy_from_the_number_of_val_images(tmp_path, monkeypatch):
-    # The report showed a 95% interval for test accuracy but none for the val accuracy the search ranks by.
+def _pareto_members(tmp_path, monkeypatch, records, final_of) -> dict[bool, list[dict]]:
+    """pareto.json's members as write_run_files builds them of the front `records`, by data.metric (balanced or not),
+    with 40 val images; materialize_member stubbed: each member's final_train is `final_of[arch_id]`."""
     import optuna
     import torch
 
     import nas.results as results_mod
-    from nas.stats import accuracy_interval
 
-    records = [SimpleNamespace(arch_id=a, number=i, val_acc=acc, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
-               for i, (a, acc) in enumerate((("fast", 36 / 40), ("slow", 1.0)))]
-    metrics = {"final_train": None, "test_acc": 0.5, "test_acc_ci95": None, "test_acc_onnx": None, "measured_latency_ms": None}
     written = {}
     monkeypatch.setattr(results_mod, "front_records", lambda _: records)
-    monkeypatch.setattr(results_mod, "materialize_member", lambda *a, **k: (metrics, None))
+    monkeypatch.setattr(results_mod, "materialize_member", lambda run_dir, r, *a, **k: (
+        {"final_train": final_of[r.arch_id], "test_acc": 0.5, "test_acc_ci95": None, "test_acc_onnx": None,
+         "measured_latency_ms": None}, None))
     monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: written.setdefault("members", a[-1]))
     run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
+    out = {}
     for balanced in (False, True):
         written.clear()
         data = SimpleNamespace(test=SimpleNamespace(y=torch.zeros(2, dtype=torch.long)), val=[None] * 40, balanced=balanced)
         results_mod.write_run_files(tmp_path, optuna.create_study(), data, run)
-        fast, slow = written["members"]
-        if balanced:  # a mean of per-class shares: its interval needs each class's right count, which no trial keeps
-            assert fast["val_acc_ci95"] is None and slow["val_acc_ci95"] is None
-        else:
-            # 36 of 40 val images right: Agresti-Coull's [0.764, 0.966] (nas.stats), not the test split's interval
-            assert fast["val_acc_ci95"] == accuracy_interval(36, 40) == pytest.approx((0.7638, 0.9661), abs=1e-4)
-            assert slow["val_acc_ci95"] == accuracy_interval(40, 40) and slow["val_acc_ci95"][1] == 1.0
+        out[balanced] = written["members"]
+    return out
+
+
+def test_each_member_gets_the_interval_of_its_val_accuracy_from_the_number_of_val_images(tmp_path, monkeypatch):
+    # The report showed a 95% interval for test accuracy but none for the val accuracy the search ranks by.
+    from nas.stats import accuracy_interval
+
+    records = [SimpleNamespace(arch_id=a, number=i, val_acc=acc, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
+               for i, (a, acc) in enumerate((("fast", 36 / 40), ("slow", 1.0)))]
+    members = _pareto_members(tmp_path, monkeypatch, records, {"fast": None, "slow": None})
+    # balanced: a mean of per-class shares, its interval needs each class's right count, which no trial keeps
+    assert all(m["val_acc_ci95"] is None for m in members[True])
+    fast, slow = members[False]
+    # 36 of 40 val images right: Agresti-Coull's [0.764, 0.966] (nas.stats), not the test split's interval
+    assert fast["val_acc_ci95"] == accuracy_interval(36, 40) == pytest.approx((0.7638, 0.9661), abs=1e-4)
+    assert slow["val_acc_ci95"] == accuracy_interval(40, 40) and slow["val_acc_ci95"][1] == 1.0
+
+
+def test_the_final_trained_weights_val_accuracy_gets_its_interval_too(tmp_path, monkeypatch):
+    # val_acc_final, the val accuracy of the shipped weights after the final training, came without the interval that
+    # the search's val_acc has: the same one, from the number of val images; none where no final training ran.
+    from nas.stats import accuracy_interval
+
+    records = [SimpleNamespace(arch_id=a, number=i, val_acc=0.5, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
+               for i, a in enumerate(("trained", "proxy"))]
+    final = {"trained": {"epochs": 2, "val_acc": 37 / 40}, "proxy": None}  # proxy: final_train=none
+    for balanced, (trained, proxy) in _pareto_members(tmp_path, monkeypatch, records, final).items():
+        assert trained["val_acc_final"] == 37 / 40 and proxy["val_acc_final"] is None
+        assert proxy["val_acc_final_ci95"] is None
+        # balanced accuracy: a mean of per-class shares, whose interval needs each class's right count (not kept)
+        assert trained["val_acc_final_ci95"] == (None if balanced else accuracy_interval(37, 40))
+
+
+def test_pareto_csv_holds_the_accuracy_intervals_of_pareto_json_as_two_columns_each():
+    # pareto.csv, pareto.json's members flat, left out the intervals pareto.json gives each accuracy.
+    members = [{"number": 3, "arch_id": "aaaa000001", "val_acc": 0.9, "val_acc_ci95": (0.85, 0.93), "val_acc_final": 0.92,
+                "val_acc_final_ci95": (0.875, 0.95), "test_acc": 0.91, "test_acc_ci95": [0.905, 0.915],
+                "test_acc_onnx": 0.91, "latency_ms": 0.25, "measured_latency_ms": None, "params": 1000, "macs": 20000,
+                "summary": "bn/relu pool, conv", "checkpoint": "checkpoints/aaaa000001"},
+               {"number": 5, "arch_id": "bbbb000002", "val_acc": 0.8, "val_acc_ci95": None, "val_acc_final": None,
+                "val_acc_final_ci95": None, "test_acc": 0.81, "test_acc_ci95": None, "test_acc_onnx": None,
+                "latency_ms": 0.125, "measured_latency_ms": 0.2, "params": 900, "macs": 10000, "summary": "bn/relu pool",
+                "checkpoint": "checkpoints/bbbb000002"}]
+    rows = list(csv.DictReader(io.StringIO(pareto_csv(members))))
+    assert list(rows[0]) == [
+        "number", "arch_id", "val_acc", "val_acc_ci95_low", "val_acc_ci95_high", "val_acc_final", "val_acc_final_ci95_low",
+        "val_acc_final_ci95_high", "test_acc", "test_acc_ci95_low", "test_acc_ci95_high", "test_acc_onnx", "latency_ms",
+        "measured_latency_ms", "params", "macs", "summary", "checkpoint"]
+    assert {k: rows[0][k] for k in rows[0] if "_ci95_" in k} == {
+        "val_acc_ci95_low": "0.85", "val_acc_ci95_high": "0.93", "val_acc_final_ci95_low": "0.875",
+        "val_acc_final_ci95_high": "0.95", "test_acc_ci95_low": "0.905", "test_acc_ci95_high": "0.915"}
+    assert all(rows[1][k] == "" for k in rows[1] if "_ci95_" in k) and rows[1]["val_acc_final"] == ""  # none: empty
+    assert rows[0]["summary"] == "bn/relu pool, conv" and rows[1]["measured_latency_ms"] == "0.2"
 
 
 def test_a_trial_over_the_current_budget_leaves_the_front_even_if_it_finished_under_a_looser_one():

@@ -489,6 +489,14 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     assert final["epochs"] == 2 and final["recipe"]["epochs"] == 2 and final["seconds"] > 0
     assert metrics["val_acc"] == final["val_acc"] == member["val_acc_final"]
     assert metrics["val_acc_proxy"] == member["val_acc"]  # the front is still ranked by the proxy
+    # the shipped weights' val accuracy comes with its interval, in pareto.json, pareto.csv and the report's front table
+    n_val = json.loads((result.run_dir / "pareto.json").read_text())["data"]["images"]["val"]
+    low, high = member["val_acc_final_ci95"]
+    assert (low, high) == accuracy_interval(round(member["val_acc_final"] * n_val), n_val)
+    with open(result.run_dir / "pareto.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert (float(row["val_acc_final_ci95_low"]), float(row["val_acc_final_ci95_high"])) == pytest.approx((low, high))
+    assert "| val acc (final) |" in (result.run_dir / "report.md").read_text()
     shipped, proxy = nas.load_checkpoint(folder), nas.load_checkpoint(result.run_dir / "trials" / f"{member['arch_id']}.pt")
     assert any(not torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), proxy.state_dict().values()))
     assert shipped.meta["final_train"]["epochs"] == 2 and shipped.meta["data_root"] == str(tiny_idx_root.resolve())
