@@ -38,7 +38,7 @@ from nas.config import CompressConfig, DataConfig
 from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
-from nas.latency.measure import machine_info, make_runner, time_runners
+from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
 from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
 from nas.stats import format_p, interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
@@ -62,6 +62,41 @@ INT8_AGREEMENT_TOLERANCE = {"top1_agreement": 0.99, "max_rel_diff": 0.15}
 top-1 class for >= 99% of images and max |logit difference| <= 15% of the largest |logit|. Exact
 equality is not expected: NNCF simulates int8 in float, the runtimes compute real int8 and round
 intermediate results differently."""
+
+
+RUNTIME_FILES = {"onnx": "onnxruntime (model_int8.onnx)", "openvino": "OpenVINO (model_int8.xml)"}
+
+
+def _within(run: dict[str, float]) -> bool:
+    tol = INT8_AGREEMENT_TOLERANCE
+    return run["max_rel_diff"] <= tol["max_rel_diff"] and run["top1_agreement"] >= tol["top1_agreement"]
+
+
+def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool) -> str | None:
+    """One line when a runtime's int8 file (`agree["onnx"]`, `agree["openvino"]`: as deployed, with the runtime's int8
+    kernels) is outside `INT8_AGREEMENT_TOLERANCE` of the torch int8 model, saying whether the file or this CPU is the
+    cause (`saturates`: `nas.latency.measure.int8_saturates`; `agree["onnx_reference"]`: the file run operator by
+    operator, float arithmetic on int8 values); None when every runtime is within."""
+    off = [name for name in RUNTIME_FILES if name in agree and not _within(agree[name])]
+    if not off:
+        return None
+    tol = INT8_AGREEMENT_TOLERANCE
+    what = (" and ".join(f"{RUNTIME_FILES[n]} differs from the int8 model by up to {agree[n]['max_rel_diff']:.0%} of its "
+                         f"largest logit ({agree[n]['top1_agreement']:.1%} the same top-1 class)" for n in off)
+            + f" on this CPU (tolerance {tol['max_rel_diff']:.0%}, {tol['top1_agreement']:.0%})")
+    ref = agree.get("onnx_reference")
+    if ref is None:
+        return what
+    if not _within(ref):
+        return (f"{what}, and {ref['max_rel_diff']:.0%} run operator by operator: the exported file does not compute "
+                "the int8 model its accuracies were measured on (an export problem: please report it)")
+    if saturates:
+        return (f"{what}: this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 "
+                f"kernels add 8-bit products in 16 bits and saturate; the file itself computes the int8 model (run operator "
+                f"by operator: {ref['max_rel_diff']:.0%}), whose accuracy is test_acc_reference: the runtimes' accuracy is for "
+                "the target chip or a VNNI CPU to measure")
+    return (f"{what}, though run operator by operator only {ref['max_rel_diff']:.0%}: the runtime's int8 kernels compute it "
+            "differently on this CPU")
 
 
 def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathLike, dataset: str) -> str:
@@ -289,6 +324,7 @@ def compress_checkpoint(
     files.update(int8_onnx="model_int8.onnx", int8_xml="model_int8.xml", int8_bin="model_int8.bin")
     q_logits = torch_logits(q.model, test, batch_size=eval_batch_size)
     ort_logits = onnx_logits(folder / "model_int8.onnx", test, batch_size=eval_batch_size)
+    ort_reference = onnx_logits(folder / "model_int8.onnx", test, batch_size=eval_batch_size, reference=True)
     ov_logits = openvino_logits(folder / "model_int8.xml", test, batch_size=eval_batch_size)
     source_test = pruned.get("test_acc", fp32["test_acc"])
     int8_pred = predict_latency(pruned_arch, hw)
@@ -298,15 +334,21 @@ def compress_checkpoint(
         "qat_epochs": q.qat_epochs, "qat_seconds": q.qat_seconds, "max_acc_drop": q.max_acc_drop,
         "within_tolerance": q.within_tolerance, "note": q.note,
         **_file_accuracy(ov_logits, data, before=source), "test_acc_onnx": accuracy(ort_logits, test, balanced=data.balanced),
+        # what the file computes whatever this CPU's int8 kernels do (they saturate on x86 without VNNI)
+        "test_acc_reference": accuracy(ort_reference, test, balanced=data.balanced),
         "test_acc_torch": accuracy(q_logits, test, balanced=data.balanced),
         "acc_drop_vs_source_pt": (source_test - accuracy(ov_logits, test, balanced=data.balanced)) * 100.0,
         "val_acc_file": accuracy(openvino_logits(folder / "model_int8.xml", data.val, batch_size=eval_batch_size), data.val,
                                  balanced=data.balanced),
         "file": "model_int8.onnx", "size_bytes": _size(folder, "model_int8.onnx"),
         "file_ir": "model_int8.xml", "size_bytes_ir": _size(folder, "model_int8.xml", "model_int8.bin"),
-        "agreement": {"onnx": agreement(q_logits, ort_logits), "openvino": agreement(q_logits, ov_logits),
-                      "tolerance": INT8_AGREEMENT_TOLERANCE},
+        # onnx: as onnxruntime deploys the file on this CPU (fused int8 kernels); onnx_reference: operator by operator
+        "agreement": {"onnx": agreement(q_logits, ort_logits), "onnx_reference": agreement(q_logits, ort_reference),
+                      "openvino": agreement(q_logits, ov_logits), "tolerance": INT8_AGREEMENT_TOLERANCE,
+                      "int8_saturates": int8_saturates()},
     }
+    if warning := int8_agreement_warning(int8["agreement"], saturates=int8["agreement"]["int8_saturates"]):
+        log.warning("%s: %s", folder.name, warning)
 
     host: dict[str, Any] = {}
     if cfg.measure_latency:

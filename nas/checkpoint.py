@@ -335,14 +335,21 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img
     return path
 
 
-def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> ort.InferenceSession:
-    """An onnxruntime CPU session for an exported model."""
+def onnx_session(path: str | os.PathLike, *, threads: int = 2, reference: bool = False) -> ort.InferenceSession:
+    """An onnxruntime CPU session for an exported model.
+
+    `reference=True` runs each operator as the ONNX standard defines it: no graph fusions, so an int8 file runs as
+    DequantizeLinear followed by float operators instead of onnxruntime's fused int8 kernels. It checks what a file
+    computes apart from this CPU's int8 arithmetic (those kernels saturate on x86 CPUs without VNNI: `int8_saturates`).
+    """
     import onnxruntime as ort
     from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    if reference:  # basic optimisations only fold constants; the QDQ -> QLinearConv fusion is an extended one
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     # onnxruntime's load errors derive from Exception only, one class per cause; each means the file is not a model
     load_errors = (ort_state.Fail, ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.InvalidArgument,
                    ort_state.NoSuchFile, ort_state.NoModel, ort_state.NotImplemented, ort_state.RuntimeException)
@@ -352,18 +359,21 @@ def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> ort.InferenceS
         raise CheckpointError(f"{path} is not a readable ONNX model: {str(e).strip().splitlines()[0][:200]}") from None
 
 
-def onnx_runner(path: str | os.PathLike, *, threads: int = 2) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits of a float32 pixel batch computed by onnxruntime from the exported file alone (one session, many calls)."""
+def onnx_runner(path: str | os.PathLike, *, threads: int = 2,
+                reference: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits of a float32 pixel batch computed by onnxruntime from the exported file alone (one session, many calls);
+    `reference`: as `onnx_session`."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p} not found; re-run the step that writes it")
-    sess = onnx_session(p, threads=threads)
+    sess = onnx_session(p, threads=threads, reference=reference)
     return lambda x: sess.run(None, {INPUT_NAME: x})[0]
 
 
-def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2) -> np.ndarray:
-    """Logits of `split` computed by onnxruntime from the exported file alone."""
-    run = onnx_runner(path, threads=threads)
+def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2,
+                reference: bool = False) -> np.ndarray:
+    """Logits of `split` computed by onnxruntime from the exported file alone; `reference`: as `onnx_session`."""
+    run = onnx_runner(path, threads=threads, reference=reference)
     return np.concatenate([run(x.numpy()) for x, _ in iterate_batches(split, batch_size=batch_size)])
 
 

@@ -1109,6 +1109,8 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                              f"QAT epochs {s.get('qat_epochs', 0)}")
                 if s.get("note"):
                     notes.append(str(s["note"]))
+                if (saturated := _saturated_text(s.get("agreement"), s.get("test_acc_reference"))) is not None:
+                    notes.append(saturated)
                 ir = _to_float(s.get("size_bytes_ir"))
                 if ir is not None:
                     notes.append(f"IR {ir / 1024:.0f} KiB")
@@ -1444,6 +1446,28 @@ def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
         "mixers.png": _mixers_png(run), "report.md": _render_markdown(run), "report.html": _render_html(run)}
     written = {name: _write_atomic(folder / name, data) for name, data in contents.items()}
     return {name: written[name] for name in REPORT_FILES}
+
+
+def _saturated_text(agree: Any, reference_acc: Any) -> str | None:
+    """The int8 row's note when a runtime's int8 kernels on the compressing CPU (x86 without VNNI) moved the file's
+    logits past the stated tolerance while the file itself, run operator by operator, was within it: the row's accuracy
+    is then that CPU's, and the note gives the file's own; None otherwise and for files from before these fields."""
+    if not isinstance(agree, dict) or agree.get("int8_saturates") is not True:
+        return None
+    runs = {name: agree.get(name) for name in ("onnx", "openvino", "onnx_reference", "tolerance")}
+    if not all(isinstance(d, dict) for d in runs.values()):
+        return None
+    diff = {name: _to_float(d.get("max_rel_diff")) for name, d in runs.items()}
+    if any(v is None for v in diff.values()) or diff["onnx_reference"] > diff["tolerance"]:
+        return None
+    off = [f"{label} {diff[name]:.0%}" for name, label in (("openvino", "OpenVINO"), ("onnx", "onnxruntime"))
+           if diff[name] > diff["tolerance"]]
+    if not off:
+        return None
+    acc = _to_float(reference_acc)
+    return (f"int8 kernels saturate on the CPU that compressed it (x86 without VNNI): logits off the int8 model's by "
+            f"{', '.join(off)} (tolerance {diff['tolerance']:.0%}); the file run operator by operator "
+            + (f"has test acc {_fmt_acc(acc)}" if acc is not None else f"is {diff['onnx_reference']:.0%} off"))
 
 
 def _from_study(overrides: Sequence[str]) -> int:

@@ -88,6 +88,40 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     assert "fp32" in table and "pruned" in table and "int8" in table
     c = int8["changed_vs_before"]
     assert "95% interval" in table and f"-{c['now_wrong']} / +{c['now_right']} (p={c['p_value']:.2g})" in table
+    # The int8 file computes the int8 model whatever this CPU's int8 kernels do: run operator by operator and in OpenVINO
+    agree = int8["agreement"]
+    from nas.latency.measure import int8_saturates
+
+    assert agree["int8_saturates"] is int8_saturates()
+    assert agree["onnx_reference"]["max_rel_diff"] <= agree["tolerance"]["max_rel_diff"], agree
+    assert 0.0 <= int8["test_acc_reference"] <= 1.0
+
+
+def test_an_int8_file_off_its_model_in_a_runtime_is_blamed_on_the_file_or_on_a_cpu_without_vnni():
+    from compress.pipeline import int8_agreement_warning
+
+    def run(rel: float, top1: float = 1.0) -> dict[str, float]:
+        return {"max_abs_diff": 10 * rel, "max_rel_diff": rel, "top1_agreement": top1}
+
+    within = {"onnx": run(0.02), "openvino": run(0.01), "onnx_reference": run(0.015)}
+    assert int8_agreement_warning(within, saturates=True) is None and int8_agreement_warning(within, saturates=False) is None
+    # as on an AVX2-only host: both runtimes' int8 kernels off, the file run operator by operator within
+    saturated = {"onnx": run(0.336), "openvino": run(0.377), "onnx_reference": run(0.015)}
+    line = int8_agreement_warning(saturated, saturates=True)
+    assert line.startswith(
+        "onnxruntime (model_int8.onnx) differs from the int8 model by up to 34% of its largest logit (100.0% the same "
+        "top-1 class) and OpenVINO (model_int8.xml) differs from the int8 model by up to 38% of its largest logit (100.0% "
+        "the same top-1 class) on this CPU (tolerance 15%, 99%): this x86 CPU has no VNNI")
+    assert "the file itself computes the int8 model (run operator by operator: 2%)" in line and "\n" not in line
+    assert "test_acc_reference" in line
+    only_ov = int8_agreement_warning({**saturated, "onnx": run(0.02)}, saturates=True)
+    assert only_ov.startswith("OpenVINO (model_int8.xml) differs") and "onnxruntime" not in only_ov
+    # The same numbers on a VNNI CPU: the kernels, not saturation; a file off its model however run: the export's fault
+    assert "int8 kernels compute it differently on this CPU" in int8_agreement_warning(saturated, saturates=False)
+    broken = {"onnx": run(0.30), "openvino": run(0.3), "onnx_reference": run(0.30, top1=0.9)}
+    for saturates in (True, False):
+        assert "the exported file does not compute the int8 model" in int8_agreement_warning(broken, saturates=saturates)
+    assert "95.0% the same top-1" in int8_agreement_warning({**within, "onnx": run(0.05, top1=0.95)}, saturates=True)
 
 
 def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report_does():

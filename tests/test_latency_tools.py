@@ -1117,6 +1117,21 @@ def test_machine_info_records_the_cpu_family_model_and_stepping_behind_a_generic
     assert cpu_model(info) == info.split(";")[0].strip() and cpu_model(info)
 
 
+def test_int8_saturates_on_x86_without_vnni_only():
+    # onnxruntime's int8 kernels add u8 x s8 products in 16 bits where the CPU has no VNNI: such hosts are named.
+    from nas.latency.measure import int8_saturates
+
+    def cpu(flags: str) -> str:
+        return f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: x\n"
+
+    assert int8_saturates(cpu("avx avx2 fma"), machine="x86_64")  # AVX2 only (the host CI met)
+    assert int8_saturates(cpu("avx2 avx512f avx512bw"), machine="x86_64")  # AVX-512 without VNNI saturates too
+    for flags in ("avx2 avx512f avx512_vnni", "avx2 avx_vnni", "avx512f amx_int8 amx_tile"):
+        assert not int8_saturates(cpu(flags), machine="x86_64"), flags
+    assert not int8_saturates(cpu("avx2"), machine="aarch64")  # other architectures: their kernels do not saturate
+    assert not int8_saturates("processor\t: 0\nmodel name\t: x\n", machine="x86_64")  # no flags line: nothing known
+
+
 # --- what fit and validate accept as measurements (nas.latency.measure.read_measurements_for) ---
 
 

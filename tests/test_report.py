@@ -202,6 +202,30 @@ def test_a_member_compressed_for_another_chip_says_so_and_stays_off_the_runs_plo
         "test acc from model_int8.xml in OpenVINO; model_int8.onnx in onnxruntime 89.10%; QAT epochs 0")
 
 
+
+def test_an_int8_row_says_when_int8_kernels_saturated_on_the_cpu_that_compressed_it() -> None:
+    from nas.report import _compressed_rows
+
+    def run(rel: float) -> dict[str, float]:
+        return {"max_rel_diff": rel, "top1_agreement": 1.0}
+
+    agree = {"onnx": run(0.336), "onnx_reference": run(0.015), "openvino": run(0.377), "int8_saturates": True,
+             "tolerance": {"max_rel_diff": 0.15, "top1_agreement": 0.99}}
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
+        "hw": "cpu", "fp32": {"test_acc": 0.9, "latency_ms": 0.368}, "pruned": {"pruned": False},
+        "int8": {"test_acc": 0.89, "latency_ms": 0.161, "qat_epochs": 0, "agreement": agree, "test_acc_reference": 0.8925}})
+    note = ("int8 kernels saturate on the CPU that compressed it (x86 without VNNI): logits off the int8 model's by "
+            "OpenVINO 38%, onnxruntime 34% (tolerance 15%); the file run operator by operator has test acc 89.25%")
+    assert note in _compressed_rows([member], "cpu")[2][-1]
+    # within tolerance, a VNNI CPU, a file off its model however run, or a file from before these fields: no such note
+    for change in ({"onnx": run(0.02), "openvino": run(0.01)}, {"int8_saturates": False}, {"onnx_reference": run(0.3)},
+                   {"int8_saturates": None}):
+        member.compressed["int8"]["agreement"] = {**agree, **change}
+        assert "saturate" not in _compressed_rows([member], "cpu")[2][-1], change
+    del member.compressed["int8"]["agreement"]
+    assert "saturate" not in _compressed_rows([member], "cpu")[2][-1]
+
+
 def test_val_accuracies_show_their_interval_and_older_runs_render_without(run_dir: pathlib.Path) -> None:
     from nas.stats import accuracy_interval
 

@@ -103,6 +103,28 @@ def cpu_identity(cpuinfo: str) -> tuple[str, str]:
     return fields.get("model name", ""), ("family {} model {} stepping {}".format(*ids) if all(ids) else "")
 
 
+# x86 instructions that multiply 8-bit integers into 32-bit sums: without them onnxruntime's (and older OpenVINO's)
+# int8 kernels add pairs of u8 x s8 products in 16 bits (vpmaddubsw), which saturate for large weights and activations.
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_saturates(cpuinfo: str | None = None, *, machine: str | None = None) -> bool:
+    """Whether this (or the given /proc/cpuinfo text's) CPU is x86 without VNNI, where onnxruntime's fused int8 kernels
+    saturate: an int8 ONNX file then gives other logits on this CPU than on the target chip or a VNNI CPU. False for
+    other architectures and where the flags cannot be read (nothing known to report)."""
+    arch = (machine if machine is not None else platform.machine()).lower()
+    if arch not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((line.partition(":")[2].split() for line in cpuinfo.splitlines()
+                  if line.split(":")[0].strip() == "flags"), None)
+    return flags is not None and not any(f in flags for f in VNNI_FLAGS)
+
+
 def cpu_model(machine: str) -> str:
     """The CPU model part of a `machine_info` string (what a calibration depends on; kernels and core counts
     of the same CPU model are not told apart)."""
