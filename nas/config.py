@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -601,7 +602,15 @@ def compose_error_message(exc: BaseException) -> str:
     if "Available options in" in str(exc):  # unknown group option: name the allowed ones
         i = next(i for i, ln in enumerate(lines) if ln.startswith("Available options in"))
         options = [ln for ln in lines[i + 1:] if not ln.startswith(("Config search path", "provider="))]
-        return f"{head}; available: {', '.join(options)}"
+        # Hydra's head, "In 'search': Could not find 'hw/edge_npuu'", names the primary config file, which reads as if
+        # the search.* settings were at fault; say it as the user typed it, with the closest option.
+        found = re.search(r"Could not find '(.+)/([^/']+)'", head)
+        if found is None:
+            return f"{head}; available: {', '.join(options)}"
+        group, name = found.groups()
+        close = difflib.get_close_matches(name, options, n=1) or difflib.get_close_matches(name.lower(), options, n=1)
+        hint = f" (did you mean {group}={close[0]}?)" if close else ""
+        return f"{group}={name} is not an option of {group}{hint}; available: {', '.join(options)}"
     cause = exc.__cause__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema) and cause.full_key:
