@@ -1034,7 +1034,7 @@ def _largest_class_drop(before: Any, after: Any) -> str | None:
 
 def _html_front_table(members: Sequence[_Member]) -> str:
     final = _shows_final_val(members)
-    head = ("<tr><th>arch_id</th><th>latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th>"
+    head = ("<tr><th>arch_id</th><th>predicted latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th>"
             + "<th>val acc (final)</th>" * final + "<th>test acc</th>"
             "<th>test acc (ONNX)</th><th>vs next faster (test)</th><th>weakest class (test)</th><th>params</th><th>MACs</th><th>summary</th>"
             "<th>checkpoint</th></tr>")
@@ -1272,7 +1272,7 @@ def _md_cell(text: str) -> str:
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
     final = _shows_final_val(members)
-    lines = ["| arch_id | latency (ms) | measured on host (ms) | val acc (search) | " + "val acc (final) | " * final
+    lines = ["| arch_id | predicted latency (ms) | measured on host (ms) | val acc (search) | " + "val acc (final) | " * final
              + "test acc | test acc (ONNX) | vs next faster (test) | weakest class (test) | params | MACs | summary | checkpoint |",
              "|---|--:|--:|--:|" + "--:|" * final + "--:|--:|--:|--:|--:|--:|---|---|"]
     for m in members:
@@ -1364,7 +1364,8 @@ def _pareto_png(run: _Run) -> bytes:
     ax.set_ylabel("val accuracy (%)")
     ax.set_title("Pareto front: accuracy vs. predicted latency")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    # Not a fixed corner: the trials a front dominates sit low and to the right, where "lower right" hid them.
+    ax.legend(loc="best", fontsize=8)
     return _png_bytes(fig)
 
 

@@ -793,3 +793,29 @@ def test_a_report_writer_killed_before_its_rename_leaves_a_file_the_next_run_rem
     assert left.parent == tmp_path and left.read_text() == "# report"
     assert remove_dead_writers_temps(tmp_path) == [left]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_front_tables_latency_column_says_it_is_predicted(written: dict[str, pathlib.Path]) -> None:
+    # Beside "measured on host (ms)", a bare "latency (ms)" left open whether it was timed or predicted.
+    md = written["report.md"].read_text(encoding="utf-8")
+    assert "| arch_id | predicted latency (ms) | measured on host (ms) |" in md
+    assert "<th>arch_id</th><th>predicted latency (ms)</th>" in written["report.html"].read_text(encoding="utf-8")
+
+
+def test_the_pareto_pngs_legend_covers_no_trial(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dominated trial lies slow and less accurate: the lower right corner, where the legend used to be drawn over it.
+    trials = [_trial(0, "COMPLETE", FAST, "0.85", "0.30", "sepconv-conv", pareto=True),
+              _trial(1, "COMPLETE", SLOW, "0.90", "0.45", "sepconv-conv-attn", pareto=True),
+              _trial(2, "COMPLETE", "dddd000004", "0.80", "2.60", "pool-pool-conv")]
+    members = [_member(0, FAST, 0.85, 0.84, 0.30, ["sepconv", "conv"]), _member(1, SLOW, 0.90, 0.89, 0.45, ["sepconv", "conv", "attn"])]
+    run_dir = _write_run(tmp_path / "run", trials, members, budget=None)
+    import nas.report as report
+
+    figures = []
+    real = report._png_bytes
+    monkeypatch.setattr(report, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
+    write_reports(run_dir)
+    (ax,) = next(f for f in figures if f.axes and f.axes[0].get_title().startswith("Pareto front")).axes
+    legend = ax.get_legend().get_window_extent()
+    points = ax.transData.transform([(float(t["latency_ms"]), 100 * float(t["val_acc"])) for t in trials])
+    assert not any(legend.contains(x, y) for x, y in points)
