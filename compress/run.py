@@ -60,12 +60,34 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     if (unmeasured := input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)) is not None:
         log.warning("%s", unmeasured)
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
-    run_dir = folder.parent.parent
-    if folder.parent.name == "checkpoints" and (run_dir / "pareto.json").is_file():
+    if (run_dir := _run_of(folder)) is not None:
         from nas.report import write_reports
 
         write_reports(run_dir)
     return metrics
+
+
+def _run_of(folder: Path) -> Path | None:
+    """The search's run folder that checkpoint `folder` is a member of (`<run>/checkpoints/<arch_id>`), else None."""
+    run_dir = folder.parent.parent
+    return run_dir if folder.parent.name == "checkpoints" and (run_dir / "pareto.json").is_file() else None
+
+
+def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path) -> list[str]:
+    """What `python -m compress.run` prints under its table: which file the int8 row's numbers are of, where the files
+    went (the checkpoint folder; the table names none of it) and the run report it refreshed, if any."""
+    folder = Path(checkpoint)
+    folder = folder.parent if folder.is_file() else folder
+    int8 = metrics["int8"]
+    lines = [f"int8 row: test acc from {int8.get('file_ir')} in OpenVINO ({int8.get('file')} in onnxruntime: "
+             f"{100 * int8['test_acc_onnx']:.2f}%), size (KiB) of {int8.get('file')}"]
+    if int8.get("note"):
+        lines.append(f"note: {int8['note']}")
+    files = sorted(set((metrics.get("files") or {}).values()) - {"model.onnx"})  # model.onnx is the search's
+    lines.append(f"written to {folder.resolve()}: {', '.join([*files, 'compressed_metrics.json'])}")
+    if (run_dir := _run_of(folder)) is not None:
+        lines.append(f"report refreshed: {(run_dir / 'report.html').resolve()} (and report.md)")
+    return lines
 
 
 def recorded_root(folder: Path, meta: dict[str, Any]) -> str | None:
@@ -207,11 +229,7 @@ def main(cfg: DictConfig) -> None:
         # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
         metrics = run_compress(cfg, overridden=overridden_keys(HydraConfig.get().overrides.task))
     print(format_table(metrics))
-    int8 = metrics["int8"]
-    print(f"int8: test acc from {int8.get('file_ir')} in OpenVINO; {int8.get('file')} in onnxruntime "
-          f"{100 * int8['test_acc_onnx']:.2f}%; size of {int8.get('file')}")
-    if int8.get("note"):
-        print(f"note: {int8['note']}")
+    print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint)))
 
 
 if __name__ == "__main__":

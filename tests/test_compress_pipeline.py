@@ -161,6 +161,29 @@ def test_compress_runs_note_names_the_fp32_row_as_the_one_int8_repeats_when_noth
         "number format, so the int8 row repeats the fp32 one's fp32 time, not the int8 file's.")
 
 
+def test_compress_runs_closing_lines_say_where_the_files_went_and_which_report_was_refreshed(tmp_path):
+    # It ended "...; size of model_int8.onnx" (a phrase without its subject) and named neither the folder its files
+    # were written to nor the run report it refreshed.
+    from compress.run import closing_lines
+
+    metrics = {"int8": {"file": "model_int8.onnx", "file_ir": "model_int8.xml", "test_acc_onnx": 0.2049, "note": ""},
+               "files": {"fp32_onnx": "model.onnx", "pruned_pt": "model_pruned.pt", "pruned_onnx": "model_pruned.onnx",
+                         "int8_onnx": "model_int8.onnx", "int8_xml": "model_int8.xml", "int8_bin": "model_int8.bin"}}
+    member = tmp_path / "run" / "checkpoints" / "abc"
+    member.mkdir(parents=True)
+    (member / "model.pt").write_bytes(b"")
+    written = ("model_int8.bin, model_int8.onnx, model_int8.xml, model_pruned.onnx, model_pruned.pt, "
+               "compressed_metrics.json")
+    assert closing_lines(metrics, checkpoint=member / "model.pt") == [
+        "int8 row: test acc from model_int8.xml in OpenVINO (model_int8.onnx in onnxruntime: 20.49%), size (KiB) of "
+        "model_int8.onnx",
+        f"written to {member}: {written}"]
+    (tmp_path / "run" / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
+    lines = closing_lines({**metrics, "int8": {**metrics["int8"], "note": "QAT budget spent"}}, checkpoint=member)
+    assert lines[1:] == ["note: QAT budget spent", f"written to {member}: {written}",
+                         f"report refreshed: {tmp_path / 'run' / 'report.html'} (and report.md)"]
+
+
 def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):
     # hw=cpu predicts with residual trees; their numpy numbers once made target_met a numpy bool that JSON refused,
     # so compress.run with a latency target on that profile failed after all the work, writing no metrics.
