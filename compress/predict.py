@@ -35,6 +35,7 @@ from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, lines_on_stderr, writable_file
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
+RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what runs a model file of each suffix
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{100 * folder_balanced_accuracy(predictions, contract.classes):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")
         if args.csv is not None:  # atomically: a kill or a full disk mid-write leaves the previous file, not half of one
             atomic_write_text(args.csv, predictions_csv(predictions))
+        # A folder runs model_int8.xml or model.onnx, whichever it holds: the output said neither which nor where the
+        # CSV went. On stderr, so that stdout stays one line per image (and the accuracy) for scripts that read it.
+        used = model_file(args.model).resolve()
+        sys.stdout.flush()  # the line after the predictions in a terminal too, where stdout is buffered apart
+        print(f"classified with {used} in {RUNTIMES[used.suffix]}"
+              + (f"; predictions written to {args.csv.resolve()}" if args.csv is not None else ""), file=sys.stderr)
     return 0
 
 

@@ -115,8 +115,12 @@ def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
 def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_path, capsys):
     folder, _ = checkpoint
     assert main([str(folder), str(photos), "--top", "2", "--csv", str(tmp_path / "out" / "p.csv")]) == 0
-    lines = capsys.readouterr().out.splitlines()  # "sub" is no class name: no accuracy line
+    said = capsys.readouterr()
+    lines = said.out.splitlines()  # "sub" is no class name: no accuracy line
     assert len(lines) == 3 and lines[0].startswith(str(photos / "sub" / "0.png") + "  ") and lines[0].endswith("%")
+    # which file the folder ran (its int8 IR, else model.onnx: this one has no IR) and where the CSV went; on stderr
+    assert said.err == (f"classified with {(folder / 'model.onnx').resolve()} in onnxruntime; predictions written to "
+                        f"{(tmp_path / 'out' / 'p.csv').resolve()}\n")
     rows = (tmp_path / "out" / "p.csv").read_text().splitlines()
     assert rows[0] == "path,class_1,probability_1,class_2,probability_2" and len(rows) == 4
     # New photos sorted into class folders: the accuracy on them too, from the folder names.
@@ -124,8 +128,10 @@ def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_pa
         (tmp_path / "labelled" / name).mkdir(parents=True)
         for f in sorted((photos / "sub").glob("*.png")):
             (tmp_path / "labelled" / name / f.name).write_bytes(f.read_bytes())
-    assert main([str(folder), str(tmp_path / "labelled")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert main([str(folder / "model.pt"), str(tmp_path / "labelled")]) == 0
+    said = capsys.readouterr()
+    assert said.err == f"classified with {(folder / 'model.pt').resolve()} in torch\n"
+    lines = said.out.splitlines()
     # the same 3 images in each of the 3 folders: whatever the model answers, it is right for exactly one folder
     # ... with how little 9 images can tell (nas.stats' interval for 3 of 9)
     low, high = accuracy_interval([3], [9])
