@@ -673,8 +673,35 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
             ("Search space", str(h.get("space") or _MISSING) + _changed_text(h.get("space_changed"))),
             ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
+            *([("Weights tested", weights)] if (weights := _weights_text(run.members)) else []),
             # pareto.json's time: not the run's start nor this report's (compression and rebuilds come later), so named
             ("Front written (pareto.json)", str(h.get("created") or _MISSING))]
+
+
+def _weights_text(members: Sequence[_Member]) -> str | None:
+    """Which weights the members' test accuracies are of: final-trained (`final_train`, its epochs) or the search's
+    proxy-trained ones (final_train=none), from each metrics.json; None when no member's says (no members, or files
+    from before the field). Without it, a final_train=none run's test accuracies read as those of finished models."""
+    final: dict[str, list[str]] = {}  # "6 epochs" -> arch_ids
+    proxy: list[str] = []
+    for m in members:
+        if m.metrics is None or "final_train" not in m.metrics:
+            continue
+        info = m.metrics["final_train"]
+        if isinstance(info, dict):
+            epochs = info.get("epochs")
+            final.setdefault(f"{epochs} epochs" if epochs is not None else "its recipe", []).append(m.arch_id)
+        else:
+            proxy.append(m.arch_id)
+    if not final and not proxy:
+        return None
+    mixed = len(final) + bool(proxy) > 1  # name the members only when they differ
+    parts = [f"final-trained from scratch ({how}, final_train)" + (f": {', '.join(ids)}" if mixed else "")
+             for how, ids in final.items()]
+    if proxy:
+        parts.append("the search's proxy-trained weights (final_train=none; not trained further)"
+                     + (f": {', '.join(proxy)}" if mixed else ""))
+    return "; ".join(parts)
 
 
 _WARNINGS_NOTE = ("What the search that wrote pareto.json (or a rebuild of it) warned about its setup as it started, as "

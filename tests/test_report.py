@@ -819,3 +819,25 @@ def test_the_pareto_pngs_legend_covers_no_trial(tmp_path: pathlib.Path, monkeypa
     legend = ax.get_legend().get_window_extent()
     points = ax.transData.transform([(float(t["latency_ms"]), 100 * float(t["val_acc"])) for t in trials])
     assert not any(legend.contains(x, y) for x, y in points)
+
+
+def test_the_header_says_which_weights_the_test_accuracies_are_of(run_dir: pathlib.Path) -> None:
+    # final_train=none tests the search's proxy weights: nothing in the report said so, and its test accuracies read as
+    # those of final-trained models.
+    assert "Weights tested" not in write_reports(run_dir)["report.md"].read_text()  # metrics.json from before the field
+
+    def with_final(arch_id: str, final: dict[str, Any] | None) -> None:
+        path = run_dir / "checkpoints" / arch_id / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "final_train": final}))
+
+    with_final(FAST, None)
+    with_final(SLOW, None)
+    written = write_reports(run_dir)
+    line = "the search's proxy-trained weights (final_train=none; not trained further)"
+    assert f"- **Weights tested:** {line}\n" in written["report.md"].read_text()
+    assert f"<dt>Weights tested</dt><dd>{html.escape(line)}</dd>" in written["report.html"].read_text()
+    with_final(SLOW, {"epochs": 6, "val_acc": 0.9, "seconds": 100.0})
+    assert (f"- **Weights tested:** final-trained from scratch (6 epochs, final_train): {SLOW}; the search's proxy-trained "
+            f"weights (final_train=none; not trained further): {FAST}\n") in write_reports(run_dir)["report.md"].read_text()
+    with_final(FAST, {"epochs": 6, "val_acc": 0.85, "seconds": 90.0})
+    assert "- **Weights tested:** final-trained from scratch (6 epochs, final_train)\n" in write_reports(run_dir)["report.md"].read_text()
