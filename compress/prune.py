@@ -159,6 +159,16 @@ class PruneResult:
     target_met: bool
 
 
+def _distinct_ms(ms: float, target_ms: float) -> tuple[str, str]:
+    """`ms` and `target_ms` with the fewest decimals (3 to 6) that tell them apart: at 3, a step predicted at 0.3004 ms
+    read "0.300 ms predicted (target 0.300)" and another step followed, as if the target had been missed for nothing."""
+    for decimals in range(3, 7):
+        pair = f"{ms:.{decimals}f}", f"{target_ms:.{decimals}f}"
+        if pair[0] != pair[1]:
+            break
+    return pair
+
+
 def check_reachable(arch: ArchConfig, *, hw: HardwareProfile, target_latency_ms: float, setting: str | None = None) -> None:
     """Raise `ConfigError` if even `MAX_RATIO` channel pruning keeps `arch` above `target_latency_ms` on `hw`; the
     message names `setting` (the user's setting the target came from; default: target_latency_ms itself)."""
@@ -214,7 +224,9 @@ def prune(
             current_arch = plan
             steps += 1
             ms = predict_latency(plan, hw).total_ms
-            log.info("prune step %d: ratio %.2f -> %.3f ms predicted (target %.3f)", steps, r, ms, target_latency_ms)
+            shown, target_shown = _distinct_ms(ms, target_latency_ms)
+            log.info("prune step %d: ratio %.2f -> %s ms predicted (target %s: %s)", steps, r, shown, target_shown,
+                     "met" if ms <= target_latency_ms else "not met yet")
         if r >= MAX_RATIO:
             break
     return PruneResult(current, current_arch, r, steps, before, ms, target_latency_ms, ms <= target_latency_ms)

@@ -161,3 +161,25 @@ def test_bad_prune_arguments_name_the_value():
         prune(build_model(arch), arch, hw=_hw())
     with pytest.raises(ConfigError, match="does not have the stages"):
         prune_to_arch(build_model(arch), arch, _arch("conv"))
+
+
+def test_each_prune_step_says_whether_it_met_the_target_with_the_decimals_that_show_it(caplog):
+    # A step predicted 0.3004 ms was logged "0.300 ms predicted (target 0.300)" and another step followed.
+    import logging
+
+    from compress.prune import _distinct_ms
+
+    assert _distinct_ms(0.30042, 0.3) == ("0.3004", "0.3000")
+    assert _distinct_ms(0.31, 0.3) == ("0.310", "0.300")
+    arch = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=32, kernel=5),
+                              StageConfig(mixer="conv", depth=2, width=64)))
+    hw = _hw()
+    first = predict_latency(plan_pruned_arch(arch, 0.05, multiple=8), hw).total_ms  # what the first step reaches
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO, logger="compress.prune"):
+        result = prune(build_model(arch).eval(), arch, hw=hw, target_latency_ms=first - 1e-4, step=0.05)
+    steps = [r.getMessage() for r in caplog.records if r.name == "compress.prune" and "prune step" in r.getMessage()]
+    assert result.steps == len(steps) >= 2
+    shown, target = _distinct_ms(first, first - 1e-4)
+    assert steps[0] == f"prune step 1: ratio 0.05 -> {shown} ms predicted (target {target}: not met yet)" and shown != target
+    assert steps[-1].endswith(": met)")
