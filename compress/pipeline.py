@@ -362,7 +362,7 @@ def compress_checkpoint(
     metrics = {
         "format": FORMAT,
         "fingerprint": fingerprint(cfg, hw, folder, data.name),
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
         "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name, "metric": data.metric.value,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,

@@ -557,7 +557,7 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "measured_latency_missing": not_measured_reason(run.hw, export_onnx=run.search.export_onnx, others=hw_profiles()),
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
         "members": members,
     }
     atomic_write_json(run_dir / "pareto.json", pareto)

@@ -1,6 +1,7 @@
 """compress_checkpoint / python -m compress.run: the files of a compressed checkpoint and bad input."""
 
 import dataclasses
+import datetime
 import json
 import re
 import subprocess
@@ -53,6 +54,7 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
         assert (checkpoint / name).is_file(), name
     on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
     assert on_disk["fingerprint"] == metrics["fingerprint"] and is_up_to_date(checkpoint, metrics["fingerprint"])
+    assert datetime.datetime.fromisoformat(on_disk["created"]).utcoffset() is not None  # not a bare local time
     fp32, pruned, int8 = metrics["fp32"], metrics["pruned"], metrics["int8"]
     assert pruned["pruned"] and pruned["params"] < fp32["params"] and pruned["latency_ms"] <= fp32["latency_ms"]
     assert pruned["recover_precision"] == "fp32"  # as this recover config asks (FinetuneConfig's default)

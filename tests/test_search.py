@@ -1,6 +1,7 @@
 """End-to-end search on a tiny generated dataset: files, resume, interruption, budget, errors."""
 
 import csv
+import datetime
 import html
 import json
 import re
@@ -50,6 +51,8 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     pareto = json.loads((run_dir / "pareto.json").read_text())
     members = pareto["members"]
     assert members and pareto["hw"] == "edge_npu" and "not calibrated" in pareto["latency_predictor"]
+    # when it was written, with its UTC offset (the report shows it; a bare local time is ambiguous across machines)
+    assert datetime.datetime.fromisoformat(pareto["created"]).utcoffset() is not None
     # edge_npu has no runtime here: its members are not timed, and the report says why its column is all '–'
     assert all(m["measured_latency_ms"] is None for m in members)
     assert pareto["measured_latency_missing"].startswith("hw=edge_npu has no runtime on this host (its hw.runtime is "
