@@ -908,9 +908,21 @@ def _fsync_folder(folder: pathlib.Path) -> None:
 
 
 # One legend for the HTML and PNG plots. The front and trials are the search's proxy val accuracy; an int8 star is the
-# final-trained member's compressed file, so it may sit above the front without int8 having gained anything.
+# final-trained member's compressed file, so it may sit above the front without int8 having gained anything (after
+# final_train=none, the proxy weights' compressed file: `_int8_label`).
 _FRONT_LABEL = "Pareto front (proxy val acc, as searched)"
 _INT8_LABEL = "compressed int8 of the final-trained member (val acc from its OpenVINO file)"
+_INT8_LABEL_PROXY = "compressed int8 of the member's proxy weights (final_train=none; val acc from its OpenVINO file)"
+_INT8_LABEL_MIXED = "compressed int8 of the member's model.pt (see 'Weights tested'; val acc from its OpenVINO file)"
+
+
+def _int8_label(members: Sequence[_Member], hw: Any) -> str:
+    """The int8 stars' legend: of final-trained weights, or, after final_train=none, of the search's proxy weights
+    (the label said "final-trained" for those too); a run with both says to look at the header's 'Weights tested'."""
+    starred = {a for a, _, _ in _int8_points(members, hw)}
+    proxy = {m.metrics.get("final_train") is None for m in members
+             if m.arch_id in starred and m.metrics is not None and "final_train" in m.metrics}  # older files lack it
+    return _INT8_LABEL_MIXED if len(proxy) > 1 else _INT8_LABEL_PROXY if proxy == {True} else _INT8_LABEL
 
 
 def _pareto_figure(run: _Run) -> go.Figure | None:
@@ -941,7 +953,7 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
     if points:
         fig.add_trace(go.Scatter(
             x=[p[1] for p in points], y=[100.0 * p[2] for p in points], mode="markers",
-            name=_INT8_LABEL, hoverinfo="text",
+            name=_int8_label(run.members, run.header.get("hw")), hoverinfo="text",
             hovertext=[f"{html.escape(a)} int8<br>val acc {_fmt_acc(acc)}<br>{_fmt_ms(ms)} ms" for a, ms, acc in points],
             marker={"color": _INT8_COLOUR, "size": 12, "symbol": "star"}))
     if run.budget_ms is not None:
@@ -1384,7 +1396,7 @@ def _pareto_png(run: _Run) -> bytes:
     points = _int8_points(run.members, run.header.get("hw"))
     if points:
         ax.scatter([p[1] for p in points], [100.0 * p[2] for p in points], c=_INT8_COLOUR, marker="*", s=120,
-                   label=_INT8_LABEL, zorder=4)
+                   label=_int8_label(run.members, run.header.get("hw")), zorder=4)
     if run.budget_ms is not None:
         ax.axvline(run.budget_ms, color="#555", linestyle="--", label=f"budget {run.budget_ms:g} ms")
     ax.set_xlabel("predicted latency (ms)")

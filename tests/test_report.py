@@ -841,3 +841,22 @@ def test_the_header_says_which_weights_the_test_accuracies_are_of(run_dir: pathl
             f"weights (final_train=none; not trained further): {FAST}\n") in write_reports(run_dir)["report.md"].read_text()
     with_final(FAST, {"epochs": 6, "val_acc": 0.85, "seconds": 90.0})
     assert "- **Weights tested:** final-trained from scratch (6 epochs, final_train)\n" in write_reports(run_dir)["report.md"].read_text()
+
+
+def test_the_int8_stars_legend_says_whose_weights_were_compressed() -> None:
+    # After final_train=none the stars are the proxy weights compressed; the legend called them "the final-trained member".
+    from nas.report import _int8_label
+
+    def member(arch_id: str, final: Any) -> SimpleNamespace:
+        metrics = {} if final == "absent" else {"final_train": final}
+        return SimpleNamespace(arch_id=arch_id, metrics=metrics, compressed={
+            "hw": "edge_npu", "int8": {"latency_ms": 0.2, "val_acc_file": 0.8}})
+
+    proxy, final, old = member("a", None), member("b", {"epochs": 6}), member("c", "absent")
+    assert _int8_label([proxy], "edge_npu") == (
+        "compressed int8 of the member's proxy weights (final_train=none; val acc from its OpenVINO file)")
+    assert _int8_label([final], "edge_npu") == _int8_label([old], "edge_npu") == (
+        "compressed int8 of the final-trained member (val acc from its OpenVINO file)")
+    assert _int8_label([proxy, final], "edge_npu") == (
+        "compressed int8 of the member's model.pt (see 'Weights tested'; val acc from its OpenVINO file)")
+    assert _int8_label([proxy], "cpu").startswith("compressed int8 of the final-trained")  # no star on this chip's plot
