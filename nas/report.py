@@ -1204,6 +1204,27 @@ def _predicted_precision_note(members: Sequence[_Member]) -> str:
     return predicted_precision_note(seen, int8_repeats=repeated)
 
 
+def _host_latency_note(members: Sequence[_Member]) -> str:
+    """How the compressed table's 'host' columns were timed (compressed_metrics.json's host_latency.how up to its first
+    ';': batch 1, threads, rounds), and which members' are empty because compress.measure_latency=false (compress=smoke)
+    timed nothing; '' when no member says. Without it those columns gave ms without a batch or thread count, and their
+    '–' no reason."""
+    hows: list[str] = []
+    untimed: list[str] = []
+    for m in members:
+        c = m.compressed or {}
+        if not c or c.get("error"):
+            continue
+        if (c.get("config") or {}).get("measure_latency") is False:
+            untimed.append(m.arch_id)
+        elif isinstance(how := (c.get("host_latency") or {}).get("how"), str) and how.split(";")[0] not in hows:
+            hows.append(how.split(";")[0])
+    parts = [f"Host latencies: {'; '.join(hows)}, on the machine that compressed the member." if hows else "",
+             f"'host' columns are empty for {', '.join(untimed)}: compressed with compress.measure_latency=false "
+             "(as compress=smoke is), which times nothing." if untimed else ""]
+    return " ".join(p for p in parts if p)
+
+
 def _repeated_row_text(rows: Collection[str]) -> str:
     """'the pruned one's', 'the fp32 one's', or both for a table of members pruned and not: the row whose architecture
     an int8 row's prediction repeats (the file quantized is the pruned model, or the fp32 one when nothing was pruned)."""
@@ -1294,6 +1315,7 @@ def _render_html(run: _Run) -> str:
         _html_note(_final_val_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")), _html_note(_predicted_precision_note(members)),
+        _html_note(_host_latency_note(members)),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -1353,8 +1375,8 @@ def _render_markdown(run: _Run) -> str:
                                         _final_val_note(run.members), _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
-    if note := _predicted_precision_note(run.members):
-        lines += ["", f"_{note}_"]
+    for note in (_predicted_precision_note(run.members), _host_latency_note(run.members)):
+        lines += ["", f"_{note}_"] if note else []
     return "\n".join(lines) + "\n"
 
 

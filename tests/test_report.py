@@ -860,3 +860,21 @@ def test_the_int8_stars_legend_says_whose_weights_were_compressed() -> None:
     assert _int8_label([proxy, final], "edge_npu") == (
         "compressed int8 of the member's model.pt (see 'Weights tested'; val acc from its OpenVINO file)")
     assert _int8_label([proxy], "cpu").startswith("compressed int8 of the final-trained")  # no star on this chip's plot
+
+
+def test_the_compressed_tables_host_columns_say_how_they_were_timed_or_why_they_are_empty() -> None:
+    # 'host OpenVINO (ms)' gave no batch or thread count, and after compress=smoke (measure_latency=false) only '–'.
+    from nas.report import _host_latency_note
+
+    how = ("batch 1, 1 thread(s), interleaved rounds, median of block medians; OpenVINO CPU with "
+           "INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); *_bound: pre-bound input/output tensors")
+    timed = SimpleNamespace(arch_id="a", compressed={"config": {"measure_latency": True}, "host_latency": {"how": how}})
+    smoke = SimpleNamespace(arch_id="b", compressed={"config": {"measure_latency": False}, "host_latency": {"how": how}})
+    failed = SimpleNamespace(arch_id="c", compressed={"error": "out of memory"})
+    assert _host_latency_note([timed, failed]) == (
+        "Host latencies: batch 1, 1 thread(s), interleaved rounds, median of block medians, on the machine that "
+        "compressed the member.")
+    assert _host_latency_note([smoke]) == ("'host' columns are empty for b: compressed with compress.measure_latency=false "
+                                           "(as compress=smoke is), which times nothing.")
+    assert _host_latency_note([timed, smoke]).count("Host latencies: batch 1,") == 1 and "empty for b:" in _host_latency_note([timed, smoke])
+    assert _host_latency_note([failed, SimpleNamespace(arch_id="d", compressed=None)]) == ""
