@@ -515,7 +515,11 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     argv, config_dir = _split_config_dir(argv)
     if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
         return None
-    overrides = [a for a in argv if a not in multirun and not a.lstrip("+~").startswith("hydra")]
+    # Hydra's own settings are left to Hydra, but for its groups (hydra/launcher=joblib, as README's local workers use):
+    # a misspelt launcher got Hydra's multi-line message and its search path.
+    overrides = [a for a in argv if a not in multirun
+                 and (not a.lstrip("+~").startswith("hydra") or a.lstrip("+~").startswith("hydra/"))]
+    hydra_groups = any(a.lstrip("+~").startswith("hydra/") for a in overrides)
     bare = next((a for a in overrides if "=" not in a and not a.startswith("~")), None)  # `~key` deletes a key
     if bare is not None:  # a path given alone (a checkpoint folder, a CSV): Hydra says only "missing EQUAL"
         template = _PATH_KEYS.get(config_name)
@@ -532,7 +536,8 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
-                cfg = compose(config_name=config_name, overrides=job, return_hydra_config=config_dir is not None)
+                cfg = compose(config_name=config_name, overrides=job,
+                              return_hydra_config=config_dir is not None or hydra_groups)
                 if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
                     return problem
         except Exception as exc:  # Hydra/OmegaConf composition errors
@@ -610,7 +615,9 @@ def compose_error_message(exc: BaseException) -> str:
         group, name = found.groups()
         close = difflib.get_close_matches(name, options, n=1) or difflib.get_close_matches(name.lower(), options, n=1)
         hint = f" (did you mean {group}={close[0]}?)" if close else ""
-        return f"{group}={name} is not an option of {group}{hint}; available: {', '.join(options)}"
+        plugin = (" (a launcher other than these comes with its plugin, e.g. pip install hydra-submitit-launcher for "
+                  "submitit_slurm)" if group == "hydra/launcher" and not close else "")
+        return f"{group}={name} is not an option of {group}{hint}; available: {', '.join(options)}{plugin}"
     cause = exc.__cause__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema) and cause.full_key:

@@ -311,6 +311,11 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
      # local workers through Hydra's multirun: checked too, each swept value once
      ("nas.search", ["-m", "hydra/launcher=joblib", "search.worker=0,1", "train.epoch=3"],
       "error: train.epoch is not a setting of train (did you mean train.epochs?)"),
+     # Hydra's own groups: README's local workers pass hydra/launcher=joblib; a typo got Hydra's multi-line message
+     ("nas.search", ["-m", "hydra/launcher=jobib", "search.worker=0,1"],
+      "error: hydra/launcher=jobib is not an option of hydra/launcher (did you mean hydra/launcher=joblib?); available: basic"),
+     ("nas.search", ["hydra/launcher=submitit_slurm"], "(a launcher other than these comes with its plugin, e.g. pip install "
+                                                       "hydra-submitit-launcher for submitit_slurm)"),
      ("nas.search", ["--multirun", "hw=edge_npu,tpu9000"], "hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
      ("nas.latency.fit", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
      ("compress.run", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
