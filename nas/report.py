@@ -295,7 +295,24 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
     return sorted(members, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0))
 
 
+def _is_run(folder: pathlib.Path) -> bool:
+    return (folder / TRIALS_CSV).is_file() and (folder / PARETO_JSON).is_file()
+
+
+def _near_run_hint(path: pathlib.Path) -> str | None:
+    """The run folder(s) to pass instead of `path`, when `path` is a file or member folder inside a run, or the
+    search.runs_dir that holds runs: "run `python -m nas.search` first" misled there, as a search had run. None else."""
+    inside = next((p for p in (path.parent, path.parent.parent) if str(p) not in ("", ".") and _is_run(p)), None)
+    if inside is not None and path.exists():
+        return f"{path} is inside the run folder {inside}; pass that folder"
+    if path.is_dir() and (runs := sorted(str(p) for p in path.iterdir() if p.is_dir() and _is_run(p))):
+        return f"{path} holds run folders, not a run's files; pass one of them: {', '.join(runs)}"
+    return None
+
+
 def _load_run(run_dir: pathlib.Path) -> _Run:
+    if (hint := _near_run_hint(run_dir)) is not None and not _is_run(run_dir):
+        raise MissingRunFileError(hint)
     if not run_dir.is_dir():
         parent = run_dir.parent if str(run_dir.parent) else pathlib.Path(".")
         raise MissingRunFileError(f"no run folder '{run_dir.name}' in {parent}; {_SEARCH_HINT}")

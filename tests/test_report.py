@@ -878,3 +878,22 @@ def test_the_compressed_tables_host_columns_say_how_they_were_timed_or_why_they_
                                            "(as compress=smoke is), which times nothing.")
     assert _host_latency_note([timed, smoke]).count("Host latencies: batch 1,") == 1 and "empty for b:" in _host_latency_note([timed, smoke])
     assert _host_latency_note([failed, SimpleNamespace(arch_id="d", compressed=None)]) == ""
+
+
+def test_a_folder_beside_a_run_names_the_run_folder_to_pass(run_dir: pathlib.Path) -> None:
+    # The runs_dir, a member's checkpoint folder or a file of the run said "no trials.csv ...; run `python -m nas.search`
+    # first", although a search had run: the line names the run folder instead.
+    from nas.report import MissingRunFileError
+
+    member = run_dir / "checkpoints" / FAST
+    for inside in (member, run_dir / "checkpoints", run_dir / "trials.csv"):
+        with pytest.raises(MissingRunFileError) as err:
+            write_reports(inside)
+        assert str(err.value) == f"{inside} is inside the run folder {run_dir}; pass that folder"
+    with pytest.raises(MissingRunFileError) as err:
+        write_reports(run_dir.parent)
+    assert str(err.value) == f"{run_dir.parent} holds run folders, not a run's files; pass one of them: {run_dir}"
+    (member / "empty").mkdir()  # two levels below the run: nothing of a run next to it
+    with pytest.raises(MissingRunFileError, match=r"no trials\.csv in .*; run `python -m nas\.search` first"):
+        write_reports(member / "empty")
+    assert write_reports(run_dir)  # the run folder itself
