@@ -311,7 +311,7 @@ def _near_run_hint(path: pathlib.Path) -> str | None:
 
 
 def _load_run(run_dir: pathlib.Path) -> _Run:
-    if (hint := _near_run_hint(run_dir)) is not None and not _is_run(run_dir):
+    if not _is_run(run_dir) and (hint := _near_run_hint(run_dir)) is not None:
         raise MissingRunFileError(hint)
     if not run_dir.is_dir():
         parent = run_dir.parent if str(run_dir.parent) else pathlib.Path(".")
