@@ -168,22 +168,53 @@ def remove_dead_writers_temps(folder: Path, *, recursive: bool = True, target: s
     return removed
 
 
+def _is_temp_of(name: str, target: str) -> bool:
+    """Whether `name` is that of a temporary file or folder `_temp_beside` or `scratch_folder` makes for `target`."""
+    return name.startswith(f".{target}.") and name.endswith(".tmp")
+
+
+@contextlib.contextmanager
+def _named_as(path: Path) -> Iterator[None]:
+    """Around an atomic write of `path`: an `OSError` (a full disk, a read-only one, the disk failing) about its
+    temporary file or folder (`.<name>.<random>.<writer_tag()>.tmp`), or about a file in that folder, or about no file
+    at all (a write or sync of it), is raised as the same error (errno and message kept) about `path`, or about the
+    file of `path`'s folder it was to become. Left as it was, the one-line error a user gets and the reason a stopped
+    search records named a temporary file that no longer exists rather than the file being written. Errors about any
+    other file are raised as they are."""
+    try:
+        yield
+    except OSError as e:
+        name = e.filename
+        if e.errno is None or not (name is None or isinstance(name, (str, os.PathLike))):
+            raise
+        about = None if name is None else Path(os.path.abspath(os.fsdecode(name)))  # mkstemp may give it absolute
+        folder = Path(os.path.abspath(path.parent))
+        if about is None or (about.parent == folder and _is_temp_of(about.name, path.name)):
+            target = path
+        elif about.parent.parent == folder and _is_temp_of(about.parent.name, path.name):
+            target = path.parent / about.name  # a file written into `replacing_together`'s folder
+        else:
+            raise
+        raise OSError(e.errno, e.strerror, str(target)) from e
+
+
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` (named as `_temp_beside` names them) for a library that writes to a file name
     (torch.save, torch.onnx.export, onnx.save): synced to disk and renamed onto `path` when the block ends (its folder
     synced after), deleted if it raises. A writer killed inside the block leaves a file that `remove_dead_writers_temps`
-    clears."""
-    fd, tmp = _temp_beside(path)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        fsync_file(tmp)  # the library closed its file without syncing it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+    clears. An error about the temporary file names `path` (`_named_as`)."""
+    with _named_as(path):
+        fd, tmp = _temp_beside(path)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            fsync_file(tmp)  # the library closed its file without syncing it
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_folder(path.parent)
 
 
 @contextlib.contextmanager
@@ -194,11 +225,12 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
     last; the folder synced after each rename, so that after a power loss too a new .xml never meets an old .bin) and the
     folder is removed. One tagged folder rather than one temporary name per file, because the library chooses the names of
     the files beside the first (model.tmp.xml gives model.tmp.bin, a name the cleanup could not attribute); a writer
-    killed inside the block leaves a folder that `remove_dead_writers_temps` clears, the files in it included."""
+    killed inside the block leaves a folder that `remove_dead_writers_temps` clears, the files in it included. An error
+    about a file in the temporary folder names the file of `paths` it was to become (`_named_as`)."""
     parent = paths[-1].parent
     if any(p.parent != parent for p in paths):
         raise ValueError(f"replacing_together renames within one folder; got {[str(p) for p in paths]}")
-    with scratch_folder(parent, paths[-1].name) as tmp:
+    with _named_as(paths[-1]), scratch_folder(parent, paths[-1].name) as tmp:
         yield tmp
         for p in paths:
             fsync_file(tmp / p.name)
@@ -224,18 +256,20 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file, synced to disk, renamed onto `path` (its folder synced after), so that neither a killed
-    process nor a power loss or kernel crash leaves a half-written or empty file at `path`: the old file or the new."""
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+    process nor a power loss or kernel crash leaves a half-written or empty file at `path`: the old file or the new.
+    An error (a full disk) names `path`, not the temporary file (`_named_as`)."""
+    with _named_as(path):
+        fd, tmp = _temp_beside(path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_folder(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -890,17 +890,24 @@ def _write_atomic(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
     # `python -m nas.report` at the same moment do not write into one file.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.{_writer_tag()}.tmp")
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fh = tmp.open("xb")  # a plain open(): the permissions of any file written here; outside the try: never ours to delete
     try:
-        with fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())  # renamed unsynced, a power loss can leave an empty file under the new name
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+        # a plain open(): the permissions of any file written here; outside the inner try: never ours to delete
+        fh = tmp.open("xb")
+        try:
+            with fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())  # renamed unsynced, a power loss can leave an empty file under the new name
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_folder(path.parent)
+    except OSError as e:
+        # as nas.checkpoint's atomic writes: a full disk's error names the file being written, not its temporary one
+        if e.errno is None or (e.filename is not None and str(e.filename) != str(tmp)):
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
     return path
 
 

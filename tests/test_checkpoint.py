@@ -259,6 +259,67 @@ def test_a_file_system_that_cannot_sync_a_folder_still_gets_the_file(code, tmp_p
     assert (tmp_path / "pareto.json").read_bytes() == b"{}\n" and read_checkpoint(tmp_path / "model.pt")[0] == ARCH
 
 
+@pytest.mark.parametrize("step", ["sync", "rename"])
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_full_disk_during_an_atomic_write_names_the_file_being_written_not_its_temporary_one(writer, step, tmp_path,
+                                                                                            monkeypatch):
+    # The error (and so the one-line message and the reason a stopped search records) named the temporary file,
+    # .out.bin.<random>.<pid>@<host>~<ns>.tmp, already deleted and unknown to the user.
+    import errno
+    import os
+
+    def sync(fd):  # a write the disk takes only as it is synced (delayed allocation, NFS): no file name
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def rename(src, dst):  # as os.replace reports it: both names, the temporary one first
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src, dst)
+
+    monkeypatch.setattr(os, "fsync" if step == "sync" else "replace", sync if step == "sync" else rename)
+    path = tmp_path / "out.bin"
+    with pytest.raises(OSError) as raised:
+        WRITERS[writer](path)
+    e = raised.value
+    assert (e.errno, e.strerror, e.filename, e.filename2) == (errno.ENOSPC, "No space left on device", str(path), None)
+    assert ".tmp" not in str(e) and not list(tmp_path.iterdir())
+
+
+def test_an_error_about_a_temporary_file_of_an_atomic_write_names_the_file_it_was_to_become(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from nas.checkpoint import replacing, replacing_together
+
+    def full(name):
+        return OSError(errno.ENOSPC, "No space left on device", str(name))
+
+    def no_temp_file(*, dir, prefix, suffix):  # a full disk that cannot take one more folder entry
+        raise full(f"{dir}/{prefix}x1y2{suffix}")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkstemp", no_temp_file)
+        with pytest.raises(OSError) as raised:
+            atomic_write_bytes(tmp_path / "pareto.json", b"{}")
+    assert raised.value.filename == str(tmp_path / "pareto.json")
+
+    with monkeypatch.context() as m:  # torch.save, as a trial saves its weights
+        m.setattr(torch, "save", lambda obj, f, *a, **k: (_ for _ in ()).throw(full(f)))
+        with pytest.raises(OSError) as raised:
+            save_checkpoint(tmp_path / "trials" / "a1.pt", build_model(ARCH), ARCH)
+    assert raised.value.filename == str(tmp_path / "trials" / "a1.pt") and raised.value.errno == errno.ENOSPC
+
+    xml, bin_ = tmp_path / "model_int8.xml", tmp_path / "model_int8.bin"
+    with pytest.raises(OSError) as raised:
+        with replacing_together(bin_, xml) as folder:  # OpenVINO writing the .bin into the temporary folder
+            raise full(folder / bin_.name)
+    assert raised.value.filename == str(bin_)
+
+    with pytest.raises(FileNotFoundError) as raised:  # about another file: as it was
+        with replacing(tmp_path / "model.onnx"):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/elsewhere/weights.bin")
+    assert raised.value.filename == "/elsewhere/weights.bin"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 def test_a_disk_error_while_syncing_is_raised_and_keeps_the_previous_file(tmp_path, monkeypatch):
     import errno
     import os

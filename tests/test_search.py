@@ -769,6 +769,7 @@ def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, com
     reason = trial.user_attrs.get("fail_reason") or ""  # it had none: trials.csv and the report said nothing of why
     assert trial.state == optuna.trial.TrialState.FAIL and reason.startswith("stopped the search: cannot write the run (")
     assert f"{tmp_path / 't' / 'trials'}" in reason and reason.endswith(": No space left on device)")
+    assert re.search(r"/t/trials/\w+\.pt: No", reason) and ".tmp" not in reason  # the file saved, not its temporary one
     assert f"trial 0 {reason}" in (tmp_path / "t" / "search.log").read_text()
 
 
