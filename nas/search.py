@@ -714,11 +714,51 @@ def _held_warnings() -> Iterator[list[logging.LogRecord]]:
             lg.removeHandler(held)
 
 
+class _RunLogFile(logging.FileHandler):
+    """search.log's handler. A write that fails (a full disk, a quota, the disk failing) is said once, in one line on
+    stderr, and the file is given up for the rest of the process: logging's own `handleError` printed a many-line
+    "--- Logging error ---" traceback for every line logged, burying the run's one-line error. The terminal's handler
+    is another handler and goes on as before. Other errors (a log call whose arguments do not fit its message: a bug)
+    keep logging's own report."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.given_up = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.given_up:  # not reopened: a partly written line, then more, would garble the file workers share
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        self._give_up(error)
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes first: the bytes a full disk refused are still in the buffer
+        except OSError as e:
+            self._give_up(e)
+
+    def _give_up(self, error: OSError) -> None:
+        if not self.given_up:
+            self.given_up = True
+            print(f"warning: search.log cannot be written ({self.baseFilename}: {error.strerror or error}): this "
+                  "process's log lines go to the terminal only", file=sys.stderr)
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):  # its close flushes the refused bytes again, and fails again
+                stream.close()
+
+
 @contextlib.contextmanager
 def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Iterator[None]:
     """Append this process's log lines to `<run folder>/search.log` (workers share it; the pid tells them apart),
-    `earlier` records first (warnings from before the folder could be written, e.g. images left out of the data)."""
-    handler = logging.FileHandler(run_dir / "search.log")
+    `earlier` records first (warnings from before the folder could be written, e.g. images left out of the data).
+    A write to it that fails is said once and the file given up (`_RunLogFile`); the run goes on."""
+    handler = _RunLogFile(run_dir / "search.log")
     handler.setFormatter(logging.Formatter("[%(asctime)s][pid %(process)d][%(name)s][%(levelname)s] - %(message)s"))
     handler.setLevel(logging.INFO)
     for record in earlier:  # to the file only: they were shown when they happened

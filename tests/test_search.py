@@ -2,8 +2,13 @@
 
 import csv
 import datetime
+
+
+import errno
 import html
+import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -722,6 +727,46 @@ def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, c
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"error: cannot write the run ({shown}); the finished trials are kept in the study")
+
+
+class _FullDisk(io.StringIO):
+    """A log file's stream on a full disk: the write is buffered, its flush refused (and close flushes)."""
+
+    def flush(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        self.flush()
+
+
+def test_a_search_log_the_disk_refuses_is_said_once_in_one_line_and_the_terminal_keeps_its_lines(tmp_path, capsys):
+    # Every line logged to search.log on a full disk made logging print a many-line "--- Logging error ---" traceback
+    # on stderr, burying the run's one-line error; and its close, on leaving the run, raised the disk's error anew.
+    terminal = io.StringIO()
+    shown = logging.StreamHandler(terminal)
+    logging.getLogger("nas").addHandler(shown)
+    said = (f"warning: search.log cannot be written ({tmp_path / 'search.log'}: No space left on device): this process's "
+            "log lines go to the terminal only\n")
+    try:
+        with search_mod._run_log(tmp_path):
+            (handler,) = [h for h in logging.getLogger("nas").handlers if isinstance(h, logging.FileHandler)]
+            handler.stream.close()
+            handler.stream = _FullDisk()
+            for i in range(3):
+                logging.getLogger("nas.search").warning("line %d", i)
+        assert capsys.readouterr().err == said  # once, and no traceback
+        assert terminal.getvalue() == "line 0\nline 1\nline 2\n"
+
+        with search_mod._run_log(tmp_path):  # only the close fails (a quota checked as the file is closed)
+            (handler,) = [h for h in logging.getLogger("nas").handlers if isinstance(h, logging.FileHandler)]
+            logging.getLogger("nas.search").warning("kept")
+            handler.stream.close()
+            handler.stream = _FullDisk()
+            handler.stream.write("refused")
+        assert capsys.readouterr().err == said
+        assert "kept" in (tmp_path / "search.log").read_text()
+    finally:
+        logging.getLogger("nas").removeHandler(shown)
 
 
 def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, compose_cfg, capsys, monkeypatch):
