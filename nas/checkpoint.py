@@ -198,20 +198,54 @@ def _named_as(path: Path) -> Iterator[None]:
         raise OSError(e.errno, e.strerror, str(target)) from e
 
 
+# Below this much space left to this process, a library's failed write is taken to be the disk's: the write that failed
+# took what there was (a write that does not fit writes what fits, then fails), so what is left is at most a few blocks.
+_FULL_BELOW = 2**20
+
+
+@contextlib.contextmanager
+def _full_disk_said(path: Path) -> Iterator[None]:
+    """Around a library's write of `path` (into a temporary file or folder beside it): an error that is not an `OSError`
+    while `path`'s disk has no space left (`_FULL_BELOW`) is raised as `OSError(ENOSPC)` about `path`, from it. torch.save
+    reports a full disk as a RuntimeError ("[enforce fail at inline_container.cc] unexpected pos ...", "file write
+    failed"), which the search could not tell from a bug: it stopped with its traceback instead of its one line
+    ("cannot write the run (...)"), and its report said it was killed. Checked before the partly written file is
+    deleted, which frees its space again."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        try:
+            st = os.statvfs(path.parent)
+        except (OSError, AttributeError):  # gone, or no statvfs (Windows): not known to be the disk
+            st = None
+        if st is None or st.f_bavail * st.f_frsize >= _FULL_BELOW:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+
+
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` (named as `_temp_beside` names them) for a library that writes to a file name
     (torch.save, torch.onnx.export, onnx.save): synced to disk and renamed onto `path` when the block ends (its folder
     synced after), deleted if it raises. A writer killed inside the block leaves a file that `remove_dead_writers_temps`
-    clears. An error about the temporary file names `path` (`_named_as`)."""
+    clears. An error about the temporary file names `path` (`_named_as`); a library's own error on a full disk is
+    raised as the disk's (`_full_disk_said`)."""
     with _named_as(path):
         fd, tmp = _temp_beside(path)
         os.close(fd)
         try:
-            yield Path(tmp)
+            with _full_disk_said(path):
+                yield Path(tmp)
             fsync_file(tmp)  # the library closed its file without syncing it
             os.replace(tmp, path)
         except BaseException:
+            # Emptied first: a library that failed may keep the file open (torch.save's writer, held by the traceback),
+            # and a deleted file's space comes back only once it is closed; the run's next writes (its run marker
+            # saying why it stopped) need that space on a full disk.
+            with contextlib.suppress(OSError):
+                os.truncate(tmp, 0)
             Path(tmp).unlink(missing_ok=True)
             raise
         fsync_folder(path.parent)
@@ -226,12 +260,14 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
     folder is removed. One tagged folder rather than one temporary name per file, because the library chooses the names of
     the files beside the first (model.tmp.xml gives model.tmp.bin, a name the cleanup could not attribute); a writer
     killed inside the block leaves a folder that `remove_dead_writers_temps` clears, the files in it included. An error
-    about a file in the temporary folder names the file of `paths` it was to become (`_named_as`)."""
+    about a file in the temporary folder names the file of `paths` it was to become (`_named_as`); a library's own error
+    on a full disk is raised as the disk's (`_full_disk_said`)."""
     parent = paths[-1].parent
     if any(p.parent != parent for p in paths):
         raise ValueError(f"replacing_together renames within one folder; got {[str(p) for p in paths]}")
     with _named_as(paths[-1]), scratch_folder(parent, paths[-1].name) as tmp:
-        yield tmp
+        with _full_disk_said(paths[-1]):
+            yield tmp
         for p in paths:
             fsync_file(tmp / p.name)
         for p in paths:
