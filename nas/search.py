@@ -443,17 +443,22 @@ def _n_complete(study: optuna.Study) -> int:
 
 class _DropInterruptTraceback(logging.Filter):
     """Optuna logs a trial stopped by Ctrl-C as failed, with the whole traceback of the KeyboardInterrupt and a second
-    line "failed with value None"; the search says in one line that it was interrupted, so both are dropped."""
+    line "failed with value None"; the search says in one line that it was interrupted, so both are dropped. So are
+    those of a trial that stopped the search on a one-line error (`NasError`) or the disk or study database failing
+    under it (`storage_or_disk_problem`: a full disk): the search logs `trial N stopped the search: <why>` and the
+    command ends with its one line, which Optuna's 30-line traceback came before. A bug's stays."""
 
     def __init__(self) -> None:
         super().__init__()
         self.dropped = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        interrupted = bool(record.exc_info) and isinstance(record.exc_info[1], KeyboardInterrupt)
+        error = record.exc_info[1] if record.exc_info else None
+        said = error is not None and (isinstance(error, (KeyboardInterrupt, NasError))
+                                      or storage_or_disk_problem(error) is not None)
         follow_up = self.dropped and "failed with value" in record.getMessage()
-        self.dropped = interrupted
-        return not (interrupted or follow_up)
+        self.dropped = said
+        return not (said or follow_up)
 
 
 @contextlib.contextmanager

@@ -801,14 +801,15 @@ def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_writ
         tmp_path / "t" / "search.log").read_text()
 
 
-def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, compose_cfg, monkeypatch, caplog):
     import errno
 
     def disk_full(obj, f, *args, **kwargs):  # saving the trial's weights; the study's database still takes writes
         raise OSError(errno.ENOSPC, "No space left on device", str(f))
 
     monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space left on device"):  # the search stops: no candidate could be saved
+    with (pytest.raises(OSError, match="No space left on device"),  # the search stops: no candidate could be saved
+          caplog.at_level(logging.WARNING, logger="optuna")):
         run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
     trial = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}").trials[0]
     reason = trial.user_attrs.get("fail_reason") or ""  # it had none: trials.csv and the report said nothing of why
@@ -816,6 +817,8 @@ def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, com
     assert f"{tmp_path / 't' / 'trials'}" in reason and reason.endswith(": No space left on device)")
     assert re.search(r"/t/trials/\w+\.pt: No", reason) and ".tmp" not in reason  # the file saved, not its temporary one
     assert f"trial 0 {reason}" in (tmp_path / "t" / "search.log").read_text()
+    # that line, not Optuna's 30-line traceback of the trial before it (nor its "failed with value None")
+    assert not [r for r in caplog.records if r.name.startswith("optuna") and "Trial 0 failed" in r.getMessage()]
 
 
 def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebuild(tiny_idx_root, tmp_path, compose_cfg,
