@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Collection
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, overridden_keys, precheck_overrides, register_configs,
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, precheck_overrides, register_configs,
                         structured, validate_compress_config, validate_data_config)
 from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_as_recorded, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
@@ -227,7 +226,7 @@ def main(cfg: DictConfig) -> None:
     """CLI entry point: errors become one line and exit code 2."""
     with exit_on_error():
         # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
-        metrics = run_compress(cfg, overridden=overridden_keys(HydraConfig.get().overrides.task))
+        metrics = run_compress(cfg, overridden=command_line_keys())
     print(format_table(metrics))
     print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint)))
 

@@ -505,6 +505,14 @@ def overridden_keys(overrides: Sequence[str]) -> frozenset[str]:
     return frozenset(o.key_or_group for o in parsed if not o.is_delete())
 
 
+def command_line_keys() -> frozenset[str]:
+    """`overridden_keys` of the running Hydra command's overrides; none outside a Hydra run (an entry point's function
+    called with a composed config, as tests and Python callers do), where nothing says what was typed."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return overridden_keys(HydraConfig.get().overrides.task) if HydraConfig.initialized() else frozenset()
+
+
 def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
     Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message.

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Sequence
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
@@ -37,7 +36,7 @@ from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
                             save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
-                        overridden_keys, precheck_overrides, register_configs, to_run_config, validate_run_config)
+                        command_line_keys, precheck_overrides, register_configs, to_run_config, validate_run_config)
 from nas.data import (
     Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
@@ -1121,7 +1120,7 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error():
         try:
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
-            result = run_search(cfg, overridden=overridden_keys(HydraConfig.get().overrides.task))
+            result = run_search(cfg, overridden=command_line_keys())
         except KeyboardInterrupt as e:
             # Ctrl-C or SIGTERM outside the trials (loading the data, which takes seconds, opening the study, writing the
             # report): the trials handle their own; here it ended in a 40-line traceback. Every file is written

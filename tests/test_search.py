@@ -715,7 +715,7 @@ def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tin
     (PermissionError(13, "Permission denied", "/runs/t/trials"), "/runs/t/trials: Permission denied"),
 ])
 def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, compose_cfg, monkeypatch, capsys):
-    def fails(cfg):  # as Optuna reports it: its own assertion, raised while failing the trial the disk broke
+    def fails(cfg, **_):  # as Optuna reports it: its own assertion, raised while failing the trial the disk broke
         try:
             raise cause
         except OSError:
@@ -1016,7 +1016,7 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
     capsys.readouterr()
 
-    def interrupted(cfg):
+    def interrupted(cfg, **_):  # load_dataset's keywords (overridden=...) taken as it takes them
         raise KeyboardInterrupt
 
     monkeypatch.setattr(search_mod, "load_dataset", interrupted)
