@@ -408,9 +408,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img
 def onnx_session(path: str | os.PathLike, *, threads: int = 2, reference: bool = False) -> ort.InferenceSession:
     """An onnxruntime CPU session for an exported model.
 
-    `reference=True` runs each operator as the ONNX standard defines it: no graph fusions, so an int8 file runs as
-    DequantizeLinear followed by float operators instead of onnxruntime's fused int8 kernels. It checks what a file
-    computes apart from this CPU's int8 arithmetic (those kernels saturate on x86 CPUs without VNNI: `int8_saturates`).
+    `reference=True` keeps onnxruntime to its basic graph optimisations (constant folding, float-only fusions), not the
+    extended ones that fuse QuantizeLinear/DequantizeLinear pairs into int8 kernels: an int8 file then runs operator by
+    operator, DequantizeLinear followed by float operators. It checks what a file computes apart from this CPU's int8
+    arithmetic (those kernels saturate on x86 CPUs without VNNI: `nas.latency.measure.int8_saturates`).
     """
     import onnxruntime as ort
     from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
@@ -418,7 +419,7 @@ def onnx_session(path: str | os.PathLike, *, threads: int = 2, reference: bool =
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    if reference:  # basic optimisations only fold constants; the QDQ -> QLinearConv fusion is an extended one
+    if reference:  # the QDQ -> QLinearConv (int8 kernel) fusion is an extended optimisation
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     # onnxruntime's load errors derive from Exception only, one class per cause; each means the file is not a model
     load_errors = (ort_state.Fail, ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.InvalidArgument,
