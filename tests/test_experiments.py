@@ -122,3 +122,34 @@ def _glibc() -> bool:
     import platform
 
     return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
+def test_int8_saturation_findings_are_computed_from_the_rows(monkeypatch):
+    # The benchmark's Findings lines and bold cells come from its rows: which runtimes are outside the tolerance, the
+    # ranges of their agreement and of their accuracy against the torch int8 model, per runtime and per model kind.
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import int8_saturation
+
+    def row(name: str, attention: bool, onnx: tuple[float, float], reference: tuple[float, float], acc: float) -> dict:
+        agree = {k: {"max_abs_diff": 0.0, "max_rel_diff": d, "top1_agreement": t,
+                     "within_tolerance": d <= 0.15 and t >= 0.99}
+                 for k, (d, t) in (("onnx", onnx), ("openvino", (0.2, 0.9)), ("onnx_reference", reference))}
+        return {"name": name, "summary": "bn/relu | conv", "macs": 1000, "mixers": ["attn"] if attention else ["conv"],
+                "attention": attention, "agreement": agree, "warning": None if attention else "off",
+                "test_acc": {"torch_fp32": 0.9, "torch_int8": 0.8, "onnx": acc, "openvino": 0.79, "onnx_reference": 0.8}}
+
+    result = {"command": "python experiments/int8_saturation.py", "machine": "cpu", "python": "3.11", "date": "d",
+              "versions": {"onnxruntime": "1"}, "wall_s": 60.0, "train": {"epochs": 1, "subset": 100, "seed": 0},
+              "calibration_size": 300, "test_images": 500, "tolerance": {"max_rel_diff": 0.15, "top1_agreement": 0.99},
+              "runtimes": int8_saturation.RUNTIMES,
+              "host_int8": {"int8_saturates": True, "vnni_flags_present": [], "vnni_flags_checked": ["avx512_vnni"],
+                            "avx2": True, "avx512f": False},
+              "rows": [row("a", True, (0.05, 0.995), (0.01, 0.999), 0.81), row("b", False, (0.2, 0.97), (0.01, 1.0), 0.78)]}
+    md = int8_saturation.render(result)
+    assert "VNNI flags present: none" in md and "`int8_saturates` = True" in md
+    assert "| a (`bn/relu \\| conv`) | attn | 1,000 | 5.0% / 99.50% | **20.0% / 90.00%** | 1.0% / 99.90% |" in md
+    assert ("- onnxruntime (fused int8 kernels): 1 of 2 models within tolerance; max rel diff 5.0% to 20.0%, same top-1 "
+            "class 97.00% to 99.50%; test accuracy minus torch int8 -2.00 to +1.00 pt (outside: b).") in md
+    assert "- onnxruntime operator by operator (reference): 2 of 2 models within tolerance; max rel diff 1.0%, " in md
+    assert "- Models with attention (1): max rel diff onnxruntime fused 5.0%, OpenVINO 20.0%." in md
+    assert "would warn (`int8_agreement_warning`) for 1 of 2 models" in md
