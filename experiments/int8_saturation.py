@@ -43,18 +43,12 @@ RUNTIMES = {"onnx": "onnxruntime (fused int8 kernels)", "openvino": "OpenVINO",
 SEED = 0
 
 
-def cpu_flags(cpuinfo: str) -> list[str]:
-    """The first processor's flags in a /proc/cpuinfo text ([] if none)."""
-    return next((line.partition(":")[2].split() for line in cpuinfo.splitlines()
-                 if line.split(":")[0].strip() == "flags"), [])
-
-
 def host_int8() -> dict:
     """What decides whether this host's int8 kernels saturate: `int8_saturates()` and the VNNI flags its CPU has."""
-    from nas.latency.measure import VNNI_FLAGS, int8_saturates
+    from nas.latency.measure import VNNI_FLAGS, cpu_flags, int8_saturates
 
     try:
-        flags = cpu_flags(Path("/proc/cpuinfo").read_text())
+        flags = cpu_flags(Path("/proc/cpuinfo").read_text()) or []
     except OSError:
         flags = []
     return {"int8_saturates": int8_saturates(), "machine": platform.machine(),

@@ -120,9 +120,14 @@ def int8_saturates(cpuinfo: str | None = None, *, machine: str | None = None) ->
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             return False
-    flags = next((line.partition(":")[2].split() for line in cpuinfo.splitlines()
-                  if line.split(":")[0].strip() == "flags"), None)
+    flags = cpu_flags(cpuinfo)
     return flags is not None and not any(f in flags for f in VNNI_FLAGS)
+
+
+def cpu_flags(cpuinfo: str) -> list[str] | None:
+    """The first processor's feature flags in a /proc/cpuinfo text (x86's `flags` line); None where it has none."""
+    return next((line.partition(":")[2].split() for line in cpuinfo.splitlines()
+                 if line.split(":")[0].strip() == "flags"), None)
 
 
 def cpu_model(machine: str) -> str:
