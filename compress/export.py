@@ -33,13 +33,20 @@ if TYPE_CHECKING:
 
 
 def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
-    """Write an NNCF-quantized torch model as QDQ ONNX (opset 17, dynamic batch, int8 weights)."""
+    """Write an NNCF-quantized torch model as QDQ ONNX (opset 17, dynamic batch, int8 weights).
+
+    `path` appears only once the weights are folded: a kill between the export and the fold leaves no file there (a
+    tagged temporary one, which `nas.checkpoint.remove_dead_writers_temps` clears), not an unfolded QDQ model (fp32
+    weights) that a profile reusing its exports would time as the file the compression ships."""
     from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
 
     for module in quantized.modules():
         if isinstance(module, BaseQuantizer):
             module._export_mode = QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS
-    return fold_weight_quantizers(export_onnx(quantized, path, in_chans=in_chans, img_size=img_size))
+    path = Path(path)
+    with replacing(path) as tmp:
+        fold_weight_quantizers(export_onnx(quantized, tmp, in_chans=in_chans, img_size=img_size))
+    return path
 
 
 def fold_weight_quantizers(path: str | os.PathLike) -> Path:

@@ -50,3 +50,22 @@ def test_openvino_ir_is_written_as_a_pair_and_a_writer_killed_before_its_renames
     assert remove_dead_writers_temps(tmp_path) == [held]
     assert list((tmp_path / "again").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "model.onnx", "model_int8.bin", "model_int8.xml"]
+
+
+def test_an_int8_export_stopped_before_its_weights_are_folded_leaves_no_file_at_its_name(tmp_path, monkeypatch):
+    # The QDQ export was renamed onto model_int8.onnx before the fold rewrote it: a kill between the two left an
+    # unfolded model (fp32 weights) at the final name, which a profile reusing its exports would time as the int8 file.
+    import pytest
+
+    import compress.export as export
+
+    def killed(path):
+        raise KeyboardInterrupt  # where a kill between the export and the fold lands
+
+    monkeypatch.setattr(export, "fold_weight_quantizers", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_int8_onnx(build_model(ARCH), tmp_path / "model_int8.onnx", in_chans=1, img_size=28)
+    assert list(tmp_path.iterdir()) == []  # neither the unfolded model nor a temporary file
+    monkeypatch.undo()
+    path = export.export_int8_onnx(build_model(ARCH), tmp_path / "model_int8.onnx", in_chans=1, img_size=28)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_int8.onnx"] and path.stat().st_size > 0
