@@ -145,18 +145,8 @@ def remove_dead_writers_temps(folder: Path, *, recursive: bool = True, target: s
     now) and another machine's are kept, as are temporary files of other names (they cannot be attributed). `target`:
     only those of writes of the file of that name (a tool writing one file into a folder the user names clears its
     own, not what other tools left there). Returns the deleted paths."""
-    ns = pid_namespace()
-    if ns is None or not folder.is_dir():
-        return []
-    host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]
-    # the target's name, then mkstemp's random part (no dots), then the tag: `.p.csv.bak.<random>...` is not p.csv's
-    name = _TEMP_NAME if target is None else re.compile(rf"^\.{re.escape(target)}\.[a-z0-9_]+\.{_TEMP_TAG}$")
     removed = []
-    # listed first: a folder removed below must not be walked into
-    for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
-        m = name.match(p.name)
-        if m is None or m["host"] != host or m["ns"] != ns or not process_gone(int(m["pid"])):
-            continue
+    for p in _dead_writers_temps(folder, recursive=recursive, target=target):
         try:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -223,6 +213,63 @@ def _full_disk_said(path: Path) -> Iterator[None]:
         if st is None or st.f_bavail * st.f_frsize >= _FULL_BELOW:
             raise
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+
+
+def _dead_writers_temps(folder: Path, *, recursive: bool, target: str | None) -> list[Path]:
+    """The temporary files and folders under `folder` that `remove_dead_writers_temps` judges left by a dead writer."""
+    ns = pid_namespace()
+    if ns is None or not folder.is_dir():
+        return []
+    host = writer_tag().split("@", 1)[1].rsplit("~", 1)[0]
+    # the target's name, then mkstemp's random part (no dots), then the tag: `.p.csv.bak.<random>...` is not p.csv's
+    name = _TEMP_NAME if target is None else re.compile(rf"^\.{re.escape(target)}\.[a-z0-9_]+\.{_TEMP_TAG}$")
+    dead = []
+    # listed first: a folder the caller removes must not be walked into
+    for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
+        m = name.match(p.name)
+        if m is not None and m["host"] == host and m["ns"] == ns and process_gone(int(m["pid"])):
+            dead.append(p)
+    return dead
+
+
+_TAKEN = ".taken_over"  # a dead writer's folder, claimed by its rename into this process's own (see take_over_scratch)
+
+
+def take_over_scratch(folder: Path) -> Path | None:
+    """Move into `folder`, this process's `scratch_folder(parent, name)`, what the latest folder of the same `name` in
+    `parent` holds whose writer is gone (killed while working in it: kill -9, OOM killer), and return that folder's
+    former path; None when there is none. The caller reuses what it can tell is complete and made as it would make it
+    now (files renamed into place whole, under names that say what they hold); the rest goes with `folder`.
+
+    The temporary files of writes the dead writer had under way are deleted. The folder is claimed by renaming it into
+    `folder` first, so that of two processes taking over at the same moment one gets it and the other nothing, and a
+    kill in between leaves it inside a folder the next run takes over in turn. Folders of other names and of live
+    writers are left alone (`remove_dead_writers_temps` deletes the other dead ones)."""
+    m = _TEMP_NAME.match(folder.name)
+    if m is None:
+        raise ValueError(f"take_over_scratch takes a scratch_folder(), not {folder}")
+    name = folder.name[1:m.start("pid")].rsplit(".", 2)[0]  # .<name>.<random>.<pid>@...: the name may hold dots
+    left = [p for p in _dead_writers_temps(folder.parent, recursive=False, target=name) if p.is_dir() and not p.is_symlink()]
+    for dead in sorted(left, key=_mtime, reverse=True):
+        claimed = folder / _TAKEN
+        try:
+            os.rename(dead, claimed)
+        except FileNotFoundError:  # another run took it (or removed it) first
+            continue
+        for entry in claimed.iterdir():
+            if entry.name != _TAKEN and not (folder / entry.name).exists():  # (_TAKEN: a claim its killed taker left)
+                os.rename(entry, folder / entry.name)
+        shutil.rmtree(claimed, ignore_errors=True)
+        remove_dead_writers_temps(folder)
+        return dead
+    return None
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:  # removed since it was listed: it sorts last, and its rename fails
+        return -1
 
 
 @contextlib.contextmanager

@@ -376,3 +376,43 @@ def test_a_disk_error_while_syncing_is_raised_and_keeps_the_previous_file(tmp_pa
     failing = {"dir"}  # the file synced and renamed, its folder's entry not: the error is not swallowed either
     with pytest.raises(OSError, match="Input/output error"):
         atomic_write_bytes(path, b"new\n")
+
+
+def test_a_scratch_folder_takes_over_the_latest_one_of_its_name_that_a_dead_writer_left(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import nas.checkpoint as checkpoint
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is dead
+
+    def left_by_the_dead(name: str, files: dict[str, bytes], mtime: int) -> Path:
+        with monkeypatch.context() as m:
+            m.setattr(os, "getpid", lambda: gone.pid)
+            folder = Path(tempfile.mkdtemp(dir=tmp_path, prefix=f".{name}.", suffix=f".{checkpoint.writer_tag()}.tmp"))
+            for rel, data in files.items():
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (folder / rel).write_bytes(data)
+            _, cut_short = checkpoint._temp_beside(folder / "fp32_k" / "c.onnx")  # killed mid-write of c.onnx
+        os.utime(folder, ns=(mtime, mtime))
+        return folder
+
+    older = left_by_the_dead("m.csv", {"fp32_k/a.onnx": b"older"}, mtime=1_000_000_000)
+    latest = left_by_the_dead("m.csv", {"fp32_k/a.onnx": b"latest", "fp32_k/b.onnx": b"b", "int8_k/a.onnx": b"q"},
+                              mtime=2_000_000_000)
+    other_name = left_by_the_dead("n.csv", {"fp32_k/a.onnx": b"n"}, mtime=3_000_000_000)
+    with checkpoint.scratch_folder(tmp_path, "m.csv") as live, checkpoint.scratch_folder(tmp_path, "m.csv") as ours:
+        assert checkpoint.take_over_scratch(ours) == latest and not latest.exists()
+        # its files, in this process's folder, without the temporary file of the write cut short
+        assert sorted(str(p.relative_to(ours)) for p in ours.rglob("*")) == [
+            "fp32_k", "fp32_k/a.onnx", "fp32_k/b.onnx", "int8_k", "int8_k/a.onnx"]
+        assert (ours / "fp32_k" / "a.onnx").read_bytes() == b"latest"
+        assert older.is_dir() and other_name.is_dir() and live.is_dir()  # left for the cleanup, or alive
+        assert list(live.iterdir()) == []
+        with pytest.raises(ValueError, match="takes a scratch_folder"):
+            checkpoint.take_over_scratch(tmp_path)
+    assert checkpoint.remove_dead_writers_temps(tmp_path, recursive=False) == sorted([older, other_name])

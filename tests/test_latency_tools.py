@@ -80,10 +80,15 @@ def test_a_second_session_with_an_export_dir_times_the_same_files_without_export
     real_export = profile.export_archs
     monkeypatch.setattr(profile, "export_archs", lambda archs, *a, **k: exported.append(len(archs)) or real_export(archs, *a, **k))
     first = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2, export_dir=tmp_path)
-    made = (tmp_path / "fp32" / f"{TINY.arch_id}.onnx").stat().st_mtime_ns
+    (path,) = tmp_path.glob(f"fp32_*/{TINY.arch_id}.onnx")  # in the folder of its precision and export settings
+    assert path.parent.name == profile.export_subfolder("fp32")
+    made = path.stat().st_mtime_ns
     second = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2, export_dir=tmp_path)
     assert exported == [1, 0]  # the second session exports nothing ...
-    assert (tmp_path / "fp32" / f"{TINY.arch_id}.onnx").stat().st_mtime_ns == made  # ... and times the first file
+    assert path.stat().st_mtime_ns == made  # ... and times the first file
+    # Exported with another version of torch, the file may differ: it is not reused.
+    monkeypatch.setattr(profile.torch, "__version__", "0.0.1")
+    assert profile.export_subfolder("fp32") != path.parent.name != profile.export_subfolder("int8")
     assert first[0].median_ms > 0 and second[0].median_ms > 0
 
 
@@ -1470,3 +1475,102 @@ def test_an_int8_member_is_timed_from_a_file_in_its_own_folder_that_a_killed_run
     assert existed and path.name == "model_int8.onnx" and path.parent.parent == folder and tag and tag["pid"] == str(os.getpid())
     assert beside == sorted(["model.onnx", path.parent.name])
     assert sorted(p.name for p in folder.iterdir()) == ["model.onnx"]  # and gone once timed
+
+
+# A profile with a fake exporter (files renamed into place whole, as the real ones are: nas.checkpoint.replacing) and
+# runtime, killed (it waits for kill -9) during the export of its argv[1]-th model (0: once all are exported, timing).
+_KILLED_WITH_A_FAKE_EXPORTER = """
+import sys, time
+from hydra import compose, initialize_config_dir
+import nas.latency.profile as profile
+from nas.checkpoint import replacing
+made = 0
+def _export(model, path, *, in_chans, img_size):
+    global made
+    made += 1
+    with replacing(path) as tmp:
+        tmp.write_bytes(b"model")
+        if made == int(sys.argv[1]):
+            print("exporting", flush=True)
+            time.sleep(120)
+    return path
+def _stop(*args, **kwargs):
+    print("timing", flush=True)
+    time.sleep(120)
+profile.export_onnx = _export
+profile.make_runner = lambda *args, **kwargs: (lambda x: x)
+profile.time_runners = _stop
+profile.register_latency_configs()
+with initialize_config_dir(config_dir=str(profile.CONF_DIR), version_base="1.3"):
+    profile.run_profile(compose(config_name="latency", overrides=sys.argv[2:]))
+"""
+
+
+def test_a_profile_killed_while_timing_or_exporting_has_its_next_run_reuse_the_models_it_exported(tmp_path, monkeypatch,
+                                                                                                   caplog):
+    # The next run deleted the killed run's exports and exported every arch again (an NNCF PTQ each for int8).
+    import logging
+    import shutil
+    import subprocess
+    import sys
+
+    import torch
+
+    import nas.latency.profile as profile
+    from tests.conftest import stop
+
+    out = tmp_path / "lat" / "m.csv"
+    settings = ["hw=cpu", "n=3", "warmup=1", "repeats=1", "rounds=1"]
+
+    def killed_run(while_exporting: int) -> Path:
+        proc = subprocess.Popen([sys.executable, "-c", _KILLED_WITH_A_FAKE_EXPORTER, str(while_exporting), *settings,
+                                 f"out={out}"], cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == ("exporting" if while_exporting else "timing")
+        stop(proc)  # kill -9
+        (left,) = out.parent.glob(f".m.csv.*.{proc.pid}@*.tmp")
+        return left
+
+    exported: list[tuple[str, str]] = []
+
+    def export(model, path, *, in_chans, img_size, precision="fp32"):
+        assert not path.exists()  # never written over: a file present is reused
+        exported.append((precision, path.name))
+        path.write_bytes(b"model")
+        return path
+
+    monkeypatch.setattr(profile, "export_onnx", export)
+    monkeypatch.setattr(profile, "export_int8", lambda model, arch, path, *, seed: export(
+        model, path, in_chans=arch.in_chans, img_size=arch.img_size, precision="int8"))
+    monkeypatch.setattr(profile, "make_runner", lambda *args, **kwargs: (lambda x: x))
+    names = [f"{a.arch_id}.onnx" for a in profile_archs(to_tool_config(_latency_cfg(*settings)))]
+
+    def rerun(*changes: str, to: Path = out) -> list[tuple[str, str]]:
+        exported.clear()
+        with caplog.at_level(logging.INFO, logger="nas.latency"):
+            run_profile(_latency_cfg(*settings, *changes, f"out={to}"))
+        assert len(read_measurements(to)) == 3
+        assert [p.name for p in out.parent.iterdir()] == [to.name]  # the exports gone once timed
+        return sorted(exported)
+
+    # Killed while timing, all three exported: the next run with this out= exports none.
+    left = killed_run(0)
+    shutil.copytree(left, tmp_path / "kept")
+    caplog.clear()
+    assert rerun() == []
+    assert "took over the exports of a profile into" in caplog.text and "3 of the 3 models to time are among them" in caplog.text
+    # Those exports again, as the kill left them, for a rerun that times another precision, under another torch, or
+    # into another out=: each exports all three (int8 files are not the fp32 ones; another version's may differ).
+    for changes, to, precision in ((["hw=cpu_int8"], out, "int8"), ([], out, "fp32"), ([], out.with_name("n.csv"), "fp32")):
+        for p in out.parent.iterdir():
+            p.unlink()
+        shutil.copytree(tmp_path / "kept", out.parent / left.name)
+        with monkeypatch.context() as m:
+            if precision == "fp32" and to == out:
+                m.setattr(torch, "__version__", "0.0.1")
+            assert rerun(*changes, to=to) == sorted((precision, name) for name in names), (changes, to)
+    # Killed while exporting the second model (its file written, not renamed): the next run exports it and the third.
+    for p in out.parent.iterdir():
+        p.unlink()
+    left = killed_run(2)
+    assert len(list(left.rglob("*.onnx"))) == 1 and len(list(left.rglob(".*.tmp"))) == 1
+    assert rerun() == [("fp32", name) for name in sorted(names[1:])]

@@ -13,6 +13,9 @@ With `export_only=true` it only writes the ONNX files plus a measurements templa
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
+import json
 import logging
 import sys
 import tempfile
@@ -28,7 +31,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from nas.arch import MIXERS, ArchConfig
-from nas.checkpoint import export_onnx, remove_dead_writers_temps, scratch_folder
+from nas.checkpoint import ONNX_OPSET, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch
 from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
@@ -202,6 +205,30 @@ def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0, pr
     return paths
 
 
+INT8_CALIBRATION_IMAGES = 8
+"""How many random images `export_int8` quantizes a model on."""
+EXPORT_SEED = 0
+"""The seed of the random weights `measure_archs` exports the archs with (latency does not depend on their values)."""
+
+
+def export_subfolder(precision: str, *, seed: int = EXPORT_SEED) -> str:
+    """The name of the folder `measure_archs` keeps its exports of `precision` in: `<precision>_<10 hex digits>`, a
+    digest of what an exported file depends on besides its arch (its file name, `<arch_id>.onnx`, covers the arch
+    and its input shape): the weights' seed, the ONNX opset, the versions of torch and onnx, and for int8 those of
+    NNCF and the calibration images. Files exported otherwise (another torch, say) are in another folder, never reused
+    as these; a change to this package's own export code is not seen."""
+    def version(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "-"
+
+    key = {"precision": precision, "seed": seed, "opset": ONNX_OPSET, "torch": torch.__version__, "onnx": version("onnx")}
+    if precision == "int8":
+        key |= {"nncf": version("nncf"), "calibration_images": INT8_CALIBRATION_IMAGES}
+    return f"{precision}_{hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]}"
+
+
 def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: int = 0) -> Path:
     """`model` (of `arch`) as the int8 QDQ ONNX file the compression ships, quantized on random images: the file int8
     profiles time (its latency depends on which layers run in int8, not on the calibrated ranges)."""
@@ -210,7 +237,7 @@ def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: i
     from compress.quantize import quantize_ptq
 
     # Which layers run in int8 sets the latency, not the calibrated ranges: random images are enough.
-    n = 8
+    n = INT8_CALIBRATION_IMAGES
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, arch.in_chans, arch.img_size, arch.img_size), dtype=torch.uint8, generator=gen)
     quantized, _ = quantize_ptq(model, Split(x=images, y=torch.zeros(n, dtype=torch.long)), size=n, seed=seed)
@@ -221,8 +248,10 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
                   rounds: int = 7, export_dir: Path | None = None) -> list[Measurement]:
     """Export and time every arch in `hw.runtime` (interleaved rounds, see nas.latency.measure).
 
-    `export_dir`: keep the exported files there and reuse those already present (`<arch_id>.onnx` of this
-    precision), so a second timing session of the same archs skips the export (an NNCF PTQ each for int8).
+    `export_dir`: keep the exported files there and reuse those already present (`<arch_id>.onnx` in the
+    `export_subfolder` of this precision and export settings), so a second timing session of the same archs skips the
+    export (an NNCF PTQ each for int8). Each file is renamed into place whole (`nas.checkpoint.replacing`), so one
+    present is complete, also after a kill mid-export.
     """
     if not hw.runtime:
         raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
@@ -230,10 +259,10 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
     torch.set_num_threads(hw.threads)
     # Without an export_dir the files live only as long as the timing needs them.
     with tempfile.TemporaryDirectory() if export_dir is None else contextlib.nullcontext(export_dir) as base:
-        folder = Path(base) / hw.precision
+        folder = Path(base) / export_subfolder(hw.precision, seed=EXPORT_SEED)
         folder.mkdir(parents=True, exist_ok=True)
         missing = [a for a in archs if not (folder / f"{a.arch_id}.onnx").is_file()]
-        export_archs(missing, folder, precision=hw.precision)
+        export_archs(missing, folder, seed=EXPORT_SEED, precision=hw.precision)
         paths = [folder / f"{a.arch_id}.onnx" for a in archs]
         runners = [make_runner(p, runtime=hw.runtime, precision=hw.precision, threads=hw.threads,
                                input_shape=(1, a.in_chans, a.img_size, a.img_size)) for p, a in zip(paths, archs)]
@@ -268,10 +297,17 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         return template
     out = Path(tool.out or f"{default}.csv")
     writable_file(out, setting=f"out={tool.out!r}")  # before the minutes of timing, not after
-    clear_killed_writes(out.parent)
     # The exports beside `out`, not in /tmp: a profile killed while timing (SIGTERM, OOM killer) leaves them in a folder
-    # its next run there clears (n files of up to tens of MB each: 12 MB on average for metaformer_s at 64x64).
+    # (n files of up to tens of MB each: 12 MB on average for metaformer_s at 64x64) that its next run with this out=
+    # takes over and reuses what fits (measure_archs), and other tools writing there delete.
     with scratch_folder(out.parent, out.name) as exports:
+        if (killed := take_over_scratch(exports)) is not None:  # before the cleanup, which would delete it
+            folder = exports / export_subfolder(tool.hw.precision, seed=EXPORT_SEED)
+            reused = sum((folder / f"{a.arch_id}.onnx").is_file() for a in archs)
+            log.info("took over the exports of a profile into %s that was killed (%s): %d of the %d models to time are "
+                     "among them, %s", out, killed.name, reused, len(archs),
+                     "none to export" if reused == len(archs) else "the others are exported")
+        clear_killed_writes(out.parent)
         rows = measure_archs(archs, tool.hw, warmup=tool.warmup, repeats=tool.repeats, rounds=tool.rounds, export_dir=exports)
     # Written once, when all are timed: the rounds interleave the archs, so no row is final before the last round.
     write_measurements(out, rows)
