@@ -41,23 +41,32 @@ def exit_on_error(code: int = 2) -> Iterator[None]:
 
 
 @contextmanager
-def lines_on_stderr(*names: str) -> Iterator[None]:
-    """For command-line entry points without Hydra (which sets up logging itself): the named loggers' info and
-    warning lines reach stderr as plain lines while the block runs. Without a handler Python shows only warnings,
-    so a tool's info lines (what it did on its own, such as removing a killed run's files) were lost."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
+    """While the block runs, the named loggers also send their records to `handler`, at INFO at least (a logger left
+    quieter, as Python leaves them without a logging setup, is set to INFO); as they were afterwards."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
     try:
         yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.removeHandler(handler)
             lg.setLevel(level)
+
+
+@contextmanager
+def lines_on_stderr(*names: str) -> Iterator[None]:
+    """For command-line entry points without Hydra (which sets up logging itself): the named loggers' info and
+    warning lines reach stderr as plain lines while the block runs. Without a handler Python shows only warnings,
+    so a tool's info lines (what it did on its own, such as removing a killed run's files) were lost."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    with logging_to(handler, *names):
+        yield
 
 
 def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:

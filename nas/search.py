@@ -40,7 +40,7 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
 from nas.data import (
     Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
-from nas.errors import ConfigError, DataError, NasError, exit_on_error, make_folder
+from nas.errors import ConfigError, DataError, NasError, exit_on_error, logging_to, make_folder
 from nas.latency import predict_latency
 from nas.latency.hardware import input_warning
 from nas.latency.measure import host_mismatch
@@ -767,18 +767,10 @@ def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Ite
     handler.setLevel(logging.INFO)
     for record in earlier:  # to the file only: they were shown when they happened
         handler.handle(record)
-    loggers = [logging.getLogger(name) for name in ("nas", "compress")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        if lg.getEffectiveLevel() > logging.INFO:  # called as a library (no logging set up): still log the run
-            lg.setLevel(logging.INFO)
     try:
-        yield
+        with logging_to(handler, "nas", "compress"):  # INFO also when called as a library (no logging set up)
+            yield
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
         handler.close()
 
 
