@@ -75,11 +75,16 @@ def _run_of(folder: Path) -> Path | None:
 def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path) -> list[str]:
     """What `python -m compress.run` prints under its table: which file the int8 row's numbers are of, where the files
     went (the checkpoint folder; the table names none of it) and the run report it refreshed, if any."""
+    from nas.report import int8_source_text
+
     folder = Path(checkpoint)
     folder = folder.parent if folder.is_file() else folder
     int8 = metrics["int8"]
-    lines = [f"int8 row: test acc from {int8.get('file_ir')} in OpenVINO ({int8.get('file')} in onnxruntime: "
-             f"{100 * int8['test_acc_onnx']:.2f}%), size (KiB) of {int8.get('file')}"]
+    if int8.get("test_acc_source", "openvino") == "openvino":  # files before test_acc_source: always OpenVINO's
+        lines = [f"int8 row: test acc from {int8.get('file_ir')} in OpenVINO ({int8.get('file')} in onnxruntime: "
+                 f"{100 * int8['test_acc_onnx']:.2f}%), size (KiB) of {int8.get('file')}"]
+    else:  # the target chip's estimate: onnxruntime's (hw=cpu_ort), or the file's own where this CPU saturates
+        lines = [f"int8 row: {int8_source_text(int8)}; size (KiB) of {int8.get('file')}"]
     if int8.get("note"):
         lines.append(f"note: {int8['note']}")
     files = sorted(set((metrics.get("files") or {}).values()) - {"model.onnx"})  # model.onnx is the search's

@@ -946,7 +946,42 @@ def _int8_label(members: Sequence[_Member], hw: Any) -> str:
     starred = {a for a, _, _ in _int8_points(members, hw)}
     proxy = {m.metrics.get("final_train") is None for m in members
              if m.arch_id in starred and m.metrics is not None and "final_train" in m.metrics}  # older files lack it
-    return _INT8_LABEL_MIXED if len(proxy) > 1 else _INT8_LABEL_PROXY if proxy == {True} else _INT8_LABEL
+    label = _INT8_LABEL_MIXED if len(proxy) > 1 else _INT8_LABEL_PROXY if proxy == {True} else _INT8_LABEL
+    # a star's val acc is from the runtime of its int8 test_acc (test_acc_source; OpenVINO in files before it)
+    sources = {_int8_source((m.compressed or {}).get("int8")) for m in members if m.arch_id in starred}
+    ran = (_INT8_VAL_SOURCE.get(next(iter(sources)), "") if len(sources) == 1
+           else "its int8 file, run as its int8 row's note says")
+    return label.replace("its OpenVINO file", ran) if ran else label
+
+
+# How a star's val acc was computed, by int8 test_acc_source (`compress.pipeline.int8_headline_source`)
+_INT8_VAL_SOURCE = {"onnxruntime": "its ONNX file in onnxruntime",
+                    "reference": "its ONNX file run operator by operator: this CPU's int8 kernels saturate"}
+
+
+def _int8_source(int8: Any) -> str:
+    """'openvino', 'onnxruntime' or 'reference': whose accuracy a compressed_metrics.json's int8 test_acc is (its
+    test_acc_source); 'openvino' for files written before the field, whose test_acc was always OpenVINO's."""
+    source = (int8 or {}).get("test_acc_source") if isinstance(int8, dict) else None
+    if not isinstance(source, str) or not source:
+        return "openvino"
+    return "reference" if source.startswith("reference") else source
+
+
+def int8_source_text(int8: dict[str, Any]) -> str:
+    """Which runtime the int8 row's test acc is from (compressed_metrics.json's int8 `test_acc_source`), with the
+    others' beside it: 'test acc from model_int8.xml in OpenVINO; model_int8.onnx in onnxruntime 89.10%'. The file run
+    operator by operator is the headline for a chip other than this host's CPU when this CPU's int8 kernels saturate
+    (x86 without VNNI): the runtimes here then give less than the chip will."""
+    onnx, ir = int8.get("file") or "model_int8.onnx", int8.get("file_ir") or "model_int8.xml"
+    ov, ort = _fmt_acc(_to_float(int8.get("test_acc_openvino"))), _fmt_acc(_to_float(int8.get("test_acc_onnx")))
+    source = _int8_source(int8)
+    if source == "onnxruntime":  # a profile timed in onnxruntime here (hw=cpu_ort): the file is shipped to run so
+        return f"test acc from {onnx} in onnxruntime, the chip's runtime; {ir} in OpenVINO {ov}"
+    if source == "reference":
+        return (f"test acc from {onnx} run operator by operator, as a chip accumulating int8 in 32 bits computes it "
+                f"(this CPU's int8 kernels saturate); here OpenVINO {ov}, onnxruntime {ort}")
+    return f"test acc from {ir} in OpenVINO; {onnx} in onnxruntime {ort}"
 
 
 def _pareto_figure(run: _Run) -> go.Figure | None:
@@ -1166,13 +1201,12 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                 notes.append(f"ratio {s.get('ratio')}, val acc {_fmt_acc(_to_float(s.get('val_acc_before_recovery')))} "
                              f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
             if stage == "int8":
-                # the row's accuracy is the IR's (what compress.predict runs); the size is the QDQ ONNX file's
-                notes.append(f"test acc from {s.get('file_ir') or 'model_int8.xml'} in OpenVINO; "
-                             f"{s.get('file') or 'model_int8.onnx'} in onnxruntime {_fmt_acc(_to_float(s.get('test_acc_onnx')))}; "
-                             f"QAT epochs {s.get('qat_epochs', 0)}")
+                # the row's accuracy is the one the chip should see (test_acc_source); the size is the QDQ ONNX file's
+                notes.append(f"{int8_source_text(s)}; QAT epochs {s.get('qat_epochs', 0)}")
                 if s.get("note"):
                     notes.append(str(s["note"]))
-                if (saturated := _saturated_text(s.get("agreement"), s.get("test_acc_reference"))) is not None:
+                if (saturated := _saturated_text(s.get("agreement"), s.get("test_acc_reference"),
+                                                 headline_is_reference=_int8_source(s) == "reference")) is not None:
                     notes.append(saturated)
                 ir = _to_float(s.get("size_bytes_ir"))
                 if ir is not None:
@@ -1534,10 +1568,11 @@ def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
     return {name: written[name] for name in REPORT_FILES}
 
 
-def _saturated_text(agree: Any, reference_acc: Any) -> str | None:
+def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bool = False) -> str | None:
     """The int8 row's note when a runtime's int8 kernels on the compressing CPU (x86 without VNNI) moved the file's
     logits past the stated tolerance while the file itself, run operator by operator, was within it: the row's accuracy
-    is then that CPU's, and the note gives the file's own; None otherwise and for files from before these fields."""
+    is then that CPU's, and the note gives the file's own (unless the row's is the file's own already:
+    `headline_is_reference`); None otherwise and for files from before these fields."""
     if not isinstance(agree, dict) or agree.get("int8_saturates") is not True:
         return None
     runs = {name: agree.get(name) for name in ("onnx", "openvino", "onnx_reference", "tolerance")}
@@ -1551,9 +1586,12 @@ def _saturated_text(agree: Any, reference_acc: Any) -> str | None:
     if not off:
         return None
     acc = _to_float(reference_acc)
-    return (f"int8 kernels saturate on the CPU that compressed it (x86 without VNNI): logits off the int8 model's by "
-            f"{', '.join(off)} (tolerance {diff['tolerance']:.0%}); the file run operator by operator "
-            + (f"has test acc {_fmt_acc(acc)}" if acc is not None else f"is {diff['onnx_reference']:.0%} off"))
+    text = (f"int8 kernels saturate on the CPU that compressed it (x86 without VNNI): logits off the int8 model's by "
+            f"{', '.join(off)} (tolerance {diff['tolerance']:.0%}); ")
+    if headline_is_reference:  # the row's test acc is that run's already: not repeated
+        return text + f"the row's is the file's own, run operator by operator ({diff['onnx_reference']:.0%} off)"
+    return text + "the file run operator by operator " + (
+        f"has test acc {_fmt_acc(acc)}" if acc is not None else f"is {diff['onnx_reference']:.0%} off")
 
 
 def _from_study(overrides: Sequence[str]) -> int:

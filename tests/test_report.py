@@ -897,3 +897,45 @@ def test_a_folder_beside_a_run_names_the_run_folder_to_pass(run_dir: pathlib.Pat
     with pytest.raises(MissingRunFileError, match=r"no trials\.csv in .*; run `python -m nas\.search` first"):
         write_reports(member / "empty")
     assert write_reports(run_dir)  # the run folder itself
+
+
+def test_the_int8_row_names_whose_accuracy_it_shows_and_keeps_the_others() -> None:
+    # compress for hw=edge_npu on a CPU whose int8 kernels saturate: the row's test acc is the file's own (run operator
+    # by operator), and the note gives what this CPU's runtimes got; hw=cpu_ort: onnxruntime's; older files: OpenVINO's
+    from nas.report import _compressed_rows, _int8_label, _int8_points
+
+    def run(rel: float) -> dict[str, float]:
+        return {"max_rel_diff": rel, "top1_agreement": 1.0}
+
+    agree = {"onnx": run(0.336), "onnx_reference": run(0.015), "openvino": run(0.377), "int8_saturates": True,
+             "tolerance": {"max_rel_diff": 0.15, "top1_agreement": 0.99}}
+    int8 = {"test_acc": 0.8925, "test_acc_source": "reference (host int8 kernels saturate)", "test_acc_reference": 0.8925,
+            "test_acc_openvino": 0.855, "test_acc_onnx": 0.881, "latency_ms": 0.161, "val_acc_file": 0.88,
+            "qat_epochs": 0, "agreement": agree, "file": "model_int8.onnx", "file_ir": "model_int8.xml"}
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, metrics={}, compressed={
+        "hw": "edge_npu", "fp32": {"test_acc": 0.9, "latency_ms": 0.368}, "pruned": {"pruned": False}, "int8": int8})
+    row = _compressed_rows([member], "edge_npu")[2]
+    assert row[2].startswith("89.25%")
+    assert row[-1].startswith(
+        "test acc from model_int8.onnx run operator by operator, as a chip accumulating int8 in 32 bits computes it "
+        "(this CPU's int8 kernels saturate); here OpenVINO 85.50%, onnxruntime 88.10%; QAT epochs 0")
+    assert ("logits off the int8 model's by OpenVINO 38%, onnxruntime 34% (tolerance 15%); the row's is the file's own, "
+            "run operator by operator (2% off)") in row[-1] and "has test acc" not in row[-1]
+    assert _int8_points([member], "edge_npu") == [("aaaa000001", 0.161, 0.88)]
+    assert _int8_label([member], "edge_npu") == ("compressed int8 of the final-trained member (val acc from its ONNX file "
+                                                 "run operator by operator: this CPU's int8 kernels saturate)")
+    int8["test_acc_source"] = "onnxruntime"
+    assert _compressed_rows([member], "edge_npu")[2][-1].startswith(
+        "test acc from model_int8.onnx in onnxruntime, the chip's runtime; model_int8.xml in OpenVINO 85.50%; QAT epochs 0")
+    assert "the file run operator by operator has test acc 89.25%" in _compressed_rows([member], "edge_npu")[2][-1]
+    assert "val acc from its ONNX file in onnxruntime" in _int8_label([member], "edge_npu")
+    for old in ("openvino", None):  # OpenVINO's, said as before; a file from before test_acc_source renders as it did
+        int8.pop("test_acc_source")
+        if old:
+            int8["test_acc_source"] = old
+        assert _compressed_rows([member], "edge_npu")[2][-1].startswith(
+            "test acc from model_int8.xml in OpenVINO; model_int8.onnx in onnxruntime 88.10%; QAT epochs 0")
+        assert _int8_label([member], "edge_npu").endswith("(val acc from its OpenVINO file)")
+    other = SimpleNamespace(arch_id="bbbb000002", ms_decimals=3, metrics={}, compressed={
+        **member.compressed, "int8": {**int8, "test_acc_source": "reference (host int8 kernels saturate)"}})
+    assert _int8_label([member, other], "edge_npu").endswith("(val acc from its int8 file, run as its int8 row's note says)")
