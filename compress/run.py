@@ -168,7 +168,9 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
     data = split_as_recorded(cfg, data, {"test": digest})
     if split_digest(data.test) == digest:
         return data
-    differ = [f"data.{k}={_yaml(split.get(k))}" for k in SPLIT_SETTINGS if split.get(k) != getattr(cfg, k)]
+    # a size recorded as "own test split" (`split_record`: the data brought that split) is no setting to pass
+    differ = [f"data.{k}={_yaml(split.get(k))}" for k in SPLIT_SETTINGS
+              if split.get(k) != getattr(cfg, k) and not isinstance(split.get(k), str)]
     # the recorded root, as the data-shape refusal names it (it said only "the data.root its search used"), unless it
     # is the one given: then another split of it is what differs
     if root is not None and Path(root).resolve() != Path(cfg.root).resolve():

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from nas.config import DataConfig, DataFormat, Metric
-from nas.errors import DataError, make_folder
+from nas.errors import DataError, counted, make_folder
 
 log = logging.getLogger(__name__)
 
@@ -660,12 +660,12 @@ def held_out_gaps_warning(data: Dataset, cfg: DataConfig) -> str | None:
             why = (f"too few: a class needs {1 + len(order)} images (one for training and one for each of "
                    f"{' and '.join(order)}); give such a class more images")
         elif small:  # a held-out split of fewer images than classes
-            why = "; ".join(f"data.{s}_size={getattr(cfg, f'{s}_size'):g} holds out {len(getattr(data, s)):,} images "
+            why = "; ".join(f"data.{s}_size={getattr(cfg, f'{s}_size'):g} holds out {counted(len(getattr(data, s)), 'image')} "
                             f"for {data.num_classes} classes" for s in small) + f"; hold out {data.num_classes} or more"
         else:  # split_as_recorded
             why = ("the split a study or checkpoint was made with, from before a class rounded to none got one; a new "
                    "search.study_name gets one")
-        groups.setdefault(why, []).append(f"{name!r} ({total:,} image{'s' if total != 1 else ''}) has no "
+        groups.setdefault(why, []).append(f"{name!r} ({counted(total, 'image')}) has no "
                                           f"{' or '.join(lacks)} image")
     if not groups:
         return None
@@ -801,6 +801,14 @@ def absolute_root(root: str | os.PathLike) -> str:
 
 # The data.* settings that decide which images of a folder become the test images (besides the folder itself).
 SPLIT_SETTINGS = ("split_seed", "val_size", "test_size", "stratify")
+
+
+def split_record(cfg: DataConfig, data: Dataset) -> dict[str, object]:
+    """The `SPLIT_SETTINGS` that drew `data`'s splits, as `metrics.json` records them (`test_images.split`): a size whose
+    split the data brings itself (Fashion-MNIST's test split, an image folder's test/ or val/) held nothing out, so it is
+    recorded as "own test split" / "own val split" rather than as a setting's value that was not used."""
+    return {k: (getattr(cfg, k) if not k.endswith("_size") or k[:-5] in data.held_out else f"own {k[:-5]} split")
+            for k in SPLIT_SETTINGS}
 
 
 def split_digest(split: Split) -> str:

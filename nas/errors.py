@@ -30,6 +30,12 @@ class CheckpointError(NasError):
     """A checkpoint is missing, truncated, corrupt or of an unknown format."""
 
 
+def counted(n: int, noun: str, *, plural: str | None = None) -> str:
+    """`n` and `noun` in the number it takes: '1 trial', '0 trials', '1,200 images' (`plural` where it is not noun + 's',
+    e.g. 'classes'), for lines whose count may be 1 ('1 trials finished' read as a slip)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 @contextmanager
 def exit_on_error(code: int = 2) -> Iterator[None]:
     """For command-line entry points: a `NasError` becomes `error: <message>` on stderr and exit `code`."""

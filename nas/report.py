@@ -508,7 +508,7 @@ def _change_text(change: Any) -> str | None:
         verdict = "not shown to differ"
     else:
         verdict = "a real drop" if wrong > right else "a real gain"
-    return (f"vs {change.get('file') or 'the file before'}: {wrong:,} test images now wrong, {right:,} now right "
+    return (f"vs {change.get('file') or 'the file before'}: {_counted(wrong, 'test image')} now wrong, {right:,} now right "
             f"({_fmt_p(p)}, {verdict})")
 
 
@@ -601,6 +601,10 @@ def _fmt_count(value: int | None) -> str:
     return str(value)
 
 
+def _counted(n: int, noun: str, *, plural: str | None = None) -> str:  # as nas.errors.counted (no nas imports here)
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _fmt_budget(budget: float | None) -> str:
     return "none" if budget is None else f"{budget:g} ms"
 
@@ -615,8 +619,7 @@ def _state_counts_text(trials: Sequence[_Trial]) -> str:
     duplicates = sum(t.duplicate for t in trials)
     if duplicates:  # they count against search.n_trials but explored nothing new
         parts += f" ({duplicates} of them re-proposed an architecture already trained and reused its result)"
-    noun = "trial" if len(trials) == 1 else "trials"
-    return f"{len(trials)} {noun}" + (f": {parts}" if parts else "")
+    return _counted(len(trials), "trial") + (f": {parts}" if parts else "")
 
 
 def _failures_text(trials: Sequence[_Trial], shown: int = 3) -> str:
@@ -637,7 +640,7 @@ def _no_trials_note(run: _Run) -> str:
         return ""
     if not run.trials or any(t.state == "RUNNING" for t in run.trials):
         return "No finished trials yet."
-    return (f"No finished trials: none of the {len(run.trials)} trials completed (trials.csv's fail_reason column says "
+    return (f"No finished trials: none of the {_counted(len(run.trials), 'trial')} completed (trials.csv's fail_reason column says "
             "why for each).")
 
 
@@ -647,9 +650,9 @@ def _no_members_note(run: _Run) -> str:
     if not complete:
         return "No Pareto members yet." if _no_trials_note(run).endswith("yet.") else "No Pareto members: no finished trials."
     if not any(t.feasible for t in complete):
-        return (f"No Pareto members: none of the {len(complete)} finished trials is within the latency budget "
+        return (f"No Pareto members: none of the {_counted(len(complete), 'finished trial')} is within the latency budget "
                 f"({_fmt_budget(run.budget_ms)}).")
-    return (f"No Pareto members in {PARETO_JSON} although {len(complete)} trials finished (a member not final-trained "
+    return (f"No Pareto members in {PARETO_JSON} although {_counted(len(complete), 'trial')} finished (a member not final-trained "
             "because the search was interrupted, or whose weights are missing, is left out: search.log names it); rerun "
             "the search command to write them.")
 
@@ -707,7 +710,9 @@ def _weights_text(members: Sequence[_Member]) -> str | None:
         info = m.metrics["final_train"]
         if isinstance(info, dict):
             epochs = info.get("epochs")
-            final.setdefault(f"{epochs} epochs" if epochs is not None else "its recipe", []).append(m.arch_id)
+            how = (_counted(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs" if epochs is not None
+                   else "its recipe")
+            final.setdefault(how, []).append(m.arch_id)
         else:
             proxy.append(m.arch_id)
     if not final and not proxy:
@@ -754,14 +759,14 @@ def _changed_text(keys: Any) -> str:
 
 
 def _dataset_text(header: dict[str, Any]) -> str:
-    """`fashion_mnist (/usr/share/...): 10 classes, 28x28x1 images; 54,000 train / 6,000 val / 10,000 test (one test
+    """`fashion_mnist (/usr/share/...): 10 classes, 1x28x28 images; 54,000 train / 6,000 val / 10,000 test (one test
     image = 0.01 pt)`; only the name for runs from before pareto.json described the data (or an unreadable entry)."""
     name = str(header.get("dataset") or _MISSING)
     d = header.get("data")
     try:
         c, hgt, wid = (int(v) for v in d["input"])
         n = {k: int(d["images"][k]) for k in ("train", "val", "test")}
-        text = (f"{name} ({d['root']}): {int(d['classes'])} classes, {hgt}x{wid}x{c} images; "
+        text = (f"{name} ({d['root']}): {_counted(int(d['classes']), 'class', plural='classes')}, {c}x{hgt}x{wid} images; "
                 f"{n['train']:,} train / {n['val']:,} val / {n['test']:,} test")
     except (KeyError, TypeError, ValueError):
         return name
@@ -1197,12 +1202,16 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
             host = s.get("host_latency_ms") or {}
             size = _to_float(s.get("size_bytes"))
             notes = []
+            if stage == "fp32" and (val := _to_float(s.get("val_acc"))) is not None:  # the model pruning starts from
+                notes.append(f"val acc {_fmt_acc(val)}")
             if stage == "pruned":
                 notes.append(f"ratio {s.get('ratio')}, val acc {_fmt_acc(_to_float(s.get('val_acc_before_recovery')))} "
                              f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
             if stage == "int8":
                 # the row's accuracy is the one the chip should see (test_acc_source); the size is the QDQ ONNX file's
                 notes.append(f"{int8_source_text(s)}; QAT epochs {s.get('qat_epochs', 0)}")
+                if (val := _to_float(s.get("val_acc_file"))) is not None:  # as the Pareto plot's int8 points
+                    notes.append(f"val acc {_fmt_acc(val)} (run as the test acc)")
                 if s.get("note"):
                     notes.append(str(s["note"]))
                 if (saturated := _saturated_text(s.get("agreement"), s.get("test_acc_reference"),

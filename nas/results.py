@@ -36,7 +36,7 @@ from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
-from nas.data import SPLIT_SETTINGS, Dataset, absolute_root, preprocessing, split_digest
+from nas.data import Dataset, absolute_root, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
@@ -404,7 +404,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         # Which images the test accuracies are of: `compress.run` refuses to test the model on others (another split
         # of the folder would hand it images it was trained on).
         "test_images": {"count": len(data.test), "digest": split_digest(data.test),
-                        "split": {k: getattr(run.data, k) for k in SPLIT_SETTINGS}},
+                        "split": split_record(run.data, data)},
     }
     atomic_write_json(metrics_path, metrics)
     return metrics, predicted

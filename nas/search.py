@@ -40,7 +40,7 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
 from nas.data import (
     Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
-from nas.errors import ConfigError, DataError, NasError, exit_on_error, logging_to, make_folder
+from nas.errors import ConfigError, DataError, NasError, counted, exit_on_error, logging_to, make_folder
 from nas.latency import predict_latency
 from nas.latency.hardware import input_warning
 from nas.latency.measure import host_mismatch
@@ -242,8 +242,8 @@ def early_stop_verdict(
     no_slower = [final for final, lat, _ in references if lat <= latency_ms]
     if not no_slower or val_acc + gain >= max(no_slower):
         return None
-    return (f"stopped early: val acc {val_acc:.4f} + allowed gain {gain:.4f} < {max(no_slower):.4f} "
-            f"of a trial no slower ({len(references)} references)")
+    return (f"stopped early: val acc {_pct(val_acc)} + allowed gain {100 * gain:.2f} pt < {_pct(max(no_slower))} "
+            f"of a trial no slower ({counted(len(references), 'reference')})")
 
 
 def _references(study: optuna.Study) -> list[tuple[float, float, float]]:
@@ -273,7 +273,7 @@ def make_objective(
                 trial.set_user_attr(attr, "")
         if slot_taken(trial.study, trial.number, run.search.n_trials):
             # Another worker asked for a trial at the same moment and is ahead in line.
-            trial.set_user_attr("fail_reason", f"not run: the study already has {run.search.n_trials} trials finished or running")
+            trial.set_user_attr("fail_reason", f"not run: the study already has {counted(run.search.n_trials, 'trial')} finished or running")
             raise optuna.TrialPruned()
         arch = sample_arch(trial, run.space, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
         lat = predict_latency(arch, run.hw)
@@ -418,12 +418,18 @@ class _Progress:
         self.progress.update(self.trials, completed=done, description=f"trials (best {best})")
 
 
+def _pct(acc: float) -> str:
+    """An accuracy as search.log's lines give it: a percent, as the report does (trials.csv and the JSON files keep
+    fractions)."""
+    return f"{100 * acc:.2f}%"
+
+
 def _best_text(study: optuna.Study) -> str:
     best = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
     if not best:
         return "-"
     t = max(best, key=lambda t: (t.values[0], -t.values[1]))
-    return f"val acc {t.values[0]:.4f} @ {t.values[1]:.3f} ms"
+    return f"val acc {_pct(t.values[0])} @ {t.values[1]:.3f} ms"
 
 
 def _trial_text(trial: optuna.trial.FrozenTrial) -> str:
@@ -432,7 +438,7 @@ def _trial_text(trial: optuna.trial.FrozenTrial) -> str:
     head = f"{attrs.get('arch_id', '?')} {mixers} latency={attrs.get('latency_ms', math.nan):.3f} ms"
     if trial.state == TrialState.COMPLETE:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        return f"{head}: val_acc={trial.values[0]:.4f} ({seconds:.0f} s)"
+        return f"{head}: val_acc={_pct(trial.values[0])} ({seconds:.0f} s)"
     return f"{head}: {trial.state.name.lower()} ({attrs.get('fail_reason', '')})"
 
 
@@ -520,7 +526,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
     target = s.n_trials
     done = _n_complete(study)
     if done:
-        log.info("resuming study %r: %d of %d trials already finished", study.study_name, done, target)
+        log.info("resuming study %r: %d of %s already finished", study.study_name, done, counted(target, "trial"))
     deadline = time.monotonic() + s.timeout_s if s.timeout_s else math.inf
     # Over-budget samples are pruned without training and do not count towards n_trials; the cap on
     # attempts keeps an almost-impossible budget from looping forever.
@@ -563,8 +569,8 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
             else:  # out of time or attempts before the study was full: say which, a short run is not a finished one
                 complete = _n_complete(study)
                 if time.monotonic() >= deadline:
-                    log.info("search.timeout_s=%g reached: %d of %d trials finished; rerun the same command to go on",
-                             s.timeout_s, complete, target)
+                    log.info("search.timeout_s=%g reached: %d of %s finished; rerun the same command to go on",
+                             s.timeout_s, complete, counted(target, "trial"))
                 else:
                     states = [t.state for t in study.get_trials(deepcopy=False)]
                     # the budget the trials applied: the study's, which a worker that joined later may have tightened
@@ -583,11 +589,11 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                            f"{budget:g}{said} (pruned without training); the budget admits few architectures of this "
                            f"space: {advice}" if budget is not None else
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
-                    log.warning("gave up after %d sampled architectures with %d of %d trials finished: %s",
-                                50 * max(1, target - done), complete, target, why)
+                    log.warning("gave up after %d sampled architectures with %d of %s finished: %s",
+                                50 * max(1, target - done), complete, counted(target, "trial"), why)
     except KeyboardInterrupt:
         requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
-        log.warning("interrupted: keeping %d finished trials%s; rerun the same command to resume", _n_complete(study),
+        log.warning("interrupted: keeping %s%s; rerun the same command to resume", counted(_n_complete(study), "finished trial"),
                     f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
         return True
     return False
@@ -851,10 +857,10 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
     started = time.perf_counter()
     with _run_log(run_dir, earlier=earlier):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
-        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %d trials done",
+        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %s done",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
                  "x".join(map(str, (data.in_chans, data.img_size, data.img_size))),
-                 ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), run.search.n_trials)
+                 ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), counted(run.search.n_trials, "trial"))
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         _remove_leftovers(run_dir)
         # before the marker, which carries them: the report a search rewrites as it starts or stops lists its warnings,
@@ -869,7 +875,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker,
                                                     warnings=_joined(earlier, warned))
         n = _n_complete(study)
-        log.info("%d trials finished (%.0f s this run); %d on the Pareto front", n, time.perf_counter() - started,
+        log.info("%s finished (%.0f s this run); %d on the Pareto front", counted(n, "trial"), time.perf_counter() - started,
                  len(pareto["members"]))
     return SearchResult(
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
@@ -1039,9 +1045,9 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
     # The rebuild may final-train and compress members for minutes, or leave some out: search.log, the run's one log,
     # must say so beside the search's lines, marked as a rebuild (no trials run) so its lines are not read as a search's.
     with _run_log(run_dir, earlier=earlier):
-        log.info("rebuild of the run's files from study %s (python -m nas.report, no new trials): %d trials finished; "
-                 "members not done yet get final_train=%s and compress.members=%s", study.study_name, n,
-                 f"{run.final_train.epochs} epochs" if run.final_train.epochs else "none", run.compress.members.value)
+        log.info("rebuild of the run's files from study %s (python -m nas.report, no new trials): %s finished; "
+                 "members not done yet get final_train=%s and compress.members=%s", study.study_name, counted(n, "trial"),
+                 counted(run.final_train.epochs, "epoch") if run.final_train.epochs else "none", run.compress.members.value)
         _remove_leftovers(run_dir)
         # The report shows the setup warnings of whoever wrote its files last: a rebuild gives them again (the data's
         # and the chip's are the study's), or its report would drop them. It trains no candidates: train.threads is moot.

@@ -887,3 +887,42 @@ def test_a_val_folder_without_a_class_of_train_names_it_and_the_fixes_the_layout
     shutil.rmtree(test / "d")
     ds = load_dataset(cfg)
     assert ds.classes == ("a", "b", "c") and len(ds.val) == 2 and len(ds.test) == 9
+
+
+def test_metrics_record_a_split_the_data_brings_as_its_own_not_as_a_size(tiny_idx_root, tmp_path):
+    # metrics.json's test_images.split recorded data.test_size=0.2 for Fashion-MNIST, whose own 10,000-image test split
+    # it never touches; compress.run then told a user to "pass data.test_size=..." as if it had drawn the test images.
+    import json
+
+    from compress.run import _check_test_images
+    from nas.data import split_record
+
+    cfg = _idx_cfg(tiny_idx_root)
+    assert split_record(cfg, load_dataset(cfg)) == {"split_seed": cfg.split_seed, "val_size": cfg.val_size,
+                                                    "test_size": "own test split", "stratify": cfg.stratify}
+    flat = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "flat", {"a": 10, "b": 10})),
+                      img_size=None)
+    assert split_record(flat, load_dataset(flat)) == {k: getattr(flat, k) for k in ("split_seed", "val_size", "test_size",
+                                                                                      "stratify")}
+    for split in ("train", "val", "test"):
+        _folder(tmp_path / "split" / split, {"a": 3, "b": 3})
+    own = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=None)
+    record = split_record(own, load_dataset(own))
+    assert record["val_size"] == "own val split" and record["test_size"] == "own test split"
+    # compress.run given other test images names the settings that differ, not the data's own split as one to pass
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"test_images": {
+        "digest": "0123456789abcdef", "count": 4, "split": split_record(cfg, load_dataset(cfg))}}))
+    other = dataclasses.replace(cfg, split_seed=cfg.split_seed + 3)
+    with pytest.raises(ConfigError) as err:
+        _check_test_images(tmp_path / "ck", load_dataset(other), other)
+    assert str(err.value).endswith(f"pass data.split_seed={cfg.split_seed} as its search did")
+
+
+def test_a_held_out_split_of_one_image_is_said_in_the_singular(tmp_path):
+    # "data.val_size=1 holds out 1 images for 3 classes"
+    from nas.data import held_out_gaps_warning
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "one", {"a": 20, "b": 20, "c": 20})),
+                     img_size=None, val_size=1)
+    assert "data.val_size=1 holds out 1 image for 3 classes; hold out 3 or more" in held_out_gaps_warning(load_dataset(cfg), cfg)

@@ -358,7 +358,7 @@ def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Pa
                       "images": {"train": 1080, "val": 120, "test": 300}}
     (run_dir / "pareto.json").write_text(json.dumps(header))
     md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
-    assert ("**Dataset:** fashion_mnist (/data/parts): 3 classes, 32x32x3 images; 1,080 train / 120 val / 300 test "
+    assert ("**Dataset:** fashion_mnist (/data/parts): 3 classes, 3x32x32 images; 1,080 train / 120 val / 300 test "
             "(one test image = 0.33 pt)\n") in md  # a run from before per-class counts: no more than that
     header["data"]["per_class"] = {"train": {"bolt": 360, "nut": 600, "crack": 120}, "test": {"bolt": 100, "nut": 100, "crack": 100}}
     (run_dir / "pareto.json").write_text(json.dumps(header))
@@ -939,3 +939,38 @@ def test_the_int8_row_names_whose_accuracy_it_shows_and_keeps_the_others() -> No
     other = SimpleNamespace(arch_id="bbbb000002", ms_decimals=3, metrics={}, compressed={
         **member.compressed, "int8": {**int8, "test_acc_source": "reference (host int8 kernels saturate)"}})
     assert _int8_label([member, other], "edge_npu").endswith("(val acc from its int8 file, run as its int8 row's note says)")
+
+
+def test_compressed_rows_give_the_fp32_and_int8_files_val_accuracy_as_the_pruned_row_does() -> None:
+    # Only the pruned row said its val accuracy (before / after distillation); the fp32 row's, the model pruning starts
+    # from, is recorded too (compressed_metrics.json's fp32.val_acc), and the int8 file's (val_acc_file).
+    from nas.report import _compressed_rows
+
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
+        "fp32": {"test_acc": 0.9, "val_acc": 0.9123},
+        "pruned": {"pruned": True, "ratio": 0.2, "val_acc_before_recovery": 0.85, "val_acc": 0.9},
+        "int8": {"test_acc": 0.89, "val_acc_file": 0.8977, "qat_epochs": 0, "file_ir": "model_int8.xml"}})
+    fp32, pruned, int8 = (row[-1] for row in _compressed_rows([member]))
+    assert fp32 == "val acc 91.23%"
+    assert pruned.startswith("ratio 0.2, val acc 85.00% before / 90.00% after distillation")
+    assert "; val acc 89.77% (run as the test acc)" in int8
+    del member.compressed["fp32"]["val_acc"], member.compressed["int8"]["val_acc_file"]  # files from before: no note
+    fp32, _, int8 = (row[-1] for row in _compressed_rows([member]))
+    assert fp32 == "" and "val acc" not in int8
+
+
+def test_report_lines_give_counts_in_the_number_they_take_and_shapes_as_channels_first() -> None:
+    # "1 trials", "1 test images now wrong" and "28x28x1 images" (search.log and the models' input say 1x28x28).
+    from nas.report import _change_text, _dataset_text, _no_trials_note, _state_counts_text, _weights_text
+
+    trial = SimpleNamespace(state="FAIL", stopped_early=False, duplicate=False)
+    assert _state_counts_text([trial]) == "1 trial: 1 FAIL"
+    assert _no_trials_note(SimpleNamespace(complete=[], trials=[trial])).startswith(
+        "No finished trials: none of the 1 trial completed")
+    change = {"file": "model.onnx", "now_wrong": 1, "now_right": 1, "p_value": 1.0}
+    assert _change_text(change) == "vs model.onnx: 1 test image now wrong, 1 now right (p=1, not shown to differ)"
+    one_epoch = SimpleNamespace(arch_id="a", metrics={"final_train": {"epochs": 1}})
+    assert _weights_text([one_epoch]) == "final-trained from scratch (1 epoch, final_train)"
+    header = {"dataset": "fashion_mnist", "data": {"root": "/d", "classes": 10, "input": [1, 28, 28],
+                                                   "images": {"train": 54000, "val": 6000, "test": 10000}}}
+    assert _dataset_text(header).startswith("fashion_mnist (/d): 10 classes, 1x28x28 images; 54,000 train")

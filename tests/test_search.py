@@ -23,7 +23,7 @@ import torch
 import nas
 import nas.search as search_mod
 from nas.config import to_run_config
-from nas.errors import ConfigError
+from nas.errors import ConfigError, counted
 from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
 
@@ -215,7 +215,7 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.latency_budget_ms=0.172",
                                                 "search.sampler=random", "search.study_name=tight")))
     log_text = (tmp_path / "tight" / "search.log").read_text()
-    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trials finished: 50 in the "
+    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trial finished: 50 in the "
                                        "study were over search.latency_budget_ms=0.172") in log_text
     # a rerun of the study with a looser budget or another space is refused (nas.study): the advice says to start a new one
     assert ("the budget admits few architectures of this space: raise it, or narrow the space to faster ones, in a new "
@@ -330,7 +330,7 @@ def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, 
     report = (result.run_dir / "report.md").read_text()
     assert "Compressed winners" in report and f"| {best['arch_id']} | int8 |" in report
     change = metrics["int8"]["changed_vs_before"]  # read from the run's files: images that changed from the pruned file
-    assert f"vs model_pruned.onnx: {change['now_wrong']:,} test images now wrong, {change['now_right']:,} now right" in report
+    assert f"vs model_pruned.onnx: {counted(change['now_wrong'], 'test image')} now wrong, {change['now_right']:,} now right" in report
     assert "Test accuracies in [brackets]: the 95% interval" in report
     whole = metrics["summary"]["int8_vs_fp32"]  # and the search's log says what shipping int8 changes, image by image
     assert (f"test acc fp32 {metrics['summary']['test_acc_fp32']:.4f} -> int8 {metrics['summary']['test_acc_int8']:.4f} "
@@ -386,7 +386,7 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     assert data["classes"] == 3 and data["input"] == [3, 16, 16] and sum(data["images"].values()) == 72
     # 24 images per class, stratified: every class gives the same share to test (20%: 14 of 72, 4-5 per class)
     assert sum(data["per_class"]["test"].values()) == data["images"]["test"] and set(data["per_class"]["test"].values()) <= {4, 5}
-    assert f"**Dataset:** imagefolder ({tmp_path / 'images'}): 3 classes, 16x16x3 images;" in (result.run_dir / "report.md").read_text()
+    assert f"**Dataset:** imagefolder ({tmp_path / 'images'}): 3 classes, 3x16x16 images;" in (result.run_dir / "report.md").read_text()
     # Another folder under the same (default-like) study name: refused before any trial, not mixed into this front.
     for name in ("cat", "dog"):
         for i in range(12):
@@ -446,7 +446,7 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
     assert trial.meta["metric"] == "balanced_accuracy"
     assert member["val_acc"] == pytest.approx(evaluate(trial, data.val, balanced=True))
     log_text = (result.run_dir / "search.log").read_text()
-    assert "images, 3x12x12, scored by balanced accuracy); 0 of 1 trials done" in log_text
+    assert "images, 3x12x12, scored by balanced accuracy); 0 of 1 trial done" in log_text
     assert "unbalanced classes" not in log_text  # the warning's advice is what this run does
     assert "**Accuracy:** balanced accuracy (data.metric)" in (result.run_dir / "report.md").read_text()
     # The study and its checkpoints are kept to the metric they were searched for.
@@ -565,7 +565,7 @@ def test_early_stop_verdict_grants_the_largest_gain_seen():
     # (final val acc, latency ms, val acc after the judged epoch) of fully trained trials; largest gain 0.05
     refs = [(0.90, 0.5, 0.85), (0.88, 0.3, 0.86), (0.80, 0.2, 0.78)]
     kw = dict(min_reference=3, safety=1.5, slack=0.01)  # allowed gain 0.05 * 1.5 + 0.01 = 0.085
-    assert "0.7000 + allowed gain 0.0850 < 0.9000" in early_stop_verdict(0.70, 0.6, refs, **kw)
+    assert "70.00% + allowed gain 8.50 pt < 90.00%" in early_stop_verdict(0.70, 0.6, refs, **kw)
     assert early_stop_verdict(0.82, 0.6, refs, **kw) is None  # 0.905 could beat 0.90
     assert early_stop_verdict(0.70, 0.35, refs, **kw) is not None  # 0.785 < 0.88 at 0.3 ms
     assert early_stop_verdict(0.72, 0.25, refs, **kw) is None  # only the 0.80 trial is no slower: 0.805 could beat it ...
@@ -834,7 +834,7 @@ def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebui
     capsys.readouterr()
     added = log_file.read_text()[len(before):].splitlines()  # appended: the search's lines are kept
     (member,) = result.pareto
-    assert "rebuild of the run's files from study t (python -m nas.report, no new trials): 1 trials finished" in added[0]
+    assert "rebuild of the run's files from study t (python -m nas.report, no new trials): 1 trial finished" in added[0]
     assert any(f"final training of {member['arch_id']}: " in line for line in added[1:])
     assert "rebuild done (" in added[-1] and added[-1].endswith("1 on the Pareto front")
 
@@ -1112,7 +1112,7 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
                                                 "search.export_onnx=false")))
     log_text = (result.run_dir / "search.log").read_text()
-    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trials finished: 50 in the study "
+    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trial finished: 50 in the study "
                                        "were over search.latency_budget_ms=0.172 (the study's, which a worker joined with; "
                                        "this one's is none) (pruned without training)") in log_text, log_text[-1500:]
     # This worker cannot raise the study's budget by its own setting (it had none): the advice says how it can search
@@ -1121,3 +1121,18 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
             "may only tighten): to search at a looser budget, or in a space narrowed to faster ones, start a new study "
             "(search.study_name=...)") in log_text
     assert "raise it" not in log_text
+
+
+def test_search_log_gives_accuracies_in_percent_as_the_report_does():
+    # search.log's trial lines read "val_acc=0.8731" and "best val acc 0.8731" while the report says 87.31%; trials.csv
+    # and the JSON files keep fractions.
+    from nas.search import _best_text, _trial_text, early_stop_verdict
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, ms in ((0.8731, 0.25), (0.9012, 0.5)):
+        study.add_trial(optuna.trial.create_trial(values=[acc, ms], user_attrs={"arch_id": f"a{ms}", "latency_ms": ms}))
+    line = _trial_text(study.trials[0])
+    assert "val_acc=87.31% (" in line and "0.8731" not in line
+    assert _best_text(study) == "val acc 90.12% @ 0.500 ms"
+    verdict = early_stop_verdict(0.70, 0.6, [(0.90, 0.5, 0.85)], min_reference=1, safety=1.0, slack=0.0)
+    assert verdict == "stopped early: val acc 70.00% + allowed gain 5.00 pt < 90.00% of a trial no slower (1 reference)"
