@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         f, q, h = c["fp32"], c["int8"], c["host_latency"]
         return {
             "arch_id": f["arch_id"], "summary": f["summary"], "params": f["params"],
-            "test_fp32_onnx": f["test_acc"], "test_int8_openvino": q["test_acc"], "test_int8_onnx_ort": q["test_acc_onnx"],
-            "drop_pt": (f["test_acc"] - q["test_acc"]) * 100, "drop_pt_onnx": (f["test_acc"] - q["test_acc_onnx"]) * 100,
+            "test_fp32_onnx": f["test_acc"], "test_int8_openvino": q.get("test_acc_openvino", q["test_acc"]), "test_int8_onnx_ort": q["test_acc_onnx"],
+            "drop_pt": (f["test_acc"] - q.get("test_acc_openvino", q["test_acc"])) * 100, "drop_pt_onnx": (f["test_acc"] - q["test_acc_onnx"]) * 100,
             "qat_epochs": q["qat_epochs"], "torch_fp32_ms": h["torch_fp32"], "openvino_fp32_ms": h["openvino_fp32"],
             "openvino_int8_ms": h["openvino_int8"], "speedup_vs_openvino_fp32": h["openvino_fp32"] / h["openvino_int8"],
             "speedup_vs_torch": h["torch_fp32"] / h["openvino_int8"], "fp32_bytes": f["size_bytes"],

@@ -208,7 +208,7 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
             "epochs": epochs, "source": f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
             "seconds": info["seconds"], "val_acc": info["val_acc"], "precision": info["precision"],
             "test_fp32_torch": c["fp32"]["test_acc_torch"], "test_fp32_onnx": c["fp32"]["test_acc"],
-            "test_int8_openvino": c["int8"]["test_acc"], "test_int8_onnx_ort": c["int8"]["test_acc_onnx"],
+            "test_int8_openvino": c["int8"].get("test_acc_openvino", c["int8"]["test_acc"]), "test_int8_onnx_ort": c["int8"]["test_acc_onnx"],
             "qat_epochs": c["int8"]["qat_epochs"], "int8_note": "int8 only (NNCF PTQ, QAT if the val drop > 0.3 pt)",
         }
         print(json.dumps(row), flush=True)
