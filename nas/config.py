@@ -523,11 +523,10 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     argv, config_dir = _split_config_dir(argv)
     if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
         return None
-    # Hydra's own settings are left to Hydra, but for its groups (hydra/launcher=joblib, as README's local workers use):
-    # a misspelt launcher got Hydra's multi-line message and its search path.
-    overrides = [a for a in argv if a not in multirun
-                 and (not a.lstrip("+~").startswith("hydra") or a.lstrip("+~").startswith("hydra/"))]
-    hydra_groups = any(a.lstrip("+~").startswith("hydra/") for a in overrides)
+    # Hydra's own settings and groups are composed too (hydra/launcher=joblib hydra.launcher.n_jobs=2, as README's local
+    # workers use): a misspelt launcher, or a launcher's key given without its launcher, got Hydra's multi-line message.
+    overrides = [a for a in argv if a not in multirun]
+    hydra_groups = any(a.lstrip("+~").startswith(("hydra/", "hydra.")) for a in overrides)
     bare = next((a for a in overrides if "=" not in a and not a.startswith("~")), None)  # `~key` deletes a key
     if bare is not None:  # a path given alone (a checkpoint folder, a CSV): Hydra says only "missing EQUAL"
         template = _PATH_KEYS.get(config_name)
@@ -608,6 +607,25 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return jobs
 
 
+def _launcher_key_message(full_key: str) -> str:
+    """One line for a launcher's setting (`hydra.launcher.n_jobs=2`) given without choosing that launcher: Hydra's basic
+    launcher, which runs when no `hydra/launcher=` is given, has none, and Hydra said only that the key is not in
+    'BasicLauncherConf'. Names the installed launchers that have the key."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the installed launcher plugins' configs in the ConfigStore
+    store = ConfigStore.instance()
+    key = full_key.split(".")[2]
+    installed = sorted(Path(name).stem for name in store.list("hydra/launcher"))
+    having = [name for name in installed if key in store.load(f"hydra/launcher/{name}.yaml").node]
+    head = f"{full_key} is a setting of a launcher, and none is chosen (Hydra's basic launcher, which runs the jobs one by one, has no settings)"
+    if having:
+        return f"{head}; add {' or '.join(f'hydra/launcher={name}' for name in having)} to the command line"
+    return (f"{head}; add hydra/launcher=<the launcher it belongs to> to the command line (installed: {', '.join(installed)}; "
+            "another comes with its plugin, e.g. pip install hydra-submitit-launcher for submitit_slurm)")
+
+
 def compose_error_message(exc: BaseException) -> str:
     """One line for a Hydra composition error (unknown group option, wrong type, unknown key)."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -629,6 +647,8 @@ def compose_error_message(exc: BaseException) -> str:
     cause = exc.__cause__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema) and cause.full_key:
+        if str(cause.full_key).startswith("hydra.launcher.") and schema.__name__ == "BasicLauncherConf":
+            return _launcher_key_message(str(cause.full_key))
         return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
     if cause is not None and str(cause).strip():
         # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it

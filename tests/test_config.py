@@ -175,3 +175,45 @@ def test_overridden_keys_are_the_keys_the_command_line_sets():
     assert overridden_keys(["data.test_size=0.2", "+train.extra=1", "++search.seed=3", "~data.val_size", "hw=cpu",
                             "search.worker=0,1"]) == {"data.test_size", "train.extra", "search.seed", "hw", "search.worker"}
     assert overridden_keys([]) == frozenset()
+
+
+@pytest.mark.parametrize("config_name", ["search", "latency", "compress_run"])
+def test_a_launchers_setting_without_its_launcher_is_one_line_naming_the_launcher_to_add(config_name):
+    # `-m hydra.launcher.n_jobs=2 search.worker=0,1` without hydra/launcher=joblib: Hydra printed five lines ending in
+    # "Key 'n_jobs' not in 'BasicLauncherConf'", which says neither that no launcher was chosen nor which one to add.
+    from nas.config import precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    extra = ["checkpoint=x"] if config_name == "compress_run" else []
+    problem = precheck_overrides(["-m", "hydra.launcher.n_jobs=2", *extra], config_name=config_name)
+    assert problem == ("hydra.launcher.n_jobs is a setting of a launcher, and none is chosen (Hydra's basic launcher, "
+                       "which runs the jobs one by one, has no settings); add hydra/launcher=joblib to the command line")
+    # A key of a launcher that is not installed (README's submitit_slurm): the plugin to install.
+    problem = precheck_overrides(["hydra.launcher.partition=cpu", *extra], config_name=config_name)
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("hydra.launcher.partition is a setting of a launcher, and none is chosen")
+    assert "add hydra/launcher=<the launcher it belongs to>" in problem and "pip install hydra-submitit-launcher" in problem
+    # With its launcher it composes; a misspelt key of it, or of Hydra's own, names the close one, as hw.* keys do.
+    assert precheck_overrides(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *extra],
+                              config_name=config_name) is None
+    problem = precheck_overrides(["hydra/launcher=joblib", "hydra.launcher.n_job=2", *extra], config_name=config_name)
+    assert problem is not None and problem.startswith(
+        "hydra.launcher.n_job is not a setting of hydra.launcher (did you mean hydra.launcher.n_jobs?); allowed: _target_, n_jobs")
+    problem = precheck_overrides(["hydra.verbos=true", *extra], config_name=config_name)
+    assert problem is not None and problem.startswith("hydra.verbos is not a setting of hydra (did you mean hydra.verbose?)")
+    # Hydra's settings that are right still pass.
+    assert precheck_overrides(["hydra.run.dir=/tmp/somewhere", "hydra.verbose=true", *extra], config_name=config_name) is None
+
+
+def test_nas_search_with_a_launchers_setting_but_no_launcher_prints_one_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", "nas.search", "-m", "hydra.launcher.n_jobs=2", "search.worker=0,1"],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: hydra.launcher.n_jobs is a setting of a launcher, and none is chosen (Hydra's basic launcher, which runs "
+        "the jobs one by one, has no settings); add hydra/launcher=joblib to the command line"]
