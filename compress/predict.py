@@ -21,7 +21,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,8 @@ from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, l
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what runs a model file of each suffix
+CLI_FLAGS = {"top": "--top", "memory_budget_gb": "--memory-budget-gb"}
+"""The command-line flag of each of `predict`'s keywords that `main` passes on (`predict(setting_names=...)`)."""
 
 log = logging.getLogger(__name__)
 
@@ -155,21 +157,24 @@ def _once_each(files: list[tuple[Path, Path | None]]) -> list[tuple[Path, Path |
 
 
 def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64,
-            memory_budget_gb: float | None = None) -> list[Prediction]:
+            memory_budget_gb: float | None = None, setting_names: Mapping[str, str] | None = None) -> list[Prediction]:
     """The `top` classes of every image in `images` (files or folders; one path alone is taken as one) by the model at
     `model_path`. The images are read and classified `batch_size` at a time, fewer where the model's forward pass on
     that many would need more working memory than `memory_budget_gb` (`nas.memory`; None: 70% of the memory
-    available now): memory holds one batch of images, however many are given, and the results are those of one pass."""
+    available now): memory holds one batch of images, however many are given, and the results are those of one pass.
+    A bad `top` or `memory_budget_gb` is a `ConfigError` naming it as `setting_names` does (`CLI_FLAGS`: the command
+    line's flags, which `main` passes), else by its keyword."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
+    named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
     if memory_budget_gb is not None and not memory_budget_gb > 0:
-        raise ConfigError(f"memory_budget_gb={memory_budget_gb!r} must be a number > 0: GiB of {WORKING_MEMORY} one "
-                          "batch of images may take (left out: 70% of the memory available)")
+        raise ConfigError(f"{named('memory_budget_gb')}={memory_budget_gb!r} must be a number > 0: GiB of {WORKING_MEMORY} "
+                          "one batch of images may take (left out: 70% of the memory available)")
     path = model_file(model_path)
     contract = _contract(path.parent)
     classes = contract.classes
     if not 1 <= top <= len(classes):
-        raise ConfigError(f"top={top} must be between 1 and the model's {len(classes)} classes")
+        raise ConfigError(f"{named('top')}={top} must be between 1 and the model's {len(classes)} classes")
     found = _image_files_found_in(images)
     files = [file for file, _ in found]
     batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb))
@@ -355,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")
             _clear_killed_csv_writes(args.csv)
-        predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb)
+        predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb,
+                              setting_names=CLI_FLAGS)
         print(format_predictions(predictions))
         contract = _contract(model_file(args.model).parent)
         labelled = folder_accuracy(predictions, contract.classes)
