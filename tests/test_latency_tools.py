@@ -778,7 +778,7 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="latency", overrides=["hw=edge_npu", "n=3", "export_only=true", f"out={tmp_path}/x"])
     template = run_profile(cfg)
-    assert sorted(p.suffix for p in (tmp_path / "x").iterdir()) == [".csv", ".onnx", ".onnx", ".onnx"]
+    assert sorted(p.suffix for p in (tmp_path / "x").iterdir() if p.name != ".exported_with") == [".csv", ".onnx", ".onnx", ".onnx"]
     # edge_npu is an int8 chip: its vendor compiler gets the QDQ int8 files the compression ships.
     import onnx
 
@@ -1574,3 +1574,56 @@ def test_a_profile_killed_while_timing_or_exporting_has_its_next_run_reuse_the_m
     left = killed_run(2)
     assert len(list(left.rglob("*.onnx"))) == 1 and len(list(left.rglob(".*.tmp"))) == 1
     assert rerun() == [("fp32", name) for name in sorted(names[1:])]
+
+
+def test_export_only_reuses_the_files_a_run_with_the_same_settings_exported(tmp_path, monkeypatch, caplog):
+    # export_only=true exported every arch again on a rerun into the same out= (after a kill, say: an NNCF PTQ each for
+    # int8), where a profile that times reuses its exports of the same settings (export_subfolder).
+    import logging
+
+    import torch
+
+    import nas.latency.profile as profile
+
+    exported: list[tuple[str, str]] = []
+    real_export = profile.export_archs
+
+    def counting(archs, folder, **kwargs):
+        exported.extend((kwargs["precision"], a.arch_id) for a in archs)
+        return real_export(archs, folder, **kwargs)
+
+    monkeypatch.setattr(profile, "export_archs", counting)
+    out = tmp_path / "to_measure"
+
+    def rerun(hw: str = "cpu") -> list[str]:
+        exported.clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nas.latency"):
+            run_profile(_latency_cfg(f"hw={hw}", "n=2", "export_only=true", f"out={out}"))
+        assert not names or sorted(p.name for p in out.glob("*.onnx")) == names  # the sample's files, each once
+        return sorted(f"{precision}:{arch_id}" for precision, arch_id in exported)
+
+    names = []
+    assert len(rerun()) == 2
+    names = sorted(p.name for p in out.glob("*.onnx"))
+    fp32 = sorted(f"fp32:{Path(n).stem}" for n in names)
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.onnx")}
+    # The same settings: none exported again, the files untouched, and the log says so.
+    assert rerun() == []
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.onnx")} == stamps
+    assert "exported 0 models" in caplog.text and "(2 more were there, exported with the same settings, and are kept)" in caplog.text
+    # One file lost (or not written before a kill): only it is exported.
+    (out / names[0]).unlink()
+    assert rerun() == [f"fp32:{Path(names[0]).stem}"]
+    assert "exported 1 models" in caplog.text and "(1 more were there" in caplog.text
+    # Another precision or another torch: the files are not these settings' and are all exported again.
+    assert rerun("cpu_int8") == sorted(f"int8:{Path(n).stem}" for n in names)
+    assert rerun() == fp32
+    with monkeypatch.context() as m:
+        m.setattr(torch, "__version__", "0.0.1")
+        assert rerun() == fp32
+    # A folder exported before the record was kept (or one whose record is gone): its files are exported again.
+    assert rerun() == fp32
+    (out / profile.EXPORT_RECORD).unlink()
+    assert rerun() == fp32
+    assert rerun() == []

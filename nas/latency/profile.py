@@ -31,7 +31,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from nas.arch import MIXERS, ArchConfig
-from nas.checkpoint import ONNX_OPSET, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch
+from nas.checkpoint import (
+    ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
+)
 from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
 from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
@@ -287,13 +289,18 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         clear_killed_writes(folder)
         template = folder / "measurements.csv"
         _check_export_folder(folder, archs, setting=f"out={tool.out or folder}")
-        paths = export_archs(archs, folder, precision=tool.hw.precision)
+        # A rerun (after a kill, or to add the template back) keeps the files exported with the same settings, as a
+        # profile's own exports are kept (measure_archs): an NNCF PTQ each for int8.
+        present = _reusable_exports(folder, archs, precision=tool.hw.precision)
+        export_archs([a for a in archs if a.arch_id not in present], folder, seed=EXPORT_SEED, precision=tool.hw.precision)
         rows = [Measurement(arch=a, runtime=TEMPLATE_PLACEHOLDERS["runtime"], precision=tool.hw.precision, threads=0,
                             median_ms=float("nan"), p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0,
                             machine=TEMPLATE_PLACEHOLDERS["machine"]) for a in archs]
         # The user fills median_ms (and optionally p10/p90) per row, from the file named <arch_id>.onnx.
         write_measurements(template, rows)
-        log.info("exported %d models (%s) to %s; fill median_ms in %s", len(paths), shape, folder, template)
+        log.info("exported %d models (%s) to %s%s; fill median_ms in %s", len(archs) - len(present), shape, folder,
+                 f" ({len(present)} more were there, exported with the same settings, and are kept)" if present else "",
+                 template)
         return template
     out = Path(tool.out or f"{default}.csv")
     writable_file(out, setting=f"out={tool.out!r}")  # before the minutes of timing, not after
@@ -318,6 +325,31 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
              tool.hw.runtime, tool.hw.precision, float(np.median([r.median_ms for r in rows])), min(r.median_ms for r in rows),
              max(r.median_ms for r in rows), out)
     return out
+
+
+EXPORT_RECORD = ".exported_with"
+"""The file in an `export_only` folder that names the settings its ONNX files were exported with (`export_subfolder`)."""
+
+
+def _reusable_exports(folder: Path, archs: Sequence[ArchConfig], *, precision: str) -> set[str]:
+    """The arch_ids of `archs` whose `<arch_id>.onnx` in the `export_only` folder `folder` an earlier run exported with
+    the settings of this one (`export_subfolder`: precision, seed, opset, package versions), as its `EXPORT_RECORD`
+    says. Where it says other settings, or nothing (a folder of an earlier version), the files of `archs` there are
+    deleted, then the record names this run's settings: a file present is then one of them, complete (each is renamed
+    into place whole), also after a kill mid-export. The folder keeps the flat layout the vendor's tools are given."""
+    settings = export_subfolder(precision, seed=EXPORT_SEED)
+    record = folder / EXPORT_RECORD
+    try:
+        recorded = record.read_text().strip()
+    except FileNotFoundError:
+        recorded = None
+    files = {a.arch_id: folder / f"{a.arch_id}.onnx" for a in archs}
+    if recorded == settings:
+        return {arch_id for arch_id, path in files.items() if path.is_file()}
+    for path in files.values():  # exported otherwise (another precision or torch, say): never taken for this run's
+        path.unlink(missing_ok=True)
+    atomic_write_text(record, settings + "\n")
+    return set()
 
 
 def _check_export_folder(folder: Path, archs: Sequence[ArchConfig], *, setting: str) -> None:
