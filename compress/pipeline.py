@@ -37,7 +37,7 @@ import numpy as np
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, remove_dead_writers_temps, save_checkpoint
 from nas.config import CompressConfig, DataConfig
-from nas.data import Dataset
+from nas.data import Dataset, Split
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
@@ -127,6 +127,8 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     digest = hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None
     settings = dataclasses.asdict(cfg)
     settings.pop("keep_freed_memory")  # how memory is allocated changes no result: files stay reusable either way
+    if settings.get("eval_images") is None:  # every image scored, as before the key existed: earlier files stay reusable
+        settings.pop("eval_images", None)
     chip = dataclasses.asdict(hw)
     for key in ("fitted_archs", "measured_inputs"):  # which archs (inputs) a calibration was fitted on changes no
         chip.pop(key)  # prediction: files stay reusable
@@ -178,6 +180,23 @@ def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.n
     if before is not None:
         out["changed_vs_before"] = {"file": before[0], **paired_change(before[1].argmax(1), logits.argmax(1), truth)}
     return out
+
+
+def scored_subset(data: Dataset, images: int | None, *, seed: int) -> Dataset:
+    """`data` with its val and test splits each cut to a fixed random `images` of theirs (in their order; a split of
+    no more is kept whole), for `compress.eval_images`; `data` itself when `images` is None. The training split stays."""
+    if images is None:
+        return data
+    import torch  # at run time only here: the module imports without it (TYPE_CHECKING above)
+
+    def cut(split: Split, rng: np.random.Generator) -> Split:
+        if len(split) <= images:
+            return split
+        keep = torch.from_numpy(np.sort(rng.choice(len(split), size=images, replace=False)))
+        return Split(x=split.x[keep], y=split.y[keep])
+
+    rng = np.random.default_rng(seed)
+    return dataclasses.replace(data, val=cut(data.val, rng), test=cut(data.test, rng))
 
 
 def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget_bytes: int | None, prunes: bool) -> None:
@@ -285,6 +304,8 @@ def compress_checkpoint(
     if cfg.keep_freed_memory:  # a search has done so already; a standalone `python -m compress.run` has not
         keep_freed_memory()
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
+    whole = {"val": len(data.val), "test": len(data.test)}
+    data = scored_subset(data, cfg.eval_images, seed=cfg.seed)
     test = data.test
 
     # fp32: the search's file (exported again if absent, e.g. a checkpoint from elsewhere).
@@ -395,6 +416,8 @@ def compress_checkpoint(
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
         "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name, "metric": data.metric.value,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+        # the images every accuracy and interval here is of (compress.eval_images), of those the splits hold
+        "eval_images": {"val": len(data.val), "val_of": whole["val"], "test": len(test), "test_of": whole["test"]},
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
         "host_latency": {**host, "how": (f"batch 1, {cfg.latency_threads} thread(s), interleaved rounds, median of block medians; "
                                          "OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); "
@@ -509,8 +532,11 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
                      f"{format_p(change['p_value'])})" if change else "")
             # named where it is not OpenVINO's (files before test_acc_source: always OpenVINO's)
             source = (out[m["arch_id"]].get("int8") or {}).get("test_acc_source", "openvino")
-            log.info("%s: test acc fp32 %.4f -> int8 %.4f%s%s; %s", m["arch_id"], s["test_acc_fp32"], s["test_acc_int8"],
-                     moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
+            scored = out[m["arch_id"]].get("eval_images") or {}  # absent from files written before compress.eval_images
+            cut = (f" (on {scored['test']} of the {scored['test_of']} test images: compress.eval_images)"
+                   if scored.get("test", 0) < scored.get("test_of", 0) else "")
+            log.info("%s: test acc fp32 %.4f -> int8 %.4f%s%s%s; %s", m["arch_id"], s["test_acc_fp32"], s["test_acc_int8"],
+                     cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
                      predicted_latency_text(out[m["arch_id"]]))
     return out
 

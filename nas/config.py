@@ -244,6 +244,9 @@ class CompressConfig:
     latency_threads: int = 1  # 1: reproducible on shared machines (experiments/results/design_probes.md)
     keep_freed_memory: bool = True  # as train.keep_freed_memory, for recovery and QAT (`python -m compress.run` too)
     seed: int = 0
+    # Images of the val and of the test split each that the models and files are scored on (a fixed random subset, by
+    # `seed`); None: all. Scoring, not training, takes most of a small compression (8 passes over test, 6 over val).
+    eval_images: Optional[int] = None
 
 
 @dataclass
@@ -826,6 +829,7 @@ def validate_compress_config(c: CompressConfig) -> None:
     """Check the compress group's values; raise `ConfigError` naming the first bad one."""
     _positive(c.top_k, "compress.top_k", integer=True)
     _positive(c.latency_threads, "compress.latency_threads", integer=True)
+    _positive(c.eval_images, "compress.eval_images", allow_none=True, integer=True)
     p = c.prune
     if p.ratio is not None and not (0 <= p.ratio <= 0.9):
         raise ConfigError(f"compress.prune.ratio={p.ratio!r} must be in [0, 0.9] (fraction of channels removed)")
