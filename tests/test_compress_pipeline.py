@@ -772,3 +772,16 @@ def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how
     finally:
         logger.removeHandler(handler), logger.setLevel(level)
     assert any("(on 30 of the 100 test images: compress.eval_images)" in line for line in lines), lines
+
+
+def test_files_compressed_before_eval_images_existed_stay_reusable(checkpoint, data, monkeypatch):
+    # The key joined CompressConfig, whose fields the fingerprint hashes: every member compressed by an earlier version
+    # would have been compressed again. Left at null (every image scored, as before) it changes no fingerprint.
+    hw = HardwareProfile(name="npu")
+    cfg = _cfg(ratio=0.5)
+    real_asdict = dataclasses.asdict
+    with monkeypatch.context() as m:  # CompressConfig as it was before the key
+        m.setattr(dataclasses, "asdict", lambda obj: {k: v for k, v in real_asdict(obj).items() if k != "eval_images"})
+        before = fingerprint(cfg, hw, checkpoint, data.name)
+    assert fingerprint(cfg, hw, checkpoint, data.name) == before
+    assert fingerprint(dataclasses.replace(cfg, eval_images=1000), hw, checkpoint, data.name) != before
