@@ -445,13 +445,18 @@ def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: Har
 
 
 def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, *,
-                    train: bool = True, warnings: Sequence[str] = ()) -> dict[str, Any]:
+                    train: bool = True, warnings: Sequence[str] = (),
+                    profiles: Sequence[HardwareProfile] | None = None) -> dict[str, Any]:
     """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json. With
     `train=False` (after Ctrl-C) members that need a final training are left out rather than trained. `warnings`: the
     one-line warnings the search gave about its setup (`nas.search.setup_warnings`), kept in pareto.json for the report.
+    `profiles`: the hardware profiles pareto.json's latency hints may name (`nas.config.hw_profiles()`, read once here
+    when None; a search that has read them passes them: each read parses every hw file, the calibrated ones are large).
 
     Interrupted (Ctrl-C) during a member's final training, it writes the pareto files of the members finished so far,
     so that the report agrees with trials.csv, and raises KeyboardInterrupt again."""
+    if profiles is None:
+        profiles = hw_profiles()
     records = [trial_record(t, run.search.latency_budget_ms) for t in study.get_trials(deepcopy=False)]
     front = front_records(records)
     front_ids = {r.arch_id for r in front}
@@ -479,7 +484,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     except KeyboardInterrupt:
         # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains
         compare_members(members, predicted, truth)
-        _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings)
+        _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings, profiles=profiles)
         raise
     compare_members(members, predicted, truth)
     # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
@@ -489,7 +494,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         for child in ckpt_root.iterdir():
             if child.is_dir() and child.name not in front_ids:
                 shutil.rmtree(child)
-    return _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings)
+    return _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings, profiles=profiles)
 
 
 def _val_interval(val_acc: float | None, data: Dataset) -> tuple[float, float] | None:
@@ -524,12 +529,13 @@ def pareto_csv(members: Sequence[dict[str, Any]]) -> str:
 
 
 def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, records: Sequence[TrialRecord],
-                        members: list[dict[str, Any]], *, warnings: Sequence[str] = ()) -> dict[str, Any]:
+                        members: list[dict[str, Any]], *, warnings: Sequence[str],
+                        profiles: Sequence[HardwareProfile]) -> dict[str, Any]:
     """pareto.json and pareto.csv of `members` (pareto.json's content is returned)."""
     # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), when its
     # uncalibrated file leaves datasheet numbers to the generic defaults, and (also) when its calibration was never
     # measured at the data's input (extrapolated).
-    latency = [w for w in (host_mismatch(run.hw, others=hw_profiles()), datasheet_warning(run.hw),
+    latency = [w for w in (host_mismatch(run.hw, others=profiles), datasheet_warning(run.hw),
                            input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) if w]
     pareto = {
         "study_name": study.study_name,
@@ -554,7 +560,7 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "metric": data.metric.value,  # how every accuracy of the run is scored (data.metric)
         "objectives": [f"maximize val_acc ({data.metric.value})" if data.balanced else "maximize val_acc", "minimize latency_ms"],
         # Why the members' 'measured on host' latencies are empty (None: they are timed): the report says so.
-        "measured_latency_missing": not_measured_reason(run.hw, export_onnx=run.search.export_onnx, others=hw_profiles()),
+        "measured_latency_missing": not_measured_reason(run.hw, export_onnx=run.search.export_onnx, others=profiles),
         "latency_budget_ms": run.search.latency_budget_ms,
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gc
 import hashlib
 import json
 import logging
@@ -42,7 +43,7 @@ from nas.data import (
 )
 from nas.errors import ConfigError, DataError, NasError, counted, exit_on_error, logging_to, make_folder
 from nas.latency import predict_latency
-from nas.latency.hardware import input_warning
+from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import host_mismatch
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
                         training_refusal)
@@ -57,6 +58,10 @@ from nas.study import (
 from nas.train import reset_autocast, seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
+
+# Architectures a search samples per trial it still needs before it gives up: over-budget samples are pruned without
+# training and do not count as trials, so an almost-impossible latency budget would otherwise sample forever.
+SAMPLES_PER_TRIAL = 50
 
 
 @dataclass(frozen=True)
@@ -528,9 +533,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
     if done:
         log.info("resuming study %r: %d of %s already finished", study.study_name, done, counted(target, "trial"))
     deadline = time.monotonic() + s.timeout_s if s.timeout_s else math.inf
-    # Over-budget samples are pruned without training and do not count towards n_trials; the cap on
-    # attempts keeps an almost-impossible budget from looping forever.
-    attempts_left = 50 * max(1, target - done)
+    attempts_left = SAMPLES_PER_TRIAL * max(1, target - done)
     poll_s = min(5.0, s.heartbeat_s / 2)
     waiting_logged = False
     try:
@@ -543,6 +546,11 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
             objective = make_objective(run, data, run_dir, on_step=on_step)
 
             def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                if trial.state != TrialState.PRUNED:
+                    # What its training built (model, optimizer, autograd graph) is freed before the next trial. Not
+                    # after a trial pruned before training (over the budget, or its slot taken), which built none: a
+                    # full collection of this process's heap (torch, Optuna, Hydra) was a large share of its time.
+                    gc.collect()
                 n = _n_complete(study)
                 best = _best_text(study)
                 progress.on_trial(n, best)
@@ -565,7 +573,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     continue
                 waiting_logged = False
                 attempts_left -= 1
-                study.optimize(objective, n_trials=1, callbacks=[after_trial], gc_after_trial=True)
+                study.optimize(objective, n_trials=1, callbacks=[after_trial])  # gc: in after_trial
             else:  # out of time or attempts before the study was full: say which, a short run is not a finished one
                 complete = _n_complete(study)
                 if time.monotonic() >= deadline:
@@ -590,7 +598,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                            f"space: {advice}" if budget is not None else
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
                     log.warning("gave up after %d sampled architectures with %d of %s finished: %s",
-                                50 * max(1, target - done), complete, counted(target, "trial"), why)
+                                SAMPLES_PER_TRIAL * max(1, target - done), complete, counted(target, "trial"), why)
     except KeyboardInterrupt:
         requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
         log.warning("interrupted: keeping %s%s; rerun the same command to resume", counted(_n_complete(study), "finished trial"),
@@ -600,10 +608,12 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
 
 
 def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool,
-                   marker: Path | None = None, warnings: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Path], bool]:
+                   marker: Path | None = None, warnings: Sequence[str] = (),
+                   profiles: Sequence[HardwareProfile] | None = None) -> tuple[dict[str, Any], dict[str, Path], bool]:
     """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report. `marker`, the search's
     run marker (`_mark_started`), is removed just before the report, which then says no more that this search runs.
-    `warnings`: this process's warnings about its setup, which pareto.json keeps for the report (`setup_warnings`).
+    `warnings`: this process's warnings about its setup, which pareto.json keeps for the report (`setup_warnings`);
+    `profiles`: the hardware profiles its hints may name (`write_run_files`).
 
     Workers sharing the run folder take turns (file lock); whoever comes second finds the members'
     files up to date and only refreshes the tables and the report. Returns (pareto, report files, interrupted).
@@ -615,7 +625,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     with run_folder_lock(run_dir):
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
-            pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings)
+            pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings, profiles=profiles)
         except KeyboardInterrupt:
             reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
@@ -658,15 +668,17 @@ def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("trai
 
 
 def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None = None,
-                   recipes: Sequence[str] = ("train", "final_train")) -> list[str]:
+                   recipes: Sequence[str] = ("train", "final_train"),
+                   profiles: Sequence[HardwareProfile] | None = None) -> list[str]:
     """The one-line warnings about the setup of a run of `run` on `data` (its chip profile, data and settings), in the
     order search.log gives them; [] when none applies. The run goes on after each; pareto.json keeps them with the
     warnings of loading the data (`setup_warnings`) and the report shows them: a user who reads only the report must
     learn that its latencies are extrapolated, or that val never looked at a class. `recipes`: the training recipes this
-    process runs (`thread_warning`)."""
+    process runs (`thread_warning`). `profiles`: the hardware profiles a hint may name (`nas.config.hw_profiles()`,
+    read when None; a run reads them once: each read parses every hw file, the calibrated ones are large)."""
     checks = (
         # hw=cpu calibrated on another CPU model: the profile may be wanted on purpose (a target machine elsewhere)
-        host_mismatch(run.hw, others=hw_profiles()),
+        host_mismatch(run.hw, others=hw_profiles() if profiles is None else profiles),
         datasheet_warning(run.hw),  # a new chip's file relying on the generic NPU's numbers
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
         input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size),
@@ -865,7 +877,8 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
         _remove_leftovers(run_dir)
         # before the marker, which carries them: the report a search rewrites as it starts or stops lists its warnings,
         # not those of the run that wrote pareto.json (the memory budget set below changes none of them)
-        warned = setup_warnings(run, data, seeds_left_out=left_out)
+        profiles = hw_profiles()  # once: the setup warnings and pareto.json's hints name them
+        warned = setup_warnings(run, data, seeds_left_out=left_out, profiles=profiles)
         with _stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
             marker = _mark_started(run_dir, warnings=_joined(earlier, warned))
             run = _with_memory_budget(run)  # its line in search.log too
@@ -873,7 +886,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
                 log.warning("%s", line)
             interrupted = _run_trials(run, data, run_dir, study)
             pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker,
-                                                    warnings=_joined(earlier, warned))
+                                                    warnings=_joined(earlier, warned), profiles=profiles)
         n = _n_complete(study)
         log.info("%s finished (%.0f s this run); %d on the Pareto front", counted(n, "trial"), time.perf_counter() - started,
                  len(pareto["members"]))
@@ -1051,11 +1064,12 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
         _remove_leftovers(run_dir)
         # The report shows the setup warnings of whoever wrote its files last: a rebuild gives them again (the data's
         # and the chip's are the study's), or its report would drop them. It trains no candidates: train.threads is moot.
-        warned = setup_warnings(run, data, recipes=("final_train",))
+        profiles = hw_profiles()  # once: the setup warnings and pareto.json's hints name them
+        warned = setup_warnings(run, data, recipes=("final_train",), profiles=profiles)
         for line in warned:
             log.warning("%s", line)
         pareto, files, interrupted = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True,
-                                                    warnings=_joined(earlier, warned))
+                                                    warnings=_joined(earlier, warned), profiles=profiles)
         log.info("rebuild %s (%.0f s); %d on the Pareto front", "interrupted" if interrupted else "done",
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],

@@ -210,21 +210,34 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     assert all(float(r["latency_ms"]) <= budget and r["feasible"] == "True" for r in complete)
     assert all(float(r["latency_ms"]) > budget and r["feasible"] == "False" and "budget" in r["fail_reason"] for r in pruned)
     assert all(m["latency_ms"] <= budget for m in result.pareto)
-    # A budget just above the space's fastest arch: the search gives up after its cap of samples, and says why.
+    # A budget just above the space's fastest arch: the search gives up after its cap of samples, and says why. (A cap
+    # of 5, not the 50 a search takes: each sample is a trial in the study; the 50 of a real search pruned none more.)
     monkeypatch.undo()
+    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 5)
+    collections = []  # a trial pruned before training built nothing for a full gc.collect to free (it was a large share)
+    real_collect = search_mod.gc.collect
+    monkeypatch.setattr(search_mod.gc, "collect", lambda *a: collections.append(1) or real_collect(*a))
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.latency_budget_ms=0.172",
                                                 "search.sampler=random", "search.study_name=tight")))
     log_text = (tmp_path / "tight" / "search.log").read_text()
-    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trial finished: 50 in the "
+    assert result.n_complete == 0 and ("gave up after 5 sampled architectures with 0 of 1 trial finished: 5 in the "
                                        "study were over search.latency_budget_ms=0.172") in log_text
+    assert len(_rows(tmp_path / "tight")) == 5 and collections == []
     # a rerun of the study with a looser budget or another space is refused (nas.study): the advice says to start a new one
     assert ("the budget admits few architectures of this space: raise it, or narrow the space to faster ones, in a new "
             "study (search.study_name=...): a study keeps its budget and space") in log_text
-    # ... and a search stopped by its time limit says so
+    # ... and a search stopped by its time limit says so. It reads the hw profiles (for its hints) once: each read
+    # parses every hw file; it read them three times.
+    monkeypatch.undo()
+    reads = []
+    real_profiles = search_mod.hw_profiles
+    for module in (search_mod, nas.results):
+        monkeypatch.setattr(module, "hw_profiles", lambda *a: reads.append(1) or real_profiles(*a))
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.timeout_s=0.001",
                                        "search.study_name=short")))
     assert re.search(r"search.timeout_s=0.001 reached: [01] of 2 trials finished; rerun the same command to go on",
                      (tmp_path / "short" / "search.log").read_text())
+    assert len(reads) == 1
 
 
 def test_a_test_size_fashion_mnist_does_not_use_is_named_in_search_log(tiny_idx_root, tmp_path, compose_cfg):
@@ -1109,10 +1122,11 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
         return run_trials(run, data, run_dir, study)
 
     monkeypatch.setattr(search_mod, "_run_trials", b_joins_meanwhile)
+    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 5)  # not 50: each sample is a trial; 50 pruned none more
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
                                                 "search.export_onnx=false")))
     log_text = (result.run_dir / "search.log").read_text()
-    assert result.n_complete == 0 and ("gave up after 50 sampled architectures with 0 of 1 trial finished: 50 in the study "
+    assert result.n_complete == 0 and ("gave up after 5 sampled architectures with 0 of 1 trial finished: 5 in the study "
                                        "were over search.latency_budget_ms=0.172 (the study's, which a worker joined with; "
                                        "this one's is none) (pruned without training)") in log_text, log_text[-1500:]
     # This worker cannot raise the study's budget by its own setting (it had none): the advice says how it can search
