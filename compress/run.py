@@ -12,10 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any, Collection
 
+from nas.config import exit_on_bad_overrides
+
+if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a typo on the command line is named at once
+    exit_on_bad_overrides(sys.argv[1:], config_name="compress_run")
+
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, precheck_overrides, register_configs,
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, register_configs,
                         structured, validate_compress_config, validate_data_config)
 from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_as_recorded, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
@@ -239,7 +244,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    if (problem := precheck_overrides(sys.argv[1:], config_name="compress_run") or unused_overrides(sys.argv[1:])) is not None:
+    if (problem := unused_overrides(sys.argv[1:])) is not None:  # the overrides composed (checked at the top)
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     main()

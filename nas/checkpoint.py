@@ -20,16 +20,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from nas.arch import ArchConfig, require_arch
-from nas.data import Split, iterate_batches
 from nas.errors import CheckpointError, ConfigError
-from nas.model import MetaFormer, build_model
 
 if TYPE_CHECKING:
     import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    from nas.data import Split
+    from nas.model import MetaFormer
+
+# torch (and nas.data, nas.model, which import it) is imported by the functions that use it: the file helpers here
+# (atomic writes, dead writers' temporary files) serve the latency tools and every command line's start, which would
+# otherwise wait seconds for torch to load before a bad setting could be named.
 
 FORMAT = "metaformer-nas/checkpoint-v1"
 ONNX_OPSET = 17
@@ -376,6 +381,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": json.dumps(meta or {}),
     }
+    import torch
+
     with replacing(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -398,6 +405,8 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """(arch, state_dict, meta) of a checkpoint file or folder; `CheckpointError` if unusable."""
+    import torch
+
     p = _resolve(path)
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
@@ -422,6 +431,8 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
 
     Returns the model in eval mode; `model.arch` holds its ArchConfig and `model.meta` the saved metadata.
     """
+    from nas.model import build_model
+
     arch, state, meta = read_checkpoint(path)
     model = build_model(arch)
     try:
@@ -435,6 +446,8 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
     """Export to ONNX (opset 17, dynamic batch): input `pixels` float32 NCHW in [0, 1], output `logits`."""
+    import torch
+
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; export_onnx writes a file: pass e.g. {path / 'model.onnx'}")
@@ -491,12 +504,18 @@ def onnx_runner(path: str | os.PathLike, *, threads: int = 2,
 def onnx_logits(path: str | os.PathLike, split: Split, *, batch_size: int = 512, threads: int = 2,
                 reference: bool = False) -> np.ndarray:
     """Logits of `split` computed by onnxruntime from the exported file alone; `reference`: as `onnx_session`."""
+    from nas.data import iterate_batches
+
     run = onnx_runner(path, threads=threads, reference=reference)
     return np.concatenate([run(x.numpy()) for x, _ in iterate_batches(split, batch_size=batch_size)])
 
 
-@torch.no_grad()
 def torch_logits(model: nn.Module, split: Split, *, batch_size: int = 512) -> np.ndarray:
     """Logits of `split` from a torch model in eval mode."""
+    import torch
+
+    from nas.data import iterate_batches
+
     model.eval()
-    return np.concatenate([model(x).numpy() for x, _ in iterate_batches(split, batch_size=batch_size)])
+    with torch.no_grad():
+        return np.concatenate([model(x).numpy() for x, _ in iterate_batches(split, batch_size=batch_size)])

@@ -550,9 +550,25 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                               return_hydra_config=config_dir is not None or hydra_groups)
                 if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
                     return problem
+                # a key the schema lacks, added with `+key=`: named here too (`structured` would), before the command
+                # imports what its run needs
+                if unknown := [(key, schema) for key, schema in _unknown_keys(cfg) if key != "hydra"]:
+                    return unknown_key_message(*unknown[0])
         except Exception as exc:  # Hydra/OmegaConf composition errors
             return compose_error_message(exc)
     return None
+
+
+def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:
+    """Print `precheck_overrides`' one line for the command line `argv` as `error: ...` and exit with status 2; return
+    when they compose. The search and compress.run call it first thing as `__main__`, before importing torch and
+    Optuna (seconds), so that a typo on the command line is named at once."""
+    import sys
+
+    register_configs()
+    if (problem := precheck_overrides(argv, config_name=config_name)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
 
 
 def shadowed_file(choices: Mapping[str, Any], config_dir: str | Path) -> str | None:

@@ -28,6 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Sequence
 
+from nas.config import exit_on_bad_overrides
+
+if __name__ == "__main__":  # before torch and Optuna load (seconds): a typo on the command line is named at once
+    exit_on_bad_overrides(sys.argv[1:], config_name="search")
+
 import hydra
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -37,7 +42,7 @@ from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
                             save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
-                        command_line_keys, precheck_overrides, register_configs, to_run_config, validate_run_config)
+                        command_line_keys, register_configs, to_run_config, validate_run_config)
 from nas.data import (
     Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
@@ -1154,8 +1159,5 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
-if __name__ == "__main__":
-    if (problem := precheck_overrides(sys.argv[1:], config_name="search")) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+if __name__ == "__main__":  # its command line was checked at the top
     main()

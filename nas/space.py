@@ -9,14 +9,15 @@ so sampling can never produce an invalid architecture.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
-
-import optuna
+from typing import TYPE_CHECKING, Any, Sequence
 
 from nas.arch import ACTS, KERNEL_MIXERS, MIXERS, NORMS, ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
+
+if TYPE_CHECKING:  # only the trials' type: validating a space (every latency tool's start) needs no Optuna
+    import optuna
 
 
 def _choose(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[Any]) -> Any:

@@ -87,7 +87,9 @@ def test_a_second_session_with_an_export_dir_times_the_same_files_without_export
     assert exported == [1, 0]  # the second session exports nothing ...
     assert path.stat().st_mtime_ns == made  # ... and times the first file
     # Exported with another version of torch, the file may differ: it is not reused.
-    monkeypatch.setattr(profile.torch, "__version__", "0.0.1")
+    import torch
+
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
     assert profile.export_subfolder("fp32") != path.parent.name != profile.export_subfolder("int8")
     assert first[0].median_ms > 0 and second[0].median_ms > 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,25 @@ def test_bad_input_beside_a_users_config_dir_is_one_line(module: str, args: list
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(line.format(work=work)), proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+
+_IMPORTED = """
+import json, sys
+import nas.latency.profile
+first = sorted(sys.modules)
+import nas.search, nas.report, nas.latency.fit, nas.latency.validate, compress.run, compress.predict
+print(json.dumps([first, sorted(sys.modules)]))
+"""
+
+
+def test_importing_a_command_loads_neither_the_compression_nor_the_runtimes() -> None:
+    # NNCF, OpenVINO, onnxruntime and scikit-learn take seconds to import and only some steps of a run use them: the
+    # commands import them where those steps run. The latency tools' module, which their command lines run first,
+    # imports neither torch nor Optuna either (fit and validate need neither).
+    proc = subprocess.run([sys.executable, "-c", _IMPORTED], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    latency_tools, commands = ({name.split(".")[0] for name in names} for names in json.loads(proc.stdout))
+    assert not latency_tools & {"nncf", "openvino", "onnxruntime", "onnx", "sklearn", "torch", "optuna", "scipy"}
+    assert not commands & {"nncf", "openvino", "onnxruntime", "onnx", "sklearn"}
+    assert {"torch", "optuna"} <= commands  # what the search's own module needs (the check sees imports)

@@ -21,12 +21,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import hydra
 import numpy as np
-import optuna
-import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
@@ -35,14 +33,18 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
-from nas.data import Split
 from nas.errors import ConfigError, NasError, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
-from nas.model import build_model
 from nas.space import sample_arch, validate_space
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and Optuna (seconds to import) are imported by the functions that sample, build, export and time models: this
+# module is every latency tool's command line (fit and validate too), whose bad settings and fits need neither.
 
 log = logging.getLogger("nas.latency")
 
@@ -120,6 +122,8 @@ def input_shape(tool: LatencyToolConfig) -> dict[str, int]:
 def sample_archs(space: SpaceConfig, n: int, *, seed: int, in_chans: int, img_size: int, num_classes: int,
                  exclude: Sequence[ArchConfig] = ()) -> list[ArchConfig]:
     """`n` distinct random architectures of `space` (none of them in `exclude`)."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     seen = {a.arch_id for a in exclude}
@@ -195,6 +199,10 @@ def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0, pr
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
+    import torch
+
+    from nas.model import build_model
+
     paths = []
     for arch in archs:
         torch.manual_seed(seed)
@@ -225,6 +233,8 @@ def export_subfolder(precision: str, *, seed: int = EXPORT_SEED) -> str:
         except importlib.metadata.PackageNotFoundError:
             return "-"
 
+    import torch
+
     key = {"precision": precision, "seed": seed, "opset": ONNX_OPSET, "torch": torch.__version__, "onnx": version("onnx")}
     if precision == "int8":
         key |= {"nncf": version("nncf"), "calibration_images": INT8_CALIBRATION_IMAGES}
@@ -235,8 +245,11 @@ def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: i
     """`model` (of `arch`) as the int8 QDQ ONNX file the compression ships, quantized on random images: the file int8
     profiles time (its latency depends on which layers run in int8, not on the calibrated ranges)."""
     # Imported here: compress builds on nas, and only int8 profiling needs it back.
+    import torch
+
     from compress.export import export_int8_onnx
     from compress.quantize import quantize_ptq
+    from nas.data import Split
 
     # Which layers run in int8 sets the latency, not the calibrated ranges: random images are enough.
     n = INT8_CALIBRATION_IMAGES
@@ -258,6 +271,8 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
     if not hw.runtime:
         raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
                           "and measure with the chip's own tools")
+    import torch
+
     torch.set_num_threads(hw.threads)
     # Without an export_dir the files live only as long as the timing needs them.
     with tempfile.TemporaryDirectory() if export_dir is None else contextlib.nullcontext(export_dir) as base:

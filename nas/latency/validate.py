@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy import stats
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, atomic_write_text
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
 def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
     """within_5pct, within_10pct (shares), rmspe, kendall_tau, spearman_rho, n."""
+    from scipy import stats  # here, not at the top: the command line names a bad setting without loading SciPy
+
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     rel = np.abs(p - m) / m
     return {
