@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Collection
+from typing import TYPE_CHECKING, Any, Collection
 
 from nas.config import exit_on_bad_overrides
 
@@ -22,12 +22,15 @@ from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, register_configs,
                         structured, validate_compress_config, validate_data_config)
-from nas.data import SPLIT_SETTINGS, Dataset, load_dataset, split_as_recorded, split_digest
 from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.latency.hardware import input_warning
 from nas.stats import format_p
 
-from compress.pipeline import check_data_shape, compress_checkpoint, root_setting
+if TYPE_CHECKING:
+    from nas.data import Dataset
+
+# nas.data and compress.pipeline (torch, torch-pruning: seconds) are imported where the run loads its data and
+# compresses: the settings and the checkpoint are checked, and a bad one named, before that.
 
 log = logging.getLogger("compress.run")
 
@@ -53,6 +56,10 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
 
     arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
     _check_background(folder, run.data.background)
+    from nas.data import load_dataset
+
+    from compress.pipeline import check_data_shape
+
     data = load_dataset(run.data, overridden=overridden)
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
@@ -69,6 +76,13 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
 
         write_reports(run_dir)
     return metrics
+
+
+def compress_checkpoint(folder: Path, **kwargs: Any) -> dict[str, Any]:
+    """`compress.pipeline.compress_checkpoint`, imported as a run gets that far (see the imports above)."""
+    from compress.pipeline import compress_checkpoint as compress
+
+    return compress(folder, **kwargs)
 
 
 def _run_of(folder: Path) -> Path | None:
@@ -164,6 +178,10 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
     whose test images the model may have been trained on (and whose training images would include its test images).
     `root`: the data.root its search recorded (`recorded_root`), named in the error where it is not `cfg`'s."""
     import json
+
+    from nas.data import SPLIT_SETTINGS, split_as_recorded, split_digest
+
+    from compress.pipeline import root_setting
 
     try:
         then = json.loads((folder / "metrics.json").read_text())["test_images"]

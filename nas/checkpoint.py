@@ -405,9 +405,9 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """(arch, state_dict, meta) of a checkpoint file or folder; `CheckpointError` if unusable."""
+    p = _resolve(path)  # a path that is no checkpoint is named before torch loads (seconds)
     import torch
 
-    p = _resolve(path)
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, random bytes, pickled code refused by weights_only, ...
