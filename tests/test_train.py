@@ -88,18 +88,19 @@ def test_channels_last_training_is_the_same_math_and_hands_back_the_default_layo
 
 
 def test_bf16_training_learns_keeps_float32_weights_and_is_deterministic(data):
-    cfg = dataclasses.replace(CFG, precision="bf16")
-    m1, r1 = _train(data, cfg, seed=3)
-    m2, r2 = _train(data, cfg, seed=3)
+    m1, r1 = _train(data, dataclasses.replace(CFG, precision="bf16"), seed=3)
     assert r1.precision == "bf16"
     assert r1.val_acc > 0.5  # learns the tiny task like float32 does (chance is 0.1)
-    assert r1.val_acc == r2.val_acc
-    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     # Autocast computes in bf16 but the weights (what is saved, exported and quantized) stay float32.
     assert {t.dtype for t in m1.state_dict().values() if t.is_floating_point()} == {torch.float32}
-    # ... and it is not float32 in disguise: the same seed in fp32 ends elsewhere.
-    m3, _ = _train(data, dataclasses.replace(CFG, precision="fp32"), seed=3)
-    assert not all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m3.state_dict().values()))
+    # Deterministic, and not float32 in disguise (the same seed in fp32 ends elsewhere): two epochs show either (bf16 is
+    # emulated, slowly, on a CPU without it; the learning above needs its ten).
+    short = dataclasses.replace(CFG, epochs=2, precision="bf16")
+    (m2, r2), (m3, r3) = _train(data, short, seed=3), _train(data, short, seed=3)
+    assert r2.val_acc == r3.val_acc
+    assert all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), m3.state_dict().values()))
+    m4, _ = _train(data, dataclasses.replace(short, precision="fp32"), seed=3)
+    assert not all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), m4.state_dict().values()))
 
 
 @pytest.mark.parametrize("mixer", ["identity", "pool", "sepconv", "conv", "attn"])
