@@ -26,6 +26,37 @@ ROOT = Path(__file__).resolve().parent.parent
 ARCH = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
 
 
+# `python -m compress.run` once for each argv list (JSON in argv[1]), each through the module's own `__main__` code,
+# all in this one process: starting Python and importing torch costs seconds a run. Prints [exit code, stdout, stderr]
+# of each run as JSON; an exception that is not a SystemExit ends the process with its traceback.
+_COMPRESS_RUNS = """
+import contextlib, io, json, runpy, sys
+{setup}
+results = []
+for args in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = ["compress.run", *args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module("compress.run", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def compress_runs(*argvs: list[str], setup: str = "") -> list[subprocess.CompletedProcess]:
+    """The exit code, stdout and stderr of `python -m compress.run <argv>` for each argv, run in one Python process
+    (after the statements in `setup`)."""
+    proc = subprocess.run([sys.executable, "-c", _COMPRESS_RUNS.format(setup=setup), json.dumps(argvs)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [subprocess.CompletedProcess(argv, code, out, err)
+            for argv, (code, out, err) in zip(argvs, json.loads(proc.stdout.splitlines()[-1]))]
+
+
 def _cfg(**prune) -> CompressConfig:
     return CompressConfig(
         prune=PruneConfig(**prune), recover=FinetuneConfig(epochs=1, subset=128, batch_size=32),
@@ -466,22 +497,18 @@ def test_compress_run_refuses_the_settings_that_choose_among_a_runs_members(tmp_
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "compress.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-
-    missing = run(f"checkpoint={tmp_path / 'none'}")
+    (tmp_path / "model_int8.onnx").write_bytes(b"")  # a file of a checkpoint folder other than its model.pt
+    missing, bad, size, negative, unknown, other = compress_runs(
+        [f"checkpoint={tmp_path / 'none'}"], [f"checkpoint={tmp_path}", "compress.prune.ratio=0.95"],
+        [f"checkpoint={tmp_path}", "data.test_size=1.5"],  # the data group is checked as for a search
+        [f"checkpoint={tmp_path}", "compress.prune.target_latency_ms=-1"], [f"checkpoint={tmp_path}", "compress.members=some"],
+        [f"checkpoint={tmp_path / 'model_int8.onnx'}"])
     assert missing.returncode == 2 and missing.stderr.strip().startswith("error: checkpoint")
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
-    bad = run(f"checkpoint={tmp_path}", "compress.prune.ratio=0.95")
     assert bad.returncode == 2 and "compress.prune.ratio=0.95 must be in [0, 0.9]" in bad.stderr
-    size = run(f"checkpoint={tmp_path}", "data.test_size=1.5")  # the data group is checked as for a search
     assert size.returncode == 2 and "data.test_size=1.5 is neither a fraction (< 1) nor a whole count" in size.stderr
-    negative = run(f"checkpoint={tmp_path}", "compress.prune.target_latency_ms=-1")
     assert negative.returncode == 2 and "compress.prune.target_latency_ms=-1" in negative.stderr
-    unknown = run(f"checkpoint={tmp_path}", "compress.members=some")
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
-    (tmp_path / "model_int8.onnx").write_bytes(b"")  # a file of a checkpoint folder other than its model.pt
-    other = run(f"checkpoint={tmp_path / 'model_int8.onnx'}")
     assert other.returncode == 2 and "model_int8.onnx' is a file other than model.pt; pass the checkpoint folder" in other.stderr
 
 
@@ -620,23 +647,18 @@ def test_compress_run_names_a_split_size_set_on_its_command_line_at_its_default(
     # passed load_dataset no keys of its command line. The run goes as far as compressing, which is stubbed out.
     folder = tmp_path / "ck"
     save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
-    code = ("import sys, compress.run as r\n"
+    fake = ("import compress.pipeline\n"
             "def fake(folder, **kw):\n"
             "    print('compressing', folder); sys.exit(0)\n"
-            "r.compress_checkpoint = fake\n"
-            "sys.argv = ['compress.run', *sys.argv[1:]]\n"
-            "r.main()\n")
+            "compress.pipeline.compress_checkpoint = fake\n")
     args = [f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"]
-
-    def run(*extra: str) -> str:
-        proc = subprocess.run([sys.executable, "-c", code, *args, *extra], cwd=ROOT, capture_output=True, text=True,
-                              timeout=120, check=True)
-        assert f"compressing {folder}" in proc.stdout
-        return proc.stdout + proc.stderr
-
+    runs = compress_runs([*args, "data.test_size=0.2"], args, setup=fake)
+    for proc in runs:
+        assert proc.returncode == 0 and f"compressing {folder}" in proc.stdout, proc.stderr
+    named, unnamed = (proc.stdout + proc.stderr for proc in runs)
     said = "data.test_size=0.2 is not used: data=tiny has its own test split (100 images) from its idx files; leave it out"
-    assert said in run("data.test_size=0.2")
-    assert "is not used" not in run()  # left at its default, unsaid: nothing to tell the user
+    assert said in named
+    assert "is not used" not in unnamed  # left at its default, unsaid: nothing to tell the user
 
 
 @pytest.mark.parametrize("hw_name,saturates,source", [
