@@ -181,7 +181,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
 
 def _assert_fresh_peaks_within_the_estimate(arch: ArchConfig, *, batch: int, training: bool) -> None:
     """The estimate covers the peak of one step in each of 3 fresh processes: the heap holes freed maps leave vary
-    with where Python's small objects land, which the hash seed changes."""
+    with where Python's small objects land, which the hash seed changes. The processes run side by side (each
+    measures its own peak), so their start-up (importing torch) overlaps."""
     import os
     import subprocess
     import sys
@@ -189,11 +190,13 @@ def _assert_fresh_peaks_within_the_estimate(arch: ArchConfig, *, batch: int, tra
 
     root = Path(__file__).resolve().parent.parent
     estimate = activation_bytes(arch, batch_size=batch, training=training)
-    for seed in range(3):
-        out = subprocess.run([sys.executable, "-c", _STEP_PEAK, arch.to_json(), str(batch), "train" if training else "eval"],
-                             capture_output=True, text=True, check=True, cwd=root,
-                             env={**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(root)})
-        measured = int(out.stdout.split()[-1])
+    procs = [subprocess.Popen([sys.executable, "-c", _STEP_PEAK, arch.to_json(), str(batch), "train" if training else "eval"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(root)}) for seed in range(3)]
+    for seed, proc in enumerate(procs):
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+        measured = int(stdout.split()[-1])
         assert measured <= estimate, f"seed {seed}: measured {measured / 2**20:.1f} MiB > estimate {estimate / 2**20:.1f} MiB"
 
 
