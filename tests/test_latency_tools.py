@@ -332,22 +332,25 @@ def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t
 
 def test_check_units_keeps_unit_times_that_predict_totals_and_drops_those_of_another_session(cpu, space_t):
     prior = cpu.without_calibration()
+    lambdas = (1e-6, 1e-4)  # two ridge strengths, not the default five: each costs a fit per fold and spill threshold
     archs = sample_archs(space_t, 40, seed=5, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs)
-    kept = fit_profile(archs, totals, prior, unit_times=units, residual_trees=0, check_units=True)
+    kept = fit_profile(archs, totals, prior, unit_times=units, residual_trees=0, check_units=True, lambdas=lambdas)
     assert kept.n_units > 0 and kept.form_cv["with unit times"] < kept.form_cv["totals only"]
     assert "unit times kept: totals' cross-validated RMSPE" in kept.summary()
     # Same calibration as without the check: it only chooses.
-    assert kept.profile.calibration == fit_profile(archs, totals, prior, unit_times=units, residual_trees=0).profile.calibration
+    assert kept.profile.calibration == fit_profile(archs, totals, prior, unit_times=units, residual_trees=0,
+                                                   lambdas=lambdas).profile.calibration
     # Unit times of another session, where each arch ran at its own speed (up to 2x off), mislead the unit costs.
     rng = np.random.default_rng(1)
     other = [{u: t * f for u, t in times.items()} for times, f in zip(units, np.exp(rng.uniform(-0.7, 0.7, len(units))))]
-    dropped = fit_profile(archs, totals, prior, unit_times=other, residual_trees=0, check_units=True)
+    dropped = fit_profile(archs, totals, prior, unit_times=other, residual_trees=0, check_units=True, lambdas=lambdas)
     assert dropped.n_units == 0 and dropped.form_cv["totals only"] < dropped.form_cv["with unit times"]
-    assert dropped.profile.calibration == fit_profile(archs, totals, prior).profile.calibration
+    assert dropped.profile.calibration == fit_profile(archs, totals, prior, lambdas=lambdas).profile.calibration
     assert "unit times left out" in dropped.summary()
     # Too few archs to hold a fifth out: the unit fit is returned unchecked.
-    few = fit_profile(archs[:8], totals[:8], prior, unit_times=other[:8], residual_trees=0, check_units=True)
+    few = fit_profile(archs[:8], totals[:8], prior, unit_times=other[:8], residual_trees=0, check_units=True,
+                      lambdas=lambdas)
     assert few.form_cv is None and few.n_units > 0
 
 
