@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import nas.report
 from nas.report import REPORT_FILES, MissingRunFileError, main, write_reports
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -95,6 +96,12 @@ def run_dir(tmp_path: pathlib.Path) -> pathlib.Path:
 @pytest.fixture()
 def written(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     return write_reports(run_dir)
+
+
+def _markdown(run_dir: pathlib.Path) -> str:
+    """The report.md `write_reports(run_dir)` writes, rendered without drawing the PNGs (most of a report's cost), for
+    the tests that read only the markdown; test_writes_all_files_non_empty_and_atomically and others check the files."""
+    return nas.report._render_markdown(nas.report._load_run(run_dir))
 
 
 def test_writes_all_files_non_empty_and_atomically(run_dir: pathlib.Path,
@@ -232,7 +239,7 @@ def test_val_accuracies_show_their_interval_and_older_runs_render_without(run_di
     def row(md: str, arch_id: str) -> list[str]:
         return next(line for line in md.splitlines() if line.startswith(f"| `{arch_id}`")).split(" | ")
 
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert row(md, SLOW)[3] == "90.00%" and "Val accuracies in [brackets]" not in md  # pareto.json without val_acc_ci95
     header = json.loads((run_dir / "pareto.json").read_text())
     for m in header["members"]:
@@ -259,7 +266,7 @@ def test_the_final_trained_weights_val_accuracy_has_its_own_column_where_final_t
         lines = [line for line in md.splitlines() if line.startswith("| arch_id") or line.startswith("| `")]
         return {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in lines}
 
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert "val acc (final)" not in md  # no member final-trained (final_train=none): no column of '–'
     header = json.loads((run_dir / "pareto.json").read_text())
     for m in header["members"]:
@@ -290,7 +297,7 @@ def test_the_final_trained_weights_val_accuracy_has_its_own_column_where_final_t
 def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run_dir: pathlib.Path) -> None:
     from nas.report import _compressed_rows
 
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert "95% interval" not in md  # a run from before the intervals: no brackets, and no note about them
     header = json.loads((run_dir / "pareto.json").read_text())
     for m in header["members"]:
@@ -321,7 +328,7 @@ def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run
 
 def test_front_members_show_their_gain_over_the_next_faster_and_which_cannot_be_told_from_the_best(
         run_dir: pathlib.Path) -> None:
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert "Best test accuracy" not in md and "vs next faster" in md  # a run from before: the column shows "–"
     header = json.loads((run_dir / "pareto.json").read_text())
     by_id = {m["arch_id"]: m for m in header["members"]}  # FAST 0.30 ms (no test acc), SLOW 0.45 ms 89%, GONE 0.60 ms 90.5%
@@ -342,45 +349,45 @@ def test_front_members_show_their_gain_over_the_next_faster_and_which_cannot_be_
     assert "'vs next faster' is the gain over the next faster member" in md
     by_id[FAST]["vs_best"]["p_value"] = 0.01  # now every faster member is worse for real
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert "Every faster member is less accurate for real (p < 0.05, image by image)." in md
     del by_id[FAST]["vs_best"]  # one faster member compared
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert f"The faster member {SLOW} is less accurate for real (p < 0.05, image by image)." in md
 
 
 def test_dataset_line_names_the_data_and_the_test_split_size(run_dir: pathlib.Path) -> None:
     # The fixture's pareto.json predates the "data" entry: the line is the name alone.
-    assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "**Dataset:** fashion_mnist\n" in _markdown(run_dir)
     header = json.loads((run_dir / "pareto.json").read_text())
     header["data"] = {"root": "/data/parts", "classes": 3, "input": [3, 32, 32],
                       "images": {"train": 1080, "val": 120, "test": 300}}
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert ("**Dataset:** fashion_mnist (/data/parts): 3 classes, 3x32x32 images; 1,080 train / 120 val / 300 test "
             "(one test image = 0.33 pt)\n") in md  # a run from before per-class counts: no more than that
     header["data"]["per_class"] = {"train": {"bolt": 360, "nut": 600, "crack": 120}, "test": {"bolt": 100, "nut": 100, "crack": 100}}
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert ("(one test image = 0.33 pt); images per class: train 120 (crack) to 600 (nut), test 100 each\n") in md
     # Scored by balanced accuracy: an image of a rare class weighs more, and a class without test images is left out.
     header["metric"] = "balanced_accuracy"
     header["data"]["per_class"]["test"] = {"bolt": 200, "nut": 99, "crack": 1, "dent": 0}
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    md = _markdown(run_dir)
     assert ("300 test (balanced accuracy: one test image = 0.17 pt (bolt) to 33 pt (crack); dent: no test images, left "
             "out of the mean); images per class:") in md
     header["data"]["per_class"]["test"] = {"bolt": 100, "nut": 100, "crack": 100}  # equal classes: one worth
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    assert "300 test (balanced accuracy: one test image = 0.33 pt); images" in write_reports(run_dir)["report.md"].read_text()
+    assert "300 test (balanced accuracy: one test image = 0.33 pt); images" in _markdown(run_dir)
     header["data"] = {"root": "/x", "images": "broken"}  # a hand-edited file: the name, not a crash
     (run_dir / "pareto.json").write_text(json.dumps(header))
-    assert "**Dataset:** fashion_mnist\n" in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "**Dataset:** fashion_mnist\n" in _markdown(run_dir)
 
 
 def test_a_run_scored_by_balanced_accuracy_says_so_in_the_header(run_dir: pathlib.Path) -> None:
-    assert "**Accuracy:**" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")  # plain accuracy
+    assert "**Accuracy:**" not in _markdown(run_dir)  # plain accuracy
     header = json.loads((run_dir / "pareto.json").read_text())
     (run_dir / "pareto.json").write_text(json.dumps({**header, "metric": "balanced_accuracy"}))
     files = write_reports(run_dir)
@@ -591,7 +598,7 @@ def test_vs_next_faster_names_the_member_compared_or_says_why_none_was(run_dir: 
     """The 'vs next faster' cell was blank ('–') when the next faster member had no test predictions to compare, as if
     nothing were missing; it now names the faster member it was compared with instead, or says why there is none."""
     def rows() -> dict[str, str]:
-        md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+        md = _markdown(run_dir)
         return {line.split("|")[1].strip(" `"): line.split("|")[7].strip() for line in md.splitlines()
                 if line.startswith("| `")}
 
@@ -649,13 +656,13 @@ def test_the_compressed_tables_predicted_latencies_say_they_are_the_chips_at_its
               "int8": {"test_acc": 0.89, "latency_ms": 0.24, "qat_epochs": 0}}
     path = run_dir / "checkpoints" / FAST / "compressed_metrics.json"
     path.write_text(json.dumps({"hw": "edge_npu", **stages}))  # a file from before hw_precision: no claim made
-    assert "Predicted latencies are" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "Predicted latencies are" not in _markdown(run_dir)
     path.write_text(json.dumps({"hw": "edge_npu", "hw_precision": "int8", **stages}))
     assert _both_reports_say(run_dir, _NPU_NOTE + "the pruned one's.")
     path.write_text(json.dumps({"hw": "cpu", "hw_precision": "fp32", **stages}))  # a float profile: the other way round
     assert ("Predicted latencies are cpu's in fp32 (its hw.precision) for each row's architecture, whatever the file's "
             "number format, so the int8 row repeats the pruned one's fp32 time, not the int8 file's.") in \
-        write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+        _markdown(run_dir)
 
 
 def test_the_compressed_tables_note_names_the_fp32_row_for_a_member_not_pruned(run_dir: pathlib.Path) -> None:
@@ -673,7 +680,7 @@ def test_the_compressed_tables_note_names_the_fp32_row_for_a_member_not_pruned(r
 def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_dir: pathlib.Path) -> None:
     """A front member left out of pareto.json (not final-trained after a Ctrl-C, or its weights missing) vanished from
     the report without a word: the table read as the whole front, and 'vs next faster' as a comparison with it."""
-    assert "Not in this table" not in write_reports(run_dir)["report.md"].read_text(encoding="utf-8")
+    assert "Not in this table" not in _markdown(run_dir)
     with (run_dir / "trials.csv").open("a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         for number in (6, 7):  # trial 7 re-proposed trial 6's architecture: named once
@@ -685,7 +692,7 @@ def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_di
     assert f"_{note}_" in files["report.md"].read_text(encoding="utf-8")
     assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
     (run_dir / "pareto.json").write_text(json.dumps({**json.loads((run_dir / "pareto.json").read_text()), "members": []}))
-    md = write_reports(run_dir)["report.md"].read_text(encoding="utf-8")  # none listed: the reasons are the same
+    md = _markdown(run_dir)  # none listed: the reasons are the same
     assert ("No Pareto members in pareto.json although 6 trials finished (a member not final-trained because the search "
             "was interrupted, or whose weights are missing, is left out: search.log names it)") in md
 
@@ -722,7 +729,7 @@ def test_the_warnings_the_search_gave_about_its_setup_are_shown_near_the_top(run
     items = re.findall(r"<li>(.*?)</li>", page[page.index("<h2>Warnings</h2>"):page.index("<h2>Pareto front")])
     assert items == [html.escape(extrapolated), html.escape(gap), "two lines &lt;b&gt;"] and page.count("extrapolated") == 1
     (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": []}))  # none given: no section
-    assert "Warnings" not in write_reports(run_dir)["report.md"].read_text()
+    assert "Warnings" not in _markdown(run_dir)
 
 
 def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_before(run_dir: pathlib.Path) -> None:
@@ -746,14 +753,14 @@ def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_be
     assert items == [html.escape(now), "two lines &lt;b&gt;"]
 
     assert _mark_started(run_dir, warnings=[]) == marker  # a search with none: no section, not the previous run's
-    md = write_reports(run_dir)["report.md"].read_text()
+    md = _markdown(run_dir)
     assert "Not finished" in md and "Warnings" not in md and before not in md
     # a marker of an older version (no setup_warnings): pareto.json's, as before
     old = json.loads(marker.read_text())
     marker.write_text(json.dumps({k: v for k, v in old.items() if k != "setup_warnings"}))
-    assert f"- {before}" in write_reports(run_dir)["report.md"].read_text()
+    assert f"- {before}" in _markdown(run_dir)
     marker.unlink()  # finished: the warnings of the run that wrote pareto.json
-    md = write_reports(run_dir)["report.md"].read_text()
+    md = _markdown(run_dir)
     assert "Not finished" not in md and f"- {before}" in md and "_What the search that wrote pareto.json" in md
 
 
@@ -824,7 +831,7 @@ def test_the_pareto_pngs_legend_covers_no_trial(tmp_path: pathlib.Path, monkeypa
 def test_the_header_says_which_weights_the_test_accuracies_are_of(run_dir: pathlib.Path) -> None:
     # final_train=none tests the search's proxy weights: nothing in the report said so, and its test accuracies read as
     # those of final-trained models.
-    assert "Weights tested" not in write_reports(run_dir)["report.md"].read_text()  # metrics.json from before the field
+    assert "Weights tested" not in _markdown(run_dir)  # metrics.json from before the field
 
     def with_final(arch_id: str, final: dict[str, Any] | None) -> None:
         path = run_dir / "checkpoints" / arch_id / "metrics.json"
@@ -838,9 +845,9 @@ def test_the_header_says_which_weights_the_test_accuracies_are_of(run_dir: pathl
     assert f"<dt>Weights tested</dt><dd>{html.escape(line)}</dd>" in written["report.html"].read_text()
     with_final(SLOW, {"epochs": 6, "val_acc": 0.9, "seconds": 100.0})
     assert (f"- **Weights tested:** final-trained from scratch (6 epochs, final_train): {SLOW}; the search's proxy-trained "
-            f"weights (final_train=none; not trained further): {FAST}\n") in write_reports(run_dir)["report.md"].read_text()
+            f"weights (final_train=none; not trained further): {FAST}\n") in _markdown(run_dir)
     with_final(FAST, {"epochs": 6, "val_acc": 0.85, "seconds": 90.0})
-    assert "- **Weights tested:** final-trained from scratch (6 epochs, final_train)\n" in write_reports(run_dir)["report.md"].read_text()
+    assert "- **Weights tested:** final-trained from scratch (6 epochs, final_train)\n" in _markdown(run_dir)
 
 
 def test_the_int8_stars_legend_says_whose_weights_were_compressed() -> None:
