@@ -34,7 +34,7 @@ def trained(data):
     seed_everything(0)
     model = build_model(ARCH)
     model.set_normalization(data.mean, data.std)
-    train_candidate(model, data, TrainConfig(epochs=8, batch_size=32, lr=3e-3, label_smoothing=0.0), augment=DataConfig(name="x", root="x", max_shift=0, hflip=False), seed=0)
+    train_candidate(model, data, TrainConfig(epochs=5, batch_size=32, lr=3e-3, label_smoothing=0.0), augment=DataConfig(name="x", root="x", max_shift=0, hflip=False), seed=0)
     return model.eval()
 
 
