@@ -16,11 +16,12 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from nas.arch import MIN_IMG_SIZE
@@ -389,9 +390,66 @@ def name_warning(group: str) -> str | None:
             f"pareto.json call it {raw['name']}; set name: {path.stem} in it")
 
 
-def _read_group_file(path: Path, cls: type[T]) -> T:
+class _GroupFileLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's C parser where PyYAML has it
+    """Reads a group file as `OmegaConf.load` does (its YAML 1.1 float resolver, under which 1e-5 and 2.0e12 are
+    floats, not the strings yaml.safe_load makes them; no timestamps; a duplicate key refused), but in C."""
+
+    yaml_implicit_resolvers = get_yaml_loader().yaml_implicit_resolvers
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [k.value for k, _ in node.value if k.tag == yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG]
+        if len(keys) != len(set(keys)):
+            raise yaml.constructor.ConstructorError(None, None, "found a duplicate key", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _is_float_table(value: Any) -> bool:
+    """Whether `value` is a plain `dict[str, dict[str, float]]`, floats only: OmegaConf takes such a value as it is (and
+    refuses an int or a string in it)."""
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(terms, dict)
+        and all(isinstance(term, str) and isinstance(x, float) for term, x in terms.items()) for key, terms in value.items())
+
+
+def _is_float_rows(value: Any) -> bool:
+    """Whether `value` is a plain `list[list[float]]`, floats only (as `_is_float_table`)."""
+    return isinstance(value, list) and all(isinstance(row, list) and all(isinstance(x, float) for x in row) for row in value)
+
+
+# Fields of a group's schema too big to build OmegaConf nodes for (a calibrated hw profile's hundreds of fitted numbers
+# made OmegaConf most of the cost of reading it), each with the check that its value is one OmegaConf would take unchanged.
+_PLAIN_BLOCKS: dict[type, dict[str, Callable[[Any], bool]]] = {
+    HardwareProfile: {"calibration": _is_float_table, "residual": _is_float_rows}}
+
+
+def _read_group_file_fast(path: Path, cls: type[T]) -> T | None:
+    """`_read_group_file_omegaconf(path, cls)`, with the file parsed by libyaml and the plain values of `_PLAIN_BLOCKS`
+    set without OmegaConf, the rest through the schema as before; None where the file is not a mapping or such a value
+    is not plain."""
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader)
+    if not isinstance(data, dict):
+        return None
+    blocks = {key: data[key] for key in _PLAIN_BLOCKS.get(cls, {}) if key in data}
+    if not all(_PLAIN_BLOCKS[cls][key](value) for key, value in blocks.items()):
+        return None
+    rest = {key: value for key, value in data.items() if key not in blocks}
+    obj = structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(rest)), cls)
+    return dataclasses.replace(obj, **blocks) if blocks else obj  # validated again, with the blocks
+
+
+def _read_group_file_omegaconf(path: Path, cls: type[T]) -> T:
     # Through the schema, as `<group>=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float.
     return structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(path)), cls)
+
+
+def _read_group_file(path: Path, cls: type[T]) -> T:
+    try:
+        found = _read_group_file_fast(path, cls)
+    except Exception:  # noqa: BLE001 - any failure is reported by the OmegaConf path, in its own words
+        found = None
+    # A file the fast path cannot read, or finds invalid (its checks ran without the blocks first, so the first error
+    # may differ), is read again the way `<group>=` composes it: what it returns, or the error it raises, is the answer.
+    return found if found is not None else _read_group_file_omegaconf(path, cls)
 
 
 def changed_from_file(group: str, node: SpaceConfig | HardwareProfile, folders: Sequence[str | Path] | None = None) -> list[str]:

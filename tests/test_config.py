@@ -217,3 +217,38 @@ def test_nas_search_with_a_launchers_setting_but_no_launcher_prints_one_line():
     assert out.stderr.strip().splitlines() == [
         "error: hydra.launcher.n_jobs is a setting of a launcher, and none is chosen (Hydra's basic launcher, which runs "
         "the jobs one by one, has no settings); add hydra/launcher=joblib to the command line"]
+
+
+def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_omegaconf_path_gives(tmp_path):
+    from nas.config import (CONF_DIR, HW_DIR, SpaceConfig, _read_group_file_fast, _read_group_file_omegaconf, hw_profiles,
+                            load_hw_profile)
+    from nas.latency.hardware import HardwareProfile
+
+    # Every shipped file takes the fast path (it returns a profile, not None for "ask OmegaConf") and gets exactly what
+    # OmegaConf composes from it: the same values of the same types (repr tells 1 from 1.0), in the same order.
+    for cls, folder in ((HardwareProfile, HW_DIR), (SpaceConfig, CONF_DIR / "space")):
+        for path in sorted(folder.glob("*.yaml")):
+            fast, slow = _read_group_file_fast(path, cls), _read_group_file_omegaconf(path, cls)
+            assert fast is not None, path.name
+            assert dataclasses.asdict(fast) == dataclasses.asdict(slow) and repr(fast) == repr(slow), path.name
+    assert [p.name for p in hw_profiles()] == sorted(GROUPS["hw"]) and hw_profiles()[0].calibration
+    # YAML 1.1 floats as OmegaConf reads them: 2e12 and 1e-5 (no dot) are floats, not strings.
+    base = (HW_DIR / "edge_npu.yaml").read_text()
+
+    def read(extra: str) -> HardwareProfile:
+        (tmp_path / "x.yaml").write_text(base.replace("mac_per_s:", "# mac_per_s:") + extra)
+        return load_hw_profile(tmp_path / "x.yaml")
+
+    hw = read("mac_per_s: 2e12\ncalibration: {invoke: {fixed: 1e-5}, conv: {per_work: 3.0e-6}}\n")
+    assert hw.mac_per_s == 2e12 and hw.calibration == {"invoke": {"fixed": 1e-5}, "conv": {"per_work": 3e-6}}
+    assert isinstance(hw.mac_per_s, float) and hw == _read_group_file_omegaconf(tmp_path / "x.yaml", HardwareProfile)
+    assert _read_group_file_fast(tmp_path / "x.yaml", HardwareProfile) == hw  # the fast path reads them so itself
+    # What the fast path does not take is OmegaConf's to report, in its words: an int or a duplicate key in the file...
+    with pytest.raises(ConfigError, match=r"cannot be read: hw.calibration.conv: Value 3 \(int\) is incompatible"):
+        read("calibration: {conv: {per_work: 3}}\n")
+    with pytest.raises(ConfigError, match="cannot be read: while constructing a mapping"):
+        read("mac_per_s: 2e12\nmac_per_s: 3e12\n")
+    # ... and the first invalid value in the order the profile checks them: the calibration before fitted_archs, which
+    # the fast path's check without the calibration would name.
+    with pytest.raises(ConfigError, match=r"^hw.calibration.conv.fixed=-1.0: terms of conv"):
+        read("mac_per_s: 2e12\ncalibration: {conv: {fixed: -1.0}}\nfitted_archs: ['']\n")
