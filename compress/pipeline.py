@@ -38,7 +38,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, remove_dead_writers_temps, save_checkpoint
 from nas.config import CompressConfig, DataConfig
 from nas.data import Dataset, Split
-from nas.errors import ConfigError
+from nas.errors import ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
 from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
@@ -528,15 +528,15 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
         s = out[m["arch_id"]].get("summary")
         if s:
             change = s.get("int8_vs_fp32")  # absent from files written before 2026-12-05
-            moved = (f" ({change['now_wrong']} test images now wrong, {change['now_right']} now right, "
+            moved = (f" ({counted(change['now_wrong'], 'test image')} now wrong, {change['now_right']} now right, "
                      f"{format_p(change['p_value'])})" if change else "")
             # named where it is not OpenVINO's (files before test_acc_source: always OpenVINO's)
             source = (out[m["arch_id"]].get("int8") or {}).get("test_acc_source", "openvino")
             scored = out[m["arch_id"]].get("eval_images") or {}  # absent from files written before compress.eval_images
             cut = (f" (on {scored['test']} of the {scored['test_of']} test images: compress.eval_images)"
                    if scored.get("test", 0) < scored.get("test_of", 0) else "")
-            log.info("%s: test acc fp32 %.4f -> int8 %.4f%s%s%s; %s", m["arch_id"], s["test_acc_fp32"], s["test_acc_int8"],
-                     cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
+            log.info("%s: test acc fp32 %.2f%% -> int8 %.2f%%%s%s%s; %s", m["arch_id"], 100.0 * s["test_acc_fp32"],
+                     100.0 * s["test_acc_int8"], cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
                      predicted_latency_text(out[m["arch_id"]]))
     return out
 

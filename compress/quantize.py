@@ -109,7 +109,8 @@ def quantize(
                          eval_batch_size=eval_batch_size)
         epochs += 1
         seconds += result.seconds
-        log.info("QAT epoch %d: val acc %.4f (fp32 %.4f, PTQ %.4f)", epochs, result.val_acc, fp32, ptq)
+        log.info("QAT epoch %d: val acc %.2f%% (fp32 %.2f%%, PTQ %.2f%%)", epochs, 100.0 * result.val_acc, 100.0 * fp32,
+                 100.0 * ptq)
         if result.val_acc > best_acc:
             best_acc, best_state = result.val_acc, copy.deepcopy(quantized.state_dict())
     if best_state is not None:

@@ -623,9 +623,9 @@ def test_the_compression_log_says_the_predicted_latencies_are_the_chips_at_its_p
         compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("a1:", "b2:"))]
     assert lines == [
-        "a1: test acc fp32 0.9000 -> int8 0.8900; predicted on edge_npu at its own precision (int8): 0.252 ms unpruned "
+        "a1: test acc fp32 90.00% -> int8 89.00%; predicted on edge_npu at its own precision (int8): 0.252 ms unpruned "
         "-> 0.240 ms pruned (the int8 file's architecture)",
-        "b2: test acc fp32 0.9000 -> int8 0.8900; predicted on edge_npu at its own precision (int8): 0.240 ms (not "
+        "b2: test acc fp32 90.00% -> int8 89.00%; predicted on edge_npu at its own precision (int8): 0.240 ms (not "
         "pruned: the int8 file's architecture is model.onnx's)"]
 
 
@@ -749,9 +749,9 @@ def test_the_compression_log_names_the_int8_accuracys_source_where_it_is_not_ope
     with caplog.at_level(logging.INFO, logger="compress.pipeline"):
         compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("a1:", "b2:"))]
-    assert lines[0].startswith("a1: test acc fp32 0.9000 -> int8 0.8900; int8 test_acc_source: reference (host int8 "
+    assert lines[0].startswith("a1: test acc fp32 90.00% -> int8 89.00%; int8 test_acc_source: reference (host int8 "
                                "kernels saturate); predicted on edge_npu")
-    assert lines[1].startswith("b2: test acc fp32 0.9000 -> int8 0.8900; predicted on edge_npu")
+    assert lines[1].startswith("b2: test acc fp32 90.00% -> int8 89.00%; predicted on edge_npu")
 
 
 def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how_many(checkpoint, data, monkeypatch,

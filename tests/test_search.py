@@ -347,8 +347,8 @@ def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, 
     assert f"vs model_pruned.onnx: {counted(change['now_wrong'], 'test image')} now wrong, {change['now_right']:,} now right" in report
     assert "Test accuracies in [brackets]: the 95% interval" in report
     whole = metrics["summary"]["int8_vs_fp32"]  # and the search's log says what shipping int8 changes, image by image
-    assert (f"test acc fp32 {metrics['summary']['test_acc_fp32']:.4f} -> int8 {metrics['summary']['test_acc_int8']:.4f} "
-            f"({whole['now_wrong']} test images now wrong, {whole['now_right']} now right, p") in (result.run_dir / "search.log").read_text()
+    assert (f"test acc fp32 {metrics['summary']['test_acc_fp32']:.2%} -> int8 {metrics['summary']['test_acc_int8']:.2%} ({whole['now_wrong']} "
+            f"test image{'' if whole['now_wrong'] == 1 else 's'} now wrong, {whole['now_right']} now right, p") in (result.run_dir / "search.log").read_text()
     assert "compressed int8" in (result.run_dir / "report.html").read_text()
     # A rerun with the same settings reuses the compressed files instead of redoing them.
     stamp = (result.run_dir / best["checkpoint"] / "model_int8.onnx").stat().st_mtime_ns
