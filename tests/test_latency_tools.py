@@ -1533,10 +1533,12 @@ def test_a_profile_killed_while_timing_or_exporting_has_its_next_run_reuse_the_m
     import torch
 
     import nas.latency.profile as profile
+    from nas.latency.profile import LatencyToolConfig
     from tests.conftest import stop
 
     out = tmp_path / "lat" / "m.csv"
-    settings = ["hw=cpu", "n=3", "warmup=1", "repeats=1", "rounds=1"]
+    # hw=cpu_ort, an fp32 profile as hw=cpu is: the runner is faked, and composing hw=cpu (its fitted blocks) took ~1 s.
+    settings = ["hw=cpu_ort", "n=3", "warmup=1", "repeats=1", "rounds=1"]
 
     def killed_run(while_exporting: int) -> Path:
         proc = subprocess.Popen([sys.executable, "-c", _KILLED_WITH_A_FAKE_EXPORTER, str(while_exporting), *settings,
@@ -1558,12 +1560,16 @@ def test_a_profile_killed_while_timing_or_exporting_has_its_next_run_reuse_the_m
     monkeypatch.setattr(profile, "export_int8", lambda model, arch, path, *, seed: export(
         model, path, in_chans=arch.in_chans, img_size=arch.img_size, precision="int8"))
     monkeypatch.setattr(profile, "make_runner", lambda *args, **kwargs: (lambda x: x))
-    names = [f"{a.arch_id}.onnx" for a in profile_archs(to_tool_config(_latency_cfg(*settings)))]
+    # Each hw composed once, not once a run.
+    cfgs: dict[tuple[str, ...], LatencyToolConfig] = {(): to_tool_config(_latency_cfg(*settings, f"out={out}"))}
+    names = [f"{a.arch_id}.onnx" for a in profile_archs(cfgs[()])]
 
     def rerun(*changes: str, to: Path = out) -> list[tuple[str, str]]:
         exported.clear()
+        if changes not in cfgs:
+            cfgs[changes] = to_tool_config(_latency_cfg(*settings, *changes, f"out={out}"))
         with caplog.at_level(logging.INFO, logger="nas.latency"):
-            run_profile(_latency_cfg(*settings, *changes, f"out={to}"))
+            run_profile(dataclasses.replace(cfgs[changes], out=str(to)))
         assert len(read_measurements(to)) == 3
         assert [p.name for p in out.parent.iterdir()] == [to.name]  # the exports gone once timed
         return sorted(exported)
@@ -1609,13 +1615,20 @@ def test_export_only_reuses_the_files_a_run_with_the_same_settings_exported(tmp_
         return real_export(archs, folder, **kwargs)
 
     monkeypatch.setattr(profile, "export_archs", counting)
+    # Fake exporters under export_archs: the test is about which files are kept, not what is in them (a real export of
+    # each of the 13 took most of its time, the 2 int8 ones an NNCF PTQ each); export_archs itself still runs.
+    monkeypatch.setattr(profile, "export_onnx", lambda model, path, **kwargs: path.write_bytes(b"fp32") and path)
+    monkeypatch.setattr(profile, "export_int8", lambda model, arch, path, **kwargs: path.write_bytes(b"int8") and path)
     out = tmp_path / "to_measure"
+    # Composed once per hw, not per run: composing hw=cpu (its fitted blocks) took most of what the fakes left.
+    cfgs = {hw: to_tool_config(_latency_cfg(f"hw={hw}", "n=2", "export_only=true", f"out={out}"))
+            for hw in ("cpu", "cpu_int8")}
 
     def rerun(hw: str = "cpu") -> list[str]:
         exported.clear()
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="nas.latency"):
-            run_profile(_latency_cfg(f"hw={hw}", "n=2", "export_only=true", f"out={out}"))
+            run_profile(cfgs[hw])
         assert not names or sorted(p.name for p in out.glob("*.onnx")) == names  # the sample's files, each once
         return sorted(f"{precision}:{arch_id}" for precision, arch_id in exported)
 
