@@ -762,33 +762,18 @@ def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how
 
     from nas.config import to_run_config, validate_compress_config
 
-    scored: list[int] = []
+    scored: list = []  # the splits each model and file was scored on
     for name in ("torch_logits", "onnx_logits", "openvino_logits", "evaluate"):
         real = getattr(compress.pipeline, name)
         monkeypatch.setattr(compress.pipeline, name,
-                            lambda model, split, *a, _real=real, **k: scored.append(len(split)) or _real(model, split, *a, **k))
+                            lambda model, split, *a, _real=real, **k: scored.append(split) or _real(model, split, *a, **k))
     assert (len(data.val), len(data.test)) == (40, 100)
     cfg = dataclasses.replace(_cfg(ratio=0.5), eval_images=30, measure_latency=False)
     hw = HardwareProfile(name="npu", channel_multiple=8)
-    metrics = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg)
-    assert metrics["eval_images"] == {"val": 30, "val_of": 40, "test": 30, "test_of": 100}
-    assert len(scored) >= 10 and set(scored) == {30}
-    low, high = metrics["int8"]["test_acc_ci95"]
-    assert low <= metrics["int8"]["test_acc"] <= high and high - low > 0.2  # 30 images: a wide interval, as it should be
-    assert json.loads((checkpoint / "compressed_metrics.json").read_text())["eval_images"]["test"] == 30
-    # The same images for every model: a model scored twice on the capped split gives the same accuracy.
-    assert metrics["fp32"]["test_acc"] == compress_checkpoint(checkpoint, hw=hw, data=data, cfg=cfg)["fp32"]["test_acc"]
-    # A cap of the split's size or more, or none (the default), scores every image.
-    scored.clear()
-    whole = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=dataclasses.replace(cfg, eval_images=None))
-    assert whole["eval_images"] == {"val": 40, "val_of": 40, "test": 100, "test_of": 100} and set(scored) == {40, 100}
-    # The smoke config caps it, the default does not, and a cap must be a whole number > 0.
-    assert to_run_config(compose_cfg("compress=smoke")).compress.eval_images == 1000
-    assert to_run_config(compose_cfg()).compress.eval_images is None
-    with pytest.raises(ConfigError, match=r"^compress\.eval_images=0 must be an integer > 0 or null$"):
-        validate_compress_config(dataclasses.replace(cfg, eval_images=0))
-    # The log line of a front's member says the accuracies are of fewer test images than the split holds. (Read with a
-    # handler of its own on the module's logger: caplog missed this line when the whole file ran, not when alone.)
+    # Compressed as a search compresses its front (two compressions in all, not four: each is a prune, a recovery and
+    # an NNCF PTQ). The log line of a front's member says the accuracies are of fewer test images than the split holds.
+    # (Read with a handler of its own on the module's logger: caplog missed this line when the whole file ran, not
+    # when alone.)
     lines: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
@@ -796,11 +781,33 @@ def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how
     level = logger.level
     logger.addHandler(handler), logger.setLevel(logging.INFO)
     try:
-        compress.pipeline.compress_front(checkpoint.parent, [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}],
-                                         hw=hw, data=data, cfg=cfg)
+        metrics = compress.pipeline.compress_front(checkpoint.parent, [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}],
+                                                   hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
     finally:
         logger.removeHandler(handler), logger.setLevel(level)
     assert any("(on 30 of the 100 test images: compress.eval_images)" in line for line in lines), lines
+    assert metrics["eval_images"] == {"val": 30, "val_of": 40, "test": 30, "test_of": 100}
+    assert len(scored) >= 10 and {len(split) for split in scored} == {30}
+    low, high = metrics["int8"]["test_acc_ci95"]
+    assert low <= metrics["int8"]["test_acc"] <= high and high - low > 0.2  # 30 images: a wide interval, as it should be
+    assert json.loads((checkpoint / "compressed_metrics.json").read_text())["eval_images"]["test"] == 30
+    # The same images for every model and file, and for a rerun: the val and test images of the seed's cut, each
+    # model scored on one of those two, and both used.
+    cut = compress.pipeline.scored_subset(data, 30, seed=cfg.seed)
+    assert not torch.equal(cut.val.x, cut.test.x)
+    same = lambda a, b: torch.equal(a.x, b.x) and torch.equal(a.y, b.y)  # noqa: E731
+    assert all(same(split, cut.val) or same(split, cut.test) for split in scored)
+    assert any(same(split, cut.val) for split in scored) and any(same(split, cut.test) for split in scored)
+    # A cap of the split's size or more, or none (the default), scores every image.
+    scored.clear()
+    whole = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=dataclasses.replace(cfg, eval_images=None))
+    assert whole["eval_images"] == {"val": 40, "val_of": 40, "test": 100, "test_of": 100}
+    assert {len(split) for split in scored} == {40, 100}
+    # The smoke config caps it, the default does not, and a cap must be a whole number > 0.
+    assert to_run_config(compose_cfg("compress=smoke")).compress.eval_images == 1000
+    assert to_run_config(compose_cfg()).compress.eval_images is None
+    with pytest.raises(ConfigError, match=r"^compress\.eval_images=0 must be an integer > 0 or null$"):
+        validate_compress_config(dataclasses.replace(cfg, eval_images=0))
 
 
 def test_files_compressed_before_eval_images_existed_stay_reusable(checkpoint, data, monkeypatch):
