@@ -426,8 +426,12 @@ def not_measured_reason(hw: HardwareProfile, *, export_onnx: bool,
 
 def _timed_file(hw: HardwareProfile) -> str:
     """What `_measure_member` times for a host profile, in words (metrics.json's measured_latency_how)."""
-    return ("an int8 QDQ export of model.pt (NNCF PTQ on 8 random images, as latency profiling exports)"
-            if hw.precision == "int8" else "model.onnx")
+    if hw.precision != "int8":
+        return "model.onnx"
+    from nas.latency import profile  # at call time: the number export_int8 quantizes on, read where it is set
+
+    return (f"an int8 QDQ export of model.pt (NNCF PTQ on {profile.INT8_CALIBRATION_IMAGES} random images, as latency "
+            "profiling exports)")
 
 
 def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: HardwareProfile) -> float:

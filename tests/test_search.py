@@ -300,7 +300,8 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
     assert (result.run_dir / "search.log").read_text().count(unread) == 3
 
 
-def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg):
+def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    import nas.latency.profile
     from nas.latency.measure import cpu_model, machine_info
 
     # The profile says it was fitted on another CPU model than this host's: the run warns, and says where it measured.
@@ -321,12 +322,14 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     assert pareto["latency_warning"].startswith(warning)
     assert any(line.startswith(warning) for line in _warnings_section(result.run_dir / "report.md"))
     assert warning in (result.run_dir / "search.log").read_text()
-    # An int8 host profile times an int8 file of the member (model.onnx is float32: timed, it ran in float)
+    # An int8 host profile times an int8 file of the member (model.onnx is float32: timed, it ran in float); quantized
+    # on 2 random images, not 8, whose NNCF statistics took a good part of the test, and which the words name.
+    monkeypatch.setattr(nas.latency.profile, "INT8_CALIBRATION_IMAGES", 2)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu_int8",
                                                 "search.study_name=int8")))
     metrics = json.loads((result.run_dir / result.pareto[0]["checkpoint"] / "metrics.json").read_text())
     assert metrics["measured_latency_ms"] > 0 and metrics["measured_latency_how"].startswith(
-        "an int8 QDQ export of model.pt (NNCF PTQ on 8 random images, as latency profiling exports) in openvino int8")
+        "an int8 QDQ export of model.pt (NNCF PTQ on 2 random images, as latency profiling exports) in openvino int8")
 
 
 def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, tmp_path, compose_cfg):
