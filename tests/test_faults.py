@@ -27,8 +27,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _command(tiny_idx_root: Path, runs_dir: Path, *extra: str) -> list[str]:
-    # Trials of about a second or two each (4 epochs of the tiny set): long enough to be killed mid-trial.
-    return [sys.executable, "-m", "nas.search", f"data.root={tiny_idx_root}", "train=smoke", "train.epochs=4",
+    # Trials of about two seconds each (2 epochs of the tiny set, 12 steps each): long enough to be killed mid-trial by
+    # _kill_mid_trial, which polls every 0.05 s, and every finished trial a test needs costs no more than that.
+    return [sys.executable, "-m", "nas.search", f"data.root={tiny_idx_root}", "train=smoke", "train.epochs=2",
             "train.batch_size=32", "train.threads=1", f"search.runs_dir={runs_dir}", "search.study_name=f",
             "search.progress=false", "search.export_onnx=false", "compress=none", "final_train=none", "search.sampler=random",
             "search.heartbeat_s=1", "search.grace_s=5", *extra]
@@ -99,7 +100,7 @@ def test_sigkilled_worker_on_postgres_is_retried_and_the_study_completes(postgre
 
 
 def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_root, tmp_path):
-    n_trials = 4
+    n_trials = 2  # one finished before the kill, and the killed one, which the rerun retries
     cmd = _command(tiny_idx_root, tmp_path, f"search.n_trials={n_trials}")
     url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -159,7 +160,8 @@ main()
 def test_sigterm_striking_inside_optuna_still_stops_the_search(tiny_idx_root, tmp_path):
     # A KeyboardInterrupt raised where SIGTERM struck, inside Optuna as it started a trial's heartbeat thread, left that
     # (non-daemon) thread running: the search wrote its files, printed its run folder and never exited (seen in CI).
-    cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4")
+    # one epoch: the first trial only has to finish, the second is stopped as it starts (not mid-training)
+    cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4", "train.epochs=1")
     stopped = subprocess.run([sys.executable, "-c", _SIGTERM_INSIDE_OPTUNA, *cmd[3:]], cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
     out = stopped.stdout + stopped.stderr
@@ -248,7 +250,7 @@ def test_a_search_stopped_by_a_full_disk_says_so_in_its_report(tiny_idx_root, tm
     from nas.report import main as report_main
     from nas.search import run_search
 
-    cmd = _command(tiny_idx_root, tmp_path, "train.epochs=1")
+    cmd = _command(tiny_idx_root, tmp_path, "train.epochs=1", "train.subset=128")  # 4 trainings, 2 stopped as they save
     run_dir = tmp_path / "f"
     report = run_dir / "report.md"
     run_search(compose_search_config([*cmd[3:], "search.n_trials=1"]))  # a finished run: the folder has a report
@@ -329,8 +331,9 @@ def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(ti
     from nas.report import main as report_main
     from nas.search import run_search
 
+    # one epoch of 128 images: what is checked is how the search stops, not what poolformer-S learns at batch 8
     cmd = [*_command(tiny_idx_root, tmp_path, "search.n_trials=1", "train.batch_size=8", "search.seed_archs=[poolformer-S]",
-                     "search.memory_budget_gb=0.032")]
+                     "search.memory_budget_gb=0.032", "train.epochs=1", "train.subset=128")]
     run_dir = tmp_path / "f"
     report = run_dir / "report.md"
     run_search(compose_search_config(cmd[3:]))  # a finished run (final_train=none), in this process
@@ -364,5 +367,6 @@ def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(ti
     # rewritten as it started and as it stopped: its own setup warnings, not those of the run that wrote pareto.json
     assert "- this run's warning" in report.read_text() and "the run before's warning" not in report.read_text()
 
-    run_search(compose_search_config([*cmd[3:], "final_train=smoke", "final_train.epochs=1", "final_train.batch_size=8"]))
+    run_search(compose_search_config([*cmd[3:], "final_train=smoke", "final_train.epochs=1", "final_train.batch_size=8",
+                                      "final_train.subset=128"]))
     assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))  # fixed: it finishes
