@@ -128,7 +128,7 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path):
     url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        stopped = _kill_mid_trial(proc, url, after_complete=1, sig=signal.SIGTERM)
+        stopped = _kill_mid_trial(proc, url, sig=signal.SIGTERM)
     finally:
         proc.kill()
     out = proc.stdout.read() if proc.stdout else ""
