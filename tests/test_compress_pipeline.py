@@ -605,23 +605,28 @@ def test_a_distillation_step_whose_teachers_forward_pass_does_not_fit_beside_the
     assert not any((checkpoint / name).exists() for name in (*COMPRESSED_FILES, "compressed_metrics.json"))
 
 
-def test_the_compression_log_says_the_predicted_latencies_are_the_chips_at_its_precision_unpruned_and_pruned(
-        tmp_path, data, monkeypatch, caplog):
+def _front_log_lines(run_dir: Path, data, monkeypatch, caplog, made: dict[str, dict]) -> list[str]:
+    """compress_front's log line per member of `run_dir`, each member compressed into `made[arch_id]` (stubbed)."""
     import logging
 
     from nas.config import load_hw_profile
 
-    # 'predicted 0.252 -> 0.240 ms' after 'fp32 -> int8' read as the float model's time against the int8 file's
-    summary = {"test_acc_fp32": 0.9, "test_acc_int8": 0.89, "latency_ms_fp32": 0.252, "latency_ms_int8": 0.24}
-    made = {"a1": {"pruned": True}, "b2": {"pruned": False}}
-    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: {
-        "hw": "edge_npu", "hw_precision": "int8", "pruned": made[folder.name], "summary": summary})
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: made[folder.name])
     members = [{"arch_id": a, "val_acc": 0.5, "checkpoint": f"checkpoints/{a}"} for a in made]
     for m in members:
-        (tmp_path / m["checkpoint"]).mkdir(parents=True)
+        (run_dir / m["checkpoint"]).mkdir(parents=True)
     with caplog.at_level(logging.INFO, logger="compress.pipeline"):
-        compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("a1:", "b2:"))]
+        compress.pipeline.compress_front(run_dir, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(tuple(f"{a}:" for a in made))]
+
+
+def test_the_compression_log_says_the_predicted_latencies_are_the_chips_at_its_precision_unpruned_and_pruned(
+        tmp_path, data, monkeypatch, caplog):
+    # 'predicted 0.252 -> 0.240 ms' after 'fp32 -> int8' read as the float model's time against the int8 file's
+    summary = {"test_acc_fp32": 0.9, "test_acc_int8": 0.89, "latency_ms_fp32": 0.252, "latency_ms_int8": 0.24}
+    lines = _front_log_lines(tmp_path, data, monkeypatch, caplog, {
+        a: {"hw": "edge_npu", "hw_precision": "int8", "pruned": {"pruned": pruned}, "summary": summary}
+        for a, pruned in (("a1", True), ("b2", False))})
     assert lines == [
         "a1: test acc fp32 90.00% -> int8 89.00%; predicted on edge_npu at its own precision (int8): 0.252 ms unpruned "
         "-> 0.240 ms pruned (the int8 file's architecture)",
@@ -735,20 +740,11 @@ def test_compress_runs_closing_lines_name_the_runtime_of_the_int8_rows_accuracy(
 
 
 def test_the_compression_log_names_the_int8_accuracys_source_where_it_is_not_openvino(tmp_path, data, monkeypatch, caplog):
-    import logging
-
-    from nas.config import load_hw_profile
-
     summary = {"test_acc_fp32": 0.9, "test_acc_int8": 0.89, "latency_ms_fp32": 0.24, "latency_ms_int8": 0.24}
     sources = {"a1": "reference (host int8 kernels saturate)", "b2": "openvino"}
-    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: {
-        "hw": "edge_npu", "pruned": {"pruned": False}, "summary": summary, "int8": {"test_acc_source": sources[folder.name]}})
-    members = [{"arch_id": a, "val_acc": 0.5, "checkpoint": f"checkpoints/{a}"} for a in sources]
-    for m in members:
-        (tmp_path / m["checkpoint"]).mkdir(parents=True)
-    with caplog.at_level(logging.INFO, logger="compress.pipeline"):
-        compress.pipeline.compress_front(tmp_path, members, hw=load_hw_profile("edge_npu"), data=data, cfg=_cfg())
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("a1:", "b2:"))]
+    lines = _front_log_lines(tmp_path, data, monkeypatch, caplog, {
+        a: {"hw": "edge_npu", "pruned": {"pruned": False}, "summary": summary, "int8": {"test_acc_source": source}}
+        for a, source in sources.items()})
     assert lines[0].startswith("a1: test acc fp32 90.00% -> int8 89.00%; int8 test_acc_source: reference (host int8 "
                                "kernels saturate); predicted on edge_npu")
     assert lines[1].startswith("b2: test acc fp32 90.00% -> int8 89.00%; predicted on edge_npu")
