@@ -1606,7 +1606,7 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
 def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
-    from nas.config import compose_search_config
+    from nas.config import compose_search_config, overridden_keys
     from nas.errors import exit_on_error, lines_on_stderr
     from nas.search import export_study, stop_on_sigterm
 
@@ -1615,7 +1615,7 @@ def _from_study(overrides: Sequence[str]) -> int:
     # handler only warnings reached the terminal, and those minutes passed without a line. Shown as the search shows them.
     try:
         with lines_on_stderr("nas", "compress"), exit_on_error():  # a bad option or type: Hydra's message in one line
-            result = export_study(compose_search_config(overrides))
+            result = export_study(compose_search_config(overrides), overridden=overridden_keys(overrides))
     except KeyboardInterrupt:  # before the members (loading the data, opening the study): a traceback without this
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)

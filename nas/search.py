@@ -57,8 +57,8 @@ from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
-    recorded_digests, requeue_interrupted, run_folder_lock, slot_taken, storage_url, study_budget_ms, with_study_settings,
-    worker_info,
+    recorded_digests, requeue_interrupted, run_folder_lock, settings_the_study_replaced, slot_taken, storage_url,
+    study_budget_ms, with_study_settings, worker_info,
 )
 from nas.train import reset_autocast, seed_everything, train_candidate
 
@@ -1024,12 +1024,15 @@ def _check_study_not_lost(study: optuna.Study, run_dir: Path) -> None:
                           f"replaced; restore it, or pass a new search.study_name=... (or remove {run_dir} to start over)")
 
 
-def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
+def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ()) -> SearchResult:
     """Rebuild a run folder's files and report from an existing study, on any machine.
 
     Reads the study from `search.storage` (the hw/space/data/train it was created with come from the
     study itself) and the trials' weights from `search.runs_dir`; runs no new trials. The members' final
     training and compression run where they are not done yet (`final_train=none` / `compress=none` skip them).
+    `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m nas.report` passes
+    them), for the warnings about settings that were asked for and do nothing: those the study's replace, and a split
+    size of data with that split of its own, even at its default value (as `run_search` warns).
     """
     run = to_run_config(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1040,12 +1043,15 @@ def export_study(cfg: DictConfig | RunConfig) -> SearchResult:
                           "or search.storage=<url> of a shared study")
     storage = open_storage(run, run_dir)
     study = load_existing_study(run, storage, url)
-    given_root = run.data.root
+    given, given_root = run, run.data.root
     run = with_study_settings(run, study)
     validate_run_config(run)
+    # About this command's input, not the results: to the terminal, not among the report's setup warnings
+    if (replaced := settings_the_study_replaced(given, run, overridden=overridden, study_name=study.study_name)) is not None:
+        log.warning("%s", replaced)
     with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
         try:
-            loaded = load_dataset(run.data)
+            loaded = load_dataset(run.data, overridden=overridden)
         except DataError:
             if run.data.root != given_root and (moved := moved_root_error(run.data.root, study.study_name)) is not None:
                 raise moved from None

@@ -31,7 +31,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import optuna
 from omegaconf import OmegaConf
@@ -435,6 +435,35 @@ def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
     result = OmegaConf.to_object(merged)
     assert isinstance(result, RunConfig)
     return result
+
+
+def settings_the_study_replaced(given: RunConfig, used: RunConfig, *, overridden: Collection[str],
+                                study_name: str) -> str | None:
+    """One line naming the settings of `overridden` (the keys set on the command line, `nas.config.overridden_keys`)
+    that `with_study_settings` replaced: `given` is the run as composed, `used` as the study's settings left it. A report
+    rebuilt from a study takes hw/space/data/train from the study, so `data.test_size=0.3` typed there did nothing,
+    silently. A group choice (`hw=cpu_ort`) counts by its name; data.root is this machine's and stays. None when every
+    such setting is the study's already (a worker's own command line repeated)."""
+    was, now = OmegaConf.structured(given), OmegaConf.structured(used)
+
+    def text(node: Any) -> str:
+        value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+        return _as_override(value.value if hasattr(value, "value") else value)
+
+    replaced = []
+    for key in sorted(overridden):
+        if key.split(".")[0] not in FINGERPRINT_KEYS or key == "data.root":
+            continue
+        # a group choice by its name (its file's other values are the study's too); a group without names whole
+        path = f"{key}.name" if key in FINGERPRINT_KEYS and OmegaConf.select(was, f"{key}.name") is not None else key
+        before, after = OmegaConf.select(was, path, default=None), OmegaConf.select(now, path, default=None)
+        if text(before) != text(after):
+            replaced.append((key, text(before), text(after)))
+    if not replaced:
+        return None
+    return (f"{', '.join(f'{k}={v}' for k, v, _ in replaced)} {'is' if len(replaced) == 1 else 'are'} not used: a report "
+            f"from a study takes hw/space/data/train from the study, and study {study_name!r} has "
+            f"{', '.join(f'{k}={v}' for k, _, v in replaced)}; leave {'it' if len(replaced) == 1 else 'them'} out")
 
 
 # ------------------------------------------------------------------------------------------ workers

@@ -981,3 +981,20 @@ def test_report_lines_give_counts_in_the_number_they_take_and_shapes_as_channels
     header = {"dataset": "fashion_mnist", "data": {"root": "/d", "classes": 10, "input": [1, 28, 28],
                                                    "images": {"train": 54000, "val": 6000, "test": 10000}}}
     assert _dataset_text(header).startswith("fashion_mnist (/d): 10 classes, 1x28x28 images; 54,000 train")
+
+
+def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monkeypatch, tmp_path) -> None:
+    # export_study warns about settings typed on nas.report's command line that do nothing (the study's replace them; a
+    # split size of data with that split of its own), but nas.report gave it none of the keys typed.
+    import nas.search
+
+    given = {}
+
+    def fake_export(cfg, *, overridden=()):
+        given["keys"] = set(overridden)
+        return SimpleNamespace(files={}, interrupted=False)
+
+    monkeypatch.setattr(nas.search, "export_study", fake_export)
+    monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
+    assert main([f"search.runs_dir={tmp_path}", "search.study_name=s", "hw=cpu", "data.test_size=0.2"]) == 0
+    assert given["keys"] == {"search.runs_dir", "search.study_name", "hw", "data.test_size"}

@@ -530,3 +530,45 @@ def test_a_worker_refused_for_other_images_leaves_the_study_budget_as_it_was(tmp
     assert study.user_attrs["search"]["latency_budget_ms"] == 0.5
     open_study(tight, open_storage(tight, tmp_path), optuna.samplers.RandomSampler(), data=images)  # its own images: joins
     assert study.user_attrs["search"]["latency_budget_ms"] == 0.4
+
+
+def test_a_report_from_a_study_names_the_settings_given_there_that_the_study_replaced(tmp_path, compose_cfg, tiny_idx_root,
+                                                                                       caplog):
+    # python -m nas.report search.study_name=... takes hw/space/data/train from the study: a data.test_size=0.3 or hw=...
+    # typed there did nothing, and nothing said so (export_study was given no overridden keys).
+    import logging
+
+    from nas.config import overridden_keys
+
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}", "search.study_name=photos"]
+    made = to_run_config(compose_cfg(*storage, "data=imagefolder", f"data.root={tmp_path / 'there'}", "data.img_size=45"))
+    open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+
+    def warned(*given, overridden=None):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nas.search"), pytest.raises(DataError):  # its images are not there
+            export_study(compose_cfg(*storage, *given),
+                         overridden=overridden_keys(given) if overridden is None else overridden)
+        return [r.getMessage() for r in caplog.records if r.name == "nas.search"]
+
+    assert warned("hw=mobile_cpu", "data.test_size=0.3", "data.img_size=45", "train.epochs=5") == [
+        "data.test_size=0.3, hw=mobile_cpu, train.epochs=5 are not used: a report from a study takes hw/space/data/train "
+        "from the study, and study 'photos' has data.test_size=0.2, hw=edge_npu, train.epochs=1; leave them out"]
+    assert warned("space.stem_strides=[1,2]")[0].startswith("space.stem_strides=[1, 2] is not used: ")
+    # the study's own values (a worker's command line repeated), this machine's data.root, or no keys named: nothing
+    assert warned("hw=edge_npu", "data=imagefolder", "data.img_size=45", f"data.root={tmp_path / 'here'}") == []
+    assert warned("data.test_size=0.3", overridden=()) == []
+
+    # a split size of data with that split of its own, at its default (the study's): warned as nas.search warns it
+    idx = [f"search.storage=sqlite:///{tmp_path / 'idx.db'}", "search.study_name=idx", f"data.root={tiny_idx_root}",
+           f"search.runs_dir={tmp_path / 'runs'}", "final_train=none", "compress=none"]
+    made = to_run_config(compose_cfg(*idx))
+    open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+    with caplog.at_level(logging.WARNING, logger="nas.data"):
+        export_study(compose_cfg(*idx, "data.val_size=0.1"), overridden=overridden_keys(["data.val_size=0.1"]))
+    assert not [r for r in caplog.records if "not used" in r.getMessage()]  # val_size is used: idx files have no val split
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nas.data"):
+        export_study(compose_cfg(*idx, "data.test_size=0.2"), overridden=overridden_keys(["data.test_size=0.2"]))
+    assert [r.getMessage() for r in caplog.records if "not used" in r.getMessage()] == [
+        "data.test_size=0.2 is not used: data=fashion_mnist has its own test split (100 images) from its idx files; leave it out"]
