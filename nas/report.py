@@ -54,10 +54,12 @@ _STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
 RUN_MARKER_PREFIX = ".running."
-"""A search writes `<run folder>/.running.<pid>@<host>~<pid namespace>` (JSON: started, host, pid, pid_namespace, and
-setup_warnings: its warnings about its setup, as pareto.json's) when it starts and removes it just before it writes its
-final report: one left behind is a run that is still going or was killed, and the report says so at its top (its tables
-describe the state before that run) and lists that run's setup warnings, not those of the run that wrote pareto.json. A
+"""A search writes `<run folder>/.running.<pid>@<host>~<pid namespace>` (JSON: started, host, pid, pid_namespace,
+setup_warnings: its warnings about its setup, as pareto.json's, and pareto_created: the `created` of the pareto.json it
+found) when it starts and removes it just before it writes its final report: one left behind is a run that is still
+going or was killed, and the report says so at its top (its tables describe the state before that run) and lists that
+run's setup warnings, not those of the run that wrote pareto.json (unless that one wrote it after the marker's run
+started: a worker that finished beside it, whose own are listed first). A
 search that stops on its own before that (a one-line error, Ctrl-C outside the trials) adds `stopped`: why, in one
 line."""
 
@@ -170,6 +172,9 @@ class _Run:
     unfinished: str = ""  # the searches of this folder that have not finished (`RUN_MARKER_PREFIX`), in words
     # the setup warnings those searches recorded in their markers; None when none did (no marker, or older ones)
     unfinished_warnings: list[str] | None = None
+    # pareto.json was written after every one of those searches started (`_written_since`): by a worker that finished
+    # while they ran, so its setup_warnings are of the tables below, not of the run before them
+    written_since: bool = False
 
     @property
     def complete(self) -> list[_Trial]:
@@ -322,7 +327,8 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
     header = _read_header(run_dir / PARETO_JSON)
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
-                unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks))
+                unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks),
+                written_since=_written_since(header, marks))
 
 
 # The helpers below repeat nas.checkpoint's on purpose: this module imports nothing from nas (see its docstring).
@@ -372,6 +378,15 @@ def _markers_warnings(marks: Sequence[dict[str, Any]]) -> list[str] | None:
     if not recorded:
         return None
     return list(dict.fromkeys(" ".join(str(w).splitlines()) for warnings in recorded for w in warnings if w))
+
+
+def _written_since(header: dict[str, Any], marks: Sequence[dict[str, Any]]) -> bool:
+    """Whether pareto.json (`header`) was written after each search of `marks` started: a marker records the `created`
+    of the pareto.json its search found then (`pareto_created`, None when there was none), so another one means a
+    search that finished meanwhile (a worker of the same study) wrote it. False for markers of older versions."""
+    created = header.get("created")
+    return bool(marks) and isinstance(created, str) and all(
+        "pareto_created" in mark and mark["pareto_created"] != created for mark in marks)
 
 
 def _unfinished_text(marks: Sequence[dict[str, Any]]) -> str:
@@ -733,13 +748,25 @@ _UNFINISHED_WARNINGS_NOTE = ("What the search(es) named above as not finished wa
                              "a search writes when it finishes lists its own).")
 
 
-def _warnings_of(run: _Run) -> tuple[list[str], str]:
-    """The setup warnings the report lists, with the note that says whose they are: those of the searches that have not
-    finished when their markers recorded them (a search starting or stopping rewrites the report while pareto.json is
-    still the previous run's, whose warnings would read as this one's), else pareto.json's."""
-    if run.unfinished_warnings is not None:
-        return run.unfinished_warnings, _UNFINISHED_WARNINGS_NOTE
-    return _setup_warnings(run.header), _WARNINGS_NOTE
+_UNFINISHED_BESIDES_NOTE = ("What the search(es) named above as not finished warned besides, about their own setup "
+                             "as they started, as search.log has it (the report a search writes when it finishes lists "
+                             "its own).")
+
+
+def _warnings_of(run: _Run) -> list[tuple[list[str], str]]:
+    """The setup warnings the report lists, in groups, each with the note that says whose they are (none when there are
+    none): pareto.json's, those of the search that wrote it; but while searches have not finished and their markers
+    recorded theirs, those instead (a search starting or stopping rewrites the report while pareto.json is still the
+    previous run's, whose warnings would read as this one's), unless pareto.json was written after they started
+    (`_Run.written_since`): a worker finishing beside them listed only theirs, as if they were its own, and not the ones
+    it gave itself. It then lists its own, and theirs that it did not give."""
+    own = _setup_warnings(run.header)
+    if run.unfinished_warnings is None:
+        return [(own, _WARNINGS_NOTE)] if own else []
+    if not run.written_since:
+        return [(run.unfinished_warnings, _UNFINISHED_WARNINGS_NOTE)] if run.unfinished_warnings else []
+    besides = [w for w in run.unfinished_warnings if w not in own]
+    return [(group, note) for group, note in ((own, _WARNINGS_NOTE), (besides, _UNFINISHED_BESIDES_NOTE)) if group]
 
 
 def _setup_warnings(header: dict[str, Any]) -> list[str]:
@@ -1344,12 +1371,14 @@ def _html_note(text: str) -> str:
 
 
 def _html_warnings(run: _Run) -> str:
-    """The Warnings section of report.html (`_warnings_of`): one item per warning; '' when there are none."""
-    warnings, note = _warnings_of(run)
-    if not warnings:
+    """The Warnings section of report.html (`_warnings_of`): one item per warning, a list per group with its note; ''
+    when there are none."""
+    groups = _warnings_of(run)
+    if not groups:
         return ""
-    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
-    return f'<section><h2>Warnings</h2>{_html_note(note)}<ul class="warnings">{items}</ul></section>'
+    body = "".join(_html_note(note) + '<ul class="warnings">' + "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+                   + "</ul>" for warnings, note in groups)
+    return f"<section><h2>Warnings</h2>{body}</section>"
 
 
 def _render_html(run: _Run) -> str:
@@ -1427,9 +1456,10 @@ def _render_markdown(run: _Run) -> str:
     lines += [""]
     if note := _no_trials_note(run):
         lines += [f"_{note}_", ""]
-    warnings, warnings_note = _warnings_of(run)
-    if warnings:  # first section: they qualify every number below
-        lines += ["## Warnings", "", f"_{warnings_note}_", ""] + [f"- {w.replace('<', '&lt;')}" for w in warnings] + [""]
+    if groups := _warnings_of(run):  # first section: they qualify every number below
+        lines += ["## Warnings", ""]
+        for warnings, warnings_note in groups:
+            lines += [f"_{warnings_note}_", ""] + [f"- {w.replace('<', '&lt;')}" for w in warnings] + [""]
     lines += ["## Pareto front", "", "![Pareto front: val accuracy vs. predicted latency](pareto.png)", "",
               "## Latency breakdown of the front", ""]
     note = _missing_breakdown_note(run.members)

@@ -977,9 +977,21 @@ def _record_stop(run_dir: Path, reason: str) -> None:
         log.warning("the report could not be marked as stopped: %s", _error_text(e))
 
 
+def _pareto_created(run_dir: Path) -> str | None:
+    """The `created` of `run_dir`'s pareto.json, None when it has none (no file yet, unreadable): a marker keeps it, so
+    the report can tell a pareto.json written by a worker that finished while this search ran (its warnings are of the
+    tables then) from the run before this search's (`nas.report._written_since`)."""
+    try:
+        created = json.loads((run_dir / "pareto.json").read_text()).get("created")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return created if isinstance(created, str) else None
+
+
 def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
     """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`), with `warnings` (its setup warnings, as
-    `_write_outputs` takes them) for the report to list, and, where the folder has a report from an
+    `_write_outputs` takes them) for the report to list and the `created` of the pareto.json it finds
+    (`_pareto_created`), and, where the folder has a report from an
     earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
     report, and the old one described the earlier, finished state as the run's. Returns the marker, which
     `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
@@ -990,7 +1002,7 @@ def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
     marker = _marker(run_dir)
     atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
                                "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace(),
-                               "setup_warnings": list(warnings)})
+                               "setup_warnings": list(warnings), "pareto_created": _pareto_created(run_dir)})
     if (run_dir / "report.md").is_file():
         with run_folder_lock(run_dir):  # a worker finishing meanwhile writes its report under the same lock
             try:

@@ -998,3 +998,33 @@ def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monk
     monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
     assert main([f"search.runs_dir={tmp_path}", "search.study_name=s", "hw=cpu", "data.test_size=0.2"]) == 0
     assert given["keys"] == {"search.runs_dir", "search.study_name", "hw", "data.test_size"}
+
+
+def test_a_worker_finishing_beside_a_running_one_lists_its_own_setup_warnings_and_says_whose_the_others_are(
+        run_dir: pathlib.Path) -> None:
+    # Worker A finished while worker B still ran: A's final report listed only B's setup warnings (from B's marker,
+    # under a note saying they were the running search's) and none of its own, though A had just written pareto.json.
+    from nas.search import _mark_started
+
+    header = json.loads((run_dir / "pareto.json").read_text())
+    shared = "class 'rare' (4 images) has no val image: data.stratify=false; the val accuracy never looks at it"
+    theirs, mine = "train.threads=8 is more than the 2 CPU(s) this process may use", "seed archs left out: 2 of 3"
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "created": "2026-12-06T03:00:00+00:00",
+                                                     "setup_warnings": ["of the run before"]}))
+    _mark_started(run_dir, warnings=[theirs, shared])  # B, still running (this process stands for it)
+    md = _markdown(run_dir)  # B's start: the run before's are not listed, as before
+    assert f"- {theirs}" in md and "of the run before" not in md
+
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "created": "2026-12-06T03:05:00+00:00",
+                                                     "setup_warnings": [shared, mine]}))  # A's final write
+    written = write_reports(run_dir)
+    md, page = written["report.md"].read_text(), written["report.html"].read_text()
+    section = md[md.index("\n## Warnings\n"):md.index("\n## Pareto front\n")]
+    writer = section.index("_What the search that wrote pareto.json")
+    besides = section.index("_What the search(es) named above as not finished warned besides")
+    assert writer < besides
+    assert [line for line in section[writer:besides].splitlines() if line.startswith("- ")] == [f"- {shared}", f"- {mine}"]
+    assert [line for line in section[besides:].splitlines() if line.startswith("- ")] == [f"- {theirs}"]
+    groups = re.findall(r'<ul class="warnings">(.*?)</ul>', page)
+    assert [re.findall(r"<li>(.*?)</li>", g) for g in groups] == [[html.escape(shared), html.escape(mine)], [html.escape(theirs)]]
+    assert "Not finished" in md  # B still runs
