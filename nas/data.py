@@ -310,7 +310,28 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, b
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:  # the last: over Pillow's pixel limit
-        raise DataError(f"cannot read image {path}: {e}") from None
+        raise UnreadableImageError(path, _reason(e, path)) from None
+
+
+class UnreadableImageError(DataError):
+    """An image file that cannot be decoded (cut short, empty, not an image, not permitted): `path` and `reason`."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read image {path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _reason(e: BaseException, path: Path) -> str:
+    """Why `path` could not be read, in one line without the path: Pillow's "cannot identify image file '<path>'" and
+    an OSError's "[Errno 13] Permission denied: '<path>'" repeated it, which the message names already."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return e.strerror
+    text = str(e).replace(f" {str(path)!r}", "").strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+# How many unreadable images one error names; the rest are counted.
+UNREADABLE_NAMED = 5
 
 
 # Bump when what read_image makes of a file changes: older cache files are then not found (2: a 16-bit grey PNG's
@@ -348,9 +369,17 @@ def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bo
     size differs from the first one's, or that is not square (without `size` they keep their own)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    def read(path: Path) -> np.ndarray | UnreadableImageError:
+        try:
+            return read_image(path, size=size, mode=mode, draft=draft, background=background)
+        except UnreadableImageError as e:  # kept, so that one error names every such file, not the first alone
+            return e
+
     # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
     with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
-        xs = list(pool.map(lambda path: read_image(path, size=size, mode=mode, draft=draft, background=background), files))
+        xs = list(pool.map(read, files))
+    if unreadable := [e for e in xs if isinstance(e, UnreadableImageError)]:
+        raise DataError(_unreadable_message(unreadable))
     for path, arr in zip(files, xs):
         if arr.shape != xs[0].shape:
             raise DataError(
@@ -361,6 +390,17 @@ def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bo
             raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
     x = np.stack(xs)
     return np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+
+
+def _unreadable_message(errors: Sequence[UnreadableImageError]) -> str:
+    """One line for the image files that could not be read: each of the first `UNREADABLE_NAMED` with its reason, the
+    rest counted. A folder's broken files (a download cut short, an empty file) were named one per run, each run
+    decoding the whole folder again to find the next."""
+    if len(errors) == 1:
+        return f"{errors[0]}; replace or remove it"
+    named = "; ".join(f"{e.path} ({e.reason})" for e in errors[:UNREADABLE_NAMED])
+    more = f"; and {len(errors) - UNREADABLE_NAMED} more" if len(errors) > UNREADABLE_NAMED else ""
+    return f"cannot read {len(errors)} images: {named}{more}; replace or remove them"
 
 
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,

@@ -559,7 +559,7 @@ def test_imagefolder_bad_inputs_are_named(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="data.img_size"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # 8x8 = 64 pixels: Pillow's decompression-bomb error, 2x over
-    with pytest.raises(DataError, match=r"cannot read image .*0\.png: Image size \(64 pixels\) exceeds limit"):
+    with pytest.raises(DataError, match=r"cannot read 2 images: .*a/0\.png \(Image size \(64 pixels\) exceeds limit"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
     monkeypatch.undo()
     (tmp_path / "b" / "1.png").write_bytes(b"not a png")
@@ -926,3 +926,49 @@ def test_a_held_out_split_of_one_image_is_said_in_the_singular(tmp_path):
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "one", {"a": 20, "b": 20, "c": 20})),
                      img_size=None, val_size=1)
     assert "data.val_size=1 holds out 1 image for 3 classes; hold out 3 or more" in held_out_gaps_warning(load_dataset(cfg), cfg)
+
+
+def test_every_unreadable_image_is_named_in_one_line_not_only_the_first(tmp_path):
+    # A folder with a few broken files (a download cut short, an empty file, text saved as .png) was refused naming the
+    # first one only: each rerun decoded the whole folder again to name the next one.
+    for c in ("a", "b"):
+        for i in range(3):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+    (tmp_path / "a" / "empty.png").write_bytes(b"")
+    (tmp_path / "b" / "text.png").write_bytes(b"not a png")
+    cut = tmp_path / "b" / "sub" / "cut.jpg"
+    cut.parent.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(cut, quality=95)
+    cut.write_bytes(cut.read_bytes()[:400])
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("cannot read 3 images: ")
+    for path in (tmp_path / "a" / "empty.png", tmp_path / "b" / "text.png", cut):
+        assert message.count(str(path)) == 1  # each named once: Pillow's own message repeated the path
+    assert f"{tmp_path / 'b' / 'text.png'} (cannot identify image file)" in message
+    assert f"{cut} (Truncated File Read)" in message
+    assert message.endswith("; replace or remove them")
+
+
+def test_many_unreadable_images_are_counted_and_the_first_ones_named(tmp_path):
+    for c in ("a", "b"):
+        _png(tmp_path / c / "ok.png", 8, 50)
+    for i in range(12):
+        (tmp_path / "a" / f"bad{i:02d}.png").write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+    message = str(err.value)
+    assert message.startswith("cannot read 12 images: ")
+    assert all(f"bad{i:02d}.png" in message for i in range(5))  # the first ones, in the folder's order
+    assert "bad05.png" not in message and "and 7 more" in message
+
+
+def test_one_unreadable_image_keeps_its_one_line(tmp_path):
+    for c in ("a", "b"):
+        _png(tmp_path / c / "ok.png", 8, 50)
+    (tmp_path / "b" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"^cannot read image .*/b/bad\.png: cannot identify image file; replace or remove "
+                                        r"it$"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
