@@ -403,19 +403,29 @@ def _unreadable_message(errors: Sequence[UnreadableImageError]) -> str:
     return f"cannot read {len(errors)} images: {named}{more}; replace or remove them"
 
 
+def _empty_classes_message(empty: Sequence[Path], fix: str) -> str:
+    """One line naming every class folder in `empty` (none of its images is read) and `fix`, in which "{it}" stands for
+    "it" or "them"."""
+    one = len(empty) == 1
+    return (f"class folder{'' if one else 's'} {', '.join(map(str, empty))} {'has' if one else 'have'} no images "
+            f"({' '.join(sorted(IMAGE_SUFFIXES))}), in {'it or its' if one else 'them or their'} subfolders; "
+            + fix.format(it="it" if one else "them"))
+
+
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
-                 background: int | None = None, threads: int | None = None, cache: Path | None = None) -> Split:
-    files, ys, other = [], [], []
+                 background: int | None = None, threads: int | None = None, cache: Path | None = None,
+                 fix: str = "add images to {it}") -> Split:
+    files, ys, other, empty = [], [], [], []
     for label, name in enumerate(classes):
         folder = root / name
         found = image_files_in(folder, other_images=other) if folder.is_dir() else []
-        if not found:
-            raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}), "
-                            "in it or its subfolders")
+        empty += [] if found else [folder]
         files += found
         ys += [label] * len(found)
     if (unread := unread_images_warning(root, other)) is not None:
-        log.warning("%s", unread)
+        log.warning("%s", unread)  # before the error below: a class whose photos are all .heic is empty
+    if empty:  # every one at once, with what to do: the first alone was named, one per run, with no word of a fix
+        raise DataError(_empty_classes_message(empty, fix))
     y = torch.tensor(ys, dtype=torch.int64)
     how = {"size": size, "mode": mode, "draft": draft, "background": background}
     cached = _cache_file(cache, root, files, **how) if cache is not None else None
@@ -531,7 +541,8 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
             if (split_root / c).is_dir()]
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(read)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
-    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache)
+    train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache,
+                         fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
     val = test = None
     if has_split_dirs:
         for split_name in ("val", "test"):
@@ -550,8 +561,10 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                                         "same names with accents written in another Unicode form (as macOS and Linux "
                                         f"write them); rename the class folders of {split_root} or of train to one form (convmv --nfc)")
                     raise DataError(_class_mismatch(split_root, train_root, found, classes, cfg))
+                # its class folders cannot go (they must be train's), but the split folder can
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
-                                     cache=cache)
+                                     cache=cache, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
+                                     f"images out of train (data.{split_name}_size={getattr(cfg, f'{split_name}_size'):g})")
                 val, test = (split, test) if split_name == "val" else (val, split)
     return train, val, test, classes
 

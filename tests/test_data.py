@@ -972,3 +972,32 @@ def test_one_unreadable_image_keeps_its_one_line(tmp_path):
     with pytest.raises(DataError, match=r"^cannot read image .*/b/bad\.png: cannot identify image file; replace or remove "
                                         r"it$"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+
+
+def test_empty_class_folders_are_all_named_with_the_fix(tmp_path):
+    # An empty folder (a class not collected yet, or one whose images are all .heic) was refused one per run, with no
+    # word of what to do.
+    for c in ("a", "b"):
+        _png(tmp_path / c / "0.png", 8, 50)
+    (tmp_path / "empty1" / "sub").mkdir(parents=True)
+    (tmp_path / "empty2").mkdir()
+    (tmp_path / "empty2" / "notes.txt").write_text("to do")
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+    assert str(err.value) == (
+        f"class folders {tmp_path / 'empty1'}, {tmp_path / 'empty2'} have no images "
+        "(.bmp .gif .jfif .jpeg .jpg .pbm .pgm .png .pnm .ppm .tif .tiff .webp), in them or their subfolders; every "
+        f"folder of {tmp_path} is a class: add images to them, or remove them")
+    (tmp_path / "empty2").rename(tmp_path / ".empty2")  # hidden: not a class
+    with pytest.raises(DataError, match=r"^class folder .*/empty1 has no images \(.*\), in it or its subfolders; every "
+                                        r"folder of .* is a class: add images to it, or remove it$"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+    # a split folder's class folder cannot simply go (val/ and test/ need train's classes): the split folder can
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            _png(tmp_path / "split" / split / c / "0.png", 8, 50)
+    (tmp_path / "split" / "val" / "b" / "0.png").unlink()
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=8))
+    assert str(err.value).endswith(f"in it or its subfolders; add images to it, or remove {tmp_path / 'split' / 'val'} "
+                                   "to hold val images out of train (data.val_size=0.1)")
