@@ -117,11 +117,19 @@ def _find_idx(root: Path, stem: str) -> Path:
     )
 
 
+def _not_a_folder(root: Path) -> str:
+    """What a data.root that is not a folder is, in words."""
+    if root.exists():  # a file (one image, or the zip the images came in) is not "missing": say what it is
+        return "is a file, not a folder"
+    if str(root).startswith("~"):  # neither the shell (after "data.root=") nor Hydra expands it
+        return f"does not exist: ~ is not expanded, write the whole path (data.root={root.expanduser()})"
+    return "does not exist"
+
+
 def _load_idx_dataset(root: Path) -> tuple[Split, Split, tuple[str, ...]]:
     if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(
-            f"data.root={root} {what}; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
+            f"data.root={root} {_not_a_folder(root)}; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
             "or set data.root to a folder holding the four idx files"
         )
     splits = []
@@ -516,9 +524,7 @@ def _misnamed_split_folders(root: Path, has_split_dirs: bool) -> None:
 def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...]]:
     root = Path(cfg.root)
     if not root.is_dir():
-        # a file (one image, or the zip the images came in) is not "missing": say what it is
-        what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise DataError(f"data.root={root} {what}; expected root/<class>/*.png or root/train/<class>/...")
+        raise DataError(f"data.root={root} {_not_a_folder(root)}; expected root/<class>/*.png or root/train/<class>/...")
     has_split_dirs = (root / "train").is_dir()
     _misnamed_split_folders(root, has_split_dirs)
     train_root = root / "train" if has_split_dirs else root

@@ -1001,3 +1001,14 @@ def test_empty_class_folders_are_all_named_with_the_fix(tmp_path):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=8))
     assert str(err.value).endswith(f"in it or its subfolders; add images to it, or remove {tmp_path / 'split' / 'val'} "
                                    "to hold val images out of train (data.val_size=0.1)")
+
+
+@pytest.mark.parametrize("fmt", [DataFormat.imagefolder, DataFormat.idx])
+def test_a_data_root_under_a_tilde_that_does_not_exist_says_tilde_is_not_expanded(fmt, tmp_path, monkeypatch):
+    # Neither the shell (after "data.root=") nor Hydra expands "~": "data.root=~/images does not exist" left the user to
+    # find out why, when ~/images is right there.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match=rf"^data.root=~/images does not exist: ~ is not expanded, write the whole path "
+                                        rf"\(data.root={tmp_path}/images\)"):
+        load_dataset(DataConfig(name="x", format=fmt, root="~/images"))
