@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
-from nas.data import IMAGE_SUFFIXES, image_files_in, read_images, unread_images_warning
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
-from nas.train import score
 from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, lines_on_stderr, writable_file
+
+# torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
+# --help, a bad flag, a bad --top or a missing model is answered without them.
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what runs a model file of each suffix
@@ -110,6 +110,8 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
 
 def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
     """`image_files`, each with the folder of `paths` it was found in (None for an image named itself)."""
+    from nas.data import IMAGE_SUFFIXES, image_files_in, unread_images_warning
+
     files: list[tuple[Path, Path | None]] = []
     for raw in paths:
         p = Path(raw)
@@ -184,6 +186,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     logits = np.concatenate([run(_pixels(files[i:i + batch], contract)) for i in range(0, len(files), batch)])
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but metrics.json names {len(classes)} classes")
+    import torch
+
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
@@ -193,6 +197,10 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
 def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:
     """The images of `files` as the model's float32 input: made as the training images were made from their files,
     scaled to [0, 1] as `nas.data.iterate_batches` scales them."""
+    import torch
+
+    from nas.data import read_images
+
     x = read_images(files, size=contract.img_size, mode="L" if contract.channels == 1 else "RGB",
                     background=contract.background)
     return torch.from_numpy(x).float().div_(255.0).numpy()
@@ -259,6 +267,8 @@ def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray
         from nas.checkpoint import onnx_runner
 
         return onnx_runner(path)
+    import torch
+
     from compress.export import torch_runner
     from nas.checkpoint import load_checkpoint
 
@@ -302,6 +312,8 @@ def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -
 def folder_balanced_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> float:
     """The mean over the class folders of `predictions` (`folder_labels`) of the share of each one's images whose top-1
     class is the folder's class: balanced accuracy, each class counted the same."""
+    from nas.train import score
+
     labels = folder_labels(predictions, classes) or []
     return score(np.array([p.classes[0] for p in predictions]), np.array(labels), balanced=True)
 

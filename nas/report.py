@@ -32,16 +32,14 @@ import sys
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import plotly.graph_objects as go
-import plotly.io as pio
-
-# The object-oriented Figure API renders through Agg without pyplot, so importing this module never
-# switches the process-wide matplotlib backend (matplotlib.use) or keeps figures alive in pyplot's registry.
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+# plotly and matplotlib (about a second to import) are imported where a page or a PNG is drawn: the rest of the
+# toolkit reads this module's constants and notes (a search its run-marker prefix, compress.run its notes) without them.
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
 
 __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "main"]
 
@@ -1020,6 +1018,8 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
     complete, members = run.complete, _plottable(run.members)
     if not complete and not members:
         return None
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for feasible, name, symbol in ((True, "trials", "circle"), (False, "trials over budget", "x-thin-open")):
         group = [t for t in complete if t.feasible is feasible]
@@ -1058,6 +1058,8 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
 
 def _stacked_bar_figure(members: Sequence[_Member], segments: Sequence[tuple[str, list[float | None]]],
                         x_title: str) -> go.Figure:
+    import plotly.graph_objects as go
+
     labels = [_row_label(m) for m in members]
     fig = go.Figure()
     for i, (name, values) in enumerate(segments):
@@ -1093,6 +1095,8 @@ class _PlotlyEmbedder:
         self._bundled = False
 
     def __call__(self, fig: go.Figure, height_px: int) -> str:
+        import plotly.io as pio
+
         div = pio.to_html(fig, include_plotlyjs=not self._bundled, full_html=False,
                           default_height=f"{height_px}px", config={"displaylogo": False, "responsive": True})
         self._bundled = True
@@ -1480,6 +1484,15 @@ def _render_markdown(run: _Run) -> str:
 # ------------------------------------------------------------------------------------ matplotlib
 
 
+def _figure(width: float, height: float) -> Figure:
+    """A new matplotlib figure of `width` x `height` inches. The object-oriented Figure API renders through Agg without
+    pyplot, so drawing never switches the process-wide matplotlib backend (matplotlib.use) or keeps figures alive in
+    pyplot's registry."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def _png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
@@ -1487,7 +1500,7 @@ def _png_bytes(fig: Figure) -> bytes:
 
 
 def _placeholder_png(text: str) -> bytes:
-    fig = Figure(figsize=(6, 2.5))
+    fig = _figure(6, 2.5)
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, color="#666")
     ax.set_axis_off()
@@ -1498,7 +1511,7 @@ def _pareto_png(run: _Run) -> bytes:
     complete, members = run.complete, _plottable(run.members)
     if not complete and not members:
         return _placeholder_png("no finished trials yet")
-    fig = Figure(figsize=(8, 5))
+    fig = _figure(8, 5)
     ax = fig.add_subplot()
     for feasible, name, marker in ((True, "trials", "o"), (False, "trials over budget", "x")):
         group = [t for t in complete if t.feasible is feasible]
@@ -1531,7 +1544,7 @@ def _breakdown_png(run: _Run) -> bytes:
     members = run.members
     if not any(m.metrics is not None for m in members):
         return _placeholder_png("no latency breakdown (no Pareto members with metrics.json)")
-    fig = Figure(figsize=(9, 1.4 + 0.5 * len(members)))
+    fig = _figure(9, 1.4 + 0.5 * len(members))
     ax = fig.add_subplot()
     rows = range(len(members))
     left = [0.0] * len(members)
@@ -1552,8 +1565,10 @@ def _mixers_png(run: _Run) -> bytes:
     members, n_stages = run.members, run.max_stages
     if not members or n_stages == 0:
         return _placeholder_png("no Pareto members yet")
+    from matplotlib.patches import Rectangle
+
     colours = _mixer_colours(mx for m in members for mx in m.mixers)
-    fig = Figure(figsize=(2.5 + 1.2 * n_stages, 1.0 + 0.45 * len(members)))
+    fig = _figure(2.5 + 1.2 * n_stages, 1.0 + 0.45 * len(members))
     ax = fig.add_subplot()
     for row, m in enumerate(members):
         for col in range(n_stages):

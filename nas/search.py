@@ -32,6 +32,16 @@ from nas.config import exit_on_bad_overrides
 
 if __name__ == "__main__":  # before torch and Optuna load (seconds): a typo on the command line is named at once
     exit_on_bad_overrides(sys.argv[1:], config_name="search")
+    # Hydra answers --cfg, --help, --info and the like itself, without running the search: given here, without torch and
+    # Optuna, the same config (same file, so the same job name) prints in a second instead of several.
+    if any(a in ("-c", "--cfg", "-h", "--help", "--hydra-help", "--version", "-i", "--info", "-sc", "--shell-completion")
+           or a.startswith(("--cfg=", "--info=", "--shell-completion=")) for a in sys.argv[1:]):
+        import hydra
+
+        from nas.config import CONF_DIR
+
+        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")(lambda cfg: None)()
+        sys.exit(0)
 
 import hydra
 import optuna

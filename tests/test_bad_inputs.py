@@ -301,6 +301,15 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
 # --------------------------------------------------------------------------- command lines (no traceback)
 
 
+def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], str]:
+    """`python -X importtime *argv` from the checkout: the process, the top-level packages it imported before it
+    answered (-X importtime writes one "import time:" line each, on stderr) and its stderr without those lines."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    stderr = "".join(line + "\n" for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+    return proc, imported, stderr
+
+
 @pytest.mark.parametrize(
     ("module", "args", "fragment"),
     [("nas.search", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
@@ -325,6 +334,7 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
      ("nas.search", ["search.storage=postgresql://nas:s3cret@127.0.0.1:1/nas"], "error: search.storage='postgresql://nas:***@"),
      ("nas.report", ["search.storage=sqlite:////nonexistent/x.db", "search.study_name=x"], "error: search.storage="),
      ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found"),
+     ("compress.predict", ["/nonexistent/ck", "photo.jpg"], "error: /nonexistent/ck not found; pass a checkpoint folder"),
      # a path given alone: Hydra said only "missing EQUAL at '<EOF>'"
      ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
                                                   "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
@@ -337,11 +347,7 @@ def test_pickled_code_is_refused_by_plain_checkpoint_loading_too(tmp_path):
 )
 def test_command_line_bad_input_is_one_line_without_traceback(module, args, fragment, tmp_path):
     where = [f"search.runs_dir={tmp_path}"] if module == "nas.search" else []
-    # -X importtime: which packages the command imported before it answered (one "import time:" line each, on stderr)
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", module, *where, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    stderr = "".join(line + "\n" for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+    proc, imported, stderr = _run_importing("-m", module, *where, *args)
     assert proc.returncode != 0 and fragment in stderr
     assert "Traceback" not in stderr and "s3cret" not in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
@@ -352,6 +358,26 @@ def test_command_line_bad_input_is_one_line_without_traceback(module, args, frag
     if not any(arg.startswith(("data.root=", "search.storage=")) for arg in args):
         heavy |= {"torch", "optuna", "torch_pruning", "plotly", "matplotlib", "scipy"}
     assert not imported & heavy, sorted(imported & heavy)
+
+
+@pytest.mark.parametrize(
+    ("argv", "answer", "unloaded"),
+    [(["-c", "import nas.report"], "", {"plotly", "matplotlib", "torch", "optuna"}),  # the search and compress.run read its constants and notes
+     (["-m", "compress.predict", "--help"], "usage: python -m compress.predict", {"torch", "optuna"}),
+     (["-m", "compress.predict", "--frobnicate"], "usage: python -m compress.predict", {"torch", "optuna"}),
+     # Hydra prints the config without running the search
+     (["-m", "nas.search", "--cfg", "job", "hw=cpu"], "latency_budget_ms:", {"torch", "optuna", "plotly", "matplotlib"}),
+     (["-m", "nas.search", "--help"], "== Config ==", {"torch", "optuna", "plotly", "matplotlib"})],
+)
+def test_help_config_and_the_light_modules_load_no_heavy_library(argv, answer, unloaded, tmp_path):
+    # torch and Optuna take seconds to import, plotly and matplotlib about one: a command that needs none of them (its
+    # help, its config, a bad flag, the report module's notes imported by others) answers without loading them.
+    where = [f"search.runs_dir={tmp_path}"] if "nas.search" in argv else []
+    proc, imported, stderr = _run_importing(*argv, *where)
+    assert answer in proc.stdout + stderr and "Traceback" not in stderr, stderr
+    assert proc.returncode == (2 if "--frobnicate" in argv else 0), stderr
+    assert not imported & unloaded, sorted(imported & unloaded)
+    assert not any(tmp_path.rglob("*"))
 
 
 def test_wrong_python_types_to_the_api_are_named_in_one_line():

@@ -355,7 +355,7 @@ def test_a_single_file_of_a_format_that_is_not_read_is_one_line_naming_the_forma
 
 
 def test_images_are_read_and_classified_one_batch_at_a_time_as_one_pass_over_all_of_them(checkpoint, tmp_path, monkeypatch):
-    import compress.predict
+    import nas.data
 
     folder, _ = checkpoint
     rng = np.random.default_rng(2)
@@ -363,8 +363,8 @@ def test_images_are_read_and_classified_one_batch_at_a_time_as_one_pass_over_all
         Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
     export_openvino(folder / "model.onnx", folder / "model_fp32.xml", in_chans=3, img_size=16)
     read = []
-    real_read = compress.predict.read_images
-    monkeypatch.setattr(compress.predict, "read_images", lambda files, **k: read.append(len(files)) or real_read(files, **k))
+    real_read = nas.data.read_images  # imported by compress.predict where it reads a batch
+    monkeypatch.setattr(nas.data, "read_images", lambda files, **k: read.append(len(files)) or real_read(files, **k))
     for name in ("model.pt", "model.onnx", "model_fp32.xml"):
         read.clear()
         whole = predict(folder / name, [tmp_path], top=3)  # the 7 images in one batch of 64
@@ -378,7 +378,7 @@ def test_images_are_read_and_classified_one_batch_at_a_time_as_one_pass_over_all
 
 
 def test_the_batch_shrinks_to_what_fits_the_memory_budget(checkpoint, tmp_path, monkeypatch, capsys):
-    import compress.predict
+    import nas.data
     from nas.memory import activation_bytes
 
     folder, _ = checkpoint
@@ -386,8 +386,8 @@ def test_the_batch_shrinks_to_what_fits_the_memory_budget(checkpoint, tmp_path, 
     for i in range(5):
         Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
     read = []
-    real_read = compress.predict.read_images
-    monkeypatch.setattr(compress.predict, "read_images", lambda files, **k: read.append(len(files)) or real_read(files, **k))
+    real_read = nas.data.read_images  # imported by compress.predict where it reads a batch
+    monkeypatch.setattr(nas.data, "read_images", lambda files, **k: read.append(len(files)) or real_read(files, **k))
     budget_gb = activation_bytes(ARCH, batch_size=2) / 2**30  # a fake budget: the forward pass of 2 images, not 3
     roomy = predict(folder / "model.pt", [tmp_path], top=3)
     read.clear()
