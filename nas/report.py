@@ -1593,7 +1593,24 @@ def _mixers_png(run: _Run) -> bytes:
 # ---------------------------------------------------------------------------------------- public API
 
 
-def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
+def _mtime_ns(path: pathlib.Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # not there (a member's folder deleted, compressed_metrics.json not written yet)
+        return None
+
+
+def _plots_up_to_date(folder: pathlib.Path, run: _Run, names: Iterable[str]) -> set[str]:
+    """The PNGs of `names` in `folder` last written no earlier than every file they are drawn from last changed: trials.csv,
+    pareto.json, the front members' metrics.json and compressed_metrics.json, and the folders these are renamed into
+    (which a member's file created or deleted changes). Drawn again from the same files, they would be the same."""
+    sources = [folder / TRIALS_CSV, folder / PARETO_JSON, folder / "checkpoints"]
+    sources += [folder / m.checkpoint / name for m in run.members for name in ("", METRICS_JSON, COMPRESSED_JSON)]
+    newest = max((t for t in map(_mtime_ns, sources) if t is not None), default=0)
+    return {name for name in names if (_mtime_ns(folder / name) or -1) >= newest}
+
+
+def write_reports(run_dir: str | os.PathLike[str], *, redraw_plots: bool = True) -> dict[str, pathlib.Path]:
     """Write the report of one search run into its run folder.
 
     Reads ``trials.csv``, ``pareto.json``, ``checkpoints/*/metrics.json`` and the run markers in ``run_dir`` and writes
@@ -1604,9 +1621,12 @@ def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
 
     Args:
         run_dir: the run folder a ``python -m nas.search`` run wrote.
+        redraw_plots: False keeps each PNG written since the files it is drawn from last changed (drawing them is
+            most of a report's cost); one older or missing is drawn. A search passes False when it only marks
+            the report as under way or stopped: the run markers change the two pages' text, never the plots.
 
     Returns:
-        ``{file name: path}`` of the five files written, e.g. ``{"report.html": run_dir / "report.html"}``.
+        ``{file name: path}`` of the five files written (or kept), e.g. ``{"report.html": run_dir / "report.html"}``.
 
     Raises:
         MissingRunFileError: ``run_dir``, ``trials.csv`` or ``pareto.json`` does not exist.
@@ -1614,12 +1634,13 @@ def write_reports(run_dir: str | os.PathLike[str]) -> dict[str, pathlib.Path]:
     """
     folder = pathlib.Path(run_dir)
     run = _load_run(folder)
+    drawers = {"pareto.png": _pareto_png, "latency_breakdown.png": _breakdown_png, "mixers.png": _mixers_png}
+    kept = set() if redraw_plots else _plots_up_to_date(folder, run, drawers)
     # PNGs first so report.md never links to images that are not there yet.
-    contents: dict[str, bytes | str] = {
-        "pareto.png": _pareto_png(run), "latency_breakdown.png": _breakdown_png(run),
-        "mixers.png": _mixers_png(run), "report.md": _render_markdown(run), "report.html": _render_html(run)}
+    contents: dict[str, bytes | str] = {name: draw(run) for name, draw in drawers.items() if name not in kept}
+    contents |= {"report.md": _render_markdown(run), "report.html": _render_html(run)}
     written = {name: _write_atomic(folder / name, data) for name, data in contents.items()}
-    return {name: written[name] for name in REPORT_FILES}
+    return {name: written.get(name, folder / name) for name in REPORT_FILES}
 
 
 def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bool = False) -> str | None:

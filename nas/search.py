@@ -982,7 +982,7 @@ def _record_stop(run_dir: Path, reason: str) -> None:
         atomic_write_json(marker, {**mark, "stopped": reason} if isinstance(mark, dict) else {"stopped": reason})
         if (run_dir / "report.md").is_file():
             with run_folder_lock(run_dir):
-                write_reports(run_dir)
+                write_reports(run_dir, redraw_plots=False)  # the reason changes the pages; plots are redrawn if stale
     except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to show, not this one
         log.warning("the report could not be marked as stopped: %s", _error_text(e))
 
@@ -1016,7 +1016,8 @@ def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
     if (run_dir / "report.md").is_file():
         with run_folder_lock(run_dir):  # a worker finishing meanwhile writes its report under the same lock
             try:
-                write_reports(run_dir)
+                # the earlier run's plots are kept where its files have not changed since (drawing is most of the cost)
+                write_reports(run_dir, redraw_plots=False)
             except ReportInputError as e:  # its files removed by hand: the search rewrites them at its end
                 log.warning("the report of the earlier run could not be marked as out of date: %s", e)
     return marker

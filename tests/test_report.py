@@ -1028,3 +1028,42 @@ def test_a_worker_finishing_beside_a_running_one_lists_its_own_setup_warnings_an
     groups = re.findall(r'<ul class="warnings">(.*?)</ul>', page)
     assert [re.findall(r"<li>(.*?)</li>", g) for g in groups] == [[html.escape(shared), html.escape(mine)], [html.escape(theirs)]]
     assert "Not finished" in md  # B still runs
+
+
+def test_a_search_marking_the_report_as_under_way_or_stopped_keeps_the_plots_its_files_still_give(
+        run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from nas.search import _mark_started, _record_stop
+
+    write_reports(run_dir)  # an earlier run's report
+    pngs = {name: (run_dir / name).read_bytes() for name in ("pareto.png", "latency_breakdown.png", "mixers.png")}
+    drawn: list[Any] = []
+    real = nas.report._png_bytes
+    monkeypatch.setattr(nas.report, "_png_bytes", lambda fig: drawn.append(fig) or real(fig))
+    # A search starting or stopping changes the pages' top, never what the plots are drawn from: none is drawn again
+    # (most of a report's cost, on the search's way in and out).
+    _mark_started(run_dir, warnings=["one warning"])
+    _record_stop(run_dir, "error: something mid-run")
+    assert drawn == []
+    for name in ("report.md", "report.html"):
+        page = (run_dir / name).read_text(encoding="utf-8")
+        assert "Not finished" in page and "something mid-run" in page and "one warning" in page, name
+    assert {name: (run_dir / name).read_bytes() for name in pngs} == pngs
+
+    # One missing is drawn (report.md links to all three), the others kept.
+    (run_dir / "mixers.png").unlink()
+    written = write_reports(run_dir, redraw_plots=False)
+    assert len(drawn) == 1 and written["mixers.png"].read_bytes() == pngs["mixers.png"]
+    assert set(written) == set(REPORT_FILES) and all(p.is_file() for p in written.values())
+    # A file they are drawn from changed since (a search killed between writing a member's files and its report): all
+    # are drawn again, so the pages' tables and the plots show the same run.
+    later = (run_dir / "pareto.png").stat().st_mtime_ns + 10**9
+    (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text("{}")
+    os.utime(run_dir / "checkpoints" / FAST / "compressed_metrics.json", ns=(later, later))
+    drawn.clear()
+    write_reports(run_dir, redraw_plots=False)
+    assert len(drawn) == 3
+    drawn.clear()
+    write_reports(run_dir)  # by default (python -m nas.report, a search's final report) every plot is drawn
+    assert len(drawn) == 3
