@@ -636,7 +636,7 @@ def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cf
     profile = OmegaConf.to_object(compose_cfg(f"hw={hw_name}").hw)
     csv_path = CONF_DIR.parent / "experiments" / "results" / "latency" / f"{hw_name}_fit.csv"
     assert f"{hw_name}_fit.csv" in (CONF_DIR / "hw" / f"{hw_name}.yaml").read_text()  # the file it was fitted on
-    assert {cpu_model(r.machine) for r in read_measurements(csv_path)} == {profile.calibrated_on}
+    assert {cpu_model(r.machine) for r in read_measurements(csv_path)} == {cpu_model(profile.calibrated_on)}
 
 
 def _calibrated_files() -> list[Path]:
@@ -1676,3 +1676,100 @@ def test_the_experiments_calibrated_profiles_record_the_archs_they_were_fitted_o
     assert note is not None
     rows = read_measurements(CONF_DIR.parent / note[1])
     assert profile.fitted_archs == fitted_arch_ids([r.arch for r in rows]) and len(profile.fitted_archs) == len(rows)
+
+
+# --- the CPU generation behind a generic model name ("AMD EPYC"): hw=cpu was measured on an AVX-512 machine of the
+# pool, and a search with it on a Zen 2 host (family 23, AVX2 only) of the same name did not warn ---
+
+def _cpuinfo(family: int, model: int, stepping: int, flags: str) -> str:
+    first = (f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+             f"model name\t: AMD EPYC\nstepping\t: {stepping}\nflags\t\t: fpu sse2 {flags}\n")
+    return first + "\nprocessor\t: 1\ncpu family\t: 1\nflags\t\t: x\n"  # only the first processor counts
+
+
+ZEN2 = _cpuinfo(23, 49, 0, "avx avx2 fma")
+ZEN4 = _cpuinfo(25, 17, 1, "avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16")
+
+
+def test_machine_info_records_the_widest_vector_instructions():
+    from nas.latency.measure import cpu_generation, cpu_isa, cpu_signature
+
+    zen2, zen4 = machine_info(cpuinfo=ZEN2), machine_info(cpuinfo=ZEN4)
+    assert zen2.endswith("; family 23 model 49 stepping 0; avx2")
+    assert zen4.endswith("; family 25 model 17 stepping 1; avx512f")
+    assert cpu_model(zen2) == "AMD EPYC" and cpu_generation(zen2) == "family 23 model 49" and cpu_isa(zen4) == "avx512f"
+    assert cpu_signature(zen4) == "AMD EPYC; family 25 model 17; avx512f"  # the stepping, kernel and core count left out
+    # Nothing to record: no flags line (not x86), no family numbers, or a string written before these were recorded.
+    arm = machine_info(cpuinfo="processor\t: 0\nmodel name\t: ARMv8 Processor\n")
+    assert cpu_isa(arm) == cpu_generation(arm) == "" and cpu_signature(arm) == "ARMv8 Processor"
+    assert cpu_signature("AMD EPYC; 2 cpus; Linux 6.18.44-fc-v595") == "AMD EPYC"
+
+
+def test_host_mismatch_compares_cpu_generation_and_vector_instructions_where_both_record_them(cpu):
+    from nas.config import hw_profiles
+    from nas.latency.measure import host_mismatch
+
+    zen2, zen4 = machine_info(cpuinfo=ZEN2), machine_info(cpuinfo=ZEN4)
+    fitted_zen4 = dataclasses.replace(cpu, calibrated_on="AMD EPYC; family 25 model 17; avx512f")
+    warning = host_mismatch(fitted_zen4, host=zen2)
+    assert warning.startswith("hw=cpu was calibrated on 'AMD EPYC; family 25 model 17; avx512f', but this host is "
+                              "'AMD EPYC; family 23 model 49; avx2' (the same model name, another CPU family/model and "
+                              "vector instructions): its predicted latencies describe that machine")
+    assert host_mismatch(fitted_zen4, host=zen4.replace("stepping 1", "stepping 2")) is None  # a stepping is no generation
+    # A side that does not record a part is not compared on it: profiles fitted before, and old machine strings.
+    assert host_mismatch(dataclasses.replace(cpu, calibrated_on="AMD EPYC"), host=zen2) is None
+    assert host_mismatch(fitted_zen4, host="AMD EPYC; 2 cpus; Linux 6.18") is None
+    only_isa = dataclasses.replace(cpu, calibrated_on="AMD EPYC; avx512f")
+    assert "(the same model name, other vector instructions)" in host_mismatch(only_isa, host=zen2)
+    assert host_mismatch(only_isa, host=zen4) is None
+    # The hint names a profile fitted on this host's generation, not one of the same name fitted on another.
+    zen2_profile = dataclasses.replace(cpu, name="cpu_zen2", calibrated_on="AMD EPYC; family 23 model 49; avx2")
+    assert "use hw=cpu_zen2, calibrated on this CPU model" in host_mismatch(fitted_zen4, host=zen2, others=[zen2_profile])
+    assert "use hw=" not in host_mismatch(zen2_profile, host=zen4, others=[zen2_profile, dataclasses.replace(
+        fitted_zen4, name="old", calibrated_on="AMD EPYC; family 25 model 1")])
+    # The shipped hw=cpu records the AVX-512 its measuring machine ran (experiments/results/latency/nodes_cpu.md).
+    shipped = {p.name: p for p in hw_profiles()}
+    assert "other vector instructions" in host_mismatch(shipped["cpu"], host=zen2, others=shipped.values())
+    assert host_mismatch(shipped["cpu"], host=zen4, others=shipped.values()) is None
+
+
+def test_fit_records_the_cpu_generation_of_its_measurements(tmp_path, cpu, space_t):
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    totals = [predict_latency(a, cpu).total_ms for a in archs]
+
+    def fit(machines: list[str]) -> str:
+        write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, m)
+                                                for a, t, m in zip(archs, totals, machines)])
+        fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                                      out=str(tmp_path / "c.yaml")))
+        return OmegaConf.create((tmp_path / "c.yaml").read_text()).calibrated_on
+
+    zen2, zen4 = machine_info(cpuinfo=ZEN2), machine_info(cpuinfo=ZEN4)
+    assert fit([zen2, zen2.replace("stepping 0", "stepping 1")] * 6) == "AMD EPYC; family 23 model 49; avx2"
+    # Rows of which some do not record a part (taken before it was recorded): the part is not claimed for them all.
+    assert fit([zen2, "AMD EPYC; 2 cpus; Linux 6.18"] * 6) == "AMD EPYC"
+    with pytest.raises(DataError, match=r"measurements from 2 machines \('AMD EPYC; family 23 model 49; avx2', "
+                                        r"'AMD EPYC; family 25 model 17; avx512f'\)"):
+        fit([zen2, zen4] * 6)
+
+
+def test_validate_warns_when_the_held_out_timings_come_from_another_cpu_generation(tmp_path, cpu, space_t):
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 4, seed=3, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "v.csv", [Measurement(a, "openvino", "fp32", 1, 1.0 + i, 1.0 + i, 1.0 + i, 100,
+                                                        machine_info(cpuinfo=ZEN2)) for i, a in enumerate(archs)])
+
+    def warnings(calibrated_on: str) -> list[str]:
+        tool = LatencyToolConfig(hw=dataclasses.replace(cpu, calibrated_on=calibrated_on), space=space_t,
+                                 measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / "out"))
+        return [line for line in validate_command(tool).splitlines() if line.startswith("warning: hw=cpu was calibrated")]
+
+    assert warnings("AMD EPYC; family 25 model 17; avx512f") == [
+        "warning: hw=cpu was calibrated on 'AMD EPYC; family 25 model 17; avx512f' and these measurements come from "
+        "'AMD EPYC; family 23 model 49; avx2': the scores above compare two machines"]
+    assert warnings("AMD EPYC") == warnings("AMD EPYC; family 23 model 49; avx2") == []

@@ -79,15 +79,20 @@ def noise_warning(rows: Sequence[Measurement]) -> str | None:
             f"stay under {NOISY_SPREAD:.0%}); re-measure when the machine is idle, and fit and validate on one quiet session")
 
 
-def machine_info() -> str:
+def machine_info(*, cpuinfo: str | None = None) -> str:
     """CPU model and core count, recorded with every measurement; on Linux also the CPU's family, model and stepping
-    numbers, which tell apart machines whose (virtualised) model name is the same generic string ("AMD EPYC")."""
-    try:
-        name, ids = cpu_identity(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        name, ids = "", ""
+    numbers and its widest vector instructions (`cpu_isa`), which tell apart machines whose (virtualised) model name is
+    the same generic string ("AMD EPYC"). `cpuinfo`: a /proc/cpuinfo text to describe instead of this host's."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    name, ids = cpu_identity(cpuinfo)
+    isa = vector_isa(cpu_flags(cpuinfo) or [])
     model = name or platform.processor() or platform.machine()
-    return f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}" + (f"; {ids}" if ids else "")
+    return (f"{model}; {os.cpu_count()} cpus; {platform.system()} {platform.release()}" + (f"; {ids}" if ids else "")
+            + (f"; {isa}" if isa else ""))
 
 
 def cpu_identity(cpuinfo: str) -> tuple[str, str]:
@@ -130,42 +135,100 @@ def cpu_flags(cpuinfo: str) -> list[str] | None:
                  if line.split(":")[0].strip() == "flags"), None)
 
 
+ISA_LEVELS = ("avx512f", "avx2")
+"""x86 vector instruction sets that decide which kernels OpenVINO's and onnxruntime's CPU plugins run (OpenVINO's
+per-node profile names them, e.g. `brgconv_avx512_f32`), widest first: where they differ, so do the per-op costs."""
+
+
+def vector_isa(flags: Sequence[str]) -> str:
+    """The widest of `ISA_LEVELS` among a CPU's `flags` (`cpu_flags`); "" for none (older x86, other architectures)."""
+    return next((isa for isa in ISA_LEVELS if isa in flags), "")
+
+
 def cpu_model(machine: str) -> str:
     """The CPU model part of a `machine_info` string (what a calibration depends on; kernels and core counts
     of the same CPU model are not told apart)."""
     return machine.split(";", 1)[0].strip()
 
 
-def measured_on(rows: Sequence[Measurement], *, what: str) -> str:
-    """The one CPU model (`cpu_model`) that `rows` were measured on; "" when the rows name none.
+_GENERATION = re.compile(r"^family (\d+) model (\d+)(?: stepping \d+)?$")
 
-    A calibration is valid for one machine: rows from several are refused (`DataError` naming them and `what`).
+
+def cpu_generation(machine: str) -> str:
+    """"family F model M" of a `machine_info` string (or a `calibrated_on`), the stepping left out; "" where it has
+    none (strings recorded before 2026-12-04, CPUs that do not report the numbers)."""
+    parts = (_GENERATION.match(part.strip()) for part in machine.split(";")[1:])
+    return next((f"family {m[1]} model {m[2]}" for m in parts if m), "")
+
+
+def cpu_isa(machine: str) -> str:
+    """The vector instructions (one of `ISA_LEVELS`) a `machine_info` string or a `calibrated_on` records; "" for none."""
+    return next((part.strip() for part in machine.split(";")[1:] if part.strip() in ISA_LEVELS), "")
+
+
+def cpu_signature(machine: str) -> str:
+    """What a calibration records of a `machine_info` string (`calibrated_on`): the CPU model, then its family and
+    model numbers and its vector instructions where the string has them ("AMD EPYC; family 25 model 17; avx512f")."""
+    return "; ".join(part for part in (cpu_model(machine), cpu_generation(machine), cpu_isa(machine)) if part)
+
+
+def cpu_difference(a: str, b: str) -> str:
+    """How the CPUs of two `machine_info` / `calibrated_on` strings differ, in words ("" when they may be the same
+    CPU): the model name, or else the family/model numbers and vector instructions where both strings record them
+    (a string that does not record a part, e.g. one written before it was recorded, is not compared on it)."""
+    if cpu_model(a) != cpu_model(b):
+        return "another CPU model"
+    generation, isa = ((part(a) and part(b) and part(a) != part(b)) for part in (cpu_generation, cpu_isa))
+    if generation:
+        return "another CPU family/model" + (" and vector instructions" if isa else "")
+    return "other vector instructions" if isa else ""
+
+
+def measured_on(rows: Sequence[Measurement], *, what: str) -> str:
+    """The one CPU (`cpu_signature`) that `rows` were measured on; "" when the rows name none.
+
+    A calibration is valid for one machine: rows from several CPU models, or of one model name but other family/model
+    numbers or vector instructions, are refused (`DataError` naming them and `what`). A part that some rows do not
+    record (rows taken before it was recorded) is left out, not claimed for them all.
     """
-    models = sorted({cpu_model(r.machine) for r in rows if r.machine.strip()})
-    if len(models) > 1:
-        raise DataError(f"{what}: measurements from {len(models)} machines ({', '.join(map(repr, models))}); fit and "
+    named = [r.machine for r in rows if r.machine.strip()]
+    machines = sorted({cpu_signature(m) for m in named})
+    if len(machines) > 1 and any(cpu_difference(a, b) for a in machines for b in machines):
+        raise DataError(f"{what}: measurements from {len(machines)} machines ({', '.join(map(repr, machines))}); fit and "
                         "validate one machine's measurements at a time (the 'machine' column)")
-    return models[0] if models else ""
+    if not named:
+        return ""
+    # A part all rows agree on ("" where some lack it; where two rows differ in it, the check above refused them).
+    agreed = [found.pop() if len(found) == 1 else ""
+              for found in ({part(m) for m in named} for part in (cpu_generation, cpu_isa))]
+    return "; ".join(part for part in (cpu_model(named[0]), *agreed) if part)
 
 
 def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Sequence[HardwareProfile] = ()) -> str | None:
     """One line for the user when `hw` is this host's CPU (it has a `runtime` here) but was calibrated on another
-    CPU model than `host` (default: this machine's); None when it matches or nothing says where it was calibrated.
-    If one of `others` (profiles, e.g. `nas.config.hw_profiles()`) times the same way (runtime, precision, threads)
-    and was calibrated on this CPU model, the line names it.
+    CPU than `host` (default: this machine's `machine_info`); None when it matches or nothing says where it was
+    calibrated. Another CPU: another model name, or the same name with other family/model numbers or vector
+    instructions where both `host` and `hw.calibrated_on` record them (`cpu_difference`). If one of `others`
+    (profiles, e.g. `nas.config.hw_profiles()`) times the same way (runtime, precision, threads) and was calibrated on
+    this CPU, the line names it.
 
     The shipped `cpu` profiles were fitted on one machine of a pool whose machines differ: on another one their
     predictions can be off by a large factor (experiments/results/latency/predictor_cpu.md)."""
     if not (hw.runtime and hw.calibration and hw.calibrated_on):
         return None
-    here = cpu_model(host if host is not None else machine_info())
-    if here == cpu_model(hw.calibrated_on):
+    host = host if host is not None else machine_info()
+    differ = cpu_difference(host, hw.calibrated_on)
+    if not differ:
         return None
-    fitting = [p.name for p in others if p.name != hw.name and p.calibration and cpu_model(p.calibrated_on) == here
+    # A generic name ("AMD EPYC") alike on both sides: the numbers and instructions tell the user what differs.
+    here = (repr(cpu_model(host)) if differ == "another CPU model"
+            else f"{cpu_signature(host)!r} (the same model name, {differ})")
+    fitting = [p.name for p in others if p.name != hw.name and p.calibration and p.calibrated_on
+               and not cpu_difference(host, p.calibrated_on)
                and (p.runtime, p.precision, p.threads) == (hw.runtime, hw.precision, hw.threads)]
     remedy = (f"use hw={fitting[0]}, calibrated on this CPU model with the same runtime settings, or calibrate hw={hw.name}"
               if fitting else "calibrate it")
-    return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, but this host is {here!r}: its predicted latencies "
+    return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, but this host is {here}: its predicted latencies "
             f"describe that machine, not this one; {remedy} here with `python -m nas.latency.profile hw={hw.name} ...` "
             "and `python -m nas.latency.fit ...` (README, 'Onboarding a chip')")
 

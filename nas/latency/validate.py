@@ -102,7 +102,7 @@ MIN_VALIDATION = 3
 def validate_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.validate hw=<chip> 'measurements=[val.csv]' [out=folder]`."""
     from nas.errors import DataError, make_folder
-    from nas.latency.measure import cpu_model, measured_on, noise_warning, read_measurements_for
+    from nas.latency.measure import cpu_difference, measured_on, noise_warning, read_measurements_for
     from nas.latency.profile import clear_killed_writes
 
     if not tool.measurements:
@@ -121,7 +121,8 @@ def validate_command(tool: LatencyToolConfig) -> str:
     atomic_write_text(out / "validation.json", json.dumps(results, indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
     warnings += [w for w in (noise_warning(rows),) if w]
-    if machine and tool.hw.calibrated_on and cpu_model(tool.hw.calibrated_on) != machine:
+    # The model name, and the family/model numbers and vector instructions where both sides record them.
+    if machine and tool.hw.calibrated_on and cpu_difference(machine, tool.hw.calibrated_on):
         warnings.append(f"hw={tool.hw.name} was calibrated on {tool.hw.calibrated_on!r} and these measurements come "
                         f"from {machine!r}: the scores above compare two machines")
     # Scores on archs the profile was fitted on flatter it: say so, as for noise.
