@@ -167,7 +167,7 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     assert read_measurements(tmp_path / "bom.csv") == rows
     # ';'-separated, as spreadsheets of decimal-comma locales save CSV (the JSON cell is quoted: its commas stay)
     arch = '"' + TINY.to_json().replace('"', '""') + '"'
-    (tmp_path / "semi.csv").write_text(";".join(MEASUREMENT_COLUMNS) + "\n" + f"{arch};abc;openvino;fp32;1;1;0.25;0.2;0.3;30;x\n")
+    (tmp_path / "semi.csv").write_text(";".join(MEASUREMENT_COLUMNS) + "\n" + f"{arch};{TINY.arch_id};openvino;fp32;1;1;0.25;0.2;0.3;30;x\n")
     assert read_measurements(tmp_path / "semi.csv") == rows
     (tmp_path / "m.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
     with pytest.raises(DataError, match=r"m\.xlsx is a zip file \(a spreadsheet workbook such as \.xlsx\?\), not CSV"):
@@ -1238,17 +1238,17 @@ def test_csv_line_numbers_count_blank_lines_and_cells_that_span_lines(tmp_path):
     spread = '"' + pretty.replace('"', '""') + '"'  # pretty-printed JSON: one cell over several lines
     n = spread.count("\n")
     assert n > 2
-    good = f"{arch},abc,openvino,fp32,1,1,0.3,,,,x"
+    good = f"{arch},{TINY.arch_id},openvino,fp32,1,1,0.3,,,,x"
     head = ",".join(MEASUREMENT_COLUMNS)
-    cases = [(f"{head}\n\n\n{good}\n\n{arch},abc,openvino,fp32,1,1,-1,,,,x\n", 6),  # blank lines before it
-             (f"{head}\n{spread},abc,openvino,fp32,1,1,0.3,,,,x\n{arch},abc,openvino,fp32,1,1,-1,,,,x\n", 3 + n),
-             (f"{head}\n{good}\n{spread},abc,openvino,fp32,1,1,-1,,,,x\n", 3),  # the row's first line
-             (f"{head}\r\n\r\n{good}\r\n{arch},abc,openvino,fp32,1,1,-1,,,,x\r\n", 4)]
+    cases = [(f"{head}\n\n\n{good}\n\n{arch},{TINY.arch_id},openvino,fp32,1,1,-1,,,,x\n", 6),  # blank lines before it
+             (f"{head}\n{spread},{TINY.arch_id},openvino,fp32,1,1,0.3,,,,x\n{arch},{TINY.arch_id},openvino,fp32,1,1,-1,,,,x\n", 3 + n),
+             (f"{head}\n{good}\n{spread},{TINY.arch_id},openvino,fp32,1,1,-1,,,,x\n", 3),  # the row's first line
+             (f"{head}\r\n\r\n{good}\r\n{arch},{TINY.arch_id},openvino,fp32,1,1,-1,,,,x\r\n", 4)]
     for text, line in cases:
         (tmp_path / "m.csv").write_bytes(text.encode())
         with pytest.raises(DataError, match=rf"m\.csv, line {line}: median_ms='-1'"):
             read_measurements(tmp_path / "m.csv")
-    (tmp_path / "m.csv").write_text(f"{head}\n{spread},abc,openvino,fp32,1,1,0.3,,,,x\n")
+    (tmp_path / "m.csv").write_text(f"{head}\n{spread},{TINY.arch_id},openvino,fp32,1,1,0.3,,,,x\n")
     assert [m.arch for m in read_measurements(tmp_path / "m.csv")] == [TINY]
     # The unit and node time files count lines the same way.
     (tmp_path / "u.csv").write_text("arch_id,unit,us\nabc,stem,1\n\n\nabc,head,-1\n")
@@ -1773,3 +1773,62 @@ def test_validate_warns_when_the_held_out_timings_come_from_another_cpu_generati
         "warning: hw=cpu was calibrated on 'AMD EPYC; family 25 model 17; avx512f' and these measurements come from "
         "'AMD EPYC; family 23 model 49; avx2': the scores above compare two machines"]
     assert warnings("AMD EPYC") == warnings("AMD EPYC; family 23 model 49; avx2") == []
+
+
+def test_a_row_whose_arch_id_is_not_its_arch_json_is_refused_in_one_line(tmp_path):
+    # The arch_id names the exported file the time was taken on; a row whose arch_json is another arch (the cells of one
+    # column sorted or pasted apart from the others) would credit that time to the wrong arch, silently.
+    other = dataclasses.replace(TINY, stem_kernel=5 if TINY.stem_kernel != 5 else 3)
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x"),
+            Measurement(other, "openvino", "fp32", 1, 0.5, 0.4, 0.6, 30, "x")]
+    write_measurements(tmp_path / "m.csv", rows)
+    assert read_measurements(tmp_path / "m.csv") == rows
+    text = (tmp_path / "m.csv").read_text()
+    (tmp_path / "swapped.csv").write_text(text.replace(f",{TINY.arch_id},", ",@@,").replace(f",{other.arch_id},", f",{TINY.arch_id},")
+                                          .replace(",@@,", f",{other.arch_id},"))
+    with pytest.raises(DataError) as err:
+        read_measurements(tmp_path / "swapped.csv")
+    message = str(err.value)
+    assert (f"swapped.csv, line 2: arch_id={other.arch_id!r} is not the arch in arch_json (whose arch_id is {TINY.arch_id!r})"
+            in message and "\n" not in message)
+    # An empty arch_id cell says nothing (the column is optional), and a spreadsheet that read an id of digits only as a
+    # number (leading zeros dropped) is not a mismatch.
+    (tmp_path / "empty.csv").write_text(text.replace(f",{TINY.arch_id},", ",,"))
+    assert read_measurements(tmp_path / "empty.csv") == rows
+    digits = next(a for a in (dataclasses.replace(TINY, num_classes=k) for k in range(2, 5000))
+                  if a.arch_id.isdigit() and a.arch_id.startswith("0"))
+    write_measurements(tmp_path / "d.csv", [dataclasses.replace(rows[0], arch=digits)])
+    (tmp_path / "d.csv").write_text((tmp_path / "d.csv").read_text().replace(f",{digits.arch_id},", f",{int(digits.arch_id)},"))
+    assert read_measurements(tmp_path / "d.csv")[0].arch == digits
+
+
+def test_times_in_seconds_or_microseconds_are_warned_about_by_fit_and_validate(tmp_path, cpu, space_t, caplog):
+    import logging
+
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import time_unit_warning, validate_command
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 12, seed=3, in_chans=1, img_size=28, num_classes=10)
+    roofline = predict_latency_batch(archs, prior)
+    # Neither the committed measurements (0.3x and 0.7x the datasheet roofline in the median) nor a chip 5x off its
+    # datasheet are a slip of units.
+    for name in ("cpu_fit.csv", "cpu_xeon_fit.csv"):
+        committed = read_measurements(Path(__file__).parents[1] / "experiments/results/latency" / name)
+        assert time_unit_warning([m.arch for m in committed], [m.median_ms for m in committed], cpu) is None
+    for scale in (0.2, 5.0):
+        assert time_unit_warning(archs, roofline * scale, cpu) is None
+    seconds = time_unit_warning(archs, roofline * 0.5e-3, cpu)
+    assert seconds.startswith("median_ms is 1/2000 of what hw=cpu's datasheet numbers predict (median over 12 archs): "
+                              "are the times in seconds?") and "\n" not in seconds
+    assert "are the times in microseconds?" in time_unit_warning(archs, roofline * 2e3, cpu)
+    # Both tools say it: a fit on seconds fits every cost 1000x too small, and a search then meets any latency budget.
+    write_measurements(tmp_path / "s.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m")
+                                            for a, t in zip(archs, roofline * 0.5e-3)])
+    tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "s.csv")], out=str(tmp_path / "chip.yaml"))
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        fit_command(tool)
+    assert "are the times in seconds?" in caplog.text
+    tool.out = str(tmp_path / "val")
+    assert "warning: median_ms is 1/2000 of what hw=cpu's datasheet numbers predict" in validate_command(tool)

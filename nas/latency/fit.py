@@ -726,6 +726,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     from nas.config import CONF_DIR, CONF_INSTALLED
     from nas.latency.measure import measured_on, read_measurements_for, read_unit_times
     from nas.latency.profile import clear_killed_writes
+    from nas.latency.validate import time_unit_warning
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
@@ -742,6 +743,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
     clear_killed_writes(out.parent)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
+    warnings += [w for w in (time_unit_warning([m.arch for m in rows], [m.median_ms for m in rows], tool.hw),) if w]
     for warning in warnings:
         log.warning("%s", warning)
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")

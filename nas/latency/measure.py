@@ -648,12 +648,27 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
                 raise DataError(f"{p}, line {line}: {column}={cell!r} is still the template's placeholder; write the {what} "
                                 "(or leave the cell empty)")
         counts = {c: _count_cell(row, c, p, line, default=default) for c, default in (("threads", 0), ("n_calls", 0), ("batch", 1))}
+        _check_arch_id(row, arch, p, line)
         rows.append((line, Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
                                        precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
                                        machine=row.get("machine") or "", **counts)))
     if not rows:
         raise DataError(f"{p} holds no measurements")
     return rows
+
+
+def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
+    """`DataError` when the row's arch_id cell names another arch than its arch_json.
+
+    The arch_id names the exported file that was timed; a row whose arch_json is another arch (one column sorted or
+    pasted apart from the others) would credit that time to the wrong arch. An empty cell says nothing (the column is
+    optional), and an id of digits only that a spreadsheet read as a number, dropping its leading zeros, still matches."""
+    cell = (row.get("arch_id") or "").strip()
+    if not cell or cell == arch.arch_id or (cell.isdigit() and arch.arch_id.isdigit() and int(cell) == int(arch.arch_id)):
+        return
+    raise DataError(f"{path}, line {line}: arch_id={cell!r} is not the arch in arch_json (whose arch_id is {arch.arch_id!r}), so "
+                    "the time cannot be told to belong to either; take the row's arch_json and arch_id together from the "
+                    "exported measurements.csv (was one column sorted or pasted apart from the others?), or empty arch_id")
 
 
 def _stated(value: str) -> str:

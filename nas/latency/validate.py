@@ -129,9 +129,31 @@ def validate_command(tool: LatencyToolConfig) -> str:
     warnings += [w for w in (fitted_on_warning(archs, tool.hw),) if w]
     # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
     warnings += unmeasured_input_warnings(archs, tool.hw)
+    warnings += [w for w in (time_unit_warning(archs, measured, tool.hw),) if w]
     text = metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
     atomic_write_text(out / "validation.md", text + "\n")
     return text + f"\n(written to {out})"
+
+
+UNIT_SLIP = 30.0
+"""How far (a factor, either way) the median measured time may lie from the datasheet roofline's prediction before the
+times are warned about as perhaps in another unit: the committed `cpu_fit.csv` and `cpu_xeon_fit.csv` ran at 0.3x and
+0.7x hw=cpu's roofline in the median, while a slip of seconds or microseconds for milliseconds is 1000x."""
+
+
+def time_unit_warning(archs: Sequence[ArchConfig], measured_ms: Sequence[float], hw: HardwareProfile) -> str | None:
+    """One line when the measured times lie more than `UNIT_SLIP` times below or above what `hw`'s datasheet numbers
+    (its roofline, without calibration) predict for `archs` (the median ratio), else None.
+
+    A fit takes any positive numbers, so times written in seconds (or microseconds) into the millisecond columns
+    would be fitted as they are: every cost 1000x off, and a search would then meet any latency budget (or none)."""
+    ratio = float(np.median(np.asarray(measured_ms, dtype=float) / predict_latency_batch(archs, hw.without_calibration())))
+    if 1.0 / UNIT_SLIP <= ratio <= UNIT_SLIP:
+        return None
+    far, unit = (f"1/{1.0 / ratio:.0f}", "seconds") if ratio < 1.0 else (f"{ratio:.0f}x", "microseconds")
+    return (f"median_ms is {far} of what hw={hw.name}'s datasheet numbers predict (median over {len(archs)} archs): are the "
+            f"times in {unit}? median_ms, p10_ms and p90_ms are milliseconds (0.42 for 0.42 ms); if they are, check the "
+            f"datasheet numbers in hw={hw.name}'s file")
 
 
 def unmeasured_input_warnings(archs: Sequence[ArchConfig], hw: HardwareProfile) -> list[str]:
