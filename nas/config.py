@@ -613,8 +613,41 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                 if unknown := [(key, schema) for key, schema in _unknown_keys(cfg) if key != "hydra"]:
                     return unknown_key_message(*unknown[0])
         except Exception as exc:  # Hydra/OmegaConf composition errors
-            return compose_error_message(exc)
+            # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
+            return _group_path_problem(overrides) or compose_error_message(exc) + _flat_file_hint(overrides, config_dir)
     return None
+
+
+def _group_path_problem(overrides: Sequence[str]) -> str | None:
+    """One line for a group option given as a file's path (`hw=/my/chips/acme.yaml`), for a command that did not
+    compose: Hydra read it as a group named `hw//my/chips` and said that group has no option `acme.yaml`. None where no
+    group option looks like a path (an option in a subfolder of its group, hw=vendor/chip, composes and is not asked)."""
+    groups = {d.name for d in CONF_DIR.iterdir() if d.is_dir()}
+    for arg in overrides:
+        group, eq, value = arg.lstrip("+~").partition("=")
+        if not eq or group not in groups or not ("/" in value or "\\" in value or value.endswith((".yaml", ".yml"))):
+            continue
+        path = Path(value)
+        name = path.name.rsplit(".", 1)[0] if path.suffix in (".yaml", ".yml") else path.name
+        where = (f"pass --config-dir {path.parent.parent} {group}={name}" if path.parent.name == group else
+                 f"move the file to <your folder>/{group}/{name}.yaml and pass --config-dir <your folder> {group}={name}")
+        return (f"{group}={value} is a path; {group}= takes a file's name without .yaml, from a {group}/ folder on the config "
+                f"search path: {where} (README, 'Onboarding a chip')")
+    return None
+
+
+def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
+    """'; <dir>/<name>.yaml is there, but ...' for a group option that is not found where `config_dir` holds a file of
+    that name directly (mine/acme.yaml for hw=acme, not mine/hw/acme.yaml), else ''."""
+    if config_dir is None:
+        return ""
+    for arg in overrides:
+        group, eq, name = arg.lstrip("+~").partition("=")
+        flat = Path(config_dir).absolute() / f"{name}.yaml"
+        if eq and (CONF_DIR / group).is_dir() and "/" not in name and flat.is_file():
+            return (f"; {flat} is there, but --config-dir reads a group's files from its subfolder: move it to "
+                    f"{flat.parent / group / flat.name}")
+    return ""
 
 
 def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:
@@ -727,12 +760,43 @@ def compose_error_message(exc: BaseException) -> str:
         if str(cause.full_key).startswith("hydra.launcher.") and schema.__name__ == "BasicLauncherConf":
             return _launcher_key_message(str(cause.full_key))
         return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
+    if (inside := _group_file_error(lines)) is not None:
+        return inside
     if cause is not None and str(cause).strip():
         # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it
         append = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
         hint = f"; {append[0].lower()}{append[1:]}" if append else ""
         return f"{head}: {str(cause).strip().splitlines()[0]}{hint}"
     return "; ".join(lines[:2])
+
+
+def _group_file_error(lines: Sequence[str]) -> str | None:
+    """One line for a misspelt key or a wrong type inside a group's file (`mac_per_sec:` in hw/my_chip.yaml): Hydra
+    raises those with no cause, the key and schema only in its message's lines, e.g. "In 'hw/typo': ConfigKeyError
+    raised while composing config:", "Key 'mac_per_sec' not in 'HardwareProfile'", "full_key: hw.mac_per_sec",
+    "object_type=HardwareProfile". None for other messages."""
+    found = re.fullmatch(r"(In '[^']+'): (ConfigKeyError|ValidationError) raised while composing config:", lines[0]) if lines else None
+    fields = dict(ln.replace("=", ": ", 1).split(": ", 1) for ln in lines[2:] if re.match(r"\w+(: |=)", ln))
+    if found is None or len(lines) < 2 or not fields.get("full_key"):
+        return None
+    schema = _schemas().get(fields.get("object_type", ""))
+    if found[2] == "ConfigKeyError" and schema is not None:
+        return f"{found[1]}: {unknown_key_message(fields['full_key'], schema)}"
+    return f"{found[1]}: {fields['full_key']}: {lines[1]}"
+
+
+def _schemas() -> dict[str, type]:
+    """The config dataclasses by class name (HardwareProfile, SpaceConfig, ...), as reachable from the run configs."""
+    import typing
+
+    found: dict[str, type] = {}
+    todo: list[Any] = [RunConfig, CompressRunConfig]
+    while todo:
+        t = todo.pop()
+        if dataclasses.is_dataclass(t) and t.__name__ not in found:
+            found[t.__name__] = t
+            todo += list(typing.get_type_hints(t).values())
+    return found
 
 
 def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:

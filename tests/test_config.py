@@ -252,3 +252,45 @@ def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_o
     # the fast path's check without the calibration would name.
     with pytest.raises(ConfigError, match=r"^hw.calibration.conv.fixed=-1.0: terms of conv"):
         read("mac_per_s: 2e12\ncalibration: {conv: {fixed: -1.0}}\nfitted_archs: ['']\n")
+
+
+def test_a_group_file_given_as_a_path_or_outside_its_group_folder_is_named_with_where_it_goes(tmp_path):
+    # A chip's file kept outside conf/hw: `hw=<path>` composed as group hw//tmp/...; a file at mine/acme.yaml (not
+    # mine/hw/acme.yaml) with --config-dir mine was only "not an option of hw". Both now say where the file goes.
+    from nas.config import precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "acme.yaml").write_text("name: acme\n")
+    problem = precheck_overrides([f"hw={tmp_path / 'acme.yaml'}"], config_name="latency")
+    assert problem == (f"hw={tmp_path / 'acme.yaml'} is a path; hw= takes a file's name without .yaml, from a hw/ folder on "
+                       f"the config search path: move the file to <your folder>/hw/acme.yaml and pass --config-dir <your "
+                       "folder> hw=acme (README, 'Onboarding a chip')")
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "acme.yaml").write_text("name: acme\n")
+    assert precheck_overrides([f"hw={tmp_path / 'hw' / 'acme.yaml'}"], config_name="search").endswith(
+        f"pass --config-dir {tmp_path} hw=acme (README, 'Onboarding a chip')")
+    (tmp_path / "hw" / "acme.yaml").unlink()
+    problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=acme"], config_name="latency")
+    assert problem.startswith("hw=acme is not an option of hw") and problem.endswith(
+        f"; {tmp_path / 'acme.yaml'} is there, but --config-dir reads a group's files from its subfolder: move it to "
+        f"{tmp_path / 'hw' / 'acme.yaml'}")
+
+
+def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_close_setting(tmp_path):
+    # A chip's datasheet file with `mac_per_sec:` gave "In 'hw/typo': ConfigKeyError raised while composing config:; Key
+    # 'mac_per_sec' not in 'HardwareProfile'": no close setting, unlike the same typo on the command line.
+    from nas.config import CONF_DIR, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "hw").mkdir()
+    shipped = (CONF_DIR / "hw" / "edge_npu.yaml").read_text()
+    (tmp_path / "hw" / "typo.yaml").write_text(shipped.replace("\nmac_per_s:", "\nmac_per_sec:"))
+    (tmp_path / "hw" / "mib.yaml").write_text(shipped.replace("\nsram_bytes: 2097152", "\nsram_bytes: 2MiB"))
+    for config_name in ("search", "latency"):
+        problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=typo"], config_name=config_name)
+        assert problem.startswith("In 'hw/typo': hw.mac_per_sec is not a setting of hw (did you mean hw.mac_per_s?); "
+                                  "allowed: name, description, precision,")
+        problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=mib"], config_name=config_name)
+        assert problem == "In 'hw/mib': hw.sram_bytes: Value '2MiB' of type 'str' could not be converted to Integer"
