@@ -130,8 +130,10 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     if settings.get("eval_images") is None:  # every image scored, as before the key existed: earlier files stay reusable
         settings.pop("eval_images", None)
     chip = dataclasses.asdict(hw)
-    for key in ("fitted_archs", "measured_inputs"):  # which archs (inputs) a calibration was fitted on changes no
-        chip.pop(key)  # prediction: files stay reusable
+    # which archs (inputs) a calibration was fitted on changes no prediction, nor does the file its numbers were read
+    # from (`fitted`, "" once read; a key added since): files stay reusable
+    for key in ("fitted_archs", "measured_inputs", "fitted"):
+        chip.pop(key, None)
     blob = json.dumps({"cfg": settings, "hw": chip, "weights": digest, "data": dataset}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 

@@ -83,9 +83,8 @@ def fresh_archs() -> tuple[dict[str, list], dict[str, list]]:
 def fresh_session(hw, *, reuse: bool) -> dict:
     """Time the fit and new validation archs in one session (then the validation archs again: the noise floor) and
     profile the fit archs' units, or read them back (`reuse`); fit each allocation in FRESH, check on the new archs."""
-    from omegaconf import OmegaConf
-
     from latency_predictor import profile_all_units
+    from nas.config import load_hw_profile
     from nas.latency.fit import fit_profile
     from nas.latency.measure import machine_info, read_measurements, read_unit_times, session_spread, write_measurements
     from nas.latency.profile import measure_archs
@@ -116,7 +115,7 @@ def fresh_session(hw, *, reuse: bool) -> dict:
         y = [by_id[a.arch_id].median_ms for a in chosen]
         result = fit_profile(chosen, y, hw, unit_times=[units.get(a.arch_id) for a in chosen], check_units=True)
         profiles[f"fitted on {t} metaformer_t + {s} metaformer_s"] = result.profile
-    shipped = OmegaConf.to_object(compose_latency("hw=cpu").hw)
+    shipped = load_hw_profile("cpu")  # with its fitted numbers (conf/hw/cpu.fitted.yml)
     measured = [r.median_ms for r in val_rows]
     (first, first_profile), *others = profiles.items()
 

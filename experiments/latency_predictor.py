@@ -42,8 +42,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from _common import compose_latency  # (also puts the project on sys.path)
+from nas.config import load_hw_profile
 from nas.latency import predict_latency_batch
-from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile, input_counts
+from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile, input_counts, write_calibrated
 from nas.latency.hardware import input_name
 from nas.latency.measure import machine_info, measured_on, read_measurements, session_spread, write_measurements
 from nas.latency.profile import COVER_POOL, CONF_DIR, SELECTIONS, choose_covering, measure_archs, sample_archs
@@ -174,13 +175,14 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
             + f"); {result.summary()}")
     hw_yaml = CONF_DIR / "hw" / f"{hw_name}.yaml"
     # Another machine's session (--tag) or fit set (--select) leaves the shipped profile alone and is checked against it.
-    shipped = OmegaConf.to_object(compose_latency(f"hw={hw_name}").hw) if separate else None
+    shipped = load_hw_profile(hw_name) if separate else None  # with its fitted numbers
     written = OUT / f"{name}.yaml" if separate else hw_yaml
     machine = measured_on(fit_rows + val_rows + repeat_rows, what=name)
-    written.write_text((f"# conf/hw/{hw_name}.yaml's datasheet prior (its comments describe the machine that file is fitted "
-                        f"on),\n# calibrated on {machine} by `python experiments/latency_predictor.py{flags}`\n" if separate else "")
-                       + calibrated_yaml(hw_yaml.read_text(), dataclasses.replace(result.profile, calibrated_on=machine),
-                                         note=note))
+    # the profile and, beside it, its fitted numbers (<name>.fitted.yml), as `python -m nas.latency.fit` writes them
+    write_calibrated(written, (f"# conf/hw/{hw_name}.yaml's datasheet prior (its comments describe the machine that file is "
+                               f"fitted on),\n# calibrated on {machine} by `python experiments/latency_predictor.py{flags}`\n"
+                               if separate else "")
+                     + calibrated_yaml(hw_yaml.read_text(), dataclasses.replace(result.profile, calibrated_on=machine), note=note))
     written_text = f"experiments/results/latency/{name}.yaml" if separate else f"conf/hw/{hw_name}.yaml"
 
     measured = [r.median_ms for r in val_rows]

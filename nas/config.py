@@ -26,7 +26,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError
-from nas.latency.hardware import HardwareProfile
+from nas.latency.hardware import FITTED_FIELDS, HardwareProfile
 from nas.latency.ops import OP_KINDS
 
 
@@ -326,6 +326,15 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
         raise ConfigError(prefix + str(e).splitlines()[0]) from None
     if not isinstance(obj, cls):
         raise ConfigError(f"config is not a {cls.__name__}; compose it from the project's conf/ folder")
+    return _with_fitted(obj)
+
+
+def _with_fitted(obj: T) -> T:
+    # A composed `hw=<chip>` whose fitted numbers live in their own file (kept out of the composed nodes): read here,
+    # from beside the file `hw=` chose, so that every command's profile is the whole one
+    if isinstance(getattr(obj, "hw", None), HardwareProfile) and obj.hw.fitted:
+        source = group_file("hw", obj.hw.name)
+        return dataclasses.replace(obj, hw=load_fitted(obj.hw, folder=source.resolve().parent if source else None))
     return obj
 
 
@@ -449,7 +458,58 @@ def _read_group_file(path: Path, cls: type[T]) -> T:
         found = None
     # A file the fast path cannot read, or finds invalid (its checks ran without the blocks first, so the first error
     # may differ), is read again the way `<group>=` composes it: what it returns, or the error it raises, is the answer.
-    return found if found is not None else _read_group_file_omegaconf(path, cls)
+    found = found if found is not None else _read_group_file_omegaconf(path, cls)
+    # beside the file itself where `path` is a link to it (a profile linked in from the user's own repository)
+    return load_fitted(found, folder=path.resolve().parent) if isinstance(found, HardwareProfile) else found
+
+
+def fitted_file_name(profile_stem: str) -> str:
+    """The name of the file `python -m nas.latency.fit` writes a profile's fitted numbers to, beside `<stem>.yaml`:
+    `<stem>.fitted.yml`. Not .yaml: Hydra would offer it as a choice `hw=<stem>.fitted`."""
+    return f"{profile_stem}.fitted.yml"
+
+
+def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwareProfile:
+    """`hw` with the fields its `fitted` file holds (`FITTED_FIELDS`, written by `python -m nas.latency.fit`) read in,
+    and `fitted` then ""; `hw` itself where it names none. A relative `fitted` lies in `folder`, that of the profile's
+    own file (the linked one, where it is a link). A field that `hw` sets itself (in its file, or on the command line:
+    `hw.calibrated_on=...`) takes precedence over the file's, a calibration term by term. Errors are one-line
+    `ConfigError`s, naming the file for its own values."""
+    if not hw.fitted:
+        return hw
+    path = Path(hw.fitted)
+    if not path.is_absolute():
+        if folder is None:
+            raise ConfigError(f"hw.fitted={hw.fitted!r}: no file hw/{hw.name}.yaml found to read it beside; give its "
+                              "absolute path")
+        path = Path(folder) / path
+    where = f"hw={hw.name}: its fitted numbers {str(path)!r}"
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader)
+    except OSError as e:
+        raise ConfigError(f"{where} cannot be read ({e.strerror or e}); refit with `python -m nas.latency.fit` "
+                          "(README, 'Onboarding a chip')") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} are not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{where} hold no mapping of {', '.join(FITTED_FIELDS)}")
+    if unknown := [key for key in data if key not in FITTED_FIELDS]:
+        raise ConfigError(f"{where} have unknown key {unknown[0]!r}; allowed: {', '.join(FITTED_FIELDS)}")
+    try:
+        fitted = dataclasses.replace(hw.without_calibration(), **data)  # the file's values alone, validated
+    except (ConfigError, TypeError) as e:
+        raise ConfigError(f"{where}: {str(e).splitlines()[0]}") from None
+    # The types the profile's schema gives them inline (where OmegaConf refuses an int among the floats)
+    if not isinstance(fitted.calibrated_on, str):
+        raise ConfigError(f"{where}: calibrated_on={fitted.calibrated_on!r} must be a string")
+    if bad := next((key for key, plain in _PLAIN_BLOCKS[HardwareProfile].items() if not plain(getattr(fitted, key))), None):
+        raise ConfigError(f"{where}: {bad} holds a value that is not a float; write numbers as a fit does (3.0, not 3)")
+    unset = HardwareProfile(name=hw.name)
+    own = {key: getattr(hw, key) for key in FITTED_FIELDS if getattr(hw, key) != getattr(unset, key)}
+    if "calibration" in own:
+        own["calibration"] = {**fitted.calibration, **{kind: {**fitted.calibration.get(kind, {}), **terms}
+                                                       for kind, terms in hw.calibration.items()}}
+    return dataclasses.replace(fitted, **own)  # validated again, with the profile's own values
 
 
 def changed_from_file(group: str, node: SpaceConfig | HardwareProfile, folders: Sequence[str | Path] | None = None) -> list[str]:
@@ -801,7 +861,7 @@ def _schemas() -> dict[str, type]:
 
 def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
     """Resolve a composed DictConfig into the typed `RunConfig` (and validate it)."""
-    run = cfg if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
+    run = _with_fitted(cfg) if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
     validate_run_config(run)
     return run
 

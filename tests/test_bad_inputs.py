@@ -140,9 +140,10 @@ SEARCH_CASES = [
     (["hw=cpu", "hw.threads=0"], "hw.threads=0 must be an integer >= 1"),
     # an op kind the file leaves out of its efficiency mapping: the message kept the key but dropped how to add it
     (["hw=cpu", "hw.efficiency.add=0.5"], "Key 'add' is not in struct; to append to your config use +hw.efficiency.add=0.5"),
-    (["hw=cpu", "hw.calibration.weight_spill.above_bytes=-1"],
-     "hw.calibration.weight_spill.above_bytes=-1: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
-    (["hw=cpu", "~hw.calibration.weight_spill.above_bytes"],
+    # (a calibrated profile's fitted numbers are read from their own file, not composed: an entry is added with +)
+    (["hw=cpu", "+hw.calibration.weight_spill.above_bytes=-1"],
+     "hw.calibration.weight_spill.above_bytes=-1.0: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
+    (["hw=cpu", "+hw.calibration.weight_spill.per_byte=1.0"],
      "needs both per_byte and above_bytes"),
     (["space.stages.0.mixers=[pool,mamba]"], "mixers has 'mamba'"),
     (["space.stages.1.depths=[0]"], "depth=0"),

@@ -811,9 +811,23 @@ def test_files_compressed_before_eval_images_existed_stay_reusable(checkpoint, d
     # would have been compressed again. Left at null (every image scored, as before) it changes no fingerprint.
     hw = HardwareProfile(name="npu")
     cfg = _cfg(ratio=0.5)
-    real_asdict = dataclasses.asdict
-    with monkeypatch.context() as m:  # CompressConfig as it was before the key
-        m.setattr(dataclasses, "asdict", lambda obj: {k: v for k, v in real_asdict(obj).items() if k != "eval_images"})
-        before = fingerprint(cfg, hw, checkpoint, data.name)
+    before = _fingerprint_without("eval_images", cfg, hw, checkpoint, data, monkeypatch)  # CompressConfig before the key
     assert fingerprint(cfg, hw, checkpoint, data.name) == before
     assert fingerprint(dataclasses.replace(cfg, eval_images=1000), hw, checkpoint, data.name) != before
+
+
+def test_files_compressed_before_hw_fitted_existed_stay_reusable(checkpoint, data, monkeypatch):
+    # HardwareProfile gained `fitted` (the file its fitted numbers are read from, "" once read), whose fields the
+    # fingerprint hashes: every member compressed by an earlier version would have been compressed again.
+    hw = HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}})
+    cfg = _cfg(ratio=0.5)
+    before = _fingerprint_without("fitted", cfg, hw, checkpoint, data, monkeypatch)  # HardwareProfile before the key
+    assert fingerprint(cfg, hw, checkpoint, data.name) == before
+
+
+def _fingerprint_without(key: str, cfg, hw, checkpoint, data, monkeypatch) -> str:
+    """The fingerprint an earlier version, whose config dataclasses lacked `key`, gave the job."""
+    real_asdict = dataclasses.asdict
+    with monkeypatch.context() as m:
+        m.setattr(dataclasses, "asdict", lambda obj: {k: v for k, v in real_asdict(obj).items() if k != key})
+        return fingerprint(cfg, hw, checkpoint, data.name)

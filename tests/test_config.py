@@ -294,3 +294,118 @@ def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_cl
                                   "allowed: name, description, precision,")
         problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=mib"], config_name=config_name)
         assert problem == "In 'hw/mib': hw.sram_bytes: Value '2MiB' of type 'str' could not be converted to Integer"
+
+
+def _fitted_profiles() -> list:
+    """Every committed hw profile whose fitted numbers are in a file of their own: conf/hw's and the benchmark's."""
+    from tests.conftest import CONF_DIR
+
+    folders = (CONF_DIR / "hw", CONF_DIR.parent / "experiments" / "results" / "latency")
+    return [p for folder in folders for p in sorted(folder.glob("*.yaml")) if p.with_name(f"{p.stem}.fitted.yml").is_file()]
+
+
+def test_shipped_profiles_predict_as_with_their_fitted_numbers_inline(tmp_path, compose_cfg):
+    # The calibrated profiles' fitted numbers moved into <stem>.fitted.yml verbatim, without a refit: each loads (from
+    # its file, through hw_profiles, composed) as the same profile as the one-file layout they had, predicting the same.
+    from nas.config import hw_profiles, load_hw_profile
+    from nas.latency import predict_latency, predict_latency_batch
+    from nas.latency.fit import CALIBRATION_MARKER
+    from nas.latency.profile import sample_archs
+
+    paths = _fitted_profiles()
+    assert {p.stem for p in paths} >= {"cpu", "cpu_int8", "cpu_xeon", "cpu_cover"}
+    run = to_run_config(compose_cfg())
+    archs = (sample_archs(run.space, 8, seed=3, in_chans=1, img_size=28, num_classes=10)
+             + sample_archs(to_run_config(compose_cfg("space=metaformer_s")).space, 8, seed=4, in_chans=3, img_size=64,
+                            num_classes=10))
+    listed = {p.name: p for p in hw_profiles()}
+    for path in paths:
+        text = path.read_text()
+        fitted = path.with_name(f"{path.stem}.fitted.yml").read_text()
+        assert text.endswith(f"{CALIBRATION_MARKER}\nfitted: {path.stem}.fitted.yml  # calibrated_on, fitted_archs, "
+                             "measured_inputs, calibration, residual: in that file\n") and fitted.startswith(CALIBRATION_MARKER)
+        (tmp_path / path.name).write_text(text.split(CALIBRATION_MARKER)[0] + fitted)  # the file as it was
+        inline, split = load_hw_profile(tmp_path / path.name), load_hw_profile(path)
+        assert split == inline and split.calibration and split.calibrated_on and split.fitted == "", path
+        assert predict_latency_batch(archs, split).tolist() == predict_latency_batch(archs, inline).tolist()
+        assert [predict_latency(a, split).total_ms for a in archs] == [predict_latency(a, inline).total_ms for a in archs]
+        if path.parent.name == "hw":
+            assert listed[path.stem] == split == to_run_config(compose_cfg(f"hw={path.stem}")).hw
+
+
+def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(compose_cfg):
+    # Composing hw=cpu built its ~2,600 fitted numbers as OmegaConf nodes, in every command (about a second each).
+    from omegaconf import OmegaConf
+
+    from nas.errors import ConfigError as Error
+    from nas.latency import predict_latency
+    from nas.latency.profile import sample_archs
+
+    cfg = compose_cfg("hw=cpu")
+    assert cfg.hw.fitted == "cpu.fitted.yml" and len(cfg.hw.calibration) == 0 and len(cfg.hw.residual) == 0
+    hw = to_run_config(cfg).hw
+    assert hw.fitted == "" and len(hw.calibration) > 50 and len(hw.residual) == 201 and hw.calibrated_on == "AMD EPYC"
+    # A profile converted without reading them would predict with the roofline, without a word: refused
+    bare = OmegaConf.to_object(cfg.hw)
+    arch = sample_archs(to_run_config(cfg).space, 1, seed=0, in_chans=1, img_size=28, num_classes=10)[0]
+    with pytest.raises(Error, match=r"^hw=cpu: its fitted numbers \(cpu.fitted.yml\) are not read in; load the profile "
+                                    r"with nas.config.load_hw_profile\('cpu'\)$"):
+        predict_latency(arch, bare)
+    # ... and a RunConfig made so reads them
+    assert to_run_config(dataclasses.replace(to_run_config(cfg), hw=bare)).hw == hw
+    # Not .yaml: Hydra does not offer the fitted file as a hw= choice
+    with pytest.raises(HydraException, match="Could not find 'hw/cpu.fitted'"):
+        compose_cfg("hw=cpu.fitted")
+
+
+@pytest.mark.parametrize(("fitted", "problem"), [
+    (None, r"cannot be read \(No such file or directory\); refit with `python -m nas.latency.fit`"),
+    ("calibration: {conv: [1.0\n", "are not valid YAML: while parsing a flow"),
+    ("- 1.0\n", "hold no mapping of calibrated_on, fitted_archs, measured_inputs, calibration, residual$"),
+    ("calibration: {conv: {fixed: 1.0}}\nmac_per_s: 1.0e12\n", "have unknown key 'mac_per_s'; allowed: calibrated_on, "),
+    ("calibration: {conv: {fixed: -1.0}}\n", r": hw.calibration.conv.fixed=-1.0: terms of conv are fixed/per_work/per_byte"),
+    ("calibration: {conv: {fixed: 3}}\n", "calibration holds a value that is not a float; write numbers as a fit does"),
+    ("calibration: {conv: {fixed: 1.0}}\ncalibrated_on: 5\n", "calibrated_on=5 must be a string$"),
+])
+def test_a_missing_or_broken_fitted_file_is_one_line_naming_it(tmp_path, fitted, problem):
+    import re
+
+    from nas.config import HW_DIR, hw_profiles, load_hw_profile
+
+    head = (HW_DIR / "edge_npu.yaml").read_text().replace("name: edge_npu", "name: chip")
+    (tmp_path / "chip.yaml").write_text(head + "fitted: chip.fitted.yml\n")
+    if fitted is not None:
+        (tmp_path / "chip.fitted.yml").write_text(fitted)
+    with pytest.raises(ConfigError) as info:
+        load_hw_profile(tmp_path / "chip.yaml")
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "chip.fitted.yml") in message and re.search(problem, message), message
+    assert hw_profiles(tmp_path) == []  # a hint's list leaves it out
+
+
+def test_a_fitted_file_given_by_absolute_path_or_beside_a_users_profile_is_read(tmp_path):
+    from nas.config import HW_DIR, load_hw_profile
+
+    head = (HW_DIR / "cpu.yaml").read_text()
+    shipped = load_hw_profile("cpu")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "mine.yaml").write_text(head.replace("fitted: cpu.fitted.yml", f"fitted: {HW_DIR / 'cpu.fitted.yml'}"))
+    assert load_hw_profile(tmp_path / "a" / "mine.yaml").calibration == shipped.calibration
+    (tmp_path / "a" / "cpu.fitted.yml").write_text("calibration: {invoke: {fixed: 1.0}}\n")  # beside the profile
+    (tmp_path / "a" / "beside.yaml").write_text(head)
+    assert load_hw_profile(tmp_path / "a" / "beside.yaml").calibration == {"invoke": {"fixed": 1.0}}
+
+
+def test_what_a_profile_sets_itself_takes_precedence_over_its_fitted_file(compose_cfg):
+    # As on the command line over a file: hw.calibrated_on=... (a search told it was fitted elsewhere), or one term
+    from nas.config import load_hw_profile
+
+    shipped = load_hw_profile("cpu")
+    hw = to_run_config(compose_cfg("hw=cpu", "hw.calibrated_on=OtherCPU", "+hw.calibration.conv.fixed=1.0",
+                                   "+hw.calibration.invoke.fixed=2.0")).hw
+    assert hw.calibrated_on == "OtherCPU" and shipped.calibrated_on == "AMD EPYC"
+    assert shipped.calibration["conv"]["per_work"] > 0 and shipped.calibration["conv"]["fixed"] != 1.0
+    assert hw.calibration == {**shipped.calibration, "invoke": {"fixed": 2.0}, "conv": {**shipped.calibration["conv"], "fixed": 1.0}}
+    assert hw.residual == shipped.residual and hw.measured_inputs == shipped.measured_inputs
+    with pytest.raises(ConfigError, match=r"^hw.calibration.weight_spill.above_bytes=-1.0: terms of weight_spill are "):
+        to_run_config(compose_cfg("hw=cpu", "+hw.calibration.weight_spill.above_bytes=-1.0"))

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from nas.arch import ArchConfig, StageConfig
+from nas.config import load_hw_profile
 from nas.errors import ConfigError, DataError
 from nas.latency import predict_latency, predict_latency_batch
 from nas.latency.fit import (
@@ -34,7 +35,7 @@ TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConf
 
 @pytest.fixture(scope="module")
 def cpu(compose_cfg):
-    return OmegaConf.to_object(compose_cfg("hw=cpu").hw)
+    return load_hw_profile("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +57,14 @@ def int8_exports(tmp_path_factory, compose_cfg):
     """An export_dir where measure_archs exported TINY for hw=cpu_int8 (an NNCF PTQ and a QDQ export): the tests that
     time that file or read it share the one export."""
     folder = tmp_path_factory.mktemp("int8_exports")
-    hw = dataclasses.replace(OmegaConf.to_object(compose_cfg("hw=cpu_int8").hw), threads=1)
+    hw = dataclasses.replace(load_hw_profile("cpu_int8"), threads=1)
     measure_archs([TINY], hw, warmup=1, repeats=1, rounds=1, export_dir=folder)
     return folder
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
 def test_int8_profiling_times_the_quantized_file(runtime, compose_cfg, int8_exports):
-    hw = dataclasses.replace(OmegaConf.to_object(compose_cfg("hw=cpu_int8").hw), runtime=runtime)
+    hw = dataclasses.replace(load_hw_profile("cpu_int8"), runtime=runtime)
     (m,) = measure_archs([TINY], hw, warmup=2, repeats=5, rounds=2, export_dir=int8_exports)
     assert m.runtime == runtime and m.precision == "int8" and m.n_calls == 10
     assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and math.isfinite(m.p90_ms)
@@ -411,8 +412,7 @@ def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
                              out=str(tmp_path / "chip.yaml"))
     message = fit_command(tool)
     assert "unit times" in message
-    text = (tmp_path / "chip.yaml").read_text()
-    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    profile = load_hw_profile(tmp_path / "chip.yaml")
     profile.validate()
     assert any("/" in k for k in profile.calibration)
     write_unit_times(tmp_path / "other.csv", [("0000000000", "stem", 1.0)])
@@ -439,7 +439,7 @@ def test_fit_cli_writes_residual_trees_unless_told_not_to(tmp_path, cpu, space_t
         tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
                                  out=str(tmp_path / f"chip{trees}.yaml"), residual_trees=trees)
         assert ("residual: 200 boosted trees" in fit_command(to_tool_config(tool))) == (trees > 0)
-        text = (tmp_path / f"chip{trees}.yaml").read_text()
+        text = (tmp_path / f"chip{trees}.fitted.yml").read_text()
         assert ("\nresidual:\n" in text) == (trees > 0)
     with pytest.raises(ConfigError, match="residual_trees=-1 must be >= 0"):
         to_tool_config(dataclasses.replace(tool, residual_trees=-1))
@@ -460,8 +460,7 @@ def test_fit_cli_records_the_machine_measured_and_refuses_mixed_machines(tmp_pat
                                                 for a, t, m in zip(archs, totals, machines)])
         tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], out=str(tmp_path / "c.yaml"))
         fit_command(tool)
-        profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile),
-                                                      OmegaConf.create((tmp_path / "c.yaml").read_text())))
+        profile = load_hw_profile(tmp_path / "c.yaml")
         profile.validate()
         return profile
 
@@ -482,7 +481,7 @@ def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cp
 
     from tests.conftest import CONF_DIR
 
-    shipped = {p: p.read_text() for p in (CONF_DIR / "hw").glob("*.yaml")}
+    shipped = {p: p.read_text() for p in (CONF_DIR / "hw").glob("*")}
     (tmp_path / "mine" / "hw").mkdir(parents=True)
     datasheet = shipped[CONF_DIR / "hw" / "edge_npu.yaml"].split(CALIBRATION_MARKER)[0].replace("name: edge_npu", "name: my_npu")
     (tmp_path / "mine" / "hw" / "my_npu.yaml").write_text(datasheet)
@@ -494,11 +493,12 @@ def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cp
     assert done.returncode == 0, done.stderr
     assert "calibrated profile written to " + str(tmp_path / "mine" / "hw" / "my_npu.yaml") in done.stdout
     text = (tmp_path / "mine" / "hw" / "my_npu.yaml").read_text()
-    assert text.startswith(datasheet.rstrip()) and "\ncalibration:\n" in text
-    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    assert text.startswith(datasheet.rstrip()) and "\nfitted: my_npu.fitted.yml  #" in text
+    assert "\ncalibration:\n" in (tmp_path / "mine" / "hw" / "my_npu.fitted.yml").read_text()
+    profile = load_hw_profile(tmp_path / "mine" / "hw" / "my_npu.yaml")
     profile.validate()
     assert profile.name == "my_npu" and profile.calibrated_on == "NPU" and profile.mac_per_s == 2.0e12
-    assert {p: p.read_text() for p in (CONF_DIR / "hw").glob("*.yaml")} == shipped  # nothing written or changed there
+    assert {p: p.read_text() for p in (CONF_DIR / "hw").glob("*")} == shipped  # nothing written or changed there
 
 
 def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space_t):
@@ -543,10 +543,10 @@ def test_fit_cli_records_the_inputs_it_was_measured_at(tmp_path, cpu, compose_cf
     done = fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_s, measurements=[str(tmp_path / "m.csv")],
                                          out=str(tmp_path / "c.yaml")))
     assert f"on 12 measurements ({tmp_path / 'm.csv'}; inputs 1x32x32: 8, 3x64x64: 4);" in done
-    assert "; inputs 1x32x32: 8, 3x64x64: 4);" in (tmp_path / "c.yaml").read_text()
+    assert "; inputs 1x32x32: 8, 3x64x64: 4);" in (tmp_path / "c.fitted.yml").read_text()
     # ... and lists them as a field, which a search compares with its data's input (nas.latency.hardware.input_warning)
-    text = (tmp_path / "c.yaml").read_text()
-    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    text = (tmp_path / "c.fitted.yml").read_text()
+    profile = load_hw_profile(tmp_path / "c.yaml")
     assert profile.measured_inputs == ["1x32x32", "3x64x64"] and profile.without_calibration().measured_inputs == []
     assert text.index(CALIBRATION_MARKER) < text.index('\nmeasured_inputs: ["1x32x32", "3x64x64"]') < text.index("\ncalibration:")
 
@@ -605,7 +605,8 @@ def test_hw_profiles_in_a_hydra_run_include_the_users_config_dir_first(tmp_path)
     from tests.conftest import CONF_DIR
 
     (tmp_path / "mine" / "hw").mkdir(parents=True)
-    cpu_text = (CONF_DIR / "hw" / "cpu.yaml").read_text()
+    # inline, as fits wrote profiles before their fitted numbers had a file of their own: such a file still loads
+    cpu_text = (CONF_DIR / "hw" / "cpu.yaml").read_text().split(CALIBRATION_MARKER)[0] + (CONF_DIR / "hw" / "cpu.fitted.yml").read_text()
     (tmp_path / "mine" / "hw" / "my_host.yaml").write_text(
         cpu_text.replace("name: cpu\n", "name: my_host\n").replace("calibrated_on: ", "calibrated_on: \"My CPU 9\"  # was "))
     (tmp_path / "mine" / "hw" / "edge_npu.yaml").write_text("name: edge_npu\nruntime: openvino\n")  # a name the project has
@@ -633,9 +634,9 @@ def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cf
     from nas.latency.measure import cpu_model
     from tests.conftest import CONF_DIR
 
-    profile = OmegaConf.to_object(compose_cfg(f"hw={hw_name}").hw)
+    profile = load_hw_profile(hw_name)
     csv_path = CONF_DIR.parent / "experiments" / "results" / "latency" / f"{hw_name}_fit.csv"
-    assert f"{hw_name}_fit.csv" in (CONF_DIR / "hw" / f"{hw_name}.yaml").read_text()  # the file it was fitted on
+    assert f"{hw_name}_fit.csv" in _fitted_text(CONF_DIR / "hw" / f"{hw_name}.yaml")  # the file it was fitted on
     assert {cpu_model(r.machine) for r in read_measurements(csv_path)} == {cpu_model(profile.calibrated_on)}
 
 
@@ -648,6 +649,14 @@ def _calibrated_files() -> list[Path]:
     return [f for f in found if CALIBRATION_MARKER in f.read_text()]
 
 
+def _fitted_text(path: Path) -> str:
+    """The text of the fitted numbers of the profile `path`: its fitted file's, or its own where they are inline."""
+    from nas.config import fitted_file_name
+
+    fitted = path.with_name(fitted_file_name(path.stem))
+    return fitted.read_text() if fitted.is_file() else path.read_text()
+
+
 @pytest.mark.parametrize("path", _calibrated_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_committed_calibrated_profiles_record_the_inputs_of_the_csv_they_were_fitted_on(path):
     from nas.latency.fit import measured_inputs
@@ -655,9 +664,8 @@ def test_committed_calibrated_profiles_record_the_inputs_of_the_csv_they_were_fi
 
     # Added to the files without a refit: experiments/latency_predictor.py fits each on every row of the <name>_fit.csv
     # its note names (the experiments' cpu_cover and cpu_xeon copies lacked the field after conf/hw's gained it).
-    text = path.read_text()
-    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
-    profile.validate()
+    text = _fitted_text(path)
+    profile = load_hw_profile(path)
     note = re.search(r"^# fitted \S+ on (\d+) measurements \((experiments/results/latency/\w+_fit\.csv)", text, re.MULTILINE)
     assert note is not None
     rows = read_measurements(CONF_DIR.parent / note[2])
@@ -1223,7 +1231,7 @@ def test_the_committed_measurements_pass_the_checks_for_their_profiles(compose_c
     from nas.latency.measure import read_measurements_for
     from tests.conftest import CONF_DIR
 
-    profile = OmegaConf.to_object(compose_cfg(f"hw={hw_name}").hw)
+    profile = load_hw_profile(hw_name)
     folder = CONF_DIR.parent / "experiments" / "results" / "latency"
     for names in ([f"{hw_name}_fit.csv"], [f"{hw_name}_val.csv"], [f"{hw_name}_val_repeat.csv"]):
         rows, warnings = read_measurements_for(profile, [folder / n for n in names])
@@ -1298,7 +1306,6 @@ def test_fit_and_validate_warn_about_archs_measured_twice_and_files_given_twice(
 
 def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path, cpu, space_t):
     from nas.latency.fit import fit_command
-    from tests.conftest import CONF_DIR
     from nas.latency.profile import LatencyToolConfig
     from nas.latency.validate import validate_command
 
@@ -1309,8 +1316,8 @@ def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path,
     tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "fit.csv")],
                              out=str(tmp_path / "c.yaml"))
     fit_command(tool)
-    text = (tmp_path / "c.yaml").read_text()
-    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    text = (tmp_path / "c.fitted.yml").read_text()
+    profile = load_hw_profile(tmp_path / "c.yaml")
     profile.validate()
     assert profile.fitted_archs == sorted(a.arch_id for a in archs[:6])
     assert text.index(CALIBRATION_MARKER) < text.index("\nfitted_archs: [") < text.index("\ncalibration:")  # in the block
@@ -1324,7 +1331,7 @@ def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path,
     assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")],
                                                                       out=str(tmp_path / "w")))
     # A profile written before fits recorded their archs (the shipped ones) loads, and validates without the warning.
-    assert "fitted_archs" not in (CONF_DIR / "hw" / "cpu_xeon.yaml").read_text()
+    assert load_hw_profile("cpu_xeon").fitted_archs == []
     old = dataclasses.replace(profile, fitted_archs=[])
     write_measurements(tmp_path / "val.csv", _rows(archs[4:]))
     assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=old, measurements=[str(tmp_path / "val.csv")],
@@ -1410,7 +1417,8 @@ def test_latency_files_cut_short_mid_write_leave_the_previous_file_whole(tmp_pat
     fit_command(dataclasses.replace(tool, out=str(tmp_path / "chip.yaml")))
     assert (tmp_path / "chip.yaml").is_symlink() and CALIBRATION_MARKER in (tmp_path / "real" / "chip.yaml").read_text()
     validate_command(dataclasses.replace(tool, out=str(tmp_path / "v")))
-    before = {p: p.read_bytes() for p in [tmp_path / "m.csv", tmp_path / "real" / "chip.yaml", *(tmp_path / "v").iterdir()]}
+    before = {p: p.read_bytes() for p in [tmp_path / "m.csv", tmp_path / "real" / "chip.yaml", tmp_path / "real" / "chip.fitted.yml",
+                                          *(tmp_path / "v").iterdir()]}
     assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["validation.json", "validation.md", "validation.png"]
 
     write_again = ("import sys; from pathlib import Path; from nas.latency.measure import read_measurements, write_measurements; "
@@ -1488,7 +1496,7 @@ def test_an_int8_member_is_timed_from_a_file_in_its_own_folder_that_a_killed_run
     model = build_model(TINY).eval()
     folder = tmp_path / "checkpoints" / TINY.arch_id
     onnx_path = checkpoint.export_onnx(model, folder / "model.onnx", in_chans=TINY.in_chans, img_size=TINY.img_size)
-    assert results._measure_member(model, TINY, onnx_path, OmegaConf.to_object(compose_cfg("hw=cpu_int8").hw)) == 1.0
+    assert results._measure_member(model, TINY, onnx_path, load_hw_profile("cpu_int8")) == 1.0
     ((path, existed, beside),) = timed
     # in a folder beside model.onnx named for its writer: the cleanup at a search's start (and compress.run's) removes
     # it once that writer is dead
@@ -1670,8 +1678,10 @@ def test_the_experiments_calibrated_profiles_record_the_archs_they_were_fitted_o
 
     # Their fits predate `fitted_archs`, so validate could not warn when given their fit archs as held-out; the field was
     # appended as `python -m nas.latency.fit` writes it from the <name>_fit.csv their note names (no refit of the files).
-    text = path.read_text()
-    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareProfile), OmegaConf.create(text)))
+    from nas.config import load_hw_profile
+
+    text = _fitted_text(path)
+    profile = load_hw_profile(path)
     note = re.search(r"^# fitted \S+ on \d+ measurements \((experiments/results/latency/\w+_fit\.csv)", text, re.MULTILINE)
     assert note is not None
     rows = read_measurements(CONF_DIR.parent / note[1])
@@ -1832,3 +1842,32 @@ def test_times_in_seconds_or_microseconds_are_warned_about_by_fit_and_validate(t
     assert "are the times in seconds?" in caplog.text
     tool.out = str(tmp_path / "val")
     assert "warning: median_ms is 1/2000 of what hw=cpu's datasheet numbers predict" in validate_command(tool)
+
+
+def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, space_t):
+    # Composing hw=<chip> built every value of its file as a config node, the fit's hundreds of numbers included (about a
+    # second per command for hw=cpu): they go to <chip>.fitted.yml, which the profile names under the marker line.
+    from nas.config import fitted_file_name
+    from nas.latency.fit import fit_command, split_calibrated
+    from nas.latency.profile import LatencyToolConfig
+    from tests.conftest import CONF_DIR
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    done = fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                                         out=str(tmp_path / "chip.yaml")))
+    assert f"written to {tmp_path / 'chip.yaml'}, its fitted numbers to {tmp_path / 'chip.fitted.yml'} (fitted " in done
+    assert fitted_file_name("chip") == "chip.fitted.yml"
+    text, fitted = (tmp_path / "chip.yaml").read_text(), (tmp_path / "chip.fitted.yml").read_text()
+    source = (CONF_DIR / "hw" / "cpu.yaml").read_text()  # the shipped profile the fit started from: its datasheet part stays
+    assert text == (source.split(CALIBRATION_MARKER)[0].replace("name: cpu\n", "name: chip\n") + CALIBRATION_MARKER
+                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, calibration, residual: in that file\n")
+    assert fitted.startswith(CALIBRATION_MARKER + "\n# fitted ") and "\ncalibration:\n" in fitted
+    profile = load_hw_profile(tmp_path / "chip.yaml")
+    assert profile.name == "chip" and profile.calibrated_on == "AMD EPYC" and profile.calibration and profile.fitted == ""
+    np.testing.assert_allclose(predict_latency_batch(archs, profile), [predict_latency(a, cpu).total_ms for a in archs], rtol=0.2)
+    # Together they are the one file fits wrote before; refitting the profile replaces the fitted part only.
+    inline = calibrated_yaml(text, profile, note="n")
+    assert split_calibrated(inline, fitted_name="chip.fitted.yml")[0] == text
+    assert inline == calibrated_yaml(text.split(CALIBRATION_MARKER)[0] + fitted, profile, note="n")

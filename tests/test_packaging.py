@@ -44,7 +44,7 @@ def _build_wheel(dest: Path) -> Path:
 def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    for path in sorted((ROOT / "conf").rglob("*.yaml")):
+    for path in sorted((ROOT / "conf").rglob("*.yaml")) + sorted((ROOT / "conf").rglob("*.fitted.yml")):
         assert f"nas/conf/{path.relative_to(ROOT / 'conf').as_posix()}" in names
     for pkg in ("nas", "compress"):
         for path in sorted((ROOT / pkg).rglob("*.py")):
@@ -68,7 +68,9 @@ def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -
 
     search = run("-m", "nas.search", "--cfg", "job", "hw=cpu", "space=metaformer_s")
     assert search.returncode == 0, search.stderr
-    assert "name: cpu" in search.stdout and "calibration:" in search.stdout  # the calibrated profile, trees and all
+    assert "name: cpu" in search.stdout and "fitted: cpu.fitted.yml" in search.stdout  # the calibrated profile
+    trees = run("-c", "from nas.config import load_hw_profile; print(len(load_hw_profile('cpu').residual))")
+    assert trees.returncode == 0 and int(trees.stdout) > 1, trees.stderr  # its fitted numbers, trees and all
     compress = run("-m", "compress.run", "--cfg", "job", "hw=edge_npu", "checkpoint=x")
     assert compress.returncode == 0, compress.stderr
     assert "name: edge_npu" in compress.stdout
@@ -93,10 +95,11 @@ def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -
     assert followed.returncode == 0, followed.stderr
     used = run("-m", "nas.search", "--config-dir", "mine", "--cfg", "job", "hw=my_edge_npu")
     assert used.returncode == 0, used.stderr
-    assert "name: my_edge_npu" in used.stdout and "calibrated_on: NPU" in used.stdout
+    assert "name: my_edge_npu" in used.stdout and "fitted: my_edge_npu.fitted.yml" in used.stdout
+    assert 'calibrated_on: "NPU"' in (work / "mine" / "hw" / "my_edge_npu.fitted.yml").read_text()
     fitted = run("-m", "nas.latency.fit", "--config-dir", "mine", "hw=my_npu", "measurements=[m.csv]")
     assert fitted.returncode == 0, fitted.stderr
-    assert "\ncalibration:\n" in (work / "mine" / "hw" / "my_npu.yaml").read_text()
+    assert "\ncalibration:\n" in (work / "mine" / "hw" / "my_npu.fitted.yml").read_text()
 
 
 @pytest.mark.parametrize(

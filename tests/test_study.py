@@ -572,3 +572,13 @@ def test_a_report_from_a_study_names_the_settings_given_there_that_the_study_rep
         export_study(compose_cfg(*idx, "data.test_size=0.2"), overridden=overridden_keys(["data.test_size=0.2"]))
     assert [r.getMessage() for r in caplog.records if "not used" in r.getMessage()] == [
         "data.test_size=0.2 is not used: data=fashion_mnist has its own test split (100 images) from its idx files; leave it out"]
+
+
+def test_the_file_a_profiles_fitted_numbers_were_read_from_is_not_in_the_fingerprint(compose_cfg):
+    # HardwareProfile gained `fitted` (their file, "" once read): in the fingerprint, every study created before would have
+    # refused to resume ("created with other settings").
+    from nas.config import to_run_config
+    from nas.study import fingerprint
+
+    run = to_run_config(compose_cfg("hw=cpu"))
+    assert run.hw.calibration and "fitted" not in fingerprint(run)["hw"]

@@ -40,7 +40,7 @@ import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError, writable_file
-from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile, input_name
+from nas.latency.hardware import FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
     stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
@@ -689,6 +689,35 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     return head + "\n".join(lines) + "\n"
 
 
+def split_calibrated(text: str, *, fitted_name: str) -> tuple[str, str]:
+    """`calibrated_yaml`'s `text` as the two files a fit writes: the profile, its datasheet part then the marker line and
+    `fitted: <fitted_name>`, and the fitted numbers (from the marker line on, comments kept), the file that names.
+
+    Composing `hw=<chip>` builds every value of the profile's file as a config node, hundreds of fitted numbers
+    included; in their own file they are read only when the profile is loaded (`nas.config.load_fitted`)."""
+    head, marker, section = text.partition(CALIBRATION_MARKER)
+    if not marker:
+        return text, ""
+    profile = f"{head}{marker}\nfitted: {fitted_name}  # {', '.join(FITTED_FIELDS)}: in that file\n"
+    return profile, marker + section
+
+
+def write_calibrated(out: Path, text: str) -> Path:
+    """Write `calibrated_yaml`'s `text` to `out` and its fitted numbers beside it (`split_calibrated`,
+    `nas.config.fitted_file_name`; where `out` is a link, beside the file it links to, where loading it looks), each
+    atomically, the fitted numbers first; returns their file."""
+    from nas.checkpoint import atomic_write_text
+    from nas.config import fitted_file_name
+
+    sidecar = out.resolve().with_name(fitted_file_name(out.stem))
+    profile, fitted = split_calibrated(text, fitted_name=sidecar.name)
+    # First: a kill between the two writes leaves the old profile, which does not name the new file, or the new
+    # profile with its numbers, never a profile naming a file not yet written.
+    atomic_write_text(sidecar, fitted)
+    atomic_write_text(out, profile)
+    return sidecar
+
+
 def _named(head: str, name: str) -> str:
     """`head` (the datasheet part of a hw file) with its top-level `name:` value set to `name` (its comment kept)."""
     value = name if re.fullmatch(r"[A-Za-z_][\w.-]*", name) else json.dumps(name)  # plain when YAML reads it as a string
@@ -722,7 +751,6 @@ def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
 
-    from nas.checkpoint import atomic_write_text
     from nas.config import CONF_DIR, CONF_INSTALLED
     from nas.latency.measure import measured_on, read_measurements_for, read_unit_times
     from nas.latency.profile import clear_killed_writes
@@ -767,8 +795,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
     # Atomically: by default `out` is the user's hand-written datasheet file, which a kill mid-write would cut short.
-    atomic_write_text(out, calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
-    return f"calibrated profile written to {out} ({note})"
+    sidecar = write_calibrated(out, calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
+    return f"calibrated profile written to {out}, its fitted numbers to {sidecar} ({note})"
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
+FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "calibration", "residual")
+"""The fields of a hw profile that `python -m nas.latency.fit` writes (into the file its `fitted` names)."""
 _INPUT = re.compile(r"(?P<chans>[1-9]\d*)x(?P<size>[1-9]\d*)x(?P=size)")  # an ArchConfig's input is square
 
 
@@ -106,6 +108,11 @@ class HardwareProfile:
     # (nas.latency.fit), so that a search on another input warns that its latencies are extrapolated (`input_warning`);
     # empty in profiles fitted before it was recorded, and in uncalibrated ones (then nothing is checked).
     measured_inputs: list[str] = field(default_factory=list)
+    # The file beside this profile's own (or an absolute path) that holds the fields a fit writes (`FITTED_FIELDS`:
+    # the calibration and its residual trees, hundreds of numbers), so that composing `hw=<chip>` does not build them
+    # as config nodes. nas.config reads it when it loads the profile (`nas.config.load_fitted`), which then says "";
+    # "" too in a profile with those fields inline or none.
+    fitted: str = ""
 
     def __post_init__(self) -> None:
         # Checked on construction, so a profile built by hand (e.g. from yaml.safe_load, which reads 2.0e12 as a
@@ -114,7 +121,8 @@ class HardwareProfile:
 
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
-        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[], measured_inputs=[])
+        return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[], measured_inputs=[],
+                                   fitted="")
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
@@ -125,6 +133,8 @@ class HardwareProfile:
             if not isinstance(value, kind) or isinstance(value, str):  # a str would be read letter by letter
                 form = "a mapping" if kind is Mapping else "a list"
                 raise ConfigError(f"hw.{key}={value!r} must be {form}, as in conf/hw/edge_npu.yaml")
+        if not isinstance(self.fitted, str):
+            raise ConfigError(f"hw.fitted={self.fitted!r} must be a file name (the fit's numbers beside the profile) or ''")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"hw.precision={self.precision!r} is unknown; allowed: {list(PRECISIONS)}")
         for key in ("bytes_per_element", "mac_per_s", "vector_ops_per_s", "sram_bytes", "dram_bytes_per_s",

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from nas.arch import ArchConfig, require_arch
+from nas.errors import ConfigError
 from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_shape, unit_type
 
@@ -153,6 +154,7 @@ def _corrected(residual: Sequence[Sequence[float]], shapes: np.ndarray, unit_us:
 
 def describe_predictor(hw: HardwareProfile) -> str:
     """What predicts latency on `hw`, in a few words for reports: how far to trust the numbers."""
+    _require_loaded(hw)
     if not hw.calibration:
         return "roofline from the datasheet numbers (not calibrated on measurements)"
     per_unit = any(k.endswith("/unit") for k in hw.calibration)
@@ -167,6 +169,14 @@ def _require_hw(hw: object) -> None:
     if not isinstance(hw, HardwareProfile):
         raise TypeError(f"hw={hw!r:.60} is a {type(hw).__name__}; pass a HardwareProfile, e.g. "
                         "nas.config.load_hw_profile('edge_npu')")
+    _require_loaded(hw)
+
+
+def _require_loaded(hw: HardwareProfile) -> None:
+    # A profile whose fitted numbers were never read in would be predicted by its datasheet roofline, without a word.
+    if hw.fitted:
+        raise ConfigError(f"hw={hw.name}: its fitted numbers ({hw.fitted}) are not read in; load the profile with "
+                          f"nas.config.load_hw_profile({hw.name!r})")
 
 
 def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
