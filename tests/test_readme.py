@@ -33,3 +33,35 @@ def test_from_python_blocks_run_as_written(tiny_idx_root, tmp_path, capsys):
     assert result.n_complete == 2 and result.pareto and (result.run_dir / "report.html").is_file()
     out = capsys.readouterr().out
     assert all(m["arch_id"] in out for m in result.pareto) and str(result.run_dir / "report.html") in out
+
+
+def _outputs_rows() -> dict[str, str]:
+    """README's "Outputs" table: each row's file cell -> its content cell."""
+    text = README.read_text()
+    start = text.index("### Outputs (")
+    end = text.index("\n\n", text.index("| file |", start))
+    rows = {}
+    for line in text[start:end].splitlines():
+        if line.startswith("| `"):
+            cells = line.split(" | ", 1)
+            rows[cells[0].lstrip("| ")] = cells[1]
+    return rows
+
+
+def test_outputs_table_names_the_files_the_code_writes():
+    from compress.pipeline import COMPRESSED_FILES
+    from nas.report import REPORT_FILES
+
+    rows = _outputs_rows()
+    listed = {name for cell in rows for name in re.findall(r"`([^`]+)`", cell)}
+    assert set(REPORT_FILES) <= listed, set(REPORT_FILES) - listed
+    # The checkpoint row's compressed files are exactly those compress.pipeline writes (and cleans up on a rerun).
+    checkpoint_row = rows["`checkpoints/<arch_id>/`"]
+    compressed = re.findall(r"`([^`]+)`", checkpoint_row.split("when compressed also", 1)[1].split("(see below)")[0])
+    expanded = set()
+    for name in compressed:
+        stem, _, other = name.partition("/")  # `model_int8.xml/.bin`: the OpenVINO pair
+        expanded.add(stem)
+        if other:
+            expanded.add(stem.rsplit(".", 1)[0] + other)
+    assert expanded == set(COMPRESSED_FILES)
