@@ -103,13 +103,9 @@ def _contract(folder: Path) -> Contract:
         raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
 
 
-def image_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The image files named, and those in the folders named (recursively, sorted); hidden files are skipped."""
-    return [file for file, _ in _image_files_found_in(paths)]
-
-
 def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
-    """`image_files`, each with the folder of `paths` it was found in (None for an image named itself)."""
+    """The image files named, and those in the folders named (recursively, sorted; hidden files are skipped), each with
+    the folder of `paths` it was found in (None for an image named itself)."""
     from nas.data import IMAGE_SUFFIXES, image_files_in, unread_images_warning
 
     files: list[tuple[Path, Path | None]] = []
