@@ -11,9 +11,10 @@
                             predicted chip latency, measured host latency, params, size on disk, and
                             how each step went
 
-Every accuracy in `compressed_metrics.json` is computed from the exported file in its runtime
-(onnxruntime for ONNX, OpenVINO for the IR) on the test split; torch numbers are kept beside them
-as a cross-check. The int8 file's headline `test_acc` is the one the target chip should see
+Every test accuracy (`test_acc`) in `compressed_metrics.json` is computed from the exported file in its runtime
+(onnxruntime for ONNX, OpenVINO for the IR) on the test split (`compress.eval_images` of it when set); torch numbers
+are kept beside them as a cross-check (`test_acc_torch`). The val accuracies are the torch models' (after distillation,
+after QAT), except the int8 file's `val_acc_file`. The int8 file's headline `test_acc` is the one the target chip should see
 (`int8_headline_source`, recorded as `int8.test_acc_source`): its runtime's on this host for a profile of this
 host, else OpenVINO's, or the file's own (run operator by operator) where this CPU's int8 kernels saturate.
 """

@@ -1,18 +1,20 @@
 """Write a human-readable report of a search run from the files the search left in its run folder.
 
 The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json`` and,
-for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``),
-so it can be regenerated at any time, also while a search is still running, and it deliberately imports
-nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough.
+for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``; the searches' ``.running.*`` markers),
+so it can be regenerated at any time, also while a search is still running, and from a run folder it deliberately
+imports nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough.
 
 Outputs, all written atomically into the run folder:
 
 * ``report.html`` - one self-contained page (plotly.js embedded once, works offline) with an interactive
-  Pareto scatter, latency breakdowns of the front, the mixer chosen per stage and a table of the front;
+  Pareto scatter, latency breakdowns of the front, the mixer chosen per stage, a table of the front and one of
+  the compressed files;
 * ``report.md`` with ``pareto.png``, ``latency_breakdown.png`` and ``mixers.png`` for places that render
   Markdown (pull requests, wikis) but not JavaScript.
 
-Command line: ``python -m nas.report <run_dir>``.
+Command line: ``python -m nas.report <run_dir>``, or ``python -m nas.report search.storage=... search.study_name=...``
+to rebuild the run folder's files from a study first (that form needs the full toolkit: `nas.search.export_study`).
 """
 
 from __future__ import annotations
@@ -1613,7 +1615,8 @@ def _plots_up_to_date(folder: pathlib.Path, run: _Run, names: Iterable[str]) -> 
 def write_reports(run_dir: str | os.PathLike[str], *, redraw_plots: bool = True) -> dict[str, pathlib.Path]:
     """Write the report of one search run into its run folder.
 
-    Reads ``trials.csv``, ``pareto.json``, ``checkpoints/*/metrics.json`` and the run markers in ``run_dir`` and writes
+    Reads ``trials.csv``, ``pareto.json``, ``checkpoints/*/metrics.json`` (and ``compressed_metrics.json``) and the run
+    markers in ``run_dir`` and writes
     ``report.html`` (self-contained, interactive), ``report.md`` and the PNGs it embeds (``pareto.png``,
     ``latency_breakdown.png``, ``mixers.png``), each atomically. A run without finished trials or Pareto
     members still gets a report with placeholders; a member whose checkpoint folder is missing is listed
@@ -1630,7 +1633,7 @@ def write_reports(run_dir: str | os.PathLike[str], *, redraw_plots: bool = True)
 
     Raises:
         MissingRunFileError: ``run_dir``, ``trials.csv`` or ``pareto.json`` does not exist.
-        ReportInputError: ``pareto.json`` is not a JSON object.
+        ReportInputError: ``pareto.json`` is not a JSON object, or ``trials.csv`` not a readable CSV file.
     """
     folder = pathlib.Path(run_dir)
     run = _load_run(folder)

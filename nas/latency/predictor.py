@@ -1,4 +1,6 @@
-"""Latency predictor v1: a per-layer roofline model of a chip. Pure functions, no I/O."""
+"""Latency predictor: a per-layer model of a chip, a roofline from its datasheet numbers or, for a profile with a
+`calibration:` block, per-op costs fitted on measurements (with per-unit terms, weight spill and residual trees where
+fitted). Pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_shape
 
 @dataclass(frozen=True)
 class LayerLatency:
-    """Predicted time of one layer. `bound`: compute | memory | host | fused | overhead."""
+    """Predicted time of one layer. `bound`: compute | memory | host | fused | overhead, or calibrated (a calibrated
+    profile's ops and unit overheads)."""
 
     name: str
     kind: str
