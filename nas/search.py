@@ -66,7 +66,7 @@ from nas.model import build_model
 from nas.results import write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
-    INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, open_storage, open_study,
+    INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,
     recorded_digests, requeue_interrupted, run_folder_lock, settings_the_study_replaced, slot_taken, storage_url,
     study_budget_ms, with_study_settings, worker_info,
 )
@@ -1064,6 +1064,8 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     if run.search.storage is None and not (run_dir / "study.db").is_file():
         raise ConfigError(f"no study at {run_dir / 'study.db'}; pass search.runs_dir=... and search.study_name=... of a run, "
                           "or search.storage=<url> of a shared study")
+    if (db := _sqlite_file(url)) is not None and not db.is_file():  # opening it would create an empty database there
+        raise ConfigError(f"search.storage={masked(url)!r}: no such file; pass the storage of the study to rebuild")
     storage = open_storage(run, run_dir)
     study = load_existing_study(run, storage, url)
     given, given_root = run, run.data.root
@@ -1108,6 +1110,17 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
                         interrupted=interrupted, files=files)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite storage URL (relative to the working folder, as SQLite opens it); None for other
+    databases and an in-memory one."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def moved_root_error(root: str, study_name: str) -> DataError | None:

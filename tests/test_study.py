@@ -582,3 +582,12 @@ def test_the_file_a_profiles_fitted_numbers_were_read_from_is_not_in_the_fingerp
 
     run = to_run_config(compose_cfg("hw=cpu"))
     assert run.hw.calibration and "fitted" not in fingerprint(run)["hw"]
+
+
+def test_report_from_a_sqlite_file_that_is_not_there_refuses_and_creates_none(tmp_path, compose_cfg):
+    # `python -m nas.report search.storage=sqlite:///<a typo>` refused ("not in ...; studies there: none") but left an
+    # empty Optuna database of that name behind.
+    db = tmp_path / "typo.db"
+    with pytest.raises(ConfigError, match=rf"search.storage='sqlite:///{re.escape(str(db))}': no such file; "):
+        export_study(compose_cfg(f"search.storage=sqlite:///{db}", "search.study_name=exp1", f"search.runs_dir={tmp_path}"))
+    assert list(tmp_path.iterdir()) == []
