@@ -1162,7 +1162,8 @@ register_configs()
 
 def stop_on_sigterm() -> None:
     """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the search as Ctrl-C does: the trial running
-    is failed with its reason and the files are written, instead of the process dying at once."""
+    is failed with its reason and queued to run first on the rerun (`nas.study.requeue_interrupted`), and the files are
+    written, instead of the process dying at once."""
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
