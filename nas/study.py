@@ -373,7 +373,9 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
              if fmt(then) != fmt(now)]
     if not diffs:  # the same classes, shape and counts: another folder of the same make-up, or files replaced
         other = [k for k in ("train", "val", "test") if (then.get("digests") or {}).get(k) != (now.get("digests") or {}).get(k)]
-        diffs = [f"the same classes and image counts, but other {', '.join(other)} images (their digests differ)"]
+        which = " and ".join(filter(None, (", ".join(other[:-1]), other[-1]))) + " " if other else ""
+        # one clause: the refusal already holds it in brackets, and a bracket inside those read as a slip
+        diffs = [f"the same classes and image counts, but the {which}images' content differs, as their digests show"]
     raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}), and its trials' "
                       "val accuracies were scored on them; resume with the data it was made with (data.root may move), "
                       "or pass a new search.study_name=...")

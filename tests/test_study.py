@@ -434,9 +434,13 @@ def test_a_study_refuses_other_images_of_the_same_classes_and_counts():
     check_data(study, made)
     check_data(study, dict(made))  # the same images (moved, or cached)
     other = {**made, "digests": {"train": "t2", "val": "v2", "test": "s1"}}  # another folder of the same make-up
-    with pytest.raises(ConfigError, match=r"other images \(the same classes and image counts, but other train, val images "
-                                          r"\(their digests differ\)\)"):
+    with pytest.raises(ConfigError, match=r"other images \(the same classes and image counts, but the train and val images' "
+                                          r"content differs, as their digests show\), and its trials'") as err:
         check_data(study, other)
+    inner = str(err.value).split("other images (", 1)[1].split("), and its trials'")[0]
+    assert "(" not in inner and ")" not in inner  # no bracket inside the refusal's own
+    with pytest.raises(ConfigError, match=r"but the train, val and test images' content differs"):
+        check_data(study, {**made, "digests": {"train": "t2", "val": "v2", "test": "s2"}})
     # a study recorded before the digests: the same classes, shape and counts take this run's digests as its own
     old = optuna.create_study(directions=["maximize", "minimize"])
     old.set_user_attr("data", {k: v for k, v in made.items() if k != "digests"})
@@ -444,7 +448,7 @@ def test_a_study_refuses_other_images_of_the_same_classes_and_counts():
     assert "digests" not in old.user_attrs["data"]
     check_data(old, made)
     assert old.user_attrs["data"] == made
-    with pytest.raises(ConfigError, match="other train, val images"):
+    with pytest.raises(ConfigError, match="but the train and val images. content differs"):
         check_data(old, other)
 
 
