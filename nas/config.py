@@ -603,6 +603,9 @@ def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
 
     if isinstance(overrides, str):  # one override given alone would be read character by character
         overrides = [overrides]
+    for override in overrides:  # a path with `(` or `'`: Hydra's parser error does not say to quote it
+        if (problem := override_syntax_problem(override)) is not None:
+            raise ConfigError(problem)
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
@@ -653,6 +656,9 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         template = _PATH_KEYS.get(config_name)
         example = f"; e.g. {template.format(bare)}" if template else ""
         return f"{bare!r} is not a setting: every argument is key=value{example}"
+    for override in overrides:  # a path with `(`, `'` or `~`: Hydra said "mismatched input" or "LexerNoViableAlt"
+        if (problem := override_syntax_problem(override, multirun=bool(multirun & set(argv)))) is not None:
+            return problem
     if config_dir is not None:
         # The user's --config-dir (README "Installed as a package") joins the search path as Hydra's own flag adds it,
         # after conf/: without it a typo next to --config-dir got Hydra's multi-line message instead of one line.
@@ -708,6 +714,67 @@ def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
             return (f"; {flat} is there, but --config-dir reads a group's files from its subfolder: move it to "
                     f"{flat.parent / group / flat.name}")
     return ""
+
+
+def override_syntax_problem(override: str, *, multirun: bool = False) -> str | None:
+    """One line for a command-line override `key=value` whose value Hydra's override grammar refuses unquoted (a path
+    with `(`, `'`, `#`, `~` or an accented letter; a `,`, read as several values outside a multirun), naming those
+    characters and the same value in quotes, as typed in a POSIX shell. None when it parses, or when quoting would not
+    be what was meant (a list, dict, function such as `choice(...)`, interpolation, or an already quoted value)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key, equals, value = override.partition("=")
+    if not equals or not value or value[0] in "'\"[{" or "${" in value:
+        return None
+    parser = OverridesParser.create()
+    if re.match(rf"({'|'.join(parser.functions.definitions)})\s*\(", value):  # choice(a,b), range(1,4), ...
+        return None
+    try:
+        parsed = parser.parse_overrides([override])[0]
+    except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+        parsed = None
+    if parsed is not None:
+        if multirun or not parsed.is_sweep_override():
+            return None
+        # a,b outside -m: Hydra's "Ambiguous value ... use it as a list"; quoted, it is the one string typed
+        return (f"{override}: Hydra reads ',' as separating several values; quote the value: "
+                f"{_quoted_override(key, value)} (a list is written {key}=[...])")
+    if not _plain_value(parser, "x", key=key):  # the key, not the value, is what Hydra refuses: left to its message
+        return None
+    refused = [c for c in dict.fromkeys(value) if not _plain_value(parser, f"a{c}b")]
+    if not refused or (multirun and "," in value):  # a sweep of values: each would need its own quotes
+        return None
+    shown = ", ".join(repr(c) for c in refused)
+    home = " (Hydra does not expand ~ to your home folder; the shell expands $HOME)" if re.match(r"~(/|$)", value) else ""
+    return (f"{override}: Hydra's override syntax takes {shown} only inside quotes; quote the value: "
+            f"{_quoted_override(key, value)}{home}")
+
+
+def _plain_value(parser: Any, value: str, *, key: str = "k") -> bool:
+    """Whether Hydra's parser reads `key=value` as the string `value` itself (no error, no sweep)."""
+    try:
+        parsed = parser.parse_overrides([f"{key}={value}"])[0]
+    except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+        return False
+    return not parsed.is_sweep_override() and parsed.value() == value
+
+
+def _quoted_override(key: str, value: str) -> str:
+    """`key=value` with `value` in Hydra's quotes, as a POSIX shell argument that reaches Hydra as written: Hydra's
+    single quotes inside the shell's double quotes, or, for a value with a `!` (bash's history expansion, even inside
+    double quotes) and no `'`, Hydra's double quotes inside the shell's single quotes. A leading `~` becomes $HOME,
+    which the shell expands (Hydra would take `~` as a folder's name)."""
+    home = re.match(r"~(?=/|$)", value) is not None
+    rest = value[1:] if home else value
+    if "!" in value and "'" not in value and not home:
+        # in the shell's single quotes every character is itself; Hydra's double quotes need \" and a trailing \ doubled
+        hydra = re.sub(r'(\\*)("|$)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), rest)
+        return f"'{key}=\"{hydra}\"'"
+    # Hydra: a run of backslashes before a quote or the end is doubled, and ' is \'; the shell's double quotes: " $ `
+    # are escaped, and a \ where it precedes one of them or a \ (elsewhere the shell keeps it as it is)
+    hydra = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), rest)
+    shell = re.sub(r'\\(?=[\\"$`])|["$`]', lambda m: "\\" + m[0], hydra)
+    return f"\"{key}='{'$HOME' if home else ''}{shell}'\""
 
 
 def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:

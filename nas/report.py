@@ -1675,8 +1675,13 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
 def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
-    from nas.config import compose_search_config, overridden_keys
+    from nas.config import compose_search_config, overridden_keys, override_syntax_problem
     from nas.errors import exit_on_error, lines_on_stderr
+
+    # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
+    if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from nas.search import export_study, stop_on_sigterm
 
     stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun

@@ -1,5 +1,8 @@
 import dataclasses
 import itertools
+import os
+import re
+import subprocess
 
 import pytest
 from hydra.errors import HydraException
@@ -409,3 +412,69 @@ def test_what_a_profile_sets_itself_takes_precedence_over_its_fitted_file(compos
     assert hw.residual == shipped.residual and hw.measured_inputs == shipped.measured_inputs
     with pytest.raises(ConfigError, match=r"^hw.calibration.weight_spill.above_bytes=-1.0: terms of weight_spill are "):
         to_run_config(compose_cfg("hw=cpu", "+hw.calibration.weight_spill.above_bytes=-1.0"))
+
+
+def _as_the_shell_passes_it(suggestion: str, home: str) -> str:
+    """The one argument bash makes of `suggestion` (with HOME=`home`), as a user pasting it would pass it."""
+
+    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {suggestion}"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "HOME": home}).stdout
+    args = out.split("\0")[:-1]
+    assert len(args) == 1, args
+    return args[0]
+
+
+@pytest.mark.parametrize(("value", "named"), [
+    ("/data/Photos (2024)", "'(', ')'"),
+    ("~/photos", "'~'"),
+    ("/data/Bob's photos", '"\'"'),
+    ("/data/#1", "'#'"),
+    ("/data/café", "'é'"),
+    ("/data/a,b", "','"),
+    ("/d/it's \"x\" $HOME `a` \\", '"\'", \'"\', \'`\''),  # quotes and what the shell's double quotes expand
+    ("/d/x!\"\\", "'!', '\"'"),  # bash's history expansion: the shell's single quotes
+])
+def test_an_override_hydra_refuses_unquoted_is_one_line_with_the_value_quoted(value, named):
+    # Hydra said "mismatched input ' (' expecting <EOF>", "LexerNoViableAltException: data.root=...; ^" or "Ambiguous
+    # value ... use it as a list", never that quoting the value is the fix. Each entry point's precheck now names the
+    # characters and gives the quoted form, which the shell and Hydra read back as the value typed.
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from nas.config import precheck_overrides, register_configs
+
+    register_configs()
+    override = f"data.root={value}"
+    problem = precheck_overrides(["data=imagefolder", override], config_name="search")
+    assert problem is not None and "\n" not in problem, problem
+    head = "Hydra reads ',' as separating several values" if value.endswith("a,b") else \
+        f"Hydra's override syntax takes {named} only inside quotes"
+    assert problem.startswith(f"{override}: {head}; quote the value: "), problem
+    suggestion = re.sub(r" \((Hydra does not expand ~|a list is written).*\)$", "", problem.split("; quote the value: ", 1)[1])
+    typed = _as_the_shell_passes_it(suggestion, home="/home/me")
+    assert typed.startswith("data.root=") and typed != override
+    parsed = OverridesParser.create().parse_overrides([typed])[0]
+    assert parsed.value() == value.replace("~", "/home/me", value.startswith("~"))
+    if value.startswith("~"):  # Hydra takes ~ as a folder's name: the home folder comes from the shell
+        assert suggestion == "\"data.root='$HOME/photos'\"" and problem.endswith("the shell expands $HOME)")
+
+
+def test_override_syntax_is_checked_by_every_command_and_the_search_config_for_python():
+    from nas.config import compose_search_config, override_syntax_problem, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs()
+    register_latency_configs()
+    for config_name in ("compress_run", "latency"):  # compress.run, nas.latency.profile/fit/validate
+        problem = precheck_overrides(["out=/data/Photos (2024)"], config_name=config_name)
+        assert problem == ("out=/data/Photos (2024): Hydra's override syntax takes '(', ')' only inside quotes; quote "
+                           "the value: \"out='/data/Photos (2024)'\""), problem
+    with pytest.raises(ConfigError, match=r"^data.root=~/x: Hydra's override syntax takes '~' only inside quotes"):
+        compose_search_config(["data=imagefolder", "data.root=~/x"])  # nas.report's rebuild, and notebooks
+    # What Hydra reads as the user meant it is left alone: spaces, quotes, lists, sweeps under -m, functions, ${...}
+    for fine in ("data.root=/data/My Photos", "data.root='/data/Photos (2024) café'", "+x=[1,2]", "x={a: 1}",
+                 "x=choice(a,b)", "x=${data.root}", "~data.root"):
+        assert override_syntax_problem(fine) is None, fine
+    assert override_syntax_problem("search.worker=0,1", multirun=True) is None
+    assert override_syntax_problem("data.root=/d (1),/d (2)", multirun=True) is None  # each value would need quotes
+    assert override_syntax_problem("dàta.root=/x") is None  # the key is at fault: Hydra's own message
+    assert precheck_overrides(["-m", "search.worker=0,1"], config_name="search") is None

@@ -1067,3 +1067,15 @@ def test_a_search_marking_the_report_as_under_way_or_stopped_keeps_the_plots_its
     drawn.clear()
     write_reports(run_dir)  # by default (python -m nas.report, a search's final report) every plot is drawn
     assert len(drawn) == 3
+
+
+def test_rebuild_from_a_study_names_a_value_to_quote_before_loading_the_search(tmp_path, capsys):
+    # `python -m nas.report search.storage=... data.root=/data/Photos (2024)` imported the search (torch, Optuna) and
+    # then printed Hydra's "mismatched input ' (' expecting <EOF>"; now one line with the quoted value, and no run folder.
+    storage = f"sqlite:///{tmp_path}/study.db"
+    code = main([f"search.storage={storage}", "search.study_name=x", f"search.runs_dir={tmp_path}",
+                 "data=imagefolder", "data.root=/data/Photos (2024)"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("error: data.root=/data/Photos (2024): Hydra's override syntax takes '(', ')' only inside "
+                                 "quotes; quote the value: \"data.root='/data/Photos (2024)'\"\n"), err
+    assert not any(tmp_path.iterdir())
