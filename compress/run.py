@@ -56,6 +56,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
 
     arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
     _check_background(folder, run.data.background)
+    _export_unreadable_onnx_again(folder)
     from nas.data import load_dataset
 
     from compress.pipeline import check_data_shape
@@ -170,6 +171,23 @@ def _check_background(folder: Path, background: int | None) -> None:
         raise ConfigError(f"checkpoint {folder} was trained on images with transparency {said}, not data.background="
                           f"{'null' if background is None else background}; pass data.background="
                           f"{'null' if trained is None else trained}")
+
+
+def _export_unreadable_onnx_again(folder: Path) -> None:
+    """Export the folder's model.onnx again from its model.pt where the file there is no readable ONNX model (cut short
+    by a copy or a full disk): the compression scores that file and compares the others with it, and failed on it only
+    after deleting the previous compression's files, with an error that did not say the file can be made again."""
+    onnx_file = folder / "model.onnx"
+    if not onnx_file.is_file():  # the compression exports it (a checkpoint from elsewhere)
+        return
+    from nas.checkpoint import export_onnx, load_checkpoint, onnx_session
+
+    try:
+        onnx_session(onnx_file, threads=1)
+    except CheckpointError as e:
+        model = load_checkpoint(folder)
+        export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size)
+        log.warning("%s; exported it again from %s", e, folder / "model.pt")
 
 
 def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: str | None = None) -> Dataset:

@@ -831,3 +831,41 @@ def _fingerprint_without(key: str, cfg, hw, checkpoint, data, monkeypatch) -> st
     with monkeypatch.context() as m:
         m.setattr(dataclasses, "asdict", lambda obj: {k: v for k, v in real_asdict(obj).items() if k != key})
         return fingerprint(cfg, hw, checkpoint, data.name)
+
+
+def test_compress_run_exports_an_unreadable_model_onnx_again_before_touching_the_earlier_compression(
+        tmp_path, tiny_idx_root, monkeypatch, caplog):
+    # A model.onnx cut short (a copy, a full disk) failed the compression only after it had deleted the previous
+    # compression's files, with an error that did not say the file can be made again from model.pt.
+    import logging
+
+    import onnxruntime as ort
+    from hydra import compose, initialize_config_dir
+
+    import compress.run
+    from nas.checkpoint import export_onnx
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
+
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})
+    whole = export_onnx(build_model(ARCH), tmp_path / "whole.onnx", in_chans=1, img_size=28).read_bytes()
+    (folder / "model.onnx").write_bytes(whole[:len(whole) // 2])
+    (folder / "compressed_metrics.json").write_text("{}")  # the earlier compression's
+    seen = []
+
+    def compressed(folder, **kw):  # what the compression would find in the folder
+        seen.append(((folder / "compressed_metrics.json").is_file(),
+                     ort.InferenceSession(str(folder / "model.onnx")).get_inputs()[0].name))
+        return {}
+
+    monkeypatch.setattr(compress.run, "compress_checkpoint", compressed)
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}"])
+    with caplog.at_level(logging.WARNING, logger="compress.run"):
+        compress.run.run_compress(cfg)
+    assert seen == [(True, "pixels")]
+    said = [r.getMessage() for r in caplog.records if r.name == "compress.run"]
+    assert len(said) == 1 and said[0].startswith(f"{folder / 'model.onnx'} is not a readable ONNX model: ")
+    assert said[0].endswith(f"; exported it again from {folder / 'model.pt'}")
