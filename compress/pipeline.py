@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.arch import ArchConfig
-from nas.checkpoint import atomic_write_json, export_onnx, load_checkpoint, remove_dead_writers_temps, save_checkpoint
+from nas.checkpoint import (atomic_write_json, export_onnx, io_contract, load_checkpoint, remove_dead_writers_temps,
+                            save_checkpoint)
 from nas.config import CompressConfig, DataConfig
-from nas.data import Dataset, Split
+from nas.data import Dataset, Split, preprocessing
 from nas.errors import ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
@@ -154,7 +155,20 @@ def is_up_to_date(folder: str | os.PathLike, fp: str) -> bool:
     m = read_compressed_metrics(folder)
     if not m or m.get("fingerprint") != fp or m.get("error"):
         return False
-    return all((Path(folder) / name).is_file() for name in m.get("files", {}).values())
+    if not all((Path(folder) / name).is_file() for name in m.get("files", {}).values()):
+        return False
+    # A file cut short or changed since (a copy, the disk) is compressed again rather than kept as done; files written
+    # before file_sha256 are taken as they are.
+    return all(_sha256(Path(folder) / name) == digest for name, digest in (m.get("file_sha256") or {}).items())
+
+
+def _sha256(path: Path) -> str | None:
+    """The hex SHA-256 of the file at `path`; None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, float | None]:
@@ -422,6 +436,10 @@ def compress_checkpoint(
         # the images every accuracy and interval here is of (compress.eval_images), of those the splits hold
         "eval_images": {"val": len(data.val), "val_of": whole["val"], "test": len(test), "test_of": whole["test"]},
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
+        # of the files this compression wrote (model.onnx is the search's): to check a copy, and a rerun checks them
+        "file_sha256": {name: _sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
+        # what the files take and give, beside them: a checkpoint compressed alone has no search's metrics.json
+        **_io_contract(folder, model, data, augment),
         "host_latency": {**host, "how": (f"batch 1, {cfg.latency_threads} thread(s), interleaved rounds, median of block medians; "
                                          "OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); "
                                          "*_bound: pre-bound input/output tensors (no Python call overhead)"),
@@ -464,6 +482,21 @@ def measure_host(folder: Path, model: torch.nn.Module, *, threads: int, shape: t
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     timings = time_runners(runners, [x] * len(runners))
     return {name: t[0] for name, t in zip(names, timings)}
+
+
+def _io_contract(folder: Path, model: torch.nn.Module, data: Dataset, augment: DataConfig | None) -> dict[str, Any]:
+    """compressed_metrics.json's "input" and "output" (`nas.checkpoint.io_contract`): the images made as `augment` makes
+    them, else as the search's metrics.json beside the checkpoint says; {} when neither says how."""
+    if augment is None:
+        try:
+            said = json.loads((folder / "metrics.json").read_text())
+            return {"input": dict(said["input"]), "output": dict(said["output"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+    arch = model.arch
+    return io_contract(arch=arch, classes=data.classes, mean=model.pixel_mean.flatten().tolist(),
+                       std=model.pixel_std.flatten().tolist(), background=augment.background,
+                       preprocessing=preprocessing(augment, in_chans=arch.in_chans, img_size=arch.img_size))
 
 
 COMPRESSED_FILES = ("model_pruned.pt", "model_pruned.onnx", "model_int8.onnx", "model_int8.xml", "model_int8.bin", METRICS_FILE)

@@ -21,7 +21,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -87,8 +87,11 @@ class Contract:
 
 
 def _contract(folder: Path) -> Contract:
-    """The input contract of the checkpoint folder's metrics.json."""
+    """The input contract of the checkpoint folder's metrics.json, else of its compressed_metrics.json (a checkpoint
+    compressed by `python -m compress.run` outside a search's run folder has no metrics.json)."""
     path = folder / "metrics.json"
+    if not path.is_file() and "input" in (_json_object(folder / "compressed_metrics.json") or {}):
+        path = folder / "compressed_metrics.json"
     try:
         metrics = json.loads(path.read_text())
         background = metrics["input"].get("background")  # absent before data.background: transparency dropped
@@ -98,9 +101,18 @@ def _contract(folder: Path) -> Contract:
                         None if background is None else int(background))
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
-                              "folder of a search run (or a file in one)") from None
+                              "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`; None when there is none (absent, unreadable, not an object)."""
+    try:
+        said = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return said if isinstance(said, dict) else None
 
 
 def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:

@@ -15,7 +15,7 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -442,6 +442,25 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
     model.arch = arch
     model.meta = meta
     return model.eval()
+
+
+def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[float], std: Sequence[float],
+                preprocessing: str, background: int | None) -> dict[str, dict[str, Any]]:
+    """What every exported file of `arch` takes and gives (`export_onnx`'s contract), as metrics.json and
+    compressed_metrics.json record it under "input" and "output": a deployment makes its frames as `preprocessing` says
+    (`nas.data.preprocessing`) and reads logit i as `classes[i]`. `mean`/`std`: the normalisation the graph holds."""
+    return {
+        "input": {
+            "name": INPUT_NAME, "dtype": "float32", "layout": "NCHW",
+            "shape": [None, arch.in_chans, arch.img_size, arch.img_size],
+            "range": [0.0, 1.0], "normalization": "inside the model (mean/std of the training split)",
+            "channels": arch.in_chans, "img_size": arch.img_size,
+            "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+            "preprocessing": preprocessing,
+            "background": background,  # grey level transparency was composited onto (null: dropped)
+        },
+        "output": {"name": OUTPUT_NAME, "num_classes": arch.num_classes, "class_names": list(classes)},
+    }
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:

@@ -33,7 +33,8 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, load_checkpoint, onnx_logits, save_checkpoint, scratch_folder, torch_logits,
+    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, save_checkpoint,
+    scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
 from nas.data import Dataset, absolute_root, preprocessing, split_digest, split_record
@@ -391,16 +392,9 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "macs": lat.macs,
         "dataset": data.name,
         "metric": data.metric.value,  # how every accuracy here is scored (data.metric)
-        "input": {
-            "name": "pixels", "dtype": "float32", "layout": "NCHW",
-            "shape": [None, arch.in_chans, arch.img_size, arch.img_size],
-            "range": [0.0, 1.0], "normalization": "inside the model (mean/std of the training split)",
-            "channels": arch.in_chans, "img_size": arch.img_size,
-            "mean": list(data.mean), "std": list(data.std),
-            "preprocessing": preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
-            "background": run.data.background,  # grey level transparency was composited onto (null: dropped)
-        },
-        "output": {"name": "logits", "num_classes": arch.num_classes, "class_names": list(data.classes)},
+        **io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
+                      preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
+                      background=run.data.background),
         # Which images the test accuracies are of: `compress.run` refuses to test the model on others (another split
         # of the folder would hand it images it was trained on).
         "test_images": {"count": len(data.test), "digest": split_digest(data.test),

@@ -416,3 +416,40 @@ def test_a_scratch_folder_takes_over_the_latest_one_of_its_name_that_a_dead_writ
         with pytest.raises(ValueError, match="takes a scratch_folder"):
             checkpoint.take_over_scratch(tmp_path)
     assert checkpoint.remove_dead_writers_temps(tmp_path, recursive=False) == sorted([older, other_name])
+
+
+def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_contract(tmp_path, capsys):
+    # README's "Deployment contract" block, with the member folder and images filled in, runs the exported files as
+    # metrics.json's "input" and "output" (nas.checkpoint.io_contract) describe them, without this project.
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from compress.export import export_openvino
+    from nas.checkpoint import export_onnx, io_contract
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)),
+                      num_classes=3)
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    model.set_normalization([0.3], [0.4])
+    folder = tmp_path / "member"
+    export_onnx(model, folder / "model.onnx", in_chans=1, img_size=28)
+    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=1, img_size=28)  # (float here)
+    contract = io_contract(arch=arch, classes=["cat", "dog", "T-shirt/top"], mean=[0.3], std=[0.4],
+                           preprocessing="idx grey images as stored; uint8 / 255", background=None)
+    atomic_write_json(folder / "metrics.json", contract)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("### Deployment contract\n")
+    [block] = re.findall(r"```python\n(.*?)```", readme[start:readme.index("\n#", start + 4)], flags=re.S)
+    placeholder = '"runs/<study>/checkpoints/<arch_id>/"'
+    assert placeholder in block
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 1, 28, 28), dtype=np.uint8)
+    scope = {"images": images}
+    exec(compile(block.replace(placeholder, repr(f"{folder}/")), "README.md (Deployment contract)", "exec"), scope)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images).float() / 255.0).numpy()
+    assert np.allclose(scope["logits"], expected, atol=1e-4)  # the OpenVINO IR's, the block's last
+    printed = capsys.readouterr().out.strip()
+    assert printed == str([contract["output"]["class_names"][i] for i in expected.argmax(1)])

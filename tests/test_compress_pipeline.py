@@ -869,3 +869,66 @@ def test_compress_run_exports_an_unreadable_model_onnx_again_before_touching_the
     said = [r.getMessage() for r in caplog.records if r.name == "compress.run"]
     assert len(said) == 1 and said[0].startswith(f"{folder / 'model.onnx'} is not a readable ONNX model: ")
     assert said[0].endswith(f"; exported it again from {folder / 'model.pt'}")
+
+
+def test_a_checkpoint_compressed_alone_records_what_its_files_take_and_give_and_predict_runs_them(
+        checkpoint, data, tiny_idx_root, tmp_path):
+    # compress.run of a model.pt outside a search's run folder wrote int8 files with no word of the input they take
+    # (preprocessing, layout, normalisation) or what each logit means, and compress.predict refused the folder
+    # ("no metrics.json").
+    import numpy as np
+    from PIL import Image
+
+    from compress.predict import predict
+    from nas.checkpoint import io_contract
+    from nas.data import preprocessing
+
+    cfg = DataConfig(name="tiny", root=str(tiny_idx_root))
+    metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu", channel_multiple=8), data=data,
+                                  cfg=dataclasses.replace(_cfg(ratio=0.5), measure_latency=False), augment=cfg)
+    assert not (checkpoint / "metrics.json").exists()
+    contract = io_contract(arch=ARCH, classes=data.classes, mean=data.mean, std=data.std, background=None,
+                           preprocessing=preprocessing(cfg, in_chans=1, img_size=28))
+    on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
+    assert on_disk["input"] == metrics["input"] == json.loads(json.dumps(contract["input"]))
+    assert on_disk["output"] == contract["output"] and on_disk["output"]["class_names"] == list(data.classes)
+    assert on_disk["input"]["preprocessing"] == "idx grey images as stored; uint8 / 255"
+    # each file it wrote with its digest, for checking a copy (and for a rerun to check the file is still whole)
+    import hashlib
+
+    assert on_disk["file_sha256"] == {name: hashlib.sha256((checkpoint / name).read_bytes()).hexdigest()
+                                      for name in set(on_disk["files"].values()) - {"model.onnx"}}
+    assert set(on_disk["file_sha256"]) == set(COMPRESSED_FILES) - {"compressed_metrics.json"}
+    image = tmp_path / "one.png"
+    Image.fromarray(np.asarray(data.test.x[0, 0], dtype=np.uint8)).save(image)
+    [made] = predict(checkpoint, [image], top=2)  # model_int8.xml in OpenVINO
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(checkpoint / "model_int8.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    logits = compiled(data.test.x[:1].numpy().astype(np.float32) / 255.0)[0][0]
+    assert made.classes == tuple(data.classes[i] for i in np.argsort(-logits, kind="stable")[:2])
+
+
+def test_a_compressed_file_cut_short_since_is_compressed_again_rather_than_kept_as_done(tmp_path):
+    # A search's rerun took a member whose model_int8.onnx had been cut short (a copy, the disk) as compressed, since
+    # the file was there, and kept the broken file as the deployable one.
+    import hashlib
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    files = {"int8_onnx": "model_int8.onnx", "int8_xml": "model_int8.xml", "int8_bin": "model_int8.bin"}
+    for name in files.values():
+        (folder / name).write_bytes(name.encode() * 100)
+    digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in files.values()}
+    record = {"format": compress.pipeline.FORMAT, "fingerprint": "f", "files": files, "file_sha256": digests}
+    (folder / "compressed_metrics.json").write_text(json.dumps(record))
+    assert is_up_to_date(folder, "f")
+    whole = (folder / "model_int8.onnx").read_bytes()
+    (folder / "model_int8.onnx").write_bytes(whole[:50])
+    assert not is_up_to_date(folder, "f")
+    (folder / "model_int8.onnx").write_bytes(whole)
+    assert is_up_to_date(folder, "f")
+    # written before file_sha256: the files are taken as they are
+    (folder / "compressed_metrics.json").write_text(json.dumps({k: v for k, v in record.items() if k != "file_sha256"}))
+    (folder / "model_int8.onnx").write_bytes(whole[:50])
+    assert is_up_to_date(folder, "f")
