@@ -566,8 +566,10 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             change = s.get("int8_vs_fp32")  # absent from files written before 2026-12-05
             moved = (f" ({counted(change['now_wrong'], 'test image')} now wrong, {change['now_right']} now right, "
                      f"{format_p(change['p_value'])})" if change else "")
-            # named where it is not OpenVINO's (files before test_acc_source: always OpenVINO's)
-            source = (out[m["arch_id"]].get("int8") or {}).get("test_acc_source", "openvino")
+            # named where it is not OpenVINO's, read as the report reads it (the search, its caller, has nas.report loaded)
+            from nas.report import int8_test_acc_source
+
+            source = int8_test_acc_source(out[m["arch_id"]].get("int8"))
             scored = out[m["arch_id"]].get("eval_images") or {}  # absent from files written before compress.eval_images
             cut = (f" (on {scored['test']} of the {scored['test_of']} test images: compress.eval_images)"
                    if scored.get("test", 0) < scored.get("test_of", 0) else "")

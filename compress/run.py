@@ -95,12 +95,12 @@ def _run_of(folder: Path) -> Path | None:
 def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path) -> list[str]:
     """What `python -m compress.run` prints under its table: which file the int8 row's numbers are of, where the files
     went (the checkpoint folder; the table names none of it) and the run report it refreshed, if any."""
-    from nas.report import int8_source_text
+    from nas.report import int8_source_text, int8_test_acc_source
 
     folder = Path(checkpoint)
     folder = folder.parent if folder.is_file() else folder
     int8 = metrics["int8"]
-    if int8.get("test_acc_source", "openvino") == "openvino":  # files before test_acc_source: always OpenVINO's
+    if int8_test_acc_source(int8) == "openvino":
         lines = [f"int8 row: test acc from {int8.get('file_ir')} in OpenVINO ({int8.get('file')} in onnxruntime: "
                  f"{100 * int8['test_acc_onnx']:.2f}%), size (KiB) of {int8.get('file')}"]
     else:  # the target chip's estimate: onnxruntime's (hw=cpu_ort), or the file's own where this CPU saturates

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from matplotlib.figure import Figure
 
-__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "main"]
+__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "int8_test_acc_source",
+           "main"]
 
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
@@ -991,12 +992,18 @@ _INT8_VAL_SOURCE = {"onnxruntime": "its ONNX file in onnxruntime",
                     "reference": "its ONNX file run operator by operator: this CPU's int8 kernels saturate"}
 
 
+def int8_test_acc_source(int8: Any) -> str:
+    """The runtime a compressed_metrics.json's int8 `test_acc` is from, as recorded (its `test_acc_source`: 'openvino',
+    'onnxruntime' or `compress.pipeline.INT8_SOURCE_SATURATED`); 'openvino' for files written before the field, whose
+    test_acc was always OpenVINO's. The one reader of it: the report, `python -m compress.run`'s closing lines and the
+    search's compression log said so each on their own."""
+    source = int8.get("test_acc_source") if isinstance(int8, dict) else None
+    return source if isinstance(source, str) and source else "openvino"
+
+
 def _int8_source(int8: Any) -> str:
-    """'openvino', 'onnxruntime' or 'reference': whose accuracy a compressed_metrics.json's int8 test_acc is (its
-    test_acc_source); 'openvino' for files written before the field, whose test_acc was always OpenVINO's."""
-    source = (int8 or {}).get("test_acc_source") if isinstance(int8, dict) else None
-    if not isinstance(source, str) or not source:
-        return "openvino"
+    """'openvino', 'onnxruntime' or 'reference': `int8_test_acc_source`, its saturated-host reference shortened."""
+    source = int8_test_acc_source(int8)
     return "reference" if source.startswith("reference") else source
 
 

@@ -932,3 +932,36 @@ def test_a_compressed_file_cut_short_since_is_compressed_again_rather_than_kept_
     (folder / "compressed_metrics.json").write_text(json.dumps({k: v for k, v in record.items() if k != "file_sha256"}))
     (folder / "model_int8.onnx").write_bytes(whole[:50])
     assert is_up_to_date(folder, "f")
+
+
+def test_an_int8_test_acc_source_left_out_or_null_reads_as_openvino_in_the_report_closing_lines_and_log(
+        tmp_path, data, monkeypatch, caplog):
+    # The report, compress.run's closing lines and the search's compression log each defaulted a missing
+    # test_acc_source to OpenVINO on their own: a null one was OpenVINO's in the report, another runtime in the closing
+    # lines and "int8 test_acc_source: None" in the log. One reader (nas.report.int8_test_acc_source) now gives all three.
+    from types import SimpleNamespace
+
+    from compress.run import closing_lines
+    from nas.report import _compressed_rows, int8_test_acc_source
+
+    int8 = {"file": "model_int8.onnx", "file_ir": "model_int8.xml", "test_acc": 0.89, "test_acc_onnx": 0.885,
+            "test_acc_openvino": 0.89, "qat_epochs": 0, "note": ""}
+    summary = {"test_acc_fp32": 0.9, "test_acc_int8": 0.89, "latency_ms_fp32": 0.24, "latency_ms_int8": 0.24}
+    files = {"old": int8, "new": {**int8, "test_acc_source": "openvino"}, "null": {**int8, "test_acc_source": None},
+             "sat": {**int8, "test_acc_source": "reference (host int8 kernels saturate)"}}
+    made = {a: {"hw": "edge_npu", "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False}, "summary": summary, "int8": i}
+            for a, i in files.items()}
+    log_lines = _front_log_lines(tmp_path, data, monkeypatch, caplog, made)
+    said = {}
+    for (arch_id, metrics), line in zip(made.items(), log_lines):
+        row = _compressed_rows([SimpleNamespace(arch_id=arch_id, ms_decimals=3, compressed=metrics)], "edge_npu")[-1]
+        said[arch_id] = (int8_test_acc_source(metrics["int8"]), closing_lines(metrics, checkpoint="ck")[0],
+                         row[-1].split(";")[0], line.removeprefix(f"{arch_id}:"))
+    assert said["old"] == said["new"] == said["null"]
+    assert said["old"][:3] == ("openvino", "int8 row: test acc from model_int8.xml in OpenVINO (model_int8.onnx in "
+                                           "onnxruntime: 88.50%), size (KiB) of model_int8.onnx",
+                               "test acc from model_int8.xml in OpenVINO")
+    assert "test_acc_source" not in said["old"][3]
+    source, closing, row, line = said["sat"]  # the saturated host's reference: named in all three
+    assert source == "reference (host int8 kernels saturate)" and "run operator by operator" in closing
+    assert "run operator by operator" in row and "; int8 test_acc_source: reference (host int8 kernels saturate)" in line
