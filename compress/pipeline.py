@@ -69,6 +69,7 @@ intermediate results differently."""
 
 
 RUNTIME_FILES = {"onnx": "onnxruntime (model_int8.onnx)", "openvino": "OpenVINO (model_int8.xml)"}
+_HEADLINE_RUNTIMES = {"openvino": "openvino", "onnxruntime": "onnx"}  # int8 test_acc_source: its RUNTIME_FILES key
 
 
 def _within(run: dict[str, float]) -> bool:
@@ -76,11 +77,14 @@ def _within(run: dict[str, float]) -> bool:
     return run["max_rel_diff"] <= tol["max_rel_diff"] and run["top1_agreement"] >= tol["top1_agreement"]
 
 
-def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool) -> str | None:
+def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: str | None = None) -> str | None:
     """One line when a runtime's int8 file (`agree["onnx"]`, `agree["openvino"]`: as deployed, with the runtime's int8
     kernels) is outside `INT8_AGREEMENT_TOLERANCE` of the torch int8 model, saying whether the file or this CPU is the
     cause (`saturates`: `nas.latency.measure.int8_saturates`; `agree["onnx_reference"]`: the file run operator by
-    operator, float arithmetic on int8 values); None when every runtime is within."""
+    operator, float arithmetic on int8 values); None when every runtime is within. `headline`: the int8 test_acc's
+    source (`int8_headline_source`): a runtime's ("openvino", "onnxruntime") for a profile of this host, whose saturated
+    number is then the headline; None (or the reference) for another chip, whose accuracy this CPU's runtimes cannot
+    give."""
     off = [name for name in RUNTIME_FILES if name in agree and not _within(agree[name])]
     if not off:
         return None
@@ -95,10 +99,14 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool) -> str | N
         return (f"{what}, and {ref['max_rel_diff']:.0%} run operator by operator: the exported file does not compute "
                 "the int8 model its accuracies were measured on (an export problem: please report it)")
     if saturates:
-        return (f"{what}: this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 "
-                f"kernels add 8-bit products in 16 bits and saturate; the file itself computes the int8 model (run operator "
-                f"by operator: {ref['max_rel_diff']:.0%}), whose accuracy is test_acc_reference: the runtimes' accuracy is for "
-                "the target chip or a VNNI CPU to measure")
+        cause = (f"{what}: this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 "
+                 f"kernels add 8-bit products in 16 bits and saturate; the file itself computes the int8 model (run "
+                 f"operator by operator: {ref['max_rel_diff']:.0%}), whose accuracy is test_acc_reference")
+        if (runtime := _HEADLINE_RUNTIMES.get(headline or "")) is not None:
+            # a profile of this host (hw=cpu_int8, cpu_ort): the file will run here, saturating as it does now
+            return (f"{cause}; test_acc is {RUNTIME_FILES[runtime]}'s on this CPU, saturation included, as the profile's "
+                    "runtime will run the file on this host")
+        return f"{cause}: the runtimes' accuracy is for the target chip or a VNNI CPU to measure"
     return (f"{what}, though run operator by operator only {ref['max_rel_diff']:.0%}: the runtime's int8 kernels compute it "
             "differently on this CPU")
 
@@ -415,7 +423,7 @@ def compress_checkpoint(
                       "openvino": agreement(q_logits, ov_logits), "tolerance": INT8_AGREEMENT_TOLERANCE,
                       "int8_saturates": saturates},
     }
-    if warning := int8_agreement_warning(int8["agreement"], saturates=saturates):
+    if warning := int8_agreement_warning(int8["agreement"], saturates=saturates, headline=headline):
         log.warning("%s: %s (int8 test_acc from: %s)", folder.name, warning, headline)
 
     host: dict[str, Any] = {}

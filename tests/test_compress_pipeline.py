@@ -965,3 +965,43 @@ def test_an_int8_test_acc_source_left_out_or_null_reads_as_openvino_in_the_repor
     source, closing, row, line = said["sat"]  # the saturated host's reference: named in all three
     assert source == "reference (host int8 kernels saturate)" and "run operator by operator" in closing
     assert "run operator by operator" in row and "; int8 test_acc_source: reference (host int8 kernels saturate)" in line
+
+
+def test_the_saturation_warning_says_whose_accuracy_test_acc_is_for_a_chip_elsewhere_and_for_this_hosts_profile():
+    # The warning said the runtimes' accuracy "is for the target chip or a VNNI CPU to measure" also for hw=cpu_int8 /
+    # cpu_ort, whose headline test_acc IS this CPU's runtime's (the file will run here, saturating as it does now).
+    from compress.pipeline import INT8_SOURCE_SATURATED, int8_agreement_warning
+
+    def run(rel: float) -> dict[str, float]:
+        return {"max_abs_diff": 10 * rel, "max_rel_diff": rel, "top1_agreement": 1.0}
+
+    saturated = {"onnx": run(0.336), "openvino": run(0.377), "onnx_reference": run(0.015)}
+    cause = ("this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 kernels add "
+             "8-bit products in 16 bits and saturate; the file itself computes the int8 model (run operator by operator: "
+             "2%), whose accuracy is test_acc_reference")
+    for other_chip in (None, INT8_SOURCE_SATURATED):  # edge_npu on this host: the file's own accuracy is the headline
+        line = int8_agreement_warning(saturated, saturates=True, headline=other_chip)
+        assert line.endswith(f"{cause}: the runtimes' accuracy is for the target chip or a VNNI CPU to measure")
+    for headline, name in (("openvino", "OpenVINO (model_int8.xml)"), ("onnxruntime", "onnxruntime (model_int8.onnx)")):
+        line = int8_agreement_warning(saturated, saturates=True, headline=headline)
+        assert line.endswith(f"{cause}; test_acc is {name}'s on this CPU, saturation included, as the profile's runtime "
+                             "will run the file on this host") and "target chip" not in line
+    # not saturating: the headline changes nothing of the line
+    assert (int8_agreement_warning(saturated, saturates=False, headline="openvino")
+            == int8_agreement_warning(saturated, saturates=False))
+
+
+def test_compress_checkpoint_tells_the_saturation_warning_whose_accuracy_is_the_headline(checkpoint, data, monkeypatch,
+                                                                                          caplog):
+    import logging
+
+    from nas.config import load_hw_profile
+
+    told = []
+    monkeypatch.setattr(compress.pipeline, "int8_saturates", lambda: True)
+    monkeypatch.setattr(compress.pipeline, "int8_agreement_warning", lambda agree, **kw: told.append(kw) or "off")
+    cfg = dataclasses.replace(_cfg(ratio=0.0), measure_latency=False, eval_images=20)
+    with caplog.at_level(logging.WARNING, logger="compress.pipeline"):
+        compress_checkpoint(checkpoint, hw=load_hw_profile("cpu_ort"), data=data, cfg=cfg)
+    assert told == [{"saturates": True, "headline": "onnxruntime"}]
+    assert f"{checkpoint.name}: off (int8 test_acc from: onnxruntime)" in caplog.messages
