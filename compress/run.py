@@ -230,8 +230,8 @@ def _yaml(value: Any) -> str:
 def format_table(metrics: dict[str, Any]) -> str:
     """The fp32 -> pruned -> int8 summary as plain text; its predicted latency column is named as the report's, and
     under it the report's note says what those latencies are (the chip's, at its own precision, for each row's
-    architecture)."""
-    from nas.report import predicted_precision_note
+    architecture). Its test acc column says how many images it is of where compress.eval_images scored part of them."""
+    from nas.report import predicted_precision_note, scored_images
 
     def pct(v: Any) -> str:
         return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "-"
@@ -245,8 +245,11 @@ def format_table(metrics: dict[str, Any]) -> str:
     def change(c: Any) -> str:  # test images now wrong / now right vs the file before, McNemar's p (nas.stats)
         return f"-{c['now_wrong']} / +{c['now_right']} ({format_p(c['p_value'])})" if isinstance(c, dict) else "-"
 
-    rows = [("stage", "test acc (file)", "95% interval", "images changed (p)", "predicted latency (ms)",
-             "host ms (OpenVINO)", "params", "size (KiB)")]
+    # compress.eval_images scored part of the test images: the column says how many, as the report's note does
+    test = scored_images(metrics).get("test")
+    acc = f"test acc (file; {test[0]:,} of {test[1]:,} images)" if test else "test acc (file)"
+    rows = [("stage", acc, "95% interval", "images changed (p)", "predicted latency (ms)", "host ms (OpenVINO)", "params",
+             "size (KiB)")]
     for name in ("fp32", "pruned", "int8"):
         s = metrics[name]
         if name == "pruned" and not s.get("pruned"):

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "int8_test_acc_source",
-           "main"]
+           "scored_images", "main"]
 
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
@@ -1298,6 +1298,39 @@ def _whole_way_text(compressed: dict[str, Any]) -> str | None:
     return text
 
 
+def scored_images(compressed: Any) -> dict[str, tuple[int, int]]:
+    """{split: (images scored, images the split holds)} of the splits a compressed_metrics.json's accuracies were
+    scored on only part of (its eval_images: compress.eval_images=N, a fixed random N of each split), test first; {}
+    when every image was scored and for files from before the field. `python -m compress.run`'s table and the report
+    say it beside those accuracies."""
+    recorded = compressed.get("eval_images") if isinstance(compressed, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    out = {}
+    for split in ("test", "val"):
+        n, of = _to_int(recorded.get(split)), _to_int(recorded.get(f"{split}_of"))
+        if n is not None and of is not None and n < of:
+            out[split] = (n, of)
+    return out
+
+
+def _scored_images_note(members: Sequence[_Member]) -> str:
+    """Which compressed members' accuracies (the table's test accs and its notes' val accs, the Pareto plot's int8
+    stars) are of part of the images (`scored_images`), and of how many; '' when every member's are of them all.
+    Without it a capped member's 88.50% read as of the whole test split."""
+    cuts: dict[str, list[str]] = {}  # the cut in words: the members scored so
+    for m in members:
+        c = m.compressed or {}
+        if not c.get("error") and (scored := scored_images(c)):
+            text = " and ".join(f"{n:,} of the {of:,} {split} images" for split, (n, of) in scored.items())
+            cuts.setdefault(text, []).append(m.arch_id)
+    if not cuts:
+        return ""
+    said = "; ".join(f"{', '.join(ids)}: on {text}" for text, ids in cuts.items())
+    return (f"Compressed accuracies scored on part of the images (compress.eval_images, a fixed random subset of each "
+            f"split; their intervals are of that many): {said}.")
+
+
 def _predicted_precision_note(members: Sequence[_Member]) -> str:
     """`predicted_precision_note` of the chips the compressed members record with their precision
     (compressed_metrics.json's hw and hw_precision), and of the rows their int8 rows repeat; '' when none does."""
@@ -1423,8 +1456,8 @@ def _render_html(run: _Run) -> str:
         _html_note(_best_member_note(members)), _html_note(_measured_note(members, run.header)),
         _html_note(_final_val_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
-        _html_compressed_table(members, run.header.get("hw")), _html_note(_predicted_precision_note(members)),
-        _html_note(_host_latency_note(members)),
+        _html_compressed_table(members, run.header.get("hw")), _html_note(_scored_images_note(members)),
+        _html_note(_predicted_precision_note(members)), _html_note(_host_latency_note(members)),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -1485,7 +1518,7 @@ def _render_markdown(run: _Run) -> str:
                                         _final_val_note(run.members), _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
-    for note in (_predicted_precision_note(run.members), _host_latency_note(run.members)):
+    for note in (_scored_images_note(run.members), _predicted_precision_note(run.members), _host_latency_note(run.members)):
         lines += ["", f"_{note}_"] if note else []
     return "\n".join(lines) + "\n"
 

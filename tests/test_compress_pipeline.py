@@ -1005,3 +1005,17 @@ def test_compress_checkpoint_tells_the_saturation_warning_whose_accuracy_is_the_
         compress_checkpoint(checkpoint, hw=load_hw_profile("cpu_ort"), data=data, cfg=cfg)
     assert told == [{"saturates": True, "headline": "onnxruntime"}]
     assert f"{checkpoint.name}: off (int8 test_acc from: onnxruntime)" in caplog.messages
+
+
+def test_compress_runs_table_says_how_many_test_images_its_accuracies_are_of_when_eval_images_capped_them():
+    # compress.eval_images=1000 scored 1,000 of 10,000 test images (compressed_metrics.json's eval_images), but the
+    # table's "test acc (file)" read as of them all; every image scored (or a file before eval_images): as before.
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252}, "pruned": {"pruned": False},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.252}}
+    capped = {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}
+    head = format_table({"hw": "edge_npu", "eval_images": capped, **stages}).splitlines()[0]
+    assert re.split(r"\s{2,}", head)[:2] == ["stage", "test acc (file; 1,000 of 10,000 images)"]
+    whole = {"test": 10000, "test_of": 10000, "val": 500, "val_of": 6000}  # val capped only: no test column to mark
+    for metrics in ({"eval_images": whole}, {}):
+        head = format_table({"hw": "edge_npu", **metrics, **stages}).splitlines()[0]
+        assert re.split(r"\s{2,}", head)[:2] == ["stage", "test acc (file)"]

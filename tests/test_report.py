@@ -1079,3 +1079,29 @@ def test_rebuild_from_a_study_names_a_value_to_quote_before_loading_the_search(t
     assert code == 2 and err == ("error: data.root=/data/Photos (2024): Hydra's override syntax takes '(', ')' only inside "
                                  "quotes; quote the value: \"data.root='/data/Photos (2024)'\"\n"), err
     assert not any(tmp_path.iterdir())
+
+
+def test_compressed_accuracies_scored_on_part_of_the_images_say_of_how_many(run_dir: pathlib.Path) -> None:
+    # compress.eval_images=N scores each file on a fixed random N of the val and test images (compressed_metrics.json's
+    # eval_images); the compressed table's accuracies read as of every image. A note under it says which are of how
+    # many; members scored on every image, or compressed before eval_images, are not named.
+    from nas.report import scored_images
+
+    stages = {"hw": "edge_npu", "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False}, "int8": {"test_acc": 0.89}}
+    fast, slow = (run_dir / "checkpoints" / a / "compressed_metrics.json" for a in (FAST, SLOW))
+    fast.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
+    slow.write_text(json.dumps(stages))
+    note = ("Compressed accuracies scored on part of the images (compress.eval_images, a fixed random subset of each "
+            f"split; their intervals are of that many): {FAST}: on 1,000 of the 10,000 test images and 1,000 of the "
+            "6,000 val images.")
+    assert _both_reports_say(run_dir, note)
+    slow.write_text(json.dumps({**stages, "eval_images": {"test": 1, "test_of": 10000, "val": 600, "val_of": 600}}))
+    assert f"; {SLOW}: on 1 of the 10,000 test images." in _markdown(run_dir)
+    fast.write_text(json.dumps({**stages, "eval_images": {"test": 1, "test_of": 10000, "val": 600, "val_of": 600}}))
+    assert f"split; their intervals are of that many): {FAST}, {SLOW}: on 1 of the 10,000 test images." in _markdown(run_dir)
+    for whole in ({"test": 10000, "test_of": 10000, "val": 6000, "val_of": 6000}, None):
+        for path in (fast, slow):
+            path.write_text(json.dumps({**stages, "eval_images": whole} if whole else stages))
+        assert "scored on part of the images" not in _markdown(run_dir)
+    assert scored_images({"eval_images": {"test": 30, "test_of": 100, "val": 40, "val_of": 40}}) == {"test": (30, 100)}
+    assert scored_images({"error": "out of memory"}) == scored_images(None) == {}
