@@ -43,8 +43,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from matplotlib.figure import Figure
 
-__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "int8_test_acc_source",
-           "scored_images", "main"]
+__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "main"]
 
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
@@ -995,8 +994,8 @@ _INT8_VAL_SOURCE = {"onnxruntime": "its ONNX file in onnxruntime",
 def int8_test_acc_source(int8: Any) -> str:
     """The runtime a compressed_metrics.json's int8 `test_acc` is from, as recorded (its `test_acc_source`: 'openvino',
     'onnxruntime' or `compress.pipeline.INT8_SOURCE_SATURATED`); 'openvino' for files written before the field, whose
-    test_acc was always OpenVINO's. The one reader of it: the report, `python -m compress.run`'s closing lines and the
-    search's compression log said so each on their own."""
+    test_acc was always OpenVINO's. The report, `python -m compress.run`'s closing lines and the search's compression
+    log all read it here, so an old file names the same runtime in each."""
     source = int8.get("test_acc_source") if isinstance(int8, dict) else None
     return source if isinstance(source, str) and source else "openvino"
 
