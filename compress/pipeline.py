@@ -324,7 +324,8 @@ def compress_checkpoint(
     # So do the temporary files of a compression killed mid-write (a checkpoint compressed by compress.run alone is in no
     # run folder that a search's start would clear); a live worker's are kept.
     if removed := remove_dead_writers_temps(folder):
-        log.info("removed %d temporary file(s) left in %s by writers that were killed mid-write", len(removed), folder)
+        log.info("removed %s left in %s by writers that were killed mid-write", counted(len(removed), "temporary file"),
+                 folder)
     seed_everything(cfg.seed)
     if cfg.keep_freed_memory:  # a search has done so already; a standalone `python -m compress.run` has not
         keep_freed_memory()
@@ -448,8 +449,8 @@ def compress_checkpoint(
         "file_sha256": {name: _sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
         # what the files take and give, beside them: a checkpoint compressed alone has no search's metrics.json
         **_io_contract(folder, model, data, augment),
-        "host_latency": {**host, "how": (f"batch 1, {cfg.latency_threads} thread(s), interleaved rounds, median of block medians; "
-                                         "OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); "
+        "host_latency": {**host, "how": (f"batch 1, {counted(cfg.latency_threads, 'thread')}, interleaved rounds, median of "
+                                         "block medians; OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); "
                                          "*_bound: pre-bound input/output tensors (no Python call overhead)"),
                          "machine": machine_info()} if host else None,
         "summary": {

@@ -29,7 +29,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
-from nas.errors import CheckpointError, ConfigError, DataError, exit_on_error, lines_on_stderr, writable_file
+from nas.errors import CheckpointError, ConfigError, DataError, counted, exit_on_error, lines_on_stderr, writable_file
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -127,7 +127,7 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
             other: list[Path] = []
             found = image_files_in(p, other_images=other)
             # as training warns: an iPhone's .heic photos in a folder of .jpgs were left out of the predictions unseen
-            if (unread := unread_images_warning(p, other, to="classify them")) is not None:
+            if (unread := unread_images_warning(p, other, to="classify")) is not None:
                 log.warning("%s", unread)
             if not found:
                 raise DataError(f"{p} holds no image files ({' '.join(sorted(IMAGE_SUFFIXES))}), in it or its "
@@ -161,7 +161,8 @@ def _once_each(files: list[tuple[Path, Path | None]]) -> list[tuple[Path, Path |
             kept[real] = (file, folder)
     if repeats:
         first = kept[os.path.realpath(repeats[0])][0]
-        log.warning("%d image file(s) named more than once are classified once (e.g. %s%s)", len(repeats), repeats[0],
+        log.warning("%s named more than once %s classified once (e.g. %s%s)", counted(len(repeats), "image file"),
+                    "is" if len(repeats) == 1 else "are", repeats[0],
                     "" if first == repeats[0] else f", also found as {first}")
     return list(kept.values())
 
@@ -361,7 +362,7 @@ def _clear_killed_csv_writes(path: Path) -> None:
     holding others' files), as `atomic_write_text` names them beside the file a symlink points to."""
     target = Path(path).resolve()
     if removed := remove_dead_writers_temps(target.parent, recursive=False, target=target.name):
-        log.info("removed %d temporary file(s) left beside %s by a run that was killed: %s", len(removed), target,
+        log.info("removed %s left beside %s by a run that was killed: %s", counted(len(removed), "temporary file"), target,
                  ", ".join(p.name for p in removed))
 
 

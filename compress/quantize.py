@@ -24,6 +24,7 @@ from torch import nn
 
 from nas.config import DataConfig, QuantizeConfig
 from nas.data import Dataset, Split, iterate_batches
+from nas.errors import counted
 from nas.train import evaluate, subset_split
 
 from compress.recover import distill
@@ -118,7 +119,7 @@ def quantize(
     quantized.eval()
     within = (fp32 - best_acc) * 100.0 <= cfg.max_acc_drop
     if not within:
-        extra = f"after {epochs} QAT epoch(s)" if epochs else "and QAT is disabled"
+        extra = f"after {counted(epochs, 'QAT epoch')}" if epochs else "and QAT is disabled"
         note = "; ".join(filter(None, [note, f"int8 loses {(fp32 - best_acc) * 100:.2f} pt of val accuracy {extra}, "
                                               f"more than compress.quantize.max_acc_drop={cfg.max_acc_drop}"]))
     return QuantizeResult(quantized, fp32, ptq, best_acc, epochs, seconds, cfg.max_acc_drop, within, note)

@@ -237,7 +237,7 @@ class ArchConfig(_CachedHash):
             raise ConfigError(f"arch spec must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
-        _check(not unknown, f"arch spec has unknown field(s) {unknown}; allowed: {sorted(known)}")
+        _check(not unknown, f"arch spec has unknown field{'s' * (len(unknown) > 1)} {unknown}; allowed: {sorted(known)}")
         _check("stages" in data, "arch spec has no 'stages'")
         stage_known = {f.name for f in dataclasses.fields(StageConfig)}
         if not isinstance(data["stages"], (list, tuple)):
@@ -247,7 +247,7 @@ class ArchConfig(_CachedHash):
             if not isinstance(s, Mapping):
                 raise ConfigError(f"arch spec stages[{i}] must be an object, got {s!r}")
             bad = sorted(set(s) - stage_known)
-            _check(not bad, f"arch spec stages[{i}] has unknown field(s) {bad}; allowed: {sorted(stage_known)}")
+            _check(not bad, f"arch spec stages[{i}] has unknown field{'s' * (len(bad) > 1)} {bad}; allowed: {sorted(stage_known)}")
             try:
                 stages.append(StageConfig(**s))
             except TypeError as e:  # a required field is missing

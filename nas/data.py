@@ -204,18 +204,19 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> l
     return sorted(found)
 
 
-def unread_images_warning(where: Path, other: Sequence[Path], *, to: str = "train on them") -> str | None:
+def unread_images_warning(where: Path, other: Sequence[Path], *, to: str = "train on") -> str | None:
     """One line counting the files of `other` (image formats that are not read, `OTHER_IMAGE_SUFFIXES`, as
     `image_files_in` collects them) found under `where` by suffix, naming one, and what to convert them to in order to
-    `to`; None when there are none. Training and `compress.predict` warn with it, so a photo is left out in neither
+    `to` them (a verb: "train on", "classify"); None when there are none. Training and `compress.predict` warn with it, so a photo is left out in neither
     without a word."""
     if not other:
         return None
     from collections import Counter
 
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(Counter(p.suffix.lower() for p in other).items()))
-    return (f"{where}: {len(other)} image file(s) of formats that are not read are left out ({kinds}; e.g. "
-            f"{min(other)}); convert them to one of {' '.join(sorted(IMAGE_SUFFIXES))} to {to}")
+    is_, them = ("is", "it") if len(other) == 1 else ("are", "them")
+    return (f"{where}: {counted(len(other), 'image file')} of formats that are not read {is_} left out ({kinds}; e.g. "
+            f"{min(other)}); convert {them} to one of {' '.join(sorted(IMAGE_SUFFIXES))} to {to} {them}")
 
 
 def _skipped_folder(name: str) -> bool:
@@ -233,9 +234,10 @@ def _loose_images_warning(where: Path) -> str | None:
     loose = sorted(p for p in where.iterdir() if is_image_file(p))
     if not loose:
         return None
-    return (f"{where}: {len(loose)} image file(s) lie outside the class folders and are left out (e.g. {loose[0].name}); "
-            "only root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is read: move them into "
-            "their class folder to train on them")
+    lie, is_, them = ("lies", "is", "it") if len(loose) == 1 else ("lie", "are", "them")
+    return (f"{where}: {counted(len(loose), 'image file')} {lie} outside the class folders and {is_} left out (e.g. "
+            f"{loose[0].name}); only root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is "
+            f"read: move {them} into {'its' if len(loose) == 1 else 'their'} class folder to train on {them}")
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -535,9 +537,9 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         # data.root set to one class's folder (the images of cat/, not the folder above cat/ and dog/) is a likely slip
         loose = 0 if classes or has_split_dirs else sum(
             1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        one_class = (f" (it holds {loose} image file(s) itself, as one class's folder does: data.root is the folder "
+        one_class = (f" (it holds {counted(loose, 'image file')} itself, as one class's folder does: data.root is the folder "
                      f"above the class folders, e.g. data.root={root.resolve().parent})" if loose else "")
-        raise DataError(f"{train_root} has {len(classes)} class folder(s); an image-folder dataset needs >= 2 "
+        raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}{one_class}")
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):
         if (loose := _loose_images_warning(where)) is not None:
@@ -583,7 +585,7 @@ def _class_mismatch(split_root: Path, train_root: Path, found: Sequence[str], cl
     missing = [c for c in classes if c not in found]
     extra = [c for c in found if c not in classes]
     what = "; ".join(
-        ([f"it lacks the class folder(s) {', '.join(map(repr, missing))} that {train_root} has"] if missing else [])
+        ([f"it lacks the class folder{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))} that {train_root} has"] if missing else [])
         + ([f"it has {', '.join(map(repr, extra))}, which {train_root} lacks"] if extra else []))
     fixes = ([f"add {', '.join(str(split_root / c) for c in missing)} with images"] if missing else []) + (
         [f"add {', '.join(str(train_root / c) for c in extra)} with images or remove "

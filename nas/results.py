@@ -41,7 +41,7 @@ from nas.data import Dataset, absolute_root, preprocessing, split_digest, split_
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
-from nas.errors import ConfigError
+from nas.errors import ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.stats import interval_of, paired_change, share_interval
@@ -378,7 +378,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "latency_ms": lat.total_ms,
         "latency_hw": run.hw.name,
         "measured_latency_ms": test.measured_latency_ms,
-        "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {run.hw.threads} thread(s), "
+        "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {counted(run.hw.threads, 'thread')}, "
                                  "batch 1, median of 3 interleaved blocks of 20 calls"
                                  if test.measured_latency_ms is not None else None),
         # The CPU model it was timed on: the prediction holds for the profile's `calibrated_on` machine.

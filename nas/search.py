@@ -208,7 +208,7 @@ def enqueue_seed_archs(study: optuna.Study, archs: Sequence[ArchConfig], space: 
         return 0
     for arch in archs:
         study.enqueue_trial(arch_params(arch, space), user_attrs={"seeded": True}, skip_if_exists=True)
-    log.info("queued %d seed architecture(s) to evaluate first: %s", len(archs), ", ".join(a.summary() for a in archs))
+    log.info("queued %s to evaluate first: %s", counted(len(archs), "seed architecture"), ", ".join(a.summary() for a in archs))
     return len(archs)
 
 
@@ -221,7 +221,7 @@ def seeds_left_out(study: optuna.Study, archs: Sequence[ArchConfig]) -> str | No
     if not missed:
         return None
     return (f"search.seed_archs: {'; '.join(missed)} not queued: seeds only start a new study, and this one has "
-            f"{len(trials)} trial(s); pass a new search.study_name to start from them")
+            f"{counted(len(trials), 'trial')}; pass a new search.study_name to start from them")
 
 
 def _train_seed(arch: ArchConfig, seed: int) -> int:
@@ -580,7 +580,8 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     break
                 if complete + running >= target:  # the last slots run in other workers
                     if not waiting_logged:
-                        log.info("waiting: %d trial(s) running in other workers fill the study's %d", running, target)
+                        log.info("waiting: %s running in other workers %s the study's %d", counted(running, "trial"),
+                                 "fills" if running == 1 else "fill", target)
                         waiting_logged = True
                     for _ in range(max(1, round(poll_s / 0.1))):  # short sleeps: a stop asked for is seen soon
                         stop_if_asked()
@@ -678,7 +679,7 @@ def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("trai
             if name in recipes and t.threads > cpus and t.epochs > 0]
     if not over:
         return None
-    return (f"{' and '.join(over)} {'is' if len(over) == 1 else 'are'} more than the {cpus} CPU(s) this process may use: "
+    return (f"{' and '.join(over)} {'is' if len(over) == 1 else 'are'} more than the {counted(cpus, 'CPU')} this process may use: "
             f"training will run many times slower; set {'it' if len(over) == 1 else 'them'} to {cpus} or fewer")
 
 
@@ -870,7 +871,8 @@ def _interrupted_with_study(study: optuna.Study) -> str:
     if n == 0:
         return ("interrupted before any trial finished: the study holds none yet, so nothing is lost; rerun the same "
                 "command to start it")
-    return f"interrupted: the study's {n} finished trial(s) are kept; rerun the same command to resume"
+    return (f"interrupted: the study's {counted(n, 'finished trial')} {'is' if n == 1 else 'are'} kept; rerun the same "
+            "command to resume")
 
 
 def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, seeds: Sequence[ArchConfig],
@@ -916,7 +918,7 @@ def _remove_leftovers(run_dir: Path) -> None:
     else ever renames or removes them, and each can be as large as a checkpoint. Files of live workers and of other
     machines are kept (`remove_dead_writers_temps`)."""
     if removed := remove_dead_writers_temps(run_dir):
-        log.info("removed %d temporary file(s) left by writers that were killed mid-write: %s", len(removed),
+        log.info("removed %s left by writers that were killed mid-write: %s", counted(len(removed), "temporary file"),
                  ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
 
 

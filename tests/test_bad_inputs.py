@@ -168,10 +168,10 @@ SEARCH_CASES = [
     # image folders
     (["data=imagefolder", "data.root={img}/mixed", "data.img_size=null"], "set data.img_size=N to resize all images"),
     (["data=imagefolder", "data.root={img}/corrupt", "data.img_size=8"], "cannot read image"),
-    (["data=imagefolder", "data.root={img}/one_class"], "has 1 class folder(s); an image-folder dataset needs >= 2"),
+    (["data=imagefolder", "data.root={img}/one_class"], "has 1 class folder; an image-folder dataset needs >= 2"),
     # one class's folder given as the root: its images were not named, and nothing said where the root is
-    (["data=imagefolder", "data.root={img}/mixed/a"], "/mixed/a has 0 class folder(s); an image-folder dataset needs "
-     ">= 2 (root/<class>/images) (it holds 10 image file(s) itself, as one class's folder does: data.root is the folder above the class folders, e.g. data.root="),
+    (["data=imagefolder", "data.root={img}/mixed/a"], "/mixed/a has 0 class folders; an image-folder dataset needs "
+     ">= 2 (root/<class>/images) (it holds 10 image files itself, as one class's folder does: data.root is the folder above the class folders, e.g. data.root="),
     (["data=imagefolder", "data.root={img}/empty_class"], "has no images"),
     (["data=imagefolder", "data.root={img}/wide", "data.img_size=null"], "is not square"),
     (["data=imagefolder", "data.root={img}/mixed", "data.cache_dir={img}/corrupt/b/1.png/cache"],

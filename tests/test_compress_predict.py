@@ -189,7 +189,7 @@ def test_a_csv_write_killed_before_its_rename_leaves_a_temporary_file_the_next_r
     assert main([str(folder), str(photos), "--csv", str(out)]) == 0
     assert not left.exists() and others_left.is_file() and Path(writing).is_file()
     # the command says what it removed on its own (an info line: without a handler Python showed only warnings)
-    assert f"removed 1 temporary file(s) left beside {out.resolve()} by a run that was killed: {left.name}" in capsys.readouterr().err
+    assert f"removed 1 temporary file left beside {out.resolve()} by a run that was killed: {left.name}" in capsys.readouterr().err
     assert out.read_text().splitlines()[0] == "path,class_1,probability_1" and len(out.read_text().splitlines()) == 4
 
 
@@ -255,7 +255,7 @@ def test_an_image_named_twice_is_classified_and_counted_once(checkpoint, photos,
     with caplog.at_level(logging.WARNING, logger="compress.predict"):
         twice = predict(folder, [tmp_path / "new" / "red" / files[0].name, tmp_path / "new", tmp_path / "new" / "red"])
     assert [p.path for p in twice] == [tmp_path / "new" / "red" / files[0].name] + [p.path for p in once[1:]]
-    assert "4 image file(s) named more than once are classified once" in caplog.text  # the photo, and new/red/ again
+    assert "4 image files named more than once are classified once" in caplog.text  # the photo, and new/red/ again
     assert main([str(folder), str(tmp_path / "new" / "red" / files[0].name), str(tmp_path / "new")]) == 0
     assert "top-1 accuracy on the 3 images whose folder names their class" in capsys.readouterr().out
 
@@ -331,7 +331,7 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning_as_in_traini
         predictions = predict(folder, [photos])
     assert len(predictions) == 3  # the .pngs only
     assert [r.getMessage() for r in caplog.records if r.name == "compress.predict"] == [
-        f"{photos}: 2 image file(s) of formats that are not read are left out (1 .avif, 1 .heic; e.g. "
+        f"{photos}: 2 image files of formats that are not read are left out (1 .avif, 1 .heic; e.g. "
         f"{photos / 'IMG_0002.avif'}); convert them to one of {' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to classify them"]
 
 

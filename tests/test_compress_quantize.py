@@ -109,7 +109,7 @@ def test_qat_runs_when_ptq_loses_too_much_and_keeps_the_best_epoch(trained, data
     cfg = dataclasses.replace(cfg, max_acc_drop=-100.0)
     result = quantize(trained, data, cfg, seed=0)
     assert result.qat_epochs == 2 and result.qat_seconds > 0
-    assert not result.within_tolerance and "after 2 QAT epoch(s)" in result.note
+    assert not result.within_tolerance and "after 2 QAT epochs" in result.note
     assert result.val_acc >= result.ptq_val_acc  # the best epoch (or PTQ) is kept
 
 

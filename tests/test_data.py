@@ -146,9 +146,9 @@ def test_images_beside_the_class_folders_are_named_in_a_warning(tmp_path, caplog
                                      val_size=2, test_size=2))
     assert len(ds.train) + len(ds.val) + len(ds.test) == 10
     assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path / 'flat'}: 1 image file(s) lie outside the class folders and are left out (e.g. IMG_0001.png); only "
-        "root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is read: move them into their "
-        "class folder to train on them"]
+        f"{tmp_path / 'flat'}: 1 image file lies outside the class folders and is left out (e.g. IMG_0001.png); only "
+        "root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is read: move it into its "
+        "class folder to train on it"]
     for split in ("train", "test"):
         for c in ("cat", "dog"):
             for i in range(4):
@@ -159,7 +159,7 @@ def test_images_beside_the_class_folders_are_named_in_a_warning(tmp_path, caplog
     with caplog.at_level("WARNING", logger="nas.data"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "split"), img_size=None, val_size=2))
     assert [r.getMessage().split(";")[0] for r in caplog.records] == [
-        f"{tmp_path / 'split' / 'train'}: 2 image file(s) lie outside the class folders and are left out (e.g. a.png)"]
+        f"{tmp_path / 'split' / 'train'}: 2 image files lie outside the class folders and are left out (e.g. a.png)"]
 
 
 def test_imagefolder_split_folders_and_rgb_detection(tmp_path):
@@ -825,7 +825,7 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning(tmp_path, mo
     ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
                                  test_size=1, val_size=1))
     assert len(ds.train) + len(ds.val) + len(ds.test) == 4
-    assert warned == [f"{tmp_path}: 2 image file(s) of formats that are not read are left out (2 .heic; e.g. "
+    assert warned == [f"{tmp_path}: 2 image files of formats that are not read are left out (2 .heic; e.g. "
                       f"{tmp_path / 'a' / 'IMG_0001.HEIC'}); convert them to one of "
                       f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to train on them"]
 
@@ -876,7 +876,7 @@ def test_a_val_folder_without_a_class_of_train_names_it_and_the_fixes_the_layout
         load_dataset(cfg)
     train, val, test = (tmp_path / s for s in ("train", "val", "test"))
     assert str(err.value) == (
-        f"{val}: it lacks the class folder(s) 'c' that {train} has; every split needs train's class folders: add "
+        f"{val}: it lacks the class folder 'c' that {train} has; every split needs train's class folders: add "
         f"{val / 'c'} with images, or remove {val} to hold val images out of train (data.val_size=0.2)")
     shutil.rmtree(val)  # the fix the message names: val is then held out of train
     with pytest.raises(DataError) as err:

@@ -1293,7 +1293,7 @@ def test_fit_and_validate_warn_about_archs_measured_twice_and_files_given_twice(
     with caplog.at_level("WARNING", logger="nas.latency"):
         fit_command(tool)
     said = [r.getMessage() for r in caplog.records if r.name == "nas.latency"]
-    assert said == [f"2 arch(s) measured more than once in the same runtime, precision and threads (arch {archs[2].arch_id} "
+    assert said == [f"2 archs measured more than once in the same runtime, precision and threads (arch {archs[2].arch_id} "
                     f"at {a}, line 4 and {b}, line 2; arch {archs[3].arch_id} at {a}, line 5 and {b}, line 3): each row "
                     "counts as a measurement of its own, so these archs weigh more; keep one session's rows unless that is meant"]
     text = validate_command(dataclasses.replace(tool, measurements=[str(a), str(tmp_path / "." / "a.csv")], out=str(tmp_path / "v")))

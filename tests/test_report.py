@@ -523,9 +523,9 @@ def test_measured_latencies_say_how_and_on_which_cpu_they_were_timed():
         fields = {f.name: None for f in dataclasses.fields(_Member)}
         return _Member(**{**fields, "arch_id": arch_id, "measured_ms": ms, "metrics": metrics})
 
-    how = {"measured_latency_how": "openvino fp32, 1 thread(s), batch 1", "measured_latency_on": "AMD EPYC 9B14"}
+    how = {"measured_latency_how": "openvino fp32, 1 thread, batch 1", "measured_latency_on": "AMD EPYC 9B14"}
     members = [member("a", 0.2, how), member("b", 0.3, dict(how)), member("c", None, None)]
-    assert _measured_note(members) == "'measured on host': openvino fp32, 1 thread(s), batch 1, on AMD EPYC 9B14."
+    assert _measured_note(members) == "'measured on host': openvino fp32, 1 thread, batch 1, on AMD EPYC 9B14."
     assert _measured_note([member("c", None, None)]) == ""  # nothing measured: no note
     # a chip without a runtime here: the note says why the column is all '–' (a run from before the field: no note)
     why = "hw=edge_npu has no runtime on this host (its hw.runtime is empty), so its latencies are predicted, not timed"
@@ -739,7 +739,7 @@ def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_be
     from nas.search import _mark_started
 
     header = json.loads((run_dir / "pareto.json").read_text())
-    before = "train.threads=8 is more than the 2 CPU(s) this process may use: training will run many times slower"
+    before = "train.threads=8 is more than the 2 CPUs this process may use: training will run many times slower"
     now = "class 'rare' (4 images) has no val image: data.stratify=false; the val accuracy never looks at it"
     (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": [before]}))
     marker = _mark_started(run_dir, warnings=[now, "two\nlines <b>"])  # no report yet: rendered below
@@ -873,13 +873,13 @@ def test_the_compressed_tables_host_columns_say_how_they_were_timed_or_why_they_
     # 'host OpenVINO (ms)' gave no batch or thread count, and after compress=smoke (measure_latency=false) only '–'.
     from nas.report import _host_latency_note
 
-    how = ("batch 1, 1 thread(s), interleaved rounds, median of block medians; OpenVINO CPU with "
+    how = ("batch 1, 1 thread, interleaved rounds, median of block medians; OpenVINO CPU with "
            "INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); *_bound: pre-bound input/output tensors")
     timed = SimpleNamespace(arch_id="a", compressed={"config": {"measure_latency": True}, "host_latency": {"how": how}})
     smoke = SimpleNamespace(arch_id="b", compressed={"config": {"measure_latency": False}, "host_latency": {"how": how}})
     failed = SimpleNamespace(arch_id="c", compressed={"error": "out of memory"})
     assert _host_latency_note([timed, failed]) == (
-        "Host latencies: batch 1, 1 thread(s), interleaved rounds, median of block medians, on the machine that "
+        "Host latencies: batch 1, 1 thread, interleaved rounds, median of block medians, on the machine that "
         "compressed the member.")
     assert _host_latency_note([smoke]) == ("'host' columns are empty for b: compressed with compress.measure_latency=false "
                                            "(as compress=smoke is), which times nothing.")

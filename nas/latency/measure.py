@@ -25,7 +25,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text
-from nas.errors import ConfigError, DataError
+from nas.errors import ConfigError, DataError, counted
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -510,7 +510,7 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
     fieldnames = next(reader, [])
     missing = set(columns) - set(fieldnames)
     if missing:
-        raise DataError(f"{path}: header lacks column(s) {sorted(missing)}; required: {', '.join(columns)} (see README)")
+        raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} (see README)")
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
@@ -731,7 +731,7 @@ def duplicate_warnings(located: Sequence[tuple[Path, int, Measurement]]) -> list
         shown = "; ".join(f"arch {arch_id} at " + " and ".join(f"{p}, line {l}" for p, l in spots)
                           for arch_id, spots in repeated[:3])
         more = f"; and {len(repeated) - 3} more" if len(repeated) > 3 else ""
-        warnings.append(f"{len(repeated)} arch(s) measured more than once in the same runtime, precision and threads "
+        warnings.append(f"{counted(len(repeated), 'arch')} measured more than once in the same runtime, precision and threads "
                         f"({shown}{more}): each row counts as a measurement of its own, so these archs weigh more; keep "
                         "one session's rows unless that is meant")
     return warnings

@@ -33,7 +33,7 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
-from nas.errors import ConfigError, NasError, make_folder, writable_file
+from nas.errors import ConfigError, NasError, counted, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -388,7 +388,7 @@ def _check_export_folder(folder: Path, archs: Sequence[ArchConfig], *, setting: 
     wanted = {f"{a.arch_id}.onnx" for a in archs}
     others = sorted(p.name for p in folder.glob("*.onnx") if p.name not in wanted)
     if others:
-        raise ConfigError(f"{setting}: {folder} holds {len(others)} ONNX file(s) of another sample ({others[0]}, ...), "
+        raise ConfigError(f"{setting}: {folder} holds {counted(len(others), 'ONNX file')} of another sample ({others[0]}, ...), "
                           "which would be measured without a row in the template; pass an empty or new out= folder")
 
 
@@ -396,7 +396,7 @@ def clear_killed_writes(folder: Path) -> None:
     """Delete the temporary files and folders that a latency tool killed mid-write (or while timing) left in `folder`
     (not in its subfolders: `out=` may be any folder), once their writer's process is gone; log what was removed."""
     if removed := remove_dead_writers_temps(folder, recursive=False):
-        log.info("removed %d temporary file(s) left in %s by a run that was killed: %s", len(removed), folder,
+        log.info("removed %s left in %s by a run that was killed: %s", counted(len(removed), "temporary file"), folder,
                  ", ".join(p.name for p in removed))
 
 
