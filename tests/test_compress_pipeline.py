@@ -991,20 +991,24 @@ def test_the_saturation_warning_says_whose_accuracy_test_acc_is_for_a_chip_elsew
             == int8_agreement_warning(saturated, saturates=False))
 
 
-def test_compress_checkpoint_tells_the_saturation_warning_whose_accuracy_is_the_headline(checkpoint, data, monkeypatch,
-                                                                                          caplog):
+def test_compress_checkpoint_tells_the_saturation_warning_whose_accuracy_is_the_headline(checkpoint, data, monkeypatch):
     import logging
 
     from nas.config import load_hw_profile
+    from nas.errors import logging_to
 
-    told = []
+    told, lines = [], []
     monkeypatch.setattr(compress.pipeline, "int8_saturates", lambda: True)
     monkeypatch.setattr(compress.pipeline, "int8_agreement_warning", lambda agree, **kw: told.append(kw) or "off")
     cfg = dataclasses.replace(_cfg(ratio=0.0), measure_latency=False, eval_images=20)
-    with caplog.at_level(logging.WARNING, logger="compress.pipeline"):
+    # a handler of its own on the module's logger, as test_eval_images_caps... has: after other compressions in this
+    # file, caplog's handlers were left at ERROR during compress_checkpoint and missed the line
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    with logging_to(handler, "compress.pipeline"):
         compress_checkpoint(checkpoint, hw=load_hw_profile("cpu_ort"), data=data, cfg=cfg)
     assert told == [{"saturates": True, "headline": "onnxruntime"}]
-    assert f"{checkpoint.name}: off (int8 test_acc from: onnxruntime)" in caplog.messages
+    assert f"{checkpoint.name}: off (int8 test_acc from: onnxruntime)" in lines
 
 
 def test_compress_runs_table_says_how_many_test_images_its_accuracies_are_of_when_eval_images_capped_them():
