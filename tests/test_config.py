@@ -347,7 +347,7 @@ def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(
     cfg = compose_cfg("hw=cpu")
     assert cfg.hw.fitted == "cpu.fitted.yml" and len(cfg.hw.calibration) == 0 and len(cfg.hw.residual) == 0
     hw = to_run_config(cfg).hw
-    assert hw.fitted == "" and len(hw.calibration) > 50 and len(hw.residual) == 201 and hw.calibrated_on == "AMD EPYC"
+    assert hw.fitted == "" and len(hw.calibration) > 50 and len(hw.residual) == 201 and hw.calibrated_on == "AMD EPYC; avx512f"
     # A profile converted without reading them would predict with the roofline, without a word: refused
     bare = OmegaConf.to_object(cfg.hw)
     arch = sample_archs(to_run_config(cfg).space, 1, seed=0, in_chans=1, img_size=28, num_classes=10)[0]
@@ -406,7 +406,7 @@ def test_what_a_profile_sets_itself_takes_precedence_over_its_fitted_file(compos
     shipped = load_hw_profile("cpu")
     hw = to_run_config(compose_cfg("hw=cpu", "hw.calibrated_on=OtherCPU", "+hw.calibration.conv.fixed=1.0",
                                    "+hw.calibration.invoke.fixed=2.0")).hw
-    assert hw.calibrated_on == "OtherCPU" and shipped.calibrated_on == "AMD EPYC"
+    assert hw.calibrated_on == "OtherCPU" and shipped.calibrated_on == "AMD EPYC; avx512f"
     assert shipped.calibration["conv"]["per_work"] > 0 and shipped.calibration["conv"]["fixed"] != 1.0
     assert hw.calibration == {**shipped.calibration, "invoke": {"fixed": 2.0}, "conv": {**shipped.calibration["conv"], "fixed": 1.0}}
     assert hw.residual == shipped.residual and hw.measured_inputs == shipped.measured_inputs

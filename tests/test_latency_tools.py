@@ -875,7 +875,7 @@ def test_export_only_keeps_a_filled_template_and_another_samples_files(tmp_path)
     with pytest.raises(ConfigError, match="is not a template of this command"):
         run_profile(_latency_cfg("hw=cpu", "n=2", "export_only=true", out))
     template.unlink()
-    with pytest.raises(ConfigError, match=r"holds 2 ONNX file\(s\) of another sample"):
+    with pytest.raises(ConfigError, match=r"holds 2 ONNX files of another sample"):
         run_profile(_latency_cfg("hw=cpu", "n=2", "seed=1", "export_only=true", out))
     assert len(list((tmp_path / "m").glob("*.onnx"))) == 2
 
@@ -1755,7 +1755,7 @@ def test_fit_records_the_cpu_generation_of_its_measurements(tmp_path, cpu, space
                                                 for a, t, m in zip(archs, totals, machines)])
         fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
                                       out=str(tmp_path / "c.yaml")))
-        return OmegaConf.create((tmp_path / "c.yaml").read_text()).calibrated_on
+        return load_hw_profile(tmp_path / "c.yaml").calibrated_on
 
     zen2, zen4 = machine_info(cpuinfo=ZEN2), machine_info(cpuinfo=ZEN4)
     assert fit([zen2, zen2.replace("stepping 0", "stepping 1")] * 6) == "AMD EPYC; family 23 model 49; avx2"
