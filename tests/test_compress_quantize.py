@@ -120,3 +120,28 @@ def test_missing_or_corrupt_files_give_a_clear_error(tmp_path, data):
     bad.write_text("<net>not really</net>")
     with pytest.raises(CheckpointError, match="not a readable OpenVINO IR"):
         openvino_logits(bad, data.test)
+
+
+def test_ptq_calibrates_on_one_torch_thread_and_restores_the_callers_count(trained, data, monkeypatch):
+    import nncf
+    import torch
+
+    from compress.quantize import quantize_ptq
+
+    seen = []
+    real = nncf.quantize
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nncf, "quantize", spy)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        quantize_ptq(trained, data.train, size=4)
+        assert seen == [1]  # NNCF calibrated on one thread ...
+        assert torch.get_num_threads() == 2  # ... and the caller gets its own count back
+    finally:
+        torch.set_num_threads(before)
+
