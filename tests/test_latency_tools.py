@@ -657,19 +657,25 @@ def _fitted_text(path: Path) -> str:
     return fitted.read_text() if fitted.is_file() else path.read_text()
 
 
-@pytest.mark.parametrize("path", _calibrated_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_committed_calibrated_profiles_record_the_inputs_of_the_csv_they_were_fitted_on(path):
-    from nas.latency.fit import measured_inputs
+def _profile_and_its_fit_rows(path: Path) -> tuple[HardwareProfile, list[Measurement]]:
+    """The committed profile `path` and the rows of the <name>_fit.csv its fit note names (checked to be all of them)."""
     from tests.conftest import CONF_DIR
 
-    # Added to the files without a refit: experiments/latency_predictor.py fits each on every row of the <name>_fit.csv
-    # its note names (the experiments' cpu_cover and cpu_xeon copies lacked the field after conf/hw's gained it).
-    text = _fitted_text(path)
-    profile = load_hw_profile(path)
-    note = re.search(r"^# fitted \S+ on (\d+) measurements \((experiments/results/latency/\w+_fit\.csv)", text, re.MULTILINE)
+    note = re.search(r"^# fitted \S+ on (\d+) measurements \((experiments/results/latency/\w+_fit\.csv)", _fitted_text(path),
+                     re.MULTILINE)
     assert note is not None
     rows = read_measurements(CONF_DIR.parent / note[2])
     assert int(note[1]) == len(rows)  # every row of it
+    return load_hw_profile(path), rows
+
+
+@pytest.mark.parametrize("path", _calibrated_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_calibrated_profiles_record_the_inputs_of_the_csv_they_were_fitted_on(path):
+    from nas.latency.fit import measured_inputs
+
+    # Added to the files without a refit: experiments/latency_predictor.py fits each on every row of the <name>_fit.csv
+    # its note names (the experiments' cpu_cover and cpu_xeon copies lacked the field after conf/hw's gained it).
+    profile, rows = _profile_and_its_fit_rows(path)
     assert profile.measured_inputs == measured_inputs([r.arch for r in rows]) == ["1x28x28", "3x64x64"]
 
 
@@ -1674,17 +1680,10 @@ def test_export_only_reuses_the_files_a_run_with_the_same_settings_exported(tmp_
 @pytest.mark.parametrize("path", [p for p in _calibrated_files() if p.parent.name == "latency"], ids=lambda p: p.name)
 def test_the_experiments_calibrated_profiles_record_the_archs_they_were_fitted_on(path):
     from nas.latency.fit import fitted_arch_ids
-    from tests.conftest import CONF_DIR
 
     # Their fits predate `fitted_archs`, so validate could not warn when given their fit archs as held-out; the field was
     # appended as `python -m nas.latency.fit` writes it from the <name>_fit.csv their note names (no refit of the files).
-    from nas.config import load_hw_profile
-
-    text = _fitted_text(path)
-    profile = load_hw_profile(path)
-    note = re.search(r"^# fitted \S+ on \d+ measurements \((experiments/results/latency/\w+_fit\.csv)", text, re.MULTILINE)
-    assert note is not None
-    rows = read_measurements(CONF_DIR.parent / note[1])
+    profile, rows = _profile_and_its_fit_rows(path)
     assert profile.fitted_archs == fitted_arch_ids([r.arch for r in rows]) and len(profile.fitted_archs) == len(rows)
 
 
