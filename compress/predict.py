@@ -5,7 +5,8 @@
 
 A checkpoint folder runs its int8 OpenVINO IR (`model_int8.xml`) when it has one, else `model.onnx`; a file runs as
 named: `.xml` in OpenVINO, `.onnx` in onnxruntime, `.pt` in torch. The input size, channels and class names come
-from the folder's metrics.json. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
+from the folder's metrics.json (else its compressed_metrics.json); a file whose SHA-256 differs from the one
+compressed_metrics.json records for it is refused. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
 their softmax probabilities; when every image lies in a folder named after a class, or in a subfolder of one (new
 photos sorted as for training), also the top-1 accuracy on them.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -84,6 +86,9 @@ class Contract:
     classes: list[str]
     metric: str  # how the run scored it: accuracy or balanced_accuracy
     background: int | None  # grey level the training images' transparency was composited onto; None: dropped
+    # the file of the folder it was read from, named in the errors it explains: a checkpoint compressed alone has no
+    # metrics.json, and an error naming one sent the user looking for a file that is not there
+    file: str = "metrics.json"
 
 
 def _contract(folder: Path) -> Contract:
@@ -98,7 +103,7 @@ def _contract(folder: Path) -> Contract:
         return Contract(int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]),
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
-                        None if background is None else int(background))
+                        None if background is None else int(background), path.name)
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
@@ -183,6 +188,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
                           "one batch of images may take (left out: 70% of the memory available)")
     path = model_file(model_path)
     contract = _contract(path.parent)
+    _check_recorded_digests(path)
     classes = contract.classes
     if not 1 <= top <= len(classes):
         raise ConfigError(f"{named('top')}={top} must be between 1 and the model's {len(classes)} classes")
@@ -194,13 +200,37 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     # photos at 224 px are 15 GB of uint8 pixels, twice that while stacked) before one was classified.
     logits = np.concatenate([run(_pixels(files[i:i + batch], contract)) for i in range(0, len(files), batch)])
     if logits.shape[1] != len(classes):
-        raise CheckpointError(f"{path} gives {logits.shape[1]} logits but metrics.json names {len(classes)} classes")
+        raise CheckpointError(f"{path} gives {logits.shape[1]} logits but {contract.file} names {len(classes)} classes")
     import torch
 
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
             for (f, folder), row, p in zip(found, order, probs)]
+
+
+def _check_recorded_digests(path: Path) -> None:
+    """`CheckpointError` when the model file at `path` (and an IR's .bin, which holds its weights) is not the file its
+    folder's compressed_metrics.json recorded the SHA-256 of (`file_sha256`): a copy damaged or cut short, even to the
+    same size, loads and runs, and would classify with changed weights without a word. Files it records no digest of
+    (model.onnx and model.pt, the search's; a compression before file_sha256) are not checked. Each file is hashed
+    once per call, before it is loaded."""
+    recorded = (_json_object(path.parent / "compressed_metrics.json") or {}).get("file_sha256")
+    if not isinstance(recorded, dict):
+        return
+    for file in (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,):
+        if file.name not in recorded:
+            continue
+        try:
+            with open(file, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as e:
+            raise CheckpointError(f"{file} cannot be read ({e.strerror or e}); rerun python -m compress.run "
+                                  f"checkpoint={path.parent} to write it again") from None
+        if digest != recorded[file.name]:
+            raise CheckpointError(f"{file} is not the file compressed_metrics.json records (its SHA-256 differs: damaged "
+                                  f"or changed since it was written); rerun python -m compress.run checkpoint={path.parent} "
+                                  "to write it again")
 
 
 def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:
@@ -253,21 +283,23 @@ def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
     return tuple(shape[1:4]) if len(shape) == 4 else (None, None, None)
 
 
-def _check_input_shape(path: Path, expected: tuple[int, int, int]) -> None:
-    """`CheckpointError` when the model file takes other images than the `expected` (channels, height, width) that the
-    folder's metrics.json describes (a model file copied into another member's folder, say): the runtimes would fail
-    deep inside with a shape error, and only metrics.json says how to make the images."""
+def _check_input_shape(path: Path, contract: Contract) -> None:
+    """`CheckpointError` when the model file takes other images than the (channels, height, width) that the folder's
+    `contract` describes (a model file copied into another member's folder, say): the runtimes would fail deep inside
+    with a shape error, and only the contract's file (metrics.json, else compressed_metrics.json) says how to make the
+    images."""
+    expected = (contract.channels, contract.img_size, contract.img_size)
     actual = file_input_shape(path)
     if any(a is not None and a != e for a, e in zip(actual, expected)):
         shown = "x".join("?" if a is None else str(a) for a in actual)
-        raise CheckpointError(f"{path} takes {shown} (channels x height x width) images but {path.parent / 'metrics.json'} "
+        raise CheckpointError(f"{path} takes {shown} (channels x height x width) images but {path.parent / contract.file} "
                               f"describes {'x'.join(map(str, expected))}; keep each model file in the checkpoint folder "
                               "it was written to")
 
 
 def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray]:
     """Logits of a batch of `_pixels` by the model file at `path`, loaded once for every batch."""
-    _check_input_shape(path, (contract.channels, contract.img_size, contract.img_size))  # as metrics.json makes them
+    _check_input_shape(path, contract)  # as the contract's file makes them
     if path.suffix == ".xml":
         from compress.export import openvino_runner
 

@@ -426,3 +426,64 @@ def test_bad_settings_are_named_as_the_caller_typed_them(checkpoint, photos, cap
         predict(folder, [photos], top=4)
     with pytest.raises(ConfigError, match=r"^memory_budget_gb=-1 must be a number > 0"):
         predict(folder, [photos], memory_budget_gb=-1)
+
+
+def _compressed_alone(folder: Path, *, channels: int, img_size: int, classes: list[str]) -> None:
+    """The folder as `python -m compress.run` leaves a checkpoint compressed outside a search: no metrics.json, the
+    contract in compressed_metrics.json."""
+    (folder / "metrics.json").unlink()
+    (folder / "compressed_metrics.json").write_text(json.dumps({
+        "input": {"channels": channels, "img_size": img_size}, "output": {"class_names": classes}}))
+
+
+def test_an_input_shape_mismatch_names_compressed_metrics_json_where_the_contract_came_from_it(checkpoint, photos):
+    # It named <folder>/metrics.json, which a checkpoint compressed alone does not have.
+    folder, _ = checkpoint
+    _compressed_alone(folder, channels=1, img_size=20, classes=CLASSES)
+    with pytest.raises(CheckpointError, match=rf"model.onnx takes 3x16x16 \(channels x height x width\) images but "
+                                              rf"{folder / 'compressed_metrics.json'} describes 1x20x20"):
+        predict(folder / "model.onnx", [photos])
+
+
+def test_a_logit_count_mismatch_names_compressed_metrics_json_where_the_contract_came_from_it(checkpoint, photos):
+    folder, _ = checkpoint
+    _compressed_alone(folder, channels=3, img_size=16, classes=[*CLASSES, "grey"])
+    with pytest.raises(CheckpointError, match=r"model.onnx gives 3 logits but compressed_metrics.json names 4 classes$"):
+        predict(folder / "model.onnx", [photos])
+
+
+def test_a_model_file_whose_recorded_sha256_differs_is_one_line_saying_to_compress_again(checkpoint, photos, capsys,
+                                                                                          monkeypatch):
+    import hashlib
+
+    folder, _ = checkpoint
+    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=3, img_size=16)
+    (folder / "model_pruned.onnx").write_bytes((folder / "model.onnx").read_bytes())
+    names = ("model_int8.bin", "model_int8.xml", "model_pruned.onnx")
+    record = {"file_sha256": {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}}
+    (folder / "compressed_metrics.json").write_text(json.dumps(record))
+    hashed: list[str] = []
+    digest = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda f, *a, **k: hashed.append(Path(f.name).name) or digest(f, *a, **k))
+    assert main([str(folder), str(photos)]) == 0  # the IR runs: its .xml and the .bin of its weights checked, once each
+    assert sorted(hashed) == ["model_int8.bin", "model_int8.xml"]
+    capsys.readouterr()
+    hashed.clear()
+    assert len(predict(folder / "model.onnx", [photos])) == 3  # the search's file: no digest recorded, none computed
+    assert hashed == []
+
+    for name, runs in (("model_int8.bin", folder), ("model_pruned.onnx", folder / "model_pruned.onnx")):
+        data = bytearray((folder / name).read_bytes())
+        data[len(data) // 2] ^= 0xFF  # a damaged copy of the same size
+        (folder / name).write_bytes(bytes(data))
+        with pytest.raises(SystemExit) as exited:
+            main([str(runs), str(photos)])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err == (f"error: {folder / name} is not the file compressed_metrics.json records (its SHA-256 differs: "
+                       f"damaged or changed since it was written); rerun python -m compress.run checkpoint={folder} to "
+                       "write it again\n")
+
+    # a compression before file_sha256: nothing to check the damaged file against, so it runs
+    (folder / "compressed_metrics.json").write_text(json.dumps({}))
+    assert len(predict(folder / "model_int8.xml", [photos])) == 3
