@@ -92,13 +92,30 @@ def _run_of(folder: Path) -> Path | None:
     return run_dir if folder.parent.name == "checkpoints" and (run_dir / "pareto.json").is_file() else None
 
 
-def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path) -> list[str]:
+def _folder_of(checkpoint: str | Path) -> Path:
+    """The checkpoint folder that `checkpoint=` names: itself, or the folder of its model.pt."""
+    folder = Path(checkpoint)
+    return folder.parent if folder.is_file() else folder
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, modification time in ns) of the file at `path`, None where there is none: the stamps before and
+    after a run differ where it wrote the file (anew, or again in place)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path, exported_onnx: bool = False) -> list[str]:
     """What `python -m compress.run` prints under its table: which file the int8 row's numbers are of, where the files
-    went (the checkpoint folder; the table names none of it) and the run report it refreshed, if any."""
+    went (the checkpoint folder; the table names none of it) and the run report it refreshed, if any. `exported_onnx`:
+    the run wrote the folder's model.onnx (a bare model.pt has none, and one that no runtime can read is exported
+    again), named among the files written; otherwise model.onnx is the search's, and left out."""
     from nas.report import int8_source_text, int8_test_acc_source
 
-    folder = Path(checkpoint)
-    folder = folder.parent if folder.is_file() else folder
+    folder = _folder_of(checkpoint)
     int8 = metrics["int8"]
     if int8_test_acc_source(int8) == "openvino":
         lines = [f"int8 row: test acc from {int8.get('file_ir')} in OpenVINO ({int8.get('file')} in onnxruntime: "
@@ -107,8 +124,10 @@ def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path) -> list[st
         lines = [f"int8 row: {int8_source_text(int8)}; size (KiB) of {int8.get('file')}"]
     if int8.get("note"):
         lines.append(f"note: {int8['note']}")
-    files = sorted(set((metrics.get("files") or {}).values()) - {"model.onnx"})  # model.onnx is the search's
-    lines.append(f"written to {folder.resolve()}: {', '.join([*files, 'compressed_metrics.json'])}")
+    files = set((metrics.get("files") or {}).values())
+    if not exported_onnx:  # the search's file, there before the run
+        files.discard("model.onnx")
+    lines.append(f"written to {folder.resolve()}: {', '.join([*sorted(files), 'compressed_metrics.json'])}")
     if (run_dir := _run_of(folder)) is not None:
         lines.append(f"report refreshed: {(run_dir / 'report.html').resolve()} (and report.md)")
     return lines
@@ -275,11 +294,13 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="compress_run")
 def main(cfg: DictConfig) -> None:
     """CLI entry point: errors become one line and exit code 2."""
+    onnx_file = _folder_of(cfg.checkpoint) / "model.onnx"
+    before = file_stamp(onnx_file)  # exported by the run (a bare model.pt has none), it is one of the files written
     with exit_on_error():
         # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
         metrics = run_compress(cfg, overridden=command_line_keys())
     print(format_table(metrics))
-    print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint)))
+    print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint, exported_onnx=file_stamp(onnx_file) != before)))
 
 
 if __name__ == "__main__":

@@ -1023,3 +1023,35 @@ def test_compress_runs_table_says_how_many_test_images_its_accuracies_are_of_whe
     for metrics in ({"eval_images": whole}, {}):
         head = format_table({"hw": "edge_npu", **metrics, **stages}).splitlines()[0]
         assert re.split(r"\s{2,}", head)[:2] == ["stage", "test acc (file)"]
+
+
+def test_compress_runs_closing_line_names_the_model_onnx_it_exported(tmp_path, tiny_idx_root):
+    # Compressing a bare model.pt exports model.onnx beside it, and one that no runtime can read is exported again, but
+    # "written to ..." left model.onnx out as the search's file. A search's readable model.onnx, untouched, stays out.
+    # The run goes as far as compressing, which is stubbed out (it writes model.onnx where absent, as the pipeline does).
+    from nas.checkpoint import export_onnx
+
+    model = build_model(ARCH)  # 1x28x28, as the tiny data
+    bare, damaged, searched = (tmp_path / name for name in ("bare", "damaged", "searched"))
+    for folder in (bare, damaged, searched):
+        save_checkpoint(folder / "model.pt", model, ARCH, meta={})
+    (damaged / "model.onnx").write_bytes(b"cut short")
+    export_onnx(model, searched / "model.onnx", in_chans=1, img_size=28)
+    fake = ("import compress.pipeline\n"
+            "def fake(folder, **kw):\n"
+            "    if not (folder / 'model.onnx').is_file():\n"
+            "        (folder / 'model.onnx').write_bytes(b'exported')\n"
+            "    (folder / 'model_int8.onnx').write_bytes(b'int8')\n"
+            "    return {'hw': 'cpu', 'fp32': {}, 'pruned': {'pruned': False},\n"
+            "            'int8': {'file': 'model_int8.onnx', 'file_ir': 'model_int8.xml', 'test_acc_onnx': 0.5},\n"
+            "            'files': {'fp32_onnx': 'model.onnx', 'int8_onnx': 'model_int8.onnx'}}\n"
+            "compress.pipeline.compress_checkpoint = fake\n")
+    args = [f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"]
+    runs = compress_runs([f"checkpoint={bare / 'model.pt'}", *args], [f"checkpoint={damaged}", *args],
+                         [f"checkpoint={searched}", *args], setup=fake)
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    lines = [proc.stdout.splitlines()[-1] for proc in runs]
+    assert lines == [f"written to {bare.resolve()}: model.onnx, model_int8.onnx, compressed_metrics.json",
+                     f"written to {damaged.resolve()}: model.onnx, model_int8.onnx, compressed_metrics.json",
+                     f"written to {searched.resolve()}: model_int8.onnx, compressed_metrics.json"]
