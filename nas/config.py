@@ -643,6 +643,8 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     None when they compose."""
     from hydra import compose, initialize_config_dir
 
+    if (problem := hydra_flags_problem(argv)) is not None:
+        return problem
     multirun = {"-m", "--multirun"}
     argv, config_dir = _split_config_dir(argv)
     if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
@@ -681,6 +683,30 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
             return _group_path_problem(overrides) or compose_error_message(exc) + _flat_file_hint(overrides, config_dir)
+    return None
+
+
+def hydra_flags_problem(argv: Sequence[str]) -> str | None:
+    """One line for Hydra flags that Hydra refuses together (`-m --cfg job`, `--resolve` without `--cfg`): Hydra raised
+    a ValueError, a traceback, before any of its own messages. None otherwise, and where its parser refuses the command
+    line itself (a misspelt choice: its usage line says so)."""
+    from hydra._internal.utils import get_args_parser
+
+    flags = [a for a in argv if a.startswith("-")]
+    if not flags:  # plain key=value settings: nothing for the parser to find
+        return None
+    try:
+        args, _ = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # --version, or a choice it refuses: Hydra's own parser answers, in its usage line
+        return None
+    modes = [name for name, given in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg is not None),
+                                      ("--info", args.info is not None), ("--shell-completion", args.shell_completion))
+             if given]
+    if len(modes) > 1 and not (args.help or args.hydra_help):  # a help flag answers before the modes are counted
+        return (f"{' and '.join(modes)} cannot be given together: a command takes one of --run, --multirun, --cfg, --info "
+                "and --shell-completion; drop all but one")
+    if args.resolve and args.cfg is None and not args.help:
+        return "--resolve goes with --cfg (or --help): it resolves the interpolations of the settings printed"
     return None
 
 

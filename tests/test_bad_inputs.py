@@ -428,3 +428,16 @@ def test_load_hw_profile_reads_a_shipped_name_or_a_file_and_names_what_is_allowe
     with pytest.raises(NasError, match="mac_per_s") as err:
         load_hw_profile(tmp_path / "bad.yaml")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("module", ["nas.search", "compress.run"])
+def test_hydra_flags_hydra_refuses_together_are_one_line(module, tmp_path):
+    # `-m --cfg job` (the sweep's settings, the user hoped) ended in Hydra's ValueError as a traceback; it is named at the
+    # command's first check, before torch and Optuna load.
+    where = f"search.runs_dir={tmp_path}" if module == "nas.search" else f"checkpoint={tmp_path}"
+    proc, imported, stderr = _run_importing("-m", module, "-m", "--cfg", "job", where)
+    assert proc.returncode == 2 and "Traceback" not in stderr, stderr
+    assert stderr.strip() == ("error: --multirun and --cfg cannot be given together: a command takes one of --run, "
+                              "--multirun, --cfg, --info and --shell-completion; drop all but one"), stderr
+    assert not imported & {"torch", "optuna"}
+    assert not any(tmp_path.rglob("*"))

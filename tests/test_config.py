@@ -478,3 +478,17 @@ def test_override_syntax_is_checked_by_every_command_and_the_search_config_for_p
     assert override_syntax_problem("data.root=/d (1),/d (2)", multirun=True) is None  # each value would need quotes
     assert override_syntax_problem("dàta.root=/x") is None  # the key is at fault: Hydra's own message
     assert precheck_overrides(["-m", "search.worker=0,1"], config_name="search") is None
+
+
+def test_hydra_flags_hydra_refuses_together_are_named_before_it_runs():
+    from nas.config import hydra_flags_problem, precheck_overrides, register_configs
+
+    register_configs()
+    problem = precheck_overrides(["-m", "--cfg", "job", "search.worker=0,1"], config_name="search")
+    assert problem is not None and problem.startswith("--multirun and --cfg cannot be given together"), problem
+    assert hydra_flags_problem(["--info", "--cfg=job", "hw=cpu"]).startswith("--cfg and --info cannot be given together")
+    assert hydra_flags_problem(["--resolve", "hw=cpu"]).startswith("--resolve goes with --cfg")
+    # what Hydra answers itself is left to it: one mode, help with a mode, --resolve with --cfg, a choice it refuses
+    for fine in (["--cfg", "job"], ["-m", "search.worker=0,1"], ["-m", "--help"], ["--cfg", "job", "--resolve"],
+                 ["--cfg", "jobs"], ["hw=cpu"]):
+        assert hydra_flags_problem(fine) is None, fine
