@@ -1742,24 +1742,54 @@ def _from_study(overrides: Sequence[str]) -> int:
     return 0
 
 
+# Hydra's flags, which `python -m nas.search` takes: nas.report is no Hydra app, and one of them given beside settings
+# was read as a run folder (the error then spoke of the wrong thing).
+_HYDRA_FLAGS = frozenset({"-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run", "-m", "--multirun", "-i", "--info",
+                          "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+                          "--experimental-rerun", "--hydra-help", "--version"})
+
+
+def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
+    """The settings that rebuild the run folder `run_dir` from its study with `overrides` (its runs_dir and study_name
+    from the folder's path, unless given among them: each key once), quoted for a shell."""
+    import shlex
+
+    folder = pathlib.Path(run_dir)
+    if folder.name in ("", ".."):  # `.`, `..`: the folder's own name is needed
+        folder = folder.resolve()
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    named = [f"{key}={value}" for key, value in (("search.runs_dir", folder.parent), ("search.study_name", folder.name))
+             if key not in given]
+    return shlex.join([*named, *overrides])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
     ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
     shared by workers, see `nas.search.export_study`); prints the written paths, returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and all("=" in a and not a.startswith("-") for a in args_list):
-        return _from_study(args_list)
-    overrides = [a for a in args_list if "=" in a and not a.startswith("-")]
-    if overrides and len(overrides) < len(args_list):  # `nas.report runs/x final_train=none`: two forms in one
-        print(f"error: a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from its "
-              "study with settings, name the study instead: search.runs_dir=<folder above it> search.study_name=<its name> "
-              f"{' '.join(overrides)}", file=sys.stderr)
-        return 2
     parser = argparse.ArgumentParser(
         prog="python -m nas.report",
+        usage="%(prog)s <run_dir> | search.storage=<url> search.study_name=<name> [key=value ...]",
         description="Write report.html/report.md (+ PNGs) for a search run folder, or, given Hydra overrides "
                     "(search.storage=... search.study_name=...), rebuild the run folder from a shared study first.")
     parser.add_argument("run_dir", help="run folder written by `python -m nas.search`")
+    if any(a in ("-h", "--help") for a in args_list):  # beside settings too, which the rebuild would otherwise take
+        parser.print_help()
+        return 0
+    if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in _HYDRA_FLAGS), None)) is not None:
+        print(f"error: {flag} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search takes); "
+              "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]",
+              file=sys.stderr)
+        return 2
+    if args_list and all("=" in a and not a.startswith("-") for a in args_list):
+        return _from_study(args_list)
+    overrides = [a for a in args_list if "=" in a and not a.startswith("-")]
+    folders = [a for a in args_list if a not in overrides and not a.startswith("-")]
+    if overrides and folders:  # `nas.report runs/x final_train=none`: two forms in one
+        print(f"error: a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from its "
+              f"study with settings, name the study instead: {_rebuild_command(folders[0], overrides)}", file=sys.stderr)
+        return 2
     args = parser.parse_args(args_list)
     try:
         paths = write_reports(args.run_dir)

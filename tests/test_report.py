@@ -1105,3 +1105,36 @@ def test_compressed_accuracies_scored_on_part_of_the_images_say_of_how_many(run_
         assert "scored on part of the images" not in _markdown(run_dir)
     assert scored_images({"eval_images": {"test": 30, "test_of": 100, "val": 40, "val_of": 40}}) == {"test": (30, 100)}
     assert scored_images({"error": "out of memory"}) == scored_images(None) == {}
+
+
+@pytest.mark.parametrize("flag", ["--cfg", "-m", "--config-dir=/x", "--info"])
+def test_hydra_flags_are_refused_by_name_not_read_as_a_run_folder(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # `nas.report search.storage=... search.study_name=... --cfg job` said "a run folder is read as it is, without
+    # settings": the flag had been taken for a run folder.
+    assert main(["search.storage=sqlite:///x.db", "search.study_name=s", flag, "job"]) == 2
+    err = capsys.readouterr().err.strip()
+    name = flag.split("=")[0]
+    assert err == (f"error: {name} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search "
+                   "takes); nas.report takes a run folder, or search.storage=<url> search.study_name=<name> "
+                   "[key=value ...]"), err
+
+
+def test_help_beside_settings_prints_the_usage_of_both_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search.storage=sqlite:///x.db", "search.study_name=s", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m nas.report <run_dir> | search.storage=<url> search.study_name=<name> "
+                          "[key=value ...]"), out
+
+
+def test_a_run_folder_with_settings_suggests_each_key_once_from_its_path(tmp_path: pathlib.Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "my runs" / "exp1"
+    assert main([str(folder), "final_train=none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"name the study instead: 'search.runs_dir={tmp_path / 'my runs'}' search.study_name=exp1 "
+                        "final_train=none"), err
+    # a study_name given among the settings is suggested once, as given
+    assert main([str(folder), "search.study_name=s", "final_train=none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"name the study instead: 'search.runs_dir={tmp_path / 'my runs'}' search.study_name=s "
+                        "final_train=none") and err.count("search.study_name=") == 2, err  # the given list, the command
