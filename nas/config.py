@@ -318,6 +318,8 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
         raise ConfigError(unknown_key_message(*unknown[0]))
     try:
         obj = OmegaConf.to_object(cfg)
+    except ConfigError as e:  # a value a schema refuses (hw.mac_per_s=-1.0): the file it came from, if one did
+        raise ConfigError(f"{e}{_source_file_note(cfg, str(e))}") from None
     except MissingMandatoryValue as e:
         key = e.full_key or "a value"
         raise ConfigError(f"{key} is required and has no default; pass {key}=... on the command line") from None
@@ -327,6 +329,31 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
     if not isinstance(obj, cls):
         raise ConfigError(f"config is not a {cls.__name__}; compose it from the project's conf/ folder")
     return _with_fitted(obj)
+
+
+def _source_file_note(cfg: Any, message: str) -> str:
+    """' (set in <file>)' for `message` about a group's value (`hw.mac_per_s=-1.0 must be ...`) that the group's file
+    (`group_file`: conf/hw/<chip>.yaml, or the user's under --config-dir) holds as composed, not given on the command
+    line; '' otherwise. Without it the user was told the key but had to find which of their files said it."""
+    match = re.match(r"([A-Za-z_]\w*)\.([\w./]+)[=: ]", message)
+    if match is None or not isinstance(cfg, DictConfig) or match.group(0)[:-1] in command_line_keys():
+        return ""
+    group, key = match.groups()
+    node = cfg.get(group)
+    path = group_file(group, str(node.get("name") or "")) if isinstance(node, DictConfig) else None
+    if path is None:
+        return ""
+    try:
+        value = yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())  # 2.0e12 a float, as composed
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ""
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:  # a default of the schema's, or a key set elsewhere
+            return ""
+        value = value[part]
+    composed = OmegaConf.select(node, key)
+    composed = OmegaConf.to_container(composed) if isinstance(composed, (DictConfig, ListConfig)) else composed
+    return f" (set in {path})" if value == composed else ""
 
 
 def _with_fitted(obj: T) -> T:

@@ -492,3 +492,26 @@ def test_hydra_flags_hydra_refuses_together_are_named_before_it_runs():
     for fine in (["--cfg", "job"], ["-m", "search.worker=0,1"], ["-m", "--help"], ["--cfg", "job", "--resolve"],
                  ["--cfg", "jobs"], ["hw=cpu"]):
         assert hydra_flags_problem(fine) is None, fine
+
+
+def test_a_bad_value_in_a_users_hw_file_names_the_file(tmp_path):
+    import sys
+
+    from nas.config import CONF_DIR
+
+    # A negative mac_per_s in the user's hw/<chip>.yaml was named by its key only: which of their files said it was left
+    # to them. Named where the file holds the value; not where the command line gave it.
+    mine = tmp_path / "mine" / "hw" / "my_chip.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text((CONF_DIR / "hw" / "edge_npu.yaml").read_text().replace("name: edge_npu", "name: my_chip")
+                    .replace("mac_per_s: 2.0e12", "mac_per_s: -1.0e12"))
+
+    def error(*overrides: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "nas.latency.validate", "--config-dir", "mine", "hw=my_chip", *overrides],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={"PYTHONPATH": str(CONF_DIR.parent), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        return done.stderr.strip()
+
+    assert error() == f"error: hw.mac_per_s=-1000000000000.0 must be a finite number > 0 (set in {mine})"
+    assert error("hw.mac_per_s=-3") == "error: hw.mac_per_s=-3.0 must be a finite number > 0"
