@@ -1336,9 +1336,11 @@ def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path,
     write_measurements(tmp_path / "val.csv", _rows(archs[6:]))
     assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=profile, measurements=[str(tmp_path / "val.csv")],
                                                                       out=str(tmp_path / "w")))
-    # A profile written before fits recorded their archs (the shipped ones) loads, and validates without the warning.
-    assert load_hw_profile("cpu_xeon").fitted_archs == []
-    old = dataclasses.replace(profile, fitted_archs=[])
+    # A profile written before fits recorded their archs (conf/hw/cpu.yaml still is) loads, and validates without the warning.
+    fitted_lines = re.compile(r"^# the archs \(arch_id\).*\nfitted_archs: \[.*?\]\n", re.MULTILINE | re.DOTALL)
+    (tmp_path / "c.fitted.yml").write_text(fitted_lines.sub("", text, count=1))
+    old = load_hw_profile(tmp_path / "c.yaml")
+    assert old.fitted_archs == [] and old.calibration == profile.calibration
     write_measurements(tmp_path / "val.csv", _rows(archs[4:]))
     assert "not held-out" not in validate_command(dataclasses.replace(tool, hw=old, measurements=[str(tmp_path / "val.csv")],
                                                                       out=str(tmp_path / "x")))
@@ -1677,12 +1679,21 @@ def test_export_only_reuses_the_files_a_run_with_the_same_settings_exported(tmp_
     assert rerun() == []
 
 
-@pytest.mark.parametrize("path", [p for p in _calibrated_files() if p.parent.name == "latency"], ids=lambda p: p.name)
-def test_the_experiments_calibrated_profiles_record_the_archs_they_were_fitted_on(path):
+# conf/hw/cpu.yaml still lacks the field: `python -m nas.latency.fit` on its CSVs here gives its calibration block
+# exactly but residual trees that differ from 1e-15 on (its fit ran on an AVX-512 machine), predicting up to 0.24% apart
+# on its fit and val archs; so nothing was appended to its fitted file (see the commit that appended the others').
+_UNRECORDED = {"hw/cpu.yaml": "refit here does not reproduce its residual trees; fitted_archs not appended"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=_UNRECORDED[key]))
+                                  if (key := f"{p.parent.name}/{p.name}") in _UNRECORDED else p for p in _calibrated_files()],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_calibrated_profiles_record_the_archs_they_were_fitted_on(path):
     from nas.latency.fit import fitted_arch_ids
 
     # Their fits predate `fitted_archs`, so validate could not warn when given their fit archs as held-out; the field was
-    # appended as `python -m nas.latency.fit` writes it from the <name>_fit.csv their note names (no refit of the files).
+    # appended as `python -m nas.latency.fit` writes it from the <name>_fit.csv their note names (a refit from the same
+    # CSVs reproduced each file's numbers; only its fitted_archs lines were kept).
     profile, rows = _profile_and_its_fit_rows(path)
     assert profile.fitted_archs == fitted_arch_ids([r.arch for r in rows]) and len(profile.fitted_archs) == len(rows)
 
