@@ -713,6 +713,14 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     return None
 
 
+def hydra_flag_names() -> frozenset[str]:
+    """Every option of Hydra's command line (--cfg, -m, --config-dir, -h ...), from Hydra's own parser, so that a
+    command that is no Hydra app (nas.report) can name one given to it without keeping a list of its own."""
+    from hydra._internal.utils import get_args_parser
+
+    return frozenset(flag for action in get_args_parser()._actions for flag in action.option_strings)
+
+
 def hydra_flags_problem(argv: Sequence[str]) -> str | None:
     """One line for Hydra flags that Hydra refuses together (`-m --cfg job`, `--resolve` without `--cfg`): Hydra raised
     a ValueError, a traceback, before any of its own messages. None otherwise, and where its parser refuses the command

@@ -1742,13 +1742,6 @@ def _from_study(overrides: Sequence[str]) -> int:
     return 0
 
 
-# Hydra's flags, which `python -m nas.search` takes: nas.report is no Hydra app, and one of them given beside settings
-# was read as a run folder (the error then spoke of the wrong thing).
-_HYDRA_FLAGS = frozenset({"-c", "--cfg", "--resolve", "-p", "--package", "-r", "--run", "-m", "--multirun", "-i", "--info",
-                          "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
-                          "--experimental-rerun", "--hydra-help", "--version"})
-
-
 def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
     """The settings that rebuild the run folder `run_dir` from its study with `overrides` (its runs_dir and study_name
     from the folder's path, unless given among them: each key once), quoted for a shell."""
@@ -1777,7 +1770,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args_list):  # beside settings too, which the rebuild would otherwise take
         parser.print_help()
         return 0
-    if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in _HYDRA_FLAGS), None)) is not None:
+    # Hydra's flags, which `python -m nas.search` takes: nas.report is no Hydra app, and one of them given beside
+    # settings was read as a run folder (the error then spoke of the wrong thing)
+    from nas.config import hydra_flag_names
+
+    hydra_flags = hydra_flag_names() if any(a.startswith("-") for a in args_list) else frozenset()
+    if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in hydra_flags), None)) is not None:
         print(f"error: {flag} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search takes); "
               "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]",
               file=sys.stderr)
