@@ -500,6 +500,14 @@ def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cp
     assert profile.name == "my_npu" and profile.calibrated_on == "NPU" and profile.mac_per_s == 2.0e12
     assert {p: p.read_text() for p in (CONF_DIR / "hw").glob("*")} == shipped  # nothing written or changed there
 
+    # A fitted file gone or damaged: loading the profile says "refit with python -m nas.latency.fit", so that refit must
+    # not be refused for the very file it replaces (it was, with the same error).
+    (tmp_path / "mine" / "hw" / "my_npu.fitted.yml").write_text("calibration: [")
+    done = subprocess.run([sys.executable, "-m", "nas.latency.fit", "--config-dir", "mine", "hw=my_npu", "measurements=[m.csv]"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert load_hw_profile(tmp_path / "mine" / "hw" / "my_npu.yaml") == profile
+
 
 def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space_t):
     # `fit hw=cpu out=my_chip.yaml` kept the source's `name: cpu`: the new file, chosen as hw=my_chip, called itself cpu in
@@ -582,6 +590,12 @@ def test_host_mismatch_names_a_profile_calibrated_on_this_host(cpu):
     assert {"cpu", "cpu_xeon", "edge_npu"} <= set(shipped)
     assert "use hw=cpu_xeon," in host_mismatch(shipped["cpu"], host=host, others=shipped.values())
     assert "use hw=cpu," in host_mismatch(shipped["cpu_xeon"], host="AMD EPYC; 2 cpus", others=shipped.values())
+    # Both AMD machines say "AMD EPYC": the generation tells them apart, each pointing at the other's profile.
+    zen2, zen4 = (f"AMD EPYC; 2 cpus; Linux 6.18; family {f} model {m} stepping 0; {isa}"
+                  for f, m, isa in ((23, 49, "avx2"), (25, 17, "avx512f")))
+    assert "use hw=cpu_zen2," in host_mismatch(shipped["cpu"], host=zen2, others=shipped.values())
+    assert "use hw=cpu," in host_mismatch(shipped["cpu_zen2"], host=zen4, others=shipped.values())
+    assert host_mismatch(shipped["cpu_zen2"], host=zen2, others=shipped.values()) is None
     assert host_mismatch(shipped["cpu_int8"], host=host, others=shipped.values()).count("use hw=") == 0
 
 
@@ -629,7 +643,7 @@ def test_hw_profiles_in_a_hydra_run_include_the_users_config_dir_first(tmp_path)
         HydraConfig.instance().cfg = None
 
 
-@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon"])
+@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon", "cpu_zen2"])
 def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cfg, hw_name):
     from nas.latency.measure import cpu_model
     from tests.conftest import CONF_DIR
@@ -1232,7 +1246,7 @@ def test_a_chip_without_a_runtime_here_takes_rows_of_one_runtime_in_its_precisio
         read_measurements_for(npu, [tmp_path / "a.csv", tmp_path / "b.csv"])
 
 
-@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon"])
+@pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon", "cpu_zen2"])
 def test_the_committed_measurements_pass_the_checks_for_their_profiles(compose_cfg, hw_name):
     from nas.latency.measure import read_measurements_for
     from tests.conftest import CONF_DIR

@@ -802,4 +802,4 @@ def fit_command(tool: LatencyToolConfig) -> str:
 if __name__ == "__main__":
     from nas.latency.profile import latency_cli
 
-    latency_cli(fit_command)
+    latency_cli(fit_command, reads_fitted=False)

@@ -400,8 +400,9 @@ def clear_killed_writes(folder: Path) -> None:
                  ", ".join(p.name for p in removed))
 
 
-def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
-    """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line."""
+def latency_cli(command: Callable[[LatencyToolConfig], str], *, reads_fitted: bool = True) -> None:
+    """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. With
+    `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command replaces it."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         print(f"error: {problem}", file=sys.stderr)
@@ -412,6 +413,10 @@ def latency_cli(command: Callable[[LatencyToolConfig], str]) -> None:
         for group in ("hw", "space"):  # a copied file that kept the original's name: outputs and labels go by that name
             if (named := name_warning(group)) is not None:
                 log.warning("%s", named)
+        if not reads_fitted and cfg.hw.get("fitted"):
+            # A fit starts from the datasheet part alone and rewrites the fitted file; a missing or damaged one, which
+            # loading the profile refuses with "refit with python -m nas.latency.fit", must not stop that very refit.
+            cfg.hw.fitted = ""
         try:
             print(command(to_tool_config(cfg)))
         except NasError as e:
