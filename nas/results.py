@@ -40,7 +40,7 @@ from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profi
 from nas.data import Dataset, absolute_root, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
-from nas.latency.measure import cpu_model, host_mismatch, machine_info, measure_onnx
+from nas.latency.measure import cpu_signature, host_mismatch, machine_info, measure_onnx
 from nas.errors import ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
@@ -350,7 +350,9 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             onnx_diff = float(np.abs(onnx_out - logits).max())
             if run.hw.runtime:  # the target is this host: measure, next to the prediction
                 measured = _measure_member(model, arch, onnx_path, run.hw)
-                measured_on = cpu_model(machine_info())
+                # as precisely as `calibrated_on` records a CPU: a generic model name ("AMD EPYC") alone does not
+                # say which of a pool's machines it was (`cpu_difference` compares the two)
+                measured_on = cpu_signature(machine_info())
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
                              interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
     predicted = None if logits is None else logits.argmax(1)
@@ -381,7 +383,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {counted(run.hw.threads, 'thread')}, "
                                  "batch 1, median of 3 interleaved blocks of 20 calls"
                                  if test.measured_latency_ms is not None else None),
-        # The CPU model it was timed on: the prediction holds for the profile's `calibrated_on` machine.
+        # The CPU it was timed on (`cpu_signature`: model name, family/model numbers, vector instructions; a folder
+        # from before 2026-12-06 names the model only): the prediction holds for the profile's `calibrated_on` machine.
         "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
         "latency_by_stage": lat.by_stage(),
         "latency_by_kind": lat.by_kind(),

@@ -293,3 +293,50 @@ def test_pareto_json_records_a_relative_data_root_as_the_absolute_folder_the_sea
     pareto = write_run_files(tmp_path / "run", optuna.create_study(directions=["maximize", "minimize"]), data, run)
     recorded = json.loads((tmp_path / "run" / "pareto.json").read_text())["data"]["root"]
     assert recorded == pareto["data"]["root"] == str(tmp_path / "then" / "photos")
+
+
+def test_a_members_measured_latency_names_the_cpu_as_precisely_as_calibrated_on_and_old_folders_keep_the_name(
+        tmp_path, compose_cfg, monkeypatch):
+    # measured_latency_on recorded the model name only ("AMD EPYC"), which the pool's Zen 2 and Zen 4 machines share;
+    # calibrated_on and the host check also know the family/model numbers and vector instructions.
+    import dataclasses
+    import json
+
+    import torch
+
+    import nas.results as results_mod
+    from nas.checkpoint import save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.model import build_model
+    from nas.report import _Member, _measured_note
+
+    zen4 = "AMD EPYC; 2 cpus; Linux 6.18.44-fc-v1272; family 25 model 17 stepping 1; avx512f"
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
+    x = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("t", Split(x, torch.arange(6) % 3), Split(x[:3], torch.arange(3)), Split(x[:3], torch.arange(3)),
+                   ("a", "b", "c"), (0.5,), (0.25,))
+    run = to_run_config(compose_cfg("data.root=/unused", "final_train=none", "hw=cpu"))
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    monkeypatch.setattr(results_mod, "machine_info", lambda: zen4)
+    monkeypatch.setattr(results_mod, "_measure_member", lambda *a: 0.25)
+    metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
+    assert metrics["measured_latency_on"] == "AMD EPYC; family 25 model 17; avx512f"  # the stepping, kernel, cores left out
+    path = tmp_path / "checkpoints" / arch.arch_id / "metrics.json"
+    assert json.loads(path.read_text())["measured_latency_on"] == metrics["measured_latency_on"]
+
+    # A member folder written before 2026-12-06 names the model only: a rerun keeps it as it is, timing nothing again.
+    path.write_text(json.dumps({**json.loads(path.read_text()), "measured_latency_on": "AMD EPYC"}))
+    monkeypatch.setattr(results_mod, "_measure_member", lambda *a: pytest.fail("timed again"))
+    monkeypatch.setattr(results_mod, "machine_info", lambda: pytest.fail("asked the host"))
+    old, _ = results_mod.materialize_member(tmp_path, record, data, run)
+    assert old["measured_latency_on"] == "AMD EPYC" and old["measured_latency_ms"] == 0.25
+
+    def note(m: dict) -> str:
+        fields = {f.name: None for f in dataclasses.fields(_Member)}
+        return _measured_note([_Member(**{**fields, "arch_id": arch.arch_id, "measured_ms": 0.25, "metrics": m})])
+
+    assert note(metrics).endswith(", on AMD EPYC; family 25 model 17; avx512f.")
+    assert note(old).endswith(", on AMD EPYC.")

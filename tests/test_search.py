@@ -302,7 +302,7 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
 
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     import nas.latency.profile
-    from nas.latency.measure import cpu_model, machine_info
+    from nas.latency.measure import cpu_model, cpu_signature, machine_info
 
     # The profile says it was fitted on another CPU model than this host's: the run warns, and says where it measured.
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu",
@@ -313,7 +313,7 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     metrics = json.loads((result.run_dir / member["checkpoint"] / "metrics.json").read_text())
     assert metrics["measured_latency_ms"] == member["measured_latency_ms"]
     assert "openvino fp32, 1 thread," in metrics["measured_latency_how"]
-    assert metrics["measured_latency_on"] == cpu_model(machine_info())
+    assert metrics["measured_latency_on"] == cpu_signature(machine_info())  # as precisely as calibrated_on
     report = (result.run_dir / "report.md").read_text()
     assert "measured on host (ms)" in report
     pareto = json.loads((result.run_dir / "pareto.json").read_text())
