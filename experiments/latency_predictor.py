@@ -46,7 +46,8 @@ from nas.config import load_hw_profile
 from nas.latency import predict_latency_batch
 from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile, input_counts, write_calibrated
 from nas.latency.hardware import input_name
-from nas.latency.measure import machine_info, measured_on, read_measurements, session_spread, write_measurements
+from nas.latency.measure import (machine_info, measured_on, read_measurements, refit_calibrated_on, session_spread,
+                                 write_measurements)
 from nas.latency.profile import COVER_POOL, CONF_DIR, SELECTIONS, choose_covering, measure_archs, sample_archs
 from nas.latency.validate import compare_predictors, metrics_markdown, plot_predicted_vs_measured
 
@@ -177,13 +178,15 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     # Another machine's session (--tag) or fit set (--select) leaves the shipped profile alone and is checked against it.
     shipped = load_hw_profile(hw_name) if separate else None  # with its fitted numbers
     written = OUT / f"{name}.yaml" if separate else hw_yaml
-    machine = measured_on(fit_rows + val_rows + repeat_rows, what=name)
+    written_text = f"experiments/results/latency/{name}.yaml" if separate else f"conf/hw/{hw_name}.yaml"
+    # A refit (--reuse) reads the rows the file to rewrite was fitted on: its calibrated_on may say more of their CPU.
+    machine, machine_note = refit_machine(fit_rows + val_rows + repeat_rows, what=name, shown=written_text,
+                                          profile=written if reuse else None)
     # the profile and, beside it, its fitted numbers (<name>.fitted.yml), as `python -m nas.latency.fit` writes them
     write_calibrated(written, (f"# conf/hw/{hw_name}.yaml's datasheet prior (its comments describe the machine that file is "
                                f"fitted on),\n# calibrated on {machine} by `python experiments/latency_predictor.py{flags}`\n"
                                if separate else "")
                      + calibrated_yaml(hw_yaml.read_text(), dataclasses.replace(result.profile, calibrated_on=machine), note=note))
-    written_text = f"experiments/results/latency/{name}.yaml" if separate else f"conf/hw/{hw_name}.yaml"
 
     measured = [r.median_ms for r in val_rows]
     archs = [r.arch for r in val_rows]
@@ -355,6 +358,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
            f"and {result.form_cv['totals only']:.1%} without them."
            + ("" if result.n_units else " So the predictor is the totals-only fit; the row 'with the unit times' is the "
               "fit the check left out."), ""] if result.form_cv else []),
+        *([machine_note, ""] if machine_note else []),
         *([f"This session ran on {machine}. The shipped conf/hw/{hw_name}.yaml was fitted on {shipped.calibrated_on or 'another machine'}"
            f" and stays as it is; this session's fit is written to {written_text}. The row '{shipped_key}' is the shipped "
            f"profile against this machine's measurements: they took {summary['shipped_profile']['median_measured_over_predicted']:.2f}x "
@@ -402,6 +406,22 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     ]
     (OUT / f"predictor_{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def refit_machine(rows: list, *, what: str, shown: str, profile: Path | None = None) -> tuple[str, str]:
+    """The CPU a fit of `rows` records as calibrated_on, and the report's sentence where that is not the rows' own
+    (else ""). `profile`: the file a --reuse refit rewrites, fitted on these same rows; its calibrated_on is kept where
+    it says more of their CPU (`refit_calibrated_on`): cpu_fit.csv's rows, taken before the family/model numbers and
+    vector instructions were recorded, name "AMD EPYC", and conf/hw/cpu.fitted.yml says "AMD EPYC; avx512f" (README).
+    `shown`: how the report names that file; `what`: the rows, for `measured_on`'s error."""
+    rows_on = measured_on(rows, what=what)
+    recorded = load_hw_profile(profile).calibrated_on if profile is not None and profile.is_file() else ""
+    kept = refit_calibrated_on(measured=rows_on, recorded=recorded)
+    if kept == rows_on:
+        return kept, ""
+    return kept, (f"The measurements' `machine` column records the CPU as {rows_on!r} (rows taken before its family/model "
+                  f"numbers or vector instructions were recorded); the refit keeps {shown}'s more specific "
+                  f"`calibrated_on: {kept}`, of the same model name, which these rows do not contradict.")
 
 
 def per_input(archs: list) -> str:

@@ -153,3 +153,46 @@ def test_int8_saturation_findings_are_computed_from_the_rows(monkeypatch):
     assert "- onnxruntime operator by operator (reference): 2 of 2 models within tolerance; max rel diff 1.0%, " in md
     assert "- Models with attention (1): max rel diff onnxruntime fused 5.0%, OpenVINO 20.0%." in md
     assert "would warn (`int8_agreement_warning`) for 1 of 2 models" in md
+
+
+def test_latency_predictor_refit_keeps_the_profiles_more_specific_calibrated_on(tmp_path, monkeypatch):
+    # --reuse refits from the committed CSVs, whose rows predate the family/ISA recording ("AMD EPYC; 2 cpus; Linux ..."):
+    # it rewrote conf/hw/cpu.fitted.yml's `calibrated_on: "AMD EPYC; avx512f"` as "AMD EPYC". A small synthetic CSV here.
+    from nas.arch import ArchConfig, StageConfig
+    from nas.errors import DataError
+    from nas.latency.measure import Measurement, read_measurements, write_measurements
+
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import latency_predictor
+
+    archs = [ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=w),), in_chans=1, img_size=28) for w in (8, 16, 24)]
+
+    def rows(machine: str) -> list:
+        write_measurements(tmp_path / "fit.csv", [Measurement(a, "openvino", "fp32", 1, 0.5, 0.4, 0.6, 30, machine)
+                                                  for a in archs])
+        return read_measurements(tmp_path / "fit.csv")
+
+    def profile(calibrated_on: str) -> Path:
+        path = tmp_path / "chip.yaml"
+        path.write_text(f"name: chip\nruntime: openvino\ncalibrated_on: {json.dumps(calibrated_on)}\n"
+                        "calibration: {conv: {fixed: 1.0}}\n")
+        return path
+
+    old = rows("AMD EPYC; 2 cpus; Linux 6.18.44-fc-v595")
+    kept, note = latency_predictor.refit_machine(old, what="chip", shown="conf/hw/chip.yaml",
+                                                 profile=profile("AMD EPYC; avx512f"))
+    assert kept == "AMD EPYC; avx512f"
+    assert note == ("The measurements' `machine` column records the CPU as 'AMD EPYC' (rows taken before its family/model "
+                    "numbers or vector instructions were recorded); the refit keeps conf/hw/chip.yaml's more specific "
+                    "`calibrated_on: AMD EPYC; avx512f`, of the same model name, which these rows do not contradict.")
+    # A fresh session (no profile to keep from), another model name, or rows that say more: the rows' own, no sentence.
+    assert latency_predictor.refit_machine(old, what="chip", shown="x") == ("AMD EPYC", "")
+    assert latency_predictor.refit_machine(old, what="chip", shown="x", profile=profile("Intel(R) Xeon(R) Processor")) == (
+        "AMD EPYC", "")
+    assert latency_predictor.refit_machine(old, what="chip", shown="x", profile=tmp_path / "none.yaml") == ("AMD EPYC", "")
+    zen2 = rows("AMD EPYC; 2 cpus; Linux 6.18; family 23 model 49 stepping 0; avx2")
+    assert latency_predictor.refit_machine(zen2, what="chip", shown="x", profile=profile("AMD EPYC; avx512f")) == (
+        "AMD EPYC; family 23 model 49; avx2", "")
+    with pytest.raises(DataError, match="^chip: measurements from 2 machines"):  # rows of two machines: refused as before
+        latency_predictor.refit_machine(old + rows("Intel(R) Xeon(R) Processor; 2 cpus; Linux 6.18"), what="chip",
+                                        shown="x", profile=profile("AMD EPYC; avx512f"))

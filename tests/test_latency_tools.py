@@ -1888,3 +1888,24 @@ def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, spa
     inline = calibrated_yaml(text, profile, note="n")
     assert split_calibrated(inline, fitted_name="chip.fitted.yml")[0] == text
     assert inline == calibrated_yaml(text.split(CALIBRATION_MARKER)[0] + fitted, profile, note="n")
+
+
+def test_a_refit_keeps_a_calibrated_on_that_says_more_of_the_same_cpu_than_its_rows():
+    # experiments/latency_predictor.py --reuse refits conf/hw/cpu.yaml from cpu_fit.csv, whose rows name "AMD EPYC" only:
+    # it rewrote the profile's "AMD EPYC; avx512f" (what the machine ran, established otherwise: README) as "AMD EPYC".
+    from nas.latency.measure import cpu_signature, refit_calibrated_on
+
+    zen2, zen4 = cpu_signature(machine_info(cpuinfo=ZEN2)), cpu_signature(machine_info(cpuinfo=ZEN4))
+    assert refit_calibrated_on(measured="AMD EPYC", recorded="AMD EPYC; avx512f") == "AMD EPYC; avx512f"
+    assert refit_calibrated_on(measured="AMD EPYC", recorded=zen4) == zen4
+    assert refit_calibrated_on(measured="AMD EPYC; avx512f", recorded=zen4) == zen4  # the numbers added to the same ISA
+    # The rows' own where they say as much or more, or where the two differ (another model, generation or ISA).
+    assert refit_calibrated_on(measured=zen4, recorded="AMD EPYC; avx512f") == zen4
+    assert refit_calibrated_on(measured=zen2, recorded="AMD EPYC; avx512f") == zen2
+    assert refit_calibrated_on(measured="AMD EPYC; avx2", recorded=zen4) == "AMD EPYC; avx2"
+    assert refit_calibrated_on(measured="AMD EPYC", recorded="Intel(R) Xeon(R) Processor; avx512f") == "AMD EPYC"
+    assert refit_calibrated_on(measured="AMD EPYC", recorded="") == "AMD EPYC"
+    assert refit_calibrated_on(measured="", recorded="AMD EPYC; avx512f") == ""  # rows naming no machine: nothing kept
+    # Each records a part the other lacks: neither says more, the rows' own.
+    assert refit_calibrated_on(measured="AMD EPYC; family 25 model 17", recorded="AMD EPYC; avx512f") == (
+        "AMD EPYC; family 25 model 17")

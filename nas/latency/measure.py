@@ -184,6 +184,21 @@ def cpu_difference(a: str, b: str) -> str:
     return "other vector instructions" if isa else ""
 
 
+def refit_calibrated_on(*, measured: str, recorded: str) -> str:
+    """The `calibrated_on` a refit of a profile from the measurements it was fitted on records: `recorded` (the
+    profile's `calibrated_on` now) where it says more of the same CPU than `measured` (`measured_on` of the rows,
+    which may predate the recording of family/model numbers or vector instructions), else `measured`.
+
+    More of the same CPU: the same model name, nothing `cpu_difference` tells apart, and every part that `measured`
+    records also in `recorded`, which records a part more. Only for rows the profile was fitted on: new rows from a
+    host that records less (not Linux) may be another generation of the same model name."""
+    if not recorded or cpu_difference(measured, recorded):
+        return measured
+    more = [bool(part(recorded)) and not part(measured) for part in (cpu_generation, cpu_isa)]
+    less = [bool(part(measured)) and not part(recorded) for part in (cpu_generation, cpu_isa)]
+    return recorded if any(more) and not any(less) else measured
+
+
 def measured_on(rows: Sequence[Measurement], *, what: str) -> str:
     """The one CPU (`cpu_signature`) that `rows` were measured on; "" when the rows name none.
 
