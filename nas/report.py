@@ -1756,6 +1756,10 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
     return shlex.join([*named, *overrides])
 
 
+# What nas.report's refusals of its command line say it takes.
+_TAKES = "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
     ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
@@ -1777,8 +1781,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     hydra_flags = hydra_flag_names() if any(a.startswith("-") for a in args_list) else frozenset()
     if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in hydra_flags), None)) is not None:
         print(f"error: {flag} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search takes); "
-              "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]",
-              file=sys.stderr)
+              f"{_TAKES}", file=sys.stderr)
+        return 2
+    # argparse's own refusals were two lines (its usage, then "unrecognized arguments: --frob"); said in one here
+    if (flag := next((a.split("=", 1)[0] for a in args_list if a.startswith("-")), None)) is not None:
+        print(f"error: {flag} is not an option of nas.report (its only option is -h/--help, which prints the usage); "
+              f"{_TAKES}", file=sys.stderr)
         return 2
     if args_list and all("=" in a and not a.startswith("-") for a in args_list):
         return _from_study(args_list)
@@ -1788,11 +1796,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from its "
               f"study with settings, name the study instead: {_rebuild_command(folders[0], overrides)}", file=sys.stderr)
         return 2
-    args = parser.parse_args(args_list)
+    if len(folders) != 1:
+        given = f"{len(folders)} run folders given ({', '.join(folders)})" if folders else "no run folder given"
+        print(f"error: {given}; {_TAKES}{', one per command' if folders else ''}", file=sys.stderr)
+        return 2
+    run_dir = folders[0]
     try:
-        paths = write_reports(args.run_dir)
+        paths = write_reports(run_dir)
     except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback
-        message = str(exc) if isinstance(exc, ReportInputError) else f"{exc.strerror or exc} in {args.run_dir}"
+        message = str(exc) if isinstance(exc, ReportInputError) else f"{exc.strerror or exc} in {run_dir}"
         print(f"error: {message}", file=sys.stderr)
         return 2
     for path in paths.values():

@@ -1138,3 +1138,22 @@ def test_a_run_folder_with_settings_suggests_each_key_once_from_its_path(tmp_pat
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"name the study instead: 'search.runs_dir={tmp_path / 'my runs'}' search.study_name=s "
                         "final_train=none") and err.count("search.study_name=") == 2, err  # the given list, the command
+
+
+@pytest.mark.parametrize("args, said", [
+    (["runs/x", "--frob"], "--frob is not an option of nas.report (its only option is -h/--help, which prints the usage)"),
+    (["--frob=3", "runs/x"], "--frob is not an option of nas.report (its only option is -h/--help, which prints the usage)"),
+    (["search.storage=sqlite:///x.db", "search.study_name=s", "-q"],
+     "-q is not an option of nas.report (its only option is -h/--help, which prints the usage)"),
+    ([], "no run folder given"),
+    (["runs/x", "runs/y"], "2 run folders given (runs/x, runs/y)"),
+])
+def test_a_command_line_argparse_refused_is_one_line_naming_what_is_taken(args: list[str], said: str,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse printed its usage line and then "python -m nas.report: error: unrecognized arguments: --frob": two lines,
+    # unlike nas.report's other refusals.
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    takes = "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]"
+    assert err.count("\n") == 1 and err.startswith(f"error: {said}; {takes}"), err
+    assert main([*args, "--help"]) == 0 and capsys.readouterr().out.startswith("usage: python -m nas.report <run_dir>")
