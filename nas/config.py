@@ -335,7 +335,7 @@ def _source_file_note(cfg: Any, message: str) -> str:
     """' (set in <file>)' for `message` about a group's value (`hw.mac_per_s=-1.0 must be ...`) that the group's file
     (`group_file`: conf/hw/<chip>.yaml, or the user's under --config-dir) holds as composed, not given on the command
     line; '' otherwise. Without it the user was told the key but had to find which of their files said it."""
-    match = re.match(r"([A-Za-z_]\w*)\.([\w./]+)[=: ]", message)
+    match = _MESSAGE_KEY.match(message)
     if match is None or not isinstance(cfg, DictConfig) or match.group(0)[:-1] in command_line_keys():
         return ""
     group, key = match.groups()
@@ -343,17 +343,28 @@ def _source_file_note(cfg: Any, message: str) -> str:
     path = group_file(group, str(node.get("name") or "")) if isinstance(node, DictConfig) else None
     if path is None:
         return ""
+    composed = OmegaConf.select(node, key)
+    composed = OmegaConf.to_container(composed) if isinstance(composed, (DictConfig, ListConfig)) else composed
+    return _file_note(path, key, composed)
+
+
+# The `<group>.<key>` a value's message starts with (`hw.mac_per_s=-1.0 must be ...`, `hw.efficiency has ...`)
+_MESSAGE_KEY = re.compile(r"([A-Za-z_]\w*)\.([\w./]+)[=: ]")
+_ANY = object()
+
+
+def _file_note(path: Path, key: str, value: Any = _ANY) -> str:
+    """' (set in <path>)' where the YAML file at `path` sets the dotted `key` (to `value`, where given); '' otherwise (a
+    default of the schema's, a key set elsewhere, a file that cannot be read)."""
     try:
-        value = yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())  # 2.0e12 a float, as composed
+        found = yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())  # 2.0e12 a float, as composed
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return ""
     for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:  # a default of the schema's, or a key set elsewhere
+        if not isinstance(found, dict) or part not in found:
             return ""
-        value = value[part]
-    composed = OmegaConf.select(node, key)
-    composed = OmegaConf.to_container(composed) if isinstance(composed, (DictConfig, ListConfig)) else composed
-    return f" (set in {path})" if value == composed else ""
+        found = found[part]
+    return f" (set in {path})" if value is _ANY or found == value else ""
 
 
 def _with_fitted(obj: T) -> T:
@@ -485,7 +496,11 @@ def _read_group_file(path: Path, cls: type[T]) -> T:
         found = None
     # A file the fast path cannot read, or finds invalid (its checks ran without the blocks first, so the first error
     # may differ), is read again the way `<group>=` composes it: what it returns, or the error it raises, is the answer.
-    found = found if found is not None else _read_group_file_omegaconf(path, cls)
+    try:
+        found = found if found is not None else _read_group_file_omegaconf(path, cls)
+    except ConfigError as e:  # a value the schema refuses (mac_per_s: -1.0): the file it is in, as `<group>=` names it
+        match = _MESSAGE_KEY.match(str(e))
+        raise ConfigError(f"{e}{_file_note(path, match.group(2)) if match else ''}") from None
     # beside the file itself where `path` is a link to it (a profile linked in from the user's own repository)
     return load_fitted(found, folder=path.resolve().parent) if isinstance(found, HardwareProfile) else found
 
@@ -638,7 +653,7 @@ def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
         try:
             return compose(config_name="search", overrides=list(overrides))
         except Exception as exc:  # Hydra/OmegaConf composition errors
-            raise ConfigError(compose_error_message(exc)) from None
+            raise ConfigError(compose_error_message(exc) + _flat_file_hint(overrides, None)) from None
 
 
 # The setting a path given alone most likely meant, per command (its config name), for the hint.
@@ -764,17 +779,30 @@ def _group_path_problem(overrides: Sequence[str]) -> str | None:
 
 
 def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
-    """'; <dir>/<name>.yaml is there, but ...' for a group option that is not found where `config_dir` holds a file of
-    that name directly (mine/acme.yaml for hw=acme, not mine/hw/acme.yaml), else ''."""
-    if config_dir is None:
-        return ""
+    """'; <dir>/<name>.yaml is there, but ...' for a group option that is not found where `config_dir` (the user's
+    --config-dir), or else the project's conf/, holds a file of that name directly (mine/acme.yaml or conf/acme.yaml for
+    hw=acme, not mine/hw/acme.yaml or conf/hw/acme.yaml), else ''. conf/'s own primary configs (search.yaml, ...) are
+    no group's option put in the wrong place."""
     for arg in overrides:
         group, eq, name = arg.lstrip("+~").partition("=")
-        flat = Path(config_dir).absolute() / f"{name}.yaml"
-        if eq and (CONF_DIR / group).is_dir() and "/" not in name and flat.is_file():
+        if not eq or not (CONF_DIR / group).is_dir() or "/" in name:
+            continue
+        if config_dir is not None and (flat := Path(config_dir).absolute() / f"{name}.yaml").is_file():
             return (f"; {flat} is there, but --config-dir reads a group's files from its subfolder: move it to "
                     f"{flat.parent / group / flat.name}")
+        if (flat := CONF_DIR / f"{name}.yaml").is_file() and not _is_primary_config(flat):
+            return (f"; {flat} is there, but {group}= reads its files from {CONF_DIR / group}: move {flat} to "
+                    f"{CONF_DIR / group / flat.name}")
     return ""
+
+
+def _is_primary_config(path: Path) -> bool:
+    """Whether the YAML file at `path` is a command's config (it lists `defaults:`, as conf/search.yaml does)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "defaults" in data
 
 
 def override_syntax_problem(override: str, *, multirun: bool = False) -> str | None:

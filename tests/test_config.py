@@ -530,3 +530,45 @@ def test_a_bad_value_in_a_users_hw_file_names_the_file(tmp_path):
 
     assert error() == f"error: hw.mac_per_s=-1000000000000.0 must be a finite number > 0 (set in {mine})"
     assert error("hw.mac_per_s=-3") == "error: hw.mac_per_s=-3.0 must be a finite number > 0"
+
+
+def test_load_hw_profile_names_the_file_that_holds_a_bad_value(tmp_path):
+    from nas.config import CONF_DIR, load_hw_profile
+
+    # From Python, a negative mac_per_s in the user's chip file was named by its key only (the command line named the
+    # file, `_source_file_note`); a non-numeric one already named it.
+    shipped = (CONF_DIR / "hw" / "edge_npu.yaml").read_text()
+    mine = tmp_path / "my_chip.yaml"
+    mine.write_text(shipped.replace("mac_per_s: 2.0e12", "mac_per_s: -1.0e12"))
+    with pytest.raises(ConfigError) as info:
+        load_hw_profile(mine)
+    assert str(info.value) == f"hw.mac_per_s=-1000000000000.0 must be a finite number > 0 (set in {mine})"
+    mine.write_text(shipped.replace("\n  conv: 0.6", "\n  conv: 1.5"))  # a key inside a mapping
+    with pytest.raises(ConfigError, match=rf"^hw.efficiency.conv=1.5 must be in \(0, 1\] \(set in {re.escape(str(mine))}\)$"):
+        load_hw_profile(mine)
+    mine.write_text(shipped.replace("mac_per_s: 2.0e12", "mac_per_s: lots"))
+    with pytest.raises(ConfigError, match=rf"^hw profile file '{re.escape(str(mine))}' cannot be read: hw.mac_per_s: "):
+        load_hw_profile(mine)
+
+
+def test_a_chip_file_put_directly_in_conf_is_named_with_the_group_folder_it_goes_in(tmp_path, monkeypatch):
+    import shutil
+
+    import nas.config
+    from nas.config import compose_search_config, precheck_overrides, register_configs
+
+    # conf/mychip.yaml with hw=mychip got only "hw=mychip is not an option of hw": the file beside conf/hw, not in it,
+    # as --config-dir's flat layout already says (test_a_group_file_given_as_a_path_or_outside_its_group_folder_...).
+    conf = tmp_path / "conf"
+    shutil.copytree(nas.config.CONF_DIR, conf)
+    monkeypatch.setattr(nas.config, "CONF_DIR", conf)
+    register_configs()
+    (conf / "mychip.yaml").write_text("name: mychip\n")
+    hint = f"; {conf / 'mychip.yaml'} is there, but hw= reads its files from {conf / 'hw'}: move {conf / 'mychip.yaml'} to {conf / 'hw' / 'mychip.yaml'}"
+    problem = precheck_overrides(["hw=mychip"], config_name="search")
+    assert problem.startswith("hw=mychip is not an option of hw") and problem.endswith(hint), problem
+    with pytest.raises(ConfigError) as info:  # from Python too
+        compose_search_config(["hw=mychip"])
+    assert str(info.value).endswith(hint)
+    # a command's own config in conf/ is no misplaced option: the plain message
+    assert "is there" not in precheck_overrides(["hw=search"], config_name="search")
