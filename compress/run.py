@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection
+from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from nas.config import exit_on_bad_overrides
 
@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, register_configs,
-                        structured, validate_compress_config, validate_data_config)
+                        shell_command, structured, validate_compress_config, validate_data_config)
 from nas.errors import CheckpointError, ConfigError, exit_on_error
 from nas.latency.hardware import input_warning
 from nas.stats import format_p
@@ -288,6 +288,16 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + f"\nnote: {note}"
 
 
+def interrupted_line(checkpoint: str | Path, argv: Sequence[str]) -> str:
+    """What `python -m compress.run <argv>` prints when Ctrl-C stops it: the folder holds no finished compression of
+    this run (compressed_metrics.json is written last, so a file left half-done is not taken for a finished one), and
+    the command that does the same job, every setting of `argv` repeated (`nas.config.shell_command`), not only
+    checkpoint=."""
+    return (f"interrupted before the compression of {_folder_of(checkpoint)} finished (its compressed_metrics.json is "
+            f"written last: no half-done file is taken for a finished one); to compress it, rerun: "
+            f"{shell_command('compress.run', argv)}")
+
+
 register_configs()
 
 
@@ -296,9 +306,13 @@ def main(cfg: DictConfig) -> None:
     """CLI entry point: errors become one line and exit code 2."""
     onnx_file = _folder_of(cfg.checkpoint) / "model.onnx"
     before = file_stamp(onnx_file)  # exported by the run (a bare model.pt has none), it is one of the files written
-    with exit_on_error():
-        # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
-        metrics = run_compress(cfg, overridden=command_line_keys())
+    try:
+        with exit_on_error():
+            # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
+            metrics = run_compress(cfg, overridden=command_line_keys())
+    except KeyboardInterrupt:  # Ctrl-C: it ended in a traceback, and the command to finish the job was the user's to find
+        print(interrupted_line(cfg.checkpoint, sys.argv[1:]), file=sys.stderr)
+        sys.exit(130)
     print(format_table(metrics))
     print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint, exported_onnx=file_stamp(onnx_file) != before)))
 

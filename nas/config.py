@@ -866,6 +866,31 @@ def _quoted_override(key: str, value: str) -> str:
     return f"\"{key}='{'$HOME' if home else ''}{shell}'\""
 
 
+def shell_command(module: str, argv: Sequence[str]) -> str:
+    """`python -m <module> <argv>` as one line to paste into a POSIX shell, each argument reaching the command as it did:
+    as typed where the shell takes it unchanged; a `key=value` whose value Hydra reads as a plain string quoted as
+    `override_syntax_problem` quotes one (`_quoted_override`: `"data.root='/my photos'"`); any other in the shell's
+    single quotes. For a "rerun with" hint that repeats every setting the user gave, not only the one it is about."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parts = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        plain = None
+        # a leading ~ is kept as typed: _quoted_override would make it $HOME, which Hydra's quotes had kept from it
+        if shlex.quote(arg) != arg and eq and value and not key.startswith("-") and not value.startswith("~"):
+            try:
+                parsed = parser.parse_overrides([arg])[0]
+                plain = parsed.value() if not parsed.is_sweep_override() and isinstance(parsed.value(), str) else None
+            except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+                plain = None
+        parts.append(_quoted_override(key, plain) if plain is not None else shlex.quote(arg))
+    return shlex.join(["python", "-m", module]) + "".join(f" {part}" for part in parts)
+
+
 def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:
     """Print `precheck_overrides`' one line for the command line `argv` as `error: ...` and exit with status 2; return
     when they compose. The search and compress.run call it first thing as `__main__`, before importing torch and

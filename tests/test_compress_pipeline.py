@@ -1055,3 +1055,22 @@ def test_compress_runs_closing_line_names_the_model_onnx_it_exported(tmp_path, t
     assert lines == [f"written to {bare.resolve()}: model.onnx, model_int8.onnx, compressed_metrics.json",
                      f"written to {damaged.resolve()}: model.onnx, model_int8.onnx, compressed_metrics.json",
                      f"written to {searched.resolve()}: model_int8.onnx, compressed_metrics.json"]
+
+
+def test_compress_run_stopped_by_ctrl_c_says_so_in_one_line_with_every_setting_to_rerun(tmp_path, tiny_idx_root):
+    # Ctrl-C during `python -m compress.run` ended in a traceback; the command to finish the job (with the chip, the
+    # data and the compress.* settings given, not only checkpoint=) was left for the user to find. Compressing is stubbed
+    # out by one that is interrupted.
+    folder = tmp_path / "my ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    fake = ("import compress.pipeline\n"
+            "def fake(folder, **kw):\n"
+            "    raise KeyboardInterrupt\n"
+            "compress.pipeline.compress_checkpoint = fake\n")
+    args = [f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu", "compress.prune.ratio=0.25"]
+    (proc,) = compress_runs(args, setup=fake)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"interrupted before the compression of {folder} finished (its compressed_metrics.json is written last: no "
+        f"half-done file is taken for a finished one); to compress it, rerun: python -m compress.run "
+        f"\"checkpoint='{folder}'\" data.root={tiny_idx_root} data.name=tiny hw=cpu compress.prune.ratio=0.25")

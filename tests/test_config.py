@@ -572,3 +572,26 @@ def test_a_chip_file_put_directly_in_conf_is_named_with_the_group_folder_it_goes
     assert str(info.value).endswith(hint)
     # a command's own config in conf/ is no misplaced option: the plain message
     assert "is there" not in precheck_overrides(["hw=search"], config_name="search")
+
+
+def test_a_command_line_is_repeated_for_a_shell_with_values_quoted_as_hydra_reads_them(tmp_path):
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from nas.config import shell_command
+
+    argv = ["checkpoint=runs/my run/ck", "hw=cpu", "data.root='/photos (2024)'", "compress.prune.ratio=0.5",
+            "--config-dir", "my chips", "data.root=it's", "data.name='wow!'"]
+    line = shell_command("compress.run", argv)
+    assert line == ("python -m compress.run \"checkpoint='runs/my run/ck'\" hw=cpu \"data.root='/photos (2024)'\" "
+                    "compress.prune.ratio=0.5 --config-dir 'my chips' 'data.root=it'\"'\"'s' 'data.name=\"wow!\"'")
+    # each argument reaches Hydra with the value it had
+    parser = OverridesParser.create()
+    again = shlex.split(line)[3:]
+    assert again[4:6] == argv[4:6]
+    for before, after in zip(argv[:4] + argv[6:], again[:4] + again[6:]):
+        if before == "data.root=it's":  # Hydra refuses it either way: repeated as typed
+            assert after == before
+            continue
+        assert parser.parse_overrides([after])[0].value() == parser.parse_overrides([before])[0].value()
