@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -843,14 +843,82 @@ IMBALANCE_WARN_RATIO = 10.0
 
 def data_identity(data: Dataset) -> dict[str, object]:
     """What a resumed study must find again in its data: the class names, the input shape, the images per split and a
-    digest of each split's images (`split_digest`). Another folder (or images added to one, or replaced) changes it, so
-    trials scored on other val images would not be mixed; moving the folder, or caching it, does not."""
+    digest of each split's images (`split_digest`); with them each class's counts and digest (`class_summary`), which
+    only name what changed. Another folder (or images added to one, or replaced) changes it, so trials scored on other
+    val images would not be mixed; moving the folder, or caching it, does not."""
     splits = (("train", data.train), ("val", data.val), ("test", data.test))
     # The digests, not only the counts: two folders of the same classes and counts (a second camera's 100 photos per
     # class, say) were taken for one, and a study resumed on the other mixed val accuracies of different images.
     return {"classes": list(data.classes), "input": [data.in_chans, data.img_size, data.img_size],
             "images": {name: len(split) for name, split in splits},
-            "digests": {name: split_digest(split) for name, split in splits}}
+            "digests": {name: split_digest(split) for name, split in splits},
+            CLASS_SUMMARY: class_summary(data)}
+
+
+CLASS_SUMMARY = "per_class"
+"""The key of `data_identity`'s `class_summary`: what a refusal names, not what it compares (`class_changes`)."""
+
+
+def class_summary(data: Dataset) -> list[list[int | str]]:
+    """For each of `data.classes`, in order: its train, val and test image counts and a digest (8 hex digits) of its
+    images whatever split holds them, so a study's record of other images can say which classes changed
+    (`class_changes`). A list beside the class names, not a mapping by name: a study records it, and 1,000 classes must
+    stay small."""
+    import hashlib
+
+    names = range(len(data.classes))
+    counts = [torch.bincount(s.y, minlength=len(names)).tolist() for s in (data.train, data.val, data.test)]
+    images: list[list[bytes]] = [[] for _ in names]
+    for split in (data.train, data.val, data.test):
+        for image, c in zip(np.ascontiguousarray(split.x.numpy()), split.y.tolist()):
+            images[c].append(hashlib.blake2b(image.tobytes(), digest_size=8).digest())
+    # Of the class's images as a set, not of each split's: the held-out draw follows every class's count, so images
+    # added to one class move other classes' images between train, val and test, and those classes did not change.
+    return [[*(n[c] for n in counts), hashlib.sha256(b"".join(sorted(images[c]))).hexdigest()[:8]] for c in names]
+
+
+def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5) -> list[str]:
+    """The classes whose images differ between two `data_identity` records (a study's, then this run's), a clause each
+    ("class 'cat': 120 train images in the study, 118 now", "class 'dog' is new (40 images)"), the first `shown` and a
+    count of the rest; [] when either has no `class_summary` (a record from before it was kept), when they share no
+    class name (other data altogether, which the class lists say better), or when they are of the same images. A
+    change of content alone is left out where the input shape differs: that changes every image."""
+    if CLASS_SUMMARY not in then or CLASS_SUMMARY not in now:
+        return []
+    old = dict(zip(then.get("classes") or [], then[CLASS_SUMMARY]))
+    new = dict(zip(now.get("classes") or [], now[CLASS_SUMMARY]))
+    if not old.keys() & new.keys():
+        return []
+    same_input = then.get("input") == now.get("input")
+    renamed = {name: other for name in old.keys() - new.keys() for other in new.keys() - old.keys()
+               if same_input and old[name][3] == new[other][3]}  # the same images under another folder name
+    splits = ("train", "val", "test")
+    said = []
+    for name in [*old, *(n for n in new if n not in old)]:
+        if name in renamed.values():
+            continue
+        if name in renamed:
+            said.append(f"class {name!r} is now {renamed[name]!r}")
+        elif name not in new:
+            said.append(f"class {name!r} is gone ({counted(sum(old[name][:3]), 'image')} in the study)")
+        elif name not in old:
+            said.append(f"class {name!r} is new ({counted(sum(new[name][:3]), 'image')})")
+        elif old[name][3] != new[name][3]:
+            recounted = [i for i in range(3) if old[name][i] != new[name][i]]
+            if recounted:
+                said.append(f"class {name!r}: {' and '.join(f'{old[name][i]:,} {splits[i]}' for i in recounted)} "
+                            f"image{'s' if len(recounted) > 1 or old[name][recounted[0]] != 1 else ''} in the study, "
+                            f"{' and '.join(f'{new[name][i]:,}' for i in recounted)} now")
+            elif same_input:
+                said.append(f"class {name!r}: as many images as in the study ({sum(new[name][:3]):,}), other ones")
+    if (not said and old.keys() == new.keys() and all(old[n][3] == new[n][3] for n in old)
+            and then.get("digests") != now.get("digests")):
+        # files renamed within a class (the draw picks by position) or moved between its train/ val/ test/ folders
+        return ["each class has the images it had in the study, split otherwise into train/val/test"]
+    if len(said) > shown:
+        said = said[:shown] + [f"{counted(len(said) - shown, 'more class', plural='more classes')} differ"
+                               f"{'s' if len(said) - shown == 1 else ''}"]
+    return said
 
 
 def absolute_root(root: str | os.PathLike) -> str:

@@ -39,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
 from nas.config import DataConfig, RunConfig, group_file
-from nas.data import absolute_root
+from nas.data import CLASS_SUMMARY, absolute_root, class_changes
 from nas.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -348,11 +348,16 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         if record:
             study.set_user_attr(_DATA_ATTR, identity)
         return
-    if stored == identity:
-        return
-    if "digests" not in stored and stored == {k: v for k, v in identity.items() if k != "digests"}:
-        # a study from before the digests were kept: the same classes, shape and counts, so it takes these images' digests
-        if record:
+
+    def compared(i: dict[str, Any], *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+        # the per-class summary only says what changed; the digests decide whether anything did
+        return {k: v for k, v in i.items() if k not in (CLASS_SUMMARY, *leave_out)}
+
+    if compared(stored) == compared(identity) or (
+            "digests" not in stored and compared(stored) == compared(identity, leave_out=("digests",))):
+        # the same data; a study from before the digests (or the class summary) were kept takes this run's record:
+        # its classes, shape and counts are these
+        if record and identity.keys() - stored.keys():
             study.set_user_attr(_DATA_ATTR, identity)
         return
 
@@ -368,9 +373,11 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         return ", ".join(names[:6]) + (f", ... ({len(names)})" if len(names) > 6 else "")
 
     then, now = stored, identity
+    # which classes changed, where both records say (a study from before the class summary does not)
+    by_class = class_changes(then, now)
     diffs = [f"{what}: {fmt(then)} then, {fmt(now)} now"
              for what, fmt in (("classes", classes), ("input", shape), ("train/val/test images", images))
-             if fmt(then) != fmt(now)]
+             if fmt(then) != fmt(now) and not (by_class and what == "classes")] + by_class
     if not diffs:  # the same classes, shape and counts: another folder of the same make-up, or files replaced
         other = [k for k in ("train", "val", "test") if (then.get("digests") or {}).get(k) != (now.get("digests") or {}).get(k)]
         which = " and ".join(filter(None, (", ".join(other[:-1]), other[-1]))) + " " if other else ""

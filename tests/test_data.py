@@ -1,5 +1,6 @@
 import dataclasses
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -858,7 +859,8 @@ def test_data_identity_tells_two_folders_of_the_same_classes_and_counts_apart(tm
         return data_identity(load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=8)))
 
     cam1, cam2 = identity(tmp_path / "moved" / "cam1"), identity(tmp_path / "cam2")
-    assert {k: v for k, v in cam1.items() if k != "digests"} == {k: v for k, v in cam2.items() if k != "digests"}
+    assert ({k: v for k, v in cam1.items() if k not in ("digests", "per_class")}
+            == {k: v for k, v in cam2.items() if k not in ("digests", "per_class")})
     assert cam1 != cam2 and all(cam1["digests"][k] != cam2["digests"][k] for k in ("train", "val", "test"))
     (tmp_path / "cam1").symlink_to(tmp_path / "moved" / "cam1")  # the same folder elsewhere: the same identity
     assert identity(tmp_path / "cam1") == cam1
@@ -1012,3 +1014,50 @@ def test_a_data_root_under_a_tilde_that_does_not_exist_says_tilde_is_not_expande
     with pytest.raises(DataError, match=rf"^data.root=~/images does not exist: ~ is not expanded, write the whole path "
                                         rf"\(data.root={tmp_path}/images\)"):
         load_dataset(DataConfig(name="x", format=fmt, root="~/images"))
+
+
+def test_data_identity_summarises_each_class_of_idx_files_in_the_order_of_the_class_names(tiny_idx_root):
+    # A study's refusal of changed images names the classes that changed (`class_changes`) from this summary; Fashion-MNIST
+    # gets one as an image folder does.
+    from nas.data import class_summary, data_identity
+
+    ds = load_dataset(_idx_cfg(tiny_idx_root))
+    identity = data_identity(ds)
+    assert identity["per_class"] == class_summary(ds) and len(identity["per_class"]) == len(ds.classes)
+    for c, (train, val, test, digest) in enumerate(identity["per_class"]):
+        assert [train, val, test] == [int((s.y == c).sum()) for s in (ds.train, ds.val, ds.test)]
+        assert isinstance(digest, str) and len(digest) == 8
+    # of the class's images wherever they are: another split of the same images gives the same digests
+    other = load_dataset(_idx_cfg(tiny_idx_root, split_seed=7))
+    assert data_identity(other)["digests"] != identity["digests"]
+    assert [row[3] for row in class_summary(other)] == [row[3] for row in identity["per_class"]]
+    assert len(json.dumps(identity["per_class"])) < 40 * len(ds.classes)  # small: a study records it
+
+
+def test_class_changes_names_the_first_five_classes_and_counts_the_rest():
+    from nas.data import class_changes
+
+    names = [f"c{i}" for i in range(9)]
+    then = {"classes": names, "input": [1, 8, 8], "digests": {"train": "t"},
+            "per_class": [[10, 2, 3, f"d{i}"] for i in range(9)]}
+    now = {**then, "digests": {"train": "u"}, "per_class": [[11, 2, 3, f"e{i}"] for i in range(9)]}
+    assert class_changes(then, now) == [f"class 'c{i}': 10 train images in the study, 11 now" for i in range(5)] + [
+        "4 more classes differ"]
+    assert class_changes(then, {**now, "per_class": now["per_class"][:6] + then["per_class"][6:]})[-1] == "1 more class differs"
+    # the same counts, other images: said unless the input shape changed, which changes every image
+    same_counts = {**now, "per_class": [[10, 2, 3, f"e{i}"] for i in range(9)]}
+    assert class_changes(then, same_counts)[0] == "class 'c0': as many images as in the study (15), other ones"
+    assert class_changes(then, {**same_counts, "input": [3, 8, 8]}) == []
+    # one image of a class: no plural
+    one = {**then, "per_class": [[1, 0, 0, "a"]], "classes": ["c0"]}
+    assert class_changes(one, {**one, "per_class": [[2, 0, 0, "b"]]}) == ["class 'c0': 1 train image in the study, 2 now"]
+    # the same images of each class, split otherwise (files renamed within a class)
+    moved = {**then, "digests": {"train": "u"}, "per_class": [[9, 3, 3, f"d{i}"] for i in range(9)]}
+    assert class_changes(then, moved) == ["each class has the images it had in the study, split otherwise into train/val/test"]
+    assert class_changes(then, then) == []
+    # a class gone and one new, of other images
+    gone = {**then, "classes": names[:8] + ["z"], "per_class": then["per_class"][:8] + [[4, 1, 1, "z"]]}
+    assert class_changes(then, gone) == ["class 'c8' is gone (15 images in the study)", "class 'z' is new (6 images)"]
+    # records from before the summary, or of no class in common: nothing to say by class
+    assert class_changes({k: v for k, v in then.items() if k != "per_class"}, now) == []
+    assert class_changes(then, {**now, "classes": [f"x{i}" for i in range(9)]}) == []

@@ -595,3 +595,79 @@ def test_report_from_a_sqlite_file_that_is_not_there_refuses_and_creates_none(tm
     with pytest.raises(ConfigError, match=rf"search.storage='sqlite:///{re.escape(str(db))}': no such file; "):
         export_study(compose_cfg(f"search.storage=sqlite:///{db}", "search.study_name=exp1", f"search.runs_dir={tmp_path}"))
     assert list(tmp_path.iterdir()) == []
+
+
+def _folder_identity(root):
+    from nas.config import DataConfig, DataFormat
+    from nas.data import data_identity, load_dataset
+
+    return data_identity(load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=8)))
+
+
+def _images(folder, n, *, seed):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / f"{seed}-{i}.png")
+
+
+def test_a_refusal_of_changed_images_names_the_classes_that_changed(tmp_path):
+    # "made with other images (train/val/test images: 54/6/15 then, 56/6/16 now)" could not tell 3 images added to one
+    # class from another folder of the same make-up; the study records each class's counts and a digest of its images.
+    import shutil
+
+    from nas.study import check_data
+
+    for c, name in enumerate(("cat", "dog", "owl", "yak")):
+        _images(tmp_path / "a" / name, 20, seed=c)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    made = _folder_identity(tmp_path / "a")
+    check_data(study, made)
+    _images(tmp_path / "a" / "cat", 3, seed=10)  # 3 images added to one class: the others' are the same files
+    with pytest.raises(ConfigError) as err:
+        check_data(study, _folder_identity(tmp_path / "a"), record=False)
+    said = str(err.value)
+    assert re.search(r"other images \(train/val/test images: [\d/]+ then, [\d/]+ now; class 'cat': [\d,]+ train "
+                     r"(and [\d,]+ (val|test) )*images in the study, [\d,]+ (and [\d,]+ )*now\), and its trials'", said), said
+    for other in ("dog", "owl", "yak"):
+        assert other not in said  # their images moved between the splits (the draw follows the counts), nothing more
+    # a class renamed, one added, one's images replaced by as many others
+    shutil.rmtree(tmp_path / "a" / "cat")
+    _images(tmp_path / "a" / "cat", 20, seed=0)
+    (tmp_path / "a" / "owl").rename(tmp_path / "a" / "owls")
+    _images(tmp_path / "a" / "emu", 12, seed=11)
+    shutil.rmtree(tmp_path / "a" / "yak")
+    _images(tmp_path / "a" / "yak", 20, seed=12)
+    with pytest.raises(ConfigError, match=r"other images \(train/val/test images: 58/6/16 then, 67/7/18 now; class 'owl' "
+                                          r"is now 'owls'; class 'yak': as many images as in the study \(20\), other ones; "
+                                          r"class 'emu' is new \(12 images\)\), and its trials'"):
+        check_data(study, _folder_identity(tmp_path / "a"), record=False)
+    # another folder altogether: the class lists say it
+    for c, name in enumerate(("red", "blue")):
+        _images(tmp_path / "b" / name, 20, seed=20 + c)
+    with pytest.raises(ConfigError, match=r"other images \(classes: cat, dog, owl, yak then, blue, red now; "):
+        check_data(study, _folder_identity(tmp_path / "b"), record=False)
+
+
+def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_summary_when_resumed(tmp_path):
+    from nas.study import check_data
+
+    for c, name in enumerate(("cat", "dog")):
+        _images(tmp_path / "a" / name, 10, seed=c)
+    made = _folder_identity(tmp_path / "a")
+    old = optuna.create_study(directions=["maximize", "minimize"])
+    old.set_user_attr("data", {k: v for k, v in made.items() if k != "per_class"})  # recorded before the class summary
+    _images(tmp_path / "a" / "cat", 3, seed=10)
+    grown = _folder_identity(tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"other images \(train/val/test images: 14/2/4 then, 16/2/5 now\), and its "):
+        check_data(old, grown)  # nothing to name the class by: the message of before
+    assert "per_class" not in old.user_attrs["data"]
+    check_data(old, made, record=False)  # the same images, a report: nothing written
+    assert "per_class" not in old.user_attrs["data"]
+    check_data(old, made)  # the same images resumed: the study takes their summary, and names the class next time
+    assert old.user_attrs["data"] == made
+    with pytest.raises(ConfigError, match=r"14/2/4 then, 16/2/5 now; class 'cat': 7 train and 2 test images in the study, 9 and 3 now\)"):
+        check_data(old, grown)
