@@ -207,21 +207,30 @@ def _file_accuracy(logits: np.ndarray, data: Dataset, *, before: tuple[str, np.n
     return out
 
 
+def scored_indices(data: Dataset, images: int | None, *, seed: int) -> dict[str, np.ndarray | None]:
+    """{"val": ..., "test": ...}: the positions (ascending, in the split's order) of the fixed random `images` of each
+    split that `compress.eval_images` scores; None for a split scored whole (`images` None, or a split of no more)."""
+    rng = np.random.default_rng(seed)  # val drawn first, then test: the cut of every earlier compression
+    return {name: None if images is None or len(split) <= images
+            else np.sort(rng.choice(len(split), size=images, replace=False))
+            for name, split in (("val", data.val), ("test", data.test))}
+
+
 def scored_subset(data: Dataset, images: int | None, *, seed: int) -> Dataset:
-    """`data` with its val and test splits each cut to a fixed random `images` of theirs (in their order; a split of
+    """`data` with its val and test splits each cut to a fixed random `images` of theirs (`scored_indices`; a split of
     no more is kept whole), for `compress.eval_images`; `data` itself when `images` is None. The training split stays."""
     if images is None:
         return data
     import torch  # at run time only here: the module imports without it (TYPE_CHECKING above)
 
-    def cut(split: Split, rng: np.random.Generator) -> Split:
-        if len(split) <= images:
+    def cut(split: Split, keep: np.ndarray | None) -> Split:
+        if keep is None:
             return split
-        keep = torch.from_numpy(np.sort(rng.choice(len(split), size=images, replace=False)))
-        return Split(x=split.x[keep], y=split.y[keep])
+        index = torch.from_numpy(keep)
+        return Split(x=split.x[index], y=split.y[index])
 
-    rng = np.random.default_rng(seed)
-    return dataclasses.replace(data, val=cut(data.val, rng), test=cut(data.test, rng))
+    keep = scored_indices(data, images, seed=seed)
+    return dataclasses.replace(data, val=cut(data.val, keep["val"]), test=cut(data.test, keep["test"]))
 
 
 def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget_bytes: int | None, prunes: bool) -> None:
@@ -331,6 +340,8 @@ def compress_checkpoint(
         keep_freed_memory()
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
     whole = {"val": len(data.val), "test": len(data.test)}
+    # which test images a cut scored, recorded: a deployer checking the file's accuracy on them needs no source code
+    test_indices = scored_indices(data, cfg.eval_images, seed=cfg.seed)["test"]
     data = scored_subset(data, cfg.eval_images, seed=cfg.seed)
     test = data.test
 
@@ -443,7 +454,9 @@ def compress_checkpoint(
         "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name, "metric": data.metric.value,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
         # the images every accuracy and interval here is of (compress.eval_images), of those the splits hold
-        "eval_images": {"val": len(data.val), "val_of": whole["val"], "test": len(test), "test_of": whole["test"]},
+        # and, where the test split was cut, which of its images (positions in its order, test_predictions.csv's index)
+        "eval_images": {"val": len(data.val), "val_of": whole["val"], "test": len(test), "test_of": whole["test"],
+                        **({} if test_indices is None else {"test_indices": test_indices.tolist()})},
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
         # of the files this compression wrote (model.onnx is the search's): to check a copy, and a rerun checks them
         "file_sha256": {name: _sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},

@@ -17,7 +17,7 @@ from compress.run import format_table
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import load_checkpoint, save_checkpoint
 from nas.config import CompressConfig, DataConfig, DataFormat, FinetuneConfig, PruneConfig, QuantizeConfig
-from nas.data import load_dataset
+from nas.data import Split, load_dataset
 from nas.errors import CheckpointError, ConfigError
 from nas.latency.hardware import HardwareProfile
 from nas.model import build_model
@@ -782,8 +782,16 @@ def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how
     finally:
         logger.removeHandler(handler), logger.setLevel(level)
     assert any("(on 30 of the 100 test images: compress.eval_images)" in line for line in lines), lines
+    indices = metrics["eval_images"].pop("test_indices")
     assert metrics["eval_images"] == {"val": 30, "val_of": 40, "test": 30, "test_of": 100}
     assert len(scored) >= 10 and {len(split) for split in scored} == {30}
+    # Which 30 test images is recorded (positions in the test split's order): a deployer scoring the files on those
+    # alone gets the recorded accuracies without the source code of the cut (they were not to be had before).
+    assert indices == sorted(set(indices)) and len(indices) == 30 and 0 <= indices[0] and indices[-1] < 100
+    picked = Split(x=data.test.x[indices], y=data.test.y[indices])
+    for key, logits in (("test_acc_onnx", compress.pipeline.onnx_logits(checkpoint / "model_int8.onnx", picked)),
+                        ("test_acc_openvino", compress.pipeline.openvino_logits(checkpoint / "model_int8.xml", picked))):
+        assert metrics["int8"][key] == float((logits.argmax(1) == picked.y.numpy()).mean()), key
     low, high = metrics["int8"]["test_acc_ci95"]
     assert low <= metrics["int8"]["test_acc"] <= high and high - low > 0.2  # 30 images: a wide interval, as it should be
     assert json.loads((checkpoint / "compressed_metrics.json").read_text())["eval_images"]["test"] == 30
@@ -797,7 +805,7 @@ def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how
     # A cap of the split's size or more, or none (the default), scores every image.
     scored.clear()
     whole = compress_checkpoint(checkpoint, hw=hw, data=data, cfg=dataclasses.replace(cfg, eval_images=None))
-    assert whole["eval_images"] == {"val": 40, "val_of": 40, "test": 100, "test_of": 100}
+    assert whole["eval_images"] == {"val": 40, "val_of": 40, "test": 100, "test_of": 100}  # no test_indices: all scored
     assert {len(split) for split in scored} == {40, 100}
     # The smoke config caps it, the default does not, and a cap must be a whole number > 0.
     assert to_run_config(compose_cfg("compress=smoke")).compress.eval_images == 1000
