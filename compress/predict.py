@@ -89,6 +89,9 @@ class Contract:
     # the file of the folder it was read from, named in the errors it explains: a checkpoint compressed alone has no
     # metrics.json, and an error naming one sent the user looking for a file that is not there
     file: str = "metrics.json"
+    # how the training images were made, in words (input.preprocessing): a 3-channel model trained on idx data saw grey
+    # repeated into 3 channels, never colour
+    preprocessing: str = ""
 
 
 def _contract(folder: Path) -> Contract:
@@ -103,7 +106,8 @@ def _contract(folder: Path) -> Contract:
         return Contract(int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]),
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
-                        None if background is None else int(background), path.name)
+                        None if background is None else int(background), path.name,
+                        str(metrics["input"].get("preprocessing", "")))
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
@@ -235,13 +239,17 @@ def _check_recorded_digests(path: Path) -> None:
 
 def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:
     """The images of `files` as the model's float32 input: made as the training images were made from their files,
-    scaled to [0, 1] as `nas.data.iterate_batches` scales them."""
+    scaled to [0, 1] as `nas.data.iterate_batches` scales them. A 3-channel model trained on idx data (grey images
+    repeated into 3 channels) gets each file made grey and repeated the same way: a colour photo given as RGB was an
+    input unlike any it was trained or tested on."""
     import torch
 
-    from nas.data import read_images
+    from nas.data import GREY_REPEATED, read_images
 
-    x = read_images(files, size=contract.img_size, mode="L" if contract.channels == 1 else "RGB",
-                    background=contract.background)
+    grey = contract.channels == 1 or GREY_REPEATED in contract.preprocessing
+    x = read_images(files, size=contract.img_size, mode="L" if grey else "RGB", background=contract.background)
+    if grey and contract.channels == 3:
+        x = np.repeat(x, 3, axis=1)
     return torch.from_numpy(x).float().div_(255.0).numpy()
 
 

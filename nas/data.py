@@ -596,6 +596,10 @@ def _class_mismatch(split_root: Path, train_root: Path, found: Sequence[str], cl
             f"{split_root} to hold {split_root.name} images out of train ({size})")
 
 
+# The step of `preprocessing` for idx data read as 3 channels: compress.predict makes a file grey and repeats it too.
+GREY_REPEATED = "grey repeated into 3 channels"
+
+
 def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
     """How the images a model was trained on were made from the files, in words: a deployment must feed it frames
     made the same way (metrics.json's input contract)."""
@@ -603,7 +607,7 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
         steps = ["idx grey images as stored" if cfg.img_size is None else
                  f"idx grey images resized to {img_size}x{img_size} (bilinear, antialiased)"]
         if in_chans == 3:
-            steps.append("grey repeated into 3 channels")
+            steps.append(GREY_REPEATED)
     else:
         colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
         alpha = ("transparency dropped: the colours stored under transparent pixels are used as they are"

@@ -487,3 +487,21 @@ def test_a_model_file_whose_recorded_sha256_differs_is_one_line_saying_to_compre
     # a compression before file_sha256: nothing to check the damaged file against, so it runs
     (folder / "compressed_metrics.json").write_text(json.dumps({}))
     assert len(predict(folder / "model_int8.xml", [photos])) == 3
+
+
+def test_a_three_channel_model_trained_on_grey_idx_images_gets_each_photo_grey_repeated_as_in_training(checkpoint,
+                                                                                                       photos):
+    # data=fashion_mnist data.channels=3 trains on grey images repeated into 3 channels (metrics.json's
+    # input.preprocessing says so), but compress.predict fed it a colour photo as RGB: an input unlike any it was trained
+    # or tested on, so its predictions were not what the deployed model gets from frames made as the contract says.
+    folder, model = checkpoint
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"]["preprocessing"] = "idx grey images resized to 16x16 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255"
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    files = sorted((photos / "sub").glob("*.png"))
+    grey = [np.asarray(Image.open(f).convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32) / 255 for f in files]
+    x = torch.from_numpy(np.stack([np.stack([g, g, g]) for g in grey]))
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1).numpy()
+    for p, probs in zip(predict(folder / "model.onnx", [photos], top=3), expected):
+        np.testing.assert_allclose(p.probabilities, np.sort(probs)[::-1], atol=1e-5)
