@@ -71,7 +71,7 @@ def model_file(path: str | Path) -> Path:
                                   + ", ".join(str(where / m) for m in members))
         raise CheckpointError(f"{p} holds neither model_int8.xml nor model.onnx; pass a checkpoint folder of a search run")
     if not p.is_file():
-        raise CheckpointError(f"{p} not found; pass a checkpoint folder or its model_int8.xml, model.onnx or model.pt")
+        raise CheckpointError(f"{p} not found; pass a checkpoint folder or a model file in one (model_int8.xml, model_int8.onnx, model.onnx, model.pt)")
     if p.suffix not in MODEL_SUFFIXES:
         raise CheckpointError(f"{p} is not a model file; allowed: {', '.join(MODEL_SUFFIXES)} files, or a checkpoint folder")
     return p
@@ -408,8 +408,11 @@ def _clear_killed_csv_writes(path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: errors become one line and exit code 2."""
-    parser = argparse.ArgumentParser(prog="python -m compress.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="checkpoint folder, or its model_int8.xml / model.onnx / model.pt")
+    parser = argparse.ArgumentParser(prog="python -m compress.predict",  # the docstring's first paragraph ends in ":"
+                                     description=__doc__.split("\n\n")[0].rstrip(":") + ".")
+    parser.add_argument("model", help="checkpoint folder (runs its model_int8.xml, else model.onnx), or a model "
+                                          "file in one: .xml in OpenVINO (model_int8.xml), .onnx in onnxruntime "
+                                          "(model_int8.onnx, model.onnx, model_pruned.onnx), .pt in torch")
     parser.add_argument("images", nargs="+", help="image files or folders")
     parser.add_argument("--top", type=int, default=1, help="classes per image (default 1)")
     parser.add_argument("--csv", type=Path, default=None, help="also write the predictions to this CSV file")
