@@ -99,7 +99,7 @@ def postgres_url() -> Iterator[str]:
             pytest.skip("running as root and there is no 'postgres' user to run the server as")
         os.chown(root, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
+    data = root / "data"
 
     def pg(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
@@ -108,10 +108,18 @@ def postgres_url() -> Iterator[str]:
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"PostgreSQL initdb failed: {init.stderr.strip()[:300]}")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
-    start = pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "server.log"), "-w", "start")
-    if start.returncode != 0:
+    # Each pytest-xdist worker (make test runs two) starts its own cluster: its own folder and socket directory, and a
+    # port free when asked for. Another worker's server (or any process) may take that port before this one binds it:
+    # then a new port is tried, rather than skipping the tests.
+    for _attempt in range(5):
+        port = _free_port()
+        (root / "server.log").unlink(missing_ok=True)
+        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        start = pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "server.log"), "-w", "start")
         log_text = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        if start.returncode == 0 or "already in use" not in start.stderr + log_text:
+            break
+    if start.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"PostgreSQL did not start: {(start.stderr + log_text).strip()[-300:]}")
     try:
