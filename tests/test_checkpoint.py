@@ -422,6 +422,7 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     # README's "Deployment contract" block, with the member folder and images filled in, runs the exported files as
     # metrics.json's "input" and "output" (nas.checkpoint.io_contract) describe them, without this project.
     import re
+    import shutil
     from pathlib import Path
 
     import numpy as np
@@ -437,6 +438,7 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     folder = tmp_path / "member"
     export_onnx(model, folder / "model.onnx", in_chans=1, img_size=28)
     export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=1, img_size=28)  # (float here)
+    shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")  # float too: the block runs it as test_acc_reference was
     contract = io_contract(arch=arch, classes=["cat", "dog", "T-shirt/top"], mean=[0.3], std=[0.4],
                            preprocessing="idx grey images as stored; uint8 / 255", background=None)
     atomic_write_json(folder / "metrics.json", contract)
@@ -450,6 +452,8 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     exec(compile(block.replace(placeholder, repr(f"{folder}/")), "README.md (Deployment contract)", "exec"), scope)
     with torch.no_grad():
         expected = model(torch.from_numpy(images).float() / 255.0).numpy()
-    assert np.allclose(scope["logits"], expected, atol=1e-4)  # the OpenVINO IR's, the block's last
+    assert np.allclose(scope["logits"], expected, atol=1e-4)  # model_int8.onnx's basic session, the block's last
+    assert np.allclose(scope["sess"].run(None, {contract["input"]["name"]: scope["pixels"]})[0], expected, atol=1e-4)  # model.onnx
+    assert np.allclose(scope["compiled"](scope["pixels"])[0], expected, atol=1e-4)  # the OpenVINO IR
     printed = capsys.readouterr().out.strip()
     assert printed == str([contract["output"]["class_names"][i] for i in expected.argmax(1)])
