@@ -196,3 +196,17 @@ def test_latency_predictor_refit_keeps_the_profiles_more_specific_calibrated_on(
     with pytest.raises(DataError, match="^chip: measurements from 2 machines"):  # rows of two machines: refused as before
         latency_predictor.refit_machine(old + rows("Intel(R) Xeon(R) Processor; 2 cpus; Linux 6.18"), what="chip",
                                         shown="x", profile=profile("AMD EPYC; avx512f"))
+
+
+def test_latency_unit_sums_markdown_renders_from_its_committed_json(monkeypatch):
+    # The committed Markdown (with its paragraph on the +-10% target) is what render_md makes of the committed JSON:
+    # numbers quoted from it (README) are the measured ones.
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import latency_unit_sums
+
+    folder = RESULTS / "latency"
+    result = json.loads((folder / "unit_sums.json").read_text())
+    md = latency_unit_sums.render_md(result)
+    assert md == (folder / "unit_sums.md").read_text()
+    assert "within +-10% for cpu 94% (stride-4 metaformer_s 83%)" in md
+    assert set(result["sessions"]) == {"cpu", "cpu_zen2", "cpu_xeon"}
