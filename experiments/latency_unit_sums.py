@@ -1,6 +1,6 @@
 """Why the latency predictor misses +-10% for some archs: what the measured unit times themselves allow (issue 3).
 
-    python experiments/latency_unit_sums.py    # ~1-2 min, no timing: reads the committed CSVs
+    python experiments/latency_unit_sums.py    # ~20 s, no timing: reads the committed CSVs
 
 For each committed session of the pool (`cpu`, `cpu_zen2`, `cpu_xeon`: `<name>_fit.csv` with its per-unit profile
 `<name>_fit_units.csv`, and `<name>_val.csv` / `<name>_val_units.csv` where they exist), per family (metaformer_t;
