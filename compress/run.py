@@ -216,12 +216,14 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
     `root`: the data.root its search recorded (`recorded_root`), named in the error where it is not `cfg`'s."""
     import json
 
-    from nas.data import SPLIT_SETTINGS, split_as_recorded, split_digest
+    from nas.data import (CLASS_SUMMARY, SPLIT_SETTINGS, class_changes, per_class_test_images, split_as_recorded,
+                          split_digest)
 
     from compress.pipeline import root_setting
 
     try:
-        then = json.loads((folder / "metrics.json").read_text())["test_images"]
+        recorded = json.loads((folder / "metrics.json").read_text())
+        then = recorded["test_images"]
         digest, count, split = str(then["digest"]), int(then["count"]), dict(then["split"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # from elsewhere, or before 2026-12-05
         return data
@@ -237,8 +239,24 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
         differ.insert(0, root_setting(root))
     fix = (f"pass {' '.join(differ)} as its search did" if differ
            else "pass the data.root (and data settings) its search used")
+    by_class = []
+    if not any(d.startswith(tuple(f"data.{k}=" for k in SPLIT_SETTINGS)) for d in differ):
+        # another split draws every class's test images anew, which names no class that changed; the same split of
+        # changed images (a folder with photos added or removed) says which classes did (a checkpoint from before
+        # 2026-12-06 recorded no per_class, and keeps the message without them)
+        try:
+            names = list(recorded["output"]["class_names"])
+            rows = [[0, 0, int(n), str(d)] for n, d in then["per_class"]]
+        except (KeyError, TypeError, ValueError):
+            names, rows = [], []
+        if rows:
+            by_class = class_changes({"classes": names, CLASS_SUMMARY: rows},
+                                     {"classes": list(data.classes),
+                                      CLASS_SUMMARY: [[0, 0, *r] for r in per_class_test_images(data)]},
+                                     then_was="in its search")
     raise ConfigError(f"checkpoint {folder} was tested on other images ({count:,} test images then, {len(data.test):,} "
-                      f"here); tested on these it may be scored on images it was trained on: {fix}")
+                      f"here{''.join('; ' + c for c in by_class)}); tested on these it may be scored on images it was "
+                      f"trained on: {fix}")
 
 
 def _yaml(value: Any) -> str:

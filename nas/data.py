@@ -881,10 +881,22 @@ def class_summary(data: Dataset) -> list[list[int | str]]:
     return [[*(n[c] for n in counts), hashlib.sha256(b"".join(sorted(images[c]))).hexdigest()[:8]] for c in names]
 
 
-def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5) -> list[str]:
+def per_class_test_images(data: Dataset) -> list[list[int | str]]:
+    """`class_summary` of the test split alone, [test images, digest of them] for each of `data.classes`: what a
+    checkpoint keeps of its test images (metrics.json's `test_images`), so `compress.run`'s refusal of other test images
+    can name the classes that changed (`class_changes`, given `[0, 0, *row]`)."""
+    import dataclasses
+
+    empty = Split(x=data.test.x[:0], y=data.test.y[:0])
+    return [row[2:] for row in class_summary(dataclasses.replace(data, train=empty, val=empty))]
+
+
+def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
+                  then_was: str = "in the study") -> list[str]:
     """The classes whose images differ between two `data_identity` records (a study's, then this run's), a clause each
     ("class 'cat': 120 train images in the study, 118 now", "class 'dog' is new (40 images)"), the first `shown` and a
-    count of the rest; [] when either has no `class_summary` (a record from before it was kept), when they share no
+    count of the rest (`then_was`: where `then` is from, "in the study"); [] when either has no `class_summary` (a
+    record from before it was kept), when they share no
     class name (other data altogether, which the class lists say better), or when they are of the same images. A
     change of content alone is left out where the input shape differs: that changes every image."""
     if CLASS_SUMMARY not in then or CLASS_SUMMARY not in now:
@@ -904,17 +916,17 @@ def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5) 
         if name in renamed:
             said.append(f"class {name!r} is now {renamed[name]!r}")
         elif name not in new:
-            said.append(f"class {name!r} is gone ({counted(sum(old[name][:3]), 'image')} in the study)")
+            said.append(f"class {name!r} is gone ({counted(sum(old[name][:3]), 'image')} {then_was})")
         elif name not in old:
             said.append(f"class {name!r} is new ({counted(sum(new[name][:3]), 'image')})")
         elif old[name][3] != new[name][3]:
             recounted = [i for i in range(3) if old[name][i] != new[name][i]]
             if recounted:
                 said.append(f"class {name!r}: {' and '.join(f'{old[name][i]:,} {splits[i]}' for i in recounted)} "
-                            f"image{'s' if len(recounted) > 1 or old[name][recounted[0]] != 1 else ''} in the study, "
+                            f"image{'s' if len(recounted) > 1 or old[name][recounted[0]] != 1 else ''} {then_was}, "
                             f"{' and '.join(f'{new[name][i]:,}' for i in recounted)} now")
             elif same_input:
-                said.append(f"class {name!r}: as many images as in the study ({sum(new[name][:3]):,}), other ones")
+                said.append(f"class {name!r}: as many images as {then_was} ({sum(new[name][:3]):,}), other ones")
     if (not said and old.keys() == new.keys() and all(old[n][3] == new[n][3] for n in old)
             and then.get("digests") != now.get("digests")):
         # files renamed within a class (the draw picks by position) or moved between its train/ val/ test/ folders

@@ -37,7 +37,7 @@ from nas.checkpoint import (
     scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
-from nas.data import Dataset, absolute_root, preprocessing, split_digest, split_record
+from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import cpu_signature, host_mismatch, machine_info, measure_onnx
@@ -399,9 +399,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                       preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
                       background=run.data.background),
         # Which images the test accuracies are of: `compress.run` refuses to test the model on others (another split
-        # of the folder would hand it images it was trained on).
+        # of the folder would hand it images it was trained on), naming the classes whose test images changed from
+        # `per_class` (beside the class names of "output"; from 2026-12-06).
         "test_images": {"count": len(data.test), "digest": split_digest(data.test),
-                        "split": split_record(run.data, data)},
+                        "split": split_record(run.data, data), "per_class": per_class_test_images(data)},
     }
     atomic_write_json(metrics_path, metrics)
     return metrics, predicted

@@ -1082,3 +1082,38 @@ def test_compress_run_stopped_by_ctrl_c_says_so_in_one_line_with_every_setting_t
         f"interrupted before the compression of {folder} finished (its compressed_metrics.json is written last: no "
         f"half-done file is taken for a finished one); to compress it, rerun: python -m compress.run "
         f"\"checkpoint='{folder}'\" data.root={tiny_idx_root} data.name=tiny hw=cpu compress.prune.ratio=0.25")
+
+
+def test_compress_run_given_changed_test_images_names_the_classes_that_changed(tmp_path):
+    # "tested on other images (4 test images then, 6 here)" could not say what changed: the checkpoint's metrics.json
+    # now keeps its test split's per-class summary, and the refusal names the classes (a record without it: as before).
+    from PIL import Image
+
+    from compress.run import _check_test_images
+    from nas.data import SPLIT_SETTINGS, per_class_test_images, split_digest
+
+    for c in range(2):
+        (tmp_path / "images" / f"c{c}").mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (8, 8), 20 * c + i).save(tmp_path / "images" / f"c{c}" / f"{i}.png")
+    cfg = DataConfig(name="imagefolder", format=DataFormat.imagefolder, root=str(tmp_path / "images"), img_size=None,
+                     stratify=True)
+    searched = load_dataset(cfg)
+    record = {"digest": split_digest(searched.test), "count": len(searched.test),
+              "split": {k: getattr(cfg, k) for k in SPLIT_SETTINGS}}
+    (tmp_path / "ck").mkdir()
+    for i in range(10, 20):  # photos added to c1 after the search
+        Image.new("L", (8, 8), 100 + i).save(tmp_path / "images" / "c1" / f"{i}.png")
+
+    def refusal(metrics: dict) -> str:
+        (tmp_path / "ck" / "metrics.json").write_text(json.dumps(metrics))
+        with pytest.raises(ConfigError) as e:
+            _check_test_images(tmp_path / "ck", load_dataset(cfg), cfg)
+        return str(e.value)
+
+    then, now = len(searched.test), len(load_dataset(cfg).test)
+    named = refusal({"output": {"class_names": ["c0", "c1"]},
+                     "test_images": {**record, "per_class": per_class_test_images(searched)}})
+    assert f"({then} test images then, {now} here; class 'c1': 2 test images in its search, 4 now); " in named, named
+    # a checkpoint from before the per-class summary: today's message
+    assert f"({then} test images then, {now} here); tested on these" in refusal({"test_images": record})

@@ -1061,3 +1061,24 @@ def test_class_changes_names_the_first_five_classes_and_counts_the_rest():
     # records from before the summary, or of no class in common: nothing to say by class
     assert class_changes({k: v for k, v in then.items() if k != "per_class"}, now) == []
     assert class_changes(then, {**now, "classes": [f"x{i}" for i in range(9)]}) == []
+
+
+def test_per_class_test_images_and_class_changes_say_where_the_record_is_from():
+    # compress.run's refusal of other test images names the changed classes from a checkpoint's record, "in its search"
+    import dataclasses
+
+    from nas.data import class_changes, class_summary, per_class_test_images
+
+    import torch
+
+    from nas.data import Dataset, Split
+
+    x = torch.arange(6 * 4, dtype=torch.uint8).reshape(6, 1, 2, 2)
+    ds = Dataset(name="t", train=Split(x[:2], torch.tensor([0, 1])), val=Split(x[2:3], torch.tensor([0])),
+                 test=Split(x[3:], torch.tensor([0, 1, 1])), classes=("a", "b"), mean=(0.0,), std=(1.0,))
+    rows = per_class_test_images(ds)
+    assert [r[0] for r in rows] == [1, 2] and rows != [r[2:] for r in class_summary(ds)]  # of the test images alone
+    fewer = dataclasses.replace(ds, test=dataclasses.replace(ds.test, x=ds.test.x[:2], y=ds.test.y[:2]))
+    then = {"classes": ["a", "b"], "per_class": [[0, 0, *r] for r in rows]}
+    now = {"classes": ["a", "b"], "per_class": [[0, 0, *r] for r in per_class_test_images(fewer)]}
+    assert class_changes(then, now, then_was="in its search") == ["class 'b': 2 test images in its search, 1 now"]
