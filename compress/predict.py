@@ -219,9 +219,11 @@ def _check_recorded_digests(path: Path) -> None:
     same size, loads and runs, and would classify with changed weights without a word. Files it records no digest of
     (model.onnx and model.pt, the search's; a compression before file_sha256) are not checked. Each file is hashed
     once per call, before it is loaded."""
-    recorded = (_json_object(path.parent / "compressed_metrics.json") or {}).get("file_sha256")
+    compressed = _json_object(path.parent / "compressed_metrics.json") or {}
+    recorded = compressed.get("file_sha256")
     if not isinstance(recorded, dict):
         return
+    rerun = _rerun_command(path.parent, compressed)
     for file in (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,):
         if file.name not in recorded:
             continue
@@ -229,12 +231,20 @@ def _check_recorded_digests(path: Path) -> None:
             with open(file, "rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as e:
-            raise CheckpointError(f"{file} cannot be read ({e.strerror or e}); rerun python -m compress.run "
-                                  f"checkpoint={path.parent} to write it again") from None
+            raise CheckpointError(f"{file} cannot be read ({e.strerror or e}); rerun {rerun} to write it again") from None
         if digest != recorded[file.name]:
             raise CheckpointError(f"{file} is not the file compressed_metrics.json records (its SHA-256 differs: damaged "
-                                  f"or changed since it was written); rerun python -m compress.run checkpoint={path.parent} "
-                                  "to write it again")
+                                  f"or changed since it was written); rerun {rerun} to write it again")
+
+
+def _rerun_command(folder: Path, compressed: Mapping[str, Any]) -> str:
+    """The `python -m compress.run` command that writes `folder`'s compressed files again, for the chip its
+    compressed_metrics.json records (`hw`): without hw= it compressed for the default chip, pruned to another latency
+    target. compressed_metrics.json records no data.root, so none is named."""
+    from nas.config import shell_command
+
+    hw = compressed.get("hw")
+    return shell_command("compress.run", [f"checkpoint={folder}", *([f"hw={hw}"] if isinstance(hw, str) and hw else [])])
 
 
 def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:

@@ -515,3 +515,20 @@ def test_help_names_every_model_file_it_runs_and_ends_its_description_with_a_ful
     text = " ".join(capsys.readouterr().out.split())
     assert "model_int8.onnx" in text and "model_int8.xml" in text
     assert "its training images were made." in text and "made:" not in text
+
+
+def test_a_damaged_files_message_reruns_compress_run_for_the_chip_it_was_compressed_for(tmp_path):
+    # "rerun python -m compress.run checkpoint=<folder>" compressed for the default chip, not the one recorded: the
+    # command now names compressed_metrics.json's hw (quoted as a pasted command needs), and only checkpoint= without it.
+    from compress.predict import _check_recorded_digests
+
+    folder = tmp_path / "my ck"
+    folder.mkdir()
+    (folder / "model_int8.onnx").write_bytes(b"damaged")
+    recorded = {"file_sha256": {"model_int8.onnx": "0" * 64}}
+    for metrics, command in (({**recorded, "hw": "edge_npu"}, f"\"checkpoint='{folder}'\" hw=edge_npu"),
+                             (recorded, f"\"checkpoint='{folder}'\"")):
+        (folder / "compressed_metrics.json").write_text(json.dumps(metrics))
+        with pytest.raises(CheckpointError) as e:
+            _check_recorded_digests(folder / "model_int8.onnx")
+        assert str(e.value).endswith(f"; rerun python -m compress.run {command} to write it again"), str(e.value)
