@@ -896,9 +896,9 @@ def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
     """The classes whose images differ between two `data_identity` records (a study's, then this run's), a clause each
     ("class 'cat': 120 train images in the study, 118 now", "class 'dog' is new (40 images)"), the first `shown` and a
     count of the rest (`then_was`: where `then` is from, "in the study"); [] when either has no `class_summary` (a
-    record from before it was kept), when they share no
-    class name (other data altogether, which the class lists say better), or when they are of the same images. A
-    change of content alone is left out where the input shape differs: that changes every image."""
+    record from before it was kept), when they share no class name (other data altogether, which the class lists say
+    better), or when they are of the same images. A change of content alone is left out where the input shape differs:
+    that changes every image."""
     if CLASS_SUMMARY not in then or CLASS_SUMMARY not in now:
         return []
     old = dict(zip(then.get("classes") or [], then[CLASS_SUMMARY]))
