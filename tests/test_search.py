@@ -71,6 +71,10 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["input"]["shape"] == [None, 1, 28, 28] and len(metrics["output"]["class_names"]) == 10
         assert metrics["input"]["preprocessing"] == "idx grey images as stored; uint8 / 255"
+        # each class's test images, which compress.run's refusal of other test images names the changed classes from
+        by_class = metrics["test_images"]["per_class"]
+        assert len(by_class) == 10 and sum(n for n, _ in by_class) == pareto["data"]["images"]["test"]
+        assert all(re.fullmatch(r"[0-9a-f]{8}", d) for _, d in by_class) and len({d for _, d in by_class}) == 10
         per_class, names = metrics["test_acc_per_class"], metrics["output"]["class_names"]
         assert sorted(per_class) == sorted(names) and all(v is None or 0 <= v <= 1 for v in per_class.values())
         assert 0 <= metrics["test_acc"] <= 1 and metrics["test_acc_onnx"] == pytest.approx(metrics["test_acc"], abs=0.011)
