@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, register_configs,
                         shell_command, structured, validate_compress_config, validate_data_config)
-from nas.errors import CheckpointError, ConfigError, exit_on_error
+from nas.errors import CheckpointError, ConfigError, Terminated, exit_on_error, stop_on_sigterm
 from nas.latency.hardware import input_warning
 from nas.stats import format_p
 
@@ -307,7 +307,7 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 
 def interrupted_line(checkpoint: str | Path, argv: Sequence[str]) -> str:
-    """What `python -m compress.run <argv>` prints when Ctrl-C stops it: the folder holds no finished compression of
+    """What `python -m compress.run <argv>` prints when Ctrl-C or SIGTERM stops it: the folder holds no finished compression of
     this run (compressed_metrics.json is written last, so a file left half-done is not taken for a finished one), and
     the command that does the same job, every setting of `argv` repeated (`nas.config.shell_command`), not only
     checkpoint=."""
@@ -324,13 +324,15 @@ def main(cfg: DictConfig) -> None:
     """CLI entry point: errors become one line and exit code 2."""
     onnx_file = _folder_of(cfg.checkpoint) / "model.onnx"
     before = file_stamp(onnx_file)  # exported by the run (a bare model.pt has none), it is one of the files written
+    # SIGTERM (a scheduler's time limit, `kill`) killed the process mid-file without a word: now it stops as Ctrl-C does
+    stop_on_sigterm()
     try:
         with exit_on_error():
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
             metrics = run_compress(cfg, overridden=command_line_keys())
-    except KeyboardInterrupt:  # Ctrl-C: it ended in a traceback, and the command to finish the job was the user's to find
+    except KeyboardInterrupt as e:  # Ctrl-C: it ended in a traceback, and the command to finish the job was the user's
         print(interrupted_line(cfg.checkpoint, sys.argv[1:]), file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + 15 if isinstance(e, Terminated) else 130)  # the shell's codes for death by SIGTERM / SIGINT
     print(format_table(metrics))
     print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint, exported_onnx=file_stamp(onnx_file) != before)))
 

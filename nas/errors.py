@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class NasError(Exception):
@@ -28,6 +29,26 @@ class DataError(NasError):
 
 class CheckpointError(NasError):
     """A checkpoint is missing, truncated, corrupt or of an unknown format."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The KeyboardInterrupt that `stop_on_sigterm` raises on SIGTERM: caught wherever Ctrl-C is, and told apart only
+    where the exit code says which signal stopped the run (128 + 15 = 143 rather than Ctrl-C's 130)."""
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the command as Ctrl-C does, by raising
+    `Terminated` (a KeyboardInterrupt) where it strikes, instead of the process dying at once: whatever cleans up after
+    Ctrl-C (a search failing its running trial and queueing it for the rerun, a temporary file deleted, the one line
+    saying how to rerun) runs for it too. Here, not in nas.search: compress.run installs it too, and nas.search imports
+    torch and Optuna (seconds at every start)."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (a launcher running the job in a thread): leave the default
+        pass
 
 
 def counted(n: int, noun: str, *, plural: str | None = None) -> str:

@@ -56,7 +56,8 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
 from nas.data import (
     Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
-from nas.errors import ConfigError, DataError, NasError, counted, exit_on_error, logging_to, make_folder
+from nas.errors import (ConfigError, DataError, NasError, counted, exit_on_error, logging_to, make_folder,
+                        stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import host_mismatch
@@ -1162,22 +1163,11 @@ def storage_or_disk_problem(e: BaseException) -> str | None:
 register_configs()
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the search as Ctrl-C does: the trial running
-    is failed with its reason and queued to run first on the rerun (`nas.study.requeue_interrupted`), and the files are
-    written, instead of the process dying at once."""
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (a launcher running the job in a thread): leave the default
-        pass
-
-
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 def main(cfg: DictConfig) -> None:
     """CLI entry point: a thin wrapper that turns errors into one line and an exit code."""
+    # SIGTERM stops the search as Ctrl-C does: the trial running is failed with its reason and queued to run first on
+    # the rerun (`nas.study.requeue_interrupted`), and the files are written, instead of the process dying at once.
     stop_on_sigterm()
     with exit_on_error():
         try:

@@ -4,8 +4,10 @@ import dataclasses
 import datetime
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -1082,6 +1084,45 @@ def test_compress_run_stopped_by_ctrl_c_says_so_in_one_line_with_every_setting_t
         f"interrupted before the compression of {folder} finished (its compressed_metrics.json is written last: no "
         f"half-done file is taken for a finished one); to compress it, rerun: python -m compress.run "
         f"\"checkpoint='{folder}'\" data.root={tiny_idx_root} data.name=tiny hw=cpu compress.prune.ratio=0.25")
+
+
+def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_leaves_no_half_written_file(
+        tmp_path, tiny_idx_root):
+    # SIGTERM (a scheduler's time limit, `kill`) killed `python -m compress.run` mid-file without a word. It is sent from
+    # outside while the (stubbed) compression is half-way through writing model_int8.onnx the way the pipeline writes its
+    # files (nas.checkpoint.replacing: a temporary file renamed into place once whole).
+    folder, started = tmp_path / "ck", tmp_path / "started"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    files_before = sorted(p.name for p in folder.iterdir())
+    script = ("import pathlib, runpy, sys, time\n"
+              "import compress.pipeline\n"
+              "from nas.checkpoint import replacing\n"
+              "def fake(folder, **kw):\n"
+              "    with replacing(folder / 'model_int8.onnx') as tmp:\n"
+              "        tmp.write_bytes(b'half of it')\n"
+              f"        pathlib.Path({str(started)!r}).touch()\n"
+              "        time.sleep(60)\n"
+              "compress.pipeline.compress_checkpoint = fake\n"
+              "sys.argv = ['compress.run', *sys.argv[1:]]\n"
+              "runpy.run_module('compress.run', run_name='__main__', alter_sys=True)\n")
+    args = [f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"]
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert started.exists(), err  # it was stopped mid-write, not before
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted before the compression of {folder} finished (its compressed_metrics.json is written last: no "
+        f"half-done file is taken for a finished one); to compress it, rerun: python -m compress.run "
+        f"checkpoint={folder} data.root={tiny_idx_root} data.name=tiny hw=cpu")
+    assert sorted(p.name for p in folder.iterdir()) == files_before  # no model_int8.onnx, half or whole; no temp file
 
 
 def test_compress_run_given_changed_test_images_names_the_classes_that_changed(tmp_path):
