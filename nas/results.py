@@ -276,12 +276,24 @@ def _recipe(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in recipe.items() if k not in SPEED_SETTINGS["train"]}
 
 
+def record_of_test_images(*, data: Dataset, run: RunConfig) -> dict[str, Any]:
+    """metrics.json's `test_images`, which test images a member's test accuracies are of: `compress.run` refuses to
+    test the model on others (another split of the folder would hand it images it was trained on), naming the classes
+    whose test images changed from `per_class` (beside the class names of "output"; from 2026-12-06). The same for every
+    member of a run: `write_run_files` makes it once and hands it to each `materialize_member` (hashing the test images,
+    class by class, for each member repeated the same work). Not named test_*: pytest would collect it where imported."""
+    return {"count": len(data.test), "digest": split_digest(data.test), "split": split_record(run.data, data),
+            "per_class": per_class_test_images(data)}
+
+
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *,
-                       train: bool = True) -> tuple[dict[str, Any], np.ndarray] | None:
+                       train: bool = True, test_images: dict[str, Any] | None = None,
+                       ) -> tuple[dict[str, Any], np.ndarray] | None:
     """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content and its test predictions
     (test_predictions.csv); None (with a warning) when its folder is not up to date and the trial's weights to make it
     from are missing. With `train=False` (the search was interrupted) a member whose folder needs a final training is
-    left out instead (None), for the rerun to train."""
+    left out instead (None), for the rerun to train. `test_images`: `record_of_test_images(data=data, run=run)`, made here
+    when None (a caller writing several members makes it once)."""
     assert record.arch is not None
     arch = record.arch
     folder = run_dir / "checkpoints" / arch.arch_id
@@ -398,11 +410,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         **io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
                       preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
                       background=run.data.background),
-        # Which images the test accuracies are of: `compress.run` refuses to test the model on others (another split
-        # of the folder would hand it images it was trained on), naming the classes whose test images changed from
-        # `per_class` (beside the class names of "output"; from 2026-12-06).
-        "test_images": {"count": len(data.test), "digest": split_digest(data.test),
-                        "split": split_record(run.data, data), "per_class": per_class_test_images(data)},
+        # Which images the test accuracies are of (`record_of_test_images`)
+        "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
     }
     atomic_write_json(metrics_path, metrics)
     return metrics, predicted
@@ -465,9 +474,10 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     atomic_write_bytes(run_dir / "trials.csv", trials_csv(records, front_ids).encode())
     members, predicted = [], {}
     truth = data.test.y.numpy()
+    test_images = record_of_test_images(data=data, run=run) if front else None  # once: the same test split for every member
     try:
         for r in front:
-            if (made := materialize_member(run_dir, r, data, run, train=train)) is None:
+            if (made := materialize_member(run_dir, r, data, run, train=train, test_images=test_images)) is None:
                 continue
             m, predicted[r.arch_id] = made
             val_final = (m["final_train"] or {}).get("val_acc")  # of the shipped weights, where final training ran

@@ -112,7 +112,7 @@ def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_p
     records = [SimpleNamespace(arch_id=a, number=i, val_acc=0.5, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
                for i, a in enumerate(predicted)]
 
-    def materialize(run_dir, record, data, run, train=True):
+    def materialize(run_dir, record, data, run, train=True, test_images=None):
         if predicted[record.arch_id] is None:
             raise KeyboardInterrupt
         acc = float((predicted[record.arch_id] == truth).mean())
@@ -123,6 +123,7 @@ def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_p
     written = {}
     monkeypatch.setattr(results_mod, "front_records", lambda _: records)
     monkeypatch.setattr(results_mod, "materialize_member", materialize)
+    monkeypatch.setattr(results_mod, "record_of_test_images", lambda **k: {})  # of the images, which this data has none of
     monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: written.setdefault("members", a[-1]))
     run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
     data = SimpleNamespace(test=SimpleNamespace(y=torch.from_numpy(truth)), val=[None] * 4, balanced=False)
@@ -146,6 +147,7 @@ def _pareto_members(tmp_path, monkeypatch, records, final_of) -> dict[bool, list
     monkeypatch.setattr(results_mod, "materialize_member", lambda run_dir, r, *a, **k: (
         {"final_train": final_of[r.arch_id], "test_acc": 0.5, "test_acc_ci95": None, "test_acc_onnx": None,
          "measured_latency_ms": None}, None))
+    monkeypatch.setattr(results_mod, "record_of_test_images", lambda **k: {})  # of the images, which this data has none of
     monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: written.setdefault("members", a[-1]))
     run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
     out = {}
@@ -340,3 +342,40 @@ def test_a_members_measured_latency_names_the_cpu_as_precisely_as_calibrated_on_
 
     assert note(metrics).endswith(", on AMD EPYC; family 25 model 17; avx512f.")
     assert note(old).endswith(", on AMD EPYC.")
+
+
+def test_a_runs_members_share_one_record_of_test_images_made_once(tmp_path, compose_cfg, monkeypatch):
+    # Each Pareto member written hashed the test split again, class by class (per_class_test_images), though every
+    # member of a run has the same test images: write_run_files makes the record once and hands it down.
+    import json
+
+    import optuna
+    import torch
+
+    import nas.results as results_mod
+    from nas.checkpoint import save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.model import build_model
+
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("t", Split(x, torch.arange(12) % 3), Split(x[:3], torch.arange(3)), Split(x[3:9], torch.arange(6) % 3),
+                   ("a", "b", "c"), (0.5,), (0.25,))
+    run = to_run_config(compose_cfg("data.root=/unused", "final_train=none", "hw=cpu", "search.export_onnx=false"))
+    records = []
+    for n, width in enumerate((8, 16, 24)):
+        arch = ArchConfig(stages=(StageConfig("conv", 1, width),), in_chans=1, img_size=8, num_classes=3)
+        save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+        records.append(TrialRecord(number=n, state="COMPLETE", arch=arch, val_acc=0.5 + n / 10, latency_ms=0.1 * (n + 1),
+                                   params=1, macs=1, feasible=True, duration_s=1.0, fail_reason=""))
+    expected = results_mod.record_of_test_images(data=data, run=run)
+    calls = []
+    summary = results_mod.per_class_test_images
+    monkeypatch.setattr(results_mod, "per_class_test_images", lambda d: calls.append(d) or summary(d))
+    monkeypatch.setattr(results_mod, "front_records", lambda _: records)
+    results_mod.write_run_files(tmp_path, optuna.create_study(directions=["maximize", "minimize"]), data, run)
+    assert len(calls) == 1
+    for r in records:  # each member's metrics.json records its test images as before
+        folder = tmp_path / "checkpoints" / r.arch_id
+        assert json.loads((folder / "metrics.json").read_text())["test_images"] == expected
+    assert expected["count"] == 6 and [row[0] for row in expected["per_class"]] == [2, 2, 2]
