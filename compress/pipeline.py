@@ -227,7 +227,7 @@ def scored_subset(data: Dataset, images: int | None, *, seed: int) -> Dataset:
         if keep is None:
             return split
         index = torch.from_numpy(keep)
-        return Split(x=split.x[index], y=split.y[index])
+        return split.select(index)
 
     keep = scored_indices(data, images, seed=seed)
     return dataclasses.replace(data, val=cut(data.val, keep["val"]), test=cut(data.test, keep["test"]))

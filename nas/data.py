@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Iterator, Sequence
 
@@ -41,13 +41,22 @@ OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j
 
 @dataclass(frozen=True)
 class Split:
-    """Images `x` (N, C, H, W) uint8 and labels `y` (N,) int64."""
+    """Images `x` (N, C, H, W) uint8 and labels `y` (N,) int64; for an image folder also `paths`, each image's file
+    relative to data.root as the folder layout names it ("cat/IMG_1.jpg", "test/cat/IMG_1.jpg"), so a prediction by
+    position can be traced to its file (test_predictions.csv); None for idx files, which have no file per image."""
 
     x: torch.Tensor
     y: torch.Tensor
+    # names, not images (small beside the pixels); left out of repr, which would list every file, and of ==
+    paths: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def select(self, index: torch.Tensor) -> Split:
+        """The images at `index` (positions, in the order given), with their labels and paths."""
+        paths = None if self.paths is None else tuple(self.paths[i] for i in index.tolist())
+        return Split(self.x[index], self.y[index], paths)
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,7 @@ def _conform(split: Split, *, size: int | None, channels: int | None) -> Split:
         x = x.round_().clamp_(0, 255).to(torch.uint8)
     if channels == 3 and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1).contiguous()
-    return Split(x, split.y)
+    return Split(x, split.y, split.paths)
 
 
 def available_cpus() -> int:
@@ -424,7 +433,9 @@ def _empty_classes_message(empty: Sequence[Path], fix: str) -> str:
 
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None,
-                 fix: str = "add images to {it}") -> Split:
+                 fix: str = "add images to {it}", data_root: Path | None = None) -> Split:
+    """The images of `root`'s class folders, in `classes`' order and sorted within each (`image_files_in`), each with
+    its path relative to `data_root` (`root` itself when None)."""
     files, ys, other, empty = [], [], [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -437,13 +448,17 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     if empty:  # every one at once, with what to do: the first alone was named, one per run, with no word of a fix
         raise DataError(_empty_classes_message(empty, fix))
     y = torch.tensor(ys, dtype=torch.int64)
+    # From the listing, which a cached read makes too: a cache file holds the pixels alone, so those written before
+    # the paths were kept serve as they are. Relative to the folder as found, not resolved: a class folder that links
+    # to another disk keeps the name the layout gives it.
+    paths = tuple(p.relative_to(data_root or root).as_posix() for p in files)
     how = {"size": size, "mode": mode, "draft": draft, "background": background}
     cached = _cache_file(cache, root, files, **how) if cache is not None else None
     if cached is not None and cached.is_file():
         try:
             x = np.load(cached, allow_pickle=False)
             if x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] == len(files):
-                return Split(torch.from_numpy(x), y)
+                return Split(torch.from_numpy(x), y, paths)
         except (OSError, ValueError):  # a truncated or foreign file: decoded again and written anew
             pass
     x = read_images(files, **how, threads=threads)
@@ -460,7 +475,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         except OSError as e:  # a full disk, say: the images are loaded all the same, only not cached
             log.warning("data.cache_dir: could not write %s (%s); the images will be decoded again next time",
                         cached, e.strerror or e)
-    return Split(torch.from_numpy(x), y)
+    return Split(torch.from_numpy(x), y, paths)
 
 
 def _grey_palette(img) -> bool:
@@ -550,7 +565,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(read)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
     train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache,
-                         fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
+                         data_root=root, fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
     val = test = None
     if has_split_dirs:
         for split_name in ("val", "test"):
@@ -571,7 +586,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                     raise DataError(_class_mismatch(split_root, train_root, found, classes, cfg))
                 # its class folders cannot go (they must be train's), but the split folder can
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
-                                     cache=cache, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
+                                     cache=cache, data_root=root, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
                                      f"images out of train (data.{split_name}_size={getattr(cfg, f'{split_name}_size'):g})")
                 val, test = (split, test) if split_name == "val" else (val, split)
     return train, val, test, classes
@@ -697,7 +712,7 @@ def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool
     else:
         perm = torch.randperm(len(split), generator=generator)
         rest, held = perm[k:].sort().values, perm[:k].sort().values
-    return Split(split.x[rest], split.y[rest]), Split(split.x[held], split.y[held]), rounded_up
+    return split.select(rest), split.select(held), rounded_up
 
 
 def held_out_gaps_warning(data: Dataset, cfg: DataConfig) -> str | None:

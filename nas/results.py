@@ -178,20 +178,33 @@ def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
 
 PREDICTIONS_FILE = "test_predictions.csv"
 PREDICTION_COLUMNS = ("index", "label", "predicted")
+# Image-folder data only, after the others (a reader that takes the columns by position reads the first three as ever):
+# the file behind each row, relative to data.root. Idx data (Fashion-MNIST) has no files, so its files keep the three.
+PATH_COLUMN = "path"
 
 
-def test_predictions_csv(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[str]) -> str:
-    """test_predictions.csv text: per test image, in the test split's order, its true and predicted class name."""
+def test_predictions_csv(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[str],
+                         paths: Sequence[str] | None = None) -> str:
+    """test_predictions.csv text: per test image, in the test split's order, its true and predicted class name, and
+    where `paths` are given (an image folder's test split, `Split.paths`) its file relative to data.root."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(PREDICTION_COLUMNS)
-    w.writerows((i, classes[t], classes[p]) for i, (t, p) in enumerate(zip(truth.tolist(), predicted.tolist())))
+    rows = ((i, classes[t], classes[p]) for i, (t, p) in enumerate(zip(truth.tolist(), predicted.tolist())))
+    if paths is None:
+        w.writerow(PREDICTION_COLUMNS)
+        w.writerows(rows)
+    else:
+        w.writerow((*PREDICTION_COLUMNS, PATH_COLUMN))
+        w.writerows((*row, path) for row, path in zip(rows, paths))
     return buf.getvalue()
 
 
-def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str]) -> np.ndarray | None:
+def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str],
+                          paths: Sequence[str] | None = None) -> np.ndarray | None:
     """The predicted class indices of a test_predictions.csv, or None when it is missing or was made on other test
-    images (another length, other labels or class names): such a file cannot be compared image by image."""
+    images (another length, other labels or class names, or, where both the file and `paths` name the files, other
+    files): such a file cannot be compared image by image. A file without the path column (idx data, or written before
+    2026-12-06) is compared by its labels alone."""
     index = {name: i for i, name in enumerate(classes)}
     try:
         with path.open(newline="") as f:
@@ -200,7 +213,11 @@ def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str])
         predicted = np.array([index[r["predicted"]] for r in rows], dtype=np.int64)
     except (OSError, KeyError, TypeError, csv.Error, UnicodeDecodeError):
         return None
-    return predicted if labels == truth.tolist() else None
+    if labels != truth.tolist():
+        return None
+    if paths is not None and rows and rows[0].get(PATH_COLUMN) is not None and [r[PATH_COLUMN] for r in rows] != list(paths):
+        return None
+    return predicted
 
 
 def compare_members(members: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray | None],
@@ -368,12 +385,17 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
         test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
                              interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
     predicted = None if logits is None else logits.argmax(1)
-    if predicted is None and (predicted := read_test_predictions(folder / PREDICTIONS_FILE, truth, data.classes)) is None:
+    predictions_path = folder / PREDICTIONS_FILE
+    if predicted is None and (predicted := read_test_predictions(predictions_path, truth, data.classes,
+                                                                 data.test.paths)) is None:
         # a member folder from before 2026-12-05: its model.pt's test predictions, for comparing members image by image
         logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=batch)
         predicted = logits.argmax(1)
-    if logits is not None:
-        atomic_write_bytes(folder / PREDICTIONS_FILE, test_predictions_csv(predicted, truth, data.classes).encode())
+    predictions = test_predictions_csv(predicted, truth, data.classes, data.test.paths).encode()
+    # also where the file's predictions are kept but it lacks the path column (written before 2026-12-06): the paths
+    # are known now, and a rerun adds them without running the model again
+    if logits is not None or not predictions_path.is_file() or predictions_path.read_bytes() != predictions:
+        atomic_write_bytes(predictions_path, predictions)
     atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
     lat = predict_latency(arch, run.hw)
     metrics = {

@@ -74,7 +74,7 @@ def subset_split(split: Split, size: int | None, *, seed: int) -> Split:
     if size is None or size >= len(split):
         return split
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size]
-    return Split(split.x[idx], split.y[idx])
+    return split.select(idx)
 
 
 def native_bf16() -> bool:

@@ -1082,3 +1082,59 @@ def test_per_class_test_images_and_class_changes_say_where_the_record_is_from():
     then = {"classes": ["a", "b"], "per_class": [[0, 0, *r] for r in rows]}
     now = {"classes": ["a", "b"], "per_class": [[0, 0, *r] for r in per_class_test_images(fewer)]}
     assert class_changes(then, now, then_was="in its search") == ["class 'b': 2 test images in its search, 1 now"]
+
+
+def test_an_image_folders_splits_name_each_images_file_relative_to_the_root_also_from_the_cache(tmp_path, monkeypatch):
+    # test_predictions.csv's index is a position in the test split: a deployer could not tell which photo was
+    # misclassified. Each split now carries its images' files, as the layout names them, in the split's order.
+    from PIL import Image
+
+    import nas.data
+
+    for c, base in (("cat", 10), ("dog", 100)):
+        for i in range(6):
+            _png(tmp_path / "flat" / c / f"{i}.png", 8, base + i)  # each file's pixel value says which one it is
+    cfg = dict(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "flat"), img_size=None, test_size=4,
+               val_size=2, cache_dir=str(tmp_path / "cache"))
+
+    def check(ds, root):
+        for split in (ds.train, ds.val, ds.test):
+            assert split.paths is not None and len(split.paths) == len(split)
+            for x, y, path in zip(split.x, split.y.tolist(), split.paths):
+                assert not path.startswith("/") and path.split("/")[-2] == ds.classes[y]
+                assert int(x[0, 0, 0]) == np.asarray(Image.open(root / path))[0, 0]  # the very file, not a neighbour
+        assert len({p for s in (ds.train, ds.val, ds.test) for p in s.paths}) == 12  # each file once
+
+    held = load_dataset(DataConfig(**cfg))
+    check(held, tmp_path / "flat")
+    assert held.test.paths[0].startswith("cat/") and held.test.paths == tuple(sorted(held.test.paths))
+    # From the cache (no image decoded), and from a cache file written before the paths were kept (the same pixels
+    # alone; the file's format is unchanged), the paths are those of the folder's listing.
+    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
+    cached = load_dataset(DataConfig(**cfg))
+    assert cached.test.paths == held.test.paths and cached.train.paths == held.train.paths
+    monkeypatch.undo()
+
+    # The split layout: train/, val/ and test/ named as the folders under data.root.
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        for c, base in (("cat", 10), ("dog", 100)):
+            for i in range(n):
+                _png(tmp_path / "split" / split / c / f"{split}{i}.png", 8, base + 20 * ("train", "val", "test").index(split) + i)
+    ds = load_dataset(DataConfig(**{**cfg, "root": str(tmp_path / "split"), "cache_dir": None}))
+    check(ds, tmp_path / "split")
+    assert ds.test.paths == ("test/cat/test0.png", "test/cat/test1.png", "test/dog/test0.png", "test/dog/test1.png")
+    assert ds.val.paths == ("val/cat/val0.png", "val/dog/val0.png")
+
+
+def test_idx_splits_have_no_paths_and_a_training_subset_keeps_its_images_paths(tiny_idx_root):
+    from nas.train import subset_split
+
+    ds = load_dataset(_idx_cfg(tiny_idx_root, img_size=16))
+    assert ds.train.paths is ds.val.paths is ds.test.paths is None  # idx files hold no file per image
+    assert subset_split(ds.train, 5, seed=0).paths is None
+    named = dataclasses.replace(ds.test, paths=tuple(f"f{i}.png" for i in range(len(ds.test))))
+    part = subset_split(named, 5, seed=0)
+    assert len(part.paths) == 5
+    for p, x, y in zip(part.paths, part.x, part.y):  # each image beside its own file's name
+        at = named.paths.index(p)
+        assert torch.equal(named.x[at], x) and named.y[at] == y

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import io
 from types import SimpleNamespace
 
@@ -379,3 +380,74 @@ def test_a_runs_members_share_one_record_of_test_images_made_once(tmp_path, comp
         folder = tmp_path / "checkpoints" / r.arch_id
         assert json.loads((folder / "metrics.json").read_text())["test_images"] == expected
     assert expected["count"] == 6 and [row[0] for row in expected["per_class"]] == [2, 2, 2]
+
+
+def test_test_predictions_of_an_image_folder_name_each_images_file_and_old_files_without_them_are_still_read(tmp_path):
+    from nas.results import read_test_predictions, test_predictions_csv
+
+    classes = ("cat", "dog")
+    truth, predicted = np.array([0, 1]), np.array([1, 1])
+    paths = ("cat/a, b.png", "dog/1.png")  # a comma in a file name stays one cell
+    path = tmp_path / "test_predictions.csv"
+    path.write_text(test_predictions_csv(predicted, truth, classes, paths))
+    assert path.read_text().splitlines() == ["index,label,predicted,path", '0,cat,dog,"cat/a, b.png"', "1,dog,dog,dog/1.png"]
+    np.testing.assert_array_equal(read_test_predictions(path, truth, classes, paths), predicted)
+    np.testing.assert_array_equal(read_test_predictions(path, truth, classes), predicted)  # the paths not asked about
+    # the same labels of other files (a renamed photo, another split): not the images the other members were scored on
+    assert read_test_predictions(path, truth, classes, ("cat/c.png", "dog/1.png")) is None
+    # a file without the column (idx data, or written before 2026-12-06) is read by its labels, as before
+    path.write_text(test_predictions_csv(predicted, truth, classes))
+    assert path.read_text().splitlines()[0] == "index,label,predicted"
+    np.testing.assert_array_equal(read_test_predictions(path, truth, classes, paths), predicted)
+
+
+def test_a_members_test_predictions_name_the_image_folders_files_and_an_old_file_gains_them_without_the_model(
+        tmp_path, compose_cfg, monkeypatch):
+    # test_predictions.csv's index is a position in the test split: which photos were misclassified could not be told.
+    import csv as csv_mod
+
+    from PIL import Image
+
+    import nas.results as results_mod
+    from nas.checkpoint import save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import load_dataset
+    from nas.model import build_model
+
+    for c, base in (("cat", 10), ("dog", 100)):
+        for i in range(8):
+            (tmp_path / "photos" / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8), base + i, dtype=np.uint8), mode="L").save(tmp_path / "photos" / c / f"{i}.png")
+    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path / 'photos'}", "data.img_size=8",
+                                    "data.test_size=6", "data.val_size=2", "final_train=none", "hw=edge_npu",
+                                    "search.export_onnx=false"))
+    data = load_dataset(run.data)
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=2)
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    _, predicted = results_mod.materialize_member(tmp_path, record, data, run)
+    csv_path = tmp_path / "checkpoints" / arch.arch_id / "test_predictions.csv"
+    with csv_path.open(newline="") as f:
+        rows = list(csv_mod.DictReader(f))
+    assert list(rows[0]) == ["index", "label", "predicted", "path"] and len(rows) == len(data.test) == 6
+    for row in (rows[0], rows[-1]):  # the row's file is the test image at its index: its pixels and its class folder
+        i = int(row["index"])
+        pixel = np.asarray(Image.open(tmp_path / "photos" / row["path"]))[0, 0]
+        assert pixel == int(data.test.x[i, 0, 0, 0]) and row["path"].split("/")[0] == row["label"] == data.classes[data.test.y[i]]
+        assert row["predicted"] == data.classes[predicted[i]]
+    assert rows[0]["path"].startswith("cat/") and rows[-1]["path"].startswith("dog/")
+
+    # A member folder written before 2026-12-06 (no path column): a rerun adds the paths, its predictions kept as they
+    # are, without running the model again.
+    new = csv_path.read_text()
+    csv_path.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in new.splitlines()))
+    monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: pytest.fail("ran the model again"))
+    _, again = results_mod.materialize_member(tmp_path, record, data, run)
+    assert csv_path.read_text() == new and np.array_equal(again, predicted)
+
+    # Data without files (idx, as Fashion-MNIST): the three columns of before, unchanged.
+    plain = dataclasses.replace(data, test=dataclasses.replace(data.test, paths=None))
+    results_mod.materialize_member(tmp_path, record, plain, run)
+    assert csv_path.read_text().splitlines()[0] == "index,label,predicted"
+    assert csv_path.read_text() == "".join(line.rsplit(",", 1)[0] + "\n" for line in new.splitlines())
