@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, register_configs,
                         shell_command, structured, validate_compress_config, validate_data_config)
-from nas.errors import CheckpointError, ConfigError, Terminated, exit_on_error, stop_on_sigterm
+from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm
 from nas.latency.hardware import input_warning
 from nas.stats import format_p
 
@@ -332,7 +332,7 @@ def main(cfg: DictConfig) -> None:
             metrics = run_compress(cfg, overridden=command_line_keys())
     except KeyboardInterrupt as e:  # Ctrl-C: it ended in a traceback, and the command to finish the job was the user's
         print(interrupted_line(cfg.checkpoint, sys.argv[1:]), file=sys.stderr)
-        sys.exit(128 + 15 if isinstance(e, Terminated) else 130)  # the shell's codes for death by SIGTERM / SIGINT
+        sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGTERM (143) / SIGINT (130)
     print(format_table(metrics))
     print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint, exported_onnx=file_stamp(onnx_file) != before)))
 

@@ -36,6 +36,13 @@ class Terminated(KeyboardInterrupt):
     where the exit code says which signal stopped the run (128 + 15 = 143 rather than Ctrl-C's 130)."""
 
 
+def interrupting_signal(e: KeyboardInterrupt) -> signal.Signals:
+    """The signal that stopped a command with `e`: SIGTERM for `Terminated`, SIGINT (Ctrl-C) for any other
+    KeyboardInterrupt. A command stopped by one exits with 128 + its number, as the shell reports death by it (130 after
+    Ctrl-C, 143 after SIGTERM): a scheduler or supervisor reads from it whether the job was stopped from outside."""
+    return signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the command as Ctrl-C does, by raising
     `Terminated` (a KeyboardInterrupt) where it strikes, instead of the process dying at once: whatever cleans up after

@@ -1715,7 +1715,7 @@ def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
     from nas.config import compose_search_config, overridden_keys, override_syntax_problem
-    from nas.errors import exit_on_error, lines_on_stderr
+    from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr
 
     # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
     if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
@@ -1729,16 +1729,16 @@ def _from_study(overrides: Sequence[str]) -> int:
     try:
         with lines_on_stderr("nas", "compress"), exit_on_error():  # a bad option or type: Hydra's message in one line
             result = export_study(compose_search_config(overrides), overridden=overridden_keys(overrides))
-    except KeyboardInterrupt:  # before the members (loading the data, opening the study): a traceback without this
+    except KeyboardInterrupt as e:  # before the members (loading the data, opening the study): a traceback without this
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)
-        return 130
+        return 128 + interrupting_signal(e)  # as the shell reports death by it: 130 after Ctrl-C, 143 after SIGTERM
     for path in result.files.values():
         print(path)
-    if result.interrupted:  # as `python -m nas.search` after Ctrl-C: the files describe what was finished
+    if result.stopped_by is not None:  # as `python -m nas.search` after Ctrl-C: the files describe what was finished
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)
-        return 130
+        return 128 + result.stopped_by
     return 0
 
 

@@ -56,8 +56,8 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
 from nas.data import (
     Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
 )
-from nas.errors import (ConfigError, DataError, NasError, counted, exit_on_error, logging_to, make_folder,
-                        stop_on_sigterm)
+from nas.errors import (ConfigError, DataError, NasError, Terminated, counted, exit_on_error, interrupting_signal,
+                        logging_to, make_folder, stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import host_mismatch
@@ -88,8 +88,15 @@ class SearchResult:
     study_name: str
     n_complete: int
     pareto: list[dict[str, Any]]
-    interrupted: bool
     files: dict[str, Path]
+    # The signal that stopped the run before it finished (SIGINT for Ctrl-C, SIGTERM), None when it finished: the
+    # commands exit with 128 + its number, as the shell reports death by it.
+    stopped_by: signal.Signals | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C or SIGTERM stopped the run before it finished (`stopped_by` says which)."""
+        return self.stopped_by is not None
 
 
 def make_sampler(run: RunConfig, *, trials_before: int = 0) -> optuna.samplers.BaseSampler:
@@ -501,7 +508,8 @@ def _quiet_interrupts() -> Iterator[None]:
 @contextlib.contextmanager
 def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
     """While the trials run, Ctrl-C and SIGTERM only ask the search to stop; the callable it yields raises
-    KeyboardInterrupt at the next safe point: the next training step, or the end of the trial. A KeyboardInterrupt
+    KeyboardInterrupt at the next safe point: the next training step, or the end of the trial (`Terminated` for SIGTERM,
+    as `stop_on_sigterm` raises, so the command's exit status still says which signal it was). A KeyboardInterrupt
     raised wherever the signal struck could land inside Optuna or SQLAlchemy: one that struck as Optuna started a
     trial's heartbeat thread left that thread running, and the process, its files written, never exited. A second
     signal stops at once, as before. The handlers before are restored on leaving (no lasting state)."""
@@ -510,7 +518,7 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
 
     def ask_to_stop(signum: int, frame: Any) -> None:
         if requested:  # asked twice: the user will not wait for the step to end
-            raise KeyboardInterrupt
+            raise _interrupt(signum)
         requested.append(signum)
         # os.write: logging is not safe inside a signal handler (it may strike while a log line is being written)
         os.write(2, f"{signal.Signals(signum).name}: stopping the search at its next training step or trial end (send it "
@@ -519,7 +527,7 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
     def check() -> None:
         if requested:
             delivered.append(True)
-            raise KeyboardInterrupt
+            raise _interrupt(requested[0])
 
     previous: dict[int, Any] = {}
     try:
@@ -533,11 +541,17 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if requested and not delivered:  # asked after the last check (the study just filled): a stop all the same
-        raise KeyboardInterrupt
+        raise _interrupt(requested[0])
 
 
-def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study) -> bool:
-    """Run trials until the study holds `search.n_trials` complete ones; returns True if interrupted.
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    """What the signal `signum` raises where the search takes it: `Terminated` for SIGTERM, as `stop_on_sigterm` raises."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study) -> signal.Signals | None:
+    """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
+    for Ctrl-C, SIGTERM), None when they were not.
 
     Safe with other workers on the same study: a trial starts only while finished + running trials
     leave room for it, trials of dead workers are failed and re-queued, and while the remaining
@@ -616,26 +630,28 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
                     log.warning("gave up after %d sampled architectures with %d of %s finished: %s",
                                 SAMPLES_PER_TRIAL * max(1, target - done), complete, counted(target, "trial"), why)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
         log.warning("interrupted: keeping %s%s; rerun the same command to resume", counted(_n_complete(study), "finished trial"),
                     f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
-        return True
-    return False
+        return interrupting_signal(e)  # which one: the command's exit status says it
+    return None
 
 
 def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool,
                    marker: Path | None = None, warnings: Sequence[str] = (),
-                   profiles: Sequence[HardwareProfile] | None = None) -> tuple[dict[str, Any], dict[str, Path], bool]:
+                   profiles: Sequence[HardwareProfile] | None = None,
+                   ) -> tuple[dict[str, Any], dict[str, Path], signal.Signals | None]:
     """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report. `marker`, the search's
     run marker (`_mark_started`), is removed just before the report, which then says no more that this search runs.
     `warnings`: this process's warnings about its setup, which pareto.json keeps for the report (`setup_warnings`);
     `profiles`: the hardware profiles its hints may name (`write_run_files`).
 
     Workers sharing the run folder take turns (file lock); whoever comes second finds the members'
-    files up to date and only refreshes the tables and the report. Returns (pareto, report files, interrupted).
+    files up to date and only refreshes the tables and the report. Returns (pareto, report files, the signal that
+    interrupted the members' final training or compression: SIGINT for Ctrl-C, SIGTERM; None when neither was).
     """
-    interrupted = False
+    stopped_by: signal.Signals | None = None
     # the front is judged at the study's budget: another worker may have tightened it while this one ran
     run = dataclasses.replace(run, search=dataclasses.replace(
         run.search, latency_budget_ms=study_budget_ms(study, run.search.latency_budget_ms)))
@@ -643,22 +659,22 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
             pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings, profiles=profiles)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
             if not (run_dir / "pareto.json").is_file():  # interrupted before write_run_files reached the members
-                return {"members": []}, {}, True
+                return {"members": []}, {}, interrupting_signal(e)
             # write_run_files wrote the pareto files of the members finished so far
-            pareto, compress, interrupted = json.loads((run_dir / "pareto.json").read_text()), False, True
+            pareto, compress, stopped_by = json.loads((run_dir / "pareto.json").read_text()), False, interrupting_signal(e)
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
 
             try:
                 compress_front(run_dir, pareto["members"], hw=run.hw, data=data, cfg=run.compress, augment=run.data,
                                eval_batch_size=run.train.eval_batch_size, memory_budget_gb=run.search.memory_budget_gb)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 reset_autocast()
-                interrupted = True
+                stopped_by = interrupting_signal(e)
                 log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
         from nas.report import write_reports
 
@@ -669,7 +685,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             # hold its work: its trials were reaped as lost (fail_lost_trials), so its search is this one's now.
             _remove_dead_markers(run_dir)
         files = write_reports(run_dir)
-    return pareto, files, interrupted
+    return pareto, files, stopped_by
 
 
 def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:
@@ -840,15 +856,19 @@ class SearchInterrupted(KeyboardInterrupt):
     whether there is one yet, and how many finished trials it keeps. `python -m nas.search` prints that line."""
 
 
+class SearchTerminated(SearchInterrupted, Terminated):
+    """`SearchInterrupted` by SIGTERM: a `Terminated` too, so the command's exit status still says which signal it was."""
+
+
 @contextlib.contextmanager
 def _says_if_interrupted(what: Callable[[], str]) -> Iterator[None]:
-    """A KeyboardInterrupt in the block becomes `SearchInterrupted` saying `what()`."""
+    """A KeyboardInterrupt in the block becomes `SearchInterrupted` saying `what()` (`SearchTerminated` for SIGTERM's)."""
     try:
         yield
     except SearchInterrupted:
         raise
-    except KeyboardInterrupt:
-        raise SearchInterrupted(what()) from None
+    except KeyboardInterrupt as e:
+        raise (SearchTerminated if isinstance(e, Terminated) else SearchInterrupted)(what()) from None
 
 
 def _interrupted_before_study(run: RunConfig, run_dir: Path) -> str:
@@ -902,15 +922,15 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             run = _with_memory_budget(run)  # its line in search.log too
             for line in warned:  # the search still runs: each may be wanted on purpose, or fixed for the next run
                 log.warning("%s", line)
-            interrupted = _run_trials(run, data, run_dir, study)
-            pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=not interrupted, marker=marker,
-                                                    warnings=_joined(earlier, warned), profiles=profiles)
+            trials_stopped_by = _run_trials(run, data, run_dir, study)  # SIGINT (Ctrl-C), SIGTERM or None
+            pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=trials_stopped_by is None,
+                                                    marker=marker, warnings=_joined(earlier, warned), profiles=profiles)
         n = _n_complete(study)
         log.info("%s finished (%.0f s this run); %d on the Pareto front", counted(n, "trial"), time.perf_counter() - started,
                  len(pareto["members"]))
     return SearchResult(
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
-        interrupted=interrupted or stopped, files=files,
+        files=files, stopped_by=trials_stopped_by if trials_stopped_by is not None else stopped,
     )
 
 
@@ -1107,12 +1127,12 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
         warned = setup_warnings(run, data, recipes=("final_train",), profiles=profiles)
         for line in warned:
             log.warning("%s", line)
-        pareto, files, interrupted = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True,
-                                                    warnings=_joined(earlier, warned), profiles=profiles)
-        log.info("rebuild %s (%.0f s); %d on the Pareto front", "interrupted" if interrupted else "done",
+        pareto, files, stopped_by = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True,
+                                                   warnings=_joined(earlier, warned), profiles=profiles)
+        log.info("rebuild %s (%.0f s); %d on the Pareto front", "done" if stopped_by is None else "interrupted",
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
-                        interrupted=interrupted, files=files)
+                        files=files, stopped_by=stopped_by)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -1179,7 +1199,7 @@ def main(cfg: DictConfig) -> None:
             # atomically, so nothing finished is lost; SearchInterrupted says whether there is a study to resume at all.
             print(str(e) if isinstance(e, SearchInterrupted) else "interrupted: nothing finished is lost (every file is "
                   "written whole); rerun the same command to start or resume the search", file=sys.stderr)
-            sys.exit(130)
+            sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGINT (130) / SIGTERM (143)
         except NasError:
             raise  # already one line naming the value (an unreachable storage URL among them)
         except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line
@@ -1190,8 +1210,8 @@ def main(cfg: DictConfig) -> None:
                   file=sys.stderr)
             sys.exit(1)
     print(f"run folder: {result.run_dir}")
-    if result.interrupted:
-        sys.exit(130)
+    if result.stopped_by is not None:  # inside a trial, or in the members' final training or compression
+        sys.exit(128 + result.stopped_by)
 
 
 if __name__ == "__main__":  # its command line was checked at the top

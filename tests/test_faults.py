@@ -122,17 +122,20 @@ def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_roo
         assert (tmp_path / "f" / name).stat().st_mtime >= killed_at
 
 
-def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path):
-    # What SLURM sends on preemption or at the time limit, and `kill` by default: the run stops cleanly, not at once.
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["sigterm", "ctrl-c"])
+def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path, sig, status):
+    # What SLURM sends on preemption or at the time limit, and `kill` by default: the run stops cleanly, not at once. It
+    # exits as the shell reports death by the signal, 128 + its number: SIGTERM's 143 exited as Ctrl-C's 130, and a
+    # scheduler could not tell its own stop from a user's.
     cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4")
     url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        stopped = _kill_mid_trial(proc, url, sig=signal.SIGTERM)
+        stopped = _kill_mid_trial(proc, url, sig=sig)
     finally:
         proc.kill()
     out = proc.stdout.read() if proc.stdout else ""
-    assert proc.returncode == 130, out  # as after Ctrl-C
+    assert proc.returncode == status, out
     trial = next(t for t in _trials(url) if t.number == stopped)
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted"), out
     assert "Traceback" not in out
@@ -165,7 +168,7 @@ def test_sigterm_striking_inside_optuna_still_stops_the_search(tiny_idx_root, tm
     stopped = subprocess.run([sys.executable, "-c", _SIGTERM_INSIDE_OPTUNA, *cmd[3:]], cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
     out = stopped.stdout + stopped.stderr
-    assert stopped.returncode == 130 and "Traceback" not in out, out
+    assert stopped.returncode == 128 + signal.SIGTERM and "Traceback" not in out, out
     trials = _trials(f"sqlite:///{tmp_path / 'f' / 'study.db'}")
     assert [t.state for t in trials[:2]] == [TrialState.COMPLETE, TrialState.FAIL], out  # none left RUNNING
     assert trials[1].user_attrs["fail_reason"].startswith("interrupted") and "arch" in trials[1].user_attrs
@@ -173,28 +176,30 @@ def test_sigterm_striking_inside_optuna_still_stops_the_search(tiny_idx_root, tm
 
 
 def test_a_stop_is_asked_by_a_signal_and_taken_at_a_safe_point():
+    # The interrupt raised says which signal asked (nas.errors.Terminated for SIGTERM): the command exits 143 after
+    # SIGTERM and 130 after Ctrl-C; it raised a bare KeyboardInterrupt for both, and both exited 130.
+    from nas.errors import Terminated
     from nas.search import _interrupts_at_safe_points
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), _interrupts_at_safe_points() as stop_if_asked:
+    with pytest.raises(KeyboardInterrupt) as at_once, _interrupts_at_safe_points() as stop_if_asked:
         stop_if_asked()  # nothing asked yet
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.01)  # the handler has run: no exception where the signal struck
-        raised = False
-        try:
+        with pytest.raises(Terminated):
             stop_if_asked()
-        except KeyboardInterrupt:
-            raised = True
-        assert raised
         os.kill(os.getpid(), signal.SIGINT)  # asked twice (Ctrl-C after SIGTERM): stops at once
         time.sleep(1)
         pytest.fail("a second signal must stop at once")
+    assert not isinstance(at_once.value, Terminated)  # Ctrl-C's, which stopped it then
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers restored
 
-    with pytest.raises(KeyboardInterrupt), _interrupts_at_safe_points():
-        os.kill(os.getpid(), signal.SIGINT)  # asked after the last check: still a stop when the trials end
-        time.sleep(0.01)
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    for sig, terminated in ((signal.SIGINT, False), (signal.SIGTERM, True)):
+        with pytest.raises(KeyboardInterrupt) as late, _interrupts_at_safe_points():
+            os.kill(os.getpid(), sig)  # asked after the last check: still a stop when the trials end
+            time.sleep(0.01)
+        assert isinstance(late.value, Terminated) == terminated, sig
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 _DISK_FILLS_UP = """

@@ -992,7 +992,7 @@ def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monk
 
     def fake_export(cfg, *, overridden=()):
         given["keys"] = set(overridden)
-        return SimpleNamespace(files={}, interrupted=False)
+        return SimpleNamespace(files={}, stopped_by=None)
 
     monkeypatch.setattr(nas.search, "export_study", fake_export)
     monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 import nas
 import nas.search as search_mod
 from nas.config import to_run_config
-from nas.errors import ConfigError, counted
+from nas.errors import ConfigError, Terminated, counted
 from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
 
@@ -732,9 +733,10 @@ def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tin
                         if o != "final_train=none"], "final_train=smoke", "final_train.subset=64")
     result = run_search(cfg)
     assert result.interrupted and result.n_complete == 1 and calls["final"] == 0  # stopped, not training for minutes
+    assert result.stopped_by == signal.SIGINT  # Ctrl-C's (not SIGTERM's): the command exits 130
     assert result.pareto == [] and "is not final-trained: the search was interrupted" in (tmp_path / "t" / "search.log").read_text()
     result = run_search(cfg)  # the same command: the search finishes and its members are final-trained
-    assert not result.interrupted and result.pareto and calls["final"] == len(result.pareto)
+    assert not result.interrupted and result.stopped_by is None and result.pareto and calls["final"] == len(result.pareto)
     assert all(m["val_acc_final"] is not None for m in result.pareto)
 
 
@@ -815,6 +817,44 @@ def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, t
     monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke", "final_train.epochs=3")) == 130
     assert "interrupted: members not final-trained or compressed yet are left to a rerun" in capsys.readouterr().err
+    # SIGTERM there (nas.errors.Terminated): 143, as the shell reports death by SIGTERM (it exited 130, as after Ctrl-C)
+    monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(Terminated))
+    assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke", "final_train.epochs=3")) == 143
+    assert "interrupted: members not final-trained or compressed yet are left to a rerun" in capsys.readouterr().err
+
+
+def test_sigterm_during_the_members_final_training_or_compression_exits_143(tiny_idx_root, tmp_path, compose_cfg,
+                                                                            monkeypatch, capsys):
+    # `python -m nas.search` stopped by SIGTERM (nas.errors.Terminated, as stop_on_sigterm raises it) while it
+    # final-trains or compresses its members exited 130, as after Ctrl-C: the search kept only that it was interrupted,
+    # not by which signal. The shell's codes for death by each: 143 after SIGTERM, 130 after Ctrl-C.
+    import compress.pipeline as pipeline_mod
+    import nas.results as results_mod
+
+    def stop(error: type[KeyboardInterrupt]):
+        def raise_it(*args, **kwargs):
+            raise error
+        return raise_it
+
+    base = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")
+            if o not in ("final_train=none", "compress=none")]
+
+    def exit_status(*overrides: str) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            search_mod.main(compose_cfg(*base, *overrides))
+        capsys.readouterr()
+        return exit_info.value.code
+
+    with monkeypatch.context() as m:
+        m.setattr(results_mod, "final_train", stop(Terminated))
+        assert exit_status("final_train=smoke", "compress=none") == 143
+        m.setattr(results_mod, "final_train", stop(KeyboardInterrupt))
+        assert exit_status("final_train=smoke", "compress=none") == 130
+    with monkeypatch.context() as m:
+        m.setattr(pipeline_mod, "compress_front", stop(Terminated))
+        assert exit_status("final_train=none", "compress=smoke") == 143
+        m.setattr(pipeline_mod, "compress_front", stop(KeyboardInterrupt))
+        assert exit_status("final_train=none", "compress=smoke") == 130
 
 
 def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_write(tiny_idx_root, tmp_path, compose_cfg):
@@ -1062,6 +1102,19 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
         pytest.fail("the interrupt escaped nas.report's command as a traceback")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("interrupted: ")
+
+    # SIGTERM there (nas.errors.Terminated, as stop_on_sigterm raises it): the same line, and exit status 143, as the
+    # shell reports death by SIGTERM; both commands exited 130, as after Ctrl-C
+    def terminated(cfg, **_):
+        raise Terminated
+
+    monkeypatch.setattr(search_mod, "load_dataset", terminated)
+    with pytest.raises(SystemExit) as exit_info:
+        search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 143 and err.startswith("interrupted: the finished trials are kept in the study"), err
+    assert report_main(_overrides(tiny_idx_root, tmp_path)) == 143
+    assert capsys.readouterr().err.startswith("interrupted: ")
 
 
 def test_an_interrupt_outside_the_trials_says_whether_there_is_a_study_to_resume(tiny_idx_root, tmp_path, compose_cfg,
