@@ -38,7 +38,7 @@ import numpy as np
 from nas.arch import ArchConfig
 from nas.checkpoint import (atomic_write_json, export_onnx, io_contract, load_checkpoint, remove_dead_writers_temps,
                             save_checkpoint)
-from nas.config import CompressConfig, DataConfig
+from nas.config import CompressConfig, DataConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
@@ -284,7 +284,9 @@ def root_setting(root: str | None) -> str:
         return "data.root=<its image folder>"
     if not Path(root).is_absolute():
         return f"data.root=<its image folder, {root} relative to the folder its search ran in>"
-    return f"data.root={root}" if Path(root).is_dir() else f"data.root=<its image folder, {root} when searched>"
+    # quoted where the shell or Hydra would read into it (spaces, accents, parentheses): the hint is pasted
+    return (shell_override(key="data.root", value=root) if Path(root).is_dir()
+            else f"data.root=<its image folder, {root} when searched>")
 
 
 def compress_checkpoint(

@@ -866,6 +866,22 @@ def _quoted_override(key: str, value: str) -> str:
     return f"\"{key}='{'$HOME' if home else ''}{shell}'\""
 
 
+def shell_override(*, key: str, value: str) -> str:
+    """`key=value` as one POSIX shell argument that reaches Hydra as the string `value`, for a hint that names a setting
+    with a value the toolkit found or recorded (a data.root): as it is where neither the shell nor Hydra's override
+    syntax reads anything into it, else quoted as `_quoted_override` quotes it (`"data.root='/my photos é'"`; unquoted,
+    the shell split it at the space and Hydra refused the 'é'). A `value` starting with `~` is taken as the home folder's
+    (`$HOME` in the quotes), as `_quoted_override` takes it."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    arg = f"{key}={value}"
+    if shlex.quote(arg) == arg and _plain_value(OverridesParser.create(), value, key=key):
+        return arg
+    return _quoted_override(key, value)
+
+
 def shell_command(module: str, argv: Sequence[str]) -> str:
     """`python -m <module> <argv>` as one line to paste into a POSIX shell, each argument reaching the command as it did:
     as typed where the shell takes it unchanged; a `key=value` whose value Hydra reads as a plain string quoted as

@@ -19,7 +19,7 @@ from typing import Any, Collection, Iterator, Sequence
 import numpy as np
 import torch
 
-from nas.config import DataConfig, DataFormat, Metric
+from nas.config import DataConfig, DataFormat, Metric, shell_override
 from nas.errors import DataError, counted, make_folder
 
 log = logging.getLogger(__name__)
@@ -553,7 +553,8 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         loose = 0 if classes or has_split_dirs else sum(
             1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         one_class = (f" (it holds {counted(loose, 'image file')} itself, as one class's folder does: data.root is the folder "
-                     f"above the class folders, e.g. data.root={root.resolve().parent})" if loose else "")
+                     f"above the class folders, e.g. {shell_override(key='data.root', value=str(root.resolve().parent))})"
+                     if loose else "")
         raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}{one_class}")
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):

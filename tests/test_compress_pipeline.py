@@ -1158,3 +1158,32 @@ def test_compress_run_given_changed_test_images_names_the_classes_that_changed(t
     assert f"({then} test images then, {now} here; class 'c1': 2 test images in its search, 4 now); " in named, named
     # a checkpoint from before the per-class summary: today's message
     assert f"({then} test images then, {now} here); tested on these" in refusal({"test_images": record})
+
+
+def test_compress_run_names_a_recorded_image_folder_with_spaces_and_accents_quoted_to_paste(tmp_path, tiny_idx_root):
+    # A member searched on "/.../my photos é" (typed quoted, as Hydra needs): the hint said "data.root=/.../my photos é"
+    # unquoted, which the shell splits at the space and Hydra refuses for the 'é'. Pasted, it must give that folder.
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
+
+    photos = tmp_path / "my photos é"
+    photos.mkdir()
+    colour = ARCH.replace(in_chans=3, img_size=32)
+    member = tmp_path / "run" / "checkpoints" / colour.arch_id
+    save_checkpoint(member / "model.pt", build_model(colour), colour, meta={"dataset": "imagefolder", "data_root": str(photos)})
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={member}", f"data.root={tiny_idx_root}"])
+    with pytest.raises(ConfigError) as e:
+        run_compress(cfg)
+    hint = str(e.value).split("pass the data it was trained on: ")[1]
+    assert hint == f"data=imagefolder \"data.root='{photos}'\" data.img_size=32 data.channels=3"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        pasted = compose(config_name="compress_run", overrides=[f"checkpoint={member}", *shlex.split(hint)])
+    assert pasted.data.root == str(photos)
+    assert (pasted.data.img_size, pasted.data.channels) == (32, 3)

@@ -1138,3 +1138,21 @@ def test_idx_splits_have_no_paths_and_a_training_subset_keeps_its_images_paths(t
     for p, x, y in zip(part.paths, part.x, part.y):  # each image beside its own file's name
         at = named.paths.index(p)
         assert torch.equal(named.x[at], x) and named.y[at] == y
+
+
+def test_a_class_folder_given_as_data_root_names_the_folder_above_quoted_to_paste(tmp_path):
+    # data.root set to one class's folder of "/.../My Photos (2024)": the hint "e.g. data.root=/.../My Photos (2024)"
+    # was split by the shell at the space and refused by Hydra for the parentheses.
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    above = tmp_path / "My Photos (2024)"
+    for i in range(3):
+        _png(above / "cat" / f"{i}.png", 8, 50)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(above / "cat"), img_size=8))
+    hint = str(err.value).split("e.g. ")[1].removesuffix(")")
+    assert hint == f"\"data.root='{above}'\""
+    (arg,) = shlex.split(hint)
+    assert OverridesParser.create().parse_overrides([arg])[0].value() == str(above)
