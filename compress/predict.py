@@ -450,7 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"balanced accuracy (the mean over the {folders} class folders): "
                       f"{100 * folder_balanced_accuracy(predictions, contract.classes):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")
         if args.csv is not None:  # atomically: a kill or a full disk mid-write leaves the previous file, not half of one
-            atomic_write_text(args.csv, predictions_csv(predictions))
+            try:
+                atomic_write_text(args.csv, predictions_csv(predictions))
+            except OSError as e:  # a full disk or quota, found only now (the folder was writable): it was a traceback
+                sys.stdout.flush()  # after the predictions it leaves unsaved, in a terminal too
+                print(f"error: --csv {args.csv} cannot be written ({e.strerror or e}); the predictions above are not "
+                      "saved in it: free space, or pass another --csv, and rerun", file=sys.stderr)
+                return 1
         # A folder runs model_int8.xml or model.onnx, whichever it holds: the output said neither which nor where the
         # CSV went. On stderr, so that stdout stays one line per image (and the accuracy) for scripts that read it.
         used = model_file(args.model).resolve()
