@@ -251,10 +251,11 @@ def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget
 
 
 def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str, Any], data: Dataset, *,
-                     root: str | None = None) -> None:
+                     root: str | None = None, background: int | None = None) -> None:
     """`ConfigError` when `data`'s images or classes are not the shape the checkpoint's `arch` takes, naming the
     settings that make them (`meta`: the checkpoint's metadata, whose `dataset` says what it was trained on; `root`: the
-    data.root its search recorded, None when unknown)."""
+    data.root its search recorded, None when unknown; `background`: the data.background its search recorded, named for
+    an image folder, None when transparency was dropped or nothing was recorded)."""
     if (arch.in_chans, arch.img_size, arch.num_classes) == (data.in_chans, data.img_size, data.num_classes):
         return
     trained_name = meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
@@ -268,6 +269,7 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
     settings += [root_setting(root)] if folder_data else []
     settings += [f"data.img_size={arch.img_size}"] if folder_data or (trained_name and arch.img_size != data.img_size) else []
     settings += [f"data.channels={arch.in_chans}"] if folder_data or (trained_name and arch.in_chans != data.in_chans) else []
+    settings += [f"data.background={background}"] if folder_data and background is not None else []
     hint = "; pass the data it was trained on" + (f": {' '.join(settings)}" if settings else "")
     raise ConfigError(
         f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "

@@ -20,7 +20,7 @@ if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a t
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, command_line_keys, register_configs,
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, register_configs,
                         shell_command, structured, validate_compress_config, validate_data_config)
 from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm
 from nas.latency.hardware import input_warning
@@ -55,7 +55,8 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     from nas.checkpoint import read_checkpoint
 
     arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
-    _check_background(folder, run.data.background)
+    if run.data.format == DataFormat.imagefolder:  # before its images are read; other data after the shape check
+        _check_background(folder, run.data)
     _export_unreadable_onnx_again(folder)
     from nas.data import load_dataset
 
@@ -65,7 +66,8 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
     root = recorded_root(folder, meta)
-    check_data_shape(folder, arch, meta, data, root=root)
+    check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1])
+    _check_background(folder, run.data)
     data = _check_test_images(folder, data, run.data, root=root)
     # The pruning target and the table's latencies come from the same predictor a search uses: at an input its
     # calibration never measured they are extrapolated, and a search says so in this line.
@@ -176,20 +178,35 @@ def unused_overrides(args: list[str]) -> str | None:
     return None
 
 
-def _check_background(folder: Path, background: int | None) -> None:
-    """`ConfigError` when the search's metrics.json beside the checkpoint says its images had their transparency
-    composited onto another grey level (data.background) than this run's: the test images would be made otherwise."""
+def _searched_background(folder: Path) -> tuple[bool, int | None]:
+    """Whether the search's metrics.json beside the checkpoint records the data.background its images were made with,
+    and that grey level (None: transparency dropped)."""
     import json
 
     try:
-        trained = json.loads((folder / "metrics.json").read_text())["input"].get("background")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a checkpoint from elsewhere: nothing to check
+        return True, json.loads((folder / "metrics.json").read_text())["input"].get("background")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a checkpoint from elsewhere: nothing recorded
+        return False, None
+
+
+def _check_background(folder: Path, data: DataConfig) -> None:
+    """`ConfigError` when the search's metrics.json beside the checkpoint says its images had their transparency
+    composited onto another grey level (data.background) than this run's: the test images would be made otherwise.
+    Data other than an image folder (which has no transparency, and refuses data.background) is named as such, with
+    the settings to pass: "pass data.background=255" with Fashion-MNIST (the default data) was refused in turn as
+    applying to image folders only, and so round. `run_compress` checks such data after the data-shape check, whose
+    hint names every setting its search used, the background among them."""
+    recorded, trained = _searched_background(folder)
+    if not recorded or trained == data.background:
         return
-    if trained != background:
-        said = "dropped (null)" if trained is None else f"composited onto grey level {trained}"
-        raise ConfigError(f"checkpoint {folder} was trained on images with transparency {said}, not data.background="
-                          f"{'null' if background is None else background}; pass data.background="
-                          f"{'null' if trained is None else trained}")
+    if data.format != DataFormat.imagefolder:  # trained is a grey level: data.background was set, so an image folder
+        raise ConfigError(f"checkpoint {folder} was trained on an image folder with transparency composited onto grey "
+                          f"level {trained}, not on dataset {data.name!r}; pass data=imagefolder, the data.root its "
+                          f"search used and data.background={trained}")
+    said = "dropped (null)" if trained is None else f"composited onto grey level {trained}"
+    raise ConfigError(f"checkpoint {folder} was trained on images with transparency {said}, not data.background="
+                      f"{'null' if data.background is None else data.background}; pass data.background="
+                      f"{'null' if trained is None else trained}")
 
 
 def _export_unreadable_onnx_again(folder: Path) -> None:

@@ -267,8 +267,12 @@ CHECKPOINT_CASES = [
     ("none", ["compress.prune.target_latency_ms=0.0001"], "compress.prune.target_latency_ms=0.0001 cannot be met"),
     # a fraction: the message names the setting given, and the target in ms it makes
     ("none", ["compress.prune.target_latency_fraction=0.05"], "compress.prune.target_latency_fraction=0.05 (0.0"),
-    ("composited", [], "was trained on images with transparency composited onto grey level 255, not data.background=null; "
-                       "pass data.background=255"),
+    # of Fashion-MNIST's shape: named as no image folder ("pass data.background=255" was then refused for idx data)
+    ("composited", [], "was trained on an image folder with transparency composited onto grey level 255, not on dataset "
+                       "'fashion_mnist'; pass data=imagefolder, the data.root its search used and data.background=255"),
+    ("composited", ["data=imagefolder", "data.root={img}/rgb32"], "was trained on images with transparency composited "
+                                                                  "onto grey level 255, not data.background=null; pass "
+                                                                  "data.background=255"),
 ]
 
 

@@ -1187,3 +1187,35 @@ def test_compress_run_names_a_recorded_image_folder_with_spaces_and_accents_quot
         pasted = compose(config_name="compress_run", overrides=[f"checkpoint={member}", *shlex.split(hint)])
     assert pasted.data.root == str(photos)
     assert (pasted.data.img_size, pasted.data.channels) == (32, 3)
+
+
+def test_compress_run_names_the_background_a_member_was_searched_with_among_the_data_to_pass(tmp_path, tiny_idx_root):
+    # A member searched with data.background=255, given no data settings, was refused for the background ("pass
+    # data.background=255"); given that, Fashion-MNIST (still the default data) refused it ("applies to image folders
+    # ...: leave it null"), and round again. The data-shape hint names it among the data to pass.
+    from hydra import compose, initialize_config_dir
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    colour = ARCH.replace(in_chans=3, img_size=32)
+    member = tmp_path / "ck"
+    save_checkpoint(member / "model.pt", build_model(colour), colour, meta={"dataset": "imagefolder", "data_root": str(photos)})
+    (member / "metrics.json").write_text(json.dumps({"input": {"background": 255}}))
+    register_configs()
+
+    def refusal(*overrides: str) -> str:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="compress_run", overrides=[f"checkpoint={member}", f"data.root={tiny_idx_root}",
+                                                                 *overrides])
+        with pytest.raises(ConfigError) as e:
+            run_compress(cfg)
+        return str(e.value)
+
+    assert refusal().endswith(f"pass the data it was trained on: data=imagefolder data.root={photos} data.img_size=32 "
+                              "data.channels=3 data.background=255")
+    # its image folder given without the background: that alone is named, before the images are read
+    assert refusal("data=imagefolder", f"data.root={photos}").endswith("; pass data.background=255")
