@@ -334,12 +334,11 @@ def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray
     return torch_runner(load_checkpoint(path), threads=torch.get_num_threads())
 
 
-def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str] | None:
-    """The class each image's folder names, when every image lies in a folder named after one of `classes` (new photos
-    sorted into class folders, as for training), else None. The class folder is the nearest one above the image, up to
-    the folder it was found in (`Prediction.folder`): as in training, a class folder's subfolders hold its images too
-    (new/cat/2024-06/img.jpg is a cat). A "/" in a class name, which no folder name can hold, is written "_"
-    (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
+def _folder_class(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str | None]:
+    """The class each image's folder names, None for an image in no folder named after one of `classes`. The class
+    folder is the nearest one above the image, up to the folder it was found in (`Prediction.folder`): as in training,
+    a class folder's subfolders hold its images too (new/cat/2024-06/img.jpg is a cat). A "/" in a class name, which no
+    folder name can hold, is written "_" (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
     import unicodedata
 
     # Names compared in one Unicode form: macOS writes accents decomposed (e + U+0301), Linux tools composed, so photos
@@ -356,8 +355,26 @@ def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> 
                 return None
         return None
 
-    labels = [label(p) for p in predictions]
+    return [label(p) for p in predictions]
+
+
+def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str] | None:
+    """The class each image's folder names, when every image lies in a folder named after one of `classes` (new photos
+    sorted into class folders, as for training), else None (`_folder_class`)."""
+    labels = _folder_class(predictions, classes)
     return labels if predictions and None not in labels else None  # type: ignore[return-value]
+
+
+def unsorted_note(predictions: Sequence[Prediction], classes: Sequence[str]) -> str | None:
+    """Why no accuracy is printed for photos partly sorted into class folders: how many images lie in no folder named
+    after a class, the folder of the first, and the model's class names (a folder "Red" for the class "red" stopped
+    the accuracy line without a word). None where every image or none lies in a class folder."""
+    labels = _folder_class(predictions, classes)
+    unsorted = [p for p, label in zip(predictions, labels) if label is None]
+    if not unsorted or len(unsorted) == len(predictions):
+        return None
+    return (f"no top-1 accuracy: {len(unsorted)} of {len(predictions)} images lie in no folder named after a class "
+            f"(e.g. {unsorted[0].path.parent}); the model's classes: {', '.join(classes)}")
 
 
 def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> tuple[int, int] | None:
@@ -439,6 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_predictions(predictions))
         contract = _contract(model_file(args.model).parent)
         labelled = folder_accuracy(predictions, contract.classes)
+        if labelled is None and (note := unsorted_note(predictions, contract.classes)) is not None:
+            sys.stdout.flush()  # after the predictions in a terminal too
+            print(note, file=sys.stderr)
         if labelled is not None:
             right, total = labelled
             low, high = folder_interval(predictions, contract.classes)

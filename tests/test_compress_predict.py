@@ -536,3 +536,23 @@ def test_a_damaged_files_message_reruns_compress_run_for_the_chip_it_was_compres
         with pytest.raises(CheckpointError) as e:
             _check_recorded_digests(folder / "model_int8.onnx")
         assert str(e.value).endswith(f"; rerun python -m compress.run {command} to write it again"), str(e.value)
+
+
+def test_photos_partly_sorted_into_class_folders_say_why_no_accuracy_is_printed(checkpoint, photos, tmp_path, capsys):
+    # New photos sorted into class folders, one folder misnamed ("Red", the class is "red") or left unsorted: the
+    # accuracy line was silently missing, and nothing said which folder stopped it.
+    folder, _ = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    for name in ("blue", "green", "Red"):
+        (tmp_path / "new" / name).mkdir(parents=True)
+        for f in files:
+            (tmp_path / "new" / name / f.name).write_bytes(f.read_bytes())
+    assert main([str(folder), str(tmp_path / "new")]) == 0
+    said = capsys.readouterr()
+    assert len(said.out.splitlines()) == 9 and "accuracy" not in said.out
+    assert said.err.splitlines()[0] == (
+        f"no top-1 accuracy: 3 of 9 images lie in no folder named after a class (e.g. {tmp_path / 'new' / 'Red'}); "
+        "the model's classes: blue, green, red")
+    # photos in no class folder at all (the usual case): nothing to say
+    assert main([str(folder), str(photos)]) == 0
+    assert capsys.readouterr().err.startswith("classified with ")
