@@ -1576,8 +1576,9 @@ def _pareto_png(run: _Run) -> bytes:
     ax.set_ylabel("val accuracy (%)")
     ax.set_title("Pareto front: accuracy vs. predicted latency")
     ax.grid(alpha=0.3)
-    # Not a fixed corner: the trials a front dominates sit low and to the right, where "lower right" hid them.
-    ax.legend(loc="best", fontsize=8)
+    # Below the plot, not inside it: "lower right" hid the trials a front dominates, and "best" still drew its long
+    # int8 label over a star where the points leave no corner free.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
     return _png_bytes(fig)
 
 

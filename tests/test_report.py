@@ -859,6 +859,38 @@ def test_the_pareto_pngs_legend_covers_no_trial(tmp_path: pathlib.Path, monkeypa
     assert not any(legend.contains(x, y) for x, y in points)
 
 
+def test_the_pareto_pngs_legend_covers_no_int8_star(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A compress=smoke run: the fastest member's int8 star lay low at the left, under the long legend that "best" had
+    # nowhere else to put, and the plot showed one star for two compressed members.
+    trials = [_trial(0, "COMPLETE", "dddd000004", "0.278", "2.603", "pool-conv-pool"),
+              _trial(1, "COMPLETE", "eeee000005", "0.294", "0.327", "pool-conv-sepconv"),
+              _trial(2, "COMPLETE", FAST, "0.3455", "0.252", "pool-sepconv-conv", pareto=True),
+              _trial(3, "COMPLETE", SLOW, "0.4193", "2.520", "sepconv-pool-pool", pareto=True)]
+    members = [_member(2, FAST, 0.3455, 0.51, 0.252, ["pool", "sepconv", "conv"]),
+               _member(3, SLOW, 0.4193, 0.44, 2.520, ["sepconv", "pool", "pool"])]
+    run_dir = _write_run(tmp_path / "run", trials, members, budget=None)
+    stars = {FAST: (0.240, 0.212), SLOW: (2.467, 0.437)}
+    for arch_id, (ms, acc) in stars.items():
+        (run_dir / "checkpoints" / arch_id).mkdir(parents=True)
+        (run_dir / "checkpoints" / arch_id / "compressed_metrics.json").write_text(json.dumps({
+            "hw": "edge_npu", "fp32": {"test_acc": 0.5}, "pruned": {"pruned": True, "ratio": 0.25},
+            "int8": {"test_acc": acc, "latency_ms": ms, "val_acc_file": acc, "qat_epochs": 1,
+                     "test_acc_source": "reference (host int8 kernels saturate)"}}))
+    import nas.report as report
+
+    figures = []
+    real = report._png_bytes
+    monkeypatch.setattr(report, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
+    write_reports(run_dir)
+    figure = next(f for f in figures if f.axes and f.axes[0].get_title().startswith("Pareto front"))
+    (ax,) = figure.axes
+    figure.canvas.draw()  # the legend's place is settled by drawing
+    legend = ax.get_legend().get_window_extent()
+    points = ax.transData.transform([(float(t["latency_ms"]), 100 * float(t["val_acc"])) for t in trials]
+                                    + [(ms, 100 * acc) for ms, acc in stars.values()])
+    assert not any(legend.contains(x, y) for x, y in points)
+
+
 def test_the_header_says_which_weights_the_test_accuracies_are_of(run_dir: pathlib.Path) -> None:
     # final_train=none tests the search's proxy weights: nothing in the report said so, and its test accuracies read as
     # those of final-trained models.
