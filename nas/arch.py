@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import operator
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -255,12 +256,29 @@ class ArchConfig(_CachedHash):
         return cls(**{**dict(data), "stages": tuple(stages)})
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchConfig":
-        """Inverse of `to_json`."""
+    def from_json(cls, source: "str | os.PathLike[str]") -> "ArchConfig":
+        """Inverse of `to_json`: from its JSON text (a str), or from a JSON file such as a member's `arch.json` (a
+        path: `pathlib.Path`)."""
+        # README says from_json "reads the arch.json of any member": its path was read as JSON text ("not valid JSON:
+        # Expecting value: line 1 column 1"), and a pathlib.Path raised json's TypeError
+        where = ""
+        if isinstance(source, os.PathLike):
+            where = f" {os.fspath(source)}"
+            try:
+                with open(source, encoding="utf-8") as fh:
+                    text = fh.read()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"cannot read arch spec{where}: {getattr(e, 'strerror', None) or e}") from None
+        else:
+            text = source
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"arch spec is not valid JSON: {e}") from None
+            # a str is always the text (a CSV cell or a seed's contents must not turn into a file read); a path given
+            # as one is told how to pass it
+            hint = (f" ({text!r} is a file: pass pathlib.Path({text!r}) to read it)"
+                    if not where and "\n" not in text and os.path.isfile(text) else "")
+            raise ConfigError(f"arch spec{where} is not valid JSON: {e}{hint}") from None
         return cls.from_dict(data)
 
     @property

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -86,6 +87,24 @@ def test_invalid_arch_fields(kw, fragment):
     with pytest.raises(ConfigError, match="allowed|must|empty") as err:
         _arch(**kw)
     assert fragment in str(err.value)
+
+
+def test_from_json_reads_an_arch_json_file_given_its_path(tmp_path):
+    # README: "ArchConfig.from_json reads the arch.json of any member". Given that file's path it said "arch spec is not
+    # valid JSON: Expecting value: line 1 column 1 (char 0)" (a str) or raised json's TypeError (a pathlib.Path).
+    arch = _arch()
+    path = tmp_path / "arch.json"
+    path.write_text(arch.to_json())
+    assert ArchConfig.from_json(path) == arch
+    assert ArchConfig.from_json(arch.to_json()) == arch  # a str is the JSON text, as before
+    with pytest.raises(ConfigError, match=rf"^arch spec is not valid JSON: .* \({re.escape(repr(str(path)))} is a file: "
+                                          rf"pass pathlib\.Path\({re.escape(repr(str(path)))}\) to read it\)$"):
+        ArchConfig.from_json(str(path))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=rf"^arch spec {re.escape(str(tmp_path / 'bad.json'))} is not valid JSON: "):
+        ArchConfig.from_json(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match=rf"^cannot read arch spec {re.escape(str(tmp_path / 'gone.json'))}: "):
+        ArchConfig.from_json(tmp_path / "gone.json")
 
 
 def test_from_json_rejects_unknown_fields_and_bad_json():
