@@ -88,6 +88,8 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
     off = [name for name in RUNTIME_FILES if name in agree and not _within(agree[name])]
     if not off:
         return None
+    from nas.report import logit_diff_text  # worded as the report's int8 row words it (as int8_test_acc_source below)
+
     tol = INT8_AGREEMENT_TOLERANCE
     what = (" and ".join(f"{RUNTIME_FILES[n]} differs from the int8 model by up to {agree[n]['max_rel_diff']:.0%} of its "
                          f"largest logit ({agree[n]['top1_agreement']:.1%} the same top-1 class)" for n in off)
@@ -97,19 +99,19 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
         return what
     if not _within(ref):
         # both parts of the tolerance: "3% run operator by operator" alone read as within it when 98.8% top-1 was not
-        return (f"{what}, and run operator by operator {ref['max_rel_diff']:.0%} ({ref['top1_agreement']:.1%} the same "
+        return (f"{what}, and run operator by operator {logit_diff_text(ref['max_rel_diff'])} ({ref['top1_agreement']:.1%} the same "
                 "top-1 class): the exported file does not compute the int8 model its accuracies were measured on (an "
                 "export problem: please report it)")
     if saturates:
         cause = (f"{what}: this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 "
                  f"kernels add 8-bit products in 16 bits and saturate; the file itself computes the int8 model (run "
-                 f"operator by operator: {ref['max_rel_diff']:.0%}), whose accuracy is test_acc_reference")
+                 f"operator by operator: {logit_diff_text(ref['max_rel_diff'])}), whose accuracy is test_acc_reference")
         if (runtime := _HEADLINE_RUNTIMES.get(headline or "")) is not None:
             # a profile of this host (hw=cpu_int8, cpu_ort): the file will run here, saturating as it does now
             return (f"{cause}; test_acc is {RUNTIME_FILES[runtime]}'s on this CPU, saturation included, as the profile's "
                     "runtime will run the file on this host")
         return f"{cause}: the runtimes' accuracy is for the target chip or a VNNI CPU to measure"
-    return (f"{what}, though run operator by operator only {ref['max_rel_diff']:.0%}: the runtime's int8 kernels compute it "
+    return (f"{what}, though run operator by operator only {logit_diff_text(ref['max_rel_diff'])}: the runtime's int8 kernels compute it "
             "differently on this CPU")
 
 

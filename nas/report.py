@@ -1686,6 +1686,12 @@ def write_reports(run_dir: str | os.PathLike[str], *, redraw_plots: bool = True)
     return {name: written.get(name, folder / name) for name in REPORT_FILES}
 
 
+def logit_diff_text(share: float) -> str:
+    """'3%', '0.4%': a max relative logit difference as a percent, whole from 1% up and with one decimal below it, where
+    a whole percent printed '0%' for a file that is not exact. The report and the compression's log word it alike."""
+    return f"{share:.0%}" if share >= 0.01 or share == 0 else f"{share:.1%}"
+
+
 def _agreement_within(run: dict[str, Any], tolerance: dict[str, Any]) -> bool:
     """Whether a run of the int8 file is within compressed_metrics.json's stated tolerance of the int8 model: both
     its max relative logit difference and its top-1 agreement, as `compress.pipeline` judges it (a missing value is
@@ -1730,16 +1736,16 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
     if not _agreement_within(reference, tol):  # compress.pipeline.int8_agreement_warning says the same in the log
         ref_top1 = f", {top1['onnx_reference']:.1%} the same top-1 class" if top1["onnx_reference"] is not None else ""
         return (f"int8 files outside the tolerance: {' and '.join(parts)}; the file run operator by operator too "
-                f"({diff['onnx_reference']:.0%} off{ref_top1}): the exported file does not compute the int8 model "
+                f"({logit_diff_text(diff['onnx_reference'])} off{ref_top1}): the exported file does not compute the int8 model "
                 "its accuracies were measured on (an export problem: please report it)")
     if agree.get("int8_saturates") is not True:
         return None
     acc = _to_float(reference_acc)
     text = f"int8 kernels saturate on the CPU that compressed it (x86 without VNNI): {' and '.join(parts)}; "
     if headline_is_reference:  # the row's test acc is that run's already: not repeated
-        return text + f"the row's is the file's own, run operator by operator ({diff['onnx_reference']:.0%} off)"
+        return text + f"the row's is the file's own, run operator by operator ({logit_diff_text(diff['onnx_reference'])} off)"
     return text + "the file run operator by operator " + (
-        f"has test acc {_fmt_acc(acc)}" if acc is not None else f"is {diff['onnx_reference']:.0%} off")
+        f"has test acc {_fmt_acc(acc)}" if acc is not None else f"is {logit_diff_text(diff['onnx_reference'])} off")
 
 
 def _from_study(overrides: Sequence[str]) -> int:

@@ -148,6 +148,9 @@ def test_an_int8_file_off_its_model_in_a_runtime_is_blamed_on_the_file_or_on_a_c
         "top-1 class) and OpenVINO (model_int8.xml) differs from the int8 model by up to 38% of its largest logit (100.0% "
         "the same top-1 class) on this CPU (tolerance 15%, 99%): this x86 CPU has no VNNI")
     assert "the file itself computes the int8 model (run operator by operator: 2%)" in line and "\n" not in line
+    # under 1% with a decimal: "0%" read as exact for a file 0.4% off its model
+    assert "(run operator by operator: 0.4%)" in int8_agreement_warning({**saturated, "onnx_reference": run(0.0037)},
+                                                                         saturates=True)
     assert "test_acc_reference" in line
     only_ov = int8_agreement_warning({**saturated, "onnx": run(0.02)}, saturates=True)
     assert only_ov.startswith("OpenVINO (model_int8.xml) differs") and "onnxruntime" not in only_ov
