@@ -600,13 +600,21 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             from nas.report import int8_test_acc_source
 
             source = int8_test_acc_source(out[m["arch_id"]].get("int8"))
-            scored = out[m["arch_id"]].get("eval_images") or {}  # absent from files written before compress.eval_images
-            cut = (f" (on {scored['test']} of the {scored['test_of']} test images: compress.eval_images)"
-                   if scored.get("test", 0) < scored.get("test_of", 0) else "")
+            cut = scored_cut_text(out[m["arch_id"]].get("eval_images"))
             log.info("%s: test acc fp32 %.2f%% -> int8 %.2f%%%s%s%s; %s", m["arch_id"], 100.0 * s["test_acc_fp32"],
                      100.0 * s["test_acc_int8"], cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
                      predicted_latency_text(out[m["arch_id"]]))
     return out
+
+
+def scored_cut_text(eval_images: Any) -> str:
+    """' (on 1,000 of the 10,000 test images: compress.eval_images)': a member's log line's note that its accuracies are
+    of part of the test split (compressed_metrics.json's `eval_images`), counted as the report counts them ('1000 of
+    the 10000' beside its '1,000 of the 10,000'); '' when every test image was scored or the file predates the field."""
+    scored = eval_images if isinstance(eval_images, dict) else {}
+    if not scored.get("test", 0) < scored.get("test_of", 0):
+        return ""
+    return f" (on {scored['test']:,} of the {scored['test_of']:,} test images: compress.eval_images)"
 
 
 def predicted_latency_text(metrics: dict[str, Any]) -> str:

@@ -167,6 +167,15 @@ def test_an_int8_file_off_its_model_in_a_runtime_is_blamed_on_the_file_or_on_a_c
     assert "95.0% the same top-1" in int8_agreement_warning({**within, "onnx": run(0.05, top1=0.95)}, saturates=True)
 
 
+def test_a_members_log_line_counts_the_test_images_it_scored_as_the_report_does():
+    # compress=smoke's log said "on 1000 of the 10000 test images" where the report says "1,000 of the 10,000"
+    from compress.pipeline import scored_cut_text
+
+    assert scored_cut_text({"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}) == (
+        " (on 1,000 of the 10,000 test images: compress.eval_images)")
+    assert scored_cut_text({"test": 10000, "test_of": 10000}) == "" and scored_cut_text(None) == ""
+
+
 def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report_does():
     # "pred. edge_npu ms" beside fp32 / int8 rows read as the fp32 model's and the int8 file's times; the predictor
     # costs each row's architecture at the chip's own precision. The report says so under its table: so does this one.
