@@ -113,6 +113,22 @@ def test_qat_runs_when_ptq_loses_too_much_and_keeps_the_best_epoch(trained, data
     assert result.val_acc >= result.ptq_val_acc  # the best epoch (or PTQ) is kept
 
 
+def test_a_ptq_drop_of_exactly_max_acc_drop_runs_no_qat(monkeypatch):
+    # compress=smoke on 1,000 val images: pruned 17.9%, PTQ 17.6%, a drop of exactly 0.3 pt (max_acc_drop=0.3, QAT
+    # only for a drop "by more than" it), yet QAT ran: 0.179 - 0.176 is 0.30000000000000027 points in floats.
+    import torch
+
+    import compress.quantize as q
+
+    monkeypatch.setattr(q, "quantize_ptq", lambda model, train, **kw: (model, ""))
+    monkeypatch.setattr(q, "evaluate", lambda model, split, **kw: 0.176)
+    monkeypatch.setattr(q, "distill", lambda *a, **kw: pytest.fail("QAT ran for a drop within max_acc_drop"))
+    cfg = QuantizeConfig(calibration_size=32, max_acc_drop=0.3, qat=FinetuneConfig(epochs=1, subset=128, batch_size=32))
+    data = dataclasses.make_dataclass("D", ["train", "val", "balanced"])(None, None, False)
+    result = q.quantize(torch.nn.Linear(2, 2), data, cfg, fp32_val_acc=0.179)
+    assert result.qat_epochs == 0 and result.within_tolerance and result.note == ""
+
+
 def test_missing_or_corrupt_files_give_a_clear_error(tmp_path, data):
     with pytest.raises(CheckpointError, match="model_int8.onnx not found"):
         onnx_logits(tmp_path / "model_int8.onnx", data.test)
