@@ -1248,7 +1248,7 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                              f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
             if stage == "int8":
                 # the row's accuracy is the one the chip should see (test_acc_source); the size is the QDQ ONNX file's
-                notes.append(f"{int8_source_text(s)}; QAT epochs {s.get('qat_epochs', 0)}")
+                notes.append(f"{int8_source_text(s)}; QAT epochs {s.get('qat_epochs', 0)}{_qat_why(s)}")
                 if (val := _to_float(s.get("val_acc_file"))) is not None:  # as the Pareto plot's int8 points
                     notes.append(f"val acc {_fmt_acc(val)} (run as the test acc)")
                 if s.get("note"):
@@ -1276,6 +1276,18 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
                          str(s.get("file") or _MISSING), "; ".join(notes)])
     return rows
+
+
+def _qat_why(int8: dict[str, Any]) -> str:
+    """' (PTQ lost 0.20 pt of val accuracy, within compress.quantize.max_acc_drop=0.3)': why QAT ran or not, beside
+    'QAT epochs N' ('' for files without these fields). 'QAT epochs 0' under a config of QAT epochs read as QAT
+    skipped or broken; it runs only while int8 loses more than max_acc_drop."""
+    fp32, ptq, most = (_to_float(int8.get(k)) for k in ("fp32_val_acc", "ptq_val_acc", "max_acc_drop"))
+    if fp32 is None or ptq is None or most is None:
+        return ""
+    drop = round((fp32 - ptq) * 100.0, 9)  # as compress.quantize judges it
+    return (f" (PTQ lost {drop:.2f} pt of val accuracy, {'over' if drop > most else 'within'} "
+            f"compress.quantize.max_acc_drop={most:g})")
 
 
 def _whole_way_text(compressed: dict[str, Any]) -> str | None:

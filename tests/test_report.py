@@ -264,6 +264,25 @@ def test_the_int8_rows_agreement_note_judges_top1_agreement_too_and_names_an_exp
     assert "an export problem" in _compressed_rows([member], "edge_npu")[2][-1]
 
 
+def test_the_int8_row_says_why_qat_ran_or_not() -> None:
+    # compress=smoke sets a QAT epoch; a member's row said "QAT epochs 0" and nothing on why (PTQ lost 0.20 pt of val
+    # accuracy, within compress.quantize.max_acc_drop=0.3), which read as QAT skipped or broken.
+    from nas.report import _compressed_rows
+
+    int8 = {"test_acc": 0.422, "qat_epochs": 0, "fp32_val_acc": 0.435, "ptq_val_acc": 0.433, "max_acc_drop": 0.3}
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
+        "hw": "edge_npu", "fp32": {"test_acc": 0.5}, "pruned": {"pruned": False}, "int8": int8})
+    assert ("QAT epochs 0 (PTQ lost 0.20 pt of val accuracy, within compress.quantize.max_acc_drop=0.3)"
+            in _compressed_rows([member], "edge_npu")[2][-1])
+    int8.update(qat_epochs=1, fp32_val_acc=0.179, ptq_val_acc=0.175)
+    assert ("QAT epochs 1 (PTQ lost 0.40 pt of val accuracy, over compress.quantize.max_acc_drop=0.3)"
+            in _compressed_rows([member], "edge_npu")[2][-1])
+    int8.update(ptq_val_acc=0.176)  # exactly the allowance: within, as compress.quantize judges it
+    assert "PTQ lost 0.30 pt of val accuracy, within" in _compressed_rows([member], "edge_npu")[2][-1]
+    del int8["ptq_val_acc"]  # a file without the fields: as before
+    assert _compressed_rows([member], "edge_npu")[2][-1].endswith("QAT epochs 1")
+
+
 def test_val_accuracies_show_their_interval_and_older_runs_render_without(run_dir: pathlib.Path) -> None:
     from nas.stats import accuracy_interval
 
