@@ -36,7 +36,7 @@ from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, save_checkpoint,
     scratch_folder, torch_logits,
 )
-from nas.config import RunConfig, changed_from_file, datasheet_warning, hw_profiles
+from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
@@ -301,6 +301,24 @@ def record_of_test_images(*, data: Dataset, run: RunConfig) -> dict[str, Any]:
     class by class, for each member repeated the same work). Not named test_*: pytest would collect it where imported."""
     return {"count": len(data.test), "digest": split_digest(data.test), "split": split_record(run.data, data),
             "per_class": per_class_test_images(data)}
+
+
+def final_trained_otherwise(run_dir: Path, final_train: TrainConfig) -> dict[str, Any]:
+    """{arch_id: its recorded final_train epochs} of the run folder's members whose weights were final-trained with
+    another recipe than `final_train` (its speed settings aside), which `materialize_member` would train again from
+    scratch; {} for `final_train=none` (a member keeps its weights then). Unreadable metrics.json files are skipped."""
+    if not final_train.epochs:
+        return {}
+    want = _recipe(asdict(final_train))
+    out: dict[str, Any] = {}
+    for path in sorted((run_dir / "checkpoints").glob("*/metrics.json")):
+        try:
+            done = (json.loads(path.read_text()).get("final_train") or {}).get("recipe")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(done, dict) and _recipe(done) != want:
+            out[path.parent.name] = done.get("epochs")
+    return out
 
 
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *,

@@ -64,7 +64,7 @@ from nas.latency.measure import host_mismatch
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
                         training_refusal)
 from nas.model import build_model
-from nas.results import write_run_files
+from nas.results import final_trained_otherwise, write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,
@@ -1094,6 +1094,16 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     given, given_root = run, run.data.root
     run = with_study_settings(run, study)
     validate_run_config(run)
+    # final_train is this command's, not the study's: a rebuild meant to rewrite the report (of a final_train=smoke run,
+    # say) trained every member again for final_train=default's 6 epochs, deleting its files first, so an interrupted
+    # rebuild left a report of no members. Only a final_train named on the command line retrains.
+    if not any(k == "final_train" or k.startswith("final_train.") for k in overridden) and (
+            other := final_trained_otherwise(run_dir, run.final_train)):
+        members = ", ".join(f"{arch_id} ({epochs} epochs)" for arch_id, epochs in other.items())
+        raise ConfigError(f"final_train: {counted(len(other), 'member')} of the run folder final-trained with another recipe "
+                          f"than final_train's default ({counted(run.final_train.epochs, 'epoch')}): {members}; the rebuild "
+                          "would train them again from scratch. Pass final_train=none to keep their weights, or name the "
+                          "final_train to train them with (final_train=default)")
     # About this command's input, not the results: to the terminal, not among the report's setup warnings
     if (replaced := settings_the_study_replaced(given, run, overridden=overridden, study_name=study.study_name)) is not None:
         log.warning("%s", replaced)

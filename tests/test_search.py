@@ -907,6 +907,31 @@ def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebui
     assert "rebuild done (" in added[-1] and added[-1].endswith("1 on the Pareto front")
 
 
+def test_report_from_the_study_refuses_to_retrain_members_final_trained_with_another_recipe_unless_named(
+        tiny_idx_root, tmp_path, compose_cfg, capsys):
+    # `python -m nas.report search.runs_dir=... search.study_name=...` of a final_train=smoke run trained every member
+    # again for final_train=default's 6 epochs (its files deleted first): interrupted, the report listed no members.
+    from nas.report import main
+
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "final_train=smoke")))
+    (member,) = result.pareto
+    metrics = result.run_dir / "checkpoints" / member["arch_id"] / "metrics.json"
+    before = metrics.read_text()
+    rebuild = [f"data.root={tiny_idx_root}", f"search.runs_dir={tmp_path}", "search.study_name=t", "compress=none"]
+    with pytest.raises(SystemExit) as exited:
+        main(rebuild)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: final_train: 1 member of the run folder final-trained with another recipe than final_train's "
+                   f"default (6 epochs): {member['arch_id']} (2 epochs); the rebuild would train them again from scratch. "
+                   "Pass final_train=none to keep their weights, or name the final_train to train them with "
+                   "(final_train=default)")
+    assert metrics.read_text() == before  # nothing trained, nothing deleted
+    assert main([*rebuild, "final_train=none"]) == 0  # keeps the weights: the report is rebuilt from the files
+    assert json.loads(metrics.read_text())["final_train"]["epochs"] == 2
+    assert main([*rebuild, "final_train=smoke"]) == 0  # the same recipe: nothing to retrain, nothing refused
+
+
 def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_evaluation_runs_in_batches_that_fit(
         tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     from nas.families import family_arch
