@@ -1019,6 +1019,12 @@ def compose_error_message(exc: BaseException) -> str:
         return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
     if (inside := _group_file_error(lines)) is not None:
         return inside
+    # Hydra's head, "Error merging override data.metric=f1", is its own words: the override as typed says it
+    override = re.fullmatch(r"Error merging override (.+)", head)
+    head = override[1] if override else head
+    enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
+    if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
+        return f"{head} is unknown; allowed: {enum[1]}"
     if cause is not None and str(cause).strip():
         # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it
         append = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
@@ -1198,9 +1204,15 @@ def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool
 def validate_data_config(d: DataConfig) -> None:
     """Check the data group's values (sizes, channels, shifts); `ConfigError` naming the value otherwise."""
     for name in ("val_size", "test_size"):
-        _positive(getattr(d, name), f"data.{name}")
-        if getattr(d, name) >= 1 and not float(getattr(d, name)).is_integer():  # 1.5 would be cut to 1 image
-            raise ConfigError(f"data.{name}={getattr(d, name)!r} is neither a fraction (< 1) nor a whole count of images")
+        # Hydra holds the value as a float: echoed with :g, as typed (93, not 93.0), and with both forms it takes
+        size = getattr(d, name)
+        if not isinstance(size, (int, float)) or isinstance(size, bool):  # from Python, not through Hydra's schema
+            raise ConfigError(f"data.{name}={size!r} is not a number; allowed: a fraction of the images or a whole count")
+        if not (math.isfinite(size) and size > 0 and (size < 1 or float(size).is_integer())):  # 1.5 would be cut to 1
+            what = ("holds out no images" if math.isfinite(size) and size <= 0
+                    else "is neither a fraction (< 1) nor a whole count of images")
+            raise ConfigError(f"data.{name}={size:g} {what}; allowed: a fraction of the images (0 < {name} < 1, e.g. "
+                              f"0.2) or a whole count of images (>= 1, e.g. 500)")
     _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
     if d.img_size is not None and d.img_size < MIN_IMG_SIZE:  # else every trial of a search fails building its model
         raise ConfigError(f"data.img_size={d.img_size!r} is too small; allowed: an integer >= {MIN_IMG_SIZE}, or null (native size)")

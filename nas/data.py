@@ -431,6 +431,26 @@ def _empty_classes_message(empty: Sequence[Path], fix: str) -> str:
             + fix.format(it="it" if one else "them"))
 
 
+def _shared_images_message(files: Sequence[Path], labels: Sequence[int], classes: Sequence[str]) -> str | None:
+    """One line naming the first image file that two class folders share (a link in one class's folder to another
+    class's folder, or one file linked into both) and counting such files; None when every file is in one class.
+    `image_files_in` walks a linked folder once within a class, not across classes: such an image was read into
+    both classes with conflicting labels, without a word."""
+    owner: dict[str, int] = {}  # resolved path -> index into files of its first listing
+    shared: list[tuple[int, int]] = []
+    for i, (path, label) in enumerate(zip(files, labels)):
+        first = owner.setdefault(os.path.realpath(path), i)
+        if first != i and labels[first] != label:
+            shared.append((first, i))
+    if not shared:
+        return None
+    first, i = shared[0]
+    return (f"image {files[i]} (class {classes[labels[i]]!r}) is the same file as {files[first]} (class "
+            f"{classes[labels[first]]!r}), through a link: {counted(len(shared), 'image file')} "
+            f"{'is' if len(shared) == 1 else 'are'} in two class folders with conflicting labels; each image must be in "
+            "one class folder only: remove the link or the image from the class it does not belong to")
+
+
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None,
                  fix: str = "add images to {it}", data_root: Path | None = None) -> Split:
@@ -447,6 +467,8 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         log.warning("%s", unread)  # before the error below: a class whose photos are all .heic is empty
     if empty:  # every one at once, with what to do: the first alone was named, one per run, with no word of a fix
         raise DataError(_empty_classes_message(empty, fix))
+    if (shared := _shared_images_message(files, ys, classes)) is not None:
+        raise DataError(shared)
     y = torch.tensor(ys, dtype=torch.int64)
     # From the listing, which a cached read makes too: a cache file holds the pixels alone, so those written before
     # the paths were kept serve as they are. Relative to the folder as found, not resolved: a class folder that links
@@ -642,9 +664,9 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
 def _count(size: float, n: int, what: str) -> int:
     k = int(round(size * n)) if size < 1 else int(size)
     if k < 1:  # a fraction of a few images rounds to none
-        raise DataError(f"{what}={size} holds out 0 of {n} images; choose a larger fraction or a count (e.g. {what}=1)")
-    if k >= n:
-        raise DataError(f"{what}={size} holds out {k} of {n} images and leaves none for training; choose a smaller value")
+        raise DataError(f"{what}={size:g} holds out 0 of {n} images; choose a larger fraction or a count (e.g. {what}=1)")
+    if k >= n:  # :g: a count is held as a float, and was echoed 93.0 where 93 was typed
+        raise DataError(f"{what}={size:g} holds out {k} of {n} images and leaves none for training; choose a smaller value")
     return k
 
 

@@ -77,7 +77,7 @@ SEARCH_CASES = [
     (["search.n_trials=abc"], "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["train.epochs=1.5"], "train.epochs=1.5"),
     (["search.sampler=cmaes"], "cmaes"),
-    (["train.precision=fp16"], "Invalid value 'fp16', expected one of [auto, fp32, bf16]"),
+    (["train.precision=fp16"], "train.precision=fp16 is unknown; allowed: auto, fp32, bf16"),
     (["search.nope=1"], "search.nope is not a setting of search; allowed: study_name, n_trials, sampler,"),
     (["train.epoch=3"], "train.epoch is not a setting of train (did you mean train.epochs?); allowed: epochs, subset,"),
     (["space.stages.0.mixer=[pool]"], "space.stages[0].mixer is not a setting of space.stages[0] (did you mean space.stages[0].mixers?)"),
@@ -118,8 +118,11 @@ SEARCH_CASES = [
     (["search.study_name=' '"], "search.study_name=' ' is empty; allowed: a name"),
     (["search.population_size=1"], "search.population_size=1 must be >= 2 (NSGA-II breeds pairs of parents)"),
     (["search.seed_archs=['{img}']"], "is not a readable arch.json"),
-    (["data.val_size=0"], "data.val_size=0.0 must be a number > 0"),
-    (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images"),
+    # the message said "must be a number > 0", as 0.0, and not that a fraction or a count of images is taken
+    (["data.val_size=0"], "data.val_size=0 holds out no images; allowed: a fraction of the images (0 < val_size < 1, "
+                          "e.g. 0.2) or a whole count of images (>= 1, e.g. 500)"),
+    (["data.test_size=0"], "data.test_size=0 holds out no images; allowed: a fraction of the images (0 < test_size < 1"),
+    (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images; allowed:"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
     # every trial failed building its model (a traceback each), in a run folder already made
     (["data.img_size=3"], "data.img_size=3 is too small; allowed: an integer >= 4, or null (native size)"),
@@ -132,7 +135,7 @@ SEARCH_CASES = [
     # image-folder settings on Fashion-MNIST's idx files would be recorded but do nothing
     (["data.background=128"], "data.background=128 applies to image folders (data=imagefolder); fashion_mnist's idx images"),
     (["data.cache_dir=/tmp/c"], "data.cache_dir='/tmp/c' caches decoded image folders (data=imagefolder); fashion_mnist's"),
-    (["data.metric=f1"], "Invalid value 'f1', expected one of [accuracy, balanced_accuracy]"),
+    (["data.metric=f1"], "data.metric=f1 is unknown; allowed: accuracy, balanced_accuracy"),
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),
     # OpenVINO refused it only when timing the Pareto members, after the whole search had trained
@@ -168,6 +171,8 @@ SEARCH_CASES = [
     # image folders
     (["data=imagefolder", "data.root={img}/mixed", "data.img_size=null"], "set data.img_size=N to resize all images"),
     (["data=imagefolder", "data.root={img}/corrupt", "data.img_size=8"], "cannot read image"),
+    # a count held as a float was echoed "data.test_size=93.0"
+    (["data=imagefolder", "data.root={img}/rgb32", "data.test_size=93"], "data.test_size=93 holds out 93 of 24 images and"),
     (["data=imagefolder", "data.root={img}/one_class"], "has 1 class folder; an image-folder dataset needs >= 2"),
     # one class's folder given as the root: its images were not named, and nothing said where the root is
     (["data=imagefolder", "data.root={img}/mixed/a"], "/mixed/a has 0 class folders; an image-folder dataset needs "
@@ -320,6 +325,8 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
     [("nas.search", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
      ("nas.search", ["hw=EDGE_NPU"], "error: hw=EDGE_NPU is not an option of hw (did you mean hw=edge_npu?); available: cpu,"),
      ("nas.search", ["search.n_trials=many"], "search.n_trials=many: Value 'many' of type 'str' could not be converted to Integer"),
+     # Hydra's "Error merging override data.metric=f1: Invalid value 'f1', expected one of [...]"
+     ("nas.search", ["data.metric=f1"], "error: data.metric=f1 is unknown; allowed: accuracy, balanced_accuracy"),
      ("nas.search", ["search.n_trails=3"], "error: search.n_trails is not a setting of search (did you mean search.n_trials?); allowed:"),
      ("nas.search", ["+train.epoch=3"], "error: train.epoch is not a setting of train (did you mean train.epochs?); allowed:"),
      # local workers through Hydra's multirun: checked too, each swept value once

@@ -595,3 +595,30 @@ def test_a_command_line_is_repeated_for_a_shell_with_values_quoted_as_hydra_read
             assert after == before
             continue
         assert parser.parse_overrides([after])[0].value() == parser.parse_overrides([before])[0].value()
+
+
+def test_an_enum_setting_out_of_its_values_is_one_line_naming_the_value_and_the_allowed_ones(compose_cfg):
+    # Hydra said "Error merging override data.metric=f1: Invalid value 'f1', expected one of [...]"
+    from nas.config import compose_error_message
+
+    for override, allowed in (("data.metric=f1", "accuracy, balanced_accuracy"), ("train.precision=fp16", "auto, fp32, bf16")):
+        with pytest.raises(HydraException) as err:
+            compose_cfg(override)
+        assert compose_error_message(err.value) == f"{override} is unknown; allowed: {allowed}"
+    with pytest.raises(HydraException) as err:  # other type errors keep their words, without Hydra's head
+        compose_cfg("search.n_trials=abc")
+    assert compose_error_message(err.value).startswith("search.n_trials=abc: Value 'abc' of type 'str' could not be")
+
+
+@pytest.mark.parametrize("name", ["test_size", "val_size"])
+def test_a_held_out_size_out_of_range_names_both_forms_it_takes_as_typed(name):
+    # data.test_size=0 said "data.test_size=0.0 must be a number > 0": neither as typed nor that a count is taken
+    from nas.config import DataConfig, validate_data_config
+
+    allowed = f"allowed: a fraction of the images (0 < {name} < 1, e.g. 0.2) or a whole count of images (>= 1, e.g. 500)"
+    for value, what in ((0.0, "0 holds out no images"), (-3.0, "-3 holds out no images"),
+                        (2.5, "2.5 is neither a fraction (< 1) nor a whole count of images")):
+        with pytest.raises(ConfigError) as err:
+            validate_data_config(DataConfig(name="x", **{name: value}))
+        assert str(err.value) == f"data.{name}={what}; {allowed}"
+    validate_data_config(DataConfig(name="x", **{name: 93.0}))  # a count

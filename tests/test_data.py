@@ -1156,3 +1156,43 @@ def test_a_class_folder_given_as_data_root_names_the_folder_above_quoted_to_past
     assert hint == f"\"data.root='{above}'\""
     (arg,) = shlex.split(hint)
     assert OverridesParser.create().parse_overrides([arg])[0].value() == str(above)
+
+
+def test_a_class_folder_linking_to_another_class_is_refused_naming_the_shared_file_and_both_classes(tmp_path):
+    # photos/triangle/sq_link -> ../square put the square images into both classes with conflicting labels, silently
+    import os
+
+    for c in ("square", "triangle"):
+        for i in range(3):
+            _png(tmp_path / "photos" / c / f"{c}{i}.png", 8, 40 * i)
+    os.symlink("../square", tmp_path / "photos" / "triangle" / "sq_link")
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "photos"), img_size=8, test_size=1, val_size=1)
+    with pytest.raises(DataError) as err:
+        load_dataset(cfg)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"image {tmp_path / 'photos' / 'triangle' / 'sq_link' / 'square0.png'} (class 'triangle') "
+                              f"is the same file as {tmp_path / 'photos' / 'square' / 'square0.png'} (class 'square')")
+    assert "3 image files are in two class folders" in message and "each image must be in one class folder only" in message
+
+    # one file linked into both classes: counted once, in the singular
+    os.remove(tmp_path / "photos" / "triangle" / "sq_link")
+    os.symlink("../square/square1.png", tmp_path / "photos" / "triangle" / "also.png")
+    with pytest.raises(DataError, match=r"also\.png \(class 'triangle'\) is the same file as .*square1\.png \(class "
+                                        r"'square'\), through a link: 1 image file is in two class folders"):
+        load_dataset(cfg)
+    # a link within one class (the same folder reached twice there is walked once) or to a file outside the root is fine
+    os.remove(tmp_path / "photos" / "triangle" / "also.png")
+    (tmp_path / "elsewhere").mkdir()
+    _png(tmp_path / "elsewhere" / "t9.png", 8, 200)
+    os.symlink("../../elsewhere/t9.png", tmp_path / "photos" / "triangle" / "t9.png")
+    assert len(load_dataset(cfg).classes) == 2
+
+
+def test_a_held_out_size_given_as_a_whole_count_is_echoed_as_typed(tmp_path):
+    # data.test_size=93 was echoed as "data.test_size=93.0" (the config holds a float)
+    for c in ("a", "b"):
+        for i in range(3):
+            _png(tmp_path / c / f"{i}.png", 8, 10 * i)
+    with pytest.raises(DataError, match=r"^data\.test_size=93 holds out 93 of 6 images"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8, test_size=93.0))
