@@ -262,23 +262,38 @@ def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str
     an image folder, None when transparency was dropped or nothing was recorded)."""
     if (arch.in_chans, arch.img_size, arch.num_classes) == (data.in_chans, data.img_size, data.num_classes):
         return
-    trained_name = meta.get("dataset")  # a user's folder needs naming again: data= alone means Fashion-MNIST
-    # The size is named: an image folder is resized to data.img_size (default 32), so a model searched at 64 px
-    # needs data.img_size=64 again, which the user cannot guess from "its data.img_size". So are the channels: a
-    # folder's are detected (3 where any image is in colour), so a model searched with data.channels=1 on colour
-    # photos was refused again, with the same hint, when the user passed what it named; and Fashion-MNIST searched at
-    # data.img_size=32 data.channels=3 loads at 1x28x28 from data=fashion_mnist alone.
-    folder_data = trained_name == "imagefolder"
-    settings = [f"data={trained_name}"] if trained_name else []
-    settings += [root_setting(root)] if folder_data else []
-    settings += [f"data.img_size={arch.img_size}"] if folder_data or (trained_name and arch.img_size != data.img_size) else []
-    settings += [f"data.channels={arch.in_chans}"] if folder_data or (trained_name and arch.in_chans != data.in_chans) else []
-    settings += [f"data.background={background}"] if folder_data and background is not None else []
+    settings = trained_data_settings(dataset=meta.get("dataset"), root=root, channels=arch.in_chans,
+                                     img_size=arch.img_size, background=background,
+                                     loaded=(data.in_chans, data.img_size))
     hint = "; pass the data it was trained on" + (f": {' '.join(settings)}" if settings else "")
     raise ConfigError(
         f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "
         f"dataset {data.name!r} has {data.in_chans}x{data.img_size}x{data.img_size} and {data.num_classes}{hint}"
     )
+
+
+def trained_data_settings(*, dataset: str | None, root: str | None, channels: int, img_size: int,
+                          background: int | None, loaded: tuple[int, int] | None) -> list[str]:
+    """The data settings, each one shell argument, that make the images a checkpoint of `channels` x `img_size` was
+    trained on, as `check_data_shape` names them: data=<dataset> (None: unknown, and nothing is named); for an image
+    folder its data.root (`root_setting`), data.img_size, data.channels and data.background where one was recorded;
+    for other data data.img_size and data.channels where they differ from `loaded`, the (channels, img_size) of the data
+    loaded without them (None: not known, and both are named)."""
+    # A user's folder needs naming again: data= alone means Fashion-MNIST. The size is named: an image folder is
+    # resized to data.img_size (default 32), so a model searched at 64 px needs data.img_size=64 again, which the user
+    # cannot guess from "its data.img_size". So are the channels: a folder's are detected (3 where any image is in
+    # colour), so a model searched with data.channels=1 on colour photos was refused again, with the same hint, when
+    # the user passed what it named; and Fashion-MNIST searched at data.img_size=32 data.channels=3 loads at 1x28x28
+    # from data=fashion_mnist alone.
+    if not dataset:
+        return []
+    folder_data = dataset == "imagefolder"
+    settings = [f"data={dataset}"]
+    settings += [root_setting(root)] if folder_data else []
+    settings += [f"data.img_size={img_size}"] if folder_data or loaded is None or img_size != loaded[1] else []
+    settings += [f"data.channels={channels}"] if folder_data or loaded is None or channels != loaded[0] else []
+    settings += [f"data.background={background}"] if folder_data and background is not None else []
+    return settings
 
 
 def root_setting(root: str | None) -> str:

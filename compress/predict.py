@@ -223,7 +223,7 @@ def _check_recorded_digests(path: Path) -> None:
     recorded = compressed.get("file_sha256")
     if not isinstance(recorded, dict):
         return
-    rerun = _rerun_command(path.parent, compressed)
+    rerun = lambda: _rerun_command(path.parent, compressed)  # noqa: E731  (read from the folder's files on a refusal only)
     for file in (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,):
         if file.name not in recorded:
             continue
@@ -231,20 +231,26 @@ def _check_recorded_digests(path: Path) -> None:
             with open(file, "rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as e:
-            raise CheckpointError(f"{file} cannot be read ({e.strerror or e}); rerun {rerun} to write it again") from None
+            raise CheckpointError(f"{file} cannot be read ({e.strerror or e}); rerun {rerun()} to write it again") from None
         if digest != recorded[file.name]:
             raise CheckpointError(f"{file} is not the file compressed_metrics.json records (its SHA-256 differs: damaged "
-                                  f"or changed since it was written); rerun {rerun} to write it again")
+                                  f"or changed since it was written); rerun {rerun()} to write it again")
 
 
 def _rerun_command(folder: Path, compressed: Mapping[str, Any]) -> str:
     """The `python -m compress.run` command that writes `folder`'s compressed files again, for the chip its
     compressed_metrics.json records (`hw`): without hw= it compressed for the default chip, pruned to another latency
-    target. compressed_metrics.json records no data.root, so none is named."""
+    target. With the data settings of the member's search that its metrics.json and run record
+    (`compress.run.searched_data_settings`: an image folder's data.root, size, split, data.metric, ...): without them
+    compress.run refused the command it was sent to, naming them, a second step."""
     from nas.config import shell_command
 
+    from compress.run import searched_data_settings
+
     hw = compressed.get("hw")
-    return shell_command("compress.run", [f"checkpoint={folder}", *([f"hw={hw}"] if isinstance(hw, str) and hw else [])])
+    command = shell_command("compress.run", [f"checkpoint={folder}", *([f"hw={hw}"] if isinstance(hw, str) and hw else [])])
+    # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
+    return " ".join([command, *searched_data_settings(folder)])
 
 
 def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:

@@ -276,6 +276,58 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
                       f"trained on: {fix}")
 
 
+def searched_data_settings(folder: Path) -> list[str]:
+    """The data settings, each one shell argument, that `python -m compress.run checkpoint=<folder>` needs to be given
+    for the data the checkpoint in `folder` was searched on, as its metrics.json records them (and its run's pareto.json
+    or the checkpoint's own data_root the data.root, `recorded_root`): for an image folder those its data-shape refusal
+    names (`compress.pipeline.trained_data_settings`), then the split settings its test-images refusal would name
+    (those other than `DataConfig`'s defaults, which the imagefolder group keeps), then data.metric where it was not
+    plain accuracy, which the compression refuses otherwise. For other data only data=<its name> and data.metric, where
+    the metric was not accuracy. Empty where nothing is recorded (a checkpoint from elsewhere): the command's default
+    data then. For a hint that would otherwise send the user to a command refused in turn for each setting it lacks."""
+    import json
+    from dataclasses import fields
+
+    from nas.data import SPLIT_SETTINGS
+
+    from compress.pipeline import trained_data_settings
+
+    try:
+        recorded = json.loads((folder / "metrics.json").read_text())
+        dataset, metric = recorded.get("dataset"), recorded.get("metric", "accuracy")  # no metric: from before it
+    except (OSError, ValueError, AttributeError):  # no metrics.json, or no object in it
+        return []
+    metric = metric if isinstance(metric, str) else "accuracy"
+    if not isinstance(dataset, str) or not dataset:
+        return []
+    if dataset == "imagefolder":
+        try:
+            contract = recorded["input"]
+            channels, img_size = int(contract["channels"]), int(contract["img_size"])
+        except (KeyError, TypeError, ValueError):
+            return []
+        root = recorded_root(folder, {})
+        if root is None and (folder / "model.pt").is_file():  # a checkpoint copied out of its run keeps its data_root
+            from nas.checkpoint import read_checkpoint
+
+            try:
+                root = recorded_root(folder, read_checkpoint(folder)[2])
+            except CheckpointError:
+                pass
+        settings = trained_data_settings(dataset=dataset, root=root, channels=channels, img_size=img_size,
+                                         background=_searched_background(folder)[1], loaded=None)
+        test_images = recorded.get("test_images")
+        split = test_images.get("split") if isinstance(test_images, dict) else None
+        defaults = {f.name: f.default for f in fields(DataConfig)}
+        # a size recorded as "own test split" (`split_record`: the folder brought that split) is no setting to pass
+        settings += [f"data.{k}={_yaml(split[k])}" for k in SPLIT_SETTINGS
+                     if isinstance(split, dict) and k in split and not isinstance(split[k], str)
+                     and split[k] != defaults[k]]
+    else:
+        settings = [f"data={dataset}"] if metric != "accuracy" else []
+    return settings + ([f"data.metric={metric}"] if metric != "accuracy" else [])
+
+
 def _yaml(value: Any) -> str:
     """A setting's value as a command-line override spells it."""
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)

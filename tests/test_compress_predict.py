@@ -556,3 +556,47 @@ def test_photos_partly_sorted_into_class_folders_say_why_no_accuracy_is_printed(
     # photos in no class folder at all (the usual case): nothing to say
     assert main([str(folder), str(photos)]) == 0
     assert capsys.readouterr().err.startswith("classified with ")
+
+
+def test_a_damaged_files_rerun_command_names_the_image_folder_settings_of_the_members_search(tmp_path):
+    # A member searched on an image folder: "rerun python -m compress.run checkpoint=<folder> hw=<chip>" was refused by
+    # compress.run in turn, naming data=imagefolder, the data.root, size, channels and background to pass (and then the
+    # split and data.metric): a second step. The command now names them, from the member's metrics.json and its run's
+    # pareto.json, each one shell argument that reaches Hydra as compress.run needs it.
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+
+    from compress.predict import _check_recorded_digests
+    from nas.config import CONF_DIR
+
+    root = tmp_path / "my photos"  # a space: quoted as the data-shape refusal quotes it
+    root.mkdir()
+    run = tmp_path / "runs" / "study"
+    folder = run / "checkpoints" / "a1"
+    folder.mkdir(parents=True)
+    (run / "pareto.json").write_text(json.dumps({"data": {"root": str(root)}}))
+    (folder / "model_int8.onnx").write_bytes(b"damaged")
+    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
+                                                                "hw": "edge_npu"}))
+    split = {"split_seed": 3, "val_size": 0.1, "test_size": 0.3, "stratify": True}
+    (folder / "metrics.json").write_text(json.dumps({
+        "dataset": "imagefolder", "metric": "balanced_accuracy", "input": {"channels": 3, "img_size": 64, "background": 255},
+        "output": {"class_names": CLASSES}, "test_images": {"digest": "0" * 16, "count": 9, "split": split}}))
+    with pytest.raises(CheckpointError) as e:
+        _check_recorded_digests(folder / "model_int8.onnx")
+    command = (f"python -m compress.run checkpoint={folder} hw=edge_npu data=imagefolder \"data.root='{root}'\" "
+               "data.img_size=64 data.channels=3 data.background=255 data.split_seed=3 data.test_size=0.3 "
+               "data.metric=balanced_accuracy")
+    assert str(e.value).endswith(f"; rerun {command} to write it again"), str(e.value)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # as the shell hands it to Hydra
+        data = compose(config_name="compress_run", overrides=shlex.split(command)[3:]).data
+    assert (data.name, data.root, data.img_size, data.channels, data.background, data.split_seed, data.test_size,
+            data.metric) == ("imagefolder", str(root), 64, 3, 255, 3, 0.3, "balanced_accuracy")
+
+    # Fashion-MNIST scored for accuracy (compress.run's default data) needs no data settings: the line stays as it was
+    (folder / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist", "metric": "accuracy",
+                                                    "input": {"channels": 1, "img_size": 28}}))
+    with pytest.raises(CheckpointError) as e:
+        _check_recorded_digests(folder / "model_int8.onnx")
+    assert str(e.value).endswith(f"; rerun python -m compress.run checkpoint={folder} hw=edge_npu to write it again")
