@@ -912,11 +912,19 @@ def class_summary(data: Dataset) -> list[list[int | str]]:
     counts = [torch.bincount(s.y, minlength=len(names)).tolist() for s in (data.train, data.val, data.test)]
     images: list[list[bytes]] = [[] for _ in names]
     for split in (data.train, data.val, data.test):
-        for image, c in zip(np.ascontiguousarray(split.x.numpy()), split.y.tolist()):
-            images[c].append(hashlib.blake2b(image.tobytes(), digest_size=8).digest())
+        for digest, c in zip(image_digests(split), split.y.tolist()):
+            images[c].append(digest)
     # Of the class's images as a set, not of each split's: the held-out draw follows every class's count, so images
     # added to one class move other classes' images between train, val and test, and those classes did not change.
     return [[*(n[c] for n in counts), hashlib.sha256(b"".join(sorted(images[c]))).hexdigest()[:8]] for c in names]
+
+
+def image_digests(split: Split) -> list[bytes]:
+    """A digest (blake2b, 8 bytes) of each image's pixels as loaded, in the split's order, labels left out: two images
+    share one only when every pixel is the same (8-byte digests do not collide by chance below billions of images)."""
+    import hashlib
+
+    return [hashlib.blake2b(image.tobytes(), digest_size=8).digest() for image in np.ascontiguousarray(split.x.numpy())]
 
 
 def per_class_test_images(data: Dataset) -> list[list[int | str]]:
@@ -1016,6 +1024,49 @@ def imbalance_warning(data: Dataset) -> str | None:
     return (f"unbalanced classes: {data.classes[large]!r} has {counts[large]:,} training images, {data.classes[small]!r} "
             f"{counts[small]:,}; accuracy, which the search maximises, rewards predicting the large classes: set "
             "data.metric=balanced_accuracy (every class counts the same), or balance the folders")
+
+
+def held_out_copies_warning(data: Dataset) -> str | None:
+    """One line when test or val images have the pixels of a training image, else None: how many of each split and
+    their share, the first of them (an image folder's: its file and the training file it repeats; idx data's: its
+    position in its split), and what that does. The test accuracy counts them as unseen images, though the model
+    trained on them, and the val accuracy (which the search maximises) rewards remembering them: files copied into both
+    train/ and test/ by mistake, or one photo twice in a folder the held-out images are drawn from. Images repeated
+    within one split are left alone: they leak nothing from training."""
+    # Warned at any one, not above a share: Fashion-MNIST, the default data, has no test or val image that is a
+    # training image (tests/test_data.py checks it where it is installed), so a default run never gives it; and a few
+    # copies among a small folder's test images move its test accuracy by points.
+    train: dict[bytes, int] = {}
+    for j, digest in enumerate(image_digests(data.train)):
+        train.setdefault(digest, j)  # the first training image of those pixels, the one named
+    counts, first, hit = [], "", []
+    for name in ("test", "val"):
+        split: Split = getattr(data, name)
+        copies = [(i, train[d]) for i, d in enumerate(image_digests(split)) if d in train]
+        if not copies:
+            continue
+        hit.append(name)
+        counts.append(f"{len(copies):,} of the {counted(len(split), f'{name} image')} ({_percent(len(copies), len(split))})")
+        if not first:
+            i, j = copies[0]
+            # idx data: no training image named, as its position in the training split (what the val draw left of the
+            # file) would lead nowhere
+            first = (f"{name} image {i:,}" if split.paths is None or data.train.paths is None
+                     else f"{split.paths[i]} (same pixels as {data.train.paths[j]})")
+    if not hit:
+        return None
+    what = {"test": "the test accuracy counts them as unseen",
+            "val": "the val accuracy (which the search maximises) rewards remembering them"}
+    fix = "delete one file of each pair" if data.train.paths is not None else "remove one image of each pair from the data"
+    return (f"training images repeated in {' and '.join(hit)}: {' and '.join(counts)}, the first {first}; "
+            f"{' and '.join(what[n] for n in hit)}; {fix}")
+
+
+def _percent(part: int, whole: int) -> str:
+    """`part` of `whole` (0 < part <= whole) as a percent of two significant digits, never rounded to 0% or, short of
+    all, to 100%."""
+    share = 100 * part / whole
+    return f"{share:.2g}%" if share < 10 else f"{min(round(share), 100 if part == whole else 99)}%"
 
 
 # -- batches -----------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
                         command_line_keys, register_configs, to_run_config, validate_run_config)
 from nas.data import (
-    Dataset, absolute_root, available_cpus, data_identity, held_out_gaps_warning, imbalance_warning, load_dataset, split_as_recorded,
+    Dataset, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning, imbalance_warning,
+    load_dataset, split_as_recorded,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, counted, exit_on_error, interrupting_signal,
                         logging_to, make_folder, stop_on_sigterm)
@@ -721,6 +722,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         seeds_left_out,
         imbalance_warning(data),
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees
+        held_out_copies_warning(data),  # test (or val) images the model trained on
     )
     return [line for line in checks if line is not None]
 

@@ -1,6 +1,7 @@
 import dataclasses
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from nas.config import DataConfig, DataFormat, Metric
 from nas.data import augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx, read_image
 from nas.errors import ConfigError, DataError
 from tests.conftest import write_idx
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # where `sudo apt-get install -y dataset-fashion-mnist` puts it
 
 
 def _idx_cfg(root, **kw) -> DataConfig:
@@ -349,6 +352,61 @@ def test_unbalanced_training_classes_are_named_in_a_warning(tmp_path):
         "unbalanced classes: 'good' has 40 training images, 'crack' 4; accuracy, which the search maximises, rewards "
         "predicting the large classes: set data.metric=balanced_accuracy (every class counts the same), or balance the folders")
     assert imbalance_warning(load(42, 4, Metric.balanced_accuracy)) is None  # the advice taken
+
+
+def _split_folders(root, per_class):
+    """root/{train,val,test}/{cat,dog}/<i>.png of distinct random pixels, `per_class` images each."""
+    rng = np.random.default_rng(0)
+    for split, n in per_class.items():
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), mode="L").save(root / split / c / f"{i}.png")
+    return DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None)
+
+
+def test_test_and_val_images_that_are_training_images_are_counted_and_the_first_named_in_a_warning(tmp_path):
+    # Files copied into both train/ and test/ by mistake: the test accuracy counted images the model trained on, silently.
+    import shutil
+
+    from nas.data import held_out_copies_warning
+
+    cfg = _split_folders(tmp_path, {"train": 6, "val": 2, "test": 4})
+    assert held_out_copies_warning(load_dataset(cfg)) is None  # no image in two splits
+    (tmp_path / "test" / "dog" / "3.png").unlink()  # replaced by a copy: 8 test images still
+    shutil.copy(tmp_path / "train" / "dog" / "5.png", tmp_path / "test" / "dog" / "3.png")
+    shutil.copy(tmp_path / "train" / "cat" / "0.png", tmp_path / "test" / "dog" / "copy.png")  # 9, one of another label
+    assert held_out_copies_warning(load_dataset(cfg)) == (
+        "training images repeated in test: 2 of the 9 test images (22%), the first test/dog/3.png (same pixels as "
+        "train/dog/5.png); the test accuracy counts them as unseen; delete one file of each pair")
+    shutil.copy(tmp_path / "train" / "cat" / "1.png", tmp_path / "val" / "cat" / "again.png")
+    shutil.copy(tmp_path / "val" / "dog" / "0.png", tmp_path / "test" / "cat" / "from-val.png")  # not a training image
+    assert held_out_copies_warning(load_dataset(cfg)) == (
+        "training images repeated in test and val: 2 of the 10 test images (20%) and 1 of the 5 val images (20%), the "
+        "first test/dog/3.png (same pixels as train/dog/5.png); the test accuracy counts them as unseen and the val "
+        "accuracy (which the search maximises) rewards remembering them; delete one file of each pair")
+
+
+def test_a_test_image_of_idx_files_that_is_a_training_image_is_named_by_its_position(tiny_idx_root):
+    from nas.data import held_out_copies_warning
+
+    data = load_dataset(_idx_cfg(tiny_idx_root))
+    x = data.test.x.clone()
+    x[7] = data.train.x[3]
+    copied = dataclasses.replace(data, test=dataclasses.replace(data.test, x=x))
+    assert held_out_copies_warning(data) is None
+    assert held_out_copies_warning(copied) == (
+        f"training images repeated in test: 1 of the {len(x)} test images ({100 / len(x):.2g}%), the first test image 7; "
+        "the test accuracy counts them as unseen; remove one image of each pair from the data")
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST).is_dir(), reason="Fashion-MNIST is not installed")
+def test_fashion_mnist_has_no_test_or_val_image_that_is_a_training_image():
+    # Why held_out_copies_warning warns at any one copy: a default run must not give it every time.
+    from nas.data import held_out_copies_warning
+
+    data = load_dataset(DataConfig(name="fashion_mnist", root=FASHION_MNIST, stratify=False))
+    assert held_out_copies_warning(data) is None
 
 
 def test_16bit_grey_images_are_scaled_not_clipped_and_32bit_ones_are_refused(tmp_path):

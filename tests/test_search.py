@@ -579,6 +579,28 @@ def test_thread_warning_names_the_recipes_that_ask_for_more_threads_than_cpus(co
     assert warning("train.threads=4", cpus=4) is None
 
 
+def test_setup_warnings_name_test_images_copied_from_the_training_images(tmp_path, compose_cfg):
+    # As the data's other warnings: search.log and the report's Warnings section give what setup_warnings returns.
+    import shutil
+
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+    from tests.test_data import _split_folders
+
+    _split_folders(tmp_path, {"train": 6, "val": 2, "test": 3})
+
+    def warned() -> list[str]:
+        run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path}", "data.img_size=8", "train.threads=1",
+                                        "final_train.threads=1"))
+        return [w for w in setup_warnings(run, load_dataset(run.data)) if w.startswith("training images repeated")]
+
+    assert warned() == []
+    shutil.copy(tmp_path / "train" / "cat" / "4.png", tmp_path / "test" / "cat" / "a.png")
+    shutil.copy(tmp_path / "train" / "dog" / "0.png", tmp_path / "test" / "dog" / "b.png")
+    assert warned() == ["training images repeated in test: 2 of the 8 test images (25%), the first test/cat/a.png (same "
+                        "pixels as train/cat/4.png); the test accuracy counts them as unseen; delete one file of each pair"]
+
+
 def test_sampler_seeds_of_many_workers_stay_in_the_samplers_range(compose_cfg):
     # search.seed + an offset per worker and per trial already held would leave numpy's range (Optuna: ValueError).
     from nas.search import make_sampler
