@@ -38,7 +38,7 @@ import numpy as np
 from nas.arch import ArchConfig
 from nas.checkpoint import (atomic_write_json, export_onnx, io_contract, load_checkpoint, remove_dead_writers_temps,
                             save_checkpoint)
-from nas.config import CompressConfig, DataConfig, shell_override
+from nas.config import CompressConfig, DataConfig, Members, shell_override
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
@@ -139,10 +139,7 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     weights in `folder/model.pt` (a final training or any other retraining replaces them)."""
     weights = Path(folder) / "model.pt"
     digest = hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None
-    settings = dataclasses.asdict(cfg)
-    settings.pop("keep_freed_memory")  # how memory is allocated changes no result: files stay reusable either way
-    if settings.get("eval_images") is None:  # every image scored, as before the key existed: earlier files stay reusable
-        settings.pop("eval_images", None)
+    settings = _result_settings(dataclasses.asdict(cfg))
     chip = dataclasses.asdict(hw)
     # which archs (inputs) a calibration was fitted on changes no prediction, nor does the file its numbers were read
     # from (`fitted`, "" once read; a key added since): files stay reusable
@@ -150,6 +147,33 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
         chip.pop(key, None)
     blob = json.dumps({"cfg": settings, "hw": chip, "weights": digest, "data": dataset}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _result_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A compression's settings (`CompressConfig` as a dict) without those that change no result: the part of
+    `fingerprint` that is the settings'."""
+    settings = dict(settings)
+    settings.pop("keep_freed_memory", None)  # how memory is allocated changes no result: files stay reusable either way
+    if settings.get("eval_images") is None:  # every image scored, as before the key existed: earlier files stay reusable
+        settings.pop("eval_images", None)
+    return settings
+
+
+def compressed_otherwise(run_dir: Path, cfg: CompressConfig) -> dict[str, str]:
+    """{arch_id: the settings that differ, in words} of the run folder's members whose compressed_metrics.json records
+    a compression made with other settings than `cfg` (those that change no result aside), which `compress_front` would
+    redo, replacing their files (or remove them, for a member `cfg` no longer selects); {} for `compress=none` (the files
+    are kept then). Files without recorded settings (a failed compression's) are skipped: they hold no result to lose."""
+    if cfg.members == Members.none:
+        return {}
+    want = json.loads(json.dumps(_result_settings(dataclasses.asdict(cfg)), default=str))
+    out: dict[str, str] = {}
+    for path in sorted((run_dir / "checkpoints").glob(f"*/{METRICS_FILE}")):
+        done = (read_compressed_metrics(path.parent) or {}).get("config")
+        if not isinstance(done, dict) or (done := _result_settings(done)) == want:
+            continue
+        out[path.parent.name] = ", ".join(k for k in {**want, **done} if want.get(k) != done.get(k))
+    return out
 
 
 def read_compressed_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:

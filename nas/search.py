@@ -1096,16 +1096,21 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     given, given_root = run, run.data.root
     run = with_study_settings(run, study)
     validate_run_config(run)
-    # final_train is this command's, not the study's: a rebuild meant to rewrite the report (of a final_train=smoke run,
-    # say) trained every member again for final_train=default's 6 epochs, deleting its files first, so an interrupted
-    # rebuild left a report of no members. Only a final_train named on the command line retrains.
-    if not any(k == "final_train" or k.startswith("final_train.") for k in overridden) and (
-            other := final_trained_otherwise(run_dir, run.final_train)):
-        members = ", ".join(f"{arch_id} ({epochs} epochs)" for arch_id, epochs in other.items())
-        raise ConfigError(f"final_train: {counted(len(other), 'member')} of the run folder final-trained with another recipe "
-                          f"than final_train's default ({counted(run.final_train.epochs, 'epoch')}): {members}; the rebuild "
-                          "would train them again from scratch. Pass final_train=none to keep their weights, or name the "
-                          "final_train to train them with (final_train=default)")
+    # final_train and compress are this command's, not the study's: a rebuild meant to rewrite the report (of a
+    # final_train=smoke or compress=smoke run, say) trained every member again for final_train=default's 6 epochs,
+    # deleting its files first, so an interrupted rebuild left a report of no members; and compressed every member again
+    # with compress=default. Only a final_train / compress named on the command line redoes them.
+    from compress.pipeline import compressed_otherwise  # the search orchestrates; compress builds on nas
+
+    _refuse_redoing("final_train", overridden, {
+        arch_id: f"{epochs} epochs" for arch_id, epochs in final_trained_otherwise(run_dir, run.final_train).items()},
+        done=f"final-trained with another recipe than final_train's default ({counted(run.final_train.epochs, 'epoch')})",
+        redo="train them again from scratch", keep="their weights", name="the final_train to train them with")
+    _refuse_redoing("compress", overridden, {
+        arch_id: f"other {keys}" for arch_id, keys in compressed_otherwise(run_dir, run.compress).items()},
+        done="compressed with other settings than compress's default", redo="compress them again, replacing their files",
+        keep="their compressed files",
+        name="the compress settings to compress them with")
     # About this command's input, not the results: to the terminal, not among the report's setup warnings
     if (replaced := settings_the_study_replaced(given, run, overridden=overridden, study_name=study.study_name)) is not None:
         log.warning("%s", replaced)
@@ -1145,6 +1150,18 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
                  time.perf_counter() - started, len(pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
                         files=files, stopped_by=stopped_by)
+
+
+def _refuse_redoing(key: str, overridden: Collection[str], members: dict[str, str], *, done: str, redo: str, keep: str,
+                    name: str) -> None:
+    """Refuse, in one line, a rebuild that would redo the `key` step (final_train, compress) of `members` ({arch_id: how
+    it was done}), done with other settings than the command's, when the command names no `key` setting: the rebuild
+    would otherwise redo them with defaults nobody asked for, replacing their files."""
+    if not members or any(k == key or k.startswith(f"{key}.") for k in overridden):
+        return
+    listed = ", ".join(f"{arch_id} ({how})" for arch_id, how in members.items())
+    raise ConfigError(f"{key}: {counted(len(members), 'member')} of the run folder {done}: {listed}; the rebuild would "
+                      f"{redo}. Pass {key}=none to keep {keep}, or name {name} ({key}=default)")
 
 
 def _sqlite_file(url: str) -> Path | None:

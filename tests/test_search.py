@@ -954,6 +954,35 @@ def test_report_from_the_study_refuses_to_retrain_members_final_trained_with_ano
     assert main([*rebuild, "final_train=smoke"]) == 0  # the same recipe: nothing to retrain, nothing refused
 
 
+def test_report_from_the_study_refuses_to_compress_again_members_compressed_with_other_settings_unless_named(
+        tiny_idx_root, tmp_path, compose_cfg, capsys):
+    # As final_train above: a rebuild of a compress=smoke run that named no compress compressed every member again with
+    # compress=default (minutes, not seconds), replacing the files the report was to be rebuilt from.
+    from nas.report import main
+
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o != "compress=none"]
+    result = run_search(compose_cfg(*overrides, "compress=smoke"))
+    (member,) = result.pareto
+    folder = result.run_dir / "checkpoints" / member["arch_id"]
+    before = (folder / "compressed_metrics.json").read_text()
+    stamp = (folder / "model_int8.onnx").stat().st_mtime_ns
+    rebuild = [f"data.root={tiny_idx_root}", f"search.runs_dir={tmp_path}", "search.study_name=t", "final_train=none"]
+    with pytest.raises(SystemExit) as exited:
+        main(rebuild)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: compress: 1 member of the run folder compressed with other settings than compress's default: "
+                   f"{member['arch_id']} (other top_k, recover, quantize, measure_latency, eval_images); the rebuild "
+                   "would compress them again, replacing their files. Pass compress=none to keep their compressed files, "
+                   "or name the compress settings to compress them with (compress=default)")
+    assert (folder / "compressed_metrics.json").read_text() == before  # nothing compressed, nothing replaced
+    assert main([*rebuild, "compress=none"]) == 0  # keeps the files: the report is rebuilt from them
+    assert (folder / "compressed_metrics.json").read_text() == before
+    assert f"| {member['arch_id']} | int8 |" in (result.run_dir / "report.md").read_text()
+    assert main([*rebuild, "compress=smoke"]) == 0  # the same settings: nothing to redo, nothing refused
+    assert (folder / "model_int8.onnx").stat().st_mtime_ns == stamp
+
+
 def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_evaluation_runs_in_batches_that_fit(
         tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     from nas.families import family_arch
