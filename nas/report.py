@@ -804,10 +804,17 @@ def _dataset_text(header: dict[str, Any]) -> str:
     if per_class and header.get("metric") == "balanced_accuracy":
         text += _balanced_worth(per_class["test"])
     elif n["test"] > 0:
-        text += f" (one test image = {100 / n['test']:.2g} pt)"
+        text += f" (one test image = {_image_worth(n['test'])} pt)"
     if per_class is None:
         return text
     return text + "; images per class: " + ", ".join(f"{split} {_class_spread(per_class[split])}" for split in per_class)
+
+
+def _image_worth(n: int) -> str:
+    """The accuracy points one of `n` test images is worth: '0.01' of 10,000, '0.1' of 1,000 ('100' of one, not
+    '1e+02')."""
+    worth = 100 / n
+    return f"{worth:.2g}" if worth < 100 else f"{worth:.0f}"
 
 
 def _balanced_worth(test: dict[str, int]) -> str:
@@ -1333,7 +1340,11 @@ def _scored_images_note(members: Sequence[_Member]) -> str:
     for m in members:
         c = m.compressed or {}
         if not c.get("error") and (scored := scored_images(c)):
-            text = " and ".join(f"{n:,} of the {of:,} {split} images" for split, (n, of) in scored.items())
+            # the header's "one test image = 0.01 pt" is of the whole test split: of a cut one, an image weighs more
+            # (a balanced accuracy's image weighs by its class, which the cut's counts do not say)
+            text = " and ".join(f"{n:,} of the {of:,} {split} images" + (
+                f" (one test image = {_image_worth(n)} pt)" if split == "test" and n > 0
+                and c.get("metric") != "balanced_accuracy" else "") for split, (n, of) in scored.items())
             cuts.setdefault(text, []).append(m.arch_id)
     if not cuts:
         return ""

@@ -1174,13 +1174,14 @@ def test_compressed_accuracies_scored_on_part_of_the_images_say_of_how_many(run_
     fast.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
     slow.write_text(json.dumps(stages))
     note = ("Compressed accuracies scored on part of the images (compress.eval_images, a fixed random subset of each "
-            f"split; their intervals are of that many): {FAST}: on 1,000 of the 10,000 test images and 1,000 of the "
-            "6,000 val images.")
+            f"split; their intervals are of that many): {FAST}: on 1,000 of the 10,000 test images (one test image = "
+            "0.1 pt) and 1,000 of the 6,000 val images.")
     assert _both_reports_say(run_dir, note)
     slow.write_text(json.dumps({**stages, "eval_images": {"test": 1, "test_of": 10000, "val": 600, "val_of": 600}}))
-    assert f"; {SLOW}: on 1 of the 10,000 test images." in _markdown(run_dir)
+    assert f"; {SLOW}: on 1 of the 10,000 test images (one test image = 100 pt)." in _markdown(run_dir)
     fast.write_text(json.dumps({**stages, "eval_images": {"test": 1, "test_of": 10000, "val": 600, "val_of": 600}}))
-    assert f"split; their intervals are of that many): {FAST}, {SLOW}: on 1 of the 10,000 test images." in _markdown(run_dir)
+    assert (f"split; their intervals are of that many): {FAST}, {SLOW}: on 1 of the 10,000 test images (one test image = "
+            "100 pt).") in _markdown(run_dir)
     for whole in ({"test": 10000, "test_of": 10000, "val": 6000, "val_of": 6000}, None):
         for path in (fast, slow):
             path.write_text(json.dumps({**stages, "eval_images": whole} if whole else stages))
@@ -1239,3 +1240,22 @@ def test_a_command_line_argparse_refused_is_one_line_naming_what_is_taken(args: 
     takes = "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]"
     assert err.count("\n") == 1 and err.startswith(f"error: {said}; {takes}"), err
     assert main([*args, "--help"]) == 0 and capsys.readouterr().out.startswith("usage: python -m nas.report <run_dir>")
+
+
+def test_the_compressed_note_says_what_one_test_image_is_worth_where_the_test_split_was_cut(run_dir: pathlib.Path) -> None:
+    # The header's "(one test image = 0.01 pt)" is of the whole test split; a compression scored on compress.eval_images
+    # (compress=smoke: 1,000 images) moves 0.1 pt per image, and nothing said so beside its accuracies.
+    stages = {"hw": "edge_npu", "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False}, "int8": {"test_acc": 0.89}}
+    path = run_dir / "checkpoints" / FAST / "compressed_metrics.json"
+    path.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
+    said = f"{FAST}: on 1,000 of the 10,000 test images (one test image = 0.1 pt) and 1,000 of the 6,000 val images."
+    files = write_reports(run_dir)
+    assert said in files["report.md"].read_text(encoding="utf-8")
+    assert html.escape(said) in files["report.html"].read_text(encoding="utf-8")
+    # only the val split cut: the test images are the header's, worth what it says
+    path.write_text(json.dumps({**stages, "eval_images": {"test": 10000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
+    assert f"{FAST}: on 1,000 of the 6,000 val images." in _markdown(run_dir)
+    # a balanced accuracy's test image weighs by its class, which the cut does not count: no single worth is given
+    path.write_text(json.dumps({**stages, "metric": "balanced_accuracy",
+                                "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
+    assert f"{FAST}: on 1,000 of the 10,000 test images and 1,000 of the 6,000 val images." in _markdown(run_dir)
