@@ -632,9 +632,7 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             atomic_write_json(folder / METRICS_FILE, out[m["arch_id"]])
         s = out[m["arch_id"]].get("summary")
         if s:
-            change = s.get("int8_vs_fp32")  # absent from files written before 2026-12-05
-            moved = (f" ({counted(change['now_wrong'], 'test image')} now wrong, {change['now_right']} now right, "
-                     f"{format_p(change['p_value'])})" if change else "")
+            moved = changed_images_text(s.get("int8_vs_fp32"))
             # named where it is not OpenVINO's, read as the report reads it (the search, its caller, has nas.report loaded)
             from nas.report import int8_test_acc_source
 
@@ -644,6 +642,16 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
                      100.0 * s["test_acc_int8"], cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
                      predicted_latency_text(out[m["arch_id"]]))
     return out
+
+
+def changed_images_text(change: Any) -> str:
+    """' (1,204 test images now wrong, 1,187 now right, p=0.74)': a member's log line's count of the test images whose
+    verdict shipping the int8 file instead of model.onnx changes (its summary's `int8_vs_fp32`), with thousands
+    separators as the report counts them; '' for files written before 2026-12-05, which lack it."""
+    if not isinstance(change, dict):
+        return ""
+    return (f" ({counted(change['now_wrong'], 'test image')} now wrong, {change['now_right']:,} now right, "
+            f"{format_p(change['p_value'])})")
 
 
 def scored_cut_text(eval_images: Any) -> str:

@@ -1236,3 +1236,14 @@ def test_compress_run_names_the_background_a_member_was_searched_with_among_the_
                               "data.channels=3 data.background=255")
     # its image folder given without the background: that alone is named, before the images are read
     assert refusal("data=imagefolder", f"data.root={photos}").endswith("; pass data.background=255")
+
+
+def test_a_members_log_line_counts_the_images_now_right_with_thousands_separators_as_the_report_does():
+    # The log line said "(1,204 test images now wrong, 1187 now right, ...)": its now-wrong count had separators, its
+    # now-right count not, and the report writes "1,187 now right".
+    from compress.pipeline import changed_images_text
+
+    assert changed_images_text({"now_wrong": 1204, "now_right": 1187, "p_value": 0.74}) == (
+        " (1,204 test images now wrong, 1,187 now right, p=0.74)")
+    assert changed_images_text({"now_wrong": 1, "now_right": 0, "p_value": 1.0}) == " (1 test image now wrong, 0 now right, p=1)"
+    assert changed_images_text(None) == ""  # a file from before 2026-12-05
