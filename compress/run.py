@@ -390,7 +390,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="compress_run")
 def main(cfg: DictConfig) -> None:
-    """CLI entry point: errors become one line and exit code 2."""
+    """CLI entry point: errors become one line and exit code 2; Ctrl-C or SIGTERM one line with the command to rerun,
+    and exit code 130 or 143 (the shell's codes for death by each)."""
     onnx_file = _folder_of(cfg.checkpoint) / "model.onnx"
     before = file_stamp(onnx_file)  # exported by the run (a bare model.pt has none), it is one of the files written
     # SIGTERM (a scheduler's time limit, `kill`) killed the process mid-file without a word: now it stops as Ctrl-C does

@@ -60,7 +60,7 @@ found) when it starts and removes it just before it writes its final report: one
 going or was killed, and the report says so at its top (its tables describe the state before that run) and lists that
 run's setup warnings, not those of the run that wrote pareto.json (unless that one wrote it after the marker's run
 started: a worker that finished beside it, whose own are listed first). A
-search that stops on its own before that (a one-line error, Ctrl-C outside the trials) adds `stopped`: why, in one
+search that stops on its own before that (a one-line error, Ctrl-C or SIGTERM outside the trials) adds `stopped`: why, in one
 line."""
 
 _DPI = 110
@@ -397,7 +397,7 @@ def _unfinished_text(marks: Sequence[dict[str, Any]]) -> str:
     for mark in marks:
         who = f"started {mark['started']} (pid {mark['pid']} on {mark['host']})"
         here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
-        if isinstance(mark.get("stopped"), str):  # it ended on its own (a one-line error, Ctrl-C) and said why
+        if isinstance(mark.get("stopped"), str):  # it ended on its own (a one-line error, Ctrl-C, SIGTERM) and said why
             parts.append(f"A search {who} stopped before it finished: {mark['stopped'].rstrip('.')}.")
         elif here and _process_gone(mark.get("pid")):
             parts.append(f"A search {who} stopped before it finished (killed or crashed: its process is gone).")

@@ -2,10 +2,11 @@
 
 An Optuna study maximises validation accuracy (proxy training) and minimises the latency predicted
 for the target chip, under an optional latency budget (Optuna's constraint API). The study lives in
-a storage (SQLite in the run folder by default), so rerunning the same command resumes it with its
-finished trials kept; Ctrl-C stops after writing the files of the finished trials. Several workers
-(processes, machines) can share one study through a common storage, e.g. PostgreSQL; see `nas.study`
-for how lost workers are detected and how `search.n_trials` stays a study-wide total.
+a storage (SQLite in the run folder by default), so rerunning the same command resumes it with its finished trials
+kept; Ctrl-C or SIGTERM stops after writing the files of the finished trials, exiting 130 after Ctrl-C and 143 after
+SIGTERM (the shell's codes for death by each). Several workers (processes, machines) can share one study through a
+common storage, e.g. PostgreSQL; see `nas.study` for how lost workers are detected and how `search.n_trials` stays a
+study-wide total.
 """
 
 from __future__ import annotations
