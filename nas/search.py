@@ -1079,6 +1079,9 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     Reads the study from `search.storage` (the hw/space/data/train it was created with come from the
     study itself) and the trials' weights from `search.runs_dir`; runs no new trials. The members' final
     training and compression run where they are not done yet (`final_train=none` / `compress=none` skip them).
+    `final_train` and `compress` are this command's, not the study's: members final-trained or compressed with other
+    settings are refused in one line naming them (`ConfigError`) unless the command names that step's settings
+    (`overridden`), rather than done again with its defaults.
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m nas.report` passes
     them), for the warnings about settings that were asked for and do nothing: those the study's replace, and a split
     size of data with that split of its own, even at its default value (as `run_search` warns).
