@@ -9,7 +9,8 @@ from the folder's metrics.json (else its compressed_metrics.json); a file whose 
 compressed_metrics.json records for it is refused. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
 their softmax probabilities; when every image lies in a folder named after a class, or in a subfolder of one (new
-photos sorted as for training), also the top-1 accuracy on them.
+photos sorted as for training), also the top-1 accuracy on them (when only some do, a line on stderr says how many do
+not instead).
 """
 
 from __future__ import annotations
@@ -440,7 +441,8 @@ def _clear_killed_csv_writes(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: errors become one line and exit code 2."""
+    """CLI entry point: errors become one line and exit code 2; a `--csv` file that cannot be written, one line after
+    the predictions and exit code 1."""
     parser = argparse.ArgumentParser(prog="python -m compress.predict",  # the docstring's first paragraph ends in ":"
                                      description=__doc__.split("\n\n")[0].rstrip(":") + ".")
     parser.add_argument("model", help="checkpoint folder (runs its model_int8.xml, else model.onnx), or a model "
