@@ -103,7 +103,7 @@ class DataConfig:
     # white), the background a camera will see behind the object; None: transparency dropped, as torchvision does
     background: Optional[int] = None
     val_size: float = 0.1  # held out of the *training* split for validation: fraction (<1) or count
-    test_size: float = 0.2  # imagefolder without a test/ folder: fraction held out as test split
+    test_size: float = 0.2  # imagefolder without a test/ folder: held out as test split: fraction (<1) or count
     split_seed: int = 0  # the val/test split does not move with the search seed
     # Held-out splits take each class's share (rounded), so a small or unbalanced image folder keeps every class in
     # val and test; false: a plain random draw (what every split was before, kept by Fashion-MNIST's balanced data)
