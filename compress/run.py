@@ -349,7 +349,8 @@ def format_table(metrics: dict[str, Any]) -> str:
         return f"{100 * v[0]:.2f}-{100 * v[1]:.2f}%" if isinstance(v, (list, tuple)) and len(v) == 2 else "-"
 
     def change(c: Any) -> str:  # test images now wrong / now right vs the file before, McNemar's p (nas.stats)
-        return f"-{c['now_wrong']} / +{c['now_right']} ({format_p(c['p_value'])})" if isinstance(c, dict) else "-"
+        # counted with thousands separators, as the report and the member's log line (changed_images_text) count them
+        return f"-{c['now_wrong']:,} / +{c['now_right']:,} ({format_p(c['p_value'])})" if isinstance(c, dict) else "-"
 
     # compress.eval_images scored part of the test images: the column says how many, as the report's note does
     test = scored_images(metrics).get("test")

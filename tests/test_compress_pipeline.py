@@ -1247,3 +1247,12 @@ def test_a_members_log_line_counts_the_images_now_right_with_thousands_separator
         " (1,204 test images now wrong, 1,187 now right, p=0.74)")
     assert changed_images_text({"now_wrong": 1, "now_right": 0, "p_value": 1.0}) == " (1 test image now wrong, 0 now right, p=1)"
     assert changed_images_text(None) == ""  # a file from before 2026-12-05
+
+
+def test_compress_runs_table_counts_the_images_changed_with_thousands_separators_as_the_report_does():
+    # compress.run's table said "-1204 / +1187" where the report and the member's log line say "1,204 ... 1,187".
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252}, "pruned": {"pruned": False},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.252,
+                       "changed_vs_before": {"now_wrong": 1204, "now_right": 1187, "p_value": 0.74}}}
+    int8_row = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages}).splitlines()[3]
+    assert int8_row.startswith("int8") and "-1,204 / +1,187 (p=0.74)" in int8_row
