@@ -282,9 +282,11 @@ def searched_data_settings(folder: Path) -> list[str]:
     or the checkpoint's own data_root the data.root, `recorded_root`): for an image folder those its data-shape refusal
     names (`compress.pipeline.trained_data_settings`), then the split settings its test-images refusal would name
     (those other than `DataConfig`'s defaults, which the imagefolder group keeps), then data.metric where it was not
-    plain accuracy, which the compression refuses otherwise. For other data only data=<its name> and data.metric, where
-    the metric was not accuracy. Empty where nothing is recorded (a checkpoint from elsewhere): the command's default
-    data then. For a hint that would otherwise send the user to a command refused in turn for each setting it lacks."""
+    plain accuracy, which the compression refuses otherwise. For other data data=<its name>, data.img_size and
+    data.channels where its run's config.yaml set them otherwise than the data's config group
+    (`_searched_shape_settings`), and data.metric where the metric was not accuracy; nothing where neither applies.
+    Empty where nothing is recorded (a checkpoint from elsewhere): the command's default data then. For a hint that
+    would otherwise send the user to a command refused in turn for each setting it lacks."""
     import json
     from dataclasses import fields
 
@@ -324,8 +326,35 @@ def searched_data_settings(folder: Path) -> list[str]:
                      if isinstance(split, dict) and k in split and not isinstance(split[k], str)
                      and split[k] != defaults[k]]
     else:
-        settings = [f"data={dataset}"] if metric != "accuracy" else []
+        shape = _searched_shape_settings(folder, dataset)
+        settings = [f"data={dataset}"] + shape if shape or metric != "accuracy" else []
     return settings + ([f"data.metric={metric}"] if metric != "accuracy" else [])
+
+
+def _searched_shape_settings(folder: Path, dataset: str) -> list[str]:
+    """data.img_size and data.channels as the search of the member in `folder` set them (its run's config.yaml, for a
+    member folder `<run>/checkpoints/<id>`), where they differ from what compress.run loads `dataset` with
+    (conf/data/<dataset>.yaml over `DataConfig`'s defaults); [] outside a run folder, or where config.yaml is missing,
+    unreadable or of other data. Fashion-MNIST searched at data.img_size=32 data.channels=3 is refused at its native
+    1x28x28, and its native size is known only from its files: the search's settings say it without reading them."""
+    from dataclasses import fields
+
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if folder.parent.name != "checkpoints":
+        return []
+    try:
+        searched = OmegaConf.to_container(OmegaConf.load(folder.parent.parent / "config.yaml"))["data"]
+        group = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / f"{dataset}.yaml"))
+        if searched["name"] != dataset:  # a config.yaml of other data than the member's metrics.json names
+            return []
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException):
+        return []
+    default = {**{f.name: f.default for f in fields(DataConfig)}, **group}
+    return [f"data.{k}={_yaml(searched[k])}" for k in ("img_size", "channels")
+            if k in searched and searched[k] != default[k]]
 
 
 def _yaml(value: Any) -> str:

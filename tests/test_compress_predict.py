@@ -600,3 +600,47 @@ def test_a_damaged_files_rerun_command_names_the_image_folder_settings_of_the_me
     with pytest.raises(CheckpointError) as e:
         _check_recorded_digests(folder / "model_int8.onnx")
     assert str(e.value).endswith(f"; rerun python -m compress.run checkpoint={folder} hw=edge_npu to write it again")
+
+
+def test_a_damaged_files_rerun_command_names_the_size_fashion_mnist_was_searched_at(tmp_path):
+    # Fashion-MNIST searched at data.img_size=32 data.channels=3: "rerun python -m compress.run checkpoint=<folder>
+    # hw=<chip>" loaded it at its native 1x28x28 and was refused, naming data.img_size=32 data.channels=3: a second
+    # step. The command now names them, from the run's config.yaml (the native size is known only from the files).
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from compress.predict import _check_recorded_digests
+    from nas.config import CONF_DIR, register_configs
+
+    register_configs()
+    run = tmp_path / "runs" / "study"
+    folder = run / "checkpoints" / "a1"
+    folder.mkdir(parents=True)
+    (folder / "model_int8.onnx").write_bytes(b"damaged")
+    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
+                                                                "hw": "edge_npu"}))
+    (folder / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist", "metric": "accuracy",
+                                                    "input": {"channels": 3, "img_size": 32}}))
+
+    def rerun(*searched: str) -> str:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # the search's config.yaml
+            (run / "config.yaml").write_text(OmegaConf.to_yaml(compose(config_name="search", overrides=list(searched))))
+        with pytest.raises(CheckpointError) as e:
+            _check_recorded_digests(folder / "model_int8.onnx")
+        return str(e.value).split("; rerun ")[-1].removesuffix(" to write it again")
+
+    command = rerun("data.img_size=32", "data.channels=3")
+    assert command == (f"python -m compress.run checkpoint={folder} hw=edge_npu data=fashion_mnist data.img_size=32 "
+                       "data.channels=3")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # as the shell hands it to Hydra
+        data = compose(config_name="compress_run", overrides=shlex.split(command)[3:]).data
+    assert (data.name, data.img_size, data.channels) == ("fashion_mnist", 32, 3)
+    # only the setting that differs from compress.run's default; at its native size, none
+    assert rerun("data.channels=3").endswith("hw=edge_npu data=fashion_mnist data.channels=3")
+    assert rerun().endswith(f"checkpoint={folder} hw=edge_npu")
+    (run / "config.yaml").write_text("data: [")  # unreadable: the line as before, compress.run's refusal names the rest
+    with pytest.raises(CheckpointError) as e:
+        _check_recorded_digests(folder / "model_int8.onnx")
+    assert str(e.value).endswith(f"checkpoint={folder} hw=edge_npu to write it again")
