@@ -24,7 +24,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,10 +36,12 @@ from nas.errors import CheckpointError, ConfigError, DataError, counted, exit_on
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
+if TYPE_CHECKING:
+    from nas.data import UnreadableImageError
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what runs a model file of each suffix
-CLI_FLAGS = {"top": "--top", "memory_budget_gb": "--memory-budget-gb"}
+CLI_FLAGS = {"top": "--top", "memory_budget_gb": "--memory-budget-gb", "skip_unreadable": "--skip-unreadable"}
 """The command-line flag of each of `predict`'s keywords that `main` passes on (`predict(setting_names=...)`)."""
 
 log = logging.getLogger(__name__)
@@ -178,13 +180,17 @@ def _once_each(files: list[tuple[Path, Path | None]]) -> list[tuple[Path, Path |
 
 
 def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3, batch_size: int = 64,
-            memory_budget_gb: float | None = None, setting_names: Mapping[str, str] | None = None) -> list[Prediction]:
+            memory_budget_gb: float | None = None, skip_unreadable: bool = False,
+            setting_names: Mapping[str, str] | None = None) -> list[Prediction]:
     """The `top` classes of every image in `images` (files or folders; one path alone is taken as one) by the model at
     `model_path`. The images are read and classified `batch_size` at a time, fewer where the model's forward pass on
     that many would need more working memory than `memory_budget_gb` (`nas.memory`; None: 70% of the memory
     available now): memory holds one batch of images, however many are given, and the results are those of one pass.
-    A bad `top` or `memory_budget_gb` is a `ConfigError` naming it as `setting_names` does (`CLI_FLAGS`: the command
-    line's flags, which `main` passes), else by its keyword."""
+    An image file that cannot be decoded (cut short, empty, not an image) is a `DataError` naming it and the option to
+    skip it; with `skip_unreadable` such files are left out of the predictions instead, with one warning counting them
+    and naming the first (a `DataError` where none is left). A bad `top` or `memory_budget_gb` is a `ConfigError`
+    naming it as `setting_names` does (`CLI_FLAGS`: the command line's flags, which `main` passes), else by its
+    keyword; so is the option to skip unreadable files."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
@@ -198,12 +204,34 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     if not 1 <= top <= len(classes):
         raise ConfigError(f"{named('top')}={top} must be between 1 and the model's {len(classes)} classes")
     found = _image_files_found_in(images)
-    files = [file for file, _ in found]
     batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb))
     run = _runner(path, contract)
+    from nas.data import unreadable_message
+
+    skip = named("skip_unreadable")
+    skip = skip if skip.startswith("-") else f"{skip}=True"  # as typed: a flag, or the keyword set
     # Read batch by batch: all the images decoded at once took memory in proportion to their number (100k colour
     # photos at 224 px are 15 GB of uint8 pixels, twice that while stacked) before one was classified.
-    logits = np.concatenate([run(_pixels(files[i:i + batch], contract)) for i in range(0, len(files), batch)])
+    skipped: list[UnreadableImageError] = []
+    read: list[tuple[Path, Path | None]] = []
+    scored: list[np.ndarray] = []
+    for i in range(0, len(found), batch):
+        chunk, bad = found[i:i + batch], []
+        x = _pixels([file for file, _ in chunk], contract, unreadable=bad)
+        if bad and not skip_unreadable:  # at the first batch with one: a damaged file should not cost a whole run
+            raise DataError(unreadable_message(bad, otherwise=f"pass {skip} to classify the other images"))
+        skipped += bad
+        gone = {e.path for e in bad}
+        read += [(file, folder) for file, folder in chunk if file not in gone]
+        if len(x):
+            scored.append(run(x))
+    if skipped:
+        if not read:
+            raise DataError(f"no image to classify: {unreadable_message(skipped)}")
+        # one line for a camera dump's broken files, not one each: the count, and the first to look at
+        log.warning("skipped %s that cannot be read (%s), left out of the predictions; the first: %s (%s)",
+                    counted(len(skipped), "image file"), skip, skipped[0].path, skipped[0].reason)
+    logits = np.concatenate(scored)
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but {contract.file} names {len(classes)} classes")
     import torch
@@ -211,7 +239,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
-            for (f, folder), row, p in zip(found, order, probs)]
+            for (f, folder), row, p in zip(read, order, probs)]
 
 
 def _check_recorded_digests(path: Path) -> None:
@@ -254,17 +282,19 @@ def _rerun_command(folder: Path, compressed: Mapping[str, Any]) -> str:
     return " ".join([command, *searched_data_settings(folder)])
 
 
-def _pixels(files: Sequence[Path], contract: Contract) -> np.ndarray:
+def _pixels(files: Sequence[Path], contract: Contract, *, unreadable: list[UnreadableImageError] | None = None) -> np.ndarray:
     """The images of `files` as the model's float32 input: made as the training images were made from their files,
     scaled to [0, 1] as `nas.data.iterate_batches` scales them. A 3-channel model trained on idx data (grey images
     repeated into 3 channels) gets each file made grey and repeated the same way: a colour photo given as RGB was an
-    input unlike any it was trained or tested on."""
+    input unlike any it was trained or tested on. Files that cannot be decoded are a `DataError`, or where `unreadable`
+    is given, appended to it and left out (`nas.data.read_images`)."""
     import torch
 
     from nas.data import GREY_REPEATED, read_images
 
     grey = contract.channels == 1 or GREY_REPEATED in contract.preprocessing
-    x = read_images(files, size=contract.img_size, mode="L" if grey else "RGB", background=contract.background)
+    x = read_images(files, size=contract.img_size, mode="L" if grey else "RGB", background=contract.background,
+                    unreadable=unreadable)
     if grey and contract.channels == 3:
         x = np.repeat(x, 3, axis=1)
     return torch.from_numpy(x).float().div_(255.0).numpy()
@@ -454,13 +484,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-budget-gb", type=float, default=None,
                         help=f"GiB of {WORKING_MEMORY} one batch of images may take "
                              "(default: 70%% of the memory available)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="leave out image files that cannot be decoded (cut short, empty, not an image), with one "
+                             "warning counting them, and classify the others (default: stop at the first batch with one)")
     args = parser.parse_args(argv)
     with lines_on_stderr("compress", "nas"), exit_on_error():
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")
             _clear_killed_csv_writes(args.csv)
         predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb,
-                              setting_names=CLI_FLAGS)
+                              skip_unreadable=args.skip_unreadable, setting_names=CLI_FLAGS)
         print(format_predictions(predictions))
         contract = _contract(model_file(args.model).parent)
         labelled = folder_accuracy(predictions, contract.classes)

@@ -383,9 +383,12 @@ def _drop_stale_cache_files(cached: Path) -> None:
 
 
 def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bool = True,
-                background: int | None = None, threads: int | None = None) -> np.ndarray:
+                background: int | None = None, threads: int | None = None,
+                unreadable: list[UnreadableImageError] | None = None) -> np.ndarray:
     """Image files as one (N, C, H, W) uint8 array, each read by `read_image`; `DataError` naming the first image whose
-    size differs from the first one's, or that is not square (without `size` they keep their own)."""
+    size differs from the first one's, or that is not square (without `size` they keep their own). A file that cannot
+    be decoded is a `DataError` naming every such file (`unreadable_message`), or, where `unreadable` is given, appended
+    to it and left out of the array (N counts the others; 0 where none could be read)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def read(path: Path) -> np.ndarray | UnreadableImageError:
@@ -397,29 +400,37 @@ def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bo
     # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
     with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
         xs = list(pool.map(read, files))
-    if unreadable := [e for e in xs if isinstance(e, UnreadableImageError)]:
-        raise DataError(_unreadable_message(unreadable))
-    for path, arr in zip(files, xs):
-        if arr.shape != xs[0].shape:
+    if bad := [e for e in xs if isinstance(e, UnreadableImageError)]:
+        if unreadable is None:
+            raise DataError(unreadable_message(bad))
+        unreadable.extend(bad)
+    read_ = [(path, arr) for path, arr in zip(files, xs) if not isinstance(arr, UnreadableImageError)]
+    if not read_:
+        return np.zeros((0, 1 if mode == "L" else 3, size or 0, size or 0), dtype=np.uint8)
+    first = read_[0][1]
+    for path, arr in read_:
+        if arr.shape != first.shape:
             raise DataError(
-                f"image {path} is {arr.shape[1]}x{arr.shape[0]} but earlier ones are {xs[0].shape[1]}x{xs[0].shape[0]}; "
+                f"image {path} is {arr.shape[1]}x{arr.shape[0]} but earlier ones are {first.shape[1]}x{first.shape[0]}; "
                 "set data.img_size=N to resize all images"
             )
         if arr.shape[0] != arr.shape[1]:
             raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
-    x = np.stack(xs)
+    x = np.stack([arr for _, arr in read_])
     return np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
 
 
-def _unreadable_message(errors: Sequence[UnreadableImageError]) -> str:
+def unreadable_message(errors: Sequence[UnreadableImageError], *, otherwise: str | None = None) -> str:
     """One line for the image files that could not be read: each of the first `UNREADABLE_NAMED` with its reason, the
-    rest counted. A folder's broken files (a download cut short, an empty file) were named one per run, each run
+    rest counted, and to replace or remove them (or `otherwise`, a clause such as "pass --skip-unreadable to classify
+    the other images"). A folder's broken files (a download cut short, an empty file) were named one per run, each run
     decoding the whole folder again to find the next."""
+    fix = f"replace or remove {'it' if len(errors) == 1 else 'them'}" + (f", or {otherwise}" if otherwise else "")
     if len(errors) == 1:
-        return f"{errors[0]}; replace or remove it"
+        return f"{errors[0]}; {fix}"
     named = "; ".join(f"{e.path} ({e.reason})" for e in errors[:UNREADABLE_NAMED])
     more = f"; and {len(errors) - UNREADABLE_NAMED} more" if len(errors) > UNREADABLE_NAMED else ""
-    return f"cannot read {len(errors)} images: {named}{more}; replace or remove them"
+    return f"cannot read {len(errors)} images: {named}{more}; {fix}"
 
 
 def _empty_classes_message(empty: Sequence[Path], fix: str) -> str:

@@ -13,6 +13,7 @@ from compress.export import export_openvino
 from compress.predict import main, predict
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import export_onnx, save_checkpoint
+from nas.data import UnreadableImageError, read_image
 from nas.errors import CheckpointError, ConfigError, DataError
 from nas.model import build_model
 from nas.stats import accuracy_interval
@@ -644,3 +645,66 @@ def test_a_damaged_files_rerun_command_names_the_size_fashion_mnist_was_searched
     with pytest.raises(CheckpointError) as e:
         _check_recorded_digests(folder / "model_int8.onnx")
     assert str(e.value).endswith(f"checkpoint={folder} hw=edge_npu to write it again")
+
+
+def _camera_dump(photos: Path, tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A folder of the photos' 3 images with two files that cannot be decoded among them: one cut short to nothing, one
+    that is no image at all (a camera's half-written file, a sidecar saved under .jpg)."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for f in sorted((photos / "sub").glob("*.png")):
+        (dump / f.name).write_bytes(f.read_bytes())
+    (dump / "1b.jpg").write_bytes(b"")
+    (dump / "2b.jpg").write_bytes(b"not an image")
+    return dump, sorted(dump.glob("?.png"))
+
+
+def test_unreadable_images_stop_the_run_in_one_line_that_names_the_option_to_skip_them(checkpoint, photos, tmp_path, capsys):
+    folder, _ = checkpoint
+    dump, _ = _camera_dump(photos, tmp_path)
+    with pytest.raises(DataError, match=r"cannot read 2 images: .*1b\.jpg .*2b\.jpg .*; replace or remove them, or pass "
+                                         r"skip_unreadable=True to classify the other images$"):
+        predict(folder, [dump])
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), str(dump)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("error: cannot read 2 images: ") and err.endswith(
+        "; replace or remove them, or pass --skip-unreadable to classify the other images")
+
+
+def test_skip_unreadable_classifies_the_other_images_and_warns_once_naming_the_count_and_the_first(
+        checkpoint, photos, tmp_path, capsys, caplog):
+    folder, _ = checkpoint
+    dump, readable = _camera_dump(photos, tmp_path)
+    whole = predict(folder, [photos / "sub"], top=2)
+    with pytest.raises(UnreadableImageError) as error:
+        read_image(dump / "1b.jpg", size=16, mode="RGB")
+    first_reason = error.value.reason
+    for batch_size in (64, 2):  # the unreadable files in one batch, or in batches of their own among the others
+        with caplog.at_level(logging.WARNING, logger="compress.predict"):
+            caplog.clear()
+            skipped = predict(folder, [dump], top=2, batch_size=batch_size, skip_unreadable=True)
+        # the same predictions as of the readable files alone, each for its own file
+        assert [p.path for p in skipped] == readable
+        assert [p.classes for p in skipped] == [p.classes for p in whole]
+        np.testing.assert_allclose([p.probabilities for p in skipped], [p.probabilities for p in whole], atol=1e-6)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [f"skipped 2 image files that cannot be read (skip_unreadable=True), left out of the "
+                            f"predictions; the first: {dump / '1b.jpg'} ({first_reason})"]
+    # the command line: exit 0, one line per image read, the warning naming the flag, the CSV without the skipped files
+    assert main([str(folder), str(dump), "--skip-unreadable", "--csv", str(tmp_path / "p.csv")]) == 0
+    said = capsys.readouterr()
+    assert [line.split("  ")[0] for line in said.out.splitlines()] == [str(f) for f in readable]
+    assert [line for line in said.err.splitlines() if "cannot be read" in line] == [
+        f"skipped 2 image files that cannot be read (--skip-unreadable), left out of the predictions; the first: "
+        f"{dump / '1b.jpg'} ({first_reason})"]
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [str(f) for f in readable]
+    # nothing readable at all: an error (exit 2), not an empty success
+    for f in readable:
+        f.unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), str(dump), "--skip-unreadable"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error: no image to classify: cannot read 2 images: ")
