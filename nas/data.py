@@ -894,36 +894,44 @@ IMBALANCE_WARN_RATIO = 10.0
 """A training split whose largest class has this many times the images of its smallest is worth a warning."""
 
 
-def data_identity(data: Dataset) -> dict[str, object]:
+SplitImageDigests = dict[str, list[bytes]]
+"""`image_digests` of each split of a dataset by its name ("train", "val", "test"): `split_image_digests`."""
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def data_identity(data: Dataset, *, digests: SplitImageDigests | None = None) -> dict[str, object]:
     """What a resumed study must find again in its data: the class names, the input shape, the images per split and a
-    digest of each split's images (`split_digest`); with them each class's counts and digest (`class_summary`), which
-    only name what changed. Another folder (or images added to one, or replaced) changes it, so trials scored on other
-    val images would not be mixed; moving the folder, or caching it, does not."""
+    digest of each split's images (`split_digest`); with them each class's counts and digest (`class_summary`, from
+    `digests`: `split_image_digests(data)` where the caller needs them for more, else computed here), which only name
+    what changed. Another folder (or images added to one, or replaced) changes it, so trials scored on other val images
+    would not be mixed; moving the folder, or caching it, does not."""
     splits = (("train", data.train), ("val", data.val), ("test", data.test))
     # The digests, not only the counts: two folders of the same classes and counts (a second camera's 100 photos per
     # class, say) were taken for one, and a study resumed on the other mixed val accuracies of different images.
     return {"classes": list(data.classes), "input": [data.in_chans, data.img_size, data.img_size],
             "images": {name: len(split) for name, split in splits},
             "digests": {name: split_digest(split) for name, split in splits},
-            CLASS_SUMMARY: class_summary(data)}
+            CLASS_SUMMARY: class_summary(data, digests=digests)}
 
 
 CLASS_SUMMARY = "per_class"
 """The key of `data_identity`'s `class_summary`: what a refusal names, not what it compares (`class_changes`)."""
 
 
-def class_summary(data: Dataset) -> list[list[int | str]]:
+def class_summary(data: Dataset, *, digests: SplitImageDigests | None = None) -> list[list[int | str]]:
     """For each of `data.classes`, in order: its train, val and test image counts and a digest (8 hex digits) of its
     images whatever split holds them, so a study's record of other images can say which classes changed
     (`class_changes`). A list beside the class names, not a mapping by name: a study records it, and 1,000 classes must
-    stay small."""
+    stay small. `digests`: `split_image_digests(data)`, computed here when not given."""
     import hashlib
 
     names = range(len(data.classes))
     counts = [torch.bincount(s.y, minlength=len(names)).tolist() for s in (data.train, data.val, data.test)]
     images: list[list[bytes]] = [[] for _ in names]
-    for split in (data.train, data.val, data.test):
-        for digest, c in zip(image_digests(split), split.y.tolist()):
+    for name in SPLIT_NAMES:
+        split: Split = getattr(data, name)
+        for digest, c in zip(_image_digests_of(data, name, digests), split.y.tolist()):
             images[c].append(digest)
     # Of the class's images as a set, not of each split's: the held-out draw follows every class's count, so images
     # added to one class move other classes' images between train, val and test, and those classes did not change.
@@ -936,6 +944,25 @@ def image_digests(split: Split) -> list[bytes]:
     import hashlib
 
     return [hashlib.blake2b(image.tobytes(), digest_size=8).digest() for image in np.ascontiguousarray(split.x.numpy())]
+
+
+def split_image_digests(data: Dataset) -> SplitImageDigests:
+    """`image_digests` of each of `data`'s splits by name: what `data_identity` (through `class_summary`) and
+    `held_out_copies_warning` both read. A search start computes them once and passes them to both as `digests=`: each
+    hashed every image itself, twice the pixels of a large folder per start."""
+    return {name: image_digests(getattr(data, name)) for name in SPLIT_NAMES}
+
+
+def _image_digests_of(data: Dataset, name: str, digests: SplitImageDigests | None) -> list[bytes]:
+    """The split `name`'s `image_digests`: from `digests` when given (checked to be of as many images: those of other
+    data would give a record or warning of other images), else hashed now."""
+    split: Split = getattr(data, name)
+    if digests is None:
+        return image_digests(split)
+    if len(digests[name]) != len(split):
+        raise ValueError(f"digests[{name!r}] holds {len(digests[name])} digests for {len(split)} images: pass "
+                         "split_image_digests(data) of this data")
+    return digests[name]
 
 
 def per_class_test_images(data: Dataset) -> list[list[int | str]]:
@@ -1037,23 +1064,24 @@ def imbalance_warning(data: Dataset) -> str | None:
             "data.metric=balanced_accuracy (every class counts the same), or balance the folders")
 
 
-def held_out_copies_warning(data: Dataset) -> str | None:
+def held_out_copies_warning(data: Dataset, *, digests: SplitImageDigests | None = None) -> str | None:
     """One line when test or val images have the pixels of a training image, else None: how many of each split and
     their share, the first of them (an image folder's: its file and the training file it repeats; idx data's: its
     position in its split), and what that does. The test accuracy counts them as unseen images, though the model
     trained on them, and the val accuracy (which the search maximises) rewards remembering them: files copied into both
     train/ and test/ by mistake, or one photo twice in a folder the held-out images are drawn from. Images repeated
-    within one split are left alone: they leak nothing from training."""
+    within one split are left alone: they leak nothing from training. `digests`: `split_image_digests(data)`, computed
+    here when not given."""
     # Warned at any one, not above a share: Fashion-MNIST, the default data, has no test or val image that is a
     # training image (tests/test_data.py checks it where it is installed), so a default run never gives it; and a few
     # copies among a small folder's test images move its test accuracy by points.
     train: dict[bytes, int] = {}
-    for j, digest in enumerate(image_digests(data.train)):
+    for j, digest in enumerate(_image_digests_of(data, "train", digests)):
         train.setdefault(digest, j)  # the first training image of those pixels, the one named
     counts, first, hit = [], "", []
     for name in ("test", "val"):
         split: Split = getattr(data, name)
-        copies = [(i, train[d]) for i, d in enumerate(image_digests(split)) if d in train]
+        copies = [(i, train[d]) for i, d in enumerate(_image_digests_of(data, name, digests)) if d in train]
         if not copies:
             continue
         hit.append(name)

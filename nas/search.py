@@ -55,8 +55,8 @@ from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
                         command_line_keys, register_configs, to_run_config, validate_run_config)
 from nas.data import (
-    Dataset, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning, imbalance_warning,
-    load_dataset, split_as_recorded,
+    Dataset, SplitImageDigests, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning,
+    imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, counted, exit_on_error, interrupting_signal,
                         logging_to, make_folder, stop_on_sigterm)
@@ -704,13 +704,16 @@ def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("trai
 
 def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None = None,
                    recipes: Sequence[str] = ("train", "final_train"),
-                   profiles: Sequence[HardwareProfile] | None = None) -> list[str]:
+                   profiles: Sequence[HardwareProfile] | None = None,
+                   digests: SplitImageDigests | None = None) -> list[str]:
     """The one-line warnings about the setup of a run of `run` on `data` (its chip profile, data and settings), in the
     order search.log gives them; [] when none applies. The run goes on after each; pareto.json keeps them with the
     warnings of loading the data (`setup_warnings`) and the report shows them: a user who reads only the report must
     learn that its latencies are extrapolated, or that val never looked at a class. `recipes`: the training recipes this
     process runs (`thread_warning`). `profiles`: the hardware profiles a hint may name (`nas.config.hw_profiles()`,
-    read when None; a run reads them once: each read parses every hw file, the calibrated ones are large)."""
+    read when None; a run reads them once: each read parses every hw file, the calibrated ones are large). `digests`:
+    `nas.data.split_image_digests(data)`, which a search start computes once for the study's record too (hashed here
+    when None)."""
     checks = (
         # hw=cpu calibrated on another CPU model: the profile may be wanted on purpose (a target machine elsewhere)
         host_mismatch(run.hw, others=hw_profiles() if profiles is None else profiles),
@@ -723,7 +726,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         seeds_left_out,
         imbalance_warning(data),
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees
-        held_out_copies_warning(data),  # test (or val) images the model trained on
+        held_out_copies_warning(data, digests=digests),  # test (or val) images the model trained on
     )
     return [line for line in checks if line is not None]
 
@@ -849,9 +852,11 @@ def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ())
         with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
             data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
         # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
-        study = open_study(run, storage, make_sampler(run), data=data_identity(data))
+        # each image hashed once for the study's record and the setup warnings (held_out_copies_warning), not once each
+        digests = split_image_digests(data)
+        study = open_study(run, storage, make_sampler(run), data=data_identity(data, digests=digests))
     with _says_if_interrupted(lambda: _interrupted_with_study(study)):
-        return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept])
+        return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept], digests=digests)
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -900,8 +905,9 @@ def _interrupted_with_study(study: optuna.Study) -> str:
 
 
 def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, seeds: Sequence[ArchConfig],
-            earlier: Sequence[logging.LogRecord]) -> SearchResult:
-    """`run_search` once its input is checked and its study open: the trials, then the run folder's files."""
+            earlier: Sequence[logging.LogRecord], digests: SplitImageDigests) -> SearchResult:
+    """`run_search` once its input is checked and its study open: the trials, then the run folder's files. `digests`:
+    `split_image_digests(data)`, computed where the study was opened."""
     _check_study_not_lost(study, run_dir)
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)
@@ -919,7 +925,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
         # before the marker, which carries them: the report a search rewrites as it starts or stops lists its warnings,
         # not those of the run that wrote pareto.json (the memory budget set below changes none of them)
         profiles = hw_profiles()  # once: the setup warnings and pareto.json's hints name them
-        warned = setup_warnings(run, data, seeds_left_out=left_out, profiles=profiles)
+        warned = setup_warnings(run, data, seeds_left_out=left_out, profiles=profiles, digests=digests)
         with _stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
             marker = _mark_started(run_dir, warnings=_joined(earlier, warned))
             run = _with_memory_budget(run)  # its line in search.log too
@@ -1126,7 +1132,8 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
                 raise moved from None
             raise
         data = split_as_recorded(run.data, loaded, recorded_digests(storage, study.study_name))
-    check_data(study, data_identity(data), record=False)  # the members' test images are those of the study's data
+    digests = split_image_digests(data)  # once, for the check and the setup warnings
+    check_data(study, data_identity(data, digests=digests), record=False)  # the members' test images are the study's
     weights = run_dir / "trials"
     n = _n_complete(study)
     have = len(list(weights.glob("*.pt"))) if weights.is_dir() else 0
@@ -1145,7 +1152,7 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
         # The report shows the setup warnings of whoever wrote its files last: a rebuild gives them again (the data's
         # and the chip's are the study's), or its report would drop them. It trains no candidates: train.threads is moot.
         profiles = hw_profiles()  # once: the setup warnings and pareto.json's hints name them
-        warned = setup_warnings(run, data, recipes=("final_train",), profiles=profiles)
+        warned = setup_warnings(run, data, recipes=("final_train",), profiles=profiles, digests=digests)
         for line in warned:
             log.warning("%s", line)
         pareto, files, stopped_by = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True,

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from nas.config import DataConfig, DataFormat, Metric
-from nas.data import augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx, read_image
+from nas.data import (Dataset, Split, augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx,
+                      read_image)
 from nas.errors import ConfigError, DataError
 from tests.conftest import write_idx
 
@@ -1254,3 +1255,58 @@ def test_a_held_out_size_given_as_a_whole_count_is_echoed_as_typed(tmp_path):
             _png(tmp_path / c / f"{i}.png", 8, 10 * i)
     with pytest.raises(DataError, match=r"^data\.test_size=93 holds out 93 of 6 images"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8, test_size=93.0))
+
+
+def _fixed_dataset() -> Dataset:
+    """Three splits of 2x4x4 images whose pixels are arithmetic (no decoder, no random generator: the same bytes on any
+    machine and version), the last test image a copy of training image 4."""
+    def split(start: int, n: int, labels: list[int]) -> Split:
+        x = ((np.arange(start, start + n * 2 * 4 * 4) * 37) % 251).astype(np.uint8).reshape(n, 2, 4, 4)
+        return Split(torch.from_numpy(x), torch.tensor(labels, dtype=torch.int64))
+
+    train, val, test = split(0, 6, [0, 1, 2, 0, 1, 2]), split(1000, 3, [2, 1, 0]), split(2000, 4, [0, 0, 1, 2])
+    test = Split(torch.cat([test.x[:3], train.x[4:5]]), test.y)
+    return Dataset(name="fixed", train=train, val=val, test=test, classes=("a", "b", "c"), mean=(0.5, 0.5), std=(0.2, 0.2))
+
+
+def test_data_identity_with_shared_digests_records_what_it_recorded_before_they_were_shared():
+    # Studies keep data_identity's record and refuse data whose record differs: computing the per-image digests once and
+    # passing them must not change a byte of it. The literal is the record the code before the sharing (4cafba0) wrote.
+    import hashlib
+
+    from nas.data import data_identity, image_digests, split_image_digests
+
+    data = _fixed_dataset()
+    then = {"classes": ["a", "b", "c"], "input": [2, 4, 4], "images": {"train": 6, "val": 3, "test": 4},
+            "digests": {"train": "fa3a1864296333a0", "val": "ca640e6f4ddf20ef", "test": "36eb1f9fe7579fb3"},
+            "per_class": [[2, 1, 2, "bf715e47"], [2, 1, 1, "feb4be61"], [2, 1, 1, "e8ad2842"]]}
+    shared = split_image_digests(data)
+    assert json.dumps(data_identity(data, digests=shared)) == json.dumps(data_identity(data)) == json.dumps(then)
+    # ... and the old way's per-class digest, recomputed here: sha256 of the class's sorted 8-byte blake2b pixel digests
+    for c, row in enumerate(then["per_class"]):
+        old = sorted(hashlib.blake2b(image.numpy().tobytes(), digest_size=8).digest()
+                     for s in (data.train, data.val, data.test) for image, label in zip(s.x, s.y) if label == c)
+        assert row[3] == hashlib.sha256(b"".join(old)).hexdigest()[:8]
+    assert shared == {name: image_digests(getattr(data, name)) for name in ("train", "val", "test")}
+
+
+def test_data_identity_and_the_copies_warning_hash_no_image_again_when_given_the_digests(monkeypatch):
+    # A search start hashed every training image twice (data_identity's class summary, then held_out_copies_warning):
+    # seconds of a large folder's pixels. Given split_image_digests' result, neither hashes an image.
+    import nas.data
+    from nas.data import data_identity, held_out_copies_warning, split_image_digests
+
+    data = _fixed_dataset()
+    warned = held_out_copies_warning(data)
+    assert warned is not None and warned.startswith("training images repeated in test: 1 of the 4 test images (25%), "
+                                                    "the first test image 3;")
+    identity = data_identity(data)
+    digests = split_image_digests(data)
+    hashed = []
+    real = nas.data.image_digests
+    monkeypatch.setattr(nas.data, "image_digests", lambda split: hashed.append(len(split)) or real(split))
+    assert data_identity(data, digests=digests) == identity
+    assert held_out_copies_warning(data, digests=digests) == warned
+    assert hashed == []
+    with pytest.raises(ValueError, match=r"digests\['test'\] holds 3 digests for 4 images"):  # of other data
+        data_identity(data, digests={**digests, "test": digests["test"][:3]})

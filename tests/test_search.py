@@ -601,6 +601,25 @@ def test_setup_warnings_name_test_images_copied_from_the_training_images(tmp_pat
                         "pixels as train/cat/4.png); the test accuracy counts them as unseen; delete one file of each pair"]
 
 
+
+def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_copies_warning(tiny_idx_root, tmp_path,
+                                                                                          compose_cfg, monkeypatch):
+    # data_identity (the study's record) and held_out_copies_warning (a setup warning) each hashed every image of every
+    # split: twice per start, seconds for a large image folder. Stopped where the trials would start.
+    import nas.data
+
+    class Stop(Exception):
+        pass
+
+    hashed: list[int] = []
+    real = nas.data.image_digests
+    monkeypatch.setattr(nas.data, "image_digests", lambda split: hashed.append(len(split)) or real(split))
+    monkeypatch.setattr(search_mod, "_run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    with pytest.raises(Stop):
+        run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    data = nas.data.load_dataset(to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path))).data)
+    assert sorted(hashed) == sorted(len(s) for s in (data.train, data.val, data.test))  # each split once
+
 def test_sampler_seeds_of_many_workers_stay_in_the_samplers_range(compose_cfg):
     # search.seed + an offset per worker and per trial already held would leave numpy's range (Optuna: ValueError).
     from nas.search import make_sampler
