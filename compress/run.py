@@ -2,7 +2,7 @@
 
 Writes the compressed files and compressed_metrics.json into the checkpoint folder (see
 `compress.pipeline`) and prints the fp32 -> pruned -> int8 table. If the folder sits in a search's
-run folder (`<run>/checkpoints/<arch_id>`), that run's report is regenerated to include it.
+run folder (`<run>/checkpoints/<arch_id>`), that run's report and pareto.csv are regenerated to include it.
 """
 
 from __future__ import annotations
@@ -76,8 +76,10 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     if (run_dir := _run_of(folder)) is not None:
         from nas.report import write_reports
+        from nas.results import write_pareto_csv
 
         write_reports(run_dir)
+        write_pareto_csv(run_dir)  # its int8 columns: the member's new files, as the report shows them
     return metrics
 
 
@@ -131,7 +133,7 @@ def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path, exported_o
         files.discard("model.onnx")
     lines.append(f"written to {folder.resolve()}: {', '.join([*sorted(files), 'compressed_metrics.json'])}")
     if (run_dir := _run_of(folder)) is not None:
-        lines.append(f"report refreshed: {(run_dir / 'report.html').resolve()} (and report.md)")
+        lines.append(f"report refreshed: {(run_dir / 'report.html').resolve()} (and report.md, pareto.csv)")
     return lines
 
 

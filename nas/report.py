@@ -260,7 +260,10 @@ def _read_metrics(folder: pathlib.Path) -> tuple[dict[str, Any] | None, str]:
     return metrics, ""
 
 
-def _read_compressed(folder: pathlib.Path) -> dict[str, Any] | None:
+def read_compressed(folder: pathlib.Path) -> dict[str, Any] | None:
+    """A member folder's compressed_metrics.json as the report reads it (a failed compression's too, which holds its
+    `error`); None when absent or unreadable. pareto.csv's int8 columns read it here (`nas.results.write_pareto_csv`), so
+    they and the report's compressed table show the same files."""
     try:
         data = json.loads((folder / COMPRESSED_JSON).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -285,7 +288,7 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
-            compressed=_read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
+            compressed=read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
             val_ci=_to_interval(raw.get("val_acc_ci95")), val_final=_to_float(raw.get("val_acc_final")),
             val_final_ci=_to_interval(raw.get("val_acc_final_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),

@@ -66,7 +66,7 @@ from nas.latency.measure import host_mismatch
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
                         training_refusal)
 from nas.model import build_model
-from nas.results import final_trained_otherwise, write_run_files
+from nas.results import final_trained_otherwise, write_pareto_csv, write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,
@@ -678,6 +678,8 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
                 reset_autocast()
                 stopped_by = interrupting_signal(e)
                 log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
+            # pareto.csv was written before the members were compressed: its int8 columns are read from their files now
+            write_pareto_csv(run_dir)
         from nas.report import write_reports
 
         if marker is not None:

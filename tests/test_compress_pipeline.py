@@ -233,7 +233,47 @@ def test_compress_runs_closing_lines_say_where_the_files_went_and_which_report_w
     (tmp_path / "run" / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
     lines = closing_lines({**metrics, "int8": {**metrics["int8"], "note": "QAT budget spent"}}, checkpoint=member)
     assert lines[1:] == ["note: QAT budget spent", f"written to {member}: {written}",
-                         f"report refreshed: {tmp_path / 'run' / 'report.html'} (and report.md)"]
+                         f"report refreshed: {tmp_path / 'run' / 'report.html'} (and report.md, pareto.csv)"]
+
+
+def test_compress_run_of_a_search_member_refreshes_the_int8_columns_of_its_runs_pareto_csv(tmp_path, tiny_idx_root,
+                                                                                           monkeypatch):
+    # compress.run of a member refreshed the run's report but not pareto.csv, whose int8 columns (read from the
+    # member's compressed_metrics.json) then missed the member's new int8 model. The compression itself is stubbed.
+    import csv
+
+    from hydra import compose, initialize_config_dir
+
+    import compress.run
+    from nas.config import register_configs
+    from nas.results import write_pareto_csv
+    from tests.conftest import CONF_DIR
+
+    run = tmp_path / "run"
+    folder = run / "checkpoints" / ARCH.arch_id
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    (run / "trials.csv").write_text("number,state,arch_id,val_acc,latency_ms\n")
+    members = [{"number": 0, "arch_id": ARCH.arch_id, "val_acc": 0.5, "latency_ms": 0.1,
+                "checkpoint": f"checkpoints/{ARCH.arch_id}"}]
+    (run / "pareto.json").write_text(json.dumps({"hw": "edge_npu", "members": members}))
+    write_pareto_csv(run)  # as the search left it: not compressed
+
+    def compressed(folder, **kw):
+        metrics = {"hw": kw["hw"].name, "fp32": {"macs": 900}, "pruned": {"pruned": False},
+                   "int8": {"params": 321, "latency_ms": 0.04, "test_acc": 0.5, "file": "model_int8.onnx"}}
+        (folder / "compressed_metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+    monkeypatch.setattr(compress.run, "compress_checkpoint", compressed)
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}",
+                                                             "hw=edge_npu"])
+    compress.run.run_compress(cfg)
+    with open(run / "pareto.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["int8_test_acc"], row["int8_latency_ms"], row["int8_hw"], row["int8_macs"], row["int8_file"]) == (
+        "0.5", "0.04", "edge_npu", "900", f"checkpoints/{ARCH.arch_id}/model_int8.onnx")
 
 
 def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):

@@ -1,13 +1,20 @@
 import csv
 import dataclasses
 import io
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from nas.arch import ArchConfig, StageConfig
-from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_csv, pareto_front, trials_csv
+from nas.results import (
+    TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_csv, pareto_front, trials_csv, write_pareto_csv,
+)
+
+# pareto.csv's columns after pareto.json's: a compressed member's int8 model, from its compressed_metrics.json
+INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",
+                    "int8_latency_ms", "int8_hw", "int8_params", "int8_macs", "int8_file", "int8_error"]
 
 
 def test_pareto_front_on_a_hand_made_case():
@@ -204,12 +211,60 @@ def test_pareto_csv_holds_the_accuracy_intervals_of_pareto_json_as_two_columns_e
     assert list(rows[0]) == [
         "number", "arch_id", "val_acc", "val_acc_ci95_low", "val_acc_ci95_high", "val_acc_final", "val_acc_final_ci95_low",
         "val_acc_final_ci95_high", "test_acc", "test_acc_ci95_low", "test_acc_ci95_high", "test_acc_onnx", "latency_ms",
-        "measured_latency_ms", "params", "macs", "summary", "checkpoint"]
-    assert {k: rows[0][k] for k in rows[0] if "_ci95_" in k} == {
+        "measured_latency_ms", "params", "macs", "summary", "checkpoint", *INT8_CSV_COLUMNS]
+    assert {k: rows[0][k] for k in rows[0] if "_ci95_" in k and not k.startswith("int8_")} == {
         "val_acc_ci95_low": "0.85", "val_acc_ci95_high": "0.93", "val_acc_final_ci95_low": "0.875",
         "val_acc_final_ci95_high": "0.95", "test_acc_ci95_low": "0.905", "test_acc_ci95_high": "0.915"}
     assert all(rows[1][k] == "" for k in rows[1] if "_ci95_" in k) and rows[1]["val_acc_final"] == ""  # none: empty
     assert rows[0]["summary"] == "bn/relu pool, conv" and rows[1]["measured_latency_ms"] == "0.2"
+
+
+def test_pareto_csv_gives_a_compressed_members_int8_model_from_its_files_and_leaves_the_others_empty(tmp_path):
+    # After compression a user opening pareto.csv saw only the float results: the deployable int8 model's accuracy,
+    # predicted latency and file were in each member's compressed_metrics.json alone.
+    members = [{"number": n, "arch_id": a, "val_acc": 0.9, "test_acc": 0.9, "latency_ms": lat, "params": 1000,
+                "macs": 20000, "summary": "bn/relu pool", "checkpoint": f"checkpoints/{a}"}
+               for n, a, lat in ((1, "aaaa000001", 0.125), (2, "bbbb000002", 0.25), (3, "cccc000003", 0.5),
+                                 (4, "dddd000004", 1.0))]
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "pareto.json").write_text(json.dumps({"hw": "edge_npu", "members": members}))
+    for m in members:
+        (run_dir / m["checkpoint"]).mkdir()
+    compressed = {  # as compress.pipeline writes it (the fields read here), pruned: the int8 file's architecture is smaller
+        "format": "metaformer-nas/compressed-v1", "hw": "edge_npu", "hw_precision": "int8",
+        "fp32": {"params": 1000, "macs": 20000, "latency_ms": 0.125, "test_acc": 0.9, "file": "model.onnx"},
+        "pruned": {"pruned": True, "params": 700, "macs": 14000, "latency_ms": 0.1, "test_acc": 0.895},
+        "int8": {"params": 700, "latency_ms": 0.1, "test_acc": 0.8875, "test_acc_ci95": [0.86, 0.91],
+                 "test_acc_source": "openvino", "test_acc_openvino": 0.8875, "test_acc_onnx": 0.885,
+                 "file": "model_int8.onnx", "file_ir": "model_int8.xml"}}
+    (run_dir / "checkpoints" / "aaaa000001" / "compressed_metrics.json").write_text(json.dumps(compressed))
+    # not pruned (compress.prune.ratio=0), from before test_acc_source and the interval: OpenVINO's, as the report says
+    not_pruned = {"hw": "cpu", "fp32": {"params": 1000, "macs": 30000}, "pruned": {"pruned": False},
+                  "int8": {"params": 1000, "latency_ms": 0.3, "test_acc": 0.85, "file": "model_int8.onnx"}}
+    (run_dir / "checkpoints" / "bbbb000002" / "compressed_metrics.json").write_text(json.dumps(not_pruned))
+    (run_dir / "checkpoints" / "cccc000003" / "compressed_metrics.json").write_text(json.dumps(
+        {"format": "metaformer-nas/compressed-v1", "hw": "edge_npu", "error": "prune target 0.01 ms is unreachable"}))
+    write_pareto_csv(run_dir)  # the members of the folder's pareto.json
+    with open(run_dir / "pareto.csv", newline="") as f:
+        rows = {r["arch_id"]: r for r in csv.DictReader(f)}
+    assert list(rows["aaaa000001"])[-len(INT8_CSV_COLUMNS):] == INT8_CSV_COLUMNS  # appended after pareto.json's columns
+    int8 = {a: {c: rows[a][c] for c in INT8_CSV_COLUMNS} for a in rows}
+    assert int8["aaaa000001"] == {
+        "int8_test_acc": "0.8875", "int8_test_acc_ci95_low": "0.86", "int8_test_acc_ci95_high": "0.91",
+        "int8_test_acc_source": "openvino", "int8_latency_ms": "0.1", "int8_hw": "edge_npu", "int8_params": "700",
+        "int8_macs": "14000", "int8_file": "checkpoints/aaaa000001/model_int8.onnx", "int8_error": ""}
+    assert int8["bbbb000002"] == {
+        "int8_test_acc": "0.85", "int8_test_acc_ci95_low": "", "int8_test_acc_ci95_high": "",
+        "int8_test_acc_source": "openvino", "int8_latency_ms": "0.3", "int8_hw": "cpu", "int8_params": "1000",
+        "int8_macs": "30000", "int8_file": "checkpoints/bbbb000002/model_int8.onnx", "int8_error": ""}
+    assert int8["cccc000003"] == {**{c: "" for c in INT8_CSV_COLUMNS}, "int8_error": "prune target 0.01 ms is unreachable"}
+    assert int8["dddd000004"] == {c: "" for c in INT8_CSV_COLUMNS}  # not compressed
+    assert rows["aaaa000001"]["params"] == "1000" and rows["aaaa000001"]["latency_ms"] == "0.125"  # the float model's
+    # Read from the run's files alone: written with the members in hand (as the search does) it is the same file.
+    text = (run_dir / "pareto.csv").read_text()
+    write_pareto_csv(run_dir, members=members)
+    assert (run_dir / "pareto.csv").read_text() == text
 
 
 def test_a_trial_over_the_current_budget_leaves_the_front_even_if_it_finished_under_a_looser_one():
