@@ -44,7 +44,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     run.hw.validate()
     validate_compress_config(run.compress)
-    check_members(run.compress.members)
+    check_members(run.compress.members, checkpoint=run.checkpoint, data_root=_given_root(run.data))
     validate_data_config(run.data)
     folder = Path(run.checkpoint)
     if folder.is_file():  # its model.pt named directly; any other file (model_int8.onnx, arch.json) is a slip
@@ -154,18 +154,85 @@ def recorded_root(folder: Path, meta: dict[str, Any]) -> str | None:
     return str(root) if root else None
 
 
-# What compress.run takes instead of the settings that choose among a search's Pareto members.
+# What compress.run takes instead of the settings that choose among a search's Pareto members; the nas.report command
+# (`_top_k_command`) follows it.
 _ONE_CHECKPOINT = ("compress.run compresses the one checkpoint= it is given: pass checkpoint=<run>/checkpoints/<arch_id> "
-                   "for each member, or compress a run's best k with python -m nas.report search.runs_dir=<folder above "
-                   "the run> search.study_name=<its name> compress.members=top_k compress.top_k=<k>")
+                   "for each member, or compress a run's best k with ")
 
 
-def check_members(members: Any) -> None:
+def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
+    """The `python -m nas.report` command that compresses the best k members of the run that `checkpoint` is a member
+    of: its runs_dir and study_name from the folder's path, the `data_root` this command was given (None: its data
+    group's own; the rebuild takes a study's data from here, on this machine), and the final_train its members were
+    trained with where that is not final_train's default (`_searched_final_train`): without it the rebuild refuses to
+    train them again with the default recipe (`nas.search.export_study`), a second refusal after this one. Outside a
+    run folder the settings are named by placeholders."""
+    run_dir = _run_of(_folder_of(checkpoint)) if checkpoint else None
+    if run_dir is None:
+        return ("python -m nas.report search.runs_dir=<folder above the run> search.study_name=<its name> "
+                "compress.members=top_k compress.top_k=<k>")
+    named = [f"search.runs_dir={run_dir.parent}", f"search.study_name={run_dir.name}",
+             *([f"data.root={data_root}"] if data_root else []), *_searched_final_train(run_dir), "compress.members=top_k"]
+    return f"{shell_command('nas.report', named)} compress.top_k=<k>"  # <k> left to the user, unquoted
+
+
+def _searched_final_train(run_dir: Path) -> list[str]:
+    """The final_train settings, each one shell argument, that rebuild the members of `run_dir` without training them
+    again: none for final_train's default recipe, `final_train=none` for members kept with their proxy-trained
+    weights, else the config group closest to their recipe (`final_train=smoke`) and each `final_train.<key>=` it
+    differs in, the settings that change only the training's speed aside (`nas.study.SPEED_SETTINGS`, which a rebuild
+    ignores too). Read from the members' metrics.json (what the rebuild compares), or the run's config.yaml where they
+    record no one recipe."""
+    import json
+
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from nas.config import TrainConfig
+    from nas.study import SPEED_SETTINGS
+
+    def recipe(value: Any) -> dict[str, Any] | None:  # None: no final training
+        if not isinstance(value, dict) or not value.get("epochs"):
+            return None
+        return {k: v for k, v in value.items() if k not in SPEED_SETTINGS["train"]}
+
+    recorded: list[dict[str, Any] | None] = []
+    for path in sorted((run_dir / "checkpoints").glob("*/metrics.json")):
+        try:
+            member = json.loads(path.read_text())
+            if "final_train" in member:  # null: not final-trained
+                info = member["final_train"]
+                recorded.append(recipe(info.get("recipe") if isinstance(info, dict) else None))
+        except (OSError, ValueError, AttributeError):  # unreadable, or no object in it: as the rebuild skips it
+            continue
+    try:
+        if recorded and all(r == recorded[0] for r in recorded):
+            done = recorded[0]
+        else:  # members trained otherwise from each other, or none recorded: the search's own setting
+            done = recipe(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))["final_train"])
+        groups = {name: recipe(OmegaConf.to_container(OmegaConf.merge(
+            OmegaConf.structured(TrainConfig), OmegaConf.load(CONF_DIR / "final_train" / f"{name}.yaml")), enum_to_str=True))
+            for name in ("default", "smoke")}
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException):
+        return []  # nothing to go by: the rebuild's own refusal names what it lacks
+    if done is None:
+        return ["final_train=none"]
+    differ = {name: {k: v for k, v in done.items() if group is not None and group.get(k) != v}
+              for name, group in groups.items() if group is not None}
+    name = min(differ, key=lambda n: (len(differ[n]), n != "default"))  # the default where it is as close
+    return ([] if name == "default" else [f"final_train={name}"]) + [f"final_train.{k}={_yaml(v)}" for k, v in differ[name].items()]
+
+
+def check_members(members: Any, *, checkpoint: str | Path | None = None, data_root: str | None = None) -> None:
     """`ConfigError` for a `compress.members` other than `all`: it chooses among a search's Pareto members, and
-    compress.run, given one checkpoint, compressed it whatever the value said (none included)."""
+    compress.run, given one checkpoint, compressed it whatever the value said (none included). `checkpoint`: the
+    checkpoint= given, whose run the nas.report command named instead is for; `data_root`: a data.root given on the
+    command line, which that command repeats (`_top_k_command`)."""
     mode = getattr(members, "value", members)
     if mode == "top_k":
-        raise ConfigError(f"compress.members=top_k chooses among a search's Pareto members; {_ONE_CHECKPOINT}")
+        raise ConfigError(f"compress.members=top_k chooses among a search's Pareto members; {_ONE_CHECKPOINT}"
+                          f"{_top_k_command(checkpoint, data_root)}")
     if mode == "none":
         raise ConfigError("compress.members=none (compress=none) compresses nothing, but compress.run always compresses "
                           "the checkpoint= it is given: leave it out")
@@ -174,10 +241,22 @@ def check_members(members: Any) -> None:
 def unused_overrides(args: list[str]) -> str | None:
     """One line for a `compress.top_k=` on the command line (it only means something with compress.members=top_k,
     refused by `check_members`; compress=smoke sets it too, so only the user's own is caught here), else None."""
+    given = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+    hint = f"{_ONE_CHECKPOINT}{_top_k_command(given.get('checkpoint'), given.get('data.root'))}"
     for arg in args:
         if arg.lstrip("+").split("=", 1)[0] == "compress.top_k":
-            return f"{arg.lstrip('+')} chooses among a search's Pareto members; {_ONE_CHECKPOINT}"
+            return f"{arg.lstrip('+')} chooses among a search's Pareto members; {hint}"
     return None
+
+
+def _given_root(data: DataConfig) -> str | None:
+    """`data.root` where it is not the root of its data group's file (given on the command line), else None."""
+    from omegaconf import OmegaConf
+
+    from nas.config import group_file
+
+    path = group_file("data", data.name)
+    return data.root if path is None or OmegaConf.load(path).get("root") != data.root else None
 
 
 def _searched_background(folder: Path) -> tuple[bool, int | None]:

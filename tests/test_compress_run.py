@@ -1,0 +1,105 @@
+"""python -m compress.run: the hints of its refusals (its table and compression: tests/test_compress_pipeline.py)."""
+
+import json
+import shlex
+
+import pytest
+
+from compress.run import _searched_final_train, check_members, unused_overrides
+from nas.errors import ConfigError
+
+
+def _run_folder(tmp_path, final_train, *, config_final_train=None):
+    """A run folder `tmp_path/t` whose members' metrics.json record `final_train` (one per member) and whose config.yaml
+    records `config_final_train`."""
+    run_dir = tmp_path / "t"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for i, info in enumerate(final_train):
+        (run_dir / "checkpoints" / f"m{i}").mkdir()
+        (run_dir / "checkpoints" / f"m{i}" / "metrics.json").write_text(json.dumps({"final_train": info}))
+    (run_dir / "pareto.json").write_text("{}")
+    if config_final_train is not None:
+        (run_dir / "config.yaml").write_text(f"final_train: {json.dumps(config_final_train)}\n")
+    return run_dir
+
+
+def _recipe(**changes):
+    from dataclasses import asdict
+
+    from nas.config import TrainConfig
+
+    recipe = asdict(TrainConfig(epochs=6, warmup_frac=0.05))  # conf/final_train/default.yaml
+    recipe["precision"] = recipe["precision"].value  # as metrics.json holds it
+    return {"epochs": 6, **{k: v for k, v in recipe.items() if k != "epochs"}, **changes}
+
+
+SMOKE = {"epochs": 2, "subset": 512, "batch_size": 64}
+
+
+def test_searched_final_train_names_the_members_recipe_where_it_is_not_the_default(tmp_path):
+    # The rebuild refuses, naming no final_train, members final-trained with another recipe than the default: the
+    # top_k hint of compress.run must name the one they were trained with.
+    def settings(*final_train, **kw):
+        import shutil
+
+        shutil.rmtree(tmp_path / "t", ignore_errors=True)
+        return _searched_final_train(_run_folder(tmp_path, final_train, **kw))
+
+    assert settings({"epochs": 6, "recipe": _recipe()}) == []
+    # speed settings aside, as the rebuild compares them
+    assert settings({"epochs": 6, "recipe": _recipe(threads=8, channels_last=False)}) == []
+    assert settings({"epochs": 2, "recipe": _recipe(**SMOKE)}) == ["final_train=smoke"]
+    assert settings(*[{"epochs": 2, "recipe": _recipe(**{**SMOKE, "epochs": 3})}] * 2) == ["final_train=smoke", "final_train.epochs=3"]
+    assert settings({"epochs": 10, "recipe": _recipe(epochs=10, max_shift=2)}) == ["final_train.epochs=10",
+                                                                                   "final_train.max_shift=2"]
+    assert settings(None, None) == ["final_train=none"]  # proxy-trained weights kept
+    # members that disagree: the search's own setting, from config.yaml
+    assert settings({"epochs": 2, "recipe": _recipe(**SMOKE)}, {"epochs": 6, "recipe": _recipe()},
+                    config_final_train=_recipe(**SMOKE)) == ["final_train=smoke"]
+    assert settings(config_final_train=_recipe(epochs=0)) == ["final_train=none"]
+    assert settings() == []  # nothing recorded: nothing to go by
+
+
+def test_top_k_hint_names_the_runs_folder_and_final_train(tmp_path):
+    run_dir = _run_folder(tmp_path, [{"epochs": 2, "recipe": _recipe(**SMOKE)}])
+    want = (f"python -m nas.report search.runs_dir={tmp_path} search.study_name=t final_train=smoke compress.members=top_k "
+            "compress.top_k=<k>")
+    with pytest.raises(ConfigError, match="compress a run's best k with ") as refused:
+        check_members("top_k", checkpoint=run_dir / "checkpoints" / "m0")
+    assert str(refused.value).endswith(want)
+    (run_dir / "checkpoints" / "m0" / "model.pt").write_bytes(b"")  # its model.pt named: the folder's run all the same
+    said = unused_overrides([f"checkpoint={run_dir / 'checkpoints' / 'm0' / 'model.pt'}", "compress.top_k=2"])
+    assert said is not None and said.startswith("compress.top_k=2 chooses") and said.endswith(want)
+    # outside a run folder: placeholders, as before
+    with pytest.raises(ConfigError) as refused:
+        check_members("top_k", checkpoint=tmp_path / "ck")
+    assert str(refused.value).endswith("python -m nas.report search.runs_dir=<folder above the run> search.study_name=<its "
+                                       "name> compress.members=top_k compress.top_k=<k>")
+
+
+def test_top_k_hint_of_a_final_train_smoke_run_is_a_rebuild_that_runs(tiny_idx_root, tmp_path, compose_cfg):
+    # The hint named no final_train: the nas.report command it gave was refused in turn for members final-trained with
+    # final_train=smoke (`nas.search._refuse_redoing`).
+    from hydra import compose, initialize_config_dir
+
+    from compress.run import run_compress
+    from nas.config import register_configs
+    from nas.report import main
+    from nas.search import run_search
+    from tests.conftest import CONF_DIR
+
+    result = run_search(compose_cfg(f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
+                                    f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false",
+                                    "compress=none", "final_train=smoke", "search.n_trials=1"))
+    (member,) = result.pareto
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={result.run_dir / 'checkpoints' / member['arch_id']}",
+                                                              f"data.root={tiny_idx_root}", "compress.members=top_k"])
+    with pytest.raises(ConfigError) as refused:
+        run_compress(cfg)
+    command = shlex.split(str(refused.value).split("compress a run's best k with ", 1)[1].replace("<k>", "1"))
+    # the data.root given here, too: the rebuild takes a study's data from this machine, as this command does
+    assert command[:3] == ["python", "-m", "nas.report"] and {"final_train=smoke", f"data.root={tiny_idx_root}"} <= set(command)
+    assert main([*command[3:], "compress=smoke"]) == 0  # compress=smoke: seconds, not minutes
+    assert (result.run_dir / "checkpoints" / member["arch_id"] / "compressed_metrics.json").is_file()
