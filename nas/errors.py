@@ -43,6 +43,13 @@ def interrupting_signal(e: KeyboardInterrupt) -> signal.Signals:
     return signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
 
 
+def interruption_text(*, stopped_by: signal.Signals) -> str:
+    """What stopped a command, for a record read later (a search's run marker, and the report that quotes it):
+    "interrupted (Ctrl-C)" for SIGINT, "stopped by SIGTERM" for SIGTERM (a scheduler's time limit, `kill`): which of the
+    two it was tells a user who pressed nothing what to look at."""
+    return "interrupted (Ctrl-C)" if stopped_by == signal.SIGINT else f"stopped by {stopped_by.name}"
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the command as Ctrl-C does, by raising
     `Terminated` (a KeyboardInterrupt) where it strikes, instead of the process dying at once: whatever cleans up after

@@ -59,7 +59,7 @@ from nas.data import (
     imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, counted, exit_on_error, interrupting_signal,
-                        logging_to, make_folder, stop_on_sigterm)
+                        interruption_text, logging_to, make_folder, stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import host_mismatch
@@ -989,8 +989,8 @@ def _stop_recorded(run_dir: Path) -> Iterator[None]:
     except NasError as e:
         _record_stop(run_dir, f"error: {e}")
         raise
-    except KeyboardInterrupt:
-        _record_stop(run_dir, "interrupted (Ctrl-C or SIGTERM)")
+    except KeyboardInterrupt as e:  # which signal it was: a SIGTERM nobody at the terminal sent is a scheduler's or kill's
+        _record_stop(run_dir, interruption_text(stopped_by=interrupting_signal(e)))
         raise
     except Exception as e:
         # A full disk often still takes the marker's few hundred bytes (the failed write's temporary file is removed

@@ -1355,3 +1355,17 @@ def test_search_log_gives_accuracies_in_percent_as_the_report_does():
     assert _best_text(study) == "val acc 90.12% @ 0.500 ms"
     verdict = early_stop_verdict(0.70, 0.6, [(0.90, 0.5, 0.85)], min_reference=1, safety=1.0, slack=0.0)
     assert verdict == "stopped early: val acc 70.00% + allowed gain 5.00 pt < 90.00% of a trial no slower (1 reference)"
+
+
+def test_a_search_stopped_by_a_signal_names_which_in_its_run_marker(tmp_path):
+    # The marker (and the report quoting it) said "interrupted (Ctrl-C or SIGTERM)": a user who pressed nothing could
+    # not tell that a scheduler's time limit or a kill had stopped the search.
+    from nas.errors import Terminated, interruption_text
+
+    marker = search_mod._marker(tmp_path)
+    for raised, said in ((KeyboardInterrupt, "interrupted (Ctrl-C)"), (Terminated, "stopped by SIGTERM")):
+        marker.write_text(json.dumps({"pid": 1}))
+        with pytest.raises(raised), search_mod._stop_recorded(tmp_path):
+            raise raised
+        assert json.loads(marker.read_text()) == {"pid": 1, "stopped": said}
+    assert interruption_text(stopped_by=signal.SIGHUP) == "stopped by SIGHUP"
