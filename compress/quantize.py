@@ -32,6 +32,7 @@ from torch import nn
 from nas.config import DataConfig, QuantizeConfig
 from nas.data import Dataset, Split, iterate_batches
 from nas.errors import counted
+from nas.report import drop_text
 from nas.train import evaluate, subset_split
 
 from compress.recover import distill
@@ -105,8 +106,9 @@ class QuantizeResult:
 
     @property
     def acc_drop(self) -> float:
-        """Validation accuracy points lost to int8."""
-        return (self.fp32_val_acc - self.val_acc) * 100.0
+        """Validation accuracy points lost to int8, rounded as `quantize` judges them against `max_acc_drop` (`_drop_pt`):
+        a drop `within_tolerance` is never above it."""
+        return _drop_pt(self.fp32_val_acc, self.val_acc)
 
 
 def _drop_pt(fp32: float, acc: float) -> float:
@@ -148,9 +150,10 @@ def quantize(
     if best_state is not None:
         quantized.load_state_dict(best_state)
     quantized.eval()
-    within = _drop_pt(fp32, best_acc) <= cfg.max_acc_drop
-    if not within:
+    drop = _drop_pt(fp32, best_acc)
+    within = drop <= cfg.max_acc_drop
+    if not within:  # the drop printed to as many decimals as it takes to read as more than the allowance (0.304, not 0.30)
         extra = f"after {counted(epochs, 'QAT epoch')}" if epochs else "and QAT is disabled"
-        note = "; ".join(filter(None, [note, f"int8 loses {(fp32 - best_acc) * 100:.2f} pt of val accuracy {extra}, "
-                                              f"more than compress.quantize.max_acc_drop={cfg.max_acc_drop}"]))
+        note = "; ".join(filter(None, [note, f"int8 loses {drop_text(drop, limit=cfg.max_acc_drop)} pt of val accuracy "
+                                              f"{extra}, more than compress.quantize.max_acc_drop={cfg.max_acc_drop}"]))
     return QuantizeResult(quantized, fp32, ptq, best_acc, epochs, seconds, cfg.max_acc_drop, within, note)

@@ -1296,8 +1296,19 @@ def _qat_why(int8: dict[str, Any]) -> str:
     if fp32 is None or ptq is None or most is None:
         return ""
     drop = round((fp32 - ptq) * 100.0, 9)  # as compress.quantize judges it
-    return (f" (PTQ lost {drop:.2f} pt of val accuracy, {'over' if drop > most else 'within'} "
+    return (f" (PTQ lost {drop_text(drop, limit=most)} pt of val accuracy, {'over' if drop > most else 'within'} "
             f"compress.quantize.max_acc_drop={most:g})")
+
+
+def drop_text(drop: float, *, limit: float) -> str:
+    """Accuracy points `drop` to 2 decimals, or to as many more (up to the 9 that `compress.quantize` rounds a drop to
+    before judging it) as it takes for the printed number to compare with `limit` (compress.quantize.max_acc_drop) as
+    the drop itself does: a drop of 0.304 pt over max_acc_drop=0.3 printed as "0.30" read as within it."""
+    for places in range(2, 10):
+        text = f"{drop:.{places}f}"
+        if (float(text) > limit) == (drop > limit):
+            break
+    return text
 
 
 def _whole_way_text(compressed: dict[str, Any]) -> str | None:

@@ -127,6 +127,25 @@ def test_a_ptq_drop_of_exactly_max_acc_drop_runs_no_qat(monkeypatch):
     data = dataclasses.make_dataclass("D", ["train", "val", "balanced"])(None, None, False)
     result = q.quantize(torch.nn.Linear(2, 2), data, cfg, fp32_val_acc=0.179)
     assert result.qat_epochs == 0 and result.within_tolerance and result.note == ""
+    # the drop it reports is the one it judged: 0.30000000000000027 beside within_tolerance read as a wrong decision
+    assert result.acc_drop == 0.3 and result.acc_drop <= result.max_acc_drop
+
+
+def test_a_drop_over_max_acc_drop_is_printed_as_over_it(monkeypatch):
+    # 0.304 pt lost (balanced accuracy, or more than 10,000 val images) was printed "int8 loses 0.30 pt ..., more than
+    # compress.quantize.max_acc_drop=0.3": a number that reads as within the allowance beside a verdict of over it.
+    import torch
+
+    import compress.quantize as q
+
+    monkeypatch.setattr(q, "quantize_ptq", lambda model, train, **kw: (model, ""))
+    monkeypatch.setattr(q, "evaluate", lambda model, split, **kw: 0.17596)
+    cfg = QuantizeConfig(calibration_size=32, max_acc_drop=0.3, qat=FinetuneConfig(epochs=0))
+    data = dataclasses.make_dataclass("D", ["train", "val", "balanced"])(None, None, False)
+    result = q.quantize(torch.nn.Linear(2, 2), data, cfg, fp32_val_acc=0.179)
+    assert not result.within_tolerance and result.acc_drop == 0.304
+    assert result.note == ("int8 loses 0.304 pt of val accuracy and QAT is disabled, more than "
+                           "compress.quantize.max_acc_drop=0.3")
 
 
 def test_missing_or_corrupt_files_give_a_clear_error(tmp_path, data):

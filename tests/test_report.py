@@ -279,6 +279,8 @@ def test_the_int8_row_says_why_qat_ran_or_not() -> None:
             in _compressed_rows([member], "edge_npu")[2][-1])
     int8.update(ptq_val_acc=0.176)  # exactly the allowance: within, as compress.quantize judges it
     assert "PTQ lost 0.30 pt of val accuracy, within" in _compressed_rows([member], "edge_npu")[2][-1]
+    int8.update(ptq_val_acc=0.17596)  # 0.304 pt: "0.30 ... over 0.3" read as a wrong verdict; decimals enough to differ
+    assert "PTQ lost 0.304 pt of val accuracy, over" in _compressed_rows([member], "edge_npu")[2][-1]
     del int8["ptq_val_acc"]  # a file without the fields: as before
     assert _compressed_rows([member], "edge_npu")[2][-1].endswith("QAT epochs 1")
 
