@@ -984,7 +984,8 @@ _INT8_LABEL_MIXED = "compressed int8 of the member's model.pt (see 'Weights test
 
 def _int8_label(members: Sequence[_Member], hw: Any) -> str:
     """The int8 stars' legend: of final-trained weights, or, after final_train=none, of the search's proxy weights
-    (the label said "final-trained" for those too); a run with both says to look at the header's 'Weights tested'."""
+    (the label said "final-trained" for those too); a run with both says to look at the header's 'Weights tested'. Stars
+    scored on part of the val images (compress.eval_images) say on how many, as the note under the table does."""
     starred = {a for a, _, _ in _int8_points(members, hw)}
     proxy = {m.metrics.get("final_train") is None for m in members
              if m.arch_id in starred and m.metrics is not None and "final_train" in m.metrics}  # older files lack it
@@ -993,7 +994,28 @@ def _int8_label(members: Sequence[_Member], hw: Any) -> str:
     sources = {_int8_source((m.compressed or {}).get("int8")) for m in members if m.arch_id in starred}
     ran = (_INT8_VAL_SOURCE.get(next(iter(sources)), "") if len(sources) == 1
            else "its int8 file, run as its int8 row's note says")
-    return label.replace("its OpenVINO file", ran) if ran else label
+    label = label.replace("its OpenVINO file", ran) if ran else label
+    # compress.eval_images scored a star on part of the val images: the PNG has no hover text to say so, only this
+    cuts = {_val_cut(m) for m in members if m.arch_id in starred}
+    capped = [cut for cut in cuts if cut is not None]
+    if not capped:
+        return label
+    if len(cuts) == 1:  # every star on the same part
+        return label[:-1] + f", on {_cut_text(capped[0], 'val')})"
+    some = "some " if None in cuts else ""  # stars scored on every val image beside capped ones, or other caps
+    return label[:-1] + f", {some}on part of the val images: compress.eval_images, see the note under the table)"
+
+
+def _val_cut(member: _Member) -> tuple[int, int] | None:
+    """(val images scored, val images) of a compressed member scored on part of them (`scored_images`), else None."""
+    c = member.compressed or {}
+    return None if c.get("error") else scored_images(c).get("val")
+
+
+def _cut_text(cut: tuple[int, int], split: str) -> str:
+    """'1,000 of the 6,000 val images': a split's images scored of all (`scored_images`), as the note under the
+    compressed table (`_scored_images_note`), the int8 stars' legend and their hover text say it."""
+    return f"{cut[0]:,} of the {cut[1]:,} {split} images"
 
 
 # How a star's val acc was computed, by int8 test_acc_source (`compress.pipeline.int8_headline_source`)
@@ -1060,10 +1082,13 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
             marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
     points = _int8_points(run.members, run.header.get("hw"))
     if points:
+        cuts = {m.arch_id: _val_cut(m) for m in run.members}  # a star scored on part of the val images says so
         fig.add_trace(go.Scatter(
             x=[p[1] for p in points], y=[100.0 * p[2] for p in points], mode="markers",
             name=_int8_label(run.members, run.header.get("hw")), hoverinfo="text",
-            hovertext=[f"{html.escape(a)} int8<br>val acc {_fmt_acc(acc)}<br>{_fmt_ms(ms)} ms" for a, ms, acc in points],
+            hovertext=[f"{html.escape(a)} int8<br>val acc {_fmt_acc(acc)}"
+                       + (f" (on {_cut_text(cut, 'val')}: compress.eval_images)" if (cut := cuts.get(a)) else "")
+                       + f"<br>{_fmt_ms(ms)} ms" for a, ms, acc in points],
             marker={"color": _INT8_COLOUR, "size": 12, "symbol": "star"}))
     if run.budget_ms is not None:
         fig.add_vline(x=run.budget_ms, line_dash="dash", line_color="#555",
@@ -1356,7 +1381,7 @@ def _scored_images_note(members: Sequence[_Member]) -> str:
         if not c.get("error") and (scored := scored_images(c)):
             # the header's "one test image = 0.01 pt" is of the whole test split: of a cut one, an image weighs more
             # (a balanced accuracy's image weighs by its class, which the cut's counts do not say)
-            text = " and ".join(f"{n:,} of the {of:,} {split} images" + (
+            text = " and ".join(_cut_text((n, of), split) + (
                 f" (one test image = {_image_worth(n)} pt)" if split == "test" and n > 0
                 and c.get("metric") != "balanced_accuracy" else "") for split, (n, of) in scored.items())
             cuts.setdefault(text, []).append(m.arch_id)

@@ -1192,6 +1192,39 @@ def test_compressed_accuracies_scored_on_part_of_the_images_say_of_how_many(run_
     assert scored_images({"error": "out of memory"}) == scored_images(None) == {}
 
 
+def test_int8_stars_scored_on_part_of_the_val_images_say_so_in_their_legend_and_hover(run_dir: pathlib.Path) -> None:
+    # compress.eval_images=N scores the int8 file on N val images; the note under the table said so, but the Pareto
+    # plot's star (its hover text in report.html, its legend in pareto.png too) gave its val acc as of every image.
+    import nas.report
+    from nas.report import _int8_label
+
+    stages = {"hw": "edge_npu", "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.2, "val_acc_file": 0.8}}
+    fast, slow = (run_dir / "checkpoints" / a / "compressed_metrics.json" for a in (FAST, SLOW))
+    fast.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
+    slow.write_text(json.dumps(stages))
+
+    def star() -> tuple[str, list[str]]:
+        run = nas.report._load_run(run_dir)
+        (trace,) = [t for t in nas.report._pareto_figure(run).data if t.marker.symbol == "star"]
+        assert trace.name == _int8_label(run.members, "edge_npu")  # the PNG's legend is the same label
+        return trace.name, list(trace.hovertext)
+
+    label, hover = star()
+    assert label == ("compressed int8 of the final-trained member (val acc from its OpenVINO file, some on part of the "
+                     "val images: compress.eval_images, see the note under the table)")
+    assert hover == [f"{FAST} int8<br>val acc 80.00% (on 1,000 of the 6,000 val images: compress.eval_images)<br>0.200 ms",
+                     f"{SLOW} int8<br>val acc 80.00%<br>0.200 ms"]
+    slow.write_text(fast.read_text())  # every star on the same part: the legend says on how many
+    assert star()[0].endswith("(val acc from its OpenVINO file, on 1,000 of the 6,000 val images)")
+    slow.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 500, "val_of": 6000}}))
+    assert star()[0].endswith(", on part of the val images: compress.eval_images, see the note under the table)")
+    for path in (fast, slow):  # every val image scored (the test images capped): as before
+        path.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 6000, "val_of": 6000}}))
+    label, hover = star()
+    assert label.endswith("(val acc from its OpenVINO file)") and all("compress.eval_images" not in h for h in hover)
+
+
 @pytest.mark.parametrize("flag", ["--cfg", "-m", "--config-dir=/x", "--info"])
 def test_hydra_flags_are_refused_by_name_not_read_as_a_run_folder(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     # `nas.report search.storage=... search.study_name=... --cfg job` said "a run folder is read as it is, without
