@@ -1136,11 +1136,14 @@ class _PlotlyEmbedder:
 
     def __init__(self) -> None:
         self._bundled = False
+        self._count = 0
 
     def __call__(self, fig: go.Figure, height_px: int) -> str:
         import plotly.io as pio
 
-        div = pio.to_html(fig, include_plotlyjs=not self._bundled, full_html=False,
+        # Numbered div ids, not Plotly's random ones: a rebuild from the same files writes the same report.html.
+        self._count += 1
+        div = pio.to_html(fig, include_plotlyjs=not self._bundled, full_html=False, div_id=f"plot{self._count}",
                           default_height=f"{height_px}px", config={"displaylogo": False, "responsive": True})
         self._bundled = True
         return div
@@ -1407,20 +1410,29 @@ def _predicted_precision_note(members: Sequence[_Member]) -> str:
 
 def _host_latency_note(members: Sequence[_Member]) -> str:
     """How the compressed table's 'host' columns were timed (compressed_metrics.json's host_latency.how up to its first
-    ';': batch 1, threads, rounds), and which members' are empty because compress.measure_latency=false (compress=smoke)
+    ';': batch 1, threads, rounds) and on which machine (its host_latency.machine: CPU model, cpus, flags; each member's
+    where they differ), and which members' are empty because compress.measure_latency=false (compress=smoke)
     timed nothing; '' when no member says. Without it those columns gave ms without a batch or thread count, and their
     '–' no reason."""
     hows: list[str] = []
     untimed: list[str] = []
+    machines: dict[str, str] = {}  # arch_id -> host_latency.machine: which CPU the host milliseconds are of
     for m in members:
         c = m.compressed or {}
         if not c or c.get("error"):
             continue
         if (c.get("config") or {}).get("measure_latency") is False:
             untimed.append(m.arch_id)
-        elif isinstance(how := (c.get("host_latency") or {}).get("how"), str) and how.split(";")[0] not in hows:
-            hows.append(how.split(";")[0])
-    parts = [f"Host latencies: {'; '.join(hows)}, on the machine that compressed the member." if hows else "",
+        elif isinstance(how := (c.get("host_latency") or {}).get("how"), str):
+            if how.split(";")[0] not in hows:
+                hows.append(how.split(";")[0])
+            if isinstance(machine := c["host_latency"].get("machine"), str) and machine:
+                machines[m.arch_id] = machine
+    if len(set(machines.values())) == 1:
+        on = f" ({next(iter(machines.values()))})"
+    else:  # members compressed on different machines (a compress.run of one member elsewhere): each its own
+        on = f" ({'; '.join(f'{a}: {mc}' for a, mc in machines.items())})" if machines else ""
+    parts = [f"Host latencies: {'; '.join(hows)}, on the machine that compressed the member{on}." if hows else "",
              f"'host' columns are empty for {', '.join(untimed)}: compressed with compress.measure_latency=false "
              "(as compress=smoke is), which times nothing." if untimed else ""]
     return " ".join(p for p in parts if p)

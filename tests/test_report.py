@@ -1294,3 +1294,31 @@ def test_the_compressed_note_says_what_one_test_image_is_worth_where_the_test_sp
     path.write_text(json.dumps({**stages, "metric": "balanced_accuracy",
                                 "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
     assert f"{FAST}: on 1,000 of the 10,000 test images and 1,000 of the 6,000 val images." in _markdown(run_dir)
+
+
+def test_the_host_latency_note_names_the_machine_the_host_columns_were_timed_on() -> None:
+    # The note said "on the machine that compressed the member" without naming it, although compressed_metrics.json
+    # records it (host_latency.machine): a reader could not tell which CPU the host milliseconds are of.
+    from nas.report import _host_latency_note
+
+    how = "batch 1, 1 thread, interleaved rounds, median of block medians; OpenVINO CPU"
+    epyc, xeon = "AMD EPYC; 2 cpus; Linux 6.1; family 23 model 49 stepping 0; avx2", "Intel Xeon; 2 cpus; avx512_vnni"
+
+    def timed(arch_id: str, machine: str | None) -> SimpleNamespace:
+        host = {"how": how, **({"machine": machine} if machine else {})}
+        return SimpleNamespace(arch_id=arch_id, compressed={"config": {"measure_latency": True}, "host_latency": host})
+
+    assert _host_latency_note([timed("a", epyc), timed("b", epyc)]) == (
+        "Host latencies: batch 1, 1 thread, interleaved rounds, median of block medians, on the machine that "
+        f"compressed the member ({epyc}).")
+    assert _host_latency_note([timed("a", epyc), timed("b", xeon)]).endswith(
+        f"on the machine that compressed the member (a: {epyc}; b: {xeon}).")
+    # a compressed_metrics.json from before the field: the note as before
+    assert _host_latency_note([timed("a", None)]).endswith("on the machine that compressed the member.")
+
+
+def test_rebuilding_the_report_from_the_same_files_writes_the_same_html(run_dir: pathlib.Path) -> None:
+    # `python -m nas.report <run folder>` rebuilt report.html with other bytes each time (Plotly's random div ids), so a
+    # rebuild could not be checked against the file the search wrote.
+    first = write_reports(run_dir)["report.html"].read_bytes()
+    assert write_reports(run_dir)["report.html"].read_bytes() == first
