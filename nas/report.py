@@ -1054,6 +1054,13 @@ def int8_source_text(int8: dict[str, Any]) -> str:
     return f"test acc from {ir} in OpenVINO; {onnx} in onnxruntime {ort}"
 
 
+def _latency_title(hw: object, what: str = "") -> str:
+    """An axis title for the chip's predicted latencies: 'predicted latency on edge_npu (ms)', with `what` (' by stage')
+    before the unit; a plot taken out of the report still says whose milliseconds they are. No chip: none named."""
+    on = f" on {hw}" if isinstance(hw, str) and hw else ""
+    return f"predicted latency{on}{what} (ms)"
+
+
 def _pareto_figure(run: _Run) -> go.Figure | None:
     complete, members = run.complete, _plottable(run.members)
     if not complete and not members:
@@ -1093,7 +1100,7 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
     if run.budget_ms is not None:
         fig.add_vline(x=run.budget_ms, line_dash="dash", line_color="#555",
                       annotation_text=f"budget {run.budget_ms:g} ms", annotation_position="top right")
-    fig.update_layout(xaxis_title="predicted latency (ms)", yaxis_title="val accuracy (%)",
+    fig.update_layout(xaxis_title=_latency_title(run.header.get("hw")), yaxis_title="val accuracy (%)",
                       template="plotly_white", margin={"l": 60, "r": 20, "t": 30, "b": 50},
                       legend={"orientation": "h", "y": -0.18})
     return fig
@@ -1116,19 +1123,19 @@ def _stacked_bar_figure(members: Sequence[_Member], segments: Sequence[tuple[str
     return fig
 
 
-def _stage_breakdown_figure(members: Sequence[_Member]) -> go.Figure | None:
+def _stage_breakdown_figure(members: Sequence[_Member], hw: object = None) -> go.Figure | None:
     if not any(m.metrics is not None for m in members):
         return None
     segments = [(part, [_stage_ms(m, part) for m in members]) for part in _stage_parts(members)]
-    return _stacked_bar_figure(members, segments, "predicted latency by stage (ms)")
+    return _stacked_bar_figure(members, segments, _latency_title(hw, " by stage"))
 
 
-def _kind_breakdown_figure(members: Sequence[_Member]) -> go.Figure | None:
+def _kind_breakdown_figure(members: Sequence[_Member], hw: object = None) -> go.Figure | None:
     if not any(_kind_totals(m) for m in members):
         return None
     totals = [(_kind_totals(m) if m.metrics is not None else None) for m in members]
     segments = [(kind, [None if t is None else t.get(kind, 0.0) for t in totals]) for kind in _kinds(members)]
-    return _stacked_bar_figure(members, segments, "predicted latency by op kind (ms)")
+    return _stacked_bar_figure(members, segments, _latency_title(hw, " by op kind"))
 
 
 class _PlotlyEmbedder:
@@ -1506,7 +1513,8 @@ def _render_html(run: _Run) -> str:
     facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _header_facts(run))
     no_trials = _html_note(_no_trials_note(run))
     pareto = _pareto_figure(run)
-    by_stage, by_kind = _stage_breakdown_figure(members), _kind_breakdown_figure(members)
+    hw = run.header.get("hw")
+    by_stage, by_kind = _stage_breakdown_figure(members, hw), _kind_breakdown_figure(members, hw)
     bar_height = 140 + 42 * len(members)
     parts = [
         f"<h1>{html.escape(_title(run))}</h1>",
@@ -1646,7 +1654,7 @@ def _pareto_png(run: _Run) -> bytes:
                    label=_int8_label(run.members, run.header.get("hw")), zorder=4)
     if run.budget_ms is not None:
         ax.axvline(run.budget_ms, color="#555", linestyle="--", label=f"budget {run.budget_ms:g} ms")
-    ax.set_xlabel("predicted latency (ms)")
+    ax.set_xlabel(_latency_title(run.header.get("hw")))
     ax.set_ylabel("val accuracy (%)")
     ax.set_title("Pareto front: accuracy vs. predicted latency")
     ax.grid(alpha=0.3)
@@ -1670,7 +1678,7 @@ def _breakdown_png(run: _Run) -> bytes:
         left = [a + b for a, b in zip(left, widths)]
     ax.set_yticks(list(rows), [_row_label(m) for m in members], fontsize=8)
     ax.invert_yaxis()  # fastest member on top, as in the tables
-    ax.set_xlabel("predicted latency (ms)")
+    ax.set_xlabel(_latency_title(run.header.get("hw")))
     ax.set_title("Predicted latency of the front by stage")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)

@@ -1322,3 +1322,22 @@ def test_rebuilding_the_report_from_the_same_files_writes_the_same_html(run_dir:
     # rebuild could not be checked against the file the search wrote.
     first = write_reports(run_dir)["report.html"].read_bytes()
     assert write_reports(run_dir)["report.html"].read_bytes() == first
+
+
+def test_the_plots_latency_axes_name_the_chip_the_latencies_are_predicted_for(run_dir: pathlib.Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # pareto.png and latency_breakdown.png said "predicted latency (ms)" without the chip, so a plot taken out of the
+    # report (a slide, a ticket) did not say whose milliseconds they were.
+    import nas.report as report
+
+    figures = []
+    real = report._png_bytes
+    monkeypatch.setattr(report, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
+    written = write_reports(run_dir)
+    labels = {f.axes[0].get_title(): f.axes[0].get_xlabel() for f in figures if f.axes}
+    assert labels["Pareto front: accuracy vs. predicted latency"] == "predicted latency on edge_npu (ms)"
+    assert labels["Predicted latency of the front by stage"] == "predicted latency on edge_npu (ms)"
+    page = written["report.html"].read_text(encoding="utf-8")
+    for title in ("predicted latency on edge_npu (ms)", "predicted latency on edge_npu by stage (ms)",
+                  "predicted latency on edge_npu by op kind (ms)"):
+        assert f'"text":"{title}"' in page, title
