@@ -1020,7 +1020,8 @@ def _cut_text(cut: tuple[int, int], split: str) -> str:
 
 # How a star's val acc was computed, by int8 test_acc_source (`compress.pipeline.int8_headline_source`)
 _INT8_VAL_SOURCE = {"onnxruntime": "its ONNX file in onnxruntime",
-                    "reference": "its ONNX file run operator by operator: this CPU's int8 kernels saturate"}
+                    "reference": "its ONNX file run operator by operator: the int8 kernels of the CPU that compressed "
+                                 "it saturate"}
 
 
 def int8_test_acc_source(int8: Any) -> str:
@@ -1041,8 +1042,9 @@ def _int8_source(int8: Any) -> str:
 def int8_source_text(int8: dict[str, Any]) -> str:
     """Which runtime the int8 row's test acc is from (compressed_metrics.json's int8 `test_acc_source`), with the
     others' beside it: 'test acc from model_int8.xml in OpenVINO; model_int8.onnx in onnxruntime 89.10%'. The file run
-    operator by operator is the headline for a chip other than this host's CPU when this CPU's int8 kernels saturate
-    (x86 without VNNI): the runtimes here then give less than the chip will."""
+    operator by operator is the headline for a chip other than the compressing CPU when that CPU's int8 kernels
+    saturate (x86 without VNNI): its runtimes then give less than the chip will. Worded for the CPU that compressed
+    it, not 'this CPU': the report may be rebuilt on another machine."""
     onnx, ir = int8.get("file") or "model_int8.onnx", int8.get("file_ir") or "model_int8.xml"
     ov, ort = _fmt_acc(_to_float(int8.get("test_acc_openvino"))), _fmt_acc(_to_float(int8.get("test_acc_onnx")))
     source = _int8_source(int8)
@@ -1050,7 +1052,7 @@ def int8_source_text(int8: dict[str, Any]) -> str:
         return f"test acc from {onnx} in onnxruntime, the chip's runtime; {ir} in OpenVINO {ov}"
     if source == "reference":
         return (f"test acc from {onnx} run operator by operator, as a chip accumulating int8 in 32 bits computes it "
-                f"(this CPU's int8 kernels saturate); here OpenVINO {ov}, onnxruntime {ort}")
+                f"(the int8 kernels of the CPU that compressed it saturate); there OpenVINO {ov}, onnxruntime {ort}")
     return f"test acc from {ir} in OpenVINO; {onnx} in onnxruntime {ort}"
 
 

@@ -791,7 +791,8 @@ def test_compress_runs_closing_lines_name_the_runtime_of_the_int8_rows_accuracy(
             "note": "", "test_acc_source": "reference (host int8 kernels saturate)"}
     first = closing_lines({"int8": int8, "files": {}}, checkpoint="ck")[0]
     assert first == ("int8 row: test acc from model_int8.onnx run operator by operator, as a chip accumulating int8 in 32 "
-                     "bits computes it (this CPU's int8 kernels saturate); here OpenVINO 84.00%, onnxruntime 85.00%; size "
+                     "bits computes it (the int8 kernels of the CPU that compressed it saturate); there OpenVINO 84.00%, "
+                     "onnxruntime 85.00%; size "
                      "(KiB) of model_int8.onnx")
     first = closing_lines({"int8": {**int8, "test_acc_source": "onnxruntime"}, "files": {}}, checkpoint="ck")[0]
     assert first.startswith("int8 row: test acc from model_int8.onnx in onnxruntime, the chip's runtime; model_int8.xml "

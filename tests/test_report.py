@@ -992,7 +992,8 @@ def test_a_folder_beside_a_run_names_the_run_folder_to_pass(run_dir: pathlib.Pat
 
 def test_the_int8_row_names_whose_accuracy_it_shows_and_keeps_the_others() -> None:
     # compress for hw=edge_npu on a CPU whose int8 kernels saturate: the row's test acc is the file's own (run operator
-    # by operator), and the note gives what this CPU's runtimes got; hw=cpu_ort: onnxruntime's; older files: OpenVINO's
+    # by operator), and the note gives what this CPU's runtimes got; hw=cpu_ort: onnxruntime's; older files: OpenVINO's.
+    # Said of the CPU that compressed it, not 'this CPU': `python -m nas.report <run folder>` may run on another machine.
     from nas.report import _compressed_rows, _int8_label, _int8_points
 
     def run(rel: float) -> dict[str, float]:
@@ -1009,12 +1010,13 @@ def test_the_int8_row_names_whose_accuracy_it_shows_and_keeps_the_others() -> No
     assert row[2].startswith("89.25%")
     assert row[-1].startswith(
         "test acc from model_int8.onnx run operator by operator, as a chip accumulating int8 in 32 bits computes it "
-        "(this CPU's int8 kernels saturate); here OpenVINO 85.50%, onnxruntime 88.10%; QAT epochs 0")
+        "(the int8 kernels of the CPU that compressed it saturate); there OpenVINO 85.50%, onnxruntime 88.10%; QAT epochs 0")
     assert ("logits off the int8 model's by OpenVINO 38%, onnxruntime 34% (tolerance 15%); the row's is the file's own, "
             "run operator by operator (2% off)") in row[-1] and "has test acc" not in row[-1]
     assert _int8_points([member], "edge_npu") == [("aaaa000001", 0.161, 0.88)]
     assert _int8_label([member], "edge_npu") == ("compressed int8 of the final-trained member (val acc from its ONNX file "
-                                                 "run operator by operator: this CPU's int8 kernels saturate)")
+                                                 "run operator by operator: the int8 kernels of the CPU that compressed "
+                                                 "it saturate)")
     int8["test_acc_source"] = "onnxruntime"
     assert _compressed_rows([member], "edge_npu")[2][-1].startswith(
         "test acc from model_int8.onnx in onnxruntime, the chip's runtime; model_int8.xml in OpenVINO 85.50%; QAT epochs 0")
