@@ -539,6 +539,18 @@ _CI_NOTE = ("Test accuracies in [brackets]: the 95% interval that the number of 
             "accurate; below 0.05 the difference is real for this data.")
 
 
+def _predicted_note(members: Sequence[_Member], header: dict[str, Any]) -> str:
+    """What the front table's 'predicted latency' is: the chip's prediction at its hw.precision (pareto.json's
+    hw_precision), so on an int8 chip the int8 model's time and not model.pt's float one. '' without members or for a
+    pareto.json from before the field."""
+    hw, precision = header.get("hw"), header.get("hw_precision")
+    if not (members and isinstance(hw, str) and hw and isinstance(precision, str) and precision):
+        return ""
+    which = f" (the {precision} model's time on the chip, not model.pt's float one)" if precision != "fp32" else ""
+    return (f"'predicted latency': each member's architecture on {hw} at its hw.precision, {precision}{which}, "
+            "from the latency predictor, not timed.")
+
+
 def _measured_note(members: Sequence[_Member], header: dict[str, Any] | None = None) -> str:
     """How and where 'measured on host' was timed (metrics.json's measured_latency_how / _on): a time means little
     without its runtime, threads and CPU. When members were not timed, why (pareto.json's measured_latency_missing,
@@ -1536,7 +1548,8 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note(_no_members_note(run)), _html_note(_left_out_note(run)),
-        _html_note(_best_member_note(members)), _html_note(_measured_note(members, run.header)),
+        _html_note(_best_member_note(members)), _html_note(_predicted_note(members, run.header)),
+        _html_note(_measured_note(members, run.header)),
         _html_note(_final_val_note(members)), _html_note(_ci_note(members)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")), _html_note(_scored_images_note(members)),
@@ -1597,7 +1610,8 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members), _measured_note(run.members, run.header),
+    lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members),
+                                        _predicted_note(run.members, run.header), _measured_note(run.members, run.header),
                                         _final_val_note(run.members), _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))

@@ -647,6 +647,9 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "study_name": study.study_name,
         "hw": run.hw.name,
         "hw_description": run.hw.description,
+        # The number format every latency_ms is predicted at (the chip's hw.precision): edge_npu's are the int8 model's
+        # times, hw=cpu's the float model's; the report says which under its front table.
+        "hw_precision": run.hw.precision,
         "latency_predictor": describe_predictor(run.hw),
         "latency_warning": "; ".join(latency) or None,  # None when none applies
         # Every warning the search that wrote this file gave about its setup, one line each, in its order ([]: none);

@@ -506,3 +506,24 @@ def test_a_members_test_predictions_name_the_image_folders_files_and_an_old_file
     results_mod.materialize_member(tmp_path, record, plain, run)
     assert csv_path.read_text().splitlines()[0] == "index,label,predicted"
     assert csv_path.read_text() == "".join(line.rsplit(",", 1)[0] + "\n" for line in new.splitlines())
+
+
+def test_pareto_json_records_the_precision_its_latencies_are_predicted_at(tmp_path, compose_cfg):
+    # latency_ms is the chip's prediction at its hw.precision (edge_npu: int8, hw=cpu: fp32); pareto.json named the chip
+    # only, so the report could not say whether a member's predicted time is its int8 model's or model.pt's.
+    import json
+
+    import optuna
+    import torch
+
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.results import write_run_files
+
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("imagefolder", Split(x, torch.arange(12) % 3), Split(x[:3], torch.arange(3)),
+                   Split(x[:3], torch.arange(3)), ("a", "b", "c"), (0.5,), (0.25,))
+    for hw, precision in (("edge_npu", "int8"), ("cpu", "fp32")):
+        run = to_run_config(compose_cfg(f"hw={hw}", "data=imagefolder", f"data.root={tmp_path}", "data.img_size=8"))
+        write_run_files(tmp_path / hw, optuna.create_study(directions=["maximize", "minimize"]), data, run)
+        assert json.loads((tmp_path / hw / "pareto.json").read_text())["hw_precision"] == precision
