@@ -723,13 +723,21 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
             ("Search space", str(h.get("space") or _MISSING) + _changed_text(h.get("space_changed"))),
             ("Latency budget", _fmt_budget(run.budget_ms)),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
-            *([("Weights tested", weights)] if (weights := _weights_text(run.members)) else []),
+            *([("Weights tested", weights)] if (weights := _weights_text(run.members, train_images=_train_images(h)))
+              else []),
             # pareto.json's time: not the run's start nor this report's (compression and rebuilds come later), so named
             ("Front written (pareto.json)", str(h.get("created") or _MISSING))]
 
 
-def _weights_text(members: Sequence[_Member]) -> str | None:
-    """Which weights the members' test accuracies are of: final-trained (`final_train`, its epochs) or the search's
+def _train_images(header: dict[str, Any]) -> int | None:
+    """The training split's image count pareto.json records (data.images.train); None where it records none."""
+    n = ((header.get("data") or {}).get("images") or {}).get("train") if isinstance(header.get("data"), dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _weights_text(members: Sequence[_Member], *, train_images: int | None = None) -> str | None:
+    """Which weights the members' test accuracies are of: final-trained (`final_train`, its epochs, and its recipe's
+    subset where that is fewer than the `train_images` of the split, as final_train=smoke's 512) or the search's
     proxy-trained ones (final_train=none), from each metrics.json; None when no member's says (no members, or files
     from before the field). Without it, a final_train=none run's test accuracies read as those of finished models."""
     final: dict[str, list[str]] = {}  # "6 epochs" -> arch_ids
@@ -742,6 +750,9 @@ def _weights_text(members: Sequence[_Member]) -> str | None:
             epochs = info.get("epochs")
             how = (_counted(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs" if epochs is not None
                    else "its recipe")
+            subset = (info.get("recipe") or {}).get("subset") if isinstance(info.get("recipe"), dict) else None
+            if isinstance(subset, int) and train_images is not None and 0 < subset < train_images:
+                how += f" on {subset:,} of the {train_images:,} training images"  # a subset epoch, not the split's
             final.setdefault(how, []).append(m.arch_id)
         else:
             proxy.append(m.arch_id)

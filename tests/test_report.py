@@ -1358,3 +1358,23 @@ def test_the_front_tables_predicted_latency_says_at_which_precision_and_for_whic
     (run_dir / "pareto.json").write_text(json.dumps({**header, "hw": "cpu", "hw_precision": "fp32"}))
     assert ("_'predicted latency': each member's architecture on cpu at its hw.precision, fp32, from the latency "
             "predictor, not timed._") in _markdown(run_dir)
+
+
+def test_weights_final_trained_on_a_subset_of_the_training_images_say_how_many(run_dir: pathlib.Path) -> None:
+    # final_train=smoke trains 2 epochs on 512 images: the header said "final-trained from scratch (2 epochs,
+    # final_train)", which reads as 2 epochs on the 54,000 training images.
+    header = json.loads((run_dir / "pareto.json").read_text())
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "data": {"images": {"train": 54000, "val": 6000,
+                                                                                  "test": 10000}}}))
+    for arch_id in (FAST, SLOW):
+        path = run_dir / "checkpoints" / arch_id / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()),
+                                    "final_train": {"epochs": 2, "recipe": {"epochs": 2, "subset": 512}}}))
+    assert ("- **Weights tested:** final-trained from scratch (2 epochs on 512 of the 54,000 training images, "
+            "final_train)\n") in _markdown(run_dir)
+    for subset in (None, 60000):  # the whole split: said as before
+        for arch_id in (FAST, SLOW):
+            path = run_dir / "checkpoints" / arch_id / "metrics.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()),
+                                        "final_train": {"epochs": 2, "recipe": {"epochs": 2, "subset": subset}}}))
+        assert "- **Weights tested:** final-trained from scratch (2 epochs, final_train)\n" in _markdown(run_dir)
