@@ -10,7 +10,8 @@ compressed_metrics.json records for it is refused. Images are decoded, converted
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
 their softmax probabilities; when every image lies in a folder named after a class, or in a subfolder of one (new
 photos sorted as for training), also the top-1 accuracy on them (when only some do, a line on stderr says how many do
-not instead).
+not instead). An int8 file run on a CPU whose int8 kernels saturate (x86 without VNNI) gets a warning on stderr: its
+predictions there are not the chip's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig
+from nas.latency.measure import int8_saturates
 from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
@@ -460,6 +462,25 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
     return buf.getvalue()
 
 
+def saturation_warning(path: Path) -> str | None:
+    """A warning line when `path` is its folder's int8 file (compressed_metrics.json's int8 `file` / `file_ir`) and this
+    CPU's int8 kernels saturate (`int8_saturates`: x86 without VNNI): OpenVINO and onnxruntime then classify some
+    images otherwise than the int8 model, and the chip, do. It gives the share of test images on which that runtime
+    agreed with the int8 model where it was compressed (`int8.agreement`), where recorded. None otherwise."""
+    int8 = (_json_object(path.parent / "compressed_metrics.json") or {}).get("int8")
+    int8 = int8 if isinstance(int8, dict) else {}
+    runtime = {int8.get("file_ir") or "model_int8.xml": "openvino", int8.get("file") or "model_int8.onnx": "onnx"}
+    if path.name not in runtime or path.suffix not in (".xml", ".onnx") or not int8_saturates():
+        return None
+    agreement = ((int8.get("agreement") or {}).get(runtime[path.name]) or {}).get("top1_agreement")
+    agreed = (f" ({100 * agreement:.1f}% the same top-1 class on the test images where it was compressed)"
+              if isinstance(agreement, (int, float)) else "")
+    return (f"warning: this CPU's int8 kernels saturate (x86 without VNNI), so {path.name} in {RUNTIMES[path.suffix]} "
+            f"can classify otherwise here than the int8 model and the target chip{agreed}; "
+            f"{int8.get('file') or 'model_int8.onnx'} run operator by operator gives the chip's (README, 'Deployment "
+            "contract')")
+
+
 def _clear_killed_csv_writes(path: Path) -> None:
     """Delete the temporary files beside the `--csv` file that an earlier run killed mid-write (kill -9, the OOM killer)
     left, once their writer's process is gone: only those of this file's name (the folder may be any the user named,
@@ -522,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # CSV went. On stderr, so that stdout stays one line per image (and the accuracy) for scripts that read it.
         used = model_file(args.model).resolve()
         sys.stdout.flush()  # the line after the predictions in a terminal too, where stdout is buffered apart
+        if (warning := saturation_warning(used)) is not None:  # its predictions and accuracy are not the chip's
+            print(warning, file=sys.stderr)
         print(f"classified with {used} in {RUNTIMES[used.suffix]}"
               + (f"; predictions written to {args.csv.resolve()}" if args.csv is not None else ""), file=sys.stderr)
     return 0

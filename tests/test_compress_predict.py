@@ -708,3 +708,31 @@ def test_skip_unreadable_classifies_the_other_images_and_warns_once_naming_the_c
         main([str(folder), str(dump), "--skip-unreadable"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error: no image to classify: cannot read 2 images: ")
+
+
+def test_an_int8_file_run_on_a_cpu_whose_int8_kernels_saturate_gets_a_warning(checkpoint, photos, monkeypatch, capsys):
+    # On an x86 CPU without VNNI (this pool's AMD EPYC) OpenVINO's and onnxruntime's int8 kernels saturate: a smoke run's
+    # model_int8.xml agreed with the int8 model on 92.5% of the test images, and compress.predict printed its
+    # predictions and accuracy without a word, as if they were what the chip will give.
+    folder, _ = checkpoint
+    (folder / "model_int8.xml").write_text("<net/>")
+    (folder / "compressed_metrics.json").write_text(json.dumps({"int8": {"agreement": {
+        "openvino": {"top1_agreement": 0.925}, "onnx": {"top1_agreement": 0.973}}}}))
+    monkeypatch.setattr("compress.predict._runner", lambda path, contract: lambda x: np.zeros((len(x), 3)))
+    monkeypatch.setattr("compress.predict.int8_saturates", lambda: True)
+    assert main([str(folder), str(photos)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[1].startswith("classified with ")
+    assert err[0] == ("warning: this CPU's int8 kernels saturate (x86 without VNNI), so model_int8.xml in OpenVINO can "
+                      "classify otherwise here than the int8 model and the target chip (92.5% the same top-1 class on "
+                      "the test images where it was compressed); model_int8.onnx run operator by operator gives the "
+                      "chip's (README, 'Deployment contract')")
+    (folder / "model_int8.onnx").write_text("x")
+    assert main([str(folder / "model_int8.onnx"), str(photos)]) == 0
+    assert "model_int8.onnx in onnxruntime can classify otherwise here than the int8 model and the target chip (97.3%" in (
+        capsys.readouterr().err)
+    assert main([str(folder / "model.onnx"), str(photos)]) == 0  # a float file: no warning
+    assert "warning" not in capsys.readouterr().err
+    monkeypatch.setattr("compress.predict.int8_saturates", lambda: False)  # a VNNI CPU: no warning
+    assert main([str(folder), str(photos)]) == 0
+    assert "warning" not in capsys.readouterr().err
