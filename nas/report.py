@@ -731,7 +731,9 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
 
 def _train_images(header: dict[str, Any]) -> int | None:
     """The training split's image count pareto.json records (data.images.train); None where it records none."""
-    n = ((header.get("data") or {}).get("images") or {}).get("train") if isinstance(header.get("data"), dict) else None
+    data = header.get("data")
+    images = data.get("images") if isinstance(data, dict) else None  # any shape in a hand-edited or older file
+    n = images.get("train") if isinstance(images, dict) else None
     return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
