@@ -169,18 +169,18 @@ def _is_temp_of(name: str, target: str) -> bool:
 
 
 @contextlib.contextmanager
-def _named_as(path: Path) -> Iterator[None]:
+def _named_as(path: Path, *, unnamed: bool = True) -> Iterator[None]:
     """Around an atomic write of `path`: an `OSError` (a full disk, a read-only one, the disk failing) about its
     temporary file or folder (`.<name>.<random>.<writer_tag()>.tmp`), or about a file in that folder, or about no file
-    at all (a write or sync of it), is raised as the same error (errno and message kept) about `path`, or about the
-    file of `path`'s folder it was to become. Left as it was, the one-line error a user gets and the reason a stopped
-    search records named a temporary file that no longer exists rather than the file being written. Errors about any
-    other file are raised as they are."""
+    at all (a write or sync of it; not with `unnamed=False`, for a block that does more than write), is raised as the
+    same error (errno and message kept) about `path`, or about the file of `path`'s folder it was to become. Left as it
+    was, the one-line error a user gets and the reason a stopped search records named a temporary file that no longer
+    exists rather than the file being written. Errors about any other file are raised as they are."""
     try:
         yield
     except OSError as e:
         name = e.filename
-        if e.errno is None or not (name is None or isinstance(name, (str, os.PathLike))):
+        if e.errno is None or not (name is None or isinstance(name, (str, os.PathLike))) or (name is None and not unnamed):
             raise
         about = None if name is None else Path(os.path.abspath(os.fsdecode(name)))  # mkstemp may give it absolute
         folder = Path(os.path.abspath(path.parent))
@@ -324,6 +324,41 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
             fsync_file(tmp / p.name)
         for p in paths:
             os.replace(tmp / p.name, p)
+            fsync_folder(parent)
+
+
+@contextlib.contextmanager
+def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
+    """A temporary folder beside `paths` and `description` (all in one folder) in which the block writes, each under its
+    own name, the new versions of files that the file `description` vouches for (a Pareto member's model.pt, model.onnx,
+    test_predictions.csv and its metrics.json), `description` among them. The old files stay in place, whole and
+    described, until the block has made every new one: a stop inside it (Ctrl-C or SIGTERM during minutes of training,
+    a crash, kill -9) leaves them as they were, where deleting them first lost a usable member. When the block ends,
+    the old `description` is deleted, each of `paths` replaced by its new file (or deleted where the block wrote none:
+    the old one belongs to the old description), then the new `description` renamed in, each step synced to disk
+    (the files before the renames): a stop between the renames leaves no description, never one beside files it does
+    not describe, and a reader takes the folder as out of date. A writer killed inside the block leaves a folder that
+    `remove_dead_writers_temps` clears. An error about a file in the folder names the file it was to become."""
+    parent = description.parent
+    if any(p.parent != parent for p in paths):
+        raise ValueError(f"replacing_described renames within one folder; got {[str(p) for p in (*paths, description)]}")
+    with scratch_folder(parent, description.name) as tmp:
+        # not about no file: the block may train for minutes, and an error of its own is not about `description`
+        with _named_as(description, unnamed=False):
+            yield tmp
+        with _named_as(description):
+            made = [p for p in paths if (tmp / p.name).is_file()]
+            for name in (description.name, *(p.name for p in made)):  # a block that wrote no description fails here
+                fsync_file(tmp / name)
+            description.unlink(missing_ok=True)
+            fsync_folder(parent)  # gone from the disk before any file it described is replaced
+            for p in paths:
+                if p in made:
+                    os.replace(tmp / p.name, p)
+                else:
+                    p.unlink(missing_ok=True)
+            fsync_folder(parent)  # the new files on disk before the description that vouches for them
+            os.replace(tmp / description.name, description)
             fsync_folder(parent)
 
 

@@ -15,6 +15,7 @@ Run folder layout (`runs/<study_name>/`):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import datetime as _dt
@@ -34,8 +35,8 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, save_checkpoint,
-    scratch_folder, torch_logits,
+    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, replacing_described,
+    save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
@@ -328,8 +329,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     """Write checkpoints/<arch_id>/ for one Pareto member and return its metrics.json content and its test predictions
     (test_predictions.csv); None (with a warning) when its folder is not up to date and the trial's weights to make it
     from are missing. With `train=False` (the search was interrupted) a member whose folder needs a final training is
-    left out instead (None), for the rerun to train. `test_images`: `record_of_test_images(data=data, run=run)`, made here
-    when None (a caller writing several members makes it once)."""
+    left out instead (None), for the rerun to train. A member made again (another final_train recipe) keeps its old
+    files, whole, until the new ones are complete: a stop during its training leaves it as it was, usable and listed by
+    a rerun with final_train=none. `test_images`: `record_of_test_images(data=data, run=run)`, made here when None (a
+    caller writing several members makes it once)."""
     assert record.arch is not None
     arch = record.arch
     folder = run_dir / "checkpoints" / arch.arch_id
@@ -359,102 +362,106 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     logits: np.ndarray | None = None
     # the test images in batches whose forward pass fits the memory budget (the same logits as one large batch)
     batch = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=memory_budget(run.search.memory_budget_gb))
-    if up_to_date:
-        if kept_final:
-            log.info("Pareto member %s keeps its final-trained weights (%s epochs): final_train=none trains nothing",
-                     arch.arch_id, done.get("epochs"))
-        test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
-                             cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
-        measured_on = cached.get("measured_latency_on")
-        final_info = cached.get("final_train")
-    elif not source.is_file():  # trials/ pruned by hand, or a worker's weights not copied here
-        log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are missing and %s is "
-                    "not up to date; restore the file (or its checkpoint folder) and rerun", arch.arch_id, record.number,
-                    source, folder)
-        return None
-    elif final is not None and not train:
-        log.info("Pareto member %s (trial %d) is not final-trained: the search was interrupted; rerun the same command to "
-                 "train it", arch.arch_id, record.number)
-        return None
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        # The files that describe the old model.pt go before it is replaced: killed between the new model.pt and the
-        # new metrics.json, a rerun must not find the old metrics.json (and model.onnx) "up to date" beside new weights.
-        for name in ("metrics.json", "model.onnx", PREDICTIONS_FILE):
-            (folder / name).unlink(missing_ok=True)
-        model = load_checkpoint(source)
-        final_info = None
-        if final is not None:
-            model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
-            final_info["recipe"] = final
-        save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
-        logits = torch_logits(model, data.test, batch_size=batch)
-        test_acc = accuracy(logits, data.test, balanced=data.balanced)
-        onnx_acc = onnx_diff = measured = measured_on = None
-        if run.search.export_onnx:
-            onnx_path = export_onnx(model, folder / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
-            onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
-            onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
-            onnx_diff = float(np.abs(onnx_out - logits).max())
-            if run.hw.runtime:  # the target is this host: measure, next to the prediction
-                measured = _measure_member(model, arch, onnx_path, run.hw)
-                # as precisely as `calibrated_on` records a CPU: a generic model name ("AMD EPYC") alone does not
-                # say which of a pool's machines it was (`cpu_difference` compares the two)
-                measured_on = cpu_signature(machine_info())
-        test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
-                             interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
-    predicted = None if logits is None else logits.argmax(1)
-    predictions_path = folder / PREDICTIONS_FILE
-    if predicted is None and (predicted := read_test_predictions(predictions_path, truth, data.classes,
-                                                                 data.test.paths)) is None:
-        # a member folder from before 2026-12-05: its model.pt's test predictions, for comparing members image by image
-        logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=batch)
-        predicted = logits.argmax(1)
-    predictions = test_predictions_csv(predicted, truth, data.classes, data.test.paths).encode()
-    # also where the file's predictions are kept but it lacks the path column (written before 2026-12-06): the paths
-    # are known now, and a rerun adds them without running the model again
-    if logits is not None or not predictions_path.is_file() or predictions_path.read_bytes() != predictions:
-        atomic_write_bytes(predictions_path, predictions)
-    atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
-    lat = predict_latency(arch, run.hw)
-    metrics = {
-        "arch_id": arch.arch_id,
-        "trial": record.number,
-        "summary": arch.summary(),
-        "mixers": list(arch.mixers),
-        "val_acc": final_info["val_acc"] if final_info else record.val_acc,  # of the weights in model.pt
-        "val_acc_proxy": record.val_acc,  # what the search ranked the member by
-        "final_train": final_info,
-        "test_acc": test.test_acc,
-        "test_acc_ci95": test.test_acc_ci95,  # 95% interval from the number of test images (nas.stats)
-        "test_acc_per_class": test.test_acc_per_class,  # of model.pt, by class name
-        "test_acc_onnx": test.test_acc_onnx,
-        "onnx_max_abs_diff": test.onnx_max_abs_diff,
-        "latency_ms": lat.total_ms,
-        "latency_hw": run.hw.name,
-        "measured_latency_ms": test.measured_latency_ms,
-        "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {counted(run.hw.threads, 'thread')}, "
-                                 "batch 1, median of 3 interleaved blocks of 20 calls"
-                                 if test.measured_latency_ms is not None else None),
-        # The CPU it was timed on (`cpu_signature`: model name, family/model numbers, vector instructions; a folder
-        # from before 2026-12-06 names the model only): the prediction holds for the profile's `calibrated_on` machine.
-        "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
-        "latency_by_stage": lat.by_stage(),
-        "latency_by_kind": lat.by_kind(),
-        "latency_breakdown": [
-            {"name": l.name, "kind": l.kind, "stage": l.stage, "ms": l.ms, "bound": l.bound} for l in lat.layers
-        ],
-        "params": lat.params,
-        "macs": lat.macs,
-        "dataset": data.name,
-        "metric": data.metric.value,  # how every accuracy here is scored (data.metric)
-        **io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
-                      preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
-                      background=run.data.background),
-        # Which images the test accuracies are of (`record_of_test_images`)
-        "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
-    }
-    atomic_write_json(metrics_path, metrics)
+    # where this call writes the member's new files: its folder, or beside it until all are made (a final training)
+    out = folder
+    with contextlib.ExitStack() as new_files:
+        if up_to_date:
+            if kept_final:
+                log.info("Pareto member %s keeps its final-trained weights (%s epochs): final_train=none trains nothing",
+                         arch.arch_id, done.get("epochs"))
+            test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
+                                 cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
+            measured_on = cached.get("measured_latency_on")
+            final_info = cached.get("final_train")
+        elif not source.is_file():  # trials/ pruned by hand, or a worker's weights not copied here
+            log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are missing and %s is "
+                        "not up to date; restore the file (or its checkpoint folder) and rerun", arch.arch_id, record.number,
+                        source, folder)
+            return None
+        elif final is not None and not train:
+            log.info("Pareto member %s (trial %d) is not final-trained: the search was interrupted; rerun the same command to "
+                     "train it", arch.arch_id, record.number)
+            return None
+        else:
+            # The new files are made beside the old ones, which stay whole and described by their metrics.json until
+            # all are made (deleted first, a stop during the final training, minutes, lost a usable member until a
+            # rerun trained it again), then renamed in, metrics.json last and the old one deleted first: killed between
+            # the renames, a rerun must not find the old metrics.json "up to date" beside new weights (`replacing_described`).
+            out = new_files.enter_context(replacing_described(
+                folder / "model.onnx", folder / PREDICTIONS_FILE, folder / "model.pt", description=metrics_path))
+            model = load_checkpoint(source)
+            final_info = None
+            if final is not None:
+                model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
+                final_info["recipe"] = final
+            save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
+            logits = torch_logits(model, data.test, batch_size=batch)
+            test_acc = accuracy(logits, data.test, balanced=data.balanced)
+            onnx_acc = onnx_diff = measured = measured_on = None
+            if run.search.export_onnx:
+                onnx_path = export_onnx(model, out / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+                onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
+                onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
+                onnx_diff = float(np.abs(onnx_out - logits).max())
+                if run.hw.runtime:  # the target is this host: measure, next to the prediction
+                    measured = _measure_member(model, arch, onnx_path, run.hw)
+                    # as precisely as `calibrated_on` records a CPU: a generic model name ("AMD EPYC") alone does not
+                    # say which of a pool's machines it was (`cpu_difference` compares the two)
+                    measured_on = cpu_signature(machine_info())
+            test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
+                                 interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
+        predicted = None if logits is None else logits.argmax(1)
+        predictions_path = folder / PREDICTIONS_FILE
+        if predicted is None and (predicted := read_test_predictions(predictions_path, truth, data.classes,
+                                                                     data.test.paths)) is None:
+            # a member folder from before 2026-12-05: its model.pt's test predictions, for comparing members image by image
+            logits = torch_logits(load_checkpoint(folder / "model.pt"), data.test, batch_size=batch)
+            predicted = logits.argmax(1)
+        predictions = test_predictions_csv(predicted, truth, data.classes, data.test.paths).encode()
+        # also where the file's predictions are kept but it lacks the path column (written before 2026-12-06): the paths
+        # are known now, and a rerun adds them without running the model again
+        if logits is not None or not predictions_path.is_file() or predictions_path.read_bytes() != predictions:
+            atomic_write_bytes(out / PREDICTIONS_FILE, predictions)
+        atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
+        lat = predict_latency(arch, run.hw)
+        metrics = {
+            "arch_id": arch.arch_id,
+            "trial": record.number,
+            "summary": arch.summary(),
+            "mixers": list(arch.mixers),
+            "val_acc": final_info["val_acc"] if final_info else record.val_acc,  # of the weights in model.pt
+            "val_acc_proxy": record.val_acc,  # what the search ranked the member by
+            "final_train": final_info,
+            "test_acc": test.test_acc,
+            "test_acc_ci95": test.test_acc_ci95,  # 95% interval from the number of test images (nas.stats)
+            "test_acc_per_class": test.test_acc_per_class,  # of model.pt, by class name
+            "test_acc_onnx": test.test_acc_onnx,
+            "onnx_max_abs_diff": test.onnx_max_abs_diff,
+            "latency_ms": lat.total_ms,
+            "latency_hw": run.hw.name,
+            "measured_latency_ms": test.measured_latency_ms,
+            "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {counted(run.hw.threads, 'thread')}, "
+                                     "batch 1, median of 3 interleaved blocks of 20 calls"
+                                     if test.measured_latency_ms is not None else None),
+            # The CPU it was timed on (`cpu_signature`: model name, family/model numbers, vector instructions; a folder
+            # from before 2026-12-06 names the model only): the prediction holds for the profile's `calibrated_on` machine.
+            "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
+            "latency_by_stage": lat.by_stage(),
+            "latency_by_kind": lat.by_kind(),
+            "latency_breakdown": [
+                {"name": l.name, "kind": l.kind, "stage": l.stage, "ms": l.ms, "bound": l.bound} for l in lat.layers
+            ],
+            "params": lat.params,
+            "macs": lat.macs,
+            "dataset": data.name,
+            "metric": data.metric.value,  # how every accuracy here is scored (data.metric)
+            **io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
+                          preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
+                          background=run.data.background),
+            # Which images the test accuracies are of (`record_of_test_images`)
+            "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
+        }
+        atomic_write_json(out / "metrics.json", metrics)
     return metrics, predicted
 
 

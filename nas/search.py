@@ -1110,8 +1110,9 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     validate_run_config(run)
     # final_train and compress are this command's, not the study's: a rebuild meant to rewrite the report (of a
     # final_train=smoke or compress=smoke run, say) trained every member again for final_train=default's 6 epochs,
-    # deleting its files first, so an interrupted rebuild left a report of no members; and compressed every member again
-    # with compress=default. Only a final_train / compress named on the command line redoes them.
+    # replacing the weights the report was to be rebuilt from (an interrupted rebuild left a report of no members while
+    # its files were deleted before the training); and compressed every member again with compress=default. Only a
+    # final_train / compress named on the command line redoes them.
     from compress.pipeline import compressed_otherwise  # the search orchestrates; compress builds on nas
 
     _refuse_redoing("final_train", overridden, {

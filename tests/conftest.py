@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import pwd
@@ -61,6 +62,40 @@ def compose_cfg() -> Callable[..., DictConfig]:
             return compose(config_name="search", overrides=list(overrides))
 
     return _compose
+
+
+@pytest.fixture
+def killed_after_changes(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], contextlib.AbstractContextManager[dict]]:
+    """`with killed_after_changes(n) as kill:` lets the block's first `n` renames and deletions of files (os.replace,
+    os.unlink: each change an atomic write makes to a folder) happen, then stops it with a KeyboardInterrupt, as a kill
+    there would (the block's cleanup after it runs unhindered and is not counted). The interrupt ends the `with` quietly;
+    `kill["killed"]` says whether it came (False: the block made fewer changes and finished)."""
+
+    @contextlib.contextmanager
+    def killing(n: int) -> Iterator[dict]:
+        kill = {"left": n, "killed": False}
+        real = {"replace": os.replace, "unlink": os.unlink}
+
+        def changing(name: str) -> Callable:
+            def change(*args, **kwargs):
+                if not kill["killed"]:
+                    if kill["left"] == 0:
+                        kill["killed"] = True
+                        raise KeyboardInterrupt
+                    kill["left"] -= 1
+                return real[name](*args, **kwargs)
+            return change
+
+        with monkeypatch.context() as m:
+            for name in real:
+                m.setattr(os, name, changing(name))
+            try:
+                yield kill
+            except KeyboardInterrupt:
+                if not kill["killed"]:
+                    raise
+
+    return killing
 
 
 def _free_port() -> int:

@@ -240,6 +240,88 @@ def test_files_written_together_are_each_synced_before_the_renames_and_the_folde
     assert ("fsync", tmp_path.stat().st_ino, "dir") in syncs[renames[0] + 1:renames[1]]
 
 
+def test_files_replaced_with_their_description_stay_whole_until_the_new_ones_are_made_and_the_description_moves_last(
+        tmp_path, syncs):
+    # A Pareto member retrained (nas.results.materialize_member) deleted its metrics.json, model.onnx and predictions
+    # before its final training: a stop during it (minutes) left no usable member until a rerun trained it again.
+    import errno
+    import os
+
+    from nas.checkpoint import replacing_described
+
+    weights, onnx, notes, description = (tmp_path / n for n in ("model.pt", "model.onnx", "notes.csv", "metrics.json"))
+    old = {weights: b"old weights", onnx: b"old onnx", notes: b"old notes", description: b"old description"}
+    for p, data in old.items():
+        p.write_bytes(data)
+
+    def state() -> dict:
+        return {p: p.read_bytes() for p in old if p.is_file()}
+
+    with pytest.raises(KeyboardInterrupt):  # stopped while the new files are made (training)
+        with replacing_described(weights, onnx, notes, description=description) as tmp:
+            (tmp / weights.name).write_bytes(b"new weights")
+            raise KeyboardInterrupt
+    assert state() == old and sorted(os.listdir(tmp_path)) == sorted(p.name for p in old)  # no temporary folder left
+    with pytest.raises(FileNotFoundError):  # a block that wrote no description changes nothing
+        with replacing_described(weights, description=description) as tmp:
+            (tmp / weights.name).write_bytes(b"new weights")
+    assert state() == old and sorted(os.listdir(tmp_path)) == sorted(p.name for p in old)
+    assert not any(e[0] == "replace" for e in syncs)
+    # an error about a new file (a full disk) names the file it was to become; one about no file (the training's own)
+    # is left as it is, not taken for the description's
+    for error, named in ((lambda tmp: OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.pt")), str(weights)),
+                         (lambda tmp: OSError(errno.ENOMEM, "Cannot allocate memory"), None)):
+        with pytest.raises(OSError) as raised:
+            with replacing_described(weights, description=description) as tmp:
+                raise error(tmp)
+        assert raised.value.filename == named and state() == old
+
+    syncs.clear()
+    with replacing_described(weights, onnx, notes, description=description) as tmp:
+        (tmp / weights.name).write_bytes(b"new weights")
+        (tmp / notes.name).write_bytes(b"new notes")  # no new model.onnx: the old one, of the old weights, goes
+        (tmp / description.name).write_bytes(b"new description")
+        assert state() == old  # nothing touched before the block ends
+    assert state() == {weights: b"new weights", notes: b"new notes", description: b"new description"}
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json", "model.pt", "notes.csv"]
+    for p in (weights, notes, description):
+        _assert_durably_renamed(syncs, p)
+    renames = [i for i, e in enumerate(syncs) if e[0] == "replace"]
+    assert syncs[renames[-1]][2] == description  # the description last, the folder synced before it
+    assert ("fsync", tmp_path.stat().st_ino, "dir") in syncs[renames[-2] + 1:renames[-1]]
+
+
+def test_a_kill_between_the_renames_of_described_files_never_leaves_a_description_of_other_files(
+        tmp_path, killed_after_changes):
+    import shutil
+
+    from nas.checkpoint import replacing_described
+
+    folder = tmp_path / "member"
+    names = ("model.pt", "model.onnx", "preds.csv")
+
+    def rewrite(tag: str) -> None:
+        with replacing_described(*(folder / n for n in names), description=folder / "metrics.json") as tmp:
+            for n in (*names, "metrics.json"):
+                (tmp / n).write_text(f"{tag} {n}")
+
+    rewrite("old")
+    shutil.copytree(folder, tmp_path / "old")
+    seen = []
+    for killed_at in range(len(names) + 3):  # before each change of the folder (a deletion, a rename); the last: none
+        shutil.rmtree(folder)
+        shutil.copytree(tmp_path / "old", folder)
+        with killed_after_changes(killed_at) as kill:
+            rewrite("new")
+        assert kill["killed"] == (killed_at < len(names) + 2)
+        files = {p.name: p.read_text().split()[0] for p in folder.iterdir() if not p.name.startswith(".")}
+        if "metrics.json" in files:  # a description only ever beside the files it describes
+            assert set(files.values()) == {files["metrics.json"]}, (killed_at, files)
+        seen.append(files.get("metrics.json", "none"))
+    # the old description deleted before any file is replaced, the new one renamed in after the last
+    assert seen == ["old", *["none"] * (len(names) + 1), "new"]
+
+
 @pytest.mark.parametrize("code", ["EINVAL", "ENOTSUP"])
 def test_a_file_system_that_cannot_sync_a_folder_still_gets_the_file(code, tmp_path, monkeypatch):
     import errno

@@ -527,3 +527,111 @@ def test_pareto_json_records_the_precision_its_latencies_are_predicted_at(tmp_pa
         run = to_run_config(compose_cfg(f"hw={hw}", "data=imagefolder", f"data.root={tmp_path}", "data.img_size=8"))
         write_run_files(tmp_path / hw, optuna.create_study(directions=["maximize", "minimize"]), data, run)
         assert json.loads((tmp_path / hw / "pareto.json").read_text())["hw_precision"] == precision
+
+
+def _member_final_trained(tmp_path, compose_cfg, monkeypatch):
+    """A Pareto member of tiny data final-trained (by a stand-in for `final_train`: weights seeded by the recipe's epochs,
+    so that another recipe gives other weights) with final_train=smoke's 2 epochs, its model.onnx exported; returns
+    `materialize(*overrides)` of the member, its folder, the data and the stand-in."""
+    import torch
+
+    import nas.results as results_mod
+    from nas.checkpoint import save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    data = Dataset("t", Split(x, torch.arange(12) % 3), Split(x[:3], torch.arange(3)), Split(x[3:9], torch.arange(6) % 3),
+                   ("a", "b", "c"), (0.5,), (0.25,))
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+
+    def final_train(arch, data, run, *, seed, **kwargs):
+        torch.manual_seed(run.final_train.epochs)
+        model = build_model(arch).eval()
+        model.meta = {"seed": seed}
+        return model, {"epochs": run.final_train.epochs, "val_acc": 0.5, "seconds": 1.0, "images_per_s": 1.0,
+                       "precision": "fp32"}
+
+    monkeypatch.setattr(results_mod, "final_train", final_train)
+
+    def materialize(*overrides: str):
+        run = to_run_config(compose_cfg("data.root=/unused", "hw=edge_npu", "final_train=smoke", *overrides))
+        return results_mod.materialize_member(tmp_path, record, data, run)
+
+    assert materialize() is not None
+    return SimpleNamespace(materialize=materialize, folder=tmp_path / "checkpoints" / arch.arch_id, data=data,
+                           final_train=final_train)
+
+
+MEMBER_FILES = ("metrics.json", "model.pt", "model.onnx", "test_predictions.csv", "arch.json")
+
+
+def test_a_stop_during_a_members_new_final_training_keeps_its_files_whole_and_the_member_listed(
+        tmp_path, compose_cfg, monkeypatch):
+    # A rerun with another final_train deleted the member's metrics.json, model.onnx and test_predictions.csv before
+    # training it again: stopped during that training (Ctrl-C, SIGTERM, a crash), the member was left out of pareto.json
+    # and the report until a rerun trained it again, though its files had been usable.
+    import nas.results as results_mod
+    from nas.checkpoint import load_checkpoint
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    materialize, folder = member.materialize, member.folder
+    before = {n: (folder / n).read_bytes() for n in MEMBER_FILES}
+    monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        materialize("final_train.epochs=3")
+    assert {n: (folder / n).read_bytes() for n in MEMBER_FILES} == before
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MEMBER_FILES)  # no temporary folder left
+    # Stopped once the new weights are made (their test accuracy being taken): the same
+    monkeypatch.setattr(results_mod, "final_train", member.final_train)
+    monkeypatch.setattr(results_mod, "onnx_logits", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        materialize("final_train.epochs=3")
+    assert {n: (folder / n).read_bytes() for n in MEMBER_FILES} == before
+    # rebuilt with final_train=none, the member is listed with the weights it had
+    monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: pytest.fail("ran the model again"))
+    metrics, _ = materialize("final_train=none")
+    assert metrics["final_train"]["epochs"] == load_checkpoint(folder).meta["final_train"]["epochs"] == 2
+
+
+def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_other_weights(
+        tmp_path, compose_cfg, monkeypatch, killed_after_changes):
+    # The new files are renamed in one by one: killed between two renames, metrics.json must not describe other weights
+    # than the model.pt beside it (a rerun would take it as up to date), nor model.onnx or the predictions be of others.
+    import json
+    import shutil
+
+    from nas.checkpoint import load_checkpoint, onnx_logits, torch_logits
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    materialize, folder, test = member.materialize, member.folder, member.data.test
+    shutil.copytree(folder, tmp_path / "old")
+    seen = []
+    for killed_at in range(50):  # before each deletion or rename in the member's folder and its temporary one, until none
+        shutil.rmtree(folder)
+        shutil.copytree(tmp_path / "old", folder)
+        with killed_after_changes(killed_at) as kill:
+            materialize("final_train.epochs=3")
+        if not (folder / "metrics.json").is_file():
+            seen.append(None)
+            continue
+        metrics = json.loads((folder / "metrics.json").read_text())
+        model = load_checkpoint(folder)
+        assert metrics["final_train"]["epochs"] == model.meta["final_train"]["epochs"], killed_at
+        logits = torch_logits(model, test)
+        assert np.allclose(onnx_logits(folder / "model.onnx", test), logits, atol=1e-4), killed_at
+        predicted = [row["predicted"] for row in csv.DictReader(io.StringIO((folder / "test_predictions.csv").read_text()))]
+        assert predicted == [("a", "b", "c")[i] for i in logits.argmax(1)], killed_at
+        seen.append(metrics["final_train"]["epochs"])
+        if not kill["killed"]:
+            break
+    # killed before the swap: the old files; during it: no metrics.json (a rerun trains again); after: the new ones
+    assert seen[0] == 2 and seen[-1] == 3
+    # and the member is without metrics.json only for the moment of the swap, not while its new files are made: from
+    # the old one's deletion to the new one's rename, between them model.onnx, test_predictions.csv and model.pt's
+    assert seen.count(None) == 4
+    assert seen == sorted(seen, key=lambda s: {2: 0, None: 1, 3: 2}[s])

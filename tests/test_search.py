@@ -774,21 +774,27 @@ def test_a_re_proposed_architecture_names_the_trial_it_reuses(tiny_idx_root, tmp
     assert "metaformer_t (changed from its file: stem_kernels, norms, acts, stages; config.yaml holds" in report
 
 
-def test_member_killed_after_its_new_weights_is_not_described_by_its_old_metrics(tiny_idx_root, tmp_path, compose_cfg,
-                                                                                  monkeypatch):
-    # A member retrained under another final_train recipe and stopped right after its new model.pt was written (kill -9
-    # or Ctrl-C before its metrics.json): rerun with the first recipe, its files must describe the weights in model.pt.
+def test_member_stopped_after_its_new_weights_keeps_its_old_files_and_stays_listed(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                    monkeypatch):
+    # A member retrained under another final_train recipe and stopped right after its new weights were made (Ctrl-C,
+    # SIGTERM before its metrics.json): its files must still describe one and the same weights, and a rerun must not find
+    # the old metrics.json "up to date" beside new weights. Its old files, deleted before the training, are now kept
+    # until the new ones are complete: the member stays usable, listed by a rerun with final_train=none.
     import nas.results as results_mod
 
     overrides = [*(o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")
                    if o != "final_train=none"), "final_train.subset=64"]  # few images: which weights, not how good
     result = run_search(compose_cfg(*overrides, "final_train=smoke"))
-    folder = result.run_dir / result.pareto[0]["checkpoint"]
+    (member,) = result.pareto
+    folder = result.run_dir / member["checkpoint"]
+    before = {n: (folder / n).read_bytes() for n in ("metrics.json", "model.pt", "test_predictions.csv")}
     monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3")).interrupted
-    assert nas.load_checkpoint(folder).meta["final_train"]["epochs"] == 3  # the new weights were written
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # nor a temporary folder left in it
     monkeypatch.undo()
-    run_search(compose_cfg(*overrides, "final_train=smoke"))
+    again = run_search(compose_cfg(*overrides, "final_train=none"))
+    assert [m["arch_id"] for m in again.pareto] == [member["arch_id"]]
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["final_train"]["epochs"] == nas.load_checkpoint(folder).meta["final_train"]["epochs"] == 2
 
