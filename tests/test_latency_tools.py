@@ -126,7 +126,10 @@ def test_measurements_csv_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     ("bad_row", "fragment"),
-    [("{not json},abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch spec is not valid JSON"),
+    [("{not json},abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch_json='{not json}': arch spec is not valid JSON"),
+     # the arch_id pasted where the JSON goes: the cell's value is named, so what is wrong can be seen
+     ("abc,abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch_json='abc': arch spec is not valid JSON"),
+     ('"{""stages"": []}",abc,openvino,fp32,1,1,0.3,,,,', "line 3: arch_json='{\"stages\": []}': "),
      ("ARCH,abc,openvino,fp32,1,1,-2,,,,", "line 3: median_ms='-2' must be a plain number of milliseconds > 0"),
      ("ARCH,abc,openvino,fp32,1,1,0.5 ms,,,,", "line 3: median_ms='0.5 ms' must be a plain number of milliseconds > 0"),
      ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
@@ -157,6 +160,30 @@ def test_measurements_file_without_required_columns(tmp_path):
     (tmp_path / "m.csv").write_text("arch,latency\nx,1\n")
     with pytest.raises(DataError, match="lacks column"):
         read_measurements(tmp_path / "m.csv")
+    # the header as found is named: the columns the user has, beside the ones required
+    with pytest.raises(DataError, match=r"header lacks columns \['arch_json', 'median_ms'\]; required: arch_json, median_ms "
+                                        r"\(see README\); the header has: 'arch', 'latency'"):
+        read_measurements(tmp_path / "m.csv")
+
+
+def test_measurements_header_typed_as_readme_lists_it_is_read(tmp_path):
+    # README lists the columns as "arch_json, arch_id, runtime, ...": a header typed from it, with a space after each
+    # comma, was refused as lacking arch_json and median_ms, which it shows
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")]
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    (tmp_path / "m.csv").write_text(", ".join(MEASUREMENT_COLUMNS) + "\n" + f"{arch}, {TINY.arch_id}, openvino, fp32, 1, 1, 0.25, 0.2, 0.3, 30, x\n")
+    assert read_measurements(tmp_path / "m.csv") == rows
+
+
+def test_measurements_given_as_the_export_folder_name_the_file_in_it(tmp_path):
+    # out=to_measure of the export is a folder; measurements=[to_measure] said "measurements file to_measure not found"
+    (tmp_path / "measurements.csv").write_text("arch_json,median_ms\n")
+    with pytest.raises(DataError, match=r"^measurements file \S+ is a folder, not a CSV file; pass the file in it: "
+                                        r"\S+/measurements\.csv$"):
+        read_measurements(tmp_path)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(DataError, match=r"^measurements file \S+sub is a folder, not a CSV file$"):
+        read_measurements(tmp_path / "sub")
 
 
 def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp_path):

@@ -511,6 +511,11 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
     are all empty (blank lines, a spreadsheet's trailing ",,,,") are skipped. The line number is the file's line the
     row starts on, also after blank lines and quoted cells that span lines. A row shorter than the header gets None
     for the cells it lacks (as `csv.DictReader` does); cells beyond the header are ignored."""
+    if path.is_dir():
+        # `out=` of the export is a folder, and it is easy to pass that folder where its CSV is meant
+        inside = path / "measurements.csv"
+        hint = f"; pass the file in it: {inside}" if what == "measurements" and inside.is_file() else ""
+        raise DataError(f"{what} file {path} is a folder, not a CSV file{hint}")
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
     raw = path.read_bytes()
@@ -521,11 +526,15 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start}); save it as CSV (UTF-8)") from None
     header = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count))
-    fieldnames = next(reader, [])
+    # skipinitialspace: a header typed as README lists the columns ("arch_json, arch_id, ...") and rows written the same
+    # way, whose quoted JSON cell follows a space, read as without the spaces.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count), skipinitialspace=True)
+    fieldnames = [name.strip() for name in next(reader, [])]
     missing = set(columns) - set(fieldnames)
     if missing:
-        raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} (see README)")
+        found = ", ".join(repr(name) for name in fieldnames) or "nothing"
+        raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} "
+                        f"(see README); the header has: {found}")
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
@@ -647,7 +656,9 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
         try:
             arch = ArchConfig.from_json(spec)
         except (ValueError, ConfigError, TypeError) as e:
-            raise DataError(f"{p}, line {line}: {str(e).splitlines()[0]}") from None
+            # The cell's value named: an arch_id or a file name pasted where the JSON goes shows at once what went wrong.
+            shown = spec if len(spec) <= 60 else spec[:57] + "..."
+            raise DataError(f"{p}, line {line}: arch_json={shown!r}: {str(e).splitlines()[0]}") from None
         median = _number(row, "median_ms", p, line, unit="milliseconds", positive=True)
         p10, p90 = (_number(row, c, p, line, unit="milliseconds", positive=True) if (row.get(c) or "").strip() else median
                     for c in ("p10_ms", "p90_ms"))
