@@ -1025,6 +1025,10 @@ def compose_error_message(exc: BaseException) -> str:
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
+    if override and "=" in head and re.match(r"Invalid value assigned: \w+ is not a ListConfig", str(cause or "").strip()):
+        # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
+        key, value = head.split("=", 1)
+        return f"{head} must be a list, in brackets and quoted for the shell: '{key}=[{value}]'"
     if cause is not None and str(cause).strip():
         # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it
         append = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)

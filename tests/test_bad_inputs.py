@@ -355,6 +355,12 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
                                                   "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
      ("nas.latency.fit", ["hw=cpu", "m.csv"], "e.g. 'measurements=[m.csv]'"),
+     # a list setting given one value without brackets: Hydra said "str is not a ListConfig, list or tuple"
+     ("nas.latency.fit", ["hw=cpu", "measurements=m.csv"],
+      "error: measurements=m.csv must be a list, in brackets and quoted for the shell: 'measurements=[m.csv]'"),
+     ("nas.search", ["search.seed_archs=convformer-M"],
+      "error: search.seed_archs=convformer-M must be a list, in brackets and quoted for the shell: "
+      "'search.seed_archs=[convformer-M]'"),
      ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']"),
      ("nas.latency.profile", ["seed=-1", "export_only=true"], "error: seed=-1 must be an integer in [0, 4294967295]"),
      # its archs run on the user's images: Fashion-MNIST's 28x28 grey was profiled without a word
