@@ -425,6 +425,22 @@ def test_unit_calibrated_profile_predicts_per_layer_and_in_batch_alike(cpu, spac
             unit_of(op.name) for op in enumerate_ops(a))]
 
 
+def test_fit_cli_with_too_few_measurements_names_the_files(tmp_path, cpu, space_t):
+    # fit_profile's "got 1 archs, 1 latencies" named neither the files nor the count a fit needs in the CLI's words
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 3, seed=4, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", _rows(archs[:2]))
+    tool = LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "m.csv")], out=str(tmp_path / "chip.yaml"))
+    with pytest.raises(DataError, match=rf"^measurements=\[{re.escape(repr(str(tmp_path / 'm.csv')))}\]: need >= 3 measurements "
+                                        r"to fit, got 2 \(README's onboarding measures 50\)$"):
+        fit_command(tool)
+    assert not any(tmp_path.glob("chip*"))
+    write_measurements(tmp_path / "m.csv", _rows(archs))
+    assert "fitted" in fit_command(tool) and (tmp_path / "chip.yaml").is_file()
+
+
 def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
     from nas.latency.fit import fit_command
     from nas.latency.measure import write_unit_times

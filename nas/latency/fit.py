@@ -470,8 +470,8 @@ def fit_profile(
     profiling session that ran the models at other relative speeds than the timing session can make things worse
     (experiments/results/latency/predictor_cpu_xeon.md). It costs 2 x `folds` extra fits.
     """
-    if len(archs) != len(latencies_ms) or len(archs) < 3:
-        raise DataError(f"need >= 3 measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
+    if len(archs) != len(latencies_ms) or len(archs) < MIN_FIT:
+        raise DataError(f"need >= {MIN_FIT} measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
     if not (isinstance(residual_trees, int) and residual_trees >= 0):
         raise ConfigError(f"residual_trees={residual_trees!r} must be an integer >= 0 (0: no residual model)")
     prior = uncalibrated = copy.deepcopy(prior.without_calibration())  # whatever the profile held, fits start from the datasheet
@@ -610,6 +610,8 @@ def _spill_candidates(model_bytes: np.ndarray) -> list[float]:
     return [np.inf, *sorted(set(np.quantile(model_bytes, (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)).tolist()))]
 
 
+MIN_FIT = 3
+"""Fewest measured archs `fit_profile` (and `python -m nas.latency.fit`) takes."""
 MIN_RESIDUAL_UNITS = 200
 """Fewer unit times than this (about 20 models): no residual trees; boosting would memorise them."""
 LOG_COST = len(UNIT_SHAPE_FIELDS)
@@ -771,6 +773,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
     clear_killed_writes(out.parent)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
+    if len(rows) < MIN_FIT:  # said here, naming the files: fit_profile's own refusal counts archs and latencies
+        raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_FIT} measurements to fit, got {len(rows)} "
+                        "(README's onboarding measures 50)")
     warnings += [w for w in (time_unit_warning([m.arch for m in rows], [m.median_ms for m in rows], tool.hw),) if w]
     for warning in warnings:
         log.warning("%s", warning)
