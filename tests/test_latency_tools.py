@@ -1890,7 +1890,9 @@ def test_times_in_seconds_or_microseconds_are_warned_about_by_fit_and_validate(t
     for scale in (0.2, 5.0):
         assert time_unit_warning(archs, roofline * scale, cpu) is None
     seconds = time_unit_warning(archs, roofline * 0.5e-3, cpu)
-    assert seconds.startswith("median_ms is 1/2000 of what hw=cpu's datasheet numbers predict (median over 12 archs): "
+    # the values named: the times as written beside the datasheet's, so the slip can be seen in the user's own numbers
+    median = f"median_ms {np.median(roofline * 0.5e-3):.3g}, predicted {np.median(roofline):.3g} ms"
+    assert seconds.startswith(f"median_ms is 1/2000 of what hw=cpu's datasheet numbers predict (median over 12 archs: {median}): "
                               "are the times in seconds?") and "\n" not in seconds
     assert "are the times in microseconds?" in time_unit_warning(archs, roofline * 2e3, cpu)
     # Both tools say it: a fit on seconds fits every cost 1000x too small, and a search then meets any latency budget.

@@ -147,11 +147,15 @@ def time_unit_warning(archs: Sequence[ArchConfig], measured_ms: Sequence[float],
 
     A fit takes any positive numbers, so times written in seconds (or microseconds) into the millisecond columns
     would be fitted as they are: every cost 1000x off, and a search would then meet any latency budget (or none)."""
-    ratio = float(np.median(np.asarray(measured_ms, dtype=float) / predict_latency_batch(archs, hw.without_calibration())))
+    measured = np.asarray(measured_ms, dtype=float)
+    predicted = predict_latency_batch(archs, hw.without_calibration())
+    ratio = float(np.median(measured / predicted))
     if 1.0 / UNIT_SLIP <= ratio <= UNIT_SLIP:
         return None
     far, unit = (f"1/{1.0 / ratio:.0f}", "seconds") if ratio < 1.0 else (f"{ratio:.0f}x", "microseconds")
-    return (f"median_ms is {far} of what hw={hw.name}'s datasheet numbers predict (median over {len(archs)} archs): are the "
+    # The times as written beside the datasheet's: the slip shows in the user's own numbers
+    values = f"median_ms {np.median(measured):.3g}, predicted {np.median(predicted):.3g} ms"
+    return (f"median_ms is {far} of what hw={hw.name}'s datasheet numbers predict (median over {len(archs)} archs: {values}): are the "
             f"times in {unit}? median_ms, p10_ms and p90_ms are milliseconds (0.42 for 0.42 ms); if they are, check the "
             f"datasheet numbers in hw={hw.name}'s file")
 
