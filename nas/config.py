@@ -603,7 +603,9 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
         raise ConfigError(f"hw profile file {str(path)!r} does not exist")
     try:
         return _read_group_file(path, HardwareProfile)
-    except (OmegaConfBaseException, yaml.YAMLError, OSError) as e:
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_error_message(e)) from None
+    except (OmegaConfBaseException, OSError) as e:
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
 
@@ -993,8 +995,33 @@ def _launcher_key_message(full_key: str) -> str:
             "another comes with its plugin, e.g. pip install hydra-submitit-launcher for submitit_slurm)")
 
 
+def yaml_error_message(exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error in a config file: the file, the line, the line's text and PyYAML's problem, with
+    the usual fix of a hand-edited file (a setting's missing colon, a tab in the indentation).
+
+    PyYAML's own message spans lines, and its first, all a one-line error showed, is only where it was ("while scanning
+    a simple key"), naming neither file nor line."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"not valid YAML: {' '.join(str(exc).split())}"
+    # A key without its colon is found one line late: the scan started at the culprit, which the context mark names.
+    mark = exc.context_mark if exc.context == "while scanning a simple key" and exc.context_mark else exc.problem_mark
+    text = None
+    try:
+        source = mark.buffer if mark.buffer is not None else Path(mark.name).read_text(encoding="utf-8")
+        text = source.rstrip("\0").splitlines()[mark.line]
+    except (OSError, UnicodeDecodeError, IndexError):
+        pass
+    problem = exc.problem or "a syntax error"
+    hint = ("; indent with spaces, not tabs" if "'\\t'" in problem or "\t" in problem
+            else "; each setting is `key: value`" if "expected ':'" in problem else "")
+    shown = f"{text!r} is not valid YAML ({problem})" if text is not None else f"not valid YAML ({problem})"
+    return f"{mark.name}, line {mark.line + 1}: {shown}{hint}"
+
+
 def compose_error_message(exc: BaseException) -> str:
     """One line for a Hydra composition error (unknown group option, wrong type, unknown key)."""
+    if isinstance(exc, yaml.YAMLError):  # a group's file (the user's chip file) that is no valid YAML
+        return yaml_error_message(exc)
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     head = lines[0] if lines else type(exc).__name__
     if "Available options in" in str(exc):  # unknown group option: name the allowed ones

@@ -264,7 +264,7 @@ def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_o
     # What the fast path does not take is OmegaConf's to report, in its words: an int or a duplicate key in the file...
     with pytest.raises(ConfigError, match=r"cannot be read: hw.calibration.conv: Value 3 \(int\) is incompatible"):
         read("calibration: {conv: {per_work: 3}}\n")
-    with pytest.raises(ConfigError, match="cannot be read: while constructing a mapping"):
+    with pytest.raises(ConfigError, match=r"x\.yaml, line \d+: 'mac_per_s: 3e12' is not valid YAML \(found duplicate key mac_per_s\)$"):
         read("mac_per_s: 2e12\nmac_per_s: 3e12\n")
     # ... and the first invalid value in the order the profile checks them: the calibration before fitted_archs, which
     # the fast path's check without the calibration would name.
@@ -622,3 +622,27 @@ def test_a_held_out_size_out_of_range_names_both_forms_it_takes_as_typed(name):
             validate_data_config(DataConfig(name="x", **{name: value}))
         assert str(err.value) == f"data.{name}={what}; {allowed}"
     validate_data_config(DataConfig(name="x", **{name: 93.0}))  # a count
+
+
+@pytest.mark.parametrize(("bad_line", "shown"), [
+    # a colon left out: PyYAML's first line, all that was shown, was "while scanning a simple key" (the Python API) or
+    # that and the line before the culprit (the command line)
+    ("mac_per_s 4.0e12", "line 3: 'mac_per_s 4.0e12' is not valid YAML (could not find expected ':'); each setting is "
+                         "`key: value`"),
+    # a tab in the indentation: the command line's line named neither file nor line
+    ("efficiency:\n\tconv: 0.6", "line 4: '\\tconv: 0.6' is not valid YAML (found character '\\t' that cannot start any "
+                                 "token); indent with spaces, not tabs"),
+])
+def test_a_chip_file_that_is_no_valid_yaml_names_its_file_line_and_text(tmp_path, bad_line, shown):
+    from nas.config import load_hw_profile, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "hw").mkdir()
+    path = tmp_path / "hw" / "my_npu.yaml"
+    path.write_text(f"name: my_npu\nprecision: int8\n{bad_line}\nsram_bytes: 1048576\n")
+    expected = f"{path}, {shown}"
+    with pytest.raises(ConfigError) as err:
+        load_hw_profile(path)
+    assert str(err.value) == expected
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=my_npu"], config_name="latency") == expected
