@@ -281,7 +281,11 @@ def test_unit_times_csv_round_trip_and_bad_rows(tmp_path):
     assert read_unit_times(tmp_path / "u.csv") == {"abc": {"stem": 12.5, "stages.0.blocks.0": 30.25, "call": 80.0},
                                                    "def": {"head": 3.0}}
     for bad, fragment in (("abc,stage0,1.0", "line 6: unit='stage0'; allowed"), ("abc,head,-1", "line 6: us='-1'"),
-                          ("abc,head,slow", "line 6: us='slow'")):
+                          ("abc,head,slow", "line 6: us='slow'"),
+                          # a profiler's layer name (README: the exported layer names carry the units): the unit it is of
+                          ("abc,/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv,1.0",
+                           "line 6: unit='/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv' is a layer of unit 'stages.0.blocks.1': "
+                           "sum the layers' times per unit; allowed: stem")):
         write_unit_times(tmp_path / "u.csv", rows)
         with open(tmp_path / "u.csv", "a") as f:
             f.write(bad + "\n")
@@ -439,6 +443,29 @@ def test_fit_cli_with_too_few_measurements_names_the_files(tmp_path, cpu, space_
     assert not any(tmp_path.glob("chip*"))
     write_measurements(tmp_path / "m.csv", _rows(archs))
     assert "fitted" in fit_command(tool) and (tmp_path / "chip.yaml").is_file()
+
+
+def test_fit_cli_names_unit_times_of_archs_it_did_not_measure(tmp_path, cpu, space_t, caplog):
+    # An arch_id in the unit times that no measured row has (a file name pasted, '<id>.onnx') was dropped without a word
+    import logging
+
+    from nas.latency.fit import fit_command
+    from nas.latency.measure import write_unit_times
+    from nas.latency.profile import LatencyToolConfig
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 6, seed=7, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _synthetic_unit_chip(prior, archs, seed=2)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+    ids = [a.arch_id + (".onnx" if i == 0 else "") for i, a in enumerate(archs)]
+    write_unit_times(tmp_path / "u.csv", [(i, k, v) for i, u in zip(ids, units) for k, v in u.items()])
+    tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
+                             out=str(tmp_path / "chip.yaml"))
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        fit_command(tool)
+    expected = (f"units={[str(tmp_path / 'u.csv')]}: arch_id {ids[0]!r} (1 of the 6 in them) is no measured arch of "
+                f"measurements={[str(tmp_path / 'm.csv')]}: its unit times are not used")
+    assert expected in caplog.messages
 
 
 def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):

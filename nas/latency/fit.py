@@ -786,6 +786,12 @@ def fit_command(tool: LatencyToolConfig) -> str:
     unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
     if units and not any(unit_times):
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
+    # Some unmatched (a file name pasted as '<id>.onnx', another sample's archs): said, as their times go unused
+    if unmatched := sorted(set(units) - {m.arch.arch_id for m in rows}):
+        shown = ", ".join(repr(a) for a in unmatched[:3]) + (f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else "")
+        log.warning("units=%s: arch_id %s (%d of the %d in them) %s no measured arch of measurements=%s: %s unit times "
+                    "are not used", list(tool.units), shown, len(unmatched), len(units), "is" if len(unmatched) == 1 else "are",
+                    list(tool.measurements), "its" if len(unmatched) == 1 else "their")
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,
                          residual_trees=tool.residual_trees)
     # The file's name is its `hw=` choice: `out=my_chip.yaml` is hw=my_chip, and a copy that kept the source's `name: cpu`

@@ -581,7 +581,10 @@ def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times"):
         unit = row["unit"] or ""
         if not _UNIT_NAME.match(unit):
-            raise DataError(f"{p}, line {line}: unit={unit!r}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
+            # A profiler's own layer name pasted as it is: say which unit it belongs to
+            of = unit_of_node(unit)
+            layer = f" is a layer of unit {of!r}: sum the layers' times per unit" if of else ""
+            raise DataError(f"{p}, line {line}: unit={unit!r}{layer}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
                             "head, nodes, call")
         out[row["arch_id"]][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
     if not out:
