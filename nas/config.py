@@ -606,6 +606,9 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     except yaml.YAMLError as e:
         raise ConfigError(yaml_error_message(e)) from None
     except (OmegaConfBaseException, OSError) as e:
+        if getattr(e, "full_key", None) and _NOT_A_LIST.match(str(e)):
+            message = not_a_list_message(f"hw.{e.full_key}")
+            raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {message}") from None
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
 
@@ -1052,7 +1055,7 @@ def compose_error_message(exc: BaseException) -> str:
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
-    if override and "=" in head and re.match(r"Invalid value assigned: \w+ is not a ListConfig", str(cause or "").strip()):
+    if override and "=" in head and _NOT_A_LIST.match(str(cause or "").strip()):
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
         key, value = head.split("=", 1)
         return f"{head} must be a list, in brackets and quoted for the shell: '{key}=[{value}]'"
@@ -1062,6 +1065,14 @@ def compose_error_message(exc: BaseException) -> str:
         hint = f"; {append[0].lower()}{append[1:]}" if append else ""
         return f"{head}: {str(cause).strip().splitlines()[0]}{hint}"
     return "; ".join(lines[:2])
+
+
+_NOT_A_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig")
+
+
+def not_a_list_message(full_key: str) -> str:
+    """One line for a list setting of a config file given one value (`fused_kinds: bn` in a chip's file)."""
+    return f"{full_key} must be a list, in brackets: `{full_key.rsplit('.', 1)[-1]}: [a, b]` (`[]` for none)"
 
 
 def _group_file_error(lines: Sequence[str]) -> str | None:
@@ -1076,6 +1087,8 @@ def _group_file_error(lines: Sequence[str]) -> str | None:
     schema = _schemas().get(fields.get("object_type", ""))
     if found[2] == "ConfigKeyError" and schema is not None:
         return f"{found[1]}: {unknown_key_message(fields['full_key'], schema)}"
+    if _NOT_A_LIST.match(lines[1]):
+        return f"{found[1]}: {not_a_list_message(fields['full_key'])}"
     return f"{found[1]}: {fields['full_key']}: {lines[1]}"
 
 

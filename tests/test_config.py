@@ -646,3 +646,19 @@ def test_a_chip_file_that_is_no_valid_yaml_names_its_file_line_and_text(tmp_path
         load_hw_profile(path)
     assert str(err.value) == expected
     assert precheck_overrides(["--config-dir", str(tmp_path), "hw=my_npu"], config_name="latency") == expected
+
+
+def test_a_chip_files_list_setting_given_one_value_says_how_a_list_is_written(tmp_path):
+    # `fused_kinds: bn` in the user's chip file: "Invalid value assigned: AnyNode is not a ListConfig, list or tuple."
+    from nas.config import load_hw_profile, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "hw").mkdir()
+    path = tmp_path / "hw" / "my_npu.yaml"
+    path.write_text("name: my_npu\nfused_kinds: bn\n")
+    wanted = "hw.fused_kinds must be a list, in brackets: `fused_kinds: [a, b]` (`[]` for none)"
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=my_npu"], config_name="latency") == f"In 'hw/my_npu': {wanted}"
+    with pytest.raises(ConfigError) as err:
+        load_hw_profile(path)
+    assert str(err.value) == f"hw profile file {str(path)!r} cannot be read: {wanted}"
