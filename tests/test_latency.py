@@ -105,7 +105,11 @@ def test_depthwise_efficiency_is_applied():
      ({"mac_per_s": "2.0e12"}, "hw.mac_per_s='2.0e12' must be a finite number"),
      ({"fused_kinds": "bn"}, "hw.fused_kinds='bn' must be a list"), ({"efficiency": [0.5]}, "hw.efficiency=[0.5] must be a mapping"),
      ({"measured_inputs": ["3x64x32"]}, "hw.measured_inputs has '3x64x32'; allowed: <in_chans>x<img_size>x<img_size>"),
-     ({"measured_inputs": "3x64x64"}, "hw.measured_inputs='3x64x64' must be a list")],
+     ({"measured_inputs": "3x64x64"}, "hw.measured_inputs='3x64x64' must be a list"),
+     # bits where bytes go (int8 read off a datasheet as 8): every byte moved was costed 8x
+     ({"bytes_per_element": 8}, "hw.bytes_per_element=8 must be 1, 2 or 4 (bytes per weight or activation value, not bits: "
+                                "int8 1, fp16 2, fp32 4)"),
+     ({"bytes_per_element": 3}, "hw.bytes_per_element=3 must be 1, 2 or 4")],
 )
 def test_bad_hardware_values_are_named_when_the_profile_is_built(change, fragment):
     # Built by hand (not through Hydra), a bad profile is refused at once, not inside predict_latency.

@@ -142,6 +142,9 @@ class HardwareProfile:
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"hw.{key}={value!r} must be a finite number > 0")
+        if self.bytes_per_element not in (1, 2, 4):  # 8 is a datasheet's bits, which costs every byte moved 8x
+            raise ConfigError(f"hw.bytes_per_element={self.bytes_per_element!r} must be 1, 2 or 4 (bytes per weight or activation "
+                              "value, not bits: int8 1, fp16 2, fp32 4)")
         for key in ("launch_overhead_us", "invoke_overhead_us", "host_sync_us"):
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
