@@ -364,7 +364,8 @@ def _file_note(path: Path, key: str, value: Any = _ANY) -> str:
         if not isinstance(found, dict) or part not in found:
             return ""
         found = found[part]
-    return f" (set in {path})" if value is _ANY or found == value else ""
+    same = found == value or all(isinstance(v, float) and math.isnan(v) for v in (found, value))  # nan != nan
+    return f" (set in {path})" if value is _ANY or same else ""
 
 
 def _with_fitted(obj: T) -> T:

@@ -530,6 +530,9 @@ def test_a_bad_value_in_a_users_hw_file_names_the_file(tmp_path):
 
     assert error() == f"error: hw.mac_per_s=-1000000000000.0 must be a finite number > 0 (set in {mine})"
     assert error("hw.mac_per_s=-3") == "error: hw.mac_per_s=-3.0 must be a finite number > 0"
+    # nan is no value equal to itself: its file went unnamed
+    mine.write_text(mine.read_text().replace("mac_per_s: -1.0e12", "mac_per_s: .nan"))
+    assert error() == f"error: hw.mac_per_s=nan must be a finite number > 0 (set in {mine})"
 
 
 def test_load_hw_profile_names_the_file_that_holds_a_bad_value(tmp_path):
