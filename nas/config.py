@@ -744,17 +744,22 @@ def hydra_flag_names() -> frozenset[str]:
 
 def hydra_flags_problem(argv: Sequence[str]) -> str | None:
     """One line for Hydra flags that Hydra refuses together (`-m --cfg job`, `--resolve` without `--cfg`): Hydra raised
-    a ValueError, a traceback, before any of its own messages. None otherwise, and where its parser refuses the command
-    line itself (a misspelt choice: its usage line says so)."""
+    a ValueError, a traceback, before any of its own messages; and for a flag Hydra does not know (`--export-only`, a
+    setting written as other tools take them), where its parser printed its usage lines. None otherwise, and where its
+    parser refuses a choice (`--cfg jobs`: its usage line says so)."""
     from hydra._internal.utils import get_args_parser
 
     flags = [a for a in argv if a.startswith("-")]
     if not flags:  # plain key=value settings: nothing for the parser to find
         return None
     try:
-        args, _ = get_args_parser().parse_known_args(list(argv))
+        args, unknown = get_args_parser().parse_known_args(list(argv))
     except SystemExit:  # --version, or a choice it refuses: Hydra's own parser answers, in its usage line
         return None
+    if flag := next((a for a in unknown if a.startswith("-")), None):
+        # `--export-only`, as other tools take settings: Hydra printed its usage lines and "unrecognized arguments"
+        key = flag.lstrip("-").split("=", 1)[0].replace("-", "_")
+        return f"{flag} is not an option of this command: settings are key=value, without dashes ({key}=...)"
     modes = [name for name, given in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg is not None),
                                       ("--info", args.info is not None), ("--shell-completion", args.shell_completion))
              if given]

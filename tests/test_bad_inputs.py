@@ -355,6 +355,9 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
                                                   "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
      ("nas.latency.fit", ["hw=cpu", "m.csv"], "e.g. 'measurements=[m.csv]'"),
+     # a flag in the style of other tools: Hydra printed its usage lines and "unrecognized arguments"
+     ("nas.latency.profile", ["hw=edge_npu", "--export-only", "n=3"],
+      "error: --export-only is not an option of this command: settings are key=value, without dashes (export_only=...)"),
      # a list setting given one value without brackets: Hydra said "str is not a ListConfig, list or tuple"
      ("nas.latency.fit", ["hw=cpu", "measurements=m.csv"],
       "error: measurements=m.csv must be a list, in brackets and quoted for the shell: 'measurements=[m.csv]'"),
