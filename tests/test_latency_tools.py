@@ -166,6 +166,14 @@ def test_measurements_file_without_required_columns(tmp_path):
         read_measurements(tmp_path / "m.csv")
 
 
+def test_measurements_keyed_by_arch_id_alone_say_where_arch_json_is(tmp_path):
+    # a vendor tool's table of model names (arch_id) and times: the arch_id names the file timed, not its architecture
+    (tmp_path / "m.csv").write_text(f"arch_id,median_ms\n{TINY.arch_id},0.3\n")
+    with pytest.raises(DataError, match=r"the header has: 'arch_id', 'median_ms'; an arch_id does not say the arch: take each "
+                                        r"row's arch_json from the exported measurements\.csv$"):
+        read_measurements(tmp_path / "m.csv")
+
+
 def test_measurements_header_typed_as_readme_lists_it_is_read(tmp_path):
     # README lists the columns as "arch_json, arch_id, runtime, ...": a header typed from it, with a space after each
     # comma, was refused as lacking arch_json and median_ms, which it shows

@@ -533,8 +533,11 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
     missing = set(columns) - set(fieldnames)
     if missing:
         found = ", ".join(repr(name) for name in fieldnames) or "nothing"
+        # A vendor tool's table of model names and times: the name says which file was timed, not what is in it
+        hint = ("; an arch_id does not say the arch: take each row's arch_json from the exported measurements.csv"
+                if "arch_json" in missing and "arch_id" in fieldnames else "")
         raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} "
-                        f"(see README); the header has: {found}")
+                        f"(see README); the header has: {found}{hint}")
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
