@@ -598,7 +598,10 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
         found = group_file("hw", path.name)
         if found is None:
             names = sorted({p.stem for folder in hw_folders() for p in folder.glob("*.yaml")})
-            raise ConfigError(f"hw profile {str(name_or_path)!r} is unknown; allowed: {names} or a path to a .yaml file")
+            # a path given without its suffix ('' and '.' have no name to add one to)
+            meant = next((str(f) for f in (Path(f"{path}.yaml"), Path(f"{path}.yml")) if path.name and f.is_file()), None)
+            hint = f" (did you mean {meant!r}?)" if meant else ""
+            raise ConfigError(f"hw profile {str(name_or_path)!r} is unknown{hint}; allowed: {names} or a path to a .yaml file")
         path = found
     elif not path.is_file():
         raise ConfigError(f"hw profile file {str(path)!r} does not exist")

@@ -665,3 +665,15 @@ def test_a_chip_files_list_setting_given_one_value_says_how_a_list_is_written(tm
     with pytest.raises(ConfigError) as err:
         load_hw_profile(path)
     assert str(err.value) == f"hw profile file {str(path)!r} cannot be read: {wanted}"
+
+
+def test_load_hw_profile_of_a_path_without_yaml_names_the_file_it_means(tmp_path):
+    # load_hw_profile("myconf/hw/my_npu") was "unknown; allowed: [the shipped names] or a path to a .yaml file"
+    from nas.config import load_hw_profile
+
+    path = tmp_path / "my_npu.yaml"
+    path.write_text("name: my_npu\n")
+    with pytest.raises(ConfigError, match=rf"^hw profile {re.escape(repr(str(tmp_path / 'my_npu')))} is unknown \(did you mean "
+                                          rf"{re.escape(repr(str(path)))}\?\); allowed: \["):
+        load_hw_profile(str(tmp_path / "my_npu"))
+    assert load_hw_profile(path).name == "my_npu"
