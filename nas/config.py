@@ -530,7 +530,9 @@ def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwarePr
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader)
     except OSError as e:
-        raise ConfigError(f"{where} cannot be read ({e.strerror or e}); refit with `python -m nas.latency.fit` "
+        # Most often the profile was copied to another folder or machine without the file beside it
+        copy = f"copy {path.name} along with the profile, from where it was fitted, or " if isinstance(e, FileNotFoundError) else ""
+        raise ConfigError(f"{where} cannot be read ({e.strerror or e}); {copy}refit with `python -m nas.latency.fit` "
                           "(README, 'Onboarding a chip')") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{where} are not valid YAML: {str(e).splitlines()[0]}") from None

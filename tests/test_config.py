@@ -377,7 +377,9 @@ def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(
 
 
 @pytest.mark.parametrize(("fitted", "problem"), [
-    (None, r"cannot be read \(No such file or directory\); refit with `python -m nas.latency.fit`"),
+    # a profile copied to another folder without its fitted file: copying that file too is the fix at hand
+    (None, r"cannot be read \(No such file or directory\); copy chip\.fitted\.yml along with the profile, from where it "
+           r"was fitted, or refit with `python -m nas.latency.fit`"),
     ("calibration: {conv: [1.0\n", "are not valid YAML: while parsing a flow"),
     ("- 1.0\n", "hold no mapping of calibrated_on, fitted_archs, measured_inputs, calibration, residual$"),
     ("calibration: {conv: {fixed: 1.0}}\nmac_per_s: 1.0e12\n", "have unknown key 'mac_per_s'; allowed: calibrated_on, "),
