@@ -612,8 +612,11 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     except yaml.YAMLError as e:
         raise ConfigError(yaml_error_message(e)) from None
     except (OmegaConfBaseException, OSError) as e:
-        if getattr(e, "full_key", None) and _NOT_A_LIST.match(str(e)):
-            message = not_a_list_message(f"hw.{e.full_key}")
+        full_key = getattr(e, "full_key", None)
+        if full_key and (_NOT_A_LIST.match(str(e)) or isinstance(e, (ConfigKeyError, ConfigAttributeError))):
+            # as the command line names them (compose_error_message): a misspelt key with the close and allowed ones
+            message = (not_a_list_message(f"hw.{full_key}") if _NOT_A_LIST.match(str(e))
+                       else unknown_key_message(f"hw.{full_key}", HardwareProfile))
             raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {message}") from None
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None

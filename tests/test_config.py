@@ -679,3 +679,14 @@ def test_load_hw_profile_of_a_path_without_yaml_names_the_file_it_means(tmp_path
                                           rf"{re.escape(repr(str(path)))}\?\); allowed: \["):
         load_hw_profile(str(tmp_path / "my_npu"))
     assert load_hw_profile(path).name == "my_npu"
+
+
+def test_load_hw_profile_names_a_misspelt_key_as_the_command_line_does(tmp_path):
+    # From Python, `mac_per_sec:` was "Key 'mac_per_sec' not in 'HardwareProfile'": no close match, no allowed keys
+    from nas.config import load_hw_profile
+
+    path = tmp_path / "my_npu.yaml"
+    path.write_text("name: my_npu\nmac_per_sec: 2.0e12\n")
+    with pytest.raises(ConfigError, match=rf"^hw profile file {re.escape(repr(str(path)))} cannot be read: hw.mac_per_sec is not a "
+                                          r"setting of hw \(did you mean hw.mac_per_s\?\); allowed: name, description, "):
+        load_hw_profile(path)
