@@ -587,6 +587,23 @@ def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cp
     assert load_hw_profile(tmp_path / "mine" / "hw" / "my_npu.yaml") == profile
 
 
+@pytest.mark.parametrize("name", ["chip.yml", "chip.txt", "chip"])
+def test_fit_cli_refuses_an_out_file_that_hw_cannot_choose(tmp_path, cpu, space_t, name):
+    # out=chip.yml was written, with its numbers in chip.fitted.yml, but hw= chooses only <name>.yaml files: the calibrated
+    # profile could not be searched with
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 3, seed=4, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", _rows(archs))
+    out = tmp_path / name
+    tool = LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "m.csv")], out=str(out))
+    with pytest.raises(ConfigError, match=rf"^out={re.escape(repr(str(out)))} must be a \.yaml file: hw= chooses a chip by its "
+                                          rf"<name>\.yaml \(e\.g\. out={re.escape(str(tmp_path / 'chip.yaml'))}\)$"):
+        fit_command(tool)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
 def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space_t):
     # `fit hw=cpu out=my_chip.yaml` kept the source's `name: cpu`: the new file, chosen as hw=my_chip, called itself cpu in
     # the search log, the report and the host hint (where hw=cpu is the shipped file).

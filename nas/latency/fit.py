@@ -770,6 +770,11 @@ def fit_command(tool: LatencyToolConfig) -> str:
                           f"out=<your config folder>/hw/{mine}.yaml (named {mine} after its file) and use it as "
                           f"--config-dir <your config folder> hw={mine} (a file named {source.stem}.yaml there "
                           "would clash with the shipped one)")
+    if tool.out is not None and Path(tool.out).suffix != ".yaml":
+        # Written as asked, the calibrated profile could not be searched with: Hydra offers only <name>.yaml files
+        given = Path(tool.out)  # chip.yml -> chip.yaml, but chip.v2 -> chip.v2.yaml (a dot inside a chip's name)
+        meant = given.with_suffix(".yaml") if given.suffix.lower() in (".yml", ".yaml", ".txt") else f"{given}.yaml"
+        raise ConfigError(f"out={tool.out!r} must be a .yaml file: hw= chooses a chip by its <name>.yaml (e.g. out={meant})")
     out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
     clear_killed_writes(out.parent)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
