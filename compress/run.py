@@ -73,14 +73,39 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     # calibration never measured they are extrapolated, and a search says so in this line.
     if (unmeasured := input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)) is not None:
         log.warning("%s", unmeasured)
+    # A damaged pareto.json in the member's run stops no compression (its files go into the member's folder), but the
+    # run's report and pareto.csv are written from it: said before the minutes of compressing, not as a traceback after.
+    if (run_dir := _run_of(folder)) is not None and (problem := _not_refreshed(run_dir)) is not None:
+        log.warning("%s", problem)
+        run_dir = None
     metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
-    if (run_dir := _run_of(folder)) is not None:
-        from nas.report import write_reports
-        from nas.results import write_pareto_csv
+    if run_dir is not None:
+        from nas.pareto_csv import write_pareto_csv
+        from nas.report import ReportInputError, write_reports
 
-        write_reports(run_dir)
-        write_pareto_csv(run_dir)  # its int8 columns: the member's new files, as the report shows them
+        try:
+            write_reports(run_dir)
+            write_pareto_csv(run_dir)  # its int8 columns: the member's new files, as the report shows them
+        except ReportInputError as e:  # its trials.csv unreadable, or pareto.json damaged meanwhile: the work is done
+            log.warning("%s", f"{_NOT_REFRESHED}: {e}")
     return metrics
+
+
+_NOT_REFRESHED = "the run's report and pareto.csv are not refreshed after this compression"
+
+
+def _not_refreshed(run_dir: Path) -> str | None:
+    """Why the report and pareto.csv of the run folder `run_dir` cannot be refreshed after a compression of one of its
+    members, in one line with what to do (its pareto.json is damaged: rebuild it from the study); None when they can."""
+    from nas.report import PARETO_JSON, ReportInputError, read_pareto_json
+
+    try:
+        read_pareto_json(run_dir / PARETO_JSON)
+    except ReportInputError as e:
+        return f"{_NOT_REFRESHED}: {e}"
+    except OSError as e:
+        return f"{_NOT_REFRESHED}: {PARETO_JSON} in {run_dir} cannot be read ({e.strerror or e})"
+    return None
 
 
 def compress_checkpoint(folder: Path, **kwargs: Any) -> dict[str, Any]:
@@ -132,7 +157,7 @@ def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path, exported_o
     if not exported_onnx:  # the search's file, there before the run
         files.discard("model.onnx")
     lines.append(f"written to {folder.resolve()}: {', '.join([*sorted(files), 'compressed_metrics.json'])}")
-    if (run_dir := _run_of(folder)) is not None:
+    if (run_dir := _run_of(folder)) is not None and _not_refreshed(run_dir) is None:  # else its warning said why not
         lines.append(f"report refreshed: {(run_dir / 'report.html').resolve()} (and report.md, pareto.csv)")
     return lines
 

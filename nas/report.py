@@ -3,7 +3,9 @@
 The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json`` and,
 for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``; the searches' ``.running.*`` markers),
 so it can be regenerated at any time, also while a search is still running, and from a run folder it deliberately
-imports nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough.
+imports nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough. (Its command
+line also writes ``pareto.csv`` where the folder's files give another one, with `nas.pareto_csv`, which imports only
+this module.)
 
 Outputs, all written atomically into the run folder:
 
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from matplotlib.figure import Figure
 
-__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "main"]
+__all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "read_pareto_json",
+           "main"]
 
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
@@ -233,14 +236,31 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
             for r in rows]
 
 
-def _read_header(path: pathlib.Path) -> dict[str, Any]:
+def _rebuild_hint(run_dir: pathlib.Path) -> str:
+    """What to do about a damaged pareto.json of `run_dir`: the search that wrote it ran, so not 'run it first', but
+    rebuild the folder's files from its study (which writes pareto.json anew)."""
+    return (f"damaged; rebuild the run folder's files from its study: python -m nas.report {_rebuild_command(str(run_dir), [])}"
+            " with the search's settings (its data.root, final_train and compress: config.yaml holds them; search.storage"
+            " for a study not in its study.db)")
+
+
+def read_pareto_json(path: pathlib.Path) -> dict[str, Any]:
+    """A run folder's pareto.json (at `path`) as the report reads it: a JSON object whose `members`, where there, is a
+    list. `ReportInputError` (one line naming the file and the rebuild from the study) for one that is not (cut short
+    by a full disk or a copy, edited by hand); `OSError` where it cannot be read. `nas.pareto_csv` reads it here too."""
+    where = f"in {path.parent}: {_rebuild_hint(path.parent)}"
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ReportInputError(f"{path.name} is not valid JSON (line {exc.lineno}) in {path.parent}; "
-                               f"{_SEARCH_HINT}") from exc
+        raise ReportInputError(f"{path.name} is not valid JSON (line {exc.lineno}) {where}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportInputError(f"{path.name} is not UTF-8 text {where}") from exc
     if not isinstance(header, dict):
-        raise ReportInputError(f"{path.name} holds no JSON object in {path.parent}; {_SEARCH_HINT}")
+        raise ReportInputError(f"{path.name} holds no JSON object {where}")
+    members = header.get("members")
+    if members is not None and not isinstance(members, list):  # a dict's keys were read as members, an int a traceback
+        kind = type(members).__name__
+        raise ReportInputError(f"{path.name}'s members is not a list ({'an' if kind[0] in 'aeiou' else 'a'} {kind}) {where}")
     return header
 
 
@@ -262,7 +282,7 @@ def _read_metrics(folder: pathlib.Path) -> tuple[dict[str, Any] | None, str]:
 
 def read_compressed(folder: pathlib.Path) -> dict[str, Any] | None:
     """A member folder's compressed_metrics.json as the report reads it (a failed compression's too, which holds its
-    `error`); None when absent or unreadable. pareto.csv's int8 columns read it here (`nas.results.write_pareto_csv`), so
+    `error`); None when absent or unreadable. pareto.csv's int8 columns read it here (`nas.pareto_csv.write_pareto_csv`), so
     they and the report's compressed table show the same files."""
     try:
         data = json.loads((folder / COMPRESSED_JSON).read_text(encoding="utf-8"))
@@ -327,7 +347,7 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
     for name in (TRIALS_CSV, PARETO_JSON):
         if not (run_dir / name).is_file():
             raise MissingRunFileError(f"no {name} in {run_dir}; {_SEARCH_HINT}")
-    header = _read_header(run_dir / PARETO_JSON)
+    header = read_pareto_json(run_dir / PARETO_JSON)
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
                 unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks),
@@ -1950,12 +1970,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     run_dir = folders[0]
     try:
-        paths = write_reports(run_dir)
+        paths = list(write_reports(run_dir).values())
+        # pareto.csv too (its int8 columns are read from the members' compressed files, as the report's table is): a
+        # folder compressed by an older version, or copied without it, gets it from its files, with no study needed.
+        # nas.pareto_csv imports only this module; imported here, so that importing the report loads no other.
+        from nas.pareto_csv import PARETO_CSV, write_pareto_csv
+
+        if write_pareto_csv(run_dir):
+            paths.append(pathlib.Path(run_dir) / PARETO_CSV)
     except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback
         message = str(exc) if isinstance(exc, ReportInputError) else f"{exc.strerror or exc} in {run_dir}"
         print(f"error: {message}", file=sys.stderr)
         return 2
-    for path in paths.values():
+    for path in paths:
         print(path)
     return 0
 

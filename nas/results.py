@@ -46,6 +46,7 @@ from nas.latency.measure import cpu_signature, host_mismatch, machine_info, meas
 from nas.errors import ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
+from nas.pareto_csv import fmt as _fmt, write_pareto_csv
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
@@ -151,14 +152,6 @@ def front_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     candidates = list(by_arch.values())
     idx = pareto_front([(r.val_acc, r.latency_ms) for r in candidates])  # type: ignore[misc]
     return [candidates[i] for i in idx]
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
@@ -562,83 +555,6 @@ def _val_interval(val_acc: float | None, data: Dataset) -> tuple[float, float] |
     balanced accuracy, whose interval needs each class's right count, which neither a trial nor the final training
     keeps (its score only)."""
     return None if data.balanced or val_acc is None else share_interval(val_acc, images=len(data.val))
-
-
-# pareto.csv: pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`
-PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final", "val_acc_final_ci95", "test_acc",
-                  "test_acc_ci95", "test_acc_onnx", "latency_ms", "measured_latency_ms", "params", "macs", "summary",
-                  "checkpoint")
-# ... then, for a compressed member, its int8 model (compress.pipeline), from its folder's compressed_metrics.json rather
-# than pareto.json: compression runs after pareto.json is written (and compress.run of one member later still). Empty
-# for a member not compressed; a failed compression fills int8_error alone.
-INT8_COLUMNS = ("int8_test_acc", "int8_test_acc_ci95", "int8_test_acc_source", "int8_latency_ms", "int8_hw",
-                "int8_params", "int8_macs", "int8_file", "int8_error")
-
-
-def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str) -> dict[str, Any]:
-    """pareto.csv's `INT8_COLUMNS` of one member from its compressed_metrics.json (`compressed`, as
-    `nas.report.read_compressed` reads it; None: not compressed, and {} is returned), as the report's int8 row shows
-    them: the headline test accuracy and its interval, the runtime it is from, the chip's predicted latency of the int8
-    file's architecture (the pruned one when pruned), that chip (compress.run may name another than the run's), the
-    architecture's params and MACs, and the QDQ ONNX file relative to the run folder (`checkpoint`: the member's folder,
-    as pareto.json names it; the OpenVINO IR lies beside it)."""
-    if not isinstance(compressed, dict):
-        return {}
-    if compressed.get("error"):
-        return {"int8_error": compressed["error"]}
-    int8 = compressed.get("int8")
-    if not isinstance(int8, dict):
-        return {}
-    from nas.report import int8_test_acc_source  # as the report names it ('openvino' for files from before the field)
-
-    pruned = compressed.get("pruned") or {}
-    # int8 records its architecture's params, not its MACs: those are the pruned row's, or the fp32 row's when not pruned
-    arch = pruned if pruned.get("pruned") else compressed.get("fp32") or {}
-    ci = int8.get("test_acc_ci95")
-    return {"int8_test_acc": int8.get("test_acc"),
-            "int8_test_acc_ci95": ci if isinstance(ci, (list, tuple)) and len(ci) == 2 else None,
-            "int8_test_acc_source": int8_test_acc_source(int8), "int8_latency_ms": int8.get("latency_ms"),
-            "int8_hw": compressed.get("hw"), "int8_params": int8.get("params"), "int8_macs": arch.get("macs"),
-            "int8_file": f"{checkpoint}/{int8.get('file') or 'model_int8.onnx'}"}
-
-
-def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None) -> str:
-    """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS`, then `INT8_COLUMNS` filled from
-    `compressed` ({arch_id: its compressed_metrics.json}; a member not in it was not compressed), each interval split
-    into `<name>_low` and `<name>_high` (both empty where the member has none)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    columns = PARETO_COLUMNS + INT8_COLUMNS
-    w.writerow([h for c in columns for h in ((f"{c}_low", f"{c}_high") if c.endswith("_ci95") else (c,))])
-    for m in members:
-        values = {**m, **_int8_fields((compressed or {}).get(m.get("arch_id")), checkpoint=_checkpoint_of(m))}
-        row: list[str] = []
-        for c in columns:
-            if c.endswith("_ci95"):
-                ci = values.get(c)
-                row += [_fmt(float(v)) for v in ci] if ci is not None else ["", ""]
-            else:
-                row.append(_fmt(values.get(c)))
-        w.writerow(row)
-    return buf.getvalue()
-
-
-def _checkpoint_of(member: dict[str, Any]) -> str:
-    """A pareto.json member's folder relative to the run folder (its `checkpoint`), as the report finds it."""
-    return str(member.get("checkpoint") or f"checkpoints/{member.get('arch_id')}")
-
-
-def write_pareto_csv(run_dir: Path, *, members: Sequence[dict[str, Any]] | None = None) -> None:
-    """Write the run folder's pareto.csv from pareto.json's `members` (None: read from the folder's pareto.json) and
-    their folders' compressed_metrics.json, as they are now: with pareto.json, and again once members are compressed
-    (the search after its compression, compress.run of a member), so its int8 columns show what the report shows."""
-    from nas.report import read_compressed  # the report's reader: the same files give the same numbers in both
-
-    if members is None:  # the members the report lists: a pareto.json entry that is no object is skipped there too
-        members = [m for m in json.loads((run_dir / "pareto.json").read_text(encoding="utf-8")).get("members") or []
-                   if isinstance(m, dict)]
-    compressed = {m.get("arch_id"): read_compressed(run_dir / _checkpoint_of(m)) for m in members}
-    atomic_write_bytes(run_dir / "pareto.csv", pareto_csv(members, compressed=compressed).encode())
 
 
 def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, records: Sequence[TrialRecord],

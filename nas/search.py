@@ -66,7 +66,8 @@ from nas.latency.measure import host_mismatch
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
                         training_refusal)
 from nas.model import build_model
-from nas.results import final_trained_otherwise, write_pareto_csv, write_run_files
+from nas.pareto_csv import write_pareto_csv
+from nas.results import final_trained_otherwise, write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,

@@ -236,44 +236,86 @@ def test_compress_runs_closing_lines_say_where_the_files_went_and_which_report_w
                          f"report refreshed: {tmp_path / 'run' / 'report.html'} (and report.md, pareto.csv)"]
 
 
-def test_compress_run_of_a_search_member_refreshes_the_int8_columns_of_its_runs_pareto_csv(tmp_path, tiny_idx_root,
-                                                                                           monkeypatch):
-    # compress.run of a member refreshed the run's report but not pareto.csv, whose int8 columns (read from the
-    # member's compressed_metrics.json) then missed the member's new int8 model. The compression itself is stubbed.
-    import csv
-
-    from hydra import compose, initialize_config_dir
-
-    import compress.run
-    from nas.config import register_configs
-    from nas.results import write_pareto_csv
-    from tests.conftest import CONF_DIR
-
+def _search_member(tmp_path: Path, pareto_json: str) -> tuple[Path, Path]:
+    """(run folder, member folder) of a search's run as compress.run finds it, with `pareto_json` as its pareto.json."""
     run = tmp_path / "run"
     folder = run / "checkpoints" / ARCH.arch_id
     save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
     (run / "trials.csv").write_text("number,state,arch_id,val_acc,latency_ms\n")
-    members = [{"number": 0, "arch_id": ARCH.arch_id, "val_acc": 0.5, "latency_ms": 0.1,
-                "checkpoint": f"checkpoints/{ARCH.arch_id}"}]
-    (run / "pareto.json").write_text(json.dumps({"hw": "edge_npu", "members": members}))
-    write_pareto_csv(run)  # as the search left it: not compressed
+    (run / "pareto.json").write_text(pareto_json)
+    return run, folder
+
+
+def _compress_run_stubbed(folder: Path, metrics: dict, *, data_root: Path, monkeypatch) -> dict:
+    """`compress.run.run_compress` of checkpoint=`folder` (hw=edge_npu), its compression stubbed: it writes `metrics`
+    as the folder's compressed_metrics.json."""
+    from hydra import compose, initialize_config_dir
+
+    import compress.run
+    from nas.config import register_configs
+    from tests.conftest import CONF_DIR
 
     def compressed(folder, **kw):
-        metrics = {"hw": kw["hw"].name, "fp32": {"macs": 900}, "pruned": {"pruned": False},
-                   "int8": {"params": 321, "latency_ms": 0.04, "test_acc": 0.5, "file": "model_int8.onnx"}}
         (folder / "compressed_metrics.json").write_text(json.dumps(metrics))
         return metrics
 
     monkeypatch.setattr(compress.run, "compress_checkpoint", compressed)
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}",
+        cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={data_root}",
                                                              "hw=edge_npu"])
-    compress.run.run_compress(cfg)
+    return compress.run.run_compress(cfg)
+
+
+# compressed_metrics.json as the stubbed compressions write it (the fields pareto.csv and the closing lines read)
+_STUB_METRICS = {"hw": "edge_npu", "fp32": {"macs": 900}, "pruned": {"pruned": False},
+                 "int8": {"params": 321, "latency_ms": 0.04, "test_acc": 0.5, "test_acc_onnx": 0.5,
+                          "file": "model_int8.onnx", "file_ir": "model_int8.xml"}}
+
+
+def test_compress_run_of_a_search_member_refreshes_the_int8_columns_of_its_runs_pareto_csv(tmp_path, tiny_idx_root,
+                                                                                           monkeypatch):
+    # compress.run of a member refreshed the run's report but not pareto.csv, whose int8 columns (read from the
+    # member's compressed_metrics.json) then missed the member's new int8 model. The compression itself is stubbed.
+    import csv
+
+    from nas.pareto_csv import write_pareto_csv
+
+    members = [{"number": 0, "arch_id": ARCH.arch_id, "val_acc": 0.5, "latency_ms": 0.1,
+                "checkpoint": f"checkpoints/{ARCH.arch_id}"}]
+    run, folder = _search_member(tmp_path, json.dumps({"hw": "edge_npu", "members": members}))
+    write_pareto_csv(run)  # as the search left it: not compressed
+    _compress_run_stubbed(folder, _STUB_METRICS, data_root=tiny_idx_root, monkeypatch=monkeypatch)
     with open(run / "pareto.csv", newline="") as f:
         (row,) = csv.DictReader(f)
     assert (row["int8_test_acc"], row["int8_latency_ms"], row["int8_hw"], row["int8_macs"], row["int8_file"]) == (
         "0.5", "0.04", "edge_npu", "900", f"checkpoints/{ARCH.arch_id}/model_int8.onnx")
+
+
+@pytest.mark.parametrize("damaged, what", [('{"hw": "edge_npu", "members": [{"arch', "pareto.json is not valid JSON (line 1)"),
+                                           ('{"hw": "edge_npu", "members": 7}', "pareto.json's members is not a list")])
+def test_compress_run_of_a_member_whose_runs_pareto_json_is_damaged_compresses_it_and_says_in_one_line_what_to_do(
+        tmp_path, tiny_idx_root, monkeypatch, caplog, damaged, what):
+    # The member was compressed, then refreshing its run's report and pareto.csv from the damaged pareto.json ended the
+    # command in a traceback (the table and closing lines never printed). The compression itself is stubbed.
+    import logging
+
+    import compress.run
+
+    run, folder = _search_member(tmp_path, damaged)  # cut short by a full disk or a copy, or edited by hand
+    (run / "pareto.csv").write_text("kept\n")
+    with caplog.at_level(logging.WARNING, logger="compress.run"):
+        # the work goes on: the member's files are its own
+        assert _compress_run_stubbed(folder, _STUB_METRICS, data_root=tiny_idx_root, monkeypatch=monkeypatch) == _STUB_METRICS
+    (line,) = [r.getMessage() for r in caplog.records if "pareto.json" in r.getMessage()]
+    assert line.startswith(f"the run's report and pareto.csv are not refreshed after this compression: {what}"), line
+    assert f"in {run}: damaged; rebuild the run folder's files from its study: python -m nas.report " \
+           f"search.runs_dir={tmp_path} search.study_name=run" in line and "\n" not in line
+    assert (folder / "compressed_metrics.json").is_file() and (run / "pareto.csv").read_text() == "kept\n"
+    assert not (run / "report.html").exists()
+    # its closing lines do not say the report was refreshed
+    closing = compress.run.closing_lines(_STUB_METRICS, checkpoint=folder)
+    assert not any("refreshed" in c for c in closing), closing
 
 
 def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):

@@ -490,7 +490,75 @@ def test_unreadable_pareto_json_is_a_one_line_error(run_dir: pathlib.Path,
 def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(run_dir)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert sorted(pathlib.Path(p).name for p in printed) == sorted(REPORT_FILES)
+    # pareto.csv too: the fixture's folder has none, and the report writes it from pareto.json
+    assert sorted(pathlib.Path(p).name for p in printed) == sorted([*REPORT_FILES, "pareto.csv"])
+
+
+# pareto.csv's int8 columns (nas.pareto_csv.INT8_COLUMNS, each interval two columns)
+INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",
+                    "int8_latency_ms", "int8_hw", "int8_params", "int8_macs", "int8_file", "int8_error"]
+
+
+def test_the_report_of_a_run_folder_refreshes_its_pareto_csv_only_when_it_changed(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A folder compressed by a version before pareto.csv's int8 columns kept a CSV without them: only a rebuild from the
+    # study (torch, Optuna, the trials' weights) wrote it again. The read-only form writes it from the folder's files.
+    (run_dir / "checkpoints" / SLOW / "compressed_metrics.json").write_text(json.dumps({
+        "hw": "edge_npu", "fp32": {"macs": 6197056}, "pruned": {"pruned": True, "macs": 4000000},
+        "int8": {"params": 90000, "latency_ms": 0.25, "test_acc": 0.885, "test_acc_ci95": [0.87, 0.9],
+                 "test_acc_source": "onnxruntime", "file": "model_int8.onnx"}}))
+    old = "number,arch_id,val_acc,test_acc,latency_ms,checkpoint\n"  # an older version's columns
+    (run_dir / "pareto.csv").write_text(old)
+    assert main([str(run_dir)]) == 0
+    assert str(run_dir / "pareto.csv") in capsys.readouterr().out.splitlines()  # among the files written
+    with open(run_dir / "pareto.csv", newline="") as f:
+        rows = {r["arch_id"]: r for r in csv.DictReader(f)}
+    assert list(rows) == [GONE, FAST, SLOW]  # pareto.json's order
+    assert list(rows[SLOW])[-len(INT8_CSV_COLUMNS):] == INT8_CSV_COLUMNS
+    assert {c: rows[SLOW][c] for c in INT8_CSV_COLUMNS} == {
+        "int8_test_acc": "0.885", "int8_test_acc_ci95_low": "0.87", "int8_test_acc_ci95_high": "0.9",
+        "int8_test_acc_source": "onnxruntime", "int8_latency_ms": "0.25", "int8_hw": "edge_npu", "int8_params": "90000",
+        "int8_macs": "4000000", "int8_file": f"checkpoints/{SLOW}/model_int8.onnx", "int8_error": ""}
+    assert all(rows[a][c] == "" for a in (GONE, FAST) for c in INT8_CSV_COLUMNS)  # not compressed
+    assert rows[FAST]["latency_ms"] == "0.3" and rows[GONE]["test_acc"] == "0.905"
+    # Up to date, it is left as it is (not written again: a reader never sees it replaced for nothing)
+    before = (run_dir / "pareto.csv").stat()
+    assert main([str(run_dir)]) == 0
+    assert str(run_dir / "pareto.csv") not in capsys.readouterr().out.splitlines()
+    after = (run_dir / "pareto.csv").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_the_report_of_a_run_folder_writes_pareto_csv_without_torch_or_optuna(run_dir: pathlib.Path) -> None:
+    # the CSV's code lives outside nas.results (torch): the read-only form must still run with the run folder alone
+    code = ("import sys; from nas.report import main; rc = main([sys.argv[1]]); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'optuna'}); "
+            "print(bad); sys.exit(rc or (1 if bad else 0))")
+    result = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (run_dir / "pareto.csv").read_text().startswith("number,arch_id,val_acc,")
+
+
+@pytest.mark.parametrize("text, what", [
+    ('{"members": [{"arch_id": "aaaa0', "pareto.json is not valid JSON (line 1)"),  # cut short by a full disk, a copy
+    ("[1, 2]", "pareto.json holds no JSON object"),
+    ('{"members": 5}', "pareto.json's members is not a list (an int)"),
+    ('{"members": {"arch_id": "aaaa000001"}}', "pareto.json's members is not a list (a dict)"),
+    (b"\xff\xfe\x00garbage", "pareto.json is not UTF-8 text"),
+])
+def test_a_damaged_pareto_json_is_one_line_naming_the_file_and_the_rebuild_from_the_study(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str], text: str | bytes, what: str) -> None:
+    # 'run python -m nas.search first' sent the user to a search that had run; a members that is no list was a traceback
+    path = run_dir / "pareto.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    (run_dir / "pareto.csv").write_text("kept\n")
+    assert main([str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {what} in {run_dir}: damaged; rebuild the run folder's files from its study: "
+                          f"python -m nas.report search.runs_dir={run_dir.parent} search.study_name={run_dir.name}"), err
+    assert (run_dir / "pareto.csv").read_text() == "kept\n"  # not written from a file it cannot read
 
 
 def test_a_run_folder_with_settings_says_which_form_takes_them(run_dir: pathlib.Path,

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from nas.arch import ArchConfig, StageConfig
-from nas.results import (
-    TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_csv, pareto_front, trials_csv, write_pareto_csv,
-)
+from nas.pareto_csv import pareto_csv, write_pareto_csv
+from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, pareto_front, trials_csv
 
 # pareto.csv's columns after pareto.json's: a compressed member's int8 model, from its compressed_metrics.json
 INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",

@@ -375,7 +375,7 @@ def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, 
 
 
 def test_pareto_csv_gives_the_int8_models_the_search_compressed_and_a_rebuild_gives_the_same_file(
-        tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+        tiny_idx_root, tmp_path, compose_cfg, monkeypatch, capsys):
     # pareto.csv was written before the members were compressed: its int8 columns stayed empty after the search's
     # compression. The compression is stubbed (its files as compress.pipeline writes them): the search's part is asked.
     import compress.pipeline as pipeline_mod
@@ -401,9 +401,18 @@ def test_pareto_csv_gives_the_int8_models_the_search_compressed_and_a_rebuild_gi
         "int8_test_acc": "0.5", "int8_test_acc_ci95_low": "0.25", "int8_test_acc_ci95_high": "0.75",
         "int8_latency_ms": "0.04", "int8_hw": "edge_npu", "int8_params": "321", "int8_macs": "900",
         "int8_file": f"checkpoints/{member['arch_id']}/model_int8.onnx", "int8_error": ""}
+    # pareto.json damaged (cut short by a full disk, a copy): the read-only report names the rebuild from the study,
+    # and that rebuild writes it, and pareto.csv, again
+    (result.run_dir / "pareto.json").write_text((result.run_dir / "pareto.json").read_text()[:100])
+    assert main([str(result.run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: pareto.json is not valid JSON (line ") and err.count("\n") == 1, err
+    assert (f") in {result.run_dir}: damaged; rebuild the run folder's files from its study: python -m nas.report "
+            f"search.runs_dir={tmp_path} search.study_name=t ") in err
     # `python -m nas.report` rebuilding the folder from its study (compress=none: the compressed files are kept)
     assert main(_overrides(tiny_idx_root, tmp_path, "search.export_onnx=false")) == 0
     assert (result.run_dir / "pareto.csv").read_text() == written
+    assert json.loads((result.run_dir / "pareto.json").read_text())["members"][0]["arch_id"] == member["arch_id"]
 
 
 def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, compose_cfg):

@@ -1,0 +1,116 @@
+"""pareto.csv: a run folder's Pareto members flat, one row each, from pareto.json and the members' compressed files.
+
+Kept apart from `nas.results` (torch, Optuna) so that `python -m nas.report <run folder>`, which reads the run's files
+alone, writes it too: a folder compressed by a version before its int8 columns gets them from its own files. It imports
+nothing but `nas.report`'s readers, so that the CSV's int8 columns and the report's compressed table read the same files
+alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+from typing import Any, Sequence
+
+from nas.report import PARETO_JSON, _write_atomic, int8_test_acc_source, read_compressed, read_pareto_json
+
+PARETO_CSV = "pareto.csv"
+# pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`
+PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final", "val_acc_final_ci95", "test_acc",
+                  "test_acc_ci95", "test_acc_onnx", "latency_ms", "measured_latency_ms", "params", "macs", "summary",
+                  "checkpoint")
+# ... then, for a compressed member, its int8 model (compress.pipeline), from its folder's compressed_metrics.json rather
+# than pareto.json: compression runs after pareto.json is written (and compress.run of one member later still). Empty
+# for a member not compressed; a failed compression fills int8_error alone.
+INT8_COLUMNS = ("int8_test_acc", "int8_test_acc_ci95", "int8_test_acc_source", "int8_latency_ms", "int8_hw",
+                "int8_params", "int8_macs", "int8_file", "int8_error")
+
+
+def fmt(value: Any) -> str:
+    """A value as the run folder's CSV files write it: '' for None, floats to 6 significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _interval_cells(value: Any) -> list[str]:
+    """An interval's two cells: its low and high end, both empty where there is none (or, in a damaged pareto.json,
+    no pair of numbers: the report shows none there either)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        try:
+            return [fmt(float(v)) for v in value]
+        except (TypeError, ValueError):
+            pass
+    return ["", ""]
+
+
+def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str) -> dict[str, Any]:
+    """pareto.csv's `INT8_COLUMNS` of one member from its compressed_metrics.json (`compressed`, as
+    `nas.report.read_compressed` reads it; None: not compressed, and {} is returned), as the report's int8 row shows
+    them: the headline test accuracy and its interval, the runtime it is from, the chip's predicted latency of the int8
+    file's architecture (the pruned one when pruned), that chip (compress.run may name another than the run's), the
+    architecture's params and MACs, and the QDQ ONNX file relative to the run folder (`checkpoint`: the member's folder,
+    as pareto.json names it; the OpenVINO IR lies beside it)."""
+    if not isinstance(compressed, dict):
+        return {}
+    if compressed.get("error"):
+        return {"int8_error": compressed["error"]}
+    int8 = compressed.get("int8")
+    if not isinstance(int8, dict):
+        return {}
+    pruned = compressed.get("pruned") or {}
+    # int8 records its architecture's params, not its MACs: those are the pruned row's, or the fp32 row's when not pruned
+    arch = pruned if pruned.get("pruned") else compressed.get("fp32") or {}
+    return {"int8_test_acc": int8.get("test_acc"), "int8_test_acc_ci95": int8.get("test_acc_ci95"),
+            # as the report names it ('openvino' for files from before the field)
+            "int8_test_acc_source": int8_test_acc_source(int8), "int8_latency_ms": int8.get("latency_ms"),
+            "int8_hw": compressed.get("hw"), "int8_params": int8.get("params"), "int8_macs": arch.get("macs"),
+            "int8_file": f"{checkpoint}/{int8.get('file') or 'model_int8.onnx'}"}
+
+
+def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None) -> str:
+    """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS`, then `INT8_COLUMNS` filled from
+    `compressed` ({arch_id: its compressed_metrics.json}; a member not in it was not compressed), each interval split
+    into `<name>_low` and `<name>_high` (both empty where the member has none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    columns = PARETO_COLUMNS + INT8_COLUMNS
+    w.writerow([h for c in columns for h in ((f"{c}_low", f"{c}_high") if c.endswith("_ci95") else (c,))])
+    for m in members:
+        values = {**m, **_int8_fields((compressed or {}).get(m.get("arch_id")), checkpoint=_checkpoint_of(m))}
+        row: list[str] = []
+        for c in columns:
+            row += _interval_cells(values.get(c)) if c.endswith("_ci95") else [fmt(values.get(c))]
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def _checkpoint_of(member: dict[str, Any]) -> str:
+    """A pareto.json member's folder relative to the run folder (its `checkpoint`), as the report finds it."""
+    return str(member.get("checkpoint") or f"checkpoints/{member.get('arch_id')}")
+
+
+def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None) -> bool:
+    """Write the run folder's pareto.csv from pareto.json's `members` (None: read from the folder's pareto.json) and
+    their folders' compressed_metrics.json, as they are now: with pareto.json, again once members are compressed (the
+    search after its compression, compress.run of a member), and by `python -m nas.report <run folder>`, so its int8
+    columns show what the report shows. Written atomically, and only where its content changes: returns whether it was.
+
+    Raises `nas.report.ReportInputError` (one line, naming the rebuild from the study) for a pareto.json that cannot be
+    read (not JSON, no object, its members no list), and `OSError` where the file cannot be written."""
+    folder = pathlib.Path(run_dir)
+    if members is None:  # the members the report lists: a pareto.json entry that is no object is skipped there too
+        members = [m for m in read_pareto_json(folder / PARETO_JSON).get("members") or [] if isinstance(m, dict)]
+    compressed = {m.get("arch_id"): read_compressed(folder / _checkpoint_of(m)) for m in members}
+    data = pareto_csv(members, compressed=compressed).encode()
+    path = folder / PARETO_CSV
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:  # none yet, or unreadable: written
+        pass
+    _write_atomic(path, data)
+    return True
