@@ -1271,9 +1271,11 @@ def validate_data_config(d: DataConfig) -> None:
                     else "is neither a fraction (< 1) nor a whole count of images")
             raise ConfigError(f"data.{name}={size:g} {what}; allowed: a fraction of the images (0 < {name} < 1, e.g. "
                               f"0.2) or a whole count of images (>= 1, e.g. 500)")
-    _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
-    if d.img_size is not None and d.img_size < MIN_IMG_SIZE:  # else every trial of a search fails building its model
+    # before `_positive`, whose "> 0" would pass 1 to be refused next as below 4: one line with the real bound
+    if isinstance(d.img_size, (int, float)) and not isinstance(d.img_size, bool) and d.img_size < MIN_IMG_SIZE:
+        # else every trial of a search fails building its model
         raise ConfigError(f"data.img_size={d.img_size!r} is too small; allowed: an integer >= {MIN_IMG_SIZE}, or null (native size)")
+    _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
     if d.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")
     if d.background is not None and not 0 <= d.background <= 255:

@@ -21,6 +21,7 @@ import torch
 
 from nas.config import DataConfig, DataFormat, Metric, shell_override
 from nas.errors import DataError, counted, make_folder
+from nas.memory import available_memory_bytes, gib
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".
 # in some builds): named in a warning, so photos are not left out of training unseen.
 OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpe", ".tga", ".ico", ".psd",
                                   ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw", ".qoi", ".apng"})
+
+# Bytes of memory per uint8 value of the loaded images that loading them takes at its peak: the decoded images, a second
+# copy while they are stacked into one array (or resized, for idx data), and the float32 copy of the training images
+# the normalisation statistics are computed from (`channel_stats`).
+LOAD_BYTES_PER_VALUE = 6
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,22 @@ def _load_idx_dataset(root: Path) -> tuple[Split, Split, tuple[str, ...]]:
     n_classes = int(max(splits[0].y.max(), splits[1].y.max())) + 1
     classes = FASHION_MNIST_CLASSES if n_classes == 10 else tuple(str(i) for i in range(n_classes))
     return splits[0], splits[1], classes
+
+
+def _check_fits_memory(n_images: int, *, channels: int, size: int | None, where: Path) -> None:
+    """`DataError` when `n_images` images of `where` at `channels` x `size` x `size` (`data.img_size`) cannot be loaded in
+    the memory available now: a typo such as data.img_size=100000 would otherwise decode each photo to gigabytes until
+    the OOM killer ends the process, without a word. Nothing is checked for native sizes (`size` None), which are
+    known only once decoded, or where the available memory cannot be read."""
+    available = available_memory_bytes()
+    if size is None or available is None:
+        return
+    need = n_images * channels * size * size * LOAD_BYTES_PER_VALUE
+    if need > available:
+        amount = f"{need / 2**30:,.0f} GiB" if need >= 1000 * 2**30 else gib(need)  # 2.16e+05 GiB reads as a typo
+        raise DataError(f"data.img_size={size}: the {counted(n_images, 'image')} of {where} at {channels}x{size}x{size} "
+                        f"need about {amount} of memory to load, more than the {gib(available)} available now; pass a "
+                        "smaller data.img_size (the side in pixels each image is resized to)")
 
 
 def _conform(split: Split, *, size: int | None, channels: int | None) -> Split:
@@ -416,8 +438,13 @@ def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bo
             )
         if arr.shape[0] != arr.shape[1]:
             raise DataError(f"image {path} is not square ({arr.shape[1]}x{arr.shape[0]}); set data.img_size=N to resize")
-    x = np.stack([arr for _, arr in read_])
-    return np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+    # copied into one (N, C, H, W) array image by image: one copy of the images, not a second for the transposition
+    # (`LOAD_BYTES_PER_VALUE`)
+    chw = first[None] if first.ndim == 2 else first.transpose(2, 0, 1)
+    x = np.empty((len(read_), *chw.shape), dtype=np.uint8)
+    for i, (_, arr) in enumerate(read_):
+        x[i] = arr if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return x
 
 
 def unreadable_message(errors: Sequence[UnreadableImageError], *, otherwise: str | None = None) -> str:
@@ -480,6 +507,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
         raise DataError(_empty_classes_message(empty, fix))
     if (shared := _shared_images_message(files, ys, classes)) is not None:
         raise DataError(shared)
+    _check_fits_memory(len(files), channels=1 if mode == "L" else 3, size=size, where=root)
     y = torch.tensor(ys, dtype=torch.int64)
     # From the listing, which a cached read makes too: a cache file holds the pixels alone, so those written before
     # the paths were kept serve as they are. Relative to the folder as found, not resolved: a class folder that links
@@ -827,6 +855,8 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
     that split of its own is warned about even at its default value."""
     if cfg.format == DataFormat.idx:
         train, test, classes = _load_idx_dataset(Path(cfg.root))
+        _check_fits_memory(len(train) + len(test), channels=cfg.channels or train.x.shape[1], size=cfg.img_size,
+                           where=Path(cfg.root))
         train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))
         val = None
     else:

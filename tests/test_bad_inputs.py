@@ -126,6 +126,9 @@ SEARCH_CASES = [
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
     # every trial failed building its model (a traceback each), in a run folder already made
     (["data.img_size=3"], "data.img_size=3 is too small; allowed: an integer >= 4, or null (native size)"),
+    # it said "must be an integer > 0 or null", and then data.img_size=1 was refused as too small, allowed >= 4
+    (["data.img_size=0"], "data.img_size=0 is too small; allowed: an integer >= 4, or null (native size)"),
+    (["data.img_size=-5"], "data.img_size=-5 is too small; allowed: an integer >= 4, or null (native size)"),
     (["data.root={img}/tiny3", "data.img_size=null"], "dataset 'fashion_mnist' has 3x3 images; models take >= 4x4: set data.img_size=4"),
     # a random shift as large as the images blanks many of them
     (["train.max_shift=28"], "train.max_shift=28 shifts 28x28 images entirely out of view; allowed: 0..27"),

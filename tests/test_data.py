@@ -1310,3 +1310,30 @@ def test_data_identity_and_the_copies_warning_hash_no_image_again_when_given_the
     assert hashed == []
     with pytest.raises(ValueError, match=r"digests\['test'\] holds 3 digests for 4 images"):  # of other data
         data_identity(data, digests={**digests, "test": digests["test"][:3]})
+
+
+def test_an_img_size_whose_images_cannot_fit_in_memory_is_refused_before_decoding(tmp_path, tiny_idx_root, monkeypatch):
+    # data.img_size=100000 (a typo for 100) decoded each photo to 30 GB: the OOM killer ended the search (exit 137, no
+    # message, other processes of the machine at risk). It is refused in one line before any image is read.
+    import nas.data
+
+    for c in ("cat", "dog"):
+        for i in range(3):
+            _png(tmp_path / c / f"{i}.png", 8, 50, mode="RGB")
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=100000)
+    decoded = []
+    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: decoded.append(1))
+    with pytest.raises(DataError) as e:
+        load_dataset(cfg)
+    message = str(e.value)
+    assert "\n" not in message and not decoded
+    assert message.startswith(f"data.img_size=100000: the 6 images of {tmp_path} at 3x100000x100000 need about ")
+    assert "GiB of memory to load, more than the " in message and "pass a smaller data.img_size" in message
+    # the same on idx data (Fashion-MNIST), whose 500 images would be resized to it
+    with pytest.raises(DataError, match=r"^data.img_size=100000: the 500 images of .* at 1x100000x100000 need about "):
+        load_dataset(_idx_cfg(tiny_idx_root, img_size=100000))
+    # what the memory allows still loads: the check counts the memory available now
+    monkeypatch.setattr(nas.data, "available_memory_bytes", lambda: 10**6)
+    with pytest.raises(DataError, match=r"^data.img_size=64: .* more than the 0.000931 GiB available now"):
+        load_dataset(_idx_cfg(tiny_idx_root, img_size=64))
+    assert load_dataset(_idx_cfg(tiny_idx_root, img_size=8)).train.x.shape[1:] == (1, 8, 8)
