@@ -67,7 +67,7 @@ from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, f
                         training_refusal)
 from nas.model import build_model
 from nas.pareto_csv import write_pareto_csv
-from nas.results import final_trained_otherwise, write_run_files
+from nas.results import final_trained_otherwise, front_records, trial_record, write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,
@@ -938,12 +938,26 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=trials_stopped_by is None,
                                                     marker=marker, warnings=_joined(earlier, warned), profiles=profiles)
         n = _n_complete(study)
-        log.info("%s finished (%.0f s this run); %d on the Pareto front", counted(n, "trial"), time.perf_counter() - started,
-                 len(pareto["members"]))
+        log.info("%s finished (%.0f s this run); %s", counted(n, "trial"), time.perf_counter() - started,
+                 _on_front(study, run, pareto["members"]))
     return SearchResult(
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
         files=files, stopped_by=trials_stopped_by if trials_stopped_by is not None else stopped,
     )
+
+
+def _on_front(study: optuna.Study, run: RunConfig, members: Sequence[dict[str, Any]]) -> str:
+    """How many trials are on the study's Pareto front (trials.csv's is_pareto), and how many of them pareto.json's
+    `members` hold where fewer: after Ctrl-C the members not final-trained yet are left out of the files, and counting
+    the files alone said "0 on the Pareto front" beside a trials.csv that marks the front."""
+    try:
+        budget = study_budget_ms(study, run.search.latency_budget_ms)
+        front = len(front_records([trial_record(t, budget) for t in study.get_trials(deepcopy=False)]))
+    except Exception:  # the database may be what failed or was given up on: the files' count is all there is
+        front = len(members)
+    if len(members) >= front:
+        return f"{len(members)} on the Pareto front"
+    return f"{front} on the Pareto front, {len(members)} of them in pareto.json (the report says why the others are left out)"
 
 
 def _remove_leftovers(run_dir: Path) -> None:
@@ -1161,8 +1175,8 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
             log.warning("%s", line)
         pareto, files, stopped_by = _write_outputs(_with_memory_budget(run), data, run_dir, study, compress=True,
                                                    warnings=_joined(earlier, warned), profiles=profiles)
-        log.info("rebuild %s (%.0f s); %d on the Pareto front", "done" if stopped_by is None else "interrupted",
-                 time.perf_counter() - started, len(pareto["members"]))
+        log.info("rebuild %s (%.0f s); %s", "done" if stopped_by is None else "interrupted",
+                 time.perf_counter() - started, _on_front(study, run, pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
                         files=files, stopped_by=stopped_by)
 

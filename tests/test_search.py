@@ -164,6 +164,12 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     assert _rows(tmp_path / "t")[2]["arch_id"] == first[1]["arch_id"] and _rows(tmp_path / "t")[2]["state"] == "COMPLETE"
     assert json.loads((tmp_path / "t" / "pareto.json").read_text())["n_trials_finished"] == 3
     assert "**Trials finished:** 3\n" in (tmp_path / "t" / "report.md").read_text()
+    # The last line counted pareto.json's members ("0 on the Pareto front") while trials.csv marked the front: it counts
+    # the front, and says how many of it the run's files hold yet.
+    front = len({r["arch_id"] for r in _rows(tmp_path / "t") if r["is_pareto"] == "True"})
+    assert front >= 1 and not json.loads((tmp_path / "t" / "pareto.json").read_text())["members"]
+    assert (tmp_path / "t" / "search.log").read_text().splitlines()[-1].endswith(
+        f"; {front} on the Pareto front, 0 of them in pareto.json (the report says why the others are left out)")
 
     monkeypatch.undo()
     result = run_search(cfg)
