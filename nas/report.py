@@ -672,10 +672,24 @@ def _state_counts_text(trials: Sequence[_Trial]) -> str:
     return _counted(len(trials), "trial") + (f": {parts}" if parts else "")
 
 
+_INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"  # how nas.study.INTERRUPTED_REASON starts (no nas imports here)
+
+
+def _failure_reason(trial: _Trial, trials: Sequence[_Trial]) -> str:
+    """`trial`'s fail_reason for the report: an interrupted trial whose architecture a later trial finished was run
+    again by the rerun, so its "rerun the same command to resume" would ask for what is done."""
+    reason = trial.fail_reason or "no reason recorded"
+    if reason.startswith(_INTERRUPTED) and trial.number is not None and any(
+            t.state == "COMPLETE" and t.arch_id == trial.arch_id and t.number is not None and t.number > trial.number
+            for t in trials):
+        return f"{_INTERRUPTED}, run again since (trials.csv: a later trial of its arch_id)"
+    return reason
+
+
 def _failures_text(trials: Sequence[_Trial], shown: int = 3) -> str:
     """'2 × RuntimeError: out of memory; 1 × ValueError: NaN loss': the most common reasons of the failed trials (from
     trials.csv), so a run whose trials failed says why without opening the CSV; '' when none failed."""
-    reasons = Counter(t.fail_reason or "no reason recorded" for t in trials if t.state == "FAIL")
+    reasons = Counter(_failure_reason(t, trials) for t in trials if t.state == "FAIL")
     if not reasons:
         return ""
     common = reasons.most_common(shown)

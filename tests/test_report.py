@@ -1446,3 +1446,24 @@ def test_weights_final_trained_on_a_subset_of_the_training_images_say_how_many(r
             path.write_text(json.dumps({**json.loads(path.read_text()),
                                         "final_train": {"epochs": 2, "recipe": {"epochs": 2, "subset": subset}}}))
         assert "- **Weights tested:** final-trained from scratch (2 epochs, final_train)\n" in _markdown(run_dir)
+
+
+def test_an_interrupted_trial_run_again_since_is_not_told_to_be_resumed(tmp_path: pathlib.Path) -> None:
+    # A search stopped mid-trial by Ctrl-C and resumed to the end still reported "Failed trials: 1 × interrupted (Ctrl-C
+    # or SIGTERM); rerun the same command to resume": the rerun had run it (trial 1, the same architecture).
+    interrupted = "interrupted (Ctrl-C or SIGTERM); rerun the same command to resume"  # nas.study.INTERRUPTED_REASON
+    trials = [_trial(0, "FAIL", "a0", "", "0.3", "conv", fail_reason=interrupted),
+              _trial(1, "COMPLETE", "a0", "0.8", "0.3", "conv", pareto=True),
+              _trial(2, "FAIL", "a2", "", "0.4", "pool", fail_reason=interrupted),
+              _trial(3, "WAITING", "a2", "", "0.4", "pool")]
+    written = write_reports(_write_run(tmp_path / "resumed", trials, [], budget=None))
+    for name in ("report.md", "report.html"):
+        text = written[name].read_text(encoding="utf-8")
+        assert ("1 × interrupted (Ctrl-C or SIGTERM), run again since (trials.csv: a later trial of its arch_id); "
+                "1 × interrupted (Ctrl-C or SIGTERM); rerun the same command to resume") in text, name
+    # once the second one has run again too, nothing is left to resume
+    trials[3] = _trial(3, "COMPLETE", "a2", "0.7", "0.4", "pool")
+    md = write_reports(_write_run(tmp_path / "done", trials, [], budget=None))["report.md"].read_text(encoding="utf-8")
+    assert ("- **Failed trials:** 2 × interrupted (Ctrl-C or SIGTERM), run again since (trials.csv: a later trial of "
+            "its arch_id)\n") in md
+    assert "rerun the same command" not in md
