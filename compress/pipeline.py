@@ -21,6 +21,7 @@ host, else OpenVINO's, or the file's own (run operator by operator) where this C
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime as _dt
@@ -31,13 +32,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from nas.arch import ArchConfig
-from nas.checkpoint import (atomic_write_json, export_onnx, io_contract, load_checkpoint, remove_dead_writers_temps,
-                            save_checkpoint)
+from nas.checkpoint import (atomic_write_json, export_onnx, fsync_folder, io_contract, load_checkpoint,
+                            remove_dead_writers_temps, save_checkpoint, scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, shell_override
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import ConfigError, counted
@@ -334,6 +335,33 @@ def root_setting(root: str | None) -> str:
             else f"data.root=<its image folder, {root} when searched>")
 
 
+@contextlib.contextmanager
+def _earlier_compression_kept(folder: Path) -> Iterator[None]:
+    """The files of an earlier compression of `folder` moved aside while the block compresses it again, and put back
+    as they were (this run's files removed) if the block raises: Ctrl-C or SIGTERM during a second `compress.run` of a
+    checkpoint deleted the first one's deployable files. Their metrics go first and come back last, so no
+    compressed_metrics.json ever describes files that are not beside it. On success they are deleted with the folder
+    they were moved to; a writer killed inside the block leaves that folder, which `remove_dead_writers_temps` clears."""
+    # METRICS_FILE is among COMPRESSED_FILES too
+    present = list(dict.fromkeys(name for name in (METRICS_FILE, *COMPRESSED_FILES) if (folder / name).is_file()))
+    with contextlib.ExitStack() as stack:
+        kept = stack.enter_context(scratch_folder(folder, METRICS_FILE)) if present else None
+        for name in present:
+            os.replace(folder / name, kept / name)
+        if present:
+            fsync_folder(folder)
+        try:
+            yield
+        except BaseException:
+            for name in COMPRESSED_FILES:  # this run's files, of a compression that did not finish
+                (folder / name).unlink(missing_ok=True)
+            for name in reversed(present):
+                os.replace(kept / name, folder / name)
+            if present:
+                fsync_folder(folder)
+            raise
+
+
 def compress_checkpoint(
     folder: str | os.PathLike,
     *,
@@ -347,9 +375,18 @@ def compress_checkpoint(
     """Prune, recover, quantize, export and verify the checkpoint in `folder`; return (and write)
     its compressed_metrics.json content. Raises `CheckpointError` / `ConfigError` on bad input
     before writing anything, a training batch that would not fit `memory_budget_gb` among it (None: 70% of the
-    memory available now); evaluations run in batches of at most `eval_batch_size` that fit it."""
-    started = time.perf_counter()
+    memory available now); evaluations run in batches of at most `eval_batch_size` that fit it. Interrupted or failed,
+    it leaves the files of an earlier compression of `folder` as they were (`_earlier_compression_kept`)."""
     folder = Path(folder)
+    with _earlier_compression_kept(folder):
+        return _compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment, eval_batch_size=eval_batch_size,
+                                    memory_budget_gb=memory_budget_gb)
+
+
+def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cfg: CompressConfig,
+                         augment: DataConfig | None, eval_batch_size: int, memory_budget_gb: float | None) -> dict[str, Any]:
+    """`compress_checkpoint` once the earlier compression's files are moved aside."""
+    started = time.perf_counter()
     model = load_checkpoint(folder)
     arch = model.arch
     check_data_shape(folder, arch, model.meta, data)
@@ -373,8 +410,8 @@ def compress_checkpoint(
     check_memory(arch, cfg, data, budget_bytes=budget, prunes=ratio is not None or target_ms is not None)
     # the same scores as one batch of eval_batch_size, in pieces that fit (no pruned model outgrows `arch`)
     eval_batch_size = fitting_eval_batch(arch, batch_size=eval_batch_size, budget_bytes=budget)
-    # The files of an earlier compression go first, its metrics before the rest: interrupted, this run leaves no
-    # compressed_metrics.json describing files it replaced, and a run that does not prune leaves no stale pruned files.
+    # The files of an earlier compression are gone (moved aside by `_earlier_compression_kept`, which puts them back if
+    # this run stops): a run that does not prune leaves no stale pruned files. Removed here too for a direct caller.
     for name in (METRICS_FILE, *COMPRESSED_FILES):
         (folder / name).unlink(missing_ok=True)
     # So do the temporary files of a compression killed mid-write (a checkpoint compressed by compress.run alone is in no

@@ -8,6 +8,7 @@ run folder (`<run>/checkpoints/<arch_id>`), that run's report and pareto.csv are
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Sequence
@@ -511,14 +512,21 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + f"\nnote: {note}"
 
 
-def interrupted_line(checkpoint: str | Path, argv: Sequence[str]) -> str:
-    """What `python -m compress.run <argv>` prints when Ctrl-C or SIGTERM stops it: the folder holds no finished compression of
-    this run (compressed_metrics.json is written last, so a file left half-done is not taken for a finished one), and
+def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed: bool = False) -> str:
+    """What `python -m compress.run <argv>` prints when Ctrl-C or SIGTERM stops it: the folder holds no file of this
+    run's compression, and the files of an earlier one are as they were (`compress.pipeline.compress_checkpoint`), and
     the command that does the same job, every setting of `argv` repeated (`nas.config.shell_command`), not only
-    checkpoint=."""
-    return (f"interrupted before the compression of {_folder_of(checkpoint)} finished (its compressed_metrics.json is "
-            f"written last: no half-done file is taken for a finished one); to compress it, rerun: "
-            f"{shell_command('compress.run', argv)}")
+    checkpoint=. `compressed`: the compression had written its compressed_metrics.json, and the signal struck after it
+    (refreshing the run's report): nothing is to compress again, the report is to refresh."""
+    folder = _folder_of(checkpoint)
+    if compressed:
+        run_dir = _run_of(folder)
+        refresh = (f", while the run's report was refreshed; to refresh it: python -m nas.report {shlex.quote(str(run_dir))}"
+                   if run_dir is not None else "")
+        return (f"interrupted after the compression of {folder} finished (its files and compressed_metrics.json are "
+                f"written){refresh}")
+    return (f"interrupted before the compression of {folder} finished (none of its files was kept; those "
+            f"of an earlier compression are as they were); to compress it, rerun: {shell_command('compress.run', argv)}")
 
 
 register_configs()
@@ -530,6 +538,9 @@ def main(cfg: DictConfig) -> None:
     and exit code 130 or 143 (the shell's codes for death by each)."""
     onnx_file = _folder_of(cfg.checkpoint) / "model.onnx"
     before = file_stamp(onnx_file)  # exported by the run (a bare model.pt has none), it is one of the files written
+    # written last by the compression (an earlier one's is put back as it was if this one stops): stamped anew, it is done
+    metrics_file = _folder_of(cfg.checkpoint) / "compressed_metrics.json"
+    metrics_before = file_stamp(metrics_file)
     # SIGTERM (a scheduler's time limit, `kill`) killed the process mid-file without a word: now it stops as Ctrl-C does
     stop_on_sigterm()
     try:
@@ -537,7 +548,8 @@ def main(cfg: DictConfig) -> None:
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
             metrics = run_compress(cfg, overridden=command_line_keys())
     except KeyboardInterrupt as e:  # Ctrl-C: it ended in a traceback, and the command to finish the job was the user's
-        print(interrupted_line(cfg.checkpoint, sys.argv[1:]), file=sys.stderr)
+        done = file_stamp(metrics_file) not in (None, metrics_before)
+        print(interrupted_line(cfg.checkpoint, sys.argv[1:], compressed=done), file=sys.stderr)
         sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGTERM (143) / SIGINT (130)
     print(format_table(metrics))
     print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint, exported_onnx=file_stamp(onnx_file) != before)))

@@ -338,13 +338,17 @@ def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data, monkey
     # An earlier compression that pruned left its files: a run that does not prune must not leave them looking current,
     for name in ("model_pruned.pt", "model_pruned.onnx", "compressed_metrics.json"):
         (checkpoint / name).write_text("from an earlier run")
-    # ... and an interrupted run leaves no compressed_metrics.json describing files it replaced.
+    # ... and an interrupted run leaves the earlier compression's files as they were (it deleted them first: Ctrl-C
+    # during a second compress.run of a checkpoint lost the first one's deployable int8 files), with no file of its own.
     import compress.pipeline as pipeline
 
+    (checkpoint / "model_int8.xml").write_text("earlier int8")
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()}
     monkeypatch.setattr(pipeline, "quantize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
-    assert not (checkpoint / "compressed_metrics.json").exists() and not (checkpoint / "model_pruned.pt").exists()
+    assert {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.name != "model.onnx"} == before  # no temp folder either
+    (checkpoint / "model_int8.xml").unlink()
     monkeypatch.undo()
     metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
     assert metrics["pruned"] == {"pruned": False}
@@ -1181,9 +1185,31 @@ def test_compress_run_stopped_by_ctrl_c_says_so_in_one_line_with_every_setting_t
     (proc,) = compress_runs(args, setup=fake)
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"interrupted before the compression of {folder} finished (its compressed_metrics.json is written last: no "
-        f"half-done file is taken for a finished one); to compress it, rerun: python -m compress.run "
+        f"interrupted before the compression of {folder} finished (none of its files was kept; those of an earlier "
+        f"compression are as they were); to compress it, rerun: python -m compress.run "
         f"\"checkpoint='{folder}'\" data.root={tiny_idx_root} data.name=tiny hw=cpu compress.prune.ratio=0.25")
+
+
+def test_compress_run_stopped_after_its_compression_finished_says_the_files_are_written(tmp_path, tiny_idx_root):
+    # Ctrl-C while compress.run refreshed the run's report, its compression done and written, said "interrupted before
+    # the compression ... finished" and asked to compress again (minutes of pruning and QAT for nothing).
+    run_dir = tmp_path / "run"
+    folder = run_dir / "checkpoints" / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    (run_dir / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
+    fake = ("import compress.pipeline, nas.report, pathlib\n"
+            "def fake(folder, **kw):\n"
+            "    (pathlib.Path(folder) / 'compressed_metrics.json').write_text('{}')\n"
+            "    return {}\n"
+            "def report(run_dir):\n"
+            "    raise KeyboardInterrupt\n"
+            "compress.pipeline.compress_checkpoint = fake\n"
+            "nas.report.write_reports = report\n")
+    (proc,) = compress_runs([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"], setup=fake)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"interrupted after the compression of {folder} finished (its files and compressed_metrics.json are written), "
+        f"while the run's report was refreshed; to refresh it: python -m nas.report {run_dir}")
 
 
 def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_leaves_no_half_written_file(
@@ -1219,8 +1245,8 @@ def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_lea
     assert started.exists(), err  # it was stopped mid-write, not before
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == (
-        f"interrupted before the compression of {folder} finished (its compressed_metrics.json is written last: no "
-        f"half-done file is taken for a finished one); to compress it, rerun: python -m compress.run "
+        f"interrupted before the compression of {folder} finished (none of its files was kept; those of an earlier "
+        f"compression are as they were); to compress it, rerun: python -m compress.run "
         f"checkpoint={folder} data.root={tiny_idx_root} data.name=tiny hw=cpu")
     assert sorted(p.name for p in folder.iterdir()) == files_before  # no model_int8.onnx, half or whole; no temp file
 
