@@ -383,6 +383,12 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         which = " and ".join(filter(None, (", ".join(other[:-1]), other[-1]))) + " " if other else ""
         # one clause: the refusal already holds it in brackets, and a bracket inside those read as a slip
         diffs = [f"the same classes and image counts, but the {which}images' content differs, as their digests show"]
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        # Ctrl-C before the first trial finished, a photo added: no score to protect, but still refused (a worker of the
+        # study may be training on its images), and the way out costs nothing
+        raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}); no trial of it "
+                          "has finished, so nothing is lost: pass a new search.study_name=..., or resume with the data it "
+                          "was made with (data.root may move)")
     raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}), and its trials' "
                       "val accuracies were scored on them; resume with the data it was made with (data.root may move), "
                       "or pass a new search.study_name=...")

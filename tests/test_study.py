@@ -433,6 +433,7 @@ def test_a_study_refuses_other_images_of_the_same_classes_and_counts():
     study = optuna.create_study(directions=["maximize", "minimize"])
     check_data(study, made)
     check_data(study, dict(made))  # the same images (moved, or cached)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))  # a scored trial
     other = {**made, "digests": {"train": "t2", "val": "v2", "test": "s1"}}  # another folder of the same make-up
     with pytest.raises(ConfigError, match=r"other images \(the same classes and image counts, but the train and val images' "
                                           r"content differs, as their digests show\), and its trials'") as err:
@@ -626,6 +627,7 @@ def test_a_refusal_of_changed_images_names_the_classes_that_changed(tmp_path):
     study = optuna.create_study(directions=["maximize", "minimize"])
     made = _folder_identity(tmp_path / "a")
     check_data(study, made)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))  # a scored trial
     _images(tmp_path / "a" / "cat", 3, seed=10)  # 3 images added to one class: the others' are the same files
     with pytest.raises(ConfigError) as err:
         check_data(study, _folder_identity(tmp_path / "a"), record=False)
@@ -659,6 +661,7 @@ def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_s
         _images(tmp_path / "a" / name, 10, seed=c)
     made = _folder_identity(tmp_path / "a")
     old = optuna.create_study(directions=["maximize", "minimize"])
+    old.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))  # a scored trial
     old.set_user_attr("data", {k: v for k, v in made.items() if k != "per_class"})  # recorded before the class summary
     _images(tmp_path / "a" / "cat", 3, seed=10)
     grown = _folder_identity(tmp_path / "a")
@@ -671,3 +674,27 @@ def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_s
     assert old.user_attrs["data"] == made
     with pytest.raises(ConfigError, match=r"14/2/4 then, 16/2/5 now; class 'cat': 7 train and 2 test images in the study, 9 and 3 now\)"):
         check_data(old, grown)
+
+
+def test_a_refusal_of_changed_images_before_any_trial_finished_says_nothing_is_lost(tmp_path):
+    # Ctrl-C before the first trial finished, a photo added, the same command: "... and its trials' val accuracies were
+    # scored on them", though none was. The refusal stays (a worker may be training on the study's images), and says
+    # that a new study name loses nothing.
+    from nas.study import check_data
+
+    for c, name in enumerate(("cat", "dog")):
+        _images(tmp_path / "a" / name, 10, seed=c)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    check_data(study, _folder_identity(tmp_path / "a"))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))  # the interrupted one
+    _images(tmp_path / "a" / "cat", 1, seed=10)
+    grown = _folder_identity(tmp_path / "a")
+    with pytest.raises(ConfigError) as err:
+        check_data(study, grown)
+    said = str(err.value)
+    assert said.endswith("); no trial of it has finished, so nothing is lost: pass a new search.study_name=..., or "
+                         "resume with the data it was made with (data.root may move)"), said
+    assert "scored on them" not in said
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+    with pytest.raises(ConfigError, match=r"\), and its trials' val accuracies were scored on them; resume with"):
+        check_data(study, grown)
