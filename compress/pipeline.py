@@ -666,6 +666,11 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             log.warning("compressing %s failed: %s", m["arch_id"], reason)
             out[m["arch_id"]] = {"format": FORMAT, "fingerprint": fp, "error": reason, "hw": hw.name}
+            # the record of the error replaces the earlier compression's, so its files go (compress_checkpoint put them
+            # back): none would be described, and compress.predict would run them unchecked
+            for name in COMPRESSED_FILES:
+                if name != METRICS_FILE:
+                    (folder / name).unlink(missing_ok=True)
             atomic_write_json(folder / METRICS_FILE, out[m["arch_id"]])
         s = out[m["arch_id"]].get("summary")
         if s:

@@ -1365,3 +1365,22 @@ def test_compress_runs_table_counts_the_images_changed_with_thousands_separators
                        "changed_vs_before": {"now_wrong": 1204, "now_right": 1187, "p_value": 0.74}}}
     int8_row = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages}).splitlines()[3]
     assert int8_row.startswith("int8") and "-1,204 / +1,187 (p=0.74)" in int8_row
+
+
+def test_a_members_failed_compression_leaves_its_error_and_no_earlier_compressed_file(checkpoint, data, monkeypatch):
+    # A compression that fails puts back the files of the earlier one (as Ctrl-C does); a search then records the error
+    # in compressed_metrics.json, which left the earlier int8 files beside a record of none of them, run unchecked by
+    # compress.predict (no file_sha256). The member's folder holds the error alone.
+    import compress.pipeline as pipeline
+
+    for name in ("model_pruned.pt", "model_int8.onnx", "model_int8.xml", "model_int8.bin", "compressed_metrics.json"):
+        (checkpoint / name).write_text("from an earlier run")
+    monkeypatch.setattr(pipeline, "quantize", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("runtime refused")))
+    cfg = _cfg()
+    cfg.measure_latency = False
+    out = pipeline.compress_front(checkpoint.parent, [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}],
+                                  hw=HardwareProfile(name="npu"), data=data, cfg=cfg)[ARCH.arch_id]
+    assert out["error"] == "runtime refused"
+    assert json.loads((checkpoint / "compressed_metrics.json").read_text())["error"] == "runtime refused"
+    assert not [name for name in pipeline.COMPRESSED_FILES if name != "compressed_metrics.json"
+                and (checkpoint / name).exists()]
