@@ -571,6 +571,29 @@ def changed_from_file(group: str, node: SpaceConfig | HardwareProfile, folders: 
     return [f.name for f in dataclasses.fields(node) if getattr(node, f.name) != getattr(shipped, f.name)]
 
 
+RECIPE_GROUPS = ("train", "final_train", "compress")  # the groups with a seconds-long `smoke` option (README dry run)
+
+
+def smoke_groups(run: RunConfig) -> list[str]:
+    """The groups of `RECIPE_GROUPS` that `run` took from their `smoke` files, seconds-long settings to try the pipeline
+    whose accuracies mean nothing: in a Hydra run those chosen as `<group>=smoke` (other values set beside it too); outside
+    one (`run_search` of a composed config, which keeps no choices), those whose values are their smoke file's."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choices = HydraConfig.get().runtime.choices
+        return [group for group in RECIPE_GROUPS if choices.get(group) == "smoke"]
+    found = []
+    for group in RECIPE_GROUPS:
+        node, path = getattr(run, group), group_file(group, "smoke")
+        try:
+            if path is not None and _read_group_file(path, type(node)) == node:
+                found.append(group)
+        except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):  # a broken file of the user's: not smoke
+            pass
+    return found
+
+
 def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> list[HardwareProfile]:
     """The hardware profiles in `folders` (default: `hw_folders()`), by file name; where two folders hold the same file
     name, the first one's, as Hydra composes it. A file that does not load as a profile is left out (this serves

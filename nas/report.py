@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "read_pareto_json",
-           "main"]
+           "training_text", "main"]
 
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
@@ -88,7 +88,7 @@ h1{margin-bottom:.3rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;paddin
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem;margin:.8rem 0}
 dl.facts dt{font-weight:600} dl.facts dd{margin:0}
 .note{color:#666;font-style:italic}
-.unfinished,ul.warnings{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem;border-radius:4px}
+.unfinished,.smoke,ul.warnings{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem;border-radius:4px}
 ul.warnings{padding-left:2rem}
 .counts{background:#f4f4f4;padding:.4rem .7rem;border-radius:4px;display:inline-block}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
@@ -756,11 +756,37 @@ def _header_facts(run: _Run) -> list[tuple[str, str]]:
     return [("Hardware", hw), *predictor, ("Dataset", _dataset_text(h)), *metric,
             ("Search space", str(h.get("space") or _MISSING) + _changed_text(h.get("space_changed"))),
             ("Latency budget", _fmt_budget(run.budget_ms)),
+            *([("Search training", searched)] if (searched := _search_training_text(h)) else []),
             ("Trials finished", str(h.get("n_trials_finished", _MISSING))),
             *([("Weights tested", weights)] if (weights := _weights_text(run.members, train_images=_train_images(h)))
               else []),
             # pareto.json's time: not the run's start nor this report's (compression and rebuilds come later), so named
             ("Front written (pareto.json)", str(h.get("created") or _MISSING))]
+
+
+def _search_training_text(header: dict[str, Any]) -> str | None:
+    """How the search trained each candidate, from pareto.json's `train` (its proxy recipe), and that the search's val
+    accuracies are of these weights: train=smoke's 1 epoch on 512 images explains low ones. None in a pareto.json from
+    before the field."""
+    recipe = header.get("train")
+    if not isinstance(recipe, dict):
+        return None
+    how = training_text(epochs=recipe.get("epochs"), subset=recipe.get("subset"), train_images=_train_images(header))
+    return (f"{how} per candidate (train): the search's val accuracies (the plot's, 'val acc (search)') are of these "
+            "proxy-trained weights")
+
+
+def _smoke_text(header: dict[str, Any]) -> str:
+    """The report's first line where the run took settings from smoke files (pareto.json's `smoke_settings`): their
+    accuracies mean nothing, which only README's dry-run line said. '' where none did, and in a pareto.json from before
+    the field."""
+    groups = header.get("smoke_settings")
+    if not isinstance(groups, list) or not groups:
+        return ""
+    named = [f"{g}=smoke" for g in groups]
+    which = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    return (f"{which}: seconds-long settings to try the pipeline, so the accuracies in this report are not meaningful; "
+            "do not choose or deploy a model by them")
 
 
 def _train_images(header: dict[str, Any]) -> int | None:
@@ -769,6 +795,18 @@ def _train_images(header: dict[str, Any]) -> int | None:
     images = data.get("images") if isinstance(data, dict) else None  # any shape in a hand-edited or older file
     n = images.get("train") if isinstance(images, dict) else None
     return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def training_text(*, epochs: Any, subset: Any, train_images: int | None) -> str:
+    """How long a recipe trains, as the report and search.log say it: '2 epochs', and where its `subset` is fewer than
+    the split's `train_images`, '2 epochs on 512 of the 54,000 training images' (final_train=smoke's 512 read as
+    epochs over the whole split without it); 'its recipe' where `epochs` is not recorded."""
+    how = (_counted(epochs, "epoch") if isinstance(epochs, int) and not isinstance(epochs, bool)
+           else f"{epochs} epochs" if epochs is not None else "its recipe")
+    if (isinstance(subset, int) and not isinstance(subset, bool) and train_images is not None
+            and 0 < subset < train_images):
+        how += f" on {subset:,} of the {train_images:,} training images"  # a subset epoch, not the split's
+    return how
 
 
 def _weights_text(members: Sequence[_Member], *, train_images: int | None = None) -> str | None:
@@ -783,12 +821,8 @@ def _weights_text(members: Sequence[_Member], *, train_images: int | None = None
             continue
         info = m.metrics["final_train"]
         if isinstance(info, dict):
-            epochs = info.get("epochs")
-            how = (_counted(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs" if epochs is not None
-                   else "its recipe")
             subset = (info.get("recipe") or {}).get("subset") if isinstance(info.get("recipe"), dict) else None
-            if isinstance(subset, int) and train_images is not None and 0 < subset < train_images:
-                how += f" on {subset:,} of the {train_images:,} training images"  # a subset epoch, not the split's
+            how = training_text(epochs=info.get("epochs"), subset=subset, train_images=train_images)
             final.setdefault(how, []).append(m.arch_id)
         else:
             proxy.append(m.arch_id)
@@ -1579,12 +1613,13 @@ def _render_html(run: _Run) -> str:
     bar_height = 140 + 42 * len(members)
     parts = [
         f"<h1>{html.escape(_title(run))}</h1>",
+        f'<p class="smoke"><strong>Smoke run:</strong> {html.escape(smoke)}</p>' if (smoke := _smoke_text(run.header)) else "",
         f'<p class="unfinished"><strong>Not finished:</strong> {html.escape(run.unfinished)}</p>' if run.unfinished else "",
         f'<dl class="facts">{facts}</dl>',
         f'<p class="counts">{html.escape(_state_counts_text(run.trials))}</p>',
         _html_note(f"Failed trials: {failures}") if (failures := _failures_text(run.trials)) else "",
         _html_warnings(run),
-        "<section><h2>Pareto front: accuracy vs. predicted latency</h2>", no_trials,
+        "<section><h2>Pareto front: val accuracy vs. predicted latency</h2>", no_trials,
         embed(pareto, 520) if pareto is not None else "",
         "</section><section><h2>Latency breakdown of the front</h2>",
         _html_note(_missing_breakdown_note(members)),
@@ -1635,6 +1670,8 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
 
 def _render_markdown(run: _Run) -> str:
     lines = [f"# {_title(run)}", ""]
+    if smoke := _smoke_text(run.header):  # first: it qualifies every accuracy below
+        lines += [f"> **Smoke run:** {_md_cell(smoke)}", ""]
     if run.unfinished:  # first: the tables below describe the state before a search that has not finished
         lines += [f"> **Not finished:** {_md_cell(run.unfinished).replace('<', '&lt;')}", ""]
     # '<' would start raw HTML in Markdown (e.g. a hw description "<int8>" would vanish).
@@ -1719,7 +1756,7 @@ def _pareto_png(run: _Run) -> bytes:
         ax.axvline(run.budget_ms, color="#555", linestyle="--", label=f"budget {run.budget_ms:g} ms")
     ax.set_xlabel(_latency_title(run.header.get("hw")))
     ax.set_ylabel("val accuracy (%)")
-    ax.set_title("Pareto front: accuracy vs. predicted latency")
+    ax.set_title("Pareto front: val accuracy vs. predicted latency")  # as report.md's and report.html's
     ax.grid(alpha=0.3)
     # Below the plot, not inside it: "lower right" hid the trials a front dominates, and "best" still drew its long
     # int8 label over a star where the points leave no corner free.

@@ -38,7 +38,7 @@ from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, replacing_described,
     save_checkpoint, scratch_folder, torch_logits,
 )
-from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles
+from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
@@ -47,6 +47,7 @@ from nas.errors import ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.pareto_csv import fmt as _fmt, write_pareto_csv
+from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
@@ -272,7 +273,9 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
     seed_everything(seed)
     model = build_model(arch)
     model.set_normalization(data.mean, data.std)
-    log.info("final training of %s: %d epochs", arch.arch_id, run.final_train.epochs)
+    # as the report's 'Weights tested' says it: final_train=smoke's "2 epochs" are of 512 images, not of the whole split
+    log.info("final training of %s: %s", arch.arch_id,
+             training_text(epochs=recipe.epochs, subset=recipe.subset, train_images=len(data.train)))
     result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn)
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes),
@@ -594,6 +597,12 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         # Why the members' 'measured on host' latencies are empty (None: they are timed): the report says so.
         "measured_latency_missing": not_measured_reason(run.hw, export_onnx=run.search.export_onnx, others=profiles),
         "latency_budget_ms": run.search.latency_budget_ms,
+        # How each trial was trained (conf/train, its speed settings left out): the search's val accuracies are of these
+        # proxy weights, and the report says so (train=smoke's 1 epoch on 512 images explains low ones).
+        "train": _recipe(asdict(run.train)),
+        # The groups that ran on their seconds-long smoke settings ([]: none): the report says at its top that its
+        # accuracies are not meaningful.
+        "smoke_settings": smoke_groups(run),
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
         "members": members,

@@ -690,3 +690,24 @@ def test_load_hw_profile_names_a_misspelt_key_as_the_command_line_does(tmp_path)
     with pytest.raises(ConfigError, match=rf"^hw profile file {re.escape(repr(str(path)))} cannot be read: hw.mac_per_sec is not a "
                                           r"setting of hw \(did you mean hw.mac_per_s\?\); allowed: name, description, "):
         load_hw_profile(path)
+
+
+def test_smoke_groups_of_a_hydra_run_are_those_its_command_line_chose_as_smoke(compose_cfg):
+    # pareto.json's smoke_settings (the report's 'Smoke run' line): in a Hydra run the groups chosen as <group>=smoke,
+    # also where a value beside it changed (train=smoke train.epochs=3 is still a seconds-long run)
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import CONF_DIR, register_configs, smoke_groups
+
+    register_configs()
+    overrides = ["train=smoke", "train.epochs=3", "compress=smoke"]
+    run = to_run_config(compose_cfg(*overrides))
+    assert smoke_groups(run) == ["compress"]  # outside a Hydra run: by the values, which train.epochs=3 changed
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert smoke_groups(run) == ["train", "compress"]
+    finally:
+        HydraConfig.instance().cfg = None

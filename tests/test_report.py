@@ -1405,7 +1405,7 @@ def test_the_plots_latency_axes_name_the_chip_the_latencies_are_predicted_for(ru
     monkeypatch.setattr(report, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
     written = write_reports(run_dir)
     labels = {f.axes[0].get_title(): f.axes[0].get_xlabel() for f in figures if f.axes}
-    assert labels["Pareto front: accuracy vs. predicted latency"] == "predicted latency on edge_npu (ms)"
+    assert labels["Pareto front: val accuracy vs. predicted latency"] == "predicted latency on edge_npu (ms)"
     assert labels["Predicted latency of the front by stage"] == "predicted latency on edge_npu (ms)"
     page = written["report.html"].read_text(encoding="utf-8")
     for title in ("predicted latency on edge_npu (ms)", "predicted latency on edge_npu by stage (ms)",
@@ -1467,3 +1467,53 @@ def test_an_interrupted_trial_run_again_since_is_not_told_to_be_resumed(tmp_path
     assert ("- **Failed trials:** 2 × interrupted (Ctrl-C or SIGTERM), run again since (trials.csv: a later trial of "
             "its arch_id)\n") in md
     assert "rerun the same command" not in md
+
+
+
+
+def test_the_facts_give_the_searchs_proxy_training_recipe_and_old_folders_render_without(run_dir: pathlib.Path) -> None:
+    # The report never said how the search trained its candidates, so train=smoke's low val accuracies (1 epoch on 512
+    # images) looked like a broken search; pareto.json's `train` (its proxy recipe) is now a fact of both reports.
+    assert "Search training" not in _markdown(run_dir)  # a pareto.json from before the field
+    header = json.loads((run_dir / "pareto.json").read_text())
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "train": {"epochs": 1, "subset": 512},
+                                                     "data": {"images": {"train": 54000, "val": 6000, "test": 10000}}}))
+    line = ("1 epoch on 512 of the 54,000 training images per candidate (train): the search's val accuracies (the plot's, "
+            "'val acc (search)') are of these proxy-trained weights")
+    written = write_reports(run_dir)
+    assert f"- **Search training:** {line}\n" in written["report.md"].read_text()
+    assert f"<dt>Search training</dt><dd>{html.escape(line)}</dd>" in written["report.html"].read_text()
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "train": {"epochs": 2, "subset": None}}))
+    assert "- **Search training:** 2 epochs per candidate (train): " in _markdown(run_dir)
+
+
+def test_a_run_on_smoke_settings_says_at_the_top_that_its_accuracies_are_not_meaningful(run_dir: pathlib.Path) -> None:
+    # Only README's dry-run line said that train/final_train/compress=smoke accuracies mean nothing: a report of such a
+    # run read as a real one. pareto.json's `smoke_settings` names the groups; older files and [] show no line.
+    header = json.loads((run_dir / "pareto.json").read_text())
+    for smoke in (None, []):
+        (run_dir / "pareto.json").write_text(json.dumps({**header, **({} if smoke is None else {"smoke_settings": smoke})}))
+        assert "smoke" not in _markdown(run_dir)
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "smoke_settings": ["train", "compress"]}))
+    line = ("train=smoke and compress=smoke: seconds-long settings to try the pipeline, so the accuracies in this report "
+            "are not meaningful; do not choose or deploy a model by them")
+    written = write_reports(run_dir)
+    md = written["report.md"].read_text()
+    assert md.startswith(f"# {nas.report._title(nas.report._load_run(run_dir))}\n\n> **Smoke run:** {line}\n")
+    page = written["report.html"].read_text()
+    assert f'<p class="smoke"><strong>Smoke run:</strong> {html.escape(line)}</p>' in page
+    assert page.index("Smoke run") < page.index('<dl class="facts">')
+
+
+def test_the_pareto_plots_title_says_val_accuracy_in_every_report(run_dir: pathlib.Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # report.md said "val accuracy vs. predicted latency", report.html's section and pareto.png "accuracy vs. ...".
+    title = "Pareto front: val accuracy vs. predicted latency"
+    figures = []
+    real = nas.report._png_bytes
+    monkeypatch.setattr(nas.report, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
+    written = write_reports(run_dir)
+    assert title in {f.axes[0].get_title() for f in figures if f.axes}
+    assert f"<h2>{title}</h2>" in written["report.html"].read_text()
+    assert f"![{title}](pareto.png)" in written["report.md"].read_text()
+    assert "Pareto front: accuracy vs." not in written["report.html"].read_text()

@@ -329,6 +329,38 @@ def test_a_distilled_final_training_counts_its_largest_teachers_forward_pass_in_
         results_mod.final_train(student, data, run, seed=0, loss_fn=lambda logits, x, y: logits.sum(), teachers=[small, large])
 
 
+def test_the_final_training_log_line_says_when_final_train_subset_limited_the_training_images(compose_cfg, monkeypatch,
+                                                                                              caplog):
+    # final_train=smoke trains 2 epochs on 512 images: search.log said "final training of X: 2 epochs", which reads as
+    # 2 epochs on the whole split (the report's 'Weights tested' line said how many images; the log did not)
+    import logging
+
+    import torch
+
+    import nas.results as results_mod
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 16),))
+    x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    data = Dataset("t", Split(x, torch.arange(40) % 10), Split(x[:10], torch.arange(10)), Split(x[:10], torch.arange(10)),
+                   tuple(map(str, range(10))), (0.5,), (0.25,))
+    stop = RuntimeError("trained")
+
+    def train(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(results_mod, "train_candidate", train)
+    for subset, said in ((16, "2 epochs on 16 of the 40 training images"), (None, "2 epochs"), (40, "2 epochs")):
+        run = to_run_config(compose_cfg("data.root=/unused", "final_train=smoke", f"final_train.subset={subset or 'null'}"))
+        run.search.memory_budget_gb = None
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nas.results"), pytest.raises(RuntimeError, match="trained"):
+            results_mod.final_train(arch, data, run, seed=0)
+        assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("final training of")] == [
+            f"final training of {arch.arch_id}: {said}"]
+
+
 def test_pareto_json_records_a_relative_data_root_as_the_absolute_folder_the_search_read(tmp_path, compose_cfg, monkeypatch):
     # data.root=photos was recorded as given: compress.run of a member (which names pareto.json's root in its hints) and
     # python -m nas.report, run from another folder, resolved it from there, i.e. to another folder or none.
@@ -350,6 +382,34 @@ def test_pareto_json_records_a_relative_data_root_as_the_absolute_folder_the_sea
     pareto = write_run_files(tmp_path / "run", optuna.create_study(directions=["maximize", "minimize"]), data, run)
     recorded = json.loads((tmp_path / "run" / "pareto.json").read_text())["data"]["root"]
     assert recorded == pareto["data"]["root"] == str(tmp_path / "then" / "photos")
+
+
+def test_pareto_json_records_the_proxy_training_recipe_and_which_groups_ran_on_smoke_settings(tmp_path, compose_cfg):
+    # The report never said how the search trained its candidates (train=smoke: 1 epoch on 512 images, which explains
+    # its low val accuracies) nor that a run on smoke settings has accuracies that mean nothing: pareto.json records both
+    import json
+
+    import optuna
+    import torch
+
+    from nas.config import smoke_groups, to_run_config
+    from nas.data import Dataset, Split
+    from nas.results import write_run_files
+
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("imagefolder", Split(x, torch.arange(12) % 3), Split(x[:3], torch.arange(3)),
+                   Split(x[:3], torch.arange(3)), ("a", "b", "c"), (0.5,), (0.25,))
+    run = to_run_config(compose_cfg("data=imagefolder", "data.root=photos", "data.img_size=8", "train=smoke",
+                                    "compress=smoke"))
+    write_run_files(tmp_path / "run", optuna.create_study(directions=["maximize", "minimize"]), data, run)
+    pareto = json.loads((tmp_path / "run" / "pareto.json").read_text())
+    assert pareto["train"]["epochs"] == 1 and pareto["train"]["subset"] == 512
+    assert "threads" not in pareto["train"]  # speed settings change no accuracy
+    assert pareto["smoke_settings"] == ["train", "compress"]
+    # outside a Hydra run a group counts as smoke where its values are its smoke file's: one changed value is not
+    assert smoke_groups(to_run_config(compose_cfg("data.root=/unused"))) == []
+    assert smoke_groups(to_run_config(compose_cfg("data.root=/unused", "train=smoke", "train.epochs=3",
+                                                  "final_train=smoke"))) == ["final_train"]
 
 
 def test_a_members_measured_latency_names_the_cpu_as_precisely_as_calibrated_on_and_old_folders_keep_the_name(
