@@ -26,7 +26,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError
-from nas.latency.hardware import FITTED_FIELDS, HardwareProfile
+from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile
 from nas.latency.ops import OP_KINDS
 
 
@@ -641,6 +641,8 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
             message = (not_a_list_message(f"hw.{full_key}") if _NOT_A_LIST.match(str(e))
                        else unknown_key_message(f"hw.{full_key}", HardwareProfile))
             raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {message}") from None
+        if full_key and (number := not_a_number_message(f"hw.{full_key}", str(e), path=path)) is not None:
+            raise ConfigError(number) from None  # `mac_per_s: 4 TOPS`: the unit the number goes in
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
 
@@ -761,7 +763,8 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                     return unknown_key_message(*unknown[0])
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
-            return _group_path_problem(overrides) or compose_error_message(exc) + _flat_file_hint(overrides, config_dir)
+            return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
+                    + _flat_file_hint(overrides, config_dir))
     return None
 
 
@@ -1058,8 +1061,9 @@ def yaml_error_message(exc: yaml.YAMLError) -> str:
     return f"{mark.name}, line {mark.line + 1}: {shown}{hint}"
 
 
-def compose_error_message(exc: BaseException) -> str:
-    """One line for a Hydra composition error (unknown group option, wrong type, unknown key)."""
+def compose_error_message(exc: BaseException, *, config_dir: str | None = None) -> str:
+    """One line for a Hydra composition error (unknown group option, wrong type, unknown key). `config_dir`: the
+    command's --config-dir, where a group's file it names may be."""
     if isinstance(exc, yaml.YAMLError):  # a group's file (the user's chip file) that is no valid YAML
         return yaml_error_message(exc)
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -1084,7 +1088,7 @@ def compose_error_message(exc: BaseException) -> str:
         if str(cause.full_key).startswith("hydra.launcher.") and schema.__name__ == "BasicLauncherConf":
             return _launcher_key_message(str(cause.full_key))
         return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
-    if (inside := _group_file_error(lines)) is not None:
+    if (inside := _group_file_error(lines, config_dir=config_dir)) is not None:
         return inside
     # Hydra's head, "Error merging override data.metric=f1", is its own words: the override as typed says it
     override = re.fullmatch(r"Error merging override (.+)", head)
@@ -1112,21 +1116,48 @@ def not_a_list_message(full_key: str) -> str:
     return f"{full_key} must be a list, in brackets: `{full_key.rsplit('.', 1)[-1]}: [a, b]` (`[]` for none)"
 
 
-def _group_file_error(lines: Sequence[str]) -> str | None:
+def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) -> str | None:
     """One line for a misspelt key or a wrong type inside a group's file (`mac_per_sec:` in hw/my_chip.yaml): Hydra
     raises those with no cause, the key and schema only in its message's lines, e.g. "In 'hw/typo': ConfigKeyError
     raised while composing config:", "Key 'mac_per_sec' not in 'HardwareProfile'", "full_key: hw.mac_per_sec",
-    "object_type=HardwareProfile". None for other messages."""
-    found = re.fullmatch(r"(In '[^']+'): (ConfigKeyError|ValidationError) raised while composing config:", lines[0]) if lines else None
+    "object_type=HardwareProfile". A value with its unit (`mac_per_s: 4 TOPS`) is named with the file, looked up in
+    conf/ and `config_dir` (the command's --config-dir). None for other messages."""
+    found = re.fullmatch(r"(In '([^']+)'): (ConfigKeyError|ValidationError) raised while composing config:", lines[0]) if lines else None
     fields = dict(ln.replace("=", ": ", 1).split(": ", 1) for ln in lines[2:] if re.match(r"\w+(: |=)", ln))
     if found is None or len(lines) < 2 or not fields.get("full_key"):
         return None
     schema = _schemas().get(fields.get("object_type", ""))
-    if found[2] == "ConfigKeyError" and schema is not None:
+    if found[3] == "ConfigKeyError" and schema is not None:
         return f"{found[1]}: {unknown_key_message(fields['full_key'], schema)}"
     if _NOT_A_LIST.match(lines[1]):
         return f"{found[1]}: {not_a_list_message(fields['full_key'])}"
+    group, _, name = found[2].rpartition("/")
+    folders = [CONF_DIR / group] + ([Path(config_dir).absolute() / group] if config_dir is not None else [])
+    path = group_file(group, name, folders) if group else None
+    if (number := not_a_number_message(fields["full_key"], lines[1], path=path)) is not None:
+        return number if path is not None else f"{found[1]}: {number}"
     return f"{found[1]}: {fields['full_key']}: {lines[1]}"
+
+
+_NOT_CONVERTED = re.compile(r"Value '(?P<value>.*)' of type '(?P<type>str|float)' could not be converted to (?P<to>Integer|Float)")
+
+
+def not_a_number_message(full_key: str, error: str, *, path: Path | None) -> str | None:
+    """One line for OmegaConf's `error` ("Value '4 TOPS' of type 'str' could not be converted to Float") about the
+    number `full_key` (`hw.mac_per_s`) of a group's file at `path` (None: not known): the key, the value as written, the
+    file, and that a plain number goes there, with its unit and an example for a hw profile's (`FIELD_UNITS`: a
+    datasheet's `4 TOPS` is 2.0e12 MAC/s). None for other errors."""
+    found = _NOT_CONVERTED.search(error)
+    if found is None:
+        return None
+    group, _, key = full_key.partition(".")
+    unit, example = FIELD_UNITS.get(key.split(".")[0], ("", "")) if group == "hw" else ("", "")
+    where = f" (set in {path})" if path is not None else ""
+    kind = "a whole number" if found["to"] == "Integer" else "a plain number"
+    # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field
+    how = "written as digits, without a point or exponent" if found["type"] == "float" else "without units"
+    return f"{full_key}={found['value']!r}{where} must be {kind}{f' {unit}' if unit else ''}, {how}" + (
+        f" ({example})" if example else "")
 
 
 def _schemas() -> dict[str, type]:

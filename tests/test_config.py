@@ -311,7 +311,38 @@ def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_cl
         assert problem.startswith("In 'hw/typo': hw.mac_per_sec is not a setting of hw (did you mean hw.mac_per_s?); "
                                   "allowed: name, description, precision,")
         problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=mib"], config_name=config_name)
-        assert problem == "In 'hw/mib': hw.sram_bytes: Value '2MiB' of type 'str' could not be converted to Integer"
+        assert problem == (f"hw.sram_bytes='2MiB' (set in {tmp_path / 'hw' / 'mib.yaml'}) must be a whole number in bytes, "
+                           "without units (2 MiB is 2097152)")
+
+
+def test_a_number_written_with_its_unit_in_a_chip_file_names_the_key_the_file_and_the_unit(tmp_path):
+    # `mac_per_s: 4 TOPS`, as a datasheet writes it, gave "Value '4 TOPS' of type 'str' could not be converted to Float":
+    # neither the file nor that a plain number in MAC/s goes there (and 4 TOPS is 2e12 MAC/s, not 4e12).
+    from nas.config import CONF_DIR, load_hw_profile, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "hw").mkdir()
+    shipped = (CONF_DIR / "hw" / "edge_npu.yaml").read_text()
+    for name, old, new in (("tops", "\nmac_per_s: 2.0e12", "\nmac_per_s: 4 TOPS"), ("eff", "\n  conv: 0.6", "\n  conv: 60%"),
+                           ("exp", "\nsram_bytes: 2097152", "\nsram_bytes: 2.0e6")):
+        assert old in shipped
+        (tmp_path / "hw" / f"{name}.yaml").write_text(shipped.replace(old, new).replace("name: edge_npu", f"name: {name}"))
+    tops = (f"hw.mac_per_s='4 TOPS' (set in {tmp_path / 'hw' / 'tops.yaml'}) must be a plain number in MAC/s, without units "
+            "(1 MAC = 2 ops: 4 TOPS is 2.0e12)")
+    for config_name in ("search", "latency"):
+        assert precheck_overrides(["--config-dir", str(tmp_path), "hw=tops"], config_name=config_name) == tops
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=eff"], config_name="latency") == (
+        f"hw.efficiency.conv='60%' (set in {tmp_path / 'hw' / 'eff.yaml'}) must be a plain number in (0, 1], the fraction "
+        "of the peak, without units (60% is 0.6)")
+    # YAML reads 2.0e6 as a float, which an integer count of bytes refuses
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=exp"], config_name="latency") == (
+        f"hw.sram_bytes='2000000.0' (set in {tmp_path / 'hw' / 'exp.yaml'}) must be a whole number in bytes, written as "
+        "digits, without a point or exponent (2 MiB is 2097152)")
+    # From Python, the same line
+    with pytest.raises(ConfigError) as info:
+        load_hw_profile(tmp_path / "hw" / "tops.yaml")
+    assert str(info.value) == tops
 
 
 def _fitted_profiles() -> list:

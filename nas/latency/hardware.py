@@ -20,6 +20,24 @@ WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
 FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "calibration", "residual")
 """The fields of a hw profile that `python -m nas.latency.fit` writes (into the file its `fitted` names)."""
+FIELD_UNITS: dict[str, tuple[str, str]] = {
+    "bytes_per_element": ("in bytes", "int8 1, fp16 2, fp32 4"),
+    "mac_per_s": ("in MAC/s", "1 MAC = 2 ops: 4 TOPS is 2.0e12"),
+    "vector_ops_per_s": ("in ops/s", "100 GOPS is 1.0e11"),
+    "sram_bytes": ("in bytes", "2 MiB is 2097152"),
+    "dram_bytes_per_s": ("in bytes/s", "8 GB/s is 8.0e9"),
+    "launch_overhead_us": ("in microseconds", "5 us is 5.0"),
+    "invoke_overhead_us": ("in microseconds", "0.06 ms is 60.0"),
+    "host_ops_per_s": ("in ops/s", "4 GOPS is 4.0e9"),
+    "host_link_bytes_per_s": ("in bytes/s", "4 GB/s is 4.0e9"),
+    "host_sync_us": ("in microseconds", "0.15 ms is 150.0"),
+    "channel_multiple": ("in channels", "16"),
+    "threads": ("of threads", "1"),
+    "efficiency": ("in (0, 1], the fraction of the peak", "60% is 0.6"),
+}
+"""For each number of a hw profile (an `efficiency.<kind>` under `efficiency`): the unit it is written in, plainly,
+without the unit (`mac_per_s: 2.0e12`, not `4 TOPS`), and an example, as the shipped files' comments give them; for
+the one-line refusal of a value with its unit (`nas.config`)."""
 _INPUT = re.compile(r"(?P<chans>[1-9]\d*)x(?P<size>[1-9]\d*)x(?P=size)")  # an ArchConfig's input is square
 
 
