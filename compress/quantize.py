@@ -54,6 +54,23 @@ def _nncf():
 
 
 @contextlib.contextmanager
+def nncf_progress_hidden() -> Iterator[None]:
+    """NNCF's progress bars hidden while the block runs, as it was after. `_nncf`'s log level does not reach them: NNCF
+    draws them with rich on rich's shared console ("Statistics collection", "Applying Fast Bias correction": two per
+    quantized model, which on a log or a pipe stay as two lines each), so that console is made quiet meanwhile.
+    For a caller that quantizes many models and says its own line per model (`nas.latency.profile`'s int8 exports)."""
+    import rich
+
+    console = rich.get_console()
+    before = console.quiet
+    console.quiet = True
+    try:
+        yield
+    finally:
+        console.quiet = before
+
+
+@contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     """torch's intra-op thread count set to `n` inside the block, the caller's restored after it (even on error)."""
     before = torch.get_num_threads()

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import logging
 import math
 import re
 from pathlib import Path
@@ -912,7 +913,7 @@ def test_compare_predictors_lists_the_baselines(cpu, space_t):
     assert out["predictor (cpu)"]["within_5pct"] == 1.0
 
 
-def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
+def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg, capsys, caplog):
     from nas.latency.profile import register_latency_configs
     from hydra import compose, initialize_config_dir
     from tests.conftest import CONF_DIR
@@ -920,7 +921,14 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg):
     register_latency_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="latency", overrides=["hw=edge_npu", "n=2", "export_only=true", f"out={tmp_path}/x"])
-    template = run_profile(cfg)
+    with caplog.at_level(logging.INFO, logger="nas.latency"):
+        template = run_profile(cfg)
+    # NNCF's two progress bars per int8 model (~100 lines for n=50) are hidden; one line per model says the progress.
+    printed = capsys.readouterr()
+    assert "Statistics collection" not in printed.out + printed.err and "Fast Bias" not in printed.out + printed.err
+    said = [r.getMessage() for r in caplog.records if r.name == "nas.latency" and r.getMessage().startswith("exported ")]
+    assert [re.sub(r"\d+\.\d s", "T s", m) for m in said[:2]] == [
+        f"exported {i}/2: {a.arch_id}.onnx (int8, T s)" for i, a in enumerate(profile_archs(to_tool_config(cfg)), start=1)]
     assert sorted(p.suffix for p in (tmp_path / "x").iterdir() if p.name != ".exported_with") == [".csv", ".onnx", ".onnx"]
     # edge_npu is an int8 chip: its vendor compiler gets the QDQ int8 files the compression ships.
     import onnx

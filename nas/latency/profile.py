@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
@@ -204,7 +205,8 @@ def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0, pr
     from nas.model import build_model
 
     paths = []
-    for arch in archs:
+    for i, arch in enumerate(archs, start=1):
+        started = time.perf_counter()
         torch.manual_seed(seed)
         model = build_model(arch).eval()
         path = folder / f"{arch.arch_id}.onnx"
@@ -212,6 +214,8 @@ def export_archs(archs: Sequence[ArchConfig], folder: Path, *, seed: int = 0, pr
             paths.append(export_int8(model, arch, path, seed=seed))
         else:
             paths.append(export_onnx(model, path, in_chans=arch.in_chans, img_size=arch.img_size))
+        # One line per model: an int8 export (an NNCF PTQ) takes seconds, and n=50 of them minutes
+        log.info("exported %d/%d: %s (%s, %.1f s)", i, len(archs), path.name, precision, time.perf_counter() - started)
     return paths
 
 
@@ -248,14 +252,15 @@ def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: i
     import torch
 
     from compress.export import export_int8_onnx
-    from compress.quantize import quantize_ptq
+    from compress.quantize import nncf_progress_hidden, quantize_ptq
     from nas.data import Split
 
     # Which layers run in int8 sets the latency, not the calibrated ranges: random images are enough.
     n = INT8_CALIBRATION_IMAGES
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, arch.in_chans, arch.img_size, arch.img_size), dtype=torch.uint8, generator=gen)
-    quantized, _ = quantize_ptq(model, Split(x=images, y=torch.zeros(n, dtype=torch.long)), size=n, seed=seed)
+    with nncf_progress_hidden():  # two bars per model, ~100 lines for n=50: `export_archs` says one line per model
+        quantized, _ = quantize_ptq(model, Split(x=images, y=torch.zeros(n, dtype=torch.long)), size=n, seed=seed)
     return export_int8_onnx(quantized, path, in_chans=arch.in_chans, img_size=arch.img_size)
 
 
