@@ -1514,6 +1514,47 @@ def test_validate_needs_three_measurements(tmp_path, cpu, space_t):
     assert "| predictor (cpu) | 3 |" in validate_command(tool)
 
 
+def test_validate_files_record_the_measurements_profile_machine_and_date_they_scored(tmp_path, cpu, space_t, monkeypatch):
+    # validation.md / .json held the scores alone: read later (beside other runs', after a refit), nothing said which
+    # CSVs, which profile, which machine's timings or when.
+    import json
+    from datetime import datetime, timezone
+
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+    from tests.conftest import CONF_DIR
+
+    archs = sample_archs(space_t, 4, seed=21, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "a.csv", _rows(archs[:2], machine="AMD EPYC; 2 cpus"))
+    write_measurements(tmp_path / "b.csv", _rows(archs[2:], machine="AMD EPYC; 2 cpus"))
+    monkeypatch.chdir(tmp_path)  # a CSV given by a relative path is recorded by its absolute one
+    tool = LatencyToolConfig(hw=dataclasses.replace(cpu, calibrated_on="AMD EPYC"), space=space_t,
+                             measurements=["a.csv", str(tmp_path / "b.csv")], out=str(tmp_path / "v"))
+    text = validate_command(tool)
+    record = json.loads((tmp_path / "v" / "validation.json").read_text())
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert record["measurements"] == [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")] and record["n"] == 4
+    assert record["profile"] == {"name": "cpu", "file": str(CONF_DIR / "hw" / "cpu.yaml"), "calibrated": True,
+                                 "calibrated_on": "AMD EPYC"}
+    assert record["measured_on"] == "AMD EPYC" and record["date"].startswith(today) and record["date"].endswith(" UTC")
+    assert set(record["scores"]) == {"predictor (cpu)", "MACs-proportional", "params-proportional"}
+    assert record["scores"]["predictor (cpu)"]["n"] == 4
+    head = (f"Validation of hw=cpu ({CONF_DIR / 'hw' / 'cpu.yaml'}, calibrated on AMD EPYC) on 4 measurements from "
+            f"{tmp_path / 'a.csv'}, {tmp_path / 'b.csv'}, measured on AMD EPYC; {record['date']}.")
+    md = (tmp_path / "v" / "validation.md").read_text()
+    assert md.startswith(head + "\n\n| predictor |") and text.startswith(head)
+    # Rows that name no machine (a chip's timings typed in), and a profile of no file, uncalibrated: said so.
+    write_measurements(tmp_path / "a.csv", _rows(archs, machine=""))
+    tool = LatencyToolConfig(hw=dataclasses.replace(cpu.without_calibration(), name="mine"), space=space_t,
+                             measurements=["a.csv"], out=str(tmp_path / "w"))
+    validate_command(tool)
+    record = json.loads((tmp_path / "w" / "validation.json").read_text())
+    assert record["profile"]["file"] is None and record["measured_on"] == ""
+    assert (tmp_path / "w" / "validation.md").read_text().startswith(
+        f"Validation of hw=mine (uncalibrated: its datasheet numbers) on 4 measurements from {tmp_path / 'a.csv'}, "
+        "measured on a machine the CSV does not name; ")
+
+
 def _cut_short_at(limit: int):
     """preexec_fn of a process whose files cannot grow past `limit` bytes: a write past it fails with EFBIG (Python
     ignores SIGXFSZ) after writing the first `limit` bytes, as a disk that fills up or a kill in the middle leaves it."""

@@ -118,7 +118,8 @@ def validate_command(tool: LatencyToolConfig) -> str:
     results = compare_predictors(archs, measured, tool.hw)
     plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
                                title=f"{tool.hw.name}: predicted vs measured")
-    atomic_write_text(out / "validation.json", json.dumps(results, indent=2) + "\n")
+    scored = scored_what(tool, n=len(rows), machine=machine)
+    atomic_write_text(out / "validation.json", json.dumps({**scored, "scores": results}, indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
     warnings += [w for w in (noise_warning(rows),) if w]
     # The model name, and the family/model numbers and vector instructions where both sides record them.
@@ -130,9 +131,36 @@ def validate_command(tool: LatencyToolConfig) -> str:
     # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
     warnings += unmeasured_input_warnings(archs, tool.hw)
     warnings += [w for w in (time_unit_warning(archs, measured, tool.hw),) if w]
-    text = metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
+    text = scored_line(scored) + "\n\n" + metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
     atomic_write_text(out / "validation.md", text + "\n")
     return text + f"\n(written to {out})"
+
+
+def scored_what(tool: LatencyToolConfig, *, n: int, machine: str) -> dict:
+    """What a validation scored, for its files (read later, beside other runs' and the profile refitted since): the
+    measurement CSVs (absolute paths) and how many rows they gave (`n`), the profile (its name, the file `hw=` reads,
+    null for one built in Python, and the CPU its calibration was fitted on, "" for none), the machine the
+    measurements name (`measured_on`; "" where the CSV's `machine` column is empty) and the date (UTC)."""
+    from datetime import datetime, timezone
+
+    from nas.config import group_file
+
+    file = group_file("hw", tool.hw.name)
+    return {"measurements": [str(Path(m).absolute()) for m in tool.measurements], "n": n,
+            "profile": {"name": tool.hw.name, "file": str(file) if file else None, "calibrated": bool(tool.hw.calibration),
+                        "calibrated_on": tool.hw.calibrated_on},
+            "measured_on": machine, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def scored_line(scored: dict) -> str:
+    """`scored_what` as validation.md's first line."""
+    profile = scored["profile"]
+    calibration = (f"calibrated on {profile['calibrated_on']}" if profile["calibrated_on"] else
+                   "calibrated" if profile["calibrated"] else "uncalibrated: its datasheet numbers")
+    where = f"{profile['file']}, " if profile["file"] else ""
+    return (f"Validation of hw={profile['name']} ({where}{calibration}) on {scored['n']} measurements from "
+            f"{', '.join(scored['measurements'])}, measured on {scored['measured_on'] or 'a machine the CSV does not name'}; "
+            f"{scored['date']}.")
 
 
 UNIT_SLIP = 30.0
