@@ -825,6 +825,30 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "m.csv"]  # nothing written
 
 
+def test_fit_to_a_place_that_refuses_the_write_says_the_out_setting_and_why(tmp_path, cpu, space_t, monkeypatch):
+    # out=/proc/x.yaml passes the check before the fit as root (os.access says yes), then the write failed with a bare
+    # "[Errno 2] No such file or directory: '/proc/x.fitted.yml'". Here the write raises (the tests run as root).
+    import nas.checkpoint
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, 1.0 + i, 1.0 + i, 1.0 + i, 1, "m")
+                                            for i, a in enumerate(archs)])
+    out = tmp_path / "x.yaml"
+
+    def refused(path, text):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(nas.checkpoint, "atomic_write_text", refused)
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                             out=str(out))
+    with pytest.raises(ConfigError) as info:
+        fit_command(tool)
+    assert str(info.value) == (f"out={str(out)!r}: the calibrated profile cannot be written there ({tmp_path / 'x.fitted.yml'}: "
+                               "No such file or directory); pass out=<a .yaml file in a writable folder>")
+
+
 def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):
     from nas.latency.measure import NOISY_SPREAD, noise_warning, session_spread
     from nas.latency.profile import LatencyToolConfig

@@ -811,7 +811,15 @@ def fit_command(tool: LatencyToolConfig) -> str:
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")
     # Atomically: by default `out` is the user's hand-written datasheet file, which a kill mid-write would cut short.
-    sidecar = write_calibrated(out, calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
+    try:
+        sidecar = write_calibrated(out, calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
+    except OSError as e:
+        # A place `writable_file` could not tell from a writable one (as root, os.access says yes to /proc; a read-only
+        # mount, a full disk): the error named the file without saying it was the out= setting that chose it.
+        setting = f"out={tool.out!r}" if tool.out is not None else f"hw={tool.hw.name}'s file {str(out)!r}"
+        failed = f"{e.filename}: " if e.filename and str(e.filename) != str(out) else ""
+        raise ConfigError(f"{setting}: the calibrated profile cannot be written there ({failed}{e.strerror or e}); pass "
+                          "out=<a .yaml file in a writable folder>") from None
     return f"calibrated profile written to {out}, its fitted numbers to {sidecar} ({note})"
 
 
