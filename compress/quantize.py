@@ -49,7 +49,9 @@ CALIBRATION_THREADS = 1
 def _nncf():
     import nncf
 
-    nncf.set_log_level(logging.ERROR)
+    # The logger's level only: nncf.set_log_level also sets every handler on NNCF's logger to it, and so silences below
+    # ERROR any handler a caller attached there (pytest's capture, a tool's own) for every other logger it serves.
+    logging.getLogger("nncf").setLevel(logging.ERROR)
     return nncf
 
 
@@ -58,7 +60,8 @@ def nncf_progress_hidden() -> Iterator[None]:
     """NNCF's progress bars hidden while the block runs, as it was after. `_nncf`'s log level does not reach them: NNCF
     draws them with rich on rich's shared console ("Statistics collection", "Applying Fast Bias correction": two per
     quantized model, which on a log or a pipe stay as two lines each), so that console is made quiet meanwhile.
-    For a caller that quantizes many models and says its own line per model (`nas.latency.profile`'s int8 exports)."""
+    `quantize_ptq` runs NNCF inside it: its callers (the compression of each member, `nas.latency.profile`'s int8
+    exports) say their own lines per step or per model."""
     import rich
 
     console = rich.get_console()
@@ -84,7 +87,8 @@ def _torch_threads(n: int) -> Iterator[None]:
 def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int = 0) -> tuple[nn.Module, str]:
     """NNCF int8 PTQ of a copy of `model` from `size` calibration images; returns (model, note).
 
-    Images are fed one at a time, as NNCF's range estimators expect, on `CALIBRATION_THREADS` torch thread(s).
+    Images are fed one at a time, as NNCF's range estimators expect, on `CALIBRATION_THREADS` torch thread(s), with
+    NNCF's progress bars hidden (`nncf_progress_hidden`).
     """
     nncf = _nncf()
     images = [x for x, _ in iterate_batches(subset_split(calibration, size, seed=seed), batch_size=1)]
@@ -96,13 +100,13 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
     activations = adv.QuantizationParameters(per_channel=False)
     try:
         params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations)
-        with _torch_threads(CALIBRATION_THREADS):
+        with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden():
             quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
     except IndexError:
         note = "fast bias correction failed (nncf IndexError); quantized without bias correction"
         log.warning(note)
         params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations, disable_bias_correction=True)
-        with _torch_threads(CALIBRATION_THREADS):
+        with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden():
             quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
     return quantized.eval(), note
 

@@ -180,3 +180,35 @@ def test_ptq_calibrates_on_one_torch_thread_and_restores_the_callers_count(train
     finally:
         torch.set_num_threads(before)
 
+
+
+def test_ptq_hides_nncfs_progress_bars(trained, data, capsys):
+    # NNCF draws two rich progress bars per quantized model ("Statistics collection", "Applying Fast Bias correction"):
+    # two lines each per member on a log or a pipe, among the compression's one line per step.
+    import rich
+
+    quiet = rich.get_console().quiet
+    from compress.quantize import quantize_ptq
+
+    quantize_ptq(trained, data.train, size=4)
+    printed = capsys.readouterr()
+    assert "Statistics collection" not in printed.out + printed.err and "Fast Bias" not in printed.out + printed.err
+    assert rich.get_console().quiet == quiet  # the caller's console as it was
+
+
+def test_nncf_log_level_leaves_other_handlers_levels_alone():
+    # nncf.set_log_level set every handler on NNCF's logger to ERROR: one attached by the caller (pytest's capture,
+    # a tool's own) saw nothing below ERROR from then on, from any logger it served.
+    import logging
+
+    from compress.quantize import _nncf
+
+    nncf_logger = logging.getLogger("nncf")
+    handler = logging.Handler(logging.INFO)
+    nncf_logger.addHandler(handler)
+    try:
+        _nncf()
+        assert handler.level == logging.INFO
+        assert not nncf_logger.isEnabledFor(logging.WARNING)  # NNCF's own chatter below ERROR still silenced
+    finally:
+        nncf_logger.removeHandler(handler)

@@ -938,8 +938,8 @@ def test_compare_predictors_lists_the_baselines(cpu, space_t):
 
 
 class _Lines(logging.Handler):
-    """The messages of the records it is given. Not caplog where NNCF runs: nncf.set_log_level sets the level of every
-    handler on NNCF's logger, which in a whole-file run holds pytest's capture handlers (set to ERROR from then on)."""
+    """The messages of the records it is given: the test's own handler, whatever level other handlers were left at (NNCF's
+    own set_log_level sets every handler on its logger; `compress.quantize._nncf` no longer calls it)."""
 
     def __init__(self) -> None:
         super().__init__()

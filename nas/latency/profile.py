@@ -252,15 +252,15 @@ def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: i
     import torch
 
     from compress.export import export_int8_onnx
-    from compress.quantize import nncf_progress_hidden, quantize_ptq
+    from compress.quantize import quantize_ptq
     from nas.data import Split
 
     # Which layers run in int8 sets the latency, not the calibrated ranges: random images are enough.
     n = INT8_CALIBRATION_IMAGES
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, arch.in_chans, arch.img_size, arch.img_size), dtype=torch.uint8, generator=gen)
-    with nncf_progress_hidden():  # two bars per model, ~100 lines for n=50: `export_archs` says one line per model
-        quantized, _ = quantize_ptq(model, Split(x=images, y=torch.zeros(n, dtype=torch.long)), size=n, seed=seed)
+    # NNCF's two progress bars per model (~100 lines for n=50) are hidden there: `export_archs` says one line per model
+    quantized, _ = quantize_ptq(model, Split(x=images, y=torch.zeros(n, dtype=torch.long)), size=n, seed=seed)
     return export_int8_onnx(quantized, path, in_chans=arch.in_chans, img_size=arch.img_size)
 
 
