@@ -1096,6 +1096,9 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
+    if override and head.startswith("hw.") and "=" in head and (
+            number := not_a_number_message(head.split("=", 1)[0], str(cause or ""), path=None, command_line=True)) is not None:
+        return number  # hw.mac_per_s='4 TOPS': the unit the number goes in, as for the same value in the chip's file
     if override and "=" in head and _NOT_A_LIST.match(str(cause or "").strip()):
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
         key, value = head.split("=", 1)
@@ -1142,17 +1145,18 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
 _NOT_CONVERTED = re.compile(r"Value '(?P<value>.*)' of type '(?P<type>str|float)' could not be converted to (?P<to>Integer|Float)")
 
 
-def not_a_number_message(full_key: str, error: str, *, path: Path | None) -> str | None:
+def not_a_number_message(full_key: str, error: str, *, path: Path | None, command_line: bool = False) -> str | None:
     """One line for OmegaConf's `error` ("Value '4 TOPS' of type 'str' could not be converted to Float") about the
-    number `full_key` (`hw.mac_per_s`) of a group's file at `path` (None: not known): the key, the value as written, the
-    file, and that a plain number goes there, with its unit and an example for a hw profile's (`FIELD_UNITS`: a
-    datasheet's `4 TOPS` is 2.0e12 MAC/s). None for other errors."""
+    number `full_key` (`hw.mac_per_s`) of a group's file at `path` (None: not known), or given as a command-line
+    override (`command_line`): the key, the value as written, where it was set, and that a plain number goes there,
+    with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s). None for
+    other errors."""
     found = _NOT_CONVERTED.search(error)
     if found is None:
         return None
     group, _, key = full_key.partition(".")
     unit, example = FIELD_UNITS.get(key.split(".")[0], ("", "")) if group == "hw" else ("", "")
-    where = f" (set in {path})" if path is not None else ""
+    where = " (set on the command line)" if command_line else f" (set in {path})" if path is not None else ""
     kind = "a whole number" if found["to"] == "Integer" else "a plain number"
     # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field
     how = "written as digits, without a point or exponent" if found["type"] == "float" else "without units"

@@ -75,6 +75,9 @@ SEARCH_CASES = [
     (["data=imagefolders"], "data=imagefolders is not an option of data (did you mean data=imagefolder?); available: fashion_mnist"),
     (["space=huge"], "space=huge is not an option of space; available: metaformer_s, metaformer_t"),
     (["search.n_trials=abc"], "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    # a chip's number with its unit, as a datasheet writes it: the same line as in the chip's file, set on the command line
+    (["hw.mac_per_s='4 TOPS'"], "hw.mac_per_s='4 TOPS' (set on the command line) must be a plain number in MAC/s, without "
+                                "units (1 MAC = 2 ops: 4 TOPS is 2.0e12)"),
     (["train.epochs=1.5"], "train.epochs=1.5"),
     (["search.sampler=cmaes"], "cmaes"),
     (["train.precision=fp16"], "train.precision=fp16 is unknown; allowed: auto, fp32, bf16"),

@@ -345,6 +345,29 @@ def test_a_number_written_with_its_unit_in_a_chip_file_names_the_key_the_file_an
     assert str(info.value) == tops
 
 
+def test_a_chip_number_written_with_its_unit_on_the_command_line_gets_the_unit_line():
+    # hw.mac_per_s='4 TOPS' gave OmegaConf's "Value '4 TOPS' of type 'str' could not be converted to Float", while the
+    # same value in the chip's file got the line naming its unit: the same line, said to be set on the command line.
+    from nas.config import precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    for config_name in ("search", "latency"):
+        assert precheck_overrides(["hw=edge_npu", "hw.mac_per_s='4 TOPS'"], config_name=config_name) == (
+            "hw.mac_per_s='4 TOPS' (set on the command line) must be a plain number in MAC/s, without units "
+            "(1 MAC = 2 ops: 4 TOPS is 2.0e12)")
+    assert precheck_overrides(["hw.efficiency.conv=60%"], config_name="search") == (
+        "hw.efficiency.conv='60%' (set on the command line) must be a plain number in (0, 1], the fraction of the peak, "
+        "without units (60% is 0.6)")
+    # Hydra reads 2.0e6 as a float, which an integer count of bytes refuses
+    assert precheck_overrides(["hw.sram_bytes=2.0e6"], config_name="search") == (
+        "hw.sram_bytes='2000000.0' (set on the command line) must be a whole number in bytes, written as digits, without "
+        "a point or exponent (2 MiB is 2097152)")
+    # not a chip's number: OmegaConf's words, unchanged
+    assert precheck_overrides(["search.n_trials=abc"], config_name="search") == (
+        "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer")
+
+
 def _fitted_profiles() -> list:
     """Every committed hw profile whose fitted numbers are in a file of their own: conf/hw's and the benchmark's."""
     from tests.conftest import CONF_DIR
