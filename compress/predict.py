@@ -188,8 +188,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     `model_path`. The images are read and classified `batch_size` at a time, fewer where the model's forward pass on
     that many would need more working memory than `memory_budget_gb` (`nas.memory`; None: 70% of the memory
     available now): memory holds one batch of images, however many are given, and the results are those of one pass.
-    An image file that cannot be decoded (cut short, empty, not an image) is a `DataError` naming it and the option to
-    skip it; with `skip_unreadable` such files are left out of the predictions instead, with one warning counting them
+    Image files that cannot be decoded (cut short, empty, not an image) are a `DataError` naming them, in whichever
+    batches they lie (the model is not run after the first, the rest are still decoded), and the option to skip them; with `skip_unreadable` such files are left out of the predictions instead, with one warning counting them
     and naming the first (a `DataError` where none is left). A bad `top` or `memory_budget_gb` is a `ConfigError`
     naming it as `setting_names` does (`CLI_FLAGS`: the command line's flags, which `main` passes), else by its
     keyword; so is the option to skip unreadable files."""
@@ -220,13 +220,16 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     for i in range(0, len(found), batch):
         chunk, bad = found[i:i + batch], []
         x = _pixels([file for file, _ in chunk], contract, unreadable=bad)
-        if bad and not skip_unreadable:  # at the first batch with one: a damaged file should not cost a whole run
-            raise DataError(unreadable_message(bad, otherwise=f"pass {skip} to classify the other images"))
         skipped += bad
         gone = {e.path for e in bad}
         read += [(file, folder) for file, folder in chunk if file not in gone]
-        if len(x):
+        # Once a file is unreadable without skip_unreadable the run fails: the model is not run on the rest, but they
+        # are still decoded (once each) so that the error names every broken file, not only those of the first batch
+        # with one (the user fixed one batch's files per run, each run decoding the folder again to find the next).
+        if len(x) and (skip_unreadable or not skipped):
             scored.append(run(x))
+    if skipped and not skip_unreadable:
+        raise DataError(unreadable_message(skipped, otherwise=f"pass {skip} to classify the other images"))
     if skipped:
         if not read:
             raise DataError(f"no image to classify: {unreadable_message(skipped)}")
@@ -507,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(default: 70%% of the memory available)")
     parser.add_argument("--skip-unreadable", action="store_true",
                         help="leave out image files that cannot be decoded (cut short, empty, not an image), with one "
-                             "warning counting them, and classify the others (default: stop at the first batch with one)")
+                             "warning counting them, and classify the others (default: stop, naming every one)")
     args = parser.parse_args(argv)
     with lines_on_stderr("compress", "nas"), exit_on_error():
         if args.csv is not None:

@@ -673,6 +673,34 @@ def test_unreadable_images_stop_the_run_in_one_line_that_names_the_option_to_ski
         "; replace or remove them, or pass --skip-unreadable to classify the other images")
 
 
+def test_unreadable_images_in_several_batches_are_all_named_and_the_model_is_not_run_after_the_first(
+        checkpoint, photos, tmp_path, monkeypatch, capsys):
+    # The run stopped at the first batch of 64 holding a broken file, naming only that batch's: the user replaced them,
+    # reran, decoded the folder again and learnt of the next batch's. Batches of 2 put 1b.jpg and 2b.jpg in two batches.
+    import compress.predict as predict_module
+
+    folder, _ = checkpoint
+    dump, _ = _camera_dump(photos, tmp_path)
+    runner, batches_run = predict_module._runner, []
+
+    def counting_runner(path, contract):
+        run = runner(path, contract)
+        return lambda x: (batches_run.append(len(x)), run(x))[1]
+
+    monkeypatch.setattr(predict_module, "_runner", counting_runner)
+    with pytest.raises(DataError, match=r"cannot read 2 images: .*1b\.jpg .*; .*2b\.jpg .*; replace or remove them"):
+        predict(folder, [dump], batch_size=2)
+    assert batches_run == [2]  # 0.png and 1.png, before the first broken file; none after it
+    # the command line: one line on stderr naming both, and no prediction printed before it
+    real_predict = predict_module.predict
+    monkeypatch.setattr(predict_module, "predict", lambda *a, **k: real_predict(*a, **k, batch_size=2))
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(folder), str(dump)])
+    said = capsys.readouterr()
+    assert exit_info.value.code == 2 and said.out == "" and len(said.err.strip().splitlines()) == 1
+    assert said.err.startswith("error: cannot read 2 images: ") and "1b.jpg" in said.err and "2b.jpg" in said.err
+
+
 def test_skip_unreadable_classifies_the_other_images_and_warns_once_naming_the_count_and_the_first(
         checkpoint, photos, tmp_path, capsys, caplog):
     folder, _ = checkpoint
