@@ -25,6 +25,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, com
                         shell_command, structured, validate_compress_config, validate_data_config)
 from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm
 from nas.latency.hardware import input_warning
+from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     """The `python -m nas.report` command that compresses the best k members of the run that `checkpoint` is a member
     of: its runs_dir and study_name from the folder's path, the `data_root` this command was given (None: its data
     group's own; the rebuild takes a study's data from here, on this machine), and the final_train its members were
-    trained with where that is not final_train's default (`_searched_final_train`): without it the rebuild refuses to
+    trained with where that is not final_train's default (`nas.rebuild.searched_final_train`): without it the rebuild refuses to
     train them again with the default recipe (`nas.search.export_study`), a second refusal after this one. Outside a
     run folder the settings are named by placeholders."""
     run_dir = _run_of(_folder_of(checkpoint)) if checkpoint else None
@@ -198,56 +199,8 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
         return ("python -m nas.report search.runs_dir=<folder above the run> search.study_name=<its name> "
                 "compress.members=top_k compress.top_k=<k>")
     named = [f"search.runs_dir={run_dir.parent}", f"search.study_name={run_dir.name}",
-             *([f"data.root={data_root}"] if data_root else []), *_searched_final_train(run_dir), "compress.members=top_k"]
+             *([f"data.root={data_root}"] if data_root else []), *searched_final_train(run_dir), "compress.members=top_k"]
     return f"{shell_command('nas.report', named)} compress.top_k=<k>"  # <k> left to the user, unquoted
-
-
-def _searched_final_train(run_dir: Path) -> list[str]:
-    """The final_train settings, each one shell argument, that rebuild the members of `run_dir` without training them
-    again: none for final_train's default recipe, `final_train=none` for members kept with their proxy-trained
-    weights, else the config group closest to their recipe (`final_train=smoke`) and each `final_train.<key>=` it
-    differs in, the settings that change only the training's speed aside (`nas.study.SPEED_SETTINGS`, which a rebuild
-    ignores too). Read from the members' metrics.json (what the rebuild compares), or the run's config.yaml where they
-    record no one recipe."""
-    import json
-
-    import yaml
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from nas.config import TrainConfig
-    from nas.study import SPEED_SETTINGS
-
-    def recipe(value: Any) -> dict[str, Any] | None:  # None: no final training
-        if not isinstance(value, dict) or not value.get("epochs"):
-            return None
-        return {k: v for k, v in value.items() if k not in SPEED_SETTINGS["train"]}
-
-    recorded: list[dict[str, Any] | None] = []
-    for path in sorted((run_dir / "checkpoints").glob("*/metrics.json")):
-        try:
-            member = json.loads(path.read_text())
-            if "final_train" in member:  # null: not final-trained
-                info = member["final_train"]
-                recorded.append(recipe(info.get("recipe") if isinstance(info, dict) else None))
-        except (OSError, ValueError, AttributeError):  # unreadable, or no object in it: as the rebuild skips it
-            continue
-    try:
-        if recorded and all(r == recorded[0] for r in recorded):
-            done = recorded[0]
-        else:  # members trained otherwise from each other, or none recorded: the search's own setting
-            done = recipe(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))["final_train"])
-        groups = {name: recipe(OmegaConf.to_container(OmegaConf.merge(
-            OmegaConf.structured(TrainConfig), OmegaConf.load(CONF_DIR / "final_train" / f"{name}.yaml")), enum_to_str=True))
-            for name in ("default", "smoke")}
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException):
-        return []  # nothing to go by: the rebuild's own refusal names what it lacks
-    if done is None:
-        return ["final_train=none"]
-    differ = {name: {k: v for k, v in done.items() if group is not None and group.get(k) != v}
-              for name, group in groups.items() if group is not None}
-    name = min(differ, key=lambda n: (len(differ[n]), n != "default"))  # the default where it is as close
-    return ([] if name == "default" else [f"final_train={name}"]) + [f"final_train.{k}={_yaml(v)}" for k, v in differ[name].items()]
 
 
 def check_members(members: Any, *, checkpoint: str | Path | None = None, data_root: str | None = None) -> None:
@@ -355,7 +308,7 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
     if split_digest(data.test) == digest:
         return data
     # a size recorded as "own test split" (`split_record`: the data brought that split) is no setting to pass
-    differ = [f"data.{k}={_yaml(split.get(k))}" for k in SPLIT_SETTINGS
+    differ = [f"data.{k}={override_value(split.get(k))}" for k in SPLIT_SETTINGS
               if split.get(k) != getattr(cfg, k) and not isinstance(split.get(k), str)]
     # the recorded root, as the data-shape refusal names it (it said only "the data.root its search used"), unless it
     # is the one given: then another split of it is what differs
@@ -429,7 +382,7 @@ def searched_data_settings(folder: Path) -> list[str]:
         split = test_images.get("split") if isinstance(test_images, dict) else None
         defaults = {f.name: f.default for f in fields(DataConfig)}
         # a size recorded as "own test split" (`split_record`: the folder brought that split) is no setting to pass
-        settings += [f"data.{k}={_yaml(split[k])}" for k in SPLIT_SETTINGS
+        settings += [f"data.{k}={override_value(split[k])}" for k in SPLIT_SETTINGS
                      if isinstance(split, dict) and k in split and not isinstance(split[k], str)
                      and split[k] != defaults[k]]
     else:
@@ -460,13 +413,8 @@ def _searched_shape_settings(folder: Path, dataset: str) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException):
         return []
     default = {**{f.name: f.default for f in fields(DataConfig)}, **group}
-    return [f"data.{k}={_yaml(searched[k])}" for k in ("img_size", "channels")
+    return [f"data.{k}={override_value(searched[k])}" for k in ("img_size", "channels")
             if k in searched and searched[k] != default[k]]
-
-
-def _yaml(value: Any) -> str:
-    """A setting's value as a command-line override spells it."""
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def format_table(metrics: dict[str, Any]) -> str:

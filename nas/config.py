@@ -90,6 +90,12 @@ class SpaceConfig:
     stages: list[StageSpace] = field(default_factory=list)
 
 
+# Settings that change how fast a candidate trains or is evaluated (or the images load), not what it learns (float
+# rounding aside): a study resumes under other values of them, e.g. with two 1-thread workers after one 2-thread process.
+# Here, not in nas.study (Optuna), for nas.rebuild, which nas.report imports without it.
+SPEED_SETTINGS = {"train": ("channels_last", "threads", "keep_freed_memory", "eval_batch_size"), "data": ("cache_dir",)}
+
+
 @dataclass
 class DataConfig:
     """Where the images are and how they are split and augmented (`conf/data/*.yaml`)."""

@@ -3,9 +3,10 @@
 The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json`` and,
 for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``; the searches' ``.running.*`` markers),
 so it can be regenerated at any time, also while a search is still running, and from a run folder it deliberately
-imports nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough. (Its command
-line also writes ``pareto.csv`` where the folder's files give another one, with `nas.pareto_csv`, which imports only
-this module.)
+imports nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough. (A damaged
+``pareto.json`` is refused naming its rebuild with the settings `nas.rebuild` reads from the run's config.yaml, which
+imports nas.config but not torch or Optuna. Its command line also writes ``pareto.csv`` where the folder's files give
+another one, with `nas.pareto_csv`, which imports only this module.)
 
 Outputs, all written atomically into the run folder:
 
@@ -238,10 +239,25 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
 
 def _rebuild_hint(run_dir: pathlib.Path) -> str:
     """What to do about a damaged pareto.json of `run_dir`: the search that wrote it ran, so not 'run it first', but
-    rebuild the folder's files from its study (which writes pareto.json anew)."""
-    return (f"damaged; rebuild the run folder's files from its study: python -m nas.report {_rebuild_command(str(run_dir), [])}"
-            " with the search's settings (its data.root, final_train and compress: config.yaml holds them; search.storage"
-            " for a study not in its study.db)")
+    rebuild the folder's files from its study (which writes pareto.json anew), with the search's data.root, final_train
+    and compress as its config.yaml records them (`nas.rebuild.rebuild_settings`: without them the rebuild was refused,
+    or trained and compressed the members again with the defaults); where config.yaml cannot be read, those named."""
+    settings = None
+    try:
+        # nas.rebuild (Hydra, OmegaConf; no torch) only here: the report of a sound run folder imports nothing from nas
+        from nas.rebuild import rebuild_settings
+    except ImportError:  # the report's files copied alone: the settings are named instead
+        pass
+    else:
+        settings = rebuild_settings(run_dir)
+    named = _rebuild_command(str(run_dir), [])
+    if settings is None:
+        return (f"damaged; rebuild the run folder's files from its study: python -m nas.report {named} with the search's "
+                "settings (its data.root, final_train and compress: config.yaml holds them; search.storage for a study "
+                "not in its study.db)")
+    # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
+    return (f"damaged; rebuild the run folder's files from its study: python -m nas.report {' '.join([named, *settings])}"
+            " (and search.storage=... for a study not in its study.db)")
 
 
 def read_pareto_json(path: pathlib.Path) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
-from nas.config import DataConfig, RunConfig, group_file
+from nas.config import SPEED_SETTINGS, DataConfig, RunConfig, group_file  # SPEED_SETTINGS: nas.results reads it here
 from nas.data import CLASS_SUMMARY, absolute_root, class_changes
 from nas.errors import ConfigError
 
@@ -132,9 +132,6 @@ def _as_of_now(stored: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-# Settings that change how fast a candidate trains or is evaluated (or the images load), not what it learns (float
-# rounding aside): a study resumes under other values of them, e.g. with two 1-thread workers after one 2-thread process.
-SPEED_SETTINGS = {"train": ("channels_last", "threads", "keep_freed_memory", "eval_batch_size"), "data": ("cache_dir",)}
 
 
 def fingerprint(run: RunConfig) -> dict[str, Any]:

@@ -5,7 +5,8 @@ import shlex
 
 import pytest
 
-from compress.run import _searched_final_train, check_members, unused_overrides
+from compress.run import check_members, unused_overrides
+from nas.rebuild import searched_final_train
 from nas.errors import ConfigError
 
 
@@ -43,7 +44,7 @@ def test_searched_final_train_names_the_members_recipe_where_it_is_not_the_defau
         import shutil
 
         shutil.rmtree(tmp_path / "t", ignore_errors=True)
-        return _searched_final_train(_run_folder(tmp_path, final_train, **kw))
+        return searched_final_train(_run_folder(tmp_path, final_train, **kw))
 
     assert settings({"epochs": 6, "recipe": _recipe()}) == []
     # speed settings aside, as the rebuild compares them

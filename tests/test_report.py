@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import nas.report
-from nas.report import REPORT_FILES, MissingRunFileError, main, write_reports
+from nas.report import REPORT_FILES, MissingRunFileError, ReportInputError, main, read_pareto_json, write_reports
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -559,6 +559,43 @@ def test_a_damaged_pareto_json_is_one_line_naming_the_file_and_the_rebuild_from_
     assert err.startswith(f"error: {what} in {run_dir}: damaged; rebuild the run folder's files from its study: "
                           f"python -m nas.report search.runs_dir={run_dir.parent} search.study_name={run_dir.name}"), err
     assert (run_dir / "pareto.csv").read_text() == "kept\n"  # not written from a file it cannot read
+
+
+def test_a_damaged_pareto_json_names_the_complete_rebuild_from_the_runs_config_yaml(run_dir: pathlib.Path) -> None:
+    # The line said "with the search's settings (its data.root, final_train and compress: config.yaml holds them)": the
+    # user had to find them in config.yaml and spell them, or the rebuild refused the members final-trained and
+    # compressed otherwise (or took the default data's images). Read without torch or Optuna, as the report runs.
+    from omegaconf import OmegaConf
+
+    from nas.config import compose_search_config
+
+    searched = compose_search_config(["final_train=smoke", "final_train.epochs=3", "compress=smoke",
+                                      "compress.prune.ratio=0.5"])
+    searched.data.root = "/data/my fashion"  # a space: one shell argument, quoted as Hydra reads it
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(searched))
+    (run_dir / "pareto.json").write_text('{"members": [')
+    code = ("import sys; from nas.report import main; rc = main([sys.argv[1]]); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'optuna'}); "
+            "print(bad); sys.exit(rc if rc != 2 else (3 if bad else 2))")
+    result = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert result.stderr == (
+        f"error: pareto.json is not valid JSON (line 1) in {run_dir}: damaged; rebuild the run folder's files from its "
+        f"study: python -m nas.report search.runs_dir={run_dir.parent} search.study_name={run_dir.name} "
+        "\"data.root='/data/my fashion'\" final_train=smoke final_train.epochs=3 compress=smoke compress.prune.ratio=0.5 "
+        "(and search.storage=... for a study not in its study.db)\n")
+    # the defaults name nothing; a search that compressed none, compress=none (a rebuild would compress every member)
+    searched = compose_search_config(["compress=none"])
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(searched))
+    with pytest.raises(ReportInputError) as error:
+        read_pareto_json(run_dir / "pareto.json")
+    assert str(error.value).endswith(f"search.study_name={run_dir.name} compress=none (and search.storage=... for a "
+                                     "study not in its study.db)")
+    (run_dir / "config.yaml").write_text("data: [")  # unreadable: the wording as before, naming the settings to pass
+    with pytest.raises(ReportInputError, match=r"with the search's settings \(its data.root, final_train and compress: "
+                                               r"config.yaml holds them"):
+        read_pareto_json(run_dir / "pareto.json")
 
 
 def test_a_run_folder_with_settings_says_which_form_takes_them(run_dir: pathlib.Path,
