@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nas.config import CONF_DIR, SPEED_SETTINGS, CompressConfig, TrainConfig, compose_search_config, shell_override
+from nas.config import CONF_DIR, SPEED_SETTINGS, CompressConfig, DataConfig, TrainConfig, shell_override
 
 CONFIG_YAML = "config.yaml"  # the search's settings, written into its run folder
 
@@ -30,6 +30,17 @@ def _group(name: str, group: str, schema: type) -> dict[str, Any]:
 
     return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(CONF_DIR / group / f"{name}.yaml")),
                                   enum_to_str=True)
+
+
+def _default_data_root() -> Any:
+    """The data.root of the data group `python -m nas.search` composes by default (conf/search.yaml's defaults list):
+    read from the files, not composed with Hydra, which refuses to start again inside a Hydra app (compress.run's
+    warning about a damaged pareto.json is given in one)."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / "search.yaml").read_text(encoding="utf-8"))["defaults"]
+    name = next(entry["data"] for entry in defaults if isinstance(entry, dict) and "data" in entry)
+    return _group(name, "data", DataConfig).get("root")
 
 
 def _closest(done: dict[str, Any], groups: dict[str, dict[str, Any]], key: str) -> list[str]:
@@ -106,15 +117,13 @@ def rebuild_settings(run_dir: Path) -> list[str] | None:
     import yaml
     from omegaconf.errors import OmegaConfBaseException
 
-    from nas.errors import ConfigError
-
     try:
         searched = yaml.safe_load((run_dir / CONFIG_YAML).read_text(encoding="utf-8"))
         data, compress = searched["data"], searched["compress"]
-        default_root = compose_search_config([]).data.root
+        default_root = _default_data_root()
         if not isinstance(data, dict) or not isinstance(compress, dict):
             return None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ConfigError, OmegaConfBaseException):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, StopIteration, OmegaConfBaseException):
         return None
     root = data.get("root")
     settings = [shell_override(key="data.root", value=str(root))] if root and root != default_root else []
