@@ -1008,11 +1008,11 @@ def per_class_test_images(data: Dataset) -> list[list[int | str]]:
 def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
                   then_was: str = "in the study") -> list[str]:
     """The classes whose images differ between two `data_identity` records (a study's, then this run's), a clause each
-    ("class 'cat': 120 train images in the study, 118 now", "class 'dog' is new (40 images)"), the first `shown` and a
-    count of the rest (`then_was`: where `then` is from, "in the study"); [] when either has no `class_summary` (a
-    record from before it was kept), when they share no class name (other data altogether, which the class lists say
-    better), or when they are of the same images. A change of content alone is left out where the input shape differs:
-    that changes every image."""
+    ("class 'cat': 150 images in the study, 148 now (train 120 -> 118, val 15, test 15)", see `_recounted`; "class
+    'dog' is new (40 images)"), the first `shown` and a count of the rest (`then_was`: where `then` is from, "in the
+    study"); [] when either has no `class_summary` (a record from before it was kept), when they share no class name
+    (other data altogether, which the class lists say better), or when they are of the same images. A change of content
+    alone is left out where the input shape differs: that changes every image."""
     if CLASS_SUMMARY not in then or CLASS_SUMMARY not in now:
         return []
     old = dict(zip(then.get("classes") or [], then[CLASS_SUMMARY]))
@@ -1022,7 +1022,6 @@ def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
     same_input = then.get("input") == now.get("input")
     renamed = {name: other for name in old.keys() - new.keys() for other in new.keys() - old.keys()
                if same_input and old[name][3] == new[other][3]}  # the same images under another folder name
-    splits = ("train", "val", "test")
     said = []
     for name in [*old, *(n for n in new if n not in old)]:
         if name in renamed.values():
@@ -1034,13 +1033,9 @@ def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
         elif name not in old:
             said.append(f"class {name!r} is new ({counted(sum(new[name][:3]), 'image')})")
         elif old[name][3] != new[name][3]:
-            recounted = [i for i in range(3) if old[name][i] != new[name][i]]
-            if recounted:
-                said.append(f"class {name!r}: {' and '.join(f'{old[name][i]:,} {splits[i]}' for i in recounted)} "
-                            f"image{'s' if len(recounted) > 1 or old[name][recounted[0]] != 1 else ''} {then_was}, "
-                            f"{' and '.join(f'{new[name][i]:,}' for i in recounted)} now")
-            elif same_input:
-                said.append(f"class {name!r}: as many images as {then_was} ({sum(new[name][:3]):,}), other ones")
+            clause = _recounted(old[name][:3], new[name][:3], then_was=then_was, same_input=same_input)
+            if clause:
+                said.append(f"class {name!r}: {clause}")
     if (not said and old.keys() == new.keys() and all(old[n][3] == new[n][3] for n in old)
             and then.get("digests") != now.get("digests")):
         # files renamed within a class (the draw picks by position) or moved between its train/ val/ test/ folders
@@ -1049,6 +1044,28 @@ def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
         said = said[:shown] + [f"{counted(len(said) - shown, 'more class', plural='more classes')} differ"
                                f"{'s' if len(said) - shown == 1 else ''}"]
     return said
+
+
+def _recounted(then: list[int], now: list[int], *, then_was: str, same_input: bool) -> str | None:
+    """What `class_changes` says of a class whose images differ, given its train/val/test counts then and now: its
+    total then and now, then each split's count, with an arrow where it changed ("40 images in the study, 39 now (train
+    28, val 4 -> 3, test 8)"), or "as many images ..., other ones"; None for a change of content alone where the input
+    shape differs (`same_input` false). Led by the total: a photo deleted from a class read "4 val images in the study,
+    3 now", of a split the user never touched (the held-out draw follows the counts)."""
+    splits = ("train", "val", "test")
+    held = [i for i in range(3) if then[i] or now[i]]  # a split empty then and now says nothing
+    moved = [i for i in held if then[i] != now[i]]
+    if len(held) == 1 and moved:
+        # the class's images are one split's (a checkpoint's record holds test images alone): a bare total would
+        # not say which
+        i = held[0]
+        return f"{counted(then[i], f'{splits[i]} image')} {then_was}, {now[i]:,} now"
+    detail = ", ".join(f"{splits[i]} {then[i]:,}" + (f" -> {now[i]:,}" if i in moved else "") for i in held)
+    if sum(then) != sum(now):
+        return f"{counted(sum(then), 'image')} {then_was}, {sum(now):,} now ({detail})"
+    if not moved and not same_input:
+        return None
+    return f"as many images as {then_was} ({sum(then):,}), other ones" + (f" ({detail})" if moved else "")
 
 
 def absolute_root(root: str | os.PathLike) -> str:

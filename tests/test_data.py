@@ -1100,7 +1100,8 @@ def test_class_changes_names_the_first_five_classes_and_counts_the_rest():
     then = {"classes": names, "input": [1, 8, 8], "digests": {"train": "t"},
             "per_class": [[10, 2, 3, f"d{i}"] for i in range(9)]}
     now = {**then, "digests": {"train": "u"}, "per_class": [[11, 2, 3, f"e{i}"] for i in range(9)]}
-    assert class_changes(then, now) == [f"class 'c{i}': 10 train images in the study, 11 now" for i in range(5)] + [
+    assert class_changes(then, now) == [
+        f"class 'c{i}': 15 images in the study, 16 now (train 10 -> 11, val 2, test 3)" for i in range(5)] + [
         "4 more classes differ"]
     assert class_changes(then, {**now, "per_class": now["per_class"][:6] + then["per_class"][6:]})[-1] == "1 more class differs"
     # the same counts, other images: said unless the input shape changed, which changes every image
@@ -1120,6 +1121,31 @@ def test_class_changes_names_the_first_five_classes_and_counts_the_rest():
     # records from before the summary, or of no class in common: nothing to say by class
     assert class_changes({k: v for k, v in then.items() if k != "per_class"}, now) == []
     assert class_changes(then, {**now, "classes": [f"x{i}" for i in range(9)]}) == []
+
+
+def test_class_changes_leads_with_the_class_total_then_each_splits_count():
+    # A photo deleted from 'sneaker' was refused as "class 'sneaker': 4 val images in the study, 3 now": true (the
+    # held-out draw took it from val), but the user never touched val. The clause says what happened to the class, its
+    # total then and now, and each split's count after it (an arrow where it changed).
+    from nas.data import class_changes
+
+    then = {"classes": ["sneaker", "boot"], "input": [3, 8, 8], "per_class": [[28, 4, 8, "a"], [20, 3, 5, "b"]]}
+
+    def now(*row):
+        return {**then, "per_class": [list(row), [20, 3, 5, "b"]]}
+
+    assert class_changes(then, now(28, 3, 8, "c")) == [
+        "class 'sneaker': 40 images in the study, 39 now (train 28, val 4 -> 3, test 8)"]
+    assert class_changes(then, now(29, 4, 9, "c")) == [
+        "class 'sneaker': 40 images in the study, 42 now (train 28 -> 29, val 4, test 8 -> 9)"]
+    # as many images, other ones: the split detail where the counts moved, none where they did not
+    assert class_changes(then, now(27, 5, 8, "c")) == [
+        "class 'sneaker': as many images as in the study (40), other ones (train 28 -> 27, val 4 -> 5, test 8)"]
+    assert class_changes(then, now(28, 4, 8, "c")) == ["class 'sneaker': as many images as in the study (40), other ones"]
+    # one image in the study: no plural; a split empty then and now is left out
+    single = {"classes": ["c"], "input": [1, 8, 8], "per_class": [[1, 0, 0, "a"]]}
+    assert class_changes(single, {**single, "per_class": [[1, 0, 1, "b"]]}) == [
+        "class 'c': 1 image in the study, 2 now (train 1, test 0 -> 1)"]
 
 
 def test_per_class_test_images_and_class_changes_say_where_the_record_is_from():

@@ -632,8 +632,9 @@ def test_a_refusal_of_changed_images_names_the_classes_that_changed(tmp_path):
     with pytest.raises(ConfigError) as err:
         check_data(study, _folder_identity(tmp_path / "a"), record=False)
     said = str(err.value)
-    assert re.search(r"other images \(train/val/test images: [\d/]+ then, [\d/]+ now; class 'cat': [\d,]+ train "
-                     r"(and [\d,]+ (val|test) )*images in the study, [\d,]+ (and [\d,]+ )*now\), and its trials'", said), said
+    assert re.search(r"other images \(train/val/test images: [\d/]+ then, [\d/]+ now; class 'cat': 20 images in the "
+                     r"study, 23 now \(train \d+( -> \d+)?, val \d+( -> \d+)?, test \d+( -> \d+)?\)\), and its trials'",
+                     said), said
     for other in ("dog", "owl", "yak"):
         assert other not in said  # their images moved between the splits (the draw follows the counts), nothing more
     # a class renamed, one added, one's images replaced by as many others
@@ -654,6 +655,26 @@ def test_a_refusal_of_changed_images_names_the_classes_that_changed(tmp_path):
         check_data(study, _folder_identity(tmp_path / "b"), record=False)
 
 
+def test_a_refusal_of_a_photo_deleted_from_a_class_leads_with_the_class_total(tmp_path):
+    # One photo of 'sneaker' deleted (40 -> 39) was refused as "class 'sneaker': 4 val images in the study, 3 now": the
+    # held-out draw took the one fewer from val, a split the user never touched. The clause leads with the class's
+    # images then and now, each split's count after it.
+    from nas.study import check_data
+
+    for c, name in enumerate(("boot", "sneaker")):
+        _images(tmp_path / "a" / name, 40, seed=c)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    check_data(study, _folder_identity(tmp_path / "a"))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+    (tmp_path / "a" / "sneaker" / "1-0.png").unlink()
+    with pytest.raises(ConfigError) as err:
+        check_data(study, _folder_identity(tmp_path / "a"), record=False)
+    said = str(err.value)
+    assert re.search(r"; class 'sneaker': 40 images in the study, 39 now \(train \d+( -> \d+)?, val \d+( -> \d+)?, "
+                     r"test \d+( -> \d+)?\)\), and its trials'", said), said
+    assert said.count("->") == 1 and "boot" not in said  # one split lost the image; the other class is the same files
+
+
 def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_summary_when_resumed(tmp_path):
     from nas.study import check_data
 
@@ -672,7 +693,8 @@ def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_s
     assert "per_class" not in old.user_attrs["data"]
     check_data(old, made)  # the same images resumed: the study takes their summary, and names the class next time
     assert old.user_attrs["data"] == made
-    with pytest.raises(ConfigError, match=r"14/2/4 then, 16/2/5 now; class 'cat': 7 train and 2 test images in the study, 9 and 3 now\)"):
+    with pytest.raises(ConfigError, match=r"14/2/4 then, 16/2/5 now; class 'cat': 10 images in the study, 13 now "
+                                          r"\(train 7 -> 9, val 1, test 2 -> 3\)\)"):
         check_data(old, grown)
 
 
