@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -127,9 +127,21 @@ def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
 
 
 def writable_file(path: str | os.PathLike, *, setting: str) -> Path:
-    """`path` as an output file whose folder exists (created) and is writable, or `ConfigError` naming `setting`."""
+    """`path` as an output file whose folder exists (created) and takes a file, or `ConfigError` naming `setting`. The
+    folder is tried with a probe file created and deleted there: as root `os.access` says yes to /proc or a read-only
+    mount, and the write after minutes of work was the first to find out."""
+    import tempfile
+
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{setting}: {str(path)!r} is a folder; pass a file path")
-    make_folder(path.parent, setting=setting)
+    folder = make_folder(path.parent, setting=setting)
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as e:
+        raise ConfigError(f"{setting}: cannot write a file in the folder {str(folder)!r} ({e.strerror or e}); pass a path in a "
+                          "writable folder") from None
+    os.close(handle)
+    with suppress(OSError):  # written, so the folder takes files; a probe left behind is harmless
+        os.unlink(probe)
     return path

@@ -2093,3 +2093,33 @@ def test_a_refit_keeps_a_calibrated_on_that_says_more_of_the_same_cpu_than_its_r
     # Each records a part the other lacks: neither says more, the rows' own.
     assert refit_calibrated_on(measured="AMD EPYC; family 25 model 17", recorded="AMD EPYC; avx512f") == (
         "AMD EPYC; family 25 model 17")
+
+
+def test_fit_to_a_folder_that_refuses_files_says_so_before_fitting(tmp_path, cpu, space_t, monkeypatch):
+    # As root the check before the fit passed for out=/proc/x.yaml (os.access says yes), and the refusal came only after
+    # the whole fit: the check now writes a probe file there. Here creating it raises (the tests run as root).
+    import tempfile
+
+    import nas.latency.fit
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", _rows(archs))
+    folder = tmp_path / "out"
+    mkstemp = tempfile.mkstemp
+
+    def refused(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    fits = []
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(nas.latency.fit, "fit_profile", lambda *a, **k: fits.append(a))
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                             out=str(folder / "x.yaml"))
+    with pytest.raises(ConfigError) as info:
+        nas.latency.fit.fit_command(tool)
+    assert str(info.value) == (f"out={str(folder / 'x.yaml')!r}: cannot write a file in the folder {str(folder)!r} "
+                               "(Permission denied); pass a path in a writable folder")
+    assert fits == [] and list(folder.iterdir()) == []
