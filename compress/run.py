@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, register_configs,
-                        shell_command, structured, validate_compress_config, validate_data_config)
+                        shell_command, shell_override, structured, validate_compress_config, validate_data_config)
 from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm
 from nas.latency.hardware import input_warning
 from nas.rebuild import override_value, searched_final_train
@@ -198,9 +198,13 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     if run_dir is None:
         return ("python -m nas.report search.runs_dir=<folder above the run> search.study_name=<its name> "
                 "compress.members=top_k compress.top_k=<k>")
-    named = [f"search.runs_dir={run_dir.parent}", f"search.study_name={run_dir.name}",
-             *([f"data.root={data_root}"] if data_root else []), *searched_final_train(run_dir), "compress.members=top_k"]
-    return f"{shell_command('nas.report', named)} compress.top_k=<k>"  # <k> left to the user, unquoted
+    # Values found, not typed, quoted for Hydra as well as the shell (a runs_dir with a quote: Hydra refused it in the
+    # shell's quotes alone); searched_final_train's settings are one shell argument each already.
+    named = [shell_override(key="search.runs_dir", value=str(run_dir.parent)),
+             shell_override(key="search.study_name", value=run_dir.name),
+             *([shell_override(key="data.root", value=data_root)] if data_root else []), *searched_final_train(run_dir),
+             "compress.members=top_k"]
+    return f"python -m nas.report {' '.join(named)} compress.top_k=<k>"  # <k> left to the user, unquoted
 
 
 def check_members(members: Any, *, checkpoint: str | Path | None = None, data_root: str | None = None) -> None:

@@ -1979,16 +1979,23 @@ def _from_study(overrides: Sequence[str]) -> int:
 
 def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
     """The settings that rebuild the run folder `run_dir` from its study with `overrides` (its runs_dir and study_name
-    from the folder's path, unless given among them: each key once), quoted for a shell."""
+    from the folder's path, unless given among them: each key once), quoted for a shell. The path's parts quoted for
+    Hydra too (`nas.config.shell_override`): in the shell's quotes alone, a runs_dir with a space or a quote reached
+    Hydra, which refused it or read another folder; `overrides` as typed, each one shell argument."""
     import shlex
 
     folder = pathlib.Path(run_dir)
     if folder.name in ("", ".."):  # `.`, `..`: the folder's own name is needed
         folder = folder.resolve()
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
-    named = [f"{key}={value}" for key, value in (("search.runs_dir", folder.parent), ("search.study_name", folder.name))
-             if key not in given]
-    return shlex.join([*named, *overrides])
+    try:
+        from nas.config import shell_override  # Hydra, no torch; this module's files copied alone: the shell's quotes
+    except ImportError:
+        def shell_override(*, key: str, value: str) -> str:
+            return shlex.quote(f"{key}={value}")
+    named = [shell_override(key=key, value=str(value))
+             for key, value in (("search.runs_dir", folder.parent), ("search.study_name", folder.name)) if key not in given]
+    return " ".join([*named, *(shlex.quote(o) for o in overrides)])
 
 
 # What nas.report's refusals of its command line say it takes.

@@ -78,6 +78,21 @@ def test_top_k_hint_names_the_runs_folder_and_final_train(tmp_path):
                                        "name> compress.members=top_k compress.top_k=<k>")
 
 
+def test_top_k_hint_quotes_the_runs_dir_for_hydra_as_well_as_the_shell(tmp_path):
+    # In the shell's quotes alone, a runs_dir with a quote reached Hydra as `search.runs_dir=/x/it's runs`, which it refused
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    runs = tmp_path / "it's runs"
+    run_dir = _run_folder(runs, [{"epochs": 2, "recipe": _recipe(**SMOKE)}])
+    with pytest.raises(ConfigError) as refused:
+        check_members("top_k", checkpoint=run_dir / "checkpoints" / "m0", data_root="/my data's")
+    command = shlex.split(str(refused.value).split("compress a run's best k with ", 1)[1])
+    assert command[:3] == ["python", "-m", "nas.report"] and command[6:] == ["final_train=smoke", "compress.members=top_k",
+                                                                             "compress.top_k=<k>"]
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(command[3:6])}
+    assert parsed == {"search.runs_dir": str(runs), "search.study_name": "t", "data.root": "/my data's"}
+
+
 def test_top_k_hint_of_a_final_train_smoke_run_is_a_rebuild_that_runs(tiny_idx_root, tmp_path, compose_cfg):
     # The hint named no final_train: the nas.report command it gave was refused in turn for members final-trained with
     # final_train=smoke (`nas.search._refuse_redoing`).

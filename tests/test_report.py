@@ -561,6 +561,31 @@ def test_a_damaged_pareto_json_is_one_line_naming_the_file_and_the_rebuild_from_
     assert (run_dir / "pareto.csv").read_text() == "kept\n"  # not written from a file it cannot read
 
 
+@pytest.mark.parametrize("runs", ["my runs", "it's runs"])
+def test_the_rebuild_commands_quote_the_runs_dir_for_hydra_as_well_as_the_shell(
+        tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], runs: str) -> None:
+    # In the shell's quotes alone ('search.runs_dir=/x/my runs'), the space or quote reached Hydra, which refused the
+    # override or read another folder: each hint's runs_dir, split as the shell does and parsed as Hydra does, is the path.
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    run_dir = tmp_path / runs / "study x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "pareto.json").write_text('{"members": [')
+    with pytest.raises(ReportInputError) as error:
+        read_pareto_json(run_dir / "pareto.json")
+    damaged = str(error.value).split("python -m nas.report ", 1)[1].split(" with the search's settings", 1)[0]
+    assert main([str(run_dir), "final_train=smoke"]) == 2
+    refused = capsys.readouterr().err.split("name the study instead: ", 1)[1]
+    parser = OverridesParser.create()
+    for hint in (damaged, refused):
+        args = shlex.split(hint)
+        values = {o.key_or_group: o.value() for o in parser.parse_overrides(args[:2])}
+        assert values == {"search.runs_dir": str(tmp_path / runs), "search.study_name": "study x"}, hint
+    assert shlex.split(refused)[2:] == ["final_train=smoke"]
+
+
 def test_a_damaged_pareto_json_names_the_complete_rebuild_from_the_runs_config_yaml(run_dir: pathlib.Path) -> None:
     # The line said "with the search's settings (its data.root, final_train and compress: config.yaml holds them)": the
     # user had to find them in config.yaml and spell them, or the rebuild refused the members final-trained and
