@@ -1379,14 +1379,16 @@ def test_help_beside_settings_prints_the_usage_of_both_forms(capsys: pytest.Capt
 def test_a_run_folder_with_settings_suggests_each_key_once_from_its_path(tmp_path: pathlib.Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "my runs" / "exp1"
+    # the runs_dir quoted for Hydra inside the shell's quotes (`shell_override`), as the other rebuild hints are
+    runs = f"\"search.runs_dir='{tmp_path / 'my runs'}'\""
     assert main([str(folder), "final_train=none"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"name the study instead: 'search.runs_dir={tmp_path / 'my runs'}' search.study_name=exp1 "
+    assert err.endswith(f"name the study instead: {runs} search.study_name=exp1 "
                         "final_train=none"), err
     # a study_name given among the settings is suggested once, as given
     assert main([str(folder), "search.study_name=s", "final_train=none"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"name the study instead: 'search.runs_dir={tmp_path / 'my runs'}' search.study_name=s "
+    assert err.endswith(f"name the study instead: {runs} search.study_name=s "
                         "final_train=none") and err.count("search.study_name=") == 2, err  # the given list, the command
 
 
