@@ -1581,3 +1581,12 @@ def test_the_pareto_plots_title_says_val_accuracy_in_every_report(run_dir: pathl
     assert f"<h2>{title}</h2>" in written["report.html"].read_text()
     assert f"![{title}](pareto.png)" in written["report.md"].read_text()
     assert "Pareto front: accuracy vs." not in written["report.html"].read_text()
+
+
+def test_the_reports_interrupted_prefix_is_how_the_studys_interrupted_reason_starts() -> None:
+    # nas.report imports nothing else of nas, so it keeps its own copy of the prefix by which it recognises a trial the
+    # search recorded as interrupted; a change of nas.study's wording must not silently stop the report recognising it
+    from nas.report import _INTERRUPTED
+    from nas.study import INTERRUPTED_REASON
+
+    assert INTERRUPTED_REASON.startswith(_INTERRUPTED)
