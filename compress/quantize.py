@@ -23,6 +23,7 @@ import contextlib
 import copy
 import logging
 import os
+import time
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -84,14 +85,23 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int = 0) -> tuple[nn.Module, str]:
+def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int = 0,
+                 announce: str | None = None) -> tuple[nn.Module, str]:
     """NNCF int8 PTQ of a copy of `model` from `size` calibration images; returns (model, note).
 
     Images are fed one at a time, as NNCF's range estimators expect, on `CALIBRATION_THREADS` torch thread(s), with
-    NNCF's progress bars hidden (`nncf_progress_hidden`).
+    NNCF's progress bars hidden (`nncf_progress_hidden`). `announce`: log a line as the calibration starts (how many
+    images, on what) and one with its seconds as it ends, each led by `announce` ('' for no lead); None logs nothing,
+    for a caller that says its own line per model (`nas.latency.profile`'s int8 exports).
     """
     nncf = _nncf()
     images = [x for x, _ in iterate_batches(subset_split(calibration, size, seed=seed), batch_size=1)]
+    # With NNCF's progress bars hidden, a calibration of a minute on 2 cores would otherwise be a silent pause.
+    lead = f"{announce}: " if announce else ""
+    if announce is not None:
+        log.info("%sint8 calibration on %s (NNCF, %s)...", lead, counted(len(images), "training image"),
+                 counted(CALIBRATION_THREADS, "torch thread"))
+    started = time.perf_counter()
     dataset = nncf.Dataset(images)
     note = ""
     adv = nncf.quantization.advanced_parameters
@@ -108,6 +118,8 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
         params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations, disable_bias_correction=True)
         with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden():
             quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
+    if announce is not None:
+        log.info("%sint8 calibration done in %.1f s", lead, time.perf_counter() - started)
     return quantized.eval(), note
 
 
@@ -148,13 +160,15 @@ def quantize(
     seed: int = 0,
     fp32_val_acc: float | None = None,
     eval_batch_size: int = 512,
+    label: str | None = None,
 ) -> QuantizeResult:
     """PTQ; if the validation drop exceeds `cfg.max_acc_drop` points, QAT (distilled from `model`)
     one epoch at a time until within tolerance or `cfg.qat.epochs` are spent. The best epoch is kept.
     Validation runs in batches of `eval_batch_size` (`nas.memory.eval_batch_size` gives one that fits).
+    The calibration is logged as it starts and ends, each line led by `label` where given (a compression's member).
     """
     fp32 = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced) if fp32_val_acc is None else fp32_val_acc
-    quantized, note = quantize_ptq(model, data.train, size=cfg.calibration_size, seed=seed)
+    quantized, note = quantize_ptq(model, data.train, size=cfg.calibration_size, seed=seed, announce=label or "")
     ptq = evaluate(quantized, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     best_acc, best_state = ptq, None
     epochs, seconds = 0, 0.0

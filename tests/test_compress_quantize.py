@@ -212,3 +212,34 @@ def test_nncf_log_level_leaves_other_handlers_levels_alone():
         assert not nncf_logger.isEnabledFor(logging.WARNING)  # NNCF's own chatter below ERROR still silenced
     finally:
         nncf_logger.removeHandler(handler)
+
+
+def test_quantize_says_when_a_members_calibration_starts_and_how_long_it_took(trained, data, caplog, monkeypatch):
+    # With NNCF's progress bars hidden, a member's calibration (a minute on 2 cores) was a pause with nothing printed.
+    import logging
+    import re
+
+    import nncf
+
+    from compress.quantize import quantize_ptq
+
+    said_before = []
+    real = nncf.quantize
+
+    def spy(*args, **kwargs):
+        said_before.append([r.getMessage() for r in caplog.records if r.name == "compress.quantize"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nncf, "quantize", spy)
+    cfg = QuantizeConfig(calibration_size=8, max_acc_drop=100.0, qat=FinetuneConfig(epochs=0))
+    with caplog.at_level(logging.INFO, logger="compress.quantize"):
+        quantize(trained, data, cfg, label="a1b2c3", fp32_val_acc=0.5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "compress.quantize"]
+    start = "a1b2c3: int8 calibration on 8 training images (NNCF, 1 torch thread)..."
+    assert said_before == [[start]]  # said before NNCF starts, not after
+    assert lines[0] == start and re.fullmatch(r"a1b2c3: int8 calibration done in \d+\.\d s", lines[1]) and len(lines) == 2
+    # The latency profiler's int8 exports say their own line per model: no calibration lines from quantize_ptq there.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="compress.quantize"):
+        quantize_ptq(trained, data.train, size=4)
+    assert [r for r in caplog.records if r.name == "compress.quantize"] == []
