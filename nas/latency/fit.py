@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
-from nas.errors import ConfigError, DataError, writable_file
+from nas.errors import ConfigError, DataError, counted, writable_file
 from nas.latency.hardware import FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
@@ -612,6 +612,13 @@ def _spill_candidates(model_bytes: np.ndarray) -> list[float]:
 
 MIN_FIT = 3
 """Fewest measured archs `fit_profile` (and `python -m nas.latency.fit`) takes."""
+LEARNING_CURVE = {10: (0.630, 0.148), 20: (0.784, 0.087), 50: (0.859, 0.070)}
+"""Measured archs in a fit -> (share of held-out archs predicted within +-10%, RMSPE), means of 20 splits of hw=cpu's
+150 measured archs for the shipped method (experiments/results/latency/learning_curve_cpu.md; a test checks them)."""
+FEW_FIT = 20
+"""Fewer measured archs than this: `python -m nas.latency.fit` warns. The smallest count in
+experiments/results/latency/learning_curve_cpu.md whose held-out RMSPE is under 10% (14.8% from 10 archs, 8.7% from
+20); past it each 10 more archs add at most 5 points within +-10%, below it 15."""
 MIN_RESIDUAL_UNITS = 200
 """Fewer unit times than this (about 20 models): no residual trees; boosting would memorise them."""
 LOG_COST = len(UNIT_SHAPE_FIELDS)
@@ -738,6 +745,21 @@ def _fitted_archs_yaml(arch_ids: Sequence[str]) -> list[str]:
                            subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)]
 
 
+def few_fit_warning(n_archs: int) -> str | None:
+    """One line when a fit has fewer than `FEW_FIT` measured archs, citing the learning curve it comes from; else None."""
+    if n_archs >= FEW_FIT:
+        return None
+    def listed(texts: list[str]) -> str:
+        return ", ".join(texts[:-1]) + f" and {texts[-1]}"
+
+    sizes = list(LEARNING_CURVE)
+    shares = listed([f"{LEARNING_CURVE[n][0]:.0%}" for n in sizes])
+    rmspe = listed([f"{LEARNING_CURVE[n][1]:.1%}" for n in sizes])
+    return (f"fitting on {counted(n_archs, 'measured arch')}, fewer than {FEW_FIT}: fitted on {listed([str(n) for n in sizes])} "
+            f"of hw=cpu's, the predictor put {shares} of held-out archs within +-10% (RMSPE {rmspe}; "
+            "experiments/results/latency/learning_curve_cpu.md); measure more (README's onboarding measures 50)")
+
+
 def hw_source(name: str) -> Path:
     """The YAML file `hw=<name>` was composed from, the one a fit keeps the datasheet part of and by default rewrites.
 
@@ -781,9 +803,15 @@ def fit_command(tool: LatencyToolConfig) -> str:
     if len(rows) < MIN_FIT:  # said here, naming the files: fit_profile's own refusal counts archs and latencies
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_FIT} measurements to fit, got {len(rows)} "
                         "(README's onboarding measures 50)")
-    warnings += [w for w in (time_unit_warning([m.arch for m in rows], [m.median_ms for m in rows], tool.hw),) if w]
+    slip = time_unit_warning([m.arch for m in rows], [m.median_ms for m in rows], tool.hw)
+    warnings += [w for w in (few_fit_warning(len({m.arch.arch_id for m in rows})), slip if tool.times_in_ms else None) if w]
     for warning in warnings:
         log.warning("%s", warning)
+    if slip and not tool.times_in_ms:
+        # Refused, not warned: a profile fitted on times 1000x off misprices every later search, which then meets any
+        # latency budget (or none), and a warning scrolls by while the file is written all the same.
+        raise DataError(f"measurements={list(tool.measurements)}: {slip}; nothing written: fix the times, or pass "
+                        "times_in_ms=true where they are milliseconds after all")
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     units: dict[str, dict[str, float]] = {}
     for path in tool.units:

@@ -76,6 +76,7 @@ class LatencyToolConfig:
     measurements: list[str] = field(default_factory=list)  # fit / validate: measurement CSVs
     units: list[str] = field(default_factory=list)  # fit: optional per-unit time CSVs of the same archs
     residual_trees: int = 200  # fit with units: boosted trees on the per-unit residuals (hw.residual); 0 = none
+    times_in_ms: bool = False  # fit: true fits times the unit check takes for seconds or microseconds (it refuses them)
 
 
 def register_latency_configs() -> None:
