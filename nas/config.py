@@ -621,6 +621,17 @@ def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> lis
     return profiles
 
 
+def hw_help(argv: Sequence[str], *, default: str) -> str:
+    """The `hw=` choices `--help` lists with what each profile is (`nas.latency.measure.hw_choices`): the shipped
+    profiles and those of a `--config-dir` in `argv` (its `hw/` subfolder, after the shipped one, as Hydra looks them
+    up); `default` is the config's own `hw`. Hydra's own help lists the names alone."""
+    from nas.latency.measure import hw_choices  # at call time: only --help needs it
+
+    config_dir = _split_config_dir(argv)[1]
+    folders = [CONF_DIR / "hw"] + ([Path(config_dir) / "hw"] if config_dir else [])
+    return hw_choices(hw_profiles(folders), default=default)
+
+
 def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     """The hardware profile `hw=<name>` would use (conf/hw/<name>.yaml), or the one in a .yaml file, for use from
     Python, e.g. `predict_latency(arch, load_hw_profile("edge_npu"))`. Errors are one-line `ConfigError`s."""

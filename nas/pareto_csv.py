@@ -16,15 +16,19 @@ from typing import Any, Sequence
 from nas.report import PARETO_JSON, _write_atomic, int8_test_acc_source, read_compressed, read_pareto_json
 
 PARETO_CSV = "pareto.csv"
-# pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`
+# pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`. `hw` and
+# `hw_precision` are pareto.json's own (the same in every row): the chip and number format `latency_ms` is predicted
+# for, which the file named nowhere (on hw=cpu an fp32 time, on edge_npu the int8 model's).
 PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final", "val_acc_final_ci95", "test_acc",
-                  "test_acc_ci95", "test_acc_onnx", "latency_ms", "measured_latency_ms", "params", "macs", "summary",
-                  "checkpoint")
+                  "test_acc_ci95", "test_acc_onnx", "latency_ms", "hw", "hw_precision", "measured_latency_ms", "params",
+                  "macs", "summary", "checkpoint")
 # ... then, for a compressed member, its int8 model (compress.pipeline), from its folder's compressed_metrics.json rather
 # than pareto.json: compression runs after pareto.json is written (and compress.run of one member later still). Empty
 # for a member not compressed; a failed compression fills int8_error alone.
+# int8_hw_precision: the number format int8_latency_ms is predicted in, int8_hw's own (fp32 on hw=cpu: the int8 file's
+# architecture at float speed, not an int8 time).
 INT8_COLUMNS = ("int8_test_acc", "int8_test_acc_ci95", "int8_test_acc_source", "int8_latency_ms", "int8_hw",
-                "int8_params", "int8_macs", "int8_file", "int8_error")
+                "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error")
 
 
 def fmt(value: Any) -> str:
@@ -51,8 +55,8 @@ def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str) -> dict[
     """pareto.csv's `INT8_COLUMNS` of one member from its compressed_metrics.json (`compressed`, as
     `nas.report.read_compressed` reads it; None: not compressed, and {} is returned), as the report's int8 row shows
     them: the headline test accuracy and its interval, the runtime it is from, the chip's predicted latency of the int8
-    file's architecture (the pruned one when pruned), that chip (compress.run may name another than the run's), the
-    architecture's params and MACs, and the QDQ ONNX file relative to the run folder (`checkpoint`: the member's folder,
+    file's architecture (the pruned one when pruned), that chip (compress.run may name another than the run's) and the
+    number format it predicts in (its hw.precision), the architecture's params and MACs, and the QDQ ONNX file relative to the run folder (`checkpoint`: the member's folder,
     as pareto.json names it; the OpenVINO IR lies beside it)."""
     if not isinstance(compressed, dict):
         return {}
@@ -67,20 +71,23 @@ def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str) -> dict[
     return {"int8_test_acc": int8.get("test_acc"), "int8_test_acc_ci95": int8.get("test_acc_ci95"),
             # as the report names it ('openvino' for files from before the field)
             "int8_test_acc_source": int8_test_acc_source(int8), "int8_latency_ms": int8.get("latency_ms"),
-            "int8_hw": compressed.get("hw"), "int8_params": int8.get("params"), "int8_macs": arch.get("macs"),
+            "int8_hw": compressed.get("hw"), "int8_hw_precision": compressed.get("hw_precision"), "int8_params": int8.get("params"), "int8_macs": arch.get("macs"),
             "int8_file": f"{checkpoint}/{int8.get('file') or 'model_int8.onnx'}"}
 
 
-def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None) -> str:
-    """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS`, then `INT8_COLUMNS` filled from
-    `compressed` ({arch_id: its compressed_metrics.json}; a member not in it was not compressed), each interval split
-    into `<name>_low` and `<name>_high` (both empty where the member has none)."""
+def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None,
+               header: dict[str, Any] | None = None) -> str:
+    """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS` (`hw` and `hw_precision` from `header`,
+    pareto.json's own fields, empty where it has none), then `INT8_COLUMNS` filled from `compressed` ({arch_id: its
+    compressed_metrics.json}; a member not in it was not compressed), each interval split into `<name>_low` and
+    `<name>_high` (both empty where the member has none)."""
+    run = {key: (header or {}).get(key) for key in ("hw", "hw_precision")}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     columns = PARETO_COLUMNS + INT8_COLUMNS
     w.writerow([h for c in columns for h in ((f"{c}_low", f"{c}_high") if c.endswith("_ci95") else (c,))])
     for m in members:
-        values = {**m, **_int8_fields((compressed or {}).get(m.get("arch_id")), checkpoint=_checkpoint_of(m))}
+        values = {**run, **m, **_int8_fields((compressed or {}).get(m.get("arch_id")), checkpoint=_checkpoint_of(m))}
         row: list[str] = []
         for c in columns:
             row += _interval_cells(values.get(c)) if c.endswith("_ci95") else [fmt(values.get(c))]
@@ -93,8 +100,10 @@ def _checkpoint_of(member: dict[str, Any]) -> str:
     return str(member.get("checkpoint") or f"checkpoints/{member.get('arch_id')}")
 
 
-def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None) -> bool:
-    """Write the run folder's pareto.csv from pareto.json's `members` (None: read from the folder's pareto.json) and
+def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None,
+                     header: dict[str, Any] | None = None) -> bool:
+    """Write the run folder's pareto.csv from pareto.json's `members` and `header` (its whole object, for the chip; both
+    None: read from the folder's pareto.json) and
     their folders' compressed_metrics.json, as they are now: with pareto.json, again once members are compressed (the
     search after its compression, compress.run of a member), and by `python -m nas.report <run folder>`, so its int8
     columns show what the report shows. Written atomically, and only where its content changes: returns whether it was.
@@ -103,9 +112,10 @@ def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
     read (not JSON, no object, its members no list), and `OSError` where the file cannot be written."""
     folder = pathlib.Path(run_dir)
     if members is None:  # the members the report lists: a pareto.json entry that is no object is skipped there too
-        members = [m for m in read_pareto_json(folder / PARETO_JSON).get("members") or [] if isinstance(m, dict)]
+        header = read_pareto_json(folder / PARETO_JSON)
+        members = [m for m in header.get("members") or [] if isinstance(m, dict)]
     compressed = {m.get("arch_id"): read_compressed(folder / _checkpoint_of(m)) for m in members}
-    data = pareto_csv(members, compressed=compressed).encode()
+    data = pareto_csv(members, compressed=compressed, header=header).encode()
     path = folder / PARETO_CSV
     try:
         if path.read_bytes() == data:

@@ -608,5 +608,5 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "members": members,
     }
     atomic_write_json(run_dir / "pareto.json", pareto)
-    write_pareto_csv(run_dir, members=members)  # with the int8 columns of members whose compressed files are there
+    write_pareto_csv(run_dir, members=members, header=pareto)  # with the int8 columns of members whose compressed files are there
     return pareto

@@ -2197,3 +2197,30 @@ def test_fit_on_fewer_archs_than_the_learning_curve_supports_warns_citing_it(tmp
     assert warned == ["fitting on 4 measured archs, fewer than 20: fitted on 10, 20 and 50 of hw=cpu's, the predictor put "
                       "63%, 78% and 86% of held-out archs within +-10% (RMSPE 14.8%, 8.7% and 7.0%; "
                       "experiments/results/latency/learning_curve_cpu.md); measure more (README's onboarding measures 50)"]
+
+
+def test_hw_choices_says_what_each_profile_is_and_which_is_calibrated_on_this_host(cpu):
+    # --help listed the hw= choices by name alone: on the pool's Zen 2 host nothing said that hw=cpu was calibrated on
+    # another machine (a search warned, once it ran) nor that hw=cpu_zen2 was this host's, nor which chips are timed here.
+    from nas.config import hw_profiles
+    from nas.latency.measure import hw_choices
+
+    zen2 = "AMD EPYC; 2 cpus; Linux 6.18; family 23 model 49 stepping 0; avx2"
+    text = hw_choices(hw_profiles(), host=zen2, default="edge_npu")
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    assert set(lines) == {p.name for p in hw_profiles()}
+    assert ("calibrated on 'AMD EPYC; avx512f', NOT this host's CPU: host CPU (AMD EPYC Zen 4), OpenVINO fp32"
+            in lines["cpu"])
+    assert "fp32, also timed here; calibrated on 'AMD EPYC; family 23 model 49; avx2', this host's CPU" in lines["cpu_zen2"]
+    assert "NOT this host's CPU" in lines["cpu_xeon"]
+    # A generic model name with nothing more recorded cannot be told apart from this host's: said so, not claimed.
+    assert "calibrated on 'AMD EPYC', this host's CPU as far as that records: " in lines["cpu_int8"]
+    assert "fp32, also timed here; datasheet numbers (uncalibrated)" in lines["cpu_ort"]
+    assert lines["edge_npu"].startswith("  edge_npu    int8, predicted only; datasheet numbers (uncalibrated) (default): ")
+    assert "(default)" not in lines["mobile_cpu"] and "int8, predicted only" in lines["mobile_cpu"]
+    assert text.splitlines()[-1].startswith("This host: 'AMD EPYC; family 23 model 49; avx2'.")
+    assert "README 'Onboarding a chip'" in text.splitlines()[-1]
+    # On the AVX-512 machine the roles swap.
+    zen4 = hw_choices(hw_profiles(), host="AMD EPYC; 2 cpus; Linux 6.18; family 25 model 17 stepping 1; avx512f")
+    assert "calibrated on 'AMD EPYC; avx512f', this host's CPU as far as that records: " in zen4  # no family recorded
+    assert "calibrated on 'AMD EPYC; family 23 model 49; avx2', NOT this host's CPU" in zen4

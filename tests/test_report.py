@@ -496,7 +496,7 @@ def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[
 
 # pareto.csv's int8 columns (nas.pareto_csv.INT8_COLUMNS, each interval two columns)
 INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",
-                    "int8_latency_ms", "int8_hw", "int8_params", "int8_macs", "int8_file", "int8_error"]
+                    "int8_latency_ms", "int8_hw", "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error"]
 
 
 def test_the_report_of_a_run_folder_refreshes_its_pareto_csv_only_when_it_changed(
@@ -517,7 +517,7 @@ def test_the_report_of_a_run_folder_refreshes_its_pareto_csv_only_when_it_change
     assert list(rows[SLOW])[-len(INT8_CSV_COLUMNS):] == INT8_CSV_COLUMNS
     assert {c: rows[SLOW][c] for c in INT8_CSV_COLUMNS} == {
         "int8_test_acc": "0.885", "int8_test_acc_ci95_low": "0.87", "int8_test_acc_ci95_high": "0.9",
-        "int8_test_acc_source": "onnxruntime", "int8_latency_ms": "0.25", "int8_hw": "edge_npu", "int8_params": "90000",
+        "int8_test_acc_source": "onnxruntime", "int8_latency_ms": "0.25", "int8_hw": "edge_npu", "int8_hw_precision": "", "int8_params": "90000",
         "int8_macs": "4000000", "int8_file": f"checkpoints/{SLOW}/model_int8.onnx", "int8_error": ""}
     assert all(rows[a][c] == "" for a in (GONE, FAST) for c in INT8_CSV_COLUMNS)  # not compressed
     assert rows[FAST]["latency_ms"] == "0.3" and rows[GONE]["test_acc"] == "0.905"

@@ -13,7 +13,7 @@ from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, 
 
 # pareto.csv's columns after pareto.json's: a compressed member's int8 model, from its compressed_metrics.json
 INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",
-                    "int8_latency_ms", "int8_hw", "int8_params", "int8_macs", "int8_file", "int8_error"]
+                    "int8_latency_ms", "int8_hw", "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error"]
 
 
 def test_pareto_front_on_a_hand_made_case():
@@ -210,7 +210,7 @@ def test_pareto_csv_holds_the_accuracy_intervals_of_pareto_json_as_two_columns_e
     assert list(rows[0]) == [
         "number", "arch_id", "val_acc", "val_acc_ci95_low", "val_acc_ci95_high", "val_acc_final", "val_acc_final_ci95_low",
         "val_acc_final_ci95_high", "test_acc", "test_acc_ci95_low", "test_acc_ci95_high", "test_acc_onnx", "latency_ms",
-        "measured_latency_ms", "params", "macs", "summary", "checkpoint", *INT8_CSV_COLUMNS]
+        "hw", "hw_precision", "measured_latency_ms", "params", "macs", "summary", "checkpoint", *INT8_CSV_COLUMNS]
     assert {k: rows[0][k] for k in rows[0] if "_ci95_" in k and not k.startswith("int8_")} == {
         "val_acc_ci95_low": "0.85", "val_acc_ci95_high": "0.93", "val_acc_final_ci95_low": "0.875",
         "val_acc_final_ci95_high": "0.95", "test_acc_ci95_low": "0.905", "test_acc_ci95_high": "0.915"}
@@ -251,18 +251,18 @@ def test_pareto_csv_gives_a_compressed_members_int8_model_from_its_files_and_lea
     int8 = {a: {c: rows[a][c] for c in INT8_CSV_COLUMNS} for a in rows}
     assert int8["aaaa000001"] == {
         "int8_test_acc": "0.8875", "int8_test_acc_ci95_low": "0.86", "int8_test_acc_ci95_high": "0.91",
-        "int8_test_acc_source": "openvino", "int8_latency_ms": "0.1", "int8_hw": "edge_npu", "int8_params": "700",
+        "int8_test_acc_source": "openvino", "int8_latency_ms": "0.1", "int8_hw": "edge_npu", "int8_hw_precision": "int8", "int8_params": "700",
         "int8_macs": "14000", "int8_file": "checkpoints/aaaa000001/model_int8.onnx", "int8_error": ""}
     assert int8["bbbb000002"] == {
         "int8_test_acc": "0.85", "int8_test_acc_ci95_low": "", "int8_test_acc_ci95_high": "",
-        "int8_test_acc_source": "openvino", "int8_latency_ms": "0.3", "int8_hw": "cpu", "int8_params": "1000",
+        "int8_test_acc_source": "openvino", "int8_latency_ms": "0.3", "int8_hw": "cpu", "int8_hw_precision": "", "int8_params": "1000",
         "int8_macs": "30000", "int8_file": "checkpoints/bbbb000002/model_int8.onnx", "int8_error": ""}
     assert int8["cccc000003"] == {**{c: "" for c in INT8_CSV_COLUMNS}, "int8_error": "prune target 0.01 ms is unreachable"}
     assert int8["dddd000004"] == {c: "" for c in INT8_CSV_COLUMNS}  # not compressed
     assert rows["aaaa000001"]["params"] == "1000" and rows["aaaa000001"]["latency_ms"] == "0.125"  # the float model's
     # Read from the run's files alone: written with the members in hand (as the search does) it is the same file.
     text = (run_dir / "pareto.csv").read_text()
-    write_pareto_csv(run_dir, members=members)
+    write_pareto_csv(run_dir, members=members, header={"hw": "edge_npu", "members": members})
     assert (run_dir / "pareto.csv").read_text() == text
 
 

@@ -1390,3 +1390,21 @@ def test_a_search_stopped_by_a_signal_names_which_in_its_run_marker(tmp_path):
             raise raised
         assert json.loads(marker.read_text()) == {"pid": 1, "stopped": said}
     assert interruption_text(stopped_by=signal.SIGHUP) == "stopped by SIGHUP"
+
+
+def test_help_says_what_each_hw_choice_is_and_lists_a_config_dirs_own(tmp_path):
+    # `--help` named the hw= choices alone ("hw: cpu, cpu_int8, ..."): nothing said which is an NPU, which is timed on
+    # this host, or which was calibrated on this host's CPU; README is where it was. Now a block before Hydra's help.
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "my_npu.yaml").write_text("name: my_npu\ndescription: my board's NPU\nprecision: int8\n")
+    proc = subprocess.run([sys.executable, "-m", "nas.search", "--help", "--config-dir", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head, _, hydra_help = proc.stdout.partition("search is powered by Hydra.")
+    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
+    lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
+    assert {"edge_npu", "mobile_cpu", "cpu", "cpu_zen2", "cpu_xeon", "cpu_ort", "cpu_int8", "my_npu"} <= set(lines)
+    assert "(default): generic 4 TOPS int8 edge NPU" in lines["edge_npu"]
+    assert "int8, predicted only; datasheet numbers (uncalibrated): my board's NPU" in lines["my_npu"]
+    assert "calibrated on 'AMD EPYC; family 23 model 49; avx2'" in lines["cpu_zen2"]
+    assert "This host: " in head

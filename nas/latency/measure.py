@@ -248,6 +248,37 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
             "and `python -m nas.latency.fit ...` (README, 'Onboarding a chip')")
 
 
+def hw_choices(profiles: Sequence[HardwareProfile], *, host: str | None = None, default: str = "") -> str:
+    """Lines for `--help` that tell a user which `hw=` to choose: each of `profiles` (e.g. `nas.config.hw_profiles()`)
+    with its precision, whether it is timed on this host (a `runtime`) and what its predictions rest on (datasheet
+    numbers, or measurements of which CPU, and whether that is this host's, `host`: default this machine's
+    `machine_info`), then its description. A search warns when a host profile was calibrated on another CPU
+    (`host_mismatch`), but only once it runs; the choice is made before, from the list `--help` printed bare."""
+    host = host if host is not None else machine_info()
+    width = max((len(p.name) for p in profiles), default=0)
+    lines = ["Target chip: hw=<name> (conf/hw/<name>.yaml; README 'Latency predictor'). Latencies are predicted for it"
+             " at its precision; a profile with a runtime here is also timed on this host."]
+    for p in profiles:
+        timed = f"{p.precision}, {'also timed here' if p.runtime else 'predicted only'}"
+        if not p.calibration:
+            basis = "datasheet numbers (uncalibrated)"
+        elif not p.calibrated_on:
+            basis = "calibrated (CPU not recorded)"
+        elif not p.runtime:
+            basis = f"calibrated on {p.calibrated_on!r}"
+        elif cpu_difference(host, p.calibrated_on):
+            basis = f"calibrated on {p.calibrated_on!r}, NOT this host's CPU"
+        elif cpu_signature(p.calibrated_on) == cpu_signature(host):
+            basis = f"calibrated on {p.calibrated_on!r}, this host's CPU"
+        else:  # the same model name, nothing more recorded on one side: a generic name may be another generation
+            basis = f"calibrated on {p.calibrated_on!r}, this host's CPU as far as that records"
+        mark = " (default)" if p.name == default else ""
+        lines.append(f"  {p.name:<{width}}  {timed}; {basis}{mark}: {p.description}")
+    lines.append(f"This host: {cpu_signature(host)!r}. A host profile calibrated on another CPU predicts that machine's "
+                 "latencies: choose one calibrated on this host's CPU, or calibrate your own (README 'Onboarding a chip').")
+    return "\n".join(lines)
+
+
 def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape: Sequence[int],
                      perf_count: bool = False) -> ov.InferRequest:
     """An OpenVINO CPU infer request for one model, compiled the way every timing here needs it.
