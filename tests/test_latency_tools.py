@@ -2224,3 +2224,22 @@ def test_hw_choices_says_what_each_profile_is_and_which_is_calibrated_on_this_ho
     zen4 = hw_choices(hw_profiles(), host="AMD EPYC; 2 cpus; Linux 6.18; family 25 model 17 stepping 1; avx512f")
     assert "calibrated on 'AMD EPYC; avx512f', this host's CPU as far as that records: " in zen4  # no family recorded
     assert "calibrated on 'AMD EPYC; family 23 model 49; avx2', NOT this host's CPU" in zen4
+
+
+def test_host_mismatch_gives_commands_that_calibrate_a_copy_not_the_shipped_profile(cpu):
+    # The warning said "calibrate hw=cpu here with `python -m nas.latency.profile hw=cpu ...` and `python -m
+    # nas.latency.fit ...`": elided arguments, and followed in a checkout the fit rewrote the shipped conf/hw/cpu's
+    # calibration of the other machine. It now gives runnable commands that write a profile of the user's own.
+    from nas.config import hw_profiles
+    from nas.latency.measure import host_mismatch
+
+    shipped = {p.name: p for p in hw_profiles()}
+    zen2 = "AMD EPYC; 2 cpus; Linux 6.18; family 23 model 49 stepping 0; avx2"
+    for others in (shipped.values(), ()):
+        warning = host_mismatch(shipped["cpu"], host=zen2, others=others)
+        assert "..." not in warning and "\n" not in warning
+        assert ("calibrate a copy for this host: `python -m nas.latency.profile hw=cpu n=50 out=my_cpu.csv`, then "
+                "`python -m nas.latency.fit hw=cpu 'measurements=[my_cpu.csv]' out=myconf/hw/my_cpu.yaml`, and search "
+                "with `--config-dir myconf hw=my_cpu` (README, 'Onboarding a chip')") in warning
+    assert "use hw=cpu_zen2, calibrated on this CPU model with the same runtime settings, or calibrate a copy" in (
+        host_mismatch(shipped["cpu"], host=zen2, others=shipped.values()))

@@ -241,11 +241,16 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
     fitting = [p.name for p in others if p.name != hw.name and p.calibration and p.calibrated_on
                and not cpu_difference(host, p.calibrated_on)
                and (p.runtime, p.precision, p.threads) == (hw.runtime, hw.precision, hw.threads)]
-    remedy = (f"use hw={fitting[0]}, calibrated on this CPU model with the same runtime settings, or calibrate hw={hw.name}"
-              if fitting else "calibrate it")
+    # Commands to run as they stand, writing a profile of the user's own: a fit of hw=<name> itself rewrites the
+    # shipped profile's calibration of the other machine in a checkout.
+    mine = f"my_{hw.name}"
+    calibrate = (f"calibrate a copy for this host: `python -m nas.latency.profile hw={hw.name} n=50 out={mine}.csv`, then "
+                 f"`python -m nas.latency.fit hw={hw.name} 'measurements=[{mine}.csv]' out=myconf/hw/{mine}.yaml`, and "
+                 f"search with `--config-dir myconf hw={mine}` (README, 'Onboarding a chip')")
+    remedy = (f"use hw={fitting[0]}, calibrated on this CPU model with the same runtime settings, or {calibrate}"
+              if fitting else calibrate)
     return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, but this host is {here}: its predicted latencies "
-            f"describe that machine, not this one; {remedy} here with `python -m nas.latency.profile hw={hw.name} ...` "
-            "and `python -m nas.latency.fit ...` (README, 'Onboarding a chip')")
+            f"describe that machine, not this one; {remedy}")
 
 
 def hw_choices(profiles: Sequence[HardwareProfile], *, host: str | None = None, default: str = "") -> str:
