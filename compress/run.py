@@ -17,6 +17,10 @@ from nas.config import exit_on_bad_overrides
 
 if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a typo on the command line is named at once
     exit_on_bad_overrides(sys.argv[1:], config_name="compress_run")
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
+        from nas.config import hw_help
+
+        print(hw_help(sys.argv[1:], config_name="compress_run") + "\n")
 
 import hydra
 from omegaconf import DictConfig

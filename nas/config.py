@@ -621,14 +621,16 @@ def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> lis
     return profiles
 
 
-def hw_help(argv: Sequence[str], *, default: str) -> str:
-    """The `hw=` choices `--help` lists with what each profile is (`nas.latency.measure.hw_choices`): the shipped
-    profiles and those of a `--config-dir` in `argv` (its `hw/` subfolder, after the shipped one, as Hydra looks them
-    up); `default` is the config's own `hw`. Hydra's own help lists the names alone."""
+def hw_help(argv: Sequence[str], *, config_name: str) -> str:
+    """The `hw=` choices `--help` of the command of `conf/<config_name>.yaml` lists with what each profile is
+    (`nas.latency.measure.hw_choices`, its default marked): the shipped profiles and those of a `--config-dir` in
+    `argv` (its `hw/` subfolder, after the shipped one, as Hydra looks them up). Hydra's own help lists the names alone."""
     from nas.latency.measure import hw_choices  # at call time: only --help needs it
 
     config_dir = _split_config_dir(argv)[1]
     folders = [CONF_DIR / "hw"] + ([Path(config_dir) / "hw"] if config_dir else [])
+    defaults = (yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()) or {}).get("defaults") or []
+    default = next((str(d["hw"]) for d in defaults if isinstance(d, dict) and "hw" in d), "")
     return hw_choices(hw_profiles(folders), default=default)
 
 

@@ -42,7 +42,7 @@ if __name__ == "__main__":  # before torch and Optuna load (seconds): a typo on 
         from nas.config import CONF_DIR, hw_help
 
         if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
-            print(hw_help(sys.argv[1:], default="edge_npu") + "\n")
+            print(hw_help(sys.argv[1:], config_name="search") + "\n")
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")(lambda cfg: None)()
         sys.exit(0)
 

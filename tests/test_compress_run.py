@@ -67,3 +67,18 @@ def test_top_k_hint_of_a_final_train_smoke_run_is_a_rebuild_that_runs(tiny_idx_r
     assert command[:3] == ["python", "-m", "nas.report"] and {"final_train=smoke", f"data.root={tiny_idx_root}"} <= set(command)
     assert main([*command[3:], "compress=smoke"]) == 0  # compress=smoke: seconds, not minutes
     assert (result.run_dir / "checkpoints" / member["arch_id"] / "compressed_metrics.json").is_file()
+
+
+def test_help_says_what_each_hw_choice_is_with_the_default_marked():
+    # `python -m compress.run --help` named the chips to compress for alone, as the search's did.
+    import pathlib
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "compress.run", "--help"], cwd=pathlib.Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    head, _, hydra_help = done.stdout.partition("run is powered by Hydra.")
+    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
+    lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
+    assert "(default)" in lines["edge_npu"] and "mobile_cpu" in lines and "(default)" not in lines["cpu"]

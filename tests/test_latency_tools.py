@@ -2243,3 +2243,17 @@ def test_host_mismatch_gives_commands_that_calibrate_a_copy_not_the_shipped_prof
                 "with `--config-dir myconf hw=my_cpu` (README, 'Onboarding a chip')") in warning
     assert "use hw=cpu_zen2, calibrated on this CPU model with the same runtime settings, or calibrate a copy" in (
         host_mismatch(shipped["cpu"], host=zen2, others=shipped.values()))
+
+
+def test_the_latency_tools_help_says_what_each_hw_choice_is_with_their_default_marked():
+    # As the search's --help: `python -m nas.latency.validate --help` named the hw= choices alone.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "nas.latency.validate", "--help"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    head, _, hydra_help = done.stdout.partition(" is powered by Hydra.")
+    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
+    lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
+    assert "(default)" in lines["cpu"] and not any("(default)" in lines[n] for n in lines if n != "cpu")

@@ -33,7 +33,7 @@ from nas.arch import MIXERS, ArchConfig
 from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
-from nas.config import CONF_DIR, SpaceConfig, check_seed, name_warning, precheck_overrides, structured
+from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
 from nas.errors import ConfigError, NasError, counted, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
@@ -413,6 +413,8 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, reads_fitted: bo
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
+        print(hw_help(sys.argv[1:], config_name="latency") + "\n")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
     def main(cfg: DictConfig) -> None:
