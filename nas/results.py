@@ -42,7 +42,7 @@ from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warn
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
-from nas.latency.measure import cpu_signature, host_mismatch, machine_info, measure_onnx
+from nas.latency.measure import busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx
 from nas.errors import ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
@@ -368,6 +368,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             test = MemberMetrics(cached["test_acc"], cached.get("test_acc_onnx"), cached.get("onnx_max_abs_diff"),
                                  cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
             measured_on = cached.get("measured_latency_on")
+            spread = cached.get("measured_latency_spread")
             final_info = cached.get("final_train")
         elif not source.is_file():  # trials/ pruned by hand, or a worker's weights not copied here
             log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are missing and %s is "
@@ -393,14 +394,16 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
             logits = torch_logits(model, data.test, batch_size=batch)
             test_acc = accuracy(logits, data.test, balanced=data.balanced)
-            onnx_acc = onnx_diff = measured = measured_on = None
+            onnx_acc = onnx_diff = measured = measured_on = spread = None
             if run.search.export_onnx:
                 onnx_path = export_onnx(model, out / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
                 onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
                 onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
                 onnx_diff = float(np.abs(onnx_out - logits).max())
                 if run.hw.runtime:  # the target is this host: measure, next to the prediction
-                    measured = _measure_member(model, arch, onnx_path, run.hw)
+                    measured, spread = _measure_member(model, arch, onnx_path, run.hw)
+                    if (noisy := busy_timing(spread)) is not None:
+                        log.warning("Pareto member %s timed on this host at %.3f ms: %s", arch.arch_id, measured, noisy)
                     # as precisely as `calibrated_on` records a CPU: a generic model name ("AMD EPYC") alone does not
                     # say which of a pool's machines it was (`cpu_difference` compares the two)
                     measured_on = cpu_signature(machine_info())
@@ -438,7 +441,11 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "measured_latency_ms": test.measured_latency_ms,
             "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {counted(run.hw.threads, 'thread')}, "
                                      "batch 1, median of 3 interleaved blocks of 20 calls"
+                                     + (f"; {busy}" if spread is not None and (busy := busy_timing(spread)) else "")
                                      if test.measured_latency_ms is not None else None),
+            # (p90 - p10) / median of its single calls: far above NOISY_SPREAD, the machine was busy (a folder from
+            # before 2026-12-06 has none)
+            "measured_latency_spread": spread if test.measured_latency_ms is not None else None,
             # The CPU it was timed on (`cpu_signature`: model name, family/model numbers, vector instructions; a folder
             # from before 2026-12-06 names the model only): the prediction holds for the profile's `calibrated_on` machine.
             "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
@@ -485,18 +492,18 @@ def _timed_file(hw: HardwareProfile) -> str:
             "profiling exports)")
 
 
-def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: HardwareProfile) -> float:
-    """Median batch-1 latency (ms) on this host of what `hw` predicts: model.onnx for a float profile; for an int8 one
+def _measure_member(model: nn.Module, arch: ArchConfig, onnx_path: Path, hw: HardwareProfile) -> tuple[float, float]:
+    """Median batch-1 latency (ms) on this host, and its spread (`nas.latency.measure.time_onnx`), of what `hw` predicts: model.onnx for a float profile; for an int8 one
     (model.onnx is float32, and timed in an int8 profile it ran in float) an int8 QDQ export of the model, made as
     `nas.latency.profile` makes the files its int8 profiles are fitted on (latency does not depend on the ranges)."""
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
     if hw.precision != "int8":
-        return measure_onnx(onnx_path, hw, input_shape=shape)
+        return time_onnx(onnx_path, hw, input_shape=shape)
     from nas.latency.profile import export_int8  # compress's quantizer: imported only for int8 host profiles
 
     # In the member's folder, not /tmp: one left by a kill is cleared by the next search (or compress.run there).
     with scratch_folder(onnx_path.parent, "model_int8.onnx") as tmp:  # (a copy: the quantizer wraps the model it is given)
-        return measure_onnx(export_int8(copy.deepcopy(model), arch, tmp / "model_int8.onnx"), hw, input_shape=shape)
+        return time_onnx(export_int8(copy.deepcopy(model), arch, tmp / "model_int8.onnx"), hw, input_shape=shape)
 
 
 def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, *,

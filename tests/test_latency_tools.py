@@ -1695,13 +1695,13 @@ def test_an_int8_member_is_timed_from_a_file_in_its_own_folder_that_a_killed_run
 
     def measure(path, hw, *, input_shape):
         timed.append((path, path.is_file(), sorted(p.name for p in path.parent.parent.iterdir())))
-        return 1.0
+        return 1.0, 0.1
 
-    monkeypatch.setattr(results, "measure_onnx", measure)
+    monkeypatch.setattr(results, "time_onnx", measure)
     model = build_model(TINY).eval()
     folder = tmp_path / "checkpoints" / TINY.arch_id
     onnx_path = checkpoint.export_onnx(model, folder / "model.onnx", in_chans=TINY.in_chans, img_size=TINY.img_size)
-    assert results._measure_member(model, TINY, onnx_path, load_hw_profile("cpu_int8")) == 1.0
+    assert results._measure_member(model, TINY, onnx_path, load_hw_profile("cpu_int8")) == (1.0, 0.1)
     ((path, existed, beside),) = timed
     # in a folder beside model.onnx named for its writer: the cleanup at a search's start (and compress.run's) removes
     # it once that writer is dead

@@ -378,14 +378,29 @@ def time_runners(
     return out
 
 
-def measure_onnx(path: str | os.PathLike, hw: HardwareProfile, *, input_shape: Sequence[int]) -> float:
-    """Median batch-1 latency (ms) of one exported model in the profile's runtime on this host.
+def time_onnx(path: str | os.PathLike, hw: HardwareProfile, *, input_shape: Sequence[int]) -> tuple[float, float]:
+    """(median batch-1 latency in ms, spread) of one exported model in the profile's runtime on this host; the spread is
+    (p90 - p10) / median of the single calls, which on a busy machine runs far above `NOISY_SPREAD`.
 
     `hw` is a `HardwareProfile` with a runtime here; 3 blocks of 20 calls after 10 warm-up calls.
     """
     run = make_runner(path, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, input_shape=input_shape)
     x = np.random.default_rng(0).random(tuple(input_shape), dtype=np.float32)
-    return time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0][0]
+    median, p10, p90, _ = time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0]
+    return median, (p90 - p10) / median
+
+
+def measure_onnx(path: str | os.PathLike, hw: HardwareProfile, *, input_shape: Sequence[int]) -> float:
+    """Median batch-1 latency (ms) of one exported model in the profile's runtime on this host (`time_onnx`'s)."""
+    return time_onnx(path, hw, input_shape=input_shape)[0]
+
+
+def busy_timing(spread: float) -> str | None:
+    """What a single timing's `spread` (`time_onnx`) says of the machine, in words, when it was busy; None when quiet."""
+    if spread <= NOISY_SPREAD:
+        return None
+    return (f"single calls spread {spread:.0%} around the median (p10-p90; quiet timings stay under {NOISY_SPREAD:.0%}): "
+            "the machine was busy, so this time is the load's as much as the model's")
 
 
 # Exported node names carry the module path: /stem/..., /stages/stages.1/blocks/blocks.0/..., /stages/stages.1/
