@@ -419,24 +419,11 @@ def test_a_members_measured_latency_names_the_cpu_as_precisely_as_calibrated_on_
     import dataclasses
     import json
 
-    import torch
-
     import nas.results as results_mod
-    from nas.checkpoint import save_checkpoint
-    from nas.config import to_run_config
-    from nas.data import Dataset, Split
-    from nas.model import build_model
     from nas.report import _Member, _measured_note
 
     zen4 = "AMD EPYC; 2 cpus; Linux 6.18.44-fc-v1272; family 25 model 17 stepping 1; avx512f"
-    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
-    x = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
-    data = Dataset("t", Split(x, torch.arange(6) % 3), Split(x[:3], torch.arange(3)), Split(x[:3], torch.arange(3)),
-                   ("a", "b", "c"), (0.5,), (0.25,))
-    run = to_run_config(compose_cfg("data.root=/unused", "final_train=none", "hw=cpu"))
-    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
-    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
-                         feasible=True, duration_s=1.0, fail_reason="")
+    arch, data, run, record = _one_member(tmp_path, compose_cfg, hw="cpu")
     monkeypatch.setattr(results_mod, "machine_info", lambda: zen4)
     monkeypatch.setattr(results_mod, "_measure_member", lambda *a: (0.25, 0.1))
     metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
@@ -696,29 +683,37 @@ def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_
     assert seen == sorted(seen, key=lambda s: {2: 0, None: 1, 3: 2}[s])
 
 
+def _one_member(tmp_path, compose_cfg, *, hw: str):
+    """A one-stage arch with its trial's weights in tmp_path/trials, a 6-image data set, a final_train=none run on `hw`
+    and the trial's record: what `materialize_member` needs to write the member's files."""
+    import torch
+
+    from nas.checkpoint import save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
+    x = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("t", Split(x, torch.arange(6) % 3), Split(x[:3], torch.arange(3)), Split(x[:3], torch.arange(3)),
+                   ("a", "b", "c"), (0.5,), (0.25,))
+    run = to_run_config(compose_cfg("data.root=/unused", "final_train=none", f"hw={hw}"))
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    return arch, data, run, record
+
+
 def test_a_members_host_timing_on_a_busy_machine_says_so_beside_its_median(tmp_path, compose_cfg, monkeypatch, caplog):
     # On the pool's Zen 2 host, shared with other jobs, a member predicted 0.568 ms on hw=cpu_zen2 (calibrated there)
     # was "measured on host" at 1.439 ms, its single calls spread from 0.53 to 11 ms: the report gave the median as the
     # model's latency, with no word that the machine was busy. The spread is kept, and a busy timing is named.
     import logging
 
-    import torch
-
     import nas.results as results_mod
-    from nas.checkpoint import save_checkpoint
-    from nas.config import to_run_config
-    from nas.data import Dataset, Split
-    from nas.model import build_model
     from nas.report import _Member, _measured_note
 
-    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
-    x = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
-    data = Dataset("t", Split(x, torch.arange(6) % 3), Split(x[:3], torch.arange(3)), Split(x[:3], torch.arange(3)),
-                   ("a", "b", "c"), (0.5,), (0.25,))
-    run = to_run_config(compose_cfg("data.root=/unused", "final_train=none", "hw=cpu_zen2"))
-    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
-    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
-                         feasible=True, duration_s=1.0, fail_reason="")
+    arch, data, run, record = _one_member(tmp_path, compose_cfg, hw="cpu_zen2")
 
     def note(m: dict) -> str:
         fields = {f.name: None for f in dataclasses.fields(_Member)}
