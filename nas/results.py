@@ -441,7 +441,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "measured_latency_ms": test.measured_latency_ms,
             "measured_latency_how": (f"{_timed_file(run.hw)} in {run.hw.runtime} {run.hw.precision}, {counted(run.hw.threads, 'thread')}, "
                                      "batch 1, median of 3 interleaved blocks of 20 calls"
-                                     + (f"; {busy}" if spread is not None and (busy := busy_timing(spread)) else "")
+                                     + (f" ({busy})" if spread is not None and (busy := busy_timing(spread)) else "")
                                      if test.measured_latency_ms is not None else None),
             # (p90 - p10) / median of its single calls: far above NOISY_SPREAD, the machine was busy (a folder from
             # before 2026-12-06 has none)

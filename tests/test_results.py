@@ -720,13 +720,14 @@ def test_a_members_host_timing_on_a_busy_machine_says_so_beside_its_median(tmp_p
         return _measured_note([_Member(**{**fields, "arch_id": arch.arch_id, "measured_ms": m["measured_latency_ms"],
                                           "metrics": m})])
 
+    monkeypatch.setattr(results_mod, "machine_info", lambda: "AMD EPYC; 2 cpus; Linux 6.18; family 23 model 49 stepping 0; avx2")
     monkeypatch.setattr(results_mod, "_measure_member", lambda *a: (1.439, 3.57))
     with caplog.at_level(logging.WARNING, logger="nas.results"):
         busy, _ = results_mod.materialize_member(tmp_path, record, data, run)
     assert busy["measured_latency_ms"] == 1.439 and busy["measured_latency_spread"] == 3.57
-    said = ("single calls spread 357% around the median (p10-p90; quiet timings stay under 35%): the machine was busy, so "
-            "this time is the load's as much as the model's")
-    assert said in busy["measured_latency_how"] and said in note(busy)
+    said = ("single calls spread 357% around the median, p10 to p90, where quiet timings stay under 35%: the machine was "
+            "busy, so this time is the load's as much as the model's")
+    assert busy["measured_latency_how"].endswith(f"20 calls ({said})") and f"({said}), on AMD EPYC" in note(busy)
     assert any(said in r.getMessage() and arch.arch_id in r.getMessage() for r in caplog.records)
 
     (tmp_path / "checkpoints" / arch.arch_id / "metrics.json").unlink()  # timed again, on a quiet machine

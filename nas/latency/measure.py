@@ -399,8 +399,8 @@ def busy_timing(spread: float) -> str | None:
     """What a single timing's `spread` (`time_onnx`) says of the machine, in words, when it was busy; None when quiet."""
     if spread <= NOISY_SPREAD:
         return None
-    return (f"single calls spread {spread:.0%} around the median (p10-p90; quiet timings stay under {NOISY_SPREAD:.0%}): "
-            "the machine was busy, so this time is the load's as much as the model's")
+    return (f"single calls spread {spread:.0%} around the median, p10 to p90, where quiet timings stay under "
+            f"{NOISY_SPREAD:.0%}: the machine was busy, so this time is the load's as much as the model's")
 
 
 # Exported node names carry the module path: /stem/..., /stages/stages.1/blocks/blocks.0/..., /stages/stages.1/
