@@ -1579,7 +1579,7 @@ def test_validate_files_record_the_measurements_profile_machine_and_date_they_sc
     assert set(record["scores"]) == {"predictor (cpu)", "MACs-proportional", "params-proportional"}
     assert record["scores"]["predictor (cpu)"]["n"] == 4
     head = (f"Validation of hw=cpu ({CONF_DIR / 'hw' / 'cpu.yaml'}, calibrated on AMD EPYC) on 4 measurements from "
-            f"{tmp_path / 'a.csv'}, {tmp_path / 'b.csv'}, measured on AMD EPYC; {record['date']}.")
+            f"{tmp_path / 'a.csv'}, {tmp_path / 'b.csv'}, measured on AMD EPYC; validated {record['date']}.")
     md = (tmp_path / "v" / "validation.md").read_text()
     assert md.startswith(head + "\n\n| predictor |") and text.startswith(head)
     # Rows that name no machine (a chip's timings typed in), and a profile of no file, uncalibrated: said so.
@@ -2257,3 +2257,21 @@ def test_the_latency_tools_help_says_what_each_hw_choice_is_with_their_default_m
     assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
     lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
     assert "(default)" in lines["cpu"] and not any("(default)" in lines[n] for n in lines if n != "cpu")
+
+
+def test_validations_first_line_says_its_date_is_the_validations_not_the_measurements(tmp_path, cpu, space_t):
+    # "..., measured on AMD EPYC; family 23 model 49; avx2; 2026-12-06 14:10 UTC." read as the day the committed CSVs
+    # were measured; it is the day the validation ran.
+    import json
+
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 4, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "a.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    validate_command(LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "a.csv")],
+                                       out=str(tmp_path / "v")))
+    record = json.loads((tmp_path / "v" / "validation.json").read_text())
+    first = (tmp_path / "v" / "validation.md").read_text().splitlines()[0]
+    assert first.endswith(f", measured on AMD EPYC; validated {record['date']}."), first

@@ -160,7 +160,7 @@ def scored_line(scored: dict) -> str:
     where = f"{profile['file']}, " if profile["file"] else ""
     return (f"Validation of hw={profile['name']} ({where}{calibration}) on {scored['n']} measurements from "
             f"{', '.join(scored['measurements'])}, measured on {scored['measured_on'] or 'a machine the CSV does not name'}; "
-            f"{scored['date']}.")
+            f"validated {scored['date']}.")
 
 
 UNIT_SLIP = 30.0
