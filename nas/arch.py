@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, wrong_type
 
 MIXERS: tuple[str, ...] = ("identity", "pool", "sepconv", "conv", "attn")
 """Token mixers a stage may use."""
@@ -185,7 +185,8 @@ class ArchConfig(_CachedHash):
         # Accept lists / dicts (e.g. from JSON or YAML) but store an immutable, hashable tuple.
         if not isinstance(self.stages, (tuple, list)) or not all(isinstance(s, (StageConfig, Mapping)) for s in self.stages):
             raise ConfigError(f"arch.stages={self.stages!r} must be a list of StageConfig (or of stage dicts)")
-        stages = tuple(s if isinstance(s, StageConfig) else StageConfig(**dict(s)) for s in self.stages)
+        stages = tuple(s if isinstance(s, StageConfig) else _stage_from_dict(s, f"arch.stages[{i}]")
+                       for i, s in enumerate(self.stages))
         object.__setattr__(self, "stages", stages)
         self.validate()
         # Stored canonical, so that `==` and hashing agree with arch_id: an explicit num_heads of width // head_dim,
@@ -240,19 +241,13 @@ class ArchConfig(_CachedHash):
         unknown = sorted(set(data) - known)
         _check(not unknown, f"arch spec has unknown field{'s' * (len(unknown) > 1)} {unknown}; allowed: {sorted(known)}")
         _check("stages" in data, "arch spec has no 'stages'")
-        stage_known = {f.name for f in dataclasses.fields(StageConfig)}
         if not isinstance(data["stages"], (list, tuple)):
             raise ConfigError(f"arch spec 'stages' must be a list of stage objects, got {data['stages']!r}")
         stages = []
         for i, s in enumerate(data["stages"]):
             if not isinstance(s, Mapping):
                 raise ConfigError(f"arch spec stages[{i}] must be an object, got {s!r}")
-            bad = sorted(set(s) - stage_known)
-            _check(not bad, f"arch spec stages[{i}] has unknown field{'s' * (len(bad) > 1)} {bad}; allowed: {sorted(stage_known)}")
-            try:
-                stages.append(StageConfig(**s))
-            except TypeError as e:  # a required field is missing
-                raise ConfigError(f"arch spec stages[{i}]: {e}") from None
+            stages.append(_stage_from_dict(s, f"arch spec stages[{i}]"))
         return cls(**{**dict(data), "stages": tuple(stages)})
 
     @classmethod
@@ -262,6 +257,9 @@ class ArchConfig(_CachedHash):
         # README says from_json "reads the arch.json of any member": its path was read as JSON text ("not valid JSON:
         # Expecting value: line 1 column 1"), and a pathlib.Path raised json's TypeError
         where = ""
+        if not isinstance(source, (str, bytes, os.PathLike)):  # json's own "the JSON object must be str, ... not dict"
+            hint = "ArchConfig.from_dict(...) takes a dict; " if isinstance(source, Mapping) else ""
+            raise wrong_type("source", source, f"{hint}pass JSON text (a str) or the pathlib.Path of an arch.json")
         if isinstance(source, os.PathLike):
             where = f" {os.fspath(source)}"
             try:
@@ -276,8 +274,12 @@ class ArchConfig(_CachedHash):
         except json.JSONDecodeError as e:
             # a str is always the text (a CSV cell or a seed's contents must not turn into a file read); a path given
             # as one is told how to pass it
-            hint = (f" ({text!r} is a file: pass pathlib.Path({text!r}) to read it)"
-                    if not where and "\n" not in text and os.path.isfile(text) else "")
+            hint = ""
+            if not where and isinstance(text, str) and "\n" not in text:
+                if os.path.isfile(text):
+                    hint = f" ({text!r} is a file: pass pathlib.Path({text!r}) to read it)"
+                elif text.endswith(".json") or os.sep in text:  # a path, of no file either
+                    hint = f" (a str is read as JSON text; a file is read from a pathlib.Path, and {text!r} does not exist)"
             raise ConfigError(f"arch spec{where} is not valid JSON: {e}{hint}") from None
         return cls.from_dict(data)
 
@@ -300,15 +302,25 @@ class ArchConfig(_CachedHash):
         return dataclasses.replace(self, **changes)
 
 
+def _stage_from_dict(stage: Mapping[str, Any], where: str) -> StageConfig:
+    """The `StageConfig` of a stage dict (JSON, YAML, or given to `ArchConfig(stages=[...])`); an unknown or missing field
+    is a one-line `ConfigError` naming `where` and the fields allowed, not the dataclass's "unexpected keyword argument"."""
+    known = [f.name for f in dataclasses.fields(StageConfig)]
+    bad = sorted(set(stage) - set(known))
+    _check(not bad, f"{where} has unknown field{'s' * (len(bad) > 1)} {bad}; allowed: {sorted(known)}")
+    required = [f.name for f in dataclasses.fields(StageConfig) if f.default is dataclasses.MISSING]
+    missing = [k for k in required if k not in stage]
+    _check(not missing, f"{where} lacks {', '.join(map(repr, missing))}; required: {required}")
+    return StageConfig(**dict(stage))
+
+
 def require_arch(value: Any, where: str) -> ArchConfig:
     """`value` if it is an `ArchConfig`, else a one-line `TypeError` naming `where` and how to build one: a dict or JSON
     text would otherwise fail as an AttributeError deep inside the model builder or the predictor."""
     if isinstance(value, ArchConfig):
         return value
     hint = {dict: "ArchConfig.from_dict(...)", str: "ArchConfig.from_json(...)"}.get(type(value), "ArchConfig(stages=[...])")
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    raise TypeError(f"{where}={shown} is a {type(value).__name__}; pass an ArchConfig (build one with {hint})")
+    raise wrong_type(where, value, f"pass an ArchConfig (build one with {hint})")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.arch import ArchConfig, require_arch
-from nas.errors import CheckpointError, ConfigError
+from nas.errors import CheckpointError, ConfigError, require_path
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -424,7 +424,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig,
 
 
 def _resolve(path: str | os.PathLike) -> Path:
-    p = Path(path)
+    p = require_path(path, "path")  # None (a member's lookup that found nothing) named as the argument, not by pathlib
     if p.is_dir():
         # a run folder, or its checkpoints/ folder: name its members' folders to choose from
         where = p / "checkpoints" if (p / "checkpoints").is_dir() else p

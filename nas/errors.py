@@ -31,6 +31,24 @@ class CheckpointError(NasError):
     """A checkpoint is missing, truncated, corrupt or of an unknown format."""
 
 
+def wrong_type(name: str, value: Any, expected: str) -> TypeError:
+    """The one-line `TypeError` for a public function's argument `name` given `value` of the wrong type: its value (cut
+    to 60 characters) and type, then `expected`, what to pass and how to make it (e.g. "pass an ArchConfig (build one
+    with ArchConfig.from_dict(...))"). Python's own ("expected str, bytes or os.PathLike object, not NoneType") named
+    neither the argument nor what the toolkit takes there."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    kind = type(value).__name__
+    return TypeError(f"{name}={shown} is {'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}; {expected}")
+
+
+def require_path(value: Any, name: str) -> Path:
+    """`value` as a `Path` when it is a str or an `os.PathLike`, else `wrong_type`'s one-line `TypeError` naming `name`."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise wrong_type(name, value, "pass a path (a str or a pathlib.Path)")
+
+
 class Terminated(KeyboardInterrupt):
     """The KeyboardInterrupt that `stop_on_sigterm` raises on SIGTERM: caught wherever Ctrl-C is, and told apart only
     where the exit code says which signal stopped the run (128 + 15 = 143 rather than Ctrl-C's 130)."""

@@ -1872,7 +1872,12 @@ def write_reports(run_dir: str | os.PathLike[str], *, redraw_plots: bool = True)
     Raises:
         MissingRunFileError: ``run_dir``, ``trials.csv`` or ``pareto.json`` does not exist.
         ReportInputError: ``pareto.json`` is not a JSON object, or ``trials.csv`` not a readable CSV file.
+        TypeError: ``run_dir`` is not a path (a str or a pathlib.Path).
     """
+    if not isinstance(run_dir, (str, os.PathLike)):  # pathlib's "expected str, bytes or os.PathLike object, not NoneType"
+        shown = repr(run_dir)  # (nas.errors.wrong_type's wording: this module imports nothing of nas at its top)
+        raise TypeError(f"run_dir={shown if len(shown) <= 60 else shown[:57] + '...'} is a {type(run_dir).__name__}; pass "
+                        "the run folder's path (a str or a pathlib.Path), e.g. SearchResult.run_dir")
     folder = pathlib.Path(run_dir)
     run = _load_run(folder)
     drawers = {"pareto.png": _pareto_png, "latency_breakdown.png": _breakdown_png, "mixers.png": _mixers_png}

@@ -176,3 +176,27 @@ def test_pruned_attention_keeps_its_heads_through_json_and_bad_stage_values_are_
     for stages in (None, StageConfig(mixer="conv", depth=1, width=8), ["conv"]):
         with pytest.raises(ConfigError, match=r"must be a list of StageConfig \(or of stage dicts\)"):
             ArchConfig(stages=stages)
+
+
+def test_stage_dicts_given_to_arch_config_name_a_wrong_field_and_the_allowed_ones():
+    # ArchConfig(stages=[dict]) is documented ("or of stage dicts"), but a misspelt key there was the dataclass's
+    # "StageConfig.__init__() got an unexpected keyword argument 'mixr'": no stage, no allowed fields
+    with pytest.raises(ConfigError, match=r"^arch\.stages\[1\] has unknown field \['mixr'\]; allowed: \['depth', 'expand', "):
+        ArchConfig(stages=[{"mixer": "pool", "depth": 1, "width": 8}, {"mixr": "pool", "depth": 1, "width": 16}])
+    with pytest.raises(ConfigError, match=r"^arch\.stages\[0\] lacks 'depth'; required: \['mixer', 'depth', 'width'\]$"):
+        ArchConfig(stages=[{"mixer": "pool", "width": 16}])
+    with pytest.raises(ConfigError, match=r"^arch spec stages\[0\] lacks 'depth', 'width'; required: "):
+        ArchConfig.from_dict({"stages": [{"mixer": "pool"}]})
+    assert ArchConfig(stages=[{"mixer": "pool", "depth": 1, "width": 8}]).stages[0] == StageConfig("pool", 1, 8)
+
+
+def test_from_json_names_a_dict_and_a_path_of_no_file_given_as_str(tmp_path):
+    arch = _arch()
+    with pytest.raises(TypeError, match=r"^source=\{'stages': \[\]\} is a dict; ArchConfig\.from_dict\(\.\.\.\) takes a "
+                                        r"dict; pass JSON text \(a str\) or the pathlib\.Path of an arch\.json$"):
+        ArchConfig.from_json({"stages": []})
+    missing = str(tmp_path / "arch.json")  # a str is JSON text; a path that is no file was only "not valid JSON"
+    with pytest.raises(ConfigError, match=rf"not valid JSON: .*\(a str is read as JSON text; a file is read from a "
+                                          rf"pathlib\.Path, and {re.escape(repr(missing))} does not exist\)$"):
+        ArchConfig.from_json(missing)
+    assert ArchConfig.from_json(arch.to_json().encode()) == arch  # bytes, as json.loads takes them

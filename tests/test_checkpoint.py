@@ -539,3 +539,10 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     assert np.allclose(scope["compiled"](scope["pixels"])[0], expected, atol=1e-4)  # the OpenVINO IR
     printed = capsys.readouterr().out.strip()
     assert printed == str([contract["output"]["class_names"][i] for i in expected.argmax(1)])
+
+
+@pytest.mark.parametrize("path", [None, 3])
+def test_load_checkpoint_names_a_path_of_the_wrong_type(path):
+    # pathlib's "expected str, bytes or os.PathLike object, not NoneType" named neither the argument nor the function
+    with pytest.raises(TypeError, match=rf"^path={path!r} is an? {type(path).__name__}; pass a path \(a str or a pathlib\.Path\)$"):
+        nas.load_checkpoint(path)

@@ -1590,3 +1590,13 @@ def test_the_reports_interrupted_prefix_is_how_the_studys_interrupted_reason_sta
     from nas.study import INTERRUPTED_REASON
 
     assert INTERRUPTED_REASON.startswith(_INTERRUPTED)
+
+
+def test_write_reports_names_a_run_dir_that_is_no_path():
+    # From Python, write_reports(result.run_dir) with a run_dir lookup that gave None failed in pathlib: "expected str,
+    # bytes or os.PathLike object, not NoneType", naming neither the argument nor what it takes
+    from nas.report import write_reports
+
+    with pytest.raises(TypeError, match=r"^run_dir=None is a NoneType; pass the run folder's path \(a str or a "
+                                        r"pathlib\.Path\), e\.g\. SearchResult\.run_dir$"):
+        write_reports(None)
