@@ -138,3 +138,16 @@ def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
     # Nothing to compare with: a profile fitted before the inputs were recorded, or an uncalibrated one.
     assert input_warning(dataclasses.replace(calibrated, measured_inputs=[]), in_chans=3, img_size=96) is None
     assert input_warning(dataclasses.replace(calibrated, calibration={}), in_chans=3, img_size=96) is None
+
+
+@pytest.mark.parametrize("chip", ["edge_npu", "cpu"])  # a roofline profile, and a calibrated one (another code path)
+def test_predict_latency_batch_takes_a_generator_as_it_takes_a_list(chip):
+    # `predict_latency_batch(a for a in archs)` returned an empty array without a word: the type check used it up
+    from nas.config import load_hw_profile
+    from nas.latency import predict_latency_batch
+
+    hw = load_hw_profile(chip)
+    archs = [ArchConfig(stages=(StageConfig(mixer=m, depth=1, width=16),)) for m in ("pool", "conv", "sepconv")]
+    expected = [predict_latency(a, hw).total_ms for a in archs]
+    assert predict_latency_batch(archs, hw) == pytest.approx(expected)
+    assert predict_latency_batch((a for a in archs), hw) == pytest.approx(expected)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from nas.arch import ArchConfig, require_arch
-from nas.errors import ConfigError
+from nas.errors import ConfigError, wrong_type
 from nas.latency.hardware import WEIGHT_SPILL, HardwareProfile
 from nas.latency.ops import MATRIX_KINDS, Op, enumerate_ops, unit_of, unit_shape, unit_type
 
@@ -170,8 +170,7 @@ def describe_predictor(hw: HardwareProfile) -> str:
 def _require_hw(hw: object) -> None:
     # A name or a Hydra node would otherwise fail as an AttributeError deep inside the cost model.
     if not isinstance(hw, HardwareProfile):
-        raise TypeError(f"hw={hw!r:.60} is a {type(hw).__name__}; pass a HardwareProfile, e.g. "
-                        "nas.config.load_hw_profile('edge_npu')")
+        raise wrong_type("hw", hw, "pass a HardwareProfile, e.g. nas.load_hw_profile('edge_npu')")
     _require_loaded(hw)
 
 
@@ -228,14 +227,15 @@ def predict_latency(arch: ArchConfig, hw: HardwareProfile) -> LatencyReport:
     )
 
 
-def predict_latency_batch(archs: Sequence[ArchConfig], hw: HardwareProfile) -> np.ndarray:
+def predict_latency_batch(archs: Iterable[ArchConfig], hw: HardwareProfile) -> np.ndarray:
     """Predicted latency (ms) of many architectures at once (fast path for searches and fits).
 
     Equal to `predict_latency(a, hw).total_ms` for calibrated profiles (each distinct unit of the batch
     costed once from cached features, `corrected_unit_sums`); uncalibrated roofline profiles are
-    evaluated arch by arch.
+    evaluated arch by arch. `archs` may be any iterable (a generator too); the result has one entry per arch, in order.
     """
     _require_hw(hw)
+    archs = list(archs)  # a generator was used up by the type check below, and gave an empty array without a word
     for i, arch in enumerate(archs):
         require_arch(arch, f"archs[{i}]")
     if not hw.calibration:
