@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, register_configs,
                         shell_command, shell_override, structured, validate_compress_config, validate_data_config)
-from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm
+from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm, wrong_type
 from nas.latency.hardware import input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -46,7 +46,14 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
 
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m compress.run` passes
     them), so that a data.test_size / data.val_size named there for data with that split of its own is warned about
-    even at its default value (`nas.data.load_dataset`)."""
+    even at its default value (`nas.data.load_dataset`). The caller's torch threads and random states are as they were
+    when it returns (`nas.train.caller_settings_kept`): compressing sets both.
+
+    From Python: `run_compress(compose_compress_config(["checkpoint=<folder>", "hw=cpu"]))` (both in `compress`).
+    """
+    if not isinstance(cfg, (DictConfig, CompressRunConfig)):  # OmegaConf's "Input cfg is not an OmegaConf config object"
+        raise wrong_type("cfg", cfg, "pass the DictConfig that compress.compose_compress_config([\"checkpoint=<folder>\", "
+                                     "...]) returns (or a CompressRunConfig)")
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     run.hw.validate()
     validate_compress_config(run.compress)
@@ -84,7 +91,10 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     if (run_dir := _run_of(folder)) is not None and (problem := _not_refreshed(run_dir)) is not None:
         log.warning("%s", problem)
         run_dir = None
-    metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
+    from nas.train import caller_settings_kept
+
+    with caller_settings_kept():  # the latency timing's threads (compress.latency_threads), the compression's seeds
+        metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     if run_dir is not None:
         from nas.pareto_csv import write_pareto_csv
         from nas.report import ReportInputError, write_reports

@@ -25,7 +25,7 @@ from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from nas.arch import MIN_IMG_SIZE
-from nas.errors import ConfigError
+from nas.errors import ConfigError, require_path, wrong_type
 from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile
 from nas.latency.ops import OP_KINDS
 
@@ -636,8 +636,9 @@ def hw_help(argv: Sequence[str], *, config_name: str) -> str:
 
 def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     """The hardware profile `hw=<name>` would use (conf/hw/<name>.yaml), or the one in a .yaml file, for use from
-    Python, e.g. `predict_latency(arch, load_hw_profile("edge_npu"))`. Errors are one-line `ConfigError`s."""
-    path = Path(name_or_path)
+    Python, e.g. `predict_latency(arch, load_hw_profile("edge_npu"))`. Errors are one-line `ConfigError`s (a
+    `TypeError` for what is neither a name nor a path)."""
+    path = require_path(name_or_path, "name_or_path")
     if path.suffix not in (".yaml", ".yml"):
         found = group_file("hw", path.name)
         if found is None:
@@ -698,18 +699,40 @@ def datasheet_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None 
 
 def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m nas.search <overrides>` runs with, for `nas.run_search(cfg)` from Python (a notebook, a
-    pipeline). A wrong override is a one-line `ConfigError`, as on the command line."""
+    pipeline). A wrong override is a one-line `ConfigError`, as on the command line; overrides that are not a list of
+    "key=value" strings (a dict, say) a one-line `TypeError`."""
+    return _compose("search", overrides, example=["hw=edge_npu", "search.n_trials=30"])
+
+
+def compose_compress_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python -m compress.run <overrides>` runs with, for `compress.run_compress(cfg)` from Python, e.g.
+    `compose_compress_config([f"checkpoint={result.run_dir / member['checkpoint']}", "hw=cpu"])`. Errors as
+    `compose_search_config`'s."""
+    return _compose("compress_run", overrides, example=["checkpoint=runs/<study>/checkpoints/<arch_id>", "hw=cpu"])
+
+
+def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) -> DictConfig:
+    """The config `config_name` (conf/<config_name>.yaml) composed with `overrides`, as its command would compose it.
+    `example`: overrides of that command, for the error naming overrides of the wrong type."""
     from hydra import compose, initialize_config_dir
 
     if isinstance(overrides, str):  # one override given alone would be read character by character
         overrides = [overrides]
+    # a dict's keys read as overrides without "=" ("Error parsing override 'hw'"), an int failed as "not iterable"
+    if isinstance(overrides, Mapping) or not isinstance(overrides, Sequence):
+        if isinstance(overrides, Mapping):
+            example = [f"{k}={v}" for k, v in list(overrides.items())[:2]]
+        raise wrong_type("overrides", overrides, f'pass a list of "key=value" strings, as on the command line, e.g. {example}')
+    for i, override in enumerate(overrides):
+        if not isinstance(override, str):
+            raise wrong_type(f"overrides[{i}]", override, f'pass a "key=value" string, e.g. "{example[-1]}"')
     for override in overrides:  # a path with `(` or `'`: Hydra's parser error does not say to quote it
         if (problem := override_syntax_problem(override)) is not None:
             raise ConfigError(problem)
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
-            return compose(config_name="search", overrides=list(overrides))
+            return compose(config_name=config_name, overrides=list(overrides))
         except Exception as exc:  # Hydra/OmegaConf composition errors
             raise ConfigError(compose_error_message(exc) + _flat_file_hint(overrides, None)) from None
 
@@ -1198,7 +1221,11 @@ def _schemas() -> dict[str, type]:
 
 
 def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
-    """Resolve a composed DictConfig into the typed `RunConfig` (and validate it)."""
+    """Resolve a composed DictConfig into the typed `RunConfig` (and validate it). Anything else (a list of overrides, a
+    dict) is a one-line `TypeError` naming `compose_search_config`, which makes the DictConfig."""
+    if not isinstance(cfg, (DictConfig, RunConfig)):  # OmegaConf's own "Input cfg is not an OmegaConf config object (list)"
+        raise wrong_type("cfg", cfg, "pass the DictConfig that nas.compose_search_config([\"key=value\", ...]) returns "
+                                     "(or a RunConfig)")
     run = _with_fitted(cfg) if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
     validate_run_config(run)
     return run

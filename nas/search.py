@@ -76,7 +76,7 @@ from nas.study import (
     recorded_digests, requeue_interrupted, run_folder_lock, settings_the_study_replaced, slot_taken, storage_url,
     study_budget_ms, with_study_settings, worker_info,
 )
-from nas.train import reset_autocast, seed_everything, train_candidate
+from nas.train import caller_settings_kept, reset_autocast, seed_everything, train_candidate
 
 log = logging.getLogger("nas.search")
 
@@ -87,7 +87,12 @@ SAMPLES_PER_TRIAL = 50
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What `run_search` produced."""
+    """What `run_search` (and `export_study`) produced: `run_dir`, the run folder (absolute); `study_name`; `n_complete`,
+    the study's finished trials (all workers'); `pareto`, pareto.json's `members` (one dict per Pareto member, fastest
+    first: `arch_id`, `latency_ms`, `val_acc`, `test_acc` (its `model.pt`'s: the final-trained weights, or the trial's
+    where no final training ran), `checkpoint` (its folder, relative to `run_dir`), `arch` (its `ArchConfig.to_dict()`),
+    ...); `files`, the report's files by name (`{"report.html": <path>, ...}`); `stopped_by`, the signal that stopped the
+    run early, None when it finished."""
 
     run_dir: Path
     study_name: str
@@ -837,14 +842,34 @@ def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Ite
 
 
 def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ()) -> SearchResult:
-    """Run (or resume, or join as one more worker) the search described by `cfg` and write the run folder's files.
+    """Run (or resume, or join as one more worker) the search described by `cfg` (`nas.compose_search_config(...)`),
+    write the run folder's files, and return a `SearchResult` (the run folder, its Pareto members, the report's files).
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m nas.search` passes
     them), for the warnings about settings that were asked for and do nothing, even at their default values.
 
-    Nothing is written before the input is validated, the data loaded and the storage opened.
+    Nothing is written before the input is validated, the data loaded and the storage opened. The caller's torch
+    threads, random states and Optuna verbosity are as they were when it returns (`_caller_settings_kept`).
     """
     run = to_run_config(cfg)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with _caller_settings_kept():
+        return _run_search(run, overridden=overridden)
+
+
+@contextlib.contextmanager
+def _caller_settings_kept() -> Iterator[None]:
+    """`nas.train.caller_settings_kept`, and Optuna's verbosity, which a search lowers to warnings: its per-trial INFO
+    lines repeat what search.log says."""
+    verbosity = optuna.logging.get_verbosity()
+    try:
+        with caller_settings_kept():
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
+    """`run_search` once its config is resolved."""
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     before_study = _interrupted_before_study(run, run_dir)  # now: opening the default study creates its file
     with _says_if_interrupted(lambda: before_study):
@@ -1112,7 +1137,12 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     size of data with that split of its own, even at its default value (as `run_search` warns).
     """
     run = to_run_config(cfg)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with _caller_settings_kept():
+        return _export_study(run, overridden=overridden)
+
+
+def _export_study(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
+    """`export_study` once its config is resolved."""
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     url = storage_url(run, run_dir)
     if run.search.storage is None and not (run_dir / "study.db").is_file():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import platform
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -58,6 +59,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def caller_settings_kept() -> Iterator[None]:
+    """torch's intra-op thread count and the random states of Python, NumPy and torch as they were before the block,
+    restored after it (even on error or Ctrl-C). For library entry points (`nas.run_search`): training sets the threads
+    to `train.threads` and seeds every generator per candidate, and a notebook's own work after the call ran on 2 threads
+    and drew the same "random" numbers each time. `keep_freed_memory`'s malloc setting stays: glibc cannot be put back
+    to adjusting its thresholds itself."""
+    threads = torch.get_num_threads()
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
 
 
 def lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:

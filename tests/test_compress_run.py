@@ -1,5 +1,6 @@
 """python -m compress.run: the hints of its refusals (its table and compression: tests/test_compress_pipeline.py)."""
 
+import json
 import shlex
 
 import pytest
@@ -82,3 +83,35 @@ def test_help_says_what_each_hw_choice_is_with_the_default_marked():
     assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
     lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
     assert "(default)" in lines["edge_npu"] and "mobile_cpu" in lines and "(default)" not in lines["cpu"]
+
+
+def test_a_member_compresses_from_python_and_leaves_the_callers_threads_and_random_state(tiny_idx_root, tmp_path,
+                                                                                       compose_cfg):
+    # From Python a member could be compressed only by composing Hydra's compress_run config by hand, and the compression
+    # left torch on compress.latency_threads (1) and every generator seeded for the rest of the notebook.
+    import torch
+
+    import compress
+    from nas.search import run_search
+
+    result = run_search(compose_cfg(f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
+                                    f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false",
+                                    "compress=none", "final_train=none", "search.n_trials=1"))
+    (member,) = result.pareto
+    with pytest.raises(TypeError, match=r"^cfg=\['hw=cpu'\] is a list; pass the DictConfig that "
+                                        r"compress\.compose_compress_config\(\[\"checkpoint=<folder>\", \.\.\.\]\) returns"):
+        compress.run_compress(["hw=cpu"])
+    cfg = compress.compose_compress_config([f"checkpoint={result.run_dir / member['checkpoint']}", "hw=cpu",
+                                            f"data.root={tiny_idx_root}", "compress=smoke"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    try:
+        metrics = compress.run_compress(cfg)
+        assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), state)
+    finally:
+        torch.set_num_threads(threads)
+    folder = result.run_dir / member["checkpoint"]
+    assert metrics["hw"] == "cpu" and (folder / "model_int8.onnx").is_file()
+    assert json.loads((folder / "compressed_metrics.json").read_text())["created"] == metrics["created"]

@@ -765,3 +765,32 @@ def test_smoke_groups_of_a_hydra_run_are_those_its_command_line_chose_as_smoke(c
         assert smoke_groups(run) == ["train", "compress"]
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_load_hw_profile_names_an_argument_that_is_neither_name_nor_path():
+    from nas.config import load_hw_profile
+
+    with pytest.raises(TypeError, match=r"^name_or_path=None is a NoneType; pass a path \(a str or a pathlib\.Path\)$"):
+        load_hw_profile(None)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"hw": "cpu", "search.n_trials": 3}, r"overrides=\{'hw': 'cpu', 'search\.n_trials': 3\} is a dict; pass a list of "
+                                          r"\"key=value\" strings, as on the command line, e\.g\. \['hw=cpu', 'search\.n_trials=3'\]"),
+    (3, r"overrides=3 is an int; pass a list of \"key=value\" strings, .*"),
+    (["hw=cpu", 3], r"overrides\[1\]=3 is an int; pass a \"key=value\" string, e\.g\. \"search\.n_trials=30\""),
+])
+def test_compose_search_config_names_overrides_that_are_not_key_value_strings(overrides, message):
+    # a dict's keys were parsed as overrides ("Error parsing override 'hw'; missing EQUAL"), an int was "not iterable"
+    from nas.config import compose_search_config
+
+    with pytest.raises(TypeError, match=f"^{message}$"):
+        compose_search_config(overrides)
+
+
+@pytest.mark.parametrize("cfg", [["train=smoke"], {"search": {"n_trials": 2}}, None])
+def test_to_run_config_names_what_to_pass_for_anything_but_a_config(cfg):
+    # OmegaConf's "Input cfg is not an OmegaConf config object (list)" did not say how to make one
+    with pytest.raises(TypeError, match=r"^cfg=.* is an? (list|dict|NoneType); pass the DictConfig that "
+                                        r"nas\.compose_search_config\(\[\"key=value\", \.\.\.\]\) returns \(or a RunConfig\)$"):
+        to_run_config(cfg)

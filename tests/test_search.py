@@ -1408,3 +1408,28 @@ def test_help_says_what_each_hw_choice_is_and_lists_a_config_dirs_own(tmp_path):
     assert "int8, predicted only; datasheet numbers (uncalibrated): my board's NPU" in lines["my_npu"]
     assert "calibrated on 'AMD EPYC; family 23 model 49; avx2'" in lines["cpu_zen2"]
     assert "This host: " in head
+
+
+def test_run_search_leaves_the_callers_threads_random_states_and_optuna_verbosity_as_they_were(tiny_idx_root, tmp_path,
+                                                                                               compose_cfg):
+    # From a notebook: the search set torch to train.threads (2) for good, seeded every generator (the user's "random"
+    # draws after it came out the same on every run) and turned Optuna's INFO lines off for the user's own studies.
+    import random
+
+    threads, verbosity = torch.get_num_threads(), optuna.logging.get_verbosity()
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    random.seed(123), np.random.seed(123), torch.manual_seed(123)
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "train.threads=2")))
+        assert result.n_complete == 1
+        assert torch.get_num_threads() == 1 and optuna.logging.get_verbosity() == optuna.logging.INFO
+        assert random.getstate() == states[0] and torch.equal(torch.get_rng_state(), states[2])
+        assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:3], states[1][1:3]))
+        with pytest.raises(TypeError, match=r"^cfg=\['train=smoke'\] is a list; pass the DictConfig that "
+                                            r"nas\.compose_search_config"):
+            run_search(["train=smoke"])  # the overrides themselves, not the config they compose
+    finally:
+        torch.set_num_threads(threads)
+        optuna.logging.set_verbosity(verbosity)
