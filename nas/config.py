@@ -645,7 +645,9 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
             names = sorted({p.stem for folder in hw_folders() for p in folder.glob("*.yaml")})
             # a path given without its suffix ('' and '.' have no name to add one to)
             meant = next((str(f) for f in (Path(f"{path}.yaml"), Path(f"{path}.yml")) if path.name and f.is_file()), None)
-            hint = f" (did you mean {meant!r}?)" if meant else ""
+            # else the closest shipped name, as the command line's hw=<name> gets (case aside: 'Edge_NPU' is 'edge_npu')
+            close = difflib.get_close_matches(path.name.lower(), names, n=1) if not meant and path.name else []
+            hint = f" (did you mean {meant or close[0]!r}?)" if meant or close else ""
             raise ConfigError(f"hw profile {str(name_or_path)!r} is unknown{hint}; allowed: {names} or a path to a .yaml file")
         path = found
     elif not path.is_file():

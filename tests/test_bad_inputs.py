@@ -446,7 +446,7 @@ def test_load_hw_profile_reads_a_shipped_name_or_a_file_and_names_what_is_allowe
     (tmp_path / "my_npu.yaml").write_text(text.replace("name: edge_npu", "name: my_npu").replace("2.0e12", "4.0e12"))
     mine = load_hw_profile(tmp_path / "my_npu.yaml")
     assert mine.name == "my_npu" and mine.mac_per_s == 4.0e12
-    with pytest.raises(NasError, match=r"hw profile 'edge' is unknown; allowed: \[.*'edge_npu'.*\] or a path"):
+    with pytest.raises(NasError, match=r"hw profile 'edge' is unknown \(did you mean 'edge_npu'\?\); allowed: \[.*'edge_npu'.*\] or a path"):
         load_hw_profile("edge")
     with pytest.raises(NasError, match="does not exist"):
         load_hw_profile(tmp_path / "none.yaml")

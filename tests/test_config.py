@@ -794,3 +794,12 @@ def test_to_run_config_names_what_to_pass_for_anything_but_a_config(cfg):
     with pytest.raises(TypeError, match=r"^cfg=.* is an? (list|dict|NoneType); pass the DictConfig that "
                                         r"nas\.compose_search_config\(\[\"key=value\", \.\.\.\]\) returns \(or a RunConfig\)$"):
         to_run_config(cfg)
+
+
+@pytest.mark.parametrize("name, meant", [("Edge_NPU", "edge_npu"), ("edge_npuu", "edge_npu"), ("cpu-int8", "cpu_int8")])
+def test_load_hw_profile_suggests_the_closest_shipped_name(name, meant):
+    # hw=edge_npuu on the command line gets "(did you mean hw=edge_npu?)"; load_hw_profile listed the names only
+    from nas.config import load_hw_profile
+
+    with pytest.raises(ConfigError, match=rf"^hw profile {name!r} is unknown \(did you mean {meant!r}\?\); allowed: \["):
+        load_hw_profile(name)
