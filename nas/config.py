@@ -180,6 +180,9 @@ class SearchOptions:
     grace_s: int = 120  # no heartbeat for this long: the worker is lost, its trial is failed and retried
     max_retry: int = 2  # how often a trial whose worker died is re-run with the same architecture
     timeout_s: Optional[float] = None  # stop starting new trials after this many seconds
+    # Stop the search once this many trials in a row failed in training (NaN loss, an error): candidates this different
+    # failing alike point at the recipe or the data. None: never stop for that.
+    max_failures_in_a_row: Optional[int] = 5
     export_onnx: bool = True  # write model.onnx for each Pareto member and check it in onnxruntime
     # GiB the activations of one forward pass or training step may take (nas.memory); None: 70% of the memory available
     # when the run starts. A candidate whose training batch needs more fails with its reason, evaluation is split.
@@ -1317,6 +1320,7 @@ def validate_run_config(run: RunConfig) -> None:
         raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)
     _positive(s.timeout_s, "search.timeout_s", allow_none=True)
+    _positive(s.max_failures_in_a_row, "search.max_failures_in_a_row", allow_none=True, integer=True)
     _positive(s.memory_budget_gb, "search.memory_budget_gb", allow_none=True)
     if not (isinstance(s.worker, int) and s.worker >= 0):
         raise ConfigError(f"search.worker={s.worker!r} must be an integer >= 0 (index of this worker)")

@@ -295,9 +295,11 @@ def _references(study: optuna.Study) -> list[tuple[float, float, float]]:
 
 
 def make_objective(
-    run: RunConfig, data: Dataset, run_dir: Path, *, on_step: Callable[[int, int], None] | None = None
+    run: RunConfig, data: Dataset, run_dir: Path, *, on_step: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[str], None] | None = None,
 ) -> Callable[[optuna.Trial], tuple[float, float]]:
-    """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it.
+    """Objective: sample an arch, predict latency, skip it if over budget, else proxy-train it. `on_failure` is called
+    with the reason of each candidate whose training failed (`search.max_failures_in_a_row` counts them).
 
     A candidate whose training batch would need more working memory (`nas.memory`) than `search.memory_budget_gb` fails
     up front with its reason (the kernel would kill the process without one); its evaluation runs in batches that fit."""
@@ -376,6 +378,8 @@ def make_objective(
             reason = _error_text(e)
             trial.set_user_attr("fail_reason", reason)
             log.warning("trial %d (%s) failed: %s", trial.number, arch.arch_id, reason)
+            if on_failure is not None:
+                on_failure(reason)
             return math.nan, math.nan
         trial.set_user_attr("train_seconds", result.seconds)
         trial.set_user_attr("images_per_s", result.images_per_s)
@@ -417,6 +421,16 @@ def make_objective(
             raise
 
     return objective
+
+
+def _failures_text(failures: Sequence[str], *, complete: int, target: int) -> str:
+    """Why a search stopped after `failures` (the reasons of trials that failed in training in a row, as trials.csv's
+    fail_reason gives them), with `complete` of its `target` trials finished."""
+    reasons = f"each with: {failures[0]}" if len(set(failures)) == 1 else f"the last with: {failures[-1]}"
+    return (f"stopped after {len(failures)} trials in a row failed in training, {reasons}; {complete} of "
+            f"{counted(target, 'trial')} finished: failures this many in a row point at the training settings (train.*) or "
+            "the data rather than the candidates (see fail_reason in trials.csv); fix them and rerun the same command "
+            "(failed trials do not count towards search.n_trials), or raise search.max_failures_in_a_row")
 
 
 def _error_text(e: BaseException) -> str:
@@ -489,7 +503,9 @@ class _DropInterruptTraceback(logging.Filter):
     line "failed with value None"; the search says in one line that it was interrupted, so both are dropped. So are
     those of a trial that stopped the search on a one-line error (`NasError`) or the disk or study database failing
     under it (`storage_or_disk_problem`: a full disk): the search logs `trial N stopped the search: <why>` and the
-    command ends with its one line, which Optuna's 30-line traceback came before. A bug's stays."""
+    command ends with its one line, which Optuna's 30-line traceback came before. So are Optuna's two lines about a
+    candidate that failed (in training, or refused for memory): the search logged its reason in one line and handed
+    Optuna NaN, which Optuna then called "not acceptable" with the trial's whole parameter dict. A bug's stays."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -499,6 +515,8 @@ class _DropInterruptTraceback(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         said = error is not None and (isinstance(error, (KeyboardInterrupt, NasError))
                                       or storage_or_disk_problem(error) is not None)
+        # a candidate that failed in training: the search logged its reason and handed Optuna NaN to mark it failed
+        said = said or "because of the following error: The value nan is not acceptable" in record.getMessage()
         follow_up = self.dropped and "failed with value" in record.getMessage()
         self.dropped = said
         return not (said or follow_up)
@@ -583,7 +601,10 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                 stop_if_asked()
                 progress.on_step(step, total)
 
-            objective = make_objective(run, data, run_dir, on_step=on_step)
+            # reasons of the trials that failed in training since this process's last finished one: a recipe that fails
+            # every candidate (train.lr=1e9: NaN loss) would otherwise train SAMPLES_PER_TRIAL of them per trial needed
+            failures: list[str] = []
+            objective = make_objective(run, data, run_dir, on_step=on_step, on_failure=failures.append)
 
             def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                 if trial.state != TrialState.PRUNED:
@@ -591,6 +612,8 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     # after a trial pruned before training (over the budget, or its slot taken), which built none: a
                     # full collection of this process's heap (torch, Optuna, Hydra) was a large share of its time.
                     gc.collect()
+                if trial.state == TrialState.COMPLETE:
+                    failures.clear()
                 n = _n_complete(study)
                 best = _best_text(study)
                 progress.on_trial(n, best)
@@ -615,6 +638,9 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                 waiting_logged = False
                 attempts_left -= 1
                 study.optimize(objective, n_trials=1, callbacks=[after_trial])  # gc: in after_trial
+                if s.max_failures_in_a_row is not None and len(failures) >= s.max_failures_in_a_row:
+                    log.warning("%s", _failures_text(failures, complete=_n_complete(study), target=target))
+                    break
             else:  # out of time or attempts before the study was full: say which, a short run is not a finished one
                 complete = _n_complete(study)
                 if time.monotonic() >= deadline:

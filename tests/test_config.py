@@ -803,3 +803,12 @@ def test_load_hw_profile_suggests_the_closest_shipped_name(name, meant):
 
     with pytest.raises(ConfigError, match=rf"^hw profile {name!r} is unknown \(did you mean {meant!r}\?\); allowed: \["):
         load_hw_profile(name)
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_max_failures_in_a_row_takes_a_whole_number_above_zero_or_null(value, compose_cfg):
+    with pytest.raises(ConfigError) as err:
+        to_run_config(compose_cfg(f"search.max_failures_in_a_row={value}"))
+    assert str(err.value).startswith(f"search.max_failures_in_a_row={value}") and "must be an integer > 0 or null" in str(err.value)
+    assert to_run_config(compose_cfg("search.max_failures_in_a_row=null")).search.max_failures_in_a_row is None
+    assert to_run_config(compose_cfg()).search.max_failures_in_a_row == 5

@@ -1433,3 +1433,53 @@ def test_run_search_leaves_the_callers_threads_random_states_and_optuna_verbosit
     finally:
         torch.set_num_threads(threads)
         optuna.logging.set_verbosity(verbosity)
+
+
+def test_a_search_whose_candidates_all_fail_in_training_stops_after_a_few_in_a_row(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                    monkeypatch, caplog):
+    # train.lr=1e9: every candidate's loss became NaN, and the search went on sampling 50 architectures per trial it still
+    # needed (500 proxy trainings for the default 10 trials), each failing alike, with two lines of Optuna's each
+    # ("failed with parameters: {...} because of the following error: The value nan is not acceptable").
+    from nas.train import TrainingDiverged
+
+    trained = []
+
+    def diverge(*args, **kwargs):
+        trained.append(1)
+        raise TrainingDiverged("training loss became nan (lr=1000000000.0); the candidate is unstable")
+
+    monkeypatch.setattr(search_mod, "train_candidate", diverge)
+    with caplog.at_level(logging.WARNING, logger="optuna"):
+        result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random",
+                                                    "search.max_failures_in_a_row=3", "search.export_onnx=false")))
+    assert len(trained) == 3 and result.n_complete == 0 and not result.interrupted
+    assert [r["state"] for r in _rows(result.run_dir)] == ["FAIL"] * 3
+    log_text = (result.run_dir / "search.log").read_text()
+    assert ("stopped after 3 trials in a row failed in training, each with: TrainingDiverged: training loss became nan "
+            "(lr=1000000000.0); the candidate is unstable; 0 of 2 trials finished: failures this many in a row point at "
+            "the training settings (train.*) or the data rather than the candidates (see fail_reason in trials.csv); fix "
+            "them and rerun the same command (failed trials do not count towards search.n_trials), or raise "
+            "search.max_failures_in_a_row") in log_text, log_text[-1500:]
+    assert "gave up" not in log_text
+    # the search said each trial's reason in one line: Optuna's two lines about the NaN it was handed are left out
+    assert not [r for r in caplog.records if "is not acceptable" in r.getMessage() or "failed with value" in r.getMessage()]
+
+
+def test_failures_in_a_row_are_counted_afresh_after_a_finished_trial(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    # unstable candidates here and there are results, not a broken recipe: only an unbroken run of failures stops
+    from nas.train import TrainingDiverged
+
+    real_train = search_mod.train_candidate
+    calls = {"n": 0}
+
+    def fail_all_but_the_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            return real_train(*args, **kwargs)
+        raise TrainingDiverged("training loss became nan (lr=0.003); the candidate is unstable")
+
+    monkeypatch.setattr(search_mod, "train_candidate", fail_all_but_the_third)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random",
+                                                "search.max_failures_in_a_row=3", "search.export_onnx=false")))
+    assert [r["state"] for r in _rows(result.run_dir)] == ["FAIL", "FAIL", "COMPLETE", "FAIL", "FAIL", "FAIL"]
+    assert "stopped after 3 trials in a row failed in training, each with: " in (result.run_dir / "search.log").read_text()
