@@ -720,6 +720,13 @@ def _no_trials_note(run: _Run) -> str:
         return ""
     if not run.trials or any(t.state == "RUNNING" for t in run.trials):
         return "No finished trials yet."
+    pruned = all(t.state == "PRUNED" for t in run.trials)
+    budget = run.budget_ms if pruned else None
+    over = [t.latency_ms for t in run.trials if budget is not None and t.latency_ms is not None and t.latency_ms > budget]
+    if over and len(over) == len(run.trials):  # the budget, not training, left nothing: say how far off it was
+        return (f"No finished trials: all {_counted(len(over), 'trial')} sampled were predicted slower than the latency "
+                f"budget ({_fmt_budget(budget)}), so none was trained; the fastest of them was {_fmt_ms(min(over))} ms "
+                "(trials.csv, latency_ms).")
     return (f"No finished trials: none of the {_counted(len(run.trials), 'trial')} completed (trials.csv's fail_reason column says "
             "why for each).")
 

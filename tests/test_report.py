@@ -1600,3 +1600,16 @@ def test_write_reports_names_a_run_dir_that_is_no_path():
     with pytest.raises(TypeError, match=r"^run_dir=None is a NoneType; pass the run folder's path \(a str or a "
                                         r"pathlib\.Path\), e\.g\. SearchResult\.run_dir$"):
         write_reports(None)
+
+
+def test_a_run_whose_every_trial_was_over_the_budget_names_the_fastest_sampled_latency(tmp_path: pathlib.Path) -> None:
+    # It said "none of the 3 trials completed (trials.csv's fail_reason column says why for each)": the user had to open
+    # the CSV to learn that the budget left nothing to train, and how far off it was.
+    trials = [_trial(0, "PRUNED", "p0", "", "0.35", "pool", feasible=False, fail_reason="predicted 0.350 ms > budget 0.2 ms"),
+              _trial(1, "PRUNED", "p1", "", "0.231", "conv", feasible=False, fail_reason="predicted 0.231 ms > budget 0.2 ms"),
+              _trial(2, "PRUNED", "p2", "", "2.6", "attn", feasible=False, fail_reason="predicted 2.600 ms > budget 0.2 ms")]
+    written = write_reports(_write_run(tmp_path / "over", trials, [], budget=0.2))
+    for name in ("report.md", "report.html"):
+        text = written[name].read_text(encoding="utf-8")
+        assert ("No finished trials: all 3 trials sampled were predicted slower than the latency budget (0.2 ms), so none "
+                "was trained; the fastest of them was 0.231 ms") in text, name

@@ -1354,7 +1354,8 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
     log_text = (result.run_dir / "search.log").read_text()
     assert result.n_complete == 0 and ("gave up after 5 sampled architectures with 0 of 1 trial finished: 5 in the study "
                                        "were over search.latency_budget_ms=0.172 (the study's, which a worker joined with; "
-                                       "this one's is none) (pruned without training)") in log_text, log_text[-1500:]
+                                       "this one's is none) (pruned without training; the fastest of them was ") in log_text, \
+        log_text[-1500:]
     # This worker cannot raise the study's budget by its own setting (it had none): the advice says how it can search
     # at a looser one. It told it to "raise it", which its own setting, none, could not.
     assert ("the budget admits few architectures of this space: a worker's own setting cannot raise the study's (a budget "
@@ -1483,3 +1484,18 @@ def test_failures_in_a_row_are_counted_afresh_after_a_finished_trial(tiny_idx_ro
                                                 "search.max_failures_in_a_row=3", "search.export_onnx=false")))
     assert [r["state"] for r in _rows(result.run_dir)] == ["FAIL", "FAIL", "COMPLETE", "FAIL", "FAIL", "FAIL"]
     assert "stopped after 3 trials in a row failed in training, each with: " in (result.run_dir / "search.log").read_text()
+
+
+def test_a_search_that_gives_up_on_its_budget_names_the_fastest_architecture_it_sampled(tiny_idx_root, tmp_path,
+                                                                                        compose_cfg, monkeypatch):
+    # "gave up after 5 sampled architectures ...: 5 in the study were over search.latency_budget_ms=0.172": how far over,
+    # the line did not say, so the user had to guess the next budget
+    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 5)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
+                                                "search.latency_budget_ms=0.172", "search.export_onnx=false")))
+    rows = _rows(result.run_dir)
+    fastest = min(float(r["latency_ms"]) for r in rows)
+    assert result.n_complete == 0 and len(rows) == 5 and fastest > 0.172
+    log_text = (result.run_dir / "search.log").read_text()
+    assert (f"5 in the study were over search.latency_budget_ms=0.172 (pruned without training; the fastest of them was "
+            f"{fastest:.3f} ms, the space's fastest architecture 0.171 ms)") in log_text, log_text[-1500:]
