@@ -655,7 +655,9 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                     break
             else:  # out of time or attempts before the study was full: say which, a short run is not a finished one
                 complete = _n_complete(study)
-                if time.monotonic() >= deadline:
+                if complete >= target:  # time or attempts ran out with the last trial, which filled the study
+                    pass
+                elif time.monotonic() >= deadline:
                     log.info("search.timeout_s=%g reached: %d of %s finished; rerun the same command to go on",
                              s.timeout_s, complete, counted(target, "trial"))
                 else:

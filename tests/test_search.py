@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1499,3 +1500,21 @@ def test_a_search_that_gives_up_on_its_budget_names_the_fastest_architecture_it_
     log_text = (result.run_dir / "search.log").read_text()
     assert (f"5 in the study were over search.latency_budget_ms=0.172 (pruned without training; the fastest of them was "
             f"{fastest:.3f} ms, the space's fastest architecture 0.171 ms)") in log_text, log_text[-1500:]
+
+
+def test_a_timeout_that_strikes_in_the_last_trial_does_not_ask_for_a_rerun(tiny_idx_root, tmp_path, compose_cfg,
+                                                                           monkeypatch):
+    # search.timeout_s=1 with one trial of 50 s logged "search.timeout_s=1 reached: 1 of 1 trial finished; rerun the same
+    # command to go on": the study was full, and a rerun has nothing to do
+    real_train = search_mod.train_candidate
+
+    def slow_train(*args, **kwargs):
+        time.sleep(1.0)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "train_candidate", slow_train)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.timeout_s=0.5",
+                                                "search.export_onnx=false")))
+    log_text = (result.run_dir / "search.log").read_text()
+    assert result.n_complete == 1 and "1 trial finished" in log_text
+    assert "reached" not in log_text and "rerun the same command" not in log_text, log_text[-1000:]
