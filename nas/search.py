@@ -752,6 +752,22 @@ def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("trai
             f"training will run many times slower; set {'it' if len(over) == 1 else 'them'} to {cpus} or fewer")
 
 
+def subset_warning(run: RunConfig, *, num_classes: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:
+    """One line when a training recipe of `run` (of those named in `recipes`) trains on a `subset` of fewer images than
+    the data's `num_classes`: some classes are then never trained on, and the accuracies it gives (the search's ranking,
+    or the shipped weights') say little. None when every recipe that trains has enough."""
+    few = [(name, t.subset) for name, t in (("train", run.train), ("final_train", run.final_train))
+           if name in recipes and t.epochs > 0 and t.subset is not None and t.subset < num_classes]
+    if not few:
+        return None
+    named = " and ".join(f"{name}.subset={subset}" for name, subset in few)
+    unseen = num_classes - max(subset for _, subset in few)
+    one = len(few) == 1
+    return (f"{named} {'is' if one else 'are'} fewer images than the {num_classes} classes: at least {unseen} classes are "
+            f"never seen in training, so the accuracies {'it gives' if one else 'they give'} say little; give "
+            f"{'it' if one else 'them'} {num_classes} or more (null: the whole training split)")
+
+
 def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None = None,
                    recipes: Sequence[str] = ("train", "final_train"),
                    profiles: Sequence[HardwareProfile] | None = None,
@@ -773,6 +789,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         # a copied file that kept the original's name: the run goes by that name
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
+        subset_warning(run, num_classes=data.num_classes, recipes=recipes),  # a dry run shrunk past the classes
         seeds_left_out,
         imbalance_warning(data),
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees

@@ -1518,3 +1518,23 @@ def test_a_timeout_that_strikes_in_the_last_trial_does_not_ask_for_a_rerun(tiny_
     log_text = (result.run_dir / "search.log").read_text()
     assert result.n_complete == 1 and "1 trial finished" in log_text
     assert "reached" not in log_text and "rerun the same command" not in log_text, log_text[-1000:]
+
+
+def test_a_training_subset_smaller_than_the_classes_is_warned_about_in_search_log(tiny_idx_root, tmp_path, compose_cfg):
+    # train.subset=5 on 10 classes ran without a word: every candidate trained on 5 images, never saw half the classes,
+    # and the search's val accuracies (about chance) ranked nothing
+    from nas.search import subset_warning
+
+    def warning(*overrides):
+        return subset_warning(to_run_config(compose_cfg("data.root=/unused", *overrides)), num_classes=10)
+
+    assert warning("train.subset=10", "final_train.subset=null") is None and warning("train.subset=null") is None
+    assert warning("train.subset=5", "final_train=none") == (
+        "train.subset=5 is fewer images than the 10 classes: at least 5 classes are never seen in training, so the "
+        "accuracies it gives say little; give it 10 or more (null: the whole training split)")
+    assert warning("train.subset=5", "final_train.subset=3").startswith(
+        "train.subset=5 and final_train.subset=3 are fewer images than the 10 classes: at least 5 classes are never seen")
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "train.subset=4",
+                                                "search.export_onnx=false")))
+    assert "train.subset=4 is fewer images than the 10 classes" in (result.run_dir / "search.log").read_text()
+    assert "train.subset=4 is fewer images" in (result.run_dir / "report.md").read_text()
