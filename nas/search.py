@@ -441,8 +441,9 @@ def _failures_text(failures: Sequence[str], *, complete: int, target: int) -> st
     reasons = f"each with: {failures[0]}" if len(set(failures)) == 1 else f"the last with: {failures[-1]}"
     return (f"stopped after {len(failures)} trials in a row failed in training, {reasons}; {complete} of "
             f"{counted(target, 'trial')} finished: failures this many in a row point at the training settings (train.*) or "
-            "the data rather than the candidates (see fail_reason in trials.csv); fix them and rerun the same command "
-            "(failed trials do not count towards search.n_trials), or raise search.max_failures_in_a_row")
+            "the data rather than the candidates (see fail_reason in trials.csv); fix them under a new search.study_name "
+            "(a study keeps its train settings and images), or raise search.max_failures_in_a_row and rerun the same "
+            "command (failed trials do not count towards search.n_trials)")
 
 
 def _error_text(e: BaseException) -> str:

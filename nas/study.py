@@ -309,10 +309,13 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
         return study
     if stored != fp:
         changed = [k for k in FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
-        raise ConfigError(
-            f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings "
-            f"({_differences(stored, fp)}); rerun with the same ones to resume, or pass a new search.study_name=..."
-        )
+        said = f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings ({_differences(stored, fp)})"
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            # every trial failed (a recipe that diverged, which the search stops on) or none ran: the fix is a new study,
+            # and it costs nothing (still refused: a worker of the study may be training under its settings)
+            raise ConfigError(f"{said}; no trial of it has finished, so nothing is lost: pass a new search.study_name=..., "
+                              "or rerun with the same ones to resume")
+        raise ConfigError(f"{said}; rerun with the same ones to resume, or pass a new search.study_name=...")
     if data is not None:
         # other images are refused before check_search records a tighter budget: a refused worker changed the study
         check_data(study, data, record=False)

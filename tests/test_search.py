@@ -1460,8 +1460,9 @@ def test_a_search_whose_candidates_all_fail_in_training_stops_after_a_few_in_a_r
     assert ("stopped after 3 trials in a row failed in training, each with: TrainingDiverged: training loss became nan "
             "(lr=1000000000.0); the candidate is unstable; 0 of 2 trials finished: failures this many in a row point at "
             "the training settings (train.*) or the data rather than the candidates (see fail_reason in trials.csv); fix "
-            "them and rerun the same command (failed trials do not count towards search.n_trials), or raise "
-            "search.max_failures_in_a_row") in log_text, log_text[-1500:]
+            "them under a new search.study_name (a study keeps its train settings and images), or raise "
+            "search.max_failures_in_a_row and rerun the same command (failed trials do not count towards "
+            "search.n_trials)") in log_text, log_text[-1500:]
     assert "gave up" not in log_text
     # the search said each trial's reason in one line: Optuna's two lines about the NaN it was handed are left out
     assert not [r for r in caplog.records if "is not acceptable" in r.getMessage() or "failed with value" in r.getMessage()]
