@@ -1613,3 +1613,30 @@ def test_a_run_whose_every_trial_was_over_the_budget_names_the_fastest_sampled_l
         text = written[name].read_text(encoding="utf-8")
         assert ("No finished trials: all 3 trials sampled were predicted slower than the latency budget (0.2 ms), so none "
                 "was trained; the fastest of them was 0.231 ms") in text, name
+
+
+def test_the_int8_rows_note_excuses_near_tie_flips_as_the_compressions_log_does() -> None:
+    # compress=smoke models have near-tied logits: the file run operator by operator, ~1% off, agreed on top-1 for
+    # ~98.3% of the images and the row called it an export problem. Where compressed_metrics.json records the share
+    # with near-tie flips excused (compress.export.agreement), that share is judged, and the note gives both.
+    from nas.report import _compressed_rows
+
+    def run(rel: float, top1: float, decided: float, near: int) -> dict[str, float]:
+        return {"max_rel_diff": rel, "top1_agreement": top1, "top1_agreement_decided": decided, "near_tie_flips": near}
+
+    agree = {"onnx": run(0.076, 0.972, 0.975, 15), "onnx_reference": run(0.01, 0.983, 1.0, 85),
+             "openvino": run(0.128, 0.944, 0.95, 30), "int8_saturates": True,
+             "tolerance": {"max_rel_diff": 0.15, "top1_agreement": 0.99}}
+    int8 = {"test_acc": 0.27, "test_acc_source": "reference (host int8 kernels saturate)", "test_acc_reference": 0.27,
+            "qat_epochs": 0, "agreement": agree}
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, metrics={}, compressed={
+        "hw": "edge_npu", "fp32": {"test_acc": 0.3}, "pruned": {"pruned": False}, "int8": int8})
+    note = _compressed_rows([member], "edge_npu")[2][-1]
+    assert "export problem" not in note
+    assert ("the same top-1 class as the int8 model for OpenVINO 94.4% (95.0% but for 30 near ties), onnxruntime 97.2% "
+            "(97.5% but for 15 near ties) of the test images (tolerance 99%)") in note
+    agree["onnx_reference"] = run(0.01, 0.983, 0.988, 25)  # decided flips beyond the tolerance: still the file's fault
+    assert ("the file run operator by operator too (1% off, 98.3% the same top-1 class, 98.8% but for 25 near ties): "
+            "the exported file does not compute") in _compressed_rows([member], "edge_npu")[2][-1]
+    agree.update(onnx=run(0.02, 0.985, 0.995, 50), openvino=run(0.02, 0.985, 0.995, 50))  # near ties only: no note
+    assert "top-1" not in _compressed_rows([member], "edge_npu")[2][-1]
