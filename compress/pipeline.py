@@ -66,18 +66,22 @@ INT8_AGREEMENT_TOLERANCE = {"top1_agreement": 0.99, "max_rel_diff": 0.15}
 """Stated tolerance between the torch int8 model and its exported files on the test split: the same
 top-1 class for >= 99% of images and max |logit difference| <= 15% of the largest |logit|. Exact
 equality is not expected: NNCF simulates int8 in float, the runtimes compute real int8 and round
-intermediate results differently. The 99% is judged on `top1_agreement_decided` where recorded
-(`compress.export.agreement`: flips on near-tied images, which rounding alone turns, do not count), else
-on `top1_agreement`."""
+intermediate results differently. For the file run operator by operator (`onnx_reference`: does the file compute
+the int8 model?) the 99% is judged on `top1_agreement_decided` where recorded (`compress.export.agreement`: flips on
+near-tied images, which rounding alone turns, do not count), else on `top1_agreement`. The runtimes as deployed are
+judged on `top1_agreement`: every image they classify otherwise is an answer the deployed file gives otherwise."""
 
 
 RUNTIME_FILES = {"onnx": "onnxruntime (model_int8.onnx)", "openvino": "OpenVINO (model_int8.xml)"}
 _HEADLINE_RUNTIMES = {"openvino": "openvino", "onnxruntime": "onnx"}  # int8 test_acc_source: its RUNTIME_FILES key
 
 
-def _within(run: dict[str, float]) -> bool:
+def _within(run: dict[str, float], *, excuse_near_ties: bool = False) -> bool:
     tol = INT8_AGREEMENT_TOLERANCE
-    top1 = run.get("top1_agreement_decided", run["top1_agreement"])  # files from before it: the raw share
+    # near ties are excused for the operator-by-operator run only (files from before the field: the raw share); a
+    # runtime's flips, near ties included, are what the deployed file answers otherwise (a saturating CPU's spread
+    # logits widen the "typical rounding" until every flip looks like a near tie)
+    top1 = run.get("top1_agreement_decided", run["top1_agreement"]) if excuse_near_ties else run["top1_agreement"]
     return run["max_rel_diff"] <= tol["max_rel_diff"] and top1 >= tol["top1_agreement"]
 
 
@@ -96,12 +100,12 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
 
     tol = INT8_AGREEMENT_TOLERANCE
     what = (" and ".join(f"{RUNTIME_FILES[n]} differs from the int8 model by up to {agree[n]['max_rel_diff']:.0%} of its "
-                         f"largest logit ({top1_text(agree[n])})" for n in off)
+                         f"largest logit ({agree[n]['top1_agreement']:.1%} the same top-1 class)" for n in off)
             + f" on this CPU (tolerance {tol['max_rel_diff']:.0%}, {tol['top1_agreement']:.0%})")
     ref = agree.get("onnx_reference")
     if ref is None:
         return what
-    if not _within(ref):
+    if not _within(ref, excuse_near_ties=True):
         # both parts of the tolerance: "3% run operator by operator" alone read as within it when 98.8% top-1 was not
         return (f"{what}, and run operator by operator {logit_diff_text(ref['max_rel_diff'])} ({top1_text(ref)}): "
                 "the exported file does not compute the int8 model its accuracies were measured on (an "

@@ -1398,8 +1398,14 @@ def test_int8_agreement_is_judged_without_near_tie_flips_and_says_how_many_there
                                             "near_tie_flips": near}
 
     near_ties = run(0.01, 0.983, 1.0, flips=85, near=85)
-    assert int8_agreement_warning({"onnx": near_ties, "openvino": near_ties, "onnx_reference": near_ties},
+    assert int8_agreement_warning({"onnx": run(0.01, 1.0), "openvino": run(0.01, 1.0), "onnx_reference": near_ties},
                                   saturates=True) is None
+    # a runtime as deployed is judged on its raw share: a saturating CPU spreads the logits, its "typical rounding"
+    # with them, until every flip is a near tie, yet each is an image the deployed file answers otherwise
+    line = int8_agreement_warning({"onnx": near_ties, "openvino": run(0.01, 1.0), "onnx_reference": near_ties},
+                                  saturates=True)
+    assert line.startswith("onnxruntime (model_int8.onnx) differs from the int8 model by up to 1% of its largest logit "
+                           "(98.3% the same top-1 class) on this CPU") and "export problem" not in line
     saturated = {"onnx": run(0.336, 1.0), "openvino": run(0.377, 1.0)}
     line = int8_agreement_warning({**saturated, "onnx_reference": near_ties}, saturates=True)
     assert "export problem" not in line and "the file itself computes the int8 model" in line
