@@ -495,6 +495,13 @@ def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed:
             f"of an earlier compression are as they were); to compress it, rerun: {shell_command('compress.run', argv)}")
 
 
+def settings_help() -> str:
+    """What `python -m compress.run --help` prints under Hydra's list of the settings: conf/compress/default.yaml as
+    written, whose comments say what each compress setting means and its unit (Hydra's list gives the values only)."""
+    path = CONF_DIR / "compress" / "default.yaml"
+    return f"== What the compress settings mean ({path}) ==\n\n{path.read_text().rstrip()}\n"
+
+
 register_configs()
 
 
@@ -525,4 +532,11 @@ if __name__ == "__main__":
     if (problem := unused_overrides(sys.argv[1:])) is not None:  # the overrides composed (checked at the top)
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        try:
+            main()  # Hydra prints its help and exits
+        except SystemExit as e:
+            if not e.code:
+                print(settings_help())
+            raise
     main()

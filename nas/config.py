@@ -259,6 +259,23 @@ class CompressConfig:
     eval_images: Optional[int] = None
 
 
+COMPRESS_FIELD_UNITS: dict[str, tuple[str, str]] = {
+    "top_k": ("> 0 of the Pareto members", "3"),
+    "prune.ratio": ("in [0, 0.9], the fraction of the channels removed per group (null: no ratio)", "25% is 0.25"),
+    "prune.target_latency_ms": ("> 0, in milliseconds of the chip's predicted latency (null: no target)", "0.5 ms is 0.5"),
+    "prune.target_latency_fraction": ("in (0, 1], of the unpruned model's predicted latency (null: no target)",
+                                      "50% is 0.5"),
+    "prune.step": ("in (0, 0.9], the ratio added per pruning step", "5% is 0.05"),
+    "quantize.calibration_size": ("> 0 of training images", "300"),
+    "quantize.max_acc_drop": (">= 0, in accuracy points", "0.3 pt is 0.3"),
+    "latency_threads": ("> 0 of threads", "1"),
+    "eval_images": ("> 0 of the val and of the test images each (null: all)", "1000"),
+}
+"""For the numbers of the compress group (keys below `compress.`): what is allowed and in which unit, and an example,
+as `validate_compress_config` checks them; for the one-line refusal of a value written with its unit (`25%`) or as a
+word, as `FIELD_UNITS` gives a chip's."""
+
+
 @dataclass
 class RunConfig:
     """Everything `run_search` needs; the composed `conf/search.yaml`."""
@@ -1143,9 +1160,11 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
-    if override and head.startswith("hw.") and "=" in head and (
+    if override and head.startswith(("hw.", "compress.")) and "=" in head and (
             number := not_a_number_message(head.split("=", 1)[0], str(cause or ""), path=None, command_line=True)) is not None:
-        return number  # hw.mac_per_s='4 TOPS': the unit the number goes in, as for the same value in the chip's file
+        # hw.mac_per_s='4 TOPS': the unit the number goes in, as for the same value in the chip's file;
+        # compress.prune.ratio=25%: its range and that 25% is 0.25
+        return number
     if override and "=" in head and _NOT_A_LIST.match(str(cause or "").strip()):
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
         key, value = head.split("=", 1)
@@ -1196,13 +1215,14 @@ def not_a_number_message(full_key: str, error: str, *, path: Path | None, comman
     """One line for OmegaConf's `error` ("Value '4 TOPS' of type 'str' could not be converted to Float") about the
     number `full_key` (`hw.mac_per_s`) of a group's file at `path` (None: not known), or given as a command-line
     override (`command_line`): the key, the value as written, where it was set, and that a plain number goes there,
-    with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s). None for
-    other errors."""
+    with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s) and its
+    range for a compress setting's (`COMPRESS_FIELD_UNITS`: `25%` is 0.25). None for other errors."""
     found = _NOT_CONVERTED.search(error)
     if found is None:
         return None
     group, _, key = full_key.partition(".")
-    unit, example = FIELD_UNITS.get(key.split(".")[0], ("", "")) if group == "hw" else ("", "")
+    unit, example = (FIELD_UNITS.get(key.split(".")[0], ("", "")) if group == "hw"
+                     else COMPRESS_FIELD_UNITS.get(key, ("", "")) if group == "compress" else ("", ""))
     where = " (set on the command line)" if command_line else f" (set in {path})" if path is not None else ""
     kind = "a whole number" if found["to"] == "Integer" else "a plain number"
     # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field

@@ -115,3 +115,27 @@ def test_a_member_compresses_from_python_and_leaves_the_callers_threads_and_rand
     folder = result.run_dir / member["checkpoint"]
     assert metrics["hw"] == "cpu" and (folder / "model_int8.onnx").is_file()
     assert json.loads((folder / "compressed_metrics.json").read_text())["created"] == metrics["created"]
+
+
+def test_help_says_what_each_compress_setting_means_and_its_unit():
+    # `python -m compress.run --help` listed the settings' values only (prune.ratio: 0.25, max_acc_drop: 0.3,
+    # eval_images: null): not that the ratio is a fraction of channels, the drop in accuracy points, nor that null
+    # scores all images. Under Hydra's list it now prints conf/compress/default.yaml, whose comments say it.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nas.config import CONF_DIR
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "compress.run", "--help"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "== Config ==" in proc.stdout  # Hydra's own help first
+    tail = proc.stdout.split("== Config ==", 1)[1]
+    assert f"== What the compress settings mean ({CONF_DIR / 'compress' / 'default.yaml'}) ==" in tail
+    for said in ("ratio: 0.25                # fraction of channels removed per group, in [0, 0.9]",
+                 "max_acc_drop: 0.3          # val accuracy points int8 may lose before QAT runs",
+                 "calibration_size: 300      # training images for NNCF's range estimation",
+                 "eval_images: null            # val and test images scored, each (a fixed random subset); null = all"):
+        assert said in tail

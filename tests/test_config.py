@@ -812,3 +812,24 @@ def test_max_failures_in_a_row_takes_a_whole_number_above_zero_or_null(value, co
     assert str(err.value).startswith(f"search.max_failures_in_a_row={value}") and "must be an integer > 0 or null" in str(err.value)
     assert to_run_config(compose_cfg("search.max_failures_in_a_row=null")).search.max_failures_in_a_row is None
     assert to_run_config(compose_cfg()).search.max_failures_in_a_row == 5
+
+
+def test_a_compress_number_written_as_a_percentage_gets_the_line_with_its_range():
+    # compress.prune.ratio=25% gave OmegaConf's "Value '25%' of type 'str' could not be converted to Float", naming
+    # neither the range allowed nor that 25% is written 0.25: the line a chip's number gets, with the setting's range
+    from nas.config import precheck_overrides, register_configs
+
+    register_configs()
+    for config_name in ("compress_run", "search"):
+        assert precheck_overrides(["compress.prune.ratio=25%"], config_name=config_name) == (
+            "compress.prune.ratio='25%' (set on the command line) must be a plain number in [0, 0.9], the fraction of "
+            "the channels removed per group (null: no ratio), without units (25% is 0.25)")
+    assert precheck_overrides(["compress.quantize.max_acc_drop=0.5pt"], config_name="compress_run") == (
+        "compress.quantize.max_acc_drop='0.5pt' (set on the command line) must be a plain number >= 0, in accuracy "
+        "points, without units (0.3 pt is 0.3)")
+    assert precheck_overrides(["compress.eval_images=1k"], config_name="compress_run") == (
+        "compress.eval_images='1k' (set on the command line) must be a whole number > 0 of the val and of the test "
+        "images each (null: all), without units (1000)")
+    # a compress setting without a range of its own: the plain-number line all the same
+    assert precheck_overrides(["compress.recover.lr=fast"], config_name="compress_run") == (
+        "compress.recover.lr='fast' (set on the command line) must be a plain number, without units")
