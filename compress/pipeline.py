@@ -39,7 +39,7 @@ import numpy as np
 from nas.arch import ArchConfig
 from nas.checkpoint import (atomic_write_json, export_onnx, fsync_folder, io_contract, load_checkpoint,
                             remove_dead_writers_temps, save_checkpoint, scratch_folder)
-from nas.config import CompressConfig, DataConfig, Members, shell_override
+from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
@@ -225,6 +225,26 @@ def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, fl
     if p.ratio is not None and p.ratio > 0:
         return p.ratio, None
     return None, None
+
+
+def not_pruned_reason(prune_cfg: PruneConfig, *, hw: HardwareProfile, fp32_ms: float) -> str:
+    """Why `compress.prune` (`prune_cfg`) left a model unpruned on `hw` (predicted at `fp32_ms`), naming the setting:
+    compressed_metrics.json's `pruned.reason`, which the report and `python -m compress.run` show. They said "no target,
+    or the target was already met" for every cause, a ratio of 0 or too small to remove a channel included."""
+    p = prune_cfg
+    if p.target_latency_ms is not None:  # the precedence of `prune_targets`
+        return (f"the unpruned model is predicted at {fp32_ms:.3f} ms on {hw.name}, within "
+                f"compress.prune.target_latency_ms={p.target_latency_ms:g} already")
+    if p.target_latency_fraction is not None:
+        return (f"compress.prune.target_latency_fraction={p.target_latency_fraction:g} asks for no cut of the unpruned "
+                "model's predicted latency")
+    if p.ratio is None:
+        return "compress.prune sets no target (ratio, target_latency_ms and target_latency_fraction are all null)"
+    if p.ratio == 0:
+        return "compress.prune.ratio=0 removes no channel"
+    multiple = max(1, int(hw.channel_multiple or 1))
+    return (f"compress.prune.ratio={p.ratio:g} removes no channel once each width is rounded to {hw.name}'s "
+            f"channel_multiple={multiple}")
 
 
 def _size(folder: Path, *names: str) -> int:
@@ -456,11 +476,14 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
 
     # Pruning + distillation from the unpruned model.
     pruned_model, pruned_arch = model, arch
-    pruned: dict[str, Any] = {"pruned": False}
+    pruned: dict[str, Any] = {"pruned": False,
+                              "reason": not_pruned_reason(cfg.prune, hw=hw, fp32_ms=fp32_pred.total_ms)}
     if ratio is not None or target_ms is not None:
         result = prune(copy.deepcopy(model), arch, hw=hw, ratio=ratio, target_latency_ms=target_ms, step=cfg.prune.step)
         pruned = {"pruned": result.steps > 0, "ratio": result.ratio, "steps": result.steps,
                   "target_latency_ms": result.target_latency_ms, "target_met": result.target_met}
+        if result.steps == 0:
+            pruned["reason"] = not_pruned_reason(cfg.prune, hw=hw, fp32_ms=fp32_pred.total_ms)
         if result.steps > 0:
             pruned_model, pruned_arch = result.model, result.arch
             before = evaluate(pruned_model, data.val, batch_size=eval_batch_size, balanced=data.balanced)

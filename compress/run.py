@@ -475,7 +475,10 @@ def format_table(metrics: dict[str, Any]) -> str:
     note = (predicted_precision_note({str(metrics["hw"]): str(metrics["hw_precision"])}, int8_repeats=[repeats])
             if metrics.get("hw_precision")
             else f"Predicted latencies are {metrics['hw']}'s for each row's architecture.")
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + f"\nnote: {note}"
+    # the row's "(not pruned)" said nothing of why: compress.prune.ratio=0, a latency target met already, ...
+    reason = (metrics.get("pruned") or {}).get("reason") if repeats == "fp32" else None
+    return ("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + f"\nnote: {note}"
+            + (f"\npruned: not pruned, as {reason}" if reason else ""))
 
 
 def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed: bool = False) -> str:

@@ -1399,7 +1399,9 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
             s = c.get(stage) or {}
             if stage == "pruned" and not s.get("pruned"):
                 rows.append([m.arch_id, stage, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
-                             "not pruned (compress.prune sets no target, or the target was already met)"])
+                             # the reason recorded (compress.pipeline.not_pruned_reason); a file from before it: either
+                             f"not pruned: {s['reason']}" if s.get("reason")
+                             else "not pruned (compress.prune sets no target, or the target was already met)"])
                 continue
             host = s.get("host_latency_ms") or {}
             size = _to_float(s.get("size_bytes"))

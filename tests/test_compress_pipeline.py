@@ -351,7 +351,10 @@ def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data, monkey
     (checkpoint / "model_int8.xml").unlink()
     monkeypatch.undo()
     metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
-    assert metrics["pruned"] == {"pruned": False}
+    # why, recorded (compress.pipeline.not_pruned_reason): the report's pruned row said "no target, or the target was
+    # already met" whatever the cause
+    assert metrics["pruned"] == {"pruned": False, "reason": "compress.prune sets no target (ratio, target_latency_ms and "
+                                                            "target_latency_fraction are all null)"}
     assert metrics["int8"]["arch_id"] == ARCH.arch_id and not (checkpoint / "model_pruned.pt").exists()
     assert not (checkpoint / "model_pruned.onnx").exists() and metrics["host_latency"] is None
 
@@ -1416,3 +1419,30 @@ def test_int8_agreement_is_judged_without_near_tie_flips_and_says_how_many_there
                          "problem: please report it)")
     # compressed_metrics.json from before the decided share: judged on the raw share as before
     assert "export problem" in int8_agreement_warning({**saturated, "onnx_reference": run(0.01, 0.983)}, saturates=True)
+
+
+def test_a_member_not_pruned_says_which_setting_left_it_unpruned():
+    # compressed_metrics.json said only {"pruned": false}, and the report "not pruned (compress.prune sets no target, or
+    # the target was already met)" for every cause: compress.prune.ratio=0 read as if no target were set, and a ratio
+    # too small to remove one channel multiple as if the target were met. `reason` names the setting that did it.
+    from compress.pipeline import not_pruned_reason
+    from compress.prune import plan_pruned_arch
+
+    hw = HardwareProfile(name="npu", channel_multiple=16)
+    assert not_pruned_reason(PruneConfig(ratio=0.0), hw=hw, fp32_ms=0.25) == (
+        "compress.prune.ratio=0 removes no channel")
+    assert not_pruned_reason(PruneConfig(), hw=hw, fp32_ms=0.25) == (
+        "compress.prune sets no target (ratio, target_latency_ms and target_latency_fraction are all null)")
+    assert plan_pruned_arch(ARCH, 0.02, multiple=16) == ARCH  # a width of 16 or 32 less 2% rounds back to itself
+    assert not_pruned_reason(PruneConfig(ratio=0.02), hw=hw, fp32_ms=0.25) == (
+        "compress.prune.ratio=0.02 removes no channel once each width is rounded to npu's channel_multiple=16")
+    assert not_pruned_reason(PruneConfig(ratio=0.25, target_latency_ms=0.3), hw=hw, fp32_ms=0.25) == (
+        "the unpruned model is predicted at 0.250 ms on npu, within compress.prune.target_latency_ms=0.3 already")
+    assert not_pruned_reason(PruneConfig(ratio=0.25, target_latency_fraction=1.0), hw=hw, fp32_ms=0.25) == (
+        "compress.prune.target_latency_fraction=1 asks for no cut of the unpruned model's predicted latency")
+    # the table of python -m compress.run says it under its note
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252},
+              "pruned": {"pruned": False, "reason": "compress.prune.ratio=0 removes no channel"},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.252}}
+    table = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages})
+    assert "pruned: not pruned, as compress.prune.ratio=0 removes no channel" in table.splitlines()

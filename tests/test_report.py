@@ -1644,3 +1644,16 @@ def test_the_int8_rows_note_excuses_near_tie_flips_as_the_compressions_log_does(
     assert "OpenVINO 98.5%, onnxruntime 98.5% of the test images" in _compressed_rows([member], "edge_npu")[2][-1]
     agree.update(onnx=run(0.02, 1.0, 1.0, 0), openvino=run(0.02, 1.0, 1.0, 0))  # only the reference's near ties: no note
     assert "top-1" not in _compressed_rows([member], "edge_npu")[2][-1]
+
+
+def test_the_compressed_tables_pruned_row_gives_the_reason_it_was_not_pruned(run_dir: pathlib.Path) -> None:
+    """compress.prune.ratio=0 read "not pruned (compress.prune sets no target, or the target was already met)": the
+    reason compressed_metrics.json records is the row's note; a file from before it keeps the old words."""
+    fp32, int8 = {"test_acc": 0.9, "latency_ms": 0.252}, {"test_acc": 0.89, "latency_ms": 0.252, "qat_epochs": 0}
+    path = run_dir / "checkpoints" / FAST / "compressed_metrics.json"
+    path.write_text(json.dumps({"hw": "edge_npu", "hw_precision": "int8", "fp32": fp32, "int8": int8,
+                                "pruned": {"pruned": False, "reason": "compress.prune.ratio=0 removes no channel"}}))
+    assert "| not pruned: compress.prune.ratio=0 removes no channel |" in _markdown(run_dir)
+    path.write_text(json.dumps({"hw": "edge_npu", "hw_precision": "int8", "fp32": fp32, "int8": int8,
+                                "pruned": {"pruned": False}}))
+    assert "| not pruned (compress.prune sets no target, or the target was already met) |" in _markdown(run_dir)
