@@ -1445,13 +1445,15 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
 
 def _qat_why(int8: dict[str, Any]) -> str:
     """' (PTQ lost 0.20 pt of val accuracy, within compress.quantize.max_acc_drop=0.3)': why QAT ran or not, beside
-    'QAT epochs N' ('' for files without these fields). 'QAT epochs 0' under a config of QAT epochs read as QAT
+    'QAT epochs N' ('' for files without these fields; 'PTQ gained ...' where int8 scored higher). 'QAT epochs 0' under a config of QAT epochs read as QAT
     skipped or broken; it runs only while int8 loses more than max_acc_drop."""
     fp32, ptq, most = (_to_float(int8.get(k)) for k in ("fp32_val_acc", "ptq_val_acc", "max_acc_drop"))
     if fp32 is None or ptq is None or most is None:
         return ""
     drop = round((fp32 - ptq) * 100.0, 9)  # as compress.quantize judges it
-    return (f" (PTQ lost {drop_text(drop, limit=most)} pt of val accuracy, {'over' if drop > most else 'within'} "
+    # a gain said as one: "lost -0.80 pt" read as a misprint (a gain is always within max_acc_drop, which is >= 0)
+    change = f"gained {-drop:.2f}" if drop < 0 else f"lost {drop_text(drop, limit=most)}"
+    return (f" (PTQ {change} pt of val accuracy, {'over' if drop > most else 'within'} "
             f"compress.quantize.max_acc_drop={most:g})")
 
 

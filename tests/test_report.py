@@ -1657,3 +1657,19 @@ def test_the_compressed_tables_pruned_row_gives_the_reason_it_was_not_pruned(run
     path.write_text(json.dumps({"hw": "edge_npu", "hw_precision": "int8", "fp32": fp32, "int8": int8,
                                 "pruned": {"pruned": False}}))
     assert "| not pruned (compress.prune sets no target, or the target was already met) |" in _markdown(run_dir)
+
+
+def test_the_int8_rows_qat_reason_says_gained_where_ptq_raised_the_val_accuracy() -> None:
+    # compress.prune.ratio=0.9 (a model PTQ happened to help) read "PTQ lost -0.80 pt of val accuracy, within ...": a
+    # loss of minus points. A gain is said as one; the verdict against max_acc_drop is unchanged.
+    from nas.report import _compressed_rows
+
+    int8 = {"test_acc": 0.121, "qat_epochs": 0, "fp32_val_acc": 0.13, "ptq_val_acc": 0.138, "max_acc_drop": 0.3}
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
+        "hw": "edge_npu", "fp32": {"test_acc": 0.5}, "pruned": {"pruned": False}, "int8": int8})
+    note = _compressed_rows([member], "edge_npu")[2][-1]
+    assert "QAT epochs 0 (PTQ gained 0.80 pt of val accuracy, within compress.quantize.max_acc_drop=0.3)" in note
+    assert "lost -" not in note
+    int8.update(ptq_val_acc=0.13, max_acc_drop=0.0)  # no change at max_acc_drop=0: within, as compress.quantize judges it
+    assert "QAT epochs 0 (PTQ lost 0.00 pt of val accuracy, within compress.quantize.max_acc_drop=0)" in \
+        _compressed_rows([member], "edge_npu")[2][-1]
