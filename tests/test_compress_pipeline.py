@@ -1446,3 +1446,14 @@ def test_a_member_not_pruned_says_which_setting_left_it_unpruned():
               "int8": {"test_acc": 0.89, "latency_ms": 0.252}}
     table = format_table({"hw": "edge_npu", "hw_precision": "int8", **stages})
     assert "pruned: not pruned, as compress.prune.ratio=0 removes no channel" in table.splitlines()
+
+
+def test_an_eval_images_cap_above_a_splits_size_scores_that_split_whole(data):
+    # README: "a split of N images or fewer is scored whole" (compress.eval_images=100000 on Fashion-MNIST scored all
+    # 6,000 val and 10,000 test images, and eval_images recorded test == test_of, no test_indices)
+    from compress.pipeline import scored_indices, scored_subset
+
+    assert len(data.val) == 40 and len(data.test) == 100
+    assert scored_indices(data, 100, seed=0)["test"] is None and scored_indices(data, 100, seed=0)["val"] is None
+    assert len(scored_indices(data, 99, seed=0)["test"]) == 99 and scored_indices(data, 99, seed=0)["val"] is None
+    assert scored_subset(data, 10**6, seed=0).test is data.test
