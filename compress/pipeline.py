@@ -511,7 +511,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
 
     # int8: PTQ (+ QAT if the drop is too large), exported, evaluated from the files.
     q = quantize(pruned_model, data, cfg.quantize, augment=augment, seed=cfg.seed, fp32_val_acc=pruned_val,
-                 eval_batch_size=eval_batch_size, label=arch.arch_id)
+                 eval_batch_size=eval_batch_size, label=arch.arch_id, source="pruned" if pruned["pruned"] else "fp32")
     export_int8_onnx(q.model, folder / "model_int8.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
     export_openvino(folder / "model_int8.onnx", folder / "model_int8.xml", in_chans=arch.in_chans, img_size=arch.img_size)
     files.update(int8_onnx="model_int8.onnx", int8_xml="model_int8.xml", int8_bin="model_int8.bin")

@@ -161,11 +161,14 @@ def quantize(
     fp32_val_acc: float | None = None,
     eval_batch_size: int = 512,
     label: str | None = None,
+    source: str = "fp32",
 ) -> QuantizeResult:
     """PTQ; if the validation drop exceeds `cfg.max_acc_drop` points, QAT (distilled from `model`)
     one epoch at a time until within tolerance or `cfg.qat.epochs` are spent. The best epoch is kept.
     Validation runs in batches of `eval_batch_size` (`nas.memory.eval_batch_size` gives one that fits).
     The calibration is logged as it starts and ends, each line led by `label` where given (a compression's member).
+    `source`: which model `model` is ("fp32", or "pruned" after pruning), named in the QAT log line beside its val
+    accuracy.
     """
     fp32 = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced) if fp32_val_acc is None else fp32_val_acc
     quantized, note = quantize_ptq(model, data.train, size=cfg.calibration_size, seed=seed, announce=label or "")
@@ -178,8 +181,9 @@ def quantize(
                          eval_batch_size=eval_batch_size)
         epochs += 1
         seconds += result.seconds
-        log.info("QAT epoch %d: val acc %.2f%% (fp32 %.2f%%, PTQ %.2f%%)", epochs, 100.0 * result.val_acc, 100.0 * fp32,
-                 100.0 * ptq)
+        # "fp32 18.60%" for a pruned model read as the table's fp32 row (the unpruned model's): the model is named
+        log.info("QAT epoch %d: val acc %.2f%% (%s model before int8 %.2f%%, PTQ %.2f%%)", epochs, 100.0 * result.val_acc,
+                 source, 100.0 * fp32, 100.0 * ptq)
         if result.val_acc > best_acc:
             best_acc, best_state = result.val_acc, copy.deepcopy(quantized.state_dict())
     if best_state is not None:
@@ -188,7 +192,10 @@ def quantize(
     drop = _drop_pt(fp32, best_acc)
     within = drop <= cfg.max_acc_drop
     if not within:  # the drop printed to as many decimals as it takes to read as more than the allowance (0.304, not 0.30)
-        extra = f"after {counted(epochs, 'QAT epoch')}" if epochs else "and QAT is disabled"
-        note = "; ".join(filter(None, [note, f"int8 loses {drop_text(drop, limit=cfg.max_acc_drop)} pt of val accuracy "
-                                              f"{extra}, more than compress.quantize.max_acc_drop={cfg.max_acc_drop}"]))
+        # "... and QAT is disabled, more than max_acc_drop=0.0" hung the comparison on the wrong clause
+        lost = f"int8 loses {drop_text(drop, limit=cfg.max_acc_drop)} pt of val accuracy"
+        limit = f"more than compress.quantize.max_acc_drop={cfg.max_acc_drop:g}"
+        said = (f"{lost} after {counted(epochs, 'QAT epoch')}, {limit}" if epochs
+                else f"{lost}, {limit}; QAT is disabled (compress.quantize.qat.epochs=0)")
+        note = "; ".join(filter(None, [note, said]))
     return QuantizeResult(quantized, fp32, ptq, best_acc, epochs, seconds, cfg.max_acc_drop, within, note)

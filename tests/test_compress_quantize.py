@@ -144,8 +144,8 @@ def test_a_drop_over_max_acc_drop_is_printed_as_over_it(monkeypatch):
     data = dataclasses.make_dataclass("D", ["train", "val", "balanced"])(None, None, False)
     result = q.quantize(torch.nn.Linear(2, 2), data, cfg, fp32_val_acc=0.179)
     assert not result.within_tolerance and result.acc_drop == 0.304
-    assert result.note == ("int8 loses 0.304 pt of val accuracy and QAT is disabled, more than "
-                           "compress.quantize.max_acc_drop=0.3")
+    assert result.note == ("int8 loses 0.304 pt of val accuracy, more than compress.quantize.max_acc_drop=0.3; QAT is "
+                           "disabled (compress.quantize.qat.epochs=0)")
 
 
 def test_missing_or_corrupt_files_give_a_clear_error(tmp_path, data):
@@ -243,3 +243,29 @@ def test_quantize_says_when_a_members_calibration_starts_and_how_long_it_took(tr
     with caplog.at_level(logging.INFO, logger="compress.quantize"):
         quantize_ptq(trained, data.train, size=4)
     assert [r for r in caplog.records if r.name == "compress.quantize"] == []
+
+
+def test_the_over_tolerance_note_and_qat_log_name_the_setting_and_the_model_judged(monkeypatch, caplog):
+    # compress.quantize.max_acc_drop=0 qat.epochs=0 noted "int8 loses 0.70 pt of val accuracy and QAT is disabled, more
+    # than compress.quantize.max_acc_drop=0.0" ("more than" hung on "QAT is disabled"), and a pruned member's QAT log
+    # line read "(fp32 18.60%, PTQ ...)" beside a table whose fp32 row scored 27%: that 18.60% was the pruned model's.
+    import logging
+    import types
+
+    import torch
+
+    import compress.quantize as q
+
+    monkeypatch.setattr(q, "quantize_ptq", lambda model, train, **kw: (model, ""))
+    monkeypatch.setattr(q, "evaluate", lambda model, split, **kw: 0.172)
+    data = dataclasses.make_dataclass("D", ["train", "val", "balanced"])(None, None, False)
+    off = QuantizeConfig(calibration_size=32, max_acc_drop=0.0, qat=FinetuneConfig(epochs=0))
+    result = q.quantize(torch.nn.Linear(2, 2), data, off, fp32_val_acc=0.179)
+    assert result.note == ("int8 loses 0.70 pt of val accuracy, more than compress.quantize.max_acc_drop=0; QAT is "
+                           "disabled (compress.quantize.qat.epochs=0)")
+    monkeypatch.setattr(q, "distill", lambda *a, **kw: types.SimpleNamespace(val_acc=0.174, seconds=1.0))
+    on = dataclasses.replace(off, qat=FinetuneConfig(epochs=1, subset=8, batch_size=4))
+    with caplog.at_level(logging.INFO, logger="compress.quantize"):
+        result = q.quantize(torch.nn.Linear(2, 2), data, on, fp32_val_acc=0.179, source="pruned")
+    assert "QAT epoch 1: val acc 17.40% (pruned model before int8 17.90%, PTQ 17.20%)" in caplog.messages
+    assert result.note == "int8 loses 0.50 pt of val accuracy after 1 QAT epoch, more than compress.quantize.max_acc_drop=0"
