@@ -534,6 +534,8 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         "fp32_val_acc": q.fp32_val_acc, "ptq_val_acc": q.ptq_val_acc, "val_acc": q.val_acc,
         "qat_epochs": q.qat_epochs, "qat_seconds": q.qat_seconds, "max_acc_drop": q.max_acc_drop,
         "within_tolerance": q.within_tolerance, "note": q.note,
+        # the training images NNCF calibrated on: calibration_size, or all of them where that asks for more
+        "calibration_images": min(cfg.quantize.calibration_size, len(data.train)),
         **_file_accuracy(headline_logits, data, before=source), "test_acc_source": headline,
         "test_acc_openvino": accuracy(ov_logits, test, balanced=data.balanced),
         "test_acc_onnx": accuracy(ort_logits, test, balanced=data.balanced),

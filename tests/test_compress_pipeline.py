@@ -1457,3 +1457,14 @@ def test_an_eval_images_cap_above_a_splits_size_scores_that_split_whole(data):
     assert scored_indices(data, 100, seed=0)["test"] is None and scored_indices(data, 100, seed=0)["val"] is None
     assert len(scored_indices(data, 99, seed=0)["test"]) == 99 and scored_indices(data, 99, seed=0)["val"] is None
     assert scored_subset(data, 10**6, seed=0).test is data.test
+
+
+def test_int8_records_how_many_calibration_images_it_was_calibrated_on(checkpoint, data):
+    # compress.quantize.calibration_size above the training images calibrated on all of them, while the metrics
+    # recorded only the setting (the config's 10**6): int8.calibration_images is the count NNCF was given.
+    cfg = _cfg()
+    cfg.measure_latency = False
+    cfg.quantize.calibration_size = 10**6
+    metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
+    assert metrics["int8"]["calibration_images"] == len(data.train) < 10**6
+    assert metrics["config"]["quantize"]["calibration_size"] == 10**6
