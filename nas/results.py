@@ -43,7 +43,7 @@ from nas.data import Dataset, absolute_root, per_class_test_images, preprocessin
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx
-from nas.errors import ConfigError, counted
+from nas.errors import CheckpointError, ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.pareto_csv import fmt as _fmt, write_pareto_csv
@@ -345,12 +345,18 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     # final_train=none trains nothing: a member already final-trained keeps those weights (minutes of training), as
     # a report rebuilt with final_train=none only to skip training expects; replacing them by the proxy's lost them.
     kept_final = final is None and done is not None
-    up_to_date = (
+    # model.pt holds the weights this run wants: only what is made from them may be missing (model.onnx deleted by
+    # hand, its measured latency), and is made again from them rather than by training the member again (minutes, and
+    # new weights would make the compression redo its work too)
+    weights_kept = (
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
         and cached.get("metric", "accuracy") == data.metric.value  # its accuracies are scored the same way
         # same weights: trained with this recipe (its speed settings aside: a worker with other threads retrains nothing)
         and (_recipe(done) == _recipe(final) or kept_final)
         and (folder / "model.pt").is_file()
+    )
+    up_to_date = (
+        weights_kept
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())
         and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)
     )
@@ -384,14 +390,26 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             # all are made (deleted first, a stop during the final training, minutes, lost a usable member until a
             # rerun trained it again), then renamed in, metrics.json last and the old one deleted first: killed between
             # the renames, a rerun must not find the old metrics.json "up to date" beside new weights (`replacing_described`).
-            out = new_files.enter_context(replacing_described(
-                folder / "model.onnx", folder / PREDICTIONS_FILE, folder / "model.pt", description=metrics_path))
-            model = load_checkpoint(source)
-            final_info = None
-            if final is not None:
-                model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
-                final_info["recipe"] = final
-            save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
+            model = None
+            if weights_kept:
+                try:
+                    model = load_checkpoint(folder / "model.pt")
+                except CheckpointError as e:  # cut short or damaged: made again from the trial's weights
+                    log.warning("Pareto member %s is made again from its trial's weights: %s", arch.arch_id, e)
+            # a kept model.pt is not among the files replaced (those the block writes none of are deleted)
+            replaced = [folder / "model.onnx", folder / PREDICTIONS_FILE] + ([] if model is not None else [folder / "model.pt"])
+            out = new_files.enter_context(replacing_described(*replaced, description=metrics_path))
+            if model is not None:
+                log.info("Pareto member %s: its files are made again from its model.pt, whose weights are kept (no training)",
+                         arch.arch_id)
+                final_info = cached.get("final_train")
+            else:
+                model = load_checkpoint(source)
+                final_info = None
+                if final is not None:
+                    model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
+                    final_info["recipe"] = final
+                save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
             logits = torch_logits(model, data.test, batch_size=batch)
             test_acc = accuracy(logits, data.test, balanced=data.balanced)
             onnx_acc = onnx_diff = measured = measured_on = spread = None

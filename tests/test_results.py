@@ -734,3 +734,26 @@ def test_a_members_host_timing_on_a_busy_machine_says_so_beside_its_median(tmp_p
     monkeypatch.setattr(results_mod, "_measure_member", lambda *a: (0.57, 0.2))
     quiet, _ = results_mod.materialize_member(tmp_path, record, data, run)
     assert quiet["measured_latency_spread"] == 0.2 and "spread" not in quiet["measured_latency_how"]
+
+
+def test_a_member_whose_model_onnx_is_gone_gets_it_exported_again_from_its_model_pt_without_training_again(
+        tmp_path, compose_cfg, monkeypatch):
+    # A member folder with its model.onnx deleted (by hand, a cleanup) was trained again from scratch from the trial's
+    # proxy weights (minutes with the default recipe), and its new model.pt then made the compression redo its work too.
+    import json
+
+    import nas.results as results_mod
+    from nas.checkpoint import load_checkpoint, onnx_logits, torch_logits
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    folder = member.folder
+    weights = (folder / "model.pt").read_bytes()
+    before = json.loads((folder / "metrics.json").read_text())
+    (folder / "model.onnx").unlink()
+    monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: pytest.fail("trained the member again"))
+    metrics, _ = member.materialize()
+    assert (folder / "model.pt").read_bytes() == weights
+    assert metrics["final_train"] == before["final_train"] and metrics["test_acc"] == before["test_acc"]
+    assert np.allclose(onnx_logits(folder / "model.onnx", member.data.test),
+                       torch_logits(load_checkpoint(folder), member.data.test), atol=1e-4)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MEMBER_FILES)
