@@ -162,6 +162,8 @@ class _Member:
     vs_best: dict[str, Any] | None = None  # ... and with the member of the best test accuracy
     ms_decimals: int = 3  # decimals of the run's predicted latencies (_ms_decimals): the same for every member
     has_predictions: bool = True  # its folder holds test_predictions.csv (what members are compared image by image on)
+    # files its records describe (model.pt, model.onnx, the compressed files) that are not in its folder: deleted by hand
+    missing_files: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -307,6 +309,22 @@ def read_compressed(folder: pathlib.Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _missing_files(folder: pathlib.Path, metrics: dict[str, Any] | None, compressed: dict[str, Any] | None
+                   ) -> tuple[str, ...]:
+    """The files a member's records describe that its folder lacks: model.pt (a search's metrics.json records its
+    final_train), model.onnx (its test_acc_onnx) and the files of its compression (compressed_metrics.json's
+    `files`). () for a folder that is gone: the front table says that."""
+    if not folder.is_dir():
+        return ()
+    named = []
+    if metrics is not None:
+        named += ["model.pt"] * ("final_train" in metrics) + ["model.onnx"] * (metrics.get("test_acc_onnx") is not None)
+    files = (compressed or {}).get("files")
+    if isinstance(files, dict) and not (compressed or {}).get("error"):
+        named += sorted(str(name) for name in files.values())
+    return tuple(name for name in dict.fromkeys(named) if not (folder / name).is_file())
+
+
 def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member]:
     members = []
     for raw in header.get("members") or []:
@@ -328,7 +346,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             val_ci=_to_interval(raw.get("val_acc_ci95")), val_final=_to_float(raw.get("val_acc_final")),
             val_final_ci=_to_interval(raw.get("val_acc_final_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
-            has_predictions=(folder / PREDICTIONS_CSV).is_file()))
+            has_predictions=(folder / PREDICTIONS_CSV).is_file(),
+            missing_files=_missing_files(folder, metrics, read_compressed(folder))))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
     # apart: at 3, members sorted 0.2404 < 0.2399... read as two equal 0.240 ms.
     shown = [m.latency_ms for m in members] + [_to_float(((m.compressed or {}).get(stage) or {}).get("latency_ms"))
@@ -761,6 +780,17 @@ def _left_out_note(run: _Run) -> str:
     return (f"Not in this table, though on the Pareto front (trials.csv, is_pareto): {names}. Not final-trained because the "
             "search was interrupted, or their weights are missing (search.log says which); rerun the search command to "
             "add them.")
+
+
+def _missing_files_note(members: Sequence[_Member]) -> str:
+    """Files the members' records describe that are gone from their folders (deleted by hand), and what makes them
+    again: without it the tables listed them as the members' files. '' when none is gone."""
+    gone = [f"{m.arch_id}: {', '.join(m.missing_files)}" for m in members if m.missing_files]
+    if not gone:
+        return ""
+    return (f"Files gone from the members' folders: {'; '.join(gone)}. Rerun the search command to make them again "
+            "(model.onnx from the kept model.pt, without training; the int8 files by compressing the member again); "
+            "until then their rows describe files that are not there.")
 
 
 def _header_facts(run: _Run) -> list[tuple[str, str]]:
@@ -1439,8 +1469,15 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                          _fmt_ms(_to_float(s.get("latency_ms")), m.ms_decimals) + (f" ({chip})" if chip else ""),
                          _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
                          _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
-                         str(s.get("file") or _MISSING), "; ".join(notes)])
+                         _file_cell(s.get("file"), getattr(m, "missing_files", ())), "; ".join(notes)])
     return rows
+
+
+def _file_cell(name: Any, missing: Sequence[str]) -> str:
+    """A compressed row's file, marked where it is gone from the member's folder."""
+    if not name:
+        return _MISSING
+    return f"{name} (missing)" if str(name) in missing else str(name)
 
 
 def _qat_why(int8: dict[str, Any]) -> str:
@@ -1657,6 +1694,7 @@ def _render_html(run: _Run) -> str:
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
         _html_front_table(members) if members else _html_note(_no_members_note(run)), _html_note(_left_out_note(run)),
+        _html_note(_missing_files_note(members)),
         _html_note(_best_member_note(members)), _html_note(_predicted_note(members, run.header)),
         _html_note(_measured_note(members, run.header)),
         _html_note(_final_val_note(members)), _html_note(_ci_note(members)),
@@ -1721,7 +1759,7 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in (_left_out_note(run), _best_member_note(run.members),
+    lines += [f"\n_{note}_" for note in (_left_out_note(run), _missing_files_note(run.members), _best_member_note(run.members),
                                         _predicted_note(run.members, run.header), _measured_note(run.members, run.header),
                                         _final_val_note(run.members), _ci_note(run.members))
               if note]

@@ -1673,3 +1673,29 @@ def test_the_int8_rows_qat_reason_says_gained_where_ptq_raised_the_val_accuracy(
     int8.update(ptq_val_acc=0.13, max_acc_drop=0.0)  # no change at max_acc_drop=0: within, as compress.quantize judges it
     assert "QAT epochs 0 (PTQ lost 0.00 pt of val accuracy, within compress.quantize.max_acc_drop=0)" in \
         _compressed_rows([member], "edge_npu")[2][-1]
+
+
+def test_files_gone_from_a_members_folder_are_named_as_missing_with_the_command_that_makes_them_again(
+        run_dir: pathlib.Path) -> None:
+    """A member's model.onnx or model_int8.xml deleted by hand was still listed in the compressed table as its file,
+    and nothing said it was gone: the report claimed files that were not there."""
+    folder = run_dir / "checkpoints" / SLOW
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "final_train": None, "test_acc_onnx": 0.88}))
+    files = {"fp32_onnx": "model.onnx", "int8_onnx": "model_int8.onnx", "int8_xml": "model_int8.xml",
+             "int8_bin": "model_int8.bin"}
+    (folder / "compressed_metrics.json").write_text(json.dumps(
+        {"hw": "edge_npu", "files": files, "fp32": {"test_acc": 0.9, "file": "model.onnx"}, "pruned": {"pruned": False},
+         "int8": {"test_acc": 0.89, "qat_epochs": 0, "file": "model_int8.onnx", "file_ir": "model_int8.xml"}}))
+    for name in ("model.pt", "model.onnx", "model_int8.onnx", "model_int8.xml", "model_int8.bin"):
+        (folder / name).write_bytes(b"x")
+    assert "missing" not in _markdown(run_dir).split("## Compressed")[-1]
+    assert "gone from" not in _markdown(run_dir)
+    (folder / "model.onnx").unlink()
+    (folder / "model_int8.xml").unlink()
+    text = _markdown(run_dir)
+    assert "| model.onnx (missing) |" in text
+    note = (f"Files gone from the members' folders: {SLOW}: model.onnx, model_int8.xml. Rerun the search command to make "
+            "them again (model.onnx from the kept model.pt, without training; the int8 files by compressing the member "
+            "again); until then their rows describe files that are not there.")
+    assert _both_reports_say(run_dir, note)
