@@ -241,9 +241,21 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
 
 def _rebuild_hint(run_dir: pathlib.Path) -> str:
     """What to do about a damaged pareto.json of `run_dir`: the search that wrote it ran, so not 'run it first', but
-    rebuild the folder's files from its study (which writes pareto.json anew), with the search's data.root, final_train
-    and compress as its config.yaml records them (`nas.rebuild.rebuild_settings`: without them the rebuild was refused,
-    or trained and compressed the members again with the defaults); where config.yaml cannot be read, those named."""
+    rebuild the folder's files from its study (`_rebuild_text`)."""
+    return f"damaged; {_rebuild_text(run_dir)}"
+
+
+def _searched(run_dir: pathlib.Path) -> bool:
+    """Whether a search ran in `run_dir` (its study.db or config.yaml is there): a file of it that is gone is written
+    again by the rebuild from its study, not by running the search first."""
+    return (run_dir / "study.db").is_file() or (run_dir / "config.yaml").is_file()
+
+
+def _rebuild_text(run_dir: pathlib.Path) -> str:
+    """'rebuild the run folder's files from its study: python -m nas.report ...' (which writes trials.csv and pareto.json
+    anew), with the search's data.root, final_train and compress as its config.yaml records them
+    (`nas.rebuild.rebuild_settings`: without them the rebuild was refused, or trained and compressed the members again
+    with the defaults); where config.yaml cannot be read, those named."""
     settings = None
     try:
         # nas.rebuild (Hydra, OmegaConf; no torch) only here: the report of a sound run folder imports nothing from nas
@@ -254,11 +266,11 @@ def _rebuild_hint(run_dir: pathlib.Path) -> str:
         settings = rebuild_settings(run_dir)
     named = _rebuild_command(str(run_dir), [])
     if settings is None:
-        return (f"damaged; rebuild the run folder's files from its study: python -m nas.report {named} with the search's "
+        return (f"rebuild the run folder's files from its study: python -m nas.report {named} with the search's "
                 "settings (its data.root, final_train and compress: config.yaml holds them; search.storage for a study "
                 "not in its study.db)")
     # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
-    return (f"damaged; rebuild the run folder's files from its study: python -m nas.report {' '.join([named, *settings])}"
+    return (f"rebuild the run folder's files from its study: python -m nas.report {' '.join([named, *settings])}"
             " (and search.storage=... for a study not in its study.db)")
 
 
@@ -381,7 +393,7 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
         raise MissingRunFileError(f"no run folder '{run_dir.name}' in {parent}; {_SEARCH_HINT}")
     for name in (TRIALS_CSV, PARETO_JSON):
         if not (run_dir / name).is_file():
-            raise MissingRunFileError(f"no {name} in {run_dir}; {_SEARCH_HINT}")
+            raise MissingRunFileError(f"no {name} in {run_dir}; {_rebuild_text(run_dir) if _searched(run_dir) else _SEARCH_HINT}")
     header = read_pareto_json(run_dir / PARETO_JSON)
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),

@@ -1147,7 +1147,12 @@ def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
     atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
                                "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace(),
                                "setup_warnings": list(warnings), "pareto_created": _pareto_created(run_dir)})
-    if (run_dir / "report.md").is_file():
+    gone = [name for name in ("trials.csv", "pareto.json") if not (run_dir / name).is_file()]
+    if (run_dir / "report.md").is_file() and gone:  # deleted by hand: the report is rendered from them
+        log.warning("the report of the earlier run is not marked as out of date: %s %s gone from the run folder; this "
+                    "search writes %s again at its end", " and ".join(gone), "is" if len(gone) == 1 else "are",
+                    "it" if len(gone) == 1 else "them")
+    elif (run_dir / "report.md").is_file():
         with run_folder_lock(run_dir):  # a worker finishing meanwhile writes its report under the same lock
             try:
                 # the earlier run's plots are kept where its files have not changed since (drawing is most of the cost)

@@ -1699,3 +1699,21 @@ def test_files_gone_from_a_members_folder_are_named_as_missing_with_the_command_
             "them again (model.onnx from the kept model.pt, without training; the int8 files by compressing the member "
             "again); until then their rows describe files that are not there.")
     assert _both_reports_say(run_dir, note)
+
+
+def test_a_run_folder_whose_trials_csv_or_pareto_json_was_deleted_names_the_rebuild_from_its_study(
+        run_dir: pathlib.Path) -> None:
+    """trials.csv or pareto.json deleted from a run folder whose search ran (its study.db and config.yaml are there) said
+    "run `python -m nas.search` first": the rebuild from the study writes them again, with no training."""
+    (run_dir / "study.db").write_bytes(b"")
+    (run_dir / "config.yaml").write_text("data: {root: /data/fm}\ncompress: {members: none}\n")
+    for name in ("trials.csv", "pareto.json"):
+        kept = (run_dir / name).read_bytes()
+        (run_dir / name).unlink()
+        with pytest.raises(MissingRunFileError) as err:
+            write_reports(run_dir)
+        message = str(err.value)
+        assert message.startswith(f"no {name} in {run_dir}; rebuild the run folder's files from its study: python -m "
+                                  f"nas.report search.runs_dir={run_dir.parent} search.study_name=run ")
+        assert "data.root=/data/fm" in message and "compress=none" in message and "nas.search` first" not in message
+        (run_dir / name).write_bytes(kept)

@@ -1539,3 +1539,19 @@ def test_a_training_subset_smaller_than_the_classes_is_warned_about_in_search_lo
                                                 "search.export_onnx=false")))
     assert "train.subset=4 is fewer images than the 10 classes" in (result.run_dir / "search.log").read_text()
     assert "train.subset=4 is fewer images" in (result.run_dir / "report.md").read_text()
+
+
+def test_a_search_over_a_folder_whose_trials_csv_was_deleted_says_it_writes_the_files_again(tmp_path, caplog):
+    # Marking the earlier report as out of date, a search over a run folder whose trials.csv was deleted warned "no
+    # trials.csv in ...; run `python -m nas.search` first", though that was the command running.
+    import logging
+
+    from nas.search import _mark_started
+
+    (tmp_path / "report.md").write_text("# an earlier run's report\n")
+    (tmp_path / "pareto.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="nas.search"):
+        _mark_started(tmp_path, warnings=())
+    assert [r.getMessage() for r in caplog.records if r.name == "nas.search"] == [
+        "the report of the earlier run is not marked as out of date: trials.csv is gone from the run folder; this search "
+        "writes it again at its end"]
