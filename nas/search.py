@@ -996,7 +996,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             earlier: Sequence[logging.LogRecord], digests: SplitImageDigests) -> SearchResult:
     """`run_search` once its input is checked and its study open: the trials, then the run folder's files. `digests`:
     `split_image_digests(data)`, computed where the study was opened."""
-    _check_study_not_lost(study, run_dir)
+    _check_study_not_lost(study, run_dir, own_storage=not run.search.storage)
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)
     left_out = seeds_left_out(study, seeds)
@@ -1174,16 +1174,30 @@ def _with_memory_budget(run: RunConfig) -> RunConfig:
     return dataclasses.replace(run, search=dataclasses.replace(run.search, memory_budget_gb=budget / 2**30))
 
 
-def _check_study_not_lost(study: optuna.Study, run_dir: Path) -> None:
+def _check_study_not_lost(study: optuna.Study, run_dir: Path, *, own_storage: bool) -> None:
     """`ConfigError` when the study holds no trial but the run folder's trials.csv lists some: its database was emptied
-    or replaced (a 0-byte study.db opens as a new study), and running on would retrain them and overwrite trials/."""
+    or replaced (a 0-byte study.db opens as a new study), and running on would retrain them and overwrite trials/; or,
+    where the storage is the folder's own study.db (`own_storage`), the folder was copied or renamed from another run's."""
     listed = run_dir / "trials.csv"
     if study.get_trials(deepcopy=False) or not listed.is_file():
         return
     n = max(0, len(listed.read_text(errors="replace").splitlines()) - 1)  # rows after the header
-    if n:
-        raise ConfigError(f"study {study.study_name!r} holds no trials, but {listed} lists {n}: its database was lost or "
-                          f"replaced; restore it, or pass a new search.study_name=... (or remove {run_dir} to start over)")
+    if not n:
+        return
+    # A folder copied or renamed from runs/<other> keeps its database whole, with the study of that name in it: which
+    # resumes only in a folder of its name (the run folder is runs_dir/study_name), not "lost; restore it". Only for the
+    # folder's own study.db (no search.storage): a shared storage holds other studies of right
+    others = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(study._storage, include_best_trial=False)
+              if s.study_name != study.study_name and s.n_trials} if own_storage else {}
+    if len(others) == 1:
+        (name, trials), = others.items()
+        raise ConfigError(
+            f"study {study.study_name!r} holds no trials, but {listed} lists {n}: the folder's database holds study "
+            f"{name!r} ({counted(trials, 'trial')}), so the folder was copied or renamed from a run of that name, and a "
+            f"study resumes only under its own name: move the folder back to {run_dir.parent / name} and rerun with "
+            f"search.study_name={name}, or pass a new search.study_name=... (or remove {run_dir} to start over)")
+    raise ConfigError(f"study {study.study_name!r} holds no trials, but {listed} lists {n}: its database was lost or "
+                      f"replaced; restore it, or pass a new search.study_name=... (or remove {run_dir} to start over)")
 
 
 def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ()) -> SearchResult:

@@ -1555,3 +1555,25 @@ def test_a_search_over_a_folder_whose_trials_csv_was_deleted_says_it_writes_the_
     assert [r.getMessage() for r in caplog.records if r.name == "nas.search"] == [
         "the report of the earlier run is not marked as out of date: trials.csv is gone from the run folder; this search "
         "writes it again at its end"]
+
+
+def test_a_run_folder_copied_to_another_name_says_whose_study_its_database_holds(tmp_path):
+    # A run folder copied (or renamed) from runs/r1 to runs/r2 and searched with search.study_name=r2 was refused as a
+    # lost or replaced database ("restore it"), though its study.db was whole: it holds study 'r1', which resumes only
+    # in a folder of that name.
+    from nas.search import _check_study_not_lost
+
+    run_dir = tmp_path / "r2"
+    run_dir.mkdir()
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    old = optuna.create_study(study_name="r1", storage=storage)
+    for value in (0.5, 0.6):
+        old.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+    (run_dir / "trials.csv").write_text("number,state\n0,COMPLETE\n1,COMPLETE\n")
+    with pytest.raises(ConfigError) as err:
+        _check_study_not_lost(optuna.create_study(study_name="r2", storage=storage), run_dir, own_storage=True)
+    assert str(err.value) == (
+        f"study 'r2' holds no trials, but {run_dir / 'trials.csv'} lists 2: the folder's database holds study 'r1' "
+        f"(2 trials), so the folder was copied or renamed from a run of that name, and a study resumes only under its "
+        f"own name: move the folder back to {tmp_path / 'r1'} and rerun with search.study_name=r1, or pass a new "
+        f"search.study_name=... (or remove {run_dir} to start over)")
