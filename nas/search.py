@@ -1340,6 +1340,11 @@ def storage_or_disk_problem(e: BaseException) -> str | None:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
             return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
+        # a run folder's entry of the wrong kind, made by hand (a member's folder replaced by a file): not the code's fault
+        if isinstance(e, OSError) and e.filename and e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            wrong = ("a folder stands where the run writes a file" if e.errno == errno.EISDIR
+                     else "a file stands where the run needs a folder")
+            return f"{e.filename}: {e.strerror} ({wrong}: move it away)"
         if isinstance(e, OperationalError):  # SQLite: "database or disk is full", "database is locked", "readonly database"
             return f"the study database: {str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__}"
         # the cause, or the exception being handled when it was raised (not when raised `from None`)
@@ -1373,7 +1378,7 @@ def main(cfg: DictConfig) -> None:
             if (problem := storage_or_disk_problem(e)) is None:
                 raise
             print(f"error: cannot write the run ({problem}); the finished trials are kept in the study: fix that (free "
-                  "space, the run folder's permissions, the database server) and rerun the same command to resume",
+                  "space, the run folder's permissions or entries, the database server) and rerun the same command to resume",
                   file=sys.stderr)
             sys.exit(1)
     print(f"run folder: {result.run_dir}")

@@ -1577,3 +1577,23 @@ def test_a_run_folder_copied_to_another_name_says_whose_study_its_database_holds
         f"(2 trials), so the folder was copied or renamed from a run of that name, and a study resumes only under its "
         f"own name: move the folder back to {tmp_path / 'r1'} and rerun with search.study_name=r1, or pass a new "
         f"search.study_name=... (or remove {run_dir} to start over)")
+
+
+def test_a_file_where_the_run_needs_a_folder_is_named_in_one_line_not_a_traceback():
+    # A member's checkpoints/<arch_id> replaced by a file (or a folder where the run writes a file) ended the rerun of
+    # the search in a 40-line FileExistsError traceback: it is a run-folder problem like a full disk, said in one line.
+    import errno
+
+    from nas.search import storage_or_disk_problem
+
+    folder = "/runs/r1/checkpoints/d13a90aaf1"
+    assert storage_or_disk_problem(FileExistsError(errno.EEXIST, "File exists", folder)) == (
+        f"{folder}: File exists (a file stands where the run needs a folder: move it away)")
+    assert storage_or_disk_problem(NotADirectoryError(errno.ENOTDIR, "Not a directory", f"{folder}/model.pt")) == (
+        f"{folder}/model.pt: Not a directory (a file stands where the run needs a folder: move it away)")
+    try:
+        raise RuntimeError("wrapped") from IsADirectoryError(errno.EISDIR, "Is a directory", "/runs/r1/report.html")
+    except RuntimeError as e:
+        assert storage_or_disk_problem(e) == (
+            "/runs/r1/report.html: Is a directory (a folder stands where the run writes a file: move it away)")
+    assert storage_or_disk_problem(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
