@@ -19,6 +19,7 @@ import contextlib
 import copy
 import csv
 import datetime as _dt
+import hashlib
 import io
 import json
 import logging
@@ -35,7 +36,8 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, replacing_described,
+    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, read_checkpoint,
+    replacing_described,
     save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
@@ -319,6 +321,23 @@ def final_trained_otherwise(run_dir: Path, final_train: TrainConfig) -> dict[str
     return out
 
 
+def train_seed(arch: ArchConfig, *, search_seed: int) -> int:
+    """The seed a search trains `arch` with (and a member's final training starts from): same architecture and same
+    search.seed give the same weights, so a re-proposed architecture reuses its result exactly."""
+    return int(hashlib.sha1(f"{arch.arch_id}:{search_seed}".encode()).hexdigest()[:8], 16)
+
+
+def _unusable(path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot be read ('missing', 'damaged (<why>)'); None when it can."""
+    if not path.is_file():
+        return "missing"
+    try:
+        read_checkpoint(path)
+    except CheckpointError as e:
+        return f"damaged ({e})"
+    return None
+
+
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *,
                        train: bool = True, test_images: dict[str, Any] | None = None,
                        ) -> tuple[dict[str, Any], np.ndarray] | None:
@@ -376,10 +395,11 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             measured_on = cached.get("measured_latency_on")
             spread = cached.get("measured_latency_spread")
             final_info = cached.get("final_train")
-        elif not source.is_file():  # trials/ pruned by hand, or a worker's weights not copied here
-            log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are missing and %s is "
+        elif final is None and (damage := _unusable(source)) is not None:  # its proxy weights are the member's
+            # trials/ pruned by hand, a worker's weights not copied here, or the file cut short (a copy, the disk)
+            log.warning("Pareto member %s (trial %d) is left out of the run's files: its weights %s are %s and %s is "
                         "not up to date; restore the file (or its checkpoint folder) and rerun", arch.arch_id, record.number,
-                        source, folder)
+                        source, damage, folder)
             return None
         elif final is not None and not train:
             log.info("Pareto member %s (trial %d) is not final-trained: the search was interrupted; rerun the same command to "
@@ -404,10 +424,15 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                          arch.arch_id)
                 final_info = cached.get("final_train")
             else:
-                model = load_checkpoint(source)
                 final_info = None
-                if final is not None:
-                    model, final_info = final_train(arch, data, run, seed=int(model.meta.get("seed", 0)))
+                if final is None:
+                    model = load_checkpoint(source)
+                else:
+                    # A final training starts from scratch: of the trial's file it needs the seed only, which the search
+                    # derives from the arch (`train_seed`) where the file is missing or damaged
+                    seed = (train_seed(arch, search_seed=run.search.seed) if _unusable(source) is not None
+                            else int(read_checkpoint(source)[2].get("seed", 0)))
+                    model, final_info = final_train(arch, data, run, seed=seed)
                     final_info["recipe"] = final
                 save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
             logits = torch_logits(model, data.test, batch_size=batch)

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import datetime
 import gc
-import hashlib
 import json
 import logging
 import math
@@ -69,7 +68,7 @@ from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, f
                         training_refusal)
 from nas.model import build_model
 from nas.pareto_csv import write_pareto_csv
-from nas.results import final_trained_otherwise, front_records, trial_record, write_run_files
+from nas.results import final_trained_otherwise, front_records, train_seed, trial_record, write_run_files
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,
@@ -242,11 +241,6 @@ def seeds_left_out(study: optuna.Study, archs: Sequence[ArchConfig]) -> str | No
             f"{counted(len(trials), 'trial')}; pass a new search.study_name to start from them")
 
 
-def _train_seed(arch: ArchConfig, seed: int) -> int:
-    # Same architecture + same search seed -> same weights: duplicates can reuse results exactly.
-    return int(hashlib.sha1(f"{arch.arch_id}:{seed}".encode()).hexdigest()[:8], 16)
-
-
 def _previous_result(study: optuna.Study, arch_id: str, run_dir: Path) -> tuple[int, tuple[float, float]] | None:
     """(number, values) of a finished trial of the same architecture whose weights are kept: a re-proposed arch reuses
     its result (same arch and seed give the same weights)."""
@@ -354,7 +348,7 @@ def make_objective(
             # Evaluation in smaller batches scores every image as the configured batch would: only the peak shrinks.
             fit = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=budget_bytes)
             train_cfg = dataclasses.replace(run.train, eval_batch_size=fit)
-        seed = _train_seed(arch, run.search.seed)
+        seed = train_seed(arch, search_seed=run.search.seed)
         seed_everything(seed)
         model = build_model(arch)
         model.set_normalization(data.mean, data.std)

@@ -757,3 +757,29 @@ def test_a_member_whose_model_onnx_is_gone_gets_it_exported_again_from_its_model
     assert np.allclose(onnx_logits(folder / "model.onnx", member.data.test),
                        torch_logits(load_checkpoint(folder), member.data.test), atol=1e-4)
     assert sorted(p.name for p in folder.iterdir()) == sorted(MEMBER_FILES)
+
+
+def test_a_member_whose_trial_weights_are_cut_short_is_final_trained_from_its_seed_or_left_out_with_one_line(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # trials/<arch_id>.pt cut short (a copy, the disk) stopped the rerun of the search with "checkpoint ... is corrupt"
+    # when the member had to be made again, though a final training starts from scratch and needs only the trial's seed
+    # (`train_seed`, as the search trains it); with final_train=none (the proxy weights are the member's) it is left out
+    # with a warning naming the file, as a missing one is.
+    import logging
+    import shutil
+
+    import nas.results as results_mod
+    from nas.checkpoint import load_checkpoint
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    arch_id = member.folder.name
+    (tmp_path / "trials" / f"{arch_id}.pt").write_bytes(b"cut short")
+    shutil.rmtree(member.folder)
+    metrics, _ = member.materialize()
+    assert metrics["final_train"]["epochs"] == 2
+    assert load_checkpoint(member.folder).meta["seed"] == results_mod.train_seed(
+        load_checkpoint(member.folder).arch, search_seed=0)
+    shutil.rmtree(member.folder)
+    with caplog.at_level(logging.WARNING, logger="nas.results"):
+        assert member.materialize("final_train=none") is None
+    assert f"its weights {tmp_path / 'trials' / f'{arch_id}.pt'} are damaged (" in caplog.text
