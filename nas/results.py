@@ -367,13 +367,18 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     # model.pt holds the weights this run wants: only what is made from them may be missing (model.onnx deleted by
     # hand, its measured latency), and is made again from them rather than by training the member again (minutes, and
     # new weights would make the compression redo its work too)
+    pt_problem = _unusable(folder / "model.pt")
     weights_kept = (
         cached.get("arch_id") == arch.arch_id and cached.get("test_acc") is not None
         and cached.get("metric", "accuracy") == data.metric.value  # its accuracies are scored the same way
         # same weights: trained with this recipe (its speed settings aside: a worker with other threads retrains nothing)
         and (_recipe(done) == _recipe(final) or kept_final)
-        and (folder / "model.pt").is_file()
+        # readable: one cut short (a copy, the disk) taken as up to date stayed broken, and the compression that could not
+        # load it deleted the member's int8 files
+        and pt_problem is None
     )
+    if cached and pt_problem not in (None, "missing"):
+        log.warning("Pareto member %s is made again: its model.pt is %s", arch.arch_id, pt_problem)
     up_to_date = (
         weights_kept
         and (not run.search.export_onnx or (folder / "model.onnx").is_file())

@@ -783,3 +783,16 @@ def test_a_member_whose_trial_weights_are_cut_short_is_final_trained_from_its_se
     with caplog.at_level(logging.WARNING, logger="nas.results"):
         assert member.materialize("final_train=none") is None
     assert f"its weights {tmp_path / 'trials' / f'{arch_id}.pt'} are damaged (" in caplog.text
+
+
+def test_a_member_whose_model_pt_is_cut_short_is_made_again_not_taken_as_up_to_date(tmp_path, compose_cfg, monkeypatch):
+    # A member's model.pt cut short (a copy, the disk) beside a whole metrics.json was taken as up to date: the member
+    # stayed broken, and the compression, which could not load it, recorded an error and deleted the member's int8 files.
+    from nas.checkpoint import load_checkpoint
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    weights = (member.folder / "model.pt").read_bytes()
+    (member.folder / "model.pt").write_bytes(weights[:100])
+    metrics, _ = member.materialize()
+    assert metrics["final_train"]["epochs"] == 2
+    assert load_checkpoint(member.folder).meta["final_train"]["epochs"] == 2  # whole again
