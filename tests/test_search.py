@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,10 +126,16 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     (run_dir / "trials" / f"{first['arch_id']}.pt").unlink()
     again = export_study(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
     assert first["arch_id"] in [m["arch_id"] for m in again.pareto] and (run_dir / first["checkpoint"] / "model.pt").is_file()
-    # Its folder out of date as well (another final_train recipe): left out of the files with a warning, not deleted.
+    # Its folder out of date as well (another final_train recipe): a final training starts from scratch and needs only
+    # the trial's seed (nas.results.train_seed), so the member is final-trained without the trial's file.
     again = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=smoke",
                                                "final_train.subset=64")))  # few images: which members train is checked
-    assert first["arch_id"] not in [m["arch_id"] for m in again.pareto] and (run_dir / first["checkpoint"] / "model.pt").is_file()
+    assert first["arch_id"] in [m["arch_id"] for m in again.pareto]
+    assert nas.load_checkpoint(run_dir / first["checkpoint"]).meta["final_train"]["epochs"] == 2
+    # With final_train=none the proxy weights are the member: its folder gone too, it is left out with a warning
+    shutil.rmtree(run_dir / first["checkpoint"])
+    again = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=none")))
+    assert first["arch_id"] not in [m["arch_id"] for m in again.pareto]
     assert f"Pareto member {first['arch_id']} (trial {first['number']}) is left out of the run's files" in (
         run_dir / "search.log").read_text()
     assert next(r for r in _rows(run_dir) if r["arch_id"] == first["arch_id"])["is_pareto"] == "True"
