@@ -91,7 +91,10 @@ class SearchResult:
     first: `arch_id`, `latency_ms`, `val_acc`, `test_acc` (its `model.pt`'s: the final-trained weights, or the trial's
     where no final training ran), `checkpoint` (its folder, relative to `run_dir`), `arch` (its `ArchConfig.to_dict()`),
     ...); `files`, the report's files by name (`{"report.html": <path>, ...}`); `stopped_by`, the signal that stopped the
-    run early, None when it finished."""
+    run early, None when it finished; `ended_early`, why its trials ended, without a signal, before the study held
+    `search.n_trials` finished ones (the line search.log gives: trials failing in training in a row, the give-up on the
+    latency budget, `search.timeout_s`), None otherwise. A search that ends, not interrupted, with `n_complete == 0` found
+    nothing to deploy (`found_nothing`): `python -m nas.search` then exits 1, after writing its files."""
 
     run_dir: Path
     study_name: str
@@ -101,11 +104,18 @@ class SearchResult:
     # The signal that stopped the run before it finished (SIGINT for Ctrl-C, SIGTERM), None when it finished: the
     # commands exit with 128 + its number, as the shell reports death by it.
     stopped_by: signal.Signals | None = None
+    ended_early: str | None = None
 
     @property
     def interrupted(self) -> bool:
         """Whether Ctrl-C or SIGTERM stopped the run before it finished (`stopped_by` says which)."""
         return self.stopped_by is not None
+
+    @property
+    def found_nothing(self) -> bool:
+        """Whether the search ended, not interrupted, with no finished trial in its study (every trial failed, or every
+        architecture sampled was over the latency budget): there is no model to deploy (`ended_early` says why)."""
+        return self.n_complete == 0 and self.stopped_by is None
 
 
 def make_sampler(run: RunConfig, *, trials_before: int = 0) -> optuna.samplers.BaseSampler:
@@ -153,7 +163,7 @@ def check_image_size(data: Dataset, run: RunConfig | None = None) -> None:
 def check_budget(run: RunConfig, data: Dataset) -> None:
     """Refuse a latency budget that no architecture of the space can meet, and a memory budget in which none can train
     a batch of `train.batch_size`: every candidate would fail at once, and the search sampled 50 per trial asked for
-    before it gave up (minutes of failures, exit status 0)."""
+    before it gave up (minutes of failures for nothing)."""
     memory = memory_budget(run.search.memory_budget_gb)
     if memory is not None:
         # a training set smaller than the batch trains in batches of its size (as the objective judges each candidate)
@@ -584,9 +594,11 @@ def _interrupt(signum: int) -> KeyboardInterrupt:
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study) -> signal.Signals | None:
+def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
+                study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
     """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
-    for Ctrl-C, SIGTERM), None when they were not.
+    for Ctrl-C, SIGTERM; None when they were not) and the line saying why they ended before the study was full without
+    one (too many failures in a row, the give-up, the time limit; None when it is full: `SearchResult.ended_early`).
 
     Safe with other workers on the same study: a trial starts only while finished + running trials
     leave room for it, trials of dead workers are failed and re-queued, and while the remaining
@@ -601,6 +613,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
     attempts_left = SAMPLES_PER_TRIAL * max(1, target - done)
     poll_s = min(5.0, s.heartbeat_s / 2)
     waiting_logged = False
+    ended_early: str | None = None
     try:
         with (_Progress(total=target, done=done, enabled=s.progress) as progress, _quiet_interrupts(),
               _interrupts_at_safe_points() as stop_if_asked):
@@ -646,15 +659,17 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                 attempts_left -= 1
                 study.optimize(objective, n_trials=1, callbacks=[after_trial])  # gc: in after_trial
                 if s.max_failures_in_a_row is not None and len(failures) >= s.max_failures_in_a_row:
-                    log.warning("%s", _failures_text(failures, complete=_n_complete(study), target=target))
+                    ended_early = _failures_text(failures, complete=_n_complete(study), target=target)
+                    log.warning("%s", ended_early)
                     break
             else:  # out of time or attempts before the study was full: say which, a short run is not a finished one
                 complete = _n_complete(study)
                 if complete >= target:  # time or attempts ran out with the last trial, which filled the study
                     pass
                 elif time.monotonic() >= deadline:
-                    log.info("search.timeout_s=%g reached: %d of %s finished; rerun the same command to go on",
-                             s.timeout_s, complete, counted(target, "trial"))
+                    ended_early = (f"search.timeout_s={s.timeout_s:g} reached: {complete} of {counted(target, 'trial')} "
+                                   "finished; rerun the same command to go on")
+                    log.info("%s", ended_early)
                 else:
                     states = [t.state for t in study.get_trials(deepcopy=False)]
                     # the budget the trials applied: the study's, which a worker that joined later may have tightened
@@ -673,14 +688,15 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Stud
                            f"{budget:g}{said} (pruned without training{_how_far_over(run, data, study, budget)}); the "
                            f"budget admits few architectures of this space: {advice}" if budget is not None else
                            f"{states.count(TrialState.FAIL)} in the study failed: see fail_reason in trials.csv")
-                    log.warning("gave up after %d sampled architectures with %d of %s finished: %s",
-                                SAMPLES_PER_TRIAL * max(1, target - done), complete, counted(target, "trial"), why)
+                    ended_early = (f"gave up after {SAMPLES_PER_TRIAL * max(1, target - done)} sampled architectures "
+                                   f"with {complete} of {counted(target, 'trial')} finished: {why}")
+                    log.warning("%s", ended_early)
     except KeyboardInterrupt as e:
         requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
         log.warning("interrupted: keeping %s%s; rerun the same command to resume", counted(_n_complete(study), "finished trial"),
                     f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
-        return interrupting_signal(e)  # which one: the command's exit status says it
-    return None
+        return interrupting_signal(e), None  # which one: the command's exit status says it
+    return None, ended_early
 
 
 def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool,
@@ -1013,7 +1029,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             run = _with_memory_budget(run)  # its line in search.log too
             for line in warned:  # the search still runs: each may be wanted on purpose, or fixed for the next run
                 log.warning("%s", line)
-            trials_stopped_by = _run_trials(run, data, run_dir, study)  # SIGINT (Ctrl-C), SIGTERM or None
+            trials_stopped_by, ended_early = _run_trials(run, data, run_dir, study)  # SIGINT (Ctrl-C), SIGTERM or None
             pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=trials_stopped_by is None,
                                                     marker=marker, warnings=_joined(earlier, warned), profiles=profiles)
         n = _n_complete(study)
@@ -1022,6 +1038,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
     return SearchResult(
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
         files=files, stopped_by=trials_stopped_by if trials_stopped_by is not None else stopped,
+        ended_early=ended_early,
     )
 
 
@@ -1378,6 +1395,8 @@ def main(cfg: DictConfig) -> None:
     print(f"run folder: {result.run_dir}")
     if result.stopped_by is not None:  # inside a trial, or in the members' final training or compression
         sys.exit(128 + result.stopped_by)
+    if result.found_nothing:  # every trial failed, or was over the budget: `nas.search && deploy` must not go on
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # its command line was checked at the top

@@ -1604,3 +1604,43 @@ def test_a_file_where_the_run_needs_a_folder_is_named_in_one_line_not_a_tracebac
         assert storage_or_disk_problem(e) == (
             "/runs/r1/report.html: Is a directory (a folder stands where the run writes a file: move it away)")
     assert storage_or_disk_problem(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+
+
+def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_files(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                   monkeypatch, capsys):
+    # Every trial failed (the failure stop) or every architecture sampled was over the budget (the give-up): the command
+    # exited 0, so `python -m nas.search ... && deploy` carried on with no model. From Python the result says so.
+    from nas.train import TrainingDiverged
+
+    def diverge(*args, **kwargs):
+        raise TrainingDiverged("training loss became nan (lr=1000000000.0); the candidate is unstable")
+
+    with monkeypatch.context() as m:
+        m.setattr(search_mod, "train_candidate", diverge)
+        failing = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
+                             "search.max_failures_in_a_row=2", "search.export_onnx=false")
+        result = run_search(compose_cfg(*failing))
+        assert result.found_nothing and result.n_complete == 0 and not result.interrupted
+        assert result.ended_early.startswith("stopped after 2 trials in a row failed in training, each with: "
+                                             "TrainingDiverged: training loss became nan")
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            search_mod.main(compose_cfg(*failing))
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().out.splitlines()[-1] == f"run folder: {result.run_dir}"  # the last line as before
+    assert (result.run_dir / "report.md").is_file() and [r["state"] for r in _rows(result.run_dir)] == ["FAIL"] * 4
+
+    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 3)  # not 50: each sample is a trial in the study
+    over = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random", "search.study_name=over",
+                      "search.latency_budget_ms=0.172", "search.export_onnx=false")
+    with pytest.raises(SystemExit) as exit_info:
+        search_mod.main(compose_cfg(*over))
+    assert exit_info.value.code == 1 and (tmp_path / "over" / "report.md").is_file()
+    result = run_search(compose_cfg(*over))  # resumed: gives up again
+    assert result.found_nothing and result.ended_early.startswith("gave up after 3 sampled architectures with 0 of 1 "
+                                                                  "trial finished: 6 in the study were over")
+    # a search with a finished trial exits 0 (main returns), and its result says it found something
+    ok = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.study_name=ok", "search.export_onnx=false")
+    assert search_mod.main(compose_cfg(*ok)) is None
+    result = run_search(compose_cfg(*ok))
+    assert not result.found_nothing and result.ended_early is None and result.n_complete == 1
