@@ -25,8 +25,9 @@ if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a t
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, register_configs,
-                        shell_command, shell_override, structured, validate_compress_config, validate_data_config)
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
+                        register_configs, shell_command, shell_override, structured, validate_compress_config,
+                        validate_data_config)
 from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm, wrong_type
 from nas.latency.hardware import input_warning
 from nas.rebuild import override_value, searched_final_train
@@ -41,19 +42,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("compress.run")
 
 
-def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[str] = ()) -> dict[str, Any]:
+def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[str] | None = None) -> dict[str, Any]:
     """Validate the config, load the data, compress the checkpoint; return compressed_metrics.json.
 
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m compress.run` passes
     them), so that a data.test_size / data.val_size named there for data with that split of its own is warned about
-    even at its default value (`nas.data.load_dataset`). The caller's torch threads and random states are as they were
-    when it returns (`nas.train.caller_settings_kept`): compressing sets both.
+    even at its default value (`nas.data.load_dataset`); None (the default): those of the overrides
+    `compose_compress_config` recorded in `cfg` (`nas.config.composed_overrides`). The caller's torch threads and random
+    states are as they were when it returns (`nas.train.caller_settings_kept`): compressing sets both.
 
     From Python: `run_compress(compose_compress_config(["checkpoint=<folder>", "hw=cpu"]))` (both in `compress`).
     """
     if not isinstance(cfg, (DictConfig, CompressRunConfig)):  # OmegaConf's "Input cfg is not an OmegaConf config object"
         raise wrong_type("cfg", cfg, "pass the DictConfig that compress.compose_compress_config([\"checkpoint=<folder>\", "
                                      "...]) returns (or a CompressRunConfig)")
+    overridden = overridden_or_recorded(cfg, overridden)
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     run.hw.validate()
     validate_compress_config(run.compress)

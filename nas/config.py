@@ -8,6 +8,7 @@ cross-field rules) are checked by `validate_run_config`, which `run_search` call
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -16,11 +17,11 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
@@ -338,7 +339,12 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, type]]:
 
 def structured(cfg: DictConfig, cls: type[T]) -> T:
     """Convert a composed config to its schema dataclass; OmegaConf errors and keys the schema lacks (added with
-    `+key=`) become one-line `ConfigError`s."""
+    `+key=`) become one-line `ConfigError`s. The overrides `compose_search_config` records (`hydra.overrides.task`)
+    are Hydra's record, not a setting: left out."""
+    if isinstance(cfg, DictConfig) and "hydra" in cfg:
+        cfg = copy.deepcopy(cfg)  # the caller's config keeps its record
+        with open_dict(cfg):
+            del cfg["hydra"]
     unknown = _unknown_keys(cfg) if isinstance(cfg, DictConfig) else []
     if unknown:
         raise ConfigError(unknown_key_message(*unknown[0]))
@@ -722,14 +728,16 @@ def datasheet_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None 
 def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m nas.search <overrides>` runs with, for `nas.run_search(cfg)` from Python (a notebook, a
     pipeline). A wrong override is a one-line `ConfigError`, as on the command line; overrides that are not a list of
-    "key=value" strings (a dict, say) a one-line `TypeError`."""
+    "key=value" strings (a dict, say) a one-line `TypeError`. The config records `overrides` where a Hydra run keeps
+    its command line, under `hydra.overrides.task` (`composed_overrides`): `run_search` takes the keys they set as the
+    settings asked for (a copy or merge of the config keeps them; the run's config.yaml leaves them out)."""
     return _compose("search", overrides, example=["hw=edge_npu", "search.n_trials=30"])
 
 
 def compose_compress_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m compress.run <overrides>` runs with, for `compress.run_compress(cfg)` from Python, e.g.
-    `compose_compress_config([f"checkpoint={result.run_dir / member['checkpoint']}", "hw=cpu"])`. Errors as
-    `compose_search_config`'s."""
+    `compose_compress_config([f"checkpoint={result.run_dir / member['checkpoint']}", "hw=cpu"])`. Errors, and the
+    overrides it records for `run_compress`, as `compose_search_config`'s."""
     return _compose("compress_run", overrides, example=["checkpoint=runs/<study>/checkpoints/<arch_id>", "hw=cpu"])
 
 
@@ -754,9 +762,14 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
-            return compose(config_name=config_name, overrides=list(overrides))
+            cfg = compose(config_name=config_name, overrides=list(overrides))
         except Exception as exc:  # Hydra/OmegaConf composition errors
             raise ConfigError(compose_error_message(exc) + _flat_file_hint(overrides, None)) from None
+    # Where Hydra keeps a run's command line (its own `hydra` node, which compose leaves out), so that a Python caller's
+    # run warns about settings asked for that do nothing, as the command does; only the overrides, not Hydra's settings.
+    with open_dict(cfg):
+        cfg.hydra = {"overrides": {"task": list(overrides)}}
+    return cfg
 
 
 # The setting a path given alone most likely meant, per command (its config name), for the hint.
@@ -772,6 +785,28 @@ def overridden_keys(overrides: Sequence[str]) -> frozenset[str]:
 
     parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
     return frozenset(o.key_or_group for o in parsed if not o.is_delete())
+
+
+def composed_overrides(cfg: Any) -> list[str] | None:
+    """The overrides `cfg` was composed with, as `compose_search_config` (and `compose_compress_config`) record them
+    under `hydra.overrides.task`; None for a config that records none (one a Hydra command hands its function, a
+    `RunConfig`)."""
+    if not isinstance(cfg, DictConfig):
+        return None
+    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    return [str(o) for o in task] if isinstance(task, ListConfig) else None
+
+
+def overridden_or_recorded(cfg: Any, overridden: Collection[str] | None) -> Collection[str]:
+    """`overridden` (the keys a caller says were set), or when None the keys of the overrides `cfg` records
+    (`composed_overrides`), none if it records none. A str is a one-line `TypeError`: it was matched as a substring."""
+    if isinstance(overridden, str):
+        raise wrong_type("overridden", overridden, f"pass a collection of config keys, e.g. {{{overridden!r}}} "
+                                                   "(nas.config.overridden_keys(overrides) makes it from overrides)")
+    if overridden is not None:
+        return overridden
+    recorded = composed_overrides(cfg)
+    return overridden_keys(recorded) if recorded else frozenset()
 
 
 def command_line_keys() -> frozenset[str]:

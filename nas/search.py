@@ -54,7 +54,8 @@ from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
                             save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
-                        command_line_keys, register_configs, to_run_config, validate_run_config)
+                        command_line_keys, overridden_or_recorded, register_configs, to_run_config,
+                        validate_run_config)
 from nas.data import (
     Dataset, SplitImageDigests, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning,
     imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
@@ -909,15 +910,17 @@ def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Ite
         handler.close()
 
 
-def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ()) -> SearchResult:
+def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | None = None) -> SearchResult:
     """Run (or resume, or join as one more worker) the search described by `cfg` (`nas.compose_search_config(...)`),
     write the run folder's files, and return a `SearchResult` (the run folder, its Pareto members, the report's files).
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m nas.search` passes
-    them), for the warnings about settings that were asked for and do nothing, even at their default values.
+    them), for the warnings about settings that were asked for and do nothing, even at their default values; None (the
+    default): those of the overrides `compose_search_config` recorded in `cfg` (`nas.config.composed_overrides`).
 
     Nothing is written before the input is validated, the data loaded and the storage opened. The caller's torch
     threads, random states and Optuna verbosity are as they were when it returns (`_caller_settings_kept`).
     """
+    overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)
     with _caller_settings_kept():
         return _run_search(run, overridden=overridden)
@@ -1211,7 +1214,7 @@ def _check_study_not_lost(study: optuna.Study, run_dir: Path, *, own_storage: bo
                       f"replaced; restore it, or pass a new search.study_name=... (or remove {run_dir} to start over)")
 
 
-def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = ()) -> SearchResult:
+def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | None = None) -> SearchResult:
     """Rebuild a run folder's files and report from an existing study, on any machine.
 
     Reads the study from `search.storage` (the hw/space/data/train it was created with come from the
@@ -1222,8 +1225,10 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] = (
     (`overridden`), rather than done again with its defaults.
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m nas.report` passes
     them), for the warnings about settings that were asked for and do nothing: those the study's replace, and a split
-    size of data with that split of its own, even at its default value (as `run_search` warns).
+    size of data with that split of its own, even at its default value (as `run_search` warns); None (the default):
+    those of the overrides `compose_search_config` recorded in `cfg`.
     """
+    overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)
     with _caller_settings_kept():
         return _export_study(run, overridden=overridden)

@@ -833,3 +833,27 @@ def test_a_compress_number_written_as_a_percentage_gets_the_line_with_its_range(
     # a compress setting without a range of its own: the plain-number line all the same
     assert precheck_overrides(["compress.recover.lr=fast"], config_name="compress_run") == (
         "compress.recover.lr='fast' (set on the command line) must be a plain number, without units")
+
+
+def test_compose_search_config_records_its_overrides_where_hydra_keeps_a_command_line():
+    # run_search(compose_search_config([...])) could not tell the settings asked for (overridden was empty unless
+    # passed): the config records its overrides under hydra.overrides.task, which copies and merges keep, and which
+    # the conversion to the schema leaves out
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from compress import compose_compress_config, run_compress
+    from nas.config import composed_overrides, compose_search_config, overridden_or_recorded
+
+    cfg = compose_search_config(["train=smoke", "data.test_size=0.2"])
+    assert composed_overrides(cfg) == ["train=smoke", "data.test_size=0.2"]
+    assert composed_overrides(copy.deepcopy(cfg)) == composed_overrides(OmegaConf.merge(cfg, {"search": {"seed": 1}}))
+    assert overridden_or_recorded(cfg, None) == {"train", "data.test_size"} and overridden_or_recorded(cfg, ()) == ()
+    assert composed_overrides(compose_search_config()) == [] and composed_overrides(to_run_config(cfg)) is None
+    run = to_run_config(cfg)
+    assert run.train.epochs == to_run_config(compose_search_config(["train=smoke"])).train.epochs
+    assert "hydra" in cfg  # the caller's config keeps its record after the conversion
+    assert composed_overrides(compose_compress_config(["checkpoint=/x"])) == ["checkpoint=/x"]
+    with pytest.raises(TypeError, match=r"^overridden='data\.test_size' is a str; pass a collection of config keys"):
+        run_compress(compose_compress_config(["checkpoint=/x"]), overridden="data.test_size")

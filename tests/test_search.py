@@ -1644,3 +1644,34 @@ def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_fil
     assert search_mod.main(compose_cfg(*ok)) is None
     result = run_search(compose_cfg(*ok))
     assert not result.found_nothing and result.ended_early is None and result.n_complete == 1
+
+
+def test_run_search_from_python_warns_about_the_settings_its_composed_overrides_asked_for(tiny_idx_root, tmp_path,
+                                                                                          monkeypatch, caplog):
+    # run_search(compose_search_config([..., "data.test_size=0.2"])) never said that the test size did nothing
+    # (fashion_mnist has its own test split): `overridden` was empty unless passed, unlike the command's. And a str
+    # passed as `overridden` was matched as a substring ("data.test_size" in "data.test_size=0.2").
+    from nas import compose_search_config
+
+    overrides = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "data.test_size=0.2", "search.export_onnx=false")
+    with pytest.raises(TypeError, match=r"^overridden='data\.test_size' is a str; pass a collection of config keys, "
+                                        r"e\.g\. \{'data\.test_size'\} \(nas\.config\.overridden_keys\(overrides\) makes "
+                                        r"it from overrides\)$"):
+        run_search(compose_search_config(overrides), overridden="data.test_size")
+    with pytest.raises(TypeError, match=r"^overridden='data\.test_size' is a str"):
+        export_study(compose_search_config(overrides), overridden="data.test_size")
+
+    def stop(*args, **kwargs):
+        raise ConfigError("stopped once the data is loaded")  # the warning is given while it loads
+
+    monkeypatch.setattr(search_mod, "check_image_size", stop)
+
+    def warned(**kwargs) -> bool:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nas.data"), pytest.raises(ConfigError, match="stopped once"):
+            run_search(compose_search_config(overrides), **kwargs)
+        return any(r.getMessage().startswith("data.test_size=0.2 is not used: data=fashion_mnist has its own test split")
+                   for r in caplog.records)
+
+    # by default the keys compose_search_config recorded; those given instead when given, none among them too
+    assert warned() and warned(overridden={"data.test_size"}) and not warned(overridden=())
