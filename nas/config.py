@@ -1195,10 +1195,11 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
-    if override and head.startswith(("hw.", "compress.")) and "=" in head and (
+    if override and "=" in head and (head.startswith(("hw.", "compress.")) or name_unit(head.split("=", 1)[0]) is not None) and (
             number := not_a_number_message(head.split("=", 1)[0], str(cause or ""), path=None, command_line=True)) is not None:
-        # hw.mac_per_s='4 TOPS': the unit the number goes in, as for the same value in the chip's file;
-        # compress.prune.ratio=25%: its range and that 25% is 0.25
+        # hw.mac_per_s='4 TOPS', search.latency_budget_ms=1ms: the unit the number goes in, as for the same value in the
+        # chip's file; compress.prune.ratio=25%: its range and that 25% is 0.25 (other keys keep OmegaConf's words:
+        # search.n_trials=abc is no number with a unit)
         return number
     if override and "=" in head and _NOT_A_LIST.match(str(cause or "").strip()):
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
@@ -1246,18 +1247,46 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
 _NOT_CONVERTED = re.compile(r"Value '(?P<value>.*)' of type '(?P<type>str|float)' could not be converted to (?P<to>Integer|Float)")
 
 
+# The unit a setting's name ends in (search.latency_budget_ms, search.timeout_s, search.memory_budget_gb), with the
+# ways a value may carry it (`1ms`, `2 s`): such a value is refused naming the unit, as a chip's numbers are (FIELD_UNITS).
+NAME_UNITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ms": ("milliseconds", ("ms", "msec", "millisecond", "milliseconds")),
+    "s": ("seconds", ("s", "sec", "secs", "second", "seconds")),
+    "us": ("microseconds", ("us", "µs", "usec", "microsecond", "microseconds")),
+    "bytes": ("bytes", ("b", "byte", "bytes")),
+    "gb": ("GiB", ("g", "gb", "gib")),
+}
+_NUMBER_AND_UNIT = re.compile(r"\s*(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>\S*)\s*")
+
+
+def name_unit(full_key: str, value: str = "") -> tuple[str, str] | None:
+    """(`in <unit>`, an example) for a setting whose name ends in its unit (`search.latency_budget_ms`: milliseconds;
+    not a rate such as `mac_per_s`), None for others. The example turns `value` written with that unit (`1ms`) into
+    the setting without it (`1ms is search.latency_budget_ms=1`); '' when `value` is not so written."""
+    name = full_key.rsplit(".", 1)[-1]
+    suffix = name.rsplit("_", 1)[-1] if "_" in name else ""
+    if suffix not in NAME_UNITS or name.endswith(f"_per_{suffix}"):
+        return None
+    unit, spellings = NAME_UNITS[suffix]
+    found = _NUMBER_AND_UNIT.fullmatch(value)
+    written = found is not None and found["unit"].lower() in spellings
+    return f"in {unit}", (f"{value.strip()} is {full_key}={found['number']}" if written else "")
+
+
 def not_a_number_message(full_key: str, error: str, *, path: Path | None, command_line: bool = False) -> str | None:
     """One line for OmegaConf's `error` ("Value '4 TOPS' of type 'str' could not be converted to Float") about the
     number `full_key` (`hw.mac_per_s`) of a group's file at `path` (None: not known), or given as a command-line
     override (`command_line`): the key, the value as written, where it was set, and that a plain number goes there,
-    with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s) and its
-    range for a compress setting's (`COMPRESS_FIELD_UNITS`: `25%` is 0.25). None for other errors."""
+    with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s), its
+    range for a compress setting's (`COMPRESS_FIELD_UNITS`: `25%` is 0.25) and for a setting whose name ends in its
+    unit (`name_unit`: `1ms is search.latency_budget_ms=1`). None for other errors."""
     found = _NOT_CONVERTED.search(error)
     if found is None:
         return None
     group, _, key = full_key.partition(".")
     unit, example = (FIELD_UNITS.get(key.split(".")[0], ("", "")) if group == "hw"
-                     else COMPRESS_FIELD_UNITS.get(key, ("", "")) if group == "compress" else ("", ""))
+                     else COMPRESS_FIELD_UNITS.get(key) or name_unit(full_key, found["value"]) or ("", "") if group == "compress"
+                     else name_unit(full_key, found["value"]) or ("", ""))
     where = " (set on the command line)" if command_line else f" (set in {path})" if path is not None else ""
     kind = "a whole number" if found["to"] == "Integer" else "a plain number"
     # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field

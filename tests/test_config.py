@@ -857,3 +857,24 @@ def test_compose_search_config_records_its_overrides_where_hydra_keeps_a_command
     assert composed_overrides(compose_compress_config(["checkpoint=/x"])) == ["checkpoint=/x"]
     with pytest.raises(TypeError, match=r"^overridden='data\.test_size' is a str; pass a collection of config keys"):
         run_compress(compose_compress_config(["checkpoint=/x"]), overridden="data.test_size")
+
+
+def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit_line():
+    # search.latency_budget_ms=1ms gave OmegaConf's "Value '1ms' of type 'str' could not be converted to Float": the
+    # name says the unit, so the line says a number of milliseconds goes there, as for a chip's numbers with their unit
+    from nas.config import name_unit, precheck_overrides, register_configs
+
+    register_configs()
+    assert precheck_overrides(["search.latency_budget_ms=1ms"], config_name="search") == (
+        "search.latency_budget_ms='1ms' (set on the command line) must be a plain number in milliseconds, without units "
+        "(1ms is search.latency_budget_ms=1)")
+    assert precheck_overrides(["search.heartbeat_s=30s"], config_name="search") == (
+        "search.heartbeat_s='30s' (set on the command line) must be a whole number in seconds, without units (30s is "
+        "search.heartbeat_s=30)")
+    # another unit than the name's: no example to convert it by
+    assert precheck_overrides(["search.timeout_s=1h"], config_name="search") == (
+        "search.timeout_s='1h' (set on the command line) must be a plain number in seconds, without units")
+    assert precheck_overrides(["search.latency_budget_ms=0.5"], config_name="search") is None
+    # a rate is no count of its unit; a name without a unit keeps OmegaConf's words (test above)
+    assert name_unit("hw.mac_per_s") is None and name_unit("search.n_trials") is None
+    assert name_unit("search.memory_budget_gb", "8 GiB") == ("in GiB", "8 GiB is search.memory_budget_gb=8")
