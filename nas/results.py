@@ -44,7 +44,8 @@ from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warn
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
-from nas.latency.measure import busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx
+from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx,
+                                 uncalibrated_warning)
 from nas.errors import CheckpointError, ConfigError, counted
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
@@ -619,11 +620,12 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
                         members: list[dict[str, Any]], *, warnings: Sequence[str],
                         profiles: Sequence[HardwareProfile]) -> dict[str, Any]:
     """pareto.json and pareto.csv of `members` (pareto.json's content is returned)."""
-    # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), when its
-    # uncalibrated file leaves datasheet numbers to the generic defaults, and (also) when its calibration was never
-    # measured at the data's input (extrapolated).
-    latency = [w for w in (host_mismatch(run.hw, others=profiles), datasheet_warning(run.hw),
-                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size)) if w]
+    # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), or was
+    # never calibrated (the datasheet roofline of a CPU), when its uncalibrated file leaves datasheet numbers to the
+    # generic defaults, and (also) when its calibration was never measured at the data's input (extrapolated).
+    latency = [w for w in (host_mismatch(run.hw, others=profiles), uncalibrated_warning(run.hw),
+                           datasheet_warning(run.hw), input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size))
+               if w]
     pareto = {
         "study_name": study.study_name,
         "hw": run.hw.name,

@@ -2275,3 +2275,21 @@ def test_validations_first_line_says_its_date_is_the_validations_not_the_measure
     record = json.loads((tmp_path / "v" / "validation.json").read_text())
     first = (tmp_path / "v" / "validation.md").read_text().splitlines()[0]
     assert first.endswith(f", measured on AMD EPYC; validated {record['date']}."), first
+
+
+def test_a_host_profile_that_is_not_calibrated_is_warned_about_with_the_commands_to_calibrate_it():
+    # hw=cpu_ort (timed here, "datasheet numbers (uncalibrated)" in --help) searched without a word, ranking candidates
+    # by a CPU's datasheet roofline; predicted-only chips (edge_npu, mobile_cpu) are uncalibrated by design and have
+    # the report's "Latency predictor: roofline from the datasheet numbers (not calibrated ...)" line instead
+    from nas.config import hw_profiles
+    from nas.latency.measure import uncalibrated_warning
+
+    shipped = {p.name: p for p in hw_profiles()}
+    warning = uncalibrated_warning(shipped["cpu_ort"])
+    assert warning.startswith("hw=cpu_ort is timed on this host (onnxruntime) but not calibrated: its predicted "
+                              "latencies, which the search ranks candidates by, are the roofline of its datasheet numbers")
+    assert "\n" not in warning and warning.endswith(
+        "calibrate a copy for this host: `python -m nas.latency.profile hw=cpu_ort n=50 out=my_cpu_ort.csv`, then "
+        "`python -m nas.latency.fit hw=cpu_ort 'measurements=[my_cpu_ort.csv]' out=myconf/hw/my_cpu_ort.yaml`, and "
+        "search with `--config-dir myconf hw=my_cpu_ort` (README, 'Onboarding a chip')")
+    assert [name for name, p in shipped.items() if uncalibrated_warning(p)] == ["cpu_ort"]

@@ -1675,3 +1675,18 @@ def test_run_search_from_python_warns_about_the_settings_its_composed_overrides_
 
     # by default the keys compose_search_config recorded; those given instead when given, none among them too
     assert warned() and warned(overridden={"data.test_size"}) and not warned(overridden=())
+
+
+def test_a_search_on_a_host_profile_that_is_not_calibrated_warns_in_its_setup(tiny_idx_root, compose_cfg):
+    # hw=cpu_ort: its predictions were the datasheet roofline of a CPU (several times this host's measured times), and
+    # neither search.log nor the report's Warnings said so; edge_npu, predicted only, is uncalibrated by design
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+
+    def warned(hw: str) -> list[str]:
+        run = to_run_config(compose_cfg(f"hw={hw}", f"data.root={tiny_idx_root}", "train.threads=1",
+                                        "final_train.threads=1"))
+        return [w for w in setup_warnings(run, load_dataset(run.data)) if "not calibrated" in w]
+
+    assert [w[:52] for w in warned("cpu_ort")] == ["hw=cpu_ort is timed on this host (onnxruntime) but n"]
+    assert warned("edge_npu") == [] and warned("mobile_cpu") == []

@@ -241,16 +241,33 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
     fitting = [p.name for p in others if p.name != hw.name and p.calibration and p.calibrated_on
                and not cpu_difference(host, p.calibrated_on)
                and (p.runtime, p.precision, p.threads) == (hw.runtime, hw.precision, hw.threads)]
-    # Commands to run as they stand, writing a profile of the user's own: a fit of hw=<name> itself rewrites the
-    # shipped profile's calibration of the other machine in a checkout.
-    mine = f"my_{hw.name}"
-    calibrate = (f"calibrate a copy for this host: `python -m nas.latency.profile hw={hw.name} n=50 out={mine}.csv`, then "
-                 f"`python -m nas.latency.fit hw={hw.name} 'measurements=[{mine}.csv]' out=myconf/hw/{mine}.yaml`, and "
-                 f"search with `--config-dir myconf hw={mine}` (README, 'Onboarding a chip')")
+    calibrate = _calibrate_a_copy(hw)
     remedy = (f"use hw={fitting[0]}, calibrated on this CPU model with the same runtime settings, or {calibrate}"
               if fitting else calibrate)
     return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, but this host is {here}: its predicted latencies "
             f"describe that machine, not this one; {remedy}")
+
+
+def _calibrate_a_copy(hw: HardwareProfile) -> str:
+    """'calibrate a copy for this host: <the commands>': to run as they stand, writing a profile of the user's own (a
+    fit of hw=<name> itself rewrites the shipped profile in a checkout)."""
+    mine = f"my_{hw.name}"
+    return (f"calibrate a copy for this host: `python -m nas.latency.profile hw={hw.name} n=50 out={mine}.csv`, then "
+            f"`python -m nas.latency.fit hw={hw.name} 'measurements=[{mine}.csv]' out=myconf/hw/{mine}.yaml`, and "
+            f"search with `--config-dir myconf hw={mine}` (README, 'Onboarding a chip')")
+
+
+def uncalibrated_warning(hw: HardwareProfile) -> str | None:
+    """One line for the user when `hw` is timed on this host (it has a `runtime`: the `cpu*` profiles) but has no
+    calibration: its predictions are the roofline of its datasheet numbers, guesses for a CPU, which the search ranks
+    candidates by. None for a calibrated profile, and for a predicted-only chip (edge_npu): uncalibrated by design, with
+    nothing here to calibrate it on (`describe_predictor` says so in the report)."""
+    if not hw.runtime or hw.calibration:
+        return None
+    return (f"hw={hw.name} is timed on this host ({hw.runtime}) but not calibrated: its predicted latencies, which the "
+            "search ranks candidates by, are the roofline of its datasheet numbers, not fitted to measurements, and may "
+            "be several times off this CPU's times (the report's 'measured on host' shows the members'); "
+            f"{_calibrate_a_copy(hw)}")
 
 
 def hw_choices(profiles: Sequence[HardwareProfile], *, host: str | None = None, default: str = "") -> str:
