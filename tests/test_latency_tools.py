@@ -2065,7 +2065,10 @@ def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, spa
     assert fitted_file_name("chip") == "chip.fitted.yml"
     text, fitted = (tmp_path / "chip.yaml").read_text(), (tmp_path / "chip.fitted.yml").read_text()
     source = (CONF_DIR / "hw" / "cpu.yaml").read_text()  # the shipped profile the fit started from: its datasheet part stays
-    assert text == (source.split(CALIBRATION_MARKER)[0].replace("name: cpu\n", "name: chip\n") + CALIBRATION_MARKER
+    described = f"description: {cpu.description}\n"  # a copy's says where it was refitted (test at the end)
+    assert described in source
+    assert text == (source.split(CALIBRATION_MARKER)[0].replace("name: cpu\n", "name: chip\n").replace(
+        described, f'description: "{cpu.description}, refitted on AMD EPYC"\n') + CALIBRATION_MARKER
                     + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, calibration, residual: in that file\n")
     assert fitted.startswith(CALIBRATION_MARKER + "\n# fitted ") and "\ncalibration:\n" in fitted
     profile = load_hw_profile(tmp_path / "chip.yaml")
@@ -2293,3 +2296,31 @@ def test_a_host_profile_that_is_not_calibrated_is_warned_about_with_the_commands
         "`python -m nas.latency.fit hw=cpu_ort 'measurements=[my_cpu_ort.csv]' out=myconf/hw/my_cpu_ort.yaml`, and "
         "search with `--config-dir myconf hw=my_cpu_ort` (README, 'Onboarding a chip')")
     assert [name for name, p in shipped.items() if uncalibrated_warning(p)] == ["cpu_ort"]
+
+
+def test_fit_cli_says_in_a_copys_description_that_it_was_refitted_on_this_cpu(tmp_path, cpu, space_t):
+    # `fit hw=cpu out=myconf/hw/my_cpu.yaml` on another CPU kept cpu's "host CPU (AMD EPYC Zen 4), ..." description: the
+    # copy's report and --help named the Zen 4 beside its calibrated_on line naming the machine it was fitted on
+    from nas.latency.fit import fit_command, refitted_description
+    from nas.latency.measure import cpu_signature
+    from nas.latency.profile import LatencyToolConfig
+
+    xeon = "Intel Xeon Platinum 8480; 16 cpus; Linux 6.1; family 6 model 143 stepping 8; avx512f"
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, xeon)
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+
+    def fit(out: str) -> HardwareProfile:
+        fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                                      out=str(tmp_path / out)))
+        return load_hw_profile(tmp_path / out)
+
+    assert cpu.description.startswith("host CPU (AMD EPYC Zen 4)")
+    copy = fit("my_cpu.yaml")
+    assert copy.description == f"{cpu.description}, refitted on {cpu_signature(xeon)}"
+    assert copy.calibrated_on == cpu_signature(xeon)  # the two lines of the copy's report agree
+    assert fit("cpu.yaml").description == cpu.description  # refitted under its own name: its own words stay
+    # a copy of a copy, or a copy refitted in place on yet another CPU, names the CPU of its latest fit alone
+    assert refitted_description(copy.description, machine="AMD EPYC 7B12; family 23 model 49", renamed=False) == (
+        f"{cpu.description}, refitted on AMD EPYC 7B12; family 23 model 49")
+    assert refitted_description("", machine=xeon, renamed=True) == ""

@@ -669,9 +669,11 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
     """`source_text` (a conf/hw/*.yaml) with its calibration block replaced by `profile.calibration`.
 
     Everything above the marker line (the datasheet numbers and their comments) is kept verbatim, but for its top-level
-    `name:`, which says `profile.name` (added first where the source has none).
+    `name:`, which says `profile.name` (added first where the source has none), and its `description:`, which says
+    `profile.description` where that differs (`refitted_description`; left out where the source has none).
     """
-    head = _named(source_text.split(CALIBRATION_MARKER)[0].rstrip(), profile.name) + "\n\n"
+    head = _named(source_text.split(CALIBRATION_MARKER)[0].rstrip(), profile.name)
+    head = _described(head, profile.description) + "\n\n"
     lines = [CALIBRATION_MARKER, f"# {note}", "# per op kind, in microseconds: fixed per op, per unit of work (MAC or element op), per byte moved",
              *(["# <unit type>/<op kind>: added to the op kind's terms for ops in that type of unit; <unit type>/unit: per unit"]
                if any("/" in k for k in profile.calibration) else []),
@@ -727,10 +729,46 @@ def write_calibrated(out: Path, text: str) -> Path:
     return sidecar
 
 
+def _top_level_line(key: str) -> re.Pattern[str]:
+    """The line of a hw file's top-level `key:` (a plain or quoted one-line value), its comment as `comment`."""
+    return re.compile(rf"^{key}:[ \t]*(?:\"[^\"\n]*\"|'[^'\n]*'|[^#\n]*?)(?P<comment>[ \t]+#[^\n]*)?[ \t]*$",
+                      re.MULTILINE)
+
+
+def _described(head: str, description: str) -> str:
+    """`head` (the datasheet part of a hw file) with its top-level `description:` value set to `description` where it
+    says another (its comment kept); as it was where it has none, or says that already (its quoting kept)."""
+    import yaml
+
+    try:
+        now = yaml.safe_load(head)
+    except yaml.YAMLError:
+        return head
+    if not isinstance(now, dict) or "description" not in now or now["description"] == description:
+        return head
+    return _top_level_line("description").sub(
+        lambda m: f"description: {json.dumps(description)}{m.group('comment') or ''}", head, count=1)
+
+
+_REFITTED = re.compile(r", refitted on [^\n]*$")
+
+
+def refitted_description(description: str, *, machine: str, renamed: bool) -> str:
+    """The `description` of a profile fitted on `machine` (a `machine_info` string): a copy under a new name (`renamed`)
+    says `<description>, refitted on <its CPU>`, since the original's names the CPU the original was made for ("host
+    CPU (AMD EPYC Zen 4)"), which the copy's report set beside its own `calibrated_on`; a description that says so
+    already gets this machine's CPU instead. Else, and when empty, as it is."""
+    from nas.latency.measure import cpu_signature
+
+    if not description or not (renamed or _REFITTED.search(description)):
+        return description
+    return f"{_REFITTED.sub('', description)}, refitted on {cpu_signature(machine)}"
+
+
 def _named(head: str, name: str) -> str:
     """`head` (the datasheet part of a hw file) with its top-level `name:` value set to `name` (its comment kept)."""
     value = name if re.fullmatch(r"[A-Za-z_][\w.-]*", name) else json.dumps(name)  # plain when YAML reads it as a string
-    line = re.compile(r"^name:[ \t]*(?:\"[^\"\n]*\"|'[^'\n]*'|[^#\n]*?)(?P<comment>[ \t]+#[^\n]*)?[ \t]*$", re.MULTILINE)
+    line = _top_level_line("name")
     if line.search(head):
         return line.sub(lambda m: f"name: {value}{m.group('comment') or ''}", head, count=1)
     return f"name: {value}\n{head}" if head else f"name: {value}"
@@ -829,7 +867,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
                          residual_trees=tool.residual_trees)
     # The file's name is its `hw=` choice: `out=my_chip.yaml` is hw=my_chip, and a copy that kept the source's `name: cpu`
     # called itself cpu in the search log, the report, pareto.json and the host hint (whose `hw=cpu` is another file).
-    profile = dataclasses.replace(result.profile, calibrated_on=machine, name=out.stem)
+    profile = dataclasses.replace(result.profile, calibrated_on=machine, name=out.stem, description=refitted_description(
+        result.profile.description, machine=machine, renamed=out.stem != source.stem))
     # The inputs measured, as in each row's arch_json: a profile fitted at 28x28 grey describes a 64x64 colour search
     # only by extrapolation, so the note counts the archs per input it has seen (`measured_inputs` lists them for the
     # search's warning; a mix is fine: the predictor costs each arch's own shape).
