@@ -13,7 +13,8 @@ import io
 import pathlib
 from typing import Any, Sequence
 
-from nas.report import PARETO_JSON, _write_atomic, int8_test_acc_source, read_compressed, read_pareto_json
+from nas.report import (MISSING_FILE_MARK, PARETO_JSON, _missing_files, _write_atomic, int8_test_acc_source,
+                        read_compressed, read_pareto_json)
 
 PARETO_CSV = "pareto.csv"
 # pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`. `hw` and
@@ -26,7 +27,8 @@ PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final
 # than pareto.json: compression runs after pareto.json is written (and compress.run of one member later still). Empty
 # for a member not compressed; a failed compression fills int8_error alone.
 # int8_hw_precision: the number format int8_latency_ms is predicted in, int8_hw's own (fp32 on hw=cpu: the int8 file's
-# architecture at float speed, not an int8 time).
+# architecture at float speed, not an int8 time). int8_file ends in MISSING_FILE_MARK where the file is gone from the
+# member's folder (deleted by hand), as the report's compressed table marks it: the CSV named a file that was not there.
 INT8_COLUMNS = ("int8_test_acc", "int8_test_acc_ci95", "int8_test_acc_source", "int8_latency_ms", "int8_hw",
                 "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error")
 
@@ -51,13 +53,15 @@ def _interval_cells(value: Any) -> list[str]:
     return ["", ""]
 
 
-def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str) -> dict[str, Any]:
+def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str, missing: Sequence[str] = ()) -> dict[str, Any]:
     """pareto.csv's `INT8_COLUMNS` of one member from its compressed_metrics.json (`compressed`, as
     `nas.report.read_compressed` reads it; None: not compressed, and {} is returned), as the report's int8 row shows
     them: the headline test accuracy and its interval, the runtime it is from, the chip's predicted latency of the int8
     file's architecture (the pruned one when pruned), that chip (compress.run may name another than the run's) and the
-    number format it predicts in (its hw.precision), the architecture's params and MACs, and the QDQ ONNX file relative to the run folder (`checkpoint`: the member's folder,
-    as pareto.json names it; the OpenVINO IR lies beside it)."""
+    number format it predicts in (its hw.precision), the architecture's params and MACs, and the QDQ ONNX file relative
+    to the run folder (`checkpoint`: the member's folder, as pareto.json names it; the OpenVINO IR lies beside it),
+    marked `MISSING_FILE_MARK` (' (missing)') where its name is among `missing` (the files of its records its folder
+    lacks)."""
     if not isinstance(compressed, dict):
         return {}
     if compressed.get("error"):
@@ -68,26 +72,30 @@ def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str) -> dict[
     pruned = compressed.get("pruned") or {}
     # int8 records its architecture's params, not its MACs: those are the pruned row's, or the fp32 row's when not pruned
     arch = pruned if pruned.get("pruned") else compressed.get("fp32") or {}
+    name = str(int8.get("file") or "model_int8.onnx")
     return {"int8_test_acc": int8.get("test_acc"), "int8_test_acc_ci95": int8.get("test_acc_ci95"),
             # as the report names it ('openvino' for files from before the field)
             "int8_test_acc_source": int8_test_acc_source(int8), "int8_latency_ms": int8.get("latency_ms"),
             "int8_hw": compressed.get("hw"), "int8_hw_precision": compressed.get("hw_precision"), "int8_params": int8.get("params"), "int8_macs": arch.get("macs"),
-            "int8_file": f"{checkpoint}/{int8.get('file') or 'model_int8.onnx'}"}
+            "int8_file": f"{checkpoint}/{name}{MISSING_FILE_MARK if name in missing else ''}"}
 
 
 def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None,
-               header: dict[str, Any] | None = None) -> str:
+               header: dict[str, Any] | None = None, missing: dict[str, Sequence[str]] | None = None) -> str:
     """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS` (`hw` and `hw_precision` from `header`,
     pareto.json's own fields, empty where it has none), then `INT8_COLUMNS` filled from `compressed` ({arch_id: its
     compressed_metrics.json}; a member not in it was not compressed), each interval split into `<name>_low` and
-    `<name>_high` (both empty where the member has none)."""
+    `<name>_high` (both empty where the member has none). `missing`: {arch_id: the files its compressed_metrics.json
+    names that its folder lacks}; an int8 file among them is marked so in `int8_file`."""
     run = {key: (header or {}).get(key) for key in ("hw", "hw_precision")}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     columns = PARETO_COLUMNS + INT8_COLUMNS
     w.writerow([h for c in columns for h in ((f"{c}_low", f"{c}_high") if c.endswith("_ci95") else (c,))])
     for m in members:
-        values = {**run, **m, **_int8_fields((compressed or {}).get(m.get("arch_id")), checkpoint=_checkpoint_of(m))}
+        arch_id = m.get("arch_id")
+        values = {**run, **m, **_int8_fields((compressed or {}).get(arch_id), checkpoint=_checkpoint_of(m),
+                                             missing=(missing or {}).get(arch_id, ()))}
         row: list[str] = []
         for c in columns:
             row += _interval_cells(values.get(c)) if c.endswith("_ci95") else [fmt(values.get(c))]
@@ -106,7 +114,9 @@ def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
     None: read from the folder's pareto.json) and
     their folders' compressed_metrics.json, as they are now: with pareto.json, again once members are compressed (the
     search after its compression, compress.run of a member), and by `python -m nas.report <run folder>`, so its int8
-    columns show what the report shows. Written atomically, and only where its content changes: returns whether it was.
+    columns show what the report shows (an int8 file deleted from its folder marked as missing, so that the next
+    `python -m nas.report` writes the CSV again). Written atomically, and only where its content changes: returns
+    whether it was.
 
     Raises `nas.report.ReportInputError` (one line, naming the rebuild from the study) for a pareto.json that cannot be
     read (not JSON, no object, its members no list), and `OSError` where the file cannot be written."""
@@ -115,7 +125,10 @@ def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
         header = read_pareto_json(folder / PARETO_JSON)
         members = [m for m in header.get("members") or [] if isinstance(m, dict)]
     compressed = {m.get("arch_id"): read_compressed(folder / _checkpoint_of(m)) for m in members}
-    data = pareto_csv(members, compressed=compressed, header=header).encode()
+    # the report's own test of which files are gone, so that the two never disagree
+    missing = {m.get("arch_id"): _missing_files(folder / _checkpoint_of(m), None, compressed[m.get("arch_id")])
+               for m in members}
+    data = pareto_csv(members, compressed=compressed, header=header, missing=missing).encode()
     path = folder / PARETO_CSV
     try:
         if path.read_bytes() == data:

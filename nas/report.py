@@ -69,6 +69,8 @@ line."""
 
 _DPI = 110
 _MISSING = "–"  # shown for unknown values (null test accuracy, pruned trial without accuracy, ...)
+# A file of a member's records that its folder lacks, after its name: in the compressed table and pareto.csv's int8_file
+MISSING_FILE_MARK = " (missing)"
 _SEARCH_HINT = "run `python -m nas.search` first"
 _STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 _KIND_ORDER = ("overhead", "conv", "pwconv", "dwconv", "linear", "matmul", "bn", "ln", "relu", "gelu",
@@ -1489,7 +1491,7 @@ def _file_cell(name: Any, missing: Sequence[str]) -> str:
     """A compressed row's file, marked where it is gone from the member's folder."""
     if not name:
         return _MISSING
-    return f"{name} (missing)" if str(name) in missing else str(name)
+    return f"{name}{MISSING_FILE_MARK}" if str(name) in missing else str(name)
 
 
 def _qat_why(int8: dict[str, Any]) -> str:
@@ -2036,7 +2038,8 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
 
 def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
-    from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna)."""
+    from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna). Returns the
+    exit code: 1 for a study with no finished trial (`SearchResult.found_nothing`), after writing the files."""
     from nas.config import compose_search_config, overridden_keys, override_syntax_problem
     from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr
 
@@ -2062,7 +2065,9 @@ def _from_study(overrides: Sequence[str]) -> int:
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)
         return 128 + result.stopped_by
-    return 0
+    # as `python -m nas.search`: a study with no finished trial has no model to deploy, so `nas.report ... && deploy`
+    # stops there (its files, saying so, are written)
+    return 1 if result.found_nothing else 0
 
 
 def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
@@ -2084,6 +2089,25 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
     named = [shell_override(key=key, value=str(value))
              for key, value in (("search.runs_dir", folder.parent), ("search.study_name", folder.name)) if key not in given]
     return " ".join([*named, *(shlex.quote(o) for o in overrides)])
+
+
+def _os_error_text(exc: OSError, run_dir: str) -> str:
+    """`main`'s line for an OSError of the report of `run_dir`: the file it was reading or writing, where the error names
+    one, and, for a file of its own the folder refused (a read-only disk, a folder this user may not write in), what
+    the folder is and what to do. "Read-only file system in ro" named neither the file nor the remedy."""
+    why = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"{why} in {run_dir}"
+    path = pathlib.Path(exc.filename)
+    if path.name not in (*REPORT_FILES, "pareto.csv"):  # reading one of its inputs (pareto.json, trials.csv)
+        return f"cannot read {path} ({why})"
+    if exc.errno == errno.EROFS:
+        return (f"cannot write {path}: the run folder {run_dir} is on a read-only file system ({why}); copy the folder "
+                "somewhere writable and run python -m nas.report on the copy")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"cannot write {path}: the run folder {run_dir} is not writable by this user ({why}); give it write "
+                "permission, or copy the folder somewhere writable and run python -m nas.report on the copy")
+    return f"cannot write {path} ({why})"
 
 
 # What nas.report's refusals of its command line say it takes.
@@ -2141,7 +2165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if write_pareto_csv(run_dir):
             paths.append(pathlib.Path(run_dir) / PARETO_CSV)
     except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback
-        message = str(exc) if isinstance(exc, ReportInputError) else f"{exc.strerror or exc} in {run_dir}"
+        message = str(exc) if isinstance(exc, ReportInputError) else _os_error_text(exc, run_dir)
         print(f"error: {message}", file=sys.stderr)
         return 2
     for path in paths:

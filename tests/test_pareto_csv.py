@@ -38,3 +38,38 @@ def test_pareto_csv_names_the_chip_and_number_format_of_each_predicted_latency(t
     with open(run_dir / "pareto.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert (row["hw"], row["hw_precision"], row["int8_hw_precision"]) == ("edge_npu", "", "fp32")
+
+
+def test_pareto_csv_marks_an_int8_file_gone_from_its_members_folder_as_missing_as_the_report_does(tmp_path):
+    # A member's model_int8.onnx deleted by hand: the report's compressed table said "model_int8.onnx (missing)", while
+    # pareto.csv's int8_file still named it as the member's file. Its other int8 columns (the compression's record)
+    # stay as they are.
+    member = {"number": 1, "arch_id": "aaaa000001", "latency_ms": 0.3, "checkpoint": "checkpoints/aaaa000001"}
+    run_dir = tmp_path / "run"
+    folder = run_dir / member["checkpoint"]
+    folder.mkdir(parents=True)
+    (run_dir / "pareto.json").write_text(json.dumps({"hw": "edge_npu", "members": [member]}))
+    files = {"int8_onnx": "model_int8.onnx", "int8_xml": "model_int8.xml", "int8_bin": "model_int8.bin"}
+    (folder / "compressed_metrics.json").write_text(json.dumps({
+        "hw": "edge_npu", "files": files, "fp32": {"macs": 100}, "pruned": {"pruned": False},
+        "int8": {"params": 700, "latency_ms": 0.2, "test_acc": 0.85, "file": "model_int8.onnx"}}))
+    for name in files.values():
+        (folder / name).write_bytes(b"x")
+
+    def row():
+        with open(run_dir / "pareto.csv", newline="") as f:
+            (only,) = list(csv.DictReader(f))
+        return only
+
+    assert write_pareto_csv(run_dir)
+    assert row()["int8_file"] == "checkpoints/aaaa000001/model_int8.onnx"
+    kept = row()
+    (folder / "model_int8.onnx").unlink()
+    assert write_pareto_csv(run_dir)  # the content changed: written again
+    assert row()["int8_file"] == "checkpoints/aaaa000001/model_int8.onnx (missing)"
+    assert {k: v for k, v in row().items() if k != "int8_file"} == {k: v for k, v in kept.items() if k != "int8_file"}
+    # the IR gone (not the file int8_file names) leaves the cell as it was; the file made again unmarks it
+    (folder / "model_int8.onnx").write_bytes(b"x")
+    (folder / "model_int8.xml").unlink()
+    assert write_pareto_csv(run_dir)
+    assert row() == kept

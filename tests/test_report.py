@@ -1208,7 +1208,7 @@ def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monk
 
     def fake_export(cfg, *, overridden=()):
         given["keys"] = set(overridden)
-        return SimpleNamespace(files={}, stopped_by=None)
+        return SimpleNamespace(files={}, stopped_by=None, found_nothing=False)
 
     monkeypatch.setattr(nas.search, "export_study", fake_export)
     monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
@@ -1717,3 +1717,68 @@ def test_a_run_folder_whose_trials_csv_or_pareto_json_was_deleted_names_the_rebu
                                   f"nas.report search.runs_dir={run_dir.parent} search.study_name=run ")
         assert "data.root=/data/fm" in message and "compress=none" in message and "nas.search` first" not in message
         (run_dir / name).write_bytes(kept)
+
+
+def test_the_report_of_a_run_folder_refreshes_pareto_csv_once_a_members_int8_file_is_missing(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # model_int8.onnx deleted by hand: the report's compressed table marked it "(missing)", but pareto.csv, unchanged
+    # by the report, still named it as the member's int8 file. It now says the same, and the report writes it again.
+    folder = run_dir / "checkpoints" / SLOW
+    (folder / "compressed_metrics.json").write_text(json.dumps(
+        {"hw": "edge_npu", "files": {"int8_onnx": "model_int8.onnx"}, "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False},
+         "int8": {"test_acc": 0.89, "qat_epochs": 0, "file": "model_int8.onnx"}}))
+    (folder / "model_int8.onnx").write_bytes(b"x")
+    assert main([str(run_dir)]) == 0
+    capsys.readouterr()
+    (folder / "model_int8.onnx").unlink()
+    assert main([str(run_dir)]) == 0
+    assert str(run_dir / "pareto.csv") in capsys.readouterr().out.splitlines()  # written again
+    with open(run_dir / "pareto.csv", newline="") as f:
+        rows = {r["arch_id"]: r for r in csv.DictReader(f)}
+    assert rows[SLOW]["int8_file"] == f"checkpoints/{SLOW}/model_int8.onnx (missing)"
+    assert "| model_int8.onnx (missing) |" in (run_dir / "report.md").read_text()  # the report's words
+
+
+@pytest.mark.parametrize("code, what", [("EROFS", "is on a read-only file system (Read-only file system)"),
+                                        ("EACCES", "is not writable by this user (Permission denied)")])
+def test_a_run_folder_that_is_read_only_is_one_line_naming_the_file_and_saying_the_folder_is_not_writable(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, code: str,
+        what: str) -> None:
+    # `python -m nas.report ro` on a read-only mount said only "error: Read-only file system in ro": neither the file it
+    # was writing nor that the folder takes no files.
+    import errno
+    import os
+
+    number = getattr(errno, code)
+    opened = pathlib.Path.open
+
+    def refusing_open(self, mode="r", *args, **kwargs):
+        if "x" in mode:  # the report's atomic writes create their temporary file so
+            raise OSError(number, os.strerror(number), str(self))
+        return opened(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", refusing_open)
+    assert main([str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    # the file named is the one being written, not its temporary file (.pareto.png.<random>...tmp)
+    assert err.startswith(f"error: cannot write {run_dir / 'pareto.png'}: the run folder {run_dir} {what}; "), err
+    assert "copy the folder somewhere writable and run python -m nas.report on the copy" in err
+
+
+@pytest.mark.parametrize("n_complete, code", [(0, 1), (2, 0)])
+def test_a_rebuild_from_a_study_with_no_finished_trial_exits_1_after_writing_its_files_as_the_search_does(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], n_complete: int,
+        code: int) -> None:
+    # `python -m nas.search` exits 1 when its study holds no finished trial (nothing to deploy), but the rebuild of the
+    # same run from its study exited 0, so `python -m nas.report search.storage=... && deploy` went on.
+    import nas.search
+    from nas.search import SearchResult
+
+    report = tmp_path / "s" / "report.html"
+    result = SearchResult(run_dir=tmp_path / "s", study_name="s", n_complete=n_complete, pareto=[],
+                          files={"report.html": report})
+    monkeypatch.setattr(nas.search, "export_study", lambda cfg, *, overridden=(): result)
+    monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
+    assert main([f"search.runs_dir={tmp_path}", "search.study_name=s"]) == code
+    assert capsys.readouterr().out.splitlines() == [str(report)]  # its files written and printed all the same
