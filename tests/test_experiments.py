@@ -210,3 +210,26 @@ def test_latency_unit_sums_markdown_renders_from_its_committed_json(monkeypatch)
     assert md == (folder / "unit_sums.md").read_text()
     assert "within +-10% for cpu 94% (stride-4 metaformer_s 83%)" in md
     assert set(result["sessions"]) == {"cpu", "cpu_zen2", "cpu_xeon"}
+
+
+def test_model_dependent_units_markdown_renders_from_its_committed_json_and_its_verdict_follows_the_bar(monkeypatch):
+    # The committed Markdown is what render_md makes of the committed JSON (numbers quoted from it are the measured
+    # ones), and its verdict is computed: adopt only a form more than one standard error above `shipped` on the splits
+    # that did not choose it, and not lower on the committed split.
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import latency_model_dependent_units as mdu
+
+    folder = RESULTS / "latency"
+    result = json.loads((folder / "model_dependent_units.json").read_text())
+    assert mdu.render_md(result) == (folder / "model_dependent_units.md").read_text()
+    assert "**Verdict** (the bar" in mdu.render_md(result)
+    chosen = result["chosen"]
+    better = json.loads(json.dumps(result))
+    better["check"][chosen].update(diff=0.02, se=0.005)
+    better["committed"][chosen]["within_10pct"] = better["committed"]["shipped"]["within_10pct"]
+    assert mdu.render_md(better).rstrip().splitlines()[-3].endswith(": adopt.")
+    better["committed"][chosen]["within_10pct"] = better["committed"]["shipped"]["within_10pct"] - 0.01
+    assert mdu.render_md(better).rstrip().splitlines()[-3].endswith(": not adopted.")
+    better["committed"][chosen]["within_10pct"] = better["committed"]["shipped"]["within_10pct"]
+    better["check"][chosen].update(diff=0.004, se=0.008)
+    assert mdu.render_md(better).rstrip().splitlines()[-3].endswith(": not adopted.")
