@@ -206,6 +206,43 @@ def is_up_to_date(folder: str | os.PathLike, fp: str) -> bool:
     return all(_sha256(Path(folder) / name) == digest for name, digest in (m.get("file_sha256") or {}).items())
 
 
+IR_FILES = ("model_int8.xml", "model_int8.bin")
+"""The OpenVINO IR of a compression: a conversion of its model_int8.onnx, made again from it where only they are gone."""
+
+
+def convert_ir_again(folder: str | os.PathLike, fp: str) -> tuple[str, ...]:
+    """Convert `folder`'s model_int8.onnx to OpenVINO IR again (`export_openvino`, as the compression converts it) where
+    the finished compression with fingerprint `fp` lacks only its IR files (deleted by hand): the IR holds no result of
+    its own, so pruning, recovery and QAT need not run again. The recorded digests of the IR are updated: a conversion
+    names its nodes anew (the .xml differs byte for byte, the weights in the .bin do not); a .bin of other weights than
+    the recorded one (another OpenVINO) is no longer the file measured, and the files are left to be compressed again.
+    The IR files that were gone where it was converted again and the compression is whole; () otherwise."""
+    folder = Path(folder)
+    m = read_compressed_metrics(folder)
+    if not m or m.get("fingerprint") != fp or m.get("error") or not isinstance(m.get("files"), dict):
+        return ()
+    names = set(m["files"].values())
+    gone = {name for name in names if not (folder / name).is_file()}
+    if not gone or not gone <= set(IR_FILES) or not set(IR_FILES) <= names:
+        return ()
+    digests = dict(m.get("file_sha256") or {})
+    if any(_sha256(folder / name) != digest for name, digest in digests.items() if name not in IR_FILES):
+        return ()  # another file changed too: the whole compression is redone
+    arch = (m.get("fp32") or {}).get("arch") or {}
+    if "in_chans" not in arch or "img_size" not in arch:
+        return ()
+    export_openvino(folder / "model_int8.onnx", folder / "model_int8.xml", in_chans=arch["in_chans"],
+                    img_size=arch["img_size"])
+    if "model_int8.bin" in digests and _sha256(folder / "model_int8.bin") != digests["model_int8.bin"]:
+        return ()
+    if digests:
+        m["file_sha256"] = {**digests, **{name: _sha256(folder / name) for name in IR_FILES}}
+    if isinstance(m.get("int8"), dict) and "size_bytes_ir" in m["int8"]:
+        m["int8"]["size_bytes_ir"] = _size(folder, *IR_FILES)
+    atomic_write_json(folder / METRICS_FILE, m)
+    return tuple(name for name in IR_FILES if name in gone)
+
+
 def _sha256(path: Path) -> str | None:
     """The hex SHA-256 of the file at `path`; None when it cannot be read."""
     try:
@@ -681,6 +718,9 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
                 (folder / name).unlink(missing_ok=True)
             continue
         fp = fingerprint(cfg, hw, folder, data.name)
+        if gone := convert_ir_again(folder, fp):
+            log.info("%s: %s gone: converted again from model_int8.onnx (the compression is kept, not redone)",
+                     m["arch_id"], " and ".join(gone))
         if is_up_to_date(folder, fp):
             out[m["arch_id"]] = read_compressed_metrics(folder) or {}
             continue

@@ -1468,3 +1468,56 @@ def test_int8_records_how_many_calibration_images_it_was_calibrated_on(checkpoin
     metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=cfg)
     assert metrics["int8"]["calibration_images"] == len(data.train) < 10**6
     assert metrics["config"]["quantize"]["calibration_size"] == 10**6
+
+
+def test_a_members_openvino_ir_deleted_alone_is_converted_again_from_its_int8_onnx_without_compressing_again(
+        checkpoint, data, monkeypatch):
+    # Deleting only model_int8.xml/.bin made the search's rerun prune, recover and quantize the member again, although
+    # model_int8.onnx, of which the IR is a conversion, was still there: the IR is converted from it again instead.
+    import logging
+
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    cfg = dataclasses.replace(_cfg(ratio=0.5), measure_latency=False)
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
+    first = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
+    kept = {name: (checkpoint / name).read_bytes() for name in ("model_int8.onnx", "model_pruned.pt", "model.onnx")}
+    recorded = json.loads((checkpoint / "compressed_metrics.json").read_text())
+    for name in ("model_int8.xml", "model_int8.bin"):
+        (checkpoint / name).unlink()
+
+    def recompressed(*args, **kwargs):
+        raise AssertionError("compressed again")
+
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", recompressed)
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("compress.pipeline")
+    level = logger.level
+    logger.addHandler(handler), logger.setLevel(logging.INFO)
+    try:
+        again = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
+    finally:
+        logger.removeHandler(handler), logger.setLevel(level)
+    assert f"{ARCH.arch_id}: model_int8.xml and model_int8.bin gone: converted again from model_int8.onnx (the " \
+           "compression is kept, not redone)" in lines, lines
+    assert all((checkpoint / name).read_bytes() == data_ for name, data_ in kept.items())
+    # the recorded digests are the new IR's (a conversion names its nodes anew), so the next run finds it done
+    assert is_up_to_date(checkpoint, first["fingerprint"])
+    # ... and its size: the new node names are as long or not
+    assert again["int8"].pop("size_bytes_ir") == sum((checkpoint / n).stat().st_size for n in ("model_int8.xml", "model_int8.bin"))
+    recorded["int8"].pop("size_bytes_ir")
+    assert {k: v for k, v in again.items() if k != "file_sha256"} == {k: v for k, v in recorded.items() if k != "file_sha256"}
+    assert again["file_sha256"]["model_int8.bin"] == recorded["file_sha256"]["model_int8.bin"]  # the same weights
+    import openvino as ov
+
+    ov.Core().read_model(str(checkpoint / "model_int8.xml"))
+    # only .xml gone: converted again, named alone; another file changed beside it: compressed again
+    (checkpoint / "model_int8.xml").unlink()
+    assert compress.pipeline.convert_ir_again(checkpoint, first["fingerprint"]) == ("model_int8.xml",)
+    (checkpoint / "model_int8.xml").unlink()
+    (checkpoint / "model_int8.onnx").write_bytes(kept["model_int8.onnx"][:100])
+    assert compress.pipeline.convert_ir_again(checkpoint, first["fingerprint"]) == ()
+    out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)
+    assert out[ARCH.arch_id]["error"] == "compressed again"
+
