@@ -104,7 +104,13 @@ code{font-size:.85rem}
 
 
 class ReportInputError(Exception):
-    """The run folder cannot be reported on; the message is one line meant for the user."""
+    """The run folder cannot be reported on; the message is one line meant for the user. `problem`: what is wrong
+    without what to do about it, for a caller that does it itself (a search, which writes the run's files again);
+    the message where not given."""
+
+    def __init__(self, message: str, *, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = message if problem is None else problem
 
 
 class MissingRunFileError(ReportInputError, FileNotFoundError):
@@ -224,8 +230,8 @@ def _read_trials(path: pathlib.Path) -> list[_Trial]:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise ReportInputError(f"{path.name} is not a readable CSV file ({exc}) in {path.parent}; "
-                               f"{_SEARCH_HINT}") from exc
+        raise ReportInputError(f"{path.name} is not a readable CSV file ({exc}) in {path.parent}; {_SEARCH_HINT}",
+                               problem=f"{path.name} is not a readable CSV file ({exc}) in {path.parent}") from exc
 
     def cell(row: dict[str, str | None], key: str) -> str:
         # DictReader gives None for cells missing from a short (e.g. half-written) last line.
@@ -280,19 +286,22 @@ def read_pareto_json(path: pathlib.Path) -> dict[str, Any]:
     """A run folder's pareto.json (at `path`) as the report reads it: a JSON object whose `members`, where there, is a
     list. `ReportInputError` (one line naming the file and the rebuild from the study) for one that is not (cut short
     by a full disk or a copy, edited by hand); `OSError` where it cannot be read. `nas.pareto_csv` reads it here too."""
-    where = f"in {path.parent}: {_rebuild_hint(path.parent)}"
+    def damaged(what: str) -> ReportInputError:
+        problem = f"{what} in {path.parent}"
+        return ReportInputError(f"{problem}: {_rebuild_hint(path.parent)}", problem=problem)
+
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ReportInputError(f"{path.name} is not valid JSON (line {exc.lineno}) {where}") from exc
+        raise damaged(f"{path.name} is not valid JSON (line {exc.lineno})") from exc
     except UnicodeDecodeError as exc:
-        raise ReportInputError(f"{path.name} is not UTF-8 text {where}") from exc
+        raise damaged(f"{path.name} is not UTF-8 text") from exc
     if not isinstance(header, dict):
-        raise ReportInputError(f"{path.name} holds no JSON object {where}")
+        raise damaged(f"{path.name} holds no JSON object")
     members = header.get("members")
     if members is not None and not isinstance(members, list):  # a dict's keys were read as members, an int a traceback
         kind = type(members).__name__
-        raise ReportInputError(f"{path.name}'s members is not a list ({'an' if kind[0] in 'aeiou' else 'a'} {kind}) {where}")
+        raise damaged(f"{path.name}'s members is not a list ({'an' if kind[0] in 'aeiou' else 'a'} {kind})")
     return header
 
 

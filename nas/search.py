@@ -1172,8 +1172,10 @@ def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
             try:
                 # the earlier run's plots are kept where its files have not changed since (drawing is most of the cost)
                 write_reports(run_dir, redraw_plots=False)
-            except ReportInputError as e:  # its files removed by hand: the search rewrites them at its end
-                log.warning("the report of the earlier run could not be marked as out of date: %s", e)
+            except ReportInputError as e:  # its files damaged: the search rewrites them at its end
+                # what is wrong, not the rebuild the report names for it: this search writes the file again itself
+                log.warning("the report of the earlier run could not be marked as out of date: %s; this search writes "
+                            "it again at its end", e.problem)
     return marker
 
 

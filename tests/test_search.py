@@ -1690,3 +1690,18 @@ def test_a_search_on_a_host_profile_that_is_not_calibrated_warns_in_its_setup(ti
 
     assert [w[:52] for w in warned("cpu_ort")] == ["hw=cpu_ort is timed on this host (onnxruntime) but n"]
     assert warned("edge_npu") == [] and warned("mobile_cpu") == []
+
+
+def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_not_to_rebuild_it(tmp_path, caplog):
+    # The warning of a search that could not mark the earlier run's report as out of date named the rebuild from the
+    # study (`python -m nas.report search.runs_dir=...`) for a damaged pareto.json that the search itself writes again.
+    from nas.search import _mark_started
+
+    (tmp_path / "report.md").write_text("# earlier run\n")
+    (tmp_path / "trials.csv").write_text("number,state,arch_id\n")
+    (tmp_path / "pareto.json").write_text('{"members": [')  # cut short
+    with caplog.at_level(logging.WARNING, logger="nas.search"):
+        _mark_started(tmp_path, warnings=())
+    [line] = [r.getMessage() for r in caplog.records if "out of date" in r.getMessage()]
+    assert line == ("the report of the earlier run could not be marked as out of date: pareto.json is not valid JSON "
+                    f"(line 1) in {tmp_path}; this search writes it again at its end")
