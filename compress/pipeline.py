@@ -142,12 +142,15 @@ def int8_headline_source(*, runtime: str, saturates: bool) -> str:
     return INT8_SOURCE_SATURATED if saturates else "openvino"
 
 
-def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathLike, dataset: str) -> str:
+def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathLike, dataset: str, *,
+                largest_split: int | None = None) -> str:
     """Identity of one compression job: same fingerprint -> the folder's files are reusable. It covers the
-    weights in `folder/model.pt` (a final training or any other retraining replaces them)."""
+    weights in `folder/model.pt` (a final training or any other retraining replaces them). `largest_split`: the images
+    of the larger of the val and test splits, at or above which `compress.eval_images` scores every image as null does
+    (None: not known, the value compared as given)."""
     weights = Path(folder) / "model.pt"
     digest = hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None
-    settings = _result_settings(dataclasses.asdict(cfg))
+    settings = _result_settings(dataclasses.asdict(cfg), largest_split=largest_split)
     chip = dataclasses.asdict(hw)
     # which archs (inputs) a calibration was fitted on changes no prediction, nor does the file its numbers were read
     # from (`fitted`, "" once read; a key added since): files stay reusable
@@ -157,12 +160,15 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _result_settings(settings: dict[str, Any]) -> dict[str, Any]:
+def _result_settings(settings: dict[str, Any], *, largest_split: int | None = None) -> dict[str, Any]:
     """A compression's settings (`CompressConfig` as a dict) without those that change no result: the part of
-    `fingerprint` that is the settings'."""
+    `fingerprint` that is the settings'. `largest_split`: as `fingerprint` takes it."""
     settings = dict(settings)
     settings.pop("keep_freed_memory", None)  # how memory is allocated changes no result: files stay reusable either way
-    if settings.get("eval_images") is None:  # every image scored, as before the key existed: earlier files stay reusable
+    cap = settings.get("eval_images")
+    # every image scored, as before the key existed: earlier files stay reusable; so does a cap no split reaches
+    # (compress.eval_images=100000 scores all of Fashion-MNIST's images, as null does: `scored_indices`)
+    if cap is None or (largest_split is not None and isinstance(cap, int) and cap >= largest_split):
         settings.pop("eval_images", None)
     return settings
 
@@ -174,11 +180,15 @@ def compressed_otherwise(run_dir: Path, cfg: CompressConfig) -> dict[str, str]:
     are kept then). Files without recorded settings (a failed compression's) are skipped: they hold no result to lose."""
     if cfg.members == Members.none:
         return {}
-    want = json.loads(json.dumps(_result_settings(dataclasses.asdict(cfg)), default=str))
     out: dict[str, str] = {}
     for path in sorted((run_dir / "checkpoints").glob(f"*/{METRICS_FILE}")):
-        done = (read_compressed_metrics(path.parent) or {}).get("config")
-        if not isinstance(done, dict) or (done := _result_settings(done)) == want:
+        metrics = read_compressed_metrics(path.parent) or {}
+        done = metrics.get("config")
+        # the splits' sizes it recorded: a cap at or above both scored what null scores (files before them: as given)
+        scored = metrics.get("eval_images") if isinstance(metrics.get("eval_images"), dict) else {}
+        largest = max(scored["val_of"], scored["test_of"]) if {"val_of", "test_of"} <= set(scored) else None
+        want = json.loads(json.dumps(_result_settings(dataclasses.asdict(cfg), largest_split=largest), default=str))
+        if not isinstance(done, dict) or (done := _result_settings(done, largest_split=largest)) == want:
             continue
         out[path.parent.name] = ", ".join(k for k in {**want, **done} if want.get(k) != done.get(k))
     return out
@@ -602,7 +612,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
 
     metrics = {
         "format": FORMAT,
-        "fingerprint": fingerprint(cfg, hw, folder, data.name),
+        "fingerprint": fingerprint(cfg, hw, folder, data.name, largest_split=max(whole.values())),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
         "hw": hw.name, "hw_precision": hw.precision, "dataset": data.name, "metric": data.metric.value,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
@@ -717,7 +727,7 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             for name in COMPRESSED_FILES:
                 (folder / name).unlink(missing_ok=True)
             continue
-        fp = fingerprint(cfg, hw, folder, data.name)
+        fp = fingerprint(cfg, hw, folder, data.name, largest_split=max(len(data.val), len(data.test)))
         if gone := convert_ir_again(folder, fp):
             log.info("%s: %s gone: converted again from model_int8.onnx (the compression is kept, not redone)",
                      m["arch_id"], " and ".join(gone))

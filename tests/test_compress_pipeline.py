@@ -1521,3 +1521,39 @@ def test_a_members_openvino_ir_deleted_alone_is_converted_again_from_its_int8_on
     out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)
     assert out[ARCH.arch_id]["error"] == "compressed again"
 
+
+def test_an_eval_images_cap_no_split_reaches_reuses_the_compression_that_scored_every_image(checkpoint, data,
+                                                                                              monkeypatch):
+    # compress.eval_images=100000 scores every one of Fashion-MNIST's val and test images, as null does, yet its
+    # fingerprint differed: the members compressed with null were compressed again (and a rebuild refused as "other
+    # eval_images"). A cap at or above both splits' sizes is null's.
+    import shutil
+
+    from compress.pipeline import FORMAT, compressed_otherwise
+
+    run_dir = checkpoint.parent / "run"  # a run folder's member, as compressed_otherwise reads them
+    (run_dir / "checkpoints").mkdir(parents=True)
+    checkpoint = Path(shutil.move(checkpoint, run_dir / "checkpoints" / ARCH.arch_id))
+    hw = HardwareProfile(name="npu")
+    every, capped = _cfg(ratio=0.5), dataclasses.replace(_cfg(ratio=0.5), eval_images=100000)
+    assert (len(data.val), len(data.test)) == (40, 100)
+    record = {"format": FORMAT, "fingerprint": fingerprint(every, hw, checkpoint, data.name), "files": {},
+              "config": json.loads(json.dumps(dataclasses.asdict(every), default=str)),
+              "eval_images": {"val": 40, "val_of": 40, "test": 100, "test_of": 100}}
+    (checkpoint / "compressed_metrics.json").write_text(json.dumps(record))
+
+    def recompressed(*args, **kwargs):
+        raise RuntimeError("compressed again")
+
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", recompressed)
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": f"checkpoints/{ARCH.arch_id}"}]
+    for cfg in (every, capped, dataclasses.replace(every, eval_images=100)):
+        out = compress.pipeline.compress_front(run_dir, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
+        assert "error" not in out, cfg.eval_images
+        assert compressed_otherwise(run_dir, cfg) == {}
+    # a cap below one split's size scores fewer images: another compression
+    fewer = dataclasses.replace(every, eval_images=99)
+    assert compressed_otherwise(run_dir, fewer) == {ARCH.arch_id: "eval_images"}
+    assert fingerprint(fewer, hw, checkpoint, data.name, largest_split=100) != record["fingerprint"]
+    assert fingerprint(capped, hw, checkpoint, data.name, largest_split=100) == record["fingerprint"]
+    assert fingerprint(capped, hw, checkpoint, data.name) != record["fingerprint"]  # split sizes not known: as given
