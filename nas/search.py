@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import datetime
 import gc
+import hashlib
 import json
 import logging
 import math
@@ -993,6 +994,39 @@ def _interrupted_before_study(run: RunConfig, run_dir: Path) -> str:
             "the same command to start it")
 
 
+CONFIG_WRITTEN = ".config.yaml.sha256"
+"""The SHA-256 of each config.yaml a search wrote in its run folder, one a line: a config.yaml whose digest is not
+among them was edited by hand since."""
+
+
+def _write_config_record(run_dir: Path, text: bytes) -> str | None:
+    """Write `text` as `run_dir`'s config.yaml, the record of the run's settings, adding its digest to `CONFIG_WRITTEN`
+    first. A config.yaml edited since a search wrote it (its digest not among those) is kept as config.yaml.edited
+    first: the search never reads it, and overwriting it lost the edit without a word. Returns the warning that says
+    so, None where nothing was edited (or a folder from before the digests: it cannot tell)."""
+    path, stamp = run_dir / "config.yaml", run_dir / CONFIG_WRITTEN
+    try:
+        on_disk = path.read_bytes()
+    except OSError:
+        on_disk = None
+    try:  # read after config.yaml: a worker starting beside this one adds its digest before it writes its file
+        written = set(stamp.read_text(encoding="ascii").split())
+    except (OSError, UnicodeDecodeError):
+        written = set()
+    edited = None
+    if written and on_disk is not None and on_disk != text and hashlib.sha256(on_disk).hexdigest() not in written:
+        os.replace(path, run_dir / "config.yaml.edited")
+        edited = ("config.yaml was edited since a search wrote it: kept as config.yaml.edited; config.yaml is the "
+                  "record of a run's settings, which the search does not read: give settings on the command line "
+                  "(python -m nas.search <key>=<value> ...)")
+    digest = hashlib.sha256(text).hexdigest()
+    if digest not in written:  # appended whole (one short write in append mode): no lock needed between workers
+        with open(stamp, "a", encoding="ascii") as f:
+            f.write(digest + "\n")
+    atomic_write_bytes(path, text)
+    return edited
+
+
 def _interrupted_with_study(study: optuna.Study) -> str:
     """What an interrupt outside the trials of an open study means: how many finished trials it keeps."""
     try:
@@ -1014,7 +1048,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)
     left_out = seeds_left_out(study, seeds)
-    atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
+    edited = _write_config_record(run_dir, OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
     with _run_log(run_dir, earlier=earlier):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
@@ -1022,6 +1056,8 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
                  "x".join(map(str, (data.in_chans, data.img_size, data.img_size))),
                  ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), counted(run.search.n_trials, "trial"))
+        if edited is not None:
+            log.warning("%s", edited)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
         _remove_leftovers(run_dir)
         # before the marker, which carries them: the report a search rewrites as it starts or stops lists its warnings,

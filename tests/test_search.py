@@ -112,8 +112,14 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     kept = predictions.read_text()
     predictions.unlink()  # a member folder from before the file existed: written again from its model.pt
 
+    # config.yaml edited by hand (it is the run's record, not read): kept aside, and search.log says where settings go
+    edited = (run_dir / "config.yaml").read_text().replace("n_trials: 2", "n_trials: 5")
+    (run_dir / "config.yaml").write_text(edited)
+
     # Same study name again with a larger target: the finished trials are kept, one is added.
     result2 = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
+    assert (run_dir / "config.yaml.edited").read_text() == edited and "n_trials: 3" in (run_dir / "config.yaml").read_text()
+    assert "config.yaml was edited since a search wrote it: kept as config.yaml.edited" in (run_dir / "search.log").read_text()
     assert predictions.read_text() == kept  # (the seeded third trial leaves the first member on the front)
     rows2 = _rows(run_dir)
     assert result2.n_complete == 3 and len(rows2) == 3
@@ -1707,3 +1713,33 @@ def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_no
     [line] = [r.getMessage() for r in caplog.records if "out of date" in r.getMessage()]
     assert line == ("the report of the earlier run could not be marked as out of date: pareto.json is not valid JSON "
                     f"(line 1) in {tmp_path}; this search writes it again at its end")
+
+
+def test_a_hand_edited_config_yaml_is_kept_as_config_yaml_edited_before_a_search_writes_its_record(tmp_path):
+    # A run folder's config.yaml edited by hand (to change a setting for the next run) was overwritten by that run
+    # without a word: the search never reads it. The edit is kept aside, and the warning says where settings go.
+    from nas.search import CONFIG_WRITTEN, _write_config_record
+
+    config = tmp_path / "config.yaml"
+    assert _write_config_record(tmp_path, b"train:\n  epochs: 2\n") is None  # a new folder
+    assert config.read_bytes() == b"train:\n  epochs: 2\n" and (tmp_path / CONFIG_WRITTEN).is_file()
+    # a later run with other settings replaces its own record without a word
+    assert _write_config_record(tmp_path, b"train:\n  epochs: 3\n") is None
+    assert config.read_bytes() == b"train:\n  epochs: 3\n" and not (tmp_path / "config.yaml.edited").exists()
+    config.write_bytes(b"train:\n  epochs: 9\n")  # edited by hand
+    warning = _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    assert warning == ("config.yaml was edited since a search wrote it: kept as config.yaml.edited; config.yaml is the "
+                       "record of a run's settings, which the search does not read: give settings on the command line "
+                       "(python -m nas.search <key>=<value> ...)")
+    assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
+    assert config.read_bytes() == b"train:\n  epochs: 3\n"
+    assert _write_config_record(tmp_path, b"train:\n  epochs: 3\n") is None  # the record again: nothing edited
+    # edited to what this run writes anyway: nothing is lost
+    config.write_bytes(b"train:\n  epochs: 4\n")
+    assert _write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
+    # a folder from before the digest cannot tell an edit from an earlier run's record: written as before
+    (tmp_path / CONFIG_WRITTEN).unlink()
+    (tmp_path / "config.yaml.edited").unlink()
+    config.write_bytes(b"train:\n  epochs: 7\n")
+    assert _write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
+    assert not (tmp_path / "config.yaml.edited").exists()
