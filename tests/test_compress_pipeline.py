@@ -1557,3 +1557,24 @@ def test_an_eval_images_cap_no_split_reaches_reuses_the_compression_that_scored_
     assert fingerprint(fewer, hw, checkpoint, data.name, largest_split=100) != record["fingerprint"]
     assert fingerprint(capped, hw, checkpoint, data.name, largest_split=100) == record["fingerprint"]
     assert fingerprint(capped, hw, checkpoint, data.name) != record["fingerprint"]  # split sizes not known: as given
+
+
+def test_a_compression_fingerprinted_before_caps_no_split_reaches_counted_as_null_stays_reusable(checkpoint, data,
+                                                                                                   monkeypatch):
+    # Earlier versions hashed compress.eval_images as given: a member compressed with compress=smoke (1000) on data
+    # whose splits hold fewer images keeps its files, although its fingerprint today is null's.
+    from compress.pipeline import FORMAT
+
+    hw = HardwareProfile(name="npu")
+    smoke = dataclasses.replace(_cfg(ratio=0.5), eval_images=1000)
+    old = fingerprint(smoke, hw, checkpoint, data.name)  # as hashed before the cap was normalised
+    assert old != fingerprint(smoke, hw, checkpoint, data.name, largest_split=100)
+    (checkpoint / "compressed_metrics.json").write_text(json.dumps({"format": FORMAT, "fingerprint": old, "files": {}}))
+
+    def recompressed(*args, **kwargs):
+        raise RuntimeError("compressed again")
+
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", recompressed)
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
+    out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=smoke)[ARCH.arch_id]
+    assert out == {"format": FORMAT, "fingerprint": old, "files": {}}
