@@ -2324,3 +2324,7 @@ def test_fit_cli_says_in_a_copys_description_that_it_was_refitted_on_this_cpu(tm
     assert refitted_description(copy.description, machine="AMD EPYC 7B12; family 23 model 49", renamed=False) == (
         f"{cpu.description}, refitted on AMD EPYC 7B12; family 23 model 49")
     assert refitted_description("", machine=xeon, renamed=True) == ""
+    # a chip's measurements whose machine column was left empty: the copy said "..., refitted on " (nothing after it)
+    assert refitted_description("acme NPU", machine="", renamed=True) == "acme NPU, refitted on measurements naming no machine"
+    assert refitted_description(copy.description, machine="", renamed=False) == (
+        f"{cpu.description}, refitted on measurements naming no machine")

@@ -757,12 +757,14 @@ def refitted_description(description: str, *, machine: str, renamed: bool) -> st
     """The `description` of a profile fitted on `machine` (a `machine_info` string): a copy under a new name (`renamed`)
     says `<description>, refitted on <its CPU>`, since the original's names the CPU the original was made for ("host
     CPU (AMD EPYC Zen 4)"), which the copy's report set beside its own `calibrated_on`; a description that says so
-    already gets this machine's CPU instead. Else, and when empty, as it is."""
+    already gets this machine's CPU instead. Rows with an empty `machine` (a chip's vendor tool fills none) name no
+    machine: "refitted on measurements naming no machine", not a dangling "refitted on ". Else, and when empty, as
+    it is."""
     from nas.latency.measure import cpu_signature
 
     if not description or not (renamed or _REFITTED.search(description)):
         return description
-    return f"{_REFITTED.sub('', description)}, refitted on {cpu_signature(machine)}"
+    return f"{_REFITTED.sub('', description)}, refitted on {cpu_signature(machine) or 'measurements naming no machine'}"
 
 
 def _named(head: str, name: str) -> str:
