@@ -925,13 +925,17 @@ def _group_path_problem(overrides: Sequence[str]) -> str | None:
 def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
     """'; <dir>/<name>.yaml is there, but ...' for a group option that is not found where `config_dir` (the user's
     --config-dir), or else the project's conf/, holds a file of that name directly (mine/acme.yaml or conf/acme.yaml for
-    hw=acme, not mine/hw/acme.yaml or conf/hw/acme.yaml), else ''. conf/'s own primary configs (search.yaml, ...) are
+    hw=acme, not mine/hw/acme.yaml or conf/hw/acme.yaml), else ''; where `config_dir` is the group's folder itself
+    (--config-dir mine/hw), it says to pass the folder above. conf/'s own primary configs (search.yaml, ...) are
     no group's option put in the wrong place."""
     for arg in overrides:
         group, eq, name = arg.lstrip("+~").partition("=")
         if not eq or not (CONF_DIR / group).is_dir() or "/" in name:
             continue
         if config_dir is not None and (flat := Path(config_dir).absolute() / f"{name}.yaml").is_file():
+            if flat.parent.name == group:  # --config-dir myconf/hw: the file is where it goes, the folder is one too deep
+                return (f"; {flat} is there, but --config-dir names the folder above {group}/: pass --config-dir "
+                        f"{flat.parent.parent}")
             return (f"; {flat} is there, but --config-dir reads a group's files from its subfolder: move it to "
                     f"{flat.parent / group / flat.name}")
         if (flat := CONF_DIR / f"{name}.yaml").is_file() and not _is_primary_config(flat):

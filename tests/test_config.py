@@ -293,6 +293,12 @@ def test_a_group_file_given_as_a_path_or_outside_its_group_folder_is_named_with_
     assert problem.startswith("hw=acme is not an option of hw") and problem.endswith(
         f"; {tmp_path / 'acme.yaml'} is there, but --config-dir reads a group's files from its subfolder: move it to "
         f"{tmp_path / 'hw' / 'acme.yaml'}")
+    # --config-dir naming the hw/ folder itself: it said to move the file to mine/hw/hw/acme.yaml
+    (tmp_path / "hw" / "acme.yaml").write_text("name: acme\n")
+    problem = precheck_overrides(["--config-dir", str(tmp_path / "hw"), "hw=acme"], config_name="latency")
+    assert problem.startswith("hw=acme is not an option of hw") and problem.endswith(
+        f"; {tmp_path / 'hw' / 'acme.yaml'} is there, but --config-dir names the folder above hw/: pass --config-dir "
+        f"{tmp_path}")
 
 
 def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_close_setting(tmp_path):
