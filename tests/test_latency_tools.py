@@ -167,6 +167,15 @@ def test_measurements_file_without_required_columns(tmp_path):
         read_measurements(tmp_path / "m.csv")
 
 
+@pytest.mark.parametrize("text", ["", "\n", " \r\n\r\n"])
+def test_an_empty_measurements_file_is_named_as_empty(tmp_path, text):
+    # a 0-byte file (a spreadsheet save that failed) was refused as "header lacks columns [...]; the header has: nothing"
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(DataError, match=r"^measurements file .*m\.csv is empty; it needs a header with the columns "
+                                        r"arch_json, median_ms and a row per measured arch \(see README\)$"):
+        read_measurements(tmp_path / "m.csv")
+
+
 def test_measurements_keyed_by_arch_id_alone_say_where_arch_json_is(tmp_path):
     # a vendor tool's table of model names (arch_id) and times: the arch_id names the file timed, not its architecture
     (tmp_path / "m.csv").write_text(f"arch_id,median_ms\n{TINY.arch_id},0.3\n")

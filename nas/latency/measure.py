@@ -593,6 +593,9 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start}); save it as CSV (UTF-8)") from None
+    if not text.strip():  # the header check would say "the header has: nothing"; a save that failed, or the wrong file
+        raise DataError(f"{what} file {path} is empty; it needs a header with the columns {', '.join(columns)} and a row "
+                        "per measured arch (see README)")
     header = text.split("\n", 1)[0]
     # skipinitialspace: a header typed as README lists the columns ("arch_json, arch_id, ...") and rows written the same
     # way, whose quoted JSON cell follows a space, read as without the spaces.
