@@ -176,6 +176,21 @@ def test_an_empty_measurements_file_is_named_as_empty(tmp_path, text):
         read_measurements(tmp_path / "m.csv")
 
 
+@pytest.mark.parametrize("header, hint", [
+    ("arch_json,Median_ms", "rename 'Median_ms' to 'median_ms'"),
+    ("ARCH_JSON,MEDIAN_MS", "rename 'ARCH_JSON' to 'arch_json', 'MEDIAN_MS' to 'median_ms'"),
+    ("arch_json,median_msec", "rename 'median_msec' to 'median_ms'"),
+    ("arch-json,arch_id,median_ms", "rename 'arch-json' to 'arch_json'"),
+    ("arch json,median ms", "rename 'arch json' to 'arch_json', 'median ms' to 'median_ms'"),
+])
+def test_a_header_with_a_near_miss_column_name_says_which_to_rename(tmp_path, header, hint):
+    # 'Median_ms' from a spreadsheet, 'arch-json' typed: the refusal listed the header, leaving the user to spot the
+    # difference ('arch-json' even got the hint that an arch_id does not say the arch)
+    (tmp_path / "m.csv").write_text(f"{header}\nx,0.3\n")
+    with pytest.raises(DataError, match=rf"; {re.escape(hint)} \(the names are exact\)$"):
+        read_measurements(tmp_path / "m.csv")
+
+
 def test_measurements_keyed_by_arch_id_alone_say_where_arch_json_is(tmp_path):
     # a vendor tool's table of model names (arch_id) and times: the arch_id names the file timed, not its architecture
     (tmp_path / "m.csv").write_text(f"arch_id,median_ms\n{TINY.arch_id},0.3\n")

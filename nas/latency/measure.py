@@ -604,9 +604,15 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
     missing = set(columns) - set(fieldnames)
     if missing:
         found = ", ".join(repr(name) for name in fieldnames) or "nothing"
+        # A header typed or exported as 'Median_ms', 'MEDIAN_MS', 'median_msec' or 'arch-json': name the column meant
+        close = {col: match for col in sorted(missing) if (match := _close_column(col, fieldnames))}
+        if close:
+            hint = "; rename " + ", ".join(f"{match!r} to {col!r}" for col, match in close.items()) + " (the names are exact)"
         # A vendor tool's table of model names and times: the name says which file was timed, not what is in it
-        hint = ("; an arch_id does not say the arch: take each row's arch_json from the exported measurements.csv"
-                if "arch_json" in missing and "arch_id" in fieldnames else "")
+        elif "arch_json" in missing and "arch_id" in fieldnames:
+            hint = "; an arch_id does not say the arch: take each row's arch_json from the exported measurements.csv"
+        else:
+            hint = ""
         raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} "
                         f"(see README); the header has: {found}{hint}")
     for cells in reader:
@@ -619,6 +625,21 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _close_column(column: str, fieldnames: Sequence[str]) -> str | None:
+    """The header cell of `fieldnames` that is `column` but for case, '-' or ' ' for '_', or a typo (difflib ratio
+    >= 0.8), for a CSV whose header lacks `column`; None where none is."""
+    import difflib
+
+    def key(name: str) -> str:
+        return re.sub(r"[-\s]+", "_", name.strip().lower())
+
+    keyed = {key(name): name for name in fieldnames if name}
+    if key(column) in keyed:
+        return keyed[key(column)]
+    match = difflib.get_close_matches(key(column), list(keyed), n=1, cutoff=0.8)
+    return keyed[match[0]] if match else None
 
 
 def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positive: bool) -> float:
