@@ -2029,6 +2029,14 @@ def test_a_row_whose_arch_id_is_not_its_arch_json_is_refused_in_one_line(tmp_pat
     # number (leading zeros dropped) is not a mismatch.
     (tmp_path / "empty.csv").write_text(text.replace(f",{TINY.arch_id},", ",,"))
     assert read_measurements(tmp_path / "empty.csv") == rows
+    # The exported file's name, as a vendor's profiler reports the model it timed, names its arch too (it was refused as
+    # "arch_id='<id>.onnx' is not the arch in arch_json (whose arch_id is '<id>')"); another file's name is not.
+    (tmp_path / "files.csv").write_text(text.replace(f",{TINY.arch_id},", f",to_measure/{TINY.arch_id}.onnx,")
+                                        .replace(f",{other.arch_id},", f",{other.arch_id}.ONNX,"))
+    assert read_measurements(tmp_path / "files.csv") == rows
+    (tmp_path / "wrong_file.csv").write_text(text.replace(f",{TINY.arch_id},", f",{other.arch_id}.onnx,"))
+    with pytest.raises(DataError, match=rf"wrong_file\.csv, line 2: arch_id='{other.arch_id}\.onnx' is not the arch in arch_json"):
+        read_measurements(tmp_path / "wrong_file.csv")
     digits = next(a for a in (dataclasses.replace(TINY, num_classes=k) for k in range(2, 5000))
                   if a.arch_id.isdigit() and a.arch_id.startswith("0"))
     write_measurements(tmp_path / "d.csv", [dataclasses.replace(rows[0], arch=digits)])

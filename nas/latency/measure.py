@@ -786,9 +786,12 @@ def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
 
     The arch_id names the exported file that was timed; a row whose arch_json is another arch (one column sorted or
     pasted apart from the others) would credit that time to the wrong arch. An empty cell says nothing (the column is
-    optional), and an id of digits only that a spreadsheet read as a number, dropping its leading zeros, still matches."""
+    optional), and an id of digits only that a spreadsheet read as a number, dropping its leading zeros, still matches.
+    So does the exported file's name (`<arch_id>.onnx`, with or without its folder), which a vendor's profiler reports
+    the models by."""
     cell = (row.get("arch_id") or "").strip()
-    if not cell or cell == arch.arch_id or (cell.isdigit() and arch.arch_id.isdigit() and int(cell) == int(arch.arch_id)):
+    named = re.split(r"[/\\]", cell)[-1][:-len(".onnx")] if cell.lower().endswith(".onnx") else cell
+    if not named or named == arch.arch_id or (named.isdigit() and arch.arch_id.isdigit() and int(named) == int(arch.arch_id)):
         return
     raise DataError(f"{path}, line {line}: arch_id={cell!r} is not the arch in arch_json (whose arch_id is {arch.arch_id!r}), so "
                     "the time cannot be told to belong to either; take the row's arch_json and arch_id together from the "
