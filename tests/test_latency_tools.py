@@ -597,7 +597,10 @@ def test_fit_cli_calibrates_a_chip_from_the_users_own_config_folder(tmp_path, cp
     assert "calibrated profile written to " + str(tmp_path / "mine" / "hw" / "my_npu.yaml") in done.stdout
     text = (tmp_path / "mine" / "hw" / "my_npu.yaml").read_text()
     assert text.startswith(datasheet.rstrip()) and "\nfitted: my_npu.fitted.yml  #" in text
-    assert "\ncalibration:\n" in (tmp_path / "mine" / "hw" / "my_npu.fitted.yml").read_text()
+    fitted = (tmp_path / "mine" / "hw" / "my_npu.fitted.yml").read_text()
+    assert "\ncalibration:\n" in fitted
+    # a chip's calibrated_on is not compared with the host's CPU: its comment said "(on another CPU, a search warns)"
+    assert '\ncalibrated_on: "NPU"  # the machine measured\n' in fitted
     profile = load_hw_profile(tmp_path / "mine" / "hw" / "my_npu.yaml")
     profile.validate()
     assert profile.name == "my_npu" and profile.calibrated_on == "NPU" and profile.mac_per_s == 2.0e12

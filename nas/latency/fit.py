@@ -679,8 +679,9 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
                if any("/" in k for k in profile.calibration) else []),
              *([f"# {WEIGHT_SPILL}: per weight byte, in models with more weight bytes than above_bytes (weights no longer cached)"]
                if WEIGHT_SPILL in profile.calibration else []),
-             *([f"calibrated_on: {json.dumps(profile.calibrated_on)}  # the machine measured (on another CPU, a search warns)"]
-               if profile.calibrated_on else []),
+             # a search compares it with the host's CPU only for a profile timed on the host (a runtime): a chip's says so not
+             *([f"calibrated_on: {json.dumps(profile.calibrated_on)}  # the machine measured"
+                + (" (on another CPU, a search warns)" if profile.runtime else "")] if profile.calibrated_on else []),
              *_fitted_archs_yaml(profile.fitted_archs),
              *([f"measured_inputs: [{', '.join(json.dumps(i) for i in profile.measured_inputs)}]  # channels x size x size "
                 "(a search at another input warns)"] if profile.measured_inputs else []),
