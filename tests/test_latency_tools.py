@@ -191,6 +191,27 @@ def test_a_header_with_a_near_miss_column_name_says_which_to_rename(tmp_path, he
         read_measurements(tmp_path / "m.csv")
 
 
+def test_a_near_miss_of_an_optional_column_is_refused_not_left_unread(tmp_path):
+    # 'BATCH' (an upper-case export) or 'precison': the column went unread, and with it the batch/precision check, so
+    # batch-8 times were fitted as batch 1
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")]
+    write_measurements(tmp_path / "m.csv", rows)
+    text = (tmp_path / "m.csv").read_text()
+    (tmp_path / "b.csv").write_text(text.replace(",batch,", ",BATCH,").replace(",precision,", ",precison,"))
+    with pytest.raises(DataError, match=r"b\.csv: the header's 'precison', 'BATCH' are not columns this reads, so their cells "
+                                        r"go unread: rename 'precison' to 'precision', 'BATCH' to 'batch' \(the names are "
+                                        r"exact; the columns: arch_json, median_ms, arch_id, runtime, "):
+        read_measurements(tmp_path / "b.csv")
+    # columns of other names are no near miss (a notes column), and p90_ms is not taken for an absent p10_ms
+    (tmp_path / "n.csv").write_text(text.replace(",machine\n", ",machine,notes\n", 1).replace(",p10_ms,", ",").replace(
+        ",0.2,0.3,", ",0.3,"))
+    assert read_measurements(tmp_path / "n.csv")[0].median_ms == 0.25
+    # with a required column missing, the refusal names the optional near misses too: one fix, not two refusals
+    (tmp_path / "u.csv").write_text(text.replace("arch_json,", "ARCH_JSON,", 1).replace(",batch,", ",BATCH,"))
+    with pytest.raises(DataError, match=r"; rename 'ARCH_JSON' to 'arch_json', 'BATCH' to 'batch' \(the names are exact\)$"):
+        read_measurements(tmp_path / "u.csv")
+
+
 def test_measurements_keyed_by_arch_id_alone_say_where_arch_json_is(tmp_path):
     # a vendor tool's table of model names (arch_id) and times: the arch_id names the file timed, not its architecture
     (tmp_path / "m.csv").write_text(f"arch_id,median_ms\n{TINY.arch_id},0.3\n")

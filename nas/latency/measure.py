@@ -571,8 +571,11 @@ def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, flo
 _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
 
 
-def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`.
+def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
+              optional: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`. So is a header
+    cell that is a near miss of an absent `optional` column ('BATCH', 'precison'): its cells would go unread, and with
+    them the checks they are for.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
     and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter. Rows whose cells
@@ -602,12 +605,16 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count), skipinitialspace=True)
     fieldnames = [name.strip() for name in next(reader, [])]
     missing = set(columns) - set(fieldnames)
+    # A header typed or exported as 'Median_ms', 'MEDIAN_MS', 'median_msec' or 'arch-json': name the column meant, every
+    # one at once (an optional one too, so that renaming the required ones is not followed by a second refusal)
+    unknown = [name for name in fieldnames if name not in columns and name not in optional]
+    close = {col: match for col in [*sorted(missing), *(c for c in optional if c not in fieldnames)]
+             if (match := _close_column(col, unknown))}
+    rename = "rename " + ", ".join(f"{match!r} to {col!r}" for col, match in close.items()) + " (the names are exact"
     if missing:
         found = ", ".join(repr(name) for name in fieldnames) or "nothing"
-        # A header typed or exported as 'Median_ms', 'MEDIAN_MS', 'median_msec' or 'arch-json': name the column meant
-        close = {col: match for col in sorted(missing) if (match := _close_column(col, fieldnames))}
         if close:
-            hint = "; rename " + ", ".join(f"{match!r} to {col!r}" for col, match in close.items()) + " (the names are exact)"
+            hint = f"; {rename})"
         # A vendor tool's table of model names and times: the name says which file was timed, not what is in it
         elif "arch_json" in missing and "arch_id" in fieldnames:
             hint = "; an arch_id does not say the arch: take each row's arch_json from the exported measurements.csv"
@@ -615,6 +622,11 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str) -> Iterator[tuple[i
             hint = ""
         raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} "
                         f"(see README); the header has: {found}{hint}")
+    if close:
+        raise DataError(f"{path}: the header's " + ", ".join(f"{match!r}" for match in close.values())
+                        + f" {'is not a column' if len(close) == 1 else 'are not columns'} this reads, so "
+                        + f"{'its cells go' if len(close) == 1 else 'their cells go'} unread: {rename}; the columns: "
+                        + f"{', '.join([*columns, *optional])})")
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
@@ -746,7 +758,8 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
     """(line number, measurement) of each row of a measurements CSV, as `read_measurements` checks them."""
     p = Path(path)
     rows = []
-    for line, row in _csv_rows(p, ("arch_json", "median_ms"), "measurements"):
+    required = ("arch_json", "median_ms")
+    for line, row in _csv_rows(p, required, "measurements", optional=[c for c in MEASUREMENT_COLUMNS if c not in required]):
         spec = (row["arch_json"] or "").strip()
         if not spec:
             raise DataError(f"{p}, line {line}: arch_json is empty; paste the arch's JSON (as the exported template has it) "
