@@ -1069,6 +1069,25 @@ def test_profile_builds_the_archs_for_the_input_the_search_feeds_their_space(tmp
         assert {(a.in_chans, a.img_size) for a in (ArchConfig.from_json(r["arch_json"]) for r in csv.DictReader(f))} == {(3, 40)}
 
 
+def test_export_only_for_an_fp16_chip_writes_float32_files_and_fp16_rows(tmp_path, caplog):
+    # hw.precision=fp16 is a chip's precision the predictor takes, but the export was refused: "precision='fp16' is
+    # unknown; allowed: ['fp32', 'int8']". The chip's compiler casts float32 ONNX to fp16.
+    import logging
+
+    import onnx
+
+    with caplog.at_level(logging.INFO, logger="nas.latency"):
+        template = run_profile(_latency_cfg("hw=edge_npu", "hw.precision=fp16", "hw.bytes_per_element=2", "n=1",
+                                            "export_only=true", f"out={tmp_path}/t"))
+    with open(template, newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["precision"] == "fp16"
+    model = onnx.load(str(tmp_path / "t" / f"{row['arch_id']}.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert not any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert "(the files are fp32: compile them for fp16, as hw=edge_npu runs)" in caplog.text
+
+
 def test_export_only_keeps_a_filled_template_and_another_samples_files(tmp_path):
     # README step 5 measures another set; step 2's command with seed=1 and the same out= overwrote the filled-in
     # measurements.csv (hours with the vendor's profiler) with an empty template.

@@ -310,18 +310,22 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
         clear_killed_writes(folder)
         template = folder / "measurements.csv"
         _check_export_folder(folder, archs, setting=f"out={tool.out or folder}")
+        # An fp16 chip gets float32 files, which its compiler casts to fp16 as it compiles them (the rows say fp16, as
+        # the profile predicts): there is no fp16 export, and `export_archs` refused hw.precision=fp16.
+        exported = "int8" if tool.hw.precision == "int8" else "fp32"
         # A rerun (after a kill, or to add the template back) keeps the files exported with the same settings, as a
         # profile's own exports are kept (measure_archs): an NNCF PTQ each for int8.
-        present = _reusable_exports(folder, archs, precision=tool.hw.precision)
-        export_archs([a for a in archs if a.arch_id not in present], folder, seed=EXPORT_SEED, precision=tool.hw.precision)
+        present = _reusable_exports(folder, archs, precision=exported)
+        export_archs([a for a in archs if a.arch_id not in present], folder, seed=EXPORT_SEED, precision=exported)
         rows = [Measurement(arch=a, runtime=TEMPLATE_PLACEHOLDERS["runtime"], precision=tool.hw.precision, threads=0,
                             median_ms=float("nan"), p10_ms=float("nan"), p90_ms=float("nan"), n_calls=0,
                             machine=TEMPLATE_PLACEHOLDERS["machine"]) for a in archs]
         # The user fills median_ms (and optionally p10/p90) per row, from the file named <arch_id>.onnx.
         write_measurements(template, rows)
-        log.info("exported %d models (%s) to %s%s; fill median_ms in %s", len(archs) - len(present), shape, folder,
+        log.info("exported %d models (%s) to %s%s; fill median_ms in %s%s", len(archs) - len(present), shape, folder,
                  f" ({len(present)} more were there, exported with the same settings, and are kept)" if present else "",
-                 template)
+                 template, f" (the files are {exported}: compile them for {tool.hw.precision}, as hw={tool.hw.name} runs)"
+                 if exported != tool.hw.precision else "")
         return template
     out = Path(tool.out or f"{default}.csv")
     writable_file(out, setting=f"out={tool.out!r}")  # before the minutes of timing, not after
