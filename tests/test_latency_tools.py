@@ -167,6 +167,21 @@ def test_measurements_file_without_required_columns(tmp_path):
         read_measurements(tmp_path / "m.csv")
 
 
+def test_a_row_with_more_cells_than_the_header_is_refused_as_shifted(tmp_path):
+    # '0,25' unquoted in a comma-separated file split into '0' and '25': the row was read shifted and refused as
+    # "median_ms='0' must be a plain number of milliseconds > 0", which is not what is wrong
+    rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")]
+    write_measurements(tmp_path / "m.csv", rows)
+    text = (tmp_path / "m.csv").read_text()
+    (tmp_path / "c.csv").write_text(text.replace(",0.25,0.2,0.3,", ",0,25,0,2,0,3,"))
+    with pytest.raises(DataError, match=r"^.*c\.csv, line 2: 14 cells, but the header has 11 columns, so the cells are shifted "
+                                        r"\(a decimal comma in a comma-separated file\? write decimals with '\.'\)$"):
+        read_measurements(tmp_path / "c.csv")
+    # a spreadsheet's trailing empty cells are no shift
+    (tmp_path / "t.csv").write_text(text.replace(",x\n", ",x,,,\n"))
+    assert read_measurements(tmp_path / "t.csv") == rows
+
+
 @pytest.mark.parametrize("text", ["", "\n", " \r\n\r\n"])
 def test_an_empty_measurements_file_is_named_as_empty(tmp_path, text):
     # a 0-byte file (a spreadsheet save that failed) was refused as "header lacks columns [...]; the header has: nothing"

@@ -581,7 +581,9 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
     and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter. Rows whose cells
     are all empty (blank lines, a spreadsheet's trailing ",,,,") are skipped. The line number is the file's line the
     row starts on, also after blank lines and quoted cells that span lines. A row shorter than the header gets None
-    for the cells it lacks (as `csv.DictReader` does); cells beyond the header are ignored."""
+    for the cells it lacks (as `csv.DictReader` does); empty cells beyond the header are ignored, and a row with filled
+    ones is refused: its cells are shifted (a decimal comma in a comma-separated file, `0,42`), so each would be read
+    under another column's name."""
     if path.is_dir():
         # `out=` of the export is a folder, and it is easy to pass that folder where its CSV is meant
         inside = path / "measurements.csv"
@@ -633,6 +635,12 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
         # `line_num` counts the lines read so far, i.e. up to the row's last line: a quoted cell with line breaks
         # ends lines further down than the row starts (enumerate counted neither those nor blank lines).
         start = reader.line_num - sum(len(_LINE_BREAK.findall(cell)) for cell in cells)
+        if any(cell.strip() for cell in cells[len(fieldnames):]):
+            hint = (" (a decimal comma in a comma-separated file? write decimals with '.')" if reader.dialect.delimiter == ","
+                    and any(re.fullmatch(r"[0-9]+", c.strip()) for c in cells[len(fieldnames):]) else
+                    " (a cell holding the separator unquoted?)")
+            raise DataError(f"{path}, line {start}: {len(cells)} cells, but the header has {len(fieldnames)} columns, so the "
+                            f"cells are shifted{hint}")
         yield start, {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
 
 
