@@ -515,7 +515,8 @@ def test_fit_cli_with_too_few_measurements_names_the_files(tmp_path, cpu, space_
 
 
 def test_fit_cli_names_unit_times_of_archs_it_did_not_measure(tmp_path, cpu, space_t, caplog):
-    # An arch_id in the unit times that no measured row has (a file name pasted, '<id>.onnx') was dropped without a word
+    # An arch_id in the unit times that no measured row has (another sample's arch) was dropped without a word. The
+    # exported file's name, '<id>.onnx' (with its folder or not), names its arch, as in the measurements.
     import logging
 
     from nas.latency.fit import fit_command
@@ -526,8 +527,10 @@ def test_fit_cli_names_unit_times_of_archs_it_did_not_measure(tmp_path, cpu, spa
     archs = sample_archs(space_t, 6, seed=7, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs, seed=2)
     write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
-    ids = [a.arch_id + (".onnx" if i == 0 else "") for i, a in enumerate(archs)]
+    ids = ["0123456789" if i == 0 else f"to_measure/{a.arch_id}.onnx" if i == 1 else f"{a.arch_id}.ONNX" if i == 2
+           else a.arch_id for i, a in enumerate(archs)]
     write_unit_times(tmp_path / "u.csv", [(i, k, v) for i, u in zip(ids, units) for k, v in u.items()])
+    assert set(read_unit_times(tmp_path / "u.csv")) == {"0123456789", *(a.arch_id for a in archs[1:])}
     tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
                              out=str(tmp_path / "chip.yaml"))
     with caplog.at_level(logging.WARNING, logger="nas.latency"):

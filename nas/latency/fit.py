@@ -860,7 +860,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
     if units and not any(unit_times):
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
-    # Some unmatched (a file name pasted as '<id>.onnx', another sample's archs): said, as their times go unused
+    # Some unmatched (another sample's archs, a mistyped id): said, as their times go unused
     if unmatched := sorted(set(units) - {m.arch.arch_id for m in rows}):
         shown = ", ".join(repr(a) for a in unmatched[:3]) + (f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else "")
         log.warning("units=%s: arch_id %s (%d of the %d in them) %s no measured arch of measurements=%s: %s unit times "

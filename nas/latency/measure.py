@@ -690,7 +690,8 @@ def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) 
 
 
 def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """Per-unit times {arch_id: {unit: us}}; a malformed row raises `DataError` naming its line."""
+    """Per-unit times {arch_id: {unit: us}}; a malformed row raises `DataError` naming its line. An arch_id cell may
+    be the exported file's name (`<arch_id>.onnx`), as in the measurements (`_arch_id_of`)."""
     p = Path(path)
     out: dict[str, dict[str, float]] = collections.defaultdict(dict)
     for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times"):
@@ -701,7 +702,7 @@ def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
             layer = f" is a layer of unit {of!r}: sum the layers' times per unit" if of else ""
             raise DataError(f"{p}, line {line}: unit={unit!r}{layer}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
                             "head, nodes, call")
-        out[row["arch_id"]][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
+        out[_arch_id_of(row["arch_id"] or "")][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
     if not out:
         raise DataError(f"{p} holds no unit times")
     return dict(out)
@@ -802,6 +803,13 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
     return rows
 
 
+def _arch_id_of(cell: str) -> str:
+    """The arch_id a CSV cell names: the cell itself, or the exported file's name (`<arch_id>.onnx`, with or without its
+    folder) that a vendor's profiler reports the model by."""
+    cell = cell.strip()
+    return re.split(r"[/\\]", cell)[-1][:-len(".onnx")] if cell.lower().endswith(".onnx") else cell
+
+
 def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
     """`DataError` when the row's arch_id cell names another arch than its arch_json.
 
@@ -811,7 +819,7 @@ def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
     So does the exported file's name (`<arch_id>.onnx`, with or without its folder), which a vendor's profiler reports
     the models by."""
     cell = (row.get("arch_id") or "").strip()
-    named = re.split(r"[/\\]", cell)[-1][:-len(".onnx")] if cell.lower().endswith(".onnx") else cell
+    named = _arch_id_of(cell)
     if not named or named == arch.arch_id or (named.isdigit() and arch.arch_id.isdigit() and int(named) == int(arch.arch_id)):
         return
     raise DataError(f"{path}, line {line}: arch_id={cell!r} is not the arch in arch_json (whose arch_id is {arch.arch_id!r}), so "
