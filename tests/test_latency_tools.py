@@ -2243,8 +2243,11 @@ def test_fit_refuses_times_in_seconds_or_microseconds_unless_told_they_are_ms(tm
     for unit, scale in (("seconds", 0.5e-3), ("microseconds", 2e3)):
         tool = tool_for(unit, roofline * scale)
         before = set(tmp_path.iterdir())
-        with pytest.raises(DataError) as info:
+        caplog.clear()
+        with pytest.raises(DataError) as info, caplog.at_level(logging.WARNING, logger="nas.latency"):
             fit_command(tool)
+        # 12 archs: a fit that went on would say to measure more; one refused says only why (it said both)
+        assert "fewer than 20" not in caplog.text
         slip = time_unit_warning(archs, roofline * scale, prior)  # names the medians seen and the datasheet's
         assert str(info.value) == (f"measurements=[{str(tmp_path / f'{unit}.csv')!r}]: {slip}; nothing written: fix the "
                                    "times, or pass times_in_ms=true where they are milliseconds after all")
@@ -2254,7 +2257,7 @@ def test_fit_refuses_times_in_seconds_or_microseconds_unless_told_they_are_ms(tm
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="nas.latency"):
             fit_command(dataclasses.replace(tool, times_in_ms=True))
-        assert (tmp_path / f"{unit}.yaml").is_file() and slip in caplog.text
+        assert (tmp_path / f"{unit}.yaml").is_file() and slip in caplog.text and "fewer than 20" in caplog.text
     # Milliseconds as a real chip gives them (0.3x its datasheet, as the committed cpu_fit.csv): fitted as before.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="nas.latency"):

@@ -845,14 +845,17 @@ def fit_command(tool: LatencyToolConfig) -> str:
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_FIT} measurements to fit, got {len(rows)} "
                         "(README's onboarding measures 50)")
     slip = time_unit_warning([m.arch for m in rows], [m.median_ms for m in rows], tool.hw)
-    warnings += [w for w in (few_fit_warning(len({m.arch.arch_id for m in rows})), slip if tool.times_in_ms else None) if w]
-    for warning in warnings:
+    for warning in warnings:  # the rows' own (an arch measured twice): worth fixing along with a refusal below
         log.warning("%s", warning)
     if slip and not tool.times_in_ms:
         # Refused, not warned: a profile fitted on times 1000x off misprices every later search, which then meets any
         # latency budget (or none), and a warning scrolls by while the file is written all the same.
         raise DataError(f"measurements={list(tool.measurements)}: {slip}; nothing written: fix the times, or pass "
                         "times_in_ms=true where they are milliseconds after all")
+    # Only for a fit that goes on: before the refusal above, "measure more" was said of times that were not used
+    for warning in (few_fit_warning(len({m.arch.arch_id for m in rows})), slip if tool.times_in_ms else None):
+        if warning:
+            log.warning("%s", warning)
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     units: dict[str, dict[str, float]] = {}
     for path in tool.units:
