@@ -37,6 +37,10 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_mixer(mixer: Any, where: str) -> None:
+    _check(mixer in MIXERS, f"{where}.mixer={mixer!r} is unknown; allowed: {list(MIXERS)}")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -90,9 +94,14 @@ class StageConfig(_CachedHash):
     expand: float = 2
     num_heads: Optional[int] = None
 
+    def __post_init__(self) -> None:
+        # An unknown mixer was accepted here and refused only once the stage was put in an ArchConfig, far from the typo.
+        # The numeric fields are left to `validate`, which an ArchConfig calls with the stage's index in its message.
+        _check_mixer(self.mixer, "stage")
+
     def validate(self, where: str = "stage") -> None:
-        """Raise `ConfigError` naming the first invalid field."""
-        _check(self.mixer in MIXERS, f"{where}.mixer={self.mixer!r} is unknown; allowed: {list(MIXERS)}")
+        """Raise `ConfigError` naming the first invalid field. An unknown `mixer` is refused already on construction."""
+        _check_mixer(self.mixer, where)
         _check(_is_int(self.depth) and self.depth >= 1, f"{where}.depth={self.depth!r} must be an integer >= 1")
         _check(_is_int(self.width) and self.width >= 1, f"{where}.width={self.width!r} must be an integer >= 1")
         _check(
@@ -311,6 +320,7 @@ def _stage_from_dict(stage: Mapping[str, Any], where: str) -> StageConfig:
     required = [f.name for f in dataclasses.fields(StageConfig) if f.default is dataclasses.MISSING]
     missing = [k for k in required if k not in stage]
     _check(not missing, f"{where} lacks {', '.join(map(repr, missing))}; required: {required}")
+    _check_mixer(stage["mixer"], where)  # before construction, whose message could not name the stage
     return StageConfig(**dict(stage))
 
 

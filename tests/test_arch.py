@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 
@@ -62,7 +63,6 @@ def test_stage_resolutions_follow_stem_and_stride_two_downsampling():
 @pytest.mark.parametrize(
     ("stage", "fragment"),
     [
-        (dict(mixer="mamba", depth=1, width=8), "mixer='mamba' is unknown"),
         (dict(mixer="pool", depth=0, width=8), "depth=0"),
         (dict(mixer="pool", depth=1, width=-4), "width=-4"),
         (dict(mixer="conv", depth=1, width=8, kernel=4), "kernel=4"),
@@ -76,6 +76,17 @@ def test_invalid_stage_gives_one_line_error_naming_the_value(stage, fragment):
     msg = str(err.value)
     assert fragment in msg and "\n" not in msg
     assert "stages[0]" in msg
+
+
+def test_an_unknown_mixer_is_refused_when_the_stage_is_built():
+    # StageConfig(mixer="atn") was accepted, and refused only once the stage was put in an ArchConfig
+    with pytest.raises(ConfigError, match=r"^stage\.mixer='atn' is unknown; allowed: \['identity', 'pool', 'sepconv', 'conv', 'attn'\]$"):
+        StageConfig(mixer="atn", depth=1, width=8)
+    with pytest.raises(ConfigError, match=r"^stage\.mixer='mamba' is unknown; allowed: "):
+        dataclasses.replace(StageConfig(mixer="pool", depth=1, width=8), mixer="mamba")
+    # a stage dict given to ArchConfig still names its place
+    with pytest.raises(ConfigError, match=r"^arch\.stages\[1\]\.mixer='atn' is unknown; allowed: \['identity', "):
+        ArchConfig(stages=[{"mixer": "pool", "depth": 1, "width": 8}, {"mixer": "atn", "depth": 1, "width": 16}])
 
 
 @pytest.mark.parametrize(
