@@ -3,7 +3,8 @@
 Public API (imported lazily so `python -m nas.report` stays light):
 `ArchConfig`, `StageConfig`, `build_model`, `load_checkpoint`, `load_hw_profile`, `predict_latency`,
 `compose_search_config`, `run_search` (README.md, "From Python"). Beside them: `nas.latency.predict_latency_batch` for
-many architectures, `nas.report.write_reports` for a run folder's report, and `compress.compose_compress_config` with
+many architectures, `nas.report.write_reports` for a run folder's report, `nas.data.load_search_data` for the data
+split as a search splits it (its test split is the report's), and `compress.compose_compress_config` with
 `compress.run_compress` to compress a member.
 """
 

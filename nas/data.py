@@ -892,6 +892,34 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
                    metric=Metric(cfg.metric), held_out=tuple(held_out), rounded_up=tuple(rounded_up))
 
 
+def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None) -> Dataset:
+    """The data of the search (or compression) `cfg` describes, loaded and split as `run_search` and `run_compress` load
+    it (`load_dataset` on its `data` settings): its `test` split holds the images the report's test accuracies are of.
+    Score a model on it as the report scores a Pareto member with `nas.train.evaluate(model, data.test,
+    balanced=data.balanced)` (balanced accuracy where `data.metric=balanced_accuracy`).
+
+    `cfg`: the DictConfig that `nas.compose_search_config` (or `compress.compose_compress_config`) returns, a
+    `RunConfig`, or a `DataConfig`. `overridden`: as `run_search` takes it (the keys whose setting is warned about when it
+    does nothing); None: those of the overrides `cfg` records. A bad value is a one-line `ConfigError`, missing data a
+    `DataError`. A study made before a class rounded to none got a held-out image (2026-12-05) keeps its older split,
+    which this does not restore (`split_as_recorded`)."""
+    from omegaconf import DictConfig
+
+    from nas.config import overridden_or_recorded, structured, validate_data_config
+    from nas.errors import wrong_type
+
+    keys = overridden_or_recorded(cfg, overridden)
+    if isinstance(cfg, DictConfig) and isinstance(cfg.get("data"), DictConfig):
+        data_cfg = structured(cfg.data, DataConfig)
+    elif isinstance(cfg, DataConfig) or isinstance(getattr(cfg, "data", None), DataConfig):
+        data_cfg = cfg if isinstance(cfg, DataConfig) else cfg.data
+    else:
+        raise wrong_type("cfg", cfg, "pass the DictConfig that nas.compose_search_config([\"key=value\", ...]) returns "
+                                     "(or a RunConfig, or a DataConfig)")
+    validate_data_config(data_cfg)
+    return load_dataset(data_cfg, overridden=keys)
+
+
 def _said_before(record: logging.LogRecord) -> bool:
     """A logging filter that drops every record: those of a second read of the images repeat the first read's."""
     return False

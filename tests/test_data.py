@@ -40,6 +40,31 @@ def test_idx_images_take_data_img_size_and_channels(tiny_idx_root):
     assert load_dataset(_idx_cfg(tiny_idx_root, img_size=28, channels=1)).train.x.equal(native.train.x)
 
 
+def test_load_search_data_splits_the_data_a_composed_config_names_as_load_dataset_does(tiny_idx_root, caplog):
+    # from a notebook, after run_search(cfg): the test split its members were scored on, without rebuilding DataConfig
+    from nas import compose_search_config
+    from nas.config import to_run_config
+    from nas.data import load_search_data
+
+    cfg = compose_search_config([f"data.root={tiny_idx_root}", "data.val_size=0.25", "data.test_size=0.2"])
+    with caplog.at_level("WARNING", logger="nas.data"):
+        ds = load_search_data(cfg)
+    expected = load_dataset(_idx_cfg(tiny_idx_root, val_size=0.25, stratify=False))  # data=fashion_mnist's split
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (300, 100, 100) and torch.equal(ds.test.x, expected.test.x)
+    assert torch.equal(ds.val.y, expected.val.y) and ds.classes == expected.classes and not ds.balanced
+    # the overrides compose_search_config recorded, as run_search takes them: the idx files' own test split is said
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.test_size=0.2 is not used: data=fashion_mnist has its own test split (100 images) from its idx files; "
+        "leave it out"]
+    assert torch.equal(load_search_data(to_run_config(cfg)).test.y, expected.test.y)
+    assert torch.equal(load_search_data(_idx_cfg(tiny_idx_root, val_size=0.25, stratify=False)).val.y, expected.val.y)
+    with pytest.raises(ConfigError, match=r"^data\.val_size=0 holds out no images"):
+        load_search_data(_idx_cfg(tiny_idx_root, val_size=0))
+    with pytest.raises(TypeError, match=r"^cfg=\['data\.root=x'\] is a list; pass the DictConfig that "
+                                        r"nas\.compose_search_config"):
+        load_search_data(["data.root=x"])
+
+
 def test_a_test_size_for_data_with_its_own_test_split_is_named_as_unused(tiny_idx_root, tmp_path, caplog):
     # data=fashion_mnist (idx files) has a fixed test split: data.test_size=0.3 held nothing out, without a word.
     with caplog.at_level("WARNING", logger="nas.data"):

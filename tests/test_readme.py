@@ -33,6 +33,9 @@ def test_from_python_blocks_run_as_written(tiny_idx_root, tmp_path, capsys):
     assert result.n_complete == 2 and result.pareto and (result.run_dir / "report.html").is_file()
     out = capsys.readouterr().out
     assert all(m["arch_id"] in out for m in result.pareto) and str(result.run_dir / "report.html") in out
+    # nas.data.load_search_data's test split scores the member as the report did (its test_acc, the last line)
+    assert scope["data"].test.y.shape[0] == 100
+    assert abs(float(out.splitlines()[-1]) - result.pareto[0]["test_acc"]) < 1e-9
 
 
 def _outputs_rows() -> dict[str, str]:
