@@ -48,6 +48,9 @@ CALIBRATION_THREADS = 1
 
 
 def _nncf():
+    # Again here: a run from Python puts the variable back as its caller had it (`nas.train.caller_settings_kept`), and
+    # NNCF reads it as it first loads its extension, which a later run in the same process may be the first to do.
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
     import nncf
 
     # The logger's level only: nncf.set_log_level also sets every handler on NNCF's logger to it, and so silences below

@@ -48,8 +48,9 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     `overridden`: the config keys set on the command line (`nas.config.overridden_keys`; `python -m compress.run` passes
     them), so that a data.test_size / data.val_size named there for data with that split of its own is warned about
     even at its default value (`nas.data.load_dataset`); None (the default): those of the overrides
-    `compose_compress_config` recorded in `cfg` (`nas.config.composed_overrides`). The caller's torch threads and random
-    states are as they were when it returns (`nas.train.caller_settings_kept`): compressing sets both.
+    `compose_compress_config` recorded in `cfg` (`nas.config.composed_overrides`). The caller's torch threads, random
+    states, NNCF's log level and the environment variables a run sets are as they were when it returns
+    (`nas.train.caller_settings_kept`): compressing sets them all.
 
     From Python: `run_compress(compose_compress_config(["checkpoint=<folder>", "hw=cpu"]))` (both in `compress`).
     """

@@ -920,7 +920,8 @@ def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | Non
     default): those of the overrides `compose_search_config` recorded in `cfg` (`nas.config.composed_overrides`).
 
     Nothing is written before the input is validated, the data loaded and the storage opened. The caller's torch
-    threads, random states and Optuna verbosity are as they were when it returns (`_caller_settings_kept`).
+    threads, random states, Optuna verbosity, NNCF's log level and the environment variables a run sets are as they
+    were when it returns (`_caller_settings_kept`).
     """
     overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import math
+import os
 import platform
 import random
 import time
@@ -61,15 +63,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+KEPT_ENVIRON = ("NNCF_EXTENSION_LOAD_TIMEOUT", "TORCHINDUCTOR_CACHE_DIR")
+"""Environment variables a run sets for its own process: `compress.quantize` lifts NNCF's extension-load timeout, and
+torch's first optimizer step (its import of torch._dynamo) writes Inductor's cache folder. `caller_settings_kept` puts
+them back."""
+KEPT_LOGGER_LEVELS = {"nncf": logging.INFO}
+"""Loggers whose level a run changes (`compress.quantize` sets NNCF's to ERROR), each with the level the library gives
+it on import: the one `caller_settings_kept` leaves where the library was first imported during the block."""
+
+
 @contextlib.contextmanager
 def caller_settings_kept() -> Iterator[None]:
     """torch's intra-op thread count and the random states of Python, NumPy and torch as they were before the block,
-    restored after it (even on error or Ctrl-C). For library entry points (`nas.run_search`): training sets the threads
+    restored after it (even on error or Ctrl-C); so are the environment variables of `KEPT_ENVIRON` and the levels of
+    the loggers of `KEPT_LOGGER_LEVELS`. For library entry points (`nas.run_search`): training sets the threads
     to `train.threads` and seeds every generator per candidate, and a notebook's own work after the call ran on 2 threads
-    and drew the same "random" numbers each time. `keep_freed_memory`'s malloc setting stays: glibc cannot be put back
-    to adjusting its thresholds itself."""
+    and drew the same "random" numbers each time; NNCF's logger stayed at ERROR for the notebook's own quantization.
+    `keep_freed_memory`'s malloc setting stays: glibc cannot be put back to adjusting its thresholds itself."""
     threads = torch.get_num_threads()
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    environ = {name: os.environ.get(name) for name in KEPT_ENVIRON}
+    # a logger not made yet is one whose library the block may import: it gets the library's own level back
+    loggers = logging.Logger.manager.loggerDict
+    levels = {name: loggers[name].level if isinstance(loggers.get(name), logging.Logger) else None
+              for name in KEPT_LOGGER_LEVELS}
     try:
         yield
     finally:
@@ -77,6 +94,16 @@ def caller_settings_kept() -> Iterator[None]:
         random.setstate(states[0])
         np.random.set_state(states[1])
         torch.set_rng_state(states[2])
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for name, level in levels.items():
+            if level is not None:
+                logging.getLogger(name).setLevel(level)
+            elif isinstance(loggers.get(name), logging.Logger):  # made during the block
+                logging.getLogger(name).setLevel(KEPT_LOGGER_LEVELS[name])
 
 
 def lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:

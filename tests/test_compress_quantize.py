@@ -214,6 +214,21 @@ def test_nncf_log_level_leaves_other_handlers_levels_alone():
         nncf_logger.removeHandler(handler)
 
 
+def test_nncf_extension_load_timeout_is_lifted_again_after_a_run_put_the_callers_environment_back(monkeypatch):
+    # compress.quantize set it only as it was imported: once a first run from Python (which imported it) put the
+    # caller's environment back, a later run's first NNCF extension load had NNCF's 60 s timeout again
+    import os
+
+    from compress.quantize import _nncf
+
+    monkeypatch.delenv("NNCF_EXTENSION_LOAD_TIMEOUT", raising=False)
+    _nncf()
+    assert os.environ["NNCF_EXTENSION_LOAD_TIMEOUT"] == "0"
+    monkeypatch.setenv("NNCF_EXTENSION_LOAD_TIMEOUT", "300")  # a caller's own value is left alone
+    _nncf()
+    assert os.environ["NNCF_EXTENSION_LOAD_TIMEOUT"] == "300"
+
+
 def test_quantize_says_when_a_members_calibration_starts_and_how_long_it_took(trained, data, caplog, monkeypatch):
     # With NNCF's progress bars hidden, a member's calibration (a minute on 2 cores) was a pause with nothing printed.
     import logging

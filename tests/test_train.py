@@ -310,3 +310,31 @@ def test_reset_autocast_turns_off_an_autocast_left_on_by_an_interrupt():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert layer(torch.rand(2, 4)).dtype == torch.bfloat16
     assert not torch.is_autocast_enabled("cpu")
+
+
+def test_caller_settings_kept_puts_back_the_environment_and_logger_levels_a_run_changes(monkeypatch):
+    # run_search / run_compress from a notebook left NNCF_EXTENSION_LOAD_TIMEOUT=0 and TORCHINDUCTOR_CACHE_DIR set in
+    # os.environ, and NNCF's logger at ERROR for the notebook's own NNCF work
+    import logging
+    import os
+
+    from nas.train import caller_settings_kept
+
+    monkeypatch.setenv("NNCF_EXTENSION_LOAD_TIMEOUT", "120")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    # a logger made during the run (its library first imported there) gets the library's own level
+    monkeypatch.setattr(nas.train, "KEPT_LOGGER_LEVELS", {"nncf": logging.INFO, "test_train_lib_made_later": logging.DEBUG})
+    try:
+        with caller_settings_kept():
+            monkeypatch.setenv("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+            monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/torchinductor_test")
+            nncf_logger.setLevel(logging.ERROR)
+            logging.getLogger("test_train_lib_made_later").setLevel(logging.ERROR)
+        assert os.environ["NNCF_EXTENSION_LOAD_TIMEOUT"] == "120" and "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+        assert nncf_logger.level == logging.WARNING
+        assert logging.getLogger("test_train_lib_made_later").level == logging.DEBUG
+    finally:
+        nncf_logger.setLevel(level)
