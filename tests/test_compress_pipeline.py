@@ -318,6 +318,29 @@ def test_compress_run_of_a_member_whose_runs_pareto_json_is_damaged_compresses_i
     assert not any("refreshed" in c for c in closing), closing
 
 
+def test_the_calibration_log_lines_are_led_by_the_members_arch_id_also_when_it_was_pruned(checkpoint, data, monkeypatch,
+                                                                                          caplog):
+    # quantize's "int8 calibration on ..." and "... done in" lines are led by `label`: the member's arch_id (the one its
+    # search and the compression's other lines name), not the pruned model's, whose id no other line gives
+    import compress.pipeline as pipeline
+
+    class Quantized(Exception):
+        pass
+
+    def stop(*args, **kwargs):  # the lines are said: the export and the runtimes after it are not this test's
+        raise Quantized
+
+    monkeypatch.setattr(pipeline, "export_int8_onnx", stop)
+    cfg = _cfg(ratio=0.5)
+    cfg.measure_latency = False
+    with caplog.at_level("INFO", logger="compress.quantize"), pytest.raises(Quantized):
+        compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu", channel_multiple=8), data=data, cfg=cfg)
+    said = [r.getMessage() for r in caplog.records if r.name == "compress.quantize"]
+    assert len(said) == 2 and said[0] == (f"{ARCH.arch_id}: int8 calibration on 16 training images (NNCF, 1 torch "
+                                          "thread)...")
+    assert re.fullmatch(rf"{ARCH.arch_id}: int8 calibration done in \d+\.\d s", said[1])
+
+
 def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):
     # hw=cpu predicts with residual trees; their numpy numbers once made target_met a numpy bool that JSON refused,
     # so compress.run with a latency target on that profile failed after all the work, writing no metrics.
