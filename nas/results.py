@@ -339,6 +339,17 @@ def _unusable(path: Path) -> str | None:
     return None
 
 
+def _trial_seed(path: Path, arch: ArchConfig, *, search_seed: int) -> int:
+    """The seed the trial's checkpoint at `path` records, read once (`_unusable` then `read_checkpoint` read the file,
+    weights and all, twice); where it is missing or damaged, the seed the search trains `arch` with (`train_seed`)."""
+    if path.is_file():  # as `_unusable` judges it: a folder under that name is no trial's file
+        try:
+            return int(read_checkpoint(path)[2].get("seed", 0))
+        except CheckpointError:  # damaged
+            pass
+    return train_seed(arch, search_seed=search_seed)
+
+
 def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *,
                        train: bool = True, test_images: dict[str, Any] | None = None,
                        ) -> tuple[dict[str, Any], np.ndarray] | None:
@@ -436,8 +447,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                 else:
                     # A final training starts from scratch: of the trial's file it needs the seed only, which the search
                     # derives from the arch (`train_seed`) where the file is missing or damaged
-                    seed = (train_seed(arch, search_seed=run.search.seed) if _unusable(source) is not None
-                            else int(read_checkpoint(source)[2].get("seed", 0)))
+                    seed = _trial_seed(source, arch, search_seed=run.search.seed)
                     model, final_info = final_train(arch, data, run, seed=seed)
                     final_info["recipe"] = final
                 save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})

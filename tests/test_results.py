@@ -785,6 +785,28 @@ def test_a_member_whose_trial_weights_are_cut_short_is_final_trained_from_its_se
     assert f"its weights {tmp_path / 'trials' / f'{arch_id}.pt'} are damaged (" in caplog.text
 
 
+def test_a_member_final_trained_again_reads_its_trials_seed_from_the_trial_checkpoint_once(tmp_path, compose_cfg,
+                                                                                           monkeypatch):
+    # The seed was taken by checking the trial's file (`_unusable`, a whole read) and then reading it again
+    import shutil
+    from pathlib import Path
+
+    import nas.results as results_mod
+    from nas.checkpoint import load_checkpoint, save_checkpoint
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    trial = tmp_path / "trials" / f"{member.folder.name}.pt"
+    arch = load_checkpoint(trial).arch
+    save_checkpoint(trial, load_checkpoint(trial), arch, meta={"seed": 1234})
+    shutil.rmtree(member.folder)
+    reads = []
+    real = results_mod.read_checkpoint
+    monkeypatch.setattr(results_mod, "read_checkpoint", lambda path, *a, **k: reads.append(Path(path)) or real(path, *a, **k))
+    metrics, _ = member.materialize()
+    assert metrics["final_train"]["epochs"] == 2 and load_checkpoint(member.folder).meta["seed"] == 1234
+    assert reads.count(trial) == 1
+
+
 def test_a_member_whose_model_pt_is_cut_short_is_made_again_not_taken_as_up_to_date(tmp_path, compose_cfg, monkeypatch):
     # A member's model.pt cut short (a copy, the disk) beside a whole metrics.json was taken as up to date: the member
     # stayed broken, and the compression, which could not load it, recorded an error and deleted the member's int8 files.
