@@ -85,6 +85,14 @@ def _within(run: dict[str, float], *, excuse_near_ties: bool = False) -> bool:
     return run["max_rel_diff"] <= tol["max_rel_diff"] and top1 >= tol["top1_agreement"]
 
 
+def _like_the_file(run: dict[str, Any], ref: dict[str, Any]) -> bool:
+    """Whether a runtime's `run` of the int8 file is off only as the file run operator by operator (`ref`) is: its
+    logits within the tolerance, and its top-1 flips all on near-tied images (where recorded) and no more than `ref`'s."""
+    flips, near = run.get("top1_flips"), run.get("near_tie_flips")
+    return (run["max_rel_diff"] <= INT8_AGREEMENT_TOLERANCE["max_rel_diff"] and flips is not None and near == flips
+            and run["top1_agreement"] >= ref["top1_agreement"])
+
+
 def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: str | None = None) -> str | None:
     """One line when a runtime's int8 file (`agree["onnx"]`, `agree["openvino"]`: as deployed, with the runtime's int8
     kernels) is outside `INT8_AGREEMENT_TOLERANCE` of the torch int8 model, saying whether the file or this CPU is the
@@ -99,8 +107,10 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
     from nas.report import logit_diff_text, top1_text  # worded as the report's int8 row words it (as int8_test_acc_source below)
 
     tol = INT8_AGREEMENT_TOLERANCE
-    what = (" and ".join(f"{RUNTIME_FILES[n]} differs from the int8 model by up to {agree[n]['max_rel_diff']:.0%} of its "
-                         f"largest logit ({agree[n]['top1_agreement']:.1%} the same top-1 class)" for n in off)
+    # logit_diff_text: "up to 0% of its largest logit" read as exact for a file 0.15% off that warned all the same
+    what = (" and ".join(f"{RUNTIME_FILES[n]} differs from the int8 model by up to "
+                         f"{logit_diff_text(agree[n]['max_rel_diff'])} of its largest logit "
+                         f"({agree[n]['top1_agreement']:.1%} the same top-1 class)" for n in off)
             + f" on this CPU (tolerance {tol['max_rel_diff']:.0%}, {tol['top1_agreement']:.0%})")
     ref = agree.get("onnx_reference")
     if ref is None:
@@ -110,6 +120,13 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
         return (f"{what}, and run operator by operator {logit_diff_text(ref['max_rel_diff'])} ({top1_text(ref)}): "
                 "the exported file does not compute the int8 model its accuracies were measured on (an "
                 "export problem: please report it)")
+    if all(_like_the_file(agree[n], ref) for n in off):
+        # Each runtime off only by top-1 flips on near-tied images, no more of them than the file run operator by
+        # operator flips (one image of a 64-image test split is 98.4%): rounding turns them, neither saturation nor
+        # this CPU's kernels, which the lines below blamed. Still a warning: the deployed file answers them otherwise.
+        return (f"{what}, as the file itself does run operator by operator ({logit_diff_text(ref['max_rel_diff'])}, "
+                f"{top1_text(ref)}): int8 rounding turns test images whose two top classes are nearly tied, not this "
+                "CPU's int8 kernels")
     if saturates:
         cause = (f"{what}: this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 "
                  f"kernels add 8-bit products in 16 bits and saturate; the file itself computes the int8 model (run "
