@@ -404,7 +404,12 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
         raise MissingRunFileError(f"no run folder '{run_dir.name}' in {parent}; {_SEARCH_HINT}")
     for name in (TRIALS_CSV, PARETO_JSON):
         if not (run_dir / name).is_file():
-            raise MissingRunFileError(f"no {name} in {run_dir}; {_rebuild_text(run_dir) if _searched(run_dir) else _SEARCH_HINT}")
+            if not _searched(run_dir):
+                raise MissingRunFileError(f"no {name} in {run_dir}; {_SEARCH_HINT}")
+            # a first search killed (kill -9, OOM) or still running before it wrote the file: the line only offered the
+            # rebuild from the study, and said nothing of the search that the README says the report names as killed
+            unfinished = _unfinished_before(name, _read_markers(run_dir))
+            raise MissingRunFileError(f"no {name} in {run_dir}{unfinished or ';'} {_rebuild_text(run_dir)}")
     header = read_pareto_json(run_dir / PARETO_JSON)
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
@@ -468,6 +473,26 @@ def _written_since(header: dict[str, Any], marks: Sequence[dict[str, Any]]) -> b
     created = header.get("created")
     return bool(marks) and isinstance(created, str) and all(
         "pareto_created" in mark and mark["pareto_created"] != created for mark in marks)
+
+
+def _unfinished_before(name: str, marks: Sequence[dict[str, Any]]) -> str:
+    """': the search started ... (pid N on host) was killed or crashed before it wrote pareto.json (its process is gone):
+    rerun the search command to resume it, or' for a run file `name` that is missing while the run markers `marks`
+    (`_read_markers`) show a search that has not finished (stopped, killed, or running); '' when none do."""
+    parts = []
+    for mark in marks:
+        who = f"the search started {mark['started']} (pid {mark['pid']} on {mark['host']})"
+        here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
+        if isinstance(mark.get("stopped"), str):
+            parts.append(f"{who} stopped before it wrote {name}: {mark['stopped'].rstrip('.')}")
+        elif here and _process_gone(mark.get("pid")):
+            parts.append(f"{who} was killed or crashed before it wrote {name} (its process is gone)")
+        else:
+            parts.append(f"{who} has not written {name} yet (it writes it when it ends; if that process is no longer "
+                         "running, it was killed or crashed)")
+    if not parts:
+        return ""
+    return f": {'; '.join(parts)}: rerun the search command to resume a stopped search, or"
 
 
 def _unfinished_text(marks: Sequence[dict[str, Any]]) -> str:

@@ -1719,6 +1719,37 @@ def test_a_run_folder_whose_trials_csv_or_pareto_json_was_deleted_names_the_rebu
         (run_dir / name).write_bytes(kept)
 
 
+def test_a_run_folder_whose_first_search_was_killed_before_pareto_json_says_so_and_to_rerun_it(
+        run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first search killed (kill -9) during its members' final training leaves no pareto.json: the report of its
+    folder said only "no pareto.json ...; rebuild ...", not that its search was killed, nor that rerunning it resumes."""
+    import os
+    import socket
+
+    from nas.search import _mark_started
+
+    (run_dir / "study.db").write_bytes(b"")
+    (run_dir / "config.yaml").write_text("data: {root: /data/fm}\ncompress: {members: none}\n")
+    (run_dir / "pareto.json").unlink()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a real pid whose process is gone
+    with monkeypatch.context() as m:
+        m.setattr(os, "getpid", lambda: child.pid)
+        _mark_started(run_dir, warnings=())
+    with pytest.raises(MissingRunFileError) as err:
+        write_reports(run_dir)
+    message = str(err.value)
+    assert message.startswith(f"no pareto.json in {run_dir}: the search started ")
+    assert (f"(pid {child.pid} on {socket.gethostname()}) was killed or crashed before it wrote pareto.json (its process "
+            "is gone): rerun the search command to resume a stopped search, or rebuild the run folder's files from its "
+            "study: python -m nas.report ") in message and "\n" not in message
+    for marker in run_dir.glob(".running.*"):
+        marker.unlink()
+    _mark_started(run_dir, warnings=())  # this process: a search still running
+    with pytest.raises(MissingRunFileError, match=r"has not written pareto\.json yet \(it writes it when it ends"):
+        write_reports(run_dir)
+
+
 def test_the_report_of_a_run_folder_refreshes_pareto_csv_once_a_members_int8_file_is_missing(
         run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     # model_int8.onnx deleted by hand: the report's compressed table marked it "(missing)", but pareto.csv, unchanged
