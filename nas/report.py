@@ -806,25 +806,37 @@ def _no_members_note(run: _Run) -> str:
     if not any(t.feasible for t in complete):
         return (f"No Pareto members: none of the {_counted(len(complete), 'finished trial')} is within the latency budget "
                 f"({_fmt_budget(run.budget_ms)}).")
+    if names := _left_out_names(run):
+        # a first run stopped in its final training lists no member at all: the note named none of the front's, which
+        # the report of a run with some members listed names (_left_out_note)
+        return (f"No Pareto members in {PARETO_JSON} although {_counted(len(complete), 'trial')} finished; on the Pareto "
+                f"front (trials.csv, is_pareto): {names}. Not final-trained because the search was interrupted, or their "
+                "weights are missing (search.log says which); rerun the search command to write them.")
     return (f"No Pareto members in {PARETO_JSON} although {_counted(len(complete), 'trial')} finished (a member not final-trained "
             "because the search was interrupted, or whose weights are missing, is left out: search.log names it); rerun "
             "the search command to write them.")
+
+
+def _left_out_names(run: _Run) -> str:
+    """'f3a0cbbb22 (trial 1, 0.329 ms), ...': the front members trials.csv marks (is_pareto) that pareto.json lacks, by
+    latency; '' when none is missing."""
+    listed = {m.arch_id for m in run.members}
+    missing: dict[str, _Trial] = {}
+    for t in run.trials:
+        if t.on_front and t.arch_id not in listed:
+            missing.setdefault(t.arch_id, t)  # a re-proposed duplicate repeats its arch_id
+    return ", ".join(f"{t.arch_id} (trial {t.number if t.number is not None else _MISSING}, {_fmt_ms(t.latency_ms)} ms)"
+                     for t in sorted(missing.values(), key=lambda t: t.latency_ms if t.latency_ms is not None else 0.0))
 
 
 def _left_out_note(run: _Run) -> str:
     """Front members trials.csv marks (is_pareto) that pareto.json lacks: left out for now (not final-trained because the
     search was interrupted, or their weights missing). Without this the table reads as the whole front, and a 'vs next
     faster' cell as a comparison with the member just faster on the front. '' when none is missing (or no member is
-    listed at all: _no_members_note says that)."""
-    listed = {m.arch_id for m in run.members}
-    missing: dict[str, _Trial] = {}
-    for t in run.trials:
-        if t.on_front and t.arch_id not in listed:
-            missing.setdefault(t.arch_id, t)  # a re-proposed duplicate repeats its arch_id
-    if not missing or not run.members:
+    listed at all: _no_members_note names them)."""
+    names = _left_out_names(run)
+    if not names or not run.members:
         return ""
-    names = ", ".join(f"{t.arch_id} (trial {t.number if t.number is not None else _MISSING}, {_fmt_ms(t.latency_ms)} ms)"
-                      for t in sorted(missing.values(), key=lambda t: t.latency_ms if t.latency_ms is not None else 0.0))
     return (f"Not in this table, though on the Pareto front (trials.csv, is_pareto): {names}. Not final-trained because the "
             "search was interrupted, or their weights are missing (search.log says which); rerun the search command to "
             "add them.")

@@ -874,9 +874,12 @@ def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_di
     assert f"_{note}_" in files["report.md"].read_text(encoding="utf-8")
     assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
     (run_dir / "pareto.json").write_text(json.dumps({**json.loads((run_dir / "pareto.json").read_text()), "members": []}))
-    md = _markdown(run_dir)  # none listed: the reasons are the same
-    assert ("No Pareto members in pareto.json although 6 trials finished (a member not final-trained because the search "
-            "was interrupted, or whose weights are missing, is left out: search.log names it)") in md
+    md = _markdown(run_dir)  # none listed (a first run stopped in its final training): named all the same, they were not
+    assert ("_No Pareto members in pareto.json although 6 trials finished; on the Pareto front (trials.csv, is_pareto): "
+            "aaaa000001 (trial 0, 0.300 ms), hhhh000008 (trial 6, 0.350 ms), bbbb000002 (trial 1, 0.450 ms), cccc000003 "
+            "(trial 2, 0.600 ms). Not final-trained because the search was interrupted, or their weights are missing "
+            "(search.log says which); rerun the search command to write them._") in md
+    assert "Not in this table" not in md
 
 
 def test_the_time_in_the_header_says_it_is_when_pareto_json_was_written(run_dir: pathlib.Path) -> None:
