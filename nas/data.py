@@ -367,8 +367,21 @@ def _reason(e: BaseException, path: Path) -> str:
     an OSError's "[Errno 13] Permission denied: '<path>'" repeated it, which the message names already."""
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
         return e.strerror
+    from PIL import UnidentifiedImageError
+
+    if isinstance(e, UnidentifiedImageError) and _is_empty(path):
+        # Pillow says "cannot identify image file" of a 0-byte file too, which sent users looking for a wrong format in
+        # what is a download or copy that never wrote anything
+        return "empty file, 0 bytes"
     text = str(e).replace(f" {str(path)!r}", "").strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 # How many unreadable images one error names; the rest are counted.

@@ -1034,6 +1034,8 @@ def test_every_unreadable_image_is_named_in_one_line_not_only_the_first(tmp_path
     for path in (tmp_path / "a" / "empty.png", tmp_path / "b" / "text.png", cut):
         assert message.count(str(path)) == 1  # each named once: Pillow's own message repeated the path
     assert f"{tmp_path / 'b' / 'text.png'} (cannot identify image file)" in message
+    # a 0-byte file said "cannot identify image file" too, as if its format were the problem
+    assert f"{tmp_path / 'a' / 'empty.png'} (empty file, 0 bytes)" in message
     assert f"{cut} (Truncated File Read)" in message
     assert message.endswith("; replace or remove them")
 
