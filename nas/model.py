@@ -82,10 +82,16 @@ class MetaFormerStage(nn.Module):
 
 
 class MetaFormer(nn.Module):
-    """Hierarchical MetaFormer: stem -> stages -> norm -> global average pool -> linear head."""
+    """Hierarchical MetaFormer: stem -> stages -> norm -> global average pool -> linear head.
+
+    `head_grad_channels_last` (default True): in channels-last training the head norm gets its gradient in
+    channels-last too (see `forward_head`); False is the former behaviour, for timing it
+    (experiments/train_speed.py, variant `nchwheadgrad`). Values are the same either way.
+    """
 
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
+        self.head_grad_channels_last = True
         require_arch(arch, "arch")
         norm_layer = NORM_CLASSES[arch.norm]
         act_layer = ACT_CLASSES[arch.act]
@@ -115,11 +121,22 @@ class MetaFormer(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map (B, width, h, w) -> logits (B, num_classes): norm, global average pool, linear."""
-        return self.head(self.head_norm(x).mean((2, 3)))
+        x = self.head_norm(x)
+        if (self.head_grad_channels_last and x.requires_grad and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            # Channels-last training: the mean's gradient comes back as a plain NCHW tensor, and BatchNorm's backward
+            # on a channels-last input with an NCHW gradient takes a slow path, many times its time on the same
+            # gradient in channels-last. Hand the norm its gradient in the input's layout: same values, one copy.
+            x.register_hook(_channels_last)
+        return self.head(x.mean((2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw [0, 1] pixels (B, in_chans, H, W) -> logits (B, num_classes)."""
         return self.forward_head(self.forward_features(x))
+
+
+def _channels_last(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
 
 
 def build_model(arch: ArchConfig) -> MetaFormer:

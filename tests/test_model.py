@@ -153,3 +153,22 @@ def test_attention_under_bf16_autocast_runs_its_sdpa_in_float32(monkeypatch):
         torch.testing.assert_close(a, b, rtol=0.05, atol=0.05)  # bf16 rounding only
     fast(x)
     assert dtypes[-1] == torch.float32  # float32 (eval, export, QAT): as before
+
+
+def test_channels_last_training_hands_the_head_norm_a_channels_last_gradient_with_the_same_values():
+    # The global mean's gradient is a plain NCHW tensor; BatchNorm's backward on channels-last input took a slow path
+    # with it. The values must not change: the same step in NCHW gives the same gradients.
+    torch.manual_seed(0)
+    model = build_model(_single_mixer_arch("conv"))
+    x = torch.rand(4, 1, 28, 28)
+    layouts, grads = [], {}
+    model.head_norm.register_full_backward_hook(
+        lambda m, gin, gout: layouts.append(gout[0].is_contiguous(memory_format=torch.channels_last)))
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model.zero_grad()
+        model.to(memory_format=fmt)(x.contiguous(memory_format=fmt)).logsumexp(1).mean().backward()
+        grads[fmt] = [p.grad.clone() for p in model.parameters()]
+    assert layouts[-1], "channels-last: the head norm got an NCHW gradient"
+    for a, b in zip(*grads.values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
