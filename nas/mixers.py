@@ -24,6 +24,26 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class GELU(nn.GELU):
+    """`nn.GELU` that computes a channels-last input on its NHWC view.
+
+    torch's CPU GELU takes a slower kernel, forward and backward, for channels-last NCHW tensors than for
+    contiguous ones, and rounds differently from it. On the NHWC view (a plain contiguous tensor, no copy)
+    channels-last training gets the contiguous kernel: the same values as a contiguous input. Contiguous inputs (evaluation, export, quantization, pruning) take plain `nn.GELU`.
+    `nhwc_view=False` is plain `nn.GELU` on every input (for timing: experiments/train_speed.py, variant `clgelu`).
+    """
+
+    def __init__(self, approximate: str = "none", *, nhwc_view: bool = True) -> None:
+        super().__init__(approximate=approximate)
+        self.nhwc_view = nhwc_view
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.nhwc_view and x.dim() == 4 and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            return F.gelu(x.permute(0, 2, 3, 1), approximate=self.approximate).permute(0, 3, 1, 2)
+        return super().forward(x)
+
+
 class IdentityMixer(nn.Module):
     """No token mixing: the block reduces to its channel MLP (cheapest possible stage)."""
 
@@ -160,4 +180,4 @@ MIXER_CLASSES: dict[str, type[nn.Module]] = {
     "attn": Attention,
 }
 NORM_CLASSES: dict[str, type[nn.Module]] = {"bn": nn.BatchNorm2d, "ln": LayerNorm2d}
-ACT_CLASSES: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+ACT_CLASSES: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": GELU}

@@ -172,3 +172,22 @@ def test_channels_last_training_hands_the_head_norm_a_channels_last_gradient_wit
     for a, b in zip(*grads.values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
+
+def test_gelu_on_channels_last_input_gives_the_contiguous_kernels_values_and_layout():
+    # torch's GELU kernel for channels-last tensors is slower and rounds differently; the NHWC view takes the
+    # contiguous kernel: bit for bit what evaluation (NCHW) computes, forward and backward.
+    from nas.mixers import GELU
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 24, 5, 7)
+    g = torch.randn_like(x)
+    outs = {}
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        xin = x.clone(memory_format=fmt).requires_grad_()
+        out = GELU()(xin)
+        out.backward(g.contiguous(memory_format=fmt))
+        assert out.is_contiguous(memory_format=fmt)
+        outs[fmt] = (out, xin.grad)
+    for a, b in zip(*outs.values()):
+        assert torch.equal(a, b)
+    assert isinstance(build_model(_single_mixer_arch("conv", act="gelu")).stages[0].blocks[0].mlp.act, GELU)
