@@ -11,6 +11,10 @@ compile+channels_last+bf16+malloc+fused,2 workers: channels_last+bf16+malloc+fus
 channels_last+bf16+bf16attn,channels_last+bf16,channels_last+bf16+malloc,2 workers: channels_last+bf16+malloc"
     python experiments/train_speed.py --variants "eager,channels_last+bf16+malloc" --acc-mixer attn \
         --name train_speed_xeon_attn_acc
+    python experiments/train_speed.py --rounds 9 --acc-models 0 --name train_speed_headgrad --variants "eager,\
+channels_last+bf16+malloc+fused+nchwheadgrad,channels_last+bf16+malloc+fused"
+    python experiments/train_speed.py --rounds 9 --acc-models 0 --act gelu --name train_speed_gelu --variants "eager,\
+channels_last+bf16+malloc+fused+nchwheadgrad+clgelu,channels_last+bf16+malloc+fused"
     python experiments/train_speed.py --shared-process --acc-models 0 --name train_speed_shared \
         --variants "eager,channels_last,channels_last+bf16+avgpool,channels_last+bf16,compile+channels_last+bf16,2 workers: channels_last+bf16"
 
@@ -25,6 +29,9 @@ before that change). `bf16attn`: the attention mixer's scaled-dot-product attent
 `nas.mixers.Attention.sdpa_in_fp32`. `malloc`: `nas.train.keep_freed_memory` (what `train.keep_freed_memory: true` does).
 `fused`: torch's fused AdamW kernel instead of its default multi-tensor one (what `nas.train.fit` uses since
 experiments/results/train_speed_amd_fused.md; train_speed_fused.md measured it on the Xeon before).
+`nchwheadgrad`: the head norm's backward gets the NCHW gradient the global mean hands back, as before
+`nas.model.MetaFormer.head_grad_channels_last`. `clgelu`: torch's channels-last GELU kernel, as before
+`nas.mixers.GELU` (only with `--act gelu`: the timed models use ReLU).
 `--shared-process` runs the single-process variants in this one process instead, as runs of this script did
 before: there a variant's speed also depends on what the allocator kept from the models and variants timed
 before it. Reported: images/s (median of rounds), the speed-up against eager measured in the
@@ -50,11 +57,11 @@ import torch
 import torch.nn.functional as F
 
 from _common import command_line, compose_run  # (also puts the project on sys.path)
-from nas.arch import MIXERS, ArchConfig, StageConfig
+from nas.arch import ACTS, MIXERS, ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
 from nas.latency.ops import count_macs
-from nas.mixers import Attention, Pooling
+from nas.mixers import GELU, Attention, Pooling
 from nas.model import build_model
 from nas.space import sample_arch
 from nas.train import keep_freed_memory
@@ -92,7 +99,8 @@ def median_candidate(space_yaml: Path = DEFAULT_SPACE, *, n: int = 51, seed: int
     return candidates_by_macs(space_yaml, n=n, seed=seed)[n // 2]
 
 
-def models() -> dict[str, ArchConfig]:
+def models(act: str | None = None) -> dict[str, ArchConfig]:
+    """The timed models; `act`: every one with that activation instead of its own."""
     out = {}
     for mixer in MIXERS:  # one model per mixer in stage 0, as in design_probes.py
         out[f"stage-0 {mixer}"] = ArchConfig(stages=(
@@ -100,14 +108,16 @@ def models() -> dict[str, ArchConfig]:
             StageConfig(mixer="sepconv", depth=2, width=48, mlp_ratio=4),
             StageConfig(mixer="attn", depth=1, width=128, head_dim=32, mlp_ratio=3)))
     out["median candidate"] = median_candidate()
-    return out
+    return {name: arch if act is None else dataclasses.replace(arch, act=act) for name, arch in out.items()}
 
 
 def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float]:
-    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, bf16attn, malloc, fused; `eager`
-    alone is none of them), and the seconds its warm-up (incl. compilation) took."""
+    """A training step of `arch` in `variant` (`+`-joined: channels_last, bf16, compile, avgpool, bf16attn, malloc, fused,
+    nchwheadgrad, clgelu; `eager` alone is none of them), and the seconds its warm-up (incl. compilation) took."""
     torch.manual_seed(0)
     model = build_model(arch).train()
+    if "nchwheadgrad" in variant:  # the head norm's gradient as the global mean hands it back, as before
+        model.head_grad_channels_last = False
     if "malloc" in variant:  # process-wide: only in a process of its own (see measure)
         keep_freed_memory()
     for m in model.modules():
@@ -115,6 +125,8 @@ def make_step(arch: ArchConfig, variant: str) -> tuple[Callable[[], None], float
             m.box_in_bf16 = False
         if "bf16attn" in variant and isinstance(m, Attention):  # the attention itself in bf16, as before sdpa_in_fp32
             m.sdpa_in_fp32 = False
+        if "clgelu" in variant and isinstance(m, GELU):  # torch's channels-last GELU kernel, as before GELU.nhwc_view
+            m.nhwc_view = False
     x, y = torch.rand(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
     if "channels_last" in variant:
         model = model.to(memory_format=torch.channels_last)
@@ -191,7 +203,7 @@ def _in_this_process(arch: ArchConfig, variant: str) -> tuple[Callable[[int], fl
     return run, warm
 
 
-def measure(variants: list[str], *, rounds: int, steps: int, shared: bool = False) -> list[dict]:
+def measure(variants: list[str], *, rounds: int, steps: int, shared: bool = False, act: str | None = None) -> list[dict]:
     """Images/s of every variant on every model, in interleaved rounds. Each variant trains in a process of its own
     (2 threads; `2 workers`: two of 1 thread), or, with `shared`, all single-process variants in this one."""
     if shared and (bad := [v for v in variants if "malloc" in v and not v.startswith(WORKERS)]):
@@ -199,7 +211,7 @@ def measure(variants: list[str], *, rounds: int, steps: int, shared: bool = Fals
                          "run them without --shared-process")
     torch.set_num_threads(2)
     rows = []
-    for name, arch in models().items():
+    for name, arch in models(act).items():
         # A fresh Dynamo state per model: otherwise its recompile limit is reached after a few models and
         # torch.compile silently runs eager (seen in a first run of this script).
         torch._dynamo.reset()
@@ -284,7 +296,8 @@ def render(result: dict) -> str:
     span = lambda v: (f"{min(x for (m, w), x in speed.items() if w == v):.2f}-"  # noqa: E731
                       f"{max(x for (m, w), x in speed.items() if w == v):.2f}x")
     median = {v: speed.get(("median candidate", v)) for v in variants}
-    lines += ["", f"Median candidate: `{next(r['arch'] for r in rows if r['model'] == 'median candidate')}`", "",
+    lines += ["", f"Median candidate: `{next(r['arch'] for r in rows if r['model'] == 'median candidate')}`"
+              + (f" (all models with act `{result['act']}`, `--act`)" if result.get("act") else ""), "",
               "## Findings", ""]
     lines += [f"- {v}: {span(v)} eager over the {len({m for m, w in speed if w == v})} models; median candidate "
               f"{median[v]:.2f}x." for v in variants if v != "eager"]
@@ -299,6 +312,12 @@ def render(result: dict) -> str:
         *attention_finding(speed),
         *malloc_finding(speed),
         *fused_finding(speed),
+        *ratio_finding(speed, "channels_last+bf16+malloc+fused", "channels_last+bf16+malloc+fused+nchwheadgrad",
+                       "in channels-last training the head norm gets its gradient in channels-last "
+                       "(`nas.model.MetaFormer.head_grad_channels_last`; same values), not the NCHW one of the global mean (as before)."),
+        *ratio_finding(speed, "channels_last+bf16+malloc+fused", "channels_last+bf16+malloc+fused+nchwheadgrad+clgelu",
+                       "the head norm's gradient in channels-last and GELU on the NHWC view of a channels-last input "
+                       "(`nas.mixers.GELU`; the contiguous kernel's values), not as before."),
         f"- Target: the median candidate's proxy-training throughput >= 2x eager. Best single process: {best}, "
         f"**{single[best]:.3f}x ({'met' if single[best] >= 2 else 'NOT met'})**."
         + "".join(f" {v} (the machine's 2 cores as two 1-thread workers): **{x:.2f}x ({'met' if x >= 2 else 'NOT met'})**."
@@ -381,18 +400,19 @@ def main() -> None:
     ap.add_argument("--acc-models", type=int, default=3, help="candidates trained on Fashion-MNIST in fp32 and bf16 (0: none)")
     ap.add_argument("--acc-mixer", default=None, choices=MIXERS,
                     help="accuracy check only on candidates with a stage of this mixer")
+    ap.add_argument("--act", default=None, choices=ACTS, help="time every model with this activation (default: their own, relu)")
     ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = ap.parse_args()
     if args.render:
         (OUT / f"{args.name}.md").write_text(render(json.loads((OUT / f"{args.name}.json").read_text())))
         return
     started = time.perf_counter()
-    rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps, shared=args.shared_process)
+    rows = measure(args.variants.split(","), rounds=args.rounds, steps=args.steps, shared=args.shared_process, act=args.act)
     accuracy = accuracy_check(args.acc_models, mixer=args.acc_mixer) if args.acc_models else []
     result = {"command": command_line("train_speed.py"), "rounds": args.rounds,
               "steps": args.steps, "protocol": "shared process" if args.shared_process else "process per variant", "machine": f"{machine_info()}; torch {torch.__version__}",
               "minutes": (time.perf_counter() - started) / 60, "rows": rows, "accuracy": accuracy,
-              "acc_mixer": args.acc_mixer}
+              "acc_mixer": args.acc_mixer, "act": args.act}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (OUT / f"{args.name}.md").write_text(render(result))
