@@ -2112,8 +2112,11 @@ def _from_study(overrides: Sequence[str]) -> int:
               file=sys.stderr)
         return 128 + result.stopped_by
     # as `python -m nas.search`: a study with no finished trial has no model to deploy, so `nas.report ... && deploy`
-    # stops there (its files, saying so, are written)
-    return 1 if result.found_nothing else 0
+    # stops there (its files, saying so, are written), saying why on stderr as the search does
+    if result.found_nothing:
+        print(f"error: {result.found_nothing_reason}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:

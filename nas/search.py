@@ -96,7 +96,9 @@ class SearchResult:
     run early, None when it finished; `ended_early`, why its trials ended, without a signal, before the study held
     `search.n_trials` finished ones (the line search.log gives: trials failing in training in a row, the give-up on the
     latency budget, `search.timeout_s`), None otherwise. A search that ends, not interrupted, with `n_complete == 0` found
-    nothing to deploy (`found_nothing`): `python -m nas.search` then exits 1, after writing its files."""
+    nothing to deploy (`found_nothing`): `python -m nas.search` then exits 1, after writing its files, and prints
+    `found_nothing_reason` on stderr (one line: what became of the study's trials, the last failure's reason, where to
+    read more; None when something was found)."""
 
     run_dir: Path
     study_name: str
@@ -107,6 +109,7 @@ class SearchResult:
     # commands exit with 128 + its number, as the shell reports death by it.
     stopped_by: signal.Signals | None = None
     ended_early: str | None = None
+    found_nothing_reason: str | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -450,6 +453,31 @@ def _failures_text(failures: Sequence[str], *, complete: int, target: int) -> st
             "the data rather than the candidates (see fail_reason in trials.csv); fix them under a new search.study_name "
             "(a study keeps its train settings and images), or raise search.max_failures_in_a_row and rerun the same "
             "command (failed trials do not count towards search.n_trials)")
+
+
+def _nothing_found_text(study: optuna.Study, run: RunConfig, run_dir: Path) -> str:
+    """Why `study` holds no finished trial, in one line for stderr (`SearchResult.found_nothing_reason`): its trials by
+    what became of them, the last failure's reason, and the run folder's files that say more. The log lines saying it go
+    to stdout and search.log, so a `nas.search ... && deploy` that stopped at exit status 1 had no reason beside it."""
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    over = [t for t in pruned if str(t.user_attrs.get("fail_reason", "")).startswith("predicted")]
+    running = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    parts = []
+    if failed:
+        last = max(failed, key=lambda t: t.number).user_attrs.get("fail_reason") or "no reason recorded"
+        parts.append(f"{len(failed)} failed (last: {last})")
+    if over:
+        budget = study_budget_ms(study, run.search.latency_budget_ms)
+        parts.append(f"{len(over)} over search.latency_budget_ms={budget:g} (not trained)")
+    if len(pruned) > len(over):
+        parts.append(f"{len(pruned) - len(over)} not run (the study was full)")
+    if running:
+        parts.append(f"{running} running or queued")
+    said = ", ".join(parts) if parts else "it holds no trials yet"
+    return (f"no trial finished in study {study.study_name!r}, so there is no model to deploy: {said}; see search.log "
+            f"and the fail_reason column of trials.csv in {run_dir.resolve()}")
 
 
 def _error_text(e: BaseException) -> str:
@@ -1079,7 +1107,7 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
     return SearchResult(
         run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
         files=files, stopped_by=trials_stopped_by if trials_stopped_by is not None else stopped,
-        ended_early=ended_early,
+        ended_early=ended_early, found_nothing_reason=None if n else _nothing_found_text(study, run, run_dir),
     )
 
 
@@ -1343,7 +1371,8 @@ def _export_study(run: RunConfig, *, overridden: Collection[str]) -> SearchResul
         log.info("rebuild %s (%.0f s); %s", "done" if stopped_by is None else "interrupted",
                  time.perf_counter() - started, _on_front(study, run, pareto["members"]))
     return SearchResult(run_dir=run_dir.resolve(), study_name=study.study_name, n_complete=n, pareto=pareto["members"],
-                        files=files, stopped_by=stopped_by)
+                        files=files, stopped_by=stopped_by,
+                        found_nothing_reason=None if n else _nothing_found_text(study, run, run_dir))
 
 
 def _refuse_redoing(key: str, overridden: Collection[str], members: dict[str, str], *, done: str, redo: str, keep: str,
@@ -1441,6 +1470,7 @@ def main(cfg: DictConfig) -> None:
     if result.stopped_by is not None:  # inside a trial, or in the members' final training or compression
         sys.exit(128 + result.stopped_by)
     if result.found_nothing:  # every trial failed, or was over the budget: `nas.search && deploy` must not go on
+        print(f"error: {result.found_nothing_reason}", file=sys.stderr)  # the log lines saying why went to stdout
         sys.exit(1)
 
 

@@ -1810,9 +1810,13 @@ def test_a_rebuild_from_a_study_with_no_finished_trial_exits_1_after_writing_its
     from nas.search import SearchResult
 
     report = tmp_path / "s" / "report.html"
+    why = "no trial finished in study 's', so there is no model to deploy: 2 failed (last: ValueError: x); see ..."
     result = SearchResult(run_dir=tmp_path / "s", study_name="s", n_complete=n_complete, pareto=[],
-                          files={"report.html": report})
+                          files={"report.html": report}, found_nothing_reason=None if n_complete else why)
     monkeypatch.setattr(nas.search, "export_study", lambda cfg, *, overridden=(): result)
     monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
     assert main([f"search.runs_dir={tmp_path}", "search.study_name=s"]) == code
-    assert capsys.readouterr().out.splitlines() == [str(report)]  # its files written and printed all the same
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [str(report)]  # its files written and printed all the same
+    # and why on stderr: the rebuild's log lines said it, but nothing beside the exit status did
+    assert err.splitlines() == ([f"error: {why}"] if code else [])

@@ -1635,15 +1635,26 @@ def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_fil
         with pytest.raises(SystemExit) as exit_info:
             search_mod.main(compose_cfg(*failing))
     assert exit_info.value.code == 1
-    assert capsys.readouterr().out.splitlines()[-1] == f"run folder: {result.run_dir}"  # the last line as before
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == f"run folder: {result.run_dir}"  # the last line as before
     assert (result.run_dir / "report.md").is_file() and [r["state"] for r in _rows(result.run_dir)] == ["FAIL"] * 4
+    # the log lines saying why go to stdout (and search.log): stderr had nothing beside the exit status 1
+    why = (f"no trial finished in study {result.study_name!r}, so there is no model to deploy: 4 failed (last: "
+           "TrainingDiverged: training loss became nan (lr=1000000000.0); the candidate is unstable); see search.log and "
+           f"the fail_reason column of trials.csv in {result.run_dir}")
+    assert err.splitlines() == [f"error: {why}"] and result.found_nothing_reason.startswith(why[:60])
+    assert export_study(compose_cfg(*failing)).found_nothing_reason == why  # the rebuild from its study says the same
 
     monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 3)  # not 50: each sample is a trial in the study
     over = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random", "search.study_name=over",
                       "search.latency_budget_ms=0.172", "search.export_onnx=false")
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         search_mod.main(compose_cfg(*over))
     assert exit_info.value.code == 1 and (tmp_path / "over" / "report.md").is_file()
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no trial finished in study 'over', so there is no model to deploy: 3 over search.latency_budget_ms=0.172 "
+        f"(not trained); see search.log and the fail_reason column of trials.csv in {tmp_path / 'over'}"]
     result = run_search(compose_cfg(*over))  # resumed: gives up again
     assert result.found_nothing and result.ended_early.startswith("gave up after 3 sampled architectures with 0 of 1 "
                                                                   "trial finished: 6 in the study were over")
@@ -1652,6 +1663,7 @@ def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_fil
     assert search_mod.main(compose_cfg(*ok)) is None
     result = run_search(compose_cfg(*ok))
     assert not result.found_nothing and result.ended_early is None and result.n_complete == 1
+    assert result.found_nothing_reason is None
 
 
 def test_run_search_from_python_warns_about_the_settings_its_composed_overrides_asked_for(tiny_idx_root, tmp_path,
