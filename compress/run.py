@@ -15,12 +15,18 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from nas.config import exit_on_bad_overrides
 
+HELP_LINE = ("python -m compress.run checkpoint=<folder with model.pt>: compress one checkpoint for a chip (hw=): prune "
+             "(compress.prune), recover by distillation, int8 post-training quantization (QAT where it loses more than "
+             "compress.quantize.max_acc_drop), then write model_int8.onnx, the OpenVINO files and compressed_metrics.json "
+             "into its folder.")
+"""The first line of `python -m compress.run --help` (Hydra's said "run is powered by Hydra")."""
+
 if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a typo on the command line is named at once
     exit_on_bad_overrides(sys.argv[1:], config_name="compress_run")
     if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
         from nas.config import hw_help
 
-        print(hw_help(sys.argv[1:], config_name="compress_run") + "\n")
+        print(f"{HELP_LINE}\n\n{hw_help(sys.argv[1:], config_name='compress_run')}\n")
 
 import hydra
 from omegaconf import DictConfig

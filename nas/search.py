@@ -31,6 +31,11 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 from nas.config import exit_on_bad_overrides
 
+HELP_LINE = ("python -m nas.search: hardware-aware architecture search. An Optuna study proxy-trains candidates of the space "
+             "and predicts each one's latency on the target chip (hw=), then final-trains and compresses the Pareto "
+             "members into the run folder (search.runs_dir/search.study_name); rerun the same command to resume.")
+"""The first line of `python -m nas.search --help` (Hydra's said "search is powered by Hydra")."""
+
 if __name__ == "__main__":  # before torch and Optuna load (seconds): a typo on the command line is named at once
     exit_on_bad_overrides(sys.argv[1:], config_name="search")
     # Hydra answers --cfg, --help, --info and the like itself, without running the search: given here, without torch and
@@ -42,7 +47,7 @@ if __name__ == "__main__":  # before torch and Optuna load (seconds): a typo on 
         from nas.config import CONF_DIR, hw_help
 
         if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
-            print(hw_help(sys.argv[1:], config_name="search") + "\n")
+            print(f"{HELP_LINE}\n\n{hw_help(sys.argv[1:], config_name='search')}\n")
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")(lambda cfg: None)()
         sys.exit(0)
 

@@ -79,8 +79,12 @@ def test_help_says_what_each_hw_choice_is_with_the_default_marked():
     done = subprocess.run([sys.executable, "-m", "compress.run", "--help"], cwd=pathlib.Path(__file__).resolve().parents[1],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    head, _, hydra_help = done.stdout.partition("run is powered by Hydra.")
-    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
+    # a line saying what the command does first; Hydra's header ("run is powered by Hydra.") says what its part lists
+    from compress.run import HELP_LINE
+
+    head, _, hydra_help = done.stdout.partition("Settings (conf/compress_run.yaml): group=option picks a group's file")
+    assert head.startswith(f"{HELP_LINE}\n\nTarget chip: hw=<name>") and "powered by Hydra." not in done.stdout
+    assert "== Configuration groups ==" in hydra_help
     lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
     assert "(default)" in lines["edge_npu"] and "mobile_cpu" in lines and "(default)" not in lines["cpu"]
 

@@ -2344,16 +2344,21 @@ def test_host_mismatch_gives_commands_that_calibrate_a_copy_not_the_shipped_prof
         host_mismatch(shipped["cpu"], host=zen2, others=shipped.values()))
 
 
-def test_the_latency_tools_help_says_what_each_hw_choice_is_with_their_default_marked():
-    # As the search's --help: `python -m nas.latency.validate --help` named the hw= choices alone.
+@pytest.mark.parametrize("tool", ["validate", "fit"])
+def test_the_latency_tools_help_says_what_each_hw_choice_is_with_their_default_marked(tool):
+    # As the search's --help: `python -m nas.latency.validate --help` named the hw= choices alone. And each tool's help
+    # began with Hydra's "profile is powered by Hydra." (the fit's and validate's too): now a line saying what it does.
+    import importlib
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "nas.latency.validate", "--help"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", f"nas.latency.{tool}", "--help"], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    head, _, hydra_help = done.stdout.partition(" is powered by Hydra.")
-    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
+    head, _, hydra_help = done.stdout.partition("Settings (conf/latency.yaml, shared by nas.latency.profile, fit and validate")
+    help_line = importlib.import_module(f"nas.latency.{tool}").HELP_LINE
+    assert help_line.startswith(f"python -m nas.latency.{tool} ") and "powered by Hydra." not in done.stdout
+    assert head.startswith(f"{help_line}\n\nTarget chip: hw=<name>") and "== Configuration groups ==" in hydra_help
     lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
     assert "(default)" in lines["cpu"] and not any("(default)" in lines[n] for n in lines if n != "cpu")
 

@@ -1417,8 +1417,10 @@ def test_help_says_what_each_hw_choice_is_and_lists_a_config_dirs_own(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nas.search", "--help", "--config-dir", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    head, _, hydra_help = proc.stdout.partition("search is powered by Hydra.")
-    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
+    # what the command does comes first, Hydra's "search is powered by Hydra." header is this config's line on its settings
+    head, _, hydra_help = proc.stdout.partition("Settings (conf/search.yaml): group=option picks a group's file")
+    assert head.startswith(f"{search_mod.HELP_LINE}\n\nTarget chip: hw=<name>") and "powered by Hydra." not in proc.stdout
+    assert "== Configuration groups ==" in hydra_help
     lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
     assert {"edge_npu", "mobile_cpu", "cpu", "cpu_zen2", "cpu_xeon", "cpu_ort", "cpu_int8", "my_npu"} <= set(lines)
     assert "(default): generic 4 TOPS int8 edge NPU" in lines["edge_npu"]

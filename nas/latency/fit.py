@@ -896,7 +896,12 @@ def fit_command(tool: LatencyToolConfig) -> str:
     return f"calibrated profile written to {out}, its fitted numbers to {sidecar} ({note})"
 
 
+HELP_LINE = ("python -m nas.latency.fit measurements=[a.csv,...]: calibrate the latency predictor of hw= on measured "
+             "latencies (nas.latency.profile's CSVs, or a chip profiler's), writing the profile's fitted file "
+             "(out= writes a copy elsewhere).")
+"""The first line of `python -m nas.latency.fit --help`."""
+
 if __name__ == "__main__":
     from nas.latency.profile import latency_cli
 
-    latency_cli(fit_command, reads_fitted=False)
+    latency_cli(fit_command, help_line=HELP_LINE, reads_fitted=False)

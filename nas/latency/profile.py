@@ -410,15 +410,17 @@ def clear_killed_writes(folder: Path) -> None:
                  ", ".join(p.name for p in removed))
 
 
-def latency_cli(command: Callable[[LatencyToolConfig], str], *, reads_fitted: bool = True) -> None:
-    """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. With
-    `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command replaces it."""
+def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, reads_fitted: bool = True) -> None:
+    """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. `help_line`, what
+    the tool does, is the first line of its `--help` (the three tools share one config, whose Hydra help cannot tell
+    them apart). With `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command
+    replaces it."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
-        print(hw_help(sys.argv[1:], config_name="latency") + "\n")
+        print(f"{help_line}\n\n{hw_help(sys.argv[1:], config_name='latency')}\n")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
     def main(cfg: DictConfig) -> None:
@@ -445,5 +447,11 @@ def _profile_command(tool: LatencyToolConfig) -> str:
     return str(run_profile(tool))
 
 
+HELP_LINE = ("python -m nas.latency.profile: time n sampled architectures of the space (n=, space=) on this host in the "
+             "runtime and precision of hw= (a host-timed profile: cpu, cpu_int8, ...), writing a measurements CSV for "
+             "nas.latency.fit; export_only=true writes their ONNX files and a CSV template for a chip's own profiler "
+             "instead.")
+"""The first line of `python -m nas.latency.profile --help`."""
+
 if __name__ == "__main__":
-    latency_cli(_profile_command)
+    latency_cli(_profile_command, help_line=HELP_LINE)

@@ -207,7 +207,12 @@ def fitted_on_warning(archs: Sequence[ArchConfig], hw: HardwareProfile) -> str |
             "archs measured apart from the fit (another seed=)")
 
 
+HELP_LINE = ("python -m nas.latency.validate measurements=[a.csv,...]: score the latency predictor of hw= on held-out "
+             "measurements (share within +-5%/+-10%, RMSPE, Kendall tau, Spearman rho) beside MACs and params "
+             "baselines, writing validation.md and validation.json (out= names the folder).")
+"""The first line of `python -m nas.latency.validate --help`."""
+
 if __name__ == "__main__":
     from nas.latency.profile import latency_cli
 
-    latency_cli(validate_command)
+    latency_cli(validate_command, help_line=HELP_LINE)
