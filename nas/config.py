@@ -1199,11 +1199,13 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
-    if override and "=" in head and (head.startswith(("hw.", "compress.")) or name_unit(head.split("=", 1)[0]) is not None) and (
-            number := not_a_number_message(head.split("=", 1)[0], str(cause or ""), path=None, command_line=True)) is not None:
+    if override and "=" in head and (number := not_a_number_message(
+            head.split("=", 1)[0], str(cause or ""), path=None, command_line=True, typed=head.split("=", 1)[1],
+            optional=_optional_field(schema, getattr(cause, "key", None)))) is not None:
         # hw.mac_per_s='4 TOPS', search.latency_budget_ms=1ms: the unit the number goes in, as for the same value in the
-        # chip's file; compress.prune.ratio=25%: its range and that 25% is 0.25 (other keys keep OmegaConf's words:
-        # search.n_trials=abc is no number with a unit)
+        # chip's file; compress.prune.ratio=25%: its range and that 25% is 0.25; search.n_trials=abc, whose name has no
+        # unit: the key, the value and the kind of number (OmegaConf's "Value 'abc' of type 'str' could not be
+        # converted to Integer" named neither a whole number nor null)
         return number
     if override and "=" in head and _NOT_A_LIST.match(str(cause or "").strip()):
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
@@ -1243,7 +1245,8 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
     group, _, name = found[2].rpartition("/")
     folders = [CONF_DIR / group] + ([Path(config_dir).absolute() / group] if config_dir is not None else [])
     path = group_file(group, name, folders) if group else None
-    if (number := not_a_number_message(fields["full_key"], lines[1], path=path)) is not None:
+    optional = _optional_field(schema, fields["full_key"].rsplit(".", 1)[-1])
+    if (number := not_a_number_message(fields["full_key"], lines[1], path=path, optional=optional)) is not None:
         return number if path is not None else f"{found[1]}: {number}"
     return f"{found[1]}: {fields['full_key']}: {lines[1]}"
 
@@ -1277,26 +1280,45 @@ def name_unit(full_key: str, value: str = "") -> tuple[str, str] | None:
     return f"in {unit}", (f"{value.strip()} is {full_key}={found['number']}" if written else "")
 
 
-def not_a_number_message(full_key: str, error: str, *, path: Path | None, command_line: bool = False) -> str | None:
+def not_a_number_message(full_key: str, error: str, *, path: Path | None, command_line: bool = False,
+                         typed: str | None = None, optional: bool = False) -> str | None:
     """One line for OmegaConf's `error` ("Value '4 TOPS' of type 'str' could not be converted to Float") about the
     number `full_key` (`hw.mac_per_s`) of a group's file at `path` (None: not known), or given as a command-line
     override (`command_line`): the key, the value as written, where it was set, and that a plain number goes there,
     with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s), its
     range for a compress setting's (`COMPRESS_FIELD_UNITS`: `25%` is 0.25) and for a setting whose name ends in its
-    unit (`name_unit`: `1ms is search.latency_budget_ms=1`). None for other errors."""
+    unit (`name_unit`: `1ms is search.latency_budget_ms=1`); for another (`search.n_trials=abc`), whether a whole
+    number goes there, and null where the setting takes it (`optional`). `typed`: the value as the command line gave
+    it, shown instead of OmegaConf's (which writes `1e3` as '1000.0'). None for other errors."""
     found = _NOT_CONVERTED.search(error)
     if found is None:
         return None
+    value = typed if typed is not None and not typed.startswith(("'", '"')) else found["value"]
     group, _, key = full_key.partition(".")
     unit, example = (FIELD_UNITS.get(key.split(".")[0], ("", "")) if group == "hw"
-                     else COMPRESS_FIELD_UNITS.get(key) or name_unit(full_key, found["value"]) or ("", "") if group == "compress"
-                     else name_unit(full_key, found["value"]) or ("", ""))
+                     else COMPRESS_FIELD_UNITS.get(key) or name_unit(full_key, value) or ("", "") if group == "compress"
+                     else name_unit(full_key, value) or ("", ""))
     where = " (set on the command line)" if command_line else f" (set in {path})" if path is not None else ""
     kind = "a whole number" if found["to"] == "Integer" else "a plain number"
+    if optional and not unit:  # the tables' ranges and the unit lines say it their own way where they say it
+        kind += " or null"
     # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field
     how = "written as digits, without a point or exponent" if found["type"] == "float" else "without units"
-    return f"{full_key}={found['value']!r}{where} must be {kind}{f' {unit}' if unit else ''}, {how}" + (
+    return f"{full_key}={value!r}{where} must be {kind}{f' {unit}' if unit else ''}, {how}" + (
         f" ({example})" if example else "")
+
+
+def _optional_field(schema: Any, key: Any) -> bool:
+    """Whether the field `key` of the config dataclass `schema` (OmegaConf's `object_type` of an error) takes None."""
+    import typing
+
+    if not (dataclasses.is_dataclass(schema) and isinstance(key, str)):
+        return False
+    try:
+        hint = typing.get_type_hints(schema).get(key)
+    except (NameError, TypeError):  # a hint that does not resolve: say nothing rather than something wrong
+        return False
+    return type(None) in typing.get_args(hint)
 
 
 def _schemas() -> dict[str, type]:

@@ -74,11 +74,12 @@ SEARCH_CASES = [
     (["hw=edge_npuu"], "hw=edge_npuu is not an option of hw (did you mean hw=edge_npu?); available: cpu, cpu_int8,"),
     (["data=imagefolders"], "data=imagefolders is not an option of data (did you mean data=imagefolder?); available: fashion_mnist"),
     (["space=huge"], "space=huge is not an option of space; available: metaformer_s, metaformer_t"),
-    (["search.n_trials=abc"], "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["search.n_trials=abc"], "search.n_trials='abc' (set on the command line) must be a whole number, without units"),
     # a chip's number with its unit, as a datasheet writes it: the same line as in the chip's file, set on the command line
     (["hw.mac_per_s='4 TOPS'"], "hw.mac_per_s='4 TOPS' (set on the command line) must be a plain number in MAC/s, without "
                                 "units (1 MAC = 2 ops: 4 TOPS is 2.0e12)"),
-    (["train.epochs=1.5"], "train.epochs=1.5"),
+    (["train.epochs=1.5"], "train.epochs='1.5' (set on the command line) must be a whole number, written as digits, "
+                           "without a point or exponent"),
     (["search.sampler=cmaes"], "cmaes"),
     (["train.precision=fp16"], "train.precision=fp16 is unknown; allowed: auto, fp32, bf16"),
     (["search.nope=1"], "search.nope is not a setting of search; allowed: study_name, n_trials, sampler,"),
@@ -330,7 +331,8 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
     ("module", "args", "fragment"),
     [("nas.search", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
      ("nas.search", ["hw=EDGE_NPU"], "error: hw=EDGE_NPU is not an option of hw (did you mean hw=edge_npu?); available: cpu,"),
-     ("nas.search", ["search.n_trials=many"], "search.n_trials=many: Value 'many' of type 'str' could not be converted to Integer"),
+     ("nas.search", ["search.n_trials=many"], "error: search.n_trials='many' (set on the command line) must be a whole number, "
+                                              "without units"),
      # Hydra's "Error merging override data.metric=f1: Invalid value 'f1', expected one of [...]"
      ("nas.search", ["data.metric=f1"], "error: data.metric=f1 is unknown; allowed: accuracy, balanced_accuracy"),
      ("nas.search", ["search.n_trails=3"], "error: search.n_trails is not a setting of search (did you mean search.n_trials?); allowed:"),

@@ -365,13 +365,10 @@ def test_a_chip_number_written_with_its_unit_on_the_command_line_gets_the_unit_l
     assert precheck_overrides(["hw.efficiency.conv=60%"], config_name="search") == (
         "hw.efficiency.conv='60%' (set on the command line) must be a plain number in (0, 1], the fraction of the peak, "
         "without units (60% is 0.6)")
-    # Hydra reads 2.0e6 as a float, which an integer count of bytes refuses
+    # Hydra reads 2.0e6 as a float, which an integer count of bytes refuses (named as typed, not as Hydra's 2000000.0)
     assert precheck_overrides(["hw.sram_bytes=2.0e6"], config_name="search") == (
-        "hw.sram_bytes='2000000.0' (set on the command line) must be a whole number in bytes, written as digits, without "
+        "hw.sram_bytes='2.0e6' (set on the command line) must be a whole number in bytes, written as digits, without "
         "a point or exponent (2 MiB is 2097152)")
-    # not a chip's number: OmegaConf's words, unchanged
-    assert precheck_overrides(["search.n_trials=abc"], config_name="search") == (
-        "search.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer")
 
 
 def _fitted_profiles() -> list:
@@ -671,8 +668,8 @@ def test_an_enum_setting_out_of_its_values_is_one_line_naming_the_value_and_the_
             compose_cfg(override)
         assert compose_error_message(err.value) == f"{override} is unknown; allowed: {allowed}"
     with pytest.raises(HydraException) as err:  # other type errors keep their words, without Hydra's head
-        compose_cfg("search.n_trials=abc")
-    assert compose_error_message(err.value).startswith("search.n_trials=abc: Value 'abc' of type 'str' could not be")
+        compose_cfg("search.progress=maybe")
+    assert compose_error_message(err.value) == "search.progress=maybe: Value 'maybe' is not a valid bool (type str)"
 
 
 @pytest.mark.parametrize("name", ["test_size", "val_size"])
@@ -881,6 +878,38 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
     assert precheck_overrides(["search.timeout_s=1h"], config_name="search") == (
         "search.timeout_s='1h' (set on the command line) must be a plain number in seconds, without units")
     assert precheck_overrides(["search.latency_budget_ms=0.5"], config_name="search") is None
-    # a rate is no count of its unit; a name without a unit keeps OmegaConf's words (test above)
+    # a rate is no count of its unit; a name without a unit gets the kind of number alone (test below)
     assert name_unit("hw.mac_per_s") is None and name_unit("search.n_trials") is None
     assert name_unit("search.memory_budget_gb", "8 GiB") == ("in GiB", "8 GiB is search.memory_budget_gb=8")
+
+
+def test_a_number_setting_without_a_unit_in_its_name_given_no_number_names_the_key_value_and_kind(tmp_path):
+    # search.n_trials=abc kept OmegaConf's words ("Value 'abc' of type 'str' could not be converted to Integer"), and
+    # train.epochs=1e3 was echoed as '1000.0': now the line the unit-suffixed keys get, with null where it is allowed
+    from nas.config import compose_search_config, precheck_overrides, register_configs
+
+    register_configs()
+    said = {o: precheck_overrides([o], config_name="search") for o in (
+        "search.n_trials=abc", "train.epochs=1e3", "train.lr=fast", "train.subset=all", "data.img_size=28px")}
+    assert said == {
+        "search.n_trials=abc": "search.n_trials='abc' (set on the command line) must be a whole number, without units",
+        "train.epochs=1e3": "train.epochs='1e3' (set on the command line) must be a whole number, written as digits, "
+                            "without a point or exponent",
+        "train.lr=fast": "train.lr='fast' (set on the command line) must be a plain number, without units",
+        "train.subset=all": "train.subset='all' (set on the command line) must be a whole number or null, without units",
+        "data.img_size=28px": "data.img_size='28px' (set on the command line) must be a whole number or null, without "
+                              "units"}
+    # the latency tools' own keys, and from Python
+    from nas.latency.profile import register_latency_configs
+
+    register_latency_configs()
+    assert precheck_overrides(["n=many"], config_name="latency") == (
+        "n='many' (set on the command line) must be a whole number, without units")
+    with pytest.raises(ConfigError, match=r"^search\.n_trials='abc' \(set on the command line\) must be a whole number, "
+                                          r"without units$"):
+        compose_search_config(["search.n_trials=abc"])
+    # in a group's file of the user's: the file, and null where the setting takes it
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "mine.yaml").write_text("subset: all\n")
+    assert precheck_overrides(["--config-dir", str(tmp_path), "train=mine"], config_name="search") == (
+        f"train.subset='all' (set in {tmp_path / 'train' / 'mine.yaml'}) must be a whole number or null, without units")
