@@ -179,6 +179,13 @@ def quantize(
     best_acc, best_state = ptq, None
     epochs, seconds = 0, 0.0
     teacher = copy.deepcopy(model).eval()
+    if (ptq_drop := _drop_pt(fp32, ptq)) > cfg.max_acc_drop and cfg.qat.epochs > 0:
+        # why it runs, before minutes of it: `python -m compress.run`'s table showed QAT epochs without the reason
+        # (the report gives it beside them, from compressed_metrics.json)
+        log.info("%sQAT: PTQ lost %s pt of val accuracy (%s model before int8 %.2f%%, PTQ %.2f%%), more than "
+                 "compress.quantize.max_acc_drop=%g: up to %s of QAT, until within it",
+                 f"{label}: " if label else "", drop_text(ptq_drop, limit=cfg.max_acc_drop), source, 100.0 * fp32,
+                 100.0 * ptq, cfg.max_acc_drop, counted(cfg.qat.epochs, "epoch"))
     while _drop_pt(fp32, best_acc) > cfg.max_acc_drop and epochs < cfg.qat.epochs:
         result = distill(quantized, teacher, data, replace(cfg.qat, epochs=1), augment=augment, seed=seed + 1 + epochs,
                          eval_batch_size=eval_batch_size)
