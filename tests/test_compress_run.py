@@ -9,6 +9,10 @@ from compress.run import check_members, unused_overrides
 from nas.errors import ConfigError
 from tests.test_rebuild import SMOKE, _recipe, _run_folder
 
+# compress=smoke with fewer images to calibrate int8 on (NNCF feeds them one at a time: most of a compression's time)
+# and to recover and fine-tune on: these tests check which files are written and what is said, not how accurate.
+SMALL_COMPRESSION = ["compress.recover.subset=64", "compress.quantize.qat.subset=64", "compress.quantize.calibration_size=8"]
+
 
 def test_top_k_hint_names_the_runs_folder_and_final_train(tmp_path):
     run_dir = _run_folder(tmp_path, [{"epochs": 2, "recipe": _recipe(**SMOKE)}])
@@ -66,7 +70,7 @@ def test_top_k_hint_of_a_final_train_smoke_run_is_a_rebuild_that_runs(tiny_idx_r
     command = shlex.split(str(refused.value).split("compress a run's best k with ", 1)[1].replace("<k>", "1"))
     # the data.root given here, too: the rebuild takes a study's data from this machine, as this command does
     assert command[:3] == ["python", "-m", "nas.report"] and {"final_train=smoke", f"data.root={tiny_idx_root}"} <= set(command)
-    assert main([*command[3:], "compress=smoke"]) == 0  # compress=smoke: seconds, not minutes
+    assert main([*command[3:], "compress=smoke", *SMALL_COMPRESSION]) == 0  # compress=smoke: seconds, not minutes
     assert (result.run_dir / "checkpoints" / member["arch_id"] / "compressed_metrics.json").is_file()
 
 
@@ -109,7 +113,7 @@ def test_a_member_compresses_from_python_and_leaves_the_callers_threads_and_rand
                                         r"compress\.compose_compress_config\(\[\"checkpoint=<folder>\", \.\.\.\]\) returns"):
         compress.run_compress(["hw=cpu"])
     cfg = compress.compose_compress_config([f"checkpoint={result.run_dir / member['checkpoint']}", "hw=cpu",
-                                            f"data.root={tiny_idx_root}", "compress=smoke"])
+                                            f"data.root={tiny_idx_root}", "compress=smoke", *SMALL_COMPRESSION])
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     torch.manual_seed(7)

@@ -36,6 +36,12 @@ RUN_FILES = ["study.db", "config.yaml", "search.log", "trials.csv", "pareto.csv"
 MEMBER_FILES = ["arch.json", "metrics.json", "model.onnx", "model.pt", "test_predictions.csv"]
 
 
+# compress=smoke with fewer images to calibrate int8 on (NNCF feeds them one at a time: most of a compression's time)
+# and to recover and fine-tune on, for the tests that check which files a compression writes and what they say, not
+# how accurate they are.
+_SMALL_COMPRESSION = ("compress.recover.subset=64", "compress.quantize.qat.subset=64", "compress.quantize.calibration_size=8")
+
+
 def _overrides(tiny_idx_root, tmp_path, *extra):
     return [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
             f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", "compress=none", "final_train=none", *extra]
@@ -362,7 +368,10 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
 
 
 def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, tmp_path, compose_cfg):
-    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=2") if o != "compress=none"]
+    # few images for the int8 calibration (the slowest part, one image at a time through NNCF's hooks) and the trainings:
+    # what is checked is which member is compressed and what its files and the report say, not how well
+    overrides = [*(o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=2") if o != "compress=none"),
+                 *_SMALL_COMPRESSION]
     result = run_search(compose_cfg(*overrides, "compress=smoke"))  # top_k=1, prune ratio 0.25
     best = max(result.pareto, key=lambda m: m["val_acc"])
     for m in result.pareto:
@@ -511,7 +520,7 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
             pixels[..., c] += 150
             Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
     overrides = ("data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=12", "data.val_size=0.25",
-                 "train=smoke", "final_train=none", "compress=smoke", "search.n_trials=1",
+                 "train=smoke", "final_train=none", "compress=smoke", *_SMALL_COMPRESSION, "search.n_trials=1",
                  f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=parts", "search.progress=false")
     result = run_search(compose_cfg(*overrides, "data.metric=balanced_accuracy"))
     (member,) = result.pareto
@@ -1057,7 +1066,7 @@ def test_report_from_the_study_refuses_to_compress_again_members_compressed_with
     from nas.report import main
 
     overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o != "compress=none"]
-    result = run_search(compose_cfg(*overrides, "compress=smoke"))
+    result = run_search(compose_cfg(*overrides, "compress=smoke", *_SMALL_COMPRESSION))
     (member,) = result.pareto
     folder = result.run_dir / "checkpoints" / member["arch_id"]
     before = (folder / "compressed_metrics.json").read_text()
@@ -1077,7 +1086,7 @@ def test_report_from_the_study_refuses_to_compress_again_members_compressed_with
     assert main([*rebuild, "compress=none"]) == 0  # keeps the files: the report is rebuilt from them
     assert (folder / "compressed_metrics.json").read_text() == before
     assert f"| {member['arch_id']} | int8 |" in (result.run_dir / "report.md").read_text()
-    assert main([*rebuild, "compress=smoke"]) == 0  # the same settings: nothing to redo, nothing refused
+    assert main([*rebuild, "compress=smoke", *_SMALL_COMPRESSION]) == 0  # the same settings: nothing to redo, nothing refused
     assert (folder / "model_int8.onnx").stat().st_mtime_ns == stamp
 
 
