@@ -1,6 +1,7 @@
 """End-to-end search on a tiny generated dataset: files, resume, interruption, budget, errors."""
 
 import csv
+import dataclasses
 import datetime
 
 
@@ -45,6 +46,21 @@ _SMALL_COMPRESSION = ("compress.recover.subset=64", "compress.quantize.qat.subse
 def _overrides(tiny_idx_root, tmp_path, *extra):
     return [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
             f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false", "compress=none", "final_train=none", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished_search(tiny_idx_root, tmp_path_factory, compose_cfg):
+    """A finished one-trial search (`_overrides(..., "search.n_trials=1")`), run once for the tests that start from such
+    a run folder; each takes its own copy with `_copy_of(finished_search, tmp_path)`."""
+    return run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path_factory.mktemp("finished"), "search.n_trials=1")))
+
+
+def _copy_of(result, tmp_path):
+    """`result`'s run folder copied to `tmp_path/t` (a run folder can be moved: README), and its result there, as the
+    search with `search.runs_dir=tmp_path` would have returned it."""
+    shutil.copytree(result.run_dir, tmp_path / "t")
+    return dataclasses.replace(result, run_dir=(tmp_path / "t").resolve(),
+                               files={name: (tmp_path / "t" / name).resolve() for name in result.files})
 
 
 def _rows(run_dir):
@@ -926,12 +942,13 @@ def test_a_search_log_the_disk_refuses_is_said_once_in_one_line_and_the_terminal
         logging.getLogger("nas").removeHandler(shown)
 
 
-def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, compose_cfg, capsys, monkeypatch):
+def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, finished_search, capsys,
+                                                                monkeypatch):
     # Workers searched with final_train=none; `python -m nas.report search.study_name=... search.runs_dir=...` then
     # final-trains the members (minutes with the default recipe): it said nothing at all until it was done.
     from nas.report import main
 
-    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    result = _copy_of(finished_search, tmp_path)
     capsys.readouterr()
     assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke")) == 0
     out = capsys.readouterr()
@@ -1016,13 +1033,13 @@ def test_a_trial_stopped_by_a_full_disk_records_why(tiny_idx_root, tmp_path, com
     assert not [r for r in caplog.records if r.name.startswith("optuna") and "Trial 0 failed" in r.getMessage()]
 
 
-def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebuild(tiny_idx_root, tmp_path, compose_cfg,
-                                                                                     capsys):
+def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebuild(tiny_idx_root, tmp_path,
+                                                                                     finished_search, capsys):
     # `python -m nas.report search.study_name=...` final-trains members (minutes): its lines reached only the terminal,
     # so search.log, the run's one log, did not say who trained the members or when.
     from nas.report import main
 
-    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    result = _copy_of(finished_search, tmp_path)
     log_file = result.run_dir / "search.log"
     before = log_file.read_text()
     assert main(_overrides(tiny_idx_root, tmp_path, "final_train=smoke")) == 0
@@ -1258,13 +1275,13 @@ def test_a_memory_budget_in_which_no_candidate_can_train_is_refused_before_the_r
     search_mod.check_budget(run, load_dataset(run.data))
 
 
-def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_root, tmp_path, compose_cfg, monkeypatch,
-                                                                         capsys):
+def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_root, tmp_path, compose_cfg,
+                                                                         finished_search, monkeypatch, capsys):
     # SIGTERM (SLURM's preemption) or Ctrl-C while the data loads, before any trial: a 40-line traceback, for the search
     # and for `python -m nas.report` from a study alike.
     from nas.report import main as report_main
 
-    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    _copy_of(finished_search, tmp_path)  # a finished run: its study has a trial to resume
     capsys.readouterr()
 
     def interrupted(cfg, **_):  # load_dataset's keywords (overridden=...) taken as it takes them
