@@ -14,6 +14,20 @@ from tests.test_rebuild import SMOKE, _recipe, _run_folder
 SMALL_COMPRESSION = ["compress.recover.subset=64", "compress.quantize.qat.subset=64", "compress.quantize.calibration_size=8"]
 
 
+@pytest.fixture(scope="module")
+def compress_run_help() -> str:
+    """The stdout of `python -m compress.run --help` (exit status 0), run once for the tests that read it: a Python
+    process importing torch and Hydra costs seconds."""
+    import pathlib
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "compress.run", "--help"], cwd=pathlib.Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def test_top_k_hint_names_the_runs_folder_and_final_train(tmp_path):
     run_dir = _run_folder(tmp_path, [{"epochs": 2, "recipe": _recipe(**SMOKE)}])
     want = (f"python -m nas.report search.runs_dir={tmp_path} search.study_name=t final_train=smoke compress.members=top_k "
@@ -74,7 +88,7 @@ def test_top_k_hint_of_a_final_train_smoke_run_is_a_rebuild_that_runs(tiny_idx_r
     assert (result.run_dir / "checkpoints" / member["arch_id"] / "compressed_metrics.json").is_file()
 
 
-def test_help_says_what_each_hw_choice_is_with_the_default_marked():
+def test_help_says_what_each_hw_choice_is_with_the_default_marked(compress_run_help):
     # `python -m compress.run --help` named the chips to compress for alone, as the search's did.
     import pathlib
     import subprocess
@@ -89,6 +103,8 @@ def test_help_says_what_each_hw_choice_is_with_the_default_marked():
     head, _, hydra_help = done.stdout.partition("Settings (conf/compress_run.yaml): group=option picks a group's file")
     assert head.startswith(f"{HELP_LINE}\n\nTarget chip: hw=<name>") and "powered by Hydra." not in done.stdout
     assert "== Configuration groups ==" in hydra_help
+    head, _, hydra_help = compress_run_help.partition("run is powered by Hydra.")
+    assert head.startswith("Target chip: hw=<name>") and "== Configuration groups ==" in hydra_help
     lines = {line.split()[0]: line for line in head.splitlines() if line.startswith("  ")}
     assert "(default)" in lines["edge_npu"] and "mobile_cpu" in lines and "(default)" not in lines["cpu"]
 
@@ -135,22 +151,14 @@ def test_a_member_compresses_from_python_and_leaves_the_callers_threads_and_rand
     assert json.loads((folder / "compressed_metrics.json").read_text())["created"] == metrics["created"]
 
 
-def test_help_says_what_each_compress_setting_means_and_its_unit():
+def test_help_says_what_each_compress_setting_means_and_its_unit(compress_run_help):
     # `python -m compress.run --help` listed the settings' values only (prune.ratio: 0.25, max_acc_drop: 0.3,
     # eval_images: null): not that the ratio is a fraction of channels, the drop in accuracy points, nor that null
     # scores all images. Under Hydra's list it now prints conf/compress/default.yaml, whose comments say it.
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from nas.config import CONF_DIR
 
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "compress.run", "--help"], cwd=root, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "== Config ==" in proc.stdout  # Hydra's own help first
-    tail = proc.stdout.split("== Config ==", 1)[1]
+    assert "== Config ==" in compress_run_help  # Hydra's own help first
+    tail = compress_run_help.split("== Config ==", 1)[1]
     assert f"== What the compress settings mean ({CONF_DIR / 'compress' / 'default.yaml'}) ==" in tail
     for said in ("ratio: 0.25                # fraction of channels removed per group, in [0, 0.9]",
                  "max_acc_drop: 0.3          # val accuracy points int8 may lose before QAT runs",
