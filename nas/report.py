@@ -475,6 +475,16 @@ def _written_since(header: dict[str, Any], marks: Sequence[dict[str, Any]]) -> b
         "pareto_created" in mark and mark["pareto_created"] != created for mark in marks)
 
 
+def _marker_state(mark: dict[str, Any]) -> str:
+    """What a run marker (`_read_markers`) says of its search: "stopped" (it ended on its own and recorded why in
+    `stopped`), "gone" (a search of this machine whose process is gone: killed or crashed), else "running" (or of
+    another machine, which cannot be checked from here)."""
+    if isinstance(mark.get("stopped"), str):
+        return "stopped"
+    here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
+    return "gone" if here and _process_gone(mark.get("pid")) else "running"
+
+
 def _unfinished_before(name: str, marks: Sequence[dict[str, Any]]) -> str:
     """': the search started ... (pid N on host) was killed or crashed before it wrote pareto.json (its process is gone):
     rerun the search command to resume it, or' for a run file `name` that is missing while the run markers `marks`
@@ -482,10 +492,9 @@ def _unfinished_before(name: str, marks: Sequence[dict[str, Any]]) -> str:
     parts = []
     for mark in marks:
         who = f"the search started {mark['started']} (pid {mark['pid']} on {mark['host']})"
-        here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
-        if isinstance(mark.get("stopped"), str):
+        if (state := _marker_state(mark)) == "stopped":
             parts.append(f"{who} stopped before it wrote {name}: {mark['stopped'].rstrip('.')}")
-        elif here and _process_gone(mark.get("pid")):
+        elif state == "gone":
             parts.append(f"{who} was killed or crashed before it wrote {name} (its process is gone)")
         else:
             parts.append(f"{who} has not written {name} yet (it writes it when it ends; if that process is no longer "
@@ -502,10 +511,9 @@ def _unfinished_text(marks: Sequence[dict[str, Any]]) -> str:
     parts = []
     for mark in marks:
         who = f"started {mark['started']} (pid {mark['pid']} on {mark['host']})"
-        here = mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == _pid_namespace()
-        if isinstance(mark.get("stopped"), str):  # it ended on its own (a one-line error, Ctrl-C, SIGTERM) and said why
+        if (state := _marker_state(mark)) == "stopped":  # it ended on its own (a one-line error, Ctrl-C, SIGTERM), said why
             parts.append(f"A search {who} stopped before it finished: {mark['stopped'].rstrip('.')}.")
-        elif here and _process_gone(mark.get("pid")):
+        elif state == "gone":
             parts.append(f"A search {who} stopped before it finished (killed or crashed: its process is gone).")
         else:
             parts.append(f"A search {who} has not finished (if that process is no longer running, it was killed or "

@@ -20,7 +20,7 @@ from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import load_checkpoint, save_checkpoint
 from nas.config import CompressConfig, DataConfig, DataFormat, FinetuneConfig, PruneConfig, QuantizeConfig
 from nas.data import Split, load_dataset
-from nas.errors import CheckpointError, ConfigError
+from nas.errors import CheckpointError, ConfigError, logging_to
 from nas.latency.hardware import HardwareProfile
 from nas.model import build_model
 
@@ -905,14 +905,9 @@ def test_eval_images_caps_the_val_and_test_images_scored_and_the_metrics_say_how
     lines: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("compress.pipeline")
-    level = logger.level
-    logger.addHandler(handler), logger.setLevel(logging.INFO)
-    try:
+    with logging_to(handler, "compress.pipeline"):
         metrics = compress.pipeline.compress_front(checkpoint.parent, [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}],
                                                    hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
-    finally:
-        logger.removeHandler(handler), logger.setLevel(level)
     assert any("(on 30 of the 100 test images: compress.eval_images)" in line for line in lines), lines
     indices = metrics["eval_images"].pop("test_indices")
     assert metrics["eval_images"] == {"val": 30, "val_of": 40, "test": 30, "test_of": 100}
@@ -1135,8 +1130,6 @@ def test_compress_checkpoint_tells_the_saturation_warning_whose_accuracy_is_the_
     import logging
 
     from nas.config import load_hw_profile
-    from nas.errors import logging_to
-
     told, lines = [], []
     monkeypatch.setattr(compress.pipeline, "int8_saturates", lambda: True)
     monkeypatch.setattr(compress.pipeline, "int8_agreement_warning", lambda agree, **kw: told.append(kw) or "off")
@@ -1543,13 +1536,8 @@ def test_a_members_openvino_ir_deleted_alone_is_converted_again_from_its_int8_on
     lines: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("compress.pipeline")
-    level = logger.level
-    logger.addHandler(handler), logger.setLevel(logging.INFO)
-    try:
+    with logging_to(handler, "compress.pipeline"):
         again = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
-    finally:
-        logger.removeHandler(handler), logger.setLevel(level)
     assert f"{ARCH.arch_id}: model_int8.xml and model_int8.bin gone: converted again from model_int8.onnx (the " \
            "compression is kept, not redone)" in lines, lines
     assert all((checkpoint / name).read_bytes() == data_ for name, data_ in kept.items())
