@@ -1106,6 +1106,22 @@ def test_export_only_for_an_fp16_chip_writes_float32_files_and_fp16_rows(tmp_pat
     assert "(the files are fp32: compile them for fp16, as hw=edge_npu runs)" in caplog.text
 
 
+def test_timing_an_fp16_profile_here_is_refused_naming_the_setting_and_export_only(tmp_path, monkeypatch, cpu):
+    # Timed on this host, hw.precision=fp16 failed after the sampling with the export's "precision='fp16' is unknown;
+    # allowed: ['fp32', 'int8']", naming neither the setting nor what to do for an fp16 chip.
+    import nas.latency.profile as profile_mod
+
+    monkeypatch.setattr(profile_mod, "profile_archs", lambda *a, **k: pytest.fail("sampled before the precision check"))
+    with pytest.raises(ConfigError) as err:
+        run_profile(_latency_cfg("hw=cpu", "hw.precision=fp16", "n=1", f"out={tmp_path}/m.csv"))
+    assert str(err.value) == ("hw.precision='fp16' cannot be timed on this host: openvino (hw.runtime) times fp32 or int8 "
+                              "here; for a chip that runs fp16, export_only=true exports float32 ONNX files for the chip's "
+                              "own compiler to cast and its profiler to time (README 'Onboarding a chip')")
+    with pytest.raises(ConfigError, match=r"^hw\.precision='fp16' cannot be timed on this host"):  # called directly too
+        measure_archs([TINY], dataclasses.replace(cpu, precision="fp16"), export_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_export_only_keeps_a_filled_template_and_another_samples_files(tmp_path):
     # README step 5 measures another set; step 2's command with seed=1 and the same out= overwrote the filled-in
     # measurements.csv (hours with the vendor's profiler) with an empty template.

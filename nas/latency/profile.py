@@ -265,6 +265,20 @@ def export_int8(model: torch.nn.Module, arch: ArchConfig, path: Path, *, seed: i
     return export_int8_onnx(quantized, path, in_chans=arch.in_chans, img_size=arch.img_size)
 
 
+def check_timeable(hw: HardwareProfile) -> None:
+    """`ConfigError` in one line when `hw` cannot be timed on this host: it has no runtime here, or its precision is
+    one the runtimes here do not time (fp16: there is no fp16 export; a chip that runs it compiles float32 files).
+    Both are said before the archs are sampled and exported, and each names what to do instead: `export_only=true`."""
+    if not hw.runtime:
+        raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
+                          "and measure with the chip's own tools")
+    if hw.precision not in PRECISIONS:
+        raise ConfigError(f"hw.precision={hw.precision!r} cannot be timed on this host: {hw.runtime} (hw.runtime) times "
+                          f"{' or '.join(PRECISIONS)} here; for a chip that runs {hw.precision}, export_only=true exports "
+                          "float32 ONNX files for the chip's own compiler to cast and its profiler to time (README "
+                          "'Onboarding a chip')")
+
+
 def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: int = 20, repeats: int = 30,
                   rounds: int = 7, export_dir: Path | None = None) -> list[Measurement]:
     """Export and time every arch in `hw.runtime` (interleaved rounds, see nas.latency.measure).
@@ -274,9 +288,7 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
     export (an NNCF PTQ each for int8). Each file is renamed into place whole (`nas.checkpoint.replacing`), so one
     present is complete, also after a kill mid-export.
     """
-    if not hw.runtime:
-        raise ConfigError(f"hw={hw.name!r} has no runtime on this host (hw.runtime is empty); use profile export_only=true "
-                          "and measure with the chip's own tools")
+    check_timeable(hw)
     import torch
 
     torch.set_num_threads(hw.threads)
@@ -300,6 +312,8 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
 def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     """Sample, export and (unless export_only) measure; return the CSV written."""
     tool = to_tool_config(cfg)
+    if not tool.export_only:
+        check_timeable(tool.hw)  # before the sampling (seconds of imports), not after it
     archs = profile_archs(tool)
     # Said with the result: the archs' input shape is in each row's arch_json, but a wrong one is found only there.
     shape = f"input {archs[0].in_chans}x{archs[0].img_size}x{archs[0].img_size}, {archs[0].num_classes} classes"
