@@ -366,6 +366,23 @@ def test_unit_times_csv_round_trip_and_bad_rows(tmp_path):
         read_unit_times(tmp_path / "v.csv")
 
 
+@pytest.mark.parametrize("column", ["ms", "time_ms", "Time (ms)"])
+def test_unit_times_in_a_milliseconds_column_are_refused_saying_the_column_and_unit_wanted(tmp_path, column):
+    # A profiler's per-layer times summed in milliseconds got only "header lacks column ['us']": one unit is read
+    # (microseconds per call, in 'us'), and the message says so, naming the column it found.
+    (tmp_path / "u.csv").write_text(f'arch_id,unit,"{column}"\nabc,stem,0.0125\n')
+    with pytest.raises(DataError) as err:
+        read_unit_times(tmp_path / "u.csv")
+    assert str(err.value) == (f"{tmp_path / 'u.csv'}: header lacks column ['us']; required: arch_id, unit, us (see README); "
+                              f"the header has: 'arch_id', 'unit', {column!r}; the times go in a column named 'us', in "
+                              f"microseconds per call: write the header's {column!r} times (milliseconds) multiplied by "
+                              "1000 there")
+    (tmp_path / "n.csv").write_text("arch_id,unit,time\nabc,stem,12.5\n")  # no unit named: the column and unit wanted
+    with pytest.raises(DataError, match=r"the header has: 'arch_id', 'unit', 'time'; the times go in a column named 'us', "
+                                        r"in microseconds per call$"):
+        read_unit_times(tmp_path / "n.csv")
+
+
 def test_fit_recovers_known_per_op_costs_from_synthetic_measurements(cpu, space_t):
     rng = np.random.default_rng(0)
     prior = cpu.without_calibration()

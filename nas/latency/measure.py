@@ -620,6 +620,12 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
         # A vendor tool's table of model names and times: the name says which file was timed, not what is in it
         elif "arch_json" in missing and "arch_id" in fieldnames:
             hint = "; an arch_id does not say the arch: take each row's arch_json from the exported measurements.csv"
+        elif "us" in missing:
+            # Per-unit or per-node times as a profiler gives them, in ms ('ms', 'time_ms', 'Time (ms)'): one unit is
+            # read, never guessed from a column's name, so the message says which and how to get there.
+            ms = next((name for name in fieldnames if name not in columns and _MS_COLUMN.search(name)), None)
+            hint = "; the times go in a column named 'us', in microseconds per call" + (
+                f": write the header's {ms!r} times (milliseconds) multiplied by 1000 there" if ms else "")
         else:
             hint = ""
         raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} "
@@ -645,6 +651,8 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_MS_COLUMN = re.compile(r"(?<![a-z])(ms|msec|millisec(ond)?s?)(?![a-z])", re.IGNORECASE)
+"""A header cell that names milliseconds: 'ms', 'time_ms', 'Time (ms)', 'milliseconds'."""
 
 
 def _close_column(column: str, fieldnames: Sequence[str]) -> str | None:
