@@ -69,7 +69,7 @@ from nas.data import (
 from nas.errors import (ConfigError, DataError, NasError, Terminated, counted, exit_on_error, interrupting_signal,
                         interruption_text, logging_to, make_folder, stop_on_sigterm)
 from nas.latency import predict_latency
-from nas.latency.hardware import HardwareProfile, input_warning
+from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
                         training_refusal)
@@ -830,6 +830,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         # hw=cpu calibrated on another CPU model: the profile may be wanted on purpose (a target machine elsewhere)
         host_mismatch(run.hw, others=hw_profiles() if profiles is None else profiles),
         uncalibrated_warning(run.hw),  # hw=cpu_ort before its fit: the datasheet roofline of a CPU
+        few_archs_warning(run.hw),  # a chip fitted on a handful of measurements: the fit warned once, long before
         datasheet_warning(run.hw),  # a new chip's file relying on the generic NPU's numbers
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
         input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size),

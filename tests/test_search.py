@@ -1740,6 +1740,28 @@ def test_a_search_on_a_host_profile_that_is_not_calibrated_warns_in_its_setup(ti
     assert warned("edge_npu") == [] and warned("mobile_cpu") == []
 
 
+def test_a_search_on_a_profile_fitted_on_few_archs_warns_in_its_setup(tiny_idx_root, compose_cfg):
+    # The fit warns below 20 measured archs, but a search with the profile it wrote (another day, another user) said
+    # nothing, ranking its candidates by predictions fitted on a handful of measurements.
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+
+    run = to_run_config(compose_cfg("hw=cpu", f"data.root={tiny_idx_root}", "train.threads=1", "final_train.threads=1"))
+    data = load_dataset(run.data)
+
+    def warned(**changes) -> list[str]:
+        return [w for w in setup_warnings(dataclasses.replace(run, hw=dataclasses.replace(run.hw, **changes)), data)
+                if "fitted on" in w]
+
+    assert len(run.hw.fitted_archs) == 50 and warned() == []  # the shipped profile
+    assert warned(fitted_archs=run.hw.fitted_archs[:8]) == [
+        "hw=cpu was fitted on 8 measured archs (its fitted_archs), fewer than 20: below that a fit's held-out error grows "
+        "fast, so its predicted latencies, which the search ranks candidates by, may be well off; measure more archs (the "
+        "onboarding exports 50) and refit on all of them (README, 'Onboarding a chip', steps 2 and 4)"]
+    assert warned(fitted_archs=run.hw.fitted_archs[:20]) == []
+    assert warned(fitted_archs=[]) == []  # fitted before the field existed: not judged
+
+
 def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_not_to_rebuild_it(tmp_path, caplog):
     # The warning of a search that could not mark the earlier run's report as out of date named the rebuild from the
     # study (`python -m nas.report search.runs_dir=...`) for a damaged pareto.json that the search itself writes again.

@@ -40,7 +40,7 @@ import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError, counted, writable_file
-from nas.latency.hardware import FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, input_name
+from nas.latency.hardware import FEW_FIT, FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
     stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
@@ -615,10 +615,6 @@ MIN_FIT = 3
 LEARNING_CURVE = {10: (0.630, 0.148), 20: (0.784, 0.087), 50: (0.859, 0.070)}
 """Measured archs in a fit -> (share of held-out archs predicted within +-10%, RMSPE), means of 20 splits of hw=cpu's
 150 measured archs for the shipped method (experiments/results/latency/learning_curve_cpu.md; a test checks them)."""
-FEW_FIT = 20
-"""Fewer measured archs than this: `python -m nas.latency.fit` warns. The smallest count in
-experiments/results/latency/learning_curve_cpu.md whose held-out RMSPE is under 10% (14.8% from 10 archs, 8.7% from
-20); past it each 10 more archs add at most 5 points within +-10%, below it 15."""
 MIN_RESIDUAL_UNITS = 200
 """Fewer unit times than this (about 20 models): no residual trees; boosting would memorise them."""
 LOG_COST = len(UNIT_SHAPE_FIELDS)

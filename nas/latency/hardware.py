@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, counted
 from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -44,6 +44,26 @@ _INPUT = re.compile(r"(?P<chans>[1-9]\d*)x(?P<size>[1-9]\d*)x(?P=size)")  # an A
 def input_name(*, in_chans: int, img_size: int) -> str:
     """`HardwareProfile.measured_inputs`' name of an input: '<in_chans>x<img_size>x<img_size>', e.g. '3x64x64'."""
     return f"{in_chans}x{img_size}x{img_size}"
+
+
+FEW_FIT = 20
+"""Fewer measured archs than this: `python -m nas.latency.fit` warns, and so does a search with a profile fitted on
+fewer (`few_archs_warning`). The smallest count in experiments/results/latency/learning_curve_cpu.md whose held-out
+RMSPE is under 10% (14.8% from 10 archs, 8.7% from 20); past it each 10 more archs add at most 5 points within +-10%,
+below it 15."""
+
+
+def few_archs_warning(hw: HardwareProfile) -> str | None:
+    """One line when a calibrated `hw` records that it was fitted on fewer than `FEW_FIT` archs (`fitted_archs`), else
+    None. The fit warned, but a search with the profile (often another day, or another user's) did not: it ranks its
+    candidates by those predictions. A profile that records no fitted archs (fitted before the field existed) is not
+    judged."""
+    if not (hw.calibration and hw.fitted_archs) or len(hw.fitted_archs) >= FEW_FIT:
+        return None
+    return (f"hw={hw.name} was fitted on {counted(len(hw.fitted_archs), 'measured arch')} (its fitted_archs), fewer than "
+            f"{FEW_FIT}: below that a fit's held-out error grows fast, so its predicted latencies, which the search ranks "
+            "candidates by, may be well off; measure more archs (the onboarding exports 50) and refit on all of them "
+            "(README, 'Onboarding a chip', steps 2 and 4)")
 
 
 def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int) -> str | None:
