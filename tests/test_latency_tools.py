@@ -544,10 +544,12 @@ def test_fit_cli_names_unit_times_of_archs_it_did_not_measure(tmp_path, cpu, spa
     archs = sample_archs(space_t, 6, seed=7, in_chans=1, img_size=28, num_classes=10)
     units, totals = _synthetic_unit_chip(prior, archs, seed=2)
     write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+    # ... and so does the name of the file a vendor's compiler made of it ('<id>.tflite'), for an arch measured
     ids = ["0123456789" if i == 0 else f"to_measure/{a.arch_id}.onnx" if i == 1 else f"{a.arch_id}.ONNX" if i == 2
-           else a.arch_id for i, a in enumerate(archs)]
+           else f"{a.arch_id}.tflite" if i == 3 else a.arch_id for i, a in enumerate(archs)]
     write_unit_times(tmp_path / "u.csv", [(i, k, v) for i, u in zip(ids, units) for k, v in u.items()])
-    assert set(read_unit_times(tmp_path / "u.csv")) == {"0123456789", *(a.arch_id for a in archs[1:])}
+    assert set(read_unit_times(tmp_path / "u.csv", arch_ids={a.arch_id for a in archs})) == {
+        "0123456789", *(a.arch_id for a in archs[1:])}
     tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
                              out=str(tmp_path / "chip.yaml"))
     with caplog.at_level(logging.WARNING, logger="nas.latency"):
@@ -2136,6 +2138,29 @@ def test_a_row_whose_arch_id_is_not_its_arch_json_is_refused_in_one_line(tmp_pat
     write_measurements(tmp_path / "d.csv", [dataclasses.replace(rows[0], arch=digits)])
     (tmp_path / "d.csv").write_text((tmp_path / "d.csv").read_text().replace(f",{digits.arch_id},", f",{int(digits.arch_id)},"))
     assert read_measurements(tmp_path / "d.csv")[0].arch == digits
+
+
+@pytest.mark.parametrize("ext", ["rknn", "tflite", "engine", "blob", "onnx.engine"])
+def test_a_compiled_files_name_names_its_arch_in_measurements_and_unit_times(tmp_path, ext):
+    # A vendor's profiler reports the file it timed: what its compiler made of <id>.onnx (<id>.rknn, <id>.tflite, ...).
+    # Only '<id>.onnx' was read as the arch_id; '<id>.rknn' was refused as "not the arch in arch_json".
+    other = dataclasses.replace(TINY, stem_kernel=5 if TINY.stem_kernel != 5 else 3)
+    rows = [Measurement(TINY, "rknn", "int8", 1, 0.25, 0.2, 0.3, 30, "x"),
+            Measurement(other, "rknn", "int8", 1, 0.5, 0.4, 0.6, 30, "x")]
+    write_measurements(tmp_path / "m.csv", rows)
+    text = (tmp_path / "m.csv").read_text()
+    (tmp_path / "files.csv").write_text(text.replace(f",{TINY.arch_id},", f",out/{TINY.arch_id}.{ext},")
+                                        .replace(f",{other.arch_id},", f",{other.arch_id}.{ext},"))
+    assert read_measurements(tmp_path / "files.csv") == rows
+    # Another arch's compiled file is still refused: its time would count for the wrong arch.
+    (tmp_path / "wrong.csv").write_text(text.replace(f",{TINY.arch_id},", f",{other.arch_id}.{ext},"))
+    with pytest.raises(DataError, match=rf"wrong\.csv, line 2: arch_id='{other.arch_id}\.{re.escape(ext)}' is not the arch"):
+        read_measurements(tmp_path / "wrong.csv")
+    # In the unit times, a name whose stem is an arch measured (the fit passes their ids); any other stays as it is,
+    # and the fit names it among the unit times of archs it did not measure.
+    write_unit_times(tmp_path / "u.csv", [(f"{TINY.arch_id}.{ext}", "stem", 1.0), (f"0123456789.{ext}", "head", 2.0)])
+    assert read_unit_times(tmp_path / "u.csv", arch_ids={TINY.arch_id, other.arch_id}) == {
+        TINY.arch_id: {"stem": 1.0}, f"0123456789.{ext}": {"head": 2.0}}
 
 
 def test_times_in_seconds_or_microseconds_are_warned_about_by_fit_and_validate(tmp_path, cpu, space_t, caplog):

@@ -854,8 +854,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
             log.warning("%s", warning)
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
     units: dict[str, dict[str, float]] = {}
-    for path in tool.units:
-        units.update(read_unit_times(path))
+    for path in tool.units:  # a compiled file's name (`<arch_id>.rknn`) is read as its arch's where the arch was measured
+        units.update(read_unit_times(path, arch_ids={m.arch.arch_id for m in rows}))
     unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
     if units and not any(unit_times):
         raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")

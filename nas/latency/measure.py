@@ -19,7 +19,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -697,9 +697,10 @@ def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) 
     return int(cell)
 
 
-def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+def read_unit_times(path: str | os.PathLike, *, arch_ids: Collection[str] = ()) -> dict[str, dict[str, float]]:
     """Per-unit times {arch_id: {unit: us}}; a malformed row raises `DataError` naming its line. An arch_id cell may
-    be the exported file's name (`<arch_id>.onnx`), as in the measurements (`_arch_id_of`)."""
+    be the exported file's name (`<arch_id>.onnx`), as in the measurements, or the compiled file's (`<arch_id>.rknn`,
+    `.tflite`, ...) where that arch_id is one of `arch_ids`, the archs measured (`_arch_id_of`)."""
     p = Path(path)
     out: dict[str, dict[str, float]] = collections.defaultdict(dict)
     for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times"):
@@ -710,7 +711,7 @@ def read_unit_times(path: str | os.PathLike) -> dict[str, dict[str, float]]:
             layer = f" is a layer of unit {of!r}: sum the layers' times per unit" if of else ""
             raise DataError(f"{p}, line {line}: unit={unit!r}{layer}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
                             "head, nodes, call")
-        out[_arch_id_of(row["arch_id"] or "")][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
+        out[_arch_id_of(row["arch_id"] or "", arch_ids)][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
     if not out:
         raise DataError(f"{p} holds no unit times")
     return dict(out)
@@ -811,11 +812,18 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
     return rows
 
 
-def _arch_id_of(cell: str) -> str:
-    """The arch_id a CSV cell names: the cell itself, or the exported file's name (`<arch_id>.onnx`, with or without its
-    folder) that a vendor's profiler reports the model by."""
+def _arch_id_of(cell: str, known: Collection[str] = ()) -> str:
+    """The arch_id a CSV cell names: the cell itself, or the name of a file of the arch (with or without its folder)
+    that a vendor's profiler reports the model by: the exported `<arch_id>.onnx`, or `<arch_id>.<ext>` as the vendor's
+    compiler named what it compiled from it (`.rknn`, `.tflite`, `.engine`, `.blob`, ...) where that `<arch_id>` is one
+    of `known`. Other names with a dot stay as they are: an id is 10 hex digits, but only a known one says the cell
+    is a file name rather than a mistyped id."""
     cell = cell.strip()
-    return re.split(r"[/\\]", cell)[-1][:-len(".onnx")] if cell.lower().endswith(".onnx") else cell
+    name = re.split(r"[/\\]", cell)[-1]
+    if name.lower().endswith(".onnx"):
+        return name[:-len(".onnx")]
+    stem = name.split(".", 1)[0]
+    return stem if stem != name and stem in known else cell
 
 
 def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
@@ -825,9 +833,9 @@ def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
     pasted apart from the others) would credit that time to the wrong arch. An empty cell says nothing (the column is
     optional), and an id of digits only that a spreadsheet read as a number, dropping its leading zeros, still matches.
     So does the exported file's name (`<arch_id>.onnx`, with or without its folder), which a vendor's profiler reports
-    the models by."""
+    the models by, and the name of the file its compiler made of it (`<arch_id>.rknn`, `.tflite`, ...; `_arch_id_of`)."""
     cell = (row.get("arch_id") or "").strip()
-    named = _arch_id_of(cell)
+    named = _arch_id_of(cell, known=(arch.arch_id,))
     if not named or named == arch.arch_id or (named.isdigit() and arch.arch_id.isdigit() and int(named) == int(arch.arch_id)):
         return
     raise DataError(f"{path}, line {line}: arch_id={cell!r} is not the arch in arch_json (whose arch_id is {arch.arch_id!r}), so "
