@@ -34,7 +34,8 @@ from nas.latency.measure import int8_saturates
 from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
-from nas.errors import CheckpointError, ConfigError, DataError, counted, exit_on_error, lines_on_stderr, writable_file
+from nas.errors import (CheckpointError, ConfigError, DataError, counted, exit_on_error, help_on_stdout, lines_on_stderr,
+                        writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -511,7 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-unreadable", action="store_true",
                         help="leave out image files that cannot be decoded (cut short, empty, not an image), with one "
                              "warning counting them, and classify the others (default: stop, naming every one)")
-    args = parser.parse_args(argv)
+    with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
+        args = parser.parse_args(argv)
     with lines_on_stderr("compress", "nas"), exit_on_error():
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")

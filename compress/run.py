@@ -25,8 +25,10 @@ if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a t
     exit_on_bad_overrides(sys.argv[1:], config_name="compress_run")
     if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
         from nas.config import hw_help
+        from nas.errors import help_on_stdout
 
-        print(f"{HELP_LINE}\n\n{hw_help(sys.argv[1:], config_name='compress_run')}\n")
+        with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
+            print(f"{HELP_LINE}\n\n{hw_help(sys.argv[1:], config_name='compress_run')}\n")
 
 import hydra
 from omegaconf import DictConfig
@@ -34,7 +36,8 @@ from omegaconf import DictConfig
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
                         register_configs, shell_command, shell_override, structured, validate_compress_config,
                         validate_data_config)
-from nas.errors import CheckpointError, ConfigError, exit_on_error, interrupting_signal, stop_on_sigterm, wrong_type
+from nas.errors import (CheckpointError, ConfigError, exit_on_error, help_on_stdout, interrupting_signal,
+                        stop_on_sigterm, wrong_type)
 from nas.latency.hardware import input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -546,10 +549,11 @@ if __name__ == "__main__":
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        try:
-            main()  # Hydra prints its help and exits
-        except SystemExit as e:
-            if not e.code:
-                print(settings_help())
-            raise
+        with help_on_stdout():
+            try:
+                main()  # Hydra prints its help and exits
+            except SystemExit as e:
+                if not e.code:
+                    print(settings_help())
+                raise
     main()

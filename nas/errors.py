@@ -6,11 +6,12 @@ entry points print that line and exit instead of showing a stack trace.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
 import sys
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,6 +98,33 @@ def exit_on_error(code: int = 2) -> Iterator[None]:
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(code)
+
+
+# The exit status of a command that a closed stdout ends: 128 + SIGPIPE, what a shell shows for one killed by the signal
+# (`yes | head -1`), which Python ignores to raise BrokenPipeError instead.
+CLOSED_STDOUT_EXIT = 128 + signal.SIGPIPE
+
+
+@contextmanager
+def help_on_stdout() -> Iterator[None]:
+    """For command-line entry points printing their help (or config): what the block prints reaches stdout when it
+    ends (also by `sys.exit`, as Hydra's help does), in one write. A reader that closed stdout early
+    (`--help | head -3`) ends the command quietly with exit status `CLOSED_STDOUT_EXIT`, as a shell tool killed by
+    SIGPIPE ends, not with a BrokenPipeError traceback: Hydra's help wrote in parts, and one written after the reader
+    was gone raised inside Hydra, which printed it as a stack trace."""
+    printed = io.StringIO()
+    try:
+        with redirect_stdout(printed):
+            yield
+    finally:
+        try:
+            sys.stdout.write(printed.getvalue())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Python's recipe (the signal module's docs): stdout pointed at devnull, so that flushing it again at
+            # exit raises nothing more ("Exception ignored ... BrokenPipeError")
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(CLOSED_STDOUT_EXIT)
 
 
 @contextmanager

@@ -2183,7 +2183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "(search.storage=... search.study_name=...), rebuild the run folder from a shared study first.")
     parser.add_argument("run_dir", help="run folder written by `python -m nas.search`")
     if any(a in ("-h", "--help") for a in args_list):  # beside settings too, which the rebuild would otherwise take
-        parser.print_help()
+        from nas.errors import help_on_stdout  # light (no torch): the report module imports no other at its top
+
+        with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
+            parser.print_help()
         return 0
     # Hydra's flags, which `python -m nas.search` takes: nas.report is no Hydra app, and one of them given beside
     # settings was read as a run folder (the error then spoke of the wrong thing)

@@ -45,10 +45,12 @@ if __name__ == "__main__":  # before torch and Optuna load (seconds): a typo on 
         import hydra
 
         from nas.config import CONF_DIR, hw_help
+        from nas.errors import help_on_stdout
 
-        if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
-            print(f"{HELP_LINE}\n\n{hw_help(sys.argv[1:], config_name='search')}\n")
-        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")(lambda cfg: None)()
+        with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
+            if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
+                print(f"{HELP_LINE}\n\n{hw_help(sys.argv[1:], config_name='search')}\n")
+            hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")(lambda cfg: None)()
         sys.exit(0)
 
 import hydra

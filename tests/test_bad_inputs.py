@@ -5,6 +5,7 @@ next to a checkpoint). Config values, paths, storage URLs, checkpoints, image fo
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from compress.run import run_compress
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import load_checkpoint, save_checkpoint
 from nas.config import compose_error_message, register_configs
-from nas.errors import NasError
+from nas.errors import CLOSED_STDOUT_EXIT, NasError
 from nas.model import build_model
 from nas.search import run_search
 from tests.conftest import make_idx_dataset
@@ -411,6 +412,22 @@ def test_help_config_and_the_light_modules_load_no_heavy_library(argv, answer, u
     assert proc.returncode == (2 if "--frobnicate" in argv else 0), stderr
     assert not imported & unloaded, sorted(imported & unloaded)
     assert not any(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("module", ["nas.search", "compress.run", "nas.latency.profile", "nas.report", "compress.predict"])
+def test_help_into_a_closed_pipe_ends_quietly(module):
+    # `python -m <module> --help | head -3`: head gone before the help was all written ended in a BrokenPipeError
+    # traceback. The pipe's read end is closed before the command starts, so that every write finds no reader, as the
+    # last parts of a help written in several did.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == CLOSED_STDOUT_EXIT == 141, proc.stderr  # as a shell tool killed by SIGPIPE ends
 
 
 def test_wrong_python_types_to_the_api_are_named_in_one_line():

@@ -142,6 +142,27 @@ def test_a_member_compresses_from_python_and_leaves_the_callers_threads_and_rand
     assert json.loads((folder / "compressed_metrics.json").read_text())["created"] == metrics["created"]
 
 
+def test_help_read_in_part_ends_quietly():
+    # `python -m compress.run --help | head -3`: its help is written in two parts, the chips' lines before torch loads and
+    # Hydra's help of the settings after; head gone by then ended it in a BrokenPipeError traceback printed by Hydra.
+    import pathlib
+    import subprocess
+    import sys
+
+    from nas.errors import CLOSED_STDOUT_EXIT
+
+    proc = subprocess.Popen([sys.executable, "-m", "compress.run", "--help"], cwd=pathlib.Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("python -m compress.run")  # the first part, then the reader is gone
+        proc.stdout.close()
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert proc.returncode == CLOSED_STDOUT_EXIT, stderr
+
+
 def test_help_says_what_each_compress_setting_means_and_its_unit(compress_run_help):
     # `python -m compress.run --help` listed the settings' values only (prune.ratio: 0.25, max_acc_drop: 0.3,
     # eval_images: null): not that the ratio is a fraction of channels, the drop in accuracy points, nor that null

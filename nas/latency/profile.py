@@ -34,7 +34,7 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
-from nas.errors import ConfigError, NasError, counted, make_folder, writable_file
+from nas.errors import ConfigError, NasError, counted, help_on_stdout, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -433,8 +433,7 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):  # Hydra's help names the hw= choices, not what each is
-        print(f"{help_line}\n\n{hw_help(sys.argv[1:], config_name='latency')}\n")
+    asks_help = any(a in ("-h", "--help") for a in sys.argv[1:])
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
     def main(cfg: DictConfig) -> None:
@@ -454,7 +453,12 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
 
-    main()
+    if not asks_help:
+        main()
+        return
+    with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
+        print(f"{help_line}\n\n{hw_help(sys.argv[1:], config_name='latency')}\n")  # Hydra's names the hw= choices alone
+        main()  # Hydra prints its help and exits
 
 
 def _profile_command(tool: LatencyToolConfig) -> str:
