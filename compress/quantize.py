@@ -169,7 +169,8 @@ def quantize(
     """PTQ; if the validation drop exceeds `cfg.max_acc_drop` points, QAT (distilled from `model`)
     one epoch at a time until within tolerance or `cfg.qat.epochs` are spent. The best epoch is kept.
     Validation runs in batches of `eval_batch_size` (`nas.memory.eval_batch_size` gives one that fits).
-    The calibration is logged as it starts and ends, each line led by `label` where given (a compression's member).
+    The calibration is logged as it starts and ends, and the QAT's reason and each of its epochs, each line led by
+    `label` where given (a compression's member).
     `source`: which model `model` is ("fp32", or "pruned" after pruning), named in the QAT log line beside its val
     accuracy.
     """
@@ -192,8 +193,10 @@ def quantize(
         epochs += 1
         seconds += result.seconds
         # "fp32 18.60%" for a pruned model read as the table's fp32 row (the unpruned model's): the model is named
-        log.info("QAT epoch %d: val acc %.2f%% (%s model before int8 %.2f%%, PTQ %.2f%%)", epochs, 100.0 * result.val_acc,
-                 source, 100.0 * fp32, 100.0 * ptq)
+        # led by the member, as the QAT reason and the calibration lines are: the log of a run compressing several
+        # members said whose they were but not whose epochs these were
+        log.info("%sQAT epoch %d: val acc %.2f%% (%s model before int8 %.2f%%, PTQ %.2f%%)", f"{label}: " if label else "",
+                 epochs, 100.0 * result.val_acc, source, 100.0 * fp32, 100.0 * ptq)
         if result.val_acc > best_acc:
             best_acc, best_state = result.val_acc, copy.deepcopy(quantized.state_dict())
     if best_state is not None:

@@ -286,5 +286,5 @@ def test_the_over_tolerance_note_and_qat_log_name_the_setting_and_the_model_judg
     assert caplog.messages == [
         "m1: QAT: PTQ lost 0.70 pt of val accuracy (pruned model before int8 17.90%, PTQ 17.20%), more than "
         "compress.quantize.max_acc_drop=0: up to 1 epoch of QAT, until within it",
-        "QAT epoch 1: val acc 17.40% (pruned model before int8 17.90%, PTQ 17.20%)"]
+        "m1: QAT epoch 1: val acc 17.40% (pruned model before int8 17.90%, PTQ 17.20%)"]  # whose epoch, as the line above
     assert result.note == "int8 loses 0.50 pt of val accuracy after 1 QAT epoch, more than compress.quantize.max_acc_drop=0"
