@@ -2016,7 +2016,8 @@ def _near_ties_text(run: dict[str, Any]) -> str:
     """', 98.8% but for 25 near ties': the top-1 share that the tolerance judges, where flips on near-tied images were
     excused (`compress.export.agreement`); '' when none were or for files from before it."""
     decided, near = _to_float(run.get("top1_agreement_decided")), _to_float(run.get("near_tie_flips"))
-    return f", {decided:.1%} but for {near:.0f} near ties" if decided is not None and near else ""
+    # '1 near tie', not '1 near ties'
+    return f", {decided:.1%} but for {_counted(round(near), 'near tie')}" if decided is not None and near else ""
 
 
 def top1_text(run: dict[str, Any]) -> str:

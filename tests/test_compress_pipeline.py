@@ -1454,7 +1454,7 @@ def test_a_runtime_off_only_by_the_near_ties_the_file_itself_flips_is_not_blamed
                                       saturates=saturates)
         assert line == ("onnxruntime (model_int8.onnx) differs from the int8 model by up to 0.1% of its largest logit "
                         "(98.4% the same top-1 class) on this CPU (tolerance 15%, 99%), as the file itself does run "
-                        "operator by operator (0.1%, 98.4% the same top-1 class, 100.0% but for 1 near ties): int8 "
+                        "operator by operator (0.1%, 98.4% the same top-1 class, 100.0% but for 1 near tie): int8 "
                         "rounding turns test images whose two top classes are nearly tied, not this CPU's int8 kernels")
     # a runtime that flips more images than the file, or a decided one, is still the kernels' doing
     more = run(0.0015, 0.96875, flips=2, near=2)

@@ -1649,6 +1649,15 @@ def test_the_int8_rows_note_excuses_near_tie_flips_as_the_compressions_log_does(
     assert "top-1" not in _compressed_rows([member], "edge_npu")[2][-1]
 
 
+def test_one_near_tie_is_named_in_the_singular() -> None:
+    # "100.0% but for 1 near ties" in the report's int8 notes and the compression's warning
+    from nas.report import top1_text
+
+    run = {"top1_agreement": 0.984375, "top1_agreement_decided": 1.0, "near_tie_flips": 1}
+    assert top1_text(run) == "98.4% the same top-1 class, 100.0% but for 1 near tie"
+    assert top1_text(run | {"top1_agreement_decided": 0.99, "near_tie_flips": 2}).endswith("99.0% but for 2 near ties")
+
+
 def test_the_compressed_tables_pruned_row_gives_the_reason_it_was_not_pruned(run_dir: pathlib.Path) -> None:
     """compress.prune.ratio=0 read "not pruned (compress.prune sets no target, or the target was already met)": the
     reason compressed_metrics.json records is the row's note; a file from before it keeps the old words."""
