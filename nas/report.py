@@ -54,6 +54,8 @@ PARETO_JSON = "pareto.json"
 METRICS_JSON = "metrics.json"
 COMPRESSED_JSON = "compressed_metrics.json"
 PREDICTIONS_CSV = "test_predictions.csv"  # as nas.results.PREDICTIONS_FILE (no nas imports here)
+# A compression's files but its compressed_metrics.json (compress.pipeline.COMPRESSED_FILES; no compress imports here)
+_COMPRESSION_FILES = ("model_pruned.pt", "model_pruned.onnx", "model_int8.onnx", "model_int8.xml", "model_int8.bin")
 _STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
@@ -172,6 +174,8 @@ class _Member:
     has_predictions: bool = True  # its folder holds test_predictions.csv (what members are compared image by image on)
     # files its records describe (model.pt, model.onnx, the compressed files) that are not in its folder: deleted by hand
     missing_files: tuple[str, ...] = ()
+    # files of a compression in its folder without the compressed_metrics.json written last: one killed (or running)
+    unfinished_compression: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -348,6 +352,14 @@ def _missing_files(folder: pathlib.Path, metrics: dict[str, Any] | None, compres
     return tuple(name for name in dict.fromkeys(named) if not (folder / name).is_file())
 
 
+def _unfinished_compression(folder: pathlib.Path) -> tuple[str, ...]:
+    """The files of a compression in a member folder without compressed_metrics.json, which a compression writes last:
+    one killed before it finished (or still running). () where the file is there, or no such file is."""
+    if (folder / COMPRESSED_JSON).exists():
+        return ()
+    return tuple(name for name in _COMPRESSION_FILES if (folder / name).is_file())
+
+
 def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member]:
     members = []
     for raw in header.get("members") or []:
@@ -370,7 +382,8 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             val_final_ci=_to_interval(raw.get("val_acc_final_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
             has_predictions=(folder / PREDICTIONS_CSV).is_file(),
-            missing_files=_missing_files(folder, metrics, read_compressed(folder))))
+            missing_files=_missing_files(folder, metrics, read_compressed(folder)),
+            unfinished_compression=_unfinished_compression(folder)))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
     # apart: at 3, members sorted 0.2404 < 0.2399... read as two equal 0.240 ms.
     shown = [m.latency_ms for m in members] + [_to_float(((m.compressed or {}).get(stage) or {}).get("latency_ms"))
@@ -1485,6 +1498,13 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
     rows = []
     for m in members:
         c = m.compressed
+        if not c and (left := getattr(m, "unfinished_compression", ())):
+            # after a kill mid-compression the table was left out, the report saying "No compressed members
+            # (compress.members=none, or compression has not run yet)" beside the files it had written
+            rows.append([m.arch_id, "unfinished", _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
+                         f"compression interrupted (or still running): its folder holds {', '.join(left)} but no "
+                         f"{COMPRESSED_JSON}, which it writes last; rerunning the command that compressed it (the "
+                         "search's, or python -m compress.run's) redoes it"])
         if not c:
             continue
         chip = _other_chip(c, hw)

@@ -1687,6 +1687,24 @@ def test_the_int8_rows_qat_reason_says_gained_where_ptq_raised_the_val_accuracy(
         _compressed_rows([member], "edge_npu")[2][-1]
 
 
+def test_a_compression_killed_before_its_compressed_metrics_json_is_named_unfinished(run_dir: pathlib.Path) -> None:
+    """A kill mid-compression left model_pruned.* in the member's folder, and the report said "No compressed members
+    (compress.members=none, or compression has not run yet)": its row now says what is there and what redoes it."""
+    folder = run_dir / "checkpoints" / SLOW
+    for name in ("model_pruned.pt", "model_pruned.onnx"):
+        (folder / name).write_bytes(b"x")
+    files = write_reports(run_dir)
+    note = ("compression interrupted (or still running): its folder holds model_pruned.pt, model_pruned.onnx but no "
+            "compressed_metrics.json, which it writes last; rerunning the command that compressed it (the search's, or "
+            "python -m compress.run's) redoes it")
+    text = files["report.md"].read_text(encoding="utf-8")
+    assert f"| {SLOW} | unfinished | – | – | – | – | – | – | – | {note} |" in text and "No compressed members" not in text
+    assert html.escape(note) in files["report.html"].read_text(encoding="utf-8")
+    (folder / "compressed_metrics.json").write_text(json.dumps(  # the files a finished compression describes: no row
+        {"hw": "edge_npu", "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False}, "int8": {"test_acc": 0.89}}))
+    assert "unfinished" not in _markdown(run_dir)
+
+
 def test_files_gone_from_a_members_folder_are_named_as_missing_with_the_command_that_makes_them_again(
         run_dir: pathlib.Path) -> None:
     """A member's model.onnx or model_int8.xml deleted by hand was still listed in the compressed table as its file,
