@@ -863,15 +863,25 @@ def _left_out_note(run: _Run) -> str:
             "add them.")
 
 
+_IR_FILES = ("model_int8.xml", "model_int8.bin")  # as compress.pipeline.IR_FILES (no compress imports here)
+
+
 def _missing_files_note(members: Sequence[_Member]) -> str:
     """Files the members' records describe that are gone from their folders (deleted by hand), and what makes them
     again: without it the tables listed them as the members' files. '' when none is gone."""
     gone = [f"{m.arch_id}: {', '.join(m.missing_files)}" for m in members if m.missing_files]
     if not gone:
         return ""
+    # where a member lacks only its OpenVINO IR, the search converts it again from model_int8.onnx
+    # (compress.pipeline.convert_ir_again): "by compressing the member again" promised minutes of pruning and QAT
+    ir_only = [set(m.missing_files) <= set(_IR_FILES) for m in members if m.missing_files]
+    how = ("the OpenVINO IR converted again from the kept model_int8.onnx, without compressing the member again"
+           if all(ir_only) else
+           "model.onnx from the kept model.pt, without training; the int8 files by compressing the member again"
+           + (", or, where only the OpenVINO IR (model_int8.xml, model_int8.bin) is gone, by converting it again from "
+              "the kept model_int8.onnx" if any(ir_only) else ""))
     return (f"Files gone from the members' folders: {'; '.join(gone)}. Rerun the search command to make them again "
-            "(model.onnx from the kept model.pt, without training; the int8 files by compressing the member again); "
-            "until then their rows describe files that are not there.")
+            f"({how}); until then their rows describe files that are not there.")
 
 
 def _header_facts(run: _Run) -> list[tuple[str, str]]:

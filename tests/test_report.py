@@ -1729,6 +1729,22 @@ def test_files_gone_from_a_members_folder_are_named_as_missing_with_the_command_
             "them again (model.onnx from the kept model.pt, without training; the int8 files by compressing the member "
             "again); until then their rows describe files that are not there.")
     assert _both_reports_say(run_dir, note)
+    # the OpenVINO IR alone gone: the search converts it again from model_int8.onnx, without compressing (the note said
+    # "by compressing the member again", minutes of pruning and QAT)
+    (folder / "model.onnx").write_bytes(b"x")
+    (folder / "model_int8.bin").unlink()
+    ir_note = (f"Files gone from the members' folders: {SLOW}: model_int8.bin, model_int8.xml. Rerun the search command to "
+               "make them again (the OpenVINO IR converted again from the kept model_int8.onnx, without compressing the "
+               "member again); until then their rows describe files that are not there.")
+    assert f"_{ir_note}_" in _markdown(run_dir)
+    # beside a member that needs compressing again, each is said
+    other = run_dir / "checkpoints" / FAST
+    (other / "compressed_metrics.json").write_text((folder / "compressed_metrics.json").read_text())
+    for name in ("model.pt", "model.onnx", "model_int8.xml", "model_int8.bin"):
+        (other / name).write_bytes(b"x")
+    assert ("(model.onnx from the kept model.pt, without training; the int8 files by compressing the member again, or, "
+            "where only the OpenVINO IR (model_int8.xml, model_int8.bin) is gone, by converting it again from the kept "
+            "model_int8.onnx)") in _markdown(run_dir)
 
 
 def test_a_run_folder_whose_trials_csv_or_pareto_json_was_deleted_names_the_rebuild_from_its_study(
