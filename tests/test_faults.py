@@ -99,6 +99,11 @@ def test_sigkilled_worker_on_postgres_is_retried_and_the_study_completes(postgre
     assert csv_text.count(",COMPLETE,") == n_trials and (tmp_path / "f" / "report.html").is_file()
 
 
+# Slow-only (run by `make test-slow`): a second kill -9 of a SQLite search mid-trial and its rerun, as
+# test_a_killed_search_leaves_a_report_that_says_so_at_its_top does in the fast suite; the killed trial failed and
+# retried with its architecture is checked there by
+# test_sigkilled_worker_on_postgres_is_retried_and_the_study_completes.
+@pytest.mark.slow
 def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_root, tmp_path):
     n_trials = 2  # one finished before the kill, and the killed one, which the rerun retries
     cmd = _command(tiny_idx_root, tmp_path, f"search.n_trials={n_trials}")
@@ -122,7 +127,12 @@ def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_roo
         assert (tmp_path / "f" / name).stat().st_mtime >= killed_at
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["sigterm", "ctrl-c"])
+# The Ctrl-C case is slow-only (`make test-slow`): it runs the same search, stopped the same way, as the SIGTERM case in
+# the fast suite; which signal gives which exit status is checked there by
+# test_a_stop_is_asked_by_a_signal_and_taken_at_a_safe_point.
+@pytest.mark.parametrize(("sig", "status"),
+                         [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
+                         ids=["sigterm", "ctrl-c"])
 def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path, sig, status):
     # What SLURM sends on preemption or at the time limit, and `kill` by default: the run stops cleanly, not at once. It
     # exits as the shell reports death by the signal, 128 + its number: SIGTERM's 143 exited as Ctrl-C's 130, and a
@@ -160,6 +170,9 @@ main()
 """
 
 
+# Slow-only (`make test-slow`): a SIGTERM at one more point of the same search; the fast suite stops that search with
+# SIGTERM mid-trial in test_sigterm_stops_a_search_as_ctrl_c_does[sigterm].
+@pytest.mark.slow
 def test_sigterm_striking_inside_optuna_still_stops_the_search(tiny_idx_root, tmp_path):
     # A KeyboardInterrupt raised where SIGTERM struck, inside Optuna as it started a trial's heartbeat thread, left that
     # (non-daemon) thread running: the search wrote its files, printed its run folder and never exited (seen in CI).
@@ -221,6 +234,9 @@ run_search(compose_search_config(sys.argv[1:]))
 """
 
 
+# Slow-only (`make test-slow`): the same full disk as a trial saves its weights as
+# test_a_search_stopped_by_a_full_disk_says_so_in_its_report, which the fast suite runs.
+@pytest.mark.slow
 def test_a_trial_the_full_disk_stopped_is_not_reported_as_its_worker_dying(tiny_idx_root, tmp_path):
     # The disk fills up while a trial saves its weights, so the study cannot record the failure either: the trial stays
     # RUNNING, and the next run reaped it as a dead worker's ("worker ... died while the trial ran") though search.log
@@ -329,6 +345,9 @@ def test_a_killed_search_leaves_a_report_that_says_so_at_its_top(tiny_idx_root, 
     assert "Not finished" not in report.read_text() and not list(run_dir.glob(".running.*"))
 
 
+# Slow-only (`make test-slow`): a search stopped by its own one-line error rewrites its report's top as
+# test_a_search_stopped_by_a_full_disk_says_so_in_its_report checks in the fast suite (there the error is a full disk).
+@pytest.mark.slow
 def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(tiny_idx_root, tmp_path):
     # Bad input found mid-run (here the members' final training cannot fit the memory budget) stops the search with one
     # line, after its run marker was written: the marker stayed, and the report called the search "killed or crashed".
