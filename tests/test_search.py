@@ -383,6 +383,10 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
         "an int8 QDQ export of model.pt (NNCF PTQ on 2 random images, as latency profiling exports) in openvino int8")
 
 
+# Slow-only (`make test-slow`): the search's compression of its members and the report's table of them run in the fast
+# suite in test_final_training_retrains_the_members_and_compression_follows_the_new_weights and
+# test_own_rgb_images_go_through_search_compression_and_int8_export.
+@pytest.mark.slow
 def test_search_compresses_its_winners_and_the_report_shows_them(tiny_idx_root, tmp_path, compose_cfg):
     # few images for the int8 calibration (the slowest part, one image at a time through NNCF's hooks) and the trainings:
     # what is checked is which member is compressed and what its files and the report say, not how well
@@ -520,6 +524,10 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     assert len(json.loads((result.run_dir / "pareto.json").read_text())["members"]) == 1
 
 
+# Slow-only (`make test-slow`): an image folder searched and compressed, as
+# test_own_rgb_images_go_through_search_compression_and_int8_export does in the fast suite, here scored by
+# balanced accuracy (whose computation tests/test_train.py checks in the fast suite).
+@pytest.mark.slow
 def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_way(tmp_path, compose_cfg):
     # A defect folder: 36 'good' parts, 6 'crack', 6 'dent' (colour-coded so a tiny candidate learns something).
     from PIL import Image
@@ -592,6 +600,10 @@ def test_unbalanced_images_searched_for_balanced_accuracy_score_every_file_that_
         run_compress(cfg)
 
 
+# Slow-only (`make test-slow`): two more processes sharing one study; the fast suite runs workers on one study in
+# tests/test_faults.py (test_sigkilled_worker_on_postgres_is_retried_and_the_study_completes) and
+# tests/test_study.py (test_workers_starting_together_on_a_fresh_database_all_join).
+@pytest.mark.slow
 def test_joblib_multirun_workers_share_one_study(tiny_idx_root, tmp_path):
     # The documented way to run N local workers: Hydra's joblib launcher, one job per search.worker value.
     cmd = [sys.executable, "-m", "nas.search", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "search.worker=0,1",
@@ -1076,6 +1088,10 @@ def test_report_from_the_study_refuses_to_retrain_members_final_trained_with_ano
     assert main([*rebuild, "final_train=smoke"]) == 0  # the same recipe: nothing to retrain, nothing refused
 
 
+# Slow-only (`make test-slow`): the same refusal of a rebuild from the study as
+# test_report_from_the_study_refuses_to_retrain_members_final_trained_with_another_recipe_unless_named checks in the
+# fast suite, here for compress, after a search that compresses (seconds more).
+@pytest.mark.slow
 def test_report_from_the_study_refuses_to_compress_again_members_compressed_with_other_settings_unless_named(
         tiny_idx_root, tmp_path, compose_cfg, capsys):
     # As final_train above: a rebuild of a compress=smoke run that named no compress compressed every member again with
