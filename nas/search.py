@@ -1052,7 +1052,9 @@ def _write_config_record(run_dir: Path, text: bytes) -> str | None:
         written = set()
     edited = None
     if written and on_disk is not None and on_disk != text and hashlib.sha256(on_disk).hexdigest() not in written:
-        os.replace(path, run_dir / "config.yaml.edited")
+        # the bytes read, not a rename of config.yaml: a worker starting beside this one may have moved the edit aside
+        # and written its record since (a rename then failed, or put that record in place of the edit)
+        atomic_write_bytes(run_dir / "config.yaml.edited", on_disk)
         edited = ("config.yaml was edited since a search wrote it: kept as config.yaml.edited; config.yaml is the "
                   "record of a run's settings, which the search does not read: give settings on the command line "
                   "(python -m nas.search <key>=<value> ...)")

@@ -1821,3 +1821,28 @@ def test_a_hand_edited_config_yaml_is_kept_as_config_yaml_edited_before_a_search
     config.write_bytes(b"train:\n  epochs: 7\n")
     assert _write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
     assert not (tmp_path / "config.yaml.edited").exists()
+
+
+def test_two_workers_starting_on_a_hand_edited_config_yaml_both_keep_the_edit(tmp_path, monkeypatch):
+    # Two workers started together both read the edited config.yaml; the first moved it aside and wrote its record,
+    # and the second then renamed that record onto config.yaml.edited: the edit was lost (or, a moment earlier, its
+    # rename found no config.yaml and the worker died of FileNotFoundError).
+    from nas.search import CONFIG_WRITTEN, _write_config_record
+
+    _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    (tmp_path / "config.yaml").write_bytes(b"train:\n  epochs: 9\n")  # edited by hand
+    read_text = Path.read_text
+    other_worker: list[str | None] = []
+
+    def between_the_reads(self, *args, **kwargs):
+        # this worker has read config.yaml; the other one runs its whole write before this one reads the digests
+        if self.name == CONFIG_WRITTEN and not other_worker:
+            monkeypatch.setattr(Path, "read_text", read_text)
+            other_worker.append(_write_config_record(tmp_path, b"train:\n  epochs: 4\n"))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", between_the_reads)
+    warning = _write_config_record(tmp_path, b"train:\n  epochs: 5\n")
+    assert other_worker[0] is not None and warning == other_worker[0]  # each says the edit was kept aside
+    assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
+    assert (tmp_path / "config.yaml").read_bytes() == b"train:\n  epochs: 5\n"
