@@ -1568,6 +1568,24 @@ def test_a_members_openvino_ir_deleted_alone_is_converted_again_from_its_int8_on
     assert out[ARCH.arch_id]["error"] == "compressed again"
 
 
+def test_an_int8_onnx_openvino_cannot_convert_again_is_compressed_again_not_the_end_of_the_run(tmp_path, caplog):
+    # Files from before file_sha256 have no digest to vouch for model_int8.onnx: where OpenVINO refused it, the
+    # conversion's error ended compress_front (every later member with it) instead of the member being compressed again.
+    from compress.pipeline import FORMAT, convert_ir_again
+
+    files = {"int8_onnx": "model_int8.onnx", "int8_xml": "model_int8.xml", "int8_bin": "model_int8.bin"}
+    record = {"format": FORMAT, "fingerprint": "f00", "files": files, "fp32": {"arch": {"in_chans": 1, "img_size": 28}}}
+    (tmp_path / "compressed_metrics.json").write_text(json.dumps(record))
+    (tmp_path / "model_int8.onnx").write_bytes(b"not an onnx file")
+    with caplog.at_level("WARNING", logger="compress.pipeline"):
+        assert convert_ir_again(tmp_path, "f00") == ()
+    [said] = [r.getMessage() for r in caplog.records]  # OpenVINO's reason in brackets ("Cannot recognize input model.")
+    assert re.fullmatch(rf"{re.escape(tmp_path.name)}: converting model_int8\.onnx to OpenVINO IR again failed \(.+\): compressing it "
+                        r"again", said), said
+    assert not (tmp_path / "model_int8.xml").exists()
+    assert json.loads((tmp_path / "compressed_metrics.json").read_text()) == record
+
+
 def test_an_eval_images_cap_no_split_reaches_reuses_the_compression_that_scored_every_image(checkpoint, data,
                                                                                               monkeypatch):
     # compress.eval_images=100000 scores every one of Fashion-MNIST's val and test images, as null does, yet its
