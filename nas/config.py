@@ -1288,7 +1288,7 @@ def not_a_number_message(full_key: str, error: str, *, path: Path | None, comman
     with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s), its
     range for a compress setting's (`COMPRESS_FIELD_UNITS`: `25%` is 0.25) and for a setting whose name ends in its
     unit (`name_unit`: `1ms is search.latency_budget_ms=1`); for another (`search.n_trials=abc`), whether a whole
-    number goes there, and null where the setting takes it (`optional`). `typed`: the value as the command line gave
+    number goes there; and null where the setting takes it (`optional`) and its range does not say so already. `typed`: the value as the command line gave
     it, shown instead of OmegaConf's (which writes `1e3` as '1000.0'). None for other errors."""
     found = _NOT_CONVERTED.search(error)
     if found is None:
@@ -1300,12 +1300,14 @@ def not_a_number_message(full_key: str, error: str, *, path: Path | None, comman
                      else name_unit(full_key, value) or ("", ""))
     where = " (set on the command line)" if command_line else f" (set in {path})" if path is not None else ""
     kind = "a whole number" if found["to"] == "Integer" else "a plain number"
-    if optional and not unit:  # the tables' ranges and the unit lines say it their own way where they say it
-        kind += " or null"
+    what = f"{kind} {unit}" if unit else kind
+    # the compress table's ranges say what null means there; a name's unit ("in milliseconds") does not: without it,
+    # search.latency_budget_ms=none (no budget, meant) read as if a number were required
+    if optional and "null" not in unit:
+        what += " or null"
     # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field
     how = "written as digits, without a point or exponent" if found["type"] == "float" else "without units"
-    return f"{full_key}={value!r}{where} must be {kind}{f' {unit}' if unit else ''}, {how}" + (
-        f" ({example})" if example else "")
+    return f"{full_key}={value!r}{where} must be {what}, {how}" + (f" ({example})" if example else "")
 
 
 def _optional_field(schema: Any, key: Any) -> bool:

@@ -869,14 +869,18 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
 
     register_configs()
     assert precheck_overrides(["search.latency_budget_ms=1ms"], config_name="search") == (
-        "search.latency_budget_ms='1ms' (set on the command line) must be a plain number in milliseconds, without units "
-        "(1ms is search.latency_budget_ms=1)")
+        "search.latency_budget_ms='1ms' (set on the command line) must be a plain number in milliseconds or null, without "
+        "units (1ms is search.latency_budget_ms=1)")
     assert precheck_overrides(["search.heartbeat_s=30s"], config_name="search") == (
         "search.heartbeat_s='30s' (set on the command line) must be a whole number in seconds, without units (30s is "
         "search.heartbeat_s=30)")
     # another unit than the name's: no example to convert it by
     assert precheck_overrides(["search.timeout_s=1h"], config_name="search") == (
-        "search.timeout_s='1h' (set on the command line) must be a plain number in seconds, without units")
+        "search.timeout_s='1h' (set on the command line) must be a plain number in seconds or null, without units")
+    # a setting that takes null says so: `none` (meaning no budget) read as if a number were required
+    assert precheck_overrides(["search.latency_budget_ms=none"], config_name="search") == (
+        "search.latency_budget_ms='none' (set on the command line) must be a plain number in milliseconds or null, "
+        "without units")
     assert precheck_overrides(["search.latency_budget_ms=0.5"], config_name="search") is None
     # a rate is no count of its unit; a name without a unit gets the kind of number alone (test below)
     assert name_unit("hw.mac_per_s") is None and name_unit("search.n_trials") is None
