@@ -1199,8 +1199,9 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
+    # the key without Hydra's `++` (set or add): compress.prune.ratio's range is looked up by it
     if override and "=" in head and (number := not_a_number_message(
-            head.split("=", 1)[0], str(cause or ""), path=None, command_line=True, typed=head.split("=", 1)[1],
+            head.split("=", 1)[0].lstrip("+"), str(cause or ""), path=None, command_line=True, typed=head.split("=", 1)[1],
             optional=_optional_field(schema, getattr(cause, "key", None)))) is not None:
         # hw.mac_per_s='4 TOPS', search.latency_budget_ms=1ms: the unit the number goes in, as for the same value in the
         # chip's file; compress.prune.ratio=25%: its range and that 25% is 0.25; search.n_trials=abc, whose name has no

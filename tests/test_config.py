@@ -877,6 +877,10 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
     # another unit than the name's: no example to convert it by
     assert precheck_overrides(["search.timeout_s=1h"], config_name="search") == (
         "search.timeout_s='1h' (set on the command line) must be a plain number in seconds or null, without units")
+    # Hydra's `++` (set or add) is no part of the key: the compress settings' ranges are found by it
+    assert precheck_overrides(["++compress.prune.ratio=25%"], config_name="search") == (
+        "compress.prune.ratio='25%' (set on the command line) must be a plain number in [0, 0.9], the fraction of the "
+        "channels removed per group (null: no ratio), without units (25% is 0.25)")
     # a setting that takes null says so: `none` (meaning no budget) read as if a number were required
     assert precheck_overrides(["search.latency_budget_ms=none"], config_name="search") == (
         "search.latency_budget_ms='none' (set on the command line) must be a plain number in milliseconds or null, "
