@@ -13,9 +13,11 @@ with a dynamic batch axis, normalisation inside, output `logits`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -158,12 +160,27 @@ def compact_graph(model: onnx.ModelProto) -> None:
         v.name = short(v.name)
 
 
+@contextlib.contextmanager
+def _root_logger_kept() -> Iterator[None]:
+    """The root logger's level, handlers and filters as they were before the block, put back after it. OpenVINO's
+    converter, failing on a file it cannot read, leaves the root logger at ERROR with a stderr handler and a filter of
+    its own: every warning logged after it (a search's setup warnings, which search.log and the report keep) was lost."""
+    root = logging.getLogger()
+    level, handlers, filters = root.level, list(root.handlers), list(root.filters)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:], root.filters[:] = handlers, filters
+
+
 def export_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
     """Convert an ONNX file to OpenVINO IR (`.xml` + `.bin`), batch dynamic, C/H/W static."""
     import openvino as ov
 
     xml_path = Path(xml_path)
-    model = ov.convert_model(str(onnx_path), input=[(-1, in_chans, img_size, img_size)])
+    with _root_logger_kept():
+        model = ov.convert_model(str(onnx_path), input=[(-1, in_chans, img_size, img_size)])
     # OpenVINO takes only an .xml name and writes the .bin beside it: both go into one tagged temporary folder (which a run
     # after a kill -9 mid-save removes), the .bin renamed into place first so that a new .xml never meets an old .bin.
     with replacing_together(xml_path.with_suffix(".bin"), xml_path) as tmp:

@@ -1577,8 +1577,15 @@ def test_an_int8_onnx_openvino_cannot_convert_again_is_compressed_again_not_the_
     record = {"format": FORMAT, "fingerprint": "f00", "files": files, "fp32": {"arch": {"in_chans": 1, "img_size": 28}}}
     (tmp_path / "compressed_metrics.json").write_text(json.dumps(record))
     (tmp_path / "model_int8.onnx").write_bytes(b"not an onnx file")
+    import logging
+
+    root = logging.getLogger()
+    before = root.level, list(root.handlers), list(root.filters)
     with caplog.at_level("WARNING", logger="compress.pipeline"):
         assert convert_ir_again(tmp_path, "f00") == ()
+    # OpenVINO's converter, failing, left the root logger at ERROR with a handler and filter of its own: every later
+    # warning of the process (a search's setup warnings in search.log and the report) was lost
+    assert (root.level, root.handlers, root.filters) == before
     [said] = [r.getMessage() for r in caplog.records]  # OpenVINO's reason in brackets ("Cannot recognize input model.")
     assert re.fullmatch(rf"{re.escape(tmp_path.name)}: converting model_int8\.onnx to OpenVINO IR again failed \(.+\): compressing it "
                         r"again", said), said
