@@ -1036,11 +1036,41 @@ CONFIG_WRITTEN = ".config.yaml.sha256"
 among them was edited by hand since."""
 
 
+def _edited_copies(run_dir: Path) -> dict[int, Path]:
+    """The copies of hand-edited config.yaml files in `run_dir` by number: config.yaml.edited is 1, then
+    config.yaml.edited.2, .3 ..."""
+    copies = {}
+    for path in run_dir.glob("config.yaml.edited*"):
+        number = path.name.removeprefix("config.yaml.edited")
+        if number == "":
+            copies[1] = path
+        elif number.startswith(".") and number[1:].isdigit() and not number[1:].startswith("0"):
+            copies[int(number[1:])] = path
+    return copies
+
+
+def _keep_edit(run_dir: Path, edit: bytes) -> Path:
+    """Keep `edit`, config.yaml's bytes edited by hand, in the run folder: in the copy that holds it already, else in a
+    new one after the last (`_edited_copies`), so that no earlier edit is written over. Returns the copy."""
+    copies = _edited_copies(run_dir)
+    for number in sorted(copies):
+        try:
+            if copies[number].read_bytes() == edit:  # the same edit again (or kept by a worker beside this one)
+                return copies[number]
+        except OSError:  # a folder of that name, say: not a copy
+            continue
+    number = max(copies, default=0) + 1
+    path = run_dir / ("config.yaml.edited" if number == 1 else f"config.yaml.edited.{number}")
+    atomic_write_bytes(path, edit)
+    return path
+
+
 def _write_config_record(run_dir: Path, text: bytes) -> str | None:
     """Write `text` as `run_dir`'s config.yaml, the record of the run's settings, adding its digest to `CONFIG_WRITTEN`
-    first. A config.yaml edited since a search wrote it (its digest not among those) is kept as config.yaml.edited
-    first: the search never reads it, and overwriting it lost the edit without a word. Returns the warning that says
-    so, None where nothing was edited (or a folder from before the digests: it cannot tell)."""
+    first. A config.yaml edited since a search wrote it (its digest not among those) is kept first as
+    config.yaml.edited, or config.yaml.edited.2, .3 ... where an earlier edit is kept (`_keep_edit`): the search never
+    reads it, and overwriting it lost the edit without a word. Returns the warning that says so, None where nothing was
+    edited (or a folder from before the digests: it cannot tell)."""
     path, stamp = run_dir / "config.yaml", run_dir / CONFIG_WRITTEN
     try:
         on_disk = path.read_bytes()
@@ -1054,9 +1084,9 @@ def _write_config_record(run_dir: Path, text: bytes) -> str | None:
     if written and on_disk is not None and on_disk != text and hashlib.sha256(on_disk).hexdigest() not in written:
         # the bytes read, not a rename of config.yaml: a worker starting beside this one may have moved the edit aside
         # and written its record since (a rename then failed, or put that record in place of the edit)
-        atomic_write_bytes(run_dir / "config.yaml.edited", on_disk)
-        edited = ("config.yaml was edited since a search wrote it: kept as config.yaml.edited; config.yaml is the "
-                  "record of a run's settings, which the search does not read: give settings on the command line "
+        kept = _keep_edit(run_dir, on_disk)
+        edited = (f"config.yaml was edited since a search wrote it: kept as {kept.name}; config.yaml is the record of "
+                  "a run's settings, which the search does not read: give settings on the command line "
                   "(python -m nas.search <key>=<value> ...)")
     digest = hashlib.sha256(text).hexdigest()
     if digest not in written:  # appended whole (one short write in append mode): no lock needed between workers

@@ -1823,6 +1823,29 @@ def test_a_hand_edited_config_yaml_is_kept_as_config_yaml_edited_before_a_search
     assert not (tmp_path / "config.yaml.edited").exists()
 
 
+def test_every_hand_edit_of_config_yaml_is_kept_not_only_the_last(tmp_path):
+    # A second hand edit (after a later search wrote config.yaml again) replaced config.yaml.edited: the first edit
+    # was lost. Each edit is kept in a copy of its own, and the warning names the copy that holds it.
+    from nas.search import _write_config_record
+
+    config = tmp_path / "config.yaml"
+    _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    config.write_bytes(b"train:\n  epochs: 9\n")
+    assert "kept as config.yaml.edited;" in _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    config.write_bytes(b"train:\n  epochs: 8\n")  # edited again
+    warning = _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    assert warning.startswith("config.yaml was edited since a search wrote it: kept as config.yaml.edited.2; config.yaml")
+    assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
+    assert (tmp_path / "config.yaml.edited.2").read_bytes() == b"train:\n  epochs: 8\n"
+    config.write_bytes(b"train:\n  epochs: 9\n")  # the first edit again: kept already, not a third copy
+    assert "kept as config.yaml.edited;" in _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    config.write_bytes(b"train:\n  epochs: 7\n")
+    assert "kept as config.yaml.edited.3;" in _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    assert sorted(p.name for p in tmp_path.glob("config.yaml*")) == [
+        "config.yaml", "config.yaml.edited", "config.yaml.edited.2", "config.yaml.edited.3"]
+    assert config.read_bytes() == b"train:\n  epochs: 3\n"
+
+
 def test_two_workers_starting_on_a_hand_edited_config_yaml_both_keep_the_edit(tmp_path, monkeypatch):
     # Two workers started together both read the edited config.yaml; the first moved it aside and wrote its record,
     # and the second then renamed that record onto config.yaml.edited: the edit was lost (or, a moment earlier, its
