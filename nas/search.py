@@ -1032,8 +1032,19 @@ def _interrupted_before_study(run: RunConfig, run_dir: Path) -> str:
 
 
 CONFIG_WRITTEN = ".config.yaml.sha256"
-"""The SHA-256 of each config.yaml a search wrote in its run folder, one a line: a config.yaml whose digest is not
-among them was edited by hand since."""
+"""The SHA-256 of the config.yaml files searches last wrote in their run folder (the latest `CONFIG_DIGESTS_KEPT`,
+oldest first), one a line: a config.yaml whose digest is not among them was edited by hand since."""
+
+CONFIG_DIGESTS_KEPT = 100
+"""How many digests `CONFIG_WRITTEN` keeps. Only the digest of the config.yaml on disk matters, and that file is one of
+the last few written: workers starting together each add their digest before writing their file, and whichever writes
+last wins. The file grew by a line for every other config a folder's searches ran with; 100 lines (6.5 kB) keep any
+number of workers a study starts at once, and a record put back by hand from a recent run, with room to spare."""
+
+CONFIG_RECORD_LOCK = ".config.yaml.lock"
+"""The file `_write_config_record` locks while it updates `CONFIG_WRITTEN` and keeps an edit aside (`run_folder_lock`):
+trimming the digests rewrites their file, which lost a digest another worker appended meanwhile (its config.yaml then
+read as edited), and two workers keeping edits aside must not pick the same name for different edits."""
 
 
 def _edited_copies(run_dir: Path) -> dict[int, Path]:
@@ -1065,6 +1076,14 @@ def _keep_edit(run_dir: Path, edit: bytes) -> Path:
     return path
 
 
+def _written_digests(stamp: Path) -> list[str]:
+    """The digests `stamp` (`CONFIG_WRITTEN`) holds, oldest first; none where it is missing or unreadable."""
+    try:
+        return stamp.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
 def _write_config_record(run_dir: Path, text: bytes) -> str | None:
     """Write `text` as `run_dir`'s config.yaml, the record of the run's settings, adding its digest to `CONFIG_WRITTEN`
     first. A config.yaml edited since a search wrote it (its digest not among those) is kept first as
@@ -1076,22 +1095,22 @@ def _write_config_record(run_dir: Path, text: bytes) -> str | None:
         on_disk = path.read_bytes()
     except OSError:
         on_disk = None
-    try:  # read after config.yaml: a worker starting beside this one adds its digest before it writes its file
-        written = set(stamp.read_text(encoding="ascii").split())
-    except (OSError, UnicodeDecodeError):
-        written = set()
+    # read after config.yaml: a worker starting beside this one adds its digest before it writes its file
+    written = set(_written_digests(stamp))
     edited = None
-    if written and on_disk is not None and on_disk != text and hashlib.sha256(on_disk).hexdigest() not in written:
-        # the bytes read, not a rename of config.yaml: a worker starting beside this one may have moved the edit aside
-        # and written its record since (a rename then failed, or put that record in place of the edit)
-        kept = _keep_edit(run_dir, on_disk)
-        edited = (f"config.yaml was edited since a search wrote it: kept as {kept.name}; config.yaml is the record of "
-                  "a run's settings, which the search does not read: give settings on the command line "
-                  "(python -m nas.search <key>=<value> ...)")
     digest = hashlib.sha256(text).hexdigest()
-    if digest not in written:  # appended whole (one short write in append mode): no lock needed between workers
-        with open(stamp, "a", encoding="ascii") as f:
-            f.write(digest + "\n")
+    with run_folder_lock(run_dir, name=CONFIG_RECORD_LOCK):  # held for a few small files, not for the search
+        if written and on_disk is not None and on_disk != text and hashlib.sha256(on_disk).hexdigest() not in written:
+            # the bytes read, not a rename of config.yaml: a worker starting beside this one may have moved the edit
+            # aside and written its record since (a rename then failed, or put that record in place of the edit)
+            kept = _keep_edit(run_dir, on_disk)
+            edited = (f"config.yaml was edited since a search wrote it: kept as {kept.name}; config.yaml is the record "
+                      "of a run's settings, which the search does not read: give settings on the command line "
+                      "(python -m nas.search <key>=<value> ...)")
+        digests = _written_digests(stamp)  # again, under the lock: with those other workers added since
+        if digests[-1:] != [digest]:  # this one last, so that the oldest are the ones left out
+            kept_digests = [d for d in digests if d != digest][-(CONFIG_DIGESTS_KEPT - 1):] + [digest]
+            atomic_write_bytes(stamp, "".join(d + "\n" for d in kept_digests).encode("ascii"))
     atomic_write_bytes(path, text)
     return edited
 

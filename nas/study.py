@@ -611,13 +611,15 @@ def slot_taken(study: optuna.Study, number: int, target: int) -> bool:
 
 
 @contextlib.contextmanager
-def run_folder_lock(run_dir: Path) -> Iterator[None]:
+def run_folder_lock(run_dir: Path, *, name: str = ".files.lock") -> Iterator[None]:
     """Exclusive lock on the run folder while one worker writes its files (others wait, then find them
-    up to date). `flock` works across processes of one machine and on most network file systems."""
+    up to date). `flock` works across processes of one machine and on most network file systems. `name`: the empty
+    file locked; another name is a lock of its own (`nas.search` keeps config.yaml's records under one held briefly,
+    not behind the members' final training that this one may be held for)."""
     import fcntl
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".files.lock", "w") as f:
+    with open(run_dir / name, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

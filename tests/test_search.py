@@ -6,6 +6,7 @@ import datetime
 
 
 import errno
+import hashlib
 import html
 import io
 import json
@@ -1844,6 +1845,38 @@ def test_every_hand_edit_of_config_yaml_is_kept_not_only_the_last(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("config.yaml*")) == [
         "config.yaml", "config.yaml.edited", "config.yaml.edited.2", "config.yaml.edited.3"]
     assert config.read_bytes() == b"train:\n  epochs: 3\n"
+
+
+def test_the_digests_of_written_config_yaml_files_stay_bounded_and_still_tell_an_edit(tmp_path):
+    # .config.yaml.sha256 grew by a line for every other config a folder's searches wrote, without end.
+    from nas.search import CONFIG_DIGESTS_KEPT, CONFIG_WRITTEN, _write_config_record
+
+    config, stamp = tmp_path / "config.yaml", tmp_path / CONFIG_WRITTEN
+    records = [f"train:\n  epochs: {i}\n".encode() for i in range(CONFIG_DIGESTS_KEPT + 50)]
+    for record in records:  # each run with other settings: none of them read as edited
+        assert _write_config_record(tmp_path, record) is None
+    lines = stamp.read_text().splitlines()
+    assert len(lines) == CONFIG_DIGESTS_KEPT and lines[-1] == hashlib.sha256(records[-1]).hexdigest()
+    assert len(set(lines)) == len(lines)
+    # a config written again moves to the end, not kept twice
+    assert _write_config_record(tmp_path, records[-30]) is None
+    lines = stamp.read_text().splitlines()
+    assert len(lines) == CONFIG_DIGESTS_KEPT and lines[-1] == hashlib.sha256(records[-30]).hexdigest()
+    assert lines.count(lines[-1]) == 1
+    # an edit after all those rewrites is still told from the records
+    config.write_bytes(b"train:\n  epochs: 999\n")
+    assert "kept as config.yaml.edited;" in _write_config_record(tmp_path, records[0])
+    assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 999\n"
+    # a record put back from a recent run is no edit
+    config.write_bytes(records[-2])
+    assert _write_config_record(tmp_path, records[1]) is None
+    # a file that grew long before the bound is cut to it by the next write, keeping the latest
+    stamp.write_text("".join(hashlib.sha256(str(i).encode()).hexdigest() + "\n" for i in range(300)))
+    config.write_bytes(str(299).encode())
+    assert _write_config_record(tmp_path, records[2]) is None
+    assert stamp.read_text().splitlines() == [
+        *(hashlib.sha256(str(i).encode()).hexdigest() for i in range(300 - CONFIG_DIGESTS_KEPT + 1, 300)),
+        hashlib.sha256(records[2]).hexdigest()]
 
 
 def test_two_workers_starting_on_a_hand_edited_config_yaml_both_keep_the_edit(tmp_path, monkeypatch):
