@@ -905,7 +905,8 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
                    metric=Metric(cfg.metric), held_out=tuple(held_out), rounded_up=tuple(rounded_up))
 
 
-def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None) -> Dataset:
+def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None,
+                     run_dir: str | os.PathLike[str] | None = None) -> Dataset:
     """The data of the search (or compression) `cfg` describes, loaded and split as `run_search` and `run_compress` load
     it (`load_dataset` on its `data` settings): its `test` split holds the images the report's test accuracies are of.
     Score a model on it as the report scores a Pareto member with `nas.train.evaluate(model, data.test,
@@ -914,8 +915,14 @@ def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None) -> 
     `cfg`: the DictConfig that `nas.compose_search_config` (or `compress.compose_compress_config`) returns, a
     `RunConfig`, or a `DataConfig`. `overridden`: as `run_search` takes it (the keys whose setting is warned about when it
     does nothing); None: those of the overrides `cfg` records. A bad value is a one-line `ConfigError`, missing data a
-    `DataError`. A study made before a class rounded to none got a held-out image (2026-12-05) keeps its older split,
-    which this does not restore (`split_as_recorded`)."""
+    `DataError`.
+
+    `run_dir`: the run folder of a search (`SearchResult.run_dir`) whose split to give. A study made before a class
+    rounded to none got a held-out image (2026-12-05) keeps its older split, which its searches and reports use
+    (`split_as_recorded`); without `run_dir` this gives the split a new study gets. The study is read (not changed)
+    from the folder's study.db, or from `cfg`'s `search.storage` where it names a shared one, under the folder's name
+    (the study name: runs_dir/study_name). `ConfigError` when there is no such study, or when it was made with other
+    images than `cfg`'s data settings give, as a search resuming it would refuse them."""
     from omegaconf import DictConfig
 
     from nas.config import overridden_or_recorded, structured, validate_data_config
@@ -930,7 +937,48 @@ def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None) -> 
         raise wrong_type("cfg", cfg, "pass the DictConfig that nas.compose_search_config([\"key=value\", ...]) returns "
                                      "(or a RunConfig, or a DataConfig)")
     validate_data_config(data_cfg)
-    return load_dataset(data_cfg, overridden=keys)
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):  # before the images: they may take a while
+        raise wrong_type("run_dir", run_dir, "pass the run folder of a search (a path, e.g. SearchResult.run_dir)")
+    data = load_dataset(data_cfg, overridden=keys)
+    if run_dir is None:
+        return data
+    search = cfg.get("search") if isinstance(cfg, DictConfig) else getattr(cfg, "search", None)
+    storage = search.get("storage") if isinstance(search, DictConfig) else getattr(search, "storage", None)
+    return _split_as_study(data_cfg, data, Path(run_dir), storage=storage)
+
+
+def _split_as_study(cfg: DataConfig, data: Dataset, run_dir: Path, *, storage: str | None) -> Dataset:
+    """`data` split as the study of `run_dir` (in `storage`, a shared study's URL, else the folder's study.db) keeps
+    it (`split_as_recorded`); `ConfigError` when there is no such study or it was made with other images. The storage
+    is opened to read the study's record only, and closed."""
+    import dataclasses
+
+    import optuna
+
+    from nas.config import RunConfig
+    from nas.errors import ConfigError
+    from nas.study import check_data, masked, open_storage, recorded_digests, storage_url
+
+    if storage is None and not (run_dir / "study.db").is_file():  # opening it would create an empty database there
+        raise ConfigError(f"run_dir={str(run_dir)!r} holds no study.db: pass the run folder of a search (its "
+                          "search.runs_dir/search.study_name), or a config whose search.storage names its shared study")
+    run = RunConfig(data=cfg)
+    run = dataclasses.replace(run, search=dataclasses.replace(run.search, storage=storage, study_name=run_dir.name))
+    url = storage_url(run, run_dir)
+    opened = open_storage(run, run_dir)
+    try:
+        names = optuna.get_all_study_names(opened)
+        if run_dir.name not in names:
+            raise ConfigError(f"run_dir={str(run_dir)!r}: {masked(url)} holds no study {run_dir.name!r} (a run folder "
+                              f"is named after its study); studies there: {', '.join(sorted(names)) or 'none'}")
+        study = optuna.load_study(study_name=run_dir.name, storage=opened)
+        data = split_as_recorded(cfg, data, recorded_digests(opened, study.study_name))
+        # as a search resuming the study refuses other images: a split of them is not the one its report scored
+        check_data(study, data_identity(data), record=False,
+                   fix=f"pass the data settings its search used (this one's data.root={cfg.root})")
+    finally:
+        opened.engine.dispose()  # no connection (or SQLite file handle) left open in the caller's process
+    return data
 
 
 def _said_before(record: logging.LogRecord) -> bool:

@@ -340,9 +340,11 @@ def recorded_digests(storage: optuna.storages.BaseStorage, study_name: str) -> d
     return (storage.get_study_user_attrs(study_id).get(_DATA_ATTR) or {}).get("digests")
 
 
-def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True) -> None:
+def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True, fix: str | None = None) -> None:
     """`ConfigError` when the study was made with other data than `identity` (`nas.data.data_identity`): its trials'
-    val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`)."""
+    val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`).
+    `fix`: what the error tells the user to do, for a caller that resumes nothing (`nas.data.load_search_data`); by
+    default how to resume the study or start another."""
     stored = study.user_attrs.get(_DATA_ATTR)
     if stored is None:
         if record:
@@ -383,6 +385,8 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         which = " and ".join(filter(None, (", ".join(other[:-1]), other[-1]))) + " " if other else ""
         # one clause: the refusal already holds it in brackets, and a bracket inside those read as a slip
         diffs = [f"the same classes and image counts, but the {which}images' content differs, as their digests show"]
+    if fix is not None:
+        raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}); {fix}")
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         # Ctrl-C before the first trial finished, a photo added: no score to protect, but still refused (a worker of the
         # study may be training on its images), and the way out costs nothing

@@ -323,6 +323,62 @@ def test_a_study_or_checkpoint_made_before_a_rare_class_got_a_val_image_keeps_it
     assert split_as_recorded(cfg, now, {**then, "val": "0" * 16}) is now  # other images: refused by the caller
 
 
+def test_load_search_data_of_a_run_folder_gives_the_split_its_study_was_made_with(tmp_path, monkeypatch, caplog):
+    # A study made before a rare class got a val image resumes (and rebuilds its report) on its own split; from Python,
+    # load_search_data gave the split a new study gets, so a model scored on it was scored on other images.
+    import dataclasses
+
+    import optuna
+
+    import nas.data
+    from nas.config import RunConfig
+    from nas.data import data_identity, load_search_data, split_digest
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder,
+                     root=str(_folder(tmp_path / "images", {"a": 20, "b": 20, "rare": 4})), img_size=None)
+    with monkeypatch.context() as m:
+        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        then = load_dataset(cfg)  # the split a study made then was scored on
+
+    def study(folder, identity, *, db=None):
+        folder.mkdir(parents=True)
+        s = optuna.create_study(study_name=folder.name, storage=f"sqlite:///{db or folder / 'study.db'}")
+        s.set_user_attr("data", identity)
+
+    study(tmp_path / "runs" / "old", data_identity(then))
+    now = load_search_data(cfg)
+    assert split_digest(now.val) != split_digest(then.val)  # without the run folder: a new study's split
+    with caplog.at_level("WARNING", logger="nas.data"):
+        kept = load_search_data(cfg, run_dir=tmp_path / "runs" / "old")
+    assert data_identity(kept)["digests"] == data_identity(then)["digests"]
+    assert any(m.startswith("kept the split of ") for m in caplog.messages)
+    # a study of today's split gets today's
+    study(tmp_path / "runs" / "new", data_identity(now))
+    assert data_identity(load_search_data(cfg, run_dir=str(tmp_path / "runs" / "new"))) == data_identity(now)
+    # a shared study: found in the config's search.storage under the run folder's name (which holds no study.db)
+    study(tmp_path / "runs2" / "old", data_identity(then), db=tmp_path / "shared.db")
+    run = RunConfig(data=cfg)
+    run = dataclasses.replace(run, search=dataclasses.replace(run.search, storage=f"sqlite:///{tmp_path / 'shared.db'}"))
+    assert split_digest(load_search_data(run, run_dir=tmp_path / "runs2" / "old").val) == split_digest(then.val)
+    # a study made with other images is refused, as a search resuming it refuses them
+    other = data_identity(now)
+    other["digests"] = {**other["digests"], "val": "0" * 16}
+    study(tmp_path / "runs" / "other", other)
+    with pytest.raises(ConfigError, match=r"^study 'other' was made with other images \(.*\); pass the data settings its "
+                                          r"search used \(this one's data\.root="):
+        load_search_data(cfg, run_dir=tmp_path / "runs" / "other")
+    with pytest.raises(ConfigError, match=r"^run_dir='[^']*nothing' holds no study\.db: pass the run folder of a search"):
+        load_search_data(cfg, run_dir=tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()  # not created by the look
+    (tmp_path / "renamed").mkdir()  # a run folder renamed: its study keeps the name it was made with
+    (tmp_path / "renamed" / "study.db").write_bytes((tmp_path / "runs" / "new" / "study.db").read_bytes())
+    with pytest.raises(ConfigError, match=r"^run_dir='[^']*renamed': sqlite:///\S+ holds no study 'renamed' \(a run folder "
+                                          r"is named after its study\); studies there: new$"):
+        load_search_data(cfg, run_dir=tmp_path / "renamed")
+    with pytest.raises(TypeError, match=r"^run_dir=3 is an int; pass the run folder of a search"):
+        load_search_data(cfg, run_dir=3)
+
+
 def test_a_checkpoint_tested_before_a_rare_class_got_a_test_image_is_tested_on_the_same_images(tmp_path, monkeypatch):
     # 40, 40 and 2 images: test took none of the 2-image class before (0.39 of an image), one now; compress.run of a
     # checkpoint searched then refused the folder ("tested on other images"), with no setting that could fix it.
