@@ -38,7 +38,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, com
                         validate_data_config)
 from nas.errors import (CheckpointError, ConfigError, exit_on_error, help_on_stdout, interrupting_signal,
                         stop_on_sigterm, wrong_type)
-from nas.latency.hardware import input_warning
+from nas.latency.hardware import few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
 
@@ -95,10 +95,12 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1])
     _check_background(folder, run.data)
     data = _check_test_images(folder, data, run.data, root=root)
-    # The pruning target and the table's latencies come from the same predictor a search uses: at an input its
-    # calibration never measured they are extrapolated, and a search says so in this line.
-    if (unmeasured := input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)) is not None:
-        log.warning("%s", unmeasured)
+    # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
+    # archs they may be well off, and at an input its calibration never measured extrapolated; a search says so in
+    # these lines.
+    for line in (few_archs_warning(run.hw), input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)):
+        if line is not None:
+            log.warning("%s", line)
     # A damaged pareto.json in the member's run stops no compression (its files go into the member's folder), but the
     # run's report and pareto.csv are written from it: said before the minutes of compressing, not as a traceback after.
     if (run_dir := _run_of(folder)) is not None and (problem := _not_refreshed(run_dir)) is not None:

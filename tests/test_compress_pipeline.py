@@ -604,6 +604,40 @@ def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_inpu
                               "among the measured 3 and img_size=28 is below the smallest measured, 64")
 
 
+def test_compress_run_warns_when_the_profile_was_fitted_on_few_archs(tmp_path, tiny_idx_root, monkeypatch, caplog):
+    # compress.run prunes to a latency target and tabulates latencies from the predictor a search uses; a search with a
+    # profile fitted on fewer than 20 archs warns that they may be well off (few_archs_warning), compress.run said nothing.
+    import logging
+
+    from hydra import compose, initialize_config_dir
+
+    import compress.run
+    from nas.config import register_configs
+    from nas.latency.hardware import few_archs_warning
+    from tests.conftest import CONF_DIR
+
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, an input hw=cpu was measured at
+    compressed = []
+    monkeypatch.setattr(compress.run, "compress_checkpoint", lambda folder, **kw: compressed.append(kw["hw"]) or {})
+    register_configs()
+
+    def warnings_with(*overrides: str) -> list[str]:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}",
+                                                                  "hw=cpu", *overrides])
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="compress.run"):
+            compress.run.run_compress(cfg)
+        return [r.getMessage() for r in caplog.records if r.name == "compress.run"]
+
+    assert warnings_with() == []  # the shipped hw=cpu: fitted on 50
+    said = warnings_with("hw.fitted_archs=[a1,a2,a3,a4,a5,a6,a7,a8]")
+    assert compressed[-1].fitted_archs == [f"a{i}" for i in range(1, 9)]
+    assert said == [few_archs_warning(compressed[-1])]  # once, the line a search gives
+    assert said[0].startswith("hw=cpu was fitted on 8 measured archs (its fitted_archs), fewer than 20: ")
+
+
 def test_compress_run_refuses_the_settings_that_choose_among_a_runs_members(tmp_path):
     # compress.run compresses the one checkpoint it is given: compress.members=top_k / compress.top_k=1 (pick the best
     # member) and compress=none (members: none) were ignored, and the checkpoint compressed all the same.

@@ -1644,6 +1644,26 @@ def test_validate_warns_about_archs_at_an_input_the_profile_never_measured(tmp_p
     assert f"warning: {line}" in (tmp_path / "w" / "validation.md").read_text()
 
 
+def test_validate_warns_when_the_profile_was_fitted_on_few_archs(tmp_path, cpu, space_t):
+    # A search with a profile fitted on fewer than 20 archs warns that its predictions may be well off
+    # (few_archs_warning); validate, scoring those predictions, said nothing. Its line now comes with the scores, once.
+    from nas.latency.hardware import few_archs_warning
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    held_out = sample_archs(space_t, 3, seed=5, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "v.csv", _rows(held_out))
+    tool = LatencyToolConfig(hw=dataclasses.replace(cpu, calibrated_on=""), space=space_t,
+                             measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / "v"))
+    assert len(cpu.fitted_archs) == 50 and "warning" not in validate_command(tool)  # the shipped profile
+    few = dataclasses.replace(tool.hw, fitted_archs=cpu.fitted_archs[:8])
+    text = validate_command(dataclasses.replace(tool, hw=few, out=str(tmp_path / "w")))
+    line = few_archs_warning(few)
+    assert line is not None and line.startswith("hw=cpu was fitted on 8 measured archs (its fitted_archs), fewer than 20")
+    assert text.count("warning:") == 1 and f"\n\nwarning: {line}" in text
+    assert f"warning: {line}" in (tmp_path / "w" / "validation.md").read_text()
+
+
 def test_fitted_archs_read_back_as_the_same_strings(cpu):
     from tests.conftest import CONF_DIR
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, atomic_write_text
-from nas.latency.hardware import HardwareProfile, input_warning
+from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
 from nas.latency.ops import count_macs, count_params
 from nas.latency.predictor import predict_latency_batch
 
@@ -126,6 +126,8 @@ def validate_command(tool: LatencyToolConfig) -> str:
     if machine and tool.hw.calibrated_on and cpu_difference(machine, tool.hw.calibrated_on):
         warnings.append(f"hw={tool.hw.name} was calibrated on {tool.hw.calibrated_on!r} and these measurements come "
                         f"from {machine!r}: the scores above compare two machines")
+    # A profile fitted on a handful of archs: the line a search with it gives (these scores show how far off it is).
+    warnings += [w for w in (few_archs_warning(tool.hw),) if w]
     # Scores on archs the profile was fitted on flatter it: say so, as for noise.
     warnings += [w for w in (fitted_on_warning(archs, tool.hw),) if w]
     # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
