@@ -44,6 +44,8 @@ from nas.data import Dataset, Split, preprocessing
 from nas.errors import ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
+from nas.layout import COMPRESSED_FILES, IR_FILES
+from nas.layout import COMPRESSED_JSON as METRICS_FILE  # the name this module has always used
 from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
 from nas.stats import format_p, interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
@@ -62,7 +64,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = "metaformer-nas/compressed-v1"
-METRICS_FILE = "compressed_metrics.json"
 INT8_AGREEMENT_TOLERANCE = {"top1_agreement": 0.99, "max_rel_diff": 0.15}
 """Stated tolerance between the torch int8 model and its exported files on the test split: the same
 top-1 class for >= 99% of images and max |logit difference| <= 15% of the largest |logit|. Exact
@@ -232,10 +233,6 @@ def is_up_to_date(folder: str | os.PathLike, fp: str) -> bool:
     # A file cut short or changed since (a copy, the disk) is compressed again rather than kept as done; files written
     # before file_sha256 are taken as they are.
     return all(_sha256(Path(folder) / name) == digest for name, digest in (m.get("file_sha256") or {}).items())
-
-
-IR_FILES = ("model_int8.xml", "model_int8.bin")
-"""The OpenVINO IR of a compression: a conversion of its model_int8.onnx, made again from it where only they are gone."""
 
 
 def convert_ir_again(folder: str | os.PathLike, fp: str) -> tuple[str, ...]:
@@ -709,9 +706,6 @@ def _io_contract(folder: Path, model: torch.nn.Module, data: Dataset, augment: D
     return io_contract(arch=arch, classes=data.classes, mean=model.pixel_mean.flatten().tolist(),
                        std=model.pixel_std.flatten().tolist(), background=augment.background,
                        preprocessing=preprocessing(augment, in_chans=arch.in_chans, img_size=arch.img_size))
-
-
-COMPRESSED_FILES = ("model_pruned.pt", "model_pruned.onnx", "model_int8.onnx", "model_int8.xml", "model_int8.bin", METRICS_FILE)
 
 
 def select_members(members: list[dict[str, Any]], cfg: CompressConfig) -> list[dict[str, Any]]:

@@ -3,10 +3,10 @@
 The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json`` and,
 for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``; the searches' ``.running.*`` markers),
 so it can be regenerated at any time, also while a search is still running, and from a run folder it deliberately
-imports nothing from the rest of ``nas`` (nor torch/optuna): a run folder copied to a laptop is enough. (A damaged
-``pareto.json`` is refused naming its rebuild with the settings `nas.rebuild` reads from the run's config.yaml, which
-imports nas.config but not torch or Optuna. Its command line also writes ``pareto.csv`` where the folder's files give
-another one, with `nas.pareto_csv`, which imports only this module.)
+imports nothing from the rest of ``nas`` but the file names in ``nas.layout`` (nor torch/optuna): a run folder copied
+to a laptop is enough. (A damaged ``pareto.json`` is refused naming its rebuild with the settings `nas.rebuild` reads
+from the run's config.yaml, which imports nas.config but not torch or Optuna. Its command line also writes
+``pareto.csv`` where the folder's files give another one, with `nas.pareto_csv`, which imports only this module.)
 
 Outputs, all written atomically into the run folder:
 
@@ -40,6 +40,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+# the names compress.pipeline writes, shared with it (no compress imports here: nas.layout holds constants alone)
+from nas.layout import COMPRESSED_JSON, COMPRESSION_MODEL_FILES, IR_FILES
+
 # plotly and matplotlib (about a second to import) are imported where a page or a PNG is drawn: the rest of the
 # toolkit reads this module's constants and notes (a search its run-marker prefix, compress.run its notes) without them.
 if TYPE_CHECKING:
@@ -52,10 +55,7 @@ __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicte
 TRIALS_CSV = "trials.csv"
 PARETO_JSON = "pareto.json"
 METRICS_JSON = "metrics.json"
-COMPRESSED_JSON = "compressed_metrics.json"
 PREDICTIONS_CSV = "test_predictions.csv"  # as nas.results.PREDICTIONS_FILE (no nas imports here)
-# A compression's files but its compressed_metrics.json (compress.pipeline.COMPRESSED_FILES; no compress imports here)
-_COMPRESSION_FILES = ("model_pruned.pt", "model_pruned.onnx", "model_int8.onnx", "model_int8.xml", "model_int8.bin")
 _STAGES = ("fp32", "pruned", "int8")
 REPORT_FILES = ("report.html", "report.md", "pareto.png", "latency_breakdown.png", "mixers.png")
 
@@ -357,7 +357,7 @@ def _unfinished_compression(folder: pathlib.Path) -> tuple[str, ...]:
     one killed before it finished (or still running). () where the file is there, or no such file is."""
     if (folder / COMPRESSED_JSON).exists():
         return ()
-    return tuple(name for name in _COMPRESSION_FILES if (folder / name).is_file())
+    return tuple(name for name in COMPRESSION_MODEL_FILES if (folder / name).is_file())
 
 
 def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member]:
@@ -863,9 +863,6 @@ def _left_out_note(run: _Run) -> str:
             "add them.")
 
 
-_IR_FILES = ("model_int8.xml", "model_int8.bin")  # as compress.pipeline.IR_FILES (no compress imports here)
-
-
 def _missing_files_note(members: Sequence[_Member]) -> str:
     """Files the members' records describe that are gone from their folders (deleted by hand), and what makes them
     again: without it the tables listed them as the members' files. '' when none is gone."""
@@ -874,7 +871,7 @@ def _missing_files_note(members: Sequence[_Member]) -> str:
         return ""
     # where a member lacks only its OpenVINO IR, the search converts it again from model_int8.onnx
     # (compress.pipeline.convert_ir_again): "by compressing the member again" promised minutes of pruning and QAT
-    ir_only = [set(m.missing_files) <= set(_IR_FILES) for m in members if m.missing_files]
+    ir_only = [set(m.missing_files) <= set(IR_FILES) for m in members if m.missing_files]
     how = ("the OpenVINO IR converted again from the kept model_int8.onnx, without compressing the member again"
            if all(ir_only) else
            "model.onnx from the kept model.pt, without training; the int8 files by compressing the member again"
