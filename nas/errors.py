@@ -105,26 +105,90 @@ def exit_on_error(code: int = 2) -> Iterator[None]:
 CLOSED_STDOUT_EXIT = 128 + signal.SIGPIPE
 
 
+class _ClosedStdoutGuard:
+    """`sys.stdout` inside `closed_stdout_ends_quietly`: writes and flushes go to the stream it wraps; the first that
+    finds the reader gone points the stream's file at devnull (Python's recipe in the signal module's docs), so that
+    this write and every later one, a flush at exit included, succeed unread instead of raising BrokenPipeError."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+        self.reader_gone = True
+        self.stream.flush()  # what the stream still held, gone the same way (devnull takes it)
+
+    def __getattr__(self, name: str) -> Any:  # the rest (fileno, isatty, encoding, buffer) is the stream's
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def closed_stdout_ends_quietly() -> Iterator[None]:
+    """For command-line entry points: a reader of stdout that goes away before the command is done
+    (`python -m nas.report <run> | head -1`, `python -m nas.search ... | head -3`) loses the command its output, not
+    its work. What is printed after goes nowhere, the command runs to its end (the search its trials and files,
+    compress.predict its --csv) with its lines on stderr as they were, and it exits with `CLOSED_STDOUT_EXIT`, as a
+    shell tool that SIGPIPE ends, where it would have exited 0; an exit status of its own (an error's 1 or 2, Ctrl-C's
+    130) is kept. Without it the first write after the reader was gone raised BrokenPipeError: a traceback (inside
+    Hydra, printed as its error, exit 1), every log line a "--- Logging error ---" traceback on stderr, or "Exception
+    ignored ... BrokenPipeError" at exit. Nested blocks (a help printed inside a command's) leave the end to the
+    outermost."""
+    # None: stdout closed before the start (`>&-`), where print() writes nothing; a guard's own: the outer one ends it
+    if sys.stdout is None or isinstance(sys.stdout, _ClosedStdoutGuard):
+        yield
+        return
+    guard = _ClosedStdoutGuard(sys.stdout)
+    sys.stdout = guard  # type: ignore[assignment]  # Hydra's log handler on stdout, set up inside the block, takes it too
+    try:
+        try:
+            yield
+        finally:
+            guard.flush()  # what the block printed reaches the pipe now, while a closed one is still caught
+            sys.stdout = guard.stream
+    except SystemExit as e:
+        if guard.reader_gone and not e.code:
+            raise SystemExit(CLOSED_STDOUT_EXIT) from None
+        raise
+    if guard.reader_gone:
+        raise SystemExit(CLOSED_STDOUT_EXIT)
+
+
 @contextmanager
 def help_on_stdout() -> Iterator[None]:
     """For command-line entry points printing their help (or config): what the block prints reaches stdout when it
     ends (also by `sys.exit`, as Hydra's help does), in one write. A reader that closed stdout early
-    (`--help | head -3`) ends the command quietly with exit status `CLOSED_STDOUT_EXIT`, as a shell tool killed by
-    SIGPIPE ends, not with a BrokenPipeError traceback: Hydra's help wrote in parts, and one written after the reader
-    was gone raised inside Hydra, which printed it as a stack trace."""
+    (`--help | head -3`) ends the command quietly with exit status `CLOSED_STDOUT_EXIT` (`closed_stdout_ends_quietly`),
+    not with a BrokenPipeError traceback: Hydra's help wrote in parts, and one written after the reader was gone raised
+    inside Hydra, which printed it as a stack trace."""
     printed = io.StringIO()
-    try:
-        with redirect_stdout(printed):
-            yield
-    finally:
+    with closed_stdout_ends_quietly():
         try:
+            with redirect_stdout(printed):
+                yield
+        finally:
             sys.stdout.write(printed.getvalue())
-            sys.stdout.flush()
-        except BrokenPipeError:
-            # Python's recipe (the signal module's docs): stdout pointed at devnull, so that flushing it again at
-            # exit raises nothing more ("Exception ignored ... BrokenPipeError")
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(CLOSED_STDOUT_EXIT)
 
 
 @contextmanager

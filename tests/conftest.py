@@ -216,3 +216,17 @@ def stop(proc: subprocess.Popen) -> None:
     """kill -9 `proc` and reap it: its pid is then dead."""
     proc.kill()
     proc.wait()
+
+
+def run_into_closed_pipe(argv: list[str], *, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `argv` (after the Python interpreter) with stdout a pipe whose reader is gone before it starts, as after
+    `| head -1` once head has its line: every write to stdout finds no reader. stderr is captured (text)."""
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, *argv], cwd=cwd or Path(__file__).resolve().parent.parent, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+    finally:
+        os.close(write_end)
