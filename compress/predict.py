@@ -34,8 +34,8 @@ from nas.latency.measure import int8_saturates
 from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
-from nas.errors import (CheckpointError, ConfigError, DataError, counted, exit_on_error, help_on_stdout, lines_on_stderr,
-                        writable_file)
+from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
+                        help_on_stdout, lines_on_stderr, writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -556,4 +556,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with closed_stdout_ends_quietly():  # `compress.predict ... | head -3`: a quiet end, the --csv written all the same
+        sys.exit(main())

@@ -36,8 +36,8 @@ from omegaconf import DictConfig
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
                         register_configs, shell_command, shell_override, structured, validate_compress_config,
                         validate_data_config)
-from nas.errors import (CheckpointError, ConfigError, exit_on_error, help_on_stdout, interrupting_signal,
-                        stop_on_sigterm, wrong_type)
+from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, help_on_stdout,
+                        interrupting_signal, stop_on_sigterm, wrong_type)
 from nas.latency.hardware import few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -558,4 +558,5 @@ if __name__ == "__main__":
                 if not e.code:
                     print(settings_help())
                 raise
-    main()
+    with closed_stdout_ends_quietly():  # `compress.run ... | head -3`: a quiet end, the compression done all the same
+        main()

@@ -2262,4 +2262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nas.errors import closed_stdout_ends_quietly
+
+    with closed_stdout_ends_quietly():  # `nas.report <run> | head -1`: a quiet end, the reports written all the same
+        sys.exit(main())

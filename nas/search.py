@@ -68,8 +68,8 @@ from nas.data import (
     Dataset, SplitImageDigests, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning,
     imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
 )
-from nas.errors import (ConfigError, DataError, NasError, Terminated, counted, exit_on_error, interrupting_signal,
-                        interruption_text, logging_to, make_folder, stop_on_sigterm)
+from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
+                        interrupting_signal, interruption_text, logging_to, make_folder, stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -1534,4 +1534,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # its command line was checked at the top
-    main()
+    # `nas.search ... | head -3`: the log lines after go nowhere, and the search runs to its end as it would have
+    with closed_stdout_ends_quietly():
+        main()

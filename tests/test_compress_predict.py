@@ -144,6 +144,21 @@ def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_pa
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} not found"
 
 
+def test_cli_into_a_closed_pipe_ends_quietly_with_the_csv_written(checkpoint, photos, tmp_path):
+    # `python -m compress.predict <model> <images> --csv p.csv | head -3`: the predictions printed after head was gone
+    # ended in a BrokenPipeError traceback, before the --csv was written (the predictions made were lost).
+    from conftest import run_into_closed_pipe
+    from nas.errors import CLOSED_STDOUT_EXIT
+
+    folder, _ = checkpoint
+    out = tmp_path / "p.csv"
+    done = run_into_closed_pipe(["-m", "compress.predict", str(folder), str(photos), "--csv", str(out)])
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == CLOSED_STDOUT_EXIT == 141, done.stderr
+    assert len(out.read_text().splitlines()) == 4  # the header and the 3 images: the work is kept
+    assert f"predictions written to {out.resolve()}" in done.stderr  # the lines on stderr are as they were
+
+
 def test_a_csv_cut_short_mid_write_leaves_the_previous_file_whole(checkpoint, photos, tmp_path):
     # --csv was written in place: a kill or a full disk mid-write left a truncated file that reads as complete.
     import subprocess

@@ -963,6 +963,22 @@ def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, spac
     assert "warning" not in validate_command(tool)
 
 
+def test_validate_cli_into_a_closed_pipe_ends_quietly_with_its_files_written(tmp_path, cpu, space_t):
+    # `python -m nas.latency.validate ... | head -1` (a Hydra command, its log lines on stdout): the result line printed
+    # after head was gone was caught as a disk error, "error: [Errno 32] Broken pipe", and exit status 1.
+    from conftest import run_into_closed_pipe
+    from nas.errors import CLOSED_STDOUT_EXIT
+
+    archs = sample_archs(space_t, 6, seed=3, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "v.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 100, "Other CPU")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    done = run_into_closed_pipe(["-m", "nas.latency.validate", "hw=cpu", f"measurements=[{tmp_path / 'v.csv'}]",
+                                 f"out={tmp_path / 'out'}"])
+    assert "Traceback" not in done.stderr and "Broken" not in done.stderr and "Logging error" not in done.stderr, done.stderr
+    assert done.returncode == CLOSED_STDOUT_EXIT == 141, done.stderr
+    assert (tmp_path / "out" / "validation.md").is_file() and (tmp_path / "out" / "validation.json").is_file()
+
+
 @pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
                                            ("sepconv/warp", False), ("unit", False)])
 def test_calibration_entries_are_checked(cpu, entry, ok):

@@ -641,6 +641,18 @@ def test_cli_missing_folder_exits_2_with_one_line(tmp_path: pathlib.Path) -> Non
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_cli_into_a_closed_pipe_ends_quietly_with_the_reports_written(run_dir: pathlib.Path) -> None:
+    # `python -m nas.report <run> | head -1`: the paths printed after head was gone ended in a BrokenPipeError traceback
+    # (or "Exception ignored ... BrokenPipeError" at exit, and exit status 120).
+    from conftest import run_into_closed_pipe
+    from nas.errors import CLOSED_STDOUT_EXIT
+
+    result = run_into_closed_pipe(["-m", "nas.report", str(run_dir)], timeout=120)
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
+    assert result.returncode == CLOSED_STDOUT_EXIT == 141, result.stderr  # as a shell tool killed by SIGPIPE ends
+    assert all((run_dir / name).is_file() for name in ("report.md", "report.html", "pareto.csv"))  # the work is done
+
+
 def test_module_reads_files_only() -> None:
     """The report must run where only the run folder exists: no torch/optuna, no other part of nas but nas.layout, the
     file names it shares with compress.pipeline (constants, importing nothing)."""

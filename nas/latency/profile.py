@@ -34,7 +34,7 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
-from nas.errors import ConfigError, NasError, counted, help_on_stdout, make_folder, writable_file
+from nas.errors import ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, make_folder, writable_file
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -454,7 +454,8 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             sys.exit(1)
 
     if not asks_help:
-        main()
+        with closed_stdout_ends_quietly():  # `... | head -1`: a quiet end, the files written all the same
+            main()
         return
     with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
         print(f"{help_line}\n\n{hw_help(sys.argv[1:], config_name='latency')}\n")  # Hydra's names the hw= choices alone
