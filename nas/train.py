@@ -234,6 +234,18 @@ class FitResult:
     epochs_done: int = 0
 
 
+@contextlib.contextmanager
+def _layout_while_training(model: nn.Module, layout: torch.memory_format) -> Iterator[None]:
+    """`model` in memory `layout` for the block, then in the default layout, which exporters and pruners expect: also
+    when the block raises (Ctrl-C, SIGTERM, a data error, out of memory, `TrainingDiverged`), for a caller that catches
+    it goes on with the model (the search's next trial, a member's export or pruning, a notebook's own evaluation)."""
+    model.to(memory_format=layout)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
 def fit(
     model: nn.Module,
     train: Split,
@@ -257,7 +269,8 @@ def fit(
     training, distillation (`compress.recover`) and quantization-aware training.
 
     `channels_last` trains in NHWC memory layout (same math, faster on CPU:
-    experiments/results/train_speed.md) and hands the model back in the default layout. `precision="bf16"`
+    experiments/results/train_speed.md) and hands the model back in the default layout, also when training raises
+    partway (an interrupt, a data error, out of memory) for a caller that catches it. `precision="bf16"`
     runs forward and backward under bfloat16 autocast with float32 weights and optimizer state (no loss
     scaling needed: bf16 keeps float32's exponent range); `"fp32"` is plain float32.
     `on_epoch(epochs_done)` is called after every epoch but the last; returning True stops training there
@@ -274,41 +287,40 @@ def fit(
     if precision not in (Precision.fp32, Precision.bf16):  # the config's names; `auto` is resolved by the caller
         raise ValueError(f"precision={precision!r} is not one of 'fp32', 'bf16' (resolve 'auto' with resolve_precision)")
     bf16 = precision == Precision.bf16
-    model.to(memory_format=layout)
-    model.train()
-    step, seen, start = 0, 0, time.perf_counter()
-    epoch_loss = 0.0
-    done = 0
-    for _ in range(epochs):
-        loss_sum = torch.zeros(())
-        batches = iterate_batches(
-            train, batch_size=batch_size, shuffle=True, generator=gen,
-            max_shift=max_shift, hflip=hflip, drop_last=len(train) >= batch_size, erase_prob=erase_prob,
-        )
-        for x, y in batches:
-            step_lr = lr_at(step, total, base=lr, warmup_frac=warmup_frac)
-            for group in opt.param_groups:
-                group["lr"] = step_lr
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x.contiguous(memory_format=layout))
-            # The loss (and a distillation teacher inside loss_fn) in float32: softmax/KL of bf16 logits lose digits.
-            loss = loss_fn(logits.float(), x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            step += 1
-            seen += len(y)
-            if on_step is not None:
-                on_step(step, total)
-        # One sync per epoch (not per step) to check for divergence.
-        epoch_loss = float(loss_sum) / max(1, steps_per_epoch)
-        if not math.isfinite(epoch_loss):
-            raise TrainingDiverged(f"training loss became {epoch_loss} (lr={lr}); the candidate is unstable")
-        done += 1
-        if on_epoch is not None and done < epochs and on_epoch(done):
-            break
-    model.to(memory_format=torch.contiguous_format)  # exporters and pruners expect the default layout
+    with _layout_while_training(model, layout):  # the default layout back, also when training raises partway
+        model.train()
+        step, seen, start = 0, 0, time.perf_counter()
+        epoch_loss = 0.0
+        done = 0
+        for _ in range(epochs):
+            loss_sum = torch.zeros(())
+            batches = iterate_batches(
+                train, batch_size=batch_size, shuffle=True, generator=gen,
+                max_shift=max_shift, hflip=hflip, drop_last=len(train) >= batch_size, erase_prob=erase_prob,
+            )
+            for x, y in batches:
+                step_lr = lr_at(step, total, base=lr, warmup_frac=warmup_frac)
+                for group in opt.param_groups:
+                    group["lr"] = step_lr
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(x.contiguous(memory_format=layout))
+                # The loss (and a distillation teacher inside loss_fn) in float32: softmax/KL of bf16 logits lose digits.
+                loss = loss_fn(logits.float(), x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach()
+                step += 1
+                seen += len(y)
+                if on_step is not None:
+                    on_step(step, total)
+            # One sync per epoch (not per step) to check for divergence.
+            epoch_loss = float(loss_sum) / max(1, steps_per_epoch)
+            if not math.isfinite(epoch_loss):
+                raise TrainingDiverged(f"training loss became {epoch_loss} (lr={lr}); the candidate is unstable")
+            done += 1
+            if on_epoch is not None and done < epochs and on_epoch(done):
+                break
     return FitResult(train_loss=epoch_loss, images_seen=seen, seconds=time.perf_counter() - start, epochs_done=done)
 
 

@@ -87,6 +87,29 @@ def test_channels_last_training_is_the_same_math_and_hands_back_the_default_layo
         assert a.is_contiguous(), name  # exporters and pruners get the default layout back
 
 
+@pytest.mark.parametrize("error", [RuntimeError("a batch that cannot be read"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_channels_last_training_that_raises_partway_hands_back_the_default_layout(data, error):
+    # A caller that catches the error goes on with the model (the search's next trial, a member's export or pruning):
+    # it was left channels-last, which exporters and pruners do not expect.
+    model = build_model(ARCH)
+
+    def on_step(step, total):
+        if step == 2:
+            raise error
+
+    with pytest.raises(type(error)):
+        nas.train.fit(model, data.train, loss_fn=lambda logits, _x, y: torch.nn.functional.cross_entropy(logits, y),
+                      epochs=1, batch_size=32, lr=1e-3, weight_decay=0.0, warmup_frac=0.1, seed=0, channels_last=True,
+                      on_step=on_step)
+    for name, t in model.state_dict().items():
+        assert t.is_contiguous(), name
+    # and it computes as before: its features in the default layout, no hook left behind (the head-grad hook is put on
+    # an activation of each forward pass, never on the model)
+    x, _ = next(iterate_batches(data.val, batch_size=4))
+    assert model.eval().forward_features(x).is_contiguous()
+    assert not any(m._forward_hooks or m._backward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
 def test_bf16_training_learns_keeps_float32_weights_and_is_deterministic(data):
     m1, r1 = _train(data, dataclasses.replace(CFG, precision="bf16"), seed=3)
     assert r1.precision == "bf16"
