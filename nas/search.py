@@ -626,6 +626,33 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
         raise _interrupt(requested[0])
 
 
+@contextlib.contextmanager
+def _interrupts_honoured() -> Iterator[None]:
+    """While the members are final-trained and compressed (`_write_outputs`), Ctrl-C and SIGTERM stop the search as
+    they stop its trials (`_interrupts_at_safe_points`), also where the process has no handler of Python's for them: a
+    search started as a background job of a script (`sh -c 'python -m nas.search ... &'`) inherits SIGINT ignored, and
+    its trials took a `kill -INT` as a stop while its final training and compression went on to the end as if nothing
+    had been sent (a library caller's SIGTERM, at its default, killed the process there at once). Ignored or default,
+    each raises where it strikes, as Ctrl-C at a terminal does there (`Terminated` for SIGTERM): the members finished
+    are kept, the rest left to a rerun. A handler of Python's (`stop_on_sigterm`'s, a notebook's) is left as it is; the
+    handlers before are restored on leaving (no lasting state)."""
+    def stop_now(signum: int, frame: Any) -> None:
+        raise _interrupt(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if not callable(signal.getsignal(signum)):  # SIG_IGN, SIG_DFL, or one set outside Python (None)
+                previous[signum] = signal.signal(signum, stop_now)
+    except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 def _interrupt(signum: int) -> KeyboardInterrupt:
     """What the signal `signum` raises where the search takes it: `Terminated` for SIGTERM, as `stop_on_sigterm` raises."""
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
@@ -753,7 +780,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     # the front is judged at the study's budget: another worker may have tightened it while this one ran
     run = dataclasses.replace(run, search=dataclasses.replace(
         run.search, latency_budget_ms=study_budget_ms(study, run.search.latency_budget_ms)))
-    with run_folder_lock(run_dir):
+    with _interrupts_honoured(), run_folder_lock(run_dir):  # a wait on another worker's turn too
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
             pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings, profiles=profiles)

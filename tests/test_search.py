@@ -11,6 +11,7 @@ import html
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import signal
@@ -1012,6 +1013,88 @@ def test_sigterm_during_the_members_final_training_or_compression_exits_143(tiny
         assert exit_status("final_train=none", "compress=smoke") == 143
         m.setattr(pipeline_mod, "compress_front", stop(KeyboardInterrupt))
         assert exit_status("final_train=none", "compress=smoke") == 130
+
+
+_SIGINT_WHILE = """
+import importlib, os, signal, sys, time
+
+module, name = sys.argv.pop(1).split(":")
+
+def signalled(*args, **kwargs):  # `kill -INT <pid>` while the member is final-trained (compressed)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the work going on: a signal ignored lets it run to its end
+    raise RuntimeError("SIGINT was ignored")
+
+setattr(importlib.import_module(module), name, signalled)
+from nas.search import main
+main()
+"""
+
+
+_MEMBER_STEPS = [("nas.results:train_candidate", "final_train=smoke", "interrupted during the final training"),
+                 ("compress.pipeline:compress_checkpoint", "compress=smoke", "interrupted while compressing")]
+
+
+@pytest.mark.parametrize(("target", "step", "said"), _MEMBER_STEPS, ids=["final-training", "compression"])
+def test_final_training_and_compression_stop_on_sigint_in_a_process_that_ignores_it(tiny_idx_root, tmp_path,
+                                                                                    finished_search, compose_cfg,
+                                                                                    monkeypatch, caplog, target, step, said):
+    # A search started as a background job of a script (`sh -c 'python -m nas.search ... &'`) inherits SIGINT ignored.
+    # Its trials take a `kill -INT` as a stop all the same (_interrupts_at_safe_points); the members' final training and
+    # compression went on to their end as if nothing had been sent. (The job itself, through the shell: the slow
+    # test_a_background_search_stops_its_final_training_and_compression_on_sigint.)
+    import importlib
+
+    result = _copy_of(finished_search, tmp_path)  # its study is full: the search goes straight to the members
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o.split("=")[0] != step.split("=")[0]]
+    module, name = target.split(":")
+
+    def signalled(*args, **kwargs):  # `kill -INT <pid>` while the member is final-trained (compressed)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the work going on: a signal ignored lets it run to its end
+        raise RuntimeError("SIGINT was ignored")
+
+    monkeypatch.setattr(importlib.import_module(module), name, signalled)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stopped = run_search(compose_cfg(*overrides, step))
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # as the process had it (no lasting state)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert stopped.stopped_by == signal.SIGINT  # `python -m nas.search` exits 130, as after Ctrl-C at a terminal
+    assert f"{said}: finished members are kept; rerun the same command to resume" in caplog.text
+    (member,) = finished_search.pareto
+    if step.startswith("final_train"):
+        assert stopped.pareto == []  # not final-trained: left out, for the rerun to train
+    else:
+        assert not (result.run_dir / "checkpoints" / member["arch_id"] / "compressed_metrics.json").exists()
+
+
+# Slow-only (`make test-slow`): the fast suite stops the same two steps in-process with SIGINT ignored
+# (test_final_training_and_compression_stop_on_sigint_in_a_process_that_ignores_it); this one starts the search as a
+# shell's background job and reruns it.
+@pytest.mark.slow
+@pytest.mark.parametrize(("target", "step", "said"), _MEMBER_STEPS, ids=["final-training", "compression"])
+def test_a_background_search_stops_its_final_training_and_compression_on_sigint(tiny_idx_root, tmp_path, finished_search,
+                                                                                 compose_cfg, target, step, said):
+    # `sh -c 'python -m nas.search ... &'`: a shell starts its background jobs with SIGINT ignored. The trials take a
+    # `kill -INT` as a stop all the same (_interrupts_at_safe_points); the members' final training and compression went
+    # on to their end as if nothing had been sent, and the command exited 0.
+    result = _copy_of(finished_search, tmp_path)  # its study is full: the search goes straight to the members
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o.split("=")[0] != step.split("=")[0]]
+    stopped = subprocess.run(["sh", "-c", '"$@" & wait $!', "sh", sys.executable, "-c", _SIGINT_WHILE, target,
+                              *overrides, step], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 130, out  # as a foreground search Ctrl-C'd there exits
+    assert f"{said}: finished members are kept; rerun the same command to resume" in out and "Traceback" not in out, out
+    (member,) = finished_search.pareto
+    folder = result.run_dir / "checkpoints" / member["arch_id"]
+    if step.startswith("compress"):
+        assert not (folder / "compressed_metrics.json").exists()  # left to a rerun, which compresses it
+        return
+    assert json.loads((result.run_dir / "pareto.json").read_text())["members"] == []  # not final-trained: left out
+    resumed = run_search(compose_cfg(*overrides, step))  # the same command resumes: the member is trained
+    assert [m["arch_id"] for m in resumed.pareto] == [member["arch_id"]] and resumed.pareto[0]["val_acc_final"] is not None
 
 
 def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_write(tiny_idx_root, tmp_path, compose_cfg):
