@@ -233,3 +233,40 @@ def test_model_dependent_units_markdown_renders_from_its_committed_json_and_its_
     better["committed"][chosen]["within_10pct"] = better["committed"]["shipped"]["within_10pct"]
     better["check"][chosen].update(diff=0.004, se=0.008)
     assert mdu.render_md(better).rstrip().splitlines()[-3].endswith(": not adopted.")
+
+
+def test_zen4b_form_markdown_renders_from_its_committed_json_and_its_rebuilt_pipeline_is_the_shipped_one(monkeypatch):
+    # The committed Markdown is what render_md makes of the committed JSON (its findings are computed from it); the
+    # forms compared are the shipped pipeline re-built with one change, so its `shipped` row must be `fit_profile`'s
+    # predictions, and a form is called adopted only where it is better on every session.
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import latency_zen4b_form as z
+
+    folder = RESULTS / "latency"
+    result = json.loads((folder / "zen4b_form.json").read_text())
+    assert z.render_md(result) == (folder / "zen4b_form.md").read_text()
+    assert set(result["sessions"]) == {"cpu", "cpu_zen2", "cpu_xeon", "cpu_zen4b"}
+    assert all(s["shipped_vs_fit_profile_max_rel_diff"] < 1e-6 for s in result["sessions"].values())
+    assert "nothing is adopted" in z.render_md(result)
+    better = json.loads(json.dumps(result))
+    for s in better["sessions"].values():
+        s["committed"]["per-input scale"]["all"]["within_10pct"] = 1.0
+        for split in s["splits"]:
+            split["per-input scale"] = split["shipped"] + 0.02
+    assert "Better on every session: per-input scale." in z.render_md(better)
+
+
+def test_zen4b_form_screen_leaves_out_the_unit_profiles_whose_call_ran_at_another_speed(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import numpy as np
+
+    import latency_zen4b_form as z
+
+    # Ratios call / median 1, 1.05, 1, 1.3, 1 and one arch without a timed call: relative to their median (1).
+    data = {"call": np.array([100.0, 210.0, 300.0, 650.0, 400.0, np.nan]),
+            "y_us": np.array([100.0, 200.0, 300.0, 500.0, 400.0, 80.0])}
+    agreement = z.call_agreement(data)
+    assert np.allclose(agreement[:5], [1.0, 1.05, 1.0, 1.3, 1.0])
+    times = [{"stem": float(i)} for i in range(6)]
+    # Off by 30%: left out; within 10%, or no call timed: kept.
+    assert z.screened(times, agreement) == [times[0], times[1], times[2], None, times[4], times[5]]
