@@ -449,6 +449,59 @@ def folder_interval(predictions: Sequence[Prediction], classes: Sequence[str], *
     return accuracy_interval(right, total, balanced=balanced)
 
 
+def _searched_root(folder: Path) -> Path | None:
+    """The image folder the search of the checkpoint in `folder` loaded (`compress.run.recorded_root`: its run's
+    pareto.json, else the data_root of its model.pt), for a model searched on `data=imagefolder`; None otherwise."""
+    if (_json_object(folder / "metrics.json") or {}).get("dataset") != "imagefolder":
+        return None
+    from compress.run import recorded_root
+
+    root = recorded_root(folder, {})
+    if root is None and (folder / "model.pt").is_file():  # a member folder copied out of its run keeps its data_root
+        from nas.checkpoint import read_checkpoint
+
+        try:
+            root = recorded_root(folder, read_checkpoint(folder)[2])
+        except CheckpointError:
+            pass
+    return Path(root) if root else None
+
+
+def seen_images_note(predictions: Sequence[Prediction], folder: Path) -> str | None:
+    """A warning where some of the images of `predictions` lie in the image folder the search of the checkpoint in
+    `folder` loaded (its data.root, `_searched_root`) and are not among its test images (the `path` column of its
+    test_predictions.csv): the model was trained on them, or the search chose it by them (its val images), so an
+    accuracy on them can be higher than the model gets on new photos. None where there is none, or no data.root is
+    recorded (a model of idx data, a checkpoint from elsewhere)."""
+    import os
+
+    root = _searched_root(folder)
+    if root is None or not root.is_dir():
+        return None
+    real_root = Path(os.path.realpath(root))
+    inside = [Path(os.path.realpath(p.path)) for p in predictions]
+    inside = [p.relative_to(real_root).as_posix() for p in inside if p.is_relative_to(real_root)]
+    test: set[str] | None = None
+    try:  # `path`: each test image's file relative to data.root (nas.results), from 2026-12-06 on
+        with open(folder / "test_predictions.csv", newline="") as f:
+            test = {row["path"] for row in csv.DictReader(f)}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        pass
+    if test is not None:
+        seen = [p for p in inside if p not in test]
+        if not seen:
+            return None
+        return (f"warning: {len(seen)} of the {len(predictions)} images are not new to the model: they lie in the "
+                f"folder its search loaded ({root}) and are not among its test images (test_predictions.csv), so it "
+                "was trained on them or chosen by them (its val images), and the accuracy above can be higher than on "
+                "new photos; the test accuracies recorded beside it (metrics.json) are of its test images only")
+    if not inside:
+        return None
+    return (f"warning: {len(inside)} of the {len(predictions)} images lie in the folder the model's search loaded "
+            f"({root}), which holds its training and val images, so the accuracy above can be higher than on new "
+            "photos; the test accuracies recorded beside it (metrics.json) are of its test images only")
+
+
 def format_predictions(predictions: Sequence[Prediction]) -> str:
     """One line per image: `path  class 97.1%  class 2.0%  ...`."""
     return "\n".join(f"{p.path}  " + "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(p.classes, p.probabilities))
@@ -536,6 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 low, high = folder_interval(predictions, contract.classes, balanced=True)
                 print(f"balanced accuracy (the mean over the {folders} class folders): "
                       f"{100 * folder_balanced_accuracy(predictions, contract.classes):.2f}% (95% interval {100 * low:.1f}-{100 * high:.1f}%)")
+            # The photos a user has at hand are often the folder the search ran on: the accuracy then counts images
+            # the model was trained on, and read as a check on new photos.
+            if (seen := seen_images_note(predictions, model_file(args.model).parent)) is not None:
+                sys.stdout.flush()  # after the accuracy in a terminal too
+                print(seen, file=sys.stderr)
         if args.csv is not None:  # atomically: a kill or a full disk mid-write leaves the previous file, not half of one
             try:
                 atomic_write_text(args.csv, predictions_csv(predictions))

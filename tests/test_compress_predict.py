@@ -779,3 +779,44 @@ def test_an_int8_file_run_on_a_cpu_whose_int8_kernels_saturate_gets_a_warning(ch
     monkeypatch.setattr("compress.predict.int8_saturates", lambda: False)  # a VNNI CPU: no warning
     assert main([str(folder), str(photos)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_images_of_the_folder_the_model_was_searched_on_are_named_as_not_new_beside_the_accuracy(checkpoint, photos,
+                                                                                                 tmp_path, capsys):
+    # A user's photos at hand are the folder the search ran on: predicting on it printed an accuracy over the model's own
+    # training images as if it were a check on new photos. Its test images (test_predictions.csv's paths) are new.
+    import shutil
+
+    ck, _ = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    data = tmp_path / "my photos"
+    for name in CLASSES:
+        (data / name).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, data / name / f.name)
+    run = tmp_path / "runs" / "study"
+    folder = run / "checkpoints" / "a1"
+    shutil.copytree(ck, folder)
+    (run / "pareto.json").write_text(json.dumps({"data": {"root": str(data)}}))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "dataset": "imagefolder"}))
+    (folder / "test_predictions.csv").write_text("index,label,predicted,path\n0,red,red,red/0.png\n1,blue,red,blue/2.png\n")
+    assert main([str(folder), str(data)]) == 0
+    said = capsys.readouterr()
+    assert said.out.splitlines()[-1].startswith("top-1 accuracy on the 9 images whose folder names their class")
+    assert said.err.splitlines()[0] == (
+        f"warning: 7 of the 9 images are not new to the model: they lie in the folder its search loaded ({data}) and "
+        "are not among its test images (test_predictions.csv), so it was trained on them or chosen by them (its val "
+        "images), and the accuracy above can be higher than on new photos; the test accuracies recorded beside it "
+        "(metrics.json) are of its test images only")
+    # its test images alone, and photos from elsewhere sorted into class folders, are new: no warning
+    for name in CLASSES:
+        shutil.copytree(data / name, tmp_path / "new" / name)
+    for images in ([data / "red" / "0.png", data / "blue" / "2.png"], [tmp_path / "new"]):
+        assert main([str(folder), *map(str, images)]) == 0
+        assert capsys.readouterr().err.startswith("classified with "), images
+    # a member folder from before test_predictions.csv named files: every image of the folder is counted
+    (folder / "test_predictions.csv").write_text("index,label,predicted\n0,red,red\n")
+    assert main([str(folder), str(data / "red")]) == 0
+    assert capsys.readouterr().err.splitlines()[0].startswith(
+        f"warning: 3 of the 3 images lie in the folder the model's search loaded ({data}), which holds its training")
