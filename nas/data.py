@@ -623,12 +623,14 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     if len(classes) < 2:
         layout = (f" ({root} holds a folder named 'train', so it was read as root/train/<class>/images beside root/test; "
                   "a class named 'train' needs another folder name)" if has_split_dirs else "")
-        # data.root set to one class's folder (the images of cat/, not the folder above cat/ and dog/) is a likely slip
-        loose = 0 if classes or has_split_dirs else sum(
+        # data.root set to one class's folder (the images of cat/, not the folder above cat/ and dog/) is a likely slip;
+        # so is it where that class keeps some photos in a subfolder (cat/2024-06/), which read as its one class folder
+        loose = 0 if has_split_dirs else sum(
             1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        one_class = (f" (it holds {counted(loose, 'image file')} itself, as one class's folder does: data.root is the folder "
-                     f"above the class folders, e.g. {shell_override(key='data.root', value=str(root.resolve().parent))})"
-                     if loose else "")
+        beside = f" beside its folder {classes[0]}" if classes else ""
+        one_class = (f" (it holds {counted(loose, 'image file')} itself{beside}, as one class's folder does: data.root is "
+                     f"the folder above the class folders, e.g. "
+                     f"{shell_override(key='data.root', value=str(root.resolve().parent))})" if loose else "")
         raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}{one_class}")
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):

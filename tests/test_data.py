@@ -1326,6 +1326,20 @@ def test_a_class_folder_given_as_data_root_names_the_folder_above_quoted_to_past
     assert OverridesParser.create().parse_overrides([arg])[0].value() == str(above)
 
 
+def test_a_class_folder_with_a_dated_subfolder_given_as_data_root_names_the_folder_above(tmp_path):
+    # cat/ holding its photos and a subfolder of more (cat/2024-06/) read as one class folder, "2024-06": the refusal
+    # said "has 1 class folder" without the hint a class folder of photos alone gets.
+    for i in range(3):
+        _png(tmp_path / "photos" / "cat" / f"{i}.png", 8, 50)
+        _png(tmp_path / "photos" / "cat" / "2024-06" / f"{i}.png", 8, 50)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "photos" / "cat"), img_size=8))
+    assert str(err.value) == (
+        f"{tmp_path / 'photos' / 'cat'} has 1 class folder; an image-folder dataset needs >= 2 (root/<class>/images) (it "
+        "holds 3 image files itself beside its folder 2024-06, as one class's folder does: data.root is the folder above "
+        f"the class folders, e.g. data.root={tmp_path / 'photos'})")
+
+
 def test_a_class_folder_linking_to_another_class_is_refused_naming_the_shared_file_and_both_classes(tmp_path):
     # photos/triangle/sq_link -> ../square put the square images into both classes with conflicting labels, silently
     import os
