@@ -201,16 +201,38 @@ def compressed_otherwise(run_dir: Path, cfg: CompressConfig) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for path in sorted((run_dir / "checkpoints").glob(f"*/{METRICS_FILE}")):
-        metrics = read_compressed_metrics(path.parent) or {}
-        done = metrics.get("config")
-        # the splits' sizes it recorded: a cap at or above both scored what null scores (files before them: as given)
-        scored = metrics.get("eval_images") if isinstance(metrics.get("eval_images"), dict) else {}
-        largest = max(scored["val_of"], scored["test_of"]) if {"val_of", "test_of"} <= set(scored) else None
-        want = json.loads(json.dumps(_result_settings(dataclasses.asdict(cfg), largest_split=largest), default=str))
-        if not isinstance(done, dict) or (done := _result_settings(done, largest_split=largest)) == want:
-            continue
-        out[path.parent.name] = ", ".join(k for k in {**want, **done} if want.get(k) != done.get(k))
+        if differ := _settings_that_differ(read_compressed_metrics(path.parent) or {}, cfg):
+            out[path.parent.name] = differ
     return out
+
+
+def _settings_that_differ(metrics: dict[str, Any], cfg: CompressConfig) -> str | None:
+    """The settings (keys of `CompressConfig`, comma-separated) whose values differ between the compression that wrote
+    `metrics` (a compressed_metrics.json) and `cfg`, those that change no result aside; None where none does or none is
+    recorded (a failed compression's file)."""
+    done = metrics.get("config")
+    # the splits' sizes it recorded: a cap at or above both scored what null scores (files before them: as given)
+    scored = metrics.get("eval_images") if isinstance(metrics.get("eval_images"), dict) else {}
+    largest = max(scored["val_of"], scored["test_of"]) if {"val_of", "test_of"} <= set(scored) else None
+    want = json.loads(json.dumps(_result_settings(dataclasses.asdict(cfg), largest_split=largest), default=str))
+    if not isinstance(done, dict) or (done := _result_settings(done, largest_split=largest)) == want:
+        return None
+    return ", ".join(k for k in {**want, **done} if want.get(k) != done.get(k))
+
+
+def compressed_for_another_job(folder: str | os.PathLike, *, cfg: CompressConfig, hw: HardwareProfile) -> str | None:
+    """How the finished compression in `folder` was made otherwise than `cfg` on `hw` would make it, in words ("for
+    hw=cpu", "with other compress settings: prune"), where that is why it is not up to date; None where there is no
+    finished compression or it differs otherwise (new weights, a damaged file). A member compressed for another chip
+    by `python -m compress.run` was compressed again by the next search, its files replaced, without a word of why."""
+    metrics = read_compressed_metrics(folder)
+    if not metrics or metrics.get("error") or not isinstance(metrics.get("hw"), str):
+        return None
+    if metrics["hw"] != hw.name:
+        return f"for hw={metrics['hw']}"
+    if differ := _settings_that_differ(metrics, cfg):
+        return f"with other compress settings: {differ}"
+    return None
 
 
 def read_compressed_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -758,6 +780,11 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
         if is_up_to_date(folder, fp):
             out[m["arch_id"]] = read_compressed_metrics(folder) or {}
             continue
+        if (otherwise := compressed_for_another_job(folder, cfg=cfg, hw=hw)) is not None:
+            # the files it replaces may be the user's (python -m compress.run of the member for another chip)
+            log.warning("%s was compressed %s; compressing it again for this run (hw=%s) replaces those files (to keep "
+                        "both, compress a copy of its folder with python -m compress.run)", m["arch_id"], otherwise,
+                        hw.name)
         log.info("compressing %s (%s)", m["arch_id"], m.get("summary", ""))
         try:
             out[m["arch_id"]] = compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment,

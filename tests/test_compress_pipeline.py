@@ -3,6 +3,7 @@
 import dataclasses
 import datetime
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -1693,3 +1694,36 @@ def test_a_compression_fingerprinted_before_caps_no_split_reaches_counted_as_nul
     members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
     out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=smoke)[ARCH.arch_id]
     assert out == {"format": FORMAT, "fingerprint": old, "files": {}}
+
+
+def test_a_member_compressed_for_another_chip_or_settings_is_named_with_why_before_it_is_compressed_again(
+        checkpoint, data, monkeypatch, caplog):
+    # A member compressed for hw=cpu by python -m compress.run was compressed again by the next run of the search (for
+    # its hw=edge_npu), its files replaced, with only "compressing <id>" in the log.
+    from compress.pipeline import FORMAT
+
+    cfg = _cfg(ratio=0.5)
+    npu, cpu = HardwareProfile(name="npu"), HardwareProfile(name="cpu")
+    record = {"format": FORMAT, "fingerprint": fingerprint(cfg, cpu, checkpoint, data.name), "files": {}, "hw": "cpu",
+              "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
+    (checkpoint / "compressed_metrics.json").write_text(json.dumps(record))
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: {"format": FORMAT, "hw": kw["hw"].name})
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
+    said = lambda: [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]  # noqa: E731
+    with caplog.at_level(logging.INFO, logger="compress"):
+        compress.pipeline.compress_front(checkpoint.parent, members, hw=npu, data=data, cfg=cfg)
+    assert said() == [f"{ARCH.arch_id} was compressed for hw=cpu; compressing it again for this run (hw=npu) replaces "
+                      "those files (to keep both, compress a copy of its folder with python -m compress.run)"]
+    # the same chip, other settings: named too
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="compress"):
+        compress.pipeline.compress_front(checkpoint.parent, members, hw=cpu, data=data, cfg=_cfg(ratio=0.25))
+    assert said() == [f"{ARCH.arch_id} was compressed with other compress settings: prune; compressing it again for "
+                      "this run (hw=cpu) replaces those files (to keep both, compress a copy of its folder with python "
+                      "-m compress.run)"]
+    # the same job, up to date: nothing to say, nothing compressed
+    caplog.clear()
+    monkeypatch.setattr(compress.pipeline, "is_up_to_date", lambda folder, fp: True)
+    with caplog.at_level(logging.INFO, logger="compress"):
+        compress.pipeline.compress_front(checkpoint.parent, members, hw=cpu, data=data, cfg=cfg)
+    assert said() == []
