@@ -1409,15 +1409,26 @@ def _export_study(run: RunConfig, *, overridden: Collection[str]) -> SearchResul
     # final_train / compress named on the command line redoes them.
     from compress.pipeline import compressed_otherwise  # the search orchestrates; compress builds on nas
 
-    _refuse_redoing("final_train", overridden, {
-        arch_id: f"{epochs} epochs" for arch_id, epochs in final_trained_otherwise(run_dir, run.final_train).items()},
-        done=f"final-trained with another recipe than final_train's default ({counted(run.final_train.epochs, 'epoch')})",
-        redo="train them again from scratch", keep="their weights", name="the final_train to train them with")
-    _refuse_redoing("compress", overridden, {
-        arch_id: f"other {keys}" for arch_id, keys in compressed_otherwise(run_dir, run.compress).items()},
-        done="compressed with other settings than compress's default", redo="compress them again, replacing their files",
-        keep="their compressed files",
-        name="the compress settings to compress them with")
+    # Both steps' refusals in one line, with the settings the search ran with: refused for final_train, the rebuild given
+    # final_train=none was refused in turn for compress, a second step, and neither named the run's own settings.
+    refusals = [refusal for refusal in (
+        _redoing_refusal("final_train", overridden, {
+            arch_id: f"{epochs} epochs" for arch_id, epochs in final_trained_otherwise(run_dir, run.final_train).items()},
+            done=f"final-trained with another recipe than final_train's default ({counted(run.final_train.epochs, 'epoch')})",
+            redo="train them again from scratch", keep="their weights", name="the final_train to train them with"),
+        _redoing_refusal("compress", overridden, {
+            arch_id: f"other {keys}" for arch_id, keys in compressed_otherwise(run_dir, run.compress).items()},
+            done="compressed with other settings than compress's default", redo="compress them again, replacing their files",
+            keep="their compressed files",
+            name="the compress settings to compress them with")) if refusal is not None]
+    if refusals:
+        from nas.rebuild import rebuild_settings
+
+        refused = tuple(refusal.split(":", 1)[0] for refusal in refusals)  # the keys: final_train, compress
+        searched = [s for s in rebuild_settings(run_dir) or [] if s.split("=", 1)[0].split(".", 1)[0] in refused]
+        as_run = (f". Its search ran with {' '.join(searched)} (config.yaml), which rebuilds the files as they are"
+                  if searched else "")
+        raise ConfigError(". ".join(refusals) + as_run)
     # About this command's input, not the results: to the terminal, not among the report's setup warnings
     if (replaced := settings_the_study_replaced(given, run, overridden=overridden, study_name=study.study_name)) is not None:
         log.warning("%s", replaced)
@@ -1461,16 +1472,16 @@ def _export_study(run: RunConfig, *, overridden: Collection[str]) -> SearchResul
                         found_nothing_reason=None if n else _nothing_found_text(study, run, run_dir))
 
 
-def _refuse_redoing(key: str, overridden: Collection[str], members: dict[str, str], *, done: str, redo: str, keep: str,
-                    name: str) -> None:
-    """Refuse, in one line, a rebuild that would redo the `key` step (final_train, compress) of `members` ({arch_id: how
-    it was done}), done with other settings than the command's, when the command names no `key` setting: the rebuild
-    would otherwise redo them with defaults nobody asked for, replacing their files."""
+def _redoing_refusal(key: str, overridden: Collection[str], members: dict[str, str], *, done: str, redo: str, keep: str,
+                     name: str) -> str | None:
+    """Why a rebuild that would redo the `key` step (final_train, compress) of `members` ({arch_id: how it was done}),
+    done with other settings than the command's, is refused when the command names no `key` setting (the rebuild would
+    otherwise redo them with defaults nobody asked for, replacing their files), starting "<key>:"; None otherwise."""
     if not members or any(k == key or k.startswith(f"{key}.") for k in overridden):
-        return
+        return None
     listed = ", ".join(f"{arch_id} ({how})" for arch_id, how in members.items())
-    raise ConfigError(f"{key}: {counted(len(members), 'member')} of the run folder {done}: {listed}; the rebuild would "
-                      f"{redo}. Pass {key}=none to keep {keep}, or name {name} ({key}=default)")
+    return (f"{key}: {counted(len(members), 'member')} of the run folder {done}: {listed}; the rebuild would "
+            f"{redo}. Pass {key}=none to keep {keep}, or name {name} ({key}=default)")
 
 
 def _sqlite_file(url: str) -> Path | None:

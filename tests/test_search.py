@@ -1165,8 +1165,25 @@ def test_report_from_the_study_refuses_to_retrain_members_final_trained_with_ano
     assert err == (f"error: final_train: 1 member of the run folder final-trained with another recipe than final_train's "
                    f"default (6 epochs): {member['arch_id']} (2 epochs); the rebuild would train them again from scratch. "
                    "Pass final_train=none to keep their weights, or name the final_train to train them with "
-                   "(final_train=default)")
+                   "(final_train=default). Its search ran with final_train=smoke (config.yaml), which rebuilds the files "
+                   "as they are")
     assert metrics.read_text() == before  # nothing trained, nothing deleted
+    # refused for compress too (a member compressed otherwise): one line for both, not a second refusal after
+    # final_train=none, and the settings the search ran with for both
+    from compress.pipeline import FORMAT
+
+    compressed = metrics.parent / "compressed_metrics.json"
+    compressed.write_text(json.dumps({"format": FORMAT, "fingerprint": "0", "files": {}, "hw": "edge_npu",
+                                      "config": {"prune": {"ratio": 0.5}}}))
+    with pytest.raises(SystemExit):
+        main(rebuild[:-1])
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: final_train: 1 member of the run folder final-trained ")
+    assert (f"(final_train=default). compress: 1 member of the run folder compressed with other settings than compress's "
+            f"default: {member['arch_id']} (other ") in err
+    assert err.endswith("(compress=default). Its search ran with final_train=smoke compress=none (config.yaml), which "
+                        "rebuilds the files as they are")
+    compressed.unlink()
     assert main([*rebuild, "final_train=none"]) == 0  # keeps the weights: the report is rebuilt from the files
     assert json.loads(metrics.read_text())["final_train"]["epochs"] == 2
     assert main([*rebuild, "final_train=smoke"]) == 0  # the same recipe: nothing to retrain, nothing refused
@@ -1195,10 +1212,13 @@ def test_report_from_the_study_refuses_to_compress_again_members_compressed_with
     err = capsys.readouterr().err.strip()
     # (not eval_images: smoke's 1000 is more than either of the tiny data's splits holds, so it scored every image,
     # as the default's null does)
-    assert err == (f"error: compress: 1 member of the run folder compressed with other settings than compress's default: "
-                   f"{member['arch_id']} (other top_k, recover, quantize, measure_latency); the rebuild "
-                   "would compress them again, replacing their files. Pass compress=none to keep their compressed files, "
-                   "or name the compress settings to compress them with (compress=default)")
+    assert err.startswith(f"error: compress: 1 member of the run folder compressed with other settings than compress's "
+                          f"default: {member['arch_id']} (other top_k, recover, quantize, measure_latency); the rebuild "
+                          "would compress them again, replacing their files. Pass compress=none to keep their compressed "
+                          "files, or name the compress settings to compress them with (compress=default). Its search ran "
+                          "with compress=smoke ")
+    assert err.endswith(" (config.yaml), which rebuilds the files as they are")
+    assert all(f" {o}" in err for o in _SMALL_COMPRESSION)  # the settings it was compressed with, in the config's order
     assert (folder / "compressed_metrics.json").read_text() == before  # nothing compressed, nothing replaced
     assert main([*rebuild, "compress=none"]) == 0  # keeps the files: the report is rebuilt from them
     assert (folder / "compressed_metrics.json").read_text() == before
