@@ -10,7 +10,8 @@ compressed_metrics.json records for it is refused. Images are decoded, converted
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
 their softmax probabilities; when every image lies in a folder named after a class, or in a subfolder of one (new
 photos sorted as for training), also the top-1 accuracy on them (when only some do, a line on stderr says how many do
-not instead). An int8 file run on a CPU whose int8 kernels saturate (x86 without VNNI) gets a warning on stderr: its
+not instead), and a warning on stderr counting those that lie in the folder its search loaded and are not its test
+images (the model was trained or chosen on them). An int8 file run on a CPU whose int8 kernels saturate (x86 without VNNI) gets a warning on stderr: its
 predictions there are not the chip's.
 """
 
