@@ -218,14 +218,24 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     for space_name, shape in SPACES.items():
         idx = [i for i, a in enumerate(archs) if a.img_size == shape["img_size"]]
         per_space[space_name] = compare_predictors([archs[i] for i in idx], [measured[i] for i in idx], result.profile)
+    # The validation archs' per-unit profile (`--units`), when taken: the refits below fit them as the predictor is fitted.
+    val_units_csv = OUT / f"{name}_val_units.csv"
+    val_units = {}
+    if val_units_csv.is_file():
+        from nas.latency.measure import read_unit_times
+
+        val_units = read_unit_times(val_units_csv)
+    val_unit_times = [val_units.get(a.arch_id) for a in archs]
+    fit_unit_times = unit_times or [None] * len(fit_rows)
     # How much would more measurements help? Swap the roles: fit on the 100, check on the 50.
-    swapped = fit_profile(archs, measured, hw)
-    more_data = compare_predictors([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], swapped.profile)
-    # The model form's own ceiling: fitted on all 150 and checked on the same 150 (no held-out data). If this
+    swapped, swapped_info = fitted_as_shipped(archs, measured, [(val_units_csv.name, val_unit_times)], hw)
+    more_data = refit_table([r.arch for r in fit_rows], [r.median_ms for r in fit_rows], swapped)
+    # The fit's form's own ceiling: fitted on all 150 and checked on the same 150 (no held-out data). If this
     # stays under the target, more measurements cannot close the gap; richer features would have to.
     all_rows = fit_rows + val_rows
-    everything = fit_profile([r.arch for r in all_rows], [r.median_ms for r in all_rows], hw)
-    in_sample = compare_predictors([r.arch for r in all_rows], [r.median_ms for r in all_rows], everything.profile)
+    everything, in_sample_info = fitted_as_shipped([r.arch for r in all_rows], [r.median_ms for r in all_rows],
+                                                   [(units_csv.name, fit_unit_times), (val_units_csv.name, val_unit_times)], hw)
+    in_sample = refit_table([r.arch for r in all_rows], [r.median_ms for r in all_rows], everything)
     # A later session of the same 150 archs (`--rerun`), when taken: how far medians move between sessions,
     # and the predictor against that session's medians (as fitted, and refitted on that session's 50).
     another_session = None
@@ -255,10 +265,7 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
                  for g, idx in stride_groups.items()}
     predicted = predict_latency_batch(archs, result.profile)
     sessions = None
-    if (OUT / f"{name}_val_units.csv").is_file():
-        from nas.latency.measure import read_unit_times
-
-        val_units = read_unit_times(OUT / f"{name}_val_units.csv")
+    if val_units:
         ratio = np.array([m / (val_units[a.arch_id]["call"] / 1000.0) for a, m in zip(archs, measured)])
         agree = np.abs(ratio / np.median(ratio) - 1) <= 0.10
         hit = np.abs(predicted / np.array(measured) - 1) <= 0.10
@@ -298,8 +305,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
         "fit_unit_times": result.n_units, "units_csv": units_csv.name if unit_times else None,
         "unit_times_check": result.form_cv,
         "validation": results, "validation_per_space": per_space, "validation_by_stem_stride": by_stride,
-        "timing_vs_unit_session": sessions, "swapped_fit100_check50": more_data,
-        "in_sample_fit150_check150": in_sample, "another_session": another_session,
+        "timing_vs_unit_session": sessions, "swapped_fit100_check50": more_data, "swapped_fit": swapped_info,
+        "in_sample_fit150_check150": in_sample, "in_sample_fit": in_sample_info, "another_session": another_session,
         "noise_floor": {"median_rel_diff": float(np.median(noise)), "share_within_10pct": float(np.mean(noise <= 0.10)),
                         "share_within_5pct": float(np.mean(noise <= 0.05)),
                         # How settled each session was (nas.latency.measure.session_spread): the fit and validation
@@ -350,7 +357,8 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
               "weight_spill' is the same fit without that term (the predictor shipped before). "
               if (spill := result.profile.calibration.get("weight_spill")) else "")
            + "The row 'without residual trees' is the same fit without the trees (`residual_trees=0`), the row 'fitted on "
-           "totals only' the same model without the unit times. The sections below refit on other sets from totals only.", ""]
+           "totals only' the same model without the unit times. The sections below refit on other sets the same way (with "
+           "those archs' unit times and the check), each beside the fit on their totals only.", ""]
           if summary.get("fit_unit_times") else []),
         *([f"Unit times {'kept' if result.n_units else 'left out'} by the check (`fit_profile(..., check_units=True)`, "
            f"what `python -m nas.latency.fit` does): fitted on 4/5 of the 50 archs and checked on the other fifth, five "
@@ -382,10 +390,10 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
              f"{c['hits_where_not']} of {c['n'] - c['n_agreeing']} |" for g, c in sessions.get("by_group", {}).items()],
            ""] if sessions else []),
         "## With more measurements", "",
-        "The same model fitted on the 100 validation archs and checked on the 50 fit archs:", "",
+        f"Fitted on the 100 validation archs and checked on the 50 fit archs, {refit_how(swapped_info)}:", "",
         metrics_markdown(more_data), "",
-        "The same model fitted on all 150 archs and checked on the same 150 (in-sample: the ceiling of the model's "
-        "form, not a validation):", "",
+        "Fitted on all 150 archs and checked on the same 150 (in-sample: the ceiling of the fit's form, not a "
+        f"validation), {refit_how(in_sample_info)}:", "",
         metrics_markdown(in_sample), "",
         "## Measurement noise floor", "",
         f"The 100 validation archs were measured twice, in two sessions. Their median relative difference was "
@@ -406,6 +414,58 @@ def main(*, reuse: bool, hw_name: str = "cpu", units: bool = False, nodes: bool 
     ]
     (OUT / f"predictor_{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+FITTED_AS_PREDICTOR = "fitted as the predictor (totals + unit times; check_units kept them)"
+TOTALS_ONLY = "fitted on totals only"
+UNITS_LEFT_OUT = "fitted as the predictor (check_units left the unit times out: totals only)"
+WITH_LEFT_OUT_UNITS = "with the unit times (left out by check_units)"
+NO_UNITS = "fitted on totals only (no unit times profiled)"
+
+
+def fitted_as_shipped(archs: list, measured_ms: list[float], units: list[tuple[str, list]], hw) -> tuple[dict, dict]:
+    """Profiles fitted on another set of archs (the report's swapped and in-sample refits) the way the predictor is:
+    the totals plus the same archs' unit times, `check_units=True` as `python -m nas.latency.fit` fits; and beside it
+    the fit on the totals only, so that neither is read for the other. `units`: (file, unit times) per run of `archs`
+    in order, one entry per arch (None where that file has none). Returns {row label: profile}, the predictor's way
+    first, and what the report says of the fit (`refit_how`)."""
+    unit_times = [times for _, run in units for times in run]
+    if len(unit_times) != len(archs):
+        raise ValueError(f"{len(unit_times)} unit-time entries for {len(archs)} archs: give one per arch (None: none)")
+    totals = fit_profile(archs, measured_ms, hw)
+    if not any(unit_times):
+        return {NO_UNITS: totals.profile}, {"unit_times_from": [], "n_unit_times": 0, "unit_times_check": None}
+    files = [f for f, run in units if any(run)]
+    result = fit_profile(archs, measured_ms, hw, unit_times=unit_times, check_units=True)
+    info = {"unit_times_from": files, "n_unit_times": result.n_units, "unit_times_check": result.form_cv}
+    if result.n_units:
+        return {FITTED_AS_PREDICTOR: result.profile, TOTALS_ONLY: totals.profile}, info
+    # The check left the unit times out, as it can for the predictor itself: show what they would have given.
+    kept = fit_profile(archs, measured_ms, hw, unit_times=unit_times)
+    return {UNITS_LEFT_OUT: result.profile, WITH_LEFT_OUT_UNITS: kept.profile}, info
+
+
+def refit_table(archs: list, measured_ms: list[float], profiles: dict) -> dict:
+    """`compare_predictors` of the `fitted_as_shipped` profiles on `archs`, each row under its own label."""
+    (first, profile), *rest = profiles.items()
+    out = compare_predictors(archs, measured_ms, profile, extra=dict(rest))
+    return {first if k == f"predictor ({profile.name})" else k: v for k, v in out.items()}
+
+
+def refit_how(info: dict) -> str:
+    """How a `fitted_as_shipped` refit was fitted, for the report's sentence before its table."""
+    if not info["unit_times_from"]:
+        return f"on the totals only (no unit times were profiled): the row '{NO_UNITS}'"
+    files = " and ".join(f"`{f}`" for f in info["unit_times_from"])
+    check = info["unit_times_check"]
+    cv = (f" (the totals' RMSPE over five held-out fifths: {check['with unit times']:.1%} with them, "
+          f"{check['totals only']:.1%} without)" if check else "")
+    if info["n_unit_times"]:
+        return (f"as the predictor is fitted: the totals plus the same archs' {info['n_unit_times']} unit times "
+                f"({files}), which `check_units` kept{cv}: the row '{FITTED_AS_PREDICTOR}'; the row '{TOTALS_ONLY}' "
+                "is the same archs' fit without the unit times")
+    return (f"as the predictor is fitted, whose `check_units` left the same archs' unit times ({files}) out{cv}: the "
+            f"row '{UNITS_LEFT_OUT}'; the row '{WITH_LEFT_OUT_UNITS}' is the fit that kept them")
 
 
 def refit_machine(rows: list, *, what: str, shown: str, profile: Path | None = None) -> tuple[str, str]:

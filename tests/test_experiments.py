@@ -85,6 +85,68 @@ def test_latency_predictor_report_counts_the_archs_per_input(monkeypatch):
                     "(4 metaformer_t at 1x28x28, 1 at 3x32x32, 1 metaformer_s at 3x64x64; measured 0.100-2.000 ms).")
 
 
+def test_latency_predictor_refits_other_sets_as_the_predictor_is_fitted_beside_the_totals_only_fit(compose_cfg, monkeypatch):
+    # The report's "With more measurements" and in-sample refits were fits on the totals only, in a row labelled like
+    # the predictor (cpu_zen4b: 72% in-sample where the shipped form, unit times and all, reaches 89%). They now fit as
+    # the predictor is fitted (unit times, check_units=True), with the totals-only fit beside it, each row labelled.
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from nas.config import load_hw_profile
+    from nas.latency import fit
+    from nas.latency.profile import sample_archs
+
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import latency_predictor as lp
+
+    calls = []
+    quick = dict(lambdas=(1e-6, 1e-4), residual_trees=0, weight_spill=False)  # fewer fits: fast enough for a test
+
+    def quick_fit(*args, **kwargs):  # the real fit, quick
+        calls.append(kwargs)
+        return fit.fit_profile(*args, **kwargs, **quick)
+
+    monkeypatch.setattr(lp, "fit_profile", quick_fit)
+    prior = load_hw_profile("cpu").without_calibration()
+    archs = sample_archs(OmegaConf.to_object(compose_cfg().space), 40, seed=5, in_chans=1, img_size=28, num_classes=10)
+    # A made-up chip (as in test_latency_tools): each op kind's terms the prior's times a random factor, some unit types
+    # with terms of their own, which totals alone cannot separate; totals 1.1x the unit sum plus per-call/unit costs.
+    rng = np.random.default_rng(0)
+    g, truth = fit.prior_coefficients(prior), np.zeros(fit.N_COEF)
+    for i in range(1, fit.WEIGHTS):
+        entry, term = fit.calibration_key(i)
+        kind = entry.split("/")[-1]
+        base = g[1 + fit.KINDS.index(kind) * len(fit.TERMS) + fit.TERMS.index(term)] if kind in fit.KINDS else 2.0
+        truth[i] = base * rng.uniform(0.2, 2.0) * (1.0 if "/" not in entry or rng.random() < 0.3 else 0.0)
+    units = [{u: float(x @ truth) for u, x in fit.unit_features(a, prior).items()} for a in archs]
+    totals = [(1.1 * sum(u.values()) + 30.0 + 2.0 * len(u)) / 1000 for u in units]
+    profiles, info = lp.fitted_as_shipped(archs, totals, [("a_units.csv", units[:15]), ("b_units.csv", units[15:])], prior)
+    assert list(profiles) == [lp.FITTED_AS_PREDICTOR, lp.TOTALS_ONLY] == ["fitted as the predictor (totals + unit times; "
+                                                                          "check_units kept them)", "fitted on totals only"]
+    assert any(c.get("check_units") and c.get("unit_times") == units for c in calls)  # the shipped fit's check
+    shipped = fit.fit_profile(archs, totals, prior, unit_times=units, check_units=True, **quick)
+    assert profiles[lp.FITTED_AS_PREDICTOR].calibration == shipped.profile.calibration
+    assert profiles[lp.TOTALS_ONLY].calibration == fit.fit_profile(archs, totals, prior, **quick).profile.calibration
+    assert info["unit_times_from"] == ["a_units.csv", "b_units.csv"] and info["n_unit_times"] == shipped.n_units > 0
+    how = lp.refit_how(info)
+    assert "`a_units.csv` and `b_units.csv`" in how and lp.FITTED_AS_PREDICTOR in how and lp.TOTALS_ONLY in how
+    table = lp.refit_table(archs, totals, profiles)
+    assert list(table) == [lp.FITTED_AS_PREDICTOR, lp.TOTALS_ONLY, "MACs-proportional", "params-proportional"]
+    assert table[lp.FITTED_AS_PREDICTOR]["within_10pct"] > table[lp.TOTALS_ONLY]["within_10pct"]
+    # Unit times of another session (each arch at its own speed): the check leaves them out, as the predictor's would.
+    rng = np.random.default_rng(1)
+    other = [{u: t * f for u, t in times.items()} for times, f in zip(units, np.exp(rng.uniform(-0.7, 0.7, len(units))))]
+    profiles, info = lp.fitted_as_shipped(archs, totals, [("b_units.csv", other)], prior)
+    assert list(profiles) == [lp.UNITS_LEFT_OUT, lp.WITH_LEFT_OUT_UNITS] and info["n_unit_times"] == 0
+    assert profiles[lp.UNITS_LEFT_OUT].calibration == fit.fit_profile(archs, totals, prior, **quick).profile.calibration
+    assert "left the same archs' unit times (`b_units.csv`) out" in lp.refit_how(info)
+    # No unit profile (hw=cpu_int8): the totals-only fit alone, said so.
+    profiles, info = lp.fitted_as_shipped(archs, totals, [("a_units.csv", [None] * 40)], prior)
+    assert list(profiles) == [lp.NO_UNITS] and "no unit times were profiled" in lp.refit_how(info)
+    with pytest.raises(ValueError, match="3 unit-time entries for 40 archs"):
+        lp.fitted_as_shipped(archs, totals, [("a_units.csv", units[:3])], prior)
+
+
 def test_memory_estimate_measures_under_the_searchs_default_allocator_settings(monkeypatch):
     # The benchmark measured with glibc's default malloc while a search, by default (train.keep_freed_memory: true),
     # has glibc keep freed memory (nas.train.keep_freed_memory), which moves tensors up to 32 MiB onto the heap: its
