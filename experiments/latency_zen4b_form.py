@@ -3,8 +3,8 @@
     python experiments/latency_zen4b_form.py      # no timing: reads the committed CSVs (~10 min on 2 cores)
 
 On the cpu_zen4b session (predictor_cpu_zen4b.md) the predictor put 70% of the 100 validation archs within +-10%,
-72% in-sample on all 150, while its two timing sessions agreed for 97% of the archs. For each committed session with
-per-unit profiles of both sets (`cpu`, `cpu_zen2`, `cpu_xeon`, `cpu_zen4b`: `<name>_{fit,val}.csv` and
+72% in-sample on all 150 (fitted on the totals only), while its two timing sessions agreed for 97% of the archs. For
+each committed session with per-unit profiles of both sets (`cpu`, `cpu_zen2`, `cpu_xeon`, `cpu_zen4b`: `<name>_{fit,val}.csv` and
 `<name>_{fit,val}_units.csv`) this reports, per family (metaformer_t; metaformer_s with a stride-2 / stride-4 stem):
 1. session agreement: each unit profile's own timed call (`call`) against the timing session's median, after one
    common scale; the share of archs within +-10%, per units file (fit archs, validation archs); 1b. units of the
@@ -408,8 +408,8 @@ def findings(r: dict) -> list[str]:
         share = sum(e["all"]["within_10pct"] * e["all"]["n"] for e in units_ok.values()) / sum(
             e["all"]["n"] for e in units_ok.values())
         out.append(
-            "**cpu_zen4b.** The form is not the ceiling it looked like: predictor_cpu_zen4b.md's in-sample row is "
-            "the fit on totals only (`latency_predictor.py` refits all 150 without unit times); the shipped form, "
+            "**cpu_zen4b.** The form is not the ceiling it looked like: the in-sample fit on totals only "
+            "(predictor_cpu_zen4b.md's in-sample section) is not the shipped form; the shipped form, "
             "unit times and all, fitted on all 150 puts "
             f"{_pct(z['in_sample']['shipped, both profiles']['all'])} of them within +-10% "
             f"(table 4). Perfect unit costs would do better still: the validation archs' measured unit sums through the "
