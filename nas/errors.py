@@ -84,6 +84,39 @@ def stop_on_sigterm() -> None:
         pass
 
 
+def signal_interrupt(signum: int) -> KeyboardInterrupt:
+    """What the signal `signum` raises where a command takes it: `Terminated` for SIGTERM, as `stop_on_sigterm` raises,
+    a plain KeyboardInterrupt for SIGINT (Ctrl-C)."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def interrupts_honoured() -> Iterator[None]:
+    """While the block runs, Ctrl-C (SIGINT) and SIGTERM stop it by raising where they strike (`signal_interrupt`), as
+    Ctrl-C at a terminal does, also where the process has no handler of Python's for them: a command started as a
+    background job of a script (`sh -c 'python -m compress.run ... &'`) inherits SIGINT ignored, and went on to its end
+    as if `kill -INT` had not been sent; a library caller's SIGTERM, at its default, killed the process at once, with no
+    cleanup and no line. The command then keeps what it finished, as after Ctrl-C. A handler of Python's
+    (`stop_on_sigterm`'s, a notebook's, a search's `_interrupts_at_safe_points` inside) is left as it is; the handlers
+    before are restored on leaving (no lasting state). Here, not in nas.search: compress.run, compress.predict and the
+    latency tools use it too."""
+    def stop_now(signum: int, frame: Any) -> None:
+        raise signal_interrupt(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if not callable(signal.getsignal(signum)):  # SIG_IGN, SIG_DFL, or one set outside Python (None)
+                previous[signum] = signal.signal(signum, stop_now)
+    except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 def counted(n: int, noun: str, *, plural: str | None = None) -> str:
     """`n` and `noun` in the number it takes: '1 trial', '0 trials', '1,200 images' (`plural` where it is not noun + 's',
     e.g. 'classes'), for lines whose count may be 1 ('1 trials finished' read as a slip)."""

@@ -69,7 +69,8 @@ from nas.data import (
     imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
-                        interrupting_signal, interruption_text, logging_to, make_folder, stop_on_sigterm)
+                        interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder,
+                        signal_interrupt, stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -600,7 +601,7 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
 
     def ask_to_stop(signum: int, frame: Any) -> None:
         if requested:  # asked twice: the user will not wait for the step to end
-            raise _interrupt(signum)
+            raise signal_interrupt(signum)
         requested.append(signum)
         # os.write: logging is not safe inside a signal handler (it may strike while a log line is being written)
         os.write(2, f"{signal.Signals(signum).name}: stopping the search at its next training step or trial end (send it "
@@ -609,7 +610,7 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
     def check() -> None:
         if requested:
             delivered.append(True)
-            raise _interrupt(requested[0])
+            raise signal_interrupt(requested[0])
 
     previous: dict[int, Any] = {}
     try:
@@ -623,39 +624,7 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if requested and not delivered:  # asked after the last check (the study just filled): a stop all the same
-        raise _interrupt(requested[0])
-
-
-@contextlib.contextmanager
-def _interrupts_honoured() -> Iterator[None]:
-    """While the members are final-trained and compressed (`_write_outputs`), Ctrl-C and SIGTERM stop the search as
-    they stop its trials (`_interrupts_at_safe_points`), also where the process has no handler of Python's for them: a
-    search started as a background job of a script (`sh -c 'python -m nas.search ... &'`) inherits SIGINT ignored, and
-    its trials took a `kill -INT` as a stop while its final training and compression went on to the end as if nothing
-    had been sent (a library caller's SIGTERM, at its default, killed the process there at once). Ignored or default,
-    each raises where it strikes, as Ctrl-C at a terminal does there (`Terminated` for SIGTERM): the members finished
-    are kept, the rest left to a rerun. A handler of Python's (`stop_on_sigterm`'s, a notebook's) is left as it is; the
-    handlers before are restored on leaving (no lasting state)."""
-    def stop_now(signum: int, frame: Any) -> None:
-        raise _interrupt(signum)
-
-    previous: dict[int, Any] = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            if not callable(signal.getsignal(signum)):  # SIG_IGN, SIG_DFL, or one set outside Python (None)
-                previous[signum] = signal.signal(signum, stop_now)
-    except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
-        pass
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
-def _interrupt(signum: int) -> KeyboardInterrupt:
-    """What the signal `signum` raises where the search takes it: `Terminated` for SIGTERM, as `stop_on_sigterm` raises."""
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        raise signal_interrupt(requested[0])
 
 
 def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
@@ -780,7 +749,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     # the front is judged at the study's budget: another worker may have tightened it while this one ran
     run = dataclasses.replace(run, search=dataclasses.replace(
         run.search, latency_budget_ms=study_budget_ms(study, run.search.latency_budget_ms)))
-    with _interrupts_honoured(), run_folder_lock(run_dir):  # a wait on another worker's turn too
+    with interrupts_honoured(), run_folder_lock(run_dir):  # a wait on another worker's turn too
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
             pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings, profiles=profiles)
@@ -984,11 +953,17 @@ def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | Non
 
     Nothing is written before the input is validated, the data loaded and the storage opened. The caller's torch
     threads, random states, Optuna verbosity, NNCF's log level and the environment variables a run sets are as they
-    were when it returns (`_caller_settings_kept`).
+    were when it returns (`_caller_settings_kept`). Ctrl-C and SIGTERM stop it as a KeyboardInterrupt (`Terminated`
+    for SIGTERM), also in a process that ignores SIGINT or leaves SIGTERM at its default (`nas.errors.interrupts_honoured`):
+    raised before the trials, as `SearchInterrupted` saying what the study keeps; in them or after, as a result whose
+    `stopped_by` names the signal.
     """
     overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)
-    with _caller_settings_kept():
+    # Ctrl-C and SIGTERM stop it from the start, also in a process that ignores SIGINT (a script's background job): the
+    # data loaded and hashed before the trials (minutes for a large image folder) went on as if `kill -INT` had not been
+    # sent. The trials take them at safe points instead (`_interrupts_at_safe_points`).
+    with _caller_settings_kept(), interrupts_honoured():
         return _run_search(run, overridden=overridden)
 
 
@@ -1384,7 +1359,7 @@ def export_study(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | N
     """
     overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)
-    with _caller_settings_kept():
+    with _caller_settings_kept(), interrupts_honoured():  # from the start, as `run_search`: the data loaded first
         return _export_study(run, overridden=overridden)
 
 

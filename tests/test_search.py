@@ -1070,6 +1070,29 @@ def test_final_training_and_compression_stop_on_sigint_in_a_process_that_ignores
         assert not (result.run_dir / "checkpoints" / member["arch_id"] / "compressed_metrics.json").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT-ignored", "SIGTERM-default"])
+def test_a_search_stops_on_a_signal_while_it_hashes_its_data_in_a_process_that_ignores_it(tiny_idx_root, tmp_path,
+                                                                                         compose_cfg, monkeypatch, signum):
+    # A background job of a script (`sh -c 'python -m nas.search ... &'`) inherits SIGINT ignored; a library caller
+    # leaves SIGTERM at its default (which killed it at once, without a line). Before the trials the search loads and
+    # hashes its data (minutes for a large image folder): a `kill -INT` there was ignored until the trials began.
+    def signalled(*args, **kwargs):  # the signal while each image is hashed
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the hashing going on: a signal ignored lets it run to its end
+        raise RuntimeError(f"{signal.Signals(signum).name} was ignored")
+
+    monkeypatch.setattr(search_mod, "split_image_digests", signalled)
+    before = signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
+    try:
+        with pytest.raises(search_mod.SearchInterrupted) as stopped:
+            run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+        assert signal.getsignal(signum) == (signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)  # as it was
+    finally:
+        signal.signal(signum, before)
+    assert isinstance(stopped.value, Terminated) == (signum == signal.SIGTERM)  # `python -m nas.search` exits 143 / 130
+    assert "nothing is lost; rerun the same command to start it" in str(stopped.value)
+
+
 # Slow-only (`make test-slow`): the fast suite stops the same two steps in-process with SIGINT ignored
 # (test_final_training_and_compression_stop_on_sigint_in_a_process_that_ignores_it); this one starts the search as a
 # shell's background job and reruns it.
