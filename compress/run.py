@@ -37,7 +37,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, com
                         register_configs, shell_command, shell_override, structured, validate_compress_config,
                         validate_data_config)
 from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, help_on_stdout,
-                        interrupting_signal, stop_on_sigterm, wrong_type)
+                        interrupting_signal, interrupts_honoured, stop_on_sigterm, wrong_type)
 from nas.latency.hardware import few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -59,7 +59,9 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     even at its default value (`nas.data.load_dataset`); None (the default): those of the overrides
     `compose_compress_config` recorded in `cfg` (`nas.config.composed_overrides`). The caller's torch threads, random
     states, NNCF's log level and the environment variables a run sets are as they were when it returns
-    (`nas.train.caller_settings_kept`): compressing sets them all.
+    (`nas.train.caller_settings_kept`): compressing sets them all. Ctrl-C and SIGTERM stop it as a KeyboardInterrupt
+    (`nas.errors.Terminated` for SIGTERM), also in a process that ignores SIGINT or leaves SIGTERM at its default
+    (`nas.errors.interrupts_honoured`).
 
     From Python: `run_compress(compose_compress_config(["checkpoint=<folder>", "hw=cpu"]))` (both in `compress`).
     """
@@ -68,6 +70,15 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
                                      "...]) returns (or a CompressRunConfig)")
     overridden = overridden_or_recorded(cfg, overridden)
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
+    # Ctrl-C and SIGTERM stop it, also in a process that ignores SIGINT (a script's background job, which went on to
+    # its end as if `kill -INT` had not been sent): the member's files are written whole or not at all, an earlier
+    # compression's put back as they were (`compress.pipeline.compress_checkpoint`)
+    with interrupts_honoured():
+        return _run_compress(run, overridden=overridden)
+
+
+def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dict[str, Any]:
+    """`run_compress` once its config is resolved."""
     run.hw.validate()
     validate_compress_config(run.compress)
     check_members(run.compress.members, checkpoint=run.checkpoint, data_root=_given_root(run.data))

@@ -177,3 +177,49 @@ def test_help_says_what_each_compress_setting_means_and_its_unit(compress_run_he
                  "calibration_size: 300      # training images for NNCF's range estimation",
                  "eval_images: null            # val and test images scored, each (a fixed random subset); null = all"):
         assert said in tail
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"], ids=["SIGINT-ignored", "SIGTERM-default"])
+def test_a_compression_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_no_half_file(tiny_idx_root, tmp_path,
+                                                                                            monkeypatch, signum):
+    # `sh -c 'python -m compress.run ... &'`: a script's background job inherits SIGINT ignored, and `kill -INT` let the
+    # compression run to its end; a library caller's SIGTERM, at its default, killed the process mid-file without a
+    # line. The (stubbed) compression is stopped half-way through writing model_int8.onnx as the pipeline writes its
+    # files (nas.checkpoint.replacing: a temporary file renamed into place once whole).
+    import os
+    import signal
+    import time
+
+    import compress
+    import compress.pipeline
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import replacing, save_checkpoint
+    from nas.errors import Terminated
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
+    files_before = sorted(p.name for p in folder.iterdir())
+    sig = signal.Signals[signum]
+
+    def signalled(folder, **kwargs):  # `kill -INT <pid>` (`kill <pid>`) mid-file
+        with replacing(folder / "model_int8.onnx") as tmp:
+            tmp.write_bytes(b"half of it")
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the compression going on: a signal ignored lets it run to its end
+        raise RuntimeError(f"{signum} was ignored")
+
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", signalled)
+    cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny",
+                                            "hw=cpu"])
+    as_it_was = signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL
+    before = signal.signal(sig, as_it_was)
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            compress.run_compress(cfg)
+        assert signal.getsignal(sig) == as_it_was  # as the process had it (no lasting state)
+    finally:
+        signal.signal(sig, before)
+    assert isinstance(stopped.value, Terminated) == (sig == signal.SIGTERM)  # the command exits 143 / 130, one line
+    assert sorted(p.name for p in folder.iterdir()) == files_before  # no model_int8.onnx, half or whole; no temp file
