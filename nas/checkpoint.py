@@ -363,18 +363,27 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
+def scratch_folder(parent: Path, name: str, *, kept_if_interrupted: bool = False) -> Iterator[Path]:
     """A temporary folder `.<name>.<random>.<writer_tag()>.tmp` in `parent`, deleted with its files when the block
     ends, for files needed only inside it (models exported to be timed). Not `tempfile.TemporaryDirectory()`: SIGTERM
     and kill -9 run no cleanup, and nothing would delete the folder a killed writer left in /tmp (hundreds of MB of
-    ONNX files for a profile); this one carries its writer's tag, so `remove_dead_writers_temps(parent)` clears it."""
+    ONNX files for a profile); this one carries its writer's tag, so `remove_dead_writers_temps(parent)` clears it.
+    `kept_if_interrupted`: a KeyboardInterrupt (Ctrl-C, SIGTERM as `nas.errors.Terminated`) leaves the folder as a kill
+    leaves it, for the next run to take over once this process has exited (`take_over_scratch`): a stop asked for
+    politely must not lose what a kill -9 keeps."""
     make_synced_folder(parent)  # `replacing_together` renames into it
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=f".{writer_tag()}.tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
     try:
         yield tmp
-    finally:
+    except KeyboardInterrupt:
+        if not kept_if_interrupted:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -500,6 +500,32 @@ def test_a_scratch_folder_takes_over_the_latest_one_of_its_name_that_a_dead_writ
     assert checkpoint.remove_dead_writers_temps(tmp_path, recursive=False) == sorted([older, other_name])
 
 
+
+def test_a_scratch_folder_kept_if_interrupted_stays_for_the_next_run_after_ctrl_c_and_goes_after_an_error(tmp_path):
+    # A profile's exports (kept_if_interrupted) were deleted by Ctrl-C, where kill -9 leaves them for its next run to
+    # take over; an error, or a folder not asked to be kept, still takes its files with it.
+    from nas.checkpoint import scratch_folder
+    from nas.errors import Terminated
+
+    def left_after(error: BaseException, *, kept: bool) -> list[str]:
+        with pytest.raises(type(error)), scratch_folder(tmp_path, "m.csv", kept_if_interrupted=kept) as folder:
+            (folder / "a.onnx").write_bytes(b"a")
+            raise error
+        found = [p.name for p in tmp_path.glob(".m.csv.*.tmp/*")]
+        for p in tmp_path.glob(".m.csv.*.tmp"):
+            (p / "a.onnx").unlink()
+            p.rmdir()
+        return found
+
+    assert left_after(KeyboardInterrupt(), kept=True) == ["a.onnx"]
+    assert left_after(Terminated(), kept=True) == ["a.onnx"]  # SIGTERM, as stop_on_sigterm raises it
+    assert left_after(KeyboardInterrupt(), kept=False) == []
+    assert left_after(RuntimeError("failed"), kept=True) == []
+    with scratch_folder(tmp_path, "m.csv", kept_if_interrupted=True):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_contract(tmp_path, capsys):
     # README's "Deployment contract" block, with the member folder and images filled in, runs the exported files as
     # metrics.json's "input" and "output" (nas.checkpoint.io_contract) describe them, without this project.

@@ -1867,6 +1867,47 @@ def test_an_int8_member_is_timed_from_a_file_in_its_own_folder_that_a_killed_run
     assert sorted(p.name for p in folder.iterdir()) == ["model.onnx"]  # and gone once timed
 
 
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"], ids=["SIGINT-ignored", "SIGTERM-default"])
+def test_a_profile_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_its_exports(tmp_path, monkeypatch, capsys,
+                                                                                      signum):
+    # `sh -c 'python -m nas.latency.profile ... &'`: a script's background job inherits SIGINT ignored, and `kill -INT`
+    # let it time every model to the end; Ctrl-C at a terminal ended in a traceback and deleted the models exported (a
+    # kill -9 keeps them for the next run), and SIGTERM killed it without a line.
+    import os
+    import signal
+    import sys
+    import time
+
+    import nas.latency.profile as profile
+
+    sig = signal.Signals[signum]
+
+    def signalled(*args, **kwargs):  # the exports made, the timing (minutes) begun: where a stop most likely lands
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the timing going on: a signal ignored lets it run to its end
+        raise RuntimeError(f"{signum} was ignored")
+
+    monkeypatch.setattr(profile, "time_runners", signalled)
+    out = tmp_path / "lat" / "m.csv"
+    monkeypatch.setattr(sys, "argv", ["profile", "hw=cpu", "n=2", f"out={out}"])
+    as_it_was = signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL
+    before = signal.signal(sig, as_it_was)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            profile.latency_cli(profile._profile_command, help_line=profile.HELP_LINE,
+                                interrupted=profile.PROFILE_INTERRUPTED)
+        assert signal.getsignal(sig) == as_it_was  # as the process had it (no lasting state)
+    finally:
+        signal.signal(sig, before)
+    assert stopped.value.code == 128 + sig  # the shell's codes for death by each: 130, 143
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == profile.PROFILE_INTERRUPTED and "Traceback" not in err
+    # the exports left as a kill leaves them, in a folder named for this process, for the next run to take over
+    (left,) = out.parent.iterdir()
+    assert left.name.startswith(".m.csv.") and f".{os.getpid()}@" in left.name and len(list(left.rglob("*.onnx"))) == 2
+
+
 # A profile with a fake exporter (files renamed into place whole, as the real ones are: nas.checkpoint.replacing) and
 # runtime, killed (it waits for kill -9) during the export of its argv[1]-th model (0: once all are exported, timing).
 _KILLED_WITH_A_FAKE_EXPORTER = """

@@ -34,7 +34,8 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
-from nas.errors import ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, make_folder, writable_file
+from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, interrupting_signal,
+                        interrupts_honoured, make_folder, writable_file)
 from nas.latency.hardware import HardwareProfile
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -310,7 +311,9 @@ def measure_archs(archs: Sequence[ArchConfig], hw: HardwareProfile, *, warmup: i
 
 
 def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
-    """Sample, export and (unless export_only) measure; return the CSV written."""
+    """Sample, export and (unless export_only) measure; return the CSV written. Stopped by Ctrl-C or SIGTERM (a
+    KeyboardInterrupt), it writes no measurements and keeps the models exported so far, as a kill does, for a rerun with
+    the same out= to reuse (export_only: in that folder; else beside out=, once this process has exited)."""
     tool = to_tool_config(cfg)
     if not tool.export_only:
         check_timeable(tool.hw)  # before the sampling (seconds of imports), not after it
@@ -346,7 +349,8 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     # The exports beside `out`, not in /tmp: a profile killed while timing (SIGTERM, OOM killer) leaves them in a folder
     # (n files of up to tens of MB each: 12 MB on average for metaformer_s at 64x64) that its next run with this out=
     # takes over and reuses what fits (measure_archs), and other tools writing there delete.
-    with scratch_folder(out.parent, out.name) as exports:
+    # kept if Ctrl-C or SIGTERM stops it, as after a kill: the next run takes the exports over
+    with scratch_folder(out.parent, out.name, kept_if_interrupted=True) as exports:
         if (killed := take_over_scratch(exports)) is not None:  # before the cleanup, which would delete it
             folder = exports / export_subfolder(tool.hw.precision, seed=EXPORT_SEED)
             reused = sum((folder / f"{a.arch_id}.onnx").is_file() for a in archs)
@@ -424,11 +428,21 @@ def clear_killed_writes(folder: Path) -> None:
                  ", ".join(p.name for p in removed))
 
 
-def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, reads_fitted: bool = True) -> None:
+INTERRUPTED = "interrupted: no file was left half-written (each is written whole); rerun the same command"
+"""What a latency tool stopped by Ctrl-C or SIGTERM prints (`latency_cli`)."""
+
+PROFILE_INTERRUPTED = ("interrupted: no measurements were written; the models exported so far are kept, and the same "
+                       "command reuses them: rerun it")
+"""What `python -m nas.latency.profile` stopped by Ctrl-C or SIGTERM prints: its exports are kept (`run_profile`)."""
+
+
+def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, reads_fitted: bool = True,
+                interrupted: str = INTERRUPTED) -> None:
     """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. `help_line`, what
     the tool does, is the first line of its `--help` (the three tools share one config, whose Hydra help cannot tell
     them apart). With `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command
-    replaces it."""
+    replaces it. Ctrl-C and SIGTERM stop it with the line `interrupted` on stderr and exit status 130 / 143, also where
+    the process ignores SIGINT (a script's background job: `nas.errors.interrupts_honoured`)."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         print(f"error: {problem}", file=sys.stderr)
@@ -445,7 +459,11 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             # loading the profile refuses with "refit with python -m nas.latency.fit", must not stop that very refit.
             cfg.hw.fitted = ""
         try:
-            print(command(to_tool_config(cfg)))
+            with interrupts_honoured():  # `sh -c 'python -m nas.latency.profile ... &'` ignored `kill -INT` to its end
+                print(command(to_tool_config(cfg)))
+        except KeyboardInterrupt as e:  # a traceback before; every file is written whole, so nothing half-done is left
+            print(interrupted, file=sys.stderr)
+            sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGINT (130) / SIGTERM (143)
         except NasError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
@@ -473,4 +491,4 @@ HELP_LINE = ("python -m nas.latency.profile: time n sampled architectures of the
 """The first line of `python -m nas.latency.profile --help`."""
 
 if __name__ == "__main__":
-    latency_cli(_profile_command, help_line=HELP_LINE)
+    latency_cli(_profile_command, help_line=HELP_LINE, interrupted=PROFILE_INTERRUPTED)
