@@ -36,7 +36,7 @@ from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
-                        help_on_stdout, lines_on_stderr, writable_file)
+                        help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -551,7 +551,8 @@ def _clear_killed_csv_writes(path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: errors become one line and exit code 2; a `--csv` file that cannot be written, one line after
-    the predictions and exit code 1."""
+    the predictions and exit code 1; Ctrl-C or SIGTERM, one line (the --csv file is as it was: it is written whole, at
+    the end) and exit code 130 or 143, also where the process ignores SIGINT (a script's background job)."""
     parser = argparse.ArgumentParser(prog="python -m compress.predict",  # the docstring's first paragraph ends in ":"
                                      description=__doc__.split("\n\n")[0].rstrip(":") + ".")
     parser.add_argument("model", help="checkpoint folder (runs its model_int8.xml, else model.onnx), or a model "
@@ -568,6 +569,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "warning counting them, and classify the others (default: stop, naming every one)")
     with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
         args = parser.parse_args(argv)
+    # `sh -c 'python -m compress.predict model photos/ &'` ignored `kill -INT` to the end of a large folder, and Ctrl-C
+    # at a terminal ended in a traceback: one line now, as the other commands say it
+    try:
+        with interrupts_honoured():
+            return _predict_command(args)
+    except KeyboardInterrupt as e:
+        sys.stdout.flush()  # after the predictions printed so far, in a terminal too
+        kept = f"--csv {args.csv} was not written (a file there is as it was); " if args.csv is not None else ""
+        print(f"interrupted: {kept}rerun the same command to classify the images", file=sys.stderr)
+        return 128 + interrupting_signal(e)  # the shell's codes for death by SIGINT (130) / SIGTERM (143)
+
+
+def _predict_command(args: argparse.Namespace) -> int:
+    """`main` once its arguments are parsed."""
     with lines_on_stderr("compress", "nas"), exit_on_error():
         if args.csv is not None:
             writable_file(args.csv, setting="--csv")

@@ -113,6 +113,42 @@ def test_bad_input_is_one_line(checkpoint, photos, tmp_path):
         predict(folder, [photos])
 
 
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"], ids=["SIGINT-ignored", "SIGTERM-default"])
+def test_cli_stops_on_a_signal_in_a_process_that_ignores_it_in_one_line_and_leaves_the_csv(checkpoint, photos, tmp_path,
+                                                                                           monkeypatch, capsys, signum):
+    # `sh -c 'python -m compress.predict model photos/ &'`: a script's background job inherits SIGINT ignored, and
+    # `kill -INT` let it read and classify a large folder to its end; Ctrl-C at a terminal ended in a traceback, and
+    # SIGTERM killed it without a line.
+    import os
+    import signal
+    import time
+
+    import compress.predict as predict_mod
+
+    folder, _ = checkpoint
+    sig = signal.Signals[signum]
+
+    def signalled(*args, **kwargs):  # while a batch of images is read
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the reading going on: a signal ignored lets it run to its end
+        raise RuntimeError(f"{signum} was ignored")
+
+    monkeypatch.setattr(predict_mod, "_pixels", signalled)
+    csv_file = tmp_path / "p.csv"
+    csv_file.write_text("an earlier run's\n")
+    as_it_was = signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL
+    before = signal.signal(sig, as_it_was)
+    try:
+        assert main([str(folder), str(photos), "--csv", str(csv_file)]) == 128 + sig  # 130, 143: as the shell says
+        assert signal.getsignal(sig) == as_it_was  # as the process had it (no lasting state)
+    finally:
+        signal.signal(sig, before)
+    assert capsys.readouterr().err == (f"interrupted: --csv {csv_file} was not written (a file there is as it was); rerun "
+                                       "the same command to classify the images\n")
+    assert csv_file.read_text() == "an earlier run's\n"
+
+
 def test_cli_prints_one_line_per_image_and_writes_csv(checkpoint, photos, tmp_path, capsys):
     folder, _ = checkpoint
     assert main([str(folder), str(photos), "--top", "2", "--csv", str(tmp_path / "out" / "p.csv")]) == 0
