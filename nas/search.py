@@ -984,21 +984,32 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
     """`run_search` once its config is resolved."""
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     before_study = _interrupted_before_study(run, run_dir)  # now: opening the default study creates its file
-    with _says_if_interrupted(lambda: before_study):
-        with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
-            data = load_dataset(run.data, overridden=overridden)  # fails fast, before a study or folder is created
-            check_image_size(data, run)
-            check_budget(run, data)
-            seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
-        storage = _open(run, run_dir)
-        with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
-            data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
-        # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
-        # each image hashed once for the study's record and the setup warnings (held_out_copies_warning), not once each
-        digests = split_image_digests(data)
-        study = open_study(run, storage, make_sampler(run), data=data_identity(data, digests=digests))
-    with _says_if_interrupted(lambda: _interrupted_with_study(study)):
-        return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept], digests=digests)
+    with contextlib.ExitStack() as closing:
+        with _says_if_interrupted(lambda: before_study):
+            with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
+                data = load_dataset(run.data, overridden=overridden)  # fails fast, before a study or folder is created
+                check_image_size(data, run)
+                check_budget(run, data)
+                seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
+            storage = _open(run, run_dir)
+            closing.callback(_close_storage, storage)
+            with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
+                data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
+            # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
+            # each image hashed once for the study's record and the setup warnings (held_out_copies_warning), not once each
+            digests = split_image_digests(data)
+            study = open_study(run, storage, make_sampler(run), data=data_identity(data, digests=digests))
+        with _says_if_interrupted(lambda: _interrupted_with_study(study)):
+            return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept], digests=digests)
+
+
+def _close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Close the connections `storage` keeps in its pool: the study and its storage form reference cycles, so without
+    this a notebook that ran searches kept each run's study.db open (one file handle per run, until a garbage collection
+    happened to free them), and a PostgreSQL server kept a connection per run."""
+    engine = getattr(storage, "engine", None)  # an RDBStorage; others (in memory) hold no connection
+    if engine is not None:
+        engine.dispose()
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -1373,6 +1384,15 @@ def _export_study(run: RunConfig, *, overridden: Collection[str]) -> SearchResul
     if (db := _sqlite_file(url)) is not None and not db.is_file():  # opening it would create an empty database there
         raise ConfigError(f"search.storage={masked(url)!r}: no such file; pass the storage of the study to rebuild")
     storage = open_storage(run, run_dir)
+    try:
+        return _export_from(run, storage, run_dir=run_dir, url=url, overridden=overridden)
+    finally:
+        _close_storage(storage)  # as run_search does: no connection left open in the caller's process
+
+
+def _export_from(run: RunConfig, storage: optuna.storages.BaseStorage, *, run_dir: Path, url: str,
+                 overridden: Collection[str]) -> SearchResult:
+    """`export_study` once its storage (`url`) is open."""
     study = load_existing_study(run, storage, url)
     given, given_root = run, run.data.root
     run = with_study_settings(run, study)
