@@ -473,12 +473,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torc
 def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
     """Rebuild the model of a checkpoint (file or folder) from its ArchConfig and load its weights.
 
-    Returns the model in eval mode; `model.arch` holds its ArchConfig and `model.meta` the saved metadata.
+    Returns the model in eval mode; `model.arch` holds its ArchConfig and `model.meta` the saved metadata. torch's
+    random state is as it was: the random initial weights the checkpoint's replace are drawn from a forked generator.
     """
+    import torch
+
     from nas.model import build_model
 
     arch, state, meta = read_checkpoint(path)
-    model = build_model(arch)
+    # A seeded notebook's draws after loading a model to score came out otherwise than without the load (the discarded
+    # initial weights advanced torch's global generator).
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -30,6 +30,15 @@ def test_round_trip_rebuilds_the_model_from_its_spec(saved):
     assert meta == {"val_acc": 0.5} and arch.arch_id == ARCH.arch_id
 
 
+def test_loading_a_checkpoint_leaves_torchs_random_state_as_it_was(saved):
+    # From a notebook: the initial weights load_checkpoint drew (and replaced) advanced the caller's seeded generator.
+    _, path = saved
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    nas.load_checkpoint(path)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_checkpoint_loads_with_plain_torch_weights_only(saved):
     _, path = saved
     payload = torch.load(path, weights_only=True)
