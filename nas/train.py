@@ -20,6 +20,7 @@ from torch import nn
 
 from nas.config import DataConfig, Precision, TrainConfig
 from nas.data import Dataset, Split, iterate_batches
+from nas.errors import wrong_type
 
 
 class TrainingDiverged(RuntimeError):
@@ -210,7 +211,12 @@ def per_class_accuracy(logits: np.ndarray, split: Split, classes: Sequence[str])
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, *, batch_size: int = 512, balanced: bool = False) -> float:
-    """Top-1 accuracy of `model` on `split` (eval mode, no augmentation); `balanced` as in `accuracy`."""
+    """Top-1 accuracy of `model` on `split` (eval mode, no augmentation); `balanced` as in `accuracy`. A `split` that is
+    not a `Split` (the whole `Dataset`, say) is a one-line `TypeError` naming what to pass."""
+    if not isinstance(split, Split):  # a Dataset failed deep in iterate_batches: "object of type 'Dataset' has no len()"
+        raise wrong_type("split", split, "pass one of its splits, e.g. evaluate(model, data.test, balanced=data.balanced)"
+                         if isinstance(split, Dataset) else
+                         "pass a nas.data.Split, e.g. data.test of nas.data.load_search_data(cfg)")
     was_training = model.training
     model.eval()
     predicted = [model(x).argmax(1) for x, _ in iterate_batches(split, batch_size=batch_size)]

@@ -278,6 +278,16 @@ def test_evaluate_scores_a_model_as_accuracy_scores_its_logits(data):
             accuracy(logits, data.val, balanced=balanced))
 
 
+def test_evaluate_given_the_whole_dataset_names_its_splits_in_one_line(data):
+    # From a notebook, evaluate(model, data) failed deep in the batching: "object of type 'Dataset' has no len()".
+    model = build_model(ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=8),)))
+    with pytest.raises(TypeError, match=r"^split=Dataset\(.* is a Dataset; pass one of its splits, e\.g\. "
+                                        r"evaluate\(model, data\.test, balanced=data\.balanced\)$"):
+        evaluate(model, data)
+    with pytest.raises(TypeError, match=r"^split=None is a NoneType; pass a nas\.data\.Split"):
+        evaluate(model, None)
+
+
 def test_class_weights_give_each_class_the_same_total_weight():
     split = Split(torch.zeros(8, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 0, 0, 0, 0, 0, 1, 1]))
     weights = class_weights(split, 3)
