@@ -1893,6 +1893,10 @@ def test_a_profile_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_its_
     monkeypatch.setattr(sys, "argv", ["profile", "hw=cpu", "n=2", f"out={out}"])
     as_it_was = signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL
     before = signal.signal(sig, as_it_was)
+    # The command line's Hydra sets up logging as a command does (a root handler on this test's captured stdout): put
+    # back after, or every later test's log line is a "--- Logging error ---" on that closed stream
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
     try:
         with pytest.raises(SystemExit) as stopped:
             profile.latency_cli(profile._profile_command, help_line=profile.HELP_LINE,
@@ -1900,6 +1904,11 @@ def test_a_profile_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_its_
         assert signal.getsignal(sig) == as_it_was  # as the process had it (no lasting state)
     finally:
         signal.signal(sig, before)
+        for handler in root.handlers:
+            if handler not in root_handlers:
+                handler.close()
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
     assert stopped.value.code == 128 + sig  # the shell's codes for death by each: 130, 143
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == profile.PROFILE_INTERRUPTED and "Traceback" not in err
