@@ -500,7 +500,7 @@ def render_md(r: dict) -> str:
     for name, v in s.items():
         for label, m in v["in_sample"].items():
             lines.append(f"| {name} | {label} | " + " | ".join(_pct(m[c]) if c in m else "-" for c in cols) + " |")
-    lines += ["", f"Row `shipped` predicts what `fit_profile` (without `check_units`) does to within "
+    lines += ["", "Row `shipped` predicts what `fit_profile` (without `check_units`) does to within "
               + ", ".join(f"{name} {v['shipped_vs_fit_profile_max_rel_diff']:.2%}" for name, v in s.items()) + ".", "",
               f"## 5. Forms on {r['splits']} seeded splits of each session's 150 archs", "",
               "Within +-10% of the 50 held-out archs, mean over the splits; in brackets the paired difference to `shipped` "
