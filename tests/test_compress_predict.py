@@ -17,6 +17,7 @@ from nas.data import UnreadableImageError, read_image
 from nas.errors import CheckpointError, ConfigError, DataError
 from nas.model import build_model
 from nas.stats import accuracy_interval
+from conftest import deliver_signal
 
 ARCH = ArchConfig(img_size=16, in_chans=3, num_classes=3,
                   stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
@@ -120,7 +121,6 @@ def test_cli_stops_on_a_signal_in_a_process_that_ignores_it_in_one_line_and_leav
     # `sh -c 'python -m compress.predict model photos/ &'`: a script's background job inherits SIGINT ignored, and
     # `kill -INT` let it read and classify a large folder to its end; Ctrl-C at a terminal ended in a traceback, and
     # SIGTERM killed it without a line.
-    import os
     import signal
     import time
 
@@ -130,7 +130,7 @@ def test_cli_stops_on_a_signal_in_a_process_that_ignores_it_in_one_line_and_leav
     sig = signal.Signals[signum]
 
     def signalled(*args, **kwargs):  # while a batch of images is read
-        os.kill(os.getpid(), sig)
+        deliver_signal(sig)
         time.sleep(5)  # the reading going on: a signal ignored lets it run to its end
         raise RuntimeError(f"{signum} was ignored")
 

@@ -8,6 +8,7 @@ import pytest
 from compress.run import check_members, unused_overrides
 from nas.errors import ConfigError
 from tests.test_rebuild import SMOKE, _recipe, _run_folder
+from conftest import deliver_signal
 
 # compress=smoke with fewer images to calibrate int8 on (NNCF feeds them one at a time: most of a compression's time)
 # and to recover and fine-tune on: these tests check which files are written and what is said, not how accurate.
@@ -186,7 +187,6 @@ def test_a_compression_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_
     # compression run to its end; a library caller's SIGTERM, at its default, killed the process mid-file without a
     # line. The (stubbed) compression is stopped half-way through writing model_int8.onnx as the pipeline writes its
     # files (nas.checkpoint.replacing: a temporary file renamed into place once whole).
-    import os
     import signal
     import time
 
@@ -206,7 +206,7 @@ def test_a_compression_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_
     def signalled(folder, **kwargs):  # `kill -INT <pid>` (`kill <pid>`) mid-file
         with replacing(folder / "model_int8.onnx") as tmp:
             tmp.write_bytes(b"half of it")
-            os.kill(os.getpid(), sig)
+            deliver_signal(sig)
             time.sleep(5)  # the compression going on: a signal ignored lets it run to its end
         raise RuntimeError(f"{signum} was ignored")
 

@@ -30,6 +30,7 @@ from nas.latency.profile import (
     to_tool_config,
 )
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
+from conftest import deliver_signal
 
 TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConfig(mixer="attn", depth=1, width=16)))
 
@@ -1884,7 +1885,7 @@ def test_a_profile_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_its_
     sig = signal.Signals[signum]
 
     def signalled(*args, **kwargs):  # the exports made, the timing (minutes) begun: where a stop most likely lands
-        os.kill(os.getpid(), sig)
+        deliver_signal(sig)
         time.sleep(5)  # the timing going on: a signal ignored lets it run to its end
         raise RuntimeError(f"{signum} was ignored")
 

@@ -34,6 +34,7 @@ from nas.config import to_run_config
 from nas.errors import ConfigError, Terminated, counted
 from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
+from conftest import deliver_signal
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_FILES = ["study.db", "config.yaml", "search.log", "trials.csv", "pareto.csv", "pareto.json", "report.html", "report.md",
@@ -1052,7 +1053,7 @@ def test_final_training_and_compression_stop_on_sigint_in_a_process_that_ignores
     module, name = target.split(":")
 
     def signalled(*args, **kwargs):  # `kill -INT <pid>` while the member is final-trained (compressed)
-        os.kill(os.getpid(), signal.SIGINT)
+        deliver_signal(signal.SIGINT)
         time.sleep(5)  # the work going on: a signal ignored lets it run to its end
         raise RuntimeError("SIGINT was ignored")
 
@@ -1079,7 +1080,7 @@ def test_a_search_stops_on_a_signal_while_it_hashes_its_data_in_a_process_that_i
     # leaves SIGTERM at its default (which killed it at once, without a line). Before the trials the search loads and
     # hashes its data (minutes for a large image folder): a `kill -INT` there was ignored until the trials began.
     def signalled(*args, **kwargs):  # the signal while each image is hashed
-        os.kill(os.getpid(), signum)
+        deliver_signal(signum)
         time.sleep(5)  # the hashing going on: a signal ignored lets it run to its end
         raise RuntimeError(f"{signal.Signals(signum).name} was ignored")
 
