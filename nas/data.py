@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Iterator, Sequence
+from typing import Any, Collection, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -329,21 +329,48 @@ def _flatten(img, background: int):
     return Image.alpha_composite(Image.new("RGBA", rgba.size, (background, background, background, 255)), rgba)
 
 
-def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, background: int | None = None) -> np.ndarray:
+class Original(NamedTuple):
+    """What an image file was before it was made into a training image: its upright size in pixels (as a viewer shows
+    it, before any reduced JPEG decoding) and whether any pixel is transparent (alpha under 255): what loading changes
+    beyond scale (`_reshaped_images_warnings`)."""
+
+    width: int
+    height: int
+    transparent: bool
+
+
+def _has_transparent_pixels(img) -> bool:
+    """Whether `img` (8-bit, as `_to_8bit` makes it) has a pixel of alpha under 255: an RGBA PNG saved fully opaque (a
+    screenshot, say) has an alpha channel but nothing for data.background to show through."""
+    if img.mode in ALPHA_MODES:
+        return img.getchannel(len(img.getbands()) - 1).getextrema()[0] < 255  # the alpha band is the last
+    if "transparency" in img.info:  # one transparent colour (palette, grey or RGB tRNS): where it is used
+        return img.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return False
+
+
+def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, background: int | None = None,
+               original: list[Original] | None = None) -> np.ndarray:
     """One image file as a (H, W) or (H, W, 3) uint8 array in `mode` ("L" or "RGB"), resized to `size` x `size` if
     given, transparent pixels composited onto grey level `background` if given: the steps `preprocessing` names,
-    shared by image-folder training and `compress.predict`."""
+    shared by image-folder training and `compress.predict`. Where `original` is given, the file's `Original` (size and
+    transparency, known once it is open) is appended to it."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            width, height = img.size  # as stored: draft() below may decode a JPEG at a fraction of it
             if draft and size is not None:
                 img.draft(None, (size * DRAFT_GAP, size * DRAFT_GAP))  # JPEG only; other formats ignore it
-            if img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+            if (orientation := img.getexif().get(EXIF_ORIENTATION, 1)) != 1:
                 # Phones store a portrait photo as landscape pixels plus this tag; a viewer (and the user) sees it upright,
                 # as a fixed camera in deployment sees the scene, so the model is trained on what the tag says.
                 img = ImageOps.exif_transpose(img)
+                if orientation in (5, 6, 7, 8):  # turned a quarter: upright, its width is the stored height
+                    width, height = height, width
             img = _to_8bit(img, path)
+            if original is not None:
+                original.append(Original(width, height, _has_transparent_pixels(img)))
             if background is not None:  # before resizing, so no transparent pixel's stored colour bleeds into others
                 img = _flatten(img, background)
             img = img.convert(mode)
@@ -389,7 +416,8 @@ UNREADABLE_NAMED = 5
 
 
 # Bump when what read_image makes of a file changes: older cache files are then not found (2: a 16-bit grey PNG's
-# transparent value is kept for data.background).
+# transparent value is kept for data.background). A cache file without the .json of its notable images beside it
+# (`_notable_file`; written before they were kept) needs no bump: it is decoded again and replaced, under its own name.
 CACHE_FORMAT = 2
 
 
@@ -412,29 +440,60 @@ def _drop_stale_cache_files(cached: Path) -> None:
     """Remove the files `cached` replaces: the same folder decoded the same way, from images since changed. Without it
     the cache grew by a whole copy of the folder at every change (a worker still reading one keeps it open)."""
     prefix = cached.name.rsplit("-", 1)[0]
-    for old in cached.parent.glob(f"{prefix}-*.npy"):
-        if old != cached:
+    for old in [*cached.parent.glob(f"{prefix}-*.npy"), *cached.parent.glob(f"{prefix}-*.json")]:
+        if old.stem != cached.stem:  # the .npy and its .json beside it (`_notable_file`) stay
             old.unlink(missing_ok=True)
+
+
+def _notable_file(cached: Path) -> Path:
+    """The file beside the cache file `cached` that keeps which of its images are `notable` (not square, or with
+    transparent pixels): a load from the cache decodes nothing, and warns of them all the same."""
+    return cached.with_suffix(".json")
+
+
+def _notable(originals: Sequence[Original]) -> list[tuple[int, Original]]:
+    """The images whose `Original` says loading changes them beyond scale (not square: stretched; transparent pixels:
+    dropped or composited), each by its index in `originals`."""
+    return [(i, o) for i, o in enumerate(originals) if o.width != o.height or o.transparent]
+
+
+def _read_notable(path: Path, n_files: int) -> list[tuple[int, Original]] | None:
+    """The notable images (`_notable`) of a folder of `n_files` images that `path` (`_notable_file`) keeps; None where
+    it is missing or not such a file (a cache file written without it is then decoded again)."""
+    import json
+
+    try:
+        kept = [(int(i), Original(int(w), int(h), bool(t))) for i, w, h, t in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return None
+    return kept if all(0 <= i < n_files for i, _ in kept) else None
 
 
 def read_images(files: Sequence[Path], *, size: int | None, mode: str, draft: bool = True,
                 background: int | None = None, threads: int | None = None,
-                unreadable: list[UnreadableImageError] | None = None) -> np.ndarray:
+                unreadable: list[UnreadableImageError] | None = None,
+                originals: list[Original] | None = None) -> np.ndarray:
     """Image files as one (N, C, H, W) uint8 array, each read by `read_image`; `DataError` naming the first image whose
     size differs from the first one's, or that is not square (without `size` they keep their own). A file that cannot
     be decoded is a `DataError` naming every such file (`unreadable_message`), or, where `unreadable` is given, appended
-    to it and left out of the array (N counts the others; 0 where none could be read)."""
+    to it and left out of the array (N counts the others; 0 where none could be read). Where `originals` is given,
+    each read file's `Original` is appended to it, in the array's order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def read(path: Path) -> np.ndarray | UnreadableImageError:
+    def read(path: Path) -> tuple[np.ndarray, Original | None] | UnreadableImageError:
+        seen: list[Original] | None = [] if originals is not None else None  # this file's alone: threads share none
         try:
-            return read_image(path, size=size, mode=mode, draft=draft, background=background)
+            return read_image(path, size=size, mode=mode, draft=draft, background=background, original=seen), \
+                (seen[0] if seen else None)
         except UnreadableImageError as e:  # kept, so that one error names every such file, not the first alone
             return e
 
     # Pillow decodes and resizes without holding the GIL, so threads use every core (results keep the files' order)
     with ThreadPoolExecutor(max_workers=threads or min(available_cpus(), 8)) as pool:
-        xs = list(pool.map(read, files))
+        read_or_not = list(pool.map(read, files))
+    xs = [r if isinstance(r, UnreadableImageError) else r[0] for r in read_or_not]
+    if originals is not None:
+        originals.extend(r[1] for r in read_or_not if not isinstance(r, UnreadableImageError) and r[1] is not None)
     if bad := [e for e in xs if isinstance(e, UnreadableImageError)]:
         if unreadable is None:
             raise DataError(unreadable_message(bad))
@@ -504,9 +563,11 @@ def _shared_images_message(files: Sequence[Path], labels: Sequence[int], classes
 
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None,
-                 fix: str = "add images to {it}", data_root: Path | None = None) -> Split:
+                 fix: str = "add images to {it}", data_root: Path | None = None,
+                 notable: list[tuple[str, Original]] | None = None) -> Split:
     """The images of `root`'s class folders, in `classes`' order and sorted within each (`image_files_in`), each with
-    its path relative to `data_root` (`root` itself when None)."""
+    its path relative to `data_root` (`root` itself when None). Where `notable` is given, the images that are not
+    square or have transparent pixels are appended to it (`_notable`), from the cache too."""
     files, ys, other, empty = [], [], [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -531,19 +592,29 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     if cached is not None and cached.is_file():
         try:
             x = np.load(cached, allow_pickle=False)
-            if x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] == len(files):
+            kept = _read_notable(_notable_file(cached), len(files))
+            if x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] == len(files) and kept is not None:
+                if notable is not None:
+                    notable.extend((paths[i], o) for i, o in kept)
                 return Split(torch.from_numpy(x), y, paths)
         except (OSError, ValueError):  # a truncated or foreign file: decoded again and written anew
             pass
-    x = read_images(files, **how, threads=threads)
-    if cached is not None:
+    originals: list[Original] = []
+    x = read_images(files, **how, threads=threads, originals=originals)
+    found = _notable(originals) if len(originals) == len(files) else None  # None: a stand-in read_image told nothing
+    if notable is not None:
+        notable.extend((paths[i], o) for i, o in found or [])
+    if cached is not None and found is not None:
         import io
+        import json
 
-        from nas.checkpoint import atomic_write_bytes  # workers loading at once each write a whole file
+        from nas.checkpoint import atomic_write_bytes, atomic_write_text  # workers loading at once each write a whole file
 
         buf = io.BytesIO()
         np.save(buf, x, allow_pickle=False)
         try:
+            # the images' notes first: a cache file is read only with them beside it
+            atomic_write_text(_notable_file(cached), json.dumps([[i, *o] for i, o in found]))
             atomic_write_bytes(cached, buf.getvalue())
             _drop_stale_cache_files(cached)
         except OSError as e:  # a full disk, say: the images are loaded all the same, only not cached
@@ -641,8 +712,9 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
             if (split_root / c).is_dir()]
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(read)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
+    notable: list[tuple[str, Original]] = []  # of every split, warned about once below
     train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache,
-                         data_root=root, fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
+                         data_root=root, notable=notable, fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
     val = test = None
     if has_split_dirs:
         for split_name in ("val", "test"):
@@ -663,10 +735,44 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                     raise DataError(_class_mismatch(split_root, train_root, found, classes, cfg))
                 # its class folders cannot go (they must be train's), but the split folder can
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
-                                     cache=cache, data_root=root, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
+                                     cache=cache, data_root=root, notable=notable, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
                                      f"images out of train (data.{split_name}_size={getattr(cfg, f'{split_name}_size'):g})")
                 val, test = (split, test) if split_name == "val" else (val, split)
+    for warning in _reshaped_images_warnings(notable, images=sum(len(s) for s in (train, val, test) if s is not None),
+                                             root=root, size=cfg.img_size, background=cfg.background):
+        log.warning("%s", warning)
     return train, val, test, classes
+
+
+def _reshaped_images_warnings(notable: Sequence[tuple[str, Original]], *, images: int, root: Path, size: int | None,
+                              background: int | None) -> list[str]:
+    """One line each for the images of `root` (`images` in all) that loading changes beyond scale, as `notable` names
+    them (`_notable`): those not square, stretched to `size` x `size` (data.img_size; without it they are refused), and
+    those with transparent pixels, dropped or composited onto `background` (data.background). A model deployed on
+    photos such as these must be fed them made the same way: `compress.predict` makes them so."""
+    warnings = []
+    stretched = [(path, o) for path, o in notable if o.width != o.height]
+    if stretched and size is not None:
+        path, o = stretched[0]
+        one = len(stretched) == 1
+        warnings.append(
+            f"{len(stretched):,} of {counted(images, 'image')} in {root} {'is' if one else 'are'} not square (e.g. {path} "
+            f"{o.width}x{o.height}): {'it is' if one else 'each is'} stretched to {size}x{size} (data.img_size), which "
+            f"changes {'its' if one else 'their'} aspect ratio, and compress.predict stretches new photos the same way; "
+            f"crop or pad {'it' if one else 'them'} to square first to keep {'its' if one else 'their'} shape")
+    transparent = [path for path, o in notable if o.transparent]
+    if transparent:
+        one = len(transparent) == 1
+        what = (f"{len(transparent):,} of {counted(images, 'image')} in {root} {'has' if one else 'have'} transparent "
+                f"pixels (e.g. {transparent[0]}): ")
+        if background is None:
+            warnings.append(what + "the transparency is dropped (data.background=null), so the model sees the colours "
+                            "stored under those pixels; set data.background=0..255 to composite them onto that grey "
+                            "level (255 white), the background a camera will see behind the object")
+        else:
+            warnings.append(what + f"{'its' if one else 'their'} transparent pixels are composited onto grey level "
+                            f"{background} (data.background={background}), as compress.predict composites new photos")
+    return warnings
 
 
 def _class_mismatch(split_root: Path, train_root: Path, found: Sequence[str], classes: Sequence[str],

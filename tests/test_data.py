@@ -782,6 +782,7 @@ def test_image_folder_cache_is_read_while_files_and_settings_are_unchanged(tmp_p
     # every change); the img_size=6 file stays, as a setting of its own.
     after = set(cache.glob("images-*.npy"))
     assert len(decoded) == 48 and len(after) == 2 and len(after & before) == 1
+    assert {f.with_suffix(".npy") for f in cache.glob("images-*.json")} == after  # its images' notes go with it
     pixels = lambda d: sum(int(split.x.sum()) for split in (d.train, d.val, d.test))  # noqa: E731
     assert pixels(changed) == pixels(again) - (200 - 99) * 8 * 8  # the new pixels, not the cached ones
     # A truncated cache file is decoded again and written anew.
@@ -1460,3 +1461,82 @@ def test_an_img_size_whose_images_cannot_fit_in_memory_is_refused_before_decodin
     with pytest.raises(DataError, match=r"^data.img_size=64: .* more than the 0.000931 GiB available now"):
         load_dataset(_idx_cfg(tiny_idx_root, img_size=64))
     assert load_dataset(_idx_cfg(tiny_idx_root, img_size=8)).train.x.shape[1:] == (1, 8, 8)
+
+
+def _reshaped(caplog) -> list[str]:
+    """The warnings of nas.data about non-square or transparent images, in the order given."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "nas.data" and ("not square" in r.getMessage() or "transparent pixels" in r.getMessage())]
+
+
+def test_non_square_and_transparent_images_are_each_warned_about_once_per_load_also_from_the_cache(tmp_path, caplog, monkeypatch):
+    # Photos were stretched to data.img_size and their transparency dropped without a word, though a deployment must
+    # feed the model photos made the same way. One line each, counting them over every split folder, naming one.
+    import nas.data
+
+    root = tmp_path / "img"
+    for split, n in (("train", 4), ("test", 2)):
+        for c, v in (("cat", 40), ("dog", 160)):
+            for i in range(n):
+                _png(root / split / c / f"{i}.png", 10, v + i, mode="RGB")
+    Image.fromarray(np.full((30, 40, 3), 9, np.uint8)).save(root / "train" / "cat" / "wide.jpg")  # 40 wide, 30 high
+    Image.fromarray(np.full((40, 30, 3), 9, np.uint8)).save(root / "test" / "dog" / "tall.png")
+    cut = np.full((10, 10, 4), 200, np.uint8)
+    cut[0, 0, 3] = 0  # one transparent pixel
+    Image.fromarray(cut, "RGBA").save(root / "train" / "dog" / "cut.png")
+    Image.fromarray(np.full((10, 10, 4), 255, np.uint8), "RGBA").save(root / "train" / "dog" / "opaque.png")  # alpha, none transparent
+    cfg = dict(name="x", format=DataFormat.imagefolder, root=str(root), img_size=8, val_size=2,
+               cache_dir=str(tmp_path / "cache"))
+    stretched = (f"2 of 16 images in {root} are not square (e.g. train/cat/wide.jpg 40x30): each is stretched to 8x8 "
+                 "(data.img_size), which changes their aspect ratio, and compress.predict stretches new photos the same "
+                 "way; crop or pad them to square first to keep their shape")
+    dropped = (f"1 of 16 images in {root} has transparent pixels (e.g. train/dog/cut.png): the transparency is dropped "
+               "(data.background=null), so the model sees the colours stored under those pixels; set "
+               "data.background=0..255 to composite them onto that grey level (255 white), the background a camera "
+               "will see behind the object")
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(**cfg))
+    assert _reshaped(caplog) == [stretched, dropped]
+    # From the cache, decoding nothing: the same lines.
+    caplog.clear()
+    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(**cfg))
+    assert _reshaped(caplog) == [stretched, dropped]
+    monkeypatch.undo()
+    # A cache file without its notes beside it (written before they were kept): decoded again, and said all the same.
+    for f in (tmp_path / "cache").glob("*.json"):
+        f.unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(**cfg))
+    assert _reshaped(caplog) == [stretched, dropped] and len(list((tmp_path / "cache").glob("*.json"))) == 2
+    # With data.background set, what is done instead.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(**cfg, background=255))
+    assert _reshaped(caplog) == [stretched, (
+        f"1 of 16 images in {root} has transparent pixels (e.g. train/dog/cut.png): its transparent pixels are "
+        "composited onto grey level 255 (data.background=255), as compress.predict composites new photos")]
+
+
+def test_square_opaque_images_give_no_warning_of_stretching_or_transparency(tmp_path, caplog):
+    for c, v in (("cat", 40), ("dog", 160)):
+        for i in range(4):
+            _png(tmp_path / c / f"{i}.png", 12, v + i, mode="RGB")  # squares of another size than data.img_size
+    Image.fromarray(np.full((12, 12, 4), 255, np.uint8), "RGBA").save(tmp_path / "cat" / "opaque.png")
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+    assert _reshaped(caplog) == [] and "opaque" not in caplog.text
+
+
+def test_a_photo_turned_upright_by_its_exif_tag_is_named_at_its_upright_size(tmp_path):
+    from nas.data import Original
+
+    img = Image.fromarray(np.full((30, 40, 3), 9, np.uint8))  # stored 40 wide, 30 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to show: a portrait photo of a phone
+    img.save(tmp_path / "portrait.jpg", exif=exif)
+    seen: list[Original] = []
+    read_image(tmp_path / "portrait.jpg", size=8, mode="RGB", original=seen)
+    assert seen == [Original(30, 40, False)]
