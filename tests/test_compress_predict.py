@@ -856,3 +856,26 @@ def test_images_of_the_folder_the_model_was_searched_on_are_named_as_not_new_bes
     assert main([str(folder), str(data / "red")]) == 0
     assert capsys.readouterr().err.splitlines()[0].startswith(
         f"warning: 3 of the 3 images lie in the folder the model's search loaded ({data}), which holds its training")
+
+
+@pytest.mark.parametrize("background", [None, 255])
+def test_non_square_and_transparent_photos_get_the_pixels_training_made_of_them(tmp_path, background):
+    # The training warnings say compress.predict stretches and composites new photos as training did: the very pixels
+    # of a non-square JPEG (decoded at a reduced scale) and of a non-square cut-out, from the contract alone.
+    from compress.predict import Contract, _pixels
+    from nas.config import DataConfig, DataFormat
+    from nas.data import load_dataset
+
+    rng = np.random.default_rng(2)
+    for c in ("a", "b"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        Image.fromarray((rng.random((120, 200, 3)) * 255).astype(np.uint8)).save(tmp_path / "img" / c / "wide.jpg")
+        rgba = (rng.random((30, 20, 4)) * 255).astype(np.uint8)
+        rgba[..., 3] = np.where(rng.random((30, 20)) < 0.5, 0, 255)
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "img" / c / "cut.png")
+    data = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "img"), img_size=16,
+                                   background=background, val_size=1, test_size=1, stratify=False))
+    contract = Contract(channels=3, img_size=16, classes=["a", "b"], metric="accuracy", background=background)
+    for split in (data.train, data.val, data.test):
+        files = [tmp_path / "img" / p for p in split.paths]
+        np.testing.assert_array_equal(_pixels(files, contract), split.x.float().div(255).numpy())
