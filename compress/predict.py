@@ -12,7 +12,8 @@ their softmax probabilities; when every image lies in a folder named after a cla
 photos sorted as for training), also the top-1 accuracy on them (when only some do, a line on stderr says how many do
 not instead), and a warning on stderr counting those that lie in the folder its search loaded and are not its test
 images (the model was trained or chosen on them). An int8 file run on a CPU whose int8 kernels saturate (x86 without VNNI) gets a warning on stderr: its
-predictions there are not the chip's.
+predictions there are not the chip's. As training warns of its image folder, one line on stderr counts the images that
+are not square (stretched to the model's input) and one those with transparent pixels (dropped or composited).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_e
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
 if TYPE_CHECKING:
-    from nas.data import UnreadableImageError
+    from nas.data import Original, UnreadableImageError
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what runs a model file of each suffix
@@ -194,7 +195,9 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     batches they lie (the model is not run after the first, the rest are still decoded), and the option to skip them; with `skip_unreadable` such files are left out of the predictions instead, with one warning counting them
     and naming the first (a `DataError` where none is left). A bad `top` or `memory_budget_gb` is a `ConfigError`
     naming it as `setting_names` does (`CLI_FLAGS`: the command line's flags, which `main` passes), else by its
-    keyword; so is the option to skip unreadable files."""
+    keyword; so is the option to skip unreadable files. The images read that are not square (stretched to the model's
+    input size) and those with transparent pixels (dropped, or composited onto the model's background) get one warning
+    each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
@@ -210,7 +213,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     found = _image_files_found_in(images)
     batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb))
     run = _runner(path, contract)
-    from nas.data import unreadable_message
+    from nas.data import notable_images, reshaped_images_warnings, unreadable_message
 
     skip = named("skip_unreadable")
     skip = skip if skip.startswith("-") else f"{skip}=True"  # as typed: a flag, or the keyword set
@@ -218,10 +221,11 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     # photos at 224 px are 15 GB of uint8 pixels, twice that while stacked) before one was classified.
     skipped: list[UnreadableImageError] = []
     read: list[tuple[Path, Path | None]] = []
+    originals: list[Original] = []  # of the files read, in `read`'s order: what reading changes beyond scale
     scored: list[np.ndarray] = []
     for i in range(0, len(found), batch):
         chunk, bad = found[i:i + batch], []
-        x = _pixels([file for file, _ in chunk], contract, unreadable=bad)
+        x = _pixels([file for file, _ in chunk], contract, unreadable=bad, originals=originals)
         skipped += bad
         gone = {e.path for e in bad}
         read += [(file, folder) for file, folder in chunk if file not in gone]
@@ -238,6 +242,13 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
         # one line for a camera dump's broken files, not one each: the count, and the first to look at
         log.warning("skipped %s that cannot be read (%s), left out of the predictions; the first: %s (%s)",
                     counted(len(skipped), "image file"), skip, skipped[0].path, skipped[0].reason)
+    # As training warns of its image folder: photos from a new camera (4:3, say) were stretched to the model's square
+    # input, and cut-outs' transparency dropped or composited, without a word to the one deploying the model.
+    if len(originals) == len(read):  # a stand-in read_image may tell nothing
+        notable = [(read[i][0], o) for i, o in notable_images(originals)]
+        for warning in reshaped_images_warnings(notable, images=len(read), size=contract.img_size,
+                                                background=contract.background, new_photos=True):
+            log.warning("%s", warning)
     logits = np.concatenate(scored)
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but {contract.file} names {len(classes)} classes")
@@ -289,19 +300,21 @@ def _rerun_command(folder: Path, compressed: Mapping[str, Any]) -> str:
     return " ".join([command, *searched_data_settings(folder)])
 
 
-def _pixels(files: Sequence[Path], contract: Contract, *, unreadable: list[UnreadableImageError] | None = None) -> np.ndarray:
+def _pixels(files: Sequence[Path], contract: Contract, *, unreadable: list[UnreadableImageError] | None = None,
+            originals: list[Original] | None = None) -> np.ndarray:
     """The images of `files` as the model's float32 input: made as the training images were made from their files,
     scaled to [0, 1] as `nas.data.iterate_batches` scales them. A 3-channel model trained on idx data (grey images
     repeated into 3 channels) gets each file made grey and repeated the same way: a colour photo given as RGB was an
     input unlike any it was trained or tested on. Files that cannot be decoded are a `DataError`, or where `unreadable`
-    is given, appended to it and left out (`nas.data.read_images`)."""
+    is given, appended to it and left out; where `originals` is given, each read file's size and transparency is
+    appended to it (`nas.data.read_images`)."""
     import torch
 
     from nas.data import GREY_REPEATED, read_images
 
     grey = contract.channels == 1 or GREY_REPEATED in contract.preprocessing
     x = read_images(files, size=contract.img_size, mode="L" if grey else "RGB", background=contract.background,
-                    unreadable=unreadable)
+                    unreadable=unreadable, originals=originals)
     if grey and contract.channels == 3:
         x = np.repeat(x, 3, axis=1)
     return torch.from_numpy(x).float().div_(255.0).numpy()

@@ -332,7 +332,7 @@ def _flatten(img, background: int):
 class Original(NamedTuple):
     """What an image file was before it was made into a training image: its upright size in pixels (as a viewer shows
     it, before any reduced JPEG decoding) and whether any pixel is transparent (alpha under 255): what loading changes
-    beyond scale (`_reshaped_images_warnings`)."""
+    beyond scale (`reshaped_images_warnings`)."""
 
     width: int
     height: int
@@ -451,15 +451,15 @@ def _notable_file(cached: Path) -> Path:
     return cached.with_suffix(".json")
 
 
-def _notable(originals: Sequence[Original]) -> list[tuple[int, Original]]:
+def notable_images(originals: Sequence[Original]) -> list[tuple[int, Original]]:
     """The images whose `Original` says loading changes them beyond scale (not square: stretched; transparent pixels:
     dropped or composited), each by its index in `originals`."""
     return [(i, o) for i, o in enumerate(originals) if o.width != o.height or o.transparent]
 
 
 def _read_notable(path: Path, n_files: int) -> list[tuple[int, Original]] | None:
-    """The notable images (`_notable`) of a folder of `n_files` images that `path` (`_notable_file`) keeps; None where
-    it is missing or not such a file (a cache file written without it is then decoded again)."""
+    """The notable images (`notable_images`) of a folder of `n_files` images that `path` (`_notable_file`) keeps; None
+    where it is missing or not such a file (a cache file written without it is then decoded again)."""
     import json
 
     try:
@@ -567,7 +567,7 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
                  notable: list[tuple[str, Original]] | None = None) -> Split:
     """The images of `root`'s class folders, in `classes`' order and sorted within each (`image_files_in`), each with
     its path relative to `data_root` (`root` itself when None). Where `notable` is given, the images that are not
-    square or have transparent pixels are appended to it (`_notable`), from the cache too."""
+    square or have transparent pixels are appended to it (`notable_images`), from the cache too."""
     files, ys, other, empty = [], [], [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -601,7 +601,8 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
             pass
     originals: list[Original] = []
     x = read_images(files, **how, threads=threads, originals=originals)
-    found = _notable(originals) if len(originals) == len(files) else None  # None: a stand-in read_image told nothing
+    # None: a stand-in read_image told nothing
+    found = notable_images(originals) if len(originals) == len(files) else None
     if notable is not None:
         notable.extend((paths[i], o) for i, o in found or [])
     if cached is not None and found is not None:
@@ -738,37 +739,53 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                                      cache=cache, data_root=root, notable=notable, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
                                      f"images out of train (data.{split_name}_size={getattr(cfg, f'{split_name}_size'):g})")
                 val, test = (split, test) if split_name == "val" else (val, split)
-    for warning in _reshaped_images_warnings(notable, images=sum(len(s) for s in (train, val, test) if s is not None),
-                                             root=root, size=cfg.img_size, background=cfg.background):
+    for warning in reshaped_images_warnings(notable, images=sum(len(s) for s in (train, val, test) if s is not None),
+                                            root=root, size=cfg.img_size, background=cfg.background):
         log.warning("%s", warning)
     return train, val, test, classes
 
 
-def _reshaped_images_warnings(notable: Sequence[tuple[str, Original]], *, images: int, root: Path, size: int | None,
-                              background: int | None) -> list[str]:
-    """One line each for the images of `root` (`images` in all) that loading changes beyond scale, as `notable` names
-    them (`_notable`): those not square, stretched to `size` x `size` (data.img_size; without it they are refused), and
-    those with transparent pixels, dropped or composited onto `background` (data.background). A model deployed on
-    photos such as these must be fed them made the same way: `compress.predict` makes them so."""
+def reshaped_images_warnings(notable: Sequence[tuple[str | Path, Original]], *, images: int, size: int | None,
+                             background: int | None, root: Path | None = None, new_photos: bool = False) -> list[str]:
+    """One line each for the images (`images` in all, of `root` where given) that loading changes beyond scale, as
+    `notable` names them (`notable_images`): those not square, stretched to `size` x `size` (data.img_size; without it
+    they are refused), and those with transparent pixels, dropped or composited onto `background` (data.background).
+    Training says so of its image folder: a model deployed on photos such as these must be fed them made the same way,
+    as `compress.predict` makes them. With `new_photos`, `compress.predict` says so of the photos it classifies, made
+    by the model's recorded `size` and `background`: whether its training images were square is not recorded."""
     warnings = []
+    where = "" if root is None else f" in {root}"
     stretched = [(path, o) for path, o in notable if o.width != o.height]
     if stretched and size is not None:
         path, o = stretched[0]
         one = len(stretched) == 1
-        warnings.append(
-            f"{len(stretched):,} of {counted(images, 'image')} in {root} {'is' if one else 'are'} not square (e.g. {path} "
-            f"{o.width}x{o.height}): {'it is' if one else 'each is'} stretched to {size}x{size} (data.img_size), which "
-            f"changes {'its' if one else 'their'} aspect ratio, and compress.predict stretches new photos the same way; "
-            f"crop or pad {'it' if one else 'them'} to square first to keep {'its' if one else 'their'} shape")
+        each, its, them = ("it is", "its", "it") if one else ("each is", "their", "them")
+        # A model trained on photos of the same camera saw them stretched alike; one trained on squares needs a crop.
+        if new_photos:
+            how = (f"{each} stretched to {size}x{size}, the model's input, which changes "
+                   f"{its} aspect ratio; whether the model's training images were square is not recorded: if they "
+                   f"were, crop or pad {them} to square first to keep {its} shape")
+        else:
+            how = (f"{each} stretched to {size}x{size} (data.img_size), which changes "
+                   f"{its} aspect ratio, and compress.predict stretches new photos the same way; crop or pad {them} "
+                   f"to square first to keep {its} shape")
+        warnings.append(f"{len(stretched):,} of {counted(images, 'image')}{where} {'is' if one else 'are'} not square "
+                        f"(e.g. {path} {o.width}x{o.height}): {how}")
     transparent = [path for path, o in notable if o.transparent]
     if transparent:
         one = len(transparent) == 1
-        what = (f"{len(transparent):,} of {counted(images, 'image')} in {root} {'has' if one else 'have'} transparent "
+        what = (f"{len(transparent):,} of {counted(images, 'image')}{where} {'has' if one else 'have'} transparent "
                 f"pixels (e.g. {transparent[0]}): ")
-        if background is None:
+        if background is None and new_photos:
+            warnings.append(what + "the transparency is dropped, as it was for the model's training images "
+                            "(data.background=null), so the model sees the colours stored under those pixels")
+        elif background is None:
             warnings.append(what + "the transparency is dropped (data.background=null), so the model sees the colours "
                             "stored under those pixels; set data.background=0..255 to composite them onto that grey "
                             "level (255 white), the background a camera will see behind the object")
+        elif new_photos:
+            warnings.append(what + f"{'its' if one else 'their'} transparent pixels are composited onto grey level "
+                            f"{background}, as the model's training images were (data.background={background})")
         else:
             warnings.append(what + f"{'its' if one else 'their'} transparent pixels are composited onto grey level "
                             f"{background} (data.background={background}), as compress.predict composites new photos")

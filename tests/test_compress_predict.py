@@ -40,10 +40,11 @@ def checkpoint(tmp_path):
 
 @pytest.fixture()
 def photos(tmp_path):
+    """Square opaque photos of another size than the model's: nothing to warn of beyond what a test adds."""
     rng = np.random.default_rng(0)
     for i in range(3):
         (tmp_path / "photos" / "sub").mkdir(parents=True, exist_ok=True)
-        Image.fromarray((rng.random((24, 30, 3)) * 255).astype(np.uint8)).save(tmp_path / "photos" / "sub" / f"{i}.png")
+        Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(tmp_path / "photos" / "sub" / f"{i}.png")
     (tmp_path / "photos" / ".hidden.png").write_bytes(b"not an image")
     return tmp_path / "photos"
 
@@ -879,3 +880,55 @@ def test_non_square_and_transparent_photos_get_the_pixels_training_made_of_them(
     for split in (data.train, data.val, data.test):
         files = [tmp_path / "img" / p for p in split.paths]
         np.testing.assert_array_equal(_pixels(files, contract), split.x.float().div(255).numpy())
+
+
+@pytest.mark.parametrize("background", [None, 255])
+def test_non_square_and_transparent_photos_are_each_warned_about_once_as_training_warns(checkpoint, photos, tmp_path,
+                                                                                         capsys, caplog, background):
+    # Training warns of images it stretches or whose transparency it drops; compress.predict made new photos the same
+    # way without a word: a deployer's 4:3 camera photos were stretched to the model's square input unseen.
+    folder, _ = checkpoint
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"]["background"] = background  # data.background of the model's search
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    new = tmp_path / "new"
+    new.mkdir()
+    rng = np.random.default_rng(4)
+    Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(new / "a_square.png")
+    Image.fromarray((rng.random((20, 30, 3)) * 255).astype(np.uint8)).save(new / "b_wide.png")  # 30 wide, 20 high
+    Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8)).save(new / "c_tall.jpg")
+    cut = (rng.random((24, 24, 4)) * 255).astype(np.uint8)
+    cut[..., 3] = 255
+    Image.fromarray(cut, "RGBA").save(new / "d_opaque.png")  # an alpha channel, nothing transparent: not counted
+    cut[0, 0, 3] = 0
+    Image.fromarray(cut, "RGBA").save(new / "e_cut.png")
+    (new / "f_broken.png").write_bytes(b"")  # skipped: not among the images counted
+    stretched = (f"2 of 5 images are not square (e.g. {new / 'b_wide.png'} 30x20): each is stretched to 16x16, the "
+                 "model's input, which changes their aspect ratio; whether the model's training images were square is "
+                 "not recorded: if they were, crop or pad them to square first to keep their shape")
+    transparent = f"1 of 5 images has transparent pixels (e.g. {new / 'e_cut.png'}): " + (
+        "the transparency is dropped, as it was for the model's training images (data.background=null), so the model "
+        "sees the colours stored under those pixels" if background is None else
+        "its transparent pixels are composited onto grey level 255, as the model's training images were "
+        "(data.background=255)")
+    reshaped = lambda: [r.getMessage() for r in caplog.records  # noqa: E731
+                        if "not square" in r.getMessage() or "transparent pixels" in r.getMessage()]
+    for batch_size in (64, 2):  # once per call, counting over every batch
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="compress.predict"):
+            assert len(predict(folder, [new], batch_size=batch_size, skip_unreadable=True)) == 5
+        assert reshaped() == [stretched, transparent]
+    # the command line: on stderr, stdout and the --csv the predictions alone
+    assert main([str(folder), str(new), "--skip-unreadable", "--csv", str(tmp_path / "p.csv")]) == 0
+    said = capsys.readouterr()
+    assert [line.split("  ")[0] for line in said.out.splitlines()] == [str(f) for f in sorted(new.glob("[a-e]*"))]
+    assert [line for line in said.err.splitlines() if line in (stretched, transparent)] == [stretched, transparent]
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 6
+    # square opaque photos (one with an alpha channel, everywhere opaque): no warning
+    (photos / "sub" / "opaque.png").write_bytes((new / "d_opaque.png").read_bytes())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        assert len(predict(folder, [photos])) == 4
+    assert reshaped() == []
+    assert main([str(folder), str(photos)]) == 0
+    assert capsys.readouterr().err.startswith("classified with ")
