@@ -891,28 +891,56 @@ def _one_for_each(counts: dict[int, int], *, classes: list[int], sizes: list[int
     return counts
 
 
-def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool,
-              one_for_each: bool = True) -> tuple[Split, Split, bool]:
+def _path_ranks(paths: Sequence[str], seed: int) -> torch.Tensor:
+    """Each image's rank (0 first) when ordered by a keyed hash of `seed` and its path (Unicode NFC, so a name written
+    by macOS and by Linux is one key): a rank decided by the image's own path alone, not by its place in the listing."""
+    import hashlib
+    import unicodedata
+
+    keys = [hashlib.blake2b(f"{seed}:{unicodedata.normalize('NFC', p)}".encode(), digest_size=8).digest() for p in paths]
+    order = sorted(range(len(paths)), key=lambda i: (keys[i], paths[i]))  # the path breaks a tie of the 8-byte hashes
+    ranks = torch.empty(len(paths), dtype=torch.int64)
+    ranks[torch.tensor(order, dtype=torch.int64)] = torch.arange(len(paths))
+    return ranks
+
+
+def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool, one_for_each: bool = True,
+              keyed: bool = True) -> tuple[Split, Split, bool]:
     """`split` less a held-out split of `size` (a fraction or a count), the held-out split, and whether a class rounded
-    to none was given an image (`_stratified_counts`)."""
+    to none was given an image (`_stratified_counts`).
+
+    Images with paths (an image folder's) are held out by `_path_ranks`: the lowest ranks of each class (of all images
+    without `stratify`). Whether an image is held out then depends on its own path, the seed and its class's count, not
+    on the other images: deleting or adding a photo moves no other image between the splits, except at the edge of a
+    class's count: the image that takes a deleted held-out photo's place (or gives its place to an added one), and one
+    where rounding changes the count. A draw with `torch.randperm` in the listing's order (idx data, which
+    has no paths, keeps it: the split of every committed Fashion-MNIST result; `keyed` false for an image folder: its
+    split before 2026-12-06, `split_as_recorded`) moved most of a class's held-out images when one photo was deleted,
+    and every later class's too, the generator being shared."""
     k = _count(size, len(split), what)
-    generator = torch.Generator().manual_seed(seed)
+    if keyed and split.paths is not None:
+        ranks = _path_ranks(split.paths, seed)
+
+        def first(members: torch.Tensor, count: int) -> torch.Tensor:
+            return members[ranks[members].argsort()[:count]]
+    else:
+        generator = torch.Generator().manual_seed(seed)
+
+        def first(members: torch.Tensor, count: int) -> torch.Tensor:
+            return members[torch.randperm(len(members), generator=generator)[:count]]
     rounded_up = False
     if stratify:
         held_parts = []
         counts = _stratified_counts(split.y, k, one_for_each=one_for_each)
         rounded_up = one_for_each and counts != _stratified_counts(split.y, k, one_for_each=False)
-        for c, count in counts.items():
-            members = (split.y == c).nonzero().flatten()
-            held_parts.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        for c, count in counts.items():  # in class order: the random draw's generator is shared, class after class
+            held_parts.append(first((split.y == c).nonzero().flatten(), count))
         held = torch.cat(held_parts).sort().values
-        keep = torch.ones(len(split), dtype=torch.bool)
-        keep[held] = False
-        rest = keep.nonzero().flatten()
     else:
-        perm = torch.randperm(len(split), generator=generator)
-        rest, held = perm[k:].sort().values, perm[:k].sort().values
-    return split.select(rest), split.select(held), rounded_up
+        held = first(torch.arange(len(split)), k).sort().values
+    keep = torch.ones(len(split), dtype=torch.bool)
+    keep[held] = False
+    return split.select(keep.nonzero().flatten()), split.select(held), rounded_up
 
 
 def held_out_gaps_warning(data: Dataset, cfg: DataConfig) -> str | None:
@@ -991,6 +1019,17 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
     false splits it as before a class rounded to none got a held-out image (`split_as_recorded`). `overridden`: the
     config keys the user set on the command line (`nas.config.overridden_keys`): a split size named there for data with
     that split of its own is warned about even at its default value."""
+    return _split_loaded(cfg, _read_unsplit(cfg, overridden=overridden), one_for_each=one_for_each)
+
+
+_Unsplit = tuple[Split, Split | None, Split | None, tuple[str, ...]]
+"""The images as read, before any is held out: train, the val and test splits the data brings (None where it brings
+none), and the class names."""
+
+
+def _read_unsplit(cfg: DataConfig, *, overridden: Collection[str] = ()) -> _Unsplit:
+    """The images `cfg` names, read and not yet split (`_Unsplit`), with the warning of a split size that holds nothing
+    out (`_unused_split_sizes`)."""
     if cfg.format == DataFormat.idx:
         train, test, classes = _load_idx_dataset(Path(cfg.root))
         _check_fits_memory(len(train) + len(test), channels=cfg.channels or train.x.shape[1], size=cfg.img_size,
@@ -1001,6 +1040,13 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
         train, val, test, classes = _load_imagefolder(cfg)
     if (unused := _unused_split_sizes(cfg, val=val, test=test, overridden=overridden)) is not None:
         log.warning("%s", unused)
+    return train, val, test, classes
+
+
+def _split_loaded(cfg: DataConfig, loaded: _Unsplit, *, one_for_each: bool = True, keyed: bool = True) -> Dataset:
+    """The `Dataset` of images read by `_read_unsplit`, with test and val held out of train where the data brings no
+    such split (`_hold_out`; `one_for_each` and `keyed` false give the splits of before, `split_as_recorded`)."""
+    train, val, test, classes = loaded
     held_out, rounded_up = [], []  # the splits held out of the training images, in the order drawn
     # Test first, from all the images, then val from what test left: a class too small for both (2 images: one stays in
     # training) gives its one held-out image to test. On purpose: test is where a class is measured, val where
@@ -1009,15 +1055,15 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
     # report the shipped model as covering it; and the test images stay those of data.test_size and the seed alone,
     # whatever data.val_size is, so members of studies with other val sizes are tested on the same images. Changing
     # the order would also change the test split of every folder with such a class, which studies and checkpoints
-    # record (`split_as_recorded` restores only the split of before `_one_for_each`).
+    # record (`split_as_recorded` restores only the splits of before `_one_for_each` and of before `_path_ranks`).
     if test is None:
         train, test, moved = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size",
-                                       stratify=cfg.stratify, one_for_each=one_for_each)
+                                       stratify=cfg.stratify, one_for_each=one_for_each, keyed=keyed)
         held_out.append("test")
         rounded_up += ["test"] if moved else []
     if val is None:
         train, val, moved = _hold_out(train, cfg.val_size, seed=cfg.split_seed, what="data.val_size",
-                                      stratify=cfg.stratify, one_for_each=one_for_each)
+                                      stratify=cfg.stratify, one_for_each=one_for_each, keyed=keyed)
         held_out.append("val")
         rounded_up += ["val"] if moved else []
     counts = torch.bincount(train.y, minlength=len(classes)).tolist()
@@ -1112,26 +1158,44 @@ def _said_before(record: logging.LogRecord) -> bool:
 
 
 def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:
-    """`data`, or its images split again as before a class rounded to none got a held-out image (2026-12-05) where
-    `digests` (`split_digest` by split name: a study's record, or a checkpoint's test split) are of that split and not
-    of `data`'s: a study made then resumes on the val images its trials were scored on, and a checkpoint is tested on
-    the images it was not trained on, rather than being refused as made with other images. Reads the images again, and
-    only then, without giving that read's warnings (images left out, say) again: they are of the same folder and
-    settings as those of the read that made `data`, which gave them, and search.log would carry each twice."""
-    if not data.rounded_up or not digests:
+    """`data`, or its images split again as an earlier version split them where `digests` (`split_digest` by split
+    name: a study's record, or a checkpoint's test split) are of that split and not of `data`'s: held out by a random
+    draw in the listing's order, before images were held out by their paths (`_path_ranks`, 2026-12-06), and before
+    that also without a held-out image for a class rounded to none (2026-12-05). A study made then resumes on the val
+    images its trials were scored on, and a checkpoint is tested on the images it was not trained on, rather than being
+    refused as made with other images. Reads the images again, and only then, without giving that read's warnings
+    (images left out, say) again: they are of the same folder and settings as those of the read that made `data`, which
+    gave them, and search.log would carry each twice."""
+    # an image folder's held-out splits were drawn at random before; idx data (no paths) still is, and only its counts
+    # can have changed
+    keyed = bool(data.held_out) and data.train.paths is not None
+    if not (keyed or data.rounded_up) or not digests:
         return data
-    if all(split_digest(getattr(data, k)) == v for k, v in digests.items() if k in ("train", "val", "test")):
+
+    def recorded(d: Dataset) -> bool:
+        return all(split_digest(getattr(d, k)) == v for k, v in digests.items() if k in SPLIT_NAMES)
+
+    if recorded(data):
         return data
+    # newest first; the counts do not depend on the draw, so before _one_for_each only where it changed them
+    ways = [(False, True)] * keyed + [(False, False)] * bool(data.rounded_up)
     log.addFilter(_said_before)  # on this module's logger only, and only while it reads the images again
     try:
-        before = load_dataset(cfg, one_for_each=False)
+        loaded = _read_unsplit(cfg)
     finally:
         log.removeFilter(_said_before)
-    if not all(split_digest(getattr(before, k)) == v for k, v in digests.items() if k in ("train", "val", "test")):
-        return data  # other images: the caller refuses them as it did
-    log.warning("kept the split of %s that the study or checkpoint was made with, from before a class rounded to none "
-                "got a held-out image: a new study (or search) gets one in %s", cfg.root, " and ".join(data.rounded_up))
-    return before
+    for way_keyed, one_for_each in ways:
+        before = _split_loaded(cfg, loaded, one_for_each=one_for_each, keyed=way_keyed)
+        if recorded(before):
+            since = ([("held-out images were chosen by their file paths",
+                       "keeps each image in its split when photos are added or removed")] if keyed else []) + (
+                [("a class rounded to none got a held-out image", f"gets one in {' and '.join(data.rounded_up)}")]
+                if not one_for_each else [])
+            log.warning("kept the split of %s that the study or checkpoint was made with, from before %s: a new study "
+                        "(or search) %s", cfg.root, " and before ".join(what for what, _ in since),
+                        ", and ".join(then for _, then in since))
+            return before
+    return data  # other images: the caller refuses them as it did
 
 
 IMBALANCE_WARN_RATIO = 10.0
@@ -1177,8 +1241,9 @@ def class_summary(data: Dataset, *, digests: SplitImageDigests | None = None) ->
         split: Split = getattr(data, name)
         for digest, c in zip(_image_digests_of(data, name, digests), split.y.tolist()):
             images[c].append(digest)
-    # Of the class's images as a set, not of each split's: the held-out draw follows every class's count, so images
-    # added to one class move other classes' images between train, val and test, and those classes did not change.
+    # Of the class's images as a set, not of each split's: each class's held-out count follows the others' sizes, so
+    # images added to one class can move another class's image at the edge of its count between train, val and test
+    # (and moved most of them while the draw was random, before 2026-12-06), and that class did not change.
     return [[*(n[c] for n in counts), hashlib.sha256(b"".join(sorted(images[c]))).hexdigest()[:8]] for c in names]
 
 

@@ -225,6 +225,120 @@ def test_held_out_splits_keep_every_class_of_an_unbalanced_folder(tmp_path):
     assert min(rare_in_test) == 0
 
 
+def _split_of(ds):
+    """Each image's split by its path: {"a/3.png": "val", ...}."""
+    return {path: name for name in ("train", "val", "test") for path in getattr(ds, name).paths}
+
+
+def _counts(ds, n_classes):
+    return {name: torch.bincount(getattr(ds, name).y, minlength=n_classes).tolist() for name in ("train", "val", "test")}
+
+
+def test_deleting_a_photo_moves_no_other_image_between_train_val_and_test(tmp_path):
+    # One bad photo deleted: with a randperm of each class from one shared generator, its class was drawn anew, and
+    # every class after it, so images a model was trained on landed in the test split of the next run.
+    root = _folder(tmp_path, {"a": 21, "b": 20, "c": 20})
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None)
+    before = load_dataset(cfg)
+    gone = before.train.paths[0]  # a training image of class a, whose held-out counts (4 test, 2 val) stay
+    assert gone.startswith("a/")
+    (root / gone).unlink()
+    after = load_dataset(cfg)
+    assert _counts(after, 3) == {"train": [14, 14, 15], "val": [2, 2, 1], "test": [4, 4, 4]}
+    assert _counts(before, 3)["train"] == [15, 14, 15]
+    assert _split_of(after) == {path: name for path, name in _split_of(before).items() if path != gone}
+
+
+def test_adding_a_photo_moves_no_image_of_another_class_and_at_most_one_per_held_out_split_of_its_own(tmp_path):
+    root = _folder(tmp_path, {"a": 21, "b": 20, "c": 20})
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None)
+    before = load_dataset(cfg)
+    _png(root / "a" / "new.png", 8, 99)
+    after = load_dataset(cfg)
+    assert _counts(after, 3)["val"] == _counts(before, 3)["val"] and _counts(after, 3)["test"] == [4, 4, 4]
+    now = _split_of(after)
+    moved = [path for path, name in _split_of(before).items() if now[path] != name]
+    # the counts did not change, so only a held-out image of class a that the new photo took the place of may move (to
+    # train, or from test to val when val draws it from what test left): never more than two
+    assert all(path.startswith("a/") for path in moved) and len(moved) <= 2, moved
+
+
+def test_held_out_images_are_fixed_by_split_seed_and_another_seed_draws_others(tmp_path):
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, {"a": 20, "b": 20})),
+                     img_size=None)
+    first = load_dataset(cfg)
+    assert _split_of(load_dataset(cfg)) == _split_of(first)
+    other = load_dataset(dataclasses.replace(cfg, split_seed=1))
+    assert _counts(other, 2) == _counts(first, 2) and set(other.test.paths) != set(first.test.paths)
+    assert set(other.val.paths) != set(first.val.paths)
+
+
+@pytest.mark.parametrize("sizes, stratify", [({"a": 21, "b": 20, "c": 20}, True), ({"a": 20, "b": 20, "rare": 4}, True),
+                                             ({"common": 30, "rare": 4, "single": 1}, True), ({"a": 30, "b": 7}, False)])
+def test_images_held_out_by_their_paths_keep_the_per_class_counts_of_the_random_draw(tmp_path, monkeypatch, sizes,
+                                                                                     stratify):
+    import nas.data
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, sizes)), img_size=None,
+                     stratify=stratify)
+    now = load_dataset(cfg)
+    monkeypatch.setattr(nas.data, "_hold_out", _hold_out_in_listing_order)
+    then = load_dataset(cfg)
+    if stratify:
+        assert _counts(now, len(sizes)) == _counts(then, len(sizes))
+    else:  # only the split sizes are fixed
+        assert {k: sum(v) for k, v in _counts(now, len(sizes)).items()} == {
+            k: sum(v) for k, v in _counts(then, len(sizes)).items()}
+    assert _split_of(now) != _split_of(then)
+
+
+@pytest.mark.parametrize("stratify", [False, True])
+def test_idx_data_keeps_the_random_draw_of_its_val_split(tiny_idx_root, monkeypatch, stratify):
+    # idx files have no path per image and do not change: their split is the one committed results were measured on
+    import nas.data
+
+    cfg = _idx_cfg(tiny_idx_root, val_size=0.25, stratify=stratify)
+    now = load_dataset(cfg)
+    monkeypatch.setattr(nas.data, "_hold_out", _hold_out_in_listing_order)
+    then = load_dataset(cfg)
+    assert torch.equal(now.val.x, then.val.x) and torch.equal(now.val.y, then.val.y)
+    assert torch.equal(now.train.y, then.train.y) and torch.equal(now.test.x, then.test.x)
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST).is_dir(), reason="Fashion-MNIST is not installed")
+def test_fashion_mnist_val_split_is_the_random_draw_committed_results_were_measured_on():
+    from nas.data import _find_idx
+
+    data = load_dataset(DataConfig(name="fashion_mnist", root=FASHION_MNIST, stratify=False))  # its data config's
+    y = torch.from_numpy(read_idx(_find_idx(Path(FASHION_MNIST), "train-labels-idx1-ubyte")).astype(np.int64))
+    index = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))[:6_000].sort().values  # split_seed 0
+    assert torch.equal(data.val.y, y[index])
+    x = torch.from_numpy(read_idx(_find_idx(Path(FASHION_MNIST), "train-images-idx3-ubyte")).copy())
+    assert torch.equal(data.val.x[:, 0], x[index])
+
+
+def test_a_study_or_checkpoint_made_before_images_were_held_out_by_their_paths_keeps_its_split(tmp_path, monkeypatch,
+                                                                                             caplog):
+    from nas.data import data_identity, split_as_recorded
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, {"a": 20, "b": 20})),
+                     img_size=None)
+    now = load_dataset(cfg)
+    with monkeypatch.context() as m:
+        _split_as_before(m)
+        then = data_identity(load_dataset(cfg))["digests"]
+    assert then["test"] != data_identity(now)["digests"]["test"] and now.rounded_up == ()
+    with caplog.at_level("WARNING", logger="nas.data"):
+        kept = split_as_recorded(cfg, now, then)
+        assert data_identity(kept)["digests"] == then
+        assert split_as_recorded(cfg, now, {"test": then["test"]}).test.paths == kept.test.paths  # a checkpoint's
+    assert caplog.messages == [f"kept the split of {tmp_path} that the study or checkpoint was made with, from before "
+                               "held-out images were chosen by their file paths: a new study (or search) keeps each "
+                               "image in its split when photos are added or removed"] * 2
+    assert split_as_recorded(cfg, now, data_identity(now)["digests"]) is now
+    assert split_as_recorded(cfg, now, {**then, "val": "0" * 16}) is now  # other images: refused by the caller
+
+
 def _stratified_counts_before_one_for_each(labels, k, **_):
     """What nas.data._stratified_counts gave before every class that can spare an image got one (commit ccd2cc9), the
     split that studies made then recorded the digests of: largest remainders, each class keeping an image while the
@@ -240,6 +354,42 @@ def _stratified_counts_before_one_for_each(labels, k, **_):
             for i in (i for i in order if counts[i] < sizes[i] - keep):
                 counts[i] += sum(counts) < k
     return dict(zip(classes, counts))
+
+
+def _hold_out_in_listing_order(split, size, *, seed, what, stratify, one_for_each=True, **_):
+    """What nas.data._hold_out did before held-out images were chosen by their paths (2026-12-06), the split that
+    studies and checkpoints made then recorded the digests of: one generator, a randperm of each class in turn (of all
+    images without stratify), in the listing's order."""
+    import nas.data
+
+    k = nas.data._count(size, len(split), what)
+    generator = torch.Generator().manual_seed(seed)
+    rounded_up = False
+    if stratify:
+        held_parts = []
+        counts = nas.data._stratified_counts(split.y, k, one_for_each=one_for_each)
+        rounded_up = one_for_each and counts != nas.data._stratified_counts(split.y, k, one_for_each=False)
+        for c, count in counts.items():
+            members = (split.y == c).nonzero().flatten()
+            held_parts.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        held = torch.cat(held_parts).sort().values
+        keep = torch.ones(len(split), dtype=torch.bool)
+        keep[held] = False
+        rest = keep.nonzero().flatten()
+    else:
+        perm = torch.randperm(len(split), generator=generator)
+        rest, held = perm[k:].sort().values, perm[:k].sort().values
+    return split.select(rest), split.select(held), rounded_up
+
+
+def _split_as_before(m, *, one_for_each=True):
+    """Patch (with pytest's MonkeyPatch `m`) nas.data to split as before held-out images were chosen by their paths,
+    and with `one_for_each` false as before a class rounded to none got a held-out image too."""
+    import nas.data
+
+    m.setattr(nas.data, "_hold_out", _hold_out_in_listing_order)
+    if not one_for_each:
+        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
 
 
 def _folder(root, sizes):
@@ -309,16 +459,21 @@ def test_a_study_or_checkpoint_made_before_a_rare_class_got_a_val_image_keeps_it
         now = load_dataset(cfg)
     assert len(caplog.messages) == 1 and "left out" in caplog.messages[0]
     with monkeypatch.context() as m:
-        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
-        then = nas.data.data_identity(load_dataset(cfg))["digests"]  # what a study made then recorded
-    assert now.rounded_up == ("val",) and then["val"] != split_digest(now.val) and then["test"] == split_digest(now.test)
+        _split_as_before(m)
+        drawn = load_dataset(cfg)  # drawn as before 2026-12-06, a val image for the rare class
+        _split_as_before(m, one_for_each=False)
+        then = nas.data.data_identity(load_dataset(cfg))["digests"]  # what a study made before 2026-12-05 recorded
+    assert now.rounded_up == drawn.rounded_up == ("val",) and then["val"] != split_digest(now.val)
+    assert then["test"] == split_digest(drawn.test) and then["val"] != split_digest(drawn.val)  # only val's counts moved
     caplog.clear()
     with caplog.at_level("WARNING", logger="nas.data"):
         kept = split_as_recorded(cfg, now, then)
     assert nas.data.data_identity(kept)["digests"] == then and kept.rounded_up == ()
     # reading the images again does not give the first read's warnings again (search.log carried them twice)
-    assert caplog.messages == [f"kept the split of {tmp_path} that the study or checkpoint was made with, from before a "
-                               "class rounded to none got a held-out image: a new study (or search) gets one in val"]
+    assert caplog.messages == [f"kept the split of {tmp_path} that the study or checkpoint was made with, from before "
+                               "held-out images were chosen by their file paths and before a class rounded to none got "
+                               "a held-out image: a new study (or search) keeps each image in its split when photos are "
+                               "added or removed, and gets one in val"]
     assert split_as_recorded(cfg, now, nas.data.data_identity(now)["digests"]) is now  # a study of this split
     assert split_as_recorded(cfg, now, {**then, "val": "0" * 16}) is now  # other images: refused by the caller
 
@@ -337,7 +492,7 @@ def test_load_search_data_of_a_run_folder_gives_the_split_its_study_was_made_wit
     cfg = DataConfig(name="x", format=DataFormat.imagefolder,
                      root=str(_folder(tmp_path / "images", {"a": 20, "b": 20, "rare": 4})), img_size=None)
     with monkeypatch.context() as m:
-        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        _split_as_before(m, one_for_each=False)
         then = load_dataset(cfg)  # the split a study made then was scored on
 
     def study(folder, identity, *, db=None):
@@ -391,7 +546,7 @@ def test_a_checkpoint_tested_before_a_rare_class_got_a_test_image_is_tested_on_t
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "img", {"a": 40, "b": 40, "rare": 2})),
                      img_size=None)
     with monkeypatch.context() as m:
-        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        _split_as_before(m, one_for_each=False)
         then = load_dataset(cfg).test
     now = load_dataset(cfg)
     assert now.rounded_up == ("test",) and then.y.bincount(minlength=3).tolist() == [8, 8, 0]
@@ -417,8 +572,11 @@ def test_a_class_left_out_of_a_held_out_split_is_named_in_a_warning(tmp_path):
     assert load({"a": 20, "b": 20, "c": 20}, val_size=2) == (
         "class 'c' (20 images) has no val image: data.val_size=2 holds out 2 images for 3 classes; hold out 3 or more; "
         "the val accuracy (which the search maximises) never looks at it")
-    assert load({"a": 30, "rare": 4}, stratify=False, split_seed=0, test_size=0.2).startswith("class 'rare' (4 images) has no test image: data.stratify=false draws held-out images at "
-                             "random (data.stratify=true gives one to every class of 3 or more images)")
+    # a seed whose draw of all images leaves the 4-image class out of test (and not out of val), whichever it is
+    said = next(w for w in (load({"a": 30, "rare": 4}, stratify=False, split_seed=s, test_size=0.2) for s in range(8))
+                if w is not None and " has no test image: " in w)
+    assert said.startswith("class 'rare' (4 images) has no test image: data.stratify=false draws held-out images at "
+                           "random (data.stratify=true gives one to every class of 3 or more images)")
 
 
 def test_unbalanced_training_classes_are_named_in_a_warning(tmp_path):

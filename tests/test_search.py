@@ -324,9 +324,8 @@ def test_the_command_line_passes_the_keys_it_sets_to_run_search(tmp_path):
 def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(tmp_path, compose_cfg, monkeypatch):
     # 20, 20 and 4 images: val took none of the 4-image class before (0.34 of an image). Now it takes one, and a study
     # made then was refused as made with other images, its trials lost; it resumes on its own split, and says so.
-    import nas.data
     from PIL import Image
-    from tests.test_data import _stratified_counts_before_one_for_each
+    from tests.test_data import _split_as_before
 
     rng = np.random.default_rng(0)
     for name, n in (("a", 20), ("b", 20), ("rare", 4)):
@@ -338,13 +337,14 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
             f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=old", "search.progress=false", "compress=none",
             "final_train=none"]
     with monkeypatch.context() as m:
-        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        _split_as_before(m, one_for_each=False)
         run_search(compose_cfg(*args, "search.n_trials=1"))
     result = run_search(compose_cfg(*args, "search.n_trials=2"))
     assert result.n_complete == 2
     log_text = (result.run_dir / "search.log").read_text()
-    kept = (f"kept the split of {tmp_path / 'images'} that the study or checkpoint was made with, from before a class "
-            "rounded to none got a held-out image: a new study (or search) gets one in val")
+    kept = (f"kept the split of {tmp_path / 'images'} that the study or checkpoint was made with, from before held-out "
+            "images were chosen by their file paths and before a class rounded to none got a held-out image: a new "
+            "study (or search) keeps each image in its split when photos are added or removed, and gets one in val")
     gap = ("class 'rare' (4 images) has no val image: the split a study or checkpoint was made with, from before a "
            "class rounded to none got one; a new search.study_name gets one; the val accuracy (which the search "
            "maximises) never looks at it")
