@@ -13,7 +13,7 @@ import math
 import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Collection, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -1157,15 +1157,33 @@ def _said_before(record: logging.LogRecord) -> bool:
     return False
 
 
+def _unsplit(data: Dataset) -> _Unsplit | None:
+    """An image folder's images as `_read_unsplit` read them, put back together from `data`'s splits (None for idx
+    data, whose images have no paths): the held-out splits returned to train in the folder's order, by class and then
+    by path as `image_files_in` sorts them (every path of a class shares its class folder, so the sort of the relative
+    paths' parts is that of the files'). Saves reading a large folder again just to draw its split another way."""
+    if data.train.paths is None or any(getattr(data, name).paths is None for name in data.held_out):
+        return None
+    parts = [data.train, *(getattr(data, name) for name in data.held_out)]
+    paths = [path for part in parts for path in part.paths or ()]
+    y = torch.cat([part.y for part in parts])
+    labels = y.tolist()
+    order = torch.tensor(sorted(range(len(paths)), key=lambda i: (labels[i], PurePosixPath(paths[i]).parts)),
+                         dtype=torch.int64)
+    train = Split(torch.cat([part.x for part in parts]), y, tuple(paths)).select(order)
+    return (train, None if "val" in data.held_out else data.val, None if "test" in data.held_out else data.test,
+            data.classes)
+
+
 def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:
     """`data`, or its images split again as an earlier version split them where `digests` (`split_digest` by split
     name: a study's record, or a checkpoint's test split) are of that split and not of `data`'s: held out by a random
     draw in the listing's order, before images were held out by their paths (`_path_ranks`, 2026-12-06), and before
     that also without a held-out image for a class rounded to none (2026-12-05). A study made then resumes on the val
     images its trials were scored on, and a checkpoint is tested on the images it was not trained on, rather than being
-    refused as made with other images. Reads the images again, and only then, without giving that read's warnings
-    (images left out, say) again: they are of the same folder and settings as those of the read that made `data`, which
-    gave them, and search.log would carry each twice."""
+    refused as made with other images. An image folder's images are split again from `data` (`_unsplit`); idx data's
+    are read again, and only then, without giving that read's warnings again: they are of the same files and settings
+    as those of the read that made `data`, which gave them, and search.log would carry each twice."""
     # an image folder's held-out splits were drawn at random before; idx data (no paths) still is, and only its counts
     # can have changed
     keyed = bool(data.held_out) and data.train.paths is not None
@@ -1179,11 +1197,12 @@ def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | 
         return data
     # newest first; the counts do not depend on the draw, so before _one_for_each only where it changed them
     ways = [(False, True)] * keyed + [(False, False)] * bool(data.rounded_up)
-    log.addFilter(_said_before)  # on this module's logger only, and only while it reads the images again
-    try:
-        loaded = _read_unsplit(cfg)
-    finally:
-        log.removeFilter(_said_before)
+    if (loaded := _unsplit(data)) is None:  # idx data: its images' order is read from the files again
+        log.addFilter(_said_before)  # on this module's logger only, and only while it reads the images again
+        try:
+            loaded = _read_unsplit(cfg)
+        finally:
+            log.removeFilter(_said_before)
     for way_keyed, one_for_each in ways:
         before = _split_loaded(cfg, loaded, one_for_each=one_for_each, keyed=way_keyed)
         if recorded(before):

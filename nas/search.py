@@ -845,8 +845,8 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
 
 
 def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
-    """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once (`split_as_recorded` reads
-    the data twice but gives its warnings once; a line given twice all the same is listed once)."""
+    """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once (`split_as_recorded` may
+    read idx data twice but gives its warnings once; a line given twice all the same is listed once)."""
     return list(dict.fromkeys([*(record.getMessage() for record in earlier), *warned]))
 
 

@@ -319,15 +319,21 @@ def test_fashion_mnist_val_split_is_the_random_draw_committed_results_were_measu
 
 def test_a_study_or_checkpoint_made_before_images_were_held_out_by_their_paths_keeps_its_split(tmp_path, monkeypatch,
                                                                                              caplog):
+    import nas.data
     from nas.data import data_identity, split_as_recorded
 
-    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, {"a": 20, "b": 20})),
-                     img_size=None)
+    root = _folder(tmp_path, {"a": 20, "b": 20})
+    # subfolders whose paths sort otherwise as strings ("2024-06/" before "2024/") than as the listing sorts them
+    for i, name in enumerate(("2024/0.png", "2024-06/0.png", "2024-06.png", "Z.png", "\u00e9.png")):
+        _png(root / "a" / name, 8, 100 + i)
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None)
     now = load_dataset(cfg)
     with monkeypatch.context() as m:
         _split_as_before(m)
         then = data_identity(load_dataset(cfg))["digests"]
     assert then["test"] != data_identity(now)["digests"]["test"] and now.rounded_up == ()
+    # split again from the images loaded, in the folder's order: not read again
+    monkeypatch.setattr(nas.data, "_read_unsplit", lambda *a, **k: pytest.fail("the images were read again"))
     with caplog.at_level("WARNING", logger="nas.data"):
         kept = split_as_recorded(cfg, now, then)
         assert data_identity(kept)["digests"] == then

@@ -349,10 +349,10 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
            "class rounded to none got one; a new search.study_name gets one; the val accuracy (which the search "
            "maximises) never looks at it")
     assert log_text.index(kept) < log_text.rindex(gap)  # both of the resumed run
-    # The resumed run read the images twice (its split, then the study's) and logged their warning twice.
+    # The resumed run split its images the study's way without reading them again: their warning once a run.
     unread = f"{tmp_path / 'images'}: 1 image file of formats that are not read is left out"
     assert log_text.count(unread) == 2  # once for each run
-    export_study(compose_cfg(*args))  # python -m nas.report's rebuild reads them twice as well
+    export_study(compose_cfg(*args))  # python -m nas.report's rebuild as well
     assert (result.run_dir / "search.log").read_text().count(unread) == 3
 
 
