@@ -870,7 +870,8 @@ def test_non_square_and_transparent_photos_get_the_pixels_training_made_of_them(
     rng = np.random.default_rng(2)
     for c in ("a", "b"):
         (tmp_path / "img" / c).mkdir(parents=True)
-        Image.fromarray((rng.random((120, 200, 3)) * 255).astype(np.uint8)).save(tmp_path / "img" / c / "wide.jpg")
+        for name in ("wide.jpg", "wide2.jpg"):  # 3 images a class: whichever 2 of the 6 are held out, both keep one
+            Image.fromarray((rng.random((120, 200, 3)) * 255).astype(np.uint8)).save(tmp_path / "img" / c / name)
         rgba = (rng.random((30, 20, 4)) * 255).astype(np.uint8)
         rgba[..., 3] = np.where(rng.random((30, 20)) < 0.5, 0, 255)
         Image.fromarray(rgba, "RGBA").save(tmp_path / "img" / c / "cut.png")
