@@ -28,6 +28,7 @@ from nas.checkpoint import replacing, replacing_together
 from nas.data import Split, iterate_batches
 from nas.train import accuracy  # noqa: F401 - re-exported for callers (it lives beside nas.train's other metrics)
 from nas.errors import CheckpointError
+from nas.sigstack import signal_stack_kept
 
 if TYPE_CHECKING:
     import onnx
@@ -221,7 +222,8 @@ def openvino_runner(xml_path: str | os.PathLike, *, threads: int = 2) -> Callabl
 
     core = ov.Core()
     model = read_openvino(core, xml_path)
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads)})
+    with signal_stack_kept():  # the CPU plugin's own signal stack, unmapped when it is freed, never left in use
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads)})
     request = compiled.create_infer_request()
     out = compiled.output(0)
     return lambda x: request.infer({0: x})[out].copy()

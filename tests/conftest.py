@@ -245,3 +245,16 @@ def deliver_signal(signum: int) -> None:
     handler = signal.getsignal(signum)
     if callable(handler):
         handler(signum, None)
+
+
+def relu_onnx(path: Path, *, shape: tuple[int, ...] = (1, 1, 4, 4)) -> Path:
+    """A one-node ONNX model (Relu) of input `shape`, written to `path` in milliseconds (no torch export): for tests of
+    what compiling and freeing a model does, not of its outputs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

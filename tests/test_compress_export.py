@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from conftest import start_stopped_writer, stop
+from conftest import relu_onnx, start_stopped_writer, stop
 
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import export_onnx, remove_dead_writers_temps
@@ -88,3 +88,17 @@ def test_agreement_excuses_top1_flips_on_near_tied_images_but_counts_decided_one
     assert agree["max_abs_diff"] == 4.0 and abs(agree["near_tie_margin"] - 0.02) < 1e-6
     same = agreement(reference, reference)
     assert same["top1_agreement"] == same["top1_agreement_decided"] == 1.0 and same["near_tie_flips"] == 0
+
+
+def test_openvino_runners_freed_in_the_order_made_leave_the_threads_signal_stack_as_it_was(tmp_path):
+    # Each runner's CPU plugin made its own alternate signal stack the thread's and unmapped it when freed: two freed in
+    # the order made left the thread on the first one's unmapped stack (the next Ctrl-C: SIGSEGV, tests/test_sigstack.py)
+    from compress.export import export_openvino, openvino_runner
+    from nas.sigstack import signal_stack
+
+    xml = export_openvino(relu_onnx(tmp_path / "relu.onnx"), tmp_path / "relu.xml", in_chans=1, img_size=4)
+    before = signal_stack()
+    first, second = openvino_runner(xml, threads=1), openvino_runner(xml, threads=1)
+    assert signal_stack() == before
+    del first, second  # in the order made
+    assert signal_stack() == before

@@ -30,7 +30,7 @@ from nas.latency.profile import (
     to_tool_config,
 )
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
-from conftest import deliver_signal
+from conftest import deliver_signal, relu_onnx
 
 TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConfig(mixer="attn", depth=1, width=16)))
 
@@ -83,6 +83,20 @@ def test_bound_io_runner_gives_the_same_outputs_as_the_default_call(tmp_path):
         np.testing.assert_allclose(bound(x), plain(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="openvino"):
         make_runner(path, runtime="onnxruntime", precision="fp32", threads=1, input_shape=shape, bound_io=True)
+
+
+def test_openvino_runners_freed_in_the_order_made_leave_the_threads_signal_stack_as_it_was(tmp_path):
+    # Each runner's CPU plugin made its own alternate signal stack the thread's and unmapped it when freed: two freed in
+    # the order made left the thread on the first one's unmapped stack (the next Ctrl-C: SIGSEGV, tests/test_sigstack.py)
+    from nas.sigstack import signal_stack
+
+    path = relu_onnx(tmp_path / "relu.onnx")
+    before = signal_stack()
+    first = make_runner(path, runtime="openvino", precision="fp32", threads=1, input_shape=(1, 1, 4, 4))
+    second = make_runner(path, runtime="openvino", precision="fp32", threads=1, input_shape=(1, 1, 4, 4), bound_io=True)
+    assert signal_stack() == before
+    del first, second  # in the order made
+    assert signal_stack() == before
 
 
 def test_a_second_session_with_an_export_dir_times_the_same_files_without_exporting(cpu, tmp_path, monkeypatch):

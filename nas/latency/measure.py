@@ -26,6 +26,7 @@ import numpy as np
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text
 from nas.errors import ConfigError, DataError, counted
+from nas.sigstack import signal_stack_kept
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -317,7 +318,8 @@ def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape:
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY"}
     if perf_count:
         config["PERF_COUNT"] = True
-    return core.compile_model(model, "CPU", config).create_infer_request()
+    with signal_stack_kept():  # the CPU plugin's own signal stack, unmapped when it is freed, never left in use
+        return core.compile_model(model, "CPU", config).create_infer_request()
 
 
 def make_runner(onnx_path: str | os.PathLike, *, runtime: str, precision: str, threads: int,

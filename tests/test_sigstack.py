@@ -1,0 +1,51 @@
+"""nas.sigstack: OpenVINO's CPU plugin leaves no thread on an unmapped alternate signal stack, whatever order its
+runners are freed in, so a signal (Ctrl-C) still reaches Python's handler."""
+
+import ctypes
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import relu_onnx
+
+from nas.sigstack import _sigaltstack, _Stack, signal_stack, signal_stack_kept
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack of Linux's kind")
+
+
+def test_the_stack_a_block_sets_is_put_back_as_it_was():
+    before = signal_stack()
+    other = ctypes.create_string_buffer(64 * 1024)
+    with signal_stack_kept():
+        _sigaltstack(_Stack(ctypes.addressof(other), 0, len(other)))  # what OpenVINO's CPU plugin does as it is made
+        assert signal_stack() == (ctypes.addressof(other), len(other), 0)
+    assert signal_stack() == before
+
+
+def test_ctrl_c_after_openvino_runners_replaced_in_a_loop_raises_keyboardinterrupt(tmp_path):
+    # Each runner's CPU plugin made its own signal stack the thread's, remembering the one before (the previous plugin's),
+    # and unmapped its own when freed: runners replaced in a loop (each freed after the next was made), then the last
+    # one freed, left the thread on an earlier plugin's unmapped stack, and Ctrl-C (a notebook's interrupt) ended the
+    # process with SIGSEGV inside kill() instead of raising KeyboardInterrupt. faulthandler.enable() as pytest and
+    # ipykernel do (its own stack is the one to come back to; without it the crash was the same).
+    code = (
+        "import faulthandler, os, signal, sys, time\n"
+        "faulthandler.enable()\n"
+        "from nas.latency.measure import make_runner\n"
+        "run = None\n"
+        "for _ in range(3):\n"
+        "    run = make_runner(sys.argv[1], runtime='openvino', precision='fp32', threads=1, input_shape=(1, 1, 4, 4))\n"
+        "del run\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(relu_onnx(tmp_path / "relu.onnx"))], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "stopped\n"), done.stderr[-2000:]
