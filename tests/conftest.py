@@ -236,10 +236,11 @@ def deliver_signal(signum: int) -> None:
     """What the delivery of `signum` to this process does at Python's level, here and now: its Python handler runs (a
     signal ignored, or at its default, does nothing here; at its default the OS would end the process). The in-process
     signal tests use it instead of `os.kill(os.getpid(), signum)`: in the fast suite's long-lived process, after the
-    earlier tests, a signal this process sent itself ended it with SIGSEGV inside kill() (the handler delivered onto a
-    bad alternate signal stack or address, left by a native library of an earlier test, most likely; not found). What
-    they check is which handler the code installs and what raising from it does; the OS's own delivery to a fresh
-    process is in the slow background-job tests (test_a_background_search_stops_its_final_training_and_compression_on_sigint)."""
+    earlier tests, a signal this process sent itself ended it with SIGSEGV inside kill(). The cause, since fixed: two
+    OpenVINO runners freed in the order made (test_bound_io_runner_gives_the_same_outputs_as_the_default_call) left
+    the thread on the unmapped alternate signal stack of OpenVINO's CPU plugin (nas.sigstack). What they check is
+    which handler the code installs and what raising from it does; the OS's own delivery to a fresh process is in the
+    slow background-job tests (test_a_background_search_stops_its_final_training_and_compression_on_sigint)."""
     import signal
 
     handler = signal.getsignal(signum)
