@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any, Iterator
@@ -224,22 +225,97 @@ def help_on_stdout() -> Iterator[None]:
             sys.stdout.write(printed.getvalue())
 
 
+class _PassedOn(logging.Handler):
+    """Stands in for a logger's own handlers and its propagation while `logging_to` has lowered the logger to INFO:
+    passes a record on, to those handlers and then (where the logger propagated) up its chain as `Logger.callHandlers`
+    does, each handler's level and each logger's `propagate` honoured, only when the record is at a level the logging
+    setup let through without the blocks (`_level_without_blocks`). The handlers of another lowered logger up the chain
+    are its blocks' and get every record. The blocks' INFO lines thus reach their handlers, not the console of a user
+    whose logging setup shows warnings only."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+        self.level_before = logger.level  # NOTSET: its parent's
+        self.propagated = logger.propagate
+        self.own = list(logger.handlers)  # the logger's handlers before the block
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        origin = logging.root.manager.loggerDict.get(record.name)  # the logger the record was made by
+        shown = record.levelno >= _level_without_blocks(origin if isinstance(origin, logging.Logger) else self.logger)
+        for handler in self.own if shown else ():
+            if record.levelno >= handler.level:
+                handler.handle(record)
+        chain = self.logger.parent if self.propagated else None
+        while chain is not None:
+            passed_on = _passed_on(chain)
+            for handler in chain.handlers:
+                if handler is passed_on:
+                    handler.handle(record)
+                elif record.levelno >= handler.level and (shown or passed_on is not None):
+                    handler.handle(record)
+            chain = chain.parent if chain.propagate else None  # a lowered logger's propagate is off: its _PassedOn went on
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+
+def _passed_on(logger: logging.Logger) -> _PassedOn | None:
+    """The `_PassedOn` of a logger that a `logging_to` block lowered, or None."""
+    return next((h for h in logger.handlers if isinstance(h, _PassedOn)), None)
+
+
+def _level_without_blocks(logger: logging.Logger) -> int:
+    """`logger`'s effective level with the levels the `logging_to` blocks lowered read as they were before. Read at each
+    record, not kept from a block's start: a level the user sets during the block counts."""
+    chain: logging.Logger | None = logger
+    while chain is not None:
+        passed_on = _passed_on(chain)
+        level = passed_on.level_before if passed_on is not None else chain.level
+        if level:
+            return level
+        chain = chain.parent
+    return logging.NOTSET
+
+
+# Held while a `logging_to` block changes loggers or puts them back: two threads entering at once would both lower one
+# logger, and the second would then keep the first one's INFO as the level to put back.
+_LOGGERS_CHANGING = threading.Lock()
+
+
 @contextmanager
 def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
-    """While the block runs, the named loggers also send their records to `handler`, at INFO at least (a logger left
-    quieter, as Python leaves them without a logging setup, is set to INFO); as they were afterwards."""
+    """While the block runs, the named loggers also send their records to `handler`, at INFO at least; as they were
+    afterwards (also after an exception). A logger quieter than INFO (as Python leaves them without a logging setup, or
+    `logging.basicConfig(level=logging.WARNING)` does) is set to INFO for the block, so that `handler` gets its INFO
+    lines, but the records it did not let through before reach no other handler: its own handlers and those up its
+    chain (the root's console) get what they got before (`_PassedOn`). A logger at INFO already, as inside another block
+    for it, only gains `handler`. Blocks nest; of blocks that overlap on a logger without nesting (threads), the one
+    that lowered it puts it back on leaving, and the others' handlers then get what the logger lets through."""
     loggers = [logging.getLogger(name) for name in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        if lg.getEffectiveLevel() > logging.INFO:
-            lg.setLevel(logging.INFO)
+    lowered: list[_PassedOn] = []
+    with _LOGGERS_CHANGING:
+        for lg in loggers:
+            if lg.getEffectiveLevel() > logging.INFO:
+                passed_on = _PassedOn(lg)
+                lowered.append(passed_on)
+                lg.handlers[:] = [passed_on]
+                lg.propagate = False
+                lg.setLevel(logging.INFO)
+            lg.addHandler(handler)
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
+        with _LOGGERS_CHANGING:
+            for lg in loggers:
+                lg.removeHandler(handler)
+            for passed_on in reversed(lowered):
+                lg = passed_on.logger
+                # its handlers from before first, then any added during the block (by another block) still there
+                lg.handlers[:] = [*passed_on.own, *(h for h in lg.handlers if h is not passed_on and h not in passed_on.own)]
+                lg.propagate = passed_on.propagated
+                lg.setLevel(passed_on.level_before)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import os
 import pwd
 import shutil
@@ -62,6 +63,36 @@ def compose_cfg() -> Callable[..., DictConfig]:
             return compose(config_name="search", overrides=list(overrides))
 
     return _compose
+
+
+class KeptRecords(logging.Handler):
+    """A log handler that keeps the records it gets; `said()`: their levels and messages."""
+
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def said(self) -> list[tuple[str, str]]:
+        return [(r.levelname, r.getMessage()) for r in self.records]
+
+
+@pytest.fixture
+def console() -> Iterator[KeptRecords]:
+    """The root logger as `logging.basicConfig(level=logging.WARNING)` leaves it: at WARNING, with a handler (a
+    `KeptRecords`, standing for the console); its level and handlers put back after the test."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.WARNING)
+    kept = KeptRecords()
+    root.addHandler(kept)
+    try:
+        yield kept
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """Tests of nas.errors' helpers."""
 
+import logging
 import subprocess
 import sys
 
 import pytest
 
-from conftest import run_into_closed_pipe
-from nas.errors import CLOSED_STDOUT_EXIT, counted
+from conftest import KeptRecords, run_into_closed_pipe
+from nas.errors import CLOSED_STDOUT_EXIT, counted, logging_to
 
 # A command's shape as the entry points have it: output on stdout (print, and log lines through a handler on stdout, as
 # Hydra's), work after it (a file written), a line on stderr, then the exit status given as argv[2].
@@ -45,3 +46,65 @@ def test_a_stdout_read_to_its_end_is_as_without_the_guard(tmp_path):
                           timeout=60)
     assert done.returncode == 0 and done.stderr == "said on stderr\n"
     assert done.stdout == "".join(f"line {i}\nlog line {i}\n" for i in range(3))
+
+
+def _state(*names):
+    return [(logging.getLogger(n).level, logging.getLogger(n).propagate, list(logging.getLogger(n).handlers)) for n in names]
+
+
+def test_a_block_s_handler_gets_info_lines_and_a_console_set_to_warnings_does_not(console):
+    # logging_to lowered "nas" to INFO for search.log: a notebook whose logging setup shows warnings only got every
+    # INFO line of the search on its console.
+    before = _state("nas", "compress", "nas.x")
+    run_log = KeptRecords()
+    with logging_to(run_log, "nas", "compress"):
+        logging.getLogger("nas.x").info("trial 0 done")
+        logging.getLogger("nas.x").warning("a warning")
+        logging.getLogger("compress.y").info("compressed")
+        logging.getLogger("other").info("not ours")  # a logger not named: as before
+    assert run_log.said() == [("INFO", "trial 0 done"), ("WARNING", "a warning"), ("INFO", "compressed")]
+    assert console.said() == [("WARNING", "a warning")]
+    assert _state("nas", "compress", "nas.x") == before
+
+
+def test_the_loggers_are_put_back_after_an_exception_and_a_handler_on_them_keeps_its_level(console):
+    mine = KeptRecords()
+    logging.getLogger("nas").addHandler(mine)  # a user's own handler on "nas": it got warnings only, and still does
+    try:
+        before = _state("nas", "compress")
+        run_log = KeptRecords()
+        with pytest.raises(RuntimeError), logging_to(run_log, "nas", "compress"):
+            logging.getLogger("nas.x").info("trial 0 done")
+            logging.getLogger("nas.x").error("failed")
+            raise RuntimeError("stopped")
+        assert _state("nas", "compress") == before
+        assert run_log.said() == [("INFO", "trial 0 done"), ("ERROR", "failed")]
+        assert mine.said() == console.said() == [("ERROR", "failed")]
+    finally:
+        logging.getLogger("nas").removeHandler(mine)
+
+
+def test_nested_blocks_both_get_info_lines_and_a_logger_the_user_set_to_info_still_reaches_the_console(console):
+    # `python -m nas.report`'s rebuild: lines_on_stderr's handler around the run's search.log handler
+    outer, inner = KeptRecords(), KeptRecords()
+    logging.getLogger("nas.results").setLevel(logging.INFO)  # the user asked for these lines
+    try:
+        with logging_to(outer, "nas", "compress"):
+            with logging_to(inner, "nas", "compress"):
+                logging.getLogger("nas.x").info("trial 0 done")
+                logging.getLogger("nas.results").info("final training of a")
+            logging.getLogger("nas.x").info("after")
+    finally:
+        logging.getLogger("nas.results").setLevel(logging.NOTSET)
+    assert inner.said() == [("INFO", "trial 0 done"), ("INFO", "final training of a")]
+    assert outer.said() == [*inner.said(), ("INFO", "after")]
+    assert console.said() == [("INFO", "final training of a")]
+
+
+def test_a_console_set_to_info_gets_the_info_lines_as_before(console):
+    logging.getLogger().setLevel(logging.INFO)
+    before = _state("nas")
+    with logging_to(KeptRecords(), "nas"):
+        assert _state("nas")[0][:2] == before[0][:2]  # nothing to lower: left as it is
+        logging.getLogger("nas.x").info("trial 0 done")
+    assert console.said() == [("INFO", "trial 0 done")]

@@ -959,6 +959,20 @@ def test_a_search_log_the_disk_refuses_is_said_once_in_one_line_and_the_terminal
         logging.getLogger("nas").removeHandler(shown)
 
 
+def test_a_search_called_under_a_warnings_only_logging_setup_logs_its_info_lines_to_search_log_only(
+        tiny_idx_root, tmp_path, finished_search, compose_cfg, console):
+    # run_search from a notebook or script whose logging setup shows warnings (`console`: root at WARNING) lowered
+    # the "nas" and "compress" loggers to INFO for search.log, and every INFO line of the search reached the console.
+    result = _copy_of(finished_search, tmp_path)
+    before = (result.run_dir / "search.log").read_text()
+    levels = {name: (logging.getLogger(name).level, logging.getLogger(name).propagate) for name in ("nas", "compress")}
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    added = (result.run_dir / "search.log").read_text()[len(before):]
+    assert "][INFO] - study t: hw=" in added  # the run's record keeps its INFO lines
+    assert not [r for r in console.records if r.name.split(".")[0] in ("nas", "compress") and r.levelno < logging.WARNING]
+    assert {name: (logging.getLogger(name).level, logging.getLogger(name).propagate) for name in levels} == levels
+
+
 def test_report_from_the_study_shows_the_final_training_it_does(tiny_idx_root, tmp_path, finished_search, capsys,
                                                                 monkeypatch):
     # Workers searched with final_train=none; `python -m nas.report search.study_name=... search.runs_dir=...` then
