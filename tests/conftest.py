@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny generated idx dataset, Hydra composition of `conf/search.yaml`, a PostgreSQL server."""
+"""Shared fixtures: a tiny generated idx dataset, Hydra composition of `conf/search.yaml`, a PostgreSQL server, a
+logging setup that shows warnings only (`console`)."""
 
 from __future__ import annotations
 
