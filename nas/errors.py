@@ -225,6 +225,12 @@ def help_on_stdout() -> Iterator[None]:
             sys.stdout.write(printed.getvalue())
 
 
+class RecordKeeper(logging.Handler):
+    """A handler that keeps records out of the user's sight (a run's log file, warnings held for it). For Python's
+    no-handler rule it is not one: where a record meets no other handler, its warnings still reach stderr
+    (`logging.lastResort`) as they would without it, so a script or notebook with no logging setup is warned."""
+
+
 class _PassedOn(logging.Handler):
     """Stands in for a logger's own handlers and its propagation while `logging_to` has lowered the logger to INFO:
     passes a record on, to those handlers and then (where the logger propagated) up its chain as `Logger.callHandlers`
@@ -243,6 +249,9 @@ class _PassedOn(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         origin = logging.root.manager.loggerDict.get(record.name)  # the logger the record was made by
         shown = record.levelno >= _level_without_blocks(origin if isinstance(origin, logging.Logger) else self.logger)
+        # the handlers the record meets that show it or pass it on, as callHandlers counts them: the logger's own, the
+        # blocks' (but for those keeping records unseen), and up the chain
+        found = len(self.own) + sum(h is not self and not isinstance(h, RecordKeeper) for h in self.logger.handlers)
         for handler in self.own if shown else ():
             if record.levelno >= handler.level:
                 handler.handle(record)
@@ -252,9 +261,16 @@ class _PassedOn(logging.Handler):
             for handler in chain.handlers:
                 if handler is passed_on:
                     handler.handle(record)
-                elif record.levelno >= handler.level and (shown or passed_on is not None):
-                    handler.handle(record)
+                    found += len(passed_on.own)
+                else:
+                    found += not isinstance(handler, RecordKeeper)
+                    if record.levelno >= handler.level and (shown or passed_on is not None):
+                        handler.handle(record)
             chain = chain.parent if chain.propagate else None  # a lowered logger's propagate is off: its _PassedOn went on
+        # Without a logging setup Python shows warnings on stderr (logging.lastResort) where a record meets no handler;
+        # a block's RecordKeeper counts as one for Python, so that is done here: a notebook calling run_search saw none
+        if not found and shown and logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -70,7 +70,7 @@ from nas.data import (
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder,
-                        signal_interrupt, stop_on_sigterm)
+                        RecordKeeper, signal_interrupt, stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -863,7 +863,7 @@ def _make_run_dir(run_dir: Path) -> None:
     make_folder(run_dir, setting=f"search.runs_dir={str(run_dir.parent)!r}")
 
 
-class _Held(logging.Handler):
+class _Held(RecordKeeper):
     """Keeps the warnings logged before the run folder may be written (while the input is validated and the data
     loaded), for search.log: they are shown at once as usual, and written to the file once it exists."""
 
@@ -878,17 +878,11 @@ class _Held(logging.Handler):
 @contextlib.contextmanager
 def _held_warnings() -> Iterator[list[logging.LogRecord]]:
     held = _Held()
-    loggers = [logging.getLogger(name) for name in ("nas", "compress")]
-    for lg in loggers:
-        lg.addHandler(held)
-    try:
+    with logging_to(held, "nas", "compress"):  # beside the user's handlers, not instead of Python's lastResort
         yield held.records
-    finally:
-        for lg in loggers:
-            lg.removeHandler(held)
 
 
-class _RunLogFile(logging.FileHandler):
+class _RunLogFile(RecordKeeper, logging.FileHandler):
     """search.log's handler. A write that fails (a full disk, a quota, the disk failing) is said once, in one line on
     stderr, and the file is given up for the rest of the process: logging's own `handleError` printed a many-line
     "--- Logging error ---" traceback for every line logged, burying the run's one-line error. The terminal's handler

@@ -108,3 +108,26 @@ def test_a_console_set_to_info_gets_the_info_lines_as_before(console):
         assert _state("nas")[0][:2] == before[0][:2]  # nothing to lower: left as it is
         logging.getLogger("nas.x").info("trial 0 done")
     assert console.said() == [("INFO", "trial 0 done")]
+
+
+_NO_LOGGING_SETUP = """
+import logging, sys, tempfile
+from pathlib import Path
+from nas.errors import lines_on_stderr
+from nas.search import _held_warnings, _run_log
+with _held_warnings():  # while the data loads, before the run folder exists
+    logging.getLogger("nas.data").warning("held warning")
+with _run_log(Path(tempfile.mkdtemp())):
+    logging.getLogger("nas.search").info("trial 0 done")
+    logging.getLogger("compress.pipeline").warning("run warning")
+with lines_on_stderr("nas"):  # a tool's own stderr lines: not also Python's
+    logging.getLogger("nas.x").warning("tool warning")
+"""
+
+
+def test_without_a_logging_setup_a_search_s_warnings_reach_stderr_once_and_its_info_lines_do_not():
+    # Python shows warnings on stderr where a record meets no handler; search.log's handler, and the one holding
+    # warnings for it, counted as handlers, so a script or notebook calling run_search with no logging setup saw none.
+    done = subprocess.run([sys.executable, "-c", _NO_LOGGING_SETUP], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["held warning", "run warning", "tool warning"]
