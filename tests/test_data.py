@@ -491,7 +491,6 @@ def test_load_search_data_of_a_run_folder_gives_the_split_its_study_was_made_wit
 
     import optuna
 
-    import nas.data
     from nas.config import RunConfig
     from nas.data import data_identity, load_search_data, split_digest
 
@@ -545,7 +544,6 @@ def test_a_checkpoint_tested_before_a_rare_class_got_a_test_image_is_tested_on_t
     # checkpoint searched then refused the folder ("tested on other images"), with no setting that could fix it.
     import json
 
-    import nas.data
     from compress.run import _check_test_images
     from nas.data import SPLIT_SETTINGS, split_digest
 
