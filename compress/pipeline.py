@@ -727,7 +727,8 @@ def _io_contract(folder: Path, model: torch.nn.Module, data: Dataset, augment: D
     arch = model.arch
     return io_contract(arch=arch, classes=data.classes, mean=model.pixel_mean.flatten().tolist(),
                        std=model.pixel_std.flatten().tolist(), background=augment.background,
-                       preprocessing=preprocessing(augment, in_chans=arch.in_chans, img_size=arch.img_size))
+                       preprocessing=preprocessing(augment, in_chans=arch.in_chans, img_size=arch.img_size),
+                       image_counts=data.image_counts)
 
 
 def select_members(members: list[dict[str, Any]], cfg: CompressConfig) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -494,11 +494,31 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
     return model.eval()
 
 
+class ImageCounts(NamedTuple):
+    """Of the images a data set's loading read, every split together: how many, and how many of them loading changed
+    beyond scale, as `nas.data.reshaped_images_warnings` counts them: not square (stretched to data.img_size) and with
+    transparent pixels (dropped, or composited onto data.background). `nas.data.Dataset.image_counts` holds them and
+    each member records them in its input contract (`io_contract`), so that `compress.predict` can say whether new
+    photos are made as the model's were. Here, not in nas.data: compress.predict reads the record without torch."""
+
+    images: int
+    not_square: int
+    transparent: int
+
+
 def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[float], std: Sequence[float],
-                preprocessing: str, background: int | None) -> dict[str, dict[str, Any]]:
+                preprocessing: str, background: int | None,
+                image_counts: ImageCounts | None = None) -> dict[str, dict[str, Any]]:
     """What every exported file of `arch` takes and gives (`export_onnx`'s contract), as metrics.json and
     compressed_metrics.json record it under "input" and "output": a deployment makes its frames as `preprocessing` says
-    (`nas.data.preprocessing`) and reads logit i as `classes[i]`. `mean`/`std`: the normalisation the graph holds."""
+    (`nas.data.preprocessing`) and reads logit i as `classes[i]`. `mean`/`std`: the normalisation the graph holds.
+    `image_counts` (`nas.data.Dataset.image_counts`): how many images the data set's loading read, and how many of
+    them were not square or had transparent pixels, recorded as "images", "not_square" and "transparent" (left out
+    where None: unknown, as in records written before they were kept)."""
+    # compress.predict tells a deployer whose photos are not square whether the training images were too
+    counts = {} if image_counts is None else {
+        "images": int(image_counts.images), "not_square": int(image_counts.not_square),
+        "transparent": int(image_counts.transparent)}
     return {
         "input": {
             "name": INPUT_NAME, "dtype": "float32", "layout": "NCHW",
@@ -508,6 +528,7 @@ def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[floa
             "mean": [float(v) for v in mean], "std": [float(v) for v in std],
             "preprocessing": preprocessing,
             "background": background,  # grey level transparency was composited onto (null: dropped)
+            **counts,
         },
         "output": {"name": OUTPUT_NAME, "num_classes": arch.num_classes, "class_names": list(classes)},
     }

@@ -19,6 +19,7 @@ from typing import Any, Collection, Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from nas.checkpoint import ImageCounts  # what `Dataset.image_counts` holds; there for compress.predict, without torch
 from nas.config import DataConfig, DataFormat, Metric, shell_override
 from nas.errors import DataError, counted, make_folder
 from nas.memory import available_memory_bytes, gib
@@ -81,6 +82,9 @@ class Dataset:
     # the held-out splits in which a class rounded to none was given an image (`_one_for_each`): splits that differ from
     # those made before that rule (2026-12-05), which studies and checkpoints of then recorded
     rounded_up: tuple[str, ...] = ()
+    # of every split's images, as read (`ImageCounts`); None where unknown (a stand-in reader told nothing, or a
+    # Dataset made by hand)
+    image_counts: ImageCounts | None = None
 
     @property
     def balanced(self) -> bool:
@@ -564,10 +568,11 @@ def _shared_images_message(files: Sequence[Path], labels: Sequence[int], classes
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None,
                  fix: str = "add images to {it}", data_root: Path | None = None,
-                 notable: list[tuple[str, Original]] | None = None) -> Split:
+                 notable: list[tuple[str, Original]] | None = None, untold: list[Path] | None = None) -> Split:
     """The images of `root`'s class folders, in `classes`' order and sorted within each (`image_files_in`), each with
     its path relative to `data_root` (`root` itself when None). Where `notable` is given, the images that are not
-    square or have transparent pixels are appended to it (`notable_images`), from the cache too."""
+    square or have transparent pixels are appended to it (`notable_images`), from the cache too; where `untold` is
+    given, `root` is appended to it when the read could not tell which those are (a stand-in `read_image`)."""
     files, ys, other, empty = [], [], [], []
     for label, name in enumerate(classes):
         folder = root / name
@@ -605,6 +610,8 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     found = notable_images(originals) if len(originals) == len(files) else None
     if notable is not None:
         notable.extend((paths[i], o) for i, o in found or [])
+    if untold is not None and found is None:
+        untold.append(root)
     if cached is not None and found is not None:
         import io
         import json
@@ -684,7 +691,7 @@ def _misnamed_split_folders(root: Path, has_split_dirs: bool) -> None:
                         "root/val/<class> (lower case)" + (f": rename {', '.join(renames)}" if renames else ""))
 
 
-def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...]]:
+def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...], ImageCounts | None]:
     root = Path(cfg.root)
     if not root.is_dir():
         raise DataError(f"data.root={root} {_not_a_folder(root)}; expected root/<class>/*.png or root/train/<class>/...")
@@ -714,8 +721,9 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
     mode = {1: "L", 3: "RGB"}.get(cfg.channels or 0) or _detect_mode(read)
     cache = make_folder(cfg.cache_dir, setting=f"data.cache_dir={cfg.cache_dir!r}") if cfg.cache_dir else None
     notable: list[tuple[str, Original]] = []  # of every split, warned about once below
+    untold: list[Path] = []  # the split folders whose notable images are not known
     train = _read_folder(train_root, classes, size=cfg.img_size, mode=mode, background=cfg.background, cache=cache,
-                         data_root=root, notable=notable, fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
+                         data_root=root, notable=notable, untold=untold, fix=f"every folder of {train_root} is a class: add images to {{it}}, or remove {{it}}")
     val = test = None
     if has_split_dirs:
         for split_name in ("val", "test"):
@@ -736,13 +744,16 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                     raise DataError(_class_mismatch(split_root, train_root, found, classes, cfg))
                 # its class folders cannot go (they must be train's), but the split folder can
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
-                                     cache=cache, data_root=root, notable=notable, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
+                                     cache=cache, data_root=root, notable=notable, untold=untold, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
                                      f"images out of train (data.{split_name}_size={getattr(cfg, f'{split_name}_size'):g})")
                 val, test = (split, test) if split_name == "val" else (val, split)
-    for warning in reshaped_images_warnings(notable, images=sum(len(s) for s in (train, val, test) if s is not None),
-                                            root=root, size=cfg.img_size, background=cfg.background):
+    images = sum(len(s) for s in (train, val, test) if s is not None)
+    for warning in reshaped_images_warnings(notable, images=images, root=root, size=cfg.img_size,
+                                            background=cfg.background):
         log.warning("%s", warning)
-    return train, val, test, classes
+    counts = None if untold else ImageCounts(images, sum(o.width != o.height for _, o in notable),
+                                             sum(o.transparent for _, o in notable))
+    return train, val, test, classes, counts
 
 
 def reshaped_images_warnings(notable: Sequence[tuple[str | Path, Original]], *, images: int, size: int | None,
@@ -1022,9 +1033,9 @@ def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Coll
     return _split_loaded(cfg, _read_unsplit(cfg, overridden=overridden), one_for_each=one_for_each)
 
 
-_Unsplit = tuple[Split, Split | None, Split | None, tuple[str, ...]]
+_Unsplit = tuple[Split, Split | None, Split | None, tuple[str, ...], ImageCounts | None]
 """The images as read, before any is held out: train, the val and test splits the data brings (None where it brings
-none), and the class names."""
+none), the class names, and what loading changed of the images (`ImageCounts`; None: unknown)."""
 
 
 def _read_unsplit(cfg: DataConfig, *, overridden: Collection[str] = ()) -> _Unsplit:
@@ -1036,17 +1047,18 @@ def _read_unsplit(cfg: DataConfig, *, overridden: Collection[str] = ()) -> _Unsp
                            where=Path(cfg.root))
         train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))
         val = None
+        counts: ImageCounts | None = ImageCounts(len(train) + len(test), 0, 0)  # square grey images, stored opaque
     else:
-        train, val, test, classes = _load_imagefolder(cfg)
+        train, val, test, classes, counts = _load_imagefolder(cfg)
     if (unused := _unused_split_sizes(cfg, val=val, test=test, overridden=overridden)) is not None:
         log.warning("%s", unused)
-    return train, val, test, classes
+    return train, val, test, classes, counts
 
 
 def _split_loaded(cfg: DataConfig, loaded: _Unsplit, *, one_for_each: bool = True, keyed: bool = True) -> Dataset:
     """The `Dataset` of images read by `_read_unsplit`, with test and val held out of train where the data brings no
     such split (`_hold_out`; `one_for_each` and `keyed` false give the splits of before, `split_as_recorded`)."""
-    train, val, test, classes = loaded
+    train, val, test, classes, image_counts = loaded
     held_out, rounded_up = [], []  # the splits held out of the training images, in the order drawn
     # Test first, from all the images, then val from what test left: a class too small for both (2 images: one stays in
     # training) gives its one held-out image to test. On purpose: test is where a class is measured, val where
@@ -1073,7 +1085,8 @@ def _split_loaded(cfg: DataConfig, loaded: _Unsplit, *, one_for_each: bool = Tru
                         "the class more images")
     mean, std = channel_stats(train.x)
     return Dataset(name=cfg.name, train=train, val=val, test=test, classes=classes, mean=mean, std=std,
-                   metric=Metric(cfg.metric), held_out=tuple(held_out), rounded_up=tuple(rounded_up))
+                   metric=Metric(cfg.metric), held_out=tuple(held_out), rounded_up=tuple(rounded_up),
+                   image_counts=image_counts)
 
 
 def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None,
@@ -1172,7 +1185,7 @@ def _unsplit(data: Dataset) -> _Unsplit | None:
                          dtype=torch.int64)
     train = Split(torch.cat([part.x for part in parts]), y, tuple(paths)).select(order)
     return (train, None if "val" in data.held_out else data.val, None if "test" in data.held_out else data.test,
-            data.classes)
+            data.classes, data.image_counts)
 
 
 def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:

@@ -519,7 +519,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "metric": data.metric.value,  # how every accuracy here is scored (data.metric)
             **io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
                           preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
-                          background=run.data.background),
+                          background=run.data.background, image_counts=data.image_counts),
             # Which images the test accuracies are of (`record_of_test_images`)
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }

@@ -1071,9 +1071,11 @@ def test_a_checkpoint_compressed_alone_records_what_its_files_take_and_give_and_
                                   cfg=dataclasses.replace(_cfg(ratio=0.5), measure_latency=False), augment=cfg)
     assert not (checkpoint / "metrics.json").exists()
     contract = io_contract(arch=ARCH, classes=data.classes, mean=data.mean, std=data.std, background=None,
-                           preprocessing=preprocessing(cfg, in_chans=1, img_size=28))
+                           preprocessing=preprocessing(cfg, in_chans=1, img_size=28), image_counts=data.image_counts)
     on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
     assert on_disk["input"] == metrics["input"] == json.loads(json.dumps(contract["input"]))
+    # idx images, all square and opaque, counted as a search's member records them (compress.predict reads them)
+    assert (on_disk["input"]["images"], on_disk["input"]["not_square"], on_disk["input"]["transparent"]) == (500, 0, 0)
     assert on_disk["output"] == contract["output"] and on_disk["output"]["class_names"] == list(data.classes)
     assert on_disk["input"]["preprocessing"] == "idx grey images as stored; uint8 / 255"
     # each file it wrote with its digest, for checking a copy (and for a rerun to check the file is still whole)

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from nas.config import DataConfig, DataFormat, Metric
-from nas.data import (Dataset, Split, augment, imbalance_warning, iterate_batches, load_dataset, preprocessing, read_idx,
-                      read_image)
+from nas.data import (Dataset, ImageCounts, Split, augment, imbalance_warning, iterate_batches, load_dataset,
+                      preprocessing, read_idx, read_image)
 from nas.errors import ConfigError, DataError
 from tests.conftest import write_idx
 
@@ -1657,13 +1657,15 @@ def test_non_square_and_transparent_images_are_each_warned_about_once_per_load_a
                "data.background=0..255 to composite them onto that grey level (255 white), the background a camera "
                "will see behind the object")
     with caplog.at_level("WARNING", logger="nas.data"):
-        load_dataset(DataConfig(**cfg))
+        data = load_dataset(DataConfig(**cfg))
     assert _reshaped(caplog) == [stretched, dropped]
+    # the same counts kept with the images, for each member's record of its input (compress.predict reads them)
+    assert data.image_counts == ImageCounts(images=16, not_square=2, transparent=1)
     # From the cache, decoding nothing: the same lines.
     caplog.clear()
     monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
     with caplog.at_level("WARNING", logger="nas.data"):
-        load_dataset(DataConfig(**cfg))
+        assert load_dataset(DataConfig(**cfg)).image_counts == (16, 2, 1)
     assert _reshaped(caplog) == [stretched, dropped]
     monkeypatch.undo()
     # A cache file without its notes beside it (written before they were kept): decoded again, and said all the same.
@@ -1688,8 +1690,15 @@ def test_square_opaque_images_give_no_warning_of_stretching_or_transparency(tmp_
             _png(tmp_path / c / f"{i}.png", 12, v + i, mode="RGB")  # squares of another size than data.img_size
     Image.fromarray(np.full((12, 12, 4), 255, np.uint8), "RGBA").save(tmp_path / "cat" / "opaque.png")
     with caplog.at_level("WARNING", logger="nas.data"):
-        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
+        data = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
     assert _reshaped(caplog) == [] and "opaque" not in caplog.text
+    assert data.image_counts == ImageCounts(images=9, not_square=0, transparent=0)
+
+
+def test_idx_data_counts_its_images_square_and_opaque(tiny_idx_root):
+    # Fashion-MNIST's images are square grey ones without transparency: a member's record says so, as of a folder's.
+    data = load_dataset(_idx_cfg(tiny_idx_root))
+    assert data.image_counts == ImageCounts(images=500, not_square=0, transparent=0)
 
 
 def test_a_photo_turned_upright_by_its_exif_tag_is_named_at_its_upright_size(tmp_path):

@@ -554,6 +554,41 @@ def test_a_members_test_predictions_name_the_image_folders_files_and_an_old_file
     assert csv_path.read_text() == "".join(line.rsplit(",", 1)[0] + "\n" for line in new.splitlines())
 
 
+def test_a_members_input_record_counts_its_images_that_were_not_square_or_transparent(tmp_path, compose_cfg):
+    # compress.predict could only say "whether the model's training images were square is not recorded" of a deployer's
+    # non-square photos: the member's metrics.json now records how many of the images it was trained and tested on
+    # loading stretched or found transparent pixels in (nas.data.Dataset.image_counts).
+    from PIL import Image
+
+    import nas.results as results_mod
+    from nas.checkpoint import io_contract, save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import load_dataset
+    from nas.model import build_model
+
+    for c, base in (("cat", 10), ("dog", 100)):
+        (tmp_path / "photos" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), base + i, dtype=np.uint8), mode="L").save(tmp_path / "photos" / c / f"{i}.png")
+    Image.fromarray(np.full((8, 12), 50, dtype=np.uint8), mode="L").save(tmp_path / "photos" / "cat" / "wide.png")
+    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path / 'photos'}", "data.img_size=8",
+                                    "data.test_size=2", "data.val_size=2", "final_train=none", "hw=edge_npu",
+                                    "search.export_onnx=false"))
+    data = load_dataset(run.data)
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=2)
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
+    on_disk = json.loads((tmp_path / "checkpoints" / arch.arch_id / "metrics.json").read_text())
+    assert on_disk["input"] == metrics["input"]
+    assert (on_disk["input"]["images"], on_disk["input"]["not_square"], on_disk["input"]["transparent"]) == (13, 1, 0)
+    # unknown (a Dataset made by hand): left out, as in a record from before they were kept
+    unknown = io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std, preprocessing="",
+                          background=None)
+    assert not {"images", "not_square", "transparent"} & set(unknown["input"])
+
+
 def test_pareto_json_records_the_precision_its_latencies_are_predicted_at(tmp_path, compose_cfg):
     # latency_ms is the chip's prediction at its hw.precision (edge_npu: int8, hw=cpu: fp32); pareto.json named the chip
     # only, so the report could not say whether a member's predicted time is its int8 model's or model.pt's.
