@@ -33,7 +33,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.latency.measure import int8_saturates
-from nas.checkpoint import atomic_write_text, remove_dead_writers_temps
+from nas.checkpoint import ImageCounts, atomic_write_text, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
@@ -100,6 +100,9 @@ class Contract:
     # how the training images were made, in words (input.preprocessing): a 3-channel model trained on idx data saw grey
     # repeated into 3 channels, never colour
     preprocessing: str = ""
+    # how many of the images the model was trained and tested on were not square or had transparent pixels
+    # (input.images, not_square, transparent); None: not recorded (a folder from before they were kept)
+    image_counts: ImageCounts | None = None
 
 
 def _contract(folder: Path) -> Contract:
@@ -110,12 +113,15 @@ def _contract(folder: Path) -> Contract:
         path = folder / "compressed_metrics.json"
     try:
         metrics = json.loads(path.read_text())
-        background = metrics["input"].get("background")  # absent before data.background: transparency dropped
-        return Contract(int(metrics["input"]["channels"]), int(metrics["input"]["img_size"]),
+        said = metrics["input"]
+        background = said.get("background")  # absent before data.background: transparency dropped
+        counts = ("images", "not_square", "transparent")  # absent before 2026-12-06: not known
+        image_counts = ImageCounts(*(int(said[k]) for k in counts)) if all(k in said for k in counts) else None
+        return Contract(int(said["channels"]), int(said["img_size"]),
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
                         None if background is None else int(background), path.name,
-                        str(metrics["input"].get("preprocessing", "")))
+                        str(said.get("preprocessing", "")), image_counts)
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
@@ -197,7 +203,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     naming it as `setting_names` does (`CLI_FLAGS`: the command line's flags, which `main` passes), else by its
     keyword; so is the option to skip unreadable files. The images read that are not square (stretched to the model's
     input size) and those with transparent pixels (dropped, or composited onto the model's background) get one warning
-    each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder."""
+    each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder,
+    and saying how many of the model's own images were such where its record counts them (`Contract.image_counts`)."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
@@ -247,7 +254,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     if len(originals) == len(read):  # a stand-in read_image may tell nothing
         notable = [(read[i][0], o) for i, o in notable_images(originals)]
         for warning in reshaped_images_warnings(notable, images=len(read), size=contract.img_size,
-                                                background=contract.background, new_photos=True):
+                                                background=contract.background, new_photos=True,
+                                                trained_on=contract.image_counts):
             log.warning("%s", warning)
     logits = np.concatenate(scored)
     if logits.shape[1] != len(classes):

@@ -757,25 +757,38 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
 
 
 def reshaped_images_warnings(notable: Sequence[tuple[str | Path, Original]], *, images: int, size: int | None,
-                             background: int | None, root: Path | None = None, new_photos: bool = False) -> list[str]:
+                             background: int | None, root: Path | None = None, new_photos: bool = False,
+                             trained_on: ImageCounts | None = None) -> list[str]:
     """One line each for the images (`images` in all, of `root` where given) that loading changes beyond scale, as
     `notable` names them (`notable_images`): those not square, stretched to `size` x `size` (data.img_size; without it
     they are refused), and those with transparent pixels, dropped or composited onto `background` (data.background).
     Training says so of its image folder: a model deployed on photos such as these must be fed them made the same way,
     as `compress.predict` makes them. With `new_photos`, `compress.predict` says so of the photos it classifies, made
-    by the model's recorded `size` and `background`: whether its training images were square is not recorded."""
+    by the model's recorded `size` and `background`, and with `trained_on` (the model's recorded `ImageCounts`) how many
+    of the images the model was trained and tested on were not square or had transparent pixels; without it (a record
+    from before they were kept) it says that this is not recorded."""
     warnings = []
     where = "" if root is None else f" in {root}"
+    # what the model's own images were, as the record counts them: every split (train, val and test) together
+    seen = None if trained_on is None else f"{trained_on.images:,} images the model was trained and tested on"
     stretched = [(path, o) for path, o in notable if o.width != o.height]
     if stretched and size is not None:
         path, o = stretched[0]
         one = len(stretched) == 1
         each, its, them = ("it is", "its", "it") if one else ("each is", "their", "them")
         # A model trained on photos of the same camera saw them stretched alike; one trained on squares needs a crop.
-        if new_photos:
+        if new_photos and trained_on is None:
             how = (f"{each} stretched to {size}x{size}, the model's input, which changes "
                    f"{its} aspect ratio; whether the model's training images were square is not recorded: if they "
                    f"were, crop or pad {them} to square first to keep {its} shape")
+        elif new_photos and trained_on.not_square == 0:
+            how = (f"{each} stretched to {size}x{size}, the model's input, which changes {its} aspect ratio; the "
+                   f"{seen} were all square: crop or pad {them} to square first to keep {its} shape")
+        elif new_photos:
+            some = ("all" if trained_on.not_square == trained_on.images else
+                    f"{trained_on.not_square:,} of the")
+            how = (f"{each} stretched to {size}x{size}, the model's input, which changes {its} aspect ratio, as "
+                   f"training did to {some} {seen}")
         else:
             how = (f"{each} stretched to {size}x{size} (data.img_size), which changes "
                    f"{its} aspect ratio, and compress.predict stretches new photos the same way; crop or pad {them} "
@@ -783,20 +796,24 @@ def reshaped_images_warnings(notable: Sequence[tuple[str | Path, Original]], *, 
         warnings.append(f"{len(stretched):,} of {counted(images, 'image')}{where} {'is' if one else 'are'} not square "
                         f"(e.g. {path} {o.width}x{o.height}): {how}")
     transparent = [path for path, o in notable if o.transparent]
+    # where recorded, how many of the model's own images had any: none, and the model never saw a cut-out
+    had = "" if not new_photos or trained_on is None else (
+        f"; {'none' if trained_on.transparent == 0 else f'{trained_on.transparent:,}'} of the {seen} had transparent "
+        "pixels")
     if transparent:
         one = len(transparent) == 1
         what = (f"{len(transparent):,} of {counted(images, 'image')}{where} {'has' if one else 'have'} transparent "
                 f"pixels (e.g. {transparent[0]}): ")
         if background is None and new_photos:
             warnings.append(what + "the transparency is dropped, as it was for the model's training images "
-                            "(data.background=null), so the model sees the colours stored under those pixels")
+                            "(data.background=null), so the model sees the colours stored under those pixels" + had)
         elif background is None:
             warnings.append(what + "the transparency is dropped (data.background=null), so the model sees the colours "
                             "stored under those pixels; set data.background=0..255 to composite them onto that grey "
                             "level (255 white), the background a camera will see behind the object")
         elif new_photos:
             warnings.append(what + f"{'its' if one else 'their'} transparent pixels are composited onto grey level "
-                            f"{background}, as the model's training images were (data.background={background})")
+                            f"{background}, as the model's training images were (data.background={background})" + had)
         else:
             warnings.append(what + f"{'its' if one else 'their'} transparent pixels are composited onto grey level "
                             f"{background} (data.background={background}), as compress.predict composites new photos")

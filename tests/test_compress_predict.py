@@ -904,6 +904,7 @@ def test_non_square_and_transparent_photos_are_each_warned_about_once_as_trainin
     cut[0, 0, 3] = 0
     Image.fromarray(cut, "RGBA").save(new / "e_cut.png")
     (new / "f_broken.png").write_bytes(b"")  # skipped: not among the images counted
+    # the fixture's metrics.json counts none of the model's own images (a record from before they were kept)
     stretched = (f"2 of 5 images are not square (e.g. {new / 'b_wide.png'} 30x20): each is stretched to 16x16, the "
                  "model's input, which changes their aspect ratio; whether the model's training images were square is "
                  "not recorded: if they were, crop or pad them to square first to keep their shape")
@@ -933,3 +934,36 @@ def test_non_square_and_transparent_photos_are_each_warned_about_once_as_trainin
     assert reshaped() == []
     assert main([str(folder), str(photos)]) == 0
     assert capsys.readouterr().err.startswith("classified with ")
+
+
+@pytest.mark.parametrize("recorded", ["all square", "some stretched", "all stretched"])
+def test_the_warnings_on_new_photos_say_what_the_models_recorded_training_images_were(checkpoint, tmp_path, caplog,
+                                                                                      monkeypatch, recorded):
+    # "whether the model's training images were square is not recorded" left the deployer to guess whether to crop:
+    # a member's record counts its images that were not square or had transparent pixels, and the warnings say it.
+    folder, _ = checkpoint
+    counts = {"all square": (1000, 0, 0), "some stretched": (1000, 40, 3), "all stretched": (1000, 1000, 0)}[recorded]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"].update(images=counts[0], not_square=counts[1], transparent=counts[2])
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    new = tmp_path / "new"
+    new.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(new / "wide.png")
+    cut = np.full((24, 24, 4), 255, np.uint8)
+    cut[0, 0, 3] = 0
+    Image.fromarray(cut, "RGBA").save(new / "cut.png")
+    monkeypatch.setattr("compress.predict._runner", lambda path, contract: lambda x: np.zeros((len(x), 3)))
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder, [new])
+    said = [r.getMessage() for r in caplog.records if "not square" in r.getMessage() or "transparent" in r.getMessage()]
+    stretch = (f"1 of 2 images is not square (e.g. {new / 'wide.png'} 30x20): it is stretched to 16x16, the model's "
+               "input, which changes its aspect ratio")
+    assert said == [stretch + {
+        "all square": "; the 1,000 images the model was trained and tested on were all square: crop or pad it to "
+                      "square first to keep its shape",
+        "some stretched": ", as training did to 40 of the 1,000 images the model was trained and tested on",
+        "all stretched": ", as training did to all 1,000 images the model was trained and tested on"}[recorded],
+        f"1 of 2 images has transparent pixels (e.g. {new / 'cut.png'}): the transparency is dropped, as it was for "
+        "the model's training images (data.background=null), so the model sees the colours stored under those pixels; "
+        + ("3 of the" if recorded == "some stretched" else "none of the")
+        + " 1,000 images the model was trained and tested on had transparent pixels"]
