@@ -13,7 +13,9 @@ per-unit mean of both) this reports, against the same timing sessions (`cpu_zen4
 2. the predictor fitted as shipped (`fit_profile(..., unit_times=, check_units=True)`) on the 50 fit archs with that
    session's unit times, checked on the 100 validation archs (within +-10%, RMSPE, Kendall tau), beside the
    totals-only fit;
-3. the unit times of the re-take over the first session's, per unit present in both (median, p10, p90).
+3. the unit times of the re-take over the first session's, per unit present in both (median, p10, p90);
+4. unit profiles checked against each other before use: each session's fit with the unit times of only the fit archs
+   whose two profiled calls agree within +-5% / +-10% (after one common scale), the others' totals kept.
 Writes experiments/results/latency/units_retake.{json,md}.
 """
 
@@ -32,6 +34,8 @@ OUT = Path(__file__).resolve().parent / "results" / "latency"
 NAME = "cpu_zen4b"
 SESSIONS = {"first (committed)": "", "re-take": "_retake"}
 SCREEN_TOL = 0.10
+TARGET = 0.90  # issue 3: within +-10% for this share of the validation archs
+SESSION_TOLS = (0.05, 0.10)  # the two sessions' profiled calls agreeing within these: item 4
 
 
 def _units(which: str, suffix: str) -> dict:
@@ -86,6 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         sessions[label] = {"agreement_fit": _agreement(fit_rows, units["fit"]),
                            "agreement_val": _agreement(val_rows, units["val"]),
                            "unit_times_kept": result.n_units, "held_out": checked(result.profile)}
+    # 4. the unit profiles of the fit archs whose two sessions agree: each session's fit with those alone
+    calls = np.array([retake["fit"][a.arch_id]["call"] / first["fit"][a.arch_id]["call"] for a in fit_archs])
+    calls /= np.median(calls)
+    screened = {}
+    for tol in SESSION_TOLS:
+        agree = np.abs(calls - 1) <= tol
+        for label in SESSIONS:
+            units = by_session[label]["fit"]
+            fitted = fit_profile(fit_archs, fit_ms, hw, check_units=True,
+                                 unit_times=[units.get(a.arch_id) if ok else None for a, ok in zip(fit_archs, agree)])
+            screened[f"{label}, {int(agree.sum())} archs agreeing within +-{tol:.0%}"] = {
+                "unit_times_kept": fitted.n_units, "held_out": checked(fitted.profile)}
     repeat = np.array([b.median_ms / a.median_ms for a, b in zip(val_rows, repeat_rows)])  # as latency_predictor.py
     result = {
         "command": command_line("latency_units_retake.py", argv),
@@ -94,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "totals_only": checked(fit_profile(fit_archs, fit_ms, hw).profile),
         "repeat_timing_within_10pct": float(np.mean(np.abs(repeat - 1) <= 0.10)),
         "retake_over_first": {w: _ratios(first[w], retake[w]) for w in ("fit", "val")},
+        "screened": screened,
     }
     write_results("units_retake", result, render_md=render_md, folder=OUT)
     return 0
@@ -112,7 +129,9 @@ def render_md(r: dict) -> str:
                 f"{t['kendall_tau']:.3f} |")
     ratio = "; ".join(f"{w} archs' profiles: median {q['median']:.3f}, p10 {q['p10']:.3f}, p90 {q['p90']:.3f} "
                       f"({q['n_units']} units)" for w, q in r["retake_over_first"].items())
-    best = max(s["held_out"]["within_10pct"] for s in r["sessions"].values())
+    screened = [f"| {label} | {s['unit_times_kept']} | {_pct(s['held_out']['within_10pct'])} | "
+                f"{_pct(s['held_out']['rmspe'])} | {s['held_out']['kendall_tau']:.3f} |" for label, s in r["screened"].items()]
+    best = max(s["held_out"]["within_10pct"] for s in [*r["sessions"].values(), *r["screened"].values()])
     return "\n".join([
         "# hw=cpu_zen4b: a re-taken per-unit profile (issue 3)", "",
         f"Command: `{r['command']}` (no timing; reads the committed CSVs)  ",
@@ -129,13 +148,22 @@ def render_md(r: dict) -> str:
         "|---|--:|--:|--:|--:|--:|--:|", *rows, "",
         f"The two timing sessions of the validation archs agreed within +-10% for {_pct(r['repeat_timing_within_10pct'])}. "
         f"Unit times of the re-take over the first session's, per unit in both: {ratio}.", "",
+        "Unit profiles checked against each other before use: each session's fit with the unit times of only the fit "
+        "archs whose two profiled calls agree (after one common scale), the others' totals kept (the shipped check "
+        "then keeps or leaves out the unit times):", "",
+        "| units session, fit archs whose unit times are used | unit times kept | held out within +-10% | RMSPE | "
+        "Kendall tau |",
+        "|---|--:|--:|--:|--:|", *screened, "",
         "Findings:",
-        f"- Re-taking the units does not close issue 3 on this machine: the best held-out share is {_pct(best)} "
-        "(target 90%). A session agreeing better for the fit archs' calls did not fit a better predictor: the unit "
-        "times moved between sessions far more than the timed totals did, and not by one scale.",
+        (f"- Re-taking the units does not close issue 3 on this machine: the best held-out share is {_pct(best)} "
+         "(target 90%). A session agreeing better for the fit archs' calls did not fit a better predictor: the unit "
+         "times moved between sessions far more than the timed totals did, and not by one scale." if best < TARGET else
+         f"- A fit shown here meets issue 3's target on this machine: the best held-out share is {_pct(best)} "
+         "(target 90%)."),
         "- What the per-unit profile adds depends on the session: a units session is a sample, not a property of "
-        "the machine. A fit that meets the target here needs more measured archs (see zen4b_form.md: 100 instead "
-        "of 50 gave 81.8% held out) or unit profiles repeated and checked against each other before they are used.",
+        "the machine; using only the archs on which two sessions agree did not reach the target either. A fit that "
+        "meets it here needs more measured archs than the issue allows (see zen4b_form.md: 100 instead of 50 gave "
+        "81.8% held out).",
         ""])
 
 
