@@ -581,16 +581,15 @@ def test_compress_run_given_other_test_images_names_the_image_folder_its_search_
     assert refusal(dataclasses.replace(cfg, split_seed=3), str(searched)) == "pass data.split_seed=0 as its search did"
 
 
-def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_input(tmp_path, tiny_idx_root, monkeypatch, caplog):
-    # compress.run prunes to a latency target and tabulates latencies from the predictor a search uses; a search at an
-    # input its calibration never measured warns that they are extrapolated (input_warning), compress.run said nothing.
+def _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog):
+    """`python -m compress.run hw=cpu` of a 1x28x28 checkpoint, its compression left out: the hw profiles it was given
+    (a list) and `warnings_with(*overrides)`, the compress.run warnings of a run with those overrides."""
     import logging
 
     from hydra import compose, initialize_config_dir
 
     import compress.run
     from nas.config import register_configs
-    from nas.latency.hardware import input_warning
     from tests.conftest import CONF_DIR
 
     folder = tmp_path / "ck"
@@ -608,6 +607,16 @@ def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_inpu
             compress.run.run_compress(cfg)
         return [r.getMessage() for r in caplog.records if r.name == "compress.run"]
 
+    return compressed, warnings_with
+
+
+def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_input(tmp_path, tiny_idx_root, monkeypatch, caplog):
+    # compress.run prunes to a latency target and tabulates latencies from the predictor a search uses; a search at an
+    # input its calibration never measured warns that they are extrapolated (input_warning), compress.run said nothing.
+    from nas.latency.hardware import input_warning
+
+    compressed, warnings_with = _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog)
+
     assert warnings_with() == []  # hw=cpu was measured at 1x28x28
     said = warnings_with("hw.measured_inputs=['3x64x64']")
     assert said == [input_warning(compressed[-1], in_chans=1, img_size=28)]
@@ -618,29 +627,9 @@ def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_inpu
 def test_compress_run_warns_when_the_profile_was_fitted_on_few_archs(tmp_path, tiny_idx_root, monkeypatch, caplog):
     # compress.run prunes to a latency target and tabulates latencies from the predictor a search uses; a search with a
     # profile fitted on fewer than 20 archs warns that they may be well off (few_archs_warning), compress.run said nothing.
-    import logging
-
-    from hydra import compose, initialize_config_dir
-
-    import compress.run
-    from nas.config import register_configs
     from nas.latency.hardware import few_archs_warning
-    from tests.conftest import CONF_DIR
 
-    folder = tmp_path / "ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, an input hw=cpu was measured at
-    compressed = []
-    monkeypatch.setattr(compress.run, "compress_checkpoint", lambda folder, **kw: compressed.append(kw["hw"]) or {})
-    register_configs()
-
-    def warnings_with(*overrides: str) -> list[str]:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="compress_run", overrides=[f"checkpoint={folder}", f"data.root={tiny_idx_root}",
-                                                                  "hw=cpu", *overrides])
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="compress.run"):
-            compress.run.run_compress(cfg)
-        return [r.getMessage() for r in caplog.records if r.name == "compress.run"]
+    compressed, warnings_with = _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog)
 
     assert warnings_with() == []  # the shipped hw=cpu: fitted on 50
     said = warnings_with("hw.fitted_archs=[a1,a2,a3,a4,a5,a6,a7,a8]")

@@ -502,6 +502,25 @@ def test_test_predictions_of_an_image_folder_name_each_images_file_and_old_files
     np.testing.assert_array_equal(read_test_predictions(path, truth, classes, paths), predicted)
 
 
+def _member_of_photos(tmp_path, compose_cfg, *, test_size: int):
+    """The run config, data and trial record of a one-stage member trained on nothing, its checkpoint in
+    tmp_path/trials, for the 8x8 grey photos in tmp_path/photos (two classes; val 2 images, test `test_size`)."""
+    from nas.checkpoint import save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import load_dataset
+    from nas.model import build_model
+
+    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path / 'photos'}", "data.img_size=8",
+                                    f"data.test_size={test_size}", "data.val_size=2", "final_train=none",
+                                    "hw=edge_npu", "search.export_onnx=false"))
+    data = load_dataset(run.data)
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=2)
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    return run, data, record
+
+
 def test_a_members_test_predictions_name_the_image_folders_files_and_an_old_file_gains_them_without_the_model(
         tmp_path, compose_cfg, monkeypatch):
     # test_predictions.csv's index is a position in the test split: which photos were misclassified could not be told.
@@ -510,23 +529,13 @@ def test_a_members_test_predictions_name_the_image_folders_files_and_an_old_file
     from PIL import Image
 
     import nas.results as results_mod
-    from nas.checkpoint import save_checkpoint
-    from nas.config import to_run_config
-    from nas.data import load_dataset
-    from nas.model import build_model
 
     for c, base in (("cat", 10), ("dog", 100)):
         for i in range(8):
             (tmp_path / "photos" / c).mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.full((8, 8), base + i, dtype=np.uint8), mode="L").save(tmp_path / "photos" / c / f"{i}.png")
-    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path / 'photos'}", "data.img_size=8",
-                                    "data.test_size=6", "data.val_size=2", "final_train=none", "hw=edge_npu",
-                                    "search.export_onnx=false"))
-    data = load_dataset(run.data)
-    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=2)
-    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
-    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
-                         feasible=True, duration_s=1.0, fail_reason="")
+    run, data, record = _member_of_photos(tmp_path, compose_cfg, test_size=6)
+    arch = record.arch
     _, predicted = results_mod.materialize_member(tmp_path, record, data, run)
     csv_path = tmp_path / "checkpoints" / arch.arch_id / "test_predictions.csv"
     with csv_path.open(newline="") as f:
@@ -561,24 +570,15 @@ def test_a_members_input_record_counts_its_images_that_were_not_square_or_transp
     from PIL import Image
 
     import nas.results as results_mod
-    from nas.checkpoint import io_contract, save_checkpoint
-    from nas.config import to_run_config
-    from nas.data import load_dataset
-    from nas.model import build_model
+    from nas.checkpoint import io_contract
 
     for c, base in (("cat", 10), ("dog", 100)):
         (tmp_path / "photos" / c).mkdir(parents=True)
         for i in range(6):
             Image.fromarray(np.full((8, 8), base + i, dtype=np.uint8), mode="L").save(tmp_path / "photos" / c / f"{i}.png")
     Image.fromarray(np.full((8, 12), 50, dtype=np.uint8), mode="L").save(tmp_path / "photos" / "cat" / "wide.png")
-    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path / 'photos'}", "data.img_size=8",
-                                    "data.test_size=2", "data.val_size=2", "final_train=none", "hw=edge_npu",
-                                    "search.export_onnx=false"))
-    data = load_dataset(run.data)
-    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=2)
-    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
-    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
-                         feasible=True, duration_s=1.0, fail_reason="")
+    run, data, record = _member_of_photos(tmp_path, compose_cfg, test_size=2)
+    arch = record.arch
     metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
     on_disk = json.loads((tmp_path / "checkpoints" / arch.arch_id / "metrics.json").read_text())
     assert on_disk["input"] == metrics["input"]
