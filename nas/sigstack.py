@@ -53,16 +53,28 @@ def signal_stack_kept() -> Iterator[None]:
     """Wrap the making of OpenVINO objects (`Core.compile_model`, which makes the Core's CPU plugin): as the block
     leaves, the calling thread's alternate signal stack is put back to the one it had before the block, so the plugin's
     own (see the module's docstring) is out of use before the plugin can be freed, and freeing plugins in whatever order
-    never leaves the thread on unmapped memory. Does nothing where the stack did not change, and off Linux."""
-    before = signal_stack()
+    never leaves the thread on unmapped memory. Does nothing where the stack did not change, and off Linux; where the
+    stack cannot be read or set (a sandbox refusing sigaltstack, a C library without it) it does nothing either: the
+    block runs, and its exceptions pass, as without it."""
+    before = _stack_or_none()
     try:
         yield
     finally:
-        if before is not None and signal_stack() != before:
+        if before is not None and _stack_or_none() not in (before, None):
             sp, size, flags = before
             # the kernel refuses a stack smaller than the signal frame now needs (ENOMEM, a CPU state the plugin turned
             # on): OpenVINO's then stays in place, as it would without this
             try:
                 _sigaltstack(_Stack(sp if not flags & _SS_DISABLE else None, flags & _SS_DISABLE, size))
-            except OSError:
+            except Exception:  # noqa: BLE001 - as below: an OSError, or ctypes' own; the model is made all the same
                 pass
+
+
+def _stack_or_none() -> tuple[int, int, int] | None:
+    """`signal_stack()`, or None where it cannot be read: a seccomp filter refusing sigaltstack (EPERM, ENOSYS), a C
+    library without it (AttributeError from ctypes). Keeping the stack is a safeguard around OpenVINO's compile; its
+    failing must not fail the compile, nor replace the compile's own exception."""
+    try:
+        return signal_stack()
+    except Exception:  # noqa: BLE001 - whatever ctypes or libc raise, the compile goes on
+        return None

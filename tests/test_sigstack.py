@@ -52,3 +52,42 @@ def test_ctrl_c_after_openvino_runners_replaced_in_a_loop_raises_keyboardinterru
     done = subprocess.run([sys.executable, "-c", code, str(relu_onnx(tmp_path / "relu.onnx"))], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "stopped\n"), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("error", [OSError(1, "Operation not permitted"), AttributeError("sigaltstack")])
+def test_a_stack_that_cannot_be_read_or_set_never_fails_the_block_it_wraps(monkeypatch, error):
+    # a seccomp filter refusing sigaltstack (EPERM) or a C library without it (AttributeError from ctypes): the block
+    # is a safeguard around OpenVINO's compile, and raised before the compile ran, or over the compile's own exception
+    import nas.sigstack
+
+    def refused(new):
+        raise error
+
+    monkeypatch.setattr(nas.sigstack, "_sigaltstack", refused)
+    ran = []
+    with signal_stack_kept():
+        ran.append(True)
+    assert ran == [True]
+    with pytest.raises(ValueError, match="the compile's own"):
+        with signal_stack_kept():
+            raise ValueError("the compile's own")
+
+
+def test_a_stack_that_cannot_be_put_back_leaves_the_compiles_exception_as_it_was(monkeypatch):
+    # read before the block, refused after it: the compile's exception is the one that reaches the caller
+    import nas.sigstack
+
+    calls = []
+    real = nas.sigstack._sigaltstack
+
+    def read_once(new):
+        calls.append(new)
+        if len(calls) > 1:
+            raise OSError(38, "Function not implemented")
+        return real(new)
+
+    monkeypatch.setattr(nas.sigstack, "_sigaltstack", read_once)
+    with pytest.raises(ValueError, match="the compile's own"):
+        with signal_stack_kept():
+            raise ValueError("the compile's own")
+    assert len(calls) == 2
