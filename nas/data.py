@@ -925,7 +925,10 @@ def _path_ranks(paths: Sequence[str], seed: int) -> torch.Tensor:
     import hashlib
     import unicodedata
 
-    keys = [hashlib.blake2b(f"{seed}:{unicodedata.normalize('NFC', p)}".encode(), digest_size=8).digest() for p in paths]
+    # surrogatepass: a file name that is not UTF-8 (Latin-1 from an old zip, on Linux) holds a lone surrogate for each
+    # undecodable byte, which strict UTF-8 refuses; any other name gives the bytes it always gave
+    keys = [hashlib.blake2b(f"{seed}:{unicodedata.normalize('NFC', p)}".encode("utf-8", "surrogatepass"),
+                            digest_size=8).digest() for p in paths]
     order = sorted(range(len(paths)), key=lambda i: (keys[i], paths[i]))  # the path breaks a tie of the 8-byte hashes
     ranks = torch.empty(len(paths), dtype=torch.int64)
     ranks[torch.tensor(order, dtype=torch.int64)] = torch.arange(len(paths))

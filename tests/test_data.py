@@ -273,6 +273,22 @@ def test_held_out_images_are_fixed_by_split_seed_and_another_seed_draws_others(t
     assert set(other.val.paths) != set(first.val.paths)
 
 
+def test_a_photo_whose_file_name_is_not_utf8_is_held_out_by_its_path_like_any_other(tmp_path):
+    # A Latin-1 name (a zip from an old Windows machine, unpacked on Linux): Python holds its undecodable byte as a lone
+    # surrogate, which strict UTF-8 refuses, and load_dataset ended in a UnicodeEncodeError from the held-out draw.
+    import os
+
+    root = _folder(tmp_path, {"a": 10, "b": 10})
+    name = os.fsdecode(b"caf\xe9.png")
+    try:
+        _png(root / "a" / name, 8, 7)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None)
+    split = _split_of(load_dataset(cfg))
+    assert f"a/{name}" in split and _split_of(load_dataset(cfg)) == split
+
+
 @pytest.mark.parametrize("sizes, stratify", [({"a": 21, "b": 20, "c": 20}, True), ({"a": 20, "b": 20, "rare": 4}, True),
                                              ({"common": 30, "rare": 4, "single": 1}, True), ({"a": 30, "b": 7}, False)])
 def test_images_held_out_by_their_paths_keep_the_per_class_counts_of_the_random_draw(tmp_path, monkeypatch, sizes,
