@@ -248,10 +248,12 @@ class _PassedOn(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         origin = logging.root.manager.loggerDict.get(record.name)  # the logger the record was made by
-        shown = record.levelno >= _level_without_blocks(origin if isinstance(origin, logging.Logger) else self.logger)
-        # the handlers the record meets that show it or pass it on, as callHandlers counts them: the logger's own, the
-        # blocks' (but for those keeping records unseen), and up the chain
-        found = len(self.own) + sum(h is not self and not isinstance(h, RecordKeeper) for h in self.logger.handlers)
+        origin = origin if isinstance(origin, logging.Logger) else self.logger
+        shown = record.levelno >= _level_without_blocks(origin)
+        # the handlers the record meets that show it or pass it on, as callHandlers counts them: those of the loggers it
+        # passed on its way here, the logger's own, the blocks' (but for those keeping records unseen), and up the chain
+        found = sum(not isinstance(h, RecordKeeper) for lg in _loggers_between(origin, self.logger) for h in lg.handlers)
+        found += len(self.own) + sum(h is not self and not isinstance(h, RecordKeeper) for h in self.logger.handlers)
         for handler in self.own if shown else ():
             if record.levelno >= handler.level:
                 handler.handle(record)
@@ -259,14 +261,17 @@ class _PassedOn(logging.Handler):
         while chain is not None:
             passed_on = _passed_on(chain)
             for handler in chain.handlers:
-                if handler is passed_on:
-                    handler.handle(record)
+                if handler is passed_on:  # its own handlers, passed on here: one count of handlers for lastResort
                     found += len(passed_on.own)
+                    for own in passed_on.own if shown else ():
+                        if record.levelno >= own.level:
+                            own.handle(record)
                 else:
                     found += not isinstance(handler, RecordKeeper)
                     if record.levelno >= handler.level and (shown or passed_on is not None):
                         handler.handle(record)
-            chain = chain.parent if chain.propagate else None  # a lowered logger's propagate is off: its _PassedOn went on
+            propagated = passed_on.propagated if passed_on is not None else chain.propagate
+            chain = chain.parent if propagated else None
         # Without a logging setup Python shows warnings on stderr (logging.lastResort) where a record meets no handler;
         # a block's RecordKeeper counts as one for Python, so that is done here: a notebook calling run_search saw none
         if not found and shown and logging.lastResort is not None and record.levelno >= logging.lastResort.level:
@@ -275,6 +280,17 @@ class _PassedOn(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.handle(record)
+
+
+def _loggers_between(origin: logging.Logger, logger: logging.Logger) -> list[logging.Logger]:
+    """The loggers a record made by `origin` passes before it reaches `logger` by propagation (`origin` first, `logger`
+    left out); none where it does not reach `logger`."""
+    between: list[logging.Logger] = []
+    chain: logging.Logger | None = origin
+    while chain is not None and chain is not logger:
+        between.append(chain)
+        chain = chain.parent if chain.propagate else None
+    return between if chain is logger else []
 
 
 def _passed_on(logger: logging.Logger) -> _PassedOn | None:
@@ -295,6 +311,19 @@ def _level_without_blocks(logger: logging.Logger) -> int:
     return logging.NOTSET
 
 
+def _loggers_below(loggers: list[logging.Logger]) -> list[logging.Logger]:
+    """The loggers made so far that lie below one of `loggers` (a descendant, not the logger itself)."""
+    made = [lg for lg in list(logging.root.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+    return [lg for lg in made if any(_is_below(lg, above) for above in loggers)]
+
+
+def _is_below(logger: logging.Logger, above: logging.Logger) -> bool:
+    chain = logger.parent
+    while chain is not None and chain is not above:
+        chain = chain.parent
+    return chain is above
+
+
 # Held while a `logging_to` block changes loggers or puts them back: two threads entering at once would both lower one
 # logger, and the second would then keep the first one's INFO as the level to put back.
 _LOGGERS_CHANGING = threading.Lock()
@@ -305,20 +334,25 @@ def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
     """While the block runs, the named loggers also send their records to `handler`, at INFO at least; as they were
     afterwards (also after an exception). A logger quieter than INFO (as Python leaves them without a logging setup, or
     `logging.basicConfig(level=logging.WARNING)` does) is set to INFO for the block, so that `handler` gets its INFO
-    lines, but the records it did not let through before reach no other handler: its own handlers and those up its
-    chain (the root's console) get what they got before (`_PassedOn`). A logger at INFO already, as inside another block
+    lines, but the records it did not let through before reach no other handler: its own handlers, those up its chain
+    (the root's console) and those of the loggers below it (a user's on "nas.search", whose logger is lowered and stood
+    in for with it) get what they got before (`_PassedOn`). A logger at INFO already, as inside another block
     for it, only gains `handler`. Blocks nest; of blocks that overlap on a logger without nesting (threads), the one
     that lowered it puts it back on leaving, and the others' handlers then get what the logger lets through."""
     loggers = [logging.getLogger(name) for name in names]
     lowered: list[_PassedOn] = []
     with _LOGGERS_CHANGING:
+        quiet = [lg for lg in loggers if lg.getEffectiveLevel() > logging.INFO]
+        # the loggers below them with handlers of their own (a user's on "nas.search"): lowered with them, their handlers
+        # would get the INFO lines the user's setup kept from them, so their handlers are stood in for likewise
+        below = [lg for lg in _loggers_below(quiet) if lg.handlers and lg.getEffectiveLevel() > logging.INFO]
+        for lg in dict.fromkeys([*quiet, *below]):  # each once, levels read before any is changed
+            passed_on = _PassedOn(lg)
+            lowered.append(passed_on)
+            lg.handlers[:] = [passed_on]
+            lg.propagate = False
+            lg.setLevel(logging.INFO)
         for lg in loggers:
-            if lg.getEffectiveLevel() > logging.INFO:
-                passed_on = _PassedOn(lg)
-                lowered.append(passed_on)
-                lg.handlers[:] = [passed_on]
-                lg.propagate = False
-                lg.setLevel(logging.INFO)
             lg.addHandler(handler)
     try:
         yield

@@ -84,6 +84,28 @@ def test_the_loggers_are_put_back_after_an_exception_and_a_handler_on_them_keeps
         logging.getLogger("nas").removeHandler(mine)
 
 
+def test_a_user_s_handler_below_a_lowered_logger_gets_what_their_setup_let_through(console):
+    # logging_to lowered "nas" to INFO for search.log: a handler of the user's on "nas.search" (no level of its own,
+    # under a setup at WARNING) got every INFO line of the search, as its logger then passed them all.
+    mine, below = KeptRecords(), KeptRecords()
+    logging.getLogger("nas.search").addHandler(mine)
+    logging.getLogger("nas.search.sub").addHandler(below)
+    try:
+        before = _state("nas", "nas.search", "nas.search.sub")
+        run_log = KeptRecords()
+        with logging_to(run_log, "nas", "compress"):
+            logging.getLogger("nas.search").info("trial 0 done")
+            logging.getLogger("nas.search.sub").info("deeper")
+            logging.getLogger("nas.search").warning("a warning")
+        assert _state("nas", "nas.search", "nas.search.sub") == before
+    finally:
+        logging.getLogger("nas.search").removeHandler(mine)
+        logging.getLogger("nas.search.sub").removeHandler(below)
+    assert run_log.said() == [("INFO", "trial 0 done"), ("INFO", "deeper"), ("WARNING", "a warning")]
+    assert mine.said() == console.said() == [("WARNING", "a warning")]
+    assert below.said() == []
+
+
 def test_nested_blocks_both_get_info_lines_and_a_logger_the_user_set_to_info_still_reaches_the_console(console):
     # `python -m nas.report`'s rebuild: lines_on_stderr's handler around the run's search.log handler
     outer, inner = KeptRecords(), KeptRecords()
@@ -131,3 +153,26 @@ def test_without_a_logging_setup_a_search_s_warnings_reach_stderr_once_and_its_i
     done = subprocess.run([sys.executable, "-c", _NO_LOGGING_SETUP], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["held warning", "run warning", "tool warning"]
+
+
+_HANDLER_BELOW_ONLY = """
+import logging
+from nas.errors import logging_to, RecordKeeper
+class Kept(RecordKeeper):
+    def emit(self, record):
+        print("kept:", record.getMessage())
+class Mine(logging.Handler):
+    def emit(self, record):
+        print("mine:", record.getMessage())
+logging.getLogger("nas.search").addHandler(Mine())  # the user's only logging setup
+with logging_to(Kept(), "nas"):
+    logging.getLogger("nas.search").warning("a warning")
+"""
+
+
+def test_a_warning_a_user_s_handler_below_a_block_took_is_not_also_python_s_on_stderr():
+    # Python shows a warning on stderr only where it meets no handler: one that met the user's handler on "nas.search"
+    # was shown there and again on stderr, as the block's stand-in for "nas" counted no handler below it.
+    done = subprocess.run([sys.executable, "-c", _HANDLER_BELOW_ONLY], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("mine: a warning\nkept: a warning\n", "")
