@@ -268,7 +268,8 @@ class _PassedOn(logging.Handler):
                             own.handle(record)
                 else:
                     found += not isinstance(handler, RecordKeeper)
-                    if record.levelno >= handler.level and (shown or passed_on is not None):
+                    # a block's (search.log's, on "nas") gets every record, a user's what their setup let through
+                    if record.levelno >= handler.level and (shown or passed_on is not None or _blocks_own(handler)):
                         handler.handle(record)
             propagated = passed_on.propagated if passed_on is not None else chain.propagate
             chain = chain.parent if propagated else None
@@ -327,25 +328,36 @@ def _is_below(logger: logging.Logger, above: logging.Logger) -> bool:
 # Held while a `logging_to` block changes loggers or puts them back: two threads entering at once would both lower one
 # logger, and the second would then keep the first one's INFO as the level to put back.
 _LOGGERS_CHANGING = threading.Lock()
+# The handlers the `logging_to` blocks running now gave their loggers, one entry per block, changed under the lock above:
+# a logger a block lowered below one it did not (a user's WARNING on "nas.search", their INFO on "nas") passes its
+# records on to them all, and to the user's handlers there only what the user's setup let through.
+_BLOCKS_HANDLERS: list[logging.Handler] = []
+
+
+def _blocks_own(handler: logging.Handler) -> bool:
+    """Whether `handler` is one a running `logging_to` block gave its loggers."""
+    return any(handler is h for h in _BLOCKS_HANDLERS)
 
 
 @contextmanager
 def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
     """While the block runs, the named loggers also send their records to `handler`, at INFO at least; as they were
     afterwards (also after an exception). A logger quieter than INFO (as Python leaves them without a logging setup, or
-    `logging.basicConfig(level=logging.WARNING)` does) is set to INFO for the block, so that `handler` gets its INFO
-    lines, but the records it did not let through before reach no other handler: its own handlers, those up its chain
-    (the root's console) and those of the loggers below it (a user's on "nas.search", whose logger is lowered and stood
-    in for with it) get what they got before (`_PassedOn`). A logger at INFO already, as inside another block
-    for it, only gains `handler`. Blocks nest; of blocks that overlap on a logger without nesting (threads), the one
-    that lowered it puts it back on leaving, and the others' handlers then get what the logger lets through."""
+    `logging.basicConfig(level=logging.WARNING)` does), or one below them set quieter itself (a user's WARNING on
+    "nas.search"), is set to INFO for the block, so that `handler` gets its INFO lines, but the records it did not let
+    through before reach no other handler: its own handlers, those up its chain (the root's console) and those of the
+    loggers below it (a user's on "nas.search", whose logger is lowered and stood in for with it) get what they got
+    before (`_PassedOn`). A logger at INFO already, as inside another block for it, only gains `handler`. Blocks nest;
+    of blocks that overlap on a logger without nesting (threads), the one that lowered it puts it back on leaving, and
+    the others' handlers then get what the logger lets through."""
     loggers = [logging.getLogger(name) for name in names]
     lowered: list[_PassedOn] = []
     with _LOGGERS_CHANGING:
         quiet = [lg for lg in loggers if lg.getEffectiveLevel() > logging.INFO]
-        # the loggers below them with handlers of their own (a user's on "nas.search"): lowered with them, their handlers
-        # would get the INFO lines the user's setup kept from them, so their handlers are stood in for likewise
-        below = [lg for lg in _loggers_below(quiet) if lg.handlers and lg.getEffectiveLevel() > logging.INFO]
+        # the quiet loggers below the named ones: with a level of their own (a user's WARNING on "nas.search"), which
+        # kept their INFO lines from `handler`, and with handlers of their own (a user's on "nas.search"), which would
+        # get the INFO lines the user's setup kept from them once lowered with the logger above, so stood in for likewise
+        below = [lg for lg in _loggers_below(loggers) if (lg.level or lg.handlers) and lg.getEffectiveLevel() > logging.INFO]
         for lg in dict.fromkeys([*quiet, *below]):  # each once, levels read before any is changed
             passed_on = _PassedOn(lg)
             lowered.append(passed_on)
@@ -354,12 +366,14 @@ def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
             lg.setLevel(logging.INFO)
         for lg in loggers:
             lg.addHandler(handler)
+        _BLOCKS_HANDLERS.append(handler)
     try:
         yield
     finally:
         with _LOGGERS_CHANGING:
             for lg in loggers:
                 lg.removeHandler(handler)
+            _BLOCKS_HANDLERS.remove(handler)  # one entry: a handler in two nested blocks stays for the outer one
             for passed_on in reversed(lowered):
                 lg = passed_on.logger
                 # its handlers from before first, then any added during the block (by another block) still there

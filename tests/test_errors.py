@@ -106,6 +106,26 @@ def test_a_user_s_handler_below_a_lowered_logger_gets_what_their_setup_let_throu
     assert below.said() == []
 
 
+@pytest.mark.parametrize("nas_level", [logging.NOTSET, logging.INFO])  # "nas" lowered by the block, or at INFO already
+def test_a_block_s_handler_gets_the_info_lines_of_a_logger_below_that_the_user_set_quieter(console, nas_level):
+    # search.log keeps a run's INFO lines whatever the logging setup: "nas.search" set to WARNING by the user (to quiet
+    # their console) kept its INFO lines from it, as only the loggers named were lowered.
+    logging.getLogger("nas").setLevel(nas_level)
+    logging.getLogger("nas.search").setLevel(logging.WARNING)
+    try:
+        before = _state("nas", "nas.search")
+        run_log = KeptRecords()
+        with logging_to(run_log, "nas", "compress"):
+            logging.getLogger("nas.search").info("trial 0 done")
+            logging.getLogger("nas.search").warning("a warning")
+        assert _state("nas", "nas.search") == before
+    finally:
+        logging.getLogger("nas.search").setLevel(logging.NOTSET)
+        logging.getLogger("nas").setLevel(logging.NOTSET)
+    assert run_log.said() == [("INFO", "trial 0 done"), ("WARNING", "a warning")]
+    assert console.said() == [("WARNING", "a warning")]
+
+
 def test_nested_blocks_both_get_info_lines_and_a_logger_the_user_set_to_info_still_reaches_the_console(console):
     # `python -m nas.report`'s rebuild: lines_on_stderr's handler around the run's search.log handler
     outer, inner = KeptRecords(), KeptRecords()
