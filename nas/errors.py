@@ -382,14 +382,49 @@ def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
                 lg.setLevel(passed_on.level_before)
 
 
+class _StderrLines(logging.StreamHandler):
+    """`lines_on_stderr`'s handler: a record as a plain line on stderr, but for one that a handler of the user's own
+    logging setup shows on the terminal already (`_on_terminal_already`): a script with
+    `logging.basicConfig(level=logging.WARNING)` calling a tool's `main` saw each warning twice, in its format and as the
+    tool's line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _on_terminal_already(record):
+            super().emit(record)
+
+
+def _on_terminal_already(record: logging.LogRecord) -> bool:
+    """Whether `record` reaches a handler of the user's logging setup (not a block's) that writes to the terminal, a
+    `logging.StreamHandler` on stderr or stdout as `logging.basicConfig` makes: one that the record meets, as its logger
+    propagates it, at a level the setup let through without the blocks (`_level_without_blocks`). A log file of the
+    user's does not count: the terminal still needs the line."""
+    origin = logging.root.manager.loggerDict.get(record.name)
+    if not isinstance(origin, logging.Logger) or record.levelno < _level_without_blocks(origin):
+        return False
+    terminals = [stream for stream in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__) if stream is not None]
+    chain: logging.Logger | None = origin
+    while chain is not None:
+        passed_on = _passed_on(chain)
+        for handler in passed_on.own if passed_on is not None else chain.handlers:
+            if (isinstance(handler, logging.StreamHandler) and any(handler.stream is stream for stream in terminals)
+                    and record.levelno >= handler.level and not _blocks_own(handler)):
+                return True
+        propagated = passed_on.propagated if passed_on is not None else chain.propagate
+        chain = chain.parent if propagated else None
+    return False
+
+
 @contextmanager
 def lines_on_stderr(*names: str) -> Iterator[None]:
     """For command-line entry points without Hydra (which sets up logging itself): the named loggers' info and
     warning lines reach stderr as plain lines while the block runs. Without a handler Python shows only warnings,
-    so a tool's info lines (what it did on its own, such as removing a killed run's files) were lost."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    with logging_to(handler, *names):
+    so a tool's info lines (what it did on its own, such as removing a killed run's files) were lost. A line that the
+    caller's own logging setup shows on the terminal already (a script's `logging.basicConfig`) is not written again."""
+    with logging_to(_StderrLines(), *names):
         yield
 
 

@@ -152,6 +152,32 @@ def test_a_console_set_to_info_gets_the_info_lines_as_before(console):
     assert console.said() == [("INFO", "trial 0 done")]
 
 
+@pytest.mark.parametrize("level, on_terminal, expected", [
+    (logging.WARNING, True, ["removed 1 temporary file", "user: WARNING the model saturates"]),
+    (logging.INFO, True, ["user: INFO removed 1 temporary file", "user: WARNING the model saturates"]),
+    (logging.WARNING, False, ["removed 1 temporary file", "the model saturates"]),  # a log file only: the tool says both
+])
+def test_a_tool_s_stderr_lines_leave_out_what_the_user_s_console_shows_already(capsys, level, on_terminal, expected):
+    # compress.predict's or nas.report's main called from a script with `logging.basicConfig(level=WARNING)`: each
+    # warning was shown twice, by the script's handler on stderr and as the tool's own line (INFO lines too at INFO).
+    import io
+
+    from nas.errors import lines_on_stderr
+
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    mine = logging.StreamHandler(sys.stderr if on_terminal else io.StringIO())  # as basicConfig makes it (to a file)
+    mine.setFormatter(logging.Formatter("user: %(levelname)s %(message)s"))
+    root.handlers[:], root.level = [mine], level
+    try:
+        with lines_on_stderr("nas", "compress"):
+            logging.getLogger("compress.predict").info("removed 1 temporary file")
+            logging.getLogger("compress.predict").warning("the model saturates")
+    finally:
+        root.handlers[:], root.level = saved[1], saved[0]
+    assert capsys.readouterr().err.splitlines() == expected
+
+
 _NO_LOGGING_SETUP = """
 import logging, sys, tempfile
 from pathlib import Path
