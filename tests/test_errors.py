@@ -222,3 +222,30 @@ def test_a_warning_a_user_s_handler_below_a_block_took_is_not_also_python_s_on_s
     done = subprocess.run([sys.executable, "-c", _HANDLER_BELOW_ONLY], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (done.stdout, done.stderr) == ("mine: a warning\nkept: a warning\n", "")
+_HANDLERS_BELOW = """
+import logging, sys
+from nas.errors import RecordKeeper, logging_to
+class Kept(RecordKeeper):
+    def emit(self, record):
+        pass
+mine = logging.StreamHandler(sys.stderr)
+mine.setFormatter(logging.Formatter("mine: %(message)s"))
+logging.getLogger("nas.search").addHandler(mine)  # a user's handler on one module's logger, none on the root
+with logging_to(Kept(), "nas", "compress"):
+    logging.getLogger("nas.search").warning("shown by mine")
+    logging.getLogger("nas.data").warning("shown by Python")
+logging.getLogger("nas.search").removeHandler(mine)
+with logging_to(Kept(), "nas.search"), logging_to(Kept(), "nas"):  # both lowered, one below the other
+    logging.getLogger("nas.search.x").warning("lowered twice")
+logging.getLogger().addHandler(mine)
+with logging_to(Kept(), "nas.search"), logging_to(Kept(), "nas"):
+    logging.getLogger("nas.search.x").warning("on the root")
+"""
+
+
+def test_a_warning_shown_by_a_handler_below_or_above_the_lowered_loggers_is_not_shown_again_by_python():
+    # Python's no-handler rule counts every handler from the record's own logger up: a user's handler on nas.search
+    # showed the warning and lastResort printed it again, and with two loggers lowered each block's stand-in did
+    done = subprocess.run([sys.executable, "-c", _HANDLERS_BELOW], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["mine: shown by mine", "shown by Python", "lowered twice", "mine: on the root"]
