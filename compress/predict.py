@@ -33,7 +33,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.latency.measure import int8_saturates
-from nas.checkpoint import ImageCounts, atomic_write_text, remove_dead_writers_temps
+from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
@@ -115,8 +115,7 @@ def _contract(folder: Path) -> Contract:
         metrics = json.loads(path.read_text())
         said = metrics["input"]
         background = said.get("background")  # absent before data.background: transparency dropped
-        counts = ("images", "not_square", "transparent")  # absent before 2026-12-06: not known
-        image_counts = ImageCounts(*(int(said[k]) for k in counts)) if all(k in said for k in counts) else None
+        image_counts = recorded_image_counts(said, file=path)  # absent before 2026-12-06: not known (None)
         return Contract(int(said["channels"]), int(said["img_size"]),
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy

@@ -506,6 +506,31 @@ class ImageCounts(NamedTuple):
     transparent: int
 
 
+IMAGE_COUNT_KEYS = ("images", "not_square", "transparent")
+"""The keys of an input record (`io_contract`'s "input") that hold its `ImageCounts`, in their order."""
+
+
+def recorded_image_counts(said: dict[str, Any], *, file: str | os.PathLike) -> ImageCounts | None:
+    """The `ImageCounts` an input record (`io_contract`'s "input", as read from `file`) holds; None where it holds
+    none of them, or only some (a record from before they were kept: unknown). `CheckpointError` in one line naming
+    `file`, the key and its value where one is not a whole number >= 0, or not_square or transparent exceeds images (a
+    hand-edited record): int() took "2.5" as 2 and -3 as it is, and "many" gave a generic "not a metrics.json"."""
+    if not all(k in said for k in IMAGE_COUNT_KEYS):
+        return None
+    for key in IMAGE_COUNT_KEYS:
+        value = said[key]
+        # bool is an int to Python; true is no count
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"{file}: input.{key} is {json.dumps(value)}; allowed: a whole number >= 0 (how "
+                                  "many of the images the model was trained and tested on)")
+    counts = ImageCounts(*(said[k] for k in IMAGE_COUNT_KEYS))
+    for key in ("not_square", "transparent"):
+        if getattr(counts, key) > counts.images:
+            raise CheckpointError(f"{file}: input.{key} is {getattr(counts, key)}, more than input.images "
+                                  f"({counts.images}); allowed: a whole number from 0 to input.images")
+    return counts
+
+
 def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[float], std: Sequence[float],
                 preprocessing: str, background: int | None,
                 image_counts: ImageCounts | None = None) -> dict[str, dict[str, Any]]:

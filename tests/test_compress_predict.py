@@ -967,3 +967,32 @@ def test_the_warnings_on_new_photos_say_what_the_models_recorded_training_images
         "the model's training images (data.background=null), so the model sees the colours stored under those pixels; "
         + ("3 of the" if recorded == "some stretched" else "none of the")
         + " 1,000 images the model was trained and tested on had transparent pixels"]
+
+
+@pytest.mark.parametrize("edit, said", [
+    ({"images": "many"}, 'input.images is "many"; allowed: a whole number >= 0'),
+    ({"images": -3}, "input.images is -3; allowed: a whole number >= 0"),
+    ({"not_square": 2.5}, "input.not_square is 2.5; allowed: a whole number >= 0"),
+    ({"transparent": True}, "input.transparent is true; allowed: a whole number >= 0"),
+    ({"not_square": 1001}, "input.not_square is 1001, more than input.images (1000); allowed: a whole number from 0 "
+                           "to input.images"),
+], ids=["word", "negative", "fraction", "bool", "more-than-images"])
+@pytest.mark.parametrize("name", ["metrics.json", "compressed_metrics.json"])
+def test_a_malformed_image_count_in_the_input_record_is_one_line_naming_the_file_key_and_value(
+        checkpoint, photos, capsys, edit, said, name):
+    # A hand-edited count was read by int(): "many" gave the generic "is not a checkpoint's metrics.json (ValueError:
+    # invalid literal for int() ...)", and 2.5 or -3 were taken as 2 and -3, for the warnings to count with.
+    folder, _ = checkpoint
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"].update({"images": 1000, "not_square": 40, "transparent": 3, **edit})
+    if name == "compressed_metrics.json":  # compressed by compress.run alone: its record is the only one
+        (folder / "metrics.json").unlink()
+    (folder / name).write_text(json.dumps(metrics))
+    with pytest.raises(CheckpointError) as e:
+        predict(folder, [photos])
+    what = "" if "more than" in said else " (how many of the images the model was trained and tested on)"
+    assert str(e.value) == f"{folder / name}: {said}{what}"
+    with pytest.raises(SystemExit) as exited:
+        main([str(folder), str(photos)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {folder / name}: {said}{what}"]
