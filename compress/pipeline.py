@@ -37,11 +37,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from nas.arch import ArchConfig
-from nas.checkpoint import (atomic_write_json, export_onnx, fsync_folder, io_contract, load_checkpoint,
-                            remove_dead_writers_temps, save_checkpoint, scratch_folder)
+from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, fsync_folder, io_contract,
+                            load_checkpoint, recorded_image_counts, remove_dead_writers_temps, save_checkpoint,
+                            scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
-from nas.errors import ConfigError, counted
+from nas.errors import CheckpointError, ConfigError, counted
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
 from nas.layout import COMPRESSED_FILES, IR_FILES
@@ -757,6 +758,29 @@ def _disk_failure(e: BaseException) -> bool:
     return False
 
 
+def with_image_counts(folder: Path, kept: dict[str, Any], data: Dataset) -> dict[str, Any]:
+    """`kept`, the compressed_metrics.json of a compression of `folder` that a rerun reuses, with the image counts of its
+    input record (`io_contract`: input.images, not_square, transparent) added, and written (atomically), where it was
+    written before they were kept and they are known to be those of the same images: the member's metrics.json beside
+    it records them, as loaded now (`data.image_counts`: the record is of this run's data, which a search resuming its
+    study checked to be the study's images), and its input record is `kept`'s otherwise. `kept` unchanged elsewhere: a
+    reused record kept its hedge in compress.predict ("whether ... were square is not recorded") until compressed
+    again."""
+    said = kept.get("input")
+    if not isinstance(said, dict) or any(k in said for k in IMAGE_COUNT_KEYS) or data.image_counts is None:
+        return kept
+    try:
+        member = json.loads((folder / "metrics.json").read_text())["input"]
+        counts = recorded_image_counts(member, file=folder / "metrics.json")
+    except (OSError, ValueError, KeyError, TypeError, CheckpointError):  # no record of the member's to vouch for them
+        return kept
+    if counts != data.image_counts or {k: v for k, v in member.items() if k not in IMAGE_COUNT_KEYS} != said:
+        return kept  # another load's record, or another contract: not known to be the compression's images
+    kept = {**kept, "input": {**said, **counts._asdict()}}
+    atomic_write_json(folder / METRICS_FILE, kept)
+    return kept
+
+
 def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: HardwareProfile, data: Dataset,
                    cfg: CompressConfig, augment: DataConfig | None = None, eval_batch_size: int = 512,
                    memory_budget_gb: float | None = None) -> dict[str, dict]:
@@ -779,7 +803,7 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             log.info("%s: %s gone: converted again from model_int8.onnx (the compression is kept, not redone)",
                      m["arch_id"], " and ".join(gone))
         if is_up_to_date(folder, fp):
-            out[m["arch_id"]] = read_compressed_metrics(folder) or {}
+            out[m["arch_id"]] = with_image_counts(folder, read_compressed_metrics(folder) or {}, data)
             continue
         if (otherwise := compressed_for_another_job(folder, cfg=cfg, hw=hw)) is not None:
             # the files it replaces may be the user's (python -m compress.run of the member for another chip)

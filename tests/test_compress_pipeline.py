@@ -1718,3 +1718,42 @@ def test_a_member_compressed_for_another_chip_or_settings_is_named_with_why_befo
     with caplog.at_level(logging.INFO, logger="compress"):
         compress.pipeline.compress_front(checkpoint.parent, members, hw=cpu, data=data, cfg=cfg)
     assert said() == []
+
+
+def test_a_reused_compression_from_before_the_image_counts_gains_those_its_members_record_holds(checkpoint, data,
+                                                                                              monkeypatch):
+    # A search rerun reuses a member's finished compression: its compressed_metrics.json, written before the input
+    # record counted the images, kept the hedge "not recorded" for compress.predict while metrics.json beside it (written
+    # again by every run, from the data the study checked) had the counts.
+    from nas.checkpoint import io_contract
+    from nas.data import preprocessing
+    from nas.layout import COMPRESSED_JSON
+
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    cfg = dataclasses.replace(_cfg(ratio=0.5), measure_latency=False)
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
+    contract = json.loads(json.dumps(io_contract(
+        arch=ARCH, classes=data.classes, mean=data.mean, std=data.std, background=None, image_counts=data.image_counts,
+        preprocessing=preprocessing(DataConfig(name="tiny"), in_chans=1, img_size=28))))
+    (checkpoint / "metrics.json").write_text(json.dumps(contract))
+    counted = contract["input"]
+    before = {k: v for k, v in counted.items() if k not in ("images", "not_square", "transparent")}
+    fp = fingerprint(cfg, hw, checkpoint, data.name, largest_split=max(len(data.val), len(data.test)))
+    done = {"format": compress.pipeline.FORMAT, "fingerprint": fp, "hw": "npu", "files": {}, "input": before, "output": contract["output"]}
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda *a, **k: pytest.fail("compressed again"))
+
+    def rerun(record: dict) -> dict:
+        (checkpoint / COMPRESSED_JSON).write_text(json.dumps(record))
+        assert is_up_to_date(checkpoint, fp)  # reused, not compressed again
+        out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
+        assert out == json.loads((checkpoint / COMPRESSED_JSON).read_text())
+        return out["input"]
+
+    assert rerun(done) == counted and counted["images"] == len(data.train) + len(data.val) + len(data.test)
+    # not known to be of the same images: left as they were
+    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "images": 10**6}}))
+    assert rerun(done) == before  # metrics.json not of the data loaded now
+    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "background": 255}}))
+    assert rerun(done) == before  # another contract
+    (checkpoint / "metrics.json").unlink()
+    assert rerun(done) == before  # no member record (compressed by compress.run alone)

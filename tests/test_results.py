@@ -563,7 +563,7 @@ def test_a_members_test_predictions_name_the_image_folders_files_and_an_old_file
     assert csv_path.read_text() == "".join(line.rsplit(",", 1)[0] + "\n" for line in new.splitlines())
 
 
-def test_a_members_input_record_counts_its_images_that_were_not_square_or_transparent(tmp_path, compose_cfg):
+def test_a_members_input_record_counts_its_images_that_were_not_square_or_transparent(tmp_path, compose_cfg, monkeypatch):
     # compress.predict could only say "whether the model's training images were square is not recorded" of a deployer's
     # non-square photos: the member's metrics.json now records how many of the images it was trained and tested on
     # loading stretched or found transparent pixels in (nas.data.Dataset.image_counts).
@@ -583,6 +583,14 @@ def test_a_members_input_record_counts_its_images_that_were_not_square_or_transp
     on_disk = json.loads((tmp_path / "checkpoints" / arch.arch_id / "metrics.json").read_text())
     assert on_disk["input"] == metrics["input"]
     assert (on_disk["input"]["images"], on_disk["input"]["not_square"], on_disk["input"]["transparent"]) == (13, 1, 0)
+    # A member folder written before the counts were kept, reused by a resumed search (nothing trained or run again):
+    # its record is written again from the data the study checked to be the same images, the counts with it.
+    path = tmp_path / "checkpoints" / arch.arch_id / "metrics.json"
+    path.write_text(json.dumps({**on_disk, "input": {k: v for k, v in on_disk["input"].items()
+                                                     if k not in ("images", "not_square", "transparent")}}))
+    monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: pytest.fail("ran the model again"))
+    results_mod.materialize_member(tmp_path, record, data, run)
+    assert json.loads(path.read_text())["input"] == on_disk["input"]
     # unknown (a Dataset made by hand): left out, as in a record from before they were kept
     unknown = io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std, preprocessing="",
                           background=None)
