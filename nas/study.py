@@ -139,10 +139,10 @@ def fingerprint(run: RunConfig) -> dict[str, Any]:
     and `SPEED_SETTINGS` excluded)."""
     fp = _settings(run)
     fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
-    # the description and which archs (at which inputs) a calibration was fitted on change no prediction; `fitted`, the
-    # file a profile's fitted numbers were read from, is "" once they are (their values are compared), and older
-    # studies' fingerprints lack it
-    fp["hw"] = {k: v for k, v in fp["hw"].items() if k not in ("description", "fitted_archs", "measured_inputs", "fitted")}
+    # the description, which archs (at which inputs) a calibration was fitted on and what it was fitted for change no
+    # prediction; `fitted`, the file a profile's fitted numbers were read from, is "" once they are (their values are
+    # compared), and older studies' fingerprints lack it and `fitted_for`
+    fp["hw"] = {k: v for k, v in fp["hw"].items() if k not in ("description", "fitted_archs", "measured_inputs", "fitted_for", "fitted")}
     return _comparable(fp)
 
 

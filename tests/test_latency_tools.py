@@ -2321,7 +2321,8 @@ def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, spa
     assert described in source
     assert text == (source.split(CALIBRATION_MARKER)[0].replace("name: cpu\n", "name: chip\n").replace(
         described, f'description: "{cpu.description}, refitted on AMD EPYC"\n') + CALIBRATION_MARKER
-                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, calibration, residual: in that file\n")
+                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, fitted_for, calibration, residual: "
+                      "in that file\n")
     assert fitted.startswith(CALIBRATION_MARKER + "\n# fitted ") and "\ncalibration:\n" in fitted
     profile = load_hw_profile(tmp_path / "chip.yaml")
     assert profile.name == "chip" and profile.calibrated_on == "AMD EPYC" and profile.calibration and profile.fitted == ""
@@ -2330,6 +2331,50 @@ def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, spa
     inline = calibrated_yaml(text, profile, note="n")
     assert split_calibrated(inline, fitted_name="chip.fitted.yml")[0] == text
     assert inline == calibrated_yaml(text.split(CALIBRATION_MARKER)[0] + fitted, profile, note="n")
+
+
+def test_a_profile_edited_after_its_fit_in_what_the_costs_depend_on_is_refused_until_refitted(tmp_path, space_t):
+    # A chip fitted, then its file edited where the fitted costs depend on it (fused_kinds: which ops cost nothing;
+    # bytes_per_element: what per_byte multiplies; precision: what was timed): the predictions silently changed (a
+    # chip's validation went from 100% to 80% within +-10% after `fused_kinds: [bn]`), while the datasheet numbers
+    # the calibration replaces change nothing. The fit records what it was fitted for; a change is one line until refit.
+    import subprocess
+    import sys
+
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    chip = tmp_path / "mine" / "hw" / "chip.yaml"
+    chip.parent.mkdir(parents=True)
+    npu = load_hw_profile("edge_npu")
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "vendor", "int8", 1, t, t, t, 1, "Chip board")
+                                            for a in archs for t in [predict_latency(a, npu).total_ms * 1.5]])
+    fit_command(LatencyToolConfig(hw=npu, space=space_t, measurements=[str(tmp_path / "m.csv")], out=str(chip)))
+    recorded = "precision=int8; bytes_per_element=1; fused_kinds=[bn, relu]"
+    assert f'\nfitted_for: "{recorded}"  #' in chip.with_name("chip.fitted.yml").read_text()
+    fitted = load_hw_profile(chip)
+    assert fitted.fitted_for == recorded
+    # the datasheet numbers a calibration replaces may change: they predict nothing once it is there
+    assert (predict_latency_batch(archs, dataclasses.replace(fitted, mac_per_s=1e12)).tolist()
+            == predict_latency_batch(archs, fitted).tolist())
+    chip.write_text(chip.read_text().replace("fused_kinds: [bn, relu]", "fused_kinds: [bn]"))
+    with pytest.raises(ConfigError) as info:
+        load_hw_profile(chip)
+    assert str(info.value) == (
+        f"hw=chip: its fitted numbers {str(chip.with_name('chip.fitted.yml'))!r}: hw.calibration was fitted for "
+        "fused_kinds=[bn, relu], but the profile says fused_kinds=[bn]; the fitted costs hold only for what they were "
+        "fitted for: set fused_kinds back, or refit with `python -m nas.latency.fit` (README, 'Onboarding a chip')")
+    # set on the command line, or from Python, the same
+    with pytest.raises(ConfigError, match=r"^hw\.calibration was fitted for bytes_per_element=1, but the profile says "
+                                          r"bytes_per_element=2; .* set bytes_per_element back, or refit"):
+        dataclasses.replace(fitted, bytes_per_element=2)
+    # The refit that the line asks for reads the edited file (not refused by the fitted file it replaces)
+    done = subprocess.run([sys.executable, "-m", "nas.latency.fit", "--config-dir", "mine", "hw=chip", "measurements=[m.csv]"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    refitted = load_hw_profile(chip)
+    assert refitted.fused_kinds == ["bn"] and refitted.fitted_for == "precision=int8; bytes_per_element=1; fused_kinds=[bn]"
 
 
 def test_a_refit_keeps_a_calibrated_on_that_says_more_of_the_same_cpu_than_its_rows():

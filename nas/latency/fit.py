@@ -40,7 +40,7 @@ import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError, DataError, counted, writable_file
-from nas.latency.hardware import FEW_FIT, FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, input_name
+from nas.latency.hardware import FEW_FIT, FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, calibration_basis, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
     stem_ops, token_mixer_ops, unit_of, unit_shape, unit_type,
@@ -504,6 +504,7 @@ def fit_profile(
     profile.calibration = _calibration(theta)
     profile.fitted_archs = fitted_arch_ids(archs)
     profile.measured_inputs = measured_inputs(archs)
+    profile.fitted_for = calibration_basis(profile)
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), form_cv=form_cv)
 
 
@@ -596,6 +597,7 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
     profile.calibration = _calibration(theta, above)
     profile.fitted_archs = fitted_arch_ids(archs)
     profile.measured_inputs = measured_inputs(archs)
+    profile.fitted_for = calibration_basis(profile)
     if residual:
         # The trees read log(unit cost - per-unit overhead), which the scale moved by log(a).
         shift = lambda f, thr: thr + (np.log(a) if int(f) == LOG_COST else 0.0)  # noqa: E731
@@ -681,6 +683,8 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
              *_fitted_archs_yaml(profile.fitted_archs),
              *([f"measured_inputs: [{', '.join(json.dumps(i) for i in profile.measured_inputs)}]  # channels x size x size "
                 "(a search at another input warns)"] if profile.measured_inputs else []),
+             *([f"fitted_for: {json.dumps(profile.fitted_for)}  # the profile's keys the costs depend on: "
+                "change one, and refit"] if profile.fitted_for else []),
              "calibration:"]
     for kind, terms in profile.calibration.items():
         # The threshold exactly: rounded, a model right at it could change sides.

@@ -18,7 +18,7 @@ from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
-FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "calibration", "residual")
+FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "fitted_for", "calibration", "residual")
 """The fields of a hw profile that `python -m nas.latency.fit` writes (into the file its `fitted` names)."""
 FIELD_UNITS: dict[str, tuple[str, str]] = {
     "bytes_per_element": ("in bytes", "int8 1, fp16 2, fp32 4"),
@@ -44,6 +44,15 @@ _INPUT = re.compile(r"(?P<chans>[1-9]\d*)x(?P<size>[1-9]\d*)x(?P=size)")  # an A
 def input_name(*, in_chans: int, img_size: int) -> str:
     """`HardwareProfile.measured_inputs`' name of an input: '<in_chans>x<img_size>x<img_size>', e.g. '3x64x64'."""
     return f"{in_chans}x{img_size}x{img_size}"
+
+
+def calibration_basis(hw: HardwareProfile) -> str:
+    """What a calibration of `hw` depends on among its datasheet keys, as `HardwareProfile.fitted_for` records it:
+    'precision=int8; bytes_per_element=1; fused_kinds=[bn, relu]'. The fitted per-op costs are per byte moved (at
+    `bytes_per_element`), zero for the ops of `fused_kinds`, and of times taken at `precision`; the other datasheet
+    numbers are not used once a profile is calibrated."""
+    return (f"precision={hw.precision}; bytes_per_element={hw.bytes_per_element}; "
+            f"fused_kinds=[{', '.join(sorted(hw.fused_kinds))}]")
 
 
 FEW_FIT = 20
@@ -146,6 +155,10 @@ class HardwareProfile:
     # (nas.latency.fit), so that a search on another input warns that its latencies are extrapolated (`input_warning`);
     # empty in profiles fitted before it was recorded, and in uncalibrated ones (then nothing is checked).
     measured_inputs: list[str] = field(default_factory=list)
+    # The datasheet keys the calibration was fitted with (`calibration_basis`, nas.latency.fit), so that a profile edited
+    # after its fit (`fused_kinds: [bn]` where it was fitted with [bn, relu]) is refused rather than predicting with
+    # costs fitted for other features; "" in profiles fitted before it was recorded, and in uncalibrated ones.
+    fitted_for: str = ""
     # The file beside this profile's own (or an absolute path) that holds the fields a fit writes (`FITTED_FIELDS`:
     # the calibration and its residual trees, hundreds of numbers), so that composing `hw=<chip>` does not build them
     # as config nodes. nas.config reads it when it loads the profile (`nas.config.load_fitted`), which then says "";
@@ -160,7 +173,7 @@ class HardwareProfile:
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
         return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[], measured_inputs=[],
-                                   fitted="")
+                                   fitted_for="", fitted="")
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
@@ -171,6 +184,8 @@ class HardwareProfile:
             if not isinstance(value, kind) or isinstance(value, str):  # a str would be read letter by letter
                 form = "a mapping" if kind is Mapping else "a list"
                 raise ConfigError(f"hw.{key}={value!r} must be {form}, as in conf/hw/edge_npu.yaml")
+        if not isinstance(self.fitted_for, str):
+            raise ConfigError(f"hw.fitted_for={self.fitted_for!r} must be a string, as a fit writes it")
         if not isinstance(self.fitted, str):
             raise ConfigError(f"hw.fitted={self.fitted!r} must be a file name (the fit's numbers beside the profile) or ''")
         if self.precision not in PRECISIONS:
@@ -225,6 +240,22 @@ class HardwareProfile:
             for kind in getattr(self, list_name):
                 if kind not in OP_KINDS:
                     raise ConfigError(f"hw.{list_name} has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
+        if self.calibration and self.fitted_for:
+            self._validate_fitted_for()
+
+    def _validate_fitted_for(self) -> None:
+        # A key edited after the fit (or overridden on the command line) changes what each fitted cost multiplies, so the
+        # predictions would silently be of another chip: refuse, naming the keys that differ.
+        now = calibration_basis(self)
+        if self.fitted_for == now:
+            return
+        was, is_ = self.fitted_for.split("; "), now.split("; ")
+        differ = [i for i in range(len(is_)) if i >= len(was) or was[i] != is_[i]]
+        keys = " and ".join(is_[i].split("=", 1)[0] for i in differ)
+        fitted = "; ".join(was[i] for i in differ if i < len(was)) or self.fitted_for
+        raise ConfigError(f"hw.calibration was fitted for {fitted}, but the profile says {'; '.join(is_[i] for i in differ)}; "
+                          f"the fitted costs hold only for what they were fitted for: set {keys} back, or refit with "
+                          "`python -m nas.latency.fit` (README, 'Onboarding a chip')")
 
     def _validate_residual(self) -> None:
         n_features = len(UNIT_SHAPE_FIELDS) + 1  # the unit's shape, then log(unit cost)
