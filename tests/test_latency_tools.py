@@ -172,6 +172,27 @@ def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
     assert fragment in str(err.value) and "m.csv" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_every_row_without_a_median_is_named_at_once(tmp_path):
+    # A vendor's compiler that failed on some models (or a file filled in part way) leaves their median_ms empty: the fit
+    # refused the first such line only, so each of them cost a rerun to find.
+    good = Measurement(TINY, "vendor", "int8", 1, 0.25, 0.2, 0.3, 30, "x")
+    other = dataclasses.replace(good, median_ms=math.nan, p10_ms=math.nan, p90_ms=math.nan)
+    write_measurements(tmp_path / "m.csv", [good, other, good, other, good])
+    with pytest.raises(DataError) as err:
+        read_measurements(tmp_path / "m.csv")
+    assert str(err.value) == (f"{tmp_path / 'm.csv'}, lines 3 and 5: median_ms is empty (2 of 5 rows); fill in their times "
+                              "in milliseconds or delete those rows")
+    write_measurements(tmp_path / "many.csv", [good] + [other] * 12)
+    with pytest.raises(DataError, match=r"many\.csv, lines 3, 4, 5, 6, 7, 8, 9, 10, 11, \.\.\. \(2 more\) and 14: median_ms "
+                                        r"is empty \(12 of 13 rows\)"):
+        read_measurements(tmp_path / "many.csv")
+    # the exported template, not filled in: no row to delete
+    write_measurements(tmp_path / "t.csv", [other] * 3)
+    with pytest.raises(DataError, match=r"t\.csv, line 2 on: median_ms is empty in all 3 rows; fill in the times measured, "
+                                        r"in milliseconds \(README 'Onboarding a chip', step 3\)$"):
+        read_measurements(tmp_path / "t.csv")
+
+
 def test_measurements_file_without_required_columns(tmp_path):
     (tmp_path / "m.csv").write_text("arch,latency\nx,1\n")
     with pytest.raises(DataError, match="lacks column"):

@@ -778,6 +778,7 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
     """(line number, measurement) of each row of a measurements CSV, as `read_measurements` checks them."""
     p = Path(path)
     rows = []
+    unmeasured: list[int] = []  # lines whose median_ms is empty: all named at once (below)
     required = ("arch_json", "median_ms")
     for line, row in _csv_rows(p, required, "measurements", optional=[c for c in MEASUREMENT_COLUMNS if c not in required]):
         spec = (row["arch_json"] or "").strip()
@@ -790,6 +791,11 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
             # The cell's value named: an arch_id or a file name pasted where the JSON goes shows at once what went wrong.
             shown = spec if len(spec) <= 60 else spec[:57] + "..."
             raise DataError(f"{p}, line {line}: arch_json={shown!r}: {str(e).splitlines()[0]}") from None
+        if not (row.get("median_ms") or "").strip():
+            # The models a vendor's compiler or profiler failed on, or those not measured yet: a file with several such
+            # rows was refused one line at a time, a rerun for each.
+            unmeasured.append(line)
+            continue
         median = _number(row, "median_ms", p, line, unit="milliseconds", positive=True)
         p10, p90 = (_number(row, c, p, line, unit="milliseconds", positive=True) if (row.get(c) or "").strip() else median
                     for c in ("p10_ms", "p90_ms"))
@@ -809,6 +815,15 @@ def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measuremen
         rows.append((line, Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
                                        precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
                                        machine=row.get("machine") or "", **counts)))
+    if len(unmeasured) == 1:
+        raise DataError(f"{p}, line {unmeasured[0]}: median_ms is empty; fill in a time in milliseconds or delete the row")
+    if unmeasured and not rows:  # the exported template, not filled in yet
+        raise DataError(f"{p}, line {unmeasured[0]} on: median_ms is empty in all {len(unmeasured)} rows; fill in the times "
+                        "measured, in milliseconds (README 'Onboarding a chip', step 3)")
+    if unmeasured:
+        shown = ", ".join(map(str, unmeasured[:-1][:9])) + (f", ... ({len(unmeasured) - 10} more)" if len(unmeasured) > 10 else "")
+        raise DataError(f"{p}, lines {shown} and {unmeasured[-1]}: median_ms is empty ({len(unmeasured)} of "
+                        f"{len(unmeasured) + len(rows)} rows); fill in their times in milliseconds or delete those rows")
     if not rows:
         raise DataError(f"{p} holds no measurements")
     return rows
