@@ -941,7 +941,24 @@ def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
         if (flat := CONF_DIR / f"{name}.yaml").is_file() and not _is_primary_config(flat):
             return (f"; {flat} is there, but {group}= reads its files from {CONF_DIR / group}: move {flat} to "
                     f"{CONF_DIR / group / flat.name}")
+        if (config_dir is None and name and not (CONF_DIR / group / f"{name}.yaml").is_file()
+                and (mine := _own_group_file(group, name)) is not None):
+            # README's steps name --config-dir once ("add it to each command below"): a command typed without it, from
+            # the folder that holds the user's config folder, was only "not an option of hw".
+            folder = mine.parent.parent
+            return (f"; {mine} is there, but a folder of your own is read only with --config-dir: pass --config-dir "
+                    f"{folder if folder != Path('.') else '.'} {group}={name}")
     return ""
+
+
+def _own_group_file(group: str, name: str) -> Path | None:
+    """`<group>/<name>.yaml` in the current folder or in one of its subfolders (`myconf/hw/acme.yaml`), relative to it;
+    None where there is none."""
+    try:
+        found = [Path(group) / f"{name}.yaml", *sorted(p.relative_to(Path.cwd()) for p in Path.cwd().glob(f"*/{group}/{name}.yaml"))]
+        return next((p for p in found if p.is_file()), None)
+    except OSError:  # a current folder that is gone or unreadable: no hint
+        return None
 
 
 def _is_primary_config(path: Path) -> bool:

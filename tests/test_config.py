@@ -301,6 +301,26 @@ def test_a_group_file_given_as_a_path_or_outside_its_group_folder_is_named_with_
         f"{tmp_path}")
 
 
+def test_a_chip_file_in_a_folder_of_ones_own_named_without_config_dir_says_to_pass_it(tmp_path, monkeypatch):
+    # README's onboarding says once to add --config-dir to each command; a command typed without it, beside the user's
+    # config folder (myconf/hw/acme.yaml), was only "hw=acme is not an option of hw; available: ...".
+    from nas.config import precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "myconf" / "hw").mkdir(parents=True)
+    (tmp_path / "myconf" / "hw" / "acme.yaml").write_text("name: acme\n")
+    monkeypatch.chdir(tmp_path)
+    problem = precheck_overrides(["hw=acme", "n=2"], config_name="latency")
+    assert problem.startswith("hw=acme is not an option of hw; available: ") and problem.endswith(
+        "; myconf/hw/acme.yaml is there, but a folder of your own is read only with --config-dir: pass --config-dir myconf "
+        "hw=acme")
+    monkeypatch.chdir(tmp_path / "myconf")  # from inside it: the current folder
+    assert precheck_overrides(["hw=acme"], config_name="search").endswith(
+        "; hw/acme.yaml is there, but a folder of your own is read only with --config-dir: pass --config-dir . hw=acme")
+    assert "is there" not in precheck_overrides(["hw=acne"], config_name="search")  # no such file: no hint
+
+
 def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_close_setting(tmp_path):
     # A chip's datasheet file with `mac_per_sec:` gave "In 'hw/typo': ConfigKeyError raised while composing config:; Key
     # 'mac_per_sec' not in 'HardwareProfile'": no close setting, unlike the same typo on the command line.
