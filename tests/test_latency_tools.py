@@ -595,6 +595,46 @@ def test_fit_cli_names_unit_times_of_archs_it_did_not_measure(tmp_path, cpu, spa
     assert expected in caplog.messages
 
 
+def test_fit_cli_names_unit_times_of_units_their_arch_does_not_have(tmp_path, cpu, space_t, caplog):
+    # Per-unit times summed with the stages numbered from 1 (stages.1 ... stages.3 of a 3-stage model): the fit used a
+    # time only where the arch has that unit, so stages.3's went unused, the others sat on the wrong units, and the unit
+    # check then left them all out, without a word on why.
+    import logging
+
+    from nas.latency.fit import fit_command
+    from nas.latency.measure import write_unit_times
+    from nas.latency.profile import LatencyToolConfig
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 6, seed=7, in_chans=1, img_size=28, num_classes=10)
+    units, totals = _synthetic_unit_chip(prior, archs, seed=2)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "m") for a, t in zip(archs, totals)])
+
+    def from_1(unit: str) -> str:
+        parts = unit.split(".")
+        return ".".join([parts[0], str(int(parts[1]) + 1), *parts[2:]]) if parts[0] == "stages" else unit
+
+    write_unit_times(tmp_path / "u.csv", [(a.arch_id, from_1(k), v) for a, u in zip(archs, units) for k, v in u.items()])
+    tool = LatencyToolConfig(hw=prior, space=space_t, measurements=[str(tmp_path / "m.csv")], units=[str(tmp_path / "u.csv")],
+                             out=str(tmp_path / "chip.yaml"))
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        fit_command(tool)
+    def units_of(arch: ArchConfig) -> list[str]:
+        return list(dict.fromkeys(unit_of(op.name) for op in enumerate_ops(arch)))
+
+    strays = [sorted({from_1(k) for k in u} - set(units_of(a))) for a, u in zip(archs, units)]
+    assert all(strays)  # each arch's last stage at least
+    assert (f"units={[str(tmp_path / 'u.csv')]}: {sum(map(len, strays))} unit times name no unit of their arch, and are not "
+            f"used (arch {archs[0].arch_id} has no {strays[0][0]!r}; its units: {', '.join(units_of(archs[0]))}); stages and "
+            "blocks are numbered from 0, as in the exported layer names (/stages/stages.0/blocks/blocks.0/...)") in caplog.messages
+    # numbered as the exported layers are: nothing said
+    caplog.clear()
+    write_unit_times(tmp_path / "u.csv", [(a.arch_id, k, v) for a, u in zip(archs, units) for k, v in u.items()])
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        fit_command(tool)
+    assert not any("no unit of" in m for m in caplog.messages)
+
+
 def test_fit_cli_takes_unit_times(tmp_path, cpu, space_t):
     from nas.latency.fit import fit_command
     from nas.latency.measure import write_unit_times

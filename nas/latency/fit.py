@@ -812,6 +812,27 @@ def hw_source(name: str) -> Path:
     return group_file("hw", name) or HW_DIR / f"{name}.yaml"
 
 
+def stray_units_warning(archs: Sequence[ArchConfig], unit_times: Sequence[dict[str, float] | None], *,
+                        units: Sequence[str]) -> str | None:
+    """One line when some of the per-unit times name a unit their arch does not have (`stages.3.blocks.0` of a model
+    with 3 stages), else None. The fit uses a unit's time only where the arch has that unit, so such times went unused
+    without a word, and the units numbered from 1 (the most likely cause) put each time on the wrong unit."""
+    from nas.latency.ops import enumerate_ops
+
+    strays: list[tuple[str, str, list[str]]] = []
+    for arch, times in zip(archs, unit_times):
+        if times:
+            have = list(dict.fromkeys(unit_of(op.name) for op in enumerate_ops(arch)))
+            strays += [(arch.arch_id, u, have) for u in sorted(set(times) - set(have) - {"nodes", "call"})]
+    if not strays:
+        return None
+    arch_id, unit, have = strays[0]
+    n = len(strays)
+    return (f"units={list(units)}: {n} unit time{'s' * (n > 1)} name{'s' * (n == 1)} no unit of {'its' if n == 1 else 'their'} "
+            f"arch, and {'is' if n == 1 else 'are'} not used (arch {arch_id} has no {unit!r}; its units: {', '.join(have)}); "
+            "stages and blocks are numbered from 0, as in the exported layer names (/stages/stages.0/blocks/blocks.0/...)")
+
+
 def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
@@ -869,6 +890,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
         log.warning("units=%s: arch_id %s (%d of the %d in them) %s no measured arch of measurements=%s: %s unit times "
                     "are not used", list(tool.units), shown, len(unmatched), len(units), "is" if len(unmatched) == 1 else "are",
                     list(tool.measurements), "its" if len(unmatched) == 1 else "their")
+    if warning := stray_units_warning([m.arch for m in rows], unit_times or [], units=tool.units):
+        log.warning("%s", warning)
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,
                          residual_trees=tool.residual_trees)
     # The file's name is its `hw=` choice: `out=my_chip.yaml` is hw=my_chip, and a copy that kept the source's `name: cpu`
