@@ -152,6 +152,7 @@ def test_measurements_csv_round_trip(tmp_path):
      ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),
      ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: threads='two' must be a whole number >= 0 (or empty)"),
+     ("ARCH,abc,openvino,fp32,1.5,1,0.3,,,,", "line 3: threads='1.5' must be a whole number >= 0 (or empty)"),
      (",abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch_json is empty; paste the arch's JSON"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.4,0.2,,", "line 3: p10_ms=0.4, median_ms=0.3, p90_ms=0.2; they must satisfy p10_ms <= "
                                                  "median_ms <= p90_ms"),
@@ -170,6 +171,17 @@ def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
     with pytest.raises(DataError) as err:
         read_measurements(tmp_path / "m.csv")
     assert fragment in str(err.value) and "m.csv" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_whole_numbers_written_as_floats_are_read(tmp_path):
+    # pandas writes a whole-number column that has an empty cell (NaN) as floats ('200.0'): such a file, a vendor
+    # script's merge of its results into the template, was refused with "threads='1.0' must be a whole number".
+    row = Measurement(TINY, "vendor", "int8", 1, 0.25, 0.2, 0.3, 200, "x")
+    write_measurements(tmp_path / "m.csv", [row])
+    text = (tmp_path / "m.csv").read_text()
+    assert ",1,1,0.25,0.2,0.3,200,x\n" in text
+    (tmp_path / "f.csv").write_text(text.replace(",1,1,0.25,0.2,0.3,200,x\n", ",1.0,1.0,0.25,0.2,0.3,200.0,x\n"))
+    assert read_measurements(tmp_path / "f.csv") == [row]
 
 
 def test_every_row_without_a_median_is_named_at_once(tmp_path):

@@ -694,9 +694,11 @@ def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) 
     cell = (row.get(column) or "").strip()
     if not cell:
         return default
-    if not cell.isdigit():
+    # '200.0': pandas writes a whole-number column that has an empty cell (NaN) as floats
+    whole = re.fullmatch(r"([0-9]+)(\.0*)?", cell)
+    if whole is None:
         raise DataError(f"{path}, line {line}: {column}={cell!r} must be a whole number >= 0 (or empty)")
-    return int(cell)
+    return int(whole.group(1))
 
 
 def read_unit_times(path: str | os.PathLike, *, arch_ids: Collection[str] = ()) -> dict[str, dict[str, float]]:
