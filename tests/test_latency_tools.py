@@ -399,6 +399,9 @@ def test_unit_times_csv_round_trip_and_bad_rows(tmp_path):
                                                    "def": {"head": 3.0}}
     for bad, fragment in (("abc,stage0,1.0", "line 6: unit='stage0'; allowed"), ("abc,head,-1", "line 6: us='-1'"),
                           ("abc,head,slow", "line 6: us='slow'"),
+                          # each layer's row named with its unit, not summed: the last one's time alone was kept
+                          ("to_measure/abc.onnx,stages.0.blocks.0,4.0", "line 6: arch abc's unit 'stages.0.blocks.0' has a time "
+                           "already (line 3); one row per unit: sum the times of its layers into it"),
                           # a profiler's layer name (README: the exported layer names carry the units): the unit it is of
                           ("abc,/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv,1.0",
                            "line 6: unit='/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv' is a layer of unit 'stages.0.blocks.1': "

@@ -707,6 +707,7 @@ def read_unit_times(path: str | os.PathLike, *, arch_ids: Collection[str] = ()) 
     `.tflite`, ...) where that arch_id is one of `arch_ids`, the archs measured (`_arch_id_of`)."""
     p = Path(path)
     out: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    seen: dict[tuple[str, str], int] = {}
     for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times"):
         unit = row["unit"] or ""
         if not _UNIT_NAME.match(unit):
@@ -715,7 +716,13 @@ def read_unit_times(path: str | os.PathLike, *, arch_ids: Collection[str] = ()) 
             layer = f" is a layer of unit {of!r}: sum the layers' times per unit" if of else ""
             raise DataError(f"{p}, line {line}: unit={unit!r}{layer}; allowed: stem, stages.<i>.down, stages.<i>.blocks.<b>, "
                             "head, nodes, call")
-        out[_arch_id_of(row["arch_id"] or "", arch_ids)][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
+        arch_id = _arch_id_of(row["arch_id"] or "", arch_ids)
+        if (arch_id, unit) in seen:
+            # Each layer's row named with its unit but not summed: only the last layer's time was kept, without a word
+            raise DataError(f"{p}, line {line}: arch {arch_id}'s unit {unit!r} has a time already (line {seen[arch_id, unit]}); "
+                            "one row per unit: sum the times of its layers into it")
+        seen[arch_id, unit] = line
+        out[arch_id][unit] = _number(row, "us", p, line, unit="microseconds", positive=False)
     if not out:
         raise DataError(f"{p} holds no unit times")
     return dict(out)
