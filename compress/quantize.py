@@ -15,6 +15,20 @@ What was measured on these machines (../shared/notes/compression.md) and shapes 
   Python hooks, where a second intra-op thread only adds OpenMP hand-offs to ops on a single image. Against the
   search's 2 threads: 2.3-3.9x faster, int8 models the same bit for bit or 1 of 10,000 test images apart
   (../experiments/results/calibration_threads.md).
+- Conv + BatchNorm pairs (`norm="bn"`: the stem and downsample convs) are quantized as built, not folded first.
+  Measured 2026-12-07 (AMD EPYC, 2 cores, avx512_vnni; nncf 3.4.0, onnxruntime 1.31.1, OpenVINO 2026.4.1) on two
+  bn/relu models (resnet-S, convformer-S, 1 epoch on 12,000 Fashion-MNIST images, 300 calibration images):
+  model_int8.onnx keeps a float BatchNormalization between each such Conv and its QuantizeLinear (3 per 3-stage model,
+  besides the 7 block and head norms, which follow no conv). onnxruntime (ORT_ENABLE_ALL)
+  runs those 3 convs as float Conv and the others as QLinearConv; OpenVINO runs every conv as u8 either way (it merges
+  the BatchNorms into the convs and its quantize ranges). Folding them into their convs (eval-mode
+  `fuse_conv_bn_eval`) on the copy NNCF quantizes removed the 3 BatchNormalization nodes, but onnxruntime still ran
+  those 3 convs as float Conv (not for their stride, bias or fan-out; the cause was not found), and a folded conv's
+  output then feeds a block's BatchNorm and its residual add: NNCF's fast bias correction raised the IndexError
+  above on both models and they were quantized without it. Test accuracy from the file (10,000 images) moved by
+  -0.14 and +0.08 pt (onnxruntime), -0.05 and +0.18 pt (OpenVINO), within 0.06 pt of the unfolded models quantized
+  without bias correction; onnxruntime's batch-1 latency was slightly lower, OpenVINO's unchanged. Not worth the lost
+  bias correction.
 """
 
 from __future__ import annotations
