@@ -13,7 +13,8 @@ photos sorted as for training), also the top-1 accuracy on them (when only some 
 not instead), and a warning on stderr counting those that lie in the folder its search loaded and are not its test
 images (the model was trained or chosen on them). An int8 file run on a CPU whose int8 kernels saturate (x86 without VNNI) gets a warning on stderr: its
 predictions there are not the chip's. As training warns of its image folder, one line on stderr counts the images that
-are not square (stretched to the model's input) and one those with transparent pixels (dropped or composited).
+are not square (stretched to the model's input) and one those with transparent pixels (dropped or composited); for a
+colour model, one counts the grey images (R = G = B at every pixel), in which it sees no colour.
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     keyword; so is the option to skip unreadable files. The images read that are not square (stretched to the model's
     input size) and those with transparent pixels (dropped, or composited onto the model's background) get one warning
     each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder,
-    and saying how many of the model's own images were such where its record counts them (`Contract.image_counts`)."""
+    and saying how many of the model's own images were such where its record counts them (`Contract.image_counts`).
+    A colour model's grey images (`grey_images`) get one more warning, counting them (`grey_images_warning`)."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
@@ -219,7 +221,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     found = _image_files_found_in(images)
     batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb))
     run = _runner(path, contract)
-    from nas.data import notable_images, reshaped_images_warnings, unreadable_message
+    from nas.data import GREY_REPEATED, notable_images, reshaped_images_warnings, unreadable_message
 
     skip = named("skip_unreadable")
     skip = skip if skip.startswith("-") else f"{skip}=True"  # as typed: a flag, or the keyword set
@@ -229,12 +231,19 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     read: list[tuple[Path, Path | None]] = []
     originals: list[Original] = []  # of the files read, in `read`'s order: what reading changes beyond scale
     scored: list[np.ndarray] = []
+    # A colour model given grey photos (a camera in its infrared night mode, a scan) sees no colour in them, unlike
+    # most of its training images, and its answer can change without a word: counted, to warn once
+    colourless: list[Path] = []
+    colour_model = contract.channels == 3 and GREY_REPEATED not in contract.preprocessing
     for i in range(0, len(found), batch):
         chunk, bad = found[i:i + batch], []
         x = _pixels([file for file, _ in chunk], contract, unreadable=bad, originals=originals)
         skipped += bad
         gone = {e.path for e in bad}
-        read += [(file, folder) for file, folder in chunk if file not in gone]
+        kept = [(file, folder) for file, folder in chunk if file not in gone]
+        if colour_model and len(x):
+            colourless += [file for (file, _), grey in zip(kept, grey_images(x)) if grey]
+        read += kept
         # Once a file is unreadable without skip_unreadable the run fails: the model is not run on the rest, but they
         # are still decoded (once each) so that the error names every broken file, not only those of the first batch
         # with one (the user fixed one batch's files per run, each run decoding the folder again to find the next).
@@ -256,6 +265,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
                                                 background=contract.background, new_photos=True,
                                                 trained_on=contract.image_counts):
             log.warning("%s", warning)
+    if colourless and (skip_unreadable or not skipped):
+        log.warning("%s", grey_images_warning(colourless, images=len(read)))
     logits = np.concatenate(scored)
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but {contract.file} names {len(classes)} classes")
@@ -265,6 +276,23 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
             for (f, folder), row, p in zip(read, order, probs)]
+
+
+def grey_images(x: np.ndarray) -> np.ndarray:
+    """Which of the (N, 3, H, W) model inputs `x` have no colour: the same value in R, G and B at every pixel, as a
+    grey file (or a colour file of grey pixels) becomes once converted to RGB."""
+    return ((x[:, 0] == x[:, 1]) & (x[:, 1] == x[:, 2])).reshape(len(x), -1).all(axis=1)
+
+
+def grey_images_warning(grey: Sequence[Path], *, images: int) -> str:
+    """One line for the `grey` images (of `images`) given to a colour model: what the model gets from them, and what
+    to check."""
+    one = len(grey) == 1
+    return (f"{len(grey):,} of {counted(images, 'image')} {'is' if one else 'are'} grey (e.g. {grey[0]}: the same "
+            "value in R, G and B at every pixel): the model takes colour (RGB) images, so it gets "
+            f"{'that' if one else 'each'} grey in all 3 channels and sees no colour; a model trained on colour "
+            f"photos can classify grey ones worse: check {'its prediction' if one else 'their predictions'}, or "
+            "add such photos to its training folder")
 
 
 def _check_recorded_digests(path: Path) -> None:

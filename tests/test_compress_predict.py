@@ -996,3 +996,40 @@ def test_a_malformed_image_count_in_the_input_record_is_one_line_naming_the_file
         main([str(folder), str(photos)])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {folder / name}: {said}{what}"]
+
+
+def test_grey_photos_given_to_a_colour_model_are_counted_in_one_warning(checkpoint, photos, tmp_path, capsys, caplog):
+    # A colour model given grey photos (a camera in its infrared night mode, a scan) gets them with R = G = B and
+    # answered without a word, though it learnt colour: 2 of a deployer's 30 photos were classified so unseen.
+    folder, _ = checkpoint
+    new = tmp_path / "new"
+    new.mkdir()
+    rng = np.random.default_rng(5)
+    colour = (rng.random((24, 24, 3)) * 255).astype(np.uint8)
+    Image.fromarray(colour).save(new / "a_colour.png")
+    Image.fromarray(colour).convert("L").save(new / "b_grey.png")  # stored grey
+    Image.fromarray(colour).convert("L").convert("RGB").save(new / "c_grey_as_rgb.jpg")  # grey pixels stored as RGB
+    said = (f"2 of 3 images are grey (e.g. {new / 'b_grey.png'}: the same value in R, G and B at every pixel): the "
+            "model takes colour (RGB) images, so it gets each grey in all 3 channels and sees no colour; a model "
+            "trained on colour photos can classify grey ones worse: check their predictions, or add such photos to "
+            "its training folder")
+    greys = lambda: [r.getMessage() for r in caplog.records if "are grey" in r.getMessage()]  # noqa: E731
+    for batch_size in (64, 1):  # once per call, counting over every batch
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="compress.predict"):
+            assert len(predict(folder, [new], batch_size=batch_size)) == 3
+        assert greys() == [said]
+    assert main([str(folder), str(new)]) == 0
+    assert said in capsys.readouterr().err.splitlines()
+    # colour photos alone: no warning; nor for a grey model, or a 3-channel one trained on grey repeated (idx data)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder, [photos])
+    assert not [r for r in caplog.records if "grey" in r.getMessage()]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"]["preprocessing"] = "idx grey images resized to 16x16 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255"
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder / "model.onnx", [new])
+    assert not [r for r in caplog.records if "grey" in r.getMessage()]
