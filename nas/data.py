@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import struct
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Collection, Iterator, NamedTuple, Sequence
@@ -353,6 +355,44 @@ def _has_transparent_pixels(img) -> bool:
     return False
 
 
+# Held while Pillow's pixel limit is lifted for one Image.open (`_opened`): our reading threads take turns, and each
+# puts the limit back before the next reads it.
+_PILLOW_LIMIT_LIFTED = threading.Lock()
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[tuple[Any, int | None]]:
+    """`Image.open(path)` without Pillow's decompression-bomb check of the stored size, and Pillow's pixel limit
+    (`PIL.Image.MAX_IMAGE_PIXELS`, None: none) for the caller to apply to the pixels it decodes. Pillow judges the
+    stored size: a phone's 200-megapixel photo (16320x12240) was refused, though it is decoded at 1/8 scale (3
+    megapixels) for a model's input, and one of 108 megapixels printed Pillow's two-line warning of a "decompression
+    bomb DOS attack" into the run's output. Opening reads only the header; the limit is lifted for that alone."""
+    from PIL import Image
+
+    with _PILLOW_LIMIT_LIFTED:
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            img = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    with img:
+        yield img, limit
+
+
+def _check_decoded_pixels(img, path: Path, limit: int | None) -> None:
+    """`UnreadableImageError` where `img` (after `draft()`: the size it decodes at) has more pixels than Pillow refuses
+    (twice `limit`, as `Image.open` judges them): a file that would take gigabytes to decode, a decompression bomb or
+    a panorama, is named with what to do, instead of stopping the run for lack of memory."""
+    if limit is None:
+        return
+    width, height = img.size
+    if width * height > 2 * limit:
+        raise UnreadableImageError(path, f"{width}x{height} pixels to decode ({width * height / 1e6:.0f} megapixels), "
+                                         f"over Pillow's limit of {2 * limit / 1e6:.0f} megapixels against decompression "
+                                         "bombs (PIL.Image.MAX_IMAGE_PIXELS)")
+
+
 def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, background: int | None = None,
                original: list[Original] | None = None) -> np.ndarray:
     """One image file as a (H, W) or (H, W, 3) uint8 array in `mode` ("L" or "RGB"), resized to `size` x `size` if
@@ -362,10 +402,11 @@ def read_image(path: Path, *, size: int | None, mode: str, draft: bool = True, b
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with _opened(path) as (img, limit):
             width, height = img.size  # as stored: draft() below may decode a JPEG at a fraction of it
             if draft and size is not None:
                 img.draft(None, (size * DRAFT_GAP, size * DRAFT_GAP))  # JPEG only; other formats ignore it
+            _check_decoded_pixels(img, path, limit)
             if (orientation := img.getexif().get(EXIF_ORIENTATION, 1)) != 1:
                 # Phones store a portrait photo as landscape pixels plus this tag; a viewer (and the user) sees it upright,
                 # as a fixed camera in deployment sees the scene, so the model is trained on what the tag says.
@@ -649,7 +690,7 @@ def _detect_mode(folders: list[Path]) -> str:
         # root/train) made a grey data set train on 3 channels
         for path in image_files_in(folder):
             try:
-                with Image.open(path) as img:
+                with _opened(path) as (img, _):  # the mode alone: nothing is decoded
                     if img.mode not in GREY_MODES | {"I", "F"} and not _grey_palette(img):
                         return "RGB"
             except (OSError, UnidentifiedImageError, Image.DecompressionBombError):

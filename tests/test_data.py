@@ -870,6 +870,30 @@ def test_big_jpegs_are_decoded_at_reduced_scale_close_to_a_full_decode(tmp_path)
     assert 0 < diff.max() <= 4  # another decode (1/8 scale: 128x96, still >= 2x 16), the same picture
 
 
+def test_a_photo_over_pillows_pixel_limit_is_judged_by_the_pixels_it_decodes(tmp_path, monkeypatch):
+    # Pillow refuses an image of over 2 x MAX_IMAGE_PIXELS as stored, and warns (two lines of "decompression bomb DOS
+    # attack") from 1 x: a phone's 200-megapixel JPEG was refused though it is decoded at 1/8 scale for the model, and a
+    # 108-megapixel one printed the warning into the run's output. Scaled down here: a limit of 1,000 pixels.
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    pixels = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)  # 4,096 pixels: 2x over
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", quality=90)
+    Image.fromarray(pixels[:40, :40]).save(tmp_path / "warned.png")  # 1,600 pixels: Pillow's warning, not its error
+    Image.fromarray(pixels).save(tmp_path / "panorama.png")  # no reduced decoding: 4,096 pixels decoded
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning fails the test
+        # decoded at 1/4 scale (16x16, 2x the 8 px asked): as a JPEG under the limit is
+        assert read_image(tmp_path / "phone.jpg", size=8, mode="RGB").shape == (8, 8, 3)
+        assert read_image(tmp_path / "warned.png", size=8, mode="RGB").shape == (8, 8, 3)
+        with pytest.raises(DataError, match=r"cannot read image .*panorama\.png: 64x64 pixels to decode \(0 megapixels\), "
+                                            r"over Pillow's limit of 0 megapixels against decompression bombs"):
+            read_image(tmp_path / "panorama.png", size=8, mode="RGB")
+        with pytest.raises(DataError, match=r"phone\.jpg: 64x64 pixels to decode"):  # decoded whole: no data.img_size
+            read_image(tmp_path / "phone.jpg", size=None, mode="RGB")
+    assert Image.MAX_IMAGE_PIXELS == 1000  # Pillow's limit as it was, for any other code of the process
+
+
 def test_imagefolder_bad_inputs_are_named(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "none")))
@@ -878,7 +902,7 @@ def test_imagefolder_bad_inputs_are_named(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="data.img_size"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # 8x8 = 64 pixels: Pillow's decompression-bomb error, 2x over
-    with pytest.raises(DataError, match=r"cannot read 2 images: .*a/0\.png \(Image size \(64 pixels\) exceeds limit"):
+    with pytest.raises(DataError, match=r"cannot read 2 images: .*a/0\.png \(8x8 pixels to decode .* over Pillow's limit"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
     monkeypatch.undo()
     (tmp_path / "b" / "1.png").write_bytes(b"not a png")
