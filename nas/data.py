@@ -303,8 +303,10 @@ def _to_8bit(img, path: Path):
         return grey
     if img.mode in ("I", "F"):
         kind = "32-bit integer" if img.mode == "I" else "floating-point"
-        raise DataError(f"image {path} has {kind} pixels (mode {img.mode}), whose range is not defined; "
-                        "allowed: 8-bit grey or colour, 16-bit grey (save it as 8- or 16-bit)")
+        # an unreadable file like a broken one: named with the others in one error, or skipped where asked
+        # (compress.predict --skip-unreadable stopped at a float TIFF all the same, naming it alone)
+        raise UnreadableImageError(path, f"{kind} pixels (mode {img.mode}), whose range is not defined: save it as "
+                                         "8-bit grey or colour, or 16-bit grey")
     if img.mode == "P" and "transparency" in img.info:
         # The same colours either way, but converted straight to RGB or L Pillow prints a UserWarning from inside
         # itself into the search's output. The alpha is then dropped like any other (the contract says so).

@@ -1033,3 +1033,20 @@ def test_grey_photos_given_to_a_colour_model_are_counted_in_one_warning(checkpoi
     with caplog.at_level(logging.WARNING, logger="compress.predict"):
         predict(folder / "model.onnx", [new])
     assert not [r for r in caplog.records if "grey" in r.getMessage()]
+
+
+def test_a_floating_point_tiff_is_skipped_with_skip_unreadable_and_named_with_the_other_unreadable_files(
+        checkpoint, photos, tmp_path, capsys):
+    # A float TIFF (a depth map, a scientific export) among the photos stopped the run at the first one alone, with
+    # --skip-unreadable too: the user could neither skip it nor learn of the other broken files in one run.
+    folder, _ = checkpoint
+    dump, readable = _camera_dump(photos, tmp_path)
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(dump / "3f.tif")
+    with pytest.raises(DataError, match=r"^cannot read 3 images: .*1b\.jpg .*2b\.jpg .*3f\.tif \(floating-point pixels "
+                                         r"\(mode F\), whose range is not defined: save it as 8-bit grey or colour, or "
+                                         r"16-bit grey\); replace or remove them, or pass skip_unreadable=True"):
+        predict(folder, [dump])
+    assert main([str(folder), str(dump), "--skip-unreadable"]) == 0
+    said = capsys.readouterr()
+    assert [line.split("  ")[0] for line in said.out.splitlines()] == [str(f) for f in readable]
+    assert "skipped 3 image files that cannot be read (--skip-unreadable)" in said.err

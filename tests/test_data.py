@@ -687,7 +687,14 @@ def test_16bit_grey_images_are_scaled_not_clipped_and_32bit_ones_are_refused(tmp
     assert sorted(set(x[:, 0].tolist())) == sorted(expected.values())  # 16 and 239, from value / 65535
     assert all(int(v) == expected[int(label)] for v, label in zip(x[:, 0], y))
     Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "dark" / "f.tif")
-    with pytest.raises(DataError, match=r"f\.tif has floating-point pixels \(mode F\).*allowed: 8-bit grey or colour, 16-bit grey"):
+    with pytest.raises(DataError, match=r"^cannot read image .*f\.tif: floating-point pixels \(mode F\), whose range is "
+                                        r"not defined: save it as 8-bit grey or colour, or 16-bit grey; replace or remove it$"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
+    # named with the other files that cannot be read, in one error
+    Image.fromarray(np.full((8, 8), 7, dtype=np.int32)).save(tmp_path / "bright" / "i.tif")
+    (tmp_path / "bright" / "cut.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"^cannot read 3 images: .*cut\.png \(empty file.*i\.tif \(32-bit integer pixels "
+                                        r"\(mode I\).*f\.tif \(floating-point pixels"):
         load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None))
 
 
