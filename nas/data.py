@@ -901,7 +901,7 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
                  f"transparent pixels composited onto grey level {cfg.background}: alpha x pixel + (1 - alpha) x "
                  f"{cfg.background}")
         steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour} "
-                 f"({alpha}), 16-bit grey as value / 257",
+                 f"({alpha}), 16-bit grey as value / 257, 16-bit colour as its high byte (value // 256)",
                  "at their own size" if cfg.img_size is None else
                  f"JPEGs decoded at 1/2, 1/4 or 1/8 scale where that keeps {DRAFT_GAP}x the target size; the whole image "
                  f"stretched to {img_size}x{img_size} (bilinear, antialiased; not cropped)"]

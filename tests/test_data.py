@@ -762,6 +762,25 @@ def test_a_class_left_without_training_images_by_the_held_out_splits_is_refused(
                                         r"\(data.test_size=0.2, data.val_size=0.95\); hold out less"):
         load_dataset(dataclasses.replace(cfg, val_size=0.95))
 
+def test_16bit_colour_images_are_read_as_their_high_byte_as_the_contract_says(tmp_path):
+    # Pillow reads a 48-bit PNG (a scanner's, a raw converter's) as its high byte, value // 256, not as the value / 257
+    # that 16-bit grey gets; input.preprocessing named only the grey rule, so a deployment that read such files with
+    # another library and followed it fed other pixels (200 became 1, not 0).
+    import struct
+    import zlib
+
+    values = np.array([200, 383, 384, 32895, 65279, 65535], dtype=">u2")
+    rows = np.stack([values] * 3, axis=-1)[None].astype(">u2")  # 1 row of 6 grey-valued RGB pixels, 16 bits each, big-endian
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 6, 1, 16, 2, 0, 0, 0))
+                                        + chunk(b"IDAT", zlib.compress(b"\x00" + rows[0].tobytes())) + chunk(b"IEND", b""))
+    got = read_image(tmp_path / "scan.png", size=None, mode="RGB")
+    assert got[0, :, 0].tolist() == (values // 256).tolist() == [0, 1, 1, 128, 254, 255]
+    said = preprocessing(DataConfig(name="i", format=DataFormat.imagefolder), in_chans=3, img_size=32)
+    assert "16-bit grey as value / 257, 16-bit colour as its high byte (value // 256)" in said
+
+
 def test_preprocessing_says_how_the_training_images_were_made():
     idx = DataConfig(name="f", format=DataFormat.idx)
     assert preprocessing(idx, in_chans=1, img_size=28) == "idx grey images as stored; uint8 / 255"
@@ -770,7 +789,7 @@ def test_preprocessing_says_how_the_training_images_were_made():
     folder = DataConfig(name="i", format=DataFormat.imagefolder, img_size=None)
     assert preprocessing(folder, in_chans=1, img_size=20) == (
         "decoded with Pillow, turned upright as the EXIF orientation says, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B) "
-        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as value / 257; "
+        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as value / 257, 16-bit colour as its high byte (value // 256); "
         "at their own size; uint8 / 255")
 
 
