@@ -104,6 +104,9 @@ class Contract:
     # how many of the images the model was trained and tested on were not square or had transparent pixels
     # (input.images, not_square, transparent); None: not recorded (a folder from before they were kept)
     image_counts: ImageCounts | None = None
+    # whether the training images had no colour in any channel (input.mean and std the same in all 3): an image
+    # folder of grey photos trained at data.channels=3, whose model takes grey photos as it was trained on them
+    trained_grey: bool = False
 
 
 def _contract(folder: Path) -> Contract:
@@ -121,12 +124,22 @@ def _contract(folder: Path) -> Contract:
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
                         None if background is None else int(background), path.name,
-                        str(said.get("preprocessing", "")), image_counts)
+                        str(said.get("preprocessing", "")), image_counts, _same_in_every_channel(said))
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
+
+
+def _same_in_every_channel(said: Mapping[str, Any]) -> bool:
+    """Whether a contract's training-image statistics (`mean`, `std`, one per channel) are the same in all of its
+    channels: images with R = G = B at every pixel, such as grey photos trained at data.channels=3."""
+    try:
+        stats = [[float(v) for v in said[key]] for key in ("mean", "std")]
+    except (KeyError, TypeError, ValueError):  # not recorded
+        return False
+    return all(len(values) > 1 and max(values) - min(values) < 1e-6 for values in stats)
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:
@@ -234,7 +247,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     # A colour model given grey photos (a camera in its infrared night mode, a scan) sees no colour in them, unlike
     # most of its training images, and its answer can change without a word: counted, to warn once
     colourless: list[Path] = []
-    colour_model = contract.channels == 3 and GREY_REPEATED not in contract.preprocessing
+    colour_model = (contract.channels == 3 and GREY_REPEATED not in contract.preprocessing
+                    and not contract.trained_grey)
     for i in range(0, len(found), batch):
         chunk, bad = found[i:i + batch], []
         x = _pixels([file for file, _ in chunk], contract, unreadable=bad, originals=originals)

@@ -1021,12 +1021,20 @@ def test_grey_photos_given_to_a_colour_model_are_counted_in_one_warning(checkpoi
         assert greys() == [said]
     assert main([str(folder), str(new)]) == 0
     assert said in capsys.readouterr().err.splitlines()
-    # colour photos alone: no warning; nor for a grey model, or a 3-channel one trained on grey repeated (idx data)
+    # colour photos alone: no warning; nor for a 3-channel model trained on grey photos (its channels' statistics the
+    # same), or on grey idx images repeated into 3 channels
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="compress.predict"):
         predict(folder, [photos])
     assert not [r for r in caplog.records if "grey" in r.getMessage()]
     metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"].update(mean=[0.4, 0.4, 0.4], std=[0.2, 0.2, 0.2])
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder / "model.onnx", [new])
+    assert not [r for r in caplog.records if "grey" in r.getMessage()]
+    metrics["input"].update(mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])  # colour photos
     metrics["input"]["preprocessing"] = "idx grey images resized to 16x16 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255"
     (folder / "metrics.json").write_text(json.dumps(metrics))
     caplog.clear()
