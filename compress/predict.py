@@ -660,7 +660,8 @@ def _predict_command(args: argparse.Namespace) -> int:
         if labelled is not None:
             right, total = labelled
             low, high = folder_interval(predictions, contract.classes)
-            print(f"top-1 accuracy on the {total} images whose folder names their class: {100 * right / total:.2f}% "
+            which = "image whose folder names its" if total == 1 else "images whose folder names their"
+            print(f"top-1 accuracy on the {total} {which} class: {100 * right / total:.2f}% "
                   f"({right} of {total}; 95% interval {100 * low:.1f}-{100 * high:.1f}%)")
             if contract.metric == "balanced_accuracy":  # what the run was searched and scored for
                 folders = len(set(folder_labels(predictions, contract.classes) or []))

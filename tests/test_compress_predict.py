@@ -1058,3 +1058,14 @@ def test_a_floating_point_tiff_is_skipped_with_skip_unreadable_and_named_with_th
     said = capsys.readouterr()
     assert [line.split("  ")[0] for line in said.out.splitlines()] == [str(f) for f in readable]
     assert "skipped 3 image files that cannot be read (--skip-unreadable)" in said.err
+
+
+def test_the_accuracy_on_one_photo_in_its_class_folder_says_one_image(checkpoint, photos, tmp_path, capsys):
+    # "top-1 accuracy on the 1 images whose folder names their class" for one photo named in a folder of its class
+    folder, _ = checkpoint
+    (tmp_path / "red").mkdir()
+    photo = tmp_path / "red" / "new.png"
+    photo.write_bytes(next((photos / "sub").glob("*.png")).read_bytes())
+    assert main([str(folder), str(photo)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "top-1 accuracy on the 1 image whose folder names its class: ")
