@@ -38,7 +38,8 @@ from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
-                        help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, writable_file)
+                        help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, readable_text,
+                        writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -566,20 +567,23 @@ def seen_images_note(predictions: Sequence[Prediction], folder: Path) -> str | N
 
 
 def format_predictions(predictions: Sequence[Prediction]) -> str:
-    """One line per image: `path  class 97.1%  class 2.0%  ...`."""
-    return "\n".join(f"{p.path}  " + "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(p.classes, p.probabilities))
-                     for p in predictions)
+    """One line per image: `path  class 97.1%  class 2.0%  ...` (a file or class name that is not UTF-8 as
+    `nas.errors.readable_text` shows it: a strict UTF-8 stdout refused it)."""
+    lines = (f"{p.path}  " + "  ".join(f"{c} {100 * q:.1f}%" for c, q in zip(p.classes, p.probabilities))
+             for p in predictions)
+    return readable_text("\n".join(lines))
 
 
 def predictions_csv(predictions: Sequence[Prediction]) -> str:
-    """CSV with columns path, class_1, probability_1, class_2, ..."""
+    """CSV with columns path, class_1, probability_1, class_2, ... (a file or class name that is not UTF-8 as
+    `nas.errors.readable_text` shows it: `caf\\xe9.png`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     top = len(predictions[0].classes) if predictions else 0
     writer.writerow(["path", *[f"{kind}_{i}" for i in range(1, top + 1) for kind in ("class", "probability")]])
     for p in predictions:
         writer.writerow([str(p.path), *[v for c, q in zip(p.classes, p.probabilities) for v in (c, f"{q:.6f}")]])
-    return buf.getvalue()
+    return readable_text(buf.getvalue())
 
 
 def saturation_warning(path: Path) -> str | None:
@@ -656,7 +660,7 @@ def _predict_command(args: argparse.Namespace) -> int:
         labelled = folder_accuracy(predictions, contract.classes)
         if labelled is None and (note := unsorted_note(predictions, contract.classes)) is not None:
             sys.stdout.flush()  # after the predictions in a terminal too
-            print(note, file=sys.stderr)
+            print(readable_text(note), file=sys.stderr)
         if labelled is not None:
             right, total = labelled
             low, high = folder_interval(predictions, contract.classes)
@@ -672,7 +676,7 @@ def _predict_command(args: argparse.Namespace) -> int:
             # the model was trained on, and read as a check on new photos.
             if (seen := seen_images_note(predictions, model_file(args.model).parent)) is not None:
                 sys.stdout.flush()  # after the accuracy in a terminal too
-                print(seen, file=sys.stderr)
+                print(readable_text(seen), file=sys.stderr)
         if args.csv is not None:  # atomically: a kill or a full disk mid-write leaves the previous file, not half of one
             try:
                 atomic_write_text(args.csv, predictions_csv(predictions))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -31,6 +32,26 @@ class DataError(NasError):
 
 class CheckpointError(NasError):
     """A checkpoint is missing, truncated, corrupt or of an unknown format."""
+
+
+def readable_text(text: str) -> str:
+    """`text` (a file name, or a line or file naming one) in characters UTF-8 can write: each byte of a file name that
+    is not UTF-8 (Latin-1 from an old zip, on Linux), which Python holds as a lone surrogate (`os.fsdecode`'s
+    surrogateescape: b'caf\\xe9.png' is 'caf\\udce9.png'), written as the four characters `\\xNN` (`caf\\xe9.png`, as
+    `ascii()` shows a byte; each `\\xNN` read back as the byte NN gives the name's bytes); any other lone surrogate as
+    `\\uNNNN`. Text without them comes back as it is. CSV files, the report's HTML and log lines that name a file go
+    through it: `str.encode()` raised UnicodeEncodeError on such a name, and a log handler printed a traceback."""
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(_escaped, text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found[0])
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def wrong_type(name: str, value: Any, expected: str) -> TypeError:

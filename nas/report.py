@@ -1165,6 +1165,11 @@ def _write_atomic(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
     # search removes one whose writer was killed mid-write, and a report written by the search and one by
     # `python -m nas.report` at the same moment do not write into one file.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.{_writer_tag()}.tmp")
+    if isinstance(data, str):
+        from nas.errors import readable_text  # here: this module imports nothing of nas at its top
+
+        # a warning or class name naming a file that is not UTF-8, shown as its `\\xNN` bytes rather than unwritable
+        data = readable_text(data)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         # a plain open(): the permissions of any file written here; outside the inner try: never ours to delete

@@ -46,7 +46,7 @@ from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx,
                                  uncalibrated_warning)
-from nas.errors import CheckpointError, ConfigError, counted
+from nas.errors import CheckpointError, ConfigError, counted, readable_text
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.pareto_csv import fmt as _fmt, write_pareto_csv
@@ -172,7 +172,7 @@ def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
             "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, r.early_stop, r.duplicate_of,
             r.train_precision, a.to_json() if a else "",
         ])
-    return buf.getvalue()
+    return readable_text(buf.getvalue())  # a fail_reason naming a file that is not UTF-8, as test_predictions.csv
 
 
 PREDICTIONS_FILE = "test_predictions.csv"
@@ -185,7 +185,8 @@ PATH_COLUMN = "path"
 def test_predictions_csv(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[str],
                          paths: Sequence[str] | None = None) -> str:
     """test_predictions.csv text: per test image, in the test split's order, its true and predicted class name, and
-    where `paths` are given (an image folder's test split, `Split.paths`) its file relative to data.root."""
+    where `paths` are given (an image folder's test split, `Split.paths`) its file relative to data.root. A file or class
+    name that is not UTF-8 is written as `nas.errors.readable_text` shows it (`caf\\xe9.png`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     rows = ((i, classes[t], classes[p]) for i, (t, p) in enumerate(zip(truth.tolist(), predicted.tolist())))
@@ -195,7 +196,7 @@ def test_predictions_csv(predicted: np.ndarray, truth: np.ndarray, classes: Sequ
     else:
         w.writerow((*PREDICTION_COLUMNS, PATH_COLUMN))
         w.writerows((*row, path) for row, path in zip(rows, paths))
-    return buf.getvalue()
+    return readable_text(buf.getvalue())
 
 
 def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str],
@@ -204,9 +205,9 @@ def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str],
     images (another length, other labels or class names, or, where both the file and `paths` name the files, other
     files): such a file cannot be compared image by image. A file without the path column (idx data, or written before
     2026-12-06) is compared by its labels alone."""
-    index = {name: i for i, name in enumerate(classes)}
+    index = {readable_text(name): i for i, name in enumerate(classes)}  # the names as `test_predictions_csv` wrote them
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         labels = [index[r["label"]] for r in rows]
         predicted = np.array([index[r["predicted"]] for r in rows], dtype=np.int64)
@@ -214,7 +215,8 @@ def read_test_predictions(path: Path, truth: np.ndarray, classes: Sequence[str],
         return None
     if labels != truth.tolist():
         return None
-    if paths is not None and rows and rows[0].get(PATH_COLUMN) is not None and [r[PATH_COLUMN] for r in rows] != list(paths):
+    written = [readable_text(p) for p in paths] if paths is not None else None  # as test_predictions_csv wrote them
+    if written is not None and rows and rows[0].get(PATH_COLUMN) is not None and [r[PATH_COLUMN] for r in rows] != written:
         return None
     return predicted
 

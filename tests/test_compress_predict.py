@@ -343,6 +343,25 @@ def test_a_class_folder_named_in_another_unicode_form_is_its_class(tmp_path):
     assert folder_labels([Prediction(tmp_path / classes[0] / "a.png", (mac,), (1.0,))], [mac, "rond"]) == [mac]
 
 
+def test_predictions_of_a_file_and_class_that_are_not_utf8_are_written_with_backslash_x(tmp_path):
+    # Latin-1 names from an old zip: the --csv's write (str.encode) raised UnicodeEncodeError after the whole run, and
+    # the lines on a strict UTF-8 stdout (a UTF-8 locale) raised too.
+    import os
+
+    from compress.predict import Prediction, format_predictions, predictions_csv
+
+    latin1 = os.fsdecode(b"caf\xe9")
+    predictions = [Prediction(Path(latin1) / os.fsdecode(b"\xe9t\xe9.png"), (latin1, "dog"), (0.75, 0.25)),
+                   Prediction(Path("dog") / "\u00e9t\u00e9.png", ("dog", latin1), (0.5, 0.5))]
+    text = predictions_csv(predictions)
+    text.encode("utf-8")
+    assert text.splitlines() == ["path,class_1,probability_1,class_2,probability_2",
+                                 "caf\\xe9/\\xe9t\\xe9.png,caf\\xe9,0.750000,dog,0.250000",
+                                 "dog/\u00e9t\u00e9.png,dog,0.500000,caf\\xe9,0.500000"]
+    assert format_predictions(predictions).splitlines() == ["caf\\xe9/\\xe9t\\xe9.png  caf\\xe9 75.0%  dog 25.0%",
+                                                            "dog/\u00e9t\u00e9.png  dog 50.0%  caf\\xe9 50.0%"]
+
+
 @pytest.mark.parametrize("name", ["model.pt", "model.onnx", "model.xml"])
 def test_a_model_file_that_takes_other_images_than_metrics_json_says_is_one_line(checkpoint, photos, name):
     folder, _ = checkpoint

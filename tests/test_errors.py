@@ -1,13 +1,14 @@
 """Tests of nas.errors' helpers."""
 
 import logging
+import os
 import subprocess
 import sys
 
 import pytest
 
 from conftest import KeptRecords, run_into_closed_pipe
-from nas.errors import CLOSED_STDOUT_EXIT, counted, logging_to
+from nas.errors import CLOSED_STDOUT_EXIT, counted, logging_to, readable_text
 
 # A command's shape as the entry points have it: output on stdout (print, and log lines through a handler on stdout, as
 # Hydra's), work after it (a file written), a line on stderr, then the exit status given as argv[2].
@@ -249,3 +250,12 @@ def test_a_warning_shown_by_a_handler_below_or_above_the_lowered_loggers_is_not_
     done = subprocess.run([sys.executable, "-c", _HANDLERS_BELOW], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["mine: shown by mine", "shown by Python", "lowered twice", "mine: on the root"]
+
+
+def test_readable_text_writes_each_byte_of_a_name_that_is_not_utf8_as_backslash_x():
+    # b'caf\xe9.png' (Latin-1, from an old zip) is 'caf\udce9.png' in Python, which str.encode() refuses.
+    name = os.fsdecode(b"dog/caf\xe9 \xc3\xa9t\xe9.png")
+    assert readable_text(name) == "dog/caf\\xe9 \u00e9t\\xe9.png"  # the valid UTF-8 é kept as it is
+    assert readable_text(name).encode("utf-8")
+    assert readable_text("caf\u00e9 \\x41.png") == "caf\u00e9 \\x41.png"  # text without surrogates unchanged
+    assert readable_text("a\ud800b") == "a\\ud800b"  # a surrogate that no byte makes: its code point

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import html
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -893,6 +894,23 @@ def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_di
             "(trial 2, 0.600 ms). Not final-trained because the search was interrupted, or their weights are missing "
             "(search.log says which); rerun the search command to write them._") in md
     assert "Not in this table" not in md
+
+
+def test_a_class_and_a_warning_naming_a_file_that_is_not_utf8_are_shown_with_backslash_x(run_dir: pathlib.Path) -> None:
+    """An image folder's Latin-1 names (an old zip on Linux) reach the JSON files as lone surrogates (json's \\udce9):
+    writing report.md and report.html raised UnicodeEncodeError, ending the search and `python -m nas.report`."""
+    latin1 = os.fsdecode(b"caf\xe9")
+    metrics_path = run_dir / "checkpoints" / SLOW / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({**metrics, "test_acc_per_class": {latin1: 0.5, "Bag": 0.97}}))
+    header = json.loads((run_dir / "pareto.json").read_text())
+    loose = os.fsdecode(b"\xe9t\xe9.png")
+    warning = f"1 image file lies outside the class folders and is left out (e.g. {loose})"
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": [warning]}))
+    assert main([str(run_dir)]) == 0
+    md, page = (run_dir / "report.md").read_text(encoding="utf-8"), (run_dir / "report.html").read_text(encoding="utf-8")
+    for text in (md, page):
+        assert "caf\\xe9 50.00%" in text and "left out (e.g. \\xe9t\\xe9.png)" in text
 
 
 def test_the_time_in_the_header_says_it_is_when_pareto_json_was_written(run_dir: pathlib.Path) -> None:

@@ -502,6 +502,33 @@ def test_test_predictions_of_an_image_folder_name_each_images_file_and_old_files
     np.testing.assert_array_equal(read_test_predictions(path, truth, classes, paths), predicted)
 
 
+def test_test_predictions_name_a_file_and_class_that_are_not_utf8_as_backslash_x_and_read_back(tmp_path):
+    # A Latin-1 name from an old zip (b'caf\xe9'), held by Python as a lone surrogate: .encode() of the CSV raised
+    # UnicodeEncodeError as a member was written, ending the search.
+    import os
+
+    from nas.results import read_test_predictions, test_predictions_csv
+
+    classes = (os.fsdecode(b"caf\xe9"), "dog")
+    truth, predicted = np.array([0, 1]), np.array([1, 0])
+    paths = (os.fsdecode(b"caf\xe9/\xe9t\xe9.png"), "dog/\u00e9t\u00e9.png")
+    path = tmp_path / "test_predictions.csv"
+    path.write_bytes(test_predictions_csv(predicted, truth, classes, paths).encode("utf-8"))
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "index,label,predicted,path", "0,caf\\xe9,dog,caf\\xe9/\\xe9t\\xe9.png", "1,dog,caf\\xe9,dog/\u00e9t\u00e9.png"]
+    # read back against the same test split (the next run's member comparison), names and all
+    np.testing.assert_array_equal(read_test_predictions(path, truth, classes, paths), predicted)
+    assert read_test_predictions(path, truth, classes, (paths[0], "dog/other.png")) is None
+
+
+def test_trials_csv_writes_a_fail_reason_naming_a_file_that_is_not_utf8_with_backslash_x():
+    import os
+
+    failed = TrialRecord(0, "FAIL", None, None, None, None, None, False, None, os.fsdecode(b"cannot read caf\xe9.png"))
+    text = trials_csv([failed], set())
+    assert list(csv.DictReader(io.StringIO(text.encode("utf-8").decode())))[0]["fail_reason"] == "cannot read caf\\xe9.png"
+
+
 def _member_of_photos(tmp_path, compose_cfg, *, test_size: int):
     """The run config, data and trial record of a one-stage member trained on nothing, its checkpoint in
     tmp_path/trials, for the 8x8 grey photos in tmp_path/photos (two classes; val 2 images, test `test_size`)."""
