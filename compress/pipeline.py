@@ -28,7 +28,6 @@ import datetime as _dt
 import errno
 import hashlib
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, fs
                             scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
-from nas.errors import CheckpointError, ConfigError, counted
+from nas.errors import CheckpointError, ConfigError, counted, module_logger
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
 from nas.layout import COMPRESSED_FILES, IR_FILES
@@ -62,7 +61,7 @@ from compress.recover import distill
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 FORMAT = "metaformer-nas/compressed-v1"
 INT8_AGREEMENT_TOLERANCE = {"top1_agreement": 0.99, "max_rel_diff": 0.15}

@@ -24,7 +24,6 @@ import csv
 import hashlib
 import io
 import json
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,8 @@ from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
-                        help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, readable_text,
-                        writable_file)
+                        help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
+                        readable_text, writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -51,7 +50,7 @@ RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what 
 CLI_FLAGS = {"top": "--top", "memory_budget_gb": "--memory-budget-gb", "skip_unreadable": "--skip-unreadable"}
 """The command-line flag of each of `predict`'s keywords that `main` passes on (`predict(setting_names=...)`)."""
 
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ run folder (`<run>/checkpoints/<arch_id>`), that run's report and pareto.csv are
 
 from __future__ import annotations
 
-import logging
 import shlex
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, com
                         register_configs, shell_command, shell_override, structured, validate_compress_config,
                         validate_data_config)
 from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, help_on_stdout,
-                        interrupting_signal, interrupts_honoured, stop_on_sigterm, wrong_type)
+                        interrupting_signal, interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
 from nas.latency.hardware import few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 # nas.data and compress.pipeline (torch, torch-pruning: seconds) are imported where the run loads its data and
 # compresses: the settings and the checkpoint are checked, and a bad one named, before that.
 
-log = logging.getLogger("compress.run")
+log = module_logger("compress.run")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 
 def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[str] | None = None) -> dict[str, Any]:

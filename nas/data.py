@@ -23,10 +23,10 @@ import torch
 
 from nas.checkpoint import ImageCounts  # what `Dataset.image_counts` holds; there for compress.predict, without torch
 from nas.config import DataConfig, DataFormat, Metric, shell_override
-from nas.errors import DataError, counted, make_folder
+from nas.errors import DataError, counted, make_folder, module_logger
 from nas.memory import available_memory_bytes, gib
 
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

@@ -54,6 +54,32 @@ def _escaped(found: re.Match[str]) -> str:
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
+class ReadableNames(logging.Filter):
+    """A logger's filter that gives each record naming a file whose name is not UTF-8 its message as `readable_text`
+    writes it, formatted once (`record.msg`, no `record.args`). Every handler the record reaches then writes it: a
+    stream or file of strict UTF-8 (Hydra's console on stdout in a UTF-8 locale, search.log) raised UnicodeEncodeError
+    on the name and logging printed its many-line "--- Logging error ---" instead of the line, and the warnings a run
+    keeps for pareto.json and its report hold the same line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the message (a bug): left to logging's own report
+            return True
+        if not message.isascii() and (readable := readable_text(message)) != message:
+            record.msg, record.args = readable, None
+        return True
+
+
+def module_logger(name: str) -> logging.Logger:
+    """`logging.getLogger(name)` with a `ReadableNames` filter (added once): the logger of a module whose lines may name
+    an image file."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, ReadableNames) for f in logger.filters):
+        logger.addFilter(ReadableNames())
+    return logger
+
+
 def wrong_type(name: str, value: Any, expected: str) -> TypeError:
     """The one-line `TypeError` for a public function's argument `name` given `value` of the wrong type: its value (cut
     to 60 characters) and type, then `expected`, what to pass and how to make it (e.g. "pass an ArchConfig (build one
@@ -147,11 +173,12 @@ def counted(n: int, noun: str, *, plural: str | None = None) -> str:
 
 @contextmanager
 def exit_on_error(code: int = 2) -> Iterator[None]:
-    """For command-line entry points: a `NasError` becomes `error: <message>` on stderr and exit `code`."""
+    """For command-line entry points: a `NasError` becomes `error: <message>` on stderr and exit `code` (a file name
+    that is not UTF-8 in it as `readable_text` shows it, as in the warnings)."""
     try:
         yield
     except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {readable_text(str(e))}", file=sys.stderr)
         sys.exit(code)
 
 

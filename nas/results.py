@@ -22,7 +22,6 @@ import datetime as _dt
 import hashlib
 import io
 import json
-import logging
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -46,7 +45,7 @@ from nas.latency import describe_predictor, predict_latency
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx,
                                  uncalibrated_warning)
-from nas.errors import CheckpointError, ConfigError, counted, readable_text
+from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_text
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.pareto_csv import fmt as _fmt, write_pareto_csv
@@ -55,7 +54,7 @@ from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
 from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
 
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 TRIAL_COLUMNS = (
     "number", "state", "arch_id", "val_acc", "latency_ms", "params", "macs", "feasible", "is_pareto",

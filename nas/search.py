@@ -69,8 +69,8 @@ from nas.data import (
     imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
-                        interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder,
-                        RecordKeeper, signal_interrupt, stop_on_sigterm)
+                        interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
+                        readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -87,7 +87,7 @@ from nas.study import (
 )
 from nas.train import caller_settings_kept, reset_autocast, seed_everything, train_candidate
 
-log = logging.getLogger("nas.search")
+log = module_logger("nas.search")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 # Architectures a search samples per trial it still needs before it gives up: over-budget samples are pruned without
 # training and do not count as trials, so an almost-impossible latency budget would otherwise sample forever.
@@ -846,8 +846,9 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
 
 def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
     """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once (`split_as_recorded` may
-    read idx data twice but gives its warnings once; a line given twice all the same is listed once)."""
-    return list(dict.fromkeys([*(record.getMessage() for record in earlier), *warned]))
+    read idx data twice but gives its warnings once; a line given twice all the same is listed once), a file or class
+    name that is not UTF-8 in them as their log lines show it (`readable_text`), for pareto.json and the report."""
+    return list(dict.fromkeys(readable_text(line) for line in [*(record.getMessage() for record in earlier), *warned]))
 
 
 def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:

@@ -23,7 +23,6 @@ import copy
 import dataclasses
 import datetime
 import json
-import logging
 import os
 import random
 import socket
@@ -40,9 +39,9 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.checkpoint import process_gone
 from nas.config import SPEED_SETTINGS, DataConfig, RunConfig, group_file  # SPEED_SETTINGS: nas.results reads it here
 from nas.data import CLASS_SUMMARY, absolute_root, class_changes
-from nas.errors import ConfigError
+from nas.errors import ConfigError, module_logger
 
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 # Config groups whose change makes old trials incomparable; a resumed study must match them.
 FINGERPRINT_KEYS = ("hw", "space", "data", "train")

@@ -289,6 +289,22 @@ def test_a_photo_whose_file_name_is_not_utf8_is_held_out_by_its_path_like_any_ot
     assert f"a/{name}" in split and _split_of(load_dataset(cfg)) == split
 
 
+def test_a_warning_naming_a_file_that_is_not_utf8_shows_its_bytes_as_backslash_x(tmp_path, caplog):
+    # Hydra's console and search.log write strict UTF-8: the lone surrogate Python holds for the Latin-1 byte raised
+    # in the handler, and logging printed "--- Logging error ---" and a traceback instead of the warning.
+    import os
+
+    root = _folder(tmp_path, {"a": 5, "b": 5})
+    try:
+        _png(root / os.fsdecode(b"\xe9t\xe9.png"), 8, 7)  # beside the class folders: named in a warning
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    with caplog.at_level("WARNING", logger="nas.data"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=None))
+    [message] = [r.getMessage() for r in caplog.records if "outside the class folders" in r.getMessage()]
+    assert "(e.g. \\xe9t\\xe9.png)" in message and message.encode("utf-8")
+
+
 @pytest.mark.parametrize("sizes, stratify", [({"a": 21, "b": 20, "c": 20}, True), ({"a": 20, "b": 20, "rare": 4}, True),
                                              ({"common": 30, "rare": 4, "single": 1}, True), ({"a": 30, "b": 7}, False)])
 def test_images_held_out_by_their_paths_keep_the_per_class_counts_of_the_random_draw(tmp_path, monkeypatch, sizes,

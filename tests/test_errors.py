@@ -1,5 +1,7 @@
 """Tests of nas.errors' helpers."""
 
+import contextlib
+import io
 import logging
 import os
 import subprocess
@@ -8,7 +10,7 @@ import sys
 import pytest
 
 from conftest import KeptRecords, run_into_closed_pipe
-from nas.errors import CLOSED_STDOUT_EXIT, counted, logging_to, readable_text
+from nas.errors import CLOSED_STDOUT_EXIT, DataError, counted, exit_on_error, logging_to, module_logger, readable_text
 
 # A command's shape as the entry points have it: output on stdout (print, and log lines through a handler on stdout, as
 # Hydra's), work after it (a file written), a line on stderr, then the exit status given as argv[2].
@@ -259,3 +261,31 @@ def test_readable_text_writes_each_byte_of_a_name_that_is_not_utf8_as_backslash_
     assert readable_text(name).encode("utf-8")
     assert readable_text("caf\u00e9 \\x41.png") == "caf\u00e9 \\x41.png"  # text without surrogates unchanged
     assert readable_text("a\ud800b") == "a\\ud800b"  # a surrogate that no byte makes: its code point
+
+
+def test_a_module_logger_line_naming_a_latin1_file_reaches_a_strict_utf8_stream_readably():
+    # Hydra's console (stdout) and search.log are strict UTF-8 streams: the name raised UnicodeEncodeError in the
+    # handler, which printed "--- Logging error ---" with a traceback in place of the line.
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = module_logger("nas.test_readable_names")
+    assert module_logger("nas.test_readable_names").filters == logger.filters and len(logger.filters) == 1
+    errors = io.StringIO()
+    logger.addHandler(handler)
+    try:
+        with contextlib.redirect_stderr(errors):  # where logging's handleError prints
+            logger.warning("left out (e.g. %s); %d", os.fsdecode(b"\xe9t\xe9.png"), 1)
+            logger.warning("%s", "caf\u00e9.png")
+    finally:
+        logger.removeHandler(handler)
+    assert errors.getvalue() == ""
+    assert raw.getvalue().decode("utf-8") == "left out (e.g. \\xe9t\\xe9.png); 1\ncaf\u00e9.png\n"
+
+
+def test_an_error_naming_a_file_that_is_not_utf8_is_printed_as_the_warnings_show_it(capsys):
+    with pytest.raises(SystemExit):
+        with exit_on_error():
+            raise DataError(f"image {os.fsdecode(b'dog/caf' + bytes([0xE9]) + b'.png')} is truncated")
+    assert capsys.readouterr().err == "error: image dog/caf\\xe9.png is truncated\n"

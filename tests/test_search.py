@@ -2071,3 +2071,17 @@ def test_two_workers_starting_on_a_hand_edited_config_yaml_both_keep_the_edit(tm
     assert other_worker[0] is not None and warning == other_worker[0]  # each says the edit was kept aside
     assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
     assert (tmp_path / "config.yaml").read_bytes() == b"train:\n  epochs: 5\n"
+
+
+def test_setup_warnings_kept_for_pareto_json_show_a_name_that_is_not_utf8_as_their_log_lines_do():
+    # A warning computed by the search (held_out_copies_warning naming a test file and a training file) reached
+    # pareto.json with the lone surrogate Python holds for a Latin-1 byte, while its log line read \xe9.
+    import logging
+    import os
+
+    from nas.search import _joined
+
+    name = os.fsdecode(b"cat/caf\xe9.png")
+    earlier = logging.LogRecord("nas.data", logging.WARNING, __file__, 1, "%s", ("left out (e.g. \\xe9t\\xe9.png)",), None)
+    assert _joined([earlier], [f"1 test image has the pixels of a training image: {name}", "plain"]) == [
+        "left out (e.g. \\xe9t\\xe9.png)", "1 test image has the pixels of a training image: cat/caf\\xe9.png", "plain"]
