@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	@$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and not torch.version.cuda else f'torch {v} replaced the CPU build 2.13.0: recreate .venv')"
-	@# NNCF JIT-compiles its C++ quantization ops on first use (~40 s, 60 s timeout): build them once here.
-	NNCF_EXTENSION_LOAD_TIMEOUT=0 $(PY) -c "from nncf.torch.extensions import force_build_cpu_extensions as b; b()"
+	@# NNCF JIT-compiles its C++ quantization ops on first use (~40 s, 60 s timeout): build them once here, through
+	@# the toolkit's loader, which removes a lock file left by a process killed while loading them.
+	NNCF_EXTENSION_LOAD_TIMEOUT=0 $(PY) -c "from compress.quantize import load_nncf_extension as b; b()"
 	@touch $@
 
 setup: $(STAMP)

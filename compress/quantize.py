@@ -3,6 +3,10 @@
 What was measured on these machines (../shared/notes/compression.md) and shapes this wrapper:
 - NNCF JIT-compiles a C++ extension on first use (~40 s) under a 60 s default timeout: the timeout is
   lifted here (`NNCF_EXTENSION_LOAD_TIMEOUT=0`) and `make setup` builds the extension once.
+- torch loads that extension under a lock *file* (`lock` in its build folder) that a process killed while loading
+  leaves behind, and every later load then waits on it forever (with the timeout lifted, without a word):
+  `load_nncf_extension` loads it under a kernel lock of the toolkit's own, which dies with its process, and removes
+  such a leftover.
 - nncf <= 3.4 raises `IndexError` in fast bias correction for graphs where a conv output feeds a
   BatchNorm and another consumer. This project's blocks do not build that pattern (every stem and
   downsample conv feeds only its own norm), but a caught `IndexError` retries without bias
@@ -35,10 +39,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import logging
 import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -70,7 +76,55 @@ def _nncf():
     # The logger's level only: nncf.set_log_level also sets every handler on NNCF's logger to it, and so silences below
     # ERROR any handler a caller attached there (pytest's capture, a tool's own) for every other logger it serves.
     logging.getLogger("nncf").setLevel(logging.ERROR)
+    load_nncf_extension()
     return nncf
+
+
+# Whether this process has loaded NNCF's extension through `load_nncf_extension`: NNCF keeps the loaded module for the
+# process, so the lock is taken once, not on every quantization.
+_extension_loaded = False
+
+
+def load_nncf_extension() -> None:
+    """Load NNCF's CPU quantization extension (building it the first time), so that a `lock` file left in its build
+    folder by a process killed while loading it does not hang this one.
+
+    torch's `cpp_extension.load` takes that folder's `lock` file on every load and waits, with no end and no message
+    under `NNCF_EXTENSION_LOAD_TIMEOUT=0`, for it to go. Here the load runs holding an `flock` on a file beside that
+    folder (`<torch version>.metaformer-nas.lock`), which the kernel releases when its process dies however it dies:
+    every toolkit process holds it while it loads, so a `lock` found by its holder was left by a dead process, and is
+    removed with a warning naming it. A second process meanwhile waits for the first to finish (a first build), saying
+    so. A process outside the toolkit loading the extension at that moment (your own script calling NNCF) holds no such
+    lock: its `lock` would be taken for a leftover. Later calls in the process return at once.
+    """
+    global _extension_loaded
+    if _extension_loaded:
+        return
+    from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
+
+    build_dir = Path(QuantizedFunctionsCPULoader.get_build_dir())
+    guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
+    try:
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # a folder this user cannot write: torch cannot take its own lock there either, and NNCF says so
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another process to finish loading NNCF's extension (%s)...", guard)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            leftover = build_dir / "lock"
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                log.warning("%s: left by a process that was stopped while loading NNCF's extension; removed", leftover)
+        # Any function: the first request loads the whole extension, which NNCF then keeps for the process.
+        QuantizedFunctionsCPU.get("Quantize_forward")
+        _extension_loaded = True
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
 
 @contextlib.contextmanager
@@ -111,7 +165,6 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
     images, on what) and one with its seconds as it ends, each led by `announce` ('' for no lead); None logs nothing,
     for a caller that says its own line per model (`nas.latency.profile`'s int8 exports).
     """
-    nncf = _nncf()
     images = [x for x, _ in iterate_batches(subset_split(calibration, size, seed=seed), batch_size=1)]
     # With NNCF's progress bars hidden, a calibration of a minute on 2 cores would otherwise be a silent pause.
     lead = f"{announce}: " if announce else ""
@@ -119,6 +172,8 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
         log.info("%sint8 calibration on %s (NNCF, %s)...", lead, counted(len(images), "training image"),
                  counted(CALIBRATION_THREADS, "torch thread"))
     started = time.perf_counter()
+    # After the line above: a first build of NNCF's extension (`load_nncf_extension`) is part of the wait it announces.
+    nncf = _nncf()
     dataset = nncf.Dataset(images)
     note = ""
     adv = nncf.quantization.advanced_parameters

@@ -288,3 +288,120 @@ def test_the_over_tolerance_note_and_qat_log_name_the_setting_and_the_model_judg
         "compress.quantize.max_acc_drop=0: up to 1 epoch of QAT, until within it",
         "m1: QAT epoch 1: val acc 17.40% (pruned model before int8 17.90%, PTQ 17.20%)"]  # whose epoch, as the line above
     assert result.note == "int8 loses 0.50 pt of val accuracy after 1 QAT epoch, more than compress.quantize.max_acc_drop=0"
+
+
+# A process quantizing a tiny model, whose NNCF calibration loads NNCF's extension; its log lines on stderr.
+_LOAD_NNCF = """
+import logging
+import torch
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+from compress.quantize import quantize_ptq
+from nas.data import Split
+class Tiny(torch.nn.Module):  # not an nn.Sequential, which NNCF's PTQ does not take at the top
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+    def forward(self, x):
+        return self.conv(x).relu()
+quantize_ptq(Tiny(), Split(x=torch.rand(4, 1, 8, 8), y=torch.zeros(4, dtype=torch.long)), size=4)
+print("loaded", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def built_extension(tmp_path_factory):
+    """A private TORCH_EXTENSIONS_DIR holding a copy of this machine's built NNCF extension, loaded once there (no
+    `lock` in it) so that the tests' loads are up to date and take seconds, not a build."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nncf.torch.quantization.extensions import QuantizedFunctionsCPULoader
+
+    built = Path(QuantizedFunctionsCPULoader.get_build_dir())
+    if not (built / f"{QuantizedFunctionsCPULoader.name()}.so").exists():
+        pytest.skip(f"NNCF's extension is not built in {built} (make setup builds it)")
+    root = tmp_path_factory.mktemp("torch_extensions")
+    # a `lock` there may be a live load's, not a leftover: it is not copied
+    shutil.copytree(built, root / built.relative_to(built.parents[2]), ignore=shutil.ignore_patterns("lock"))
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(root)}
+    # a copy built from another checkout's paths (torch's include folders) is rebuilt here once; an up-to-date one loads
+    subprocess.run([sys.executable, "-c", _LOAD_NNCF], cwd=Path(__file__).resolve().parent.parent, env=env, check=True,
+                   capture_output=True, timeout=600)
+    return root
+
+
+def _private_extension(built_extension, tmp_path):
+    """A copy of `built_extension` of the test's own: (its TORCH_EXTENSIONS_DIR, build folder, environment)."""
+    import os
+    import shutil
+
+    root = tmp_path / "torch_extensions"
+    shutil.copytree(built_extension, root)
+    (build_dir,) = root.glob("nncf/quantized_functions_cpu/*/")
+    return root, build_dir, {**os.environ, "TORCH_EXTENSIONS_DIR": str(root)}
+
+
+def test_a_lock_left_by_a_process_killed_while_loading_nncfs_extension_is_removed(built_extension, tmp_path):
+    # torch's cpp_extension.load takes a `lock` file in the extension's build folder on every load: one killed while
+    # holding it left the file, and every later compression waited on it forever without a word
+    # (NNCF_EXTENSION_LOAD_TIMEOUT=0)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, build_dir, env = _private_extension(built_extension, tmp_path)
+    (build_dir / "lock").touch()
+    try:
+        done = subprocess.run([sys.executable, "-c", _LOAD_NNCF], cwd=Path(__file__).resolve().parent.parent, env=env,
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the load still waits on the leftover {build_dir / 'lock'}")
+    assert done.returncode == 0 and done.stdout == "loaded\n", done.stderr
+    warned = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert warned == [f"WARNING {build_dir / 'lock'}: left by a process that was stopped while loading NNCF's "
+                      "extension; removed"]
+    assert not (build_dir / "lock").exists()
+
+
+def test_a_load_waits_for_another_toolkit_process_loading_nncfs_extension(built_extension, tmp_path):
+    # The `lock` of a load under way (a first build, tens of seconds) is not a leftover: its process holds the
+    # toolkit's flock beside the build folder, and a second process waits for it, saying so, instead of removing it.
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    _, build_dir, env = _private_extension(built_extension, tmp_path)
+    guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
+    held = os.open(guard, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # this process is the one loading
+    (build_dir / "lock").touch()
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", _LOAD_NNCF], cwd=Path(__file__).resolve().parent.parent, env=env,
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "waiting" not in err.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # without the toolkit's flock, it waits on torch's `lock` without a word
+        assert err.read_text().splitlines() == [
+            f"INFO waiting for another process to finish loading NNCF's extension ({guard})..."]
+        time.sleep(0.5)
+        assert proc.poll() is None and (build_dir / "lock").exists()  # still waiting, the other's lock untouched
+        (build_dir / "lock").unlink()  # the other load is done: torch drops its lock, then the flock goes
+        os.close(held)
+        held = None
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out == "loaded\n"
+        assert "WARNING" not in err.read_text()
+    finally:
+        if held is not None:
+            os.close(held)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
