@@ -52,7 +52,7 @@ from torch import nn
 
 from nas.config import DataConfig, QuantizeConfig
 from nas.data import Dataset, Split, iterate_batches
-from nas.errors import counted
+from nas.errors import ConfigError, counted
 from nas.report import drop_text
 from nas.train import evaluate, subset_split
 
@@ -93,9 +93,10 @@ def load_nncf_extension() -> None:
     under `NNCF_EXTENSION_LOAD_TIMEOUT=0`, for it to go. Here the load runs holding an `flock` on a file beside that
     folder (`<torch version>.metaformer-nas.lock`), which the kernel releases when its process dies however it dies:
     every toolkit process holds it while it loads, so a `lock` found by its holder was left by a dead process, and is
-    removed with a warning naming it. A second process meanwhile waits for the first to finish (a first build), saying
-    so. A process outside the toolkit loading the extension at that moment (your own script calling NNCF) holds no such
-    lock: its `lock` would be taken for a leftover. Later calls in the process return at once.
+    removed with a warning naming it; one that cannot be removed (another user's, in a folder this user cannot write)
+    is a `ConfigError` naming it and what to do. A second process meanwhile waits for the first to finish (a first
+    build), saying so. A process outside the toolkit loading the extension at that moment (your own script calling
+    NNCF) holds no such lock: its `lock` would be taken for a leftover. Later calls in the process return at once.
     """
     global _extension_loaded
     if _extension_loaded:
@@ -116,8 +117,15 @@ def load_nncf_extension() -> None:
                 log.info("waiting for another process to finish loading NNCF's extension (%s)...", guard)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             leftover = build_dir / "lock"
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 leftover.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:  # another user's, in a folder this user cannot write: torch would wait on it forever
+                raise ConfigError(f"{leftover}: left by a process that was stopped while loading NNCF's extension, and "
+                                  f"it cannot be removed ({e.strerror or e}); delete it by hand (as its owner), or set "
+                                  "TORCH_EXTENSIONS_DIR to a folder of your own, where torch builds the extension once") from None
+            else:
                 log.warning("%s: left by a process that was stopped while loading NNCF's extension; removed", leftover)
         # Any function: the first request loads the whole extension, which NNCF then keeps for the process.
         QuantizedFunctionsCPU.get("Quantize_forward")

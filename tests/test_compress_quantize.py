@@ -405,3 +405,36 @@ def test_a_load_waits_for_another_toolkit_process_loading_nncfs_extension(built_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_leftover_lock_that_cannot_be_removed_is_one_line_naming_it_and_what_to_do(tmp_path, monkeypatch):
+    # Another user's `lock` in a folder this user cannot write (a shared TORCH_EXTENSIONS_DIR) ended the compression in
+    # a PermissionError traceback. Simulated: running as root, a folder's permissions do not stop the removal.
+    from pathlib import Path
+
+    from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
+
+    import compress.quantize
+    from nas.errors import ConfigError
+
+    build_dir = tmp_path / "nncf" / "quantized_functions_cpu" / "2.13.0+cpu"
+    build_dir.mkdir(parents=True)
+    (build_dir / "lock").touch()
+    monkeypatch.setattr(QuantizedFunctionsCPULoader, "get_build_dir", classmethod(lambda cls: str(build_dir)))
+    monkeypatch.setattr(QuantizedFunctionsCPU, "get", lambda name: pytest.fail("loaded, to wait on the lock forever"))
+    monkeypatch.setattr(compress.quantize, "_extension_loaded", False)
+    unlink = Path.unlink
+
+    def refused(path, missing_ok=False):
+        if path == build_dir / "lock":
+            raise PermissionError(13, "Permission denied", str(path))
+        return unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    with pytest.raises(ConfigError) as refusal:
+        compress.quantize.load_nncf_extension()
+    assert str(refusal.value) == (
+        f"{build_dir / 'lock'}: left by a process that was stopped while loading NNCF's extension, and it cannot be "
+        "removed (Permission denied); delete it by hand (as its owner), or set TORCH_EXTENSIONS_DIR to a folder of your "
+        "own, where torch builds the extension once")
+    assert (build_dir / "lock").exists() and not compress.quantize._extension_loaded
