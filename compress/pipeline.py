@@ -41,7 +41,7 @@ from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, fs
                             scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
-from nas.errors import CheckpointError, ConfigError, counted, module_logger
+from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_repr
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
 from nas.layout import COMPRESSED_FILES, IR_FILES
@@ -514,7 +514,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     if trained_on is not None and list(trained_on) != list(data.classes):
         i = next(i for i, (a, b) in enumerate(zip(trained_on, data.classes)) if a != b)
         raise ConfigError(f"checkpoint {folder} was trained on other classes than dataset {data.name!r} has: class {i} is "
-                          f"{trained_on[i]!r} there and {data.classes[i]!r} here; give the data it was trained on")
+                          f"{readable_repr(trained_on[i])} there and {readable_repr(data.classes[i])} here; give the data it was trained on")
     trained_for = model.meta.get("metric", "accuracy")  # checkpoints from before data.metric: plain accuracy
     if trained_for != data.metric.value:
         raise ConfigError(f"checkpoint {folder} was trained and selected for {trained_for}, not data.metric="

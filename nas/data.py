@@ -23,7 +23,7 @@ import torch
 
 from nas.checkpoint import ImageCounts  # what `Dataset.image_counts` holds; there for compress.predict, without torch
 from nas.config import DataConfig, DataFormat, Metric, shell_override
-from nas.errors import DataError, counted, make_folder, module_logger
+from nas.errors import DataError, counted, make_folder, module_logger, readable_repr
 from nas.memory import available_memory_bytes, gib
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
@@ -602,8 +602,8 @@ def _shared_images_message(files: Sequence[Path], labels: Sequence[int], classes
     if not shared:
         return None
     first, i = shared[0]
-    return (f"image {files[i]} (class {classes[labels[i]]!r}) is the same file as {files[first]} (class "
-            f"{classes[labels[first]]!r}), through a link: {counted(len(shared), 'image file')} "
+    return (f"image {files[i]} (class {readable_repr(classes[labels[i]])}) is the same file as {files[first]} (class "
+            f"{readable_repr(classes[labels[first]])}), through a link: {counted(len(shared), 'image file')} "
             f"{'is' if len(shared) == 1 else 'are'} in two class folders with conflicting labels; each image must be in "
             "one class folder only: remove the link or the image from the class it does not belong to")
 
@@ -871,8 +871,8 @@ def _class_mismatch(split_root: Path, train_root: Path, found: Sequence[str], cl
     missing = [c for c in classes if c not in found]
     extra = [c for c in found if c not in classes]
     what = "; ".join(
-        ([f"it lacks the class folder{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))} that {train_root} has"] if missing else [])
-        + ([f"it has {', '.join(map(repr, extra))}, which {train_root} lacks"] if extra else []))
+        ([f"it lacks the class folder{'s' * (len(missing) > 1)} {', '.join(map(readable_repr, missing))} that {train_root} has"] if missing else [])
+        + ([f"it has {', '.join(map(readable_repr, extra))}, which {train_root} lacks"] if extra else []))
     fixes = ([f"add {', '.join(str(split_root / c) for c in missing)} with images"] if missing else []) + (
         [f"add {', '.join(str(train_root / c) for c in extra)} with images or remove "
          f"{', '.join(str(split_root / c) for c in extra)}"] if extra else [])
@@ -1047,7 +1047,7 @@ def held_out_gaps_warning(data: Dataset, cfg: DataConfig) -> str | None:
         else:  # split_as_recorded
             why = ("the split a study or checkpoint was made with, from before a class rounded to none got one; a new "
                    "search.study_name gets one")
-        groups.setdefault(why, []).append(f"{name!r} ({counted(total, 'image')}) has no "
+        groups.setdefault(why, []).append(f"{readable_repr(name)} ({counted(total, 'image')}) has no "
                                           f"{' or '.join(lacks)} image")
     if not groups:
         return None
@@ -1143,7 +1143,7 @@ def _split_loaded(cfg: DataConfig, loaded: _Unsplit, *, one_for_each: bool = Tru
         rounded_up += ["val"] if moved else []
     counts = torch.bincount(train.y, minlength=len(classes)).tolist()
     if 0 in counts:  # a model cannot learn a class it never sees, and val and test would count it wrong every time
-        raise DataError(f"class {classes[counts.index(0)]!r} has no training images left after holding out test and val "
+        raise DataError(f"class {readable_repr(classes[counts.index(0)])} has no training images left after holding out test and val "
                         f"(data.test_size={cfg.test_size:g}, data.val_size={cfg.val_size:g}); hold out less, or give "
                         "the class more images")
     mean, std = channel_stats(train.x)
@@ -1401,15 +1401,15 @@ def class_changes(then: dict[str, Any], now: dict[str, Any], *, shown: int = 5,
         if name in renamed.values():
             continue
         if name in renamed:
-            said.append(f"class {name!r} is now {renamed[name]!r}")
+            said.append(f"class {readable_repr(name)} is now {readable_repr(renamed[name])}")
         elif name not in new:
-            said.append(f"class {name!r} is gone ({counted(sum(old[name][:3]), 'image')} {then_was})")
+            said.append(f"class {readable_repr(name)} is gone ({counted(sum(old[name][:3]), 'image')} {then_was})")
         elif name not in old:
-            said.append(f"class {name!r} is new ({counted(sum(new[name][:3]), 'image')})")
+            said.append(f"class {readable_repr(name)} is new ({counted(sum(new[name][:3]), 'image')})")
         elif old[name][3] != new[name][3]:
             clause = _recounted(old[name][:3], new[name][:3], then_was=then_was, same_input=same_input)
             if clause:
-                said.append(f"class {name!r}: {clause}")
+                said.append(f"class {readable_repr(name)}: {clause}")
     if (not said and old.keys() == new.keys() and all(old[n][3] == new[n][3] for n in old)
             and then.get("digests") != now.get("digests")):
         # files renamed within a class (the draw picks by position) or moved between its train/ val/ test/ folders
@@ -1480,7 +1480,8 @@ def imbalance_warning(data: Dataset) -> str | None:
     large, small = max(range(len(counts)), key=counts.__getitem__), min(range(len(counts)), key=counts.__getitem__)
     if counts[small] * IMBALANCE_WARN_RATIO > counts[large]:
         return None
-    return (f"unbalanced classes: {data.classes[large]!r} has {counts[large]:,} training images, {data.classes[small]!r} "
+    return (f"unbalanced classes: {readable_repr(data.classes[large])} has {counts[large]:,} training images, "
+            f"{readable_repr(data.classes[small])} "
             f"{counts[small]:,}; accuracy, which the search maximises, rewards predicting the large classes: set "
             "data.metric=balanced_accuracy (every class counts the same), or balance the folders")
 

@@ -54,6 +54,23 @@ def _escaped(found: re.Match[str]) -> str:
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
+def readable_repr(name: str) -> str:
+    """`repr(name)`, quoted as a warning quotes a class name ('cat'), with each byte of a name that is not UTF-8 written
+    as `readable_text` writes it, `\\xNN`: repr() gave Python's lone surrogate, 'caf\\udce9', where the rest of the
+    toolkit (a file's name, the CSV files, the report) writes caf\\xe9."""
+    shown = repr(name)
+    return shown if name.isascii() else _REPR_SURROGATE.sub(_repr_escaped, shown)
+
+
+# In repr()'s text each backslash begins an escape: a backslash of the name's own is the pair "\\\\", matched first so
+# that a name holding the characters "\\udce9" is not taken for the escape of a byte.
+_REPR_SURROGATE = re.compile(r"\\\\|\\udc([89a-f][0-9a-f])")
+
+
+def _repr_escaped(found: re.Match[str]) -> str:
+    return f"\\x{found[1]}" if found[1] else found[0]
+
+
 class ReadableNames(logging.Filter):
     """A logger's filter that gives each record naming a file whose name is not UTF-8 its message as `readable_text`
     writes it, formatted once (`record.msg`, no `record.args`). Every handler the record reaches then writes it: a

@@ -630,6 +630,25 @@ def test_unbalanced_training_classes_are_named_in_a_warning(tmp_path):
     assert imbalance_warning(load(42, 4, Metric.balanced_accuracy)) is None  # the advice taken
 
 
+def test_class_names_that_are_not_utf8_are_quoted_with_their_bytes_as_the_toolkit_writes_them(tmp_path):
+    # A Latin-1 class folder from an old zip: the warnings quoted it as 'caf\udce9' (repr of Python's lone surrogate),
+    # while file names, the CSV files and the report write caf\xe9.
+    import os
+
+    from nas.data import class_changes
+
+    name = os.fsdecode(b"caf\xe9")
+    for c, n in ((name, 42), ("dog", 4)):
+        for i in range(n):
+            _png(tmp_path / c / f"{i}.png", 8, i)
+    data = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                   test_size=1, val_size=1))
+    assert imbalance_warning(data).startswith("unbalanced classes: 'caf\\xe9' has 40 training images, 'dog' 4; ")
+    assert class_changes({"classes": [name], "per_class": [[1, 0, 0, "aa"]]},
+                         {"classes": [name], "per_class": [[2, 0, 0, "bb"]]}) == [
+        "class 'caf\\xe9': 1 train image in the study, 2 now"]
+
+
 def _split_folders(root, per_class):
     """root/{train,val,test}/{cat,dog}/<i>.png of distinct random pixels, `per_class` images each."""
     rng = np.random.default_rng(0)

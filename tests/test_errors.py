@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from conftest import KeptRecords, run_into_closed_pipe
-from nas.errors import CLOSED_STDOUT_EXIT, DataError, counted, exit_on_error, logging_to, module_logger, readable_text
+from nas.errors import (CLOSED_STDOUT_EXIT, DataError, counted, exit_on_error, logging_to, module_logger, readable_repr,
+                        readable_text)
 
 # A command's shape as the entry points have it: output on stdout (print, and log lines through a handler on stdout, as
 # Hydra's), work after it (a file written), a line on stderr, then the exit status given as argv[2].
@@ -289,3 +290,11 @@ def test_an_error_naming_a_file_that_is_not_utf8_is_printed_as_the_warnings_show
         with exit_on_error():
             raise DataError(f"image {os.fsdecode(b'dog/caf' + bytes([0xE9]) + b'.png')} is truncated")
     assert capsys.readouterr().err == "error: image dog/caf\\xe9.png is truncated\n"
+
+
+def test_readable_repr_quotes_a_name_with_its_bytes_that_are_not_utf8_written_as_readable_text_writes_them():
+    # repr() wrote a Latin-1 class name as 'caf\udce9', Python's lone surrogate, where the rest of the toolkit writes caf\xe9
+    assert readable_repr(os.fsdecode(b"caf\xe9")) == "'caf\\xe9'"
+    assert readable_repr("cat") == "'cat'" and readable_repr("it's") == '"it\'s"' and readable_repr("café") == "'café'"
+    assert readable_repr(os.fsdecode(b"a\\\xe9")) == "'a\\\\\\xe9'"  # its own backslash stays escaped, as repr() writes it
+    assert readable_repr("a\\udce9") == repr("a\\udce9")  # the characters \udce9 of a name are not a byte
