@@ -96,26 +96,25 @@ def load_nncf_extension() -> None:
     removed with a warning naming it; one that cannot be removed (another user's, in a folder this user cannot write)
     is a `ConfigError` naming it and what to do. A second process meanwhile waits for the first to finish (a first
     build), saying so. A process outside the toolkit loading the extension at that moment (your own script calling
-    NNCF) holds no such lock: its `lock` would be taken for a leftover. Later calls in the process return at once.
+    NNCF) holds no such lock: its `lock` would be taken for a leftover. Where the folder cannot be made or written (a
+    read-only home or TORCH_EXTENSIONS_DIR) or its file system has no `flock`, the load is NNCF's alone, which falls
+    back on its slower torch functions where it cannot build. Later calls in the process return at once.
     """
     global _extension_loaded
     if _extension_loaded:
         return
     from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
 
-    build_dir = Path(QuantizedFunctionsCPULoader.get_build_dir())
-    guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
     try:
-        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:  # a folder this user cannot write: torch cannot take its own lock there either, and NNCF says so
-        fd = None
+        build_dir: Path | None = Path(QuantizedFunctionsCPULoader.get_build_dir())  # made here where it is not there
+    except OSError:
+        build_dir = None
+    # No guard (a read-only home or TORCH_EXTENSIONS_DIR, where the build folder cannot be made or written; a file system
+    # without flock): the load is NNCF's as without this function, which falls back on its torch functions where it
+    # cannot build. Raising there instead stopped every compression.
+    fd = None if build_dir is None else _locked_guard(build_dir)
     try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("waiting for another process to finish loading NNCF's extension (%s)...", guard)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+        if fd is not None and build_dir is not None:
             leftover = build_dir / "lock"
             try:
                 leftover.unlink()
@@ -133,6 +132,28 @@ def load_nncf_extension() -> None:
     finally:
         if fd is not None:
             os.close(fd)  # releases the flock
+
+
+def _locked_guard(build_dir: Path) -> int | None:
+    """A descriptor holding the `flock` beside `build_dir` that `load_nncf_extension` loads under, waited for (saying so)
+    while another process holds it; None where the file cannot be opened or locked."""
+    guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
+    try:
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process to finish loading NNCF's extension (%s)...", guard)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException as e:  # no lock (or Ctrl-C while waiting): the descriptor closed all the same
+        os.close(fd)
+        if isinstance(e, OSError):
+            return None
+        raise
+    return fd
 
 
 @contextlib.contextmanager

@@ -438,3 +438,35 @@ def test_a_leftover_lock_that_cannot_be_removed_is_one_line_naming_it_and_what_t
         "removed (Permission denied); delete it by hand (as its owner), or set TORCH_EXTENSIONS_DIR to a folder of your "
         "own, where torch builds the extension once")
     assert (build_dir / "lock").exists() and not compress.quantize._extension_loaded
+
+
+@pytest.mark.parametrize("failing", ["build folder", "flock"])
+def test_nncfs_extension_is_loaded_by_nncf_alone_where_the_toolkits_lock_cannot_be_taken(tmp_path, monkeypatch, failing):
+    # A build folder that cannot be made (a read-only home or TORCH_EXTENSIONS_DIR; here a file in its way), or a file
+    # system without flock: NNCF's own load falls back on its torch functions there, but the toolkit's lock raised the
+    # OSError first, and every compression stopped. No lock: a `lock` found is not known to be a leftover, and is kept.
+    import errno
+    from pathlib import Path
+
+    import compress.quantize as quantize
+    from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
+
+    root = tmp_path / "torch_extensions"
+    if failing == "build folder":
+        root.write_text("")
+    else:
+        def no_flock(fd, operation):
+            raise OSError(errno.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(quantize.fcntl, "flock", no_flock)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(root))
+    monkeypatch.setattr(quantize, "_extension_loaded", False)
+    asked: list[str] = []
+    monkeypatch.setattr(QuantizedFunctionsCPU, "get", asked.append)  # NNCF's load itself, not this process's extension
+    if failing == "flock":
+        build_dir = Path(QuantizedFunctionsCPULoader.get_build_dir())
+        (build_dir / "lock").touch()
+    quantize.load_nncf_extension()
+    assert asked == ["Quantize_forward"] and quantize._extension_loaded
+    if failing == "flock":
+        assert (build_dir / "lock").exists()
