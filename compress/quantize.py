@@ -42,6 +42,7 @@ import copy
 import fcntl
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -98,7 +99,9 @@ def load_nncf_extension() -> None:
     build), saying so. A process outside the toolkit loading the extension at that moment (your own script calling
     NNCF) holds no such lock: its `lock` would be taken for a leftover. Where the folder cannot be made or written (a
     read-only home or TORCH_EXTENSIONS_DIR) or its file system has no `flock`, the load is NNCF's alone, which falls
-    back on its slower torch functions where it cannot build. Later calls in the process return at once.
+    back on its slower torch functions where it cannot build. A load that NNCF stops waiting for
+    (`NNCF_EXTENSION_LOAD_TIMEOUT` set to seconds, or Ctrl-C) goes on in NNCF's thread: the lock is held until its
+    `lock` goes. Later calls in the process return at once.
     """
     global _extension_loaded
     if _extension_loaded:
@@ -129,9 +132,27 @@ def load_nncf_extension() -> None:
         # Any function: the first request loads the whole extension, which NNCF then keeps for the process.
         QuantizedFunctionsCPU.get("Quantize_forward")
         _extension_loaded = True
+    except BaseException:
+        if fd is not None and build_dir is not None and (build_dir / "lock").exists():
+            # NNCF's timeout (NNCF_EXTENSION_LOAD_TIMEOUT set to seconds) or a Ctrl-C: NNCF's thread goes on loading,
+            # under torch's `lock`. The flock is held until that goes: released now, the next load (another worker's,
+            # or this process's own for the next member) took that live `lock` for a leftover and built alongside it.
+            threading.Thread(target=_close_when_gone, args=(fd, build_dir / "lock"), daemon=True,
+                             name="nncf-extension-lock").start()
+            fd = None
+        raise
     finally:
         if fd is not None:
             os.close(fd)  # releases the flock
+
+
+def _close_when_gone(fd: int, lock: Path) -> None:
+    """Close `fd` (releasing its flock) once `lock` is gone: the load that holds it has ended."""
+    try:
+        while lock.exists():
+            time.sleep(0.2)
+    finally:
+        os.close(fd)
 
 
 def _locked_guard(build_dir: Path) -> int | None:

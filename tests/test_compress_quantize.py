@@ -470,3 +470,37 @@ def test_nncfs_extension_is_loaded_by_nncf_alone_where_the_toolkits_lock_cannot_
     assert asked == ["Quantize_forward"] and quantize._extension_loaded
     if failing == "flock":
         assert (build_dir / "lock").exists()
+
+
+def test_a_load_nncf_stopped_waiting_for_keeps_the_toolkits_lock_until_its_build_ends(tmp_path, monkeypatch):
+    # With NNCF_EXTENSION_LOAD_TIMEOUT set to seconds (180, as NNCF's timeout message suggests), a first build that
+    # takes longer raises while NNCF's thread goes on building under torch's `lock`. The toolkit's flock went with the
+    # exception, so the next load (the next member's compression, which goes on after a member's error, or another
+    # worker's) took that live `lock` for a leftover, removed it and built alongside it in the same folder.
+    import threading
+    from pathlib import Path
+
+    import compress.quantize as quantize
+    from nncf.torch.extensions import ExtensionLoaderTimeoutException
+    from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(quantize, "_extension_loaded", False)
+    lock = Path(QuantizedFunctionsCPULoader.get_build_dir()) / "lock"
+
+    def timed_out(name):
+        lock.touch()  # NNCF's thread building under torch's lock as NNCF stops waiting for it
+        raise ExtensionLoaderTimeoutException("The extension load function failed to execute within 180 seconds.")
+
+    monkeypatch.setattr(QuantizedFunctionsCPU, "get", timed_out)
+    with pytest.raises(ExtensionLoaderTimeoutException):
+        quantize.load_nncf_extension()
+    asked: list[str] = []
+    monkeypatch.setattr(QuantizedFunctionsCPU, "get", asked.append)
+    retry = threading.Thread(target=quantize.load_nncf_extension, daemon=True)  # the next member's compression
+    retry.start()
+    retry.join(1.0)
+    assert retry.is_alive() and lock.exists() and asked == []  # waits for that build; its lock is not a leftover
+    lock.unlink()  # the build ends
+    retry.join(10)
+    assert not retry.is_alive() and asked == ["Quantize_forward"]
