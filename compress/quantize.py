@@ -112,9 +112,9 @@ def load_nncf_extension() -> None:
         build_dir: Path | None = Path(QuantizedFunctionsCPULoader.get_build_dir())  # made here where it is not there
     except OSError:
         build_dir = None
-    # No guard (a read-only home or TORCH_EXTENSIONS_DIR, where the build folder cannot be made or written; a file system
-    # without flock): the load is NNCF's as without this function, which falls back on its torch functions where it
-    # cannot build. Raising there instead stopped every compression.
+    # No guard (a read-only home or TORCH_EXTENSIONS_DIR, where the build folder cannot be made or written; a file
+    # system without flock): the load is NNCF's as without this function, which falls back on its torch functions where
+    # it cannot build. Raising there instead stopped every compression.
     fd = None if build_dir is None else _locked_guard(build_dir)
     try:
         if fd is not None and build_dir is not None:
@@ -156,8 +156,8 @@ def _close_when_gone(fd: int, lock: Path) -> None:
 
 
 def _locked_guard(build_dir: Path) -> int | None:
-    """A descriptor holding the `flock` beside `build_dir` that `load_nncf_extension` loads under, waited for (saying so)
-    while another process holds it; None where the file cannot be opened or locked."""
+    """A descriptor holding the `flock` beside `build_dir` that `load_nncf_extension` loads under, waited for (saying
+    so) while another process holds it; None where the file cannot be opened or locked."""
     guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
     try:
         fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o666)

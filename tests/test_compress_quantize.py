@@ -441,7 +441,8 @@ def test_a_leftover_lock_that_cannot_be_removed_is_one_line_naming_it_and_what_t
 
 
 @pytest.mark.parametrize("failing", ["build folder", "flock"])
-def test_nncfs_extension_is_loaded_by_nncf_alone_where_the_toolkits_lock_cannot_be_taken(tmp_path, monkeypatch, failing):
+def test_nncfs_extension_is_loaded_by_nncf_alone_where_the_toolkits_lock_cannot_be_taken(tmp_path, monkeypatch,
+                                                                                          failing):
     # A build folder that cannot be made (a read-only home or TORCH_EXTENSIONS_DIR; here a file in its way), or a file
     # system without flock: NNCF's own load falls back on its torch functions there, but the toolkit's lock raised the
     # OSError first, and every compression stopped. No lock: a `lock` found is not known to be a leftover, and is kept.
