@@ -132,8 +132,11 @@ def load_nncf_extension() -> None:
         # Any function: the first request loads the whole extension, which NNCF then keeps for the process.
         QuantizedFunctionsCPU.get("Quantize_forward")
         _extension_loaded = True
-    except BaseException:
-        if fd is not None and build_dir is not None and (build_dir / "lock").exists():
+    except BaseException as e:
+        # Not for the leftover that cannot be removed (ConfigError above): no load runs, and a held flock would make
+        # this process's next load (the next member's) wait on itself.
+        if (fd is not None and build_dir is not None and not isinstance(e, ConfigError)
+                and (build_dir / "lock").exists()):
             # NNCF's timeout (NNCF_EXTENSION_LOAD_TIMEOUT set to seconds) or a Ctrl-C: NNCF's thread goes on loading,
             # under torch's `lock`. The flock is held until that goes: released now, the next load (another worker's,
             # or this process's own for the next member) took that live `lock` for a leftover and built alongside it.

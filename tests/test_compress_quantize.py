@@ -1,6 +1,7 @@
 """int8 quantization (NNCF) and deployable export: accuracy kept, files agree with the torch int8 model."""
 
 import dataclasses
+import threading
 
 import pytest
 
@@ -438,6 +439,17 @@ def test_a_leftover_lock_that_cannot_be_removed_is_one_line_naming_it_and_what_t
         "removed (Permission denied); delete it by hand (as its owner), or set TORCH_EXTENSIONS_DIR to a folder of your "
         "own, where torch builds the extension once")
     assert (build_dir / "lock").exists() and not compress.quantize._extension_loaded
+    # The next member's compression in the same process is refused the same way, at once: the refusal left no flock
+    # held by a thread waiting for that `lock` to go, on which this process's next load would have waited forever.
+    done = threading.Event()
+
+    def again():
+        with pytest.raises(ConfigError):
+            compress.quantize.load_nncf_extension()
+        done.set()
+
+    threading.Thread(target=again, daemon=True).start()
+    assert done.wait(10), "the second load waited on the flock the refused one left held"
 
 
 @pytest.mark.parametrize("failing", ["build folder", "flock"])
