@@ -781,6 +781,34 @@ def test_fit_cli_refuses_an_out_file_that_hw_cannot_choose(tmp_path, cpu, space_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
 
 
+def test_fit_from_python_keeps_the_datasheet_of_a_profile_outside_the_search_path(tmp_path, space_t, monkeypatch):
+    # fit_command from Python with a profile loaded from a folder of its own found no hw/<name>.yaml to copy, and wrote
+    # `name:` plus the calibration alone: loaded back, it predicted on the generic NPU's defaults.
+    import nas.config
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    (tmp_path / "lab").mkdir()
+    shipped = (Path(__file__).parents[1] / "conf" / "hw" / "edge_npu.yaml").read_text()
+    (tmp_path / "lab" / "lab_npu.yaml").write_text(shipped.replace("name: edge_npu", "name: lab_npu")
+                                                   .replace("mac_per_s: 2.0e12", "mac_per_s: 3.5e12"))
+    given = load_hw_profile(tmp_path / "lab" / "lab_npu.yaml")
+    archs = sample_archs(space_t, 6, seed=4, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", _rows(archs, runtime="", precision="int8"))
+    tool = LatencyToolConfig(hw=given, space=space_t, measurements=[str(tmp_path / "m.csv")])
+    # no file to rewrite by default: refused in one line naming out=, before anything is written (where the default was
+    # written, a new file in conf/hw: here a folder of the test's, so that a failure leaves the checkout as it was)
+    monkeypatch.setattr(nas.config, "HW_DIR", tmp_path / "conf_hw")
+    with pytest.raises(ConfigError, match=r"^hw=lab_npu has no file hw/lab_npu.yaml in the config search path \(.*\) to "
+                                          r"rewrite; pass out=<folder>/hw/lab_npu.yaml"):
+        fit_command(tool)
+    assert not (tmp_path / "conf_hw").exists()
+    fit_command(dataclasses.replace(tool, out=str(tmp_path / "out" / "lab_npu.yaml")))
+    fitted = load_hw_profile(tmp_path / "out" / "lab_npu.yaml")
+    assert fitted.calibration and fitted.mac_per_s == 3.5e12 and fitted.host_kinds == ["ln"]
+    assert dataclasses.replace(fitted.without_calibration(), description=given.description) == given
+
+
 def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space_t):
     # `fit hw=cpu out=my_chip.yaml` kept the source's `name: cpu`: the new file, chosen as hw=my_chip, called itself cpu in
     # the search log, the report and the host hint (where hw=cpu is the shipped file).

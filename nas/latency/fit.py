@@ -812,6 +812,30 @@ def hw_source(name: str) -> Path:
     return group_file("hw", name) or HW_DIR / f"{name}.yaml"
 
 
+def datasheet_yaml(hw: HardwareProfile) -> str:
+    """`hw`'s datasheet part as the text of a hw file (every field but its name, `FITTED_FIELDS` and `fitted`), for a fit
+    of a profile that has no file to copy it from with its comments (a `HardwareProfile` built or loaded in Python from
+    a folder outside the config search path): loaded back, it gives the same profile."""
+    def text(value: object) -> str:
+        if isinstance(value, bool) or value is None:
+            raise TypeError(f"not a datasheet value: {value!r}")
+        if isinstance(value, float):
+            return _yaml_float(value, None)  # exactly: these are the numbers the calibration was fitted from
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {_yaml_float(float(v), None)}" for k, v in value.items()) + "}"
+        return "[" + ", ".join(json.dumps(v) for v in value) + "]"
+
+    skipped = {"name", "fitted", *FITTED_FIELDS}
+    lines = ["# datasheet numbers of the HardwareProfile given to nas.latency.fit.fit_command: it had no hw/<name>.yaml to "
+             "copy them from with their comments"]
+    lines += [f"{f.name}: {text(getattr(hw, f.name))}" for f in dataclasses.fields(hw) if f.name not in skipped]
+    return "\n".join(lines) + "\n"
+
+
 def stray_units_warning(archs: Sequence[ArchConfig], unit_times: Sequence[dict[str, float] | None], *,
                         units: Sequence[str]) -> str | None:
     """One line when some of the per-unit times name a unit their arch does not have (`stages.3.blocks.0` of a model
@@ -837,7 +861,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
 
-    from nas.config import CONF_DIR, CONF_INSTALLED
+    from nas.config import CONF_DIR, CONF_INSTALLED, hw_folders
     from nas.latency.measure import measured_on, read_measurements_for, read_unit_times
     from nas.latency.profile import clear_killed_writes
     from nas.latency.validate import time_unit_warning
@@ -845,6 +869,12 @@ def fit_command(tool: LatencyToolConfig) -> str:
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: the CSVs to fit on (see README 'Onboarding a chip')")
     source = hw_source(tool.hw.name)
+    if tool.out is None and not source.is_file():
+        # From Python with a profile of a folder outside the search path (`load_hw_profile("/lab/hw/chip.yaml")`): the
+        # default out= would be a new file in the project's conf/hw, not the one the profile came from.
+        raise ConfigError(f"hw={tool.hw.name} has no file hw/{tool.hw.name}.yaml in the config search path "
+                          f"({', '.join(str(f) for f in hw_folders())}) to rewrite; pass out=<folder>/hw/{tool.hw.name}.yaml, "
+                          "or run the fit as `python -m nas.latency.fit --config-dir <folder> hw=<name> ...`")
     if tool.out is None and CONF_INSTALLED and source.resolve().parent.parent == CONF_DIR:
         # Rewriting a file inside site-packages: lost with the next install, and shared by every user of that Python.
         # The copy needs a name of its own: Hydra takes the shipped file over one of the same name in --config-dir, so
@@ -908,7 +938,10 @@ def fit_command(tool: LatencyToolConfig) -> str:
             + f"; {result.summary()}")
     # Atomically: by default `out` is the user's hand-written datasheet file, which a kill mid-write would cut short.
     try:
-        sidecar = write_calibrated(out, calibrated_yaml(source.read_text() if source.is_file() else "", profile, note=note))
+        # Without a file of the profile's name, its datasheet numbers come from the profile given, which the fit started
+        # from: a profile of the calibration alone would be predicted on the generic NPU's numbers wherever it is used.
+        datasheet = source.read_text() if source.is_file() else datasheet_yaml(tool.hw)
+        sidecar = write_calibrated(out, calibrated_yaml(datasheet, profile, note=note))
     except OSError as e:
         # A place `writable_file` could not tell from a writable one (as root, os.access says yes to /proc; a read-only
         # mount, a full disk): the error named the file without saying it was the out= setting that chose it.
