@@ -1427,13 +1427,16 @@ def test_the_predictor_is_described_for_reports(cpu):
     from nas.latency import describe_predictor
 
     assert "not calibrated" in describe_predictor(cpu.without_calibration())
-    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="")
+    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="", fitted_archs=[])
     assert describe_predictor(per_kind) == "calibrated on measurements: per op kind"
     assert (describe_predictor(dataclasses.replace(per_kind, calibrated_on="Chip X"))
             == "calibrated on measurements from Chip X: per op kind")
-    per_unit = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}},
+    per_unit = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}}, fitted_archs=[],
                                    residual=[[0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]])
     assert describe_predictor(per_unit).endswith("from per-unit profiles, with 1 residual tree per unit")
+    # how many archs the calibration was fitted on, as it records them: the report's "Latency predictor" line
+    assert describe_predictor(cpu).endswith(f"per unit; fitted on {len(cpu.fitted_archs)} measured archs")
+    assert describe_predictor(dataclasses.replace(per_kind, fitted_archs=["a1"])).endswith("per op kind; fitted on 1 measured arch")
 
 
 def test_residual_rows_predict_what_scikit_learn_predicts():

@@ -156,7 +156,8 @@ def _corrected(residual: Sequence[Sequence[float]], shapes: np.ndarray, unit_us:
 
 
 def describe_predictor(hw: HardwareProfile) -> str:
-    """What predicts latency on `hw`, in a few words for reports: how far to trust the numbers."""
+    """What predicts latency on `hw`, in a few words for reports: how far to trust the numbers (for a calibrated
+    profile, the machine measured and how many archs it was fitted on, where it records them)."""
     _require_loaded(hw)
     if not hw.calibration:
         return "roofline from the datasheet numbers (not calibrated on measurements)"
@@ -164,7 +165,11 @@ def describe_predictor(hw: HardwareProfile) -> str:
     text = ("calibrated on measurements" + (f" from {hw.calibrated_on}" if hw.calibrated_on else "") + ": per op kind"
             + (" and unit type, from per-unit profiles" if per_unit else ""))
     residual = len(hw.residual) - 1 if hw.residual else 0
-    return text + (f", with {residual} residual tree{'s' if residual > 1 else ''} per unit" if residual else "")
+    text += f", with {residual} residual tree{'s' if residual > 1 else ''} per unit" if residual else ""
+    # How much the fit saw, as it recorded it (`fitted_archs`): a calibration on 5 archs reads the same as one on 150
+    # otherwise. Its cross-validated error is only in the fitted file's note (a comment), not in the profile.
+    n = len(hw.fitted_archs)
+    return text + (f"; fitted on {n} measured arch{'s' if n != 1 else ''}" if n else "")
 
 
 def _require_hw(hw: object) -> None:
