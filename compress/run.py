@@ -37,7 +37,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, com
                         validate_data_config)
 from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, help_on_stdout,
                         interrupting_signal, interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
-from nas.latency.hardware import few_archs_warning, input_warning
+from nas.latency.hardware import element_size_warning, few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
 
@@ -108,7 +108,8 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
     # archs they may be well off, and at an input its calibration never measured extrapolated; a search says so in
     # these lines.
-    for line in (few_archs_warning(run.hw), input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)):
+    for line in (few_archs_warning(run.hw), element_size_warning(run.hw),
+                 input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)):
         if line is not None:
             log.warning("%s", line)
     # A damaged pareto.json in the member's run stops no compression (its files go into the member's folder), but the

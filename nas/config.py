@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import logging
 import math
 import os
 import re
@@ -27,7 +28,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, require_path, wrong_type
-from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile
+from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile, element_size_warning
 from nas.latency.ops import OP_KINDS
 
 
@@ -663,7 +664,8 @@ def hw_help(argv: Sequence[str], *, config_name: str) -> str:
 def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     """The hardware profile `hw=<name>` would use (conf/hw/<name>.yaml), or the one in a .yaml file, for use from
     Python, e.g. `predict_latency(arch, load_hw_profile("edge_npu"))`. Errors are one-line `ConfigError`s (a
-    `TypeError` for what is neither a name nor a path)."""
+    `TypeError` for what is neither a name nor a path); a `bytes_per_element` other than the size of its `precision`'s
+    values is a warning (`nas.latency.hardware.element_size_warning`), as in the commands."""
     path = require_path(name_or_path, "name_or_path")
     if path.suffix not in (".yaml", ".yml"):
         found = group_file("hw", path.name)
@@ -679,7 +681,7 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     elif not path.is_file():
         raise ConfigError(f"hw profile file {str(path)!r} does not exist")
     try:
-        return _read_group_file(path, HardwareProfile)
+        hw = _read_group_file(path, HardwareProfile)
     except yaml.YAMLError as e:
         raise ConfigError(yaml_error_message(e)) from None
     except (OmegaConfBaseException, OSError) as e:
@@ -693,6 +695,9 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
             raise ConfigError(number) from None  # `mac_per_s: 4 TOPS`: the unit the number goes in
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
+    if (sized := element_size_warning(hw)) is not None:  # as the commands say it, for a profile loaded in Python
+        logging.getLogger("nas.config").warning("%s", sized)
+    return hw
 
 
 DATASHEET_FIELDS = ("precision", "bytes_per_element", "mac_per_s", "vector_ops_per_s", "sram_bytes", "dram_bytes_per_s",

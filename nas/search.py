@@ -72,7 +72,7 @@ from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_std
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
                         readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm)
 from nas.latency import predict_latency
-from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
+from nas.latency.hardware import HardwareProfile, element_size_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
                         training_refusal)
@@ -830,6 +830,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         uncalibrated_warning(run.hw),  # hw=cpu_ort before its fit: the datasheet roofline of a CPU
         few_archs_warning(run.hw),  # a chip fitted on a handful of measurements: the fit warned once, long before
         datasheet_warning(run.hw),  # a new chip's file relying on the generic NPU's numbers
+        element_size_warning(run.hw),  # bytes_per_element: 2 with precision: int8, a copied file half edited
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
         input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size),
         # a copied file that kept the original's name: the run goes by that name

@@ -118,6 +118,30 @@ def test_bad_hardware_values_are_named_when_the_profile_is_built(change, fragmen
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
+def test_bytes_per_element_unlike_the_precision_is_warned_about_in_one_line(tmp_path, caplog):
+    # `bytes_per_element: 2` with `precision: int8` (a file copied from an fp16 chip, one key edited) priced every byte
+    # moved at 2 without a word; not refused, since a chip may keep int8 values in 16-bit buffers.
+    import logging
+    from pathlib import Path
+
+    from nas.config import load_hw_profile
+    from nas.latency.hardware import element_size_warning
+
+    for precision, size in (("int8", 1), ("fp16", 2), ("fp32", 4)):
+        assert element_size_warning(dataclasses.replace(NPU, precision=precision, bytes_per_element=size)) is None
+    wide = element_size_warning(dataclasses.replace(NPU, name="chip", precision="int8", bytes_per_element=2))
+    assert wide == ("hw=chip: bytes_per_element=2 with precision=int8, whose values take 1 byte; every byte moved is priced "
+                    "at 2: set bytes_per_element: 1, unless the chip does keep int8 values in 2-byte buffers")
+    assert "bytes_per_element=1 with precision=fp32, whose values take 4 bytes" in element_size_warning(
+        dataclasses.replace(NPU, precision="fp32", bytes_per_element=1))
+    # said when the profile is loaded from Python, as the commands say it
+    shipped = (Path(__file__).parents[1] / "conf" / "hw" / "edge_npu.yaml").read_text()
+    (tmp_path / "chip.yaml").write_text(shipped.replace("name: edge_npu", "name: chip").replace("bytes_per_element: 1", "bytes_per_element: 2"))
+    with caplog.at_level(logging.WARNING, logger="nas.config"):
+        assert load_hw_profile(tmp_path / "chip.yaml").bytes_per_element == 2
+    assert caplog.messages == [wide]
+
+
 def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
     from nas.latency.hardware import input_warning
 

@@ -55,6 +55,25 @@ def calibration_basis(hw: HardwareProfile) -> str:
             f"fused_kinds=[{', '.join(sorted(hw.fused_kinds))}]")
 
 
+PRECISION_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
+"""The bytes per value of each precision: what `bytes_per_element` says for a chip that keeps its values in it
+(`FIELD_UNITS`: int8 1, fp16 2, fp32 4)."""
+
+
+def element_size_warning(hw: HardwareProfile) -> str | None:
+    """One line when `hw.bytes_per_element` is not the size of `hw.precision`'s values (2 with int8, 1 with fp32), else
+    None. Not refused: a chip may keep int8 values in 16-bit buffers, and then moves 2 bytes per value. But a file copied
+    from another chip's that changed one of the two and not the other prices every byte moved wrongly (and a fit then
+    records the pair as what it was fitted for), without a word."""
+    expected = PRECISION_BYTES.get(hw.precision)
+    if expected is None or hw.bytes_per_element == expected:
+        return None
+    return (f"hw={hw.name}: bytes_per_element={hw.bytes_per_element} with precision={hw.precision}, whose values take "
+            f"{expected} byte{'s' * (expected > 1)}; every byte moved is priced at {hw.bytes_per_element}: set "
+            f"bytes_per_element: {expected}, unless the chip does keep {hw.precision} values in {hw.bytes_per_element}-byte "
+            "buffers")
+
+
 FEW_FIT = 20
 """Fewer measured archs than this: `python -m nas.latency.fit` warns, and so does a search with a profile fitted on
 fewer (`few_archs_warning`). The smallest count in experiments/results/latency/learning_curve_cpu.md whose held-out

@@ -36,7 +36,7 @@ from nas.checkpoint import (
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
 from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, interrupting_signal,
                         interrupts_honoured, make_folder, writable_file)
-from nas.latency.hardware import HardwareProfile
+from nas.latency.hardware import HardwareProfile, element_size_warning
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
@@ -460,7 +460,11 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             cfg.hw.fitted = ""
         try:
             with interrupts_honoured():  # `sh -c 'python -m nas.latency.profile ... &'` ignored `kill -INT` to its end
-                print(command(to_tool_config(cfg)))
+                tool = to_tool_config(cfg)
+                # a chip file that set one of the two and not the other: every byte moved is priced so
+                if (sized := element_size_warning(tool.hw)) is not None:
+                    log.warning("%s", sized)
+                print(command(tool))
         except KeyboardInterrupt as e:  # a traceback before; every file is written whole, so nothing half-done is left
             print(interrupted, file=sys.stderr)
             sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGINT (130) / SIGTERM (143)
