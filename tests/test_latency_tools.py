@@ -1724,6 +1724,25 @@ def test_fit_and_validate_warn_about_archs_measured_twice_and_files_given_twice(
     assert "warning" not in validate_command(dataclasses.replace(tool, measurements=[str(a), str(b)], out=str(tmp_path / "w")))
 
 
+def test_an_arch_measured_twice_at_times_far_apart_is_named_with_its_times(tmp_path, cpu, space_t):
+    # Two sessions' rows of the same arch, one 50% slower (a busy machine): warned about like any repeat, without the
+    # times, so nothing said that both went into the fit as they were.
+    from nas.latency.measure import DUPLICATE_SPREAD, read_measurements_for
+
+    archs = sample_archs(space_t, 4, seed=9, in_chans=1, img_size=28, num_classes=10)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_measurements(a, _rows(archs))  # 1.0, 1.1, 1.2, 1.3 ms
+    write_measurements(b, [dataclasses.replace(m, median_ms=t, p10_ms=t, p90_ms=t) for m, t in zip(_rows(archs[:2]), (1.5, 1.15))])
+    _, (warning,) = read_measurements_for(cpu, [a, b])
+    assert DUPLICATE_SPREAD == 0.2
+    assert warning.endswith(f"keep one session's rows unless that is meant; 1 of them has times more than 20% apart, up to "
+                            f"50% (arch {archs[0].arch_id}: 1 ms ({a}, line 2) and 1.5 ms ({b}, line 2)): each time is used "
+                            "as it is, none preferred, so re-measure those archs in one quiet session")
+    write_measurements(b, _rows(archs[:2]))  # the same times again: the repeat alone
+    _, (warning,) = read_measurements_for(cpu, [a, b])
+    assert warning.endswith("keep one session's rows unless that is meant")
+
+
 def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path, cpu, space_t):
     from nas.latency.fit import fit_command
     from nas.latency.profile import LatencyToolConfig

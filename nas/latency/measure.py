@@ -921,15 +921,33 @@ def duplicate_warnings(located: Sequence[tuple[Path, int, Measurement]]) -> list
     warnings = [f"{path} is given {k} times in measurements: each of its rows counts {k} times" for path, k in twice.values()]
     # per arch (in one runtime, precision and threads): its rows by (resolved file, line), so a file given again,
     # said above, adds none
-    seen: dict[tuple, dict[tuple[Path, int], tuple[Path, int]]] = collections.defaultdict(dict)
+    seen: dict[tuple, dict[tuple[Path, int], tuple[Path, int, float]]] = collections.defaultdict(dict)
     for path, real, line, m in rows:
-        seen[(m.arch.arch_id, _stated(m.runtime), _stated(m.precision), m.threads)].setdefault((real, line), (path, line))
+        seen[(m.arch.arch_id, _stated(m.runtime), _stated(m.precision), m.threads)].setdefault((real, line),
+                                                                                              (path, line, m.median_ms))
     repeated = [(key[0], list(spots.values())) for key, spots in seen.items() if len(spots) > 1]
     if repeated:
-        shown = "; ".join(f"arch {arch_id} at " + " and ".join(f"{p}, line {l}" for p, l in spots)
+        shown = "; ".join(f"arch {arch_id} at " + " and ".join(f"{p}, line {l}" for p, l, _ in spots)
                           for arch_id, spots in repeated[:3])
         more = f"; and {len(repeated) - 3} more" if len(repeated) > 3 else ""
-        warnings.append(f"{counted(len(repeated), 'arch')} measured more than once in the same runtime, precision and threads "
-                        f"({shown}{more}): each row counts as a measurement of its own, so these archs weigh more; keep "
-                        "one session's rows unless that is meant")
+        warning = (f"{counted(len(repeated), 'arch')} measured more than once in the same runtime, precision and threads "
+                   f"({shown}{more}): each row counts as a measurement of its own, so these archs weigh more; keep "
+                   "one session's rows unless that is meant")
+        # Times of one arch far apart: a busy machine or another setting in one session, not noise a fit averages out
+        spreads = sorted(((max(t for *_, t in spots) / min(t for *_, t in spots) - 1, arch_id, spots)
+                          for arch_id, spots in repeated if min(t for *_, t in spots) > 0), key=lambda s: -s[0])
+        far = [s for s in spreads if s[0] > DUPLICATE_SPREAD]
+        if far:
+            spread, arch_id, spots = far[0]
+            times = " and ".join(f"{t:.4g} ms ({p}, line {l})" for p, l, t in spots)
+            warning += (f"; {len(far)} of them {'has times' if len(far) == 1 else 'have times'} more than "
+                        f"{DUPLICATE_SPREAD:.0%} apart, up to {spread:.0%} (arch {arch_id}: {times}): each time is used "
+                        "as it is, none preferred, so re-measure those archs in one quiet session")
+        warnings.append(warning)
     return warnings
+
+
+DUPLICATE_SPREAD = 0.2
+"""Times of one arch measured more than once (the slowest over the fastest, minus 1) further apart than this are named
+in the duplicate warning (`duplicate_warnings`). In two quiet back-to-back sessions 99% of re-measured archs agreed
+within 10% (README, 'Latency predictor'), so twice that says a busy machine or another setup in one of them."""
