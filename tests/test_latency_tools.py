@@ -1743,6 +1743,32 @@ def test_an_arch_measured_twice_at_times_far_apart_is_named_with_its_times(tmp_p
     assert warning.endswith("keep one session's rows unless that is meant")
 
 
+def test_an_arch_id_a_spreadsheet_turned_into_a_number_is_named_as_such(tmp_path, cpu, space_t):
+    # An id like 1234567e12, saved back by Excel as 1.23457E+18: refused as another arch, with no word on why.
+    from nas.latency.fit import fit_command
+    from nas.latency.measure import write_unit_times
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 4, seed=9, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", _rows(archs))
+    text = (tmp_path / "m.csv").read_text()
+    (tmp_path / "x.csv").write_text(text.replace(f",{archs[1].arch_id},", ",1.23457E+18,", 1))
+    hint = ("('1.23457E+18' is a number in scientific notation: a spreadsheet such as Excel read an arch_id like 1234567e12 "
+            "as a number and saved it rounded; import the CSV with the arch_id column as Text, or empty the arch_id cells)")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'x.csv'))}, line 3: arch_id='1.23457E\+18' is not the "
+                                        rf"arch in arch_json .* or empty arch_id {re.escape(hint)}$"):
+        read_measurements(tmp_path / "x.csv")
+    write_unit_times(tmp_path / "u.csv", [("1.23457E+18", "stem", 5.0)])
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                             units=[str(tmp_path / "u.csv")], out=str(tmp_path / "c.yaml"))
+    with pytest.raises(DataError, match=rf"no arch_id in them matches a measured arch of .* {re.escape(hint)}$"):
+        fit_command(tool)
+    # a hex id with one 'e' is no number in scientific notation: no hint
+    from nas.latency.measure import spreadsheet_hint
+
+    assert spreadsheet_hint("1234567e12") == "" and spreadsheet_hint(archs[0].arch_id) == ""
+
+
 def test_validate_warns_when_given_the_archs_the_profile_was_fitted_on(tmp_path, cpu, space_t):
     from nas.latency.fit import fit_command
     from nas.latency.profile import LatencyToolConfig

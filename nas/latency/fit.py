@@ -862,7 +862,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     from datetime import date
 
     from nas.config import CONF_DIR, CONF_INSTALLED, hw_folders
-    from nas.latency.measure import measured_on, read_measurements_for, read_unit_times
+    from nas.latency.measure import measured_on, read_measurements_for, read_unit_times, spreadsheet_hint
     from nas.latency.profile import clear_killed_writes
     from nas.latency.validate import time_unit_warning
 
@@ -913,13 +913,15 @@ def fit_command(tool: LatencyToolConfig) -> str:
         units.update(read_unit_times(path, arch_ids={m.arch.arch_id for m in rows}))
     unit_times = [units.get(m.arch.arch_id) for m in rows] if units else None
     if units and not any(unit_times):
-        raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}")
+        raise DataError(f"units={list(tool.units)}: no arch_id in them matches a measured arch of {list(tool.measurements)}"
+                        + next(filter(None, map(spreadsheet_hint, units)), ""))
     # Some unmatched (another sample's archs, a mistyped id): said, as their times go unused
     if unmatched := sorted(set(units) - {m.arch.arch_id for m in rows}):
         shown = ", ".join(repr(a) for a in unmatched[:3]) + (f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else "")
         log.warning("units=%s: arch_id %s (%d of the %d in them) %s no measured arch of measurements=%s: %s unit times "
-                    "are not used", list(tool.units), shown, len(unmatched), len(units), "is" if len(unmatched) == 1 else "are",
-                    list(tool.measurements), "its" if len(unmatched) == 1 else "their")
+                    "are not used%s", list(tool.units), shown, len(unmatched), len(units), "is" if len(unmatched) == 1 else "are",
+                    list(tool.measurements), "its" if len(unmatched) == 1 else "their",
+                    next(filter(None, map(spreadsheet_hint, unmatched)), ""))
     if warning := stray_units_warning([m.arch for m in rows], unit_times or [], units=tool.units):
         log.warning("%s", warning)
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,

@@ -852,6 +852,20 @@ def _arch_id_of(cell: str, known: Collection[str] = ()) -> str:
     return stem if stem != name and stem in known else cell
 
 
+_SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?E[+-][0-9]+", re.IGNORECASE)  # never an arch_id: 10 hex digits, no '.' or '+'
+
+
+def spreadsheet_hint(cell: str) -> str:
+    """`' (<why>)'` when an arch_id cell reads as a number in scientific notation ('1.23457E+18'), as a spreadsheet writes
+    back an id of digits and one 'e' ('1234567e12') that it took for a number; else ''. The id cannot be recovered
+    from it: the digits it rounded away are gone."""
+    if not _SCIENTIFIC.fullmatch(cell.strip()):
+        return ""
+    return (f" ({cell.strip()!r} is a number in scientific notation: a spreadsheet such as Excel read an arch_id like "
+            "1234567e12 as a number and saved it rounded; import the CSV with the arch_id column as Text, or empty the "
+            "arch_id cells)")
+
+
 def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
     """`DataError` when the row's arch_id cell names another arch than its arch_json.
 
@@ -866,7 +880,8 @@ def _check_arch_id(row: dict, arch: ArchConfig, path: Path, line: int) -> None:
         return
     raise DataError(f"{path}, line {line}: arch_id={cell!r} is not the arch in arch_json (whose arch_id is {arch.arch_id!r}), so "
                     "the time cannot be told to belong to either; take the row's arch_json and arch_id together from the "
-                    "exported measurements.csv (was one column sorted or pasted apart from the others?), or empty arch_id")
+                    "exported measurements.csv (was one column sorted or pasted apart from the others?), or empty arch_id"
+                    + spreadsheet_hint(cell))
 
 
 def _stated(value: str) -> str:
