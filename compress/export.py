@@ -5,7 +5,10 @@ with a dynamic batch axis, normalisation inside, output `logits`.
 
 - `model_int8.onnx`: standard QuantizeLinear/DequantizeLinear pairs (what NPU vendor compilers
   take). NNCF's default ONNX export writes OpenVINO-only FakeQuantize nodes, so every quantizer is
-  switched to QDQ export first (see ../shared/notes/compression.md).
+  switched to QDQ export first (see ../shared/notes/compression.md). Activations are stored as uint8 (NNCF's int8
+  zero points plus 128: the same grid) and a BatchNorm right after a conv is folded into that conv's per-channel
+  weight scales and bias, so that onnxruntime on x86 runs every conv as QLinearConv (`fold_conv_batchnorms`,
+  `unsigned_activations`).
 - `model_int8.xml/.bin`: OpenVINO IR converted from that QDQ file, with the channel and spatial
   dims static (OpenVINO >= 2025.2 otherwise leaves size-1 dims dynamic and an int8 conv on a
   dynamic channel dim fails to compile). OpenVINO runs it as real int8 on this host's CPU.
@@ -58,7 +61,8 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
     NNCF's QDQ export keeps every weight in fp32 followed by a QuantizeLinear; this computes those
     QuantizeLinear nodes once (ONNX semantics: round half to even, then saturate) so the file holds
     int8 weights feeding DequantizeLinear, like onnxruntime's own quantizer writes them: ~4x smaller
-    weights, the same numbers.
+    weights, the same numbers. Then folds each BatchNorm that follows a quantized conv into it and stores activations
+    as uint8 (`fold_conv_batchnorms`, `unsigned_activations`), and compacts the graph.
     """
     import onnx
     from onnx import numpy_helper
@@ -111,6 +115,8 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
     for name, tensor in inits.items():
         if users.get(name, 0) == 0 and any(name == n.input[0] for n in folded):
             graph.initializer.remove(tensor)
+    fold_conv_batchnorms(model)
+    unsigned_activations(model)
     compact_graph(model)
     onnx.checker.check_model(model)
     # A tagged temporary name, so a run after a kill -9 mid-save removes it; one file (onnx.save writes external data
@@ -118,6 +124,145 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
     with replacing(path) as tmp:
         onnx.save(model, str(tmp))
     return path
+
+
+def _graph_maps(graph: onnx.GraphProto) -> tuple[dict, dict, Callable[[str], np.ndarray | None]]:
+    """(producer of each tensor, consumers of each tensor, the constant value of a tensor or None) of `graph`."""
+    from onnx import numpy_helper
+
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    inits = {t.name: t for t in graph.initializer}
+
+    def value(name: str) -> np.ndarray | None:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            return numpy_helper.to_array(next(a.t for a in node.attribute if a.name == "value"))
+        return None
+
+    return producer, consumers, value
+
+
+def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
+    """Fold each BatchNormalization that is the only consumer of a Conv with int8 QDQ weights into that conv, in place;
+    returns how many were folded.
+
+    NNCF quantizes a Conv + BatchNorm pair (the stem and downsample convs with `norm="bn"`) as built: the file held
+    DQ -> Conv -> BatchNormalization -> QuantizeLinear, and onnxruntime fuses a Conv into QLinearConv only where its
+    output goes straight to a QuantizeLinear, so those convs ran in float. BatchNorm in eval mode is a per-output-channel
+    `k * y + shift` (k = gamma / sqrt(var + eps)), and the weights are quantized per output channel: multiplying
+    channel c's weight scale by |k_c| (negating its int8 weights where k_c < 0) and taking the bias to `k * bias + shift`
+    computes the same numbers with the same int8 weights, and keeps NNCF's bias correction (folding in torch before
+    quantizing lost it). A pair this cannot express exactly (a weight of -128 to negate, k_c = 0, non-zero weight zero
+    points, a BatchNorm in training mode) is left as it is."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producer, consumers, value = _graph_maps(graph)
+    outputs = {v.name for v in graph.output}
+    folded = 0
+    for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
+        attrs = {a.name: helper.get_attribute_value(a) for a in bn.attribute}
+        conv = producer.get(bn.input[0])
+        if (attrs.get("training_mode", 0) or conv is None or conv.op_type != "Conv" or conv.output[0] in outputs
+                or len(consumers[conv.output[0]]) != 1 or any(o for o in bn.output[1:])):
+            continue
+        dq = producer.get(conv.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or len(consumers[dq.output[0]]) != 1:
+            continue
+        params = [value(name) for name in bn.input[1:5]]
+        q, scale = value(dq.input[0]), value(dq.input[1])
+        zp = value(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else np.zeros((), np.int8)
+        if any(p is None for p in (*params, q, scale, zp)) or q.dtype != np.int8 or zp.any():
+            continue
+        channels = q.shape[0]
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        if scale.size != 1 and (scale.shape != (channels,) or axis not in (0, -q.ndim)):
+            continue
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        k = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
+        negated = (k < 0).reshape((-1,) + (1,) * (q.ndim - 1))
+        if not k.all() or (q[np.broadcast_to(negated, q.shape)] == -128).any():
+            continue  # a zero scale, or -128 has no int8 negation
+        bias = value(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros(channels, np.float32)
+        if bias is None:
+            continue
+        tag = f"{conv.name or conv.output[0]}_bn_folded"
+        new = {"weight": np.where(negated, -q, q).astype(np.int8),
+               "scale": (np.broadcast_to(scale.astype(np.float64), (channels,)) * np.abs(k)).astype(scale.dtype),
+               "zero_point": np.zeros(channels, zp.dtype),
+               "bias": (bias.astype(np.float64) * k + beta - mean * k).astype(bias.dtype)}
+        for key, array in new.items():
+            graph.initializer.append(numpy_helper.from_array(array, f"{tag}_{key}"))
+        for i, key in enumerate(("weight", "scale", "zero_point")):
+            if i < len(dq.input):
+                dq.input[i] = f"{tag}_{key}"
+            else:
+                dq.input.append(f"{tag}_{key}")
+        for attr in [a for a in dq.attribute if a.name == "axis"]:
+            dq.attribute.remove(attr)
+        dq.attribute.append(helper.make_attribute("axis", 0))
+        if len(conv.input) > 2:
+            conv.input[2] = f"{tag}_bias"
+        else:
+            conv.input.append(f"{tag}_bias")
+        conv.output[0] = bn.output[0]  # the BatchNorm's consumers now read the conv
+        graph.node.remove(bn)
+        folded += 1
+    if folded:
+        _drop_unused_constants(graph)
+    return folded
+
+
+def unsigned_activations(model: onnx.ModelProto) -> int:
+    """Store each int8 activation QuantizeLinear/DequantizeLinear pair as uint8 with its zero point + 128, in place;
+    returns how many Q nodes changed.
+
+    The same grid, the same numbers: round(x / s) + z saturated to [-128, 127] is 128 less than it plus 128 saturated
+    to [0, 255]. onnxruntime on x86 fuses only uint8 activations into QLinearConv/QLinearAdd and converts an int8 pair
+    itself only where the QuantizeLinear feeds one DequantizeLinear: a tensor with two consumers (a stem or
+    downsample conv's output, read by the block's norm and its residual add) stayed int8 while the conv's input became
+    uint8, and the conv (its input and output types differing) ran in float. uint8 activations with int8 weights are
+    also onnxruntime's own quantizer's default."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    _, consumers, value = _graph_maps(graph)
+    outputs = {v.name for v in graph.output}
+    changed = 0
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
+        if (len(q.input) < 3 or not q.input[2] or q.output[0] in outputs
+                or any(a.name == "output_dtype" for a in q.attribute)):
+            continue
+        zp, dqs = value(q.input[2]), consumers.get(q.output[0], [])
+        # a constant input is a weight left unfolded: int8 weights (with uint8 activations) are what QLinearConv takes
+        if zp is None or zp.dtype != np.int8 or zp.size != 1 or not dqs or value(q.input[0]) is not None:
+            continue
+        if any(d.op_type != "DequantizeLinear" or len(d.input) < 3 or not np.array_equal(value(d.input[2]), zp)
+               for d in dqs):
+            continue
+        name = f"{q.output[0]}_zero_point_u8"
+        graph.initializer.append(numpy_helper.from_array((zp.astype(np.int16) + 128).astype(np.uint8), name))
+        for node in [q, *dqs]:
+            node.input[2] = name
+        changed += 1
+    if changed:
+        _drop_unused_constants(graph)
+    return changed
+
+
+def _drop_unused_constants(graph: onnx.GraphProto) -> None:
+    """Remove the initializers and Constant nodes that no node reads and that are no graph output."""
+    used = {i for n in graph.node for i in n.input} | {v.name for v in graph.output} | {v.name for v in graph.input}
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
+        graph.node.remove(node)
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
 
 
 def compact_graph(model: onnx.ModelProto) -> None:

@@ -27,7 +27,10 @@ What was measured on these machines (../shared/notes/compression.md) and shapes 
   runs those 3 convs as float Conv and the others as QLinearConv; OpenVINO runs every conv as u8 either way (it merges
   the BatchNorms into the convs and its quantize ranges). Folding them into their convs (eval-mode
   `fuse_conv_bn_eval`) on the copy NNCF quantizes removed the 3 BatchNormalization nodes, but onnxruntime still ran
-  those 3 convs as float Conv (not for their stride, bias or fan-out; the cause was not found), and a folded conv's
+  those 3 convs as float Conv (the cause, found later: on x86 it fuses only uint8 activations and converts an int8
+  QuantizeLinear to uint8 only where it feeds a single DequantizeLinear; these convs' outputs feed two nodes, so
+  their output stayed int8 while their input became uint8; `compress.export` now folds such BatchNorms in the ONNX
+  file, keeping bias correction, and writes activations as uint8), and a folded conv's
   output then feeds a block's BatchNorm and its residual add: NNCF's fast bias correction raised the IndexError
   above on both models and they were quantized without it. Test accuracy from the file (10,000 images) moved by
   -0.14 and +0.08 pt (onnxruntime), -0.05 and +0.18 pt (OpenVINO), within 0.06 pt of the unfolded models quantized

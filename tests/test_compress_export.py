@@ -102,3 +102,57 @@ def test_openvino_runners_freed_in_the_order_made_leave_the_threads_signal_stack
     assert signal_stack() == before
     del first, second  # in the order made
     assert signal_stack() == before
+
+
+def test_int8_export_lets_onnxruntime_run_every_conv_in_int8_and_computes_the_same(tmp_path, monkeypatch):
+    # The stem and downsample convs (Conv -> BatchNorm in the file, their output read by a norm and a residual add)
+    # ran as float Conv in onnxruntime on x86, 3 of 12 convs on a 3-stage model: the file now folds those BatchNorms
+    # into the convs and writes activations as uint8, and computes the same numbers.
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from conftest import make_idx_dataset
+
+    import compress.export as export
+    from compress.quantize import quantize_ptq
+    from nas.config import DataConfig
+    from nas.data import load_dataset
+
+    data = load_dataset(DataConfig(name="tiny", root=str(make_idx_dataset(tmp_path / "fm", n_train=100, n_test=40)),
+                                   max_shift=0, hflip=False))
+    torch.manual_seed(0)
+    model = build_model(ARCH).eval()
+    for bn in [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]:  # not the identity a new model has
+        c = bn.num_features
+        bn.weight.data = torch.linspace(-1.5, 2.0, c)[torch.randperm(c)]  # some negative: their int8 weights negated
+        bn.bias.data, bn.running_mean, bn.running_var = torch.randn(c) * 0.1, torch.randn(c) * 0.1, torch.rand(c) + 0.5
+    quantized, _ = quantize_ptq(model, data.train, size=16, seed=0)
+
+    path = export.export_int8_onnx(quantized, tmp_path / "model_int8.onnx", in_chans=1, img_size=28)
+    nodes = onnx.load(str(path)).graph.node
+    convs = sum(n.op_type == "Conv" for n in nodes)
+    conv_outputs = {n.output[0] for n in nodes if n.op_type == "Conv"}
+    assert convs >= 4 and not any(n.op_type == "BatchNormalization" and n.input[0] in conv_outputs for n in nodes)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ran = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert "Conv" not in ran and ran.count("QLinearConv") == convs
+
+    # The same computation: int8 -> uint8 activations exactly, the BatchNorm fold up to float rounding.
+    monkeypatch.setattr(export, "fold_conv_batchnorms", lambda model: 0)
+    monkeypatch.setattr(export, "unsigned_activations", lambda model: 0)
+    as_before = export.export_int8_onnx(quantized, tmp_path / "before.onnx", in_chans=1, img_size=28)
+    monkeypatch.undo()
+    variants = {}
+    for name, rewrite in (("unsigned", export.unsigned_activations), ("folded", export.fold_conv_batchnorms)):
+        model = onnx.load(str(as_before))
+        assert rewrite(model) > 0
+        onnx.save(model, str(tmp_path / f"{name}.onnx"))
+        variants[name] = export.onnx_logits(tmp_path / f"{name}.onnx", data.test, reference=True)
+    before = export.onnx_logits(as_before, data.test, reference=True)
+    np.testing.assert_array_equal(variants["unsigned"], before)
+    for logits in (variants["folded"], export.onnx_logits(path, data.test, reference=True)):
+        assert np.abs(logits - before).max() <= 0.02 * np.abs(before).max()
