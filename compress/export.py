@@ -38,6 +38,13 @@ if TYPE_CHECKING:
     import openvino as ov
 
 
+# The form of the int8 file `export_int8_onnx` writes, raised when that form changes: `nas.latency.profile` keys its
+# reusable int8 exports on it, so a profile never times a file written by an earlier form as the one shipped now.
+# 2: BatchNorms after quantized convs folded and activations stored as uint8 (onnxruntime on x86 then runs every conv
+# in int8; 2026-12-07).
+INT8_EXPORT_FORMAT = 2
+
+
 def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
     """Write an NNCF-quantized torch model as QDQ ONNX (opset 17, dynamic batch, int8 weights).
 

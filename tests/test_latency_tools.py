@@ -121,6 +121,18 @@ def test_a_second_session_with_an_export_dir_times_the_same_files_without_export
     assert first[0].median_ms > 0 and second[0].median_ms > 0
 
 
+def test_int8_exports_of_an_earlier_form_of_the_int8_file_are_not_reused(monkeypatch):
+    # The int8 file's form changed (BatchNorms folded, uint8 activations): a profile reusing exports of the earlier form
+    # timed files with float convs in onnxruntime as the one the compression ships.
+    import compress.export
+    import nas.latency.profile as profile
+
+    now = profile.export_subfolder("int8"), profile.export_subfolder("fp32")
+    monkeypatch.setattr(compress.export, "INT8_EXPORT_FORMAT", compress.export.INT8_EXPORT_FORMAT - 1)
+    assert profile.export_subfolder("int8") != now[0]
+    assert profile.export_subfolder("fp32") == now[1]  # fp32 files do not go through the int8 export
+
+
 def test_int8_export_writes_qdq_models(int8_exports):
     import onnx
 

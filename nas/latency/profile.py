@@ -231,8 +231,9 @@ def export_subfolder(precision: str, *, seed: int = EXPORT_SEED) -> str:
     """The name of the folder `measure_archs` keeps its exports of `precision` in: `<precision>_<10 hex digits>`, a
     digest of what an exported file depends on besides its arch (its file name, `<arch_id>.onnx`, covers the arch
     and its input shape): the weights' seed, the ONNX opset, the versions of torch and onnx, and for int8 those of
-    NNCF and the calibration images. Files exported otherwise (another torch, say) are in another folder, never reused
-    as these; a change to this package's own export code is not seen."""
+    NNCF, the calibration images and the form of this package's int8 file (`compress.export.INT8_EXPORT_FORMAT`).
+    Files exported otherwise (another torch, say) are in another folder, never reused as these; another change to this
+    package's own export code is not seen."""
     def version(package: str) -> str:
         try:
             return importlib.metadata.version(package)
@@ -243,7 +244,9 @@ def export_subfolder(precision: str, *, seed: int = EXPORT_SEED) -> str:
 
     key = {"precision": precision, "seed": seed, "opset": ONNX_OPSET, "torch": torch.__version__, "onnx": version("onnx")}
     if precision == "int8":
-        key |= {"nncf": version("nncf"), "calibration_images": INT8_CALIBRATION_IMAGES}
+        from compress.export import INT8_EXPORT_FORMAT  # here: compress builds on nas, and only int8 needs it back
+
+        key |= {"nncf": version("nncf"), "calibration_images": INT8_CALIBRATION_IMAGES, "int8_form": INT8_EXPORT_FORMAT}
     return f"{precision}_{hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
