@@ -7,6 +7,9 @@ What was measured on these machines (../shared/notes/compression.md) and shapes 
   leaves behind, and every later load then waits on it forever (with the timeout lifted, without a word):
   `load_nncf_extension` loads it under a kernel lock of the toolkit's own, which dies with its process, and removes
   such a leftover.
+- Where that build fails (no compiler, missing Python headers, a full disk), NNCF falls back on its torch functions,
+  which make int8 calibration and QAT slower, with a warning below the log level set here: `load_nncf_extension`
+  says so in one line of its own.
 - nncf <= 3.4 raises `IndexError` in fast bias correction for graphs where a conv output feeds a
   BatchNorm and another consumer. This project's blocks do not build that pattern (every stem and
   downsample conv feeds only its own norm), but a caught `IndexError` retries without bias
@@ -45,6 +48,7 @@ import copy
 import fcntl
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -104,12 +108,15 @@ def load_nncf_extension() -> None:
     read-only home or TORCH_EXTENSIONS_DIR) or its file system has no `flock`, the load is NNCF's alone, which falls
     back on its slower torch functions where it cannot build. A load that NNCF stops waiting for
     (`NNCF_EXTENSION_LOAD_TIMEOUT` set to seconds, or Ctrl-C) goes on in NNCF's thread: the lock is held until its
-    `lock` goes. Later calls in the process return at once.
+    `lock` goes. A build that fails (NNCF then runs its slower torch functions in this process) is a warning line
+    naming the build folder, the compiler's error and what to do; the next process tries the build again. Later
+    calls in the process return at once.
     """
     global _extension_loaded
     if _extension_loaded:
         return
     from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
+    from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
 
     try:
         build_dir: Path | None = Path(QuantizedFunctionsCPULoader.get_build_dir())  # made here where it is not there
@@ -133,8 +140,11 @@ def load_nncf_extension() -> None:
             else:
                 log.warning("%s: left by a process that was stopped while loading NNCF's extension; removed", leftover)
         # Any function: the first request loads the whole extension, which NNCF then keeps for the process.
-        QuantizedFunctionsCPU.get("Quantize_forward")
+        with _nncf_fallback_reasons() as reasons:
+            forward = QuantizedFunctionsCPU.get("Quantize_forward")
         _extension_loaded = True
+        if forward is ReferenceQuantizedFunctions.Quantize_forward:  # NNCF's torch functions: the build failed
+            log.warning(_fallback_message(build_dir, reasons))
     except BaseException as e:
         # Not for the leftover that cannot be removed (ConfigError above): no load runs, and a held flock would make
         # this process's next load (the next member's) wait on itself.
@@ -150,6 +160,63 @@ def load_nncf_extension() -> None:
     finally:
         if fd is not None:
             os.close(fd)  # releases the flock
+
+
+# How NNCF's loader begins the warning it logs when the build fails, before falling back on its torch functions
+# (nncf.torch.quantization.extensions.QuantizedFunctionsCPULoader.load); the exception follows "Reason: ".
+_NNCF_FALLBACK = "Could not compile CPU quantization extensions"
+# The command that shows NNCF's own warning, with the whole build output, outside the toolkit (which hides it).
+_BUILD_LOG_COMMAND = ("python -c \"from nncf.torch.quantization.extensions import QuantizedFunctionsCPU as f; "
+                      "f.get('Quantize_forward')\"")
+
+
+@contextlib.contextmanager
+def _nncf_fallback_reasons() -> Iterator[list[str]]:
+    """The reasons NNCF gives for falling back on its torch functions while the block runs (its warning's "Reason: "
+    part), caught whatever NNCF's log level; what NNCF's logger shows is left as it was."""
+    nncf_log = logging.getLogger("nncf")
+    shown = nncf_log.getEffectiveLevel()
+    reasons: list[str] = []
+
+    def catch(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(_NNCF_FALLBACK):
+            reasons.append(message.partition("Reason: ")[2])
+        return record.levelno >= shown  # what the level set before let through, and nothing more
+
+    before = nncf_log.level
+    nncf_log.addFilter(catch)
+    # NNCF's warning is made only where its logger's level lets it (`_nncf` sets ERROR): lowered meanwhile, the filter
+    # above still drops what the level would have.
+    nncf_log.setLevel(min(shown, logging.WARNING))
+    try:
+        yield reasons
+    finally:
+        nncf_log.setLevel(before)
+        nncf_log.removeFilter(catch)
+
+
+def _short_reason(reason: str) -> str:
+    """The line of a failed build's reason that says what went wrong, cut to 200 characters: the compiler's first
+    `error:` line, else the first line a failed ninja step printed (`FAILED: <target>`, its command, then its output:
+    "/bin/sh: 1: c++: not found"), else the reason's first line (a ninja build's starts with a whole compile command)."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    if not lines:
+        return "NNCF gave no reason"
+    line = next((line for line in lines if re.search(r"\berror:", line)), None)
+    if line is None:
+        failed = next((i for i, line in enumerate(lines) if line.startswith("FAILED:")), None)
+        line = lines[failed + 2] if failed is not None and failed + 2 < len(lines) else lines[0]
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _fallback_message(build_dir: Path | None, reasons: list[str]) -> str:
+    """The one warning line for NNCF's extension that could not be built in `build_dir`."""
+    where = str(build_dir) if build_dir is not None else "NNCF's extension build folder"
+    why = f" ({_short_reason(reasons[0])})" if reasons else ""
+    return (f"{where}: NNCF's C++ extension could not be built{why}: int8 calibration and QAT run on NNCF's slower "
+            "torch functions in this process. Install a C++ compiler (g++) and Python's development headers (or free "
+            f"disk space); the next process builds it again. NNCF's whole build output: {_BUILD_LOG_COMMAND}")
 
 
 def _close_when_gone(fd: int, lock: Path) -> None:
