@@ -297,12 +297,11 @@ class RecordKeeper(logging.Handler):
 
 
 class _PassedOn(logging.Handler):
-    """Stands in for a logger's own handlers and its propagation while `logging_to` has lowered the logger to INFO:
-    passes a record on, to those handlers and then (where the logger propagated) up its chain as `Logger.callHandlers`
-    does, each handler's level and each logger's `propagate` honoured, only when the record is at a level the logging
-    setup let through without the blocks (`_level_without_blocks`). The handlers of another lowered logger up the chain
-    are its blocks' and get every record. The blocks' INFO lines thus reach their handlers, not the console of a user
-    whose logging setup shows warnings only."""
+    """Stands in for a logger's own handlers and its propagation while `logging_to` has lowered the logger to INFO: a
+    record reaching it goes on to the handlers it met before the block (`_handlers_met`), each at its own level, the
+    user's only when the record is at a level the logging setup let through without the blocks
+    (`_level_without_blocks`), the blocks' (on another lowered logger up the chain) always. The blocks' INFO lines thus
+    reach their handlers, not the console of a user whose logging setup shows warnings only."""
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__()
@@ -315,29 +314,14 @@ class _PassedOn(logging.Handler):
         origin = logging.root.manager.loggerDict.get(record.name)  # the logger the record was made by
         origin = origin if isinstance(origin, logging.Logger) else self.logger
         shown = record.levelno >= _level_without_blocks(origin)
-        # the handlers the record meets that show it or pass it on, as callHandlers counts them: those of the loggers it
-        # passed on its way here, the logger's own, the blocks' (but for those keeping records unseen), and up the chain
-        found = sum(not isinstance(h, RecordKeeper) for lg in _loggers_between(origin, self.logger) for h in lg.handlers)
-        found += len(self.own) + sum(h is not self and not isinstance(h, RecordKeeper) for h in self.logger.handlers)
-        for handler in self.own if shown else ():
-            if record.levelno >= handler.level:
+        # whether the record meets a handler, for Python's no-handler rule (below): on a logger it passed on its way
+        # here or from here on, a block's RecordKeeper left out, one a stand-in passes on to counted as Python did before
+        found = any(not isinstance(h, RecordKeeper) for lg in _loggers_between(origin, self.logger) for h in lg.handlers)
+        for logger, handler, users in _handlers_met(self.logger, self):
+            found = found or not isinstance(handler, RecordKeeper) or (users and _passed_on(logger) is not None)
+            # the handlers beside this stand-in on its logger (the blocks') get the record from Python itself
+            if (shown if users else logger is not self.logger) and record.levelno >= handler.level:
                 handler.handle(record)
-        chain = self.logger.parent if self.propagated else None
-        while chain is not None:
-            passed_on = _passed_on(chain)
-            for handler in chain.handlers:
-                if handler is passed_on:  # its own handlers, passed on here: one count of handlers for lastResort
-                    found += len(passed_on.own)
-                    for own in passed_on.own if shown else ():
-                        if record.levelno >= own.level:
-                            own.handle(record)
-                else:
-                    found += not isinstance(handler, RecordKeeper)
-                    # a block's (search.log's, on "nas") gets every record, a user's what their setup let through
-                    if record.levelno >= handler.level and (shown or passed_on is not None or _blocks_own(handler)):
-                        handler.handle(record)
-            propagated = passed_on.propagated if passed_on is not None else chain.propagate
-            chain = chain.parent if propagated else None
         # Without a logging setup Python shows warnings on stderr (logging.lastResort) where a record meets no handler;
         # a block's RecordKeeper counts as one for Python, so that is done here: a notebook calling run_search saw none
         if not found and shown and logging.lastResort is not None and record.levelno >= logging.lastResort.level:
@@ -346,6 +330,25 @@ class _PassedOn(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.handle(record)
+
+
+def _handlers_met(logger: logging.Logger, stand_in: _PassedOn | None = None
+                  ) -> Iterator[tuple[logging.Logger, logging.Handler, bool]]:
+    """The handlers a record of `logger` meets from there on as the logging setup had them without the `logging_to`
+    blocks, each with its logger and whether it is the user's (given what their setup let through) rather than a
+    block's (given every record). On a logger a block lowered, its stand-in (the `_PassedOn` among its handlers;
+    `stand_in` on `logger`, the one at work there: a logger lowered again after the user raised its level in a block has
+    two) is read as the handlers it passes on to, the user's, and the propagation it had; the handlers beside it are the
+    blocks'. On any other logger each handler is the user's but for the blocks' own."""
+    chain: logging.Logger | None = logger
+    while chain is not None:
+        passed_on = stand_in if chain is logger and stand_in is not None else _passed_on(chain)
+        for handler in passed_on.own if passed_on is not None else ():
+            yield chain, handler, True
+        for handler in chain.handlers:
+            if handler is not passed_on:
+                yield chain, handler, passed_on is None and not _blocks_own(handler)
+        chain = chain.parent if (passed_on.propagated if passed_on is not None else chain.propagate) else None
 
 
 def _loggers_between(origin: logging.Logger, logger: logging.Logger) -> list[logging.Logger]:
@@ -449,38 +452,24 @@ def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
 
 class _StderrLines(logging.StreamHandler):
     """`lines_on_stderr`'s handler: a record as a plain line on stderr, but for one that a handler of the user's own
-    logging setup shows on the terminal already (`_on_terminal_already`): a script with
-    `logging.basicConfig(level=logging.WARNING)` calling a tool's `main` saw each warning twice, in its format and as the
-    tool's line."""
+    logging setup (not a block's) writes to the terminal already: a `logging.StreamHandler` on stderr or stdout, as
+    `logging.basicConfig` makes, that the record meets (`_handlers_met`) at a level the setup let through without the
+    blocks (`_level_without_blocks`). A script with `logging.basicConfig(level=logging.WARNING)` calling a tool's `main`
+    saw each warning twice, in its format and as the tool's line. A log file of the user's does not count: the terminal
+    still needs the line."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not _on_terminal_already(record):
-            super().emit(record)
-
-
-def _on_terminal_already(record: logging.LogRecord) -> bool:
-    """Whether `record` reaches a handler of the user's logging setup (not a block's) that writes to the terminal, a
-    `logging.StreamHandler` on stderr or stdout as `logging.basicConfig` makes: one that the record meets, as its logger
-    propagates it, at a level the setup let through without the blocks (`_level_without_blocks`). A log file of the
-    user's does not count: the terminal still needs the line."""
-    origin = logging.root.manager.loggerDict.get(record.name)
-    if not isinstance(origin, logging.Logger) or record.levelno < _level_without_blocks(origin):
-        return False
-    terminals = [stream for stream in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__) if stream is not None]
-    chain: logging.Logger | None = origin
-    while chain is not None:
-        passed_on = _passed_on(chain)
-        for handler in passed_on.own if passed_on is not None else chain.handlers:
-            if (isinstance(handler, logging.StreamHandler) and any(handler.stream is stream for stream in terminals)
-                    and record.levelno >= handler.level and not _blocks_own(handler)):
-                return True
-        propagated = passed_on.propagated if passed_on is not None else chain.propagate
-        chain = chain.parent if propagated else None
-    return False
+        origin = logging.root.manager.loggerDict.get(record.name)
+        if isinstance(origin, logging.Logger) and record.levelno >= _level_without_blocks(origin):
+            terminals = [s for s in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__) if s is not None]
+            if any(users and not _blocks_own(h) and isinstance(h, logging.StreamHandler) and record.levelno >= h.level
+                   and any(h.stream is s for s in terminals) for _, h, users in _handlers_met(origin)):
+                return
+        super().emit(record)
 
 
 @contextmanager
