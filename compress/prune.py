@@ -21,7 +21,6 @@ weights loaded (strict), which proves the spec describes the weights.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -31,12 +30,12 @@ import torch_pruning as tp
 from torch import nn
 
 from nas.arch import ArchConfig, StageConfig, require_arch
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, NasError, module_logger
 from nas.latency import HardwareProfile, predict_latency
 from nas.mixers import Attention, SepConv
 from nas.model import MetaFormer, build_model
 
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # as every package logger: a line naming a file that is not UTF-8 written readably
 
 MAX_RATIO = 0.9
 """Largest fraction of channels a pruning step plan may remove from any group."""

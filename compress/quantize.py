@@ -60,7 +60,7 @@ from torch import nn
 
 from nas.config import DataConfig, QuantizeConfig
 from nas.data import Dataset, Split, iterate_batches
-from nas.errors import ConfigError, counted
+from nas.errors import ConfigError, counted, module_logger
 from nas.report import drop_text
 from nas.train import evaluate, subset_split
 
@@ -68,7 +68,7 @@ from compress.recover import distill
 
 # Before nncf is imported anywhere: its extension build may take longer than the 60 s default.
 os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
-log = logging.getLogger(__name__)
+log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 # torch intra-op threads while NNCF calibrates (statistics and bias correction), whatever the caller runs on (the
 # search's train.threads). One also makes the int8 model independent of that setting: the thread count changes the
 # float summation order of a convolution, and so the last bits of NNCF's statistics, scales and corrected biases.

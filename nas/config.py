@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import logging
 import math
 import os
 import re
@@ -27,7 +26,7 @@ from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from nas.arch import MIN_IMG_SIZE
-from nas.errors import ConfigError, require_path, wrong_type
+from nas.errors import ConfigError, module_logger, require_path, wrong_type
 from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile, element_size_warning
 from nas.latency.ops import OP_KINDS
 
@@ -696,7 +695,7 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
     if (sized := element_size_warning(hw)) is not None:  # as the commands say it, for a profile loaded in Python
-        logging.getLogger("nas.config").warning("%s", sized)
+        module_logger("nas.config").warning("%s", sized)  # hw.name is its file's stem
     return hw
 
 

@@ -2017,6 +2017,37 @@ def test_a_profile_killed_while_timing_leaves_its_exports_where_its_next_run_rem
     assert len(read_measurements(out)) == 2
 
 
+def test_a_latency_tool_s_line_naming_a_file_that_is_not_utf8_reaches_a_strict_utf8_stream_readably(tmp_path):
+    # The latency tools' logger ("nas.latency") had no ReadableNames filter: a folder or file name that is not UTF-8 (a
+    # Latin-1 byte, held as a lone surrogate) in one of its lines raised UnicodeEncodeError in a handler writing strict
+    # UTF-8 (Hydra's console, search.log), which printed "--- Logging error ---" and a traceback in place of the line.
+    import contextlib
+    import io
+    import os
+    import subprocess
+    import sys
+
+    from nas.checkpoint import writer_tag
+    from nas.errors import logging_to
+    from nas.latency.profile import clear_killed_writes
+
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a pid whose process is gone
+    left = folder / f".m.csv.x1.{dead}@{writer_tag().split('@', 1)[1]}.tmp"  # a killed profile's temporary file
+    left.write_text("")
+    raw = io.BytesIO()
+    handler = logging.StreamHandler(io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors), logging_to(handler, "nas.latency"):  # where logging's handleError prints
+        clear_killed_writes(folder)
+    assert not left.exists() and errors.getvalue() == ""
+    assert raw.getvalue().decode("utf-8") == (f"removed 1 temporary file left in {tmp_path}/caf\\xe9 by a run that was "
+                                              f"killed: {left.name}\n")
+
+
 def test_an_int8_member_is_timed_from_a_file_in_its_own_folder_that_a_killed_run_leaves_for_the_next(tmp_path, compose_cfg,
                                                                                                       monkeypatch):
     # A member timed on an int8 host profile was exported to /tmp (tempfile.TemporaryDirectory()), left there by a kill.

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import logging
 import operator
 import re
 import textwrap
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
-from nas.errors import ConfigError, DataError, counted, writable_file
+from nas.errors import ConfigError, DataError, counted, module_logger, writable_file
 from nas.latency.hardware import FEW_FIT, FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, calibration_basis, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
@@ -49,7 +48,7 @@ from nas.latency.ops import (
 if TYPE_CHECKING:
     from nas.latency.profile import LatencyToolConfig  # profile imports this module
 
-log = logging.getLogger("nas.latency")
+log = module_logger("nas.latency")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 KINDS: tuple[str, ...] = tuple(sorted(OP_KINDS))
 TERMS: tuple[str, ...] = ("fixed", "per_work", "per_byte")

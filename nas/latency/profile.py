@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
-import logging
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from nas.checkpoint import (
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
 from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, interrupting_signal,
-                        interrupts_honoured, make_folder, writable_file)
+                        interrupts_honoured, make_folder, module_logger, writable_file)
 from nas.latency.hardware import HardwareProfile, element_size_warning
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 # torch and Optuna (seconds to import) are imported by the functions that sample, build, export and time models: this
 # module is every latency tool's command line (fit and validate too), whose bad settings and fits need neither.
 
-log = logging.getLogger("nas.latency")
+log = module_logger("nas.latency")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
 
 SELECTIONS = ("random", "cover")
