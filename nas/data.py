@@ -147,12 +147,41 @@ def _not_a_folder(root: Path) -> str:
     return "does not exist"
 
 
-def _load_idx_dataset(root: Path) -> tuple[Split, Split, tuple[str, ...]]:
+def _image_folders_in(root: Path) -> list[str]:
+    """The folders of `root` (of `root/train` where there is one) that hold image files directly, as an image folder's
+    class folders do, relative to `root` (`cat`, `train/cat`); empty where none does. Each folder is scanned until its
+    first image, so a large folder costs little."""
+    base = root / "train" if (root / "train").is_dir() else root
+    try:
+        folders = _class_dirs(base)
+    except OSError:
+        return []
+    found = []
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                if any(is_image_file(Path(e.path)) for e in entries):
+                    found.append(folder.relative_to(root).as_posix())
+        except OSError:
+            continue
+    return found
+
+
+def _load_idx_dataset(root: Path, *, name: str = "fashion_mnist") -> tuple[Split, Split, tuple[str, ...]]:
     if not root.is_dir():
         raise DataError(
             f"data.root={root} {_not_a_folder(root)}; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
             "or set data.root to a folder holding the four idx files"
         )
+    if not any((root / f"train-images-idx3-ubyte{gz}").is_file() for gz in (".gz", "")):
+        # data.root=/my/images given without data=imagefolder (the data group defaults to Fashion-MNIST): the line
+        # about a missing idx file and installing Fashion-MNIST sent the user the wrong way
+        if folders := _image_folders_in(root):
+            shown = ", ".join(folders[:5]) + (f", ... ({len(folders)} in all)" if len(folders) > 5 else "")
+            raise DataError(
+                f"data.root={root} holds folders of images ({shown}), not the idx files that data={name} reads: for "
+                "your own images pass data=imagefolder too (root/<class>/*.png|jpg or root/train/<class>/...)"
+            )
     splits = []
     for prefix in ("train", "t10k"):
         images = read_idx(_find_idx(root, f"{prefix}-images-idx3-ubyte"))
@@ -1105,7 +1134,7 @@ def _read_unsplit(cfg: DataConfig, *, overridden: Collection[str] = ()) -> _Unsp
     """The images `cfg` names, read and not yet split (`_Unsplit`), with the warning of a split size that holds nothing
     out (`_unused_split_sizes`)."""
     if cfg.format == DataFormat.idx:
-        train, test, classes = _load_idx_dataset(Path(cfg.root))
+        train, test, classes = _load_idx_dataset(Path(cfg.root), name=cfg.name)
         _check_fits_memory(len(train) + len(test), channels=cfg.channels or train.x.shape[1], size=cfg.img_size,
                            where=Path(cfg.root))
         train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))

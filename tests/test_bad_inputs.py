@@ -168,6 +168,9 @@ SEARCH_CASES = [
     (["compress.quantize.qat.epochs=-1"], "compress.quantize.qat.epochs=-1 must be an integer >= 0 (0: disabled)"),
     # paths
     (["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
+    # a folder of class folders without data=imagefolder: it was told to install Fashion-MNIST
+    (["data.root={img}/mixed"], "/mixed holds folders of images (a, b), not the idx files that data=fashion_mnist reads: "
+     "for your own images pass data=imagefolder too"),
     (["search.runs_dir={img}/corrupt/b/1.png"], "/corrupt/b/1.png' is a file, so the folder"),
     (["data=imagefolder", "data.root=/nonexistent/images"], "data.root=/nonexistent/images does not exist"),
     # storage URLs

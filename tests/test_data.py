@@ -134,6 +134,26 @@ def test_missing_dataset_names_the_install_command(tmp_path):
         load_dataset(_idx_cfg(tmp_path / "partial"))
 
 
+def test_a_folder_of_class_folders_given_as_idx_data_root_says_to_pass_data_imagefolder(tmp_path):
+    # data.root=/my/images without data=imagefolder (the data group defaults to Fashion-MNIST) said an idx file was
+    # missing and to install Fashion-MNIST, sending the user the wrong way
+    for c in ("cat", "dog"):
+        _png(tmp_path / "flat" / c / "0.png", 8, 10)
+        _png(tmp_path / "split" / "train" / c / "0.jpg", 8, 10, mode="RGB")
+    (tmp_path / "split" / "test").mkdir()
+    for layout, folders in (("flat", "cat, dog"), ("split", "train/cat, train/dog")):
+        with pytest.raises(DataError) as err:
+            load_dataset(_idx_cfg(tmp_path / layout))
+        assert str(err.value) == (
+            f"data.root={tmp_path / layout} holds folders of images ({folders}), not the idx files that data=tiny reads: "
+            "for your own images pass data=imagefolder too (root/<class>/*.png|jpg or root/train/<class>/...)")
+    # folders without images directly in them are not taken for class folders: the missing idx file is named as before
+    (tmp_path / "other" / "sub").mkdir(parents=True)
+    (tmp_path / "other" / "sub" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"dataset file train-images-idx3-ubyte\(\.gz\) not found"):
+        load_dataset(_idx_cfg(tmp_path / "other"))
+
+
 def test_truncated_idx_file_is_reported(tmp_path):
     path = tmp_path / "x-idx1-ubyte"
     write_idx(path, np.arange(10, dtype=np.uint8))
