@@ -782,8 +782,15 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         one_class = (f" (it holds {counted(loose, 'image file')} itself{beside}, as one class's folder does: data.root is "
                      f"the folder above the class folders, e.g. "
                      f"{shell_override(key='data.root', value=str(root.resolve().parent))})" if loose else "")
+        # data.root one folder too high (the folder an archive unpacked into, holding the dataset's folder): its one
+        # folder holds the class folders; said where it holds no image itself, as a class's folder would
+        inner = _image_folders_in(train_root / classes[0]) if len(classes) == 1 and not loose else []
+        nested = (f" (its one folder {classes[0]} holds {counted(len(inner), 'folder')} of images ("
+                  f"{', '.join(inner[:5])}{', ...' if len(inner) > 5 else ''}): data.root is one folder down, e.g. "
+                  f"{shell_override(key='data.root', value=str((train_root / classes[0]).resolve()))})"
+                  if len(inner) >= 2 and not any(is_image_file(p) for p in (train_root / classes[0]).iterdir()) else "")
         raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
-                        f"(root/<class>/images){layout}{one_class}")
+                        f"(root/<class>/images){layout}{one_class}{nested}")
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):
         if (loose := _loose_images_warning(where)) is not None:
             log.warning("%s", loose)

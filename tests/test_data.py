@@ -1624,6 +1624,29 @@ def test_a_class_folder_with_a_dated_subfolder_given_as_data_root_names_the_fold
         f"the class folders, e.g. data.root={tmp_path / 'photos'})")
 
 
+def test_a_data_root_one_folder_above_the_dataset_names_the_folder_below(tmp_path):
+    # an archive unpacked into downloads/ as downloads/shapes/<class>/: data.root=downloads read "shapes" as its one
+    # class and said only "has 1 class folder", not where the class folders are
+    for c in ("circle", "square"):
+        _png(tmp_path / "flat" / "shapes" / c / "0.png", 8, 50)
+        _png(tmp_path / "split" / "shapes" / "train" / c / "0.png", 8, 50)
+    (tmp_path / "split" / "shapes" / "test").mkdir()
+    for layout, folders in (("flat", "circle, square"), ("split", "train/circle, train/square")):
+        with pytest.raises(DataError) as err:
+            load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / layout), img_size=8))
+        assert str(err.value) == (
+            f"{tmp_path / layout} has 1 class folder; an image-folder dataset needs >= 2 (root/<class>/images) (its one "
+            f"folder shapes holds 2 folders of images ({folders}): data.root is one folder down, e.g. "
+            f"data.root={tmp_path / layout / 'shapes'})")
+    # one class whose photos lie in dated subfolders is one class, not a folder too high: no such hint
+    for day in ("2024-05", "2024-06"):
+        _png(tmp_path / "one" / "cat" / day / "0.png", 8, 50)
+    _png(tmp_path / "one" / "cat" / "1.png", 8, 50)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "one"), img_size=8))
+    assert str(err.value).endswith("has 1 class folder; an image-folder dataset needs >= 2 (root/<class>/images)")
+
+
 def test_a_class_folder_linking_to_another_class_is_refused_naming_the_shared_file_and_both_classes(tmp_path):
     # photos/triangle/sq_link -> ../square put the square images into both classes with conflicting labels, silently
     import os
