@@ -312,7 +312,41 @@ def unknown_key_message(full_key: str, schema: type) -> str:
     allowed = [f.name for f in dataclasses.fields(schema)]
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    if not parent and (nested := _group_keys_like(key, schema, rival=close[0] if close else None)):
+        # a setting of a group given without its group (n_trials=3 for search.n_trials=3): the groups were listed as
+        # allowed, so the user had to guess which group holds it
+        hint = f" (did you mean {' or '.join(nested)}?)"
     return f"{full_key} is not a setting of {parent or 'the config'}{hint}; allowed: {', '.join(allowed)}"
+
+
+def _dotted_keys(schema: type, prefix: str = "") -> list[str]:
+    """The dotted key of every setting below the config dataclass `schema`, groups within groups included
+    (`compress.prune.ratio`), in the order they are declared."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(schema)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: no hint rather than an error in the error
+        return []
+    keys = []
+    for name, hint in hints.items():
+        keys += _dotted_keys(hint, f"{prefix}{name}.") if dataclasses.is_dataclass(hint) else [f"{prefix}{name}"]
+    return keys
+
+
+def _group_keys_like(key: str, schema: type, *, rival: str | None = None) -> list[str]:
+    """The dotted keys of the settings named `key` within the groups of `schema` (a top-level config dataclass), or
+    else those of the setting name closest to it (`n_trail` -> `search.n_trials`) where it is closer than `rival` (the
+    closest top-level name, whose hint is kept otherwise); empty where none is."""
+    keys = [k for k in _dotted_keys(schema) if "." in k]
+    exact = [k for k in keys if k.rsplit(".", 1)[1] == key]
+    if exact:
+        return exact
+    names = difflib.get_close_matches(key, sorted({k.rsplit(".", 1)[1] for k in keys}), n=1, cutoff=0.8)
+    if not names or (rival is not None and difflib.SequenceMatcher(None, key, rival).ratio()
+                     >= difflib.SequenceMatcher(None, key, names[0]).ratio()):
+        return []
+    return [k for k in keys if k.rsplit(".", 1)[1] == names[0]]
 
 
 def _unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, type]]:

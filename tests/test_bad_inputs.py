@@ -90,7 +90,13 @@ SEARCH_CASES = [
     (["+train.epoch=3"], "train.epoch is not a setting of train (did you mean train.epochs?)"),
     (["++search.n_trails=3"], "search.n_trails is not a setting of search (did you mean search.n_trials?)"),
     (["+space.stages.1.kernel=[7]"], "space.stages[1].kernel is not a setting of space.stages[1] (did you mean space.stages[1].kernels?)"),
-    (["+epochs=3"], "epochs is not a setting of the config; allowed: hw, space, data, train, search, final_train, compress"),
+    (["+epochs=3"], "epochs is not a setting of the config (did you mean train.epochs or final_train.epochs or "
+                    "compress.recover.epochs or compress.quantize.qat.epochs?); allowed: hw, space, data, train, search, "
+                    "final_train, compress"),
+    # a group's setting without its group: the groups were listed as allowed, not which one holds it
+    (["n_trials=3"], "n_trials is not a setting of the config (did you mean search.n_trials?); allowed: hw, space,"),
+    (["n_trail=3"], "n_trail is not a setting of the config (did you mean search.n_trials?)"),
+    (["+nope=1"], "nope is not a setting of the config; allowed: hw, space, data, train, search, final_train, compress"),
     # values (validated before any work)
     (["search.n_trials=0"], "search.n_trials=0 must be an integer > 0"),
     (["search.n_trials=-5"], "search.n_trials=-5 must be an integer > 0"),
@@ -353,6 +359,7 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      ("nas.latency.fit", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
      ("compress.run", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
      ("compress.run", ["+checkpiont=/x"], "error: checkpiont is not a setting of the config (did you mean checkpoint?)"),
+     ("compress.run", ["ratio=0.5"], "error: ratio is not a setting of the config (did you mean compress.prune.ratio?)"),
      ("nas.latency.profile", ["+repeat=3"], "error: repeat is not a setting of the config (did you mean repeats?)"),
      ("nas.search", ["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
      # a path Hydra's grammar refuses unquoted: Hydra said "mismatched input ' (' expecting <EOF>", not to quote it

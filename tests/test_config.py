@@ -8,7 +8,7 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import ValidationError
 
-from nas.config import RunConfig, to_run_config
+from nas.config import CompressRunConfig, RunConfig, SearchOptions, to_run_config, unknown_key_message
 from nas.errors import ConfigError
 
 GROUPS = {
@@ -941,3 +941,20 @@ def test_a_number_setting_without_a_unit_in_its_name_given_no_number_names_the_k
     (tmp_path / "train" / "mine.yaml").write_text("subset: all\n")
     assert precheck_overrides(["--config-dir", str(tmp_path), "train=mine"], config_name="search") == (
         f"train.subset='all' (set in {tmp_path / 'train' / 'mine.yaml'}) must be a whole number or null, without units")
+
+
+def test_a_group_setting_given_without_its_group_names_the_groups_that_hold_it():
+    # n_trials=3 (for search.n_trials=3) was refused listing the groups, hw, space, ..., as the allowed keys
+    assert unknown_key_message("n_trials", RunConfig) == (
+        "n_trials is not a setting of the config (did you mean search.n_trials?); allowed: hw, space, data, train, "
+        "search, final_train, compress")
+    assert "(did you mean data.root?)" in unknown_key_message("root", RunConfig)
+    assert "(did you mean search.seed or compress.seed?)" in unknown_key_message("seed", RunConfig)
+    # a group within a group, and a misspelt setting closer to a group's setting than to a group's name
+    assert "(did you mean compress.prune.ratio?)" in unknown_key_message("ratio", CompressRunConfig)
+    assert "(did you mean search.n_trials?)" in unknown_key_message("n_trail", RunConfig)
+    # a misspelt group keeps its hint, and a key like no setting gets none
+    assert "(did you mean train?)" in unknown_key_message("trian", RunConfig)
+    assert "did you mean" not in unknown_key_message("nope", RunConfig)
+    # within a group the hint is the group's own, as before
+    assert "(did you mean search.n_trials?)" in unknown_key_message("search.n_trails", SearchOptions)
