@@ -8,7 +8,8 @@ Run folder layout (`runs/<study_name>/`):
   pareto.csv, pareto.json  the non-dominated feasible trials, by latency (pareto.csv: with the int8 model of each
                            compressed member, from its compressed_metrics.json)
   checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx, test_predictions.csv
-                           (+ the compressed files of compress.pipeline when compression ran)
+                           (+ the compressed files of compress.pipeline when compression ran; final_train.partial.pt
+                           while its final training has not finished, `PARTIAL_FILE`)
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
   .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.search._mark_started; the report names it)
 """
@@ -19,11 +20,12 @@ import contextlib
 import copy
 import csv
 import datetime as _dt
+import functools
 import hashlib
 import io
 import json
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,7 +38,7 @@ from torch import nn
 from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, read_checkpoint,
-    replacing_described,
+    replacing, replacing_described,
     save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
@@ -52,7 +54,8 @@ from nas.pareto_csv import fmt as _fmt, write_pareto_csv
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
-from nas.train import LossFn, accuracy, per_class_accuracy, seed_everything, train_candidate
+from nas.train import (FitState, LossFn, accuracy, per_class_accuracy, resolve_precision, seed_everything,
+                       train_candidate)
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -257,12 +260,98 @@ class MemberMetrics:
     test_acc_ci95: tuple[float, float] | None = None  # None in metrics.json written before 2026-12-05
 
 
+PARTIAL_FILE = "final_train.partial.pt"
+"""A Pareto member's final training as of its last finished epoch, in the member's folder until its weights are
+written (`final_train(partial=...)`): a rerun after a stop (Ctrl-C, SIGTERM, kill -9, the OOM killer) goes on from
+there instead of from epoch 0."""
+_PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
+
+
+def _partial_key(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
+                 teachers: Sequence[ArchConfig]) -> dict[str, Any]:
+    """What a final training's `PARTIAL_FILE` is valid for: all that sets its weights, as JSON values. Not the speed
+    settings (a rerun with other threads goes on), but the precision `auto` became on this CPU."""
+    recipe = run.final_train
+    key = {"arch": arch.arch_id, "seed": seed, "recipe": _recipe(asdict(recipe)),
+           "precision": resolve_precision(recipe.precision),
+           # the data group's augmentation, where the recipe leaves it to the data (max_shift: null)
+           "augment": {"hflip": run.data.hflip, "max_shift": run.data.max_shift},
+           "teachers": [t.arch_id for t in teachers], "metric": data.metric.value,
+           "train_images": split_digest(data.train)}  # other images (data.root, a split setting) train otherwise
+    return json.loads(json.dumps(key))  # as read back (Precision enums as their names)
+
+
+def _partial_differences(found: Any, key: dict[str, Any]) -> list[str]:
+    """The entries of `key` (one level into its dicts: `recipe.lr`) that `found` gives otherwise."""
+    found = found if isinstance(found, dict) else {}
+    out = []
+    for name, value in key.items():
+        then = found.get(name)
+        if isinstance(value, dict) and isinstance(then, dict):
+            out += [f"{name}.{k}" for k in sorted(set(value) | set(then)) if value.get(k) != then.get(k)]
+        elif then != value:
+            out.append(name)
+    return out
+
+
+def _read_partial(path: Path, *, key: dict[str, Any], model: nn.Module) -> FitState | None:
+    """The `FitState` a final training's `PARTIAL_FILE` holds where it is one of the training `key` describes, of
+    `model`'s weights; None where there is none, and, with one warning naming it and why, where it is unreadable (cut
+    short, damaged) or of another training (a changed recipe): it is then overwritten by the training's first epoch."""
+    if not path.is_file():
+        return None
+    try:
+        state, found = _partial_content(path, model=model)
+    except ValueError as e:
+        log.warning("%s is ignored and will be overwritten: it cannot be read as a final training's resume state (%s)",
+                    path, e)
+        return None
+    if differences := _partial_differences(found, key):
+        log.warning("%s is ignored and will be overwritten: it is of another final training (it differs in %s)",
+                    path, ", ".join(differences))
+        return None
+    return state
+
+
+def _partial_content(path: Path, *, model: nn.Module) -> tuple[FitState, Any]:
+    """The state and key a `PARTIAL_FILE` holds; `ValueError` in words where it holds none of `model`'s."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # cut short, random bytes, pickled code that weights_only refuses, unreadable, ...
+        raise ValueError(f"torch.load: {type(e).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != _PARTIAL_FORMAT:
+        raise ValueError(f"not of format {_PARTIAL_FORMAT}")
+    try:
+        state, found = FitState(**payload["state"]), json.loads(payload["key"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"its entries are damaged: {type(e).__name__}") from None
+    shapes = {k: tuple(getattr(v, "shape", ())) for k, v in state.model.items()} if isinstance(state.model, dict) else None
+    if shapes != {k: tuple(v.shape) for k, v in model.state_dict().items()}:
+        raise ValueError("its weights are not of this arch")
+    return state, found
+
+
+def _write_partial(path: Path, state: FitState, *, key: dict[str, Any]) -> None:
+    """`state` with its `key` written to `path` atomically: a stop while writing leaves the previous epoch's file."""
+    # by field, not dataclasses.asdict: that deep-copies every tensor, weights and optimizer moments, each epoch
+    payload = {"format": _PARTIAL_FORMAT, "key": json.dumps(key),
+               "state": {f.name: getattr(state, f.name) for f in fields(state)}}
+    with replacing(path) as tmp:
+        torch.save(payload, tmp)
+
+
 def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, loss_fn: LossFn | None = None,
-                teachers: Sequence[ArchConfig] = ()) -> tuple[nn.Module, dict[str, Any]]:
+                teachers: Sequence[ArchConfig] = (), partial: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train `arch` from scratch with the `final_train` recipe (seeded like its trial); returns the model
     and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher:
     name the archs of the `teachers` it runs). `ConfigError` before any training when its batch would not fit
-    `search.memory_budget_gb` (`nas.memory`), the teachers' forward pass beside the student's step counted."""
+    `search.memory_budget_gb` (`nas.memory`), the teachers' forward pass beside the student's step counted.
+
+    `partial` (the member's `PARTIAL_FILE`): where the training's state is saved after every epoch, and where a
+    training of the same arch, seed, recipe (its speed settings aside), teachers and training images goes on from
+    instead of starting again (a stop during one of a member's long final trainings lost every finished epoch); the
+    caller deletes it once the weights are written. Only for the recipe's loss or a distillation from `teachers`: the
+    file cannot tell other `loss_fn`s apart."""
     recipe, budget = run.final_train, memory_budget(run.search.memory_budget_gb)
     if budget is not None:
         images = min(len(data.train), recipe.subset or len(data.train))
@@ -280,7 +369,14 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
     # as the report's 'Weights tested' says it: final_train=smoke's "2 epochs" are of 512 images, not of the whole split
     log.info("final training of %s: %s", arch.arch_id,
              training_text(epochs=recipe.epochs, subset=recipe.subset, train_images=len(data.train)))
-    result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn)
+    resume, on_state = None, None
+    if partial is not None:
+        key = _partial_key(arch, data, run, seed=seed, teachers=teachers)
+        if (resume := _read_partial(partial, key=key, model=model)) is not None:
+            log.info("resuming final training of %s at epoch %d/%d", arch.arch_id, resume.epochs_done, recipe.epochs)
+        on_state = functools.partial(_write_partial, partial, key=key)
+    result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn,
+                             on_state=on_state, resume=resume)
     model.eval()
     model.meta = {"seed": seed, "val_acc": result.val_acc, "dataset": data.name, "classes": list(data.classes),
                   "metric": data.metric.value, "data_root": absolute_root(run.data.root)}  # as a trial's (nas.search)
@@ -403,6 +499,7 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     batch = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=memory_budget(run.search.memory_budget_gb))
     # where this call writes the member's new files: its folder, or beside it until all are made (a final training)
     out = folder
+    trained = False  # a final training ran: its PARTIAL_FILE goes once the files are in place
     with contextlib.ExitStack() as new_files:
         if up_to_date:
             if kept_final:
@@ -449,8 +546,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
                     # A final training starts from scratch: of the trial's file it needs the seed only, which the search
                     # derives from the arch (`train_seed`) where the file is missing or damaged
                     seed = _trial_seed(source, arch, search_seed=run.search.seed)
-                    model, final_info = final_train(arch, data, run, seed=seed)
+                    # its state after each epoch in the member's folder (not in `out`, deleted by a stop), for a rerun
+                    model, final_info = final_train(arch, data, run, seed=seed, partial=folder / PARTIAL_FILE)
                     final_info["recipe"] = final
+                    trained = True
                 save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
             logits = torch_logits(model, data.test, batch_size=batch)
             test_acc = accuracy(logits, data.test, balanced=data.balanced)
@@ -525,6 +624,8 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }
         atomic_write_json(out / "metrics.json", metrics)
+    if trained:  # model.pt holds the weights now; a stop before this point resumes at the last epoch, training none
+        (folder / PARTIAL_FILE).unlink(missing_ok=True)
     return metrics, predicted
 
 

@@ -11,7 +11,7 @@ import platform
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -240,6 +240,40 @@ class FitResult:
     epochs_done: int = 0
 
 
+@dataclass(frozen=True)
+class FitState:
+    """Where `fit` stands after a finished epoch: all that continuing it needs to train on exactly as if never stopped
+    (`fit(resume=...)`). The tensors are the model's and optimizer's own, valid during `on_state` only: save them (or
+    copy them) there. Values torch.load(weights_only=True) reads back."""
+
+    epochs_done: int
+    step: int  # optimizer steps done: where the learning-rate schedule (`lr_at`) stands
+    images_seen: int
+    seconds: float
+    train_loss: float  # mean over the last finished epoch
+    model: dict[str, torch.Tensor]  # state_dict
+    optimizer: dict[str, Any]  # state_dict: AdamW's moments and step counts
+    # every generator training draws from: torch's global one, `generator` (the data order and the augmentation's
+    # draws), and NumPy's and Python's, which seed_everything seeds too
+    rng: dict[str, Any]
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    """The random states `FitState.rng` keeps, in types torch.load(weights_only=True) reads (no NumPy arrays)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "generator": gen.get_state(), "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+
+
+def _set_rng_state(rng: dict[str, Any], gen: torch.Generator) -> None:
+    """Put back the random states `_rng_state` took, `gen`'s into `gen`."""
+    kind, keys, pos, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(rng["python"])
+    torch.set_rng_state(rng["torch"])
+    gen.set_state(rng["generator"])
+
+
 @contextlib.contextmanager
 def _layout_while_training(model: nn.Module, layout: torch.memory_format) -> Iterator[None]:
     """`model` in memory `layout` for the block, then in the default layout, which exporters and pruners expect: also
@@ -270,6 +304,8 @@ def fit(
     precision: str = "fp32",
     on_step: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[int], bool] | None = None,
+    on_state: Callable[[FitState], None] | None = None,
+    resume: FitState | None = None,
 ) -> FitResult:
     """Train `model` in place on `train` with AdamW + warm-up/cosine: the one loop behind proxy
     training, distillation (`compress.recover`) and quantization-aware training.
@@ -281,6 +317,10 @@ def fit(
     scaling needed: bf16 keeps float32's exponent range); `"fp32"` is plain float32.
     `on_epoch(epochs_done)` is called after every epoch but the last; returning True stops training there
     (the learning-rate schedule is not shortened: the model is where the full schedule had it).
+    `on_state(state)` is given a `FitState` after every epoch, the last one too (a final training saves it so that a
+    stop loses no finished epoch); `resume` continues from such a state of the same training (same model, data,
+    recipe and seed), with the weights, optimizer, schedule and random states it had: the same weights in the end
+    as without the stop. The returned seconds and images count those before the stop too.
     Raises `TrainingDiverged` if an epoch's mean loss is not finite.
     """
     steps_per_epoch = max(1, len(train) // batch_size)
@@ -298,7 +338,16 @@ def fit(
         step, seen, start = 0, 0, time.perf_counter()
         epoch_loss = 0.0
         done = 0
-        for _ in range(epochs):
+        if resume is not None:
+            if resume.epochs_done > epochs or resume.step != resume.epochs_done * steps_per_epoch:
+                raise ValueError(f"resume is of another training: {resume.epochs_done} epochs and {resume.step} steps "
+                                 f"done, where this one has {epochs} epochs of {steps_per_epoch} steps")
+            model.load_state_dict(resume.model)
+            opt.load_state_dict(resume.optimizer)
+            _set_rng_state(resume.rng, gen)
+            step, seen, epoch_loss, done = resume.step, resume.images_seen, resume.train_loss, resume.epochs_done
+            start -= resume.seconds  # the seconds returned are those of the whole training
+        for _ in range(epochs - done):
             loss_sum = torch.zeros(())
             batches = iterate_batches(
                 train, batch_size=batch_size, shuffle=True, generator=gen,
@@ -325,6 +374,10 @@ def fit(
             if not math.isfinite(epoch_loss):
                 raise TrainingDiverged(f"training loss became {epoch_loss} (lr={lr}); the candidate is unstable")
             done += 1
+            if on_state is not None:
+                on_state(FitState(epochs_done=done, step=step, images_seen=seen, seconds=time.perf_counter() - start,
+                                  train_loss=epoch_loss, model=model.state_dict(), optimizer=opt.state_dict(),
+                                  rng=_rng_state(gen)))
             if on_epoch is not None and done < epochs and on_epoch(done):
                 break
     return FitResult(train_loss=epoch_loss, images_seen=seen, seconds=time.perf_counter() - start, epochs_done=done)
@@ -342,6 +395,8 @@ def train_candidate(
     judge: Callable[[float], bool] | None = None,
     judge_after_epochs: int = 1,
     loss_fn: LossFn | None = None,
+    on_state: Callable[[FitState], None] | None = None,
+    resume: FitState | None = None,
 ) -> TrainResult:
     """Train `model` in place with AdamW + warm-up/cosine + label smoothing; return val accuracy (balanced accuracy,
     with class-weighted cross-entropy, when `data.balanced`).
@@ -352,6 +407,7 @@ def train_candidate(
     `judge(val_acc)`, if given, is asked once after `judge_after_epochs` epochs (when that is before the
     end) with the val accuracy at that point; returning True stops the training there.
     `loss_fn(logits, x, y)` replaces the label-smoothed cross-entropy (e.g. a distillation loss).
+    `on_state` and `resume`: as `fit`'s (a final training's resume after a stop; `nas.results.final_train`).
     Raises `TrainingDiverged` if the loss stops being finite.
     """
     torch.set_num_threads(cfg.threads)
@@ -377,6 +433,7 @@ def train_candidate(
         warmup_frac=cfg.warmup_frac, seed=seed, hflip=augment.hflip, erase_prob=cfg.erase_prob,
         max_shift=augment.max_shift if cfg.max_shift is None else cfg.max_shift,
         channels_last=cfg.channels_last, precision=precision, on_step=on_step, on_epoch=on_epoch,
+        on_state=on_state, resume=resume,
     )
     stopped = result.epochs_done < cfg.epochs
     val_acc = judged[0] if stopped else evaluate(model, data.val, batch_size=cfg.eval_batch_size, balanced=data.balanced)

@@ -888,3 +888,163 @@ def test_a_member_whose_model_pt_is_cut_short_is_made_again_not_taken_as_up_to_d
     metrics, _ = member.materialize()
     assert metrics["final_train"]["epochs"] == 2
     assert load_checkpoint(member.folder).meta["final_train"]["epochs"] == 2  # whole again
+
+
+# A member's final training (final_train.epochs=15: about 13 minutes per member on a laptop CPU) stopped by Ctrl-C,
+# SIGTERM, kill -9 or the OOM killer lost every finished epoch: the rerun trained the member again from epoch 0. Each
+# epoch's state is now kept in the member's folder (final_train.partial.pt) and a rerun goes on from it. The trainings
+# below run in fp32 on 1 thread (a final training is deterministic for a given seed and thread count), 2 epochs of
+# 240 images of 8x8 pixels.
+
+
+def _final_training(compose_cfg, *overrides: str):
+    """A one-stage arch, 240 random 8x8 images of 3 classes, and a run whose final_train trains 2 epochs of 8 steps."""
+    import torch
+
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
+    x = torch.randint(0, 256, (240, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    data = Dataset("t", Split(x, torch.arange(240) % 3), Split(x[:12], torch.arange(12) % 3),
+                   Split(x[12:24], torch.arange(12) % 3), ("a", "b", "c"), (0.5,), (0.25,))
+    run = to_run_config(compose_cfg("data.root=/unused", "data.max_shift=1", "hw=edge_npu", "search.export_onnx=false",
+                                    "final_train=smoke", "final_train.subset=null", "final_train.batch_size=30",
+                                    "final_train.precision=fp32", "final_train.threads=1", *overrides))
+    run.search.memory_budget_gb = None
+    return arch, data, run
+
+
+def _stopped_in_epoch(epoch: int, monkeypatch) -> None:
+    """Make the next training raise KeyboardInterrupt (as Ctrl-C does) as epoch `epoch` starts, after the one before
+    it finished: `fit` draws each epoch's batches from one `iterate_batches` call."""
+    import nas.train
+
+    calls, real = [], nas.train.iterate_batches
+
+    def batches(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            monkeypatch.setattr(nas.train, "iterate_batches", real)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nas.train, "iterate_batches", batches)
+
+
+def _same_weights(a, b) -> bool:
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _partial_state(path):
+    import torch
+
+    payload = torch.load(path, weights_only=True)
+    return json.loads(payload["key"]), payload["state"]["epochs_done"]
+
+
+def test_a_final_training_stopped_after_an_epoch_goes_on_from_its_partial_file_to_the_same_weights(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    import logging
+
+    import torch
+
+    from nas.results import PARTIAL_FILE, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+    straight, info = final_train(arch, data, run, seed=3)  # no file: the training as it ever was
+    state_after = torch.get_rng_state()
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        final_train(arch, data, run, seed=3, partial=partial)
+    assert _partial_state(partial)[1] == 1
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        resumed, resumed_info = final_train(arch, data, run, seed=3, partial=partial)
+    assert f"resuming final training of {arch.arch_id} at epoch 1/2" in [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # epoch 2 drew the same batches and shifts, from the same weights and AdamW moments, at the same learning rates
+    assert _same_weights(resumed, straight)
+    assert torch.equal(torch.get_rng_state(), state_after)  # and left torch's global generator where the training did
+    assert resumed_info["val_acc"] == info["val_acc"]
+    assert _partial_state(partial)[1] == 2  # the last epoch too: a stop while the member's files are written loses none
+
+
+def test_a_final_trainings_partial_file_of_another_recipe_is_ignored_with_a_warning_and_overwritten(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    import logging
+
+    from nas.results import PARTIAL_FILE, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        final_train(arch, data, run, seed=3, partial=partial)
+    _, _, other = _final_training(compose_cfg, "final_train.lr=1e-3")
+    straight, _ = final_train(arch, data, other, seed=3)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        trained, _ = final_train(arch, data, other, seed=3, partial=partial)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{partial} is ignored and will be overwritten: it is of another final training (it differs in recipe.lr)"]
+    assert not any(r.getMessage().startswith("resuming") for r in caplog.records)
+    assert _same_weights(trained, straight)  # trained from epoch 0 with lr=1e-3
+    key, done = _partial_state(partial)
+    assert key["recipe"]["lr"] == 1e-3 and done == 2
+    # the speed settings are not in the key: a rerun with other threads goes on from the file
+    _, _, more_threads = _final_training(compose_cfg, "final_train.lr=1e-3", "final_train.threads=2")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        final_train(arch, data, more_threads, seed=3, partial=partial)
+    assert f"resuming final training of {arch.arch_id} at epoch 2/2" in [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut short"])
+def test_a_final_trainings_unreadable_partial_file_is_ignored_with_one_warning_not_a_traceback(
+        tmp_path, compose_cfg, monkeypatch, caplog, damage):
+    import logging
+
+    from nas.results import PARTIAL_FILE, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+    straight, _ = final_train(arch, data, run, seed=3, partial=partial)
+    whole = partial.read_bytes()
+    partial.write_bytes(b"not a checkpoint\n" if damage == "garbage" else whole[:len(whole) // 2])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        trained, _ = final_train(arch, data, run, seed=3, partial=partial)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "\n" not in warned[0]
+    assert warned[0].startswith(f"{partial} is ignored and will be overwritten: it cannot be read as a final training's "
+                                "resume state (torch.load: ")
+    assert _same_weights(trained, straight)  # trained from epoch 0
+    assert _partial_state(partial)[1] == 2  # readable again
+
+
+def test_a_member_stopped_during_its_final_training_resumes_on_the_rerun_and_its_partial_file_goes_with_it(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    import logging
+
+    import nas.results as results_mod
+    from nas.checkpoint import load_checkpoint
+
+    arch, data, run = _final_training(compose_cfg)
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    folder = tmp_path / "checkpoints" / arch.arch_id
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        results_mod.materialize_member(tmp_path, record, data, run)
+    assert sorted(p.name for p in folder.iterdir()) == [results_mod.PARTIAL_FILE]  # epoch 1 kept, nothing else
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
+    assert f"resuming final training of {arch.arch_id} at epoch 1/2" in [r.getMessage() for r in caplog.records]
+    assert not (folder / results_mod.PARTIAL_FILE).exists()  # gone once model.pt is written
+    assert sorted(p.name for p in folder.iterdir()) == ["arch.json", "metrics.json", "model.pt", "test_predictions.csv"]
+    straight, _ = results_mod.final_train(arch, data, run, seed=results_mod.train_seed(arch, search_seed=run.search.seed))
+    assert _same_weights(load_checkpoint(folder), straight) and metrics["final_train"]["epochs"] == 2
