@@ -660,25 +660,39 @@ def smoke_groups(run: RunConfig) -> list[str]:
     return found
 
 
+def group_presets(group: str, cls: type[T], folders: Sequence[str | Path] | None = None, *,
+                  missing: Mapping[str, Any] | None = None) -> dict[str, T]:
+    """The files `<group>=<name>` may choose in `folders` (default `group_folders(group)`), read as `cls`, by name in
+    sorted order; where two folders hold the same file name, the first one's, as Hydra composes it. A file that does not
+    load is left out (this serves hints, not `<group>=`). `missing`: values for the keys a file leaves required
+    (`root: ???` of data=imagefolder), so that such a file can be compared on its other settings."""
+    paths: dict[str, Path] = {}
+    for folder in group_folders(group) if folders is None else folders:
+        for path in sorted(Path(folder).glob("*.yaml")):
+            paths.setdefault(path.stem, path)
+    presets: dict[str, T] = {}
+    for stem in sorted(paths):
+        try:
+            if missing:
+                node = OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(paths[stem]))
+                for key, value in missing.items():
+                    if key in node.keys() and OmegaConf.is_missing(node, key):  # `in` is False for a ??? value
+                        node[key] = value
+                presets[stem] = structured(node, cls)
+            else:
+                presets[stem] = _read_group_file(paths[stem], cls)
+        except (ConfigError, OmegaConfBaseException, OSError, ValueError, yaml.YAMLError):
+            continue
+    return presets
+
+
 def hw_profiles(folders: str | Path | Sequence[str | Path] | None = None) -> list[HardwareProfile]:
     """The hardware profiles in `folders` (default: `hw_folders()`), by file name; where two folders hold the same file
     name, the first one's, as Hydra composes it. A file that does not load as a profile is left out (this serves
     hints, such as which profile was calibrated on this host, not `hw=`)."""
-    if folders is None:
-        folders = hw_folders()
-    elif isinstance(folders, (str, Path)):
+    if isinstance(folders, (str, Path)):
         folders = [folders]
-    paths: dict[str, Path] = {}
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.yaml")):
-            paths.setdefault(path.stem, path)
-    profiles = []
-    for path in (paths[stem] for stem in sorted(paths)):
-        try:
-            profiles.append(_read_group_file(path, HardwareProfile))
-        except (ConfigError, OmegaConfBaseException, OSError, ValueError, yaml.YAMLError):
-            continue
-    return profiles
+    return list(group_presets("hw", HardwareProfile, folders).values())
 
 
 def hw_help(argv: Sequence[str], *, config_name: str) -> str:

@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
-from nas.config import SPEED_SETTINGS, DataConfig, RunConfig, group_file  # SPEED_SETTINGS: nas.results reads it here
+from nas.config import SPEED_SETTINGS, DataConfig, RunConfig, group_file, group_presets  # SPEED_SETTINGS: nas.results reads it here
 from nas.data import CLASS_SUMMARY, absolute_root, class_changes
 from nas.errors import ConfigError, module_logger
 
@@ -184,6 +184,22 @@ def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
     return "; ".join(lines[:shown]) + (f"; and {len(lines) - shown} more" if len(lines) > shown else "")
 
 
+def _presets_of(stored: dict[str, Any], run: RunConfig, groups: Collection[str]) -> list[str]:
+    """`<group>=<name>` for each of `groups` whose settings in `stored` (a study's fingerprint) are exactly those of one
+    of the group's files (`nas.config.group_presets`: conf/<group>/<name>.yaml, or the user's under --config-dir): the
+    one thing to type to resume. A group whose settings are no file's is left out."""
+    hints = []
+    for group in groups:
+        # the fingerprint leaves data.root out, which data=imagefolder's file leaves required: the run's stands in
+        missing = {"root": run.data.root} if group == "data" else None
+        for name, preset in group_presets(group, type(getattr(run, group)), missing=missing).items():
+            # compared as the refusal compares (speed settings, a chip's description aside), via `fingerprint`
+            if fingerprint(dataclasses.replace(run, **{group: preset})).get(group) == stored.get(group):
+                hints.append(f"{group}={name}")
+                break
+    return hints
+
+
 # The search.* settings every worker of a study must share (a resumed run included), with why; they change what a
 # trial's result means or what the sampler optimizes, so one study under two values would mix two searches. The others
 # may differ between workers: n_trials is a stopping rule (each worker stops once the study holds its own total; a rerun
@@ -309,12 +325,17 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     if stored != fp:
         changed = [k for k in FINGERPRINT_KEYS if stored.get(k) != fp.get(k)]
         said = f"study {run.search.study_name!r} was created with other {', '.join(changed)} settings ({_differences(stored, fp)})"
+        presets = _presets_of(stored, run, changed)
+        # the study's settings of a group are one of its files (train=smoke): that name is what to type
+        groups = [p.split("=")[0] for p in presets]
+        same = (f" ({' '.join(presets)}: the study's {' and '.join(filter(None, (', '.join(groups[:-1]), groups[-1])))} "
+                "settings)" if presets else "")
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             # every trial failed (a recipe that diverged, which the search stops on) or none ran: the fix is a new study,
             # and it costs nothing (still refused: a worker of the study may be training under its settings)
             raise ConfigError(f"{said}; no trial of it has finished, so nothing is lost: pass a new search.study_name=..., "
-                              "or rerun with the same ones to resume")
-        raise ConfigError(f"{said}; rerun with the same ones to resume, or pass a new search.study_name=...")
+                              f"or rerun with the same ones to resume{same}")
+        raise ConfigError(f"{said}; rerun with the same ones to resume{same}, or pass a new search.study_name=...")
     if data is not None:
         # other images are refused before check_search records a tighter budget: a refused worker changed the study
         check_data(study, data, record=False)

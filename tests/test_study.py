@@ -12,10 +12,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.config import to_run_config
+from nas.config import DataFormat, to_run_config
 from nas.errors import ConfigError, DataError
 from nas.search import export_study, run_search
-from nas.study import counts, fail_lost_trials, open_storage, open_study, slot_taken, with_study_settings, worker_info
+from nas.study import (counts, fail_lost_trials, fingerprint, open_storage, open_study, slot_taken,
+                       with_study_settings, worker_info)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Trials are created with study.ask() here to stand for other processes' trials.
@@ -240,6 +241,38 @@ def test_study_from_before_a_data_setting_resumes_only_with_what_it_did_then(tmp
     changed = dataclasses.replace(run, data=dataclasses.replace(run.data, **{key: value}))
     with pytest.raises(ConfigError, match=message):
         open_study(changed, storage, optuna.samplers.RandomSampler())
+
+
+def test_a_refusal_for_other_settings_names_the_group_file_that_holds_the_studys(tmp_path, compose_cfg, tiny_idx_root):
+    # A study searched with train=smoke, rerun with train=default: the refusal listed the fields that differ but not the
+    # one thing to type, train=smoke.
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
+    storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
+    study = open_study(to_run_config(compose_cfg(*base, "train=smoke")), storage, optuna.samplers.RandomSampler())
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+    with pytest.raises(ConfigError) as e:
+        open_study(to_run_config(compose_cfg(*base, "train=default")), storage, optuna.samplers.RandomSampler())
+    assert str(e.value).endswith(
+        "(train.batch_size: 64 then, 128 now; train.subset: 512 then, null now); rerun with the same ones to resume "
+        "(train=smoke: the study's train settings), or pass a new search.study_name=...")
+    # one name per group whose settings are a file's: another chip too
+    with pytest.raises(ConfigError, match=r"to resume \(hw=edge_npu train=smoke: the study's hw and train settings\), or"):
+        open_study(to_run_config(compose_cfg(*base, "hw=cpu", f"search.study_name={study.study_name}")), storage,
+                   optuna.samplers.RandomSampler())
+    # settings no file holds (train=smoke with 2 epochs): nothing to name
+    epochs = [f"search.study_name={study.study_name}-2", "train=smoke"]
+    open_study(to_run_config(compose_cfg(*base, *epochs, "train.epochs=2")), storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError) as e:
+        open_study(to_run_config(compose_cfg(*base, *epochs)), storage, optuna.samplers.RandomSampler())
+    assert str(e.value).endswith("(train.epochs: 2 then, 1 now); no trial of it has finished, so nothing is lost: pass a "
+                                 "new search.study_name=..., or rerun with the same ones to resume")
+    # data=imagefolder's file leaves data.root required (which the study does not record): it is named all the same
+    from nas.study import _presets_of
+
+    run = to_run_config(compose_cfg(*base))
+    folder = dataclasses.replace(run.data, name="imagefolder", format=DataFormat.imagefolder, img_size=32, stratify=True,
+                                 max_shift=2)
+    assert _presets_of(fingerprint(dataclasses.replace(run, data=folder)), run, ["data"]) == ["data=imagefolder"]
 
 
 def test_study_resumes_under_other_speed_settings_and_names_the_values_that_block_it(tmp_path, compose_cfg, tiny_idx_root):
@@ -582,7 +615,7 @@ def test_a_report_from_a_study_names_the_settings_given_there_that_the_study_rep
 def test_the_file_a_profiles_fitted_numbers_were_read_from_is_not_in_the_fingerprint(compose_cfg):
     # HardwareProfile gained `fitted` (their file, "" once read): in the fingerprint, every study created before would have
     # refused to resume ("created with other settings").
-    from nas.config import to_run_config
+    from nas.config import DataFormat, to_run_config
     from nas.study import fingerprint
 
     run = to_run_config(compose_cfg("hw=cpu"))
