@@ -1,11 +1,13 @@
 """Tests of nas.errors' helpers."""
 
+import ast
 import contextlib
 import io
 import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -298,3 +300,52 @@ def test_readable_repr_quotes_a_name_with_its_bytes_that_are_not_utf8_written_as
     assert readable_repr("cat") == "'cat'" and readable_repr("it's") == '"it\'s"' and readable_repr("café") == "'café'"
     assert readable_repr(os.fsdecode(b"a\\\xe9")) == "'a\\\\\\xe9'"  # its own backslash stays escaped, as repr() writes it
     assert readable_repr("a\\udce9") == repr("a\\udce9")  # the characters \udce9 of a name are not a byte
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("nas", "compress")
+
+
+def _package_logger_calls(source: str) -> list[tuple[int, str]]:
+    """The line and text of each `getLogger(...)` call in `source` (any spelling: logging.getLogger, an alias, a
+    `from logging import getLogger`) that gets a package's logger: `__name__`, or a name of `PACKAGES`' own
+    ("nas.search", f"compress.{x}"). The root logger and third-party ones (nncf, optuna) are not this check's."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) != "getLogger" or not node.args:
+            continue
+        arg = node.args[0]
+        if isinstance(arg, ast.JoinedStr):  # an f-string: what it starts with
+            arg = arg.values[0] if arg.values else arg
+        named = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+        if (isinstance(arg, ast.Name) and arg.id == "__name__") or (
+                named is not None and any(named == p or named.startswith(p + ".") for p in PACKAGES)):
+            found.append((node.lineno, ast.get_source_segment(source, node) or "getLogger(...)"))
+    return found
+
+
+def test_every_package_logger_is_a_module_logger():
+    # A module that took logging.getLogger(__name__) lacked the ReadableNames filter: its lines naming a file that is
+    # not UTF-8 raised UnicodeEncodeError in a strict UTF-8 handler ("--- Logging error ---") instead of showing \xNN.
+    # nas/errors.py is where module_logger (and logging_to, which only routes loggers by name) is made.
+    modules = [path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]
+    assert len(modules) > 20  # the scan found the packages
+    bad = [f"{path.relative_to(ROOT)}:{line}: {call}" for path in modules if path != ROOT / "nas" / "errors.py"
+           for line, call in _package_logger_calls(path.read_text(encoding="utf-8"))]
+    assert bad == [], "use nas.errors.module_logger(name) for a package logger, not: " + "; ".join(bad)
+
+
+@pytest.mark.parametrize(("source", "flagged"), [
+    ("import logging\nlog = logging.getLogger(__name__)", True),
+    ("import logging as lg\nlog = lg.getLogger('nas.latency')", True),
+    ("from logging import getLogger\nlog = getLogger(f'compress.{1}')", True),
+    ("import logging\nlog = logging.getLogger('nncf')", False),  # a library's logger: its level is set, nothing logged
+    ("import logging\nroot = logging.getLogger()", False),
+    ("import logging\nlog = logging.getLogger('nasty')", False),
+    ("from nas.errors import module_logger\nlog = module_logger(__name__)", False),
+])
+def test_the_package_logger_scan_tells_a_package_logger_from_others(source, flagged):
+    assert bool(_package_logger_calls(source)) == flagged
