@@ -511,6 +511,63 @@ def test_fit_on_unit_times_recovers_a_chip_with_per_unit_type_costs(cpu, space_t
         fit_profile(archs[fit], totals[fit], prior, unit_times=units[:3])
 
 
+def test_fit_records_the_cross_validated_error_of_held_out_totals(cpu, space_t):
+    from nas.latency.fit import cross_validated_record
+
+    prior = cpu.without_calibration()
+    archs = sample_archs(space_t, 30, seed=5, in_chans=1, img_size=28, num_classes=10)
+    exact = np.array([arch_features(a, prior) @ prior_coefficients(prior) for a in archs]) / 1000  # a chip the model fits
+    noise = np.exp(np.random.default_rng(2).uniform(-0.4, 0.4, len(archs)))  # and one it does not (+-40%)
+    clean, noisy = fit_profile(archs, exact, prior), fit_profile(archs, exact * noise, prior)
+    for result in (clean, noisy):
+        cv = result.profile.cross_validated
+        # the RMSPE the ridge strength was chosen by (the note's), over the measurements, each held out once
+        assert cv["rmspe"] == result.cv_rmspe and (cv["measurements"], cv["folds"]) == (30, 5)
+        assert (cv["within_10pct"] * 30) % 1 == pytest.approx(0.0, abs=1e-9)
+    assert clean.profile.cross_validated["within_10pct"] > 0.9 > noisy.profile.cross_validated["within_10pct"]
+    assert clean.profile.cross_validated["rmspe"] < 0.05 < noisy.profile.cross_validated["rmspe"]
+    # the share within +-10% counts as nas.latency.validate does (|error| <= 10%, the edge in)
+    assert cross_validated_record(np.array([0.1, -0.1, 0.2, -0.05]), folds=2) == {
+        "measurements": 4, "folds": 2, "within_10pct": 0.75, "rmspe": pytest.approx(np.sqrt((0.01 + 0.01 + 0.04 + 0.0025) / 4))}
+    # fewer measurements than folds: each its own fold
+    assert fit_profile(archs[:4], exact[:4], prior).profile.cross_validated["folds"] == 4
+    # without the record, a profile refitted starts bare
+    assert prior.cross_validated == {} and noisy.profile.without_calibration().cross_validated == {}
+
+
+def test_fit_cli_writes_the_cross_validated_error_into_the_fitted_file_and_older_files_load(tmp_path, cpu, space_t):
+    from nas.latency import describe_predictor
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    noise = np.exp(np.random.default_rng(3).uniform(-0.3, 0.3, len(archs)))
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a, t in zip(archs, predict_latency_batch(archs, cpu) * noise)])
+    fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                                  out=str(tmp_path / "chip.yaml")))
+    fitted = tmp_path / "chip.fitted.yml"
+    line = next(ln for ln in fitted.read_text().splitlines() if ln.startswith("cross_validated:"))
+    assert re.fullmatch(r"cross_validated: \{measurements: 12, folds: 5, within_10pct: [0-9.]+, rmspe: [0-9.]+\}  # each "
+                        r"measurement predicted by the fit on the other folds \(the report shows it\)", line), line
+    chip = load_hw_profile(tmp_path / "chip.yaml")
+    assert chip.cross_validated["measurements"] == 12 and 0 < chip.cross_validated["rmspe"] < 1
+    assert "; cross-validated (5 folds): " in describe_predictor(chip)
+    # A fitted file from before the record (every shipped one was) loads, and its predictor line says nothing new
+    fitted.write_text(fitted.read_text().replace(line + "\n", ""))
+    older = load_hw_profile(tmp_path / "chip.yaml")
+    assert older.cross_validated == {} and older.calibration == chip.calibration
+    assert describe_predictor(older) == describe_predictor(chip).split("; cross-validated")[0]
+    # One edited by hand into something no fit writes: one line naming the value
+    fitted.write_text(fitted.read_text().replace("calibration:\n", line.replace("within_10pct: ", "within_10pct: 8") + "\ncalibration:\n", 1))
+    with pytest.raises(ConfigError, match=r"hw\.cross_validated\.within_10pct=8[0-9.]+ must be a share in \[0, 1\], as a fit "
+                                          r"writes it$"):
+        load_hw_profile(tmp_path / "chip.yaml")
+    with pytest.raises(ConfigError, match=r"^hw\.cross_validated=\{'rmspe': 0\.1\} must be a mapping of measurements, "
+                                          r"folds, within_10pct, rmspe, as a fit writes it \(or left out\)$"):
+        dataclasses.replace(chip, cross_validated={"rmspe": 0.1})
+
+
 def test_check_units_keeps_unit_times_that_predict_totals_and_drops_those_of_another_session(cpu, space_t):
     prior = cpu.without_calibration()
     lambdas = (1e-6, 1e-4)  # two ridge strengths, not the default five: each costs a fit per fold and spill threshold
@@ -518,6 +575,9 @@ def test_check_units_keeps_unit_times_that_predict_totals_and_drops_those_of_ano
     units, totals = _synthetic_unit_chip(prior, archs)
     kept = fit_profile(archs, totals, prior, unit_times=units, residual_trees=0, check_units=True, lambdas=lambdas)
     assert kept.n_units > 0 and kept.form_cv["with unit times"] < kept.form_cv["totals only"]
+    # What it records of held-out error is of the totals, as the check scored them (not of the unit times)
+    assert kept.profile.cross_validated["rmspe"] == kept.form_cv["with unit times"] != kept.cv_rmspe
+    assert (kept.profile.cross_validated["measurements"], kept.profile.cross_validated["folds"]) == (40, 5)
     assert "unit times kept: totals' cross-validated RMSPE" in kept.summary()
     # Same calibration as without the check: it only chooses.
     assert kept.profile.calibration == fit_profile(archs, totals, prior, unit_times=units, residual_trees=0,
@@ -527,12 +587,14 @@ def test_check_units_keeps_unit_times_that_predict_totals_and_drops_those_of_ano
     other = [{u: t * f for u, t in times.items()} for times, f in zip(units, np.exp(rng.uniform(-0.7, 0.7, len(units))))]
     dropped = fit_profile(archs, totals, prior, unit_times=other, residual_trees=0, check_units=True, lambdas=lambdas)
     assert dropped.n_units == 0 and dropped.form_cv["totals only"] < dropped.form_cv["with unit times"]
+    assert dropped.profile.cross_validated["rmspe"] == dropped.cv_rmspe  # the totals fit it returns: its own
     assert dropped.profile.calibration == fit_profile(archs, totals, prior, lambdas=lambdas).profile.calibration
     assert "unit times left out" in dropped.summary()
     # Too few archs to hold a fifth out: the unit fit is returned unchecked.
     few = fit_profile(archs[:8], totals[:8], prior, unit_times=other[:8], residual_trees=0, check_units=True,
                       lambdas=lambdas)
     assert few.form_cv is None and few.n_units > 0
+    assert few.profile.cross_validated == {}  # no totals held out: nothing recorded
 
 
 def test_fit_learns_that_the_weights_of_bigger_models_spill_out_of_the_cache(cpu, space_t):
@@ -890,7 +952,8 @@ def test_host_mismatch_names_a_profile_calibrated_on_this_host(cpu):
     from nas.latency.measure import host_mismatch
 
     profile = dataclasses.replace(cpu, calibrated_on="AMD EPYC")
-    xeon = dataclasses.replace(cpu, name="cpu_xeon", calibrated_on="Intel(R) Xeon(R) Processor")
+    # fitted_for left out: the profiles below change precision, which a calibration that records it refuses
+    xeon = dataclasses.replace(cpu, name="cpu_xeon", calibrated_on="Intel(R) Xeon(R) Processor", fitted_for="")
     host = "Intel(R) Xeon(R) Processor; 2 cpus"
     assert "use hw=cpu_xeon, calibrated on this CPU model" in host_mismatch(profile, host=host, others=[profile, xeon])
     # Only a profile that times the same way and is calibrated is named.
@@ -1278,13 +1341,14 @@ def test_timing_an_fp16_profile_here_is_refused_naming_the_setting_and_export_on
     import nas.latency.profile as profile_mod
 
     monkeypatch.setattr(profile_mod, "profile_archs", lambda *a, **k: pytest.fail("sampled before the precision check"))
+    # hw=cpu_ort, uncalibrated: hw=cpu's fitted file records `fitted_for: precision=fp32`, which refuses fp16 first
     with pytest.raises(ConfigError) as err:
-        run_profile(_latency_cfg("hw=cpu", "hw.precision=fp16", "n=1", f"out={tmp_path}/m.csv"))
-    assert str(err.value) == ("hw.precision='fp16' cannot be timed on this host: openvino (hw.runtime) times fp32 or int8 "
-                              "here; for a chip that runs fp16, export_only=true exports float32 ONNX files for the chip's "
-                              "own compiler to cast and its profiler to time (README 'Onboarding a chip')")
+        run_profile(_latency_cfg("hw=cpu_ort", "hw.precision=fp16", "n=1", f"out={tmp_path}/m.csv"))
+    assert str(err.value) == ("hw.precision='fp16' cannot be timed on this host: onnxruntime (hw.runtime) times fp32 or "
+                              "int8 here; for a chip that runs fp16, export_only=true exports float32 ONNX files for the "
+                              "chip's own compiler to cast and its profiler to time (README 'Onboarding a chip')")
     with pytest.raises(ConfigError, match=r"^hw\.precision='fp16' cannot be timed on this host"):  # called directly too
-        measure_archs([TINY], dataclasses.replace(cpu, precision="fp16"), export_dir=tmp_path)
+        measure_archs([TINY], dataclasses.replace(cpu.without_calibration(), precision="fp16"), export_dir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
@@ -1439,16 +1503,36 @@ def test_the_predictor_is_described_for_reports(cpu):
     from nas.latency import describe_predictor
 
     assert "not calibrated" in describe_predictor(cpu.without_calibration())
-    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="", fitted_archs=[])
+    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="", fitted_archs=[],
+                                   cross_validated={})
     assert describe_predictor(per_kind) == "calibrated on measurements: per op kind"
     assert (describe_predictor(dataclasses.replace(per_kind, calibrated_on="Chip X"))
             == "calibrated on measurements from Chip X: per op kind")
     per_unit = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}}, fitted_archs=[],
-                                   residual=[[0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]])
+                                   cross_validated={}, residual=[[0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]])
     assert describe_predictor(per_unit).endswith("from per-unit profiles, with 1 residual tree per unit")
     # how many archs the calibration was fitted on, as it records them: the report's "Latency predictor" line
-    assert describe_predictor(cpu).endswith(f"per unit; fitted on {len(cpu.fitted_archs)} measured archs")
+    assert describe_predictor(dataclasses.replace(cpu, cross_validated={})).endswith(
+        f"per unit; fitted on {len(cpu.fitted_archs)} measured archs")
     assert describe_predictor(dataclasses.replace(per_kind, fitted_archs=["a1"])).endswith("per op kind; fitted on 1 measured arch")
+
+
+def test_the_predictor_line_says_how_far_off_the_fit_was_on_held_out_archs_where_it_recorded_that(cpu):
+    # The report's "Latency predictor" line (pareto.json's `latency_predictor`) said how many archs a calibration saw,
+    # not how far off it was: that was only in a comment of the fitted file. A profile fitted before the record existed
+    # says nothing new.
+    from nas.latency import describe_predictor
+
+    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="",
+                                   fitted_archs=[f"a{i}" for i in range(50)], cross_validated={})
+    assert describe_predictor(per_kind) == "calibrated on measurements: per op kind; fitted on 50 measured archs"
+    record = {"measurements": 50, "folds": 5, "within_10pct": 0.84, "rmspe": 0.0612}
+    assert describe_predictor(dataclasses.replace(per_kind, cross_validated=record)) == (
+        "calibrated on measurements: per op kind; fitted on 50 measured archs; cross-validated (5 folds): 84% within "
+        "+-10%, RMSPE 6.1%")
+    # as Hydra composes a record written inline (counts as floats)
+    assert describe_predictor(dataclasses.replace(per_kind, cross_validated={**record, "folds": 5.0})).endswith(
+        "; cross-validated (5 folds): 84% within +-10%, RMSPE 6.1%")
 
 
 def test_residual_rows_predict_what_scikit_learn_predicts():
@@ -2516,7 +2600,8 @@ def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, spa
     assert described in source
     assert text == (source.split(CALIBRATION_MARKER)[0].replace("name: cpu\n", "name: chip\n").replace(
         described, f'description: "{cpu.description}, refitted on AMD EPYC"\n') + CALIBRATION_MARKER
-                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, fitted_for, calibration, residual: "
+                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, fitted_for, cross_validated, "
+                      "calibration, residual: "
                       "in that file\n")
     assert fitted.startswith(CALIBRATION_MARKER + "\n# fitted ") and "\ncalibration:\n" in fitted
     profile = load_hw_profile(tmp_path / "chip.yaml")

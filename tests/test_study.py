@@ -622,6 +622,21 @@ def test_the_file_a_profiles_fitted_numbers_were_read_from_is_not_in_the_fingerp
     assert run.hw.calibration and "fitted" not in fingerprint(run)["hw"]
 
 
+def test_a_profiles_cross_validated_error_is_not_in_the_fingerprint(compose_cfg):
+    # A refit that only adds the record (HardwareProfile gained `cross_validated`, which predicts nothing) leaves every
+    # study created before resumable.
+    import dataclasses
+
+    from nas.config import to_run_config
+    from nas.study import fingerprint
+
+    run = to_run_config(compose_cfg("hw=cpu"))
+    record = {"measurements": 50, "folds": 5, "within_10pct": 0.84, "rmspe": 0.0612}
+    with_record = dataclasses.replace(run, hw=dataclasses.replace(run.hw, cross_validated=record))
+    without = dataclasses.replace(run, hw=dataclasses.replace(run.hw, cross_validated={}))
+    assert fingerprint(with_record) == fingerprint(without) and "cross_validated" not in fingerprint(with_record)["hw"]
+
+
 def test_report_from_a_sqlite_file_that_is_not_there_refuses_and_creates_none(tmp_path, compose_cfg):
     # `python -m nas.report search.storage=sqlite:///<a typo>` refused ("not in ...; studies there: none") but left an
     # empty Optuna database of that name behind.

@@ -427,21 +427,38 @@ class FitResult:
 def _choose_lambda(X: np.ndarray, y: np.ndarray, groups: np.ndarray, theta0: np.ndarray, scale: np.ndarray,
                    lambdas: Sequence[float], folds: int, seed: int) -> tuple[float, float]:
     """(cross-validated RMSPE, lambda) of the best ridge strength; folds split whole groups (one arch's units)."""
+    rmspe, lam, _ = _cross_validate(X, y, groups, theta0, scale, lambdas, folds, seed)
+    return rmspe, lam
+
+
+def _cross_validate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, theta0: np.ndarray, scale: np.ndarray,
+                    lambdas: Sequence[float], folds: int, seed: int) -> tuple[float, float, np.ndarray]:
+    """`_choose_lambda`'s (RMSPE, lambda), and the held-out relative errors at that lambda (fold by fold, each row once)."""
     rng = np.random.default_rng(seed)
     ids = np.unique(groups)
     fold_of_group = dict(zip(ids, rng.permutation(len(ids)) % min(folds, len(ids))))
     fold_of = np.array([fold_of_group[g] for g in groups])
-    best = (np.inf, lambdas[0])
+    best = (np.inf, lambdas[0], np.array([]))
     for lam in lambdas:
         errs = []
         for f in range(fold_of.max() + 1):
             train, test = fold_of != f, fold_of == f
             theta = _solve(X[train], y[train], theta0, scale, lam)
-            errs.append(((X[test] @ theta - y[test]) / y[test]) ** 2)
-        rmspe = float(np.sqrt(np.mean(np.concatenate(errs))))
+            errs.append((X[test] @ theta - y[test]) / y[test])
+        rel = np.concatenate(errs)
+        rmspe = float(np.sqrt(np.mean(rel**2)))
         if rmspe < best[0]:
-            best = (rmspe, lam)
+            best = (rmspe, lam, rel)
     return best
+
+
+def cross_validated_record(errors: np.ndarray, *, folds: int) -> dict[str, float]:
+    """`HardwareProfile.cross_validated` of held-out relative errors `errors` ((predicted - measured) / measured, one per
+    measurement) from `folds` folds: how many, the folds, the share within +-10% (as `nas.latency.validate` counts it)
+    and the RMSPE."""
+    e = np.asarray(errors, dtype=float)
+    return {"measurements": int(len(e)), "folds": int(folds), "within_10pct": float(np.mean(np.abs(e) <= 0.10)),
+            "rmspe": float(np.sqrt(np.mean(e**2)))}
 
 
 def fit_profile(
@@ -468,6 +485,9 @@ def fit_profile(
     of both fits on the measured archs, `FitResult.form_cv`); else return the totals-only fit. Unit times from a
     profiling session that ran the models at other relative speeds than the timing session can make things worse
     (experiments/results/latency/predictor_cpu_xeon.md). It costs 2 x `folds` extra fits.
+    The profile records how far off held-out totals were (`HardwareProfile.cross_validated`): for a fit on totals, in the
+    cross-validation that chose the ridge strength (`cv_rmspe`); for one that kept unit times, in the check's (`form_cv`).
+    A fit on unit times without the check records none: its cross-validation scored unit times, not models.
     """
     if len(archs) != len(latencies_ms) or len(archs) < MIN_FIT:
         raise DataError(f"need >= {MIN_FIT} measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
@@ -484,19 +504,23 @@ def fit_profile(
             return with_units
         settings = dict(lambdas=lambdas, folds=folds, seed=seed, residual_trees=residual_trees, weight_spill=weight_spill)
         try:
-            form_cv = {"with unit times": _cv_of_totals(archs, y, prior, unit_times, **settings),
-                       "totals only": _cv_of_totals(archs, y, prior, None, **settings)}
+            held_out = {"with unit times": _cv_of_totals(archs, y, prior, unit_times, **settings),
+                        "totals only": _cv_of_totals(archs, y, prior, None, **settings)}
         except DataError:  # a fold left too few archs with unit times to fit on: nothing to compare
             return with_units
+        form_cv = {form: float(np.sqrt(np.mean(errors**2))) for form, errors in held_out.items()}
         if form_cv["with unit times"] <= form_cv["totals only"]:
-            return dataclasses.replace(with_units, form_cv=form_cv)
+            # The record says how far off held-out models' totals were (the unit times' own cross-validation scores units)
+            kept = dataclasses.replace(with_units.profile,
+                                       cross_validated=cross_validated_record(held_out["with unit times"], folds=folds))
+            return dataclasses.replace(with_units, profile=kept, form_cv=form_cv)
     g = slice(0, N_GLOBAL)  # totals alone cannot tell unit types apart: global terms only
     theta0, scale = prior_coefficients(uncalibrated)[g], _scales(uncalibrated)[g]
     # Datasheet numbers get the *shape* (relative op costs) right far more often than the absolute
     # level; one global factor fitted first keeps the ridge from pulling toward the wrong level.
     level = float(np.median(y / (X[:, g] @ theta0)))
     theta0, scale = theta0 * level, scale * level
-    best = _choose_lambda(X[:, g], y, np.arange(len(y)), theta0, scale, lambdas, folds, seed)
+    best = _cross_validate(X[:, g], y, np.arange(len(y)), theta0, scale, lambdas, folds, seed)
     theta = np.zeros(N_COEF)
     theta[g] = _solve(X[:, g], y, theta0, scale, best[1])
     profile = copy.deepcopy(prior)
@@ -504,6 +528,7 @@ def fit_profile(
     profile.fitted_archs = fitted_arch_ids(archs)
     profile.measured_inputs = measured_inputs(archs)
     profile.fitted_for = calibration_basis(profile)
+    profile.cross_validated = cross_validated_record(best[2], folds=min(folds, len(y)))
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), form_cv=form_cv)
 
 
@@ -526,8 +551,9 @@ def input_counts(archs: Sequence[ArchConfig]) -> dict[str, int]:
 
 
 def _cv_of_totals(archs: Sequence[ArchConfig], y_us: np.ndarray, prior: HardwareProfile,
-                  unit_times: Sequence[dict[str, float] | None] | None, *, folds: int, seed: int, **settings) -> float:
-    """RMSPE of held-out totals over `folds` folds of the archs, each fitted (with or without unit times) on the rest."""
+                  unit_times: Sequence[dict[str, float] | None] | None, *, folds: int, seed: int, **settings) -> np.ndarray:
+    """Relative errors of held-out totals over `folds` folds of the archs, each fitted (with or without unit times) on
+    the rest: one per arch, fold by fold."""
     from nas.latency.predictor import predict_latency_batch
 
     order = np.random.default_rng(seed).permutation(len(archs))
@@ -537,7 +563,7 @@ def _cv_of_totals(archs: Sequence[ArchConfig], y_us: np.ndarray, prior: Hardware
         fitted = fit_profile([archs[i] for i in rest], y_us[rest] / 1000.0, prior, folds=folds, seed=seed,
                              unit_times=[unit_times[i] for i in rest] if unit_times is not None else None, **settings)
         errors.append(predict_latency_batch([archs[i] for i in part], fitted.profile) * 1000.0 / y_us[part] - 1.0)
-    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    return np.concatenate(errors)
 
 
 def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, folds, seed, residual_trees,
@@ -684,6 +710,7 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
                 "(a search at another input warns)"] if profile.measured_inputs else []),
              *([f"fitted_for: {json.dumps(profile.fitted_for)}  # the profile's keys the costs depend on: "
                 "change one, and refit"] if profile.fitted_for else []),
+             *_cross_validated_yaml(profile.cross_validated),
              "calibration:"]
     for kind, terms in profile.calibration.items():
         # The threshold exactly: rounded, a model right at it could change sides.
@@ -774,6 +801,15 @@ def _named(head: str, name: str) -> str:
     if line.search(head):
         return line.sub(lambda m: f"name: {value}{m.group('comment') or ''}", head, count=1)
     return f"name: {value}\n{head}" if head else f"name: {value}"
+
+
+def _cross_validated_yaml(record: dict[str, float]) -> list[str]:
+    # Counts as integers, the share and the RMSPE to 4 digits: what the report's predictor line shows of them
+    if not record:
+        return []
+    body = ", ".join(f"{k}: {int(v)}" if k in ("measurements", "folds") else f"{k}: {_yaml_float(v, 4)}"
+                     for k, v in record.items())
+    return [f"cross_validated: {{{body}}}  # each measurement predicted by the fit on the other folds (the report shows it)"]
 
 
 def _fitted_archs_yaml(arch_ids: Sequence[str]) -> list[str]:

@@ -18,8 +18,11 @@ from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
-FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "fitted_for", "calibration", "residual")
+FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "fitted_for", "cross_validated", "calibration", "residual")
 """The fields of a hw profile that `python -m nas.latency.fit` writes (into the file its `fitted` names)."""
+CROSS_VALIDATED_KEYS = ("measurements", "folds", "within_10pct", "rmspe")
+"""`HardwareProfile.cross_validated`'s keys: the measurements predicted held-out (each once), the folds they were split
+into, the share of them predicted within +-10% and the RMSPE (root mean squared relative error)."""
 FIELD_UNITS: dict[str, tuple[str, str]] = {
     "bytes_per_element": ("in bytes", "int8 1, fp16 2, fp32 4"),
     "mac_per_s": ("in MAC/s", "1 MAC = 2 ops: 4 TOPS is 2.0e12"),
@@ -178,6 +181,10 @@ class HardwareProfile:
     # after its fit (`fused_kinds: [bn]` where it was fitted with [bn, relu]) is refused rather than predicting with
     # costs fitted for other features; "" in profiles fitted before it was recorded, and in uncalibrated ones.
     fitted_for: str = ""
+    # How far held-out models' latencies were off in the fit's cross-validation (nas.latency.fit), for the report's
+    # predictor line: {measurements, folds, within_10pct, rmspe} (`CROSS_VALIDATED_KEYS`); empty in profiles fitted
+    # before it was recorded, in uncalibrated ones, and in fits whose cross-validation scored unit times, not models.
+    cross_validated: dict[str, float] = field(default_factory=dict)
     # The file beside this profile's own (or an absolute path) that holds the fields a fit writes (`FITTED_FIELDS`:
     # the calibration and its residual trees, hundreds of numbers), so that composing `hw=<chip>` does not build them
     # as config nodes. nas.config reads it when it loads the profile (`nas.config.load_fitted`), which then says "";
@@ -192,7 +199,7 @@ class HardwareProfile:
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
         return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[], measured_inputs=[],
-                                   fitted_for="", fitted="")
+                                   fitted_for="", cross_validated={}, fitted="")
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
@@ -261,6 +268,24 @@ class HardwareProfile:
                     raise ConfigError(f"hw.{list_name} has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
         if self.calibration and self.fitted_for:
             self._validate_fitted_for()
+        self._validate_cross_validated()
+
+    def _validate_cross_validated(self) -> None:
+        # Written by a fit, read by the report: a hand-edited or partial record would show a wrong or half line.
+        record = self.cross_validated
+        if not isinstance(record, Mapping) or (record and set(record) != set(CROSS_VALIDATED_KEYS)):
+            raise ConfigError(f"hw.cross_validated={record!r} must be a mapping of {', '.join(CROSS_VALIDATED_KEYS)}, as a "
+                              "fit writes it (or left out)")
+        for key, value in record.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if key in ("measurements", "folds"):
+                ok, allowed = number and float(value).is_integer() and value >= 1, "a whole number >= 1"
+            elif key == "within_10pct":
+                ok, allowed = number and 0 <= value <= 1, "a share in [0, 1]"
+            else:
+                ok, allowed = number and value >= 0, "a finite number >= 0"
+            if not ok:
+                raise ConfigError(f"hw.cross_validated.{key}={value!r} must be {allowed}, as a fit writes it")
 
     def _validate_fitted_for(self) -> None:
         # A key edited after the fit (or overridden on the command line) changes what each fitted cost multiplies, so the

@@ -157,7 +157,8 @@ def _corrected(residual: Sequence[Sequence[float]], shapes: np.ndarray, unit_us:
 
 def describe_predictor(hw: HardwareProfile) -> str:
     """What predicts latency on `hw`, in a few words for reports: how far to trust the numbers (for a calibrated
-    profile, the machine measured and how many archs it was fitted on, where it records them)."""
+    profile, the machine measured, how many archs it was fitted on and its cross-validated error, where it records
+    them)."""
     _require_loaded(hw)
     if not hw.calibration:
         return "roofline from the datasheet numbers (not calibrated on measurements)"
@@ -167,9 +168,13 @@ def describe_predictor(hw: HardwareProfile) -> str:
     residual = len(hw.residual) - 1 if hw.residual else 0
     text += f", with {residual} residual tree{'s' if residual > 1 else ''} per unit" if residual else ""
     # How much the fit saw, as it recorded it (`fitted_archs`): a calibration on 5 archs reads the same as one on 150
-    # otherwise. Its cross-validated error is only in the fitted file's note (a comment), not in the profile.
+    # otherwise; and how far off it was on models held out of it (`cross_validated`), where the fit recorded that.
     n = len(hw.fitted_archs)
-    return text + (f"; fitted on {n} measured arch{'s' if n != 1 else ''}" if n else "")
+    text += f"; fitted on {n} measured arch{'s' if n != 1 else ''}" if n else ""
+    if cv := hw.cross_validated:
+        text += (f"; cross-validated ({int(cv['folds'])} folds): {cv['within_10pct']:.0%} within +-10%, "
+                 f"RMSPE {cv['rmspe']:.1%}")
+    return text
 
 
 def _require_hw(hw: object) -> None:
