@@ -357,6 +357,7 @@ def test_a_study_made_before_a_rare_class_got_a_val_image_resumes_on_its_split(t
 
 
 def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    import nas.config
     import nas.latency.profile
     from nas.latency.measure import cpu_model, cpu_signature, machine_info
 
@@ -374,6 +375,11 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     assert "measured on host (ms)" in report
     pareto = json.loads((result.run_dir / "pareto.json").read_text())
     assert "calibrated on measurements from OtherCPU" in pareto["latency_predictor"]
+    # and how far off the fit was on held-out archs, as hw=cpu's fitted file records it, in both reports
+    cv = nas.config.load_hw_profile("cpu").cross_validated
+    held_out = (f"; cross-validated ({cv['folds']} folds): {cv['within_10pct']:.0%} within +-10%, RMSPE {cv['rmspe']:.1%}")
+    assert pareto["latency_predictor"].endswith(held_out)
+    assert held_out in report and held_out in (result.run_dir / "report.html").read_text()
     warning = f"hw=cpu was calibrated on 'OtherCPU', but this host is {cpu_model(machine_info())!r}"
     assert pareto["latency_warning"].startswith(warning)
     assert any(line.startswith(warning) for line in _warnings_section(result.run_dir / "report.md"))
