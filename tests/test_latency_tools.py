@@ -1341,15 +1341,62 @@ def test_timing_an_fp16_profile_here_is_refused_naming_the_setting_and_export_on
     import nas.latency.profile as profile_mod
 
     monkeypatch.setattr(profile_mod, "profile_archs", lambda *a, **k: pytest.fail("sampled before the precision check"))
-    # hw=cpu_ort, uncalibrated: hw=cpu's fitted file records `fitted_for: precision=fp32`, which refuses fp16 first
+    # hw=cpu, whose calibration (fitted_for: precision=fp32) does not hold at fp16: measuring uses none, so this line,
+    # not the calibration's "set precision back, or refit", which needs these very measurements
     with pytest.raises(ConfigError) as err:
-        run_profile(_latency_cfg("hw=cpu_ort", "hw.precision=fp16", "n=1", f"out={tmp_path}/m.csv"))
-    assert str(err.value) == ("hw.precision='fp16' cannot be timed on this host: onnxruntime (hw.runtime) times fp32 or "
+        run_profile(_latency_cfg("hw=cpu", "hw.precision=fp16", "n=1", f"out={tmp_path}/m.csv"))
+    assert str(err.value) == ("hw.precision='fp16' cannot be timed on this host: openvino (hw.runtime) times fp32 or "
                               "int8 here; for a chip that runs fp16, export_only=true exports float32 ONNX files for the "
                               "chip's own compiler to cast and its profiler to time (README 'Onboarding a chip')")
     with pytest.raises(ConfigError, match=r"^hw\.precision='fp16' cannot be timed on this host"):  # called directly too
         measure_archs([TINY], dataclasses.replace(cpu.without_calibration(), precision="fp16"), export_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_profile_measures_a_chip_at_settings_its_calibration_was_not_fitted_for(tmp_path, caplog):
+    # hw=cpu's calibration records `fitted_for: precision=fp32; bytes_per_element=4; ...`. A search or validation at
+    # other settings is refused (its predictions would be of another chip), but the profile was refused too, although it
+    # predicts nothing and its measurements are what the refit that the refusal asks for is fitted on.
+    cfg = _latency_cfg("hw=cpu", "hw.bytes_per_element=2", "n=1", "export_only=true", f"out={tmp_path / 'm'}")
+    with caplog.at_level(logging.INFO, logger="nas.latency"):
+        template = run_profile(cfg)
+    [row] = list(csv.DictReader(template.open()))
+    assert row["precision"] == "fp32" and (tmp_path / "m" / f"{row['arch_id']}.onnx").is_file()
+    [line] = [m for m in caplog.messages if "hw.calibration was fitted for" in m]
+    assert line.startswith("hw=cpu: its fitted numbers ") and line.endswith(
+        "hw.calibration was fitted for bytes_per_element=4, but the profile says bytes_per_element=2; the fitted costs "
+        "hold only for what they were fitted for: set bytes_per_element back, or refit with `python -m nas.latency.fit` "
+        "(README, 'Onboarding a chip'). Left out here: measuring uses no calibration, and these measurements are what a "
+        "refit at these settings needs")
+    # the caller's config is not changed, and what predicts (validate) still refuses it
+    assert cfg.hw.fitted == "cpu.fitted.yml"
+    with pytest.raises(ConfigError, match=r"hw\.calibration was fitted for bytes_per_element=4"):
+        to_tool_config(cfg)
+    # an error that is not the calibration's is still raised
+    with pytest.raises(ConfigError, match=r"^n=0 must be >= 1"):
+        run_profile(_latency_cfg("hw=cpu", "hw.bytes_per_element=2", "n=0", "export_only=true", f"out={tmp_path / 'm'}"))
+
+
+def test_profile_cli_measures_at_settings_the_calibration_was_not_fitted_for_and_validate_refuses(tmp_path):
+    # The command line loads the chip before run_profile does (latency_cli): there too the calibration is left out for
+    # the profile (the fp16 line is the first refusal: no timing starts), and kept, and refused, for the validation.
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    runs = {tool: subprocess.run([sys.executable, "-m", f"nas.latency.{tool}", "hw=cpu", "hw.precision=fp16", "n=1",
+                                  f"out={tmp_path / tool}", "measurements=[experiments/results/latency/cpu_fit.csv]"],
+                                 cwd=root, capture_output=True, text=True, timeout=300)
+            for tool in ("profile", "validate")}
+    assert runs["profile"].returncode == 2 and runs["profile"].stderr.splitlines()[-1] == (
+        "error: hw.precision='fp16' cannot be timed on this host: openvino (hw.runtime) times fp32 or int8 here; for a "
+        "chip that runs fp16, export_only=true exports float32 ONNX files for the chip's own compiler to cast and its "
+        "profiler to time (README 'Onboarding a chip')"), runs["profile"].stderr
+    assert "Left out here: measuring uses no calibration" in runs["profile"].stdout + runs["profile"].stderr
+    assert runs["validate"].returncode == 2 and runs["validate"].stderr.splitlines()[-1].startswith(
+        "error: hw=cpu: its fitted numbers "), runs["validate"].stderr
+    assert "hw.calibration was fitted for precision=fp32, but the profile says precision=fp16" in runs["validate"].stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_export_only_keeps_a_filled_template_and_another_samples_files(tmp_path):

@@ -13,6 +13,7 @@ With `export_only=true` it only writes the ONNX files plus a measurements templa
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib.metadata
 import json
@@ -35,7 +36,7 @@ from nas.checkpoint import (
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
 from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, interrupting_signal,
                         interrupts_honoured, make_folder, module_logger, writable_file)
-from nas.latency.hardware import HardwareProfile, element_size_warning
+from nas.latency.hardware import FITTED_FIELDS, HardwareProfile, element_size_warning
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
@@ -98,6 +99,26 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     if tool.residual_trees < 0:
         raise ConfigError(f"residual_trees={tool.residual_trees!r} must be >= 0 (0: no residual model)")
     return tool
+
+
+def measuring_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
+    """`to_tool_config` for a command that measures or exports and predicts nothing (`python -m nas.latency.profile`):
+    where the chip's calibration is refused (most often a key it was fitted for changed: `hw=cpu hw.precision=int8`
+    on a profile fitted in fp32, `HardwareProfile.fitted_for`), the chip is loaded without it, with one line saying
+    so, instead of refusing the measurements that a refit at the new settings needs. Any other error is raised."""
+    try:
+        return to_tool_config(cfg)
+    except ConfigError as refused:
+        if not isinstance(cfg, DictConfig):  # a built profile was validated whole when it was built
+            raise
+        bare = copy.deepcopy(cfg)  # the caller's config stays as it was
+        unset = HardwareProfile(name=str(bare.hw.get("name") or ""))
+        for key in (*FITTED_FIELDS, "fitted"):
+            bare.hw[key] = getattr(unset, key)
+        tool = to_tool_config(bare)  # the datasheet part, or the error that is not the calibration's
+        log.info("%s. Left out here: measuring uses no calibration, and these measurements are what a refit at these "
+                 "settings needs", refused)
+        return tool
 
 
 DEFAULT_SPACE = "metaformer_t"
@@ -316,7 +337,7 @@ def run_profile(cfg: DictConfig | LatencyToolConfig) -> Path:
     """Sample, export and (unless export_only) measure; return the CSV written. Stopped by Ctrl-C or SIGTERM (a
     KeyboardInterrupt), it writes no measurements and keeps the models exported so far, as a kill does, for a rerun with
     the same out= to reuse (export_only: in that folder; else beside out=, once this process has exited)."""
-    tool = to_tool_config(cfg)
+    tool = measuring_config(cfg)  # its calibration is not used: a refused one does not stop the measurements
     if not tool.export_only:
         check_timeable(tool.hw)  # before the sampling (seconds of imports), not after it
     archs = profile_archs(tool)
@@ -439,12 +460,14 @@ PROFILE_INTERRUPTED = ("interrupted: no measurements were written; the models ex
 
 
 def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, reads_fitted: bool = True,
-                interrupted: str = INTERRUPTED) -> None:
+                predicts: bool = True, interrupted: str = INTERRUPTED) -> None:
     """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. `help_line`, what
     the tool does, is the first line of its `--help` (the three tools share one config, whose Hydra help cannot tell
     them apart). With `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command
-    replaces it. Ctrl-C and SIGTERM stop it with the line `interrupted` on stderr and exit status 130 / 143, also where
-    the process ignores SIGINT (a script's background job: `nas.errors.interrupts_honoured`)."""
+    replaces it. With `predicts=False` (the profile, which only measures or exports) a calibration refused at the
+    settings given is left out with one line (`measuring_config`), not the command refused. Ctrl-C and SIGTERM stop it
+    with the line `interrupted` on stderr and exit status 130 / 143, also where the process ignores SIGINT (a script's
+    background job: `nas.errors.interrupts_honoured`)."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         print(f"error: {problem}", file=sys.stderr)
@@ -462,7 +485,7 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             cfg.hw.fitted = ""
         try:
             with interrupts_honoured():  # `sh -c 'python -m nas.latency.profile ... &'` ignored `kill -INT` to its end
-                tool = to_tool_config(cfg)
+                tool = to_tool_config(cfg) if predicts else measuring_config(cfg)
                 # a chip file that set one of the two and not the other: every byte moved is priced so
                 if (sized := element_size_warning(tool.hw)) is not None:
                     log.warning("%s", sized)
@@ -497,4 +520,4 @@ HELP_LINE = ("python -m nas.latency.profile: time n sampled architectures of the
 """The first line of `python -m nas.latency.profile --help`."""
 
 if __name__ == "__main__":
-    latency_cli(_profile_command, help_line=HELP_LINE, interrupted=PROFILE_INTERRUPTED)
+    latency_cli(_profile_command, help_line=HELP_LINE, predicts=False, interrupted=PROFILE_INTERRUPTED)
