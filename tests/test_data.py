@@ -40,6 +40,25 @@ def test_idx_images_take_data_img_size_and_channels(tiny_idx_root):
     assert load_dataset(_idx_cfg(tiny_idx_root, img_size=28, channels=1)).train.x.equal(native.train.x)
 
 
+def test_idx_test_images_made_as_input_preprocessing_says_are_those_the_model_was_scored_on(tiny_idx_root):
+    # A deployer checks a file of a model searched at data.img_size=32 data.channels=3 against its recorded accuracy
+    # by making the idx test split as input.preprocessing says. It said only "bilinear, antialiased", and Pillow's
+    # bilinear resize (what image folders and compress.predict use) gives other pixels than the torch resize that made
+    # the test split: the file was then scored on images unlike those its accuracy is of.
+    import torch.nn.functional as F
+
+    cfg = _idx_cfg(tiny_idx_root, img_size=32, channels=3)
+    said = preprocessing(cfg, in_chans=3, img_size=32)
+    assert said.startswith("idx grey images resized to 32x32 (bilinear, antialiased: torch's interpolate(mode='bilinear', "
+                           "antialias=True, align_corners=False) of the uint8 values, rounded); ")
+    stored = torch.from_numpy(read_idx(tiny_idx_root / "t10k-images-idx3-ubyte.gz").copy())[:, None]  # in their order
+    made = F.interpolate(stored.float(), size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
+    made = made.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+    assert torch.equal(load_dataset(cfg).test.x, made)
+    pillow = np.stack([np.asarray(Image.fromarray(a[0]).resize((32, 32), Image.BILINEAR)) for a in stored.numpy()])
+    assert (pillow != made[:, 0].numpy()).any()  # why the string names the resize: the other one is not it
+
+
 def test_load_search_data_splits_the_data_a_composed_config_names_as_load_dataset_does(tiny_idx_root, caplog):
     # from a notebook, after run_search(cfg): the test split its members were scored on, without rebuilding DataConfig
     from nas import compose_search_config
@@ -840,7 +859,8 @@ def test_preprocessing_says_how_the_training_images_were_made():
     idx = DataConfig(name="f", format=DataFormat.idx)
     assert preprocessing(idx, in_chans=1, img_size=28) == "idx grey images as stored; uint8 / 255"
     assert preprocessing(DataConfig(name="f", format=DataFormat.idx, img_size=32, channels=3), in_chans=3, img_size=32) == (
-        "idx grey images resized to 32x32 (bilinear, antialiased); grey repeated into 3 channels; uint8 / 255")
+        "idx grey images resized to 32x32 (bilinear, antialiased: torch's interpolate(mode='bilinear', antialias=True, "
+        "align_corners=False) of the uint8 values, rounded); grey repeated into 3 channels; uint8 / 255")
     folder = DataConfig(name="i", format=DataFormat.imagefolder, img_size=None)
     assert preprocessing(folder, in_chans=1, img_size=20) == (
         "decoded with Pillow, turned upright as the EXIF orientation says, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B) "
