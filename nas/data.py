@@ -938,10 +938,12 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
         colour = "RGB" if in_chans == 3 else "grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B)"
         alpha = ("transparency dropped: the colours stored under transparent pixels are used as they are"
                  if cfg.background is None else
-                 f"transparent pixels composited onto grey level {cfg.background}: alpha x pixel + (1 - alpha) x "
-                 f"{cfg.background}")
+                 f"transparent pixels composited onto grey level {cfg.background}: round(alpha x pixel + (1 - alpha) x "
+                 f"{cfg.background}), alpha = A / 255")
+        # "round": a deployment that reads the words into numpy and stores the result as uint8 truncates (astype), 1
+        # level darker on about half the pixels of a 16-bit grey photo or of a cut-out's edge than training made them.
         steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour} "
-                 f"({alpha}), 16-bit grey as value / 257, 16-bit colour as its high byte (value // 256)",
+                 f"({alpha}), 16-bit grey as round(value / 257), 16-bit colour as its high byte (value // 256)",
                  "at their own size" if cfg.img_size is None else
                  f"JPEGs decoded at 1/2, 1/4 or 1/8 scale where that keeps {DRAFT_GAP}x the target size; the whole image "
                  f"stretched to {img_size}x{img_size} (bilinear, antialiased; not cropped)"]

@@ -852,7 +852,29 @@ def test_16bit_colour_images_are_read_as_their_high_byte_as_the_contract_says(tm
     got = read_image(tmp_path / "scan.png", size=None, mode="RGB")
     assert got[0, :, 0].tolist() == (values // 256).tolist() == [0, 1, 1, 128, 254, 255]
     said = preprocessing(DataConfig(name="i", format=DataFormat.imagefolder), in_chans=3, img_size=32)
-    assert "16-bit grey as value / 257, 16-bit colour as its high byte (value // 256)" in said
+    assert "16-bit grey as round(value / 257), 16-bit colour as its high byte (value // 256)" in said
+
+
+def test_16bit_grey_and_cut_outs_made_by_the_contract_words_in_numpy_are_the_training_pixels(tmp_path):
+    # input.preprocessing said "16-bit grey as value / 257" and "alpha x pixel + (1 - alpha) x 255": a deployment that
+    # computed them in numpy and stored uint8 truncated, 1 level darker than training on about half such pixels.
+    values = np.arange(0, 65536, 7, dtype=np.uint16)[:9216].reshape(96, 96)
+    Image.fromarray(values).save(tmp_path / "grey16.png")
+    rgba = np.zeros((64, 64, 4), dtype=np.uint8)
+    rgba[..., :3] = np.arange(64 * 64 * 3, dtype=np.int64).reshape(64, 64, 3) % 256
+    rgba[..., 3] = np.arange(64 * 64).reshape(64, 64) % 256
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    said = preprocessing(DataConfig(name="i", format=DataFormat.imagefolder, img_size=None, background=200),
+                         in_chans=3, img_size=64)
+    assert "16-bit grey as round(value / 257)" in said
+    assert "composited onto grey level 200: round(alpha x pixel + (1 - alpha) x 200), alpha = A / 255" in said
+    grey = read_image(tmp_path / "grey16.png", size=None, mode="L")
+    np.testing.assert_array_equal(grey, np.round(values / 257))
+    alpha = rgba[..., 3:] / 255
+    cut = read_image(tmp_path / "cut.png", size=None, mode="RGB", background=200)
+    np.testing.assert_array_equal(cut, np.round(alpha * rgba[..., :3] + (1 - alpha) * 200))
+    truncated = (alpha * rgba[..., :3] + (1 - alpha) * 200).astype(np.uint8)  # what "value / 257" read as uint8 gave
+    assert (truncated != cut).mean() > 0.3 and ((values / 257).astype(np.uint8) != grey).mean() > 0.3
 
 
 def test_preprocessing_says_how_the_training_images_were_made():
@@ -864,7 +886,7 @@ def test_preprocessing_says_how_the_training_images_were_made():
     folder = DataConfig(name="i", format=DataFormat.imagefolder, img_size=None)
     assert preprocessing(folder, in_chans=1, img_size=20) == (
         "decoded with Pillow, turned upright as the EXIF orientation says, converted to grey (Pillow 'L': 0.299 R + 0.587 G + 0.114 B) "
-        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as value / 257, 16-bit colour as its high byte (value // 256); "
+        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as round(value / 257), 16-bit colour as its high byte (value // 256); "
         "at their own size; uint8 / 255")
 
 
@@ -920,7 +942,8 @@ def test_an_image_folder_with_cut_outs_loads_onto_the_background_and_says_so(tmp
         assert torch.equal(a.x[:, :, 1:5, 1:5], b.x[:, :, 1:5, 1:5])  # the object
         assert (b.x[:, :, 0] == 255).all() and (a.x[:, :, 0] < 255).all()  # its border
     text = preprocessing(DataConfig(**cfg, background=255), in_chans=3, img_size=6)
-    assert "converted to RGB (transparent pixels composited onto grey level 255: alpha x pixel + (1 - alpha) x 255), " in text
+    assert "converted to RGB (transparent pixels composited onto grey level 255: round(alpha x pixel + (1 - alpha) x 255), " \
+           "alpha = A / 255), " in text
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])

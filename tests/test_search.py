@@ -504,7 +504,7 @@ def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, 
     assert (arch["in_chans"], arch["img_size"], arch["num_classes"]) == (3, 16, 3)
     assert json.loads((folder / "metrics.json").read_text())["input"]["preprocessing"] == (
         "decoded with Pillow, turned upright as the EXIF orientation says, converted to RGB "
-        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as value / 257, 16-bit colour as its high byte (value // 256); JPEGs decoded at 1/2, 1/4 or 1/8 scale where "
+        "(transparency dropped: the colours stored under transparent pixels are used as they are), 16-bit grey as round(value / 257), 16-bit colour as its high byte (value // 256); JPEGs decoded at 1/2, 1/4 or 1/8 scale where "
         "that keeps 2x the target size; the whole image stretched to 16x16 (bilinear, antialiased; not cropped); uint8 / 255")
     assert json.loads((folder / "metrics.json").read_text())["input"]["background"] is None  # compress.predict reads it
     assert json.loads((folder / "compressed_metrics.json").read_text())["int8"]["test_acc"] is not None
