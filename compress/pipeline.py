@@ -757,25 +757,32 @@ def _disk_failure(e: BaseException) -> bool:
     return False
 
 
-def with_image_counts(folder: Path, kept: dict[str, Any], data: Dataset) -> dict[str, Any]:
-    """`kept`, the compressed_metrics.json of a compression of `folder` that a rerun reuses, with the image counts of its
-    input record (`io_contract`: input.images, not_square, transparent) added, and written (atomically), where it was
-    written before they were kept and they are known to be those of the same images: the member's metrics.json beside
-    it records them, as loaded now (`data.image_counts`: the record is of this run's data, which a search resuming its
-    study checked to be the study's images), and its input record is `kept`'s otherwise. `kept` unchanged elsewhere: a
-    reused record kept its hedge in compress.predict ("whether ... were square is not recorded") until compressed
-    again."""
+def with_member_input(folder: Path, kept: dict[str, Any], data: Dataset) -> dict[str, Any]:
+    """`kept`, the compressed_metrics.json of a compression of `folder` that a rerun reuses, with its input record
+    (`io_contract`) made the member's metrics.json's, and written (atomically), where that record is known to describe
+    the same images: it differs only in the image counts (input.images, not_square, transparent), which `kept` lacks
+    (written before they were kept) or has the same, and in the wording of input.preprocessing (a version that words
+    the same steps more exactly: "round(value / 257)" for "value / 257"), and the counts are those of the data loaded
+    now (`data.image_counts`: this run's data, which a search resuming its study checked to be the study's images).
+    `kept` unchanged elsewhere. A reused record kept its hedge in compress.predict ("whether ... were square is not
+    recorded") until compressed again, and its older wording beside the member's new one, where README says both files
+    hold the same input record."""
     said = kept.get("input")
-    if not isinstance(said, dict) or any(k in said for k in IMAGE_COUNT_KEYS) or data.image_counts is None:
+    if not isinstance(said, dict) or data.image_counts is None:
         return kept
     try:
-        member = json.loads((folder / "metrics.json").read_text())["input"]
+        member_record = json.loads((folder / "metrics.json").read_text())
+        member = member_record["input"]
         counts = recorded_image_counts(member, file=folder / "metrics.json")
     except (OSError, ValueError, KeyError, TypeError, CheckpointError):  # no record of the member's to vouch for them
         return kept
-    if counts != data.image_counts or {k: v for k, v in member.items() if k not in IMAGE_COUNT_KEYS} != said:
-        return kept  # another load's record, or another contract: not known to be the compression's images
-    kept = {**kept, "input": {**said, **counts._asdict()}}
+    if counts != data.image_counts or not isinstance(member, dict) or member == said:
+        return kept  # another load's record, or nothing to change
+    images = lambda record: {k: v for k, v in record.items() if k not in (*IMAGE_COUNT_KEYS, "preprocessing")}  # noqa: E731
+    if (images(member) != images(said) or member_record.get("output") != kept.get("output")
+            or any(k in said and said[k] != member.get(k) for k in IMAGE_COUNT_KEYS)):
+        return kept  # another contract: not known to be the compression's images
+    kept = {**kept, "input": dict(member)}
     atomic_write_json(folder / METRICS_FILE, kept)
     return kept
 
@@ -802,7 +809,7 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
             log.info("%s: %s gone: converted again from model_int8.onnx (the compression is kept, not redone)",
                      m["arch_id"], " and ".join(gone))
         if is_up_to_date(folder, fp):
-            out[m["arch_id"]] = with_image_counts(folder, read_compressed_metrics(folder) or {}, data)
+            out[m["arch_id"]] = with_member_input(folder, read_compressed_metrics(folder) or {}, data)
             continue
         if (otherwise := compressed_for_another_job(folder, cfg=cfg, hw=hw)) is not None:
             # the files it replaces may be the user's (python -m compress.run of the member for another chip)

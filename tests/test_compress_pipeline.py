@@ -1757,3 +1757,40 @@ def test_a_reused_compression_from_before_the_image_counts_gains_those_its_membe
     assert rerun(done) == before  # another contract
     (checkpoint / "metrics.json").unlink()
     assert rerun(done) == before  # no member record (compressed by compress.run alone)
+
+
+def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_preprocessing(checkpoint, data,
+                                                                                           monkeypatch):
+    # input.preprocessing came to name its rounding ("round(value / 257)"): a search rerun wrote each member's
+    # metrics.json again in the new words while the compression it reused kept the old ones, and the two files that
+    # README says hold the same input record for a deployer to read differed.
+    from nas.checkpoint import io_contract
+    from nas.layout import COMPRESSED_JSON
+
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    cfg = dataclasses.replace(_cfg(ratio=0.5), measure_latency=False)
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
+    contract = json.loads(json.dumps(io_contract(
+        arch=ARCH, classes=data.classes, mean=data.mean, std=data.std, background=None, image_counts=data.image_counts,
+        preprocessing="decoded with Pillow, ..., 16-bit grey as round(value / 257), ...; uint8 / 255")))
+    (checkpoint / "metrics.json").write_text(json.dumps(contract))
+    old = {**contract["input"], "preprocessing": "decoded with Pillow, ..., 16-bit grey as value / 257, ...; uint8 / 255"}
+    fp = fingerprint(cfg, hw, checkpoint, data.name, largest_split=max(len(data.val), len(data.test)))
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda *a, **k: pytest.fail("compressed again"))
+
+    def rerun(said: dict, output: dict = contract["output"]) -> dict:
+        record = {"format": compress.pipeline.FORMAT, "fingerprint": fp, "hw": "npu", "files": {}, "input": said,
+                  "output": output}
+        (checkpoint / COMPRESSED_JSON).write_text(json.dumps(record))
+        out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
+        assert out == json.loads((checkpoint / COMPRESSED_JSON).read_text())
+        return out["input"]
+
+    assert rerun(old) == contract["input"]
+    uncounted = {k: v for k, v in old.items() if k not in ("images", "not_square", "transparent")}
+    assert rerun(uncounted) == contract["input"]  # from before the counts too
+    # other images or another model: left as they were
+    assert rerun({**old, "background": 255}) == {**old, "background": 255}
+    assert rerun({**old, "images": old["images"] + 1}) == {**old, "images": old["images"] + 1}
+    other_classes = {**contract["output"], "class_names": list(reversed(contract["output"]["class_names"]))}
+    assert rerun(old, other_classes) == old
