@@ -235,7 +235,9 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
     itself only where the QuantizeLinear feeds one DequantizeLinear: a tensor with two consumers (a stem or
     downsample conv's output, read by the block's norm and its residual add) stayed int8 while the conv's input became
     uint8, and the conv (its input and output types differing) ran in float. uint8 activations with int8 weights are
-    also onnxruntime's own quantizer's default."""
+    also onnxruntime's own quantizer's default. A changed tensor's recorded type (`value_info`), where the file has
+    one, becomes uint8 too."""
+    import onnx
     from onnx import numpy_helper
 
     graph = model.graph
@@ -257,6 +259,10 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
         graph.initializer.append(numpy_helper.from_array((zp.astype(np.int16) + 128).astype(np.uint8), name))
         for node in [q, *dqs]:
             node.input[2] = name
+        # A file that holds inferred types (value_info) would otherwise still say int8 here: onnxruntime refuses it
+        for info in graph.value_info:
+            if info.name == q.output[0] and info.type.HasField("tensor_type"):
+                info.type.tensor_type.elem_type = onnx.TensorProto.UINT8
         changed += 1
     if changed:
         _drop_unused_constants(graph)

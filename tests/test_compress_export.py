@@ -156,3 +156,66 @@ def test_int8_export_lets_onnxruntime_run_every_conv_in_int8_and_computes_the_sa
     np.testing.assert_array_equal(variants["unsigned"], before)
     for logits in (variants["folded"], export.onnx_logits(path, data.test, reference=True)):
         assert np.abs(logits - before).max() <= 0.02 * np.abs(before).max()
+
+
+def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=1e-5, weight_min=-127, opset=17,
+                 weight_scale=None, conv_name="conv"):
+    """A hand-made QDQ graph as NNCF's export leaves a stem conv: x -> Q/DQ (int8) -> Conv (int8 per-channel weights,
+    bias) -> BatchNormalization -> Q/DQ (int8) -> y, 4 output channels."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, size=(4, 3, 3, 3)).astype(np.int8)
+    w[:, 0, 0, 0] = weight_min  # -128 has no int8 negation: a channel with negative gamma must then stay unfolded
+    if weight_scale is None:
+        weight_scale = rng.uniform(0.002, 0.01, 4)
+    arrays = {"w_q": w, "w_s": np.asarray(weight_scale, np.float32), "w_zp": np.zeros(4, np.int8),
+              "a_s": np.float32(0.02), "a_zp": np.int8(3), "o_s": np.float32(0.05), "o_zp": np.int8(-5),
+              "b": rng.normal(0, 0.3, 4).astype(np.float32), "g": np.asarray(gamma, np.float32),
+              "beta": rng.normal(0, 0.1, 4).astype(np.float32), "mean": rng.normal(0, 0.1, 4).astype(np.float32),
+              "var": np.asarray(var, np.float32)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "a_s", "a_zp"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "a_s", "a_zp"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd", "b"], ["c"], pads=[1, 1, 1, 1], name=conv_name),
+             helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"], epsilon=eps),
+             helper.make_node("QuantizeLinear", ["n", "o_s", "o_zp"], ["nq"]),
+             helper.make_node("DequantizeLinear", ["nq", "o_s", "o_zp"], ["y"])]
+    graph = helper.make_graph(nodes, "conv_bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])],
+                              [numpy_helper.from_array(a, name) for name, a in arrays.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def _operator_by_operator(model, *inputs_of_x):
+    """The outputs of an ONNX model run by onnxruntime with no graph optimisation (each operator as written)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [session.run(None, {"x": x})[0] for x in inputs_of_x]
+
+
+def _pixels(seed=1):
+    import numpy as np
+
+    return np.random.default_rng(seed).uniform(-1, 2, (2, 3, 8, 8)).astype(np.float32)
+
+
+def test_uint8_activations_in_a_file_with_recorded_types_load_and_compute_the_same():
+    # A file with value_info (shape inference, another exporter) recorded the activation Q outputs as int8: after the
+    # switch to uint8 onnxruntime refused to load it ("Type (tensor(int8)) of output arg ... does not match").
+    import numpy as np
+    import onnx
+
+    from compress.export import unsigned_activations
+
+    model = onnx.shape_inference.infer_shapes(_conv_bn_qdq())
+    assert any(v.name == "nq" for v in model.graph.value_info)
+    x = _pixels()
+    before = _operator_by_operator(model, x)
+    assert unsigned_activations(model) == 2
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_array_equal(_operator_by_operator(model, x), before)
