@@ -165,8 +165,9 @@ def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
     `k * y + shift` (k = gamma / sqrt(var + eps)), and the weights are quantized per output channel: multiplying
     channel c's weight scale by |k_c| (negating its int8 weights where k_c < 0) and taking the bias to `k * bias + shift`
     computes the same numbers with the same int8 weights, and keeps NNCF's bias correction (folding in torch before
-    quantizing lost it). A pair this cannot express exactly (a weight of -128 to negate, k_c = 0, non-zero weight zero
-    points, a BatchNorm in training mode) is left as it is."""
+    quantizing lost it). A pair this cannot express exactly (a weight of -128 to negate, k_c = 0 or a weight scale that
+    rounds to 0, a k_c, scale or bias that is not finite, non-zero weight zero points, a BatchNorm in training mode) is
+    left as it is."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
@@ -191,33 +192,37 @@ def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
         if scale.size != 1 and (scale.shape != (channels,) or axis not in (0, -q.ndim)):
             continue
-        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
-        k = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
-        negated = (k < 0).reshape((-1,) + (1,) * (q.ndim - 1))
-        if not k.all() or (q[np.broadcast_to(negated, q.shape)] == -128).any():
-            continue  # a zero scale, or -128 has no int8 negation
         bias = value(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros(channels, np.float32)
         if bias is None:
             continue
-        tag = f"{conv.name or conv.output[0]}_bn_folded"
-        new = {"weight": np.where(negated, -q, q).astype(np.int8),
-               "scale": (np.broadcast_to(scale.astype(np.float64), (channels,)) * np.abs(k)).astype(scale.dtype),
-               "zero_point": np.zeros(channels, zp.dtype),
-               "bias": (bias.astype(np.float64) * k + beta - mean * k).astype(bias.dtype)}
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        with np.errstate(all="ignore"):  # a variance of 0 with epsilon 0, or below -epsilon: checked just below
+            k = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
+            new = {"scale": (np.broadcast_to(scale.astype(np.float64), (channels,)) * np.abs(k)).astype(scale.dtype),
+                   "bias": (bias.astype(np.float64) * k + beta - mean * k).astype(bias.dtype)}
+        negated = (k < 0).reshape((-1,) + (1,) * (q.ndim - 1))
+        # Left to the BatchNorm: a weight scale of 0 (k_c = 0, or so small that it rounds to 0), as k_c = 0 always was;
+        # a k_c, scale or bias that is not finite (a variance of 0 with epsilon 0), where the file would compute NaN
+        # (0 * inf) and the BatchNorm's QuantizeLinear saturates; -128, which has no int8 negation.
+        if (not np.isfinite(k).all() or not (new["scale"] > 0).all() or not np.isfinite(new["scale"]).all()
+                or not np.isfinite(new["bias"]).all() or (q[np.broadcast_to(negated, q.shape)] == -128).any()):
+            continue
+        new |= {"weight": np.where(negated, -q, q).astype(np.int8), "zero_point": np.zeros(channels, zp.dtype)}
+        names = {key: f"{conv.name or conv.output[0]}_bn_folded_{key}" for key in new}
         for key, array in new.items():
-            graph.initializer.append(numpy_helper.from_array(array, f"{tag}_{key}"))
+            graph.initializer.append(numpy_helper.from_array(array, names[key]))
         for i, key in enumerate(("weight", "scale", "zero_point")):
             if i < len(dq.input):
-                dq.input[i] = f"{tag}_{key}"
+                dq.input[i] = names[key]
             else:
-                dq.input.append(f"{tag}_{key}")
+                dq.input.append(names[key])
         for attr in [a for a in dq.attribute if a.name == "axis"]:
             dq.attribute.remove(attr)
         dq.attribute.append(helper.make_attribute("axis", 0))
         if len(conv.input) > 2:
-            conv.input[2] = f"{tag}_bias"
+            conv.input[2] = names["bias"]
         else:
-            conv.input.append(f"{tag}_bias")
+            conv.input.append(names["bias"])
         conv.output[0] = bn.output[0]  # the BatchNorm's consumers now read the conv
         graph.node.remove(bn)
         folded += 1

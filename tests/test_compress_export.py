@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from conftest import relu_onnx, start_stopped_writer, stop
 
 from nas.arch import ArchConfig, StageConfig
@@ -159,26 +161,25 @@ def test_int8_export_lets_onnxruntime_run_every_conv_in_int8_and_computes_the_sa
 
 
 def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=1e-5, weight_min=-127, opset=17,
-                 weight_scale=None, conv_name="conv"):
-    """A hand-made QDQ graph as NNCF's export leaves a stem conv: x -> Q/DQ (int8) -> Conv (int8 per-channel weights,
-    bias) -> BatchNormalization -> Q/DQ (int8) -> y, 4 output channels."""
+                 per_channel=True):
+    """A hand-made QDQ graph as NNCF's export leaves a stem conv: x -> Q/DQ (int8) -> Conv (int8 weights, per-channel
+    or per-tensor scales, bias) -> BatchNormalization -> Q/DQ (int8) -> y, 4 output channels."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     w = rng.integers(-127, 128, size=(4, 3, 3, 3)).astype(np.int8)
     w[:, 0, 0, 0] = weight_min  # -128 has no int8 negation: a channel with negative gamma must then stay unfolded
-    if weight_scale is None:
-        weight_scale = rng.uniform(0.002, 0.01, 4)
-    arrays = {"w_q": w, "w_s": np.asarray(weight_scale, np.float32), "w_zp": np.zeros(4, np.int8),
+    weight_scale = rng.uniform(0.002, 0.01, 4) if per_channel else np.float64(0.005)
+    arrays = {"w_q": w, "w_s": weight_scale.astype(np.float32), "w_zp": np.zeros(weight_scale.shape, np.int8),
               "a_s": np.float32(0.02), "a_zp": np.int8(3), "o_s": np.float32(0.05), "o_zp": np.int8(-5),
               "b": rng.normal(0, 0.3, 4).astype(np.float32), "g": np.asarray(gamma, np.float32),
               "beta": rng.normal(0, 0.1, 4).astype(np.float32), "mean": rng.normal(0, 0.1, 4).astype(np.float32),
               "var": np.asarray(var, np.float32)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "a_s", "a_zp"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "a_s", "a_zp"], ["xd"]),
-             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["wd"], axis=0),
-             helper.make_node("Conv", ["xd", "wd", "b"], ["c"], pads=[1, 1, 1, 1], name=conv_name),
+             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["wd"], **({"axis": 0} if per_channel else {})),
+             helper.make_node("Conv", ["xd", "wd", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
              helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"], epsilon=eps),
              helper.make_node("QuantizeLinear", ["n", "o_s", "o_zp"], ["nq"]),
              helper.make_node("DequantizeLinear", ["nq", "o_s", "o_zp"], ["y"])]
@@ -219,3 +220,33 @@ def test_uint8_activations_in_a_file_with_recorded_types_load_and_compute_the_sa
     assert unsigned_activations(model) == 2
     onnx.checker.check_model(model, full_check=True)
     np.testing.assert_array_equal(_operator_by_operator(model, x), before)
+
+
+@pytest.mark.parametrize("gamma, var, eps, weight_min, folds", [
+    ((1.5, -0.5, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 1),  # negative gammas: their int8 weights negated
+    ((1.5, 0.5, 2.0, 1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -128, 1),  # -128 kept where gamma > 0
+    ((1.5, -0.5, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -128, 0),  # -(-128) is no int8
+    ((1.5, 0.0, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 0),  # gamma 0: a weight scale of 0
+    ((1.5, 1e-44, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 0),  # a weight scale that rounds to 0 in float32
+    ((1.5, -0.5, 2.0, -1.0), (0.5, 0.0, 1.5, 0.8), 0.0, -127, 0),  # variance 0 with epsilon 0: k infinite
+    ((1.5, -0.5, 2.0, -1.0), (0.5, 1e-30, 1.5, 0.8), 1e-5, -127, 1),  # a tiny variance: k = gamma / sqrt(epsilon)
+], ids=["negative-gamma", "minus-128-positive-gamma", "minus-128-negative-gamma", "zero-gamma", "scale-underflow",
+        "zero-variance-zero-epsilon", "tiny-variance"])
+def test_folding_a_conv_batchnorm_pair_computes_what_the_pair_computes_or_leaves_it(gamma, var, eps, weight_min, folds):
+    # A variance of 0 with epsilon 0 made k infinite: the folded file held an infinite weight scale and NaN biases, and
+    # computed other numbers than the BatchNorm (which the Q after it saturates).
+    import numpy as np
+    import onnx
+
+    from compress.export import fold_conv_batchnorms
+
+    model = _conv_bn_qdq(gamma=gamma, var=var, eps=eps, weight_min=weight_min)
+    x = _pixels()
+    before = _operator_by_operator(model, x)[0]
+    assert fold_conv_batchnorms(model) == folds
+    onnx.checker.check_model(model, full_check=True)
+    assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 1 - folds
+    after = _operator_by_operator(model, x)[0]
+    assert np.isfinite(after).all()
+    # the fold reorders float operations: at most one step of the output's int8 grid apart (a rounding tie)
+    np.testing.assert_allclose(after, before, rtol=0, atol=0.05 * 1.0001)
