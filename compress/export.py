@@ -167,10 +167,12 @@ def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
     computes the same numbers with the same int8 weights, and keeps NNCF's bias correction (folding in torch before
     quantizing lost it). A pair this cannot express exactly (a weight of -128 to negate, k_c = 0 or a weight scale that
     rounds to 0, a k_c, scale or bias that is not finite, non-zero weight zero points, a BatchNorm in training mode) is
-    left as it is."""
+    left as it is, and so is every pair of a model below opset 13, whose DequantizeLinear has no per-channel form."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
+    if next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0) < 13:
+        return 0  # DequantizeLinear's axis (per-channel scales) came in opset 13: the fold would write an invalid file
     producer, consumers, value = _graph_maps(graph)
     outputs = {v.name for v in graph.output}
     folded = 0

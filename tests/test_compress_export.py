@@ -250,3 +250,20 @@ def test_folding_a_conv_batchnorm_pair_computes_what_the_pair_computes_or_leaves
     assert np.isfinite(after).all()
     # the fold reorders float operations: at most one step of the output's int8 grid apart (a rounding tie)
     np.testing.assert_allclose(after, before, rtol=0, atol=0.05 * 1.0001)
+
+
+@pytest.mark.parametrize("opset, folds", [(11, 0), (13, 1)])
+def test_folding_a_batchnorm_into_a_per_tensor_conv_needs_opset_13(opset, folds):
+    # The fold writes per-channel weight scales (DequantizeLinear's axis, opset 13): below it wrote a file that no
+    # checker or runtime takes ("Unrecognized attribute: axis for operator DequantizeLinear").
+    import numpy as np
+    import onnx
+
+    from compress.export import fold_conv_batchnorms
+
+    model = _conv_bn_qdq(opset=opset, per_channel=False)
+    x = _pixels()
+    before = _operator_by_operator(model, x)[0]
+    assert fold_conv_batchnorms(model) == folds
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_allclose(_operator_by_operator(model, x)[0], before, rtol=0, atol=0.05 * 1.0001)
