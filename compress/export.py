@@ -93,6 +93,7 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
         for i in n.input:
             users[i] = users.get(i, 0) + 1
     folded, rename = [], {}
+    fresh = _fresh_names(graph)
     for node in graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] not in inits or len(node.input) < 3:
             continue
@@ -108,7 +109,7 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
             zp_b = zp
         info = np.iinfo(zp.dtype)
         q = np.clip(np.rint(w / scale) + zp_b.astype(np.int32), info.min, info.max).astype(zp.dtype)
-        name = f"{node.input[0]}_quantized"
+        name = fresh(f"{node.input[0]}_quantized")  # one weight may have two quantizers (a module called twice)
         graph.initializer.append(numpy_helper.from_array(q, name))
         rename[node.output[0]] = name
         folded.append(node)
@@ -153,6 +154,23 @@ def _graph_maps(graph: onnx.GraphProto) -> tuple[dict, dict, Callable[[str], np.
         return None
 
     return producer, consumers, value
+
+
+def _fresh_names(graph: onnx.GraphProto) -> Callable[[str], str]:
+    """A function that gives each name asked for, or that name with a number added where `graph` (or an earlier call)
+    already has it: two initializers of one name make an invalid file."""
+    taken = ({t.name for t in graph.initializer} | {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+             | {name for n in graph.node for name in (*n.input, *n.output)})
+
+    def fresh(name: str) -> str:
+        unique, i = name, 0
+        while unique in taken:
+            i += 1
+            unique = f"{name}_{i}"
+        taken.add(unique)
+        return unique
+
+    return fresh
 
 
 def fold_conv_batchnorms(model: onnx.ModelProto) -> int:

@@ -267,3 +267,34 @@ def test_folding_a_batchnorm_into_a_per_tensor_conv_needs_opset_13(opset, folds)
     assert fold_conv_batchnorms(model) == folds
     onnx.checker.check_model(model, full_check=True)
     np.testing.assert_allclose(_operator_by_operator(model, x)[0], before, rtol=0, atol=0.05 * 1.0001)
+
+
+def test_folding_the_weight_quantizers_of_a_weight_quantized_twice_keeps_both(tmp_path):
+    # One fp32 weight read by two QuantizeLinear nodes of different scales (a module called twice): both int8 weights
+    # were named "<weight>_quantized", and the file was refused ("initializer name is not unique").
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compress.export import fold_weight_quantizers
+
+    rng = np.random.default_rng(0)
+    arrays = {"w": rng.normal(0, 1, (4, 3, 3, 3)).astype(np.float32), "s1": np.float32(0.02), "s2": np.float32(0.05),
+              "zp": np.int8(0)}
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s1", "zp"], ["wq1"]),
+             helper.make_node("DequantizeLinear", ["wq1", "s1", "zp"], ["wd1"]),
+             helper.make_node("QuantizeLinear", ["w", "s2", "zp"], ["wq2"]),
+             helper.make_node("DequantizeLinear", ["wq2", "s2", "zp"], ["wd2"]),
+             helper.make_node("Conv", ["x", "wd1"], ["c1"], pads=[1] * 4),
+             helper.make_node("Conv", ["x", "wd2"], ["c2"], pads=[1] * 4), helper.make_node("Add", ["c1", "c2"], ["y"])]
+    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])],
+                              [numpy_helper.from_array(a, name) for name, a in arrays.items()])
+    path = tmp_path / "shared.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    x = _pixels()
+    before = _operator_by_operator(onnx.load(str(path)), x)[0]
+    fold_weight_quantizers(path)
+    model = onnx.load(str(path))
+    assert sorted(numpy_helper.to_array(t).dtype.name for t in model.graph.initializer if t.dims) == ["int8", "int8"]
+    np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
