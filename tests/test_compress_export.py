@@ -298,3 +298,81 @@ def test_folding_the_weight_quantizers_of_a_weight_quantized_twice_keeps_both(tm
     model = onnx.load(str(path))
     assert sorted(numpy_helper.to_array(t).dtype.name for t in model.graph.initializer if t.dims) == ["int8", "int8"]
     np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
+
+
+@pytest.mark.parametrize("change", ["conv-output-read-twice", "weight-zero-point-1", "weight-dq-shared-by-two-convs",
+                                    "batchnorm-after-relu"])
+def test_a_batchnorm_the_fold_cannot_take_away_is_left_and_the_file_computes_the_same(change):
+    # What must stay: a conv whose output another node also reads (the un-normalised value is needed), int8 weights with
+    # a zero point other than 0 (the negation would move it), a weight DequantizeLinear two convs read (the other conv
+    # would take this BatchNorm's scales), a BatchNorm not right after the conv.
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compress.export import fold_conv_batchnorms
+
+    model = _conv_bn_qdq()
+    graph = model.graph
+    if change == "conv-output-read-twice":
+        graph.node.append(helper.make_node("Relu", ["c"], ["r"]))
+        graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [None, 4, 8, 8]))
+    elif change == "weight-zero-point-1":
+        zp = next(t for t in graph.initializer if t.name == "w_zp")
+        zp.CopyFrom(numpy_helper.from_array(np.ones(4, np.int8), "w_zp"))
+    elif change == "weight-dq-shared-by-two-convs":
+        graph.node.append(helper.make_node("Conv", ["xd", "wd"], ["r"], pads=[1, 1, 1, 1]))
+        graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [None, 4, 8, 8]))
+    else:
+        bn = next(n for n in graph.node if n.op_type == "BatchNormalization")
+        bn.input[0] = "cr"
+        graph.node.insert(list(graph.node).index(bn), helper.make_node("Relu", ["c"], ["cr"]))
+    x = _pixels()
+    session_outputs = len(graph.output)
+    before = _operator_by_operator(model, x)[0]
+    assert fold_conv_batchnorms(model) == 0
+    onnx.checker.check_model(model, full_check=True)
+    assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 1 and len(graph.output) == session_outputs
+    np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
+
+
+@pytest.mark.parametrize("zero_point", [-128, -5, 0, 127])
+def test_uint8_activations_are_the_same_grid_at_both_ends_of_the_zero_point(zero_point):
+    # int8 zero point z -> uint8 z + 128: -128 -> 0 and 127 -> 255, saturating at the same values; an input wide
+    # enough to saturate both ends.
+    import numpy as np
+    from onnx import numpy_helper
+
+    from compress.export import unsigned_activations
+
+    model = _conv_bn_qdq()
+    for name in ("a_zp", "o_zp"):
+        tensor = next(t for t in model.graph.initializer if t.name == name)
+        tensor.CopyFrom(numpy_helper.from_array(np.int8(zero_point), name))
+    x = _pixels() * 8 - 6
+    before = _operator_by_operator(model, x)[0]
+    assert unsigned_activations(model) == 2
+    zero_points = {n.input[2] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+    dtypes = {numpy_helper.to_array(t).dtype.name for t in model.graph.initializer if t.name in zero_points}
+    assert dtypes == {"uint8", "int8"}  # activations uint8, the weights' zero point still int8
+    np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
+
+
+def test_activations_already_uint8_or_read_as_int8_by_another_node_are_left():
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compress.export import unsigned_activations
+
+    model = _conv_bn_qdq()
+    graph = model.graph
+    zp = next(t for t in graph.initializer if t.name == "a_zp")
+    zp.CopyFrom(numpy_helper.from_array(np.uint8(131), "a_zp"))  # the input pair already uint8
+    graph.node.append(helper.make_node("Identity", ["nq"], ["nq_out"]))  # the output's int8 codes read as they are
+    graph.output.append(helper.make_tensor_value_info("nq_out", TensorProto.INT8, [None, 4, 8, 8]))
+    x = _pixels()
+    before = _operator_by_operator(model, x)[0]
+    assert unsigned_activations(model) == 0
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
