@@ -161,14 +161,15 @@ def test_int8_export_lets_onnxruntime_run_every_conv_in_int8_and_computes_the_sa
 
 
 def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=1e-5, weight_min=-127, opset=17,
-                 per_channel=True):
+                 per_channel=True, depthwise=False, bias=True):
     """A hand-made QDQ graph as NNCF's export leaves a stem conv: x -> Q/DQ (int8) -> Conv (int8 weights, per-channel
-    or per-tensor scales, bias) -> BatchNormalization -> Q/DQ (int8) -> y, 4 output channels."""
+    or per-tensor scales, a bias or none; 3 input channels, or 4 and depthwise) -> BatchNormalization -> Q/DQ (int8)
+    -> y, 4 output channels."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    w = rng.integers(-127, 128, size=(4, 3, 3, 3)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(4, 1 if depthwise else 3, 3, 3)).astype(np.int8)
     w[:, 0, 0, 0] = weight_min  # -128 has no int8 negation: a channel with negative gamma must then stay unfolded
     weight_scale = rng.uniform(0.002, 0.01, 4) if per_channel else np.float64(0.005)
     arrays = {"w_q": w, "w_s": weight_scale.astype(np.float32), "w_zp": np.zeros(weight_scale.shape, np.int8),
@@ -179,11 +180,15 @@ def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=
     nodes = [helper.make_node("QuantizeLinear", ["x", "a_s", "a_zp"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "a_s", "a_zp"], ["xd"]),
              helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["wd"], **({"axis": 0} if per_channel else {})),
-             helper.make_node("Conv", ["xd", "wd", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Conv", ["xd", "wd", "b"] if bias else ["xd", "wd"], ["c"], pads=[1, 1, 1, 1],
+                              group=4 if depthwise else 1, name="conv"),
              helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"], epsilon=eps),
              helper.make_node("QuantizeLinear", ["n", "o_s", "o_zp"], ["nq"]),
              helper.make_node("DequantizeLinear", ["nq", "o_s", "o_zp"], ["y"])]
-    graph = helper.make_graph(nodes, "conv_bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+    if not bias:
+        del arrays["b"]
+    graph = helper.make_graph(nodes, "conv_bn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4 if depthwise else 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])],
                               [numpy_helper.from_array(a, name) for name, a in arrays.items()])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
@@ -199,10 +204,10 @@ def _operator_by_operator(model, *inputs_of_x):
     return [session.run(None, {"x": x})[0] for x in inputs_of_x]
 
 
-def _pixels(seed=1):
+def _pixels(seed=1, channels=3):
     import numpy as np
 
-    return np.random.default_rng(seed).uniform(-1, 2, (2, 3, 8, 8)).astype(np.float32)
+    return np.random.default_rng(seed).uniform(-1, 2, (2, channels, 8, 8)).astype(np.float32)
 
 
 def test_uint8_activations_in_a_file_with_recorded_types_load_and_compute_the_same():
@@ -376,3 +381,27 @@ def test_activations_already_uint8_or_read_as_int8_by_another_node_are_left():
     assert unsigned_activations(model) == 0
     onnx.checker.check_model(model, full_check=True)
     np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
+
+
+@pytest.mark.parametrize("depthwise, bias", [(True, True), (False, False), (True, False)],
+                         ids=["depthwise", "no-bias", "depthwise-no-bias"])
+def test_folding_a_batchnorm_into_a_depthwise_or_bias_less_conv_computes_the_same_and_runs_in_int8(tmp_path, depthwise,
+                                                                                                 bias):
+    # A depthwise conv's weights are (channels, 1, k, k): still one scale per output channel along axis 0; a conv
+    # without bias gets the BatchNorm's shift as its bias.
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from compress.export import fold_conv_batchnorms, unsigned_activations
+
+    model = _conv_bn_qdq(depthwise=depthwise, bias=bias)
+    x = _pixels(channels=4 if depthwise else 3)
+    before = _operator_by_operator(model, x)[0]
+    assert fold_conv_batchnorms(model) == 1 and unsigned_activations(model) == 2
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_allclose(_operator_by_operator(model, x)[0], before, rtol=0, atol=0.05 * 1.0001)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    assert "QLinearConv" in [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
