@@ -177,9 +177,10 @@ def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=
               "b": rng.normal(0, 0.3, 4).astype(np.float32), "g": np.asarray(gamma, np.float32),
               "beta": rng.normal(0, 0.1, 4).astype(np.float32), "mean": rng.normal(0, 0.1, 4).astype(np.float32),
               "var": np.asarray(var, np.float32)}
+    axis = {"axis": 0} if per_channel else {}
     nodes = [helper.make_node("QuantizeLinear", ["x", "a_s", "a_zp"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "a_s", "a_zp"], ["xd"]),
-             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["wd"], **({"axis": 0} if per_channel else {})),
+             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["wd"], **axis),
              helper.make_node("Conv", ["xd", "wd", "b"] if bias else ["xd", "wd"], ["c"], pads=[1, 1, 1, 1],
                               group=4 if depthwise else 1, name="conv"),
              helper.make_node("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["n"], epsilon=eps),
@@ -187,8 +188,9 @@ def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=
              helper.make_node("DequantizeLinear", ["nq", "o_s", "o_zp"], ["y"])]
     if not bias:
         del arrays["b"]
+    channels = 4 if depthwise else 3
     graph = helper.make_graph(nodes, "conv_bn",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4 if depthwise else 3, 8, 8])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, channels, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])],
                               [numpy_helper.from_array(a, name) for name, a in arrays.items()])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
@@ -333,11 +335,10 @@ def test_a_batchnorm_the_fold_cannot_take_away_is_left_and_the_file_computes_the
         bn.input[0] = "cr"
         graph.node.insert(list(graph.node).index(bn), helper.make_node("Relu", ["c"], ["cr"]))
     x = _pixels()
-    session_outputs = len(graph.output)
     before = _operator_by_operator(model, x)[0]
     assert fold_conv_batchnorms(model) == 0
     onnx.checker.check_model(model, full_check=True)
-    assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 1 and len(graph.output) == session_outputs
+    assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 1
     np.testing.assert_array_equal(_operator_by_operator(model, x)[0], before)
 
 
