@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 # The form of the int8 file `export_int8_onnx` writes, raised when that form changes: `nas.latency.profile` keys its
 # reusable int8 exports on it, so a profile never times a file written by an earlier form as the one shipped now.
 # 2: BatchNorms after quantized convs folded and activations stored as uint8 (onnxruntime on x86 then runs every conv
-# in int8; 2026-12-07).
-INT8_EXPORT_FORMAT = 2
+# in int8; 2026-12-07). 3: also the BatchNorms whose parameters torch's exporter reads through Identity nodes (equal
+# parameters stored once: every BatchNorm of a new model, as latency profiles export them; 2026-12-07).
+INT8_EXPORT_FORMAT = 3
 
 
 def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
@@ -135,7 +136,11 @@ def fold_weight_quantizers(path: str | os.PathLike) -> Path:
 
 
 def _graph_maps(graph: onnx.GraphProto) -> tuple[dict, dict, Callable[[str], np.ndarray | None]]:
-    """(producer of each tensor, consumers of each tensor, the constant value of a tensor or None) of `graph`."""
+    """(producer of each tensor, consumers of each tensor, the constant value of a tensor or None) of `graph`.
+
+    A constant read through Identity nodes is a constant: torch's exporter stores equal parameters once and gives each
+    other user an Identity of it, so a new model's BatchNorms (weight and running variance all ones, bias and running
+    mean all zeros) read most of their parameters that way; left unread, none of them was folded."""
     from onnx import numpy_helper
 
     producer = {o: n for n in graph.node for o in n.output}
@@ -151,6 +156,8 @@ def _graph_maps(graph: onnx.GraphProto) -> tuple[dict, dict, Callable[[str], np.
         node = producer.get(name)
         if node is not None and node.op_type == "Constant":
             return numpy_helper.to_array(next(a.t for a in node.attribute if a.name == "value"))
+        if node is not None and node.op_type == "Identity":
+            return value(node.input[0])
         return None
 
     return producer, consumers, value
@@ -295,10 +302,17 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
 
 
 def _drop_unused_constants(graph: onnx.GraphProto) -> None:
-    """Remove the initializers and Constant nodes that no node reads and that are no graph output."""
-    used = {i for n in graph.node for i in n.input} | {v.name for v in graph.output} | {v.name for v in graph.input}
-    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
-        graph.node.remove(node)
+    """Remove the initializers, Constant nodes and Identity nodes of constants that no node reads and that are no graph
+    output (an Identity that only a folded BatchNorm read, and then what only it read)."""
+    _, _, value = _graph_maps(graph)
+    while True:
+        used = {i for n in graph.node for i in n.input} | {v.name for v in graph.output} | {v.name for v in graph.input}
+        dead = [n for n in graph.node if n.op_type in ("Constant", "Identity") and n.output[0] not in used
+                and (n.op_type == "Constant" or value(n.input[0]) is not None)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
     for tensor in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(tensor)
 

@@ -125,7 +125,9 @@ def test_int8_export_lets_onnxruntime_run_every_conv_in_int8_and_computes_the_sa
                                    max_shift=0, hflip=False))
     torch.manual_seed(0)
     model = build_model(ARCH).eval()
-    for bn in [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]:  # not the identity a new model has
+    # The stem's BatchNorm as a new model has it (weight and variance all ones: torch's exporter stores them once and
+    # reads one through an Identity node, as in the new models latency profiles export), the others not the identity
+    for bn in [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)][1:]:
         c = bn.num_features
         bn.weight.data = torch.linspace(-1.5, 2.0, c)[torch.randperm(c)]  # some negative: their int8 weights negated
         bn.bias.data, bn.running_mean, bn.running_var = torch.randn(c) * 0.1, torch.randn(c) * 0.1, torch.rand(c) + 0.5
@@ -406,3 +408,27 @@ def test_folding_a_batchnorm_into_a_depthwise_or_bias_less_conv_computes_the_sam
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     assert "QLinearConv" in [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_a_batchnorm_whose_parameters_are_read_through_identity_nodes_is_folded():
+    # torch's exporter stores equal parameters once and gives each other user an Identity of it: a new model's
+    # BatchNorms (weight and running variance all ones, bias and running mean all zeros), the models that latency
+    # profiles export, read their parameters that way, and none was folded (their convs ran in float in onnxruntime).
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    from compress.export import fold_conv_batchnorms
+
+    model = _conv_bn_qdq(gamma=(1.0, 1.0, 1.0, 1.0), var=(1.0, 1.0, 1.0, 1.0))
+    graph = model.graph
+    bn = next(n for n in graph.node if n.op_type == "BatchNormalization")
+    bn.input[4] = "var_shared"  # the running variance equals the weight: one tensor, read through an Identity
+    graph.node.insert(0, helper.make_node("Identity", ["g"], ["var_shared"]))
+    graph.initializer.remove(next(t for t in graph.initializer if t.name == "var"))
+    x = _pixels()
+    before = _operator_by_operator(model, x)[0]
+    assert fold_conv_batchnorms(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in graph.node if n.op_type in ("BatchNormalization", "Identity")] == []  # none left over
+    np.testing.assert_allclose(_operator_by_operator(model, x)[0], before, rtol=0, atol=0.05 * 1.0001)
