@@ -7,8 +7,9 @@ with a dynamic batch axis, normalisation inside, output `logits`.
   take). NNCF's default ONNX export writes OpenVINO-only FakeQuantize nodes, so every quantizer is
   switched to QDQ export first (see ../shared/notes/compression.md). Activations are stored as uint8 (NNCF's int8
   zero points plus 128: the same grid) and a BatchNorm right after a conv is folded into that conv's per-channel
-  weight scales and bias, so that onnxruntime on x86 runs every conv as QLinearConv (`fold_conv_batchnorms`,
-  `unsigned_activations`).
+  weight scales and bias, so that onnxruntime on x86 runs those convs as QLinearConv too (`fold_conv_batchnorms`,
+  `unsigned_activations`). A conv whose output feeds a GELU (fc1 and the conv mixer of `act=gelu` models) or a Reshape
+  (attention's qkv) is not fused by onnxruntime and stays float there.
 - `model_int8.xml/.bin`: OpenVINO IR converted from that QDQ file, with the channel and spatial
   dims static (OpenVINO >= 2025.2 otherwise leaves size-1 dims dynamic and an int8 conv on a
   dynamic channel dim fails to compile). OpenVINO runs it as real int8 on this host's CPU.
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 # The form of the int8 file `export_int8_onnx` writes, raised when that form changes: `nas.latency.profile` keys its
 # reusable int8 exports on it, so a profile never times a file written by an earlier form as the one shipped now.
-# 2: BatchNorms after quantized convs folded and activations stored as uint8 (onnxruntime on x86 then runs every conv
+# 2: BatchNorms after quantized convs folded and activations stored as uint8 (onnxruntime on x86 then runs those convs
 # in int8; 2026-12-07). 3: also the BatchNorms whose parameters torch's exporter reads through Identity nodes (equal
 # parameters stored once: every BatchNorm of a new model, as latency profiles export them; 2026-12-07).
 INT8_EXPORT_FORMAT = 3
