@@ -331,13 +331,25 @@ def _partial_content(path: Path, *, model: nn.Module) -> tuple[FitState, Any]:
     return state, found
 
 
-def _write_partial(path: Path, state: FitState, *, key: dict[str, Any]) -> None:
-    """`state` with its `key` written to `path` atomically: a stop while writing leaves the previous epoch's file."""
+def _write_partial(path: Path, state: FitState, *, key: dict[str, Any], failed: list[str]) -> None:
+    """`state` with its `key` written to `path` atomically: a stop while writing leaves the previous epoch's file.
+
+    A write that fails (a full disk, a quota, a read-only folder) is said in one warning per training, the first
+    (`failed` holds what went wrong), and the training goes on: the file only spares a rerun the finished epochs, and
+    raising here lost the epochs trained since the last file written, and every epoch still to come, to a file that
+    is three times the size of the `model.pt` the training is there to write (weights and two AdamW moments). A later
+    epoch tries again (space freed since); the file on disk stays the last one written, of this training."""
     # by field, not dataclasses.asdict: that deep-copies every tensor, weights and optimizer moments, each epoch
     payload = {"format": _PARTIAL_FORMAT, "key": json.dumps(key),
                "state": {f.name: getattr(state, f.name) for f in fields(state)}}
-    with replacing(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with replacing(path) as tmp:
+            torch.save(payload, tmp)
+    except OSError as e:
+        if not failed:
+            log.warning("could not write %s (%s): the final training goes on, but a stop before it ends goes on from "
+                        "the last epoch saved there (if any), not from epoch %d", path, e.strerror or e, state.epochs_done)
+        failed.append(str(e))
 
 
 def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, loss_fn: LossFn | None = None,
@@ -374,7 +386,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
         key = _partial_key(arch, data, run, seed=seed, teachers=teachers)
         if (resume := _read_partial(partial, key=key, model=model)) is not None:
             log.info("resuming final training of %s at epoch %d/%d", arch.arch_id, resume.epochs_done, recipe.epochs)
-        on_state = functools.partial(_write_partial, partial, key=key)
+        on_state = functools.partial(_write_partial, partial, key=key, failed=[])
     result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn,
                              on_state=on_state, resume=resume)
     model.eval()

@@ -1048,3 +1048,36 @@ def test_a_member_stopped_during_its_final_training_resumes_on_the_rerun_and_its
     assert sorted(p.name for p in folder.iterdir()) == ["arch.json", "metrics.json", "model.pt", "test_predictions.csv"]
     straight, _ = results_mod.final_train(arch, data, run, seed=results_mod.train_seed(arch, search_seed=run.search.seed))
     assert _same_weights(load_checkpoint(folder), straight) and metrics["final_train"]["epochs"] == 2
+
+
+def test_a_final_training_whose_partial_file_cannot_be_written_goes_on_with_one_warning(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # A full disk (or a quota) refused the epoch's resume state: the OSError stopped the training, losing the epoch
+    # just trained and those to come, for a file three times the size of the model.pt the training writes.
+    import errno
+    import logging
+
+    import torch
+
+    from nas.results import PARTIAL_FILE, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+    straight, _ = final_train(arch, data, run, seed=3)
+    save, refused = torch.save, []
+
+    def disk_full_once(obj, f, *args, **kwargs):  # the first epoch's file does not fit; space is freed before the next
+        if not refused:
+            refused.append(f)
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_once)
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        trained, _ = final_train(arch, data, run, seed=3, partial=partial)
+    assert _same_weights(trained, straight)  # trained to its end
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [f"could not write {partial} (No space left on device): the final training goes on, but a stop "
+                      "before it ends goes on from the last epoch saved there (if any), not from epoch 1"]
+    assert _partial_state(partial)[1] == 2  # the next epoch's file was written
+    assert [p.name for p in tmp_path.iterdir()] == [PARTIAL_FILE]  # no temporary file left
