@@ -261,9 +261,10 @@ class MemberMetrics:
 
 
 PARTIAL_FILE = "final_train.partial.pt"
-"""A Pareto member's final training as of its last finished epoch, in the member's folder until its weights are
-written (`final_train(partial=...)`): a rerun after a stop (Ctrl-C, SIGTERM, kill -9, the OOM killer) goes on from
-there instead of from epoch 0."""
+"""A Pareto member's final training as of its last finished epoch, in the member's folder until that training's
+weights are written (`final_train(partial=...)`): a rerun after a stop (Ctrl-C, SIGTERM, kill -9, the OOM killer) goes
+on from there instead of from epoch 0. A run that does not train the member (final_train=none, or the recipe of the
+weights it has) leaves it, for a later run of its recipe."""
 _PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
 
 
