@@ -3,8 +3,8 @@
 The report only *reads* files (``trials.csv``, ``pareto.json``, ``checkpoints/<arch_id>/metrics.json`` and,
 for compressed winners, ``checkpoints/<arch_id>/compressed_metrics.json``; the searches' ``.running.*`` markers),
 so it can be regenerated at any time, also while a search is still running, and from a run folder it deliberately
-imports nothing from the rest of ``nas`` but the file names in ``nas.layout`` (nor torch/optuna): a run folder copied
-to a laptop is enough. (A damaged ``pareto.json`` is refused naming its rebuild with the settings `nas.rebuild` reads
+imports nothing from the rest of ``nas`` but the file names in ``nas.layout`` and the error classes of ``nas.errors``
+(both plain Python; nor torch/optuna): a run folder copied to a laptop is enough. (A damaged ``pareto.json`` is refused naming its rebuild with the settings `nas.rebuild` reads
 from the run's config.yaml, which imports nas.config but not torch or Optuna. Its command line also writes
 ``pareto.csv`` where the folder's files give another one, with `nas.pareto_csv`, which imports only this module.)
 
@@ -39,6 +39,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+# NasError: the base of every error the toolkit raises, so that `except NasError` around a notebook's calls catches a
+# report's refusal too (nas.errors imports nothing but the standard library)
+from nas.errors import NasError
 
 # the names compress.pipeline writes, shared with it (no compress imports here: nas.layout holds constants alone)
 from nas.layout import COMPRESSED_JSON, COMPRESSION_MODEL_FILES, IR_FILES
@@ -105,8 +109,9 @@ code{font-size:.85rem}
 """
 
 
-class ReportInputError(Exception):
-    """The run folder cannot be reported on; the message is one line meant for the user. `problem`: what is wrong
+class ReportInputError(NasError):
+    """The run folder cannot be reported on; the message is one line meant for the user (a `NasError`, as every error
+    the toolkit raises for bad input). `problem`: what is wrong
     without what to do about it, for a caller that does it itself (a search, which writes the run's files again);
     the message where not given."""
 

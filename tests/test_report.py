@@ -480,6 +480,20 @@ def test_missing_input_raises(tmp_path: pathlib.Path) -> None:
         write_reports(tmp_path / "half")
 
 
+def test_report_refusals_are_nas_errors(tmp_path: pathlib.Path) -> None:
+    # A notebook wrapping its calls in `except NasError` (the base of the toolkit's one-line errors) let a report's
+    # refusal of a folder through as a bare Exception.
+    from nas.errors import NasError
+
+    with pytest.raises(NasError, match="no run folder"):
+        write_reports(tmp_path / "nope")
+    _write_run(tmp_path / "damaged", [_trial(0, "COMPLETE", "a0", "0.8", "0.2", "pool")], [])
+    (tmp_path / "damaged" / "pareto.json").write_text("{not json")
+    with pytest.raises(NasError) as error:
+        write_reports(tmp_path / "damaged")
+    assert isinstance(error.value, ReportInputError) and len(str(error.value).splitlines()) == 1
+
+
 def test_unreadable_pareto_json_is_a_one_line_error(run_dir: pathlib.Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     (run_dir / "pareto.json").write_text("{not json")
@@ -656,10 +670,12 @@ def test_cli_into_a_closed_pipe_ends_quietly_with_the_reports_written(run_dir: p
 
 def test_module_reads_files_only() -> None:
     """The report must run where only the run folder exists: no torch/optuna, no other part of nas but nas.layout, the
-    file names it shares with compress.pipeline (constants, importing nothing)."""
+    file names it shares with compress.pipeline (constants, importing nothing), and nas.errors, the base of its errors
+    (the standard library alone)."""
     code = ("import sys, nas.report; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'optuna'} "
-            "or (m.startswith('nas.') and m not in {'nas.report', 'nas.layout'})); print(bad); sys.exit(1 if bad else 0)")
+            "or (m.startswith('nas.') and m not in {'nas.report', 'nas.layout', 'nas.errors'})); print(bad); "
+            "sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
