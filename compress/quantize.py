@@ -66,8 +66,9 @@ from nas.train import evaluate, subset_split
 
 from compress.recover import distill
 
-# Before nncf is imported anywhere: its extension build may take longer than the 60 s default.
-os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+# NNCF_EXTENSION_LOAD_TIMEOUT is lifted in `_nncf`, not as this module is imported: NNCF reads it as it loads its
+# extension, and run_compress imports this module before it records the caller's environment to put back, so a notebook
+# kept the setting for good.
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 # torch intra-op threads while NNCF calibrates (statistics and bias correction), whatever the caller runs on (the
 # search's train.threads). One also makes the int8 model independent of that setting: the thread count changes the
@@ -76,8 +77,9 @@ CALIBRATION_THREADS = 1
 
 
 def _nncf():
-    # Again here: a run from Python puts the variable back as its caller had it (`nas.train.caller_settings_kept`), and
-    # NNCF reads it as it first loads its extension, which a later run in the same process may be the first to do.
+    # Its extension build may take longer than NNCF's 60 s default. Set at each use: a run from Python puts the variable
+    # back as its caller had it (`nas.train.caller_settings_kept`), and NNCF reads it as it first loads its extension,
+    # which a later run in the same process may be the first to do.
     os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
     import nncf
 

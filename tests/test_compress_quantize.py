@@ -215,6 +215,23 @@ def test_nncf_log_level_leaves_other_handlers_levels_alone():
         nncf_logger.removeHandler(handler)
 
 
+def test_importing_the_compression_leaves_the_callers_environment_alone():
+    # run_compress imports compress.pipeline (and so this module) before it records the caller's settings to put back:
+    # compress.quantize's import set NNCF_EXTENSION_LOAD_TIMEOUT=0 in a notebook's environment for good, so its own NNCF
+    # loads waited without end, and every subprocess it started inherited the setting. `_nncf` sets it where it is used.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {name: value for name, value in os.environ.items() if name != "NNCF_EXTENSION_LOAD_TIMEOUT"}
+    code = "import os, compress.pipeline; print(os.environ.get('NNCF_EXTENSION_LOAD_TIMEOUT'))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
+
+
 def test_nncf_extension_load_timeout_is_lifted_again_after_a_run_put_the_callers_environment_back(monkeypatch):
     # compress.quantize set it only as it was imported: once a first run from Python (which imported it) put the
     # caller's environment back, a later run's first NNCF extension load had NNCF's 60 s timeout again
