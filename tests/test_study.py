@@ -615,7 +615,7 @@ def test_a_report_from_a_study_names_the_settings_given_there_that_the_study_rep
 def test_the_file_a_profiles_fitted_numbers_were_read_from_is_not_in_the_fingerprint(compose_cfg):
     # HardwareProfile gained `fitted` (their file, "" once read): in the fingerprint, every study created before would have
     # refused to resume ("created with other settings").
-    from nas.config import DataFormat, to_run_config
+    from nas.config import to_run_config
     from nas.study import fingerprint
 
     run = to_run_config(compose_cfg("hw=cpu"))
