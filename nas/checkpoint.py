@@ -198,14 +198,43 @@ def _named_as(path: Path, *, unnamed: bool = True) -> Iterator[None]:
 _FULL_BELOW = 2**20
 
 
+def _disk_refusal(path: Path) -> OSError | None:
+    """The `OSError` that `path`'s disk gives now to a write of `_FULL_BELOW` bytes beside `path` (synced, as some
+    filesystems, NFS, check a quota only then): EDQUOT where the user's quota is full, which statvfs does not show (its
+    free space is the disk's); None where the disk takes them. The probe file is deleted."""
+    try:
+        fd, tmp = _temp_beside(path)
+    except OSError as e:
+        return e
+    refusal = None
+    try:
+        chunk = memoryview(bytes(2**16))
+        left = _FULL_BELOW
+        while left:
+            left -= os.write(fd, chunk[:left])  # a short write: the next one says why
+        os.fsync(fd)
+    except OSError as e:
+        refusal = e
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            refusal = refusal or e
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return refusal
+
+
 @contextlib.contextmanager
 def _full_disk_said(path: Path) -> Iterator[None]:
     """Around a library's write of `path` (into a temporary file or folder beside it): an error that is not an `OSError`
-    while `path`'s disk has no space left (`_FULL_BELOW`) is raised as `OSError(ENOSPC)` about `path`, from it. torch.save
-    reports a full disk as a RuntimeError ("[enforce fail at inline_container.cc] unexpected pos ...", "file write
-    failed"), which the search could not tell from a bug: it stopped with its traceback instead of its one line
-    ("cannot write the run (...)"), and its report said it was killed. Checked before the partly written file is
-    deleted, which frees its space again."""
+    while `path`'s disk has no space left (`_FULL_BELOW`) is raised as `OSError(ENOSPC)` about `path`, from it; while the
+    disk shows space but refuses a write beside `path` (`_disk_refusal`: the user's quota is full), as that refusal's
+    `OSError` (EDQUOT) about `path`. torch.save reports a failed write as a RuntimeError ("[enforce fail at
+    inline_container.cc] unexpected pos ...", "PytorchStreamWriter failed writing file ...: file write failed"), with
+    no errno, which the search could not tell from a bug: it stopped with its traceback instead of its one line ("cannot
+    write the run (...)"), and its report said it was killed. Checked before the partly written file is deleted, which
+    frees its space again."""
     try:
         yield
     except OSError:
@@ -215,9 +244,12 @@ def _full_disk_said(path: Path) -> Iterator[None]:
             st = os.statvfs(path.parent)
         except (OSError, AttributeError):  # gone, or no statvfs (Windows): not known to be the disk
             st = None
-        if st is None or st.f_bavail * st.f_frsize >= _FULL_BELOW:
+        if st is not None and st.f_bavail * st.f_frsize < _FULL_BELOW:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        refusal = _disk_refusal(path) if st is not None else None
+        if refusal is None or refusal.errno is None:
             raise
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise OSError(refusal.errno, refusal.strerror, str(path)) from e
 
 
 def _dead_writers_temps(folder: Path, *, recursive: bool, target: str | None) -> list[Path]:
@@ -282,8 +314,8 @@ def replacing(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` (named as `_temp_beside` names them) for a library that writes to a file name
     (torch.save, torch.onnx.export, onnx.save): synced to disk and renamed onto `path` when the block ends (its folder
     synced after), deleted if it raises. A writer killed inside the block leaves a file that `remove_dead_writers_temps`
-    clears. An error about the temporary file names `path` (`_named_as`); a library's own error on a full disk is
-    raised as the disk's (`_full_disk_said`)."""
+    clears. An error about the temporary file names `path` (`_named_as`); a library's own error on a full disk or a
+    full quota is raised as the disk's (`_full_disk_said`)."""
     with _named_as(path):
         fd, tmp = _temp_beside(path)
         os.close(fd)
@@ -313,7 +345,7 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
     the files beside the first (model.tmp.xml gives model.tmp.bin, a name the cleanup could not attribute); a writer
     killed inside the block leaves a folder that `remove_dead_writers_temps` clears, the files in it included. An error
     about a file in the temporary folder names the file of `paths` it was to become (`_named_as`); a library's own error
-    on a full disk is raised as the disk's (`_full_disk_said`)."""
+    on a full disk or a full quota is raised as the disk's (`_full_disk_said`)."""
     parent = paths[-1].parent
     if any(p.parent != parent for p in paths):
         raise ValueError(f"replacing_together renames within one folder; got {[str(p) for p in paths]}")

@@ -444,6 +444,55 @@ def test_a_library_failing_on_a_full_disk_raises_the_disks_error_naming_the_file
         f.close()
 
 
+def _over_quota(monkeypatch, folder):
+    """The user's quota full under `folder` while statvfs still shows the disk's free space: a write or sync of a file
+    there is refused with EDQUOT (NFS checks a quota at the sync), as the kernel refuses it."""
+    import errno
+    import os
+    import stat
+
+    def refusing(real):
+        def call(fd, *args):
+            if stat.S_ISREG(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
+                raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "write", refusing(os.write))
+    monkeypatch.setattr(os, "fsync", refusing(os.fsync))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="tells the files apart by /proc/self/fd")
+def test_a_full_quota_is_raised_as_the_disks_error_naming_the_file(tmp_path, monkeypatch):
+    # On a full quota torch.save fails with a RuntimeError of its own (no errno in it) while statvfs still shows the
+    # disk's free space: it was raised as it was, and model.pt's write stopped the search with a traceback.
+    import errno
+
+    def quota_full(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    path = tmp_path / "ck" / "model.pt"
+    save_checkpoint(path, build_model(ARCH), ARCH)  # the folder made before the quota fills
+    before = path.read_bytes()
+    monkeypatch.setattr(torch, "save", quota_full)
+    _over_quota(monkeypatch, tmp_path)
+    with pytest.raises(OSError) as raised:
+        save_checkpoint(path, build_model(ARCH), ARCH)
+    e = raised.value
+    assert (e.errno, e.strerror, e.filename) == (errno.EDQUOT, "Disk quota exceeded", str(path))
+    assert isinstance(e.__cause__, RuntimeError)
+    with pytest.raises(OSError) as raised:  # a plain write: the OSError the kernel gave, naming the file
+        atomic_write_bytes(tmp_path / "ck" / "metrics.json", b"{}")
+    assert (raised.value.errno, raised.value.filename) == (errno.EDQUOT, str(tmp_path / "ck" / "metrics.json"))
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+    monkeypatch.undo()  # the quota freed: a library's own error is raised as it is, no disk's error made up
+    monkeypatch.setattr(torch, "save", quota_full)
+    with pytest.raises(RuntimeError, match="file write failed"):
+        save_checkpoint(path, build_model(ARCH), ARCH)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+
+
 def test_a_disk_error_while_syncing_is_raised_and_keeps_the_previous_file(tmp_path, monkeypatch):
     import errno
     import os

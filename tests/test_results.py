@@ -1050,12 +1050,15 @@ def test_a_member_stopped_during_its_final_training_resumes_on_the_rerun_and_its
     assert _same_weights(load_checkpoint(folder), straight) and metrics["final_train"]["epochs"] == 2
 
 
+@pytest.mark.parametrize("refusal", ["full disk", "full quota"])
 def test_a_final_training_whose_partial_file_cannot_be_written_goes_on_with_one_warning(
-        tmp_path, compose_cfg, monkeypatch, caplog):
+        tmp_path, compose_cfg, monkeypatch, caplog, refusal):
     # A full disk (or a quota) refused the epoch's resume state: the OSError stopped the training, losing the epoch
-    # just trained and those to come, for a file three times the size of the model.pt the training writes.
+    # just trained and those to come, for a file three times the size of the model.pt the training writes. On a full
+    # quota torch.save raises a RuntimeError of its own (no errno) while statvfs still shows space: that stopped it too.
     import errno
     import logging
+    import os
 
     import torch
 
@@ -1064,20 +1067,31 @@ def test_a_final_training_whose_partial_file_cannot_be_written_goes_on_with_one_
     arch, data, run = _final_training(compose_cfg)
     partial = tmp_path / PARTIAL_FILE
     straight, _ = final_train(arch, data, run, seed=3)
-    save, refused = torch.save, []
+    save, write, refused = torch.save, os.write, []
 
     def disk_full_once(obj, f, *args, **kwargs):  # the first epoch's file does not fit; space is freed before the next
         if not refused:
             refused.append(f)
-            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+            if refusal == "full disk":
+                raise OSError(errno.ENOSPC, "No space left on device", str(f))
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                               "data/0: file write failed")
+        refused.append(f)  # the quota freed
         save(obj, f, *args, **kwargs)
 
+    def over_quota(fd, data):  # a write into the member's folder while the quota is full
+        if len(refused) == 1 and os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        return write(fd, data)
+
     monkeypatch.setattr(torch, "save", disk_full_once)
+    monkeypatch.setattr(os, "write", over_quota)
     with caplog.at_level(logging.INFO, logger="nas.results"):
         trained, _ = final_train(arch, data, run, seed=3, partial=partial)
     assert _same_weights(trained, straight)  # trained to its end
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert warned == [f"could not write {partial} (No space left on device): the final training goes on, but a stop "
+    why = "No space left on device" if refusal == "full disk" else "Disk quota exceeded"
+    assert warned == [f"could not write {partial} ({why}): the final training goes on, but a stop "
                       "before it ends goes on from the last epoch saved there (if any), not from epoch 1"]
     assert _partial_state(partial)[1] == 2  # the next epoch's file was written
     assert [p.name for p in tmp_path.iterdir()] == [PARTIAL_FILE]  # no temporary file left
