@@ -105,8 +105,9 @@ def load_nncf_extension() -> None:
     every toolkit process holds it while it loads, so a `lock` found by its holder was left by a dead process, and is
     removed with a warning naming it; one that cannot be removed (another user's, in a folder this user cannot write)
     is a `ConfigError` naming it and what to do. A second process meanwhile waits for the first to finish (a first
-    build), saying so. A process outside the toolkit loading the extension at that moment (your own script calling
-    NNCF) holds no such lock: its `lock` would be taken for a leftover. Where the folder cannot be made or written (a
+    build), saying which (pid, and since when it loads; `_locked_guard`). A process outside the toolkit loading the
+    extension at that moment (your own script calling NNCF) holds no such lock: its `lock` would be taken for a
+    leftover. Where the folder cannot be made or written (a
     read-only home or TORCH_EXTENSIONS_DIR) or its file system has no `flock`, the load is NNCF's alone, which falls
     back on its slower torch functions where it cannot build. A load that NNCF stops waiting for
     (`NNCF_EXTENSION_LOAD_TIMEOUT` set to seconds, or Ctrl-C) goes on in NNCF's thread: the lock is held until its
@@ -161,7 +162,7 @@ def load_nncf_extension() -> None:
         raise
     finally:
         if fd is not None:
-            os.close(fd)  # releases the flock
+            _release(fd)
 
 
 # How NNCF's loader begins the warning it logs when the build fails, before falling back on its torch functions
@@ -227,28 +228,87 @@ def _close_when_gone(fd: int, lock: Path) -> None:
         while lock.exists():
             time.sleep(0.2)
     finally:
-        os.close(fd)
+        _release(fd)
+
+
+# How often a load waiting for another process's tries the toolkit's flock again (and reads again who holds it).
+_GUARD_POLL_SECONDS = 0.2
+
+
+def _guard_holder(fd: int) -> tuple[int, float] | None:
+    """(pid, time it took the lock) of the process holding the flock on `fd`'s file, as it wrote them there
+    (`_note_holder`); None where the file says nothing readable (not written yet, or by an older toolkit)."""
+    try:
+        pid, since = os.pread(fd, 64, 0).decode("ascii").split("\n", 1)[0].split()
+        holder = int(pid), float(since)
+        # a process killed while holding the flock left its record: named only while that process is there
+        os.kill(holder[0], 0)
+    except PermissionError:  # another user's process, alive
+        pass
+    except (OSError, ValueError):
+        return None
+    return holder
+
+
+def _note_holder(fd: int) -> None:
+    """Write this process's pid and the time into the flocked file of `fd`, for a waiting process to name."""
+    record = f"{os.getpid()} {time.time():.0f}\n".encode("ascii")
+    try:
+        # written over the last holder's, then cut to length: a reader meanwhile sees a whole first line
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
+    except OSError:  # a full disk: the load goes on, a waiter only names no process
+        pass
+
+
+def _release(fd: int) -> None:
+    """Close `fd`, releasing its flock, its record (`_note_holder`) cleared first: a later holder that writes none (a
+    toolkit before it) is not named by it."""
+    try:
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _waiting_message(guard: Path, holder: tuple[int, float] | None) -> str:
+    if holder is None:
+        return f"waiting for another process to finish loading NNCF's extension ({guard})..."
+    pid, since = holder
+    return (f"waiting for another process (pid {pid}, loading since {time.strftime('%H:%M:%S', time.localtime(since))})"
+            f" to finish loading NNCF's extension ({guard})...")
 
 
 def _locked_guard(build_dir: Path) -> int | None:
-    """A descriptor holding the `flock` beside `build_dir` that `load_nncf_extension` loads under, waited for (saying
-    so) while another process holds it; None where the file cannot be opened or locked."""
+    """A descriptor holding the `flock` beside `build_dir` that `load_nncf_extension` loads under, waited for while
+    another process holds it; None where the file cannot be opened or locked. The holder writes its pid and the time
+    into the file: a waiting load names it, and names the next one where another process takes its turn first (each
+    may build the extension anew: a checkout reached by another path gives torch other include folders, which ninja
+    rebuilds for), so that a wait of several builds does not read as one process stuck since the first line."""
     guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
     try:
         fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process to finish loading NNCF's extension (%s)...", guard)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        named: object = False  # no line yet
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _guard_holder(fd)
+                # a record not readable (being written) is not a new holder, once a line has been said
+                if named is False or (holder is not None and holder != named):
+                    log.info(_waiting_message(guard, holder))
+                    named = holder
+                time.sleep(_GUARD_POLL_SECONDS)
     except BaseException as e:  # no lock (or Ctrl-C while waiting): the descriptor closed all the same
         os.close(fd)
         if isinstance(e, OSError):
             return None
         raise
+    _note_holder(fd)
     return fd
 
 

@@ -425,6 +425,91 @@ def test_a_load_waits_for_another_toolkit_process_loading_nncfs_extension(built_
             proc.wait()
 
 
+def test_a_load_waiting_for_nncfs_extension_names_the_process_loading_it_and_each_next_one(tmp_path, caplog):
+    # Several checkouts' test runs sharing ~/.cache/torch_extensions each rebuilt the extension (torch's include folders
+    # differ by the path the venv is reached by), one after another: a compression waited about 15 minutes behind them
+    # on one line said as it began, which named no process.
+    import fcntl
+    import logging
+    import os
+    import time
+
+    import compress.quantize as q
+
+    build_dir = tmp_path / "2.13.0+cpu"
+    build_dir.mkdir()
+    guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
+    held = os.open(guard, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another toolkit process loading, as its record says
+    first, second = time.time() - 95, time.time() - 3
+    # live pids: a record naming a process that is gone is not said
+    os.write(held, f"{os.getpid()} {first:.0f}\n".encode())
+    got: list[int | None] = []
+    with caplog.at_level(logging.INFO, logger="compress.quantize"):
+        waiter = threading.Thread(target=lambda: got.append(q._locked_guard(build_dir)))
+        waiter.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not caplog.messages and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # the next process took its turn first (flock keeps no queue): its record replaces the first's
+            os.pwrite(held, f"{os.getppid()} {second:.0f}\n".encode(), 0)
+            while len(caplog.messages) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert waiter.is_alive()  # still waiting
+        finally:
+            os.close(held)  # that load is done
+            waiter.join(10)
+    assert not waiter.is_alive() and got and got[0] is not None
+    try:
+        clock = [time.strftime("%H:%M:%S", time.localtime(round(t))) for t in (first, second)]
+        assert caplog.messages == [
+            f"waiting for another process (pid {os.getpid()}, loading since {clock[0]}) to finish loading NNCF's "
+            f"extension ({guard})...",
+            f"waiting for another process (pid {os.getppid()}, loading since {clock[1]}) to finish loading NNCF's "
+            f"extension ({guard})..."]
+        # and it names this process to the next one waiting, while this one loads
+        pid, since = guard.read_text().split()
+        assert int(pid) == os.getpid() and abs(float(since) - time.time()) < 10
+    finally:
+        os.close(got[0])
+
+
+def test_a_load_waiting_for_nncfs_extension_names_no_process_that_is_gone(tmp_path, caplog):
+    # A process killed while loading leaves its record in the file (the kernel drops its flock, not its words): the
+    # holder now (one writing none, or not yet) is not that process.
+    import fcntl
+    import logging
+    import os
+    import subprocess
+    import time
+
+    import compress.quantize as q
+
+    build_dir = tmp_path / "2.13.0+cpu"
+    build_dir.mkdir()
+    guard = build_dir.with_name(f"{build_dir.name}.metaformer-nas.lock")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    guard.write_text(f"{gone.pid} {time.time() - 60:.0f}\n")
+    held = os.open(guard, os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    got: list[int | None] = []
+    with caplog.at_level(logging.INFO, logger="compress.quantize"):
+        waiter = threading.Thread(target=lambda: got.append(q._locked_guard(build_dir)))
+        waiter.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not caplog.messages and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.close(held)
+            waiter.join(10)
+    assert got and got[0] is not None
+    os.close(got[0])
+    assert caplog.messages == [f"waiting for another process to finish loading NNCF's extension ({guard})..."]
+
+
 # Two members quantized in one process, then NNCF's log level as the toolkit left it.
 _QUANTIZE_TWICE = _LOAD_NNCF.replace('print("loaded", flush=True)', """\
 quantize_ptq(Tiny(), Split(x=torch.rand(4, 1, 8, 8), y=torch.zeros(4, dtype=torch.long)), size=4)
