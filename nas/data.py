@@ -167,6 +167,20 @@ def _image_folders_in(root: Path) -> list[str]:
     return found
 
 
+def _dataset_one_folder_down(base: Path) -> tuple[Path, list[str]] | None:
+    """`base`'s one folder and its folders of images (`_image_folders_in`, relative to it) where `base` is the folder an
+    archive unpacked into, one folder above the dataset: its one folder holds >= 2 folders of images (or train/ with
+    them) and no image itself, as a class's folder with dated subfolders would. None otherwise."""
+    try:
+        folders = _class_dirs(base)
+        if len(folders) != 1 or any(is_image_file(p) for p in folders[0].iterdir()):
+            return None
+    except OSError:
+        return None
+    inner = _image_folders_in(folders[0])
+    return (folders[0], inner) if len(inner) >= 2 else None
+
+
 def _load_idx_dataset(root: Path, *, name: str = "fashion_mnist") -> tuple[Split, Split, tuple[str, ...]]:
     if not root.is_dir():
         raise DataError(
@@ -181,6 +195,16 @@ def _load_idx_dataset(root: Path, *, name: str = "fashion_mnist") -> tuple[Split
             raise DataError(
                 f"data.root={root} holds folders of images ({shown}), not the idx files that data={name} reads: for "
                 "your own images pass data=imagefolder too (root/<class>/*.png|jpg or root/train/<class>/...)"
+            )
+        # data.root one folder above such a folder (the one an archive unpacked into): named as the data.root to pass
+        if (down := _dataset_one_folder_down(root)) is not None:
+            folder, inner = down
+            folders = [f"{folder.name}/{f}" for f in inner]
+            shown = ", ".join(folders[:5]) + (f", ... ({len(folders)} in all)" if len(folders) > 5 else "")
+            raise DataError(
+                f"data.root={root} holds folders of images one folder down ({shown}), not the idx files that "
+                f"data={name} reads: for your own images pass data=imagefolder "
+                f"{shell_override(key='data.root', value=str(folder.resolve()))}"
             )
     splits = []
     for prefix in ("train", "t10k"):
@@ -784,11 +808,12 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                      f"{shell_override(key='data.root', value=str(root.resolve().parent))})" if loose else "")
         # data.root one folder too high (the folder an archive unpacked into, holding the dataset's folder): its one
         # folder holds the class folders; said where it holds no image itself, as a class's folder would
-        inner = _image_folders_in(train_root / classes[0]) if len(classes) == 1 and not loose else []
-        nested = (f" (its one folder {classes[0]} holds {counted(len(inner), 'folder')} of images ("
-                  f"{', '.join(inner[:5])}{', ...' if len(inner) > 5 else ''}): data.root is one folder down, e.g. "
-                  f"{shell_override(key='data.root', value=str((train_root / classes[0]).resolve()))})"
-                  if len(inner) >= 2 and not any(is_image_file(p) for p in (train_root / classes[0]).iterdir()) else "")
+        nested = ""
+        if not loose and (down := _dataset_one_folder_down(train_root)) is not None:
+            folder, inner = down
+            nested = (f" (its one folder {folder.name} holds {counted(len(inner), 'folder')} of images ("
+                      f"{', '.join(inner[:5])}{', ...' if len(inner) > 5 else ''}): data.root is one folder down, e.g. "
+                      f"{shell_override(key='data.root', value=str(folder.resolve()))})")
         raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}{one_class}{nested}")
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):

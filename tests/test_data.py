@@ -173,6 +173,26 @@ def test_a_folder_of_class_folders_given_as_idx_data_root_says_to_pass_data_imag
         load_dataset(_idx_cfg(tmp_path / "other"))
 
 
+def test_an_idx_data_root_one_folder_above_a_folder_of_class_folders_names_that_folder_with_data_imagefolder(tmp_path):
+    # an archive unpacked into downloads/ as downloads/shapes/<class>/, given as data.root=downloads without
+    # data=imagefolder: it said an idx file was missing and to install Fashion-MNIST
+    for c in ("circle", "square"):
+        _png(tmp_path / "flat" / "shapes" / c / "0.png", 8, 10)
+        _png(tmp_path / "split" / "shapes" / "train" / c / "0.png", 8, 10)
+    for layout, folders in (("flat", "shapes/circle, shapes/square"), ("split", "shapes/train/circle, shapes/train/square")):
+        with pytest.raises(DataError) as err:
+            load_dataset(_idx_cfg(tmp_path / layout))
+        assert str(err.value) == (
+            f"data.root={tmp_path / layout} holds folders of images one folder down ({folders}), not the idx files that "
+            f"data=tiny reads: for your own images pass data=imagefolder data.root={tmp_path / layout / 'shapes'}")
+    # two folders of datasets: which one is meant is not known, so the missing idx file is named as before
+    for dataset in ("a", "b"):
+        for c in ("circle", "square"):
+            _png(tmp_path / "two" / dataset / c / "0.png", 8, 10)
+    with pytest.raises(DataError, match=r"dataset file train-images-idx3-ubyte\(\.gz\) not found"):
+        load_dataset(_idx_cfg(tmp_path / "two"))
+
+
 def test_truncated_idx_file_is_reported(tmp_path):
     path = tmp_path / "x-idx1-ubyte"
     write_idx(path, np.arange(10, dtype=np.uint8))
