@@ -994,7 +994,8 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
             # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
             # each image hashed once for the study's record and the setup warnings (held_out_copies_warning), not once each
             digests = split_image_digests(data)
-            study = open_study(run, storage, make_sampler(run), data=data_identity(data, digests=digests))
+            study = open_study(run, storage, make_sampler(run), data=data_identity(data, digests=digests),
+                               overridden=overridden)
         with _says_if_interrupted(lambda: _interrupted_with_study(study)):
             return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept], digests=digests)
 

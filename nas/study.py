@@ -201,6 +201,31 @@ def _presets_of(stored: dict[str, Any], run: RunConfig, groups: Collection[str])
     return hints
 
 
+_ABSENT = object()
+
+
+def _overrides_to_drop(stored: dict[str, Any], now: dict[str, Any], groups: Collection[str],
+                       overridden: Collection[str]) -> list[str]:
+    """`key=value` (the value now) of each of `overridden` (the command line's keys, `nas.config.overridden_keys`)
+    inside `groups` whose value in `now` differs from the one in `stored` (fingerprints): with a group named by its
+    file (train=smoke), such an override (train.lr=0.01) is what keeps the settings from the study's, and typing the
+    file's name alone does not undo it. Keys the fingerprint leaves out (data.root, speed settings) are never named."""
+    def at(fp: dict[str, Any], key: str) -> Any:
+        value: Any = fp
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return _ABSENT
+            value = value[part]
+        return value
+
+    drops = []
+    for group in groups:
+        for key in sorted(k for k in overridden if k.startswith(f"{group}.")):
+            if (value := at(now, key)) is not _ABSENT and value != at(stored, key):
+                drops.append(f"{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return drops
+
+
 # The search.* settings every worker of a study must share (a resumed run included), with why; they change what a
 # trial's result means or what the sampler optimizes, so one study under two values would mix two searches. The others
 # may differ between workers: n_trials is a stopping rule (each worker stops once the study holds its own total; a rerun
@@ -296,10 +321,12 @@ def _record_of_new_study(study: optuna.Study, wait_s: float) -> Any:
 
 
 def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: optuna.samplers.BaseSampler,
-               *, data: dict[str, Any] | None = None, wait_s: float = RECORD_WAIT_S) -> optuna.Study:
+               *, data: dict[str, Any] | None = None, wait_s: float = RECORD_WAIT_S,
+               overridden: Collection[str] = ()) -> optuna.Study:
     """Create or join the study `search.study_name`; refuse to join one created with other settings, or with other
     images than `data` (`nas.data.data_identity`, checked by `check_data`). A worker that joins a study created a moment
-    ago by another waits up to `wait_s` for its creator's record of the settings and the data."""
+    ago by another waits up to `wait_s` for its creator's record of the settings and the data. `overridden`: the config
+    keys set on the command line (`nas.config.overridden_keys`), for the refusal to name those to drop."""
     try:
         # Which worker creates the study is settled by the storage (a unique name), so only the creator writes the
         # record; a joiner that found none and wrote its own overwrote the creator's, and both searched with their own.
@@ -329,8 +356,12 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
         presets = _presets_of(stored, run, changed)
         # the study's settings of a group are one of its files (train=smoke): that name is what to type
         groups = [p.split("=")[0] for p in presets]
-        same = (f" ({' '.join(presets)}: the study's {' and '.join(filter(None, (', '.join(groups[:-1]), groups[-1])))} "
-                "settings)" if presets else "")
+        # an override of one of that file's keys (train=smoke train.lr=0.01) is refused again with the file's name:
+        # it is named to drop
+        drops = _overrides_to_drop(stored, fp, groups, overridden)
+        without = f" without {' '.join(drops)}" if drops else ""
+        same = (f" ({' '.join(presets)}{without}: the study's "
+                f"{' and '.join(filter(None, (', '.join(groups[:-1]), groups[-1])))} settings)" if presets else "")
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             # every trial failed (a recipe that diverged, which the search stops on) or none ran: the fix is a new study,
             # and it costs nothing (still refused: a worker of the study may be training under its settings)

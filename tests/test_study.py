@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.config import DataFormat, to_run_config
+from nas.config import DataFormat, overridden_keys, to_run_config
 from nas.errors import ConfigError, DataError
 from nas.search import export_study, run_search
 from nas.study import (counts, fail_lost_trials, fingerprint, open_storage, open_study, slot_taken,
@@ -273,6 +273,29 @@ def test_a_refusal_for_other_settings_names_the_group_file_that_holds_the_studys
     folder = dataclasses.replace(run.data, name="imagefolder", format=DataFormat.imagefolder, img_size=32, stratify=True,
                                  max_shift=2)
     assert _presets_of(fingerprint(dataclasses.replace(run, data=folder)), run, ["data"]) == ["data=imagefolder"]
+
+
+def test_a_refusal_naming_the_group_file_names_the_overrides_of_its_keys_to_drop(tmp_path, compose_cfg, tiny_idx_root):
+    # A study searched with train=smoke, rerun with train=smoke train.lr=0.01: the refusal said "(train=smoke: ...)",
+    # which the command already said, not that train.lr=0.01 was what to drop.
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}", "train=smoke"]
+    storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
+    study = open_study(to_run_config(compose_cfg(*base)), storage, optuna.samplers.RandomSampler())
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+    # train.threads (a speed setting) and train.epochs=1 (smoke's own value) keep nothing from resuming: not named
+    given = ["train.lr=0.01", "train.threads=1", "train.epochs=1", "train.precision=fp32"]
+    with pytest.raises(ConfigError) as e:
+        open_study(to_run_config(compose_cfg(*base, *given)), storage, optuna.samplers.RandomSampler(),
+                   overridden=overridden_keys([*base, *given]))
+    assert str(e.value).endswith(
+        "rerun with the same ones to resume (train=smoke without train.lr=0.01 train.precision=fp32: the study's train "
+        "settings), or pass a new search.study_name=...")
+    # overrides the caller does not name (a Python caller's composed config) are not guessed at
+    with pytest.raises(ConfigError, match=r"to resume \(train=smoke: the study's train settings\), or"):
+        open_study(to_run_config(compose_cfg(*base, *given)), storage, optuna.samplers.RandomSampler())
+    # run_search hands open_study the command line's keys
+    with pytest.raises(ConfigError, match=r"to resume \(train=smoke without train.lr=0.01 train.precision=fp32: the"):
+        run_search(compose_cfg(*base, *given, f"search.runs_dir={tmp_path / 'runs'}"), overridden=overridden_keys(given))
 
 
 def test_study_resumes_under_other_speed_settings_and_names_the_values_that_block_it(tmp_path, compose_cfg, tiny_idx_root):
