@@ -14,7 +14,9 @@ not instead), and a warning on stderr counting those that lie in the folder its 
 images (the model was trained or chosen on them). An int8 file run on a CPU whose int8 kernels saturate (x86 without VNNI) gets a warning on stderr: its
 predictions there are not the chip's. As training warns of its image folder, one line on stderr counts the images that
 are not square (stretched to the model's input) and one those with transparent pixels (dropped or composited); for a
-colour model, one counts the grey images (R = G = B at every pixel), in which it sees no colour.
+colour model, one counts the grey images (R = G = B at every pixel), in which it sees no colour. One more line warns
+when the images' mean pixel value differs from that of the model's training images (metrics.json's `input.mean`) by
+more than `BRIGHTNESS_MARGIN`: photos on a light background given a model trained on dark ones (Fashion-MNIST's).
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ MODEL_SUFFIXES = (".xml", ".onnx", ".pt")  # OpenVINO IR, onnxruntime, torch
 RUNTIMES = {".xml": "OpenVINO", ".onnx": "onnxruntime", ".pt": "torch"}  # what runs a model file of each suffix
 CLI_FLAGS = {"top": "--top", "memory_budget_gb": "--memory-budget-gb", "skip_unreadable": "--skip-unreadable"}
 """The command-line flag of each of `predict`'s keywords that `main` passes on (`predict(setting_names=...)`)."""
+
+# Fashion-MNIST's per-image means spread widely (a sandal is mostly black, a pullover fills the frame), so the margin
+# lets its own test images through: of its 10,000 alone, 75 lie farther than 0.3 from its training mean (0.286), and
+# none of 100,000 random sets of 3; while every class of its test images inverted (dark clothes on a light background,
+# as a photo on a white table gives them), its lightest class (coats, mean 0.391) included, lies farther as a set.
+BRIGHTNESS_MARGIN = 0.3
+"""How far (on [0, 1], after the model's preprocessing) the mean pixel value of the images classified may lie from the
+training images' (`input.mean`, averaged over channels) before `brightness_warning` warns."""
+DATASET_LOOKS = {"fashion_mnist": "light clothes on a black background"}
+"""What the images of a data set named in metrics.json's `dataset` look like, said where new images differ in
+brightness (an image folder's are the user's own: only its name is said)."""
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -107,6 +120,10 @@ class Contract:
     # whether the training images had no colour in any channel (input.mean and std the same in all 3): an image
     # folder of grey photos trained at data.channels=3, whose model takes grey photos as it was trained on them
     trained_grey: bool = False
+    # the mean pixel value of the training images on [0, 1], averaged over channels (input.mean); None: not recorded
+    mean: float | None = None
+    # the data set the model was trained on (metrics.json's `dataset`: fashion_mnist, imagefolder); None: not recorded
+    dataset: str | None = None
 
 
 def _contract(folder: Path) -> Contract:
@@ -124,7 +141,8 @@ def _contract(folder: Path) -> Contract:
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
                         None if background is None else int(background), path.name,
-                        str(said.get("preprocessing", "")), image_counts, _same_in_every_channel(said))
+                        str(said.get("preprocessing", "")), image_counts, _same_in_every_channel(said),
+                        _channel_averaged_mean(said), _recorded_name(metrics.get("dataset")))
     except FileNotFoundError:
         raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
                               "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
@@ -140,6 +158,21 @@ def _same_in_every_channel(said: Mapping[str, Any]) -> bool:
     except (KeyError, TypeError, ValueError):  # not recorded
         return False
     return all(len(values) > 1 and max(values) - min(values) < 1e-6 for values in stats)
+
+
+def _channel_averaged_mean(said: Mapping[str, Any]) -> float | None:
+    """The mean of a contract's per-channel training-image means (`mean`, on [0, 1]); None where none is recorded (a
+    metrics.json from elsewhere) or it is no list of finite numbers."""
+    try:
+        values = [float(v) for v in said["mean"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return float(np.mean(values)) if values and all(np.isfinite(values)) else None
+
+
+def _recorded_name(value: Any) -> str | None:
+    """`value` if a non-empty string (a recorded data set's name), else None."""
+    return value if isinstance(value, str) and value else None
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:
@@ -218,7 +251,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     input size) and those with transparent pixels (dropped, or composited onto the model's background) get one warning
     each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder,
     and saying how many of the model's own images were such where its record counts them (`Contract.image_counts`).
-    A colour model's grey images (`grey_images`) get one more warning, counting them (`grey_images_warning`)."""
+    A colour model's grey images (`grey_images`) get one more warning, counting them (`grey_images_warning`), and
+    images far lighter or darker than the model's training images on the whole one more (`brightness_warning`)."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
@@ -249,6 +283,10 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     colourless: list[Path] = []
     colour_model = (contract.channels == 3 and GREY_REPEATED not in contract.preprocessing
                     and not contract.trained_grey)
+    # A shirt photographed on a white table, given a model of Fashion-MNIST (light clothes on black), was classified
+    # with confidence as something else without a word: the images' mean pixel value, summed over every batch, to warn
+    # once where it lies far from the training images'
+    brightness = 0.0
     for i in range(0, len(found), batch):
         chunk, bad = found[i:i + batch], []
         x = _pixels([file for file, _ in chunk], contract, unreadable=bad, originals=originals)
@@ -257,6 +295,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
         kept = [(file, folder) for file, folder in chunk if file not in gone]
         if colour_model and len(x):
             colourless += [file for (file, _), grey in zip(kept, grey_images(x)) if grey]
+        if len(x):  # every image is of the model's size: the mean of their means is that of all their pixels
+            brightness += float(x.reshape(len(x), -1).mean(axis=1, dtype=np.float64).sum())
         read += kept
         # Once a file is unreadable without skip_unreadable the run fails: the model is not run on the rest, but they
         # are still decoded (once each) so that the error names every broken file, not only those of the first batch
@@ -281,6 +321,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
             log.warning("%s", warning)
     if colourless and (skip_unreadable or not skipped):
         log.warning("%s", grey_images_warning(colourless, images=len(read)))
+    if read and (unlike := brightness_warning(brightness / len(read), images=len(read), contract=contract)) is not None:
+        log.warning("%s", unlike)
     logits = np.concatenate(scored)
     if logits.shape[1] != len(classes):
         raise CheckpointError(f"{path} gives {logits.shape[1]} logits but {contract.file} names {len(classes)} classes")
@@ -307,6 +349,28 @@ def grey_images_warning(grey: Sequence[Path], *, images: int) -> str:
             f"{'that' if one else 'each'} grey in all 3 channels and sees no colour; a model trained on colour "
             f"photos can classify grey ones worse: check {'its prediction' if one else 'their predictions'}, or "
             "add such photos to its training folder")
+
+
+def brightness_warning(mean: float, *, images: int, contract: Contract) -> str | None:
+    """One line where `mean`, the mean pixel value (on [0, 1], as the model takes them) of the `images` classified,
+    lies more than `BRIGHTNESS_MARGIN` from that of the model's training images (`contract.mean`): both means, the data
+    set where recorded, and what to do. None where it lies closer, or the training images' mean is not recorded."""
+    trained = contract.mean
+    if trained is None or abs(mean - trained) <= BRIGHTNESS_MARGIN:
+        return None
+    lighter = mean > trained
+    if contract.dataset is None:
+        data = ""
+    elif contract.dataset in DATASET_LOOKS:
+        data = f" (data={contract.dataset}: {DATASET_LOOKS[contract.dataset]})"
+    else:
+        data = f" (data={contract.dataset})"
+    these = "this image has" if images == 1 else f"these {images:,} images have"
+    light, dark = ("light", "dark") if lighter else ("dark", "light")
+    return (f"the model was trained on images of mean pixel value {trained:.2f}{data}; {these} {mean:.2f} (on [0, 1], "
+            f"after its preprocessing), far {light}er: photos on a {light} background, where its images had a {dark} "
+            "one, can read as other things with confidence; invert them (255 - value) if so, or train it on images "
+            "like them")
 
 
 def _check_recorded_digests(path: Path) -> None:

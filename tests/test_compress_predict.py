@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -1088,3 +1089,103 @@ def test_the_accuracy_on_one_photo_in_its_class_folder_says_one_image(checkpoint
     assert main([str(folder), str(photo)]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith(
         "top-1 accuracy on the 1 image whose folder names its class: ")
+
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # where `sudo apt-get install -y dataset-fashion-mnist` puts it
+FASHION_MNIST_MEAN = 0.2858695387840271  # input.mean of a model trained on it (its training split's)
+
+
+def _trained_on(folder: Path, *, mean: float, dataset: str | None) -> None:
+    """Record in the checkpoint's metrics.json training images of `mean` (grey, repeated into 3 channels, as
+    data=fashion_mnist data.channels=3 makes them) from `dataset` (None: not recorded)."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["input"].update(mean=[mean] * 3, std=[0.35] * 3, preprocessing="idx grey images resized to 16x16 "
+                            "(bilinear, antialiased); grey repeated into 3 channels; uint8 / 255")
+    metrics.pop("dataset", None)
+    metrics.update({} if dataset is None else {"dataset": dataset})
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_photos_far_lighter_than_the_training_images_get_one_warning_naming_both_means(checkpoint, tmp_path, capsys,
+                                                                                       caplog):
+    # A shirt photographed on a white table, given a model of Fashion-MNIST (light clothes on black), was classified
+    # with confidence as something else without a word.
+    folder, _ = checkpoint
+    _trained_on(folder, mean=FASHION_MNIST_MEAN, dataset="fashion_mnist")
+    new = tmp_path / "table"
+    new.mkdir()
+    pixels = []
+    for i, shirt in enumerate((150, 100, 200)):  # of the model's size: the mean is that of the files' pixels
+        image = np.full((16, 16), 235, dtype=np.uint8)
+        image[4:12, 4:12] = shirt
+        Image.fromarray(image).save(new / f"{i}.png")
+        pixels.append(image)
+    said = (f"the model was trained on images of mean pixel value 0.29 (data=fashion_mnist: light clothes on a black "
+            f"background); these 3 images have {np.mean(pixels) / 255:.2f} (on [0, 1], after its preprocessing), far "
+            "lighter: photos on a light background, where its images had a dark one, can read as other things with "
+            "confidence; invert them (255 - value) if so, or train it on images like them")
+    assert f"{np.mean(pixels) / 255:.2f}" == "0.84"  # a third of the image a shirt, the rest the table
+    lines = lambda: [r.getMessage() for r in caplog.records if "mean pixel value" in r.getMessage()]  # noqa: E731
+    for batch_size in (64, 1):  # once per call, over every batch
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="compress.predict"):
+            assert len(predict(folder, [new], batch_size=batch_size)) == 3
+        assert lines() == [said]
+    assert main([str(folder), str(new)]) == 0
+    assert said in capsys.readouterr().err.splitlines()
+
+    # the other way round, for a model whose data set is recorded without a description (an image folder's), or none
+    night = np.full((16, 16), 20, dtype=np.uint8)
+    night[4:12, 4:12] = 100
+    Image.fromarray(night).save(tmp_path / "night.png")
+    for dataset, named in (("imagefolder", " (data=imagefolder)"), (None, "")):
+        _trained_on(folder, mean=0.7, dataset=dataset)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="compress.predict"):
+            predict(folder, [tmp_path / "night.png"])
+        assert lines() == [f"the model was trained on images of mean pixel value 0.70{named}; this image has "
+                           f"{night.mean() / 255:.2f} (on [0, 1], after its preprocessing), far darker: photos on a "
+                           "dark background, where its images had a light one, can read as other things with "
+                           "confidence; invert them (255 - value) if so, or train it on images like them"]
+    # within the margin, or with no training mean recorded (a metrics.json from before it was kept): no warning
+    _trained_on(folder, mean=0.6, dataset="fashion_mnist")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder, [new])
+        predict(folder / "model.pt", [new])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    del metrics["input"]["mean"]
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder, [new])
+    assert lines() == []
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST).is_dir(), reason="Fashion-MNIST is not installed")
+def test_fashion_mnists_own_test_images_get_no_brightness_warning(checkpoint, tmp_path, caplog):
+    # Its per-image means spread widely (a sandal is mostly black, a pullover fills the frame): its own images, alone
+    # or together, are what the model was trained on, and must not be told to be inverted.
+    from nas.data import _find_idx, read_idx
+
+    folder, _ = checkpoint
+    _trained_on(folder, mean=FASHION_MNIST_MEAN, dataset="fashion_mnist")
+    own = tmp_path / "own"
+    own.mkdir()
+    for i, image in enumerate(read_idx(_find_idx(Path(FASHION_MNIST), "t10k-images-idx3-ubyte"))[:12]):
+        Image.fromarray(image).save(own / f"{i:02d}.png")
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        assert len(predict(folder / "model.onnx", [own])) == 12
+        for file in sorted(own.iterdir()):
+            predict(folder / "model.onnx", [file])
+        # the same images inverted (dark clothes on a light background) are warned of
+        inverted = tmp_path / "inverted"
+        inverted.mkdir()
+        for file in own.iterdir():
+            Image.fromarray(255 - np.asarray(Image.open(file))).save(inverted / file.name)
+        assert not [r for r in caplog.records if "mean pixel value" in r.getMessage()]
+        predict(folder / "model.onnx", [inverted])
+    warned = [r.getMessage() for r in caplog.records if "mean pixel value" in r.getMessage()]
+    assert len(warned) == 1 and re.match(r"the model was trained on images of mean pixel value 0\.29 \(data="
+                                         r"fashion_mnist: light clothes on a black background\); these 12 images "
+                                         r"have 0\.7\d \(on \[0, 1\], after its preprocessing\), far lighter",
+                                         warned[0]), warned
