@@ -9,6 +9,8 @@ import math
 import os
 import platform
 import random
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -80,8 +82,10 @@ def caller_settings_kept() -> Iterator[None]:
     the loggers of `KEPT_LOGGER_LEVELS`. For library entry points (`nas.run_search`): training sets the threads
     to `train.threads` and seeds every generator per candidate, and a notebook's own work after the call ran on 2 threads
     and drew the same "random" numbers each time; NNCF's logger stayed at ERROR for the notebook's own quantization.
-    `keep_freed_memory`'s malloc setting stays: glibc cannot be put back to adjusting its thresholds itself."""
+    `keep_freed_memory`'s malloc setting stays: glibc cannot be put back to adjusting its thresholds itself.
+    OpenVINO's telemetry threads the block started are closed (`_openvino_telemetry_threads_closed`)."""
     threads = torch.get_num_threads()
+    started_before = set(threading.enumerate())
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     environ = {name: os.environ.get(name) for name in KEPT_ENVIRON}
     # a logger not made yet is one whose library the block may import: it gets the library's own level back
@@ -91,6 +95,7 @@ def caller_settings_kept() -> Iterator[None]:
     try:
         yield
     finally:
+        _openvino_telemetry_threads_closed(started_before)
         torch.set_num_threads(threads)
         random.setstate(states[0])
         np.random.set_state(states[1])
@@ -105,6 +110,34 @@ def caller_settings_kept() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
             elif isinstance(loggers.get(name), logging.Logger):  # made during the block
                 logging.getLogger(name).setLevel(KEPT_LOGGER_LEVELS[name])
+
+
+def _openvino_telemetry_threads_closed(started_before: set[threading.Thread]) -> None:
+    """Close the thread pool of OpenVINO's telemetry sender when its threads were all started after `started_before`
+    was taken, and give the telemetry a new sender (which starts no thread until it sends), so later telemetry still
+    goes out. Importing openvino and each `ov.convert_model` queue messages to a `ThreadPoolExecutor`
+    (`openvino_telemetry.utils.sender.TelemetrySender`, one per process) whose idle threads never end: a notebook
+    found them (`ThreadPoolExecutor-2_0`, `_1`, ...), started by the compression's conversion, idle after `run_search`
+    returned. Messages still queued are dropped, as the library's own `force_shutdown` (the `ovc` command's exit) drops
+    them; one being sent is waited for (the library gives each send 3 s). A pool whose threads were there before the
+    block is the caller's and is left as it is."""
+    telemetry_module = sys.modules.get("openvino_telemetry")
+    if telemetry_module is None:  # never imported: openvino was not, or runs without telemetry
+        return
+    try:
+        telemetry = telemetry_module.Telemetry()  # the instance made on openvino's import; no arguments make none
+    except Exception:  # none made yet (RuntimeError), or a version with another API: nothing of ours to close
+        return
+    sender = getattr(telemetry, "sender", None)
+    executor = getattr(sender, "executor", None)
+    threads = getattr(executor, "_threads", None)  # concurrent.futures' own record of the pool's threads
+    if not threads or any(t in started_before for t in threads):
+        return
+    executor.shutdown(wait=True, cancel_futures=True)
+    try:
+        telemetry.sender = type(sender)()
+    except Exception:  # a sender that needs arguments: the telemetry then sends nothing more, as after force_shutdown
+        pass
 
 
 def lr_at(step: int, total: int, *, base: float, warmup_frac: float) -> float:
