@@ -24,6 +24,11 @@ from omegaconf import DictConfig
 from nas.config import register_configs
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# OpenVINO's telemetry, on wherever no consent file (~/intel/openvino_telemetry) says otherwise, posts a message on
+# openvino's import and on each model conversion, each from a process it forks from a thread of the test run: tests post
+# nothing to the network, and one such child, deadlocked in the resolver on a lock held at the fork, kept a test run from
+# ending. CI=true is OpenVINO's own switch for CI jobs (before openvino is imported); subprocesses of the tests inherit it.
+os.environ.setdefault("CI", "true")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
