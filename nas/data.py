@@ -952,8 +952,8 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
     made the same way (metrics.json's input contract)."""
     if cfg.format == DataFormat.idx:
         # The resize named exactly (`_conform`): Pillow's bilinear resize, which image folders and compress.predict use,
-        # gives 1 level more or less on about a tenth of Fashion-MNIST's test pixels at 32x32, so a deployer who made
-        # the test split that way to check a file's recorded accuracy fed other pixels than the model was scored on.
+        # gives 1 level more or less on some of Fashion-MNIST's test pixels at another size, so a deployer who made the
+        # test split that way to check a file's recorded accuracy fed other pixels than the model was scored on.
         steps = ["idx grey images as stored" if cfg.img_size is None else
                  f"idx grey images resized to {img_size}x{img_size} (bilinear, antialiased: torch's "
                  "interpolate(mode='bilinear', antialias=True, align_corners=False) of the uint8 values, rounded)"]
@@ -965,8 +965,8 @@ def preprocessing(cfg: DataConfig, *, in_chans: int, img_size: int) -> str:
                  if cfg.background is None else
                  f"transparent pixels composited onto grey level {cfg.background}: round(alpha x pixel + (1 - alpha) x "
                  f"{cfg.background}), alpha = A / 255")
-        # "round": a deployment that reads the words into numpy and stores the result as uint8 truncates (astype), 1
-        # level darker on about half the pixels of a 16-bit grey photo or of a cut-out's edge than training made them.
+        # "round": a deployment that reads the words into numpy and stores the result as uint8 truncates (astype): 1
+        # level darker, on many pixels of a 16-bit grey photo or of a cut-out's edge, than training made them.
         steps = [f"decoded with Pillow, turned upright as the EXIF orientation says, converted to {colour} "
                  f"({alpha}), 16-bit grey as round(value / 257), 16-bit colour as its high byte (value // 256)",
                  "at their own size" if cfg.img_size is None else
