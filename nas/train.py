@@ -307,6 +307,24 @@ def _set_rng_state(rng: dict[str, Any], gen: torch.Generator) -> None:
     gen.set_state(rng["generator"])
 
 
+def rng_state_problem(rng: Any) -> str | None:
+    """Why `rng` (a `FitState.rng` read from a file) cannot be put back by `fit(resume=...)`, in a few words (naming
+    the error type), or None when it can. Every generator is left as it was: the states are tried on torch's, NumPy's
+    and Python's global ones inside a save and restore, and on a throwaway `torch.Generator`."""
+    if not isinstance(rng, dict):
+        return f"its random states are a {type(rng).__name__}, not a dict"
+    saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        _set_rng_state(rng, torch.Generator())
+    except Exception as e:  # noqa: BLE001 - a damaged file fails in the libraries' own ways (KeyError, RuntimeError, ...)
+        return f"its random states are damaged: {type(e).__name__}"
+    finally:
+        torch.set_rng_state(saved[0])
+        np.random.set_state(saved[1])
+        random.setstate(saved[2])
+    return None
+
+
 @contextlib.contextmanager
 def _layout_while_training(model: nn.Module, layout: torch.memory_format) -> Iterator[None]:
     """`model` in memory `layout` for the block, then in the default layout, which exporters and pruners expect: also

@@ -1026,6 +1026,44 @@ def test_a_final_trainings_unreadable_partial_file_is_ignored_with_one_warning_n
     assert _partial_state(partial)[1] == 2  # readable again
 
 
+@pytest.mark.parametrize("damage", ["generator state missing", "torch state cut short", "python state not a tuple",
+                                    "not a dict"])
+def test_a_final_trainings_partial_file_with_broken_random_states_is_ignored_with_one_warning(
+        tmp_path, compose_cfg, caplog, damage):
+    # A file torch.load reads whole, its weights of the arch, but its random states hand-made or damaged: `fit` failed
+    # putting them back (KeyError, RuntimeError from torch's set_rng_state, ...), a traceback instead of a fresh start.
+    import logging
+
+    import torch
+
+    from nas.results import PARTIAL_FILE, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+    straight, _ = final_train(arch, data, run, seed=3, partial=partial)
+    payload = torch.load(partial, weights_only=True)
+    rng = payload["state"]["rng"]
+    if damage == "generator state missing":
+        del rng["generator"]
+    elif damage == "torch state cut short":
+        rng["torch"] = rng["torch"][:100]
+    elif damage == "python state not a tuple":
+        rng["python"] = 3
+    else:
+        payload["state"]["rng"] = [rng]
+    torch.save(payload, partial)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        trained, _ = final_train(arch, data, run, seed=3, partial=partial)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "\n" not in warned[0]
+    assert warned[0].startswith(f"{partial} is ignored and will be overwritten: it cannot be read as a final training's "
+                                "resume state (its random states ")
+    assert not any(r.getMessage().startswith("resuming") for r in caplog.records)
+    assert _same_weights(trained, straight)  # trained from epoch 0
+    assert _partial_state(partial)[1] == 2  # whole again
+
+
 def test_a_member_stopped_during_its_final_training_resumes_on_the_rerun_and_its_partial_file_goes_with_it(
         tmp_path, compose_cfg, monkeypatch, caplog):
     import logging
