@@ -269,7 +269,7 @@ _PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
 
 
 def _partial_key(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
-                 teachers: Sequence[ArchConfig]) -> dict[str, Any]:
+                 teachers: Sequence[nn.Module]) -> dict[str, Any]:
     """What a final training's `PARTIAL_FILE` is valid for: all that sets its weights, as JSON values. Not the speed
     settings (a rerun with other threads goes on), but the precision `auto` became on this CPU."""
     recipe = run.final_train
@@ -277,9 +277,44 @@ def _partial_key(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
            "precision": resolve_precision(recipe.precision),
            # the data group's augmentation, where the recipe leaves it to the data (max_shift: null)
            "augment": {"hflip": run.data.hflip, "max_shift": run.data.max_shift},
-           "teachers": [t.arch_id for t in teachers], "metric": data.metric.value,
+           "teachers": [t.arch.arch_id for t in teachers], "metric": data.metric.value,
            "train_images": split_digest(data.train)}  # other images (data.root, a split setting) train otherwise
+    if teachers:  # a teacher retrained since (same arch, other weights) distills otherwise; absent without teachers, so
+        # that a file written before the entry existed, of a training without teachers, still resumes
+        key["teacher_weights"] = [_weights_digest(t) for t in teachers]
     return json.loads(json.dumps(key))  # as read back (Precision enums as their names)
+
+
+def _weights_digest(model: nn.Module) -> str:
+    """A short digest (sha256, 16 hex digits) of `model`'s state_dict: each entry's name, dtype, shape and values, in
+    order. The same in any memory layout (`compress.recover.teacher_loss(fast=True)` makes its teachers channels-last)
+    and whether or not the weights require gradients: other weights of the same arch give another digest."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the bytes as they are, no copy
+    return h.hexdigest()[:16]
+
+
+def _teacher_archs(teachers: Sequence[ArchConfig | nn.Module], *, partial: Path | None) -> list[ArchConfig]:
+    """The archs of `final_train`'s `teachers`; `ValueError` in one line for a teacher that is neither an `ArchConfig`
+    nor a model carrying its `.arch`, and, with a `partial` file, for a teacher given by its arch alone: the file's key
+    needs its weights (`_partial_key`)."""
+    archs = []
+    for i, teacher in enumerate(teachers):
+        if isinstance(teacher, ArchConfig):
+            if partial is not None:
+                raise ValueError(f"teachers[{i}] is an ArchConfig ({teacher.arch_id}): final_train(partial=...) needs the "
+                                 "teacher models (as nas.checkpoint.load_checkpoint returns them), whose weights tell a "
+                                 "retrained teacher from the one a stopped training started with")
+            archs.append(teacher)
+        elif isinstance(teacher, nn.Module) and isinstance(getattr(teacher, "arch", None), ArchConfig):
+            archs.append(teacher.arch)
+        else:
+            raise ValueError(f"teachers[{i}] is a {type(teacher).__name__}: allowed are models carrying their .arch "
+                             "(as nas.checkpoint.load_checkpoint returns them) and ArchConfigs")
+    return archs
 
 
 def _partial_differences(found: Any, key: dict[str, Any]) -> list[str]:
@@ -357,17 +392,20 @@ def _write_partial(path: Path, state: FitState, *, key: dict[str, Any], failed: 
 
 
 def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, loss_fn: LossFn | None = None,
-                teachers: Sequence[ArchConfig] = (), partial: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+                teachers: Sequence[ArchConfig | nn.Module] = (), partial: Path | None = None,
+                ) -> tuple[nn.Module, dict[str, Any]]:
     """Train `arch` from scratch with the `final_train` recipe (seeded like its trial); returns the model
     and what metrics.json records of it. `loss_fn` replaces the recipe's loss (e.g. distillation from a teacher:
-    name the archs of the `teachers` it runs). `ConfigError` before any training when its batch would not fit
+    pass the `teachers` it runs, as models carrying their `.arch` as `nas.checkpoint.load_checkpoint` returns them, or
+    without `partial` their `ArchConfig`s). `ConfigError` before any training when its batch would not fit
     `search.memory_budget_gb` (`nas.memory`), the teachers' forward pass beside the student's step counted.
 
     `partial` (the member's `PARTIAL_FILE`): where the training's state is saved after every epoch, and where a
-    training of the same arch, seed, recipe (its speed settings aside), teachers and training images goes on from
-    instead of starting again (a stop during one of a member's long final trainings lost every finished epoch); the
-    caller deletes it once the weights are written. Only for the recipe's loss or a distillation from `teachers`: the
-    file cannot tell other `loss_fn`s apart."""
+    training of the same arch, seed, recipe (its speed settings aside), teachers (their archs and weights: a teacher
+    retrained since is another one) and training images goes on from instead of starting again (a stop during one of
+    a member's long final trainings lost every finished epoch); the caller deletes it once the weights are written.
+    Only for the recipe's loss or a distillation from `teachers`: the file cannot tell other `loss_fn`s apart."""
+    teacher_archs = _teacher_archs(teachers, partial=partial)
     recipe, budget = run.final_train, memory_budget(run.search.memory_budget_gb)
     if budget is not None:
         images = min(len(data.train), recipe.subset or len(data.train))
@@ -375,7 +413,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
         # compress.recover.teacher_loss runs its teachers one after another, each freeing its activations but its
         # logits before the next starts: the largest one's forward pass is what waits beside the student's step
         refusal = training_refusal(arch, batch_size=batch, budget_bytes=budget, setting="final_train.batch_size",
-                                   teachers=teachers)
+                                   teachers=teacher_archs)
         if refusal is not None:  # the kernel would kill the process without a word; finished members are kept
             raise ConfigError(f"final training of Pareto member {arch.arch_id}: {refusal}")
         recipe = replace(recipe, eval_batch_size=eval_batch_size(arch, batch_size=recipe.eval_batch_size, budget_bytes=budget))
@@ -387,7 +425,7 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
              training_text(epochs=recipe.epochs, subset=recipe.subset, train_images=len(data.train)))
     resume, on_state = None, None
     if partial is not None:
-        key = _partial_key(arch, data, run, seed=seed, teachers=teachers)
+        key = _partial_key(arch, data, run, seed=seed, teachers=teachers)  # models here (`_teacher_archs`)
         if (resume := _read_partial(partial, key=key, model=model)) is not None:
             log.info("resuming final training of %s at epoch %d/%d", arch.arch_id, resume.epochs_done, recipe.epochs)
         on_state = functools.partial(_write_partial, partial, key=key, failed=[])

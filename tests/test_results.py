@@ -1003,6 +1003,58 @@ def test_a_final_trainings_partial_file_of_another_recipe_is_ignored_with_a_warn
     assert f"resuming final training of {arch.arch_id} at epoch 2/2" in [r.getMessage() for r in caplog.records]
 
 
+def test_a_distillations_partial_file_is_of_its_teachers_weights_not_only_their_archs(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # The key named the teachers' arch ids only: a teacher retrained between the runs (same arch, other weights) had the
+    # rerun go on from epochs distilled from the old one, and end with weights of neither teacher's training.
+    import copy
+    import logging
+
+    import torch
+
+    from compress.recover import teacher_loss
+    from nas.model import build_model
+    from nas.results import PARTIAL_FILE, _weights_digest, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+
+    def teacher(seed):  # as nas.checkpoint.load_checkpoint returns one: a model carrying its arch
+        torch.manual_seed(seed)
+        model = build_model(arch).eval()
+        model.arch = arch
+        return model
+
+    def distilled(teacher_model, **kwargs):
+        loss_fn = teacher_loss([teacher_model], alpha=0.5, temperature=2.0)
+        return final_train(arch, data, run, seed=3, loss_fn=loss_fn, teachers=[teacher_model], **kwargs)[0]
+
+    old, retrained = teacher(1), teacher(2)
+    assert _weights_digest(old) != _weights_digest(retrained)
+    assert _weights_digest(old) == _weights_digest(copy.deepcopy(old).to(memory_format=torch.channels_last))
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        distilled(old, partial=partial)
+    straight = distilled(retrained)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        trained = distilled(retrained, partial=partial)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{partial} is ignored and will be overwritten: it is of another final training (it differs in teacher_weights)"]
+    assert _same_weights(trained, straight)  # distilled from the retrained teacher, from epoch 0
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):  # the same teacher again: its file goes on
+        distilled(retrained, partial=partial)
+    assert f"resuming final training of {arch.arch_id} at epoch 2/2" in [r.getMessage() for r in caplog.records]
+    # a teacher named by its arch alone cannot be told from a retrained one: refused in one line before any training
+    with pytest.raises(ValueError, match=r"^teachers\[0\] is an ArchConfig .*needs the teacher models") as refused:
+        final_train(arch, data, run, seed=3, loss_fn=teacher_loss([retrained], alpha=0.5, temperature=2.0),
+                    teachers=[arch], partial=partial)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"^teachers\[0\] is a MetaFormer: allowed are models carrying their \.arch"):
+        final_train(arch, data, run, seed=3, teachers=[build_model(arch)])  # no .arch: its arch is unknown
+
+
 @pytest.mark.parametrize("damage", ["garbage", "cut short"])
 def test_a_final_trainings_unreadable_partial_file_is_ignored_with_one_warning_not_a_traceback(
         tmp_path, compose_cfg, monkeypatch, caplog, damage):
