@@ -264,7 +264,7 @@ PARTIAL_FILE = "final_train.partial.pt"
 """A Pareto member's final training as of its last finished epoch, in the member's folder until that training's
 weights are written (`final_train(partial=...)`): a rerun after a stop (Ctrl-C, SIGTERM, kill -9, the OOM killer) goes
 on from there instead of from epoch 0. A run that does not train the member (final_train=none, or the recipe of the
-weights it has) leaves it, for a later run of its recipe."""
+weights it has) leaves it, for a later run of its recipe. Deleting it is safe: that training then starts from epoch 0."""
 _PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
 
 
