@@ -54,8 +54,8 @@ from nas.pareto_csv import fmt as _fmt, write_pareto_csv
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
-from nas.train import (FitState, LossFn, accuracy, per_class_accuracy, resolve_precision, rng_state_problem,
-                       seed_everything, train_candidate)
+from nas.train import (FitState, LossFn, accuracy, optimizer_state_problem, per_class_accuracy, resolve_precision,
+                       rng_state_problem, seed_everything, train_candidate)
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -365,7 +365,11 @@ def _partial_content(path: Path, *, model: nn.Module) -> tuple[FitState, Any]:
     if shapes != {k: tuple(v.shape) for k, v in model.state_dict().items()}:
         raise ValueError("its weights are not of this arch")
     # hand-made or damaged where torch.load still reads it: `fit` would fail putting them back, deep in a traceback
-    if (problem := rng_state_problem(state.rng)) is not None:
+    counts = [state.epochs_done, state.step, state.images_seen]
+    if (any(type(n) is not int or n < 0 for n in counts)
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (state.seconds, state.train_loss))):
+        raise ValueError("its counts are damaged")
+    if (problem := rng_state_problem(state.rng) or optimizer_state_problem(state.optimizer, model)) is not None:
         raise ValueError(problem)
     return state, found
 

@@ -325,6 +325,26 @@ def rng_state_problem(rng: Any) -> str | None:
     return None
 
 
+def optimizer_state_problem(optimizer: Any, model: nn.Module) -> str | None:
+    """Why `optimizer` (a `FitState.optimizer` read from a file) cannot be put back into the AdamW `fit` makes for
+    `model` and stepped, in a few words, or None when it can. Tried on a throwaway optimizer: `model` is not changed."""
+    opt = torch.optim.AdamW(param_groups(model, 0.0), lr=0.0, fused=True)  # as `fit` groups them
+    wanted = set(opt.param_groups[0]) - {"params"}
+    try:
+        opt.load_state_dict(optimizer)
+    except Exception as e:  # noqa: BLE001 - a damaged file fails in torch's own ways (KeyError, ValueError, ...)
+        return f"its optimizer state is damaged: {type(e).__name__}"
+    if any(not wanted <= set(group) for group in opt.param_groups):
+        return "its optimizer state is damaged: a parameter group lacks settings"
+    # load_state_dict takes moments of any shape, or none beside a step count; the fused step then fails on them
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if (state := opt.state.get(p)) and ("step" not in state or any(
+                    not isinstance(m := state.get(k), torch.Tensor) or m.shape != p.shape for k in ("exp_avg", "exp_avg_sq"))):
+                return "its optimizer state is damaged: its moments are not of the weights' shapes"
+    return None
+
+
 @contextlib.contextmanager
 def _layout_while_training(model: nn.Module, layout: torch.memory_format) -> Iterator[None]:
     """`model` in memory `layout` for the block, then in the default layout, which exporters and pruners expect: also

@@ -1078,12 +1078,10 @@ def test_a_final_trainings_unreadable_partial_file_is_ignored_with_one_warning_n
     assert _partial_state(partial)[1] == 2  # readable again
 
 
-@pytest.mark.parametrize("damage", ["generator state missing", "torch state cut short", "python state not a tuple",
-                                    "not a dict"])
-def test_a_final_trainings_partial_file_with_broken_random_states_is_ignored_with_one_warning(
-        tmp_path, compose_cfg, caplog, damage):
-    # A file torch.load reads whole, its weights of the arch, but its random states hand-made or damaged: `fit` failed
-    # putting them back (KeyError, RuntimeError from torch's set_rng_state, ...), a traceback instead of a fresh start.
+def _resumed_from_damaged_state(tmp_path, compose_cfg, monkeypatch, caplog, damage):
+    """A final training stopped after its first epoch, run again on its partial file after `damage(payload)` changed
+    what the file holds, written so that torch.load reads it whole: (its warnings, the weights trained, those of a
+    training without the file, the file)."""
     import logging
 
     import torch
@@ -1092,26 +1090,75 @@ def test_a_final_trainings_partial_file_with_broken_random_states_is_ignored_wit
 
     arch, data, run = _final_training(compose_cfg)
     partial = tmp_path / PARTIAL_FILE
-    straight, _ = final_train(arch, data, run, seed=3, partial=partial)
+    straight, _ = final_train(arch, data, run, seed=3)
+    _stopped_in_epoch(2, monkeypatch)  # epoch 2 is still to train: a resume puts back and uses every part of the state
+    with pytest.raises(KeyboardInterrupt):
+        final_train(arch, data, run, seed=3, partial=partial)
     payload = torch.load(partial, weights_only=True)
-    rng = payload["state"]["rng"]
-    if damage == "generator state missing":
-        del rng["generator"]
-    elif damage == "torch state cut short":
-        rng["torch"] = rng["torch"][:100]
-    elif damage == "python state not a tuple":
-        rng["python"] = 3
-    else:
-        payload["state"]["rng"] = [rng]
+    damage(payload)
     torch.save(payload, partial)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="nas.results"):
         trained, _ = final_train(arch, data, run, seed=3, partial=partial)
-    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not any(r.getMessage().startswith("resuming") for r in caplog.records)
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING], trained, straight, partial
+
+
+def _damaged_rng(what):
+    def damage(payload):
+        rng = payload["state"]["rng"]
+        if what == "generator state missing":
+            del rng["generator"]
+        elif what == "torch state cut short":
+            rng["torch"] = rng["torch"][:100]
+        elif what == "python state not a tuple":
+            rng["python"] = 3
+        else:
+            payload["state"]["rng"] = [rng]
+    return damage
+
+
+@pytest.mark.parametrize("damage", ["generator state missing", "torch state cut short", "python state not a tuple",
+                                    "not a dict"])
+def test_a_final_trainings_partial_file_with_broken_random_states_is_ignored_with_one_warning(
+        tmp_path, compose_cfg, monkeypatch, caplog, damage):
+    # A file torch.load reads whole, its weights of the arch, but its random states hand-made or damaged: `fit` failed
+    # putting them back (KeyError, RuntimeError from torch's set_rng_state, ...), a traceback instead of a fresh start.
+    warned, trained, straight, partial = _resumed_from_damaged_state(tmp_path, compose_cfg, monkeypatch, caplog,
+                                                                     _damaged_rng(damage))
     assert len(warned) == 1 and "\n" not in warned[0]
     assert warned[0].startswith(f"{partial} is ignored and will be overwritten: it cannot be read as a final training's "
                                 "resume state (its random states ")
-    assert not any(r.getMessage().startswith("resuming") for r in caplog.records)
+    assert _same_weights(trained, straight)  # trained from epoch 0
+    assert _partial_state(partial)[1] == 2  # whole again
+
+
+def _damaged_optimizer_or_counts(what):
+    def damage(payload):
+        state = payload["state"]
+        if what == "optimizer state empty":
+            state["optimizer"] = {}
+        elif what == "moments of another shape":
+            state["optimizer"]["state"][0]["exp_avg"] = state["optimizer"]["state"][0]["exp_avg"].flatten()[:1]
+        elif what == "step count missing":
+            del state["optimizer"]["state"][0]["step"]
+        else:
+            state["epochs_done"] = "1"
+    return damage
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("optimizer state empty", "its optimizer state is damaged: KeyError"),
+    ("moments of another shape", "its optimizer state is damaged: its moments are not of the weights' shapes"),
+    ("step count missing", "its optimizer state is damaged: KeyError"),
+    ("epochs a string", "its counts are damaged")])
+def test_a_final_trainings_partial_file_with_a_broken_optimizer_state_or_counts_is_ignored_with_one_warning(
+        tmp_path, compose_cfg, monkeypatch, caplog, damage, reason):
+    # As broken random states: AdamW's load_state_dict or its fused step, or fit's own arithmetic, failed deep in fit.
+    warned, trained, straight, partial = _resumed_from_damaged_state(tmp_path, compose_cfg, monkeypatch, caplog,
+                                                                     _damaged_optimizer_or_counts(damage))
+    assert warned == [f"{partial} is ignored and will be overwritten: it cannot be read as a final training's resume "
+                      f"state ({reason})"]
     assert _same_weights(trained, straight)  # trained from epoch 0
     assert _partial_state(partial)[1] == 2  # whole again
 
