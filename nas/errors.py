@@ -15,7 +15,7 @@ import sys
 import threading
 from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 
 class NasError(Exception):
@@ -188,6 +188,14 @@ def counted(n: int, noun: str, *, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
+def exit_with_error(message: str, *, code: int = 2) -> NoReturn:
+    """For command-line entry points: `error: <message>` on stderr, one line, and exit `code` (SystemExit, 2 for bad
+    input), as every command of the toolkit refuses its input (`exit_on_error` for a `NasError`); a file name that is
+    not UTF-8 in it as `readable_text` shows it."""
+    print(f"error: {readable_text(message)}", file=sys.stderr)
+    sys.exit(code)
+
+
 @contextmanager
 def exit_on_error(code: int = 2) -> Iterator[None]:
     """For command-line entry points: a `NasError` becomes `error: <message>` on stderr and exit `code` (a file name
@@ -195,8 +203,7 @@ def exit_on_error(code: int = 2) -> Iterator[None]:
     try:
         yield
     except NasError as e:
-        print(f"error: {readable_text(str(e))}", file=sys.stderr)
-        sys.exit(code)
+        exit_with_error(str(e), code=code)
 
 
 # The exit status of a command that a closed stdout ends: 128 + SIGPIPE, what a shell shows for one killed by the signal

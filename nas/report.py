@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 # NasError: the base of every error the toolkit raises, so that `except NasError` around a notebook's calls catches a
 # report's refusal too (nas.errors imports nothing but the standard library)
-from nas.errors import NasError
+from nas.errors import NasError, exit_with_error
 
 # the names compress.pipeline writes, shared with it (no compress imports here: nas.layout holds constants alone)
 from nas.layout import COMPRESSED_JSON, COMPRESSION_MODEL_FILES, IR_FILES
@@ -2137,8 +2137,7 @@ def _from_study(overrides: Sequence[str]) -> int:
 
     # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
     if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        exit_with_error(problem)
     from nas.search import export_study, stop_on_sigterm
 
     stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun
@@ -2212,7 +2211,9 @@ _TAKES = "nas.report takes a run folder, or search.storage=<url> search.study_na
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
     ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
-    shared by workers, see `nas.search.export_study`); prints the written paths, returns the exit code."""
+    shared by workers, see `nas.search.export_study`); prints the written paths, returns the exit code (0; 1 for a
+    study with no finished trial; 130 or 143 after Ctrl-C or SIGTERM). Bad input (the command line, the run folder's
+    files, a folder it cannot write in) is one `error:` line on stderr and SystemExit(2), as in every command's main."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="python -m nas.report",
@@ -2232,26 +2233,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hydra_flags = hydra_flag_names() if any(a.startswith("-") for a in args_list) else frozenset()
     if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in hydra_flags), None)) is not None:
-        print(f"error: {flag} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search takes); "
-              f"{_TAKES}", file=sys.stderr)
-        return 2
+        exit_with_error(f"{flag} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search "
+                        f"takes); {_TAKES}")
     # argparse's own refusals were two lines (its usage, then "unrecognized arguments: --frob"); said in one here
     if (flag := next((a.split("=", 1)[0] for a in args_list if a.startswith("-")), None)) is not None:
-        print(f"error: {flag} is not an option of nas.report (its only option is -h/--help, which prints the usage); "
-              f"{_TAKES}", file=sys.stderr)
-        return 2
+        exit_with_error(f"{flag} is not an option of nas.report (its only option is -h/--help, which prints the usage); "
+                        f"{_TAKES}")
     if args_list and all("=" in a and not a.startswith("-") for a in args_list):
         return _from_study(args_list)
     overrides = [a for a in args_list if "=" in a and not a.startswith("-")]
     folders = [a for a in args_list if a not in overrides and not a.startswith("-")]
     if overrides and folders:  # `nas.report runs/x final_train=none`: two forms in one
-        print(f"error: a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from its "
-              f"study with settings, name the study instead: {_rebuild_command(folders[0], overrides)}", file=sys.stderr)
-        return 2
+        exit_with_error(f"a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from "
+                        f"its study with settings, name the study instead: {_rebuild_command(folders[0], overrides)}")
     if len(folders) != 1:
         given = f"{len(folders)} run folders given ({', '.join(folders)})" if folders else "no run folder given"
-        print(f"error: {given}; {_TAKES}{', one per command' if folders else ''}", file=sys.stderr)
-        return 2
+        exit_with_error(f"{given}; {_TAKES}{', one per command' if folders else ''}")
     run_dir = folders[0]
     try:
         paths = list(write_reports(run_dir).values())
@@ -2263,9 +2260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if write_pareto_csv(run_dir):
             paths.append(pathlib.Path(run_dir) / PARETO_CSV)
     except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback
-        message = str(exc) if isinstance(exc, ReportInputError) else _os_error_text(exc, run_dir)
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        exit_with_error(str(exc) if isinstance(exc, ReportInputError) else _os_error_text(exc, run_dir))
     for path in paths:
         print(path)
     return 0

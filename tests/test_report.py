@@ -26,6 +26,14 @@ COLUMNS = ["number", "state", "arch_id", "val_acc", "latency_ms", "params", "mac
 FAST, SLOW, GONE = "aaaa000001", "bbbb000002", "cccc000003"  # GONE: checkpoint folder missing
 
 
+def _refused(args: list[str]) -> int | str | None:
+    """The exit code of `main(args)`'s refusal of bad input: SystemExit, as every command's main refuses (`None` from a
+    main that returned instead fails the test)."""
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    return exited.value.code
+
+
 def _trial(number: int, state: str, arch_id: str, val_acc: str, latency: str, mixers: str, *,
            feasible: bool = True, pareto: bool = False, fail_reason: str = "") -> dict[str, str]:
     return {"number": str(number), "state": state, "arch_id": arch_id, "val_acc": val_acc,
@@ -497,7 +505,7 @@ def test_report_refusals_are_nas_errors(tmp_path: pathlib.Path) -> None:
 def test_unreadable_pareto_json_is_a_one_line_error(run_dir: pathlib.Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     (run_dir / "pareto.json").write_text("{not json")
-    assert main([str(run_dir)]) == 2
+    assert _refused([str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: pareto.json is not valid JSON") and err.count("\n") == 1
 
@@ -568,7 +576,7 @@ def test_a_damaged_pareto_json_is_one_line_naming_the_file_and_the_rebuild_from_
     path = run_dir / "pareto.json"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     (run_dir / "pareto.csv").write_text("kept\n")
-    assert main([str(run_dir)]) == 2
+    assert _refused([str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"error: {what} in {run_dir}: damaged; rebuild the run folder's files from its study: "
@@ -591,7 +599,7 @@ def test_the_rebuild_commands_quote_the_runs_dir_for_hydra_as_well_as_the_shell(
     with pytest.raises(ReportInputError) as error:
         read_pareto_json(run_dir / "pareto.json")
     damaged = str(error.value).split("python -m nas.report ", 1)[1].split(" with the search's settings", 1)[0]
-    assert main([str(run_dir), "final_train=smoke"]) == 2
+    assert _refused([str(run_dir), "final_train=smoke"]) == 2
     refused = capsys.readouterr().err.split("name the study instead: ", 1)[1]
     parser = OverridesParser.create()
     for hint in (damaged, refused):
@@ -614,7 +622,7 @@ def test_a_damaged_pareto_json_names_the_complete_rebuild_from_the_runs_config_y
     searched.data.root = "/data/my fashion"  # a space: one shell argument, quoted as Hydra reads it
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(searched))
     (run_dir / "pareto.json").write_text('{"members": [')
-    code = ("import sys; from nas.report import main; rc = main([sys.argv[1]]); "
+    code = ("import sys; from nas.report import main\ntry: rc = main([sys.argv[1]])\nexcept SystemExit as e: rc = e.code\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'optuna'}); "
             "print(bad); sys.exit(rc if rc != 2 else (3 if bad else 2))")
     result = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=REPO_ROOT, capture_output=True, text=True,
@@ -640,7 +648,7 @@ def test_a_damaged_pareto_json_names_the_complete_rebuild_from_the_runs_config_y
 
 def test_a_run_folder_with_settings_says_which_form_takes_them(run_dir: pathlib.Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(run_dir), "final_train=none"]) == 2
+    assert _refused([str(run_dir), "final_train=none"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: a run folder is read as it is, without settings (final_train=none); to rebuild it "
                           "from its study with settings, name the study instead: search.runs_dir=") and "\n" not in err
@@ -1339,8 +1347,8 @@ def test_rebuild_from_a_study_names_a_value_to_quote_before_loading_the_search(t
     # `python -m nas.report search.storage=... data.root=/data/Photos (2024)` imported the search (torch, Optuna) and
     # then printed Hydra's "mismatched input ' (' expecting <EOF>"; now one line with the quoted value, and no run folder.
     storage = f"sqlite:///{tmp_path}/study.db"
-    code = main([f"search.storage={storage}", "search.study_name=x", f"search.runs_dir={tmp_path}",
-                 "data=imagefolder", "data.root=/data/Photos (2024)"])
+    code = _refused([f"search.storage={storage}", "search.study_name=x", f"search.runs_dir={tmp_path}",
+                     "data=imagefolder", "data.root=/data/Photos (2024)"])
     err = capsys.readouterr().err
     assert code == 2 and err == ("error: data.root=/data/Photos (2024): Hydra's override syntax takes '(', ')' only inside "
                                  "quotes; quote the value: \"data.root='/data/Photos (2024)'\"\n"), err
@@ -1411,7 +1419,7 @@ def test_int8_stars_scored_on_part_of_the_val_images_say_so_in_their_legend_and_
 def test_hydra_flags_are_refused_by_name_not_read_as_a_run_folder(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     # `nas.report search.storage=... search.study_name=... --cfg job` said "a run folder is read as it is, without
     # settings": the flag had been taken for a run folder.
-    assert main(["search.storage=sqlite:///x.db", "search.study_name=s", flag, "job"]) == 2
+    assert _refused(["search.storage=sqlite:///x.db", "search.study_name=s", flag, "job"]) == 2
     err = capsys.readouterr().err.strip()
     name = flag.split("=")[0]
     assert err == (f"error: {name} is not supported by nas.report (it is a flag of Hydra's, which python -m nas.search "
@@ -1431,12 +1439,12 @@ def test_a_run_folder_with_settings_suggests_each_key_once_from_its_path(tmp_pat
     folder = tmp_path / "my runs" / "exp1"
     # the runs_dir quoted for Hydra inside the shell's quotes (`shell_override`), as the other rebuild hints are
     runs = f"\"search.runs_dir='{tmp_path / 'my runs'}'\""
-    assert main([str(folder), "final_train=none"]) == 2
+    assert _refused([str(folder), "final_train=none"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"name the study instead: {runs} search.study_name=exp1 "
                         "final_train=none"), err
     # a study_name given among the settings is suggested once, as given
-    assert main([str(folder), "search.study_name=s", "final_train=none"]) == 2
+    assert _refused([str(folder), "search.study_name=s", "final_train=none"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"name the study instead: {runs} search.study_name=s "
                         "final_train=none") and err.count("search.study_name=") == 2, err  # the given list, the command
@@ -1454,7 +1462,7 @@ def test_a_command_line_argparse_refused_is_one_line_naming_what_is_taken(args: 
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     # argparse printed its usage line and then "python -m nas.report: error: unrecognized arguments: --frob": two lines,
     # unlike nas.report's other refusals.
-    assert main(args) == 2
+    assert _refused(args) == 2
     err = capsys.readouterr().err
     takes = "nas.report takes a run folder, or search.storage=<url> search.study_name=<name> [key=value ...]"
     assert err.count("\n") == 1 and err.startswith(f"error: {said}; {takes}"), err
@@ -1882,7 +1890,7 @@ def test_a_run_folder_that_is_read_only_is_one_line_naming_the_file_and_saying_t
         return opened(self, mode, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "open", refusing_open)
-    assert main([str(run_dir)]) == 2
+    assert _refused([str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     # the file named is the one being written, not its temporary file (.pareto.png.<random>...tmp)

@@ -464,7 +464,9 @@ def test_pareto_csv_gives_the_int8_models_the_search_compressed_and_a_rebuild_gi
     # pareto.json damaged (cut short by a full disk, a copy): the read-only report names the rebuild from the study,
     # and that rebuild writes it, and pareto.csv, again
     (result.run_dir / "pareto.json").write_text((result.run_dir / "pareto.json").read_text()[:100])
-    assert main([str(result.run_dir)]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main([str(result.run_dir)])
+    assert refused.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: pareto.json is not valid JSON (line ") and err.count("\n") == 1, err
     assert (f") in {result.run_dir}: damaged; rebuild the run folder's files from its study: python -m nas.report "
