@@ -29,7 +29,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
-                        help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
+                        exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
                         readable_text, writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
@@ -678,12 +678,24 @@ def _clear_killed_csv_writes(path: Path) -> None:
                  ", ".join(p.name for p in removed))
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, whose refusals of the command line (a flag it lacks, `--top x`, no images) are one `error:` line
+    and exit status 2, as every other refusal of the toolkit's commands: argparse printed its usage (four lines in an
+    80-column terminal) and then the error."""
+
+    def error(self, message: str) -> NoReturn:
+        options = ", ".join(a.option_strings[-1] for a in self._actions if a.option_strings and a.dest != "help")
+        exit_with_error(f"{message}; {self.prog} takes a model and image files or folders, with the options {options} "
+                        f"({self.prog} --help says what each is)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: errors become one line and exit code 2; a `--csv` file that cannot be written, one line after
-    the predictions and exit code 1; Ctrl-C or SIGTERM, one line (the --csv file is as it was: it is written whole, at
-    the end) and exit code 130 or 143, also where the process ignores SIGINT (a script's background job)."""
-    parser = argparse.ArgumentParser(prog="python -m compress.predict",  # the docstring's first paragraph ends in ":"
-                                     description=__doc__.split("\n\n")[0].rstrip(":") + ".")
+    """CLI entry point: errors (the command line's too) become one line and exit code 2 (SystemExit); a `--csv` file
+    that cannot be written, one line after the predictions and exit code 1; Ctrl-C or SIGTERM, one line (the --csv file
+    is as it was: it is written whole, at the end) and exit code 130 or 143, also where the process ignores SIGINT (a
+    script's background job)."""
+    parser = _OneLineParser(prog="python -m compress.predict",  # the docstring's first paragraph ends in ":"
+                            description=__doc__.split("\n\n")[0].rstrip(":") + ".")
     parser.add_argument("model", help="checkpoint folder (runs its model_int8.xml, else model.onnx), or a model "
                                           "file in one: .xml in OpenVINO (model_int8.xml), .onnx in onnxruntime "
                                           "(model_int8.onnx, model.onnx, model_pruned.onnx), .pt in torch")

@@ -370,6 +370,10 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      ("nas.report", ["search.storage=sqlite:////nonexistent/x.db", "search.study_name=x"], "error: search.storage="),
      ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found"),
      ("compress.predict", ["/nonexistent/ck", "photo.jpg"], "error: /nonexistent/ck not found; pass a checkpoint folder"),
+     # argparse's refusals: its usage (four lines) and then the error
+     ("compress.predict", ["/nonexistent/ck", "photo.jpg", "--top", "x"],
+      "error: argument --top: invalid int value: 'x'; python -m compress.predict takes a model and image files or folders, "
+      "with the options --top, --csv, --memory-budget-gb, --skip-unreadable (python -m compress.predict --help says"),
      # a path given alone: Hydra said only "missing EQUAL at '<EOF>'"
      ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
                                                   "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
@@ -408,7 +412,8 @@ def test_command_line_bad_input_is_one_line_without_traceback(module, args, frag
     ("argv", "answer", "unloaded"),
     [(["-c", "import nas.report"], "", {"plotly", "matplotlib", "torch", "optuna"}),  # the search and compress.run read its constants and notes
      (["-m", "compress.predict", "--help"], "usage: python -m compress.predict", {"torch", "optuna"}),
-     (["-m", "compress.predict", "--frobnicate"], "usage: python -m compress.predict", {"torch", "optuna"}),
+     (["-m", "compress.predict", "--frobnicate"], "error: the following arguments are required: model, images; python "
+                                                  "-m compress.predict takes a model", {"torch", "optuna"}),
      # Hydra prints the config without running the search
      (["-m", "nas.search", "--cfg", "job", "hw=cpu"], "latency_budget_ms:", {"torch", "optuna", "plotly", "matplotlib"}),
      (["-m", "nas.search", "--help"], "== Config ==", {"torch", "optuna", "plotly", "matplotlib"})],

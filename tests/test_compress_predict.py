@@ -584,6 +584,23 @@ def test_a_three_channel_model_trained_on_grey_idx_images_gets_each_photo_grey_r
         np.testing.assert_allclose(p.probabilities, np.sort(probs)[::-1], atol=1e-5)
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["ck", "a.jpg", "--frob"], "unrecognized arguments: --frob"),
+    (["ck", "a.jpg", "--top", "x"], "argument --top: invalid int value: 'x'"),
+    (["ck"], "the following arguments are required: images"),
+])
+def test_a_command_line_argparse_refuses_is_one_line_and_exit_2_as_every_refusal(argv, said, capsys):
+    # argparse printed its usage (four lines in an 80-column terminal), then "python -m compress.predict: error: ...":
+    # five lines, where every other refusal of the toolkit's commands (nas.report's of its command line too) is one.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert err == (f"error: {said}; python -m compress.predict takes a model and image files or folders, with the options "
+                   "--top, --csv, --memory-budget-gb, --skip-unreadable (python -m compress.predict --help says what each "
+                   "is)\n")
+
+
 def test_help_names_every_model_file_it_runs_and_ends_its_description_with_a_full_stop(capsys):
     # --help named model_int8.xml / model.onnx / model.pt only, though model_int8.onnx (the int8 file an NPU compiler
     # takes) runs too, and its description ended in the docstring's ":".
