@@ -35,8 +35,9 @@ from omegaconf import DictConfig
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
                         register_configs, shell_command, shell_override, structured, validate_compress_config,
                         validate_data_config)
-from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, help_on_stdout,
-                        interrupting_signal, interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
+from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, exit_with_error,
+                        help_on_stdout, interrupting_signal, interrupts_honoured, module_logger, stop_on_sigterm,
+                        wrong_type)
 from nas.latency.hardware import element_size_warning, few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -559,8 +560,7 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     if (problem := unused_overrides(sys.argv[1:])) is not None:  # the overrides composed (checked at the top)
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(problem)
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         with help_on_stdout():
             try:

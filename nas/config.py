@@ -26,7 +26,7 @@ from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from nas.arch import MIN_IMG_SIZE
-from nas.errors import ConfigError, module_logger, require_path, wrong_type
+from nas.errors import ConfigError, exit_with_error, module_logger, require_path, wrong_type
 from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile, element_size_warning
 from nas.latency.ops import OP_KINDS
 
@@ -1128,12 +1128,9 @@ def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:
     """Print `precheck_overrides`' one line for the command line `argv` as `error: ...` and exit with status 2; return
     when they compose. The search and compress.run call it first thing as `__main__`, before importing torch and
     Optuna (seconds), so that a typo on the command line is named at once."""
-    import sys
-
     register_configs()
     if (problem := precheck_overrides(argv, config_name=config_name)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(problem)
 
 
 def shadowed_file(choices: Mapping[str, Any], config_dir: str | Path) -> str | None:

@@ -34,8 +34,8 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
-from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, help_on_stdout, interrupting_signal,
-                        interrupts_honoured, make_folder, module_logger, writable_file)
+from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, exit_with_error, help_on_stdout,
+                        interrupting_signal, interrupts_honoured, make_folder, module_logger, writable_file)
 from nas.latency.hardware import FITTED_FIELDS, HardwareProfile, element_size_warning
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -470,8 +470,7 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
     background job: `nas.errors.interrupts_honoured`)."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(problem)
     asks_help = any(a in ("-h", "--help") for a in sys.argv[1:])
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
@@ -494,11 +493,9 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             print(interrupted, file=sys.stderr)
             sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGINT (130) / SIGTERM (143)
         except NasError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            exit_with_error(str(e))
         except OSError as e:  # a disk that fills up or a file that vanishes mid-run: one line, not a stack trace
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
+            exit_with_error(str(e), code=1)
 
     if not asks_help:
         with closed_stdout_ends_quietly():  # `... | head -1`: a quiet end, the files written all the same
