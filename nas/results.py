@@ -766,7 +766,8 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     except KeyboardInterrupt:
         # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains
         compare_members(members, predicted, truth)
-        _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings, profiles=profiles)
+        _write_pareto_files(run_dir, study, data, run, records, members, missing=unlisted(front, members),
+                            warnings=warnings, profiles=profiles)
         raise
     compare_members(members, predicted, truth)
     # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
@@ -776,7 +777,15 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         for child in ckpt_root.iterdir():
             if child.is_dir() and child.name not in front_ids:
                 shutil.rmtree(child)
-    return _write_pareto_files(run_dir, study, data, run, records, members, warnings=warnings, profiles=profiles)
+    return _write_pareto_files(run_dir, study, data, run, records, members, missing=unlisted(front, members),
+                               warnings=warnings, profiles=profiles)
+
+
+def unlisted(front: Sequence[TrialRecord], members: Sequence[dict[str, Any]]) -> list[str]:
+    """The arch_ids of the Pareto `front` (by latency) that `members` (pareto.json's) lacks: not final-trained because
+    the search was interrupted (Ctrl-C, SIGTERM), or whose weights are missing; [] when `members` is the whole front."""
+    listed = {m["arch_id"] for m in members}
+    return [r.arch_id for r in front if r.arch_id not in listed]
 
 
 def _val_interval(val_acc: float | None, data: Dataset) -> tuple[float, float] | None:
@@ -787,9 +796,10 @@ def _val_interval(val_acc: float | None, data: Dataset) -> tuple[float, float] |
 
 
 def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunConfig, records: Sequence[TrialRecord],
-                        members: list[dict[str, Any]], *, warnings: Sequence[str],
+                        members: list[dict[str, Any]], *, missing: Sequence[str], warnings: Sequence[str],
                         profiles: Sequence[HardwareProfile]) -> dict[str, Any]:
-    """pareto.json and pareto.csv of `members` (pareto.json's content is returned)."""
+    """pareto.json and pareto.csv of `members` (pareto.json's content is returned); `missing`: the front's arch_ids
+    that `members` lacks (`unlisted`)."""
     # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), or was
     # never calibrated (the datasheet roofline of a CPU), when its uncalibrated file leaves datasheet numbers to the
     # generic defaults, and (also) when its calibration was never measured at the data's input (extrapolated).
@@ -832,6 +842,9 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "smoke_settings": smoke_groups(run),
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
+        # The front's members not in `members` (by latency; []: it is the whole front): an interrupted search lists
+        # those finished only, and a reader of the file alone could not tell that any were missing.
+        "members_missing": list(missing),
         "members": members,
     }
     atomic_write_json(run_dir / "pareto.json", pareto)

@@ -141,6 +141,43 @@ def test_members_finished_before_a_ctrl_c_are_compared_in_the_pareto_files(tmp_p
     assert (mid["vs_faster"]["now_wrong"], mid["vs_faster"]["now_right"]) == (0, 1)
 
 
+def test_pareto_json_names_the_front_members_an_interrupted_run_left_out(tmp_path, monkeypatch):
+    # An interrupted run's pareto.json listed the members finished so far and said nothing of the others: read alone (a
+    # script, a user after Ctrl-C), it passed for the whole front.
+    import optuna
+    import torch
+
+    import nas.results as results_mod
+
+    records = [SimpleNamespace(arch_id=a, number=i, val_acc=0.5, latency_ms=0.1 * (i + 1), params=1, macs=1, arch=None)
+               for i, a in enumerate(("fast", "mid", "slow"))]
+    stop_at: dict[str, str | None] = {"arch_id": "slow"}
+
+    def materialize(run_dir, record, data, run, train=True, test_images=None):
+        if record.arch_id == stop_at["arch_id"]:
+            raise KeyboardInterrupt  # Ctrl-C during its final training
+        if record.arch_id == "mid" and not train:
+            return None  # it needs a final training, which an interrupted search does not start
+        metrics = {"final_train": None, "test_acc": 0.5, "test_acc_ci95": None, "test_acc_onnx": None,
+                   "measured_latency_ms": None}
+        return metrics, None
+
+    written: dict[str, list] = {}
+    monkeypatch.setattr(results_mod, "front_records", lambda _: records)
+    monkeypatch.setattr(results_mod, "materialize_member", materialize)
+    monkeypatch.setattr(results_mod, "record_of_test_images", lambda **k: {})
+    monkeypatch.setattr(results_mod, "_write_pareto_files",
+                        lambda *a, **k: written.update(members=[m["arch_id"] for m in a[-1]], missing=k["missing"]))
+    run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
+    data = SimpleNamespace(test=SimpleNamespace(y=torch.zeros(4, dtype=torch.long)), val=[None] * 4, balanced=False)
+    with pytest.raises(KeyboardInterrupt):
+        results_mod.write_run_files(tmp_path, optuna.create_study(), data, run, train=False)
+    assert written == {"members": ["fast"], "missing": ["mid", "slow"]}  # by latency, as the front
+    stop_at["arch_id"] = None  # the rerun finishes them all: none missing
+    results_mod.write_run_files(tmp_path, optuna.create_study(), data, run)
+    assert written == {"members": ["fast", "mid", "slow"], "missing": []}
+
+
 def _pareto_members(tmp_path, monkeypatch, records, final_of) -> dict[bool, list[dict]]:
     """pareto.json's members as write_run_files builds them of the front `records`, by data.metric (balanced or not),
     with 40 val images; materialize_member stubbed: each member's final_train is `final_of[arch_id]`."""

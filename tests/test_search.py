@@ -207,8 +207,11 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     assert "**Trials finished:** 3\n" in (tmp_path / "t" / "report.md").read_text()
     # The last line counted pareto.json's members ("0 on the Pareto front") while trials.csv marked the front: it counts
     # the front, and says how many of it the run's files hold yet.
-    front = len({r["arch_id"] for r in _rows(tmp_path / "t") if r["is_pareto"] == "True"})
+    front_ids = {r["arch_id"] for r in _rows(tmp_path / "t") if r["is_pareto"] == "True"}
+    front = len(front_ids)
     assert front >= 1 and not json.loads((tmp_path / "t" / "pareto.json").read_text())["members"]
+    # pareto.json read alone says so: the front's members it lacks, for the rerun to add
+    assert set(json.loads((tmp_path / "t" / "pareto.json").read_text())["members_missing"]) == front_ids
     assert (tmp_path / "t" / "search.log").read_text().splitlines()[-1].endswith(
         f"; {front} on the Pareto front, 0 of them in pareto.json (the report says why the others are left out)")
 
@@ -216,6 +219,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     result = run_search(cfg)
     rows = _rows(tmp_path / "t")
     assert result.n_complete == 3 and not result.interrupted
+    assert json.loads((tmp_path / "t" / "pareto.json").read_text())["members_missing"] == []  # the whole front
     assert rows[0]["val_acc"] == first[0]["val_acc"]
 
     # An emptied study database opens as a new study: refused, instead of retraining over trials/.
