@@ -843,16 +843,45 @@ def _no_members_note(run: _Run) -> str:
             "the search command to write them.")
 
 
-def _left_out_names(run: _Run) -> str:
-    """'f3a0cbbb22 (trial 1, 0.329 ms), ...': the front members trials.csv marks (is_pareto) that pareto.json lacks, by
-    latency; '' when none is missing."""
+def _left_out_ids(run: _Run) -> list[str]:
+    """The front's members that pareto.json lacks, by latency: its `members_missing`, or, in a file from before that
+    field, the members trials.csv marks (is_pareto) that it does not list; [] when none is missing."""
+    recorded = run.header.get("members_missing")
+    if isinstance(recorded, list):
+        return [str(a) for a in recorded]
     listed = {m.arch_id for m in run.members}
-    missing: dict[str, _Trial] = {}
+    on_front = {t.arch_id: t for t in reversed(run.trials) if t.on_front}  # a re-proposed duplicate: its first trial
+    return [t.arch_id for t in sorted(on_front.values(), key=lambda t: t.latency_ms if t.latency_ms is not None else 0.0)
+            if t.arch_id not in listed]
+
+
+def _left_out_names(run: _Run) -> str:
+    """'f3a0cbbb22 (trial 1, 0.329 ms), ...': the front's members that pareto.json lacks (`_left_out_ids`), by latency,
+    each with its trial from trials.csv where that lists it; '' when none is missing."""
+    trials: dict[str, _Trial] = {}
     for t in run.trials:
-        if t.on_front and t.arch_id not in listed:
-            missing.setdefault(t.arch_id, t)  # a re-proposed duplicate repeats its arch_id
-    return ", ".join(f"{t.arch_id} (trial {t.number if t.number is not None else _MISSING}, {_fmt_ms(t.latency_ms)} ms)"
-                     for t in sorted(missing.values(), key=lambda t: t.latency_ms if t.latency_ms is not None else 0.0))
+        if t.state == "COMPLETE":
+            trials.setdefault(t.arch_id, t)  # a re-proposed duplicate repeats its arch_id
+    return ", ".join(f"{a} (trial {t.number if t.number is not None else _MISSING}, {_fmt_ms(t.latency_ms)} ms)"
+                     if (t := trials.get(a)) is not None else a for a in _left_out_ids(run))
+
+
+def _incomplete_front_line(run: _Run, *, rerun: str = "the search command") -> str | None:
+    """The line `python -m nas.report` says on stderr when pareto.json (and so the report) lacks members of the front:
+    an interrupted search lists those finished only. `rerun`: the command that adds them. None when it holds the whole
+    front."""
+    if not (missing := _left_out_ids(run)):
+        return None
+    return (f"incomplete front: {len(run.members) + len(missing)} on the Pareto front, {len(run.members)} of them in "
+            f"pareto.json and the report; not in them: {_left_out_names(run)}, not final-trained because the search was "
+            f"interrupted, or their weights are missing (search.log says which); rerun {rerun} to add them")
+
+
+def _say_incomplete_front(run: _Run, *, rerun: str = "the search command") -> None:
+    """`_incomplete_front_line` on stderr, after what was printed on stdout (the files written, for scripts)."""
+    if (line := _incomplete_front_line(run, rerun=rerun)) is not None:
+        sys.stdout.flush()  # after the paths in a terminal too, where stdout is buffered apart
+        print(line, file=sys.stderr)
 
 
 def _left_out_note(run: _Run) -> str:
@@ -2033,7 +2062,11 @@ def write_reports(run_dir: str | os.PathLike[str], *, redraw_plots: bool = True)
         raise TypeError(f"run_dir={shown if len(shown) <= 60 else shown[:57] + '...'} is a {type(run_dir).__name__}; pass "
                         "the run folder's path (a str or a pathlib.Path), e.g. SearchResult.run_dir")
     folder = pathlib.Path(run_dir)
-    run = _load_run(folder)
+    return _write_reports(folder, _load_run(folder), redraw_plots=redraw_plots)
+
+
+def _write_reports(folder: pathlib.Path, run: _Run, *, redraw_plots: bool = True) -> dict[str, pathlib.Path]:
+    """`write_reports` of the run folder `folder`, read as `run`."""
     drawers = {"pareto.png": _pareto_png, "latency_breakdown.png": _breakdown_png, "mixers.png": _mixers_png}
     kept = set() if redraw_plots else _plots_up_to_date(folder, run, drawers)
     # PNGs first so report.md never links to images that are not there yet.
@@ -2152,6 +2185,10 @@ def _from_study(overrides: Sequence[str]) -> int:
         return 128 + interrupting_signal(e)  # as the shell reports death by it: 130 after Ctrl-C, 143 after SIGTERM
     for path in result.files.values():
         print(path)
+    try:  # the files just written; a first search interrupted before its pareto.json has none to read
+        _say_incomplete_front(_load_run(pathlib.Path(result.run_dir)), rerun="the same command")
+    except (ReportInputError, OSError):
+        pass
     if result.stopped_by is not None:  # as `python -m nas.search` after Ctrl-C: the files describe what was finished
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)
@@ -2251,7 +2288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_with_error(f"{given}; {_TAKES}{', one per command' if folders else ''}")
     run_dir = folders[0]
     try:
-        paths = list(write_reports(run_dir).values())
+        run = _load_run(pathlib.Path(run_dir))
+        paths = list(_write_reports(pathlib.Path(run_dir), run).values())
         # pareto.csv too (its int8 columns are read from the members' compressed files, as the report's table is): a
         # folder compressed by an older version, or copied without it, gets it from its files, with no study needed.
         # nas.pareto_csv imports only this module; imported here, so that importing the report loads no other.
@@ -2263,6 +2301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_with_error(str(exc) if isinstance(exc, ReportInputError) else _os_error_text(exc, run_dir))
     for path in paths:
         print(path)
+    _say_incomplete_front(run)
     return 0
 
 

@@ -920,6 +920,47 @@ def test_front_members_missing_from_pareto_json_are_named_under_the_table(run_di
     assert "Not in this table" not in md
 
 
+_INCOMPLETE = ("incomplete front: 3 on the Pareto front, 2 of them in pareto.json and the report; not in them: cccc000003 "
+               "(trial 2, 0.600 ms), not final-trained because the search was interrupted, or their weights are missing "
+               "(search.log says which); rerun {} to add them\n")
+
+
+def test_the_report_command_says_in_one_line_that_pareto_json_lacks_members_of_the_front(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # After a Ctrl-C pareto.json lists the members finished so far: `python -m nas.report` printed its files as for the
+    # whole front, and only a note inside the report said that any were missing.
+    assert main([str(run_dir)]) == 0 and capsys.readouterr().err == ""  # the whole front: nothing to say
+    header = json.loads((run_dir / "pareto.json").read_text())
+    listed = [m for m in header["members"] if m["arch_id"] != GONE]
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "members": listed, "members_missing": [GONE]}))
+    assert main([str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 6 and err == _INCOMPLETE.format("the search command")  # stdout: the files, for scripts
+    # the field names them, not trials.csv (which marks GONE on the front all the same), and [] is the whole front
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "members": listed, "members_missing": []}))
+    assert main([str(run_dir)]) == 0 and capsys.readouterr().err == ""
+    assert "Not in this table" not in _markdown(run_dir)
+    # a pareto.json from before the field: trials.csv's front tells
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "members": listed}))
+    assert main([str(run_dir)]) == 0 and capsys.readouterr().err == _INCOMPLETE.format("the search command")
+
+
+def test_the_rebuild_from_the_study_says_in_one_line_that_the_front_is_incomplete(
+        run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import nas.search
+    from nas.search import SearchResult
+
+    header = json.loads((run_dir / "pareto.json").read_text())
+    listed = [m for m in header["members"] if m["arch_id"] != GONE]
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "members": listed, "members_missing": [GONE]}))
+    result = SearchResult(run_dir=run_dir, study_name="run", n_complete=6, pareto=listed,
+                          files={"report.html": run_dir / "report.html"})
+    monkeypatch.setattr(nas.search, "export_study", lambda cfg, *, overridden=(): result)
+    monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
+    assert main([f"search.runs_dir={run_dir.parent}", "search.study_name=run"]) == 0
+    assert capsys.readouterr().err == _INCOMPLETE.format("the same command")
+
+
 def test_a_class_and_a_warning_naming_a_file_that_is_not_utf8_are_shown_with_backslash_x(run_dir: pathlib.Path) -> None:
     """An image folder's Latin-1 names (an old zip on Linux) reach the JSON files as lone surrogates (json's \\udce9):
     writing report.md and report.html raised UnicodeEncodeError, ending the search and `python -m nas.report`."""
@@ -1266,7 +1307,7 @@ def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monk
 
     def fake_export(cfg, *, overridden=()):
         given["keys"] = set(overridden)
-        return SimpleNamespace(files={}, stopped_by=None, found_nothing=False)
+        return SimpleNamespace(run_dir=tmp_path / "s", files={}, stopped_by=None, found_nothing=False)
 
     monkeypatch.setattr(nas.search, "export_study", fake_export)
     monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
