@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import KeptRecords, run_into_closed_pipe
-from nas.errors import (CLOSED_STDOUT_EXIT, DataError, counted, exit_on_error, logging_to, module_logger, readable_repr,
-                        readable_text)
+from nas.errors import (CLOSED_STDOUT_EXIT, DataError, counted, exit_on_error, exit_with_error, logging_to, module_logger,
+                        readable_repr, readable_text)
 
 # A command's shape as the entry points have it: output on stdout (print, and log lines through a handler on stdout, as
 # Hydra's), work after it (a file written), a line on stderr, then the exit status given as argv[2].
@@ -292,6 +292,10 @@ def test_an_error_naming_a_file_that_is_not_utf8_is_printed_as_the_warnings_show
         with exit_on_error():
             raise DataError(f"image {os.fsdecode(b'dog/caf' + bytes([0xE9]) + b'.png')} is truncated")
     assert capsys.readouterr().err == "error: image dog/caf\\xe9.png is truncated\n"
+    # the line the commands' own refusals say (nas.report's, compress.predict's command line), with its exit status
+    with pytest.raises(SystemExit) as exited:
+        exit_with_error(f"cannot write {os.fsdecode(b'caf' + bytes([0xE9]))}/report.md", code=1)
+    assert exited.value.code == 1 and capsys.readouterr().err == "error: cannot write caf\\xe9/report.md\n"
 
 
 def test_readable_repr_quotes_a_name_with_its_bytes_that_are_not_utf8_written_as_readable_text_writes_them():
