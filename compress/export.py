@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 # reusable int8 exports on it, so a profile never times a file written by an earlier form as the one shipped now.
 # 2: BatchNorms after quantized convs folded and activations stored as uint8 (onnxruntime on x86 then runs those convs
 # in int8; 2026-12-07). 3: also the BatchNorms whose parameters torch's exporter reads through Identity nodes (equal
-# parameters stored once: every BatchNorm of a new model, as latency profiles export them; 2026-12-07).
+# parameters stored once: every BatchNorm of a new model, as latency profiles export them; 2026-12-07). Folding a
+# BatchNorm whose gamma is 0 as well changed no file of a new model (gamma all ones), the only models profiles export.
 INT8_EXPORT_FORMAT = 3
 
 
@@ -191,9 +192,12 @@ def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
     `k * y + shift` (k = gamma / sqrt(var + eps)), and the weights are quantized per output channel: multiplying
     channel c's weight scale by |k_c| (negating its int8 weights where k_c < 0) and taking the bias to `k * bias + shift`
     computes the same numbers with the same int8 weights, and keeps NNCF's bias correction (folding in torch before
-    quantizing lost it). A pair this cannot express exactly (a weight of -128 to negate, k_c = 0 or a weight scale that
-    rounds to 0, a k_c, scale or bias that is not finite, non-zero weight zero points, a BatchNorm in training mode) is
-    left as it is, and so is every pair of a model below opset 13, whose DequantizeLinear has no per-channel form."""
+    quantizing lost it). A channel whose folded weight scale is 0 (k_c = 0: a gamma of 0, or a scale so small that it
+    rounds to 0) outputs the constant `k * bias + shift` (beta where k_c = 0): its int8 weights become 0 under a
+    positive weight scale (the conv's own, else 1), as a scale of 0 would leave no valid QDQ file, and the bias carries
+    the constant. A pair this cannot express exactly (a weight of -128 to negate, a k_c, scale or bias that is not
+    finite, non-zero weight zero points, a BatchNorm in training mode) is left as it is, and so is every pair of a model
+    below opset 13, whose DequantizeLinear has no per-channel form."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
@@ -228,14 +232,23 @@ def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
             k = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
             new = {"scale": (np.broadcast_to(scale.astype(np.float64), (channels,)) * np.abs(k)).astype(scale.dtype),
                    "bias": (bias.astype(np.float64) * k + beta - mean * k).astype(bias.dtype)}
-        negated = (k < 0).reshape((-1,) + (1,) * (q.ndim - 1))
-        # Left to the BatchNorm: a weight scale of 0 (k_c = 0, or so small that it rounds to 0), as k_c = 0 always was;
-        # a k_c, scale or bias that is not finite (a variance of 0 with epsilon 0), where the file would compute NaN
-        # (0 * inf) and the BatchNorm's QuantizeLinear saturates; -128, which has no int8 negation.
+        # A channel whose folded scale is 0 (k_c = 0, or so small that it rounds to 0) is the constant its new bias
+        # holds: its weights become 0, under the conv's own scale where that is positive and finite (else 1), since a
+        # scale of 0 makes no valid QDQ file (and onnxruntime quantizes a fused conv's bias on the grid input scale x
+        # weight scale: the conv's own scale keeps that grid as fine as the channel's unfolded one). Left as it was,
+        # the BatchNorm kept the whole conv in float on onnxruntime.
+        zeroed = new["scale"] == 0
+        own = np.broadcast_to(scale, (channels,))
+        new["scale"] = np.where(zeroed, np.where((own > 0) & np.isfinite(own), own, 1), new["scale"]).astype(scale.dtype)
+        zeroed_q = np.broadcast_to(zeroed.reshape((-1,) + (1,) * (q.ndim - 1)), q.shape)
+        negated = np.broadcast_to((k < 0).reshape((-1,) + (1,) * (q.ndim - 1)), q.shape) & ~zeroed_q
+        # Left to the BatchNorm: a k_c, scale or bias that is not finite (a variance of 0 with epsilon 0), where the file
+        # would compute NaN (0 * inf) and the BatchNorm's QuantizeLinear saturates; -128, which has no int8 negation.
         if (not np.isfinite(k).all() or not (new["scale"] > 0).all() or not np.isfinite(new["scale"]).all()
-                or not np.isfinite(new["bias"]).all() or (q[np.broadcast_to(negated, q.shape)] == -128).any()):
+                or not np.isfinite(new["bias"]).all() or (q[negated] == -128).any()):
             continue
-        new |= {"weight": np.where(negated, -q, q).astype(np.int8), "zero_point": np.zeros(channels, zp.dtype)}
+        weight = np.where(zeroed_q, 0, np.where(negated, -q.astype(np.int16), q)).astype(np.int8)
+        new |= {"weight": weight, "zero_point": np.zeros(channels, zp.dtype)}
         names = {key: f"{conv.name or conv.output[0]}_bn_folded_{key}" for key in new}
         for key, array in new.items():
             graph.initializer.append(numpy_helper.from_array(array, names[key]))

@@ -162,6 +162,64 @@ def test_int8_export_lets_onnxruntime_run_every_conv_in_int8_and_computes_the_sa
         assert np.abs(logits - before).max() <= 0.02 * np.abs(before).max()
 
 
+def test_a_batchnorm_with_a_zero_gamma_is_folded_and_its_conv_runs_in_int8(tmp_path, monkeypatch):
+    # gamma 0 makes a channel's folded weight scale 0, which no QDQ file may hold: the BatchNorm stayed in the file and
+    # onnxruntime ran its conv in float. The channel is the constant beta: its int8 weights are now 0 under a positive
+    # scale and the bias carries beta.
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from conftest import make_idx_dataset
+    from onnx import numpy_helper
+
+    import compress.export as export
+    from compress.pipeline import INT8_AGREEMENT_TOLERANCE
+    from compress.quantize import quantize_ptq
+    from nas.config import DataConfig
+    from nas.data import load_dataset
+
+    data = load_dataset(DataConfig(name="tiny", root=str(make_idx_dataset(tmp_path / "fm", n_train=100, n_test=40)),
+                                   max_shift=0, hflip=False))
+    torch.manual_seed(0)
+    model = build_model(ARCH).eval()
+    convs_bns = [(m[0], m[1]) for m in model.modules() if isinstance(m, torch.nn.Sequential) and len(m) == 2
+                 and isinstance(m[1], torch.nn.BatchNorm2d)]  # the stem's and the downsample's Conv + BatchNorm
+    assert len(convs_bns) == 2
+    for _, bn in convs_bns:
+        c = bn.num_features
+        bn.weight.data = torch.linspace(0.5, 2.0, c)
+        bn.weight.data[3] = 0.0
+        bn.bias.data, bn.running_mean, bn.running_var = torch.randn(c) * 0.1, torch.randn(c) * 0.1, torch.rand(c) + 0.5
+    quantized, _ = quantize_ptq(model, data.train, size=16, seed=0)
+
+    path = export.export_int8_onnx(quantized, tmp_path / "model_int8.onnx", in_chans=1, img_size=28)
+    graph = onnx.load(str(path)).graph
+    conv_outputs = {n.output[0] for n in graph.node if n.op_type == "Conv"}
+    assert not any(n.op_type == "BatchNormalization" and n.input[0] in conv_outputs for n in graph.node)
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    zeroed = [w for w in inits.values() if w.dtype == np.int8 and w.ndim == 4 and not w[3].any() and w[2].any()]
+    assert len(zeroed) == 2  # channel 3 of both convs: all int8 zeros
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ran = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert "Conv" not in ran and ran.count("QLinearConv") == len(conv_outputs)
+
+    # The same numbers as the file with its BatchNorms left (up to float rounding), and as the int8 torch model within
+    # the compression's stated tolerance.
+    monkeypatch.setattr(export, "fold_conv_batchnorms", lambda model: 0)
+    unfolded = export.export_int8_onnx(quantized, tmp_path / "unfolded.onnx", in_chans=1, img_size=28)
+    monkeypatch.undo()
+    before = export.onnx_logits(unfolded, data.test, reference=True)
+    logits = export.onnx_logits(path, data.test, reference=True)
+    assert np.abs(logits - before).max() <= 0.02 * np.abs(before).max()
+    agree = export.agreement(export.torch_logits(quantized, data.test), logits)
+    assert agree["max_rel_diff"] <= INT8_AGREEMENT_TOLERANCE["max_rel_diff"], agree
+    assert agree["top1_agreement_decided"] >= INT8_AGREEMENT_TOLERANCE["top1_agreement"], agree
+
+
 def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=1e-5, weight_min=-127, opset=17,
                  per_channel=True, depthwise=False, bias=True):
     """A hand-made QDQ graph as NNCF's export leaves a stem conv: x -> Q/DQ (int8) -> Conv (int8 weights, per-channel
@@ -235,12 +293,13 @@ def test_uint8_activations_in_a_file_with_recorded_types_load_and_compute_the_sa
     ((1.5, -0.5, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 1),  # negative gammas: their int8 weights negated
     ((1.5, 0.5, 2.0, 1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -128, 1),  # -128 kept where gamma > 0
     ((1.5, -0.5, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -128, 0),  # -(-128) is no int8
-    ((1.5, 0.0, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 0),  # gamma 0: a weight scale of 0
-    ((1.5, 1e-44, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 0),  # a weight scale that rounds to 0 in float32
+    ((1.5, 0.0, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 1),  # gamma 0: the channel is beta, its weights 0
+    ((1.5, -1e-44, 2.0, 1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -128, 1),  # a zeroed channel's -128 needs no negation
+    ((1.5, 1e-44, 2.0, -1.0), (0.5, 1.0, 1.5, 0.8), 1e-5, -127, 1),  # a weight scale that rounds to 0 in float32
     ((1.5, -0.5, 2.0, -1.0), (0.5, 0.0, 1.5, 0.8), 0.0, -127, 0),  # variance 0 with epsilon 0: k infinite
     ((1.5, -0.5, 2.0, -1.0), (0.5, 1e-30, 1.5, 0.8), 1e-5, -127, 1),  # a tiny variance: k = gamma / sqrt(epsilon)
-], ids=["negative-gamma", "minus-128-positive-gamma", "minus-128-negative-gamma", "zero-gamma", "scale-underflow",
-        "zero-variance-zero-epsilon", "tiny-variance"])
+], ids=["negative-gamma", "minus-128-positive-gamma", "minus-128-negative-gamma", "zero-gamma",
+        "negative-scale-underflow-minus-128", "scale-underflow", "zero-variance-zero-epsilon", "tiny-variance"])
 def test_folding_a_conv_batchnorm_pair_computes_what_the_pair_computes_or_leaves_it(gamma, var, eps, weight_min, folds):
     # A variance of 0 with epsilon 0 made k infinite: the folded file held an infinite weight scale and NaN biases, and
     # computed other numbers than the BatchNorm (which the Q after it saturates).
