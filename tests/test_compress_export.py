@@ -220,6 +220,48 @@ def test_a_batchnorm_with_a_zero_gamma_is_folded_and_its_conv_runs_in_int8(tmp_p
     assert agree["top1_agreement_decided"] >= INT8_AGREEMENT_TOLERANCE["top1_agreement"], agree
 
 
+def test_a_layernorm_model_exports_to_int8_files_that_load_and_compute_the_int8_model(tmp_path):
+    # norm=ln (LayerNormalization between permutes in the file, no BatchNorm to fold) had no test through NNCF's
+    # quantization and the int8 export: the file must load in onnxruntime and OpenVINO and compute the int8 torch model.
+    import onnx
+    import torch
+    from conftest import make_idx_dataset
+
+    from compress.export import agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_logits, torch_logits
+    from compress.pipeline import INT8_AGREEMENT_TOLERANCE
+    from compress.quantize import quantize_ptq
+    from nas.config import DataConfig
+    from nas.data import load_dataset
+    from nas.latency.measure import int8_saturates
+
+    data = load_dataset(DataConfig(name="tiny", root=str(make_idx_dataset(tmp_path / "fm", n_train=100, n_test=40)),
+                                   max_shift=0, hflip=False))
+    arch = ArchConfig(stages=(StageConfig(mixer="sepconv", depth=1, width=16),
+                              StageConfig(mixer="attn", depth=1, width=32, head_dim=16, mlp_ratio=2)),
+                      norm="ln", act="gelu", stem_stride=4)
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    model.set_normalization(data.mean, data.std)
+    quantized, _ = quantize_ptq(model, data.train, size=16, seed=0)
+    path = export_int8_onnx(quantized, tmp_path / "model_int8.onnx", in_chans=1, img_size=28)
+    graph = onnx.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    assert "LayerNormalization" in ops and "BatchNormalization" not in ops and "QuantizeLinear" in ops
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # weights stored as int8
+    xml = export_openvino(path, tmp_path / "model_int8.xml", in_chans=1, img_size=28)
+    ref = torch_logits(quantized, data.test)
+    # operator by operator (near ties excused), then the runtimes as deployed where this CPU's int8 kernels do not
+    # saturate (as compress.pipeline judges them)
+    runs = {"onnx_reference": onnx_logits(path, data.test, reference=True)}
+    if not int8_saturates():
+        runs |= {"onnx": onnx_logits(path, data.test), "openvino": openvino_logits(xml, data.test)}
+    for name, logits in runs.items():
+        agree = agreement(ref, logits)
+        top1 = agree["top1_agreement_decided" if name == "onnx_reference" else "top1_agreement"]
+        assert agree["max_rel_diff"] <= INT8_AGREEMENT_TOLERANCE["max_rel_diff"], (name, agree)
+        assert top1 >= INT8_AGREEMENT_TOLERANCE["top1_agreement"], (name, agree)
+
+
 def _conv_bn_qdq(*, gamma=(1.5, -0.5, 2.0, -1.0), var=(0.5, 1.0, 1.5, 0.8), eps=1e-5, weight_min=-127, opset=17,
                  per_channel=True, depthwise=False, bias=True):
     """A hand-made QDQ graph as NNCF's export leaves a stem conv: x -> Q/DQ (int8) -> Conv (int8 weights, per-channel
