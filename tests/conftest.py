@@ -296,3 +296,21 @@ def relu_onnx(path: Path, *, shape: tuple[int, ...] = (1, 1, 4, 4)) -> Path:
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
+
+
+def over_quota(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """The user's quota full under `folder` while statvfs still shows the disk's free space: a write or sync of a file
+    there through `os.write` / `os.fsync` is refused with EDQUOT (NFS checks a quota at the sync), as the kernel refuses
+    it. Tells the files apart by /proc/self/fd (skip a test that uses it where there is none)."""
+    import errno
+    import stat
+
+    def refusing(real: Callable[..., object]) -> Callable[..., object]:
+        def call(fd: int, *args: object) -> object:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
+                raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "write", refusing(os.write))
+    monkeypatch.setattr(os, "fsync", refusing(os.fsync))

@@ -444,29 +444,13 @@ def test_a_library_failing_on_a_full_disk_raises_the_disks_error_naming_the_file
         f.close()
 
 
-def _over_quota(monkeypatch, folder):
-    """The user's quota full under `folder` while statvfs still shows the disk's free space: a write or sync of a file
-    there is refused with EDQUOT (NFS checks a quota at the sync), as the kernel refuses it."""
-    import errno
-    import os
-    import stat
-
-    def refusing(real):
-        def call(fd, *args):
-            if stat.S_ISREG(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
-                raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
-            return real(fd, *args)
-        return call
-
-    monkeypatch.setattr(os, "write", refusing(os.write))
-    monkeypatch.setattr(os, "fsync", refusing(os.fsync))
-
-
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="tells the files apart by /proc/self/fd")
 def test_a_full_quota_is_raised_as_the_disks_error_naming_the_file(tmp_path, monkeypatch):
     # On a full quota torch.save fails with a RuntimeError of its own (no errno in it) while statvfs still shows the
     # disk's free space: it was raised as it was, and model.pt's write stopped the search with a traceback.
     import errno
+
+    from conftest import over_quota
 
     def quota_full(obj, f, *args, **kwargs):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
@@ -476,7 +460,7 @@ def test_a_full_quota_is_raised_as_the_disks_error_naming_the_file(tmp_path, mon
     save_checkpoint(path, build_model(ARCH), ARCH)  # the folder made before the quota fills
     before = path.read_bytes()
     monkeypatch.setattr(torch, "save", quota_full)
-    _over_quota(monkeypatch, tmp_path)
+    over_quota(monkeypatch, tmp_path)
     with pytest.raises(OSError) as raised:
         save_checkpoint(path, build_model(ARCH), ARCH)
     e = raised.value

@@ -54,6 +54,41 @@ def test_openvino_ir_is_written_as_a_pair_and_a_writer_killed_before_its_renames
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "model.onnx", "model_int8.bin", "model_int8.xml"]
 
 
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="tells the files apart by /proc/self/fd")
+def test_an_openvino_ir_over_a_full_quota_raises_the_disks_error_naming_the_xml_and_keeps_the_previous_pair(
+        tmp_path, monkeypatch):
+    # OpenVINO's save_model reports a refused write as RuntimeError("basic_ios::clear: iostream error"), with no errno
+    # and no file name (what it raised for a .bin or .xml write refused past RLIMIT_FSIZE): on a full quota, where
+    # statvfs still shows the disk's free space, the IR's write must say the disk's error about the .xml in one line,
+    # and the pair written before stays whole (the .bin was being written first).
+    import errno
+
+    import openvino as ov
+    from conftest import over_quota
+
+    from compress.export import export_openvino, read_openvino
+
+    onnx_path = _onnx(tmp_path / "model.onnx")
+    xml = export_openvino(onnx_path, tmp_path / "model_int8.xml", in_chans=1, img_size=28)
+    pair = {p: p.read_bytes() for p in (xml, xml.with_suffix(".bin"))}
+
+    def quota_full(model, path, *args, **kwargs):  # what fitted of the .bin written, then the write refused
+        Path(path).with_suffix(".bin").write_bytes(bytes(100))
+        raise RuntimeError("basic_ios::clear: iostream error")
+
+    monkeypatch.setattr(ov, "save_model", quota_full)
+    over_quota(monkeypatch, tmp_path)
+    with pytest.raises(OSError) as raised:
+        export_openvino(onnx_path, xml, in_chans=1, img_size=28)
+    e = raised.value
+    assert (e.errno, e.strerror, e.filename) == (errno.EDQUOT, "Disk quota exceeded", str(xml))
+    assert str(e) == f"[Errno {errno.EDQUOT}] Disk quota exceeded: '{xml}'" and isinstance(e.__cause__, RuntimeError)
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in pair} == pair
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model_int8.bin", "model_int8.xml"]  # no temp
+    assert read_openvino(ov.Core(), xml).inputs[0].get_partial_shape().to_string() == "[?,1,28,28]"
+
+
 def test_an_int8_export_stopped_before_its_weights_are_folded_leaves_no_file_at_its_name(tmp_path, monkeypatch):
     # The QDQ export was renamed onto model_int8.onnx before the fold rewrote it: a kill between the two left an
     # unfolded model (fp32 weights) at the final name, which a profile reusing its exports would time as the int8 file.
