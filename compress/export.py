@@ -239,11 +239,13 @@ def fold_conv_batchnorms(model: onnx.ModelProto) -> int:
         # the BatchNorm kept the whole conv in float on onnxruntime.
         zeroed = new["scale"] == 0
         own = np.broadcast_to(scale, (channels,))
-        new["scale"] = np.where(zeroed, np.where((own > 0) & np.isfinite(own), own, 1), new["scale"]).astype(scale.dtype)
+        positive_own = np.where((own > 0) & np.isfinite(own), own, 1)
+        new["scale"] = np.where(zeroed, positive_own, new["scale"]).astype(scale.dtype)
         zeroed_q = np.broadcast_to(zeroed.reshape((-1,) + (1,) * (q.ndim - 1)), q.shape)
         negated = np.broadcast_to((k < 0).reshape((-1,) + (1,) * (q.ndim - 1)), q.shape) & ~zeroed_q
-        # Left to the BatchNorm: a k_c, scale or bias that is not finite (a variance of 0 with epsilon 0), where the file
-        # would compute NaN (0 * inf) and the BatchNorm's QuantizeLinear saturates; -128, which has no int8 negation.
+        # Left to the BatchNorm: a k_c, scale or bias that is not finite (a variance of 0 with epsilon 0), where the
+        # file would compute NaN (0 * inf) and the BatchNorm's QuantizeLinear saturates; -128, which has no int8
+        # negation.
         if (not np.isfinite(k).all() or not (new["scale"] > 0).all() or not np.isfinite(new["scale"]).all()
                 or not np.isfinite(new["bias"]).all() or (q[negated] == -128).any()):
             continue
