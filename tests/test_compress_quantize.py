@@ -1,7 +1,10 @@
 """int8 quantization (NNCF) and deployable export: accuracy kept, files agree with the torch int8 model."""
 
+import contextlib
 import dataclasses
 import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -425,16 +428,44 @@ def test_a_load_waits_for_another_toolkit_process_loading_nncfs_extension(built_
             proc.wait()
 
 
-def test_a_load_waiting_for_nncfs_extension_names_the_process_loading_it_and_each_next_one(tmp_path, caplog):
-    # Several checkouts' test runs sharing ~/.cache/torch_extensions each rebuilt the extension (torch's include folders
-    # differ by the path the venv is reached by), one after another: a compression waited about 15 minutes behind them
-    # on one line said as it began, which named no process.
-    import fcntl
+@contextlib.contextmanager
+def _load_waiting_behind(held: int, build_dir: Path,
+                         caplog) -> Iterator[tuple[threading.Thread, list, Callable[[int], None]]]:
+    """A load of NNCF's extension in `build_dir` (`_locked_guard`) started in a thread while the descriptor `held` holds
+    its lock, logging at INFO. Yields, once that load has said its first line (or 10 s have passed), the thread, the
+    list its descriptor lands in, and `logged(n)`, which waits until n lines are said (within the same 10 s). Leaving
+    closes `held` (that load done) and joins the thread."""
     import logging
     import os
     import time
 
     import compress.quantize as q
+
+    got: list[int | None] = []
+    deadline = time.monotonic() + 10
+
+    def logged(count: int) -> None:
+        while len(caplog.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    with caplog.at_level(logging.INFO, logger="compress.quantize"):
+        waiter = threading.Thread(target=lambda: got.append(q._locked_guard(build_dir)))
+        waiter.start()
+        try:
+            logged(1)
+            yield waiter, got, logged
+        finally:
+            os.close(held)  # that load is done
+            waiter.join(10)
+
+
+def test_a_load_waiting_for_nncfs_extension_names_the_process_loading_it_and_each_next_one(tmp_path, caplog):
+    # Several checkouts' test runs sharing ~/.cache/torch_extensions each rebuilt the extension (torch's include folders
+    # differ by the path the venv is reached by), one after another: a compression waited about 15 minutes behind them
+    # on one line said as it began, which named no process.
+    import fcntl
+    import os
+    import time
 
     build_dir = tmp_path / "2.13.0+cpu"
     build_dir.mkdir()
@@ -444,22 +475,11 @@ def test_a_load_waiting_for_nncfs_extension_names_the_process_loading_it_and_eac
     first, second = time.time() - 95, time.time() - 3
     # live pids: a record naming a process that is gone is not said
     os.write(held, f"{os.getpid()} {first:.0f}\n".encode())
-    got: list[int | None] = []
-    with caplog.at_level(logging.INFO, logger="compress.quantize"):
-        waiter = threading.Thread(target=lambda: got.append(q._locked_guard(build_dir)))
-        waiter.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not caplog.messages and time.monotonic() < deadline:
-                time.sleep(0.05)
-            # the next process took its turn first (flock keeps no queue): its record replaces the first's
-            os.pwrite(held, f"{os.getppid()} {second:.0f}\n".encode(), 0)
-            while len(caplog.messages) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert waiter.is_alive()  # still waiting
-        finally:
-            os.close(held)  # that load is done
-            waiter.join(10)
+    with _load_waiting_behind(held, build_dir, caplog) as (waiter, got, logged):
+        # the next process took its turn first (flock keeps no queue): its record replaces the first's
+        os.pwrite(held, f"{os.getppid()} {second:.0f}\n".encode(), 0)
+        logged(2)
+        assert waiter.is_alive()  # still waiting
     assert not waiter.is_alive() and got and got[0] is not None
     try:
         clock = [time.strftime("%H:%M:%S", time.localtime(round(t))) for t in (first, second)]
@@ -479,12 +499,9 @@ def test_a_load_waiting_for_nncfs_extension_names_no_process_that_is_gone(tmp_pa
     # A process killed while loading leaves its record in the file (the kernel drops its flock, not its words): the
     # holder now (one writing none, or not yet) is not that process.
     import fcntl
-    import logging
     import os
     import subprocess
     import time
-
-    import compress.quantize as q
 
     build_dir = tmp_path / "2.13.0+cpu"
     build_dir.mkdir()
@@ -494,17 +511,8 @@ def test_a_load_waiting_for_nncfs_extension_names_no_process_that_is_gone(tmp_pa
     guard.write_text(f"{gone.pid} {time.time() - 60:.0f}\n")
     held = os.open(guard, os.O_RDWR)
     fcntl.flock(held, fcntl.LOCK_EX)
-    got: list[int | None] = []
-    with caplog.at_level(logging.INFO, logger="compress.quantize"):
-        waiter = threading.Thread(target=lambda: got.append(q._locked_guard(build_dir)))
-        waiter.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not caplog.messages and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            os.close(held)
-            waiter.join(10)
+    with _load_waiting_behind(held, build_dir, caplog) as (_, got, _):
+        pass  # the holder's load ends once the one waiting behind it has said its line
     assert got and got[0] is not None
     os.close(got[0])
     assert caplog.messages == [f"waiting for another process to finish loading NNCF's extension ({guard})..."]
