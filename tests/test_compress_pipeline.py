@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -1720,50 +1721,12 @@ def test_a_member_compressed_for_another_chip_or_settings_is_named_with_why_befo
     assert said() == []
 
 
-def test_a_reused_compression_from_before_the_image_counts_gains_those_its_members_record_holds(checkpoint, data,
-                                                                                              monkeypatch):
-    # A search rerun reuses a member's finished compression: its compressed_metrics.json, written before the input
-    # record counted the images, kept the hedge "not recorded" for compress.predict while metrics.json beside it (written
-    # again by every run, from the data the study checked) had the counts.
-    from nas.checkpoint import io_contract
-    from nas.data import preprocessing
-    from nas.layout import COMPRESSED_JSON
-
-    hw = HardwareProfile(name="npu", channel_multiple=8)
-    cfg = dataclasses.replace(_cfg(ratio=0.5), measure_latency=False)
-    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
-    contract = json.loads(json.dumps(io_contract(
-        arch=ARCH, classes=data.classes, mean=data.mean, std=data.std, background=None, image_counts=data.image_counts,
-        preprocessing=preprocessing(DataConfig(name="tiny"), in_chans=1, img_size=28))))
-    (checkpoint / "metrics.json").write_text(json.dumps(contract))
-    counted = contract["input"]
-    before = {k: v for k, v in counted.items() if k not in ("images", "not_square", "transparent")}
-    fp = fingerprint(cfg, hw, checkpoint, data.name, largest_split=max(len(data.val), len(data.test)))
-    done = {"format": compress.pipeline.FORMAT, "fingerprint": fp, "hw": "npu", "files": {}, "input": before, "output": contract["output"]}
-    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda *a, **k: pytest.fail("compressed again"))
-
-    def rerun(record: dict) -> dict:
-        (checkpoint / COMPRESSED_JSON).write_text(json.dumps(record))
-        assert is_up_to_date(checkpoint, fp)  # reused, not compressed again
-        out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
-        assert out == json.loads((checkpoint / COMPRESSED_JSON).read_text())
-        return out["input"]
-
-    assert rerun(done) == counted and counted["images"] == len(data.train) + len(data.val) + len(data.test)
-    # not known to be of the same images: left as they were
-    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "images": 10**6}}))
-    assert rerun(done) == before  # metrics.json not of the data loaded now
-    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "background": 255}}))
-    assert rerun(done) == before  # another contract
-    (checkpoint / "metrics.json").unlink()
-    assert rerun(done) == before  # no member record (compressed by compress.run alone)
-
-
-def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_preprocessing(checkpoint, data,
-                                                                                           monkeypatch):
-    # input.preprocessing came to name its rounding ("round(value / 257)"): a search rerun wrote each member's
-    # metrics.json again in the new words while the compression it reused kept the old ones, and the two files that
-    # README says hold the same input record for a deployer to read differed.
+def _reused_member(checkpoint: Path, data, monkeypatch, *, preprocessing: str) -> tuple[dict, Callable[..., dict]]:
+    """The member `checkpoint` as a search rerun finds it: its metrics.json holds its io_contract with `preprocessing`,
+    and compressing it again (hw=npu, latency not measured) fails the test. Returns that contract and `rerun(said,
+    output=the contract's)`, which writes a finished compression recording those input and output records, checks it
+    is up to date, runs compress_front on it and returns the input record compress_front gives (checked to be what the
+    compression's file then holds)."""
     from nas.checkpoint import io_contract
     from nas.layout import COMPRESSED_JSON
 
@@ -1772,9 +1735,8 @@ def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_p
     members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
     contract = json.loads(json.dumps(io_contract(
         arch=ARCH, classes=data.classes, mean=data.mean, std=data.std, background=None, image_counts=data.image_counts,
-        preprocessing="decoded with Pillow, ..., 16-bit grey as round(value / 257), ...; uint8 / 255")))
+        preprocessing=preprocessing)))
     (checkpoint / "metrics.json").write_text(json.dumps(contract))
-    old = {**contract["input"], "preprocessing": "decoded with Pillow, ..., 16-bit grey as value / 257, ...; uint8 / 255"}
     fp = fingerprint(cfg, hw, checkpoint, data.name, largest_split=max(len(data.val), len(data.test)))
     monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda *a, **k: pytest.fail("compressed again"))
 
@@ -1782,10 +1744,44 @@ def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_p
         record = {"format": compress.pipeline.FORMAT, "fingerprint": fp, "hw": "npu", "files": {}, "input": said,
                   "output": output}
         (checkpoint / COMPRESSED_JSON).write_text(json.dumps(record))
+        assert is_up_to_date(checkpoint, fp)  # reused, not compressed again
         out = compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg)[ARCH.arch_id]
         assert out == json.loads((checkpoint / COMPRESSED_JSON).read_text())
         return out["input"]
 
+    return contract, rerun
+
+
+def test_a_reused_compression_from_before_the_image_counts_gains_those_its_members_record_holds(checkpoint, data,
+                                                                                              monkeypatch):
+    # A search rerun reuses a member's finished compression: its compressed_metrics.json, written before the input
+    # record counted the images, kept the hedge "not recorded" for compress.predict while metrics.json beside it (written
+    # again by every run, from the data the study checked) had the counts.
+    from nas.data import preprocessing
+
+    contract, rerun = _reused_member(checkpoint, data, monkeypatch,
+                                     preprocessing=preprocessing(DataConfig(name="tiny"), in_chans=1, img_size=28))
+    counted = contract["input"]
+    before = {k: v for k, v in counted.items() if k not in ("images", "not_square", "transparent")}
+    assert rerun(before) == counted and counted["images"] == len(data.train) + len(data.val) + len(data.test)
+    # not known to be of the same images: left as they were
+    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "images": 10**6}}))
+    assert rerun(before) == before  # metrics.json not of the data loaded now
+    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "background": 255}}))
+    assert rerun(before) == before  # another contract
+    (checkpoint / "metrics.json").unlink()
+    assert rerun(before) == before  # no member record (compressed by compress.run alone)
+
+
+def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_preprocessing(checkpoint, data,
+                                                                                           monkeypatch):
+    # input.preprocessing came to name its rounding ("round(value / 257)"): a search rerun wrote each member's
+    # metrics.json again in the new words while the compression it reused kept the old ones, and the two files that
+    # README says hold the same input record for a deployer to read differed.
+    contract, rerun = _reused_member(
+        checkpoint, data, monkeypatch,
+        preprocessing="decoded with Pillow, ..., 16-bit grey as round(value / 257), ...; uint8 / 255")
+    old = {**contract["input"], "preprocessing": "decoded with Pillow, ..., 16-bit grey as value / 257, ...; uint8 / 255"}
     assert rerun(old) == contract["input"]
     uncounted = {k: v for k, v in old.items() if k not in ("images", "not_square", "transparent")}
     assert rerun(uncounted) == contract["input"]  # from before the counts too
