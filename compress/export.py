@@ -33,6 +33,7 @@ from nas.data import Split, iterate_batches
 from nas.train import accuracy  # noqa: F401 - re-exported for callers (it lives beside nas.train's other metrics)
 from nas.errors import CheckpointError
 from nas.sigstack import signal_stack_kept
+from nas.telemetry import openvino_telemetry_off
 
 if TYPE_CHECKING:
     import onnx
@@ -54,7 +55,8 @@ def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans:
     `path` appears only once the weights are folded: a kill between the export and the fold leaves no file there (a
     tagged temporary one, which `nas.checkpoint.remove_dead_writers_temps` clears), not an unfolded QDQ model (fp32
     weights) that a profile reusing its exports would time as the file the compression ships."""
-    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+    with openvino_telemetry_off():  # NNCF imports openvino, whose import (the first in a process) sends a message
+        from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
 
     for module in quantized.modules():
         if isinstance(module, BaseQuantizer):
@@ -389,11 +391,12 @@ def _root_logger_kept() -> Iterator[None]:
 
 
 def export_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
-    """Convert an ONNX file to OpenVINO IR (`.xml` + `.bin`), batch dynamic, C/H/W static."""
-    import openvino as ov
-
+    """Convert an ONNX file to OpenVINO IR (`.xml` + `.bin`), batch dynamic, C/H/W static. OpenVINO's telemetry sends
+    nothing for the import and the conversion unless the user opted in (`nas.telemetry.openvino_telemetry_off`)."""
     xml_path = Path(xml_path)
-    with _root_logger_kept():
+    with openvino_telemetry_off(), _root_logger_kept():
+        import openvino as ov
+
         model = ov.convert_model(str(onnx_path), input=[(-1, in_chans, img_size, img_size)])
     # OpenVINO takes only an .xml name and writes the .bin beside it: both go into one tagged temporary folder (which a run
     # after a kill -9 mid-save removes), the .bin renamed into place first so that a new .xml never meets an old .bin.
@@ -431,7 +434,8 @@ def read_openvino(core: ov.Core, xml_path: str | os.PathLike) -> ov.Model:
 def openvino_runner(xml_path: str | os.PathLike, *, threads: int = 2) -> Callable[[np.ndarray], np.ndarray]:
     """Logits of a float32 pixel batch computed by OpenVINO CPU from the IR file alone (f32 for non-int8 parts),
     compiled once for many calls."""
-    import openvino as ov
+    with openvino_telemetry_off():  # its import (the first in a process) sends a message
+        import openvino as ov
 
     core = ov.Core()
     model = read_openvino(core, xml_path)

@@ -38,6 +38,7 @@ from nas.latency.measure import int8_saturates
 from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts, remove_dead_writers_temps
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
+from nas.telemetry import openvino_telemetry_off
 from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
                         exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
                         readable_text, writable_file)
@@ -453,7 +454,8 @@ def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
     """(channels, height, width) of one image that the model file at `path` takes; None where the file leaves a dim
     dynamic."""
     if path.suffix == ".xml":
-        import openvino as ov
+        with openvino_telemetry_off():  # its import (the first in a process) sends a message
+            import openvino as ov
 
         from compress.export import read_openvino
 

@@ -27,6 +27,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text
 from nas.errors import ConfigError, DataError, counted
 from nas.sigstack import signal_stack_kept
+from nas.telemetry import openvino_telemetry_off
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -310,7 +311,8 @@ def openvino_request(onnx_path: str | os.PathLike, *, threads: int, input_shape:
     f32 unless the file itself is quantized (this CPU's default is bf16), latency hint, `threads`
     threads; `perf_count` turns on the per-node profile (`request.profiling_info`).
     """
-    import openvino as ov
+    with openvino_telemetry_off():  # its import (the first in a process) sends a message
+        import openvino as ov
 
     core = ov.Core()
     model = core.read_model(str(onnx_path))
