@@ -63,6 +63,7 @@ from nas.data import Dataset, Split, iterate_batches
 from nas.errors import ConfigError, counted, module_logger
 from nas.report import drop_text
 from nas.train import evaluate, subset_split
+from nas.telemetry import openvino_telemetry_off
 
 from compress.recover import distill
 
@@ -81,7 +82,8 @@ def _nncf():
     # back as its caller had it (`nas.train.caller_settings_kept`), and NNCF reads it as it first loads its extension,
     # which a later run in the same process may be the first to do.
     os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
-    import nncf
+    with openvino_telemetry_off():  # NNCF imports openvino, whose import (the first in a process) sends a message
+        import nncf
 
     # The logger's level only: nncf.set_log_level also sets every handler on NNCF's logger to it, and so silences below
     # ERROR any handler a caller attached there (pytest's capture, a tool's own) for every other logger it serves.
@@ -118,8 +120,9 @@ def load_nncf_extension() -> None:
     global _extension_loaded
     if _extension_loaded:
         return
-    from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
-    from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
+    with openvino_telemetry_off():  # NNCF imports openvino, whose import (the first in a process) sends a message
+        from nncf.torch.quantization.extensions import QuantizedFunctionsCPU, QuantizedFunctionsCPULoader
+        from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
 
     try:
         build_dir: Path | None = Path(QuantizedFunctionsCPULoader.get_build_dir())  # made here where it is not there
@@ -346,7 +349,8 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
     """NNCF int8 PTQ of a copy of `model` from `size` calibration images; returns (model, note).
 
     Images are fed one at a time, as NNCF's range estimators expect, on `CALIBRATION_THREADS` torch thread(s), with
-    NNCF's progress bars hidden (`nncf_progress_hidden`). `announce`: log a line as the calibration starts (how many
+    NNCF's progress bars hidden (`nncf_progress_hidden`) and its telemetry sending nothing unless the user opted in
+    (`nas.telemetry.openvino_telemetry_off`). `announce`: log a line as the calibration starts (how many
     images, on what) and one with its seconds as it ends, each led by `announce` ('' for no lead); None logs nothing,
     for a caller that says its own line per model (`nas.latency.profile`'s int8 exports).
     """
@@ -367,13 +371,13 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
     activations = adv.QuantizationParameters(per_channel=False)
     try:
         params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations)
-        with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden():
+        with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden(), openvino_telemetry_off():
             quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
     except IndexError:
         note = "fast bias correction failed (nncf IndexError); quantized without bias correction"
         log.warning(note)
         params = adv.AdvancedQuantizationParameters(activations_quantization_params=activations, disable_bias_correction=True)
-        with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden():
+        with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden(), openvino_telemetry_off():
             quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
     if announce is not None:
         log.info("%sint8 calibration done in %.1f s", lead, time.perf_counter() - started)
