@@ -23,6 +23,7 @@ from torch import nn
 from nas.config import DataConfig, Precision, TrainConfig
 from nas.data import Dataset, Split, iterate_batches
 from nas.errors import wrong_type
+from nas.telemetry import openvino_telemetry_off
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,7 +84,8 @@ def caller_settings_kept() -> Iterator[None]:
     to `train.threads` and seeds every generator per candidate, and a notebook's own work after the call ran on 2 threads
     and drew the same "random" numbers each time; NNCF's logger stayed at ERROR for the notebook's own quantization.
     `keep_freed_memory`'s malloc setting stays: glibc cannot be put back to adjusting its thresholds itself.
-    OpenVINO's telemetry threads the block started are closed (`_openvino_telemetry_threads_closed`)."""
+    OpenVINO's and NNCF's telemetry sends nothing during the block unless the user opted in
+    (`nas.telemetry.openvino_telemetry_off`); the threads it started then are closed (`_openvino_telemetry_threads_closed`)."""
     threads = torch.get_num_threads()
     started_before = set(threading.enumerate())
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
@@ -93,7 +95,8 @@ def caller_settings_kept() -> Iterator[None]:
     levels = {name: loggers[name].level if isinstance(loggers.get(name), logging.Logger) else None
               for name in KEPT_LOGGER_LEVELS}
     try:
-        yield
+        with openvino_telemetry_off():
+            yield
     finally:
         _openvino_telemetry_threads_closed(started_before)
         torch.set_num_threads(threads)
@@ -115,7 +118,8 @@ def caller_settings_kept() -> Iterator[None]:
 def _openvino_telemetry_threads_closed(started_before: set[threading.Thread]) -> None:
     """Close the thread pool of OpenVINO's telemetry sender when its threads were all started after `started_before`
     was taken, and give the telemetry a new sender (which starts no thread until it sends), so later telemetry still
-    goes out. Importing openvino and each `ov.convert_model` queue messages to a `ThreadPoolExecutor`
+    goes out. Importing openvino and each `ov.convert_model` queue messages, where the user opted in (`openvino_telemetry_off`
+    drops them otherwise, before any thread starts), to a `ThreadPoolExecutor`
     (`openvino_telemetry.utils.sender.TelemetrySender`, one per process) whose idle threads never end: a notebook
     found them (`ThreadPoolExecutor-2_0`, `_1`, ...), started by the compression's conversion, idle after `run_search`
     returned. Messages still queued are dropped, as the library's own `force_shutdown` (the `ovc` command's exit) drops
