@@ -49,11 +49,10 @@ def openvino_telemetry_off() -> Iterator[None]:
     """Wrap the toolkit's calls into OpenVINO and NNCF (`import openvino`, `import nncf`, `ov.convert_model`,
     `nncf.quantize`): unless the user opted in (`openvino_telemetry_opted_in`, read as the block starts), every
     telemetry message sent during the block is dropped, so the block sends nothing and starts no thread or process to
-    send it. The consent file, the
-    environment and the library's own state are left as they are: after the block OpenVINO sends what it would have
-    sent without the toolkit (the caller's own conversions included). Messages sent meanwhile by other threads of the
-    process are dropped too (the library's sender is one per process). With the user opted in, or no
-    `openvino_telemetry` installed (OpenVINO then sends nothing), it does nothing."""
+    send it. The consent file, the environment and the library's own state are left as they are: after the block
+    OpenVINO sends what it would have sent without the toolkit (the caller's own conversions included). Messages sent
+    meanwhile by other threads of the process are dropped too (the library's sender is one per process). With the user
+    opted in, or no `openvino_telemetry` installed (OpenVINO then sends nothing), it does nothing."""
     try:
         from openvino_telemetry.utils.sender import TelemetrySender
     except Exception:  # not installed, or another layout: OpenVINO's converter then uses a stub that sends nothing
