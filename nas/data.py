@@ -1286,9 +1286,9 @@ def _split_as_study(cfg: DataConfig, data: Dataset, run_dir: Path, *, storage: s
             raise ConfigError(f"run_dir={str(run_dir)!r}: {masked(url)} holds no study {run_dir.name!r} (a run folder "
                               f"is named after its study); studies there: {', '.join(sorted(names)) or 'none'}")
         study = optuna.load_study(study_name=run_dir.name, storage=opened)
-        data = split_as_recorded(cfg, data, recorded_digests(opened, study.study_name))
+        data, known = split_as_recorded_and_digests(cfg, data, recorded_digests(opened, study.study_name))
         # as a search resuming the study refuses other images: a split of them is not the one its report scored
-        check_data(study, data_identity(data), record=False,
+        check_data(study, data_identity(data, split_digests=known), record=False,
                    fix=f"pass the data settings its search used (this one's data.root={cfg.root})")
     finally:
         opened.engine.dispose()  # no connection (or SQLite file handle) left open in the caller's process
@@ -1319,6 +1319,12 @@ def _unsplit(data: Dataset) -> _Unsplit | None:
 
 
 def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:
+    """`split_as_recorded_and_digests` without the digests: the split `data` is kept as or split again as."""
+    return split_as_recorded_and_digests(cfg, data, digests)[0]
+
+
+def split_as_recorded_and_digests(cfg: DataConfig, data: Dataset,
+                                  digests: dict[str, str] | None) -> tuple[Dataset, dict[str, str]]:
     """`data`, or its images split again as an earlier version split them where `digests` (`split_digest` by split
     name: a study's record, or a checkpoint's test split) are of that split and not of `data`'s: held out by a random
     draw in the listing's order, before images were held out by their paths (`_path_ranks`, 2026-12-06), and before
@@ -1326,18 +1332,30 @@ def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | 
     images its trials were scored on, and a checkpoint is tested on the images it was not trained on, rather than being
     refused as made with other images. An image folder's images are split again from `data` (`_unsplit`); idx data's
     are read again, and only then, without giving that read's warnings again: they are of the same files and settings
-    as those of the read that made `data`, which gave them, and search.log would carry each twice."""
+    as those of the read that made `data`, which gave them, and search.log would carry each twice.
+
+    With it, the `split_digest` of the returned splits that the comparison computed, by split name (those `digests`
+    names; none where nothing was compared), for `data_identity(..., split_digests=)`: each hashes every pixel of its
+    split, and a caller checking the study's record after this hashed the training images a second time."""
     # an image folder's held-out splits were drawn at random before; idx data (no paths) still is, and only its counts
     # can have changed
     keyed = bool(data.held_out) and data.train.paths is not None
     if not (keyed or data.rounded_up) or not digests:
-        return data
+        return data, {}
 
-    def recorded(d: Dataset) -> bool:
-        return all(split_digest(getattr(d, k)) == v for k, v in digests.items() if k in SPLIT_NAMES)
+    def recorded(d: Dataset, known: dict[str, str]) -> bool:
+        # in the record's order, up to the first that differs, each split hashed once: `known` keeps its digest
+        for k, v in digests.items():
+            if k in SPLIT_NAMES:
+                if k not in known:
+                    known[k] = split_digest(getattr(d, k))
+                if known[k] != v:
+                    return False
+        return True
 
-    if recorded(data):
-        return data
+    known: dict[str, str] = {}
+    if recorded(data, known):
+        return data, known
     # newest first; the counts do not depend on the draw, so before _one_for_each only where it changed them
     ways = [(False, True)] * keyed + [(False, False)] * bool(data.rounded_up)
     if (loaded := _unsplit(data)) is None:  # idx data: its images' order is read from the files again
@@ -1348,7 +1366,8 @@ def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | 
             log.removeFilter(_said_before)
     for way_keyed, one_for_each in ways:
         before = _split_loaded(cfg, loaded, one_for_each=one_for_each, keyed=way_keyed)
-        if recorded(before):
+        known_before: dict[str, str] = {}
+        if recorded(before, known_before):
             since = ([("held-out images were chosen by their file paths",
                        "keeps each image in its split when photos are added or removed")] if keyed else []) + (
                 [("a class rounded to none got a held-out image", f"gets one in {' and '.join(data.rounded_up)}")]
@@ -1356,8 +1375,8 @@ def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | 
             log.warning("kept the split of %s that the study or checkpoint was made with, from before %s: a new study "
                         "(or search) %s", cfg.root, " and before ".join(what for what, _ in since),
                         ", and ".join(then for _, then in since))
-            return before
-    return data  # other images: the caller refuses them as it did
+            return before, known_before
+    return data, known  # other images: the caller refuses them as it did
 
 
 IMBALANCE_WARN_RATIO = 10.0
@@ -1370,18 +1389,24 @@ SplitImageDigests = dict[str, list[bytes]]
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def data_identity(data: Dataset, *, digests: SplitImageDigests | None = None) -> dict[str, object]:
+def data_identity(data: Dataset, *, digests: SplitImageDigests | None = None,
+                  split_digests: dict[str, str] | None = None) -> dict[str, object]:
     """What a resumed study must find again in its data: the class names, the input shape, the images per split and a
     digest of each split's images (`split_digest`); with them each class's counts and digest (`class_summary`, from
     `digests`: `split_image_digests(data)` where the caller needs them for more, else computed here), which only name
     what changed. Another folder (or images added to one, or replaced) changes it, so trials scored on other val images
-    would not be mixed; moving the folder, or caching it, does not."""
+    would not be mixed; moving the folder, or caching it, does not. `split_digests`: the `split_digest` of some of
+    `data`'s splits by name where the caller has them (`split_as_recorded_and_digests`), the others computed here."""
     splits = (("train", data.train), ("val", data.val), ("test", data.test))
+    known = dict(split_digests or {})
+    if unknown := sorted(set(known) - set(SPLIT_NAMES)):
+        raise ValueError(f"split_digests names no split {unknown[0]!r}: pass split digests by split name "
+                         f"({', '.join(SPLIT_NAMES)})")
     # The digests, not only the counts: two folders of the same classes and counts (a second camera's 100 photos per
     # class, say) were taken for one, and a study resumed on the other mixed val accuracies of different images.
     return {"classes": list(data.classes), "input": [data.in_chans, data.img_size, data.img_size],
             "images": {name: len(split) for name, split in splits},
-            "digests": {name: split_digest(split) for name, split in splits},
+            "digests": {name: known[name] if name in known else split_digest(split) for name, split in splits},
             CLASS_SUMMARY: class_summary(data, digests=digests)}
 
 

@@ -66,7 +66,7 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
                         validate_run_config)
 from nas.data import (
     Dataset, SplitImageDigests, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning,
-    imbalance_warning, load_dataset, split_as_recorded, split_image_digests,
+    imbalance_warning, load_dataset, split_as_recorded_and_digests, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
@@ -990,12 +990,14 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
             storage = _open(run, run_dir)
             closing.callback(_close_storage, storage)
             with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
-                data = split_as_recorded(run.data, data, recorded_digests(storage, run.search.study_name))
+                data, known = split_as_recorded_and_digests(run.data, data,
+                                                            recorded_digests(storage, run.search.study_name))
             # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
-            # each image hashed once for the study's record and the setup warnings (held_out_copies_warning), not once each
+            # each image hashed once for the study's record and the setup warnings (held_out_copies_warning), not once each,
+            # and each split once for the record and the comparison with it that kept the split (`known`)
             digests = split_image_digests(data)
-            study = open_study(run, storage, make_sampler(run), data=data_identity(data, digests=digests),
-                               overridden=overridden)
+            study = open_study(run, storage, make_sampler(run),
+                               data=data_identity(data, digests=digests, split_digests=known), overridden=overridden)
         with _says_if_interrupted(lambda: _interrupted_with_study(study)):
             return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept], digests=digests)
 
@@ -1431,9 +1433,10 @@ def _export_from(run: RunConfig, storage: optuna.storages.BaseStorage, *, run_di
             if run.data.root != given_root and (moved := moved_root_error(run.data.root, study.study_name)) is not None:
                 raise moved from None
             raise
-        data = split_as_recorded(run.data, loaded, recorded_digests(storage, study.study_name))
+        data, known = split_as_recorded_and_digests(run.data, loaded, recorded_digests(storage, study.study_name))
     digests = split_image_digests(data)  # once, for the check and the setup warnings
-    check_data(study, data_identity(data, digests=digests), record=False)  # the members' test images are the study's
+    # the members' test images are the study's; each split hashed once, for the comparison and the check (`known`)
+    check_data(study, data_identity(data, digests=digests, split_digests=known), record=False)
     weights = run_dir / "trials"
     n = _n_complete(study)
     have = len(list(weights.glob("*.pt"))) if weights.is_dir() else 0

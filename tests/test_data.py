@@ -630,6 +630,32 @@ def test_load_search_data_of_a_run_folder_gives_the_split_its_study_was_made_wit
         load_search_data(cfg, run_dir=3)
 
 
+def test_load_search_data_of_a_run_folder_hashes_each_split_once(tmp_path, monkeypatch):
+    # With run_dir, the split was compared with the study's record (split_as_recorded) and then checked against it
+    # (data_identity), each hashing every split: all the training images' pixels twice per load.
+    import optuna
+
+    import nas.data
+    from nas.data import data_identity, load_search_data
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "images", {"a": 20, "b": 20})),
+                     img_size=None)
+    data = load_search_data(cfg)
+    (tmp_path / "runs" / "s").mkdir(parents=True)
+    optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'runs' / 's' / 'study.db'}").set_user_attr(
+        "data", data_identity(data))
+    hashed: list[int] = []
+    real = nas.data.split_digest
+    monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or real(split))
+    loaded = load_search_data(cfg, run_dir=tmp_path / "runs" / "s")
+    assert sorted(hashed) == sorted(len(s) for s in (data.train, data.val, data.test))  # each split once
+    monkeypatch.setattr(nas.data, "split_digest", real)
+    assert data_identity(loaded) == data_identity(data)
+    with pytest.raises(ValueError, match=r"^split_digests names no split 'tests': pass split digests by split name "
+                                         r"\(train, val, test\)$"):
+        data_identity(data, split_digests={"tests": "0" * 16})
+
+
 def test_a_checkpoint_tested_before_a_rare_class_got_a_test_image_is_tested_on_the_same_images(tmp_path, monkeypatch):
     # 40, 40 and 2 images: test took none of the 2-image class before (0.39 of an image), one now; compress.run of a
     # checkpoint searched then refused the folder ("tested on other images"), with no setting that could fix it.

@@ -745,6 +745,37 @@ def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_cop
     data = nas.data.load_dataset(to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path))).data)
     assert sorted(hashed) == sorted(len(s) for s in (data.train, data.val, data.test))  # each split once
 
+
+def test_a_resumed_search_hashes_each_split_once_for_the_comparison_with_its_study_and_the_check(tmp_path, compose_cfg,
+                                                                                               monkeypatch):
+    # A study's split was compared with its record (split_as_recorded), then the data checked against that record
+    # (data_identity): an image folder's training pixels hashed twice per resumed start. Stopped where trials would start.
+    from PIL import Image
+
+    import nas.data
+
+    class Stop(Exception):
+        pass
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    args = ["data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=16", "train=smoke",
+            f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=r", "search.progress=false", "search.n_trials=1",
+            "compress=none", "final_train=none"]
+    monkeypatch.setattr(search_mod, "_run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    with pytest.raises(Stop):
+        run_search(compose_cfg(*args))  # creates the study, with its record of the data
+    hashed: list[int] = []
+    real = nas.data.split_digest
+    monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or real(split))
+    with pytest.raises(Stop):
+        run_search(compose_cfg(*args))  # resumes it
+    data = nas.data.load_dataset(to_run_config(compose_cfg(*args)).data)
+    assert sorted(hashed) == sorted(len(s) for s in (data.train, data.val, data.test))  # each split once
+
 def test_sampler_seeds_of_many_workers_stay_in_the_samplers_range(compose_cfg):
     # search.seed + an offset per worker and per trial already held would leave numpy's range (Optuna: ValueError).
     from nas.search import make_sampler
