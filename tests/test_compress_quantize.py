@@ -186,6 +186,56 @@ def test_ptq_calibrates_on_one_torch_thread_and_restores_the_callers_count(train
 
 
 
+def test_ptq_calibrates_in_batches_on_exactly_size_images_each_ranged_on_its_own():
+    # Images were fed to NNCF one at a time: one pass of its Python hooks per image, most of a calibration's time on
+    # small images. In batches, each image's range must still be its own (NNCF's mean of per-image maxima), over
+    # exactly the `size` images drawn: the input quantizer's scale is that mean.
+    import nncf
+    import torch
+    from torch import nn
+
+    from compress.quantize import CALIBRATION_BATCH_SIZE, quantize_ptq
+    from nas.data import Split
+    from nas.train import subset_split
+
+    class Tiny(nn.Module):  # not an nn.Sequential, which NNCF does not take as the top-level module
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1)
+            self.fc = nn.Linear(2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+    n, size = 80, 70  # 70 images: three batches of 24, 23 and 23
+    assert CALIBRATION_BATCH_SIZE < size
+    x = torch.zeros(n, 1, 4, 4, dtype=torch.uint8)  # black images with one lit pixel each, of its own brightness
+    peaks = torch.randint(1, 256, (n,), generator=torch.Generator().manual_seed(0))
+    x[torch.arange(n), 0, torch.arange(n) % 4, torch.arange(n) // 4 % 4] = peaks.to(torch.uint8)
+    split = Split(x, torch.zeros(n, dtype=torch.int64))
+    fed: list[list[int]] = []
+    real = nncf.quantize
+
+    def spy(model, dataset, **kwargs):
+        fed.append([int(item.shape[0]) for item in dataset.get_inference_data()])
+        assert kwargs["subset_size"] == len(fed[-1])  # NNCF counts items, not images: every item is used
+        return real(model, dataset, **kwargs)
+
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(nncf, "quantize", spy)
+        quantized, _ = quantize_ptq(Tiny().eval(), split, size=size, seed=3)
+    batches = -(-size // CALIBRATION_BATCH_SIZE)
+    assert len(fed) == 1 and sum(fed[0]) == size and len(fed[0]) == batches
+    assert max(fed[0]) - min(fed[0]) <= 1  # nearly equal batches, not full ones and a small remainder
+    drawn = subset_split(split, size, seed=3).x
+    expected = drawn.flatten(1).amax(1).float().div(255.0).mean()  # per image, averaged over the 70 drawn
+    scales = [v for k, v in quantized.state_dict().items() if k.endswith("x__0.0.scale")]  # the model input's quantizer
+    assert len(scales) == 1
+    assert float(scales[0]) == pytest.approx(float(expected), rel=1e-6)
+    assert float(expected) < 0.9 < float(drawn.max()) / 255.0  # a range over whole batches would be about the maximum
+
+
 def test_ptq_hides_nncfs_progress_bars(trained, data, capsys):
     # NNCF draws two rich progress bars per quantized model ("Statistics collection", "Applying Fast Bias correction"):
     # two lines each per member on a log or a pipe, among the compression's one line per step.
