@@ -14,6 +14,8 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from nas.arch import ArchConfig, require_arch
-from nas.errors import CheckpointError, ConfigError, require_path
+from nas.errors import CheckpointError, ConfigError, module_logger, require_path
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 # torch (and nas.data, nas.model, which import it) is imported by the functions that use it: the file helpers here
 # (atomic writes, dead writers' temporary files) serve the latency tools and every command line's start, which would
 # otherwise wait seconds for torch to load before a bad setting could be named.
+
+log = module_logger(__name__)  # lines naming a folder that is not UTF-8 written readably (ReadableNames)
 
 FORMAT = "metaformer-nas/checkpoint-v1"
 ONNX_OPSET = 17
@@ -392,6 +396,118 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
             fsync_folder(parent)  # the new files on disk before the description that vouches for them
             os.replace(tmp / description.name, description)
             fsync_folder(parent)
+
+
+MEMBER_LOCK = ".member.lock"
+"""The file in a checkpoint folder that `member_lock` locks while a process final-trains or compresses it."""
+
+# How often a process waiting for another's `member_lock` tries it again (and reads again who holds it).
+_MEMBER_LOCK_POLL_SECONDS = 0.2
+
+# The member locks this process holds, by (lock file, thread), with how deep each is nested: a compression of the
+# front (`compress.pipeline.compress_front`) holds a member's lock while it calls `compress_checkpoint`, which takes it
+# too, and a second flock of the same file from this thread would wait on itself.
+_held_member_locks: dict[tuple[str, int], int] = {}
+
+
+@contextlib.contextmanager
+def member_lock(folder: Path, *, doing: str) -> Iterator[None]:
+    """An exclusive `flock` on `folder`'s `MEMBER_LOCK` while the block final-trains or compresses the checkpoint there,
+    so that a second process doing either to the same folder (`python -m compress.run` of a member the search is
+    compressing, two such commands, a script calling `compress_checkpoint`) waits for the first to finish, then finds
+    its files, instead of writing them at the same time: the two wrote over each other's files (a folder mixing two
+    compressions, an int8 file of the old weights recorded as the new ones'). A waiting process says so once per holder,
+    naming it (pid, `doing`, since when). The kernel releases the lock however its holder dies (kill -9, OOM killer):
+    a file left by a dead holder blocks nothing. The holder deletes the file as it releases it. Nested in the same
+    thread it is taken once. Where the folder does not exist, or the file cannot be made or locked (a read-only folder,
+    a file system without flock), the block runs unlocked: the writes that follow fail or succeed as they did."""
+    lock = folder / MEMBER_LOCK
+    key = (os.path.abspath(lock), threading.get_ident())
+    if key in _held_member_locks:
+        _held_member_locks[key] += 1
+        try:
+            yield
+        finally:
+            _held_member_locks[key] -= 1
+        return
+    fd = _take_member_lock(lock, doing=doing)
+    if fd is None:
+        yield
+        return
+    _held_member_locks[key] = 1
+    try:
+        yield
+    finally:
+        del _held_member_locks[key]
+        try:
+            lock.unlink()  # while locked: a process waiting on this file takes it, then finds it gone and opens anew
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _take_member_lock(lock: Path, *, doing: str) -> int | None:
+    """A descriptor holding the flock on `lock` (`member_lock`), waited for while another process holds it, with this
+    process's record written in it; None where the file cannot be opened or locked."""
+    import fcntl
+
+    named: object = False  # no line said yet
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        except OSError:
+            return None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = _member_lock_holder(fd)
+                    # a record not readable (being written) is not a new holder, once a line has been said
+                    if named is False or (holder is not None and holder != named):
+                        log.info("%s", _member_lock_waiting(lock, holder))
+                        named = holder
+                    time.sleep(_MEMBER_LOCK_POLL_SECONDS)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(lock))
+            except FileNotFoundError:
+                same = False
+        except BaseException as e:  # no lock (or Ctrl-C while waiting): the descriptor closed all the same
+            os.close(fd)
+            if isinstance(e, OSError):
+                return None
+            raise
+        if same:
+            break
+        os.close(fd)  # the holder deleted the file as it released it: the lock is on the file now at that name
+    record = f"{os.getpid()} {time.time():.0f} {socket.gethostname()} {doing}\n".encode()
+    try:
+        os.pwrite(fd, record, 0)  # written over a dead holder's, then cut to length
+        os.ftruncate(fd, len(record))
+    except OSError:  # a full disk: the work goes on, a waiter only names no process
+        pass
+    return fd
+
+
+def _member_lock_holder(fd: int) -> tuple[int, float, str, str] | None:
+    """(pid, time it took the lock, host, what it does) of the process holding the flock on `fd`'s file, as it wrote
+    them there; None where the file says nothing readable (not written yet)."""
+    try:
+        pid, since, host, doing = os.pread(fd, 1024, 0).decode().split("\n", 1)[0].split(" ", 3)
+        return int(pid), float(since), host, doing
+    except (OSError, ValueError):
+        return None
+
+
+def _member_lock_waiting(lock: Path, holder: tuple[int, float, str, str] | None) -> str:
+    """The line a process waiting for `member_lock` says, naming the holder where its record says who it is."""
+    if holder is None:
+        return f"{lock.parent}: waiting for another process to finish with this folder ({lock.name})..."
+    pid, since, host, doing = holder
+    where = "" if host == socket.gethostname() else f" on {host}"
+    return (f"{lock.parent}: waiting for another process (pid {pid}{where}, {doing} since "
+            f"{time.strftime('%H:%M:%S', time.localtime(since))}) to finish with this folder ({lock.name})...")
 
 
 @contextlib.contextmanager

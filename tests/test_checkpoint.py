@@ -614,3 +614,84 @@ def test_load_checkpoint_names_a_path_of_the_wrong_type(path):
     # pathlib's "expected str, bytes or os.PathLike object, not NoneType" named neither the argument nor the function
     with pytest.raises(TypeError, match=rf"^path={path!r} is an? {type(path).__name__}; pass a path \(a str or a pathlib\.Path\)$"):
         nas.load_checkpoint(path)
+
+
+def _waiting_for_member_lock(folder, caplog, *, work=lambda: None):
+    """A thread that takes `folder`'s member_lock (then runs `work`), started with INFO lines of nas.checkpoint
+    captured; returned once it has said its first waiting line (or 10 s have passed), with the list it appends
+    "done" to once it holds the lock."""
+    import logging
+    import threading
+    import time
+
+    from nas.checkpoint import member_lock
+
+    done: list[str] = []
+
+    def take() -> None:
+        with member_lock(folder, doing="compressing it"):
+            work()
+            done.append("done")
+
+    caplog.set_level(logging.INFO, logger="nas.checkpoint")
+    waiter = threading.Thread(target=take, daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not caplog.messages and waiter.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return waiter, done
+
+
+def test_a_member_lock_held_by_another_process_is_waited_for_naming_it_and_a_killed_holder_blocks_nothing(
+        tmp_path, caplog):
+    # Two processes final-training or compressing one checkpoint folder wrote over each other's files: the second now
+    # waits, saying which process it waits for; killed (kill -9: no cleanup), the holder leaves its file, not its lock.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nas.checkpoint import MEMBER_LOCK
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from nas.checkpoint import member_lock\n"
+         "with member_lock(Path(sys.argv[1]), doing='final-training it'):\n print('held', flush=True); time.sleep(60)",
+         str(folder)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        assert holder.stdout.readline() == "held\n"
+        since = time.strftime("%H:%M:%S", time.localtime(int((folder / MEMBER_LOCK).read_text().split()[1])))
+        waiter, done = _waiting_for_member_lock(folder, caplog)
+        assert waiter.is_alive() and not done
+        assert caplog.messages == [f"{folder}: waiting for another process (pid {holder.pid}, final-training it since "
+                                   f"{since}) to finish with this folder ({MEMBER_LOCK})..."]
+        holder.send_signal(signal.SIGKILL)
+        waiter.join(10)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done == ["done"] and len(caplog.messages) == 1
+    assert not (folder / MEMBER_LOCK).exists()  # the dead holder's file went with the next holder's release
+
+
+def test_a_member_lock_nests_in_one_thread_and_leaves_no_file_nor_a_folder_that_was_not_there(tmp_path, caplog):
+    # compress_front holds a member's lock while compress_checkpoint takes it again: a second flock of the same file
+    # from the same thread would wait on itself.
+    from nas.checkpoint import MEMBER_LOCK, member_lock
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    with member_lock(folder, doing="compressing it"):
+        with member_lock(folder, doing="compressing it"):
+            assert (folder / MEMBER_LOCK).is_file()
+        waiter, done = _waiting_for_member_lock(folder, caplog)  # another thread still waits: the outer one holds it
+        assert waiter.is_alive() and not done
+    waiter.join(10)
+    assert done == ["done"] and list(folder.iterdir()) == []
+    with member_lock(tmp_path / "typo", doing="compressing it"):  # no folder: unlocked, and none is made for a lock
+        pass
+    assert not (tmp_path / "typo").exists()
