@@ -37,8 +37,8 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, fsync_folder, io_contract,
-                            load_checkpoint, recorded_image_counts, remove_dead_writers_temps, save_checkpoint,
-                            scratch_folder)
+                            load_checkpoint, member_lock, recorded_image_counts, remove_dead_writers_temps,
+                            save_checkpoint, scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_repr
@@ -496,9 +496,10 @@ def compress_checkpoint(
     its compressed_metrics.json content. Raises `CheckpointError` / `ConfigError` on bad input
     before writing anything, a training batch that would not fit `memory_budget_gb` among it (None: 70% of the
     memory available now); evaluations run in batches of at most `eval_batch_size` that fit it. Interrupted or failed,
-    it leaves the files of an earlier compression of `folder` as they were (`_earlier_compression_kept`)."""
+    it leaves the files of an earlier compression of `folder` as they were (`_earlier_compression_kept`). Another
+    process final-training or compressing `folder` meanwhile is waited for (`nas.checkpoint.member_lock`)."""
     folder = Path(folder)
-    with _earlier_compression_kept(folder):
+    with member_lock(folder, doing="compressing it"), _earlier_compression_kept(folder):
         return _compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment, eval_batch_size=eval_batch_size,
                                     memory_budget_gb=memory_budget_gb)
 
@@ -792,62 +793,75 @@ def compress_front(run_dir: Path, members: list[dict[str, Any]], *, hw: Hardware
                    memory_budget_gb: float | None = None) -> dict[str, dict]:
     """Compress the selected Pareto members of a run folder (skipping those already done with the
     same settings). A member whose compression fails gets a compressed_metrics.json holding the error
-    and the others go on, unless the disk failed (full, read-only): that stops it. Members not selected lose stale compressed files. Returns metrics by arch_id."""
+    and the others go on, unless the disk failed (full, read-only): that stops it. Members not selected lose stale compressed files. Returns metrics by arch_id.
+
+    A member that another process is compressing (`python -m compress.run` of it) is waited for, each member under its
+    `nas.checkpoint.member_lock`, and then judged: that compression, when made with the same settings, is reused rather
+    than made again. Skipped instead, the member's int8 columns would be missing or another job's."""
     chosen = {m["arch_id"] for m in select_members(members, cfg)}
     out: dict[str, dict] = {}
     for m in members:
-        folder = run_dir / m["checkpoint"]
-        if m["arch_id"] not in chosen:
-            for name in COMPRESSED_FILES:
-                (folder / name).unlink(missing_ok=True)
-            continue
-        fp = fingerprint(cfg, hw, folder, data.name, largest_split=max(len(data.val), len(data.test)))
-        recorded = (read_compressed_metrics(folder) or {}).get("fingerprint")
-        if recorded != fp and recorded == fingerprint(cfg, hw, folder, data.name):
-            fp = recorded  # hashed before a cap no split reaches counted as null: the same compression, still reusable
-        if gone := convert_ir_again(folder, fp):
-            log.info("%s: %s gone: converted again from model_int8.onnx (the compression is kept, not redone)",
-                     m["arch_id"], " and ".join(gone))
-        if is_up_to_date(folder, fp):
-            out[m["arch_id"]] = with_member_input(folder, read_compressed_metrics(folder) or {}, data)
-            continue
-        if (otherwise := compressed_for_another_job(folder, cfg=cfg, hw=hw)) is not None:
-            # the files it replaces may be the user's (python -m compress.run of the member for another chip)
-            log.warning("%s was compressed %s; compressing it again for this run (hw=%s) replaces those files (to keep "
-                        "both, compress a copy of its folder with python -m compress.run)", m["arch_id"], otherwise,
-                        hw.name)
-        log.info("compressing %s (%s)", m["arch_id"], m.get("summary", ""))
-        try:
-            out[m["arch_id"]] = compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment,
-                                                    eval_batch_size=eval_batch_size, memory_budget_gb=memory_budget_gb)
-        except Exception as e:  # noqa: BLE001 - runtimes raise their own exception types
-            if _disk_failure(e):
-                # Not the member's failure: every later member would prune and recover for minutes and then fail
-                # the same way, each recorded as a compression error. The run stops instead, naming the disk.
-                raise
-            # One member's failure (an unreachable prune target, a runtime that refuses a graph) is a
-            # result to report, not a reason to lose the others.
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-            log.warning("compressing %s failed: %s", m["arch_id"], reason)
-            out[m["arch_id"]] = {"format": FORMAT, "fingerprint": fp, "error": reason, "hw": hw.name}
-            # the record of the error replaces the earlier compression's, so its files go (compress_checkpoint put them
-            # back): none would be described, and compress.predict would run them unchecked
-            for name in COMPRESSED_FILES:
-                if name != METRICS_FILE:
-                    (folder / name).unlink(missing_ok=True)
-            atomic_write_json(folder / METRICS_FILE, out[m["arch_id"]])
-        s = out[m["arch_id"]].get("summary")
-        if s:
-            moved = changed_images_text(s.get("int8_vs_fp32"))
-            # named where it is not OpenVINO's, read as the report reads it (the search, its caller, has nas.report loaded)
-            from nas.report import int8_test_acc_source
-
-            source = int8_test_acc_source(out[m["arch_id"]].get("int8"))
-            cut = scored_cut_text(out[m["arch_id"]].get("eval_images"))
-            log.info("%s: test acc fp32 %.2f%% -> int8 %.2f%%%s%s%s; %s", m["arch_id"], 100.0 * s["test_acc_fp32"],
-                     100.0 * s["test_acc_int8"], cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
-                     predicted_latency_text(out[m["arch_id"]]))
+        with member_lock(run_dir / m["checkpoint"], doing="compressing it"):
+            _compress_member(run_dir, m, chosen=chosen, out=out, hw=hw, data=data, cfg=cfg, augment=augment,
+                             eval_batch_size=eval_batch_size, memory_budget_gb=memory_budget_gb)
     return out
+
+
+def _compress_member(run_dir: Path, m: dict[str, Any], *, chosen: set[str], out: dict[str, dict], hw: HardwareProfile,
+                     data: Dataset, cfg: CompressConfig, augment: DataConfig | None, eval_batch_size: int,
+                     memory_budget_gb: float | None) -> None:
+    """`compress_front`'s work on one member `m`, its result put into `out`."""
+    folder = run_dir / m["checkpoint"]
+    if m["arch_id"] not in chosen:
+        for name in COMPRESSED_FILES:
+            (folder / name).unlink(missing_ok=True)
+        return
+    fp = fingerprint(cfg, hw, folder, data.name, largest_split=max(len(data.val), len(data.test)))
+    recorded = (read_compressed_metrics(folder) or {}).get("fingerprint")
+    if recorded != fp and recorded == fingerprint(cfg, hw, folder, data.name):
+        fp = recorded  # hashed before a cap no split reaches counted as null: the same compression, still reusable
+    if gone := convert_ir_again(folder, fp):
+        log.info("%s: %s gone: converted again from model_int8.onnx (the compression is kept, not redone)",
+                 m["arch_id"], " and ".join(gone))
+    if is_up_to_date(folder, fp):
+        out[m["arch_id"]] = with_member_input(folder, read_compressed_metrics(folder) or {}, data)
+        return
+    if (otherwise := compressed_for_another_job(folder, cfg=cfg, hw=hw)) is not None:
+        # the files it replaces may be the user's (python -m compress.run of the member for another chip)
+        log.warning("%s was compressed %s; compressing it again for this run (hw=%s) replaces those files (to keep "
+                    "both, compress a copy of its folder with python -m compress.run)", m["arch_id"], otherwise,
+                    hw.name)
+    log.info("compressing %s (%s)", m["arch_id"], m.get("summary", ""))
+    try:
+        out[m["arch_id"]] = compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment,
+                                                eval_batch_size=eval_batch_size, memory_budget_gb=memory_budget_gb)
+    except Exception as e:  # noqa: BLE001 - runtimes raise their own exception types
+        if _disk_failure(e):
+            # Not the member's failure: every later member would prune and recover for minutes and then fail
+            # the same way, each recorded as a compression error. The run stops instead, naming the disk.
+            raise
+        # One member's failure (an unreachable prune target, a runtime that refuses a graph) is a
+        # result to report, not a reason to lose the others.
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        log.warning("compressing %s failed: %s", m["arch_id"], reason)
+        out[m["arch_id"]] = {"format": FORMAT, "fingerprint": fp, "error": reason, "hw": hw.name}
+        # the record of the error replaces the earlier compression's, so its files go (compress_checkpoint put them
+        # back): none would be described, and compress.predict would run them unchecked
+        for name in COMPRESSED_FILES:
+            if name != METRICS_FILE:
+                (folder / name).unlink(missing_ok=True)
+        atomic_write_json(folder / METRICS_FILE, out[m["arch_id"]])
+    s = out[m["arch_id"]].get("summary")
+    if s:
+        moved = changed_images_text(s.get("int8_vs_fp32"))
+        # named where it is not OpenVINO's, read as the report reads it (the search, its caller, has nas.report loaded)
+        from nas.report import int8_test_acc_source
+
+        source = int8_test_acc_source(out[m["arch_id"]].get("int8"))
+        cut = scored_cut_text(out[m["arch_id"]].get("eval_images"))
+        log.info("%s: test acc fp32 %.2f%% -> int8 %.2f%%%s%s%s; %s", m["arch_id"], 100.0 * s["test_acc_fp32"],
+                 100.0 * s["test_acc_int8"], cut, moved, "" if source == "openvino" else f"; int8 test_acc_source: {source}",
+                 predicted_latency_text(out[m["arch_id"]]))
 
 
 def changed_images_text(change: Any) -> str:

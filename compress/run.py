@@ -321,14 +321,16 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
     onnx_file = folder / "model.onnx"
     if not onnx_file.is_file():  # the compression exports it (a checkpoint from elsewhere)
         return
-    from nas.checkpoint import export_onnx, load_checkpoint, onnx_session
+    from nas.checkpoint import export_onnx, load_checkpoint, member_lock, onnx_session
 
-    try:
-        onnx_session(onnx_file, threads=1)
-    except CheckpointError as e:
-        model = load_checkpoint(folder)
-        export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size)
-        log.warning("%s; exported it again from %s", e, folder / "model.pt")
+    # under the folder's lock: a search final-training the member meanwhile replaces model.pt and model.onnx together
+    with member_lock(folder, doing="exporting its model.onnx again"):
+        try:
+            onnx_session(onnx_file, threads=1)
+        except CheckpointError as e:
+            model = load_checkpoint(folder)
+            export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size)
+            log.warning("%s; exported it again from %s", e, folder / "model.pt")
 
 
 def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: str | None = None) -> Dataset:

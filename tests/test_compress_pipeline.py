@@ -1,5 +1,6 @@
 """compress_checkpoint / python -m compress.run: the files of a compressed checkpoint and bad input."""
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -9,8 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -1790,3 +1792,105 @@ def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_p
     assert rerun({**old, "images": old["images"] + 1}) == {**old, "images": old["images"] + 1}
     other_classes = {**contract["output"], "class_names": list(reversed(contract["output"]["class_names"]))}
     assert rerun(old, other_classes) == old
+
+
+@contextlib.contextmanager
+def _lock_held_elsewhere(folder: Path, *, then: Callable[[], Any] = lambda: None) -> Iterator[None]:
+    """`folder`'s member_lock held by another thread (to flock, as another process holds it) while the block runs;
+    `then` runs as the block ends, the lock still held: that process finishing its work."""
+    import threading
+
+    from nas.checkpoint import member_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with member_lock(folder, doing="compressing it"):
+            held.set()
+            release.wait(10)
+            then()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def _started_waiting(target: Callable[[], Any], caplog) -> tuple[Any, list]:
+    """`target` run in a thread, returned (with the list its result lands in) once it has said that it waits for the
+    lock's holder (or 10 s have passed)."""
+    import threading
+
+    caplog.set_level(logging.INFO, logger="nas.checkpoint")
+    result: list = []
+    waiter = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not any("waiting for another process" in m for m in caplog.messages) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return waiter, result
+
+
+def test_a_compression_of_a_folder_another_process_is_compressing_waits_for_it_and_leaves_its_files_alone(
+        checkpoint, data, monkeypatch, caplog):
+    # Two `python -m compress.run` of one folder at once (or one beside a search compressing that member): the second
+    # moved the first's files aside, deleted those the first wrote meanwhile, and each wrote over the other's, leaving a
+    # folder that mixed two compressions.
+    import os
+
+    from nas.layout import COMPRESSED_JSON
+
+    first = {"fingerprint": "the first compression's"}
+    (checkpoint / COMPRESSED_JSON).write_text(json.dumps(first))
+    started: list[bool] = []
+    monkeypatch.setattr(compress.pipeline, "_compress_checkpoint", lambda folder, **kw: started.append(True) or {})
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    with _lock_held_elsewhere(checkpoint):
+        waiter, result = _started_waiting(lambda: compress_checkpoint(checkpoint, hw=hw, data=data, cfg=_cfg()), caplog)
+        assert waiter.is_alive() and not started
+        assert json.loads((checkpoint / COMPRESSED_JSON).read_text()) == first  # not moved aside under the first
+    waiter.join(10)
+    assert started == [True] and result == [{}]
+    assert len(caplog.messages) == 1 and f"(pid {os.getpid()}, compressing it since " in caplog.messages[0]
+
+
+def test_compressing_the_front_waits_for_a_member_compressed_elsewhere_and_reuses_that_compression(
+        checkpoint, data, monkeypatch, caplog):
+    # A search compressing its front while `python -m compress.run` compressed one of its members with the same
+    # settings compressed it too, at the same time: minutes of work done twice, the two writing over each other's files.
+    from nas.layout import COMPRESSED_JSON
+
+    hw = HardwareProfile(name="npu", channel_multiple=8)
+    cfg = dataclasses.replace(_cfg(ratio=0.5), measure_latency=False)
+    fp = fingerprint(cfg, hw, checkpoint, data.name, largest_split=max(len(data.val), len(data.test)))
+    record = {"format": compress.pipeline.FORMAT, "fingerprint": fp, "hw": "npu", "files": {}}
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda *a, **k: pytest.fail("compressed again"))
+    members = [{"arch_id": ARCH.arch_id, "checkpoint": checkpoint.name}]
+    with _lock_held_elsewhere(checkpoint, then=lambda: (checkpoint / COMPRESSED_JSON).write_text(json.dumps(record))):
+        waiter, result = _started_waiting(
+            lambda: compress.pipeline.compress_front(checkpoint.parent, members, hw=hw, data=data, cfg=cfg), caplog)
+        assert waiter.is_alive() and not result
+    waiter.join(10)
+    assert result == [{ARCH.arch_id: record}]
+
+
+def test_compress_run_exports_an_unreadable_model_onnx_again_only_once_another_process_is_done_with_the_folder(
+        tmp_path, monkeypatch, caplog):
+    # A search final-training the member replaces model.pt and model.onnx together: an export from the old model.pt
+    # meanwhile could land after them, a model.onnx of other weights than those metrics.json describes.
+    import compress.run
+    from nas.checkpoint import export_onnx, onnx_session
+
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})
+    whole = export_onnx(build_model(ARCH), tmp_path / "whole.onnx", in_chans=1, img_size=28).read_bytes()
+    (folder / "model.onnx").write_bytes(whole[:len(whole) // 2])
+    with _lock_held_elsewhere(folder):
+        waiter, _ = _started_waiting(lambda: compress.run._export_unreadable_onnx_again(folder), caplog)
+        assert waiter.is_alive() and (folder / "model.onnx").read_bytes() == whole[:len(whole) // 2]
+    waiter.join(10)
+    onnx_session(folder / "model.onnx", threads=1)  # readable now
