@@ -37,9 +37,8 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, onnx_logits, read_checkpoint,
-    replacing, replacing_described,
-    save_checkpoint, scratch_folder, torch_logits,
+    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, member_lock, onnx_logits,
+    read_checkpoint, replacing, replacing_described, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
@@ -514,7 +513,32 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     left out instead (None), for the rerun to train. A member made again (another final_train recipe) keeps its old
     files, whole, until the new ones are complete: a stop during its training leaves it as it was, usable and listed by
     a rerun with final_train=none. `test_images`: `record_of_test_images(data=data, run=run)`, made here when None (a
-    caller writing several members makes it once)."""
+    caller writing several members makes it once).
+
+    It works under the member folder's `nas.checkpoint.member_lock`: a process compressing the member meanwhile
+    (`python -m compress.run` of it) is waited for, and the folder is judged once it has finished; the weights it
+    compresses are not replaced under it."""
+    assert record.arch is not None
+    folder = run_dir / "checkpoints" / record.arch.arch_id
+    made = [p for p in (folder.parent, folder) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # for its lock (the folder is written unless the member is left out)
+    except OSError:  # a run folder that cannot be written: the writes below fail as before, naming their file
+        pass
+    try:
+        with member_lock(folder, doing="making its files"):
+            return _materialize_member(run_dir, record, data, run, train=train, test_images=test_images)
+    finally:
+        for p in reversed(made):  # a member left out (nothing written) leaves no empty folder behind
+            try:
+                p.rmdir()
+            except OSError:  # not empty: written
+                pass
+
+
+def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: RunConfig, *, train: bool,
+                        test_images: dict[str, Any] | None) -> tuple[dict[str, Any], np.ndarray] | None:
+    """`materialize_member` under the member's lock."""
     assert record.arch is not None
     arch = record.arch
     folder = run_dir / "checkpoints" / arch.arch_id

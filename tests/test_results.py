@@ -1269,3 +1269,51 @@ def test_a_final_training_whose_partial_file_cannot_be_written_goes_on_with_one_
                       "before it ends goes on from the last epoch saved there (if any), not from epoch 1"]
     assert _partial_state(partial)[1] == 2  # the next epoch's file was written
     assert [p.name for p in tmp_path.iterdir()] == [PARTIAL_FILE]  # no temporary file left
+
+
+def test_a_member_another_process_is_final_training_is_waited_for_and_then_found_up_to_date_not_trained_again(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # Two processes reaching one member's final training at once both trained it, for minutes, through the same
+    # final_train.partial.pt, the later one's files replacing the earlier one's.
+    import logging
+    import threading
+    import time
+
+    import nas.results as results_mod
+    from nas.checkpoint import member_lock
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    trained: list[int] = []
+
+    def counted_final_train(*args, **kwargs):
+        trained.append(threading.get_ident())
+        return member.final_train(*args, **kwargs)
+
+    monkeypatch.setattr(results_mod, "final_train", counted_final_train)
+    held, release, made = threading.Event(), threading.Event(), []
+
+    def first() -> None:  # the process that got there first: it holds the member's lock, then trains it
+        with member_lock(member.folder, doing="making its files"):
+            held.set()
+            release.wait(10)
+            made.append(member.materialize("final_train.epochs=3"))
+
+    holder = threading.Thread(target=first, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    caplog.set_level(logging.INFO, logger="nas.checkpoint")
+    second: list = []
+    waiter = threading.Thread(target=lambda: second.append(member.materialize("final_train.epochs=3")), daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not caplog.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert waiter.is_alive() and not trained  # waiting, not training
+    assert "making its files since" in caplog.messages[0]
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert trained == [holder.ident]  # once, by the first
+    # the second found the first's files up to date: the same weights' record
+    assert second[0][0]["final_train"] == made[0][0]["final_train"] and second[0][0]["final_train"]["epochs"] == 3
+    assert second[0][0]["test_acc"] == made[0][0]["test_acc"]
