@@ -812,6 +812,29 @@ def subset_warning(run: RunConfig, *, num_classes: int, recipes: Sequence[str] =
             f"{'it' if one else 'them'} {num_classes} or more (null: the whole training split)")
 
 
+def batch_warning(run: RunConfig, *, train_images: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:
+    """One line when a training recipe of `run` (of those named in `recipes`) gets a single optimizer step per epoch:
+    its `batch_size` is more than half of the `train_images` it trains on (its `subset` where that is fewer), as the
+    defaults (batch 128, sized for Fashion-MNIST's 54k images) make of a folder of a hundred photos. Each candidate is
+    then trained `epochs` steps in all, so the accuracies the recipe gives (the search's ranking, or the shipped
+    weights') say little. None when every recipe that trains takes two steps or more per epoch."""
+    one_step = []
+    for name, t in (("train", run.train), ("final_train", run.final_train)):
+        images = train_images if t.subset is None else min(t.subset, train_images)
+        # fit() takes len // batch_size steps (at least 1): a single one per epoch below two batches' images
+        if name in recipes and t.epochs > 0 and 0 < images < 2 * t.batch_size:
+            one_step.append((name, t, images))
+    if not one_step:
+        return None
+    one = len(one_step) == 1
+    named = " and ".join(f"{name}.batch_size={t.batch_size}" for name, t, _ in one_step)
+    steps = "; ".join(f"{name}: {counted(t.epochs, 'step')} in all on {counted(images, 'image')}, {name}.epochs={t.epochs}"
+                      for name, t, images in one_step)
+    return (f"{named} {'leaves' if one else 'leave'} a single optimizer step per epoch ({steps}), so the models are "
+            f"barely trained and the accuracies {'it gives' if one else 'they give'} say little; lower the batch size "
+            "below half the training images or raise the epochs")
+
+
 def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None = None,
                    recipes: Sequence[str] = ("train", "final_train"),
                    profiles: Sequence[HardwareProfile] | None = None,
@@ -837,6 +860,10 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
         subset_warning(run, num_classes=data.num_classes, recipes=recipes),  # a dry run shrunk past the classes
+        # a folder of a hundred photos under the batch size sized for Fashion-MNIST: one step per epoch, silently. Both
+        # recipes whatever this process runs: a rebuild from the study shows the val accuracies of the study's proxy
+        # training too, and its report must keep the warning the search's had
+        batch_warning(run, train_images=len(data.train)),
         seeds_left_out,
         imbalance_warning(data),
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees

@@ -1813,6 +1813,33 @@ def test_a_training_subset_smaller_than_the_classes_is_warned_about_in_search_lo
     assert "train.subset=4 is fewer images" in (result.run_dir / "report.md").read_text()
 
 
+def test_a_batch_size_leaving_one_step_per_epoch_is_warned_about_in_search_log(tiny_idx_root, tmp_path, compose_cfg):
+    # A folder of 162 photos (117 training images) searched with the defaults, batch_size=128 sized for Fashion-MNIST,
+    # trained each candidate for one optimizer step (1 epoch of one batch) and the final training for 6, without a word:
+    # the search ranked candidates after a single step on 13 val images
+    from nas.search import batch_warning
+
+    def warning(*overrides, images=117):
+        return batch_warning(to_run_config(compose_cfg("data.root=/unused", *overrides)), train_images=images)
+
+    assert warning(images=54_000) is None and warning(images=256) is None  # two steps per epoch or more
+    assert warning("final_train=none") == (
+        "train.batch_size=128 leaves a single optimizer step per epoch (train: 1 step in all on 117 images, "
+        "train.epochs=1), so the models are barely trained and the accuracies it gives say little; lower the batch size "
+        "below half the training images or raise the epochs")
+    assert warning().startswith(  # the final training's 6 epochs are 6 steps
+        "train.batch_size=128 and final_train.batch_size=128 leave a single optimizer step per epoch (train: 1 step in "
+        "all on 117 images, train.epochs=1; final_train: 6 steps in all on 117 images, final_train.epochs=6), so")
+    assert warning("train.subset=100", "train.batch_size=64", "final_train.batch_size=32", images=5000).startswith(
+        "train.batch_size=64 leaves a single optimizer step per epoch (train: 1 step in all on 100 images")
+    assert warning("train.batch_size=16", "final_train.batch_size=16") is None
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "train.batch_size=128",
+                                                "search.export_onnx=false")))
+    expected = "train.batch_size=128 leaves a single optimizer step per epoch (train: 1 step in all on 128 images"
+    assert expected in (result.run_dir / "search.log").read_text()
+    assert expected in (result.run_dir / "report.md").read_text()
+
+
 def test_a_search_over_a_folder_whose_trials_csv_was_deleted_says_it_writes_the_files_again(tmp_path, caplog):
     # Marking the earlier report as out of date, a search over a run folder whose trials.csv was deleted warned "no
     # trials.csv in ...; run `python -m nas.search` first", though that was the command running.
