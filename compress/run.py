@@ -118,6 +118,13 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     if (run_dir := _run_of(folder)) is not None and (problem := _not_refreshed(run_dir)) is not None:
         log.warning("%s", problem)
         run_dir = None
+    # A member the search compressed for its chip, compressed here for another one (the README's `hw=cpu` example) or
+    # with other settings, lost the search's deployable files without a word: said before the minutes of compressing
+    from compress.pipeline import compressed_for_another_job
+
+    if (otherwise := compressed_for_another_job(folder, cfg=run.compress, hw=run.hw)) is not None:
+        in_run = _run_of(folder) is not None
+        log.warning("%s", replacing_line(folder, otherwise, hw=run.hw.name, in_run=in_run))
     from nas.train import caller_settings_kept
 
     with caller_settings_kept():  # the latency timing's threads (compress.latency_threads), the compression's seeds
@@ -135,6 +142,19 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
 
 
 _NOT_REFRESHED = "the run's report and pareto.csv are not refreshed after this compression"
+
+
+def replacing_line(folder: Path, otherwise: str, *, hw: str, in_run: bool) -> str:
+    """The warning of a compression of `folder` whose earlier one was made `otherwise` ("for hw=edge_npu", "with other
+    compress settings: prune", `compress.pipeline.compressed_for_another_job`): its files are replaced, and how to keep
+    both. `in_run`: the folder is a member of a search's run folder, whose next search compresses it again for its own
+    chip and settings."""
+    line = (f"{folder} holds files compressed {otherwise} (compressed_metrics.json); this compression for hw={hw} "
+            "replaces them once it finishes (to keep both, compress a copy of the folder)")
+    if in_run:
+        line += (", and the next run of the search command over its run folder compresses the member again for the "
+                 "search's own hw and compress settings where they differ from these")
+    return line
 
 
 def _not_refreshed(run_dir: Path) -> str | None:

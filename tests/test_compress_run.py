@@ -223,3 +223,44 @@ def test_a_compression_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_
         signal.signal(sig, before)
     assert isinstance(stopped.value, Terminated) == (sig == signal.SIGTERM)  # the command exits 143 / 130, one line
     assert sorted(p.name for p in folder.iterdir()) == files_before  # no model_int8.onnx, half or whole; no temp file
+
+
+def test_a_compression_replacing_one_for_another_chip_says_so_before_it_starts(tiny_idx_root, tmp_path, monkeypatch,
+                                                                              caplog):
+    # A member a search compressed for hw=edge_npu, compressed again with the README's `compress.run ... hw=cpu`: the
+    # search's int8 files were replaced without a word (a search over the run says so when it replaces them; this
+    # command did not). The (stubbed) compression is not what is checked: the line before it is.
+    import logging
+
+    import compress
+    import compress.pipeline
+    from compress.pipeline import FORMAT
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kwargs: {"hw": kwargs["hw"].name})
+
+    def said(hw):
+        caplog.clear()
+        cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny",
+                                                f"hw={hw}"])
+        with caplog.at_level(logging.WARNING, logger="compress"):
+            compress.run_compress(cfg)
+        return [r.getMessage() for r in caplog.records if "holds files compressed" in r.getMessage()]
+
+    assert said("cpu") == []  # nothing compressed before: nothing replaced
+    (folder / "compressed_metrics.json").write_text(json.dumps({"format": FORMAT, "hw": "edge_npu"}))
+    assert said("cpu") == [
+        f"{folder} holds files compressed for hw=edge_npu (compressed_metrics.json); this compression for hw=cpu "
+        "replaces them once it finishes (to keep both, compress a copy of the folder)"]
+    assert said("edge_npu") == []  # the same chip (and no settings recorded to differ): nothing to say
+    # a member of a run folder: the next search over it compresses the member again for the search's own settings
+    from compress.run import replacing_line
+
+    assert replacing_line(folder, "with other compress settings: prune", hw="cpu", in_run=True).endswith(
+        "(to keep both, compress a copy of the folder), and the next run of the search command over its run folder "
+        "compresses the member again for the search's own hw and compress settings where they differ from these")
