@@ -843,7 +843,8 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
     order search.log gives them; [] when none applies. The run goes on after each; pareto.json keeps them with the
     warnings of loading the data (`setup_warnings`) and the report shows them: a user who reads only the report must
     learn that its latencies are extrapolated, or that val never looked at a class. `recipes`: the training recipes this
-    process runs (`thread_warning`). `profiles`: the hardware profiles a hint may name (`nas.config.hw_profiles()`,
+    process runs (`thread_warning`); the warnings about what the recipes' accuracies mean (`subset_warning`,
+    `batch_warning`) are of both, which the study's results come from. `profiles`: the hardware profiles a hint may name (`nas.config.hw_profiles()`,
     read when None; a run reads them once: each read parses every hw file, the calibrated ones are large). `digests`:
     `nas.data.split_image_digests(data)`, which a search start computes once for the study's record too (hashed here
     when None)."""
@@ -859,10 +860,10 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         # a copied file that kept the original's name: the run goes by that name
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
-        subset_warning(run, num_classes=data.num_classes, recipes=recipes),  # a dry run shrunk past the classes
-        # a folder of a hundred photos under the batch size sized for Fashion-MNIST: one step per epoch, silently. Both
-        # recipes whatever this process runs: a rebuild from the study shows the val accuracies of the study's proxy
-        # training too, and its report must keep the warning the search's had
+        # These two of both recipes whatever this process runs: a rebuild from the study trains no candidate, yet its
+        # report shows the val accuracies of the study's proxy training, and must keep the warnings the search's had.
+        subset_warning(run, num_classes=data.num_classes),  # a dry run shrunk past the classes
+        # a folder of a hundred photos under the batch size sized for Fashion-MNIST: one step per epoch, silently
         batch_warning(run, train_images=len(data.train)),
         seeds_left_out,
         imbalance_warning(data),
