@@ -68,3 +68,16 @@ def test_outputs_table_names_the_files_the_code_writes():
         if other:
             expanded.add(stem.rsplit(".", 1)[0] + other)
     assert expanded == set(COMPRESSED_FILES)
+
+
+def test_layout_names_every_module():
+    """README's "Layout" block names each module of nas/ and compress/ (a new module added without its line drifts)."""
+    text = README.read_text()
+    start = text.index("## Layout\n")
+    block = text[start:text.index("\n## ", start + 1)]
+    root = README.parent
+    named = set(re.findall(r"^((?:nas|compress)/\S+\.py)\s", block, flags=re.M))
+    modules = {p.relative_to(root).as_posix() for pkg in ("nas", "compress") for p in (root / pkg).glob("*.py")
+               if p.name != "__init__.py"}
+    assert modules <= named, f"not in README's Layout: {sorted(modules - named)}"
+    assert named <= modules, f"README's Layout names modules that are gone: {sorted(named - modules)}"
