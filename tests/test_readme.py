@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -81,3 +82,74 @@ def test_layout_names_every_module():
                if p.name != "__init__.py"}
     assert modules <= named, f"not in README's Layout: {sorted(modules - named)}"
     assert named <= modules, f"README's Layout names modules that are gone: {sorted(named - modules)}"
+
+
+# The overrides README shows being refused, with the error it quotes; every other `key=value` it shows must compose.
+_SHOWN_REFUSED = {"train.epoch=3", "search.n_trials=abc", "train.subset=all", "search.latency_budget_ms=1ms",
+                  "compress.prune.ratio=25%"}
+_GROUPS = ("hw", "space", "data", "train", "final_train", "search", "compress")
+
+
+def _readme_commands() -> list[tuple[str, list[str]]]:
+    """README's bash-block commands of nas.search, nas.report and compress.run: (module, their key=value overrides),
+    with a placeholder such as `<arch_id>` filled in and a `-m` sweep (`search.worker=0,1`) at its first value."""
+    import shlex
+
+    text = README.read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            found = re.match(r"python -m (nas\.search|nas\.report|compress\.run)\s(.*)", line.split(" # ")[0].strip())
+            if found is None:
+                continue
+            words = shlex.split(re.sub(r"<[^>]+>", "x", found.group(2)))
+            sweep = "-m" in words
+            overrides = [w.split(",")[0] if sweep and not w.split("=", 1)[1].startswith("[") else w
+                         for w in words if "=" in w and not w.startswith("hydra/")]
+            commands.append((found.group(1), overrides))
+    return commands
+
+
+def _readme_overrides() -> set[str]:
+    """The `key=value` overrides of the search's groups that README's text shows in backticks, placeholders
+    (`hw=<chip>`, `data.channels=1|3`, `compress.eval_images=N`, `data.root=...`) left out."""
+    tokens = set(re.findall(r"`\+{0,2}([a-z_][\w.]*=[^`\s]*)`", README.read_text()))
+    return {t for t in tokens if t.split(".")[0].split("=")[0] in _GROUPS
+            and not re.search(r"[<|]|\.\.|=$|=N$", t)}
+
+
+def _batches(overrides: set[str]) -> list[list[str]]:
+    """`overrides` in as few lists as hold one value per key each (a compose costs about a second)."""
+    batches: list[dict[str, str]] = []
+    for override in sorted(overrides):
+        key = override.split("=", 1)[0].lstrip("+")
+        batch = next((b for b in batches if key not in b), None)
+        if batch is None:
+            batches.append(batch := {})
+        batch[key] = override
+    return [list(b.values()) for b in batches]
+
+
+def test_readme_commands_and_overrides_compose():
+    """Each override of the commands README shows, and each one its text names, composes (in batches of one value per
+    key, to keep this fast; a failing batch is retried one override at a time to name the culprit); those it shows as
+    refused are refused."""
+    from nas.config import ConfigError, compose_compress_config, compose_search_config
+
+    commands = _readme_commands()
+    assert {m for m, _ in commands} == {"nas.search", "nas.report", "compress.run"}
+    shown = _readme_overrides()
+    assert _SHOWN_REFUSED <= shown, _SHOWN_REFUSED - shown
+    for override in _SHOWN_REFUSED:
+        with pytest.raises(ConfigError):
+            compose_search_config([override])
+    search = (shown - _SHOWN_REFUSED).union(*(o for m, o in commands if m != "compress.run"))
+    compress = set().union(*(o for m, o in commands if m == "compress.run"))
+    for compose, overrides in ((compose_search_config, search), (compose_compress_config, compress)):
+        for batch in _batches(overrides):
+            try:
+                compose(batch)
+            except ConfigError:
+                for override in batch:  # a ConfigError naming the override at fault
+                    compose([override])
+                raise
