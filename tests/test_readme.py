@@ -84,6 +84,20 @@ def test_layout_names_every_module():
     assert named <= modules, f"README's Layout names modules that are gone: {sorted(named - modules)}"
 
 
+
+def test_outputs_table_names_every_csv_column():
+    """The trials.csv and pareto.csv rows name each column the code writes, as written (`<name>_ci95` is two columns,
+    `<name>_ci95_low` and `_high`), so a user can find the one a sentence is about."""
+    from nas.pareto_csv import INT8_COLUMNS, PARETO_COLUMNS
+    from nas.results import TRIAL_COLUMNS
+
+    rows = _outputs_rows()
+    for row, columns in (("`trials.csv`", TRIAL_COLUMNS), ("`pareto.csv`, `pareto.json`", PARETO_COLUMNS + INT8_COLUMNS)):
+        named = set(re.findall(r"`([^`]+)`", rows[row]))
+        missing = [c for c in columns if c not in named and f"{c}_low" not in named]
+        assert not missing, f"README's {row} row does not name {missing}"
+
+
 # The overrides README shows being refused, with the error it quotes; every other `key=value` it shows must compose.
 _SHOWN_REFUSED = {"train.epoch=3", "search.n_trials=abc", "train.subset=all", "search.latency_budget_ms=1ms",
                   "compress.prune.ratio=25%"}
