@@ -37,6 +37,35 @@ def test_from_python_blocks_run_as_written(tiny_idx_root, tmp_path, capsys):
     # nas.data.load_search_data's test split scores the member as the report did (its test_acc, the last line)
     assert scope["data"].test.y.shape[0] == 100
     assert abs(float(out.splitlines()[-1]) - result.pareto[0]["test_acc"]) < 1e-9
+    _check_outputs_table_against(result.run_dir)
+
+
+def _check_outputs_table_against(run_dir: Path) -> None:
+    """README's "Outputs" table lists each file of a finished `compress=none` run folder, and that folder holds each
+    file the table lists (but those of other runs: a `-m` sweep's, a running search's, a compression's)."""
+    rows = _outputs_rows()
+    listed = {name for cell in rows for name in re.findall(r"`([^`]+)`", cell)}
+    named = {name for cell in rows.values() for name in re.findall(r"`([^`]+)`", cell)}  # `.config.yaml.sha256`, say
+    member_row = rows["`checkpoints/<arch_id>/`"]
+    files = r"`([\w.]+\.(?:pt|json|onnx|csv))`"  # the member's files the row names, not its `data.root` and such
+    in_member = set(re.findall(files, member_row))
+    arch_id = next((run_dir / "checkpoints").iterdir()).name
+    expected = {n.replace("<arch_id>", arch_id).rstrip("/") for n in listed
+                if not n.startswith((".running.", "multirun."))}
+    expected |= {f"checkpoints/{arch_id}/{n}" for n in re.findall(files, member_row.split("when compressed")[0])}
+    written = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")}
+    assert expected <= written, f"listed in README's Outputs but not written: {sorted(expected - written)}"
+
+    def listed_kind(path: str) -> bool:
+        top, *rest = path.split("/")
+        if not rest:
+            return top in listed or top in named or top in ("checkpoints", "trials")
+        if top == "trials":
+            return len(rest) == 1 and rest[0].endswith(".pt")
+        return top == "checkpoints" and (len(rest) == 1 or (len(rest) == 2 and rest[1] in in_member))
+
+    unlisted = sorted(w for w in written if not listed_kind(w))
+    assert not unlisted, f"written but not in README's Outputs: {unlisted}"
 
 
 def _outputs_rows() -> dict[str, str]:
@@ -92,7 +121,8 @@ def test_outputs_table_names_every_csv_column():
     from nas.results import TRIAL_COLUMNS
 
     rows = _outputs_rows()
-    for row, columns in (("`trials.csv`", TRIAL_COLUMNS), ("`pareto.csv`, `pareto.json`", PARETO_COLUMNS + INT8_COLUMNS)):
+    pareto = ("`pareto.csv`, `pareto.json`", PARETO_COLUMNS + INT8_COLUMNS)
+    for row, columns in (("`trials.csv`", TRIAL_COLUMNS), pareto):
         named = set(re.findall(r"`([^`]+)`", rows[row]))
         missing = [c for c in columns if c not in named and f"{c}_low" not in named]
         assert not missing, f"README's {row} row does not name {missing}"
