@@ -128,6 +128,36 @@ def test_outputs_table_names_every_csv_column():
         assert not missing, f"README's {row} row does not name {missing}"
 
 
+
+def test_setting_names_in_readme_exist():
+    """Each `<group>.<key>` setting README names in backticks is a key of the composed config (a renamed or removed
+    setting drifts), but for module paths (`compress.run`), file names (`search.log`) and the misspelling it quotes."""
+    import importlib
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from nas.config import compose_search_config
+
+    def python_name(dotted: str) -> bool:  # a module, or a name in one
+        module, _, attr = dotted.rpartition(".")
+        try:
+            return hasattr(importlib.import_module(module), attr) or bool(importlib.import_module(dotted))
+        except ImportError:
+            return False
+
+    def setting(dotted: str) -> bool:
+        parent, _, key = dotted.rpartition(".")
+        node = OmegaConf.select(cfg, parent)
+        return isinstance(node, DictConfig) and key in node.keys()  # `in node` is False for ???
+
+    names = set(re.findall(r"`((?:hw|space|data|train|final_train|search|compress)\.[a-z_][a-z_0-9.]*[a-z_0-9])",
+                           README.read_text()))
+    cfg = compose_search_config(["data=imagefolder"])  # the data schema holds both formats' keys
+    unknown = sorted(n for n in names - {"train.epoch"}
+                     if not (setting(n) or n.endswith((".pt", ".log")) or python_name(n)))
+    assert not unknown, f"README names settings the config does not have: {unknown}"
+
+
 # The overrides README shows being refused, with the error it quotes; every other `key=value` it shows must compose.
 _SHOWN_REFUSED = {"train.epoch=3", "search.n_trials=abc", "train.subset=all", "search.latency_budget_ms=1ms",
                   "compress.prune.ratio=25%"}
