@@ -165,22 +165,28 @@ _GROUPS = ("hw", "space", "data", "train", "final_train", "search", "compress")
 
 
 def _readme_commands() -> list[tuple[str, list[str]]]:
-    """README's bash-block commands of nas.search, nas.report and compress.run: (module, their key=value overrides),
-    with a placeholder such as `<arch_id>` filled in and a `-m` sweep (`search.worker=0,1`) at its first value."""
+    """README's commands of nas.search, nas.report, compress.run and the latency tools, in its bash blocks and in
+    backticks: (module, their key=value overrides), with a placeholder filled in (`hw=<chip>` as `hw=edge_npu`,
+    `<k>` as 1, `<arch_id>` as `x`) and a `-m` sweep (`search.worker=0,1`) at its first value; those naming a folder
+    (`--config-dir myconf`) or a launcher (submitit) the checkout does not have left out."""
     import shlex
 
     text = README.read_text()
+    lines = [ln for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+             for ln in block.replace("\\\n", " ").splitlines()]
+    lines += [ln.replace("\n", " ") for ln in re.findall(r"`(python -m [^`]+)`", text)]
+    modules = r"nas\.search|nas\.report|compress\.run|nas\.latency\.(?:profile|fit|validate)"
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            found = re.match(r"python -m (nas\.search|nas\.report|compress\.run)\s(.*)", line.split(" # ")[0].strip())
-            if found is None:
-                continue
-            words = shlex.split(re.sub(r"<[^>]+>", "x", found.group(2)))
-            sweep = "-m" in words
-            overrides = [w.split(",")[0] if sweep and not w.split("=", 1)[1].startswith("[") else w
-                         for w in words if "=" in w and not w.startswith("hydra/")]
-            commands.append((found.group(1), overrides))
+    for line in lines:
+        found = re.match(rf"python -m ({modules})\s(.*)", line.split(" # ")[0].strip())
+        if found is None or "--config-dir" in line or "submitit" in line:  # a folder, a plugin of the user's
+            continue
+        filled = re.sub(r"hw=<[^>]+>", "hw=edge_npu", re.sub(r"<[kn]>", "1", found.group(2)))  # `compress.top_k=<k>`
+        words = shlex.split(re.sub(r"<[^>]+>", "x", filled))
+        sweep = "-m" in words
+        overrides = [w.split(",")[0] if sweep and not w.split("=", 1)[1].startswith("[") else w
+                     for w in words if "=" in w and not w.startswith("hydra/") and not w.endswith("=...")]
+        commands.append((found.group(1), overrides))
     return commands
 
 
@@ -208,22 +214,32 @@ def test_readme_commands_and_overrides_compose():
     """Each override of the commands README shows, and each one its text names, composes (in batches of one value per
     key, to keep this fast; a failing batch is retried one override at a time to name the culprit); those it shows as
     refused are refused."""
-    from nas.config import ConfigError, compose_compress_config, compose_search_config
+    from hydra import compose, initialize_config_dir
+
+    from nas.config import CONF_DIR, ConfigError, compose_compress_config, compose_search_config
+    from nas.latency.profile import register_latency_configs
+
+    def compose_latency_config(overrides: list[str]) -> None:
+        register_latency_configs()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name="latency", overrides=overrides)
 
     commands = _readme_commands()
-    assert {m for m, _ in commands} == {"nas.search", "nas.report", "compress.run"}
+    assert {m for m, _ in commands} >= {"nas.search", "nas.report", "compress.run", "nas.latency.profile"}
     shown = _readme_overrides()
     assert _SHOWN_REFUSED <= shown, _SHOWN_REFUSED - shown
     for override in _SHOWN_REFUSED:
         with pytest.raises(ConfigError):
             compose_search_config([override])
-    search = (shown - _SHOWN_REFUSED).union(*(o for m, o in commands if m != "compress.run"))
+    search = (shown - _SHOWN_REFUSED).union(*(o for m, o in commands if m in ("nas.search", "nas.report")))
     compress = set().union(*(o for m, o in commands if m == "compress.run"))
-    for compose, overrides in ((compose_search_config, search), (compose_compress_config, compress)):
+    latency = set().union(*(o for m, o in commands if m.startswith("nas.latency.")))
+    for composer, overrides in ((compose_search_config, search), (compose_compress_config, compress),
+                                (compose_latency_config, latency)):
         for batch in _batches(overrides):
             try:
-                compose(batch)
-            except ConfigError:
-                for override in batch:  # a ConfigError naming the override at fault
-                    compose([override])
+                composer(batch)
+            except Exception:
+                for override in batch:  # an error naming the override at fault
+                    composer([override])
                 raise
