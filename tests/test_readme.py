@@ -158,6 +158,26 @@ def test_setting_names_in_readme_exist():
     assert not unknown, f"README names settings the config does not have: {unknown}"
 
 
+
+def test_repository_paths_in_readme_exist():
+    """Each file of the checkout README names (a module, a test, an experiment and its results, a config) is there;
+    `{json,md}` names both; the user's own files (`conf/hw/my_npu.yaml`, `cpu_<name>.yaml`) and the installed package's
+    `nas/conf` are left out."""
+    root = README.parent
+    paths = set()
+    named = r"(?<![\w/.])((?:nas|compress|tests|experiments|conf)/[\w/.{},-]*\w)(?![\w<])"
+    for path in re.findall(named, README.read_text()):
+        stem, brace, rest = path.partition("{")
+        if brace:
+            alternatives, _, tail = rest.partition("}")
+            paths |= {stem + a + tail for a in alternatives.split(",")}
+        else:
+            paths.add(path)
+    mine = re.compile(r"(^|/)my|/my_")
+    missing = sorted(p for p in paths - {"nas/conf"} if not mine.search(p) and not (root / p).exists())
+    assert not missing, f"README names files the checkout does not have: {missing}"
+
+
 # The overrides README shows being refused, with the error it quotes; every other `key=value` it shows must compose.
 _SHOWN_REFUSED = {"train.epoch=3", "search.n_trials=abc", "train.subset=all", "search.latency_budget_ms=1ms",
                   "compress.prune.ratio=25%"}
