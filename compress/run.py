@@ -360,8 +360,8 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
     `root`: the data.root its search recorded (`recorded_root`), named in the error where it is not `cfg`'s."""
     import json
 
-    from nas.data import (CLASS_SUMMARY, SPLIT_SETTINGS, class_changes, per_class_test_images, split_as_recorded,
-                          split_digest)
+    from nas.data import (CLASS_SUMMARY, SPLIT_SETTINGS, class_changes, per_class_test_images,
+                          split_as_recorded_and_digests, split_digest)
 
     from compress.pipeline import root_setting
 
@@ -371,8 +371,9 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
         digest, count, split = str(then["digest"]), int(then["count"]), dict(then["split"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # from elsewhere, or before 2026-12-05
         return data
-    data = split_as_recorded(cfg, data, {"test": digest})
-    if split_digest(data.test) == digest:
+    data, known = split_as_recorded_and_digests(cfg, data, {"test": digest})
+    # the digest its comparison computed where it made one: hashing every test pixel again would double the work
+    if (known.get("test") or split_digest(data.test)) == digest:
         return data
     # a size recorded as "own test split" (`split_record`: the data brought that split) is no setting to pass
     differ = [f"data.{k}={override_value(split.get(k))}" for k in SPLIT_SETTINGS

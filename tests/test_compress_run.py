@@ -264,3 +264,24 @@ def test_a_compression_replacing_one_for_another_chip_says_so_before_it_starts(t
     assert replacing_line(folder, "with other compress settings: prune", hw="cpu", in_run=True).endswith(
         "(to keep both, compress a copy of the folder), and the next run of the search command over its run folder "
         "compresses the member again for the search's own hw and compress settings where they differ from these")
+
+
+def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
+    # The test split was compared with the checkpoint's record (split_as_recorded) and then hashed again to check it:
+    # every test pixel twice before a compression.
+    import nas.data
+    from compress.run import _check_test_images
+    from nas.config import DataConfig, DataFormat
+    from nas.data import SPLIT_SETTINGS, load_dataset, split_digest
+    from tests.test_data import _folder
+
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "img", {"a": 20, "b": 20})),
+                     img_size=None)
+    data = load_dataset(cfg)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"test_images": {
+        "digest": split_digest(data.test), "count": len(data.test), "split": {k: getattr(cfg, k) for k in SPLIT_SETTINGS}}}))
+    hashed: list[int] = []
+    monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or split_digest(split))
+    assert _check_test_images(tmp_path / "ck", data, cfg) is data
+    assert hashed == [len(data.test)]
