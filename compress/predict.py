@@ -63,6 +63,10 @@ training images' (`input.mean`, averaged over channels) before `brightness_warni
 DATASET_LOOKS = {"fashion_mnist": "light clothes on a black background"}
 """What the images of a data set named in metrics.json's `dataset` look like, said where new images differ in
 brightness (an image folder's are the user's own: only its name is said)."""
+NOT_IMAGES = {"thumbs.db": "Windows' thumbnail cache", "desktop.ini": "Windows' folder settings",
+              ".ds_store": "macOS Finder's folder settings"}
+"""What the files the operating system leaves in a folder of photos are, by lower-case name: one named among the
+images (`photos/*` takes Thumbs.db and desktop.ini along) is refused as what it is, not with advice to convert it."""
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -206,6 +210,10 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
         elif p.is_file():
             # Refused as a folder leaves it out, before Pillow's own message ("cannot identify image file") on an
             # iPhone's .heic: the model was trained on the formats read, so a file must be converted to one of them.
+            if (what := NOT_IMAGES.get(p.name.lower())) is not None:
+                # a folder named skips it (`image_files_in`): what the files named may have meant
+                raise DataError(f"{p} is {what}, not an image: leave it out, or name its folder, which skips it (the "
+                                f"image formats read: {' '.join(sorted(IMAGE_SUFFIXES))})")
             if p.suffix.lower() not in IMAGE_SUFFIXES:
                 raise DataError(f"{p} is not of an image format that is read ({p.suffix or 'no suffix'}); convert it to "
                                 f"one of {' '.join(sorted(IMAGE_SUFFIXES))} to classify it")

@@ -431,6 +431,29 @@ def test_a_single_file_of_a_format_that_is_not_read_is_one_line_naming_the_forma
     assert exited.value.code == 2 and err == f"error: {said}\n" and "cannot identify" not in err
 
 
+@pytest.mark.parametrize(("name", "what"), [("Thumbs.db", "Windows' thumbnail cache"),
+                                            ("desktop.ini", "Windows' folder settings"),
+                                            (".DS_Store", "macOS Finder's folder settings")])
+def test_a_file_the_os_leaves_among_photos_is_named_as_what_it_is(checkpoint, photos, capsys, caplog, name, what):
+    # `photos/*` takes Thumbs.db along: it was refused with advice to convert it to an image format, as if it were a
+    # photo of another format.
+    import nas.data
+
+    folder, _ = checkpoint
+    (photos / "sub" / name).write_bytes(b"\x00" * 64)
+    said = (f"{photos / 'sub' / name} is {what}, not an image: leave it out, or name its folder, which skips it (the "
+            f"image formats read: {' '.join(sorted(nas.data.IMAGE_SUFFIXES))})")
+    with pytest.raises(DataError) as refused:
+        predict(folder, [photos / "sub" / "0.png", photos / "sub" / name])
+    assert str(refused.value) == said
+    with pytest.raises(SystemExit) as exited:
+        main([str(folder), str(photos / "sub" / name)])
+    assert exited.value.code == 2 and capsys.readouterr().err == f"error: {said}\n"
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):  # as said: its folder skips it, without a word
+        assert len(predict(folder, [photos / "sub"])) == 3
+    assert not [r for r in caplog.records if r.name == "compress.predict"]
+
+
 def test_images_are_read_and_classified_one_batch_at_a_time_as_one_pass_over_all_of_them(checkpoint, tmp_path, monkeypatch):
     import nas.data
 
