@@ -25,7 +25,6 @@ import contextlib
 import copy
 import dataclasses
 import datetime as _dt
-import errno
 import hashlib
 import json
 import os
@@ -41,7 +40,7 @@ from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, fs
                             save_checkpoint, scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
-from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_repr
+from nas.errors import CheckpointError, ConfigError, counted, disk_failure, module_logger, readable_repr
 from nas.latency import HardwareProfile, predict_latency
 from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
 from nas.layout import COMPRESSED_FILES, IR_FILES
@@ -743,19 +742,11 @@ def select_members(members: list[dict[str, Any]], cfg: CompressConfig) -> list[d
     return list(members)
 
 
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-
-
 def _disk_failure(e: BaseException) -> bool:
     """Whether `e`, or an exception it was raised from or during, is the disk refusing writes (full, over quota,
-    read-only): runtimes wrap the OSError of a failed save in exceptions of their own."""
-    seen: set[int] = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
-            return True
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
-    return False
+    read-only, a file over the size limit, failing: `nas.errors.DISK_ERRNOS`): runtimes wrap the OSError of a failed
+    save in exceptions of their own."""
+    return disk_failure(e) is not None
 
 
 def with_member_input(folder: Path, kept: dict[str, Any], data: Dataset) -> dict[str, Any]:

@@ -6,6 +6,7 @@ entry points print that line and exit instead of showing a stack trace.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -487,6 +488,36 @@ def lines_on_stderr(*names: str) -> Iterator[None]:
     caller's own logging setup shows on the terminal already (a script's `logging.basicConfig`) is not written again."""
     with logging_to(_StderrLines(), *names):
         yield
+
+
+# A write the disk refused, whichever file it was: no space left, the user's quota full, a read-only file system, a file
+# over the size limit (`ulimit -f`, or the largest file the file system takes), the disk failing. Not the input's fault:
+# every command says so in one line naming the file and exits `DISK_EXIT`, not 2 (bad input).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+# With a folder this user may not write in (not permitted), for a command's own output folder.
+WRITE_ERRNOS = DISK_ERRNOS | {errno.EACCES, errno.EPERM}
+DISK_EXIT = 1
+"""The exit status of every command stopped by a write that failed (`DISK_ERRNOS`, `WRITE_ERRNOS`)."""
+
+
+def disk_failure(e: BaseException, *, errnos: frozenset[int] = DISK_ERRNOS) -> OSError | None:
+    """The `OSError` with an errno of `errnos` that `e` is, or that `e` was raised from or while handling (a runtime's or
+    library's own exception around the failed write: NNCF, OpenVINO, Optuna), else None."""
+    seen: set[int] = set()
+    link: BaseException | None = e
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and link.errno in errnos:
+            return link
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def disk_failure_text(e: OSError) -> str:
+    """`cannot write <file> (<the problem>)`: the start of a command's one line about the failed write `e` (the folder
+    or file it names, or none where the error names none)."""
+    why = e.strerror or str(e)
+    return f"cannot write {readable_text(os.fsdecode(e.filename))} ({why})" if e.filename else f"cannot write ({why})"
 
 
 def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:

@@ -70,7 +70,7 @@ from nas.data import (
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
-                        readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm)
+                        readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm, WRITE_ERRNOS)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, element_size_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -1543,7 +1543,7 @@ def storage_or_disk_problem(e: BaseException) -> str | None:
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # a file over the size limit (`ulimit -f`) among them
             return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
         # a run folder's entry of the wrong kind, made by hand (a member's folder replaced by a file): not the code's fault
         if isinstance(e, OSError) and e.filename and e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):

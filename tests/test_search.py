@@ -1902,6 +1902,20 @@ def test_a_file_where_the_run_needs_a_folder_is_named_in_one_line_not_a_tracebac
     assert storage_or_disk_problem(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
 
 
+def test_a_file_over_the_size_limit_stops_the_search_in_one_line_as_a_full_disk_does():
+    # A trial's weights over the file size limit (`ulimit -f`, a file system's largest file): EFBIG was not among the
+    # disk's failures, so the search ended in its traceback instead of "error: cannot write the run (...)".
+    import errno
+
+    from nas.search import storage_or_disk_problem
+
+    try:
+        raise RuntimeError("PytorchStreamWriter failed writing file") from OSError(errno.EFBIG, "File too large",
+                                                                                   "/runs/r1/trials/7.pt")
+    except RuntimeError as e:
+        assert storage_or_disk_problem(e) == "/runs/r1/trials/7.pt: File too large"
+
+
 def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_files(tiny_idx_root, tmp_path, compose_cfg,
                                                                                    monkeypatch, capsys):
     # Every trial failed (the failure stop) or every architecture sampled was over the budget (the give-up): the command
