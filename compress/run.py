@@ -35,9 +35,9 @@ from omegaconf import DictConfig
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
                         register_configs, shell_command, shell_override, structured, validate_compress_config,
                         validate_data_config)
-from nas.errors import (CheckpointError, ConfigError, closed_stdout_ends_quietly, exit_on_error, exit_with_error,
-                        help_on_stdout, interrupting_signal, interrupts_honoured, module_logger, stop_on_sigterm,
-                        wrong_type)
+from nas.errors import (DISK_EXIT, WRITE_ERRNOS, CheckpointError, ConfigError, closed_stdout_ends_quietly, disk_failure,
+                        disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal,
+                        interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
 from nas.latency.hardware import element_size_warning, few_archs_warning, input_warning
 from nas.rebuild import override_value, searched_final_train
 from nas.stats import format_p
@@ -548,6 +548,25 @@ def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed:
             f"of an earlier compression are as they were); to compress it, rerun: {shell_command('compress.run', argv)}")
 
 
+def disk_failure_line(checkpoint: str | Path, argv: Sequence[str], failed: OSError, *, compressed: bool = False) -> str:
+    """What `python -m compress.run <argv>` says (after "error: ", exit status `DISK_EXIT`) when a write fails under it
+    (`failed`: a full disk or quota, a read-only folder, a file over the size limit): the file and the problem, what the
+    folder keeps (as after Ctrl-C: none of this compression's files, those of an earlier one as they were), and the
+    command that does the job once the disk takes the files. `compressed`: the compression had written its
+    compressed_metrics.json, and the write that failed was the run's report's: that is what is left to do."""
+    folder = _folder_of(checkpoint)
+    problem = disk_failure_text(failed)
+    if compressed:
+        run_dir = _run_of(folder)
+        refresh = (f"; fix that and refresh it: python -m nas.report {shlex.quote(str(run_dir))}"
+                   if run_dir is not None else "")
+        return (f"{problem} after the compression of {folder} finished (its files and compressed_metrics.json are "
+                f"written), while the run's report was refreshed{refresh}")
+    return (f"{problem}: the compression of {folder} stopped (none of its files was kept; those of an earlier "
+            f"compression are as they were); fix that (free space, the folder's permissions, the file size limit) and rerun: "
+            f"{shell_command('compress.run', argv)}")
+
+
 def settings_help() -> str:
     """What `python -m compress.run --help` prints under Hydra's list of the settings: conf/compress/default.yaml as
     written, whose comments say what each compress setting means and its unit (Hydra's list gives the values only)."""
@@ -560,8 +579,9 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="compress_run")
 def main(cfg: DictConfig) -> None:
-    """CLI entry point: errors become one line and exit code 2; Ctrl-C or SIGTERM one line with the command to rerun,
-    and exit code 130 or 143 (the shell's codes for death by each)."""
+    """CLI entry point: errors become one line and exit code 2; a write the disk refused one line naming the file, with
+    the command to rerun, and exit code 1 (`DISK_EXIT`); Ctrl-C or SIGTERM one line with the command to rerun, and exit
+    code 130 or 143 (the shell's codes for death by each)."""
     onnx_file = _folder_of(cfg.checkpoint) / "model.onnx"
     before = file_stamp(onnx_file)  # exported by the run (a bare model.pt has none), it is one of the files written
     # written last by the compression (an earlier one's is put back as it was if this one stops): stamped anew, it is done
@@ -577,6 +597,13 @@ def main(cfg: DictConfig) -> None:
         done = file_stamp(metrics_file) not in (None, metrics_before)
         print(interrupted_line(cfg.checkpoint, sys.argv[1:], compressed=done), file=sys.stderr)
         sys.exit(128 + interrupting_signal(e))  # the shell's codes for death by SIGTERM (143) / SIGINT (130)
+    except Exception as e:  # noqa: BLE001 - only a write the disk refused becomes one line
+        # A full disk or quota, a read-only folder, a file over the size limit: it ended in Hydra's traceback of the
+        # OSError (or of the runtime's own exception around it), which read as the toolkit's bug.
+        if (failed := disk_failure(e, errnos=WRITE_ERRNOS)) is None:
+            raise
+        done = file_stamp(metrics_file) not in (None, metrics_before)
+        exit_with_error(disk_failure_line(cfg.checkpoint, sys.argv[1:], failed, compressed=done), code=DISK_EXIT)
     print(format_table(metrics))
     print("\n".join(closing_lines(metrics, checkpoint=cfg.checkpoint, exported_onnx=file_stamp(onnx_file) != before)))
 

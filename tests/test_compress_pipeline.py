@@ -1278,6 +1278,55 @@ def test_compress_run_stopped_after_its_compression_finished_says_the_files_are_
         f"while the run's report was refreshed; to refresh it: python -m nas.report {run_dir}")
 
 
+# The process may write no file over `limit` bytes (`ulimit -f`; SIGXFSZ ignored, as a shell's child may have it):
+# each write past the limit fails with EFBIG ("File too large"), as one on a full disk fails with ENOSPC.
+_FILE_SIZE_LIMIT = ("import resource, signal\n"
+                    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                    "resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n")
+
+
+def test_compress_run_whose_writes_fail_says_so_in_one_line_exits_1_and_keeps_the_earlier_files(tmp_path, tiny_idx_root):
+    # A full disk or quota, a read-only folder or a file over the size limit under `python -m compress.run` ended in
+    # Hydra's traceback of the OSError, exit status 1 as for any bug. The real compression here: its first file
+    # (model.onnx, exported by torch) is over the limit.
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    (folder / "model_int8.onnx").write_bytes(b"an earlier compression's file")
+    (folder / "compressed_metrics.json").write_text('{"earlier": true}')
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = [f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu", "compress=smoke"]
+    (proc,) = compress_runs(args, setup=_FILE_SIZE_LIMIT.format(limit=2000))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: cannot write {folder / 'model.onnx'} (File too large): the compression of {folder} stopped (none of its "
+        "files was kept; those of an earlier compression are as they were); fix that (free space, the folder's "
+        f"permissions, the file size limit) and rerun: python -m compress.run {' '.join(args)}")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # whole, and no temporary file left
+
+
+def test_compress_run_whose_report_cannot_be_written_says_the_compression_is_done(tmp_path, tiny_idx_root):
+    # The disk full as compress.run refreshes the run's report, its compression written: one line saying so and the
+    # command that refreshes the report, not a traceback (nor a request to compress again).
+    run_dir = tmp_path / "run"
+    folder = run_dir / "checkpoints" / "ck"
+    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    (run_dir / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
+    fake = ("import errno, compress.pipeline, nas.report, pathlib\n"
+            "def fake(folder, **kw):\n"
+            "    (pathlib.Path(folder) / 'compressed_metrics.json').write_text('{}')\n"
+            "    return {}\n"
+            "def report(run_dir):\n"
+            "    raise OSError(errno.ENOSPC, 'No space left on device', str(pathlib.Path(run_dir) / 'report.html'))\n"
+            "compress.pipeline.compress_checkpoint = fake\n"
+            "nas.report.write_reports = report\n")
+    (proc,) = compress_runs([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"], setup=fake)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: cannot write {run_dir / 'report.html'} (No space left on device) after the compression of {folder} "
+        "finished (its files and compressed_metrics.json are written), while the run's report was refreshed; fix that "
+        f"and refresh it: python -m nas.report {run_dir}")
+
+
 def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_leaves_no_half_written_file(
         tmp_path, tiny_idx_root):
     # SIGTERM (a scheduler's time limit, `kill`) killed `python -m compress.run` mid-file without a word. It is sent from
