@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 # NasError: the base of every error the toolkit raises, so that `except NasError` around a notebook's calls catches a
 # report's refusal too (nas.errors imports nothing but the standard library)
-from nas.errors import NasError, exit_with_error
+from nas.errors import DISK_EXIT, NasError, exit_with_error, readable_text
 
 # the names compress.pipeline writes, shared with it (no compress imports here: nas.layout holds constants alone)
 from nas.layout import COMPRESSED_JSON, COMPRESSION_MODEL_FILES, IR_FILES
@@ -2171,7 +2171,7 @@ def _from_study(overrides: Sequence[str]) -> int:
     # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
     if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
         exit_with_error(problem)
-    from nas.search import export_study, stop_on_sigterm
+    from nas.search import export_study, stop_on_sigterm, storage_or_disk_problem
 
     stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun
     # Rebuilding may final-train and compress members for minutes (a study searched with final_train=none): without a
@@ -2183,6 +2183,15 @@ def _from_study(overrides: Sequence[str]) -> int:
         print("interrupted: members not final-trained or compressed yet are left to a rerun of the same command",
               file=sys.stderr)
         return 128 + interrupting_signal(e)  # as the shell reports death by it: 130 after Ctrl-C, 143 after SIGTERM
+    except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line
+        # A full disk or quota, a read-only run folder, a file over the size limit: it ended in a traceback, where
+        # `python -m nas.search` says the same in one line (`nas.search.main`)
+        if (problem := storage_or_disk_problem(e)) is None:
+            raise
+        print(f"error: cannot write the run ({readable_text(problem)}); the members final-trained or compressed so far "
+              "are kept: fix that (free space, the run folder's permissions or entries, the database server) and rerun "
+              "the same command", file=sys.stderr)
+        return DISK_EXIT
     for path in result.files.values():
         print(path)
     try:  # the files just written; a first search interrupted before its pareto.json has none to read
@@ -2222,6 +2231,12 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str]) -> str:
     return " ".join([*named, *(shlex.quote(o) for o in overrides)])
 
 
+def _writing(exc: OSError) -> bool:
+    """Whether `main`'s OSError `exc` is about a file it writes (a report file, pareto.csv; or no file named), not one
+    of the run folder's files it reads (pareto.json, trials.csv)."""
+    return exc.filename is None or pathlib.Path(exc.filename).name in (*REPORT_FILES, "pareto.csv")
+
+
 def _os_error_text(exc: OSError, run_dir: str) -> str:
     """`main`'s line for an OSError of the report of `run_dir`: the file it was reading or writing, where the error names
     one, and, for a file of its own the folder refused (a read-only disk, a folder this user may not write in), what
@@ -2230,7 +2245,7 @@ def _os_error_text(exc: OSError, run_dir: str) -> str:
     if exc.filename is None:
         return f"{why} in {run_dir}"
     path = pathlib.Path(exc.filename)
-    if path.name not in (*REPORT_FILES, "pareto.csv"):  # reading one of its inputs (pareto.json, trials.csv)
+    if not _writing(exc):  # reading one of its inputs (pareto.json, trials.csv)
         return f"cannot read {path} ({why})"
     if exc.errno == errno.EROFS:
         return (f"cannot write {path}: the run folder {run_dir} is on a read-only file system ({why}); copy the folder "
@@ -2249,8 +2264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
     ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
     shared by workers, see `nas.search.export_study`); prints the written paths, returns the exit code (0; 1 for a
-    study with no finished trial; 130 or 143 after Ctrl-C or SIGTERM). Bad input (the command line, the run folder's
-    files, a folder it cannot write in) is one `error:` line on stderr and SystemExit(2), as in every command's main."""
+    study with no finished trial, and after one `error:` line on stderr for a write that failed: a full disk or quota,
+    a folder it cannot write in; 130 or 143 after Ctrl-C or SIGTERM). Bad input (the command line, the run folder's
+    files) is one `error:` line on stderr and SystemExit(2), as in every command's main."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="python -m nas.report",
@@ -2297,8 +2313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if write_pareto_csv(run_dir):
             paths.append(pathlib.Path(run_dir) / PARETO_CSV)
-    except (ReportInputError, OSError) as exc:  # user-facing: one line, no traceback
-        exit_with_error(str(exc) if isinstance(exc, ReportInputError) else _os_error_text(exc, run_dir))
+    except ReportInputError as exc:  # user-facing: one line, no traceback
+        exit_with_error(str(exc))
+    except OSError as exc:
+        if not _writing(exc):  # one of its inputs unreadable: refused as bad input is
+            exit_with_error(_os_error_text(exc, run_dir))
+        # a write the folder refused (a full disk or quota, a read-only disk, no permission): exit status 1, as every
+        # command's failed write; the reports it had written before are whole (each is written atomically)
+        print(f"error: {readable_text(_os_error_text(exc, run_dir))}", file=sys.stderr)
+        return DISK_EXIT
     for path in paths:
         print(path)
     _say_incomplete_front(run)

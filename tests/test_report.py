@@ -1931,12 +1931,38 @@ def test_a_run_folder_that_is_read_only_is_one_line_naming_the_file_and_saying_t
         return opened(self, mode, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "open", refusing_open)
-    assert _refused([str(run_dir)]) == 2
+    assert main([str(run_dir)]) == 1  # as every command's failed write (it was 2, bad input's)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     # the file named is the one being written, not its temporary file (.pareto.png.<random>...tmp)
     assert err.startswith(f"error: cannot write {run_dir / 'pareto.png'}: the run folder {run_dir} {what}; "), err
     assert "copy the folder somewhere writable and run python -m nas.report on the copy" in err
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EFBIG"])
+def test_a_rebuild_from_a_study_whose_writes_fail_is_one_line_naming_the_file_and_exits_1(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], code: str) -> None:
+    # `python -m nas.report search.storage=...` on a full disk (or with a file over the size limit) ended in the
+    # OSError's traceback, where `python -m nas.search` says the same failure in one line and exits 1.
+    import errno
+    import os
+
+    import nas.search
+
+    number = getattr(errno, code)
+    pareto = tmp_path / "s" / "pareto.json"
+
+    def disk_full(cfg, *, overridden=()):  # the rebuild writing the run's files
+        raise RuntimeError("could not save") from OSError(number, os.strerror(number), str(pareto))
+
+    monkeypatch.setattr(nas.search, "export_study", disk_full)
+    monkeypatch.setattr(nas.search, "stop_on_sigterm", lambda: None)
+    assert main([f"search.runs_dir={tmp_path}", "search.study_name=s"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err, err
+    assert err == (f"error: cannot write the run ({pareto}: {os.strerror(number)}); the members final-trained or "
+                   "compressed so far are kept: fix that (free space, the run folder's permissions or entries, the "
+                   "database server) and rerun the same command\n")
 
 
 @pytest.mark.parametrize("n_complete, code", [(0, 1), (2, 0)])
