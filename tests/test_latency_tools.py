@@ -1128,6 +1128,29 @@ def test_fit_to_a_place_that_refuses_the_write_says_the_out_setting_and_why(tmp_
                                "No such file or directory); pass out=<a .yaml file in a writable folder>")
 
 
+@pytest.mark.parametrize("tool, written", [("fit", "f.fitted.yml"), ("validate", "v/validation.png")])
+def test_a_latency_tool_whose_write_fails_says_the_file_in_one_line_and_exits_1(tmp_path, tool, written):
+    # A file over the size limit (`ulimit -f`: EFBIG, as a full disk gives ENOSPC) as the tool writes its result: the fit
+    # refused it as its out= setting, exit status 2 (bad input's), and the others said Python's "[Errno 27] File too
+    # large: '...'". Now every write that fails is one line naming the file, exit status 1.
+    import subprocess
+    import sys
+
+    script = ("import resource, runpy, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))\n"
+              "sys.argv = [sys.argv[1], *sys.argv[2:]]\n"
+              "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
+    out = tmp_path / ("f.yaml" if tool == "fit" else "v")
+    done = subprocess.run([sys.executable, "-c", script, f"nas.latency.{tool}", "hw=cpu", f"out={out}",
+                           "measurements=[experiments/results/latency/cpu_fit.csv]"],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: cannot write {tmp_path / written} (File too large); fix that (free space, the folder's permissions, the "
+        "file size limit) and rerun the same command"), done.stderr
+
+
 def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):
     from nas.latency.measure import NOISY_SPREAD, noise_warning, session_spread
     from nas.latency.profile import LatencyToolConfig

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig, StageConfig
-from nas.errors import ConfigError, DataError, counted, module_logger, writable_file
+from nas.errors import DISK_ERRNOS, ConfigError, DataError, counted, module_logger, writable_file
 from nas.latency.hardware import FEW_FIT, FITTED_FIELDS, WEIGHT_SPILL, HardwareProfile, calibration_basis, input_name
 from nas.latency.ops import (
     MATRIX_KINDS, OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES, Op, channel_mlp_ops, downsample_ops, head_ops, stage_unit_shape,
@@ -980,6 +980,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
         datasheet = source.read_text() if source.is_file() else datasheet_yaml(tool.hw)
         sidecar = write_calibrated(out, calibrated_yaml(datasheet, profile, note=note))
     except OSError as e:
+        if e.errno in DISK_ERRNOS:  # the disk's failure (full, over quota, ...), not the setting's: the command's one
+            raise                   # line for a failed write, exit status 1 (`latency_cli`), not a refused out=
         # A place `writable_file` could not tell from a writable one (as root, os.access says yes to /proc; a read-only
         # mount, a full disk): the error named the file without saying it was the out= setting that chose it.
         setting = f"out={tool.out!r}" if tool.out is not None else f"hw={tool.hw.name}'s file {str(out)!r}"

@@ -34,8 +34,9 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
-from nas.errors import (ConfigError, NasError, closed_stdout_ends_quietly, counted, exit_with_error, help_on_stdout,
-                        interrupting_signal, interrupts_honoured, make_folder, module_logger, writable_file)
+from nas.errors import (DISK_EXIT, WRITE_ERRNOS, ConfigError, NasError, closed_stdout_ends_quietly, counted, disk_failure,
+                        disk_failure_text, exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured,
+                        make_folder, module_logger, writable_file)
 from nas.latency.hardware import FITTED_FIELDS, HardwareProfile, element_size_warning
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
@@ -495,7 +496,11 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
         except NasError as e:
             exit_with_error(str(e))
         except OSError as e:  # a disk that fills up or a file that vanishes mid-run: one line, not a stack trace
-            exit_with_error(str(e), code=1)
+            exit_with_error(_write_failed_line(e) if e.errno in WRITE_ERRNOS else str(e), code=DISK_EXIT)
+        except Exception as e:  # noqa: BLE001 - only a write the disk refused, inside a runtime's own error, is one line
+            if (failed := disk_failure(e, errnos=WRITE_ERRNOS)) is None:
+                raise
+            exit_with_error(_write_failed_line(failed), code=DISK_EXIT)
 
     if not asks_help:
         with closed_stdout_ends_quietly():  # `... | head -1`: a quiet end, the files written all the same
@@ -504,6 +509,13 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
     with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
         print(f"{help_line}\n\n{hw_help(sys.argv[1:], config_name='latency')}\n")  # Hydra's names the hw= choices alone
         main()  # Hydra prints its help and exits
+
+
+def _write_failed_line(e: OSError) -> str:
+    """The latency tools' line for a write that failed (a full disk or quota, a read-only or unwritable folder, a file
+    over the size limit): the file and why, as every command says it; "[Errno 28] No space left on device: '...'" read
+    as Python's, not the tool's."""
+    return f"{disk_failure_text(e)}; fix that (free space, the folder's permissions, the file size limit) and rerun the same command"
 
 
 def _profile_command(tool: LatencyToolConfig) -> str:
