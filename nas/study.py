@@ -72,6 +72,14 @@ def _error_line(e: BaseException) -> str:
     return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
+def _disk_refused(e: BaseException) -> bool:
+    """Whether `e` (SQLAlchemy's error) is SQLite's database file refused by its disk: full or over quota
+    (SQLITE_FULL), failing or over the file size limit (SQLITE_IOERR_*), read-only (SQLITE_READONLY_*). Refused as the
+    search.storage setting, it said "cannot be opened" with exit status 2, where every write that fails exits 1."""
+    name = getattr(getattr(e, "orig", None), "sqlite_errorname", None)
+    return isinstance(name, str) and name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY"))
+
+
 def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     """Connect to the study's storage with heartbeats and retries of lost trials; `ConfigError` if it fails."""
     from sqlalchemy.engine import make_url
@@ -98,6 +106,8 @@ def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
                 # (IntegrityError) or as DuplicateTable (ProgrammingError, "relation ... already exists").
                 # Other errors (refused, bad password) are final.
                 racing = isinstance(e, IntegrityError) or "already exists" in str(e) or "locked" in str(e)
+                if _disk_refused(e):  # the run folder's disk, not the setting: the search's one line for it, exit 1
+                    raise
                 if not racing or attempt == 5:
                     raise ConfigError(f"search.storage={masked(url)!r} cannot be opened: {_error_line(e)}") from None
                 time.sleep(0.2 * attempt + random.random() * 0.3)

@@ -121,6 +121,24 @@ def test_unreachable_storage_is_one_line_without_the_password(tmp_path, compose_
     assert list(tmp_path.iterdir()) == []  # nothing written for a storage that does not open
 
 
+def test_a_study_database_its_disk_refuses_stops_the_search_as_a_failed_write_not_a_bad_setting(tmp_path, tiny_idx_root):
+    # study.db could not grow (a full disk, a file over the size limit: SQLite's "disk I/O error", "database or disk is
+    # full") as the search opened it: refused as the setting, "search.storage=... cannot be opened", exit status 2.
+    script = ("import resource, runpy, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"  # Optuna's tables take more
+              "sys.argv = ['nas.search', *sys.argv[1:]]\n"
+              "runpy.run_module('nas.search', run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", script, f"data.root={tiny_idx_root}", f"search.runs_dir={tmp_path}",
+                           "search.study_name=f", "search.progress=false", "compress=none", "final_train=none"],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: cannot write the run (the study database: disk I/O error); the finished trials are kept in the study: "
+        "fix that (free space, the run folder's permissions or entries, the database server) and rerun the same command "
+        "to resume"), done.stderr
+
+
 def test_report_is_rebuilt_from_the_study_with_its_own_settings(tiny_idx_root, tmp_path, compose_cfg):
     base = [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32", f"search.runs_dir={tmp_path}",
             "search.study_name=s", "search.progress=false", "compress=none", "final_train=none", "search.export_onnx=false"]
