@@ -353,3 +353,23 @@ def test_every_package_logger_is_a_module_logger():
 ])
 def test_the_package_logger_scan_tells_a_package_logger_from_others(source, flagged):
     assert bool(_package_logger_calls(source)) == flagged
+
+
+def test_a_write_the_disk_refused_is_found_inside_a_librarys_own_error_and_named_in_the_commands_words():
+    # The commands' one line for a failed write (nas.search, nas.report, compress.run, the latency tools): the OSError
+    # found where a runtime wrapped it (torch.save's RuntimeError, NNCF's, OpenVINO's), the file and the problem named.
+    import errno
+
+    from nas.errors import DISK_ERRNOS, WRITE_ERRNOS, disk_failure, disk_failure_text
+
+    too_large = OSError(errno.EFBIG, "File too large", "/runs/r/caf\udce9.onnx")  # a file name that is not UTF-8
+    try:
+        raise RuntimeError("PytorchStreamWriter failed writing file") from too_large
+    except RuntimeError as e:
+        assert disk_failure(e) is too_large
+    assert disk_failure_text(too_large) == "cannot write /runs/r/caf\\xe9.onnx (File too large)"
+    assert disk_failure_text(OSError(errno.ENOSPC, "No space left on device")) == "cannot write (No space left on device)"
+    denied = PermissionError(errno.EACCES, "Permission denied", "/runs/r/report.html")
+    assert disk_failure(denied) is None and disk_failure(denied, errnos=WRITE_ERRNOS) is denied  # the folder, not the disk
+    assert disk_failure(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+    assert {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO} == DISK_ERRNOS
