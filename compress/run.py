@@ -82,6 +82,7 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     run.hw.validate()
     validate_compress_config(run.compress)
     check_members(run.compress.members, checkpoint=run.checkpoint, data_root=_given_root(run.data))
+    run = _with_searched_data(run, overridden=overridden)
     validate_data_config(run.data)
     folder = Path(run.checkpoint)
     if folder.is_file():  # its model.pt named directly; any other file (model_int8.onnx, arch.json) is a slip
@@ -291,6 +292,119 @@ def unused_overrides(args: list[str]) -> str | None:
         if arg.lstrip("+").split("=", 1)[0] == "compress.top_k":
             return f"{arg.lstrip('+')} chooses among a search's Pareto members; {hint}"
     return None
+
+
+def _with_searched_data(run: CompressRunConfig, *, overridden: Collection[str]) -> CompressRunConfig:
+    """`run` with the data of the search its checkpoint is a member of (`searched_data`, said in one line) where
+    nothing chose its data: no `data` group nor `data.*` setting among `overridden`, and the data the default group
+    composes (a config composed without a record of its overrides, by Hydra's compose, says what was chosen only by
+    its values). Anything chosen wins, as does a checkpoint outside a run folder: `run` as it is. A member searched
+    on the user's own images was refused until given `data=imagefolder data.root=...` and its search's size,
+    channels and split settings again, all of which its run folder records."""
+    from dataclasses import replace
+
+    if any(key == "data" or key.startswith("data.") for key in overridden) or run.data != _default_data():
+        return run
+    found = searched_data(_folder_of(run.checkpoint))
+    if found is None:
+        return run
+    data, line = found
+    log.info("%s", line)
+    return replace(run, data=data)  # the caller's CompressRunConfig is left as it was
+
+
+def _data_group(name: str) -> dict[str, Any] | None:
+    """conf/data/<name>.yaml over `DataConfig`'s defaults, as a plain dict (enums as their values); None where there
+    is no such file."""
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / "data" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(DataConfig), OmegaConf.load(path)),
+                                  enum_to_str=True)
+
+
+def _default_data() -> DataConfig:
+    """The data `python -m compress.run` loads when none is chosen: conf/compress_run.yaml's default group."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), _data_group("fashion_mnist")))
+
+
+def searched_data(folder: Path) -> tuple[DataConfig, str] | None:
+    """The data settings of the search that the checkpoint in `folder` is a member of (`<run>/checkpoints/<arch_id>`),
+    every `data.*` its run's config.yaml records (so its split and test images are the search's), with the data.root
+    its run's pareto.json records where it does (absolute, the latest of a resumed study); and the line that says
+    so. None outside a run folder, and where config.yaml is missing, unreadable, holds no data settings or names other
+    data than the member's metrics.json. `ConfigError` where that data.root is no folder here (moved, or another
+    machine's), naming it and the settings to pass with the folder the images are in now."""
+    import json
+    from dataclasses import fields, replace
+
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if folder.parent.name != "checkpoints":
+        return None
+    config = folder.parent.parent / "config.yaml"
+    known = {f.name for f in fields(DataConfig)}
+    try:
+        searched = OmegaConf.to_container(OmegaConf.load(config))["data"]
+        searched = {k: v for k, v in searched.items() if k in known}  # a key of another version's schema
+        fmt = searched.get("format", DataFormat.idx.value)
+        group = (_data_group(str(searched["name"]))
+                 or _data_group("imagefolder" if fmt == DataFormat.imagefolder.value else "fashion_mnist"))
+        data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), group, searched))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError, OmegaConfBaseException):
+        return None
+    try:
+        dataset = json.loads((folder / "metrics.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):  # no metrics.json (a search from before it): config.yaml alone
+        dataset = None
+    if isinstance(dataset, str) and dataset != data.name:  # a config.yaml of other data than the member's
+        return None
+    recorded = recorded_root(folder, {})  # pareto.json's; config.yaml's root is as typed, maybe relative
+    root = recorded or data.root
+    # a cache folder given relative to where the search ran would be made anew wherever this command runs; the
+    # images are decoded without it (the same pixels)
+    cache_dir = data.cache_dir if data.cache_dir and Path(data.cache_dir).is_absolute() else None
+    data = replace(data, root=root, cache_dir=cache_dir)
+    source = str(config) + (f" (data.root from {config.parent / 'pareto.json'})"
+                            if recorded is not None and recorded != searched.get("root") else "")
+    if not Path(root).is_dir():
+        from compress.pipeline import root_setting  # torch with it: imported only for this refusal
+
+        # the root named even where it is its group's own (Fashion-MNIST's default folder, not installed here)
+        named = _data_settings(data)
+        settings = [named[0], root_setting(root),
+                    *(s for s in named[1:] if not s.startswith(("data.root=", "\"data.root=")))]
+        said = "is a file, not a folder" if Path(root).exists() else "does not exist"
+        raise ConfigError(f"checkpoint {folder} was searched on data.root={root} ({source}), which {said} here; pass "
+                          f"its data with the folder its images are in now: {' '.join(settings)}")
+    if not Path(root).is_absolute():  # a folder from here: named as one, whatever the command's folder later
+        data = replace(data, root=str(Path(root).absolute()))
+    return data, f"data: the search's ({' '.join(_data_settings(data))}), from {source}"
+
+
+def _data_settings(data: DataConfig) -> list[str]:
+    """`data` as the command-line settings that give it: its group (data=<name>, or the group of its format where
+    no file has its name) and each `data.*` that differs from that group's file; paths quoted for the shell."""
+    from dataclasses import fields
+
+    name = data.name if _data_group(data.name) is not None else (
+        "imagefolder" if data.format == DataFormat.imagefolder else "fashion_mnist")
+    group = _data_group(name) or {}
+    settings = [f"data={name}"]
+    for f in fields(DataConfig):
+        value = getattr(data, f.name)
+        value = getattr(value, "value", value)  # an enum, as its group's file and the command line spell it
+        if value == group.get(f.name):
+            continue
+        settings.append(shell_override(key=f"data.{f.name}", value=value) if f.name in ("root", "cache_dir")
+                        and value is not None else f"data.{f.name}={override_value(value)}")
+    return settings
 
 
 def _given_root(data: DataConfig) -> str | None:

@@ -2,6 +2,7 @@
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -285,3 +286,77 @@ def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or split_digest(split))
     assert _check_test_images(tmp_path / "ck", data, cfg) is data
     assert hashed == [len(data.test)]
+
+
+def _image_folder_member(tmp_path, compose_cfg):
+    """(run folder, member folder, image folder) of a one-trial search on a tiny folder of 12x12 colour images, with
+    data.img_size and data.val_size other than the imagefolder group's: a member compress.run must load as searched."""
+    import numpy as np
+    from PIL import Image
+
+    from nas.search import run_search
+
+    rng = np.random.default_rng(3)
+    images = tmp_path / "images"
+    for c, name in enumerate(("a", "b", "c")):
+        (images / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = (rng.random((12, 12, 3)) * 80).astype(np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(images / name / f"{i}.png")
+    result = run_search(compose_cfg("data=imagefolder", f"data.root={images}", "data.img_size=12", "data.val_size=0.25",
+                                    "train=smoke", "train.batch_size=8", "final_train=none", "compress=none",
+                                    "search.n_trials=1", f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=s",
+                                    "search.progress=false", "search.export_onnx=false"))
+    (member,) = result.pareto
+    return result.run_dir, result.run_dir / member["checkpoint"], images
+
+
+def test_a_member_of_an_image_folder_search_compresses_on_its_own_images_unless_the_command_line_names_data(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # Without data settings compress.run loaded Fashion-MNIST for a member searched on the user's images and refused it,
+    # naming the settings to paste; its run folder's config.yaml records them. The compression itself is stubbed.
+    import logging
+    import shutil
+
+    import compress
+    import compress.run
+
+    run_dir, folder, images = _image_folder_member(tmp_path, compose_cfg)
+    given = {}
+
+    def compressed(folder, **kw):
+        given.update(kw)
+        return {}
+
+    monkeypatch.setattr(compress.run, "compress_checkpoint", compressed)
+    monkeypatch.setattr(compress.run, "_run_of", lambda folder: None)  # no report refresh: the stub wrote no files
+    with caplog.at_level(logging.INFO, logger="compress.run"):
+        compress.run_compress(compress.compose_compress_config([f"checkpoint={folder}", "hw=cpu"]))
+    tested = json.loads((folder / "metrics.json").read_text())["test_images"]
+    data = given["data"]
+    assert data.classes == ("a", "b", "c") and data.img_size == 12 and len(data.test) == tested["count"]
+    assert given["augment"].root == str(images) and given["augment"].val_size == 0.25
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: ")]
+    assert said == [f"data: the search's (data=imagefolder data.root={images} data.img_size=12 data.val_size=0.25), "
+                    f"from {run_dir / 'config.yaml'}"]
+    # a data setting on the command line wins: the search's are not merged into it
+    caplog.clear()
+    with pytest.raises(ConfigError, match=r"expects 3x12x12 images and 3 classes; dataset 'imagefolder' has 3x16x16"):
+        compress.run_compress(compress.compose_compress_config(
+            [f"checkpoint={folder}", "hw=cpu", "data=imagefolder", f"data.root={images}", "data.img_size=16"]))
+    assert not any(r.getMessage().startswith("data: ") for r in caplog.records)
+    # the images moved: the search's root is named, with the settings to pass
+    moved = shutil.move(images, tmp_path / "moved")
+    with pytest.raises(ConfigError) as refused:
+        compress.run_compress(compress.compose_compress_config([f"checkpoint={folder}", "hw=cpu"]))
+    assert str(refused.value) == (
+        f"checkpoint {folder} was searched on data.root={images} ({run_dir / 'config.yaml'}), which does not exist here; "
+        f"pass its data with the folder its images are in now: data=imagefolder data.root=<its image folder, {images} "
+        "when searched> data.img_size=12 data.val_size=0.25")
+    given.clear()
+    compress.run_compress(compress.compose_compress_config([f"checkpoint={folder}", "hw=cpu", "data=imagefolder",
+                                                            f"data.root={moved}", "data.img_size=12", "data.val_size=0.25"]))
+    assert given["data"].classes == ("a", "b", "c") and given["augment"].root == str(moved)
+    # a checkpoint copied out of its run folder keeps the default data
+    assert compress.run.searched_data(Path(shutil.copytree(folder, tmp_path / "copy"))) is None
