@@ -360,3 +360,30 @@ def test_a_member_of_an_image_folder_search_compresses_on_its_own_images_unless_
     assert given["data"].classes == ("a", "b", "c") and given["augment"].root == str(moved)
     # a checkpoint copied out of its run folder keeps the default data
     assert compress.run.searched_data(Path(shutil.copytree(folder, tmp_path / "copy"))) is None
+
+
+def test_the_searched_data_of_a_member_is_its_run_config_yamls_with_the_root_its_pareto_json_records(tmp_path,
+                                                                                                      tiny_idx_root):
+    # Fashion-MNIST searched at data.img_size=16 data.channels=3 was loaded at its native 1x28x28 and refused; a resumed
+    # study's pareto.json records the root it last found the data at, config.yaml the one first typed (here relative).
+    import yaml
+
+    from compress.run import searched_data
+    from nas.config import DataFormat
+
+    run = tmp_path / "run"
+    folder = run / "checkpoints" / "m0"
+    folder.mkdir(parents=True)
+    searched = {"name": "fashion_mnist", "format": "idx", "root": "data/fmnist", "img_size": 16, "channels": 3,
+                "val_size": 0.1, "test_size": 0.2, "split_seed": 4, "stratify": False, "metric": "accuracy"}
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": searched, "search": {"study_name": "run"}}))
+    (run / "pareto.json").write_text(json.dumps({"data": {"root": str(tiny_idx_root)}}))
+    (folder / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist"}))
+    data, line = searched_data(folder)
+    assert (data.root, data.img_size, data.channels, data.split_seed, data.format) == (
+        str(tiny_idx_root), 16, 3, 4, DataFormat.idx)
+    assert line == (f"data: the search's (data=fashion_mnist data.root={tiny_idx_root} data.img_size=16 data.channels=3 "
+                    f"data.split_seed=4), from {run / 'config.yaml'} (data.root from {run / 'pareto.json'})")
+    # a config.yaml of other data than the member's metrics.json names says nothing of the member's
+    (folder / "metrics.json").write_text(json.dumps({"dataset": "imagefolder"}))
+    assert searched_data(folder) is None
