@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import logging
 import os
 import re
@@ -60,6 +59,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from nas.checkpoint import flock_waiting
 from nas.config import DataConfig, QuantizeConfig
 from nas.data import Dataset, Split
 from nas.errors import ConfigError, counted, module_logger
@@ -300,18 +300,8 @@ def _locked_guard(build_dir: Path) -> int | None:
     except OSError:
         return None
     try:
-        named: object = False  # no line yet
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _guard_holder(fd)
-                # a record not readable (being written) is not a new holder, once a line has been said
-                if named is False or (holder is not None and holder != named):
-                    log.info(_waiting_message(guard, holder))
-                    named = holder
-                time.sleep(_GUARD_POLL_SECONDS)
+        flock_waiting(fd, holder=_guard_holder, waiting=lambda who: _waiting_message(guard, who),
+                      poll_seconds=_GUARD_POLL_SECONDS, logger=log)
     except BaseException as e:  # no lock (or Ctrl-C while waiting): the descriptor closed all the same
         os.close(fd)
         if isinstance(e, OSError):

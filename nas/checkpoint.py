@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -449,8 +450,6 @@ def member_lock(folder: Path, *, doing: str) -> Iterator[None]:
 def _take_member_lock(lock: Path, *, doing: str) -> int | None:
     """A descriptor holding the flock on `lock` (`member_lock`), waited for while another process holds it, with this
     process's record written in it; None where the file cannot be opened or locked."""
-    import fcntl
-
     named: object = False  # no line said yet
     while True:
         try:
@@ -458,17 +457,8 @@ def _take_member_lock(lock: Path, *, doing: str) -> int | None:
         except OSError:
             return None
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    holder = _member_lock_holder(fd)
-                    # a record not readable (being written) is not a new holder, once a line has been said
-                    if named is False or (holder is not None and holder != named):
-                        log.info("%s", _member_lock_waiting(lock, holder))
-                        named = holder
-                    time.sleep(_MEMBER_LOCK_POLL_SECONDS)
+            named = flock_waiting(fd, holder=_member_lock_holder, waiting=lambda who: _member_lock_waiting(lock, who),
+                                  poll_seconds=_MEMBER_LOCK_POLL_SECONDS, logger=log, named=named)
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(lock))
             except FileNotFoundError:
@@ -488,6 +478,29 @@ def _take_member_lock(lock: Path, *, doing: str) -> int | None:
     except OSError:  # a full disk: the work goes on, a waiter only names no process
         pass
     return fd
+
+
+def flock_waiting(fd: int, *, holder: Callable[[int], Any], waiting: Callable[[Any], str], poll_seconds: float,
+                  logger: logging.Logger, named: object = False) -> object:
+    """Take an exclusive `flock` on `fd`, waiting while another process holds it: polled every `poll_seconds` rather
+    than blocked in flock, so that the wait can say whom it waits for. `holder(fd)` reads the holder's record from the
+    file (None where it says nothing readable yet); `waiting(record)` is the line `logger` says, once per holder:
+    again only when another process takes its turn first, so a wait behind several holders does not read as one stuck
+    since the first line. `named`: the record a line was said for already (False: none); returns the last one, for a
+    caller that opens the file anew and waits again. An OSError of flock (a file system without it) is raised."""
+    import fcntl
+
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return named
+        except BlockingIOError:
+            who = holder(fd)
+            # a record not readable (being written) is not a new holder, once a line has been said
+            if named is False or (who is not None and who != named):
+                logger.info("%s", waiting(who))
+                named = who
+            time.sleep(poll_seconds)
 
 
 def _member_lock_holder(fd: int) -> tuple[int, float, str, str] | None:

@@ -683,6 +683,7 @@ def test_nncfs_extension_is_loaded_by_nncf_alone_where_the_toolkits_lock_cannot_
     # system without flock: NNCF's own load falls back on its torch functions there, but the toolkit's lock raised the
     # OSError first, and every compression stopped. No lock: a `lock` found is not known to be a leftover, and is kept.
     import errno
+    import fcntl
     from pathlib import Path
 
     import compress.quantize as quantize
@@ -695,7 +696,7 @@ def test_nncfs_extension_is_loaded_by_nncf_alone_where_the_toolkits_lock_cannot_
         def no_flock(fd, operation):
             raise OSError(errno.ENOLCK, "No locks available")
 
-        monkeypatch.setattr(quantize.fcntl, "flock", no_flock)
+        monkeypatch.setattr(fcntl, "flock", no_flock)  # the module's, as every importer calls it
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(root))
     monkeypatch.setattr(quantize, "_extension_loaded", False)
     asked: list[str] = []
