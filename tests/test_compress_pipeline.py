@@ -1256,22 +1256,30 @@ def test_compress_run_stopped_by_ctrl_c_says_so_in_one_line_with_every_setting_t
         f"\"checkpoint='{folder}'\" data.root={tiny_idx_root} data.name=tiny hw=cpu compress.prune.ratio=0.25")
 
 
-def test_compress_run_stopped_after_its_compression_finished_says_the_files_are_written(tmp_path, tiny_idx_root):
-    # Ctrl-C while compress.run refreshed the run's report, its compression done and written, said "interrupted before
-    # the compression ... finished" and asked to compress again (minutes of pruning and QAT for nothing).
+def _compress_run_whose_report_raises(tmp_path, tiny_idx_root, raising: str):
+    """`python -m compress.run` of a search's member (`run/checkpoints/ck`) whose compression (faked) writes its
+    compressed_metrics.json, and whose refresh of the run's report then raises `raising` (a statement, in the child);
+    returns (the process, the member's folder, the run folder)."""
     run_dir = tmp_path / "run"
     folder = run_dir / "checkpoints" / "ck"
     save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
     (run_dir / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
-    fake = ("import compress.pipeline, nas.report, pathlib\n"
+    fake = ("import errno, compress.pipeline, nas.report, pathlib\n"
             "def fake(folder, **kw):\n"
             "    (pathlib.Path(folder) / 'compressed_metrics.json').write_text('{}')\n"
             "    return {}\n"
             "def report(run_dir):\n"
-            "    raise KeyboardInterrupt\n"
+            f"    {raising}\n"
             "compress.pipeline.compress_checkpoint = fake\n"
             "nas.report.write_reports = report\n")
     (proc,) = compress_runs([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"], setup=fake)
+    return proc, folder, run_dir
+
+
+def test_compress_run_stopped_after_its_compression_finished_says_the_files_are_written(tmp_path, tiny_idx_root):
+    # Ctrl-C while compress.run refreshed the run's report, its compression done and written, said "interrupted before
+    # the compression ... finished" and asked to compress again (minutes of pruning and QAT for nothing).
+    proc, folder, run_dir = _compress_run_whose_report_raises(tmp_path, tiny_idx_root, "raise KeyboardInterrupt")
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"interrupted after the compression of {folder} finished (its files and compressed_metrics.json are written), "
@@ -1307,19 +1315,9 @@ def test_compress_run_whose_writes_fail_says_so_in_one_line_exits_1_and_keeps_th
 def test_compress_run_whose_report_cannot_be_written_says_the_compression_is_done(tmp_path, tiny_idx_root):
     # The disk full as compress.run refreshes the run's report, its compression written: one line saying so and the
     # command that refreshes the report, not a traceback (nor a request to compress again).
-    run_dir = tmp_path / "run"
-    folder = run_dir / "checkpoints" / "ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
-    (run_dir / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
-    fake = ("import errno, compress.pipeline, nas.report, pathlib\n"
-            "def fake(folder, **kw):\n"
-            "    (pathlib.Path(folder) / 'compressed_metrics.json').write_text('{}')\n"
-            "    return {}\n"
-            "def report(run_dir):\n"
-            "    raise OSError(errno.ENOSPC, 'No space left on device', str(pathlib.Path(run_dir) / 'report.html'))\n"
-            "compress.pipeline.compress_checkpoint = fake\n"
-            "nas.report.write_reports = report\n")
-    (proc,) = compress_runs([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"], setup=fake)
+    proc, folder, run_dir = _compress_run_whose_report_raises(
+        tmp_path, tiny_idx_root,
+        "raise OSError(errno.ENOSPC, 'No space left on device', str(pathlib.Path(run_dir) / 'report.html'))")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: cannot write {run_dir / 'report.html'} (No space left on device) after the compression of {folder} "
