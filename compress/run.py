@@ -645,6 +645,13 @@ def format_table(metrics: dict[str, Any]) -> str:
             + (f"\npruned: not pruned, as {reason}" if reason else ""))
 
 
+def _report_refresh(folder: Path, *, lead: str) -> str:
+    """`lead` and the command that refreshes the report of the run `folder` is a member of; '' for a folder outside
+    a run (no report to refresh)."""
+    run_dir = _run_of(folder)
+    return f"{lead}python -m nas.report {shlex.quote(str(run_dir))}" if run_dir is not None else ""
+
+
 def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed: bool = False) -> str:
     """What `python -m compress.run <argv>` prints when Ctrl-C or SIGTERM stops it: the folder holds no file of this
     run's compression, and the files of an earlier one are as they were (`compress.pipeline.compress_checkpoint`), and
@@ -653,9 +660,7 @@ def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed:
     (refreshing the run's report): nothing is to compress again, the report is to refresh."""
     folder = _folder_of(checkpoint)
     if compressed:
-        run_dir = _run_of(folder)
-        refresh = (f", while the run's report was refreshed; to refresh it: python -m nas.report {shlex.quote(str(run_dir))}"
-                   if run_dir is not None else "")
+        refresh = _report_refresh(folder, lead=", while the run's report was refreshed; to refresh it: ")
         return (f"interrupted after the compression of {folder} finished (its files and compressed_metrics.json are "
                 f"written){refresh}")
     return (f"interrupted before the compression of {folder} finished (none of its files was kept; those "
@@ -671,9 +676,7 @@ def disk_failure_line(checkpoint: str | Path, argv: Sequence[str], failed: OSErr
     folder = _folder_of(checkpoint)
     problem = disk_failure_text(failed)
     if compressed:
-        run_dir = _run_of(folder)
-        refresh = (f"; fix that and refresh it: python -m nas.report {shlex.quote(str(run_dir))}"
-                   if run_dir is not None else "")
+        refresh = _report_refresh(folder, lead="; fix that and refresh it: ")
         return (f"{problem} after the compression of {folder} finished (its files and compressed_metrics.json are "
                 f"written), while the run's report was refreshed{refresh}")
     return (f"{problem}: the compression of {folder} stopped (none of its files was kept; those of an earlier "
