@@ -752,10 +752,10 @@ def _disk_failure(e: BaseException) -> bool:
 def with_member_input(folder: Path, kept: dict[str, Any], data: Dataset) -> dict[str, Any]:
     """`kept`, the compressed_metrics.json of a compression of `folder` that a rerun reuses, with its input record
     (`io_contract`) made the member's metrics.json's, and written (atomically), where that record is known to describe
-    the same images: it differs only in the image counts (input.images, not_square, transparent), which `kept` lacks
-    (written before they were kept) or has the same, and in the wording of input.preprocessing (a version that words
-    the same steps more exactly: "round(value / 257)" for "value / 257"), and the counts are those of the data loaded
-    now (`data.image_counts`: this run's data, which a search resuming its study checked to be the study's images).
+    the same images: it differs only in the image counts (input.images, not_square, transparent, grey), which `kept`
+    lacks (written before they were kept) or has the same, and in the wording of input.preprocessing (a version that
+    words the same steps more exactly: "round(value / 257)" for "value / 257"), and the counts are those of the data
+    loaded now (`data.image_counts`: this run's data, which a search resuming its study checked to be the study's images).
     `kept` unchanged elsewhere. A reused record kept its hedge in compress.predict ("whether ... were square is not
     recorded") until compressed again, and its older wording beside the member's new one, where README says both files
     hold the same input record."""
@@ -768,7 +768,9 @@ def with_member_input(folder: Path, kept: dict[str, Any], data: Dataset) -> dict
         counts = recorded_image_counts(member, file=folder / "metrics.json")
     except (OSError, ValueError, KeyError, TypeError, CheckpointError):  # no record of the member's to vouch for them
         return kept
-    if counts != data.image_counts or not isinstance(member, dict) or member == said:
+    # a member's record from before the grey count (None) is of these images where its other counts are the loaded ones
+    loaded = data.image_counts if counts is None or counts.grey is not None else data.image_counts._replace(grey=None)
+    if counts != loaded or not isinstance(member, dict) or member == said:
         return kept  # another load's record, or nothing to change
     images = lambda record: {k: v for k, v in record.items() if k not in (*IMAGE_COUNT_KEYS, "preprocessing")}  # noqa: E731
     if (images(member) != images(said) or member_record.get("output") != kept.get("output")

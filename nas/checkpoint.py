@@ -658,34 +658,41 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
 class ImageCounts(NamedTuple):
     """Of the images a data set's loading read, every split together: how many, and how many of them loading changed
     beyond scale, as `nas.data.reshaped_images_warnings` counts them: not square (stretched to data.img_size) and with
-    transparent pixels (dropped, or composited onto data.background). `nas.data.Dataset.image_counts` holds them and
-    each member records them in its input contract (`io_contract`), so that `compress.predict` can say whether new
+    transparent pixels (dropped, or composited onto data.background); and how many the model got with no colour (`grey`:
+    one channel, or the same value in every channel at every pixel, as `compress.predict` judges a photo given a colour
+    model; None where not known, as in records written before it was kept). `nas.data.Dataset.image_counts` holds them
+    and each member records them in its input contract (`io_contract`), so that `compress.predict` can say whether new
     photos are made as the model's were. Here, not in nas.data: compress.predict reads the record without torch."""
 
     images: int
     not_square: int
     transparent: int
+    grey: int | None = None
 
 
-IMAGE_COUNT_KEYS = ("images", "not_square", "transparent")
-"""The keys of an input record (`io_contract`'s "input") that hold its `ImageCounts`, in their order."""
+IMAGE_COUNT_KEYS = ("images", "not_square", "transparent", "grey")
+"""The keys of an input record (`io_contract`'s "input") that hold its `ImageCounts`, in their order ("grey" absent
+from records written before it was kept)."""
 
 
 def recorded_image_counts(said: dict[str, Any], *, file: str | os.PathLike) -> ImageCounts | None:
     """The `ImageCounts` an input record (`io_contract`'s "input", as read from `file`) holds; None where it holds
-    none of them, or only some (a record from before they were kept: unknown). `CheckpointError` in one line naming
-    `file`, the key and its value where one is not a whole number >= 0, or not_square or transparent exceeds images (a
-    hand-edited record): int() took "2.5" as 2 and -3 as it is, and "many" gave a generic "not a metrics.json"."""
-    if not all(k in said for k in IMAGE_COUNT_KEYS):
+    none of images, not_square and transparent, or only some (a record from before they were kept: unknown); its grey
+    None where the record lacks it (kept from 2026-12-07). `CheckpointError` in one line naming `file`, the key and its
+    value where one is not a whole number >= 0, or not_square, transparent or grey exceeds images (a hand-edited
+    record): int() took "2.5" as 2 and -3 as it is, and "many" gave a generic "not a metrics.json"."""
+    required = IMAGE_COUNT_KEYS[:3]
+    if not all(k in said for k in required):
         return None
-    for key in IMAGE_COUNT_KEYS:
+    present = [k for k in IMAGE_COUNT_KEYS if k in said]
+    for key in present:
         value = said[key]
         # bool is an int to Python; true is no count
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise CheckpointError(f"{file}: input.{key} is {json.dumps(value)}; allowed: a whole number >= 0 (how "
                                   "many of the images the model was trained and tested on)")
-    counts = ImageCounts(*(said[k] for k in IMAGE_COUNT_KEYS))
-    for key in ("not_square", "transparent"):
+    counts = ImageCounts(*(said.get(k) for k in IMAGE_COUNT_KEYS))
+    for key in present[1:]:
         if getattr(counts, key) > counts.images:
             raise CheckpointError(f"{file}: input.{key} is {getattr(counts, key)}, more than input.images "
                                   f"({counts.images}); allowed: a whole number from 0 to input.images")
@@ -699,12 +706,13 @@ def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[floa
     compressed_metrics.json record it under "input" and "output": a deployment makes its frames as `preprocessing` says
     (`nas.data.preprocessing`) and reads logit i as `classes[i]`. `mean`/`std`: the normalisation the graph holds.
     `image_counts` (`nas.data.Dataset.image_counts`): how many images the data set's loading read, and how many of
-    them were not square or had transparent pixels, recorded as "images", "not_square" and "transparent" (left out
-    where None: unknown, as in records written before they were kept)."""
-    # compress.predict tells a deployer whose photos are not square whether the training images were too
+    them were not square, had transparent pixels or were grey, recorded as "images", "not_square", "transparent" and
+    "grey" (left out where None: unknown, as in records written before they were kept)."""
+    # compress.predict tells a deployer whose photos are not square, or grey, whether the training images were too
     counts = {} if image_counts is None else {
         "images": int(image_counts.images), "not_square": int(image_counts.not_square),
-        "transparent": int(image_counts.transparent)}
+        "transparent": int(image_counts.transparent),
+        **({} if image_counts.grey is None else {"grey": int(image_counts.grey)})}
     return {
         "input": {
             "name": INPUT_NAME, "dtype": "float32", "layout": "NCHW",

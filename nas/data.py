@@ -856,8 +856,25 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                                             background=cfg.background):
         log.warning("%s", warning)
     counts = None if untold else ImageCounts(images, sum(o.width != o.height for _, o in notable),
-                                             sum(o.transparent for _, o in notable))
+                                             sum(o.transparent for _, o in notable),
+                                             sum(grey_image_count(s.x) for s in (train, val, test) if s is not None))
     return train, val, test, classes, counts
+
+
+def grey_image_count(x: torch.Tensor, *, chunk: int = 256) -> int:
+    """How many of the (N, C, H, W) images `x`, as loading made them, have no colour: all of them where they have one
+    channel, else those with the same value in every channel at every pixel, as `compress.predict.grey_images` judges a
+    photo given a colour model (so its warning can say whether the model's own images held such ones: a grey photo saved
+    as RGB, or a colour file of grey pixels, counts as it does there). `chunk` images at a time: the comparison's
+    masks of a whole large folder would take as much memory again as its pixels."""
+    if x.shape[1] == 1:
+        return int(x.shape[0])
+    grey = 0
+    for i in range(0, x.shape[0], chunk):
+        part = x[i:i + chunk]
+        same = (part[:, 1:] == part[:, :1]).all(dim=1)  # (n, H, W): every channel equals the first
+        grey += int(same.flatten(1).all(dim=1).sum())
+    return grey
 
 
 def reshaped_images_warnings(notable: Sequence[tuple[str | Path, Original]], *, images: int, size: int | None,
@@ -1177,7 +1194,8 @@ def _read_unsplit(cfg: DataConfig, *, overridden: Collection[str] = ()) -> _Unsp
                            where=Path(cfg.root))
         train, test = (_conform(s, size=cfg.img_size, channels=cfg.channels) for s in (train, test))
         val = None
-        counts: ImageCounts | None = ImageCounts(len(train) + len(test), 0, 0)  # square grey images, stored opaque
+        # square grey images, stored opaque
+        counts: ImageCounts | None = ImageCounts(len(train) + len(test), 0, 0, len(train) + len(test))
     else:
         train, val, test, classes, counts = _load_imagefolder(cfg)
     if (unused := _unused_split_sizes(cfg, val=val, test=test, overridden=overridden)) is not None:

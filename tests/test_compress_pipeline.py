@@ -21,7 +21,7 @@ import compress.pipeline
 from compress.pipeline import COMPRESSED_FILES, compress_checkpoint, fingerprint, is_up_to_date, select_members
 from compress.run import format_table
 from nas.arch import ArchConfig, StageConfig
-from nas.checkpoint import load_checkpoint, save_checkpoint
+from nas.checkpoint import IMAGE_COUNT_KEYS, load_checkpoint, save_checkpoint
 from nas.config import CompressConfig, DataConfig, DataFormat, FinetuneConfig, PruneConfig, QuantizeConfig
 from nas.data import Split, load_dataset
 from nas.errors import CheckpointError, ConfigError, logging_to
@@ -1072,7 +1072,7 @@ def test_a_checkpoint_compressed_alone_records_what_its_files_take_and_give_and_
     on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
     assert on_disk["input"] == metrics["input"] == json.loads(json.dumps(contract["input"]))
     # idx images, all square and opaque, counted as a search's member records them (compress.predict reads them)
-    assert (on_disk["input"]["images"], on_disk["input"]["not_square"], on_disk["input"]["transparent"]) == (500, 0, 0)
+    assert [on_disk["input"][k] for k in ("images", "not_square", "transparent", "grey")] == [500, 0, 0, 500]
     assert on_disk["output"] == contract["output"] and on_disk["output"]["class_names"] == list(data.classes)
     assert on_disk["input"]["preprocessing"] == "idx grey images as stored; uint8 / 255"
     # each file it wrote with its digest, for checking a copy (and for a rerun to check the file is still whole)
@@ -1816,7 +1816,7 @@ def test_a_reused_compression_from_before_the_image_counts_gains_those_its_membe
     contract, rerun = _reused_member(checkpoint, data, monkeypatch,
                                      preprocessing=preprocessing(DataConfig(name="tiny"), in_chans=1, img_size=28))
     counted = contract["input"]
-    before = {k: v for k, v in counted.items() if k not in ("images", "not_square", "transparent")}
+    before = {k: v for k, v in counted.items() if k not in IMAGE_COUNT_KEYS}
     assert rerun(before) == counted and counted["images"] == len(data.train) + len(data.val) + len(data.test)
     # not known to be of the same images: left as they were
     (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": {**counted, "images": 10**6}}))
@@ -1825,6 +1825,25 @@ def test_a_reused_compression_from_before_the_image_counts_gains_those_its_membe
     assert rerun(before) == before  # another contract
     (checkpoint / "metrics.json").unlink()
     assert rerun(before) == before  # no member record (compressed by compress.run alone)
+
+
+def test_a_reused_compression_from_before_the_grey_count_gains_it_and_a_member_record_from_before_still_counts(
+        checkpoint, data, monkeypatch):
+    # input.grey came after the other counts: a compression written between the two, reused by a search rerun, kept
+    # compress.predict's advice of before beside its member's count; and a member's metrics.json from before it (its
+    # other counts those of the data loaded now) vouched for them no more once the loaded counts held a grey one.
+    from nas.data import preprocessing
+
+    contract, rerun = _reused_member(checkpoint, data, monkeypatch,
+                                     preprocessing=preprocessing(DataConfig(name="tiny"), in_chans=1, img_size=28))
+    counted = contract["input"]
+    assert counted["grey"] == data.image_counts.grey == counted["images"]  # idx images: all grey
+    ungreyed = {k: v for k, v in counted.items() if k != "grey"}
+    assert rerun(ungreyed) == counted
+    assert rerun({**ungreyed, "not_square": 1}) == {**ungreyed, "not_square": 1}  # other images: left as it was
+    (checkpoint / "metrics.json").write_text(json.dumps({**contract, "input": ungreyed}))
+    assert rerun({k: v for k, v in counted.items() if k not in IMAGE_COUNT_KEYS}) == ungreyed
+    assert rerun(counted) == counted  # the compression's count kept, not dropped for its member's older record
 
 
 def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_preprocessing(checkpoint, data,
@@ -1837,7 +1856,7 @@ def test_a_reused_compression_takes_its_members_more_exact_wording_of_the_same_p
         preprocessing="decoded with Pillow, ..., 16-bit grey as round(value / 257), ...; uint8 / 255")
     old = {**contract["input"], "preprocessing": "decoded with Pillow, ..., 16-bit grey as value / 257, ...; uint8 / 255"}
     assert rerun(old) == contract["input"]
-    uncounted = {k: v for k, v in old.items() if k not in ("images", "not_square", "transparent")}
+    uncounted = {k: v for k, v in old.items() if k not in IMAGE_COUNT_KEYS}
     assert rerun(uncounted) == contract["input"]  # from before the counts too
     # other images or another model: left as they were
     assert rerun({**old, "background": 255}) == {**old, "background": 255}

@@ -1036,7 +1036,10 @@ def test_the_warnings_on_new_photos_say_what_the_models_recorded_training_images
     ({"transparent": True}, "input.transparent is true; allowed: a whole number >= 0"),
     ({"not_square": 1001}, "input.not_square is 1001, more than input.images (1000); allowed: a whole number from 0 "
                            "to input.images"),
-], ids=["word", "negative", "fraction", "bool", "more-than-images"])
+    ({"grey": "some"}, 'input.grey is "some"; allowed: a whole number >= 0'),
+    ({"grey": 1001}, "input.grey is 1001, more than input.images (1000); allowed: a whole number from 0 to "
+                     "input.images"),
+], ids=["word", "negative", "fraction", "bool", "more-than-images", "grey-word", "grey-more-than-images"])
 @pytest.mark.parametrize("name", ["metrics.json", "compressed_metrics.json"])
 def test_a_malformed_image_count_in_the_input_record_is_one_line_naming_the_file_key_and_value(
         checkpoint, photos, capsys, edit, said, name):

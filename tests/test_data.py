@@ -1893,12 +1893,12 @@ def test_non_square_and_transparent_images_are_each_warned_about_once_per_load_a
         data = load_dataset(DataConfig(**cfg))
     assert _reshaped(caplog) == [stretched, dropped]
     # the same counts kept with the images, for each member's record of its input (compress.predict reads them)
-    assert data.image_counts == ImageCounts(images=16, not_square=2, transparent=1)
+    assert data.image_counts == ImageCounts(images=16, not_square=2, transparent=1, grey=16)  # every one of one value
     # From the cache, decoding nothing: the same lines.
     caplog.clear()
     monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
     with caplog.at_level("WARNING", logger="nas.data"):
-        assert load_dataset(DataConfig(**cfg)).image_counts == (16, 2, 1)
+        assert load_dataset(DataConfig(**cfg)).image_counts == (16, 2, 1, 16)
     assert _reshaped(caplog) == [stretched, dropped]
     monkeypatch.undo()
     # A cache file without its notes beside it (written before they were kept): decoded again, and said all the same.
@@ -1925,13 +1925,52 @@ def test_square_opaque_images_give_no_warning_of_stretching_or_transparency(tmp_
     with caplog.at_level("WARNING", logger="nas.data"):
         data = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8))
     assert _reshaped(caplog) == [] and "opaque" not in caplog.text
-    assert data.image_counts == ImageCounts(images=9, not_square=0, transparent=0)
+    assert data.image_counts == ImageCounts(images=9, not_square=0, transparent=0, grey=9)
 
 
 def test_idx_data_counts_its_images_square_and_opaque(tiny_idx_root):
     # Fashion-MNIST's images are square grey ones without transparency: a member's record says so, as of a folder's.
     data = load_dataset(_idx_cfg(tiny_idx_root))
-    assert data.image_counts == ImageCounts(images=500, not_square=0, transparent=0)
+    assert data.image_counts == ImageCounts(images=500, not_square=0, transparent=0, grey=500)
+
+
+def test_a_folders_grey_images_are_counted_as_compress_predict_judges_a_photo_also_from_the_cache(tmp_path, monkeypatch):
+    # compress.predict told a deployer to add grey photos to the training folder of a colour model whose folder held
+    # 24 grey of 162: the load counts the images it made with no colour (R = G = B at every pixel of the model's input,
+    # as compress.predict.grey_images judges a photo), for each member's record.
+    import nas.data
+    from compress.predict import grey_images
+
+    rng = np.random.default_rng(0)
+    colour = lambda: (rng.random((12, 12, 3)) * 255).astype(np.uint8)  # noqa: E731
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(colour()).save(tmp_path / split / c / f"{i}.png")
+    Image.fromarray(colour()).convert("L").save(tmp_path / "train" / "cat" / "stored_grey.png")
+    Image.fromarray(colour()).convert("L").convert("RGB").save(tmp_path / "test" / "dog" / "grey_as_rgb.png")
+    Image.fromarray(colour()).convert("L").convert("P").save(tmp_path / "train" / "dog" / "grey_palette.png")
+    cut = np.dstack([colour()[..., :1].repeat(3, axis=2), np.full((12, 12, 1), 255, np.uint8)])
+    cut[0, 0] = (255, 0, 0, 0)  # red stored under a transparent pixel: grey once composited onto a grey background
+    Image.fromarray(cut, "RGBA").save(tmp_path / "train" / "dog" / "cut.png")
+    nearly = colour()[..., :1].repeat(3, axis=2)
+    nearly[5, 5, 2] ^= 1  # one pixel off grey: colour, as compress.predict judges it
+    Image.fromarray(nearly).save(tmp_path / "train" / "cat" / "nearly_grey.png")
+    # at their own size: a resize could blend the one coloured pixel away
+    cfg = dict(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=12, val_size=2,
+               cache_dir=str(tmp_path.parent / f"{tmp_path.name}_cache"))
+    data = load_dataset(DataConfig(**cfg))
+    assert data.in_chans == 3 and data.image_counts == ImageCounts(images=17, not_square=0, transparent=1, grey=3)
+    x = torch.cat([data.train.x, data.val.x, data.test.x]).float().div(255).numpy()
+    assert int(grey_images(x).sum()) == 3  # compress.predict's judgement of the same inputs
+    assert load_dataset(DataConfig(**cfg, background=128)).image_counts.grey == 4  # the cut-out composited onto grey
+    # from the cache, decoding nothing: the same count
+    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
+    assert load_dataset(DataConfig(**cfg)).image_counts.grey == 3
+    monkeypatch.undo()
+    # one channel: the model sees no colour in any image
+    assert load_dataset(DataConfig(**{**cfg, "cache_dir": None}, channels=1)).image_counts.grey == 17
 
 
 def test_a_photo_turned_upright_by_its_exif_tag_is_named_at_its_upright_size(tmp_path):

@@ -634,7 +634,7 @@ def test_a_members_input_record_counts_its_images_that_were_not_square_or_transp
     from PIL import Image
 
     import nas.results as results_mod
-    from nas.checkpoint import io_contract
+    from nas.checkpoint import IMAGE_COUNT_KEYS, io_contract
 
     for c, base in (("cat", 10), ("dog", 100)):
         (tmp_path / "photos" / c).mkdir(parents=True)
@@ -646,19 +646,19 @@ def test_a_members_input_record_counts_its_images_that_were_not_square_or_transp
     metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
     on_disk = json.loads((tmp_path / "checkpoints" / arch.arch_id / "metrics.json").read_text())
     assert on_disk["input"] == metrics["input"]
-    assert (on_disk["input"]["images"], on_disk["input"]["not_square"], on_disk["input"]["transparent"]) == (13, 1, 0)
+    assert [on_disk["input"][k] for k in IMAGE_COUNT_KEYS] == [13, 1, 0, 13]  # stored grey: all of them
     # A member folder written before the counts were kept, reused by a resumed search (nothing trained or run again):
     # its record is written again from the data the study checked to be the same images, the counts with it.
     path = tmp_path / "checkpoints" / arch.arch_id / "metrics.json"
     path.write_text(json.dumps({**on_disk, "input": {k: v for k, v in on_disk["input"].items()
-                                                     if k not in ("images", "not_square", "transparent")}}))
+                                                     if k not in IMAGE_COUNT_KEYS}}))
     monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: pytest.fail("ran the model again"))
     results_mod.materialize_member(tmp_path, record, data, run)
     assert json.loads(path.read_text())["input"] == on_disk["input"]
     # unknown (a Dataset made by hand): left out, as in a record from before they were kept
     unknown = io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std, preprocessing="",
                           background=None)
-    assert not {"images", "not_square", "transparent"} & set(unknown["input"])
+    assert not set(IMAGE_COUNT_KEYS) & set(unknown["input"])
 
 
 def test_pareto_json_records_the_precision_its_latencies_are_predicted_at(tmp_path, compose_cfg):
