@@ -120,7 +120,8 @@ class Contract:
     # repeated into 3 channels, never colour
     preprocessing: str = ""
     # how many of the images the model was trained and tested on were not square or had transparent pixels
-    # (input.images, not_square, transparent); None: not recorded (a folder from before they were kept)
+    # or were grey (input.images, not_square, transparent, grey); None: not recorded (a folder from before they were
+    # kept), and grey None where only it is not (a folder from before it was kept)
     image_counts: ImageCounts | None = None
     # whether the training images had no colour in any channel (input.mean and std the same in all 3): an image
     # folder of grey photos trained at data.channels=3, whose model takes grey photos as it was trained on them
@@ -260,7 +261,8 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     input size) and those with transparent pixels (dropped, or composited onto the model's background) get one warning
     each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder,
     and saying how many of the model's own images were such where its record counts them (`Contract.image_counts`).
-    A colour model's grey images (`grey_images`) get one more warning, counting them (`grey_images_warning`), and
+    A colour model's grey images (`grey_images`) get one more warning, counting them and saying how many of the model's
+    own images were grey where its record counts them (`grey_images_warning`), and
     images far lighter or darker than the model's training images on the whole one more (`brightness_warning`)."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
@@ -329,7 +331,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
                                                 trained_on=contract.image_counts):
             log.warning("%s", warning)
     if colourless and (skip_unreadable or not skipped):
-        log.warning("%s", grey_images_warning(colourless, images=len(read)))
+        log.warning("%s", grey_images_warning(colourless, images=len(read), trained_on=contract.image_counts))
     if read and (unlike := brightness_warning(brightness / len(read), images=len(read), contract=contract)) is not None:
         log.warning("%s", unlike)
     logits = np.concatenate(scored)
@@ -349,15 +351,26 @@ def grey_images(x: np.ndarray) -> np.ndarray:
     return ((x[:, 0] == x[:, 1]) & (x[:, 1] == x[:, 2])).reshape(len(x), -1).all(axis=1)
 
 
-def grey_images_warning(grey: Sequence[Path], *, images: int) -> str:
-    """One line for the `grey` images (of `images`) given to a colour model: what the model gets from them, and what
-    to check."""
+def grey_images_warning(grey: Sequence[Path], *, images: int, trained_on: ImageCounts | None = None) -> str:
+    """One line for the `grey` images (of `images`) given to a colour model: what the model gets from them, and, by
+    how many of the model's own images were grey where its record counts them (`trained_on.grey`), what to check:
+    none, and a model trained on colour photos alone can classify grey ones worse (check them, or add such photos to
+    its training folder); some, and it was trained on grey photos too (how many, as the other image notes say); not
+    recorded (a record from before the count), the first advice."""
     one = len(grey) == 1
-    return (f"{len(grey):,} of {counted(images, 'image')} {'is' if one else 'are'} grey (e.g. {grey[0]}: the same "
+    head = (f"{len(grey):,} of {counted(images, 'image')} {'is' if one else 'are'} grey (e.g. {grey[0]}: the same "
             "value in R, G and B at every pixel): the model takes colour (RGB) images, so it gets "
-            f"{'that' if one else 'each'} grey in all 3 channels and sees no colour; a model trained on colour "
-            f"photos can classify grey ones worse: check {'its prediction' if one else 'their predictions'}, or "
-            "add such photos to its training folder")
+            f"{'that' if one else 'each'} grey in all 3 channels and sees no colour")
+    advice = f"check {'its prediction' if one else 'their predictions'}, or add such photos to its training folder"
+    if trained_on is None or trained_on.grey is None:
+        return f"{head}; a model trained on colour photos can classify grey ones worse: {advice}"
+    seen = f"{trained_on.images:,} images the model was trained and tested on"
+    if trained_on.grey == 0:
+        return (f"{head}; none of the {seen} were grey, and a model trained on colour photos alone can classify grey "
+                f"ones worse: {advice}")
+    # Grey photos in the training folder (a user's probe: 24 of 162) were told to add such photos all the same.
+    some = "all" if trained_on.grey == trained_on.images else f"{trained_on.grey:,} of the"
+    return f"{head}, as in {some} {seen}"
 
 
 def brightness_warning(mean: float, *, images: int, contract: Contract) -> str | None:

@@ -1106,6 +1106,36 @@ def test_grey_photos_given_to_a_colour_model_are_counted_in_one_warning(checkpoi
     assert not [r for r in caplog.records if "grey" in r.getMessage()]
 
 
+@pytest.mark.parametrize("recorded", ["no grey", "some grey", "all grey", "before the grey count", "no counts"])
+def test_the_grey_photos_warning_says_how_many_of_the_models_recorded_training_images_were_grey(
+        checkpoint, tmp_path, caplog, recorded):
+    # A colour model trained on an image folder that held grey photos (a user's probe: 24 of 162) was said to classify
+    # grey ones worse, and the deployer told to add such photos to its training folder: the record counts them now.
+    folder, _ = checkpoint
+    metrics = json.loads((folder / "metrics.json").read_text())
+    counts = {"no grey": {"grey": 0}, "some grey": {"grey": 24}, "all grey": {"grey": 162},
+              "before the grey count": {}}.get(recorded)
+    if counts is not None:
+        metrics["input"].update(images=162, not_square=0, transparent=0, **counts)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    new = tmp_path / "new"
+    new.mkdir()
+    Image.fromarray((np.random.default_rng(5).random((16, 16)) * 255).astype(np.uint8)).save(new / "grey.png")
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder, [new])
+    head = (f"1 of 1 image is grey (e.g. {new / 'grey.png'}: the same value in R, G and B at every pixel): the model "
+            "takes colour (RGB) images, so it gets that grey in all 3 channels and sees no colour")
+    advice = "check its prediction, or add such photos to its training folder"
+    assert [r.getMessage() for r in caplog.records if " is grey " in r.getMessage()] == [head + {
+        "no grey": "; none of the 162 images the model was trained and tested on were grey, and a model trained on "
+                   f"colour photos alone can classify grey ones worse: {advice}",
+        "some grey": ", as in 24 of the 162 images the model was trained and tested on",
+        "all grey": ", as in all 162 images the model was trained and tested on",
+        # not recorded: the advice of before
+        "before the grey count": f"; a model trained on colour photos can classify grey ones worse: {advice}",
+        "no counts": f"; a model trained on colour photos can classify grey ones worse: {advice}"}[recorded]]
+
+
 def test_a_floating_point_tiff_is_skipped_with_skip_unreadable_and_named_with_the_other_unreadable_files(
         checkpoint, photos, tmp_path, capsys):
     # A float TIFF (a depth map, a scientific export) among the photos stopped the run at the first one alone, with
