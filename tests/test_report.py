@@ -1861,6 +1861,39 @@ def test_a_run_folder_whose_trials_csv_or_pareto_json_was_deleted_names_the_rebu
         (run_dir / name).write_bytes(kept)
 
 
+def test_a_renamed_run_folder_missing_trials_csv_names_the_rebuild_of_its_databases_study(
+        tmp_path: pathlib.Path, run_dir: pathlib.Path) -> None:
+    """A run folder copied or renamed from runs/r1 to runs/r2 named the rebuild search.study_name=r2, which was refused:
+    its study.db holds study 'r1', and the rebuild reads the folder runs_dir/study_name. Read from the database, without
+    writing to it."""
+    import optuna
+
+    folder = run_dir.rename(tmp_path / "r2")
+    storage = f"sqlite:///{folder / 'study.db'}"
+    optuna.create_study(study_name="r1", storage=storage)
+    (folder / "trials.csv").unlink()
+    before = (folder / "study.db").stat().st_mtime_ns
+    with pytest.raises(MissingRunFileError) as err:
+        write_reports(folder)
+    assert str(err.value).startswith(
+        f"no trials.csv in {folder}; its study.db holds study 'r1', so the folder was copied or renamed from a run of "
+        f"that name (the rebuild reads the run folder search.runs_dir/search.study_name): move it back to {tmp_path / 'r1'}, "
+        f"then rebuild the run folder's files from its study: python -m nas.report search.runs_dir={tmp_path} "
+        "search.study_name=r1 "), err.value
+    assert (folder / "study.db").stat().st_mtime_ns == before and not (tmp_path / "r1").exists()
+    (tmp_path / "r1").mkdir()  # the original still there: moved elsewhere under that name
+    assert "move it into another folder as r1 (" in str(pytest.raises(MissingRunFileError, write_reports, folder).value)
+    optuna.create_study(study_name="r0", storage=storage)  # several, none of the folder's name: the user picks one
+    assert (f"its study.db holds studies 'r0', 'r1', none named 'r2': move the folder to {tmp_path}/<the name of the "
+            f"study to rebuild> (the rebuild reads the run folder search.runs_dir/search.study_name), then rebuild the "
+            f"run folder's files from its study: python -m nas.report search.runs_dir={tmp_path} "
+            "search.study_name=<its name> ") in str(pytest.raises(MissingRunFileError, write_reports, folder).value)
+    optuna.create_study(study_name="r2", storage=storage)  # the folder's own among them: its name, as before
+    assert (f"no trials.csv in {folder}; rebuild the run folder's files from its study: python -m nas.report "
+            f"search.runs_dir={tmp_path} search.study_name=r2 ") in str(
+                pytest.raises(MissingRunFileError, write_reports, folder).value)
+
+
 def test_a_run_folder_whose_first_search_was_killed_before_pareto_json_says_so_and_to_rerun_it(
         run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A first search killed (kill -9) during its members' final training leaves no pareto.json: the report of its
