@@ -30,7 +30,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from nas.latency.measure import int8_saturates, machine_info, make_runner, time_
 from nas.layout import COMPRESSED_FILES, IR_FILES
 from nas.layout import COMPRESSED_JSON as METRICS_FILE  # the name this module has always used
 from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
+from nas.rebuild import setting_key
 from nas.stats import format_p, interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything
 
@@ -399,16 +400,20 @@ def check_memory(arch: ArchConfig, cfg: CompressConfig, data: Dataset, *, budget
 
 
 def check_data_shape(folder: str | os.PathLike, arch: ArchConfig, meta: dict[str, Any], data: Dataset, *,
-                     root: str | None = None, background: int | None = None) -> None:
+                     root: str | None = None, background: int | None = None, recorded: Sequence[str] = ()) -> None:
     """`ConfigError` when `data`'s images or classes are not the shape the checkpoint's `arch` takes, naming the
     settings that make them (`meta`: the checkpoint's metadata, whose `dataset` says what it was trained on; `root`: the
     data.root its search recorded, None when unknown; `background`: the data.background its search recorded, named for
-    an image folder, None when transparency was dropped or nothing was recorded)."""
+    an image folder, None when transparency was dropped or nothing was recorded), then each of `recorded` (the data
+    settings its search's records show, `compress.run.recorded_data_settings`: its split, say) of a key not named yet:
+    pasted without the split settings, the hint was refused in turn for the test images."""
     if (arch.in_chans, arch.img_size, arch.num_classes) == (data.in_chans, data.img_size, data.num_classes):
         return
     settings = trained_data_settings(dataset=meta.get("dataset"), root=root, channels=arch.in_chans,
                                      img_size=arch.img_size, background=background,
                                      loaded=(data.in_chans, data.img_size))
+    named = {setting_key(s) for s in settings}
+    settings += [s for s in recorded if setting_key(s) not in named]
     hint = "; pass the data it was trained on" + (f": {' '.join(settings)}" if settings else "")
     raise ConfigError(
         f"checkpoint {folder} expects {arch.in_chans}x{arch.img_size}x{arch.img_size} images and {arch.num_classes} classes; "

@@ -39,7 +39,7 @@ from nas.errors import (DISK_EXIT, WRITE_ERRNOS, CheckpointError, ConfigError, c
                         disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal,
                         interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
 from nas.latency.hardware import element_size_warning, few_archs_warning, input_warning
-from nas.rebuild import override_value, searched_final_train
+from nas.rebuild import override_value, searched_final_train, setting_key
 from nas.stats import format_p
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
     root = recorded_root(folder, meta)
-    check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1])
+    check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1],
+                     recorded=recorded_data_settings(folder))
     _check_background(folder, run.data)
     data = _check_test_images(folder, data, run.data, root=root)
     # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
@@ -325,11 +326,15 @@ def _data_group(name: str) -> dict[str, Any] | None:
                                   enum_to_str=True)
 
 
+# conf/compress_run.yaml's data group, and conf/search.yaml's
+_DEFAULT_DATA = "fashion_mnist"
+
+
 def _default_data() -> DataConfig:
     """The data `python -m compress.run` loads when none is chosen: conf/compress_run.yaml's default group."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), _data_group("fashion_mnist")))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), _data_group(_DEFAULT_DATA)))
 
 
 def searched_data(folder: Path) -> tuple[DataConfig, str] | None:
@@ -339,6 +344,31 @@ def searched_data(folder: Path) -> tuple[DataConfig, str] | None:
     so. None outside a run folder, and where config.yaml is missing, unreadable, holds no data settings or names other
     data than the member's metrics.json. `ConfigError` where that data.root is no folder here (moved, or another
     machine's), naming it and the settings to pass with the folder the images are in now."""
+    from dataclasses import replace
+
+    found = _searched_config(folder)
+    if found is None:
+        return None
+    data, source = found
+    root = data.root
+    if not Path(root).is_dir():
+        from compress.pipeline import root_setting  # torch with it: imported only for this refusal
+
+        # the root named even where it is its group's own (Fashion-MNIST's default folder, not installed here)
+        named = _data_settings(data)
+        settings = [named[0], root_setting(root),
+                    *(s for s in named[1:] if not s.startswith(("data.root=", "\"data.root=")))]
+        said = "is a file, not a folder" if Path(root).exists() else "does not exist"
+        raise ConfigError(f"checkpoint {folder} was searched on data.root={root} ({source}), which {said} here; pass "
+                          f"its data with the folder its images are in now: {' '.join(settings)}")
+    if not Path(root).is_absolute():  # a folder from here: named as one, whatever the command's folder later
+        data = replace(data, root=str(Path(root).absolute()))
+    return data, f"data: the search's ({' '.join(_data_settings(data))}), from {source}"
+
+
+def _searched_config(folder: Path) -> tuple[DataConfig, str] | None:
+    """`searched_data`'s data as its run's config.yaml (and pareto.json's data.root) records it, whether that root is a
+    folder here or not, and the file(s) it is from, as `searched_data`'s line names them; None where `searched_data` is."""
     import json
     from dataclasses import fields, replace
 
@@ -373,19 +403,7 @@ def searched_data(folder: Path) -> tuple[DataConfig, str] | None:
     data = replace(data, root=root, cache_dir=cache_dir)
     source = str(config) + (f" (data.root from {config.parent / 'pareto.json'})"
                             if recorded is not None and recorded != searched.get("root") else "")
-    if not Path(root).is_dir():
-        from compress.pipeline import root_setting  # torch with it: imported only for this refusal
-
-        # the root named even where it is its group's own (Fashion-MNIST's default folder, not installed here)
-        named = _data_settings(data)
-        settings = [named[0], root_setting(root),
-                    *(s for s in named[1:] if not s.startswith(("data.root=", "\"data.root=")))]
-        said = "is a file, not a folder" if Path(root).exists() else "does not exist"
-        raise ConfigError(f"checkpoint {folder} was searched on data.root={root} ({source}), which {said} here; pass "
-                          f"its data with the folder its images are in now: {' '.join(settings)}")
-    if not Path(root).is_absolute():  # a folder from here: named as one, whatever the command's folder later
-        data = replace(data, root=str(Path(root).absolute()))
-    return data, f"data: the search's ({' '.join(_data_settings(data))}), from {source}"
+    return data, source
 
 
 def _data_settings(data: DataConfig) -> list[str]:
@@ -571,6 +589,46 @@ def searched_data_settings(folder: Path) -> list[str]:
         shape = _searched_shape_settings(folder, dataset)
         settings = [f"data={dataset}"] + shape if shape or metric != "accuracy" else []
     return settings + ([f"data.metric={metric}"] if metric != "accuracy" else [])
+
+
+def recorded_data_settings(folder: Path, *, root: str | None = None) -> list[str]:
+    """The data settings, each one shell argument, of the data that the search of the checkpoint in `folder` ran on, as
+    its records show them: for a member of a run folder every `data.*` its run's config.yaml records otherwise than
+    its data group's file, with the data.root its pareto.json records (`searched_data`'s); else those the checkpoint's
+    metrics.json records (`searched_data_settings`: an image folder's root, size, channels, background and split
+    settings, data.metric). A recorded root that is no folder here is named by a placeholder saying where it was
+    (`compress.pipeline.root_setting`). `root`: a data.root given on the command line (where the images are on this
+    machine), named instead of the recorded one. [] where nothing but the default data is recorded and no root given.
+    For the hints that send the user to a command on the search's data (compress.run's data-shape refusal, the
+    nas.report command of `compress.members=top_k`): one naming the size alone was refused in turn for the test images
+    of another split."""
+    from dataclasses import replace
+
+    found = _searched_config(folder)
+    if found is not None:
+        data = found[0]
+        if root is not None:
+            settings = _data_settings(replace(data, root=root))
+        elif Path(data.root).is_dir():  # absolute, as `searched_data` loads it: the hint may be pasted elsewhere
+            settings = _data_settings(replace(data, root=str(Path(data.root).absolute())))
+        elif data.root == (_data_group(data.name) or {}).get("root"):  # its group's own: what the command reads too
+            settings = _data_settings(data)
+        else:  # moved, or another machine's: named even where it is its group's own, as `searched_data` names it
+            from compress.pipeline import root_setting  # torch with it: imported only for this
+
+            settings = _with_root(_data_settings(data), root_setting(data.root))
+    else:
+        settings = searched_data_settings(folder)
+        if root is not None:
+            settings = _with_root(settings, shell_override(key="data.root", value=root))
+    return [] if settings == [f"data={_DEFAULT_DATA}"] else settings
+
+
+def _with_root(settings: list[str], root: str) -> list[str]:
+    """`settings` with `root` (a data.root setting) in place of theirs, after their data group."""
+    rest = [s for s in settings if setting_key(s) != "data.root"]
+    at = 1 if rest and setting_key(rest[0]) == "data" else 0
+    return [*rest[:at], root, *rest[at:]]
 
 
 def _searched_shape_settings(folder: Path, dataset: str) -> list[str]:

@@ -24,6 +24,11 @@ def override_value(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def setting_key(setting: str) -> str:
+    """The key of a command-line setting given as one shell argument (`"data.root='/my data'"`: data.root)."""
+    return setting.lstrip("\"'+~").split("=", 1)[0]
+
+
 def _group(name: str, group: str, schema: type) -> dict[str, Any]:
     """The config group `group`/`name` (conf/<group>/<name>.yaml) over its schema's defaults, as a plain dict."""
     from omegaconf import OmegaConf

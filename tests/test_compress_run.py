@@ -342,10 +342,19 @@ def test_a_member_of_an_image_folder_search_compresses_on_its_own_images_unless_
                     f"from {run_dir / 'config.yaml'}"]
     # a data setting on the command line wins: the search's are not merged into it
     caplog.clear()
-    with pytest.raises(ConfigError, match=r"expects 3x12x12 images and 3 classes; dataset 'imagefolder' has 3x16x16"):
+    with pytest.raises(ConfigError) as refused:
         compress.run_compress(compress.compose_compress_config(
             [f"checkpoint={folder}", "hw=cpu", "data=imagefolder", f"data.root={images}", "data.img_size=16"]))
     assert not any(r.getMessage().startswith("data: ") for r in caplog.records)
+    # the search's split too (config.yaml's data.val_size=0.25): the hint named the size alone, and pasted it loaded
+    # another split than the search's (another test_size or split_seed: refused for its test images)
+    assert str(refused.value) == (
+        f"checkpoint {folder} expects 3x12x12 images and 3 classes; dataset 'imagefolder' has 3x16x16 and 3; pass the "
+        f"data it was trained on: data=imagefolder data.root={images} data.img_size=12 data.channels=3 data.val_size=0.25")
+    given.clear()
+    compress.run_compress(compress.compose_compress_config(
+        [f"checkpoint={folder}", "hw=cpu", *shlex.split(str(refused.value).split("trained on: ", 1)[1])]))
+    assert given["data"].img_size == 12 and given["augment"].val_size == 0.25
     # the images moved: the search's root is named, with the settings to pass
     moved = shutil.move(images, tmp_path / "moved")
     with pytest.raises(ConfigError) as refused:
@@ -387,3 +396,48 @@ def test_the_searched_data_of_a_member_is_its_run_config_yamls_with_the_root_its
     # a config.yaml of other data than the member's metrics.json names says nothing of the member's
     (folder / "metrics.json").write_text(json.dumps({"dataset": "imagefolder"}))
     assert searched_data(folder) is None
+
+
+def _recorded_member(tmp_path):
+    """(member folder, image folder) of a run folder whose config.yaml records an image folder searched at its own
+    size and split, relative as typed, and whose pareto.json records that folder's absolute path."""
+    import yaml
+
+    images = tmp_path / "images"
+    images.mkdir()
+    run = tmp_path / "runs" / "s"
+    member = run / "checkpoints" / "m0"
+    member.mkdir(parents=True)
+    searched = {"name": "imagefolder", "format": "imagefolder", "root": "images", "img_size": 12, "val_size": 0.25,
+                "test_size": 0.3, "split_seed": 5, "metric": "accuracy"}
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": searched}))
+    (run / "pareto.json").write_text(json.dumps({"data": {"root": str(images)}}))
+    (member / "metrics.json").write_text(json.dumps({"dataset": "imagefolder"}))
+    return member, images
+
+
+def test_recorded_data_settings_name_every_data_setting_the_search_set(tmp_path):
+    # The hints that send the user to a command on the search's data named its size (compress.run's data-shape refusal)
+    # or a data.root typed on the command line (the top_k rebuild), not its split: pasted, the command loaded another.
+    from compress.run import recorded_data_settings
+
+    member, images = _recorded_member(tmp_path)
+    split = ["data.img_size=12", "data.val_size=0.25", "data.test_size=0.3", "data.split_seed=5"]
+    assert recorded_data_settings(member) == ["data=imagefolder", f"data.root={images}", *split]
+    # a root given on the command line (where the images are here) in place of the recorded one
+    assert recorded_data_settings(member, root="/here") == ["data=imagefolder", "data.root=/here", *split]
+    images.rmdir()  # moved: its old place named, not pasted as if it were there
+    assert recorded_data_settings(member) == ["data=imagefolder", f"data.root=<its image folder, {images} when searched>",
+                                              *split]
+    # a member copied out of its run: what its metrics.json records (its test images' split among them)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "metrics.json").write_text(json.dumps({
+        "dataset": "imagefolder", "metric": "balanced_accuracy", "input": {"channels": 3, "img_size": 12},
+        "test_images": {"split": {"split_seed": 5, "val_size": 0.25, "test_size": 0.3, "stratify": True}}}))
+    assert recorded_data_settings(copy, root="/here") == [
+        "data=imagefolder", "data.root=/here", "data.img_size=12", "data.channels=3", "data.split_seed=5",
+        "data.val_size=0.25", "data.test_size=0.3", "data.metric=balanced_accuracy"]
+    assert recorded_data_settings(tmp_path / "nothing") == [] and recorded_data_settings(tmp_path / "nothing",
+                                                                                         root="/x") == ["data.root=/x"]
+
