@@ -252,11 +252,13 @@ _ONE_CHECKPOINT = ("compress.run compresses the one checkpoint= it is given: pas
 
 def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     """The `python -m nas.report` command that compresses the best k members of the run that `checkpoint` is a member
-    of: its runs_dir and study_name from the folder's path, the `data_root` this command was given (None: its data
-    group's own; the rebuild takes a study's data from here, on this machine), and the final_train its members were
-    trained with where that is not final_train's default (`nas.rebuild.searched_final_train`): without it the rebuild refuses to
-    train them again with the default recipe (`nas.search.export_study`), a second refusal after this one. Outside a
-    run folder the settings are named by placeholders."""
+    of: its runs_dir and study_name from the folder's path, the data settings its search's records show
+    (`recorded_data_settings`, with the `data_root` this command was given in place of the recorded one: the rebuild
+    takes a study's data.root from the command, on this machine; a recorded root alone was left out, and the rebuild
+    then read the default data's folder), and the final_train its members were trained with where that is not
+    final_train's default (`nas.rebuild.searched_final_train`): without it the rebuild refuses to train them again with
+    the default recipe (`nas.search.export_study`), a second refusal after this one. Outside a run folder the settings
+    are named by placeholders."""
     run_dir = _run_of(_folder_of(checkpoint)) if checkpoint else None
     if run_dir is None:
         return ("python -m nas.report search.runs_dir=<folder above the run> search.study_name=<its name> "
@@ -265,7 +267,7 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     # shell's quotes alone); searched_final_train's settings are one shell argument each already.
     named = [shell_override(key="search.runs_dir", value=str(run_dir.parent)),
              shell_override(key="search.study_name", value=run_dir.name),
-             *([shell_override(key="data.root", value=data_root)] if data_root else []), *searched_final_train(run_dir),
+             *recorded_data_settings(_folder_of(checkpoint), root=data_root), *searched_final_train(run_dir),
              "compress.members=top_k"]
     return f"python -m nas.report {' '.join(named)} compress.top_k=<k>"  # <k> left to the user, unquoted
 

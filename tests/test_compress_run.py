@@ -441,3 +441,26 @@ def test_recorded_data_settings_name_every_data_setting_the_search_set(tmp_path)
     assert recorded_data_settings(tmp_path / "nothing") == [] and recorded_data_settings(tmp_path / "nothing",
                                                                                          root="/x") == ["data.root=/x"]
 
+
+def test_top_k_hint_names_the_searchs_recorded_data(tmp_path):
+    # It named only a data.root typed on the command line, not the search's recorded one: the rebuild of a search of
+    # Fashion-MNIST in another folder then read the default folder. Named as compress.run's data-shape refusal names them.
+    member, images = _recorded_member(tmp_path)
+    split = "data.img_size=12 data.val_size=0.25 data.test_size=0.3 data.split_seed=5"
+    with pytest.raises(ConfigError) as refused:
+        check_members("top_k", checkpoint=member)
+    assert str(refused.value).endswith(
+        f"python -m nas.report search.runs_dir={tmp_path / 'runs'} search.study_name=s data=imagefolder "
+        f"data.root={images} {split} compress.members=top_k compress.top_k=<k>")
+    with pytest.raises(ConfigError) as refused:
+        check_members("top_k", checkpoint=member, data_root="/here")
+    assert f"search.study_name=s data=imagefolder data.root=/here {split} compress.members=top_k" in str(refused.value)
+    fashion = tmp_path / "fashion"
+    fashion.mkdir()
+    (member.parent.parent / "config.yaml").write_text("data: {name: fashion_mnist, format: idx, root: fashion}\n")
+    (member.parent.parent / "pareto.json").write_text(json.dumps({"data": {"root": str(fashion)}}))
+    (member / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist"}))
+    with pytest.raises(ConfigError) as refused:
+        check_members("top_k", checkpoint=member)
+    assert str(refused.value).endswith(f"search.study_name=s data=fashion_mnist data.root={fashion} "
+                                       "compress.members=top_k compress.top_k=<k>")
