@@ -370,7 +370,8 @@ def searched_data(folder: Path) -> tuple[DataConfig, str] | None:
 
 def _searched_config(folder: Path) -> tuple[DataConfig, str] | None:
     """`searched_data`'s data as its run's config.yaml (and pareto.json's data.root) records it, whether that root is a
-    folder here or not, and the file(s) it is from, as `searched_data`'s line names them; None where `searched_data` is."""
+    folder here or not, and the file(s) it is from, as `searched_data`'s line names them; None where `searched_data`
+    is."""
     import json
     from dataclasses import fields, replace
 

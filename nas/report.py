@@ -309,22 +309,24 @@ def _study_names(run_dir: pathlib.Path) -> list[str] | None:
         return None
 
 
-# The study name of a rebuild hint for a folder whose database holds several studies, none of its name: the user's choice
+# The study name of a rebuild hint for a folder whose database holds several studies, none of its name: the user's
+# choice
 _CHOSEN_STUDY = "<its name>"
 
 
 def _moved_from(run_dir: pathlib.Path) -> tuple[str, str | None]:
     """For a run folder copied or renamed from another run's (its study.db holds no study of the folder's name): what
     to do first, and the study name its rebuild takes (`_CHOSEN_STUDY` where it holds several); else ("", None): the
-    folder's name is the study's, or its study is elsewhere (search.storage) or unreadable. The rebuild reads the run folder search.runs_dir/search.study_name, so `search.study_name=<folder name>`
-    was refused (the study is not in the database) and the study's own name alone reads another folder."""
+    folder's name is the study's, or its study is elsewhere (search.storage) or unreadable. The rebuild reads the run
+    folder search.runs_dir/search.study_name, so `search.study_name=<folder name>` was refused (the study is not in the
+    database) and the study's own name alone reads another folder."""
     folder = run_dir.resolve() if run_dir.name in ("", "..") else run_dir
     names = _study_names(run_dir)
     if not names or folder.name in names:
         return "", None
     if len(names) > 1:
-        return (f"its study.db holds studies {', '.join(map(repr, names))}, none named {folder.name!r}: move the folder "
-                f"to {folder.parent}/<the name of the study to rebuild> (the rebuild reads the run folder "
+        return (f"its study.db holds studies {', '.join(map(repr, names))}, none named {folder.name!r}: move the "
+                f"folder to {folder.parent}/<the name of the study to rebuild> (the rebuild reads the run folder "
                 "search.runs_dir/search.study_name), then "), _CHOSEN_STUDY
     study = names[0]
     target = folder.parent / study
