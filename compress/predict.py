@@ -39,8 +39,8 @@ from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.telemetry import openvino_telemetry_off
-from nas.errors import (CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted, exit_on_error,
-                        exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
+from nas.errors import (DISK_EXIT, CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted,
+                        disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
                         readable_text, writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
@@ -714,9 +714,9 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: errors (the command line's too) become one line and exit code 2 (SystemExit); a `--csv` file
-    that cannot be written, one line after the predictions and exit code 1; Ctrl-C or SIGTERM, one line (the --csv file
-    is as it was: it is written whole, at the end) and exit code 130 or 143, also where the process ignores SIGINT (a
-    script's background job)."""
+    that cannot be written, one line after the predictions and exit code 1 (before them where the disk is full or over
+    quota already); Ctrl-C or SIGTERM, one line (the --csv file is as it was: it is written whole, at the end) and exit
+    code 130 or 143, also where the process ignores SIGINT (a script's background job)."""
     parser = _OneLineParser(prog="python -m compress.predict",  # the docstring's first paragraph ends in ":"
                             description=__doc__.split("\n\n")[0].rstrip(":") + ".")
     parser.add_argument("model", help="checkpoint folder (runs its model_int8.xml, else model.onnx), or a model "
@@ -749,7 +749,11 @@ def _predict_command(args: argparse.Namespace) -> int:
     """`main` once its arguments are parsed."""
     with lines_on_stderr("compress", "nas"), exit_on_error():
         if args.csv is not None:
-            writable_file(args.csv, setting="--csv")
+            try:
+                writable_file(args.csv, setting="--csv")
+            except OSError as e:  # the disk full or over quota: its failed write, not a --csv refused (exit 2)
+                print(f"error: {disk_failure_text(e)}; free space, or pass another --csv, and rerun", file=sys.stderr)
+                return DISK_EXIT
             _clear_killed_csv_writes(args.csv)
         predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb,
                               skip_unreadable=args.skip_unreadable, setting_names=CLI_FLAGS)

@@ -498,6 +498,10 @@ DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, e
 WRITE_ERRNOS = DISK_ERRNOS | {errno.EACCES, errno.EPERM}
 DISK_EXIT = 1
 """The exit status of every command stopped by a write that failed (`DISK_ERRNOS`, `WRITE_ERRNOS`)."""
+# The disk's own state (full, over quota, a file over the size limit, failing), which freeing space or fixing the disk
+# cures: met by the check of an output folder before the work, it is said as a failed write (`disk_failure_text`, exit
+# `DISK_EXIT`), not as the folder refused. A read-only file system is the folder's: bad input, "pass a writable one".
+DISK_STATE_ERRNOS = DISK_ERRNOS - {errno.EROFS}
 
 
 def disk_failure(e: BaseException, *, errnos: frozenset[int] = DISK_ERRNOS) -> OSError | None:
@@ -522,7 +526,9 @@ def disk_failure_text(e: OSError) -> str:
 
 def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
     """Create `folder` (and its parents) for output, or raise `ConfigError` naming `setting` (e.g. "out=...") when it
-    cannot be made or written: checked before the work whose results would go there, so none is lost."""
+    cannot be made or written: checked before the work whose results would go there, so none is lost. A disk that
+    refuses it for its own state (`DISK_STATE_ERRNOS`: full, over quota) raises that `OSError` instead, naming the
+    folder: the command's failed write (`disk_failure_text`, exit `DISK_EXIT`), as "pass a writable one" misleads there."""
     path = Path(folder)
     blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
@@ -530,6 +536,8 @@ def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # no permission, a read-only disk
+        if e.errno in DISK_STATE_ERRNOS:
+            raise
         raise ConfigError(f"{setting}: cannot create the folder {str(path)!r} ({e.strerror or e}); pass a writable one") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"{setting}: the folder {str(path)!r} is not writable; pass a writable one")
@@ -539,7 +547,8 @@ def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
 def writable_file(path: str | os.PathLike, *, setting: str) -> Path:
     """`path` as an output file whose folder exists (created) and takes a file, or `ConfigError` naming `setting`. The
     folder is tried with a probe file created and deleted there: as root `os.access` says yes to /proc or a read-only
-    mount, and the write after minutes of work was the first to find out."""
+    mount, and the write after minutes of work was the first to find out. A disk that refuses the probe for its own
+    state (`DISK_STATE_ERRNOS`: full, over quota) raises that `OSError` instead, naming `path`, as `make_folder` does."""
     import tempfile
 
     path = Path(path)
@@ -549,6 +558,8 @@ def writable_file(path: str | os.PathLike, *, setting: str) -> Path:
     try:
         handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
     except OSError as e:
+        if e.errno in DISK_STATE_ERRNOS:  # named as the file the command is to write, not the probe's random name
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise ConfigError(f"{setting}: cannot write a file in the folder {str(folder)!r} ({e.strerror or e}); pass a path in a "
                           "writable folder") from None
     os.close(handle)

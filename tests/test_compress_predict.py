@@ -221,6 +221,37 @@ def test_a_csv_cut_short_mid_write_leaves_the_previous_file_whole(checkpoint, ph
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "p.csv", "photos"]  # nor a temporary file left
 
 
+@pytest.mark.parametrize("number, code, said", [
+    # the disk's state, not the setting's: said as the failed write after the predictions is, with its exit status 1
+    (28, 1, "error: cannot write {out} (No space left on device); free space, or pass another --csv, and rerun"),
+    # a folder this user may not write in stays bad input (exit 2), naming the setting and what to pass
+    (13, 2, "error: --csv: cannot write a file in the folder '{folder}' (Permission denied); pass a path in a writable folder"),
+])
+def test_a_csv_folder_the_disk_refuses_before_the_work_is_its_failed_write_not_bad_input(checkpoint, photos, tmp_path,
+                                                                                          monkeypatch, capsys, number,
+                                                                                          code, said):
+    # A full disk or quota met by the check of --csv's folder was refused as bad input, "pass a path in a writable
+    # folder", exit 2: the folder was fine, and another one on the same disk fails alike.
+    import os
+    import tempfile
+
+    folder, _ = checkpoint
+    out = tmp_path / "preds" / "p.csv"
+
+    def refused(*args, dir=None, **kwargs):  # the probe file the check creates there
+        raise OSError(number, os.strerror(number), os.path.join(str(dir), ".p.csv.x.probe"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    try:  # a refusal is SystemExit(2), as exit_on_error gives it; a failed write the returned status
+        status = main([str(folder), str(photos), "--csv", str(out)])
+    except SystemExit as e:
+        status = e.code
+    assert status == code
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == said.format(out=out, folder=out.parent) and "Traceback" not in captured.err
+    assert captured.out == "" and not out.exists()  # before the work: nothing classified
+
+
 def test_a_csv_write_killed_before_its_rename_leaves_a_temporary_file_the_next_run_removes(checkpoint, photos, tmp_path,
                                                                                           capsys):
     # The CSV is written to a tagged temporary file renamed onto it; a kill -9 in between left that file forever.

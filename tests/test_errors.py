@@ -373,3 +373,44 @@ def test_a_write_the_disk_refused_is_found_inside_a_librarys_own_error_and_named
     assert disk_failure(denied) is None and disk_failure(denied, errnos=WRITE_ERRNOS) is denied  # the folder, not the disk
     assert disk_failure(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
     assert {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO} == DISK_ERRNOS
+
+
+@pytest.mark.parametrize("name, disk", [("ENOSPC", True), ("EDQUOT", True), ("EFBIG", True), ("EIO", True),
+                                        ("EROFS", False), ("EACCES", False)])
+def test_an_output_folder_check_the_disks_state_fails_is_a_failed_write_and_an_unwritable_folder_bad_input(
+        tmp_path, monkeypatch, name, disk):
+    # A full disk or quota (ENOSPC, EDQUOT), a file over the size limit (EFBIG), a failing disk (EIO) met by the check
+    # before the work was a ConfigError, "pass a writable one" (exit 2): the commands' failed write now (the OSError,
+    # naming the file or folder, exit 1); a read-only disk (EROFS) or no permission (EACCES) is still the folder's.
+    import errno
+    import tempfile
+
+    from nas.errors import ConfigError, make_folder, writable_file
+
+    number = getattr(errno, name)
+
+    def refused(*args, dir=None, **kwargs):  # mkstemp's error names the probe file, a random name
+        raise OSError(number, os.strerror(number), os.path.join(str(dir), ".m.csv.x.probe"))
+
+    def refused_mkdir(self, *args, **kwargs):
+        raise OSError(number, os.strerror(number), str(self))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    out = tmp_path / "m.csv"
+    with pytest.raises((OSError, ConfigError)) as failed:
+        writable_file(out, setting="out='m.csv'")
+    assert isinstance(failed.value, ConfigError) is not disk
+    if disk:
+        assert (failed.value.errno, failed.value.filename) == (number, str(out))  # the file to write, not the probe
+    else:
+        assert str(failed.value) == (f"out='m.csv': cannot write a file in the folder {str(tmp_path)!r} "
+                                     f"({os.strerror(number)}); pass a path in a writable folder")
+    monkeypatch.setattr(Path, "mkdir", refused_mkdir)
+    with pytest.raises((OSError, ConfigError)) as failed:
+        make_folder(tmp_path / "runs", setting="search.runs_dir='runs'")
+    if disk:
+        assert type(failed.value) is OSError and (failed.value.errno, failed.value.filename) == (number, str(tmp_path / "runs"))
+    else:
+        assert isinstance(failed.value, ConfigError) and str(failed.value) == (
+            f"search.runs_dir='runs': cannot create the folder {str(tmp_path / 'runs')!r} ({os.strerror(number)}); pass "
+            "a writable one")

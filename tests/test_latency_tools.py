@@ -1151,6 +1151,69 @@ def test_a_latency_tool_whose_write_fails_says_the_file_in_one_line_and_exits_1(
         "file size limit) and rerun the same command"), done.stderr
 
 
+@pytest.mark.parametrize("name, code", [("ENOSPC", 1), ("EACCES", 2)])
+@pytest.mark.parametrize("tool", ["profile", "fit", "validate"])
+def test_an_out_folder_a_full_disk_refuses_before_the_work_is_a_failed_write_not_bad_input(tmp_path, monkeypatch,
+                                                                                          capsys, tool, name, code):
+    # A full disk or quota met by the check of out= before the work (the probe file of profile's and fit's, the folder
+    # validate makes) was refused as bad input, "pass a writable one", exit 2: the tools' failed write now, exit 1. A
+    # folder this user may not write in is still bad input.
+    import errno
+    import os
+    import sys
+    import tempfile
+
+    import nas.latency.fit as fit
+    import nas.latency.profile as profile
+    import nas.latency.validate as validate
+
+    number = getattr(errno, name)
+    folder = tmp_path / "o"
+    if tool != "validate":  # made already: the probe file in it is what the disk refuses
+        folder.mkdir()
+    out = {"profile": folder / "m.csv", "fit": folder / "f.yaml", "validate": folder}[tool]
+    mkstemp, mkdir = tempfile.mkstemp, Path.mkdir
+
+    def refused_probe(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise OSError(number, os.strerror(number), os.path.join(str(dir), ".x.probe"))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    def refused_folder(self, *args, **kwargs):
+        if self == folder and not self.exists():
+            raise OSError(number, os.strerror(number), str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused_probe)
+    monkeypatch.setattr(Path, "mkdir", refused_folder)
+    measured = Path(__file__).resolve().parent.parent / "experiments/results/latency/cpu_fit.csv"
+    argv = ["hw=cpu", f"out={out}", *(["n=2"] if tool == "profile" else [f"measurements=[{measured}]"])]
+    monkeypatch.setattr(sys, "argv", [tool, *argv])
+    command, keywords = {"profile": (profile._profile_command, {"predicts": False}),
+                         "fit": (fit.fit_command, {"reads_fitted": False}),
+                         "validate": (validate.validate_command, {})}[tool]
+    # Hydra sets up logging as a command does (a root handler on this test's captured stdout): put back after
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            profile.latency_cli(command, help_line="help", **keywords)
+    finally:
+        for handler in root.handlers:
+            if handler not in root_handlers:
+                handler.close()
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+    err = capsys.readouterr().err
+    assert stopped.value.code == code and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    if code == 1:
+        assert last == (f"error: cannot write {out} (No space left on device); fix that (free space, the folder's "
+                        "permissions, the file size limit) and rerun the same command"), err
+    else:
+        assert last.startswith(f"error: out={str(out)!r}: cannot ") and "(Permission denied); pass a " in last, err
+
+
 def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, space_t):
     from nas.latency.measure import NOISY_SPREAD, noise_warning, session_spread
     from nas.latency.profile import LatencyToolConfig

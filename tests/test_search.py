@@ -962,6 +962,33 @@ def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, c
     assert err.startswith(f"error: cannot write the run ({shown}); the finished trials are kept in the study")
 
 
+@pytest.mark.parametrize("name, code, said", [
+    # the disk's state: the search's failed write (exit 1), as one later in the run is said
+    ("ENOSPC", 1, "error: cannot write the run ({run}: No space left on device); the finished trials are kept in the study"),
+    # a folder this user may not write in stays bad input (exit 2), naming the setting and what to pass
+    ("EACCES", 2, "error: search.runs_dir={runs!r}: cannot create the folder {run!r} (Permission denied); pass a writable one"),
+])
+def test_a_run_folder_a_full_disk_refuses_before_the_trials_is_a_failed_write_not_bad_input(
+        name, code, said, tiny_idx_root, tmp_path, compose_cfg, monkeypatch, capsys):
+    # A full disk or quota met as the run folder is made was refused as bad input, "pass a writable one", exit 2.
+    run = tmp_path / "t"
+    mkdir = Path.mkdir
+
+    def refused(self, *args, **kwargs):
+        if self == run:
+            number = getattr(errno, name)
+            raise OSError(number, os.strerror(number), str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    with pytest.raises(SystemExit) as exit_info:
+        search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == code and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(said.format(run=str(run), runs=str(tmp_path))), err
+    assert not run.exists()
+
+
 class _FullDisk(io.StringIO):
     """A log file's stream on a full disk: the write is buffered, its flush refused (and close flushes)."""
 
