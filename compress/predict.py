@@ -784,8 +784,9 @@ def _predict_command(args: argparse.Namespace) -> int:
                 atomic_write_text(args.csv, predictions_csv(predictions))
             except OSError as e:  # a full disk or quota, found only now (the folder was writable): it was a traceback
                 sys.stdout.flush()  # after the predictions it leaves unsaved, in a terminal too
-                print(f"error: --csv {args.csv} cannot be written ({e.strerror or e}); the predictions above are not "
-                      "saved in it: free space, or pass another --csv, and rerun", file=sys.stderr)
+                # in every command's words for a failed write (`disk_failure_text`), naming --csv, not its temporary file
+                print(f"error: cannot write {readable_text(str(args.csv))} ({e.strerror or e}); the predictions above are "
+                      "not saved in it: free space, or pass another --csv, and rerun", file=sys.stderr)
                 return 1
         # A folder runs model_int8.xml or model.onnx, whichever it holds: the output said neither which nor where the
         # CSV went. On stderr, so that stdout stays one line per image (and the accuracy) for scripts that read it.

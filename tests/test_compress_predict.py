@@ -214,8 +214,9 @@ def test_a_csv_cut_short_mid_write_leaves_the_previous_file_whole(checkpoint, ph
     done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300, preexec_fn=_cut_short_at(300))
     assert done.returncode == 1, done.stderr[-2000:]
     # one line (it was a 30-line traceback) naming the file and why, after the predictions it printed
-    assert done.stderr.splitlines()[-1] == (f"error: --csv {out} cannot be written (File too large); the predictions "
-                                            "above are not saved in it: free space, or pass another --csv, and rerun")
+    # in every command's words for a failed write: "cannot write <file> (<why>)" (it was "--csv <file> cannot be written")
+    assert done.stderr.splitlines()[-1] == (f"error: cannot write {out} (File too large); the predictions above are not "
+                                            "saved in it: free space, or pass another --csv, and rerun")
     assert "Traceback" not in done.stderr and len(done.stdout.splitlines()) == 3
     assert out.read_bytes() == before  # the previous file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "p.csv", "photos"]  # nor a temporary file left
