@@ -547,8 +547,9 @@ def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
 def writable_file(path: str | os.PathLike, *, setting: str) -> Path:
     """`path` as an output file whose folder exists (created) and takes a file, or `ConfigError` naming `setting`. The
     folder is tried with a probe file created and deleted there: as root `os.access` says yes to /proc or a read-only
-    mount, and the write after minutes of work was the first to find out. A disk that refuses the probe for its own
-    state (`DISK_STATE_ERRNOS`: full, over quota) raises that `OSError` instead, naming `path`, as `make_folder` does."""
+    mount, and the write after minutes of work was the first to find out; a byte is written to it, as a full disk
+    creates an empty file all the same. A disk that refuses the probe for its own state (`DISK_STATE_ERRNOS`: full,
+    over quota) raises that `OSError` instead, naming `path`, as `make_folder` does."""
     import tempfile
 
     path = Path(path)
@@ -558,11 +559,28 @@ def writable_file(path: str | os.PathLike, *, setting: str) -> Path:
     try:
         handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
     except OSError as e:
-        if e.errno in DISK_STATE_ERRNOS:  # named as the file the command is to write, not the probe's random name
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        raise ConfigError(f"{setting}: cannot write a file in the folder {str(folder)!r} ({e.strerror or e}); pass a path in a "
-                          "writable folder") from None
-    os.close(handle)
+        raise _probe_refused(e, path, folder, setting=setting) from None
+    refused: OSError | None = None
+    try:
+        # A byte too: a full disk or quota still takes an empty file (an inode), and refuses only its first block.
+        os.write(handle, b"\n")
+        os.close(handle)  # a network file system may report the write's failure only here
+    except OSError as e:
+        refused = e
+        with suppress(OSError):
+            os.close(handle)
     with suppress(OSError):  # written, so the folder takes files; a probe left behind is harmless
         os.unlink(probe)
+    if refused is not None:
+        raise _probe_refused(refused, path, folder, setting=setting) from None
     return path
+
+
+def _probe_refused(e: OSError, path: Path, folder: Path, *, setting: str) -> Exception:
+    """What `writable_file` raises when its probe file in `folder` could not be written: for the disk's own state
+    (`DISK_STATE_ERRNOS`) the `OSError`, named as `path`, the file the command is to write (not the probe's random name);
+    else the `ConfigError` refusing `setting`."""
+    if e.errno in DISK_STATE_ERRNOS:
+        return OSError(e.errno, e.strerror, str(path))
+    return ConfigError(f"{setting}: cannot write a file in the folder {str(folder)!r} ({e.strerror or e}); pass a path in a "
+                       "writable folder")

@@ -414,3 +414,31 @@ def test_an_output_folder_check_the_disks_state_fails_is_a_failed_write_and_an_u
         assert isinstance(failed.value, ConfigError) and str(failed.value) == (
             f"search.runs_dir='runs': cannot create the folder {str(tmp_path / 'runs')!r} ({os.strerror(number)}); pass "
             "a writable one")
+
+
+def test_the_output_file_check_finds_a_disk_that_takes_an_empty_file_but_not_a_byte(tmp_path):
+    # A full disk or quota still creates an empty file (an inode), so the probe file alone passed, and the write after
+    # the work was the first to fail. The file size limit at 0 (`ulimit -f 0`) refuses the first byte likewise, here.
+    import errno
+    import resource
+    import signal
+
+    from nas.errors import writable_file
+
+    out = tmp_path / "m.csv"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as Python sets it: the write fails with EFBIG instead
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+        try:
+            writable_file(out, setting="out='m.csv'")
+        except OSError as e:
+            failed: OSError | None = e
+        else:
+            failed = None
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, before)
+    assert failed is not None and (failed.errno, failed.filename) == (errno.EFBIG, str(out))
+    assert list(tmp_path.iterdir()) == []  # the probe file deleted, as after a probe that passed
+    assert writable_file(out, setting="out='m.csv'") == out and list(tmp_path.iterdir()) == []
