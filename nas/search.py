@@ -756,10 +756,15 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
         except KeyboardInterrupt as e:
             reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
-            if not (run_dir / "pareto.json").is_file():  # interrupted before write_run_files reached the members
-                return {"members": []}, {}, interrupting_signal(e)
-            # write_run_files wrote the pareto files of the members finished so far
-            pareto, compress, stopped_by = json.loads((run_dir / "pareto.json").read_text()), False, interrupting_signal(e)
+            compress, stopped_by = False, interrupting_signal(e)
+            if (run_dir / "pareto.json").is_file():  # write_run_files wrote the pareto files of the members finished so far
+                pareto = json.loads((run_dir / "pareto.json").read_text())
+            else:
+                # Struck before write_run_files reached the members (trials.csv not written yet, say): returning here
+                # left no trials.csv, the marker without why it stopped and no line on stderr. The files are written
+                # as after a stop in the trials: without training (seconds); a second signal stops at once, and the
+                # marker then records it (`_stop_recorded`).
+                pareto = write_run_files(run_dir, study, data, run, train=False, warnings=warnings, profiles=profiles)
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
 

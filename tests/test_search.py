@@ -1102,6 +1102,30 @@ def test_sigterm_during_the_members_final_training_or_compression_exits_143(tiny
         assert exit_status("final_train=none", "compress=smoke") == 130
 
 
+def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_marker(tiny_idx_root, tmp_path,
+                                                                                       compose_cfg, monkeypatch):
+    # SIGTERM as the search began writing its files, its trials done (before trials.csv, on a first run: no
+    # pareto.json yet): _write_outputs returned at once, leaving no trials.csv, the run marker without why it stopped
+    # (the report then read the search as killed) and, `python -m nas.search` exiting 143, no line on stderr.
+    import nas.results as results_mod
+    from nas.report import RUN_MARKER_PREFIX
+
+    real, calls = results_mod.trials_csv, []
+
+    def struck_once(*args, **kwargs):  # the signal strikes as the first trials.csv is being made
+        calls.append(1)
+        if len(calls) == 1:
+            raise Terminated
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(results_mod, "trials_csv", struck_once)
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    assert result.stopped_by == signal.SIGTERM  # `python -m nas.search` exits 143
+    assert [r["state"] for r in _rows(result.run_dir)] == ["COMPLETE"]  # trials.csv written: the rerun resumes from it
+    assert (result.run_dir / "pareto.json").is_file() and (result.run_dir / "report.html").is_file()
+    assert not list(result.run_dir.glob(RUN_MARKER_PREFIX + "*"))  # the search reached its report: no marker left
+
+
 _SIGINT_WHILE = """
 import importlib, os, signal, sys, time
 
