@@ -1593,6 +1593,10 @@ def main(cfg: DictConfig) -> None:
             sys.exit(1)
     print(f"run folder: {result.run_dir}")
     if result.stopped_by is not None:  # inside a trial, or in the members' final training or compression
+        # on stderr, as a stop before the trials says it: the log lines saying so went to stdout, and a SIGTERM in the
+        # members' final training or compression ended with exit status 143 and no line on stderr at all
+        print(f"{interruption_text(stopped_by=result.stopped_by)}: the finished trials and members are kept in "
+              f"{result.run_dir}; rerun the same command to resume", file=sys.stderr)
         sys.exit(128 + result.stopped_by)
     if result.found_nothing:  # every trial failed, or was over the budget: `nas.search && deploy` must not go on
         print(f"error: {result.found_nothing_reason}", file=sys.stderr)  # the log lines saying why went to stdout

@@ -1087,7 +1087,12 @@ def test_sigterm_during_the_members_final_training_or_compression_exits_143(tiny
     def exit_status(*overrides: str) -> int:
         with pytest.raises(SystemExit) as exit_info:
             search_mod.main(compose_cfg(*base, *overrides))
-        capsys.readouterr()
+        err = capsys.readouterr().err
+        # one line on stderr saying which signal stopped it and how to resume (there was none: the log lines went to
+        # stdout, and a SIGTERM'd search ended with status 143 and nothing on stderr)
+        stopped = "stopped by SIGTERM" if exit_info.value.code == 143 else "interrupted (Ctrl-C)"
+        assert err.splitlines()[-1:] == [f"{stopped}: the finished trials and members are kept in {tmp_path / 't'}; "
+                                         "rerun the same command to resume"], err
         return exit_info.value.code
 
     with monkeypatch.context() as m:
