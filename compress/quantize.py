@@ -23,7 +23,8 @@ What was measured on these machines (../shared/notes/compression.md) and shapes 
   search's 2 threads: 2.3-3.9x faster, int8 models the same bit for bit or 1 of 10,000 test images apart
   (../experiments/results/calibration_threads.md). It feeds them in batches now (`CALIBRATION_BATCH_SIZE`), with
   NNCF's batchwise statistics: each image's minimum and maximum are still taken on their own and averaged over the
-  images, as one at a time (without that setting NNCF takes them over each batch, and the ranges come out wider).
+  images, as one at a time (without that setting NNCF takes them over each batch, and the ranges come out wider;
+  ../experiments/results/calibration_batches.md compares the two feedings).
 - Conv + BatchNorm pairs (`norm="bn"`: the stem and downsample convs) are quantized as built, not folded first.
   Measured 2026-12-07 (AMD EPYC, 2 cores, avx512_vnni; nncf 3.4.0, onnxruntime 1.31.1, OpenVINO 2026.4.1) on two
   bn/relu models (resnet-S, convformer-S, 1 epoch on 12,000 Fashion-MNIST images, 300 calibration images):

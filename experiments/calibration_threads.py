@@ -6,7 +6,8 @@ one thread (`compress.quantize.CALIBRATION_THREADS`, adopted): seconds, and whet
 Candidates of the default space at MAC-count quantiles (as in experiments/train_speed.py) are trained with the default
 proxy recipe on a fixed subset of the training images (the int8 comparison needs a trained model, not a good one), on
 train.threads torch threads as a search trains. The same model is then calibrated once per variant from the same
-`compress=smoke` calibration images (32, fed one at a time); the variants alternate which goes first from model to model.
+`compress=smoke` calibration images (32: fed one at a time when the committed results were taken, in one batch since the change that
+experiments/calibration_batches.py measures); the variants alternate which goes first from model to model.
 Reported per model and variant: wall and CPU seconds of `quantize_ptq`; between the two int8 models: how many of the
 state-dict tensors (weights, quantizer scales, bias-corrected biases) differ and by how much at most, test accuracy of
 each (torch, all 10k test images), the share of test images with the same top-1 class, and the largest logit difference.
@@ -39,6 +40,23 @@ from nas.train import accuracy, seed_everything, train_candidate  # noqa: E402
 BEFORE, AFTER = "train.threads (before)", "1 thread (adopted)"
 
 
+def compared(before: torch.nn.Module, after: torch.nn.Module, data, *, batch_size: int) -> dict:
+    """Two int8 models of one float model, side by side: how many state-dict tensors (weights, quantizer scales,
+    bias-corrected biases) differ and by how much at most, each one's test accuracy (torch, every test image), the
+    share of test images with the same top-1 class, and the largest logit difference."""
+    a, b = before.state_dict(), after.state_dict()
+    differ = [key for key in a if not torch.equal(a[key], b[key])]
+    la = torch_logits(before, data.test, batch_size=batch_size)
+    lb = torch_logits(after, data.test, batch_size=batch_size)
+    agree = agreement(la, lb)
+    return {
+        "tensors": len(a), "tensors_differing": len(differ),
+        "max_abs_diff": max((float((a[key].float() - b[key].float()).abs().max()) for key in differ), default=0.0),
+        "test_acc_before": accuracy(la, data.test), "test_acc_after": accuracy(lb, data.test),
+        "top1_agreement": agree["top1_agreement"], "max_logit_abs_diff": agree["max_abs_diff"],
+    }
+
+
 def main(n_models: int, train_subset: int) -> dict:
     started = time.perf_counter()
     run = compose_run("compress=smoke")
@@ -63,18 +81,10 @@ def main(n_models: int, train_subset: int) -> dict:
             out[name] = {"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "model": q}
             quantize_mod.CALIBRATION_THREADS = adopted
             print(f"{arch.summary():60s} {name}: {out[name]['wall_s']:.1f} s", flush=True)
-        a, b = out[BEFORE]["model"].state_dict(), out[AFTER]["model"].state_dict()
-        differ = [key for key in a if not torch.equal(a[key], b[key])]
-        la = torch_logits(out[BEFORE]["model"], data.test, batch_size=run.train.eval_batch_size)
-        lb = torch_logits(out[AFTER]["model"], data.test, batch_size=run.train.eval_batch_size)
-        agree = agreement(la, lb)
         rows.append({
             "arch": arch.summary(), "trained_val_acc": trained.val_acc, "first": order[0],
             **{f"{key}_{tag}": out[name][key] for name, tag in ((BEFORE, "before"), (AFTER, "after")) for key in ("wall_s", "cpu_s")},
-            "tensors": len(a), "tensors_differing": len(differ),
-            "max_abs_diff": max((float((a[key].float() - b[key].float()).abs().max()) for key in differ), default=0.0),
-            "test_acc_before": accuracy(la, data.test), "test_acc_after": accuracy(lb, data.test),
-            "top1_agreement": agree["top1_agreement"], "max_logit_abs_diff": agree["max_abs_diff"],
+            **compared(out[BEFORE]["model"], out[AFTER]["model"], data, batch_size=run.train.eval_batch_size),
         })
     return {
         "command": command_line("calibration_threads.py"), "machine": machine_info(), "torch": torch.__version__,
@@ -82,6 +92,36 @@ def main(n_models: int, train_subset: int) -> dict:
         "train_threads": run.train.threads, "train_subset": train_subset, "test_images": len(data.test), "rows": rows,
         "wall_s": time.perf_counter() - started,
     }
+
+
+def comparison_table(rows: list[dict], *, before: str) -> list[str]:
+    """The Markdown table of `rows` (`main`'s: seconds per variant and `compared`'s numbers), `before` the name of the
+    variant reported as "before" in their `first` column."""
+    lines = [
+        "| arch | first | s before | s after | CPU s before | CPU s after | tensors differing | max abs diff | "
+        "test acc before | test acc after | top-1 agreement | max logit diff |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arch'].replace('|', chr(92) + '|')} | {'before' if r['first'] == before else 'after'} | "
+            f"{r['wall_s_before']:.1f} | {r['wall_s_after']:.1f} | {r['cpu_s_before']:.1f} | {r['cpu_s_after']:.1f} | "
+            f"{r['tensors_differing']} of {r['tensors']} | {r['max_abs_diff']:.2g} | {r['test_acc_before']:.2%} | "
+            f"{r['test_acc_after']:.2%} | {r['top1_agreement']:.2%} | {r['max_logit_abs_diff']:.2g} |")
+    return lines
+
+
+def speed_and_accuracy_findings(rows: list[dict]) -> list[str]:
+    """The Findings heading and its first two lines: wall-time ratio and test-accuracy change over `rows`."""
+    speed = [r["wall_s_before"] / r["wall_s_after"] for r in rows]
+    acc = [(r["test_acc_after"] - r["test_acc_before"]) * 100 for r in rows]
+    return [
+        "", "## Findings", "",
+        f"- Calibration wall time, before over adopted: {min(speed):.1f}-{max(speed):.1f}x over the {len(rows)} models "
+        "(this machine is shared: read the ratio, not the seconds).",
+        f"- Test accuracy, adopted minus before: {min(acc):+.2f} to {max(acc):+.2f} pt; top-1 agreement "
+        f"{min(r['top1_agreement'] for r in rows):.2%} at least.",
+    ]
 
 
 def render(result: dict) -> str:
@@ -95,25 +135,11 @@ def render(result: dict) -> str:
         f"(compress=smoke) on {result['train_threads']} threads (before) and on 1 (adopted). Seconds: `quantize_ptq` "
         f"(NNCF statistics, fast bias correction, graph work). Accuracies: each int8 model in torch on "
         f"{result['test_images']} test images.", "",
-        "| arch | first | s before | s after | CPU s before | CPU s after | tensors differing | max abs diff | "
-        "test acc before | test acc after | top-1 agreement | max logit diff |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        *comparison_table(rows, before=BEFORE),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['arch'].replace('|', chr(92) + '|')} | {'before' if r['first'] == BEFORE else 'after'} | "
-            f"{r['wall_s_before']:.1f} | {r['wall_s_after']:.1f} | {r['cpu_s_before']:.1f} | {r['cpu_s_after']:.1f} | "
-            f"{r['tensors_differing']} of {r['tensors']} | {r['max_abs_diff']:.2g} | {r['test_acc_before']:.2%} | "
-            f"{r['test_acc_after']:.2%} | {r['top1_agreement']:.2%} | {r['max_logit_abs_diff']:.2g} |")
-    speed = [r["wall_s_before"] / r["wall_s_after"] for r in rows]
-    acc = [(r["test_acc_after"] - r["test_acc_before"]) * 100 for r in rows]
     same = sum(r["tensors_differing"] == 0 for r in rows)
     lines += [
-        "", "## Findings", "",
-        f"- Calibration wall time, before over adopted: {min(speed):.1f}-{max(speed):.1f}x over the {len(rows)} models "
-        "(this machine is shared: read the ratio, not the seconds).",
-        f"- Test accuracy, adopted minus before: {min(acc):+.2f} to {max(acc):+.2f} pt; top-1 agreement "
-        f"{min(r['top1_agreement'] for r in rows):.2%} at least.",
+        *speed_and_accuracy_findings(rows),
         f"- The two int8 models are the same bit for bit on {same} of the {len(rows)} models; elsewhere they differ in the "
         "last bits of quantizer scales and bias-corrected biases (a convolution's float summation order depends on the "
         "thread count).", "",
