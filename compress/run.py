@@ -357,9 +357,7 @@ def searched_data(folder: Path) -> tuple[DataConfig, str] | None:
         from compress.pipeline import root_setting  # torch with it: imported only for this refusal
 
         # the root named even where it is its group's own (Fashion-MNIST's default folder, not installed here)
-        named = _data_settings(data)
-        settings = [named[0], root_setting(root),
-                    *(s for s in named[1:] if not s.startswith(("data.root=", "\"data.root=")))]
+        settings = _with_root(_data_settings(data), root_setting(root))
         said = "is a file, not a folder" if Path(root).exists() else "does not exist"
         raise ConfigError(f"checkpoint {folder} was searched on data.root={root} ({source}), which {said} here; pass "
                           f"its data with the folder its images are in now: {' '.join(settings)}")
