@@ -5,13 +5,33 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@contextmanager
+def one_line_on_failed_write() -> Iterator[None]:
+    """Every script's `if __name__ == "__main__":` block runs inside it: a write the disk refused (`DISK_ERRNOS`: a full
+    disk or quota, a read-only file system, a file over the size limit, a failing disk), as the OSError itself or inside
+    a library's exception around it, ends the script with the toolkit commands' one line on stderr,
+    `error: cannot write <file> (<why>); ...`, and exit status `DISK_EXIT` (1). The scripts call the toolkit's
+    functions directly (`nas.data.load_dataset` creating data.cache_dir, their results folder), outside the commands
+    that say so, and a full disk ended them in a traceback that read as a bug. Any other error is left as it is."""
+    from nas.errors import DISK_EXIT, disk_failure, disk_failure_text, exit_with_error
+
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - only a write the disk refused becomes one line
+        if (failed := disk_failure(e)) is None:
+            raise
+        exit_with_error(f"{disk_failure_text(failed)}; fix that (free space, a read-only disk, the file size limit) and "
+                        "rerun the same command", code=DISK_EXIT)
 
 
 def command_line(script: str, argv: list[str] | None = None) -> str:

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command_line, write_results  # noqa: E402
+from _common import ROOT, command_line, one_line_on_failed_write, write_results  # noqa: E402
 
 from nas.arch import ArchConfig  # noqa: E402
 from nas.mixers import Attention  # noqa: E402
@@ -353,4 +353,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

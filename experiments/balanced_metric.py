@@ -25,7 +25,7 @@ import dataclasses
 import statistics
 import time
 
-from _common import command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402  (puts the project on sys.path)
 
 
 def unbalanced(split, rare: list[int], share: float, *, seed: int):
@@ -144,4 +144,5 @@ def render(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with one_line_on_failed_write():
+        raise SystemExit(main())

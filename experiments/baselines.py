@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402  (puts the project on sys.path)
 
 from nas.families import FAMILIES, SCALES, family_arch  # noqa: E402  (the hand-made families live in the package)
 
@@ -258,4 +258,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402  (puts the project on sys.path)
 
 
 
@@ -257,4 +257,5 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import one_line_on_failed_write
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -240,4 +242,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_on_failed_write():
+        main()

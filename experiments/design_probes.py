@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _common import one_line_on_failed_write  # (also puts the project on sys.path)
 from nas.arch import MIXERS, ArchConfig, StageConfig
 from nas.config import DataConfig, TrainConfig
 from nas.data import load_dataset
@@ -117,4 +118,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_on_failed_write():
+        main()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, write_results  # noqa: E402
+from _common import command_line, one_line_on_failed_write, write_results  # noqa: E402
 
 from nas.data import _read_folder  # noqa: E402
 from nas.latency.measure import machine_info  # noqa: E402
@@ -114,13 +114,14 @@ def render(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=int, default=48)
-    parser.add_argument("--width", type=int, default=4000)
-    parser.add_argument("--height", type=int, default=3000)
-    parser.add_argument("--size", type=int, default=32, help="data.img_size")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--name", default="image_loading", help="results file stem under experiments/results/")
-    args = parser.parse_args()
-    write_results(args.name, main(n=args.photos, width=args.width, height=args.height, size=args.size,
-                                        rounds=args.rounds), render_md=render)
+    with one_line_on_failed_write():
+        parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+        parser.add_argument("--photos", type=int, default=48)
+        parser.add_argument("--width", type=int, default=4000)
+        parser.add_argument("--height", type=int, default=3000)
+        parser.add_argument("--size", type=int, default=32, help="data.img_size")
+        parser.add_argument("--rounds", type=int, default=3)
+        parser.add_argument("--name", default="image_loading", help="results file stem under experiments/results/")
+        args = parser.parse_args()
+        write_results(args.name, main(n=args.photos, width=args.width, height=args.height, size=args.size,
+                                            rounds=args.rounds), render_md=render)

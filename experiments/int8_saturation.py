@@ -33,7 +33,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402  (puts the project on sys.path)
 
 FAMILY_MODELS = ("poolformer-S", "convformer-S", "caformer-S", "vit-S", "resnet-S")
 SPACE_MODEL = "median candidate (default space, seed 0)"
@@ -204,13 +204,14 @@ def render(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
-    ap.add_argument("--subset", type=int, default=10000, help="training images per model (a fixed random subset)")
-    ap.add_argument("--test-images", type=int, default=5000, help="test images (a fixed random subset; 0: all 10,000)")
-    ap.add_argument("--name", default="int8_saturation", help="results file stem under experiments/results/")
-    ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
-    args = ap.parse_args()
-    if args.render:
-        write_results(args.name, json.loads((RESULTS / f"{args.name}.json").read_text()), render_md=render, write_json=False)
-    else:
-        write_results(args.name, main(subset=args.subset, test_size=args.test_images or None), render_md=render)
+    with one_line_on_failed_write():
+        ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
+        ap.add_argument("--subset", type=int, default=10000, help="training images per model (a fixed random subset)")
+        ap.add_argument("--test-images", type=int, default=5000, help="test images (a fixed random subset; 0: all 10,000)")
+        ap.add_argument("--name", default="int8_saturation", help="results file stem under experiments/results/")
+        ap.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
+        args = ap.parse_args()
+        if args.render:
+            write_results(args.name, json.loads((RESULTS / f"{args.name}.json").read_text()), render_md=render, write_json=False)
+        else:
+            write_results(args.name, main(subset=args.subset, test_size=args.test_images or None), render_md=render)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import command_line, compose_latency, write_results  # (also puts the project on sys.path)
+from _common import command_line, compose_latency, one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 from latency_learning_curve import N_HELD_OUT, committed_measurements, split  # the grid uses the learning curve's splits
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
@@ -214,7 +214,8 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    import os
+    with one_line_on_failed_write():
+        import os
 
-    os.environ.setdefault("OMP_NUM_THREADS", "2")  # as latency_predictor.py times
-    sys.exit(main())
+        os.environ.setdefault("OMP_NUM_THREADS", "2")  # as latency_predictor.py times
+        sys.exit(main())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import write_results  # (also puts the project on sys.path)
+from _common import one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 SPLITS = 20
@@ -129,4 +129,5 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

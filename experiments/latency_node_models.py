@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import write_results  # (also puts the project on sys.path)
+from _common import one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 from latency_unit_models import _totals_fit, prior_hw, resplit, resplits_table, rows_table
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
@@ -287,4 +287,5 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

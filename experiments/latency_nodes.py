@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import command_line, compose_latency, write_results  # (also puts the project on sys.path)
+from _common import command_line, compose_latency, one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 
@@ -124,4 +124,5 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

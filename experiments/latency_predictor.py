@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from _common import compose_latency  # (also puts the project on sys.path)
+from _common import compose_latency, one_line_on_failed_write  # (also puts the project on sys.path)
 from nas.config import load_hw_profile
 from nas.latency import predict_latency_batch
 from nas.latency.fit import calibrated_yaml, clear_caches, fit_profile, input_counts, write_calibrated
@@ -543,19 +543,20 @@ def _another_session_md(day: dict, name: str, n: int, *, flags: str = "") -> lis
 
 
 if __name__ == "__main__":
-    import argparse
+    with one_line_on_failed_write():
+        import argparse
 
-    ap = argparse.ArgumentParser(description="latency predictor benchmark (hw=cpu)")
-    ap.add_argument("--reuse", action="store_true", help="reuse the measurement CSVs in experiments/results/latency")
-    ap.add_argument("--units", action="store_true", help="only profile per-unit times of the 150 archs (OpenVINO fp32)")
-    ap.add_argument("--rerun", action="store_true", help="only re-time the 150 archs (a later session) into <hw>_*_rerun.csv")
-    ap.add_argument("--nodes", action="store_true", help="only profile per-node times of the 150 archs (OpenVINO fp32)")
-    ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
-    ap.add_argument("--tag", default="", help="another machine's session: files <hw>_<tag>_*, its fit written to "
-                    "experiments/results/latency/<hw>_<tag>.yaml (conf/hw stays), checked against the shipped profile")
-    ap.add_argument("--select", default="random", choices=SELECTIONS, help="how the 50 fit archs are chosen (as in "
-                    "`python -m nas.latency.profile select=...`); cover: files <hw>_cover_*, conf/hw stays")
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
-    args = ap.parse_args()
-    main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun, tag=args.tag,
-         select=args.select)
+        ap = argparse.ArgumentParser(description="latency predictor benchmark (hw=cpu)")
+        ap.add_argument("--reuse", action="store_true", help="reuse the measurement CSVs in experiments/results/latency")
+        ap.add_argument("--units", action="store_true", help="only profile per-unit times of the 150 archs (OpenVINO fp32)")
+        ap.add_argument("--rerun", action="store_true", help="only re-time the 150 archs (a later session) into <hw>_*_rerun.csv")
+        ap.add_argument("--nodes", action="store_true", help="only profile per-node times of the 150 archs (OpenVINO fp32)")
+        ap.add_argument("--hw", default="cpu", choices=["cpu", "cpu_ort", "cpu_int8"], help="host profile to measure and fit")
+        ap.add_argument("--tag", default="", help="another machine's session: files <hw>_<tag>_*, its fit written to "
+                        "experiments/results/latency/<hw>_<tag>.yaml (conf/hw stays), checked against the shipped profile")
+        ap.add_argument("--select", default="random", choices=SELECTIONS, help="how the 50 fit archs are chosen (as in "
+                        "`python -m nas.latency.profile select=...`); cover: files <hw>_cover_*, conf/hw stays")
+        os.environ.setdefault("OMP_NUM_THREADS", "2")
+        args = ap.parse_args()
+        main(reuse=args.reuse, hw_name=args.hw, units=args.units, nodes=args.nodes, rerun=args.rerun, tag=args.tag,
+             select=args.select)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import compose_latency, write_results  # (also puts the project on sys.path)
+from _common import compose_latency, one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 from nas.latency.ops import UNIT_TYPES
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
@@ -250,4 +250,5 @@ def resplits_table(rows: dict[str, dict], resplits: list[dict[str, float]]) -> l
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

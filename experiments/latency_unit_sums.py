@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import command_line, write_results  # (also puts the project on sys.path)
+from _common import command_line, one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 SESSIONS = ("cpu", "cpu_zen2", "cpu_xeon")
@@ -278,4 +278,5 @@ def summary(r: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

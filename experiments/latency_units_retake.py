@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import command_line, write_results  # (also puts the project on sys.path)
+from _common import command_line, one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 NAME = "cpu_zen4b"
@@ -168,4 +168,5 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

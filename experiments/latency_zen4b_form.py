@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import command_line, write_results  # (also puts the project on sys.path)
+from _common import command_line, one_line_on_failed_write, write_results  # (also puts the project on sys.path)
 
 OUT = Path(__file__).resolve().parent / "results" / "latency"
 SESSIONS = ("cpu", "cpu_zen2", "cpu_xeon", "cpu_zen4b")
@@ -520,4 +520,5 @@ def render_md(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

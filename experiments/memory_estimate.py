@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command_line, write_results  # noqa: E402
+from _common import ROOT, command_line, one_line_on_failed_write, write_results  # noqa: E402
 
 from nas.arch import ArchConfig, StageConfig  # noqa: E402
 
@@ -145,4 +145,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

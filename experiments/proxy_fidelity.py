@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402  (puts the project on sys.path)
 
 # name -> (Hydra overrides of the train group, training seed). The last two are the reference (the search's
 # proxy when this was measured: 2 epochs) and its re-run with another seed.
@@ -173,4 +173,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, compose_run, write_results  # noqa: E402
+from _common import command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402
 from train_speed import quantile_candidates  # noqa: E402
 
 from compress.prune import prune  # noqa: E402
@@ -119,8 +119,9 @@ def render(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph: its first line stops mid-sentence
-    ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
-    ap.add_argument("--name", default="recover_speed", help="results file stem under experiments/results/")
-    args = ap.parse_args()
-    write_results(args.name, main(args.models), render_md=render)
+    with one_line_on_failed_write():
+        ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph: its first line stops mid-sentence
+        ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
+        ap.add_argument("--name", default="recover_speed", help="results file stem under experiments/results/")
+        args = ap.parse_args()
+        write_results(args.name, main(args.models), render_md=render)

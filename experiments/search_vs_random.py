@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, command_line, compose_run, write_results  # noqa: E402  (puts the project on sys.path)
+from _common import RESULTS, ROOT, command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402  (puts the project on sys.path)
 
 SAMPLERS = ("tpe", "nsga2", "random")
 DEFAULT_RECIPE = ("train.epochs=1", "train.subset=5000")
@@ -337,4 +337,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_on_failed_write():
+        sys.exit(main())

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command_line, write_results  # noqa: E402
+from _common import ROOT, command_line, one_line_on_failed_write, write_results  # noqa: E402
 
 TRAINING = "channels_last+bf16+malloc"  # train_speed.py's name for what nas.train.fit does by default
 BIND = {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
@@ -144,4 +144,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_on_failed_write():
+        main()

@@ -56,7 +56,7 @@ import optuna
 import torch
 import torch.nn.functional as F
 
-from _common import command_line, compose_run  # (also puts the project on sys.path)
+from _common import command_line, compose_run, one_line_on_failed_write  # (also puts the project on sys.path)
 from nas.arch import ACTS, MIXERS, ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.latency.measure import machine_info
@@ -420,4 +420,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_on_failed_write():
+        main()

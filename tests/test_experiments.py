@@ -348,3 +348,62 @@ def test_units_retake_markdown_renders_from_its_committed_json_and_names_the_bes
     better = json.loads(json.dumps(result))
     next(iter(better["screened"].values()))["held_out"]["within_10pct"] = 0.93
     assert "meets issue 3's target on this machine: the best held-out share is 93.0% " in u.render_md(better)
+
+
+_FULL_DISK_LINE = ("error: cannot write {} (No space left on device); fix that (free space, a read-only disk, the file size "
+                   "limit) and rerun the same command\n")
+
+
+@pytest.mark.parametrize("script", ["balanced_metric.py", "calibration_batches.py"])
+def test_script_ends_a_full_disk_in_one_line(script, tmp_path, monkeypatch, capsys):
+    # The scripts call nas.data.load_dataset themselves, which creates data.cache_dir: on a full disk they ended in a
+    # traceback of the OSError, where every command says `cannot write <file> (<why>)` in one line and exits 1.
+    import errno
+
+    import nas.data
+
+    cache = tmp_path / "cache"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(cache))
+
+    monkeypatch.setattr(nas.data, "load_dataset", full_disk)
+    monkeypatch.setattr(sys, "argv", [str(EXPERIMENTS / script)])
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(EXPERIMENTS / script), run_name="__main__")
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == _FULL_DISK_LINE.format(cache)
+
+
+def test_one_line_on_failed_write_names_the_file_inside_a_librarys_error_and_leaves_other_errors(monkeypatch, capsys):
+    import errno
+
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    from _common import one_line_on_failed_write
+
+    with pytest.raises(SystemExit) as exited, one_line_on_failed_write():
+        try:
+            raise OSError(errno.EFBIG, "File too large", "results/x.json")
+        except OSError as e:
+            raise RuntimeError("a library's own error") from e
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.startswith("error: cannot write results/x.json (File too large); fix that")
+    with pytest.raises(ValueError, match="bad"), one_line_on_failed_write():
+        raise ValueError("bad")
+    with pytest.raises(PermissionError), one_line_on_failed_write():  # not the disk's state: Python's own message
+        raise PermissionError(errno.EACCES, "Permission denied", "results")
+
+
+def test_every_script_runs_its_main_block_inside_one_line_on_failed_write():
+    import ast
+
+    for path in sorted(EXPERIMENTS.glob("*.py")):
+        if path.name == "_common.py":
+            continue
+        blocks = [node for node in ast.parse(path.read_text()).body if isinstance(node, ast.If)
+                  and ast.unparse(node.test) == "__name__ == '__main__'"]
+        assert len(blocks) == 1, path.name
+        body = blocks[0].body
+        assert len(body) == 1 and isinstance(body[0], ast.With), path.name
+        assert ast.unparse(body[0].items[0].context_expr) == "one_line_on_failed_write()", path.name
