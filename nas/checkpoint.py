@@ -358,7 +358,8 @@ def replacing_together(*paths: Path) -> Iterator[Path]:
         with _full_disk_said(paths[-1]):
             yield tmp
         for p in paths:
-            fsync_file(tmp / p.name)
+            with _named_as(p):  # a sync's error names no file: said of the file it is to become, not the last one
+                fsync_file(tmp / p.name)
         for p in paths:
             os.replace(tmp / p.name, p)
             fsync_folder(parent)

@@ -376,6 +376,7 @@ def test_a_full_disk_during_an_atomic_write_names_the_file_being_written_not_its
 
 def test_an_error_about_a_temporary_file_of_an_atomic_write_names_the_file_it_was_to_become(tmp_path, monkeypatch):
     import errno
+    import os
     import tempfile
 
     from nas.checkpoint import replacing, replacing_together
@@ -403,6 +404,21 @@ def test_an_error_about_a_temporary_file_of_an_atomic_write_names_the_file_it_wa
         with replacing_together(bin_, xml) as folder:  # OpenVINO writing the .bin into the temporary folder
             raise full(folder / bin_.name)
     assert raised.value.filename == str(bin_)
+
+    fsync = os.fsync
+
+    def bin_not_synced(fd):  # a sync's error names no file (a network file system reports a full disk there)
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == bin_.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    with monkeypatch.context() as m, pytest.raises(OSError) as raised:
+        m.setattr(os, "fsync", bin_not_synced)
+        with replacing_together(bin_, xml) as folder:
+            (folder / bin_.name).write_bytes(b"\x01")
+            (folder / xml.name).write_text("<net/>")
+    assert raised.value.filename == str(bin_)  # not the .xml, the last of the pair
+    assert not bin_.exists() and not xml.exists()
 
     with pytest.raises(FileNotFoundError) as raised:  # about another file: as it was
         with replacing(tmp_path / "model.onnx"):
