@@ -1107,7 +1107,6 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_pa
 def test_fit_to_a_place_that_refuses_the_write_says_the_out_setting_and_why(tmp_path, cpu, space_t, monkeypatch):
     # out=/proc/x.yaml passes the check before the fit as root (os.access says yes), then the write failed with a bare
     # "[Errno 2] No such file or directory: '/proc/x.fitted.yml'". Here the write raises (the tests run as root).
-    import nas.checkpoint
     from nas.latency.fit import fit_command
     from nas.latency.profile import LatencyToolConfig
 
@@ -1116,16 +1115,58 @@ def test_fit_to_a_place_that_refuses_the_write_says_the_out_setting_and_why(tmp_
                                             for i, a in enumerate(archs)])
     out = tmp_path / "x.yaml"
 
-    def refused(path, text):
-        raise FileNotFoundError(2, "No such file or directory", str(path))
+    write_bytes = Path.write_bytes
 
-    monkeypatch.setattr(nas.checkpoint, "atomic_write_text", refused)
+    def refused(self, data):  # the fitted numbers, written first into the temporary folder beside the pair
+        if self.name == "x.fitted.yml":
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refused)
     tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
                              out=str(out))
     with pytest.raises(ConfigError) as info:
         fit_command(tool)
     assert str(info.value) == (f"out={str(out)!r}: the calibrated profile cannot be written there ({tmp_path / 'x.fitted.yml'}: "
                                "No such file or directory); pass out=<a .yaml file in a writable folder>")
+
+
+def test_fit_whose_profile_write_fails_leaves_the_old_profile_and_numbers_as_they_were(tmp_path, cpu, space_t, monkeypatch):
+    # The fit wrote its fitted numbers, then the profile: a full disk at the second write left the old profile beside the
+    # new numbers, which it did not describe. Both are written before either replaces its file now. The disk refuses
+    # the profile's data at its sync, where a network file system reports a full disk.
+    import errno
+    import os
+
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+
+    archs = sample_archs(space_t, 12, seed=8, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    out, numbers = tmp_path / "chip.yaml", tmp_path / "chip.fitted.yml"
+    out.write_text("old profile\n")
+    numbers.write_text("old numbers\n")
+    fsync = os.fsync
+
+    def full_at_the_profile(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.isfile(name) and name != str(out) and (os.path.basename(name) == "chip.yaml"
+                                                        or os.path.basename(name).startswith(".chip.yaml.")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_at_the_profile)
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                             out=str(out))
+    with pytest.raises(OSError) as failed:
+        fit_command(tool)
+    assert (failed.value.errno, failed.value.filename) == (errno.ENOSPC, str(out))
+    assert (out.read_text(), numbers.read_text()) == ("old profile\n", "old numbers\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chip.fitted.yml", "chip.yaml", "m.csv"]  # no temporary file
+    monkeypatch.setattr(os, "fsync", fsync)
+    fit_command(tool)  # the same fit with room on the disk writes the pair
+    assert "fitted: chip.fitted.yml" in out.read_text() and "\ncalibration:\n" in numbers.read_text()
 
 
 @pytest.mark.parametrize("tool, written", [("fit", "f.fitted.yml"), ("validate", "v/validation.png")])

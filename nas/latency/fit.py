@@ -742,17 +742,28 @@ def split_calibrated(text: str, *, fitted_name: str) -> tuple[str, str]:
 
 def write_calibrated(out: Path, text: str) -> Path:
     """Write `calibrated_yaml`'s `text` to `out` and its fitted numbers beside it (`split_calibrated`,
-    `nas.config.fitted_file_name`; where `out` is a link, beside the file it links to, where loading it looks), each
-    atomically, the fitted numbers first; returns their file."""
-    from nas.checkpoint import atomic_write_text
+    `nas.config.fitted_file_name`; where `out` is a link, beside the file it links to, where loading it looks), as a
+    pair: both are written whole into a temporary folder beside them first, then renamed in, the fitted numbers first;
+    returns their file. A write that fails (a full disk) leaves the old pair as it was and no temporary file."""
+    from nas.checkpoint import replacing_together
     from nas.config import fitted_file_name
 
-    sidecar = out.resolve().with_name(fitted_file_name(out.stem))
+    target = out.resolve()  # a link stays a link: the file it links to is replaced
+    sidecar = target.with_name(fitted_file_name(out.stem))
     profile, fitted = split_calibrated(text, fitted_name=sidecar.name)
-    # First: a kill between the two writes leaves the old profile, which does not name the new file, or the new
-    # profile with its numbers, never a profile naming a file not yet written.
-    atomic_write_text(sidecar, fitted)
-    atomic_write_text(out, profile)
+    # Both written before either is renamed: written one after the other in place, a profile whose write failed (a
+    # full disk) stayed beside the numbers of the new fit, which it did not describe. The numbers are renamed first:
+    # a kill between the two renames leaves the new numbers with the old profile, never a profile naming a file not
+    # yet there.
+    with replacing_together(sidecar, target) as tmp:
+        for final, data in ((sidecar, fitted), (target, profile)):
+            try:
+                (tmp / final.name).write_bytes(data.encode())
+            except OSError as e:
+                if e.filename is not None:
+                    raise
+                # a failed write's own error (a file over the size limit) names no file: said of the one it was to be
+                raise OSError(e.errno, e.strerror, str(final)) from e
     return sidecar
 
 
