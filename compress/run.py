@@ -132,12 +132,18 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     with caller_settings_kept():  # the latency timing's threads (compress.latency_threads), the compression's seeds
         metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
     if run_dir is not None:
+        from nas.checkpoint import FILES_LOCK, run_folder_lock
         from nas.pareto_csv import write_pareto_csv
         from nas.report import ReportInputError, write_reports
 
+        # Under the lock a search's workers take turns through: written beside a worker writing the same files, the
+        # report and pareto.csv could describe two states of the run at once (one's table, the other's int8 columns).
+        waiting = (f"{run_dir}: waiting for another process (a search's worker) to finish writing the run's files "
+                   f"({FILES_LOCK}), to refresh its report and pareto.csv...")
         try:
-            write_reports(run_dir)
-            write_pareto_csv(run_dir)  # its int8 columns: the member's new files, as the report shows them
+            with run_folder_lock(run_dir, waiting=waiting):
+                write_reports(run_dir)
+                write_pareto_csv(run_dir)  # its int8 columns: the member's new files, as the report shows them
         except ReportInputError as e:  # its trials.csv unreadable, or pareto.json damaged meanwhile: the work is done
             log.warning("%s", f"{_NOT_REFRESHED}: {e}")
     return metrics

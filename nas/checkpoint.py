@@ -400,6 +400,34 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
             fsync_folder(parent)
 
 
+FILES_LOCK = ".files.lock"
+"""The file in a run folder that `run_folder_lock` locks while one process writes the run's files."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path, *, name: str = FILES_LOCK, waiting: str | None = None) -> Iterator[None]:
+    """Exclusive lock on the run folder while one process writes its files: a search's workers take turns through it
+    (others wait, then find them up to date), and `python -m compress.run` of a member refreshes the run's report and
+    pareto.csv under it. `flock` works across processes of one machine and on most network file systems. `name`: the
+    empty file locked; another name is a lock of its own (`nas.search` keeps config.yaml's records under one held
+    briefly, not behind the members' final training that this one may be held for). `waiting`: the line logged once
+    where another process holds the lock (a worker's turn may last its members' final training: minutes)."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / name, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                log.info("%s", waiting)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 MEMBER_LOCK = ".member.lock"
 """The file in a checkpoint folder that `member_lock` locks while a process final-trains or compresses it."""
 

@@ -60,7 +60,7 @@ from optuna.trial import TrialState
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
 from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
-                            save_checkpoint, writer_tag)
+                            run_folder_lock, save_checkpoint, writer_tag)
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, name_warning,
                         command_line_keys, overridden_or_recorded, register_configs, to_run_config,
                         validate_run_config)
@@ -82,7 +82,7 @@ from nas.results import final_trained_otherwise, front_records, train_seed, tria
 from nas.space import arch_params, fastest_arch, leanest_arch, sample_arch
 from nas.study import (
     INTERRUPTED_REASON, STOPPED, check_data, counts, fail_lost_trials, load_existing_study, masked, open_storage, open_study,
-    recorded_digests, requeue_interrupted, run_folder_lock, settings_the_study_replaced, slot_taken, storage_url,
+    recorded_digests, requeue_interrupted, settings_the_study_replaced, slot_taken, storage_url,
     study_budget_ms, with_study_settings, worker_info,
 )
 from nas.train import caller_settings_kept, reset_autocast, seed_everything, train_candidate

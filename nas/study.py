@@ -18,7 +18,6 @@ trains whole trials; this module holds what makes that safe:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import datetime
@@ -30,7 +29,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any, Collection
 
 import optuna
 from omegaconf import OmegaConf
@@ -676,20 +675,3 @@ def slot_taken(study: optuna.Study, number: int, target: int) -> bool:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
     ahead = sum(t.state == TrialState.COMPLETE or t.number < number for t in trials if t.number != number)
     return ahead >= target
-
-
-@contextlib.contextmanager
-def run_folder_lock(run_dir: Path, *, name: str = ".files.lock") -> Iterator[None]:
-    """Exclusive lock on the run folder while one worker writes its files (others wait, then find them
-    up to date). `flock` works across processes of one machine and on most network file systems. `name`: the empty
-    file locked; another name is a lock of its own (`nas.search` keeps config.yaml's records under one held briefly,
-    not behind the members' final training that this one may be held for)."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / name, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -464,3 +464,66 @@ def test_top_k_hint_names_the_searchs_recorded_data(tmp_path):
         check_members("top_k", checkpoint=member)
     assert str(refused.value).endswith(f"search.study_name=s data=fashion_mnist data.root={fashion} "
                                        "compress.members=top_k compress.top_k=<k>")
+
+
+def test_a_member_compressed_in_a_run_refreshes_its_report_under_the_run_folders_lock(tiny_idx_root, tmp_path,
+                                                                                       monkeypatch, caplog):
+    # compress.run of a member refreshed the run's report and pareto.csv without the run folder's .files.lock, which a
+    # search's workers take turns through: beside a worker writing them, the files could mix the two writers' states.
+    # It now waits for the worker's turn, saying so, and writes them holding the lock. (The compression is stubbed.)
+    import fcntl
+    import logging
+    import threading
+
+    import compress
+    import compress.pipeline
+    import nas.pareto_csv
+    import nas.report
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import FILES_LOCK, run_folder_lock, save_checkpoint
+    from nas.model import build_model
+
+    run_dir = tmp_path / "run"
+    folder = run_dir / "checkpoints" / "m0"
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
+    (run_dir / "pareto.json").write_text("{}")
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kwargs: {"hw": kwargs["hw"].name})
+    refreshed = []
+
+    def lock_held_elsewhere() -> bool:  # whether another open file (another process's, as flock sees it) holds it
+        with open(run_dir / FILES_LOCK) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
+    monkeypatch.setattr(nas.report, "write_reports", lambda d, **kw: refreshed.append(("report", lock_held_elsewhere())))
+    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d, **kw: refreshed.append(("csv", lock_held_elsewhere())))
+    cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny",
+                                            "hw=cpu"])
+    failed = []
+
+    def compress_member() -> None:
+        try:
+            compress.run_compress(cfg)
+        except BaseException as e:  # noqa: BLE001 - shown by the assertion below
+            failed.append(e)
+
+    waiting = f"{run_dir}: waiting for another process (a search's worker) to finish writing the run's files ({FILES_LOCK})"
+    with caplog.at_level(logging.INFO, logger="nas"):
+        with run_folder_lock(run_dir):  # a worker's turn
+            compressing = threading.Thread(target=compress_member)
+            compressing.start()
+            for _ in range(1200):  # until it waits (or ends): 60 s at most
+                if any(r.getMessage().startswith(waiting) for r in caplog.records) or not compressing.is_alive():
+                    break
+                compressing.join(0.05)
+            assert refreshed == [] and not failed, failed  # not refreshed during the worker's turn
+        compressing.join(120)
+    assert not compressing.is_alive() and not failed, failed
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(waiting)] == [
+        f"{waiting}, to refresh its report and pareto.csv..."]
+    assert refreshed == [("report", True), ("csv", True)]  # both written holding the lock
