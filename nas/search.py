@@ -29,7 +29,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Sequence
 
-from nas.config import exit_on_bad_overrides
+
+def _stopped_while_starting(signum: int, frame: Any) -> None:
+    """Ctrl-C's and SIGTERM's handler while `python -m nas.search` starts (its command line checked, torch and Optuna
+    imported: seconds), until `main` installs the search's own: one line on stderr and the shell's exit status for death
+    by the signal (130, 143). SIGTERM killed the process there with no line at all, and Ctrl-C printed a traceback from
+    deep inside an import. Nothing is written before `main` runs (Hydra writes nothing on a plain run)."""
+    # The phrases of nas.errors.interruption_text, not imported: an import inside a signal handler can deadlock on an
+    # import the signal interrupted. os.write and os._exit: nothing of the interrupted import runs on (no traceback).
+    said = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    os.write(2, f"{said} while starting; nothing was written\n".encode())
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":  # first, before even nas.config's import (a second): a signal from the start is said
+    signal.signal(signal.SIGINT, _stopped_while_starting)
+    signal.signal(signal.SIGTERM, _stopped_while_starting)
+
+from nas.config import exit_on_bad_overrides  # noqa: E402 - after the handlers above
 
 HELP_LINE = ("python -m nas.search: hardware-aware architecture search. An Optuna study proxy-trains candidates of the space "
              "and predicts each one's latency on the target chip (hw=), then final-trains and compresses the Pareto "
@@ -1571,6 +1588,8 @@ def main(cfg: DictConfig) -> None:
     # SIGTERM stops the search as Ctrl-C does: the trial running is failed with its reason and queued to run first on
     # the rerun (`nas.study.requeue_interrupted`), and the files are written, instead of the process dying at once.
     stop_on_sigterm()
+    if signal.getsignal(signal.SIGINT) is _stopped_while_starting:  # set as the command started: Ctrl-C raises again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with exit_on_error():
         try:
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
@@ -1604,6 +1623,11 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # its command line was checked at the top
+    if any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in sys.argv[1:]):
+        # a sweep: its launcher may run the jobs (and their `main`) in other processes, so this one's Ctrl-C and SIGTERM
+        # go back to Python's defaults as before, rather than "nothing was written" beside running jobs
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # `nas.search ... | head -3`: the log lines after go nowhere, and the search runs to its end as it would have
     with closed_stdout_ends_quietly():
         main()

@@ -1131,6 +1131,36 @@ def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_
     assert not list(result.run_dir.glob(RUN_MARKER_PREFIX + "*"))  # the search reached its report: no marker left
 
 
+def _caught_signals(pid):
+    """The signals process `pid` has a handler for (Linux's /proc/<pid>/status SigCgt), as a set of numbers."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+    return set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads a process's handlers from /proc")
+@pytest.mark.parametrize("signum, said", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "interrupted (Ctrl-C)")])
+def test_a_signal_while_the_command_starts_stops_it_in_one_line(signum, said, tmp_path):
+    # SIGTERM in a search's first seconds (torch and Optuna importing, before main() set its handler) killed it with
+    # exit 143 and no line at all; Ctrl-C there printed a traceback from deep inside an import.
+    started = subprocess.Popen([sys.executable, "-m", "nas.search", f"search.runs_dir={tmp_path}", "data.root=/unused"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        # sent once the command has its handler (its first lines), not after a fixed time a loaded machine may not give
+        while signal.SIGTERM not in _caught_signals(started.pid) and started.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started.send_signal(signum)
+        out, err = started.communicate(timeout=60)
+    finally:
+        started.kill()
+    assert started.returncode == 128 + signum, err
+    assert err == f"{said} while starting; nothing was written\n" and out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 _SIGINT_WHILE = """
 import importlib, os, signal, sys, time
 
