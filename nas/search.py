@@ -767,6 +767,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
     run = dataclasses.replace(run, search=dataclasses.replace(
         run.search, latency_budget_ms=study_budget_ms(study, run.search.latency_budget_ms)))
     with interrupts_honoured(), run_folder_lock(run_dir):  # a wait on another worker's turn too
+        earlier_pareto = _file_version(run_dir / "pareto.json")  # an earlier run's, or another worker's: not this one's
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
             pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings, profiles=profiles)
@@ -774,13 +775,15 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
             log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
             compress, stopped_by = False, interrupting_signal(e)
-            if (run_dir / "pareto.json").is_file():  # write_run_files wrote the pareto files of the members finished so far
+            if _file_version(run_dir / "pareto.json") != earlier_pareto:
+                # write_run_files reached the members: it wrote the pareto files of those finished so far
                 pareto = json.loads((run_dir / "pareto.json").read_text())
             else:
                 # Struck before write_run_files reached the members (trials.csv not written yet, say): returning here
-                # left no trials.csv, the marker without why it stopped and no line on stderr. The files are written
-                # as after a stop in the trials: without training (seconds); a second signal stops at once, and the
-                # marker then records it (`_stop_recorded`).
+                # left no trials.csv, the marker without why it stopped and no line on stderr, and reading the
+                # pareto.json there was gave an earlier run's front as this one's. The files are written as after a stop
+                # in the trials: without training (seconds); a second signal stops at once, and the marker then
+                # records it (`_stop_recorded`).
                 pareto = write_run_files(run_dir, study, data, run, train=False, warnings=warnings, profiles=profiles)
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
@@ -804,6 +807,16 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             _remove_dead_markers(run_dir)
         files = write_reports(run_dir)
     return pareto, files, stopped_by
+
+
+def _file_version(path: Path) -> tuple[int, int] | None:
+    """Which version of the file at `path` is there (inode, modification time), None where there is none: a file
+    written again (atomically, `atomic_write_bytes`: a new file renamed over the old) is another version."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:

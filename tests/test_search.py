@@ -1131,6 +1131,36 @@ def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_
     assert not list(result.run_dir.glob(RUN_MARKER_PREFIX + "*"))  # the search reached its report: no marker left
 
 
+def _struck_as_trials_csv_is_made(monkeypatch):
+    """SIGTERM (`Terminated`) strikes as the search makes its first trials.csv, its trials done: before it reaches the
+    Pareto members."""
+    import nas.results as results_mod
+
+    real, calls = results_mod.trials_csv, []
+
+    def struck_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Terminated
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(results_mod, "trials_csv", struck_once)
+
+
+def test_sigterm_before_the_files_are_written_on_a_rerun_writes_this_runs_front(tiny_idx_root, tmp_path, compose_cfg,
+                                                                               finished_search, monkeypatch):
+    # Struck there on a rerun whose folder held an earlier run's pareto.json, the search took that file, written
+    # before this run's trials, for this run's: the result, the report and the file itself gave the earlier front.
+    result = _copy_of(finished_search, tmp_path)
+    _struck_as_trials_csv_is_made(monkeypatch)
+    stopped = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
+    assert stopped.stopped_by == signal.SIGTERM and stopped.n_complete == 2
+    pareto = json.loads((result.run_dir / "pareto.json").read_text())
+    assert pareto["n_trials_finished"] == 2  # this study's, not the earlier run's 1
+    front = {r["arch_id"] for r in _rows(result.run_dir) if r["is_pareto"] == "True"}
+    assert {m["arch_id"] for m in stopped.pareto} == {m["arch_id"] for m in pareto["members"]} == front
+
+
 def _caught_signals(pid):
     """The signals process `pid` has a handler for (Linux's /proc/<pid>/status SigCgt), as a set of numbers."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
