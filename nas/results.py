@@ -758,8 +758,9 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
     `profiles`: the hardware profiles pareto.json's latency hints may name (`nas.config.hw_profiles()`, read once here
     when None; a search that has read them passes them: each read parses every hw file, the calibrated ones are large).
 
-    Interrupted (Ctrl-C) during a member's final training, it writes the pareto files of the members finished so far,
-    so that the report agrees with trials.csv, and raises KeyboardInterrupt again."""
+    Interrupted (Ctrl-C) during a member's final training, or once the members' files are made, it writes the pareto
+    files of the members finished so far, so that the report agrees with trials.csv, and raises KeyboardInterrupt again;
+    interrupted before the members (while trials.csv is written, say), it raises without writing them."""
     if profiles is None:
         profiles = hw_profiles()
     records = [trial_record(t, run.search.latency_budget_ms) for t in study.get_trials(deepcopy=False)]
@@ -787,20 +788,22 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
                 "summary": r.arch.summary() if r.arch else "", "mixers": list(r.arch.mixers) if r.arch else [],
                 "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
             })
+        compare_members(members, predicted, truth)
+        # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
+        # trials/, so nothing is lost); a member left out above for missing weights keeps its folder.
+        ckpt_root = run_dir / "checkpoints"
+        if ckpt_root.is_dir():
+            for child in ckpt_root.iterdir():
+                if child.is_dir() and child.name not in front_ids:
+                    shutil.rmtree(child)
     except KeyboardInterrupt:
-        # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains
+        # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains.
+        # Also after the last member: once the members' files are being made, a stop leaves pareto files of this study
+        # (`nas.search` tells a stop before them by pareto.json not being rewritten, and writes them without training).
         compare_members(members, predicted, truth)
         _write_pareto_files(run_dir, study, data, run, records, members, missing=unlisted(front, members),
                             warnings=warnings, profiles=profiles)
         raise
-    compare_members(members, predicted, truth)
-    # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
-    # trials/, so nothing is lost); a member left out above for missing weights keeps its folder.
-    ckpt_root = run_dir / "checkpoints"
-    if ckpt_root.is_dir():
-        for child in ckpt_root.iterdir():
-            if child.is_dir() and child.name not in front_ids:
-                shutil.rmtree(child)
     return _write_pareto_files(run_dir, study, data, run, records, members, missing=unlisted(front, members),
                                warnings=warnings, profiles=profiles)
 

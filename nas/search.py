@@ -768,22 +768,25 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
         run.search, latency_budget_ms=study_budget_ms(study, run.search.latency_budget_ms)))
     with interrupts_honoured(), run_folder_lock(run_dir):  # a wait on another worker's turn too
         earlier_pareto = _file_version(run_dir / "pareto.json")  # an earlier run's, or another worker's: not this one's
+        trains = compress and run.final_train.epochs > 0  # whether members may be final-trained here
         try:
             # includes the members' final training, which a Ctrl-C of the search must not start (minutes per member)
             pareto = write_run_files(run_dir, study, data, run, train=compress, warnings=warnings, profiles=profiles)
         except KeyboardInterrupt as e:
             reset_autocast()  # the process (a notebook's, say) goes on: no forward pass may stay in bf16
-            log.warning("interrupted during the final training: finished members are kept; rerun the same command to resume")
             compress, stopped_by = False, interrupting_signal(e)
             if _file_version(run_dir / "pareto.json") != earlier_pareto:
                 # write_run_files reached the members: it wrote the pareto files of those finished so far
                 pareto = json.loads((run_dir / "pareto.json").read_text())
+                log.warning("%s", _interrupted_members_text(trains=trains, all_made=not pareto["members_missing"]))
             else:
                 # Struck before write_run_files reached the members (trials.csv not written yet, say): returning here
                 # left no trials.csv, the marker without why it stopped and no line on stderr, and reading the
                 # pareto.json there was gave an earlier run's front as this one's. The files are written as after a stop
                 # in the trials: without training (seconds); a second signal stops at once, and the marker then
                 # records it (`_stop_recorded`).
+                log.warning("interrupted before %s: writing the run's files without training; rerun the same command "
+                            "to resume", "the final training started" if trains else "the Pareto members' files were made")
                 pareto = write_run_files(run_dir, study, data, run, train=False, warnings=warnings, profiles=profiles)
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
@@ -817,6 +820,16 @@ def _file_version(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns
+
+
+def _interrupted_members_text(*, trains: bool, all_made: bool) -> str:
+    """search.log's line for a stop while the Pareto members' files were made (their pareto files then written):
+    `trains`, whether the members could be final-trained; `all_made`, whether every member's files were made by then."""
+    if all_made:
+        return ("interrupted as the run's files were written, every Pareto member's files made: they are kept; rerun "
+                "the same command to resume")
+    doing = "during the final training" if trains else "while the Pareto members' files were made"
+    return f"interrupted {doing}: finished members are kept; rerun the same command to resume"
 
 
 def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:

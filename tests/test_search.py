@@ -1107,30 +1107,6 @@ def test_sigterm_during_the_members_final_training_or_compression_exits_143(tiny
         assert exit_status("final_train=none", "compress=smoke") == 130
 
 
-def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_marker(tiny_idx_root, tmp_path,
-                                                                                       compose_cfg, monkeypatch):
-    # SIGTERM as the search began writing its files, its trials done (before trials.csv, on a first run: no
-    # pareto.json yet): _write_outputs returned at once, leaving no trials.csv, the run marker without why it stopped
-    # (the report then read the search as killed) and, `python -m nas.search` exiting 143, no line on stderr.
-    import nas.results as results_mod
-    from nas.report import RUN_MARKER_PREFIX
-
-    real, calls = results_mod.trials_csv, []
-
-    def struck_once(*args, **kwargs):  # the signal strikes as the first trials.csv is being made
-        calls.append(1)
-        if len(calls) == 1:
-            raise Terminated
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(results_mod, "trials_csv", struck_once)
-    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
-    assert result.stopped_by == signal.SIGTERM  # `python -m nas.search` exits 143
-    assert [r["state"] for r in _rows(result.run_dir)] == ["COMPLETE"]  # trials.csv written: the rerun resumes from it
-    assert (result.run_dir / "pareto.json").is_file() and (result.run_dir / "report.html").is_file()
-    assert not list(result.run_dir.glob(RUN_MARKER_PREFIX + "*"))  # the search reached its report: no marker left
-
-
 def _struck_as_trials_csv_is_made(monkeypatch):
     """SIGTERM (`Terminated`) strikes as the search makes its first trials.csv, its trials done: before it reaches the
     Pareto members."""
@@ -1145,6 +1121,57 @@ def _struck_as_trials_csv_is_made(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(results_mod, "trials_csv", struck_once)
+
+
+@pytest.mark.parametrize("final_train, before", [("final_train=none", "the Pareto members' files were made"),
+                                                 ("final_train=smoke", "the final training started")])
+def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_marker(tiny_idx_root, tmp_path,
+                                                                                       compose_cfg, monkeypatch,
+                                                                                       final_train, before):
+    # SIGTERM as the search began writing its files, its trials done (before trials.csv, on a first run: no
+    # pareto.json yet): _write_outputs returned at once, leaving no trials.csv, the run marker without why it stopped
+    # (the report then read the search as killed) and, `python -m nas.search` exiting 143, no line on stderr. Its log
+    # line then said "interrupted during the final training", though none had started (or would: final_train=none).
+    from nas.report import RUN_MARKER_PREFIX
+
+    _struck_as_trials_csv_is_made(monkeypatch)
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o != "final_train=none"]
+    result = run_search(compose_cfg(*overrides, final_train, "final_train.subset=64"))
+    assert result.stopped_by == signal.SIGTERM  # `python -m nas.search` exits 143
+    assert [r["state"] for r in _rows(result.run_dir)] == ["COMPLETE"]  # trials.csv written: the rerun resumes from it
+    assert (result.run_dir / "pareto.json").is_file() and (result.run_dir / "report.html").is_file()
+    assert not list(result.run_dir.glob(RUN_MARKER_PREFIX + "*"))  # the search reached its report: no marker left
+    log = (result.run_dir / "search.log").read_text()
+    assert f"interrupted before {before}: writing the run's files without training; rerun the same command" in log
+    assert "during the final training" not in log
+    pareto = json.loads((result.run_dir / "pareto.json").read_text())
+    # final_train=smoke: the member that needs its final training is left to the rerun, and named as missing
+    assert len(pareto["members"]) == (final_train == "final_train=none") and len(pareto["members_missing"]) == (
+        final_train != "final_train=none")
+
+
+def test_sigterm_once_the_members_are_made_keeps_them_and_says_so(tiny_idx_root, tmp_path, compose_cfg,
+                                                                 finished_search, monkeypatch):
+    # Struck after the last member's files were made (comparing the members), before pareto.json was written: the
+    # members were written again without training and search.log said "interrupted before the final training started".
+    import nas.results as results_mod
+
+    result = _copy_of(finished_search, tmp_path)  # its study is full: the search goes straight to the members
+    real, calls = results_mod.compare_members, []
+
+    def struck_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Terminated
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(results_mod, "compare_members", struck_once)
+    stopped = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    assert stopped.stopped_by == signal.SIGTERM
+    assert [m["arch_id"] for m in stopped.pareto] == [m["arch_id"] for m in finished_search.pareto]
+    log = (result.run_dir / "search.log").read_text()
+    assert "interrupted as the run's files were written, every Pareto member's files made: they are kept" in log
+    assert "interrupted before" not in log
 
 
 def test_sigterm_before_the_files_are_written_on_a_rerun_writes_this_runs_front(tiny_idx_root, tmp_path, compose_cfg,
