@@ -1028,7 +1028,9 @@ def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | Non
     were when it returns (`_caller_settings_kept`). Ctrl-C and SIGTERM stop it as a KeyboardInterrupt (`Terminated`
     for SIGTERM), also in a process that ignores SIGINT or leaves SIGTERM at its default (`nas.errors.interrupts_honoured`):
     raised before the trials, as `SearchInterrupted` saying what the study keeps; in them or after, as a result whose
-    `stopped_by` names the signal.
+    `stopped_by` names the signal. A write that fails under it (a full disk, a read-only folder, the study database
+    failing: `storage_or_disk_problem` names it) is raised as it is, with `finished_trials` set on it: the finished
+    trials the study keeps (0 where none had finished, so nothing is lost; None where that is not known).
     """
     overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)
@@ -1056,8 +1058,10 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
     """`run_search` once its config is resolved."""
     run_dir = Path(run.search.runs_dir) / run.search.study_name
     before_study = _interrupted_before_study(run, run_dir)  # now: opening the default study creates its file
+    # a first run with the default storage: before its study is open, a failed write loses no finished trial
+    no_study_yet = run.search.storage is None and not (run_dir / "study.db").is_file()
     with contextlib.ExitStack() as closing:
-        with _says_if_interrupted(lambda: before_study):
+        with _says_if_interrupted(lambda: before_study), _kept_if_a_write_fails(lambda: 0 if no_study_yet else None):
             with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
                 data = load_dataset(run.data, overridden=overridden)  # fails fast, before a study or folder is created
                 check_image_size(data, run)
@@ -1074,7 +1078,8 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
             digests = split_image_digests(data)
             study = open_study(run, storage, make_sampler(run),
                                data=data_identity(data, digests=digests, split_digests=known), overridden=overridden)
-        with _says_if_interrupted(lambda: _interrupted_with_study(study)):
+        with (_says_if_interrupted(lambda: _interrupted_with_study(study)),
+              _kept_if_a_write_fails(lambda: _n_complete(study))):
             return _search(run, data, run_dir, study, seeds=seeds, earlier=[*earlier, *kept], digests=digests)
 
 
@@ -1085,6 +1090,23 @@ def _close_storage(storage: optuna.storages.BaseStorage) -> None:
     engine = getattr(storage, "engine", None)  # an RDBStorage; others (in memory) hold no connection
     if engine is not None:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _kept_if_a_write_fails(finished: Callable[[], int | None]) -> Iterator[None]:
+    """A failed write raised in the block (the disk or the study database failing: `storage_or_disk_problem`) goes on
+    as it is, carrying `finished_trials`: how many finished trials the study keeps, from `finished()` (0: none, so
+    nothing is lost; None: not known), for `main`'s line, which said "the finished trials are kept in the study" also
+    where no trial had run. Set where it is first raised through one of these, the innermost."""
+    try:
+        yield
+    except Exception as e:
+        if storage_or_disk_problem(e) is not None and not hasattr(e, "finished_trials"):
+            try:
+                e.finished_trials = finished()  # type: ignore[attr-defined]
+            except Exception:  # the study database may be what failed: not known
+                e.finished_trials = None  # type: ignore[attr-defined]
+        raise
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -1632,8 +1654,11 @@ def main(cfg: DictConfig) -> None:
         except Exception as e:  # noqa: BLE001 - only the disk and database failures below become one line
             if (problem := storage_or_disk_problem(e)) is None:
                 raise
-            print(f"error: cannot write the run ({problem}); the finished trials are kept in the study: fix that (free "
-                  "space, the run folder's permissions or entries, the database server) and rerun the same command to resume",
+            n = getattr(e, "finished_trials", None)  # set by run_search (`_kept_if_a_write_fails`); None: not known
+            kept = ("no trial had finished, so nothing is lost" if n == 0 else "the finished trials are kept in the study"
+                    if n is None else f"the study's {counted(n, 'finished trial')} {'is' if n == 1 else 'are'} kept")
+            print(f"error: cannot write the run ({problem}); {kept}: fix that (free space, the run folder's permissions "
+                  f"or entries, the database server) and rerun the same command{'' if n == 0 else ' to resume'}",
                   file=sys.stderr)
             sys.exit(1)
     print(f"run folder: {result.run_dir}")

@@ -962,9 +962,31 @@ def test_a_full_or_unwritable_disk_stops_the_command_in_one_line(cause, shown, c
     assert err.startswith(f"error: cannot write the run ({shown}); the finished trials are kept in the study")
 
 
+def test_a_disk_that_fills_in_a_resumed_search_says_how_many_finished_trials_are_kept(tiny_idx_root, tmp_path,
+                                                                                    compose_cfg, finished_search,
+                                                                                    monkeypatch, capsys):
+    # The failed-write line said "the finished trials are kept in the study" whatever the study held; with some it
+    # says how many (and with none that nothing is lost: the test below).
+    _copy_of(finished_search, tmp_path)
+
+    def disk_full(obj, f, *args, **kwargs):  # the next trial's weights fill the disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(f))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(SystemExit) as exit_info:
+        search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("error: cannot write the run (") and "No space left on device); the study's 1 finished trial " \
+        "is kept: fix that" in err and err.endswith("rerun the same command to resume\n"), err
+
+
 @pytest.mark.parametrize("name, code, said", [
     # the disk's state: the search's failed write (exit 1), as one later in the run is said
-    ("ENOSPC", 1, "error: cannot write the run ({run}: No space left on device); the finished trials are kept in the study"),
+    # (no study yet: nothing of it is lost, where the line said "the finished trials are kept in the study")
+    ("ENOSPC", 1, "error: cannot write the run ({run}: No space left on device); no trial had finished, so nothing is "
+                  "lost: fix that (free space, the run folder's permissions or entries, the database server) and rerun "
+                  "the same command\n"),
     # a folder this user may not write in stays bad input (exit 2), naming the setting and what to pass
     ("EACCES", 2, "error: search.runs_dir={runs!r}: cannot create the folder {run!r} (Permission denied); pass a writable one"),
 ])

@@ -134,9 +134,9 @@ def test_a_study_database_its_disk_refuses_stops_the_search_as_a_failed_write_no
                           cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines()[-1] == (
-        "error: cannot write the run (the study database: disk I/O error); the finished trials are kept in the study: "
-        "fix that (free space, the run folder's permissions or entries, the database server) and rerun the same command "
-        "to resume"), done.stderr
+        "error: cannot write the run (the study database: disk I/O error); no trial had finished, so nothing is lost: "
+        "fix that (free space, the run folder's permissions or entries, the database server) and rerun the same "
+        "command"), done.stderr
 
 
 def test_report_is_rebuilt_from_the_study_with_its_own_settings(tiny_idx_root, tmp_path, compose_cfg):
