@@ -1103,9 +1103,11 @@ def _kept_if_a_write_fails(finished: Callable[[], int | None]) -> Iterator[None]
     except Exception as e:
         if storage_or_disk_problem(e) is not None and not hasattr(e, "finished_trials"):
             try:
-                e.finished_trials = finished()  # type: ignore[attr-defined]
+                n = finished()
             except Exception:  # the study database may be what failed: not known
-                e.finished_trials = None  # type: ignore[attr-defined]
+                n = None
+            with contextlib.suppress(AttributeError):  # an exception type without attributes of its own: not known
+                e.finished_trials = n  # type: ignore[attr-defined]
         raise
 
 
