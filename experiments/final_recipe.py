@@ -25,6 +25,11 @@ With `--teacher CKPT...` the model is trained from scratch against the average l
 defaults (alpha 0.7, T 2: `FinetuneConfig`), instead of the recipe's label-smoothed cross-entropy; all else
 is the same recipe. Only the student is shipped and measured: the teachers never run at inference.
 
+Each row's training state is kept after every epoch in its folder's `final_train.partial.pt`, as a search keeps a
+Pareto member's: the same command run again after a stop (Ctrl-C, kill) goes on from the row's last finished epoch.
+That file is valid for the same recipe and seed and, with `--teacher`, the same teacher weights (a teacher retrained
+at the same path starts the row from epoch 0, with a warning); it is deleted once the row's `model.pt` is written.
+
 Target (issue 6): best int8 model with predicted edge_npu latency <= 1 ms reaches >= 94.0% test accuracy.
 Writes experiments/results/<name>.json and <name>.md (name: final_recipe unless --name).
 """
@@ -178,7 +183,7 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     from nas.data import load_dataset
     from nas.latency import predict_latency
     from nas.latency.measure import machine_info
-    from nas.results import final_train
+    from nas.results import PARTIAL_FILE, final_train
 
     arch, seed, results = src.arch, src.seed, src.rows
     data = load_dataset(run.data)
@@ -189,19 +194,27 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
     from nas.errors import CheckpointError
 
     try:
-        teachers, loss_fn, teacher_archs = _load_teachers(args.teacher, arch)
+        teachers, loss_fn, teacher_models = _load_teachers(args.teacher, arch)
     except CheckpointError as e:
         print(f"error: --teacher: {e}", file=sys.stderr)
         return 2
     for epochs in args.epochs:
         run.final_train.epochs = epochs
-        model, info = final_train(arch, data, run, seed=seed, loss_fn=loss_fn, teachers=teacher_archs)
         tag = "" if not args.recipe else "_" + hashlib.sha1(" ".join(args.recipe).encode()).hexdigest()[:6]
         tag += "" if not args.teacher else "_kd" + hashlib.sha1(" ".join(args.teacher).encode()).hexdigest()[:6]
         folder = out_dir / f"{arch.arch_id}_e{epochs}{tag}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        # The row's training state after each epoch, as a search keeps a member's (same file, same key: the teachers'
+        # weights in it, so a teacher retrained at the same path starts the row again): a stopped row goes on from it.
+        partial = folder / PARTIAL_FILE
+        model, info = final_train(arch, data, run, seed=seed, loss_fn=loss_fn, teachers=teacher_models, partial=partial)
+        for old in folder.iterdir():  # an earlier run's files of this row (its compressed files), not the new state
+            if old.is_dir():
+                shutil.rmtree(old)
+            elif old != partial:
+                old.unlink()
         save_checkpoint(folder / "model.pt", model, arch, meta={**model.meta, "final_train": info})
+        partial.unlink(missing_ok=True)  # model.pt holds the weights now, as the search deletes a member's once written
         (folder / "arch.json").write_text(arch.to_json(indent=2) + "\n")
         c = compress_checkpoint(folder, hw=run.hw, data=data, cfg=cfg, augment=run.data)
         row = {
@@ -233,8 +246,8 @@ def _retrain(args, argv, run, out_dir: Path, src: Source) -> int:
 
 
 def _load_teachers(paths: list[str], arch: ArchConfig):
-    """(what the results record of each teacher, the distillation loss, the teachers' archs: their memory counts in
-    the final training's check) for `--teacher`; ([], None, []) without."""
+    """(what the results record of each teacher, the distillation loss, the teacher models: `final_train` counts their
+    archs in its memory check and their weights in its partial file's key) for `--teacher`; ([], None, []) without."""
     if not paths:
         return [], None, []
     from compress.recover import teacher_loss
@@ -252,7 +265,7 @@ def _load_teachers(paths: list[str], arch: ArchConfig):
 
     info = [{"checkpoint": p, "arch_id": m.arch.arch_id, "summary": m.arch.summary(), "val_acc": m.meta.get("val_acc")}
             for p, m in zip(paths, models)]
-    return info, loss_fn, [m.arch for m in models]
+    return info, loss_fn, models
 
 
 def _overrides(r: dict) -> str:

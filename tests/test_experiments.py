@@ -407,3 +407,96 @@ def test_every_script_runs_its_main_block_inside_one_line_on_failed_write():
         body = blocks[0].body
         assert len(body) == 1 and isinstance(body[0], ast.With), path.name
         assert ast.unparse(body[0].items[0].context_expr) == "one_line_on_failed_write()", path.name
+
+
+def test_final_recipe_rows_go_on_from_their_partial_file_keyed_by_the_teachers_weights(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # final_recipe.py handed final_train its teachers' archs and no partial file: a distillation row stopped after
+    # hours started again from epoch 0, and its folder was deleted before training. It now keeps the search's file
+    # (final_train.partial.pt), whose key holds the teacher weights: a teacher retrained at the same path is another.
+    import copy
+    import logging
+    import types
+
+    import torch
+
+    import nas.data
+    import nas.latency.measure
+    import nas.train
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import load_checkpoint, save_checkpoint
+    from nas.config import to_run_config
+    from nas.data import Dataset, Split
+    from nas.model import build_model
+    from nas.results import PARTIAL_FILE
+
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import final_recipe
+
+    arch = ArchConfig(stages=(StageConfig("conv", 1, 8),), in_chans=1, img_size=8, num_classes=3)
+    x = torch.randint(0, 256, (120, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    data = Dataset("t", Split(x, torch.arange(120) % 3), Split(x[:12], torch.arange(12) % 3),
+                   Split(x[12:24], torch.arange(12) % 3), ("a", "b", "c"), (0.5,), (0.25,))
+    monkeypatch.setattr(nas.data, "load_dataset", lambda cfg: data)
+    monkeypatch.setattr(nas.latency.measure, "machine_info", lambda: {})
+    compressed = {"fp32": {"test_acc_torch": 0.5, "test_acc": 0.5},
+                  "int8": {"test_acc": 0.5, "test_acc_onnx": 0.5, "qat_epochs": 0}}
+    monkeypatch.setitem(sys.modules, "compress.pipeline",
+                        types.SimpleNamespace(compress_checkpoint=lambda folder, **kw: compressed))
+    monkeypatch.setattr(final_recipe, "write_results", lambda *a, **k: None)
+
+    composed = to_run_config(compose_cfg("data.root=/unused", "hw=edge_npu", "final_train=smoke", "final_train.subset=null",
+                                         "final_train.batch_size=30", "final_train.precision=fp32", "final_train.threads=1"))
+    composed.search.memory_budget_gb = None
+
+    def run_config():  # _retrain sets the run's epochs and compression settings: a fresh copy each time
+        return copy.deepcopy(composed)
+
+    teacher_path = tmp_path / "teacher.pt"
+
+    def write_teacher(seed):
+        torch.manual_seed(seed)
+        save_checkpoint(teacher_path, build_model(arch), arch, meta={"val_acc": 0.5})
+
+    args = argparse.Namespace(epochs=[2], recipe=[], teacher=[str(teacher_path)], name="t")
+    source = final_recipe.Source(arch, 3, [], None, "test", "test")
+    out_dir = tmp_path / "out"
+
+    def retrain(*, stop):
+        caplog.clear()
+        if stop:  # Ctrl-C as epoch 2 starts: `fit` draws each epoch's batches from one iterate_batches call
+            real, calls = nas.train.iterate_batches, []
+
+            def batches(*a, **k):
+                calls.append(1)
+                if len(calls) == 2:
+                    raise KeyboardInterrupt
+                return real(*a, **k)
+
+            monkeypatch.setattr(nas.train, "iterate_batches", batches)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    final_recipe._retrain(args, [], run_config(), out_dir, source)
+            finally:
+                monkeypatch.setattr(nas.train, "iterate_batches", real)
+            return []
+        with caplog.at_level(logging.INFO, logger="nas.results"):
+            assert final_recipe._retrain(args, [], run_config(), out_dir, source) == 0
+        return [(r.levelno, r.getMessage()) for r in caplog.records]
+
+    write_teacher(1)
+    retrain(stop=True)
+    [folder] = out_dir.iterdir()
+    assert [p.name for p in folder.iterdir()] == [PARTIAL_FILE]  # epoch 1 kept
+    said = retrain(stop=False)
+    assert (logging.INFO, f"resuming final training of {arch.arch_id} at epoch 1/2") in said
+    assert sorted(p.name for p in folder.iterdir()) == ["arch.json", "model.pt"]  # the partial file gone with model.pt
+    assert load_checkpoint(folder / "model.pt").meta["final_train"]["epochs"] == 2
+    retrain(stop=True)
+    assert (folder / PARTIAL_FILE).is_file()
+    write_teacher(2)  # retrained at the same path: the same row folder, other weights
+    said = retrain(stop=False)
+    assert [m for level, m in said if level >= logging.WARNING] == [
+        f"{folder / PARTIAL_FILE} is ignored and will be overwritten: it is of another final training (it differs in "
+        "teacher_weights)"]
+    assert not any(m.startswith("resuming") for _, m in said)
