@@ -54,7 +54,7 @@ from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
 from nas.train import (FitState, LossFn, accuracy, optimizer_state_problem, per_class_accuracy, resolve_precision,
-                       rng_state_problem, seed_everything, train_candidate)
+                       resume_problem, rng_state_problem, seed_everything, train_candidate)
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -329,10 +329,13 @@ def _partial_differences(found: Any, key: dict[str, Any]) -> list[str]:
     return out
 
 
-def _read_partial(path: Path, *, key: dict[str, Any], model: nn.Module) -> FitState | None:
+def _read_partial(path: Path, *, key: dict[str, Any], model: nn.Module, epochs: int, train_images: int,
+                  batch_size: int) -> FitState | None:
     """The `FitState` a final training's `PARTIAL_FILE` holds where it is one of the training `key` describes, of
-    `model`'s weights; None where there is none, and, with one warning naming it and why, where it is unreadable (cut
-    short, damaged) or of another training (a changed recipe): it is then overwritten by the training's first epoch."""
+    `model`'s weights, its counts those of that training's `epochs` over `train_images` images in batches of
+    `batch_size`; None where there is none, and, with one warning naming it and why, where it is unreadable (cut
+    short, damaged, counts edited by hand) or of another training (a changed recipe): it is then overwritten by the
+    training's first epoch."""
     if not path.is_file():
         return None
     try:
@@ -344,6 +347,12 @@ def _read_partial(path: Path, *, key: dict[str, Any], model: nn.Module) -> FitSt
     if differences := _partial_differences(found, key):
         log.warning("%s is ignored and will be overwritten: it is of another final training (it differs in %s)",
                     path, ", ".join(differences))
+        return None
+    # after the key: counts of another recipe's epochs are that recipe's, said above; here they are of this one's
+    if (problem := resume_problem(state, epochs=epochs, train_images=train_images, batch_size=batch_size)) is not None:
+        # `fit` would refuse them with its own ValueError, deep in a traceback, instead of starting again
+        log.warning("%s is ignored and will be overwritten: it cannot be read as a final training's resume state "
+                    "(its counts are damaged: %s)", path, problem)
         return None
     return state
 
@@ -429,7 +438,10 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
     resume, on_state = None, None
     if partial is not None:
         key = _partial_key(arch, data, run, seed=seed, teachers=teachers)  # models here (`_teacher_archs`)
-        if (resume := _read_partial(partial, key=key, model=model)) is not None:
+        # the images `train_candidate` trains on (`subset_split`), which the file's counts are of
+        train_images = len(data.train) if recipe.subset is None else min(recipe.subset, len(data.train))
+        if (resume := _read_partial(partial, key=key, model=model, epochs=recipe.epochs, train_images=train_images,
+                                    batch_size=recipe.batch_size)) is not None:
             log.info("resuming final training of %s at epoch %d/%d", arch.arch_id, resume.epochs_done, recipe.epochs)
         on_state = functools.partial(_write_partial, partial, key=key, failed=[])
     result = train_candidate(model, data, recipe, augment=run.data, seed=seed, loss_fn=loss_fn,

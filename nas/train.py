@@ -22,7 +22,7 @@ from torch import nn
 
 from nas.config import DataConfig, Precision, TrainConfig
 from nas.data import Dataset, Split, iterate_batches
-from nas.errors import wrong_type
+from nas.errors import counted, wrong_type
 from nas.telemetry import openvino_telemetry_off
 
 
@@ -329,6 +329,26 @@ def rng_state_problem(rng: Any) -> str | None:
     return None
 
 
+def resume_problem(resume: FitState, *, epochs: int, train_images: int, batch_size: int) -> str | None:
+    """Why `resume`'s counts cannot be where a `fit` of `epochs` epochs over `train_images` images in batches of
+    `batch_size` stood after an epoch, in a few words, or None when they can: a count below 0, more epochs done than
+    planned, or steps and images other than those epochs take. `fit` refuses such a resume (it would train too few
+    or too many steps, on a learning-rate schedule out of step with them); `nas.results.final_train` ignores a
+    partial file holding one, as it does a damaged one."""
+    done, step, seen = resume.epochs_done, resume.step, resume.images_seen
+    # as `fit` and `iterate_batches(drop_last=...)` count: full batches only, or one batch of all the images
+    steps_per_epoch, per_step = max(1, train_images // batch_size), min(batch_size, train_images)
+    if min(done, step, seen) < 0:
+        return f"a count below 0 ({counted(done, 'epoch')}, {counted(step, 'step')}, {counted(seen, 'image')})"
+    if done > epochs:
+        return f"{counted(done, 'epoch')} done of {epochs}"
+    if step != done * steps_per_epoch:
+        return f"{counted(step, 'step')} done in {counted(done, 'epoch')} of {counted(steps_per_epoch, 'step')}"
+    if seen != step * per_step:
+        return f"{counted(seen, 'image')} seen in {counted(step, 'step')} of {counted(per_step, 'image')}"
+    return None
+
+
 def optimizer_state_problem(optimizer: Any, model: nn.Module) -> str | None:
     """Why `optimizer` (a `FitState.optimizer` read from a file) cannot be put back into the AdamW `fit` makes for
     `model` and stepped, in a few words, or None when it can. Tried on a throwaway optimizer: `model` is not changed."""
@@ -414,9 +434,8 @@ def fit(
         epoch_loss = 0.0
         done = 0
         if resume is not None:
-            if resume.epochs_done > epochs or resume.step != resume.epochs_done * steps_per_epoch:
-                raise ValueError(f"resume is of another training: {resume.epochs_done} epochs and {resume.step} steps "
-                                 f"done, where this one has {epochs} epochs of {steps_per_epoch} steps")
+            if (problem := resume_problem(resume, epochs=epochs, train_images=len(train), batch_size=batch_size)):
+                raise ValueError(f"resume is of another training: {problem}")
             model.load_state_dict(resume.model)
             opt.load_state_dict(resume.optimizer)
             _set_rng_state(resume.rng, gen)

@@ -1180,6 +1180,12 @@ def _damaged_optimizer_or_counts(what):
             state["optimizer"]["state"][0]["exp_avg"] = state["optimizer"]["state"][0]["exp_avg"].flatten()[:1]
         elif what == "step count missing":
             del state["optimizer"]["state"][0]["step"]
+        elif what == "more epochs than the recipe's":  # 1 epoch of 8 steps of 30 images done, of 2
+            state.update(epochs_done=3, step=24, images_seen=720)
+        elif what == "steps not the epochs'":
+            state["step"] = 7
+        elif what == "images not the steps'":
+            state["images_seen"] = 239
         else:
             state["epochs_done"] = "1"
     return damage
@@ -1189,7 +1195,11 @@ def _damaged_optimizer_or_counts(what):
     ("optimizer state empty", "its optimizer state is damaged: KeyError"),
     ("moments of another shape", "its optimizer state is damaged: its moments are not of the weights' shapes"),
     ("step count missing", "its optimizer state is damaged: KeyError"),
-    ("epochs a string", "its counts are damaged")])
+    ("epochs a string", "its counts are damaged"),
+    # numbers, but not where this training stands after an epoch: fit's own ValueError, deep in a traceback
+    ("more epochs than the recipe's", "its counts are damaged: 3 epochs done of 2"),
+    ("steps not the epochs'", "its counts are damaged: 7 steps done in 1 epoch of 8 steps"),
+    ("images not the steps'", "its counts are damaged: 239 images seen in 8 steps of 30 images")])
 def test_a_final_trainings_partial_file_with_a_broken_optimizer_state_or_counts_is_ignored_with_one_warning(
         tmp_path, compose_cfg, monkeypatch, caplog, damage, reason):
     # As broken random states: AdamW's load_state_dict or its fused step, or fit's own arithmetic, failed deep in fit.

@@ -453,3 +453,40 @@ def test_caller_settings_kept_sends_no_openvino_telemetry_where_the_user_did_not
     out = subprocess.run([sys.executable, "-c", _TELEMETRY_NOT_OPTED_IN], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1], env=_telemetry_home(tmp_path, None)).stdout.splitlines()
     assert out == ["threads in the run: 0", "sent: ['after the run']"]
+
+
+def _counts(done, step, seen):
+    from nas.train import FitState
+
+    return FitState(epochs_done=done, step=step, images_seen=seen, seconds=1.0, train_loss=1.0, model={}, optimizer={},
+                    rng={})
+
+
+def test_resume_problem_names_counts_that_are_not_where_the_training_stands_after_an_epoch():
+    # A hand-edited partial file with counts that are numbers: fit raised its own ValueError deep inside a final
+    # training, and a wrong image count went through, making the recorded images per second wrong.
+    from nas.train import resume_problem
+
+    def problem(done, step, seen, *, images=240):
+        return resume_problem(_counts(done, step, seen), epochs=2, train_images=images, batch_size=30)
+
+    assert problem(0, 0, 0) is None and problem(1, 8, 240) is None and problem(2, 16, 480) is None
+    assert problem(1, 1, 20, images=20) is None  # fewer images than a batch: one batch of them all per epoch
+    assert problem(1, 7, 210, images=239) is None  # full batches only: the last 29 images are dropped
+    assert problem(3, 24, 720) == "3 epochs done of 2"
+    assert problem(1, 7, 210) == "7 steps done in 1 epoch of 8 steps"
+    assert problem(1, 8, 239) == "239 images seen in 8 steps of 30 images"
+    assert problem(1, 1, 30, images=20) == "30 images seen in 1 step of 20 images"
+    assert problem(-1, -8, -240) == "a count below 0 (-1 epochs, -8 steps, -240 images)"
+
+
+def test_fit_refuses_a_resume_whose_counts_are_not_of_its_training_before_touching_the_model():
+    from nas.train import fit
+
+    model = build_model(ARCH)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.zeros((20, 1, 28, 28), dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"^resume is of another training: 30 images seen in 1 step of 20 images$"):
+        fit(model, Split(x, torch.arange(20) % 10), loss_fn=lambda logits, _x, y: logits.sum(), epochs=2, batch_size=32,
+            lr=1e-3, weight_decay=0.0, warmup_frac=0.0, seed=0, resume=_counts(1, 1, 30))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
