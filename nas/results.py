@@ -263,7 +263,8 @@ PARTIAL_FILE = "final_train.partial.pt"
 """A Pareto member's final training as of its last finished epoch, in the member's folder until that training's
 weights are written (`final_train(partial=...)`): a rerun after a stop (Ctrl-C, SIGTERM, kill -9, the OOM killer) goes
 on from there instead of from epoch 0. A run that does not train the member (final_train=none, or the recipe of the
-weights it has) leaves it, for a later run of its recipe. Deleting it is safe: that training then starts from epoch 0."""
+weights it has) leaves it, for a later run of its recipe, and logs one line naming it. Deleting it is safe: that
+training then starts from epoch 0."""
 _PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
 
 
@@ -720,6 +721,13 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
         atomic_write_json(out / "metrics.json", metrics)
     if trained:  # model.pt holds the weights now; a stop before this point resumes at the last epoch, training none
         (folder / PARTIAL_FILE).unlink(missing_ok=True)
+    elif (folder / PARTIAL_FILE).is_file():
+        # kept for a later run of its recipe (`PARTIAL_FILE`), but a file three times the size of model.pt that nothing
+        # in this run's log named: one line says what it is and that it may go (not read here: that loads all of it)
+        log.info("Pareto member %s: %s is left as it is, the state of a final training stopped before it ended, which "
+                 "this run does not go on from (it trains the member no further); a run that final-trains the member "
+                 "with that training's recipe goes on from it, and deleting it is safe (that training then starts "
+                 "from epoch 0)", arch.arch_id, folder / PARTIAL_FILE)
     return metrics, predicted
 
 

@@ -1235,6 +1235,48 @@ def test_a_member_stopped_during_its_final_training_resumes_on_the_rerun_and_its
     assert _same_weights(load_checkpoint(folder), straight) and metrics["final_train"]["epochs"] == 2
 
 
+def test_a_run_that_leaves_a_members_partial_file_says_so_in_one_line_naming_it(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # A member stopped in its final training, then made by a final_train=none run: its partial file (three times the
+    # size of model.pt) stayed in its folder with nothing in the log to say what it was or that it could go.
+    import copy
+    import logging
+
+    import nas.results as results_mod
+    from nas.checkpoint import save_checkpoint
+    from nas.model import build_model
+
+    arch, data, run = _final_training(compose_cfg)
+    none = copy.deepcopy(run)
+    none.final_train.epochs = 0  # final_train=none
+    save_checkpoint(tmp_path / "trials" / f"{arch.arch_id}.pt", build_model(arch), arch, meta={"seed": 0})
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    folder = tmp_path / "checkpoints" / arch.arch_id
+    partial = folder / results_mod.PARTIAL_FILE
+    left = (f"Pareto member {arch.arch_id}: {partial} is left as it is, the state of a final training stopped before "
+            "it ended, which this run does not go on from (it trains the member no further); a run that final-trains "
+            "the member with that training's recipe goes on from it, and deleting it is safe (that training then "
+            "starts from epoch 0)")
+
+    def said(run):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nas.results"):
+            results_mod.materialize_member(tmp_path, record, data, run)
+        return [r.getMessage() for r in caplog.records]
+
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        results_mod.materialize_member(tmp_path, record, data, run)
+    before = partial.read_bytes()
+    assert said(none).count(left) == 1
+    assert partial.read_bytes() == before  # left as it was, for the run below
+    messages = said(run)
+    assert f"resuming final training of {arch.arch_id} at epoch 1/2" in messages and left not in messages
+    assert not partial.exists()
+    assert left not in said(none)  # no file, no line
+
+
 @pytest.mark.parametrize("refusal", ["full disk", "full quota"])
 def test_a_final_training_whose_partial_file_cannot_be_written_goes_on_with_one_warning(
         tmp_path, compose_cfg, monkeypatch, caplog, refusal):
