@@ -75,9 +75,9 @@ def _repr_escaped(found: re.Match[str]) -> str:
 class ReadableNames(logging.Filter):
     """A logger's filter that gives each record naming a file whose name is not UTF-8 its message as `readable_text`
     writes it, formatted once (`record.msg`, no `record.args`). Every handler the record reaches then writes it: a
-    stream or file of strict UTF-8 (Hydra's console on stdout in a UTF-8 locale, search.log) raised UnicodeEncodeError
-    on the name and logging printed its many-line "--- Logging error ---" instead of the line, and the warnings a run
-    keeps for pareto.json and its report hold the same line."""
+    stream or file of strict UTF-8 (Hydra's console on stdout or stderr in a UTF-8 locale, search.log) raised
+    UnicodeEncodeError on the name and logging printed its many-line "--- Logging error ---" instead of the line, and the
+    warnings a run keeps for pareto.json and its report hold the same line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -302,6 +302,15 @@ class RecordKeeper(logging.Handler):
     """A handler that keeps records out of the user's sight (a run's log file, warnings held for it). For Python's
     no-handler rule it is not one: where a record meets no other handler, its warnings still reach stderr
     (`logging.lastResort`) as they would without it, so a script or notebook with no logging setup is warned."""
+
+
+class BelowWarning(logging.Filter):
+    """The filter of the Hydra commands' stdout log handler (conf/hydra/job_logging/terminal.yaml): only the records
+    under WARNING pass, as the handler beside it on stderr takes the warnings and errors. Each line is then written
+    once, and a command's stderr (`2>err.log`, a CI job's) holds all its warnings: they were on stdout alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
 
 
 class _PassedOn(logging.Handler):

@@ -1671,7 +1671,8 @@ def main(cfg: DictConfig) -> None:
               f"{result.run_dir}; rerun the same command to resume", file=sys.stderr)
         sys.exit(128 + result.stopped_by)
     if result.found_nothing:  # every trial failed, or was over the budget: `nas.search && deploy` must not go on
-        print(f"error: {result.found_nothing_reason}", file=sys.stderr)  # the log lines saying why went to stdout
+        # said last, in one line: the warning saying why (stderr) may lie far above it, among the trials' lines (stdout)
+        print(f"error: {result.found_nothing_reason}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -183,8 +183,42 @@ def test_a_copied_chip_file_that_kept_the_originals_name_is_warned_about(tmp_pat
     done = subprocess.run([sys.executable, "-m", "nas.latency.validate", "--config-dir", "mine", "hw=my_chip"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(CONF_DIR.parent), "PATH": "/usr/bin:/bin",
                                                                             "HOME": str(tmp_path)})
-    assert f"hw=my_chip: its file {mine} says name: edge_npu" in done.stdout + done.stderr
+    # a warning, so on stderr (it was on stdout, and `2>err.log` kept none), before the error line
+    assert done.stdout == "" and done.stderr.startswith(f"hw=my_chip: its file {mine} says name: edge_npu"), done.stdout
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: measurements=[file.csv,...] is required")
+
+
+@pytest.mark.parametrize("config_name", ["search", "compress_run", "latency"])
+def test_the_commands_log_info_lines_on_stdout_and_warnings_on_stderr_once_each(config_name, capsys):
+    # The logging Hydra sets up for each command (its job_logging, as hydra.main applies it): every line went to stdout,
+    # so `python -m nas.search ... 2>err.log`, or a CI job keeping stderr, had none of the search's warnings.
+    import logging
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import configure_log
+
+    from nas.config import CONF_DIR, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=["checkpoint=x"] if config_name == "compress_run" else [],
+                      return_hydra_config=True)
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    try:
+        configure_log(cfg.hydra.job_logging)
+        logging.getLogger("nas.search").info("trial 0 done")
+        logging.getLogger("nas.data").warning("2 images left out")
+        logging.getLogger("compress.run").error("a failure")
+        logging.getLogger("nas.search").debug("not shown")
+    finally:
+        for handler in root.handlers:
+            if handler not in saved[1]:
+                handler.close()
+        root.handlers[:], root.level = saved[1], saved[0]
+    printed = capsys.readouterr()
+    assert (printed.out, printed.err) == ("trial 0 done\n", "2 images left out\na failure\n")
 
 
 def test_overridden_keys_are_the_keys_the_command_line_sets():
