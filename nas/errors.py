@@ -470,10 +470,12 @@ def logging_to(handler: logging.Handler, *names: str) -> Iterator[None]:
 class _StderrLines(logging.StreamHandler):
     """`lines_on_stderr`'s handler: a record as a plain line on stderr, but for one that a handler of the user's own
     logging setup (not a block's) writes to the terminal already: a `logging.StreamHandler` on stderr or stdout, as
-    `logging.basicConfig` makes, that the record meets (`_handlers_met`) at a level the setup let through without the
-    blocks (`_level_without_blocks`). A script with `logging.basicConfig(level=logging.WARNING)` calling a tool's `main`
-    saw each warning twice, in its format and as the tool's line. A log file of the user's does not count: the terminal
-    still needs the line."""
+    `logging.basicConfig` makes, or one on a file that is stderr or stdout itself (a `logging.FileHandler` of
+    /dev/stderr), that the record meets (`_handlers_met`) at a level the setup let through without the blocks
+    (`_level_without_blocks`) and that its filters let through. A script with `logging.basicConfig(level=logging.WARNING)`
+    calling a tool's `main` saw each warning twice, in its format and as the tool's line. A log file of the user's does
+    not count: the terminal still needs the line; nor does a handler whose filters drop the record (one kept to the
+    script's own logger, `logging.Filter("myapp")`): the line was shown nowhere."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -484,9 +486,30 @@ class _StderrLines(logging.StreamHandler):
         if isinstance(origin, logging.Logger) and record.levelno >= _level_without_blocks(origin):
             terminals = [s for s in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__) if s is not None]
             if any(users and not _blocks_own(h) and isinstance(h, logging.StreamHandler) and record.levelno >= h.level
-                   and any(h.stream is s for s in terminals) for _, h, users in _handlers_met(origin)):
+                   and _writes_to(h.stream, terminals) and h.filter(record) for _, h, users in _handlers_met(origin)):
                 return
         super().emit(record)
+
+
+def _writes_to(stream: Any, terminals: list[Any]) -> bool:
+    """Whether `stream` is one of `terminals`, or writes to the same open file as one (a stream of its own opened on
+    /dev/stderr or /dev/stdout: the same pipe, terminal or file, by its device and inode)."""
+    if any(stream is s for s in terminals):
+        return True
+    if stream is None:
+        return False
+    try:
+        mine = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no file under it (a StringIO), or closed
+        return False
+    for terminal in terminals:
+        try:
+            theirs = os.fstat(terminal.fileno())
+        except (AttributeError, OSError, ValueError):  # pytest's capture, a notebook's stream: no file of its own
+            continue
+        if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino):
+            return True
+    return False
 
 
 @contextmanager

@@ -184,6 +184,49 @@ def test_a_tool_s_stderr_lines_leave_out_what_the_user_s_console_shows_already(c
     assert capsys.readouterr().err.splitlines() == expected
 
 
+def test_a_tool_s_stderr_lines_are_written_where_the_user_s_console_filters_them_out(capsys):
+    # A script's handler on stderr kept to its own logger (logging.Filter("myapp")) shows none of the tool's lines: they
+    # were left out as shown already, and so shown nowhere.
+    from nas.errors import lines_on_stderr
+
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    mine = logging.StreamHandler(sys.stderr)
+    mine.setFormatter(logging.Formatter("user: %(message)s"))
+    mine.addFilter(logging.Filter("myapp"))
+    root.handlers[:], root.level = [mine], logging.INFO
+    try:
+        with lines_on_stderr("nas", "compress"):
+            logging.getLogger("compress.predict").info("removed 1 temporary file")
+            logging.getLogger("compress.predict").warning("the model saturates")
+            logging.getLogger("myapp").warning("the script's own")
+    finally:
+        root.handlers[:], root.level = saved[1], saved[0]
+    assert capsys.readouterr().err.splitlines() == ["removed 1 temporary file", "the model saturates",
+                                                    "user: the script's own"]
+
+
+_FILE_HANDLER_ON_STDERR = """
+import logging
+from nas.errors import lines_on_stderr
+mine = logging.FileHandler("/dev/stderr")  # the user's log "file" is stderr itself
+mine.setFormatter(logging.Formatter("user: %(message)s"))
+logging.getLogger().addHandler(mine)
+logging.getLogger().setLevel(logging.INFO)
+with lines_on_stderr("nas"):
+    logging.getLogger("nas.report").info("final training of a")
+    logging.getLogger("nas.report").warning("a warning")
+"""
+
+
+def test_a_user_s_file_handler_on_dev_stderr_counts_as_the_console_so_each_line_is_shown_once():
+    # A FileHandler opened on /dev/stderr writes to the same pipe or terminal as sys.stderr through a stream of its own:
+    # it was not taken for the console, and each line was shown twice.
+    done = subprocess.run([sys.executable, "-c", _FILE_HANDLER_ON_STDERR], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["user: final training of a", "user: a warning"]
+
+
 _NO_LOGGING_SETUP = """
 import logging, sys, tempfile
 from pathlib import Path
