@@ -383,12 +383,12 @@ def _searched_config(folder: Path) -> tuple[DataConfig, str] | None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if folder.parent.name != "checkpoints":
+    found = _run_config_data(folder)
+    if found is None:
         return None
-    config = folder.parent.parent / "config.yaml"
+    config, searched = found
     known = {f.name for f in fields(DataConfig)}
     try:
-        searched = OmegaConf.to_container(OmegaConf.load(config))["data"]
         searched = {k: v for k, v in searched.items() if k in known}  # a key of another version's schema
         fmt = searched.get("format", DataFormat.idx.value)
         group = (_data_group(str(searched["name"]))
@@ -411,6 +411,25 @@ def _searched_config(folder: Path) -> tuple[DataConfig, str] | None:
     source = str(config) + (f" (data.root from {config.parent / 'pareto.json'})"
                             if recorded is not None and recorded != searched.get("root") else "")
     return data, source
+
+
+def _run_config_data(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The run's config.yaml of the member in `folder` (`<run>/checkpoints/<id>`) and the `data` mapping it records, as
+    written (no group or default merged in); None outside a run folder, and where config.yaml is missing, unreadable or
+    holds no data mapping. The one reader of the search's data settings (`_searched_config`,
+    `_searched_shape_settings`)."""
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if folder.parent.name != "checkpoints":
+        return None
+    config = folder.parent.parent / "config.yaml"
+    try:
+        searched = OmegaConf.to_container(OmegaConf.load(config))["data"]
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException):
+        return None
+    return (config, searched) if isinstance(searched, dict) else None
 
 
 def _data_settings(data: DataConfig) -> list[str]:
@@ -650,10 +669,11 @@ def _searched_shape_settings(folder: Path, dataset: str) -> list[str]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if folder.parent.name != "checkpoints":
+    found = _run_config_data(folder)
+    if found is None:
         return []
+    searched = found[1]
     try:
-        searched = OmegaConf.to_container(OmegaConf.load(folder.parent.parent / "config.yaml"))["data"]
         group = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / f"{dataset}.yaml"))
         if searched["name"] != dataset:  # a config.yaml of other data than the member's metrics.json names
             return []
