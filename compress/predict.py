@@ -422,17 +422,18 @@ def _check_recorded_digests(path: Path) -> None:
 def _rerun_command(folder: Path, compressed: Mapping[str, Any]) -> str:
     """The `python -m compress.run` command that writes `folder`'s compressed files again, for the chip its
     compressed_metrics.json records (`hw`): without hw= it compressed for the default chip, pruned to another latency
-    target. With the data settings of the member's search that its metrics.json and run record
-    (`compress.run.searched_data_settings`: an image folder's data.root, size, split, data.metric, ...): without them
-    compress.run refused the command it was sent to, naming them, a second step."""
+    target. With the data settings of the member's search that its run and metrics.json record
+    (`compress.run.recorded_data_settings`: every `data.*` its run's config.yaml set, with the data.root its pareto.json
+    records, else an image folder's data.root, size, split, data.metric, ...): without them compress.run refused the
+    command it was sent to, naming them, a second step; or, with the size alone, loaded another split of the data."""
     from nas.config import shell_command
 
-    from compress.run import searched_data_settings
+    from compress.run import recorded_data_settings
 
     hw = compressed.get("hw")
     command = shell_command("compress.run", [f"checkpoint={folder}", *([f"hw={hw}"] if isinstance(hw, str) and hw else [])])
     # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
-    return " ".join([command, *searched_data_settings(folder)])
+    return " ".join([command, *recorded_data_settings(folder)])
 
 
 def _pixels(files: Sequence[Path], contract: Contract, *, unreadable: list[UnreadableImageError] | None = None,

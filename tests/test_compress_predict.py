@@ -791,6 +791,44 @@ def test_a_damaged_files_rerun_command_names_the_size_fashion_mnist_was_searched
     assert str(e.value).endswith(f"checkpoint={folder} hw=edge_npu to write it again")
 
 
+def test_a_damaged_files_rerun_command_names_the_split_and_root_the_search_recorded(tmp_path):
+    # The command named the data settings the member's metrics.json records alone: a search of Fashion-MNIST in
+    # another folder at data.val_size=0.2 data.split_seed=3 got none of them (pasted, it loaded another split), and an
+    # image folder moved since its search was named at its old place, as if the images were there.
+    import yaml
+
+    from compress.predict import _check_recorded_digests
+
+    fashion = tmp_path / "fashion"
+    fashion.mkdir()
+    run = tmp_path / "runs" / "study"
+    folder = run / "checkpoints" / "a1"
+    folder.mkdir(parents=True)
+    (folder / "model_int8.onnx").write_bytes(b"damaged")
+    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
+                                                                "hw": "edge_npu"}))
+    (folder / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist", "metric": "accuracy",
+                                                    "input": {"channels": 1, "img_size": 28}}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"name": "fashion_mnist", "format": "idx",
+                                                              "root": str(fashion), "val_size": 0.2, "split_seed": 3}}))
+
+    def rerun() -> str:
+        with pytest.raises(CheckpointError) as e:
+            _check_recorded_digests(folder / "model_int8.onnx")
+        return str(e.value).split("; rerun ")[-1].removesuffix(" to write it again")
+
+    assert rerun() == (f"python -m compress.run checkpoint={folder} hw=edge_npu data=fashion_mnist data.root={fashion} "
+                       "data.val_size=0.2 data.split_seed=3")
+    images = tmp_path / "images"  # an image folder searched at its own split, moved since
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"name": "imagefolder", "format": "imagefolder",
+                                                              "root": "images", "img_size": 12, "val_size": 0.25}}))
+    (run / "pareto.json").write_text(json.dumps({"data": {"root": str(images)}}))
+    (folder / "metrics.json").write_text(json.dumps({"dataset": "imagefolder", "metric": "accuracy",
+                                                    "input": {"channels": 3, "img_size": 12}}))
+    assert rerun() == (f"python -m compress.run checkpoint={folder} hw=edge_npu data=imagefolder "
+                       f"data.root=<its image folder, {images} when searched> data.img_size=12 data.val_size=0.25")
+
+
 def _camera_dump(photos: Path, tmp_path: Path) -> tuple[Path, list[Path]]:
     """A folder of the photos' 3 images with two files that cannot be decoded among them: one cut short to nothing, one
     that is no image at all (a camera's half-written file, a sidecar saved under .jpg)."""
