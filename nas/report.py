@@ -2344,8 +2344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [a for a in args_list if "=" in a and not a.startswith("-")]
     folders = [a for a in args_list if a not in overrides and not a.startswith("-")]
     if overrides and folders:  # `nas.report runs/x final_train=none`: two forms in one
-        exit_with_error(f"a run folder is read as it is, without settings ({' '.join(overrides)}); to rebuild it from "
-                        f"its study with settings, name the study instead: {_rebuild_command(folders[0], overrides)}")
+        # a folder renamed from its run's: the study its study.db holds, not the folder's name (the rebuild refused it)
+        moved, study = _moved_from(pathlib.Path(folders[0]))
+        exit_with_error(f"a run folder is read as it is, without settings ({' '.join(overrides)}); {moved}to rebuild "
+                        f"it from its study with settings, name the study instead: "
+                        f"{_rebuild_command(folders[0], overrides, study_name=study)}")
     if len(folders) != 1:
         given = f"{len(folders)} run folders given ({', '.join(folders)})" if folders else "no run folder given"
         exit_with_error(f"{given}; {_TAKES}{', one per command' if folders else ''}")

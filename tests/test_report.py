@@ -1491,6 +1491,25 @@ def test_a_run_folder_with_settings_suggests_each_key_once_from_its_path(tmp_pat
                         "final_train=none") and err.count("search.study_name=") == 2, err  # the given list, the command
 
 
+def test_a_renamed_run_folder_with_settings_names_the_study_its_study_db_holds(
+        tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # runs/r1 renamed to runs/r2: the refusal named search.study_name=r2, which the rebuild refused in turn (its
+    # study.db holds study 'r1', and the rebuild reads the run folder search.runs_dir/search.study_name)
+    import optuna
+
+    folder = tmp_path / "r2"
+    folder.mkdir()
+    optuna.create_study(study_name="r1", storage=f"sqlite:///{folder / 'study.db'}")
+    capsys.readouterr()  # Optuna's line that it created the study
+    assert _refused([str(folder), "final_train=none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: a run folder is read as it is, without settings (final_train=none); its study.db holds study 'r1', so "
+        "the folder was copied or renamed from a run of that name (the rebuild reads the run folder "
+        f"search.runs_dir/search.study_name): move it back to {tmp_path / 'r1'}, then to rebuild it from its study "
+        f"with settings, name the study instead: search.runs_dir={tmp_path} search.study_name=r1 final_train=none"), err
+
+
 @pytest.mark.parametrize("args, said", [
     (["runs/x", "--frob"], "--frob is not an option of nas.report (its only option is -h/--help, which prints the usage)"),
     (["--frob=3", "runs/x"], "--frob is not an option of nas.report (its only option is -h/--help, which prints the usage)"),
