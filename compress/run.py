@@ -512,10 +512,11 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
 
 
 def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: str | None = None) -> Dataset:
-    """`data`, split as the search's metrics.json beside the checkpoint says its test images were (`split_as_recorded`);
-    `ConfigError` when they are other test images than `data`'s: another data.root, or another split of the same folder,
-    whose test images the model may have been trained on (and whose training images would include its test images).
-    `root`: the data.root its search recorded (`recorded_root`), named in the error where it is not `cfg`'s."""
+    """`data`, split as the search's metrics.json beside the checkpoint says its test images were
+    (`split_as_recorded_and_digests`); `ConfigError` when they are other test images than `data`'s: another data.root,
+    or another split of the same folder, whose test images the model may have been trained on (and whose training images
+    would include its test images). `root`: the data.root its search recorded (`recorded_root`), named in the error
+    where it is not `cfg`'s."""
     import json
 
     from nas.data import (CLASS_SUMMARY, SPLIT_SETTINGS, class_changes, per_class_test_images,

@@ -1073,8 +1073,8 @@ def _hold_out(split: Split, size: float, *, seed: int, what: str, stratify: bool
     class's count: the image that takes a deleted held-out photo's place (or gives its place to an added one), and one
     where rounding changes the count. A draw with `torch.randperm` in the listing's order (idx data, which
     has no paths, keeps it: the split of every committed Fashion-MNIST result; `keyed` false for an image folder: its
-    split before 2026-12-06, `split_as_recorded`) moved most of a class's held-out images when one photo was deleted,
-    and every later class's too, the generator being shared."""
+    split before 2026-12-06, `split_as_recorded_and_digests`) moved most of a class's held-out images when one photo
+    was deleted, and every later class's too, the generator being shared."""
     k = _count(size, len(split), what)
     if keyed and split.paths is not None:
         ranks = _path_ranks(split.paths, seed)
@@ -1128,7 +1128,7 @@ def held_out_gaps_warning(data: Dataset, cfg: DataConfig) -> str | None:
         elif small:  # a held-out split of fewer images than classes
             why = "; ".join(f"data.{s}_size={getattr(cfg, f'{s}_size'):g} holds out {counted(len(getattr(data, s)), 'image')} "
                             f"for {data.num_classes} classes" for s in small) + f"; hold out {data.num_classes} or more"
-        else:  # split_as_recorded
+        else:  # split_as_recorded_and_digests
             why = ("the split a study or checkpoint was made with, from before a class rounded to none got one; a new "
                    "search.study_name gets one")
         groups.setdefault(why, []).append(f"{readable_repr(name)} ({counted(total, 'image')}) has no "
@@ -1174,9 +1174,9 @@ def _unused_split_sizes(cfg: DataConfig, *, val: Split | None, test: Split | Non
 
 def load_dataset(cfg: DataConfig, *, one_for_each: bool = True, overridden: Collection[str] = ()) -> Dataset:
     """Load the dataset `cfg` describes; raise `DataError` with a one-line fix when it is missing. `one_for_each`
-    false splits it as before a class rounded to none got a held-out image (`split_as_recorded`). `overridden`: the
-    config keys the user set on the command line (`nas.config.overridden_keys`): a split size named there for data with
-    that split of its own is warned about even at its default value."""
+    false splits it as before a class rounded to none got a held-out image (`split_as_recorded_and_digests`).
+    `overridden`: the config keys the user set on the command line (`nas.config.overridden_keys`): a split size named
+    there for data with that split of its own is warned about even at its default value."""
     return _split_loaded(cfg, _read_unsplit(cfg, overridden=overridden), one_for_each=one_for_each)
 
 
@@ -1205,7 +1205,8 @@ def _read_unsplit(cfg: DataConfig, *, overridden: Collection[str] = ()) -> _Unsp
 
 def _split_loaded(cfg: DataConfig, loaded: _Unsplit, *, one_for_each: bool = True, keyed: bool = True) -> Dataset:
     """The `Dataset` of images read by `_read_unsplit`, with test and val held out of train where the data brings no
-    such split (`_hold_out`; `one_for_each` and `keyed` false give the splits of before, `split_as_recorded`)."""
+    such split (`_hold_out`; `one_for_each` and `keyed` false give the splits of before,
+    `split_as_recorded_and_digests`)."""
     train, val, test, classes, image_counts = loaded
     held_out, rounded_up = [], []  # the splits held out of the training images, in the order drawn
     # Test first, from all the images, then val from what test left: a class too small for both (2 images: one stays in
@@ -1215,7 +1216,8 @@ def _split_loaded(cfg: DataConfig, loaded: _Unsplit, *, one_for_each: bool = Tru
     # report the shipped model as covering it; and the test images stay those of data.test_size and the seed alone,
     # whatever data.val_size is, so members of studies with other val sizes are tested on the same images. Changing
     # the order would also change the test split of every folder with such a class, which studies and checkpoints
-    # record (`split_as_recorded` restores only the splits of before `_one_for_each` and of before `_path_ranks`).
+    # record (`split_as_recorded_and_digests` restores only the splits of before `_one_for_each` and of before
+    # `_path_ranks`).
     if test is None:
         train, test, moved = _hold_out(train, cfg.test_size, seed=cfg.split_seed + 1, what="data.test_size",
                                        stratify=cfg.stratify, one_for_each=one_for_each, keyed=keyed)
@@ -1251,10 +1253,10 @@ def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None,
 
     `run_dir`: the run folder of a search (`SearchResult.run_dir`) whose split to give. A study made before a class
     rounded to none got a held-out image (2026-12-05) keeps its older split, which its searches and reports use
-    (`split_as_recorded`); without `run_dir` this gives the split a new study gets. The study is read (not changed)
-    from the folder's study.db, or from `cfg`'s `search.storage` where it names a shared one, under the folder's name
-    (the study name: runs_dir/study_name). `ConfigError` when there is no such study, or when it was made with other
-    images than `cfg`'s data settings give, as a search resuming it would refuse them."""
+    (`split_as_recorded_and_digests`); without `run_dir` this gives the split a new study gets. The study is read (not
+    changed) from the folder's study.db, or from `cfg`'s `search.storage` where it names a shared one, under the
+    folder's name (the study name: runs_dir/study_name). `ConfigError` when there is no such study, or when it was made
+    with other images than `cfg`'s data settings give, as a search resuming it would refuse them."""
     from omegaconf import DictConfig
 
     from nas.config import overridden_or_recorded, structured, validate_data_config
@@ -1281,8 +1283,8 @@ def load_search_data(cfg: Any, *, overridden: Collection[str] | None = None,
 
 def _split_as_study(cfg: DataConfig, data: Dataset, run_dir: Path, *, storage: str | None) -> Dataset:
     """`data` split as the study of `run_dir` (in `storage`, a shared study's URL, else the folder's study.db) keeps
-    it (`split_as_recorded`); `ConfigError` when there is no such study or it was made with other images. The storage
-    is opened to read the study's record only, and closed."""
+    it (`split_as_recorded_and_digests`); `ConfigError` when there is no such study or it was made with other images.
+    The storage is opened to read the study's record only, and closed."""
     import dataclasses
 
     import optuna
@@ -1334,11 +1336,6 @@ def _unsplit(data: Dataset) -> _Unsplit | None:
     train = Split(torch.cat([part.x for part in parts]), y, tuple(paths)).select(order)
     return (train, None if "val" in data.held_out else data.val, None if "test" in data.held_out else data.test,
             data.classes, data.image_counts)
-
-
-def split_as_recorded(cfg: DataConfig, data: Dataset, digests: dict[str, str] | None) -> Dataset:
-    """`split_as_recorded_and_digests` without the digests: the split `data` is kept as or split again as."""
-    return split_as_recorded_and_digests(cfg, data, digests)[0]
 
 
 def split_as_recorded_and_digests(cfg: DataConfig, data: Dataset,

@@ -922,9 +922,10 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
 
 
 def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
-    """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once (`split_as_recorded` may
-    read idx data twice but gives its warnings once; a line given twice all the same is listed once), a file or class
-    name that is not UTF-8 in them as their log lines show it (`readable_text`), for pareto.json and the report."""
+    """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once
+    (`split_as_recorded_and_digests` may read idx data twice but gives its warnings once; a line given twice all the
+    same is listed once), a file or class name that is not UTF-8 in them as their log lines show it (`readable_text`),
+    for pareto.json and the report."""
     return list(dict.fromkeys(readable_text(line) for line in [*(record.getMessage() for record in earlier), *warned]))
 
 

@@ -268,8 +268,8 @@ def test_a_compression_replacing_one_for_another_chip_says_so_before_it_starts(t
 
 
 def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
-    # The test split was compared with the checkpoint's record (split_as_recorded) and then hashed again to check it:
-    # every test pixel twice before a compression.
+    # The test split was compared with the checkpoint's record (split_as_recorded_and_digests) and then hashed again to
+    # check it: every test pixel twice before a compression.
     import nas.data
     from compress.run import _check_test_images
     from nas.config import DataConfig, DataFormat

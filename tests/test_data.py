@@ -411,7 +411,7 @@ def test_fashion_mnist_val_split_is_the_random_draw_committed_results_were_measu
 def test_a_study_or_checkpoint_made_before_images_were_held_out_by_their_paths_keeps_its_split(tmp_path, monkeypatch,
                                                                                              caplog):
     import nas.data
-    from nas.data import data_identity, split_as_recorded
+    from nas.data import data_identity, split_as_recorded_and_digests
 
     root = _folder(tmp_path, {"a": 20, "b": 20})
     # subfolders whose paths sort otherwise as strings ("2024-06/" before "2024/") than as the listing sorts them
@@ -426,14 +426,15 @@ def test_a_study_or_checkpoint_made_before_images_were_held_out_by_their_paths_k
     # split again from the images loaded, in the folder's order: not read again
     monkeypatch.setattr(nas.data, "_read_unsplit", lambda *a, **k: pytest.fail("the images were read again"))
     with caplog.at_level("WARNING", logger="nas.data"):
-        kept = split_as_recorded(cfg, now, then)
+        kept = split_as_recorded_and_digests(cfg, now, then)[0]
         assert data_identity(kept)["digests"] == then
-        assert split_as_recorded(cfg, now, {"test": then["test"]}).test.paths == kept.test.paths  # a checkpoint's
+        # a checkpoint's
+        assert split_as_recorded_and_digests(cfg, now, {"test": then["test"]})[0].test.paths == kept.test.paths
     assert caplog.messages == [f"kept the split of {tmp_path} that the study or checkpoint was made with, from before "
                                "held-out images were chosen by their file paths: a new study (or search) keeps each "
                                "image in its split when photos are added or removed"] * 2
-    assert split_as_recorded(cfg, now, data_identity(now)["digests"]) is now
-    assert split_as_recorded(cfg, now, {**then, "val": "0" * 16}) is now  # other images: refused by the caller
+    assert split_as_recorded_and_digests(cfg, now, data_identity(now)["digests"])[0] is now
+    assert split_as_recorded_and_digests(cfg, now, {**then, "val": "0" * 16})[0] is now  # other images: refused later
 
 
 def _stratified_counts_before_one_for_each(labels, k, **_):
@@ -547,7 +548,7 @@ def test_the_split_of_a_folder_where_every_class_got_images_is_the_one_studies_r
 
 def test_a_study_or_checkpoint_made_before_a_rare_class_got_a_val_image_keeps_its_split(tmp_path, monkeypatch, caplog):
     import nas.data
-    from nas.data import split_as_recorded, split_digest
+    from nas.data import split_as_recorded_and_digests, split_digest
 
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, {"a": 20, "b": 20, "rare": 4})),
                      img_size=None)
@@ -564,15 +565,15 @@ def test_a_study_or_checkpoint_made_before_a_rare_class_got_a_val_image_keeps_it
     assert then["test"] == split_digest(drawn.test) and then["val"] != split_digest(drawn.val)  # only val's counts moved
     caplog.clear()
     with caplog.at_level("WARNING", logger="nas.data"):
-        kept = split_as_recorded(cfg, now, then)
+        kept = split_as_recorded_and_digests(cfg, now, then)[0]
     assert nas.data.data_identity(kept)["digests"] == then and kept.rounded_up == ()
     # reading the images again does not give the first read's warnings again (search.log carried them twice)
     assert caplog.messages == [f"kept the split of {tmp_path} that the study or checkpoint was made with, from before "
                                "held-out images were chosen by their file paths and before a class rounded to none got "
                                "a held-out image: a new study (or search) keeps each image in its split when photos are "
                                "added or removed, and gets one in val"]
-    assert split_as_recorded(cfg, now, nas.data.data_identity(now)["digests"]) is now  # a study of this split
-    assert split_as_recorded(cfg, now, {**then, "val": "0" * 16}) is now  # other images: refused by the caller
+    assert split_as_recorded_and_digests(cfg, now, nas.data.data_identity(now)["digests"])[0] is now  # this split's
+    assert split_as_recorded_and_digests(cfg, now, {**then, "val": "0" * 16})[0] is now  # other images: refused later
 
 
 def test_load_search_data_of_a_run_folder_gives_the_split_its_study_was_made_with(tmp_path, monkeypatch, caplog):
@@ -631,8 +632,8 @@ def test_load_search_data_of_a_run_folder_gives_the_split_its_study_was_made_wit
 
 
 def test_load_search_data_of_a_run_folder_hashes_each_split_once(tmp_path, monkeypatch):
-    # With run_dir, the split was compared with the study's record (split_as_recorded) and then checked against it
-    # (data_identity), each hashing every split: all the training images' pixels twice per load.
+    # With run_dir, the split was compared with the study's record (split_as_recorded_and_digests) and then checked
+    # against it (data_identity), each hashing every split: all the training images' pixels twice per load.
     import optuna
 
     import nas.data

@@ -748,8 +748,9 @@ def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_cop
 
 def test_a_resumed_search_hashes_each_split_once_for_the_comparison_with_its_study_and_the_check(tmp_path, compose_cfg,
                                                                                                monkeypatch):
-    # A study's split was compared with its record (split_as_recorded), then the data checked against that record
-    # (data_identity): an image folder's training pixels hashed twice per resumed start. Stopped where trials would start.
+    # A study's split was compared with its record (split_as_recorded_and_digests), then the data checked against that
+    # record (data_identity): an image folder's training pixels hashed twice per resumed start. Stopped where trials
+    # would start.
     from PIL import Image
 
     import nas.data
