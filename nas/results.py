@@ -9,9 +9,12 @@ Run folder layout (`runs/<study_name>/`):
                            compressed member, from its compressed_metrics.json)
   checkpoints/<arch_id>/   per Pareto member: model.pt, arch.json, metrics.json, model.onnx, test_predictions.csv
                            (+ the compressed files of compress.pipeline when compression ran; final_train.partial.pt
-                           while its final training has not finished, `PARTIAL_FILE`)
+                           while its final training has not finished, `PARTIAL_FILE`; .member.lock only while a
+                           process final-trains, compresses or writes the member, `nas.checkpoint.member_lock`)
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
   .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.search._mark_started; the report names it)
+  .files.lock, .config.yaml.lock   empty files a search locks (flock) while it writes the run folder's files, and
+                           while it keeps a hand edit of config.yaml aside; they stay
 """
 
 from __future__ import annotations

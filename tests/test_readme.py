@@ -263,3 +263,16 @@ def test_readme_commands_and_overrides_compose():
                 for override in batch:  # an error naming the override at fault
                     composer([override])
                 raise
+
+
+def test_the_run_folder_layout_of_nas_results_names_the_lock_files_the_outputs_table_names():
+    # nas.results' layout docstring named neither the run folder's lock files nor a member's .member.lock
+    import ast
+
+    from nas.checkpoint import MEMBER_LOCK
+
+    rows = _outputs_rows()
+    locks = {name for cell in [*rows, *rows.values()] for name in re.findall(r"`([^`]+\.lock)`", cell)}
+    assert {".files.lock", ".config.yaml.lock", MEMBER_LOCK} <= locks, locks
+    layout = ast.get_docstring(ast.parse((README.parent / "nas" / "results.py").read_text()))
+    assert not [name for name in sorted(locks) if name not in layout], layout
