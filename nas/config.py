@@ -643,7 +643,8 @@ RECIPE_GROUPS = ("train", "final_train", "compress")  # the groups with a second
 def smoke_groups(run: RunConfig) -> list[str]:
     """The groups of `RECIPE_GROUPS` that `run` took from their `smoke` files, seconds-long settings to try the pipeline
     whose accuracies mean nothing: in a Hydra run those chosen as `<group>=smoke` (other values set beside it too); outside
-    one (`run_search` of a composed config, which keeps no choices), those whose values are their smoke file's."""
+    one (`run_search` of a composed config, which keeps no choices), those whose values are their smoke file's, the
+    settings that change only the training's speed (`SPEED_SETTINGS`) aside."""
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
@@ -653,7 +654,14 @@ def smoke_groups(run: RunConfig) -> list[str]:
     for group in RECIPE_GROUPS:
         node, path = getattr(run, group), group_file(group, "smoke")
         try:
-            if path is not None and _read_group_file(path, type(node)) == node:
+            if path is None:
+                continue
+            smoke = _read_group_file(path, type(node))
+            if isinstance(node, TrainConfig):  # train and final_train
+                # A rebuild from the study takes train from it, with the search's train.threads=1: its report lost the
+                # 'Smoke run' line of the search's own (a 1-thread run on smoke settings is as meaningless)
+                smoke = dataclasses.replace(smoke, **{key: getattr(node, key) for key in SPEED_SETTINGS["train"]})
+            if smoke == node:
                 found.append(group)
         except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):  # a broken file of the user's: not smoke
             pass

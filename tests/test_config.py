@@ -845,6 +845,20 @@ def test_smoke_groups_of_a_hydra_run_are_those_its_command_line_chose_as_smoke(c
         HydraConfig.instance().cfg = None
 
 
+def test_smoke_groups_by_value_leave_the_speed_settings_aside(compose_cfg):
+    # A rebuild from the study (`python -m nas.report search.study_name=...`) takes train from the study, threads
+    # included: a search run with train=smoke train.threads=1 was rebuilt without 'train' in smoke_settings, so the
+    # rebuilt pareto.json and report differed from the search's, and its 'Smoke run' line no longer named train=smoke
+    from nas.config import smoke_groups
+
+    run = to_run_config(compose_cfg("train=smoke", "train.threads=1", "train.channels_last=false",
+                                    "final_train=smoke", "final_train.eval_batch_size=64",
+                                    "final_train.keep_freed_memory=false"))
+    assert smoke_groups(run) == ["train", "final_train"]
+    # a setting that changes what is learnt still counts
+    assert smoke_groups(to_run_config(compose_cfg("train=smoke", "train.threads=1", "train.lr=0.01"))) == []
+
+
 def test_load_hw_profile_names_an_argument_that_is_neither_name_nor_path():
     from nas.config import load_hw_profile
 
