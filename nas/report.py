@@ -732,15 +732,19 @@ def _measured_note(members: Sequence[_Member], header: dict[str, Any] | None = N
     why = (header or {}).get("measured_latency_missing")
     if why and any(m.measured_ms is None for m in members):
         return f"'measured on host' is empty: {why}."
-    seen: list[str] = []
+    seen: dict[str, list[str]] = {}  # each text, with the members timed so
     for m in members:
         if m.measured_ms is None or not isinstance(m.metrics, dict):
             continue
         how, on = m.metrics.get("measured_latency_how"), m.metrics.get("measured_latency_on")
         text = ", ".join(str(v) for v in (how, f"on {on}" if on else None) if v)
-        if text and text not in seen:
-            seen.append(text)
-    return f"'measured on host': {'; '.join(seen)}." if seen else ""
+        if text:
+            seen.setdefault(text, []).append(m.arch_id)
+    if len(seen) > 1:
+        # The texts differ (each member's spread is in its own, a busy machine's warning too): listed bare, the note
+        # read as the first member's, then the second's, and so on, with no member named
+        return "'measured on host': " + "; ".join(f"{', '.join(ids)}: {text}" for text, ids in seen.items()) + "."
+    return f"'measured on host': {next(iter(seen))}." if seen else ""
 
 
 # ... and when the front table shows val intervals (pareto.json's val_acc_ci95 and val_acc_final_ci95; none for

@@ -747,6 +747,11 @@ def test_measured_latencies_say_how_and_on_which_cpu_they_were_timed():
     members = [member("a", 0.2, how), member("b", 0.3, dict(how)), member("c", None, None)]
     assert _measured_note(members) == "'measured on host': openvino fp32, 1 thread, batch 1, on AMD EPYC 9B14."
     assert _measured_note([member("c", None, None)]) == ""  # nothing measured: no note
+    # each member timed otherwise (its own spread, a busy machine): each text names its members, which were unnamed
+    busy = {**how, "measured_latency_how": "openvino fp32, 1 thread, batch 1 (single calls spread 769%)"}
+    assert _measured_note([member("a", 0.2, how), member("b", 0.3, busy), member("d", 0.4, dict(how))]) == (
+        "'measured on host': a, d: openvino fp32, 1 thread, batch 1, on AMD EPYC 9B14; "
+        "b: openvino fp32, 1 thread, batch 1 (single calls spread 769%), on AMD EPYC 9B14.")
     # a chip without a runtime here: the note says why the column is all '–' (a run from before the field: no note)
     why = "hw=edge_npu has no runtime on this host (its hw.runtime is empty), so its latencies are predicted, not timed"
     assert _measured_note([member("c", None, None)], {"measured_latency_missing": why}) == f"'measured on host' is empty: {why}."
