@@ -515,7 +515,17 @@ def with_study_settings(run: RunConfig, study: optuna.Study) -> RunConfig:
     # then named the root of the machine the study was made on
     if stored["data"].get("name") == run.data.name or _root_given(run.data):
         stored["data"]["root"] = run.data.root
-    merged = OmegaConf.merge(OmegaConf.structured(run), stored)
+    base = OmegaConf.structured(run)
+    # A mapping of the study's (hw.efficiency, hw.calibration) replaces this command's rather than merging into it: a
+    # rebuild of a hw=cpu_zen2 study that left hw= out (as the README's rebuild line does) took edge_npu's efficiency
+    # of relu, bn and add beside cpu_zen2's, so pareto.json said hw.efficiency was changed from its file and the
+    # members' compressions, whose fingerprint holds the chip, were all redone
+    for group, values in stored.items():
+        if isinstance(values, dict) and group in base:
+            for key, value in values.items():
+                if isinstance(value, dict) and key in base[group] and OmegaConf.get_type(base[group], key) is dict:
+                    base[group][key] = {}
+    merged = OmegaConf.merge(base, stored)
     result = OmegaConf.to_object(merged)
     assert isinstance(result, RunConfig)
     return result

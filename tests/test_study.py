@@ -575,6 +575,22 @@ def test_a_study_records_a_relative_data_root_as_the_absolute_folder_its_search_
                               "search ran in; run this command from that folder, or pass data.root=/its/absolute/place")
 
 
+def test_a_report_from_a_study_takes_the_chips_mappings_as_the_study_has_them(tmp_path, compose_cfg):
+    # A rebuild from a hw=cpu_zen2 study that left hw= out took edge_npu's (the default's) efficiency of relu, bn and
+    # add beside cpu_zen2's: pareto.json then said hw.efficiency was changed from its file, and every compressed member
+    # was compressed again, its fingerprint holding the chip
+    from nas.config import changed_from_file
+
+    storage = [f"search.storage=sqlite:///{tmp_path / 's.db'}"]
+    made = to_run_config(compose_cfg(*storage, "hw=cpu_zen2"))
+    study = open_study(made, open_storage(made, tmp_path), optuna.samplers.RandomSampler())
+    rebuilt = with_study_settings(to_run_config(compose_cfg(*storage)), study)
+    assert rebuilt.hw.name == "cpu_zen2"
+    assert rebuilt.hw.efficiency == made.hw.efficiency and rebuilt.hw.calibration == made.hw.calibration
+    assert rebuilt.hw == made.hw
+    assert changed_from_file("hw", rebuilt.hw) == []
+
+
 def test_a_report_from_a_study_judges_its_front_at_the_budget_a_resume_tightened(tmp_path, compose_cfg):
     # A study resumed with search.latency_budget_ms=0.4 dropped its members over 0.4 from the front; nas.report from the
     # study then rebuilt at no budget (the command's default), put them back and wrote pareto.json with no budget.
