@@ -638,13 +638,17 @@ def changed_from_file(group: str, node: SpaceConfig | HardwareProfile, folders: 
 
 
 RECIPE_GROUPS = ("train", "final_train", "compress")  # the groups with a seconds-long `smoke` option (README dry run)
+# The compress settings that change no member's accuracy (which members are compressed, the host timing), which
+# `smoke_groups` leaves aside as it does the training's speed settings
+_COMPRESS_NOT_ACCURACY = ("members", "top_k", "measure_latency", "latency_threads", "keep_freed_memory")
 
 
 def smoke_groups(run: RunConfig) -> list[str]:
     """The groups of `RECIPE_GROUPS` that `run` took from their `smoke` files, seconds-long settings to try the pipeline
     whose accuracies mean nothing: in a Hydra run those chosen as `<group>=smoke` (other values set beside it too); outside
     one (`run_search` of a composed config, which keeps no choices), those whose values are their smoke file's, the
-    settings that change only the training's speed (`SPEED_SETTINGS`) aside."""
+    settings that change only the training's speed (`SPEED_SETTINGS`) and the compress settings that change no accuracy
+    (`_COMPRESS_NOT_ACCURACY`) aside."""
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
@@ -661,6 +665,10 @@ def smoke_groups(run: RunConfig) -> list[str]:
                 # A rebuild from the study takes train from it, with the search's train.threads=1: its report lost the
                 # 'Smoke run' line of the search's own (a 1-thread run on smoke settings is as meaningless)
                 smoke = dataclasses.replace(smoke, **{key: getattr(node, key) for key in SPEED_SETTINGS["train"]})
+            elif isinstance(node, CompressConfig):
+                # which members, and whether and how the files are timed, change no accuracy: the rebuild line a
+                # compress=smoke compress.measure_latency=true folder names (`nas.rebuild`) wrote it as no smoke run
+                smoke = dataclasses.replace(smoke, **{key: getattr(node, key) for key in _COMPRESS_NOT_ACCURACY})
             if smoke == node:
                 found.append(group)
         except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):  # a broken file of the user's: not smoke

@@ -857,6 +857,11 @@ def test_smoke_groups_by_value_leave_the_speed_settings_aside(compose_cfg):
     assert smoke_groups(run) == ["train", "final_train"]
     # a setting that changes what is learnt still counts
     assert smoke_groups(to_run_config(compose_cfg("train=smoke", "train.threads=1", "train.lr=0.01"))) == []
+    # the rebuild line of a compress=smoke compress.measure_latency=true folder: the members and the host timing change no
+    # accuracy; the images scored do
+    assert smoke_groups(to_run_config(compose_cfg("compress=smoke", "compress.measure_latency=true",
+                                                  "compress.members=top_k", "compress.latency_threads=2"))) == ["compress"]
+    assert smoke_groups(to_run_config(compose_cfg("compress=smoke", "compress.eval_images=2000"))) == []
 
 
 def test_load_hw_profile_names_an_argument_that_is_neither_name_nor_path():
