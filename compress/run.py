@@ -263,19 +263,25 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     takes a study's data.root from the command, on this machine; a recorded root alone was left out, and the rebuild
     then read the default data's folder), and the final_train its members were trained with where that is not
     final_train's default (`nas.rebuild.searched_final_train`): without it the rebuild refuses to train them again with
-    the default recipe (`nas.search.export_study`), a second refusal after this one. Outside a run folder the settings
-    are named by placeholders."""
+    the default recipe (`nas.search.export_study`), a second refusal after this one. The study name is the one the
+    folder's study.db holds, with where to move the folder first, for a folder renamed from its run's
+    (`nas.report._moved_from`, as nas.report's rebuild hints name it): the folder's name was refused by the rebuild, which
+    reads the run folder search.runs_dir/search.study_name. Outside a run folder the settings are named by
+    placeholders."""
+    from nas.report import _moved_from, _rebuild_command  # the rebuild's own hints: one reading of study.db
+
     run_dir = _run_of(_folder_of(checkpoint)) if checkpoint else None
     if run_dir is None:
         return ("python -m nas.report search.runs_dir=<folder above the run> search.study_name=<its name> "
                 "compress.members=top_k compress.top_k=<k>")
+    moved, study = _moved_from(run_dir)
     # Values found, not typed, quoted for Hydra as well as the shell (a runs_dir with a quote: Hydra refused it in the
-    # shell's quotes alone); searched_final_train's settings are one shell argument each already.
-    named = [shell_override(key="search.runs_dir", value=str(run_dir.parent)),
-             shell_override(key="search.study_name", value=run_dir.name),
+    # shell's quotes alone); the data and final_train settings are one shell argument each already.
+    named = [_rebuild_command(str(run_dir), [], study_name=study),
              *recorded_data_settings(_folder_of(checkpoint), root=data_root), *searched_final_train(run_dir),
              "compress.members=top_k"]
-    return f"python -m nas.report {' '.join(named)} compress.top_k=<k>"  # <k> left to the user, unquoted
+    command = f"python -m nas.report {' '.join(named)} compress.top_k=<k>"  # <k> left to the user, unquoted
+    return f"{command} ({moved}run that command)" if moved else command
 
 
 def check_members(members: Any, *, checkpoint: str | Path | None = None, data_root: str | None = None) -> None:

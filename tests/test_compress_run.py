@@ -47,6 +47,24 @@ def test_top_k_hint_names_the_runs_folder_and_final_train(tmp_path):
                                        "name> compress.members=top_k compress.top_k=<k>")
 
 
+def test_top_k_hint_of_a_renamed_run_folder_names_the_study_its_study_db_holds(tmp_path, capsys):
+    # runs/r1 renamed to runs/t: the hint named search.study_name=t, which the rebuild refused (its study.db holds study
+    # 'r1', and the rebuild reads the run folder search.runs_dir/search.study_name), as nas.report's own hints say
+    import optuna
+
+    run_dir = _run_folder(tmp_path, [{"epochs": 2, "recipe": _recipe(**SMOKE)}])
+    optuna.create_study(study_name="r1", storage=f"sqlite:///{run_dir / 'study.db'}")
+    capsys.readouterr()  # Optuna's line that it created the study
+    with pytest.raises(ConfigError) as refused:
+        check_members("top_k", checkpoint=run_dir / "checkpoints" / "m0")
+    assert str(refused.value).endswith(
+        f"compress a run's best k with python -m nas.report search.runs_dir={tmp_path} search.study_name=r1 "
+        "final_train=smoke compress.members=top_k compress.top_k=<k> (its study.db holds study 'r1', so the folder was "
+        "copied or renamed from a run of that name (the rebuild reads the run folder search.runs_dir/search.study_name): "
+        f"move it back to {tmp_path / 'r1'}, then run that command)"), str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
 def test_top_k_hint_quotes_the_runs_dir_for_hydra_as_well_as_the_shell(tmp_path):
     # In the shell's quotes alone, a runs_dir with a quote reached Hydra as `search.runs_dir=/x/it's runs`, which it refused
     from hydra.core.override_parser.overrides_parser import OverridesParser
