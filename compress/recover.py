@@ -47,6 +47,10 @@ def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float,
     The teachers are put in eval mode without gradients. `fast`: they run in bf16 and channels-last, which makes
     their forward cheap next to the student's step (from-scratch training from big teachers); off, they run as
     they are (recovery, where a teacher is the student's own fp32 original).
+
+    The function carries its `alpha`, `temperature` and `fast` as its `distillation` attribute (a dict):
+    `nas.results.final_train` records them in its partial file's key, so that a training stopped under other
+    distillation settings is not gone on from.
     """
     for t in teachers:
         t.eval().requires_grad_(False)
@@ -60,6 +64,10 @@ def teacher_loss(teachers: list[nn.Module], *, alpha: float, temperature: float,
             target = torch.stack([t(xt).float() for t in ensemble]).mean(0)
         return distillation_loss(logits, target, y, alpha=alpha, temperature=temperature, class_weight=class_weight)
 
+    # what sets the weights besides the teachers (`nas.results.final_train`'s partial file key): bf16 teachers give
+    # other targets; the class weights follow from data.metric, which that key holds already
+    loss_fn.distillation = {"alpha": float(alpha), "temperature": float(temperature),  # type: ignore[attr-defined]
+                            "fast": bool(fast)}
     return loss_fn
 
 

@@ -27,8 +27,9 @@ is the same recipe. Only the student is shipped and measured: the teachers never
 
 Each row's training state is kept after every epoch in its folder's `final_train.partial.pt`, as a search keeps a
 Pareto member's: the same command run again after a stop (Ctrl-C, kill) goes on from the row's last finished epoch.
-That file is valid for the same recipe and seed and, with `--teacher`, the same teacher weights (a teacher retrained
-at the same path starts the row from epoch 0, with a warning); it is deleted once the row's `model.pt` is written.
+That file is valid for the same recipe and seed and, with `--teacher`, the same teacher weights and distillation
+settings (alpha, T; a teacher retrained at the same path starts the row from epoch 0, with a warning); it is deleted
+once the row's `model.pt` is written.
 
 Target (issue 6): best int8 model with predicted edge_npu latency <= 1 ms reaches >= 94.0% test accuracy.
 Writes experiments/results/<name>.json and <name>.md (name: final_recipe unless --name).

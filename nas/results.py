@@ -272,9 +272,11 @@ _PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
 
 
 def _partial_key(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
-                 teachers: Sequence[nn.Module]) -> dict[str, Any]:
+                 teachers: Sequence[nn.Module], loss_fn: LossFn | None = None) -> dict[str, Any]:
     """What a final training's `PARTIAL_FILE` is valid for: all that sets its weights, as JSON values. Not the speed
-    settings (a rerun with other threads goes on), but the precision `auto` became on this CPU."""
+    settings (a rerun with other threads goes on), but the precision `auto` became on this CPU, and, with `teachers`,
+    the distillation settings `loss_fn` carries (`compress.recover.teacher_loss`: alpha, temperature, and whether its
+    teachers run in bf16)."""
     recipe = run.final_train
     key = {"arch": arch.arch_id, "seed": seed, "recipe": _recipe(asdict(recipe)),
            "precision": resolve_precision(recipe.precision),
@@ -285,6 +287,9 @@ def _partial_key(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int,
     if teachers:  # a teacher retrained since (same arch, other weights) distills otherwise; absent without teachers, so
         # that a file written before the entry existed, of a training without teachers, still resumes
         key["teacher_weights"] = [_weights_digest(t) for t in teachers]
+        # another alpha, temperature or teacher precision trains otherwise: a file without them (written before the
+        # entry existed) is then of "another final training" and starts again, as one with other settings does
+        key["distillation"] = getattr(loss_fn, "distillation", None)
     return json.loads(json.dumps(key))  # as read back (Precision enums as their names)
 
 
@@ -418,9 +423,11 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
 
     `partial` (the member's `PARTIAL_FILE`): where the training's state is saved after every epoch, and where a
     training of the same arch, seed, recipe (its speed settings aside), teachers (their archs and weights: a teacher
-    retrained since is another one) and training images goes on from instead of starting again (a stop during one of
-    a member's long final trainings lost every finished epoch); the caller deletes it once the weights are written.
-    Only for the recipe's loss or a distillation from `teachers`: the file cannot tell other `loss_fn`s apart."""
+    retrained since is another one), distillation settings (those `compress.recover.teacher_loss` gives its `loss_fn`:
+    alpha, temperature, bf16 teachers) and training images goes on from instead of starting again (a stop during one
+    of a member's long final trainings lost every finished epoch); the caller deletes it once the weights are written.
+    Only for the recipe's loss or a distillation from `teachers` by `teacher_loss`: the file cannot tell other
+    `loss_fn`s apart."""
     teacher_archs = _teacher_archs(teachers, partial=partial)
     recipe, budget = run.final_train, memory_budget(run.search.memory_budget_gb)
     if budget is not None:
@@ -441,7 +448,8 @@ def final_train(arch: ArchConfig, data: Dataset, run: RunConfig, *, seed: int, l
              training_text(epochs=recipe.epochs, subset=recipe.subset, train_images=len(data.train)))
     resume, on_state = None, None
     if partial is not None:
-        key = _partial_key(arch, data, run, seed=seed, teachers=teachers)  # models here (`_teacher_archs`)
+        # teachers as models here (`_teacher_archs`)
+        key = _partial_key(arch, data, run, seed=seed, teachers=teachers, loss_fn=loss_fn)
         # the images `train_candidate` trains on (`subset_split`), which the file's counts are of
         train_images = len(data.train) if recipe.subset is None else min(recipe.subset, len(data.train))
         if (resume := _read_partial(partial, key=key, model=model, epochs=recipe.epochs, train_images=train_images,

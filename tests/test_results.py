@@ -1093,6 +1093,52 @@ def test_a_distillations_partial_file_is_of_its_teachers_weights_not_only_their_
         final_train(arch, data, run, seed=3, teachers=[build_model(arch)])  # no .arch: its arch is unknown
 
 
+def test_a_distillations_partial_file_is_of_its_alpha_and_temperature(tmp_path, compose_cfg, monkeypatch, caplog):
+    # The key held the teachers but not the distillation loss's settings: a rerun with another alpha (or temperature)
+    # went on from epochs distilled with the old one. A file written before the key held them starts again too.
+    import logging
+
+    import torch
+
+    from compress.recover import teacher_loss
+    from nas.model import build_model
+    from nas.results import PARTIAL_FILE, final_train
+
+    arch, data, run = _final_training(compose_cfg)
+    partial = tmp_path / PARTIAL_FILE
+    torch.manual_seed(1)
+    teacher = build_model(arch).eval()
+    teacher.arch = arch
+
+    def distilled(alpha, **kwargs):
+        loss_fn = teacher_loss([teacher], alpha=alpha, temperature=2.0)
+        return final_train(arch, data, run, seed=3, loss_fn=loss_fn, teachers=[teacher], **kwargs)[0]
+
+    def warned(alpha):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nas.results"):
+            model = distilled(alpha, partial=partial)
+        return model, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        distilled(0.5, partial=partial)
+    key, done = _partial_state(partial)
+    assert done == 1 and key["distillation"] == {"alpha": 0.5, "temperature": 2.0, "fast": False}
+    trained, said = warned(0.7)
+    assert said == [f"{partial} is ignored and will be overwritten: it is of another final training (it differs in "
+                    "distillation.alpha)"]
+    assert _same_weights(trained, distilled(0.7))  # distilled with alpha 0.7 from epoch 0
+    # a file of a distillation written before its key held the settings: of another training, in one warning
+    payload = torch.load(partial, weights_only=True)
+    key = json.loads(payload["key"])
+    del key["distillation"]
+    payload["key"] = json.dumps(key)
+    torch.save(payload, partial)
+    assert warned(0.7)[1] == [f"{partial} is ignored and will be overwritten: it is of another final training (it "
+                              "differs in distillation)"]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "cut short"])
 def test_a_final_trainings_unreadable_partial_file_is_ignored_with_one_warning_not_a_traceback(
         tmp_path, compose_cfg, monkeypatch, caplog, damage):
