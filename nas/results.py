@@ -266,8 +266,9 @@ PARTIAL_FILE = "final_train.partial.pt"
 """A Pareto member's final training as of its last finished epoch, in the member's folder until that training's
 weights are written (`final_train(partial=...)`): a rerun after a stop (Ctrl-C, SIGTERM, kill -9, the OOM killer) goes
 on from there instead of from epoch 0. A run that does not train the member (final_train=none, or the recipe of the
-weights it has) leaves it, for a later run of its recipe, and logs one line naming it. Deleting it is safe: that
-training then starts from epoch 0."""
+weights it has) leaves it, for a later run of its recipe, and logs one line naming it; one of the recipe the member's
+model.pt already has (a run stopped after writing the member's files, before deleting it) is finished work's leftover,
+which that run deletes, in one line. Deleting it is safe: that training then starts from epoch 0."""
 _PARTIAL_FORMAT = "metaformer-nas/final-train-partial-v1"
 
 
@@ -364,6 +365,21 @@ def _read_partial(path: Path, *, key: dict[str, Any], model: nn.Module, epochs: 
                     "(its counts are damaged: %s)", path, problem)
         return None
     return state
+
+
+def _of_recipe(path: Path, *, arch: ArchConfig, recipe: dict[str, Any] | None) -> bool:
+    """Whether the `PARTIAL_FILE` at `path` is of a final training of `arch` with `recipe` (its speed settings aside),
+    from its key alone; False for no `recipe` and for a file that cannot be read. The file is three times the size of
+    the model.pt it trains: memory-mapped (`mmap=True`), torch.load reads its key, not its weights and moments."""
+    if recipe is None:
+        return False
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        found = json.loads(payload["key"])
+    except Exception:  # cut short, not torch's zip format, damaged: not known to be finished work; left, as before
+        return False
+    return (isinstance(found, dict) and found.get("arch") == arch.arch_id
+            and found.get("recipe") == json.loads(json.dumps(_recipe(recipe))))  # as the key holds it (`_partial_key`)
 
 
 def _partial_content(path: Path, *, model: nn.Module) -> tuple[FitState, Any]:
@@ -730,11 +746,18 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }
         atomic_write_json(out / "metrics.json", metrics)
+    partial = folder / PARTIAL_FILE
     if trained:  # model.pt holds the weights now; a stop before this point resumes at the last epoch, training none
-        (folder / PARTIAL_FILE).unlink(missing_ok=True)
-    elif (folder / PARTIAL_FILE).is_file():
+        partial.unlink(missing_ok=True)
+    elif partial.is_file() and _of_recipe(partial, arch=arch, recipe=(final_info or {}).get("recipe")):
+        # a run stopped after writing the member's files, before deleting it: no run trains this recipe again while
+        # model.pt holds its weights, so the line below ("goes on from it") would not be true
+        partial.unlink(missing_ok=True)
+        log.info("Pareto member %s: %s is deleted, the state of a final training with the recipe its model.pt already "
+                 "has (left by a run stopped after writing the member's files)", arch.arch_id, partial)
+    elif partial.is_file():
         # kept for a later run of its recipe (`PARTIAL_FILE`), but a file three times the size of model.pt that nothing
-        # in this run's log named: one line says what it is and that it may go (not read here: that loads all of it)
+        # in this run's log named: one line says what it is and that it may go
         log.info("Pareto member %s: %s is left as it is, the state of a final training stopped before it ended, which "
                  "this run does not go on from (it trains the member no further); a run that final-trains the member "
                  "with that training's recipe goes on from it, and deleting it is safe (that training then starts "

@@ -1323,6 +1323,57 @@ def test_a_run_that_leaves_a_members_partial_file_says_so_in_one_line_naming_it(
     assert left not in said(none)  # no file, no line
 
 
+def test_a_partial_file_of_the_recipe_a_members_model_pt_has_is_deleted_by_the_rerun_with_one_line(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # Killed after the member's metrics.json was written but before its partial file was deleted: the file (of the
+    # recipe model.pt already has) stayed, no rerun went on from it, and each rerun's line said one would.
+    import copy
+    import logging
+    from pathlib import Path
+
+    import nas.results as results_mod
+
+    arch, data, run = _final_training(compose_cfg)
+    record = TrialRecord(number=0, state="COMPLETE", arch=arch, val_acc=0.5, latency_ms=0.1, params=1, macs=1,
+                         feasible=True, duration_s=1.0, fail_reason="")
+    folder = tmp_path / "checkpoints" / arch.arch_id
+    partial = folder / results_mod.PARTIAL_FILE
+    unlink = Path.unlink
+
+    def killed_before_deleting_it(self, *args, **kwargs):
+        if self == partial:
+            raise KeyboardInterrupt  # as kill -9 between the member's files and the file's deletion
+        return unlink(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "unlink", killed_before_deleting_it)
+        with pytest.raises(KeyboardInterrupt):
+            results_mod.materialize_member(tmp_path, record, data, run)
+    assert (folder / "metrics.json").is_file() and _partial_state(partial)[1] == 2  # the finished training's state
+
+    def said(run):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nas.results"):
+            results_mod.materialize_member(tmp_path, record, data, run)
+        return [r.getMessage() for r in caplog.records if "partial" in r.getMessage()]
+
+    deleted = (f"Pareto member {arch.arch_id}: {partial} is deleted, the state of a final training with the recipe its "
+               "model.pt already has (left by a run stopped after writing the member's files)")
+    faster = copy.deepcopy(run)
+    faster.final_train.threads = 2  # a speed setting: the same recipe
+    assert said(faster) == [deleted]
+    assert not partial.exists() and (folder / "model.pt").is_file()
+    # a partial file of another recipe (3 epochs) beside a model.pt of this one is left, for a run of that recipe
+    longer = copy.deepcopy(run)
+    longer.final_train.epochs = 3
+    _stopped_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        results_mod.materialize_member(tmp_path, record, data, longer)
+    assert _partial_state(partial)[0]["recipe"]["epochs"] == 3
+    (left,) = said(run)
+    assert left.startswith(f"Pareto member {arch.arch_id}: {partial} is left as it is") and partial.is_file()
+
+
 @pytest.mark.parametrize("refusal", ["full disk", "full quota"])
 def test_a_final_training_whose_partial_file_cannot_be_written_goes_on_with_one_warning(
         tmp_path, compose_cfg, monkeypatch, caplog, refusal):
