@@ -276,3 +276,85 @@ def test_the_run_folder_layout_of_nas_results_names_the_lock_files_the_outputs_t
     assert {".files.lock", ".config.yaml.lock", MEMBER_LOCK} <= locks, locks
     layout = ast.get_docstring(ast.parse((README.parent / "nas" / "results.py").read_text()))
     assert not [name for name in sorted(locks) if name not in layout], layout
+
+
+@pytest.mark.parametrize("data_format", ["imagefolder", "idx"])
+def test_deployment_contract_block_runs_as_written_and_predicts_what_compress_predict_does(tmp_path, monkeypatch,
+                                                                                          data_format):
+    """README's "Deployment contract" block, run on a member folder's files and a phone's photo (JPEG larger than twice
+    the model's size, stored turned with an EXIF orientation) and a PNG, gives compress.predict's probabilities: a
+    colour model gets RGB, one of idx data at 3 channels grey repeated (RGB there gave other predictions); the files
+    take a batch of 2. model_int8.onnx is model.onnx copied: the block's calls, not int8, are checked here."""
+    import json
+    import runpy
+    import shutil
+    import sys
+
+    import numpy as np
+    import onnxruntime as ort
+    from PIL import Image
+
+    from compress.export import export_openvino
+    from compress.predict import predict
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import export_onnx, io_contract
+    from nas.config import DataConfig, DataFormat
+    from nas.data import preprocessing
+    from nas.model import build_model
+
+    classes = ["bag", "coat", "shirt"]
+    arch = ArchConfig(img_size=16, in_chans=3, num_classes=3,
+                      stages=(StageConfig(mixer="sepconv", depth=1, width=16),
+                              StageConfig(mixer="attn", depth=1, width=32, head_dim=16)))
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    model.set_normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    folder = tmp_path / "member"
+    export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16)
+    shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")
+    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=3, img_size=16)
+    data = DataConfig(name="d", format=DataFormat(data_format), img_size=16, channels=3)
+    contract = io_contract(arch=arch, classes=classes, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), background=None,
+                           preprocessing=preprocessing(data, in_chans=3, img_size=16))
+    (folder / "metrics.json").write_text(json.dumps(contract))
+
+    rng = np.random.default_rng(1)
+    smooth = np.kron(rng.random((6, 10, 3)), np.ones((20, 20, 1)))  # 120x200: blocks of colour, as a photo has
+    stored = Image.fromarray((smooth * 255).astype(np.uint8)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise: upright, the 200x120 of `smooth`
+    monkeypatch.chdir(tmp_path)
+    stored.save("photo.jpg", exif=exif, quality=95)
+    Image.fromarray((rng.random((20, 30, 3)) * 255).astype(np.uint8)).save("shirt.png")
+
+    (block,) = _python_blocks("Deployment contract")
+    placeholder = '"runs/<study>/checkpoints/<arch_id>/"'
+    assert placeholder in block
+    scope: dict = {}
+    exec(compile(block.replace(placeholder, repr(f"{folder}/")), "README.md (Deployment contract)", "exec"), scope)
+    assert scope["images"].shape == (2, 3, 16, 16) and scope["images"].dtype == np.uint8
+    if data_format == "idx":  # grey in 3 channels: what compress.predict feeds a model of idx data
+        assert (scope["images"] == scope["images"][:, :1]).all()
+
+    expected = predict(folder / "model_int8.onnx", ["photo.jpg", "shirt.png"], top=3)
+    logits = scope["sess"].run(None, {"pixels": scope["pixels"]})[0]
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    for row, said in zip(probabilities, expected):
+        assert [classes[i] for i in np.argsort(-row)] == list(said.classes)
+        np.testing.assert_allclose(np.sort(row)[::-1], said.probabilities, atol=1e-5)
+    np.testing.assert_allclose(scope["compiled"](scope["pixels"])[0], logits, atol=1e-4)  # the IR, as the last
+
+    # Batch 1 for a compiler that needs static shapes, with the command README gives.
+    command = re.search(r"`python -m (onnxruntime\.tools\.make_dynamic_shape_fixed [^`]+)`", README.read_text())
+    module, *args = command.group(1).split()
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    runpy.run_module(module, run_name="__main__")  # the command, in this process: no interpreter started (seconds)
+    fixed = ort.InferenceSession(str(folder / "model_int8_b1.onnx"))
+    assert fixed.get_inputs()[0].shape == [1, 3, 16, 16]
+    np.testing.assert_allclose(fixed.run(None, {"pixels": scope["pixels"][:1]})[0], logits[:1], atol=1e-5)
+    ir = scope["ov"].Core().read_model(str(folder / "model_int8.xml"))
+    ir.reshape([1, 3, 16, 16])  # as README says for OpenVINO
+    compiled = scope["ov"].Core().compile_model(ir, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert compiled.inputs[0].get_partial_shape().is_static
+    np.testing.assert_allclose(compiled(scope["pixels"][:1])[0], logits[:1], atol=1e-4)
