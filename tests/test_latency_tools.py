@@ -1104,6 +1104,23 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "m.csv"]  # nothing written
 
 
+def test_fit_and_validate_refusing_their_measurements_leave_no_out_folder_behind(tmp_path, cpu, space_t):
+    # The out= folder was made before the CSVs were read: a mistyped file name or a CSV lacking a column was refused,
+    # and an empty folder (validate's out=, the fit's out= file's new folders) stayed behind.
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    (tmp_path / "no_median.csv").write_text("arch_json,arch_id\n")
+    tool = LatencyToolConfig(hw=cpu.without_calibration(), space=space_t)
+    for csv_name, message in (("missing.csv", "not found"), ("no_median.csv", "header lacks column ['median_ms']")):
+        measurements = [str(tmp_path / csv_name)]
+        for command, out in ((fit_command, tmp_path / "fitted" / "hw" / "chip.yaml"), (validate_command, tmp_path / "val")):
+            with pytest.raises(DataError, match=re.escape(message)):
+                command(dataclasses.replace(tool, measurements=measurements, out=str(out)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no_median.csv"]
+
+
 def test_fit_to_a_place_that_refuses_the_write_says_the_out_setting_and_why(tmp_path, cpu, space_t, monkeypatch):
     # out=/proc/x.yaml passes the check before the fit as root (os.access says yes), then the write failed with a bare
     # "[Errno 2] No such file or directory: '/proc/x.fitted.yml'". Here the write raises (the tests run as root).

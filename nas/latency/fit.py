@@ -935,8 +935,6 @@ def fit_command(tool: LatencyToolConfig) -> str:
         given = Path(tool.out)  # chip.yml -> chip.yaml, but chip.v2 -> chip.v2.yaml (a dot inside a chip's name)
         meant = given.with_suffix(".yaml") if given.suffix.lower() in (".yml", ".yaml", ".txt") else f"{given}.yaml"
         raise ConfigError(f"out={tool.out!r} must be a .yaml file: hw= chooses a chip by its <name>.yaml (e.g. out={meant})")
-    out = writable_file(tool.out or source, setting=f"out={tool.out!r}")  # before the fit, not after
-    clear_killed_writes(out.parent)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
     if len(rows) < MIN_FIT:  # said here, naming the files: fit_profile's own refusal counts archs and latencies
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_FIT} measurements to fit, got {len(rows)} "
@@ -970,6 +968,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
                     next(filter(None, map(spreadsheet_hint, unmatched)), ""))
     if warning := stray_units_warning([m.arch for m in rows], unit_times or [], units=tool.units):
         log.warning("%s", warning)
+    # Before the fit, not after; but once the inputs are read: a missing or malformed CSV left out='s new folder behind.
+    out = writable_file(tool.out or source, setting=f"out={tool.out!r}")
+    clear_killed_writes(out.parent)
     result = fit_profile([m.arch for m in rows], [m.median_ms for m in rows], tool.hw, unit_times=unit_times, check_units=True,
                          residual_trees=tool.residual_trees)
     # The file's name is its `hw=` choice: `out=my_chip.yaml` is hw=my_chip, and a copy that kept the source's `name: cpu`

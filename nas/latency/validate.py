@@ -107,13 +107,14 @@ def validate_command(tool: LatencyToolConfig) -> str:
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
-    out = make_folder(tool.out or f"latency/validate_{tool.hw.name}", setting=f"out={tool.out!r}")
-    clear_killed_writes(out)
     rows, warnings = read_measurements_for(tool.hw, tool.measurements)
     if len(rows) < MIN_VALIDATION:
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_VALIDATION} measurements to validate, got "
                         f"{len(rows)} (with fewer, Kendall tau is undefined and the baselines fit them exactly)")
     machine = measured_on(rows, what=f"measurements={list(tool.measurements)}")
+    # Made once the measurements are read: a missing or malformed CSV left an empty out= folder behind.
+    out = make_folder(tool.out or f"latency/validate_{tool.hw.name}", setting=f"out={tool.out!r}")
+    clear_killed_writes(out)
     archs, measured = [r.arch for r in rows], [r.median_ms for r in rows]
     results = compare_predictors(archs, measured, tool.hw)
     plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
