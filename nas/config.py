@@ -1000,6 +1000,12 @@ def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
         group, eq, name = arg.lstrip("+~").partition("=")
         if not eq or not (CONF_DIR / group).is_dir() or "/" in name:
             continue
+        # <name>.yml, a usual spelling of YAML files, where its group looks: Hydra offers only .yaml files (and a fit
+        # writes its numbers to <name>.fitted.yml so that they are no choice), so the file was not an option, unexplained
+        folders = ([Path(config_dir).absolute() / group] if config_dir is not None else []) + [CONF_DIR / group]
+        if not name.endswith(".fitted") and (yml := next((f / f"{name}.yml" for f in folders
+                                                          if (f / f"{name}.yml").is_file()), None)) is not None:
+            return f"; {yml} is there, but {group}= chooses only .yaml files: rename it to {yml.with_suffix('.yaml')}"
         if config_dir is not None and (flat := Path(config_dir).absolute() / f"{name}.yaml").is_file():
             if flat.parent.name == group:  # --config-dir myconf/hw: the file is where it goes, the folder is one too deep
                 return (f"; {flat} is there, but --config-dir names the folder above {group}/: pass --config-dir "

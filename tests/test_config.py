@@ -355,6 +355,25 @@ def test_a_chip_file_in_a_folder_of_ones_own_named_without_config_dir_says_to_pa
     assert "is there" not in precheck_overrides(["hw=acne"], config_name="search")  # no such file: no hint
 
 
+def test_a_chip_file_named_yml_says_to_rename_it_yaml(tmp_path):
+    # mine/hw/acme.yml (a usual spelling of YAML files) was only "hw=acme is not an option of hw; available: ...":
+    # Hydra offers .yaml files alone.
+    from nas.config import precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs(), register_latency_configs()
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "acme.yml").write_text("name: acme\n")
+    for config_name in ("latency", "search"):
+        problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=acme"], config_name=config_name)
+        assert problem.startswith("hw=acme is not an option of hw; available: ") and problem.endswith(
+            f"; {tmp_path / 'hw' / 'acme.yml'} is there, but hw= chooses only .yaml files: rename it to "
+            f"{tmp_path / 'hw' / 'acme.yaml'}")
+    # a fit's numbers (<chip>.fitted.yml) are no profile to rename
+    (tmp_path / "hw" / "acme.fitted.yml").write_text("calibration: {}\n")
+    assert "rename" not in precheck_overrides(["--config-dir", str(tmp_path), "hw=acme.fitted"], config_name="latency")
+
+
 def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_close_setting(tmp_path):
     # A chip's datasheet file with `mac_per_sec:` gave "In 'hw/typo': ConfigKeyError raised while composing config:; Key
     # 'mac_per_sec' not in 'HardwareProfile'": no close setting, unlike the same typo on the command line.
