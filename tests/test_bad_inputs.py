@@ -379,6 +379,10 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
                                                   "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
      ("nas.latency.fit", ["hw=cpu", "m.csv"], "e.g. 'measurements=[m.csv]'"),
+     # a chip's measurements fitted without hw=<chip>: the default hw=cpu, this host's shipped profile, was recalibrated
+     # on them and its files rewritten
+     ("nas.latency.fit", ["measurements=[m.csv]"],
+      "error: hw= is required: the chip whose profile the fit calibrates and rewrites (<config folder>/hw/<chip>.yaml)"),
      # a flag in the style of other tools: Hydra printed its usage lines and "unrecognized arguments"
      ("nas.latency.profile", ["hw=edge_npu", "--export-only", "n=3"],
       "error: --export-only is not an option of this command: settings are key=value, without dashes (export_only=...)"),

@@ -3104,3 +3104,12 @@ def test_fit_cli_says_in_a_copys_description_that_it_was_refitted_on_this_cpu(tm
     assert refitted_description("acme NPU", machine="", renamed=True) == "acme NPU, refitted on measurements naming no machine"
     assert refitted_description(copy.description, machine="", renamed=False) == (
         f"{cpu.description}, refitted on measurements naming no machine")
+
+
+def test_a_fit_command_line_without_hw_is_refused_but_help_and_cfg_are_not():
+    # The fit rewrites the profile it calibrates: without hw=<chip> it took the default hw=cpu, this host's profile.
+    from nas.latency.profile import missing_hw_problem
+
+    assert missing_hw_problem(["measurements=[m.csv]", "hw.precision=int8"]).startswith("hw= is required: ")
+    for argv in (["hw=acme", "measurements=[m.csv]"], ["--config-dir", "mine", "hw=acme"], ["--help"], ["--cfg", "job"]):
+        assert missing_hw_problem(argv) is None, argv

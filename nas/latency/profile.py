@@ -461,18 +461,22 @@ PROFILE_INTERRUPTED = ("interrupted: no measurements were written; the models ex
 
 
 def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, reads_fitted: bool = True,
-                predicts: bool = True, interrupted: str = INTERRUPTED) -> None:
+                predicts: bool = True, needs_hw: bool = False, interrupted: str = INTERRUPTED) -> None:
     """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. `help_line`, what
     the tool does, is the first line of its `--help` (the three tools share one config, whose Hydra help cannot tell
     them apart). With `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command
     replaces it. With `predicts=False` (the profile, which only measures or exports) a calibration refused at the
-    settings given is left out with one line (`measuring_config`), not the command refused. Ctrl-C and SIGTERM stop it
+    settings given is left out with one line (`measuring_config`), not the command refused. With `needs_hw=True` (the
+    fit, which rewrites the profile's files) a command line that names no `hw=` is refused (`missing_hw_problem`), not
+    run on the default hw=cpu. Ctrl-C and SIGTERM stop it
     with the line `interrupted` on stderr and exit status 130 / 143, also where the process ignores SIGINT (a script's
     background job: `nas.errors.interrupts_honoured`)."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         exit_with_error(problem)
     asks_help = any(a in ("-h", "--help") for a in sys.argv[1:])
+    if needs_hw and (problem := missing_hw_problem(sys.argv[1:])) is not None:
+        exit_with_error(problem)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
     def main(cfg: DictConfig) -> None:
@@ -509,6 +513,21 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
     with help_on_stdout():  # `--help | head -3`: a quiet end, not a BrokenPipeError traceback
         print(f"{help_line}\n\n{hw_help(sys.argv[1:], config_name='latency')}\n")  # Hydra's names the hw= choices alone
         main()  # Hydra prints its help and exits
+
+
+def missing_hw_problem(argv: Sequence[str]) -> str | None:
+    """One line for a `python -m nas.latency.fit` command line that names no `hw=`, else None (and for --help, --cfg or
+    --info, which fit nothing). conf/latency.yaml's default, hw=cpu, is this host's shipped calibrated profile: a fit of
+    a chip's measurements typed without hw=<chip> recalibrated it on them, and rewrote conf/hw/cpu.yaml's fitted file,
+    where rows without runtime and precision cells (only arch_json and median_ms are required) gave no refusal."""
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") or a.startswith(("--cfg=", "--info="))
+           for a in argv):
+        return None
+    if any(a.lstrip("+").startswith("hw=") for a in argv):
+        return None
+    return ("hw= is required: the chip whose profile the fit calibrates and rewrites (<config folder>/hw/<chip>.yaml), e.g. "
+            "python -m nas.latency.fit hw=<chip> 'measurements=[m.csv]'; hw=cpu refits this host's profile (README, "
+            "'Onboarding a chip', step 4)")
 
 
 def _write_failed_line(e: OSError) -> str:
