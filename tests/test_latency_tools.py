@@ -315,6 +315,20 @@ def test_measurements_given_as_the_export_folder_name_the_file_in_it(tmp_path):
         read_measurements(tmp_path / "sub")
 
 
+def test_measurements_given_as_an_exported_onnx_model_name_the_csv_beside_it(tmp_path):
+    # measurements=[to_measure/<arch_id>.onnx], one of the files next to the CSV: "is not UTF-8 text (byte 20)"
+    (tmp_path / "measurements.csv").write_text("arch_json,median_ms\n")
+    (tmp_path / "923e8ddff5.onnx").write_bytes(b"\x08\x08\x12\x07pytorch\xff\xfe")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "923e8ddff5.onnx").write_bytes(b"\x08\x08")
+    with pytest.raises(DataError) as info:
+        read_measurements(tmp_path / "923e8ddff5.onnx")
+    assert str(info.value) == (f"measurements file {tmp_path / '923e8ddff5.onnx'} is an ONNX model, not a CSV file; pass the "
+                               f"measurements CSV: {tmp_path / 'measurements.csv'}")
+    with pytest.raises(DataError, match=r"is an ONNX model, not a CSV file; pass the measurements CSV$"):
+        read_measurements(tmp_path / "sub" / "923e8ddff5.onnx")
+
+
 def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp_path):
     rows = [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")]
     write_measurements(tmp_path / "m.csv", rows)

@@ -595,6 +595,10 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
         raise DataError(f"{what} file {path} is a folder, not a CSV file{hint}")
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
+    if path.suffix.lower() == ".onnx":  # one of the exported models, next to the CSV: "not UTF-8 text (byte 20)" before
+        beside = path.parent / "measurements.csv"
+        hint = f": {beside}" if what == "measurements" and beside.is_file() else ""
+        raise DataError(f"{what} file {path} is an ONNX model, not a CSV file; pass the {what} CSV{hint}")
     raw = path.read_bytes()
     if raw.startswith(b"PK\x03\x04"):
         raise DataError(f"{path} is a zip file (a spreadsheet workbook such as .xlsx?), not CSV; save it as CSV (UTF-8)")
