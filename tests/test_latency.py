@@ -155,6 +155,12 @@ def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
     assert big.startswith("hw=chip was calibrated on inputs 1x28x28, 3x64x64, not on this data's 3x96x96: img_size=96 is "
                           "above the largest measured, 64, so its predicted latencies are extrapolated")
     assert "in_chans=3 img_size=96" in big
+    # its commands, pasted, run: a chip without a runtime here is exported (the profile refuses to time it), and the fit
+    # names the profile (it is refused without hw=)
+    assert ("(`python -m nas.latency.profile hw=chip in_chans=3 img_size=96 export_only=true ...`, timed with the chip's own "
+            "tools, then `python -m nas.latency.fit hw=chip ...`;") in big
+    host = input_warning(dataclasses.replace(calibrated, runtime="openvino"), in_chans=3, img_size=96)
+    assert "(`python -m nas.latency.profile hw=chip in_chans=3 img_size=96 ...`, then `python -m nas.latency.fit hw=chip" in host
     assert "img_size=16 is below the smallest measured, 28" in input_warning(calibrated, in_chans=1, img_size=16)
     assert ": in_chans=2 is not among the measured 1/3, so" in input_warning(calibrated, in_chans=2, img_size=32)
     both = input_warning(dataclasses.replace(calibrated, measured_inputs=["3x64x64"]), in_chans=1, img_size=28)

@@ -122,11 +122,13 @@ def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int) -> str |
         why.append(f"img_size={img_size} is {side}")
     if not why:
         return None
+    # A chip without a runtime here is measured with its own tools: `profile` without export_only=true is refused for it
+    export, timed = ("", "") if hw.runtime else (" export_only=true", ", timed with the chip's own tools")
     return (f"hw={hw.name} was calibrated on inputs {', '.join(hw.measured_inputs)}, not on this data's "
             f"{input_name(in_chans=in_chans, img_size=img_size)}: {' and '.join(why)}, so its predicted latencies are "
             f"extrapolated; measure archs at this input and refit (`python -m nas.latency.profile hw={hw.name} "
-            f"in_chans={in_chans} img_size={img_size} ...`, then `python -m nas.latency.fit ...`; README, "
-            "'Onboarding a chip')")
+            f"in_chans={in_chans} img_size={img_size}{export} ...`{timed}, "
+            f"then `python -m nas.latency.fit hw={hw.name} ...`; README, 'Onboarding a chip')")
 
 
 @dataclass
