@@ -598,8 +598,8 @@ def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwarePr
     except OSError as e:
         # Most often the profile was copied to another folder or machine without the file beside it
         copy = f"copy {path.name} along with the profile, from where it was fitted, or " if isinstance(e, FileNotFoundError) else ""
-        raise ConfigError(f"{where} cannot be read ({e.strerror or e}); {copy}refit with `python -m nas.latency.fit` "
-                          "(README, 'Onboarding a chip')") from None
+        raise ConfigError(f"{where} cannot be read ({e.strerror or e}); {copy}refit with `python -m nas.latency.fit "
+                          f"hw={hw.name} measurements=[...]` (README, 'Onboarding a chip')") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{where} are not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict) or not data:

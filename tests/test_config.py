@@ -529,7 +529,7 @@ def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(
 @pytest.mark.parametrize(("fitted", "problem"), [
     # a profile copied to another folder without its fitted file: copying that file too is the fix at hand
     (None, r"cannot be read \(No such file or directory\); copy chip\.fitted\.yml along with the profile, from where it "
-           r"was fitted, or refit with `python -m nas.latency.fit`"),
+           r"was fitted, or refit with `python -m nas.latency.fit hw=chip measurements=\[\.\.\.\]`"),
     ("calibration: {conv: [1.0\n", "are not valid YAML: while parsing a flow"),
     ("- 1.0\n", "hold no mapping of calibrated_on, fitted_archs, measured_inputs, fitted_for, cross_validated, calibration, "
                "residual$"),

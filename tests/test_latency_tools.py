@@ -1523,9 +1523,9 @@ def test_profile_measures_a_chip_at_settings_its_calibration_was_not_fitted_for(
     [line] = [m for m in caplog.messages if "hw.calibration was fitted for" in m]
     assert line.startswith("hw=cpu: its fitted numbers ") and line.endswith(
         "hw.calibration was fitted for bytes_per_element=4, but the profile says bytes_per_element=2; the fitted costs "
-        "hold only for what they were fitted for: set bytes_per_element back, or refit with `python -m nas.latency.fit` "
-        "(README, 'Onboarding a chip'). Left out here: measuring uses no calibration, and these measurements are what a "
-        "refit at these settings needs")
+        "hold only for what they were fitted for: set bytes_per_element back, or refit with "
+        "`python -m nas.latency.fit hw=cpu measurements=[...]` (README, 'Onboarding a chip'). Left out here: measuring "
+        "uses no calibration, and these measurements are what a refit at these settings needs")
     # the caller's config is not changed, and what predicts (validate) still refuses it
     assert cfg.hw.fitted == "cpu.fitted.yml"
     with pytest.raises(ConfigError, match=r"hw\.calibration was fitted for bytes_per_element=4"):
@@ -2849,7 +2849,8 @@ def test_a_profile_edited_after_its_fit_in_what_the_costs_depend_on_is_refused_u
     assert str(info.value) == (
         f"hw=chip: its fitted numbers {str(chip.with_name('chip.fitted.yml'))!r}: hw.calibration was fitted for "
         "fused_kinds=[bn, relu], but the profile says fused_kinds=[bn]; the fitted costs hold only for what they were "
-        "fitted for: set fused_kinds back, or refit with `python -m nas.latency.fit` (README, 'Onboarding a chip')")
+        "fitted for: set fused_kinds back, or refit with `python -m nas.latency.fit hw=chip measurements=[...]` (README, "
+        "'Onboarding a chip')")
     # set on the command line, or from Python, the same
     with pytest.raises(ConfigError, match=r"^hw\.calibration was fitted for bytes_per_element=1, but the profile says "
                                           r"bytes_per_element=2; .* set bytes_per_element back, or refit"):

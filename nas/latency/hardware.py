@@ -301,13 +301,13 @@ class HardwareProfile:
         fitted = "; ".join(was[i] for i in differ if i < len(was)) or self.fitted_for
         raise ConfigError(f"hw.calibration was fitted for {fitted}, but the profile says {'; '.join(is_[i] for i in differ)}; "
                           f"the fitted costs hold only for what they were fitted for: set {keys} back, or refit with "
-                          "`python -m nas.latency.fit` (README, 'Onboarding a chip')")
+                          f"`python -m nas.latency.fit hw={self.name} measurements=[...]` (README, 'Onboarding a chip')")
 
     def _validate_residual(self) -> None:
         n_features = len(UNIT_SHAPE_FIELDS) + 1  # the unit's shape, then log(unit cost)
         if not any(k.endswith("/unit") for k in self.calibration):
             raise ConfigError("hw.residual needs a calibration fitted on per-unit times (<unit type>/unit entries); "
-                              "refit with `python -m nas.latency.fit ... units=[...]` or remove hw.residual")
+                              f"refit with `python -m nas.latency.fit hw={self.name} measurements=[...] units=[...]` or remove hw.residual")
         for i, row in enumerate(self.residual):
             size = 2 if i == 0 else 10
             if len(row) != size or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in row):
