@@ -93,6 +93,11 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     from nas.checkpoint import read_checkpoint
 
     arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
+    from compress.pipeline import check_prune_target
+
+    # A latency target out of reach is bad input: refused before the data loads, and before the warning that this
+    # compression replaces the folder's earlier files, which a refusal after it contradicted
+    check_prune_target(arch, hw=run.hw, cfg=run.compress)
     if run.data.format == DataFormat.imagefolder:  # before its images are read; other data after the shape check
         _check_background(folder, run.data)
     _export_unreadable_onnx_again(folder)

@@ -285,6 +285,45 @@ def test_a_compression_replacing_one_for_another_chip_says_so_before_it_starts(t
         "compresses the member again for the search's own hw and compress settings where they differ from these")
 
 
+def test_a_latency_target_out_of_reach_is_refused_before_the_data_loads_and_the_replacing_warning(
+        tmp_path, monkeypatch, caplog):
+    # A member a search compressed, given `compress.prune.target_latency_ms=` below what 90% pruning reaches: the
+    # command loaded the photos, warned that "this compression ... replaces them once it finishes", then refused the
+    # target, so the warning announced a compression that never ran.
+    import logging
+
+    import compress
+    import compress.pipeline
+    import nas.data
+    from compress.pipeline import FORMAT
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.errors import ConfigError
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})
+    (folder / "compressed_metrics.json").write_text(json.dumps({"format": FORMAT, "hw": "edge_npu"}))
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("reached past the refusal")
+
+    monkeypatch.setattr(nas.data, "load_dataset", not_reached)
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", not_reached)
+    cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tmp_path}", "hw=cpu",
+                                            "compress.prune.target_latency_ms=0.00001"])
+    with caplog.at_level(logging.WARNING, logger="compress"), pytest.raises(ConfigError) as refused:
+        compress.run_compress(cfg)
+    assert str(refused.value).startswith("compress.prune.target_latency_ms=1e-05 cannot be met for ")
+    assert [r.getMessage() for r in caplog.records if "holds files compressed" in r.getMessage()] == []
+    # a target_latency_fraction names the setting given, with the milliseconds it asks for
+    cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tmp_path}", "hw=cpu",
+                                            "compress.prune.target_latency_fraction=0.001"])
+    with pytest.raises(ConfigError, match=r"^compress\.prune\.target_latency_fraction=0\.001 \(0\.\d{3} ms\) cannot be met"):
+        compress.run_compress(cfg)
+
+
 def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     # The test split was compared with the checkpoint's record (split_as_recorded_and_digests) and then hashed again to
     # check it: every test pixel twice before a compression.
