@@ -41,7 +41,7 @@ from nas.stats import accuracy_interval
 from nas.telemetry import openvino_telemetry_off
 from nas.errors import (DISK_EXIT, CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted,
                         disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured, lines_on_stderr, module_logger,
-                        readable_text, writable_file)
+                        readable_repr, readable_text, writable_file)
 
 # torch, and nas.data and nas.train, which import it (seconds), are imported where images are read and classified:
 # --help, a bad flag, a bad --top or a missing model is answered without them.
@@ -528,28 +528,39 @@ def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray
     return torch_runner(load_checkpoint(path), threads=torch.get_num_threads())
 
 
+def _class_folders(predictions: Sequence[Prediction], classes: Sequence[str], *,
+                   ignore_case: bool = False) -> list[tuple[Path, str] | None]:
+    """For each image, the nearest folder above it named after one of `classes` and that class, up to the folder it
+    was found in (`Prediction.folder`); None for an image in no such folder. `ignore_case`: names compared case-folded
+    (to tell a folder "Red" for the class "red" apart from one of no class; `_folder_class` compares them exactly)."""
+    import unicodedata
+
+    # Names compared in one Unicode form: macOS writes accents decomposed (e + U+0301), Linux tools composed, so photos
+    # sorted on a Mac into "carré" did not match the class "carré" a Linux run was trained on, and printed no accuracy.
+    def key(name: str) -> str:
+        name = unicodedata.normalize("NFC", name)
+        return name.casefold() if ignore_case else name
+
+    by_folder = {key(name.replace("/", "_")): name for name in classes} | {key(name): name for name in classes}
+
+    def found(p: Prediction) -> tuple[Path, str] | None:
+        # up to the folder given, no further: a folder above it named like a class (/home/me/cat/unsorted/) says nothing
+        for folder in (p.path.parent, *p.path.parent.parents):
+            if key(folder.name) in by_folder:
+                return folder, by_folder[key(folder.name)]
+            if p.folder is None or folder == p.folder or p.folder not in folder.parents:
+                return None
+        return None
+
+    return [found(p) for p in predictions]
+
+
 def _folder_class(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str | None]:
     """The class each image's folder names, None for an image in no folder named after one of `classes`. The class
     folder is the nearest one above the image, up to the folder it was found in (`Prediction.folder`): as in training,
     a class folder's subfolders hold its images too (new/cat/2024-06/img.jpg is a cat). A "/" in a class name, which no
     folder name can hold, is written "_" (Fashion-MNIST's "T-shirt/top": a folder "T-shirt_top")."""
-    import unicodedata
-
-    # Names compared in one Unicode form: macOS writes accents decomposed (e + U+0301), Linux tools composed, so photos
-    # sorted on a Mac into "carré" did not match the class "carré" a Linux run was trained on, and printed no accuracy.
-    nfc = lambda name: unicodedata.normalize("NFC", name)  # noqa: E731
-    by_folder = {nfc(name.replace("/", "_")): name for name in classes} | {nfc(name): name for name in classes}
-
-    def label(p: Prediction) -> str | None:
-        # up to the folder given, no further: a folder above it named like a class (/home/me/cat/unsorted/) says nothing
-        for folder in (p.path.parent, *p.path.parent.parents):
-            if nfc(folder.name) in by_folder:
-                return by_folder[nfc(folder.name)]
-            if p.folder is None or folder == p.folder or p.folder not in folder.parents:
-                return None
-        return None
-
-    return [label(p) for p in predictions]
+    return [None if match is None else match[1] for match in _class_folders(predictions, classes)]
 
 
 def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str] | None:
@@ -561,14 +572,20 @@ def folder_labels(predictions: Sequence[Prediction], classes: Sequence[str]) -> 
 
 def unsorted_note(predictions: Sequence[Prediction], classes: Sequence[str]) -> str | None:
     """Why no accuracy is printed for photos partly sorted into class folders: how many images lie in no folder named
-    after a class, the folder of the first, and the model's class names (a folder "Red" for the class "red" stopped
-    the accuracy line without a word). None where every image or none lies in a class folder."""
+    after a class, the folder of the first, a folder named as a class but for case with its rename, and the model's
+    class names (a folder "Red" for the class "red" stopped the accuracy line without a word). None where every image
+    lies in a class folder, or none does and no folder is a class's but for case."""
     labels = _folder_class(predictions, classes)
     unsorted = [p for p, label in zip(predictions, labels) if label is None]
-    if not unsorted or len(unsorted) == len(predictions):
+    # A folder named as a class but for case ("Leaf" for "leaf"): said even where every folder is so, which printed
+    # neither the accuracy nor a word, as photos in no class folder at all (the usual case) print none
+    near = next((match for match in _class_folders(unsorted, classes, ignore_case=True) if match is not None), None)
+    if not unsorted or (len(unsorted) == len(predictions) and near is None):
         return None
+    case = ("" if near is None else f"; {near[0]} is named as the class {readable_repr(near[1])} but for case, and folder names are "
+            f"matched exactly: rename it {readable_repr(near[1].replace('/', '_'))}")
     return (f"no top-1 accuracy: {len(unsorted)} of {len(predictions)} images lie in no folder named after a class "
-            f"(e.g. {unsorted[0].path.parent}); the model's classes: {', '.join(classes)}")
+            f"(e.g. {unsorted[0].path.parent}){case}; the model's classes: {', '.join(classes)}")
 
 
 def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> tuple[int, int] | None:

@@ -697,9 +697,31 @@ def test_photos_partly_sorted_into_class_folders_say_why_no_accuracy_is_printed(
     assert len(said.out.splitlines()) == 9 and "accuracy" not in said.out
     assert said.err.splitlines()[0] == (
         f"no top-1 accuracy: 3 of 9 images lie in no folder named after a class (e.g. {tmp_path / 'new' / 'Red'}); "
-        "the model's classes: blue, green, red")
+        f"{tmp_path / 'new' / 'Red'} is named as the class 'red' but for case, and folder names are matched exactly: "
+        "rename it 'red'; the model's classes: blue, green, red")
     # photos in no class folder at all (the usual case): nothing to say
     assert main([str(folder), str(photos)]) == 0
+    assert capsys.readouterr().err.startswith("classified with ")
+
+
+def test_photos_sorted_into_folders_named_as_the_classes_but_for_case_say_so(checkpoint, photos, tmp_path, capsys):
+    # Every new photo sorted into "Blue", "Green", "Red" for the classes blue, green and red: neither the accuracy nor
+    # a word about it, as for photos in no class folder at all.
+    folder, _ = checkpoint
+    files = sorted((photos / "sub").glob("*.png"))
+    for name in ("Blue", "GREEN", "Red"):
+        (tmp_path / "new" / name / "2024").mkdir(parents=True)
+        for f in files:
+            (tmp_path / "new" / name / "2024" / f.name).write_bytes(f.read_bytes())
+    assert main([str(folder), str(tmp_path / "new")]) == 0
+    said = capsys.readouterr()
+    assert "accuracy" not in said.out
+    assert said.err.splitlines()[0] == (
+        f"no top-1 accuracy: 9 of 9 images lie in no folder named after a class (e.g. {tmp_path / 'new' / 'Blue' / '2024'}); "
+        f"{tmp_path / 'new' / 'Blue'} is named as the class 'blue' but for case, and folder names are matched exactly: "
+        "rename it 'blue'; the model's classes: blue, green, red")
+    # the folder given is no class folder, though named as one but for case: a folder above the photos says nothing
+    assert main([str(folder), str(tmp_path / "new" / "Red" / "2024")]) == 0
     assert capsys.readouterr().err.startswith("classified with ")
 
 
