@@ -241,6 +241,10 @@ def _close_when_gone(fd: int, lock: Path) -> None:
         _release(fd)
 
 
+LOAD_NAMED_SECONDS = 5.0
+"""A calibration whose load of NNCF (`_nncf`: its import, its extension's build, a wait for another process's load)
+took this long or longer says how much of its seconds that was."""
+
 # How often a load waiting for another process's tries the toolkit's flock again (and reads again who holds it).
 _GUARD_POLL_SECONDS = 0.2
 
@@ -366,6 +370,7 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
     started = time.perf_counter()
     # After the line above: a first build of NNCF's extension (`load_nncf_extension`) is part of the wait it announces.
     nncf = _nncf()
+    loading = time.perf_counter() - started
     dataset = nncf.Dataset(images)
     note = ""
     adv = nncf.quantization.advanced_parameters
@@ -386,7 +391,11 @@ def quantize_ptq(model: nn.Module, calibration: Split, *, size: int, seed: int =
         with _torch_threads(CALIBRATION_THREADS), nncf_progress_hidden(), openvino_telemetry_off():
             quantized = nncf.quantize(copy.deepcopy(model).eval(), dataset, subset_size=len(images), advanced_parameters=params)
     if announce is not None:
-        log.info("%sint8 calibration done in %.1f s", lead, time.perf_counter() - started)
+        # A load of NNCF that built its extension or waited for other processes' builds (minutes on a shared machine)
+        # read as minutes of calibration: its share is named
+        load_part = (f" ({loading:.1f} s of it loading NNCF: importing it, building its extension or waiting for "
+                     "another process's load)" if loading >= LOAD_NAMED_SECONDS else "")
+        log.info("%sint8 calibration done in %.1f s%s", lead, time.perf_counter() - started, load_part)
     return quantized.eval(), note
 
 
