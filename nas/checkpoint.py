@@ -405,22 +405,37 @@ FILES_LOCK = ".files.lock"
 
 
 @contextlib.contextmanager
-def run_folder_lock(run_dir: Path, *, name: str = FILES_LOCK, waiting: str | None = None) -> Iterator[None]:
+def run_folder_lock(run_dir: Path, *, name: str = FILES_LOCK, waiting: str | None = None,
+                    say: Callable[[str], None] | None = None, where_writable: bool = False) -> Iterator[None]:
     """Exclusive lock on the run folder while one process writes its files: a search's workers take turns through it
-    (others wait, then find them up to date), and `python -m compress.run` of a member refreshes the run's report and
-    pareto.csv under it. `flock` works across processes of one machine and on most network file systems. `name`: the
-    empty file locked; another name is a lock of its own (`nas.search` keeps config.yaml's records under one held
-    briefly, not behind the members' final training that this one may be held for). `waiting`: the line logged once
-    where another process holds the lock (a worker's turn may last its members' final training: minutes)."""
+    (others wait, then find them up to date), and `python -m compress.run` of a member and `python -m nas.report <run
+    folder>` refresh the run's report and pareto.csv under it. `flock` works across processes of one machine and on
+    most network file systems. `name`: the empty file locked; another name is a lock of its own (`nas.search` keeps
+    config.yaml's records under one held briefly, not behind the members' final training that this one may be held
+    for). `waiting`: the line said once where another process holds the lock (a worker's turn may last its members'
+    final training: minutes), by `say` (logged at INFO when None: a command with no log handler passes a print to
+    stderr). `where_writable`: the folder is not made, and where it is missing or its lock file cannot be opened for
+    writing (a read-only disk, a folder this user may not write in) the block runs unlocked, leaving the folder as it
+    is (no lock file made there), so that the block's own writes fail as they would without the lock, with their own
+    error (nobody else writes such a folder either)."""
     import fcntl
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / name, "w") as f:
+    if where_writable:
+        try:
+            fd = os.open(run_dir / name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:  # no folder, a read-only one, one not ours: nothing to take turns with there
+            yield
+            return
+        lock_file = os.fdopen(fd, "w")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = open(run_dir / name, "w")
+    with lock_file as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if waiting is not None:
-                log.info("%s", waiting)
+                (say or (lambda line: log.info("%s", line)))(waiting)
             fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

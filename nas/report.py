@@ -2357,16 +2357,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         given = f"{len(folders)} run folders given ({', '.join(folders)})" if folders else "no run folder given"
         exit_with_error(f"{given}; {_TAKES}{', one per command' if folders else ''}")
     run_dir = folders[0]
-    try:
-        run = _load_run(pathlib.Path(run_dir))
-        paths = list(_write_reports(pathlib.Path(run_dir), run).values())
-        # pareto.csv too (its int8 columns are read from the members' compressed files, as the report's table is): a
-        # folder compressed by an older version, or copied without it, gets it from its files, with no study needed.
-        # nas.pareto_csv imports only this module; imported here, so that importing the report loads no other.
-        from nas.pareto_csv import PARETO_CSV, write_pareto_csv
+    # nas.checkpoint's file helpers import numpy, not torch; imported here, so that importing the report loads no other
+    from nas.checkpoint import FILES_LOCK, run_folder_lock
 
-        if write_pareto_csv(run_dir):
-            paths.append(pathlib.Path(run_dir) / PARETO_CSV)
+    # Read and written under the lock a search's workers take turns through (and compress.run refreshes these files
+    # under): beside a worker writing the run's files, the report could describe two states of the run at once (one
+    # writer's table, the other's front), or be written over by an older one. A folder it cannot write in (a read-only
+    # disk) is read unlocked, with no lock file made there, and refused as before once a write fails.
+    waiting = (f"{run_dir}: waiting for another process (a search's worker, or python -m compress.run) to finish "
+               f"writing the run's files ({FILES_LOCK}), to write its report...")
+    try:
+        with run_folder_lock(pathlib.Path(run_dir), waiting=waiting, where_writable=True,
+                             say=lambda line: print(line, file=sys.stderr, flush=True)):
+            run = _load_run(pathlib.Path(run_dir))
+            paths = list(_write_reports(pathlib.Path(run_dir), run).values())
+            # pareto.csv too (its int8 columns are read from the members' compressed files, as the report's table is):
+            # a folder compressed by an older version, or copied without it, gets it from its files, with no study
+            # needed. nas.pareto_csv imports only this module; imported here, so that importing the report loads no
+            # other.
+            from nas.pareto_csv import PARETO_CSV, write_pareto_csv
+
+            if write_pareto_csv(run_dir):
+                paths.append(pathlib.Path(run_dir) / PARETO_CSV)
+    except KeyboardInterrupt:  # a wait for a worker's turn may last its members' final training: minutes
+        print(f"interrupted (Ctrl-C): the report of {run_dir} may be left unwritten (each of its files is whole, "
+              "written atomically); rerun the same command", file=sys.stderr)
+        return 130
     except ReportInputError as exc:  # user-facing: one line, no traceback
         exit_with_error(str(exc))
     except OSError as exc:

@@ -1996,6 +1996,102 @@ def test_a_run_folder_that_is_read_only_is_one_line_naming_the_file_and_saying_t
     assert "copy the folder somewhere writable and run python -m nas.report on the copy" in err
 
 
+def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_the_run_folders_lock(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m nas.report <run folder>` rewrote the report and pareto.csv without the run folder's .files.lock, which a
+    # search's workers take turns through (and compress.run refreshes these files under): beside a worker writing the
+    # run's files, its report could mix the two writers' states or be written over by an older one. It now waits for
+    # the worker's turn, saying so on stderr, and reads and writes holding the lock. (The drawing is stubbed.)
+    import fcntl
+    import threading
+
+    import nas.pareto_csv
+    from nas.checkpoint import FILES_LOCK, run_folder_lock
+
+    def lock_held_elsewhere() -> bool:  # whether another open file (another process's, as flock sees it) holds it
+        with open(run_dir / FILES_LOCK) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
+    written = []
+    monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere())) or d)
+    monkeypatch.setattr(nas.report, "_write_reports", lambda d, run: written.append(("report", lock_held_elsewhere())) or {})
+    monkeypatch.setattr(nas.report, "_say_incomplete_front", lambda run: None)
+    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d: written.append(("csv", lock_held_elsewhere())))
+    codes = []
+    waiting = (f"{run_dir}: waiting for another process (a search's worker, or python -m compress.run) to finish "
+               f"writing the run's files ({FILES_LOCK}), to write its report...\n")
+    err = ""
+    with run_folder_lock(run_dir):  # a worker's turn
+        reporting = threading.Thread(target=lambda: codes.append(main([str(run_dir)])))
+        reporting.start()
+        for _ in range(600):  # until it says it waits (or ends): 30 s at most
+            err += capsys.readouterr().err
+            if err or not reporting.is_alive():
+                break
+            reporting.join(0.05)
+        assert written == [] and codes == [] and reporting.is_alive()  # nothing read or written during the turn
+        assert err == waiting  # said on stderr: a bare command has no log handler
+    reporting.join(60)
+    assert codes == [0]
+    assert written == [("read", True), ("report", True), ("csv", True)]  # all of it holding the lock
+    assert capsys.readouterr().err == ""  # said once
+
+
+def test_ctrl_c_while_the_report_waits_for_a_workers_turn_is_one_line_and_exit_130(run_dir: pathlib.Path) -> None:
+    # The wait may last a worker's final training (minutes): Ctrl-C then ended in a traceback from inside flock.
+    import signal
+
+    from nas.checkpoint import run_folder_lock
+
+    with run_folder_lock(run_dir):  # a worker's turn
+        report = subprocess.Popen([sys.executable, "-m", "nas.report", str(run_dir)], cwd=REPO_ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            waiting = report.stderr.readline()  # blocks until it waits (or ends)
+            report.send_signal(signal.SIGINT)
+            out, err = report.communicate(timeout=60)
+        finally:
+            report.kill()
+    assert waiting.startswith(f"{run_dir}: waiting for another process (a search's worker"), waiting + err
+    assert report.returncode == 130 and out == "", err
+    assert err == (f"interrupted (Ctrl-C): the report of {run_dir} may be left unwritten (each of its files is whole, "
+                   "written atomically); rerun the same command\n")
+    assert not (run_dir / "report.md").exists()
+
+
+def test_the_report_of_a_read_only_run_folder_makes_no_lock_file_there(
+        run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The report takes the run folder's .files.lock where it can write; a read-only folder (a mount, another user's
+    # folder) gets no lock file made in it, and its one-line error is the same as without the lock.
+    import errno
+    import os
+
+    opened, os_open = pathlib.Path.open, os.open
+
+    def refusing_open(self, mode="r", *args, **kwargs):
+        if "x" in mode:  # the report's atomic writes create their temporary file so
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return opened(self, mode, *args, **kwargs)
+
+    def refusing_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and pathlib.Path(path).parent == run_dir:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_os_open)
+    assert main([str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot write {run_dir / 'pareto.png'}: the run folder "
+                                                   f"{run_dir} is on a read-only file system"), err
+    assert not (run_dir / ".files.lock").exists()
+
+
 @pytest.mark.parametrize("code", ["ENOSPC", "EFBIG"])
 def test_a_rebuild_from_a_study_whose_writes_fail_is_one_line_naming_the_file_and_exits_1(
         monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], code: str) -> None:
