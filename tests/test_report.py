@@ -1998,8 +1998,8 @@ def test_a_run_folder_that_is_read_only_is_one_line_naming_the_file_and_saying_t
 
 def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_the_run_folders_lock(
         run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    # `python -m nas.report <run folder>` rewrote the report and pareto.csv without the run folder's .files.lock, which a
-    # search's workers take turns through (and compress.run refreshes these files under): beside a worker writing the
+    # `python -m nas.report <run folder>` rewrote the report and pareto.csv without the run folder's .files.lock, which
+    # a search's workers take turns through (and compress.run refreshes these files under): beside a worker writing the
     # run's files, its report could mix the two writers' states or be written over by an older one. It now waits for
     # the worker's turn, saying so on stderr, and reads and writes holding the lock. (The drawing is stubbed.)
     import fcntl
@@ -2019,7 +2019,8 @@ def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_
 
     written = []
     monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere())) or d)
-    monkeypatch.setattr(nas.report, "_write_reports", lambda d, run: written.append(("report", lock_held_elsewhere())) or {})
+    monkeypatch.setattr(nas.report, "_write_reports",
+                        lambda d, run: written.append(("report", lock_held_elsewhere())) or {})
     monkeypatch.setattr(nas.report, "_say_incomplete_front", lambda run: None)
     monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d: written.append(("csv", lock_held_elsewhere())))
     codes = []
