@@ -6,7 +6,8 @@ so it can be regenerated at any time, also while a search is still running, and 
 imports nothing from the rest of ``nas`` but the file names in ``nas.layout`` and the error classes of ``nas.errors``
 (both plain Python; nor torch/optuna): a run folder copied to a laptop is enough. (A damaged ``pareto.json`` is refused naming its rebuild with the settings `nas.rebuild` reads
 from the run's config.yaml, which imports nas.config but not torch or Optuna. Its command line also writes
-``pareto.csv`` where the folder's files give another one, with `nas.pareto_csv`, which imports only this module.)
+``pareto.csv`` where the folder's files give another one, with `nas.pareto_csv`, which imports only this module,
+and writes both under the run folder's lock, `nas.checkpoint.run_folder_lock`, whose module imports numpy, not torch.)
 
 Outputs, all written atomically into the run folder:
 
