@@ -314,3 +314,16 @@ def over_quota(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
     monkeypatch.setattr(os, "write", refusing(os.write))
     monkeypatch.setattr(os, "fsync", refusing(os.fsync))
+
+
+def lock_held_elsewhere(path: Path) -> bool:
+    """Whether another open file description (another process's, as flock sees it) holds an exclusive flock on `path`."""
+    import fcntl
+
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False

@@ -725,6 +725,17 @@ def test_photos_sorted_into_folders_named_as_the_classes_but_for_case_say_so(che
     assert capsys.readouterr().err.startswith("classified with ")
 
 
+def _damaged_int8_member(tmp_path: Path) -> tuple[Path, Path]:
+    """A run folder and its member a1 whose model_int8.onnx no longer has the digest compressed_metrics.json records."""
+    run = tmp_path / "runs" / "study"
+    folder = run / "checkpoints" / "a1"
+    folder.mkdir(parents=True)
+    (folder / "model_int8.onnx").write_bytes(b"damaged")
+    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
+                                                                "hw": "edge_npu"}))
+    return run, folder
+
+
 def test_a_damaged_files_rerun_command_names_the_image_folder_settings_of_the_members_search(tmp_path):
     # A member searched on an image folder: "rerun python -m compress.run checkpoint=<folder> hw=<chip>" was refused by
     # compress.run in turn, naming data=imagefolder, the data.root, size, channels and background to pass (and then the
@@ -739,13 +750,8 @@ def test_a_damaged_files_rerun_command_names_the_image_folder_settings_of_the_me
 
     root = tmp_path / "my photos"  # a space: quoted as the data-shape refusal quotes it
     root.mkdir()
-    run = tmp_path / "runs" / "study"
-    folder = run / "checkpoints" / "a1"
-    folder.mkdir(parents=True)
+    run, folder = _damaged_int8_member(tmp_path)
     (run / "pareto.json").write_text(json.dumps({"data": {"root": str(root)}}))
-    (folder / "model_int8.onnx").write_bytes(b"damaged")
-    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
-                                                                "hw": "edge_npu"}))
     split = {"split_seed": 3, "val_size": 0.1, "test_size": 0.3, "stratify": True}
     (folder / "metrics.json").write_text(json.dumps({
         "dataset": "imagefolder", "metric": "balanced_accuracy", "input": {"channels": 3, "img_size": 64, "background": 255},
@@ -782,12 +788,7 @@ def test_a_damaged_files_rerun_command_names_the_size_fashion_mnist_was_searched
     from nas.config import CONF_DIR, register_configs
 
     register_configs()
-    run = tmp_path / "runs" / "study"
-    folder = run / "checkpoints" / "a1"
-    folder.mkdir(parents=True)
-    (folder / "model_int8.onnx").write_bytes(b"damaged")
-    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
-                                                                "hw": "edge_npu"}))
+    run, folder = _damaged_int8_member(tmp_path)
     (folder / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist", "metric": "accuracy",
                                                     "input": {"channels": 3, "img_size": 32}}))
 
@@ -823,12 +824,7 @@ def test_a_damaged_files_rerun_command_names_the_split_and_root_the_search_recor
 
     fashion = tmp_path / "fashion"
     fashion.mkdir()
-    run = tmp_path / "runs" / "study"
-    folder = run / "checkpoints" / "a1"
-    folder.mkdir(parents=True)
-    (folder / "model_int8.onnx").write_bytes(b"damaged")
-    (folder / "compressed_metrics.json").write_text(json.dumps({"file_sha256": {"model_int8.onnx": "0" * 64},
-                                                                "hw": "edge_npu"}))
+    run, folder = _damaged_int8_member(tmp_path)
     (folder / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist", "metric": "accuracy",
                                                     "input": {"channels": 1, "img_size": 28}}))
     (run / "config.yaml").write_text(yaml.safe_dump({"data": {"name": "fashion_mnist", "format": "idx",

@@ -9,7 +9,7 @@ import pytest
 from compress.run import check_members, unused_overrides
 from nas.errors import ConfigError
 from tests.test_rebuild import SMOKE, _recipe, _run_folder
-from conftest import deliver_signal
+from conftest import deliver_signal, lock_held_elsewhere
 
 # compress=smoke with fewer images to calibrate int8 on (NNCF feeds them one at a time: most of a compression's time)
 # and to recover and fine-tune on: these tests check which files are written and what is said, not how accurate.
@@ -528,7 +528,6 @@ def test_a_member_compressed_in_a_run_refreshes_its_report_under_the_run_folders
     # compress.run of a member refreshed the run's report and pareto.csv without the run folder's .files.lock, which a
     # search's workers take turns through: beside a worker writing them, the files could mix the two writers' states.
     # It now waits for the worker's turn, saying so, and writes them holding the lock. (The compression is stubbed.)
-    import fcntl
     import logging
     import threading
 
@@ -547,18 +546,9 @@ def test_a_member_compressed_in_a_run_refreshes_its_report_under_the_run_folders
     (run_dir / "pareto.json").write_text("{}")
     monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kwargs: {"hw": kwargs["hw"].name})
     refreshed = []
-
-    def lock_held_elsewhere() -> bool:  # whether another open file (another process's, as flock sees it) holds it
-        with open(run_dir / FILES_LOCK) as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return False
-
-    monkeypatch.setattr(nas.report, "write_reports", lambda d, **kw: refreshed.append(("report", lock_held_elsewhere())))
-    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d, **kw: refreshed.append(("csv", lock_held_elsewhere())))
+    lock = run_dir / FILES_LOCK
+    monkeypatch.setattr(nas.report, "write_reports", lambda d, **kw: refreshed.append(("report", lock_held_elsewhere(lock))))
+    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d, **kw: refreshed.append(("csv", lock_held_elsewhere(lock))))
     cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny",
                                             "hw=cpu"])
     failed = []

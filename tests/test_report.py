@@ -2002,27 +2002,19 @@ def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_
     # a search's workers take turns through (and compress.run refreshes these files under): beside a worker writing the
     # run's files, its report could mix the two writers' states or be written over by an older one. It now waits for
     # the worker's turn, saying so on stderr, and reads and writes holding the lock. (The drawing is stubbed.)
-    import fcntl
     import threading
 
     import nas.pareto_csv
+    from conftest import lock_held_elsewhere
     from nas.checkpoint import FILES_LOCK, run_folder_lock
 
-    def lock_held_elsewhere() -> bool:  # whether another open file (another process's, as flock sees it) holds it
-        with open(run_dir / FILES_LOCK) as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return False
-
+    lock = run_dir / FILES_LOCK
     written = []
-    monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere())) or d)
+    monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere(lock))) or d)
     monkeypatch.setattr(nas.report, "_write_reports",
-                        lambda d, run: written.append(("report", lock_held_elsewhere())) or {})
+                        lambda d, run: written.append(("report", lock_held_elsewhere(lock))) or {})
     monkeypatch.setattr(nas.report, "_say_incomplete_front", lambda run: None)
-    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d: written.append(("csv", lock_held_elsewhere())))
+    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d: written.append(("csv", lock_held_elsewhere(lock))))
     codes = []
     waiting = (f"{run_dir}: waiting for another process (a search's worker, or python -m compress.run) to finish "
                f"writing the run's files ({FILES_LOCK}), to write its report...\n")
