@@ -42,7 +42,7 @@ from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_o
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import CheckpointError, ConfigError, counted, disk_failure, module_logger, readable_repr
 from nas.latency import HardwareProfile, predict_latency
-from nas.latency.measure import int8_saturates, machine_info, make_runner, time_runners
+from nas.latency.measure import busy_timing, int8_saturates, machine_info, make_runner, time_runners, timing_spread
 from nas.layout import COMPRESSED_FILES, IR_FILES
 from nas.layout import COMPRESSED_JSON as METRICS_FILE  # the name this module has always used
 from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
@@ -665,8 +665,12 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         log.warning("%s: %s (int8 test_acc from: %s)", folder.name, warning, headline)
 
     host: dict[str, Any] = {}
+    spreads: dict[str, float] = {}
     if cfg.measure_latency:
-        host = measure_host(folder, model, threads=cfg.latency_threads, shape=shape, pruned="pruned_onnx" in files)
+        host, spreads = measure_host(folder, model, threads=cfg.latency_threads, shape=shape,
+                                     pruned="pruned_onnx" in files)
+        if (busy := busy_host_timing(spreads)) is not None:
+            log.warning("%s: host latencies timed on a busy machine (%s)", folder.name, busy)
         fp32["host_latency_ms"] = {"torch_eager": host["torch_fp32"], "openvino": host["openvino_fp32"],
                                    "openvino_bound_io": host["openvino_fp32_bound"]}
         if "pruned_onnx" in files:
@@ -691,7 +695,11 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         "host_latency": {**host, "how": (f"batch 1, {counted(cfg.latency_threads, 'thread')}, interleaved rounds, median of "
                                          "block medians; OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); "
                                          "*_bound: pre-bound input/output tensors (no Python call overhead)"),
-                         "machine": machine_info()} if host else None,
+                         "machine": machine_info(),
+                         # each timing's (p90 - p10) / median of its single calls, as metrics.json's
+                         # measured_latency_spread; far above NOISY_SPREAD the machine was busy, and `busy` says so in
+                         # words (None when quiet; files from before 2026-12-07 have neither)
+                         "spread": spreads, "busy": busy_host_timing(spreads)} if host else None,
         "summary": {
             "test_acc_fp32": fp32["test_acc"], "test_acc_int8": int8["test_acc"],
             "acc_drop_pt": (fp32["test_acc"] - int8["test_acc"]) * 100.0,
@@ -708,9 +716,29 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     return metrics
 
 
-def measure_host(folder: Path, model: torch.nn.Module, *, threads: int, shape: tuple[int, ...], pruned: bool) -> dict[str, float]:
+# What each of `measure_host`'s timings ran, in words (the busy-machine line names the widest one)
+HOST_TIMED = {"torch_fp32": "torch eager fp32", "openvino_fp32": "OpenVINO model.onnx",
+              "openvino_int8": "OpenVINO model_int8.xml", "openvino_fp32_bound": "OpenVINO model.onnx, pre-bound I/O",
+              "openvino_int8_bound": "OpenVINO model_int8.xml, pre-bound I/O",
+              "openvino_fp32_pruned": "OpenVINO model_pruned.onnx"}
+
+
+def busy_host_timing(spreads: dict[str, float]) -> str | None:
+    """The busy-machine caveat of a compression's host timings (`measure_host`'s spreads): the widest timing's, in the
+    words `nas.latency.measure.busy_timing` gives the front table's 'measured on host', naming which it is; None when
+    every timing was quiet (or none was made)."""
+    if not spreads:
+        return None
+    name = max(spreads, key=spreads.__getitem__)
+    busy = busy_timing(spreads[name])
+    return None if busy is None else f"widest, {HOST_TIMED.get(name, name)}: {busy}"
+
+
+def measure_host(folder: Path, model: torch.nn.Module, *, threads: int, shape: tuple[int, ...],
+                 pruned: bool) -> tuple[dict[str, float], dict[str, float]]:
     """Median batch-1 latency (ms) on this host of torch eager fp32 and the exported files, timed in
-    the same interleaved rounds so machine noise hits them alike.
+    the same interleaved rounds so machine noise hits them alike, and each timing's spread
+    (`nas.latency.measure.timing_spread`: (p90 - p10) / median of its single calls), by the same names.
 
     OpenVINO is timed twice: called with the input on every call (`openvino_fp32`, `openvino_int8`: what a
     Python caller pays) and with pre-bound input/output tensors (`*_bound`: what a C++ deployment pays).
@@ -729,7 +757,7 @@ def measure_host(folder: Path, model: torch.nn.Module, *, threads: int, shape: t
                                    input_shape=shape))
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     timings = time_runners(runners, [x] * len(runners))
-    return {name: t[0] for name, t in zip(names, timings)}
+    return {name: t[0] for name, t in zip(names, timings)}, {name: timing_spread(t) for name, t in zip(names, timings)}
 
 
 def _io_contract(folder: Path, model: torch.nn.Module, data: Dataset, augment: DataConfig | None) -> dict[str, Any]:

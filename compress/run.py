@@ -738,8 +738,11 @@ def format_table(metrics: dict[str, Any]) -> str:
             else f"Predicted latencies are {metrics['hw']}'s for each row's architecture.")
     # the row's "(not pruned)" said nothing of why: compress.prune.ratio=0, a latency target met already, ...
     reason = (metrics.get("pruned") or {}).get("reason") if repeats == "fp32" else None
+    # the host column's times of a busy machine say so, as the report's note under its table does
+    busy = (metrics.get("host_latency") or {}).get("busy")
     return ("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + f"\nnote: {note}"
-            + (f"\npruned: not pruned, as {reason}" if reason else ""))
+            + (f"\npruned: not pruned, as {reason}" if reason else "")
+            + (f"\nhost: timed on a busy machine ({busy})" if busy else ""))
 
 
 def _report_refresh(folder: Path, *, lead: str) -> str:

@@ -1761,12 +1761,17 @@ def _predicted_precision_note(members: Sequence[_Member]) -> str:
 def _host_latency_note(members: Sequence[_Member]) -> str:
     """How the compressed table's 'host' columns were timed (compressed_metrics.json's host_latency.how up to its first
     ';': batch 1, threads, rounds) and on which machine (its host_latency.machine: CPU model, cpus, flags; each member's
-    where they differ), and which members' are empty because compress.measure_latency=false (compress=smoke)
-    timed nothing; '' when no member says. Without it those columns gave ms without a batch or thread count, and their
+    where they differ), which members' were timed on a busy machine (its host_latency.busy, the front table's caveat),
+    and which members' are empty because compress.measure_latency=false (compress=smoke) timed nothing; '' when no
+    member says. Without it those columns gave ms without a batch or thread count, and their
     '–' no reason."""
     hows: list[str] = []
     untimed: list[str] = []
     machines: dict[str, str] = {}  # arch_id -> host_latency.machine: which CPU the host milliseconds are of
+    # arch_id -> host_latency.busy: the caveat of a busy machine that the front table's 'measured on host' gets in its
+    # note (compress.pipeline.busy_host_timing, in nas.latency.measure.busy_timing's words); without it these columns
+    # showed times that single calls spread several hundred % around with no word of it
+    busy: dict[str, str] = {}
     for m in members:
         c = m.compressed or {}
         if not c or c.get("error"):
@@ -1778,11 +1783,14 @@ def _host_latency_note(members: Sequence[_Member]) -> str:
                 hows.append(how.split(";")[0])
             if isinstance(machine := c["host_latency"].get("machine"), str) and machine:
                 machines[m.arch_id] = machine
+            if isinstance(caveat := c["host_latency"].get("busy"), str) and caveat:
+                busy[m.arch_id] = caveat
     if len(set(machines.values())) == 1:
         on = f" ({next(iter(machines.values()))})"
     else:  # members compressed on different machines (a compress.run of one member elsewhere): each its own
         on = f" ({'; '.join(f'{a}: {mc}' for a, mc in machines.items())})" if machines else ""
     parts = [f"Host latencies: {'; '.join(hows)}, on the machine that compressed the member{on}." if hows else "",
+             *(f"{a}'s host latencies were timed on a busy machine ({text})." for a, text in busy.items()),
              f"'host' columns are empty for {', '.join(untimed)}: compressed with compress.measure_latency=false "
              "(as compress=smoke is), which times nothing." if untimed else ""]
     return " ".join(p for p in parts if p)

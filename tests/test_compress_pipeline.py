@@ -215,6 +215,34 @@ def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report
         "note: Predicted latencies are edge_npu's for each row's architecture.")
 
 
+def test_host_timings_record_their_spread_and_say_when_the_machine_was_busy(tmp_path, monkeypatch, caplog):
+    # compressed_metrics.json's host latencies had no spread, so on a busy machine (single calls spread several hundred
+    # %) nothing told them from quiet ones, while the front table's 'measured on host' carried the caveat. The timings
+    # are stubbed: (median, p10, p90, n) per runner, in measure_host's order.
+    from nas.latency.measure import busy_timing
+
+    timings = [(1.0, 0.9, 1.1, 210), (0.3, 0.25, 1.6, 210), (0.2, 0.18, 0.22, 210), (0.1, 0.09, 0.11, 210),
+               (0.08, 0.07, 0.09, 210)]
+    monkeypatch.setattr(compress.pipeline, "torch_runner", lambda model, threads: "torch")
+    monkeypatch.setattr(compress.pipeline, "make_runner", lambda path, **kw: str(path))
+    monkeypatch.setattr(compress.pipeline, "time_runners", lambda runners, inputs: timings[:len(runners)])
+    medians, spreads = compress.pipeline.measure_host(tmp_path, None, threads=1, shape=(1, 1, 8, 8), pruned=False)
+    assert medians == {"torch_fp32": 1.0, "openvino_fp32": 0.3, "openvino_int8": 0.2, "openvino_fp32_bound": 0.1,
+                       "openvino_int8_bound": 0.08}
+    assert spreads["openvino_fp32"] == pytest.approx(4.5) and spreads["torch_fp32"] == pytest.approx(0.2)
+    # the widest timing's caveat, in the words of the front table's (busy_timing), naming which timing it is
+    assert compress.pipeline.busy_host_timing(spreads) == f"widest, OpenVINO model.onnx: {busy_timing(4.5)}"
+    assert compress.pipeline.busy_host_timing({k: 0.2 for k in spreads}) is None  # quiet: no caveat
+    assert compress.pipeline.busy_host_timing({}) is None
+    # python -m compress.run's table says it under its host column, as the report does under its table
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.252}, "pruned": {"pruned": True, "test_acc": 0.89, "latency_ms": 0.24},
+              "int8": {"test_acc": 0.89, "latency_ms": 0.24}}
+    busy = compress.pipeline.busy_host_timing(spreads)
+    assert format_table({"hw": "cpu", **stages, "host_latency": {"busy": busy}}).splitlines()[-1] == (
+        f"host: timed on a busy machine ({busy})")
+    assert "busy" not in format_table({"hw": "cpu", **stages, "host_latency": {"busy": None}})
+
+
 def test_compress_runs_note_names_the_fp32_row_as_the_one_int8_repeats_when_nothing_was_pruned():
     # compress.prune.ratio=0: the table's pruned row says "(not pruned)", and its note said the int8 row repeats "the
     # pruned one's"; the int8 file is the fp32 model quantized, its predicted latency the fp32 row's.

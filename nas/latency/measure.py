@@ -407,8 +407,15 @@ def time_onnx(path: str | os.PathLike, hw: HardwareProfile, *, input_shape: Sequ
     """
     run = make_runner(path, runtime=hw.runtime, precision=hw.precision, threads=hw.threads, input_shape=input_shape)
     x = np.random.default_rng(0).random(tuple(input_shape), dtype=np.float32)
-    median, p10, p90, _ = time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0]
-    return median, (p90 - p10) / median
+    timing = time_runners([run], [x], warmup=10, repeats=20, rounds=3)[0]
+    return timing[0], timing_spread(timing)
+
+
+def timing_spread(timing: Sequence[float]) -> float:
+    """(p90 - p10) / median of one of `time_runners`' timings (median, p10, p90, n_calls): how far its single calls
+    spread, which `busy_timing` reads. Every host timing that records a spread computes it here, so they compare."""
+    median, p10, p90 = timing[0], timing[1], timing[2]
+    return (p90 - p10) / median
 
 
 def measure_onnx(path: str | os.PathLike, hw: HardwareProfile, *, input_shape: Sequence[int]) -> float:
