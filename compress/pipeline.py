@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from nas.arch import ArchConfig
-from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, fsync_folder, io_contract,
+from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, file_sha256, fsync_folder, io_contract,
                             load_checkpoint, member_lock, recorded_image_counts, remove_dead_writers_temps,
                             save_checkpoint, scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
@@ -301,13 +301,7 @@ def convert_ir_again(folder: str | os.PathLike, fp: str) -> tuple[str, ...]:
     return tuple(name for name in IR_FILES if name in gone)
 
 
-def _sha256(path: Path) -> str | None:
-    """The hex SHA-256 of the file at `path`; None when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
+_sha256 = file_sha256  # the name this module has always used
 
 
 def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, float | None]:
@@ -699,7 +693,10 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
                          # each timing's (p90 - p10) / median of its single calls, as metrics.json's
                          # measured_latency_spread; far above NOISY_SPREAD the machine was busy, and `busy` says so in
                          # words (None when quiet; files from before 2026-12-07 have neither)
-                         "spread": spreads, "busy": busy_host_timing(spreads)} if host else None,
+                         "spread": spreads, "busy": busy_host_timing(spreads),
+                         # of the model.onnx timed here: the report relates this time to the front table's timing of
+                         # the same file (metrics.json's measured_latency_file), a separate session
+                         "model_onnx_sha256": _sha256(fp32_onnx)} if host else None,
         "summary": {
             "test_acc_fp32": fp32["test_acc"], "test_acc_int8": int8["test_acc"],
             "acc_drop_pt": (fp32["test_acc"] - int8["test_acc"]) * 100.0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -589,6 +590,16 @@ def scratch_folder(parent: Path, name: str, *, kept_if_interrupted: bool = False
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """The hex SHA-256 of the file at `path`; None when it cannot be read. What compressed_metrics.json's file_sha256
+    records, and what the two host timings of one model.onnx (metrics.json's, compressed_metrics.json's) record of it."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

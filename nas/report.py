@@ -1796,6 +1796,45 @@ def _host_latency_note(members: Sequence[_Member]) -> str:
     return " ".join(p for p in parts if p)
 
 
+def _same_file_timings_note(members: Sequence[_Member]) -> str:
+    """The two host timings of one model.onnx in OpenVINO fp32, related: the front table's 'measured on host'
+    (metrics.json's measured_latency_ms, the file's SHA-256 in its measured_latency_file) and the compressed table's
+    fp32 row (compressed_metrics.json's host_latency, model_onnx_sha256), made in separate sessions. Shown side by side
+    they read as two models' times (0.338 vs 0.252 ms on a busy machine). They stay separate: the compressed table's
+    rows are timed together, interleaved, so a busy machine slows them alike and their ratios hold; the front table's
+    time put in its place would compare two sessions. '' where no member has both, of the same digest, or files from
+    before the digests (2026-12-07), which say nothing of which file was timed."""
+    same, other = [], []
+    for m in members:
+        c = m.compressed or {}
+        timed = (m.metrics or {}).get("measured_latency_file") if isinstance(m.metrics, dict) else None
+        host = c.get("host_latency") if isinstance(c.get("host_latency"), dict) else {}
+        here = _to_float(((c.get("fp32") or {}).get("host_latency_ms") or {}).get("openvino"))
+        if (m.measured_ms is None or m.measured_ms <= 0 or here is None or not isinstance(timed, dict) or timed.get("runtime") != "openvino"
+                or timed.get("precision") != "fp32" or not isinstance(digest := host.get("model_onnx_sha256"), str)
+                or not isinstance(timed.get("sha256"), str) or c.get("error")):
+            continue
+        if timed["sha256"] != digest:
+            other.append(m.arch_id)
+            continue
+        threads, threads_here = timed.get("threads"), (c.get("config") or {}).get("latency_threads")
+        # other threads time the file otherwise: part of the difference is theirs, not the machine's
+        apart = (f", {_counted(int(threads), 'thread')} there and {_counted(int(threads_here), 'thread')} here"
+                 if isinstance(threads, int) and isinstance(threads_here, int) and threads != threads_here else "")
+        same.append(f"{m.arch_id}: {_fmt_ms(m.measured_ms)} ms there, {_fmt_ms(here)} ms here "
+                    f"({here / m.measured_ms - 1:+.0%}{apart})")
+    parts = []
+    if same:
+        parts.append("model.onnx in OpenVINO fp32 is timed twice, in separate sessions of the same file (the same "
+                     "SHA-256): for the front table's 'measured on host' and, interleaved with the compressed files, for "
+                     f"this table's fp32 row; {'; '.join(same)}. The difference is the machine's between the sessions, "
+                     "not the model's: compare this table's host times with each other.")
+    if other:
+        parts.append(f"The front table's 'measured on host' of {', '.join(other)} timed another model.onnx than this "
+                     "table's fp32 row (its SHA-256 differs: the file was made again between the timings).")
+    return " ".join(parts)
+
+
 def _repeated_row_text(rows: Collection[str]) -> str:
     """'the pruned one's', 'the fp32 one's', or both for a table of members pruned and not: the row whose architecture
     an int8 row's prediction repeats (the file quantized is the pruned model, or the fp32 one when nothing was pruned)."""
@@ -1893,6 +1932,7 @@ def _render_html(run: _Run) -> str:
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
         _html_compressed_table(members, run.header.get("hw")), _html_note(_scored_images_note(members)),
         _html_note(_predicted_precision_note(members)), _html_note(_host_latency_note(members)),
+        _html_note(_same_file_timings_note(members)),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -1956,7 +1996,8 @@ def _render_markdown(run: _Run) -> str:
                                         _final_val_note(run.members), _ci_note(run.members))
               if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
-    for note in (_scored_images_note(run.members), _predicted_precision_note(run.members), _host_latency_note(run.members)):
+    for note in (_scored_images_note(run.members), _predicted_precision_note(run.members), _host_latency_note(run.members),
+                 _same_file_timings_note(run.members)):
         lines += ["", f"_{note}_"] if note else []
     return "\n".join(lines) + "\n"
 

@@ -40,8 +40,8 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, io_contract, load_checkpoint, member_lock, onnx_logits,
-    read_checkpoint, replacing, replacing_described, save_checkpoint, scratch_folder, torch_logits,
+    atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
+    onnx_logits, read_checkpoint, replacing, replacing_described, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
@@ -631,6 +631,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                                  cached.get("measured_latency_ms"), cached.get("test_acc_per_class"), cached.get("test_acc_ci95"))
             measured_on = cached.get("measured_latency_on")
             spread = cached.get("measured_latency_spread")
+            timed_file = cached.get("measured_latency_file")
             final_info = cached.get("final_train")
         elif final is None and (damage := _unusable(source)) is not None:  # its proxy weights are the member's
             # trials/ pruned by hand, a worker's weights not copied here, or the file cut short (a copy, the disk)
@@ -675,7 +676,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                 save_checkpoint(out / "model.pt", model, arch, meta={**model.meta, "final_train": final_info})
             logits = torch_logits(model, data.test, batch_size=batch)
             test_acc = accuracy(logits, data.test, balanced=data.balanced)
-            onnx_acc = onnx_diff = measured = measured_on = spread = None
+            onnx_acc = onnx_diff = measured = measured_on = spread = timed_file = None
             if run.search.export_onnx:
                 onnx_path = export_onnx(model, out / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
                 onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
@@ -688,6 +689,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                     # as precisely as `calibrated_on` records a CPU: a generic model name ("AMD EPYC") alone does not
                     # say which of a pool's machines it was (`cpu_difference` compares the two)
                     measured_on = cpu_signature(machine_info())
+                    timed_file = timed_file_record(onnx_path, run.hw)
             test = MemberMetrics(test_acc, onnx_acc, onnx_diff, measured, per_class_accuracy(logits, data.test, data.classes),
                                  interval_of(logits.argmax(1), truth, data.num_classes, balanced=data.balanced))
         predicted = None if logits is None else logits.argmax(1)
@@ -730,6 +732,9 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             # The CPU it was timed on (`cpu_signature`: model name, family/model numbers, vector instructions; a folder
             # from before 2026-12-06 names the model only): the prediction holds for the profile's `calibrated_on` machine.
             "measured_latency_on": measured_on if test.measured_latency_ms is not None else None,
+            # The file timed and how, where it is model.onnx (None for an int8 profile's export): the compressed table
+            # times the same model.onnx again, interleaved with the compressed files, and the report relates the two
+            "measured_latency_file": timed_file if test.measured_latency_ms is not None else None,
             "latency_by_stage": lat.by_stage(),
             "latency_by_kind": lat.by_kind(),
             "latency_breakdown": [
@@ -777,6 +782,16 @@ def not_measured_reason(hw: HardwareProfile, *, export_onnx: bool,
     if not export_onnx:
         return f"search.export_onnx=false wrote no model.onnx to time in {hw.runtime}"
     return None
+
+
+def timed_file_record(onnx_path: Path, hw: HardwareProfile) -> dict[str, Any] | None:
+    """metrics.json's measured_latency_file: model.onnx's SHA-256 and the runtime, precision and threads it was timed
+    in, for a float profile (`_measure_member` times model.onnx itself); None for an int8 one, which times an export
+    made for the timing. The report tells by the digest that the compressed table's model.onnx is the same file."""
+    if hw.precision == "int8":
+        return None
+    return {"file": "model.onnx", "sha256": file_sha256(onnx_path), "runtime": hw.runtime, "precision": hw.precision,
+            "threads": hw.threads}
 
 
 def _timed_file(hw: HardwareProfile) -> str:

@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import re
@@ -126,6 +127,10 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     assert set(metrics["host_latency"]) >= {"torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_pruned"}
     timed = ("torch_fp32", "openvino_fp32", "openvino_int8", "openvino_fp32_bound", "openvino_int8_bound")
     assert all(metrics["host_latency"][k] > 0 for k in timed)
+    # each timing's spread, and the model.onnx timed named by its SHA-256 (the report relates it to the front table's)
+    assert set(metrics["host_latency"]["spread"]) == {*timed, "openvino_fp32_pruned"}
+    assert all(v >= 0 for v in metrics["host_latency"]["spread"].values())
+    assert metrics["host_latency"]["model_onnx_sha256"] == hashlib.sha256((checkpoint / "model.onnx").read_bytes()).hexdigest()
     table = format_table(metrics)
     assert "fp32" in table and "pruned" in table and "int8" in table
     c = int8["changed_vs_before"]

@@ -1467,3 +1467,27 @@ def test_a_member_another_process_is_final_training_is_waited_for_and_then_found
     # the second found the first's files up to date: the same weights' record
     assert second[0][0]["final_train"] == made[0][0]["final_train"] and second[0][0]["final_train"]["epochs"] == 3
     assert second[0][0]["test_acc"] == made[0][0]["test_acc"]
+
+
+def test_a_members_host_timing_records_which_model_onnx_it_timed_by_its_sha256(tmp_path, compose_cfg, monkeypatch):
+    # The compressed table times model.onnx again in OpenVINO fp32 (another session): the report could not tell that
+    # the front table's 'measured on host' was of the same file. metrics.json now names it by its SHA-256, with the
+    # runtime, precision and threads, and a rerun that times nothing keeps the record.
+    import hashlib
+    import json
+
+    import nas.results as results_mod
+    from nas.config import load_hw_profile
+
+    arch, data, run, record = _one_member(tmp_path, compose_cfg, hw="cpu")
+    monkeypatch.setattr(results_mod, "_measure_member", lambda *a: (0.25, 0.1))
+    metrics, _ = results_mod.materialize_member(tmp_path, record, data, run)
+    onnx = tmp_path / "checkpoints" / arch.arch_id / "model.onnx"
+    assert metrics["measured_latency_file"] == {
+        "file": "model.onnx", "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(), "runtime": run.hw.runtime,
+        "precision": "fp32", "threads": run.hw.threads}
+    monkeypatch.setattr(results_mod, "_measure_member", lambda *a: pytest.fail("timed again"))
+    kept, _ = results_mod.materialize_member(tmp_path, record, data, run)
+    assert kept["measured_latency_file"] == metrics["measured_latency_file"]
+    # an int8 profile times an export made for the timing, not model.onnx: no file to relate
+    assert results_mod.timed_file_record(onnx, load_hw_profile("cpu_int8")) is None
