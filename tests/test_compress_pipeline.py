@@ -220,7 +220,7 @@ def test_compress_runs_table_says_whose_predicted_latency_it_shows_as_the_report
         "note: Predicted latencies are edge_npu's for each row's architecture.")
 
 
-def test_host_timings_record_their_spread_and_say_when_the_machine_was_busy(tmp_path, monkeypatch, caplog):
+def test_host_timings_record_their_spread_and_say_when_the_machine_was_busy(tmp_path, monkeypatch):
     # compressed_metrics.json's host latencies had no spread, so on a busy machine (single calls spread several hundred
     # %) nothing told them from quiet ones, while the front table's 'measured on host' carried the caveat. The timings
     # are stubbed: (median, p10, p90, n) per runner, in measure_host's order.
