@@ -1474,7 +1474,6 @@ def test_a_members_host_timing_records_which_model_onnx_it_timed_by_its_sha256(t
     # the front table's 'measured on host' was of the same file. metrics.json now names it by its SHA-256, with the
     # runtime, precision and threads, and a rerun that times nothing keeps the record.
     import hashlib
-    import json
 
     import nas.results as results_mod
     from nas.config import load_hw_profile
