@@ -582,10 +582,13 @@ def unsorted_note(predictions: Sequence[Prediction], classes: Sequence[str]) -> 
     near = next((match for match in _class_folders(unsorted, classes, ignore_case=True) if match is not None), None)
     if not unsorted or (len(unsorted) == len(predictions) and near is None):
         return None
-    case = ("" if near is None else f"; {near[0]} is named as the class {readable_repr(near[1])} but for case, and folder names are "
-            f"matched exactly: rename it {readable_repr(near[1].replace('/', '_'))}")
+    first = unsorted[0].path.parent
+    # the folder named once: where the example is that folder itself, "e.g. new/Apple); new/Apple is named ..." said it twice
+    which = "" if near is None else "that folder" if near[0] == first else str(near[0])
+    case = ("" if near is None else f"; {which} is named as the class {readable_repr(near[1])} but for case, and folder "
+            f"names are matched exactly: rename it {readable_repr(near[1].replace('/', '_'))}")
     return (f"no top-1 accuracy: {len(unsorted)} of {len(predictions)} images lie in no folder named after a class "
-            f"(e.g. {unsorted[0].path.parent}){case}; the model's classes: {', '.join(classes)}")
+            f"(e.g. {first}){case}; the model's classes: {', '.join(classes)}")
 
 
 def folder_accuracy(predictions: Sequence[Prediction], classes: Sequence[str]) -> tuple[int, int] | None:

@@ -697,8 +697,8 @@ def test_photos_partly_sorted_into_class_folders_say_why_no_accuracy_is_printed(
     assert len(said.out.splitlines()) == 9 and "accuracy" not in said.out
     assert said.err.splitlines()[0] == (
         f"no top-1 accuracy: 3 of 9 images lie in no folder named after a class (e.g. {tmp_path / 'new' / 'Red'}); "
-        f"{tmp_path / 'new' / 'Red'} is named as the class 'red' but for case, and folder names are matched exactly: "
-        "rename it 'red'; the model's classes: blue, green, red")
+        "that folder is named as the class 'red' but for case, and folder names are matched exactly: "
+        "rename it 'red'; the model's classes: blue, green, red")  # the folder named once, not twice
     # photos in no class folder at all (the usual case): nothing to say
     assert main([str(folder), str(photos)]) == 0
     assert capsys.readouterr().err.startswith("classified with ")
