@@ -358,3 +358,19 @@ def test_deployment_contract_block_runs_as_written_and_predicts_what_compress_pr
     compiled = scope["ov"].Core().compile_model(ir, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     assert compiled.inputs[0].get_partial_shape().is_static
     np.testing.assert_allclose(compiled(scope["pixels"][:1])[0], logits[:1], atol=1e-4)
+
+
+def test_readme_own_images_command_trains_in_several_steps_per_epoch_on_a_few_hundred_photos():
+    """README's search command of one's own images (`data=imagefolder`) composes with batch sizes that give each epoch
+    two optimizer steps or more from 100 photos (72 training images once test and val are held out) to thousands: with
+    the defaults' 128 every first run on a few hundred photos was warned of a single step per epoch."""
+    from nas.config import compose_search_config, to_run_config
+    from nas.search import batch_warning
+
+    own = [o for m, o in _readme_commands() if m == "nas.search" and "data=imagefolder" in o]
+    assert own, "README shows no search command with data=imagefolder"
+    for overrides in own:
+        run = to_run_config(compose_search_config([o if not o.startswith("data.root=") else "data.root=/unused"
+                                                   for o in overrides]))
+        for images in (72, 240, 2160):  # 100, 334 and 3000 photos less their test and val images
+            assert batch_warning(run, train_images=images) is None, (overrides, images)
