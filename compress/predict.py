@@ -768,7 +768,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _predict_command(args: argparse.Namespace) -> int:
     """`main` once its arguments are parsed."""
-    with lines_on_stderr("compress", "nas"), exit_on_error():
+    # "warning: " on the logged warnings too (not square, skipped files, ...), as on the ones printed here: every
+    # warning line of this command starts alike, and its info lines ("classified with ...") stay plain
+    with lines_on_stderr("compress", "nas", warning_prefix="warning: "), exit_on_error():
         if args.csv is not None:
             try:
                 writable_file(args.csv, setting="--csv")

@@ -477,9 +477,16 @@ class _StderrLines(logging.StreamHandler):
     not count: the terminal still needs the line; nor does a handler whose filters drop the record (one kept to the
     script's own logger, `logging.Filter("myapp")`): the line was shown nowhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, warning_prefix: str = "") -> None:
         super().__init__(sys.stderr)
         self.setFormatter(logging.Formatter("%(message)s"))
+        self.warning_prefix = warning_prefix
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        if record.levelno == logging.WARNING and not line.startswith(self.warning_prefix):
+            return self.warning_prefix + line
+        return line
 
     def emit(self, record: logging.LogRecord) -> None:
         origin = logging.root.manager.loggerDict.get(record.name)
@@ -513,12 +520,14 @@ def _writes_to(stream: Any, terminals: list[Any]) -> bool:
 
 
 @contextmanager
-def lines_on_stderr(*names: str) -> Iterator[None]:
+def lines_on_stderr(*names: str, warning_prefix: str = "") -> Iterator[None]:
     """For command-line entry points without Hydra (which sets up logging itself): the named loggers' info and
     warning lines reach stderr as plain lines while the block runs. Without a handler Python shows only warnings,
     so a tool's info lines (what it did on its own, such as removing a killed run's files) were lost. A line that the
-    caller's own logging setup shows on the terminal already (a script's `logging.basicConfig`) is not written again."""
-    with logging_to(_StderrLines(), *names):
+    caller's own logging setup shows on the terminal already (a script's `logging.basicConfig`) is not written again.
+    `warning_prefix` (`"warning: "`) starts each warning line that does not start with it already, as a tool's own
+    printed warnings do, so that its stderr tells warnings from info lines alike (info lines stay plain)."""
+    with logging_to(_StderrLines(warning_prefix=warning_prefix), *names):
         yield
 
 

@@ -924,8 +924,8 @@ def test_skip_unreadable_classifies_the_other_images_and_warns_once_naming_the_c
     assert main([str(folder), str(dump), "--skip-unreadable", "--csv", str(tmp_path / "p.csv")]) == 0
     said = capsys.readouterr()
     assert [line.split("  ")[0] for line in said.out.splitlines()] == [str(f) for f in readable]
-    assert [line for line in said.err.splitlines() if "cannot be read" in line] == [
-        f"skipped 2 image files that cannot be read (--skip-unreadable), left out of the predictions; the first: "
+    assert [line for line in said.err.splitlines() if "cannot be read" in line] == [  # a warning, said as one
+        f"warning: skipped 2 image files that cannot be read (--skip-unreadable), left out of the predictions; the first: "
         f"{dump / '1b.jpg'} ({first_reason})"]
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == [str(f) for f in readable]
@@ -1072,7 +1072,9 @@ def test_non_square_and_transparent_photos_are_each_warned_about_once_as_trainin
     assert main([str(folder), str(new), "--skip-unreadable", "--csv", str(tmp_path / "p.csv")]) == 0
     said = capsys.readouterr()
     assert [line.split("  ")[0] for line in said.out.splitlines()] == [str(f) for f in sorted(new.glob("[a-e]*"))]
-    assert [line for line in said.err.splitlines() if line in (stretched, transparent)] == [stretched, transparent]
+    # on stderr each a warning line, as compress.predict's printed warnings are
+    warned = [f"warning: {stretched}", f"warning: {transparent}"]
+    assert [line for line in said.err.splitlines() if line in warned] == warned
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 6
     # square opaque photos (one with an alpha channel, everywhere opaque): no warning
     (photos / "sub" / "opaque.png").write_bytes((new / "d_opaque.png").read_bytes())
@@ -1171,7 +1173,7 @@ def test_grey_photos_given_to_a_colour_model_are_counted_in_one_warning(checkpoi
             assert len(predict(folder, [new], batch_size=batch_size)) == 3
         assert greys() == [said]
     assert main([str(folder), str(new)]) == 0
-    assert said in capsys.readouterr().err.splitlines()
+    assert f"warning: {said}" in capsys.readouterr().err.splitlines()
     # colour photos alone: no warning; nor for a 3-channel model trained on grey photos (its channels' statistics the
     # same), or on grey idx images repeated into 3 channels
     caplog.clear()
@@ -1293,7 +1295,7 @@ def test_photos_far_lighter_than_the_training_images_get_one_warning_naming_both
             assert len(predict(folder, [new], batch_size=batch_size)) == 3
         assert lines() == [said]
     assert main([str(folder), str(new)]) == 0
-    assert said in capsys.readouterr().err.splitlines()
+    assert f"warning: {said}" in capsys.readouterr().err.splitlines()
 
     # the other way round, for a model whose data set is recorded without a description (an image folder's), or none
     night = np.full((16, 16), 20, dtype=np.uint8)

@@ -206,6 +206,21 @@ def test_a_tool_s_stderr_lines_are_written_where_the_user_s_console_filters_them
                                                     "user: the script's own"]
 
 
+def test_a_tool_s_stderr_warning_lines_can_start_with_a_prefix_its_info_lines_do_not_get(capsys):
+    # compress.predict printed some warnings as "warning: ..." and logged others ("skipped 1 image file ...") plain:
+    # its stderr did not tell its warnings from its info lines alike. A warning already prefixed is not prefixed twice.
+    from nas.errors import lines_on_stderr
+
+    with lines_on_stderr("compress", warning_prefix="warning: "):
+        logging.getLogger("compress.predict").info("removed 1 temporary file")
+        logging.getLogger("compress.predict").warning("skipped 1 image file")
+        logging.getLogger("compress.predict").warning("warning: the model saturates")
+    with lines_on_stderr("compress"):  # the default: plain lines
+        logging.getLogger("compress.predict").warning("2 of 5 images are not square")
+    assert capsys.readouterr().err.splitlines() == ["removed 1 temporary file", "warning: skipped 1 image file",
+                                                    "warning: the model saturates", "2 of 5 images are not square"]
+
+
 _FILE_HANDLER_ON_STDERR = """
 import logging
 from nas.errors import lines_on_stderr
