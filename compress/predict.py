@@ -193,17 +193,20 @@ def _json_object(path: Path) -> dict[str, Any] | None:
 def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
     """The image files named, and those in the folders named (recursively, sorted; hidden files are skipped), each with
     the folder of `paths` it was found in (None for an image named itself)."""
-    from nas.data import IMAGE_SUFFIXES, image_files_in, unread_images_warning
+    from nas.data import IMAGE_SUFFIXES, image_files_in, non_image_files_note, unread_images_warning
 
     files: list[tuple[Path, Path | None]] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             other: list[Path] = []
-            found = image_files_in(p, other_images=other)
+            non_images: list[Path] = []
+            found = image_files_in(p, other_images=other, other_files=non_images)
             # as training warns: an iPhone's .heic photos in a folder of .jpgs were left out of the predictions unseen
-            if (unread := unread_images_warning(p, other, to="classify")) is not None:
+            if (unread := unread_images_warning(p, other, to="classify", non_images=non_images)) is not None:
                 log.warning("%s", unread)
+            elif (note := non_image_files_note(p, non_images)) is not None:  # notes.txt: skipped by design, said once
+                log.info("%s", note)
             if not found:
                 raise DataError(f"{p} holds no image files ({' '.join(sorted(IMAGE_SUFFIXES))}), in it or its "
                                 "subfolders; hidden files are skipped")

@@ -261,11 +261,13 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
-def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> list[Path]:
+def image_files_in(folder: Path, *, other_images: list[Path] | None = None,
+                   other_files: list[Path] | None = None) -> list[Path]:
     """The image files in `folder` and its subfolders, sorted (torchvision's ImageFolder reads a class folder's
     subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped. Linked subfolders
     are followed, each folder once; `DataError` names an unreadable subfolder or a link to an image that is gone.
-    Files of image formats that are not read (`OTHER_IMAGE_SUFFIXES`) are appended to `other_images` if given."""
+    Files of image formats that are not read (`OTHER_IMAGE_SUFFIXES`) are appended to `other_images` if given, and
+    the other files that are not hidden (notes.txt, labels.xml, Thumbs.db) to `other_files` if given."""
     def unreadable(e: OSError) -> None:
         raise DataError(f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable or remove it")
 
@@ -289,24 +291,52 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None) -> l
                                 "target or remove the link")
             if is_image_file(path):
                 found.append(path)
-            elif other_images is not None and path.suffix.lower() in OTHER_IMAGE_SUFFIXES and not name.startswith("."):
-                other_images.append(path)
+            elif name.startswith("."):
+                continue
+            elif path.suffix.lower() in OTHER_IMAGE_SUFFIXES:
+                if other_images is not None:
+                    other_images.append(path)
+            elif other_files is not None and path.suffix.lower() not in IMAGE_SUFFIXES:
+                other_files.append(path)
     return sorted(found)
 
 
-def unread_images_warning(where: Path, other: Sequence[Path], *, to: str = "train on") -> str | None:
+def unread_images_warning(where: Path, other: Sequence[Path], *, to: str = "train on",
+                          non_images: Sequence[Path] = ()) -> str | None:
     """One line counting the files of `other` (image formats that are not read, `OTHER_IMAGE_SUFFIXES`, as
     `image_files_in` collects them) found under `where` by suffix, naming one, and what to convert them to in order to
     `to` them (a verb: "train on", "classify"); None when there are none. Training and `compress.predict` warn with it, so a photo is left out in neither
-    without a word."""
+    without a word. The files of `non_images` (`image_files_in`'s `other_files`) are counted at its end, naming one,
+    rather than in a line of their own (`non_image_files_note`)."""
     if not other:
         return None
     from collections import Counter
 
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(Counter(p.suffix.lower() for p in other).items()))
     is_, them = ("is", "it") if len(other) == 1 else ("are", "them")
+    also = ""
+    if non_images:
+        one = len(non_images) == 1
+        also = (f"; {counted(len(non_images), 'other file')} that {'is not an image is' if one else 'are not images are'} "
+                f"skipped too (e.g. {_under(min(non_images), where)})")
     return (f"{where}: {counted(len(other), 'image file')} of formats that are not read {is_} left out ({kinds}; e.g. "
-            f"{min(other)}); convert {them} to one of {' '.join(sorted(IMAGE_SUFFIXES))} to {to} {them}")
+            f"{min(other)}); convert {them} to one of {' '.join(sorted(IMAGE_SUFFIXES))} to {to} {them}{also}")
+
+
+def non_image_files_note(where: Path, files: Sequence[Path]) -> str | None:
+    """One info line counting the files of `files` (`image_files_in`'s `other_files`: neither hidden nor of an image
+    suffix) found under `where`, naming one relative to it: a notes.txt in a class folder is meant to be skipped, but
+    photos saved under another suffix (.svg, .jpg_large) were left out without a word. None when there are none."""
+    if not files:
+        return None
+    one = len(files) == 1
+    return (f"{where}: skipped {counted(len(files), 'file')} that {'is not an image' if one else 'are not images'} "
+            f"(e.g. {_under(min(files), where)}); only {' '.join(sorted(IMAGE_SUFFIXES))} are read")
+
+
+def _under(path: Path, where: Path) -> Path:
+    """`path` relative to `where` where it lies under it (as `image_files_in` finds it), else as it is."""
+    return path.relative_to(where) if path.is_relative_to(where) else path
 
 
 def _skipped_folder(name: str) -> bool:
@@ -669,15 +699,17 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     its path relative to `data_root` (`root` itself when None). Where `notable` is given, the images that are not
     square or have transparent pixels are appended to it (`notable_images`), from the cache too; where `untold` is
     given, `root` is appended to it when the read could not tell which those are (a stand-in `read_image`)."""
-    files, ys, other, empty = [], [], [], []
+    files, ys, other, empty, non_images = [], [], [], [], []
     for label, name in enumerate(classes):
         folder = root / name
-        found = image_files_in(folder, other_images=other) if folder.is_dir() else []
+        found = image_files_in(folder, other_images=other, other_files=non_images) if folder.is_dir() else []
         empty += [] if found else [folder]
         files += found
         ys += [label] * len(found)
-    if (unread := unread_images_warning(root, other)) is not None:
+    if (unread := unread_images_warning(root, other, non_images=non_images)) is not None:
         log.warning("%s", unread)  # before the error below: a class whose photos are all .heic is empty
+    elif (note := non_image_files_note(root, non_images)) is not None:  # info: notes.txt is skipped by design
+        log.info("%s", note)
     if empty:  # every one at once, with what to do: the first alone was named, one per run, with no word of a fix
         raise DataError(_empty_classes_message(empty, fix))
     if (shared := _shared_images_message(files, ys, classes)) is not None:

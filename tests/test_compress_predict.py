@@ -435,13 +435,29 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning_as_in_traini
     folder, _ = checkpoint
     (photos / "sub" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # an iPhone photo beside the .pngs
     (photos / "IMG_0002.avif").write_bytes(b"\x00\x00\x00\x1cftypavif")
-    (photos / "notes.txt").write_text("not an image: no warning")
-    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+    (photos / "notes.txt").write_text("not an image: counted at the end of the line, not in one of its own")
+    with caplog.at_level(logging.INFO, logger="compress.predict"):
         predictions = predict(folder, [photos])
     assert len(predictions) == 3  # the .pngs only
     assert [r.getMessage() for r in caplog.records if r.name == "compress.predict"] == [
         f"{photos}: 2 image files of formats that are not read are left out (1 .avif, 1 .heic; e.g. "
-        f"{photos / 'IMG_0002.avif'}); convert them to one of {' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to classify them"]
+        f"{photos / 'IMG_0002.avif'}); convert them to one of {' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to classify "
+        "them; 1 other file that is not an image is skipped too (e.g. notes.txt)"]
+
+
+def test_files_that_are_not_images_in_a_folder_given_are_counted_in_one_plain_line(checkpoint, photos, capsys):
+    # notes.txt beside the photos (or one saved as .svg) was skipped without a word: one info line, not a warning
+    import nas.data
+
+    folder, _ = checkpoint
+    (photos / "notes.txt").write_text("my notes")
+    (photos / "sub" / "logo.svg").write_text("<svg/>")
+    assert main([str(folder), str(photos)]) == 0
+    said = capsys.readouterr()
+    assert len(said.out.splitlines()) == 3
+    assert said.err.splitlines()[0] == (f"{photos}: skipped 2 files that are not images (e.g. notes.txt); only "
+                                        f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} are read")
+    assert said.err.splitlines()[1].startswith("classified with ")
 
 
 @pytest.mark.parametrize("name", ["IMG_0001.HEIC", "photo.avif", "notes.txt", "photo"])

@@ -1333,16 +1333,46 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning(tmp_path, mo
     (tmp_path / "a" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # an iPhone photo, beside its .pngs
     (tmp_path / "a" / "trip").mkdir()
     (tmp_path / "a" / "trip" / "IMG_0002.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
-    (tmp_path / "b" / "notes.txt").write_text("not an image: no warning")
+    (tmp_path / "b" / "notes.txt").write_text("not an image: counted at the end of the line, not in one of its own")
     (tmp_path / "b" / "._x.heic").write_bytes(b"macOS metadata: no warning")
-    warned = []
+    warned, told = [], []
     monkeypatch.setattr(nas.data.log, "warning", lambda msg, *args: warned.append(msg % args))
+    monkeypatch.setattr(nas.data.log, "info", lambda msg, *args: told.append(msg % args))
     ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
                                  test_size=1, val_size=1))
     assert len(ds.train) + len(ds.val) + len(ds.test) == 4
     assert warned == [f"{tmp_path}: 2 image files of formats that are not read are left out (2 .heic; e.g. "
                       f"{tmp_path / 'a' / 'IMG_0001.HEIC'}); convert them to one of "
-                      f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to train on them"]
+                      f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} to train on them; 1 other file that is not an "
+                      f"image is skipped too (e.g. {Path('b', 'notes.txt')})"]
+    assert told == []
+
+
+def test_files_that_are_not_images_in_class_folders_are_counted_in_one_info_line(tmp_path, monkeypatch):
+    # notes.txt (or a photo saved as .svg, labels as .xml) in a class folder was skipped without a word: one info line
+    # counts them, naming one; hidden files are not counted, and no line is said where there is none
+    import nas.data
+
+    for c in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / c / f"{i}.png", 8, 50)
+    (tmp_path / "b" / "notes.txt").write_text("my notes")
+    (tmp_path / "a" / "2024").mkdir()
+    (tmp_path / "a" / "2024" / "logo.svg").write_text("<svg/>")
+    (tmp_path / "a" / ".DS_Store").write_bytes(b"hidden")
+    warned, told = [], []
+    monkeypatch.setattr(nas.data.log, "warning", lambda msg, *args: warned.append(msg % args))
+    monkeypatch.setattr(nas.data.log, "info", lambda msg, *args: told.append(msg % args))
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None, test_size=1, val_size=1)
+    assert len(load_dataset(cfg).train) == 2
+    assert warned == []
+    assert told == [f"{tmp_path}: skipped 2 files that are not images (e.g. {Path('a', '2024', 'logo.svg')}); only "
+                    f"{' '.join(sorted(nas.data.IMAGE_SUFFIXES))} are read"]
+    for f in (tmp_path / "b" / "notes.txt", tmp_path / "a" / "2024" / "logo.svg"):
+        f.unlink()
+    told.clear()
+    load_dataset(cfg)
+    assert told == []
 
 
 def test_a_16bit_grey_cut_out_is_composited_onto_the_background_too(tmp_path):
