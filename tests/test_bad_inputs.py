@@ -383,6 +383,9 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      # on them and its files rewritten
      ("nas.latency.fit", ["measurements=[m.csv]"],
       "error: hw= is required: the chip whose profile the fit calibrates and rewrites (<config folder>/hw/<chip>.yaml)"),
+     # ... and validated without it: scored against hw=cpu, this host's profile, without a word
+     ("nas.latency.validate", ["measurements=[m.csv]"],
+      "error: hw= is required: the chip whose profile's predictions the measurements are scored against"),
      # a flag in the style of other tools: Hydra printed its usage lines and "unrecognized arguments"
      ("nas.latency.profile", ["hw=edge_npu", "--export-only", "n=3"],
       "error: --export-only is not an option of this command: settings are key=value, without dashes (export_only=...)"),

@@ -3128,3 +3128,15 @@ def test_a_fit_command_line_without_hw_is_refused_but_help_and_cfg_are_not():
     assert missing_hw_problem(["measurements=[m.csv]", "hw.precision=int8"]).startswith("hw= is required: ")
     for argv in (["hw=acme", "measurements=[m.csv]"], ["--config-dir", "mine", "hw=acme"], ["--help"], ["--cfg", "job"]):
         assert missing_hw_problem(argv) is None, argv
+
+
+def test_a_validate_command_line_without_hw_is_refused_naming_validate():
+    # Without hw=<chip> a validate scored a chip's measurements (runtime and precision cells empty) against hw=cpu, this
+    # host's profile, without a word.
+    from nas.latency.profile import missing_hw_problem
+
+    line = missing_hw_problem(["measurements=[m.csv]", "out=v"], tool="validate")
+    assert line.startswith("hw= is required: the chip whose profile's predictions the measurements are scored against")
+    assert "python -m nas.latency.validate hw=<chip> 'measurements=[m.csv]'" in line and "step 5" in line
+    for argv in (["hw=acme", "measurements=[m.csv]"], ["+hw=acme"], ["--help"], ["--cfg", "job"]):
+        assert missing_hw_problem(argv, tool="validate") is None, argv

@@ -1011,4 +1011,4 @@ HELP_LINE = ("python -m nas.latency.fit measurements=[a.csv,...]: calibrate the 
 if __name__ == "__main__":
     from nas.latency.profile import latency_cli
 
-    latency_cli(fit_command, help_line=HELP_LINE, reads_fitted=False, needs_hw=True)
+    latency_cli(fit_command, help_line=HELP_LINE, reads_fitted=False, needs_hw="fit")

@@ -461,21 +461,21 @@ PROFILE_INTERRUPTED = ("interrupted: no measurements were written; the models ex
 
 
 def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, reads_fitted: bool = True,
-                predicts: bool = True, needs_hw: bool = False, interrupted: str = INTERRUPTED) -> None:
+                predicts: bool = True, needs_hw: str | None = None, interrupted: str = INTERRUPTED) -> None:
     """Run `command` as a Hydra CLI on `conf/latency.yaml`: print its result, or one `error:` line. `help_line`, what
     the tool does, is the first line of its `--help` (the three tools share one config, whose Hydra help cannot tell
     them apart). With `reads_fitted=False` (the fit) the profile's fitted file (`hw.fitted`) is not read: the command
     replaces it. With `predicts=False` (the profile, which only measures or exports) a calibration refused at the
-    settings given is left out with one line (`measuring_config`), not the command refused. With `needs_hw=True` (the
-    fit, which rewrites the profile's files) a command line that names no `hw=` is refused (`missing_hw_problem`), not
-    run on the default hw=cpu. Ctrl-C and SIGTERM stop it
+    settings given is left out with one line (`measuring_config`), not the command refused. With `needs_hw` the tool's
+    name (`"fit"`, which rewrites the profile's files; `"validate"`, which scores the profile) a command line that names
+    no `hw=` is refused (`missing_hw_problem`), not run on the default hw=cpu. Ctrl-C and SIGTERM stop it
     with the line `interrupted` on stderr and exit status 130 / 143, also where the process ignores SIGINT (a script's
     background job: `nas.errors.interrupts_honoured`)."""
     register_latency_configs()
     if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
         exit_with_error(problem)
     asks_help = any(a in ("-h", "--help") for a in sys.argv[1:])
-    if needs_hw and (problem := missing_hw_problem(sys.argv[1:])) is not None:
+    if needs_hw and (problem := missing_hw_problem(sys.argv[1:], tool=needs_hw)) is not None:
         exit_with_error(problem)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="latency")
@@ -515,16 +515,21 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
         main()  # Hydra prints its help and exits
 
 
-def missing_hw_problem(argv: Sequence[str]) -> str | None:
-    """One line for a `python -m nas.latency.fit` command line that names no `hw=`, else None (and for --help, --cfg or
-    --info, which fit nothing). conf/latency.yaml's default, hw=cpu, is this host's shipped calibrated profile: a fit of
-    a chip's measurements typed without hw=<chip> recalibrated it on them, and rewrote conf/hw/cpu.yaml's fitted file,
-    where rows without runtime and precision cells (only arch_json and median_ms are required) gave no refusal."""
+def missing_hw_problem(argv: Sequence[str], *, tool: str = "fit") -> str | None:
+    """One line for a `python -m nas.latency.<tool>` command line (`fit` or `validate`) that names no `hw=`, else None
+    (and for --help, --cfg or --info, which run nothing). conf/latency.yaml's default, hw=cpu, is this host's shipped
+    calibrated profile: a fit of a chip's measurements typed without hw=<chip> recalibrated it on them, and rewrote
+    conf/hw/cpu.yaml's fitted file, and a validate scored them against this host's predictor; rows without runtime and
+    precision cells (only arch_json and median_ms are required) gave no refusal either way."""
     if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") or a.startswith(("--cfg=", "--info="))
            for a in argv):
         return None
     if any(a.lstrip("+").startswith("hw=") for a in argv):
         return None
+    if tool == "validate":
+        return ("hw= is required: the chip whose profile's predictions the measurements are scored against "
+                "(<config folder>/hw/<chip>.yaml), e.g. python -m nas.latency.validate hw=<chip> 'measurements=[m.csv]'; "
+                "hw=cpu validates this host's profile (README, 'Onboarding a chip', step 5)")
     return ("hw= is required: the chip whose profile the fit calibrates and rewrites (<config folder>/hw/<chip>.yaml), e.g. "
             "python -m nas.latency.fit hw=<chip> 'measurements=[m.csv]'; hw=cpu refits this host's profile (README, "
             "'Onboarding a chip', step 4)")

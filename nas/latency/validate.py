@@ -218,4 +218,4 @@ HELP_LINE = ("python -m nas.latency.validate measurements=[a.csv,...]: score the
 if __name__ == "__main__":
     from nas.latency.profile import latency_cli
 
-    latency_cli(validate_command, help_line=HELP_LINE)
+    latency_cli(validate_command, help_line=HELP_LINE, needs_hw="validate")
