@@ -1327,17 +1327,20 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
     if found is None or len(lines) < 2 or not fields.get("full_key"):
         return None
     schema = _schemas().get(fields.get("object_type", ""))
-    if found[3] == "ConfigKeyError" and schema is not None:
-        return f"{found[1]}: {unknown_key_message(fields['full_key'], schema)}"
-    if _NOT_A_LIST.match(lines[1]):
-        return f"{found[1]}: {not_a_list_message(fields['full_key'])}"
     group, _, name = found[2].rpartition("/")
     folders = [CONF_DIR / group] + ([Path(config_dir).absolute() / group] if config_dir is not None else [])
     path = group_file(group, name, folders) if group else None
+    # "In 'hw/acme'" with the file's path, as a value's error says "(set in <path>)": the name alone left the user to
+    # guess which acme.yaml (conf/ or --config-dir) holds the typo
+    head = f"{found[1]} ({path})" if path is not None else found[1]
+    if found[3] == "ConfigKeyError" and schema is not None:
+        return f"{head}: {unknown_key_message(fields['full_key'], schema)}"
+    if _NOT_A_LIST.match(lines[1]):
+        return f"{head}: {not_a_list_message(fields['full_key'])}"
     optional = _optional_field(schema, fields["full_key"].rsplit(".", 1)[-1])
     if (number := not_a_number_message(fields["full_key"], lines[1], path=path, optional=optional)) is not None:
-        return number if path is not None else f"{found[1]}: {number}"
-    return f"{found[1]}: {fields['full_key']}: {lines[1]}"
+        return number if path is not None else f"{head}: {number}"
+    return f"{head}: {fields['full_key']}: {lines[1]}"
 
 
 _NOT_CONVERTED = re.compile(r"Value '(?P<value>.*)' of type '(?P<type>str|float)' could not be converted to (?P<to>Integer|Float)")

@@ -387,8 +387,8 @@ def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_cl
     (tmp_path / "hw" / "mib.yaml").write_text(shipped.replace("\nsram_bytes: 2097152", "\nsram_bytes: 2MiB"))
     for config_name in ("search", "latency"):
         problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=typo"], config_name=config_name)
-        assert problem.startswith("In 'hw/typo': hw.mac_per_sec is not a setting of hw (did you mean hw.mac_per_s?); "
-                                  "allowed: name, description, precision,")
+        assert problem.startswith(f"In 'hw/typo' ({tmp_path / 'hw' / 'typo.yaml'}): hw.mac_per_sec is not a setting of hw "
+                                  "(did you mean hw.mac_per_s?); allowed: name, description, precision,")
         problem = precheck_overrides(["--config-dir", str(tmp_path), "hw=mib"], config_name=config_name)
         assert problem == (f"hw.sram_bytes='2MiB' (set in {tmp_path / 'hw' / 'mib.yaml'}) must be a whole number in bytes, "
                            "without units (2 MiB is 2097152)")
@@ -814,7 +814,7 @@ def test_a_chip_files_list_setting_given_one_value_says_how_a_list_is_written(tm
     path = tmp_path / "hw" / "my_npu.yaml"
     path.write_text("name: my_npu\nfused_kinds: bn\n")
     wanted = "hw.fused_kinds must be a list, in brackets: `fused_kinds: [a, b]` (`[]` for none)"
-    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=my_npu"], config_name="latency") == f"In 'hw/my_npu': {wanted}"
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=my_npu"], config_name="latency") == f"In 'hw/my_npu' ({path}): {wanted}"
     with pytest.raises(ConfigError) as err:
         load_hw_profile(path)
     assert str(err.value) == f"hw profile file {str(path)!r} cannot be read: {wanted}"
