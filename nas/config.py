@@ -578,6 +578,13 @@ def fitted_file_name(profile_stem: str) -> str:
     return f"{profile_stem}.fitted.yml"
 
 
+def _other_yaml_suffix(path: Path) -> Path | None:
+    """`path` with `.yml` for `.yaml` (or the reverse) where that file exists, else None."""
+    other = {".yml": ".yaml", ".yaml": ".yml"}.get(path.suffix.lower())
+    twin = path.with_suffix(other) if other else None
+    return twin if twin is not None and twin.is_file() else None
+
+
 def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwareProfile:
     """`hw` with the fields its `fitted` file holds (`FITTED_FIELDS`, written by `python -m nas.latency.fit`) read in,
     and `fitted` then ""; `hw` itself where it names none. A relative `fitted` lies in `folder`, that of the profile's
@@ -598,6 +605,11 @@ def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwarePr
     except OSError as e:
         # Most often the profile was copied to another folder or machine without the file beside it
         copy = f"copy {path.name} along with the profile, from where it was fitted, or " if isinstance(e, FileNotFoundError) else ""
+        # `fitted: acme.fitted.yaml` typed for the acme.fitted.yml a fit wrote (or the reverse): name the file that is there
+        if isinstance(e, FileNotFoundError) and (twin := _other_yaml_suffix(path)) is not None:
+            # a .yaml beside the profile would be a hw= choice of its own (hw=acme.fitted): the fit's name, .yml, is kept
+            copy = (f"{twin} is there: rename it to {path.name}, or " if twin.suffix.lower() == ".yaml" else
+                    f"{twin} is there: set `fitted: {twin.name}` in the profile, or ")
         raise ConfigError(f"{where} cannot be read ({e.strerror or e}); {copy}refit with `python -m nas.latency.fit "
                           f"hw={hw.name} measurements=[...]` (README, 'Onboarding a chip')") from None
     except yaml.YAMLError as e:

@@ -554,6 +554,24 @@ def test_a_missing_or_broken_fitted_file_is_one_line_naming_it(tmp_path, fitted,
     assert hw_profiles(tmp_path) == []  # a hint's list leaves it out
 
 
+@pytest.mark.parametrize(("named", "there", "hint"), [
+    ("chip.fitted.yaml", "chip.fitted.yml", "is there: set `fitted: chip.fitted.yml` in the profile, or refit"),
+    ("chip.fitted.yml", "chip.fitted.yaml", "is there: rename it to chip.fitted.yml, or refit"),
+])
+def test_a_fitted_file_named_with_the_other_yaml_suffix_names_the_file_that_is_there(tmp_path, named, there, hint):
+    # `fitted: chip.fitted.yaml` typed for the chip.fitted.yml a fit wrote said only "copy it along ... or refit"
+    from nas.config import HW_DIR, load_hw_profile
+
+    head = (HW_DIR / "edge_npu.yaml").read_text().replace("name: edge_npu", "name: chip")
+    (tmp_path / "chip.yaml").write_text(head + f"fitted: {named}\n")
+    (tmp_path / there).write_text("calibration: {conv: {fixed: 1.0}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_hw_profile(tmp_path / "chip.yaml")
+    message = str(info.value)
+    assert "\n" not in message and f"; {tmp_path / there} {hint}" in message, message
+    assert "copy " not in message
+
+
 def test_a_fitted_file_given_by_absolute_path_or_beside_a_users_profile_is_read(tmp_path):
     from nas.config import HW_DIR, load_hw_profile
 
