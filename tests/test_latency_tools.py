@@ -290,9 +290,72 @@ def test_a_near_miss_of_an_optional_column_is_refused_not_left_unread(tmp_path):
 def test_measurements_keyed_by_arch_id_alone_say_where_arch_json_is(tmp_path):
     # a vendor tool's table of model names (arch_id) and times: the arch_id names the file timed, not its architecture
     (tmp_path / "m.csv").write_text(f"arch_id,median_ms\n{TINY.arch_id},0.3\n")
-    with pytest.raises(DataError, match=r"the header has: 'arch_id', 'median_ms'; an arch_id does not say the arch: take each "
-                                        r"row's arch_json from the exported measurements\.csv$"):
+    with pytest.raises(DataError, match=r"the header has: 'arch_id', 'median_ms'; an arch_id does not say the arch: add "
+                                        r"template=<export folder>/measurements\.csv \(the template the export wrote\) to "
+                                        r"fill each row's arch_json from it by arch_id, or take the arch_json column from it$"):
         read_measurements(tmp_path / "m.csv")
+    # in the export folder, beside the template: the template is named
+    write_measurements(tmp_path / "measurements.csv", [Measurement(TINY, "<your runtime>", "int8", 1, *[math.nan] * 3, 0, "")])
+    with pytest.raises(DataError, match=re.escape(f"add template={tmp_path / 'measurements.csv'} (the template")):
+        read_measurements(tmp_path / "m.csv")
+
+
+def test_rows_without_arch_json_take_it_from_the_template_by_arch_id(tmp_path, space_t):
+    # A vendor's table has only arch_id (or the exported file's name) and its time: the export's template, given as
+    # template=, holds each arch's arch_json under its arch_id.
+    from nas.latency.measure import read_measurement_rows
+
+    archs = sample_archs(space_t, 3, seed=4, in_chans=1, img_size=28, num_classes=10)
+    export = tmp_path / "to_measure"
+    export.mkdir()
+    # the template as the export writes it: placeholders left in, no times
+    write_measurements(export / "measurements.csv", [Measurement(a, "<your runtime>", "int8", 1, *[math.nan] * 3, 0, "<your chip>")
+                                                     for a in archs])
+    (tmp_path / "vendor.csv").write_text(f"arch_id,median_ms\n{archs[0].arch_id},0.3\n"
+                                         f"to_measure/{archs[1].arch_id}.onnx,0.4\n{archs[2].arch_id}.rknn,0.5\n")
+    for template in (export, export / "measurements.csv"):
+        rows = read_measurement_rows(tmp_path / "vendor.csv", template=template)
+        assert [(line, m.arch, m.median_ms) for line, m in rows] == [(2, archs[0], 0.3), (3, archs[1], 0.4), (4, archs[2], 0.5)]
+        assert {m.precision for _, m in rows} == {"unknown"}  # the template's cells other than arch_json are not taken
+    # a row that has its arch_json keeps it; an empty arch_json cell is filled from the template
+    write_measurements(tmp_path / "mixed.csv", [Measurement(archs[2], "", "", 1, 0.5, 0.5, 0.5, 0, "")])
+    with open(tmp_path / "mixed.csv", "a") as f:
+        f.write(f",{archs[1].arch_id},,,,,0.4,,,,\n")
+    assert [m.arch for _, m in read_measurement_rows(tmp_path / "mixed.csv", template=export)] == [archs[2], archs[1]]
+    # an arch_id the template lacks is one line naming it
+    other = sample_archs(space_t, 1, seed=99, in_chans=1, img_size=28, num_classes=10)[0]
+    (tmp_path / "stray.csv").write_text(f"arch_id,median_ms\n{archs[0].arch_id},0.3\n{other.arch_id},0.4\n")
+    with pytest.raises(DataError) as err:
+        read_measurement_rows(tmp_path / "stray.csv", template=export)
+    assert str(err.value).startswith(f"{tmp_path / 'stray.csv'}, line 3: arch_id={other.arch_id!r} is not in the template "
+                                     f"{export / 'measurements.csv'} (3 archs: ") and "\n" not in str(err.value)
+    (tmp_path / "blank.csv").write_text(f"arch_id,median_ms\n,0.3\n")
+    with pytest.raises(DataError, match=r"blank\.csv, line 2: arch_json and arch_id are both empty"):
+        read_measurement_rows(tmp_path / "blank.csv", template=export)
+    with pytest.raises(DataError, match=r"^template file .*nowhere\.csv not found; pass the export folder"):
+        read_measurement_rows(tmp_path / "vendor.csv", template=tmp_path / "nowhere.csv")
+
+
+def test_fit_and_validate_take_template_for_rows_without_arch_json(tmp_path, cpu, space_t):
+    # template= reaches the measurements both commands read
+    from nas.latency.fit import fit_command
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 4, seed=5, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "measurements.csv", [Measurement(a, "", "", 1, *[math.nan] * 3, 0, "") for a in archs])
+    hw = cpu.without_calibration()
+    times = predict_latency_batch(archs, hw)
+    (tmp_path / "v.csv").write_text("arch_id,median_ms\n" + "".join(f"{a.arch_id}.onnx,{t:.4g}\n" for a, t in zip(archs, times)))
+    tool = LatencyToolConfig(hw=hw, space=space_t, measurements=[str(tmp_path / "v.csv")], out=str(tmp_path / "val"))
+    with pytest.raises(DataError, match="add template="):
+        validate_command(tool)
+    assert "on 4 measurements" in validate_command(dataclasses.replace(tool, template=str(tmp_path)))
+    fit = dataclasses.replace(tool, out=str(tmp_path / "chip.yaml"))
+    with pytest.raises(DataError, match="add template="):
+        fit_command(fit)
+    fit_command(dataclasses.replace(fit, template=str(tmp_path / "measurements.csv")))
+    assert sorted(load_hw_profile(tmp_path / "chip.yaml").fitted_archs) == sorted(a.arch_id for a in archs)
 
 
 def test_measurements_header_typed_as_readme_lists_it_is_read(tmp_path):

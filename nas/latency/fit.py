@@ -935,7 +935,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
         given = Path(tool.out)  # chip.yml -> chip.yaml, but chip.v2 -> chip.v2.yaml (a dot inside a chip's name)
         meant = given.with_suffix(".yaml") if given.suffix.lower() in (".yml", ".yaml", ".txt") else f"{given}.yaml"
         raise ConfigError(f"out={tool.out!r} must be a .yaml file: hw= chooses a chip by its <name>.yaml (e.g. out={meant})")
-    rows, warnings = read_measurements_for(tool.hw, tool.measurements)
+    rows, warnings = read_measurements_for(tool.hw, tool.measurements, template=tool.template)
     if len(rows) < MIN_FIT:  # said here, naming the files: fit_profile's own refusal counts archs and latencies
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_FIT} measurements to fit, got {len(rows)} "
                         "(README's onboarding measures 50)")

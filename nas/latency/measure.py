@@ -634,7 +634,10 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
             hint = f"; {rename})"
         # A vendor tool's table of model names and times: the name says which file was timed, not what is in it
         elif "arch_json" in missing and "arch_id" in fieldnames:
-            hint = "; an arch_id does not say the arch: take each row's arch_json from the exported measurements.csv"
+            beside = path.parent / "measurements.csv"
+            export = beside if beside.is_file() and beside.resolve() != path.resolve() else "<export folder>/measurements.csv"
+            hint = (f"; an arch_id does not say the arch: add template={export} (the template the export wrote) to fill "
+                    "each row's arch_json from it by arch_id, or take the arch_json column from it")
         elif "us" in missing:
             # Per-unit or per-node times as a profiler gives them, in ms ('ms', 'time_ms', 'Time (ms)'): one unit is
             # read, never guessed from a column's name, so the message says which and how to get there.
@@ -796,23 +799,90 @@ def read_measurements(path: str | os.PathLike) -> list[Measurement]:
     return [m for _, m in read_measurement_rows(path)]
 
 
-def read_measurement_rows(path: str | os.PathLike) -> list[tuple[int, Measurement]]:
-    """(line number, measurement) of each row of a measurements CSV, as `read_measurements` checks them."""
+def template_file(template: str | os.PathLike) -> Path:
+    """The measurements template `template` names: the file, or `measurements.csv` in a folder (the `out=` of
+    `python -m nas.latency.profile export_only=true`); a one-line `DataError` where there is none."""
+    t = Path(template)
+    if t.is_dir():
+        if not (t / "measurements.csv").is_file():
+            raise DataError(f"template={str(template)!r} is a folder without a measurements.csv; pass the export folder "
+                            "(the out= of python -m nas.latency.profile export_only=true) or its measurements.csv")
+        return t / "measurements.csv"
+    if not t.is_file():
+        raise DataError(f"template file {t} not found; pass the export folder (the out= of python -m nas.latency.profile "
+                        "export_only=true) or its measurements.csv")
+    return t
+
+
+def template_archs(template: Path) -> dict[str, tuple[int, str]]:
+    """{arch_id: (line, arch_json)} of a measurements template (`template_file`): the archs an export wrote, by the
+    id its files are named by. A row with an empty arch_id cell goes by its arch_json's id."""
+    archs: dict[str, tuple[int, str]] = {}
+    for line, row in _csv_rows(template, ("arch_json", "arch_id"), "template"):
+        spec = (row["arch_json"] or "").strip()
+        if not spec:
+            continue
+        arch_id = (row["arch_id"] or "").strip()
+        if not arch_id:
+            try:
+                arch_id = ArchConfig.from_json(spec).arch_id
+            except (ValueError, ConfigError, TypeError) as e:
+                raise DataError(f"{template}, line {line}: arch_json: {str(e).splitlines()[0]}") from None
+        archs.setdefault(arch_id, (line, spec))
+    if not archs:
+        raise DataError(f"template {template} holds no arch_json; pass the measurements.csv the export wrote")
+    return archs
+
+
+def _spec_from_template(row: dict, archs: dict[str, tuple[int, str]], template: Path, path: Path, line: int) -> str:
+    """The arch_json that the template `archs` (`template_archs`) holds for the row's arch_id (or the exported file's
+    name), or a one-line `DataError` naming the id the template lacks."""
+    cell = (row.get("arch_id") or "").strip()
+    if not cell:
+        raise DataError(f"{path}, line {line}: arch_json and arch_id are both empty; write the arch_id of the model timed "
+                        "(its exported file's name) or delete the row")
+    arch_id = _arch_id_of(cell, archs)
+    if arch_id not in archs:
+        shown = ", ".join(list(archs)[:3]) + (", ..." if len(archs) > 3 else "")
+        raise DataError(f"{path}, line {line}: arch_id={cell!r} is not in the template {template} ({len(archs)} archs: "
+                        f"{shown}); pass the template of the export it was measured from, or delete the row"
+                        + spreadsheet_hint(cell))
+    return archs[arch_id][1]
+
+
+def read_measurement_rows(path: str | os.PathLike, *,
+                          template: str | os.PathLike | None = None) -> list[tuple[int, Measurement]]:
+    """(line number, measurement) of each row of a measurements CSV, as `read_measurements` checks them.
+
+    With `template` (an export folder or its measurements.csv, `template_file`), a row without arch_json (a vendor's
+    table of `arch_id,median_ms`, or the exported file's name and its time) takes the arch_json the template has for
+    its arch_id; an arch_id the template lacks is a one-line `DataError` naming it."""
     p = Path(path)
     rows = []
     unmeasured: list[int] = []  # lines whose median_ms is empty: all named at once (below)
-    required = ("arch_json", "median_ms")
+    required = ("arch_json", "median_ms") if template is None else ("median_ms",)
+    templated = template_file(template) if template is not None else None  # a mistyped one named before any row is read
+    archs: dict[str, tuple[int, str]] | None = None  # the template's, read at the first row that needs them
     for line, row in _csv_rows(p, required, "measurements", optional=[c for c in MEASUREMENT_COLUMNS if c not in required]):
-        spec = (row["arch_json"] or "").strip()
+        spec = (row.get("arch_json") or "").strip()
+        source = f"{p}, line {line}"
+        if not spec and templated is not None:
+            if "arch_json" not in row and "arch_id" not in row:
+                raise DataError(f"{p}: header lacks both arch_json and arch_id; with template= a row needs its arch_id "
+                                f"(the exported file's name); the header has: {', '.join(map(repr, row))}")
+            archs = template_archs(templated) if archs is None else archs
+            spec = _spec_from_template(row, archs, templated, p, line)
+            source = f"{templated}, line {archs[_arch_id_of(row.get('arch_id') or '', archs)][0]}"
         if not spec:
-            raise DataError(f"{p}, line {line}: arch_json is empty; paste the arch's JSON (as the exported template has it) "
-                            "or delete the row")
+            raise DataError(f"{p}, line {line}: arch_json is empty; paste the arch's JSON (as the exported template has it), "
+                            "add template=<export folder>/measurements.csv to fill it in by the row's arch_id, or delete "
+                            "the row")
         try:
             arch = ArchConfig.from_json(spec)
         except (ValueError, ConfigError, TypeError) as e:
             # The cell's value named: an arch_id or a file name pasted where the JSON goes shows at once what went wrong.
             shown = spec if len(spec) <= 60 else spec[:57] + "..."
-            raise DataError(f"{p}, line {line}: arch_json={shown!r}: {str(e).splitlines()[0]}") from None
+            raise DataError(f"{source}: arch_json={shown!r}: {str(e).splitlines()[0]}") from None
         if not (row.get("median_ms") or "").strip():
             # The models a vendor's compiler or profiler failed on, or those not measured yet: a file with several such
             # rows was refused one line at a time, a rerun for each.
@@ -904,8 +974,10 @@ def _stated(value: str) -> str:
     return "" if value == "unknown" else value
 
 
-def read_measurements_for(hw: HardwareProfile, paths: Sequence[str | os.PathLike]) -> tuple[list[Measurement], list[str]]:
-    """The measurements of `paths` (CSV files) for fitting or validating `hw`, and warnings for the user.
+def read_measurements_for(hw: HardwareProfile, paths: Sequence[str | os.PathLike], *,
+                          template: str | os.PathLike | None = None) -> tuple[list[Measurement], list[str]]:
+    """The measurements of `paths` (CSV files) for fitting or validating `hw`, and warnings for the user. Rows without
+    arch_json take it from `template` by their arch_id (`read_measurement_rows`).
 
     A calibration holds for one runtime and precision at batch 1, so a row taken otherwise raises `DataError` naming
     its file and line: its `batch` must be 1 and its precision `hw.precision`, and, where `hw` has a runtime on this
@@ -918,7 +990,7 @@ def read_measurements_for(hw: HardwareProfile, paths: Sequence[str | os.PathLike
     located: list[tuple[Path, int, Measurement]] = []
     first_runtime: tuple[Path, int, str] | None = None
     for path in paths:
-        for line, m in read_measurement_rows(path):
+        for line, m in read_measurement_rows(path, template=template):
             runtime, precision = _stated(m.runtime), _stated(m.precision)
             if m.batch != 1 or precision not in ("", hw.precision) or (hw.runtime and runtime not in ("", hw.runtime)):
                 taken = f"runtime={m.runtime!r}, precision={m.precision!r}, batch={m.batch}"

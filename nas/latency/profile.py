@@ -76,6 +76,7 @@ class LatencyToolConfig:
     repeats: int = 30
     rounds: int = 7
     measurements: list[str] = field(default_factory=list)  # fit / validate: measurement CSVs
+    template: Optional[str] = None  # fit / validate: export folder (or its measurements.csv) filling rows without arch_json
     units: list[str] = field(default_factory=list)  # fit: optional per-unit time CSVs of the same archs
     residual_trees: int = 200  # fit with units: boosted trees on the per-unit residuals (hw.residual); 0 = none
     times_in_ms: bool = False  # fit: true fits times the unit check takes for seconds or microseconds (it refuses them)

@@ -107,7 +107,7 @@ def validate_command(tool: LatencyToolConfig) -> str:
 
     if not tool.measurements:
         raise DataError("measurements=[file.csv,...] is required: held-out measurements not used for fitting")
-    rows, warnings = read_measurements_for(tool.hw, tool.measurements)
+    rows, warnings = read_measurements_for(tool.hw, tool.measurements, template=tool.template)
     if len(rows) < MIN_VALIDATION:
         raise DataError(f"measurements={list(tool.measurements)}: need >= {MIN_VALIDATION} measurements to validate, got "
                         f"{len(rows)} (with fewer, Kendall tau is undefined and the baselines fit them exactly)")
