@@ -329,7 +329,7 @@ def test_rows_without_arch_json_take_it_from_the_template_by_arch_id(tmp_path, s
         read_measurement_rows(tmp_path / "stray.csv", template=export)
     assert str(err.value).startswith(f"{tmp_path / 'stray.csv'}, line 3: arch_id={other.arch_id!r} is not in the template "
                                      f"{export / 'measurements.csv'} (3 archs: ") and "\n" not in str(err.value)
-    (tmp_path / "blank.csv").write_text(f"arch_id,median_ms\n,0.3\n")
+    (tmp_path / "blank.csv").write_text("arch_id,median_ms\n,0.3\n")
     with pytest.raises(DataError, match=r"blank\.csv, line 2: arch_json and arch_id are both empty"):
         read_measurement_rows(tmp_path / "blank.csv", template=export)
     with pytest.raises(DataError, match=r"^template file .*nowhere\.csv not found; pass the export folder"):
