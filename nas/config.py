@@ -23,7 +23,8 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf._utils import get_yaml_loader
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException,
+                              ValidationError)
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, exit_with_error, module_logger, require_path, wrong_type
@@ -1312,6 +1313,10 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
         key, value = head.split("=", 1)
         return f"{head} must be a list, in brackets and quoted for the shell: '{key}=[{value}]'"
+    if override and cause is not None and (wrong := wrong_kind_message(head, cause)) is not None:
+        # null where none is taken, a list for a number or a name, 2 for an enum: OmegaConf's "field 'train.epochs' is
+        # not Optional" or "Value [1, 2] (list) is not a valid input for <enum 'Precision'>" said neither what it takes
+        return wrong
     if cause is not None and str(cause).strip():
         # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it
         append = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
@@ -1425,6 +1430,71 @@ def _optional_field(schema: Any, key: Any) -> bool:
     except (NameError, TypeError):  # a hint that does not resolve: say nothing rather than something wrong
         return False
     return type(None) in typing.get_args(hint)
+
+
+def field_takes(schema: Any, key: Any) -> str | None:
+    """What the field `key` of the config dataclass `schema` takes, in words for a refusal: "a whole number", "a
+    number or null", "true or false", "one of auto, fp32, bf16", "a list, in brackets", "a text". None where the
+    field is not known (its line then stays OmegaConf's)."""
+    import typing
+
+    if not (dataclasses.is_dataclass(schema) and isinstance(key, str)):
+        return None
+    try:
+        hint = typing.get_type_hints(schema).get(key)
+    except (NameError, TypeError):
+        return None
+    if hint is None:
+        return None
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint) or hint
+    if isinstance(origin, type) and issubclass(origin, Enum):
+        what = f"one of {', '.join(m.value for m in origin)}"
+    elif origin is bool:
+        what = "true or false"
+    elif origin is int:
+        what = "a whole number"
+    elif origin is float:
+        what = "a number"
+    elif origin is str:
+        what = "one text value (a name or a path)"
+    elif origin in (list, tuple):
+        item = args[0] if (args := typing.get_args(hint)) else None
+        what = (f"a list of mappings of {item.__name__}'s settings, in brackets" if dataclasses.is_dataclass(item)
+                else "a list, in brackets")
+    elif origin is dict:
+        what = "a mapping, in braces"
+    elif dataclasses.is_dataclass(origin):
+        what = f"a mapping of {origin.__name__}'s settings"
+    else:
+        return None
+    return what + (" or null" if optional else "")
+
+
+_WRONG_TYPE = re.compile(r"field '[^']*' is not Optional|Value .* could not be converted to (Integer|Float)|Value .* is "
+                         r"not a valid bool|Value .* is not a valid input for <enum|Cannot convert '\w+' to string|"
+                         r"Invalid type assigned: \w+ is not a subclass of")
+"""OmegaConf's refusals of a value of the wrong kind (null where none is taken, a list for a number, 2.5 for an enum),
+which name neither what the setting takes nor, for an enum, its values."""
+
+
+def wrong_kind_message(head: str, cause: BaseException) -> str | None:
+    """One line for OmegaConf's refusal `cause` of the override `head` (`train.epochs=null`, `search.sampler=[1,2]`) of
+    the wrong kind: the value as typed and what the setting takes (`field_takes`). None for other refusals."""
+    if not _WRONG_TYPE.search(str(cause)):
+        return None
+    if isinstance(cause, ValidationError) and (found := re.search(r"is not a subclass of (\w+)", str(cause))):
+        # space.stages=[abc]: an item of a list of settings' mappings (OmegaConf names the list's index, not its field)
+        return f"{head} is not allowed; allowed: a list of mappings of {found[1]}'s settings, in brackets"
+    what = field_takes(getattr(cause, "object_type", None), getattr(cause, "key", None))
+    if what is None:
+        return None
+    value = head.split("=", 1)[1] if "=" in head else ""
+    problem = "takes no null" if value.strip().lower() in ("null", "~") else "is not allowed"
+    return f"{head} {problem}; allowed: {what}"
 
 
 def _schemas() -> dict[str, type]:

@@ -779,9 +779,41 @@ def test_an_enum_setting_out_of_its_values_is_one_line_naming_the_value_and_the_
         with pytest.raises(HydraException) as err:
             compose_cfg(override)
         assert compose_error_message(err.value) == f"{override} is unknown; allowed: {allowed}"
-    with pytest.raises(HydraException) as err:  # other type errors keep their words, without Hydra's head
+    with pytest.raises(HydraException) as err:  # a value of another kind: what the setting takes
         compose_cfg("search.progress=maybe")
-    assert compose_error_message(err.value) == "search.progress=maybe: Value 'maybe' is not a valid bool (type str)"
+    assert compose_error_message(err.value) == "search.progress=maybe is not allowed; allowed: true or false"
+
+
+@pytest.mark.parametrize(("config_name", "override", "message"), [
+    # OmegaConf's "field 'train.epochs' is not Optional" said neither that null is the fault nor what goes there
+    ("search", "train.epochs=null", "train.epochs=null takes no null; allowed: a whole number"),
+    ("search", "data.format=null", "data.format=null takes no null; allowed: one of idx, imagefolder"),
+    ("search", "hw.efficiency=null", "hw.efficiency=null takes no null; allowed: a mapping, in braces"),
+    # "Value '[1, 2]' of type 'list' could not be converted to Integer"
+    ("search", "train.batch_size=[1,2]", "train.batch_size=[1,2] is not allowed; allowed: a whole number"),
+    ("search", "search.latency_budget_ms=[1]", "search.latency_budget_ms=[1] is not allowed; allowed: a number or null"),
+    # "Value [1, 2] (list) is not a valid input for <enum 'Sampler'>": the enum's values were not named
+    ("search", "search.sampler=[1,2]", "search.sampler=[1,2] is not allowed; allowed: one of tpe, nsga2, random"),
+    ("search", "train.precision=1.5", "train.precision=1.5 is not allowed; allowed: one of auto, fp32, bf16"),
+    ("search", "compress.members=[a]", "compress.members=[a] is not allowed; allowed: one of all, top_k, none"),
+    ("search", "train.channels_last=[1,2]", "train.channels_last=[1,2] is not allowed; allowed: true or false"),
+    # "Cannot convert 'list' to string", "Invalid type assigned: str is not a subclass of StageSpace. value: abc"
+    ("search", "space.name=[1,2]", "space.name=[1,2] is not allowed; allowed: one text value (a name or a path)"),
+    ("search", "space.stages=[abc]",
+     "space.stages=[abc] is not allowed; allowed: a list of mappings of StageSpace's settings, in brackets"),
+    ("search", "space.stages.0.depths=null", "space.stages.0.depths=null takes no null; allowed: a list, in brackets"),
+    ("compress_run", "compress.prune=null", "compress.prune=null takes no null; allowed: a mapping of PruneConfig's settings"),
+    ("latency", "n=null", "n=null takes no null; allowed: a whole number"),
+    ("latency", "export_only=[1,2]", "export_only=[1,2] is not allowed; allowed: true or false"),
+])
+def test_a_value_of_the_wrong_kind_is_one_line_naming_what_the_setting_takes(config_name, override, message):
+    from nas.config import precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs()
+    register_latency_configs()
+    argv = ["checkpoint=/x"] if config_name == "compress_run" else []
+    assert precheck_overrides([*argv, override], config_name=config_name) == message
 
 
 @pytest.mark.parametrize("name", ["test_size", "val_size"])
@@ -1069,3 +1101,4 @@ def test_a_group_setting_given_without_its_group_names_the_groups_that_hold_it()
     assert "did you mean" not in unknown_key_message("nope", RunConfig)
     # within a group the hint is the group's own, as before
     assert "(did you mean search.n_trials?)" in unknown_key_message("search.n_trails", SearchOptions)
+
