@@ -846,6 +846,8 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
             cfg = compose(config_name=config_name, overrides=list(overrides))
         except Exception as exc:  # Hydra/OmegaConf composition errors
             raise ConfigError(compose_error_message(exc) + _flat_file_hint(overrides, None)) from None
+    if (problem := number_for_a_switch(cfg, overrides)) is not None:
+        raise ConfigError(problem)
     # Where Hydra keeps a run's command line (its own `hydra` node, which compose leaves out), so that a Python caller's
     # run warns about settings asked for that do nothing, as the command does; only the overrides, not Hydra's settings.
     with open_dict(cfg):
@@ -937,6 +939,8 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                               return_hydra_config=config_dir is not None or hydra_groups)
                 if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
                     return problem
+                if (problem := number_for_a_switch(cfg, job)) is not None:
+                    return problem
                 # a key the schema lacks, added with `+key=`: named here too (`structured` would), before the command
                 # imports what its run needs
                 if unknown := [(key, schema) for key, schema in _unknown_keys(cfg) if key != "hydra"]:
@@ -945,6 +949,34 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
             return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
                     + _flat_file_hint(overrides, config_dir))
+    return None
+
+
+def number_for_a_switch(cfg: DictConfig, overrides: Sequence[str]) -> str | None:
+    """One line for an override that gives a true/false setting a number other than 0 or 1 (`train.channels_last=2`,
+    `search.export_onnx=-1`): OmegaConf takes any integer there, as true but for 0, so such a typo was run as if it
+    said true. None when every override of a true/false setting (in the composed `cfg`) is a bool, 0, 1 or a word."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf.nodes import BooleanNode
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # noqa: BLE001 - the composition that passed has parsed them; say nothing rather than fail here
+        return None
+    for override in parsed:
+        if override.is_sweep_override() or override.is_delete():
+            continue
+        value = override.value()
+        if not isinstance(value, int) or isinstance(value, bool) or value in (0, 1):
+            continue
+        node: Any = cfg
+        for part in override.key_or_group.split("."):
+            node = node._get_node(int(part) if isinstance(node, ListConfig) and part.isdigit() else part) \
+                if isinstance(node, (DictConfig, ListConfig)) else None
+            if node is None:
+                break
+        if isinstance(node, BooleanNode):
+            return f"{override.key_or_group}={value} is not allowed; allowed: true or false"
     return None
 
 

@@ -1102,3 +1102,31 @@ def test_a_group_setting_given_without_its_group_names_the_groups_that_hold_it()
     # within a group the hint is the group's own, as before
     assert "(did you mean search.n_trials?)" in unknown_key_message("search.n_trails", SearchOptions)
 
+
+@pytest.mark.parametrize(("config_name", "override", "key"), [
+    ("search", "train.channels_last=2", "train.channels_last"),
+    ("search", "search.early_stop.enabled=-3", "search.early_stop.enabled"),
+    ("search", "data.hflip=10", "data.hflip"),
+    ("latency", "export_only=2", "export_only"),
+])
+def test_a_number_for_a_true_false_setting_is_refused_not_run_as_true(config_name, override, key):
+    # OmegaConf takes any integer for a bool, true but for 0: train.channels_last=2 ran as if it said true
+    from nas.config import compose_search_config, precheck_overrides, register_configs
+    from nas.latency.profile import register_latency_configs
+
+    register_configs()
+    register_latency_configs()
+    message = f"{override} is not allowed; allowed: true or false"
+    assert precheck_overrides([override], config_name=config_name) == message
+    if config_name == "search":  # the Python entry point refuses it too
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            compose_search_config([override])
+
+
+@pytest.mark.parametrize("override", ["train.channels_last=1", "train.channels_last=0", "data.hflip=yes",
+                                      "search.progress=false", "train.epochs=2"])
+def test_true_false_settings_still_take_0_1_and_words(override):
+    from nas.config import precheck_overrides, register_configs
+
+    register_configs()
+    assert precheck_overrides([override], config_name="search") is None
