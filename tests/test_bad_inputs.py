@@ -153,8 +153,13 @@ SEARCH_CASES = [
     (["hw.precision=int3"], "hw.precision='int3'"),
     (["hw.efficiency.conv=2"], "hw.efficiency.conv=2"),
     # OpenVINO refused it only when timing the Pareto members, after the whole search had trained
-    (["hw=cpu", "hw.threads=-1"], "hw.threads=-1 must be an integer >= 1"),
-    (["hw=cpu", "hw.threads=0"], "hw.threads=0 must be an integer >= 1"),
+    (["hw=cpu", "hw.threads=-1"], "hw.threads=-1 must be an integer in [1, 1024]"),
+    (["hw=cpu", "hw.threads=0"], "hw.threads=0 must be an integer in [1, 1024]"),
+    (["hw=cpu", "hw.threads=1000000000000"], "hw.threads=1000000000000 must be an integer in [1, 1024]"),
+    # torch failed every trial ("Overflow when unpacking long"), in a run folder already made
+    (["train.threads=1000000000000"], "train.threads=1000000000000 must be an integer in [1, 1024] (threads)"),
+    (["final_train.threads=1025"], "final_train.threads=1025 must be an integer in [1, 1024] (threads)"),
+    (["compress.latency_threads=5000"], "compress.latency_threads=5000 must be an integer in [1, 1024] (threads)"),
     # an op kind the file leaves out of its efficiency mapping: the message kept the key but dropped how to add it
     (["hw=cpu", "hw.efficiency.add=0.5"], "Key 'add' is not in struct; to append to your config use +hw.efficiency.add=0.5"),
     # (a calibrated profile's fitted numbers are read from their own file, not composed: an entry is added with +)

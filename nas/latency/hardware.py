@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from nas.errors import ConfigError, counted
 from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 
+
+MAX_THREADS = 1024
+"""The most threads a setting of threads (hw.threads, train.threads, compress.latency_threads) takes: more than the
+logical CPUs of the largest servers, so only a typo is refused. torch failed each trial on a count past a C int
+("Overflow when unpacking long"), after the run folder was made, and OpenVINO refused one only when timing."""
+
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
@@ -237,8 +243,9 @@ class HardwareProfile:
                 raise ConfigError(f"hw.efficiency.{kind}={eff!r} must be in (0, 1]")
         # The runtimes refuse a negative count only when a model is timed (after a search's training); 0 would be their
         # "all cores", which the profile's timings and a calibration's `threads` would then not say.
-        if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and self.threads >= 1):
-            raise ConfigError(f"hw.threads={self.threads!r} must be an integer >= 1 (runtime threads when timing on this host)")
+        if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and 1 <= self.threads <= MAX_THREADS):
+            raise ConfigError(f"hw.threads={self.threads!r} must be an integer in [1, {MAX_THREADS}] (runtime threads when "
+                              "timing on this host)")
         if self.runtime not in ("", "openvino", "onnxruntime"):
             raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
         for kind, terms in self.calibration.items():
