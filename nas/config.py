@@ -1717,6 +1717,8 @@ def validate_data_config(d: DataConfig) -> None:
                           "(transparency dropped)")
     if d.max_shift < 0:
         raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
+    # -1, "random" to many tools, gave a fixed split like any other seed; seeds of the search's range, as search.seed
+    check_seed(d.split_seed, "data.split_seed")
     if DataFormat(d.format) == DataFormat.idx:  # image-folder settings that idx files would silently ignore
         if d.background is not None:
             raise ConfigError(f"data.background={d.background!r} applies to image folders (data=imagefolder); "
