@@ -1516,6 +1516,19 @@ def _latency_cfg(*overrides: str):
         return compose(config_name="latency", overrides=list(overrides))
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    # torch's allocator raised a traceback building the head ("can't allocate memory: you tried to allocate 3.8e14 bytes")
+    ("num_classes=1000000000000", r"^num_classes=1000000000000: a model of space metaformer_t needs about .* GiB of memory for "
+                                  r"it alone, more than the .* GiB available; allowed: a size your data has"),
+    ("img_size=1000000000000", r"^img_size=1000000000000: a model of space metaformer_t needs about"),
+    # the search builds its models for 1 or 3 channels (data.channels); 2 was profiled without a word
+    ("in_chans=2", r"^in_chans=2; allowed: 1 \(grey images\), 3 \(colour\) or null, as data.channels$"),
+])
+def test_latency_tools_refuse_an_input_no_search_builds_in_one_line(override, message):
+    with pytest.raises(ConfigError, match=message):
+        to_tool_config(_latency_cfg("hw=cpu", override))
+
+
 def test_profile_builds_the_archs_for_the_input_the_search_feeds_their_space(tmp_path):
     # metaformer_s runs on the user's images (data=imagefolder data.img_size=..., grey or colour): profiled at
     # Fashion-MNIST's 28x28 grey without a word, its measurements fitted a predictor at a size the search never builds.

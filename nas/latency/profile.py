@@ -100,7 +100,28 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     check_seed(tool.seed, "seed")
     if tool.residual_trees < 0:
         raise ConfigError(f"residual_trees={tool.residual_trees!r} must be >= 0 (0: no residual model)")
+    if tool.in_chans not in (None, 1, 3):  # the search builds its models for data.channels, 1 or 3
+        raise ConfigError(f"in_chans={tool.in_chans!r}; allowed: 1 (grey images), 3 (colour) or null, as data.channels")
+    _input_fits_in_memory(tool)
     return tool
+
+
+def _input_fits_in_memory(tool: LatencyToolConfig) -> None:
+    """`ConfigError` when the input image (img_size) or the head's weights (num_classes x the space's widest last stage)
+    alone need more memory than is available: num_classes=1e12 ended in a traceback from torch's allocator."""
+    from nas.memory import available_memory_bytes, gib
+
+    available = available_memory_bytes()
+    if available is None:
+        return
+    widest = max((max(stage.widths) for stage in tool.space.stages[-1:] if stage.widths), default=1)
+    needs = {"num_classes": 4 * tool.num_classes * (widest + 1),
+             "img_size": 4 * (tool.in_chans or 3) * (tool.img_size or DEFAULT_INPUT["img_size"]) ** 2}
+    for key, n_bytes in needs.items():
+        if n_bytes > available:
+            raise ConfigError(f"{key}={getattr(tool, key)!r}: a model of space {tool.space.name} needs about {gib(n_bytes)} "
+                              f"of memory for it alone, more than the {gib(available)} available; allowed: a size your "
+                              "data has (num_classes: its classes, img_size: data.img_size)")
 
 
 def measuring_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
