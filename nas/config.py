@@ -1733,6 +1733,7 @@ def validate_compress_config(c: CompressConfig) -> None:
     _positive(c.top_k, "compress.top_k", integer=True)
     _threads(c.latency_threads, "compress.latency_threads")
     _positive(c.eval_images, "compress.eval_images", allow_none=True, integer=True)
+    check_seed(c.seed, "compress.seed")  # -1 ("random" to many tools) was taken as a fixed seed, as search.seed refuses it
     p = c.prune
     if p.ratio is not None and not (0 <= p.ratio <= 0.9):
         raise ConfigError(f"compress.prune.ratio={p.ratio!r} must be in [0, 0.9] (fraction of channels removed)")

@@ -127,6 +127,7 @@ SEARCH_CASES = [
     (["search.seed=4294967296"], "search.seed=4294967296 must be an integer in [0, 4294967295]"),
     # -1, "random" to many tools, gave a fixed split as any seed does
     (["data.split_seed=-1"], "data.split_seed=-1 must be an integer in [0, 4294967295]"),
+    (["compress.seed=-1"], "compress.seed=-1 must be an integer in [0, 4294967295]"),
     (["search.runs_dir=''"], "search.runs_dir='' is empty; allowed: a folder path (default: runs)"),
     (["search.study_name=' '"], "search.study_name=' ' is empty; allowed: a name"),
     (["search.population_size=1"], "search.population_size=1 must be >= 2 (NSGA-II breeds pairs of parents)"),
