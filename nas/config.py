@@ -1476,6 +1476,13 @@ def field_takes(schema: Any, key: Any) -> str | None:
         hint = typing.get_type_hints(schema).get(key)
     except (NameError, TypeError):
         return None
+    return type_takes(hint)
+
+
+def type_takes(hint: Any) -> str | None:
+    """`field_takes` of a type hint (`Optional[int]`: "a whole number or null"); None for a type it has no words for."""
+    import typing
+
     if hint is None:
         return None
     args = typing.get_args(hint)
@@ -1522,6 +1529,11 @@ def wrong_kind_message(head: str, cause: BaseException) -> str | None:
         # space.stages=[abc]: an item of a list of settings' mappings (OmegaConf names the list's index, not its field)
         return f"{head} is not allowed; allowed: a list of mappings of {found[1]}'s settings, in brackets"
     what = field_takes(getattr(cause, "object_type", None), getattr(cause, "key", None))
+    if what is None and getattr(cause, "object_type", None) is dict:  # an entry of a mapping (hw.efficiency.conv=null)
+        import typing
+
+        values = typing.get_args(getattr(cause, "ref_type", None))
+        what = type_takes(values[1]) if len(values) == 2 else None
     if what is None:
         return None
     value = head.split("=", 1)[1] if "=" in head else ""

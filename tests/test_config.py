@@ -789,6 +789,7 @@ def test_an_enum_setting_out_of_its_values_is_one_line_naming_the_value_and_the_
     ("search", "train.epochs=null", "train.epochs=null takes no null; allowed: a whole number"),
     ("search", "data.format=null", "data.format=null takes no null; allowed: one of idx, imagefolder"),
     ("search", "hw.efficiency=null", "hw.efficiency=null takes no null; allowed: a mapping, in braces"),
+    ("search", "hw.efficiency.conv=null", "hw.efficiency.conv=null takes no null; allowed: a number"),
     # "Value '[1, 2]' of type 'list' could not be converted to Integer"
     ("search", "train.batch_size=[1,2]", "train.batch_size=[1,2] is not allowed; allowed: a whole number"),
     ("search", "search.latency_budget_ms=[1]", "search.latency_budget_ms=[1] is not allowed; allowed: a number or null"),
