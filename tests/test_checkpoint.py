@@ -584,9 +584,10 @@ def test_a_scratch_folder_kept_if_interrupted_stays_for_the_next_run_after_ctrl_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_contract(tmp_path, capsys):
-    # README's "Deployment contract" block, with the member folder and images filled in, runs the exported files as
-    # metrics.json's "input" and "output" (nas.checkpoint.io_contract) describe them, without this project.
+def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_contract(tmp_path, capsys, monkeypatch):
+    # README's "Deployment contract" block, with the member folder filled in and run beside the two image files it
+    # names, runs the exported files as metrics.json's "input" and "output" (nas.checkpoint.io_contract) describe them,
+    # without this project.
     import re
     import shutil
     from pathlib import Path
@@ -613,9 +614,16 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     [block] = re.findall(r"```python\n(.*?)```", readme[start:readme.index("\n#", start + 4)], flags=re.S)
     placeholder = '"runs/<study>/checkpoints/<arch_id>/"'
     assert placeholder in block
-    images = np.random.default_rng(0).integers(0, 256, size=(4, 1, 28, 28), dtype=np.uint8)
-    scope = {"images": images}
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("photo.jpg", "shirt.png"):  # the files the block reads, in the folder it runs in
+        Image.fromarray(rng.integers(0, 256, size=(40, 30, 3), dtype=np.uint8)).save(tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
     exec(compile(block.replace(placeholder, repr(f"{folder}/")), "README.md (Deployment contract)", "exec"), scope)
+    images = scope["images"]
+    assert images.shape == (2, 1, 28, 28) and images.dtype == np.uint8  # grey, at the contract's size
     with torch.no_grad():
         expected = model(torch.from_numpy(images).float() / 255.0).numpy()
     assert np.allclose(scope["logits"], expected, atol=1e-4)  # model_int8.onnx's basic session, the block's last

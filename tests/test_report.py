@@ -2104,8 +2104,11 @@ def test_ctrl_c_while_the_report_waits_for_a_workers_turn_is_one_line_and_exit_1
     from nas.checkpoint import run_folder_lock
 
     with run_folder_lock(run_dir):  # a worker's turn
+        # SIGINT as a terminal's foreground job has it: a test run in the background (nohup, `&`) hands its children
+        # SIGINT ignored, which Python then leaves ignored
         report = subprocess.Popen([sys.executable, "-m", "nas.report", str(run_dir)], cwd=REPO_ROOT, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             waiting = report.stderr.readline()  # blocks until it waits (or ends)
             report.send_signal(signal.SIGINT)
