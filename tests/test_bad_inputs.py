@@ -159,6 +159,8 @@ SEARCH_CASES = [
     (["hw=cpu", "hw.threads=-1"], "hw.threads=-1 must be an integer in [1, 1024]"),
     (["hw=cpu", "hw.threads=0"], "hw.threads=0 must be an integer in [1, 1024]"),
     (["hw=cpu", "hw.threads=1000000000000"], "hw.threads=1000000000000 must be an integer in [1, 1024]"),
+    # pruning rounds widths to it: wider than every layer, it pruned nothing in every compression
+    (["hw.channel_multiple=1000000000000"], "hw.channel_multiple=1000000000000 must be an integer in [1, 256]"),
     # torch failed every trial ("Overflow when unpacking long"), in a run folder already made
     (["train.threads=1000000000000"], "train.threads=1000000000000 must be an integer in [1, 1024] (threads)"),
     (["final_train.threads=1025"], "final_train.threads=1025 must be an integer in [1, 1024] (threads)"),

@@ -109,7 +109,13 @@ def test_depthwise_efficiency_is_applied():
      # bits where bytes go (int8 read off a datasheet as 8): every byte moved was costed 8x
      ({"bytes_per_element": 8}, "hw.bytes_per_element=8 must be 1, 2 or 4 (bytes per weight or activation value, not bits: "
                                 "int8 1, fp16 2, fp32 4)"),
-     ({"bytes_per_element": 3}, "hw.bytes_per_element=3 must be 1, 2 or 4")],
+     ({"bytes_per_element": 3}, "hw.bytes_per_element=3 must be 1, 2 or 4"),
+     # wider than any width: pruning left every layer as it was, and a latency target read as unreachable at 90% pruned
+     ({"channel_multiple": 10**12}, "hw.channel_multiple=1000000000000 must be an integer in [1, 256] (the channels "
+                                    "pruning rounds each width to; 1: no rounding)"),
+     ({"channel_multiple": 257}, "hw.channel_multiple=257 must be an integer in [1, 256]"),
+     ({"channel_multiple": 0}, "hw.channel_multiple=0 must be an integer in [1, 256]"),
+     ({"channel_multiple": 8.5}, "hw.channel_multiple=8.5 must be an integer in [1, 256]")],
 )
 def test_bad_hardware_values_are_named_when_the_profile_is_built(change, fragment):
     # Built by hand (not through Hydra), a bad profile is refused at once, not inside predict_latency.

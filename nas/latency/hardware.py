@@ -21,6 +21,11 @@ MAX_THREADS = 1024
 logical CPUs of the largest servers, so only a typo is refused. torch failed each trial on a count past a C int
 ("Overflow when unpacking long"), after the run folder was made, and OpenVINO refused one only when timing."""
 
+MAX_CHANNEL_MULTIPLE = 256
+"""The largest `hw.channel_multiple` taken: as wide as the widest MAC arrays (a TPU's MXU is 128 or 256 channels). Pruning
+rounds each width to it and leaves a layer no wider than one multiple as it is, so a larger value (1e12, a typo) made
+every compression's pruning remove no channel, and a latency target was refused as unreachable "with 90% pruned"."""
+
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
@@ -225,7 +230,7 @@ class HardwareProfile:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"hw.precision={self.precision!r} is unknown; allowed: {list(PRECISIONS)}")
         for key in ("bytes_per_element", "mac_per_s", "vector_ops_per_s", "sram_bytes", "dram_bytes_per_s",
-                    "host_ops_per_s", "host_link_bytes_per_s", "channel_multiple"):
+                    "host_ops_per_s", "host_link_bytes_per_s"):
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"hw.{key}={value!r} must be a finite number > 0")
@@ -241,6 +246,11 @@ class HardwareProfile:
                 raise ConfigError(f"hw.efficiency has unknown op kind {kind!r}; allowed: {sorted(OP_KINDS)}")
             if not (isinstance(eff, (int, float)) and 0 < eff <= 1):
                 raise ConfigError(f"hw.efficiency.{kind}={eff!r} must be in (0, 1]")
+        multiple = self.channel_multiple
+        if not (isinstance(multiple, (int, float)) and not isinstance(multiple, bool) and math.isfinite(multiple)
+                and float(multiple).is_integer() and 1 <= multiple <= MAX_CHANNEL_MULTIPLE):
+            raise ConfigError(f"hw.channel_multiple={multiple!r} must be an integer in [1, {MAX_CHANNEL_MULTIPLE}] (the "
+                              "channels pruning rounds each width to; 1: no rounding)")
         # The runtimes refuse a negative count only when a model is timed (after a search's training); 0 would be their
         # "all cores", which the profile's timings and a calibration's `threads` would then not say.
         if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and 1 <= self.threads <= MAX_THREADS):
