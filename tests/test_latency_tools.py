@@ -1523,10 +1523,15 @@ def _latency_cfg(*overrides: str):
     ("img_size=1000000000000", r"^img_size=1000000000000: a model of space metaformer_t needs about"),
     # the search builds its models for 1 or 3 channels (data.channels); 2 was profiled without a word
     ("in_chans=2", r"^in_chans=2; allowed: 1 \(grey images\), 3 \(colour\) or null, as data.channels$"),
+    # refused when the archs were built, as arch.img_size=2, a setting the user never typed
+    ("img_size=2", r"^img_size=2 is too small; allowed: an integer >= 4 \(the search's data.img_size\), or null \(28, "
+                   r"Fashion-MNIST's\)$"),
+    ("img_size=0", r"^img_size=0 is too small; allowed: an integer >= 4"),
+    ("space=metaformer_s img_size=3", r"^img_size=3 is too small; allowed: an integer >= 4 \(the search's data.img_size\)$"),
 ])
 def test_latency_tools_refuse_an_input_no_search_builds_in_one_line(override, message):
     with pytest.raises(ConfigError, match=message):
-        to_tool_config(_latency_cfg("hw=cpu", override))
+        to_tool_config(_latency_cfg("hw=cpu", *override.split()))
 
 
 def test_profile_builds_the_archs_for_the_input_the_search_feeds_their_space(tmp_path):

@@ -29,7 +29,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from nas.arch import MIXERS, ArchConfig
+from nas.arch import MIN_IMG_SIZE, MIXERS, ArchConfig
 from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
@@ -92,7 +92,12 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     tool = cfg if isinstance(cfg, LatencyToolConfig) else structured(cfg, LatencyToolConfig)
     tool.hw.validate()
     validate_space(tool.space)
-    for key in ("n", "img_size", "in_chans", "num_classes", "warmup", "repeats", "rounds"):
+    if tool.img_size is not None and tool.img_size < MIN_IMG_SIZE:
+        # as data.img_size says it: the archs' own check named arch.img_size, a setting the user never typed
+        default = f", or null ({DEFAULT_INPUT['img_size']}, Fashion-MNIST's)" if tool.space.name == DEFAULT_SPACE else ""
+        raise ConfigError(f"img_size={tool.img_size!r} is too small; allowed: an integer >= {MIN_IMG_SIZE} (the search's "
+                          f"data.img_size){default}")
+    for key in ("n", "in_chans", "num_classes", "warmup", "repeats", "rounds"):
         if getattr(tool, key) is not None and getattr(tool, key) < 1:
             raise ConfigError(f"{key}={getattr(tool, key)!r} must be >= 1")
     if tool.select not in SELECTIONS:
