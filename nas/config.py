@@ -769,6 +769,9 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
             raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {message}") from None
         if full_key and (number := not_a_number_message(f"hw.{full_key}", str(e), path=path)) is not None:
             raise ConfigError(number) from None  # `mac_per_s: 4 TOPS`: the unit the number goes in
+        if full_key and (wrong := file_wrong_kind_message(f"hw.{full_key}", str(e), path)) is not None:
+            # `threads: [1]`: what the setting takes, as `hw=<name>` and the command line say it
+            raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {wrong}") from None
         key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
     if (sized := element_size_warning(hw)) is not None:  # as the commands say it, for a profile loaded in Python
@@ -845,7 +848,11 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
         try:
             cfg = compose(config_name=config_name, overrides=list(overrides))
         except Exception as exc:  # Hydra/OmegaConf composition errors
-            raise ConfigError(compose_error_message(exc) + _flat_file_hint(overrides, None)) from None
+            # a folder of the user's on Hydra's search path (`hydra.searchpath=[file://myconf]`, what --config-dir adds)
+            # is where their group files are: named with the file, not told to pass --config-dir
+            config_dir = _searchpath_folder(overrides)
+            raise ConfigError(compose_error_message(exc, config_dir=config_dir)
+                              + _flat_file_hint(overrides, config_dir)) from None
     if (problem := number_for_a_switch(cfg, overrides)) is not None:
         raise ConfigError(problem)
     # Where Hydra keeps a run's command line (its own `hydra` node, which compose leaves out), so that a Python caller's
@@ -853,6 +860,15 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
     with open_dict(cfg):
         cfg.hydra = {"overrides": {"task": list(overrides)}}
     return cfg
+
+
+def _searchpath_folder(overrides: Sequence[str]) -> str | None:
+    """The last `file://` folder an override `hydra.searchpath=[...]` puts on Hydra's search path; None without one."""
+    for override in reversed(overrides):
+        key, eq, value = override.lstrip("+").partition("=")
+        if eq and key == "hydra.searchpath" and (found := re.findall(r"file://([^,'\"\]]+)", value)):
+            return found[-1].strip()
+    return None
 
 
 # The setting a path given alone most likely meant, per command (its config name), for the hint.
@@ -1389,6 +1405,9 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
     optional = _optional_field(schema, fields["full_key"].rsplit(".", 1)[-1])
     if (number := not_a_number_message(fields["full_key"], lines[1], path=path, optional=optional)) is not None:
         return number if path is not None else f"{head}: {number}"
+    if (wrong := file_wrong_kind_message(fields["full_key"], lines[1], path)) is not None:
+        # `epochs: null`, `threads: [1]`: what the setting takes, as `train.epochs=null` on the command line is told
+        return f"{head}: {wrong}"
     return f"{head}: {fields['full_key']}: {lines[1]}"
 
 
@@ -1515,7 +1534,8 @@ def type_takes(hint: Any) -> str | None:
 
 _WRONG_TYPE = re.compile(r"field '[^']*' is not Optional|Value .* could not be converted to (Integer|Float)|Value .* is "
                          r"not a valid bool|Value .* is not a valid input for <enum|Cannot convert '\w+' to string|"
-                         r"Invalid type assigned: \w+ is not a subclass of")
+                         r"Invalid type assigned: \w+ is not a subclass of|Incompatible value '.*' for field of type|"
+                         r"Cannot assign \w+ to (Dict|List)\[")
 """OmegaConf's refusals of a value of the wrong kind (null where none is taken, a list for a number, 2.5 for an enum),
 which name neither what the setting takes nor, for an enum, its values."""
 
@@ -1534,11 +1554,97 @@ def wrong_kind_message(head: str, cause: BaseException) -> str | None:
 
         values = typing.get_args(getattr(cause, "ref_type", None))
         what = type_takes(values[1]) if len(values) == 2 else None
+    if what is None and "=" in head:  # compress.prune=null: OmegaConf names PruneConfig, whose field `prune` is not
+        what = key_takes(head.split("=", 1)[0].lstrip("+"))
     if what is None:
         return None
     value = head.split("=", 1)[1] if "=" in head else ""
     problem = "takes no null" if value.strip().lower() in ("null", "~") else "is not allowed"
     return f"{head} {problem}; allowed: {what}"
+
+
+def key_takes(full_key: str) -> str | None:
+    """`type_takes` of the setting `full_key` (`hw.efficiency.conv`, `compress.prune`), its type looked up from the
+    run configs' schemas down its dotted path; None where the path leaves them."""
+    import typing
+
+    hint: Any = None
+    for root in (RunConfig, CompressRunConfig):
+        hint = typing.get_type_hints(root).get(full_key.split(".", 1)[0])
+        if hint is not None:
+            break
+    for part in full_key.split(".")[1:]:
+        if hint is None:
+            return None
+        args = typing.get_args(hint)
+        if type(None) in args:  # Optional[X]: X's fields or items
+            hint = next(a for a in args if a is not type(None))
+            args = typing.get_args(hint)
+        origin = typing.get_origin(hint) or hint
+        if dataclasses.is_dataclass(origin):
+            try:
+                hint = typing.get_type_hints(origin).get(part)
+            except (NameError, TypeError):
+                return None
+        elif origin is dict and len(args) == 2:
+            hint = args[1]
+        elif origin in (list, tuple) and args and part.isdigit():
+            hint = args[0]
+        else:
+            return None
+    return type_takes(hint)
+
+
+def _yaml_text(value: Any) -> str:
+    """`value` as a YAML file or the command line writes it: null, true, [1, 2], {a: 1}."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix("...").strip()
+    return str(value)
+
+
+_NOT_FOUND = object()
+
+
+def _yaml_value(path: Path | None, key: str) -> Any:
+    """The value the YAML file at `path` gives the dotted `key`, as OmegaConf reads it; `_NOT_FOUND` where it gives
+    none or cannot be read."""
+    if path is None:
+        return _NOT_FOUND
+    try:
+        found = yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return _NOT_FOUND
+    for part in key.split(".") if key else []:
+        if isinstance(found, list) and part.isdigit() and int(part) < len(found):
+            found = found[int(part)]
+        elif isinstance(found, dict) and part in found:
+            found = found[part]
+        else:
+            return _NOT_FOUND
+    return found
+
+
+def file_wrong_kind_message(full_key: str, error: str, path: Path | None) -> str | None:
+    """One line, in the command line's words (`wrong_kind_message`: `train.epochs=null takes no null; allowed: a whole
+    number`), for OmegaConf's refusal `error` of a value of the wrong kind that the group file at `path` gives the
+    setting `full_key` (`epochs: null` in train/<name>.yaml): the value as the file writes it (OmegaConf's own words,
+    "Incompatible value 'None' for field of type 'int'", named no YAML value nor what the setting takes). None for
+    other errors, or a setting whose type is not known."""
+    if not _WRONG_TYPE.search(error) or (what := key_takes(full_key)) is None:
+        return None
+    value = _yaml_value(path, full_key.split(".", 1)[1]) if "." in full_key else _NOT_FOUND
+    if value is _NOT_FOUND:  # not in the file as such (an interpolation): OmegaConf's rendering of it
+        found = re.search(r"[Vv]alue '(.*?)'(?: of type| for field)|Value (.*) \(\w+\) is not", error)
+        text = next((g for g in found.groups() if g is not None), "") if found else ""
+        text = "null" if text == "None" else text
+    else:
+        text = _yaml_text(value)
+    problem = "takes no null" if value is None or (value is _NOT_FOUND and text == "null") else "is not allowed"
+    return f"{full_key}={text} {problem}; allowed: {what}"
 
 
 def _schemas() -> dict[str, type]:

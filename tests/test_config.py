@@ -1124,6 +1124,35 @@ def test_a_number_for_a_true_false_setting_is_refused_not_run_as_true(config_nam
             compose_search_config([override])
 
 
+@pytest.mark.parametrize(("group", "line", "message"), [
+    # OmegaConf's "Incompatible value 'None' for field of type 'int'": no YAML value, nor what the setting takes
+    ("train", "epochs: null", "train.epochs=null takes no null; allowed: a whole number"),
+    # "Value '[1]' of type 'ListConfig' could not be converted to Integer"
+    ("hw", "threads: [1]", "hw.threads=[1] is not allowed; allowed: a whole number"),
+    ("train", "precision: 1.5", "train.precision=1.5 is not allowed; allowed: one of auto, fp32, bf16"),
+    ("hw", "efficiency: {conv: null}", "hw.efficiency.conv=null takes no null; allowed: a number"),
+    ("compress", "prune: null", "compress.prune=null takes no null; allowed: a mapping of PruneConfig's settings"),
+])
+def test_a_value_of_the_wrong_kind_in_a_group_file_is_named_with_the_file_as_on_the_command_line(
+        tmp_path, group, line, message):
+    # a copied conf/<group>/<name>.yaml given with --config-dir (or, from Python, on Hydra's search path)
+    from nas.config import compose_search_config, load_hw_profile, precheck_overrides, register_configs
+
+    register_configs()
+    (tmp_path / group).mkdir()
+    path = tmp_path / group / "mine.yaml"
+    path.write_text(("name: mine\n" if group == "hw" else "") + f"{line}\n")  # the rest from the schema's defaults
+    expected = f"In '{group}/mine' ({path}): {message}"
+    assert precheck_overrides(["--config-dir", str(tmp_path), f"{group}=mine"], config_name="search") == expected
+    with pytest.raises(ConfigError) as err:
+        compose_search_config([f"hydra.searchpath=[file://{tmp_path}]", f"{group}=mine"])
+    assert str(err.value) == expected
+    if group == "hw":  # and the profile read from Python
+        with pytest.raises(ConfigError) as err:
+            load_hw_profile(path)
+        assert str(err.value) == f"hw profile file {str(path)!r} cannot be read: {message}"
+
+
 @pytest.mark.parametrize("override", ["train.channels_last=1", "train.channels_last=0", "data.hflip=yes",
                                       "search.progress=false", "train.epochs=2"])
 def test_true_false_settings_still_take_0_1_and_words(override):
