@@ -846,18 +846,20 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
-            cfg = compose(config_name=config_name, overrides=list(overrides))
+            # with Hydra's node: its choices and search path name the group files, for `number_for_a_switch_in_files`
+            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # a folder of the user's on Hydra's search path (`hydra.searchpath=[file://myconf]`, what --config-dir adds)
             # is where their group files are: named with the file, not told to pass --config-dir
             config_dir = _searchpath_folder(overrides)
             raise ConfigError(compose_error_message(exc, config_dir=config_dir)
                               + _flat_file_hint(overrides, config_dir)) from None
-    if (problem := number_for_a_switch(cfg, overrides)) is not None:
+    if (problem := number_for_a_switch(cfg, overrides) or number_for_a_switch_in_files(cfg, overrides)) is not None:
         raise ConfigError(problem)
     # Where Hydra keeps a run's command line (its own `hydra` node, which compose leaves out), so that a Python caller's
     # run warns about settings asked for that do nothing, as the command does; only the overrides, not Hydra's settings.
     with open_dict(cfg):
+        del cfg["hydra"]
         cfg.hydra = {"overrides": {"task": list(overrides)}}
     return cfg
 
@@ -951,11 +953,11 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
-                cfg = compose(config_name=config_name, overrides=job,
-                              return_hydra_config=config_dir is not None or hydra_groups)
+                # with Hydra's node: its choices and search path name the group files (--config-dir's, the shipped)
+                cfg = compose(config_name=config_name, overrides=job, return_hydra_config=True)
                 if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
                     return problem
-                if (problem := number_for_a_switch(cfg, job)) is not None:
+                if (problem := number_for_a_switch(cfg, job) or number_for_a_switch_in_files(cfg, job)) is not None:
                     return problem
                 # a key the schema lacks, added with `+key=`: named here too (`structured` would), before the command
                 # imports what its run needs
@@ -993,6 +995,39 @@ def number_for_a_switch(cfg: DictConfig, overrides: Sequence[str]) -> str | None
                 break
         if isinstance(node, BooleanNode):
             return f"{override.key_or_group}={value} is not allowed; allowed: true or false"
+    return None
+
+
+def number_for_a_switch_in_files(cfg: DictConfig, overrides: Sequence[str]) -> str | None:
+    """`number_for_a_switch` for the group files `cfg` was composed from (`channels_last: 2` in a train/<name>.yaml given
+    with --config-dir): one line naming the file, the value as written and what it takes, as for a value of the wrong
+    kind there. `cfg` is composed with its `hydra` node (`return_hydra_config=True`), whose choices and search path say
+    which files those are. A key the command line sets is left to its override. None when every true/false setting
+    the files give is a bool, 0 or 1."""
+    from omegaconf.nodes import BooleanNode
+
+    runtime = OmegaConf.select(cfg, "hydra.runtime", default=None)
+    if runtime is None:
+        return None
+    sources = [Path(str(s.path)) for s in runtime.config_sources if s.schema == "file"]
+    typed = overridden_keys(overrides)
+
+    def first_bad(node: Any, value: Any, key: str) -> str | None:
+        if isinstance(value, dict) and isinstance(node, DictConfig):
+            return next((bad for k, v in value.items() if isinstance(k, str) and k in node
+                         and (bad := first_bad(node._get_node(k), v, f"{key}.{k}")) is not None), None)
+        if (isinstance(node, BooleanNode) and isinstance(value, int) and not isinstance(value, bool)
+                and value not in (0, 1) and key not in typed):
+            return f"{key}={value} is not allowed; allowed: true or false"
+        return None
+
+    for group, name in runtime.choices.items():
+        if group.startswith("hydra") or "/" in group or not isinstance(name, str) or not isinstance(cfg.get(group), DictConfig):
+            continue
+        path = group_file(group, name, [folder / group for folder in sources])
+        raw = _yaml_value(path, "") if path is not None else None
+        if isinstance(raw, dict) and (bad := first_bad(cfg[group], raw, group)) is not None:
+            return f"In '{group}/{name}' ({path}): {bad}"
     return None
 
 

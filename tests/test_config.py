@@ -1132,6 +1132,8 @@ def test_a_number_for_a_true_false_setting_is_refused_not_run_as_true(config_nam
     ("train", "precision: 1.5", "train.precision=1.5 is not allowed; allowed: one of auto, fp32, bf16"),
     ("hw", "efficiency: {conv: null}", "hw.efficiency.conv=null takes no null; allowed: a number"),
     ("compress", "prune: null", "compress.prune=null takes no null; allowed: a mapping of PruneConfig's settings"),
+    # OmegaConf took it as true, without a word
+    ("train", "channels_last: 2", "train.channels_last=2 is not allowed; allowed: true or false"),
 ])
 def test_a_value_of_the_wrong_kind_in_a_group_file_is_named_with_the_file_as_on_the_command_line(
         tmp_path, group, line, message):
@@ -1151,6 +1153,19 @@ def test_a_value_of_the_wrong_kind_in_a_group_file_is_named_with_the_file_as_on_
         with pytest.raises(ConfigError) as err:
             load_hw_profile(path)
         assert str(err.value) == f"hw profile file {str(path)!r} cannot be read: {message}"
+    # a key the command line sets is its override's: the file's value is not composed
+    if line.startswith("channels_last"):
+        assert precheck_overrides(["--config-dir", str(tmp_path), f"{group}=mine", "train.channels_last=true"],
+                                  config_name="search") is None
+
+
+def test_the_shipped_group_files_give_no_number_for_a_true_false_setting():
+    from nas.config import compose_search_config, precheck_overrides, register_configs
+
+    register_configs()
+    for overrides in ([], ["train=smoke", "final_train=smoke", "compress=smoke"], ["final_train=none", "compress=none"]):
+        assert precheck_overrides(overrides, config_name="search") is None
+        compose_search_config(overrides)
 
 
 @pytest.mark.parametrize("override", ["train.channels_last=1", "train.channels_last=0", "data.hflip=yes",

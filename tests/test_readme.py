@@ -180,7 +180,7 @@ def test_repository_paths_in_readme_exist():
 
 # The overrides README shows being refused, with the error it quotes; every other `key=value` it shows must compose.
 _SHOWN_REFUSED = {"train.epoch=3", "search.n_trials=abc", "train.subset=all", "search.latency_budget_ms=1ms",
-                  "compress.prune.ratio=25%"}
+                  "compress.prune.ratio=25%", "train.epochs=null"}
 _GROUPS = ("hw", "space", "data", "train", "final_train", "search", "compress")
 
 
