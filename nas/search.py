@@ -685,6 +685,15 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
         raise signal_interrupt(requested[0])
 
 
+def trials_done_text(done: int, target: int, done_word: str = "done") -> str:
+    """How far a study is, as a run's first line says it: '3 of 4 trials done' while `done` < `target`
+    (`search.n_trials`); once it is reached, '6 trials done, search.n_trials=4 reached: nothing to run', since a rerun
+    with a lower n_trials than the study holds said '6 of 4 trials done'."""
+    if done < target:
+        return f"{done:,} of {counted(target, 'trial')} {done_word}"
+    return f"{counted(done, 'trial')} {done_word}, search.n_trials={target} reached: nothing to run"
+
+
 def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                 study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
     """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
@@ -699,7 +708,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
     target = s.n_trials
     done = _n_complete(study)
     if done:
-        log.info("resuming study %r: %d of %s already finished", study.study_name, done, counted(target, "trial"))
+        log.info("resuming study %r: %s", study.study_name, trials_done_text(done, target, "already finished"))
     deadline = time.monotonic() + s.timeout_s if s.timeout_s else math.inf
     attempts_left = SAMPLES_PER_TRIAL * max(1, target - done)
     poll_s = min(5.0, s.heartbeat_s / 2)
@@ -1294,10 +1303,10 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
     started = time.perf_counter()
     with _run_log(run_dir, earlier=earlier):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
-        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %d of %s done",
+        log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %s",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
                  "x".join(map(str, (data.in_chans, data.img_size, data.img_size))),
-                 ", scored by balanced accuracy" if data.balanced else "", _n_complete(study), counted(run.search.n_trials, "trial"))
+                 ", scored by balanced accuracy" if data.balanced else "", trials_done_text(_n_complete(study), run.search.n_trials))
         if edited is not None:
             log.warning("%s", edited)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too

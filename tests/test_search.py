@@ -825,6 +825,22 @@ def test_early_stop_records_stopped_candidates_as_complete_and_excludes_them_as_
         assert trials[n].values[0] == trials[n].user_attrs["judged_val_acc"]
 
 
+def test_a_rerun_of_a_full_study_says_n_trials_is_reached_not_more_of_fewer(tiny_idx_root, tmp_path, compose_cfg,
+                                                                          finished_search):
+    # A finished study rerun with a lower search.n_trials said "6 of 4 trials done" in its first line; once the study
+    # holds n_trials (or more) the line says so plainly, and that no trial is left to run.
+    from nas.search import trials_done_text
+
+    assert trials_done_text(3, 4) == "3 of 4 trials done"
+    assert trials_done_text(6, 4) == "6 trials done, search.n_trials=4 reached: nothing to run"
+    _copy_of(finished_search, tmp_path)
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    log = (tmp_path / "t" / "search.log").read_text()
+    starts = [line.split(" - ", 1)[1].rsplit("; ", 1)[1] for line in log.splitlines() if " - study t: " in line]
+    assert starts[-1] == "1 trial done, search.n_trials=1 reached: nothing to run", starts
+    assert "resuming study 't': 1 trial already finished, search.n_trials=1 reached: nothing to run" in log
+
+
 def test_seed_archs_are_evaluated_first_and_only_when_the_study_is_new(tiny_idx_root, tmp_path, compose_cfg):
     from nas.families import family_arch
 
