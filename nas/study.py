@@ -254,6 +254,9 @@ SHARED_SEARCH_SETTINGS = {
     "grace_s": "how long another worker's trial may go without a heartbeat before it is failed as lost",
 }
 _SEARCH_ATTR = "search"  # search_record of the run that created the study
+# The latency budget the study was created with, kept when a later run tightens the record's (`check_search`): a
+# refusal then says whose budget the study holds, not that it was created with it.
+_CREATED_BUDGET_ATTR = "search_budget_created"
 
 
 def search_record(run: RunConfig) -> dict[str, Any]:
@@ -296,13 +299,26 @@ def check_search(study: optuna.Study, run: RunConfig) -> None:
         differ.remove("latency_budget_ms")
     if not differ:
         if tighter:  # the study's budget from now on: a worker still at the looser one is refused
+            if _CREATED_BUDGET_ATTR not in study.user_attrs:  # the first tightening: the creator's budget
+                study.set_user_attr(_CREATED_BUDGET_ATTR, then_ms)
             study.set_user_attr(_SEARCH_ATTR, {**stored, "latency_budget_ms": now_ms})
         return
-    said = "; ".join(f"search.{k}: {_as_override(stored[k])} then, {_as_override(now[k])} now, "
-                     f"{SHARED_SEARCH_SETTINGS[k.split('.')[0]]}" for k in differ)
+    # A budget a later run tightened is that run's: "created with 0.31" was said of a study created with none.
+    tightened = "latency_budget_ms" in differ and _CREATED_BUDGET_ATTR in study.user_attrs
+    created_ms = study.user_attrs.get(_CREATED_BUDGET_ATTR)
+
+    def then(k: str) -> str:
+        if k == "latency_budget_ms" and tightened:
+            return (f"{_as_override(stored[k])} then (a later run's, tighter than the {_as_override(created_ms)} the "
+                    "study was created with)")
+        return f"{_as_override(stored[k])} then"
+
+    said = "; ".join(f"search.{k}: {then(k)}, {_as_override(now[k])} now, {SHARED_SEARCH_SETTINGS[k.split('.')[0]]}"
+                     for k in differ)
     same = " ".join(f"search.{k}={_as_override(stored[k])}" for k in differ)
-    raise ConfigError(f"study {study.study_name!r} was created with other search settings ({said}); every worker of a "
-                      f"study searches with the same ones: pass {same}, or a new search.study_name=...")
+    raise ConfigError(f"study {study.study_name!r} was {'searched' if tightened else 'created'} with other search "
+                      f"settings ({said}); every worker of a study searches with the same ones: pass {same}, or a new "
+                      "search.study_name=...")
 
 
 def study_budget_ms(study: optuna.Study, budget_ms: float | None) -> float | None:

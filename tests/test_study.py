@@ -444,7 +444,8 @@ def test_a_worker_with_other_search_settings_is_refused_naming_each_value(tmp_pa
     tight = to_run_config(compose_cfg(*base, "search.latency_budget_ms=0.4"))
     open_study(tight, storage, optuna.samplers.RandomSampler())
     assert study.user_attrs["search"] == search_record(tight)
-    with pytest.raises(ConfigError, match=r"search.latency_budget_ms: 0.4 then, 0.5 now"):
+    with pytest.raises(ConfigError, match=r"was searched with other search settings \(search.latency_budget_ms: 0.4 then "
+                                          r"\(a later run's, tighter than the 0.5 the study was created with\), 0.5 now"):
         open_study(run, storage, optuna.samplers.RandomSampler())
     # A study from before the record takes the search settings of its next run as its own.
     old = to_run_config(compose_cfg(*base, "search.study_name=old", "search.seed=3"))
@@ -453,6 +454,31 @@ def test_a_worker_with_other_search_settings_is_refused_naming_each_value(tmp_pa
     open_study(old, storage, optuna.samplers.RandomSampler())
     with pytest.raises(ConfigError, match=r"search.seed: 3 then, 0 now"):
         open_study(to_run_config(compose_cfg(*base, "search.study_name=old")), storage, optuna.samplers.RandomSampler())
+
+
+def test_a_budget_a_later_run_tightened_is_not_said_to_be_the_one_the_study_was_created_with(tmp_path, compose_cfg,
+                                                                                             tiny_idx_root):
+    # A study created with no budget, tightened to 0.31 by a later run, refused a run at 0.5 saying it "was created with
+    # other search settings (search.latency_budget_ms: 0.31 then, ...)": it was created with none.
+    base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
+    storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
+    open_study(to_run_config(compose_cfg(*base)), storage, optuna.samplers.RandomSampler())
+    for budget in ("0.4", "0.31"):  # tightened twice: the study was created with none all the same
+        open_study(to_run_config(compose_cfg(*base, f"search.latency_budget_ms={budget}")), storage,
+                   optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError) as e:
+        open_study(to_run_config(compose_cfg(*base, "search.latency_budget_ms=0.5")), storage, optuna.samplers.RandomSampler())
+    said = str(e.value)
+    assert "created with other" not in said and said.startswith(
+        "study 'metaformer_t-edge_npu-fashion_mnist' was searched with other search settings (search.latency_budget_ms: "
+        "0.31 then (a later run's, tighter than the null the study was created with), 0.5 now, "), said
+    assert "pass search.latency_budget_ms=0.31, or a new search.study_name=..." in said
+    # a study whose budget no run tightened was created with it, and says so
+    other = [*base, "search.study_name=other", "search.latency_budget_ms=0.4"]
+    open_study(to_run_config(compose_cfg(*other)), storage, optuna.samplers.RandomSampler())
+    with pytest.raises(ConfigError, match=re.escape("was created with other search settings (search.latency_budget_ms: "
+                                                    "0.4 then, null now,")):
+        open_study(to_run_config(compose_cfg(*other[:-1])), storage, optuna.samplers.RandomSampler())
 
 
 def test_an_efficiency_written_out_at_its_default_resumes_the_study(tmp_path, compose_cfg, tiny_idx_root):
