@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 import logging
 import math
 import re
@@ -351,11 +352,20 @@ def test_fit_and_validate_take_template_for_rows_without_arch_json(tmp_path, cpu
     with pytest.raises(DataError, match="add template="):
         validate_command(tool)
     assert "on 4 measurements" in validate_command(dataclasses.replace(tool, template=str(tmp_path)))
+    # the template is recorded where the measurements are: validation.json, validation.md's first line, the fit's note
+    said = f"{tmp_path / 'v.csv'} (arch_json by arch_id from the template {tmp_path / 'measurements.csv'}), measured on"
+    assert json.loads((tmp_path / "val" / "validation.json").read_text())["template"] == str(tmp_path / "measurements.csv")
+    assert said in (tmp_path / "val" / "validation.md").read_text().splitlines()[0]
+    write_measurements(tmp_path / "full.csv", [Measurement(a, "", "", 1, t, t, t, 0, "") for a, t in zip(archs, times)])
+    validate_command(dataclasses.replace(tool, out=str(tmp_path / "val2"), measurements=[str(tmp_path / "full.csv")]))
+    assert json.loads((tmp_path / "val2" / "validation.json").read_text())["template"] is None  # none given
     fit = dataclasses.replace(tool, out=str(tmp_path / "chip.yaml"))
     with pytest.raises(DataError, match="add template="):
         fit_command(fit)
-    fit_command(dataclasses.replace(fit, template=str(tmp_path / "measurements.csv")))
+    said = fit_command(dataclasses.replace(fit, template=str(tmp_path / "measurements.csv")))
     assert sorted(load_hw_profile(tmp_path / "chip.yaml").fitted_archs) == sorted(a.arch_id for a in archs)
+    note = f"on 4 measurements ({tmp_path / 'v.csv'}; arch_json by arch_id from the template {tmp_path / 'measurements.csv'}; "
+    assert note in said and note in _fitted_text(tmp_path / "chip.yaml")
 
 
 def test_measurements_header_typed_as_readme_lists_it_is_read(tmp_path):

@@ -908,7 +908,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     from datetime import date
 
     from nas.config import CONF_DIR, CONF_INSTALLED, hw_folders
-    from nas.latency.measure import measured_on, read_measurements_for, read_unit_times, spreadsheet_hint
+    from nas.latency.measure import measured_on, read_measurements_for, read_unit_times, spreadsheet_hint, template_file
     from nas.latency.profile import clear_killed_writes
     from nas.latency.validate import time_unit_warning
 
@@ -981,7 +981,9 @@ def fit_command(tool: LatencyToolConfig) -> str:
     # only by extrapolation, so the note counts the archs per input it has seen (`measured_inputs` lists them for the
     # search's warning; a mix is fine: the predictor costs each arch's own shape).
     inputs = input_counts([m.arch for m in rows])
-    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}; inputs "
+    # template=: where the arch_json of rows without one came from, as the measurements are recorded
+    templated = f"; arch_json by arch_id from the template {template_file(tool.template)}" if tool.template is not None else ""
+    note = (f"fitted {date.today()} on {len(rows)} measurements ({', '.join(tool.measurements)}{templated}; inputs "
             + ", ".join(f"{shape}: {n}" for shape, n in inputs.items()) + ")"
             + (f" + {result.n_units} unit times ({', '.join(tool.units)})" if result.n_units else "")
             + f"; {result.summary()}")

@@ -143,13 +143,16 @@ def scored_what(tool: LatencyToolConfig, *, n: int, machine: str) -> dict:
     """What a validation scored, for its files (read later, beside other runs' and the profile refitted since): the
     measurement CSVs (absolute paths) and how many rows they gave (`n`), the profile (its name, the file `hw=` reads,
     null for one built in Python, and the CPU its calibration was fitted on, "" for none), the machine the
-    measurements name (`measured_on`; "" where the CSV's `machine` column is empty) and the date (UTC)."""
+    measurements name (`measured_on`; "" where the CSV's `machine` column is empty), the date (UTC), and the template
+    whose arch_json filled the rows without one (`template=`: its measurements.csv, absolute; null when not given)."""
     from datetime import datetime, timezone
 
     from nas.config import group_file
+    from nas.latency.measure import template_file
 
     file = group_file("hw", tool.hw.name)
-    return {"measurements": [str(Path(m).absolute()) for m in tool.measurements], "n": n,
+    template = str(template_file(tool.template).absolute()) if tool.template is not None else None
+    return {"measurements": [str(Path(m).absolute()) for m in tool.measurements], "n": n, "template": template,
             "profile": {"name": tool.hw.name, "file": str(file) if file else None, "calibrated": bool(tool.hw.calibration),
                         "calibrated_on": tool.hw.calibrated_on},
             "measured_on": machine, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
@@ -162,8 +165,9 @@ def scored_line(scored: dict) -> str:
                    "calibrated" if profile["calibrated"] else "uncalibrated: its datasheet numbers")
     where = f"{profile['file']}, " if profile["file"] else ""
     return (f"Validation of hw={profile['name']} ({where}{calibration}) on {scored['n']} measurements from "
-            f"{', '.join(scored['measurements'])}, measured on {scored['measured_on'] or 'a machine the CSV does not name'}; "
-            f"validated {scored['date']}.")
+            f"{', '.join(scored['measurements'])}"
+            + (f" (arch_json by arch_id from the template {scored['template']})" if scored["template"] else "")
+            + f", measured on {scored['measured_on'] or 'a machine the CSV does not name'}; validated {scored['date']}.")
 
 
 UNIT_SLIP = 30.0
