@@ -248,6 +248,21 @@ def test_host_timings_record_their_spread_and_say_when_the_machine_was_busy(tmp_
     assert "busy" not in format_table({"hw": "cpu", **stages, "host_latency": {"busy": None}})
 
 
+def test_a_compression_timed_on_a_busy_machine_warns_and_records_it(checkpoint, data, monkeypatch, caplog):
+    # The busy-machine warning at compression time was reached only by a slow end-to-end test. The host timings are
+    # stubbed as above: OpenVINO model.onnx's single calls spread 450%.
+    timings = [(1.0, 0.9, 1.1, 210), (0.3, 0.25, 1.6, 210), (0.2, 0.18, 0.22, 210), (0.1, 0.09, 0.11, 210),
+               (0.08, 0.07, 0.09, 210)]
+    monkeypatch.setattr(compress.pipeline, "torch_runner", lambda model, threads: "torch")
+    monkeypatch.setattr(compress.pipeline, "make_runner", lambda path, **kw: str(path))
+    monkeypatch.setattr(compress.pipeline, "time_runners", lambda runners, inputs: timings[:len(runners)])
+    with caplog.at_level(logging.WARNING, logger="compress.pipeline"):
+        metrics = compress_checkpoint(checkpoint, hw=HardwareProfile(name="npu"), data=data, cfg=_cfg(ratio=0.0))
+    busy = compress.pipeline.busy_host_timing({"openvino_fp32": 4.5})
+    assert busy is not None and metrics["host_latency"]["busy"] == busy
+    assert f"{checkpoint.name}: host latencies timed on a busy machine ({busy})" in caplog.messages
+
+
 def test_compress_runs_note_names_the_fp32_row_as_the_one_int8_repeats_when_nothing_was_pruned():
     # compress.prune.ratio=0: the table's pruned row says "(not pruned)", and its note said the int8 row repeats "the
     # pruned one's"; the int8 file is the fp32 model quantized, its predicted latency the fp32 row's.
