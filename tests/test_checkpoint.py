@@ -719,3 +719,17 @@ def test_a_member_lock_nests_in_one_thread_and_leaves_no_file_nor_a_folder_that_
     with member_lock(tmp_path / "typo", doing="compressing it"):  # no folder: unlocked, and none is made for a lock
         pass
     assert not (tmp_path / "typo").exists()
+
+
+def test_file_sha256_is_the_digest_of_the_files_bytes_and_none_when_it_cannot_be_read(tmp_path):
+    # What compressed_metrics.json's file_sha256 and the host timings' model_onnx_sha256 record: the FIPS 180-2 test
+    # vectors, so a digest of something else (the path, a text decoding) would not match.
+    from nas.checkpoint import file_sha256
+
+    (tmp_path / "abc").write_bytes(b"abc")
+    assert file_sha256(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    (tmp_path / "empty").write_bytes(b"")
+    assert file_sha256(str(tmp_path / "empty")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    (tmp_path / "million_a").write_bytes(b"a" * 1_000_000)  # past any read buffer
+    assert file_sha256(tmp_path / "million_a") == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+    assert file_sha256(tmp_path / "missing") is None and file_sha256(tmp_path) is None  # gone, or a folder
