@@ -933,7 +933,6 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     # Hydra's own settings and groups are composed too (hydra/launcher=joblib hydra.launcher.n_jobs=2, as README's local
     # workers use): a misspelt launcher, or a launcher's key given without its launcher, got Hydra's multi-line message.
     overrides = [a for a in argv if a not in multirun]
-    hydra_groups = any(a.lstrip("+~").startswith(("hydra/", "hydra.")) for a in overrides)
     bare = next((a for a in overrides if "=" not in a and not a.startswith("~")), None)  # `~key` deletes a key
     if bare is not None:  # a path given alone (a checkpoint folder, a CSV): Hydra says only "missing EQUAL"
         template = _PATH_KEYS.get(config_name)
