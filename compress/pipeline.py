@@ -256,7 +256,7 @@ def is_up_to_date(folder: str | os.PathLike, fp: str) -> bool:
         return False
     # A file cut short or changed since (a copy, the disk) is compressed again rather than kept as done; files written
     # before file_sha256 are taken as they are.
-    return all(_sha256(Path(folder) / name) == digest for name, digest in (m.get("file_sha256") or {}).items())
+    return all(file_sha256(Path(folder) / name) == digest for name, digest in (m.get("file_sha256") or {}).items())
 
 
 def convert_ir_again(folder: str | os.PathLike, fp: str) -> tuple[str, ...]:
@@ -275,7 +275,7 @@ def convert_ir_again(folder: str | os.PathLike, fp: str) -> tuple[str, ...]:
     if not gone or not gone <= set(IR_FILES) or not set(IR_FILES) <= names:
         return ()
     digests = dict(m.get("file_sha256") or {})
-    if any(_sha256(folder / name) != digest for name, digest in digests.items() if name not in IR_FILES):
+    if any(file_sha256(folder / name) != digest for name, digest in digests.items() if name not in IR_FILES):
         return ()  # another file changed too: the whole compression is redone
     arch = (m.get("fp32") or {}).get("arch") or {}
     if "in_chans" not in arch or "img_size" not in arch:
@@ -291,17 +291,14 @@ def convert_ir_again(folder: str | os.PathLike, fp: str) -> tuple[str, ...]:
         log.warning("%s: converting model_int8.onnx to OpenVINO IR again failed (%s): compressing it again", folder.name,
                     openvino_cause(e))
         return ()
-    if "model_int8.bin" in digests and _sha256(folder / "model_int8.bin") != digests["model_int8.bin"]:
+    if "model_int8.bin" in digests and file_sha256(folder / "model_int8.bin") != digests["model_int8.bin"]:
         return ()
     if digests:
-        m["file_sha256"] = {**digests, **{name: _sha256(folder / name) for name in IR_FILES}}
+        m["file_sha256"] = {**digests, **{name: file_sha256(folder / name) for name in IR_FILES}}
     if isinstance(m.get("int8"), dict) and "size_bytes_ir" in m["int8"]:
         m["int8"]["size_bytes_ir"] = _size(folder, *IR_FILES)
     atomic_write_json(folder / METRICS_FILE, m)
     return tuple(name for name in IR_FILES if name in gone)
-
-
-_sha256 = file_sha256  # the name this module has always used
 
 
 def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, float | None]:
@@ -660,6 +657,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
 
     host: dict[str, Any] = {}
     spreads: dict[str, float] = {}
+    busy = None
     if cfg.measure_latency:
         host, spreads = measure_host(folder, model, threads=cfg.latency_threads, shape=shape,
                                      pruned="pruned_onnx" in files)
@@ -683,7 +681,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
                         **({} if test_indices is None else {"test_indices": test_indices.tolist()})},
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
         # of the files this compression wrote (model.onnx is the search's): to check a copy, and a rerun checks them
-        "file_sha256": {name: _sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
+        "file_sha256": {name: file_sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
         # what the files take and give, beside them: a checkpoint compressed alone has no search's metrics.json
         **_io_contract(folder, model, data, augment),
         "host_latency": {**host, "how": (f"batch 1, {counted(cfg.latency_threads, 'thread')}, interleaved rounds, median of "
@@ -693,10 +691,10 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
                          # each timing's (p90 - p10) / median of its single calls, as metrics.json's
                          # measured_latency_spread; far above NOISY_SPREAD the machine was busy, and `busy` says so in
                          # words (None when quiet; files from before 2026-12-07 have neither)
-                         "spread": spreads, "busy": busy_host_timing(spreads),
+                         "spread": spreads, "busy": busy,
                          # of the model.onnx timed here: the report relates this time to the front table's timing of
                          # the same file (metrics.json's measured_latency_file), a separate session
-                         "model_onnx_sha256": _sha256(fp32_onnx)} if host else None,
+                         "model_onnx_sha256": file_sha256(fp32_onnx)} if host else None,
         "summary": {
             "test_acc_fp32": fp32["test_acc"], "test_acc_int8": int8["test_acc"],
             "acc_drop_pt": (fp32["test_acc"] - int8["test_acc"]) * 100.0,
