@@ -546,16 +546,19 @@ def _class_folders(predictions: Sequence[Prediction], classes: Sequence[str], *,
 
     by_folder = {key(name.replace("/", "_")): name for name in classes} | {key(name): name for name in classes}
 
-    def found(p: Prediction) -> tuple[Path, str] | None:
+    def found(start: Path, given: Path | None) -> tuple[Path, str] | None:
         # up to the folder given, no further: a folder above it named like a class (/home/me/cat/unsorted/) says nothing
-        for folder in (p.path.parent, *p.path.parent.parents):
+        for folder in (start, *start.parents):
             if key(folder.name) in by_folder:
                 return folder, by_folder[key(folder.name)]
-            if p.folder is None or folder == p.folder or p.folder not in folder.parents:
+            if given is None or folder == given or given not in folder.parents:
                 return None
         return None
 
-    return [found(p) for p in predictions]
+    # once per folder, not per image: thousands of photos share a few folders, and a command walks them up to 3 times
+    seen: dict[tuple[Path, Path | None], tuple[Path, str] | None] = {}
+    return [seen[at] if (at := (p.path.parent, p.folder)) in seen else seen.setdefault(at, found(*at))
+            for p in predictions]
 
 
 def _folder_class(predictions: Sequence[Prediction], classes: Sequence[str]) -> list[str | None]:
