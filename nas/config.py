@@ -28,7 +28,7 @@ from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingManda
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, exit_with_error, module_logger, require_path, wrong_type
-from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, MAX_THREADS, HardwareProfile, element_size_warning
+from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile, check_threads, element_size_warning
 from nas.latency.ops import OP_KINDS
 
 
@@ -1717,10 +1717,6 @@ def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool 
         raise ConfigError(f"{name}={value!r} must be {kind} > 0" + (" or null" if allow_none else ""))
 
 
-def _threads(value: Any, name: str) -> None:
-    """`ConfigError` unless `value` is a thread count in [1, MAX_THREADS] (a typo such as 1e12 failed every trial)."""
-    if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS):
-        raise ConfigError(f"{name}={value!r} must be an integer in [1, {MAX_THREADS}] (threads)")
 
 
 SEED_MAX = 2**32 - 1
@@ -1767,7 +1763,7 @@ def _validate_train(t: TrainConfig, where: str, *, allow_zero_epochs: bool = Fal
     _positive(t.batch_size, f"{where}.batch_size", integer=True)
     _positive(t.eval_batch_size, f"{where}.eval_batch_size", integer=True)
     _positive(t.lr, f"{where}.lr")
-    _threads(t.threads, f"{where}.threads")
+    check_threads(t.threads, f"{where}.threads")
     for name in ("weight_decay", "label_smoothing", "warmup_frac"):
         if not (0 <= getattr(t, name) < 1):
             raise ConfigError(f"{where}.{name}={getattr(t, name)!r} must be in [0, 1)")
@@ -1883,7 +1879,7 @@ def validate_data_config(d: DataConfig) -> None:
 def validate_compress_config(c: CompressConfig) -> None:
     """Check the compress group's values; raise `ConfigError` naming the first bad one."""
     _positive(c.top_k, "compress.top_k", integer=True)
-    _threads(c.latency_threads, "compress.latency_threads")
+    check_threads(c.latency_threads, "compress.latency_threads")
     _positive(c.eval_images, "compress.eval_images", allow_none=True, integer=True)
     check_seed(c.seed, "compress.seed")  # -1 ("random" to many tools) was taken as a fixed seed, as search.seed refuses it
     p = c.prune

@@ -21,6 +21,14 @@ MAX_THREADS = 1024
 logical CPUs of the largest servers, so only a typo is refused. torch failed each trial on a count past a C int
 ("Overflow when unpacking long"), after the run folder was made, and OpenVINO refused one only when timing."""
 
+
+def check_threads(value: object, name: str, *, what: str = "threads") -> None:
+    """`ConfigError` unless `value` is a thread count in [1, MAX_THREADS] (a typo such as 1e12 failed every trial);
+    `what` says in the message what the count is of."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS):
+        raise ConfigError(f"{name}={value!r} must be an integer in [1, {MAX_THREADS}] ({what})")
+
+
 MAX_CHANNEL_MULTIPLE = 256
 """The largest `hw.channel_multiple` taken: as wide as the widest MAC arrays (a TPU's MXU is 128 or 256 channels). Pruning
 rounds each width to it and leaves a layer no wider than one multiple as it is, so a larger value (1e12, a typo) made
@@ -253,9 +261,7 @@ class HardwareProfile:
                               "channels pruning rounds each width to; 1: no rounding)")
         # The runtimes refuse a negative count only when a model is timed (after a search's training); 0 would be their
         # "all cores", which the profile's timings and a calibration's `threads` would then not say.
-        if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and 1 <= self.threads <= MAX_THREADS):
-            raise ConfigError(f"hw.threads={self.threads!r} must be an integer in [1, {MAX_THREADS}] (runtime threads when "
-                              "timing on this host)")
+        check_threads(self.threads, "hw.threads", what="runtime threads when timing on this host")
         if self.runtime not in ("", "openvino", "onnxruntime"):
             raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
         for kind, terms in self.calibration.items():
