@@ -1583,12 +1583,9 @@ def wrong_kind_message(head: str, cause: BaseException) -> str | None:
         # space.stages=[abc]: an item of a list of settings' mappings (OmegaConf names the list's index, not its field)
         return f"{head} is not allowed; allowed: a list of mappings of {found[1]}'s settings, in brackets"
     what = field_takes(getattr(cause, "object_type", None), getattr(cause, "key", None))
-    if what is None and getattr(cause, "object_type", None) is dict:  # an entry of a mapping (hw.efficiency.conv=null)
-        import typing
-
-        values = typing.get_args(getattr(cause, "ref_type", None))
-        what = type_takes(values[1]) if len(values) == 2 else None
-    if what is None and "=" in head:  # compress.prune=null: OmegaConf names PruneConfig, whose field `prune` is not
+    # compress.prune=null: OmegaConf names PruneConfig, whose field `prune` is not; an entry of a mapping
+    # (hw.efficiency.conv=null): the schema's value type, found by the key's path
+    if what is None and "=" in head:
         what = key_takes(head.split("=", 1)[0].lstrip("+"))
     if what is None:
         return None
