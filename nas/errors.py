@@ -313,6 +313,15 @@ class BelowWarning(logging.Filter):
         return record.levelno < logging.WARNING
 
 
+class LogFileOnly(logging.Filter):
+    """The filter of the Hydra commands' console log handlers (conf/hydra/job_logging/terminal.yaml): a record logged
+    with `extra={"log_file_only": True}` is kept for the log file (search.log) and not shown, because the command's
+    last stderr line says the same (the search's "stopped before it finished: <reason>" beside its `error:` line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "log_file_only", False)
+
+
 class _PassedOn(logging.Handler):
     """Stands in for a logger's own handlers and its propagation while `logging_to` has lowered the logger to INFO: a
     record reaching it goes on to the handlers it met before the block (`_handlers_met`), each at its own level, the

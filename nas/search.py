@@ -1413,7 +1413,8 @@ def _record_stop(run_dir: Path, reason: str) -> None:
         mark = json.loads(marker.read_text())
     except (OSError, ValueError):
         return
-    log.warning("the search stopped before it finished: %s", reason)
+    # for search.log: on the console the command's last stderr line (error:, cannot write, stopped by) says the same
+    log.warning("the search stopped before it finished: %s", reason, extra={"log_file_only": True})
     try:
         atomic_write_json(marker, {**mark, "stopped": reason} if isinstance(mark, dict) else {"stopped": reason})
         if (run_dir / "report.md").is_file():

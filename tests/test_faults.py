@@ -369,6 +369,8 @@ def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(ti
                              timeout=300)
     assert refused.returncode == 2 and refused.stderr.startswith("error: final training of Pareto member "), refused.stderr
     said = "stopped before it finished: error: final training of Pareto member "
+    # said once on the console (the error line), and kept in search.log with why the search stopped
+    assert said not in refused.stdout + refused.stderr and said in (run_dir / "search.log").read_text()
     top = report.read_text().splitlines()[2]  # rewritten as it stopped: it had said a search was under way
     assert said in top and "killed or crashed" not in top, top
     assert report_main([str(run_dir)]) == 0  # rebuilt from the files: its process is gone on this machine
