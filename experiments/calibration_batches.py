@@ -16,7 +16,6 @@ Writes experiments/results/<name>.{json,md} (name: calibration_batches unless --
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 import sys
@@ -27,8 +26,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, compose_run, one_line_on_failed_write, write_results  # noqa: E402
-from calibration_threads import compared, comparison_table, speed_and_accuracy_findings  # noqa: E402
+from _common import command_line, compose_run, one_line_on_failed_write  # noqa: E402
+from calibration_threads import cli, compared, comparison_table, speed_and_accuracy_findings  # noqa: E402
 from train_speed import quantile_candidates  # noqa: E402
 
 import compress.quantize as quantize_mod  # noqa: E402
@@ -108,9 +107,4 @@ def render(result: dict) -> str:
 
 if __name__ == "__main__":
     with one_line_on_failed_write():
-        ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-        ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
-        ap.add_argument("--train-subset", type=int, default=5000, help="training images per candidate")
-        ap.add_argument("--name", default="calibration_batches", help="results file stem under experiments/results/")
-        args = ap.parse_args()
-        write_results(args.name, main(args.models, args.train_subset), render_md=render)
+        cli(doc=__doc__, name="calibration_batches", run=main, render_md=render)

@@ -23,6 +23,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -147,11 +148,17 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
+def cli(*, doc: str, name: str, run: Callable[[int, int], dict], render_md: Callable[[dict], str]) -> None:
+    """The command line of this script and of calibration_batches.py: --models, --train-subset, --name (default
+    `name`); runs `run(models, train_subset)` and writes its results, rendered by `render_md`."""
+    ap = argparse.ArgumentParser(description=" ".join(doc.split("\n\n")[0].split()))
+    ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
+    ap.add_argument("--train-subset", type=int, default=5000, help="training images per candidate")
+    ap.add_argument("--name", default=name, help="results file stem under experiments/results/")
+    args = ap.parse_args()
+    write_results(args.name, run(args.models, args.train_subset), render_md=render_md)
+
+
 if __name__ == "__main__":
     with one_line_on_failed_write():
-        ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-        ap.add_argument("--models", type=int, default=3, help="candidates of the default space (MAC-count quantiles)")
-        ap.add_argument("--train-subset", type=int, default=5000, help="training images per candidate")
-        ap.add_argument("--name", default="calibration_threads", help="results file stem under experiments/results/")
-        args = ap.parse_args()
-        write_results(args.name, main(args.models, args.train_subset), render_md=render)
+        cli(doc=__doc__, name="calibration_threads", run=main, render_md=render)
