@@ -70,7 +70,7 @@ def _message(exc: BaseException) -> str:
 # (overrides, fragment the one-line message must contain). {tiny} is the tiny idx dataset, {img} the folder above.
 SEARCH_CASES = [
     # config groups, keys and types (Hydra composition)
-    (["hw=tpu9000"], "hw=tpu9000 is not an option of hw; available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_zen2, edge_npu, mobile_cpu"),
+    (["hw=tpu9000"], "hw=tpu9000 is not an option of hw; available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_xeonb, cpu_zen2, edge_npu, mobile_cpu"),
     # Hydra's "In 'search': Could not find 'hw/edge_npuu'" read as a fault of the search.* settings, and named no close option
     (["hw=edge_npuu"], "hw=edge_npuu is not an option of hw (did you mean hw=edge_npu?); available: cpu, cpu_int8,"),
     (["data=imagefolders"], "data=imagefolders is not an option of data (did you mean data=imagefolder?); available: fashion_mnist"),

@@ -2268,6 +2268,34 @@ def test_validate_needs_three_measurements(tmp_path, cpu, space_t):
     assert "| predictor (cpu) | 3 |" in validate_command(tool)
 
 
+def test_validate_says_how_far_the_predictions_are_off_as_a_whole(tmp_path, cpu, space_t):
+    # A profile calibrated on another machine of the same CPU name predicted 1.8x too slow on one of the pool's Xeons
+    # (experiments/results/latency/cpu_xeon_on_xeonb): the scores gave 0% within +-10%, not by how much nor that it was
+    # one common factor.
+    import json
+
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 6, seed=31, in_chans=1, img_size=28, num_classes=10)
+    predicted = [predict_latency(a, cpu).total_ms for a in archs]
+    for factor, shown in ((2.0, "2.00x"), (0.5, "0.50x"), (1.0, "1.00x")):
+        rows = [dataclasses.replace(m, median_ms=factor * t, p10_ms=factor * t, p90_ms=factor * t)
+                for m, t in zip(_rows(archs), predicted)]
+        write_measurements(tmp_path / "val.csv", rows)
+        out = tmp_path / f"v{factor}"
+        text = validate_command(LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "val.csv")],
+                                                  out=str(out)))
+        line = f"Measured / predicted, median over the 6: {shown} (1.00x: hw=cpu predicts this machine's speed"
+        assert line in text and line in (out / "validation.md").read_text()
+        assert json.loads((out / "validation.json").read_text())["measured_over_predicted"] == pytest.approx(factor, rel=1e-4)
+    # One arch far off moves the median little: the line is about the common factor, not the worst arch.
+    rows[0] = dataclasses.replace(rows[0], median_ms=10 * predicted[0], p10_ms=10 * predicted[0], p90_ms=10 * predicted[0])
+    write_measurements(tmp_path / "val.csv", rows)
+    assert "median over the 6: 1.00x" in validate_command(
+        LatencyToolConfig(hw=cpu, space=space_t, measurements=[str(tmp_path / "val.csv")], out=str(tmp_path / "w")))
+
+
 def test_validate_files_record_the_measurements_profile_machine_and_date_they_scored(tmp_path, cpu, space_t, monkeypatch):
     # validation.md / .json held the scores alone: read later (beside other runs', after a refit), nothing said which
     # CSVs, which profile, which machine's timings or when.
@@ -2709,6 +2737,39 @@ def test_machine_info_records_the_widest_vector_instructions():
     arm = machine_info(cpuinfo="processor\t: 0\nmodel name\t: ARMv8 Processor\n")
     assert cpu_isa(arm) == cpu_generation(arm) == "" and cpu_signature(arm) == "ARMv8 Processor"
     assert cpu_signature("AMD EPYC; 2 cpus; Linux 6.18.44-fc-v595") == "AMD EPYC"
+
+
+def test_host_mismatch_prefers_a_profile_calibrated_on_exactly_this_xeon_to_one_that_records_only_the_name(cpu):
+    # Two Xeon machines of the pool report the same model name; cpu_xeon (fitted before family/model numbers were
+    # recorded) predicted 1.8x too slow on the family 6 model 167 one, which cpu_xeonb was fitted on
+    # (experiments/results/latency/predictor_cpu_xeonb.md).
+    from nas.config import hw_profiles
+    from nas.latency.measure import host_mismatch
+
+    shipped = {p.name: p for p in hw_profiles()}
+    here = "Intel(R) Xeon(R) Processor; 2 cpus; Linux 6.18; family 6 model 167 stepping 1; avx512f"
+    other = here.replace("model 167", "model 143")
+    assert shipped["cpu_xeonb"].calibrated_on == "Intel(R) Xeon(R) Processor; family 6 model 167; avx512f"
+    # hw=cpu names the exact one first, though the name-only cpu_xeon comes first in the list of profiles
+    assert list(shipped).index("cpu_xeon") < list(shipped).index("cpu_xeonb")
+    assert "use hw=cpu_xeonb, calibrated on this CPU model" in host_mismatch(shipped["cpu"], host=here,
+                                                                           others=shipped.values())
+    # hw=cpu_xeon, whose calibration may be of this machine as far as it records, is pointed at the exact one ...
+    warning = host_mismatch(shipped["cpu_xeon"], host=here, others=shipped.values())
+    assert warning == ("hw=cpu_xeon was calibrated on 'Intel(R) Xeon(R) Processor', which does not record which "
+                       "machine of that name it was, and hw=cpu_xeonb on exactly this host's CPU, 'Intel(R) Xeon(R) "
+                       "Processor; family 6 model 167; avx512f', with the same runtime settings: use hw=cpu_xeonb "
+                       "(machines of one model name can run the same model at another speed)")
+    assert host_mismatch(shipped["cpu_xeonb"], host=here, others=shipped.values()) is None
+    # ... but not by a profile of other runtime settings, nor where none records this machine exactly.
+    unlike = dataclasses.replace(shipped["cpu_xeonb"], threads=2, fitted_for="")
+    assert host_mismatch(shipped["cpu_xeon"], host=here, others=[shipped["cpu_xeon"], unlike]) is None
+    assert host_mismatch(shipped["cpu_xeon"], host=other, others=shipped.values()) is None
+    assert host_mismatch(shipped["cpu_xeon"], host=here) is None
+    # On another Xeon generation cpu_xeonb warns and names the one that may fit.
+    assert "(the same model name, another CPU family/model)" in host_mismatch(shipped["cpu_xeonb"], host=other,
+                                                                             others=shipped.values())
+    assert "use hw=cpu_xeon, calibrated" in host_mismatch(shipped["cpu_xeonb"], host=other, others=shipped.values())
 
 
 def test_host_mismatch_compares_cpu_generation_and_vector_instructions_where_both_record_them(cpu):

@@ -227,7 +227,9 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
     calibrated. Another CPU: another model name, or the same name with other family/model numbers or vector
     instructions where both `host` and `hw.calibrated_on` record them (`cpu_difference`). If one of `others`
     (profiles, e.g. `nas.config.hw_profiles()`) times the same way (runtime, precision, threads) and was calibrated on
-    this CPU, the line names it.
+    this CPU, the line names it, first one that records this CPU's family/model numbers too. A profile whose
+    `calibrated_on` records less than that (no family/model: fitted before they were recorded) gets a line only where
+    one of `others` records exactly this host's CPU, and the line names that one.
 
     The shipped `cpu` profiles were fitted on one machine of a pool whose machines differ: on another one their
     predictions can be off by a large factor (experiments/results/latency/predictor_cpu.md)."""
@@ -235,14 +237,25 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
         return None
     host = host if host is not None else machine_info()
     differ = cpu_difference(host, hw.calibrated_on)
+    fitting = [p for p in others if p.name != hw.name and p.calibration and p.calibrated_on
+               and not cpu_difference(host, p.calibrated_on)
+               and (p.runtime, p.precision, p.threads) == (hw.runtime, hw.precision, hw.threads)]
+    # Profiles that record this host's CPU down to its family/model numbers first: machines of one model name
+    # ("Intel(R) Xeon(R) Processor") have run the same files 1.8x apart (experiments/results/latency/predictor_cpu_xeonb.md).
+    exact = [p.name for p in fitting if cpu_signature(p.calibrated_on) == cpu_signature(host)]
     if not differ:
-        return None
+        # A calibration that records less of the CPU (no family/model: fitted before they were recorded) may be of
+        # another generation of the same name: named only where another profile records exactly this one.
+        if not exact or cpu_signature(hw.calibrated_on) == cpu_signature(host):
+            return None
+        return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, which does not record which machine of that "
+                f"name it was, and hw={exact[0]} on exactly this host's CPU, {cpu_signature(host)!r}, with the same "
+                f"runtime settings: use hw={exact[0]} (machines of one model name can run the same model at another "
+                "speed)")
     # A generic name ("AMD EPYC") alike on both sides: the numbers and instructions tell the user what differs.
     here = (repr(cpu_model(host)) if differ == "another CPU model"
             else f"{cpu_signature(host)!r} (the same model name, {differ})")
-    fitting = [p.name for p in others if p.name != hw.name and p.calibration and p.calibrated_on
-               and not cpu_difference(host, p.calibrated_on)
-               and (p.runtime, p.precision, p.threads) == (hw.runtime, hw.precision, hw.threads)]
+    fitting = exact + [p.name for p in fitting if p.name not in exact]
     calibrate = _calibrate_a_copy(hw)
     remedy = (f"use hw={fitting[0]}, calibrated on this CPU model with the same runtime settings, or {calibrate}"
               if fitting else calibrate)

@@ -120,7 +120,9 @@ def validate_command(tool: LatencyToolConfig) -> str:
     plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
                                title=f"{tool.hw.name}: predicted vs measured")
     scored = scored_what(tool, n=len(rows), machine=machine)
-    atomic_write_text(out / "validation.json", json.dumps({**scored, "scores": results}, indent=2) + "\n")
+    ratio = measured_over_predicted(archs, measured, tool.hw)
+    atomic_write_text(out / "validation.json", json.dumps({**scored, "scores": results, "measured_over_predicted": ratio},
+                                                          indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
     warnings += [w for w in (noise_warning(rows),) if w]
     # The model name, and the family/model numbers and vector instructions where both sides record them.
@@ -134,9 +136,24 @@ def validate_command(tool: LatencyToolConfig) -> str:
     # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
     warnings += unmeasured_input_warnings(archs, tool.hw)
     warnings += [w for w in (time_unit_warning(archs, measured, tool.hw),) if w]
-    text = scored_line(scored) + "\n\n" + metrics_markdown(results) + "".join(f"\n\nwarning: {w}" for w in warnings)
+    text = (scored_line(scored) + "\n\n" + metrics_markdown(results) + "\n\n" + ratio_line(ratio, hw=tool.hw.name, n=len(rows))
+            + "".join(f"\n\nwarning: {w}" for w in warnings))
     atomic_write_text(out / "validation.md", text + "\n")
     return text + f"\n(written to {out})"
+
+
+def measured_over_predicted(archs: Sequence[ArchConfig], measured_ms: Sequence[float], hw: HardwareProfile) -> float:
+    """The median over `archs` of measured / predicted latency: 1.0 where `hw` predicts the measuring machine's speed."""
+    return float(np.median(np.asarray(measured_ms, float) / predict_latency_batch(archs, hw)))
+
+
+def ratio_line(ratio: float, *, hw: str, n: int) -> str:
+    """validation.md's line under the scores: how far `hw`'s predictions are off the measurements as a whole.
+
+    One common factor (a profile calibrated on another machine of the same model name, a busy session) shows here,
+    where the +-10% share alone would not tell it from a predictor that misses model by model."""
+    return (f"Measured / predicted, median over the {n}: {ratio:.2f}x (1.00x: hw={hw} predicts this machine's speed; "
+            "far from it, its predictions are off by one common factor)")
 
 
 def scored_what(tool: LatencyToolConfig, *, n: int, machine: str) -> dict:
