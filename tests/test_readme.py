@@ -9,6 +9,13 @@ import pytest
 import torch
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+BENCHMARKS = README.parent / "experiments" / "README.md"  # the measurement histories README.md links to
+
+
+def _docs_text() -> str:
+    """README.md and experiments/README.md, whose settings, paths and commands are checked alike (the benchmarks'
+    narratives moved there name settings and files as README did)."""
+    return README.read_text() + "\n" + BENCHMARKS.read_text()
 
 
 def _python_blocks(section: str) -> list[str]:
@@ -151,7 +158,7 @@ def test_setting_names_in_readme_exist():
         return isinstance(node, DictConfig) and key in node.keys()  # `in node` is False for ???
 
     names = set(re.findall(r"`((?:hw|space|data|train|final_train|search|compress)\.[a-z_][a-z_0-9.]*[a-z_0-9])",
-                           README.read_text()))
+                           _docs_text()))
     cfg = compose_search_config(["data=imagefolder"])  # the data schema holds both formats' keys
     unknown = sorted(n for n in names - {"train.epoch"}
                      if not (setting(n) or n.endswith((".pt", ".log")) or python_name(n)))
@@ -166,7 +173,7 @@ def test_repository_paths_in_readme_exist():
     root = README.parent
     paths = set()
     named = r"(?<![\w/.])((?:nas|compress|tests|experiments|conf)/[\w/.{},-]*\w)(?![\w<])"
-    for path in re.findall(named, README.read_text()):
+    for path in re.findall(named, _docs_text()):
         stem, brace, rest = path.partition("{")
         if brace:
             alternatives, _, tail = rest.partition("}")
@@ -191,7 +198,7 @@ def _readme_commands() -> list[tuple[str, list[str]]]:
     (`--config-dir myconf`) or a launcher (submitit) the checkout does not have left out."""
     import shlex
 
-    text = README.read_text()
+    text = _docs_text()
     lines = [ln for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
              for ln in block.replace("\\\n", " ").splitlines()]
     lines += [ln.replace("\n", " ") for ln in re.findall(r"`(python -m [^`]+)`", text)]
@@ -213,7 +220,7 @@ def _readme_commands() -> list[tuple[str, list[str]]]:
 def _readme_overrides() -> set[str]:
     """The `key=value` overrides of the search's groups that README's text shows in backticks, placeholders
     (`hw=<chip>`, `data.channels=1|3`, `compress.eval_images=N`, `data.root=...`) left out."""
-    tokens = set(re.findall(r"`\+{0,2}([a-z_][\w.]*=[^`\s]*)`", README.read_text()))
+    tokens = set(re.findall(r"`\+{0,2}([a-z_][\w.]*=[^`\s]*)`", _docs_text()))
     return {t for t in tokens if t.split(".")[0].split("=")[0] in _GROUPS
             and not re.search(r"[<|]|\.\.|=$|=N$", t)}
 
@@ -374,3 +381,18 @@ def test_readme_own_images_command_trains_in_several_steps_per_epoch_on_a_few_hu
                                                    for o in overrides]))
         for images in (72, 240, 2160):  # 100, 334 and 3000 photos less their test and val images
             assert batch_warning(run, train_images=images) is None, (overrides, images)
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives `markdown`'s headings: lower case, punctuation dropped, spaces as hyphens."""
+    return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+            for title in re.findall(r"^#{1,6} (.+)$", markdown, flags=re.M)}
+
+
+def test_links_to_the_benchmarks_name_their_headings():
+    """Each `experiments/README.md#<anchor>` link of README.md (where a moved measurement history's summary points)
+    leads to a heading there: a renamed heading would leave the summary pointing nowhere."""
+    links = re.findall(r"\]\(experiments/README\.md#([^)\s]+)\)", README.read_text())
+    assert links, "README.md links to no heading of experiments/README.md"
+    anchors = _anchors(BENCHMARKS.read_text())
+    assert not sorted(set(links) - anchors), (sorted(set(links) - anchors), sorted(anchors))
