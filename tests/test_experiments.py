@@ -262,7 +262,7 @@ def test_latency_predictor_refit_keeps_the_profiles_more_specific_calibrated_on(
 
 def test_latency_unit_sums_markdown_renders_from_its_committed_json(monkeypatch):
     # The committed Markdown (with its paragraph on the +-10% target) is what render_md makes of the committed JSON:
-    # numbers quoted from it (README) are the measured ones.
+    # numbers quoted from it (experiments/README.md) are the measured ones.
     monkeypatch.syspath_prepend(str(EXPERIMENTS))
     import latency_unit_sums
 

@@ -1063,4 +1063,5 @@ def duplicate_warnings(located: Sequence[tuple[Path, int, Measurement]]) -> list
 DUPLICATE_SPREAD = 0.2
 """Times of one arch measured more than once (the slowest over the fastest, minus 1) further apart than this are named
 in the duplicate warning (`duplicate_warnings`). In two quiet back-to-back sessions 99% of re-measured archs agreed
-within 10% (README, 'Latency predictor'), so twice that says a busy machine or another setup in one of them."""
+within 10% (experiments/README.md, 'Accuracy on the AMD EPYC host'), so twice that says a busy machine or another
+setup in one of them."""
