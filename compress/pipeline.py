@@ -313,18 +313,23 @@ def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, fl
     return None, None
 
 
-def check_prune_target(arch: ArchConfig, *, hw: HardwareProfile, cfg: CompressConfig) -> None:
+def check_prune_target(arch: ArchConfig, *, hw: HardwareProfile, cfg: CompressConfig,
+                       fp32_ms: float | None = None) -> tuple[float | None, float | None]:
     """Raise `ConfigError` when `cfg.prune`'s latency target (`target_latency_ms`, or `target_latency_fraction` of
     `arch`'s predicted latency on `hw`) cannot be met even by `compress.prune.MAX_RATIO` pruning, naming the setting the
-    user gave; nothing for a ratio, or a target the unpruned model meets already."""
-    fp32_ms = predict_latency(arch, hw).total_ms
-    _, target_ms = prune_targets(cfg, fp32_ms)
+    user gave; nothing for a ratio, or a target the unpruned model meets already. Returns the checked
+    `prune_targets(cfg, fp32_ms)`, for the pruning to use. `fp32_ms`: `arch`'s predicted latency on `hw`, where the
+    caller has it (predicted when None)."""
+    if fp32_ms is None:
+        fp32_ms = predict_latency(arch, hw).total_ms
+    ratio, target_ms = prune_targets(cfg, fp32_ms)
     if target_ms is None or target_ms >= fp32_ms:
-        return
+        return ratio, target_ms
     fraction = cfg.prune.target_latency_fraction if cfg.prune.target_latency_ms is None else None
     setting = (f"compress.prune.target_latency_fraction={fraction:g} ({target_ms:.3f} ms)" if fraction is not None
                else None)  # the setting the user gave, not the one derived from it
     check_reachable(arch, hw=hw, target_latency_ms=target_ms, setting=setting)
+    return ratio, target_ms
 
 
 def not_pruned_reason(prune_cfg: PruneConfig, *, hw: HardwareProfile, fp32_ms: float) -> str:
@@ -532,8 +537,8 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         raise ConfigError(f"checkpoint {folder} was trained and selected for {trained_for}, not data.metric="
                           f"{data.metric.value!r}; pass data.metric={trained_for} (allowed: accuracy, balanced_accuracy)")
     fp32_pred = predict_latency(arch, hw)
-    ratio, target_ms = prune_targets(cfg, fp32_pred.total_ms)
-    check_prune_target(arch, hw=hw, cfg=cfg)  # before any file is written
+    # before any file is written; the targets are worked out once, from the prediction above
+    ratio, target_ms = check_prune_target(arch, hw=hw, cfg=cfg, fp32_ms=fp32_pred.total_ms)
     budget = memory_budget(memory_budget_gb)
     check_memory(arch, cfg, data, budget_bytes=budget, prunes=ratio is not None or target_ms is not None)
     # the same scores as one batch of eval_batch_size, in pieces that fit (no pruned model outgrows `arch`)

@@ -407,15 +407,22 @@ def test_the_calibration_log_lines_are_led_by_the_members_arch_id_also_when_it_w
                         said[1])
 
 
-def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data):
+def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint, data, monkeypatch):
     # hw=cpu predicts with residual trees; their numpy numbers once made target_met a numpy bool that JSON refused,
     # so compress.run with a latency target on that profile failed after all the work, writing no metrics.
+    import compress.pipeline as pipeline
     from nas.config import hw_profiles
 
     cpu = next(p for p in hw_profiles() if p.name == "cpu")
     cfg = _cfg(target_latency_fraction=0.8)
     cfg.measure_latency = False
+    # the unpruned model's prediction and the prune target are worked out once per compression (they were twice)
+    targets, predicted = [], []
+    real_targets, real_predict = pipeline.prune_targets, pipeline.predict_latency
+    monkeypatch.setattr(pipeline, "prune_targets", lambda *a, **k: targets.append(a) or real_targets(*a, **k))
+    monkeypatch.setattr(pipeline, "predict_latency", lambda arch, hw: predicted.append(arch) or real_predict(arch, hw))
     metrics = compress_checkpoint(checkpoint, hw=cpu, data=data, cfg=cfg)
+    assert len(targets) == 1 and predicted.count(ARCH) == 1
     on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
     assert on_disk["pruned"]["target_met"] is True and on_disk["pruned"]["steps"] >= 1
     assert metrics["pruned"]["latency_ms"] <= 0.8 * metrics["fp32"]["latency_ms"]
@@ -737,6 +744,25 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert negative.returncode == 2 and "compress.prune.target_latency_ms=-1" in negative.stderr
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
     assert other.returncode == 2 and "model_int8.onnx' is a file other than model.pt; pass the checkpoint folder" in other.stderr
+
+
+def test_the_prune_target_check_returns_the_targets_it_checked_from_the_latency_given(monkeypatch):
+    import compress.pipeline as pipeline
+    from compress.prune import MAX_RATIO, plan_pruned_arch
+    from nas.latency import predict_latency
+
+    npu = HardwareProfile(name="npu")
+    fp32_ms = predict_latency(ARCH, npu).total_ms
+    floor_ms = predict_latency(plan_pruned_arch(ARCH, MAX_RATIO, multiple=1), npu).total_ms
+    reachable = (1 + floor_ms / fp32_ms) / 2  # a fraction between the most pruning can cut and none
+    monkeypatch.setattr(pipeline, "predict_latency", lambda *a: pytest.fail("predicted again"))
+    check = pipeline.check_prune_target
+    assert check(ARCH, hw=npu, cfg=_cfg(ratio=0.25), fp32_ms=fp32_ms) == (0.25, None)
+    assert check(ARCH, hw=npu, cfg=_cfg(target_latency_fraction=reachable), fp32_ms=fp32_ms) == (
+        None, reachable * fp32_ms)
+    assert check(ARCH, hw=npu, cfg=_cfg(target_latency_ms=2 * fp32_ms), fp32_ms=fp32_ms) == (None, 2 * fp32_ms)
+    with pytest.raises(ConfigError, match="target_latency_fraction=0.01 .* cannot be met"):
+        check(ARCH, hw=npu, cfg=_cfg(target_latency_fraction=0.01), fp32_ms=fp32_ms)
 
 
 def test_latency_target_overrides_the_default_ratio():
