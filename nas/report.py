@@ -420,6 +420,7 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
         checkpoint = str(raw.get("checkpoint") or f"checkpoints/{arch_id}")
         folder = run_dir / checkpoint
         metrics, problem = _read_metrics(folder)
+        compressed = read_compressed(folder)  # once: the compressed table and the missing files both read it
         members.append(_Member(
             number=_to_int(raw.get("number")), arch_id=arch_id, val_acc=_to_float(raw.get("val_acc")),
             test_acc=_to_float(raw.get("test_acc")), test_acc_onnx=_to_float(raw.get("test_acc_onnx")),
@@ -428,12 +429,12 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             macs=_to_int(raw.get("macs")), summary=str(raw.get("summary") or ""),
             mixers=_split_mixers(raw.get("mixers")), checkpoint=checkpoint,
             checkpoint_exists=folder.is_dir(), metrics=metrics, metrics_problem=problem,
-            compressed=read_compressed(folder), test_ci=_to_interval(raw.get("test_acc_ci95")),
+            compressed=compressed, test_ci=_to_interval(raw.get("test_acc_ci95")),
             val_ci=_to_interval(raw.get("val_acc_ci95")), val_final=_to_float(raw.get("val_acc_final")),
             val_final_ci=_to_interval(raw.get("val_acc_final_ci95")),
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
             has_predictions=(folder / PREDICTIONS_CSV).is_file(),
-            missing_files=_missing_files(folder, metrics, read_compressed(folder)),
+            missing_files=_missing_files(folder, metrics, compressed),
             unfinished_compression=_unfinished_compression(folder)))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
     # apart: at 3, members sorted 0.2404 < 0.2399... read as two equal 0.240 ms.

@@ -867,6 +867,15 @@ _NPU_NOTE = ("Predicted latencies are edge_npu's in int8 (its hw.precision) for 
              "file's number format, so the fp32 row is not the float model's time on the chip, and the int8 row repeats ")
 
 
+def test_each_members_compressed_metrics_is_read_once_per_report(run_dir, monkeypatch):
+    # the compressed table and the files-gone note read the same file: it was read twice for each member
+    read = []
+    real = nas.report.read_compressed
+    monkeypatch.setattr(nas.report, "read_compressed", lambda folder: read.append(folder.name) or real(folder))
+    nas.report._load_run(run_dir)
+    assert sorted(read) == sorted([FAST, SLOW, GONE])
+
+
 def _both_reports_say(run_dir: pathlib.Path, note: str) -> bool:
     """Whether report.md (as its italic note) and report.html, written again, both hold `note` under the table."""
     files = write_reports(run_dir)
