@@ -1545,22 +1545,31 @@ def _largest_class_drop(before: Any, after: Any) -> str | None:
     return f"largest class drop vs the file before: {names} {shown}"
 
 
+def _front_head(members: Sequence[_Member]) -> list[str]:
+    """The front table's column titles, in report.html and report.md alike: arch_id, the number columns of
+    `_front_numbers` ('val acc (final)' where `_shows_final_val`), summary and checkpoint."""
+    return ["arch_id", "predicted latency (ms)", "measured on host (ms)", "val acc (search)",
+            *["val acc (final)"] * _shows_final_val(members), "test acc", "test acc (ONNX)", "vs next faster (test)",
+            "weakest class (test)", "params", "MACs", "summary", "checkpoint"]
+
+
+def _front_numbers(m: _Member, members: Sequence[_Member]) -> list[str]:
+    """The front table's number cells of member `m` (of `members`, in latency order), between its arch_id and its
+    summary, as both reports show them."""
+    return [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc_ci(m.val_acc, m.val_ci),
+            *[_fmt_acc_ci(m.val_final, m.val_final_ci)] * _shows_final_val(members),
+            _fmt_acc_ci(m.test_acc, m.test_ci), _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
+            _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
+
+
 def _html_front_table(members: Sequence[_Member]) -> str:
-    final = _shows_final_val(members)
-    head = ("<tr><th>arch_id</th><th>predicted latency (ms)</th><th>measured on host (ms)</th><th>val acc (search)</th>"
-            + "<th>val acc (final)</th>" * final + "<th>test acc</th>"
-            "<th>test acc (ONNX)</th><th>vs next faster (test)</th><th>weakest class (test)</th><th>params</th><th>MACs</th><th>summary</th>"
-            "<th>checkpoint</th></tr>")
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in _front_head(members)) + "</tr>"
     rows = []
     for m in members:
         link = (f'<a href="{html.escape(quote(m.checkpoint))}">{html.escape(m.checkpoint)}</a>'
                 if m.checkpoint_exists else '<span class="note">missing</span>')
-        num = [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc_ci(m.val_acc, m.val_ci),
-               *[_fmt_acc_ci(m.val_final, m.val_final_ci)] * final,
-               _fmt_acc_ci(m.test_acc, m.test_ci), _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
-               _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
         rows.append(f"<tr><td><code>{html.escape(m.arch_id)}</code></td>"
-                    + "".join(f'<td class="num">{html.escape(v)}</td>' for v in num)
+                    + "".join(f'<td class="num">{html.escape(v)}</td>' for v in _front_numbers(m, members))
                     + f"<td><code>{html.escape(m.summary)}</code></td><td>{link}</td></tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -1866,10 +1875,14 @@ def predicted_precision_note(chips: dict[str, str], *, int8_repeats: Collection[
             f"number format, {then}.")
 
 
+# In place of the compressed table where no member has compression files.
+_NO_COMPRESSED = "No compressed members (compress.members=none, or compression has not run yet)."
+
+
 def _html_compressed_table(members: Sequence[_Member], hw: Any = None) -> str:
     rows = _compressed_rows(members, hw)
     if not rows:
-        return _html_note("No compressed members (compress.members=none, or compression has not run yet).")
+        return _html_note(_NO_COMPRESSED)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in _COMPRESSED_HEAD)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -1878,9 +1891,23 @@ def _html_compressed_table(members: Sequence[_Member], hw: Any = None) -> str:
 def _md_compressed_table(members: Sequence[_Member], hw: Any = None) -> list[str]:
     rows = _compressed_rows(members, hw)
     if not rows:
-        return ["_No compressed members (compress.members=none, or compression has not run yet)._"]
+        return [f"_{_NO_COMPRESSED}_"]
     lines = ["| " + " | ".join(_COMPRESSED_HEAD) + " |", "|" + "---|" * len(_COMPRESSED_HEAD)]
     return lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+
+
+def _front_notes(run: _Run) -> list[str]:
+    """The notes under the front table, in their order in both reports; '' for one that does not apply."""
+    members = run.members
+    return [_left_out_note(run), _missing_files_note(members), _best_member_note(members),
+            _predicted_note(members, run.header), _measured_note(members, run.header), _final_val_note(members),
+            _ci_note(members)]
+
+
+def _compressed_notes(members: Sequence[_Member]) -> list[str]:
+    """The notes under the compressed table, in their order in both reports; '' for one that does not apply."""
+    return [_scored_images_note(members), _predicted_precision_note(members), _host_latency_note(members),
+            _same_file_timings_note(members)]
 
 
 def _html_note(text: str) -> str:
@@ -1925,15 +1952,10 @@ def _render_html(run: _Run) -> str:
         "</section><section><h2>Which mixer each stage chose along the front</h2>",
         _html_mixer_table(members, run.max_stages) if members else _html_note(_no_members_note(run)),
         "</section><section><h2>Front members</h2>",
-        _html_front_table(members) if members else _html_note(_no_members_note(run)), _html_note(_left_out_note(run)),
-        _html_note(_missing_files_note(members)),
-        _html_note(_best_member_note(members)), _html_note(_predicted_note(members, run.header)),
-        _html_note(_measured_note(members, run.header)),
-        _html_note(_final_val_note(members)), _html_note(_ci_note(members)),
+        _html_front_table(members) if members else _html_note(_no_members_note(run)),
+        *map(_html_note, _front_notes(run)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
-        _html_compressed_table(members, run.header.get("hw")), _html_note(_scored_images_note(members)),
-        _html_note(_predicted_precision_note(members)), _html_note(_host_latency_note(members)),
-        _html_note(_same_file_timings_note(members)),
+        _html_compressed_table(members, run.header.get("hw")), *map(_html_note, _compressed_notes(members)),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -1950,18 +1972,12 @@ def _md_cell(text: str) -> str:
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
-    final = _shows_final_val(members)
-    lines = ["| arch_id | predicted latency (ms) | measured on host (ms) | val acc (search) | " + "val acc (final) | " * final
-             + "test acc | test acc (ONNX) | vs next faster (test) | weakest class (test) | params | MACs | summary | checkpoint |",
-             "|---|--:|--:|--:|" + "--:|" * final + "--:|--:|--:|--:|--:|--:|---|---|"]
+    head = _front_head(members)
+    # text columns left-aligned, the number columns (all but the first and the last two) right-aligned
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * (len(head) - 3) + "---|---|"]
     for m in members:
         link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
-        cells = [f"`{m.arch_id}`", _fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms),
-                 _fmt_acc_ci(m.val_acc, m.val_ci), *[_fmt_acc_ci(m.val_final, m.val_final_ci)] * final,
-                 _fmt_acc_ci(m.test_acc, m.test_ci),
-                 _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members), _member_weakest(m),
-                 _fmt_count(m.params), _fmt_count(m.macs),
-                 f"`{m.summary}`" if m.summary else _MISSING, link]
+        cells = [f"`{m.arch_id}`", *_front_numbers(m, members), f"`{m.summary}`" if m.summary else _MISSING, link]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return lines
 
@@ -1992,13 +2008,9 @@ def _render_markdown(run: _Run) -> str:
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in (_left_out_note(run), _missing_files_note(run.members), _best_member_note(run.members),
-                                        _predicted_note(run.members, run.header), _measured_note(run.members, run.header),
-                                        _final_val_note(run.members), _ci_note(run.members))
-              if note]
+    lines += [f"\n_{note}_" for note in _front_notes(run) if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
-    for note in (_scored_images_note(run.members), _predicted_precision_note(run.members), _host_latency_note(run.members),
-                 _same_file_timings_note(run.members)):
+    for note in _compressed_notes(run.members):
         lines += ["", f"_{note}_"] if note else []
     return "\n".join(lines) + "\n"
 
