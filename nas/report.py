@@ -1598,6 +1598,12 @@ _COMPRESSED_HEAD = ("member", "stage", "test acc (from the file)", "predicted la
                     "host torch eager (ms)", "params", "size on disk (KiB)", "file", "notes")
 
 
+def _note_row(arch_id: str, stage: str, note: str) -> list[str]:
+    """A compressed table row with no file to show (unfinished, failed, not pruned): '–' in every column but its
+    member, stage and note."""
+    return [arch_id, stage, *[_MISSING] * (len(_COMPRESSED_HEAD) - 3), note]
+
+
 def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[str]]:
     """Rows of the fp32 -> pruned -> int8 table (one block per compressed member); latencies predicted for another
     chip than the run's `hw` say which."""
@@ -1607,25 +1613,23 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
         if not c and (left := getattr(m, "unfinished_compression", ())):
             # after a kill mid-compression the table was left out, the report saying "No compressed members
             # (compress.members=none, or compression has not run yet)" beside the files it had written
-            rows.append([m.arch_id, "unfinished", _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
-                         f"compression interrupted (or still running): its folder holds {', '.join(left)} but no "
-                         f"{COMPRESSED_JSON}, which it writes last; rerunning the command that compressed it (the "
-                         "search's, or python -m compress.run's) redoes it"])
+            rows.append(_note_row(m.arch_id, "unfinished",
+                                  f"compression interrupted (or still running): its folder holds {', '.join(left)} but "
+                                  f"no {COMPRESSED_JSON}, which it writes last; rerunning the command that compressed "
+                                  "it (the search's, or python -m compress.run's) redoes it"))
         if not c:
             continue
         chip = _other_chip(c, hw)
         if c.get("error"):
-            rows.append([m.arch_id, "failed", _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
-                         str(c["error"])])
+            rows.append(_note_row(m.arch_id, "failed", str(c["error"])))
             continue
         before = None  # test_acc_per_class of the previous file (pruned when pruned, else fp32)
         for stage in _STAGES:
             s = c.get(stage) or {}
             if stage == "pruned" and not s.get("pruned"):
-                rows.append([m.arch_id, stage, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING, _MISSING,
-                             # the reason recorded (compress.pipeline.not_pruned_reason); a file from before it: either
-                             f"not pruned: {s['reason']}" if s.get("reason")
-                             else "not pruned (compress.prune sets no target, or the target was already met)"])
+                # the reason recorded (compress.pipeline.not_pruned_reason); a file from before it: either
+                rows.append(_note_row(m.arch_id, stage, f"not pruned: {s['reason']}" if s.get("reason")
+                                      else "not pruned (compress.prune sets no target, or the target was already met)"))
                 continue
             host = s.get("host_latency_ms") or {}
             size = _to_float(s.get("size_bytes"))
