@@ -510,8 +510,14 @@ def test_unreadable_pareto_json_is_a_one_line_error(run_dir: pathlib.Path,
     assert err.startswith("error: pareto.json is not valid JSON") and err.count("\n") == 1
 
 
-def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    import nas.pareto_csv
+
+    read = []  # pareto.json is read once: pareto.csv is written from the report's reading (it was read again for it)
+    for module in (nas.report, nas.pareto_csv):
+        monkeypatch.setattr(module, "read_pareto_json", lambda path: read.append(path) or read_pareto_json(path))
     assert main([str(run_dir)]) == 0
+    assert read == [run_dir / "pareto.json"]
     printed = capsys.readouterr().out.splitlines()
     # pareto.csv too: the fixture's folder has none, and the report writes it from pareto.json
     assert sorted(pathlib.Path(p).name for p in printed) == sorted([*REPORT_FILES, "pareto.csv"])
@@ -2081,11 +2087,13 @@ def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_
 
     lock = run_dir / FILES_LOCK
     written = []
-    monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere(lock))) or d)
+    monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere(lock)))
+                        or SimpleNamespace(header={"members": []}))
     monkeypatch.setattr(nas.report, "_write_reports",
                         lambda d, run: written.append(("report", lock_held_elsewhere(lock))) or {})
     monkeypatch.setattr(nas.report, "_say_incomplete_front", lambda run: None)
-    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv", lambda d: written.append(("csv", lock_held_elsewhere(lock))))
+    monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv",
+                        lambda d, **given: written.append(("csv", lock_held_elsewhere(lock))))
     codes = []
     waiting = (f"{run_dir}: waiting for another process (a search's worker, or python -m compress.run) to finish "
                f"writing the run's files ({FILES_LOCK}), to write its report...\n")
