@@ -1233,13 +1233,13 @@ def _missing_breakdown_note(members: Sequence[_Member]) -> str:
     return f"No latency breakdown for: {', '.join(missing)}." if missing else ""
 
 
-def _hover(number: int | None, arch_id: str, mixers: Sequence[str], summary: str, acc: float | None,
-           latency: float | None, params: int | None, macs: int | None) -> str:
+def _hover(point: _Trial | _Member) -> str:
+    """The Pareto plot's hover text of a trial or front member: its trial, mixers, summary, val acc, latency and size."""
     # Plotly renders a subset of HTML in hover labels, so the free-form text is escaped.
-    lines = [f"trial {number if number is not None else _MISSING} · {arch_id}",
-             f"mixers: {'-'.join(mixers) or _MISSING}", summary or _MISSING,
-             f"val acc {_fmt_acc(acc)} · latency {_fmt_ms(latency)} ms",
-             f"params {_fmt_count(params)} · MACs {_fmt_count(macs)}"]
+    lines = [f"trial {point.number if point.number is not None else _MISSING} · {point.arch_id}",
+             f"mixers: {'-'.join(point.mixers) or _MISSING}", point.summary or _MISSING,
+             f"val acc {_fmt_acc(point.val_acc)} · latency {_fmt_ms(point.latency_ms)} ms",
+             f"params {_fmt_count(point.params)} · MACs {_fmt_count(point.macs)}"]
     return "<br>".join(html.escape(line) for line in lines)
 
 
@@ -1401,16 +1401,14 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
         fig.add_trace(go.Scatter(
             x=[t.latency_ms for t in group], y=[100.0 * (t.val_acc or 0.0) for t in group],
             mode="markers", name=name, hoverinfo="text",
-            hovertext=[_hover(t.number, t.arch_id, t.mixers, t.summary, t.val_acc, t.latency_ms, t.params,
-                              t.macs) for t in group],
+            hovertext=[_hover(t) for t in group],
             marker={"color": _TRIAL_COLOUR, "symbol": symbol, "size": 8, "opacity": 0.7,
                     "line": {"width": 1.5, "color": _TRIAL_COLOUR}}))
     if members:
         fig.add_trace(go.Scatter(
             x=[m.latency_ms for m in members], y=[100.0 * (m.val_acc or 0.0) for m in members],
             mode="lines+markers", name=_FRONT_LABEL, hoverinfo="text",
-            hovertext=[_hover(m.number, m.arch_id, m.mixers, m.summary, m.val_acc, m.latency_ms, m.params,
-                              m.macs) for m in members],
+            hovertext=[_hover(m) for m in members],
             line={"color": _FRONT_COLOUR, "width": 2, "shape": "hv"},
             marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
     points = _int8_points(run.members, run.header.get("hw"))
