@@ -1024,57 +1024,10 @@ def number_for_a_switch_in_files(cfg: DictConfig, overrides: Sequence[str]) -> s
         if group.startswith("hydra") or "/" in group or not isinstance(name, str) or not isinstance(cfg.get(group), DictConfig):
             continue
         path = group_file(group, name, [folder / group for folder in sources])
-        # Parsing every chosen file with OmegaConf's YAML loader was a cost on each command's precheck; a file whose
-        # text writes each true/false setting with a word, 0 or 1 gives none a number, so it is not parsed.
-        if path is None or not _may_give_a_switch_a_number(path, _switch_names(cfg[group])):
-            continue
-        raw = _yaml_value(path, "")
+        raw = _yaml_value(path, "") if path is not None else None
         if isinstance(raw, dict) and (bad := first_bad(cfg[group], raw, group)) is not None:
             return f"In '{group}/{name}' ({path}): {bad}"
     return None
-
-
-def _switch_names(node: DictConfig) -> frozenset[str]:
-    """The names of the true/false settings in `node` and in the mappings under it (`channels_last` of train)."""
-    from omegaconf.nodes import BooleanNode
-
-    names: set[str] = set()
-    for key in node.keys():
-        child = node._get_node(key)
-        if isinstance(child, BooleanNode):
-            names.add(str(key))
-        elif isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
-            names |= _switch_names(child)
-    return frozenset(names)
-
-
-# What may follow a true/false setting's name on its line without giving it a number: `: true`, `": off  # ...`, `: 0`.
-_WORD_OR_BIT = re.compile(r"""["']?[ \t]*:[ \t]+(?:[A-Za-z]+|[01])[ \t\r]*(?:#.*)?$""", re.MULTILINE)
-
-
-def _may_give_a_switch_a_number(path: Path, names: Collection[str]) -> bool:
-    """Whether the YAML file at `path` may give one of the true/false settings `names` a number, as a text filter
-    before parsing it: False only where every mention of every name is `name: <word, 0 or 1>` on its line. Anything
-    else (a number, a flow mapping, an alias, the value on the next line, a name inside another key) says True, to be
-    parsed; so does a backslash, with which a double-quoted key can spell a name without its letters in a row. A
-    mention in a comment is none (`# ... (nas.train.keep_freed_memory)`, as the shipped files explain themselves). An
-    unreadable file says False: parsing it would find nothing either."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    if "\\" in text:
-        return True
-    return any(not _WORD_OR_BIT.match(text, found.end()) and not _in_comment(text, found.start())
-               for name in names for found in re.finditer(re.escape(name), text))
-
-
-def _in_comment(text: str, start: int) -> bool:
-    """Whether `start` in the YAML `text` follows a `#` that opens a comment on its line (at the line's start or after
-    a blank). A quote or bracket before it on the line says False: the `#` may be inside a string or flow collection,
-    and then what follows may be a key."""
-    before = text[text.rfind("\n", 0, start) + 1:start]
-    return not any(c in before for c in "'\"{}[]") and re.search(r"(?:^|\s)#", before) is not None
 
 
 def hydra_flag_names() -> frozenset[str]:

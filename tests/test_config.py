@@ -1168,64 +1168,6 @@ def test_the_shipped_group_files_give_no_number_for_a_true_false_setting():
         compose_search_config(overrides)
 
 
-def test_group_files_that_give_every_true_false_setting_a_word_are_not_parsed_for_numbers(monkeypatch):
-    # parsing each chosen group file with OmegaConf's YAML loader was a cost on every command's precheck
-    import nas.config
-    from nas.config import precheck_overrides, register_configs
-
-    register_configs()
-    parsed = []
-    real = nas.config._yaml_value
-    monkeypatch.setattr(nas.config, "_yaml_value", lambda path, key: parsed.append(path) or real(path, key))
-    for overrides in ([], ["train=smoke", "final_train=smoke", "compress=smoke"]):
-        assert precheck_overrides(overrides, config_name="search") is None
-    assert parsed == []
-
-
-@pytest.mark.parametrize(("text", "value"), [
-    ("channels_last: 0x2\n", 2),  # YAML 1.1 reads hex as a whole number
-    ('"channels_last": 3\n', 3),
-    ("{epochs: 1, channels_last: 2}\n", 2),  # a flow mapping
-    ("channels_last:\n  2\n", 2),  # the value on the next line
-    ("epochs: &b 4\nchannels_last: *b\n", 4),  # an alias
-    ("epochs: 1  # channels_last: true\nchannels_last: 2\n", 2),  # a word in a comment, a number as the key's
-    ('"chan\\nels_last": 2\n'.replace("\\n", "\\x6e"), 2),  # the name spelt with an escape
-])
-def test_a_number_for_a_true_false_setting_is_found_however_the_file_writes_it(tmp_path, text, value):
-    from nas.config import precheck_overrides, register_configs
-
-    register_configs()
-    (tmp_path / "train").mkdir()
-    path = tmp_path / "train" / "mine.yaml"
-    path.write_text(text)
-    assert precheck_overrides(["--config-dir", str(tmp_path), "train=mine"], config_name="search") == (
-        f"In 'train/mine' ({path}): train.channels_last={value} is not allowed; allowed: true or false")
-
-
-@pytest.mark.parametrize("text", ["channels_last: false  # not 2\n", "# channels_last: 2\nchannels_last: 1\n",
-                                  "channels_last: 0\r\nepochs: 2\r\n"])
-def test_a_true_false_setting_written_as_a_word_0_or_1_passes(tmp_path, text):
-    from nas.config import precheck_overrides, register_configs
-
-    register_configs()
-    (tmp_path / "train").mkdir()
-    (tmp_path / "train" / "mine.yaml").write_text(text)
-    assert precheck_overrides(["--config-dir", str(tmp_path), "train=mine"], config_name="search") is None
-
-
-@pytest.mark.parametrize(("text", "parse"), [
-    ("channels_last: true  # channels_last: 2\n", False),
-    ('{a: "x #", channels_last: 2}\n', True),  # a `#` in a string opens no comment
-    ("a: '#' # channels_last: 2\n", True),  # a quote before the `#`: not known to be a comment
-    ("epochs: 3\n", False),
-])
-def test_the_text_filter_parses_a_file_where_a_name_may_be_a_key(tmp_path, text, parse):
-    from nas.config import _may_give_a_switch_a_number
-
-    (path := tmp_path / "mine.yaml").write_text(text)
-    assert _may_give_a_switch_a_number(path, {"channels_last"}) is parse
-
-
 @pytest.mark.parametrize("override", ["train.channels_last=1", "train.channels_last=0", "data.hflip=yes",
                                       "search.progress=false", "train.epochs=2"])
 def test_true_false_settings_still_take_0_1_and_words(override):
