@@ -42,47 +42,6 @@ def _stopped_while_starting(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
-def child_pids(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, read from /proc (Linux); [] where /proc cannot be read."""
-    children = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()  # after the command's name, which may hold spaces and parens
-        if len(fields) > 1 and fields[1] == str(pid).encode():
-            children.append(int(entry))
-    return sorted(children)
-
-
-def _sweep_stopped(signum: int, frame: Any) -> None:
-    """SIGTERM's handler in the process of a sweep (`python -m nas.search -m ...`), which searches nothing itself: the
-    jobs its launcher runs on this machine (`hydra/launcher=joblib`: worker processes) are its children, which a `kill`
-    of its pid alone left running as orphans, training trial after trial after the command had ended with status 143.
-    It passes the signal on to them (each stops as a search does on SIGTERM: its trial queued again, its files
-    written; the launcher's helpers ignore it), says so in one line, and ends as the default action would (143). Jobs
-    that are not its children (SLURM's) get nothing from it."""
-    jobs = child_pids(os.getpid())
-    for pid in jobs:
-        try:
-            os.kill(pid, signum)
-        except OSError:  # ended meanwhile
-            pass
-    passed = f" (passed on to its processes {', '.join(map(str, jobs))}: each search worker among them stops at its " \
-        "next training step or trial end and writes its files, in search.log)" if jobs else ""
-    os.write(2, f"sweep stopped by {signal.Signals(signum).name}{passed}; rerun the same command to resume\n".encode())
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
 if __name__ == "__main__":  # first, before even nas.config's import (a second): a signal from the start is said
     signal.signal(signal.SIGINT, _stopped_while_starting)
     signal.signal(signal.SIGTERM, _stopped_while_starting)
@@ -1731,10 +1690,13 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":  # its command line was checked at the top
     if any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in sys.argv[1:]):
         # a sweep: its launcher may run the jobs (and their `main`) in other processes, so this one's Ctrl-C goes back
-        # to Python's default as before, rather than "nothing was written" beside running jobs; SIGTERM ends it as its
-        # default did, but passed on to the local jobs first (a `kill` of this pid alone left them searching)
+        # to Python's default as before, rather than "nothing was written" beside running jobs; SIGTERM is passed on to
+        # the local jobs (a `kill` of this pid alone left them searching), and joblib's workers are looked after
+        # (nas.sweep: a dead worker in one line, the sweep waiting for its stopped workers, no idle worker left behind)
+        from nas.sweep import install
+
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _sweep_stopped)
+        install()
     # `nas.search ... | head -3`: the log lines after go nowhere, and the search runs to its end as it would have
     with closed_stdout_ends_quietly():
         main()

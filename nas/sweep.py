@@ -1,0 +1,311 @@
+"""The process of a local sweep (`python -m nas.search -m hydra/launcher=joblib ...`), which searches nothing itself: its
+launcher runs the search jobs in worker processes, its children (joblib's loky executor). What it adds to that launcher:
+
+* **A stop waits for the workers.** SIGTERM to the sweep's process is passed on to the workers busy with a job (each
+  stops as a search does: its trial queued again, its files written), and the sweep waits up to `WORKERS_WAIT_S` for
+  them to end before it ends with 143, so that a scheduler killing the process group next cuts no file in half. A job
+  the launcher would start after the stop returns at once instead of starting a search.
+* **A worker's exit status comes back as a value.** A job's `sys.exit(n)` (an `error:` line, a stop) raised in the
+  sweep's process made joblib kill the other workers at once, whatever they were writing: it is returned instead, and
+  the sweep ends, once every job has, with the first job's nonzero status (the stop's 128 + signal after a stop).
+* **A dead worker is one line.** A worker killed outright (`kill -9`, the out-of-memory killer) makes joblib kill the
+  others and raise `TerminatedWorkerError`, which Hydra printed as a 40-line traceback: it is one `error:` line naming
+  how the worker ended and the study's finished trials, which the rerun keeps, and exit status 1.
+* **No idle worker lingers.** joblib keeps its workers waiting for more work for 5 minutes, as orphans where the sweep
+  has ended: the executor's workers are shut down as the sweep ends, and a worker whose sweep ended during its job (it
+  stopped waiting, or was killed) ends with that job.
+
+`install()` puts these in place; `python -m nas.search` calls it for a sweep, before Hydra starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+WORKERS_WAIT_S = 60
+"""How long a stopped sweep waits for its workers to write their files and end before it ends without them (they go on
+alone): a search stops at its next training step, and writes its files in seconds."""
+
+
+@dataclass
+class _Launch:
+    """The jobs a sweep's process is running through its launcher: where a stop is marked for the jobs not started yet,
+    and the signal that stopped it (None while it runs)."""
+
+    stop_file: Path
+    stopped_by: int | None = None
+
+
+_launch: _Launch | None = None  # the launch in progress; None outside one (before it, after it, or another launcher)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, read from /proc (Linux); [] where /proc cannot be read."""
+    children = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after the command's name, which may hold spaces and parens
+        if len(fields) > 1 and fields[1] == str(pid).encode():
+            children.append(int(entry))
+    return sorted(children)
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler of its own for `signum` (/proc/<pid>/status's SigCgt mask; False where it
+    cannot be read). A sweep's busy workers catch SIGTERM (the search's handler); its idle workers (`run_job` restores
+    their default) and joblib's helpers (which ignore it) do not."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except OSError:
+        return False
+    found = re.search(r"^SigCgt:\s*([0-9a-fA-F]+)$", status, re.MULTILINE)
+    return found is not None and bool(int(found.group(1), 16) >> (signum - 1) & 1)
+
+
+def search_workers(pid: int, signum: int) -> list[int]:
+    """The children of `pid` that take `signum` as a search does: the workers running a search job. An idle joblib
+    worker dies of a SIGTERM and breaks the executor (joblib then kills the others mid-write), so it is left out."""
+    return [child for child in child_pids(pid) if catches(child, signum)]
+
+
+def _sweep_stopped(signum: int, frame: Any) -> None:
+    """SIGTERM's handler in a sweep's process: the jobs its launcher runs on this machine (`hydra/launcher=joblib`:
+    worker processes) are its children, which a `kill` of its pid alone left running as orphans, training trial after
+    trial. It passes the signal on to the workers busy with a job, says so in one line, and, during a joblib launch,
+    returns to wait for them (`_launch_caring`), up to `WORKERS_WAIT_S` (a second SIGTERM: at once); outside one it ends
+    as the default action would (143). Jobs that are not its children (SLURM's) get nothing from it."""
+    launch = _launch
+    if launch is not None and launch.stopped_by is not None:  # asked twice: the user will not wait
+        _stop_waiting(signum, frame)
+    if launch is not None:  # first: a job starting between the two steps finds the mark, or is among the workers
+        with contextlib.suppress(OSError):
+            os.close(os.open(launch.stop_file, os.O_CREAT | os.O_WRONLY, 0o600))
+    workers = search_workers(os.getpid(), signum)
+    for pid in workers:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            os.kill(pid, signum)
+    passed = f" (passed on to its search workers, pids {', '.join(map(str, workers))}: each stops at its next training " \
+        "step or trial end and writes its files, in search.log)" if workers else ""
+    name = signal.Signals(signum).name
+    if launch is None:
+        os.write(2, f"sweep stopped by {name}{passed}; rerun the same command to resume\n".encode())
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    launch.stopped_by = signum
+    waits = f"; waiting up to {WORKERS_WAIT_S} s for them to end (send it again to end at once)" if workers else ""
+    os.write(2, f"sweep stopped by {name}{passed}{waits}; rerun the same command to resume\n".encode())
+    signal.signal(signal.SIGALRM, _stop_waiting)
+    signal.alarm(WORKERS_WAIT_S)
+
+
+def _stop_waiting(signum: int, frame: Any) -> None:
+    """The end of a stopped sweep's wait (SIGALRM after `WORKERS_WAIT_S`, or a second stop): one line naming the workers
+    still running, which go on writing their files alone, and the stop's exit status at once (os._exit: joblib's
+    cleanup would kill them)."""
+    launch = _launch
+    stopped_by = launch.stopped_by if launch is not None and launch.stopped_by is not None else signum
+    left = search_workers(os.getpid(), signal.SIGTERM)
+    why = f"after {WORKERS_WAIT_S} s" if signum == signal.SIGALRM else f"on a second {signal.Signals(signum).name}"
+    still = f" (pids {', '.join(map(str, left))} go on alone: see search.log for their end)" if left else ""
+    os.write(2, f"sweep: stopped waiting for its workers {why}{still}\n".encode())
+    os._exit(128 + stopped_by)
+
+
+def exit_status(code: Any) -> int:
+    """The exit status Python gives a process that `sys.exit(code)` ends: 0 for None, the number for an int, 1 for
+    anything else (whose text `sys.exit` prints)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def run_job(task_function: Callable[[Any], Any], stop_file: str, cfg: Any) -> int:
+    """One job of a local sweep, in its worker process: `task_function(cfg)` (nas.search's `main`), its exit status
+    returned (0 when it returns) rather than raised as SystemExit, which joblib answered in the sweep's process by
+    killing the other workers. It does not start where the sweep was stopped before it (`stop_file` exists), and leaves
+    SIGINT and SIGTERM as the worker had them, so that an idle worker is not taken for a busy one (`search_workers`).
+    Where the sweep's process has ended meanwhile (it stopped waiting, or was killed), the worker ends with the job:
+    nobody is left to take its result or give it more work, and joblib kept it waiting 5 minutes for that."""
+    from nas.errors import interrupting_signal, stop_on_sigterm
+
+    sweep = os.getppid()
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        stop_on_sigterm()  # before the check: a stop in between is taken as the search takes it
+        if os.path.exists(stop_file):
+            status = 128 + signal.SIGTERM
+        else:
+            task_function(cfg)
+    except SystemExit as e:
+        status = exit_status(e.code)
+    except KeyboardInterrupt as e:  # a stop before the search's own handling began
+        status = 128 + interrupting_signal(e)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    if os.getppid() != sweep:  # an orphan now
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def how_it_died(error: BaseException) -> str:
+    """How a worker ended, from joblib's TerminatedWorkerError ('The exit codes of the workers are {SIGKILL(-9)}')."""
+    codes = [int(c) for c in re.findall(r"\w+\((-?\d+)\)", str(error).rpartition("are {")[2])]
+    if not codes:
+        return "died"
+    code = codes[0]
+    if code == -signal.SIGKILL:
+        return "was killed (SIGKILL: kill -9, or the out-of-memory killer: check dmesg)"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"died of {signal.Signals(-code).name}"
+        return f"died of signal {-code}"
+    return f"exited with status {code}"
+
+
+def finished_trials(storage: str, study_name: str) -> int | None:
+    """The COMPLETE trials of study `study_name` in `storage` (an Optuna storage URL): 0 where the study (or its SQLite
+    file) does not exist yet, None where it cannot be read."""
+    try:
+        import optuna
+        from optuna.trial import TrialState
+        from sqlalchemy.engine import make_url
+
+        url = make_url(storage)
+        if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+            return 0  # not created: opening it would make an empty file
+        rdb = optuna.storages.RDBStorage(storage)
+        try:
+            study_id = rdb.get_study_id_from_name(study_name)
+        except KeyError:
+            return 0
+        return len(rdb.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+    except Exception:  # noqa: BLE001 - a count for a message: without it, the message says less
+        return None
+
+
+def kept_text(studies: Sequence[tuple[str, str]]) -> str:
+    """What the studies of a sweep's jobs keep ((storage URL, study name) pairs), for its error line."""
+    if len(set(studies)) != 1:
+        return "the finished trials are kept in the studies"
+    n = finished_trials(*studies[0])
+    if n is None:
+        return "the finished trials are kept in the study"
+    if n == 0:
+        return "no trial of the study had finished, so nothing is lost"
+    return f"the study's {n:,} finished trial{' is' if n == 1 else 's are'} kept"
+
+
+def _studies_of(launcher: Any, job_overrides: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+    """The (storage URL, study name) of each job, composed as the launcher composes each job's config; [] where one
+    cannot be composed."""
+    from omegaconf import open_dict
+
+    from nas.config import to_run_config
+    from nas.study import storage_url
+
+    studies = []
+    try:
+        for overrides in job_overrides:
+            cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+            if "hydra" in cfg:  # as Hydra gives the job its config: without its own node
+                with open_dict(cfg):
+                    del cfg["hydra"]
+            run = to_run_config(cfg)
+            studies.append((storage_url(run, Path(run.search.runs_dir) / run.search.study_name), run.search.study_name))
+    except Exception:  # noqa: BLE001 - for a message only
+        return []
+    return studies
+
+
+def shut_down_workers() -> None:
+    """End the idle worker processes of joblib's executor now: they waited 5 minutes for more work after the sweep, as
+    orphans once it had ended (joblib's way, `get_reusable_executor().shutdown(wait=True)`)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    with contextlib.suppress(Exception):  # noqa: BLE001 - the sweep's own end matters more
+        get_reusable_executor(reuse=True).shutdown(wait=True)
+
+
+def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Sequence[Sequence[str]],
+                   initial_job_idx: int) -> Any:
+    """The joblib launcher's `launch` (`launch`) with what this module adds (its docstring); ends the process (SystemExit,
+    which Hydra lets through) where a job ended nonzero, the sweep was stopped or a worker died."""
+    from hydra.core.utils import JobStatus
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    global _launch
+    task_function = launcher.task_function
+    with tempfile.TemporaryDirectory(prefix="nas-sweep-") as folder:
+        _launch = _Launch(stop_file=Path(folder) / "stopped")
+        launcher.task_function = functools.partial(run_job, task_function, str(_launch.stop_file))
+        try:
+            runs = launch(launcher, job_overrides, initial_job_idx)
+        except TerminatedWorkerError as e:
+            signal.alarm(0)
+            print(f"error: a search worker of the sweep {how_it_died(e)}, and joblib stopped its other workers with it; "
+                  f"{kept_text(_studies_of(launcher, job_overrides))}: rerun the same command to resume (the trials they "
+                  "were running are run again)", file=sys.stderr)
+            sys.exit(1)
+        finally:
+            signal.alarm(0)
+            launcher.task_function = task_function
+            stopped_by = _launch.stopped_by
+            _launch = None
+            shut_down_workers()
+    if stopped_by is not None:
+        sys.exit(128 + stopped_by)
+    # a job that raised (not SystemExit) is FAILED: Hydra reports it as it did
+    statuses = [run.return_value for run in runs if run.status == JobStatus.COMPLETED]
+    if failed := next((s for s in statuses if isinstance(s, int) and s != 0), None):
+        sys.exit(failed)
+    return runs
+
+
+def install() -> None:
+    """In a sweep's process (`python -m nas.search -m ...`), before Hydra runs: SIGTERM passed on to the local workers
+    (`_sweep_stopped`), and the joblib launcher's jobs run with the care this module describes. Nothing where the joblib
+    launcher is not installed."""
+    signal.signal(signal.SIGTERM, _sweep_stopped)
+    try:
+        from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+    except ImportError:
+        return
+    launch = JoblibLauncher.launch
+    if getattr(launch, "cares_for_workers", False):
+        return
+
+    @functools.wraps(launch)
+    def caring(self: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        return _launch_caring(launch, self, job_overrides, initial_job_idx)
+
+    caring.cares_for_workers = True  # type: ignore[attr-defined]
+    JoblibLauncher.launch = caring  # type: ignore[method-assign]

@@ -1,0 +1,345 @@
+"""A local sweep's process (`python -m nas.search -m hydra/launcher=joblib ...`, nas.sweep): a stop passed on to its
+busy workers and waited for, a job's exit status returned rather than raised, a dead worker in one line, no idle worker
+left behind. The in-process tests check the pieces; the subprocess ones (slow: a sweep starts two searches) the whole."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from joblib.externals.loky.process_executor import TerminatedWorkerError
+from optuna.trial import TrialState, create_trial
+
+import nas.sweep
+from nas.sweep import how_it_died, kept_text, run_job, search_workers
+
+ROOT = Path(__file__).resolve().parent.parent
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _child(handler: str) -> subprocess.Popen:
+    """A child process with SIGTERM `handler` ('catch': a Python handler, as a search worker has; 'default', as an idle
+    joblib worker has; 'ignore', as joblib's helpers have), ready once it has printed 'ready'."""
+    code = {"catch": "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))",
+            "default": "signal.signal(signal.SIGTERM, signal.SIG_DFL)",
+            "ignore": "signal.signal(signal.SIGTERM, signal.SIG_IGN)"}[handler]
+    child = subprocess.Popen([sys.executable, "-c", f"import signal, sys, time\n{code}\nprint('ready', flush=True)\n"
+                              "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    return child
+
+
+def test_only_the_workers_busy_with_a_search_are_passed_the_stop():
+    # An idle joblib worker (SIGTERM at its default) dies of a SIGTERM, which breaks joblib's executor: it then kills
+    # the other workers at once, whatever they were writing. joblib's helpers ignore it. Only a busy worker catches it.
+    children = {handler: _child(handler) for handler in ("catch", "default", "ignore")}
+    try:
+        assert search_workers(os.getpid(), signal.SIGTERM) == [children["catch"].pid]
+    finally:
+        for child in children.values():
+            child.kill()
+            child.wait()
+
+
+def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_path, monkeypatch, capfd):
+    # `kill <pid>` of `python -m nas.search -m hydra/launcher=joblib ...` ended that process (143) and left its joblib
+    # workers, its children, searching on as orphans, trial after trial, unseen. Outside a launch (no jobs to wait for)
+    # the sweep's SIGTERM handler passes the signal on to its busy children, says so in one line, then ends as the
+    # default action does. (A child stands in for a worker; the handler's own end, a SIGTERM to this process, is
+    # recorded instead of sent.)
+    got = tmp_path / "got"
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(got)!r}).write_text('SIGTERM'), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline() == "ready\n"
+        real_kill, ended, reset = os.kill, [], []
+
+        def kill(pid: int, signum: int) -> None:
+            if pid == os.getpid():
+                ended.append(signum)
+            else:
+                real_kill(pid, signum)
+
+        monkeypatch.setattr(os, "kill", kill)
+        monkeypatch.setattr(signal, "signal", lambda signum, handler: reset.append((signum, handler)))
+        nas.sweep._sweep_stopped(signal.SIGTERM, None)
+        assert worker.wait(30) == 0
+    finally:
+        worker.kill()
+    assert got.read_text() == "SIGTERM"  # the worker was told
+    assert ended == [signal.SIGTERM] and reset == [(signal.SIGTERM, signal.SIG_DFL)]  # then it ends as before: 143
+    assert capfd.readouterr().err == (f"sweep stopped by SIGTERM (passed on to its search workers, pids {worker.pid}: "
+                                      "each stops at its next training step or trial end and writes its files, in "
+                                      "search.log); rerun the same command to resume\n")
+
+
+def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tmp_path, monkeypatch, capfd):
+    # During a launch the handler returns instead of ending the process (the sweep ends once its jobs have returned,
+    # their files written), after marking the stop for jobs not started yet and setting the bound of its wait; a second
+    # SIGTERM ends it at once with the stop's status.
+    worker = _child("catch")
+    launch = nas.sweep._Launch(stop_file=tmp_path / "stopped")
+    monkeypatch.setattr(nas.sweep, "_launch", launch)
+    alarms, exits = [], []
+    monkeypatch.setattr(signal, "alarm", alarms.append)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+
+    def _exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", _exit)
+    try:
+        nas.sweep._sweep_stopped(signal.SIGTERM, None)  # returns: the process goes on, waiting
+        assert worker.wait(30) == 0  # told
+    finally:
+        worker.kill()
+    assert launch.stopped_by == signal.SIGTERM and launch.stop_file.exists() and alarms == [nas.sweep.WORKERS_WAIT_S]
+    assert capfd.readouterr().err == (
+        f"sweep stopped by SIGTERM (passed on to its search workers, pids {worker.pid}: each stops at its next training "
+        f"step or trial end and writes its files, in search.log); waiting up to {nas.sweep.WORKERS_WAIT_S} s for them to "
+        "end (send it again to end at once); rerun the same command to resume\n")
+    with pytest.raises(SystemExit):
+        nas.sweep._sweep_stopped(signal.SIGTERM, None)
+    assert exits == [143] and capfd.readouterr().err == "sweep: stopped waiting for its workers on a second SIGTERM\n"
+
+
+def test_a_job_returns_its_exit_status_and_leaves_the_workers_signal_handlers_as_they_were(tmp_path):
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    ran = []
+
+    def ends(code):
+        def task(cfg):
+            ran.append(cfg)
+            sys.exit(code)
+        return task
+
+    stop_file = str(tmp_path / "stopped")
+    assert run_job(ends(2), stop_file, "a") == 2 and run_job(ends(None), stop_file, "b") == 0
+    assert run_job(lambda cfg: ran.append(cfg), stop_file, "c") == 0
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    Path(stop_file).touch()  # the sweep was stopped before this job started: it does not start
+    assert run_job(lambda cfg: ran.append(cfg), stop_file, "d") == 143 and ran == ["a", "b", "c"]
+
+
+def test_a_job_whose_sweep_ended_meanwhile_ends_its_worker(tmp_path, monkeypatch):
+    # An orphan worker (its sweep stopped waiting, or was killed) waited 5 minutes for work nobody would give it.
+    parents, exits = iter([100, 1]), []
+    monkeypatch.setattr(os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(os, "_exit", exits.append)
+    run_job(lambda cfg: sys.exit(143), str(tmp_path / "stopped"), "a")
+    assert exits == [143]
+
+
+class _Launcher(SimpleNamespace):
+    """What `_launch_caring` uses of Hydra's joblib launcher: its task function, its config, and its context's config
+    loader (which composes a job's config from its overrides)."""
+
+
+def _launcher(compose_cfg) -> _Launcher:
+    loader = SimpleNamespace(load_sweep_config=lambda config, overrides: compose_cfg(*overrides))
+    return _Launcher(task_function=None, config=None, hydra_context=SimpleNamespace(config_loader=loader))
+
+
+def _in_process(launcher, job_overrides, initial_job_idx):
+    """A launch that runs each job here, one after the other, as joblib's workers would."""
+    return [JobReturn(status=JobStatus.COMPLETED, _return_value=launcher.task_function(list(o))) for o in job_overrides]
+
+
+def test_a_sweep_ends_with_a_jobs_nonzero_status_once_every_job_has_ended(compose_cfg, capfd):
+    # A job's `sys.exit(n)` (its `error:` line) raised in the sweep's process made joblib kill the other workers at once;
+    # returned, the others end as they would, and the sweep then ends with the first nonzero status.
+    ran = []
+
+    def task(overrides):
+        ran.append(overrides)
+        if overrides == ["search.worker=0"]:
+            print("error: the first job's line", file=sys.stderr)
+            sys.exit(2)
+
+    launcher = _launcher(compose_cfg)
+    launcher.task_function = task
+    with pytest.raises(SystemExit) as ended:
+        nas.sweep._launch_caring(_in_process, launcher, [["search.worker=0"], ["search.worker=1"]], 0)
+    assert ended.value.code == 2 and ran == [["search.worker=0"], ["search.worker=1"]]
+    assert launcher.task_function is task and nas.sweep._launch is None  # as they were
+    assert capfd.readouterr().err == "error: the first job's line\n"
+    launcher.task_function = lambda overrides: None  # all ended well: the launcher's results, as before
+    assert [r.return_value for r in nas.sweep._launch_caring(_in_process, launcher, [["search.worker=0"]], 0)] == [0]
+
+
+def test_a_dead_worker_ends_the_sweep_in_one_line_saying_what_the_study_keeps(tmp_path, compose_cfg, capfd):
+    # joblib's TerminatedWorkerError (a worker killed with -9 or by the OOM killer; joblib kills the others) ended the
+    # command in Hydra's 40-line traceback.
+    def dies(launcher, job_overrides, initial_job_idx):
+        raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated. [...]\n\nThe "
+                                    "exit codes of the workers are {SIGKILL(-9)}\nDetailed tracebacks [...]")
+
+    overrides = [[f"search.runs_dir={tmp_path}", "search.study_name=t", f"search.worker={w}"] for w in (0, 1)]
+    launcher = _launcher(compose_cfg)
+    launcher.task_function = lambda cfg: None
+    with pytest.raises(SystemExit) as ended:
+        nas.sweep._launch_caring(dies, launcher, overrides, 0)
+    assert ended.value.code == 1 and not (tmp_path / "t").exists()  # nothing made to count from
+    assert capfd.readouterr().err == (
+        "error: a search worker of the sweep was killed (SIGKILL: kill -9, or the out-of-memory killer: check dmesg), "
+        "and joblib stopped its other workers with it; no trial of the study had finished, so nothing is lost: rerun "
+        "the same command to resume (the trials they were running are run again)\n")
+    (tmp_path / "t").mkdir()
+    study = optuna.create_study(study_name="t", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}",
+                                directions=["maximize", "minimize"])
+    for value in (0.5, 0.6):
+        study.add_trial(create_trial(values=[value, 1.0], params={}, distributions={}))
+    study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={}))
+    with pytest.raises(SystemExit):
+        nas.sweep._launch_caring(dies, launcher, overrides, 0)
+    assert "; the study's 2 finished trials are kept: rerun the same command" in capfd.readouterr().err
+
+
+def test_how_a_worker_died_is_read_from_joblibs_exit_codes():
+    said = "A worker process [...] terminated.\nThe exit codes of the workers are {%s}\nDetailed tracebacks [...]"
+    assert how_it_died(TerminatedWorkerError(said % "SIGSEGV(-11)")) == "died of SIGSEGV"
+    assert how_it_died(TerminatedWorkerError(said % "EXIT(3)")) == "exited with status 3"
+    assert how_it_died(TerminatedWorkerError("no codes")) == "died"
+    assert kept_text([("sqlite:///a.db", "a"), ("sqlite:///b.db", "b")]) == "the finished trials are kept in the studies"
+
+
+# --- the whole, with real processes -------------------------------------------------------------------------------
+
+def _sweep(tiny_idx_root: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nas.search", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+            "search.worker=0,1", f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32",
+            "train.threads=1", f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false",
+            "search.export_onnx=false", "compress=none", "final_train=none", *extra]
+
+
+def _trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    if not (run_dir / "study.db").is_file():
+        return []
+    try:
+        return optuna.load_study(study_name="t", storage=f"sqlite:///{run_dir / 'study.db'}").get_trials()
+    except Exception:  # noqa: BLE001 - not created yet, or being created
+        return []
+
+
+def _both_training(proc: subprocess.Popen, run_dir: Path, timeout: float = 240) -> list[int]:
+    """The pids of the sweep's two workers, once each trains a trial."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        pids = {t.user_attrs["worker"]["pid"] for t in _trials(run_dir)
+                if t.state == TrialState.RUNNING and "arch" in t.user_attrs and "worker" in t.user_attrs}
+        if len(pids) == 2:
+            return sorted(pids)
+        time.sleep(0.1)
+    raise AssertionError("the two workers never trained at once")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_worker_killed_outright_ends_the_sweep_in_one_line_and_the_rerun_resumes(tiny_idx_root, tmp_path):
+    proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        killed, other = _both_training(proc, tmp_path / "t")
+        os.kill(killed, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    trials = _trials(tmp_path / "t")
+    done = sum(t.state == TrialState.COMPLETE for t in trials)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    kept = f"the study's {done} finished trial{' is' if done == 1 else 's are'} kept" if done else \
+        "no trial of the study had finished, so nothing is lost"
+    assert err.splitlines()[-1] == (
+        "error: a search worker of the sweep was killed (SIGKILL: kill -9, or the out-of-memory killer: check dmesg), and "
+        f"joblib stopped its other workers with it; {kept}: rerun the same command to resume (the trials they were "
+        "running are run again)")
+    assert not _alive(other)  # joblib killed it: its trial is left running in the study, for the rerun to find
+    left = [t for t in trials if t.state == TrialState.RUNNING]
+    assert {t.user_attrs["worker"]["pid"] for t in left} == {killed, other}
+    rerun = subprocess.run(_sweep(tiny_idx_root, tmp_path, f"search.n_trials={done + 1}"), cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = _trials(tmp_path / "t")
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == done + 1
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    for t in left:  # failed as a dead worker's, and queued again
+        assert "died while the trial ran" in trials[t.number].user_attrs["fail_reason"]
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_ends_after_its_workers_have_written_their_files(tiny_idx_root, tmp_path):
+    # It ended with 143 at once while its workers were still stopping: a scheduler that kills the process group next
+    # cut them mid-write. Now both have ended, their files written, when it ends; and none lingers idle.
+    proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        workers = _both_training(proc, tmp_path / "t")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=nas.sweep.WORKERS_WAIT_S + 60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert not [pid for pid in workers if _alive(pid)]
+    assert err.splitlines()[0] == (
+        f"sweep stopped by SIGTERM (passed on to its search workers, pids {', '.join(map(str, workers))}: each stops at "
+        f"its next training step or trial end and writes its files, in search.log); waiting up to "
+        f"{nas.sweep.WORKERS_WAIT_S} s for them to end (send it again to end at once); rerun the same command to resume")
+    log = (tmp_path / "t" / "search.log").read_text()
+    for pid in workers:  # each wrote its outputs, the last thing a stopped search does
+        assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
+    assert (tmp_path / "t" / "pareto.json").is_file()
+    assert not [t for t in _trials(tmp_path / "t") if t.state == TrialState.RUNNING]  # each queued its trial again
+
+
+@pytest.mark.slow
+def test_workers_a_sweep_stopped_waiting_for_end_with_their_job_not_minutes_later(tiny_idx_root, tmp_path):
+    # A second SIGTERM ends the sweep at once; its workers go on stopping alone, and then ended 5 minutes later (joblib
+    # keeps an idle worker waiting for more work that long, orphan or not). Now each ends as its job does.
+    err_file = tmp_path / "err"
+    with open(err_file, "w") as err:  # not a pipe: the workers, outliving the sweep, hold it open
+        proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+    try:
+        workers = _both_training(proc, tmp_path / "t")
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while "sweep stopped by SIGTERM" not in err_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+        said = err_file.read_text()
+        assert "sweep: stopped waiting for its workers on a second SIGTERM (pids " in said, said
+        deadline = time.monotonic() + 120
+        while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
+        proc.kill()
+        for pid in workers if "workers" in locals() else ():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    log = (tmp_path / "t" / "search.log").read_text()
+    for pid in workers:  # their files written all the same
+        assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
