@@ -1689,13 +1689,12 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":  # its command line was checked at the top
     if any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in sys.argv[1:]):
-        # a sweep: its launcher may run the jobs (and their `main`) in other processes, so this one's Ctrl-C goes back
-        # to Python's default as before, rather than "nothing was written" beside running jobs; SIGTERM is passed on to
-        # the local jobs (a `kill` of this pid alone left them searching), and joblib's workers are looked after
-        # (nas.sweep: a dead worker in one line, the sweep waiting for its stopped workers, no idle worker left behind)
+        # a sweep: its launcher may run the jobs (and their `main`) in other processes, so this one's Ctrl-C and
+        # SIGTERM do not say "nothing was written" beside running jobs: SIGTERM is passed on to the local jobs (a `kill`
+        # of this pid alone left them searching), and joblib's workers are looked after (nas.sweep: a stopped sweep
+        # waits for its workers' files, a dead worker is one line, no idle worker is left behind)
         from nas.sweep import install
 
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         install()
     # `nas.search ... | head -3`: the log lines after go nowhere, and the search runs to its end as it would have
     with closed_stdout_ends_quietly():

@@ -3,8 +3,9 @@ launcher runs the search jobs in worker processes, its children (joblib's loky e
 
 * **A stop waits for the workers.** SIGTERM to the sweep's process is passed on to the workers busy with a job (each
   stops as a search does: its trial queued again, its files written), and the sweep waits up to `WORKERS_WAIT_S` for
-  them to end before it ends with 143, so that a scheduler killing the process group next cuts no file in half. A job
-  the launcher would start after the stop returns at once instead of starting a search.
+  them to end before it ends with 143, so that a scheduler killing the process group next cuts no file in half; after
+  Ctrl-C, which the terminal gives every worker itself, it waits as well and ends with 130. A job the launcher would
+  start after the stop returns at once instead of starting a search.
 * **A worker's exit status comes back as a value.** A job's `sys.exit(n)` (an `error:` line, a stop) raised in the
   sweep's process made joblib kill the other workers at once, whatever they were writing: it is returned instead, and
   the sweep ends, once every job has, with the first job's nonzero status (the stop's 128 + signal after a stop).
@@ -93,10 +94,14 @@ def _sweep_stopped(signum: int, frame: Any) -> None:
     worker processes) are its children, which a `kill` of its pid alone left running as orphans, training trial after
     trial. It passes the signal on to the workers busy with a job, says so in one line, and, during a joblib launch,
     returns to wait for them (`_launch_caring`), up to `WORKERS_WAIT_S` (a second SIGTERM: at once); outside one it ends
-    as the default action would (143). Jobs that are not its children (SLURM's) get nothing from it."""
+    as the default action would (143). Jobs that are not its children (SLURM's) get nothing from it. SIGINT (Ctrl-C):
+    `_interrupted`."""
     launch = _launch
     if launch is not None and launch.stopped_by is not None:  # asked twice: the user will not wait
         _stop_waiting(signum, frame)
+    if signum == signal.SIGINT:
+        _interrupted(launch)
+        return
     if launch is not None:  # first: a job starting between the two steps finds the mark, or is among the workers
         with contextlib.suppress(OSError):
             os.close(os.open(launch.stop_file, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -115,6 +120,24 @@ def _sweep_stopped(signum: int, frame: Any) -> None:
     launch.stopped_by = signum
     waits = f"; waiting up to {WORKERS_WAIT_S} s for them to end (send it again to end at once)" if workers else ""
     os.write(2, f"sweep stopped by {name}{passed}{waits}; rerun the same command to resume\n".encode())
+    signal.signal(signal.SIGALRM, _stop_waiting)
+    signal.alarm(WORKERS_WAIT_S)
+
+
+def _interrupted(launch: _Launch | None) -> None:
+    """Ctrl-C in a sweep's process: the terminal gave it to every worker too, so it is not passed on (a second one makes
+    a search stop at once). During a joblib launch the sweep waits for its workers as after SIGTERM: joblib answered
+    Ctrl-C by killing them as they wrote their files, and the command ended in a KeyboardInterrupt traceback. Outside
+    one, KeyboardInterrupt as before."""
+    if launch is None:
+        raise KeyboardInterrupt
+    with contextlib.suppress(OSError):  # jobs not started yet do not start
+        os.close(os.open(launch.stop_file, os.O_CREAT | os.O_WRONLY, 0o600))
+    launch.stopped_by = signal.SIGINT
+    workers = search_workers(os.getpid(), signal.SIGTERM)
+    waits = f"; waiting up to {WORKERS_WAIT_S} s for its search workers (pids {', '.join(map(str, workers))}), which " \
+        "Ctrl-C reached too, to stop and write their files (press it again to end at once)" if workers else ""
+    os.write(2, f"sweep interrupted (Ctrl-C){waits}; rerun the same command to resume\n".encode())
     signal.signal(signal.SIGALRM, _stop_waiting)
     signal.alarm(WORKERS_WAIT_S)
 
@@ -292,9 +315,10 @@ def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Seq
 
 def install() -> None:
     """In a sweep's process (`python -m nas.search -m ...`), before Hydra runs: SIGTERM passed on to the local workers
-    (`_sweep_stopped`), and the joblib launcher's jobs run with the care this module describes. Nothing where the joblib
+    and Ctrl-C waiting for them (`_sweep_stopped`), and the joblib launcher's jobs run with the care this module describes. Nothing where the joblib
     launcher is not installed."""
     signal.signal(signal.SIGTERM, _sweep_stopped)
+    signal.signal(signal.SIGINT, _sweep_stopped)
     try:
         from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
     except ImportError:

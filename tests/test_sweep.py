@@ -343,3 +343,48 @@ def test_workers_a_sweep_stopped_waiting_for_end_with_their_job_not_minutes_late
     log = (tmp_path / "t" / "search.log").read_text()
     for pid in workers:  # their files written all the same
         assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
+
+
+def test_ctrl_c_in_a_sweep_waits_for_its_workers_without_passing_it_on(tmp_path, monkeypatch, capfd):
+    # The terminal gives Ctrl-C to every worker itself (a second one would make a search stop at once); joblib answered
+    # the sweep's KeyboardInterrupt by killing the workers as they wrote their files. Outside a launch: as before.
+    with pytest.raises(KeyboardInterrupt):
+        nas.sweep._sweep_stopped(signal.SIGINT, None)
+    worker = _child("catch")
+    launch = nas.sweep._Launch(stop_file=tmp_path / "stopped")
+    monkeypatch.setattr(nas.sweep, "_launch", launch)
+    alarms = []
+    monkeypatch.setattr(signal, "alarm", alarms.append)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    try:
+        nas.sweep._sweep_stopped(signal.SIGINT, None)
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(1)  # not passed on
+    finally:
+        worker.kill()
+        worker.wait()
+    assert launch.stopped_by == signal.SIGINT and launch.stop_file.exists() and alarms == [nas.sweep.WORKERS_WAIT_S]
+    assert capfd.readouterr().err == (
+        f"sweep interrupted (Ctrl-C); waiting up to {nas.sweep.WORKERS_WAIT_S} s for its search workers (pids "
+        f"{worker.pid}), which Ctrl-C reached too, to stop and write their files (press it again to end at once); rerun "
+        "the same command to resume\n")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweeps_terminal_ends_it_after_its_workers_have_written_their_files(tiny_idx_root, tmp_path):
+    # Ctrl-C reaches the whole foreground process group: the sweep and each worker.
+    proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        workers = _both_training(proc, tmp_path / "t")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=nas.sweep.WORKERS_WAIT_S + 60)
+    finally:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert not [pid for pid in workers if _alive(pid)]
+    log = (tmp_path / "t" / "search.log").read_text()
+    for pid in workers:  # each wrote its outputs, the last thing a stopped search does
+        assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
+    assert not [t for t in _trials(tmp_path / "t") if t.state == TrialState.RUNNING]  # each queued its trial again
