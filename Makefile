@@ -30,7 +30,7 @@ setup: $(STAMP)
 
 data:
 	@$(MAKE) --no-print-directory apt PKGS="dataset-fashion-mnist" NEED="$(FMNIST)" \
-		HINT="Fashion-MNIST is missing; run: sudo apt-get install -y dataset-fashion-mnist (or pass data.root=DIR)" STRICT=1
+		HINT="Fashion-MNIST is missing; run: sudo apt-get install -y dataset-fashion-mnist (or, with your own copy: make setup, then .venv/bin/python -m nas.search data.root=DIR)" STRICT=1
 
 # The scale-out tests run workers on a real PostgreSQL server, which they start themselves from the
 # Debian package's binaries (a throwaway cluster on loopback). Without root and without the package
