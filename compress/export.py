@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 INT8_EXPORT_FORMAT = 3
 
 
-def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
-    """Write an NNCF-quantized torch model as QDQ ONNX (opset 17, dynamic batch, int8 weights).
+def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int,
+                     metadata: Mapping[str, str] | None = None) -> Path:
+    """Write an NNCF-quantized torch model as QDQ ONNX (opset 17, dynamic batch, int8 weights), with `metadata`
+    (`nas.checkpoint.onnx_metadata`) in its `metadata_props`, which the fold keeps.
 
     `path` appears only once the weights are folded: a kill between the export and the fold leaves no file there (a
     tagged temporary one, which `nas.checkpoint.remove_dead_writers_temps` clears), not an unfolded QDQ model (fp32
@@ -63,7 +65,7 @@ def export_int8_onnx(quantized: nn.Module, path: str | os.PathLike, *, in_chans:
             module._export_mode = QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS
     path = Path(path)
     with replacing(path) as tmp:
-        fold_weight_quantizers(export_onnx(quantized, tmp, in_chans=in_chans, img_size=img_size))
+        fold_weight_quantizers(export_onnx(quantized, tmp, in_chans=in_chans, img_size=img_size, metadata=metadata))
     return path
 
 

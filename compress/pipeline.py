@@ -36,8 +36,8 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, file_sha256, fsync_folder, io_contract,
-                            load_checkpoint, member_lock, recorded_image_counts, remove_dead_writers_temps,
-                            save_checkpoint, scratch_folder)
+                            load_checkpoint, member_lock, onnx_metadata, recorded_image_counts,
+                            remove_dead_writers_temps, save_checkpoint, scratch_folder)
 from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import CheckpointError, ConfigError, counted, disk_failure, module_logger, readable_repr
@@ -562,10 +562,15 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     data = scored_subset(data, cfg.eval_images, seed=cfg.seed)
     test = data.test
 
+    # what the files take and give: compressed_metrics.json states it, and each file exported here carries it in its
+    # metadata (the search's model.onnx carries its own)
+    contract = _io_contract(folder, model, data, augment)
+
     # fp32: the search's file (exported again if absent, e.g. a checkpoint from elsewhere).
     fp32_onnx = folder / "model.onnx"
     if not fp32_onnx.is_file():
-        export_onnx(model, fp32_onnx, in_chans=arch.in_chans, img_size=arch.img_size)
+        export_onnx(model, fp32_onnx, in_chans=arch.in_chans, img_size=arch.img_size,
+                    metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
     fp32_logits = torch_logits(model, test, batch_size=eval_batch_size)
     fp32_val = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     # (name, test logits) of the file the next one is compared with, image by image
@@ -599,7 +604,8 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
                 "source_arch_id": arch.arch_id, "prune_ratio": result.ratio, "val_acc": rec.val_acc, "dataset": data.name,
                 "classes": list(data.classes), "metric": data.metric.value,
             })
-            export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+            export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size,
+                        metadata=onnx_metadata(arch=pruned_arch, contract=contract, precision="fp32"))
             files.update(pruned_pt="model_pruned.pt", pruned_onnx="model_pruned.onnx")
             pruned_pred = predict_latency(pruned_arch, hw)
             pruned_logits = onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size)
@@ -618,7 +624,8 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     # int8: PTQ (+ QAT if the drop is too large), exported, evaluated from the files.
     q = quantize(pruned_model, data, cfg.quantize, augment=augment, seed=cfg.seed, fp32_val_acc=pruned_val,
                  eval_batch_size=eval_batch_size, label=arch.arch_id, source="pruned" if pruned["pruned"] else "fp32")
-    export_int8_onnx(q.model, folder / "model_int8.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+    export_int8_onnx(q.model, folder / "model_int8.onnx", in_chans=arch.in_chans, img_size=arch.img_size,
+                     metadata=onnx_metadata(arch=pruned_arch, contract=contract, precision="int8"))
     export_openvino(folder / "model_int8.onnx", folder / "model_int8.xml", in_chans=arch.in_chans, img_size=arch.img_size)
     files.update(int8_onnx="model_int8.onnx", int8_xml="model_int8.xml", int8_bin="model_int8.bin")
     q_logits = torch_logits(q.model, test, batch_size=eval_batch_size)
@@ -688,7 +695,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         # of the files this compression wrote (model.onnx is the search's): to check a copy, and a rerun checks them
         "file_sha256": {name: file_sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
         # what the files take and give, beside them: a checkpoint compressed alone has no search's metrics.json
-        **_io_contract(folder, model, data, augment),
+        **contract,
         "host_latency": {**host, "how": (f"batch 1, {counted(cfg.latency_threads, 'thread')}, interleaved rounds, median of "
                                          "block medians; OpenVINO CPU with INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); "
                                          "*_bound: pre-bound input/output tensors (no Python call overhead)"),
@@ -764,16 +771,22 @@ def _io_contract(folder: Path, model: torch.nn.Module, data: Dataset, augment: D
     """compressed_metrics.json's "input" and "output" (`nas.checkpoint.io_contract`): the images made as `augment` makes
     them, else as the search's metrics.json beside the checkpoint says; {} when neither says how."""
     if augment is None:
-        try:
-            said = json.loads((folder / "metrics.json").read_text())
-            return {"input": dict(said["input"]), "output": dict(said["output"])}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
+        return recorded_io_contract(folder)
     arch = model.arch
     return io_contract(arch=arch, classes=data.classes, mean=model.pixel_mean.flatten().tolist(),
                        std=model.pixel_std.flatten().tolist(), background=augment.background,
                        preprocessing=preprocessing(augment, in_chans=arch.in_chans, img_size=arch.img_size),
                        image_counts=data.image_counts)
+
+
+def recorded_io_contract(folder: Path) -> dict[str, Any]:
+    """The "input" and "output" that the search's metrics.json in `folder` records (`nas.checkpoint.io_contract`);
+    {} where it records none (a checkpoint from elsewhere) or cannot be read."""
+    try:
+        said = json.loads((folder / "metrics.json").read_text())
+        return {"input": dict(said["input"]), "output": dict(said["output"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def select_members(members: list[dict[str, Any]], cfg: CompressConfig) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@
 
 A checkpoint folder runs its int8 OpenVINO IR (`model_int8.xml`) when it has one, else `model.onnx`; a file runs as
 named: `.xml` in OpenVINO, `.onnx` in onnxruntime, `.pt` in torch. The input size, channels and class names come
-from the folder's metrics.json (else its compressed_metrics.json); a file whose SHA-256 differs from the one
+from the folder's metrics.json (else its compressed_metrics.json, else the model file's own metadata); a file whose
+metadata names other classes than that record gets a warning, and one whose SHA-256 differs from the one
 compressed_metrics.json records for it is refused. Images are decoded, converted and resized as `nas.data` reads an image folder (Pillow;
 the whole image stretched to the model's size). Prints one line per image: its path and the `--top` classes with
 their softmax probabilities; when every image lies in a folder named after a class, or in a subfolder of one (new
@@ -35,7 +36,8 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.latency.measure import int8_saturates
-from nas.checkpoint import ImageCounts, atomic_write_text, recorded_image_counts, remove_dead_writers_temps
+from nas.checkpoint import (ImageCounts, atomic_write_text, contract_of_metadata, recorded_image_counts,
+                            remove_dead_writers_temps)
 from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.telemetry import openvino_telemetry_off
@@ -132,28 +134,81 @@ class Contract:
     dataset: str | None = None
 
 
-def _contract(folder: Path) -> Contract:
+def _contract(folder: Path, model: Path | None = None) -> Contract:
     """The input contract of the checkpoint folder's metrics.json, else of its compressed_metrics.json (a checkpoint
-    compressed by `python -m compress.run` outside a search's run folder has no metrics.json)."""
+    compressed by `python -m compress.run` outside a search's run folder has no metrics.json), else of the metadata of
+    the model file `model` (`model_metadata`: an ONNX file exported from 2026-12-07 on, or its IR, carries it, so a file
+    handed over alone still runs)."""
     path = folder / "metrics.json"
     if not path.is_file() and "input" in (_json_object(folder / "compressed_metrics.json") or {}):
         path = folder / "compressed_metrics.json"
+    if not path.is_file() and model is not None and (said := contract_of_metadata(model_metadata(model))) is not None:
+        return _parsed_contract(said, file=folder / model.name, name=f"{model.name} (its metadata)")
     try:
         metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
+                              "folder of a search run, or one compressed by python -m compress.run (or a file in one), "
+                              "or an .onnx file that carries it in its metadata (exported from 2026-12-07 on)") from None
+    except ValueError as e:
+        raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
+    return _parsed_contract(metrics, file=path, name=path.name)
+
+
+def _parsed_contract(metrics: Any, *, file: Path, name: str) -> Contract:
+    """The `Contract` a record of the files' input and output states (metrics.json's, compressed_metrics.json's, or
+    `nas.checkpoint.contract_of_metadata`'s), read from `file`, which errors name; `name`: `Contract.file`."""
+    try:
         said = metrics["input"]
         background = said.get("background")  # absent before data.background: transparency dropped
-        image_counts = recorded_image_counts(said, file=path)  # absent before 2026-12-06: not known (None)
+        image_counts = recorded_image_counts(said, file=file)  # absent before 2026-12-06: not known (None)
         return Contract(int(said["channels"]), int(said["img_size"]),
                         list(metrics["output"]["class_names"]),
                         str(metrics.get("metric", "accuracy")),  # written before data.metric: plain accuracy
-                        None if background is None else int(background), path.name,
+                        None if background is None else int(background), name,
                         str(said.get("preprocessing", "")), image_counts, _same_in_every_channel(said),
                         _channel_averaged_mean(said), _recorded_name(metrics.get("dataset")))
-    except FileNotFoundError:
-        raise CheckpointError(f"no metrics.json in {folder}: it says what input the model takes; pass a checkpoint "
-                              "folder of a search run, or one compressed by python -m compress.run (or a file in one)") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{path} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{file} is not a checkpoint's metrics.json ({type(e).__name__}: {e})") from None
+
+
+def model_metadata(path: Path) -> dict[str, str]:
+    """The metadata a model file carries (`nas.checkpoint.onnx_metadata`): an ONNX file's `metadata_props`, and what
+    OpenVINO kept of them in an IR converted from one (its rt_info `framework` entries); {} for a file with none (made
+    before 2026-12-07, a torch checkpoint) or one that cannot be read (running it says why)."""
+    if path.suffix == ".onnx":
+        from nas.checkpoint import read_onnx_metadata
+
+        return read_onnx_metadata(path)
+    if path.suffix != ".xml":
+        return {}
+    with openvino_telemetry_off():  # its import (the first in a process) sends a message
+        import openvino as ov
+
+    from compress.export import read_openvino
+
+    try:
+        model = read_openvino(ov.Core(), path)
+        kept = model.get_rt_info()["framework"] if model.has_rt_info(["framework"]) else {}
+        return {str(key): value.astype(str) for key, value in dict(kept).items()}
+    except (CheckpointError, RuntimeError, TypeError, AttributeError):
+        return {}
+
+
+def metadata_disagreement(path: Path, contract: Contract) -> str | None:
+    """A warning where the class names the model file at `path` carries in its metadata (`model_metadata`) are not
+    those of the record its folder holds (`contract`): a file copied in from another member's folder, whose predictions
+    would be labelled with this folder's classes without a word. None where they agree, or the file carries none."""
+    said = contract_of_metadata(model_metadata(path))
+    if said is None or said["output"]["class_names"] == contract.classes:  # (as a contract read from that metadata does)
+        return None
+    own, recorded = said["output"]["class_names"], contract.classes
+    differ = (f"{len(own)} classes there, {len(recorded)} in {contract.file}" if len(own) != len(recorded) else
+              next(f"logit {i} is {readable_repr(a)} there but {readable_repr(b)} in {contract.file}"
+                   for i, (a, b) in enumerate(zip(own, recorded)) if a != b))
+    return (f"{path.name} carries other class names in its own metadata than {contract.file} beside it ({differ}): "
+            f"the file was exported for another model (copied from another member's folder?), and its predictions "
+            f"here are labelled by {contract.file}; run it from the folder it was written to")
 
 
 def _same_in_every_channel(said: Mapping[str, Any]) -> bool:
@@ -274,8 +329,10 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
         raise ConfigError(f"{named('memory_budget_gb')}={memory_budget_gb!r} must be a number > 0: GiB of {WORKING_MEMORY} "
                           "one batch of images may take (left out: 70% of the memory available)")
     path = model_file(model_path)
-    contract = _contract(path.parent)
+    contract = _contract(path.parent, path)
     _check_recorded_digests(path)
+    if (disagree := metadata_disagreement(path, contract)) is not None:
+        log.warning("%s", disagree)
     classes = contract.classes
     if not 1 <= top <= len(classes):
         raise ConfigError(f"{named('top')}={top} must be between 1 and the model's {len(classes)} classes")
@@ -787,7 +844,7 @@ def _predict_command(args: argparse.Namespace) -> int:
         predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb,
                               skip_unreadable=args.skip_unreadable, setting_names=CLI_FLAGS)
         print(format_predictions(predictions))
-        contract = _contract(model_file(args.model).parent)
+        contract = _contract(model_file(args.model).parent, model_file(args.model))
         labelled = folder_accuracy(predictions, contract.classes)
         if labelled is None and (note := unsorted_note(predictions, contract.classes)) is not None:
             sys.stdout.flush()  # after the predictions in a terminal too

@@ -510,7 +510,9 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
     onnx_file = folder / "model.onnx"
     if not onnx_file.is_file():  # the compression exports it (a checkpoint from elsewhere)
         return
-    from nas.checkpoint import export_onnx, load_checkpoint, member_lock, onnx_session
+    from nas.checkpoint import export_onnx, load_checkpoint, member_lock, onnx_metadata, onnx_session
+
+    from compress.pipeline import recorded_io_contract
 
     # under the folder's lock: a search final-training the member meanwhile replaces model.pt and model.onnx together
     with member_lock(folder, doing="exporting its model.onnx again"):
@@ -518,7 +520,9 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
             onnx_session(onnx_file, threads=1)
         except CheckpointError as e:
             model = load_checkpoint(folder)
-            export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size)
+            # with the contract the member's metrics.json records, as the search's export wrote it into the file
+            metadata = onnx_metadata(arch=model.arch, contract=recorded_io_contract(folder), precision="fp32")
+            export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size, metadata=metadata)
             log.warning("%s; exported it again from %s", e, folder / "model.pt")
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -783,8 +783,75 @@ def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[floa
     }
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int) -> Path:
-    """Export to ONNX (opset 17, dynamic batch): input `pixels` float32 NCHW in [0, 1], output `logits`."""
+PRECISIONS = ("fp32", "int8")
+"""What an exported file's `precision` metadata says its weights are."""
+
+
+def onnx_metadata(*, arch: ArchConfig, contract: Mapping[str, Any], precision: str) -> dict[str, str]:
+    """The deployment contract that an exported file of `arch` carries in its ONNX `metadata_props` (string keys and
+    values, lists and JSON objects written as JSON), so that the file alone says what it takes and gives: `contract` is
+    `io_contract`'s record (metrics.json's "input" and "output"; {} where none is known: then only the arch's keys),
+    `precision` fp32 or int8. The image counts are left out: they describe the training images, not the file, and a
+    rerun adds them to an older metrics.json without exporting model.onnx again. `contract_of_metadata` reads it back."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; allowed: {', '.join(PRECISIONS)}")
+    import nas
+
+    said, out = contract.get("input") or {}, contract.get("output") or {}
+    meta = {
+        "producer": f"metaformer-nas {nas.__version__}", "precision": precision,
+        "arch_id": arch.arch_id, "arch_json": arch.to_json(),
+        "in_chans": str(arch.in_chans), "img_size": str(arch.img_size),
+        "input_shape": json.dumps([None, arch.in_chans, arch.img_size, arch.img_size]),
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "input_range": "[0, 1] float32 NCHW", "num_classes": str(arch.num_classes),
+    }
+    if said:
+        low, high = said.get("range", (0, 1))
+        meta["input_range"] = f"[{low:g}, {high:g}] {said.get('dtype', 'float32')} {said.get('layout', 'NCHW')}"
+        meta |= {key: said[key] for key in ("normalization", "preprocessing") if key in said}
+        meta |= {key: json.dumps(said[key]) for key in ("mean", "std", "background") if key in said}
+    if "class_names" in out:
+        meta["class_names"] = json.dumps(list(out["class_names"]))
+    return {key: str(value) for key, value in meta.items()}
+
+
+def contract_of_metadata(meta: Mapping[str, str]) -> dict[str, Any] | None:
+    """The "input" and "output" record (as `io_contract` makes it, without image counts) that an exported file's
+    metadata (`onnx_metadata`) states, plus its "arch_id" and "precision"; None where it states no class names and
+    input size (a file exported before 2026-12-07, or by another tool) or they are not what `onnx_metadata` writes."""
+    try:
+        classes = json.loads(meta["class_names"])
+        channels, size = int(meta["in_chans"]), int(meta["img_size"])
+        extra = {key: json.loads(meta[key]) for key in ("mean", "std", "background") if key in meta}
+    except (KeyError, ValueError, TypeError):
+        return None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return None
+    said = {"name": meta.get("input_name", INPUT_NAME), "shape": [None, channels, size, size], "channels": channels,
+            "img_size": size, **extra, **{key: meta[key] for key in ("normalization", "preprocessing") if key in meta}}
+    return {"arch_id": meta.get("arch_id"), "precision": meta.get("precision"), "input": said,
+            "output": {"name": meta.get("output_name", OUTPUT_NAME), "num_classes": len(classes), "class_names": classes}}
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The `metadata_props` of the ONNX file at `path` as a dict; {} where it has none or cannot be read (the runtime
+    that loads it says why)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (OSError, DecodeError, ValueError):
+        return {}
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img_size: int,
+                metadata: Mapping[str, str] | None = None) -> Path:
+    """Export to ONNX (opset 17, dynamic batch): input `pixels` float32 NCHW in [0, 1], output `logits`; `metadata`
+    (`onnx_metadata`: the deployment contract) written into the file's `metadata_props` before it appears at `path`,
+    so that every digest taken of the file is of the file with it."""
     import torch
 
     path = Path(path)
@@ -801,7 +868,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_chans: int, img
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
+        if metadata:
+            _set_onnx_metadata(tmp, metadata)
     return path
+
+
+def _set_onnx_metadata(path: Path, metadata: Mapping[str, str]) -> None:
+    """Write `metadata` into the `metadata_props` of the ONNX file at `path` (in place: a temporary file being made)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, dict(metadata))
+    onnx.save(model, str(path))
 
 
 def onnx_session(path: str | os.PathLike, *, threads: int = 2, reference: bool = False) -> ort.InferenceSession:

@@ -41,7 +41,7 @@ from torch import nn
 from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
-    onnx_logits, read_checkpoint, replacing, replacing_described, save_checkpoint, scratch_folder, torch_logits,
+    onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
@@ -616,6 +616,10 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
         and (not (run.hw.runtime and run.search.export_onnx) or cached.get("measured_latency_ms") is not None)
     )
     truth = data.test.y.numpy()
+    # what the member's files take and give: metrics.json states it, and model.onnx carries it in its metadata
+    contract = io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
+                           preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
+                           background=run.data.background, image_counts=data.image_counts)
     logits: np.ndarray | None = None
     # the test images in batches whose forward pass fits the memory budget (the same logits as one large batch)
     batch = eval_batch_size(arch, batch_size=run.train.eval_batch_size, budget_bytes=memory_budget(run.search.memory_budget_gb))
@@ -678,7 +682,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             test_acc = accuracy(logits, data.test, balanced=data.balanced)
             onnx_acc = onnx_diff = measured = measured_on = spread = timed_file = None
             if run.search.export_onnx:
-                onnx_path = export_onnx(model, out / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size)
+                onnx_path = export_onnx(model, out / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size,
+                                        metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
                 onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
                 onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
                 onnx_diff = float(np.abs(onnx_out - logits).max())
@@ -744,9 +749,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             "macs": lat.macs,
             "dataset": data.name,
             "metric": data.metric.value,  # how every accuracy here is scored (data.metric)
-            **io_contract(arch=arch, classes=data.classes, mean=data.mean, std=data.std,
-                          preprocessing=preprocessing(run.data, in_chans=arch.in_chans, img_size=arch.img_size),
-                          background=run.data.background, image_counts=data.image_counts),
+            **contract,
             # Which images the test accuracies are of (`record_of_test_images`)
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }

@@ -733,3 +733,44 @@ def test_file_sha256_is_the_digest_of_the_files_bytes_and_none_when_it_cannot_be
     (tmp_path / "million_a").write_bytes(b"a" * 1_000_000)  # past any read buffer
     assert file_sha256(tmp_path / "million_a") == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
     assert file_sha256(tmp_path / "missing") is None and file_sha256(tmp_path) is None  # gone, or a folder
+
+
+def test_an_exported_file_carries_its_contract_in_its_metadata_and_one_without_it_still_runs(saved, tmp_path):
+    # A deployment engineer handed model.onnx alone could not tell the class order, input size or preprocessing: they
+    # were in metrics.json only. The file now carries them, as the record metrics.json states them (io_contract).
+    import json
+
+    import onnxruntime as ort
+
+    from nas.checkpoint import (ImageCounts, contract_of_metadata, export_onnx, io_contract, onnx_metadata, onnx_runner,
+                                read_onnx_metadata)
+
+    model, _ = saved
+    contract = io_contract(arch=ARCH, classes=["T-shirt/top", "café", "bag"] + [f"c{i}" for i in range(7)],
+                           mean=[0.2], std=[0.3], preprocessing="idx grey images as stored; uint8 / 255", background=None,
+                           image_counts=ImageCounts(10, 2, 1, 10))
+    path = export_onnx(model, tmp_path / "model.onnx", in_chans=1, img_size=28,
+                       metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32"))
+    meta = ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["class_names"]) == contract["output"]["class_names"]
+    assert (meta["in_chans"], meta["img_size"], json.loads(meta["input_shape"])) == ("1", "28", [None, 1, 28, 28])
+    assert meta["input_range"] == "[0, 1] float32 NCHW" and meta["input_name"] == "pixels"
+    assert meta["preprocessing"] == "idx grey images as stored; uint8 / 255" and meta["precision"] == "fp32"
+    assert ArchConfig.from_json(meta["arch_json"]) == ARCH and meta["arch_id"] == ARCH.arch_id
+    assert meta["producer"] == f"metaformer-nas {nas.__version__}"
+    assert (json.loads(meta["mean"]), json.loads(meta["std"]), json.loads(meta["background"])) == ([0.2], [0.3], None)
+    assert "images" not in meta and "not_square" not in meta  # the training images' counts are no part of the file
+    # read back as the record it came from, the image counts aside
+    said = contract_of_metadata(read_onnx_metadata(path))
+    assert said["output"] == contract["output"] and said["precision"] == "fp32" and said["arch_id"] == ARCH.arch_id
+    assert said["input"] == {k: v for k, v in contract["input"].items()
+                             if k not in ("images", "not_square", "transparent", "grey", "dtype", "layout", "range")}
+    # A file exported without it (before 2026-12-07): no metadata, no contract, and it runs as before
+    old = export_onnx(model, tmp_path / "old.onnx", in_chans=1, img_size=28)
+    assert read_onnx_metadata(old) == {} and contract_of_metadata({}) is None
+    assert ort.InferenceSession(str(old)).get_modelmeta().custom_metadata_map == {}
+    x = torch.rand(2, 1, 28, 28).numpy()
+    assert (onnx_runner(old)(x) == onnx_runner(path)(x)).all()
+    assert read_onnx_metadata(tmp_path / "missing.onnx") == {}
+    (tmp_path / "junk.onnx").write_bytes(b"\xff" * 10)
+    assert read_onnx_metadata(tmp_path / "junk.onnx") == {}

@@ -568,3 +568,37 @@ def test_a_batchnorm_whose_parameters_are_read_through_identity_nodes_is_folded(
     onnx.checker.check_model(model, full_check=True)
     assert [n.op_type for n in graph.node if n.op_type in ("BatchNormalization", "Identity")] == []  # none left over
     np.testing.assert_allclose(_operator_by_operator(model, x)[0], before, rtol=0, atol=0.05 * 1.0001)
+
+
+def test_the_int8_file_carries_its_contract_in_its_metadata_through_the_fold_and_its_ir_keeps_it(tmp_path):
+    # model_int8.onnx, the file a deployment gets, held no class names, input size or preprocessing: they were in
+    # compressed_metrics.json only. Its metadata is written by the export and kept through the weights' fold.
+    import json
+
+    import onnx
+    import onnxruntime as ort
+    import openvino as ov
+    import torch
+
+    from compress.export import export_int8_onnx, export_openvino
+    from compress.quantize import quantize_ptq
+    from nas.checkpoint import file_sha256, io_contract, onnx_metadata
+    from nas.data import Split
+
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    quantized, _ = quantize_ptq(build_model(ARCH).eval(), Split(x=images, y=torch.zeros(8, dtype=torch.long)), size=8,
+                                seed=0)
+    contract = io_contract(arch=ARCH, classes=[f"class {i}" for i in range(ARCH.num_classes)], mean=[0.3], std=[0.2],
+                           preprocessing="idx grey images as stored; uint8 / 255", background=None)
+    metadata = onnx_metadata(arch=ARCH, contract=contract, precision="int8")
+    path = export_int8_onnx(quantized, tmp_path / "model_int8.onnx", in_chans=1, img_size=28, metadata=metadata)
+    session = ort.InferenceSession(str(path))
+    assert any(n.op_type == "DequantizeLinear" for n in onnx.load(str(path)).graph.node)  # folded QDQ
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta == metadata and meta["precision"] == "int8"
+    assert json.loads(meta["class_names"]) == contract["output"]["class_names"]
+    digest = file_sha256(path)  # the digest compressed_metrics.json records is of the file with its metadata
+    xml = export_openvino(path, tmp_path / "model_int8.xml", in_chans=1, img_size=28)
+    assert file_sha256(path) == digest  # the conversion reads the file, never writes it
+    ir = ov.Core().read_model(str(xml))  # OpenVINO keeps ONNX metadata as rt_info: nothing relies on it
+    assert ir.outputs[0].get_partial_shape()[1].get_length() == ARCH.num_classes

@@ -1156,8 +1156,26 @@ def test_a_checkpoint_compressed_alone_records_what_its_files_take_and_give_and_
     assert on_disk["file_sha256"] == {name: hashlib.sha256((checkpoint / name).read_bytes()).hexdigest()
                                       for name in set(on_disk["files"].values()) - {"model.onnx"}}
     assert set(on_disk["file_sha256"]) == set(COMPRESSED_FILES) - {"compressed_metrics.json"}
+    # Each ONNX file carries the same contract in its own metadata, with its own arch and precision, so a file handed
+    # over alone says what it takes and gives
+    import shutil
+
+    import onnxruntime as ort
+
+    from nas.checkpoint import onnx_metadata
+
+    pruned = ArchConfig.from_dict(on_disk["pruned"]["arch"])
+    for name, arch, precision in (("model.onnx", ARCH, "fp32"), ("model_pruned.onnx", pruned, "fp32"),
+                                  ("model_int8.onnx", pruned, "int8")):
+        meta = ort.InferenceSession(str(checkpoint / name)).get_modelmeta().custom_metadata_map
+        assert meta == onnx_metadata(arch=arch, contract=on_disk, precision=precision), name
+        assert json.loads(meta["class_names"]) == list(data.classes)
     image = tmp_path / "one.png"
     Image.fromarray(np.asarray(data.test.x[0, 0], dtype=np.uint8)).save(image)
+    (tmp_path / "alone").mkdir()
+    shutil.copy(checkpoint / "model_int8.onnx", tmp_path / "alone")  # no record beside it: its metadata is read
+    [alone] = predict(tmp_path / "alone" / "model_int8.onnx", [image], top=2)
+    assert alone.classes == predict(checkpoint / "model_int8.onnx", [image], top=2)[0].classes
     [made] = predict(checkpoint, [image], top=2)  # model_int8.xml in OpenVINO
     import openvino as ov
 

@@ -1368,3 +1368,55 @@ def test_fashion_mnists_own_test_images_get_no_brightness_warning(checkpoint, tm
                                          r"fashion_mnist: light clothes on a black background\); these 12 images "
                                          r"have 0\.7\d \(on \[0, 1\], after its preprocessing\), far lighter",
                                          warned[0]), warned
+
+
+def _with_metadata(folder, model, classes):
+    """model.onnx exported again carrying the contract of `classes` in its metadata, as a search now writes it."""
+    from nas.checkpoint import io_contract, onnx_metadata
+
+    contract = io_contract(arch=ARCH, classes=classes, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), background=None,
+                           preprocessing="decoded with Pillow, ...; uint8 / 255")
+    return export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16,
+                       metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32"))
+
+
+def test_a_file_handed_over_alone_is_run_by_the_contract_in_its_own_metadata(checkpoint, photos, tmp_path):
+    # Without its folder's metrics.json a model.onnx was refused ("no metrics.json"): the file now carries its contract,
+    # and OpenVINO keeps it in an IR converted from it.
+    folder, model = checkpoint
+    _with_metadata(folder, model, ["cat", "dog", "bird"])
+    (folder / "metrics.json").write_text(json.dumps({"input": {"channels": 3, "img_size": 16},
+                                                    "output": {"class_names": ["cat", "dog", "bird"]}}))
+    expected = predict(folder / "model.onnx", [photos], top=3)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "model.onnx").write_bytes((folder / "model.onnx").read_bytes())
+    export_openvino(alone / "model.onnx", alone / "model_int8.xml", in_chans=3, img_size=16)
+    for given in (alone / "model.onnx", alone):  # the file, and the folder (its IR)
+        got = predict(given, [photos], top=3)
+        assert [p.classes for p in got] == [p.classes for p in expected]
+        for p, q in zip(got, expected):
+            np.testing.assert_allclose(p.probabilities, q.probabilities, atol=1e-5)
+    # A file from before 2026-12-07 carries none: still refused as before, naming what to pass
+    export_onnx(model, alone / "model.onnx", in_chans=3, img_size=16)
+    with pytest.raises(CheckpointError, match="no metrics.json in .*alone: it says what input the model takes"):
+        predict(alone / "model.onnx", [photos])
+
+
+def test_a_file_whose_metadata_names_other_classes_than_its_folders_record_gets_one_warning(checkpoint, photos, caplog):
+    # A model.onnx copied from another member's folder was labelled by this folder's metrics.json without a word.
+    folder, model = checkpoint
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder / "model.onnx", [photos])  # a file without metadata (before 2026-12-07): nothing to compare
+        _with_metadata(folder, model, CLASSES)
+        predict(folder / "model.onnx", [photos])  # the same classes: nothing to say
+    assert "metadata" not in caplog.text
+    _with_metadata(folder, model, ["blue", "red", "green"])
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        got = predict(folder / "model.onnx", [photos], top=3)
+    said = [r.getMessage() for r in caplog.records if "metadata" in r.getMessage()]
+    assert said == ["model.onnx carries other class names in its own metadata than metrics.json beside it (logit 1 is "
+                    "'red' there but 'green' in metrics.json): the file was exported for another model (copied from "
+                    "another member's folder?), and its predictions here are labelled by metrics.json; run it from "
+                    "the folder it was written to"]
+    assert set(got[0].classes) == set(CLASSES)  # labelled as documented: by the folder's record
