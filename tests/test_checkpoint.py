@@ -595,7 +595,7 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     import numpy as np
 
     from compress.export import export_openvino
-    from nas.checkpoint import export_onnx, io_contract
+    from nas.checkpoint import export_onnx, io_contract, onnx_metadata
 
     arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)),
                       num_classes=3)
@@ -603,11 +603,12 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     model = build_model(arch).eval()
     model.set_normalization([0.3], [0.4])
     folder = tmp_path / "member"
-    export_onnx(model, folder / "model.onnx", in_chans=1, img_size=28)
-    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=1, img_size=28)  # (float here)
-    shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")  # float too: the block runs it as test_acc_reference was
     contract = io_contract(arch=arch, classes=["cat", "dog", "T-shirt/top"], mean=[0.3], std=[0.4],
                            preprocessing="idx grey images as stored; uint8 / 255", background=None)
+    export_onnx(model, folder / "model.onnx", in_chans=1, img_size=28,
+                metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
+    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=1, img_size=28)  # (float here)
+    shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")  # float too: the block runs it as test_acc_reference was
     atomic_write_json(folder / "metrics.json", contract)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     start = readme.index("### Deployment contract\n")
@@ -624,6 +625,7 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     exec(compile(block.replace(placeholder, repr(f"{folder}/")), "README.md (Deployment contract)", "exec"), scope)
     images = scope["images"]
     assert images.shape == (2, 1, 28, 28) and images.dtype == np.uint8  # grey, at the contract's size
+    assert scope["classes"] == contract["output"]["class_names"]  # read from model.onnx's own metadata
     with torch.no_grad():
         expected = model(torch.from_numpy(images).float() / 255.0).numpy()
     assert np.allclose(scope["logits"], expected, atol=1e-4)  # model_int8.onnx's basic session, the block's last

@@ -304,7 +304,7 @@ def test_deployment_contract_block_runs_as_written_and_predicts_what_compress_pr
     from compress.export import export_openvino
     from compress.predict import predict
     from nas.arch import ArchConfig, StageConfig
-    from nas.checkpoint import export_onnx, io_contract
+    from nas.checkpoint import export_onnx, io_contract, onnx_metadata
     from nas.config import DataConfig, DataFormat
     from nas.data import preprocessing
     from nas.model import build_model
@@ -317,12 +317,13 @@ def test_deployment_contract_block_runs_as_written_and_predicts_what_compress_pr
     model = build_model(arch).eval()
     model.set_normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
     folder = tmp_path / "member"
-    export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16)
-    shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")
-    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=3, img_size=16)
     data = DataConfig(name="d", format=DataFormat(data_format), img_size=16, channels=3)
     contract = io_contract(arch=arch, classes=classes, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), background=None,
                            preprocessing=preprocessing(data, in_chans=3, img_size=16))
+    export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16,
+                metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
+    shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")
+    export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=3, img_size=16)
     (folder / "metrics.json").write_text(json.dumps(contract))
 
     rng = np.random.default_rng(1)
@@ -340,6 +341,7 @@ def test_deployment_contract_block_runs_as_written_and_predicts_what_compress_pr
     scope: dict = {}
     exec(compile(block.replace(placeholder, repr(f"{folder}/")), "README.md (Deployment contract)", "exec"), scope)
     assert scope["images"].shape == (2, 3, 16, 16) and scope["images"].dtype == np.uint8
+    assert scope["classes"] == classes  # read from model.onnx's own metadata
     if data_format == "idx":  # grey in 3 channels: what compress.predict feeds a model of idx data
         assert (scope["images"] == scope["images"][:, :1]).all()
 

@@ -2356,3 +2356,72 @@ def test_setup_warnings_kept_for_pareto_json_show_a_name_that_is_not_utf8_as_the
     assert _joined([earlier], [f"1 test image has the pixels of a training image: {name}", "plain"]) == [
         "left out (e.g. \\xe9t\\xe9.png)", "1 test image has the pixels of a training image: cat/caf\\xe9.png", "plain"]
 
+
+def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_path, monkeypatch, capfd):
+    # `kill <pid>` of `python -m nas.search -m hydra/launcher=joblib ...` ended that process (143) and left its joblib
+    # workers, its children, searching on as orphans, trial after trial, unseen. The sweep's SIGTERM handler passes the
+    # signal on to its children, says so in one line, then ends as the default action does. (A child stands in for a
+    # worker; the handler's own end, a SIGTERM to this process, is recorded instead of sent.)
+    import nas.search
+
+    got = tmp_path / "got"
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(got)!r}).write_text('SIGTERM'), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline() == "ready\n"
+        real_kill, ended, reset = os.kill, [], []
+
+        def kill(pid: int, signum: int) -> None:
+            if pid == os.getpid():
+                ended.append(signum)
+            else:
+                real_kill(pid, signum)
+
+        monkeypatch.setattr(os, "kill", kill)
+        monkeypatch.setattr(signal, "signal", lambda signum, handler: reset.append((signum, handler)))
+        nas.search._sweep_stopped(signal.SIGTERM, None)
+        assert worker.wait(30) == 0
+    finally:
+        worker.kill()
+    assert got.read_text() == "SIGTERM"  # the worker was told
+    assert ended == [signal.SIGTERM] and reset == [(signal.SIGTERM, signal.SIG_DFL)]  # then it ends as before: 143
+    assert capfd.readouterr().err == (f"sweep stopped by SIGTERM (passed on to its processes {worker.pid}: each search "
+                                      "worker among them stops at its next training step or trial end and writes its "
+                                      "files, in search.log); rerun the same command to resume\n")
+
+
+def test_a_members_model_onnx_carries_what_its_metrics_json_states_and_a_rerun_keeps_an_older_file_as_it_is(
+        tiny_idx_root, tmp_path, compose_cfg, finished_search):
+    # model.onnx held no class names, input contract or preprocessing: only metrics.json beside it did. The file now
+    # carries the same record (its image counts aside) in its metadata; a file exported before keeps working, and a
+    # rerun that keeps it leaves it untouched (rewritten, its SHA-256 recorded in metrics.json would no longer hold).
+    import onnx
+    from PIL import Image
+
+    from compress.predict import predict
+    from nas.arch import ArchConfig
+    from nas.checkpoint import onnx_metadata
+
+    result = _copy_of(finished_search, tmp_path)
+    [folder] = [p for p in (result.run_dir / "checkpoints").iterdir() if (p / "metrics.json").is_file()]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    meta = ort.InferenceSession(str(folder / "model.onnx")).get_modelmeta().custom_metadata_map
+    arch = ArchConfig.from_json((folder / "arch.json").read_text())
+    assert meta == onnx_metadata(arch=arch, contract=metrics, precision="fp32")
+    assert json.loads(meta["class_names"]) == metrics["output"]["class_names"] and meta["arch_id"] == metrics["arch_id"]
+    assert meta["preprocessing"] == metrics["input"]["preprocessing"]
+    assert (int(meta["img_size"]), int(meta["in_chans"])) == (metrics["input"]["img_size"], metrics["input"]["channels"])
+    # the file as a version before 2026-12-07 exported it: no metadata
+    old = onnx.load(str(folder / "model.onnx"))
+    del old.metadata_props[:]
+    onnx.save(old, str(folder / "model.onnx"))
+    before = (folder / "model.onnx").read_bytes()
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    assert (folder / "model.onnx").read_bytes() == before
+    assert json.loads((folder / "metrics.json").read_text())["output"] == metrics["output"]
+    image = tmp_path / "one.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(image)
+    assert predict(folder / "model.onnx", [image], top=1)[0].classes[0] in metrics["output"]["class_names"]
