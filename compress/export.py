@@ -1,7 +1,8 @@
 """Deployable files and their verification: QDQ int8 ONNX, OpenVINO IR, evaluation from the files.
 
 Contract of every file (same as the search's `model.onnx`): input `pixels`, float32 NCHW in [0, 1]
-with a dynamic batch axis, normalisation inside, output `logits`.
+with a dynamic batch axis, normalisation inside, output `logits`. Each ONNX file also carries it, with its class names
+and preprocessing, in its `metadata_props` (`nas.checkpoint.onnx_metadata`).
 
 - `model_int8.onnx`: standard QuantizeLinear/DequantizeLinear pairs (what NPU vendor compilers
   take). NNCF's default ONNX export writes OpenVINO-only FakeQuantize nodes, so every quantizer is
