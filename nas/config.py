@@ -28,7 +28,8 @@ from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingManda
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, exit_with_error, module_logger, require_path, wrong_type
-from nas.latency.hardware import FIELD_UNITS, FITTED_FIELDS, HardwareProfile, check_threads, element_size_warning
+from nas.latency.hardware import (FIELD_UNITS, FITTED_FIELDS, HardwareProfile, check_name, check_threads,
+                                  element_size_warning)
 from nas.latency.ops import OP_KINDS
 
 
@@ -1703,15 +1704,51 @@ def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
     return run
 
 
-def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool = False) -> None:
+# Upper bounds of settings that had none: generous, far past any use, so that only a typo (1e12, a value meant for
+# another setting) is refused, at once, instead of failing every trial or never finishing.
+LR_MAX = 1.0
+"""The largest learning rate (train.lr, final_train.lr, compress.recover.lr, compress.quantize.qat.lr). AdamW moves
+each weight by about the learning rate per step whatever the gradient's size, and these models' weights are ~0.1 or
+smaller: at 1 a step already overshoots them, above it the losses go NaN and every trial fails. The recipes use 1e-5
+to 3e-3."""
+EPOCHS_MAX = 10_000
+"""The most epochs of any training (train, final_train, recovery, QAT); the recipes use 1 to 6."""
+BATCH_MAX = 65_536
+"""The largest batch_size and eval_batch_size (images per step). One larger than the training images is no error: the
+training then takes all of them in one step per epoch (`nas.train.fit`), as a subset larger than the split is the
+whole split."""
+N_TRIALS_MAX = 1_000_000
+"""The most trials a study may be asked to hold (search.n_trials, search.n_startup_trials); a search meant to run
+until a time is up sets search.timeout_s instead."""
+HEARTBEAT_MAX_S = 3600
+"""The longest search.heartbeat_s: Optuna's heartbeat thread waits that long between beats, and past ~9.2e9 s
+(`threading.TIMEOUT_MAX`) the wait itself fails."""
+GRACE_MAX_S = 86_400
+"""The longest search.grace_s (a day): a worker silent for longer is lost; its trial would never be retried."""
+TEMPERATURE_MAX = 100.0
+"""The highest distillation temperature (compress.recover / compress.quantize.qat.temperature): the loss is scaled by
+its square, and at such temperatures the teacher's probabilities are uniform, teaching nothing; the recipes use 2."""
+IMG_SIZE_MAX = 1024
+"""The largest data.img_size: every image is resized to it and kept decoded in memory, and the search's candidates
+are small MetaFormers for an edge chip."""
+
+
+def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool = False, most: float | None = None,
+              why: str = "") -> None:
+    """`ConfigError` unless `value` is a finite number > 0 (a whole one with `integer`; None with `allow_none`) and at
+    most `most`, where given; `why` (what the value is, why the bound) is added to the message."""
     if value is None and allow_none:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     if integer:
         ok = ok and float(value).is_integer()
+    if ok and most is not None:
+        ok = value <= most
     if not ok:
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name}={value!r} must be {kind} > 0" + (" or null" if allow_none else ""))
+        bound = "> 0" if most is None else f"in [1, {most}]" if integer else f"in (0, {most:g}]"
+        raise ConfigError(f"{name}={value!r} must be {kind} {bound}" + (" or null" if allow_none else "")
+                          + (f" ({why})" if why else ""))
 
 
 
@@ -1746,20 +1783,25 @@ def validate_storage_url(url: str) -> None:
 
 
 def _epochs_from_zero(value: Any, name: str, zero: str) -> None:
-    """`ConfigError` unless `value` is an integer >= 0, naming what 0 means (e.g. final_train.epochs=0: no final training)."""
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        raise ConfigError(f"{name}={value!r} must be an integer >= 0 (0: {zero})")
+    """`ConfigError` unless `value` is an integer in [0, EPOCHS_MAX], naming what 0 means (e.g. final_train.epochs=0: no
+    final training)."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= EPOCHS_MAX):
+        raise ConfigError(f"{name}={value!r} must be an integer in [0, {EPOCHS_MAX}] (0: {zero})")
+
+
+_LR_WHY = "AdamW's learning rate: larger steps make the losses NaN"
+_BATCH_WHY = "images per step; more than the training images is one step of all of them"
 
 
 def _validate_train(t: TrainConfig, where: str, *, allow_zero_epochs: bool = False) -> None:
     if allow_zero_epochs:  # the message must not say "> 0" where 0 is allowed
         _epochs_from_zero(t.epochs, f"{where}.epochs", "no final training, the proxy-trained weights are kept")
     else:
-        _positive(t.epochs, f"{where}.epochs", integer=True)
+        _positive(t.epochs, f"{where}.epochs", integer=True, most=EPOCHS_MAX)
     _positive(t.subset, f"{where}.subset", allow_none=True, integer=True)
-    _positive(t.batch_size, f"{where}.batch_size", integer=True)
-    _positive(t.eval_batch_size, f"{where}.eval_batch_size", integer=True)
-    _positive(t.lr, f"{where}.lr")
+    _positive(t.batch_size, f"{where}.batch_size", integer=True, most=BATCH_MAX, why=_BATCH_WHY)
+    _positive(t.eval_batch_size, f"{where}.eval_batch_size", integer=True, most=BATCH_MAX, why="images per forward pass")
+    _positive(t.lr, f"{where}.lr", most=LR_MAX, why=_LR_WHY)
     check_threads(t.threads, f"{where}.threads")
     for name in ("weight_decay", "label_smoothing", "warmup_frac"):
         if not (0 <= getattr(t, name) < 1):
@@ -1776,7 +1818,8 @@ def validate_run_config(run: RunConfig) -> None:
     _validate_train(run.train, "train")
     _validate_train(run.final_train, "final_train", allow_zero_epochs=True)
     s = run.search
-    _positive(s.n_trials, "search.n_trials", integer=True)
+    _positive(s.n_trials, "search.n_trials", integer=True, most=N_TRIALS_MAX,
+              why="for a search that runs until a time is up, set search.timeout_s")
     _positive(s.population_size, "search.population_size", integer=True)
     if s.population_size < 2:  # (Optuna's NSGA-II refuses fewer: it breeds pairs)
         raise ConfigError(f"search.population_size={s.population_size} must be >= 2 (NSGA-II breeds pairs of parents)")
@@ -1785,18 +1828,21 @@ def validate_run_config(run: RunConfig) -> None:
         raise ConfigError(f"search.runs_dir={s.runs_dir!r} is empty; allowed: a folder path (default: runs)")
     if not str(s.study_name).strip():
         raise ConfigError(f"search.study_name={s.study_name!r} is empty; allowed: a name for the run folder and study")
-    if s.n_startup_trials < 0:
-        raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be >= 0")
+    if not 0 <= s.n_startup_trials <= N_TRIALS_MAX:
+        raise ConfigError(f"search.n_startup_trials={s.n_startup_trials!r} must be an integer in [0, {N_TRIALS_MAX}]")
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)
     _positive(s.timeout_s, "search.timeout_s", allow_none=True)
     _positive(s.max_failures_in_a_row, "search.max_failures_in_a_row", allow_none=True, integer=True)
     _positive(s.memory_budget_gb, "search.memory_budget_gb", allow_none=True)
     if not (isinstance(s.worker, int) and s.worker >= 0):
         raise ConfigError(f"search.worker={s.worker!r} must be an integer >= 0 (index of this worker)")
-    _positive(s.heartbeat_s, "search.heartbeat_s", integer=True)
+    _positive(s.heartbeat_s, "search.heartbeat_s", integer=True, most=HEARTBEAT_MAX_S, why="seconds between heartbeats")
     if not s.grace_s > s.heartbeat_s:
         raise ConfigError(f"search.grace_s={s.grace_s!r} must be larger than search.heartbeat_s={s.heartbeat_s!r} "
                           "(a live worker would be declared dead between two heartbeats)")
+    if s.grace_s > GRACE_MAX_S:
+        raise ConfigError(f"search.grace_s={s.grace_s!r} is too long; allowed: up to {GRACE_MAX_S} seconds (a day): a "
+                          "worker silent that long is lost")
     if s.max_retry < 0:
         raise ConfigError(f"search.max_retry={s.max_retry!r} must be >= 0")
     es = s.early_stop
@@ -1825,11 +1871,12 @@ def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool
     if allow_zero_epochs:
         _epochs_from_zero(f.epochs, f"{where}.epochs", "disabled")
     else:
-        _positive(f.epochs, f"{where}.epochs", integer=True)
+        _positive(f.epochs, f"{where}.epochs", integer=True, most=EPOCHS_MAX)
     _positive(f.subset, f"{where}.subset", allow_none=True, integer=True)
-    _positive(f.batch_size, f"{where}.batch_size", integer=True)
-    _positive(f.lr, f"{where}.lr")
-    _positive(f.temperature, f"{where}.temperature")
+    _positive(f.batch_size, f"{where}.batch_size", integer=True, most=BATCH_MAX, why=_BATCH_WHY)
+    _positive(f.lr, f"{where}.lr", most=LR_MAX, why=_LR_WHY)
+    _positive(f.temperature, f"{where}.temperature", most=TEMPERATURE_MAX,
+              why="of the distillation; higher makes the teacher's answer uniform")
     if not (0 <= f.alpha <= 1):
         raise ConfigError(f"{where}.alpha={f.alpha!r} must be in [0, 1] (weight of the distillation term)")
     if not (0 <= f.weight_decay < 1):
@@ -1839,7 +1886,8 @@ def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool
 
 
 def validate_data_config(d: DataConfig) -> None:
-    """Check the data group's values (sizes, channels, shifts); `ConfigError` naming the value otherwise."""
+    """Check the data group's values (name, sizes, channels, shifts); `ConfigError` naming the value otherwise."""
+    check_name(d.name, "data.name")
     for name in ("val_size", "test_size"):
         # Hydra holds the value as a float: echoed with :g, as typed (93, not 93.0), and with both forms it takes
         size = getattr(d, name)
@@ -1850,10 +1898,12 @@ def validate_data_config(d: DataConfig) -> None:
                     else "is neither a fraction (< 1) nor a whole count of images")
             raise ConfigError(f"data.{name}={size:g} {what}; allowed: a fraction of the images (0 < {name} < 1, e.g. "
                               f"0.2) or a whole count of images (>= 1, e.g. 500)")
-    # before `_positive`, whose "> 0" would pass 1 to be refused next as below 4: one line with the real bound
-    if isinstance(d.img_size, (int, float)) and not isinstance(d.img_size, bool) and d.img_size < MIN_IMG_SIZE:
-        # else every trial of a search fails building its model
-        raise ConfigError(f"data.img_size={d.img_size!r} is too small; allowed: an integer >= {MIN_IMG_SIZE}, or null (native size)")
+    # before `_positive`, whose "> 0" would pass 1 to be refused next as below 4: one line with the real bounds
+    if isinstance(d.img_size, (int, float)) and not isinstance(d.img_size, bool) and not (
+            MIN_IMG_SIZE <= d.img_size <= IMG_SIZE_MAX):
+        # too small: every trial of a search fails building its model; too large: the resized images fill the memory
+        raise ConfigError(f"data.img_size={d.img_size!r} is too {'small' if d.img_size < MIN_IMG_SIZE else 'large'}; "
+                          f"allowed: an integer in [{MIN_IMG_SIZE}, {IMG_SIZE_MAX}], or null (native size)")
     _positive(d.img_size, "data.img_size", allow_none=True, integer=True)
     if d.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels={d.channels!r}; allowed: 1, 3 or null (detect)")

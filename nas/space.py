@@ -15,6 +15,7 @@ from nas.arch import ACTS, KERNEL_MIXERS, MIXERS, NORMS, ArchConfig, StageConfig
 from nas.config import SpaceConfig
 from nas.errors import ConfigError
 from nas.latency import HardwareProfile, predict_latency
+from nas.latency.hardware import check_name
 
 if TYPE_CHECKING:  # only the trials' type: validating a space (every latency tool's start) needs no Optuna
     import optuna
@@ -29,6 +30,7 @@ def _choose(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[Any]) ->
 
 def validate_space(space: SpaceConfig) -> None:
     """Raise `ConfigError` if any combination the space allows is not a valid architecture."""
+    check_name(space.name, "space.name")
     where = f"space {space.name!r}"
     if not space.stages:
         raise ConfigError(f"{where}: 'stages' is empty; list at least one stage")

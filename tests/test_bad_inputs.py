@@ -98,8 +98,36 @@ SEARCH_CASES = [
     (["n_trail=3"], "n_trail is not a setting of the config (did you mean search.n_trials?)"),
     (["+nope=1"], "nope is not a setting of the config; allowed: hw, space, data, train, search, final_train, compress"),
     # values (validated before any work)
-    (["search.n_trials=0"], "search.n_trials=0 must be an integer > 0"),
-    (["search.n_trials=-5"], "search.n_trials=-5 must be an integer > 0"),
+    (["search.n_trials=0"], "search.n_trials=0 must be an integer in [1, 1000000]"),
+    (["search.n_trials=-5"], "search.n_trials=-5 must be an integer in [1, 1000000]"),
+    # finite bounds, far past any use: a typo such as 1e12 trained every trial to NaN, or never finished
+    (["search.n_trials=1000000000000"], "search.n_trials=1000000000000 must be an integer in [1, 1000000] (for a search "
+                                        "that runs until a time is up, set search.timeout_s)"),
+    (["search.n_startup_trials=1000001"], "search.n_startup_trials=1000001 must be an integer in [0, 1000000]"),
+    # Optuna's heartbeat thread failed waiting past threading.TIMEOUT_MAX (~9.2e9 s)
+    (["search.heartbeat_s=1000000000000"], "search.heartbeat_s=1000000000000 must be an integer in [1, 3600] (seconds"),
+    (["search.grace_s=1000000000000"], "search.grace_s=1000000000000 is too long; allowed: up to 86400 seconds"),
+    (["train.lr=1000000000000"], "train.lr=1000000000000.0 must be a number in (0, 1] (AdamW's learning rate: larger "
+                                 "steps make the losses NaN)"),
+    (["final_train.lr=1.5"], "final_train.lr=1.5 must be a number in (0, 1]"),
+    (["compress.recover.lr=2"], "compress.recover.lr=2.0 must be a number in (0, 1]"),
+    (["compress.quantize.qat.lr=10"], "compress.quantize.qat.lr=10.0 must be a number in (0, 1]"),
+    (["compress.recover.temperature=1000"], "compress.recover.temperature=1000.0 must be a number in (0, 100]"),
+    (["train.epochs=1000000000000"], "train.epochs=1000000000000 must be an integer in [1, 10000]"),
+    (["final_train.epochs=10001"], "final_train.epochs=10001 must be an integer in [0, 10000] (0: no final training"),
+    (["compress.quantize.qat.epochs=1000000000000"], "compress.quantize.qat.epochs=1000000000000 must be an integer in "
+                                                     "[0, 10000] (0: disabled)"),
+    (["compress.recover.epochs=10001"], "compress.recover.epochs=10001 must be an integer in [1, 10000]"),
+    (["train.batch_size=1000000000000"], "train.batch_size=1000000000000 must be an integer in [1, 65536] (images per "
+                                         "step; more than the training images is one step of all of them)"),
+    (["final_train.eval_batch_size=65537"], "final_train.eval_batch_size=65537 must be an integer in [1, 65536]"),
+    (["compress.recover.batch_size=65537"], "compress.recover.batch_size=65537 must be an integer in [1, 65536]"),
+    # empty names: the default study name was 'metaformer_t--fashion_mnist', the report titled by nothing
+    (["hw.name=''"], "hw.name='' is empty; allowed: a name, usually its file's (it names the study, the run folder"),
+    (["hw.name=' '"], "hw.name=' ' is empty; allowed: a name"),
+    (["data.name=''"], "data.name='' is empty; allowed: a name"),
+    (["data.name='  '"], "data.name='  ' is empty; allowed: a name"),
+    (["space.name=''"], "space.name='' is empty; allowed: a name"),
     (["search.latency_budget_ms=-1"], "search.latency_budget_ms=-1.0 must be a number > 0 or null"),
     (["search.latency_budget_ms=0.001"], "search.latency_budget_ms=0.001 cannot be met: the fastest architecture of space"),
     (["search.timeout_s=0"], "search.timeout_s=0.0 must be a number > 0 or null"),
@@ -108,8 +136,8 @@ SEARCH_CASES = [
     (["search.heartbeat_s=10", "search.grace_s=5"], "search.grace_s=5 must be larger than search.heartbeat_s=10"),
     (["search.max_retry=-1"], "search.max_retry=-1 must be >= 0"),
     (["search.study_name=a/b"], "search.study_name='a/b' must be a non-empty folder name"),
-    (["train.lr=0"], "train.lr=0.0 must be a number > 0"),
-    (["train.batch_size=0"], "train.batch_size=0 must be an integer > 0"),
+    (["train.lr=0"], "train.lr=0.0 must be a number in (0, 1]"),
+    (["train.batch_size=0"], "train.batch_size=0 must be an integer in [1, 65536]"),
     (["train.weight_decay=1.5"], "train.weight_decay=1.5 must be in [0, 1)"),
     (["search.early_stop.enabled=true"], "search.early_stop.after_epochs=1 must be < train.epochs=1"),
     (["search.early_stop.safety=0.5"], "search.early_stop.safety=0.5 must be a finite number >= 1"),
@@ -139,10 +167,11 @@ SEARCH_CASES = [
     (["data.test_size=1.5"], "data.test_size=1.5 is neither a fraction (< 1) nor a whole count of images; allowed:"),
     (["data.channels=2"], "data.channels=2; allowed: 1, 3 or null"),
     # every trial failed building its model (a traceback each), in a run folder already made
-    (["data.img_size=3"], "data.img_size=3 is too small; allowed: an integer >= 4, or null (native size)"),
+    (["data.img_size=3"], "data.img_size=3 is too small; allowed: an integer in [4, 1024], or null (native size)"),
     # it said "must be an integer > 0 or null", and then data.img_size=1 was refused as too small, allowed >= 4
-    (["data.img_size=0"], "data.img_size=0 is too small; allowed: an integer >= 4, or null (native size)"),
-    (["data.img_size=-5"], "data.img_size=-5 is too small; allowed: an integer >= 4, or null (native size)"),
+    (["data.img_size=0"], "data.img_size=0 is too small; allowed: an integer in [4, 1024], or null (native size)"),
+    (["data.img_size=-5"], "data.img_size=-5 is too small; allowed: an integer in [4, 1024], or null (native size)"),
+    (["data.img_size=1000000000000"], "data.img_size=1000000000000 is too large; allowed: an integer in [4, 1024], or null"),
     (["data.root={img}/tiny3", "data.img_size=null"], "dataset 'fashion_mnist' has 3x3 images; models take >= 4x4: set data.img_size=4"),
     # a random shift as large as the images blanks many of them
     (["train.max_shift=28"], "train.max_shift=28 shifts 28x28 images entirely out of view; allowed: 0..27"),
@@ -180,8 +209,8 @@ SEARCH_CASES = [
     (["compress.recover.precision=fp16"], "compress.recover.precision"),
     (["compress.top_k=0"], "compress.top_k=0 must be an integer > 0"),
     # 0 is allowed for these two: the message said "> 0"
-    (["final_train.epochs=-1"], "final_train.epochs=-1 must be an integer >= 0 (0: no final training"),
-    (["compress.quantize.qat.epochs=-1"], "compress.quantize.qat.epochs=-1 must be an integer >= 0 (0: disabled)"),
+    (["final_train.epochs=-1"], "final_train.epochs=-1 must be an integer in [0, 10000] (0: no final training"),
+    (["compress.quantize.qat.epochs=-1"], "compress.quantize.qat.epochs=-1 must be an integer in [0, 10000] (0: disabled)"),
     # paths
     (["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
     # a folder of class folders without data=imagefolder: it was told to install Fashion-MNIST

@@ -855,17 +855,17 @@ def test_a_refusal_of_changed_images_before_any_trial_finished_says_nothing_is_l
 
 def test_a_study_with_no_finished_trial_refused_for_other_settings_says_nothing_is_lost(tmp_path, compose_cfg,
                                                                                         tiny_idx_root):
-    # A search whose every candidate diverged at train.lr=1e9 stops and asks for a fix; the rerun with train.lr=3e-3 was
+    # A search whose every candidate diverged at train.lr=0.9 stops and asks for a fix; the rerun with train.lr=3e-3 was
     # refused as if trials were at stake ("rerun with the same ones to resume"), though the study held none finished.
     base = [f"search.storage=sqlite:///{tmp_path / 's.db'}", f"data.root={tiny_idx_root}"]
     storage = open_storage(to_run_config(compose_cfg(*base)), tmp_path)
-    study = open_study(to_run_config(compose_cfg(*base, "train.lr=1e9")), storage, optuna.samplers.RandomSampler())
+    study = open_study(to_run_config(compose_cfg(*base, "train.lr=0.9")), storage, optuna.samplers.RandomSampler())
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
     fixed = to_run_config(compose_cfg(*base, "train.lr=3e-3"))
     with pytest.raises(ConfigError) as err:
         open_study(fixed, storage, optuna.samplers.RandomSampler())
     assert str(err.value) == (
-        "study 'metaformer_t-edge_npu-fashion_mnist' was created with other train settings (train.lr: 1000000000.0 then, "
+        "study 'metaformer_t-edge_npu-fashion_mnist' was created with other train settings (train.lr: 0.9 then, "
         "0.003 now); no trial of it has finished, so nothing is lost: pass a new search.study_name=..., or rerun with "
         "the same ones to resume")
     study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))

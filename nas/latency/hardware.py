@@ -29,6 +29,15 @@ def check_threads(value: object, name: str, *, what: str = "threads") -> None:
         raise ConfigError(f"{name}={value!r} must be an integer in [1, {MAX_THREADS}] ({what})")
 
 
+def check_name(value: object, name: str) -> None:
+    """`ConfigError` unless `value` is a non-empty name (hw.name, data.name, space.name): a group's name goes into the
+    default study name, the run folder, the report's title and the latency tools' file names, where '' or spaces left
+    a name such as 'metaformer_t--fashion_mnist'."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name}={value!r} is empty; allowed: a name, usually its file's (it names the study, the "
+                          "run folder and the report)")
+
+
 MAX_CHANNEL_MULTIPLE = 256
 """The largest `hw.channel_multiple` taken: as wide as the widest MAC arrays (a TPU's MXU is 128 or 256 channels). Pruning
 rounds each width to it and leaves a layer no wider than one multiple as it is, so a larger value (1e12, a typo) made
@@ -224,6 +233,7 @@ class HardwareProfile:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
+        check_name(self.name, "hw.name")
         for key, kind in (("efficiency", Mapping), ("calibration", Mapping), ("fused_kinds", Sequence),
                           ("host_kinds", Sequence), ("residual", Sequence), ("fitted_archs", Sequence),
                           ("measured_inputs", Sequence)):
