@@ -1700,8 +1700,21 @@ def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
         raise wrong_type("cfg", cfg, "pass the DictConfig that nas.compose_search_config([\"key=value\", ...]) returns "
                                      "(or a RunConfig)")
     run = _with_fitted(cfg) if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
-    validate_run_config(run)
+    checked_naming_file(cfg, lambda: validate_run_config(run))
     return run
+
+
+def checked_naming_file(cfg: Any, check: Callable[[], None]) -> None:
+    """Run `check`, the validation of the config composed as `cfg`; a `ConfigError` it raises about a value that a
+    group's file set (`lr: 100` in the user's train/mine.yaml) is raised again with ' (set in <file>)', as `structured`
+    names the file of a hw profile's value: the range checks of the other groups named only the key."""
+    try:
+        check()
+    except ConfigError as e:
+        note = _source_file_note(cfg, str(e)) if isinstance(cfg, DictConfig) else ""
+        if not note:
+            raise
+        raise ConfigError(f"{e}{note}") from None
 
 
 # Upper bounds of settings that had none: generous, far past any use, so that only a typo (1e12, a value meant for

@@ -706,6 +706,46 @@ def test_a_bad_value_in_a_users_hw_file_names_the_file(tmp_path):
     assert error() == f"error: hw.mac_per_s=nan must be a finite number > 0 (set in {mine})"
 
 
+def test_a_bad_value_in_a_users_group_file_names_the_file_as_a_chip_files_does(tmp_path):
+    import sys
+
+    from nas.config import CONF_DIR
+
+    # Only a hw profile's range errors named the file that set the value: `lr: 100` in the user's train/mine.yaml, or a
+    # negative budget in their search/mine.yaml, was named by its key alone. Named as a value with its unit there is
+    # (`latency_budget_ms: 5ms`), and not where the command line gave the value.
+    folder = tmp_path / "mine"
+    train, search, compress = (folder / group / "mine.yaml" for group in ("train", "search", "compress"))
+    for path in (train, search, compress):
+        path.parent.mkdir(parents=True)
+    train.write_text((CONF_DIR / "train" / "default.yaml").read_text().replace("lr: 3.0e-3", "lr: 100"))
+    search.write_text("latency_budget_ms: -1\n")
+    compress.write_text("recover:\n  temperature: 1000\n")
+
+    def error(module: str, *overrides: str) -> str:
+        done = subprocess.run([sys.executable, "-m", module, "--config-dir", str(folder), *overrides],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={"PYTHONPATH": str(CONF_DIR.parent), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        return done.stderr.strip()
+
+    runs = f"search.runs_dir={tmp_path / 'runs'}"
+    lr = "must be a number in (0, 1] (AdamW's learning rate: larger steps make the losses NaN)"
+    assert error("nas.search", "train=mine", runs) == f"error: train.lr=100.0 {lr} (set in {train})"
+    assert error("nas.search", "train=mine", "train.lr=5", runs) == f"error: train.lr=5.0 {lr}"
+    assert error("nas.search", "search=mine", runs) == (
+        f"error: search.latency_budget_ms=-1.0 must be a number > 0 or null (set in {search})")
+    assert error("compress.run", "compress=mine", "checkpoint=/nonexistent/ck") == (
+        "error: compress.recover.temperature=1000.0 must be a number in (0, 100] (of the distillation; higher makes the "
+        f"teacher's answer uniform) (set in {compress})")
+    search.write_text("latency_budget_ms: 5ms\n")
+    unit = "must be a plain number in milliseconds or null, without units (5ms is search.latency_budget_ms=5)"
+    assert error("nas.search", "search=mine", runs) == f"error: search.latency_budget_ms='5ms' (set in {search}) {unit}"
+    assert error("nas.search", "search.latency_budget_ms=5ms", runs) == (
+        f"error: search.latency_budget_ms='5ms' (set on the command line) {unit}")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_load_hw_profile_names_the_file_that_holds_a_bad_value(tmp_path):
     from nas.config import CONF_DIR, load_hw_profile
 
