@@ -1893,9 +1893,9 @@ def _html_compressed_table(members: Sequence[_Member], hw: Any = None) -> str:
 def _md_compressed_table(members: Sequence[_Member], hw: Any = None) -> list[str]:
     rows = _compressed_rows(members, hw)
     if not rows:
-        return [f"_{_NO_COMPRESSED}_"]
+        return [f"_{_md_text(_NO_COMPRESSED)}_"]
     lines = ["| " + " | ".join(_COMPRESSED_HEAD) + " |", "|" + "---|" * len(_COMPRESSED_HEAD)]
-    return lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    return lines + ["| " + " | ".join(_md_text(c) for c in r) + " |" for r in rows]
 
 
 def _front_notes(run: _Run) -> list[str]:
@@ -1970,7 +1970,23 @@ def _render_html(run: _Run) -> str:
 
 
 def _md_cell(text: str) -> str:
+    """`text` for a Markdown table cell: a '|' would end the cell and a newline the row."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+# Where Markdown reads '<' as opening raw HTML or an autolink (before a letter, '/', '!' or '?': a tag, a comment; or
+# before an '@' in the same word: an e-mail link), and '&' as starting an entity ('&lt;', '&#60;'). Elsewhere both show
+# as written, so 'p < 0.05' and 'p<0.0001' are left readable in the file.
+_MD_MARKUP_LT = re.compile(r"<(?=[A-Za-z/!?]|\S*@)")
+_MD_ENTITY_AMP = re.compile(r"&(?=#?\w+;)")
+
+
+def _md_text(text: str) -> str:
+    """Free text (a note, a warning, a table cell, a header fact) as report.md writes it, so that it shows as written
+    where the Markdown is rendered, as report.html's html.escape makes it show there: a '<' that would open raw HTML
+    ('hw=<name>', a description '<int8>' vanished) and an '&' that would start an entity ('&lt;' showed as '<') written
+    as entities; and as `_md_cell`. Not for the text of a code span, which shows entities as written."""
+    return _MD_MARKUP_LT.sub("&lt;", _MD_ENTITY_AMP.sub("&amp;", _md_cell(text)))
 
 
 def _md_front_table(members: Sequence[_Member]) -> list[str]:
@@ -1978,42 +1994,44 @@ def _md_front_table(members: Sequence[_Member]) -> list[str]:
     # text columns left-aligned, the number columns (all but the first and the last two) right-aligned
     lines = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * (len(head) - 3) + "---|---|"]
     for m in members:
-        link = f"[{_md_cell(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
-        cells = [f"`{m.arch_id}`", *_front_numbers(m, members), f"`{m.summary}`" if m.summary else _MISSING, link]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        # a code span shows its text as written (entities too): only the table's own escapes there
+        link = f"[{_md_text(m.checkpoint)}]({quote(m.checkpoint)})" if m.checkpoint_exists else "missing"
+        cells = [_md_cell(f"`{m.arch_id}`"), *map(_md_text, _front_numbers(m, members)),
+                 _md_cell(f"`{m.summary}`") if m.summary else _MISSING, link]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def _render_markdown(run: _Run) -> str:
-    lines = [f"# {_title(run)}", ""]
+    # every free text through _md_text, as report.html's through html.escape (a '<' in a note's 'hw=<name>' vanished)
+    lines = [f"# {_md_text(_title(run))}", ""]
     if smoke := _smoke_text(run.header):  # first: it qualifies every accuracy below
-        lines += [f"> **Smoke run:** {_md_cell(smoke)}", ""]
+        lines += [f"> **Smoke run:** {_md_text(smoke)}", ""]
     if run.unfinished:  # first: the tables below describe the state before a search that has not finished
-        lines += [f"> **Not finished:** {_md_cell(run.unfinished).replace('<', '&lt;')}", ""]
-    # '<' would start raw HTML in Markdown (e.g. a hw description "<int8>" would vanish).
-    lines += [f"- **{k}:** {v.replace('<', '&lt;')}" for k, v in _header_facts(run)]
-    lines += [f"- **Trials by state:** {_state_counts_text(run.trials)}"]
+        lines += [f"> **Not finished:** {_md_text(run.unfinished)}", ""]
+    lines += [f"- **{k}:** {_md_text(v)}" for k, v in _header_facts(run)]
+    lines += [f"- **Trials by state:** {_md_text(_state_counts_text(run.trials))}"]
     if failures := _failures_text(run.trials):
-        lines += [f"- **Failed trials:** {_md_cell(failures).replace('<', '&lt;')}"]
+        lines += [f"- **Failed trials:** {_md_text(failures)}"]
     lines += [""]
     if note := _no_trials_note(run):
-        lines += [f"_{note}_", ""]
+        lines += [f"_{_md_text(note)}_", ""]
     if groups := _warnings_of(run):  # first section: they qualify every number below
         lines += ["## Warnings", ""]
         for warnings, warnings_note in groups:
-            lines += [f"_{warnings_note}_", ""] + [f"- {w.replace('<', '&lt;')}" for w in warnings] + [""]
+            lines += [f"_{_md_text(warnings_note)}_", ""] + [f"- {_md_text(w)}" for w in warnings] + [""]
     lines += ["## Pareto front", "", "![Pareto front: val accuracy vs. predicted latency](pareto.png)", "",
               "## Latency breakdown of the front", ""]
     note = _missing_breakdown_note(run.members)
-    lines += [f"_{note}_", ""] if note else []
+    lines += [f"_{_md_text(note)}_", ""] if note else []
     lines += ["![Predicted latency by stage](latency_breakdown.png)", "",
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
-    lines += _md_front_table(run.members) if run.members else [f"_{_no_members_note(run)}_"]
-    lines += [f"\n_{note}_" for note in _front_notes(run) if note]
+    lines += _md_front_table(run.members) if run.members else [f"_{_md_text(_no_members_note(run))}_"]
+    lines += [f"\n_{_md_text(note)}_" for note in _front_notes(run) if note]
     lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
     for note in _compressed_notes(run.members):
-        lines += ["", f"_{note}_"] if note else []
+        lines += ["", f"_{_md_text(note)}_"] if note else []
     return "\n".join(lines) + "\n"
 
 

@@ -170,6 +170,28 @@ def test_markdown_has_front_table_and_image_links(written: dict[str, pathlib.Pat
     assert "**Latency predictor:** roofline from the datasheet numbers" in md
 
 
+def test_free_text_with_markup_characters_shows_as_written_in_both_reports(run_dir: pathlib.Path) -> None:
+    # report.md escaped '<' in its header facts and warnings only: in the smoke line, the notes under the tables and the
+    # compressed table a '<arch_id>' or 'hw=<name>' was raw HTML and vanished once rendered, and '&lt;' showed as '<'.
+    # Rendered as Markdown, each text now reads as report.html shows it.
+    markdown_it = pytest.importorskip("markdown_it")
+    weird = "<arch_id> & hw=<name> &lt; <!-- c --> <1@c.d> p < 0.05"
+    header = json.loads((run_dir / "pareto.json").read_text())
+    header |= {"smoke_settings": [weird], "setup_warnings": [f"warning {weird}"], "members_missing": [weird]}
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(json.dumps({"error": f"error {weird}"}))
+    shown = html.escape(weird, quote=False)
+    page = nas.report._render_html(nas.report._load_run(run_dir))
+    md = _markdown(run_dir)
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
+    for where in (rendered, page):
+        assert f"{shown}=smoke" in where  # the smoke line
+        assert f"<li>warning {shown}</li>" in where  # a warning
+        assert f"Not in this table, though on the Pareto front (trials.csv, is_pareto): {shown}." in where  # a note
+        assert f"<td>error {shown}</td>" in where  # a compressed table cell
+    assert "p < 0.05" in md  # a '<' that opens nothing is left as typed in the file
+
+
 def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -> None:
     from nas.report import _compressed_rows
 
