@@ -887,8 +887,7 @@ def _no_members_note(run: _Run) -> str:
         # a first run stopped in its final training lists no member at all: the note named none of the front's, which
         # the report of a run with some members listed names (_left_out_note)
         return (f"No Pareto members in {PARETO_JSON} although {_counted(len(complete), 'trial')} finished; on the Pareto "
-                f"front (trials.csv, is_pareto): {names}. Not final-trained because the search was interrupted, or their "
-                "weights are missing (search.log says which); rerun the search command to write them.")
+                f"front (trials.csv, is_pareto): {names}. {_capital(_left_out_why(to='write'))}.")
     return (f"No Pareto members in {PARETO_JSON} although {_counted(len(complete), 'trial')} finished (a member not final-trained "
             "because the search was interrupted, or whose weights are missing, is left out: search.log names it); rerun "
             "the search command to write them.")
@@ -917,6 +916,20 @@ def _left_out_names(run: _Run) -> str:
                      if (t := trials.get(a)) is not None else a for a in _left_out_ids(run))
 
 
+def _left_out_why(*, rerun: str = "the search command", to: str = "add") -> str:
+    """'not final-trained because the search was interrupted, ...; rerun the search command to add them': why the front's
+    members that pareto.json lacks (`_left_out_names`) are left out, and the command (`rerun`) that writes them, `to`
+    add them to the members listed ('write' where none is). Said alike by the report's notes and `python -m nas.report`'s
+    stderr line."""
+    return (f"not final-trained because the search was interrupted, or their weights are missing (search.log says "
+            f"which); rerun {rerun} to {to} them")
+
+
+def _capital(text: str) -> str:
+    """`text` with its first letter a capital, to start a sentence (str.capitalize would lower the rest: a command)."""
+    return text[:1].upper() + text[1:]
+
+
 def _incomplete_front_line(run: _Run, *, rerun: str = "the search command") -> str | None:
     """The line `python -m nas.report` says on stderr when pareto.json (and so the report) lacks members of the front:
     an interrupted search lists those finished only. `rerun`: the command that adds them. None when it holds the whole
@@ -924,8 +937,7 @@ def _incomplete_front_line(run: _Run, *, rerun: str = "the search command") -> s
     if not (missing := _left_out_ids(run)):
         return None
     return (f"incomplete front: {len(run.members) + len(missing)} on the Pareto front, {len(run.members)} of them in "
-            f"pareto.json and the report; not in them: {_left_out_names(run)}, not final-trained because the search was "
-            f"interrupted, or their weights are missing (search.log says which); rerun {rerun} to add them")
+            f"pareto.json and the report; not in them: {_left_out_names(run)}, {_left_out_why(rerun=rerun)}")
 
 
 def _say_incomplete_front(run: _Run, *, rerun: str = "the search command") -> None:
@@ -943,9 +955,7 @@ def _left_out_note(run: _Run) -> str:
     names = _left_out_names(run)
     if not names or not run.members:
         return ""
-    return (f"Not in this table, though on the Pareto front (trials.csv, is_pareto): {names}. Not final-trained because the "
-            "search was interrupted, or their weights are missing (search.log says which); rerun the search command to "
-            "add them.")
+    return f"Not in this table, though on the Pareto front (trials.csv, is_pareto): {names}. {_capital(_left_out_why())}."
 
 
 def _missing_files_note(members: Sequence[_Member]) -> str:
