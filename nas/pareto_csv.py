@@ -109,14 +109,17 @@ def _checkpoint_of(member: dict[str, Any]) -> str:
 
 
 def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None,
-                     header: dict[str, Any] | None = None) -> bool:
+                     header: dict[str, Any] | None = None,
+                     compressed: dict[str, dict[str, Any] | None] | None = None) -> bool:
     """Write the run folder's pareto.csv from pareto.json's `members` and `header` (its whole object, for the chip; both
     None: read from the folder's pareto.json) and
     their folders' compressed_metrics.json, as they are now: with pareto.json, again once members are compressed (the
     search after its compression, compress.run of a member), and by `python -m nas.report <run folder>`, so its int8
     columns show what the report shows (an int8 file deleted from its folder marked as missing, so that the next
     `python -m nas.report` writes the CSV again). Written atomically, and only where its content changes: returns
-    whether it was.
+    whether it was. `compressed`: {a member's folder, as pareto.json names it (its `checkpoint`): its
+    compressed_metrics.json as `nas.report.read_compressed` read it (None: none)}, what the caller has read already
+    (`python -m nas.report`, under the lock it holds); a member whose folder it lacks is read here.
 
     Raises `nas.report.ReportInputError` (one line, naming the rebuild from the study) for a pareto.json that cannot be
     read (not JSON, no object, its members no list), and `OSError` where the file cannot be written."""
@@ -124,7 +127,10 @@ def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
     if members is None:  # the members the report lists: a pareto.json entry that is no object is skipped there too
         header = read_pareto_json(folder / PARETO_JSON)
         members = [m for m in header.get("members") or [] if isinstance(m, dict)]
-    compressed = {m.get("arch_id"): read_compressed(folder / _checkpoint_of(m)) for m in members}
+    given = compressed or {}
+    # keyed by folder, not arch_id: what was read of each member's own folder, whichever arch_id pareto.json gives it
+    read = {cp: given[cp] if cp in given else read_compressed(folder / cp) for cp in map(_checkpoint_of, members)}
+    compressed = {m.get("arch_id"): read[_checkpoint_of(m)] for m in members}
     # the report's own test of which files are gone, so that the two never disagree
     missing = {m.get("arch_id"): _missing_files(folder / _checkpoint_of(m), None, compressed[m.get("arch_id")])
                for m in members}

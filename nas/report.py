@@ -2470,9 +2470,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # other.
             from nas.pareto_csv import PARETO_CSV, write_pareto_csv
 
-            # pareto.json as the report read it, under the same lock: not read and parsed a second time
+            # pareto.json and the members' compressed_metrics.json as the report read them, under the same lock: not
+            # read and parsed a second time
             members = [m for m in run.header.get("members") or [] if isinstance(m, dict)]
-            if write_pareto_csv(run_dir, members=members, header=run.header):
+            if write_pareto_csv(run_dir, members=members, header=run.header,
+                                compressed={m.checkpoint: m.compressed for m in run.members}):
                 paths.append(pathlib.Path(run_dir) / PARETO_CSV)
     except KeyboardInterrupt:  # a wait for a worker's turn may last its members' final training: minutes
         print(f"interrupted (Ctrl-C): the report of {run_dir} may be left unwritten (each of its files is whole, "

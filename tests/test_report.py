@@ -904,6 +904,30 @@ def test_each_members_compressed_metrics_is_read_once_per_report(run_dir, monkey
     assert sorted(read) == sorted([FAST, SLOW, GONE])
 
 
+def test_the_report_command_reads_each_members_compressed_metrics_once_for_the_report_and_pareto_csv(
+        run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m nas.report <run folder>` read each member's compressed_metrics.json for the report, then again for
+    # pareto.csv's int8 columns: it now hands pareto.csv what the report read, and the CSV is the same as read afresh.
+    stages = {"fp32": {"test_acc": 0.9, "latency_ms": 0.25}, "pruned": {"pruned": False},
+              "int8": {"test_acc": 0.89, "test_acc_ci95": [0.87, 0.91], "latency_ms": 0.2, "params": 100,
+                       "file": "model_int8.onnx"}}
+    (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(json.dumps({"hw": "edge_npu", **stages}))
+    (run_dir / "checkpoints" / SLOW / "compressed_metrics.json").write_text(json.dumps({"error": "out of memory"}))
+    monkeypatch.setattr(nas.report, "_write_reports", lambda folder, run: {})  # the drawing: not what is tested
+    read = []
+    real = pathlib.Path.read_text
+    monkeypatch.setattr(pathlib.Path, "read_text", lambda self, *a, **kw: (
+        read.append(self.parent.name) if self.name == "compressed_metrics.json" else None) or real(self, *a, **kw))
+    assert main([str(run_dir)]) == 0
+    assert sorted(read) == sorted([FAST, SLOW, GONE])  # GONE's folder is missing: tried once all the same
+    written = (run_dir / "pareto.csv").read_bytes()
+    assert b"0.89" in written and b"out of memory" in written  # the int8 columns of what was read
+    (run_dir / "pareto.csv").unlink()
+    from nas.pareto_csv import write_pareto_csv
+
+    assert write_pareto_csv(run_dir) and (run_dir / "pareto.csv").read_bytes() == written  # as read from the files
+
+
 def _both_reports_say(run_dir: pathlib.Path, note: str) -> bool:
     """Whether report.md (as its italic note) and report.html, written again, both hold `note` under the table."""
     files = write_reports(run_dir)
@@ -2110,7 +2134,7 @@ def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_
     lock = run_dir / FILES_LOCK
     written = []
     monkeypatch.setattr(nas.report, "_load_run", lambda d: written.append(("read", lock_held_elsewhere(lock)))
-                        or SimpleNamespace(header={"members": []}))
+                        or SimpleNamespace(header={"members": []}, members=[]))
     monkeypatch.setattr(nas.report, "_write_reports",
                         lambda d, run: written.append(("report", lock_held_elsewhere(lock))) or {})
     monkeypatch.setattr(nas.report, "_say_incomplete_front", lambda run: None)
