@@ -524,6 +524,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
                          augment: DataConfig | None, eval_batch_size: int, memory_budget_gb: float | None) -> dict[str, Any]:
     """`compress_checkpoint` once the earlier compression's files are moved aside."""
     started = time.perf_counter()
+    weights = file_sha256(folder / "model.pt")  # the weights compressed: a member trained again since has others
     model = load_checkpoint(folder)
     arch = model.arch
     check_data_shape(folder, arch, model.meta, data)
@@ -694,6 +695,9 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         "fp32": fp32, "pruned": pruned, "int8": int8, "files": files,
         # of the files this compression wrote (model.onnx is the search's): to check a copy, and a rerun checks them
         "file_sha256": {name: file_sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
+        # of the model.pt compressed: a search removes these files once the member's model.pt holds other weights (a
+        # final training again), which they no longer describe (nas.results._remove_stale_compression)
+        "weights_sha256": weights,
         # what the files take and give, beside them: a checkpoint compressed alone has no search's metrics.json
         **contract,
         "host_latency": {**host, "how": (f"batch 1, {counted(cfg.latency_threads, 'thread')}, interleaved rounds, median of "

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import io
 import json
+import shlex
 import shutil
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ from nas.checkpoint import (
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
+from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx,
                                  uncalibrated_warning)
@@ -53,6 +55,7 @@ from nas.errors import CheckpointError, ConfigError, counted, module_logger, rea
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.pareto_csv import fmt as _fmt, write_pareto_csv
+from nas.rebuild import searched_compress
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
@@ -488,6 +491,31 @@ def _recipe(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in recipe.items() if k not in SPEED_SETTINGS["train"]}
 
 
+def _setting_text(value: Any) -> str:
+    """A recipe's value as a command line writes it (null for None)."""
+    return "null" if value is None else json.dumps(value) if isinstance(value, (bool, dict, list)) else str(value)
+
+
+def retraining_text(cached: dict[str, Any], final: dict[str, Any]) -> str | None:
+    """Why a member whose metrics.json is `cached` is final-trained again with the recipe `final` (`TrainConfig` as a
+    dict), in words: the recipe's settings its model.pt was trained with otherwise ("its model.pt was final-trained with
+    final_train.epochs=2, now final_train.epochs=30"), or that it held the search's proxy weights; None for a member
+    without such a record (a new member, or one whose files are gone). Speed settings aside, as `materialize_member`
+    compares them."""
+    if cached.get("arch_id") is None:
+        return None
+    done = _recipe((cached.get("final_train") or {}).get("recipe"))
+    if done is None:
+        return "its model.pt held the search's proxy weights (final_train=none)"
+    want = _recipe(final) or {}
+    changed = [k for k in {**want, **done} if want.get(k) != done.get(k)]
+    if not changed:
+        return None
+    then = " ".join(f"final_train.{k}={_setting_text(done.get(k))}" for k in changed)
+    now = " ".join(f"final_train.{k}={_setting_text(want.get(k))}" for k in changed)
+    return f"its model.pt was final-trained with {then}, this run's recipe has {now}"
+
+
 def record_of_test_images(*, data: Dataset, run: RunConfig) -> dict[str, Any]:
     """metrics.json's `test_images`, which test images a member's test accuracies are of: `compress.run` refuses to
     test the model on others (another split of the folder would hand it images it was trained on), naming the classes
@@ -626,6 +654,10 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
     # where this call writes the member's new files: its folder, or beside it until all are made (a final training)
     out = folder
     trained = False  # a final training ran: its PARTIAL_FILE goes once the files are in place
+    # the model.pt this call replaces, by its SHA-256 (None where none is, or none is replaced): a compression of it
+    # describes weights the member no longer has once the new ones are in (`_remove_stale_compression`)
+    replaced_weights: str | None = None
+    replaces_weights = False
     with contextlib.ExitStack() as new_files:
         if up_to_date:
             if kept_final:
@@ -660,6 +692,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                     log.warning("Pareto member %s is made again from its trial's weights: %s", arch.arch_id, e)
             # a kept model.pt is not among the files replaced (those the block writes none of are deleted)
             replaced = [folder / "model.onnx", folder / PREDICTIONS_FILE] + ([] if model is not None else [folder / "model.pt"])
+            if model is None:
+                replaces_weights, replaced_weights = True, file_sha256(folder / "model.pt")
             out = new_files.enter_context(replacing_described(*replaced, description=metrics_path))
             if model is not None:
                 log.info("Pareto member %s: its files are made again from its model.pt, whose weights are kept (no training)",
@@ -670,6 +704,11 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                 if final is None:
                     model = load_checkpoint(source)
                 else:
+                    # a member trained again because the recipe changed (final_train.epochs=30 for a winner, say): said
+                    # with what changed, where the log said only "final training of <arch_id>" as for a new member
+                    if (why := retraining_text(cached, final)) is not None:
+                        log.info("Pareto member %s is final-trained again, from scratch: %s; its files stay as they are "
+                                 "until the new ones are complete", arch.arch_id, why)
                     # A final training starts from scratch: of the trial's file it needs the seed only, which the search
                     # derives from the arch (`train_seed`) where the file is missing or damaged
                     seed = _trial_seed(source, arch, search_seed=run.search.seed)
@@ -754,6 +793,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }
         atomic_write_json(out / "metrics.json", metrics)
+    _remove_stale_compression(folder, run, replaced=replaced_weights if replaces_weights else "")
     partial = folder / PARTIAL_FILE
     if trained:  # model.pt holds the weights now; a stop before this point resumes at the last epoch, training none
         partial.unlink(missing_ok=True)
@@ -771,6 +811,36 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                  "with that training's recipe goes on from it, and deleting it is safe (that training then starts "
                  "from epoch 0)", arch.arch_id, folder / PARTIAL_FILE)
     return metrics, predicted
+
+
+def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: str | None) -> None:
+    """Remove the member's compressed files (`nas.layout.COMPRESSED_FILES`) where they were made from other weights
+    than its model.pt holds, with one line saying so: a member final-trained again (final_train.epochs=30 for a chosen
+    winner) kept the int8 files of its old weights beside the new model.pt where the run compressed nothing
+    (compress=none), and the report showed them as the member's. Judged by the weights' SHA-256 the compression records
+    (`weights_sha256`), or, for a compression from before it, by whether this call replaced model.pt with other bytes:
+    `replaced` is the SHA-256 of the model.pt it replaced (None where there was none), "" where it replaced none."""
+    try:
+        record = json.loads((folder / COMPRESSED_JSON).read_text())
+    except (OSError, ValueError):  # none, or unreadable: a compression reruns over it anyway
+        return
+    if not isinstance(record, dict):
+        return
+    now = file_sha256(folder / "model.pt")
+    compressed_from = record.get("weights_sha256")
+    if not (compressed_from != now if compressed_from is not None else replaced != "" and replaced != now):
+        return
+    removed = [name for name in COMPRESSED_FILES if (folder / name).is_file()]
+    for name in removed:
+        (folder / name).unlink(missing_ok=True)
+    hw = record.get("hw") if isinstance(record.get("hw"), str) else run.hw.name
+    # the settings it was compressed with (compress=smoke, say), but those choosing among members, which compress.run
+    # refuses (it compresses the one checkpoint it is given)
+    settings = [s for s in (searched_compress(record["config"]) if isinstance(record.get("config"), dict) else [])
+                if not s.startswith(("compress.members=", "compress.top_k="))]
+    log.info("Pareto member %s: its compressed files (%s) were made from the weights its model.pt held before and are "
+             "removed; compressing it again makes them from the new ones (a search with compress, or %s)", folder.name,
+             ", ".join(removed), shlex.join(["python", "-m", "compress.run", f"checkpoint={folder}", f"hw={hw}", *settings]))
 
 
 def not_measured_reason(hw: HardwareProfile, *, export_onnx: bool,

@@ -1175,6 +1175,8 @@ def test_a_checkpoint_compressed_alone_records_what_its_files_take_and_give_and_
         meta = ort.InferenceSession(str(checkpoint / name)).get_modelmeta().custom_metadata_map
         assert meta == onnx_metadata(arch=arch, contract=on_disk, precision=precision), name
         assert json.loads(meta["class_names"]) == list(data.classes)
+    # and the weights it compressed: a search removes the files once the member's model.pt holds others
+    assert on_disk["weights_sha256"] == hashlib.sha256((checkpoint / "model.pt").read_bytes()).hexdigest()
     image = tmp_path / "one.png"
     Image.fromarray(np.asarray(data.test.x[0, 0], dtype=np.uint8)).save(image)
     (tmp_path / "alone").mkdir()

@@ -751,6 +751,85 @@ def test_a_stop_during_a_members_new_final_training_keeps_its_files_whole_and_th
     assert metrics["final_train"]["epochs"] == load_checkpoint(folder).meta["final_train"]["epochs"] == 2
 
 
+def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_path, compose_cfg, monkeypatch, caplog):
+    # Rerunning the search with final_train.epochs=30 to train the winners longer logged only "final training of
+    # <arch_id>", as for a new member: nothing said that the member's weights were being replaced, nor why.
+    import logging
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        member.materialize("final_train.epochs=3", "final_train.lr=0.01")
+    said = [r.getMessage() for r in caplog.records if "final-trained again" in r.getMessage()]
+    assert said == [f"Pareto member {member.folder.name} is final-trained again, from scratch: its model.pt was "
+                    "final-trained with final_train.epochs=2 final_train.lr=0.003, this run's recipe has "
+                    "final_train.epochs=3 final_train.lr=0.01; its files stay as they are until the new ones are complete"]
+    # the same recipe (speed settings aside) trains nothing and says nothing of it
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        member.materialize("final_train.epochs=3", "final_train.lr=0.01", "final_train.threads=1")
+    assert not [r for r in caplog.records if "final-trained" in r.getMessage()]
+    # a member that shipped the proxy's weights (final_train=none) is said to be final-trained now
+    from nas.results import retraining_text
+
+    assert retraining_text({"arch_id": "x", "final_train": None}, {"epochs": 6}) == (
+        "its model.pt held the search's proxy weights (final_train=none)")
+    assert retraining_text({}, {"epochs": 6}) is None  # a new member
+
+
+def _compress_settings(name: str) -> dict:
+    """conf/compress/<name>.yaml over the defaults, as a compression records them in compressed_metrics.json."""
+    from nas.rebuild import _group
+    from nas.config import CompressConfig
+
+    return json.loads(json.dumps(_group(name, "compress", CompressConfig), default=str))
+
+
+def test_a_members_compressed_files_of_weights_it_no_longer_has_are_removed_with_one_line(
+        tmp_path, compose_cfg, monkeypatch, caplog):
+    # A member final-trained again by a run that compresses nothing (final_train.epochs=30 compress=none, to compress
+    # the one chosen member later) kept the int8 files and compressed_metrics.json of its old weights beside the new
+    # model.pt, and the report and pareto.csv showed them as the member's.
+    import hashlib
+    import logging
+
+    member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
+    folder = member.folder
+
+    def compressed(*, weights: bool) -> None:
+        (folder / "model_int8.onnx").write_bytes(b"int8")
+        record = {"format": 1, "hw": "cpu", "files": {"int8": "model_int8.onnx"},
+                  "config": {**_compress_settings("smoke"), "members": "top_k", "top_k": 2}}
+        if weights:
+            record["weights_sha256"] = hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+        (folder / "compressed_metrics.json").write_text(json.dumps(record))
+
+    compressed(weights=True)
+    # not trained again (the same recipe, or final_train=none): the compression describes model.pt and stays
+    for overrides in ((), ("final_train=none",)):
+        member.materialize(*overrides)
+        assert (folder / "model_int8.onnx").is_file() and (folder / "compressed_metrics.json").is_file()
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        member.materialize("final_train.epochs=3")
+    assert not (folder / "model_int8.onnx").exists() and not (folder / "compressed_metrics.json").exists()
+    assert [r.getMessage() for r in caplog.records if "compressed files" in r.getMessage()] == [
+        f"Pareto member {folder.name}: its compressed files (model_int8.onnx, compressed_metrics.json) were made from "
+        "the weights its model.pt held before and are removed; compressing it again makes them from the new ones (a "
+        f"search with compress, or python -m compress.run checkpoint={folder} hw=cpu compress=smoke)"]
+    # a compression from before weights_sha256: judged by whether the run replaced model.pt
+    compressed(weights=False)
+    member.materialize("final_train.epochs=3")  # up to date: kept
+    assert (folder / "model_int8.onnx").is_file()
+    member.materialize("final_train.epochs=4")
+    assert not (folder / "model_int8.onnx").exists() and not (folder / "compressed_metrics.json").exists()
+    # one that records other weights than model.pt's (a run killed between the new model.pt and the removal) goes on
+    # the next run, though that run replaces nothing
+    compressed(weights=True)
+    record = json.loads((folder / "compressed_metrics.json").read_text())
+    (folder / "compressed_metrics.json").write_text(json.dumps({**record, "weights_sha256": "0" * 64}))
+    member.materialize("final_train.epochs=4")
+    assert not (folder / "model_int8.onnx").exists()
+
+
 def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_other_weights(
         tmp_path, compose_cfg, monkeypatch, killed_after_changes):
     # The new files are renamed in one by one: killed between two renames, metrics.json must not describe other weights
