@@ -499,7 +499,7 @@ def _setting_text(value: Any) -> str:
 def retraining_text(cached: dict[str, Any], final: dict[str, Any]) -> str | None:
     """Why a member whose metrics.json is `cached` is final-trained again with the recipe `final` (`TrainConfig` as a
     dict), in words: the recipe's settings its model.pt was trained with otherwise ("its model.pt was final-trained with
-    final_train.epochs=2, now final_train.epochs=30"), or that it held the search's proxy weights; None for a member
+    final_train.epochs=2, this run's recipe has final_train.epochs=30"), or that it held the search's proxy weights; None for a member
     without such a record (a new member, or one whose files are gone). Speed settings aside, as `materialize_member`
     compares them."""
     if cached.get("arch_id") is None:
@@ -654,10 +654,9 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
     # where this call writes the member's new files: its folder, or beside it until all are made (a final training)
     out = folder
     trained = False  # a final training ran: its PARTIAL_FILE goes once the files are in place
-    # the model.pt this call replaces, by its SHA-256 (None where none is, or none is replaced): a compression of it
-    # describes weights the member no longer has once the new ones are in (`_remove_stale_compression`)
-    replaced_weights: str | None = None
-    replaces_weights = False
+    # whether this call replaces model.pt, and the SHA-256 of the one it replaces (None where there was none): a
+    # compression of it describes weights the member no longer has once the new ones are in (`_remove_stale_compression`)
+    replaces_weights, weights_before = False, None
     with contextlib.ExitStack() as new_files:
         if up_to_date:
             if kept_final:
@@ -693,7 +692,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             # a kept model.pt is not among the files replaced (those the block writes none of are deleted)
             replaced = [folder / "model.onnx", folder / PREDICTIONS_FILE] + ([] if model is not None else [folder / "model.pt"])
             if model is None:
-                replaces_weights, replaced_weights = True, file_sha256(folder / "model.pt")
+                replaces_weights, weights_before = True, file_sha256(folder / "model.pt")
             out = new_files.enter_context(replacing_described(*replaced, description=metrics_path))
             if model is not None:
                 log.info("Pareto member %s: its files are made again from its model.pt, whose weights are kept (no training)",
@@ -793,7 +792,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }
         atomic_write_json(out / "metrics.json", metrics)
-    _remove_stale_compression(folder, run, replaced=replaced_weights if replaces_weights else "")
+    _remove_stale_compression(folder, run, replaced=replaces_weights, before=weights_before)
     partial = folder / PARTIAL_FILE
     if trained:  # model.pt holds the weights now; a stop before this point resumes at the last epoch, training none
         partial.unlink(missing_ok=True)
@@ -813,13 +812,13 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
     return metrics, predicted
 
 
-def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: str | None) -> None:
+def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: bool, before: str | None) -> None:
     """Remove the member's compressed files (`nas.layout.COMPRESSED_FILES`) where they were made from other weights
     than its model.pt holds, with one line saying so: a member final-trained again (final_train.epochs=30 for a chosen
     winner) kept the int8 files of its old weights beside the new model.pt where the run compressed nothing
     (compress=none), and the report showed them as the member's. Judged by the weights' SHA-256 the compression records
-    (`weights_sha256`), or, for a compression from before it, by whether this call replaced model.pt with other bytes:
-    `replaced` is the SHA-256 of the model.pt it replaced (None where there was none), "" where it replaced none."""
+    (`weights_sha256`), or, for a compression from before it, by whether the caller `replaced` model.pt with other
+    bytes than those of the one it replaced, whose SHA-256 is `before` (None where there was none)."""
     try:
         record = json.loads((folder / COMPRESSED_JSON).read_text())
     except (OSError, ValueError):  # none, or unreadable: a compression reruns over it anyway
@@ -828,7 +827,8 @@ def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: str | N
         return
     now = file_sha256(folder / "model.pt")
     compressed_from = record.get("weights_sha256")
-    if not (compressed_from != now if compressed_from is not None else replaced != "" and replaced != now):
+    stale = compressed_from != now if compressed_from is not None else replaced and before != now
+    if not stale:
         return
     removed = [name for name in COMPRESSED_FILES if (folder / name).is_file()]
     for name in removed:
