@@ -108,6 +108,24 @@ def _checkpoint_of(member: dict[str, Any]) -> str:
     return str(member.get("checkpoint") or f"checkpoints/{member.get('arch_id')}")
 
 
+def pareto_csv_bytes(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]],
+                     header: dict[str, Any] | None = None,
+                     compressed: dict[str, dict[str, Any] | None] | None = None) -> bytes:
+    """pareto.csv's content for pareto.json's `members` and `header` (its whole object) in the run folder `run_dir`,
+    the int8 columns read from the members' folders as they are now (`pareto_csv`), or taken from `compressed` (each
+    member folder's compressed_metrics.json as already read, keyed by the folder as pareto.json names it): what
+    `write_pareto_csv` writes, and what `nas.results` renames into place beside a new pareto.json."""
+    folder = pathlib.Path(run_dir)
+    given = compressed or {}
+    # keyed by folder, not arch_id: what was read of each member's own folder, whichever arch_id pareto.json gives it
+    read = {cp: given[cp] if cp in given else read_compressed(folder / cp) for cp in map(_checkpoint_of, members)}
+    compressed = {m.get("arch_id"): read[_checkpoint_of(m)] for m in members}
+    # the report's own test of which files are gone, so that the two never disagree
+    missing = {m.get("arch_id"): _missing_files(folder / _checkpoint_of(m), None, compressed[m.get("arch_id")])
+               for m in members}
+    return pareto_csv(members, compressed=compressed, header=header, missing=missing).encode()
+
+
 def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None,
                      header: dict[str, Any] | None = None,
                      compressed: dict[str, dict[str, Any] | None] | None = None) -> bool:
@@ -127,14 +145,7 @@ def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
     if members is None:  # the members the report lists: a pareto.json entry that is no object is skipped there too
         header = read_pareto_json(folder / PARETO_JSON)
         members = [m for m in header.get("members") or [] if isinstance(m, dict)]
-    given = compressed or {}
-    # keyed by folder, not arch_id: what was read of each member's own folder, whichever arch_id pareto.json gives it
-    read = {cp: given[cp] if cp in given else read_compressed(folder / cp) for cp in map(_checkpoint_of, members)}
-    compressed = {m.get("arch_id"): read[_checkpoint_of(m)] for m in members}
-    # the report's own test of which files are gone, so that the two never disagree
-    missing = {m.get("arch_id"): _missing_files(folder / _checkpoint_of(m), None, compressed[m.get("arch_id")])
-               for m in members}
-    data = pareto_csv(members, compressed=compressed, header=header, missing=missing).encode()
+    data = pareto_csv_bytes(folder, members=members, header=header, compressed=compressed)
     path = folder / PARETO_CSV
     try:
         if path.read_bytes() == data:

@@ -42,7 +42,8 @@ from torch import nn
 from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
-    onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, save_checkpoint, scratch_folder, torch_logits,
+    onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_together, save_checkpoint,
+    scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
@@ -54,7 +55,7 @@ from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, mach
 from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_text
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
-from nas.pareto_csv import fmt as _fmt, write_pareto_csv
+from nas.pareto_csv import PARETO_CSV, fmt as _fmt, pareto_csv_bytes
 from nas.rebuild import searched_compress
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
@@ -1016,6 +1017,20 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "members_missing": list(missing),
         "members": members,
     }
-    atomic_write_json(run_dir / "pareto.json", pareto)
-    write_pareto_csv(run_dir, members=members, header=pareto)  # with the int8 columns of members whose compressed files are there
+    replace_pareto_files(run_dir, pareto)
     return pareto
+
+
+def replace_pareto_files(run_dir: Path, pareto: dict[str, Any]) -> None:
+    """Write `pareto` as `run_dir`'s pareto.json and pareto.csv (its members flat, with the int8 columns of those whose
+    compressed files are there: `nas.pareto_csv`), both made in a temporary folder first and renamed into place CSV
+    first, pareto.json last (`replacing_together`): pareto.json is the run's record of its members, and once a new one
+    is in place the CSV beside it is of it too. Written one after the other, a reader between them found an old CSV next
+    to a new pareto.json. A kill between the two renames leaves the new CSV beside the old pareto.json (and the new one
+    in a temporary folder that the next search removes): `python -m nas.report <run folder>` writes the CSV again from
+    pareto.json, as the next search writes both."""
+    csv_data = pareto_csv_bytes(run_dir, members=pareto["members"], header=pareto)
+    json_data = (json.dumps(pareto, indent=2, sort_keys=True) + "\n").encode()  # as atomic_write_json writes it
+    with replacing_together(run_dir / PARETO_CSV, run_dir / "pareto.json") as tmp:
+        (tmp / PARETO_CSV).write_bytes(csv_data)
+        (tmp / "pareto.json").write_bytes(json_data)

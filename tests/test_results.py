@@ -1569,3 +1569,62 @@ def test_a_members_host_timing_records_which_model_onnx_it_timed_by_its_sha256(t
     assert kept["measured_latency_file"] == metrics["measured_latency_file"]
     # an int8 profile times an export made for the timing, not model.onnx: no file to relate
     assert results_mod.timed_file_record(onnx, load_hw_profile("cpu_int8")) is None
+
+
+def test_pareto_csv_is_renamed_into_place_before_pareto_json_and_a_kill_between_them_is_repaired(tmp_path, monkeypatch):
+    # pareto.json and pareto.csv were written one after the other, JSON first: a reader between them found the old CSV
+    # next to the new pareto.json. Both are made first now, then renamed CSV first and pareto.json last: once the new
+    # pareto.json is there, the CSV beside it is of it too.
+    import os
+
+    import nas.checkpoint as checkpoint_mod
+    from nas.checkpoint import remove_dead_writers_temps
+    from nas.results import replace_pareto_files
+
+    def member(arch_id):
+        return {"number": 1, "arch_id": arch_id, "val_acc": 0.9, "latency_ms": 0.3, "checkpoint": f"checkpoints/{arch_id}"}
+
+    def csv_ids():
+        with open(tmp_path / "pareto.csv", newline="") as f:
+            return [row["arch_id"] for row in csv.DictReader(f)]
+
+    def json_ids():
+        return [m["arch_id"] for m in json.loads((tmp_path / "pareto.json").read_text())["members"]]
+
+    old = {"hw": "cpu", "hw_precision": "fp32", "members": [member("aaaa000001")]}
+    replace_pareto_files(tmp_path, old)
+    assert csv_ids() == json_ids() == ["aaaa000001"]
+    real, renamed = os.replace, []
+
+    def recorded(src, dst):
+        renamed.append(os.path.basename(dst))
+        return real(src, dst)
+
+    new = {**old, "members": [member("aaaa000001"), member("bbbb000002")]}
+    monkeypatch.setattr(checkpoint_mod.os, "replace", recorded)
+    replace_pareto_files(tmp_path, new)
+    assert renamed == ["pareto.csv", "pareto.json"]
+    assert csv_ids() == json_ids() == ["aaaa000001", "bbbb000002"]
+
+    # Killed between the two renames (the second rename never happens; the process gone, its temporary folder stays):
+    # the new CSV lies beside the old pareto.json, which the report reads; its rewrite of the CSV from pareto.json
+    # (`python -m nas.report <run folder>`) puts the pair back in agreement, and the next search clears the folder.
+    class Killed(BaseException):
+        pass
+
+    def killed_at_json(src, dst):
+        if os.path.basename(dst) == "pareto.json":
+            raise Killed
+        return real(src, dst)
+
+    monkeypatch.setattr(checkpoint_mod.os, "replace", killed_at_json)
+    monkeypatch.setattr(checkpoint_mod.shutil, "rmtree", lambda *a, **k: None)  # a kill runs no cleanup
+    with pytest.raises(Killed):
+        replace_pareto_files(tmp_path, {**old, "members": [member("cccc000003")]})
+    monkeypatch.undo()
+    assert (csv_ids(), json_ids()) == (["cccc000003"], ["aaaa000001", "bbbb000002"])
+    assert write_pareto_csv(tmp_path)  # what `python -m nas.report <run folder>` does
+    assert csv_ids() == json_ids() == ["aaaa000001", "bbbb000002"]
+    (left,) = [p for p in tmp_path.iterdir() if p.name.startswith(".pareto.json.")]
+    monkeypatch.setattr(checkpoint_mod, "process_gone", lambda pid: True)  # its writer gone, as after a kill
+    assert remove_dead_writers_temps(tmp_path) == [left]
