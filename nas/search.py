@@ -760,12 +760,13 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
 
 def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *, compress: bool,
                    marker: Path | None = None, warnings: Sequence[str] = (),
-                   profiles: Sequence[HardwareProfile] | None = None,
+                   profiles: Sequence[HardwareProfile] | None = None, after_stop: signal.Signals | None = None,
                    ) -> tuple[dict[str, Any], dict[str, Path], signal.Signals | None]:
     """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report. `marker`, the search's
     run marker (`_mark_started`), is removed just before the report, which then says no more that this search runs.
     `warnings`: this process's warnings about its setup, which pareto.json keeps for the report (`setup_warnings`);
-    `profiles`: the hardware profiles its hints may name (`write_run_files`).
+    `profiles`: the hardware profiles its hints may name (`write_run_files`); `after_stop`: the signal that stopped the
+    trials (the files are then written after that stop, without training), for the line a second one gives.
 
     Workers sharing the run folder take turns (file lock); whoever comes second finds the members'
     files up to date and only refreshes the tables and the report. Returns (pareto, report files, the signal that
@@ -787,7 +788,14 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             if _file_version(run_dir / "pareto.json") != earlier_pareto:
                 # write_run_files reached the members: it wrote the pareto files of those finished so far
                 pareto = json.loads((run_dir / "pareto.json").read_text())
-                log.warning("%s", _interrupted_members_text(trains=trains, all_made=not pareto["members_missing"]))
+                log.warning("%s", _interrupted_members_text(trains=trains, all_made=not pareto["members_missing"],
+                                                            again=stopped_by if after_stop is not None else None))
+            elif after_stop is not None:
+                # A second signal, as the files were written after the trials' stop: they had not been "before" it
+                log.warning("%s while the run's files were written after the stop, before the Pareto members' files "
+                            "were made: writing them again without training; rerun the same command to resume",
+                            _again(stopped_by))
+                pareto = write_run_files(run_dir, study, data, run, train=False, warnings=warnings, profiles=profiles)
             else:
                 # Struck before write_run_files reached the members (trials.csv not written yet, say): returning here
                 # left no trials.csv, the marker without why it stopped and no line on stderr, and reading the
@@ -831,9 +839,20 @@ def _file_version(path: Path) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _interrupted_members_text(*, trains: bool, all_made: bool) -> str:
+def _again(signum: signal.Signals) -> str:
+    """A second stop by `signum`, after a first one, as search.log says it: 'interrupted again (Ctrl-C)', 'stopped again
+    by SIGTERM'."""
+    return "interrupted again (Ctrl-C)" if signum == signal.SIGINT else f"stopped again by {signum.name}"
+
+
+def _interrupted_members_text(*, trains: bool, all_made: bool, again: signal.Signals | None = None) -> str:
     """search.log's line for a stop while the Pareto members' files were made (their pareto files then written):
-    `trains`, whether the members could be final-trained; `all_made`, whether every member's files were made by then."""
+    `trains`, whether the members could be final-trained; `all_made`, whether every member's files were made by then;
+    `again`: the signal of a second stop, struck as the files were written after the trials' stop (no member trained)."""
+    if again is not None:
+        made = ("every Pareto member's files made: they are kept" if all_made else "the members finished so far are "
+                "kept, those that need their final training left to the rerun")
+        return f"{_again(again)} as the run's files were written after the stop, {made}; rerun the same command to resume"
     if all_made:
         return ("interrupted as the run's files were written, every Pareto member's files made: they are kept; rerun "
                 "the same command to resume")
@@ -1281,7 +1300,8 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
                 log.warning("%s", line)
             trials_stopped_by, ended_early = _run_trials(run, data, run_dir, study)  # SIGINT (Ctrl-C), SIGTERM or None
             pareto, files, stopped = _write_outputs(run, data, run_dir, study, compress=trials_stopped_by is None,
-                                                    marker=marker, warnings=_joined(earlier, warned), profiles=profiles)
+                                                    marker=marker, warnings=_joined(earlier, warned), profiles=profiles,
+                                                    after_stop=trials_stopped_by)
         n = _n_complete(study)
         log.info("%s finished (%.0f s this run); %s", counted(n, "trial"), time.perf_counter() - started,
                  _on_front(study, run, pareto["members"]))

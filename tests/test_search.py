@@ -1189,6 +1189,57 @@ def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_
         final_train != "final_train=none")
 
 
+@pytest.mark.parametrize("final_train", ["final_train=none", "final_train=smoke"])
+def test_a_second_signal_as_the_files_are_written_after_a_stop_says_so(tiny_idx_root, tmp_path, compose_cfg,
+                                                                       monkeypatch, final_train):
+    # Ctrl-C stopped the trials, and SIGTERM struck as the files were then written (trials.csv being made): search.log
+    # said "interrupted before the Pareto members' files were made" (or "before the final training started"), as of a
+    # first stop as the trials ended, though the files were being written after a stop and no training would run.
+    real_trials = search_mod._run_trials
+
+    def stopped_by_ctrl_c(*args, **kwargs):
+        real_trials(*args, **kwargs)
+        return signal.SIGINT, None  # the trials' stop: the files are written after it, without training
+
+    monkeypatch.setattr(search_mod, "_run_trials", stopped_by_ctrl_c)
+    _struck_as_trials_csv_is_made(monkeypatch)
+    overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o != "final_train=none"]
+    result = run_search(compose_cfg(*overrides, final_train, "final_train.subset=64"))
+    assert result.stopped_by == signal.SIGINT  # the first stop's, as the command's exit status (130) says
+    assert [r["state"] for r in _rows(result.run_dir)] == ["COMPLETE"]
+    log = (result.run_dir / "search.log").read_text()
+    assert ("stopped again by SIGTERM while the run's files were written after the stop, before the Pareto members' "
+            "files were made: writing them again without training; rerun the same command to resume") in log
+    assert "interrupted before" not in log
+
+
+def test_a_second_signal_once_the_members_are_made_after_a_stop_says_so(tiny_idx_root, tmp_path, compose_cfg,
+                                                                         finished_search, monkeypatch):
+    import nas.results as results_mod
+
+    result = _copy_of(finished_search, tmp_path)
+    real_trials, real_compare, calls = search_mod._run_trials, results_mod.compare_members, []
+
+    def stopped_by_ctrl_c(*args, **kwargs):
+        real_trials(*args, **kwargs)
+        return signal.SIGINT, None
+
+    def struck_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_compare(*args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "_run_trials", stopped_by_ctrl_c)
+    monkeypatch.setattr(results_mod, "compare_members", struck_once)
+    stopped = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    assert stopped.stopped_by == signal.SIGINT
+    log = (result.run_dir / "search.log").read_text()
+    assert ("interrupted again (Ctrl-C) as the run's files were written after the stop, every Pareto member's files "
+            "made: they are kept; rerun the same command to resume") in log
+    assert "interrupted before" not in log and "interrupted as the run's files" not in log
+
+
 def test_sigterm_once_the_members_are_made_keeps_them_and_says_so(tiny_idx_root, tmp_path, compose_cfg,
                                                                  finished_search, monkeypatch):
     # Struck after the last member's files were made (comparing the members), before pareto.json was written: the
