@@ -524,8 +524,15 @@ class _Progress:
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, disable=not self.enabled, transient=False,
         )
-        self.trials = self.progress.add_task("trials", total=total, completed=done)
+        self.target = total
+        # a study may hold more than search.n_trials (a rerun with a lower one, other workers' trials): the bar then
+        # shows them all as done ("6/6", not "6/4") and says the setting was reached
+        self.trials = self.progress.add_task(self._description(done, "-"), total=max(total, done), completed=done)
         self.steps = self.progress.add_task("  training", total=1, visible=False)
+
+    def _description(self, done: int, best: str) -> str:
+        reached = f"search.n_trials={self.target} reached; " if done > self.target else ""
+        return f"trials ({reached}best {best})"
 
     def __enter__(self) -> "_Progress":
         self.progress.__enter__()
@@ -539,7 +546,8 @@ class _Progress:
             self.progress.update(self.steps, completed=step, total=total, visible=True)
 
     def on_trial(self, done: int, best: str) -> None:
-        self.progress.update(self.trials, completed=done, description=f"trials (best {best})")
+        self.progress.update(self.trials, completed=done, total=max(self.target, done),
+                             description=self._description(done, best))
 
 
 def _pct(acc: float) -> str:
@@ -653,6 +661,13 @@ def trials_done_text(done: int, target: int, done_word: str = "done") -> str:
     return f"{counted(done, 'trial')} {done_word}, search.n_trials={target} reached: nothing to run"
 
 
+def trial_count_text(done: int, target: int) -> str:
+    """How full the study is, as each trial's line in search.log says it: '3/4' while `done` (its finished trials) is at
+    most `target` (`search.n_trials`); '7 done, search.n_trials=4 reached' where it holds more (other workers' trials
+    finished meanwhile, under a higher n_trials of theirs), which read '7/4'."""
+    return f"{done}/{target}" if done <= target else f"{done} done, search.n_trials={target} reached"
+
+
 def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                 study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
     """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
@@ -696,7 +711,7 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                 n = _n_complete(study)
                 best = _best_text(study)
                 progress.on_trial(n, best)
-                log.info("trial %d [%d/%d] %s | best %s", trial.number, n, target, _trial_text(trial), best)
+                log.info("trial %d [%s] %s | best %s", trial.number, trial_count_text(n, target), _trial_text(trial), best)
                 stop_if_asked()  # the trial is told: stopping here loses nothing
 
             while attempts_left > 0 and time.monotonic() < deadline:

@@ -2476,3 +2476,34 @@ def test_a_members_model_onnx_carries_what_its_metrics_json_states_and_a_rerun_k
     image = tmp_path / "one.png"
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(image)
     assert predict(folder / "model.onnx", [image], top=1)[0].classes[0] in metrics["output"]["class_names"]
+def test_trial_lines_and_the_bar_say_when_the_study_holds_more_than_n_trials(tiny_idx_root, tmp_path, compose_cfg,
+                                                                              monkeypatch, caplog):
+    # Other workers of the study (with a higher search.n_trials) finished trials while this one's ran: its line read
+    # "trial 0 [3/1]", and the bar "3/1"; a rerun with a lower n_trials than the study holds showed "6/4" on the bar.
+    run = to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def objective(trial):
+        for acc in (0.5, 0.6):  # another worker's two trials finish meanwhile
+            trial.study.add_trial(optuna.trial.create_trial(values=[acc, 1.0], user_attrs={"arch_id": "elsewhere"}))
+        trial.set_user_attr("arch_id", "aaaa000001")
+        trial.set_user_attr("latency_ms", 0.5)
+        return 0.9, 0.5
+
+    monkeypatch.setattr(search_mod, "make_objective", lambda *args, **kwargs: objective)
+    with caplog.at_level(logging.INFO, logger="nas.search"):
+        assert search_mod._run_trials(run, None, tmp_path, study) == (None, None)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial 0 ")]
+    assert line.startswith("trial 0 [3 done, search.n_trials=1 reached] aaaa000001 ")
+    assert search_mod.trial_count_text(1, 4) == "1/4" and search_mod.trial_count_text(4, 4) == "4/4"
+
+    bar = search_mod._Progress(total=4, done=6, enabled=False)  # the rerun's bar: all six done, the setting reached
+    (task, _) = bar.progress.tasks
+    assert (task.completed, task.total) == (6, 6) and "search.n_trials=4 reached" in task.description
+    bar.on_trial(7, "val acc 90.00% @ 0.500 ms")
+    assert (task.completed, task.total) == (7, 7)
+    assert task.description == "trials (search.n_trials=4 reached; best val acc 90.00% @ 0.500 ms)"
+    bar = search_mod._Progress(total=4, done=1, enabled=False)
+    bar.on_trial(2, "-")
+    (task, _) = bar.progress.tasks
+    assert (task.completed, task.total, task.description) == (2, 4, "trials (best -)")
