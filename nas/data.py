@@ -42,6 +42,11 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".
 OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpe", ".tga", ".ico", ".psd",
                                   ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw", ".qoi", ".apng"})
 
+# The files an operating system leaves in a folder of photos (Windows' thumbnail cache and folder settings; macOS's
+# .DS_Store is hidden, so skipped anyway), by lower-case name: skipped without a word, as hidden files are. Counted
+# among the files that are not images, they made an info line about litter the user never put there.
+OS_FOLDER_FILES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", ".ds_store"})
+
 # Bytes of memory per uint8 value of the loaded images that loading them takes at its peak: the decoded images, a second
 # copy while they are stacked into one array (or resized, for idx data), and the float32 copy of the training images
 # the normalisation statistics are computed from (`channel_stats`).
@@ -267,7 +272,8 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None,
     subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped. Linked subfolders
     are followed, each folder once; `DataError` names an unreadable subfolder or a link to an image that is gone.
     Files of image formats that are not read (`OTHER_IMAGE_SUFFIXES`) are appended to `other_images` if given, and
-    the other files that are not hidden (notes.txt, labels.xml, Thumbs.db) to `other_files` if given."""
+    the other files that are neither hidden nor the system's own (`OS_FOLDER_FILES`: Thumbs.db, desktop.ini), such as
+    notes.txt and labels.xml, to `other_files` if given."""
     def unreadable(e: OSError) -> None:
         raise DataError(f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable or remove it")
 
@@ -291,7 +297,7 @@ def image_files_in(folder: Path, *, other_images: list[Path] | None = None,
                                 "target or remove the link")
             if is_image_file(path):
                 found.append(path)
-            elif name.startswith("."):
+            elif name.startswith(".") or name.lower() in OS_FOLDER_FILES:
                 continue
             elif path.suffix.lower() in OTHER_IMAGE_SUFFIXES:
                 if other_images is not None:

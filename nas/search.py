@@ -965,11 +965,12 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
 
 
 def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
-    """The warnings held while the data loaded (`_held_warnings`), then `warned`, each once
+    """The warnings held while the data loaded (`_held_warnings`: its info lines left out), then `warned`, each once
     (`split_as_recorded_and_digests` may read idx data twice but gives its warnings once; a line given twice all the
     same is listed once), a file or class name that is not UTF-8 in them as their log lines show it (`readable_text`),
     for pareto.json and the report."""
-    return list(dict.fromkeys(readable_text(line) for line in [*(record.getMessage() for record in earlier), *warned]))
+    held = [record.getMessage() for record in earlier if record.levelno >= logging.WARNING]
+    return list(dict.fromkeys(readable_text(line) for line in [*held, *warned]))
 
 
 def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
@@ -986,11 +987,13 @@ def _make_run_dir(run_dir: Path) -> None:
 
 
 class _Held(RecordKeeper):
-    """Keeps the warnings logged before the run folder may be written (while the input is validated and the data
-    loaded), for search.log: they are shown at once as usual, and written to the file once it exists."""
+    """Keeps the lines logged before the run folder may be written (while the input is validated and the data
+    loaded), for search.log: they are shown at once as usual, and written to the file once it exists. The info lines
+    too (the count of files in the class folders that are not images): kept at WARNING, they reached the terminal
+    alone."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -1348,6 +1348,18 @@ def test_photos_of_formats_that_are_not_read_are_named_in_a_warning(tmp_path, mo
     assert told == []
 
 
+def test_the_files_an_operating_system_leaves_in_a_photo_folder_are_skipped_without_a_word(tmp_path):
+    # Thumbs.db and desktop.ini (Windows) were counted as "files that are not images" in the info line, a line about
+    # litter the user never put there; .DS_Store (macOS) is hidden, and skipped as such.
+    import nas.data
+
+    for name in ("Thumbs.db", "desktop.ini", "DESKTOP.INI", "ehthumbs.db", ".DS_Store", "notes.txt", "0.png"):
+        (tmp_path / name).write_bytes(b"x")
+    others: list[Path] = []
+    assert nas.data.image_files_in(tmp_path, other_files=others) == [tmp_path / "0.png"]  # listed by name, read later
+    assert [p.name for p in others] == ["notes.txt"]
+
+
 def test_files_that_are_not_images_in_class_folders_are_counted_in_one_info_line(tmp_path, monkeypatch):
     # notes.txt (or a photo saved as .svg, labels as .xml) in a class folder was skipped without a word: one info line
     # counts them, naming one; hidden files are not counted, and no line is said where there is none

@@ -481,6 +481,33 @@ def test_pareto_csv_gives_the_int8_models_the_search_compressed_and_a_rebuild_gi
     assert json.loads((result.run_dir / "pareto.json").read_text())["members"][0]["arch_id"] == member["arch_id"]
 
 
+def test_the_count_of_files_that_are_not_images_reaches_search_log(tmp_path, compose_cfg):
+    # The info line counting the files of the class folders that are not images was logged while the data loaded,
+    # before search.log existed, and only warnings were held for it: it reached the terminal alone. Windows' Thumbs.db
+    # and desktop.ini, which a copied photo folder brings along, are skipped without being counted.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+        (tmp_path / "images" / name / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+        (tmp_path / "images" / name / "desktop.ini").write_text("[.ShellClassInfo]")
+    (tmp_path / "images" / "cat" / "notes.txt").write_text("my notes")
+    result = run_search(compose_cfg(
+        "data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=16", "train=smoke", "final_train=none",
+        "compress=none", "search.n_trials=1", f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=own",
+        "search.progress=false"))
+    log_text = (result.run_dir / "search.log").read_text()
+    said = f"{tmp_path / 'images'}: skipped 1 file that is not an image (e.g. {Path('cat', 'notes.txt')}); only "
+    assert said in log_text and log_text.count(said) == 1
+    assert log_text.index(said) < log_text.index("study own: hw=")  # where it happened: as the data loaded
+    assert "][INFO] - " + said in log_text  # an info line, as on the terminal
+    # not a warning about the setup: pareto.json (and the report's Warnings) do not list it
+    assert not [w for w in json.loads((result.run_dir / "pareto.json").read_text())["setup_warnings"] if "skipped" in w]
+
+
 def test_own_rgb_images_go_through_search_compression_and_int8_export(tmp_path, compose_cfg):
     # A user's image folder: 3 colour-coded classes of 20x20 RGB JPEGs, resized to 16x16 at load time.
     from PIL import Image
