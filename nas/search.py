@@ -1725,15 +1725,48 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def _sweep_record(tb: Any) -> Path | None:
+    """The record Hydra's sweeper writes of a sweep (`<hydra.sweep.dir>/multirun.yaml`), found through the traceback
+    `tb` of an interrupt that struck inside its `sweep` (its local `sweep_dir`, set as the sweep starts), where that file
+    is there; None where the interrupt struck before the sweep began (or in a sweeper that names no such local)."""
+    while tb is not None:
+        sweep_dir = tb.tb_frame.f_locals.get("sweep_dir") if tb.tb_frame.f_code.co_name == "sweep" else None
+        if isinstance(sweep_dir, Path) and (sweep_dir / "multirun.yaml").is_file():
+            return sweep_dir / "multirun.yaml"
+        tb = tb.tb_next
+    return None
+
+
+def sweep_interrupted_text(signum: signal.Signals, record: Path | None) -> str:
+    """The one line of a sweep (`python -m nas.search -m ...`) that Ctrl-C or SIGTERM stopped outside its search jobs
+    (which say their own), as Hydra composed, recorded or launched them: where Hydra's `record` of the sweep
+    (multirun.yaml) is, which 'nothing was written' would deny, or that nothing was written before it (None)."""
+    said = "sweep interrupted (Ctrl-C)" if signum == signal.SIGINT else f"sweep stopped by {signum.name}"
+    if record is None:
+        return f"{said} as it started, before Hydra recorded it; nothing was written"
+    return (f"{said}: Hydra's record of the sweep is in {record}, and a search job that had started keeps what it "
+            "finished (its search.log says how far it got); rerun the same command to resume")
+
+
 if __name__ == "__main__":  # its command line was checked at the top
-    if any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in sys.argv[1:]):
+    sweep = any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in sys.argv[1:])
+    if sweep:
         # a sweep: its launcher may run the jobs (and their `main`) in other processes, so this one's Ctrl-C and
         # SIGTERM do not say "nothing was written" beside running jobs: SIGTERM is passed on to the local jobs (a `kill`
         # of this pid alone left them searching), and joblib's workers are looked after (nas.sweep: a stopped sweep
-        # waits for its workers' files, a dead worker is one line, no idle worker is left behind)
+        # waits for its workers' files, a dead worker is one line, no idle worker is left behind); Ctrl-C outside a
+        # joblib launch raises KeyboardInterrupt, said below in one line
         from nas.sweep import install
 
         install()
     # `nas.search ... | head -3`: the log lines after go nowhere, and the search runs to its end as it would have
     with closed_stdout_ends_quietly():
-        main()
+        try:
+            main()
+        except KeyboardInterrupt as e:  # a sweep's, outside its jobs (a job's `main` ends with its own line and status)
+            if not sweep:
+                raise
+            # Hydra's code (composing the sweep, writing multirun.yaml, between the basic launcher's jobs) ended in a
+            # traceback; the line says what Hydra had written by then
+            print(sweep_interrupted_text(interrupting_signal(e), _sweep_record(e.__traceback__)), file=sys.stderr)
+            sys.exit(128 + interrupting_signal(e))

@@ -1335,6 +1335,49 @@ def test_a_signal_while_the_command_starts_stops_it_in_one_line(signum, said, tm
     assert list(tmp_path.iterdir()) == []
 
 
+_SWEEP_HELD_AFTER_ITS_RECORD = """
+import runpy, sys, time
+from omegaconf import OmegaConf
+
+real = OmegaConf.save
+
+
+def save_then_wait(config, f, resolve=False):  # Hydra's record of the sweep written, the sweep held there a while
+    real(config, f, resolve)
+    if str(f).endswith("multirun.yaml"):
+        time.sleep(60)
+
+
+OmegaConf.save = save_then_wait
+sys.argv = ["nas.search", *sys.argv[1:]]
+runpy.run_module("nas.search", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads a process's handlers from /proc")
+def test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line(tmp_path):
+    # `python -m nas.search -m ...` stopped by Ctrl-C as Hydra's sweeper had written multirun.yaml (outside any search
+    # job, which say their own) ended in a traceback from Hydra's code; a stop before that said "nothing was written".
+    sweep = subprocess.Popen([sys.executable, "-c", _SWEEP_HELD_AFTER_ITS_RECORD, "-m", f"search.runs_dir={tmp_path}",
+                              "search.study_name=s", "data.root=/unused", "search.worker=0,1"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record = tmp_path / "s" / "multirun.yaml"
+    try:
+        deadline = time.monotonic() + 60
+        while not record.is_file() and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sweep.send_signal(signal.SIGINT)
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130, err
+    assert err == (f"sweep interrupted (Ctrl-C): Hydra's record of the sweep is in {record}, and a search job that had "
+                   "started keeps what it finished (its search.log says how far it got); rerun the same command to "
+                   "resume\n")
+    assert search_mod.sweep_interrupted_text(signal.SIGTERM, None) == (
+        "sweep stopped by SIGTERM as it started, before Hydra recorded it; nothing was written")
+
+
 _SIGINT_WHILE = """
 import importlib, os, signal, sys, time
 
