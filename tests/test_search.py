@@ -2478,42 +2478,6 @@ def test_setup_warnings_kept_for_pareto_json_show_a_name_that_is_not_utf8_as_the
         "left out (e.g. \\xe9t\\xe9.png)", "1 test image has the pixels of a training image: cat/caf\\xe9.png", "plain"]
 
 
-def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_path, monkeypatch, capfd):
-    # `kill <pid>` of `python -m nas.search -m hydra/launcher=joblib ...` ended that process (143) and left its joblib
-    # workers, its children, searching on as orphans, trial after trial, unseen. The sweep's SIGTERM handler passes the
-    # signal on to its children, says so in one line, then ends as the default action does. (A child stands in for a
-    # worker; the handler's own end, a SIGTERM to this process, is recorded instead of sent.)
-    import nas.search
-
-    got = tmp_path / "got"
-    worker = subprocess.Popen([sys.executable, "-c", (
-        "import pathlib, signal, sys, time\n"
-        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(got)!r}).write_text('SIGTERM'), sys.exit(0)))\n"
-        "print('ready', flush=True)\n"
-        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert worker.stdout.readline() == "ready\n"
-        real_kill, ended, reset = os.kill, [], []
-
-        def kill(pid: int, signum: int) -> None:
-            if pid == os.getpid():
-                ended.append(signum)
-            else:
-                real_kill(pid, signum)
-
-        monkeypatch.setattr(os, "kill", kill)
-        monkeypatch.setattr(signal, "signal", lambda signum, handler: reset.append((signum, handler)))
-        nas.search._sweep_stopped(signal.SIGTERM, None)
-        assert worker.wait(30) == 0
-    finally:
-        worker.kill()
-    assert got.read_text() == "SIGTERM"  # the worker was told
-    assert ended == [signal.SIGTERM] and reset == [(signal.SIGTERM, signal.SIG_DFL)]  # then it ends as before: 143
-    assert capfd.readouterr().err == (f"sweep stopped by SIGTERM (passed on to its processes {worker.pid}: each search "
-                                      "worker among them stops at its next training step or trial end and writes its "
-                                      "files, in search.log); rerun the same command to resume\n")
-
-
 def test_a_members_model_onnx_carries_what_its_metrics_json_states_and_a_rerun_keeps_an_older_file_as_it_is(
         tiny_idx_root, tmp_path, compose_cfg, finished_search):
     # model.onnx held no class names, input contract or preprocessing: only metrics.json beside it did. The file now
