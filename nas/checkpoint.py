@@ -401,6 +401,58 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
             fsync_folder(parent)
 
 
+def retired_name(folder: Path, retired: Path) -> Path:
+    """Where `retire_folder(folder, retired)` moves `folder` now: `retired/<name>`, else the first of `<name>.2`, `.3`,
+    ... that is free."""
+    k = 1
+    while (dest := retired / (folder.name if k == 1 else f"{folder.name}.{k}")).exists() or dest.is_symlink():
+        k += 1
+    return dest
+
+
+def retire_folder(folder: Path, retired: Path) -> Path:
+    """Move `folder` whole, as it is, into the folder `retired` under its own name, or `<name>.2`, `.3`, ... where that
+    is taken (an earlier one kept there), by one rename on the same file system (atomic: a kill leaves it in one place or
+    the other, never half moved); return where it went. Its `MEMBER_LOCK` file, which the caller may hold, is not kept
+    there: a process waiting on that lock then finds the file gone from its path and opens the lock there anew."""
+    make_synced_folder(retired)
+    while True:
+        dest = retired_name(folder, retired)
+        try:
+            os.replace(folder, dest)  # (onto an empty folder made meanwhile too; a non-empty one refuses)
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY):  # made under that name meanwhile
+                continue
+            raise
+        fsync_folder(retired)
+        fsync_folder(folder.parent)
+        (dest / MEMBER_LOCK).unlink(missing_ok=True)
+        return dest
+
+
+@contextlib.contextmanager
+def replacing_folder(folder: Path, *, retired: Path, keep: Sequence[str] = ()) -> Iterator[Path]:
+    """A temporary folder inside `folder` in which the block writes the folder's new files; when the block has made
+    them all, `folder` as it was moves into `retired` (`retire_folder`) and the temporary folder takes its place, whole,
+    by a rename: the old files are never deleted, and a stop inside the block (minutes of training) leaves `folder` as it
+    was. The files of `folder` named in `keep` (its `MEMBER_LOCK`, which the caller holds, a training's resume state) go
+    to the new folder, not the old one. A kill between the two renames leaves the new files in the temporary folder
+    inside the moved one, which `remove_dead_writers_temps` clears."""
+    with scratch_folder(folder, "new") as tmp:
+        yield tmp
+        for name in keep:
+            if (folder / name).is_file():
+                os.replace(folder / name, tmp / name)
+        for p in tmp.iterdir():
+            if p.is_file():
+                fsync_file(p)
+        fsync_folder(tmp)
+        dest = retire_folder(folder, retired)
+        os.replace(dest / tmp.name, folder)
+        fsync_folder(folder.parent)
+
+
+FILES_LOCK = ".files.lock"
 FILES_LOCK = ".files.lock"
 """The file in a run folder that `run_folder_lock` locks while one process writes the run's files."""
 

@@ -27,3 +27,9 @@ COMPRESSION_MODEL_FILES = (*PRUNED_FILES, INT8_ONNX, *IR_FILES)
 COMPRESSED_FILES = (*COMPRESSION_MODEL_FILES, COMPRESSED_JSON)
 """Every file a compression may write into a member's folder (and removes there before compressing it again); the
 search's model.onnx, which a compression reads (and exports where it is absent or unreadable), is not among them."""
+
+RETIRED_FOLDER = "retired"
+"""The run folder's folder (`<run>/retired/<arch_id>/`) into which a search moves a member's folder, whole and as it was,
+where it would otherwise lose it: the member fell off the Pareto front, or its model.pt is replaced by other weights
+(final-trained again with another recipe). Nothing reads it back: the final-trained weights and int8 files a user may
+have shipped are kept, not deleted (`nas.checkpoint.retire_folder`)."""

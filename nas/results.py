@@ -11,6 +11,9 @@ Run folder layout (`runs/<study_name>/`):
                            (+ the compressed files of compress.pipeline when compression ran; final_train.partial.pt
                            while its final training has not finished, `PARTIAL_FILE`; .member.lock only while a
                            process final-trains, compresses or writes the member, `nas.checkpoint.member_lock`)
+  retired/<arch_id>/       a member's folder as it was, moved here (not deleted) when it fell off the front or its
+                           model.pt was replaced by other weights (`write_run_files`, `materialize_member`); .2, .3, ...
+                           where the name is taken; nothing reads it
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
   .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.search._mark_started; the report names it)
   .files.lock, .config.yaml.lock   empty files a search locks (flock) while it writes the run folder's files, and
@@ -28,7 +31,6 @@ import hashlib
 import io
 import json
 import shlex
-import shutil
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,14 +43,14 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
-    onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_together, save_checkpoint,
-    scratch_folder, torch_logits,
+    MEMBER_LOCK, atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
+    onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_folder, replacing_together,
+    retire_folder, retired_name, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
-from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON
+from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON, RETIRED_FOLDER
 from nas.latency.hardware import HardwareProfile, input_warning
 from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx,
                                  uncalibrated_warning)
@@ -581,8 +583,10 @@ def materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: R
     from are missing. With `train=False` (the search was interrupted) a member whose folder needs a final training is
     left out instead (None), for the rerun to train. A member made again (another final_train recipe) keeps its old
     files, whole, until the new ones are complete: a stop during its training leaves it as it was, usable and listed by
-    a rerun with final_train=none. `test_images`: `record_of_test_images(data=data, run=run)`, made here when None (a
-    caller writing several members makes it once).
+    a rerun with final_train=none. Once they are, its folder as it was (old model.pt, compressed files) moves to the
+    run's retired/<arch_id>/ (`nas.checkpoint.replacing_folder`), said in search.log: replaced weights are never
+    deleted. `test_images`: `record_of_test_images(data=data, run=run)`, made here when None (a caller writing several
+    members makes it once).
 
     It works under the member folder's `nas.checkpoint.member_lock`: a process compressing the member meanwhile
     (`python -m compress.run` of it) is waited for, and the folder is judged once it has finished; the weights it
@@ -658,6 +662,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
     # whether this call replaces model.pt, and the SHA-256 of the one it replaces (None where there was none): a
     # compression of it describes weights the member no longer has once the new ones are in (`_remove_stale_compression`)
     replaces_weights, weights_before = False, None
+    kept_at: str | None = None  # where the member's folder as it was goes (retired/<arch_id>/) where its weights are replaced
     with contextlib.ExitStack() as new_files:
         if up_to_date:
             if kept_final:
@@ -685,16 +690,32 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             # rerun trained it again), then renamed in, metrics.json last and the old one deleted first: killed between
             # the renames, a rerun must not find the old metrics.json "up to date" beside new weights (`replacing_described`).
             model = None
+            unloadable = None
             if weights_kept:
                 try:
                     model = load_checkpoint(folder / "model.pt")
                 except CheckpointError as e:  # cut short or damaged: made again from the trial's weights
                     log.warning("Pareto member %s is made again from its trial's weights: %s", arch.arch_id, e)
+                    unloadable = str(e)
             # a kept model.pt is not among the files replaced (those the block writes none of are deleted)
             replaced = [folder / "model.onnx", folder / PREDICTIONS_FILE] + ([] if model is not None else [folder / "model.pt"])
             if model is None:
                 replaces_weights, weights_before = True, file_sha256(folder / "model.pt")
-            out = new_files.enter_context(replacing_described(*replaced, description=metrics_path))
+            if model is None and (folder / "model.pt").is_file():
+                # Its weights are replaced (final_train.epochs=30 weights by a rerun with the default recipe, say):
+                # deleted, minutes to hours of training went, and the int8 files a user may have shipped with them. The
+                # folder as it was moves to retired/ instead once the new files are complete (until then it stays whole
+                # and listed: a stop during the training changes nothing).
+                retired_to = retired_name(folder, run_dir / RETIRED_FOLDER)
+                kept_at = f"{RETIRED_FOLDER}/{retired_to.name}/"
+                out = new_files.enter_context(replacing_folder(folder, retired=run_dir / RETIRED_FOLDER,
+                                                               keep=(MEMBER_LOCK, PARTIAL_FILE)))
+                if final is None or retraining_text(cached, final) is None:  # (the line below says why otherwise)
+                    log.info("Pareto member %s is made again (%s): its folder as it is moves to %s once the new files are "
+                             "complete", arch.arch_id, _made_again_why(cached, metric=data.metric.value,
+                                                                       pt_problem=pt_problem, unloadable=unloadable), kept_at)
+            else:
+                out = new_files.enter_context(replacing_described(*replaced, description=metrics_path))
             if model is not None:
                 log.info("Pareto member %s: its files are made again from its model.pt, whose weights are kept (no training)",
                          arch.arch_id)
@@ -708,7 +729,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                     # with what changed, where the log said only "final training of <arch_id>" as for a new member
                     if (why := retraining_text(cached, final)) is not None:
                         log.info("Pareto member %s is final-trained again, from scratch: %s; its files stay as they are "
-                                 "until the new ones are complete", arch.arch_id, why)
+                                 "until the new ones are complete%s", arch.arch_id, why,
+                                 f", then its folder as it was (weights, compressed files) moves to {kept_at}" if kept_at else "")
                     # A final training starts from scratch: of the trial's file it needs the seed only, which the search
                     # derives from the arch (`train_seed`) where the file is missing or damaged
                     seed = _trial_seed(source, arch, search_seed=run.search.seed)
@@ -748,7 +770,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
         # are known now, and a rerun adds them without running the model again
         if logits is not None or not predictions_path.is_file() or predictions_path.read_bytes() != predictions:
             atomic_write_bytes(out / PREDICTIONS_FILE, predictions)
-        atomic_write_bytes(folder / "arch.json", (arch.to_json(indent=2) + "\n").encode())
+        # (into the new folder where the old one moves to retired/, to keep it as it was)
+        atomic_write_bytes((out if kept_at else folder) / "arch.json", (arch.to_json(indent=2) + "\n").encode())
         lat = predict_latency(arch, run.hw)
         metrics = {
             "arch_id": arch.arch_id,
@@ -811,6 +834,17 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                  "with that training's recipe goes on from it, and deleting it is safe (that training then starts "
                  "from epoch 0)", arch.arch_id, folder / PARTIAL_FILE)
     return metrics, predicted
+
+
+def _made_again_why(cached: dict[str, Any], *, metric: str, pt_problem: str | None, unloadable: str | None) -> str:
+    """Why a member whose model.pt is there gets other weights though its final_train recipe is the same, in words."""
+    if pt_problem is not None:
+        return f"its model.pt is {pt_problem}"
+    if unloadable is not None:
+        return f"its model.pt cannot be loaded: {unloadable}"
+    if cached.get("arch_id") is not None and cached.get("metric", "accuracy") != metric:
+        return f"its accuracies were scored as {cached.get('metric', 'accuracy')}, this run's data.metric is {metric}"
+    return "its metrics.json does not describe its model.pt"
 
 
 def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: bool, before: str | None) -> None:
@@ -932,13 +966,14 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
                 "checkpoint": f"checkpoints/{r.arch_id}", "arch": r.arch.to_dict() if r.arch else None,
             })
         compare_members(members, predicted, truth)
-        # The checkpoints folder mirrors the current front: members that fell off it are removed (their weights stay in
-        # trials/, so nothing is lost); a member left out above for missing weights keeps its folder.
+        # The checkpoints folder mirrors the current front: a member that fell off it moves to retired/, whole (deleted,
+        # its final-trained weights and the int8 files a user may have shipped from it went, trials/ keeping the proxy's
+        # only); a member left out above for missing weights keeps its folder. (Dot-named folders are no members.)
         ckpt_root = run_dir / "checkpoints"
         if ckpt_root.is_dir():
-            for child in ckpt_root.iterdir():
-                if child.is_dir() and child.name not in front_ids:
-                    shutil.rmtree(child)
+            for child in sorted(ckpt_root.iterdir()):
+                if child.is_dir() and not child.is_symlink() and child.name not in front_ids and not child.name.startswith("."):
+                    _retire_member(run_dir, child, why=_off_front_why(child.name, records, front))
     except KeyboardInterrupt:
         # the members finished so far are compared too: the report of an interrupted run otherwise showed no gains.
         # Also after the last member: once the members' files are being made, a stop leaves pareto files of this study
@@ -949,6 +984,30 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
         raise
     return _write_pareto_files(run_dir, study, data, run, records, members, missing=unlisted(front, members),
                                warnings=warnings, profiles=profiles)
+
+
+def _retire_member(run_dir: Path, folder: Path, *, why: str) -> None:
+    """Move the member folder `folder` whole to the run's retired/ (`retire_folder`), with one line saying where and
+    `why`; under its `member_lock`, so that a compression of it under way finishes first."""
+    with member_lock(folder, doing="moving it to retired/"):
+        dest = retire_folder(folder, run_dir / RETIRED_FOLDER)
+    log.info("Pareto member %s %s: its folder as it was is moved to %s/%s/", folder.name, why, RETIRED_FOLDER, dest.name)
+
+
+def _off_front_why(arch_id: str, records: Sequence[TrialRecord], front: Sequence[TrialRecord]) -> str:
+    """Why the architecture `arch_id` is not on the Pareto `front` of `records` (by latency) now, in words: "fell off the
+    Pareto front (dominated by <arch_id>)", the member that is at least as accurate and as fast, faster or more accurate."""
+    mine = [r for r in records if r.arch_id == arch_id and r.state == "COMPLETE" and r.val_acc is not None]
+    if not mine:
+        return "is no longer on the Pareto front (no finished trial of this study has its architecture)"
+    if not any(r.feasible for r in mine):
+        return "is no longer on the Pareto front (its latency is over search.latency_budget_ms now)"
+    me = next(r for r in mine if r.feasible)
+    for r in front:
+        if (r.val_acc is not None and r.latency_ms is not None and me.latency_ms is not None
+                and r.val_acc >= me.val_acc and r.latency_ms <= me.latency_ms):
+            return f"fell off the Pareto front (dominated by {r.arch_id})"
+    return "fell off the Pareto front"
 
 
 def unlisted(front: Sequence[TrialRecord], members: Sequence[dict[str, Any]]) -> list[str]:

@@ -178,6 +178,61 @@ def test_pareto_json_names_the_front_members_an_interrupted_run_left_out(tmp_pat
     assert written == {"members": ["fast", "mid", "slow"], "missing": []}
 
 
+def test_a_member_that_falls_off_the_front_moves_to_retired_whole_with_one_line(tmp_path, monkeypatch, caplog):
+    # New trials that dominated a member deleted its folder (shutil.rmtree): its final-trained model.pt (minutes to
+    # hours of training) and the model_int8.onnx a user had shipped from it were gone; trials/ keeps the proxy's only.
+    import logging
+
+    import torch
+
+    import nas.results as results_mod
+
+    def trial(arch_id, acc, lat):
+        return SimpleNamespace(arch_id=arch_id, number=0, state="COMPLETE", feasible=True, val_acc=acc, latency_ms=lat,
+                               params=1, macs=1, arch=None)
+
+    trials = [trial("old", 0.5, 0.2), trial("slow", 0.7, 0.3)]
+    monkeypatch.setattr(results_mod, "trial_record", lambda t, budget=None: t)
+    monkeypatch.setattr(results_mod, "trials_csv", lambda *a: "")
+    monkeypatch.setattr(results_mod, "materialize_member", lambda run_dir, r, *a, **k: (
+        {"final_train": None, "test_acc": 0.5, "test_acc_ci95": None, "test_acc_onnx": None,
+         "measured_latency_ms": None}, None))
+    monkeypatch.setattr(results_mod, "record_of_test_images", lambda **k: {})
+    monkeypatch.setattr(results_mod, "_write_pareto_files", lambda *a, **k: None)
+    run = SimpleNamespace(search=SimpleNamespace(latency_budget_ms=None))
+    data = SimpleNamespace(test=SimpleNamespace(y=torch.zeros(2, dtype=torch.long)), val=[None] * 4, balanced=False)
+    study = SimpleNamespace(get_trials=lambda deepcopy: trials)
+    files = {"model.pt": b"final-trained", "model_int8.onnx": b"shipped", "metrics.json": b"{}"}
+    for arch_id in ("old", "slow"):
+        (tmp_path / "checkpoints" / arch_id).mkdir(parents=True)
+        for name, content in files.items():
+            (tmp_path / "checkpoints" / arch_id / name).write_bytes(content)
+    (tmp_path / "checkpoints" / ".scratch.tmp").mkdir()  # not a member: left alone
+
+    def write_run_files():
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nas.results"):
+            results_mod.write_run_files(tmp_path, study, data, run, profiles=[])
+        return [r.getMessage() for r in caplog.records if "retired" in r.getMessage()]
+
+    assert write_run_files() == []  # both on the front: nothing moves
+    trials.append(trial("new", 0.6, 0.1))  # as accurate and faster: "old" falls off
+    assert write_run_files() == [
+        "Pareto member old fell off the Pareto front (dominated by new): its folder as it was is moved to retired/old/"]
+    assert not (tmp_path / "checkpoints" / "old").exists() and (tmp_path / "checkpoints" / "slow").is_dir()
+    retired = tmp_path / "retired" / "old"
+    assert sorted(p.name for p in retired.iterdir()) == sorted(files)  # no .member.lock left there
+    assert {n: (retired / n).read_bytes() for n in files} == files
+    assert (tmp_path / "checkpoints" / ".scratch.tmp").is_dir()
+    # a second one of the same name (a member that came back and fell off again) does not replace the first
+    (tmp_path / "checkpoints" / "old").mkdir()
+    (tmp_path / "checkpoints" / "old" / "model.pt").write_bytes(b"second")
+    assert write_run_files() == [
+        "Pareto member old fell off the Pareto front (dominated by new): its folder as it was is moved to retired/old.2/"]
+    assert (retired / "model.pt").read_bytes() == b"final-trained"
+    assert (tmp_path / "retired" / "old.2" / "model.pt").read_bytes() == b"second"
+
+
 def _pareto_members(tmp_path, monkeypatch, records, final_of) -> dict[bool, list[dict]]:
     """pareto.json's members as write_run_files builds them of the front `records`, by data.metric (balanced or not),
     with 40 val images; materialize_member stubbed: each member's final_train is `final_of[arch_id]`."""
@@ -745,10 +800,22 @@ def test_a_stop_during_a_members_new_final_training_keeps_its_files_whole_and_th
     with pytest.raises(KeyboardInterrupt):
         materialize("final_train.epochs=3")
     assert {n: (folder / n).read_bytes() for n in MEMBER_FILES} == before
+    assert not (tmp_path / "retired").exists()  # nothing moved before the new files are complete
     # rebuilt with final_train=none, the member is listed with the weights it had
-    monkeypatch.setattr(results_mod, "torch_logits", lambda *a, **k: pytest.fail("ran the model again"))
-    metrics, _ = materialize("final_train=none")
+    with monkeypatch.context() as m:
+        m.setattr(results_mod, "torch_logits", lambda *a, **k: pytest.fail("ran the model again"))
+        metrics, _ = materialize("final_train=none")
     assert metrics["final_train"]["epochs"] == load_checkpoint(folder).meta["final_train"]["epochs"] == 2
+    # the rerun that trains it through: its folder as it was moves to retired/, the new one takes its place
+    from nas.checkpoint import onnx_logits
+
+    monkeypatch.setattr(results_mod, "onnx_logits", onnx_logits)
+    metrics, _ = materialize("final_train.epochs=3")
+    retired = tmp_path / "retired" / folder.name
+    assert {n: (retired / n).read_bytes() for n in MEMBER_FILES} == before
+    assert sorted(p.name for p in retired.iterdir()) == sorted(MEMBER_FILES)
+    assert metrics["final_train"]["epochs"] == load_checkpoint(folder).meta["final_train"]["epochs"] == 3
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MEMBER_FILES)
 
 
 def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_path, compose_cfg, monkeypatch, caplog):
@@ -762,7 +829,8 @@ def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_pat
     said = [r.getMessage() for r in caplog.records if "final-trained again" in r.getMessage()]
     assert said == [f"Pareto member {member.folder.name} is final-trained again, from scratch: its model.pt was "
                     "final-trained with final_train.epochs=2 final_train.lr=0.003, this run's recipe has "
-                    "final_train.epochs=3 final_train.lr=0.01; its files stay as they are until the new ones are complete"]
+                    "final_train.epochs=3 final_train.lr=0.01; its files stay as they are until the new ones are "
+                    f"complete, then its folder as it was (weights, compressed files) moves to retired/{member.folder.name}/"]
     # the same recipe (speed settings aside) trains nothing and says nothing of it
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="nas.results"):
@@ -784,7 +852,7 @@ def _compress_settings(name: str) -> dict:
     return json.loads(json.dumps(_group(name, "compress", CompressConfig), default=str))
 
 
-def test_a_members_compressed_files_of_weights_it_no_longer_has_are_removed_with_one_line(
+def test_a_members_compressed_files_of_weights_it_no_longer_has_leave_its_folder_with_those_weights(
         tmp_path, compose_cfg, monkeypatch, caplog):
     # A member final-trained again by a run that compresses nothing (final_train.epochs=30 compress=none, to compress
     # the one chosen member later) kept the int8 files and compressed_metrics.json of its old weights beside the new
@@ -808,26 +876,31 @@ def test_a_members_compressed_files_of_weights_it_no_longer_has_are_removed_with
     for overrides in ((), ("final_train=none",)):
         member.materialize(*overrides)
         assert (folder / "model_int8.onnx").is_file() and (folder / "compressed_metrics.json").is_file()
-    with caplog.at_level(logging.INFO, logger="nas.results"):
-        member.materialize("final_train.epochs=3")
+    old = {n: (folder / n).read_bytes() for n in (*MEMBER_FILES, "model_int8.onnx", "compressed_metrics.json")}
+    member.materialize("final_train.epochs=3")
     assert not (folder / "model_int8.onnx").exists() and not (folder / "compressed_metrics.json").exists()
-    assert [r.getMessage() for r in caplog.records if "compressed files" in r.getMessage()] == [
-        f"Pareto member {folder.name}: its compressed files (model_int8.onnx, compressed_metrics.json) were made from "
-        "the weights its model.pt held before and are removed; compressing it again makes them from the new ones (a "
-        f"search with compress, or python -m compress.run checkpoint={folder} hw=cpu compress=smoke)"]
-    # a compression from before weights_sha256: judged by whether the run replaced model.pt
+    # they went with the weights they were made from, to retired/ (deleted, the int8 file a user shipped was lost)
+    retired = tmp_path / "retired" / folder.name
+    assert {n: (retired / n).read_bytes() for n in old} == old
+    # a compression from before weights_sha256 goes with the replaced weights too
     compressed(weights=False)
     member.materialize("final_train.epochs=3")  # up to date: kept
     assert (folder / "model_int8.onnx").is_file()
     member.materialize("final_train.epochs=4")
     assert not (folder / "model_int8.onnx").exists() and not (folder / "compressed_metrics.json").exists()
+    assert (tmp_path / "retired" / f"{folder.name}.2" / "model_int8.onnx").is_file()
     # one that records other weights than model.pt's (a run killed between the new model.pt and the removal) goes on
-    # the next run, though that run replaces nothing
+    # the next run, though that run replaces nothing, with one line
     compressed(weights=True)
     record = json.loads((folder / "compressed_metrics.json").read_text())
     (folder / "compressed_metrics.json").write_text(json.dumps({**record, "weights_sha256": "0" * 64}))
-    member.materialize("final_train.epochs=4")
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        member.materialize("final_train.epochs=4")
     assert not (folder / "model_int8.onnx").exists()
+    assert [r.getMessage() for r in caplog.records if "compressed files" in r.getMessage()] == [
+        f"Pareto member {folder.name}: its compressed files (model_int8.onnx, compressed_metrics.json) were made from "
+        "the weights its model.pt held before and are removed; compressing it again makes them from the new ones (a "
+        f"search with compress, or python -m compress.run checkpoint={folder} hw=cpu compress=smoke)"]
 
 
 def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_other_weights(
@@ -842,12 +915,17 @@ def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_
     member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
     materialize, folder, test = member.materialize, member.folder, member.data.test
     shutil.copytree(folder, tmp_path / "old")
+    old_weights = (folder / "model.pt").read_bytes()
     seen = []
     for killed_at in range(50):  # before each deletion or rename in the member's folder and its temporary one, until none
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(tmp_path / "retired", ignore_errors=True)
         shutil.copytree(tmp_path / "old", folder)
         with killed_after_changes(killed_at) as kill:
             materialize("final_train.epochs=3")
+        # the old weights are never lost: in the member's folder until the swap, then in retired/
+        kept = [p for p in (folder / "model.pt", tmp_path / "retired" / folder.name / "model.pt") if p.is_file()]
+        assert old_weights in [p.read_bytes() for p in kept], killed_at
         if not (folder / "metrics.json").is_file():
             seen.append(None)
             continue
@@ -864,8 +942,8 @@ def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_
     # killed before the swap: the old files; during it: no metrics.json (a rerun trains again); after: the new ones
     assert seen[0] == 2 and seen[-1] == 3
     # and the member is without metrics.json only for the moment of the swap, not while its new files are made: from
-    # the old one's deletion to the new one's rename, between them model.onnx, test_predictions.csv and model.pt's
-    assert seen.count(None) == 4
+    # the old folder's move to retired/ to the new one's rename into its place
+    assert seen.count(None) == 2
     assert seen == sorted(seen, key=lambda s: {2: 0, None: 1, 3: 2}[s])
 
 
@@ -994,17 +1072,29 @@ def test_a_member_final_trained_again_reads_its_trials_seed_from_the_trial_check
     assert reads.count(trial) == 1
 
 
-def test_a_member_whose_model_pt_is_cut_short_is_made_again_not_taken_as_up_to_date(tmp_path, compose_cfg, monkeypatch):
+def test_a_member_whose_model_pt_is_cut_short_is_made_again_not_taken_as_up_to_date(tmp_path, compose_cfg, monkeypatch,
+                                                                                    caplog):
     # A member's model.pt cut short (a copy, the disk) beside a whole metrics.json was taken as up to date: the member
     # stayed broken, and the compression, which could not load it, recorded an error and deleted the member's int8 files.
+    import logging
+
     from nas.checkpoint import load_checkpoint
 
     member = _member_final_trained(tmp_path, compose_cfg, monkeypatch)
     weights = (member.folder / "model.pt").read_bytes()
     (member.folder / "model.pt").write_bytes(weights[:100])
-    metrics, _ = member.materialize()
+    (member.folder / "model_int8.onnx").write_bytes(b"int8")
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        metrics, _ = member.materialize()
     assert metrics["final_train"]["epochs"] == 2
     assert load_checkpoint(member.folder).meta["final_train"]["epochs"] == 2  # whole again
+    # its folder as it was is kept, its int8 file too (not deleted with the weights it was made from), with one line
+    retired = tmp_path / "retired" / member.folder.name
+    assert (retired / "model.pt").read_bytes() == weights[:100] and (retired / "model_int8.onnx").read_bytes() == b"int8"
+    said = [r.getMessage() for r in caplog.records if "retired/" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"Pareto member {member.folder.name} is made again (its model.pt is "
+                                                 "damaged (") and said[0].endswith(
+        f"its folder as it is moves to retired/{member.folder.name}/ once the new files are complete")
 
 
 # A member's final training (final_train.epochs=15: about 13 minutes per member on a laptop CPU) stopped by Ctrl-C,

@@ -704,9 +704,15 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.threads=1", "final_train.channels_last=false",
                            "final_train.eval_batch_size=64", "final_train.keep_freed_memory=false", "compress=smoke"))
     assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
+    old = {n: (folder / n).read_bytes() for n in ("model.pt", "model_int8.onnx", "compressed_metrics.json")}
     run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3", "compress=smoke"))
     assert all((folder / n).stat().st_mtime_ns != t for n, t in stamps.items())
     assert json.loads((folder / "metrics.json").read_text())["final_train"]["epochs"] == 3
+    # the replaced weights and their int8 files (a user may have shipped) are kept, moved to retired/, not deleted
+    retired = result.run_dir / "retired" / member["arch_id"]
+    assert {n: (retired / n).read_bytes() for n in old} == old
+    assert (f"then its folder as it was (weights, compressed files) moves to retired/{member['arch_id']}/"
+            in (result.run_dir / "search.log").read_text())
     # final_train=none trains nothing: the final-trained weights (and their compressed files) stay, not the proxy's.
     stamps = {n: (folder / n).stat().st_mtime_ns for n in ("model.pt", "model_int8.onnx")}
     run_search(compose_cfg(*overrides, "final_train=none", "compress=smoke"))
@@ -950,6 +956,7 @@ def test_member_stopped_after_its_new_weights_keeps_its_old_files_and_stays_list
     assert run_search(compose_cfg(*overrides, "final_train=smoke", "final_train.epochs=3")).interrupted
     assert {n: (folder / n).read_bytes() for n in before} == before
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # nor a temporary folder left in it
+    assert not (result.run_dir / "retired").exists()  # nothing moved before the new files are complete
     monkeypatch.undo()
     again = run_search(compose_cfg(*overrides, "final_train=none"))
     assert [m["arch_id"] for m in again.pareto] == [member["arch_id"]]
