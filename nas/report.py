@@ -46,7 +46,7 @@ from urllib.parse import quote
 from nas.errors import DISK_EXIT, NasError, exit_with_error, readable_text
 
 # the names compress.pipeline writes, shared with it (no compress imports here: nas.layout holds constants alone)
-from nas.layout import COMPRESSED_JSON, COMPRESSION_MODEL_FILES, IR_FILES
+from nas.layout import COMPRESSED_JSON, COMPRESSION_MODEL_FILES, IR_FILES, RETIRED_FOLDER
 
 # plotly and matplotlib (about a second to import) are imported where a page or a PNG is drawn: the rest of the
 # toolkit reads this module's constants and notes (a search its run-marker prefix, compress.run its notes) without them.
@@ -199,6 +199,7 @@ class _Run:
     # pareto.json was written after every one of those searches started (`_written_since`): by a worker that finished
     # while they ran, so its setup_warnings are of the tables below, not of the run before them
     written_since: bool = False
+    retired: int = 0  # former members' folders in retired/ (`nas.layout.RETIRED_FOLDER`), which the report reads nothing of
 
     @property
     def complete(self) -> list[_Trial]:
@@ -479,7 +480,15 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
                 unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks),
-                written_since=_written_since(header, marks))
+                written_since=_written_since(header, marks), retired=_retired_count(run_dir))
+
+
+def _retired_count(run_dir: pathlib.Path) -> int:
+    """How many former members' folders the run keeps in retired/ (`RETIRED_FOLDER`); 0 where there is none."""
+    try:
+        return sum(1 for p in (run_dir / RETIRED_FOLDER).iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:  # none (or unreadable: nothing to say of it)
+        return 0
 
 
 # The helpers below repeat nas.checkpoint's on purpose: this module imports nothing from nas (see its docstring).
@@ -1913,7 +1922,16 @@ def _front_notes(run: _Run) -> list[str]:
     members = run.members
     return [_left_out_note(run), _missing_files_note(members), _best_member_note(members),
             _predicted_note(members, run.header), _measured_note(members, run.header), _final_val_note(members),
-            _ci_note(members)]
+            _ci_note(members), _retired_note(run.retired)]
+
+
+def _retired_note(count: int) -> str:
+    """One line under the front table where former members' folders are kept in retired/; '' where none is."""
+    if not count:
+        return ""
+    whose = "1 former member's folder is" if count == 1 else f"{count:,} former members' folders are"
+    return (f"{whose} kept in {RETIRED_FOLDER}/ (weights and any compressed files, as they were): moved there when a "
+            "member fell off the front or its model.pt was final-trained again; this report reads nothing of them.")
 
 
 def _compressed_notes(members: Sequence[_Member]) -> list[str]:

@@ -2259,3 +2259,22 @@ def test_a_rebuild_from_a_study_with_no_finished_trial_exits_1_after_writing_its
     assert out.splitlines() == [str(report)]  # its files written and printed all the same
     # and why on stderr: the rebuild's log lines said it, but nothing beside the exit status did
     assert err.splitlines() == ([f"error: {why}"] if code else [])
+
+
+def test_former_members_in_retired_are_counted_in_one_line_and_not_read(run_dir: pathlib.Path) -> None:
+    """A member that fell off the front, or whose model.pt was final-trained again, is moved to retired/<arch_id>/ (not
+    deleted): the report says in one line that such folders are kept there, and takes none of them for a member."""
+    assert "retired/" not in _markdown(run_dir)
+    for name in ("aaaa000009", "aaaa000009.2"):
+        (run_dir / "retired" / name).mkdir(parents=True)
+        (run_dir / "retired" / name / "metrics.json").write_text(json.dumps(_metrics(name, 2)))
+    (run_dir / "retired" / ".new.x.tmp").mkdir()  # a killed swap's leftover: no member's folder
+    text = _markdown(run_dir)
+    assert ("_2 former members' folders are kept in retired/ (weights and any compressed files, as they were): moved "
+            "there when a member fell off the front or its model.pt was final-trained again; this report reads nothing "
+            "of them._") in text
+    assert "aaaa000009" not in text
+    import shutil
+
+    shutil.rmtree(run_dir / "retired" / "aaaa000009.2")
+    assert "_1 former member's folder is kept in retired/" in _markdown(run_dir)
