@@ -58,7 +58,7 @@ def _check_outputs_table_against(run_dir: Path) -> None:
     in_member = set(re.findall(files, member_row))
     arch_id = next((run_dir / "checkpoints").iterdir()).name
     expected = {n.replace("<arch_id>", arch_id).rstrip("/") for n in listed
-                if not n.startswith((".running.", "multirun."))}
+                if not n.startswith((".running.", "multirun.", "retired/"))}
     expected |= {f"checkpoints/{arch_id}/{n}" for n in re.findall(files, member_row.split("when compressed")[0])}
     written = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")}
     assert expected <= written, f"listed in README's Outputs but not written: {sorted(expected - written)}"
