@@ -105,13 +105,13 @@ def test_wheel_ships_conf_and_its_entry_points_compose_from_it(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("module", "args", "line"),
     [("nas.search", ["--config-dir", "mine", "hw=my_npuu"],
-      "error: hw=my_npuu is not an option of hw (did you mean hw=my_npu?); available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_zen2, edge_npu, mobile_cpu, my_npu"),
+      "error: hw=my_npuu is not an option of hw (did you mean hw=my_npu?); available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_xeonb, cpu_zen2, edge_npu, mobile_cpu, my_npu"),
      ("nas.search", ["-m", "hydra/launcher=joblib", "search.worker=0,1", "--config-dir=mine", "train.epoch=3"],
       "error: train.epoch is not a setting of train (did you mean train.epochs?)"),
      ("compress.run", ["-cd", "mine", "hw=my_npuu", "checkpoint=x"],
-      "error: hw=my_npuu is not an option of hw (did you mean hw=my_npu?); available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_zen2, edge_npu, mobile_cpu, my_npu"),
+      "error: hw=my_npuu is not an option of hw (did you mean hw=my_npu?); available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_xeonb, cpu_zen2, edge_npu, mobile_cpu, my_npu"),
      ("nas.latency.fit", ["--config-dir", "mine", "hw=my_npuu"],
-      "error: hw=my_npuu is not an option of hw (did you mean hw=my_npu?); available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_zen2, edge_npu, mobile_cpu, my_npu"),
+      "error: hw=my_npuu is not an option of hw (did you mean hw=my_npu?); available: cpu, cpu_int8, cpu_ort, cpu_xeon, cpu_xeonb, cpu_zen2, edge_npu, mobile_cpu, my_npu"),
      ("nas.search", ["--config-dir", "notmine", "hw=my_npu"], "error: --config-dir notmine: folder {work}/notmine not found")],
 )
 def test_bad_input_beside_a_users_config_dir_is_one_line(module: str, args: list[str], line: str, tmp_path: Path) -> None:
