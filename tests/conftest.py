@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -283,6 +284,20 @@ def deliver_signal(signum: int) -> None:
     handler = signal.getsignal(signum)
     if callable(handler):
         handler(signum, None)
+
+
+def signal_when_there(proc: subprocess.Popen, ready: Path, signum: int, *, wait_s: float = 60,
+                      end_s: float = 60) -> tuple[str, str]:
+    """Send `signum` to `proc` once the file `ready` exists (or `proc` ended, or `wait_s` passed), then its (stdout,
+    stderr) as it ends within `end_s`; `proc` is killed in any case, so no test leaves it behind."""
+    try:
+        deadline = time.monotonic() + wait_s
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signum)
+        return proc.communicate(timeout=end_s)
+    finally:
+        proc.kill()
 
 
 def relu_onnx(path: Path, *, shape: tuple[int, ...] = (1, 1, 4, 4)) -> Path:

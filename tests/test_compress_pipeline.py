@@ -1430,6 +1430,8 @@ def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_lea
     # SIGTERM (a scheduler's time limit, `kill`) killed `python -m compress.run` mid-file without a word. It is sent from
     # outside while the (stubbed) compression is half-way through writing model_int8.onnx the way the pipeline writes its
     # files (nas.checkpoint.replacing: a temporary file renamed into place once whole).
+    from conftest import signal_when_there
+
     folder, started = tmp_path / "ck", tmp_path / "started"
     save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
     files_before = sorted(p.name for p in folder.iterdir())
@@ -1447,14 +1449,7 @@ def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_lea
     args = [f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny", "hw=cpu"]
     proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
+    _, err = signal_when_there(proc, started, signal.SIGTERM, end_s=30)
     assert started.exists(), err  # it was stopped mid-write, not before
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == (

@@ -34,7 +34,7 @@ from nas.config import to_run_config
 from nas.errors import ConfigError, Terminated, counted
 from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
-from conftest import deliver_signal
+from conftest import deliver_signal, signal_when_there
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_FILES = ["study.db", "config.yaml", "search.log", "trials.csv", "pareto.csv", "pareto.json", "report.html", "report.md",
@@ -1369,14 +1369,7 @@ def test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line(tmp_pa
                               "search.study_name=s", "data.root=/unused", "search.worker=0,1"],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     record = tmp_path / "s" / "multirun.yaml"
-    try:
-        deadline = time.monotonic() + 60
-        while not record.is_file() and sweep.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        sweep.send_signal(signal.SIGINT)
-        out, err = sweep.communicate(timeout=60)
-    finally:
-        sweep.kill()
+    out, err = signal_when_there(sweep, record, signal.SIGINT)
     assert sweep.returncode == 130, err
     assert err == (f"sweep interrupted (Ctrl-C): Hydra's record of the sweep is in {record}, and a search job that had "
                    "started keeps what it finished (its search.log says how far it got); rerun the same command to "
