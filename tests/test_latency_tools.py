@@ -2766,6 +2766,9 @@ def test_host_mismatch_prefers_a_profile_calibrated_on_exactly_this_xeon_to_one_
     assert host_mismatch(shipped["cpu_xeon"], host=here, others=[shipped["cpu_xeon"], unlike]) is None
     assert host_mismatch(shipped["cpu_xeon"], host=other, others=shipped.values()) is None
     assert host_mismatch(shipped["cpu_xeon"], host=here) is None
+    # A host that reports no family/model (not Linux, say) is not told to leave a profile that records them.
+    for name in ("cpu_xeon", "cpu_xeonb"):
+        assert host_mismatch(shipped[name], host="Intel(R) Xeon(R) Processor; 2 cpus", others=shipped.values()) is None
     # On another Xeon generation cpu_xeonb warns and names the one that may fit.
     assert "(the same model name, another CPU family/model)" in host_mismatch(shipped["cpu_xeonb"], host=other,
                                                                              others=shipped.values())

@@ -244,13 +244,16 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
     # ("Intel(R) Xeon(R) Processor") have run the same files 1.8x apart (experiments/results/latency/predictor_cpu_xeonb.md).
     exact = [p.name for p in fitting if cpu_signature(p.calibrated_on) == cpu_signature(host)]
     if not differ:
-        # A calibration that records less of the CPU (no family/model: fitted before they were recorded) may be of
-        # another generation of the same name: named only where another profile records exactly this one.
-        if not exact or cpu_signature(hw.calibrated_on) == cpu_signature(host):
+        # A calibration that records no family/model (fitted before they were recorded) may be of another generation
+        # of the same name: named only where this host reports its family/model and another profile records them.
+        if cpu_generation(hw.calibrated_on) or not cpu_generation(host):
+            return None
+        named = [p.name for p in fitting if p.name in exact and cpu_generation(p.calibrated_on)]
+        if not named:
             return None
         return (f"hw={hw.name} was calibrated on {hw.calibrated_on!r}, which does not record which machine of that "
-                f"name it was, and hw={exact[0]} on exactly this host's CPU, {cpu_signature(host)!r}, with the same "
-                f"runtime settings: use hw={exact[0]} (machines of one model name can run the same model at another "
+                f"name it was, and hw={named[0]} on exactly this host's CPU, {cpu_signature(host)!r}, with the same "
+                f"runtime settings: use hw={named[0]} (machines of one model name can run the same model at another "
                 "speed)")
     # A generic name ("AMD EPYC") alike on both sides: the numbers and instructions tell the user what differs.
     here = (repr(cpu_model(host)) if differ == "another CPU model"
