@@ -128,11 +128,14 @@ def interrupting_signal(e: KeyboardInterrupt) -> signal.Signals:
     return signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
 
 
-def interruption_text(*, stopped_by: signal.Signals) -> str:
-    """What stopped a command, for a record read later (a search's run marker, and the report that quotes it):
-    "interrupted (Ctrl-C)" for SIGINT, "stopped by SIGTERM" for SIGTERM (a scheduler's time limit, `kill`): which of the
-    two it was tells a user who pressed nothing what to look at."""
-    return "interrupted (Ctrl-C)" if stopped_by == signal.SIGINT else f"stopped by {stopped_by.name}"
+def interruption_text(*, stopped_by: signal.Signals, again: bool = False) -> str:
+    """What stopped a command, for a record read later (a search's run marker, and the report that quotes it) and for
+    the lines saying so: "interrupted (Ctrl-C)" for SIGINT, "stopped by SIGTERM" for SIGTERM (a scheduler's time limit,
+    `kill`): which of the two it was tells a user who pressed nothing what to look at. `again`: a second stop, after a
+    first ("interrupted again (Ctrl-C)", "stopped again by SIGTERM")."""
+    if stopped_by == signal.SIGINT:
+        return f"interrupted{' again' if again else ''} (Ctrl-C)"
+    return f"stopped{' again' if again else ''} by {signal.Signals(stopped_by).name}"
 
 
 def stop_on_sigterm() -> None:

@@ -805,20 +805,20 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
                 pareto = json.loads((run_dir / "pareto.json").read_text())
                 log.warning("%s", _interrupted_members_text(trains=trains, all_made=not pareto["members_missing"],
                                                             again=stopped_by if after_stop is not None else None))
-            elif after_stop is not None:
-                # A second signal, as the files were written after the trials' stop: they had not been "before" it
-                log.warning("%s while the run's files were written after the stop, before the Pareto members' files "
-                            "were made: writing them again without training; rerun the same command to resume",
-                            _again(stopped_by))
-                pareto = write_run_files(run_dir, study, data, run, train=False, warnings=warnings, profiles=profiles)
             else:
                 # Struck before write_run_files reached the members (trials.csv not written yet, say): returning here
                 # left no trials.csv, the marker without why it stopped and no line on stderr, and reading the
                 # pareto.json there was gave an earlier run's front as this one's. The files are written as after a stop
                 # in the trials: without training (seconds); a second signal stops at once, and the marker then
                 # records it (`_stop_recorded`).
-                log.warning("interrupted before %s: writing the run's files without training; rerun the same command "
-                            "to resume", "the final training started" if trains else "the Pareto members' files were made")
+                if after_stop is not None:  # a second signal, as the files were written after the trials' stop
+                    log.warning("%s while the run's files were written after the stop, before the Pareto members' "
+                                "files were made: writing them again without training; rerun the same command to resume",
+                                interruption_text(stopped_by=stopped_by, again=True))
+                else:
+                    log.warning("interrupted before %s: writing the run's files without training; rerun the same "
+                                "command to resume",
+                                "the final training started" if trains else "the Pareto members' files were made")
                 pareto = write_run_files(run_dir, study, data, run, train=False, warnings=warnings, profiles=profiles)
         if compress and run.compress.members.value != "none" and pareto["members"]:
             from compress.pipeline import compress_front  # the search orchestrates; compress builds on nas
@@ -854,12 +854,6 @@ def _file_version(path: Path) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _again(signum: signal.Signals) -> str:
-    """A second stop by `signum`, after a first one, as search.log says it: 'interrupted again (Ctrl-C)', 'stopped again
-    by SIGTERM'."""
-    return "interrupted again (Ctrl-C)" if signum == signal.SIGINT else f"stopped again by {signum.name}"
-
-
 def _interrupted_members_text(*, trains: bool, all_made: bool, again: signal.Signals | None = None) -> str:
     """search.log's line for a stop while the Pareto members' files were made (their pareto files then written):
     `trains`, whether the members could be final-trained; `all_made`, whether every member's files were made by then;
@@ -867,7 +861,7 @@ def _interrupted_members_text(*, trains: bool, all_made: bool, again: signal.Sig
     if again is not None:
         made = ("every Pareto member's files made: they are kept" if all_made else "the members finished so far are "
                 "kept, those that need their final training left to the rerun")
-        return f"{_again(again)} as the run's files were written after the stop, {made}; rerun the same command to resume"
+        return f"{interruption_text(stopped_by=again, again=True)} as the run's files were written after the stop, {made}; rerun the same command to resume"
     if all_made:
         return ("interrupted as the run's files were written, every Pareto member's files made: they are kept; rerun "
                 "the same command to resume")
@@ -1741,7 +1735,7 @@ def sweep_interrupted_text(signum: signal.Signals, record: Path | None) -> str:
     """The one line of a sweep (`python -m nas.search -m ...`) that Ctrl-C or SIGTERM stopped outside its search jobs
     (which say their own), as Hydra composed, recorded or launched them: where Hydra's `record` of the sweep
     (multirun.yaml) is, which 'nothing was written' would deny, or that nothing was written before it (None)."""
-    said = "sweep interrupted (Ctrl-C)" if signum == signal.SIGINT else f"sweep stopped by {signum.name}"
+    said = f"sweep {interruption_text(stopped_by=signum)}"
     if record is None:
         return f"{said} as it started, before Hydra recorded it; nothing was written"
     return (f"{said}: Hydra's record of the sweep is in {record}, and a search job that had started keeps what it "

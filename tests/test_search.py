@@ -1939,6 +1939,7 @@ def test_a_search_stopped_by_a_signal_names_which_in_its_run_marker(tmp_path):
             raise raised
         assert json.loads(marker.read_text()) == {"pid": 1, "stopped": said}
     assert interruption_text(stopped_by=signal.SIGHUP) == "stopped by SIGHUP"
+    assert interruption_text(stopped_by=signal.SIGHUP, again=True) == "stopped again by SIGHUP"
 
 
 def test_help_says_what_each_hw_choice_is_and_lists_a_config_dirs_own(tmp_path):
