@@ -11,7 +11,8 @@ launcher runs the search jobs in worker processes, its children (joblib's loky e
   the sweep ends, once every job has, with the first job's nonzero status (the stop's 128 + signal after a stop).
 * **A dead worker is one line.** A worker killed outright (`kill -9`, the out-of-memory killer) makes joblib kill the
   others and raise `TerminatedWorkerError`, which Hydra printed as a 40-line traceback: it is one `error:` line naming
-  how the worker ended and the study's finished trials, which the rerun keeps, and exit status 1.
+  how the worker ended and the study's finished trials, which the rerun keeps, and exit status 1 (the stop's 128 + signal
+  where the sweep had been stopped).
 * **No idle worker lingers.** joblib keeps its workers waiting for more work for 5 minutes, as orphans where the sweep
   has ended: the executor's workers are shut down as the sweep ends, and a worker whose sweep ended during its job (it
   stopped waiting, or was killed) ends with that job.
@@ -25,12 +26,15 @@ import contextlib
 import functools
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from nas.errors import interrupting_signal, interruption_text, stop_on_sigterm
 
 WORKERS_WAIT_S = 60
 """How long a stopped sweep waits for its workers to write their files and end before it ends without them (they go on
@@ -70,7 +74,7 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
-def catches(pid: int, signum: int) -> bool:
+def catches(*, pid: int, signum: int) -> bool:
     """Whether process `pid` has a handler of its own for `signum` (/proc/<pid>/status's SigCgt mask; False where it
     cannot be read). A sweep's busy workers catch SIGTERM (the search's handler); its idle workers (`run_job` restores
     their default) and joblib's helpers (which ignore it) do not."""
@@ -83,10 +87,10 @@ def catches(pid: int, signum: int) -> bool:
     return found is not None and bool(int(found.group(1), 16) >> (signum - 1) & 1)
 
 
-def search_workers(pid: int, signum: int) -> list[int]:
+def search_workers(*, pid: int, signum: int) -> list[int]:
     """The children of `pid` that take `signum` as a search does: the workers running a search job. An idle joblib
     worker dies of a SIGTERM and breaks the executor (joblib then kills the others mid-write), so it is left out."""
-    return [child for child in child_pids(pid) if catches(child, signum)]
+    return [child for child in child_pids(pid) if catches(pid=child, signum=signum)]
 
 
 def _sweep_stopped(signum: int, frame: Any) -> None:
@@ -105,21 +109,21 @@ def _sweep_stopped(signum: int, frame: Any) -> None:
     if launch is not None:  # first: a job starting between the two steps finds the mark, or is among the workers
         with contextlib.suppress(OSError):
             os.close(os.open(launch.stop_file, os.O_CREAT | os.O_WRONLY, 0o600))
-    workers = search_workers(os.getpid(), signum)
+    workers = search_workers(pid=os.getpid(), signum=signum)
     for pid in workers:
         with contextlib.suppress(OSError):  # ended meanwhile
             os.kill(pid, signum)
     passed = f" (passed on to its search workers, pids {', '.join(map(str, workers))}: each stops at its next training " \
         "step or trial end and writes its files, in search.log)" if workers else ""
-    name = signal.Signals(signum).name
+    said = f"sweep {interruption_text(stopped_by=signal.Signals(signum))}"
     if launch is None:
-        os.write(2, f"sweep stopped by {name}{passed}; rerun the same command to resume\n".encode())
+        os.write(2, f"{said}{passed}; rerun the same command to resume\n".encode())
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
     launch.stopped_by = signum
     waits = f"; waiting up to {WORKERS_WAIT_S} s for them to end (send it again to end at once)" if workers else ""
-    os.write(2, f"sweep stopped by {name}{passed}{waits}; rerun the same command to resume\n".encode())
+    os.write(2, f"{said}{passed}{waits}; rerun the same command to resume\n".encode())
     signal.signal(signal.SIGALRM, _stop_waiting)
     signal.alarm(WORKERS_WAIT_S)
 
@@ -134,10 +138,11 @@ def _interrupted(launch: _Launch | None) -> None:
     with contextlib.suppress(OSError):  # jobs not started yet do not start
         os.close(os.open(launch.stop_file, os.O_CREAT | os.O_WRONLY, 0o600))
     launch.stopped_by = signal.SIGINT
-    workers = search_workers(os.getpid(), signal.SIGTERM)
+    workers = search_workers(pid=os.getpid(), signum=signal.SIGTERM)
     waits = f"; waiting up to {WORKERS_WAIT_S} s for its search workers (pids {', '.join(map(str, workers))}), which " \
         "Ctrl-C reached too, to stop and write their files (press it again to end at once)" if workers else ""
-    os.write(2, f"sweep interrupted (Ctrl-C){waits}; rerun the same command to resume\n".encode())
+    said = f"sweep {interruption_text(stopped_by=signal.SIGINT)}"
+    os.write(2, f"{said}{waits}; rerun the same command to resume\n".encode())
     signal.signal(signal.SIGALRM, _stop_waiting)
     signal.alarm(WORKERS_WAIT_S)
 
@@ -145,10 +150,13 @@ def _interrupted(launch: _Launch | None) -> None:
 def _stop_waiting(signum: int, frame: Any) -> None:
     """The end of a stopped sweep's wait (SIGALRM after `WORKERS_WAIT_S`, or a second stop): one line naming the workers
     still running, which go on writing their files alone, and the stop's exit status at once (os._exit: joblib's
-    cleanup would kill them)."""
+    cleanup would kill them). os._exit skips the launch's TemporaryDirectory cleanup: the stop file's folder is removed
+    here, which also tells a job the launcher would still start that the launch has ended (`run_job`)."""
     launch = _launch
+    if launch is not None:  # else every stopped sweep left a nas-sweep-* folder in the temporary directory
+        shutil.rmtree(launch.stop_file.parent, ignore_errors=True)
     stopped_by = launch.stopped_by if launch is not None and launch.stopped_by is not None else signum
-    left = search_workers(os.getpid(), signal.SIGTERM)
+    left = search_workers(pid=os.getpid(), signum=signal.SIGTERM)
     why = f"after {WORKERS_WAIT_S} s" if signum == signal.SIGALRM else f"on a second {signal.Signals(signum).name}"
     still = f" (pids {', '.join(map(str, left))} go on alone: see search.log for their end)" if left else ""
     os.write(2, f"sweep: stopped waiting for its workers {why}{still}\n".encode())
@@ -166,21 +174,20 @@ def exit_status(code: Any) -> int:
     return 1
 
 
-def run_job(task_function: Callable[[Any], Any], stop_file: str, cfg: Any) -> int:
+def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str) -> int:
     """One job of a local sweep, in its worker process: `task_function(cfg)` (nas.search's `main`), its exit status
     returned (0 when it returns) rather than raised as SystemExit, which joblib answered in the sweep's process by
-    killing the other workers. It does not start where the sweep was stopped before it (`stop_file` exists), and leaves
+    killing the other workers. It does not start where the sweep was stopped before it (`stop_file` exists) or its
+    launch has ended (`stop_file`'s folder is gone: a sweep that stopped waiting removed it as it ended), and leaves
     SIGINT and SIGTERM as the worker had them, so that an idle worker is not taken for a busy one (`search_workers`).
     Where the sweep's process has ended meanwhile (it stopped waiting, or was killed), the worker ends with the job:
     nobody is left to take its result or give it more work, and joblib kept it waiting 5 minutes for that."""
-    from nas.errors import interrupting_signal, stop_on_sigterm
-
     sweep = os.getppid()
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
         stop_on_sigterm()  # before the check: a stop in between is taken as the search takes it
-        if os.path.exists(stop_file):
+        if os.path.exists(stop_file) or not os.path.isdir(os.path.dirname(stop_file)):
             status = 128 + signal.SIGTERM
         else:
             task_function(cfg)
@@ -214,7 +221,7 @@ def how_it_died(error: BaseException) -> str:
     return f"exited with status {code}"
 
 
-def finished_trials(storage: str, study_name: str) -> int | None:
+def finished_trials(*, storage: str, study_name: str) -> int | None:
     """The COMPLETE trials of study `study_name` in `storage` (an Optuna storage URL): 0 where the study (or its SQLite
     file) does not exist yet, None where it cannot be read."""
     try:
@@ -239,7 +246,8 @@ def kept_text(studies: Sequence[tuple[str, str]]) -> str:
     """What the studies of a sweep's jobs keep ((storage URL, study name) pairs), for its error line."""
     if len(set(studies)) != 1:
         return "the finished trials are kept in the studies"
-    n = finished_trials(*studies[0])
+    storage, study_name = studies[0]
+    n = finished_trials(storage=storage, study_name=study_name)
     if n is None:
         return "the finished trials are kept in the study"
     if n == 0:
@@ -289,15 +297,17 @@ def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Seq
     task_function = launcher.task_function
     with tempfile.TemporaryDirectory(prefix="nas-sweep-") as folder:
         _launch = _Launch(stop_file=Path(folder) / "stopped")
-        launcher.task_function = functools.partial(run_job, task_function, str(_launch.stop_file))
+        # cfg positional: Hydra's run_job calls the task function with the job's config alone
+        launcher.task_function = functools.partial(run_job, task_function=task_function,
+                                                   stop_file=str(_launch.stop_file))
         try:
             runs = launch(launcher, job_overrides, initial_job_idx)
         except TerminatedWorkerError as e:
-            signal.alarm(0)
             print(f"error: a search worker of the sweep {how_it_died(e)}, and joblib stopped its other workers with it; "
                   f"{kept_text(_studies_of(launcher, job_overrides))}: rerun the same command to resume (the trials they "
                   "were running are run again)", file=sys.stderr)
-            sys.exit(1)
+            # after a stop, the stop's status (130, 143), as the sweep ends otherwise then: a script reads it as stopped
+            sys.exit(128 + _launch.stopped_by if _launch.stopped_by is not None else 1)
         finally:
             signal.alarm(0)
             launcher.task_function = task_function
@@ -315,8 +325,10 @@ def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Seq
 
 def install() -> None:
     """In a sweep's process (`python -m nas.search -m ...`), before Hydra runs: SIGTERM passed on to the local workers
-    and Ctrl-C waiting for them (`_sweep_stopped`), and the joblib launcher's jobs run with the care this module describes. Nothing where the joblib
-    launcher is not installed."""
+    and Ctrl-C waiting for them (`_sweep_stopped`), and the joblib launcher's jobs run with the care this module
+    describes (nothing of that where the joblib launcher is not installed). Both are for the sweep's process alone: the
+    handlers replace the process's own, and `JoblibLauncher.launch` is patched on the class, for every launcher of the
+    process, for good (never undone; a second call leaves it as it is)."""
     signal.signal(signal.SIGTERM, _sweep_stopped)
     signal.signal(signal.SIGINT, _sweep_stopped)
     try:

@@ -44,7 +44,7 @@ def test_only_the_workers_busy_with_a_search_are_passed_the_stop():
     # the other workers at once, whatever they were writing. joblib's helpers ignore it. Only a busy worker catches it.
     children = {handler: _child(handler) for handler in ("catch", "default", "ignore")}
     try:
-        assert search_workers(os.getpid(), signal.SIGTERM) == [children["catch"].pid]
+        assert search_workers(pid=os.getpid(), signum=signal.SIGTERM) == [children["catch"].pid]
     finally:
         for child in children.values():
             child.kill()
@@ -91,7 +91,8 @@ def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tm
     # their files written), after marking the stop for jobs not started yet and setting the bound of its wait; a second
     # SIGTERM ends it at once with the stop's status.
     worker = _child("catch")
-    launch = nas.sweep._Launch(stop_file=tmp_path / "stopped")
+    (tmp_path / "launch").mkdir()
+    launch = nas.sweep._Launch(stop_file=tmp_path / "launch" / "stopped")
     monkeypatch.setattr(nas.sweep, "_launch", launch)
     alarms, exits = [], []
     monkeypatch.setattr(signal, "alarm", alarms.append)
@@ -115,6 +116,8 @@ def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tm
     with pytest.raises(SystemExit):
         nas.sweep._sweep_stopped(signal.SIGTERM, None)
     assert exits == [143] and capfd.readouterr().err == "sweep: stopped waiting for its workers on a second SIGTERM\n"
+    # os._exit skips the launch's TemporaryDirectory cleanup: every stopped sweep left its nas-sweep-* folder behind
+    assert not (tmp_path / "launch").exists()
 
 
 def test_a_job_returns_its_exit_status_and_leaves_the_workers_signal_handlers_as_they_were(tmp_path):
@@ -128,11 +131,15 @@ def test_a_job_returns_its_exit_status_and_leaves_the_workers_signal_handlers_as
         return task
 
     stop_file = str(tmp_path / "stopped")
-    assert run_job(ends(2), stop_file, "a") == 2 and run_job(ends(None), stop_file, "b") == 0
-    assert run_job(lambda cfg: ran.append(cfg), stop_file, "c") == 0
+    assert run_job("a", task_function=ends(2), stop_file=stop_file) == 2
+    assert run_job("b", task_function=ends(None), stop_file=stop_file) == 0
+    assert run_job("c", task_function=ran.append, stop_file=stop_file) == 0
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     Path(stop_file).touch()  # the sweep was stopped before this job started: it does not start
-    assert run_job(lambda cfg: ran.append(cfg), stop_file, "d") == 143 and ran == ["a", "b", "c"]
+    assert run_job("d", task_function=ran.append, stop_file=stop_file) == 143 and ran == ["a", "b", "c"]
+    # the launch has ended (a sweep that stopped waiting removed the stop file's folder as it ended): nor does it
+    assert run_job("e", task_function=ran.append, stop_file=str(tmp_path / "gone" / "stopped")) == 143
+    assert ran == ["a", "b", "c"]
 
 
 def test_a_job_whose_sweep_ended_meanwhile_ends_its_worker(tmp_path, monkeypatch):
@@ -140,7 +147,7 @@ def test_a_job_whose_sweep_ended_meanwhile_ends_its_worker(tmp_path, monkeypatch
     parents, exits = iter([100, 1]), []
     monkeypatch.setattr(os, "getppid", lambda: next(parents))
     monkeypatch.setattr(os, "_exit", exits.append)
-    run_job(lambda cfg: sys.exit(143), str(tmp_path / "stopped"), "a")
+    run_job("a", task_function=lambda cfg: sys.exit(143), stop_file=str(tmp_path / "stopped"))
     assert exits == [143]
 
 
@@ -207,6 +214,23 @@ def test_a_dead_worker_ends_the_sweep_in_one_line_saying_what_the_study_keeps(tm
     with pytest.raises(SystemExit):
         nas.sweep._launch_caring(dies, launcher, overrides, 0)
     assert "; the study's 2 finished trials are kept: rerun the same command" in capfd.readouterr().err
+
+
+def test_a_worker_dead_after_a_stop_ends_the_sweep_with_the_stops_status(tmp_path, compose_cfg, capfd):
+    # A stopped sweep whose worker then died (joblib killing the rest) ended with 1, not the stop's 143 or 130: a
+    # script or scheduler took the stop it had asked for for a failure.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        def dies(launcher, job_overrides, initial_job_idx):
+            nas.sweep._launch.stopped_by = signum  # as `_sweep_stopped` marks it
+            raise TerminatedWorkerError("A worker process [...] terminated.\nThe exit codes of the workers are "
+                                        "{SIGKILL(-9)}\nDetailed tracebacks [...]")
+
+        launcher = _launcher(compose_cfg)
+        launcher.task_function = lambda cfg: None
+        with pytest.raises(SystemExit) as ended:
+            nas.sweep._launch_caring(dies, launcher, [[f"search.runs_dir={tmp_path}", "search.study_name=t"]], 0)
+        assert ended.value.code == 128 + signum and nas.sweep._launch is None
+        assert capfd.readouterr().err.startswith("error: a search worker of the sweep was killed (SIGKILL")
 
 
 def test_how_a_worker_died_is_read_from_joblibs_exit_codes():
