@@ -34,6 +34,7 @@ from nas.config import to_run_config
 from nas.errors import ConfigError, Terminated, counted
 from nas.search import export_study, run_search
 from nas.stats import accuracy_interval
+from nas.sweep import catches
 from conftest import deliver_signal, signal_when_there
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1312,15 +1313,6 @@ def test_sigterm_before_the_files_are_written_on_a_rerun_writes_this_runs_front(
     assert {m["arch_id"] for m in stopped.pareto} == {m["arch_id"] for m in pareto["members"]} == front
 
 
-def _caught_signals(pid):
-    """The signals process `pid` has a handler for (Linux's /proc/<pid>/status SigCgt), as a set of numbers."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigCgt:"):
-            mask = int(line.split()[1], 16)
-            return {n for n in range(1, 65) if mask >> (n - 1) & 1}
-    return set()
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads a process's handlers from /proc")
 @pytest.mark.parametrize("signum, said", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "interrupted (Ctrl-C)")])
 def test_a_signal_while_the_command_starts_stops_it_in_one_line(signum, said, tmp_path):
@@ -1331,7 +1323,8 @@ def test_a_signal_while_the_command_starts_stops_it_in_one_line(signum, said, tm
     try:
         deadline = time.monotonic() + 30
         # sent once the command has its handler (its first lines), not after a fixed time a loaded machine may not give
-        while signal.SIGTERM not in _caught_signals(started.pid) and started.poll() is None and time.monotonic() < deadline:
+        while not catches(pid=started.pid, signum=signal.SIGTERM) and started.poll() is None and \
+                time.monotonic() < deadline:
             time.sleep(0.01)
         started.send_signal(signum)
         out, err = started.communicate(timeout=60)
