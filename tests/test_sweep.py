@@ -341,10 +341,11 @@ def test_a_stopped_sweep_ends_after_its_workers_have_written_their_files(tiny_id
 def test_workers_a_sweep_stopped_waiting_for_end_with_their_job_not_minutes_later(tiny_idx_root, tmp_path):
     # A second SIGTERM ends the sweep at once; its workers go on stopping alone, and then ended 5 minutes later (joblib
     # keeps an idle worker waiting for more work that long, orphan or not). Now each ends as its job does.
-    err_file = tmp_path / "err"
+    err_file, temp = tmp_path / "err", tmp_path / "tmp"
+    temp.mkdir()
     with open(err_file, "w") as err:  # not a pipe: the workers, outliving the sweep, hold it open
         proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+                                stdout=subprocess.DEVNULL, stderr=err, text=True, env={**os.environ, "TMPDIR": str(temp)})
     try:
         workers = _both_training(proc, tmp_path / "t")
         proc.send_signal(signal.SIGTERM)
@@ -355,6 +356,7 @@ def test_workers_a_sweep_stopped_waiting_for_end_with_their_job_not_minutes_late
         assert proc.wait(timeout=30) == 143
         said = err_file.read_text()
         assert "sweep: stopped waiting for its workers on a second SIGTERM (pids " in said, said
+        assert not list(temp.glob("nas-sweep-*"))  # its os._exit skipped TemporaryDirectory's cleanup: one left each time
         deadline = time.monotonic() + 120
         while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
             time.sleep(0.2)
