@@ -401,23 +401,55 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
             fsync_folder(parent)
 
 
-def retired_name(folder: Path, retired: Path) -> Path:
-    """Where `retire_folder(folder, retired)` moves `folder` now: `retired/<name>`, else the first of `<name>.2`, `.3`,
-    ... that is free."""
+def _retired_name(name: str, *, retired: Path) -> Path:
+    """Where a retire into `retired` puts what it keeps under `name` now: `retired/<name>`, else the first of `<name>.2`,
+    `.3`, ... that is free."""
     k = 1
-    while (dest := retired / (folder.name if k == 1 else f"{folder.name}.{k}")).exists() or dest.is_symlink():
+    while (dest := retired / (name if k == 1 else f"{name}.{k}")).exists() or dest.is_symlink():
         k += 1
     return dest
 
 
-def retire_folder(folder: Path, retired: Path) -> Path:
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM that arrive while the block runs take effect as it ends, by the handlers there were
+    before it (a `nas.errors.Terminated` raised after the block, say), for a few renames that must not be stopped
+    between them. By swapping the handlers of Python's rather than blocking the signals (`signal.pthread_sigmask`): a
+    signal blocked in the main thread is taken by another thread (torch's), and Python runs its handler in the main
+    thread all the same. Outside the main thread, and for a signal whose handler was set outside Python, nothing is held
+    (signals cannot be handled there, or that handler could not be put back)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if signum not in arrived:
+            arrived.append(signum)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    held = {s: h for s, h in previous.items() if h is not None}
+    for signum in held:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum in arrived:
+            signal.raise_signal(signum)  # the handler put back takes it now (a Python one raises here)
+
+
+def retire_folder(folder: Path, *, retired: Path) -> Path:
     """Move `folder` whole, as it is, into the folder `retired` under its own name, or `<name>.2`, `.3`, ... where that
     is taken (an earlier one kept there), by one rename on the same file system (atomic: a kill leaves it in one place or
     the other, never half moved); return where it went. Its `MEMBER_LOCK` file, which the caller may hold, is not kept
     there: a process waiting on that lock then finds the file gone from its path and opens the lock there anew."""
     make_synced_folder(retired)
     while True:
-        dest = retired_name(folder, retired)
+        dest = _retired_name(folder.name, retired=retired)
         try:
             os.replace(folder, dest)  # (onto an empty folder made meanwhile too; a non-empty one refuses)
         except OSError as e:
@@ -430,29 +462,67 @@ def retire_folder(folder: Path, retired: Path) -> Path:
         return dest
 
 
+def retire_files(files: Sequence[Path], *, name: str, retired: Path) -> Path | None:
+    """Move the `files` (all in one folder; those that are not there skipped) into a new folder `retired/<name>` (or
+    `<name>.2`, `.3`, ... where that is taken), as `retire_folder` moves a whole folder, and return it; None where none
+    of them is there. Each moves by a rename on the same file system, in the order given (a record of the others last:
+    a kill between two renames leaves it beside the files still to move, for a rerun to find them), with Ctrl-C and
+    SIGTERM held until all have moved (`_signals_held`)."""
+    there = [p for p in files if p.is_file()]
+    if not there:
+        return None
+    make_synced_folder(retired)
+    with _signals_held():
+        while True:
+            dest = _retired_name(name, retired=retired)
+            try:
+                os.mkdir(dest, 0o777)  # claims the name: a folder made under it meanwhile refuses
+                break
+            except FileExistsError:
+                continue
+        for p in there:
+            os.replace(p, dest / p.name)
+        fsync_folder(dest)
+        fsync_folder(retired)
+        fsync_folder(there[0].parent)
+    return dest
+
+
 @contextlib.contextmanager
-def replacing_folder(folder: Path, *, retired: Path, keep: Sequence[str] = ()) -> Iterator[Path]:
+def replacing_folder(folder: Path, *, retired: Path, keep: Sequence[str] = (),
+                     on_retired: Callable[[Path], object] | None = None) -> Iterator[Path]:
     """A temporary folder inside `folder` in which the block writes the folder's new files; when the block has made
     them all, `folder` as it was moves into `retired` (`retire_folder`) and the temporary folder takes its place, whole,
     by a rename: the old files are never deleted, and a stop inside the block (minutes of training) leaves `folder` as it
-    was. The files of `folder` named in `keep` (its `MEMBER_LOCK`, which the caller holds, a training's resume state) go
-    to the new folder, not the old one. A kill between the two renames leaves the new files in the temporary folder
-    inside the moved one, which `remove_dead_writers_temps` clears."""
+    was. The files of `folder` named in `keep` (a training's resume state) go to the new folder, not the old one. Its
+    `MEMBER_LOCK`, which the caller may hold, is linked into the new folder (one file at both paths): the lock held is
+    at `folder`'s path throughout, where moving it away let a process (`python -m compress.run`) make a new one there
+    and take it. Ctrl-C and SIGTERM between the two renames take effect once both are done (`_signals_held`): stopped
+    between them, `folder` was missing and its new files were in the moved one. A kill -9 there leaves them in the
+    temporary folder inside the moved one, which `remove_dead_writers_temps` clears. `on_retired` is called with where
+    the old folder went (`retired/<name>`, or `<name>.2`, ...), once the new one is in place."""
     with scratch_folder(folder, "new") as tmp:
         yield tmp
         for name in keep:
             if (folder / name).is_file():
                 os.replace(folder / name, tmp / name)
+        if (folder / MEMBER_LOCK).is_file():
+            try:
+                os.link(folder / MEMBER_LOCK, tmp / MEMBER_LOCK)
+            except OSError:  # a file system without hard links: moved, as it was
+                os.replace(folder / MEMBER_LOCK, tmp / MEMBER_LOCK)
         for p in tmp.iterdir():
-            if p.is_file():
+            if p.is_file() and p.name != MEMBER_LOCK:
                 fsync_file(p)
         fsync_folder(tmp)
-        dest = retire_folder(folder, retired)
-        os.replace(dest / tmp.name, folder)
-        fsync_folder(folder.parent)
+        with _signals_held():
+            dest = retire_folder(folder, retired=retired)
+            os.replace(dest / tmp.name, folder)
+            fsync_folder(folder.parent)
+            if on_retired is not None:  # (said before a stop held meanwhile is raised)
+                on_retired(dest)
 
 
-FILES_LOCK = ".files.lock"
 FILES_LOCK = ".files.lock"
 """The file in a run folder that `run_folder_lock` locks while one process writes the run's files."""
 

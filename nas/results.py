@@ -43,9 +43,9 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    MEMBER_LOCK, atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
+    atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
     onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_folder, replacing_together,
-    retire_folder, retired_name, save_checkpoint, scratch_folder, torch_logits,
+    retire_folder, save_checkpoint, scratch_folder, torch_logits,
 )
 from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
@@ -662,7 +662,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
     # whether this call replaces model.pt, and the SHA-256 of the one it replaces (None where there was none): a
     # compression of it describes weights the member no longer has once the new ones are in (`_remove_stale_compression`)
     replaces_weights, weights_before = False, None
-    kept_at: str | None = None  # where the member's folder as it was goes (retired/<arch_id>/) where its weights are replaced
+    folder_retired = False  # the member's folder as it was goes to retired/ once its new weights are made
     with contextlib.ExitStack() as new_files:
         if up_to_date:
             if kept_final:
@@ -706,14 +706,18 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                 # deleted, minutes to hours of training went, and the int8 files a user may have shipped with them. The
                 # folder as it was moves to retired/ instead once the new files are complete (until then it stays whole
                 # and listed: a stop during the training changes nothing).
-                retired_to = retired_name(folder, run_dir / RETIRED_FOLDER)
-                kept_at = f"{RETIRED_FOLDER}/{retired_to.name}/"
-                out = new_files.enter_context(replacing_folder(folder, retired=run_dir / RETIRED_FOLDER,
-                                                               keep=(MEMBER_LOCK, PARTIAL_FILE)))
-                if final is None or retraining_text(cached, final) is None:  # (the line below says why otherwise)
-                    log.info("Pareto member %s is made again (%s): its folder as it is moves to %s once the new files are "
-                             "complete", arch.arch_id, _made_again_why(cached, metric=data.metric.value,
-                                                                       pt_problem=pt_problem, unloadable=unloadable), kept_at)
+                # Where it goes (retired/<arch_id>/, or .2 where that is taken by then) is said once it has moved.
+                folder_retired = True
+                retrained = final is not None and retraining_text(cached, final) is not None
+                how = "is final-trained again" if retrained else "is made again"
+                out = new_files.enter_context(replacing_folder(
+                    folder, retired=run_dir / RETIRED_FOLDER, keep=(PARTIAL_FILE,),
+                    on_retired=lambda dest: _say_retired(arch.arch_id, how, dest=dest)))
+                if not retrained:  # (the line below says why otherwise)
+                    log.info("Pareto member %s is made again (%s): its folder as it is moves to %s/ once the new files "
+                             "are complete", arch.arch_id, _made_again_why(cached, metric=data.metric.value,
+                                                                        pt_problem=pt_problem, unloadable=unloadable),
+                             RETIRED_FOLDER)
             else:
                 out = new_files.enter_context(replacing_described(*replaced, description=metrics_path))
             if model is not None:
@@ -730,7 +734,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                     if (why := retraining_text(cached, final)) is not None:
                         log.info("Pareto member %s is final-trained again, from scratch: %s; its files stay as they are "
                                  "until the new ones are complete%s", arch.arch_id, why,
-                                 f", then its folder as it was (weights, compressed files) moves to {kept_at}" if kept_at else "")
+                                 f", then its folder as it was (weights, compressed files) moves to {RETIRED_FOLDER}/"
+                                 if folder_retired else "")
                     # A final training starts from scratch: of the trial's file it needs the seed only, which the search
                     # derives from the arch (`train_seed`) where the file is missing or damaged
                     seed = _trial_seed(source, arch, search_seed=run.search.seed)
@@ -771,7 +776,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
         if logits is not None or not predictions_path.is_file() or predictions_path.read_bytes() != predictions:
             atomic_write_bytes(out / PREDICTIONS_FILE, predictions)
         # (into the new folder where the old one moves to retired/, to keep it as it was)
-        atomic_write_bytes((out if kept_at else folder) / "arch.json", (arch.to_json(indent=2) + "\n").encode())
+        atomic_write_bytes((out if folder_retired else folder) / "arch.json", (arch.to_json(indent=2) + "\n").encode())
         lat = predict_latency(arch, run.hw)
         metrics = {
             "arch_id": arch.arch_id,
@@ -990,8 +995,14 @@ def _retire_member(run_dir: Path, folder: Path, *, why: str) -> None:
     """Move the member folder `folder` whole to the run's retired/ (`retire_folder`), with one line saying where and
     `why`; under its `member_lock`, so that a compression of it under way finishes first."""
     with member_lock(folder, doing="moving it to retired/"):
-        dest = retire_folder(folder, run_dir / RETIRED_FOLDER)
-    log.info("Pareto member %s %s: its folder as it was is moved to %s/%s/", folder.name, why, RETIRED_FOLDER, dest.name)
+        dest = retire_folder(folder, retired=run_dir / RETIRED_FOLDER)
+    _say_retired(folder.name, why, dest=dest)
+
+
+def _say_retired(arch_id: str, why: str, *, dest: Path) -> None:
+    """The line saying that the member `arch_id`'s folder, as it was, is moved to `dest` (retired/<arch_id>/ or .2, ...)
+    because it `why` ("fell off the Pareto front", "is made again")."""
+    log.info("Pareto member %s %s: its folder as it was is moved to %s/%s/", arch_id, why, RETIRED_FOLDER, dest.name)
 
 
 def _off_front_why(arch_id: str, records: Sequence[TrialRecord], front: Sequence[TrialRecord]) -> str:

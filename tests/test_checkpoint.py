@@ -776,3 +776,93 @@ def test_an_exported_file_carries_its_contract_in_its_metadata_and_one_without_i
     assert read_onnx_metadata(tmp_path / "missing.onnx") == {}
     (tmp_path / "junk.onnx").write_bytes(b"\xff" * 10)
     assert read_onnx_metadata(tmp_path / "junk.onnx") == {}
+
+
+def _old_folder(tmp_path):
+    """checkpoints/m with an old model.pt and an int8 file, and the run's retired/ folder (not made yet)."""
+    folder = tmp_path / "checkpoints" / "m"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"old")
+    (folder / "model_int8.onnx").write_bytes(b"shipped")
+    return folder, tmp_path / "retired"
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stop_between_the_renames_of_a_replaced_folder_takes_effect_once_the_new_folder_is_in_place(
+        tmp_path, monkeypatch, signum):
+    # Ctrl-C or SIGTERM (raised as Terminated) just after the old folder moved to retired/ left checkpoints/<id> missing
+    # and the new weights (hours of training) in retired/<id>/.new.*.tmp, which the next run deleted as a dead writer's.
+    import os
+    import signal
+
+    import nas.checkpoint as ckpt
+    from nas.errors import Terminated, stop_on_sigterm
+
+    folder, retired = _old_folder(tmp_path)
+    real = ckpt.retire_folder
+
+    def retire_then_stopped(folder, *, retired):
+        dest = real(folder, retired=retired)
+        os.kill(os.getpid(), getattr(signal, signum))
+        return dest
+
+    monkeypatch.setattr(ckpt, "retire_folder", retire_then_stopped)
+    said = []
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop_on_sigterm()
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            with ckpt.replacing_folder(folder, retired=retired, on_retired=said.append) as tmp:
+                (tmp / "model.pt").write_bytes(b"new")
+        assert isinstance(stopped.value, Terminated) == (signum == "SIGTERM")  # the handler there was raised it
+        # the handlers are those there were
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt"] and (folder / "model.pt").read_bytes() == b"new"
+    assert sorted(p.name for p in (retired / "m").iterdir()) == ["model.pt", "model_int8.onnx"]
+    assert said == [retired / "m"]  # where it went, said before the stop
+
+
+def test_a_replaced_folders_member_lock_stays_at_its_path_throughout_and_goes_to_the_new_folder(tmp_path, monkeypatch):
+    # The held .member.lock was moved into the new folder before the old one moved: in between, a compress.run of the
+    # member made a fresh lock file in the old folder and took it, working beside the process that held the lock.
+    import os
+
+    import nas.checkpoint as ckpt
+
+    folder, retired = _old_folder(tmp_path)
+    real = ckpt.retire_folder
+    seen = []
+
+    def retire(folder, *, retired):
+        seen.append(os.stat(folder / ckpt.MEMBER_LOCK).st_ino)  # FileNotFoundError where it was moved away
+        return real(folder, retired=retired)
+
+    monkeypatch.setattr(ckpt, "retire_folder", retire)
+    with ckpt.member_lock(folder, doing="making its files"):
+        held = os.stat(folder / ckpt.MEMBER_LOCK).st_ino
+        with ckpt.replacing_folder(folder, retired=retired, keep=("partial.pt",)) as tmp:
+            (folder / "partial.pt").write_bytes(b"state")
+            (tmp / "model.pt").write_bytes(b"new")
+        assert seen == [held] and os.stat(folder / ckpt.MEMBER_LOCK).st_ino == held  # the lock held, at its path
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt", "partial.pt"]  # released: its file goes
+    assert sorted(p.name for p in (retired / "m").iterdir()) == ["model.pt", "model_int8.onnx"]  # no lock kept there
+
+
+def test_retired_files_move_into_a_folder_of_their_own_next_to_earlier_ones_and_nothing_is_made_for_none(tmp_path):
+    from nas.checkpoint import retire_files
+
+    folder, retired = _old_folder(tmp_path)
+    (retired / "m").mkdir(parents=True)  # an earlier one of the member
+    (folder / "compressed_metrics.json").write_text("{}")
+    names = ["model_pruned.pt", "model_int8.onnx", "compressed_metrics.json"]
+    dest = retire_files([folder / n for n in names], name="m", retired=retired)
+    assert dest == retired / "m.2"
+    assert sorted(p.name for p in dest.iterdir()) == ["compressed_metrics.json", "model_int8.onnx"]
+    assert (dest / "model_int8.onnx").read_bytes() == b"shipped"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]
+    assert retire_files([folder / n for n in names], name="m", retired=retired) is None
+    assert sorted(p.name for p in retired.iterdir()) == ["m", "m.2"]

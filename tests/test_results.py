@@ -830,7 +830,10 @@ def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_pat
     assert said == [f"Pareto member {member.folder.name} is final-trained again, from scratch: its model.pt was "
                     "final-trained with final_train.epochs=2 final_train.lr=0.003, this run's recipe has "
                     "final_train.epochs=3 final_train.lr=0.01; its files stay as they are until the new ones are "
-                    f"complete, then its folder as it was (weights, compressed files) moves to retired/{member.folder.name}/"]
+                    "complete, then its folder as it was (weights, compressed files) moves to retired/",
+                    # where it went, said once it has (the name taken before hours of training may be taken by then)
+                    f"Pareto member {member.folder.name} is final-trained again: its folder as it was is moved to "
+                    f"retired/{member.folder.name}/"]
     # the same recipe (speed settings aside) trains nothing and says nothing of it
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="nas.results"):
@@ -1084,17 +1087,28 @@ def test_a_member_whose_model_pt_is_cut_short_is_made_again_not_taken_as_up_to_d
     weights = (member.folder / "model.pt").read_bytes()
     (member.folder / "model.pt").write_bytes(weights[:100])
     (member.folder / "model_int8.onnx").write_bytes(b"int8")
+    import nas.results as results_mod
+
+    # retired/<arch_id> taken while the new files are made (another run retiring the member meanwhile): the line
+    # names where the folder went, not the name that was free before (it once named the other one)
+    earlier = tmp_path / "retired" / member.folder.name
+    real_save = results_mod.save_checkpoint
+    monkeypatch.setattr(results_mod, "save_checkpoint", lambda *a, **k: (
+        earlier.mkdir(parents=True), (earlier / "model.pt").write_bytes(b"earlier"), real_save(*a, **k))[-1])
     with caplog.at_level(logging.INFO, logger="nas.results"):
         metrics, _ = member.materialize()
     assert metrics["final_train"]["epochs"] == 2
     assert load_checkpoint(member.folder).meta["final_train"]["epochs"] == 2  # whole again
     # its folder as it was is kept, its int8 file too (not deleted with the weights it was made from), with one line
-    retired = tmp_path / "retired" / member.folder.name
+    retired = tmp_path / "retired" / f"{member.folder.name}.2"
     assert (retired / "model.pt").read_bytes() == weights[:100] and (retired / "model_int8.onnx").read_bytes() == b"int8"
+    assert (earlier / "model.pt").read_bytes() == b"earlier"
     said = [r.getMessage() for r in caplog.records if "retired/" in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith(f"Pareto member {member.folder.name} is made again (its model.pt is "
+    assert len(said) == 2 and said[0].startswith(f"Pareto member {member.folder.name} is made again (its model.pt is "
                                                  "damaged (") and said[0].endswith(
-        f"its folder as it is moves to retired/{member.folder.name}/ once the new files are complete")
+        "its folder as it is moves to retired/ once the new files are complete")
+    assert said[1] == (f"Pareto member {member.folder.name} is made again: its folder as it was is moved to "
+                       f"retired/{member.folder.name}.2/")
 
 
 # A member's final training (final_train.epochs=15: about 13 minutes per member on a laptop CPU) stopped by Ctrl-C,

@@ -712,8 +712,8 @@ def test_final_training_retrains_the_members_and_compression_follows_the_new_wei
     # the replaced weights and their int8 files (a user may have shipped) are kept, moved to retired/, not deleted
     retired = result.run_dir / "retired" / member["arch_id"]
     assert {n: (retired / n).read_bytes() for n in old} == old
-    assert (f"then its folder as it was (weights, compressed files) moves to retired/{member['arch_id']}/"
-            in (result.run_dir / "search.log").read_text())
+    assert (f"Pareto member {member['arch_id']} is final-trained again: its folder as it was is moved to "
+            f"retired/{member['arch_id']}/" in (result.run_dir / "search.log").read_text())
     # final_train=none trains nothing: the final-trained weights (and their compressed files) stay, not the proxy's.
     stamps = {n: (folder / n).stat().st_mtime_ns for n in ("model.pt", "model_int8.onnx")}
     run_search(compose_cfg(*overrides, "final_train=none", "compress=smoke"))
