@@ -696,7 +696,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         # of the files this compression wrote (model.onnx is the search's): to check a copy, and a rerun checks them
         "file_sha256": {name: file_sha256(folder / name) for name in sorted(set(files.values()) - {"model.onnx"})},
         # of the model.pt compressed: a search removes these files once the member's model.pt holds other weights (a
-        # final training again), which they no longer describe (nas.results._remove_stale_compression)
+        # final training again), which they no longer describe (nas.results._retire_stale_compression)
         "weights_sha256": weights,
         # what the files take and give, beside them: a checkpoint compressed alone has no search's metrics.json
         **contract,

@@ -31,5 +31,6 @@ search's model.onnx, which a compression reads (and exports where it is absent o
 RETIRED_FOLDER = "retired"
 """The run folder's folder (`<run>/retired/<arch_id>/`) into which a search moves a member's folder, whole and as it was,
 where it would otherwise lose it: the member fell off the Pareto front, or its model.pt is replaced by other weights
-(final-trained again with another recipe). Nothing reads it back: the final-trained weights and int8 files a user may
-have shipped are kept, not deleted (`nas.checkpoint.retire_folder`)."""
+(final-trained again with another recipe); its compressed files alone where they were made from other weights than its
+model.pt holds. Nothing reads it back: the final-trained weights and int8 files a user may have shipped are kept, not
+deleted (`nas.checkpoint.retire_folder`, `nas.checkpoint.retire_files`)."""

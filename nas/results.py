@@ -30,7 +30,6 @@ import functools
 import hashlib
 import io
 import json
-import shlex
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,9 +44,10 @@ from nas.arch import ArchConfig
 from nas.checkpoint import (
     atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
     onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_folder, replacing_together,
-    retire_folder, save_checkpoint, scratch_folder, torch_logits,
+    retire_files, retire_folder, save_checkpoint, scratch_folder, torch_logits,
 )
-from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
+from nas.config import (RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, shell_override,
+                        smoke_groups)
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON, RETIRED_FOLDER
@@ -660,7 +660,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
     out = folder
     trained = False  # a final training ran: its PARTIAL_FILE goes once the files are in place
     # whether this call replaces model.pt, and the SHA-256 of the one it replaces (None where there was none): a
-    # compression of it describes weights the member no longer has once the new ones are in (`_remove_stale_compression`)
+    # compression of it describes weights the member no longer has once the new ones are in (`_retire_stale_compression`)
     replaces_weights, weights_before = False, None
     folder_retired = False  # the member's folder as it was goes to retired/ once its new weights are made
     with contextlib.ExitStack() as new_files:
@@ -821,7 +821,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             "test_images": test_images if test_images is not None else record_of_test_images(data=data, run=run),
         }
         atomic_write_json(out / "metrics.json", metrics)
-    _remove_stale_compression(folder, run, replaced=replaces_weights, before=weights_before)
+    _retire_stale_compression(folder, run, retired=run_dir / RETIRED_FOLDER, replaced=replaces_weights,
+                              before=weights_before)
     partial = folder / PARTIAL_FILE
     if trained:  # model.pt holds the weights now; a stop before this point resumes at the last epoch, training none
         partial.unlink(missing_ok=True)
@@ -852,13 +853,15 @@ def _made_again_why(cached: dict[str, Any], *, metric: str, pt_problem: str | No
     return "its metrics.json does not describe its model.pt"
 
 
-def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: bool, before: str | None) -> None:
-    """Remove the member's compressed files (`nas.layout.COMPRESSED_FILES`) where they were made from other weights
-    than its model.pt holds, with one line saying so: a member final-trained again (final_train.epochs=30 for a chosen
-    winner) kept the int8 files of its old weights beside the new model.pt where the run compressed nothing
-    (compress=none), and the report showed them as the member's. Judged by the weights' SHA-256 the compression records
-    (`weights_sha256`), or, for a compression from before it, by whether the caller `replaced` model.pt with other
-    bytes than those of the one it replaced, whose SHA-256 is `before` (None where there was none)."""
+def _retire_stale_compression(folder: Path, run: RunConfig, *, retired: Path, replaced: bool,
+                              before: str | None) -> None:
+    """Move the member's compressed files (`nas.layout.COMPRESSED_FILES`) to `retired/<arch_id>/` (`retire_files`)
+    where they were made from other weights than its model.pt holds, with one line saying so: a member final-trained
+    again (final_train.epochs=30 for a chosen winner) kept the int8 files of its old weights beside the new model.pt
+    where the run compressed nothing (compress=none), and the report showed them as the member's; deleted, the int8 files
+    a user may have shipped were lost. Judged by the weights' SHA-256 the compression records (`weights_sha256`), or,
+    for a compression from before it, by whether the caller `replaced` model.pt with other bytes than those of the one it
+    replaced, whose SHA-256 is `before` (None where there was none)."""
     try:
         record = json.loads((folder / COMPRESSED_JSON).read_text())
     except (OSError, ValueError):  # none, or unreadable: a compression reruns over it anyway
@@ -870,17 +873,21 @@ def _remove_stale_compression(folder: Path, run: RunConfig, *, replaced: bool, b
     stale = compressed_from != now if compressed_from is not None else replaced and before != now
     if not stale:
         return
-    removed = [name for name in COMPRESSED_FILES if (folder / name).is_file()]
-    for name in removed:
-        (folder / name).unlink(missing_ok=True)
+    moved = [name for name in COMPRESSED_FILES if (folder / name).is_file()]  # compressed_metrics.json last
+    dest = retire_files([folder / name for name in moved], name=folder.name, retired=retired)
+    if dest is None:  # gone meanwhile
+        return
     hw = record.get("hw") if isinstance(record.get("hw"), str) else run.hw.name
     # the settings it was compressed with (compress=smoke, say), but those choosing among members, which compress.run
     # refuses (it compresses the one checkpoint it is given)
     settings = [s for s in (searched_compress(record["config"]) if isinstance(record.get("config"), dict) else [])
                 if not s.startswith(("compress.members=", "compress.top_k="))]
+    # each setting is one shell argument already; the folder quoted for the shell and Hydra both (a space, an 'é')
+    command = " ".join(["python -m compress.run", shell_override(key="checkpoint", value=str(folder)),
+                        shell_override(key="hw", value=hw), *settings])
     log.info("Pareto member %s: its compressed files (%s) were made from the weights its model.pt held before and are "
-             "removed; compressing it again makes them from the new ones (a search with compress, or %s)", folder.name,
-             ", ".join(removed), shlex.join(["python", "-m", "compress.run", f"checkpoint={folder}", f"hw={hw}", *settings]))
+             "moved to %s/%s/; compressing it again makes them from the new ones (a search with compress, or %s)",
+             folder.name, ", ".join(moved), RETIRED_FOLDER, dest.name, command)
 
 
 def not_measured_reason(hw: HardwareProfile, *, export_onnx: bool,

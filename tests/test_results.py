@@ -902,8 +902,20 @@ def test_a_members_compressed_files_of_weights_it_no_longer_has_leave_its_folder
     assert not (folder / "model_int8.onnx").exists()
     assert [r.getMessage() for r in caplog.records if "compressed files" in r.getMessage()] == [
         f"Pareto member {folder.name}: its compressed files (model_int8.onnx, compressed_metrics.json) were made from "
-        "the weights its model.pt held before and are removed; compressing it again makes them from the new ones (a "
-        f"search with compress, or python -m compress.run checkpoint={folder} hw=cpu compress=smoke)"]
+        f"the weights its model.pt held before and are moved to retired/{folder.name}.3/; compressing it again makes "
+        f"them from the new ones (a search with compress, or python -m compress.run checkpoint={folder} hw=cpu "
+        "compress=smoke)"]
+    # moved, not deleted (a user may have shipped the int8 file), by themselves: the member's weights stay
+    stale = tmp_path / "retired" / f"{folder.name}.3"
+    assert sorted(p.name for p in stale.iterdir()) == ["compressed_metrics.json", "model_int8.onnx"]
+    assert json.loads((stale / "compressed_metrics.json").read_text())["weights_sha256"] == "0" * 64
+    # a member whose model.pt is gone is trained again beside them: they go to retired/ too (they were deleted)
+    compressed(weights=True)
+    (folder / "model.pt").unlink()
+    member.materialize("final_train.epochs=4")
+    stale = tmp_path / "retired" / f"{folder.name}.4"
+    assert sorted(p.name for p in stale.iterdir()) == ["compressed_metrics.json", "model_int8.onnx"]
+    assert (folder / "model.pt").is_file() and not (folder / "model_int8.onnx").exists()
 
 
 def test_a_kill_while_a_retrained_members_files_move_in_never_leaves_metrics_of_other_weights(
@@ -1732,3 +1744,27 @@ def test_pareto_csv_is_renamed_into_place_before_pareto_json_and_a_kill_between_
     (left,) = [p for p in tmp_path.iterdir() if p.name.startswith(".pareto.json.")]
     monkeypatch.setattr(checkpoint_mod, "process_gone", lambda pid: True)  # its writer gone, as after a kill
     assert remove_dead_writers_temps(tmp_path) == [left]
+
+
+def test_the_compress_run_named_for_a_stale_compression_reaches_hydra_with_a_folder_of_spaces_and_accents(
+        tmp_path, caplog):
+    # The command was built with shlex.join: checkpoint=/my runs é/... as one shell word, which Hydra's override parser
+    # refused (the space, the 'é'); quoted as the other hints quote a path, it reaches Hydra as the folder's path.
+    import logging
+    import shlex
+
+    import nas.results as results_mod
+
+    folder = tmp_path / "my runs é" / "checkpoints" / "m"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"new weights")
+    (folder / "model_int8.onnx").write_bytes(b"int8")
+    (folder / "compressed_metrics.json").write_text(json.dumps({"hw": "cpu", "weights_sha256": "0" * 64}))
+    run = SimpleNamespace(hw=SimpleNamespace(name="cpu"))
+    with caplog.at_level(logging.INFO, logger="nas.results"):
+        results_mod._retire_stale_compression(folder, run, retired=tmp_path / "retired", replaced=False, before=None)
+    said = [r.getMessage() for r in caplog.records if "compress.run" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(")")
+    command = shlex.split(said[0].rsplit("(a search with compress, or ", 1)[1][:-1])
+    assert command == ["python", "-m", "compress.run", f"checkpoint='{folder}'", "hw=cpu"]
+    assert sorted(p.name for p in (tmp_path / "retired" / "m").iterdir()) == ["compressed_metrics.json", "model_int8.onnx"]
