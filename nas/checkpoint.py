@@ -905,7 +905,7 @@ def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[floa
     }
 
 
-PRECISIONS = ("fp32", "int8")
+EXPORT_PRECISIONS = ("fp32", "int8")
 """What an exported file's `precision` metadata says its weights are."""
 
 
@@ -915,8 +915,8 @@ def onnx_metadata(*, arch: ArchConfig, contract: Mapping[str, Any], precision: s
     `io_contract`'s record (metrics.json's "input" and "output"; {} where none is known: then only the arch's keys),
     `precision` fp32 or int8. The image counts are left out: they describe the training images, not the file, and a
     rerun adds them to an older metrics.json without exporting model.onnx again. `contract_of_metadata` reads it back."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if precision not in EXPORT_PRECISIONS:
+        raise ValueError(f"precision={precision!r}; allowed: {', '.join(EXPORT_PRECISIONS)}")
     import nas
 
     said, out = contract.get("input") or {}, contract.get("output") or {}
@@ -928,9 +928,7 @@ def onnx_metadata(*, arch: ArchConfig, contract: Mapping[str, Any], precision: s
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
         "input_range": "[0, 1] float32 NCHW", "num_classes": str(arch.num_classes),
     }
-    if said:
-        low, high = said.get("range", (0, 1))
-        meta["input_range"] = f"[{low:g}, {high:g}] {said.get('dtype', 'float32')} {said.get('layout', 'NCHW')}"
+    if said:  # input_range stays the export's own (normalisation is inside the graph), whatever a record says
         meta |= {key: said[key] for key in ("normalization", "preprocessing") if key in said}
         meta |= {key: json.dumps(said[key]) for key in ("mean", "std", "background") if key in said}
     if "class_names" in out:

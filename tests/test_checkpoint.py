@@ -767,6 +767,9 @@ def test_an_exported_file_carries_its_contract_in_its_metadata_and_one_without_i
     assert said["output"] == contract["output"] and said["precision"] == "fp32" and said["arch_id"] == ARCH.arch_id
     assert said["input"] == {k: v for k, v in contract["input"].items()
                              if k not in ("images", "not_square", "transparent", "grey", "dtype", "layout", "range")}
+    # A record edited by hand (a range that is no pair of numbers) does not change what the file takes, nor fail
+    edited = {**contract, "input": {**contract["input"], "range": "0-255", "dtype": "uint8"}}
+    assert onnx_metadata(arch=ARCH, contract=edited, precision="fp32")["input_range"] == "[0, 1] float32 NCHW"
     # A file exported without it (before 2026-12-07): no metadata, no contract, and it runs as before
     old = export_onnx(model, tmp_path / "old.onnx", in_chans=1, img_size=28)
     assert read_onnx_metadata(old) == {} and contract_of_metadata({}) is None
