@@ -195,7 +195,7 @@ def model_metadata(path: Path) -> dict[str, str]:
         return {}
 
 
-def metadata_disagreement(path: Path, contract: Contract) -> str | None:
+def metadata_disagreement(path: Path, *, contract: Contract) -> str | None:
     """A warning where the class names the model file at `path` carries in its metadata (`model_metadata`) are not
     those of the record its folder holds (`contract`): a file copied in from another member's folder, whose predictions
     would be labelled with this folder's classes without a word. None where they agree, or the file carries none."""
@@ -331,7 +331,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     path = model_file(model_path)
     contract = _contract(path.parent, path)
     _check_recorded_digests(path)
-    if (disagree := metadata_disagreement(path, contract)) is not None:
+    if (disagree := metadata_disagreement(path, contract=contract)) is not None:
         log.warning("%s", disagree)
     classes = contract.classes
     if not 1 <= top <= len(classes):

@@ -71,7 +71,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
     overridden = overridden_or_recorded(cfg, overridden)
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     # here, with the composed config: a value a group's file set is named with the file (`_run_compress` checks again)
-    checked_naming_file(cfg, lambda: validate_compress_config(run.compress))
+    checked_naming_file(cfg, check=lambda: validate_compress_config(run.compress))
     # Ctrl-C and SIGTERM stop it, also in a process that ignores SIGINT (a script's background job, which went on to
     # its end as if `kill -INT` had not been sent): the member's files are written whole or not at all, an earlier
     # compression's put back as they were (`compress.pipeline.compress_checkpoint`)

@@ -1700,11 +1700,11 @@ def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
         raise wrong_type("cfg", cfg, "pass the DictConfig that nas.compose_search_config([\"key=value\", ...]) returns "
                                      "(or a RunConfig)")
     run = _with_fitted(cfg) if isinstance(cfg, RunConfig) else structured(cfg, RunConfig)
-    checked_naming_file(cfg, lambda: validate_run_config(run))
+    checked_naming_file(cfg, check=lambda: validate_run_config(run))
     return run
 
 
-def checked_naming_file(cfg: Any, check: Callable[[], None]) -> None:
+def checked_naming_file(cfg: Any, *, check: Callable[[], None]) -> None:
     """Run `check`, the validation of the config composed as `cfg`; a `ConfigError` it raises about a value that a
     group's file set (`lr: 100` in the user's train/mine.yaml) is raised again with ' (set in <file>)', as `structured`
     names the file of a hw profile's value: the range checks of the other groups named only the key."""

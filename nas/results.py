@@ -499,7 +499,7 @@ def _setting_text(value: Any) -> str:
     return "null" if value is None else json.dumps(value) if isinstance(value, (bool, dict, list)) else str(value)
 
 
-def retraining_text(cached: dict[str, Any], final: dict[str, Any]) -> str | None:
+def _retraining_text(cached: dict[str, Any], *, final: dict[str, Any]) -> str | None:
     """Why a member whose metrics.json is `cached` is final-trained again with the recipe `final` (`TrainConfig` as a
     dict), in words: the recipe's settings its model.pt was trained with otherwise ("its model.pt was final-trained with
     final_train.epochs=2, this run's recipe has final_train.epochs=30"), or that it held the search's proxy weights; None for a member
@@ -708,7 +708,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                 # and listed: a stop during the training changes nothing).
                 # Where it goes (retired/<arch_id>/, or .2 where that is taken by then) is said once it has moved.
                 folder_retired = True
-                retrained = final is not None and retraining_text(cached, final) is not None
+                retrained = final is not None and _retraining_text(cached, final=final) is not None
                 how = "is final-trained again" if retrained else "is made again"
                 out = new_files.enter_context(replacing_folder(
                     folder, retired=run_dir / RETIRED_FOLDER, keep=(PARTIAL_FILE,),
@@ -731,7 +731,7 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
                 else:
                     # a member trained again because the recipe changed (final_train.epochs=30 for a winner, say): said
                     # with what changed, where the log said only "final training of <arch_id>" as for a new member
-                    if (why := retraining_text(cached, final)) is not None:
+                    if (why := _retraining_text(cached, final=final)) is not None:
                         log.info("Pareto member %s is final-trained again, from scratch: %s; its files stay as they are "
                                  "until the new ones are complete%s", arch.arch_id, why,
                                  f", then its folder as it was (weights, compressed files) moves to {RETIRED_FOLDER}/"
@@ -1094,11 +1094,11 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         "members_missing": list(missing),
         "members": members,
     }
-    replace_pareto_files(run_dir, pareto)
+    replace_pareto_files(run_dir, pareto=pareto)
     return pareto
 
 
-def replace_pareto_files(run_dir: Path, pareto: dict[str, Any]) -> None:
+def replace_pareto_files(run_dir: Path, *, pareto: dict[str, Any]) -> None:
     """Write `pareto` as `run_dir`'s pareto.json and pareto.csv (its members flat, with the int8 columns of those whose
     compressed files are there: `nas.pareto_csv`), both made in a temporary folder first and renamed into place CSV
     first, pareto.json last (`replacing_together`): pareto.json is the run's record of its members, and once a new one

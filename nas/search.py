@@ -661,7 +661,7 @@ def trials_done_text(done: int, target: int, done_word: str = "done") -> str:
     return f"{counted(done, 'trial')} {done_word}, search.n_trials={target} reached: nothing to run"
 
 
-def trial_count_text(done: int, target: int) -> str:
+def trial_count_text(done: int, *, target: int) -> str:
     """How full the study is, as each trial's line in search.log says it: '3/4' while `done` (its finished trials) is at
     most `target` (`search.n_trials`); '7 done, search.n_trials=4 reached' where it holds more (other workers' trials
     finished meanwhile, under a higher n_trials of theirs), which read '7/4'."""
@@ -711,7 +711,8 @@ def _run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                 n = _n_complete(study)
                 best = _best_text(study)
                 progress.on_trial(n, best)
-                log.info("trial %d [%s] %s | best %s", trial.number, trial_count_text(n, target), _trial_text(trial), best)
+                log.info("trial %d [%s] %s | best %s", trial.number, trial_count_text(n, target=target), _trial_text(trial),
+                         best)
                 stop_if_asked()  # the trial is told: stopping here loses nothing
 
             while attempts_left > 0 and time.monotonic() < deadline:
@@ -1734,7 +1735,7 @@ def _sweep_record(tb: Any) -> Path | None:
     return None
 
 
-def sweep_interrupted_text(signum: signal.Signals, record: Path | None) -> str:
+def sweep_interrupted_text(signum: signal.Signals, *, record: Path | None) -> str:
     """The one line of a sweep (`python -m nas.search -m ...`) that Ctrl-C or SIGTERM stopped outside its search jobs
     (which say their own), as Hydra composed, recorded or launched them: where Hydra's `record` of the sweep
     (multirun.yaml) is, which 'nothing was written' would deny, or that nothing was written before it (None)."""
@@ -1765,5 +1766,5 @@ if __name__ == "__main__":  # its command line was checked at the top
                 raise
             # Hydra's code (composing the sweep, writing multirun.yaml, between the basic launcher's jobs) ended in a
             # traceback; the line says what Hydra had written by then
-            print(sweep_interrupted_text(interrupting_signal(e), _sweep_record(e.__traceback__)), file=sys.stderr)
+            print(sweep_interrupted_text(interrupting_signal(e), record=_sweep_record(e.__traceback__)), file=sys.stderr)
             sys.exit(128 + interrupting_signal(e))

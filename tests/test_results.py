@@ -840,11 +840,11 @@ def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_pat
         member.materialize("final_train.epochs=3", "final_train.lr=0.01", "final_train.threads=1")
     assert not [r for r in caplog.records if "final-trained" in r.getMessage()]
     # a member that shipped the proxy's weights (final_train=none) is said to be final-trained now
-    from nas.results import retraining_text
+    from nas.results import _retraining_text
 
-    assert retraining_text({"arch_id": "x", "final_train": None}, {"epochs": 6}) == (
+    assert _retraining_text({"arch_id": "x", "final_train": None}, final={"epochs": 6}) == (
         "its model.pt held the search's proxy weights (final_train=none)")
-    assert retraining_text({}, {"epochs": 6}) is None  # a new member
+    assert _retraining_text({}, final={"epochs": 6}) is None  # a new member
 
 
 def _compress_settings(name: str) -> dict:
@@ -1708,7 +1708,7 @@ def test_pareto_csv_is_renamed_into_place_before_pareto_json_and_a_kill_between_
         return [m["arch_id"] for m in json.loads((tmp_path / "pareto.json").read_text())["members"]]
 
     old = {"hw": "cpu", "hw_precision": "fp32", "members": [member("aaaa000001")]}
-    replace_pareto_files(tmp_path, old)
+    replace_pareto_files(tmp_path, pareto=old)
     assert csv_ids() == json_ids() == ["aaaa000001"]
     real, renamed = os.replace, []
 
@@ -1718,7 +1718,7 @@ def test_pareto_csv_is_renamed_into_place_before_pareto_json_and_a_kill_between_
 
     new = {**old, "members": [member("aaaa000001"), member("bbbb000002")]}
     monkeypatch.setattr(checkpoint_mod.os, "replace", recorded)
-    replace_pareto_files(tmp_path, new)
+    replace_pareto_files(tmp_path, pareto=new)
     assert renamed == ["pareto.csv", "pareto.json"]
     assert csv_ids() == json_ids() == ["aaaa000001", "bbbb000002"]
 
@@ -1736,7 +1736,7 @@ def test_pareto_csv_is_renamed_into_place_before_pareto_json_and_a_kill_between_
     monkeypatch.setattr(checkpoint_mod.os, "replace", killed_at_json)
     monkeypatch.setattr(checkpoint_mod.shutil, "rmtree", lambda *a, **k: None)  # a kill runs no cleanup
     with pytest.raises(Killed):
-        replace_pareto_files(tmp_path, {**old, "members": [member("cccc000003")]})
+        replace_pareto_files(tmp_path, pareto={**old, "members": [member("cccc000003")]})
     monkeypatch.undo()
     assert (csv_ids(), json_ids()) == (["cccc000003"], ["aaaa000001", "bbbb000002"])
     assert write_pareto_csv(tmp_path)  # what `python -m nas.report <run folder>` does

@@ -1367,7 +1367,7 @@ def test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line(tmp_pa
     assert err == (f"sweep interrupted (Ctrl-C): Hydra's record of the sweep is in {record}, and a search job that had "
                    "started keeps what it finished (its search.log says how far it got); rerun the same command to "
                    "resume\n")
-    assert search_mod.sweep_interrupted_text(signal.SIGTERM, None) == (
+    assert search_mod.sweep_interrupted_text(signal.SIGTERM, record=None) == (
         "sweep stopped by SIGTERM as it started, before Hydra recorded it; nothing was written")
 
 
@@ -2523,7 +2523,7 @@ def test_trial_lines_and_the_bar_say_when_the_study_holds_more_than_n_trials(tin
         assert search_mod._run_trials(run, None, tmp_path, study) == (None, None)
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial 0 ")]
     assert line.startswith("trial 0 [3 done, search.n_trials=1 reached] aaaa000001 ")
-    assert search_mod.trial_count_text(1, 4) == "1/4" and search_mod.trial_count_text(4, 4) == "4/4"
+    assert search_mod.trial_count_text(1, target=4) == "1/4" and search_mod.trial_count_text(4, target=4) == "4/4"
 
     bar = search_mod._Progress(total=4, done=6, enabled=False)  # the rerun's bar: all six done, the setting reached
     (task, _) = bar.progress.tasks

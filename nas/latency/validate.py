@@ -120,7 +120,7 @@ def validate_command(tool: LatencyToolConfig) -> str:
     plot_predicted_vs_measured(out / "validation.png", measured, {tool.hw.name: predict_latency_batch(archs, tool.hw)},
                                title=f"{tool.hw.name}: predicted vs measured")
     scored = scored_what(tool, n=len(rows), machine=machine)
-    ratio = measured_over_predicted(archs, measured, tool.hw)
+    ratio = measured_over_predicted(archs, measured_ms=measured, hw=tool.hw)
     atomic_write_text(out / "validation.json", json.dumps({**scored, "scores": results, "measured_over_predicted": ratio},
                                                           indent=2) + "\n")
     # Noisy held-out timings cap what any predictor can score: say so next to the scores.
@@ -142,7 +142,7 @@ def validate_command(tool: LatencyToolConfig) -> str:
     return text + f"\n(written to {out})"
 
 
-def measured_over_predicted(archs: Sequence[ArchConfig], measured_ms: Sequence[float], hw: HardwareProfile) -> float:
+def measured_over_predicted(archs: Sequence[ArchConfig], *, measured_ms: Sequence[float], hw: HardwareProfile) -> float:
     """The median over `archs` of measured / predicted latency: 1.0 where `hw` predicts the measuring machine's speed."""
     return float(np.median(np.asarray(measured_ms, float) / predict_latency_batch(archs, hw)))
 
