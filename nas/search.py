@@ -960,7 +960,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
 
 
 def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
-    """The warnings held while the data loaded (`_held_warnings`: its info lines left out), then `warned`, each once
+    """The warnings held while the data loaded (`_held_lines`: its info lines left out), then `warned`, each once
     (`split_as_recorded_and_digests` may read idx data twice but gives its warnings once; a line given twice all the
     same is listed once), a file or class name that is not UTF-8 in them as their log lines show it (`readable_text`),
     for pareto.json and the report."""
@@ -996,7 +996,7 @@ class _Held(RecordKeeper):
 
 
 @contextlib.contextmanager
-def _held_warnings() -> Iterator[list[logging.LogRecord]]:
+def _held_lines() -> Iterator[list[logging.LogRecord]]:
     held = _Held()
     with logging_to(held, "nas", "compress"):  # beside the user's handlers, not instead of Python's lastResort
         yield held.records
@@ -1104,14 +1104,14 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
     no_study_yet = run.search.storage is None and not (run_dir / "study.db").is_file()
     with contextlib.ExitStack() as closing:
         with _says_if_interrupted(lambda: before_study), _kept_if_a_write_fails(lambda: 0 if no_study_yet else None):
-            with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
+            with _held_lines() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
                 data = load_dataset(run.data, overridden=overridden)  # fails fast, before a study or folder is created
                 check_image_size(data, run)
                 check_budget(run, data)
                 seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
             storage = _open(run, run_dir)
             closing.callback(_close_storage, storage)
-            with _held_warnings() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
+            with _held_lines() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
                 data, known = split_as_recorded_and_digests(run.data, data,
                                                             recorded_digests(storage, run.search.study_name))
             # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
@@ -1570,7 +1570,7 @@ def _export_from(run: RunConfig, storage: optuna.storages.BaseStorage, *, run_di
     # About this command's input, not the results: to the terminal, not among the report's setup warnings
     if (replaced := settings_the_study_replaced(given, run, overridden=overridden, study_name=study.study_name)) is not None:
         log.warning("%s", replaced)
-    with _held_warnings() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
+    with _held_lines() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
         try:
             loaded = load_dataset(run.data, overridden=overridden)
         except DataError:

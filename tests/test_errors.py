@@ -246,8 +246,8 @@ _NO_LOGGING_SETUP = """
 import logging, sys, tempfile
 from pathlib import Path
 from nas.errors import lines_on_stderr
-from nas.search import _held_warnings, _run_log
-with _held_warnings():  # while the data loads, before the run folder exists
+from nas.search import _held_lines, _run_log
+with _held_lines():  # while the data loads, before the run folder exists
     logging.getLogger("nas.data").warning("held warning")
 with _run_log(Path(tempfile.mkdtemp())):
     logging.getLogger("nas.search").info("trial 0 done")
