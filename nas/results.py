@@ -58,7 +58,7 @@ from nas.errors import CheckpointError, ConfigError, counted, module_logger, rea
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.pareto_csv import PARETO_CSV, fmt as _fmt, pareto_csv_bytes
-from nas.rebuild import searched_compress
+from nas.rebuild import override_value, searched_compress
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
@@ -494,11 +494,6 @@ def _recipe(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in recipe.items() if k not in SPEED_SETTINGS["train"]}
 
 
-def _setting_text(value: Any) -> str:
-    """A recipe's value as a command line writes it (null for None)."""
-    return "null" if value is None else json.dumps(value) if isinstance(value, (bool, dict, list)) else str(value)
-
-
 def _retraining_text(cached: dict[str, Any], *, final: dict[str, Any]) -> str | None:
     """Why a member whose metrics.json is `cached` is final-trained again with the recipe `final` (`TrainConfig` as a
     dict), in words: the recipe's settings its model.pt was trained with otherwise ("its model.pt was final-trained with
@@ -514,8 +509,8 @@ def _retraining_text(cached: dict[str, Any], *, final: dict[str, Any]) -> str | 
     changed = [k for k in {**want, **done} if want.get(k) != done.get(k)]
     if not changed:
         return None
-    then = " ".join(f"final_train.{k}={_setting_text(done.get(k))}" for k in changed)
-    now = " ".join(f"final_train.{k}={_setting_text(want.get(k))}" for k in changed)
+    then = " ".join(f"final_train.{k}={override_value(done.get(k))}" for k in changed)
+    now = " ".join(f"final_train.{k}={override_value(want.get(k))}" for k in changed)
     return f"its model.pt was final-trained with {then}, this run's recipe has {now}"
 
 

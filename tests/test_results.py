@@ -845,6 +845,11 @@ def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_pat
     assert _retraining_text({"arch_id": "x", "final_train": None}, final={"epochs": 6}) == (
         "its model.pt held the search's proxy weights (final_train=none)")
     assert _retraining_text({}, final={"epochs": 6}) is None  # a new member
+    # values as a command line writes them: None as null, only the settings that differ
+    done = {"arch_id": "x", "final_train": {"recipe": {"max_shift": None, "lr": 0.003, "erase_prob": 0.0}}}
+    assert _retraining_text(done, final={"max_shift": 2, "lr": 0.003, "erase_prob": 0.25}) == (
+        "its model.pt was final-trained with final_train.max_shift=null final_train.erase_prob=0.0, "
+        "this run's recipe has final_train.max_shift=2 final_train.erase_prob=0.25")
 
 
 def _compress_settings(name: str) -> dict:
