@@ -10,6 +10,7 @@ the members' metrics.json). Imports neither torch nor Optuna (seconds, and absen
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ CONFIG_YAML = "config.yaml"  # the search's settings, written into its run folde
 
 
 def override_value(value: Any) -> str:
-    """A setting's value as a command-line override spells it."""
+    """A setting's value as a command-line override spells it (an enum by its value: `bf16`, not `Precision.bf16`)."""
+    value = value.value if isinstance(value, enum.Enum) else value
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -850,6 +850,12 @@ def test_a_member_final_trained_again_says_which_recipe_settings_changed(tmp_pat
     assert _retraining_text(done, final={"max_shift": 2, "lr": 0.003, "erase_prob": 0.25}) == (
         "its model.pt was final-trained with final_train.max_shift=null final_train.erase_prob=0.0, "
         "this run's recipe has final_train.max_shift=2 final_train.erase_prob=0.25")
+    # an enum as the command line spells it (it read final_train.precision=Precision.bf16, which no command takes)
+    from nas.config import Precision
+
+    done = {"arch_id": "x", "final_train": {"recipe": {"precision": "fp32"}}}
+    assert _retraining_text(done, final={"precision": Precision.bf16}) == (
+        "its model.pt was final-trained with final_train.precision=fp32, this run's recipe has final_train.precision=bf16")
 
 
 def _compress_settings(name: str) -> dict:
