@@ -134,16 +134,18 @@ class Contract:
     dataset: str | None = None
 
 
-def _contract(folder: Path, model: Path | None = None) -> Contract:
+def _contract(folder: Path, model: Path | None = None, metadata: Mapping[str, str] | None = None) -> Contract:
     """The input contract of the checkpoint folder's metrics.json, else of its compressed_metrics.json (a checkpoint
     compressed by `python -m compress.run` outside a search's run folder has no metrics.json), else of the metadata of
     the model file `model` (`model_metadata`: an ONNX file exported from 2026-12-07 on, or its IR, carries it, so a file
-    handed over alone still runs)."""
+    handed over alone still runs): `metadata`, where the caller has read it already (None: read here where needed)."""
     path = folder / "metrics.json"
     if not path.is_file() and "input" in (_json_object(folder / "compressed_metrics.json") or {}):
         path = folder / "compressed_metrics.json"
-    if not path.is_file() and model is not None and (said := contract_of_metadata(model_metadata(model))) is not None:
-        return _parsed_contract(said, file=folder / model.name, name=f"{model.name} (its metadata)")
+    if not path.is_file() and model is not None:
+        said = contract_of_metadata(model_metadata(model) if metadata is None else metadata)
+        if said is not None:
+            return _parsed_contract(said, file=folder / model.name, name=f"{model.name} (its metadata)")
     try:
         metrics = json.loads(path.read_text())
     except FileNotFoundError:
@@ -195,11 +197,12 @@ def model_metadata(path: Path) -> dict[str, str]:
         return {}
 
 
-def metadata_disagreement(path: Path, *, contract: Contract) -> str | None:
-    """A warning where the class names the model file at `path` carries in its metadata (`model_metadata`) are not
-    those of the record its folder holds (`contract`): a file copied in from another member's folder, whose predictions
-    would be labelled with this folder's classes without a word. None where they agree, or the file carries none."""
-    said = contract_of_metadata(model_metadata(path))
+def metadata_disagreement(path: Path, *, contract: Contract, metadata: Mapping[str, str] | None = None) -> str | None:
+    """A warning where the class names the model file at `path` carries in its metadata (`model_metadata`; `metadata`,
+    where the caller has read it already, else read here) are not those of the record its folder holds (`contract`): a
+    file copied in from another member's folder, whose predictions would be labelled with this folder's classes without
+    a word. None where they agree, or the file carries none."""
+    said = contract_of_metadata(model_metadata(path) if metadata is None else metadata)
     if said is None or said["output"]["class_names"] == contract.classes:  # (as a contract read from that metadata does)
         return None
     own, recorded = said["output"]["class_names"], contract.classes
@@ -322,6 +325,18 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     A colour model's grey images (`grey_images`) get one more warning, counting them and saying how many of the model's
     own images were grey where its record counts them (`grey_images_warning`), and
     images far lighter or darker than the model's training images on the whole one more (`brightness_warning`)."""
+    return _predictions_and_contract(model_path, images, top=top, batch_size=batch_size,
+                                     memory_budget_gb=memory_budget_gb, skip_unreadable=skip_unreadable,
+                                     setting_names=setting_names)[0]
+
+
+def _predictions_and_contract(model_path: str | Path, images: Sequence[str | Path], *, top: int = 3,
+                              batch_size: int = 64, memory_budget_gb: float | None = None,
+                              skip_unreadable: bool = False, setting_names: Mapping[str, str] | None = None,
+                              ) -> tuple[list[Prediction], Contract]:
+    """`predict`'s predictions, and the model's `Contract` they were made by (the command prints its accuracy by it):
+    the model file's metadata is read once (onnx.load parses the whole file), for both the contract and the check that
+    its class names are those of its folder's record."""
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
@@ -329,9 +344,10 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
         raise ConfigError(f"{named('memory_budget_gb')}={memory_budget_gb!r} must be a number > 0: GiB of {WORKING_MEMORY} "
                           "one batch of images may take (left out: 70% of the memory available)")
     path = model_file(model_path)
-    contract = _contract(path.parent, path)
+    metadata = model_metadata(path)
+    contract = _contract(path.parent, path, metadata)
     _check_recorded_digests(path)
-    if (disagree := metadata_disagreement(path, contract=contract)) is not None:
+    if (disagree := metadata_disagreement(path, contract=contract, metadata=metadata)) is not None:
         log.warning("%s", disagree)
     classes = contract.classes
     if not 1 <= top <= len(classes):
@@ -402,7 +418,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1).numpy()
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [Prediction(f, tuple(classes[j] for j in row), tuple(float(p[j]) for j in row), folder)
-            for (f, folder), row, p in zip(read, order, probs)]
+            for (f, folder), row, p in zip(read, order, probs)], contract
 
 
 def grey_images(x: np.ndarray) -> np.ndarray:
@@ -841,10 +857,10 @@ def _predict_command(args: argparse.Namespace) -> int:
                 print(f"error: {disk_failure_text(e)}; free space, or pass another --csv, and rerun", file=sys.stderr)
                 return DISK_EXIT
             _clear_killed_csv_writes(args.csv)
-        predictions = predict(args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb,
-                              skip_unreadable=args.skip_unreadable, setting_names=CLI_FLAGS)
+        predictions, contract = _predictions_and_contract(
+            args.model, args.images, top=args.top, memory_budget_gb=args.memory_budget_gb,
+            skip_unreadable=args.skip_unreadable, setting_names=CLI_FLAGS)
         print(format_predictions(predictions))
-        contract = _contract(model_file(args.model).parent, model_file(args.model))
         labelled = folder_accuracy(predictions, contract.classes)
         if labelled is None and (note := unsorted_note(predictions, contract.classes)) is not None:
             sys.stdout.flush()  # after the predictions in a terminal too

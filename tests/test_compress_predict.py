@@ -908,8 +908,8 @@ def test_unreadable_images_in_several_batches_are_all_named_and_the_model_is_not
         predict(folder, [dump], batch_size=2)
     assert batches_run == [2]  # 0.png and 1.png, before the first broken file; none after it
     # the command line: one line on stderr naming both, and no prediction printed before it
-    real_predict = predict_module.predict
-    monkeypatch.setattr(predict_module, "predict", lambda *a, **k: real_predict(*a, **k, batch_size=2))
+    real_predict = predict_module._predictions_and_contract
+    monkeypatch.setattr(predict_module, "_predictions_and_contract", lambda *a, **k: real_predict(*a, **k, batch_size=2))
     with pytest.raises(SystemExit) as exit_info:
         main([str(folder), str(dump)])
     said = capsys.readouterr()
@@ -1401,6 +1401,29 @@ def test_a_file_handed_over_alone_is_run_by_the_contract_in_its_own_metadata(che
     export_onnx(model, alone / "model.onnx", in_chans=3, img_size=16)
     with pytest.raises(CheckpointError, match="no metrics.json in .*alone: it says what input the model takes"):
         predict(alone / "model.onnx", [photos])
+
+
+def test_a_predict_command_reads_the_model_files_metadata_once(checkpoint, photos, tmp_path, monkeypatch, capsys):
+    # onnx.load parses the whole model to read its metadata: a file handed over alone was read three times per command
+    # (for its contract, for the check of its class names, and for the contract again to print the accuracy).
+    import nas.checkpoint
+
+    folder, model = checkpoint
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    _with_metadata(alone, model, CLASSES)
+    (folder / "model.onnx").write_bytes((alone / "model.onnx").read_bytes())
+    reader, reads = nas.checkpoint.read_onnx_metadata, []
+    monkeypatch.setattr(nas.checkpoint, "read_onnx_metadata", lambda path: reads.append(Path(path)) or reader(path))
+    for given in (alone / "model.onnx", folder / "model.onnx"):  # by its metadata alone; beside its metrics.json
+        reads.clear()
+        assert main([str(given), str(photos)]) == 0
+        assert reads == [given]
+        reads.clear()
+        assert len(predict(given, [photos])) == 3
+        assert reads == [given]
+    said = capsys.readouterr()
+    assert said.out.count("0.png") == 2 and "metadata" not in said.err  # classified, by the same classes
 
 
 def test_a_file_whose_metadata_names_other_classes_than_its_folders_record_gets_one_warning(checkpoint, photos, caplog):
