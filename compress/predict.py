@@ -65,10 +65,6 @@ training images' (`input.mean`, averaged over channels) before `brightness_warni
 DATASET_LOOKS = {"fashion_mnist": "light clothes on a black background"}
 """What the images of a data set named in metrics.json's `dataset` look like, said where new images differ in
 brightness (an image folder's are the user's own: only its name is said)."""
-NOT_IMAGES = {"thumbs.db": "Windows' thumbnail cache", "desktop.ini": "Windows' folder settings",
-              ".ds_store": "macOS Finder's folder settings"}
-"""What the files the operating system leaves in a folder of photos are, by lower-case name: one named among the
-images (`photos/*` takes Thumbs.db and desktop.ini along) is refused as what it is, not with advice to convert it."""
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -251,7 +247,7 @@ def _json_object(path: Path) -> dict[str, Any] | None:
 def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
     """The image files named, and those in the folders named (recursively, sorted; hidden files are skipped), each with
     the folder of `paths` it was found in (None for an image named itself)."""
-    from nas.data import IMAGE_SUFFIXES, image_files_in, non_image_files_note, unread_images_warning
+    from nas.data import IMAGE_SUFFIXES, OS_FOLDER_FILES, image_files_in, non_image_files_note, unread_images_warning
 
     files: list[tuple[Path, Path | None]] = []
     for raw in paths:
@@ -272,8 +268,10 @@ def _image_files_found_in(paths: Sequence[str | Path]) -> list[tuple[Path, Path 
         elif p.is_file():
             # Refused as a folder leaves it out, before Pillow's own message ("cannot identify image file") on an
             # iPhone's .heic: the model was trained on the formats read, so a file must be converted to one of them.
-            if (what := NOT_IMAGES.get(p.name.lower())) is not None:
-                # a folder named skips it (`image_files_in`): what the files named may have meant
+            # The files the operating system leaves among photos (`photos/*` takes Thumbs.db and desktop.ini along):
+            # refused as what they are, not with advice to convert them; a folder named skips them (`image_files_in`),
+            # which may be what was meant
+            if (what := OS_FOLDER_FILES.get(p.name.lower())) is not None:
                 raise DataError(f"{p} is {what}, not an image: leave it out, or name its folder, which skips it (the "
                                 f"image formats read: {' '.join(sorted(IMAGE_SUFFIXES))})")
             if p.suffix.lower() not in IMAGE_SUFFIXES:

@@ -43,9 +43,12 @@ OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j
                                   ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw", ".qoi", ".apng"})
 
 # The files an operating system leaves in a folder of photos (Windows' thumbnail cache and folder settings; macOS's
-# .DS_Store is hidden, so skipped anyway), by lower-case name: skipped without a word, as hidden files are. Counted
-# among the files that are not images, they made an info line about litter the user never put there.
-OS_FOLDER_FILES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", ".ds_store"})
+# .DS_Store is hidden, so skipped anyway), by lower-case name, with what each is: skipped without a word, as hidden
+# files are. Counted among the files that are not images, they made an info line about litter the user never put
+# there. compress.predict refuses one named among the images as what it is (`photos/*` takes Thumbs.db along).
+OS_FOLDER_FILES = {"thumbs.db": "Windows' thumbnail cache", "ehthumbs.db": "Windows Media Center's thumbnail cache",
+                   "ehthumbs_vista.db": "Windows Media Center's thumbnail cache",
+                   "desktop.ini": "Windows' folder settings", ".ds_store": "macOS Finder's folder settings"}
 
 # Bytes of memory per uint8 value of the loaded images that loading them takes at its peak: the decoded images, a second
 # copy while they are stacked into one array (or resized, for idx data), and the float32 copy of the training images

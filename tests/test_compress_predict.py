@@ -481,6 +481,7 @@ def test_a_single_file_of_a_format_that_is_not_read_is_one_line_naming_the_forma
 
 @pytest.mark.parametrize(("name", "what"), [("Thumbs.db", "Windows' thumbnail cache"),
                                             ("desktop.ini", "Windows' folder settings"),
+                                            ("ehthumbs.db", "Windows Media Center's thumbnail cache"),
                                             (".DS_Store", "macOS Finder's folder settings")])
 def test_a_file_the_os_leaves_among_photos_is_named_as_what_it_is(checkpoint, photos, capsys, caplog, name, what):
     # `photos/*` takes Thumbs.db along: it was refused with advice to convert it to an image format, as if it were a
