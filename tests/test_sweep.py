@@ -86,17 +86,25 @@ def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_pa
                                       "search.log); rerun the same command to resume\n")
 
 
+def _in_a_launch(monkeypatch: pytest.MonkeyPatch, *, stop_file: Path) -> tuple["nas.sweep._Launch", list[int]]:
+    """The sweep's process as during a joblib launch (`nas.sweep._launch` set), its alarms recorded instead of set and
+    its handlers left as they are: the launch, and the alarms' seconds."""
+    launch = nas.sweep._Launch(stop_file=stop_file)
+    monkeypatch.setattr(nas.sweep, "_launch", launch)
+    alarms: list[int] = []
+    monkeypatch.setattr(signal, "alarm", alarms.append)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    return launch, alarms
+
+
 def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tmp_path, monkeypatch, capfd):
     # During a launch the handler returns instead of ending the process (the sweep ends once its jobs have returned,
     # their files written), after marking the stop for jobs not started yet and setting the bound of its wait; a second
     # SIGTERM ends it at once with the stop's status.
     worker = _child("catch")
     (tmp_path / "launch").mkdir()
-    launch = nas.sweep._Launch(stop_file=tmp_path / "launch" / "stopped")
-    monkeypatch.setattr(nas.sweep, "_launch", launch)
-    alarms, exits = [], []
-    monkeypatch.setattr(signal, "alarm", alarms.append)
-    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    launch, alarms = _in_a_launch(monkeypatch, stop_file=tmp_path / "launch" / "stopped")
+    exits = []
 
     def _exit(code: int) -> None:
         exits.append(code)
@@ -377,11 +385,7 @@ def test_ctrl_c_in_a_sweep_waits_for_its_workers_without_passing_it_on(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         nas.sweep._sweep_stopped(signal.SIGINT, None)
     worker = _child("catch")
-    launch = nas.sweep._Launch(stop_file=tmp_path / "stopped")
-    monkeypatch.setattr(nas.sweep, "_launch", launch)
-    alarms = []
-    monkeypatch.setattr(signal, "alarm", alarms.append)
-    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    launch, alarms = _in_a_launch(monkeypatch, stop_file=tmp_path / "stopped")
     try:
         nas.sweep._sweep_stopped(signal.SIGINT, None)
         with pytest.raises(subprocess.TimeoutExpired):
