@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,7 @@ from nas.study import (
     recorded_digests, requeue_interrupted, settings_the_study_replaced, slot_taken, storage_url,
     study_budget_ms, with_study_settings, worker_info,
 )
+from nas.sweep import sweep_interrupted_text, sweep_record
 from nas.train import caller_settings_kept, reset_autocast, seed_everything, train_candidate
 
 log = module_logger("nas.search")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
@@ -1720,32 +1722,6 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-def _sweep_record(tb: Any) -> Path | None:
-    """The record Hydra's sweeper writes of a sweep (`<hydra.sweep.dir>/multirun.yaml`), found through the traceback
-    `tb` of an interrupt that struck inside its `sweep` (its local `sweep_dir`, set as the sweep starts), where that file
-    is there; None where the interrupt struck before the sweep began (or in a sweeper that names no such local)."""
-    # Hydra's private names: BasicSweeper.sweep and its local sweep_dir, as in hydra-core 1.3.8 (pyproject.toml's pin).
-    # A Hydra that renames them makes this None, and the line then says "nothing was written" beside Hydra's record:
-    # test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line (tests/test_search.py) fails on that.
-    while tb is not None:
-        sweep_dir = tb.tb_frame.f_locals.get("sweep_dir") if tb.tb_frame.f_code.co_name == "sweep" else None
-        if isinstance(sweep_dir, Path) and (sweep_dir / "multirun.yaml").is_file():
-            return sweep_dir / "multirun.yaml"
-        tb = tb.tb_next
-    return None
-
-
-def sweep_interrupted_text(signum: signal.Signals, *, record: Path | None) -> str:
-    """The one line of a sweep (`python -m nas.search -m ...`) that Ctrl-C or SIGTERM stopped outside its search jobs
-    (which say their own), as Hydra composed, recorded or launched them: where Hydra's `record` of the sweep
-    (multirun.yaml) is, which 'nothing was written' would deny, or that nothing was written before it (None)."""
-    said = f"sweep {interruption_text(stopped_by=signum)}"
-    if record is None:
-        return f"{said} as it started, before Hydra recorded it; nothing was written"
-    return (f"{said}: Hydra's record of the sweep is in {record}, and a search job that had started keeps what it "
-            "finished (its search.log says how far it got); rerun the same command to resume")
-
-
 if __name__ == "__main__":  # its command line was checked at the top
     sweep = any(a in ("-m", "--multirun") or a.startswith("hydra.mode=") for a in sys.argv[1:])
     if sweep:
@@ -1766,5 +1742,6 @@ if __name__ == "__main__":  # its command line was checked at the top
                 raise
             # Hydra's code (composing the sweep, writing multirun.yaml, between the basic launcher's jobs) ended in a
             # traceback; the line says what Hydra had written by then
-            print(sweep_interrupted_text(interrupting_signal(e), record=_sweep_record(e.__traceback__)), file=sys.stderr)
+            record = sweep_record(frame for frame, _ in traceback.walk_tb(e.__traceback__))
+            print(sweep_interrupted_text(interrupting_signal(e), record=record), file=sys.stderr)
             sys.exit(128 + interrupting_signal(e))

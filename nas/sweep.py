@@ -30,9 +30,11 @@ import shutil
 import signal
 import sys
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import FrameType
+from typing import Any, Callable, Iterable, Sequence
 
 from nas.errors import interrupting_signal, interruption_text, stop_on_sigterm
 
@@ -93,6 +95,33 @@ def search_workers(*, pid: int, signum: int) -> list[int]:
     return [child for child in child_pids(pid) if catches(pid=child, signum=signum)]
 
 
+def sweep_record(frames: Iterable[FrameType]) -> Path | None:
+    """The record Hydra's sweeper writes of a sweep (`<hydra.sweep.dir>/multirun.yaml`), found among the `frames` of the
+    code a stop struck (an interrupt's traceback, or a signal handler's stack) inside its `sweep` (its local
+    `sweep_dir`, set as the sweep starts), where that file is there; None where the stop struck before the sweep began
+    (or in a sweeper that names no such local)."""
+    # Hydra's private names: BasicSweeper.sweep and its local sweep_dir, as in hydra-core 1.3.8 (pyproject.toml's pin).
+    # A Hydra that renames them makes this None, and the line then says "nothing was written" beside Hydra's record:
+    # test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line (tests/test_search.py) fails on that.
+    for frame in frames:
+        sweep_dir = frame.f_locals.get("sweep_dir") if frame.f_code.co_name == "sweep" else None
+        if isinstance(sweep_dir, Path) and (sweep_dir / "multirun.yaml").is_file():
+            return sweep_dir / "multirun.yaml"
+    return None
+
+
+def sweep_interrupted_text(signum: signal.Signals, *, record: Path | None, passed: str = "") -> str:
+    """The one line of a sweep (`python -m nas.search -m ...`) that Ctrl-C or SIGTERM stopped outside its search jobs
+    (which say their own), as Hydra composed, recorded or launched them: where Hydra's `record` of the sweep
+    (multirun.yaml) is, which 'nothing was written' would deny, or that nothing was written before it (None); `passed`
+    says to which processes the stop was passed on, if any."""
+    said = f"sweep {interruption_text(stopped_by=signum)}{passed}"
+    if record is None:
+        return f"{said} as it started, before Hydra recorded it; nothing was written"
+    return (f"{said}: Hydra's record of the sweep is in {record}, and a search job that had started keeps what it "
+            "finished (its search.log says how far it got); rerun the same command to resume")
+
+
 def _sweep_stopped(signum: int, frame: Any) -> None:
     """SIGTERM's handler in a sweep's process: the jobs its launcher runs on this machine (`hydra/launcher=joblib`:
     worker processes) are its children, which a `kill` of its pid alone left running as orphans, training trial after
@@ -115,12 +144,13 @@ def _sweep_stopped(signum: int, frame: Any) -> None:
             os.kill(pid, signum)
     passed = f" (passed on to its search workers, pids {', '.join(map(str, workers))}: each stops at its next training " \
         "step or trial end and writes its files, in search.log)" if workers else ""
-    said = f"sweep {interruption_text(stopped_by=signal.Signals(signum))}"
-    if launch is None:
-        os.write(2, f"{said}{passed}; rerun the same command to resume\n".encode())
+    if launch is None:  # where Hydra's record of the sweep is, as after Ctrl-C there
+        record = sweep_record(f for f, _ in traceback.walk_stack(frame)) if frame is not None else None
+        os.write(2, f"{sweep_interrupted_text(signal.Signals(signum), record=record, passed=passed)}\n".encode())
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
+    said = f"sweep {interruption_text(stopped_by=signal.Signals(signum))}"
     launch.stopped_by = signum
     waits = f"; waiting up to {WORKERS_WAIT_S} s for them to end (send it again to end at once)" if workers else ""
     os.write(2, f"{said}{passed}{waits}; rerun the same command to resume\n".encode())

@@ -1355,16 +1355,20 @@ runpy.run_module("nas.search", run_name="__main__", alter_sys=True)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads a process's handlers from /proc")
-def test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_in_a_sweep_after_hydra_recorded_it_says_where_in_one_line(tmp_path, signum):
     # `python -m nas.search -m ...` stopped by Ctrl-C as Hydra's sweeper had written multirun.yaml (outside any search
     # job, which say their own) ended in a traceback from Hydra's code; a stop before that said "nothing was written".
+    # SIGTERM there said "sweep stopped by SIGTERM; rerun the same command to resume", naming no record.
     sweep = subprocess.Popen([sys.executable, "-c", _SWEEP_HELD_AFTER_ITS_RECORD, "-m", f"search.runs_dir={tmp_path}",
                               "search.study_name=s", "data.root=/unused", "search.worker=0,1"],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     record = tmp_path / "s" / "multirun.yaml"
-    out, err = signal_when_there(sweep, record, signal.SIGINT)
-    assert sweep.returncode == 130, err
-    assert err == (f"sweep interrupted (Ctrl-C): Hydra's record of the sweep is in {record}, and a search job that had "
+    out, err = signal_when_there(sweep, record, signum)
+    # SIGTERM ends it at once by the signal's default action, which the shell reports as 143
+    assert sweep.returncode == (130 if signum == signal.SIGINT else -signal.SIGTERM), err
+    said = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "stopped by SIGTERM"
+    assert err == (f"sweep {said}: Hydra's record of the sweep is in {record}, and a search job that had "
                    "started keeps what it finished (its search.log says how far it got); rerun the same command to "
                    "resume\n")
     assert search_mod.sweep_interrupted_text(signal.SIGTERM, record=None) == (

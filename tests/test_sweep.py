@@ -54,9 +54,16 @@ def test_only_the_workers_busy_with_a_search_are_passed_the_stop():
 def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_path, monkeypatch, capfd):
     # `kill <pid>` of `python -m nas.search -m hydra/launcher=joblib ...` ended that process (143) and left its joblib
     # workers, its children, searching on as orphans, trial after trial, unseen. Outside a launch (no jobs to wait for)
-    # the sweep's SIGTERM handler passes the signal on to its busy children, says so in one line, then ends as the
-    # default action does. (A child stands in for a worker; the handler's own end, a SIGTERM to this process, is
-    # recorded instead of sent.)
+    # the sweep's SIGTERM handler passes the signal on to its busy children, says so in one line naming Hydra's record
+    # of the sweep (as Ctrl-C there does; it did not), then ends as the default action does. (A child stands in for a
+    # worker; the handler's own end, a SIGTERM to this process, is recorded instead of sent; it strikes inside Hydra's
+    # `sweep`, which holds the sweep's folder.)
+    record = tmp_path / "multirun.yaml"
+    record.write_text("hydra: {}\n")
+
+    def sweep(sweep_dir: Path) -> None:  # as Hydra's BasicSweeper.sweep names it
+        nas.sweep._sweep_stopped(signal.SIGTERM, sys._getframe())
+
     got = tmp_path / "got"
     worker = subprocess.Popen([sys.executable, "-c", (
         "import pathlib, signal, sys, time\n"
@@ -75,7 +82,7 @@ def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_pa
 
         monkeypatch.setattr(os, "kill", kill)
         monkeypatch.setattr(signal, "signal", lambda signum, handler: reset.append((signum, handler)))
-        nas.sweep._sweep_stopped(signal.SIGTERM, None)
+        sweep(tmp_path)
         assert worker.wait(30) == 0
     finally:
         worker.kill()
@@ -83,7 +90,9 @@ def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_pa
     assert ended == [signal.SIGTERM] and reset == [(signal.SIGTERM, signal.SIG_DFL)]  # then it ends as before: 143
     assert capfd.readouterr().err == (f"sweep stopped by SIGTERM (passed on to its search workers, pids {worker.pid}: "
                                       "each stops at its next training step or trial end and writes its files, in "
-                                      "search.log); rerun the same command to resume\n")
+                                      f"search.log): Hydra's record of the sweep is in {record}, and a search job that "
+                                      "had started keeps what it finished (its search.log says how far it got); rerun "
+                                      "the same command to resume\n")
 
 
 def _in_a_launch(monkeypatch: pytest.MonkeyPatch, *, stop_file: Path) -> tuple["nas.sweep._Launch", list[int]]:
