@@ -16,6 +16,8 @@ launcher runs the search jobs in worker processes, its children (joblib's loky e
 * **No idle worker lingers.** joblib keeps its workers waiting for more work for 5 minutes, as orphans where the sweep
   has ended: the executor's workers are shut down as the sweep ends, and a worker whose sweep ended during its job (it
   stopped waiting, or was killed) ends with that job.
+* **No worker searches on alone.** A sweep's process killed outright (`kill -9`, the out-of-memory killer) left its
+  workers searching to the end: each stops its search as on SIGTERM (Linux: `SWEEP_DIED`).
 
 `install()` puts these in place; `python -m nas.search` calls it for a sweep, before Hydra starts.
 """
@@ -23,6 +25,7 @@ launcher runs the search jobs in worker processes, its children (joblib's loky e
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import re
@@ -34,13 +37,19 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from nas.errors import interrupting_signal, interruption_text, stop_on_sigterm
 
 WORKERS_WAIT_S = 60
 """How long a stopped sweep waits for its workers to write their files and end before it ends without them (they go on
 alone): a search stops at its next training step, and writes its files in seconds."""
+
+SWEEP_DIED = getattr(signal, "SIGRTMIN", 0)
+"""The signal the kernel sends a worker busy with a job whose sweep's process died (Linux's PR_SET_PDEATHSIG, set as the
+job starts): the worker then stops its search as on SIGTERM. A real-time signal, which nothing else sends (0 where the
+system has none): it also comes when the thread of the sweep that started the worker ends (joblib's executor starts
+workers from its own thread too), the sweep alive, so the worker checks its parent before it stops."""
 
 
 @dataclass
@@ -204,23 +213,90 @@ def exit_status(code: Any) -> int:
     return 1
 
 
-def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str) -> int:
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl (Linux), None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return prctl
+
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2  # <linux/prctl.h>
+
+
+def _death_signal() -> int | None:
+    """The signal the kernel sends this process when the thread that started it ends (0: none); None where it cannot
+    tell (no prctl)."""
+    prctl, got = _prctl(), ctypes.c_int(0)
+    if prctl is None or prctl(PR_GET_PDEATHSIG, ctypes.addressof(got), 0, 0, 0) != 0:
+        return None
+    return got.value
+
+
+def _die_with(signum: int) -> bool:
+    """Have the kernel send this process `signum` when the thread that started it ends (0: nothing); whether it
+    could."""
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+
+
+@contextlib.contextmanager
+def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
+    """While a job runs in a worker: where the sweep's process `sweep` dies (kill -9, the out-of-memory killer), which
+    left its workers searching to the end, alone, the worker stops its search as on SIGTERM (its trial queued again, its
+    files written, its line). Nothing where the system cannot (no prctl, no real-time signals) or outside the worker's
+    main thread, which alone takes signals. Left as before on leaving: an idle worker that the signal ended would break
+    joblib's executor, whose other workers joblib then kills."""
+    def sweep_died(signum: int, frame: Any) -> None:
+        if os.getppid() != sweep:  # else a thread of the sweep ended, the one that started this worker
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = _death_signal()
+    if before is None:
+        yield
+        return
+    try:
+        handler = signal.signal(SWEEP_DIED, sweep_died)
+    except (ValueError, OSError):  # not the main thread, or no such signal (SWEEP_DIED 0)
+        yield
+        return
+    try:
+        _die_with(SWEEP_DIED)
+        yield
+    finally:
+        _die_with(before)
+        signal.signal(SWEEP_DIED, handler if handler is not None else signal.SIG_DFL)
+
+
+def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str, sweep: int | None = None) -> int:
     """One job of a local sweep, in its worker process: `task_function(cfg)` (nas.search's `main`), its exit status
     returned (0 when it returns) rather than raised as SystemExit, which joblib answered in the sweep's process by
     killing the other workers. It does not start where the sweep was stopped before it (`stop_file` exists) or its
     launch has ended (`stop_file`'s folder is gone: a sweep that stopped waiting removed it as it ended), and leaves
     SIGINT and SIGTERM as the worker had them, so that an idle worker is not taken for a busy one (`search_workers`).
-    Where the sweep's process has ended meanwhile (it stopped waiting, or was killed), the worker ends with the job:
-    nobody is left to take its result or give it more work, and joblib kept it waiting 5 minutes for that."""
-    sweep = os.getppid()
+    A sweep's process that dies during the job stops it as SIGTERM does (`_stops_with_its_sweep`); where it has ended
+    meanwhile (it stopped waiting, or was killed), the worker ends with the job: nobody is left to take its result or
+    give it more work, and joblib kept it waiting 5 minutes for that. `sweep`: the pid of the sweep's process (the
+    worker's parent as the job starts where None)."""
+    sweep = os.getppid() if sweep is None else sweep
+    # joblib runs the jobs in the sweep's own process where n_jobs=1: no worker, no sweep to lose
+    worker = os.getpid() != sweep
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
         stop_on_sigterm()  # before the check: a stop in between is taken as the search takes it
-        if os.path.exists(stop_file) or not os.path.isdir(os.path.dirname(stop_file)):
-            status = 128 + signal.SIGTERM
-        else:
-            task_function(cfg)
+        # before the check too: a sweep that died before it is seen there
+        with _stops_with_its_sweep(sweep=sweep) if worker else contextlib.nullcontext():
+            if os.path.exists(stop_file) or not os.path.isdir(os.path.dirname(stop_file)) or \
+                    (worker and os.getppid() != sweep):
+                status = 128 + signal.SIGTERM
+            else:
+                task_function(cfg)
     except SystemExit as e:
         status = exit_status(e.code)
     except KeyboardInterrupt as e:  # a stop before the search's own handling began
@@ -228,7 +304,7 @@ def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str) ->
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-    if os.getppid() != sweep:  # an orphan now
+    if worker and os.getppid() != sweep:  # an orphan now
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -329,7 +405,7 @@ def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Seq
         _launch = _Launch(stop_file=Path(folder) / "stopped")
         # cfg positional: Hydra's run_job calls the task function with the job's config alone
         launcher.task_function = functools.partial(run_job, task_function=task_function,
-                                                   stop_file=str(_launch.stop_file))
+                                                   stop_file=str(_launch.stop_file), sweep=os.getpid())
         try:
             runs = launch(launcher, job_overrides, initial_job_idx)
         except TerminatedWorkerError as e:

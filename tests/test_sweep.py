@@ -161,11 +161,97 @@ def test_a_job_returns_its_exit_status_and_leaves_the_workers_signal_handlers_as
 
 def test_a_job_whose_sweep_ended_meanwhile_ends_its_worker(tmp_path, monkeypatch):
     # An orphan worker (its sweep stopped waiting, or was killed) waited 5 minutes for work nobody would give it.
-    parents, exits = iter([100, 1]), []
+    parents, exits, ran = iter([100, 1]), [], []
     monkeypatch.setattr(os, "getppid", lambda: next(parents))
     monkeypatch.setattr(os, "_exit", exits.append)
-    run_job("a", task_function=lambda cfg: sys.exit(143), stop_file=str(tmp_path / "stopped"))
-    assert exits == [143]
+    run_job("a", task_function=lambda cfg: (ran.append(cfg), sys.exit(143)), stop_file=str(tmp_path / "stopped"),
+            sweep=100)
+    assert exits == [143] and ran == ["a"]
+    # a sweep that died before the job started (its stop file's folder left behind): the job does not start
+    monkeypatch.setattr(os, "getppid", lambda: 1)
+    run_job("b", task_function=ran.append, stop_file=str(tmp_path / "stopped"), sweep=100)
+    assert exits == [143, 143] and ran == ["a"]
+
+
+_WORKER = """
+import os, pathlib, sys, time
+import nas.sweep
+
+out = pathlib.Path(sys.argv[1])
+
+
+def task(cfg):
+    try:
+        print("ready", os.getpid(), flush=True)
+        time.sleep(float(sys.argv[2]))
+        out.write_text("finished")
+    except KeyboardInterrupt as e:  # SIGTERM, as the search takes it (nas.errors.stop_on_sigterm)
+        out.write_text(type(e).__name__)
+        raise
+
+
+nas.sweep.run_job(None, task_function=task, stop_file=str(out.parent / "stopped"), sweep=os.getppid())
+"""
+
+_SWEEP_OF_ONE_WORKER = f"""
+import subprocess, sys, threading
+
+started = []
+
+
+def start():  # from a thread that ends once the worker's job has started, as joblib's executor may start one
+    worker = subprocess.Popen([sys.executable, "-c", {_WORKER!r}, *sys.argv[1:]], stdout=subprocess.PIPE, text=True)
+    print(worker.stdout.readline(), end="", flush=True)
+    started.append(worker)
+
+
+thread = threading.Thread(target=start)
+thread.start()
+thread.join()
+sys.exit(started[0].wait())
+"""
+
+
+def _sweep_of_one_worker(out: Path, *, job_s: float) -> tuple[subprocess.Popen, int]:
+    """A process standing in for a sweep, and its worker's pid once the worker runs a job of `job_s` seconds (its end
+    written to `out`: 'finished', or the KeyboardInterrupt that stopped it)."""
+    sweep = subprocess.Popen([sys.executable, "-c", _SWEEP_OF_ONE_WORKER, str(out), str(job_s)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    said = sweep.stdout.readline()
+    assert said.startswith("ready "), said
+    return sweep, int(said.split()[1])
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and nas.sweep.SWEEP_DIED), reason="Linux's PR_SET_PDEATHSIG")
+def test_a_worker_whose_sweep_is_killed_outright_stops_its_search_as_on_sigterm(tmp_path):
+    # `kill -9` of the sweep's process (or the out-of-memory killer) left its workers searching to the end, alone.
+    out = tmp_path / "job"
+    sweep, worker = _sweep_of_one_worker(out, job_s=60)
+    try:
+        sweep.kill()
+        sweep.wait(30)
+        deadline = time.monotonic() + 30
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker)
+        assert out.read_text() == "Terminated"  # stopped as SIGTERM stops a search: its files written
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(worker, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and nas.sweep.SWEEP_DIED), reason="Linux's PR_SET_PDEATHSIG")
+def test_a_worker_goes_on_when_the_sweeps_thread_that_started_it_ends(tmp_path):
+    # The kernel sends the parent-death signal when the thread that started the worker ends, the sweep alive.
+    out = tmp_path / "job"
+    sweep, worker = _sweep_of_one_worker(out, job_s=1)
+    try:
+        assert sweep.wait(30) == 0
+    finally:
+        sweep.kill()
+        with contextlib.suppress(OSError):
+            os.kill(worker, signal.SIGKILL)
+    assert out.read_text() == "finished"
 
 
 class _Launcher(SimpleNamespace):
@@ -386,6 +472,32 @@ def test_workers_a_sweep_stopped_waiting_for_end_with_their_job_not_minutes_late
     log = (tmp_path / "t" / "search.log").read_text()
     for pid in workers:  # their files written all the same
         assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
+
+
+@pytest.mark.slow
+def test_workers_of_a_sweep_killed_outright_stop_and_write_their_files(tiny_idx_root, tmp_path):
+    # `kill -9` of the sweep's process (the out-of-memory killer's way) left its workers training trial after trial.
+    err_file = tmp_path / "err"
+    with open(err_file, "w") as err:  # not a pipe: the workers, outliving the sweep, hold it open
+        proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+    try:
+        workers = _both_training(proc, tmp_path / "t")
+        proc.kill()
+        proc.wait(30)
+        deadline = time.monotonic() + 120
+        while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], err_file.read_text()
+    finally:
+        proc.kill()
+        for pid in workers if "workers" in locals() else ():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    log = (tmp_path / "t" / "search.log").read_text()
+    for pid in workers:  # each stopped as on SIGTERM: its files written, its trial queued again
+        assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
+    assert not [t for t in _trials(tmp_path / "t") if t.state == TrialState.RUNNING]
 
 
 def test_ctrl_c_in_a_sweep_waits_for_its_workers_without_passing_it_on(tmp_path, monkeypatch, capfd):
