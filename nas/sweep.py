@@ -4,7 +4,8 @@ launcher runs the search jobs in worker processes, its children (joblib's loky e
 * **A stop waits for the workers.** SIGTERM to the sweep's process is passed on to the workers busy with a job (each
   stops as a search does: its trial queued again, its files written), and the sweep waits up to `WORKERS_WAIT_S` for
   them to end before it ends with 143, so that a scheduler killing the process group next cuts no file in half; after
-  Ctrl-C, which the terminal gives every worker itself, it waits as well and ends with 130. A job the launcher would
+  SIGINT (Ctrl-C, which the terminal gives every worker itself, or `kill -INT`: passed on to the workers it has not
+  reached) it waits as well and ends with 130. A job the launcher would
   start after the stop returns at once instead of starting a search.
 * **A worker's exit status comes back as a value.** A job's `sys.exit(n)` (an `error:` line, a stop) raised in the
   sweep's process made joblib kill the other workers at once, whatever they were writing: it is returned instead, and
@@ -50,6 +51,12 @@ SWEEP_DIED = getattr(signal, "SIGRTMIN", 0)
 job starts): the worker then stops its search as on SIGTERM. A real-time signal, which nothing else sends (0 where the
 system has none): it also comes when the thread of the sweep that started the worker ends (joblib's executor starts
 workers from its own thread too), the sweep alive, so the worker checks its parent before it stops."""
+
+SWEEP_INTERRUPTED = SWEEP_DIED + 1 if SWEEP_DIED else 0
+"""The signal a sweep interrupted (SIGINT: Ctrl-C, `kill -INT`) sends its workers busy with a job: each takes it as
+Ctrl-C unless a SIGINT reached it already. The terminal's Ctrl-C reaches every process of the foreground job itself,
+and so does a `kill -INT` of the process group (`kill -INT %1`), but a `kill -INT <pid>` of the sweep reaches it
+alone; the sweep cannot tell which it got, and a second SIGINT stops a search at once, wherever it is."""
 
 
 @dataclass
@@ -168,20 +175,26 @@ def _sweep_stopped(signum: int, frame: Any) -> None:
 
 
 def _interrupted(launch: _Launch | None) -> None:
-    """Ctrl-C in a sweep's process: the terminal gave it to every worker too, so it is not passed on (a second one makes
-    a search stop at once). During a joblib launch the sweep waits for its workers as after SIGTERM: joblib answered
-    Ctrl-C by killing them as they wrote their files, and the command ended in a KeyboardInterrupt traceback. Outside
-    one, KeyboardInterrupt as before."""
+    """Ctrl-C (SIGINT) in a sweep's process. During a joblib launch it is passed on to the busy workers that it has not
+    reached already (`SWEEP_INTERRUPTED`: a `kill -INT <pid>` of the sweep reached it alone, and its workers searched
+    on), and the sweep waits for them as after SIGTERM: joblib answered Ctrl-C by killing them as they wrote their
+    files, and the command ended in a KeyboardInterrupt traceback. Outside one, KeyboardInterrupt as before."""
     if launch is None:
         raise KeyboardInterrupt
     with contextlib.suppress(OSError):  # jobs not started yet do not start
         os.close(os.open(launch.stop_file, os.O_CREAT | os.O_WRONLY, 0o600))
     launch.stopped_by = signal.SIGINT
     workers = search_workers(pid=os.getpid(), signum=signal.SIGTERM)
-    waits = f"; waiting up to {WORKERS_WAIT_S} s for its search workers (pids {', '.join(map(str, workers))}), which " \
-        "Ctrl-C reached too, to stop and write their files (press it again to end at once)" if workers else ""
+    told = [pid for pid in workers if SWEEP_INTERRUPTED and catches(pid=pid, signum=SWEEP_INTERRUPTED)]
+    for pid in told:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            os.kill(pid, SWEEP_INTERRUPTED)
+    passed = f" (passed on to its search workers, pids {', '.join(map(str, told))}, where it had not reached them: each " \
+        "stops at its next training step or trial end and writes its files, in search.log)" if told else ""
+    them = "them" if told == workers else f"its search workers (pids {', '.join(map(str, workers))})"
+    waits = f"; waiting up to {WORKERS_WAIT_S} s for {them} to end (send it again to end at once)" if workers else ""
     said = f"sweep {interruption_text(stopped_by=signal.SIGINT)}"
-    os.write(2, f"{said}{waits}; rerun the same command to resume\n".encode())
+    os.write(2, f"{said}{passed}{waits}; rerun the same command to resume\n".encode())
     signal.signal(signal.SIGALRM, _stop_waiting)
     signal.alarm(WORKERS_WAIT_S)
 
@@ -273,6 +286,54 @@ def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
         signal.signal(SWEEP_DIED, handler if handler is not None else signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def _takes_a_passed_ctrl_c() -> Iterator[None]:
+    """While a job runs in a worker: `SWEEP_INTERRUPTED` (its sweep's SIGINT, passed on) stops the search as Ctrl-C does,
+    with a SIGINT, unless one reached the worker already since the job started. Python's C-level handler writes the
+    number of each signal it catches to the wakeup fd as the signal arrives: a pipe here, read when the sweep's comes.
+    The terminal's (or the process group's) SIGINT was sent before the sweep could pass its own on, and a process takes
+    its pending signals lowest number first, so it is there by then. Nothing where the wakeup fd is taken (an event
+    loop's) or outside the main thread; left as before on leaving."""
+    if not SWEEP_INTERRUPTED:
+        yield
+        return
+    read, write = os.pipe()
+    heard: list[int] = []
+
+    def sweep_interrupted(signum: int, frame: Any) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(read, 4096):
+                heard.extend(chunk)
+        current = signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # still ours? (else it cannot tell: nothing)
+        signal.set_wakeup_fd(current, warn_on_full_buffer=False)
+        if current == write and signal.SIGINT not in heard:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        for fd in (read, write):
+            os.set_blocking(fd, False)
+        try:
+            before = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread, which alone takes signals
+            yield
+            return
+        if before != -1:  # another's (an event loop's): given back, nothing done
+            signal.set_wakeup_fd(before)
+            yield
+            return
+        try:
+            handler = signal.signal(SWEEP_INTERRUPTED, sweep_interrupted)
+            try:
+                yield
+            finally:
+                signal.signal(SWEEP_INTERRUPTED, handler if handler is not None else signal.SIG_DFL)
+        finally:
+            signal.set_wakeup_fd(-1)
+    finally:
+        os.close(read)
+        os.close(write)
+
+
 def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str, sweep: int | None = None) -> int:
     """One job of a local sweep, in its worker process: `task_function(cfg)` (nas.search's `main`), its exit status
     returned (0 when it returns) rather than raised as SystemExit, which joblib answered in the sweep's process by
@@ -291,7 +352,8 @@ def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str, sw
     try:
         stop_on_sigterm()  # before the check: a stop in between is taken as the search takes it
         # before the check too: a sweep that died before it is seen there
-        with _stops_with_its_sweep(sweep=sweep) if worker else contextlib.nullcontext():
+        with _stops_with_its_sweep(sweep=sweep) if worker else contextlib.nullcontext(), \
+                _takes_a_passed_ctrl_c() if worker else contextlib.nullcontext():
             if os.path.exists(stop_file) or not os.path.isdir(os.path.dirname(stop_file)) or \
                     (worker and os.getppid() != sweep):
                 status = 128 + signal.SIGTERM

@@ -500,25 +500,77 @@ def test_workers_of_a_sweep_killed_outright_stop_and_write_their_files(tiny_idx_
     assert not [t for t in _trials(tmp_path / "t") if t.state == TrialState.RUNNING]
 
 
-def test_ctrl_c_in_a_sweep_waits_for_its_workers_without_passing_it_on(tmp_path, monkeypatch, capfd):
-    # The terminal gives Ctrl-C to every worker itself (a second one would make a search stop at once); joblib answered
-    # the sweep's KeyboardInterrupt by killing the workers as they wrote their files. Outside a launch: as before.
+def test_sigint_in_a_sweep_is_passed_on_to_its_workers_as_a_ctrl_c_they_may_have_had(tmp_path, monkeypatch, capfd):
+    # `kill -INT <pid>` of a background sweep reached it alone: it waited 60 s and its workers searched on. It is passed
+    # on as SWEEP_INTERRUPTED, which a worker takes as Ctrl-C unless the terminal's reached it already (the test below);
+    # joblib answered the sweep's KeyboardInterrupt by killing the workers as they wrote their files. Outside a launch:
+    # as before.
     with pytest.raises(KeyboardInterrupt):
         nas.sweep._sweep_stopped(signal.SIGINT, None)
-    worker = _child("catch")
+    got = tmp_path / "got"
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)\n"  # busy with a search
+        f"signal.signal(signal.SIGINT, lambda *a: pathlib.Path({str(got)!r}).write_text('SIGINT'))\n"
+        f"signal.signal({nas.sweep.SWEEP_INTERRUPTED}, lambda *a: (pathlib.Path({str(got)!r}).write_text('passed on'), "
+        "sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
     launch, alarms = _in_a_launch(monkeypatch, stop_file=tmp_path / "stopped")
     try:
+        assert worker.stdout.readline() == "ready\n"
         nas.sweep._sweep_stopped(signal.SIGINT, None)
-        with pytest.raises(subprocess.TimeoutExpired):
-            worker.wait(1)  # not passed on
+        assert worker.wait(30) == 0
     finally:
         worker.kill()
-        worker.wait()
+    assert got.read_text() == "passed on"  # not a second SIGINT
     assert launch.stopped_by == signal.SIGINT and launch.stop_file.exists() and alarms == [nas.sweep.WORKERS_WAIT_S]
     assert capfd.readouterr().err == (
-        f"sweep interrupted (Ctrl-C); waiting up to {nas.sweep.WORKERS_WAIT_S} s for its search workers (pids "
-        f"{worker.pid}), which Ctrl-C reached too, to stop and write their files (press it again to end at once); rerun "
-        "the same command to resume\n")
+        f"sweep interrupted (Ctrl-C) (passed on to its search workers, pids {worker.pid}, where it had not reached them: "
+        "each stops at its next training step or trial end and writes its files, in search.log); waiting up to "
+        f"{nas.sweep.WORKERS_WAIT_S} s for them to end (send it again to end at once); rerun the same command to resume\n")
+
+
+_WORKER_TAKING_CTRL_C = """
+import os, pathlib, signal, sys, time
+import nas.sweep
+
+out = pathlib.Path(sys.argv[1])
+
+
+def task(cfg):
+    got = []
+    signal.signal(signal.SIGINT, lambda *a: got.append("SIGINT"))  # a search's trials: a stop asked, a second at once
+    print("ready", flush=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not got:
+        time.sleep(0.01)
+    time.sleep(1)  # for a second one
+    out.write_text(" ".join(got))
+
+
+nas.sweep.run_job(None, task_function=task, stop_file=str(out.parent / "stopped"), sweep=os.getppid())
+"""
+
+
+@pytest.mark.skipif(not nas.sweep.SWEEP_INTERRUPTED, reason="real-time signals")
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_worker_takes_its_sweeps_sigint_once_whether_or_not_the_terminals_reached_it(tmp_path, terminal):
+    # A worker that the terminal's Ctrl-C (or a `kill -INT` of the process group) reached already is not given a second
+    # one by its sweep, which would stop its search at once, wherever it was; one it did not reach (`kill -INT <pid>` of
+    # the sweep) is given one.
+    out = tmp_path / "job"
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER_TAKING_CTRL_C, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert worker.stdout.readline() == "ready\n"
+        if terminal:
+            worker.send_signal(signal.SIGINT)
+        worker.send_signal(nas.sweep.SWEEP_INTERRUPTED)  # as the sweep passes its SIGINT on
+        assert worker.wait(30) == 0
+    finally:
+        worker.kill()
+    assert out.read_text() == "SIGINT"
 
 
 @pytest.mark.slow
@@ -534,6 +586,29 @@ def test_ctrl_c_in_a_sweeps_terminal_ends_it_after_its_workers_have_written_thei
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130 and "Traceback" not in err, err
+    assert not [pid for pid in workers if _alive(pid)]
+    log = (tmp_path / "t" / "search.log").read_text()
+    for pid in workers:  # each wrote its outputs, the last thing a stopped search does
+        assert re.search(rf"\[pid {pid}\]\[nas.search\]\[INFO\] - \d+ trials finished", log), log
+    assert not [t for t in _trials(tmp_path / "t") if t.state == TrialState.RUNNING]  # each queued its trial again
+
+
+@pytest.mark.slow
+def test_kill_int_of_a_background_sweeps_pid_stops_its_workers_too(tiny_idx_root, tmp_path):
+    # `kill -INT <pid>` reaches the sweep's process alone: it waited 60 s for workers that searched on, then left them.
+    proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        workers = _both_training(proc, tmp_path / "t")
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=nas.sweep.WORKERS_WAIT_S + 60)
+    finally:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert time.monotonic() - started < nas.sweep.WORKERS_WAIT_S and "stopped waiting" not in err, err
+    assert f"(passed on to its search workers, pids {', '.join(map(str, workers))}, where it had not reached them" in err
     assert not [pid for pid in workers if _alive(pid)]
     log = (tmp_path / "t" / "search.log").read_text()
     for pid in workers:  # each wrote its outputs, the last thing a stopped search does
