@@ -38,7 +38,7 @@ from nas.arch import ArchConfig
 from nas.latency.measure import int8_saturates
 from nas.checkpoint import (ImageCounts, atomic_write_text, contract_of_metadata, recorded_image_counts,
                             remove_dead_writers_temps)
-from nas.memory import WORKING_MEMORY, eval_batch_size, memory_budget
+from nas.memory import MEMORY_BUDGET_MAX_GB, WORKING_MEMORY, eval_batch_size, memory_budget
 from nas.stats import accuracy_interval
 from nas.telemetry import openvino_telemetry_off
 from nas.errors import (DISK_EXIT, CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted,
@@ -338,9 +338,10 @@ def _predictions_and_contract(model_path: str | Path, images: Sequence[str | Pat
     if isinstance(images, (str, Path)):  # a single path, not a sequence of its characters
         images = [images]
     named = lambda keyword: (setting_names or {}).get(keyword, keyword)  # noqa: E731  (the name the caller typed)
-    if memory_budget_gb is not None and not memory_budget_gb > 0:
-        raise ConfigError(f"{named('memory_budget_gb')}={memory_budget_gb!r} must be a number > 0: GiB of {WORKING_MEMORY} "
-                          "one batch of images may take (left out: 70% of the memory available)")
+    if memory_budget_gb is not None and not 0 < memory_budget_gb <= MEMORY_BUDGET_MAX_GB:  # inf: OverflowError later
+        raise ConfigError(f"{named('memory_budget_gb')}={memory_budget_gb!r} must be a number in (0, "
+                          f"{MEMORY_BUDGET_MAX_GB:g}]: GiB of {WORKING_MEMORY} one batch of images may take (left out: "
+                          "70% of the memory available)")
     path = model_file(model_path)
     metadata = model_metadata(path)
     contract = _contract(path.parent, path, metadata)

@@ -31,6 +31,7 @@ from nas.errors import ConfigError, exit_with_error, module_logger, require_path
 from nas.latency.hardware import (FIELD_UNITS, FITTED_FIELDS, HardwareProfile, check_name, check_threads,
                                   element_size_warning)
 from nas.latency.ops import OP_KINDS
+from nas.memory import MEMORY_BUDGET_MAX_GB
 
 
 T = TypeVar("T")
@@ -1744,6 +1745,11 @@ its square, and at such temperatures the teacher's probabilities are uniform, te
 IMG_SIZE_MAX = 1024
 """The largest data.img_size: every image is resized to it and kept decoded in memory, and the search's candidates
 are small MetaFormers for an edge chip."""
+MAX_RETRY_MAX = 100
+"""The most re-runs of a trial whose worker died (search.max_retry): a candidate that kills its worker every time (the
+kernel's out-of-memory killer) is re-run this often, each time until search.grace_s declares it lost."""
+ACC_DROP_MAX = 100.0
+"""The largest compress.quantize.max_acc_drop, in accuracy points: 100 accepts any drop, so QAT never runs."""
 
 
 def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool = False, most: float | None = None,
@@ -1764,6 +1770,16 @@ def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool 
                           + (f" ({why})" if why else ""))
 
 
+def _is_int(value: Any) -> bool:
+    """Whether `value` is an integer and not a bool (True is an int to Python, but never a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_count(value: Any, name: str, *, least: int, most: int, why: str) -> None:
+    """`ConfigError` unless `value` is an integer in [`least`, `most`]; `why` (what it counts, what `least` means) ends
+    the message, worded as `_positive`'s: `rounds=0 must be an integer in [1, 1000] (interleaved timing blocks)`."""
+    if not (_is_int(value) and least <= value <= most):
+        raise ConfigError(f"{name}={value!r} must be an integer in [{least}, {most}] ({why})")
 
 
 SEED_MAX = 2**32 - 1
@@ -1833,9 +1849,9 @@ def validate_run_config(run: RunConfig) -> None:
     s = run.search
     _positive(s.n_trials, "search.n_trials", integer=True, most=N_TRIALS_MAX,
               why="for a search that runs until a time is up, set search.timeout_s")
-    _positive(s.population_size, "search.population_size", integer=True)
-    if s.population_size < 2:  # (Optuna's NSGA-II refuses fewer: it breeds pairs)
-        raise ConfigError(f"search.population_size={s.population_size} must be >= 2 (NSGA-II breeds pairs of parents)")
+    # Optuna's NSGA-II refuses fewer than 2; a first generation larger than a study holds would never be bred from
+    check_count(s.population_size, "search.population_size", least=2, most=N_TRIALS_MAX,
+                why="NSGA-II breeds pairs of parents; a generation holds at most the trials a study does")
     check_seed(s.seed, "search.seed")
     if not str(s.runs_dir).strip():  # '' would put run folders (and every trial's weights) into the current folder
         raise ConfigError(f"search.runs_dir={s.runs_dir!r} is empty; allowed: a folder path (default: runs)")
@@ -1846,7 +1862,8 @@ def validate_run_config(run: RunConfig) -> None:
     _positive(s.latency_budget_ms, "search.latency_budget_ms", allow_none=True)
     _positive(s.timeout_s, "search.timeout_s", allow_none=True)
     _positive(s.max_failures_in_a_row, "search.max_failures_in_a_row", allow_none=True, integer=True)
-    _positive(s.memory_budget_gb, "search.memory_budget_gb", allow_none=True)
+    _positive(s.memory_budget_gb, "search.memory_budget_gb", allow_none=True, most=MEMORY_BUDGET_MAX_GB,
+              why="GiB of working memory per step; null: 70% of the memory available at the start")
     if not (isinstance(s.worker, int) and s.worker >= 0):
         raise ConfigError(f"search.worker={s.worker!r} must be an integer >= 0 (index of this worker)")
     _positive(s.heartbeat_s, "search.heartbeat_s", integer=True, most=HEARTBEAT_MAX_S, why="seconds between heartbeats")
@@ -1856,11 +1873,13 @@ def validate_run_config(run: RunConfig) -> None:
     if s.grace_s > GRACE_MAX_S:
         raise ConfigError(f"search.grace_s={s.grace_s!r} is too long; allowed: up to {GRACE_MAX_S} seconds (a day): a "
                           "worker silent that long is lost")
-    if s.max_retry < 0:
-        raise ConfigError(f"search.max_retry={s.max_retry!r} must be >= 0")
+    check_count(s.max_retry, "search.max_retry", least=0, most=MAX_RETRY_MAX,
+                why="re-runs of a trial whose worker died; 0: none")
     es = s.early_stop
-    _positive(es.after_epochs, "search.early_stop.after_epochs", integer=True)
-    _positive(es.min_reference, "search.early_stop.min_reference", integer=True)
+    _positive(es.after_epochs, "search.early_stop.after_epochs", integer=True, most=EPOCHS_MAX)
+    # more references than a study's trials: the early stop, enabled, would never stop a candidate
+    _positive(es.min_reference, "search.early_stop.min_reference", integer=True, most=N_TRIALS_MAX,
+              why="fully trained trials before any candidate is stopped early")
     # Finite: an infinite safety times a gain of 0 seen so far is NaN, which would stop every candidate.
     if not (es.safety >= 1 and math.isfinite(es.safety)):
         raise ConfigError(f"search.early_stop.safety={es.safety!r} must be a finite number >= 1 (it widens the gain seen so far)")
@@ -1953,8 +1972,10 @@ def validate_compress_config(c: CompressConfig) -> None:
     _validate_finetune(c.recover, "compress.recover")
     q = c.quantize
     _positive(q.calibration_size, "compress.quantize.calibration_size", integer=True)
-    if not (q.max_acc_drop >= 0):
-        raise ConfigError(f"compress.quantize.max_acc_drop={q.max_acc_drop!r} must be >= 0 (accuracy points)")
+    if not (isinstance(q.max_acc_drop, (int, float)) and not isinstance(q.max_acc_drop, bool)
+            and 0 <= q.max_acc_drop <= ACC_DROP_MAX):
+        raise ConfigError(f"compress.quantize.max_acc_drop={q.max_acc_drop!r} must be a number in [0, {ACC_DROP_MAX:g}] "
+                          f"(accuracy points; {ACC_DROP_MAX:g} accepts any drop)")
     _validate_finetune(q.qat, "compress.quantize.qat", allow_zero_epochs=True)
     if Precision(q.qat.precision) != Precision.fp32:  # NNCF's fake quantizers are trained in float32 here, never checked in bf16
         raise ConfigError(f"compress.quantize.qat.precision={Precision(q.qat.precision).value!r} is not supported; allowed: "

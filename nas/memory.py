@@ -35,6 +35,10 @@ processes under the search's allocator settings. Counted once per step: a distil
 DEFAULT_BUDGET_SHARE = 0.7
 """Share of the memory available at the start of a run that a step's working memory may use
 (`search.memory_budget_gb`)."""
+MEMORY_BUDGET_MAX_GB = 65_536.0
+"""The largest memory budget taken (search.memory_budget_gb, compress.predict's --memory-budget-gb): 64 TiB, more than
+one machine holds. A budget above the machine's memory lets every candidate and batch through, and one too large for it
+is killed by the kernel instead of failing with its reason; a typo such as 1e12 (or inf) is refused at once."""
 WORKING_MEMORY = "working memory (activations and the kernels' code)"
 """What an estimate's number counts, as refusals name it: the budget's margin covers the rest (weights, optimizer state,
 data). An evaluation's heap holes (`_heap_slack`) are counted as activations: they are where its maps lie."""

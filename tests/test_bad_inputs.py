@@ -131,10 +131,17 @@ SEARCH_CASES = [
     (["search.latency_budget_ms=-1"], "search.latency_budget_ms=-1.0 must be a number > 0 or null"),
     (["search.latency_budget_ms=0.001"], "search.latency_budget_ms=0.001 cannot be met: the fastest architecture of space"),
     (["search.timeout_s=0"], "search.timeout_s=0.0 must be a number > 0 or null"),
-    (["search.memory_budget_gb=0"], "search.memory_budget_gb=0.0 must be a number > 0 or null"),
+    (["search.memory_budget_gb=0"], "search.memory_budget_gb=0.0 must be a number in (0, 65536] or null (GiB of working "
+                                    "memory per step; null: 70% of the memory available at the start)"),
+    # a budget past any machine's memory let every candidate through, to be killed by the kernel without its reason
+    (["search.memory_budget_gb=1000000000000"], "search.memory_budget_gb=1000000000000.0 must be a number in (0, 65536] "
+                                                "or null"),
     (["search.worker=-1"], "search.worker=-1 must be an integer >= 0"),
     (["search.heartbeat_s=10", "search.grace_s=5"], "search.grace_s=5 must be larger than search.heartbeat_s=10"),
-    (["search.max_retry=-1"], "search.max_retry=-1 must be >= 0"),
+    (["search.max_retry=-1"], "search.max_retry=-1 must be an integer in [0, 100] (re-runs of a trial whose worker "
+                              "died; 0: none)"),
+    # a candidate that kills its worker every time (out of memory) was re-run without end
+    (["search.max_retry=1000000000000"], "search.max_retry=1000000000000 must be an integer in [0, 100]"),
     (["search.study_name=a/b"], "search.study_name='a/b' must be a non-empty folder name"),
     (["train.lr=0"], "train.lr=0.0 must be a number in (0, 1]"),
     (["train.batch_size=0"], "train.batch_size=0 must be an integer in [1, 65536]"),
@@ -158,7 +165,13 @@ SEARCH_CASES = [
     (["compress.seed=-1"], "compress.seed=-1 must be an integer in [0, 4294967295]"),
     (["search.runs_dir=''"], "search.runs_dir='' is empty; allowed: a folder path (default: runs)"),
     (["search.study_name=' '"], "search.study_name=' ' is empty; allowed: a name"),
-    (["search.population_size=1"], "search.population_size=1 must be >= 2 (NSGA-II breeds pairs of parents)"),
+    (["search.population_size=1"], "search.population_size=1 must be an integer in [2, 1000000] (NSGA-II breeds pairs "
+                                   "of parents; a generation holds at most the trials a study does)"),
+    (["search.population_size=1000001"], "search.population_size=1000001 must be an integer in [2, 1000000]"),
+    # more references than a study holds trials: the early stop, enabled, stopped nothing
+    (["search.early_stop.min_reference=1000000000000"], "search.early_stop.min_reference=1000000000000 must be an "
+     "integer in [1, 1000000] (fully trained trials before any candidate is stopped early)"),
+    (["search.early_stop.after_epochs=10001"], "search.early_stop.after_epochs=10001 must be an integer in [1, 10000]"),
     (["search.seed_archs=['{img}']"], "is not a readable arch.json"),
     # the message said "must be a number > 0", as 0.0, and not that a fraction or a count of images is taken
     (["data.val_size=0"], "data.val_size=0 holds out no images; allowed: a fraction of the images (0 < val_size < 1, "
@@ -204,7 +217,10 @@ SEARCH_CASES = [
     (["space.stages.0.mixers=[pool,mamba]"], "mixers has 'mamba'"),
     (["space.stages.1.depths=[0]"], "depth=0"),
     (["compress.prune.ratio=0.95"], "compress.prune.ratio=0.95 must be in [0, 0.9]"),
-    (["compress.quantize.max_acc_drop=-1"], "compress.quantize.max_acc_drop=-1.0 must be >= 0"),
+    (["compress.quantize.max_acc_drop=-1"], "compress.quantize.max_acc_drop=-1.0 must be a number in [0, 100] "
+                                            "(accuracy points; 100 accepts any drop)"),
+    (["compress.quantize.max_acc_drop=101"], "compress.quantize.max_acc_drop=101.0 must be a number in [0, 100]"),
+    (["compress.quantize.max_acc_drop=inf"], "compress.quantize.max_acc_drop=inf must be a number in [0, 100]"),
     (["compress.quantize.qat.precision=bf16"], "compress.quantize.qat.precision='bf16' is not supported; allowed: 'fp32'"),
     (["compress.recover.precision=fp16"], "compress.recover.precision"),
     (["compress.top_k=0"], "compress.top_k=0 must be an integer > 0"),

@@ -554,7 +554,7 @@ def test_the_batch_shrinks_to_what_fits_the_memory_budget(checkpoint, tmp_path, 
     with pytest.raises(SystemExit) as exit_info:
         main([str(folder), str(tmp_path), "--memory-budget-gb", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == ("error: --memory-budget-gb=0.0 must be a number > 0: GiB of working memory "
+    assert capsys.readouterr().err.strip() == ("error: --memory-budget-gb=0.0 must be a number in (0, 65536]: GiB of working memory "
                                                "(activations and the kernels' code) one batch of images may take (left "
                                                "out: 70% of the memory available)")
 
@@ -565,7 +565,9 @@ def test_bad_settings_are_named_as_the_caller_typed_them(checkpoint, photos, cap
     folder, _ = checkpoint
     for argv, said in ((["--top", "4"], "--top=4 must be between 1 and the model's 3 classes"),
                        (["--top", "0"], "--top=0 must be between 1 and the model's 3 classes"),
-                       (["--memory-budget-gb", "-1"], "--memory-budget-gb=-1.0 must be a number > 0: GiB of")):
+                       (["--memory-budget-gb", "-1"], "--memory-budget-gb=-1.0 must be a number in (0, 65536]: GiB of"),
+                       # inf ended in a traceback (OverflowError) when the budget was turned into bytes
+                       (["--memory-budget-gb", "inf"], "--memory-budget-gb=inf must be a number in (0, 65536]: GiB of")):
         with pytest.raises(SystemExit) as exit_info:
             main([str(folder), str(photos), *argv])
         assert exit_info.value.code == 2
@@ -573,7 +575,7 @@ def test_bad_settings_are_named_as_the_caller_typed_them(checkpoint, photos, cap
         assert err.startswith(f"error: {said}") and "\n" not in err
     with pytest.raises(ConfigError, match=r"^top=4 must be between 1 and the model's 3 classes$"):
         predict(folder, [photos], top=4)
-    with pytest.raises(ConfigError, match=r"^memory_budget_gb=-1 must be a number > 0"):
+    with pytest.raises(ConfigError, match=r"^memory_budget_gb=-1 must be a number in \(0, 65536\]"):
         predict(folder, [photos], memory_budget_gb=-1)
 
 
