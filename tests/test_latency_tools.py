@@ -854,7 +854,7 @@ def test_fit_cli_writes_residual_trees_unless_told_not_to(tmp_path, cpu, space_t
         assert ("residual: 200 boosted trees" in fit_command(to_tool_config(tool))) == (trees > 0)
         text = (tmp_path / f"chip{trees}.fitted.yml").read_text()
         assert ("\nresidual:\n" in text) == (trees > 0)
-    with pytest.raises(ConfigError, match="residual_trees=-1 must be >= 0"):
+    with pytest.raises(ConfigError, match=r"^residual_trees=-1 must be an integer in \[0, 10000\] \(0: no residual model\)$"):
         to_tool_config(dataclasses.replace(tool, residual_trees=-1))
 
 
@@ -1529,19 +1529,51 @@ def _latency_cfg(*overrides: str):
 @pytest.mark.parametrize(("override", "message"), [
     # torch's allocator raised a traceback building the head ("can't allocate memory: you tried to allocate 3.8e14 bytes")
     ("num_classes=1000000000000", r"^num_classes=1000000000000: a model of space metaformer_t needs about .* GiB of memory for "
-                                  r"it alone, more than the .* GiB available; allowed: a size your data has"),
-    ("img_size=1000000000000", r"^img_size=1000000000000: a model of space metaformer_t needs about"),
+                                  r"it alone, more than the .* GiB available; allowed: the classes your data has$"),
+    # the search's data.img_size bound: an input no search builds (its measurement would not end, nor fit in memory)
+    ("img_size=1000000000000", r"^img_size=1000000000000 is too large; allowed: an integer in \[4, 1024\] \(the search's "
+                               r"data.img_size\), or null \(28, Fashion-MNIST's\)$"),
+    ("img_size=1025", r"^img_size=1025 is too large; allowed: an integer in \[4, 1024\]"),
     # the search builds its models for 1 or 3 channels (data.channels); 2 was profiled without a word
     ("in_chans=2", r"^in_chans=2; allowed: 1 \(grey images\), 3 \(colour\) or null, as data.channels$"),
     # refused when the archs were built, as arch.img_size=2, a setting the user never typed
-    ("img_size=2", r"^img_size=2 is too small; allowed: an integer >= 4 \(the search's data.img_size\), or null \(28, "
-                   r"Fashion-MNIST's\)$"),
-    ("img_size=0", r"^img_size=0 is too small; allowed: an integer >= 4"),
-    ("space=metaformer_s img_size=3", r"^img_size=3 is too small; allowed: an integer >= 4 \(the search's data.img_size\)$"),
+    ("img_size=2", r"^img_size=2 is too small; allowed: an integer in \[4, 1024\] \(the search's data.img_size\), or null "
+                   r"\(28, Fashion-MNIST's\)$"),
+    ("img_size=0", r"^img_size=0 is too small; allowed: an integer in \[4, 1024\]"),
+    ("space=metaformer_s img_size=3", r"^img_size=3 is too small; allowed: an integer in \[4, 1024\] \(the search's "
+                                      r"data.img_size\)$"),
 ])
 def test_latency_tools_refuse_an_input_no_search_builds_in_one_line(override, message):
     with pytest.raises(ConfigError, match=message):
         to_tool_config(_latency_cfg("hw=cpu", *override.split()))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("n=0", r"^n=0 must be an integer in \[1, 10000\] \(architectures to sample and measure, each exported to ONNX\)$"),
+    # a typo sampled, exported and timed without end (an ONNX file of megabytes each)
+    ("n=1000000000000", r"^n=1000000000000 must be an integer in \[1, 10000\]"),
+    ("warmup=0", r"^warmup=0 must be an integer in \[1, 100000\] \(calls before timing, per model\)$"),
+    ("warmup=100001", r"^warmup=100001 must be an integer in \[1, 100000\]"),
+    ("repeats=-3", r"^repeats=-3 must be an integer in \[1, 100000\] \(calls per timing block\)$"),
+    ("repeats=1000000000000", r"^repeats=1000000000000 must be an integer in \[1, 100000\]"),
+    ("rounds=0", r"^rounds=0 must be an integer in \[1, 1000\] \(interleaved timing blocks per model\)$"),
+    ("rounds=1001", r"^rounds=1001 must be an integer in \[1, 1000\]"),
+    ("residual_trees=10001", r"^residual_trees=10001 must be an integer in \[0, 10000\] \(0: no residual model\)$"),
+    ("num_classes=0", r"^num_classes=0 must be >= 1$"),
+])
+def test_latency_tools_refuse_a_count_out_of_range_in_one_line(override, message):
+    with pytest.raises(ConfigError, match=message):
+        to_tool_config(_latency_cfg("hw=cpu", override))
+
+
+def test_latency_tools_take_counts_up_to_their_bounds_and_refuse_others_from_python():
+    tool = to_tool_config(_latency_cfg("hw=cpu", "n=10000", "warmup=100000", "repeats=100000", "rounds=1000",
+                                       "residual_trees=0"))
+    assert (tool.n, tool.warmup, tool.repeats, tool.rounds, tool.residual_trees) == (10000, 100000, 100000, 1000, 0)
+    # built in Python, where no schema checks the type: True is an int to Python, 2.5 compared as a count
+    for key, value in (("rounds", True), ("repeats", 2.5), ("n", "5")):
+        with pytest.raises(ConfigError, match=rf"^{key}={re.escape(repr(value))} must be an integer in \["):
+            to_tool_config(dataclasses.replace(tool, **{key: value}))
 
 
 def test_profile_builds_the_archs_for_the_input_the_search_feeds_their_space(tmp_path):
@@ -1622,7 +1654,7 @@ def test_profile_measures_a_chip_at_settings_its_calibration_was_not_fitted_for(
     with pytest.raises(ConfigError, match=r"hw\.calibration was fitted for bytes_per_element=4"):
         to_tool_config(cfg)
     # an error that is not the calibration's is still raised
-    with pytest.raises(ConfigError, match=r"^n=0 must be >= 1"):
+    with pytest.raises(ConfigError, match=r"^n=0 must be an integer in \[1, 10000\]"):
         run_profile(_latency_cfg("hw=cpu", "hw.bytes_per_element=2", "n=0", "export_only=true", f"out={tmp_path / 'm'}"))
 
 
@@ -1787,10 +1819,13 @@ def test_residual_trees_learn_what_the_linear_unit_model_misses(cpu, space_t):
         report = predict_latency(a, trees)
         assert sum(l.ms for l in report.layers) == pytest.approx(report.total_ms)
         assert report.total_ms == pytest.approx(predict_latency_batch([a], trees)[0], rel=1e-9)
-    # Too few unit times for trees: the fit leaves them out; a negative count is refused.
+    # Too few unit times for trees: the fit leaves them out; a negative count is refused, and one no fit would finish
+    # boosting (before any tree is grown)
     assert fit_profile(archs[:10], totals[:10], prior, unit_times=units[:10]).profile.residual == []
     with pytest.raises(ConfigError, match="residual_trees=-1"):
         fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], residual_trees=-1)
+    with pytest.raises(ConfigError, match=r"^residual_trees=1000000000000 must be an integer in \[0, 10000\]"):
+        fit_profile(archs[fit], totals[fit], prior, unit_times=units[fit], residual_trees=10**12)
     # Refitting a profile that has trees starts from the datasheet again: a totals-only fit carries none.
     assert fit_profile(archs[fit], totals[fit], trees).profile.residual == []
 

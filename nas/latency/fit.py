@@ -491,8 +491,10 @@ def fit_profile(
     """
     if len(archs) != len(latencies_ms) or len(archs) < MIN_FIT:
         raise DataError(f"need >= {MIN_FIT} measurements with one latency each to fit; got {len(archs)} archs, {len(latencies_ms)} latencies")
-    if not (isinstance(residual_trees, int) and residual_trees >= 0):
-        raise ConfigError(f"residual_trees={residual_trees!r} must be an integer >= 0 (0: no residual model)")
+    if not (isinstance(residual_trees, int) and not isinstance(residual_trees, bool)
+            and 0 <= residual_trees <= RESIDUAL_TREES_MAX):  # worded as the command line's (`nas.latency.profile.TOOL_COUNTS`)
+        raise ConfigError(f"residual_trees={residual_trees!r} must be an integer in [0, {RESIDUAL_TREES_MAX}] "
+                          "(0: no residual model)")
     prior = uncalibrated = copy.deepcopy(prior.without_calibration())  # whatever the profile held, fits start from the datasheet
     X = np.stack([arch_features(a, uncalibrated) for a in archs])
     y = np.asarray(latencies_ms, dtype=float) * 1000.0
@@ -644,6 +646,9 @@ LEARNING_CURVE = {10: (0.630, 0.148), 20: (0.784, 0.087), 50: (0.859, 0.070)}
 150 measured archs for the shipped method (experiments/results/latency/learning_curve_cpu.md; a test checks them)."""
 MIN_RESIDUAL_UNITS = 200
 """Fewer unit times than this (about 20 models): no residual trees; boosting would memorise them."""
+RESIDUAL_TREES_MAX = 10_000
+"""The most residual trees (`residual_trees=`; the default 200): each is boosted one after another and stored in the
+profile's YAML, and every prediction walks them all."""
 LOG_COST = len(UNIT_SHAPE_FIELDS)
 """Index of the residual trees' last feature, log(unit cost - per-unit overhead); the unit's shape comes before it."""
 _FAR = 1e30  # threshold of a split sklearn did not make: everything goes left

@@ -33,11 +33,13 @@ from nas.arch import MIN_IMG_SIZE, MIXERS, ArchConfig
 from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
-from nas.config import CONF_DIR, SpaceConfig, check_seed, hw_help, name_warning, precheck_overrides, structured
+from nas.config import (CONF_DIR, IMG_SIZE_MAX, SpaceConfig, check_count, check_seed, hw_help, name_warning,
+                        precheck_overrides, structured)
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, ConfigError, NasError, closed_stdout_ends_quietly, counted, disk_failure,
                         disk_failure_text, exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured,
                         make_folder, module_logger, writable_file)
 from nas.latency.hardware import FITTED_FIELDS, HardwareProfile, element_size_warning
+from nas.latency.fit import RESIDUAL_TREES_MAX
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
@@ -82,6 +84,18 @@ class LatencyToolConfig:
     times_in_ms: bool = False  # fit: true fits times the unit check takes for seconds or microseconds (it refuses them)
 
 
+TOOL_COUNTS: dict[str, tuple[int, int, str]] = {
+    "n": (1, 10_000, "architectures to sample and measure, each exported to ONNX"),
+    "warmup": (1, 100_000, "calls before timing, per model"),
+    "repeats": (1, 100_000, "calls per timing block"),
+    "rounds": (1, 1_000, "interleaved timing blocks per model"),
+    "residual_trees": (0, RESIDUAL_TREES_MAX, "0: no residual model"),
+}
+"""The latency tools' counts: (least, most, what it counts) each. The upper bounds are generous, far past any use (the
+defaults: 50 archs, 20 warm-up calls, 7 rounds of 30), so that only a typo such as 1000000000000 is refused, at once,
+instead of a profile that never ends or fills the disk with ONNX files."""
+
+
 def register_latency_configs() -> None:
     """Register the latency tools' schema with Hydra's ConfigStore."""
     ConfigStore.instance().store(name="latency_schema", node=LatencyToolConfig)
@@ -92,19 +106,18 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     tool = cfg if isinstance(cfg, LatencyToolConfig) else structured(cfg, LatencyToolConfig)
     tool.hw.validate()
     validate_space(tool.space)
-    if tool.img_size is not None and tool.img_size < MIN_IMG_SIZE:
+    if tool.img_size is not None and not MIN_IMG_SIZE <= tool.img_size <= IMG_SIZE_MAX:
         # as data.img_size says it: the archs' own check named arch.img_size, a setting the user never typed
         default = f", or null ({DEFAULT_INPUT['img_size']}, Fashion-MNIST's)" if tool.space.name == DEFAULT_SPACE else ""
-        raise ConfigError(f"img_size={tool.img_size!r} is too small; allowed: an integer >= {MIN_IMG_SIZE} (the search's "
-                          f"data.img_size){default}")
-    for key in ("n", "in_chans", "num_classes", "warmup", "repeats", "rounds"):
-        if getattr(tool, key) is not None and getattr(tool, key) < 1:
-            raise ConfigError(f"{key}={getattr(tool, key)!r} must be >= 1")
+        raise ConfigError(f"img_size={tool.img_size!r} is too {'small' if tool.img_size < MIN_IMG_SIZE else 'large'}; "
+                          f"allowed: an integer in [{MIN_IMG_SIZE}, {IMG_SIZE_MAX}] (the search's data.img_size){default}")
+    for key, (least, most, why) in TOOL_COUNTS.items():
+        check_count(getattr(tool, key), key, least=least, most=most, why=why)
+    if tool.num_classes < 1:  # its upper bound is the memory its head needs (`_input_fits_in_memory`)
+        raise ConfigError(f"num_classes={tool.num_classes!r} must be >= 1")
     if tool.select not in SELECTIONS:
         raise ConfigError(f"select={tool.select!r} is unknown; allowed: {list(SELECTIONS)}")
     check_seed(tool.seed, "seed")
-    if tool.residual_trees < 0:
-        raise ConfigError(f"residual_trees={tool.residual_trees!r} must be >= 0 (0: no residual model)")
     if tool.in_chans not in (None, 1, 3):  # the search builds its models for data.channels, 1 or 3
         raise ConfigError(f"in_chans={tool.in_chans!r}; allowed: 1 (grey images), 3 (colour) or null, as data.channels")
     _input_fits_in_memory(tool)
@@ -112,21 +125,20 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
 
 
 def _input_fits_in_memory(tool: LatencyToolConfig) -> None:
-    """`ConfigError` when the input image (img_size) or the head's weights (num_classes x the space's widest last stage)
-    alone need more memory than is available: num_classes=1e12 ended in a traceback from torch's allocator."""
+    """`ConfigError` when the head's weights (num_classes x the space's widest last stage) alone need more memory than
+    is available: num_classes=1e12 ended in a traceback from torch's allocator. (img_size has a fixed bound,
+    `IMG_SIZE_MAX`, whose input takes megabytes.)"""
     from nas.memory import available_memory_bytes, gib
 
     available = available_memory_bytes()
     if available is None:
         return
     widest = max((max(stage.widths) for stage in tool.space.stages[-1:] if stage.widths), default=1)
-    needs = {"num_classes": 4 * tool.num_classes * (widest + 1),
-             "img_size": 4 * (tool.in_chans or 3) * (tool.img_size or DEFAULT_INPUT["img_size"]) ** 2}
-    for key, n_bytes in needs.items():
-        if n_bytes > available:
-            raise ConfigError(f"{key}={getattr(tool, key)!r}: a model of space {tool.space.name} needs about {gib(n_bytes)} "
-                              f"of memory for it alone, more than the {gib(available)} available; allowed: a size your "
-                              "data has (num_classes: its classes, img_size: data.img_size)")
+    n_bytes = 4 * tool.num_classes * (widest + 1)
+    if n_bytes > available:
+        raise ConfigError(f"num_classes={tool.num_classes!r}: a model of space {tool.space.name} needs about "
+                          f"{gib(n_bytes)} of memory for it alone, more than the {gib(available)} available; allowed: "
+                          "the classes your data has")
 
 
 def measuring_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
