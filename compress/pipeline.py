@@ -38,7 +38,7 @@ from nas.arch import ArchConfig
 from nas.checkpoint import (IMAGE_COUNT_KEYS, atomic_write_json, export_onnx, file_sha256, fsync_folder, io_contract,
                             load_checkpoint, member_lock, onnx_metadata, recorded_image_counts,
                             remove_dead_writers_temps, save_checkpoint, scratch_folder)
-from nas.config import CompressConfig, DataConfig, Members, PruneConfig, shell_override
+from nas.config import CompressConfig, DataConfig, Members, PruneConfig
 from nas.data import Dataset, Split, preprocessing
 from nas.errors import CheckpointError, ConfigError, counted, disk_failure, module_logger, readable_repr
 from nas.latency import HardwareProfile, predict_latency
@@ -46,6 +46,7 @@ from nas.latency.measure import busy_timing, int8_saturates, machine_info, make_
 from nas.layout import COMPRESSED_FILES, IR_FILES
 from nas.layout import COMPRESSED_JSON as METRICS_FILE  # the name this module has always used
 from nas.memory import eval_batch_size as fitting_eval_batch, memory_budget, training_refusal
+from nas.overrides import shell_override
 from nas.rebuild import setting_key
 from nas.stats import format_p, interval_of, paired_change
 from nas.train import evaluate, keep_freed_memory, per_class_accuracy, seed_everything

@@ -501,13 +501,13 @@ def _rerun_command(folder: Path, compressed: Mapping[str, Any]) -> str:
     (`compress.run.recorded_data_settings`: every `data.*` its run's config.yaml set, with the data.root its pareto.json
     records, else an image folder's data.root, size, split, data.metric, ...): without them compress.run refused the
     command it was sent to, naming them, a second step; or, with the size alone, loaded another split of the data."""
-    from nas.config import shell_command
+    from nas.overrides import shell_command
 
     from compress.run import recorded_data_settings
 
     hw = compressed.get("hw")
     command = shell_command("compress.run", [f"checkpoint={folder}", *([f"hw={hw}"] if isinstance(hw, str) and hw else [])])
-    # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
+    # each setting is one shell argument already (a data.root quoted as `nas.overrides.shell_override` quotes it)
     return " ".join([command, *recorded_data_settings(folder)])
 
 

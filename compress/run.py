@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
-from nas.config import exit_on_bad_overrides
+from nas.overrides import exit_on_bad_overrides
 
 HELP_LINE = ("python -m compress.run checkpoint=<folder with model.pt>: compress one checkpoint for a chip (hw=): prune "
              "(compress.prune), recover by distillation, int8 post-training quantization (QAT where it loses more than "
@@ -33,12 +33,13 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, checked_naming_file, command_line_keys,
-                        overridden_or_recorded, register_configs, shell_command, shell_override, structured,
-                        validate_compress_config, validate_data_config)
+                        overridden_or_recorded, register_configs, structured, validate_compress_config,
+                        validate_data_config)
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, CheckpointError, ConfigError, closed_stdout_ends_quietly, disk_failure,
                         disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal,
                         interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
 from nas.latency.hardware import element_size_warning, few_archs_warning, input_warning
+from nas.overrides import shell_command, shell_override
 from nas.rebuild import override_value, searched_final_train, setting_key
 from nas.stats import format_p
 
@@ -761,7 +762,7 @@ def _report_refresh(folder: Path, *, lead: str) -> str:
 def interrupted_line(checkpoint: str | Path, argv: Sequence[str], *, compressed: bool = False) -> str:
     """What `python -m compress.run <argv>` prints when Ctrl-C or SIGTERM stops it: the folder holds no file of this
     run's compression, and the files of an earlier one are as they were (`compress.pipeline.compress_checkpoint`), and
-    the command that does the same job, every setting of `argv` repeated (`nas.config.shell_command`), not only
+    the command that does the same job, every setting of `argv` repeated (`nas.overrides.shell_command`), not only
     checkpoint=. `compressed`: the compression had written its compressed_metrics.json, and the signal struck after it
     (refreshing the run's report): nothing is to compress again, the report is to refresh."""
     folder = _folder_of(checkpoint)

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from nas.checkpoint import ImageCounts  # what `Dataset.image_counts` holds; there for compress.predict, without torch
-from nas.config import DataConfig, DataFormat, Metric, shell_override
+from nas.config import DataConfig, DataFormat, Metric
 from nas.errors import DataError, counted, make_folder, module_logger, readable_repr
 from nas.memory import available_memory_bytes, gib
+from nas.overrides import shell_override
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 

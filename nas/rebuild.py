@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nas.config import CONF_DIR, SPEED_SETTINGS, CompressConfig, DataConfig, TrainConfig, shell_override
+from nas.config import CONF_DIR, SPEED_SETTINGS, CompressConfig, DataConfig, TrainConfig
+from nas.overrides import shell_override
 
 CONFIG_YAML = "config.yaml"  # the search's settings, written into its run folder
 

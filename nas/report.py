@@ -289,7 +289,7 @@ def _rebuild_text(run_dir: pathlib.Path) -> str:
         return (f"{moved}rebuild the run folder's files from its study: python -m nas.report {named} with the search's "
                 "settings (its data.root, final_train and compress: config.yaml holds them; search.storage for a study "
                 "not in its study.db)")
-    # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
+    # each setting is one shell argument already (a data.root quoted as `nas.overrides.shell_override` quotes it)
     return (f"{moved}rebuild the run folder's files from its study: python -m nas.report {' '.join([named, *settings])}"
             " (and search.storage=... for a study not in its study.db)")
 
@@ -2325,8 +2325,9 @@ def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna). Returns the
     exit code: 1 for a study with no finished trial (`SearchResult.found_nothing`), after writing the files."""
-    from nas.config import compose_search_config, overridden_keys, override_syntax_problem
+    from nas.config import compose_search_config, overridden_keys
     from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr
+    from nas.overrides import override_syntax_problem
 
     # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
     if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
@@ -2374,7 +2375,7 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str], *, study_name: str 
     """The settings that rebuild the run folder `run_dir` from its study with `overrides` (its runs_dir and study_name
     from the folder's path, unless given among them: each key once; `study_name`, where given, the study's name, which
     the folder's database holds, rather than the folder's), quoted for a shell. The path's parts quoted for
-    Hydra too (`nas.config.shell_override`): in the shell's quotes alone, a runs_dir with a space or a quote reached
+    Hydra too (`nas.overrides.shell_override`): in the shell's quotes alone, a runs_dir with a space or a quote reached
     Hydra, which refused it or read another folder; `overrides` as typed, each one shell argument."""
     import shlex
 
@@ -2383,7 +2384,7 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str], *, study_name: str 
         folder = folder.resolve()
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
     try:
-        from nas.config import shell_override  # Hydra, no torch; this module's files copied alone: the shell's quotes
+        from nas.overrides import shell_override  # Hydra, no torch; this module's files copied alone: the shell's quotes
     except ImportError:
         def shell_override(*, key: str, value: str) -> str:
             return shlex.quote(f"{key}={value}")
@@ -2444,7 +2445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # Hydra's flags, which `python -m nas.search` takes: nas.report is no Hydra app, and one of them given beside
     # settings was read as a run folder (the error then spoke of the wrong thing)
-    from nas.config import hydra_flag_names
+    from nas.overrides import hydra_flag_names
 
     hydra_flags = hydra_flag_names() if any(a.startswith("-") for a in args_list) else frozenset()
     if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in hydra_flags), None)) is not None:

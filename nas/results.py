@@ -46,8 +46,7 @@ from nas.checkpoint import (
     onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_folder, replacing_together,
     retire_files, retire_folder, save_checkpoint, scratch_folder, torch_logits,
 )
-from nas.config import (RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, shell_override,
-                        smoke_groups)
+from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON, RETIRED_FOLDER
@@ -57,6 +56,7 @@ from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, mach
 from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_text
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
+from nas.overrides import shell_override
 from nas.pareto_csv import PARETO_CSV, fmt as _fmt, pareto_csv_bytes
 from nas.rebuild import override_value, searched_compress
 from nas.report import training_text

@@ -47,7 +47,7 @@ if __name__ == "__main__":  # first, before even nas.config's import (a second):
     signal.signal(signal.SIGINT, _stopped_while_starting)
     signal.signal(signal.SIGTERM, _stopped_while_starting)
 
-from nas.config import exit_on_bad_overrides  # noqa: E402 - after the handlers above
+from nas.overrides import exit_on_bad_overrides  # noqa: E402 - after the handlers above
 
 HELP_LINE = ("python -m nas.search: hardware-aware architecture search. An Optuna study proxy-trains candidates of the space "
              "and predicts each one's latency on the target chip (hw=), then final-trains and compresses the Pareto "

@@ -22,7 +22,8 @@ from PIL import Image
 from compress.run import run_compress
 from nas.arch import ArchConfig, StageConfig
 from nas.checkpoint import load_checkpoint, save_checkpoint
-from nas.config import compose_error_message, register_configs
+from nas.config import register_configs
+from nas.config_messages import compose_error_message
 from nas.errors import CLOSED_STDOUT_EXIT, NasError
 from nas.model import build_model
 from nas.search import run_search

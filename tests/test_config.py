@@ -8,7 +8,8 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import ValidationError
 
-from nas.config import CompressRunConfig, RunConfig, SearchOptions, to_run_config, unknown_key_message
+from nas.config import CompressRunConfig, RunConfig, SearchOptions, to_run_config
+from nas.config_messages import unknown_key_message
 from nas.errors import ConfigError
 
 GROUPS = {
@@ -122,7 +123,8 @@ def test_a_chip_file_that_leaves_out_datasheet_numbers_is_warned_about(tmp_path)
 def test_a_users_file_named_like_a_shipped_one_is_refused_naming_both(tmp_path, config_name):
     # `--config-dir mine hw=cpu` with mine/hw/cpu.yaml (the user's recalibrated copy): Hydra composed the shipped
     # conf/hw/cpu.yaml and the user's file was ignored without a word.
-    from nas.config import CONF_DIR, precheck_overrides, register_configs
+    from nas.config import CONF_DIR, register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -233,7 +235,8 @@ def test_overridden_keys_are_the_keys_the_command_line_sets():
 def test_a_launchers_setting_without_its_launcher_is_one_line_naming_the_launcher_to_add(config_name):
     # `-m hydra.launcher.n_jobs=2 search.worker=0,1` without hydra/launcher=joblib: Hydra printed five lines ending in
     # "Key 'n_jobs' not in 'BasicLauncherConf'", which says neither that no launcher was chosen nor which one to add.
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -309,7 +312,8 @@ def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_o
 def test_a_group_file_given_as_a_path_or_outside_its_group_folder_is_named_with_where_it_goes(tmp_path):
     # A chip's file kept outside conf/hw: `hw=<path>` composed as group hw//tmp/...; a file at mine/acme.yaml (not
     # mine/hw/acme.yaml) with --config-dir mine was only "not an option of hw". Both now say where the file goes.
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -338,7 +342,8 @@ def test_a_group_file_given_as_a_path_or_outside_its_group_folder_is_named_with_
 def test_a_chip_file_in_a_folder_of_ones_own_named_without_config_dir_says_to_pass_it(tmp_path, monkeypatch):
     # README's onboarding says once to add --config-dir to each command; a command typed without it, beside the user's
     # config folder (myconf/hw/acme.yaml), was only "hw=acme is not an option of hw; available: ...".
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -358,7 +363,8 @@ def test_a_chip_file_in_a_folder_of_ones_own_named_without_config_dir_says_to_pa
 def test_a_chip_file_named_yml_says_to_rename_it_yaml(tmp_path):
     # mine/hw/acme.yml (a usual spelling of YAML files) was only "hw=acme is not an option of hw; available: ...":
     # Hydra offers .yaml files alone.
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -377,7 +383,8 @@ def test_a_chip_file_named_yml_says_to_rename_it_yaml(tmp_path):
 def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_close_setting(tmp_path):
     # A chip's datasheet file with `mac_per_sec:` gave "In 'hw/typo': ConfigKeyError raised while composing config:; Key
     # 'mac_per_sec' not in 'HardwareProfile'": no close setting, unlike the same typo on the command line.
-    from nas.config import CONF_DIR, precheck_overrides, register_configs
+    from nas.config import CONF_DIR, register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -397,7 +404,8 @@ def test_a_misspelt_key_or_a_wrong_type_inside_a_group_file_is_named_with_the_cl
 def test_a_number_written_with_its_unit_in_a_chip_file_names_the_key_the_file_and_the_unit(tmp_path):
     # `mac_per_s: 4 TOPS`, as a datasheet writes it, gave "Value '4 TOPS' of type 'str' could not be converted to Float":
     # neither the file nor that a plain number in MAC/s goes there (and 4 TOPS is 2e12 MAC/s, not 4e12).
-    from nas.config import CONF_DIR, load_hw_profile, precheck_overrides, register_configs
+    from nas.config import CONF_DIR, load_hw_profile, register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -427,7 +435,8 @@ def test_a_number_written_with_its_unit_in_a_chip_file_names_the_key_the_file_an
 def test_a_chip_number_written_with_its_unit_on_the_command_line_gets_the_unit_line():
     # hw.mac_per_s='4 TOPS' gave OmegaConf's "Value '4 TOPS' of type 'str' could not be converted to Float", while the
     # same value in the chip's file got the line naming its unit: the same line, said to be set on the command line.
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -626,7 +635,8 @@ def test_an_override_hydra_refuses_unquoted_is_one_line_with_the_value_quoted(va
     # characters and gives the quoted form, which the shell and Hydra read back as the value typed.
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
 
     register_configs()
     override = f"data.root={value}"
@@ -645,7 +655,8 @@ def test_an_override_hydra_refuses_unquoted_is_one_line_with_the_value_quoted(va
 
 
 def test_override_syntax_is_checked_by_every_command_and_the_search_config_for_python():
-    from nas.config import compose_search_config, override_syntax_problem, precheck_overrides, register_configs
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import override_syntax_problem, precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs()
@@ -667,7 +678,8 @@ def test_override_syntax_is_checked_by_every_command_and_the_search_config_for_p
 
 
 def test_hydra_flags_hydra_refuses_together_are_named_before_it_runs():
-    from nas.config import hydra_flags_problem, precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import hydra_flags_problem, precheck_overrides
 
     register_configs()
     problem = precheck_overrides(["-m", "--cfg", "job", "search.worker=0,1"], config_name="search")
@@ -769,7 +781,8 @@ def test_a_chip_file_put_directly_in_conf_is_named_with_the_group_folder_it_goes
     import shutil
 
     import nas.config
-    from nas.config import compose_search_config, precheck_overrides, register_configs
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import precheck_overrides
 
     # conf/mychip.yaml with hw=mychip got only "hw=mychip is not an option of hw": the file beside conf/hw, not in it,
     # as --config-dir's flat layout already says (test_a_group_file_given_as_a_path_or_outside_its_group_folder_...).
@@ -793,7 +806,7 @@ def test_a_command_line_is_repeated_for_a_shell_with_values_quoted_as_hydra_read
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from nas.config import shell_command
+    from nas.overrides import shell_command
 
     argv = ["checkpoint=runs/my run/ck", "hw=cpu", "data.root='/photos (2024)'", "compress.prune.ratio=0.5",
             "--config-dir", "my chips", "data.root=it's", "data.name='wow!'"]
@@ -813,7 +826,7 @@ def test_a_command_line_is_repeated_for_a_shell_with_values_quoted_as_hydra_read
 
 def test_an_enum_setting_out_of_its_values_is_one_line_naming_the_value_and_the_allowed_ones(compose_cfg):
     # Hydra said "Error merging override data.metric=f1: Invalid value 'f1', expected one of [...]"
-    from nas.config import compose_error_message
+    from nas.config_messages import compose_error_message
 
     for override, allowed in (("data.metric=f1", "accuracy, balanced_accuracy"), ("train.precision=fp16", "auto, fp32, bf16")):
         with pytest.raises(HydraException) as err:
@@ -848,7 +861,8 @@ def test_an_enum_setting_out_of_its_values_is_one_line_naming_the_value_and_the_
     ("latency", "export_only=[1,2]", "export_only=[1,2] is not allowed; allowed: true or false"),
 ])
 def test_a_value_of_the_wrong_kind_is_one_line_naming_what_the_setting_takes(config_name, override, message):
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs()
@@ -881,7 +895,8 @@ def test_a_held_out_size_out_of_range_names_both_forms_it_takes_as_typed(name):
                                  "token); indent with spaces, not tabs"),
 ])
 def test_a_chip_file_that_is_no_valid_yaml_names_its_file_line_and_text(tmp_path, bad_line, shown):
-    from nas.config import load_hw_profile, precheck_overrides, register_configs
+    from nas.config import load_hw_profile, register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -897,7 +912,8 @@ def test_a_chip_file_that_is_no_valid_yaml_names_its_file_line_and_text(tmp_path
 
 def test_a_chip_files_list_setting_given_one_value_says_how_a_list_is_written(tmp_path):
     # `fused_kinds: bn` in the user's chip file: "Invalid value assigned: AnyNode is not a ListConfig, list or tuple."
-    from nas.config import load_hw_profile, precheck_overrides, register_configs
+    from nas.config import load_hw_profile, register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs(), register_latency_configs()
@@ -1024,7 +1040,8 @@ def test_max_failures_in_a_row_takes_a_whole_number_above_zero_or_null(value, co
 def test_a_compress_number_written_as_a_percentage_gets_the_line_with_its_range():
     # compress.prune.ratio=25% gave OmegaConf's "Value '25%' of type 'str' could not be converted to Float", naming
     # neither the range allowed nor that 25% is written 0.25: the line a chip's number gets, with the setting's range
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
 
     register_configs()
     for config_name in ("compress_run", "search"):
@@ -1069,7 +1086,9 @@ def test_compose_search_config_records_its_overrides_where_hydra_keeps_a_command
 def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit_line():
     # search.latency_budget_ms=1ms gave OmegaConf's "Value '1ms' of type 'str' could not be converted to Float": the
     # name says the unit, so the line says a number of milliseconds goes there, as for a chip's numbers with their unit
-    from nas.config import name_unit, precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.config_messages import name_unit
+    from nas.overrides import precheck_overrides
 
     register_configs()
     assert precheck_overrides(["search.latency_budget_ms=1ms"], config_name="search") == (
@@ -1098,7 +1117,8 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
 def test_a_number_setting_without_a_unit_in_its_name_given_no_number_names_the_key_value_and_kind(tmp_path):
     # search.n_trials=abc kept OmegaConf's words ("Value 'abc' of type 'str' could not be converted to Integer"), and
     # train.epochs=1e3 was echoed as '1000.0': now the line the unit-suffixed keys get, with null where it is allowed
-    from nas.config import compose_search_config, precheck_overrides, register_configs
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import precheck_overrides
 
     register_configs()
     said = {o: precheck_overrides([o], config_name="search") for o in (
@@ -1152,7 +1172,8 @@ def test_a_group_setting_given_without_its_group_names_the_groups_that_hold_it()
 ])
 def test_a_number_for_a_true_false_setting_is_refused_not_run_as_true(config_name, override, key):
     # OmegaConf takes any integer for a bool, true but for 0: train.channels_last=2 ran as if it said true
-    from nas.config import compose_search_config, precheck_overrides, register_configs
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import precheck_overrides
     from nas.latency.profile import register_latency_configs
 
     register_configs()
@@ -1178,7 +1199,8 @@ def test_a_number_for_a_true_false_setting_is_refused_not_run_as_true(config_nam
 def test_a_value_of_the_wrong_kind_in_a_group_file_is_named_with_the_file_as_on_the_command_line(
         tmp_path, group, line, message):
     # a copied conf/<group>/<name>.yaml given with --config-dir (or, from Python, on Hydra's search path)
-    from nas.config import compose_search_config, load_hw_profile, precheck_overrides, register_configs
+    from nas.config import compose_search_config, load_hw_profile, register_configs
+    from nas.overrides import precheck_overrides
 
     register_configs()
     (tmp_path / group).mkdir()
@@ -1200,7 +1222,8 @@ def test_a_value_of_the_wrong_kind_in_a_group_file_is_named_with_the_file_as_on_
 
 
 def test_the_shipped_group_files_give_no_number_for_a_true_false_setting():
-    from nas.config import compose_search_config, precheck_overrides, register_configs
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import precheck_overrides
 
     register_configs()
     for overrides in ([], ["train=smoke", "final_train=smoke", "compress=smoke"], ["final_train=none", "compress=none"]):
@@ -1211,7 +1234,8 @@ def test_the_shipped_group_files_give_no_number_for_a_true_false_setting():
 @pytest.mark.parametrize("override", ["train.channels_last=1", "train.channels_last=0", "data.hflip=yes",
                                       "search.progress=false", "train.epochs=2"])
 def test_true_false_settings_still_take_0_1_and_words(override):
-    from nas.config import precheck_overrides, register_configs
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
 
     register_configs()
     assert precheck_overrides([override], config_name="search") is None

@@ -929,7 +929,7 @@ def fit_command(tool: LatencyToolConfig) -> str:
     if tool.out is None and CONF_INSTALLED and source.resolve().parent.parent == CONF_DIR:
         # Rewriting a file inside site-packages: lost with the next install, and shared by every user of that Python.
         # The copy needs a name of its own: Hydra takes the shipped file over one of the same name in --config-dir, so
-        # a search with <your folder>/hw/<same name>.yaml is refused (nas.config.precheck_overrides).
+        # a search with <your folder>/hw/<same name>.yaml is refused (nas.overrides.precheck_overrides).
         mine = f"my_{source.stem}"
         raise ConfigError(f"hw={source.stem} is a profile shipped inside the installed package ({source}); pass "
                           f"out=<your config folder>/hw/{mine}.yaml (named {mine} after its file) and use it as "

@@ -34,7 +34,7 @@ from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
 from nas.config import (CONF_DIR, IMG_SIZE_MAX, SpaceConfig, check_count, check_seed, hw_help, name_warning,
-                        precheck_overrides, structured)
+                        structured)
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, ConfigError, NasError, closed_stdout_ends_quietly, counted, disk_failure,
                         disk_failure_text, exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured,
                         make_folder, module_logger, writable_file)
@@ -43,6 +43,7 @@ from nas.latency.fit import RESIDUAL_TREES_MAX
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
+from nas.overrides import precheck_overrides
 from nas.space import sample_arch, validate_space
 
 if TYPE_CHECKING:

@@ -1,0 +1,418 @@
+"""The command line's overrides, checked before Hydra runs them and written back for a shell: `precheck_overrides`
+(`exit_on_bad_overrides`, each command's first step) composes them once, so that a typo, a flag Hydra refuses, a
+value its grammar takes only in quotes or a chip's file in the wrong folder is one line naming the fix instead of
+Hydra's multi-line message; `shell_override` and `shell_command` quote settings for the hints that repeat them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from nas import config  # config.CONF_DIR read at call time: one setting of it (a copy of conf/) reaches every check
+from nas.config import _unknown_keys, group_file, overridden_keys, register_configs
+from nas.config_messages import _yaml_value, compose_error_message, unknown_key_message
+from nas.errors import exit_with_error
+
+
+def _searchpath_folder(overrides: Sequence[str]) -> str | None:
+    """The last `file://` folder an override `hydra.searchpath=[...]` puts on Hydra's search path; None without one."""
+    for override in reversed(overrides):
+        key, eq, value = override.lstrip("+").partition("=")
+        if eq and key == "hydra.searchpath" and (found := re.findall(r"file://([^,'\"\]]+)", value)):
+            return found[-1].strip()
+    return None
+
+
+# The setting a path given alone most likely meant, per command (its config name), for the hint.
+_PATH_KEYS = {"compress_run": "checkpoint={}", "latency": "'measurements=[{}]'"}
+
+
+def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
+    """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
+    Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message.
+    None when they compose."""
+    from hydra import compose, initialize_config_dir
+
+    if (problem := hydra_flags_problem(argv)) is not None:
+        return problem
+    multirun = {"-m", "--multirun"}
+    argv, config_dir = _split_config_dir(argv)
+    if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
+        return None
+    # Hydra's own settings and groups are composed too (hydra/launcher=joblib hydra.launcher.n_jobs=2, as README's local
+    # workers use): a misspelt launcher, or a launcher's key given without its launcher, got Hydra's multi-line message.
+    overrides = [a for a in argv if a not in multirun]
+    bare = next((a for a in overrides if "=" not in a and not a.startswith("~")), None)  # `~key` deletes a key
+    if bare is not None:  # a path given alone (a checkpoint folder, a CSV): Hydra says only "missing EQUAL"
+        template = _PATH_KEYS.get(config_name)
+        example = f"; e.g. {template.format(bare)}" if template else ""
+        return f"{bare!r} is not a setting: every argument is key=value{example}"
+    for override in overrides:  # a path with `(`, `'` or `~`: Hydra said "mismatched input" or "LexerNoViableAlt"
+        if (problem := override_syntax_problem(override, multirun=bool(multirun & set(argv)))) is not None:
+            return problem
+    if config_dir is not None:
+        # The user's --config-dir (README "Installed as a package") joins the search path as Hydra's own flag adds it,
+        # after conf/: without it a typo next to --config-dir got Hydra's multi-line message instead of one line.
+        folder = Path(config_dir).absolute()
+        if not folder.is_dir():
+            return f"--config-dir {config_dir}: folder {folder} not found"
+        quoted = str(folder).replace("\\", "\\\\").replace("'", "\\'")
+        overrides.append(f"hydra.searchpath=['file://{quoted}']")
+    with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base="1.3"):
+        try:
+            for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
+                # with Hydra's node: its choices and search path name the group files (--config-dir's, the shipped)
+                cfg = compose(config_name=config_name, overrides=job, return_hydra_config=True)
+                if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
+                    return problem
+                if (problem := number_for_a_switch(cfg, job) or number_for_a_switch_in_files(cfg, job)) is not None:
+                    return problem
+                # a key the schema lacks, added with `+key=`: named here too (`structured` would), before the command
+                # imports what its run needs
+                if unknown := [(key, schema) for key, schema in _unknown_keys(cfg) if key != "hydra"]:
+                    return unknown_key_message(*unknown[0])
+        except Exception as exc:  # Hydra/OmegaConf composition errors
+            # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
+            return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
+                    + _flat_file_hint(overrides, config_dir))
+    return None
+
+
+def number_for_a_switch(cfg: DictConfig, overrides: Sequence[str]) -> str | None:
+    """One line for an override that gives a true/false setting a number other than 0 or 1 (`train.channels_last=2`,
+    `search.export_onnx=-1`): OmegaConf takes any integer there, as true but for 0, so such a typo was run as if it
+    said true. None when every override of a true/false setting (in the composed `cfg`) is a bool, 0, 1 or a word."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf.nodes import BooleanNode
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # noqa: BLE001 - the composition that passed has parsed them; say nothing rather than fail here
+        return None
+    for override in parsed:
+        if override.is_sweep_override() or override.is_delete():
+            continue
+        value = override.value()
+        if not isinstance(value, int) or isinstance(value, bool) or value in (0, 1):
+            continue
+        node: Any = cfg
+        for part in override.key_or_group.split("."):
+            node = node._get_node(int(part) if isinstance(node, ListConfig) and part.isdigit() else part) \
+                if isinstance(node, (DictConfig, ListConfig)) else None
+            if node is None:
+                break
+        if isinstance(node, BooleanNode):
+            return f"{override.key_or_group}={value} is not allowed; allowed: true or false"
+    return None
+
+
+def number_for_a_switch_in_files(cfg: DictConfig, overrides: Sequence[str]) -> str | None:
+    """`number_for_a_switch` for the group files `cfg` was composed from (`channels_last: 2` in a train/<name>.yaml given
+    with --config-dir): one line naming the file, the value as written and what it takes, as for a value of the wrong
+    kind there. `cfg` is composed with its `hydra` node (`return_hydra_config=True`), whose choices and search path say
+    which files those are. A key the command line sets is left to its override. None when every true/false setting
+    the files give is a bool, 0 or 1."""
+    from omegaconf.nodes import BooleanNode
+
+    runtime = OmegaConf.select(cfg, "hydra.runtime", default=None)
+    if runtime is None:
+        return None
+    sources = [Path(str(s.path)) for s in runtime.config_sources if s.schema == "file"]
+    typed = overridden_keys(overrides)
+
+    def first_bad(node: Any, value: Any, key: str) -> str | None:
+        if isinstance(value, dict) and isinstance(node, DictConfig):
+            return next((bad for k, v in value.items() if isinstance(k, str) and k in node
+                         and (bad := first_bad(node._get_node(k), v, f"{key}.{k}")) is not None), None)
+        if (isinstance(node, BooleanNode) and isinstance(value, int) and not isinstance(value, bool)
+                and value not in (0, 1) and key not in typed):
+            return f"{key}={value} is not allowed; allowed: true or false"
+        return None
+
+    for group, name in runtime.choices.items():
+        if group.startswith("hydra") or "/" in group or not isinstance(name, str) or not isinstance(cfg.get(group), DictConfig):
+            continue
+        path = group_file(group, name, [folder / group for folder in sources])
+        raw = _yaml_value(path, "") if path is not None else None
+        if isinstance(raw, dict) and (bad := first_bad(cfg[group], raw, group)) is not None:
+            return f"In '{group}/{name}' ({path}): {bad}"
+    return None
+
+
+def hydra_flag_names() -> frozenset[str]:
+    """Every option of Hydra's command line (--cfg, -m, --config-dir, -h ...), from Hydra's own parser, so that a
+    command that is no Hydra app (nas.report) can name one given to it without keeping a list of its own."""
+    from hydra._internal.utils import get_args_parser
+
+    return frozenset(flag for action in get_args_parser()._actions for flag in action.option_strings)
+
+
+def hydra_flags_problem(argv: Sequence[str]) -> str | None:
+    """One line for Hydra flags that Hydra refuses together (`-m --cfg job`, `--resolve` without `--cfg`): Hydra raised
+    a ValueError, a traceback, before any of its own messages; and for a flag Hydra does not know (`--export-only`, a
+    setting written as other tools take them), where its parser printed its usage lines. None otherwise, and where its
+    parser refuses a choice (`--cfg jobs`: its usage line says so)."""
+    from hydra._internal.utils import get_args_parser
+
+    flags = [a for a in argv if a.startswith("-")]
+    if not flags:  # plain key=value settings: nothing for the parser to find
+        return None
+    try:
+        args, unknown = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # --version, or a choice it refuses: Hydra's own parser answers, in its usage line
+        return None
+    if flag := next((a for a in unknown if a.startswith("-")), None):
+        # `--export-only`, as other tools take settings: Hydra printed its usage lines and "unrecognized arguments"
+        key = flag.lstrip("-").split("=", 1)[0].replace("-", "_")
+        return f"{flag} is not an option of this command: settings are key=value, without dashes ({key}=...)"
+    modes = [name for name, given in (("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg is not None),
+                                      ("--info", args.info is not None), ("--shell-completion", args.shell_completion))
+             if given]
+    if len(modes) > 1 and not (args.help or args.hydra_help):  # a help flag answers before the modes are counted
+        return (f"{' and '.join(modes)} cannot be given together: a command takes one of --run, --multirun, --cfg, --info "
+                "and --shell-completion; drop all but one")
+    if args.resolve and args.cfg is None and not args.help:
+        return "--resolve goes with --cfg (or --help): it resolves the interpolations of the settings printed"
+    return None
+
+
+def _group_path_problem(overrides: Sequence[str]) -> str | None:
+    """One line for a group option given as a file's path (`hw=/my/chips/acme.yaml`), for a command that did not
+    compose: Hydra read it as a group named `hw//my/chips` and said that group has no option `acme.yaml`. None where no
+    group option looks like a path (an option in a subfolder of its group, hw=vendor/chip, composes and is not asked)."""
+    groups = {d.name for d in config.CONF_DIR.iterdir() if d.is_dir()}
+    for arg in overrides:
+        group, eq, value = arg.lstrip("+~").partition("=")
+        if not eq or group not in groups or not ("/" in value or "\\" in value or value.endswith((".yaml", ".yml"))):
+            continue
+        path = Path(value)
+        name = path.name.rsplit(".", 1)[0] if path.suffix in (".yaml", ".yml") else path.name
+        where = (f"pass --config-dir {path.parent.parent} {group}={name}" if path.parent.name == group else
+                 f"move the file to <your folder>/{group}/{name}.yaml and pass --config-dir <your folder> {group}={name}")
+        return (f"{group}={value} is a path; {group}= takes a file's name without .yaml, from a {group}/ folder on the config "
+                f"search path: {where} (README, 'Onboarding a chip')")
+    return None
+
+
+def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
+    """'; <dir>/<name>.yaml is there, but ...' for a group option that is not found where `config_dir` (the user's
+    --config-dir), or else the project's conf/, holds a file of that name directly (mine/acme.yaml or conf/acme.yaml for
+    hw=acme, not mine/hw/acme.yaml or conf/hw/acme.yaml), else ''; where `config_dir` is the group's folder itself
+    (--config-dir mine/hw), it says to pass the folder above. conf/'s own primary configs (search.yaml, ...) are
+    no group's option put in the wrong place."""
+    for arg in overrides:
+        group, eq, name = arg.lstrip("+~").partition("=")
+        if not eq or not (config.CONF_DIR / group).is_dir() or "/" in name:
+            continue
+        # <name>.yml, a usual spelling of YAML files, where its group looks: Hydra offers only .yaml files (and a fit
+        # writes its numbers to <name>.fitted.yml so that they are no choice), so the file was not an option, unexplained
+        folders = ([Path(config_dir).absolute() / group] if config_dir is not None else []) + [config.CONF_DIR / group]
+        if not name.endswith(".fitted") and (yml := next((f / f"{name}.yml" for f in folders
+                                                          if (f / f"{name}.yml").is_file()), None)) is not None:
+            return f"; {yml} is there, but {group}= chooses only .yaml files: rename it to {yml.with_suffix('.yaml')}"
+        if config_dir is not None and (flat := Path(config_dir).absolute() / f"{name}.yaml").is_file():
+            if flat.parent.name == group:  # --config-dir myconf/hw: the file is where it goes, the folder is one too deep
+                return (f"; {flat} is there, but --config-dir names the folder above {group}/: pass --config-dir "
+                        f"{flat.parent.parent}")
+            return (f"; {flat} is there, but --config-dir reads a group's files from its subfolder: move it to "
+                    f"{flat.parent / group / flat.name}")
+        if (flat := config.CONF_DIR / f"{name}.yaml").is_file() and not _is_primary_config(flat):
+            return (f"; {flat} is there, but {group}= reads its files from {config.CONF_DIR / group}: move {flat} to "
+                    f"{config.CONF_DIR / group / flat.name}")
+        if (config_dir is None and name and not (config.CONF_DIR / group / f"{name}.yaml").is_file()
+                and (mine := _own_group_file(group, name)) is not None):
+            # README's steps name --config-dir once ("add it to each command below"): a command typed without it, from
+            # the folder that holds the user's config folder, was only "not an option of hw".
+            folder = mine.parent.parent
+            return (f"; {mine} is there, but a folder of your own is read only with --config-dir: pass --config-dir "
+                    f"{folder if folder != Path('.') else '.'} {group}={name}")
+    return ""
+
+
+def _own_group_file(group: str, name: str) -> Path | None:
+    """`<group>/<name>.yaml` in the current folder or in one of its subfolders (`myconf/hw/acme.yaml`), relative to it;
+    None where there is none."""
+    try:
+        found = [Path(group) / f"{name}.yaml", *sorted(p.relative_to(Path.cwd()) for p in Path.cwd().glob(f"*/{group}/{name}.yaml"))]
+        return next((p for p in found if p.is_file()), None)
+    except OSError:  # a current folder that is gone or unreadable: no hint
+        return None
+
+
+def _is_primary_config(path: Path) -> bool:
+    """Whether the YAML file at `path` is a command's config (it lists `defaults:`, as conf/search.yaml does)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "defaults" in data
+
+
+def override_syntax_problem(override: str, *, multirun: bool = False) -> str | None:
+    """One line for a command-line override `key=value` whose value Hydra's override grammar refuses unquoted (a path
+    with `(`, `'`, `#`, `~` or an accented letter; a `,`, read as several values outside a multirun), naming those
+    characters and the same value in quotes, as typed in a POSIX shell. None when it parses, or when quoting would not
+    be what was meant (a list, dict, function such as `choice(...)`, interpolation, or an already quoted value)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key, equals, value = override.partition("=")
+    if not equals or not value or value[0] in "'\"[{" or "${" in value:
+        return None
+    parser = OverridesParser.create()
+    if re.match(rf"({'|'.join(parser.functions.definitions)})\s*\(", value):  # choice(a,b), range(1,4), ...
+        return None
+    try:
+        parsed = parser.parse_overrides([override])[0]
+    except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+        parsed = None
+    if parsed is not None:
+        if multirun or not parsed.is_sweep_override():
+            return None
+        # a,b outside -m: Hydra's "Ambiguous value ... use it as a list"; quoted, it is the one string typed
+        return (f"{override}: Hydra reads ',' as separating several values; quote the value: "
+                f"{_quoted_override(key, value)} (a list is written {key}=[...])")
+    if not _plain_value(parser, "x", key=key):  # the key, not the value, is what Hydra refuses: left to its message
+        return None
+    refused = [c for c in dict.fromkeys(value) if not _plain_value(parser, f"a{c}b")]
+    if not refused or (multirun and "," in value):  # a sweep of values: each would need its own quotes
+        return None
+    shown = ", ".join(repr(c) for c in refused)
+    home = " (Hydra does not expand ~ to your home folder; the shell expands $HOME)" if re.match(r"~(/|$)", value) else ""
+    return (f"{override}: Hydra's override syntax takes {shown} only inside quotes; quote the value: "
+            f"{_quoted_override(key, value)}{home}")
+
+
+def _plain_value(parser: Any, value: str, *, key: str = "k") -> bool:
+    """Whether Hydra's parser reads `key=value` as the string `value` itself (no error, no sweep)."""
+    try:
+        parsed = parser.parse_overrides([f"{key}={value}"])[0]
+    except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+        return False
+    return not parsed.is_sweep_override() and parsed.value() == value
+
+
+def _quoted_override(key: str, value: str) -> str:
+    """`key=value` with `value` in Hydra's quotes, as a POSIX shell argument that reaches Hydra as written: Hydra's
+    single quotes inside the shell's double quotes, or, for a value with a `!` (bash's history expansion, even inside
+    double quotes) and no `'`, Hydra's double quotes inside the shell's single quotes. A leading `~` becomes $HOME,
+    which the shell expands (Hydra would take `~` as a folder's name)."""
+    home = re.match(r"~(?=/|$)", value) is not None
+    rest = value[1:] if home else value
+    if "!" in value and "'" not in value and not home:
+        # in the shell's single quotes every character is itself; Hydra's double quotes need \" and a trailing \ doubled
+        hydra = re.sub(r'(\\*)("|$)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), rest)
+        return f"'{key}=\"{hydra}\"'"
+    # Hydra: a run of backslashes before a quote or the end is doubled, and ' is \'; the shell's double quotes: " $ `
+    # are escaped, and a \ where it precedes one of them or a \ (elsewhere the shell keeps it as it is)
+    hydra = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), rest)
+    shell = re.sub(r'\\(?=[\\"$`])|["$`]', lambda m: "\\" + m[0], hydra)
+    return f"\"{key}='{'$HOME' if home else ''}{shell}'\""
+
+
+def shell_override(*, key: str, value: str) -> str:
+    """`key=value` as one POSIX shell argument that reaches Hydra as the string `value`, for a hint that names a setting
+    with a value the toolkit found or recorded (a data.root): as it is where neither the shell nor Hydra's override
+    syntax reads anything into it, else quoted as `_quoted_override` quotes it (`"data.root='/my photos é'"`; unquoted,
+    the shell split it at the space and Hydra refused the 'é'). A `value` starting with `~` is taken as the home folder's
+    (`$HOME` in the quotes), as `_quoted_override` takes it."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    arg = f"{key}={value}"
+    if shlex.quote(arg) == arg and _plain_value(OverridesParser.create(), value, key=key):
+        return arg
+    return _quoted_override(key, value)
+
+
+def shell_command(module: str, argv: Sequence[str]) -> str:
+    """`python -m <module> <argv>` as one line to paste into a POSIX shell, each argument reaching the command as it did:
+    as typed where the shell takes it unchanged; a `key=value` whose value Hydra reads as a plain string quoted as
+    `override_syntax_problem` quotes one (`_quoted_override`: `"data.root='/my photos'"`); any other in the shell's
+    single quotes. For a "rerun with" hint that repeats every setting the user gave, not only the one it is about."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parts = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        plain = None
+        # a leading ~ is kept as typed: _quoted_override would make it $HOME, which Hydra's quotes had kept from it
+        if shlex.quote(arg) != arg and eq and value and not key.startswith("-") and not value.startswith("~"):
+            try:
+                parsed = parser.parse_overrides([arg])[0]
+                plain = parsed.value() if not parsed.is_sweep_override() and isinstance(parsed.value(), str) else None
+            except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+                plain = None
+        parts.append(_quoted_override(key, plain) if plain is not None else shlex.quote(arg))
+    return shlex.join(["python", "-m", module]) + "".join(f" {part}" for part in parts)
+
+
+def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:
+    """Print `precheck_overrides`' one line for the command line `argv` as `error: ...` and exit with status 2; return
+    when they compose. The search and compress.run call it first thing as `__main__`, before importing torch and
+    Optuna (seconds), so that a typo on the command line is named at once."""
+    register_configs()
+    if (problem := precheck_overrides(argv, config_name=config_name)) is not None:
+        exit_with_error(problem)
+
+
+def shadowed_file(choices: Mapping[str, Any], config_dir: str | Path) -> str | None:
+    """One line when a group option chosen (`choices`, e.g. {"hw": "cpu"}) is a file both in the shipped conf/ and in the
+    user's `config_dir`, with other contents: Hydra composes the shipped one, as it comes first in its search path, so
+    the user's file (their chip, recalibrated) would be ignored without a word. None otherwise (an identical copy, as in
+    a copy of all of conf/, composes the same)."""
+    for group, name in choices.items():
+        if group.startswith("hydra") or not isinstance(name, str):
+            continue
+        shipped, mine = config.CONF_DIR / group / f"{name}.yaml", Path(config_dir) / group / f"{name}.yaml"
+        if shipped.is_file() and mine.is_file() and shipped.read_bytes() != mine.read_bytes():
+            try:
+                raw = yaml.safe_load(mine.read_text())
+            except (OSError, yaml.YAMLError):
+                raw = None
+            named = isinstance(raw, dict) and "name" in raw  # hw, space and data files say their name inside too
+            return (f"{group}={name} names two files, the shipped {shipped} and yours, {mine}, which is ignored (Hydra "
+                    f"takes the shipped one first); give yours a name of its own: rename it to "
+                    f"{mine.with_name(f'my_{name}.yaml')}{f', set name: my_{name} in it,' if named else ''} "
+                    f"and pass {group}=my_{name}")
+    return None
+
+
+def _split_config_dir(argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """`argv` without Hydra's `--config-dir DIR` / `--config-dir=DIR` / `-cd DIR`, and that DIR (the last one given,
+    as argparse keeps it; None when there is none)."""
+    rest: list[str] = []
+    config_dir = None
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--config-dir", "-cd"):
+            config_dir = next(args, None)
+            if config_dir is None:  # a flag without its folder: Hydra's argparse names the problem
+                rest.append(arg)
+        elif arg.startswith("--config-dir="):
+            config_dir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest, config_dir
+
+
+def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The overrides of a multirun sweep, one list per value of each swept key (`search.worker=0,1` -> two lists, the
+    other sweeps at their first value): each value is checked once, not every combination."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    first = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else text
+             for o, text in zip(parsed, overrides)]
+    jobs = [first]
+    for i, o in enumerate(parsed):
+        if o.is_sweep_override():
+            jobs += [first[:i] + [f"{o.get_key_element()}={value}"] + first[i + 1:] for value in o.sweep_string_iterator()]
+    return jobs
