@@ -55,7 +55,7 @@ from compress.export import (
     accuracy, agreement, export_int8_onnx, export_openvino, onnx_logits, openvino_cause, openvino_logits, torch_logits,
     torch_runner,
 )
-from compress.prune import check_reachable, prune
+from compress.prune import check_reachable, latency_floor_ms, prune
 from compress.quantize import quantize
 from compress.recover import distill
 
@@ -314,13 +314,13 @@ def prune_targets(cfg: CompressConfig, fp32_ms: float) -> tuple[float | None, fl
     return None, None
 
 
-def check_prune_target(arch: ArchConfig, *, hw: HardwareProfile, cfg: CompressConfig,
-                       fp32_ms: float | None = None) -> tuple[float | None, float | None]:
+def check_prune_target(arch: ArchConfig, *, hw: HardwareProfile, cfg: CompressConfig, fp32_ms: float | None = None,
+                       floor_ms: float | None = None) -> tuple[float | None, float | None]:
     """Raise `ConfigError` when `cfg.prune`'s latency target (`target_latency_ms`, or `target_latency_fraction` of
     `arch`'s predicted latency on `hw`) cannot be met even by `compress.prune.MAX_RATIO` pruning, naming the setting the
     user gave; nothing for a ratio, or a target the unpruned model meets already. Returns the checked
-    `prune_targets(cfg, fp32_ms)`, for the pruning to use. `fp32_ms`: `arch`'s predicted latency on `hw`, where the
-    caller has it (predicted when None)."""
+    `prune_targets(cfg, fp32_ms)`, for the pruning to use. `fp32_ms`: `arch`'s predicted latency on `hw`, and
+    `floor_ms` its `compress.prune.latency_floor_ms`, where the caller has them (predicted when None)."""
     if fp32_ms is None:
         fp32_ms = predict_latency(arch, hw).total_ms
     ratio, target_ms = prune_targets(cfg, fp32_ms)
@@ -329,7 +329,7 @@ def check_prune_target(arch: ArchConfig, *, hw: HardwareProfile, cfg: CompressCo
     fraction = cfg.prune.target_latency_fraction if cfg.prune.target_latency_ms is None else None
     setting = (f"compress.prune.target_latency_fraction={fraction:g} ({target_ms:.3f} ms)" if fraction is not None
                else None)  # the setting the user gave, not the one derived from it
-    check_reachable(arch, hw=hw, target_latency_ms=target_ms, setting=setting)
+    check_reachable(arch, hw=hw, target_latency_ms=target_ms, setting=setting, floor_ms=floor_ms)
     return ratio, target_ms
 
 
@@ -508,21 +508,25 @@ def compress_checkpoint(
     augment: DataConfig | None = None,
     eval_batch_size: int = 512,
     memory_budget_gb: float | None = None,
+    floor_ms: float | None = None,
 ) -> dict[str, Any]:
     """Prune, recover, quantize, export and verify the checkpoint in `folder`; return (and write)
     its compressed_metrics.json content. Raises `CheckpointError` / `ConfigError` on bad input
     before writing anything, a training batch that would not fit `memory_budget_gb` among it (None: 70% of the
     memory available now); evaluations run in batches of at most `eval_batch_size` that fit it. Interrupted or failed,
     it leaves the files of an earlier compression of `folder` as they were (`_earlier_compression_kept`). Another
-    process final-training or compressing `folder` meanwhile is waited for (`nas.checkpoint.member_lock`)."""
+    process final-training or compressing `folder` meanwhile is waited for (`nas.checkpoint.member_lock`).
+    `floor_ms`: the checkpoint's `compress.prune.latency_floor_ms` on `hw` where the caller has it (`compress.run`
+    checked its latency target with it before loading the data), worked out when None."""
     folder = Path(folder)
     with member_lock(folder, doing="compressing it"), _earlier_compression_kept(folder):
         return _compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment, eval_batch_size=eval_batch_size,
-                                    memory_budget_gb=memory_budget_gb)
+                                    memory_budget_gb=memory_budget_gb, floor_ms=floor_ms)
 
 
 def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cfg: CompressConfig,
-                         augment: DataConfig | None, eval_batch_size: int, memory_budget_gb: float | None) -> dict[str, Any]:
+                         augment: DataConfig | None, eval_batch_size: int, memory_budget_gb: float | None,
+                         floor_ms: float | None) -> dict[str, Any]:
     """`compress_checkpoint` once the earlier compression's files are moved aside."""
     started = time.perf_counter()
     weights = file_sha256(folder / "model.pt")  # the weights compressed: a member trained again since has others
@@ -539,8 +543,10 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         raise ConfigError(f"checkpoint {folder} was trained and selected for {trained_for}, not data.metric="
                           f"{data.metric.value!r}; pass data.metric={trained_for} (allowed: accuracy, balanced_accuracy)")
     fp32_pred = predict_latency(arch, hw)
-    # before any file is written; the targets are worked out once, from the prediction above
-    ratio, target_ms = check_prune_target(arch, hw=hw, cfg=cfg, fp32_ms=fp32_pred.total_ms)
+    if floor_ms is None:
+        floor_ms = latency_floor_ms(arch, hw=hw)
+    # before any file is written; the targets are worked out once, from the predictions above
+    ratio, target_ms = check_prune_target(arch, hw=hw, cfg=cfg, fp32_ms=fp32_pred.total_ms, floor_ms=floor_ms)
     budget = memory_budget(memory_budget_gb)
     check_memory(arch, cfg, data, budget_bytes=budget, prunes=ratio is not None or target_ms is not None)
     # the same scores as one batch of eval_batch_size, in pieces that fit (no pruned model outgrows `arch`)
@@ -592,7 +598,8 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     pruned: dict[str, Any] = {"pruned": False,
                               "reason": not_pruned_reason(cfg.prune, hw=hw, fp32_ms=fp32_pred.total_ms)}
     if ratio is not None or target_ms is not None:
-        result = prune(copy.deepcopy(model), arch, hw=hw, ratio=ratio, target_latency_ms=target_ms, step=cfg.prune.step)
+        result = prune(copy.deepcopy(model), arch, hw=hw, ratio=ratio, target_latency_ms=target_ms, step=cfg.prune.step,
+                       floor_ms=floor_ms)
         pruned = {"pruned": result.steps > 0, "ratio": result.ratio, "steps": result.steps,
                   "target_latency_ms": result.target_latency_ms, "target_met": result.target_met}
         if result.steps == 0:

@@ -168,11 +168,20 @@ def _distinct_ms(ms: float, target_ms: float) -> tuple[str, str]:
     return pair
 
 
-def check_reachable(arch: ArchConfig, *, hw: HardwareProfile, target_latency_ms: float, setting: str | None = None) -> None:
-    """Raise `ConfigError` if even `MAX_RATIO` channel pruning keeps `arch` above `target_latency_ms` on `hw`; the
-    message names `setting` (the user's setting the target came from; default: target_latency_ms itself)."""
+def latency_floor_ms(arch: ArchConfig, *, hw: HardwareProfile) -> float:
+    """`arch`'s predicted latency on `hw` with `MAX_RATIO` of its channels pruned (rounded to `hw.channel_multiple`):
+    the lowest latency target that pruning reaches (pure function)."""
     multiple = max(1, int(hw.channel_multiple or 1))
-    floor_ms = predict_latency(plan_pruned_arch(arch, MAX_RATIO, multiple=multiple), hw).total_ms
+    return predict_latency(plan_pruned_arch(arch, MAX_RATIO, multiple=multiple), hw).total_ms
+
+
+def check_reachable(arch: ArchConfig, *, hw: HardwareProfile, target_latency_ms: float, setting: str | None = None,
+                    floor_ms: float | None = None) -> None:
+    """Raise `ConfigError` if even `MAX_RATIO` channel pruning keeps `arch` above `target_latency_ms` on `hw`; the
+    message names `setting` (the user's setting the target came from; default: target_latency_ms itself). `floor_ms`:
+    `latency_floor_ms(arch, hw=hw)` where the caller has it (worked out when None)."""
+    if floor_ms is None:
+        floor_ms = latency_floor_ms(arch, hw=hw)
     if floor_ms > target_latency_ms:
         before = predict_latency(arch, hw).total_ms
         raise ConfigError(
@@ -189,12 +198,14 @@ def prune(
     ratio: float | None = None,
     target_latency_ms: float | None = None,
     step: float = 0.05,
+    floor_ms: float | None = None,
 ) -> PruneResult:
     """Prune by a channel `ratio`, or step by step until the chip's predicted latency <= `target_latency_ms`.
 
     Exactly one of `ratio` / `target_latency_ms` is given. Channel counts are rounded to
     `hw.channel_multiple`. A target the pruner cannot reach even at `MAX_RATIO` raises `ConfigError`
-    before any weight is touched.
+    before any weight is touched; `floor_ms`: `latency_floor_ms(arch, hw=hw)` where the caller has it (a compression
+    checked its target against it before loading its data), worked out when None.
     """
     if (ratio is None) == (target_latency_ms is None):
         raise ConfigError("compress.prune: set exactly one of ratio or target_latency_ms (or target_latency_fraction)")
@@ -211,7 +222,7 @@ def prune(
         raise ConfigError(f"compress.prune.target_latency_ms={target_latency_ms!r} must be a number > 0")
     if before <= target_latency_ms:
         return PruneResult(model, arch, 0.0, 0, before, before, target_latency_ms, True)
-    check_reachable(arch, hw=hw, target_latency_ms=target_latency_ms)
+    check_reachable(arch, hw=hw, target_latency_ms=target_latency_ms, floor_ms=floor_ms)
     current, current_arch, r, steps = model, arch, 0.0, 0
     ms = before
     while ms > target_latency_ms:

@@ -97,10 +97,13 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
 
     arch, _, meta = read_checkpoint(folder)  # a missing or corrupt checkpoint fails here, before the data is loaded
     from compress.pipeline import check_prune_target
+    from compress.prune import latency_floor_ms
 
     # A latency target out of reach is bad input: refused before the data loads, and before the warning that this
-    # compression replaces the folder's earlier files, which a refusal after it contradicted
-    check_prune_target(arch, hw=run.hw, cfg=run.compress)
+    # compression replaces the folder's earlier files, which a refusal after it contradicted. The lowest latency that
+    # pruning reaches is worked out here once: the compression and its pruning check the target with it too.
+    floor_ms = latency_floor_ms(arch, hw=run.hw)
+    check_prune_target(arch, hw=run.hw, cfg=run.compress, floor_ms=floor_ms)
     if run.data.format == DataFormat.imagefolder:  # before its images are read; other data after the shape check
         _check_background(folder, run.data)
     _export_unreadable_onnx_again(folder)
@@ -138,7 +141,7 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     from nas.train import caller_settings_kept
 
     with caller_settings_kept():  # the latency timing's threads (compress.latency_threads), the compression's seeds
-        metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data)
+        metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data, floor_ms=floor_ms)
     if run_dir is not None:
         from nas.checkpoint import FILES_LOCK, run_folder_lock
         from nas.pareto_csv import write_pareto_csv

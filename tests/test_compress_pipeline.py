@@ -416,13 +416,19 @@ def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint,
     cpu = next(p for p in hw_profiles() if p.name == "cpu")
     cfg = _cfg(target_latency_fraction=0.8)
     cfg.measure_latency = False
-    # the unpruned model's prediction and the prune target are worked out once per compression (they were twice)
-    targets, predicted = [], []
+    # the unpruned model's prediction, the prune target and the lowest latency pruning reaches are worked out once per
+    # compression (the floor was twice: the target's check, and the pruning's)
+    import compress.prune
+
+    targets, predicted, floors = [], [], []
     real_targets, real_predict = pipeline.prune_targets, pipeline.predict_latency
+    real_floor = compress.prune.latency_floor_ms
     monkeypatch.setattr(pipeline, "prune_targets", lambda *a, **k: targets.append(a) or real_targets(*a, **k))
     monkeypatch.setattr(pipeline, "predict_latency", lambda arch, hw: predicted.append(arch) or real_predict(arch, hw))
+    for module in (pipeline, compress.prune):
+        monkeypatch.setattr(module, "latency_floor_ms", lambda arch, **k: floors.append(arch) or real_floor(arch, **k))
     metrics = compress_checkpoint(checkpoint, hw=cpu, data=data, cfg=cfg)
-    assert len(targets) == 1 and predicted.count(ARCH) == 1
+    assert len(targets) == 1 and predicted.count(ARCH) == 1 and floors == [ARCH]
     on_disk = json.loads((checkpoint / "compressed_metrics.json").read_text())
     assert on_disk["pruned"]["target_met"] is True and on_disk["pruned"]["steps"] >= 1
     assert metrics["pruned"]["latency_ms"] <= 0.8 * metrics["fp32"]["latency_ms"]

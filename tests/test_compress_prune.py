@@ -153,6 +153,23 @@ def test_unreachable_latency_target_is_refused_before_touching_the_model():
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
+def test_a_latency_floor_the_caller_worked_out_is_not_worked_out_again(monkeypatch):
+    # compress.run checked a latency target against the lowest latency pruning reaches, the compression checked it
+    # again, and so did its pruning: three predictions of one number. Given, it is used as it is.
+    import compress.prune
+
+    arch = _arch("conv")
+    hw = _hw(invoke_overhead_us=500.0)
+    floor_ms = compress.prune.latency_floor_ms(arch, hw=hw)
+    assert floor_ms == predict_latency(plan_pruned_arch(arch, MAX_RATIO, multiple=8), hw).total_ms
+    monkeypatch.setattr(compress.prune, "latency_floor_ms", lambda *a, **k: pytest.fail("worked out again"))
+    with pytest.raises(ConfigError, match=rf"still at {floor_ms:.3f} ms with 90% of its channels pruned"):
+        prune(build_model(arch).eval(), arch, hw=hw, target_latency_ms=0.1, floor_ms=floor_ms)
+    before = predict_latency(arch, hw).total_ms
+    result = prune(build_model(arch).eval(), arch, hw=hw, target_latency_ms=0.99 * before, floor_ms=floor_ms)
+    assert result.target_met and result.steps >= 1
+
+
 def test_bad_prune_arguments_name_the_value():
     arch = _arch("pool")
     with pytest.raises(ConfigError, match=r"ratio=1.5 must be a number in \[0, 0.9\]"):

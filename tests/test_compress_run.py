@@ -324,6 +324,30 @@ def test_a_latency_target_out_of_reach_is_refused_before_the_data_loads_and_the_
         compress.run_compress(cfg)
 
 
+def test_the_latency_floor_checked_before_the_data_loads_is_handed_to_the_compression(tiny_idx_root, tmp_path,
+                                                                                       monkeypatch):
+    # The command checked a latency target against the lowest latency pruning reaches, then the compression worked
+    # that floor out again (and its pruning a third time): it is worked out once and passed along.
+    import compress
+    import compress.pipeline
+    import compress.prune
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
+    floors, given = [], {}
+    real_floor = compress.prune.latency_floor_ms
+    monkeypatch.setattr(compress.prune, "latency_floor_ms", lambda a, **k: floors.append(real_floor(a, **k)) or floors[-1])
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: given.update(kw) or {"hw": "cpu"})
+    cfg = compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}", "data.name=tiny",
+                                            "hw=cpu", "compress.prune.target_latency_fraction=0.99"])
+    compress.run_compress(cfg)
+    assert len(floors) == 1 and given["floor_ms"] == floors[0] > 0
+
+
 def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     # The test split was compared with the checkpoint's record (split_as_recorded_and_digests) and then hashed again to
     # check it: every test pixel twice before a compression.
