@@ -71,7 +71,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
                                      "...]) returns (or a CompressRunConfig)")
     overridden = overridden_or_recorded(cfg, overridden)
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
-    # here, with the composed config: a value a group's file set is named with the file (`_run_compress` checks again)
+    # here, with the composed config: a value a group's file set is named with the file
     checked_naming_file(cfg, check=lambda: validate_compress_config(run.compress))
     # Ctrl-C and SIGTERM stop it, also in a process that ignores SIGINT (a script's background job, which went on to
     # its end as if `kill -INT` had not been sent): the member's files are written whole or not at all, an earlier
@@ -82,8 +82,7 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
 
 def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dict[str, Any]:
     """`run_compress` once its config is resolved."""
-    run.hw.validate()
-    validate_compress_config(run.compress)
+    run.hw.validate()  # the compress group's values are checked (`run_compress`), naming the file that set one
     check_members(run.compress.members, checkpoint=run.checkpoint, data_root=_given_root(run.data))
     run = _with_searched_data(run, overridden=overridden)
     validate_data_config(run.data)

@@ -348,6 +348,28 @@ def test_the_latency_floor_checked_before_the_data_loads_is_handed_to_the_compre
     assert len(floors) == 1 and given["floor_ms"] == floors[0] > 0
 
 
+def test_a_compression_checks_its_compress_settings_once(tiny_idx_root, tmp_path, monkeypatch):
+    # run_compress checked the compress group's values (naming the file that set a bad one), and _run_compress checked
+    # them all again
+    import compress
+    import compress.pipeline
+    import compress.run
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.config import validate_compress_config
+    from nas.model import build_model
+
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    folder = tmp_path / "ck"
+    save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
+    checked = []
+    monkeypatch.setattr(compress.run, "validate_compress_config", lambda c: checked.append(c) or validate_compress_config(c))
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: {"hw": "cpu"})
+    compress.run_compress(compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}",
+                                                            "data.name=tiny", "hw=cpu"]))
+    assert len(checked) == 1
+
+
 def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     # The test split was compared with the checkpoint's record (split_as_recorded_and_digests) and then hashed again to
     # check it: every test pixel twice before a compression.
