@@ -748,9 +748,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(Path(path).resolve(), text.encode())
 
 
+def json_bytes(obj: Any) -> bytes:
+    """`obj` as the toolkit's JSON files hold it (indented, sorted keys, a final newline; UTF-8)."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """JSON (indented, sorted keys) written atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """`obj` written atomically as JSON (`json_bytes`)."""
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: ArchConfig, *, meta: dict[str, Any] | None = None) -> Path:

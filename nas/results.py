@@ -42,7 +42,7 @@ from torch import nn
 
 from nas.arch import ArchConfig
 from nas.checkpoint import (
-    atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, load_checkpoint, member_lock,
+    atomic_write_bytes, atomic_write_json, export_onnx, file_sha256, io_contract, json_bytes, load_checkpoint, member_lock,
     onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_folder, replacing_together,
     retire_files, retire_folder, save_checkpoint, scratch_folder, torch_logits,
 )
@@ -1102,7 +1102,7 @@ def replace_pareto_files(run_dir: Path, *, pareto: dict[str, Any]) -> None:
     in a temporary folder that the next search removes): `python -m nas.report <run folder>` writes the CSV again from
     pareto.json, as the next search writes both."""
     csv_data = pareto_csv_bytes(run_dir, members=pareto["members"], header=pareto)
-    json_data = (json.dumps(pareto, indent=2, sort_keys=True) + "\n").encode()  # as atomic_write_json writes it
+    json_data = json_bytes(pareto)  # as atomic_write_json writes it
     with replacing_together(run_dir / PARETO_CSV, run_dir / "pareto.json") as tmp:
         (tmp / PARETO_CSV).write_bytes(csv_data)
         (tmp / "pareto.json").write_bytes(json_data)
