@@ -573,12 +573,13 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     # what the files take and give: compressed_metrics.json states it, and each file exported here carries it in its
     # metadata (the search's model.onnx carries its own)
     contract = _io_contract(folder, model, data, augment)
+    labels = {"dataset": data.name, "metric": data.metric.value}  # what the files were trained on and scored for
 
     # fp32: the search's file (exported again if absent, e.g. a checkpoint from elsewhere).
     fp32_onnx = folder / "model.onnx"
     if not fp32_onnx.is_file():
         export_onnx(model, fp32_onnx, in_chans=arch.in_chans, img_size=arch.img_size,
-                    metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
+                    metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32", **labels))
     fp32_logits = torch_logits(model, test, batch_size=eval_batch_size)
     fp32_val = evaluate(model, data.val, batch_size=eval_batch_size, balanced=data.balanced)
     # (name, test logits) of the file the next one is compared with, image by image
@@ -614,7 +615,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
                 "classes": list(data.classes), "metric": data.metric.value,
             })
             export_onnx(pruned_model, folder / "model_pruned.onnx", in_chans=arch.in_chans, img_size=arch.img_size,
-                        metadata=onnx_metadata(arch=pruned_arch, contract=contract, precision="fp32"))
+                        metadata=onnx_metadata(arch=pruned_arch, contract=contract, precision="fp32", **labels))
             files.update(pruned_pt="model_pruned.pt", pruned_onnx="model_pruned.onnx")
             pruned_pred = predict_latency(pruned_arch, hw)
             pruned_logits = onnx_logits(folder / "model_pruned.onnx", test, batch_size=eval_batch_size)
@@ -634,7 +635,7 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
     q = quantize(pruned_model, data, cfg.quantize, augment=augment, seed=cfg.seed, fp32_val_acc=pruned_val,
                  eval_batch_size=eval_batch_size, label=arch.arch_id, source="pruned" if pruned["pruned"] else "fp32")
     export_int8_onnx(q.model, folder / "model_int8.onnx", in_chans=arch.in_chans, img_size=arch.img_size,
-                     metadata=onnx_metadata(arch=pruned_arch, contract=contract, precision="int8"))
+                     metadata=onnx_metadata(arch=pruned_arch, contract=contract, precision="int8", **labels))
     export_openvino(folder / "model_int8.onnx", folder / "model_int8.xml", in_chans=arch.in_chans, img_size=arch.img_size)
     files.update(int8_onnx="model_int8.onnx", int8_xml="model_int8.xml", int8_bin="model_int8.bin")
     q_logits = torch_logits(q.model, test, batch_size=eval_batch_size)

@@ -526,7 +526,9 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
         except CheckpointError as e:
             model = load_checkpoint(folder)
             # with the contract the member's metrics.json records, as the search's export wrote it into the file
-            metadata = onnx_metadata(arch=model.arch, contract=recorded_io_contract(folder), precision="fp32")
+            # its data set and metric as the checkpoint records them (one from before data.metric: plain accuracy)
+            metadata = onnx_metadata(arch=model.arch, contract=recorded_io_contract(folder), precision="fp32",
+                                     dataset=model.meta.get("dataset"), metric=model.meta.get("metric", "accuracy"))
             export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size, metadata=metadata)
             log.warning("%s; exported it again from %s", e, folder / "model.pt")
 

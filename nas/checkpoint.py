@@ -914,12 +914,15 @@ EXPORT_PRECISIONS = ("fp32", "int8")
 """What an exported file's `precision` metadata says its weights are."""
 
 
-def onnx_metadata(*, arch: ArchConfig, contract: Mapping[str, Any], precision: str) -> dict[str, str]:
+def onnx_metadata(*, arch: ArchConfig, contract: Mapping[str, Any], precision: str, dataset: str | None,
+                  metric: str | None) -> dict[str, str]:
     """The deployment contract that an exported file of `arch` carries in its ONNX `metadata_props` (string keys and
     values, lists and JSON objects written as JSON), so that the file alone says what it takes and gives: `contract` is
     `io_contract`'s record (metrics.json's "input" and "output"; {} where none is known: then only the arch's keys),
-    `precision` fp32 or int8. The image counts are left out: they describe the training images, not the file, and a
-    rerun adds them to an older metrics.json without exporting model.onnx again. `contract_of_metadata` reads it back."""
+    `precision` fp32 or int8, `dataset` the data set it was trained on (data.name) and `metric` how its accuracies are
+    scored (accuracy or balanced_accuracy), each left out where None (not known). The image counts are left out: they
+    describe the training images, not the file, and a rerun adds them to an older metrics.json without exporting
+    model.onnx again. `contract_of_metadata` reads it back."""
     if precision not in EXPORT_PRECISIONS:
         raise ValueError(f"precision={precision!r}; allowed: {', '.join(EXPORT_PRECISIONS)}")
     import nas
@@ -938,13 +941,17 @@ def onnx_metadata(*, arch: ArchConfig, contract: Mapping[str, Any], precision: s
         meta |= {key: json.dumps(said[key]) for key in ("mean", "std", "background") if key in said}
     if "class_names" in out:
         meta["class_names"] = json.dumps(list(out["class_names"]))
+    # a file handed over alone: compress.predict scores its class folders as the run did, and names the training data
+    meta |= {key: value for key, value in (("dataset", dataset), ("metric", metric)) if value is not None}
     return {key: str(value) for key, value in meta.items()}
 
 
 def contract_of_metadata(meta: Mapping[str, str]) -> dict[str, Any] | None:
     """The "input" and "output" record (as `io_contract` makes it, without image counts) that an exported file's
-    metadata (`onnx_metadata`) states, plus its "arch_id" and "precision"; None where it states no class names and
-    input size (a file exported before 2026-12-07, or by another tool) or they are not what `onnx_metadata` writes."""
+    metadata (`onnx_metadata`) states, plus its "arch_id" and "precision", and its "dataset" and "metric" where it
+    states them (as metrics.json does; a file exported before they were added does not); None where it states no class
+    names and input size (a file exported before 2026-12-07, or by another tool) or they are not what `onnx_metadata`
+    writes."""
     try:
         classes = json.loads(meta["class_names"])
         channels, size = int(meta["in_chans"]), int(meta["img_size"])
@@ -956,7 +963,8 @@ def contract_of_metadata(meta: Mapping[str, str]) -> dict[str, Any] | None:
     said = {"name": meta.get("input_name", INPUT_NAME), "shape": [None, channels, size, size], "channels": channels,
             "img_size": size, **extra, **{key: meta[key] for key in ("normalization", "preprocessing") if key in meta}}
     return {"arch_id": meta.get("arch_id"), "precision": meta.get("precision"), "input": said,
-            "output": {"name": meta.get("output_name", OUTPUT_NAME), "num_classes": len(classes), "class_names": classes}}
+            "output": {"name": meta.get("output_name", OUTPUT_NAME), "num_classes": len(classes), "class_names": classes},
+            **{key: meta[key] for key in ("dataset", "metric") if meta.get(key)}}
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:

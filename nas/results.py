@@ -744,7 +744,8 @@ def _materialize_member(run_dir: Path, record: TrialRecord, data: Dataset, run: 
             onnx_acc = onnx_diff = measured = measured_on = spread = timed_file = None
             if run.search.export_onnx:
                 onnx_path = export_onnx(model, out / "model.onnx", in_chans=arch.in_chans, img_size=arch.img_size,
-                                        metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
+                                        metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32",
+                                                               dataset=data.name, metric=data.metric.value))
                 onnx_out = onnx_logits(onnx_path, data.test, batch_size=batch)
                 onnx_acc = accuracy(onnx_out, data.test, balanced=data.balanced)
                 onnx_diff = float(np.abs(onnx_out - logits).max())

@@ -606,7 +606,8 @@ def test_the_readmes_deployment_block_runs_a_members_files_from_their_recorded_c
     contract = io_contract(arch=arch, classes=["cat", "dog", "T-shirt/top"], mean=[0.3], std=[0.4],
                            preprocessing="idx grey images as stored; uint8 / 255", background=None)
     export_onnx(model, folder / "model.onnx", in_chans=1, img_size=28,
-                metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
+                metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32", dataset="fashion_mnist",
+                                       metric="accuracy"))
     export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=1, img_size=28)  # (float here)
     shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")  # float too: the block runs it as test_acc_reference was
     atomic_write_json(folder / "metrics.json", contract)
@@ -752,7 +753,8 @@ def test_an_exported_file_carries_its_contract_in_its_metadata_and_one_without_i
                            mean=[0.2], std=[0.3], preprocessing="idx grey images as stored; uint8 / 255", background=None,
                            image_counts=ImageCounts(10, 2, 1, 10))
     path = export_onnx(model, tmp_path / "model.onnx", in_chans=1, img_size=28,
-                       metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32"))
+                       metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32",
+                                              dataset="fashion_mnist", metric="balanced_accuracy"))
     meta = ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map
     assert json.loads(meta["class_names"]) == contract["output"]["class_names"]
     assert (meta["in_chans"], meta["img_size"], json.loads(meta["input_shape"])) == ("1", "28", [None, 1, 28, 28])
@@ -760,16 +762,23 @@ def test_an_exported_file_carries_its_contract_in_its_metadata_and_one_without_i
     assert meta["preprocessing"] == "idx grey images as stored; uint8 / 255" and meta["precision"] == "fp32"
     assert ArchConfig.from_json(meta["arch_json"]) == ARCH and meta["arch_id"] == ARCH.arch_id
     assert meta["producer"] == f"metaformer-nas {nas.__version__}"
+    # what it was trained on and how its accuracies were scored (data.name, data.metric), as metrics.json says them
+    assert (meta["dataset"], meta["metric"]) == ("fashion_mnist", "balanced_accuracy")
     assert (json.loads(meta["mean"]), json.loads(meta["std"]), json.loads(meta["background"])) == ([0.2], [0.3], None)
     assert "images" not in meta and "not_square" not in meta  # the training images' counts are no part of the file
     # read back as the record it came from, the image counts aside
     said = contract_of_metadata(read_onnx_metadata(path))
     assert said["output"] == contract["output"] and said["precision"] == "fp32" and said["arch_id"] == ARCH.arch_id
+    assert (said["dataset"], said["metric"]) == ("fashion_mnist", "balanced_accuracy")
+    unknown = onnx_metadata(arch=ARCH, contract=contract, precision="fp32", dataset=None, metric=None)
+    assert "dataset" not in unknown and "metric" not in unknown  # not known: not said
+    assert "dataset" not in contract_of_metadata(unknown) and "metric" not in contract_of_metadata(unknown)
     assert said["input"] == {k: v for k, v in contract["input"].items()
                              if k not in ("images", "not_square", "transparent", "grey", "dtype", "layout", "range")}
     # A record edited by hand (a range that is no pair of numbers) does not change what the file takes, nor fail
     edited = {**contract, "input": {**contract["input"], "range": "0-255", "dtype": "uint8"}}
-    assert onnx_metadata(arch=ARCH, contract=edited, precision="fp32")["input_range"] == "[0, 1] float32 NCHW"
+    assert onnx_metadata(arch=ARCH, contract=edited, precision="fp32", dataset=None,
+                         metric=None)["input_range"] == "[0, 1] float32 NCHW"
     # A file exported without it (before 2026-12-07): no metadata, no contract, and it runs as before
     old = export_onnx(model, tmp_path / "old.onnx", in_chans=1, img_size=28)
     assert read_onnx_metadata(old) == {} and contract_of_metadata({}) is None

@@ -590,7 +590,7 @@ def test_the_int8_file_carries_its_contract_in_its_metadata_through_the_fold_and
                                 seed=0)
     contract = io_contract(arch=ARCH, classes=[f"class {i}" for i in range(ARCH.num_classes)], mean=[0.3], std=[0.2],
                            preprocessing="idx grey images as stored; uint8 / 255", background=None)
-    metadata = onnx_metadata(arch=ARCH, contract=contract, precision="int8")
+    metadata = onnx_metadata(arch=ARCH, contract=contract, precision="int8", dataset="tiny", metric="accuracy")
     path = export_int8_onnx(quantized, tmp_path / "model_int8.onnx", in_chans=1, img_size=28, metadata=metadata)
     session = ort.InferenceSession(str(path))
     assert any(n.op_type == "DequantizeLinear" for n in onnx.load(str(path)).graph.node)  # folded QDQ

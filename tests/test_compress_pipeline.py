@@ -1128,10 +1128,12 @@ def test_compress_run_exports_an_unreadable_model_onnx_again_before_touching_the
     with caplog.at_level(logging.WARNING, logger="compress.run"):
         compress.run.run_compress(cfg)
     # the file made again carries what its export would have written into it: here, with no metrics.json to say the
-    # classes, the arch's part (tests/test_search.py checks a member's whole contract)
+    # classes, the arch's part, and a checkpoint that records no data.metric scored as plain accuracy
+    # (tests/test_search.py checks a member's whole contract)
     from nas.checkpoint import onnx_metadata
 
-    assert seen == [(True, "pixels", onnx_metadata(arch=ARCH, contract={}, precision="fp32"))]
+    assert seen == [(True, "pixels", onnx_metadata(arch=ARCH, contract={}, precision="fp32", dataset=None,
+                                                   metric="accuracy"))]
     said = [r.getMessage() for r in caplog.records if r.name == "compress.run"]
     assert len(said) == 1 and said[0].startswith(f"{folder / 'model.onnx'} is not a readable ONNX model: ")
     assert said[0].endswith(f"; exported it again from {folder / 'model.pt'}")
@@ -1179,7 +1181,9 @@ def test_a_checkpoint_compressed_alone_records_what_its_files_take_and_give_and_
     for name, arch, precision in (("model.onnx", ARCH, "fp32"), ("model_pruned.onnx", pruned, "fp32"),
                                   ("model_int8.onnx", pruned, "int8")):
         meta = ort.InferenceSession(str(checkpoint / name)).get_modelmeta().custom_metadata_map
-        assert meta == onnx_metadata(arch=arch, contract=on_disk, precision=precision), name
+        assert meta == onnx_metadata(arch=arch, contract=on_disk, precision=precision, dataset=on_disk["dataset"],
+                                     metric=on_disk["metric"]), name
+        assert (meta["dataset"], meta["metric"]) == ("tiny", "accuracy")  # what it was trained on and scored for
         assert json.loads(meta["class_names"]) == list(data.classes)
     # and the weights it compressed: a search removes the files once the member's model.pt holds others
     assert on_disk["weights_sha256"] == hashlib.sha256((checkpoint / "model.pt").read_bytes()).hexdigest()

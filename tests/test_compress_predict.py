@@ -1380,7 +1380,8 @@ def _with_metadata(folder, model, classes):
     contract = io_contract(arch=ARCH, classes=classes, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), background=None,
                            preprocessing="decoded with Pillow, ...; uint8 / 255")
     return export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16,
-                       metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32"))
+                       metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32", dataset="imagefolder",
+                                              metric="accuracy"))
 
 
 def test_a_file_handed_over_alone_is_run_by_the_contract_in_its_own_metadata(checkpoint, photos, tmp_path):
@@ -1404,6 +1405,35 @@ def test_a_file_handed_over_alone_is_run_by_the_contract_in_its_own_metadata(che
     export_onnx(model, alone / "model.onnx", in_chans=3, img_size=16)
     with pytest.raises(CheckpointError, match="no metrics.json in .*alone: it says what input the model takes"):
         predict(alone / "model.onnx", [photos])
+
+
+def test_a_file_handed_over_alone_is_scored_and_described_as_its_metadata_says(checkpoint, photos, tmp_path, capsys):
+    # A model.onnx of a data.metric=balanced_accuracy search, handed over without its folder, printed plain accuracy
+    # only on class folders, and its brightness warning named no data set: its metadata said neither. A file exported
+    # before they were added is read as before: plain accuracy, no data set.
+    from compress.predict import _contract
+    from nas.checkpoint import io_contract, onnx_metadata, read_onnx_metadata
+
+    _, model = checkpoint
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    contract = io_contract(arch=ARCH, classes=CLASSES, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), background=None,
+                           preprocessing="decoded with Pillow, ...; uint8 / 255")
+    export_onnx(model, alone / "model.onnx", in_chans=3, img_size=16,
+                metadata=onnx_metadata(arch=ARCH, contract=contract, precision="fp32", dataset="fashion_mnist",
+                                       metric="balanced_accuracy"))
+    meta = read_onnx_metadata(alone / "model.onnx")
+    said = _contract(alone, alone / "model.onnx", meta)
+    assert (said.metric, said.dataset) == ("balanced_accuracy", "fashion_mnist")
+    older = {key: value for key, value in meta.items() if key not in ("dataset", "metric")}
+    said = _contract(alone, alone / "model.onnx", older)
+    assert (said.metric, said.dataset) == ("accuracy", None)
+    labelled = tmp_path / "labelled"
+    for name, file in zip(CLASSES, sorted((photos / "sub").glob("*.png"))):
+        (labelled / name).mkdir(parents=True)
+        (labelled / name / file.name).write_bytes(file.read_bytes())
+    assert main([str(alone / "model.onnx"), str(labelled)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("balanced accuracy (the mean over the 3 class folders): ")
 
 
 def test_a_predict_command_reads_the_model_files_metadata_once(checkpoint, photos, tmp_path, monkeypatch, capsys):
@@ -1446,3 +1476,4 @@ def test_a_file_whose_metadata_names_other_classes_than_its_folders_record_gets_
                     "another member's folder?), and its predictions here are labelled by metrics.json; run it from "
                     "the folder it was written to"]
     assert set(got[0].classes) == set(CLASSES)  # labelled as documented: by the folder's record
+

@@ -321,7 +321,7 @@ def test_deployment_contract_block_runs_as_written_and_predicts_what_compress_pr
     contract = io_contract(arch=arch, classes=classes, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), background=None,
                            preprocessing=preprocessing(data, in_chans=3, img_size=16))
     export_onnx(model, folder / "model.onnx", in_chans=3, img_size=16,
-                metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32"))
+                metadata=onnx_metadata(arch=arch, contract=contract, precision="fp32", dataset="d", metric="accuracy"))
     shutil.copy(folder / "model.onnx", folder / "model_int8.onnx")
     export_openvino(folder / "model.onnx", folder / "model_int8.xml", in_chans=3, img_size=16)
     (folder / "metrics.json").write_text(json.dumps(contract))

@@ -2493,7 +2493,9 @@ def test_a_members_model_onnx_carries_what_its_metrics_json_states_and_a_rerun_k
     metrics = json.loads((folder / "metrics.json").read_text())
     meta = ort.InferenceSession(str(folder / "model.onnx")).get_modelmeta().custom_metadata_map
     arch = ArchConfig.from_json((folder / "arch.json").read_text())
-    assert meta == onnx_metadata(arch=arch, contract=metrics, precision="fp32")
+    assert meta == onnx_metadata(arch=arch, contract=metrics, precision="fp32", dataset=metrics["dataset"],
+                                 metric=metrics["metric"])
+    assert (meta["dataset"], meta["metric"]) == ("fashion_mnist", "accuracy")  # what it was trained on and scored for
     assert json.loads(meta["class_names"]) == metrics["output"]["class_names"] and meta["arch_id"] == metrics["arch_id"]
     assert meta["preprocessing"] == metrics["input"]["preprocessing"]
     assert (int(meta["img_size"]), int(meta["in_chans"])) == (metrics["input"]["img_size"], metrics["input"]["channels"])
