@@ -199,9 +199,18 @@ def metadata_disagreement(path: Path, *, contract: Contract, metadata: Mapping[s
     file copied in from another member's folder, whose predictions would be labelled with this folder's classes without
     a word. None where they agree, or the file carries none."""
     said = contract_of_metadata(model_metadata(path) if metadata is None else metadata)
-    if said is None or said["output"]["class_names"] == contract.classes:  # (as a contract read from that metadata does)
+    return None if said is None else classes_disagreement(path, own=said["output"]["class_names"], contract=contract)
+
+
+def classes_disagreement(path: Path, *, own: Sequence[str] | None, contract: Contract) -> str | None:
+    """The warning of `metadata_disagreement` where `own`, the class names the model file at `path` carries (an ONNX
+    file's or IR's metadata; a checkpoint's, whose meta holds its classes), are not those of the record its folder
+    holds (`contract`); None where they agree (as a contract read from that metadata does), or `own` is None (a file
+    that carries none)."""
+    recorded = contract.classes
+    if own is None or list(own) == recorded:
         return None
-    own, recorded = said["output"]["class_names"], contract.classes
+    own = list(own)  # a tuple of the same names agrees, as compared above
     differ = (f"{len(own)} classes there, {len(recorded)} in {contract.file}" if len(own) != len(recorded) else
               next(f"logit {i} is {readable_repr(a)} there but {readable_repr(b)} in {contract.file}"
                    for i, (a, b) in enumerate(zip(own, recorded)) if a != b))
@@ -600,7 +609,15 @@ def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray
     from compress.export import torch_runner
     from nas.checkpoint import load_checkpoint
 
-    return torch_runner(load_checkpoint(path), threads=torch.get_num_threads())
+    model = load_checkpoint(path)
+    # its classes compared with the folder's record as an ONNX file's metadata is (`_predictions_and_contract`): a
+    # model_pruned.pt copied in from another member's folder was labelled by this one's without a word. A checkpoint
+    # from before 2026-12-04 holds none.
+    own = model.meta.get("classes")
+    own = own if isinstance(own, list) and all(isinstance(c, str) for c in own) else None
+    if (disagree := classes_disagreement(path, own=own, contract=contract)) is not None:
+        log.warning("%s", disagree)
+    return torch_runner(model, threads=torch.get_num_threads())
 
 
 def _class_folders(predictions: Sequence[Prediction], classes: Sequence[str], *,

@@ -1477,3 +1477,20 @@ def test_a_file_whose_metadata_names_other_classes_than_its_folders_record_gets_
                     "the folder it was written to"]
     assert set(got[0].classes) == set(CLASSES)  # labelled as documented: by the folder's record
 
+
+def test_a_checkpoint_whose_classes_are_not_its_folders_records_gets_the_same_warning(checkpoint, photos, caplog):
+    # An ONNX file's class names were compared with its folder's metrics.json, a model.pt's (its meta holds them) not.
+    folder, model = checkpoint
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder / "model.pt", [photos])  # the same classes: nothing to say
+        save_checkpoint(folder / "model.pt", model, ARCH, meta={})  # from before 2026-12-04: nothing to compare
+        predict(folder / "model.pt", [photos])
+    assert "metadata" not in caplog.text
+    save_checkpoint(folder / "model.pt", model, ARCH, meta={"classes": ["blue", "red", "green"]})
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder / "model.pt", [photos])
+    said = [r.getMessage() for r in caplog.records if "metadata" in r.getMessage()]
+    assert said == ["model.pt carries other class names in its own metadata than metrics.json beside it (logit 1 is "
+                    "'red' there but 'green' in metrics.json): the file was exported for another model (copied from "
+                    "another member's folder?), and its predictions here are labelled by metrics.json; run it from "
+                    "the folder it was written to"]
