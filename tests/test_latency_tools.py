@@ -160,7 +160,13 @@ def test_measurements_csv_round_trip(tmp_path):
      ("abc,abc,openvino,fp32,1,1,0.3,,,,", "line 3: arch_json='abc': arch spec is not valid JSON"),
      ('"{""stages"": []}",abc,openvino,fp32,1,1,0.3,,,,', "line 3: arch_json='{\"stages\": []}': "),
      ("ARCH,abc,openvino,fp32,1,1,-2,,,,", "line 3: median_ms='-2' must be a plain number of milliseconds > 0"),
-     ("ARCH,abc,openvino,fp32,1,1,0.5 ms,,,,", "line 3: median_ms='0.5 ms' must be a plain number of milliseconds > 0"),
+     ("ARCH,abc,openvino,fp32,1,1,0.5 ms,,,,", "line 3: median_ms='0.5 ms' must be a plain number of milliseconds > 0 "
+                                              "(write 0.5, without the unit)"),
+     # a profiler's time in another unit: the number in milliseconds, not just "a plain number"
+     ("ARCH,abc,openvino,fp32,1,1,420us,,,,", "median_ms='420us' must be a plain number of milliseconds > 0 (write 0.42, "
+                                             "without the unit: 420us in milliseconds)"),
+     ("ARCH,abc,openvino,fp32,1,1,0.3,0.00028 s,,,", "p10_ms='0.00028 s' must be a plain number of milliseconds > 0 (write "
+                                                    "0.28, without the unit: 0.00028 s in milliseconds)"),
      ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
      ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),
@@ -267,6 +273,37 @@ def test_a_header_with_a_near_miss_column_name_says_which_to_rename(tmp_path, he
         read_measurements(tmp_path / "m.csv")
 
 
+@pytest.mark.parametrize("header, hint", [
+    # the unit right, the name not: which column it may be
+    ("arch_json,latency_ms", "if 'latency_ms' holds each model's median time, rename it to 'median_ms'"),
+    ('arch_json,"Latency (ms)",FPS', "if 'Latency (ms)' holds each model's median time, rename it to 'median_ms'"),
+    # a near miss in another unit was told "rename 'median_us' to 'median_ms'", which reads its times 1000x off
+    ("arch_json,median_us", "'median_us' is in microseconds, and median_ms in milliseconds: write its times divided by "
+                            "1,000 in a column named 'median_ms'"),
+    ("arch_json,median_s", "'median_s' is in seconds, and median_ms in milliseconds: write its times multiplied by 1,000 in "
+                           "a column named 'median_ms'"),
+    ("ARCH_JSON,Time [s]", "rename 'ARCH_JSON' to 'arch_json' (the names are exact); 'Time [s]' is in seconds, and median_ms "
+                           "in milliseconds: write its times multiplied by 1,000 in a column named 'median_ms'"),
+])
+def test_a_time_column_of_another_name_or_unit_says_what_median_ms_needs(tmp_path, header, hint):
+    (tmp_path / "m.csv").write_text(f"{header}\nx,0.3\n")
+    with pytest.raises(DataError) as err:
+        read_measurements(tmp_path / "m.csv")
+    assert str(err.value).endswith(f"; {hint}") and "\n" not in str(err.value)
+    assert "rename 'median_" not in str(err.value)
+
+
+def test_an_optional_time_column_in_another_unit_is_refused_not_renamed(tmp_path):
+    # 'p10_us' was told to be renamed to 'p10_ms', so its microseconds were read as milliseconds (and refused as
+    # out of order with the median, or worse, not)
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    (tmp_path / "m.csv").write_text(f"arch_id,arch_json,median_ms,p10_us\n,{arch},0.3,280\n")
+    with pytest.raises(DataError) as err:
+        read_measurements(tmp_path / "m.csv")
+    assert str(err.value) == (f"{tmp_path / 'm.csv'}: 'p10_us' is in microseconds, and p10_ms in milliseconds: write its "
+                              "times divided by 1,000 in a column named 'p10_ms'")
+
+
 def test_a_near_miss_of_an_optional_column_is_refused_not_left_unread(tmp_path):
     # 'BATCH' (an upper-case export) or 'precison': the column went unread, and with it the batch/precision check, so
     # batch-8 times were fitted as batch 1
@@ -330,6 +367,14 @@ def test_rows_without_arch_json_take_it_from_the_template_by_arch_id(tmp_path, s
         read_measurement_rows(tmp_path / "stray.csv", template=export)
     assert str(err.value).startswith(f"{tmp_path / 'stray.csv'}, line 3: arch_id={other.arch_id!r} is not in the template "
                                      f"{export / 'measurements.csv'} (3 archs: ") and "\n" not in str(err.value)
+    # a vendor's 'Model' column of file names: named as the arch_id column (it was only "header lacks both")
+    (tmp_path / "model.csv").write_text(f"Model,median_ms\n{archs[0].arch_id}.rknn,0.3\n")
+    with pytest.raises(DataError, match=r"the header has: 'Model', 'median_ms'; rename 'Model' to 'arch_id' \(its cells name "
+                                        r"the exported models\)$"):
+        read_measurement_rows(tmp_path / "model.csv", template=export)
+    (tmp_path / "name.csv").write_text("Model,median_ms\nresnet,0.3\n")  # no exported model named: no guess
+    with pytest.raises(DataError, match=r"the header has: 'Model', 'median_ms'$"):
+        read_measurement_rows(tmp_path / "name.csv", template=export)
     (tmp_path / "blank.csv").write_text("arch_id,median_ms\n,0.3\n")
     with pytest.raises(DataError, match=r"blank\.csv, line 2: arch_json and arch_id are both empty"):
         read_measurement_rows(tmp_path / "blank.csv", template=export)
@@ -526,7 +571,10 @@ def test_unit_times_in_a_milliseconds_column_are_refused_saying_the_column_and_u
     assert str(err.value) == (f"{tmp_path / 'u.csv'}: header lacks column ['us']; required: arch_id, unit, us (see README); "
                               f"the header has: 'arch_id', 'unit', {column!r}; the times go in a column named 'us', in "
                               f"microseconds per call: write the header's {column!r} times (milliseconds) multiplied by "
-                              "1000 there")
+                              "1,000 there")
+    (tmp_path / "s.csv").write_text("arch_id,unit,time_s\nabc,stem,0.0000125\n")  # seconds: the factor of seconds
+    with pytest.raises(DataError, match=r"write the header's 'time_s' times \(seconds\) multiplied by 1,000,000 there$"):
+        read_unit_times(tmp_path / "s.csv")
     (tmp_path / "n.csv").write_text("arch_id,unit,time\nabc,stem,12.5\n")  # no unit named: the column and unit wanted
     with pytest.raises(DataError, match=r"the header has: 'arch_id', 'unit', 'time'; the times go in a column named 'us', "
                                         r"in microseconds per call$"):

@@ -643,11 +643,21 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
     unknown = [name for name in fieldnames if name not in columns and name not in optional]
     close = {col: match for col in [*sorted(missing), *(c for c in optional if c not in fieldnames)]
              if (match := _close_column(col, unknown))}
+    # A near miss in another unit ('median_us' for median_ms, 'p10_s'): renamed, its numbers would be read 1000x off
+    convert = {col: match for col, match in close.items() if _time_unit(match) not in (None, _time_unit(col))}
+    close = {col: match for col, match in close.items() if col not in convert}
     rename = "rename " + ", ".join(f"{match!r} to {col!r}" for col, match in close.items()) + " (the names are exact"
+    # A time column of another name ('latency_ms', 'Latency (ms)', 'time_us') where median_ms is missing: said which
+    # it may be, in its unit, rather than only listing the header
+    if "median_ms" in missing and "median_ms" not in close and "median_ms" not in convert:
+        timed = [name for name in unknown if _time_unit(name) and name not in close.values()]
+        if len(timed) == 1:
+            convert["median_ms"] = timed[0]
+    converts = "; ".join(_conversion(match, col) for col, match in convert.items())
     if missing:
         found = ", ".join(repr(name) for name in fieldnames) or "nothing"
-        if close:
-            hint = f"; {rename})"
+        if close or convert:
+            hint = (f"; {rename})" if close else "") + (f"; {converts}" if convert else "")
         # A vendor tool's table of model names and times: the name says which file was timed, not what is in it
         elif "arch_json" in missing and "arch_id" in fieldnames:
             beside = path.parent / "measurements.csv"
@@ -657,13 +667,16 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
         elif "us" in missing:
             # Per-unit or per-node times as a profiler gives them, in ms ('ms', 'time_ms', 'Time (ms)'): one unit is
             # read, never guessed from a column's name, so the message says which and how to get there.
-            ms = next((name for name in fieldnames if name not in columns and _MS_COLUMN.search(name)), None)
+            timed = next((name for name in fieldnames if name not in columns and _time_unit(name) not in (None, "us")), None)
             hint = "; the times go in a column named 'us', in microseconds per call" + (
-                f": write the header's {ms!r} times (milliseconds) multiplied by 1000 there" if ms else "")
+                f": write the header's {timed!r} times ({_UNIT_WORDS[_time_unit(timed)]}) {_FACTOR[_time_unit(timed), 'us']} "
+                "there" if timed else "")
         else:
             hint = ""
         raise DataError(f"{path}: header lacks column{'s' * (len(missing) > 1)} {sorted(missing)}; required: {', '.join(columns)} "
                         f"(see README); the header has: {found}{hint}")
+    if convert:  # only optional columns (p10_ms, p90_ms) here: their cells would be read in the wrong unit
+        raise DataError(f"{path}: {converts}" + (f"; and {rename})" if close else ""))
     if close:
         raise DataError(f"{path}: the header's " + ", ".join(f"{match!r}" for match in close.values())
                         + f" {'is not a column' if len(close) == 1 else 'are not columns'} this reads, so "
@@ -685,8 +698,29 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_MS_COLUMN = re.compile(r"(?<![a-z])(ms|msec|millisec(ond)?s?)(?![a-z])", re.IGNORECASE)
-"""A header cell that names milliseconds: 'ms', 'time_ms', 'Time (ms)', 'milliseconds'."""
+_TIME_UNITS = {unit: re.compile(rf"(?<![a-z])({words})(?![a-z])", re.IGNORECASE) for unit, words in (
+    ("ms", r"ms|msecs?|millisec(ond)?s?"), ("us", r"us|µs|μs|usecs?|microsec(ond)?s?"), ("ns", r"ns|nsecs?|nanosec(ond)?s?"),
+    ("s", r"s|secs?|seconds?"))}
+"""The time unit a header cell or a cell's suffix names: 'time_ms', 'Time (ms)', 'median_us', 'latency [s]', '0.42 ms'."""
+_UNIT_WORDS = {"ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds", "s": "seconds"}
+_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_FACTOR = {(a, b): (f"multiplied by {round(x):,}" if x >= 1 else f"divided by {round(1 / x):,}")
+           for a in _SECONDS for b in _SECONDS if a != b for x in [_SECONDS[a] / _SECONDS[b]]}
+"""How a time in one unit becomes one in another: _FACTOR['us', 'ms'] is 'divided by 1,000'."""
+
+
+def _time_unit(name: str) -> str | None:
+    """'ms', 'us', 'ns' or 's' where `name` (a header cell) names that time unit, else None."""
+    return next((unit for unit, pattern in _TIME_UNITS.items() if pattern.search(name)), None)
+
+
+def _conversion(column: str, wanted: str) -> str:
+    """What to do with a header's time `column` where the `wanted` column (median_ms, p10_ms, p90_ms) is missing."""
+    unit = _time_unit(column)
+    if unit == _time_unit(wanted):  # 'latency_ms', 'Latency (ms)': the unit is right, the name is not
+        return f"if {column!r} holds each model's {wanted.removesuffix('_ms').replace('median', 'median time')}, rename it to {wanted!r}"
+    return (f"{column!r} is in {_UNIT_WORDS[unit]}, and {wanted} in milliseconds: write its times {_FACTOR[unit, 'ms']} in "
+            f"a column named {wanted!r}")
 
 
 def _close_column(column: str, fieldnames: Sequence[str]) -> str | None:
@@ -717,6 +751,12 @@ def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positiv
     if not cell:
         raise DataError(f"{path}, line {line}: {column} is empty; fill in a time in {unit} or delete the row")
     hint = " (write decimals with '.')" if re.fullmatch(r"[0-9]+,[0-9]+", cell) else ""
+    # '0.42 ms' or '420 us', as a profiler prints a time: the number to write instead
+    if (timed := re.fullmatch(r"([0-9.]+(?:e[+-]?[0-9]+)?)\s*([a-zµμ]+)", cell, re.IGNORECASE)) and (
+            given := _time_unit(timed.group(2))) and _TIME_UNITS[given].fullmatch(timed.group(2)):
+        wanted = next(u for u, words in _UNIT_WORDS.items() if words == unit)
+        number = float(timed.group(1)) * _SECONDS[given] / _SECONDS[wanted]
+        hint = f" (write {number:.6g}, without the unit" + ("" if given == wanted else f": {cell} in {unit}") + ")"
     raise DataError(f"{path}, line {line}: {column}={cell!r} must be a plain number of {unit} "
                     f"{'> 0' if positive else '>= 0'}{hint}")
 
@@ -883,10 +923,13 @@ def read_measurement_rows(path: str | os.PathLike, *,
         spec = (row.get("arch_json") or "").strip()
         source = f"{p}, line {line}"
         if not spec and templated is not None:
-            if "arch_json" not in row and "arch_id" not in row:
-                raise DataError(f"{p}: header lacks both arch_json and arch_id; with template= a row needs its arch_id "
-                                f"(the exported file's name); the header has: {', '.join(map(repr, row))}")
             archs = template_archs(templated) if archs is None else archs
+            if "arch_json" not in row and "arch_id" not in row:
+                # A vendor's 'Model' or 'network' column: the one whose cell names an exported arch is the arch_id
+                named = next((c for c, cell in row.items() if cell and _arch_id_of(cell, archs) in archs), None)
+                hint = f"; rename {named!r} to 'arch_id' (its cells name the exported models)" if named else ""
+                raise DataError(f"{p}: header lacks both arch_json and arch_id; with template= a row needs its arch_id "
+                                f"(the exported file's name); the header has: {', '.join(map(repr, row))}{hint}")
             spec = _spec_from_template(row, archs, templated, p, line)
             source = f"{templated}, line {archs[_arch_id_of(row.get('arch_id') or '', archs)][0]}"
         if not spec:
