@@ -3378,3 +3378,34 @@ def test_a_validate_command_line_without_hw_is_refused_naming_validate():
     assert "python -m nas.latency.validate hw=<chip> 'measurements=[m.csv]'" in line and "step 5" in line
     for argv in (["hw=acme", "measurements=[m.csv]"], ["+hw=acme"], ["--help"], ["--cfg", "job"]):
         assert missing_hw_problem(argv, tool="validate") is None, argv
+
+
+def test_fit_warns_of_the_mixers_norms_and_acts_of_the_space_that_no_measured_arch_has(tmp_path, cpu, space_t, caplog):
+    # 12 random archs of metaformer_t, as an onboarding with a small n=, had no attn stage: the fit priced attention from
+    # the datasheet numbers alone (archs with it predicted up to 2x off on a chip whose times were the datasheet's x 1.4)
+    # and said nothing, so the search ranked attention by that guess.
+    from nas.latency.fit import fit_command, unmeasured_choices_warning
+    from nas.latency.profile import LatencyToolConfig
+
+    pool = sample_archs(space_t, 60, seed=3, in_chans=1, img_size=28, num_classes=10)
+    plain = [a for a in pool if all(s.mixer != "attn" for s in a.stages)]
+    assert {a.norm for a in plain} == {"bn", "ln"} and {a.act for a in plain} == {"relu", "gelu"}
+    archs = plain[:8]
+    assert {s.mixer for a in archs for s in a.stages} >= {"pool", "conv", "sepconv"}
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_t, measurements=[str(tmp_path / "m.csv")],
+                                      out=str(tmp_path / "chip.yaml")))
+    assert ("none of the 8 measured archs has mixer=attn, which space=metaformer_t offers: no time measured it, so the fit "
+            "prices it from the datasheet numbers, and a search ranks the archs that have it by that guess; measure archs "
+            "that have it (more archs, or select=cover, which spreads over the space) and refit") in caplog.messages
+    # each choice named, and none where the measured archs have every one the space offers (identity has no ops)
+    only_bn = [a for a in archs if a.norm == "bn"]
+    assert unmeasured_choices_warning(only_bn, space_t).startswith(
+        f"none of the {len(only_bn)} measured archs has mixer=attn, norm=ln, which space=metaformer_t offers: no time "
+        "measured them, so the fit prices them")
+    assert unmeasured_choices_warning(pool, space_t) is None
+    no_attn = dataclasses.replace(space_t, stages=[dataclasses.replace(s, mixers=[m for m in s.mixers if m != "attn"])
+                                                   for s in space_t.stages])
+    assert unmeasured_choices_warning(archs, no_attn) is None

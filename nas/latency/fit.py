@@ -46,6 +46,7 @@ from nas.latency.ops import (
 )
 
 if TYPE_CHECKING:
+    from nas.config import SpaceConfig
     from nas.latency.profile import LatencyToolConfig  # profile imports this module
 
 log = module_logger("nas.latency")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
@@ -908,6 +909,25 @@ def stray_units_warning(archs: Sequence[ArchConfig], unit_times: Sequence[dict[s
             "stages and blocks are numbered from 0, as in the exported layer names (/stages/stages.0/blocks/blocks.0/...)")
 
 
+def unmeasured_choices_warning(archs: Sequence[ArchConfig], space: SpaceConfig) -> str | None:
+    """One line naming the mixers, norms and activations `space` offers that none of the measured `archs` has, else
+    None. The fit prices each op kind from the archs measured: one that none of them has (attention's matmul and
+    softmax, say, in a small sample without an attn stage) keeps the datasheet's guess, scaled by the level of the rest,
+    and a search ranks the archs that have it by that guess. ('identity' adds no ops of its own.)"""
+    offered = {"mixer": {m for stage in space.stages for m in stage.mixers} - {"identity"},
+               "norm": set(space.norms), "act": set(space.acts)}
+    measured = {"mixer": {s.mixer for a in archs for s in a.stages}, "norm": {a.norm for a in archs},
+                "act": {a.act for a in archs}}
+    lacking = [f"{what}={name}" for what, names in offered.items() for name in sorted(names - measured[what])]
+    if not lacking:
+        return None
+    them = "them" if len(lacking) > 1 else "it"
+    return (f"none of the {len(archs)} measured archs has {', '.join(lacking)}, which space={space.name} offers: no time "
+            f"measured {them}, so the fit prices {them} from the datasheet numbers, and a search ranks the archs that have "
+            f"{them} by that guess; measure archs that have {them} (more archs, or select=cover, which spreads over the "
+            "space) and refit")
+
+
 def fit_command(tool: LatencyToolConfig) -> str:
     """CLI body: `python -m nas.latency.fit hw=<chip> 'measurements=[a.csv]' ['units=[u.csv]'] [out=file.yaml]`."""
     from datetime import date
@@ -971,6 +991,8 @@ def fit_command(tool: LatencyToolConfig) -> str:
                     "are not used%s", list(tool.units), shown, len(unmatched), len(units), "is" if len(unmatched) == 1 else "are",
                     list(tool.measurements), "its" if len(unmatched) == 1 else "their",
                     next(filter(None, map(spreadsheet_hint, unmatched)), ""))
+    if warning := unmeasured_choices_warning([m.arch for m in rows], tool.space):
+        log.warning("%s", warning)
     if warning := stray_units_warning([m.arch for m in rows], unit_times or [], units=tool.units):
         log.warning("%s", warning)
     # Before the fit, not after; but once the inputs are read: a missing or malformed CSV left out='s new folder behind.
