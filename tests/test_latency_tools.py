@@ -458,6 +458,13 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     arch = '"' + TINY.to_json().replace('"', '""') + '"'
     (tmp_path / "semi.csv").write_text(";".join(MEASUREMENT_COLUMNS) + "\n" + f"{arch};{TINY.arch_id};openvino;fp32;1;1;0.25;0.2;0.3;30;x\n")
     assert read_measurements(tmp_path / "semi.csv") == rows
+    # a first line 'sep=;' (which Excel reads as the separator) names it: it was read as the header ('sep=', '')
+    semi = (tmp_path / "semi.csv").read_text()
+    (tmp_path / "sep.csv").write_text("sep=;\r\n" + semi)
+    assert read_measurements(tmp_path / "sep.csv") == rows
+    (tmp_path / "sep_bad.csv").write_text("sep=;\n" + semi.replace(";0.25;", ";0,25;"))
+    with pytest.raises(DataError, match=r"sep_bad\.csv, line 3: median_ms='0,25' must be a plain number"):
+        read_measurements(tmp_path / "sep_bad.csv")  # the lines counted from the file's first, the 'sep=' line
     (tmp_path / "m.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
     with pytest.raises(DataError, match=r"m\.xlsx is a zip file \(a spreadsheet workbook such as \.xlsx\?\), not CSV"):
         read_measurements(tmp_path / "m.xlsx")

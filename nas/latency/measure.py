@@ -605,7 +605,8 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
     them the checks they are for.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
-    and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter. Rows whose cells
+    and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter, as does a first line
+    'sep=;' (Excel's way of naming it). Rows whose cells
     are all empty (blank lines, a spreadsheet's trailing ",,,,") are skipped. The line number is the file's line the
     row starts on, also after blank lines and quoted cells that span lines. A row shorter than the header gets None
     for the cells it lacks (as `csv.DictReader` does); empty cells beyond the header are ignored, and a row with filled
@@ -632,10 +633,15 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
     if not text.strip():  # the header check would say "the header has: nothing"; a save that failed, or the wrong file
         raise DataError(f"{what} file {path} is empty; it needs a header with the columns {', '.join(columns)} and a row "
                         "per measured arch (see README)")
-    header = text.split("\n", 1)[0]
+    # 'sep=;' as a first line, which Excel reads as the separator (and some tools write for it), names the separator
+    declared = re.match(r"sep=([,;\t|])\r?\n", text)
+    header = text.split("\n", 2)[1 if declared else 0]
     # skipinitialspace: a header typed as README lists the columns ("arch_json, arch_id, ...") and rows written the same
     # way, whose quoted JSON cell follows a space, read as without the spaces.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=header.count), skipinitialspace=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=declared[1] if declared else max(",;\t", key=header.count),
+                        skipinitialspace=True)
+    if declared:
+        next(reader)
     fieldnames = [name.strip() for name in next(reader, [])]
     missing = set(columns) - set(fieldnames)
     # A header typed or exported as 'Median_ms', 'MEDIAN_MS', 'median_msec' or 'arch-json': name the column meant, every
