@@ -1046,8 +1046,8 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
     # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), or was
     # never calibrated (the datasheet roofline of a CPU), when its uncalibrated file leaves datasheet numbers to the
     # generic defaults, and (also) when its calibration was never measured at the data's input (extrapolated).
-    latency = [w for w in (host_mismatch(run.hw, others=profiles), uncalibrated_warning(run.hw),
-                           datasheet_warning(run.hw), input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size))
+    latency = [w for w in (host_mismatch(run.hw, others=profiles), uncalibrated_warning(run.hw), datasheet_warning(run.hw),
+                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name))
                if w]
     pareto = {
         "study_name": study.study_name,

@@ -1681,6 +1681,9 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
     # ... and in pareto.json and the report's Warnings section, near its top, as the other setup warnings
     pareto = json.loads((result.run_dir / "pareto.json").read_text())
     assert pareto["latency_warning"].startswith(warning) and pareto["setup_warnings"][0].startswith(warning)
+    # its command samples the search's space (the profile's default space may be another)
+    assert "(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 export_only=true ...`" in (
+        pareto["latency_warning"])
     assert _warnings_section(result.run_dir / "report.md") == pareto["setup_warnings"]
     shipped = run_search(compose_cfg(*overrides, "search.study_name=shipped"))  # the shipped file measured this input
     assert "calibrated on inputs" not in (tmp_path / "shipped" / "search.log").read_text()

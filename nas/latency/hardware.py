@@ -125,9 +125,10 @@ def few_archs_warning(hw: HardwareProfile) -> str | None:
             "(README, 'Onboarding a chip', steps 2 and 4)")
 
 
-def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int) -> str | None:
+def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: str | None = None) -> str | None:
     """One line when a calibrated `hw` records the inputs it was measured at (`measured_inputs`) and this input lies
-    outside them, else None.
+    outside them, else None. `space`: the name of the search's space, which the line's profile command samples (the
+    command's default, metaformer_t, is another space's archs at that input where the search's is another).
 
     Outside means another channel count than those measured, or an img_size below the smallest or above the largest
     measured. Between measured sizes the fitted costs interpolate: every op's work and bytes grow with its tokens, the
@@ -155,7 +156,7 @@ def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int) -> str |
     return (f"hw={hw.name} was calibrated on inputs {', '.join(hw.measured_inputs)}, not on this data's "
             f"{input_name(in_chans=in_chans, img_size=img_size)}: {' and '.join(why)}, so its predicted latencies are "
             f"extrapolated; measure archs at this input and refit (`python -m nas.latency.profile hw={hw.name} "
-            f"in_chans={in_chans} img_size={img_size}{export} ...`{timed}, "
+            + (f"space={space} " if space else "") + f"in_chans={in_chans} img_size={img_size}{export} ...`{timed}, "
             f"then `python -m nas.latency.fit hw={hw.name} ...`; README, 'Onboarding a chip')")
 
 
