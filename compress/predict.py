@@ -66,7 +66,10 @@ DATASET_LOOKS = {"fashion_mnist": "light clothes on a black background"}
 """What the images of a data set named in metrics.json's `dataset` look like, said where new images differ in
 brightness (an image folder's are the user's own: only its name is said)."""
 
-log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
+# Named, not __name__: run as `python -m compress.predict` the module is "__main__", a logger outside "compress" that
+# `lines_on_stderr` does not show, so its info lines (files skipped in a folder) were lost and its warnings lacked
+# "warning: ". Lines naming a file that is not UTF-8 are written readably (ReadableNames).
+log = module_logger("compress.predict")
 
 
 @dataclass(frozen=True)

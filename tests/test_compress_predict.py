@@ -460,6 +460,25 @@ def test_files_that_are_not_images_in_a_folder_given_are_counted_in_one_plain_li
     assert said.err.splitlines()[1].startswith("classified with ")
 
 
+def test_the_command_run_with_python_m_shows_its_info_lines_and_marks_its_warnings(checkpoint, photos, tmp_path):
+    # Run as `python -m compress.predict`, the module is "__main__": its logger was "__main__", outside the "compress"
+    # loggers the command shows, so the line counting notes.txt was lost and the not-square warning lacked "warning: "
+    # (main() called from Python, as the tests above do, was fine).
+    import subprocess
+    import sys
+
+    folder, _ = checkpoint
+    (photos / "notes.txt").write_text("my notes")
+    Image.new("RGB", (30, 20)).save(photos / "wide.png")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "compress.predict", str(folder), str(photos)], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"{photos}: skipped 1 file that is not an image (e.g. notes.txt)"), done.stderr
+    assert lines[1].startswith("warning: 1 of 4 images is not square"), done.stderr
+
+
 @pytest.mark.parametrize("name", ["IMG_0001.HEIC", "photo.avif", "notes.txt", "photo"])
 def test_a_single_file_of_a_format_that_is_not_read_is_one_line_naming_the_formats_read(checkpoint, tmp_path, capsys, name):
     # A folder leaves such files out with a warning; one named itself failed with Pillow's "cannot identify image file",
