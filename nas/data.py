@@ -1620,6 +1620,25 @@ def split_digest(split: Split) -> str:
     return h.hexdigest()[:16]
 
 
+def numbered_classes_warning(classes: Sequence[str]) -> str | None:
+    """One line when the class folders are named by numbers that their order as text, the logits' order (sorted as
+    torchvision's ImageFolder sorts them), puts out of numeric order ("0" .. "42", as Kaggle's GTSRB ships them:
+    "10" sorts before "2"), else None. A deployment that takes logit i for class i then gives wrong labels without a
+    word; the class names the model's files record are right, and zero-padded names keep both orders alike."""
+    if not classes or not all(name.isascii() and name.isdigit() for name in classes):
+        return None
+    numeric = sorted(classes, key=int)
+    if list(classes) == numeric:
+        return None
+    i = next(i for i, (a, b) in enumerate(zip(classes, numeric)) if a != b)
+    width = max(len(name) for name in classes)
+    padded = ", ".join(str(n).zfill(width) for n in (0, 1)) + f", ..., {int(numeric[-1]):0{width}d}"
+    return (f"the class folders are numbers, ordered as text as torchvision's ImageFolder orders them: logit {i} is "
+            f"class '{classes[i]}', not '{numeric[i]}'; map predictions to classes by the class_names that metrics.json "
+            f"(output.class_names) and each .onnx file record, or zero-pad the folder names ({padded}) to order them "
+            "as numbers")
+
+
 def imbalance_warning(data: Dataset) -> str | None:
     """One line when the training split's classes are far from balanced and the run is scored by plain accuracy, else
     None: accuracy then rewards predicting the large classes, and the weak ones show only in the per-class accuracies."""

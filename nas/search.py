@@ -84,7 +84,7 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
                         validate_run_config)
 from nas.data import (
     Dataset, SplitImageDigests, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning,
-    imbalance_warning, load_dataset, split_as_recorded_and_digests, split_image_digests,
+    imbalance_warning, load_dataset, numbered_classes_warning, split_as_recorded_and_digests, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
@@ -955,6 +955,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         batch_warning(run, train_images=len(data.train)),
         seeds_left_out,
         imbalance_warning(data),
+        numbered_classes_warning(data.classes),  # folders 0..42: logit 2 is class '10', which argmax users miss
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees
         held_out_copies_warning(data, digests=digests),  # test (or val) images the model trained on
     )

@@ -761,6 +761,34 @@ def test_setup_warnings_name_test_images_copied_from_the_training_images(tmp_pat
 
 
 
+@pytest.mark.parametrize("names, said", [
+    # Kaggle's GTSRB ships Train/0 .. Train/42: logit 2 is class '10', and a deployment taking logit i for class i
+    # labelled every class from 2 on wrongly without a word
+    ([str(i) for i in range(12)], "logit 2 is class '10', not '2'; map predictions to classes by the class_names that "
+                                  "metrics.json (output.class_names) and each .onnx file record, or zero-pad the folder "
+                                  "names (00, 01, ..., 11) to order them as numbers"),
+    (["00", "01", "02", "10", "11"], None),  # zero-padded: text and numbers agree
+    (["1", "2", "3"], None),  # one digit each: likewise
+    (["1", "10", "cat"], None),  # not all numbers: names, ordered as text
+])
+def test_class_folders_named_by_numbers_out_of_numeric_order_are_named_in_a_setup_warning(tmp_path, compose_cfg, names,
+                                                                                          said):
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+    from tests.test_data import _png
+
+    for i, name in enumerate(names):
+        for j in range(3):
+            _png(tmp_path / name / f"{j}.png", 8, 20 * i + j)
+    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path}", "data.img_size=8", "train.threads=1",
+                                    "final_train.threads=1", f"data.test_size={len(names)}", f"data.val_size={len(names)}"))
+    data = load_dataset(run.data)
+    assert data.classes == tuple(sorted(names))  # the order is torchvision's, as before: only said
+    warned = [w for w in setup_warnings(run, data) if w.startswith("the class folders are numbers")]
+    assert warned == ([] if said is None else
+                      ["the class folders are numbers, ordered as text as torchvision's ImageFolder orders them: " + said])
+
+
 def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_copies_warning(tiny_idx_root, tmp_path,
                                                                                           compose_cfg, monkeypatch):
     # data_identity (the study's record) and held_out_copies_warning (a setup warning) each hashed every image of every
