@@ -349,10 +349,18 @@ def _under(path: Path, where: Path) -> Path:
     return path.relative_to(where) if path.is_relative_to(where) else path
 
 
+# Folders that systems, not users, make among photos, by lower-case name (hidden ones aside): a Synology NAS's thumbnail
+# cache in every folder it indexes (@eaDir/IMG_1.JPG/SYNOPHOTO_THUMB_XL.jpg: each photo again at five sizes, which
+# multiplied a class's images and put thumbnails of test photos into training), its recycle bin, and what the root of a
+# USB disk holds (Windows' recycle bin of deleted photos and its system folder, ext4's lost+found, not readable by the
+# user), which became classes where data.root was such a disk.
+SYSTEM_FOLDERS = frozenset({"@eadir", "#recycle", "$recycle.bin", "system volume information", "lost+found"})
+
+
 def _skipped_folder(name: str) -> bool:
-    """Hidden folders, and the __MACOSX/ folder unzipping a Mac's zip leaves beside the images (its ._ files are
-    metadata): neither is a class nor holds training images."""
-    return name.startswith(".") or name == "__MACOSX"
+    """Hidden folders, the __MACOSX/ folder unzipping a Mac's zip leaves beside the images (its ._ files are metadata),
+    and the system's own (`SYSTEM_FOLDERS`): none is a class nor holds training images."""
+    return name.startswith(".") or name == "__MACOSX" or name.lower() in SYSTEM_FOLDERS
 
 
 def _loose_images_warning(where: Path) -> str | None:

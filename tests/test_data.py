@@ -850,6 +850,26 @@ def test_hidden_files_beside_the_images_are_skipped(tmp_path):
 
 
 
+def test_the_folders_a_nas_or_a_usb_disk_makes_among_photos_are_skipped(tmp_path):
+    # A Synology NAS keeps thumbnails of every photo in @eaDir/<photo>/ beside it (five sizes each): they were read as
+    # more images of the class, thumbnails of test photos among the training images; a USB disk's root holds
+    # $RECYCLE.BIN (deleted photos) and System Volume Information, which were read as classes.
+    from nas.data import image_files_in
+
+    for c, v in (("a", 10), ("b", 200)):
+        for i in range(3):
+            _png(tmp_path / c / f"{i}.png", 8, v)
+            _png(tmp_path / c / "@eaDir" / f"{i}.png" / "SYNOPHOTO_THUMB_XL.png", 8, 255 - v)
+    _png(tmp_path / "$RECYCLE.BIN" / "S-1-5-21" / "$RABC123.png", 8, 99)
+    _png(tmp_path / "System Volume Information" / "x.png", 8, 99)
+    (tmp_path / "lost+found").mkdir()
+    ds = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=None,
+                                 test_size=1, val_size=1))
+    assert ds.classes == ("a", "b") and len(ds.train) + len(ds.val) + len(ds.test) == 6
+    assert sorted(torch.cat([ds.train.x, ds.val.x, ds.test.x]).flatten(1).float().mean(1).tolist()) == [10.0] * 3 + [200.0] * 3
+    assert [p.name for p in image_files_in(tmp_path / "a")] == ["0.png", "1.png", "2.png"]  # compress.predict's too
+
+
 def test_images_in_subfolders_of_a_class_folder_are_read_and_hidden_folders_are_not(tmp_path):
     for c, v in (("a", 10), ("b", 200)):
         _png(tmp_path / c / "top.png", 8, v)
