@@ -1699,6 +1699,34 @@ def held_out_copies_warning(data: Dataset, *, digests: SplitImageDigests | None 
             f"{' and '.join(what[n] for n in hit)}; {fix}")
 
 
+def cross_class_copies_warning(data: Dataset, *, digests: SplitImageDigests | None = None) -> str | None:
+    """One line when an image folder holds one picture (the same pixels, as loaded) in more than one class folder, in
+    any splits, else None: how many such pictures, and the first two files of another class, with their classes. The
+    model is taught two labels for it, and it scores as wrong wherever it is held out: a photo saved into two folders
+    while sorting, which `held_out_copies_warning` names only where one copy lies in test or val. Idx data is left
+    out: it names no file to delete. `digests`: `split_image_digests(data)`, computed here when not given."""
+    if data.train.paths is None:
+        return None
+    first: dict[bytes, tuple[int, str]] = {}  # each picture's first label and file
+    clashes: dict[bytes, tuple[str, int, str, int]] = {}
+    for name in SPLIT_NAMES:
+        split: Split = getattr(data, name)
+        if split.paths is None:
+            continue
+        for digest, label, path in zip(_image_digests_of(data, name, digests), split.y.tolist(), split.paths):
+            label0, path0 = first.setdefault(digest, (label, path))
+            if label != label0 and digest not in clashes:
+                clashes[digest] = (path0, label0, path, label)
+    if not clashes:
+        return None
+    path0, label0, path, label = next(iter(clashes.values()))
+    n = len(clashes)
+    return (f"{counted(n, 'picture')} {'is' if n == 1 else 'are'} in more than one class folder, the same pixels under "
+            f"two labels: the first {path0} (class {readable_repr(data.classes[label0])}) and {path} (class "
+            f"{readable_repr(data.classes[label])}); the model is taught both labels and scored wrong on one: delete "
+            "the copy in the wrong class folder")
+
+
 def _percent(part: int, whole: int) -> str:
     """`part` of `whole` (0 < part <= whole) as a percent of two significant digits, never rounded to 0% or, short of
     all, to 100%."""

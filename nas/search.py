@@ -83,7 +83,8 @@ from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, SpaceConfig, dat
                         command_line_keys, overridden_or_recorded, register_configs, to_run_config,
                         validate_run_config)
 from nas.data import (
-    Dataset, SplitImageDigests, absolute_root, available_cpus, data_identity, held_out_copies_warning, held_out_gaps_warning,
+    Dataset, SplitImageDigests, absolute_root, available_cpus, cross_class_copies_warning, data_identity,
+    held_out_copies_warning, held_out_gaps_warning,
     imbalance_warning, load_dataset, numbered_classes_warning, split_as_recorded_and_digests, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
@@ -958,6 +959,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         numbered_classes_warning(data.classes),  # folders 0..42: logit 2 is class '10', which argmax users miss
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees
         held_out_copies_warning(data, digests=digests),  # test (or val) images the model trained on
+        cross_class_copies_warning(data, digests=digests),  # one photo saved into two class folders
     )
     return [line for line in checks if line is not None]
 

@@ -761,6 +761,35 @@ def test_setup_warnings_name_test_images_copied_from_the_training_images(tmp_pat
 
 
 
+def test_setup_warnings_name_a_picture_saved_into_two_class_folders(tmp_path, compose_cfg):
+    # A photo saved into cat/ and dog/ while sorting taught the model two labels for it, without a word where both
+    # copies were training images (the copies warning looks at test and val alone).
+    import shutil
+
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+    from tests.test_data import _png
+
+    for c, v in (("cat", 10), ("dog", 100)):
+        for i in range(6):
+            _png(tmp_path / c / f"{i}.png", 8, v + i)
+
+    def warned() -> list[str]:
+        run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path}", "data.img_size=8", "train.threads=1",
+                                        "final_train.threads=1", "data.test_size=2", "data.val_size=2"))
+        data = load_dataset(run.data)
+        return [w for w in setup_warnings(run, data) if "more than one class folder" in w]
+
+    assert warned() == []
+    shutil.copy(tmp_path / "cat" / "0.png", tmp_path / "dog" / "copy.png")
+    shutil.copy(tmp_path / "dog" / "0.png", tmp_path / "dog" / "again.png")  # within one class: not a clash
+    [said] = warned()
+    assert said.startswith("1 picture is in more than one class folder, the same pixels under two labels: the first ")
+    assert {"cat/0.png (class 'cat')", "dog/copy.png (class 'dog')"} <= set(re.split(r" and |: the first |; ", said))
+    assert said.endswith("; the model is taught both labels and scored wrong on one: delete the copy in the wrong "
+                         "class folder")
+
+
 @pytest.mark.parametrize("names, said", [
     # Kaggle's GTSRB ships Train/0 .. Train/42: logit 2 is class '10', and a deployment taking logit i for class i
     # labelled every class from 2 on wrongly without a word
