@@ -1012,7 +1012,7 @@ def _validate_train(t: TrainConfig, where: str, *, allow_zero_epochs: bool = Fal
     _positive(t.batch_size, f"{where}.batch_size", integer=True, most=BATCH_MAX, why=_BATCH_WHY)
     _positive(t.eval_batch_size, f"{where}.eval_batch_size", integer=True, most=BATCH_MAX, why="images per forward pass")
     _positive(t.lr, f"{where}.lr", most=LR_MAX, why=_LR_WHY)
-    check_threads(t.threads, f"{where}.threads")
+    check_threads(t.threads, name=f"{where}.threads")
     for name in ("weight_decay", "label_smoothing", "warmup_frac"):
         if not (0 <= getattr(t, name) < 1):
             raise ConfigError(f"{where}.{name}={getattr(t, name)!r} must be in [0, 1)")
@@ -1100,7 +1100,7 @@ def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool
 
 def validate_data_config(d: DataConfig) -> None:
     """Check the data group's values (name, sizes, channels, shifts); `ConfigError` naming the value otherwise."""
-    check_name(d.name, "data.name")
+    check_name(d.name, name="data.name")
     for name in ("val_size", "test_size"):
         # Hydra holds the value as a float: echoed with :g, as typed (93, not 93.0), and with both forms it takes
         size = getattr(d, name)
@@ -1139,7 +1139,7 @@ def validate_data_config(d: DataConfig) -> None:
 def validate_compress_config(c: CompressConfig) -> None:
     """Check the compress group's values; raise `ConfigError` naming the first bad one."""
     _positive(c.top_k, "compress.top_k", integer=True)
-    check_threads(c.latency_threads, "compress.latency_threads")
+    check_threads(c.latency_threads, name="compress.latency_threads")
     _positive(c.eval_images, "compress.eval_images", allow_none=True, integer=True)
     check_seed(c.seed, "compress.seed")  # -1 ("random" to many tools) was taken as a fixed seed, as search.seed refuses it
     p = c.prune

@@ -30,7 +30,7 @@ def _choose(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[Any]) ->
 
 def validate_space(space: SpaceConfig) -> None:
     """Raise `ConfigError` if any combination the space allows is not a valid architecture."""
-    check_name(space.name, "space.name")
+    check_name(space.name, name="space.name")
     where = f"space {space.name!r}"
     if not space.stages:
         raise ConfigError(f"{where}: 'stages' is empty; list at least one stage")

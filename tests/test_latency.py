@@ -124,6 +124,22 @@ def test_bad_hardware_values_are_named_when_the_profile_is_built(change, fragmen
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
+def test_name_and_thread_checks_take_the_setting_name_by_keyword():
+    # House rule: keyword-only after the value, so the value and the setting's name cannot be swapped unseen.
+    from nas.latency.hardware import check_name, check_threads
+
+    with pytest.raises(TypeError):
+        check_name("chip", "hw.name")
+    with pytest.raises(TypeError):
+        check_threads(4, "hw.threads")
+    check_name("chip", name="hw.name")
+    check_threads(4, name="hw.threads")
+    with pytest.raises(ConfigError, match=r"^data.name='' is empty"):
+        check_name("", name="data.name")
+    with pytest.raises(ConfigError, match=r"^compress.latency_threads=0 must be an integer"):
+        check_threads(0, name="compress.latency_threads")
+
+
 def test_bytes_per_element_unlike_the_precision_is_warned_about_in_one_line(tmp_path, caplog):
     # `bytes_per_element: 2` with `precision: int8` (a file copied from an fp16 chip, one key edited) priced every byte
     # moved at 2 without a word; not refused, since a chip may keep int8 values in 16-bit buffers.

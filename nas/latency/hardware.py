@@ -22,14 +22,14 @@ logical CPUs of the largest servers, so only a typo is refused. torch failed eac
 ("Overflow when unpacking long"), after the run folder was made, and OpenVINO refused one only when timing."""
 
 
-def check_threads(value: object, name: str, *, what: str = "threads") -> None:
+def check_threads(value: object, *, name: str, what: str = "threads") -> None:
     """`ConfigError` unless `value` is a thread count in [1, MAX_THREADS] (a typo such as 1e12 failed every trial);
     `what` says in the message what the count is of."""
     if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS):
         raise ConfigError(f"{name}={value!r} must be an integer in [1, {MAX_THREADS}] ({what})")
 
 
-def check_name(value: object, name: str) -> None:
+def check_name(value: object, *, name: str) -> None:
     """`ConfigError` unless `value` is a non-empty name (hw.name, data.name, space.name): a group's name goes into the
     default study name, the run folder, the report's title and the latency tools' file names, where '' or spaces left
     a name such as 'metaformer_t--fashion_mnist'."""
@@ -234,7 +234,7 @@ class HardwareProfile:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
-        check_name(self.name, "hw.name")
+        check_name(self.name, name="hw.name")
         for key, kind in (("efficiency", Mapping), ("calibration", Mapping), ("fused_kinds", Sequence),
                           ("host_kinds", Sequence), ("residual", Sequence), ("fitted_archs", Sequence),
                           ("measured_inputs", Sequence)):
@@ -272,7 +272,7 @@ class HardwareProfile:
                               "channels pruning rounds each width to; 1: no rounding)")
         # The runtimes refuse a negative count only when a model is timed (after a search's training); 0 would be their
         # "all cores", which the profile's timings and a calibration's `threads` would then not say.
-        check_threads(self.threads, "hw.threads", what="runtime threads when timing on this host")
+        check_threads(self.threads, name="hw.threads", what="runtime threads when timing on this host")
         if self.runtime not in ("", "openvino", "onnxruntime"):
             raise ConfigError(f"hw.runtime={self.runtime!r} is unknown; allowed: openvino, onnxruntime or '' (not measurable here)")
         for kind, terms in self.calibration.items():
