@@ -263,6 +263,10 @@ class CompressConfig:
     eval_images: Optional[int] = None
 
 
+ACC_DROP_MAX = 100.0
+"""The largest compress.quantize.max_acc_drop, in accuracy points: 100 accepts any drop, so QAT never runs."""
+
+
 COMPRESS_FIELD_UNITS: dict[str, tuple[str, str]] = {
     "top_k": ("> 0 of the Pareto members", "3"),
     "prune.ratio": ("in [0, 0.9], the fraction of the channels removed per group (null: no ratio)", "25% is 0.25"),
@@ -271,7 +275,7 @@ COMPRESS_FIELD_UNITS: dict[str, tuple[str, str]] = {
                                       "50% is 0.5"),
     "prune.step": ("in (0, 0.9], the ratio added per pruning step", "5% is 0.05"),
     "quantize.calibration_size": ("> 0 of training images", "300"),
-    "quantize.max_acc_drop": (">= 0, in accuracy points", "0.3 pt is 0.3"),
+    "quantize.max_acc_drop": (f"in [0, {ACC_DROP_MAX:g}], in accuracy points", "0.3 pt is 0.3"),
     "latency_threads": ("> 0 of threads", "1"),
     "eval_images": ("> 0 of the val and of the test images each (null: all)", "1000"),
 }
@@ -929,8 +933,6 @@ are small MetaFormers for an edge chip."""
 MAX_RETRY_MAX = 100
 """The most re-runs of a trial whose worker died (search.max_retry): a candidate that kills its worker every time (the
 kernel's out-of-memory killer) is re-run this often, each time until search.grace_s declares it lost."""
-ACC_DROP_MAX = 100.0
-"""The largest compress.quantize.max_acc_drop, in accuracy points: 100 accepts any drop, so QAT never runs."""
 
 
 def _positive(value: Any, name: str, *, allow_none: bool = False, integer: bool = False, most: float | None = None,

@@ -1049,8 +1049,8 @@ def test_a_compress_number_written_as_a_percentage_gets_the_line_with_its_range(
             "compress.prune.ratio='25%' (set on the command line) must be a plain number in [0, 0.9], the fraction of "
             "the channels removed per group (null: no ratio), without units (25% is 0.25)")
     assert precheck_overrides(["compress.quantize.max_acc_drop=0.5pt"], config_name="compress_run") == (
-        "compress.quantize.max_acc_drop='0.5pt' (set on the command line) must be a plain number >= 0, in accuracy "
-        "points, without units (0.3 pt is 0.3)")
+        "compress.quantize.max_acc_drop='0.5pt' (set on the command line) must be a plain number in [0, 100], in "
+        "accuracy points, without units (0.3 pt is 0.3)")
     assert precheck_overrides(["compress.eval_images=1k"], config_name="compress_run") == (
         "compress.eval_images='1k' (set on the command line) must be a whole number > 0 of the val and of the test "
         "images each (null: all), without units (1000)")
