@@ -313,7 +313,7 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="compress_schema", node=CompressRunConfig)
 
 
-def _unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, type]]:
+def unknown_keys(node: DictConfig, *, prefix: str = "") -> list[tuple[str, type]]:
     """(dotted key, schema) of every key in `node` that its config dataclass does not declare: Hydra lets `+key=`
     and `++key=` add them, and converting to the dataclass would drop them without a word."""
     found = []
@@ -323,7 +323,7 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, type]]:
         if fields is not None and key not in fields:
             found.append((f"{prefix}{key}", schema))
         elif isinstance(value, DictConfig):
-            found += _unknown_keys(value, f"{prefix}{key}.")
+            found += unknown_keys(value, prefix=f"{prefix}{key}.")
         elif isinstance(value, ListConfig):  # e.g. space.stages: a list of typed nodes
             try:
                 items = list(value)
@@ -331,7 +331,7 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, type]]:
                 continue
             for i, item in enumerate(items):
                 if isinstance(item, DictConfig):
-                    found += _unknown_keys(item, f"{prefix}{key}[{i}].")
+                    found += unknown_keys(item, prefix=f"{prefix}{key}[{i}].")
     return found
 
 
@@ -345,7 +345,7 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
         cfg = copy.deepcopy(cfg)  # the caller's config keeps its record
         with open_dict(cfg):
             del cfg["hydra"]
-    unknown = _unknown_keys(cfg) if isinstance(cfg, DictConfig) else []
+    unknown = unknown_keys(cfg) if isinstance(cfg, DictConfig) else []
     if unknown:
         raise ConfigError(unknown_key_message(*unknown[0]))
     try:
@@ -709,7 +709,7 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     `TypeError` for what is neither a name nor a path); a `bytes_per_element` other than the size of its `precision`'s
     values is a warning (`nas.latency.hardware.element_size_warning`), as in the commands."""
     # at call time: nas.config_messages imports this module
-    from nas.config_messages import (_NOT_A_LIST, file_wrong_kind_message, not_a_list_message, not_a_number_message,
+    from nas.config_messages import (NOT_A_LIST, file_wrong_kind_message, not_a_list_message, not_a_number_message,
                                      unknown_key_message, yaml_error_message)
 
     path = require_path(name_or_path, "name_or_path")
@@ -732,9 +732,9 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
         raise ConfigError(yaml_error_message(e)) from None
     except (OmegaConfBaseException, OSError) as e:
         full_key = getattr(e, "full_key", None)
-        if full_key and (_NOT_A_LIST.match(str(e)) or isinstance(e, (ConfigKeyError, ConfigAttributeError))):
+        if full_key and (NOT_A_LIST.match(str(e)) or isinstance(e, (ConfigKeyError, ConfigAttributeError))):
             # as the command line names them (compose_error_message): a misspelt key with the close and allowed ones
-            message = (not_a_list_message(f"hw.{full_key}") if _NOT_A_LIST.match(str(e))
+            message = (not_a_list_message(f"hw.{full_key}") if NOT_A_LIST.match(str(e))
                        else unknown_key_message(f"hw.{full_key}", HardwareProfile))
             raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {message}") from None
         if full_key and (number := not_a_number_message(f"hw.{full_key}", str(e), path=path)) is not None:

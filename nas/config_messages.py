@@ -153,7 +153,7 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
         # unit: the key, the value and the kind of number (OmegaConf's "Value 'abc' of type 'str' could not be
         # converted to Integer" named neither a whole number nor null)
         return number
-    if override and "=" in head and _NOT_A_LIST.match(str(cause or "").strip()):
+    if override and "=" in head and NOT_A_LIST.match(str(cause or "").strip()):
         # One value where a list goes (measurements=m.csv, search.seed_archs=convformer-M): say how a list is written
         key, value = head.split("=", 1)
         return f"{head} must be a list, in brackets and quoted for the shell: '{key}=[{value}]'"
@@ -169,7 +169,8 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
     return "; ".join(lines[:2])
 
 
-_NOT_A_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig")
+NOT_A_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig")
+"""OmegaConf's error for one value where the schema has a list (`fused_kinds: bn`); `not_a_list_message` says it."""
 
 
 def not_a_list_message(full_key: str) -> str:
@@ -196,7 +197,7 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
     head = f"{found[1]} ({path})" if path is not None else found[1]
     if found[3] == "ConfigKeyError" and schema is not None:
         return f"{head}: {unknown_key_message(fields['full_key'], schema)}"
-    if _NOT_A_LIST.match(lines[1]):
+    if NOT_A_LIST.match(lines[1]):
         return f"{head}: {not_a_list_message(fields['full_key'])}"
     optional = _optional_field(schema, fields["full_key"].rsplit(".", 1)[-1])
     if (number := not_a_number_message(fields["full_key"], lines[1], path=path, optional=optional)) is not None:

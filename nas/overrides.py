@@ -13,7 +13,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas import config  # config.CONF_DIR read at call time: one setting of it (a copy of conf/) reaches every check
-from nas.config import _unknown_keys, group_file, overridden_keys, register_configs
+from nas.config import group_file, overridden_keys, register_configs, unknown_keys
 from nas.config_messages import _yaml_value, compose_error_message, unknown_key_message
 from nas.errors import exit_with_error
 
@@ -73,7 +73,7 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                     return problem
                 # a key the schema lacks, added with `+key=`: named here too (`structured` would), before the command
                 # imports what its run needs
-                if unknown := [(key, schema) for key, schema in _unknown_keys(cfg) if key != "hydra"]:
+                if unknown := [(key, schema) for key, schema in unknown_keys(cfg) if key != "hydra"]:
                     return unknown_key_message(*unknown[0])
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
