@@ -2993,6 +2993,34 @@ def test_a_compiled_files_name_names_its_arch_in_measurements_and_unit_times(tmp
         TINY.arch_id: {"stem": 1.0}, f"0123456789.{ext}": {"head": 2.0}}
 
 
+def test_arch_ids_written_in_upper_case_are_matched_ignoring_case(tmp_path):
+    # An arch_id is a hex digest; a vendor's tool or a spreadsheet that upper-cased it ('923E8DDFF5') was refused as "not
+    # in the template" or "not the arch in arch_json", and its unit times went unused.
+    from nas.latency.measure import read_measurement_rows
+
+    archs = [a for a in (dataclasses.replace(TINY, num_classes=k) for k in range(2, 200)) if not a.arch_id.isdigit()][:2]
+    rows = [Measurement(a, "rknn", "int8", 1, 0.25 * (i + 1), 0.25 * (i + 1), 0.25 * (i + 1), 30, "x") for i, a in enumerate(archs)]
+    write_measurements(tmp_path / "m.csv", rows)
+    text = (tmp_path / "m.csv").read_text()
+    up = [a.arch_id.upper() for a in archs]
+    (tmp_path / "upper.csv").write_text(text.replace(f",{archs[0].arch_id},", f",{up[0]},")
+                                        .replace(f",{archs[1].arch_id},", f",out/{up[1]}.RKNN,"))
+    assert read_measurements(tmp_path / "upper.csv") == rows
+    # with template=, in the vendor's table and in the template itself
+    (tmp_path / "vendor.csv").write_text(f"arch_id,median_ms\n{up[0]},0.3\n{up[1]}.onnx,0.4\n")
+    (tmp_path / "upper_template.csv").write_text(text.replace(f",{archs[0].arch_id},", f",{up[0]},")
+                                                 .replace(f",{archs[1].arch_id},", f",{up[1]},"))
+    for template in (tmp_path / "m.csv", tmp_path / "upper_template.csv"):
+        assert [m.arch for _, m in read_measurement_rows(tmp_path / "vendor.csv", template=template)] == archs
+    write_unit_times(tmp_path / "u.csv", [(up[0], "stem", 1.0), (f"{up[1]}.RKNN", "head", 2.0)])
+    assert read_unit_times(tmp_path / "u.csv", arch_ids={a.arch_id for a in archs}) == {
+        archs[0].arch_id: {"stem": 1.0}, archs[1].arch_id: {"head": 2.0}}
+    # another arch's id in upper case is still another arch
+    (tmp_path / "swapped.csv").write_text(text.replace(f",{archs[0].arch_id},", f",{up[1]},"))
+    with pytest.raises(DataError, match=rf"swapped\.csv, line 2: arch_id='{up[1]}' is not the arch in arch_json"):
+        read_measurements(tmp_path / "swapped.csv")
+
+
 def test_times_in_seconds_or_microseconds_are_warned_about_by_fit_and_validate(tmp_path, cpu, space_t, caplog):
     import logging
 

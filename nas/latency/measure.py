@@ -884,7 +884,7 @@ def template_archs(template: Path) -> dict[str, tuple[int, str]]:
         spec = (row["arch_json"] or "").strip()
         if not spec:
             continue
-        arch_id = (row["arch_id"] or "").strip()
+        arch_id = _hex_lower((row["arch_id"] or "").strip())
         if not arch_id:
             try:
                 arch_id = ArchConfig.from_json(spec).arch_id
@@ -991,13 +991,22 @@ def _arch_id_of(cell: str, known: Collection[str] = ()) -> str:
     that a vendor's profiler reports the model by: the exported `<arch_id>.onnx`, or `<arch_id>.<ext>` as the vendor's
     compiler named what it compiled from it (`.rknn`, `.tflite`, `.engine`, `.blob`, ...) where that `<arch_id>` is one
     of `known`. Other names with a dot stay as they are: an id is 10 hex digits, but only a known one says the cell
-    is a file name rather than a mistyped id."""
+    is a file name rather than a mistyped id. An id is a hex digest, read in lower case ('923E8DDFF5' as a tool or a
+    spreadsheet may upper-case it is '923e8ddff5'); other cells keep their case."""
     cell = cell.strip()
     name = re.split(r"[/\\]", cell)[-1]
     if name.lower().endswith(".onnx"):
-        return name[:-len(".onnx")]
+        return _hex_lower(name[:-len(".onnx")])
     stem = name.split(".", 1)[0]
-    return stem if stem != name and stem in known else cell
+    return _hex_lower(stem) if stem != name and _hex_lower(stem) in known else _hex_lower(cell)
+
+
+def _hex_lower(text: str) -> str:
+    # arch ids are sha1 hex digests (`ArchConfig.arch_id`), written in lower case; only hex-looking text is folded
+    return text.lower() if _HEX.fullmatch(text) else text
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 _SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?E[+-][0-9]+", re.IGNORECASE)  # never an arch_id: 10 hex digits, no '.' or '+'
