@@ -224,6 +224,23 @@ def test_every_row_without_a_median_is_named_at_once(tmp_path):
         read_measurements(tmp_path / "t.csv")
 
 
+def test_a_placeholder_left_in_several_rows_says_how_many(tmp_path):
+    # The template's '<your chip>' left in while filling in the times is in every row: only the first row was named, so
+    # whether the rest needed it too took a rerun per row to find.
+    good = Measurement(TINY, "vendor", "int8", 1, 0.25, 0.2, 0.3, 30, "x")
+    left = dataclasses.replace(good, machine="<your chip>")
+    write_measurements(tmp_path / "m.csv", [good, left, dataclasses.replace(left, runtime="<your runtime>"), good, left])
+    with pytest.raises(DataError) as err:
+        read_measurements(tmp_path / "m.csv")
+    assert str(err.value) == (f"{tmp_path / 'm.csv'}, line 3: machine='<your chip>' is still the template's placeholder; "
+                              "write the chip you measured on (or leave the cell empty); 3 rows have a placeholder: "
+                              "lines 3, 4 and 6")
+    write_measurements(tmp_path / "one.csv", [good, left])  # one row: the line as it was
+    with pytest.raises(DataError, match=r"one\.csv, line 3: machine='<your chip>' is still the template's placeholder; "
+                                        r"write the chip you measured on \(or leave the cell empty\)$"):
+        read_measurements(tmp_path / "one.csv")
+
+
 def test_measurements_file_without_required_columns(tmp_path):
     (tmp_path / "m.csv").write_text("arch,latency\nx,1\n")
     with pytest.raises(DataError, match="lacks column"):

@@ -922,6 +922,7 @@ def read_measurement_rows(path: str | os.PathLike, *,
     p = Path(path)
     rows = []
     unmeasured: list[int] = []  # lines whose median_ms is empty: all named at once (below)
+    placeholders: list[tuple[int, str, str]] = []  # (line, column, cell) of rows that kept a template placeholder
     required = ("arch_json", "median_ms") if template is None else ("median_ms",)
     templated = template_file(template) if template is not None else None  # a mistyped one named before any row is read
     archs: dict[str, tuple[int, str]] | None = None  # the template's, read at the first row that needs them
@@ -961,29 +962,41 @@ def read_measurement_rows(path: str | os.PathLike, *,
             # shifted, and the noise check (`session_spread`) would read a negative spread.
             raise DataError(f"{p}, line {line}: p10_ms={p10:g}, median_ms={median:g}, p90_ms={p90:g}; they must satisfy "
                             "p10_ms <= median_ms <= p90_ms (columns swapped?)")
-        for column in ("runtime", "precision", "machine", "arch_id"):
-            cell = (row.get(column) or "").strip()
-            if _PLACEHOLDER.fullmatch(cell):
-                what = "chip you measured on" if column == "machine" else f"{column} you measured with"
-                raise DataError(f"{p}, line {line}: {column}={cell!r} is still the template's placeholder; write the {what} "
-                                "(or leave the cell empty)")
+        if left := next(((c, cell) for c in ("runtime", "precision", "machine", "arch_id")
+                         if _PLACEHOLDER.fullmatch(cell := (row.get(c) or "").strip())), None):
+            # Named once the file is read: a template filled in with its placeholders left has them in every row
+            placeholders.append((line, *left))
+            continue
         counts = {c: _count_cell(row, c, p, line, default=default) for c, default in (("threads", 0), ("n_calls", 0), ("batch", 1))}
         _check_arch_id(row, arch, p, line)
         rows.append((line, Measurement(arch=arch, runtime=row.get("runtime") or "unknown",
                                        precision=row.get("precision") or "unknown", median_ms=median, p10_ms=p10, p90_ms=p90,
                                        machine=row.get("machine") or "", **counts)))
+    if placeholders:
+        line, column, cell = placeholders[0]
+        what = "chip you measured on" if column == "machine" else f"{column} you measured with"
+        more = (f"; {len(placeholders)} rows have a placeholder: lines {_line_list([ln for ln, *_ in placeholders])}"
+                if len(placeholders) > 1 else "")
+        raise DataError(f"{p}, line {line}: {column}={cell!r} is still the template's placeholder; write the {what} "
+                        f"(or leave the cell empty){more}")
     if len(unmeasured) == 1:
         raise DataError(f"{p}, line {unmeasured[0]}: median_ms is empty; fill in a time in milliseconds or delete the row")
     if unmeasured and not rows:  # the exported template, not filled in yet
         raise DataError(f"{p}, line {unmeasured[0]} on: median_ms is empty in all {len(unmeasured)} rows; fill in the times "
                         "measured, in milliseconds (README 'Onboarding a chip', step 3)")
     if unmeasured:
-        shown = ", ".join(map(str, unmeasured[:-1][:9])) + (f", ... ({len(unmeasured) - 10} more)" if len(unmeasured) > 10 else "")
-        raise DataError(f"{p}, lines {shown} and {unmeasured[-1]}: median_ms is empty ({len(unmeasured)} of "
+        raise DataError(f"{p}, lines {_line_list(unmeasured)}: median_ms is empty ({len(unmeasured)} of "
                         f"{len(unmeasured) + len(rows)} rows); fill in their times in milliseconds or delete those rows")
     if not rows:
         raise DataError(f"{p} holds no measurements")
     return rows
+
+
+def _line_list(lines: Sequence[int]) -> str:
+    """Two or more line numbers as one line names them: '3, 5 and 9', the first nine and the last of more than ten
+    ('2, 3, ..., 10, ... (31 more) and 42')."""
+    more = f", ... ({len(lines) - 10} more)" if len(lines) > 10 else ""
+    return ", ".join(map(str, lines[:-1][:9])) + f"{more} and {lines[-1]}"
 
 
 def _arch_id_of(cell: str, known: Collection[str] = ()) -> str:
