@@ -364,8 +364,15 @@ def _predictions_and_contract(model_path: str | Path, images: Sequence[str | Pat
     if not 1 <= top <= len(classes):
         raise ConfigError(f"{named('top')}={top} must be between 1 and the model's {len(classes)} classes")
     found = _image_files_found_in(images)
-    batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb))
-    run = _runner(path, contract)
+    # A .pt read once, for its arch (the batch, the input shape) and its weights: torch.load reads the whole file
+    arch = checkpoint = None
+    if path.suffix == ".pt":
+        from nas.checkpoint import read_checkpoint
+
+        checkpoint = read_checkpoint(path)
+        arch = checkpoint[0]
+    batch = _fitting_batch(path, batch_size=batch_size, budget_bytes=memory_budget(memory_budget_gb), arch=arch)
+    run = _runner(path, contract, checkpoint=checkpoint)
     from nas.data import GREY_REPEATED, notable_images, reshaped_images_warnings, unreadable_message
 
     skip = named("skip_unreadable")
@@ -543,15 +550,15 @@ def _pixels(files: Sequence[Path], contract: Contract, *, unreadable: list[Unrea
     return torch.from_numpy(x).float().div_(255.0).numpy()
 
 
-def _fitting_batch(path: Path, *, batch_size: int, budget_bytes: int | None) -> int:
+def _fitting_batch(path: Path, *, batch_size: int, budget_bytes: int | None, arch: ArchConfig | None = None) -> int:
     """`batch_size`, or the largest smaller batch whose forward pass fits `budget_bytes` by `nas.memory`'s estimate for
-    the model's architecture (a checkpoint's own, else its folder's arch.json: that of the unpruned model, which no
-    pruned or int8 file outgrows); `batch_size` where neither says."""
-    if path.suffix == ".pt":
+    the model's architecture (a checkpoint's own, `arch` where the caller has read it, else its folder's arch.json: that
+    of the unpruned model, which no pruned or int8 file outgrows); `batch_size` where neither says."""
+    if arch is None and path.suffix == ".pt":
         from nas.checkpoint import read_checkpoint
 
-        arch: ArchConfig | None = read_checkpoint(path)[0]
-    else:
+        arch = read_checkpoint(path)[0]
+    elif arch is None:
         try:
             arch = ArchConfig.from_json((path.parent / "arch.json").read_text())
         except (OSError, ConfigError):  # a model file from elsewhere: the estimate has nothing to go on
@@ -559,9 +566,9 @@ def _fitting_batch(path: Path, *, batch_size: int, budget_bytes: int | None) -> 
     return batch_size if arch is None else eval_batch_size(arch, batch_size=batch_size, budget_bytes=budget_bytes)
 
 
-def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
+def file_input_shape(path: Path, *, arch: ArchConfig | None = None) -> tuple[int | None, int | None, int | None]:
     """(channels, height, width) of one image that the model file at `path` takes; None where the file leaves a dim
-    dynamic."""
+    dynamic. `arch`: a .pt file's, where the caller has read it (the file is not read again)."""
     if path.suffix == ".xml":
         with openvino_telemetry_off():  # its import (the first in a process) sends a message
             import openvino as ov
@@ -577,18 +584,18 @@ def file_input_shape(path: Path) -> tuple[int | None, int | None, int | None]:
     else:
         from nas.checkpoint import read_checkpoint
 
-        arch = read_checkpoint(path)[0]
+        arch = read_checkpoint(path)[0] if arch is None else arch
         shape = [None, arch.in_chans, arch.img_size, arch.img_size]
     return tuple(shape[1:4]) if len(shape) == 4 else (None, None, None)
 
 
-def _check_input_shape(path: Path, contract: Contract) -> None:
+def _check_input_shape(path: Path, contract: Contract, *, arch: ArchConfig | None = None) -> None:
     """`CheckpointError` when the model file takes other images than the (channels, height, width) that the folder's
     `contract` describes (a model file copied into another member's folder, say): the runtimes would fail deep inside
     with a shape error, and only the contract's file (metrics.json, else compressed_metrics.json) says how to make the
-    images."""
+    images. `arch`: a .pt file's, where the caller has read it."""
     expected = (contract.channels, contract.img_size, contract.img_size)
-    actual = file_input_shape(path)
+    actual = file_input_shape(path, arch=arch)
     if any(a is not None and a != e for a, e in zip(actual, expected)):
         shown = "x".join("?" if a is None else str(a) for a in actual)
         raise CheckpointError(f"{path} takes {shown} (channels x height x width) images but {path.parent / contract.file} "
@@ -596,9 +603,12 @@ def _check_input_shape(path: Path, contract: Contract) -> None:
                               "it was written to")
 
 
-def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits of a batch of `_pixels` by the model file at `path`, loaded once for every batch."""
-    _check_input_shape(path, contract)  # as the contract's file makes them
+def _runner(path: Path, contract: Contract, *,
+            checkpoint: tuple[ArchConfig, dict, dict] | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits of a batch of `_pixels` by the model file at `path`, loaded once for every batch; `checkpoint`: a .pt
+    file's `nas.checkpoint.read_checkpoint`, where the caller has read it (the file is not read again)."""
+    # as the contract's file makes them
+    _check_input_shape(path, contract, arch=None if checkpoint is None else checkpoint[0])
     if path.suffix == ".xml":
         from compress.export import openvino_runner
 
@@ -612,7 +622,7 @@ def _runner(path: Path, contract: Contract) -> Callable[[np.ndarray], np.ndarray
     from compress.export import torch_runner
     from nas.checkpoint import load_checkpoint
 
-    model = load_checkpoint(path)
+    model = load_checkpoint(path, read=checkpoint)
     # its classes compared with the folder's record as an ONNX file's metadata is (`_predictions_and_contract`): a
     # model_pruned.pt copied in from another member's folder was labelled by this one's without a word. A checkpoint
     # from before 2026-12-04 holds none.

@@ -813,8 +813,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torc
     return arch, payload["state_dict"], meta
 
 
-def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
-    """Rebuild the model of a checkpoint (file or folder) from its ArchConfig and load its weights.
+def load_checkpoint(path: str | os.PathLike, *,
+                    read: tuple[ArchConfig, dict[str, torch.Tensor], dict[str, Any]] | None = None) -> MetaFormer:
+    """Rebuild the model of a checkpoint (file or folder) from its ArchConfig and load its weights; `read`: what
+    `read_checkpoint(path)` returned, where the caller has it (the file, read whole by torch.load, is not read again).
 
     Returns the model in eval mode; `model.arch` holds its ArchConfig and `model.meta` the saved metadata. torch's
     random state is as it was: the random initial weights the checkpoint's replace are drawn from a forked generator.
@@ -823,7 +825,7 @@ def load_checkpoint(path: str | os.PathLike) -> MetaFormer:
 
     from nas.model import build_model
 
-    arch, state, meta = read_checkpoint(path)
+    arch, state, meta = read_checkpoint(path) if read is None else read
     # A seeded notebook's draws after loading a model to score came out otherwise than without the load (the discarded
     # initial weights advanced torch's global generator).
     with torch.random.fork_rng(devices=[]):

@@ -87,7 +87,7 @@ def test_cut_outs_are_composited_onto_the_background_the_training_images_had(che
 def test_a_checkpoint_folder_runs_its_int8_ir_when_it_has_one(checkpoint, photos, monkeypatch):
     folder, _ = checkpoint
     ran = []
-    monkeypatch.setattr("compress.predict._runner", lambda path, contract: ran.append(path.name) or (lambda x: np.zeros((len(x), 3))))
+    monkeypatch.setattr("compress.predict._runner", lambda path, contract, **_: ran.append(path.name) or (lambda x: np.zeros((len(x), 3))))
     predict(folder, [photos])
     (folder / "model_int8.xml").write_text("<net/>")
     predict(folder, [photos])
@@ -921,8 +921,8 @@ def test_unreadable_images_in_several_batches_are_all_named_and_the_model_is_not
     dump, _ = _camera_dump(photos, tmp_path)
     runner, batches_run = predict_module._runner, []
 
-    def counting_runner(path, contract):
-        run = runner(path, contract)
+    def counting_runner(path, contract, **kw):
+        run = runner(path, contract, **kw)
         return lambda x: (batches_run.append(len(x)), run(x))[1]
 
     monkeypatch.setattr(predict_module, "_runner", counting_runner)
@@ -984,7 +984,7 @@ def test_an_int8_file_run_on_a_cpu_whose_int8_kernels_saturate_gets_a_warning(ch
     (folder / "model_int8.xml").write_text("<net/>")
     (folder / "compressed_metrics.json").write_text(json.dumps({"int8": {"agreement": {
         "openvino": {"top1_agreement": 0.925}, "onnx": {"top1_agreement": 0.973}}}}))
-    monkeypatch.setattr("compress.predict._runner", lambda path, contract: lambda x: np.zeros((len(x), 3)))
+    monkeypatch.setattr("compress.predict._runner", lambda path, contract, **_: lambda x: np.zeros((len(x), 3)))
     monkeypatch.setattr("compress.predict.int8_saturates", lambda: True)
     assert main([str(folder), str(photos)]) == 0
     err = capsys.readouterr().err.splitlines()
@@ -1140,7 +1140,7 @@ def test_the_warnings_on_new_photos_say_what_the_models_recorded_training_images
     cut = np.full((24, 24, 4), 255, np.uint8)
     cut[0, 0, 3] = 0
     Image.fromarray(cut, "RGBA").save(new / "cut.png")
-    monkeypatch.setattr("compress.predict._runner", lambda path, contract: lambda x: np.zeros((len(x), 3)))
+    monkeypatch.setattr("compress.predict._runner", lambda path, contract, **_: lambda x: np.zeros((len(x), 3)))
     with caplog.at_level(logging.WARNING, logger="compress.predict"):
         predict(folder, [new])
     said = [r.getMessage() for r in caplog.records if "not square" in r.getMessage() or "transparent" in r.getMessage()]
@@ -1513,3 +1513,15 @@ def test_a_checkpoint_whose_classes_are_not_its_folders_records_gets_the_same_wa
                     "'red' there but 'green' in metrics.json): the file was exported for another model (copied from "
                     "another member's folder?), and its predictions here are labelled by metrics.json; run it from "
                     "the folder it was written to"]
+
+
+def test_a_checkpoint_file_is_read_once(checkpoint, photos, monkeypatch):
+    # torch.load reads a .pt whole: compress.predict read it for the batch size, again for its input shape and a third
+    # time for its weights. Now once, with the same predictions.
+    folder, _ = checkpoint
+    expected = predict(folder / "model.pt", [photos], top=3)
+    loads: list[str] = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loads.append(str(f)) or real_load(f, *a, **k))
+    assert predict(folder / "model.pt", [photos], top=3) == expected
+    assert [Path(f).resolve() for f in loads] == [(folder / "model.pt").resolve()]
