@@ -15,6 +15,7 @@ How close it comes to measured peaks: experiments/results/memory_estimate_fused.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Sequence
 
 from nas.arch import ArchConfig
@@ -205,3 +206,51 @@ def memory_budget(budget_gb: float | None, *, share: float = DEFAULT_BUDGET_SHAR
         return int(budget_gb * 2**30)
     available = available_memory_bytes()
     return None if available is None else int(available * share)
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _cgroup_limits(proc_cgroup: str, *, root: Path) -> list[int]:
+    """The memory limits (bytes) of the control groups `proc_cgroup` (the text of /proc/self/cgroup) names under `root`
+    and of their ancestors, which bind too: v2's memory.max ('max': none), v1's memory.limit_in_bytes (a huge number:
+    none). A path missing under `root` (a container that sees its own group as the root) reads from the root up."""
+    limits = []
+    for line in proc_cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        folder = base.joinpath(*(part for part in path.split("/") if part))
+        for parent in (folder, *folder.parents):
+            try:
+                text = (parent / name).read_text().strip()
+            except OSError:
+                text = ""
+            if text.isdigit():
+                limits.append(int(text))
+            if parent == base:
+                break
+    return limits
+
+
+def machine_memory_bytes(*, cgroup_root: Path = CGROUP_ROOT) -> tuple[int, str] | None:
+    """The memory this process can ever have, in bytes, and what sets it: the machine's RAM ('RAM'), or the memory limit
+    of its control group where lower ('its cgroup's limit': a container's, a job scheduler's). None where neither can
+    be read."""
+    try:
+        ram: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        ram = None
+    try:
+        limits = _cgroup_limits(Path("/proc/self/cgroup").read_text(), root=cgroup_root)
+    except OSError:
+        limits = []
+    limit = min(limits, default=None)
+    if limit is not None and (ram is None or limit < ram):
+        return limit, "its cgroup's memory limit"
+    return None if ram is None else (ram, "RAM")

@@ -93,8 +93,8 @@ from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_std
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, element_size_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
-from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, memory_budget,
-                        training_refusal)
+from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, machine_memory_bytes,
+                        memory_budget, training_refusal)
 from nas.model import build_model
 from nas.pareto_csv import write_pareto_csv
 from nas.results import final_trained_otherwise, front_records, train_seed, trial_record, write_run_files
@@ -885,6 +885,22 @@ def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("trai
             f"training will run many times slower; set {'it' if len(over) == 1 else 'them'} to {cpus} or fewer")
 
 
+def memory_warning(run: RunConfig, *, machine: tuple[int, str] | None) -> str | None:
+    """One line when `search.memory_budget_gb` of `run` is more than the memory this machine gives the process
+    (`machine`: its bytes and what sets them, `nas.memory.machine_memory_bytes`): candidates and batches too large for
+    it are then let through, and the kernel's out-of-memory killer ends the worker instead of the trial failing with its
+    reason. A warning, not a refusal: a study may be shared by workers on machines with more memory, and the candidates
+    that fit still run. None when the budget fits, is null (a share of the memory available) or the memory is unknown."""
+    budget_gb = run.search.memory_budget_gb
+    if budget_gb is None or machine is None or budget_gb * 2**30 <= machine[0]:
+        return None
+    size, what = machine
+    return (f"search.memory_budget_gb={budget_gb:g} is more than this machine's memory ({gib(size)}, {what}): candidates "
+            "too large for it are let through and the out-of-memory killer ends the search instead of failing them with "
+            f"their reason; set it below {size / 2**30:.3g} on this machine (null: {100 * DEFAULT_BUDGET_SHARE:.0f}% of "
+            "the memory available)")
+
+
 def subset_warning(run: RunConfig, *, num_classes: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:
     """One line when a training recipe of `run` (of those named in `recipes`) trains on a `subset` of fewer images than
     the data's `num_classes`: some classes are then never trained on, and the accuracies it gives (the search's ranking,
@@ -949,6 +965,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         # a copied file that kept the original's name: the run goes by that name
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
+        memory_warning(run, machine=machine_memory_bytes()),  # a budget from a bigger machine, or a typo
         # These two of both recipes whatever this process runs: a rebuild from the study trains no candidate, yet its
         # report shows the val accuracies of the study's proxy training, and must keep the warnings the search's had.
         subset_warning(run, num_classes=data.num_classes),  # a dry run shrunk past the classes

@@ -1,5 +1,7 @@
 """Working-memory estimates of an ArchConfig and the batch sizes that fit a budget (no large allocation here)."""
 
+import os
+
 import pytest
 import torch
 
@@ -215,3 +217,24 @@ def test_training_estimate_covers_the_measured_peak_of_a_first_training_step():
     # it shows whatever the heap holes of the process)
     arch = ArchConfig(stages=(S("attn", 2, 32, head_dim=8), S("attn", 2, 64, head_dim=16), S("conv", 1, 128)))
     _assert_fresh_peaks_within_the_estimate(arch, batch=16, training=True)
+
+
+def test_machine_memory_is_the_lowest_cgroup_limit_under_the_ram(tmp_path):
+    from nas.memory import _cgroup_limits, machine_memory_bytes
+
+    # v1 (a memory hierarchy, its limits in the group's folder or its ancestors) and v2 (the unified one, 'max': none)
+    (tmp_path / "memory" / "jobs" / "7").mkdir(parents=True)
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    (tmp_path / "memory" / "jobs" / "memory.limit_in_bytes").write_text(f"{3 * 2**30}\n")
+    (tmp_path / "memory" / "jobs" / "7" / "memory.limit_in_bytes").write_text(f"{5 * 2**30}\n")
+    assert min(_cgroup_limits("4:memory:/jobs/7\n1:cpu:/\n", root=tmp_path)) == 3 * 2**30  # the parent's binds
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "memory.max").write_text("max\n")
+    assert _cgroup_limits("0::/box\n", root=tmp_path) == []
+    (tmp_path / "memory.max").write_text(f"{2**30}\n")  # a container that sees its own group as the root
+    assert _cgroup_limits("0::/elsewhere/job\n", root=tmp_path) == [2**30]
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert machine_memory_bytes(cgroup_root=tmp_path / "none") == (ram, "RAM")
+    # this process's own groups, whichever hierarchy /proc/self/cgroup names: limited at the root of each
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(f"{2**30}\n")
+    assert machine_memory_bytes(cgroup_root=tmp_path) == (min(ram, 2**30), "its cgroup's memory limit")

@@ -738,6 +738,28 @@ def test_thread_warning_names_the_recipes_that_ask_for_more_threads_than_cpus(co
     assert warning("train.threads=4", cpus=4) is None
 
 
+def test_memory_budget_over_the_machines_memory_is_warned_at_the_start(tiny_idx_root, monkeypatch, compose_cfg):
+    # A budget past this machine's memory lets candidates through to the OOM killer: warned (a study's workers may run
+    # on larger machines), named with the memory; the warning is among the setup warnings search.log and the report give
+    from nas.data import load_dataset
+    from nas.search import memory_warning, setup_warnings
+
+    def run(*overrides):
+        return to_run_config(compose_cfg(f"data.root={tiny_idx_root}", "train.threads=1", "final_train.threads=1", *overrides))
+
+    gb = 2**30
+    assert memory_warning(run("search.memory_budget_gb=8"), machine=(16 * gb, "RAM")) is None
+    assert memory_warning(run(), machine=(gb, "RAM")) is None  # null: a share of the memory available
+    assert memory_warning(run("search.memory_budget_gb=512"), machine=None) is None
+    assert memory_warning(run("search.memory_budget_gb=512"), machine=(12 * gb, "its cgroup's memory limit")) == (
+        "search.memory_budget_gb=512 is more than this machine's memory (12 GiB, its cgroup's memory limit): candidates "
+        "too large for it are let through and the out-of-memory killer ends the search instead of failing them with "
+        "their reason; set it below 12 on this machine (null: 70% of the memory available)")
+    monkeypatch.setattr(search_mod, "machine_memory_bytes", lambda: (3 * gb, "RAM"))
+    warned = setup_warnings(run("search.memory_budget_gb=4"), load_dataset(run().data))
+    assert [w for w in warned if w.startswith("search.memory_budget_gb=4 is more than this machine's memory (3 GiB, RAM)")]
+
+
 def test_setup_warnings_name_test_images_copied_from_the_training_images(tmp_path, compose_cfg):
     # As the data's other warnings: search.log and the report's Warnings section give what setup_warnings returns.
     import shutil
