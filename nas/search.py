@@ -901,6 +901,25 @@ def memory_warning(run: RunConfig, *, machine: tuple[int, str] | None) -> str | 
             "the memory available)")
 
 
+def trial_count_warning(run: RunConfig) -> str | None:
+    """One line when `search.n_trials` of `run` ends the study before a setting that waits for trials acts: NSGA-II's
+    first generation (`search.population_size` random trials, search.sampler=nsga2) takes them all, so it never breeds;
+    or the early stop (enabled) waits for `search.early_stop.min_reference` fully trained trials, so it never stops a
+    candidate. A warning, not an error: the study may be extended later with a larger n_trials. None when neither."""
+    s = run.search
+    lines = []
+    if s.sampler == Sampler.nsga2 and s.population_size >= s.n_trials:
+        lines.append(f"search.population_size={s.population_size} is not below search.n_trials={s.n_trials}: NSGA-II's "
+                     "first generation takes every trial, so it never breeds (each trial is sampled at random)")
+    if s.early_stop.enabled and s.early_stop.min_reference >= s.n_trials:
+        lines.append(f"search.early_stop.min_reference={s.early_stop.min_reference} is not below search.n_trials="
+                     f"{s.n_trials}: the early stop waits for that many fully trained trials, so it never stops a candidate")
+    if not lines:
+        return None
+    return "; ".join(lines) + " until search.n_trials is raised; lower " + (
+        "them" if len(lines) == 2 else "it") + " or raise search.n_trials"
+
+
 def subset_warning(run: RunConfig, *, num_classes: int, recipes: Sequence[str] = ("train", "final_train")) -> str | None:
     """One line when a training recipe of `run` (of those named in `recipes`) trains on a `subset` of fewer images than
     the data's `num_classes`: some classes are then never trained on, and the accuracies it gives (the search's ranking,
@@ -948,7 +967,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
     order search.log gives them; [] when none applies. The run goes on after each; pareto.json keeps them with the
     warnings of loading the data (`setup_warnings`) and the report shows them: a user who reads only the report must
     learn that its latencies are extrapolated, or that val never looked at a class. `recipes`: the training recipes this
-    process runs (`thread_warning`); the warnings about what the recipes' accuracies mean (`subset_warning`,
+    process runs (`thread_warning`; with "train" it runs trials: `trial_count_warning`); the warnings about what the recipes' accuracies mean (`subset_warning`,
     `batch_warning`) are of both, which the study's results come from. `profiles`: the hardware profiles a hint may name (`nas.config.hw_profiles()`,
     read when None; a run reads them once: each read parses every hw file, the calibrated ones are large). `digests`:
     `nas.data.split_image_digests(data)`, which a search start computes once for the study's record too (hashed here
@@ -966,6 +985,8 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
         memory_warning(run, machine=machine_memory_bytes()),  # a budget from a bigger machine, or a typo
+        # a short run of a study meant to grow, or a typo: of the trials this process runs, not a rebuild's
+        trial_count_warning(run) if "train" in recipes else None,
         # These two of both recipes whatever this process runs: a rebuild from the study trains no candidate, yet its
         # report shows the val accuracies of the study's proxy training, and must keep the warnings the search's had.
         subset_warning(run, num_classes=data.num_classes),  # a dry run shrunk past the classes

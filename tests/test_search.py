@@ -760,6 +760,34 @@ def test_memory_budget_over_the_machines_memory_is_warned_at_the_start(tiny_idx_
     assert [w for w in warned if w.startswith("search.memory_budget_gb=4 is more than this machine's memory (3 GiB, RAM)")]
 
 
+def test_a_population_or_min_reference_that_n_trials_never_reaches_is_warned_at_the_start(tiny_idx_root, compose_cfg):
+    # NSGA-II never breeds and the early stop never stops within such a run: warned (the study may be extended later),
+    # naming both values, in one line; only where the setting acts, and not in a rebuild, which runs no trial
+    from nas.data import load_dataset
+    from nas.search import setup_warnings, trial_count_warning
+
+    def run(*overrides):
+        return to_run_config(compose_cfg(f"data.root={tiny_idx_root}", "train.threads=1", "final_train.threads=1",
+                                         "train.epochs=2", *overrides))
+
+    assert trial_count_warning(run("search.n_trials=9", "search.sampler=nsga2", "search.population_size=8")) is None
+    assert trial_count_warning(run("search.n_trials=4", "search.population_size=8")) is None  # tpe: no population
+    assert trial_count_warning(run("search.n_trials=3", "search.early_stop.min_reference=5")) is None  # disabled
+    assert trial_count_warning(run("search.n_trials=8", "search.sampler=nsga2", "search.population_size=8")) == (
+        "search.population_size=8 is not below search.n_trials=8: NSGA-II's first generation takes every trial, so it "
+        "never breeds (each trial is sampled at random) until search.n_trials is raised; lower it or raise search.n_trials")
+    both = run("search.n_trials=4", "search.sampler=nsga2", "search.early_stop.enabled=true",
+               "search.early_stop.min_reference=6")
+    assert trial_count_warning(both) == (
+        "search.population_size=8 is not below search.n_trials=4: NSGA-II's first generation takes every trial, so it "
+        "never breeds (each trial is sampled at random); search.early_stop.min_reference=6 is not below "
+        "search.n_trials=4: the early stop waits for that many fully trained trials, so it never stops a candidate "
+        "until search.n_trials is raised; lower them or raise search.n_trials")
+    data = load_dataset(both.data)
+    assert trial_count_warning(both) in setup_warnings(both, data)
+    assert trial_count_warning(both) not in setup_warnings(both, data, recipes=("final_train",))
+
+
 def test_setup_warnings_name_test_images_copied_from_the_training_images(tmp_path, compose_cfg):
     # As the data's other warnings: search.log and the report's Warnings section give what setup_warnings returns.
     import shutil
