@@ -18,7 +18,8 @@ launcher runs the search jobs in worker processes, its children (joblib's loky e
   has ended: the executor's workers are shut down as the sweep ends, and a worker whose sweep ended during its job (it
   stopped waiting, or was killed) ends with that job.
 * **No worker searches on alone.** A sweep's process killed outright (`kill -9`, the out-of-memory killer) left its
-  workers searching to the end: each stops its search as on SIGTERM (Linux: `SWEEP_DIED`).
+  workers searching to the end: each stops its search as on SIGTERM (Linux: `SWEEP_DIED`). The temporary folder it
+  left (no cleanup ran) is removed by the next sweep (`remove_dead_sweeps_folders`).
 
 `install()` puts these in place; `python -m nas.search` calls it for a sweep, before Hydra starts.
 """
@@ -454,6 +455,54 @@ def shut_down_workers() -> None:
         get_reusable_executor(reuse=True).shutdown(wait=True)
 
 
+SWEEP_FOLDER_PREFIX = "nas-sweep-"
+"""The start of the name of a launch's temporary folder (in `tempfile.gettempdir()`), which holds its stop file:
+`nas-sweep-<pid>-<start>-<random>`, the sweep's pid and its start time (/proc/<pid>/stat's, 0 where unknown), so that a
+later sweep can tell the folder of one that was killed outright (kill -9, the out-of-memory killer: no cleanup ran) from
+that of one still running (`remove_dead_sweeps_folders`)."""
+
+
+def _start_time(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat's 22nd field), None where it cannot be
+    read (gone, or no /proc). With its pid it names one process: a pid is reused, a pid and start time are not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()  # from the 3rd field on: the command's name may hold spaces and parens
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def _sweep_alive(pid: int, start: str) -> bool:
+    """Whether the sweep that started as process `pid` at `start` (`_start_time`; '0': unknown) still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        pass
+    now = _start_time(pid)
+    return start == "0" or now is None or now == start  # another start: the pid was reused, the sweep is gone
+
+
+def remove_dead_sweeps_folders(temp: str | Path) -> list[Path]:
+    """Remove the launch folders (`SWEEP_FOLDER_PREFIX`) in `temp` that this user's sweeps killed outright left behind:
+    those whose sweep's process is gone. A running sweep's folder is kept (its workers read it), and so is one whose
+    name carries no pid (from before they did) or another user's. Returns those removed."""
+    removed = []
+    for folder in Path(temp).glob(f"{SWEEP_FOLDER_PREFIX}*"):
+        owner = re.fullmatch(rf"{SWEEP_FOLDER_PREFIX}(\d+)-(\d+)-.+", folder.name)
+        try:
+            mine = folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid()
+        except OSError:  # removed meanwhile
+            continue
+        if owner and mine and not _sweep_alive(int(owner.group(1)), owner.group(2)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Sequence[Sequence[str]],
                    initial_job_idx: int) -> Any:
     """The joblib launcher's `launch` (`launch`) with what this module adds (its docstring); ends the process (SystemExit,
@@ -463,7 +512,10 @@ def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Seq
 
     global _launch
     task_function = launcher.task_function
-    with tempfile.TemporaryDirectory(prefix="nas-sweep-") as folder:
+    temp = tempfile.gettempdir()
+    remove_dead_sweeps_folders(temp)  # a sweep killed outright (kill -9, the out-of-memory killer) left its folder
+    prefix = f"{SWEEP_FOLDER_PREFIX}{os.getpid()}-{_start_time(os.getpid()) or 0}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=temp) as folder:
         _launch = _Launch(stop_file=Path(folder) / "stopped")
         # cfg positional: Hydra's run_job calls the task function with the job's config alone
         launcher.task_function = functools.partial(run_job, task_function=task_function,

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -289,6 +290,35 @@ def test_a_sweep_ends_with_a_jobs_nonzero_status_once_every_job_has_ended(compos
     assert capfd.readouterr().err == "error: the first job's line\n"
     launcher.task_function = lambda overrides: None  # all ended well: the launcher's results, as before
     assert [r.return_value for r in nas.sweep._launch_caring(_in_process, launcher, [["search.worker=0"]], 0)] == [0]
+
+
+def test_a_sweep_removes_the_folders_of_sweeps_killed_outright_never_a_running_ones(tmp_path, compose_cfg, monkeypatch):
+    # A sweep killed with kill -9 (or by the OOM killer) ran no cleanup: its nas-sweep-* folder stayed in the temporary
+    # directory for good. Each launch's folder now names its sweep's pid and start time, and the next sweep removes
+    # those whose sweep is gone (its pid gone, or reused by a process started later); a running sweep's is kept.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    start = nas.sweep._start_time
+    dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead_start = start(dead.pid)
+    dead.kill()
+    dead.wait()
+    live = _child("catch")
+    try:
+        folders = {"dead": f"nas-sweep-{dead.pid}-{dead_start}-abc", "live": f"nas-sweep-{live.pid}-{start(live.pid)}-abc",
+                   "reused": f"nas-sweep-{os.getpid()}-{int(start(os.getpid())) - 1}-abc", "old": "nas-sweep-k2j4x"}
+        for name in folders.values():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "stopped").touch()
+        seen = []
+        launcher = _launcher(compose_cfg)
+        launcher.task_function = lambda overrides: seen.append(nas.sweep._launch.stop_file.parent)
+        nas.sweep._launch_caring(_in_process, launcher, [["search.worker=0"]], 0)
+    finally:
+        live.kill()
+        live.wait()
+    assert seen[0].parent == tmp_path and seen[0].name.startswith(f"nas-sweep-{os.getpid()}-{start(os.getpid())}-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folders["live"], folders["old"]])
+    assert nas.sweep.remove_dead_sweeps_folders(tmp_path) == [tmp_path / folders["live"]]  # ended since
 
 
 def test_a_dead_worker_ends_the_sweep_in_one_line_saying_what_the_study_keeps(tmp_path, compose_cfg, capfd):
