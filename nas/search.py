@@ -104,7 +104,7 @@ from nas.study import (
     recorded_digests, requeue_interrupted, settings_the_study_replaced, slot_taken, storage_url,
     study_budget_ms, with_study_settings, worker_info,
 )
-from nas.sweep import sweep_interrupted_text, sweep_record
+from nas.sweep import SWEEP_DIED_TEXT, sweep_died, sweep_interrupted_text, sweep_record
 from nas.train import caller_settings_kept, reset_autocast, seed_everything, train_candidate
 
 log = module_logger("nas.search")  # lines naming a file that is not UTF-8 written readably (ReadableNames)
@@ -631,9 +631,13 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
         if requested:  # asked twice: the user will not wait for the step to end
             raise signal_interrupt(signum)
         requested.append(signum)
+        said = (f"{signal.Signals(signum).name}: stopping the search at its next training step or trial end (send it "
+                "again to stop at once)")
+        if signum == signal.SIGTERM and sweep_died():  # a sweep's worker sent itself SIGTERM: say why, not "SIGTERM"
+            said = (f"{SWEEP_DIED_TEXT}: stopping the search as on SIGTERM, at its next training step or trial end "
+                    "(send SIGTERM to stop at once)")
         # os.write: logging is not safe inside a signal handler (it may strike while a log line is being written)
-        os.write(2, f"{signal.Signals(signum).name}: stopping the search at its next training step or trial end (send it "
-                    "again to stop at once)\n".encode())
+        os.write(2, f"{said}\n".encode())
 
     def check() -> None:
         if requested:

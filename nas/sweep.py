@@ -71,6 +71,17 @@ class _Launch:
 
 _launch: _Launch | None = None  # the launch in progress; None outside one (before it, after it, or another launcher)
 
+SWEEP_DIED_TEXT = "the sweep's process died (kill -9, or the out-of-memory killer)"
+"""What a worker's stop line names in place of SIGTERM where its sweep died (`sweep_died`)."""
+
+_sweep_died = False  # set in a worker as its sweep's death stops it: its stop line says so (`sweep_died`)
+
+
+def sweep_died() -> bool:
+    """Whether this process is a sweep's worker whose sweep's process died during its job (kill -9, the out-of-memory
+    killer): the SIGTERM it then sends itself stops the search, whose line names that instead of SIGTERM."""
+    return _sweep_died
+
 
 def child_pids(pid: int) -> list[int]:
     """The processes whose parent is `pid`, read from /proc (Linux); [] where /proc cannot be read."""
@@ -263,11 +274,15 @@ def _die_with(signum: int) -> bool:
 def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
     """While a job runs in a worker: where the sweep's process `sweep` dies (kill -9, the out-of-memory killer), which
     left its workers searching to the end, alone, the worker stops its search as on SIGTERM (its trial queued again, its
-    files written, its line). Nothing where the system cannot (no prctl, no real-time signals) or outside the worker's
+    files written; its line says the sweep died: `sweep_died`). Nothing where the system cannot (no prctl, no real-time signals) or outside the worker's
     main thread, which alone takes signals. Left as before on leaving: an idle worker that the signal ended would break
     joblib's executor, whose other workers joblib then kills."""
-    def sweep_died(signum: int, frame: Any) -> None:
+    global _sweep_died
+
+    def died(signum: int, frame: Any) -> None:
+        global _sweep_died
         if os.getppid() != sweep:  # else a thread of the sweep ended, the one that started this worker
+            _sweep_died = True  # before the SIGTERM, whose handler reads it
             os.kill(os.getpid(), signal.SIGTERM)
 
     before = _death_signal()
@@ -275,7 +290,7 @@ def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
         yield
         return
     try:
-        handler = signal.signal(SWEEP_DIED, sweep_died)
+        handler = signal.signal(SWEEP_DIED, died)
     except (ValueError, OSError):  # not the main thread, or no such signal (SWEEP_DIED 0)
         yield
         return
@@ -285,6 +300,7 @@ def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
     finally:
         _die_with(before)
         signal.signal(SWEEP_DIED, handler if handler is not None else signal.SIG_DFL)
+        _sweep_died = False  # the job's stop line has been said
 
 
 @contextlib.contextmanager

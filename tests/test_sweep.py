@@ -242,6 +242,28 @@ def test_a_worker_whose_sweep_is_killed_outright_stops_its_search_as_on_sigterm(
 
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and nas.sweep.SWEEP_DIED), reason="Linux's PR_SET_PDEATHSIG")
+def test_a_search_stopped_because_its_sweep_died_says_so_not_sigterm(capfd):
+    # The worker stops as on SIGTERM (its trials kept), but its line said "SIGTERM: stopping the search ...", a signal
+    # nobody sent: it names the sweep's death. A real SIGTERM after the job says SIGTERM again.
+    from nas.errors import Terminated
+    from nas.search import _interrupts_at_safe_points
+
+    with nas.sweep._stops_with_its_sweep(sweep=-1), _interrupts_at_safe_points() as stop_if_asked:  # -1: not its parent
+        os.kill(os.getpid(), nas.sweep.SWEEP_DIED)  # as the kernel sends it when the sweep's process dies
+        time.sleep(0.01)
+        with pytest.raises(Terminated):
+            stop_if_asked()
+    assert capfd.readouterr().err == (
+        "the sweep's process died (kill -9, or the out-of-memory killer): stopping the search as on SIGTERM, at its next "
+        "training step or trial end (send SIGTERM to stop at once)\n")
+    with pytest.raises(Terminated), _interrupts_at_safe_points() as stop_if_asked:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+        stop_if_asked()
+    assert capfd.readouterr().err.startswith("SIGTERM: stopping the search at its next training step or trial end")
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and nas.sweep.SWEEP_DIED), reason="Linux's PR_SET_PDEATHSIG")
 def test_a_worker_goes_on_when_the_sweeps_thread_that_started_it_ends(tmp_path):
     # The kernel sends the parent-death signal when the thread that started the worker ends, the sweep alive.
     out = tmp_path / "job"
