@@ -2513,9 +2513,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     _say_incomplete_front(run)
     return 0
 
-
-if __name__ == "__main__":
-    from nas.errors import closed_stdout_ends_quietly
-
-    with closed_stdout_ends_quietly():  # `nas.report <run> | head -1`: a quiet end, the reports written all the same
-        sys.exit(main())
