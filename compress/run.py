@@ -275,10 +275,10 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     final_train's default (`nas.rebuild.searched_final_train`): without it the rebuild refuses to train them again with
     the default recipe (`nas.search.export_study`), a second refusal after this one. The study name is the one the
     folder's study.db holds, with where to move the folder first, for a folder renamed from its run's
-    (`nas.report._moved_from`, as nas.report's rebuild hints name it): the folder's name was refused by the rebuild, which
+    (`nas.report.hints._moved_from`, as nas.report's rebuild hints name it): the folder's name was refused by the rebuild, which
     reads the run folder search.runs_dir/search.study_name. Outside a run folder the settings are named by
     placeholders."""
-    from nas.report import _moved_from, _rebuild_command  # the rebuild's own hints: one reading of study.db
+    from nas.report.hints import _moved_from, _rebuild_command  # the rebuild's own hints: one reading of study.db
 
     run_dir = _run_of(_folder_of(checkpoint)) if checkpoint else None
     if run_dir is None:

@@ -13,8 +13,9 @@ import io
 import pathlib
 from typing import Any, Sequence
 
-from nas.report import (MISSING_FILE_MARK, PARETO_JSON, _missing_files, _write_atomic, int8_test_acc_source,
-                        read_compressed, read_pareto_json)
+from nas.report import MISSING_FILE_MARK, PARETO_JSON, int8_test_acc_source, read_compressed, read_pareto_json
+from nas.report.files import _missing_files
+from nas.report.write import _write_atomic
 
 PARETO_CSV = "pareto.csv"
 # pareto.json's members flat, one row each; an interval (`<name>_ci95`) is two columns, `_low` and `_high`. `hw` and

@@ -1466,7 +1466,7 @@ def _record_stop(run_dir: Path, reason: str) -> None:
 def _pareto_created(run_dir: Path) -> str | None:
     """The `created` of `run_dir`'s pareto.json, None when it has none (no file yet, unreadable): a marker keeps it, so
     the report can tell a pareto.json written by a worker that finished while this search ran (its warnings are of the
-    tables then) from the run before this search's (`nas.report._written_since`)."""
+    tables then) from the run before this search's (`nas.report.markers._written_since`)."""
     try:
         created = json.loads((run_dir / "pareto.json").read_text()).get("created")
     except (OSError, ValueError, AttributeError):

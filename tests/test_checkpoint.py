@@ -199,7 +199,7 @@ def _assert_durably_renamed(events: list[tuple], path) -> None:
 
 
 def _report_write(path, data):
-    from nas.report import _write_atomic
+    from nas.report.write import _write_atomic
 
     _write_atomic(path, data)
 

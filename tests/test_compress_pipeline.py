@@ -146,7 +146,7 @@ def test_compressing_a_checkpoint_writes_verified_files_and_metrics(checkpoint, 
     # import compress): a file added to one side only would leave the report blind to it (a killed compression's
     # leftovers, cleared and listed by these names). Here rather than in a test of its own: each compression takes long.
     from nas import layout
-    from nas.report import _unfinished_compression
+    from nas.report.files import _unfinished_compression
 
     assert sorted(p.name for p in checkpoint.iterdir()) == sorted({"model.pt", "model.onnx", *layout.COMPRESSED_FILES})
     assert {*metrics["files"].values(), layout.COMPRESSED_JSON} == {"model.onnx", *layout.COMPRESSED_FILES}
@@ -1234,7 +1234,8 @@ def test_an_int8_test_acc_source_left_out_or_null_reads_as_openvino_in_the_repor
     from types import SimpleNamespace
 
     from compress.run import closing_lines
-    from nas.report import _compressed_rows, int8_test_acc_source
+    from nas.report import int8_test_acc_source
+    from nas.report.compressed import _compressed_rows
 
     int8 = {"file": "model_int8.onnx", "file_ir": "model_int8.xml", "test_acc": 0.89, "test_acc_onnx": 0.885,
             "test_acc_openvino": 0.89, "qat_epochs": 0, "note": ""}

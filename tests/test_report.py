@@ -110,7 +110,7 @@ def written(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
 def _markdown(run_dir: pathlib.Path) -> str:
     """The report.md `write_reports(run_dir)` writes, rendered without drawing the PNGs (most of a report's cost), for
     the tests that read only the markdown; test_writes_all_files_non_empty_and_atomically and others check the files."""
-    return nas.report._render_markdown(nas.report._load_run(run_dir))
+    return nas.report.render._render_markdown(nas.report.files._load_run(run_dir))
 
 
 def test_writes_all_files_non_empty_and_atomically(run_dir: pathlib.Path,
@@ -181,7 +181,7 @@ def test_free_text_with_markup_characters_shows_as_written_in_both_reports(run_d
     (run_dir / "pareto.json").write_text(json.dumps(header))
     (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(json.dumps({"error": f"error {weird}"}))
     shown = html.escape(weird, quote=False)
-    page = nas.report._render_html(nas.report._load_run(run_dir))
+    page = nas.report.render._render_html(nas.report.files._load_run(run_dir))
     md = _markdown(run_dir)
     rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
     for where in (rendered, page):
@@ -193,7 +193,7 @@ def test_free_text_with_markup_characters_shows_as_written_in_both_reports(run_d
 
 
 def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -> None:
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "fp32": {"test_acc": 0.9, "test_acc_per_class": {"Shirt": 0.70, "Bag": 0.95}},
@@ -212,7 +212,7 @@ def test_compressed_table_names_the_weakest_class_and_the_largest_class_drop() -
 def test_the_largest_class_drop_names_every_class_tied_at_it() -> None:
     """Two classes that lost 4 points each must not read as one ('Shirt -4.00 pt' hid Bag's equal drop); float
     subtraction leaves 0.70-0.66 and 0.95-0.91 apart by 1e-16, so ties are judged as printed."""
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "fp32": {"test_acc": 0.9, "test_acc_per_class": {"Shirt": 0.70, "Bag": 0.95, "Coat": 0.80}},
@@ -225,7 +225,7 @@ def test_the_largest_class_drop_names_every_class_tied_at_it() -> None:
 
 
 def test_a_member_compressed_for_another_chip_says_so_and_stays_off_the_runs_plot() -> None:
-    from nas.report import _compressed_rows, _int8_points
+    from nas.report.compressed import _compressed_rows, _int8_points
 
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "hw": "cpu", "fp32": {"test_acc": 0.9, "latency_ms": 0.368}, "pruned": {"pruned": False},
@@ -242,7 +242,7 @@ def test_a_member_compressed_for_another_chip_says_so_and_stays_off_the_runs_plo
 
 
 def test_an_int8_row_says_when_int8_kernels_saturated_on_the_cpu_that_compressed_it() -> None:
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     def run(rel: float) -> dict[str, float]:
         return {"max_rel_diff": rel, "top1_agreement": 1.0}
@@ -269,7 +269,7 @@ def test_the_int8_rows_agreement_note_judges_top1_agreement_too_and_names_an_exp
     # top-1 class for 99% of the images); the report looked at the logits alone. A runtime at 94.4% top-1 agreement but
     # 13% off the logits got no note, and a file that run operator by operator agreed on only 98.8% (the log: "an
     # export problem: please report it") was called "the file's own, run operator by operator (3% off)".
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     def run(rel: float, top1: float = 1.0) -> dict[str, float]:
         return {"max_rel_diff": rel, "top1_agreement": top1}
@@ -298,7 +298,7 @@ def test_the_int8_rows_agreement_note_judges_top1_agreement_too_and_names_an_exp
 def test_the_int8_row_says_why_qat_ran_or_not() -> None:
     # compress=smoke sets a QAT epoch; a member's row said "QAT epochs 0" and nothing on why (PTQ lost 0.20 pt of val
     # accuracy, within compress.quantize.max_acc_drop=0.3), which read as QAT skipped or broken.
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     int8 = {"test_acc": 0.422, "qat_epochs": 0, "fp32_val_acc": 0.435, "ptq_val_acc": 0.433, "max_acc_drop": 0.3}
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
@@ -378,7 +378,7 @@ def test_the_final_trained_weights_val_accuracy_has_its_own_column_where_final_t
 
 
 def test_test_accuracies_show_their_interval_and_what_changed_image_by_image(run_dir: pathlib.Path) -> None:
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     md = _markdown(run_dir)
     assert "95% interval" not in md  # a run from before the intervals: no brackets, and no note about them
@@ -536,7 +536,7 @@ def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[
     import nas.pareto_csv
 
     read = []  # pareto.json is read once: pareto.csv is written from the report's reading (it was read again for it)
-    for module in (nas.report.notes, nas.pareto_csv):
+    for module in (nas.report.files, nas.pareto_csv):
         monkeypatch.setattr(module, "read_pareto_json", lambda path: read.append(path) or read_pareto_json(path))
     assert main([str(run_dir)]) == 0
     assert read == [run_dir / "pareto.json"]
@@ -752,7 +752,8 @@ def test_the_weakest_class_names_every_class_tied_at_the_lowest_score(run_dir: p
 
 
 def test_a_slower_member_that_is_really_less_accurate_is_called_a_real_loss():
-    from nas.report import _Member, _vs_member_text
+    from nas.report.files import _Member
+    from nas.report.notes import _vs_member_text
 
     def member(arch_id, acc):
         fields = {f.name: None for f in dataclasses.fields(_Member)}
@@ -765,7 +766,8 @@ def test_a_slower_member_that_is_really_less_accurate_is_called_a_real_loss():
 
 
 def test_measured_latencies_say_how_and_on_which_cpu_they_were_timed():
-    from nas.report import _Member, _measured_note
+    from nas.report.files import _Member
+    from nas.report.notes import _measured_note
 
     def member(arch_id, ms, metrics):
         fields = {f.name: None for f in dataclasses.fields(_Member)}
@@ -831,7 +833,7 @@ def test_searches_that_have_not_finished_are_named_at_the_top(run_dir: pathlib.P
 def test_latencies_get_the_decimals_that_tell_distinct_members_apart(run_dir: pathlib.Path) -> None:
     """Members at 0.2396 and 0.2404 ms both read '0.240' at 3 decimals, as if equal; every predicted latency of the
     report then gets 4, and values too close for any prediction to matter stop at 6."""
-    from nas.report import _ms_decimals
+    from nas.report.values import _ms_decimals
 
     assert _ms_decimals([0.30, 0.45, None]) == 3 and _ms_decimals([]) == 3
     assert _ms_decimals([0.2396, 0.2404, 0.2404]) == 4  # equal values need no more
@@ -899,8 +901,8 @@ def test_each_members_compressed_metrics_is_read_once_per_report(run_dir, monkey
     # the compressed table and the files-gone note read the same file: it was read twice for each member
     read = []
     real = nas.report.read_compressed
-    monkeypatch.setattr(nas.report.notes, "read_compressed", lambda folder: read.append(folder.name) or real(folder))
-    nas.report._load_run(run_dir)
+    monkeypatch.setattr(nas.report.files, "read_compressed", lambda folder: read.append(folder.name) or real(folder))
+    nas.report.files._load_run(run_dir)
     assert sorted(read) == sorted([FAST, SLOW, GONE])
 
 
@@ -913,7 +915,7 @@ def test_the_report_command_reads_each_members_compressed_metrics_once_for_the_r
                        "file": "model_int8.onnx"}}
     (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(json.dumps({"hw": "edge_npu", **stages}))
     (run_dir / "checkpoints" / SLOW / "compressed_metrics.json").write_text(json.dumps({"error": "out of memory"}))
-    monkeypatch.setattr(nas.report.notes, "_write_reports", lambda folder, run: {})  # the drawing: not what is tested
+    monkeypatch.setattr(nas.report.cli, "_write_reports", lambda folder, run: {})  # the drawing: not what is tested
     read = []
     real = pathlib.Path.read_text
     monkeypatch.setattr(pathlib.Path, "read_text", lambda self, *a, **kw: (
@@ -1112,7 +1114,7 @@ def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_be
 
 
 def test_the_int8_row_gives_the_members_whole_change_from_fp32_pruning_included() -> None:
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     # the int8 row's change is against the pruned file: a member's whole fp32 -> int8 change was nowhere
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
@@ -1140,7 +1142,7 @@ def test_a_report_writer_killed_before_its_rename_leaves_a_file_the_next_run_rem
 
     from nas.checkpoint import remove_dead_writers_temps  # the search's cleanup (this module imports nothing from nas)
 
-    killed, temp_of = start_stopped_writer("from nas.report import _write_atomic",
+    killed, temp_of = start_stopped_writer("from nas.report.write import _write_atomic",
                                            "_write_atomic(Path(sys.argv[1]), '# report')", str(tmp_path / "report.md"))
     left = temp_of()
     stop(killed)  # kill -9 with the report written, not renamed (it was a fixed report.md.tmp, which nothing removed)
@@ -1163,7 +1165,7 @@ def test_the_pareto_pngs_legend_covers_no_trial(tmp_path: pathlib.Path, monkeypa
               _trial(2, "COMPLETE", "dddd000004", "0.80", "2.60", "pool-pool-conv")]
     members = [_member(0, FAST, 0.85, 0.84, 0.30, ["sepconv", "conv"]), _member(1, SLOW, 0.90, 0.89, 0.45, ["sepconv", "conv", "attn"])]
     run_dir = _write_run(tmp_path / "run", trials, members, budget=None)
-    import nas.report.notes as report
+    import nas.report.plots as report
 
     figures = []
     real = report._png_bytes
@@ -1192,7 +1194,7 @@ def test_the_pareto_pngs_legend_covers_no_int8_star(tmp_path: pathlib.Path, monk
             "hw": "edge_npu", "fp32": {"test_acc": 0.5}, "pruned": {"pruned": True, "ratio": 0.25},
             "int8": {"test_acc": acc, "latency_ms": ms, "val_acc_file": acc, "qat_epochs": 1,
                      "test_acc_source": "reference (host int8 kernels saturate)"}}))
-    import nas.report.notes as report
+    import nas.report.plots as report
 
     figures = []
     real = report._png_bytes
@@ -1231,7 +1233,7 @@ def test_the_header_says_which_weights_the_test_accuracies_are_of(run_dir: pathl
 
 def test_the_int8_stars_legend_says_whose_weights_were_compressed() -> None:
     # After final_train=none the stars are the proxy weights compressed; the legend called them "the final-trained member".
-    from nas.report import _int8_label
+    from nas.report.plots import _int8_label
 
     def member(arch_id: str, final: Any) -> SimpleNamespace:
         metrics = {} if final == "absent" else {"final_train": final}
@@ -1250,7 +1252,7 @@ def test_the_int8_stars_legend_says_whose_weights_were_compressed() -> None:
 
 def test_the_compressed_tables_host_columns_say_how_they_were_timed_or_why_they_are_empty() -> None:
     # 'host OpenVINO (ms)' gave no batch or thread count, and after compress=smoke (measure_latency=false) only '–'.
-    from nas.report import _host_latency_note
+    from nas.report.compressed import _host_latency_note
 
     how = ("batch 1, 1 thread, interleaved rounds, median of block medians; OpenVINO CPU with "
            "INFERENCE_PRECISION_HINT=f32 (int8 layers run in int8); *_bound: pre-bound input/output tensors")
@@ -1289,7 +1291,8 @@ def test_the_int8_row_names_whose_accuracy_it_shows_and_keeps_the_others() -> No
     # compress for hw=edge_npu on a CPU whose int8 kernels saturate: the row's test acc is the file's own (run operator
     # by operator), and the note gives what this CPU's runtimes got; hw=cpu_ort: onnxruntime's; older files: OpenVINO's.
     # Said of the CPU that compressed it, not 'this CPU': `python -m nas.report <run folder>` may run on another machine.
-    from nas.report import _compressed_rows, _int8_label, _int8_points
+    from nas.report.compressed import _compressed_rows, _int8_points
+    from nas.report.plots import _int8_label
 
     def run(rel: float) -> dict[str, float]:
         return {"max_rel_diff": rel, "top1_agreement": 1.0}
@@ -1332,7 +1335,7 @@ def test_the_int8_row_names_whose_accuracy_it_shows_and_keeps_the_others() -> No
 def test_compressed_rows_give_the_fp32_and_int8_files_val_accuracy_as_the_pruned_row_does() -> None:
     # Only the pruned row said its val accuracy (before / after distillation); the fp32 row's, the model pruning starts
     # from, is recorded too (compressed_metrics.json's fp32.val_acc), and the int8 file's (val_acc_file).
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
         "fp32": {"test_acc": 0.9, "val_acc": 0.9123},
@@ -1349,7 +1352,7 @@ def test_compressed_rows_give_the_fp32_and_int8_files_val_accuracy_as_the_pruned
 
 def test_report_lines_give_counts_in_the_number_they_take_and_shapes_as_channels_first() -> None:
     # "1 trials", "1 test images now wrong" and "28x28x1 images" (search.log and the models' input say 1x28x28).
-    from nas.report import _change_text, _dataset_text, _no_trials_note, _state_counts_text, _weights_text
+    from nas.report.notes import _change_text, _dataset_text, _no_trials_note, _state_counts_text, _weights_text
 
     trial = SimpleNamespace(state="FAIL", stopped_early=False, duplicate=False)
     assert _state_counts_text([trial]) == "1 trial: 1 FAIL"
@@ -1420,8 +1423,8 @@ def test_a_search_marking_the_report_as_under_way_or_stopped_keeps_the_plots_its
     write_reports(run_dir)  # an earlier run's report
     pngs = {name: (run_dir / name).read_bytes() for name in ("pareto.png", "latency_breakdown.png", "mixers.png")}
     drawn: list[Any] = []
-    real = nas.report._png_bytes
-    monkeypatch.setattr(nas.report.notes, "_png_bytes", lambda fig: drawn.append(fig) or real(fig))
+    real = nas.report.plots._png_bytes
+    monkeypatch.setattr(nas.report.plots, "_png_bytes", lambda fig: drawn.append(fig) or real(fig))
     # A search starting or stopping changes the pages' top, never what the plots are drawn from: none is drawn again
     # (most of a report's cost, on the search's way in and out).
     _mark_started(run_dir, warnings=["one warning"])
@@ -1493,7 +1496,7 @@ def test_int8_stars_scored_on_part_of_the_val_images_say_so_in_their_legend_and_
     # compress.eval_images=N scores the int8 file on N val images; the note under the table said so, but the Pareto
     # plot's star (its hover text in report.html, its legend in pareto.png too) gave its val acc as of every image.
     import nas.report
-    from nas.report import _int8_label
+    from nas.report.plots import _int8_label
 
     stages = {"hw": "edge_npu", "fp32": {"test_acc": 0.9}, "pruned": {"pruned": False},
               "int8": {"test_acc": 0.89, "latency_ms": 0.2, "val_acc_file": 0.8}}
@@ -1502,8 +1505,8 @@ def test_int8_stars_scored_on_part_of_the_val_images_say_so_in_their_legend_and_
     slow.write_text(json.dumps(stages))
 
     def star() -> tuple[str, list[str]]:
-        run = nas.report._load_run(run_dir)
-        (trace,) = [t for t in nas.report._pareto_figure(run).data if t.marker.symbol == "star"]
+        run = nas.report.files._load_run(run_dir)
+        (trace,) = [t for t in nas.report.plots._pareto_figure(run).data if t.marker.symbol == "star"]
         assert trace.name == _int8_label(run.members, "edge_npu")  # the PNG's legend is the same label
         return trace.name, list(trace.hovertext)
 
@@ -1617,7 +1620,7 @@ def test_the_compressed_note_says_what_one_test_image_is_worth_where_the_test_sp
 def test_the_host_latency_note_names_the_machine_the_host_columns_were_timed_on() -> None:
     # The note said "on the machine that compressed the member" without naming it, although compressed_metrics.json
     # records it (host_latency.machine): a reader could not tell which CPU the host milliseconds are of.
-    from nas.report import _host_latency_note
+    from nas.report.compressed import _host_latency_note
 
     how = "batch 1, 1 thread, interleaved rounds, median of block medians; OpenVINO CPU"
     epyc, xeon = "AMD EPYC; 2 cpus; Linux 6.1; family 23 model 49 stepping 0; avx2", "Intel Xeon; 2 cpus; avx512_vnni"
@@ -1708,7 +1711,7 @@ def test_the_plots_latency_axes_name_the_chip_the_latencies_are_predicted_for(ru
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     # pareto.png and latency_breakdown.png said "predicted latency (ms)" without the chip, so a plot taken out of the
     # report (a slide, a ticket) did not say whose milliseconds they were.
-    import nas.report.notes as report
+    import nas.report.plots as report
 
     figures = []
     real = report._png_bytes
@@ -1732,7 +1735,7 @@ def test_the_front_tables_predicted_latency_says_at_which_precision_and_for_whic
     note = ("'predicted latency': each member's architecture on edge_npu at its hw.precision, int8 (the int8 model's "
             "time on the chip, not model.pt's float one), from the latency predictor, not timed.")
     assert f"_{note}_" in _markdown(run_dir)
-    assert html.escape(note) in nas.report._render_html(nas.report._load_run(run_dir))
+    assert html.escape(note) in nas.report.render._render_html(nas.report.files._load_run(run_dir))
     (run_dir / "pareto.json").write_text(json.dumps({**header, "hw": "cpu", "hw_precision": "fp32"}))
     assert ("_'predicted latency': each member's architecture on cpu at its hw.precision, fp32, from the latency "
             "predictor, not timed._") in _markdown(run_dir)
@@ -1809,7 +1812,8 @@ def test_a_run_on_smoke_settings_says_at_the_top_that_its_accuracies_are_not_mea
             "are not meaningful; do not choose or deploy a model by them")
     written = write_reports(run_dir)
     md = written["report.md"].read_text()
-    assert md.startswith(f"# {nas.report._title(nas.report._load_run(run_dir))}\n\n> **Smoke run:** {line}\n")
+    title = nas.report.notes._title(nas.report.files._load_run(run_dir))
+    assert md.startswith(f"# {title}\n\n> **Smoke run:** {line}\n")
     page = written["report.html"].read_text()
     assert f'<p class="smoke"><strong>Smoke run:</strong> {html.escape(line)}</p>' in page
     assert page.index("Smoke run") < page.index('<dl class="facts">')
@@ -1820,8 +1824,8 @@ def test_the_pareto_plots_title_says_val_accuracy_in_every_report(run_dir: pathl
     # report.md said "val accuracy vs. predicted latency", report.html's section and pareto.png "accuracy vs. ...".
     title = "Pareto front: val accuracy vs. predicted latency"
     figures = []
-    real = nas.report._png_bytes
-    monkeypatch.setattr(nas.report.notes, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
+    real = nas.report.plots._png_bytes
+    monkeypatch.setattr(nas.report.plots, "_png_bytes", lambda fig: figures.append(fig) or real(fig))
     written = write_reports(run_dir)
     assert title in {f.axes[0].get_title() for f in figures if f.axes}
     assert f"<h2>{title}</h2>" in written["report.html"].read_text()
@@ -1832,7 +1836,7 @@ def test_the_pareto_plots_title_says_val_accuracy_in_every_report(run_dir: pathl
 def test_the_reports_interrupted_prefix_is_how_the_studys_interrupted_reason_starts() -> None:
     # nas.report imports nothing else of nas, so it keeps its own copy of the prefix by which it recognises a trial the
     # search recorded as interrupted; a change of nas.study's wording must not silently stop the report recognising it
-    from nas.report import _INTERRUPTED
+    from nas.report.notes import _INTERRUPTED
     from nas.study import INTERRUPTED_REASON
 
     assert INTERRUPTED_REASON.startswith(_INTERRUPTED)
@@ -1865,7 +1869,7 @@ def test_the_int8_rows_note_excuses_near_tie_flips_as_the_compressions_log_does(
     # compress=smoke models have near-tied logits: the file run operator by operator, ~1% off, agreed on top-1 for
     # ~98.3% of the images and the row called it an export problem. Where compressed_metrics.json records the share
     # with near-tie flips excused (compress.export.agreement), that share is judged, and the note gives both.
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     def run(rel: float, top1: float, decided: float, near: int) -> dict[str, float]:
         return {"max_rel_diff": rel, "top1_agreement": top1, "top1_agreement_decided": decided, "near_tie_flips": near}
@@ -1917,7 +1921,7 @@ def test_the_compressed_tables_pruned_row_gives_the_reason_it_was_not_pruned(run
 def test_the_int8_rows_qat_reason_says_gained_where_ptq_raised_the_val_accuracy() -> None:
     # compress.prune.ratio=0.9 (a model PTQ happened to help) read "PTQ lost -0.80 pt of val accuracy, within ...": a
     # loss of minus points. A gain is said as one; the verdict against max_acc_drop is unchanged.
-    from nas.report import _compressed_rows
+    from nas.report.compressed import _compressed_rows
 
     int8 = {"test_acc": 0.121, "qat_epochs": 0, "fp32_val_acc": 0.13, "ptq_val_acc": 0.138, "max_acc_drop": 0.3}
     member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
@@ -2133,11 +2137,11 @@ def test_the_report_of_a_run_folder_waits_for_a_workers_turn_and_writes_holding_
 
     lock = run_dir / FILES_LOCK
     written = []
-    monkeypatch.setattr(nas.report.notes, "_load_run", lambda d: written.append(("read", lock_held_elsewhere(lock)))
+    monkeypatch.setattr(nas.report.cli, "_load_run", lambda d: written.append(("read", lock_held_elsewhere(lock)))
                         or SimpleNamespace(header={"members": []}, members=[]))
-    monkeypatch.setattr(nas.report.notes, "_write_reports",
+    monkeypatch.setattr(nas.report.cli, "_write_reports",
                         lambda d, run: written.append(("report", lock_held_elsewhere(lock))) or {})
-    monkeypatch.setattr(nas.report.notes, "_say_incomplete_front", lambda run: None)
+    monkeypatch.setattr(nas.report.cli, "_say_incomplete_front", lambda run: None)
     monkeypatch.setattr(nas.pareto_csv, "write_pareto_csv",
                         lambda d, **given: written.append(("csv", lock_held_elsewhere(lock))))
     codes = []

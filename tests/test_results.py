@@ -512,7 +512,8 @@ def test_a_members_measured_latency_names_the_cpu_as_precisely_as_calibrated_on_
     import json
 
     import nas.results as results_mod
-    from nas.report import _Member, _measured_note
+    from nas.report.files import _Member
+    from nas.report.notes import _measured_note
 
     zen4 = "AMD EPYC; 2 cpus; Linux 6.18.44-fc-v1272; family 25 model 17 stepping 1; avx512f"
     arch, data, run, record = _one_member(tmp_path, compose_cfg, hw="cpu")
@@ -1001,7 +1002,8 @@ def test_a_members_host_timing_on_a_busy_machine_says_so_beside_its_median(tmp_p
     import logging
 
     import nas.results as results_mod
-    from nas.report import _Member, _measured_note
+    from nas.report.files import _Member
+    from nas.report.notes import _measured_note
 
     arch, data, run, record = _one_member(tmp_path, compose_cfg, hw="cpu_zen2")
 

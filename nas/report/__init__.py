@@ -19,25 +19,26 @@ Outputs, all written atomically into the run folder:
 
 Command line: ``python -m nas.report <run_dir>``, or ``python -m nas.report search.storage=... search.study_name=...``
 to rebuild the run folder's files from a study first (that form needs the full toolkit: `nas.search.export_study`).
+
+Modules, each importing only those before it: `values` (one value of a file, parsed and written), `hints` (the
+rebuild from the study that refusals name), `markers` (the searches' run markers), `files` (reading the run folder),
+`notes` (the report's wording), `compressed` (the compressed table and its notes), `plots`, `render` (report.html and
+report.md), `write` (`write_reports`) and `cli` (`main`). This package holds their public names; the
+private ones are imported from their modules.
 """
 
 from __future__ import annotations
 
-from nas.report.notes import _ms_decimals
-from nas.report.notes import _moved_from, _rebuild_command
-from nas.report.notes import RUN_MARKER_PREFIX, _written_since
-from nas.report.notes import (METRICS_JSON, MISSING_FILE_MARK, PARETO_JSON, PREDICTIONS_CSV, REPORT_FILES, TRIALS_CSV,
-                              MissingRunFileError, ReportInputError, _load_run, _Member, _missing_files,
-                              _unfinished_compression, read_compressed, read_pareto_json)
-from nas.report.notes import (_INTERRUPTED, _change_text, _dataset_text, _measured_note, _no_trials_note,
-                              _state_counts_text, _title, _vs_member_text, _weights_text, training_text)
-from nas.report.notes import (_compressed_rows, _host_latency_note, _int8_points, drop_text, int8_source_text,
-                              int8_test_acc_source, logit_diff_text, predicted_precision_note, scored_images,
-                              top1_text)
-from nas.report.notes import _int8_label, _pareto_figure, _png_bytes
-from nas.report.notes import _render_html, _render_markdown
-from nas.report.notes import _write_atomic, write_reports
-from nas.report.notes import main
+from nas.report.markers import RUN_MARKER_PREFIX
+from nas.report.files import (METRICS_JSON, MISSING_FILE_MARK, PARETO_JSON, PREDICTIONS_CSV, REPORT_FILES, TRIALS_CSV,
+                              MissingRunFileError, ReportInputError, read_compressed, read_pareto_json)
+from nas.report.notes import training_text
+from nas.report.compressed import (drop_text, int8_source_text, int8_test_acc_source, logit_diff_text,
+                                   predicted_precision_note, scored_images, top1_text)
+from nas.report.write import write_reports
+from nas.report.cli import main
 
 __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "read_pareto_json",
-           "training_text", "main"]
+           "training_text", "main", "read_compressed", "int8_test_acc_source", "int8_source_text", "drop_text",
+           "scored_images", "logit_diff_text", "top1_text", "RUN_MARKER_PREFIX", "TRIALS_CSV", "PARETO_JSON",
+           "METRICS_JSON", "PREDICTIONS_CSV", "REPORT_FILES", "MISSING_FILE_MARK"]
