@@ -634,24 +634,32 @@ def smoke_groups(run: RunConfig) -> list[str]:
         return [group for group in RECIPE_GROUPS if choices.get(group) == "smoke"]
     found = []
     for group in RECIPE_GROUPS:
-        node, path = getattr(run, group), group_file(group, "smoke")
-        try:
-            if path is None:
-                continue
-            smoke = _read_group_file(path, type(node))
-            if isinstance(node, TrainConfig):  # train and final_train
-                # A rebuild from the study takes train from it, with the search's train.threads=1: its report lost the
-                # 'Smoke run' line of the search's own (a 1-thread run on smoke settings is as meaningless)
-                smoke = dataclasses.replace(smoke, **{key: getattr(node, key) for key in SPEED_SETTINGS["train"]})
-            elif isinstance(node, CompressConfig):
-                # which members, and whether and how the files are timed, change no accuracy: the rebuild line a
-                # compress=smoke compress.measure_latency=true folder names (`nas.rebuild`) wrote it as no smoke run
-                smoke = dataclasses.replace(smoke, **{key: getattr(node, key) for key in _COMPRESS_NOT_ACCURACY})
-            if smoke == node:
-                found.append(group)
-        except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):  # a broken file of the user's: not smoke
-            pass
+        node = getattr(run, group)
+        if smoke_file(group, node) == node:
+            found.append(group)
     return found
+
+
+def smoke_file(group: str, node: Any) -> Any | None:
+    """The `smoke` file of `group` (one of `RECIPE_GROUPS`) read as `node`'s type, with `node`'s values of the settings
+    that change no accuracy (`SPEED_SETTINGS`, `_COMPRESS_NOT_ACCURACY`), so that it compares with `node` on the others;
+    None where the group has none or it does not load (a broken file of the user's)."""
+    try:
+        path = group_file(group, "smoke")
+        if path is None:
+            return None
+        smoke = _read_group_file(path, type(node))
+        if isinstance(node, TrainConfig):  # train and final_train
+            # A rebuild from the study takes train from it, with the search's train.threads=1: its report lost the
+            # 'Smoke run' line of the search's own (a 1-thread run on smoke settings is as meaningless)
+            return dataclasses.replace(smoke, **{key: getattr(node, key) for key in SPEED_SETTINGS["train"]})
+        if isinstance(node, CompressConfig):
+            # which members, and whether and how the files are timed, change no accuracy: the rebuild line a
+            # compress=smoke compress.measure_latency=true folder names (`nas.rebuild`) wrote it as no smoke run
+            return dataclasses.replace(smoke, **{key: getattr(node, key) for key in _COMPRESS_NOT_ACCURACY})
+        return smoke
+    except (ConfigError, OmegaConfBaseException, OSError, yaml.YAMLError):
+        return None
 
 
 def group_presets(group: str, cls: type[T], folders: Sequence[str | Path] | None = None, *,

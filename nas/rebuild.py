@@ -97,11 +97,11 @@ def searched_final_train(run_dir: Path) -> list[str]:
     return _closest(done, {name: group for name, group in groups.items() if group is not None}, "final_train")
 
 
-def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested settings as {dotted key: value} (compress.prune.ratio)."""
     out: dict[str, Any] = {}
     for k, v in settings.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        out.update(flat_settings(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
 
 
@@ -113,8 +113,8 @@ def searched_compress(compress: dict[str, Any]) -> list[str]:
     if compress.get("members") == "none":  # nothing compressed: a rebuild with the default would compress every member
         return ["compress=none"]
     # keep_freed_memory changes no result (compress.pipeline._result_settings): the rebuild compares without it
-    done = {k: v for k, v in _flat(compress).items() if k != "keep_freed_memory"}
-    return _closest(done, {name: _flat(_group(name, "compress", CompressConfig)) for name in ("default", "smoke")},
+    done = {k: v for k, v in flat_settings(compress).items() if k != "keep_freed_memory"}
+    return _closest(done, {name: flat_settings(_group(name, "compress", CompressConfig)) for name in ("default", "smoke")},
                     "compress")
 
 

@@ -46,7 +46,8 @@ from nas.checkpoint import (
     onnx_logits, onnx_metadata, read_checkpoint, replacing, replacing_described, replacing_folder, replacing_together,
     retire_files, retire_folder, save_checkpoint, scratch_folder, torch_logits,
 )
-from nas.config import RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_groups
+from nas.config import (RunConfig, TrainConfig, changed_from_file, datasheet_warning, hw_profiles, smoke_file,
+                        smoke_groups)
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON, RETIRED_FOLDER
@@ -58,7 +59,7 @@ from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
 from nas.overrides import shell_override
 from nas.pareto_csv import PARETO_CSV, fmt as _fmt, pareto_csv_bytes
-from nas.rebuild import override_value, searched_compress
+from nas.rebuild import flat_settings, override_value, searched_compress
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
 from nas.study import SPEED_SETTINGS
@@ -512,6 +513,22 @@ def _retraining_text(cached: dict[str, Any], *, final: dict[str, Any]) -> str | 
     then = " ".join(f"final_train.{k}={override_value(done.get(k))}" for k in changed)
     now = " ".join(f"final_train.{k}={override_value(want.get(k))}" for k in changed)
     return f"its model.pt was final-trained with {then}, this run's recipe has {now}"
+
+
+def smoke_changed(run: RunConfig, groups: Sequence[str]) -> list[str]:
+    """The settings of the smoke `groups` (`smoke_groups`) whose values in `run` are not their smoke file's, each as a
+    command line sets it (`final_train.epochs=3`; `nas.rebuild.override_value`), the settings that change no accuracy
+    aside (`nas.config.smoke_file`): chosen beside `final_train=smoke`, they make another recipe than its file's, and
+    the report names them with it. [] where none is (outside a Hydra run a group is smoke only where none is)."""
+    changed = []
+    for group in groups:
+        node = getattr(run, group)
+        if (smoke := smoke_file(group, node)) is None:
+            continue
+        theirs = flat_settings(asdict(smoke))
+        changed += [f"{group}.{key}={override_value(value)}" for key, value in flat_settings(asdict(node)).items()
+                    if theirs.get(key) != value]
+    return changed
 
 
 def record_of_test_images(*, data: Dataset, run: RunConfig) -> dict[str, Any]:
@@ -1081,8 +1098,9 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
         # proxy weights, and the report says so (train=smoke's 1 epoch on 512 images explains low ones).
         "train": _recipe(asdict(run.train)),
         # The groups that ran on their seconds-long smoke settings ([]: none): the report says at its top that its
-        # accuracies are not meaningful.
-        "smoke_settings": smoke_groups(run),
+        # accuracies are not meaningful, naming them with the settings of theirs set otherwise beside them.
+        "smoke_settings": (smoke := smoke_groups(run)),
+        "smoke_changed": smoke_changed(run, smoke),
         "n_trials_finished": sum(r.state == "COMPLETE" for r in records),
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),  # with its UTC offset (+00:00)
         # The front's members not in `members` (by latency; []: it is the whole front): an interrupted search lists

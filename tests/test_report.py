@@ -1819,6 +1819,15 @@ def test_a_run_on_smoke_settings_says_at_the_top_that_its_accuracies_are_not_mea
     assert page.index("Smoke run") < page.index('<dl class="facts">')
 
 
+def test_the_smoke_line_names_the_settings_set_beside_a_smoke_group(run_dir: pathlib.Path) -> None:
+    # After final_train=smoke final_train.epochs=3 the line named 'final_train=smoke' alone, its file's recipe rather than
+    # the one that ran: pareto.json's smoke_changed gives the settings set beside the group, named with it.
+    header = json.loads((run_dir / "pareto.json").read_text())
+    (run_dir / "pareto.json").write_text(json.dumps({**header, "smoke_settings": ["train", "final_train"],
+                                                     "smoke_changed": ["final_train.epochs=3", "final_train.lr=0.01"]}))
+    assert ("> **Smoke run:** train=smoke and final_train=smoke final_train.epochs=3 final_train.lr=0.01: seconds-long "
+            "settings to try the pipeline") in _markdown(run_dir)
+
 def test_the_pareto_plots_title_says_val_accuracy_in_every_report(run_dir: pathlib.Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # report.md said "val accuracy vs. predicted latency", report.html's section and pareto.png "accuracy vs. ...".

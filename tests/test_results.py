@@ -504,6 +504,40 @@ def test_pareto_json_records_the_proxy_training_recipe_and_which_groups_ran_on_s
                                                   "final_train=smoke"))) == ["final_train"]
 
 
+def test_pareto_json_names_the_settings_set_beside_a_smoke_group(tmp_path, compose_cfg):
+    # `final_train=smoke final_train.epochs=3` trains otherwise than final_train=smoke's file, and the report named the
+    # group alone: pareto.json's smoke_changed records such settings, those that change no accuracy aside
+    import json
+
+    import optuna
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import CONF_DIR, register_configs, to_run_config
+    from nas.data import Dataset, Split
+    from nas.results import smoke_changed, write_run_files
+
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    data = Dataset("imagefolder", Split(x, torch.arange(12) % 3), Split(x[:3], torch.arange(3)),
+                   Split(x[:3], torch.arange(3)), ("a", "b", "c"), (0.5,), (0.25,))
+    overrides = ["final_train=smoke", "final_train.epochs=3", "final_train.eval_batch_size=64", "compress=smoke"]
+    run = to_run_config(compose_cfg("data=imagefolder", "data.root=photos", "data.img_size=8", *overrides))
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as in `python -m nas.search`, whose choices say which groups are smoke
+    try:
+        write_run_files(tmp_path / "run", optuna.create_study(directions=["maximize", "minimize"]), data, run)
+    finally:
+        HydraConfig.instance().cfg = None
+    pareto = json.loads((tmp_path / "run" / "pareto.json").read_text())
+    assert pareto["smoke_settings"] == ["final_train", "compress"]
+    assert pareto["smoke_changed"] == ["final_train.epochs=3"]  # eval_batch_size changes the speed alone
+    # a group whose values are its smoke file's has none
+    assert smoke_changed(run, ["compress"]) == []
+
+
 def test_a_members_measured_latency_names_the_cpu_as_precisely_as_calibrated_on_and_old_folders_keep_the_name(
         tmp_path, compose_cfg, monkeypatch):
     # measured_latency_on recorded the model name only ("AMD EPYC"), which the pool's Zen 2 and Zen 4 machines share;

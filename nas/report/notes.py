@@ -373,7 +373,11 @@ def _smoke_text(header: dict[str, Any]) -> str:
     groups = header.get("smoke_settings")
     if not isinstance(groups, list) or not groups:
         return ""
-    named = [f"{g}=smoke" for g in groups]
+    # each with the settings of its set otherwise beside it (`smoke_changed`, none before the field): after
+    # final_train=smoke final_train.epochs=3, 'final_train=smoke' alone named another recipe than the one that ran
+    changed = header.get("smoke_changed")
+    changed = [str(s) for s in changed] if isinstance(changed, list) else []
+    named = [" ".join([f"{g}=smoke", *(s for s in changed if s.startswith(f"{g}."))]) for g in groups]
     which = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
     return (f"{which}: seconds-long settings to try the pipeline, so the accuracies in this report are not meaningful; "
             "do not choose or deploy a model by them")
