@@ -21,7 +21,8 @@ def _from_study(overrides: Sequence[str]) -> int:
     """``python -m nas.report search.storage=... search.study_name=...``: rebuild the run folder's files
     from a (shared) study and the trials' weights, then the report. Needs the full toolkit (torch, optuna). Returns the
     exit code: 1 for a study with no finished trial (`SearchResult.found_nothing`), after writing the files."""
-    from nas.config import compose_search_config, overridden_keys, override_syntax_problem
+    from nas.config import compose_search_config, overridden_keys
+    from nas.overrides import override_syntax_problem
     from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr
 
     # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # Hydra's flags, which `python -m nas.search` takes: nas.report is no Hydra app, and one of them given beside
     # settings was read as a run folder (the error then spoke of the wrong thing)
-    from nas.config import hydra_flag_names
+    from nas.overrides import hydra_flag_names
 
     hydra_flags = hydra_flag_names() if any(a.startswith("-") for a in args_list) else frozenset()
     if (flag := next((a.split("=", 1)[0] for a in args_list if a.split("=", 1)[0] in hydra_flags), None)) is not None:

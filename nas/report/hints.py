@@ -39,7 +39,7 @@ def _rebuild_text(run_dir: pathlib.Path) -> str:
         return (f"{moved}rebuild the run folder's files from its study: python -m nas.report {named} with the search's "
                 "settings (its data.root, final_train and compress: config.yaml holds them; search.storage for a study "
                 "not in its study.db)")
-    # each setting is one shell argument already (a data.root quoted as `nas.config.shell_override` quotes it)
+    # each setting is one shell argument already (a data.root quoted as `nas.overrides.shell_override` quotes it)
     return (f"{moved}rebuild the run folder's files from its study: python -m nas.report {' '.join([named, *settings])}"
             " (and search.storage=... for a study not in its study.db)")
 
@@ -92,7 +92,7 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str], *, study_name: str 
     """The settings that rebuild the run folder `run_dir` from its study with `overrides` (its runs_dir and study_name
     from the folder's path, unless given among them: each key once; `study_name`, where given, the study's name, which
     the folder's database holds, rather than the folder's), quoted for a shell. The path's parts quoted for
-    Hydra too (`nas.config.shell_override`): in the shell's quotes alone, a runs_dir with a space or a quote reached
+    Hydra too (`nas.overrides.shell_override`): in the shell's quotes alone, a runs_dir with a space or a quote reached
     Hydra, which refused it or read another folder; `overrides` as typed, each one shell argument."""
     import shlex
 
@@ -101,7 +101,7 @@ def _rebuild_command(run_dir: str, overrides: Sequence[str], *, study_name: str 
         folder = folder.resolve()
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
     try:
-        from nas.config import shell_override  # Hydra, no torch; this module's files copied alone: the shell's quotes
+        from nas.overrides import shell_override  # Hydra, no torch; this module's files copied alone: the shell's quotes
     except ImportError:
         def shell_override(*, key: str, value: str) -> str:
             return shlex.quote(f"{key}={value}")
