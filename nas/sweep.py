@@ -142,10 +142,12 @@ def sweep_interrupted_text(signum: signal.Signals, *, record: Path | None, passe
     """The one line of a sweep (`python -m nas.search -m ...`) that Ctrl-C or SIGTERM stopped outside its search jobs
     (which say their own), as Hydra composed, recorded or launched them: where Hydra's `record` of the sweep
     (multirun.yaml) is, which 'nothing was written' would deny, or that nothing was written before it (None); `passed`
-    says to which processes the stop was passed on, if any."""
+    says to which processes the stop was passed on, if any: search workers that write their files as they stop, so
+    that without a record the line says how to resume rather than that nothing was written."""
     said = f"sweep {interruption_text(stopped_by=signum)}{passed}"
     if record is None:
-        return f"{said} as it started, before Hydra recorded it; nothing was written"
+        return f"{said}; rerun the same command to resume" if passed else \
+            f"{said} as it started, before Hydra recorded it; nothing was written"
     return (f"{said}: Hydra's record of the sweep is in {record}, and a search job that had started keeps what it "
             "finished (its search.log says how far it got); rerun the same command to resume")
 

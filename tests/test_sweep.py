@@ -96,6 +96,27 @@ def test_sigterm_to_a_sweeps_process_alone_is_passed_on_to_its_local_jobs(tmp_pa
                                       "the same command to resume\n")
 
 
+def test_sigterm_to_a_sweep_with_no_record_but_busy_workers_says_how_to_resume(monkeypatch, capfd):
+    # Where Hydra's record of the sweep is not found (a stop outside its `sweep`) but busy workers were passed the stop,
+    # the line read "(passed on to its search workers, pids ...) as it started, before Hydra recorded it; nothing was
+    # written": those workers write their files as they stop, and the rerun resumes from them.
+    worker = _child("catch")
+    real_kill = os.kill
+    monkeypatch.setattr(os, "kill", lambda pid, signum: None if pid == os.getpid() else real_kill(pid, signum))
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    try:
+        nas.sweep._sweep_stopped(signal.SIGTERM, None)  # no frame: no record
+        assert worker.wait(30) == 0  # told
+    finally:
+        worker.kill()
+    assert capfd.readouterr().err == (f"sweep stopped by SIGTERM (passed on to its search workers, pids {worker.pid}: "
+                                      "each stops at its next training step or trial end and writes its files, in "
+                                      "search.log); rerun the same command to resume\n")
+    # nothing passed on: nothing was written, as before
+    assert nas.sweep.sweep_interrupted_text(signal.SIGTERM, record=None) == (
+        "sweep stopped by SIGTERM as it started, before Hydra recorded it; nothing was written")
+
+
 def _in_a_launch(monkeypatch: pytest.MonkeyPatch, *, stop_file: Path) -> tuple["nas.sweep._Launch", list[int]]:
     """The sweep's process as during a joblib launch (`nas.sweep._launch` set), its alarms recorded instead of set and
     its handlers left as they are: the launch, and the alarms' seconds."""
