@@ -272,13 +272,23 @@ def _die_with(signum: int) -> bool:
     return prctl is not None and prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
 
 
+def _idle_handler(handler: Any) -> Any:
+    """What a worker leaving a job sets a sweep's signal (`SWEEP_DIED`, `SWEEP_INTERRUPTED`) to: the handler it had
+    before the job (`handler`, None where not Python's), but ignored where that was the default. The sweep reads which
+    workers catch the signal, then sends it: a job ending in between left its worker at the default, whose action for a
+    real-time signal is to end the process, and joblib answered that idle worker's death by killing the others
+    mid-write. An ignored signal is not among those caught (/proc's SigCgt), so an idle worker is still left out."""
+    return signal.SIG_IGN if handler in (None, signal.SIG_DFL) else handler
+
+
 @contextlib.contextmanager
 def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
     """While a job runs in a worker: where the sweep's process `sweep` dies (kill -9, the out-of-memory killer), which
     left its workers searching to the end, alone, the worker stops its search as on SIGTERM (its trial queued again, its
     files written; its line says the sweep died: `sweep_died`). Nothing where the system cannot (no prctl, no real-time signals) or outside the worker's
-    main thread, which alone takes signals. Left as before on leaving: an idle worker that the signal ended would break
-    joblib's executor, whose other workers joblib then kills."""
+    main thread, which alone takes signals. Left as before on leaving, the signal ignored where it was at its default
+    (`_idle_handler`): an idle worker that the signal ended would break joblib's executor, whose other workers joblib
+    then kills."""
     global _sweep_died
 
     def died(signum: int, frame: Any) -> None:
@@ -301,7 +311,7 @@ def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
         yield
     finally:
         _die_with(before)
-        signal.signal(SWEEP_DIED, handler if handler is not None else signal.SIG_DFL)
+        signal.signal(SWEEP_DIED, _idle_handler(handler))
         _sweep_died = False  # the job's stop line has been said
 
 
@@ -312,7 +322,8 @@ def _takes_a_passed_ctrl_c() -> Iterator[None]:
     number of each signal it catches to the wakeup fd as the signal arrives: a pipe here, read when the sweep's comes.
     The terminal's (or the process group's) SIGINT was sent before the sweep could pass its own on, and a process takes
     its pending signals lowest number first, so it is there by then. Nothing where the wakeup fd is taken (an event
-    loop's) or outside the main thread; left as before on leaving."""
+    loop's) or outside the main thread; left as before on leaving, the signal ignored where it was at its default
+    (`_idle_handler`: the sweep's, sent as the job ended, would end the idle worker)."""
     if not SWEEP_INTERRUPTED:
         yield
         return
@@ -345,7 +356,7 @@ def _takes_a_passed_ctrl_c() -> Iterator[None]:
             try:
                 yield
             finally:
-                signal.signal(SWEEP_INTERRUPTED, handler if handler is not None else signal.SIG_DFL)
+                signal.signal(SWEEP_INTERRUPTED, _idle_handler(handler))
         finally:
             signal.set_wakeup_fd(-1)
     finally:

@@ -646,6 +646,33 @@ def test_a_worker_takes_its_sweeps_sigint_once_whether_or_not_the_terminals_reac
     assert out.read_text() == "SIGINT"
 
 
+_IDLE_WORKER_SIGNALLED = """
+import os, signal, sys, time
+import nas.sweep
+
+nas.sweep.run_job(None, task_function=lambda cfg: None, stop_file=os.path.join(sys.argv[1], "stopped"),
+                  sweep=os.getppid())
+# idle again: as the sweep sends them to a worker it read as busy just before its job ended
+for signum in (nas.sweep.SWEEP_INTERRUPTED, nas.sweep.SWEEP_DIED):
+    print(signum, nas.sweep.catches(pid=os.getpid(), signum=signum), flush=True)
+    os.kill(os.getpid(), signum)
+    time.sleep(0.05)
+print("alive", flush=True)
+"""
+
+
+@pytest.mark.skipif(not nas.sweep.SWEEP_INTERRUPTED, reason="real-time signals")
+def test_a_sweeps_signal_sent_as_its_workers_job_ends_leaves_the_idle_worker_alive(tmp_path):
+    # The sweep reads which workers catch SWEEP_INTERRUPTED, then sends it: a job ending in between left its worker at
+    # the signal's default, which ends the process (a real-time signal), and joblib then killed the other workers
+    # mid-write. Leaving a job ignores the sweep's signals instead, which still leaves the idle worker out of those that
+    # catch them.
+    worker = subprocess.run([sys.executable, "-c", _IDLE_WORKER_SIGNALLED, str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (worker.returncode, worker.stdout) == (0, f"{nas.sweep.SWEEP_INTERRUPTED} False\n{nas.sweep.SWEEP_DIED} "
+                                                     "False\nalive\n"), worker.stderr
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_a_sweeps_terminal_ends_it_after_its_workers_have_written_their_files(tiny_idx_root, tmp_path):
     # Ctrl-C reaches the whole foreground process group: the sweep and each worker.
