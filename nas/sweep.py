@@ -51,7 +51,8 @@ SWEEP_DIED = getattr(signal, "SIGRTMIN", 0)
 """The signal the kernel sends a worker busy with a job whose sweep's process died (Linux's PR_SET_PDEATHSIG, set as the
 job starts): the worker then stops its search as on SIGTERM. A real-time signal, which nothing else sends (0 where the
 system has none): it also comes when the thread of the sweep that started the worker ends (joblib's executor starts
-workers from its own thread too), the sweep alive, so the worker checks its parent before it stops."""
+workers from its own thread too), the sweep alive, so the worker checks its parent before it stops; and as a stopped
+sweep ends, the worker then stopping already (`_stops_with_its_sweep` tells the two apart)."""
 
 SWEEP_INTERRUPTED = SWEEP_DIED + 1 if SWEEP_DIED else 0
 """The signal a sweep interrupted (SIGINT: Ctrl-C, `kill -INT`) sends its workers busy with a job: each takes it as
@@ -217,7 +218,8 @@ def _stop_waiting(signum: int, frame: Any) -> None:
     """The end of a stopped sweep's wait (SIGALRM after `WORKERS_WAIT_S`, or a second stop): one line naming the workers
     still running, which go on writing their files alone, and the stop's exit status at once (os._exit: joblib's
     cleanup would kill them). os._exit skips the launch's TemporaryDirectory cleanup: the stop file's folder is removed
-    here, which also tells a job the launcher would still start that the launch has ended (`run_job`)."""
+    here, which also tells a job the launcher would still start that the launch has ended (`run_job`), and a worker
+    whose job goes on that the sweep's end is not a death to stop it for (`_stops_with_its_sweep`): it is stopping."""
     launch = _launch
     if launch is not None:  # else every stopped sweep left a nas-sweep-* folder in the temporary directory
         shutil.rmtree(launch.stop_file.parent, ignore_errors=True)
@@ -282,20 +284,27 @@ def _idle_handler(handler: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _stops_with_its_sweep(*, sweep: int) -> Iterator[None]:
+def _stops_with_its_sweep(*, sweep: int, stop_file: str | Path) -> Iterator[None]:
     """While a job runs in a worker: where the sweep's process `sweep` dies (kill -9, the out-of-memory killer), which
     left its workers searching to the end, alone, the worker stops its search as on SIGTERM (its trial queued again, its
-    files written; its line says the sweep died: `sweep_died`). Nothing where the system cannot (no prctl, no real-time signals) or outside the worker's
-    main thread, which alone takes signals. Left as before on leaving, the signal ignored where it was at its default
+    files written; its line says the sweep died: `sweep_died`). Not where the sweep had been stopped (its `stop_file`
+    is there: the stop was passed on to the worker already) or stopped waiting for its workers (the file's folder is
+    gone: `_stop_waiting` removes it as it ends): the worker is stopping as asked, and a second SIGTERM would stop its
+    search at once, wherever it is (inside Optuna, or mid-write), where the sweep's line said it goes on alone. Nothing
+    where the system cannot (no prctl, no real-time signals) or outside the worker's main thread, which alone takes
+    signals. Left as before on leaving, the signal ignored where it was at its default
     (`_idle_handler`): an idle worker that the signal ended would break joblib's executor, whose other workers joblib
     then kills."""
     global _sweep_died
 
     def died(signum: int, frame: Any) -> None:
         global _sweep_died
-        if os.getppid() != sweep:  # else a thread of the sweep ended, the one that started this worker
-            _sweep_died = True  # before the SIGTERM, whose handler reads it
-            os.kill(os.getpid(), signal.SIGTERM)
+        if os.getppid() == sweep:  # a thread of the sweep ended, the one that started this worker
+            return
+        if os.path.exists(stop_file) or not os.path.isdir(os.path.dirname(stop_file)):  # an end it announced
+            return
+        _sweep_died = True  # before the SIGTERM, whose handler reads it
+        os.kill(os.getpid(), signal.SIGTERM)
 
     before = _death_signal()
     if before is None:
@@ -382,7 +391,7 @@ def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str, sw
     try:
         stop_on_sigterm()  # before the check: a stop in between is taken as the search takes it
         # before the check too: a sweep that died before it is seen there
-        with _stops_with_its_sweep(sweep=sweep) if worker else contextlib.nullcontext(), \
+        with _stops_with_its_sweep(sweep=sweep, stop_file=stop_file) if worker else contextlib.nullcontext(), \
                 _takes_a_passed_ctrl_c() if worker else contextlib.nullcontext():
             if os.path.exists(stop_file) or not os.path.isdir(os.path.dirname(stop_file)) or \
                     (worker and os.getppid() != sweep):

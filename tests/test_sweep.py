@@ -263,13 +263,15 @@ def test_a_worker_whose_sweep_is_killed_outright_stops_its_search_as_on_sigterm(
 
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and nas.sweep.SWEEP_DIED), reason="Linux's PR_SET_PDEATHSIG")
-def test_a_search_stopped_because_its_sweep_died_says_so_not_sigterm(capfd):
+def test_a_search_stopped_because_its_sweep_died_says_so_not_sigterm(tmp_path, capfd):
     # The worker stops as on SIGTERM (its trials kept), but its line said "SIGTERM: stopping the search ...", a signal
     # nobody sent: it names the sweep's death. A real SIGTERM after the job says SIGTERM again.
     from nas.errors import Terminated
     from nas.search import _interrupts_at_safe_points
 
-    with nas.sweep._stops_with_its_sweep(sweep=-1), _interrupts_at_safe_points() as stop_if_asked:  # -1: not its parent
+    # -1: not its parent; the sweep's folder there, without a stop file: it died unannounced
+    with nas.sweep._stops_with_its_sweep(sweep=-1, stop_file=tmp_path / "stopped"), \
+            _interrupts_at_safe_points() as stop_if_asked:
         os.kill(os.getpid(), nas.sweep.SWEEP_DIED)  # as the kernel sends it when the sweep's process dies
         time.sleep(0.01)
         with pytest.raises(Terminated):
@@ -296,6 +298,76 @@ def test_a_worker_goes_on_when_the_sweeps_thread_that_started_it_ends(tmp_path):
         with contextlib.suppress(OSError):
             os.kill(worker, signal.SIGKILL)
     assert out.read_text() == "finished"
+
+
+_WORKER_STOPPING = """
+import os, pathlib, signal, sys, time
+import nas.sweep
+
+stop_file, out = sys.argv[1], pathlib.Path(sys.argv[2])
+sweep = os.getppid()
+
+
+def task(cfg):
+    got = []
+    signal.signal(signal.SIGTERM, lambda *a: got.append("SIGTERM"))  # a search's: a stop asked, a second at once
+    print("ready", os.getpid(), flush=True)
+    deadline = time.monotonic() + 30
+    while os.getppid() == sweep and time.monotonic() < deadline:  # stopping: writing its files
+        time.sleep(0.01)
+    time.sleep(0.5)  # writing on, its sweep gone
+    out.write_text(" ".join(got))
+
+
+nas.sweep.run_job(None, task_function=task, stop_file=stop_file, sweep=sweep)
+"""
+
+_SWEEP_STOPPED = f"""
+import os, pathlib, signal, subprocess, sys
+import nas.sweep
+
+folder = pathlib.Path(sys.argv[1]) / "launch"
+folder.mkdir()
+nas.sweep._launch = nas.sweep._Launch(stop_file=folder / "stopped")  # as during a joblib launch
+worker = subprocess.Popen([sys.executable, "-c", {_WORKER_STOPPING!r}, str(folder / "stopped"), sys.argv[2]],
+                          stdout=subprocess.PIPE, text=True)
+print(worker.stdout.readline(), end="", flush=True)
+nas.sweep._sweep_stopped(signal.SIGTERM, None)  # passed on to the worker; the sweep waits
+if sys.argv[3] == "again":
+    nas.sweep._sweep_stopped(signal.SIGTERM, None)  # it stops waiting and ends at once (os._exit)
+os.kill(os.getpid(), signal.SIGKILL)  # a scheduler killing it after the stop
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and nas.sweep.SWEEP_DIED), reason="Linux's PR_SET_PDEATHSIG")
+@pytest.mark.parametrize("end", ["again", "killed"])
+def test_a_worker_whose_stopped_sweep_ends_is_not_stopped_a_second_time(tmp_path, end):
+    # A stopped sweep that stops waiting (a second SIGTERM, or after WORKERS_WAIT_S) ends with os._exit, or is killed
+    # after its stop: the parent-death signal then made its workers, stopping already, send themselves a second SIGTERM,
+    # which stops a search at once, wherever it is (inside Optuna, or mid-write), though the sweep's line said they go
+    # on alone. The worker now finishes its files, stopped once.
+    out = tmp_path / "job"
+    sweep = subprocess.Popen([sys.executable, "-c", _SWEEP_STOPPED, str(tmp_path), str(out), end], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    worker = None
+    try:
+        said = sweep.stdout.readline()
+        assert said.startswith("ready "), said
+        worker = int(said.split()[1])
+        _, err = sweep.communicate(timeout=30)
+        assert sweep.returncode == (143 if end == "again" else -signal.SIGKILL), err
+        if end == "again":
+            assert f"sweep: stopped waiting for its workers on a second SIGTERM (pids {worker} go on alone" in err, err
+        deadline = time.monotonic() + 30
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker)  # ended with its job, an orphan
+    finally:
+        sweep.kill()
+        with contextlib.suppress(OSError, TypeError):
+            os.kill(worker, signal.SIGKILL)
+    assert out.read_text() == "SIGTERM"  # the sweep's stop alone
 
 
 class _Launcher(SimpleNamespace):
