@@ -479,8 +479,17 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     semi = (tmp_path / "semi.csv").read_text()
     (tmp_path / "sep.csv").write_text("sep=;\r\n" + semi)
     assert read_measurements(tmp_path / "sep.csv") == rows
-    (tmp_path / "sep_bad.csv").write_text("sep=;\n" + semi.replace(";0.25;", ";0,25;"))
-    with pytest.raises(DataError, match=r"sep_bad\.csv, line 3: median_ms='0,25' must be a plain number"):
+    # decimal commas, as German-locale Excel saves: with ';' or tabs between the cells the comma can only be a decimal one
+    german = semi.replace(";0.25;0.2;0.3;", ";0,25;0,2; 0,3 ;")
+    (tmp_path / "german.csv").write_text("sep=;\r\n" + german)
+    assert read_measurements(tmp_path / "german.csv") == rows
+    (tmp_path / "tabs.csv").write_text(german.replace(";", "\t"))
+    assert read_measurements(tmp_path / "tabs.csv") == rows
+    (tmp_path / "u.csv").write_text("arch_id;unit;us\na;stem;12,5\n")  # per-unit times the same
+    assert read_unit_times(tmp_path / "u.csv") == {"a": {"stem": 12.5}}
+    # in a ','-separated file the comma stays ambiguous: a quoted '0,25' is refused with the hint, as before
+    (tmp_path / "sep_bad.csv").write_text("sep=,\n" + text.replace(",0.25,", ',"0,25",'))
+    with pytest.raises(DataError, match=r"sep_bad\.csv, line 3: median_ms='0,25' must be a plain number.*write decimals"):
         read_measurements(tmp_path / "sep_bad.csv")  # the lines counted from the file's first, the 'sep=' line
     (tmp_path / "m.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
     with pytest.raises(DataError, match=r"m\.xlsx is a zip file \(a spreadsheet workbook such as \.xlsx\?\), not CSV"):

@@ -598,11 +598,17 @@ def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, flo
 _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
 
 
-def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
-              optional: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
+"""A number written with a decimal comma ('0,42', ',5', '1,2E-03'), as decimal-comma locales save it."""
+
+
+def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequence[str] = (),
+              numbers: Collection[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`. So is a header
     cell that is a near miss of an absent `optional` column ('BATCH', 'precison'): its cells would go unread, and with
-    them the checks they are for.
+    them the checks they are for. In a ';'- or tab-separated file a cell of the `numbers` columns written with a decimal
+    comma ('0,42') is given with a point ('0.42'): there the comma cannot be a separator, and such a file is what a
+    spreadsheet of a decimal-comma locale saves; in a ','-separated one it stays (and is refused by `_number`).
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
     and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter, as does a first line
@@ -700,7 +706,11 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *,
                     " (a cell holding the separator unquoted?)")
             raise DataError(f"{path}, line {start}: {len(cells)} cells, but the header has {len(fieldnames)} columns, so the "
                             f"cells are shifted{hint}")
-        yield start, {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
+        row = {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
+        if reader.dialect.delimiter in ";\t":
+            row.update({name: cell.strip().replace(",", ".") for name in numbers
+                        if _DECIMAL_COMMA.fullmatch((cell := row.get(name) or "").strip())})
+        yield start, row
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -786,7 +796,7 @@ def read_unit_times(path: str | os.PathLike, *, arch_ids: Collection[str] = ()) 
     p = Path(path)
     out: dict[str, dict[str, float]] = collections.defaultdict(dict)
     seen: dict[tuple[str, str], int] = {}
-    for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times"):
+    for line, row in _csv_rows(p, UNIT_COLUMNS, "unit times", numbers=("us",)):
         unit = row["unit"] or ""
         if not _UNIT_NAME.match(unit):
             # A profiler's own layer name pasted as it is: say which unit it belongs to
@@ -826,7 +836,7 @@ def read_node_times(path: str | os.PathLike) -> dict[str, NodeProfile]:
     p = Path(path)
     nodes: dict[str, list[NodeTime]] = collections.defaultdict(list)
     calls: dict[str, float] = {}
-    for line, row in _csv_rows(p, NODE_COLUMNS, "node times"):
+    for line, row in _csv_rows(p, NODE_COLUMNS, "node times", numbers=("us",)):
         if not row["arch_id"] or not row["node"]:
             raise DataError(f"{p}, line {line}: arch_id={row['arch_id']!r}, node={row['node']!r}; both must be non-empty")
         us = _number(row, "us", p, line, unit="microseconds", positive=False)
@@ -926,7 +936,8 @@ def read_measurement_rows(path: str | os.PathLike, *,
     required = ("arch_json", "median_ms") if template is None else ("median_ms",)
     templated = template_file(template) if template is not None else None  # a mistyped one named before any row is read
     archs: dict[str, tuple[int, str]] | None = None  # the template's, read at the first row that needs them
-    for line, row in _csv_rows(p, required, "measurements", optional=[c for c in MEASUREMENT_COLUMNS if c not in required]):
+    for line, row in _csv_rows(p, required, "measurements", optional=[c for c in MEASUREMENT_COLUMNS if c not in required],
+                               numbers=("median_ms", "p10_ms", "p90_ms", "threads", "n_calls", "batch")):
         spec = (row.get("arch_json") or "").strip()
         source = f"{p}, line {line}"
         if not spec and templated is not None:
