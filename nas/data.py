@@ -837,6 +837,76 @@ def _misnamed_split_folders(root: Path, has_split_dirs: bool) -> None:
                         "root/val/<class> (lower case)" + (f": rename {', '.join(renames)}" if renames else ""))
 
 
+RUN_FOLDER_MARKS = ("pareto.json", "study.db", "checkpoints")
+"""Files (and the folder of members' weights, checkpoints/<arch_id>/model.pt) a search's run folder holds and no
+dataset does: a class folder that is or holds such a folder is a run folder or runs_dir, not a class (its report PNGs
+would be trained on as images of that class)."""
+
+
+def _split_folder(folder: Path, split: str) -> Path | None:
+    """`folder`'s subfolder for `split` (train, test or val) under any name `SPLIT_FOLDER_NAMES` gives it (in lower
+    case or capitalised: 'Training'), or None. Stat calls, not a listing: a class folder of many images costs little."""
+    names = [name for name, meant in SPLIT_FOLDER_NAMES.items() if meant == split]
+    return next((folder / n for name in names for n in (name, name.capitalize()) if (folder / n).is_dir()), None)
+
+
+def _holds_a_dataset(folder: Path) -> bool:
+    """Whether `folder` holds a split dataset: a train folder of >= 2 folders (classes) beside a test or val folder."""
+    train = _split_folder(folder, "train")
+    try:
+        return (train is not None and (_split_folder(folder, "test") or _split_folder(folder, "val")) is not None
+                and len(_class_dirs(train)) >= 2)
+    except OSError:
+        return False
+
+
+def _run_folder_in(folder: Path) -> tuple[Path, str] | None:
+    """(the run folder, the mark it holds) where `folder` is a search's run folder or holds one (`RUN_FOLDER_MARKS`:
+    runs/<study>/pareto.json), else None."""
+    try:
+        with os.scandir(folder) as entries:
+            inside = sorted(Path(e.path) for e in entries if e.is_dir() and not _skipped_folder(e.name))
+    except OSError:
+        return None
+    def marked(run: Path, mark: str) -> bool:
+        if mark != "checkpoints":
+            return (run / mark).is_file()
+        # a folder named so is not enough (a class's photos may be): a member's folder with its weights is
+        return (run / mark).is_dir() and any((member / "model.pt").is_file() for member in (run / mark).iterdir())
+
+    try:
+        return next(((run, mark) for run in (folder, *inside) for mark in RUN_FOLDER_MARKS if marked(run, mark)), None)
+    except OSError:
+        return None
+
+
+def _not_a_class_folder(root: Path, train_root: Path, classes: Sequence[str]) -> None:
+    """`DataError` where a class folder of `train_root` is surely none, as where data.root is one folder too high, at a
+    folder holding the dataset beside others: a class folder that holds a split dataset (train/ and test/ or val/ of
+    class folders), or that is or holds a search's run folder (`_run_folder_in`). Each would be read as one class, its
+    images (and a report's PNGs) mixed into it. The message names the likely data.root."""
+    def override(folder: Path) -> str:
+        return shell_override(key="data.root", value=str(folder.resolve()))
+
+    for name in classes:
+        if _holds_a_dataset(folder := train_root / name):
+            raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ and test/ "
+                            "or val/ of class folders), which would be read as one class: data.root is that folder, "
+                            f"e.g. {override(folder)}")
+    for name in classes:
+        if (found := _run_folder_in(folder := train_root / name)) is None:
+            continue
+        run, mark = found
+        # the other folders may be classes (the run folder is then what is out of place) or datasets themselves
+        datasets = [c for c in classes if c != name and (_holds_a_dataset(train_root / c)
+                                                         or len(_image_folders_in(train_root / c)) >= 2)]
+        fix = (f"data.root is the dataset's folder, e.g. {override(train_root / datasets[0])}, or move {folder} out of "
+               "it" if datasets else f"move {folder} out of data.root, or set data.root to the dataset's folder")
+        told = "; a run's config.yaml names the data.root it searched" if run == folder else ""
+        raise DataError(f"data.root={root}: its class folder {folder} {'is' if run == folder else 'holds'} a search's "
+                        f"run folder ({run} holds {mark}), which would be read as a class of images: {fix}{told}")
+
+
 def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...], ImageCounts | None]:
     root = Path(cfg.root)
     if not root.is_dir():
@@ -866,6 +936,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                       f"{shell_override(key='data.root', value=str(folder.resolve()))})")
         raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}{one_class}{nested}")
+    _not_a_class_folder(root, train_root, classes)
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):
         if (loose := _loose_images_warning(where)) is not None:
             log.warning("%s", loose)

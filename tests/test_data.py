@@ -1,6 +1,7 @@
 import dataclasses
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -1760,6 +1761,66 @@ def test_a_class_folder_given_as_data_root_names_the_folder_above_quoted_to_past
     assert hint == f"\"data.root='{above}'\""
     (arg,) = shlex.split(hint)
     assert OverridesParser.create().parse_overrides([arg])[0].value() == str(above)
+
+
+def test_a_data_root_above_a_dataset_and_other_folders_names_the_dataset(tmp_path):
+    # data.root at a folder holding photos/ and a split dataset (split/train/<class>, split/test/<class>): each was read
+    # as a class, the dataset's train and test images mixed into one
+    def load(root):
+        return load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(root), img_size=8, val_size=1))
+
+    for c, v in (("circle", 10), ("square", 200)):
+        for split, n in (("train", 3), ("test", 1)):
+            for i in range(n):
+                _png(tmp_path / "home" / "split" / split / c / f"{i}.png", 8, v)
+    _png(tmp_path / "home" / "photos" / "0.png", 8, 50)
+    with pytest.raises(DataError) as err:
+        load(tmp_path / "home")
+    assert str(err.value) == (
+        f"data.root={tmp_path / 'home'}: its class folder {tmp_path / 'home' / 'split'} holds a dataset of its own "
+        "(train/ and test/ or val/ of class folders), which would be read as one class: data.root is that folder, e.g. "
+        f"data.root={tmp_path / 'home' / 'split'}")
+    assert load(tmp_path / "home" / "split").classes == ("circle", "square")
+
+    # a runs_dir (runs/<study>/ with its report's PNGs) beside the class folders: the PNGs were a class's images
+    for c, v in (("cat", 10), ("dog", 200)):
+        for i in range(3):
+            _png(tmp_path / "data" / c / f"{i}.png", 8, v)
+    (tmp_path / "data" / "runs" / "s1").mkdir(parents=True)
+    (tmp_path / "data" / "runs" / "s1" / "study.db").write_bytes(b"")
+    _png(tmp_path / "data" / "runs" / "s1" / "pareto.png", 8, 0)
+    with pytest.raises(DataError) as err:
+        load(tmp_path / "data")
+    runs = tmp_path / "data" / "runs"
+    assert str(err.value) == (
+        f"data.root={tmp_path / 'data'}: its class folder {runs} holds a search's run folder ({runs / 's1'} holds "
+        f"study.db), which would be read as a class of images: move {runs} out of data.root, or set data.root to the "
+        "dataset's folder")
+    # beside a dataset's folder, that folder is named; data.root at runs_dir says where a run's data.root is written
+    for c, v in (("circle", 10), ("square", 200)):
+        _png(tmp_path / "runs_too" / "shapes" / c / "0.png", 8, v)
+    (tmp_path / "runs_too" / "outputs" / "s2" / "checkpoints" / "abc").mkdir(parents=True)
+    (tmp_path / "runs_too" / "outputs" / "s2" / "checkpoints" / "abc" / "model.pt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"outputs holds a search's run folder \(.*s2 holds checkpoints\), which would be "
+                       rf"read as a class of images: data\.root is the dataset's folder, e\.g\. "
+                       rf"data\.root={re.escape(str(tmp_path / 'runs_too' / 'shapes'))}, or move "):
+        load(tmp_path / "runs_too")
+    (tmp_path / "runs_too" / "outputs" / "s3").mkdir()
+    (tmp_path / "runs_too" / "outputs" / "s3" / "pareto.json").write_text("{}")
+    with pytest.raises(DataError, match=r"its class folder .*s2 is a search's run folder \(.*s2 holds checkpoints\), "
+                       r".*; a run's config\.yaml names the data\.root it searched$"):
+        load(tmp_path / "runs_too" / "outputs")
+
+
+def test_class_folders_with_split_or_checkpoint_subfolders_of_images_stay_classes(tmp_path):
+    # a class's photos sorted into train/ and test/ subfolders, or kept in one named checkpoints/: images, not a dataset
+    # or a run folder, read as before (a study's images must not change)
+    for c, v in (("cat", 10), ("dog", 200)):
+        for sub in ("train", "test", "checkpoints"):
+            _png(tmp_path / c / sub / "0.png", 8, v)
+    data = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8, test_size=2,
+                                   val_size=2))
+    assert data.classes == ("cat", "dog") and len(data.train) + len(data.val) + len(data.test) == 6
 
 
 def test_a_class_folder_with_a_dated_subfolder_given_as_data_root_names_the_folder_above(tmp_path):
