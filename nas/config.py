@@ -702,9 +702,9 @@ def hw_help(argv: Sequence[str], *, config_name: str) -> str:
     (`nas.latency.measure.hw_choices`, its default marked): the shipped profiles and those of a `--config-dir` in
     `argv` (its `hw/` subfolder, after the shipped one, as Hydra looks them up). Hydra's own help lists the names alone."""
     from nas.latency.measure import hw_choices  # at call time: only --help needs it
-    from nas.overrides import _split_config_dir  # at call time: it imports this module
+    from nas.overrides import split_config_dir  # at call time: it imports this module
 
-    config_dir = _split_config_dir(argv)[1]
+    config_dir = split_config_dir(argv)[1]
     folders = [CONF_DIR / "hw"] + ([Path(config_dir) / "hw"] if config_dir else [])
     defaults = (yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()) or {}).get("defaults") or []
     default = next((str(d["hw"]) for d in defaults if isinstance(d, dict) and "hw" in d), "")
@@ -809,8 +809,8 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
     from hydra import compose, initialize_config_dir
 
     from nas.config_messages import compose_error_message  # at call time: these import this module
-    from nas.overrides import (_flat_file_hint, _searchpath_folder, number_for_a_switch, number_for_a_switch_in_files,
-                               override_syntax_problem)
+    from nas.overrides import (flat_file_hint, number_for_a_switch, number_for_a_switch_in_files, override_syntax_problem,
+                               searchpath_folder)
 
     if isinstance(overrides, str):  # one override given alone would be read character by character
         overrides = [overrides]
@@ -833,9 +833,9 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # a folder of the user's on Hydra's search path (`hydra.searchpath=[file://myconf]`, what --config-dir adds)
             # is where their group files are: named with the file, not told to pass --config-dir
-            config_dir = _searchpath_folder(overrides)
+            config_dir = searchpath_folder(overrides)
             raise ConfigError(compose_error_message(exc, config_dir=config_dir)
-                              + _flat_file_hint(overrides, config_dir)) from None
+                              + flat_file_hint(overrides, config_dir)) from None
     if (problem := number_for_a_switch(cfg, overrides) or number_for_a_switch_in_files(cfg, overrides)) is not None:
         raise ConfigError(problem)
     # Where Hydra keeps a run's command line (its own `hydra` node, which compose leaves out), so that a Python caller's

@@ -400,25 +400,25 @@ def _yaml_text(value: Any) -> str:
     return str(value)
 
 
-_NOT_FOUND = object()
+NOT_FOUND = object()  # yaml_value's answer where the file gives no value (None is YAML's null)
 
 
-def _yaml_value(path: Path | None, key: str) -> Any:
-    """The value the YAML file at `path` gives the dotted `key`, as OmegaConf reads it; `_NOT_FOUND` where it gives
+def yaml_value(path: Path | None, key: str) -> Any:
+    """The value the YAML file at `path` gives the dotted `key`, as OmegaConf reads it; `NOT_FOUND` where it gives
     none or cannot be read."""
     if path is None:
-        return _NOT_FOUND
+        return NOT_FOUND
     try:
         found = yaml.load(path.read_text(encoding="utf-8"), Loader=get_yaml_loader())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return _NOT_FOUND
+        return NOT_FOUND
     for part in key.split(".") if key else []:
         if isinstance(found, list) and part.isdigit() and int(part) < len(found):
             found = found[int(part)]
         elif isinstance(found, dict) and part in found:
             found = found[part]
         else:
-            return _NOT_FOUND
+            return NOT_FOUND
     return found
 
 
@@ -430,14 +430,14 @@ def file_wrong_kind_message(full_key: str, error: str, path: Path | None) -> str
     other errors, or a setting whose type is not known."""
     if not _WRONG_TYPE.search(error) or (what := key_takes(full_key)) is None:
         return None
-    value = _yaml_value(path, full_key.split(".", 1)[1]) if "." in full_key else _NOT_FOUND
-    if value is _NOT_FOUND:  # not in the file as such (an interpolation): OmegaConf's rendering of it
+    value = yaml_value(path, full_key.split(".", 1)[1]) if "." in full_key else NOT_FOUND
+    if value is NOT_FOUND:  # not in the file as such (an interpolation): OmegaConf's rendering of it
         found = re.search(r"[Vv]alue '(.*?)'(?: of type| for field)|Value (.*) \(\w+\) is not", error)
         text = next((g for g in found.groups() if g is not None), "") if found else ""
         text = "null" if text == "None" else text
     else:
         text = _yaml_text(value)
-    problem = "takes no null" if value is None or (value is _NOT_FOUND and text == "null") else "is not allowed"
+    problem = "takes no null" if value is None or (value is NOT_FOUND and text == "null") else "is not allowed"
     return f"{full_key}={text} {problem}; allowed: {what}"
 
 

@@ -14,11 +14,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas import config  # config.CONF_DIR read at call time: one setting of it (a copy of conf/) reaches every check
 from nas.config import group_file, overridden_keys, register_configs, unknown_keys
-from nas.config_messages import _yaml_value, compose_error_message, unknown_key_message
+from nas.config_messages import compose_error_message, unknown_key_message, yaml_value
 from nas.errors import exit_with_error
 
 
-def _searchpath_folder(overrides: Sequence[str]) -> str | None:
+def searchpath_folder(overrides: Sequence[str]) -> str | None:
     """The last `file://` folder an override `hydra.searchpath=[...]` puts on Hydra's search path; None without one."""
     for override in reversed(overrides):
         key, eq, value = override.lstrip("+").partition("=")
@@ -40,7 +40,7 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     if (problem := hydra_flags_problem(argv)) is not None:
         return problem
     multirun = {"-m", "--multirun"}
-    argv, config_dir = _split_config_dir(argv)
+    argv, config_dir = split_config_dir(argv)
     if any(a.startswith("-") and a not in multirun for a in argv):  # --help, --cfg, --info ...: left to Hydra
         return None
     # Hydra's own settings and groups are composed too (hydra/launcher=joblib hydra.launcher.n_jobs=2, as README's local
@@ -78,7 +78,7 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
             return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
-                    + _flat_file_hint(overrides, config_dir))
+                    + flat_file_hint(overrides, config_dir))
     return None
 
 
@@ -137,7 +137,7 @@ def number_for_a_switch_in_files(cfg: DictConfig, overrides: Sequence[str]) -> s
         if group.startswith("hydra") or "/" in group or not isinstance(name, str) or not isinstance(cfg.get(group), DictConfig):
             continue
         path = group_file(group, name, [folder / group for folder in sources])
-        raw = _yaml_value(path, "") if path is not None else None
+        raw = yaml_value(path, "") if path is not None else None
         if isinstance(raw, dict) and (bad := first_bad(cfg[group], raw, group)) is not None:
             return f"In '{group}/{name}' ({path}): {bad}"
     return None
@@ -198,7 +198,7 @@ def _group_path_problem(overrides: Sequence[str]) -> str | None:
     return None
 
 
-def _flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
+def flat_file_hint(overrides: Sequence[str], config_dir: str | None) -> str:
     """'; <dir>/<name>.yaml is there, but ...' for a group option that is not found where `config_dir` (the user's
     --config-dir), or else the project's conf/, holds a file of that name directly (mine/acme.yaml or conf/acme.yaml for
     hw=acme, not mine/hw/acme.yaml or conf/hw/acme.yaml), else ''; where `config_dir` is the group's folder itself
@@ -385,7 +385,7 @@ def shadowed_file(choices: Mapping[str, Any], config_dir: str | Path) -> str | N
     return None
 
 
-def _split_config_dir(argv: Sequence[str]) -> tuple[list[str], str | None]:
+def split_config_dir(argv: Sequence[str]) -> tuple[list[str], str | None]:
     """`argv` without Hydra's `--config-dir DIR` / `--config-dir=DIR` / `-cd DIR`, and that DIR (the last one given,
     as argparse keeps it; None when there is none)."""
     rest: list[str] = []
