@@ -167,6 +167,11 @@ def test_measurements_csv_round_trip(tmp_path):
                                              "without the unit: 420us in milliseconds)"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.00028 s,,,", "p10_ms='0.00028 s' must be a plain number of milliseconds > 0 (write "
                                                     "0.28, without the unit: 0.00028 s in milliseconds)"),
+     # no number before the unit: the plain refusal, not float()'s ValueError
+     ("ARCH,abc,openvino,fp32,1,1,1.2.3 ms,,,,", "line 3: median_ms='1.2.3 ms' must be a plain number of milliseconds > 0"),
+     ("ARCH,abc,openvino,fp32,1,1,. ms,,,,", "line 3: median_ms='. ms' must be a plain number of milliseconds > 0"),
+     ("ARCH,abc,openvino,fp32,1,1,.5 ms,,,,", "median_ms='.5 ms' must be a plain number of milliseconds > 0 (write 0.5, "
+                                             "without the unit)"),
      ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
      ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),

@@ -767,8 +767,9 @@ def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positiv
     if not cell:
         raise DataError(f"{path}, line {line}: {column} is empty; fill in a time in {unit} or delete the row")
     hint = " (write decimals with '.')" if re.fullmatch(r"[0-9]+,[0-9]+", cell) else ""
-    # '0.42 ms' or '420 us', as a profiler prints a time: the number to write instead
-    if (timed := re.fullmatch(r"([0-9.]+(?:e[+-]?[0-9]+)?)\s*([a-zµμ]+)", cell, re.IGNORECASE)) and (
+    # '0.42 ms' or '420 us', as a profiler prints a time: the number to write instead (a number float() reads: not
+    # '1.2.3' nor '.', which get no hint)
+    if (timed := re.fullmatch(r"((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*([a-zµμ]+)", cell, re.IGNORECASE)) and (
             given := _time_unit(timed.group(2))) and _TIME_UNITS[given].fullmatch(timed.group(2)):
         wanted = next(u for u, words in _UNIT_WORDS.items() if words == unit)
         number = float(timed.group(1)) * _SECONDS[given] / _SECONDS[wanted]
