@@ -508,7 +508,7 @@ def compress_checkpoint(
     augment: DataConfig | None = None,
     eval_batch_size: int = 512,
     memory_budget_gb: float | None = None,
-    floor_ms: float | None = None,
+    floor: tuple[ArchConfig, float] | None = None,
 ) -> dict[str, Any]:
     """Prune, recover, quantize, export and verify the checkpoint in `folder`; return (and write)
     its compressed_metrics.json content. Raises `CheckpointError` / `ConfigError` on bad input
@@ -516,17 +516,18 @@ def compress_checkpoint(
     memory available now); evaluations run in batches of at most `eval_batch_size` that fit it. Interrupted or failed,
     it leaves the files of an earlier compression of `folder` as they were (`_earlier_compression_kept`). Another
     process final-training or compressing `folder` meanwhile is waited for (`nas.checkpoint.member_lock`).
-    `floor_ms`: the checkpoint's `compress.prune.latency_floor_ms` on `hw` where the caller has it (`compress.run`
-    checked its latency target with it before loading the data), worked out when None."""
+    `floor`: (arch, its `compress.prune.latency_floor_ms` on `hw`) where the caller has it (`compress.run` checked its
+    latency target with it before loading the data); used where the checkpoint's arch is that arch, worked out
+    otherwise."""
     folder = Path(folder)
     with member_lock(folder, doing="compressing it"), _earlier_compression_kept(folder):
         return _compress_checkpoint(folder, hw=hw, data=data, cfg=cfg, augment=augment, eval_batch_size=eval_batch_size,
-                                    memory_budget_gb=memory_budget_gb, floor_ms=floor_ms)
+                                    memory_budget_gb=memory_budget_gb, floor=floor)
 
 
 def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cfg: CompressConfig,
                          augment: DataConfig | None, eval_batch_size: int, memory_budget_gb: float | None,
-                         floor_ms: float | None) -> dict[str, Any]:
+                         floor: tuple[ArchConfig, float] | None) -> dict[str, Any]:
     """`compress_checkpoint` once the earlier compression's files are moved aside."""
     started = time.perf_counter()
     weights = file_sha256(folder / "model.pt")  # the weights compressed: a member trained again since has others
@@ -543,8 +544,9 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         raise ConfigError(f"checkpoint {folder} was trained and selected for {trained_for}, not data.metric="
                           f"{data.metric.value!r}; pass data.metric={trained_for} (allowed: accuracy, balanced_accuracy)")
     fp32_pred = predict_latency(arch, hw)
-    if floor_ms is None:
-        floor_ms = latency_floor_ms(arch, hw=hw)
+    # The caller's floor is that of the arch model.pt held before this member's lock was taken: a model.pt replaced since
+    # (by hand, or a final training that finished meanwhile) has its own
+    floor_ms = floor[1] if floor is not None and floor[0] == arch else latency_floor_ms(arch, hw=hw)
     # before any file is written; the targets are worked out once, from the predictions above
     ratio, target_ms = check_prune_target(arch, hw=hw, cfg=cfg, fp32_ms=fp32_pred.total_ms, floor_ms=floor_ms)
     budget = memory_budget(memory_budget_gb)

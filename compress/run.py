@@ -140,7 +140,8 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     from nas.train import caller_settings_kept
 
     with caller_settings_kept():  # the latency timing's threads (compress.latency_threads), the compression's seeds
-        metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data, floor_ms=floor_ms)
+        metrics = compress_checkpoint(folder, hw=run.hw, data=data, cfg=run.compress, augment=run.data,
+                                      floor=(arch, floor_ms))
     if run_dir is not None:
         from nas.checkpoint import FILES_LOCK, run_folder_lock
         from nas.pareto_csv import write_pareto_csv

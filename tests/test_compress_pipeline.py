@@ -434,6 +434,28 @@ def test_a_latency_target_on_a_calibrated_profile_writes_its_metrics(checkpoint,
     assert metrics["pruned"]["latency_ms"] <= 0.8 * metrics["fp32"]["latency_ms"]
 
 
+def test_a_floor_worked_out_for_another_arch_is_worked_out_again(checkpoint, data, monkeypatch):
+    # compress.run works the floor out from model.pt before the member's lock is taken: a model.pt replaced meanwhile (by
+    # hand) has another arch, and its target was checked against the old arch's floor
+    import compress.pipeline as pipeline
+    import compress.prune
+    from nas.config import hw_profiles
+
+    class Checked(Exception):
+        pass
+
+    def checked(arch, *, floor_ms, **kw):
+        raise Checked(arch, floor_ms)
+
+    cpu = next(p for p in hw_profiles() if p.name == "cpu")
+    monkeypatch.setattr(pipeline, "check_prune_target", checked)
+    other = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=8), StageConfig(mixer="conv", depth=1, width=16)))
+    for given, expected in (((other, 123.0), compress.prune.latency_floor_ms(ARCH, hw=cpu)), ((ARCH, 123.0), 123.0)):
+        with pytest.raises(Checked) as stop:
+            compress_checkpoint(checkpoint, hw=cpu, data=data, cfg=_cfg(target_latency_fraction=0.8), floor=given)
+        assert stop.value.args == (ARCH, expected)
+
+
 def test_nothing_to_prune_keeps_the_fp32_model_for_int8(checkpoint, data, monkeypatch):
     cfg = _cfg()
     cfg.measure_latency = False
