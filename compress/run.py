@@ -7,10 +7,11 @@ run folder (`<run>/checkpoints/<arch_id>`), that run's report and pareto.csv are
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 
 from nas.overrides import exit_on_bad_overrides
 
@@ -114,10 +115,12 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
     root = recorded_root(folder, meta)
-    check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1],
-                     recorded=recorded_data_settings(folder))
+    with _naming_system_folders(run.data):
+        check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1],
+                         recorded=recorded_data_settings(folder))
     _check_background(folder, run.data)
-    data = _check_test_images(folder, data, run.data, root=root)
+    with _naming_system_folders(run.data):
+        data = _check_test_images(folder, data, run.data, root=root)
     # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
     # archs they may be well off, and at an input its calibration never measured extrapolated; a search says so in
     # these lines.
@@ -532,6 +535,22 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
                                      dataset=model.meta.get("dataset"), metric=model.meta.get("metric", "accuracy"))
             export_onnx(model, onnx_file, in_chans=model.arch.in_chans, img_size=model.arch.img_size, metadata=metadata)
             log.warning("%s; exported it again from %s", e, folder / "model.pt")
+
+
+@contextlib.contextmanager
+def _naming_system_folders(data: DataConfig) -> Iterator[None]:
+    """A refusal of `data`'s images as other than the checkpoint's, with the folders a NAS or USB disk adds that its
+    data.root holds named (`nas.data.system_folders_note`): a member trained on such a folder before they were skipped
+    had their images, which no data.root gives now."""
+    from nas.data import system_folders_note
+
+    try:
+        yield
+    except ConfigError as e:
+        if (note := system_folders_note(data)) is None:
+            raise
+        raise ConfigError(f"{e}; {note}: trained before then, it cannot be compressed on any data.root (compress a "
+                          "member of a search made since)") from None
 
 
 def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: str | None = None) -> Dataset:

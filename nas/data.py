@@ -1429,7 +1429,7 @@ def _split_as_study(cfg: DataConfig, data: Dataset, run_dir: Path, *, storage: s
         study = optuna.load_study(study_name=run_dir.name, storage=opened)
         data, known = split_as_recorded_and_digests(cfg, data, recorded_digests(opened, study.study_name))
         # as a search resuming the study refuses other images: a split of them is not the one its report scored
-        check_data(study, data_identity(data, split_digests=known), record=False,
+        check_data(study, data_identity(data, split_digests=known), record=False, images_from=cfg,
                    fix=f"pass the data settings its search used (this one's data.root={cfg.root})")
     finally:
         opened.engine.dispose()  # no connection (or SQLite file handle) left open in the caller's process
@@ -1668,6 +1668,37 @@ def _recounted(then: list[int], now: list[int], *, then_was: str, same_input: bo
     if not moved and not same_input:
         return None
     return f"as many images as {then_was} ({sum(then):,}), other ones" + (f" ({detail})" if moved else "")
+
+
+def system_folders_note(cfg: DataConfig) -> str | None:
+    """One clause for the refusal of a study or checkpoint made with other images than `cfg` gives, where `cfg` is an
+    image folder whose data.root holds `SYSTEM_FOLDERS` with images in them: until 2026-12-07 they were read (their
+    images among their class's, one at the root as a class of its own) and are skipped since, so a study or member made
+    before then had images no data.root gives now, which the caller says. None for other data, or a root without such
+    a folder."""
+    if cfg.format != DataFormat.imagefolder or not Path(cfg.root).is_dir():
+        return None
+    def has_images(folder: Path) -> bool:
+        try:
+            return any(is_image_file(p) for p in folder.rglob("*"))
+        except OSError:  # $RECYCLE.BIN or System Volume Information unreadable to the user: no images read then either
+            return False
+
+    root, found = Path(cfg.root), []
+    for folder, subfolders, _ in os.walk(root):  # linked folders not followed: a link loop would never end
+        found += [Path(folder, name) for name in sorted(subfolders)
+                  if name.lower() in SYSTEM_FOLDERS and has_images(Path(folder, name))]
+        subfolders[:] = sorted(name for name in subfolders if not _skipped_folder(name))  # as they are read
+    if not found:
+        return None
+    names = sorted({p.name for p in found}, key=str.lower)
+    at_root = [p.name for p in found if p.parent == root]
+    nested = next((f" (e.g. {p.relative_to(root)}/)" for p in found if p.parent != root), "")
+    return (f"data.root holds {', '.join(f'{n}/' for n in names)}{nested}, "
+            f"{'a folder' if len(names) == 1 else 'folders'} a NAS or a USB disk adds, whose images were read until "
+            "2026-12-07 and are skipped since"
+            + (f" ({', '.join(map(repr, at_root))} {'was a class' if len(at_root) == 1 else 'were classes'})"
+               if at_root else ""))
 
 
 def absolute_root(root: str | os.PathLike) -> str:

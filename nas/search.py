@@ -1627,7 +1627,7 @@ def _export_from(run: RunConfig, storage: optuna.storages.BaseStorage, *, run_di
         data, known = split_as_recorded_and_digests(run.data, loaded, recorded_digests(storage, study.study_name))
     digests = split_image_digests(data)  # once, for the check and the setup warnings
     # the members' test images are the study's; each split hashed once, for the comparison and the check (`known`)
-    check_data(study, data_identity(data, digests=digests, split_digests=known), record=False)
+    check_data(study, data_identity(data, digests=digests, split_digests=known), record=False, images_from=run.data)
     weights = run_dir / "trials"
     n = _n_complete(study)
     have = len(list(weights.glob("*.pt"))) if weights.is_dir() else 0

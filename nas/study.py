@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
 from nas.config import SPEED_SETTINGS, DataConfig, RunConfig, group_file, group_presets  # SPEED_SETTINGS: nas.results reads it here
-from nas.data import CLASS_SUMMARY, absolute_root, class_changes
+from nas.data import CLASS_SUMMARY, absolute_root, class_changes, system_folders_note
 from nas.errors import ConfigError, module_logger
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
@@ -397,12 +397,12 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
         raise ConfigError(f"{said}; rerun with the same ones to resume{same}, or pass a new search.study_name=...")
     if data is not None:
         # other images are refused before check_search records a tighter budget: a refused worker changed the study
-        check_data(study, data, record=False)
+        check_data(study, data, record=False, images_from=run.data)
     check_search(study, run)
     if _SETTINGS_ATTR not in study.user_attrs:
         study.set_user_attr(_SETTINGS_ATTR, _settings(run))  # a study from before settings were kept
     if data is not None:
-        check_data(study, data)  # a study from before the data was kept takes this run's as its own
+        check_data(study, data, images_from=run.data)  # a study from before the data was kept takes this run's as its own
     return study
 
 
@@ -419,11 +419,14 @@ def recorded_digests(storage: optuna.storages.BaseStorage, study_name: str) -> d
     return (storage.get_study_user_attrs(study_id).get(_DATA_ATTR) or {}).get("digests")
 
 
-def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True, fix: str | None = None) -> None:
+def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True, fix: str | None = None,
+               images_from: DataConfig | None = None) -> None:
     """`ConfigError` when the study was made with other data than `identity` (`nas.data.data_identity`): its trials'
     val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`).
     `fix`: what the error tells the user to do, for a caller that resumes nothing (`nas.data.load_search_data`); by
-    default how to resume the study or start another."""
+    default how to resume the study or start another. `images_from`: the data settings `identity` was read with, whose
+    image folder's NAS or USB-disk folders the refusal names (`nas.data.system_folders_note`): a study made before they
+    were skipped cannot be resumed on any data.root."""
     stored = study.user_attrs.get(_DATA_ATTR)
     if stored is None:
         if record:
@@ -464,6 +467,12 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         which = " and ".join(filter(None, (", ".join(other[:-1]), other[-1]))) + " " if other else ""
         # one clause: the refusal already holds it in brackets, and a bracket inside those read as a slip
         diffs = [f"the same classes and image counts, but the {which}images' content differs, as their digests show"]
+    if images_from is not None and (note := system_folders_note(images_from)) is not None:
+        # a study of such a folder made before they were skipped: no data.root gives its images again
+        then = ("its images cannot be read again" if fix is not None
+                else "it cannot be resumed (pass a new search.study_name=...)")
+        fix = (f"{note}: made before then, {then}; made since, "
+               + (fix or "resume it with the data it was made with (data.root may move)"))
     if fix is not None:
         raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}); {fix}")
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

@@ -391,6 +391,37 @@ def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     assert hashed == [len(data.test)]
 
 
+def test_a_member_trained_with_a_nas_folder_among_its_images_is_refused_naming_it(tmp_path, monkeypatch):
+    # Until 2026-12-07 a Synology's @eaDir/ at data.root was read as a class: a member trained then expects one class
+    # more than the folder gives now, and the refusal said to pass the data.root it was given
+    import numpy as np
+    from PIL import Image
+
+    import compress
+    import compress.pipeline
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.model import build_model
+
+    images = tmp_path / "images"
+    for name in ("a", "b", "@eaDir"):
+        (images / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / f"{i}.png")
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16),), in_chans=3, img_size=8, num_classes=3)
+    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(arch), arch, meta={})
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: pytest.fail("compressed"))
+    with pytest.raises(ConfigError) as refused:
+        compress.run_compress(compress.compose_compress_config(
+            [f"checkpoint={tmp_path / 'ck'}", "hw=cpu", "data=imagefolder", f"data.root={images}", "data.img_size=8",
+             "data.test_size=2", "data.val_size=2"]))
+    assert str(refused.value) == (
+        f"checkpoint {tmp_path / 'ck'} expects 3x8x8 images and 3 classes; dataset 'imagefolder' has 3x8x8 and 2; pass the "
+        "data it was trained on; data.root holds @eaDir/, a folder a NAS or a USB disk adds, whose images were read until 2026-12-07 and are skipped since "
+        "('@eaDir' was a class): trained before then, it cannot be compressed on any data.root (compress a member of a "
+        "search made since)")
+
+
 def _image_folder_member(tmp_path, compose_cfg):
     """(run folder, member folder, image folder) of a one-trial search on a tiny folder of 12x12 colour images, with
     data.img_size and data.val_size other than the imagefolder group's: a member compress.run must load as searched."""

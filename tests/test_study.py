@@ -829,6 +829,41 @@ def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_s
         check_data(old, grown)
 
 
+def test_a_study_made_before_nas_folders_were_skipped_is_refused_naming_them(tmp_path, monkeypatch):
+    # A Synology's @eaDir/ (and a USB disk's $RECYCLE.BIN/ ...) were read as images, one at the root as a class, until
+    # 2026-12-07: a study of such a folder was refused "resume with the data it was made with", which no data.root gives
+    import nas.data
+    from nas.config import DataConfig, DataFormat
+    from nas.study import check_data
+
+    for c, name in enumerate(("cat", "dog")):
+        _images(tmp_path / "a" / name, 10, seed=c)
+    _images(tmp_path / "a" / "cat" / "@eaDir" / "0-0.png", 2, seed=5)  # its thumbnails
+    with monkeypatch.context() as before:
+        before.setattr(nas.data, "SYSTEM_FOLDERS", frozenset())
+        made = _folder_identity(tmp_path / "a")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+    study.set_user_attr("data", made)
+    now, cfg = _folder_identity(tmp_path / "a"), DataConfig(format=DataFormat.imagefolder, root=str(tmp_path / "a"))
+    with pytest.raises(ConfigError) as err:
+        check_data(study, now, images_from=cfg)
+    said = str(err.value)
+    assert said.endswith("; data.root holds @eaDir/ (e.g. cat/@eaDir/), a folder a NAS or a USB disk adds, whose images "
+                         "were read until 2026-12-07 and are skipped since: made before then, it cannot be resumed (pass "
+                         "a new search.study_name=...); made since, resume it with the data it was made with (data.root "
+                         "may move)"), said
+    assert "class 'cat': 12 images in the study, 10 now" in said and "\n" not in said
+    with pytest.raises(ConfigError, match=r"\('@eaDir' was a class\): made before then, its images cannot be read "
+                                          r"again; made since, pass the data settings its search used$"):
+        _images(tmp_path / "a" / "@eaDir", 2, seed=6)  # at the root, a class then
+        check_data(study, now, images_from=cfg, fix="pass the data settings its search used")
+    # a folder without them: the refusal as before
+    _images(tmp_path / "b" / "cat", 3, seed=7)
+    with pytest.raises(ConfigError, match=r"\), and its trials' val accuracies were scored on them; resume with the data"):
+        check_data(study, now, images_from=DataConfig(format=DataFormat.imagefolder, root=str(tmp_path / "b")))
+
+
 def test_a_refusal_of_changed_images_before_any_trial_finished_says_nothing_is_lost(tmp_path):
     # Ctrl-C before the first trial finished, a photo added, the same command: "... and its trials' val accuracies were
     # scored on them", though none was. The refusal stays (a worker may be training on the study's images), and says
