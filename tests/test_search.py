@@ -78,8 +78,14 @@ def _rows_of(path):
         return list(csv.DictReader(f))
 
 
+def _few(tiny_idx_root, tmp_path, *extra):
+    """`_overrides` with half the proxy-training images (two steps a trial): for the tests that check which files a
+    search writes and what they say, not how well its candidates learn."""
+    return [o.replace("train.subset=128", "train.subset=64") for o in _overrides(tiny_idx_root, tmp_path, *extra)]
+
+
 def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, compose_cfg):
-    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
+    result = run_search(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=2")))
     run_dir = tmp_path / "t"
     assert result.run_dir == run_dir.resolve() and result.n_complete == 2 and not result.interrupted
     for name in RUN_FILES:
@@ -145,7 +151,7 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     (run_dir / "config.yaml").write_text(edited)
 
     # Same study name again with a larger target: the finished trials are kept, one is added.
-    result2 = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
+    result2 = run_search(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3")))
     assert (run_dir / "config.yaml.edited").read_text() == edited and "n_trials: 3" in (run_dir / "config.yaml").read_text()
     assert "config.yaml was edited since a search wrote it: kept as config.yaml.edited" in (run_dir / "search.log").read_text()
     assert predictions.read_text() == kept  # (the seeded third trial leaves the first member on the front)
@@ -158,17 +164,17 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
 
     # A front member's trial weights deleted by hand: its up-to-date folder is all the files need, and it is kept.
     (run_dir / "trials" / f"{first['arch_id']}.pt").unlink()
-    again = export_study(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3")))
+    again = export_study(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3")))
     assert first["arch_id"] in [m["arch_id"] for m in again.pareto] and (run_dir / first["checkpoint"] / "model.pt").is_file()
     # Its folder out of date as well (another final_train recipe): a final training starts from scratch and needs only
     # the trial's seed (nas.results.train_seed), so the member is final-trained without the trial's file.
-    again = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=smoke",
+    again = run_search(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=smoke",
                                                "final_train.subset=64")))  # few images: which members train is checked
     assert first["arch_id"] in [m["arch_id"] for m in again.pareto]
     assert nas.load_checkpoint(run_dir / first["checkpoint"]).meta["final_train"]["epochs"] == 2
     # With final_train=none the proxy weights are the member: its folder gone too, it is left out with a warning
     shutil.rmtree(run_dir / first["checkpoint"])
-    again = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=none")))
+    again = run_search(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=none")))
     assert first["arch_id"] not in [m["arch_id"] for m in again.pareto]
     assert f"Pareto member {first['arch_id']} (trial {first['number']}) is left out of the run's files" in (
         run_dir / "search.log").read_text()
