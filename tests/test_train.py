@@ -19,8 +19,10 @@ from nas.train import (TrainingDiverged, accuracy, class_weights, evaluate, nati
                        seed_everything, subset_split, train_candidate)
 
 ARCH = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=32)))
-# Six epochs: the tiny task is then learnt to >= 0.95 val accuracy (ten reached 1.0 at twice the time).
-CFG = TrainConfig(epochs=6, subset=None, batch_size=32, lr=3e-3, threads=2)
+# Six epochs: the tiny task is then learnt to >= 0.95 val accuracy (ten reached 1.0 at twice the time). One thread: a
+# test run shares the CPUs with another pytest worker, where two threads wait on each other; the determinism tests ask
+# for two, where a race would show.
+CFG = TrainConfig(epochs=6, subset=None, batch_size=32, lr=3e-3, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def test_training_learns_the_tiny_task_well_above_chance(data):
 
 def test_training_is_deterministic_for_a_seed(data):
     # Two epochs show it (each epoch reshuffles and re-augments from the seed); learning needs CFG's more.
-    short = dataclasses.replace(CFG, epochs=2)
+    short = dataclasses.replace(CFG, epochs=2, threads=2)
     m1, r1 = _train(data, short, seed=3)
     m2, r2 = _train(data, short, seed=3)
     assert r1.val_acc == r2.val_acc
@@ -122,7 +124,7 @@ def test_bf16_training_learns_keeps_float32_weights_and_is_deterministic(data):
     assert {t.dtype for t in m1.state_dict().values() if t.is_floating_point()} == {torch.float32}
     # Deterministic, and not float32 in disguise (the same seed in fp32 ends elsewhere): two epochs show either (bf16 is
     # emulated, slowly, on a CPU without it; the learning above needs CFG's more).
-    short = dataclasses.replace(CFG, epochs=2, precision="bf16")
+    short = dataclasses.replace(CFG, epochs=2, precision="bf16", threads=2)
     (m2, r2), (m3, r3) = _train(data, short, seed=3), _train(data, short, seed=3)
     assert r2.val_acc == r3.val_acc
     assert all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), m3.state_dict().values()))
