@@ -79,9 +79,11 @@ def _rows_of(path):
 
 
 def _few(tiny_idx_root, tmp_path, *extra):
-    """`_overrides` with half the proxy-training images (two steps a trial): for the tests that check which files a
+    """`_overrides` with half the proxy-training images (two steps a trial) on one thread (make test's two pytest workers
+    share two CPUs, where a training's two threads keep waiting on each other): for the tests that check which files a
     search writes and what they say, not how well its candidates learn."""
-    return [o.replace("train.subset=128", "train.subset=64") for o in _overrides(tiny_idx_root, tmp_path, *extra)]
+    return [o.replace("train.subset=128", "train.subset=64") for o in _overrides(tiny_idx_root, tmp_path, *extra)] + [
+        "train.threads=1"]
 
 
 def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, compose_cfg):
@@ -169,7 +171,7 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     # Its folder out of date as well (another final_train recipe): a final training starts from scratch and needs only
     # the trial's seed (nas.results.train_seed), so the member is final-trained without the trial's file.
     again = run_search(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=smoke",
-                                               "final_train.subset=64")))  # few images: which members train is checked
+                                         "final_train.subset=64", "final_train.threads=1")))  # few images: which members train is checked
     assert first["arch_id"] in [m["arch_id"] for m in again.pareto]
     assert nas.load_checkpoint(run_dir / first["checkpoint"]).meta["final_train"]["epochs"] == 2
     # With final_train=none the proxy weights are the member: its folder gone too, it is left out with a warning
@@ -1769,7 +1771,7 @@ def test_a_member_whose_final_training_batch_cannot_fit_stops_in_one_line_and_me
     # few steps of each training (poolformer-S is large): what is checked is which batches fit, not what is learnt (64
     # final-training images: fewer would cap its batch of 64, which the refusal below names)
     common[common.index("train.subset=128")] = "train.subset=16"
-    common.append("final_train.subset=64")
+    common += ["final_train.subset=64", "train.threads=1", "final_train.threads=1"]
     # the proxy training at batch 8 fits the 32 MiB budget (28 MiB of its estimate are the kernels' code), the final
     # training at smoke's batch of 64 does not
     with pytest.raises(ConfigError) as err:
