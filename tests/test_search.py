@@ -175,9 +175,10 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
     again = export_study(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3")))
     assert first["arch_id"] in [m["arch_id"] for m in again.pareto] and (run_dir / first["checkpoint"] / "model.pt").is_file()
     # Its folder out of date as well (another final_train recipe): a final training starts from scratch and needs only
-    # the trial's seed (nas.results.train_seed), so the member is final-trained without the trial's file.
+    # the trial's seed (nas.results.train_seed), so the member is final-trained without the trial's file. (Few images:
+    # which members train is checked.)
     again = run_search(compose_cfg(*_few(tiny_idx_root, tmp_path, "search.n_trials=3", "final_train=smoke",
-                                         "final_train.subset=64", "final_train.threads=1")))  # few images: which members train is checked
+                                         "final_train.subset=64", "final_train.threads=1")))
     assert first["arch_id"] in [m["arch_id"] for m in again.pareto]
     assert nas.load_checkpoint(run_dir / first["checkpoint"]).meta["final_train"]["epochs"] == 2
     # With final_train=none the proxy weights are the member: its folder gone too, it is left out with a warning
