@@ -181,7 +181,7 @@ def postgres_url() -> Iterator[str]:
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"PostgreSQL initdb failed: {init.stderr.strip()[:300]}")
-    # Each pytest-xdist worker (make test runs two) starts its own cluster: its own folder and socket directory, and a
+    # Each pytest process (several may run at once: pytest-xdist workers, two checkouts) starts its own cluster: its own folder and socket directory, and a
     # port free when asked for. Another worker's server (or any process) may take that port before this one binds it:
     # then a new port is tried, rather than skipping the tests.
     for _attempt in range(5):

@@ -79,14 +79,14 @@ def _rows_of(path):
 
 
 def _one_thread(tiny_idx_root, tmp_path, *extra):
-    """`_overrides` training on one thread (make test's two pytest workers share two CPUs, where a training's two
+    """`_overrides` training on one thread (on a 2-core machine whose other core is busy, a training's two
     threads keep waiting on each other), for the tests that check what a search does, not how fast."""
     return [*_overrides(tiny_idx_root, tmp_path, *extra), "train.threads=1"]
 
 
 def _few(tiny_idx_root, tmp_path, *extra):
-    """`_overrides` with half the proxy-training images (two steps a trial) on one thread (make test's two pytest workers
-    share two CPUs, where a training's two threads keep waiting on each other): for the tests that check which files a
+    """`_overrides` with half the proxy-training images (two steps a trial) on one thread (on a 2-core machine whose
+    other core is busy, a training's two threads keep waiting on each other): for the tests that check which files a
     search writes and what they say, not how well its candidates learn."""
     return [o.replace("train.subset=128", "train.subset=64") for o in _overrides(tiny_idx_root, tmp_path, *extra)] + [
         "train.threads=1"]

@@ -19,9 +19,9 @@ from nas.train import (TrainingDiverged, accuracy, class_weights, evaluate, nati
                        seed_everything, subset_split, train_candidate)
 
 ARCH = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="pool", depth=1, width=32)))
-# Six epochs: the tiny task is then learnt to >= 0.95 val accuracy (ten reached 1.0 at twice the time). One thread: a
-# test run shares the CPUs with another pytest worker, where two threads wait on each other; the determinism tests ask
-# for two, where a race would show.
+# Six epochs: the tiny task is then learnt to >= 0.95 val accuracy (ten reached 1.0 at twice the time). One thread: on
+# a 2-core machine whose other core is busy (a shared runner, another process) a training's two threads keep waiting on
+# each other; the determinism tests ask for two, where a race would show.
 CFG = TrainConfig(epochs=6, subset=None, batch_size=32, lr=3e-3, threads=1)
 
 
