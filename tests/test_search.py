@@ -88,7 +88,7 @@ def _few(tiny_idx_root, tmp_path, *extra):
     """`_overrides` with half the proxy-training images (two steps a trial) on one thread (on a 2-core machine whose
     other core is busy, a training's two threads keep waiting on each other): for the tests that check which files a
     search writes and what they say, not how well its candidates learn."""
-    return [o.replace("train.subset=128", "train.subset=64") for o in _overrides(tiny_idx_root, tmp_path, *extra)] + [
+    return ["train.subset=64" if o == "train.subset=128" else o for o in _overrides(tiny_idx_root, tmp_path, *extra)] + [
         "train.threads=1"]
 
 
