@@ -484,12 +484,19 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     semi = (tmp_path / "semi.csv").read_text()
     (tmp_path / "sep.csv").write_text("sep=;\r\n" + semi)
     assert read_measurements(tmp_path / "sep.csv") == rows
-    # decimal commas, as German-locale Excel saves: with ';' or tabs between the cells the comma can only be a decimal one
+    # decimal commas, as German-locale Excel saves: with ';' between the cells the comma can only be a decimal one
     german = semi.replace(";0.25;0.2;0.3;", ";0,25;0,2; 0,3 ;")
     (tmp_path / "german.csv").write_text("sep=;\r\n" + german)
     assert read_measurements(tmp_path / "german.csv") == rows
-    (tmp_path / "tabs.csv").write_text(german.replace(";", "\t"))
-    assert read_measurements(tmp_path / "tabs.csv") == rows
+    # tabs are what a copy from an English-locale spreadsheet gives too, where the comma groups thousands: a slow chip's
+    # '1,234' ms was read as 1.234 ms, 1000x off, and n_calls '1,000' as 1; refused, as in a ','-separated file
+    english = semi.replace(";0.25;0.2;0.3;30;", ";1,234;1,200;1,300;1,000;").replace(";", "\t")
+    (tmp_path / "tabs.csv").write_text(english)
+    with pytest.raises(DataError, match=r"tabs\.csv, line 2: median_ms='1,234' must be a plain number"):
+        read_measurements(tmp_path / "tabs.csv")
+    (tmp_path / "tabs.csv").write_text(english.replace("1,234\t1,200\t1,300", "1234\t1200\t1300"))
+    with pytest.raises(DataError, match=r"tabs\.csv, line 2: n_calls='1,000' must be a whole number"):
+        read_measurements(tmp_path / "tabs.csv")
     (tmp_path / "u.csv").write_text("arch_id;unit;us\na;stem;12,5\n")  # per-unit times the same
     assert read_unit_times(tmp_path / "u.csv") == {"a": {"stem": 12.5}}
     # in a ','-separated file the comma stays ambiguous: a quoted '0,25' is refused with the hint, as before

@@ -606,9 +606,10 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
               numbers: Collection[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`. So is a header
     cell that is a near miss of an absent `optional` column ('BATCH', 'precison'): its cells would go unread, and with
-    them the checks they are for. In a ';'- or tab-separated file a cell of the `numbers` columns written with a decimal
-    comma ('0,42') is given with a point ('0.42'): there the comma cannot be a separator, and such a file is what a
-    spreadsheet of a decimal-comma locale saves; in a ','-separated one it stays (and is refused by `_number`).
+    them the checks they are for. In a ';'-separated file a cell of the `numbers` columns written with a decimal comma
+    ('0,42') is given with a point ('0.42'): such a file is what a spreadsheet of a decimal-comma locale saves. In a
+    ','- or tab-separated one it stays (and is refused by `_number`): tabs are also what a copy from a spreadsheet of
+    any locale gives, where '1,234' may be 1234.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
     and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter, as does a first line
@@ -707,7 +708,7 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
             raise DataError(f"{path}, line {start}: {len(cells)} cells, but the header has {len(fieldnames)} columns, so the "
                             f"cells are shifted{hint}")
         row = {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
-        if reader.dialect.delimiter in ";\t":
+        if reader.dialect.delimiter == ";":
             row.update({name: cell.strip().replace(",", ".") for name in numbers
                         if _DECIMAL_COMMA.fullmatch((cell := row.get(name) or "").strip())})
         yield start, row
