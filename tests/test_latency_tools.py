@@ -488,6 +488,15 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     german = semi.replace(";0.25;0.2;0.3;", ";0,25;0,2; 0,3 ;")
     (tmp_path / "german.csv").write_text("sep=;\r\n" + german)
     assert read_measurements(tmp_path / "german.csv") == rows
+    # there '.' groups thousands: n_calls '1.000' was read as 1 without a word, and '1,000' (a count has no decimals) as 1
+    for grouped, whole in (("1.000", "1000"), ("1.000.000", "1000000")):
+        (tmp_path / "german.csv").write_text(german.replace(";30;", f";{grouped};"))
+        with pytest.raises(DataError, match=rf"german\.csv, line 2: n_calls='{re.escape(grouped)}' has thousands separators; "
+                                            rf"write the whole number without them \({whole}\)$"):
+            read_measurements(tmp_path / "german.csv")
+    (tmp_path / "german.csv").write_text(german.replace(";30;", ";1,000;"))
+    with pytest.raises(DataError, match=r"german\.csv, line 2: n_calls='1,000' must be a whole number"):
+        read_measurements(tmp_path / "german.csv")
     # tabs are what a copy from an English-locale spreadsheet gives too, where the comma groups thousands: a slow chip's
     # '1,234' ms was read as 1.234 ms, 1000x off, and n_calls '1,000' as 1; refused, as in a ','-separated file
     english = semi.replace(";0.25;0.2;0.3;30;", ";1,234;1,200;1,300;1,000;").replace(";", "\t")

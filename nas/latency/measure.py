@@ -600,16 +600,19 @@ _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.
 
 _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
 """A number written with a decimal comma ('0,42', ',5', '1,2E-03'), as decimal-comma locales save it."""
+_POINT_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+")
+"""A whole number with '.' between groups of thousands ('1.000', '1.000.000'), as decimal-comma locales group them."""
 
 
 def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequence[str] = (),
-              numbers: Collection[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
+              numbers: Collection[str] = (), counts: Collection[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`. So is a header
     cell that is a near miss of an absent `optional` column ('BATCH', 'precison'): its cells would go unread, and with
-    them the checks they are for. In a ';'-separated file a cell of the `numbers` columns written with a decimal comma
-    ('0,42') is given with a point ('0.42'): such a file is what a spreadsheet of a decimal-comma locale saves. In a
-    ','- or tab-separated one it stays (and is refused by `_number`): tabs are also what a copy from a spreadsheet of
-    any locale gives, where '1,234' may be 1234.
+    them the checks they are for. In a ';'-separated file, what a spreadsheet of a decimal-comma locale saves, a cell
+    of the `numbers` columns written with a decimal comma ('0,42') is given with a point ('0.42'), and one of the
+    whole-number `counts` columns grouped with that locale's thousands separator ('1.000', which would read as 1) is a
+    one-line `DataError`. In a ','- or tab-separated file the comma stays (and is refused by `_number`): tabs are also
+    what a copy from a spreadsheet of any locale gives, where '1,234' may be 1234.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
     and a header separated by ';' or tabs (the CSV of decimal-comma locales) sets the delimiter, as does a first line
@@ -709,6 +712,10 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
                             f"cells are shifted{hint}")
         row = {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
         if reader.dialect.delimiter == ";":
+            if grouped := next((name for name in counts if _POINT_GROUPED.fullmatch((row.get(name) or "").strip())), None):
+                cell = (row[grouped] or "").strip()
+                raise DataError(f"{path}, line {start}: {grouped}={cell!r} has thousands separators; write the whole "
+                                f"number without them ({cell.replace('.', '')})")
             row.update({name: cell.strip().replace(",", ".") for name in numbers
                         if _DECIMAL_COMMA.fullmatch((cell := row.get(name) or "").strip())})
         yield start, row
@@ -939,7 +946,7 @@ def read_measurement_rows(path: str | os.PathLike, *,
     templated = template_file(template) if template is not None else None  # a mistyped one named before any row is read
     archs: dict[str, tuple[int, str]] | None = None  # the template's, read at the first row that needs them
     for line, row in _csv_rows(p, required, "measurements", optional=[c for c in MEASUREMENT_COLUMNS if c not in required],
-                               numbers=("median_ms", "p10_ms", "p90_ms", "threads", "n_calls", "batch")):
+                               numbers=("median_ms", "p10_ms", "p90_ms"), counts=("threads", "n_calls", "batch")):
         spec = (row.get("arch_json") or "").strip()
         source = f"{p}, line {line}"
         if not spec and templated is not None:
