@@ -497,6 +497,11 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     (tmp_path / "german.csv").write_text(german.replace(";30;", ";1,000;"))
     with pytest.raises(DataError, match=r"german\.csv, line 2: n_calls='1,000' must be a whole number"):
         read_measurements(tmp_path / "german.csv")
+    # a time with its unit there gets the hint with the number to write, as '0.25 ms' does (it got the bare refusal)
+    (tmp_path / "german.csv").write_text(german.replace(";0,25;", ";0,25 ms;"))
+    with pytest.raises(DataError, match=r"german\.csv, line 2: median_ms='0\.25 ms' must be a plain number of milliseconds "
+                                        r"> 0 \(write 0\.25, without the unit\)$"):
+        read_measurements(tmp_path / "german.csv")
     # tabs are what a copy from an English-locale spreadsheet gives too, where the comma groups thousands: a slow chip's
     # '1,234' ms was read as 1.234 ms, 1000x off, and n_calls '1,000' as 1; refused, as in a ','-separated file
     english = semi.replace(";0.25;0.2;0.3;30;", ";1,234;1,200;1,300;1,000;").replace(";", "\t")

@@ -598,8 +598,9 @@ def write_unit_times(path: str | os.PathLike, rows: Sequence[tuple[str, str, flo
 _UNIT_NAME = re.compile(r"^(stem|head|nodes|call|stages\.\d+\.down|stages\.\d+\.blocks\.\d+)$")
 
 
-_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
-"""A number written with a decimal comma ('0,42', ',5', '1,2E-03'), as decimal-comma locales save it."""
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?(?:\s*[a-zµμ]+)?", re.IGNORECASE)
+"""A number written with a decimal comma ('0,42', ',5', '1,2E-03'), as decimal-comma locales save it; or such a number
+with a unit ('0,42 ms'), still refused by `_number` but with the plain number to write."""
 _POINT_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+")
 """A whole number with '.' between groups of thousands ('1.000', '1.000.000'), as decimal-comma locales group them."""
 
