@@ -882,17 +882,25 @@ def _run_folder_in(folder: Path) -> tuple[Path, str] | None:
 
 def _not_a_class_folder(root: Path, train_root: Path, classes: Sequence[str]) -> None:
     """`DataError` where a class folder of `train_root` is surely none, as where data.root is one folder too high, at a
-    folder holding the dataset beside others: a class folder that holds a split dataset (train/ and test/ or val/ of
-    class folders), or that is or holds a search's run folder (`_run_folder_in`). Each would be read as one class, its
-    images (and a report's PNGs) mixed into it. The message names the likely data.root."""
+    folder holding the dataset beside others: a class folder that holds a split dataset (train/ of >= 2 folders beside
+    test/ or val/) where not every class folder is split so, or that is or holds a search's run folder
+    (`_run_folder_in`). Each would be read as one class, its images (and a report's PNGs) mixed into it. The message
+    names the likely data.root."""
     def override(folder: Path) -> str:
         return shell_override(key="data.root", value=str(folder.resolve()))
 
-    for name in classes:
-        if _holds_a_dataset(folder := train_root / name):
-            raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ and test/ "
-                            "or val/ of class folders), which would be read as one class: data.root is that folder, "
-                            f"e.g. {override(folder)}")
+    def split_shaped(folder: Path) -> bool:  # train/ beside test/ or val/, whatever train/ holds
+        return _split_folder(folder, "train") is not None and (
+            _split_folder(folder, "test") or _split_folder(folder, "val")) is not None
+
+    # Where every class folder is split so (class/split/source: defect/train/cam1/, defect/val/cam1/, ok/... alike) they
+    # are classes whose photos are sorted that way, read as before; one among other folders is a dataset beside them.
+    holding = next((name for name in classes if _holds_a_dataset(train_root / name)), None)
+    if holding is not None and not all(split_shaped(train_root / name) for name in classes):
+        folder = train_root / holding
+        raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ and test/ "
+                        "or val/ of class folders), which would be read as one class: data.root is that folder, "
+                        f"e.g. {override(folder)}")
     for name in classes:
         if (found := _run_folder_in(folder := train_root / name)) is None:
             continue

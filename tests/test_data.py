@@ -1812,6 +1812,23 @@ def test_a_data_root_above_a_dataset_and_other_folders_names_the_dataset(tmp_pat
         load(tmp_path / "runs_too" / "outputs")
 
 
+def test_class_folders_each_sorted_by_split_and_camera_stay_classes(tmp_path):
+    # class/split/source (defect/train/cam1/, defect/val/cam1/, ok/... alike): every class folder looked like a dataset
+    # of its own, and the refusal said "data.root is that folder" (defect/), though data.root was right
+    for c, v in (("defect", 10), ("ok", 200)):
+        for split, cams in (("train", ("cam1", "cam2")), ("val", ("cam1",))):
+            for cam in cams:
+                _png(tmp_path / c / split / cam / "0.png", 8, v)
+    data = load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8, test_size=2,
+                                   val_size=1))
+    assert data.classes == ("defect", "ok") and len(data.train) + len(data.val) + len(data.test) == 6
+    # one such folder among others is a dataset beside them: still refused
+    _png(tmp_path / "photos" / "0.png", 8, 50)
+    with pytest.raises(DataError, match=r"class folder .*defect holds a dataset of its own"):
+        load_dataset(DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8, test_size=2,
+                                val_size=1))
+
+
 def test_class_folders_with_split_or_checkpoint_subfolders_of_images_stay_classes(tmp_path):
     # a class's photos sorted into train/ and test/ subfolders, or kept in one named checkpoints/: images, not a dataset
     # or a run folder, read as before (a study's images must not change)
