@@ -7,11 +7,10 @@ run folder (`<run>/checkpoints/<arch_id>`), that run's report and pareto.csv are
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from nas.overrides import exit_on_bad_overrides
 
@@ -107,7 +106,7 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     if run.data.format == DataFormat.imagefolder:  # before its images are read; other data after the shape check
         _check_background(folder, run.data)
     _export_unreadable_onnx_again(folder)
-    from nas.data import load_dataset
+    from nas.data import SYSTEM_FOLDERS, load_dataset
 
     from compress.pipeline import check_data_shape
 
@@ -115,12 +114,18 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     # Before the test images: images resized to another data.img_size never match the search's test images, and that
     # check would blame the folder or its split, not the size.
     root = recorded_root(folder, meta)
-    with _naming_system_folders(run.data):
+    try:
         check_data_shape(folder, arch, meta, data, root=root, background=_searched_background(folder)[1],
                          recorded=recorded_data_settings(folder))
+    except ConfigError as e:
+        # the folders a NAS adds change the classes alone (one at the root was a class), never the input's size
+        names = _recorded_class_names(folder)
+        if not (any(n.lower() in SYSTEM_FOLDERS for n in names) if names is not None
+                else arch.num_classes != data.num_classes):
+            raise
+        raise ConfigError(f"{e}{_system_folders_clause(run.data)}") from None
     _check_background(folder, run.data)
-    with _naming_system_folders(run.data):
-        data = _check_test_images(folder, data, run.data, root=root)
+    data = _check_test_images(folder, data, run.data, root=root)
     # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
     # archs they may be well off, and at an input its calibration never measured extrapolated; a search says so in
     # these lines.
@@ -537,20 +542,27 @@ def _export_unreadable_onnx_again(folder: Path) -> None:
             log.warning("%s; exported it again from %s", e, folder / "model.pt")
 
 
-@contextlib.contextmanager
-def _naming_system_folders(data: DataConfig) -> Iterator[None]:
-    """A refusal of `data`'s images as other than the checkpoint's, with the folders a NAS or USB disk adds that its
-    data.root holds named (`nas.data.system_folders_note`): a member trained on such a folder before they were skipped
-    had their images, which no data.root gives now."""
-    from nas.data import system_folders_note
+def _recorded_class_names(folder: Path) -> list[str] | None:
+    """The class names the search's metrics.json beside the checkpoint in `folder` records; None where none are."""
+    import json
 
     try:
-        yield
-    except ConfigError as e:
-        if (note := system_folders_note(data)) is None:
-            raise
-        raise ConfigError(f"{e}; {note}: trained before then, it cannot be compressed on any data.root (compress a "
-                          "member of a search made since)") from None
+        return [str(n) for n in json.loads((folder / "metrics.json").read_text())["output"]["class_names"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _system_folders_clause(data: DataConfig) -> str:
+    """The clause ending a refusal of `data`'s images as other than the checkpoint's, where its data.root holds the
+    folders a NAS or USB disk adds (`nas.data.system_folders_note`): a member trained on such a folder before they were
+    skipped had their images, which no data.root gives now. Empty where it holds none. For a refusal those folders can
+    explain alone (`nas.data.system_folders_may_explain`): a Synology share has @eaDir/ in every folder."""
+    from nas.data import system_folders_note
+
+    if (note := system_folders_note(data)) is None:
+        return ""
+    return (f"; {note}: trained before then, it cannot be compressed on any data.root (compress a member of a search "
+            "made since)")
 
 
 def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: str | None = None) -> Dataset:
@@ -562,7 +574,7 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
     import json
 
     from nas.data import (CLASS_SUMMARY, SPLIT_SETTINGS, class_changes, per_class_test_images,
-                          split_as_recorded_and_digests, split_digest)
+                          split_as_recorded_and_digests, split_digest, system_folders_may_explain)
 
     from compress.pipeline import root_setting
 
@@ -585,24 +597,28 @@ def _check_test_images(folder: Path, data: Dataset, cfg: DataConfig, *, root: st
         differ.insert(0, root_setting(root))
     fix = (f"pass {' '.join(differ)} as its search did" if differ
            else "pass the data.root (and data settings) its search used")
-    by_class = []
+    by_class, note = [], ""
     if not any(d.startswith(tuple(f"data.{k}=" for k in SPLIT_SETTINGS)) for d in differ):
         # another split draws every class's test images anew, which names no class that changed; the same split of
         # changed images (a folder with photos added or removed) says which classes did (a checkpoint from before
         # 2026-12-06 recorded no per_class, and keeps the message without them)
+        names = _recorded_class_names(folder) or []
         try:
-            names = list(recorded["output"]["class_names"])
             rows = [[0, 0, int(n), str(d)] for n, d in then["per_class"]]
         except (KeyError, TypeError, ValueError):
-            names, rows = [], []
+            rows = []
         if rows:
-            by_class = class_changes({"classes": names, CLASS_SUMMARY: rows},
-                                     {"classes": list(data.classes),
-                                      CLASS_SUMMARY: [[0, 0, *r] for r in per_class_test_images(data)]},
-                                     then_was="in its search")
+            now = {"classes": list(data.classes), CLASS_SUMMARY: [[0, 0, *r] for r in per_class_test_images(data)]}
+            by_class = class_changes({"classes": names, CLASS_SUMMARY: rows}, now, then_was="in its search")
+        else:
+            now = {"images": {"test": len(data.test)}}
+        # the folders a NAS adds are named where a class's test count (or, unrecorded, the total) differs or one was a
+        # class then: not for another split, which draws other test images without them
+        then_rec = {"classes": names, **({CLASS_SUMMARY: rows} if rows else {"images": {"test": count}})}
+        note = _system_folders_clause(cfg) if system_folders_may_explain(then_rec, now) else ""
     raise ConfigError(f"checkpoint {folder} was tested on other images ({count:,} test images then, {len(data.test):,} "
                       f"here{''.join('; ' + c for c in by_class)}); tested on these it may be scored on images it was "
-                      f"trained on: {fix}")
+                      f"trained on: {fix}{note}")
 
 
 def searched_data_settings(folder: Path) -> list[str]:

@@ -1678,24 +1678,79 @@ def _recounted(then: list[int], now: list[int], *, then_was: str, same_input: bo
     return f"as many images as {then_was} ({sum(then):,}), other ones" + (f" ({detail})" if moved else "")
 
 
+def system_folders_may_explain(then: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a record `then` of a study's or checkpoint's images differs from `now` (`data_identity`'s keys: classes,
+    images, `CLASS_SUMMARY`; any may be missing) as the `SYSTEM_FOLDERS` read until 2026-12-07 can make it differ: a
+    class of `then` bears one's name (one at the root was a class), or a class's image count differs (theirs were among
+    their class's), or where no per-class counts are recorded, the total does. Not a difference of input size or split
+    settings alone: a Synology share has @eaDir/ in every folder, and naming it there sent the user the wrong way."""
+    if any(str(c).lower() in SYSTEM_FOLDERS for c in then.get("classes") or ()):
+        return True
+
+    def per_class(i: dict[str, Any]) -> dict[str, int] | None:
+        names, rows = list(i.get("classes") or ()), list(i.get(CLASS_SUMMARY) or ())
+        if not rows or len(rows) != len(names):
+            return None
+        try:
+            return {str(n): sum(int(k) for k in r[:3]) for n, r in zip(names, rows)}
+        except (TypeError, ValueError):  # a record not of this shape: judged by the totals
+            return None
+
+    def total(i: dict[str, Any]) -> int | None:
+        counts = [n for n in (i.get("images") or {}).values() if isinstance(n, int)]
+        return sum(counts) if counts else None
+
+    a, b = per_class(then), per_class(now)
+    if a is not None and b is not None:
+        return any(a[n] != b[n] for n in a.keys() & b.keys())
+    return None not in (total(then), total(now)) and total(then) != total(now)
+
+
 def system_folders_note(cfg: DataConfig) -> str | None:
     """One clause for the refusal of a study or checkpoint made with other images than `cfg` gives, where `cfg` is an
     image folder whose data.root holds `SYSTEM_FOLDERS` with images in them: until 2026-12-07 they were read (their
     images among their class's, one at the root as a class of its own) and are skipped since, so a study or member made
-    before then had images no data.root gives now, which the caller says. None for other data, or a root without such
-    a folder."""
+    before then had images no data.root gives now, which the caller says (where `system_folders_may_explain`). None for
+    other data, or a root without such a folder. Linked subfolders are followed as the loader follows them, each folder
+    once; each system folder is looked into up to its first image, and the walk stops at the first one below the root
+    (the root's own are all known by then): a NAS share of a million photos is not read through for one clause."""
     if cfg.format != DataFormat.imagefolder or not Path(cfg.root).is_dir():
         return None
-    def has_images(folder: Path) -> bool:
-        try:
-            return any(is_image_file(p) for p in folder.rglob("*"))
-        except OSError:  # $RECYCLE.BIN or System Volume Information unreadable to the user: no images read then either
-            return False
 
-    root, found = Path(cfg.root), []
-    for folder, subfolders, _ in os.walk(root):  # linked folders not followed: a link loop would never end
+    def first_visit(top: str, seen: set[tuple[int, int]]) -> bool:
+        # (st_dev, st_ino): a folder reached twice (a link to an ancestor, two links to one folder) is walked once
+        try:
+            st = os.stat(top)
+        except OSError:
+            return False
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    def has_images(folder: Path) -> bool:
+        seen: set[tuple[int, int]] = set()
+
+        def images() -> Iterator[Path]:
+            # unreadable folders ($RECYCLE.BIN, System Volume Information) are skipped: no images read there either
+            for top, subfolders, files in os.walk(folder, followlinks=True):
+                if not first_visit(top, seen):
+                    subfolders[:] = []
+                    continue
+                yield from (p for name in files if is_image_file(p := Path(top, name)))
+
+        return next(images(), None) is not None
+
+    root, found, seen = Path(cfg.root), [], set()
+    for folder, subfolders, _ in os.walk(root, followlinks=True):
+        if not first_visit(folder, seen):
+            subfolders[:] = []
+            continue
         found += [Path(folder, name) for name in sorted(subfolders)
                   if name.lower() in SYSTEM_FOLDERS and has_images(Path(folder, name))]
+        if any(p.parent != root for p in found):
+            break  # the example below the root is found
         subfolders[:] = sorted(name for name in subfolders if not _skipped_folder(name))  # as they are read
     if not found:
         return None

@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.checkpoint import process_gone
 from nas.config import SPEED_SETTINGS, DataConfig, RunConfig, group_file, group_presets  # SPEED_SETTINGS: nas.results reads it here
-from nas.data import CLASS_SUMMARY, absolute_root, class_changes, system_folders_note
+from nas.data import CLASS_SUMMARY, absolute_root, class_changes, system_folders_may_explain, system_folders_note
 from nas.errors import ConfigError, module_logger
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
@@ -425,8 +425,9 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
     val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`).
     `fix`: what the error tells the user to do, for a caller that resumes nothing (`nas.data.load_search_data`); by
     default how to resume the study or start another. `images_from`: the data settings `identity` was read with, whose
-    image folder's NAS or USB-disk folders the refusal names (`nas.data.system_folders_note`): a study made before they
-    were skipped cannot be resumed on any data.root."""
+    image folder's NAS or USB-disk folders the refusal names (`nas.data.system_folders_note`) where they can explain the
+    difference (`nas.data.system_folders_may_explain`): a study made before they were skipped cannot be resumed on any
+    data.root."""
     stored = study.user_attrs.get(_DATA_ATTR)
     if stored is None:
         if record:
@@ -467,23 +468,23 @@ def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = 
         which = " and ".join(filter(None, (", ".join(other[:-1]), other[-1]))) + " " if other else ""
         # one clause: the refusal already holds it in brackets, and a bracket inside those read as a slip
         diffs = [f"the same classes and image counts, but the {which}images' content differs, as their digests show"]
-    if images_from is not None and (note := system_folders_note(images_from)) is not None:
-        # a study of such a folder made before they were skipped: no data.root gives its images again
-        then = ("its images cannot be read again" if fix is not None
-                else "it cannot be resumed (pass a new search.study_name=...)")
-        fix = (f"{note}: made before then, {then}; made since, "
-               + (fix or "resume it with the data it was made with (data.root may move)"))
+    said = f"study {study.study_name!r} was made with other images ({'; '.join(diffs)})"
+    note = ""
+    if images_from is not None and system_folders_may_explain(then, now) and (
+            folders := system_folders_note(images_from)) is not None:
+        # a study of such a folder made before they were skipped: no data.root gives its images again. The last clause
+        # of whichever refusal is raised, whose own advice holds for a study made since
+        note = (f"; {folders}: made before then, "
+                + ("its images cannot be read again" if fix is not None else "it cannot be resumed on any data.root"))
     if fix is not None:
-        raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}); {fix}")
+        raise ConfigError(f"{said}; {fix}{note}")
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         # Ctrl-C before the first trial finished, a photo added: no score to protect, but still refused (a worker of the
         # study may be training on its images), and the way out costs nothing
-        raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}); no trial of it "
-                          "has finished, so nothing is lost: pass a new search.study_name=..., or resume with the data it "
-                          "was made with (data.root may move)")
-    raise ConfigError(f"study {study.study_name!r} was made with other images ({'; '.join(diffs)}), and its trials' "
-                      "val accuracies were scored on them; resume with the data it was made with (data.root may move), "
-                      "or pass a new search.study_name=...")
+        raise ConfigError(f"{said}; no trial of it has finished, so nothing is lost: pass a new search.study_name=..., or "
+                          f"resume with the data it was made with (data.root may move){note}")
+    raise ConfigError(f"{said}, and its trials' val accuracies were scored on them; resume with the data it was made "
+                      f"with (data.root may move), or pass a new search.study_name=...{note}")
 
 
 def load_existing_study(run: RunConfig, storage: optuna.storages.BaseStorage, url: str) -> optuna.Study:

@@ -422,6 +422,35 @@ def test_a_member_trained_with_a_nas_folder_among_its_images_is_refused_naming_i
         "search made since)")
 
 
+def test_a_member_refused_for_another_input_size_is_not_told_of_nas_folders(tmp_path, monkeypatch):
+    # A Synology share has @eaDir/ in every folder: a member searched at 16 px, given data.img_size=8, was told it
+    # "cannot be compressed on any data.root", though data.img_size=16 compresses it
+    import numpy as np
+    from PIL import Image
+
+    import compress
+    import compress.pipeline
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.model import build_model
+
+    images = tmp_path / "images"
+    for name in ("a", "b"):
+        (images / name / "@eaDir" / "0.png").mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / f"{i}.png")
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / "@eaDir" / "0.png" / f"{i}.png")
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16),), in_chans=3, img_size=16, num_classes=2)
+    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(arch), arch, meta={})
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: pytest.fail("compressed"))
+    with pytest.raises(ConfigError) as refused:
+        compress.run_compress(compress.compose_compress_config(
+            [f"checkpoint={tmp_path / 'ck'}", "hw=cpu", "data=imagefolder", f"data.root={images}", "data.img_size=8",
+             "data.test_size=2", "data.val_size=2"]))
+    assert str(refused.value).startswith(f"checkpoint {tmp_path / 'ck'} expects 3x16x16 images and 2 classes")
+    assert "@eaDir" not in str(refused.value)
+
+
 def _image_folder_member(tmp_path, compose_cfg):
     """(run folder, member folder, image folder) of a one-trial search on a tiny folder of 12x12 colour images, with
     data.img_size and data.val_size other than the imagefolder group's: a member compress.run must load as searched."""

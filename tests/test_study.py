@@ -849,19 +849,84 @@ def test_a_study_made_before_nas_folders_were_skipped_is_refused_naming_them(tmp
     with pytest.raises(ConfigError) as err:
         check_data(study, now, images_from=cfg)
     said = str(err.value)
-    assert said.endswith("; data.root holds @eaDir/ (e.g. cat/@eaDir/), a folder a NAS or a USB disk adds, whose images "
-                         "were read until 2026-12-07 and are skipped since: made before then, it cannot be resumed (pass "
-                         "a new search.study_name=...); made since, resume it with the data it was made with (data.root "
-                         "may move)"), said
+    assert said.endswith("; resume with the data it was made with (data.root may move), or pass a new "
+                         "search.study_name=...; data.root holds @eaDir/ (e.g. cat/@eaDir/), a folder a NAS or a USB "
+                         "disk adds, whose images were read until 2026-12-07 and are skipped since: made before then, it "
+                         "cannot be resumed on any data.root"), said
+    assert "and its trials' val accuracies were scored on them" in said
     assert "class 'cat': 12 images in the study, 10 now" in said and "\n" not in said
-    with pytest.raises(ConfigError, match=r"\('@eaDir' was a class\): made before then, its images cannot be read "
-                                          r"again; made since, pass the data settings its search used$"):
+    with pytest.raises(ConfigError, match=r"; pass the data settings its search used; data\.root holds @eaDir/ .*"
+                                          r"\('@eaDir' was a class\): made before then, its images cannot be read "
+                                          r"again$"):
         _images(tmp_path / "a" / "@eaDir", 2, seed=6)  # at the root, a class then
         check_data(study, now, images_from=cfg, fix="pass the data settings its search used")
     # a folder without them: the refusal as before
     _images(tmp_path / "b" / "cat", 3, seed=7)
     with pytest.raises(ConfigError, match=r"\), and its trials' val accuracies were scored on them; resume with the data"):
         check_data(study, now, images_from=DataConfig(format=DataFormat.imagefolder, root=str(tmp_path / "b")))
+
+
+def test_nas_folders_are_named_only_in_refusals_they_can_explain(tmp_path, monkeypatch):
+    # A Synology share has @eaDir/ in every folder: a study refused for another data.img_size, or for other split
+    # settings, was told it "cannot be resumed on any data.root", though the size or split given back resumes it
+    import nas.data
+    from nas.config import DataConfig, DataFormat
+    from nas.data import data_identity, load_dataset
+    from nas.study import check_data
+
+    for c, name in enumerate(("cat", "dog")):
+        _images(tmp_path / name, 10, seed=c)
+        _images(tmp_path / name / "@eaDir" / "0-0.png", 2, seed=5 + c)
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=8)
+    made = data_identity(load_dataset(cfg))
+
+    def refusal(identity, *, finished):
+        study = optuna.create_study(directions=["maximize", "minimize"])
+        if finished:
+            study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+        study.set_user_attr("data", made)
+        with pytest.raises(ConfigError) as err:
+            check_data(study, identity, images_from=cfg)
+        return str(err.value)
+
+    resized = data_identity(load_dataset(dataclasses.replace(cfg, img_size=12)))
+    assert "@eaDir" not in refusal(resized, finished=True)
+    resplit = data_identity(load_dataset(dataclasses.replace(cfg, val_size=0.3)))
+    assert "@eaDir" not in refusal(resplit, finished=True)
+    # made before they were skipped (each class had their images): named, and the refusal for a study without a
+    # finished trial keeps its own advice
+    with monkeypatch.context() as before:
+        before.setattr(nas.data, "SYSTEM_FOLDERS", frozenset())
+        made = data_identity(load_dataset(cfg))
+    said = refusal(data_identity(load_dataset(cfg)), finished=False)
+    assert "; no trial of it has finished, so nothing is lost: pass a new search.study_name=..., or resume with " in said
+    assert said.endswith("(e.g. cat/@eaDir/), a folder a NAS or a USB disk adds, whose images were read until "
+                         "2026-12-07 and are skipped since: made before then, it cannot be resumed on any data.root"), said
+
+
+def test_the_nas_folders_note_follows_linked_folders_and_stops_at_the_first_below_the_root(tmp_path, monkeypatch):
+    # It walked the whole data.root and every system folder (minutes on a NAS share of a million photos), and did not
+    # enter a linked class folder, which the loader reads
+    import nas.data
+    from nas.config import DataConfig, DataFormat
+    from nas.data import system_folders_note
+
+    _images(tmp_path / "elsewhere" / "bird" / "@eaDir" / "0-0.png", 2, seed=1)
+    _images(tmp_path / "root" / "cat", 2, seed=2)
+    (tmp_path / "root" / "bird").symlink_to(tmp_path / "elsewhere" / "bird")
+    _images(tmp_path / "root" / "dog" / "@eaDir" / "0-0.png", 2, seed=3)
+    looked: list = []
+    real = nas.data.is_image_file
+    monkeypatch.setattr(nas.data, "is_image_file", lambda p: looked.append(p) or real(p))
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "root"))
+    assert system_folders_note(cfg) == ("data.root holds @eaDir/ (e.g. bird/@eaDir/), a folder a NAS or a USB disk "
+                                        "adds, whose images were read until 2026-12-07 and are skipped since")
+    assert looked and not any("dog" in p.parts for p in looked), looked  # bird's told enough
+    assert len(looked) == 1  # its first image
+    # a link cycle in a folder without them ends
+    _images(tmp_path / "plain" / "a", 1, seed=4)
+    (tmp_path / "plain" / "a" / "loop").symlink_to(tmp_path / "plain")
+    assert system_folders_note(dataclasses.replace(cfg, root=str(tmp_path / "plain"))) is None
 
 
 def test_a_refusal_of_changed_images_before_any_trial_finished_says_nothing_is_lost(tmp_path):
