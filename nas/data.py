@@ -898,9 +898,9 @@ def _not_a_class_folder(root: Path, train_root: Path, classes: Sequence[str]) ->
     holding = next((name for name in classes if _holds_a_dataset(train_root / name)), None)
     if holding is not None and not all(split_shaped(train_root / name) for name in classes):
         folder = train_root / holding
-        raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ and test/ "
-                        "or val/ of class folders), which would be read as one class: data.root is that folder, "
-                        f"e.g. {override(folder)}")
+        raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ of 2 or "
+                        "more class folders beside test/ or val/), which would be read as one class: data.root is that "
+                        f"folder, e.g. {override(folder)}")
     for name in classes:
         if (found := _run_folder_in(folder := train_root / name)) is None:
             continue

@@ -1778,8 +1778,8 @@ def test_a_data_root_above_a_dataset_and_other_folders_names_the_dataset(tmp_pat
         load(tmp_path / "home")
     assert str(err.value) == (
         f"data.root={tmp_path / 'home'}: its class folder {tmp_path / 'home' / 'split'} holds a dataset of its own "
-        "(train/ and test/ or val/ of class folders), which would be read as one class: data.root is that folder, e.g. "
-        f"data.root={tmp_path / 'home' / 'split'}")
+        "(train/ of 2 or more class folders beside test/ or val/), which would be read as one class: data.root is that "
+        f"folder, e.g. data.root={tmp_path / 'home' / 'split'}")
     assert load(tmp_path / "home" / "split").classes == ("circle", "square")
 
     # a runs_dir (runs/<study>/ with its report's PNGs) beside the class folders: the PNGs were a class's images
