@@ -1711,9 +1711,11 @@ def system_folders_note(cfg: DataConfig) -> str | None:
     image folder whose data.root holds `SYSTEM_FOLDERS` with images in them: until 2026-12-07 they were read (their
     images among their class's, one at the root as a class of its own) and are skipped since, so a study or member made
     before then had images no data.root gives now, which the caller says (where `system_folders_may_explain`). None for
-    other data, or a root without such a folder. Linked subfolders are followed as the loader follows them, each folder
-    once; each system folder is looked into up to its first image, and the walk stops at the first one below the root
-    (the root's own are all known by then): a NAS share of a million photos is not read through for one clause."""
+    other data, or a root without such a folder. Each kind found is named, with how many folders of it there are and
+    the first below the root (a NAS share has @eaDir/ in every folder, #recycle/ in one). Linked subfolders are followed
+    as the loader follows them, each folder once; the folders are listed as the loader lists them, and each system
+    folder is looked into up to its first image only: a NAS share of a million photos is not read through for one
+    clause (its thumbnails are many more files than its photos)."""
     if cfg.format != DataFormat.imagefolder or not Path(cfg.root).is_dir():
         return None
 
@@ -1742,24 +1744,32 @@ def system_folders_note(cfg: DataConfig) -> str | None:
 
         return next(images(), None) is not None
 
-    root, found, seen = Path(cfg.root), [], set()
+    root, seen = Path(cfg.root), set()
+    found: dict[str, list[Path]] = {}  # by lower-case name, in the order the walk meets them
     for folder, subfolders, _ in os.walk(root, followlinks=True):
         if not first_visit(folder, seen):
             subfolders[:] = []
             continue
-        found += [Path(folder, name) for name in sorted(subfolders)
-                  if name.lower() in SYSTEM_FOLDERS and has_images(Path(folder, name))]
-        if any(p.parent != root for p in found):
-            break  # the example below the root is found
+        for name in sorted(subfolders):
+            if name.lower() in SYSTEM_FOLDERS and has_images(Path(folder, name)):
+                found.setdefault(name.lower(), []).append(Path(folder, name))
         subfolders[:] = sorted(name for name in subfolders if not _skipped_folder(name))  # as they are read
     if not found:
         return None
-    names = sorted({p.name for p in found}, key=str.lower)
-    at_root = [p.name for p in found if p.parent == root]
-    nested = next((f" (e.g. {p.relative_to(root)}/)" for p in found if p.parent != root), "")
-    return (f"data.root holds {', '.join(f'{n}/' for n in names)}{nested}, "
-            f"{'a folder' if len(names) == 1 else 'folders'} a NAS or a USB disk adds, whose images were read until "
-            "2026-12-07 and are skipped since"
+
+    def kind(folders: list[Path]) -> str:
+        below = next((f"{p.relative_to(root)}/" for p in folders if p.parent != root), None)
+        if len(folders) == 1:
+            return f"{folders[0].name}/" + (f" ({below})" if below else "")
+        return f"{folders[0].name}/ ({len(folders)} folders{f', e.g. {below}' if below else ''})"
+
+    kinds = [kind(folders) for folders in found.values()]
+    named = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    at_root = [p.name for folders in found.values() for p in folders if p.parent == root]
+    one = sum(map(len, found.values())) == 1
+    return (f"data.root holds {named}, "
+            f"{'a folder' if one else 'folders'} a NAS or a USB disk adds, whose images were read until 2026-12-07 and "
+            "are skipped since"
             + (f" ({', '.join(map(repr, at_root))} {'was a class' if len(at_root) == 1 else 'were classes'})"
                if at_root else ""))
 

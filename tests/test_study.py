@@ -850,7 +850,7 @@ def test_a_study_made_before_nas_folders_were_skipped_is_refused_naming_them(tmp
         check_data(study, now, images_from=cfg)
     said = str(err.value)
     assert said.endswith("; resume with the data it was made with (data.root may move), or pass a new "
-                         "search.study_name=...; data.root holds @eaDir/ (e.g. cat/@eaDir/), a folder a NAS or a USB "
+                         "search.study_name=...; data.root holds @eaDir/ (cat/@eaDir/), a folder a NAS or a USB "
                          "disk adds, whose images were read until 2026-12-07 and are skipped since: made before then, it "
                          "cannot be resumed on any data.root"), said
     assert "and its trials' val accuracies were scored on them" in said
@@ -900,29 +900,42 @@ def test_nas_folders_are_named_only_in_refusals_they_can_explain(tmp_path, monke
         made = data_identity(load_dataset(cfg))
     said = refusal(data_identity(load_dataset(cfg)), finished=False)
     assert "; no trial of it has finished, so nothing is lost: pass a new search.study_name=..., or resume with " in said
-    assert said.endswith("(e.g. cat/@eaDir/), a folder a NAS or a USB disk adds, whose images were read until "
-                         "2026-12-07 and are skipped since: made before then, it cannot be resumed on any data.root"), said
+    assert said.endswith("@eaDir/ (2 folders, e.g. cat/@eaDir/), folders a NAS or a USB disk adds, whose images were "
+                         "read until 2026-12-07 and are skipped since: made before then, it cannot be resumed on any "
+                         "data.root"), said
 
 
-def test_the_nas_folders_note_follows_linked_folders_and_stops_at_the_first_below_the_root(tmp_path, monkeypatch):
-    # It walked the whole data.root and every system folder (minutes on a NAS share of a million photos), and did not
-    # enter a linked class folder, which the loader reads
+def test_the_nas_folders_note_names_each_kind_follows_linked_folders_and_stops_at_each_ones_first_image(tmp_path,
+                                                                                                     monkeypatch):
+    # It named the first system folder below data.root alone: a share with @eaDir/ in every class folder and a #recycle/
+    # of deleted photos in one was told of @eaDir/ only. Each kind is named, counted; a linked class folder is entered,
+    # as the loader reads it; each system folder is looked into up to its first image (a share of a million photos)
     import nas.data
     from nas.config import DataConfig, DataFormat
     from nas.data import system_folders_note
 
     _images(tmp_path / "elsewhere" / "bird" / "@eaDir" / "0-0.png", 2, seed=1)
     _images(tmp_path / "root" / "cat", 2, seed=2)
+    _images(tmp_path / "root" / "cat" / "#recycle", 2, seed=5)
     (tmp_path / "root" / "bird").symlink_to(tmp_path / "elsewhere" / "bird")
     _images(tmp_path / "root" / "dog" / "@eaDir" / "0-0.png", 2, seed=3)
+    (tmp_path / "root" / "dog" / "lost+found").mkdir()  # no images in it: not named
     looked: list = []
     real = nas.data.is_image_file
     monkeypatch.setattr(nas.data, "is_image_file", lambda p: looked.append(p) or real(p))
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "root"))
-    assert system_folders_note(cfg) == ("data.root holds @eaDir/ (e.g. bird/@eaDir/), a folder a NAS or a USB disk "
-                                        "adds, whose images were read until 2026-12-07 and are skipped since")
-    assert looked and not any("dog" in p.parts for p in looked), looked  # bird's told enough
-    assert len(looked) == 1  # its first image
+    assert system_folders_note(cfg) == (
+        "data.root holds @eaDir/ (2 folders, e.g. bird/@eaDir/) and #recycle/ (cat/#recycle/), folders a NAS or a USB "
+        "disk adds, whose images were read until 2026-12-07 and are skipped since")
+    # the first image of each, and no other file
+    assert sorted(p.parent.name for p in looked) == ["#recycle", "0-0.png", "0-0.png"], looked
+    assert {p.parts[-4] for p in looked if p.parent.name == "0-0.png"} == {"bird", "dog"}
+    # one folder alone, at the root: named without a count, as the class it was
+    _images(tmp_path / "usb" / "cat", 1, seed=6)
+    _images(tmp_path / "usb" / "$RECYCLE.BIN", 1, seed=7)
+    assert system_folders_note(dataclasses.replace(cfg, root=str(tmp_path / "usb"))) == (
+        "data.root holds $RECYCLE.BIN/, a folder a NAS or a USB disk adds, whose images were read until 2026-12-07 and "
+        "are skipped since ('$RECYCLE.BIN' was a class)")
     # a link cycle in a folder without them ends
     _images(tmp_path / "plain" / "a", 1, seed=4)
     (tmp_path / "plain" / "a" / "loop").symlink_to(tmp_path / "plain")
