@@ -451,6 +451,52 @@ def test_a_member_refused_for_another_input_size_is_not_told_of_nas_folders(tmp_
     assert "@eaDir" not in str(refused.value)
 
 
+def test_a_member_refused_for_its_test_images_is_told_of_nas_folders_only_where_no_split_setting_differs(
+        tmp_path, monkeypatch):
+    # A member trained before @eaDir/ was skipped had its thumbnails among each class's test images: refused, naming the
+    # folders. Given other split settings, its test images differ whatever the folders: told to pass the search's
+    # split (which compresses a member of a search made since), not that it "cannot be compressed on any data.root"
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    import nas.data
+    from compress.run import _check_test_images
+    from nas.config import DataConfig, DataFormat
+    from nas.data import SPLIT_SETTINGS, load_dataset, per_class_test_images, split_digest
+
+    images = tmp_path / "images"
+    for c, name in enumerate(("a", "b")):
+        (images / name / "@eaDir" / "0.png").mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((8, 8, 3), 20 * c + i, np.uint8)).save(images / name / f"{i}.png")
+            thumb = images / name / "@eaDir" / "0.png" / f"{i}.png"
+            Image.fromarray(np.full((8, 8, 3), 100 + 20 * c + i, np.uint8)).save(thumb)
+    cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(images), img_size=8, test_size=0.2, val_size=0.2)
+    with monkeypatch.context() as before:  # searched before they were skipped: 20 images a class
+        before.setattr(nas.data, "SYSTEM_FOLDERS", frozenset())
+        searched = load_dataset(cfg)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"output": {"class_names": ["a", "b"]}, "test_images": {
+        "digest": split_digest(searched.test), "count": len(searched.test),
+        "split": {k: getattr(cfg, k) for k in SPLIT_SETTINGS}, "per_class": per_class_test_images(searched)}}))
+
+    def refusal(given: DataConfig) -> str:
+        with pytest.raises(ConfigError) as refused:
+            _check_test_images(tmp_path / "ck", load_dataset(given), given)
+        return str(refused.value)
+
+    assert refusal(cfg).endswith(
+        "; data.root holds @eaDir/ (2 folders, e.g. a/@eaDir/), folders a NAS or a USB disk adds, whose images were "
+        "read until 2026-12-07 and are skipped since: trained before then, it cannot be compressed on any data.root "
+        "(compress a member of a search made since)")
+    resplit = refusal(dataclasses.replace(cfg, test_size=0.3))
+    assert resplit.endswith("tested on these it may be scored on images it was trained on: pass data.test_size=0.2 as "
+                            "its search did"), resplit
+    assert "@eaDir" not in resplit
+
+
 def _image_folder_member(tmp_path, compose_cfg):
     """(run folder, member folder, image folder) of a one-trial search on a tiny folder of 12x12 colour images, with
     data.img_size and data.val_size other than the imagefolder group's: a member compress.run must load as searched."""
