@@ -38,7 +38,8 @@ from nas.arch import ArchConfig
 from nas.latency.measure import int8_saturates
 from nas.checkpoint import (ImageCounts, atomic_write_text, contract_of_metadata, recorded_image_counts,
                             remove_dead_writers_temps)
-from nas.memory import MEMORY_BUDGET_MAX_GB, WORKING_MEMORY, eval_batch_size, memory_budget
+from nas.memory import (MEMORY_BUDGET_MAX_GB, WORKING_MEMORY, eval_batch_size, machine_memory_bytes, memory_budget,
+                        over_machine_warning)
 from nas.stats import accuracy_interval
 from nas.telemetry import openvino_telemetry_off
 from nas.errors import (DISK_EXIT, CheckpointError, ConfigError, DataError, closed_stdout_ends_quietly, counted,
@@ -328,13 +329,14 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     batches they lie (the model is not run after the first, the rest are still decoded), and the option to skip them; with `skip_unreadable` such files are left out of the predictions instead, with one warning counting them
     and naming the first (a `DataError` where none is left). A bad `top` or `memory_budget_gb` is a `ConfigError`
     naming it as `setting_names` does (`CLI_FLAGS`: the command line's flags, which `main` passes), else by its
-    keyword; so is the option to skip unreadable files. The images read that are not square (stretched to the model's
-    input size) and those with transparent pixels (dropped, or composited onto the model's background) get one warning
-    each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training warns of its image folder,
-    and saying how many of the model's own images were such where its record counts them (`Contract.image_counts`).
-    A colour model's grey images (`grey_images`) get one more warning, counting them and saying how many of the model's
-    own images were grey where its record counts them (`grey_images_warning`), and
-    images far lighter or darker than the model's training images on the whole one more (`brightness_warning`)."""
+    keyword; so is the option to skip unreadable files. A `memory_budget_gb` above this machine's memory gets one
+    warning naming both (`nas.memory.over_machine_warning`), as a search's does. The images read that are not square
+    (stretched to the model's input size) and those with transparent pixels (dropped, or composited onto the model's
+    background) get one warning each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training
+    warns of its image folder, and saying how many of the model's own images were such where its record counts them
+    (`Contract.image_counts`). A colour model's grey images (`grey_images`) get one more warning, counting them and
+    saying how many of the model's own images were grey where its record counts them (`grey_images_warning`), and images
+    far lighter or darker than the model's training images on the whole one more (`brightness_warning`)."""
     return _predictions_and_contract(model_path, images, top=top, batch_size=batch_size,
                                      memory_budget_gb=memory_budget_gb, skip_unreadable=skip_unreadable,
                                      setting_names=setting_names)[0]
@@ -354,6 +356,12 @@ def _predictions_and_contract(model_path: str | Path, images: Sequence[str | Pat
         raise ConfigError(f"{named('memory_budget_gb')}={memory_budget_gb!r} must be a number in (0, "
                           f"{MEMORY_BUDGET_MAX_GB:g}]: GiB of {WORKING_MEMORY} one batch of images may take (left out: "
                           "70% of the memory available)")
+    # a budget from a bigger machine, or a typo: as a search warns of its search.memory_budget_gb
+    over = over_machine_warning(memory_budget_gb, setting=named("memory_budget_gb"), machine=machine_memory_bytes(),
+                                lets_through="batches too large for it are not made smaller and the out-of-memory "
+                                             "killer ends the command instead", unset="left out")
+    if over is not None:
+        log.warning("%s", over)
     path = model_file(model_path)
     metadata = model_metadata(path)
     contract = _contract(path.parent, path, metadata)

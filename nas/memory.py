@@ -17,8 +17,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nas.arch import ArchConfig
+
+if TYPE_CHECKING:  # nas.config imports this module
+    from nas.config import RunConfig
 
 FLOAT_BYTES = 4  # activations are float32; attention runs in float32 even under bf16 autocast (Attention.sdpa_in_fp32)
 LIBRARY_CODE_BYTES = 16 * 2**20
@@ -254,3 +258,38 @@ def machine_memory_bytes(*, cgroup_root: Path = CGROUP_ROOT) -> tuple[int, str] 
     if limit is not None and (ram is None or limit < ram):
         return limit, "its cgroup's memory limit"
     return None if ram is None else (ram, "RAM")
+
+
+def over_machine_warning(budget_gb: float | None, *, setting: str, machine: tuple[int, str] | None,
+                         lets_through: str, unset: str) -> str | None:
+    """One line when a memory budget of `budget_gb` GiB, given as `setting`, is more than the memory this machine gives
+    the process (`machine`: `machine_memory_bytes()`), naming both: what the budget keeps out is then let through, and
+    the kernel's out-of-memory killer ends the process without a word of why (`lets_through` says what, in this
+    command's terms). `unset`: how the setting is left to its default (a share of the memory available). A warning, not
+    a refusal: what fits still runs. None when the budget fits, is None (that share) or the memory is unknown."""
+    if budget_gb is None or machine is None or budget_gb * 2**30 <= machine[0]:
+        return None
+    size, what = machine
+    return (f"{setting}={budget_gb:g} is more than this machine's memory ({gib(size)}, {what}): {lets_through}; set it "
+            f"below {size / 2**30:.3g} on this machine ({unset}: {100 * DEFAULT_BUDGET_SHARE:.0f}% of the memory "
+            "available)")
+
+
+def memory_warning(run: RunConfig, *, machine: tuple[int, str] | None,
+                   recipes: Sequence[str] = ("train", "final_train")) -> str | None:
+    """`over_machine_warning` for `search.memory_budget_gb` of `run`, where this process works under it: a search's
+    trials (`recipes` holds "train"), whose candidates too large for the machine are let through; else (a rebuild from
+    the study, `nas.search.export_study`) where it may final-train members (final_train in `recipes`, of epochs > 0) or
+    compress them (compress.members not none). A rebuild that does neither writes the tables and the report alone: its
+    budget sizes nothing, and the report it writes would carry a line about no work of it. A warning, not a refusal: a
+    study may be shared by workers on machines with more memory."""
+    if "train" in recipes:
+        lets_through = ("candidates too large for it are let through and the out-of-memory killer ends the search "
+                        "instead of failing them with their reason")
+    elif ("final_train" in recipes and run.final_train.epochs > 0) or run.compress.members.value != "none":
+        lets_through = ("members too large for it to final-train or compress are let through and the out-of-memory "
+                        "killer ends the rebuild instead of refusing them with their reason")
+    else:
+        return None
+    return over_machine_warning(run.search.memory_budget_gb, setting="search.memory_budget_gb", machine=machine,
+                                lets_through=lets_through, unset="null")

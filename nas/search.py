@@ -94,7 +94,7 @@ from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, element_size_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, machine_memory_bytes,
-                        memory_budget, training_refusal)
+                        memory_budget, memory_warning, training_refusal)
 from nas.model import build_model
 from nas.pareto_csv import write_pareto_csv
 from nas.results import final_trained_otherwise, front_records, train_seed, trial_record, write_run_files
@@ -889,22 +889,6 @@ def thread_warning(run: RunConfig, *, cpus: int, recipes: Sequence[str] = ("trai
             f"training will run many times slower; set {'it' if len(over) == 1 else 'them'} to {cpus} or fewer")
 
 
-def memory_warning(run: RunConfig, *, machine: tuple[int, str] | None) -> str | None:
-    """One line when `search.memory_budget_gb` of `run` is more than the memory this machine gives the process
-    (`machine`: its bytes and what sets them, `nas.memory.machine_memory_bytes`): candidates and batches too large for
-    it are then let through, and the kernel's out-of-memory killer ends the worker instead of the trial failing with its
-    reason. A warning, not a refusal: a study may be shared by workers on machines with more memory, and the candidates
-    that fit still run. None when the budget fits, is null (a share of the memory available) or the memory is unknown."""
-    budget_gb = run.search.memory_budget_gb
-    if budget_gb is None or machine is None or budget_gb * 2**30 <= machine[0]:
-        return None
-    size, what = machine
-    return (f"search.memory_budget_gb={budget_gb:g} is more than this machine's memory ({gib(size)}, {what}): candidates "
-            "too large for it are let through and the out-of-memory killer ends the search instead of failing them with "
-            f"their reason; set it below {size / 2**30:.3g} on this machine (null: {100 * DEFAULT_BUDGET_SHARE:.0f}% of "
-            "the memory available)")
-
-
 def trial_count_warning(run: RunConfig) -> str | None:
     """One line when `search.n_trials` of `run` ends the study before a setting that waits for trials acts: NSGA-II's
     first generation (`search.population_size` random trials, search.sampler=nsga2) takes them all, so it never breeds;
@@ -988,7 +972,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         # a copied file that kept the original's name: the run goes by that name
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine
-        memory_warning(run, machine=machine_memory_bytes()),  # a budget from a bigger machine, or a typo
+        memory_warning(run, machine=machine_memory_bytes(), recipes=recipes),  # a bigger machine's, or a typo
         # a short run of a study meant to grow, or a typo: of the trials this process runs, not a rebuild's
         trial_count_warning(run) if "train" in recipes else None,
         # These two of both recipes whatever this process runs: a rebuild from the study trains no candidate, yet its

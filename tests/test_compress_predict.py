@@ -578,6 +578,30 @@ def test_the_batch_shrinks_to_what_fits_the_memory_budget(checkpoint, tmp_path, 
                                                "out: 70% of the memory available)")
 
 
+def test_a_memory_budget_above_the_machines_memory_is_warned_about_as_a_search_warns(checkpoint, photos, monkeypatch,
+                                                                                      capsys, caplog):
+    # --memory-budget-gb 4 on a machine of 3 GiB sized its batches for 4 GiB without a word, to the out-of-memory
+    # killer; a search given such a search.memory_budget_gb is warned. Named as the caller typed it.
+    import compress.predict
+
+    folder, _ = checkpoint
+    monkeypatch.setattr(compress.predict, "machine_memory_bytes", lambda: (3 * 2**30, "RAM"))
+    assert main([str(folder), str(photos), "--memory-budget-gb", "4"]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "warning: --memory-budget-gb=4 is more than this machine's memory (3 GiB, RAM): batches too large for it are "
+        "not made smaller and the out-of-memory killer ends the command instead; set it below 3 on this machine (left "
+        "out: 70% of the memory available)")
+    caplog.clear()  # the command's line
+    with caplog.at_level(logging.WARNING, logger="compress.predict"):
+        predict(folder, [photos], memory_budget_gb=2.5)
+        assert not [r for r in caplog.records if "memory" in r.getMessage()]
+        predict(folder, [photos], memory_budget_gb=3.5)
+    assert [r.getMessage() for r in caplog.records if "memory" in r.getMessage()] == [
+        "memory_budget_gb=3.5 is more than this machine's memory (3 GiB, RAM): batches too large for it are not made "
+        "smaller and the out-of-memory killer ends the command instead; set it below 3 on this machine (left out: 70% "
+        "of the memory available)"]
+
+
 def test_bad_settings_are_named_as_the_caller_typed_them(checkpoint, photos, capsys):
     # `python -m compress.predict ... --top 4` said "top=4 must be ...": a keyword of the Python function, which the
     # command-line user never typed; Python callers keep their keywords' names.
