@@ -1,6 +1,6 @@
 # make run   - create/refresh .venv, make sure Fashion-MNIST is installed, run the default search
 # make test  - the same setup (+ PostgreSQL for the scale-out tests), then the fast test suite (what CI runs)
-# make test-slow - the slow end-to-end checks (real data, minutes)
+# make test-slow - the slow checks (pytest -m slow): end to end on real Fashion-MNIST, and fast-suite paths once more
 # Extra arguments for the search: make run ARGS="hw=cpu search.n_trials=20"
 
 PYTHON_BIN ?= python3
