@@ -131,7 +131,8 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                              f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
             if stage == "int8":
                 # the row's accuracy is the one the chip should see (test_acc_source); the size is the QDQ ONNX file's
-                notes.append(f"{int8_source_text(s)}; QAT epochs {s.get('qat_epochs', 0)}{_qat_why(s)}")
+                quantized = "pruned" if (c.get("pruned") or {}).get("pruned") is True else "fp32"
+                notes.append(f"{int8_source_text(s)}; QAT epochs {s.get('qat_epochs', 0)}{_qat_why(s, quantized)}")
                 if (val := _to_float(s.get("val_acc_file"))) is not None:  # as the Pareto plot's int8 points
                     notes.append(f"val acc {_fmt_acc(val)} (run as the test acc)")
                 if s.get("note"):
@@ -168,17 +169,20 @@ def _file_cell(name: Any, missing: Sequence[str]) -> str:
     return f"{name}{MISSING_FILE_MARK}" if str(name) in missing else str(name)
 
 
-def _qat_why(int8: dict[str, Any]) -> str:
-    """' (PTQ lost 0.20 pt of val accuracy, within compress.quantize.max_acc_drop=0.3)': why QAT ran or not, beside
-    'QAT epochs N' ('' for files without these fields; 'PTQ gained ...' where int8 scored higher). 'QAT epochs 0' under a config of QAT epochs read as QAT
-    skipped or broken; it runs only while int8 loses more than max_acc_drop."""
+def _qat_why(int8: dict[str, Any], quantized: str = "fp32") -> str:
+    """' (PTQ lost 0.20 pt of val accuracy vs the pruned model, within compress.quantize.max_acc_drop=0.3)': why QAT
+    ran or not, beside 'QAT epochs N' ('' for files without these fields; 'PTQ gained ...' where int8 scored higher).
+    'QAT epochs 0' under a config of QAT epochs read as QAT skipped or broken; it runs only while int8 loses more than
+    max_acc_drop. `quantized`: the row of the float model quantized ("pruned", or "fp32" when not pruned), whose val
+    accuracy the drop is from (its fp32_val_acc): beside the fp32 row's, "lost 0.10 pt" of a member whose pruning had
+    lost 34 pt read as the drop from model.onnx."""
     fp32, ptq, most = (_to_float(int8.get(k)) for k in ("fp32_val_acc", "ptq_val_acc", "max_acc_drop"))
     if fp32 is None or ptq is None or most is None:
         return ""
     drop = round((fp32 - ptq) * 100.0, 9)  # as compress.quantize judges it
     # a gain said as one: "lost -0.80 pt" read as a misprint (a gain is always within max_acc_drop, which is >= 0)
     change = f"gained {-drop:.2f}" if drop < 0 else f"lost {drop_text(drop, limit=most)}"
-    return (f" (PTQ {change} pt of val accuracy, {'over' if drop > most else 'within'} "
+    return (f" (PTQ {change} pt of val accuracy vs the {quantized} model, {'over' if drop > most else 'within'} "
             f"compress.quantize.max_acc_drop={most:g})")
 
 
@@ -424,7 +428,8 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
     (x86 without VNNI) while the file itself, run operator by operator, was within it: the row's accuracy is then that
     CPU's, and the note gives the file's own (unless the row's is the file's own already: `headline_is_reference`).
     When the file run operator by operator is outside it too, the export is at fault, as the log says, whatever the
-    CPU. None otherwise and for files from before these fields."""
+    CPU. On a CPU that does not saturate, the runs outside it and the file's own run, which is within it. None when
+    every run is within it and for files from before these fields."""
     if not isinstance(agree, dict):
         return None
     runs = {name: agree.get(name) for name in ("onnx", "openvino", "onnx_reference", "tolerance")}
@@ -455,7 +460,11 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
                 f"({logit_diff_text(diff['onnx_reference'])} off{ref_top1}): the exported file does not compute the int8 model "
                 "its accuracies were measured on (an export problem: please report it)")
     if agree.get("int8_saturates") is not True:
-        return None
+        # runtimes off on a CPU that does not saturate (or a file from before the field): the compression's log warns
+        # (compress.pipeline.int8_agreement_warning) and the row said nothing; the facts, the file's own run beside them
+        ref_top1 = f", {top1_text(reference)}" if top1["onnx_reference"] is not None else ""
+        return (f"int8 files outside the tolerance on the CPU that compressed it: {' and '.join(parts)}; the file itself "
+                f"is within it run operator by operator ({logit_diff_text(diff['onnx_reference'])} off{ref_top1})")
     acc = _to_float(reference_acc)
     text = f"int8 kernels saturate on the CPU that compressed it (x86 without VNNI): {' and '.join(parts)}; "
     if headline_is_reference:  # the row's test acc is that run's already: not repeated
