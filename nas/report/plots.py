@@ -272,23 +272,34 @@ def _pareto_png(run: _Run) -> bytes:
 
 
 def _breakdown_png(run: _Run) -> bytes:
+    """latency_breakdown.png: the front's predicted latency by stage and, below it, by op kind, as report.html's two
+    plots (report.md had the stages alone: an op kind that takes most of a member's time, LayerNorm left to the host
+    CPU of an NPU, showed only in the HTML)."""
     members = run.members
     if not any(m.metrics is not None for m in members):
         return _placeholder_png("no latency breakdown (no Pareto members with metrics.json)")
-    fig = _figure(9, 1.4 + 0.5 * len(members))
-    ax = fig.add_subplot()
-    rows = range(len(members))
-    left = [0.0] * len(members)
-    for i, part in enumerate(_stage_parts(members)):
-        widths = [_stage_ms(m, part) or 0.0 for m in members]
-        ax.barh(rows, widths, left=left, color=_PALETTE[i % len(_PALETTE)], label=part, height=0.6)
-        left = [a + b for a, b in zip(left, widths)]
-    ax.set_yticks(list(rows), [_row_label(m) for m in members], fontsize=8)
-    ax.invert_yaxis()  # fastest member on top, as in the tables
-    ax.set_xlabel(_latency_title(run.header.get("hw")))
-    ax.set_title("Predicted latency of the front by stage")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    kinds = _kinds(members)
+    panels = [("by stage", [(part, [_stage_ms(m, part) or 0.0 for m in members]) for part in _stage_parts(members)])]
+    if kinds:
+        totals = [_kind_totals(m) for m in members]
+        panels.append(("by op kind", [(kind, [t.get(kind, 0.0) for t in totals]) for kind in kinds]))
+    height = 1.4 + 0.5 * len(members)
+    fig = _figure(9, height * len(panels))
+    for i, (what, segments) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        rows = range(len(members))
+        left = [0.0] * len(members)
+        for j, (name, widths) in enumerate(segments):
+            ax.barh(rows, widths, left=left, color=_PALETTE[j % len(_PALETTE)], label=name, height=0.6)
+            left = [a + b for a, b in zip(left, widths)]
+        ax.set_yticks(list(rows), [_row_label(m) for m in members], fontsize=8)
+        ax.invert_yaxis()  # fastest member on top, as in the tables
+        ax.set_xlabel(_latency_title(run.header.get("hw")))
+        ax.set_title(f"Predicted latency of the front {what}")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    if len(panels) > 1:
+        fig.tight_layout()
     return _png_bytes(fig)
 
 

@@ -235,7 +235,7 @@ def _render_markdown(run: _Run) -> str:
               "## Latency breakdown of the front", ""]
     note = _missing_breakdown_note(run.members)
     lines += [f"_{_md_text(note)}_", ""] if note else []
-    lines += ["![Predicted latency by stage](latency_breakdown.png)", "",
+    lines += ["![Predicted latency by stage and by op kind](latency_breakdown.png)", "",
               "## Which mixer each stage chose along the front", "", "![Mixer per stage](mixers.png)", "",
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_md_text(_no_members_note(run))}_"]
