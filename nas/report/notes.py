@@ -583,9 +583,32 @@ def _largest_class_drop(before: Any, after: Any) -> str | None:
 def _front_notes(run: _Run) -> list[str]:
     """The notes under the front table, in their order in both reports; '' for one that does not apply."""
     members = run.members
-    return [_left_out_note(run), _missing_files_note(members), _best_member_note(members),
+    return [_left_out_note(run), _missing_files_note(members), _best_member_note(members), _int8_loss_note(members),
             _predicted_note(members, run.header), _measured_note(members, run.header), _final_val_note(members),
             _ci_note(members), _retired_note(run.retired)]
+
+
+def _int8_loss_note(members: Sequence[_Member]) -> str:
+    """The members whose int8 file is really less accurate than their model.onnx (compressed_metrics.json's summary:
+    test_acc_fp32 and test_acc_int8, pruning included, and int8_vs_fp32's McNemar p below 0.05). The front table's test
+    accuracies and the best-member note are model.pt's: a run whose most accurate member lost 35 pt as int8 called it
+    the one to take, the loss said only deep in the compressed table's int8 notes. '' when none did."""
+    lost = []
+    for m in members:
+        c = m.compressed or {}
+        summary = c.get("summary") if isinstance(c.get("summary"), dict) else {}
+        before, after = _to_float(summary.get("test_acc_fp32")), _to_float(summary.get("test_acc_int8"))
+        change = _change_of(summary.get("int8_vs_fp32"))
+        if c.get("error") or before is None or after is None or change is None or change["p_value"] >= 0.05 \
+                or after >= before:
+            continue
+        lost.append(f"{m.arch_id} {_fmt_acc(before)} → {_fmt_acc(after)} ({100 * (after - before):+.2f} pt, "
+                    f"{_fmt_p(change['p_value'])})")
+    if not lost:
+        return ""
+    return ("Really less accurate as int8 (the compressed table's 'fp32 → int8 in all', pruning included; p < 0.05, "
+            f"image by image): {'; '.join(lost)}. The test accuracies above are model.pt's: judge a member shipped as "
+            "int8 by its int8 row.")
 
 
 def _retired_note(count: int) -> str:
