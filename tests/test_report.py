@@ -1569,8 +1569,9 @@ def test_int8_stars_scored_on_part_of_the_val_images_say_so_in_their_legend_and_
     label, hover = star()
     assert label == ("compressed int8 of the final-trained member (val acc from its OpenVINO file, some on part of the "
                      "val images: compress.eval_images, see the note under the table)")
-    assert hover == [f"{FAST} int8<br>val acc 80.00% (on 1,000 of the 6,000 val images: compress.eval_images)<br>0.200 ms",
-                     f"{SLOW} int8<br>val acc 80.00%<br>0.200 ms"]
+    assert hover == [f"{FAST} int8<br>val acc 80.00% (on 1,000 of the 6,000 val images: compress.eval_images)<br>"
+                     "predicted latency 0.200 ms on edge_npu", f"{SLOW} int8<br>val acc 80.00%<br>predicted latency "
+                     "0.200 ms on edge_npu"]
     slow.write_text(fast.read_text())  # every star on the same part: the legend says on how many
     assert star()[0].endswith("(val acc from its OpenVINO file, on 1,000 of the 6,000 val images)")
     slow.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 500, "val_of": 6000}}))
@@ -1802,6 +1803,16 @@ def test_the_markdown_reports_breakdown_png_shows_the_op_kinds_as_the_html_does(
     widths = [sum(p.get_width() for p in c.patches if p.get_y() < 0.5) for c in breakdown.axes[1].containers]
     assert sum(widths) == pytest.approx(0.034)
     assert "by stage and by op kind" in _markdown(run_dir)
+
+
+def test_the_pareto_plots_hover_texts_say_their_latency_is_predicted_and_for_which_chip(run_dir: pathlib.Path) -> None:
+    # A point's hover text said "latency 0.300 ms": read alone (a screenshot, a ticket), a timing on no chip.
+    import nas.report
+
+    run = nas.report.files._load_run(run_dir)
+    texts = [h for trace in nas.report.plots._pareto_figure(run).data for h in trace.hovertext]
+    assert texts and all("predicted latency " in h and " ms on edge_npu" in h for h in texts), texts
+    assert any(f"trial 0 · {FAST}" in h and "val acc 85.00% · predicted latency 0.300 ms on edge_npu" in h for h in texts)
 
 
 def test_the_front_tables_predicted_latency_says_at_which_precision_and_for_which_chip(run_dir: pathlib.Path) -> None:

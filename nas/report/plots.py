@@ -89,12 +89,20 @@ def _row_label(member: _Member) -> str:
     return member.label if member.metrics is not None else f"{member.label} (no breakdown)"
 
 
-def _hover(point: _Trial | _Member) -> str:
-    """The Pareto plot's hover text of a trial or front member: its trial, mixers, summary, val acc, latency and size."""
+def _predicted_text(ms: float | None, hw: object, decimals: int = 3) -> str:
+    """'predicted latency 0.252 ms on edge_npu': a hover text's latency, which a point read alone ('latency 0.252 ms')
+    gave as if timed, and on no chip."""
+    on = f" on {hw}" if isinstance(hw, str) and hw else ""
+    return f"predicted latency {_fmt_ms(ms, decimals)} ms{on}"
+
+
+def _hover(point: _Trial | _Member, hw: object = None) -> str:
+    """The Pareto plot's hover text of a trial or front member: its trial, mixers, summary, val acc, the latency
+    predicted for the chip `hw`, and size."""
     # Plotly renders a subset of HTML in hover labels, so the free-form text is escaped.
     lines = [f"trial {point.number if point.number is not None else _MISSING} · {point.arch_id}",
              f"mixers: {'-'.join(point.mixers) or _MISSING}", point.summary or _MISSING,
-             f"val acc {_fmt_acc(point.val_acc)} · latency {_fmt_ms(point.latency_ms)} ms",
+             f"val acc {_fmt_acc(point.val_acc)} · {_predicted_text(point.latency_ms, hw, getattr(point, 'ms_decimals', 3))}",
              f"params {_fmt_count(point.params)} · MACs {_fmt_count(point.macs)}"]
     return "<br>".join(html.escape(line) for line in lines)
 
@@ -153,25 +161,27 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
         fig.add_trace(go.Scatter(
             x=[t.latency_ms for t in group], y=[100.0 * (t.val_acc or 0.0) for t in group],
             mode="markers", name=name, hoverinfo="text",
-            hovertext=[_hover(t) for t in group],
+            hovertext=[_hover(t, run.header.get("hw")) for t in group],
             marker={"color": _TRIAL_COLOUR, "symbol": symbol, "size": 8, "opacity": 0.7,
                     "line": {"width": 1.5, "color": _TRIAL_COLOUR}}))
     if members:
         fig.add_trace(go.Scatter(
             x=[m.latency_ms for m in members], y=[100.0 * (m.val_acc or 0.0) for m in members],
             mode="lines+markers", name=_FRONT_LABEL, hoverinfo="text",
-            hovertext=[_hover(m) for m in members],
+            hovertext=[_hover(m, run.header.get("hw")) for m in members],
             line={"color": _FRONT_COLOUR, "width": 2, "shape": "hv"},
             marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
     points = _int8_points(run.members, run.header.get("hw"))
     if points:
         cuts = {m.arch_id: _val_cut(m) for m in run.members}  # a star scored on part of the val images says so
+        decimals = max((m.ms_decimals for m in run.members), default=3)  # the same for every member
         fig.add_trace(go.Scatter(
             x=[p[1] for p in points], y=[100.0 * p[2] for p in points], mode="markers",
             name=_int8_label(run.members, run.header.get("hw")), hoverinfo="text",
             hovertext=[f"{html.escape(a)} int8<br>val acc {_fmt_acc(acc)}"
                        + (f" (on {_cut_text(cut, 'val')}: compress.eval_images)" if (cut := cuts.get(a)) else "")
-                       + f"<br>{_fmt_ms(ms)} ms" for a, ms, acc in points],
+                       + f"<br>{html.escape(_predicted_text(ms, run.header.get('hw'), decimals))}"
+                       for a, ms, acc in points],
             marker={"color": _INT8_COLOUR, "size": 12, "symbol": "star"}))
     if run.budget_ms is not None:
         fig.add_vline(x=run.budget_ms, line_dash="dash", line_color="#555",
