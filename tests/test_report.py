@@ -1005,6 +1005,11 @@ def test_the_front_notes_name_members_really_less_accurate_as_int8(run_dir: path
             f"image by image): {FAST} 50.10% → 14.60% (-35.50 pt, p<0.0001). The test accuracies above are model.pt's: "
             "judge a member shipped as int8 by its int8 row.")
     assert _both_reports_say(run_dir, note)  # SLOW's -0.50 pt is within noise: not named
+    # scored on part of the test images (compress.eval_images): said, beside the front table's of them all
+    cut = json.loads(compressed(0.501, 0.146, 398, 43, 4e-73))
+    cut["eval_images"] = {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}
+    (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(json.dumps(cut))
+    assert "(-35.50 pt, p<0.0001; on 1,000 of the 10,000 test images)." in _markdown(run_dir)
     (run_dir / "checkpoints" / FAST / "compressed_metrics.json").write_text(compressed(0.501, 0.49, 20, 9, 0.06))
     assert "Really less accurate as int8" not in _markdown(run_dir)
 
