@@ -172,7 +172,28 @@ def test_measurements_csv_round_trip(tmp_path):
      ("ARCH,abc,openvino,fp32,1,1,. ms,,,,", "line 3: median_ms='. ms' must be a plain number of milliseconds > 0"),
      ("ARCH,abc,openvino,fp32,1,1,.5 ms,,,,", "median_ms='.5 ms' must be a plain number of milliseconds > 0 (write 0.5, "
                                              "without the unit)"),
-     ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write decimals with '.')"),
+     ('ARCH,abc,openvino,fp32,1,1,"0,5",,,,', "median_ms='0,5' must be a plain number of milliseconds > 0 (write 0.5, with "
+                                             "'.' for decimals)"),
+     # thousands separators: the number to write, as the unit hints give it (German Excel's '1.234,5' got the bare
+     # refusal), and where ',' may be either a decimal comma or a thousands separator, both readings to choose from
+     ('ARCH,abc,openvino,fp32,1,1,"1.234,5",,,,', "median_ms='1.234,5' must be a plain number of milliseconds > 0 (write "
+                                                 "1234.5, without thousands separators)"),
+     ('ARCH,abc,openvino,fp32,1,1,"1,234.5",,,,', "median_ms='1,234.5' must be a plain number of milliseconds > 0 (write "
+                                                 "1234.5, without thousands separators)"),
+     ('ARCH,abc,openvino,fp32,1,1,"1,234,567",,,,', "(write 1234567, without thousands separators)"),
+     ("ARCH,abc,openvino,fp32,1,1,1.234.567,,,,", "median_ms='1.234.567' must be a plain number of milliseconds > 0 (write "
+                                                 "1234567, without thousands separators)"),
+     ('ARCH,abc,openvino,fp32,1,1,"1,234",,,,', "median_ms='1,234' must be a plain number of milliseconds > 0 (write 1.234 "
+                                               "if ',' is a decimal comma there, or 1234 if it separates thousands)"),
+     ('ARCH,abc,openvino,fp32,1,1,"1,234 us",,,,', "median_ms='1,234 us' must be a plain number of milliseconds > 0 (write "
+                                                  "0.001234 if ',' is a decimal comma there, or 1.234 if it separates "
+                                                  "thousands, without the unit: 1,234 us in milliseconds)"),
+     ('ARCH,abc,openvino,fp32,1,1,"1.234,5 us",,,,', "(write 1.2345, without the unit: 1.234,5 us in milliseconds)"),
+     ('ARCH,abc,openvino,fp32,1,1,"0,0012 s",,,,', "(write 1.2, without the unit: 0,0012 s in milliseconds)"),
+     ('ARCH,abc,openvino,fp32,1,1,",5",,,,', "median_ms=',5' must be a plain number of milliseconds > 0 (write 0.5, with "
+                                            "'.' for decimals)"),
+     # a time in another unit given to its last digit ('.6g' showed 1234.57 for 1234567 us)
+     ("ARCH,abc,openvino,fp32,1,1,1234567us,,,,", "(write 1234.567, without the unit: 1234567us in milliseconds)"),
      ("ARCH,abc,openvino,fp32,1,1,,,,,", "line 3: median_ms is empty; fill in a time in milliseconds or delete the row"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.2,x,,", "line 3: p90_ms='x' must be a plain number"),
      ("ARCH,abc,openvino,fp32,two,1,0.3,,,,", "line 3: threads='two' must be a whole number >= 0 (or empty)"),
@@ -264,7 +285,8 @@ def test_a_row_with_more_cells_than_the_header_is_refused_as_shifted(tmp_path):
     text = (tmp_path / "m.csv").read_text()
     (tmp_path / "c.csv").write_text(text.replace(",0.25,0.2,0.3,", ",0,25,0,2,0,3,"))
     with pytest.raises(DataError, match=r"^.*c\.csv, line 2: 14 cells, but the header has 11 columns, so the cells are shifted "
-                                        r"\(a decimal comma in a comma-separated file\? write decimals with '\.'\)$"):
+                                        r"\(a decimal comma or a thousands separator in a comma-separated file\? write "
+                                        r"numbers without ',': decimals with '\.'\)$"):
         read_measurements(tmp_path / "c.csv")
     # a spreadsheet's trailing empty cells are no shift
     (tmp_path / "t.csv").write_text(text.replace(",x\n", ",x,,,\n"))
@@ -497,16 +519,28 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     (tmp_path / "german.csv").write_text(german.replace(";30;", ";1,000;"))
     with pytest.raises(DataError, match=r"german\.csv, line 2: n_calls='1,000' must be a whole number"):
         read_measurements(tmp_path / "german.csv")
-    # a time with its unit there gets the hint with the number to write, as '0.25 ms' does (it got the bare refusal)
-    (tmp_path / "german.csv").write_text(german.replace(";0,25;", ";0,25 ms;"))
-    with pytest.raises(DataError, match=r"german\.csv, line 2: median_ms='0\.25 ms' must be a plain number of milliseconds "
-                                        r"> 0 \(write 0\.25, without the unit\)$"):
+    # a time with its unit there gets the hint with the number to write, as '0.25 ms' does (it got the bare refusal);
+    # a refusal names the cell as the file has it, which the user looks for ('0.25 ms' was named, not in the file)
+    for cell, said in (("0,25 ms", r"\(write 0\.25, without the unit\)"),
+                       ("250,5 us", r"\(write 0\.2505, without the unit: 250,5 us in milliseconds\)"),
+                       ("-0,25", ""), ("0,0", "")):
+        (tmp_path / "german.csv").write_text(german.replace(";0,25;", f";{cell};"))
+        with pytest.raises(DataError, match=rf"german\.csv, line 2: median_ms='{re.escape(cell)}' must be a plain number of "
+                                            rf"milliseconds > 0 ?{said}$"):
+            read_measurements(tmp_path / "german.csv")
+    (tmp_path / "german.csv").write_text(german.replace(";0,25;", ";1.234,5;"))  # German Excel's thousands separator
+    with pytest.raises(DataError, match=r"german\.csv, line 2: median_ms='1\.234,5' must be a plain number of milliseconds "
+                                        r"> 0 \(write 1234\.5, without thousands separators\)$"):
         read_measurements(tmp_path / "german.csv")
+    (tmp_path / "u.csv").write_text("arch_id;unit;us\na;stem;-12,5\n")  # the per-unit times' refusals the same
+    with pytest.raises(DataError, match=r"u\.csv, line 2: us='-12,5' must be a plain number of microseconds >= 0$"):
+        read_unit_times(tmp_path / "u.csv")
     # tabs are what a copy from an English-locale spreadsheet gives too, where the comma groups thousands: a slow chip's
     # '1,234' ms was read as 1.234 ms, 1000x off, and n_calls '1,000' as 1; refused, as in a ','-separated file
     english = semi.replace(";0.25;0.2;0.3;30;", ";1,234;1,200;1,300;1,000;").replace(";", "\t")
     (tmp_path / "tabs.csv").write_text(english)
-    with pytest.raises(DataError, match=r"tabs\.csv, line 2: median_ms='1,234' must be a plain number"):
+    with pytest.raises(DataError, match=r"tabs\.csv, line 2: median_ms='1,234' must be a plain number of milliseconds > 0 "
+                                        r"\(write 1\.234 if ',' is a decimal comma there, or 1234 if it separates thousands\)$"):
         read_measurements(tmp_path / "tabs.csv")
     (tmp_path / "tabs.csv").write_text(english.replace("1,234\t1,200\t1,300", "1234\t1200\t1300"))
     with pytest.raises(DataError, match=r"tabs\.csv, line 2: n_calls='1,000' must be a whole number"):
@@ -515,7 +549,7 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     assert read_unit_times(tmp_path / "u.csv") == {"a": {"stem": 12.5}}
     # in a ','-separated file the comma stays ambiguous: a quoted '0,25' is refused with the hint, as before
     (tmp_path / "sep_bad.csv").write_text("sep=,\n" + text.replace(",0.25,", ',"0,25",'))
-    with pytest.raises(DataError, match=r"sep_bad\.csv, line 3: median_ms='0,25' must be a plain number.*write decimals"):
+    with pytest.raises(DataError, match=r"sep_bad\.csv, line 3: median_ms='0,25' must be a plain number.*\(write 0\.25, with '\.' for decimals\)$"):
         read_measurements(tmp_path / "sep_bad.csv")  # the lines counted from the file's first, the 'sep=' line
     (tmp_path / "m.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
     with pytest.raises(DataError, match=r"m\.xlsx is a zip file \(a spreadsheet workbook such as \.xlsx\?\), not CSV"):

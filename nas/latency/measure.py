@@ -605,14 +605,27 @@ _POINT_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+")
 """A whole number with '.' between groups of thousands ('1.000', '1.000.000'), as decimal-comma locales group them."""
 
 
+class _DecimalComma(str):
+    """A ';'-separated file's number cell with its decimal comma read as '.' ('0.42'), which keeps the cell as the file
+    has it in `written` ('0,42'): a refusal names that, the text the user can find in their file."""
+
+    written: str
+
+
+def _decimal_point(cell: str) -> _DecimalComma:
+    read = _DecimalComma(cell.replace(",", "."))
+    read.written = cell
+    return read
+
+
 def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequence[str] = (),
               numbers: Collection[str] = (), counts: Collection[str] = ()) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line number, row dict) of a CSV that must exist and have `columns`; else a one-line `DataError`. So is a header
     cell that is a near miss of an absent `optional` column ('BATCH', 'precison'): its cells would go unread, and with
     them the checks they are for. In a ';'-separated file, what a spreadsheet of a decimal-comma locale saves, a cell
-    of the `numbers` columns written with a decimal comma ('0,42') is given with a point ('0.42'), and one of the
-    whole-number `counts` columns grouped with that locale's thousands separator ('1.000', which would read as 1) is a
-    one-line `DataError`. In a ','- or tab-separated file the comma stays (and is refused by `_number`): tabs are also
+    of the `numbers` columns written with a decimal comma ('0,42') is given with a point ('0.42', `_DecimalComma`), and
+    one of the whole-number `counts` columns grouped with that locale's thousands separator ('1.000', which would read
+    as 1) is a one-line `DataError`. In a ','- or tab-separated file the comma stays (and is refused by `_number`): tabs are also
     what a copy from a spreadsheet of any locale gives, where '1,234' may be 1234.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
@@ -706,7 +719,9 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
         # ends lines further down than the row starts (enumerate counted neither those nor blank lines).
         start = reader.line_num - sum(len(_LINE_BREAK.findall(cell)) for cell in cells)
         if any(cell.strip() for cell in cells[len(fieldnames):]):
-            hint = (" (a decimal comma in a comma-separated file? write decimals with '.')" if reader.dialect.delimiter == ","
+            # '0,42' or '1,234' unquoted: a decimal comma, or a thousands separator (1234), split the number in two
+            hint = (" (a decimal comma or a thousands separator in a comma-separated file? write numbers without ',': "
+                    "decimals with '.')" if reader.dialect.delimiter == ","
                     and any(re.fullmatch(r"[0-9]+", c.strip()) for c in cells[len(fieldnames):]) else
                     " (a cell holding the separator unquoted?)")
             raise DataError(f"{path}, line {start}: {len(cells)} cells, but the header has {len(fieldnames)} columns, so the "
@@ -717,7 +732,7 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
                 cell = (row[grouped] or "").strip()
                 raise DataError(f"{path}, line {start}: {grouped}={cell!r} has thousands separators; write the whole "
                                 f"number without them ({cell.replace('.', '')})")
-            row.update({name: cell.strip().replace(",", ".") for name in numbers
+            row.update({name: _decimal_point(cell.strip()) for name in numbers
                         if _DECIMAL_COMMA.fullmatch((cell := row.get(name) or "").strip())})
         yield start, row
 
@@ -765,8 +780,9 @@ def _close_column(column: str, fieldnames: Sequence[str]) -> str | None:
 
 def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positive: bool) -> float:
     """The row's `column` cell as a finite number (> 0 if `positive`, else >= 0), or a `DataError` naming the
-    file, line, column and value."""
-    cell = (row.get(column) or "").strip()
+    file, line, column and value, as the file has it (`_DecimalComma`)."""
+    read = row.get(column) or ""
+    cell = read.strip()
     try:
         value = float(cell)
     except ValueError:
@@ -775,16 +791,59 @@ def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positiv
         return value
     if not cell:
         raise DataError(f"{path}, line {line}: {column} is empty; fill in a time in {unit} or delete the row")
-    hint = " (write decimals with '.')" if re.fullmatch(r"[0-9]+,[0-9]+", cell) else ""
-    # '0.42 ms' or '420 us', as a profiler prints a time: the number to write instead (a number float() reads: not
-    # '1.2.3' nor '.', which get no hint)
-    if (timed := re.fullmatch(r"((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*([a-zµμ]+)", cell, re.IGNORECASE)) and (
-            given := _time_unit(timed.group(2))) and _TIME_UNITS[given].fullmatch(timed.group(2)):
-        wanted = next(u for u, words in _UNIT_WORDS.items() if words == unit)
-        number = float(timed.group(1)) * _SECONDS[given] / _SECONDS[wanted]
-        hint = f" (write {number:.6g}, without the unit" + ("" if given == wanted else f": {cell} in {unit}") + ")"
-    raise DataError(f"{path}, line {line}: {column}={cell!r} must be a plain number of {unit} "
-                    f"{'> 0' if positive else '>= 0'}{hint}")
+    written = getattr(read, "written", cell)
+    raise DataError(f"{path}, line {line}: {column}={written!r} must be a plain number of {unit} "
+                    f"{'> 0' if positive else '>= 0'}{_number_hint(cell, written=written, unit=unit)}")
+
+
+_WITH_UNIT = re.compile(r"([0-9.,]*[0-9][0-9.,]*)((?:e[+-]?[0-9]+)?)\s*([a-zµμ]*)", re.IGNORECASE)
+"""A time cell as a profiler or a spreadsheet may write it: digits with '.' or ',' between them, an exponent, a unit."""
+
+
+def _number_hint(cell: str, *, written: str, unit: str) -> str:
+    """' (write <the plain number>, ...)' for a time cell (`cell` as read, `written` as the file has it) that is a
+    number with separators float() does not read ('1.234,5', or '0,42' outside a ';'-separated file), with a time unit
+    ('0.42 ms', '420 us', as a profiler prints a time), or both; the number in `unit`. Where the separators do not tell
+    ('1,234': a decimal comma, or a thousands separator), both readings, for the user to choose. '' for other text
+    ('1.2.3', '. ms', '-2'): no number to suggest."""
+    match = _WITH_UNIT.fullmatch(cell)
+    if match is None:
+        return ""
+    number, exponent, suffix = match.groups()
+    given = _time_unit(suffix) if suffix else None
+    if suffix and (given is None or not _TIME_UNITS[given].fullmatch(suffix)):
+        return ""
+    plain = re.fullmatch(r"[0-9]+\.?[0-9]*|\.[0-9]+", number) is not None
+    readings = [number] if plain else _readings(number)
+    if not readings or (plain and not suffix):
+        return ""
+    wanted = next(u for u, words in _UNIT_WORDS.items() if words == unit)
+    # .12g: a time times a power of 1000 ('420 us' is 0.42000000000000004 ms) shown as the decimal it is, to its digits
+    values = [f"{float(r + exponent) * _SECONDS[given] / _SECONDS[wanted]:.12g}" if given else r + exponent for r in readings]
+    write = (f"write {values[0]}" if len(values) == 1 else
+             f"write {values[0]} if ',' is a decimal comma there, or {values[1]} if it separates thousands")
+    if suffix:
+        return f" ({write}, without the unit" + ("" if given == wanted else f": {written} in {unit}") + ")"
+    if len(values) > 1:
+        return f" ({write})"
+    return f" ({write}, " + ("without thousands separators)" if len(readings[0]) < len(number) else "with '.' for decimals)")
+
+
+def _readings(number: str) -> list[str]:
+    """The plain numbers that `number`, digits with ',' or '.' between them that float() does not read, may be: one
+    where its separators tell ('1.234,5' and '1,234.5' are 1234.5, '1.234.567' and '1,234,567' are 1234567, '0,42' and
+    '12,5' have a decimal comma), two where they do not ('1,234': 1.234 with a decimal comma, 1234 with a thousands
+    separator), none where it is no number ('1.2.3')."""
+    # '.' between groups of thousands, as decimal-comma locales write them (German Excel's '1.234,5'), or ','
+    if re.fullmatch(r"[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+|[0-9]{1,3}(?:\.[0-9]{3}){2,}", number):
+        return [number.replace(".", "").replace(",", ".")]
+    if re.fullmatch(r"[0-9]{1,3}(?:,[0-9]{3})+\.[0-9]+|[0-9]{1,3}(?:,[0-9]{3}){2,}", number):
+        return [number.replace(",", "")]
+    if re.fullmatch(r"[1-9][0-9]{0,2},[0-9]{3}", number):  # one ',' before 3 digits: either
+        return [number.replace(",", "."), number.replace(",", "")]
+    if re.fullmatch(r"[0-9]*,[0-9]+", number):
+        return [("0" if number.startswith(",") else "") + number.replace(",", ".")]
+    return []
 
 
 def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) -> int:
