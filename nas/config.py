@@ -29,7 +29,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, module_logger, require_path, wrong_type
-from nas.latency.hardware import FITTED_FIELDS, HardwareProfile, check_name, check_threads, element_size_warning
+from nas.latency.hardware import (FITTED_FIELDS, HardwareProfile, check_name, check_threads, config_dir_option,
+                                   element_size_warning)
 from nas.latency.ops import OP_KINDS
 from nas.memory import MEMORY_BUDGET_MAX_GB
 
@@ -577,7 +578,7 @@ def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwarePr
             copy = (f"{twin} is there: rename it to {path.name}, or " if twin.suffix.lower() == ".yaml" else
                     f"{twin} is there: set `fitted: {twin.name}` in the profile, or ")
         raise ConfigError(f"{where} cannot be read ({e.strerror or e}); {copy}refit with `python -m nas.latency.fit "
-                          f"hw={hw.name} measurements=[...]` (README, 'Onboarding a chip')") from None
+                          f"{config_dir_option(hw.name)}hw={hw.name} measurements=[...]` (README, 'Onboarding a chip')") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{where} are not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict) or not data:

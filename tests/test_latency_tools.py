@@ -1246,6 +1246,49 @@ def test_hw_profiles_in_a_hydra_run_include_the_users_config_dir_first(tmp_path)
         HydraConfig.instance().cfg = None
 
 
+def test_commands_in_hints_name_the_users_config_dir_where_the_chip_file_is_there(tmp_path):
+    # README's onboarding lets a chip's file live in a folder of the user's own, read with --config-dir: a hint's
+    # profile or fit command typed without it was refused as an unknown hw=chip.
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import load_fitted, register_configs
+    from nas.latency.hardware import calibration_basis, config_dir_option, input_warning
+    from nas.latency.measure import uncalibrated_warning
+    from tests.conftest import CONF_DIR
+
+    mine = tmp_path / "my conf"  # a space in it: the command quotes it
+    (mine / "hw").mkdir(parents=True)
+    shipped = (CONF_DIR / "hw" / "edge_npu.yaml").read_text().split(CALIBRATION_MARKER)[0]
+    (mine / "hw" / "chip.yaml").write_text(shipped.replace("name: edge_npu", "name: chip"))
+    chip = dataclasses.replace(load_hw_profile(mine / "hw" / "chip.yaml"), calibration={"invoke": {"fixed": 10.0}},
+                               measured_inputs=["1x28x28"])
+    flag = f"--config-dir '{mine}' "
+    assert config_dir_option("chip") == "" and "--config-dir" not in input_warning(chip, in_chans=3, img_size=64)
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=[f"hydra.searchpath=['file://{mine}']", "hw=chip"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert config_dir_option("chip") == flag
+        assert config_dir_option("edge_npu") == ""  # conf/'s file, as Hydra composes it: the command needs no flag
+        warning = input_warning(chip, in_chans=3, img_size=64)
+        assert f"(`python -m nas.latency.profile {flag}hw=chip in_chans=3 img_size=64 export_only=true ...`" in warning
+        assert f"then `python -m nas.latency.fit {flag}hw=chip ...`" in warning
+        # a host-timed chip's copy goes beside its file, in the folder the commands already read
+        host = uncalibrated_warning(dataclasses.replace(chip, runtime="openvino", calibration={}))
+        assert (f"`python -m nas.latency.profile {flag}hw=chip n=50 out=my_chip.csv`, then `python -m nas.latency.fit "
+                f"{flag}hw=chip 'measurements=[my_chip.csv]' out='{mine}'/hw/my_chip.yaml`, and search with "
+                f"`--config-dir '{mine}' hw=my_chip`") in host
+        with pytest.raises(ConfigError, match=rf"or refit with `python -m nas\.latency\.fit {re.escape(flag)}hw=chip "
+                                              r"measurements=\[\.\.\.\]`"):
+            dataclasses.replace(chip, fitted_for=calibration_basis(chip).replace("bytes_per_element=1", "bytes_per_element=2"))
+        with pytest.raises(ConfigError, match=rf"refit with `python -m nas\.latency\.fit {re.escape(flag)}hw=chip "):
+            load_fitted(dataclasses.replace(chip, calibration={}, fitted="chip.fitted.yml"), folder=mine / "hw")
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 @pytest.mark.parametrize("hw_name", ["cpu", "cpu_int8", "cpu_xeon", "cpu_zen2"])
 def test_shipped_host_profiles_name_the_machine_of_their_measurements(compose_cfg, hw_name):
     from nas.latency.measure import cpu_model
@@ -3497,6 +3540,12 @@ def test_a_validate_command_line_without_hw_is_refused_naming_validate():
     line = missing_hw_problem(["measurements=[m.csv]", "out=v"], tool="validate")
     assert line.startswith("hw= is required: the chip whose profile's predictions the measurements are scored against")
     assert "python -m nas.latency.validate hw=<chip> 'measurements=[m.csv]'" in line and "step 5" in line
+    # a --config-dir typed is where the chip's file is: the example keeps it (without it, hw=<chip> is not found)
+    line = missing_hw_problem(["--config-dir", "my conf", "measurements=[m.csv]"], tool="validate")
+    assert ("(my conf/hw/<chip>.yaml), e.g. python -m nas.latency.validate --config-dir 'my conf' hw=<chip> "
+            "'measurements=[m.csv]'") in line
+    assert "(mine/hw/<chip>.yaml), e.g. python -m nas.latency.fit --config-dir mine hw=<chip> " in missing_hw_problem(
+        ["--config-dir=mine"])
     for argv in (["hw=acme", "measurements=[m.csv]"], ["+hw=acme"], ["--help"], ["--cfg", "job"]):
         assert missing_hw_problem(argv, tool="validate") is None, argv
 

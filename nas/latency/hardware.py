@@ -125,6 +125,21 @@ def few_archs_warning(hw: HardwareProfile) -> str | None:
             "(README, 'Onboarding a chip', steps 2 and 4)")
 
 
+def config_dir_option(name: str) -> str:
+    """'--config-dir <folder> ' where, in a Hydra run, the file `hw=<name>` composed is `<folder>/hw/<name>.yaml` of a
+    folder of the user's own (README 'Onboarding a chip', step 1), not the project's conf/: a command a hint suggests
+    for the chip finds that file only with it. '' where the file is conf/'s, and outside a Hydra run (which reads
+    conf/ alone)."""
+    import shlex
+
+    from nas.config import CONF_DIR, group_file, hw_folders  # nas.config imports this module
+
+    path = group_file("hw", name, folders=hw_folders())  # by `name`: not the run's own hw= choice, whatever its name
+    if path is None or path.parent.parent.resolve() == CONF_DIR.resolve():
+        return ""
+    return f"--config-dir {shlex.quote(str(path.parent.parent))} "
+
+
 def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: str | None = None) -> str | None:
     """One line when a calibrated `hw` records the inputs it was measured at (`measured_inputs`) and this input lies
     outside them, else None. `space`: the name of the search's space, which the line's profile command samples (the
@@ -153,11 +168,12 @@ def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: s
         return None
     # A chip without a runtime here is measured with its own tools: `profile` without export_only=true is refused for it
     export, timed = ("", "") if hw.runtime else (" export_only=true", ", timed with the chip's own tools")
+    own = config_dir_option(hw.name)
     return (f"hw={hw.name} was calibrated on inputs {', '.join(hw.measured_inputs)}, not on this data's "
             f"{input_name(in_chans=in_chans, img_size=img_size)}: {' and '.join(why)}, so its predicted latencies are "
-            f"extrapolated; measure archs at this input and refit (`python -m nas.latency.profile hw={hw.name} "
+            f"extrapolated; measure archs at this input and refit (`python -m nas.latency.profile {own}hw={hw.name} "
             + (f"space={space} " if space else "") + f"in_chans={in_chans} img_size={img_size}{export} ...`{timed}, "
-            f"then `python -m nas.latency.fit hw={hw.name} ...`; README, 'Onboarding a chip')")
+            f"then `python -m nas.latency.fit {own}hw={hw.name} ...`; README, 'Onboarding a chip')")
 
 
 @dataclass
@@ -335,13 +351,15 @@ class HardwareProfile:
         fitted = "; ".join(was[i] for i in differ if i < len(was)) or self.fitted_for
         raise ConfigError(f"hw.calibration was fitted for {fitted}, but the profile says {'; '.join(is_[i] for i in differ)}; "
                           f"the fitted costs hold only for what they were fitted for: set {keys} back, or refit with "
-                          f"`python -m nas.latency.fit hw={self.name} measurements=[...]` (README, 'Onboarding a chip')")
+                          f"`python -m nas.latency.fit {config_dir_option(self.name)}hw={self.name} measurements=[...]` "
+                          "(README, 'Onboarding a chip')")
 
     def _validate_residual(self) -> None:
         n_features = len(UNIT_SHAPE_FIELDS) + 1  # the unit's shape, then log(unit cost)
         if not any(k.endswith("/unit") for k in self.calibration):
             raise ConfigError("hw.residual needs a calibration fitted on per-unit times (<unit type>/unit entries); "
-                              f"refit with `python -m nas.latency.fit hw={self.name} measurements=[...] units=[...]` or remove hw.residual")
+                              f"refit with `python -m nas.latency.fit {config_dir_option(self.name)}hw={self.name} "
+                              "measurements=[...] units=[...]` or remove hw.residual")
         for i, row in enumerate(self.residual):
             size = 2 if i == 0 else 10
             if len(row) != size or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in row):

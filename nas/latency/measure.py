@@ -269,10 +269,15 @@ def host_mismatch(hw: HardwareProfile, *, host: str | None = None, others: Seque
 def _calibrate_a_copy(hw: HardwareProfile) -> str:
     """'calibrate a copy for this host: <the commands>': to run as they stand, writing a profile of the user's own (a
     fit of hw=<name> itself rewrites the shipped profile in a checkout)."""
+    from nas.latency.hardware import config_dir_option
+
     mine = f"my_{hw.name}"
-    return (f"calibrate a copy for this host: `python -m nas.latency.profile hw={hw.name} n=50 out={mine}.csv`, then "
-            f"`python -m nas.latency.fit hw={hw.name} 'measurements=[{mine}.csv]' out=myconf/hw/{mine}.yaml`, and "
-            f"search with `--config-dir myconf hw={mine}` (README, 'Onboarding a chip')")
+    # A profile of the user's own folder: the commands read it from there, and the copy goes beside it
+    own = config_dir_option(hw.name)
+    folder = own.removeprefix("--config-dir ").strip() or "myconf"
+    return (f"calibrate a copy for this host: `python -m nas.latency.profile {own}hw={hw.name} n=50 out={mine}.csv`, then "
+            f"`python -m nas.latency.fit {own}hw={hw.name} 'measurements=[{mine}.csv]' out={folder}/hw/{mine}.yaml`, and "
+            f"search with `--config-dir {folder} hw={mine}` (README, 'Onboarding a chip')")
 
 
 def uncalibrated_warning(hw: HardwareProfile) -> str | None:

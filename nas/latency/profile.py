@@ -17,6 +17,7 @@ import copy
 import hashlib
 import importlib.metadata
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ from nas.latency.fit import RESIDUAL_TREES_MAX
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
-from nas.overrides import precheck_overrides
+from nas.overrides import precheck_overrides, split_config_dir
 from nas.space import sample_arch, validate_space
 
 if TYPE_CHECKING:
@@ -566,12 +567,15 @@ def missing_hw_problem(argv: Sequence[str], *, tool: str = "fit") -> str | None:
         return None
     if any(a.lstrip("+").startswith("hw=") for a in argv):
         return None
+    # A --config-dir given is where the chip's file is (README, 'Onboarding a chip', step 1): the example keeps it
+    _, config_dir = split_config_dir(argv)
+    folder, own = (config_dir, f"--config-dir {shlex.quote(config_dir)} ") if config_dir else ("<config folder>", "")
     if tool == "validate":
         return ("hw= is required: the chip whose profile's predictions the measurements are scored against "
-                "(<config folder>/hw/<chip>.yaml), e.g. python -m nas.latency.validate hw=<chip> 'measurements=[m.csv]'; "
+                f"({folder}/hw/<chip>.yaml), e.g. python -m nas.latency.validate {own}hw=<chip> 'measurements=[m.csv]'; "
                 "hw=cpu validates this host's profile (README, 'Onboarding a chip', step 5)")
-    return ("hw= is required: the chip whose profile the fit calibrates and rewrites (<config folder>/hw/<chip>.yaml), e.g. "
-            "python -m nas.latency.fit hw=<chip> 'measurements=[m.csv]'; hw=cpu refits this host's profile (README, "
+    return (f"hw= is required: the chip whose profile the fit calibrates and rewrites ({folder}/hw/<chip>.yaml), e.g. "
+            f"python -m nas.latency.fit {own}hw=<chip> 'measurements=[m.csv]'; hw=cpu refits this host's profile (README, "
             "'Onboarding a chip', step 4)")
 
 
