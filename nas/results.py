@@ -51,7 +51,7 @@ from nas.config import (RunConfig, TrainConfig, changed_from_file, datasheet_war
 from nas.data import Dataset, absolute_root, per_class_test_images, preprocessing, split_digest, split_record
 from nas.latency import describe_predictor, predict_latency
 from nas.layout import COMPRESSED_FILES, COMPRESSED_JSON, RETIRED_FOLDER
-from nas.latency.hardware import HardwareProfile, input_warning
+from nas.latency.hardware import HardwareProfile, extent_warning, input_warning
 from nas.latency.measure import (busy_timing, cpu_signature, host_mismatch, machine_info, time_onnx,
                                  uncalibrated_warning)
 from nas.errors import CheckpointError, ConfigError, counted, module_logger, readable_text
@@ -1062,9 +1062,11 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
     that `members` lacks (`unlisted`)."""
     # Set when hw is this host's CPU but was calibrated on another CPU model (predictions describe that one), or was
     # never calibrated (the datasheet roofline of a CPU), when its uncalibrated file leaves datasheet numbers to the
-    # generic defaults, and (also) when its calibration was never measured at the data's input (extrapolated).
+    # generic defaults, and (also) when its calibration was never measured at the data's input or on archs like the
+    # space's (extrapolated).
     latency = [w for w in (host_mismatch(run.hw, others=profiles), uncalibrated_warning(run.hw), datasheet_warning(run.hw),
-                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name))
+                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name),
+                           extent_warning(run.hw, run.space))
                if w]
     pareto = {
         "study_name": study.study_name,

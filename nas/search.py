@@ -91,7 +91,7 @@ from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_std
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
                         readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm, WRITE_ERRNOS)
 from nas.latency import predict_latency
-from nas.latency.hardware import HardwareProfile, element_size_warning, few_archs_warning, input_warning
+from nas.latency.hardware import HardwareProfile, element_size_warning, extent_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
 from nas.memory import (DEFAULT_BUDGET_SHARE, WORKING_MEMORY, eval_batch_size, fitting_batch_size, gib, machine_memory_bytes,
                         memory_budget, memory_warning, training_refusal)
@@ -969,6 +969,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         element_size_warning(run.hw),  # bytes_per_element: 2 with precision: int8, a copied file half edited
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
         input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name),
+        extent_warning(run.hw, run.space),  # a profile fitted on another space's archs: as input_warning
         # a copied file that kept the original's name: the run goes by that name
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine

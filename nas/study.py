@@ -149,11 +149,12 @@ def fingerprint(run: RunConfig) -> dict[str, Any]:
     and `SPEED_SETTINGS` excluded)."""
     fp = _settings(run)
     fp["data"] = {k: v for k, v in fp["data"].items() if k != "root"}  # moving the data is fine
-    # the description, which archs (at which inputs) a calibration was fitted on, what it was fitted for and its
-    # cross-validated error change no prediction; `fitted`, the file a profile's fitted numbers were read from, is ""
-    # once they are (their values are compared), and older studies' fingerprints lack it, `fitted_for` and `cross_validated`
-    fp["hw"] = {k: v for k, v in fp["hw"].items()
-                if k not in ("description", "fitted_archs", "measured_inputs", "fitted_for", "cross_validated", "fitted")}
+    # the description, which archs (at which inputs, of what extent) a calibration was fitted on, what it was fitted for
+    # and its cross-validated error change no prediction; `fitted`, the file a profile's fitted numbers were read from,
+    # is "" once they are (their values are compared), and older studies' fingerprints lack it, `fitted_for`,
+    # `cross_validated` and `measured_extent`
+    fp["hw"] = {k: v for k, v in fp["hw"].items() if k not in ("description", "fitted_archs", "measured_inputs",
+                                                                "measured_extent", "fitted_for", "cross_validated", "fitted")}
     return _comparable(fp)
 
 

@@ -540,8 +540,8 @@ def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(
     (None, r"cannot be read \(No such file or directory\); copy chip\.fitted\.yml along with the profile, from where it "
            r"was fitted, or refit with `python -m nas.latency.fit hw=chip measurements=\[\.\.\.\]`"),
     ("calibration: {conv: [1.0\n", "are not valid YAML: while parsing a flow"),
-    ("- 1.0\n", "hold no mapping of calibrated_on, fitted_archs, measured_inputs, fitted_for, cross_validated, calibration, "
-               "residual$"),
+    ("- 1.0\n", "hold no mapping of calibrated_on, fitted_archs, measured_inputs, measured_extent, fitted_for, "
+               "cross_validated, calibration, residual$"),
     ("calibration: {conv: {fixed: 1.0}}\nmac_per_s: 1.0e12\n", "have unknown key 'mac_per_s'; allowed: calibrated_on, "),
     ("calibration: {conv: {fixed: -1.0}}\n", r": hw.calibration.conv.fixed=-1.0: terms of conv are fixed/per_work/per_byte"),
     ("calibration: {conv: {fixed: 3}}\n", "calibration holds a value that is not a float; write numbers as a fit does"),

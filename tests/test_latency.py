@@ -106,6 +106,12 @@ def test_depthwise_efficiency_is_applied():
      ({"fused_kinds": "bn"}, "hw.fused_kinds='bn' must be a list"), ({"efficiency": [0.5]}, "hw.efficiency=[0.5] must be a mapping"),
      ({"measured_inputs": ["3x64x32"]}, "hw.measured_inputs has '3x64x32'; allowed: <in_chans>x<img_size>x<img_size>"),
      ({"measured_inputs": "3x64x64"}, "hw.measured_inputs='3x64x64' must be a list"),
+     ({"measured_extent": {"widths": [64, 16]}}, "hw.measured_extent.widths=[64, 16] must be [smallest, largest], whole "
+                                                 "numbers >= 1, as a fit writes it"),
+     ({"measured_extent": {"mixers": "conv"}}, "hw.measured_extent.mixers='conv' must be a list of names"),
+     ({"measured_extent": {"width": [16, 64]}}, "hw.measured_extent has unknown key 'width'; allowed: stages, widths, "
+                                               "depths, mixers, norms, acts"),
+     ({"measured_extent": [16, 64]}, "hw.measured_extent=[16, 64] must be a mapping"),
      # bits where bytes go (int8 read off a datasheet as 8): every byte moved was costed 8x
      ({"bytes_per_element": 8}, "hw.bytes_per_element=8 must be 1, 2 or 4 (bytes per weight or activation value, not bits: "
                                 "int8 1, fp16 2, fp32 4)"),
@@ -162,6 +168,39 @@ def test_bytes_per_element_unlike_the_precision_is_warned_about_in_one_line(tmp_
     with caplog.at_level(logging.WARNING, logger="nas.config"):
         assert load_hw_profile(tmp_path / "chip.yaml").bytes_per_element == 2
     assert caplog.messages == [wide]
+
+
+def test_a_search_space_outside_the_archs_a_profile_was_fitted_on_is_warned_about_in_one_line():
+    # A profile fitted on one space's archs and searched with another's gave no word that the wider, deeper archs or an
+    # op kind never timed (attention, priced from the datasheet numbers) are predicted by extrapolation.
+    from nas.config import SpaceConfig, StageSpace
+    from nas.latency.hardware import extent_warning
+
+    fitted = dataclasses.replace(NPU, name="chip", calibration={"invoke": {"fixed": 10.0}}, measured_extent={
+        "stages": [2, 2], "widths": [16, 128], "depths": [1, 3], "mixers": ["conv", "pool"], "norms": ["bn"], "acts": ["relu"]})
+
+    def space(*stages: StageSpace, **choices) -> SpaceConfig:
+        return SpaceConfig(name="wide", stages=list(stages), **choices)
+
+    inside = space(StageSpace(mixers=["identity", "conv"], depths=[1, 2], widths=[16, 32]),
+                   StageSpace(mixers=["pool"], depths=[3], widths=[64, 128]))
+    assert extent_warning(fitted, inside) is None  # identity adds no ops: none of it to measure
+    wide = space(StageSpace(mixers=["conv", "attn"], depths=[1, 2], widths=[16, 32]),
+                 StageSpace(mixers=["conv"], depths=[1, 4], widths=[64, 256]),
+                 StageSpace(mixers=["pool"], depths=[2], widths=[128]), norms=["bn", "ln"], acts=["relu"])
+    line = extent_warning(fitted, wide)
+    assert line is not None and "\n" not in line
+    assert line.startswith("space=wide reaches outside the archs hw=chip was fitted on (its measured_extent): stages 3 "
+                           "(measured 2), widths 16-256 (measured 16-128), depths 1-4 (measured 1-3), mixer=attn, norm=ln, "
+                           "so their predicted latencies are extrapolated")
+    # its commands sample the space, exported for a chip timed with its own tools
+    assert ("(`python -m nas.latency.profile hw=chip space=wide export_only=true ...`, timed with the chip's own tools, "
+            "then `python -m nas.latency.fit hw=chip ...`") in line
+    assert extent_warning(dataclasses.replace(fitted, measured_extent={"mixers": ["conv", "pool"]}), wide).startswith(
+        "space=wide reaches outside the archs hw=chip was fitted on (its measured_extent): mixer=attn, so")
+    # Nothing to compare with: a profile fitted before the extent was recorded, or an uncalibrated one.
+    assert extent_warning(dataclasses.replace(fitted, measured_extent={}), wide) is None
+    assert extent_warning(dataclasses.replace(fitted, calibration={}), wide) is None
 
 
 def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():

@@ -1140,6 +1140,32 @@ def test_fit_cli_names_the_profile_it_writes_after_its_file(tmp_path, cpu, space
     assert calibrated_yaml("", cpu, note="n").startswith("name: cpu\n\n")
 
 
+def test_fit_records_the_extent_of_the_archs_it_was_measured_on(tmp_path, cpu, space_t, compose_cfg):
+    # A profile fitted on one space's archs, searched with another's, predicts what it never measured by extrapolation:
+    # the fitted file records the extent, which a search compares with its space (nas.latency.hardware.extent_warning).
+    from nas.latency.fit import fit_command, measured_extent
+    from nas.latency.hardware import extent_warning
+    from nas.latency.profile import LatencyToolConfig
+
+    space_s = OmegaConf.to_object(compose_cfg("space=metaformer_s").space)
+    archs = sample_archs(space_s, 12, seed=8, in_chans=3, img_size=64, num_classes=10)
+    write_measurements(tmp_path / "m.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 1, "AMD EPYC")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    fit_command(LatencyToolConfig(hw=cpu.without_calibration(), space=space_s, measurements=[str(tmp_path / "m.csv")],
+                                  out=str(tmp_path / "c.yaml")))
+    extent = measured_extent(archs)
+    widths = [s.width for a in archs for s in a.stages]
+    assert extent["stages"] == [4, 4] and extent["widths"] == [min(widths), max(widths)] and min(widths) >= 32
+    assert extent["mixers"] == sorted({s.mixer for a in archs for s in a.stages})
+    assert f"\nmeasured_extent: {json.dumps(extent)}  # " in (tmp_path / "c.fitted.yml").read_text()
+    profile = load_hw_profile(tmp_path / "c.yaml")
+    assert profile.measured_extent == extent and profile.without_calibration().measured_extent == {}
+    # metaformer_t has 3 stages and widths from 16, which none of these archs had
+    warning = extent_warning(profile, space_t)
+    assert warning.startswith(f"space=metaformer_t reaches outside the archs hw=c was fitted on (its measured_extent): "
+                              f"stages 3 (measured 4), widths 16-128 (measured {min(widths)}-{max(widths)})")
+
+
 def test_fit_cli_records_the_inputs_it_was_measured_at(tmp_path, cpu, compose_cfg):
     # A profile fitted on 28x28 grey archs predicts a 64x64 colour search by extrapolation: the file says what it saw.
     from nas.latency.fit import fit_command
@@ -3207,8 +3233,8 @@ def test_fit_cli_writes_the_fitted_numbers_beside_the_profile(tmp_path, cpu, spa
     assert described in source
     assert text == (source.split(CALIBRATION_MARKER)[0].replace("name: cpu\n", "name: chip\n").replace(
         described, f'description: "{cpu.description}, refitted on AMD EPYC"\n') + CALIBRATION_MARKER
-                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, fitted_for, cross_validated, "
-                      "calibration, residual: "
+                    + "\nfitted: chip.fitted.yml  # calibrated_on, fitted_archs, measured_inputs, measured_extent, fitted_for, "
+                      "cross_validated, calibration, residual: "
                       "in that file\n")
     assert fitted.startswith(CALIBRATION_MARKER + "\n# fitted ") and "\ncalibration:\n" in fitted
     profile = load_hw_profile(tmp_path / "chip.yaml")

@@ -1815,11 +1815,15 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
     overrides = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false", "hw=cpu", "hw.runtime=''")
     warning = ("hw=cpu was calibrated on inputs 3x64x64, not on this data's 1x28x28: in_chans=1 is not among the measured 3 "
                "and img_size=28 is below the smallest measured, 64, so its predicted latencies are extrapolated")
-    result = run_search(compose_cfg(*overrides, "hw.measured_inputs=['3x64x64']"))
+    cfg = compose_cfg(*overrides, "hw.measured_inputs=['3x64x64']")
+    cfg.hw.measured_extent = {"mixers": ["conv", "pool", "sepconv"]}  # nor on archs with attention (extent_warning)
+    result = run_search(cfg)
     assert warning in (tmp_path / "t" / "search.log").read_text()
     # ... and in pareto.json and the report's Warnings section, near its top, as the other setup warnings
     pareto = json.loads((result.run_dir / "pareto.json").read_text())
     assert pareto["latency_warning"].startswith(warning) and pareto["setup_warnings"][0].startswith(warning)
+    assert "; space=metaformer_t reaches outside the archs hw=cpu was fitted on (its measured_extent): mixer=attn, so " in (
+        pareto["latency_warning"])
     # its command samples the search's space (the profile's default space may be another)
     assert "(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 export_only=true ...`" in (
         pareto["latency_warning"])
@@ -2477,6 +2481,23 @@ def test_a_search_on_a_profile_fitted_on_few_archs_warns_in_its_setup(tiny_idx_r
         "onboarding exports 50) and refit on all of them (README, 'Onboarding a chip', steps 2 and 4)"]
     assert warned(fitted_archs=run.hw.fitted_archs[:20]) == []
     assert warned(fitted_archs=[]) == []  # fitted before the field existed: not judged
+
+
+def test_a_search_whose_space_reaches_outside_the_archs_its_profile_was_fitted_on_warns_in_its_setup(tiny_idx_root,
+                                                                                                    compose_cfg):
+    # A profile fitted on one space's archs (its measured_extent) and searched with another's: the archs it never
+    # measured (attention, wider, deeper) are predicted by extrapolation, which the run said nowhere.
+    from nas.data import load_dataset
+    from nas.latency.hardware import extent_warning
+    from nas.search import setup_warnings
+
+    shipped = to_run_config(compose_cfg("hw=cpu", f"data.root={tiny_idx_root}", "train.threads=1", "final_train.threads=1"))
+    data = load_dataset(shipped.data)
+    # the shipped profile records none (fitted before the field existed): not judged
+    assert shipped.hw.measured_extent == {} and [w for w in setup_warnings(shipped, data) if "reaches outside" in w] == []
+    run = dataclasses.replace(shipped, hw=dataclasses.replace(shipped.hw, measured_extent={"mixers": ["conv", "pool"]}))
+    warned = [w for w in setup_warnings(run, data) if "reaches outside" in w]
+    assert warned == [extent_warning(run.hw, run.space)] and "mixer=attn, mixer=sepconv, so" in warned[0]
 
 
 def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_not_to_rebuild_it(tmp_path, caplog):

@@ -718,6 +718,9 @@ def test_a_profiles_cross_validated_error_is_not_in_the_fingerprint(compose_cfg)
     with_record = dataclasses.replace(run, hw=dataclasses.replace(run.hw, cross_validated=record))
     without = dataclasses.replace(run, hw=dataclasses.replace(run.hw, cross_validated={}))
     assert fingerprint(with_record) == fingerprint(without) and "cross_validated" not in fingerprint(with_record)["hw"]
+    # nor does `measured_extent`, the extent of the archs fitted on, added since
+    with_extent = dataclasses.replace(run, hw=dataclasses.replace(run.hw, measured_extent={"stages": [4, 4]}))
+    assert fingerprint(with_extent) == fingerprint(without) and "measured_extent" not in fingerprint(with_extent)["hw"]
 
 
 def test_report_from_a_sqlite_file_that_is_not_there_refuses_and_creates_none(tmp_path, compose_cfg):

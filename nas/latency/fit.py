@@ -530,6 +530,7 @@ def fit_profile(
     profile.calibration = _calibration(theta)
     profile.fitted_archs = fitted_arch_ids(archs)
     profile.measured_inputs = measured_inputs(archs)
+    profile.measured_extent = measured_extent(archs)
     profile.fitted_for = calibration_basis(profile)
     profile.cross_validated = cross_validated_record(best[2], folds=min(folds, len(y)))
     return FitResult(profile=profile, lam=best[1], cv_rmspe=best[0], n_measurements=len(y), form_cv=form_cv)
@@ -544,6 +545,17 @@ def measured_inputs(archs: Sequence[ArchConfig]) -> list[str]:
     """The inputs a calibration fitted on `archs` records (`HardwareProfile.measured_inputs`): '<in_chans>x<img_size>x
     <img_size>' of each arch, each once, sorted."""
     return sorted({input_name(in_chans=a.in_chans, img_size=a.img_size) for a in archs})
+
+
+def measured_extent(archs: Sequence[ArchConfig]) -> dict[str, list]:
+    """The extent a calibration fitted on `archs` records (`HardwareProfile.measured_extent`): [smallest, largest] stage
+    count, stage width and stage depth, and the mixers, norms and activations they have, each once, sorted."""
+    stages = [s for a in archs for s in a.stages]
+    return {"stages": [min(len(a.stages) for a in archs), max(len(a.stages) for a in archs)],
+            "widths": [min(s.width for s in stages), max(s.width for s in stages)],
+            "depths": [min(s.depth for s in stages), max(s.depth for s in stages)],
+            "mixers": sorted({s.mixer for s in stages}), "norms": sorted({a.norm for a in archs}),
+            "acts": sorted({a.act for a in archs})}
 
 
 def input_counts(archs: Sequence[ArchConfig]) -> dict[str, int]:
@@ -625,6 +637,7 @@ def _fit_with_units(archs, X, y, unit_times, prior, uncalibrated, *, lambdas, fo
     profile.calibration = _calibration(theta, above)
     profile.fitted_archs = fitted_arch_ids(archs)
     profile.measured_inputs = measured_inputs(archs)
+    profile.measured_extent = measured_extent(archs)
     profile.fitted_for = calibration_basis(profile)
     if residual:
         # The trees read log(unit cost - per-unit overhead), which the scale moved by log(a).
@@ -714,6 +727,8 @@ def calibrated_yaml(source_text: str, profile: HardwareProfile, *, note: str) ->
              *_fitted_archs_yaml(profile.fitted_archs),
              *([f"measured_inputs: [{', '.join(json.dumps(i) for i in profile.measured_inputs)}]  # channels x size x size "
                 "(a search at another input warns)"] if profile.measured_inputs else []),
+             *([f"measured_extent: {json.dumps(profile.measured_extent)}  # of the archs fitted on (a search whose space "
+                "reaches outside it warns)"] if profile.measured_extent else []),
              *([f"fitted_for: {json.dumps(profile.fitted_for)}  # the profile's keys the costs depend on: "
                 "change one, and refit"] if profile.fitted_for else []),
              *_cross_validated_yaml(profile.cross_validated),

@@ -11,9 +11,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nas.errors import ConfigError, counted
 from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
+
+if TYPE_CHECKING:
+    from nas.config import SpaceConfig
 
 
 MAX_THREADS = 1024
@@ -46,8 +50,15 @@ every compression's pruning remove no channel, and a latency target was refused 
 PRECISIONS = ("int8", "fp16", "fp32")
 WEIGHT_SPILL = "weight_spill"
 """Calibration entry for the extra cost of weights in models too big to keep them cached: {per_byte, above_bytes}."""
-FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "fitted_for", "cross_validated", "calibration", "residual")
+FITTED_FIELDS = ("calibrated_on", "fitted_archs", "measured_inputs", "measured_extent", "fitted_for", "cross_validated",
+                 "calibration", "residual")
 """The fields of a hw profile that `python -m nas.latency.fit` writes (into the file its `fitted` names)."""
+EXTENT_RANGES = ("stages", "widths", "depths")
+"""`HardwareProfile.measured_extent`'s ranges, [smallest, largest] over the archs fitted on: stage count, and each
+stage's width and depth (blocks)."""
+EXTENT_CHOICES = ("mixers", "norms", "acts")
+"""`HardwareProfile.measured_extent`'s choices, each name the archs fitted on have (a stage's mixer, an arch's norm and
+activation), sorted."""
 CROSS_VALIDATED_KEYS = ("measurements", "folds", "within_10pct", "rmspe")
 """`HardwareProfile.cross_validated`'s keys: the measurements predicted held-out (each once), the folds they were split
 into, the share of them predicted within +-10% and the RMSPE (root mean squared relative error)."""
@@ -140,6 +151,40 @@ def config_dir_option(name: str) -> str:
     return f"--config-dir {shlex.quote(str(path.parent.parent))} "
 
 
+def extent_warning(hw: HardwareProfile, space: SpaceConfig) -> str | None:
+    """One line when a calibrated `hw` records the extent of the archs it was fitted on (`measured_extent`) and the
+    search's `space` reaches outside it, else None: more or fewer stages, widths or depths beyond the measured range, or
+    a mixer, norm or activation none of them had. A profile fitted on one space and searched with another predicts
+    those archs by extrapolation: an op kind never timed keeps the datasheet's guess (`unmeasured_choices_warning` says
+    so at the fit, of the space it is given), and past the measured sizes cache effects were never timed."""
+    extent = hw.measured_extent
+    if not (hw.calibration and extent):
+        return None
+    offered = {"stages": [len(space.stages)], "widths": [w for stage in space.stages for w in stage.widths],
+               "depths": [d for stage in space.stages for d in stage.depths],
+               "mixers": {m for stage in space.stages for m in stage.mixers} - {"identity"},  # adds no ops of its own
+               "norms": set(space.norms), "acts": set(space.acts)}
+    outside = []
+    for key in EXTENT_RANGES:
+        if key in extent and offered[key] and not extent[key][0] <= min(offered[key]) <= max(offered[key]) <= extent[key][1]:
+            outside.append(f"{key} {_span(min(offered[key]), max(offered[key]))} (measured {_span(*extent[key])})")
+    outside += [f"{key[:-1]}={name}" for key in EXTENT_CHOICES if key in extent
+                for name in sorted(set(offered[key]) - set(extent[key]))]
+    if not outside:
+        return None
+    own = config_dir_option(hw.name)
+    export, timed = ("", "") if hw.runtime else (" export_only=true", ", timed with the chip's own tools")
+    return (f"space={space.name} reaches outside the archs hw={hw.name} was fitted on (its measured_extent): "
+            f"{', '.join(outside)}, so their predicted latencies are extrapolated (an op kind never timed is priced from the "
+            f"datasheet numbers); measure archs of this space and refit (`python -m nas.latency.profile {own}hw={hw.name} "
+            f"space={space.name}{export} ...`{timed}, then `python -m nas.latency.fit {own}hw={hw.name} ...` on those "
+            "measurements and the earlier ones; README, 'Onboarding a chip')")
+
+
+def _span(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
 def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: str | None = None) -> str | None:
     """One line when a calibrated `hw` records the inputs it was measured at (`measured_inputs`) and this input lies
     outside them, else None. `space`: the name of the search's space, which the line's profile command samples (the
@@ -224,6 +269,10 @@ class HardwareProfile:
     # (nas.latency.fit), so that a search on another input warns that its latencies are extrapolated (`input_warning`);
     # empty in profiles fitted before it was recorded, and in uncalibrated ones (then nothing is checked).
     measured_inputs: list[str] = field(default_factory=list)
+    # The extent of the archs the calibration was fitted on (nas.latency.fit): [smallest, largest] of `EXTENT_RANGES`
+    # and the names of `EXTENT_CHOICES`, so that a search whose space reaches outside it warns that its latencies are
+    # extrapolated (`extent_warning`); empty in profiles fitted before it was recorded, and in uncalibrated ones.
+    measured_extent: dict[str, list] = field(default_factory=dict)
     # The datasheet keys the calibration was fitted with (`calibration_basis`, nas.latency.fit), so that a profile edited
     # after its fit (`fused_kinds: [bn]` where it was fitted with [bn, relu]) is refused rather than predicting with
     # costs fitted for other features; "" in profiles fitted before it was recorded, and in uncalibrated ones.
@@ -246,14 +295,14 @@ class HardwareProfile:
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
         return dataclasses.replace(self, calibration={}, residual=[], calibrated_on="", fitted_archs=[], measured_inputs=[],
-                                   fitted_for="", cross_validated={}, fitted="")
+                                   measured_extent={}, fitted_for="", cross_validated={}, fitted="")
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first invalid value."""
         check_name(self.name, name="hw.name")
         for key, kind in (("efficiency", Mapping), ("calibration", Mapping), ("fused_kinds", Sequence),
                           ("host_kinds", Sequence), ("residual", Sequence), ("fitted_archs", Sequence),
-                          ("measured_inputs", Sequence)):
+                          ("measured_inputs", Sequence), ("measured_extent", Mapping)):
             value = getattr(self, key)
             if not isinstance(value, kind) or isinstance(value, str):  # a str would be read letter by letter
                 form = "a mapping" if kind is Mapping else "a list"
@@ -314,6 +363,7 @@ class HardwareProfile:
             if not (isinstance(shape, str) and _INPUT.fullmatch(shape)):
                 raise ConfigError(f"hw.measured_inputs has {shape!r}; allowed: <in_chans>x<img_size>x<img_size> of positive "
                                   "integers, e.g. '3x64x64', as a fit writes them")
+        self._validate_measured_extent()
         for list_name in ("fused_kinds", "host_kinds"):
             for kind in getattr(self, list_name):
                 if kind not in OP_KINDS:
@@ -321,6 +371,23 @@ class HardwareProfile:
         if self.calibration and self.fitted_for:
             self._validate_fitted_for()
         self._validate_cross_validated()
+
+    def _validate_measured_extent(self) -> None:
+        # Written by a fit, compared with a search's space (`extent_warning`): a hand-edited value would warn wrongly.
+        for key, value in self.measured_extent.items():
+            if key in EXTENT_RANGES:
+                ok = (isinstance(value, Sequence) and len(value) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value) and value[0] <= value[1])
+                allowed = "[smallest, largest], whole numbers >= 1"
+            else:
+                ok = (key in EXTENT_CHOICES and isinstance(value, Sequence) and not isinstance(value, str)
+                      and all(isinstance(v, str) for v in value))
+                allowed = "a list of names"
+            if key not in (*EXTENT_RANGES, *EXTENT_CHOICES):
+                raise ConfigError(f"hw.measured_extent has unknown key {key!r}; allowed: "
+                                  f"{', '.join((*EXTENT_RANGES, *EXTENT_CHOICES))}, as a fit writes them")
+            if not ok:
+                raise ConfigError(f"hw.measured_extent.{key}={value!r} must be {allowed}, as a fit writes it")
 
     def _validate_cross_validated(self) -> None:
         # Written by a fit, read by the report: a hand-edited or partial record would show a wrong or half line.
