@@ -175,8 +175,9 @@ def fingerprint(cfg: CompressConfig, hw: HardwareProfile, folder: str | os.PathL
     settings = _result_settings(dataclasses.asdict(cfg), largest_split=largest_split)
     chip = dataclasses.asdict(hw)
     # which archs (inputs) a calibration was fitted on changes no prediction, nor does the file its numbers were read
-    # from (`fitted`, "" once read; a key added since): files stay reusable
-    for key in ("fitted_archs", "measured_inputs", "fitted"):
+    # from (`fitted`, "" once read; a key added since), nor the extent of those archs (`measured_extent`, added since
+    # too): files stay reusable
+    for key in ("fitted_archs", "measured_inputs", "fitted", "measured_extent"):
         chip.pop(key, None)
     blob = json.dumps({"cfg": settings, "hw": chip, "weights": digest, "data": dataset}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]

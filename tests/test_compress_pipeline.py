@@ -1108,6 +1108,16 @@ def test_files_compressed_before_hw_fitted_existed_stay_reusable(checkpoint, dat
     assert fingerprint(cfg, hw, checkpoint, data.name) == before
 
 
+def test_files_compressed_before_hw_measured_extent_existed_stay_reusable(checkpoint, data, monkeypatch):
+    # HardwareProfile gained `measured_extent` (the archs a calibration was fitted on, for a warning at search start):
+    # hashed, it made every member compressed before, or compressed under a refit of the same numbers, compress again.
+    hw = HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}},
+                         measured_extent={"stages": [4, 4], "mixers": ["pool"]})
+    cfg = _cfg(ratio=0.5)
+    before = _fingerprint_without("measured_extent", cfg, hw, checkpoint, data, monkeypatch)
+    assert fingerprint(cfg, hw, checkpoint, data.name) == before
+
+
 def _fingerprint_without(key: str, cfg, hw, checkpoint, data, monkeypatch) -> str:
     """The fingerprint an earlier version, whose config dataclasses lacked `key`, gave the job."""
     real_asdict = dataclasses.asdict
