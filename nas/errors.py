@@ -577,6 +577,35 @@ def disk_failure_text(e: OSError) -> str:
     return f"cannot write {readable_text(os.fsdecode(e.filename))} ({why})" if e.filename else f"cannot write ({why})"
 
 
+def error_text(e: BaseException) -> str:
+    """`Type: first line of the message` (at most 300 characters of it), as trials.csv's fail_reason shows errors."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+def storage_or_disk_problem(e: BaseException) -> str | None:
+    """What went wrong, in one line, when `e` (or an exception it was raised from) is the disk or the study database
+    failing under the run (full, read-only, not permitted, locked): Optuna then reports only its own
+    "Should not reach" assertion or a commit error, with the cause deep in a 100-line traceback. None otherwise."""
+    from sqlalchemy.exc import OperationalError
+
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # a file over the size limit (`ulimit -f`) among them
+            return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
+        # a run folder's entry of the wrong kind, made by hand (a member's folder replaced by a file): not the code's fault
+        if isinstance(e, OSError) and e.filename and e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            wrong = ("a folder stands where the run writes a file" if e.errno == errno.EISDIR
+                     else "a file stands where the run needs a folder")
+            return f"{e.filename}: {e.strerror} ({wrong}: move it away)"
+        if isinstance(e, OperationalError):  # SQLite: "database or disk is full", "database is locked", "readonly database"
+            return f"the study database: {str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__}"
+        # the cause, or the exception being handled when it was raised (not when raised `from None`)
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)  # type: ignore[assignment]
+    return None
+
+
 def make_folder(folder: str | os.PathLike, *, setting: str) -> Path:
     """Create `folder` (and its parents) for output, or raise `ConfigError` naming `setting` (e.g. "out=...") when it
     cannot be made or written: checked before the work whose results would go there, so none is lost. A disk that

@@ -89,7 +89,7 @@ from nas.data import (
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
                         interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
-                        readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm, WRITE_ERRNOS)
+                        readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm, storage_or_disk_problem, error_text)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile, element_size_warning, extent_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -412,7 +412,7 @@ def make_objective(
             raise  # bad input concerns every trial: stop with its message
         except Exception as e:  # NaN loss, shape error, out of memory, ...
             # A broken candidate is a result, not a crash: record why and let the search go on.
-            reason = _error_text(e)
+            reason = error_text(e)
             trial.set_user_attr("fail_reason", reason)
             log.warning("trial %d (%s) failed: %s", trial.number, arch.arch_id, reason)
             if on_failure is not None:
@@ -451,7 +451,7 @@ def make_objective(
             # stops the whole search. Optuna records no reason, and when the database cannot be written either the
             # trial stays RUNNING until a later run reaps it as a dead worker's: search.log's line lets it say why.
             problem = storage_or_disk_problem(e)
-            reason = f"cannot write the run ({problem})" if problem else _error_text(e)
+            reason = f"cannot write the run ({problem})" if problem else error_text(e)
             log.error("trial %d %s%s", trial.number, STOPPED, reason)
             with contextlib.suppress(Exception):  # the database may be what failed: the line above must do then
                 trial.set_user_attr("fail_reason", STOPPED + reason)
@@ -506,12 +506,6 @@ def _nothing_found_text(study: optuna.Study, run: RunConfig, run_dir: Path) -> s
     said = ", ".join(parts) if parts else "it holds no trials yet"
     return (f"no trial finished in study {study.study_name!r}, so there is no model to deploy: {said}; see search.log "
             f"and the fail_reason column of trials.csv in {run_dir.resolve()}")
-
-
-def _error_text(e: BaseException) -> str:
-    """`Type: first line of the message` (at most 300 characters of it), as trials.csv's fail_reason shows errors."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
 class _Progress:
@@ -1445,7 +1439,7 @@ def _record_stop(run_dir: Path, reason: str) -> None:
             with run_folder_lock(run_dir):
                 write_reports(run_dir, redraw_plots=False)  # the reason changes the pages; plots are redrawn if stale
     except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to show, not this one
-        log.warning("the report could not be marked as stopped: %s", _error_text(e))
+        log.warning("the report could not be marked as stopped: %s", error_text(e))
 
 
 def _pareto_created(run_dir: Path) -> str | None:
@@ -1678,31 +1672,6 @@ def moved_root_error(root: str, study_name: str) -> DataError | None:
                          "its search ran in; run this command from that folder, or pass data.root=/its/absolute/place")
     return DataError(f"data.root={root} does not exist: it is where study {study_name!r} recorded its images; if they have "
                      "moved (or the study was made on another machine), pass data.root=/new/place to this command")
-
-
-def storage_or_disk_problem(e: BaseException) -> str | None:
-    """What went wrong, in one line, when `e` (or an exception it was raised from) is the disk or the study database
-    failing under the run (full, read-only, not permitted, locked): Optuna then reports only its own
-    "Should not reach" assertion or a commit error, with the cause deep in a 100-line traceback. None otherwise."""
-    import errno
-
-    from sqlalchemy.exc import OperationalError
-
-    seen: set[int] = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # a file over the size limit (`ulimit -f`) among them
-            return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
-        # a run folder's entry of the wrong kind, made by hand (a member's folder replaced by a file): not the code's fault
-        if isinstance(e, OSError) and e.filename and e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-            wrong = ("a folder stands where the run writes a file" if e.errno == errno.EISDIR
-                     else "a file stands where the run needs a folder")
-            return f"{e.filename}: {e.strerror} ({wrong}: move it away)"
-        if isinstance(e, OperationalError):  # SQLite: "database or disk is full", "database is locked", "readonly database"
-            return f"the study database: {str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__}"
-        # the cause, or the exception being handled when it was raised (not when raised `from None`)
-        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)  # type: ignore[assignment]
-    return None
 
 
 register_configs()

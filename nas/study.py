@@ -82,7 +82,7 @@ def _disk_refused(e: BaseException) -> bool:
 def open_storage(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     """Connect to the study's storage with heartbeats and retries of lost trials; `ConfigError` if it fails, but for a
     SQLite file its disk refuses (`_disk_refused`), whose SQLAlchemy error is raised as it is: the run's failed write
-    (`nas.search.storage_or_disk_problem`), not a bad setting."""
+    (`nas.errors.storage_or_disk_problem`), not a bad setting."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
