@@ -30,6 +30,7 @@ import torch
 
 import nas
 import nas.search as search_mod
+import nas.search_checks as checks_mod
 from nas.config import to_run_config
 from nas.errors import ConfigError, Terminated, counted
 from nas.search import export_study, run_search
@@ -308,7 +309,7 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     monkeypatch.undo()
     reads = []
     real_profiles = search_mod.hw_profiles
-    for module in (search_mod, nas.results):
+    for module in (search_mod, checks_mod, nas.results):
         monkeypatch.setattr(module, "hw_profiles", lambda *a: reads.append(1) or real_profiles(*a))
     run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", "search.timeout_s=0.001",
                                        "search.study_name=short")))
@@ -770,7 +771,7 @@ def test_memory_budget_over_the_machines_memory_is_warned_at_the_start(tiny_idx_
         "search.memory_budget_gb=512 is more than this machine's memory (12 GiB, its cgroup's memory limit): candidates "
         "too large for it are let through and the out-of-memory killer ends the search instead of failing them with "
         "their reason; set it below 12 on this machine (null: 70% of the memory available)")
-    monkeypatch.setattr(search_mod, "machine_memory_bytes", lambda: (3 * gb, "RAM"))
+    monkeypatch.setattr(checks_mod, "machine_memory_bytes", lambda: (3 * gb, "RAM"))
     warned = setup_warnings(run("search.memory_budget_gb=4"), load_dataset(run().data))
     assert [w for w in warned if w.startswith("search.memory_budget_gb=4 is more than this machine's memory (3 GiB, RAM)")]
     # A rebuild from the study (python -m nas.report) trains no candidate: where it final-trains or compresses members
