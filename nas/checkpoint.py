@@ -533,7 +533,7 @@ def run_folder_lock(run_dir: Path, *, name: str = FILES_LOCK, waiting: str | Non
     """Exclusive lock on the run folder while one process writes its files: a search's workers take turns through it
     (others wait, then find them up to date), and `python -m compress.run` of a member and `python -m nas.report <run
     folder>` refresh the run's report and pareto.csv under it. `flock` works across processes of one machine and on
-    most network file systems. `name`: the empty file locked; another name is a lock of its own (`nas.search` keeps
+    most network file systems. `name`: the empty file locked; another name is a lock of its own (`nas.run_folder` keeps
     config.yaml's records under one held briefly, not behind the members' final training that this one may be held
     for). `waiting`: the line said once where another process holds the lock (a worker's turn may last its members'
     final training: minutes), by `say` (logged at INFO when None: a command with no log handler passes a print to

@@ -15,7 +15,7 @@ Run folder layout (`runs/<study_name>/`):
                            model.pt was replaced by other weights (`write_run_files`, `materialize_member`); .2, .3, ...
                            where the name is taken; nothing reads it
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
-  .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.search._mark_started; the report names it)
+  .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.run_folder.mark_started; the report names it)
   .files.lock, .config.yaml.lock   empty files a search locks (flock) while it writes the run folder's files, and
                            while it keeps a hand edit of config.yaml aside; they stay
 """

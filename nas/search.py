@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import gc
-import hashlib
 import json
 import logging
 import math
 import os
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -77,8 +74,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.arch import ArchConfig
-from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
-                            run_folder_lock, save_checkpoint, writer_tag)
+from nas.checkpoint import run_folder_lock, save_checkpoint
 from nas.config import (CONF_DIR, SEED_MAX, RunConfig, Sampler, hw_profiles,
                         command_line_keys, overridden_or_recorded, register_configs, to_run_config,
                         validate_run_config)
@@ -86,8 +82,8 @@ from nas.data import (
     Dataset, SplitImageDigests, absolute_root, data_identity, load_dataset, split_as_recorded_and_digests, split_image_digests,
 )
 from nas.errors import (ConfigError, DataError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
-                        interrupting_signal, interrupts_honoured, interruption_text, logging_to, make_folder, module_logger,
-                        readable_text, RecordKeeper, signal_interrupt, stop_on_sigterm, storage_or_disk_problem, error_text)
+                        interrupting_signal, interrupts_honoured, interruption_text, module_logger,
+                        readable_text, signal_interrupt, stop_on_sigterm, storage_or_disk_problem, error_text)
 from nas.latency import predict_latency
 from nas.latency.hardware import HardwareProfile
 from nas.memory import (DEFAULT_BUDGET_SHARE, eval_batch_size, gib,
@@ -95,6 +91,8 @@ from nas.memory import (DEFAULT_BUDGET_SHARE, eval_batch_size, gib,
 from nas.model import build_model
 from nas.pareto_csv import write_pareto_csv
 from nas.results import final_trained_otherwise, front_records, train_seed, trial_record, write_run_files
+from nas.run_folder import (held_lines, make_run_dir, mark_started, remove_dead_markers, remove_leftovers, run_log,
+                            stop_recorded, write_config_record)
 from nas.search_checks import (batch_warning, check_budget, check_image_size, enqueue_seed_archs, memory_warning,
                                resolve_seed_archs, seeds_left_out, setup_warnings, subset_warning, thread_warning,
                                trial_count_warning)
@@ -680,7 +678,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
                    profiles: Sequence[HardwareProfile] | None = None, after_stop: signal.Signals | None = None,
                    ) -> tuple[dict[str, Any], dict[str, Path], signal.Signals | None]:
     """trials.csv, pareto files, the members' checkpoints (compressed if asked) and the report. `marker`, the search's
-    run marker (`_mark_started`), is removed just before the report, which then says no more that this search runs.
+    run marker (`mark_started`), is removed just before the report, which then says no more that this search runs.
     `warnings`: this process's warnings about its setup, which pareto.json keeps for the report (`setup_warnings`);
     `profiles`: the hardware profiles its hints may name (`write_run_files`); `after_stop`: the signal that stopped the
     trials (the files are then written after that stop, without training), for the line a second one gives.
@@ -712,7 +710,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
                 # left no trials.csv, the marker without why it stopped and no line on stderr, and reading the
                 # pareto.json there was gave an earlier run's front as this one's. The files are written as after a stop
                 # in the trials: without training (seconds); a second signal stops at once, and the marker then
-                # records it (`_stop_recorded`).
+                # records it (`stop_recorded`).
                 if after_stop is not None:  # a second signal, as the files were written after the trials' stop
                     log.warning("%s while the run's files were written after the stop, before the Pareto members' "
                                 "files were made: writing them again without training; rerun the same command to resume",
@@ -741,7 +739,7 @@ def _write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.S
             # A worker of this machine killed while this search ran left its marker, and the report said "stopped before
             # it finished ... what follows is the state before it", though this search re-ran its trial and the tables
             # hold its work: its trials were reaped as lost (fail_lost_trials), so its search is this one's now.
-            _remove_dead_markers(run_dir)
+            remove_dead_markers(run_dir)
         files = write_reports(run_dir)
     return pareto, files, stopped_by
 
@@ -772,7 +770,7 @@ def _interrupted_members_text(*, trains: bool, all_made: bool, again: signal.Sig
 
 
 def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list[str]:
-    """The warnings held while the data loaded (`_held_lines`: its info lines left out), then `warned`, each once
+    """The warnings held while the data loaded (`held_lines`: its info lines left out), then `warned`, each once
     (`split_as_recorded_and_digests` may read idx data twice but gives its warnings once; a line given twice all the
     same is listed once), a file or class name that is not UTF-8 in them as their log lines show it (`readable_text`),
     for pareto.json and the report."""
@@ -782,92 +780,11 @@ def _joined(earlier: Sequence[logging.LogRecord], warned: Sequence[str]) -> list
 
 def _open(run: RunConfig, run_dir: Path) -> optuna.storages.RDBStorage:
     if run.search.storage is None:
-        _make_run_dir(run_dir)  # the default SQLite file lives in the run folder
+        make_run_dir(run_dir)  # the default SQLite file lives in the run folder
     storage = open_storage(run, run_dir)  # a shared storage is checked before the run folder is made
     if run.search.storage is not None:
-        _make_run_dir(run_dir)
+        make_run_dir(run_dir)
     return storage
-
-
-def _make_run_dir(run_dir: Path) -> None:
-    make_folder(run_dir, setting=f"search.runs_dir={str(run_dir.parent)!r}")
-
-
-class _Held(RecordKeeper):
-    """Keeps the lines logged before the run folder may be written (while the input is validated and the data
-    loaded), for search.log: they are shown at once as usual, and written to the file once it exists. The info lines
-    too (the count of files in the class folders that are not images): kept at WARNING, they reached the terminal
-    alone."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextlib.contextmanager
-def _held_lines() -> Iterator[list[logging.LogRecord]]:
-    held = _Held()
-    with logging_to(held, "nas", "compress"):  # beside the user's handlers, not instead of Python's lastResort
-        yield held.records
-
-
-class _RunLogFile(RecordKeeper, logging.FileHandler):
-    """search.log's handler. A write that fails (a full disk, a quota, the disk failing) is said once, in one line on
-    stderr, and the file is given up for the rest of the process: logging's own `handleError` printed a many-line
-    "--- Logging error ---" traceback for every line logged, burying the run's one-line error. The terminal's handler
-    is another handler and goes on as before. Other errors (a log call whose arguments do not fit its message: a bug)
-    keep logging's own report."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.given_up = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.given_up:  # not reopened: a partly written line, then more, would garble the file workers share
-            super().emit(record)
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        error = sys.exc_info()[1]
-        if not isinstance(error, OSError):
-            super().handleError(record)
-            return
-        self._give_up(error)
-
-    def close(self) -> None:
-        try:
-            super().close()  # flushes first: the bytes a full disk refused are still in the buffer
-        except OSError as e:
-            self._give_up(e)
-
-    def _give_up(self, error: OSError) -> None:
-        if not self.given_up:
-            self.given_up = True
-            print(f"warning: search.log cannot be written ({self.baseFilename}: {error.strerror or error}): this "
-                  "process's log lines go to the terminal only", file=sys.stderr)
-        stream, self.stream = self.stream, None
-        if stream is not None:
-            with contextlib.suppress(OSError):  # its close flushes the refused bytes again, and fails again
-                stream.close()
-
-
-@contextlib.contextmanager
-def _run_log(run_dir: Path, *, earlier: Sequence[logging.LogRecord] = ()) -> Iterator[None]:
-    """Append this process's log lines to `<run folder>/search.log` (workers share it; the pid tells them apart),
-    `earlier` records first (warnings from before the folder could be written, e.g. images left out of the data).
-    A write to it that fails is said once and the file given up (`_RunLogFile`); the run goes on."""
-    handler = _RunLogFile(run_dir / "search.log")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][pid %(process)d][%(name)s][%(levelname)s] - %(message)s"))
-    handler.setLevel(logging.INFO)
-    for record in earlier:  # to the file only: they were shown when they happened
-        handler.handle(record)
-    try:
-        with logging_to(handler, "nas", "compress"):  # INFO also when called as a library (no logging set up)
-            yield
-    finally:
-        handler.close()
 
 
 def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | None = None) -> SearchResult:
@@ -916,14 +833,14 @@ def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
     no_study_yet = run.search.storage is None and not (run_dir / "study.db").is_file()
     with contextlib.ExitStack() as closing:
         with _says_if_interrupted(lambda: before_study), _kept_if_a_write_fails(lambda: 0 if no_study_yet else None):
-            with _held_lines() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
+            with held_lines() as earlier:  # e.g. images left out of the data: for search.log, once it may be written
                 data = load_dataset(run.data, overridden=overridden)  # fails fast, before a study or folder is created
                 check_image_size(data, run)
                 check_budget(run, data)
                 seeds = resolve_seed_archs(run, data)  # bad names or files fail here, before the study exists
             storage = _open(run, run_dir)
             closing.callback(_close_storage, storage)
-            with _held_lines() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
+            with held_lines() as kept:  # a study made before a class rounded to none got a held-out image keeps its split
                 data, known = split_as_recorded_and_digests(run.data, data,
                                                             recorded_digests(storage, run.search.study_name))
             # another folder under the same study name: refused, not mixed in (the data is part of the study's record)
@@ -997,90 +914,6 @@ def _interrupted_before_study(run: RunConfig, run_dir: Path) -> str:
             "the same command to start it")
 
 
-CONFIG_WRITTEN = ".config.yaml.sha256"
-"""The SHA-256 of the config.yaml files searches last wrote in their run folder (the latest `CONFIG_DIGESTS_KEPT`,
-oldest first), one a line: a config.yaml whose digest is not among them was edited by hand since."""
-
-CONFIG_DIGESTS_KEPT = 100
-"""How many digests `CONFIG_WRITTEN` keeps. Only the digest of the config.yaml on disk matters, and that file is one of
-the last few written: workers starting together each add their digest before writing their file, and whichever writes
-last wins. The file grew by a line for every other config a folder's searches ran with; 100 lines (6.5 kB) keep any
-number of workers a study starts at once, and a record put back by hand from a recent run, with room to spare."""
-
-CONFIG_RECORD_LOCK = ".config.yaml.lock"
-"""The file `_write_config_record` locks while it updates `CONFIG_WRITTEN` and keeps an edit aside (`run_folder_lock`):
-trimming the digests rewrites their file, which lost a digest another worker appended meanwhile (its config.yaml then
-read as edited), and two workers keeping edits aside must not pick the same name for different edits."""
-
-
-def _edited_copies(run_dir: Path) -> dict[int, Path]:
-    """The copies of hand-edited config.yaml files in `run_dir` by number: config.yaml.edited is 1, then
-    config.yaml.edited.2, .3 ..."""
-    copies = {}
-    for path in run_dir.glob("config.yaml.edited*"):
-        number = path.name.removeprefix("config.yaml.edited")
-        if number == "":
-            copies[1] = path
-        elif number.startswith(".") and number[1:].isdigit() and not number[1:].startswith("0"):
-            copies[int(number[1:])] = path
-    return copies
-
-
-def _keep_edit(run_dir: Path, edit: bytes) -> Path:
-    """Keep `edit`, config.yaml's bytes edited by hand, in the run folder: in the copy that holds it already, else in a
-    new one after the last (`_edited_copies`), so that no earlier edit is written over. Returns the copy."""
-    copies = _edited_copies(run_dir)
-    for number in sorted(copies):
-        try:
-            if copies[number].read_bytes() == edit:  # the same edit again (or kept by a worker beside this one)
-                return copies[number]
-        except OSError:  # a folder of that name, say: not a copy
-            continue
-    number = max(copies, default=0) + 1
-    path = run_dir / ("config.yaml.edited" if number == 1 else f"config.yaml.edited.{number}")
-    atomic_write_bytes(path, edit)
-    return path
-
-
-def _written_digests(stamp: Path) -> list[str]:
-    """The digests `stamp` (`CONFIG_WRITTEN`) holds, oldest first; none where it is missing or unreadable."""
-    try:
-        return stamp.read_text(encoding="ascii").split()
-    except (OSError, UnicodeDecodeError):
-        return []
-
-
-def _write_config_record(run_dir: Path, text: bytes) -> str | None:
-    """Write `text` as `run_dir`'s config.yaml, the record of the run's settings, adding its digest to `CONFIG_WRITTEN`
-    first. A config.yaml edited since a search wrote it (its digest not among those) is kept first as
-    config.yaml.edited, or config.yaml.edited.2, .3 ... where an earlier edit is kept (`_keep_edit`): the search never
-    reads it, and overwriting it lost the edit without a word. Returns the warning that says so, None where nothing was
-    edited (or a folder from before the digests: it cannot tell)."""
-    path, stamp = run_dir / "config.yaml", run_dir / CONFIG_WRITTEN
-    try:
-        on_disk = path.read_bytes()
-    except OSError:
-        on_disk = None
-    # read after config.yaml: a worker starting beside this one adds its digest before it writes its file
-    written = set(_written_digests(stamp))
-    edited = None
-    digest = hashlib.sha256(text).hexdigest()
-    with run_folder_lock(run_dir, name=CONFIG_RECORD_LOCK):  # held for a few small files, not for the search
-        if written and on_disk is not None and on_disk != text and hashlib.sha256(on_disk).hexdigest() not in written:
-            # the bytes read, not a rename of config.yaml: a worker starting beside this one may have moved the edit
-            # aside and written its record since (a rename then failed, or put that record in place of the edit)
-            kept = _keep_edit(run_dir, on_disk)
-            edited = (f"config.yaml was edited since a search wrote it: kept as {kept.name}; config.yaml is the record "
-                      "of a run's settings, which the search does not read: give settings on the command line "
-                      "(python -m nas.search <key>=<value> ...)")
-        digests = _written_digests(stamp)  # again, under the lock: with those other workers added since
-        if digests[-1:] != [digest]:  # this one last, so that the oldest are the ones left out
-            kept_digests = [d for d in digests if d != digest][-(CONFIG_DIGESTS_KEPT - 1):] + [digest]
-            atomic_write_bytes(stamp, "".join(d + "\n" for d in kept_digests).encode("ascii"))
-    atomic_write_bytes(path, text)
-    return edited
-
-
 def _interrupted_with_study(study: optuna.Study) -> str:
     """What an interrupt outside the trials of an open study means: how many finished trials it keeps."""
     try:
@@ -1102,9 +935,9 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
     if before := len(study.get_trials(deepcopy=False)):  # resumed: random start-up trials must not replay the first run's
         study.sampler = make_sampler(run, trials_before=before)
     left_out = seeds_left_out(study, seeds)
-    edited = _write_config_record(run_dir, OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
+    edited = write_config_record(run_dir, OmegaConf.to_yaml(OmegaConf.structured(run)).encode())
     started = time.perf_counter()
-    with _run_log(run_dir, earlier=earlier):
+    with run_log(run_dir, earlier=earlier):
         # search.log gathers every run and worker of the study: each starts with what it searches and how far it is
         log.info("study %s: hw=%s space=%s data=%s (%s train / %s val / %s test images, %s%s); %s",
                  study.study_name, run.hw.name, run.space.name, data.name, *(f"{len(s):,}" for s in (data.train, data.val, data.test)),
@@ -1113,13 +946,13 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
         if edited is not None:
             log.warning("%s", edited)
         enqueue_seed_archs(study, seeds, run.space)  # its line in search.log too
-        _remove_leftovers(run_dir)
+        remove_leftovers(run_dir)
         # before the marker, which carries them: the report a search rewrites as it starts or stops lists its warnings,
         # not those of the run that wrote pareto.json (the memory budget set below changes none of them)
         profiles = hw_profiles()  # once: the setup warnings and pareto.json's hints name them
         warned = setup_warnings(run, data, seeds_left_out=left_out, profiles=profiles, digests=digests)
-        with _stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
-            marker = _mark_started(run_dir, warnings=_joined(earlier, warned))
+        with stop_recorded(run_dir):  # a one-line error or Ctrl-C from here on: the marker says so, not a crash
+            marker = mark_started(run_dir, warnings=_joined(earlier, warned))
             run = _with_memory_budget(run)  # its line in search.log too
             for line in warned:  # the search still runs: each may be wanted on purpose, or fixed for the next run
                 log.warning("%s", line)
@@ -1149,126 +982,6 @@ def _on_front(study: optuna.Study, run: RunConfig, members: Sequence[dict[str, A
     if len(members) >= front:
         return f"{len(members)} on the Pareto front"
     return f"{front} on the Pareto front, {len(members)} of them in pareto.json (the report says why the others are left out)"
-
-
-def _remove_leftovers(run_dir: Path) -> None:
-    """Delete the temporary files that writers killed mid-write (kill -9, OOM killer) left in the run folder: nothing
-    else ever renames or removes them, and each can be as large as a checkpoint. Files of live workers and of other
-    machines are kept (`remove_dead_writers_temps`)."""
-    if removed := remove_dead_writers_temps(run_dir):
-        log.info("removed %s left by writers that were killed mid-write: %s", counted(len(removed), "temporary file"),
-                 ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
-
-
-def _remove_dead_markers(run_dir: Path) -> None:
-    """Delete the run markers of searches of this machine whose process is gone, and those of searches of any machine
-    that recorded why they stopped (`_record_stop`): this search takes over their study (their running trials are failed
-    and re-queued as lost), so its report describes their work too."""
-    from nas.report import RUN_MARKER_PREFIX
-
-    for old in run_dir.glob(RUN_MARKER_PREFIX + "*"):
-        try:
-            mark = json.loads(old.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(mark, dict) and (mark.get("stopped") or (
-                mark.get("host") == socket.gethostname() and mark.get("pid_namespace") == pid_namespace()
-                and process_gone(mark.get("pid")))):
-            old.unlink(missing_ok=True)
-
-
-def _marker(run_dir: Path) -> Path:
-    """This process's run marker in `run_dir` (`nas.report.RUN_MARKER_PREFIX`)."""
-    from nas.report import RUN_MARKER_PREFIX
-
-    return run_dir / f"{RUN_MARKER_PREFIX}{writer_tag()}"
-
-
-@contextlib.contextmanager
-def _stop_recorded(run_dir: Path) -> Iterator[None]:
-    """Around a search from its `_mark_started` to its final report: when it stops on its own before that, on a one-line
-    `NasError` (bad input found mid-run), Ctrl-C/SIGTERM outside the trials, or the disk or study database failing under
-    it (`storage_or_disk_problem`: full, read-only, ...), its marker records why (`_record_stop`). Left as it was, the
-    report read it as a crash ("killed or crashed: its process is gone"). A kill leaves it as is."""
-    try:
-        yield
-    except NasError as e:
-        _record_stop(run_dir, f"error: {e}")
-        raise
-    except KeyboardInterrupt as e:  # which signal it was: a SIGTERM nobody at the terminal sent is a scheduler's or kill's
-        _record_stop(run_dir, interruption_text(stopped_by=interrupting_signal(e)))
-        raise
-    except Exception as e:
-        # A full disk often still takes the marker's few hundred bytes (the failed write's temporary file is removed
-        # first); when it does not, `_record_stop` says so in one line and the marker stays as it was.
-        if (problem := storage_or_disk_problem(e)) is not None:
-            _record_stop(run_dir, f"cannot write the run ({problem})")
-        raise  # other errors are bugs: their traceback, and the report's "killed or crashed", stand
-
-
-def _record_stop(run_dir: Path, reason: str) -> None:
-    """Write `reason` into this search's run marker as `stopped`, and rewrite the folder's report, if there is one, to
-    say so at its top (`_mark_started` had it say a search is under way). Nothing when the marker is gone: the search had
-    reached its final report."""
-    from nas.report import write_reports
-
-    marker = _marker(run_dir)
-    try:
-        mark = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return
-    # for search.log: on the console the command's last stderr line (error:, cannot write, stopped by) says the same
-    log.warning("the search stopped before it finished: %s", reason, extra={"log_file_only": True})
-    try:
-        atomic_write_json(marker, {**mark, "stopped": reason} if isinstance(mark, dict) else {"stopped": reason})
-        if (run_dir / "report.md").is_file():
-            with run_folder_lock(run_dir):
-                write_reports(run_dir, redraw_plots=False)  # the reason changes the pages; plots are redrawn if stale
-    except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to show, not this one
-        log.warning("the report could not be marked as stopped: %s", error_text(e))
-
-
-def _pareto_created(run_dir: Path) -> str | None:
-    """The `created` of `run_dir`'s pareto.json, None when it has none (no file yet, unreadable): a marker keeps it, so
-    the report can tell a pareto.json written by a worker that finished while this search ran (its warnings are of the
-    tables then) from the run before this search's (`nas.report.markers._written_since`)."""
-    try:
-        created = json.loads((run_dir / "pareto.json").read_text()).get("created")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return created if isinstance(created, str) else None
-
-
-def _mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
-    """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`), with `warnings` (its setup warnings, as
-    `_write_outputs` takes them) for the report to list and the `created` of the pareto.json it finds
-    (`_pareto_created`), and, where the folder has a report from an
-    earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
-    report, and the old one described the earlier, finished state as the run's. Returns the marker, which
-    `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
-    gone go: this search takes over (resumes) their study."""
-    from nas.report import ReportInputError, write_reports  # plotting libraries: loaded once a run starts
-
-    _remove_dead_markers(run_dir)
-    marker = _marker(run_dir)
-    atomic_write_json(marker, {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-                               "host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": pid_namespace(),
-                               "setup_warnings": list(warnings), "pareto_created": _pareto_created(run_dir)})
-    gone = [name for name in ("trials.csv", "pareto.json") if not (run_dir / name).is_file()]
-    if (run_dir / "report.md").is_file() and gone:  # deleted by hand: the report is rendered from them
-        log.warning("the report of the earlier run is not marked as out of date: %s %s gone from the run folder; this "
-                    "search writes %s again at its end", " and ".join(gone), "is" if len(gone) == 1 else "are",
-                    "it" if len(gone) == 1 else "them")
-    elif (run_dir / "report.md").is_file():
-        with run_folder_lock(run_dir):  # a worker finishing meanwhile writes its report under the same lock
-            try:
-                # the earlier run's plots are kept where its files have not changed since (drawing is most of the cost)
-                write_reports(run_dir, redraw_plots=False)
-            except ReportInputError as e:  # its files damaged: the search rewrites them at its end
-                # what is wrong, not the rebuild the report names for it: this search writes the file again itself
-                log.warning("the report of the earlier run could not be marked as out of date: %s; this search writes "
-                            "it again at its end", e.problem)
-    return marker
 
 
 def _with_memory_budget(run: RunConfig) -> RunConfig:
@@ -1382,7 +1095,7 @@ def _export_from(run: RunConfig, storage: optuna.storages.BaseStorage, *, run_di
     # About this command's input, not the results: to the terminal, not among the report's setup warnings
     if (replaced := settings_the_study_replaced(given, run, overridden=overridden, study_name=study.study_name)) is not None:
         log.warning("%s", replaced)
-    with _held_lines() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
+    with held_lines() as earlier:  # e.g. images left out of the data: for search.log, as the search keeps them
         try:
             loaded = load_dataset(run.data, overridden=overridden)
         except DataError:
@@ -1399,15 +1112,15 @@ def _export_from(run: RunConfig, storage: optuna.storages.BaseStorage, *, run_di
     if n and not have:
         raise ConfigError(f"study {study.study_name!r} has {n} finished trials but {weights} holds no weights; "
                           "point search.runs_dir=... at the folder the workers wrote to")
-    _make_run_dir(run_dir)  # a shared study without finished trials may have no run folder yet
+    make_run_dir(run_dir)  # a shared study without finished trials may have no run folder yet
     started = time.perf_counter()
     # The rebuild may final-train and compress members for minutes, or leave some out: search.log, the run's one log,
     # must say so beside the search's lines, marked as a rebuild (no trials run) so its lines are not read as a search's.
-    with _run_log(run_dir, earlier=earlier):
+    with run_log(run_dir, earlier=earlier):
         log.info("rebuild of the run's files from study %s (python -m nas.report, no new trials): %s finished; "
                  "members not done yet get final_train=%s and compress.members=%s", study.study_name, counted(n, "trial"),
                  counted(run.final_train.epochs, "epoch") if run.final_train.epochs else "none", run.compress.members.value)
-        _remove_leftovers(run_dir)
+        remove_leftovers(run_dir)
         # The report shows the setup warnings of whoever wrote its files last: a rebuild gives them again (the data's
         # and the chip's are the study's), or its report would drop them. It trains no candidates: train.threads is moot.
         profiles = hw_profiles()  # once: the setup warnings and pareto.json's hints name them

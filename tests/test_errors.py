@@ -246,10 +246,10 @@ _NO_LOGGING_SETUP = """
 import logging, sys, tempfile
 from pathlib import Path
 from nas.errors import lines_on_stderr
-from nas.search import _held_lines, _run_log
-with _held_lines():  # while the data loads, before the run folder exists
+from nas.run_folder import held_lines, run_log
+with held_lines():  # while the data loads, before the run folder exists
     logging.getLogger("nas.data").warning("held warning")
-with _run_log(Path(tempfile.mkdtemp())):
+with run_log(Path(tempfile.mkdtemp())):
     logging.getLogger("nas.search").info("trial 0 done")
     logging.getLogger("compress.pipeline").warning("run warning")
 with lines_on_stderr("nas"):  # a tool's own stderr lines: not also Python's

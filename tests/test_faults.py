@@ -266,7 +266,7 @@ def test_a_search_stopped_by_a_full_disk_says_so_in_its_report(tiny_idx_root, tm
     # (...)") but left its run marker as it was, and the report called it "killed or crashed".
     import torch
 
-    import nas.search as search_mod
+    import nas.run_folder as run_folder_mod
     from nas.config import compose_search_config
     from nas.report import main as report_main
     from nas.search import run_search
@@ -295,14 +295,14 @@ def test_a_search_stopped_by_a_full_disk_says_so_in_its_report(tiny_idx_root, tm
     # The disk is so full that the marker's few bytes do not fit either: the report is no worse than before (it says
     # what the search's start wrote: a search under way, killed or crashed if its process is gone), and the error that
     # stopped the search is the one raised.
-    write_json = search_mod.atomic_write_json
+    write_json = run_folder_mod.atomic_write_json
 
     def stop_not_written(path, obj):
         if "stopped" in obj:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         write_json(path, obj)
 
-    monkeypatch.setattr(search_mod, "atomic_write_json", stop_not_written)
+    monkeypatch.setattr(run_folder_mod, "atomic_write_json", stop_not_written)
     with pytest.raises(OSError, match=r"\.pt"):
         run_search(compose_search_config([*cmd[3:], "search.n_trials=2"]))
     top = report.read_text().splitlines()[2]

@@ -840,18 +840,18 @@ def test_searches_that_have_not_finished_are_named_at_the_top(run_dir: pathlib.P
     import os
     import socket
 
-    from nas.search import _mark_started  # the markers as a search writes them when it starts
+    from nas.run_folder import mark_started  # the markers as a search writes them when it starts
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # a real pid whose process is gone (killed, say)
     with monkeypatch.context() as m:  # a worker on another machine: nothing can be told of its process from here
         m.setattr(socket, "gethostname", lambda: "node7")
         m.setattr(os, "getpid", lambda: child.pid)
-        _mark_started(run_dir, warnings=())
-    _mark_started(run_dir, warnings=())  # this process: still running
+        mark_started(run_dir, warnings=())
+    mark_started(run_dir, warnings=())  # this process: still running
     with monkeypatch.context() as m:
         m.setattr(os, "getpid", lambda: child.pid)
-        _mark_started(run_dir, warnings=())  # a search of this machine that was killed
+        mark_started(run_dir, warnings=())  # a search of this machine that was killed
     write_reports(run_dir)
     md = (run_dir / "report.md").read_text(encoding="utf-8").splitlines()
     assert md[2].startswith("> **Not finished:** A search started ") and md[2].count("A search started") == 3
@@ -1146,13 +1146,13 @@ def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_be
     """A search rewrites the folder's report as it starts (and stops) while pareto.json is still the previous run's: its
     Warnings listed that run's setup warnings (a train.threads the user had since fixed, say) as this run's. Its marker
     carries its own, which the report lists while it is under way."""
-    from nas.search import _mark_started
+    from nas.run_folder import mark_started
 
     header = json.loads((run_dir / "pareto.json").read_text())
     before = "train.threads=8 is more than the 2 CPUs this process may use: training will run many times slower"
     now = "class 'rare' (4 images) has no val image: data.stratify=false; the val accuracy never looks at it"
     (run_dir / "pareto.json").write_text(json.dumps({**header, "setup_warnings": [before]}))
-    marker = _mark_started(run_dir, warnings=[now, "two\nlines <b>"])  # no report yet: rendered below
+    marker = mark_started(run_dir, warnings=[now, "two\nlines <b>"])  # no report yet: rendered below
     written = write_reports(run_dir)
     md, page = written["report.md"].read_text(), written["report.html"].read_text()
     assert before not in md + page and "\n## Warnings\n" in md
@@ -1162,7 +1162,7 @@ def test_a_search_under_way_lists_its_own_setup_warnings_not_those_of_the_run_be
     items = re.findall(r"<li>(.*?)</li>", page[page.index("<h2>Warnings</h2>"):page.index("<h2>Pareto front")])
     assert items == [html.escape(now), "two lines &lt;b&gt;"]
 
-    assert _mark_started(run_dir, warnings=[]) == marker  # a search with none: no section, not the previous run's
+    assert mark_started(run_dir, warnings=[]) == marker  # a search with none: no section, not the previous run's
     md = _markdown(run_dir)
     assert "Not finished" in md and "Warnings" not in md and before not in md
     # a marker of an older version (no setup_warnings): pareto.json's, as before
@@ -1449,14 +1449,14 @@ def test_a_worker_finishing_beside_a_running_one_lists_its_own_setup_warnings_an
         run_dir: pathlib.Path) -> None:
     # Worker A finished while worker B still ran: A's final report listed only B's setup warnings (from B's marker,
     # under a note saying they were the running search's) and none of its own, though A had just written pareto.json.
-    from nas.search import _mark_started
+    from nas.run_folder import mark_started
 
     header = json.loads((run_dir / "pareto.json").read_text())
     shared = "class 'rare' (4 images) has no val image: data.stratify=false; the val accuracy never looks at it"
     theirs, mine = "train.threads=8 is more than the 2 CPU(s) this process may use", "seed archs left out: 2 of 3"
     (run_dir / "pareto.json").write_text(json.dumps({**header, "created": "2026-12-06T03:00:00+00:00",
                                                      "setup_warnings": ["of the run before"]}))
-    _mark_started(run_dir, warnings=[theirs, shared])  # B, still running (this process stands for it)
+    mark_started(run_dir, warnings=[theirs, shared])  # B, still running (this process stands for it)
     md = _markdown(run_dir)  # B's start: the run before's are not listed, as before
     assert f"- {theirs}" in md and "of the run before" not in md
 
@@ -1479,7 +1479,7 @@ def test_a_search_marking_the_report_as_under_way_or_stopped_keeps_the_plots_its
         run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from nas.search import _mark_started, _record_stop
+    from nas.run_folder import _record_stop, mark_started
 
     write_reports(run_dir)  # an earlier run's report
     pngs = {name: (run_dir / name).read_bytes() for name in ("pareto.png", "latency_breakdown.png", "mixers.png")}
@@ -1488,7 +1488,7 @@ def test_a_search_marking_the_report_as_under_way_or_stopped_keeps_the_plots_its
     monkeypatch.setattr(nas.report.plots, "_png_bytes", lambda fig: drawn.append(fig) or real(fig))
     # A search starting or stopping changes the pages' top, never what the plots are drawn from: none is drawn again
     # (most of a report's cost, on the search's way in and out).
-    _mark_started(run_dir, warnings=["one warning"])
+    mark_started(run_dir, warnings=["one warning"])
     _record_stop(run_dir, "error: something mid-run")
     assert drawn == []
     for name in ("report.md", "report.html"):
@@ -2155,7 +2155,7 @@ def test_a_run_folder_whose_first_search_was_killed_before_pareto_json_says_so_a
     import os
     import socket
 
-    from nas.search import _mark_started
+    from nas.run_folder import mark_started
 
     (run_dir / "study.db").write_bytes(b"")
     (run_dir / "config.yaml").write_text("data: {root: /data/fm}\ncompress: {members: none}\n")
@@ -2164,7 +2164,7 @@ def test_a_run_folder_whose_first_search_was_killed_before_pareto_json_says_so_a
     child.wait()  # a real pid whose process is gone
     with monkeypatch.context() as m:
         m.setattr(os, "getpid", lambda: child.pid)
-        _mark_started(run_dir, warnings=())
+        mark_started(run_dir, warnings=())
     with pytest.raises(MissingRunFileError) as err:
         write_reports(run_dir)
     message = str(err.value)
@@ -2174,7 +2174,7 @@ def test_a_run_folder_whose_first_search_was_killed_before_pareto_json_says_so_a
             "study: python -m nas.report ") in message and "\n" not in message
     for marker in run_dir.glob(".running.*"):
         marker.unlink()
-    _mark_started(run_dir, warnings=())  # this process: a search still running
+    mark_started(run_dir, warnings=())  # this process: a search still running
     with pytest.raises(MissingRunFileError, match=r"has not written pareto\.json yet \(it writes it when it ends"):
         write_reports(run_dir)
 

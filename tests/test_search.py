@@ -29,6 +29,7 @@ import pytest
 import torch
 
 import nas
+import nas.run_folder as run_folder_mod
 import nas.search as search_mod
 import nas.search_checks as checks_mod
 from nas.config import to_run_config
@@ -1218,7 +1219,7 @@ def test_a_search_log_the_disk_refuses_is_said_once_in_one_line_and_the_terminal
     said = (f"warning: search.log cannot be written ({tmp_path / 'search.log'}: No space left on device): this process's "
             "log lines go to the terminal only\n")
     try:
-        with search_mod._run_log(tmp_path):
+        with run_folder_mod.run_log(tmp_path):
             (handler,) = [h for h in logging.getLogger("nas").handlers if isinstance(h, logging.FileHandler)]
             handler.stream.close()
             handler.stream = _FullDisk()
@@ -1227,7 +1228,7 @@ def test_a_search_log_the_disk_refuses_is_said_once_in_one_line_and_the_terminal
         assert capsys.readouterr().err == said  # once, and no traceback
         assert terminal.getvalue() == "line 0\nline 1\nline 2\n"
 
-        with search_mod._run_log(tmp_path):  # only the close fails (a quota checked as the file is closed)
+        with run_folder_mod.run_log(tmp_path):  # only the close fails (a quota checked as the file is closed)
             (handler,) = [h for h in logging.getLogger("nas").handlers if isinstance(h, logging.FileHandler)]
             logging.getLogger("nas.search").warning("kept")
             handler.stream.close()
@@ -1892,7 +1893,7 @@ def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_t
     def a_worker_is_killed_meanwhile(run, data, run_dir, study):
         with monkeypatch.context() as m:  # its marker, as it wrote it when it started beside this search
             m.setattr(os, "getpid", lambda: child.pid)
-            search_mod._mark_started(run_dir, warnings=())
+            run_folder_mod.mark_started(run_dir, warnings=())
         assert len(list(run_dir.glob(".running.*"))) == 2
         return run_trials(run, data, run_dir, study)
 
@@ -1993,13 +1994,13 @@ def test_an_interrupt_outside_the_trials_says_whether_there_is_a_study_to_resume
         assert stopped(shared) == ("interrupted before the search opened its study (no trial of this run had started); "
                                    "rerun the same command to start or resume it")
     with monkeypatch.context() as m:  # its study open, before its first trial
-        m.setattr(search_mod, "_remove_leftovers", interrupted)
+        m.setattr(search_mod, "remove_leftovers", interrupted)
         assert stopped("search.n_trials=1") == ("interrupted before any trial finished: the study holds none yet, so "
                                                 "nothing is lost; rerun the same command to start it")
     run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
     capsys.readouterr()
     with monkeypatch.context() as m:  # a rerun that would add a trial, before it
-        m.setattr(search_mod, "_remove_leftovers", interrupted)
+        m.setattr(search_mod, "remove_leftovers", interrupted)
         assert stopped("search.n_trials=2") == "interrupted: the study's 1 finished trial is kept; rerun the same command to resume"
 
 
@@ -2076,10 +2077,10 @@ def test_a_search_stopped_by_a_signal_names_which_in_its_run_marker(tmp_path):
     # not tell that a scheduler's time limit or a kill had stopped the search.
     from nas.errors import Terminated, interruption_text
 
-    marker = search_mod._marker(tmp_path)
+    marker = run_folder_mod._marker(tmp_path)
     for raised, said in ((KeyboardInterrupt, "interrupted (Ctrl-C)"), (Terminated, "stopped by SIGTERM")):
         marker.write_text(json.dumps({"pid": 1}))
-        with pytest.raises(raised), search_mod._stop_recorded(tmp_path):
+        with pytest.raises(raised), run_folder_mod.stop_recorded(tmp_path):
             raise raised
         assert json.loads(marker.read_text()) == {"pid": 1, "stopped": said}
     assert interruption_text(stopped_by=signal.SIGHUP) == "stopped by SIGHUP"
@@ -2297,12 +2298,12 @@ def test_a_search_over_a_folder_whose_trials_csv_was_deleted_says_it_writes_the_
     # trials.csv in ...; run `python -m nas.search` first", though that was the command running.
     import logging
 
-    from nas.search import _mark_started
+    from nas.run_folder import mark_started
 
     (tmp_path / "report.md").write_text("# an earlier run's report\n")
     (tmp_path / "pareto.json").write_text("{}")
     with caplog.at_level(logging.WARNING, logger="nas.search"):
-        _mark_started(tmp_path, warnings=())
+        mark_started(tmp_path, warnings=())
     assert [r.getMessage() for r in caplog.records if r.name == "nas.search"] == [
         "the report of the earlier run is not marked as out of date: trials.csv is gone from the run folder; this search "
         "writes it again at its end"]
@@ -2504,13 +2505,13 @@ def test_a_search_whose_space_reaches_outside_the_archs_its_profile_was_fitted_o
 def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_not_to_rebuild_it(tmp_path, caplog):
     # The warning of a search that could not mark the earlier run's report as out of date named the rebuild from the
     # study (`python -m nas.report search.runs_dir=...`) for a damaged pareto.json that the search itself writes again.
-    from nas.search import _mark_started
+    from nas.run_folder import mark_started
 
     (tmp_path / "report.md").write_text("# earlier run\n")
     (tmp_path / "trials.csv").write_text("number,state,arch_id\n")
     (tmp_path / "pareto.json").write_text('{"members": [')  # cut short
     with caplog.at_level(logging.WARNING, logger="nas.search"):
-        _mark_started(tmp_path, warnings=())
+        mark_started(tmp_path, warnings=())
     [line] = [r.getMessage() for r in caplog.records if "out of date" in r.getMessage()]
     assert line == ("the report of the earlier run could not be marked as out of date: pareto.json is not valid JSON "
                     f"(line 1) in {tmp_path}; this search writes it again at its end")
@@ -2519,51 +2520,51 @@ def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_no
 def test_a_hand_edited_config_yaml_is_kept_as_config_yaml_edited_before_a_search_writes_its_record(tmp_path):
     # A run folder's config.yaml edited by hand (to change a setting for the next run) was overwritten by that run
     # without a word: the search never reads it. The edit is kept aside, and the warning says where settings go.
-    from nas.search import CONFIG_WRITTEN, _write_config_record
+    from nas.run_folder import CONFIG_WRITTEN, write_config_record
 
     config = tmp_path / "config.yaml"
-    assert _write_config_record(tmp_path, b"train:\n  epochs: 2\n") is None  # a new folder
+    assert write_config_record(tmp_path, b"train:\n  epochs: 2\n") is None  # a new folder
     assert config.read_bytes() == b"train:\n  epochs: 2\n" and (tmp_path / CONFIG_WRITTEN).is_file()
     # a later run with other settings replaces its own record without a word
-    assert _write_config_record(tmp_path, b"train:\n  epochs: 3\n") is None
+    assert write_config_record(tmp_path, b"train:\n  epochs: 3\n") is None
     assert config.read_bytes() == b"train:\n  epochs: 3\n" and not (tmp_path / "config.yaml.edited").exists()
     config.write_bytes(b"train:\n  epochs: 9\n")  # edited by hand
-    warning = _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    warning = write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     assert warning == ("config.yaml was edited since a search wrote it: kept as config.yaml.edited; config.yaml is the "
                        "record of a run's settings, which the search does not read: give settings on the command line "
                        "(python -m nas.search <key>=<value> ...)")
     assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
     assert config.read_bytes() == b"train:\n  epochs: 3\n"
-    assert _write_config_record(tmp_path, b"train:\n  epochs: 3\n") is None  # the record again: nothing edited
+    assert write_config_record(tmp_path, b"train:\n  epochs: 3\n") is None  # the record again: nothing edited
     # edited to what this run writes anyway: nothing is lost
     config.write_bytes(b"train:\n  epochs: 4\n")
-    assert _write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
+    assert write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
     # a folder from before the digest cannot tell an edit from an earlier run's record: written as before
     (tmp_path / CONFIG_WRITTEN).unlink()
     (tmp_path / "config.yaml.edited").unlink()
     config.write_bytes(b"train:\n  epochs: 7\n")
-    assert _write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
+    assert write_config_record(tmp_path, b"train:\n  epochs: 4\n") is None
     assert not (tmp_path / "config.yaml.edited").exists()
 
 
 def test_every_hand_edit_of_config_yaml_is_kept_not_only_the_last(tmp_path):
     # A second hand edit (after a later search wrote config.yaml again) replaced config.yaml.edited: the first edit
     # was lost. Each edit is kept in a copy of its own, and the warning names the copy that holds it.
-    from nas.search import _write_config_record
+    from nas.run_folder import write_config_record
 
     config = tmp_path / "config.yaml"
-    _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     config.write_bytes(b"train:\n  epochs: 9\n")
-    assert "kept as config.yaml.edited;" in _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    assert "kept as config.yaml.edited;" in write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     config.write_bytes(b"train:\n  epochs: 8\n")  # edited again
-    warning = _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    warning = write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     assert warning.startswith("config.yaml was edited since a search wrote it: kept as config.yaml.edited.2; config.yaml")
     assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
     assert (tmp_path / "config.yaml.edited.2").read_bytes() == b"train:\n  epochs: 8\n"
     config.write_bytes(b"train:\n  epochs: 9\n")  # the first edit again: kept already, not a third copy
-    assert "kept as config.yaml.edited;" in _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    assert "kept as config.yaml.edited;" in write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     config.write_bytes(b"train:\n  epochs: 7\n")
-    assert "kept as config.yaml.edited.3;" in _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    assert "kept as config.yaml.edited.3;" in write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     assert sorted(p.name for p in tmp_path.glob("config.yaml*")) == [
         "config.yaml", "config.yaml.edited", "config.yaml.edited.2", "config.yaml.edited.3"]
     assert config.read_bytes() == b"train:\n  epochs: 3\n"
@@ -2571,31 +2572,31 @@ def test_every_hand_edit_of_config_yaml_is_kept_not_only_the_last(tmp_path):
 
 def test_the_digests_of_written_config_yaml_files_stay_bounded_and_still_tell_an_edit(tmp_path):
     # .config.yaml.sha256 grew by a line for every other config a folder's searches wrote, without end.
-    from nas.search import CONFIG_DIGESTS_KEPT, CONFIG_WRITTEN, _write_config_record
+    from nas.run_folder import CONFIG_DIGESTS_KEPT, CONFIG_WRITTEN, write_config_record
 
     config, stamp = tmp_path / "config.yaml", tmp_path / CONFIG_WRITTEN
     records = [f"train:\n  epochs: {i}\n".encode() for i in range(CONFIG_DIGESTS_KEPT + 50)]
     for record in records:  # each run with other settings: none of them read as edited
-        assert _write_config_record(tmp_path, record) is None
+        assert write_config_record(tmp_path, record) is None
     lines = stamp.read_text().splitlines()
     assert len(lines) == CONFIG_DIGESTS_KEPT and lines[-1] == hashlib.sha256(records[-1]).hexdigest()
     assert len(set(lines)) == len(lines)
     # a config written again moves to the end, not kept twice
-    assert _write_config_record(tmp_path, records[-30]) is None
+    assert write_config_record(tmp_path, records[-30]) is None
     lines = stamp.read_text().splitlines()
     assert len(lines) == CONFIG_DIGESTS_KEPT and lines[-1] == hashlib.sha256(records[-30]).hexdigest()
     assert lines.count(lines[-1]) == 1
     # an edit after all those rewrites is still told from the records
     config.write_bytes(b"train:\n  epochs: 999\n")
-    assert "kept as config.yaml.edited;" in _write_config_record(tmp_path, records[0])
+    assert "kept as config.yaml.edited;" in write_config_record(tmp_path, records[0])
     assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 999\n"
     # a record put back from a recent run is no edit
     config.write_bytes(records[-2])
-    assert _write_config_record(tmp_path, records[1]) is None
+    assert write_config_record(tmp_path, records[1]) is None
     # a file that grew long before the bound is cut to it by the next write, keeping the latest
     stamp.write_text("".join(hashlib.sha256(str(i).encode()).hexdigest() + "\n" for i in range(300)))
     config.write_bytes(str(299).encode())
-    assert _write_config_record(tmp_path, records[2]) is None
+    assert write_config_record(tmp_path, records[2]) is None
     assert stamp.read_text().splitlines() == [
         *(hashlib.sha256(str(i).encode()).hexdigest() for i in range(300 - CONFIG_DIGESTS_KEPT + 1, 300)),
         hashlib.sha256(records[2]).hexdigest()]
@@ -2605,9 +2606,9 @@ def test_two_workers_starting_on_a_hand_edited_config_yaml_both_keep_the_edit(tm
     # Two workers started together both read the edited config.yaml; the first moved it aside and wrote its record,
     # and the second then renamed that record onto config.yaml.edited: the edit was lost (or, a moment earlier, its
     # rename found no config.yaml and the worker died of FileNotFoundError).
-    from nas.search import CONFIG_WRITTEN, _write_config_record
+    from nas.run_folder import CONFIG_WRITTEN, write_config_record
 
-    _write_config_record(tmp_path, b"train:\n  epochs: 3\n")
+    write_config_record(tmp_path, b"train:\n  epochs: 3\n")
     (tmp_path / "config.yaml").write_bytes(b"train:\n  epochs: 9\n")  # edited by hand
     read_text = Path.read_text
     other_worker: list[str | None] = []
@@ -2616,11 +2617,11 @@ def test_two_workers_starting_on_a_hand_edited_config_yaml_both_keep_the_edit(tm
         # this worker has read config.yaml; the other one runs its whole write before this one reads the digests
         if self.name == CONFIG_WRITTEN and not other_worker:
             monkeypatch.setattr(Path, "read_text", read_text)
-            other_worker.append(_write_config_record(tmp_path, b"train:\n  epochs: 4\n"))
+            other_worker.append(write_config_record(tmp_path, b"train:\n  epochs: 4\n"))
         return read_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", between_the_reads)
-    warning = _write_config_record(tmp_path, b"train:\n  epochs: 5\n")
+    warning = write_config_record(tmp_path, b"train:\n  epochs: 5\n")
     assert other_worker[0] is not None and warning == other_worker[0]  # each says the edit was kept aside
     assert (tmp_path / "config.yaml.edited").read_bytes() == b"train:\n  epochs: 9\n"
     assert (tmp_path / "config.yaml").read_bytes() == b"train:\n  epochs: 5\n"
