@@ -192,7 +192,7 @@ def test_a_stop_is_asked_by_a_signal_and_taken_at_a_safe_point():
     # The interrupt raised says which signal asked (nas.errors.Terminated for SIGTERM): the command exits 143 after
     # SIGTERM and 130 after Ctrl-C; it raised a bare KeyboardInterrupt for both, and both exited 130.
     from nas.errors import Terminated
-    from nas.search import _interrupts_at_safe_points
+    from nas.trials import _interrupts_at_safe_points
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt) as at_once, _interrupts_at_safe_points() as stop_if_asked:

@@ -32,6 +32,7 @@ import nas
 import nas.run_folder as run_folder_mod
 import nas.search as search_mod
 import nas.search_checks as checks_mod
+import nas.trials as trials_mod
 from nas.config import to_run_config
 from nas.errors import ConfigError, Terminated, counted
 from nas.search import export_study, run_search
@@ -194,7 +195,7 @@ def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, comp
 
 def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_path, compose_cfg, monkeypatch, capfd):
     calls = {"n": 0}
-    real_train = search_mod.train_candidate
+    real_train = trials_mod.train_candidate
 
     def train_then_ctrl_c(*args, **kwargs):
         calls["n"] += 1
@@ -202,7 +203,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(search_mod, "train_candidate", train_then_ctrl_c)
+    monkeypatch.setattr(trials_mod, "train_candidate", train_then_ctrl_c)
     cfg = compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=3"))
     result = run_search(cfg)
     assert result.interrupted and result.n_complete == 1
@@ -215,7 +216,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
     # Ctrl-C again, during the members' final training: the pareto files and the report agree with trials.csv.
     import nas.results as results_mod
 
-    monkeypatch.setattr(search_mod, "train_candidate", real_train)
+    monkeypatch.setattr(trials_mod, "train_candidate", real_train)
     monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=3"), "final_train=smoke"))
     assert result.interrupted and result.n_complete == 3
@@ -251,7 +252,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
 def test_crashing_candidates_are_recorded_as_failed_and_the_search_goes_on(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     from nas.train import TrainingDiverged
 
-    real_train = search_mod.train_candidate
+    real_train = trials_mod.train_candidate
     calls = {"n": 0}
 
     def crash_first_three(*args, **kwargs):
@@ -264,7 +265,7 @@ def test_crashing_candidates_are_recorded_as_failed_and_the_search_goes_on(tiny_
             raise TrainingDiverged("training loss became nan (lr=0.003); the candidate is unstable")
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(search_mod, "train_candidate", crash_first_three)
+    monkeypatch.setattr(trials_mod, "train_candidate", crash_first_three)
     result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random")))
     rows = _rows(tmp_path / "t")
     assert result.n_complete == 2 and [r["state"] for r in rows] == ["FAIL", "FAIL", "FAIL", "COMPLETE", "COMPLETE"]
@@ -277,8 +278,8 @@ def test_crashing_candidates_are_recorded_as_failed_and_the_search_goes_on(tiny_
 
 def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
     trained = []
-    real_train = search_mod.train_candidate
-    monkeypatch.setattr(search_mod, "train_candidate", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    real_train = trials_mod.train_candidate
+    monkeypatch.setattr(trials_mod, "train_candidate", lambda *a, **k: trained.append(1) or real_train(*a, **k))
     budget = 0.30
     result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", f"search.latency_budget_ms={budget}",
                                                 "search.sampler=random")))
@@ -292,10 +293,10 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     # A budget just above the space's fastest arch: the search gives up after its cap of samples, and says why. (A cap
     # of 5, not the 50 a search takes: each sample is a trial in the study; the 50 of a real search pruned none more.)
     monkeypatch.undo()
-    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 5)
+    monkeypatch.setattr(trials_mod, "SAMPLES_PER_TRIAL", 5)
     collections = []  # a trial pruned before training built nothing for a full gc.collect to free (it was a large share)
-    real_collect = search_mod.gc.collect
-    monkeypatch.setattr(search_mod.gc, "collect", lambda *a: collections.append(1) or real_collect(*a))
+    real_collect = trials_mod.gc.collect
+    monkeypatch.setattr(trials_mod.gc, "collect", lambda *a: collections.append(1) or real_collect(*a))
     result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=1", "search.latency_budget_ms=0.172",
                                                 "search.sampler=random", "search.study_name=tight")))
     log_text = (tmp_path / "tight" / "search.log").read_text()
@@ -910,7 +911,7 @@ def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_cop
     hashed: list[int] = []
     real = nas.data.image_digests
     monkeypatch.setattr(nas.data, "image_digests", lambda split: hashed.append(len(split)) or real(split))
-    monkeypatch.setattr(search_mod, "_run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    monkeypatch.setattr(search_mod, "run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
     with pytest.raises(Stop):
         run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
     data = nas.data.load_dataset(to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path))).data)
@@ -937,7 +938,7 @@ def test_a_resumed_search_hashes_each_split_once_for_the_comparison_with_its_stu
     args = ["data=imagefolder", f"data.root={tmp_path / 'images'}", "data.img_size=16", "train=smoke",
             f"search.runs_dir={tmp_path / 'runs'}", "search.study_name=r", "search.progress=false", "search.n_trials=1",
             "compress=none", "final_train=none"]
-    monkeypatch.setattr(search_mod, "_run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    monkeypatch.setattr(search_mod, "run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
     with pytest.raises(Stop):
         run_search(compose_cfg(*args))  # creates the study, with its record of the data
     hashed: list[int] = []
@@ -980,7 +981,7 @@ def test_early_stop_records_stopped_candidates_as_complete_and_excludes_them_as_
         references_seen.append(len(references))
         return "stopped early: test" if references else None
 
-    monkeypatch.setattr(search_mod, "early_stop_verdict", stop_once_a_reference_exists)
+    monkeypatch.setattr(trials_mod, "early_stop_verdict", stop_once_a_reference_exists)
     result = run_search(compose_cfg(*_overrides(
         tiny_idx_root, tmp_path, "search.n_trials=3", "search.sampler=random", "train.epochs=2",
         "search.early_stop.enabled=true", "search.early_stop.min_reference=1")))
@@ -1107,7 +1108,7 @@ def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tin
     import nas.results as results_mod
 
     calls = {"train": 0, "final": 0}
-    real_train, real_final = search_mod.train_candidate, results_mod.final_train
+    real_train, real_final = trials_mod.train_candidate, results_mod.final_train
 
     def train_then_ctrl_c(*args, **kwargs):
         calls["train"] += 1
@@ -1119,7 +1120,7 @@ def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tin
         calls["final"] += 1
         return real_final(*args, **kwargs)
 
-    monkeypatch.setattr(search_mod, "train_candidate", train_then_ctrl_c)
+    monkeypatch.setattr(trials_mod, "train_candidate", train_then_ctrl_c)
     monkeypatch.setattr(results_mod, "final_train", counted_final)
     cfg = compose_cfg(*[o for o in _one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", "search.export_onnx=false")
                         if o != "final_train=none"], "final_train=smoke", "final_train.subset=64", "final_train.threads=1")
@@ -1367,13 +1368,13 @@ def test_a_second_signal_as_the_files_are_written_after_a_stop_says_so(tiny_idx_
     # Ctrl-C stopped the trials, and SIGTERM struck as the files were then written (trials.csv being made): search.log
     # said "interrupted before the Pareto members' files were made" (or "before the final training started"), as of a
     # first stop as the trials ended, though the files were being written after a stop and no training would run.
-    real_trials = search_mod._run_trials
+    real_trials = search_mod.run_trials
 
     def stopped_by_ctrl_c(*args, **kwargs):
         real_trials(*args, **kwargs)
         return signal.SIGINT, None  # the trials' stop: the files are written after it, without training
 
-    monkeypatch.setattr(search_mod, "_run_trials", stopped_by_ctrl_c)
+    monkeypatch.setattr(search_mod, "run_trials", stopped_by_ctrl_c)
     _struck_as_trials_csv_is_made(monkeypatch)
     overrides = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1") if o != "final_train=none"]
     result = run_search(compose_cfg(*overrides, final_train, "final_train.subset=64"))
@@ -1390,7 +1391,7 @@ def test_a_second_signal_once_the_members_are_made_after_a_stop_says_so(tiny_idx
     import nas.results as results_mod
 
     result = _copy_of(finished_search, tmp_path)
-    real_trials, real_compare, calls = search_mod._run_trials, results_mod.compare_members, []
+    real_trials, real_compare, calls = search_mod.run_trials, results_mod.compare_members, []
 
     def stopped_by_ctrl_c(*args, **kwargs):
         real_trials(*args, **kwargs)
@@ -1402,7 +1403,7 @@ def test_a_second_signal_once_the_members_are_made_after_a_stop_says_so(tiny_idx
             raise KeyboardInterrupt
         return real_compare(*args, **kwargs)
 
-    monkeypatch.setattr(search_mod, "_run_trials", stopped_by_ctrl_c)
+    monkeypatch.setattr(search_mod, "run_trials", stopped_by_ctrl_c)
     monkeypatch.setattr(results_mod, "compare_members", struck_once)
     stopped = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
     assert stopped.stopped_by == signal.SIGINT
@@ -1753,8 +1754,8 @@ def test_a_candidate_whose_training_batch_cannot_fit_fails_with_its_reason_and_e
     from nas.memory import fitting_batch_size
 
     eval_batches = []
-    real_train = search_mod.train_candidate
-    monkeypatch.setattr(search_mod, "train_candidate",
+    real_train = trials_mod.train_candidate
+    monkeypatch.setattr(trials_mod, "train_candidate",
                         lambda model, data, cfg, **k: eval_batches.append(cfg.eval_batch_size) or real_train(model, data, cfg, **k))
     # A fake budget of 40 MiB (28 of a training step's estimate are the kernels' code, nas.memory.TRAINING_CODE_BYTES):
     # caformer-M's training step at batch 24 needs more (its attention), poolformer-S's fits, and its evaluation batch
@@ -1888,7 +1889,7 @@ def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_t
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # a real pid whose process is gone: the killed worker
-    run_trials = search_mod._run_trials
+    run_trials = search_mod.run_trials
 
     def a_worker_is_killed_meanwhile(run, data, run_dir, study):
         with monkeypatch.context() as m:  # its marker, as it wrote it when it started beside this search
@@ -1897,7 +1898,7 @@ def test_a_worker_killed_while_this_search_ran_is_not_named_as_unfinished_once_t
         assert len(list(run_dir.glob(".running.*"))) == 2
         return run_trials(run, data, run_dir, study)
 
-    monkeypatch.setattr(search_mod, "_run_trials", a_worker_is_killed_meanwhile)
+    monkeypatch.setattr(search_mod, "run_trials", a_worker_is_killed_meanwhile)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
     assert not list(result.run_dir.glob(".running.*"))
     assert "Not finished" not in (result.run_dir / "report.md").read_text()
@@ -2010,13 +2011,13 @@ def test_a_worker_follows_the_tighter_budget_another_worker_joined_with(tiny_idx
     # pareto.json at no budget, the members over 1.0 ms included.
     from nas.study import check_search
 
-    run_trials = search_mod._run_trials
+    run_trials = search_mod.run_trials
 
     def b_joins_meanwhile(run, data, run_dir, study):
         check_search(study, to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.latency_budget_ms=1.0"))))
         return run_trials(run, data, run_dir, study)
 
-    monkeypatch.setattr(search_mod, "_run_trials", b_joins_meanwhile)
+    monkeypatch.setattr(search_mod, "run_trials", b_joins_meanwhile)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.export_onnx=false")))
     rows = _rows(result.run_dir)
     trained = [float(r["latency_ms"]) for r in rows if r["state"] == "COMPLETE"]
@@ -2033,15 +2034,15 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
     # own was none.
     from nas.study import check_search
 
-    run_trials = search_mod._run_trials
+    run_trials = search_mod.run_trials
 
     def b_joins_meanwhile(run, data, run_dir, study):
         check_search(study, to_run_config(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.latency_budget_ms=0.172",
                                                                   "search.sampler=random"))))
         return run_trials(run, data, run_dir, study)
 
-    monkeypatch.setattr(search_mod, "_run_trials", b_joins_meanwhile)
-    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 5)  # not 50: each sample is a trial; 50 pruned none more
+    monkeypatch.setattr(search_mod, "run_trials", b_joins_meanwhile)
+    monkeypatch.setattr(trials_mod, "SAMPLES_PER_TRIAL", 5)  # not 50: each sample is a trial; 50 pruned none more
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
                                                 "search.export_onnx=false")))
     log_text = (result.run_dir / "search.log").read_text()
@@ -2060,7 +2061,7 @@ def test_a_search_that_gives_up_names_the_budget_its_trials_applied(tiny_idx_roo
 def test_search_log_gives_accuracies_in_percent_as_the_report_does():
     # search.log's trial lines read "val_acc=0.8731" and "best val acc 0.8731" while the report says 87.31%; trials.csv
     # and the JSON files keep fractions.
-    from nas.search import _best_text, _trial_text, early_stop_verdict
+    from nas.trials import _best_text, _trial_text, early_stop_verdict
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for acc, ms in ((0.8731, 0.25), (0.9012, 0.5)):
@@ -2171,7 +2172,7 @@ def test_a_search_whose_candidates_all_fail_in_training_stops_after_a_few_in_a_r
         trained.append(1)
         raise TrainingDiverged("training loss became nan (lr=1000000000.0); the candidate is unstable")
 
-    monkeypatch.setattr(search_mod, "train_candidate", diverge)
+    monkeypatch.setattr(trials_mod, "train_candidate", diverge)
     with caplog.at_level(logging.WARNING, logger="optuna"):
         result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random",
                                                     "search.max_failures_in_a_row=3", "search.export_onnx=false")))
@@ -2193,7 +2194,7 @@ def test_failures_in_a_row_are_counted_afresh_after_a_finished_trial(tiny_idx_ro
     # unstable candidates here and there are results, not a broken recipe: only an unbroken run of failures stops
     from nas.train import TrainingDiverged
 
-    real_train = search_mod.train_candidate
+    real_train = trials_mod.train_candidate
     calls = {"n": 0}
 
     def fail_all_but_the_third(*args, **kwargs):
@@ -2202,7 +2203,7 @@ def test_failures_in_a_row_are_counted_afresh_after_a_finished_trial(tiny_idx_ro
             return real_train(*args, **kwargs)
         raise TrainingDiverged("training loss became nan (lr=0.003); the candidate is unstable")
 
-    monkeypatch.setattr(search_mod, "train_candidate", fail_all_but_the_third)
+    monkeypatch.setattr(trials_mod, "train_candidate", fail_all_but_the_third)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random",
                                                 "search.max_failures_in_a_row=3", "search.export_onnx=false")))
     assert [r["state"] for r in _rows(result.run_dir)] == ["FAIL", "FAIL", "COMPLETE", "FAIL", "FAIL", "FAIL"]
@@ -2213,7 +2214,7 @@ def test_a_search_that_gives_up_on_its_budget_names_the_fastest_architecture_it_
                                                                                         compose_cfg, monkeypatch):
     # "gave up after 5 sampled architectures ...: 5 in the study were over search.latency_budget_ms=0.172": how far over,
     # the line did not say, so the user had to guess the next budget
-    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 5)
+    monkeypatch.setattr(trials_mod, "SAMPLES_PER_TRIAL", 5)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
                                                 "search.latency_budget_ms=0.172", "search.export_onnx=false")))
     rows = _rows(result.run_dir)
@@ -2228,13 +2229,13 @@ def test_a_timeout_that_strikes_in_the_last_trial_does_not_ask_for_a_rerun(tiny_
                                                                            monkeypatch):
     # search.timeout_s=1 with one trial of 50 s logged "search.timeout_s=1 reached: 1 of 1 trial finished; rerun the same
     # command to go on": the study was full, and a rerun has nothing to do
-    real_train = search_mod.train_candidate
+    real_train = trials_mod.train_candidate
 
     def slow_train(*args, **kwargs):
         time.sleep(1.0)
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(search_mod, "train_candidate", slow_train)
+    monkeypatch.setattr(trials_mod, "train_candidate", slow_train)
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.timeout_s=0.5",
                                                 "search.export_onnx=false")))
     log_text = (result.run_dir / "search.log").read_text()
@@ -2375,7 +2376,7 @@ def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_fil
         raise TrainingDiverged("training loss became nan (lr=1000000000.0); the candidate is unstable")
 
     with monkeypatch.context() as m:
-        m.setattr(search_mod, "train_candidate", diverge)
+        m.setattr(trials_mod, "train_candidate", diverge)
         failing = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
                              "search.max_failures_in_a_row=2", "search.export_onnx=false")
         result = run_search(compose_cfg(*failing))
@@ -2396,7 +2397,7 @@ def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_fil
     assert err.splitlines() == [f"error: {why}"] and result.found_nothing_reason.startswith(why[:60])
     assert export_study(compose_cfg(*failing)).found_nothing_reason == why  # the rebuild from its study says the same
 
-    monkeypatch.setattr(search_mod, "SAMPLES_PER_TRIAL", 3)  # not 50: each sample is a trial in the study
+    monkeypatch.setattr(trials_mod, "SAMPLES_PER_TRIAL", 3)  # not 50: each sample is a trial in the study
     over = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random", "search.study_name=over",
                       "search.latency_budget_ms=0.172", "search.export_onnx=false")
     capsys.readouterr()
@@ -2689,20 +2690,20 @@ def test_trial_lines_and_the_bar_say_when_the_study_holds_more_than_n_trials(tin
         trial.set_user_attr("latency_ms", 0.5)
         return 0.9, 0.5
 
-    monkeypatch.setattr(search_mod, "make_objective", lambda *args, **kwargs: objective)
+    monkeypatch.setattr(trials_mod, "make_objective", lambda *args, **kwargs: objective)
     with caplog.at_level(logging.INFO, logger="nas.search"):
-        assert search_mod._run_trials(run, None, tmp_path, study) == (None, None)
+        assert trials_mod.run_trials(run, None, tmp_path, study) == (None, None)
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial 0 ")]
     assert line.startswith("trial 0 [3 done, search.n_trials=1 reached] aaaa000001 ")
-    assert search_mod.trial_count_text(1, target=4) == "1/4" and search_mod.trial_count_text(4, target=4) == "4/4"
+    assert trials_mod.trial_count_text(1, target=4) == "1/4" and trials_mod.trial_count_text(4, target=4) == "4/4"
 
-    bar = search_mod._Progress(total=4, done=6, enabled=False)  # the rerun's bar: all six done, the setting reached
+    bar = trials_mod._Progress(total=4, done=6, enabled=False)  # the rerun's bar: all six done, the setting reached
     (task, _) = bar.progress.tasks
     assert (task.completed, task.total) == (6, 6) and "search.n_trials=4 reached" in task.description
     bar.on_trial(7, "val acc 90.00% @ 0.500 ms")
     assert (task.completed, task.total) == (7, 7)
     assert task.description == "trials (search.n_trials=4 reached; best val acc 90.00% @ 0.500 ms)"
-    bar = search_mod._Progress(total=4, done=1, enabled=False)
+    bar = trials_mod._Progress(total=4, done=1, enabled=False)
     bar.on_trial(2, "-")
     (task, _) = bar.progress.tasks
     assert (task.completed, task.total, task.description) == (2, 4, "trials (best -)")

@@ -267,7 +267,7 @@ def test_a_search_stopped_because_its_sweep_died_says_so_not_sigterm(tmp_path, c
     # The worker stops as on SIGTERM (its trials kept), but its line said "SIGTERM: stopping the search ...", a signal
     # nobody sent: it names the sweep's death. A real SIGTERM after the job says SIGTERM again.
     from nas.errors import Terminated
-    from nas.search import _interrupts_at_safe_points
+    from nas.trials import _interrupts_at_safe_points
 
     # -1: not its parent; the sweep's folder there, without a stop file: it died unannounced
     with nas.sweep._stops_with_its_sweep(sweep=-1, stop_file=tmp_path / "stopped"), \
