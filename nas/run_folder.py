@@ -283,11 +283,11 @@ def _pareto_created(run_dir: Path) -> str | None:
 
 def mark_started(run_dir: Path, *, warnings: Sequence[str]) -> Path:
     """Write this search's run marker (`nas.report.RUN_MARKER_PREFIX`), with `warnings` (its setup warnings, as
-    `_write_outputs` takes them) for the report to list and the `created` of the pareto.json it finds
+    `write_outputs` takes them) for the report to list and the `created` of the pareto.json it finds
     (`_pareto_created`), and, where the folder has a report from an
     earlier run, rewrite it to say at its top that a search is under way: killed, this search never writes its own
     report, and the old one described the earlier, finished state as the run's. Returns the marker, which
-    `_write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
+    `write_outputs` removes before the final report. Markers of earlier searches of this machine whose process is
     gone go: this search takes over (resumes) their study."""
     from nas.report import ReportInputError, write_reports  # plotting libraries: loaded once a run starts
 

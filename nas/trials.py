@@ -457,7 +457,7 @@ def trial_count_text(done: int, *, target: int) -> str:
 
 
 def run_trials(run: RunConfig, data: Dataset, run_dir: Path,
-                study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
+               study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
     """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
     for Ctrl-C, SIGTERM; None when they were not) and the line saying why they ended before the study was full without
     one (too many failures in a row, the give-up, the time limit; None when it is full: `SearchResult.ended_early`).

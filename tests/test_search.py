@@ -1341,7 +1341,7 @@ def test_sigterm_before_the_files_are_written_still_writes_them_and_removes_the_
                                                                                        compose_cfg, monkeypatch,
                                                                                        final_train, before):
     # SIGTERM as the search began writing its files, its trials done (before trials.csv, on a first run: no
-    # pareto.json yet): _write_outputs returned at once, leaving no trials.csv, the run marker without why it stopped
+    # pareto.json yet): write_outputs returned at once, leaving no trials.csv, the run marker without why it stopped
     # (the report then read the search as killed) and, `python -m nas.search` exiting 143, no line on stderr. Its log
     # line then said "interrupted during the final training", though none had started (or would: final_train=none).
     from nas.report import RUN_MARKER_PREFIX
