@@ -956,7 +956,7 @@ def write_run_files(run_dir: Path, study: optuna.Study, data: Dataset, run: RunC
                     profiles: Sequence[HardwareProfile] | None = None) -> dict[str, Any]:
     """Write trials.csv, pareto.csv/json and the Pareto members' checkpoint folders; return pareto.json. With
     `train=False` (after Ctrl-C) members that need a final training are left out rather than trained. `warnings`: the
-    one-line warnings the search gave about its setup (`nas.search.setup_warnings`), kept in pareto.json for the report.
+    one-line warnings the search gave about its setup (`nas.search_checks.setup_warnings`), kept in pareto.json for the report.
     `profiles`: the hardware profiles pareto.json's latency hints may name (`nas.config.hw_profiles()`, read once here
     when None; a search that has read them passes them: each read parses every hw file, the calibrated ones are large).
 

@@ -94,8 +94,8 @@ from nas.sweep import sweep_interrupted_text, sweep_record
 from nas.train import caller_settings_kept
 from nas.trials import early_stop_verdict, make_sampler, n_complete, nothing_found_text, run_trials, trials_done_text
 
-# What `from nas.search import ...` gives: the search's API and, where they moved to modules of their own, the checks
-# and helpers the toolkit and its tests import from here.
+# The search's public names: its own, and those of nas.search_checks, nas.trials and nas.errors that code and tests
+# import from here, where they were before nas/search.py was split.
 __all__ = ["HELP_LINE", "SearchInterrupted", "SearchResult", "SearchTerminated", "batch_warning", "check_budget",
            "check_image_size", "early_stop_verdict", "export_study", "main", "make_sampler", "memory_warning",
            "moved_root_error", "resolve_seed_archs", "run_search", "setup_warnings", "storage_or_disk_problem",
