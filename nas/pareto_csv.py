@@ -30,8 +30,13 @@ PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final
 # int8_hw_precision: the number format int8_latency_ms is predicted in, int8_hw's own (fp32 on hw=cpu: the int8 file's
 # architecture at float speed, not an int8 time). int8_file ends in MISSING_FILE_MARK where the file is gone from the
 # member's folder (deleted by hand), as the report's compressed table marks it: the CSV named a file that was not there.
+# int8_size_bytes: that file's size. int8_test_images: how many test images int8_test_acc was scored on
+# (compress.eval_images cuts them: test_acc is of them all, so subtracting the two mixed the loss with the subset's
+# luck), and int8_fp32_test_acc / int8_pruned_test_acc: model.onnx's and model_pruned.onnx's on those same images, which
+# the int8 accuracy compares with. Appended last, so that a column's place in older files' rows stays.
 INT8_COLUMNS = ("int8_test_acc", "int8_test_acc_ci95", "int8_test_acc_source", "int8_latency_ms", "int8_hw",
-                "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error")
+                "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error", "int8_size_bytes",
+                "int8_test_images", "int8_fp32_test_acc", "int8_pruned_test_acc")
 
 
 def fmt(value: Any) -> str:
@@ -54,7 +59,8 @@ def _interval_cells(value: Any) -> list[str]:
     return ["", ""]
 
 
-def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str, missing: Sequence[str] = ()) -> dict[str, Any]:
+def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str, missing: Sequence[str] = (),
+                 file_size: int | None = None) -> dict[str, Any]:
     """pareto.csv's `INT8_COLUMNS` of one member from its compressed_metrics.json (`compressed`, as
     `nas.report.read_compressed` reads it; None: not compressed, and {} is returned), as the report's int8 row shows
     them: the headline test accuracy and its interval, the runtime it is from, the chip's predicted latency of the int8
@@ -62,7 +68,9 @@ def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str, missing:
     number format it predicts in (its hw.precision), the architecture's params and MACs, and the QDQ ONNX file relative
     to the run folder (`checkpoint`: the member's folder, as pareto.json names it; the OpenVINO IR lies beside it),
     marked `MISSING_FILE_MARK` (' (missing)') where its name is among `missing` (the files of its records its folder
-    lacks)."""
+    lacks); then that file's size in bytes (as recorded, else `file_size`: its size on disk), the number of test images
+    its accuracy is of (`eval_images`) and the fp32 and pruned files' accuracies on those images (the pruned one's
+    empty when not pruned)."""
     if not isinstance(compressed, dict):
         return {}
     if compressed.get("error"):
@@ -74,20 +82,29 @@ def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str, missing:
     # int8 records its architecture's params, not its MACs: those are the pruned row's, or the fp32 row's when not pruned
     arch = pruned if pruned.get("pruned") else compressed.get("fp32") or {}
     name = str(int8.get("file") or "model_int8.onnx")
+    fp32 = compressed.get("fp32") or {}
+    fp32_acc = fp32.get("test_acc", (compressed.get("summary") or {}).get("test_acc_fp32"))
+    size = int8.get("size_bytes")
     return {"int8_test_acc": int8.get("test_acc"), "int8_test_acc_ci95": int8.get("test_acc_ci95"),
             # as the report names it ('openvino' for files from before the field)
             "int8_test_acc_source": int8_test_acc_source(int8), "int8_latency_ms": int8.get("latency_ms"),
             "int8_hw": compressed.get("hw"), "int8_hw_precision": compressed.get("hw_precision"), "int8_params": int8.get("params"), "int8_macs": arch.get("macs"),
-            "int8_file": f"{checkpoint}/{name}{MISSING_FILE_MARK if name in missing else ''}"}
+            "int8_file": f"{checkpoint}/{name}{MISSING_FILE_MARK if name in missing else ''}",
+            "int8_size_bytes": size if size is not None else file_size,
+            "int8_test_images": scored.get("test") if isinstance(scored := compressed.get("eval_images"), dict) else None,
+            "int8_fp32_test_acc": fp32_acc,
+            "int8_pruned_test_acc": pruned.get("test_acc") if pruned.get("pruned") is True else None}
 
 
 def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None,
-               header: dict[str, Any] | None = None, missing: dict[str, Sequence[str]] | None = None) -> str:
+               header: dict[str, Any] | None = None, missing: dict[str, Sequence[str]] | None = None,
+               sizes: dict[str, int | None] | None = None) -> str:
     """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS` (`hw` and `hw_precision` from `header`,
     pareto.json's own fields, empty where it has none), then `INT8_COLUMNS` filled from `compressed` ({arch_id: its
     compressed_metrics.json}; a member not in it was not compressed), each interval split into `<name>_low` and
     `<name>_high` (both empty where the member has none). `missing`: {arch_id: the files its compressed_metrics.json
-    names that its folder lacks}; an int8 file among them is marked so in `int8_file`."""
+    names that its folder lacks}; an int8 file among them is marked so in `int8_file`. `sizes`: {arch_id: its int8
+    file's size on disk}, `int8_size_bytes` where compressed_metrics.json records none."""
     run = {key: (header or {}).get(key) for key in ("hw", "hw_precision")}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -96,7 +113,8 @@ def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[
     for m in members:
         arch_id = m.get("arch_id")
         values = {**run, **m, **_int8_fields((compressed or {}).get(arch_id), checkpoint=_checkpoint_of(m),
-                                             missing=(missing or {}).get(arch_id, ()))}
+                                             missing=(missing or {}).get(arch_id, ()),
+                                             file_size=(sizes or {}).get(arch_id))}
         row: list[str] = []
         for c in columns:
             row += _interval_cells(values.get(c)) if c.endswith("_ci95") else [fmt(values.get(c))]
@@ -124,7 +142,22 @@ def pareto_csv_bytes(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
     # the report's own test of which files are gone, so that the two never disagree
     missing = {m.get("arch_id"): _missing_files(folder / _checkpoint_of(m), None, compressed[m.get("arch_id")])
                for m in members}
-    return pareto_csv(members, compressed=compressed, header=header, missing=missing).encode()
+    sizes = {m.get("arch_id"): _size_on_disk(folder / _checkpoint_of(m), compressed[m.get("arch_id")]) for m in members}
+    return pareto_csv(members, compressed=compressed, header=header, missing=missing, sizes=sizes).encode()
+
+
+def _size_on_disk(folder: pathlib.Path, compressed: dict[str, Any] | None) -> int | None:
+    """The size in bytes of the int8 file in a member's `folder` that its compressed_metrics.json (`compressed`) names
+    but records no size of (a file edited by hand); None where it records one (that is the column's), or there is no
+    such file."""
+    int8 = (compressed or {}).get("int8") if isinstance(compressed, dict) else None
+    if not isinstance(int8, dict) or int8.get("size_bytes") is not None:
+        return None
+    path = folder / str(int8.get("file") or "model_int8.onnx")
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None,

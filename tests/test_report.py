@@ -584,7 +584,8 @@ def test_main_prints_paths(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[
 
 # pareto.csv's int8 columns (nas.pareto_csv.INT8_COLUMNS, each interval two columns)
 INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",
-                    "int8_latency_ms", "int8_hw", "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error"]
+                    "int8_latency_ms", "int8_hw", "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error",
+                    "int8_size_bytes", "int8_test_images", "int8_fp32_test_acc", "int8_pruned_test_acc"]
 
 
 def test_the_report_of_a_run_folder_refreshes_its_pareto_csv_only_when_it_changed(
@@ -606,7 +607,8 @@ def test_the_report_of_a_run_folder_refreshes_its_pareto_csv_only_when_it_change
     assert {c: rows[SLOW][c] for c in INT8_CSV_COLUMNS} == {
         "int8_test_acc": "0.885", "int8_test_acc_ci95_low": "0.87", "int8_test_acc_ci95_high": "0.9",
         "int8_test_acc_source": "onnxruntime", "int8_latency_ms": "0.25", "int8_hw": "edge_npu", "int8_hw_precision": "", "int8_params": "90000",
-        "int8_macs": "4000000", "int8_file": f"checkpoints/{SLOW}/model_int8.onnx", "int8_error": ""}
+        "int8_macs": "4000000", "int8_file": f"checkpoints/{SLOW}/model_int8.onnx", "int8_error": "",
+        "int8_size_bytes": "", "int8_test_images": "", "int8_fp32_test_acc": "", "int8_pruned_test_acc": ""}
     assert all(rows[a][c] == "" for a in (GONE, FAST) for c in INT8_CSV_COLUMNS)  # not compressed
     assert rows[FAST]["latency_ms"] == "0.3" and rows[GONE]["test_acc"] == "0.905"
     # Up to date, it is left as it is (not written again: a reader never sees it replaced for nothing)

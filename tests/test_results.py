@@ -13,7 +13,8 @@ from nas.results import TRIAL_COLUMNS, TrialRecord, front_records, hypervolume, 
 
 # pareto.csv's columns after pareto.json's: a compressed member's int8 model, from its compressed_metrics.json
 INT8_CSV_COLUMNS = ["int8_test_acc", "int8_test_acc_ci95_low", "int8_test_acc_ci95_high", "int8_test_acc_source",
-                    "int8_latency_ms", "int8_hw", "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error"]
+                    "int8_latency_ms", "int8_hw", "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error",
+                    "int8_size_bytes", "int8_test_images", "int8_fp32_test_acc", "int8_pruned_test_acc"]
 
 
 def test_pareto_front_on_a_hand_made_case():
@@ -344,11 +345,13 @@ def test_pareto_csv_gives_a_compressed_members_int8_model_from_its_files_and_lea
     assert int8["aaaa000001"] == {
         "int8_test_acc": "0.8875", "int8_test_acc_ci95_low": "0.86", "int8_test_acc_ci95_high": "0.91",
         "int8_test_acc_source": "openvino", "int8_latency_ms": "0.1", "int8_hw": "edge_npu", "int8_hw_precision": "int8", "int8_params": "700",
-        "int8_macs": "14000", "int8_file": "checkpoints/aaaa000001/model_int8.onnx", "int8_error": ""}
+        "int8_macs": "14000", "int8_file": "checkpoints/aaaa000001/model_int8.onnx", "int8_error": "",
+        "int8_size_bytes": "", "int8_test_images": "", "int8_fp32_test_acc": "0.9", "int8_pruned_test_acc": "0.895"}
     assert int8["bbbb000002"] == {
         "int8_test_acc": "0.85", "int8_test_acc_ci95_low": "", "int8_test_acc_ci95_high": "",
         "int8_test_acc_source": "openvino", "int8_latency_ms": "0.3", "int8_hw": "cpu", "int8_hw_precision": "", "int8_params": "1000",
-        "int8_macs": "30000", "int8_file": "checkpoints/bbbb000002/model_int8.onnx", "int8_error": ""}
+        "int8_macs": "30000", "int8_file": "checkpoints/bbbb000002/model_int8.onnx", "int8_error": "",
+        "int8_size_bytes": "", "int8_test_images": "", "int8_fp32_test_acc": "", "int8_pruned_test_acc": ""}
     assert int8["cccc000003"] == {**{c: "" for c in INT8_CSV_COLUMNS}, "int8_error": "prune target 0.01 ms is unreachable"}
     assert int8["dddd000004"] == {c: "" for c in INT8_CSV_COLUMNS}  # not compressed
     assert rows["aaaa000001"]["params"] == "1000" and rows["aaaa000001"]["latency_ms"] == "0.125"  # the float model's
