@@ -402,8 +402,10 @@ def test_the_final_trained_weights_val_accuracy_has_its_own_column_where_final_t
     # Agresti-Coull of 5520/6000 by hand: p' = 5521.92/6003.84 = 0.91974, +- 1.96 sqrt(p'(1 - p')/6003.84) = 0.00687
     assert rows[SLOW][3:6] == ["90.00%", "92.00% [91.29–92.66]", "89.00%"]
     assert rows[GONE][4] == "93.00%" and rows[FAST][4] == "–"  # FAST was not final-trained
-    said = ("'val acc (final)': the val accuracy of the shipped weights (model.pt) after the final training, on the same "
-            "val images as 'val acc (search)', the proxy training's score the search ranked members by; '–' for a member "
+    # val_acc is the shipped weights' in metrics.json, the proxy's in pareto.json: the note names which key each is
+    said = ("'val acc (final)': the val accuracy of the shipped weights (model.pt) after the final training "
+            "(metrics.json's val_acc, pareto.json's val_acc_final), on the same val images as 'val acc (search)' "
+            "(pareto.json's val_acc), the proxy training's score the search ranked members by; '–' for a member "
             "not final-trained, whose weights are the proxy's. The search chose the members on these val images, so "
             "judge the shipped weights by their test accuracy.")
     assert said in md

@@ -165,8 +165,10 @@ def _final_val_note(members: Sequence[_Member]) -> str:
         return ""
     # The search's proxy score and the shipped weights' test accuracy sat side by side: the gain of the final training
     # on the images the search scored, and the val-test gap of the same weights, could not be read off the report.
-    note = ("'val acc (final)': the val accuracy of the shipped weights (model.pt) after the final training, on the "
-            "same val images as 'val acc (search)', the proxy training's score the search ranked members by")
+    # which file's key each is: `val_acc` is the final-trained weights' in metrics.json but the proxy's in pareto.json
+    note = ("'val acc (final)': the val accuracy of the shipped weights (model.pt) after the final training "
+            "(metrics.json's val_acc, pareto.json's val_acc_final), on the same val images as 'val acc (search)' "
+            "(pareto.json's val_acc), the proxy training's score the search ranked members by")
     if any(m.val_final is None for m in members):
         note += "; '–' for a member not final-trained, whose weights are the proxy's"
     return note + (". The search chose the members on these val images, so judge the shipped weights by their test "
