@@ -88,21 +88,14 @@ def _within(run: dict[str, float], *, excuse_near_ties: bool = False) -> bool:
     return run["max_rel_diff"] <= tol["max_rel_diff"] and top1 >= tol["top1_agreement"]
 
 
-def _decided_flips(run: dict[str, Any]) -> int | None:
-    """A run's top-1 flips on images whose two top classes are not nearly tied (None where not recorded)."""
-    flips, near = run.get("top1_flips"), run.get("near_tie_flips")
-    return None if flips is None or near is None else flips - near
-
-
 def _like_the_file(run: dict[str, Any], ref: dict[str, Any]) -> bool:
-    """Whether a runtime's `run` of the int8 file is off only as the file run operator by operator (`ref`) is: its
-    logits within the tolerance, its top-1 flips no more than `ref`'s, and those not on near-tied images no more than
-    `ref`'s either (where both record them). A runtime that flips the very images the file's own run flips (17 and 17,
-    16 of them near ties) agrees with it: the file differs from the int8 model there, not this CPU's int8 kernels,
-    which it was blamed on while any flip was not a near tie."""
-    decided, ref_decided = _decided_flips(run), _decided_flips(ref)
-    return (run["max_rel_diff"] <= INT8_AGREEMENT_TOLERANCE["max_rel_diff"] and decided is not None
-            and ref_decided is not None and decided <= ref_decided and run["top1_agreement"] >= ref["top1_agreement"])
+    """Whether a runtime's `run` of the int8 file is off only as the file run operator by operator (`ref`) is
+    (`nas.report.flips_as_the_file`, as the report's int8 row judges it). A runtime that flips the very images the
+    file's own run flips (17 and 17, 16 of them near ties) agrees with it: the file differs from the int8 model there,
+    not this CPU's int8 kernels, which it was blamed on while any flip was not a near tie."""
+    from nas.report import flips_as_the_file
+
+    return flips_as_the_file(run, ref, max_rel_diff=INT8_AGREEMENT_TOLERANCE["max_rel_diff"])
 
 
 def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: str | None = None) -> str | None:
@@ -136,7 +129,7 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
         # Each runtime off only by top-1 flips the file run operator by operator has as many of (one image of a
         # 64-image test split is 98.4%): the file's own int8 rounding turns them, neither saturation nor this CPU's
         # kernels, which the lines below blamed. Still a warning: the deployed file answers them otherwise.
-        if all(_decided_flips(agree[n]) == 0 for n in off):
+        if all(agree[n].get("near_tie_flips") == agree[n].get("top1_flips") for n in off):
             why = "int8 rounding turns test images whose two top classes are nearly tied"
         else:  # some flip is not a near tie, but the file's own run has as many such flips
             why = "the int8 file itself classifies those images otherwise than the int8 model"
