@@ -900,6 +900,14 @@ def test_latencies_get_the_decimals_that_tell_distinct_members_apart(run_dir: pa
     rows = [line for line in md.splitlines() if line.startswith("| `")]
     assert [r.split("|")[2].strip() for r in rows] == ["0.2396", "0.2404", "0.6000"]
     assert f"{SLOW} · 0.2396 ms" in files["report.html"].read_text(encoding="utf-8")  # the mixer table's labels too
+    # the Pareto plot's hover texts too, a trial's as a member's: a trial at 0.2404 read '0.240' beside the member's
+    import nas.report
+
+    figure = nas.report.plots._pareto_figure(nas.report.files._load_run(run_dir))
+    hovers = {t.name: list(t.hovertext) for t in figure.data}
+    front = nas.report.plots._FRONT_LABEL
+    assert hovers["trials"] and hovers[front]
+    assert all(re.search(r"predicted latency \d+\.\d{4} ms", h) for h in hovers["trials"] + hovers[front])
 
 
 def test_vs_next_faster_names_the_member_compared_or_says_why_none_was(run_dir: pathlib.Path) -> None:

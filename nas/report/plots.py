@@ -96,13 +96,14 @@ def _predicted_text(ms: float | None, hw: object, decimals: int = 3) -> str:
     return f"predicted latency {_fmt_ms(ms, decimals)} ms{on}"
 
 
-def _hover(point: _Trial | _Member, hw: object = None) -> str:
+def _hover(point: _Trial | _Member, hw: object = None, decimals: int = 3) -> str:
     """The Pareto plot's hover text of a trial or front member: its trial, mixers, summary, val acc, the latency
-    predicted for the chip `hw`, and size."""
+    predicted for the chip `hw` (at the `decimals` of the run's tables, so that a trial and a member of the same latency
+    read alike), and size."""
     # Plotly renders a subset of HTML in hover labels, so the free-form text is escaped.
     lines = [f"trial {point.number if point.number is not None else _MISSING} · {point.arch_id}",
              f"mixers: {'-'.join(point.mixers) or _MISSING}", point.summary or _MISSING,
-             f"val acc {_fmt_acc(point.val_acc)} · {_predicted_text(point.latency_ms, hw, getattr(point, 'ms_decimals', 3))}",
+             f"val acc {_fmt_acc(point.val_acc)} · {_predicted_text(point.latency_ms, hw, decimals)}",
              f"params {_fmt_count(point.params)} · MACs {_fmt_count(point.macs)}"]
     return "<br>".join(html.escape(line) for line in lines)
 
@@ -153,6 +154,7 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
         return None
     import plotly.graph_objects as go
 
+    decimals = max((m.ms_decimals for m in run.members), default=3)  # the tables' latency decimals, every member's
     fig = go.Figure()
     for feasible, name, symbol in ((True, "trials", "circle"), (False, "trials over budget", "x-thin-open")):
         group = [t for t in complete if t.feasible is feasible]
@@ -161,20 +163,19 @@ def _pareto_figure(run: _Run) -> go.Figure | None:
         fig.add_trace(go.Scatter(
             x=[t.latency_ms for t in group], y=[100.0 * (t.val_acc or 0.0) for t in group],
             mode="markers", name=name, hoverinfo="text",
-            hovertext=[_hover(t, run.header.get("hw")) for t in group],
+            hovertext=[_hover(t, run.header.get("hw"), decimals) for t in group],
             marker={"color": _TRIAL_COLOUR, "symbol": symbol, "size": 8, "opacity": 0.7,
                     "line": {"width": 1.5, "color": _TRIAL_COLOUR}}))
     if members:
         fig.add_trace(go.Scatter(
             x=[m.latency_ms for m in members], y=[100.0 * (m.val_acc or 0.0) for m in members],
             mode="lines+markers", name=_FRONT_LABEL, hoverinfo="text",
-            hovertext=[_hover(m, run.header.get("hw")) for m in members],
+            hovertext=[_hover(m, run.header.get("hw"), decimals) for m in members],
             line={"color": _FRONT_COLOUR, "width": 2, "shape": "hv"},
             marker={"color": _FRONT_COLOUR, "size": 11, "symbol": "diamond"}))
     points = _int8_points(run.members, run.header.get("hw"))
     if points:
         cuts = {m.arch_id: _val_cut(m) for m in run.members}  # a star scored on part of the val images says so
-        decimals = max((m.ms_decimals for m in run.members), default=3)  # the same for every member
         fig.add_trace(go.Scatter(
             x=[p[1] for p in points], y=[100.0 * p[2] for p in points], mode="markers",
             name=_int8_label(run.members, run.header.get("hw")), hoverinfo="text",
