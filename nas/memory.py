@@ -280,15 +280,17 @@ def memory_warning(run: RunConfig, *, machine: tuple[int, str] | None,
     """`over_machine_warning` for `search.memory_budget_gb` of `run`, where this process works under it: a search's
     trials (`recipes` holds "train"), whose candidates too large for the machine are let through; else (a rebuild from
     the study, `nas.search.export_study`) where it may final-train members (final_train in `recipes`, of epochs > 0) or
-    compress them (compress.members not none). A rebuild that does neither writes the tables and the report alone: its
-    budget sizes nothing, and the report it writes would carry a line about no work of it. A warning, not a refusal: a
-    study may be shared by workers on machines with more memory."""
+    compress them (compress.members not none). Known here is only what the rebuild may do, not whether any member is
+    left to do (it skips those done already, which it learns later): the line says "may". A rebuild that does neither
+    writes the tables and the report alone: its budget sizes nothing, and the report it writes would carry a line about
+    no work of it. A warning, not a refusal: a study may be shared by workers on machines with more memory."""
     if "train" in recipes:
         lets_through = ("candidates too large for it are let through and the out-of-memory killer ends the search "
                         "instead of failing them with their reason")
     elif ("final_train" in recipes and run.final_train.epochs > 0) or run.compress.members.value != "none":
-        lets_through = ("members too large for it to final-train or compress are let through and the out-of-memory "
-                        "killer ends the rebuild instead of refusing them with their reason")
+        lets_through = ("members it final-trains or compresses (those not done yet, if any) are let through when too "
+                        "large for it, and the out-of-memory killer may end the rebuild instead of refusing them with "
+                        "their reason")
     else:
         return None
     return over_machine_warning(run.search.memory_budget_gb, setting="search.memory_budget_gb", machine=machine,

@@ -776,12 +776,14 @@ def test_memory_budget_over_the_machines_memory_is_warned_at_the_start(tiny_idx_
     monkeypatch.setattr(checks_mod, "machine_memory_bytes", lambda: (3 * gb, "RAM"))
     warned = setup_warnings(run("search.memory_budget_gb=4"), load_dataset(run().data))
     assert [w for w in warned if w.startswith("search.memory_budget_gb=4 is more than this machine's memory (3 GiB, RAM)")]
-    # A rebuild from the study (python -m nas.report) trains no candidate: where it final-trains or compresses members
-    # it says so in its terms; where it does neither (the tables and the report alone) the budget sizes nothing
+    # A rebuild from the study (python -m nas.report) trains no candidate: where it may final-train or compress members
+    # it says so in its terms, of those not done yet (it may have none left: it said the OOM killer ends it, though
+    # nothing trained); where it does neither (the tables and the report alone) the budget sizes nothing
     assert memory_warning(run("search.memory_budget_gb=512"), machine=(12 * gb, "RAM"), recipes=("final_train",)) == (
-        "search.memory_budget_gb=512 is more than this machine's memory (12 GiB, RAM): members too large for it to "
-        "final-train or compress are let through and the out-of-memory killer ends the rebuild instead of refusing "
-        "them with their reason; set it below 12 on this machine (null: 70% of the memory available)")
+        "search.memory_budget_gb=512 is more than this machine's memory (12 GiB, RAM): members it final-trains or "
+        "compresses (those not done yet, if any) are let through when too large for it, and the out-of-memory killer "
+        "may end the rebuild instead of refusing them with their reason; set it below 12 on this machine (null: 70% of "
+        "the memory available)")
     assert memory_warning(run("search.memory_budget_gb=512", "final_train=none"), machine=(12 * gb, "RAM"),
                           recipes=("final_train",)) is not None  # it compresses them
     report_alone = run("search.memory_budget_gb=4", "final_train=none", "compress=none")
