@@ -167,6 +167,9 @@ def test_measurements_csv_round_trip(tmp_path):
                                              "without the unit: 420us in milliseconds)"),
      ("ARCH,abc,openvino,fp32,1,1,0.3,0.00028 s,,,", "p10_ms='0.00028 s' must be a plain number of milliseconds > 0 (write "
                                                     "0.28, without the unit: 0.00028 s in milliseconds)"),
+     # a number the column refuses in turn: no hint to write it ("write 0, without the unit" was suggested for 0 ms)
+     ("ARCH,abc,openvino,fp32,1,1,0 ms,,,,", "line 3: median_ms='0 ms' must be a plain number of milliseconds > 0\n"),
+     ("ARCH,abc,openvino,fp32,1,1,1e-400 s,,,,", "line 3: median_ms='1e-400 s' must be a plain number of milliseconds > 0\n"),
      # no number before the unit: the plain refusal, not float()'s ValueError
      ("ARCH,abc,openvino,fp32,1,1,1.2.3 ms,,,,", "line 3: median_ms='1.2.3 ms' must be a plain number of milliseconds > 0"),
      ("ARCH,abc,openvino,fp32,1,1,. ms,,,,", "line 3: median_ms='. ms' must be a plain number of milliseconds > 0"),
@@ -215,7 +218,8 @@ def test_malformed_measurements_name_the_line(tmp_path, bad_row, fragment):
         f.write(bad_row.replace("ARCH", arch) + "\n")
     with pytest.raises(DataError) as err:
         read_measurements(tmp_path / "m.csv")
-    assert fragment in str(err.value) and "m.csv" in str(err.value) and "\n" not in str(err.value)
+    said = str(err.value) + "\n"  # a fragment ending in "\n" is the line's end
+    assert fragment in said and "m.csv" in said and "\n" not in said[:-1]
 
 
 def test_whole_numbers_written_as_floats_are_read(tmp_path):
@@ -523,7 +527,7 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     # a refusal names the cell as the file has it, which the user looks for ('0.25 ms' was named, not in the file)
     for cell, said in (("0,25 ms", r"\(write 0\.25, without the unit\)"),
                        ("250,5 us", r"\(write 0\.2505, without the unit: 250,5 us in milliseconds\)"),
-                       ("-0,25", ""), ("0,0", "")):
+                       ("-0,25", ""), ("0,0", ""), ("0,0 ms", "")):  # 0 ms: no hint to write 0, refused as well
         (tmp_path / "german.csv").write_text(german.replace(";0,25;", f";{cell};"))
         with pytest.raises(DataError, match=rf"german\.csv, line 2: median_ms='{re.escape(cell)}' must be a plain number of "
                                             rf"milliseconds > 0 ?{said}$"):

@@ -797,20 +797,22 @@ def _number(row: dict, column: str, path: Path, line: int, *, unit: str, positiv
     if not cell:
         raise DataError(f"{path}, line {line}: {column} is empty; fill in a time in {unit} or delete the row")
     written = getattr(read, "written", cell)
+    hint = _number_hint(cell, written=written, unit=unit, positive=positive)
     raise DataError(f"{path}, line {line}: {column}={written!r} must be a plain number of {unit} "
-                    f"{'> 0' if positive else '>= 0'}{_number_hint(cell, written=written, unit=unit)}")
+                    f"{'> 0' if positive else '>= 0'}{hint}")
 
 
 _WITH_UNIT = re.compile(r"([0-9.,]*[0-9][0-9.,]*)((?:e[+-]?[0-9]+)?)\s*([a-zµμ]*)", re.IGNORECASE)
 """A time cell as a profiler or a spreadsheet may write it: digits with '.' or ',' between them, an exponent, a unit."""
 
 
-def _number_hint(cell: str, *, written: str, unit: str) -> str:
+def _number_hint(cell: str, *, written: str, unit: str, positive: bool) -> str:
     """' (write <the plain number>, ...)' for a time cell (`cell` as read, `written` as the file has it) that is a
     number with separators float() does not read ('1.234,5', or '0,42' outside a ';'-separated file), with a time unit
     ('0.42 ms', '420 us', as a profiler prints a time), or both; the number in `unit`. Where the separators do not tell
     ('1,234': a decimal comma, or a thousands separator), both readings, for the user to choose. '' for other text
-    ('1.2.3', '. ms', '-2'): no number to suggest."""
+    ('1.2.3', '. ms', '-2'): no number to suggest; and where a number to write would be refused in turn by the
+    column's own check (finite, > 0 if `positive`: '0 ms', '1e-400 s')."""
     match = _WITH_UNIT.fullmatch(cell)
     if match is None:
         return ""
@@ -825,6 +827,8 @@ def _number_hint(cell: str, *, written: str, unit: str) -> str:
     wanted = next(u for u, words in _UNIT_WORDS.items() if words == unit)
     # .12g: a time times a power of 1000 ('420 us' is 0.42000000000000004 ms) shown as the decimal it is, to its digits
     values = [f"{float(r + exponent) * _SECONDS[given] / _SECONDS[wanted]:.12g}" if given else r + exponent for r in readings]
+    if not all(np.isfinite(v := float(value)) and (v > 0 if positive else v >= 0) for value in values):
+        return ""  # '0 ms': "write 0" suggests what the column refuses next
     write = (f"write {values[0]}" if len(values) == 1 else
              f"write {values[0]} if ',' is a decimal comma there, or {values[1]} if it separates thousands")
     if suffix:
