@@ -272,7 +272,8 @@ def test_bad_search_input_is_one_clear_line_and_writes_nothing(overrides, fragme
 
 def test_resuming_under_other_settings_is_refused_and_changes_nothing(tmp_path, compose_cfg, tiny_idx_root):
     args = [f"data.root={tiny_idx_root}", f"search.runs_dir={tmp_path}", "search.study_name=t", "search.progress=false",
-            "compress=none", "final_train=none", "train=smoke", "train.subset=64", "search.n_trials=1", "search.export_onnx=false"]
+            "compress=none", "final_train=none", "train=smoke", "train.subset=64", "train.threads=1", "search.n_trials=1",
+            "search.export_onnx=false"]
     run_search(compose_cfg(*args))
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "t").rglob("*") if p.is_file()}
     with pytest.raises(NasError, match=r"was created with other space settings \(space\.name: \"metaformer_t\" then, "

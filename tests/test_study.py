@@ -140,8 +140,9 @@ def test_a_study_database_its_disk_refuses_stops_the_search_as_a_failed_write_no
 
 
 def test_report_is_rebuilt_from_the_study_with_its_own_settings(tiny_idx_root, tmp_path, compose_cfg):
-    base = [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32", f"search.runs_dir={tmp_path}",
-            "search.study_name=s", "search.progress=false", "compress=none", "final_train=none", "search.export_onnx=false"]
+    base = [f"data.root={tiny_idx_root}", "train=smoke", "train.subset=128", "train.batch_size=32", "train.threads=1",
+            f"search.runs_dir={tmp_path}", "search.study_name=s", "search.progress=false", "compress=none", "final_train=none",
+            "search.export_onnx=false"]
     run_search(compose_cfg(*base, "hw=mobile_cpu", "search.n_trials=2"))
     run_dir = tmp_path / "s"
     for name in ("trials.csv", "pareto.json", "report.html"):
