@@ -547,7 +547,8 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
                                         r"\(write 1\.234 if ',' is a decimal comma there, or 1234 if it separates thousands\)$"):
         read_measurements(tmp_path / "tabs.csv")
     (tmp_path / "tabs.csv").write_text(english.replace("1,234\t1,200\t1,300", "1234\t1200\t1300"))
-    with pytest.raises(DataError, match=r"tabs\.csv, line 2: n_calls='1,000' must be a whole number"):
+    with pytest.raises(DataError, match=r"tabs\.csv, line 2: n_calls='1,000' has thousands separators; write the whole "
+                                        r"number without them \(1000\)$"):
         read_measurements(tmp_path / "tabs.csv")
     (tmp_path / "u.csv").write_text("arch_id;unit;us\na;stem;12,5\n")  # per-unit times the same
     assert read_unit_times(tmp_path / "u.csv") == {"a": {"stem": 12.5}}
@@ -561,6 +562,20 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
     (tmp_path / "latin1.csv").write_bytes(text.replace("x\n", "caf\xe9\n").encode("latin-1"))
     with pytest.raises(DataError, match=r"latin1\.csv is not UTF-8 text \(byte \d+\); save it as CSV \(UTF-8\)"):
         read_measurements(tmp_path / "latin1.csv")
+
+
+def test_a_count_grouped_by_thousands_in_a_comma_separated_file_gets_the_number_to_write(tmp_path):
+    # Excel of a decimal-point locale quotes n_calls '1,000' in its CSV: refused, but without the number to write
+    write_measurements(tmp_path / "m.csv", [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")])
+    text = (tmp_path / "m.csv").read_text()
+    for grouped, whole in (("1,000", "1000"), ("1,000,000", "1000000")):
+        (tmp_path / "g.csv").write_text(text.replace(",30,", f',"{grouped}",'))
+        with pytest.raises(DataError, match=rf"g\.csv, line 2: n_calls='{grouped}' has thousands separators; write the "
+                                            rf"whole number without them \({whole}\)$"):
+            read_measurements(tmp_path / "g.csv")
+    (tmp_path / "g.csv").write_text(text.replace(",30,", ',"1,00",'))  # no grouping: the plain refusal
+    with pytest.raises(DataError, match=r"g\.csv, line 2: n_calls='1,00' must be a whole number >= 0 \(or empty\)$"):
+        read_measurements(tmp_path / "g.csv")
 
 
 @pytest.mark.parametrize(

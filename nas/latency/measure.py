@@ -608,6 +608,8 @@ _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?(?:\s*[a-zµ
 with a unit ('0,42 ms'), still refused by `_number` but with the plain number to write."""
 _POINT_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+")
 """A whole number with '.' between groups of thousands ('1.000', '1.000.000'), as decimal-comma locales group them."""
+_COMMA_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
+"""A whole number with ',' between groups of thousands ('1,000', '1,000,000'), as decimal-point locales group them."""
 
 
 class _DecimalComma(str):
@@ -615,6 +617,11 @@ class _DecimalComma(str):
     has it in `written` ('0,42'): a refusal names that, the text the user can find in their file."""
 
     written: str
+
+
+class _CommaGrouped(str):
+    """A ','- or tab-separated file's count cell grouped by thousands with ',' ('1,000'), as decimal-point locales
+    group them: `_count_cell` refuses it with the whole number to write."""
 
 
 def _decimal_point(cell: str) -> _DecimalComma:
@@ -630,7 +637,8 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
     them the checks they are for. In a ';'-separated file, what a spreadsheet of a decimal-comma locale saves, a cell
     of the `numbers` columns written with a decimal comma ('0,42') is given with a point ('0.42', `_DecimalComma`), and
     one of the whole-number `counts` columns grouped with that locale's thousands separator ('1.000', which would read
-    as 1) is a one-line `DataError`. In a ','- or tab-separated file the comma stays (and is refused by `_number`): tabs are also
+    as 1) is a one-line `DataError`. In a ','- or tab-separated file the comma stays (and is
+    refused by `_number`, or by `_count_cell` with the whole number for a count grouped as '1,000'): tabs are also
     what a copy from a spreadsheet of any locale gives, where '1,234' may be 1234.
 
     These files are filled in by hand, often in a spreadsheet, so the byte-order mark of "CSV UTF-8" is skipped
@@ -732,7 +740,10 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
             raise DataError(f"{path}, line {start}: {len(cells)} cells, but the header has {len(fieldnames)} columns, so the "
                             f"cells are shifted{hint}")
         row = {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(fieldnames)}
-        if reader.dialect.delimiter == ";":
+        if reader.dialect.delimiter != ";":  # English-locale grouping ('1,000'): refused by `_count_cell`, with 1000
+            row.update({name: _CommaGrouped(cell.strip()) for name in counts
+                        if _COMMA_GROUPED.fullmatch((cell := row.get(name) or "").strip())})
+        else:
             if grouped := next((name for name in counts if _POINT_GROUPED.fullmatch((row.get(name) or "").strip())), None):
                 cell = (row[grouped] or "").strip()
                 raise DataError(f"{path}, line {start}: {grouped}={cell!r} has thousands separators; write the whole "
@@ -857,9 +868,13 @@ def _readings(number: str) -> list[str]:
 
 def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) -> int:
     """The row's optional `column` cell as a whole number >= 0 (`default` when empty), or a `DataError` naming it."""
-    cell = (row.get(column) or "").strip()
+    read = row.get(column) or ""
+    cell = read.strip()
     if not cell:
         return default
+    if isinstance(read, _CommaGrouped):
+        raise DataError(f"{path}, line {line}: {column}={cell!r} has thousands separators; write the whole number "
+                        f"without them ({cell.replace(',', '')})")
     # '200.0': pandas writes a whole-number column that has an empty cell (NaN) as floats
     whole = re.fullmatch(r"([0-9]+)(\.0*)?", cell)
     if whole is None:
