@@ -564,6 +564,38 @@ def test_measurements_saved_by_a_spreadsheet_are_read_or_refused_in_one_line(tmp
         read_measurements(tmp_path / "latin1.csv")
 
 
+def test_a_semicolon_file_whose_times_may_be_grouped_by_thousands_is_warned_about_once(tmp_path, caplog):
+    # German-locale Excel writes 1234 as '1.234' (with a thousands format): read as 1.234 ms, 1000x off, without a word
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    head = ";".join(MEASUREMENT_COLUMNS) + "\n"
+    def row(median: str, p10: str, p90: str) -> str:
+        return f"{arch};{TINY.arch_id};openvino;fp32;1;1;{median};{p10};{p90};30;x\n"
+
+    (tmp_path / "m.csv").write_text(head + row("1.234", "1.200", "1.300") + row("2.345", "2", "3"))
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        assert [m.median_ms for m in read_measurements(tmp_path / "m.csv")] == [1.234, 2.345]
+    assert caplog.messages == [
+        f"{tmp_path / 'm.csv'}, line 2: median_ms='1.234' (and 3 other cells like it) is read as 1.234 ms; in a "
+        "';'-separated file, as decimal-comma locales save CSV, '.' may separate thousands (1234 ms), and no number in "
+        "it has a decimal comma or another '.' to tell which: if so, write the numbers without thousands separators"]
+    (tmp_path / "u.csv").write_text("arch_id;unit;us\na;stem;12.500\n")  # per-unit times the same, in their unit
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        read_unit_times(tmp_path / "u.csv")
+    assert len(caplog.messages) == 1 and "us='12.500' is read as 12.5 us;" in caplog.messages[0]
+    assert "(12500 us)" in caplog.messages[0]
+    # a cell that tells: a decimal comma, or a '.' that no grouping writes ('0.5', '1234.5'); or a ','-separated file
+    for name, text in (("comma.csv", head + row("1.234", "1,2", "1.300")),
+                       ("point.csv", head + row("1.234", "0.5", "1.300")),
+                       ("long.csv", head + row("1234.5", "1.200", "1234.5")),
+                       ("commas.csv", (head + row("1.234", "1.200", "1.300")).replace(";", ","))):
+        (tmp_path / name).write_text(text)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nas.latency"):
+            read_measurements(tmp_path / name)
+        assert caplog.messages == [], name
+
+
 def test_a_count_grouped_by_thousands_in_a_comma_separated_file_gets_the_number_to_write(tmp_path):
     # Excel of a decimal-point locale quotes n_calls '1,000' in its CSV: refused, but without the number to write
     write_measurements(tmp_path / "m.csv", [Measurement(TINY, "openvino", "fp32", 1, 0.25, 0.2, 0.3, 30, "x")])

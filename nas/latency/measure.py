@@ -25,9 +25,11 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_text
-from nas.errors import ConfigError, DataError, counted
+from nas.errors import ConfigError, DataError, counted, module_logger
 from nas.sigstack import signal_stack_kept
 from nas.telemetry import openvino_telemetry_off
+
+log = module_logger("nas.latency")  # a reading of a file's numbers to check (`_point_reading_warning`)
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -610,6 +612,9 @@ _POINT_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+")
 """A whole number with '.' between groups of thousands ('1.000', '1.000.000'), as decimal-comma locales group them."""
 _COMMA_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
 """A whole number with ',' between groups of thousands ('1,000', '1,000,000'), as decimal-point locales group them."""
+_POINT_OR_GROUPED = re.compile(r"[1-9][0-9]{0,2}\.[0-9]{3}")
+"""A number that is a decimal ('1.234') or, as decimal-comma locales write it, a whole number grouped by thousands
+(1234): float() reads the first. Not '0.123' nor '1234.5', which no grouping writes."""
 
 
 class _DecimalComma(str):
@@ -637,7 +642,8 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
     them the checks they are for. In a ';'-separated file, what a spreadsheet of a decimal-comma locale saves, a cell
     of the `numbers` columns written with a decimal comma ('0,42') is given with a point ('0.42', `_DecimalComma`), and
     one of the whole-number `counts` columns grouped with that locale's thousands separator ('1.000', which would read
-    as 1) is a one-line `DataError`. In a ','- or tab-separated file the comma stays (and is
+    as 1) is a one-line `DataError`; where no number cell has a decimal comma, one such as '1.234' (that locale's 1234)
+    is read as 1.234 with a warning (`_point_reading_warning`). In a ','- or tab-separated file the comma stays (and is
     refused by `_number`, or by `_count_cell` with the whole number for a count grouped as '1,000'): tabs are also
     what a copy from a spreadsheet of any locale gives, where '1,234' may be 1234.
 
@@ -725,6 +731,7 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
                         + f" {'is not a column' if len(close) == 1 else 'are not columns'} this reads, so "
                         + f"{'its cells go' if len(close) == 1 else 'their cells go'} unread: {rename}; the columns: "
                         + f"{', '.join([*columns, *optional])})")
+    semicolon_numbers: list[tuple[int, str, str]] = []  # (line, column, cell): `_point_reading_warning`
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
@@ -748,9 +755,31 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
                 cell = (row[grouped] or "").strip()
                 raise DataError(f"{path}, line {start}: {grouped}={cell!r} has thousands separators; write the whole "
                                 f"number without them ({cell.replace('.', '')})")
+            semicolon_numbers += [(start, name, (row.get(name) or "").strip()) for name in numbers]
             row.update({name: _decimal_point(cell.strip()) for name in numbers
                         if _DECIMAL_COMMA.fullmatch((cell := row.get(name) or "").strip())})
         yield start, row
+    if (warning := _point_reading_warning(path, semicolon_numbers)) is not None:
+        log.warning("%s", warning)
+
+
+def _point_reading_warning(path: Path, cells: Sequence[tuple[int, str, str]]) -> str | None:
+    """One line when the number `cells` (line, column, cell as written) of a ';'-separated file, the CSV of
+    decimal-comma locales, where '.' groups thousands, have one such as '1.234', which float() reads as 1.234 but that
+    locale writes for 1234, and none that tells: no decimal comma ('0,42') and no other '.' ('0.42', '1234.5'), which
+    only a decimal point writes. None otherwise."""
+    dotted = [(line, column, cell) for line, column, cell in cells if "." in cell]
+    if any("," in cell for _, _, cell in cells) or not dotted:
+        return None
+    if not all(_POINT_OR_GROUPED.fullmatch(cell) for _, _, cell in dotted):
+        return None
+    line, column, cell = dotted[0]
+    unit = _time_unit(column) or ""
+    more = f" (and {counted(len(dotted) - 1, 'other cell')} like it)" if len(dotted) > 1 else ""
+    return (f"{path}, line {line}: {column}={cell!r}{more} is read as {float(cell):g} {unit}; in a ';'-separated file, "
+            f"as decimal-comma locales save CSV, '.' may separate thousands ({cell.replace('.', '')} {unit}), and no "
+            "number in it has a decimal comma or another '.' to tell which: if so, write the numbers without thousands "
+            "separators")
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
