@@ -1435,6 +1435,22 @@ def test_compressed_rows_give_the_fp32_and_int8_files_val_accuracy_as_the_pruned
     assert fp32 == "" and "val acc" not in int8
 
 
+def test_the_front_table_gives_each_members_model_onnx_size_in_both_reports(run_dir: pathlib.Path) -> None:
+    # A user choosing a member for a flash budget found params and MACs in the front table but no file size: only the
+    # compressed table gave one, for compressed members. model.onnx's size on disk, in KiB as that table gives it.
+    from nas.report.render import _render_html
+
+    (run_dir / "checkpoints" / FAST / "model.onnx").write_bytes(b"\0" * (973 * 1024 + 100))
+    md = _markdown(run_dir)
+    lines = [line.split(" | ") for line in md.splitlines() if line.startswith("| arch_id") or line.startswith("| `")]
+    column = lines[0].index("model.onnx size (KiB)")
+    assert lines[0][column - 2:column + 1] == ["params", "MACs", "model.onnx size (KiB)"]
+    sizes = {cells[0].strip("| `"): cells[column] for cells in lines[1:]}
+    assert sizes == {FAST: "973", SLOW: "–", GONE: "–"}  # SLOW has no model.onnx, GONE no folder
+    page = _render_html(nas.report.files._load_run(run_dir))
+    assert "<th>model.onnx size (KiB)</th>" in page and '<td class="num">973</td>' in page
+
+
 def test_report_lines_give_counts_in_the_number_they_take_and_shapes_as_channels_first() -> None:
     # "1 trials", "1 test images now wrong" and "28x28x1 images" (search.log and the models' input say 1x28x28).
     from nas.report.notes import _change_text, _dataset_text, _no_trials_note, _state_counts_text, _weights_text

@@ -9,7 +9,8 @@ from typing import Any
 # the names compress.pipeline writes, shared with it (no compress imports here: nas.layout holds constants alone)
 from nas.layout import COMPRESSED_JSON
 
-from nas.report.values import _MISSING, _counted, _fmt_acc, _fmt_acc_ci, _fmt_count, _fmt_ms, _to_float, _to_int
+from nas.report.values import (_MISSING, _counted, _fmt_acc, _fmt_acc_ci, _fmt_count, _fmt_kib, _fmt_ms, _to_float,
+                               _to_int)
 from nas.report.files import MISSING_FILE_MARK, _Member, _STAGES
 from nas.report.notes import _change_text, _image_worth, _largest_class_drop, _weakest_class
 
@@ -157,7 +158,7 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
             rows.append([m.arch_id, stage, _fmt_acc_ci(_to_float(s.get("test_acc")), s.get("test_acc_ci95")),
                          _fmt_ms(_to_float(s.get("latency_ms")), m.ms_decimals) + (f" ({chip})" if chip else ""),
                          _fmt_ms(_to_float(host.get("openvino"))), _fmt_ms(_to_float(host.get("torch_eager"))),
-                         _fmt_count(_to_int(s.get("params"))), _MISSING if size is None else f"{size / 1024:.0f}",
+                         _fmt_count(_to_int(s.get("params"))), _fmt_kib(size),
                          _file_cell(s.get("file"), getattr(m, "missing_files", ())), "; ".join(notes)])
     return rows
 

@@ -102,6 +102,8 @@ class _Member:
     missing_files: tuple[str, ...] = ()
     # files of a compression in its folder without the compressed_metrics.json written last: one killed (or running)
     unfinished_compression: tuple[str, ...] = ()
+    # size on disk of its model.onnx, the float file to budget flash by (no record holds it): None where there is none
+    onnx_bytes: int | None = None
 
     @property
     def label(self) -> str:
@@ -230,6 +232,14 @@ def _missing_files(folder: pathlib.Path, metrics: dict[str, Any] | None, compres
     return tuple(name for name in dict.fromkeys(named) if not (folder / name).is_file())
 
 
+def _file_size(path: pathlib.Path) -> int | None:
+    """`path`'s size in bytes; None where it is no file (missing, or unreadable: nothing to show)."""
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
+
+
 def _unfinished_compression(folder: pathlib.Path) -> tuple[str, ...]:
     """The files of a compression in a member folder without compressed_metrics.json, which a compression writes last:
     one killed before it finished (or still running). () where the file is there, or no such file is."""
@@ -262,7 +272,7 @@ def _read_members(header: dict[str, Any], run_dir: pathlib.Path) -> list[_Member
             vs_faster=_change_of(raw.get("vs_faster")), vs_best=_change_of(raw.get("vs_best")),
             has_predictions=(folder / PREDICTIONS_CSV).is_file(),
             missing_files=_missing_files(folder, metrics, compressed),
-            unfinished_compression=_unfinished_compression(folder)))
+            unfinished_compression=_unfinished_compression(folder), onnx_bytes=_file_size(folder / "model.onnx")))
     # Every predicted latency the report shows (members and their compressed files) gets the decimals that tell them
     # apart: at 3, members sorted 0.2404 < 0.2399... read as two equal 0.240 ms.
     shown = [m.latency_ms for m in members] + [_to_float(((m.compressed or {}).get(stage) or {}).get("latency_ms"))

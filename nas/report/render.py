@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from nas.report.values import _MISSING, _fmt_acc, _fmt_acc_ci, _fmt_count, _fmt_ms
+from nas.report.values import _MISSING, _fmt_acc, _fmt_acc_ci, _fmt_count, _fmt_kib, _fmt_ms
 from nas.report.files import _Member, _Run
 from nas.report.notes import (_failures_text, _front_notes, _header_facts, _member_weakest, _missing_breakdown_note,
                               _no_members_note, _no_trials_note, _shows_final_val, _smoke_text, _state_counts_text,
@@ -82,10 +82,11 @@ def _html_mixer_table(members: Sequence[_Member], n_stages: int) -> str:
 
 def _front_head(members: Sequence[_Member]) -> list[str]:
     """The front table's column titles, in report.html and report.md alike: arch_id, the number columns of
-    `_front_numbers` ('val acc (final)' where `_shows_final_val`), summary and checkpoint."""
+    `_front_numbers` ('val acc (final)' where `_shows_final_val`; the size of model.onnx, the float file, for a flash
+    budget: the int8 file's is the compressed table's), summary and checkpoint."""
     return ["arch_id", "predicted latency (ms)", "measured on host (ms)", "val acc (search)",
             *["val acc (final)"] * _shows_final_val(members), "test acc", "test acc (ONNX)", "vs next faster (test)",
-            "weakest class (test)", "params", "MACs", "summary", "checkpoint"]
+            "weakest class (test)", "params", "MACs", "model.onnx size (KiB)", "summary", "checkpoint"]
 
 
 def _front_numbers(m: _Member, members: Sequence[_Member]) -> list[str]:
@@ -94,7 +95,7 @@ def _front_numbers(m: _Member, members: Sequence[_Member]) -> list[str]:
     return [_fmt_ms(m.latency_ms, m.ms_decimals), _fmt_ms(m.measured_ms), _fmt_acc_ci(m.val_acc, m.val_ci),
             *[_fmt_acc_ci(m.val_final, m.val_final_ci)] * _shows_final_val(members),
             _fmt_acc_ci(m.test_acc, m.test_ci), _fmt_acc(m.test_acc_onnx), _vs_faster_text(m, members),
-            _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs)]
+            _member_weakest(m), _fmt_count(m.params), _fmt_count(m.macs), _fmt_kib(m.onnx_bytes)]
 
 
 def _html_front_table(members: Sequence[_Member]) -> str:

@@ -86,6 +86,11 @@ def _fmt_count(value: int | None) -> str:
     return str(value)
 
 
+def _fmt_kib(size_bytes: float | None) -> str:
+    """'973': a file's size on disk in whole KiB, as both report tables show it."""
+    return _MISSING if size_bytes is None else f"{size_bytes / 1024:.0f}"
+
+
 def _counted(n: int, noun: str, *, plural: str | None = None) -> str:  # as nas.errors.counted (no nas imports here)
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
