@@ -1427,12 +1427,34 @@ def test_compressed_rows_give_the_fp32_and_int8_files_val_accuracy_as_the_pruned
         "pruned": {"pruned": True, "ratio": 0.2, "val_acc_before_recovery": 0.85, "val_acc": 0.9},
         "int8": {"test_acc": 0.89, "val_acc_file": 0.8977, "qat_epochs": 0, "file_ir": "model_int8.xml"}})
     fp32, pruned, int8 = (row[-1] for row in _compressed_rows([member]))
-    assert fp32 == "val acc 91.23%"
+    assert fp32 == "val acc (compression) 91.23%"
     assert pruned.startswith("ratio 0.2, val acc 85.00% before / 90.00% after distillation")
     assert "; val acc 89.77% (run as the test acc)" in int8
     del member.compressed["fp32"]["val_acc"], member.compressed["int8"]["val_acc_file"]  # files from before: no note
     fp32, _, int8 = (row[-1] for row in _compressed_rows([member]))
     assert fp32 == "" and "val acc" not in int8
+
+
+def test_the_fp32_rows_val_accuracy_is_labelled_as_the_compressions_and_says_on_how_many_val_images(
+        run_dir: pathlib.Path) -> None:
+    # A real run's fp32 row said "val acc 50.60%" under a front table of 'val acc (search)' 34.63% and 'val acc (final)'
+    # 50.73%: a third val accuracy of the member, the same weights (model.pt) scored by the compression on the 1,000
+    # val images compress.eval_images kept, explained only by the note on scored images.
+    header = json.loads((run_dir / "pareto.json").read_text())
+    for m in header["members"]:
+        m["val_acc_final"] = 0.5073
+    (run_dir / "pareto.json").write_text(json.dumps(header))
+    stages = {"fp32": {"test_acc": 0.501, "val_acc": 0.506}, "pruned": {"pruned": False}, "int8": {"test_acc": 0.5}}
+    fast, slow = (run_dir / "checkpoints" / a / "compressed_metrics.json" for a in (FAST, SLOW))
+    fast.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 1000, "val_of": 6000}}))
+    slow.write_text(json.dumps({**stages, "eval_images": {"test": 1000, "test_of": 10000, "val": 6000, "val_of": 6000}}))
+    md = _markdown(run_dir)
+    fp32 = {line.split(" | ")[0].strip("| "): line.split(" | ")[-1] for line in md.splitlines()
+            if line.startswith("| ") and " | fp32 | " in line}
+    assert fp32[FAST] == ("val acc (compression) 50.60% on 1,000 of the 6,000 val images (compress.eval_images; the "
+                          "front table's on all) |")
+    assert fp32[SLOW] == "val acc (compression) 50.60% |"  # every val image scored: nothing to qualify
+    assert "val acc 50.60%" not in md
 
 
 def test_the_front_table_gives_each_members_model_onnx_size_in_both_reports(run_dir: pathlib.Path) -> None:

@@ -126,7 +126,7 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
             size = _to_float(s.get("size_bytes"))
             notes = []
             if stage == "fp32" and (val := _to_float(s.get("val_acc"))) is not None:  # the model pruning starts from
-                notes.append(f"val acc {_fmt_acc(val)}")
+                notes.append(_fp32_val_text(val, _val_cut(m)))
             if stage == "pruned":
                 notes.append(f"ratio {s.get('ratio')}, val acc {_fmt_acc(_to_float(s.get('val_acc_before_recovery')))} "
                              f"before / {_fmt_acc(_to_float(s.get('val_acc')))} after distillation")
@@ -161,6 +161,15 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                          _fmt_count(_to_int(s.get("params"))), _fmt_kib(size),
                          _file_cell(s.get("file"), getattr(m, "missing_files", ())), "; ".join(notes)])
     return rows
+
+
+def _fp32_val_text(val: float, cut: tuple[int, int] | None) -> str:
+    """'val acc (compression) 50.60% on 1,000 of the 6,000 val images (compress.eval_images; the front table's on
+    all)': the fp32 row's val accuracy, model.pt's as the compression scored it, on the val images `cut` scored where
+    compress.eval_images cut them (`_val_cut`). A plain 'val acc 50.60%' read as a third score of the member beside the
+    front table's 'val acc (search)' and 'val acc (final)' (50.73%, the same weights on every val image)."""
+    where = f" on {_cut_text(cut, 'val')} (compress.eval_images; the front table's on all)" if cut else ""
+    return f"val acc (compression) {_fmt_acc(val)}{where}"
 
 
 def _file_cell(name: Any, missing: Sequence[str]) -> str:
