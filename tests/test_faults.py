@@ -386,7 +386,7 @@ def test_a_search_stopped_by_its_own_one_line_error_is_not_reported_as_killed(ti
     pareto = json.loads((run_dir / "pareto.json").read_text())  # the run before warned about its setup
     (run_dir / "pareto.json").write_text(json.dumps({**pareto, "setup_warnings": ["the run before's warning"]}))
     with pytest.MonkeyPatch.context() as m, pytest.raises(KeyboardInterrupt):  # Ctrl-C after the marker, before the trials
-        m.setattr(search_mod, "_with_memory_budget", ctrl_c)
+        m.setattr(search_mod, "with_memory_budget", ctrl_c)
         m.setattr(checks_mod, "thread_warning", lambda *args, **kwargs: "this run's warning")
         run_search(compose_search_config(cmd[3:]))
     top = report.read_text().splitlines()[2]  # the stopped search's marker went as this one started: only this one's

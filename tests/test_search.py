@@ -29,6 +29,7 @@ import pytest
 import torch
 
 import nas
+import nas.rebuild_run as rebuild_mod
 import nas.run_folder as run_folder_mod
 import nas.search as search_mod
 import nas.search_checks as checks_mod
@@ -1948,7 +1949,8 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
     def interrupted(cfg, **_):  # load_dataset's keywords (overridden=...) taken as it takes them
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(search_mod, "load_dataset", interrupted)
+    for module in (search_mod, rebuild_mod):  # where the search and the rebuild from the study look it up
+        monkeypatch.setattr(module, "load_dataset", interrupted)
     try:
         with pytest.raises(SystemExit) as exit_info:
             search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
@@ -1969,7 +1971,8 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
     def terminated(cfg, **_):
         raise Terminated
 
-    monkeypatch.setattr(search_mod, "load_dataset", terminated)
+    for module in (search_mod, rebuild_mod):
+        monkeypatch.setattr(module, "load_dataset", terminated)
     with pytest.raises(SystemExit) as exit_info:
         search_mod.main(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2")))
     err = capsys.readouterr().err
@@ -2644,11 +2647,11 @@ def test_setup_warnings_kept_for_pareto_json_show_a_name_that_is_not_utf8_as_the
     import logging
     import os
 
-    from nas.search import _joined
+    from nas.rebuild_run import joined
 
     name = os.fsdecode(b"cat/caf\xe9.png")
     earlier = logging.LogRecord("nas.data", logging.WARNING, __file__, 1, "%s", ("left out (e.g. \\xe9t\\xe9.png)",), None)
-    assert _joined([earlier], [f"1 test image has the pixels of a training image: {name}", "plain"]) == [
+    assert joined([earlier], [f"1 test image has the pixels of a training image: {name}", "plain"]) == [
         "left out (e.g. \\xe9t\\xe9.png)", "1 test image has the pixels of a training image: cat/caf\\xe9.png", "plain"]
 
 

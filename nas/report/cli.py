@@ -23,12 +23,12 @@ def _from_study(overrides: Sequence[str]) -> int:
     exit code: 1 for a study with no finished trial (`SearchResult.found_nothing`), after writing the files."""
     from nas.config import compose_search_config, overridden_keys
     from nas.overrides import override_syntax_problem
-    from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr
+    from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr, stop_on_sigterm, storage_or_disk_problem
 
-    # before nas.search imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
+    # before nas.rebuild_run imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
     if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
         exit_with_error(problem)
-    from nas.search import export_study, stop_on_sigterm, storage_or_disk_problem
+    from nas.rebuild_run import export_study
 
     stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun
     # Rebuilding may final-train and compress members for minutes (a study searched with final_train=none): without a
