@@ -99,7 +99,7 @@ _TAKES = "nas.report takes a run folder, or search.storage=<url> search.study_na
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
     ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
-    shared by workers, see `nas.search.export_study`); prints the written paths, returns the exit code (0; 1 for a
+    shared by workers, see `nas.rebuild_run.export_study`); prints the written paths, returns the exit code (0; 1 for a
     study with no finished trial, and after one `error:` line on stderr for a write that failed: a full disk or quota,
     a folder it cannot write in; 130 or 143 after Ctrl-C or SIGTERM). Bad input (the command line, the run folder's
     files) is one `error:` line on stderr and SystemExit(2), as in every command's main."""
