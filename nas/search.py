@@ -76,7 +76,7 @@ from nas.errors import (ConfigError, NasError, Terminated, closed_stdout_ends_qu
                         interrupting_signal, interrupts_honoured, interruption_text, module_logger,
                         stop_on_sigterm, storage_or_disk_problem)
 from nas.outputs import write_outputs
-from nas.rebuild_run import (SearchResult, close_storage, export_study, joined, moved_root_error, on_front,
+from nas.study_export import (SearchResult, close_storage, export_study, joined, moved_root_error, on_front,
                              run_settings_kept, with_memory_budget)
 from nas.run_folder import (held_lines, make_run_dir, mark_started, remove_leftovers, run_log, stop_recorded,
                             write_config_record)
@@ -87,7 +87,7 @@ from nas.study import open_storage, open_study, recorded_digests
 from nas.sweep import sweep_interrupted_text, sweep_record
 from nas.trials import early_stop_verdict, make_sampler, n_complete, nothing_found_text, run_trials, trials_done_text
 
-# The search's public names: its own, and those of nas.search_checks, nas.trials, nas.rebuild_run and nas.errors that code
+# The search's public names: its own, and those of nas.search_checks, nas.trials, nas.study_export and nas.errors that code
 # and tests import from here, where they were before nas/search.py was split.
 __all__ = ["HELP_LINE", "SearchInterrupted", "SearchResult", "SearchTerminated", "batch_warning", "check_budget",
            "check_image_size", "early_stop_verdict", "export_study", "main", "make_sampler", "memory_warning",

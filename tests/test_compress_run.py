@@ -85,7 +85,7 @@ def test_top_k_hint_quotes_the_runs_dir_for_hydra_as_well_as_the_shell(tmp_path)
 
 def test_top_k_hint_of_a_final_train_smoke_run_is_a_rebuild_that_runs(tiny_idx_root, tmp_path, compose_cfg):
     # The hint named no final_train: the nas.report command it gave was refused in turn for members final-trained with
-    # final_train=smoke (`nas.rebuild_run._redoing_refusal`).
+    # final_train=smoke (`nas.study_export._redoing_refusal`).
     from hydra import compose, initialize_config_dir
 
     from compress.run import run_compress

@@ -1101,15 +1101,15 @@ def test_the_report_command_says_in_one_line_that_pareto_json_lacks_members_of_t
 def test_the_rebuild_from_the_study_says_in_one_line_that_the_front_is_incomplete(
         run_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import nas.errors
-    import nas.rebuild_run
-    from nas.rebuild_run import SearchResult
+    import nas.study_export
+    from nas.study_export import SearchResult
 
     header = json.loads((run_dir / "pareto.json").read_text())
     listed = [m for m in header["members"] if m["arch_id"] != GONE]
     (run_dir / "pareto.json").write_text(json.dumps({**header, "members": listed, "members_missing": [GONE]}))
     result = SearchResult(run_dir=run_dir, study_name="run", n_complete=6, pareto=listed,
                           files={"report.html": run_dir / "report.html"})
-    monkeypatch.setattr(nas.rebuild_run, "export_study", lambda cfg, *, overridden=(): result)
+    monkeypatch.setattr(nas.study_export, "export_study", lambda cfg, *, overridden=(): result)
     monkeypatch.setattr(nas.errors, "stop_on_sigterm", lambda: None)
     assert main([f"search.runs_dir={run_dir.parent}", "search.study_name=run"]) == 0
     assert capsys.readouterr().err == _INCOMPLETE.format("the same command")
@@ -1495,7 +1495,7 @@ def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monk
     # export_study warns about settings typed on nas.report's command line that do nothing (the study's replace them; a
     # split size of data with that split of its own), but nas.report gave it none of the keys typed.
     import nas.errors
-    import nas.rebuild_run
+    import nas.study_export
 
     given = {}
 
@@ -1503,7 +1503,7 @@ def test_a_rebuild_from_a_study_hands_its_command_line_keys_to_export_study(monk
         given["keys"] = set(overridden)
         return SimpleNamespace(run_dir=tmp_path / "s", files={}, stopped_by=None, found_nothing=False)
 
-    monkeypatch.setattr(nas.rebuild_run, "export_study", fake_export)
+    monkeypatch.setattr(nas.study_export, "export_study", fake_export)
     monkeypatch.setattr(nas.errors, "stop_on_sigterm", lambda: None)
     assert main([f"search.runs_dir={tmp_path}", "search.study_name=s", "hw=cpu", "data.test_size=0.2"]) == 0
     assert given["keys"] == {"search.runs_dir", "search.study_name", "hw", "data.test_size"}
@@ -2393,7 +2393,7 @@ def test_a_rebuild_from_a_study_whose_writes_fail_is_one_line_naming_the_file_an
     import os
 
     import nas.errors
-    import nas.rebuild_run
+    import nas.study_export
 
     number = getattr(errno, code)
     pareto = tmp_path / "s" / "pareto.json"
@@ -2401,7 +2401,7 @@ def test_a_rebuild_from_a_study_whose_writes_fail_is_one_line_naming_the_file_an
     def disk_full(cfg, *, overridden=()):  # the rebuild writing the run's files
         raise RuntimeError("could not save") from OSError(number, os.strerror(number), str(pareto))
 
-    monkeypatch.setattr(nas.rebuild_run, "export_study", disk_full)
+    monkeypatch.setattr(nas.study_export, "export_study", disk_full)
     monkeypatch.setattr(nas.errors, "stop_on_sigterm", lambda: None)
     assert main([f"search.runs_dir={tmp_path}", "search.study_name=s"]) == 1
     out, err = capsys.readouterr()
@@ -2418,14 +2418,14 @@ def test_a_rebuild_from_a_study_with_no_finished_trial_exits_1_after_writing_its
     # `python -m nas.search` exits 1 when its study holds no finished trial (nothing to deploy), but the rebuild of the
     # same run from its study exited 0, so `python -m nas.report search.storage=... && deploy` went on.
     import nas.errors
-    import nas.rebuild_run
-    from nas.rebuild_run import SearchResult
+    import nas.study_export
+    from nas.study_export import SearchResult
 
     report = tmp_path / "s" / "report.html"
     why = "no trial finished in study 's', so there is no model to deploy: 2 failed (last: ValueError: x); see ..."
     result = SearchResult(run_dir=tmp_path / "s", study_name="s", n_complete=n_complete, pareto=[],
                           files={"report.html": report}, found_nothing_reason=None if n_complete else why)
-    monkeypatch.setattr(nas.rebuild_run, "export_study", lambda cfg, *, overridden=(): result)
+    monkeypatch.setattr(nas.study_export, "export_study", lambda cfg, *, overridden=(): result)
     monkeypatch.setattr(nas.errors, "stop_on_sigterm", lambda: None)
     assert main([f"search.runs_dir={tmp_path}", "search.study_name=s"]) == code
     out, err = capsys.readouterr()

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 import nas
-import nas.rebuild_run as rebuild_mod
+import nas.study_export as rebuild_mod
 import nas.run_folder as run_folder_mod
 import nas.search as search_mod
 import nas.search_checks as checks_mod
@@ -2647,7 +2647,7 @@ def test_setup_warnings_kept_for_pareto_json_show_a_name_that_is_not_utf8_as_the
     import logging
     import os
 
-    from nas.rebuild_run import joined
+    from nas.study_export import joined
 
     name = os.fsdecode(b"cat/caf\xe9.png")
     earlier = logging.LogRecord("nas.data", logging.WARNING, __file__, 1, "%s", ("left out (e.g. \\xe9t\\xe9.png)",), None)

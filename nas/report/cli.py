@@ -25,10 +25,10 @@ def _from_study(overrides: Sequence[str]) -> int:
     from nas.overrides import override_syntax_problem
     from nas.errors import exit_on_error, interrupting_signal, lines_on_stderr, stop_on_sigterm, storage_or_disk_problem
 
-    # before nas.rebuild_run imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
+    # before nas.study_export imports torch and Optuna (seconds): a path Hydra's syntax refuses unquoted is named at once
     if (problem := next((p for o in overrides if (p := override_syntax_problem(o)) is not None), None)) is not None:
         exit_with_error(problem)
-    from nas.rebuild_run import export_study
+    from nas.study_export import export_study
 
     stop_on_sigterm()  # SIGTERM stops it as Ctrl-C does: members finished so far are kept, the rest left to a rerun
     # Rebuilding may final-train and compress members for minutes (a study searched with final_train=none): without a
@@ -99,7 +99,7 @@ _TAKES = "nas.report takes a run folder, or search.storage=<url> search.study_na
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m nas.report <run_dir>`` (from the run folder's files alone) or
     ``python -m nas.report search.storage=<url> search.study_name=<name> [key=value ...]`` (from a study
-    shared by workers, see `nas.rebuild_run.export_study`); prints the written paths, returns the exit code (0; 1 for a
+    shared by workers, see `nas.study_export.export_study`); prints the written paths, returns the exit code (0; 1 for a
     study with no finished trial, and after one `error:` line on stderr for a write that failed: a full disk or quota,
     a folder it cannot write in; 130 or 143 after Ctrl-C or SIGTERM). Bad input (the command line, the run folder's
     files) is one `error:` line on stderr and SystemExit(2), as in every command's main."""
