@@ -584,9 +584,9 @@ def test_a_semicolon_file_whose_times_may_be_grouped_by_thousands_is_warned_abou
         read_unit_times(tmp_path / "u.csv")
     assert len(caplog.messages) == 1 and "us='12.500' is read as 12.5 us;" in caplog.messages[0]
     assert "(12500 us)" in caplog.messages[0]
-    # a cell that tells: a decimal comma, or a '.' that no grouping writes ('0.5', '1234.5'); or a ','-separated file
-    for name, text in (("comma.csv", head + row("1.234", "1,2", "1.300")),
-                       ("point.csv", head + row("1.234", "0.5", "1.300")),
+    # a cell that tells: a '.' that no grouping writes ('0.5', '1234.5'); or a ','-separated file (a decimal comma is
+    # refused beside '1.234': test_a_semicolon_file_with_decimal_commas_refuses_a_time_that_may_be_grouped)
+    for name, text in (("point.csv", head + row("1.234", "0.5", "1.300")),
                        ("long.csv", head + row("1234.5", "1.200", "1234.5")),
                        ("commas.csv", (head + row("1.234", "1.200", "1.300")).replace(";", ","))):
         (tmp_path / name).write_text(text)
@@ -594,6 +594,42 @@ def test_a_semicolon_file_whose_times_may_be_grouped_by_thousands_is_warned_abou
         with caplog.at_level(logging.WARNING, logger="nas.latency"):
             read_measurements(tmp_path / name)
         assert caplog.messages == [], name
+
+
+def test_a_semicolon_file_with_decimal_commas_refuses_a_time_that_may_be_grouped(tmp_path, caplog):
+    # German-locale Excel writes decimals as '0,5' and 1234 as '1.234' (with a thousands format): beside a decimal comma,
+    # median_ms '1.234' was read as 1.234 ms without a word, 1000x off
+    arch = '"' + TINY.to_json().replace('"', '""') + '"'
+    head = ";".join(MEASUREMENT_COLUMNS) + "\n"
+    def row(median: str, p10: str, p90: str) -> str:
+        return f"{arch};{TINY.arch_id};openvino;fp32;1;1;{median};{p10};{p90};30;x\n"
+
+    (tmp_path / "m.csv").write_text(head + row("1.234", "0,5", "2"))
+    with pytest.raises(DataError, match=r"m\.csv, line 2: median_ms='1\.234' is 1234 ms if '\.' separates thousands, as in "
+                                        r"the decimal-comma locale of this ';'-separated file \(line 2: p10_ms='0,5'\), or "
+                                        r"1\.234 ms if it is a decimal point \(write 1234, or 1,234 for 1\.234 with the "
+                                        r"file's decimal comma\)$"):
+        read_measurements(tmp_path / "m.csv")
+    # the decimal comma on a later line; a file that mixes it with a '.' no grouping writes ('0.5') tells nothing either
+    for text, said in ((head + row("1.234", "1", "2") + row("0,5", "0,4", "0,6"), "line 2: median_ms='1.234' is 1234 ms"
+                        " if '.' separates thousands, as in the decimal-comma locale of this ';'-separated file (line 3: "
+                        "median_ms='0,5')"),
+                       (head + row("0.5", "0,4", "0.6") + row("1", "1", "12.500"), "line 3: p90_ms='12.500' is 12500 ms"
+                        " if '.' separates thousands, as in the decimal-comma locale of this ';'-separated file (line 2: "
+                        "p10_ms='0,4'), or 12.5 ms if it is a decimal point (write 12500, or 12,500 for 12.5 ")):
+        (tmp_path / "m.csv").write_text(text)
+        with pytest.raises(DataError) as err:
+            read_measurements(tmp_path / "m.csv")
+        assert said in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "u.csv").write_text("arch_id;unit;us\na;stem;12,5\na;head;1.500\n")  # per-unit times the same
+    with pytest.raises(DataError, match=r"u\.csv, line 3: us='1\.500' is 1500 us if .* \(line 2: us='12,5'\), or 1\.5 us "):
+        read_unit_times(tmp_path / "u.csv")
+    # a '.' that no grouping writes has one reading, read as written beside decimal commas, without a word
+    (tmp_path / "m.csv").write_text(head + row("0.5", "0,4", "1234.5") + row("0,123", "0.123", "1,5"))
+    with caplog.at_level(logging.WARNING, logger="nas.latency"):
+        assert [(m.median_ms, m.p10_ms, m.p90_ms) for m in read_measurements(tmp_path / "m.csv")] == [
+            (0.5, 0.4, 1234.5), (0.123, 0.123, 1.5)]
+    assert caplog.messages == []
 
 
 def test_a_count_grouped_by_thousands_in_a_comma_separated_file_gets_the_number_to_write(tmp_path):

@@ -642,8 +642,9 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
     them the checks they are for. In a ';'-separated file, what a spreadsheet of a decimal-comma locale saves, a cell
     of the `numbers` columns written with a decimal comma ('0,42') is given with a point ('0.42', `_DecimalComma`), and
     one of the whole-number `counts` columns grouped with that locale's thousands separator ('1.000', which would read
-    as 1) is a one-line `DataError`; where no number cell has a decimal comma, one such as '1.234' (that locale's 1234)
-    is read as 1.234 with a warning (`_point_reading_warning`). In a ','- or tab-separated file the comma stays (and is
+    as 1) is a one-line `DataError`; so is a number cell such as '1.234' (that locale's 1234, float()'s 1.234) where
+    another has a decimal comma (`_point_or_grouped_refusal`), and where none has, it is read as 1.234 with a warning
+    (`_point_reading_warning`). In a ','- or tab-separated file the comma stays (and is
     refused by `_number`, or by `_count_cell` with the whole number for a count grouped as '1,000'): tabs are also
     what a copy from a spreadsheet of any locale gives, where '1,234' may be 1234.
 
@@ -732,6 +733,9 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
                         + f"{'its cells go' if len(close) == 1 else 'their cells go'} unread: {rename}; the columns: "
                         + f"{', '.join([*columns, *optional])})")
     semicolon_numbers: list[tuple[int, str, str]] = []  # (line, column, cell): `_point_reading_warning`
+    # The first number cell with a decimal comma and the first such as '1.234': `_point_or_grouped_refusal`
+    comma: tuple[int, str, str] | None = None
+    point: tuple[int, str, str] | None = None
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
@@ -755,12 +759,31 @@ def _csv_rows(path: Path, columns: Sequence[str], what: str, *, optional: Sequen
                 cell = (row[grouped] or "").strip()
                 raise DataError(f"{path}, line {start}: {grouped}={cell!r} has thousands separators; write the whole "
                                 f"number without them ({cell.replace('.', '')})")
-            semicolon_numbers += [(start, name, (row.get(name) or "").strip()) for name in numbers]
+            here = [(start, name, (row.get(name) or "").strip()) for name in numbers]
+            semicolon_numbers += here
+            comma = comma or next((c for c in here if "," in c[2]), None)
+            point = point or next((c for c in here if _POINT_OR_GROUPED.fullmatch(c[2])), None)
+            if comma and point:
+                raise DataError(_point_or_grouped_refusal(path, point, comma))
             row.update({name: _decimal_point(cell.strip()) for name in numbers
                         if _DECIMAL_COMMA.fullmatch((cell := row.get(name) or "").strip())})
         yield start, row
     if (warning := _point_reading_warning(path, semicolon_numbers)) is not None:
         log.warning("%s", warning)
+
+
+def _point_or_grouped_refusal(path: Path, grouped: tuple[int, str, str], comma: tuple[int, str, str]) -> str:
+    """The one line refusing a ';'-separated file's number cell such as '1.234' (`grouped`: line, column, cell as
+    written), which float() reads as 1.234, where another cell (`comma`) has a decimal comma: the file is in a
+    decimal-comma locale, which writes 1234 so, 1000x the reading. A file that also has a '.' no grouping writes
+    ('0.5') mixes both ways of writing decimals, so that tells nothing either: refused the same."""
+    line, column, cell = grouped
+    unit = _time_unit(column) or ""
+    whole, decimal = cell.replace(".", ""), cell.replace(".", ",")
+    return (f"{path}, line {line}: {column}={cell!r} is {whole} {unit} if '.' separates thousands, as in the "
+            f"decimal-comma locale of this ';'-separated file (line {comma[0]}: {comma[1]}={comma[2]!r}), or "
+            f"{float(cell):g} {unit} if it is a decimal point (write {whole}, or {decimal} for {float(cell):g} with "
+            "the file's decimal comma)")
 
 
 def _point_reading_warning(path: Path, cells: Sequence[tuple[int, str, str]]) -> str | None:
