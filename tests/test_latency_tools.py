@@ -231,6 +231,9 @@ def test_whole_numbers_written_as_floats_are_read(tmp_path):
     assert ",1,1,0.25,0.2,0.3,200,x\n" in text
     (tmp_path / "f.csv").write_text(text.replace(",1,1,0.25,0.2,0.3,200,x\n", ",1.0,1.0,0.25,0.2,0.3,200.0,x\n"))
     assert read_measurements(tmp_path / "f.csv") == [row]
+    # '1_000', as the time columns' float() reads it (it got the bare "must be a whole number" in a count column)
+    (tmp_path / "u.csv").write_text(text.replace(",0.25,0.2,0.3,200,", ",1_000.5,1_000,1_0_00.5,1_000,"))
+    assert [(m.n_calls, m.median_ms, m.p10_ms) for m in read_measurements(tmp_path / "u.csv")] == [(1000, 1000.5, 1000)]
 
 
 def test_every_row_without_a_median_is_named_at_once(tmp_path):

@@ -927,8 +927,9 @@ def _count_cell(row: dict, column: str, path: Path, line: int, *, default: int) 
     if isinstance(read, _CommaGrouped):
         raise DataError(f"{path}, line {line}: {column}={cell!r} has thousands separators; write the whole number "
                         f"without them ({cell.replace(',', '')})")
-    # '200.0': pandas writes a whole-number column that has an empty cell (NaN) as floats
-    whole = re.fullmatch(r"([0-9]+)(\.0*)?", cell)
+    # '200.0': pandas writes a whole-number column that has an empty cell (NaN) as floats. '1_000' as the time
+    # columns' float() reads it: someone typing it means 1000
+    whole = re.fullmatch(r"([0-9]+(?:_[0-9]+)*)(\.0*)?", cell)
     if whole is None:
         raise DataError(f"{path}, line {line}: {column}={cell!r} must be a whole number >= 0 (or empty)")
     return int(whole.group(1))
