@@ -310,8 +310,37 @@ class CompressRunConfig:
 
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (idempotent)."""
-    ConfigStore.instance().store(name="search_schema", node=RunConfig)
-    ConfigStore.instance().store(name="compress_schema", node=CompressRunConfig)
+    ConfigStore.instance().store(name="search_schema", node=schema_node(RunConfig))
+    ConfigStore.instance().store(name="compress_schema", node=schema_node(CompressRunConfig))
+
+
+def schema_node(cls: type) -> DictConfig:
+    """The config dataclass `cls` as the node to register with Hydra's ConfigStore: its mapping-valued fields
+    (`hw.calibration`, `hw.measured_extent`, `hw.efficiency`, ...) take new keys from a plain override. Hydra closes
+    every mapping of a composed config, so `hw.measured_extent={macs: [1, 2]}` or `hw.calibration.conv.fixed=2.0` on a
+    chip without that entry failed with its "Key ... is not in struct"; a misspelt key there is refused by the value's
+    own check (`HardwareProfile.validate`), naming what is allowed. Keys of a dataclass stay closed."""
+    node = OmegaConf.structured(cls)
+    _open_mappings(node, cls)
+    return node
+
+
+def _open_mappings(node: DictConfig, cls: type) -> None:
+    """Clear the struct flag of each mapping-valued field below `node`, the config of dataclass `cls` (its own flag,
+    which the root's `set_struct` that Hydra calls does not override)."""
+    import typing
+
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint)
+        if type(None) in args:  # Optional[X]: X
+            hint = next(a for a in args if a is not type(None))
+        child = node._get_node(name)
+        if not isinstance(child, DictConfig) or child._is_none() or child._is_missing():
+            continue
+        if (typing.get_origin(hint) or hint) is dict:
+            OmegaConf.set_struct(child, False)
+        elif dataclasses.is_dataclass(hint):
+            _open_mappings(child, hint)
 
 
 def unknown_keys(node: DictConfig, *, prefix: str = "") -> list[tuple[str, type]]:

@@ -162,7 +162,7 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
         # not Optional" or "Value [1, 2] (list) is not a valid input for <enum 'Precision'>" said neither what it takes
         return wrong
     if cause is not None and str(cause).strip():
-        # A key that a mapping of the file lacks (hw=cpu hw.efficiency.add=0.5): Hydra's second line says how to add it
+        # A key Hydra refuses to add (a mapping of a schema not made by `schema_node`): its second line says how to add it
         append = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
         hint = f"; {append[0].lower()}{append[1:]}" if append else ""
         return f"{head}: {str(cause).strip().splitlines()[0]}{hint}"

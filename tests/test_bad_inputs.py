@@ -208,9 +208,9 @@ SEARCH_CASES = [
     (["train.threads=1000000000000"], "train.threads=1000000000000 must be an integer in [1, 1024] (threads)"),
     (["final_train.threads=1025"], "final_train.threads=1025 must be an integer in [1, 1024] (threads)"),
     (["compress.latency_threads=5000"], "compress.latency_threads=5000 must be an integer in [1, 1024] (threads)"),
-    # an op kind the file leaves out of its efficiency mapping: the message kept the key but dropped how to add it
-    (["hw=cpu", "hw.efficiency.add=0.5"], "Key 'add' is not in struct; to append to your config use +hw.efficiency.add=0.5"),
-    # (a calibrated profile's fitted numbers are read from their own file, not composed: an entry is added with +)
+    # a mapping takes new keys without + (hw=cpu hw.efficiency.add=0.5 composes); a misspelt one is named by its check
+    (["hw=cpu", "hw.efficiency.ad=0.5"], "hw.efficiency has unknown op kind 'ad'; allowed: ['add', 'bn',"),
+    # (a calibrated profile's fitted numbers are read from their own file, not composed: + still adds an entry)
     (["hw=cpu", "+hw.calibration.weight_spill.above_bytes=-1"],
      "hw.calibration.weight_spill.above_bytes=-1.0: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
     (["hw=cpu", "+hw.calibration.weight_spill.per_byte=1.0"],

@@ -1239,3 +1239,22 @@ def test_true_false_settings_still_take_0_1_and_words(override):
 
     register_configs()
     assert precheck_overrides([override], config_name="search") is None
+
+
+@pytest.mark.parametrize("config_name", ["search", "compress_run"])
+def test_a_mapping_setting_takes_new_keys_from_a_plain_override(config_name):
+    """hw.measured_extent={...}, hw.calibration.<kind>.<term>=... on a chip without that entry: Hydra closes every
+    mapping, and such an override failed with "Key ... is not in struct" though the schema takes any key there."""
+    from nas.config import compose_compress_config, compose_search_config, register_configs, structured
+    from nas.overrides import precheck_overrides
+
+    register_configs()
+    extra = ["checkpoint=/x"] if config_name == "compress_run" else []
+    overrides = ["hw=cpu", "hw.measured_extent={stages: [1, 2]}", "hw.calibration.conv.fixed=2.0", *extra]
+    assert precheck_overrides(overrides, config_name=config_name) is None
+    compose = compose_search_config if config_name == "search" else compose_compress_config
+    hw = structured(compose(overrides), RunConfig if config_name == "search" else CompressRunConfig).hw
+    assert hw.measured_extent["stages"] == [1, 2] and hw.calibration["conv"]["fixed"] == 2.0
+    # a misspelt key there is refused by the value's own check, naming what is allowed
+    with pytest.raises(ConfigError, match=r"hw.efficiency has unknown op kind 'cnov'; allowed"):
+        to_run_config(compose_search_config(["hw.efficiency.cnov=0.5"]))
