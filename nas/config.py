@@ -361,7 +361,7 @@ def unknown_keys(node: DictConfig, *, prefix: str = "") -> list[tuple[str, type]
                 continue
             for i, item in enumerate(items):
                 if isinstance(item, DictConfig):
-                    found += unknown_keys(item, prefix=f"{prefix}{key}[{i}].")
+                    found += unknown_keys(item, prefix=f"{prefix}{key}.{i}.")
     return found
 
 

@@ -121,29 +121,44 @@ def compose_error_message(exc: BaseException, *, config_dir: str | None = None) 
         options = [ln for ln in lines[i + 1:] if not ln.startswith(("Config search path", "provider="))]
         # Hydra's head, "In 'search': Could not find 'hw/edge_npuu'", names the primary config file, which reads as if
         # the search.* settings were at fault; say it as the user typed it, with the closest option.
-        found = re.search(r"Could not find '(.+)/([^/']+)'", head)
+        found = re.search(r"Could not find '(.+)/([^/']*)'", head)
         if found is None:
             return f"{head}; available: {', '.join(options)}"
         group, name = found.groups()
+        if not name:  # `hw=`: Hydra looked for a file named '' ("Could not find 'hw/'")
+            return f"{group}= needs an option's name; available: {', '.join(options)}"
         close = difflib.get_close_matches(name, options, n=1) or difflib.get_close_matches(name.lower(), options, n=1)
         hint = f" (did you mean {group}={close[0]}?)" if close else ""
         plugin = (" (a launcher other than these comes with its plugin, e.g. pip install hydra-submitit-launcher for "
                   "submitit_slurm)" if group == "hydra/launcher" and not close else "")
         return f"{group}={name} is not an option of {group}{hint}; available: {', '.join(options)}{plugin}"
+    if (own := _override_refusal(exc, head)) is not None:
+        return own
     cause = exc.__cause__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(schema) and cause.full_key:
         if str(cause.full_key).startswith("hydra.launcher.") and schema.__name__ == "BasicLauncherConf":
             return _launcher_key_message(str(cause.full_key))
-        return unknown_key_message(cause.full_key, schema)  # a misspelt key: name the close and the allowed ones
+        # a misspelt key: name the close and the allowed ones, by its whole key (in space.stages=[{widthz: [16]}]
+        # OmegaConf's is only 'widthz'), each item of a list numbered after a dot, as an override writes it
+        full_key = re.sub(r"\[(\d+)\]", r".\1", _whole_key(str(exc).strip(), str(cause.full_key)))
+        return unknown_key_message(full_key, schema)
     if (inside := _group_file_error(lines, config_dir=config_dir)) is not None:
         return inside
     # Hydra's head, "Error merging override data.metric=f1", is its own words: the override as typed says it
     override = re.fullmatch(r"Error merging override (.+)", head)
     head = override[1] if override else head
+    if override and (entry := _entry_override(head, cause)) is not None:
+        # an entry of a mapping given whole (hw.efficiency={conv: abc}): its own key and value, whose kind is what is wrong
+        head = entry
     enum = re.match(r"Invalid value '.*', expected one of \[(.*)\]", str(cause or "").strip())
     if override and enum:  # an enum setting (data.metric, train.precision): the allowed values, as the other refusals say
         return f"{head} is unknown; allowed: {enum[1]}"
+    item = re.fullmatch(r".+\[(\d+)\]", str(getattr(cause, "full_key", "") or ""))
+    if override and item and (number := _NOT_CONVERTED.search(str(cause or ""))):
+        # space.stem_strides=[a]: an item of a list of numbers (it read "space.stem_strides='[a]' must be a whole number")
+        kind = "a whole number" if number["to"] == "Integer" else "a number"
+        return f"{head}: its items must each be {kind}, and item {item[1]} is {number['value']!r}"
     # the key without Hydra's `++` (set or add): compress.prune.ratio's range is looked up by it
     if override and "=" in head and (number := not_a_number_message(
             head.split("=", 1)[0].lstrip("+"), str(cause or ""), path=None, command_line=True, typed=head.split("=", 1)[1],
@@ -332,19 +347,99 @@ def type_takes(hint: Any) -> str | None:
 _WRONG_TYPE = re.compile(r"field '[^']*' is not Optional|Value .* could not be converted to (Integer|Float)|Value .* is "
                          r"not a valid bool|Value .* is not a valid input for <enum|Cannot convert '\w+' to string|"
                          r"Invalid type assigned: \w+ is not a subclass of|Incompatible value '.*' for field of type|"
-                         r"Cannot assign \w+ to (Dict|List)\[")
+                         r"Cannot assign \w+ to (Dict|List)\[|Cannot merge (Dict|List)Config with (Dict|List)Config")
 """OmegaConf's refusals of a value of the wrong kind (null where none is taken, a list for a number, 2.5 for an enum),
 which name neither what the setting takes nor, for an enum, its values."""
+
+
+def _whole_key(head: str, full_key: str) -> str:
+    """`full_key` (OmegaConf's key of a refused entry) below the key Hydra's `head` names ("Could not override
+    'space.stages'."), where it is relative to that value (`widthz` of `space.stages=[{widthz: [16]}]`:
+    'space.stages.0.widthz'); `full_key` itself otherwise."""
+    found = re.match(r"Could not override '(.+)'\.", head)
+    if found is None or re.split(r"[.\[]", full_key)[0] == found[1].split(".")[0]:  # a whole key already
+        return full_key
+    key, first = found[1], full_key.split(".")[0].split("[")[0]
+    line = next((ln for ln in head.splitlines() if ln.startswith("To append")), "")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        value = OverridesParser.create().parse_overrides([line.rsplit(" +", 1)[-1]])[0].value() if line else None
+    except Exception:  # noqa: BLE001 - the override parsed when composed; without its value, the item is not named
+        value = None
+    if isinstance(value, list):
+        index = next((i for i, item in enumerate(value) if isinstance(item, dict) and first in item), None)
+        return f"{key}.{index}.{full_key}" if index is not None else full_key
+    return f"{key}.{full_key}"
+
+
+def _override_refusal(exc: BaseException, head: str) -> str | None:
+    """One line for Hydra's refusal of how an override is written rather than of its value: `+key=` for a key that is
+    there (`+search.n_trials=3`), `~key` for a setting (`~search.n_trials`: a setting is set, not deleted), for a key
+    that is not there, or for an item of a list (`~space.stages.0`, which failed with Python's "list indices must be
+    integers"). None for other errors."""
+    cause = exc.__cause__
+    if found := re.fullmatch(r"Could not append to config\. An item is already at '(.+)'\.", head):
+        return f"+{found[1]}: + adds a key that is not there, and {found[1]} is; drop the + to set it"
+    if found := re.fullmatch(r"Could not delete from config\. '(.+)' does not exist\.", head):
+        return f"~{found[1]}: there is no {found[1]} to delete"
+    if re.fullmatch(r"Error merging override ~.+", head) and "does not support deletion" in str(cause):
+        key = head.split("~", 1)[1].split("=", 1)[0]
+        return f"~{key}: a setting cannot be deleted, only set: give {key}=<value> instead"
+    if isinstance(exc, TypeError) and "list indices must be" in str(exc):
+        return "an item of a list cannot be deleted with ~: give the whole list instead, e.g. 'space.stages=[...]'"
+    return None
+
+
+def _entry_override(head: str, cause: BaseException | None) -> str | None:
+    """`<entry's key>=<its value>` for OmegaConf's refusal `cause` of one entry of a mapping given whole (`head`
+    `hw.measured_extent={stages: abc}`: 'hw.measured_extent.stages=abc'), its value as OmegaConf's message shows it;
+    None where the refusal is of the override's own key."""
+    key = head.split("=", 1)[0].lstrip("+")
+    full_key = str(getattr(cause, "full_key", "") or "")
+    if not full_key.startswith(f"{key}.") or not isinstance(cause, ValidationError):
+        return None
+    found = re.search(r"Value '(.*?)' (?:of type|\(str\))|Value (.*?) \(\w+\) is incompatible", str(cause))
+    if found is None:
+        return None
+    bad = found[1] if found[1] is not None else found[2]
+    # OmegaConf names the entry it was making (hw.calibration.conv for {conv: {fixed: abc}}): the path down to the value
+    # refused is looked up in the override's own value
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        value = OverridesParser.create().parse_overrides([head])[0].value()
+    except Exception:  # noqa: BLE001 - it parsed when composed; without its value, OmegaConf's key stays
+        value = None
+    for part in full_key[len(key) + 1:].split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return f"{full_key}{_path_to(value, bad) or ''}={bad}"
+
+
+def _path_to(value: Any, bad: str) -> str | None:
+    """'.a.b' where `value` (an override's mapping) holds a scalar written `bad` at value[a][b]; '' where `value` is it;
+    None where it holds none."""
+    if isinstance(value, dict):
+        return next((f".{k}{p}" for k, v in value.items() if (p := _path_to(v, bad)) is not None), None)
+    return "" if not isinstance(value, list) and str(value) == bad else None
 
 
 def wrong_kind_message(head: str, cause: BaseException) -> str | None:
     """One line for OmegaConf's refusal `cause` of the override `head` (`train.epochs=null`, `search.sampler=[1,2]`) of
     the wrong kind: the value as typed and what the setting takes (`field_takes`). None for other refusals."""
-    if not _WRONG_TYPE.search(str(cause)):
+    # an entry of a mapping given whole (hw.measured_extent={stages: abc}), which `_entry_override` put in `head`
+    entry = "is incompatible with type hint" in str(cause)
+    if not (_WRONG_TYPE.search(str(cause)) or entry):
         return None
     if isinstance(cause, ValidationError) and (found := re.search(r"is not a subclass of (\w+)", str(cause))):
-        # space.stages=[abc]: an item of a list of settings' mappings (OmegaConf names the list's index, not its field)
-        return f"{head} is not allowed; allowed: a list of mappings of {found[1]}'s settings, in brackets"
+        key = head.split("=", 1)[0].lstrip("+")
+        if (index := re.fullmatch(r"(.+)\[(\d+)\]", str(getattr(cause, "full_key", "")))) and f"{index[1]}.{index[2]}." in key:
+            # space.stages.9.widths=[16]: OmegaConf made an empty item 9 and refused it
+            return f"{head}: {index[1]} has no item {index[2]}; give the whole list to add one: '{index[1]}=[...]'"
+        # search.early_stop=true: a mapping of settings; space.stages=[abc]: an item of a list of such mappings
+        what = key_takes(key)
+        what = what if what is not None and found[1] in what else f"a list of mappings of {found[1]}'s settings, in brackets"
+        return f"{head} is not allowed; allowed: {what}"
     what = field_takes(getattr(cause, "object_type", None), getattr(cause, "key", None))
     # compress.prune=null: OmegaConf names PruneConfig, whose field `prune` is not; an entry of a mapping
     # (hw.efficiency.conv=null): the schema's value type, found by the key's path
@@ -353,6 +448,9 @@ def wrong_kind_message(head: str, cause: BaseException) -> str | None:
     if what is None:
         return None
     value = head.split("=", 1)[1] if "=" in head else ""
+    if entry and what.startswith("a number") and re.fullmatch(r"[-+]?\d+", value.strip()):
+        # {conv: {fixed: 3}}: OmegaConf takes 3 for a number set alone (hw.calibration.conv.fixed=3), not in a mapping
+        return f"{head}: a number in a mapping given whole is written with a point ({value.strip()}.0)"
     problem = "takes no null" if value.strip().lower() in ("null", "~") else "is not allowed"
     return f"{head} {problem}; allowed: {what}"
 

@@ -46,11 +46,22 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     # Hydra's own settings and groups are composed too (hydra/launcher=joblib hydra.launcher.n_jobs=2, as README's local
     # workers use): a misspelt launcher, or a launcher's key given without its launcher, got Hydra's multi-line message.
     overrides = [a for a in argv if a not in multirun]
+    if (problem := split_setting_problem(overrides)) is not None:  # `key=[1, 2]` unquoted, `key = 3`
+        return problem
     bare = next((a for a in overrides if "=" not in a and not a.startswith("~")), None)  # `~key` deletes a key
     if bare is not None:  # a path given alone (a checkpoint folder, a CSV): Hydra says only "missing EQUAL"
         template = _PATH_KEYS.get(config_name)
         example = f"; e.g. {template.format(bare)}" if template else ""
+        before = overrides[overrides.index(bare) - 1] if overrides.index(bare) > 0 else ""
+        if not example and "=" in before and not before.startswith("-"):
+            # search.study_name=my study: the shell split the value at its space
+            import shlex
+
+            example = f"; a value with spaces goes in quotes: {shlex.quote(f'{before} {bare}')}"
         return f"{bare!r} is not a setting: every argument is key=value{example}"
+    for override in overrides:  # `~hw`, `hw=null`: Hydra's "Config group override must be a string" or a later error
+        if (problem := group_override_problem(override)) is not None:
+            return problem
     for override in overrides:  # a path with `(`, `'` or `~`: Hydra said "mismatched input" or "LexerNoViableAlt"
         if (problem := override_syntax_problem(override, multirun=bool(multirun & set(argv)))) is not None:
             return problem
@@ -80,6 +91,61 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
             return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
                     + flat_file_hint(overrides, config_dir))
     return None
+
+
+def _open_brackets(text: str) -> int:
+    """How many `[` and `{` of `text` are not closed, outside quotes (negative: more closed than opened)."""
+    depth, quote = 0, None
+    for c in text:
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        else:
+            depth += (c in "[{") - (c in "]}")
+    return depth
+
+
+def split_setting_problem(overrides: Sequence[str]) -> str | None:
+    """One line for a setting the shell split into several arguments: a list or mapping with spaces left unquoted
+    (`space.stem_strides=[1, 2]`: Hydra got `space.stem_strides=[1,` and `2]`, and said "'2]' is not a setting" or
+    that the list is not closed), or spaces around `=` (`search.n_trials = 3`). None otherwise."""
+    import shlex
+
+    for i, arg in enumerate(overrides):
+        key, eq, value = arg.partition("=")
+        if eq and not key.startswith("-") and _open_brackets(value) > 0 and i + 1 < len(overrides):
+            parts = [arg]
+            for rest in overrides[i + 1:]:
+                parts.append(rest)
+                if _open_brackets(" ".join(parts)) <= 0:
+                    break
+            if _open_brackets(" ".join(parts)) == 0:
+                return (f"{' and '.join(repr(p) for p in parts)} are one setting that the shell split at its spaces; "
+                        f"quote it whole: {shlex.quote(' '.join(parts))}")
+        after = overrides[i + 1] if i + 1 < len(overrides) else None
+        if not eq and after is not None and after.startswith("=") or eq and key != key.rstrip():
+            value = (after[1:] or (overrides[i + 2] if i + 2 < len(overrides) else "")) if not eq else value.strip()
+            return f"{arg!r}: write {key.strip()}={value} without spaces around ="
+        if eq and not value and after is not None and "=" not in after and not after.startswith("-"):
+            return f"{arg!r} {after!r}: write {key}={after} without spaces around ="
+    return None
+
+
+def group_override_problem(override: str) -> str | None:
+    """One line for a group of the project's conf/ deleted (`~hw`: the command then ran without a chip, and said
+    hw.name is required) or given null (`hw=null`, `compress=null` for compress=none: Hydra's "Config group override
+    must be a string or a list. Got NoneType", naming neither). None otherwise."""
+    key, eq, value = override.partition("=")
+    group = key.lstrip("~+")
+    folder = config.CONF_DIR / group
+    if "." in group or "/" in group or not folder.is_dir() or not (key.startswith("~") or value.strip() == "null"):
+        return None
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    hint = f" (did you mean {group}=none?)" if "none" in options else ""
+    if key.startswith("~"):
+        return f"{override}: the command needs its {group} group; choose an option instead: {group}=<option>{hint}; available: {', '.join(options)}"
+    return f"{override}: {group}= takes an option's name, not null{hint}; available: {', '.join(options)}"
 
 
 def number_for_a_switch(cfg: DictConfig, overrides: Sequence[str]) -> str | None:
@@ -260,7 +326,12 @@ def override_syntax_problem(override: str, *, multirun: bool = False) -> str | N
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     key, equals, value = override.partition("=")
-    if not equals or not value or value[0] in "'\"[{" or "${" in value:
+    if equals and (item := re.fullmatch(r"([~+]*[\w.]+)\[(\d+)\](.*)", key)):
+        # space.stages[0].widths, as OmegaConf's messages write an item: Hydra's lexer refused it
+        return f"{override}: an item of a list is numbered after a dot: {item[1]}.{item[2]}{item[3]}={value}"
+    if equals and value[:1] in ("[", "{"):
+        return _bracketed_value_problem(override)
+    if not equals or not value or value[0] in "'\"" or "${" in value:
         return None
     parser = OverridesParser.create()
     if re.match(rf"({'|'.join(parser.functions.definitions)})\s*\(", value):  # choice(a,b), range(1,4), ...
@@ -284,6 +355,26 @@ def override_syntax_problem(override: str, *, multirun: bool = False) -> str | N
     home = " (Hydra does not expand ~ to your home folder; the shell expands $HOME)" if re.match(r"~(/|$)", value) else ""
     return (f"{override}: Hydra's override syntax takes {shown} only inside quotes; quote the value: "
             f"{_quoted_override(key, value)}{home}")
+
+
+def _bracketed_value_problem(override: str) -> str | None:
+    """One line for a list or mapping (`key=[...]`, `key={...}`) that Hydra's grammar refuses: brackets that do not
+    pair up, quoted keys of a mapping, a key without its `:`. Hydra said "no viable alternative at input" and linked
+    its grammar. None when it parses."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        OverridesParser.create().parse_overrides([override])
+        return None
+    except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
+        pass
+    how = "a list is written key=[a, b], a mapping key={a: 1, b: [1, 2]}"
+    depth = _open_brackets(override.partition("=")[2])
+    if depth:
+        return f"{override}: {'a [ or { is not closed' if depth > 0 else 'a ] or } closes nothing'}; {how}"
+    if re.search(r"[{,]\s*['\"]", override):
+        return f"{override}: the keys of a mapping go without quotes; {how}"
+    return f"{override} is not a list or mapping Hydra reads: {how} (a value with spaces or commas in quotes)"
 
 
 def _plain_value(parser: Any, value: str, *, key: str = "k") -> bool:

@@ -86,11 +86,11 @@ SEARCH_CASES = [
     (["train.precision=fp16"], "train.precision=fp16 is unknown; allowed: auto, fp32, bf16"),
     (["search.nope=1"], "search.nope is not a setting of search; allowed: study_name, n_trials, sampler,"),
     (["train.epoch=3"], "train.epoch is not a setting of train (did you mean train.epochs?); allowed: epochs, subset,"),
-    (["space.stages.0.mixer=[pool]"], "space.stages[0].mixer is not a setting of space.stages[0] (did you mean space.stages[0].mixers?)"),
+    (["space.stages.0.mixer=[pool]"], "space.stages.0.mixer is not a setting of space.stages.0 (did you mean space.stages.0.mixers?)"),
     # keys that Hydra's + and ++ add without a schema check: refused, not dropped
     (["+train.epoch=3"], "train.epoch is not a setting of train (did you mean train.epochs?)"),
     (["++search.n_trails=3"], "search.n_trails is not a setting of search (did you mean search.n_trials?)"),
-    (["+space.stages.1.kernel=[7]"], "space.stages[1].kernel is not a setting of space.stages[1] (did you mean space.stages[1].kernels?)"),
+    (["+space.stages.1.kernel=[7]"], "space.stages.1.kernel is not a setting of space.stages.1 (did you mean space.stages.1.kernels?)"),
     (["+epochs=3"], "epochs is not a setting of the config (did you mean train.epochs or final_train.epochs or "
                     "compress.recover.epochs or compress.quantize.qat.epochs?); allowed: hw, space, data, train, search, "
                     "final_train, compress"),

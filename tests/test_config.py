@@ -1258,3 +1258,55 @@ def test_a_mapping_setting_takes_new_keys_from_a_plain_override(config_name):
     # a misspelt key there is refused by the value's own check, naming what is allowed
     with pytest.raises(ConfigError, match=r"hw.efficiency has unknown op kind 'cnov'; allowed"):
         to_run_config(compose_search_config(["hw.efficiency.cnov=0.5"]))
+
+
+OVERRIDE_CASES = [
+    # the shell split a list or mapping at its spaces: "'2]' is not a setting", or a wrong hint for the latency tools
+    (["space.stem_strides=[1,", "2]"], "'space.stem_strides=[1,' and '2]' are one setting that the shell split at its "
+     "spaces; quote it whole: 'space.stem_strides=[1, 2]'"),
+    (["search.study_name=my", "study"], "a value with spaces goes in quotes: 'search.study_name=my study'"),
+    (["search.n_trials", "=", "3"], "write search.n_trials=3 without spaces around ="),
+    (["search.n_trials =3"], "write search.n_trials=3 without spaces around ="),
+    # Hydra's "no viable alternative at input ...; See https://hydra.cc/..."
+    (["hw.measured_extent={stages: [1, 2]"], "hw.measured_extent={stages: [1, 2]: a [ or { is not closed; a list is "
+     "written key=[a, b], a mapping key={a: 1, b: [1, 2]}"),
+    (["hw.calibration={'conv': {'fixed': 1.0}}"], "the keys of a mapping go without quotes"),
+    (["space.stages[0].widths=[16]"], "an item of a list is numbered after a dot: space.stages.0.widths=[16]"),
+    # Hydra's and OmegaConf's wording: "Could not append to config", "does not support deletion", "list indices must
+    # be integers", "Config group override must be a string or a list", "Cannot merge DictConfig with ListConfig"
+    (["+search.n_trials=3"], "+search.n_trials: + adds a key that is not there, and search.n_trials is; drop the +"),
+    (["~search.n_trials"], "~search.n_trials: a setting cannot be deleted, only set: give search.n_trials=<value>"),
+    (["~search.nope"], "~search.nope: there is no search.nope to delete"),
+    (["~space.stages.0"], "an item of a list cannot be deleted with ~: give the whole list instead"),
+    (["~hw"], "~hw: the command needs its hw group; choose an option instead: hw=<option>; available: cpu,"),
+    (["compress=null"], "compress=null: compress= takes an option's name, not null (did you mean compress=none?)"),
+    (["hw="], "hw= needs an option's name; available: cpu,"),
+    (["hw.efficiency=[1,2]"], "hw.efficiency=[1,2] is not allowed; allowed: a mapping, in braces"),
+    (["hw.fused_kinds={a: 1}"], "hw.fused_kinds={a: 1} is not allowed; allowed: a list, in brackets"),
+    # "Value 'abc' (str) is incompatible with type hint 'typing.List[typing.Any]'": the entry, and what it takes
+    (["hw.measured_extent={stages: abc}"], "hw.measured_extent.stages=abc is not allowed; allowed: a list, in brackets"),
+    (["hw.calibration={conv: {fixed: abc}}"], "hw.calibration.conv.fixed=abc is not allowed; allowed: a number"),
+    (["hw.efficiency={conv: abc}"], "hw.efficiency.conv='abc' (set on the command line) must be a plain number"),
+    # OmegaConf takes 3 for a number set alone, not inside a mapping given whole
+    (["hw.calibration={conv: {fixed: 3}}"], "hw.calibration.conv.fixed=3: a number in a mapping given whole is written "
+     "with a point (3.0)"),
+    # it said a list of mappings, for a setting that is one mapping
+    (["search.early_stop=true"], "search.early_stop=true is not allowed; allowed: a mapping of EarlyStop's settings"),
+    (["space.stages.9.widths=[16]"], "space.stages has no item 9; give the whole list to add one"),
+    # it said "widthz is not a setting of the config"
+    (["space.stages=[{widths: [16]}, {widthz: [16]}]"], "space.stages.1.widthz is not a setting of space.stages.1 "
+     "(did you mean space.stages.1.widths?)"),
+    # it said "space.stem_strides='[a]' must be a whole number"
+    (["space.stem_strides=[1, a]"], "space.stem_strides=[1, a]: its items must each be a whole number, and item 1 is 'a'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), OVERRIDE_CASES, ids=[" ".join(o) for o, _ in OVERRIDE_CASES])
+def test_each_kind_of_override_mistake_is_one_line_in_the_projects_words(overrides, fragment):
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
+
+    register_configs()
+    problem = precheck_overrides(overrides, config_name="search")
+    assert problem is not None and fragment in problem, problem
+    assert "\n" not in problem and "hydra.cc" not in problem and "struct" not in problem
