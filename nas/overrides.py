@@ -53,8 +53,8 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         template = _PATH_KEYS.get(config_name)
         example = f"; e.g. {template.format(bare)}" if template else ""
         before = overrides[overrides.index(bare) - 1] if overrides.index(bare) > 0 else ""
-        if not example and "=" in before and not before.startswith("-"):
-            # search.study_name=my study: the shell split the value at its space
+        if not example and "=" in before and not before.startswith("-") and not ("/" in bare or Path(bare).exists()):
+            # search.study_name=my study: the shell split the value at its space (a path given alone is no such word)
             import shlex
 
             example = f"; a value with spaces goes in quotes: {shlex.quote(f'{before} {bare}')}"

@@ -1310,3 +1310,12 @@ def test_each_kind_of_override_mistake_is_one_line_in_the_projects_words(overrid
     problem = precheck_overrides(overrides, config_name="search")
     assert problem is not None and fragment in problem, problem
     assert "\n" not in problem and "hydra.cc" not in problem and "struct" not in problem
+
+
+def test_a_path_given_alone_after_a_setting_is_not_taken_for_a_split_value():
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
+
+    register_configs()
+    assert (precheck_overrides(["hw=cpu", "runs/exp1"], config_name="search")
+            == "'runs/exp1' is not a setting: every argument is key=value")
