@@ -1826,6 +1826,14 @@ def _latency_cfg(*overrides: str):
         return compose(config_name="latency", overrides=list(overrides))
 
 
+def test_the_latency_tools_take_new_keys_of_a_chips_mappings_as_the_search_does():
+    # hw.calibration.conv.fixed=2.0 on a chip without that entry (or hw.measured_extent={...}) failed in the latency
+    # tools with Hydra's "Key ... is not in struct", where nas.search and compress.run take it.
+    tool = to_tool_config(_latency_cfg("hw=edge_npu", "hw.calibration.conv.fixed=2.0",
+                                       "hw.measured_extent={stages: [4, 4]}"))
+    assert tool.hw.calibration["conv"]["fixed"] == 2.0 and tool.hw.measured_extent == {"stages": [4, 4]}
+
+
 @pytest.mark.parametrize(("override", "message"), [
     # torch's allocator raised a traceback building the head ("can't allocate memory: you tried to allocate 3.8e14 bytes")
     ("num_classes=1000000000000", r"^num_classes=1000000000000: a model of space metaformer_t needs about .* GiB of memory for "

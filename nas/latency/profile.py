@@ -99,8 +99,11 @@ instead of a profile that never ends or fills the disk with ONNX files."""
 
 
 def register_latency_configs() -> None:
-    """Register the latency tools' schema with Hydra's ConfigStore."""
-    ConfigStore.instance().store(name="latency_schema", node=LatencyToolConfig)
+    """Register the latency tools' schema with Hydra's ConfigStore (its mappings open to new keys, as the search's:
+    `nas.config.schema_node`)."""
+    from nas.config import schema_node
+
+    ConfigStore.instance().store(name="latency_schema", node=schema_node(LatencyToolConfig))
 
 
 def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
