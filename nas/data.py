@@ -24,8 +24,29 @@ import torch
 from nas.checkpoint import ImageCounts  # what `Dataset.image_counts` holds; there for compress.predict, without torch
 from nas.config import DataConfig, DataFormat, Metric
 from nas.errors import DataError, counted, make_folder, module_logger, readable_repr
+from nas.image_folder import (IMAGE_SUFFIXES, OS_FOLDER_FILES, SYSTEM_FOLDERS, class_dirs, class_mismatch,
+                              dataset_one_folder_down, empty_classes_message, image_files_in, image_folders_in,
+                              is_image_file, loose_images_warning, misnamed_split_folders, non_image_files_note,
+                              not_a_class_folder, not_a_folder, numbered_classes_warning, shared_images_message,
+                              system_folders_note, unread_images_warning)
 from nas.memory import available_memory_bytes, gib
 from nas.overrides import shell_override
+
+# nas.data's public names: its own, and those of the modules split from it that code and tests import from here, where
+# they were before nas/data.py was split.
+__all__ = ["ALPHA_MODES", "CACHE_FORMAT", "CLASS_SUMMARY", "DRAFT_GAP", "Dataset", "ERASE_AREA",
+           "ERASE_LOG_ASPECT", "EXIF_ORIENTATION", "FASHION_MNIST_CLASSES", "FASHION_MNIST_INSTALL",
+           "GREY_MODES", "GREY_REPEATED", "IMAGE_SUFFIXES", "IMBALANCE_WARN_RATIO", "ImageCounts",
+           "LOAD_BYTES_PER_VALUE", "OS_FOLDER_FILES", "Original", "SPLIT_NAMES", "SPLIT_SETTINGS",
+           "SYSTEM_FOLDERS", "Split", "SplitImageDigests", "UNREADABLE_NAMED", "UnreadableImageError",
+           "absolute_root", "augment", "available_cpus", "channel_stats", "class_changes", "class_summary",
+           "cross_class_copies_warning", "data_identity", "grey_image_count", "held_out_copies_warning",
+           "held_out_gaps_warning", "image_digests", "image_files_in", "imbalance_warning", "is_image_file",
+           "iterate_batches", "load_dataset", "load_search_data", "non_image_files_note", "notable_images",
+           "numbered_classes_warning", "per_class_test_images", "preprocessing", "read_idx", "read_image",
+           "read_images", "reshaped_images_warnings", "split_as_recorded_and_digests", "split_digest",
+           "split_image_digests", "split_record", "system_folders_may_explain", "system_folders_note",
+           "unread_images_warning", "unreadable_message"]
 
 log = module_logger(__name__)  # lines naming a file that is not UTF-8 written readably (ReadableNames)
 
@@ -33,23 +54,7 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 FASHION_MNIST_INSTALL = "sudo apt-get install -y dataset-fashion-mnist"
-# torchvision's ImageFolder suffixes (Netpbm's .ppm and .pgm among them: GTSRB ships .ppm) plus .pbm, .pnm, .gif and
-# .jfif (a JPEG as Windows saves one from the web); all of them Pillow reads.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                            ".ppm", ".pgm", ".pbm", ".pnm"})
 
-# Image formats a class folder may hold that are not read (iPhones' HEIC, cameras' raw files, formats Pillow reads only
-# in some builds): named in a warning, so photos are not left out of training unseen.
-OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpe", ".tga", ".ico", ".psd",
-                                  ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw", ".qoi", ".apng"})
-
-# The files an operating system leaves in a folder of photos (Windows' thumbnail cache and folder settings; macOS's
-# .DS_Store is hidden, so skipped anyway), by lower-case name, with what each is: skipped without a word, as hidden
-# files are. Counted among the files that are not images, they made an info line about litter the user never put
-# there. compress.predict refuses one named among the images as what it is (`photos/*` takes Thumbs.db along).
-OS_FOLDER_FILES = {"thumbs.db": "Windows' thumbnail cache", "ehthumbs.db": "Windows Media Center's thumbnail cache",
-                   "ehthumbs_vista.db": "Windows Media Center's thumbnail cache",
-                   "desktop.ini": "Windows' folder settings", ".ds_store": "macOS Finder's folder settings"}
 
 # Bytes of memory per uint8 value of the loaded images that loading them takes at its peak: the decoded images, a second
 # copy while they are stacked into one array (or resized, for idx data), and the float32 copy of the training images
@@ -147,66 +152,23 @@ def _find_idx(root: Path, stem: str) -> Path:
     )
 
 
-def _not_a_folder(root: Path) -> str:
-    """What a data.root that is not a folder is, in words."""
-    if root.exists():  # a file (one image, or the zip the images came in) is not "missing": say what it is
-        return "is a file, not a folder"
-    if str(root).startswith("~"):  # neither the shell (after "data.root=") nor Hydra expands it
-        return f"does not exist: ~ is not expanded, write the whole path (data.root={root.expanduser()})"
-    return "does not exist"
-
-
-def _image_folders_in(root: Path) -> list[str]:
-    """The folders of `root` (of `root/train` where there is one) that hold image files directly, as an image folder's
-    class folders do, relative to `root` (`cat`, `train/cat`); empty where none does. Each folder is scanned until its
-    first image, so a large folder costs little."""
-    base = root / "train" if (root / "train").is_dir() else root
-    try:
-        folders = _class_dirs(base)
-    except OSError:
-        return []
-    found = []
-    for folder in folders:
-        try:
-            with os.scandir(folder) as entries:
-                if any(is_image_file(Path(e.path)) for e in entries):
-                    found.append(folder.relative_to(root).as_posix())
-        except OSError:
-            continue
-    return found
-
-
-def _dataset_one_folder_down(base: Path) -> tuple[Path, list[str]] | None:
-    """`base`'s one folder and its folders of images (`_image_folders_in`, relative to it) where `base` is the folder an
-    archive unpacked into, one folder above the dataset: its one folder holds >= 2 folders of images (or train/ with
-    them) and no image itself, as a class's folder with dated subfolders would. None otherwise."""
-    try:
-        folders = _class_dirs(base)
-        if len(folders) != 1 or any(is_image_file(p) for p in folders[0].iterdir()):
-            return None
-    except OSError:
-        return None
-    inner = _image_folders_in(folders[0])
-    return (folders[0], inner) if len(inner) >= 2 else None
-
-
 def _load_idx_dataset(root: Path, *, name: str = "fashion_mnist") -> tuple[Split, Split, tuple[str, ...]]:
     if not root.is_dir():
         raise DataError(
-            f"data.root={root} {_not_a_folder(root)}; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
+            f"data.root={root} {not_a_folder(root)}; install Fashion-MNIST with `{FASHION_MNIST_INSTALL}` "
             "or set data.root to a folder holding the four idx files"
         )
     if not any((root / f"train-images-idx3-ubyte{gz}").is_file() for gz in (".gz", "")):
         # data.root=/my/images given without data=imagefolder (the data group defaults to Fashion-MNIST): the line
         # about a missing idx file and installing Fashion-MNIST sent the user the wrong way
-        if folders := _image_folders_in(root):
+        if folders := image_folders_in(root):
             shown = ", ".join(folders[:5]) + (f", ... ({len(folders)} in all)" if len(folders) > 5 else "")
             raise DataError(
                 f"data.root={root} holds folders of images ({shown}), not the idx files that data={name} reads: for "
                 "your own images pass data=imagefolder too (root/<class>/*.png|jpg or root/train/<class>/...)"
             )
         # data.root one folder above such a folder (the one an archive unpacked into): named as the data.root to pass
-        if (down := _dataset_one_folder_down(root)) is not None:
+        if (down := dataset_one_folder_down(root)) is not None:
             folder, inner = down
             folders = [f"{folder.name}/{f}" for f in inner]
             shown = ", ".join(folders[:5]) + (f", ... ({len(folders)} in all)" if len(folders) > 5 else "")
@@ -263,123 +225,6 @@ def available_cpus() -> int:
 
 
 # -- image folders -----------------------------------------------------------------------------
-def is_image_file(path: Path) -> bool:
-    """Whether `path` is an image file the toolkit reads: an image suffix, and not hidden."""
-    # Hidden files are skipped as hidden folders are: macOS writes "._<name>.png" metadata files beside every image
-    # it copies to a USB stick or network share, and they are not images.
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
-
-
-def image_files_in(folder: Path, *, other_images: list[Path] | None = None,
-                   other_files: list[Path] | None = None) -> list[Path]:
-    """The image files in `folder` and its subfolders, sorted (torchvision's ImageFolder reads a class folder's
-    subfolders too: photos sorted by day or camera); hidden files and hidden folders are skipped. Linked subfolders
-    are followed, each folder once; `DataError` names an unreadable subfolder or a link to an image that is gone.
-    Files of image formats that are not read (`OTHER_IMAGE_SUFFIXES`) are appended to `other_images` if given, and
-    the other files that are neither hidden nor the system's own (`OS_FOLDER_FILES`: Thumbs.db, desktop.ini), such as
-    notes.txt and labels.xml, to `other_files` if given."""
-    def unreadable(e: OSError) -> None:
-        raise DataError(f"cannot read the folder {e.filename}: {e.strerror or e}; make it readable or remove it")
-
-    found: list[Path] = []
-    seen: set[str] = set()
-    # os.walk, not Path.rglob: rglob does not enter linked subfolders (a class folder gathered from links to other
-    # disks lost their images without a word) and skips unreadable ones as silently. A folder reached twice (a link to
-    # an ancestor, or two links to one folder) is walked once, so a link cycle ends and no image is read twice.
-    for top, dirs, files in os.walk(folder, followlinks=True, onerror=unreadable):
-        real = os.path.realpath(top)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not _skipped_folder(d)]
-        for name in files:
-            path = Path(top, name)
-            if path.suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".") and not path.exists():
-                # a link whose target is gone (an unmounted disk, a moved folder): an image the user meant to train on
-                raise DataError(f"image {path} is a link to {os.readlink(path)}, which does not exist; restore its "
-                                "target or remove the link")
-            if is_image_file(path):
-                found.append(path)
-            elif name.startswith(".") or name.lower() in OS_FOLDER_FILES:
-                continue
-            elif path.suffix.lower() in OTHER_IMAGE_SUFFIXES:
-                if other_images is not None:
-                    other_images.append(path)
-            elif other_files is not None and path.suffix.lower() not in IMAGE_SUFFIXES:
-                other_files.append(path)
-    return sorted(found)
-
-
-def unread_images_warning(where: Path, other: Sequence[Path], *, to: str = "train on",
-                          non_images: Sequence[Path] = ()) -> str | None:
-    """One line counting the files of `other` (image formats that are not read, `OTHER_IMAGE_SUFFIXES`, as
-    `image_files_in` collects them) found under `where` by suffix, naming one, and what to convert them to in order to
-    `to` them (a verb: "train on", "classify"); None when there are none. Training and `compress.predict` warn with it, so a photo is left out in neither
-    without a word. The files of `non_images` (`image_files_in`'s `other_files`) are counted at its end, naming one,
-    rather than in a line of their own (`non_image_files_note`)."""
-    if not other:
-        return None
-    from collections import Counter
-
-    kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(Counter(p.suffix.lower() for p in other).items()))
-    is_, them = ("is", "it") if len(other) == 1 else ("are", "them")
-    also = ""
-    if non_images:
-        one = len(non_images) == 1
-        also = (f"; {counted(len(non_images), 'other file')} that {'is not an image is' if one else 'are not images are'} "
-                f"skipped too (e.g. {_under(min(non_images), where)})")
-    return (f"{where}: {counted(len(other), 'image file')} of formats that are not read {is_} left out ({kinds}; e.g. "
-            f"{min(other)}); convert {them} to one of {' '.join(sorted(IMAGE_SUFFIXES))} to {to} {them}{also}")
-
-
-def non_image_files_note(where: Path, files: Sequence[Path]) -> str | None:
-    """One info line counting the files of `files` (`image_files_in`'s `other_files`: neither hidden nor of an image
-    suffix) found under `where`, naming one relative to it: a notes.txt in a class folder is meant to be skipped, but
-    photos saved under another suffix (.svg, .jpg_large) were left out without a word. None when there are none."""
-    if not files:
-        return None
-    one = len(files) == 1
-    return (f"{where}: skipped {counted(len(files), 'file')} that {'is not an image' if one else 'are not images'} "
-            f"(e.g. {_under(min(files), where)}); only {' '.join(sorted(IMAGE_SUFFIXES))} are read")
-
-
-def _under(path: Path, where: Path) -> Path:
-    """`path` relative to `where` where it lies under it (as `image_files_in` finds it), else as it is."""
-    return path.relative_to(where) if path.is_relative_to(where) else path
-
-
-# Folders that systems, not users, make among photos, by lower-case name (hidden ones aside): a Synology NAS's thumbnail
-# cache in every folder it indexes (@eaDir/IMG_1.JPG/SYNOPHOTO_THUMB_XL.jpg: each photo again at five sizes, which
-# multiplied a class's images and put thumbnails of test photos into training), its recycle bin, and what the root of a
-# USB disk holds (Windows' recycle bin of deleted photos and its system folder, ext4's lost+found, not readable by the
-# user), which became classes where data.root was such a disk.
-SYSTEM_FOLDERS = frozenset({"@eadir", "#recycle", "$recycle.bin", "system volume information", "lost+found"})
-
-
-def _skipped_folder(name: str) -> bool:
-    """Hidden folders, the __MACOSX/ folder unzipping a Mac's zip leaves beside the images (its ._ files are metadata),
-    and the system's own (`SYSTEM_FOLDERS`): none is a class nor holds training images."""
-    return name.startswith(".") or name == "__MACOSX" or name.lower() in SYSTEM_FOLDERS
-
-
-def _loose_images_warning(where: Path) -> str | None:
-    """One line counting the image files that lie in `where` itself, beside its class (or split) folders, where no
-    image is read: a few photos saved into the root instead of their class folder were left out of training (and of
-    the counts it prints) without a word. None when there are none."""
-    if not where.is_dir():
-        return None
-    loose = sorted(p for p in where.iterdir() if is_image_file(p))
-    if not loose:
-        return None
-    lie, is_, them = ("lies", "is", "it") if len(loose) == 1 else ("lie", "are", "them")
-    return (f"{where}: {counted(len(loose), 'image file')} {lie} outside the class folders and {is_} left out (e.g. "
-            f"{loose[0].name}); only root/<class>/ (or root/train/<class>/, root/test/<class>/, root/val/<class>/) is "
-            f"read: move {them} into {'its' if len(loose) == 1 else 'their'} class folder to train on {them}")
-
-
-def _class_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not _skipped_folder(p.name))
 
 
 # Pillow modes of one grey channel; "I;16*" are 16-bit (PNG, TIFF), "LA" grey with alpha.
@@ -680,35 +525,6 @@ def unreadable_message(errors: Sequence[UnreadableImageError], *, otherwise: str
     return f"cannot read {len(errors)} images: {named}{more}; {fix}"
 
 
-def _empty_classes_message(empty: Sequence[Path], fix: str) -> str:
-    """One line naming every class folder in `empty` (none of its images is read) and `fix`, in which "{it}" stands for
-    "it" or "them"."""
-    one = len(empty) == 1
-    return (f"class folder{'' if one else 's'} {', '.join(map(str, empty))} {'has' if one else 'have'} no images "
-            f"({' '.join(sorted(IMAGE_SUFFIXES))}), in {'it or its' if one else 'them or their'} subfolders; "
-            + fix.format(it="it" if one else "them"))
-
-
-def _shared_images_message(files: Sequence[Path], labels: Sequence[int], classes: Sequence[str]) -> str | None:
-    """One line naming the first image file that two class folders share (a link in one class's folder to another
-    class's folder, or one file linked into both) and counting such files; None when every file is in one class.
-    `image_files_in` walks a linked folder once within a class, not across classes: such an image was read into
-    both classes with conflicting labels, without a word."""
-    owner: dict[str, int] = {}  # resolved path -> index into files of its first listing
-    shared: list[tuple[int, int]] = []
-    for i, (path, label) in enumerate(zip(files, labels)):
-        first = owner.setdefault(os.path.realpath(path), i)
-        if first != i and labels[first] != label:
-            shared.append((first, i))
-    if not shared:
-        return None
-    first, i = shared[0]
-    return (f"image {files[i]} (class {readable_repr(classes[labels[i]])}) is the same file as {files[first]} (class "
-            f"{readable_repr(classes[labels[first]])}), through a link: {counted(len(shared), 'image file')} "
-            f"{'is' if len(shared) == 1 else 'are'} in two class folders with conflicting labels; each image must be in "
-            "one class folder only: remove the link or the image from the class it does not belong to")
-
-
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None,
                  fix: str = "add images to {it}", data_root: Path | None = None,
@@ -729,8 +545,8 @@ def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode
     elif (note := non_image_files_note(root, non_images)) is not None:  # info: notes.txt is skipped by design
         log.info("%s", note)
     if empty:  # every one at once, with what to do: the first alone was named, one per run, with no word of a fix
-        raise DataError(_empty_classes_message(empty, fix))
-    if (shared := _shared_images_message(files, ys, classes)) is not None:
+        raise DataError(empty_classes_message(empty, fix))
+    if (shared := shared_images_message(files, ys, classes)) is not None:
         raise DataError(shared)
     _check_fits_memory(len(files), channels=1 if mode == "L" else 3, size=size, where=root)
     y = torch.tensor(ys, dtype=torch.int64)
@@ -803,126 +619,14 @@ def _detect_mode(folders: list[Path]) -> str:
     return "L"
 
 
-# Other names of split folders (any case), and the name the split layout reads: Kaggle's "Training"/"Testing", Roboflow's
-# "valid", or "Train" on a case-sensitive disk.
-SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
-                      "val": "val", "valid": "val", "validation": "val"}
-
-
-def _misnamed_split_folders(root: Path, has_split_dirs: bool) -> None:
-    """`DataError` when folders of `root` are split folders by another name, so their images would be read wrongly:
-    as classes (root/Training/<class> and root/Testing/<class> made a model that tells training from test images), or
-    not at all (root/valid beside root/train)."""
-    split_like = [p.name for p in _class_dirs(root) if p.name.lower() in SPLIT_FOLDER_NAMES]
-    if has_split_dirs:
-        unread = [name for name in split_like if not (root / SPLIT_FOLDER_NAMES[name.lower()]).is_dir()]
-        if unread:
-            renames = ", ".join(f"{name} -> {SPLIT_FOLDER_NAMES[name.lower()]}" for name in unread)
-            raise DataError(f"{root} holds {', '.join(unread)}, which would not be read: the split layout reads "
-                            f"root/train, root/test and root/val (lower case); rename {renames}")
-        # Another spelling beside the folder that is read (root/valid beside root/val, root/Train beside root/train on a
-        # case-sensitive disk): its images would be left out unseen. One folder under two spellings (a disk that
-        # ignores case) is fine.
-        beside = [name for name in split_like if SPLIT_FOLDER_NAMES[name.lower()] != name
-                  and not os.path.samefile(root / name, root / SPLIT_FOLDER_NAMES[name.lower()])]
-        if beside:
-            pairs = ", ".join(f"{name} beside {SPLIT_FOLDER_NAMES[name.lower()]}" for name in beside)
-            raise DataError(f"{root} holds {pairs}: only root/train, root/test and root/val are read, so the images of "
-                            f"{', '.join(beside)} would be left out; move them into the folder that is read, or remove it")
-    elif split_like and len(split_like) == len(_class_dirs(root)):  # another folder beside them: they are classes
-        renames = [f"{name} -> {SPLIT_FOLDER_NAMES[name.lower()]}" for name in split_like
-                   if SPLIT_FOLDER_NAMES[name.lower()] != name]
-        raise DataError(f"{root} holds split folders ({', '.join(split_like)}) but no 'train' folder, so they would be "
-                        "read as classes; the split layout is root/train/<class>, root/test/<class> and optionally "
-                        "root/val/<class> (lower case)" + (f": rename {', '.join(renames)}" if renames else ""))
-
-
-RUN_FOLDER_MARKS = ("pareto.json", "study.db", "checkpoints")
-"""Files (and the folder of members' weights, checkpoints/<arch_id>/model.pt) a search's run folder holds and no
-dataset does: a class folder that is or holds such a folder is a run folder or runs_dir, not a class (its report PNGs
-would be trained on as images of that class)."""
-
-
-def _split_folder(folder: Path, split: str) -> Path | None:
-    """`folder`'s subfolder for `split` (train, test or val) under any name `SPLIT_FOLDER_NAMES` gives it (in lower
-    case or capitalised: 'Training'), or None. Stat calls, not a listing: a class folder of many images costs little."""
-    names = [name for name, meant in SPLIT_FOLDER_NAMES.items() if meant == split]
-    return next((folder / n for name in names for n in (name, name.capitalize()) if (folder / n).is_dir()), None)
-
-
-def _holds_a_dataset(folder: Path) -> bool:
-    """Whether `folder` holds a split dataset: a train folder of >= 2 folders (classes) beside a test or val folder."""
-    train = _split_folder(folder, "train")
-    try:
-        return (train is not None and (_split_folder(folder, "test") or _split_folder(folder, "val")) is not None
-                and len(_class_dirs(train)) >= 2)
-    except OSError:
-        return False
-
-
-def _run_folder_in(folder: Path) -> tuple[Path, str] | None:
-    """(the run folder, the mark it holds) where `folder` is a search's run folder or holds one (`RUN_FOLDER_MARKS`:
-    runs/<study>/pareto.json), else None."""
-    try:
-        with os.scandir(folder) as entries:
-            inside = sorted(Path(e.path) for e in entries if e.is_dir() and not _skipped_folder(e.name))
-    except OSError:
-        return None
-    def marked(run: Path, mark: str) -> bool:
-        if mark != "checkpoints":
-            return (run / mark).is_file()
-        # a folder named so is not enough (a class's photos may be): a member's folder with its weights is
-        return (run / mark).is_dir() and any((member / "model.pt").is_file() for member in (run / mark).iterdir())
-
-    try:
-        return next(((run, mark) for run in (folder, *inside) for mark in RUN_FOLDER_MARKS if marked(run, mark)), None)
-    except OSError:
-        return None
-
-
-def _not_a_class_folder(root: Path, train_root: Path, classes: Sequence[str]) -> None:
-    """`DataError` where a class folder of `train_root` is surely none, as where data.root is one folder too high, at a
-    folder holding the dataset beside others: a class folder that holds a split dataset (train/ of >= 2 folders beside
-    test/ or val/) where not every class folder is split so, or that is or holds a search's run folder
-    (`_run_folder_in`). Each would be read as one class, its images (and a report's PNGs) mixed into it. The message
-    names the likely data.root."""
-    def override(folder: Path) -> str:
-        return shell_override(key="data.root", value=str(folder.resolve()))
-
-    def split_shaped(folder: Path) -> bool:  # train/ beside test/ or val/, whatever train/ holds
-        return _split_folder(folder, "train") is not None and (
-            _split_folder(folder, "test") or _split_folder(folder, "val")) is not None
-
-    # Where every class folder is split so (class/split/source: defect/train/cam1/, defect/val/cam1/, ok/... alike) they
-    # are classes whose photos are sorted that way, read as before; one among other folders is a dataset beside them.
-    holding = next((name for name in classes if _holds_a_dataset(train_root / name)), None)
-    if holding is not None and not all(split_shaped(train_root / name) for name in classes):
-        folder = train_root / holding
-        raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ of 2 or "
-                        "more class folders beside test/ or val/), which would be read as one class: data.root is that "
-                        f"folder, e.g. {override(folder)}")
-    for name in classes:
-        if (found := _run_folder_in(folder := train_root / name)) is None:
-            continue
-        run, mark = found
-        # the other folders may be classes (the run folder is then what is out of place) or datasets themselves
-        datasets = [c for c in classes if c != name and (_holds_a_dataset(train_root / c)
-                                                         or len(_image_folders_in(train_root / c)) >= 2)]
-        fix = (f"data.root is the dataset's folder, e.g. {override(train_root / datasets[0])}, or move {folder} out of "
-               "it" if datasets else f"move {folder} out of data.root, or set data.root to the dataset's folder")
-        told = "; a run's config.yaml names the data.root it searched" if run == folder else ""
-        raise DataError(f"data.root={root}: its class folder {folder} {'is' if run == folder else 'holds'} a search's "
-                        f"run folder ({run} holds {mark}), which would be read as a class of images: {fix}{told}")
-
-
 def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | None, tuple[str, ...], ImageCounts | None]:
     root = Path(cfg.root)
     if not root.is_dir():
-        raise DataError(f"data.root={root} {_not_a_folder(root)}; expected root/<class>/*.png or root/train/<class>/...")
+        raise DataError(f"data.root={root} {not_a_folder(root)}; expected root/<class>/*.png or root/train/<class>/...")
     has_split_dirs = (root / "train").is_dir()
-    _misnamed_split_folders(root, has_split_dirs)
+    misnamed_split_folders(root, has_split_dirs)
     train_root = root / "train" if has_split_dirs else root
-    classes = tuple(p.name for p in _class_dirs(train_root))
+    classes = tuple(p.name for p in class_dirs(train_root))
     if len(classes) < 2:
         layout = (f" ({root} holds a folder named 'train', so it was read as root/train/<class>/images beside root/test; "
                   "a class named 'train' needs another folder name)" if has_split_dirs else "")
@@ -937,16 +641,16 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         # data.root one folder too high (the folder an archive unpacked into, holding the dataset's folder): its one
         # folder holds the class folders; said where it holds no image itself, as a class's folder would
         nested = ""
-        if not loose and (down := _dataset_one_folder_down(train_root)) is not None:
+        if not loose and (down := dataset_one_folder_down(train_root)) is not None:
             folder, inner = down
             nested = (f" (its one folder {folder.name} holds {counted(len(inner), 'folder')} of images ("
                       f"{', '.join(inner[:5])}{', ...' if len(inner) > 5 else ''}): data.root is one folder down, e.g. "
                       f"{shell_override(key='data.root', value=str(folder.resolve()))})")
         raise DataError(f"{train_root} has {counted(len(classes), 'class folder')}; an image-folder dataset needs >= 2 "
                         f"(root/<class>/images){layout}{one_class}{nested}")
-    _not_a_class_folder(root, train_root, classes)
+    not_a_class_folder(root, train_root, classes)
     for where in (root, train_root, root / "val", root / "test") if has_split_dirs else (root,):
-        if (loose := _loose_images_warning(where)) is not None:
+        if (loose := loose_images_warning(where)) is not None:
             log.warning("%s", loose)
     # the class folders whose images are read (a missing one is named below, once the classes are compared)
     read = [split_root / c for split_root in (train_root, root / "val", root / "test") for c in classes
@@ -962,7 +666,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
         for split_name in ("val", "test"):
             split_root = root / split_name
             if split_root.is_dir():
-                found = tuple(p.name for p in _class_dirs(split_root))
+                found = tuple(p.name for p in class_dirs(split_root))
                 if found != classes:
                     import unicodedata
 
@@ -974,7 +678,7 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
                         raise DataError(f"{split_root} has classes {spell(found)} but train has {spell(classes)}: the "
                                         "same names with accents written in another Unicode form (as macOS and Linux "
                                         f"write them); rename the class folders of {split_root} or of train to one form (convmv --nfc)")
-                    raise DataError(_class_mismatch(split_root, train_root, found, classes, cfg))
+                    raise DataError(class_mismatch(split_root, train_root, found, classes, cfg))
                 # its class folders cannot go (they must be train's), but the split folder can
                 split = _read_folder(split_root, classes, size=cfg.img_size, mode=mode, background=cfg.background,
                                      cache=cache, data_root=root, notable=notable, untold=untold, fix=f"add images to {{it}}, or remove {split_root} to hold {split_name} "
@@ -1068,25 +772,6 @@ def reshaped_images_warnings(notable: Sequence[tuple[str | Path, Original]], *, 
             warnings.append(what + f"{'its' if one else 'their'} transparent pixels are composited onto grey level "
                             f"{background} (data.background={background}), as compress.predict composites new photos")
     return warnings
-
-
-def _class_mismatch(split_root: Path, train_root: Path, found: Sequence[str], classes: Sequence[str],
-                    cfg: DataConfig) -> str:
-    """One line for a val/ or test/ folder whose class folders differ from train/'s: which ones it lacks or has over,
-    and the fixes the layout supports. Listing both whole sets ("val has classes [...] but train has [...]") left the
-    user to find the difference, and said nothing of what to do."""
-    missing = [c for c in classes if c not in found]
-    extra = [c for c in found if c not in classes]
-    what = "; ".join(
-        ([f"it lacks the class folder{'s' * (len(missing) > 1)} {', '.join(map(readable_repr, missing))} that {train_root} has"] if missing else [])
-        + ([f"it has {', '.join(map(readable_repr, extra))}, which {train_root} lacks"] if extra else []))
-    fixes = ([f"add {', '.join(str(split_root / c) for c in missing)} with images"] if missing else []) + (
-        [f"add {', '.join(str(train_root / c) for c in extra)} with images or remove "
-         f"{', '.join(str(split_root / c) for c in extra)}"] if extra else [])
-    # Without the folder, the split is held out of train/ (load_dataset), stratified by class, so every class has one.
-    size = f"data.{split_root.name}_size={getattr(cfg, f'{split_root.name}_size'):g}"
-    return (f"{split_root}: {what}; every split needs train's class folders: {' and '.join(fixes)}, or remove "
-            f"{split_root} to hold {split_root.name} images out of train ({size})")
 
 
 # The step of `preprocessing` for idx data read as 3 channels: compress.predict makes a file grey and repeats it too.
@@ -1706,74 +1391,6 @@ def system_folders_may_explain(then: dict[str, Any], now: dict[str, Any]) -> boo
     return None not in (total(then), total(now)) and total(then) != total(now)
 
 
-def system_folders_note(cfg: DataConfig) -> str | None:
-    """One clause for the refusal of a study or checkpoint made with other images than `cfg` gives, where `cfg` is an
-    image folder whose data.root holds `SYSTEM_FOLDERS` with images in them: until 2026-12-07 they were read (their
-    images among their class's, one at the root as a class of its own) and are skipped since, so a study or member made
-    before then had images no data.root gives now, which the caller says (where `system_folders_may_explain`). None for
-    other data, or a root without such a folder. Each kind found is named, with how many folders of it there are and
-    the first below the root (a NAS share has @eaDir/ in every folder, #recycle/ in one). Linked subfolders are followed
-    as the loader follows them, each folder once; the folders are listed as the loader lists them, and each system
-    folder is looked into up to its first image only: a NAS share of a million photos is not read through for one
-    clause (its thumbnails are many more files than its photos)."""
-    if cfg.format != DataFormat.imagefolder or not Path(cfg.root).is_dir():
-        return None
-
-    def first_visit(top: str, seen: set[tuple[int, int]]) -> bool:
-        # (st_dev, st_ino): a folder reached twice (a link to an ancestor, two links to one folder) is walked once
-        try:
-            st = os.stat(top)
-        except OSError:
-            return False
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
-    def has_images(folder: Path) -> bool:
-        seen: set[tuple[int, int]] = set()
-
-        def images() -> Iterator[Path]:
-            # unreadable folders ($RECYCLE.BIN, System Volume Information) are skipped: no images read there either
-            for top, subfolders, files in os.walk(folder, followlinks=True):
-                if not first_visit(top, seen):
-                    subfolders[:] = []
-                    continue
-                yield from (p for name in files if is_image_file(p := Path(top, name)))
-
-        return next(images(), None) is not None
-
-    root, seen = Path(cfg.root), set()
-    found: dict[str, list[Path]] = {}  # by lower-case name, in the order the walk meets them
-    for folder, subfolders, _ in os.walk(root, followlinks=True):
-        if not first_visit(folder, seen):
-            subfolders[:] = []
-            continue
-        for name in sorted(subfolders):
-            if name.lower() in SYSTEM_FOLDERS and has_images(Path(folder, name)):
-                found.setdefault(name.lower(), []).append(Path(folder, name))
-        subfolders[:] = sorted(name for name in subfolders if not _skipped_folder(name))  # as they are read
-    if not found:
-        return None
-
-    def kind(folders: list[Path]) -> str:
-        below = next((f"{p.relative_to(root)}/" for p in folders if p.parent != root), None)
-        if len(folders) == 1:
-            return f"{folders[0].name}/" + (f" ({below})" if below else "")
-        return f"{folders[0].name}/ ({len(folders)} folders{f', e.g. {below}' if below else ''})"
-
-    kinds = [kind(folders) for folders in found.values()]
-    named = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
-    at_root = [p.name for folders in found.values() for p in folders if p.parent == root]
-    one = sum(map(len, found.values())) == 1
-    return (f"data.root holds {named}, "
-            f"{'a folder' if one else 'folders'} a NAS or a USB disk adds, whose images were read until 2026-12-07 and "
-            "are skipped since"
-            + (f" ({', '.join(map(repr, at_root))} {'was a class' if len(at_root) == 1 else 'were classes'})"
-               if at_root else ""))
-
-
 def absolute_root(root: str | os.PathLike) -> str:
     """`root` (a data.root) as a run's files record it (a checkpoint's `data_root`, pareto.json's, a study's settings):
     absolute, resolved from the folder the search runs in. A relative one recorded as given (`data.root=images`) was
@@ -1801,25 +1418,6 @@ def split_digest(split: Split) -> str:
     h = hashlib.sha256(np.ascontiguousarray(split.x.numpy()).tobytes())
     h.update(np.ascontiguousarray(split.y.numpy().astype("<i8")).tobytes())
     return h.hexdigest()[:16]
-
-
-def numbered_classes_warning(classes: Sequence[str]) -> str | None:
-    """One line when the class folders are named by numbers that their order as text, the logits' order (sorted as
-    torchvision's ImageFolder sorts them), puts out of numeric order ("0" .. "42", as Kaggle's GTSRB ships them:
-    "10" sorts before "2"), else None. A deployment that takes logit i for class i then gives wrong labels without a
-    word; the class names the model's files record are right, and zero-padded names keep both orders alike."""
-    if not classes or not all(name.isascii() and name.isdigit() for name in classes):
-        return None
-    numeric = sorted(classes, key=int)
-    if list(classes) == numeric:
-        return None
-    i = next(i for i, (a, b) in enumerate(zip(classes, numeric)) if a != b)
-    width = max(len(name) for name in classes)
-    padded = ", ".join(str(n).zfill(width) for n in (0, 1)) + f", ..., {int(numeric[-1]):0{width}d}"
-    return (f"the class folders are numbers, ordered as text as torchvision's ImageFolder orders them: logit {i} is "
-            f"class '{classes[i]}', not '{numeric[i]}'; map predictions to classes by the class_names that metrics.json "
-            f"(output.class_names) and each .onnx file record, or zero-pad the folder names ({padded}) to order them "
-            "as numbers")
 
 
 def imbalance_warning(data: Dataset) -> str | None:

@@ -464,7 +464,7 @@ def test_a_member_refused_for_its_test_images_is_told_of_nas_folders_only_where_
     import numpy as np
     from PIL import Image
 
-    import nas.data
+    import nas.image_folder
     from compress.run import _check_test_images
     from nas.config import DataConfig, DataFormat
     from nas.data import SPLIT_SETTINGS, load_dataset, per_class_test_images, split_digest
@@ -478,7 +478,7 @@ def test_a_member_refused_for_its_test_images_is_told_of_nas_folders_only_where_
             Image.fromarray(np.full((8, 8, 3), 100 + 20 * c + i, np.uint8)).save(thumb)
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(images), img_size=8, test_size=0.2, val_size=0.2)
     with monkeypatch.context() as before:  # searched before they were skipped: 20 images a class
-        before.setattr(nas.data, "SYSTEM_FOLDERS", frozenset())
+        before.setattr(nas.image_folder, "SYSTEM_FOLDERS", frozenset())
         searched = load_dataset(cfg)
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"output": {"class_names": ["a", "b"]}, "test_images": {

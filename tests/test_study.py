@@ -836,7 +836,7 @@ def test_a_study_from_before_the_class_summary_keeps_its_refusal_and_takes_the_s
 def test_a_study_made_before_nas_folders_were_skipped_is_refused_naming_them(tmp_path, monkeypatch):
     # A Synology's @eaDir/ (and a USB disk's $RECYCLE.BIN/ ...) were read as images, one at the root as a class, until
     # 2026-12-07: a study of such a folder was refused "resume with the data it was made with", which no data.root gives
-    import nas.data
+    import nas.image_folder
     from nas.config import DataConfig, DataFormat
     from nas.study import check_data
 
@@ -844,7 +844,7 @@ def test_a_study_made_before_nas_folders_were_skipped_is_refused_naming_them(tmp
         _images(tmp_path / "a" / name, 10, seed=c)
     _images(tmp_path / "a" / "cat" / "@eaDir" / "0-0.png", 2, seed=5)  # its thumbnails
     with monkeypatch.context() as before:
-        before.setattr(nas.data, "SYSTEM_FOLDERS", frozenset())
+        before.setattr(nas.image_folder, "SYSTEM_FOLDERS", frozenset())
         made = _folder_identity(tmp_path / "a")
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
@@ -873,7 +873,7 @@ def test_a_study_made_before_nas_folders_were_skipped_is_refused_naming_them(tmp
 def test_nas_folders_are_named_only_in_refusals_they_can_explain(tmp_path, monkeypatch):
     # A Synology share has @eaDir/ in every folder: a study refused for another data.img_size, or for other split
     # settings, was told it "cannot be resumed on any data.root", though the size or split given back resumes it
-    import nas.data
+    import nas.image_folder
     from nas.config import DataConfig, DataFormat
     from nas.data import data_identity, load_dataset
     from nas.study import check_data
@@ -900,7 +900,7 @@ def test_nas_folders_are_named_only_in_refusals_they_can_explain(tmp_path, monke
     # made before they were skipped (each class had their images): named, and the refusal for a study without a
     # finished trial keeps its own advice
     with monkeypatch.context() as before:
-        before.setattr(nas.data, "SYSTEM_FOLDERS", frozenset())
+        before.setattr(nas.image_folder, "SYSTEM_FOLDERS", frozenset())
         made = data_identity(load_dataset(cfg))
     said = refusal(data_identity(load_dataset(cfg)), finished=False)
     assert "; no trial of it has finished, so nothing is lost: pass a new search.study_name=..., or resume with " in said
@@ -914,7 +914,7 @@ def test_the_nas_folders_note_names_each_kind_follows_linked_folders_and_stops_a
     # It named the first system folder below data.root alone: a share with @eaDir/ in every class folder and a #recycle/
     # of deleted photos in one was told of @eaDir/ only. Each kind is named, counted; a linked class folder is entered,
     # as the loader reads it; each system folder is looked into up to its first image (a share of a million photos)
-    import nas.data
+    import nas.image_folder
     from nas.config import DataConfig, DataFormat
     from nas.data import system_folders_note
 
@@ -925,8 +925,8 @@ def test_the_nas_folders_note_names_each_kind_follows_linked_folders_and_stops_a
     _images(tmp_path / "root" / "dog" / "@eaDir" / "0-0.png", 2, seed=3)
     (tmp_path / "root" / "dog" / "lost+found").mkdir()  # no images in it: not named
     looked: list = []
-    real = nas.data.is_image_file
-    monkeypatch.setattr(nas.data, "is_image_file", lambda p: looked.append(p) or real(p))
+    real = nas.image_folder.is_image_file
+    monkeypatch.setattr(nas.image_folder, "is_image_file", lambda p: looked.append(p) or real(p))
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path / "root"))
     assert system_folders_note(cfg) == (
         "data.root holds @eaDir/ (2 folders, e.g. bird/@eaDir/) and #recycle/ (cat/#recycle/), folders a NAS or a USB "
