@@ -5,7 +5,7 @@
 Before: every file decoded at full size in one thread, then resized (Pillow, bilinear). Now (`nas.data._read_folder`):
 JPEGs decoded at the smallest 1/2, 1/4 or 1/8 scale that keeps at least twice the target size (Pillow's draft mode, as
 its `thumbnail()` does), and files read by a thread pool; with `data.cache_dir`, loads after the first read the decoded
-arrays from the cache instead (`nas.data._cache_file`). Each variant reads the same folder in interleaved rounds
+arrays from the cache instead (`nas.images.cache_file`). Each variant reads the same folder in interleaved rounds
 (median seconds of `--rounds`); the photos are synthetic (smooth colour gradients plus noise, JPEG quality 90, about 4
 MB each), written to a temporary folder first. Also reported: how far the draft-decoded 32x32 images are from the
 full-size-decoded ones (mean and max absolute difference in 0-255 levels), since a deployed model should see what it

@@ -1144,6 +1144,7 @@ def test_iterate_batches_covers_every_image_once(tiny_idx_root):
 
 def test_image_folder_cache_is_read_while_files_and_settings_are_unchanged(tmp_path, monkeypatch):
     import nas.data
+    import nas.images
 
     for c, v in (("cat", 10), ("dog", 200)):
         for i in range(6):
@@ -1156,8 +1157,8 @@ def test_image_folder_cache_is_read_while_files_and_settings_are_unchanged(tmp_p
         return load_dataset(DataConfig(**{**cfg, **kw}))
 
     decoded = []
-    real = nas.data.read_image
-    monkeypatch.setattr(nas.data, "read_image", lambda path, **kw: decoded.append(path) or real(path, **kw))
+    real = nas.images.read_image
+    monkeypatch.setattr(nas.images, "read_image", lambda path, **kw: decoded.append(path) or real(path, **kw))
     plain = load(cache_dir=None)
     assert len(decoded) == 12 and not cache.exists()
     first = load()
@@ -1694,7 +1695,7 @@ def test_an_image_folders_splits_name_each_images_file_relative_to_the_root_also
     # misclassified. Each split now carries its images' files, as the layout names them, in the split's order.
     from PIL import Image
 
-    import nas.data
+    import nas.images
 
     for c, base in (("cat", 10), ("dog", 100)):
         for i in range(6):
@@ -1715,7 +1716,7 @@ def test_an_image_folders_splits_name_each_images_file_relative_to_the_root_also
     assert held.test.paths[0].startswith("cat/") and held.test.paths == tuple(sorted(held.test.paths))
     # From the cache (no image decoded), and from a cache file written before the paths were kept (the same pixels
     # alone; the file's format is unchanged), the paths are those of the folder's listing.
-    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr(nas.images, "read_image", lambda *a, **k: pytest.fail("decoded again"))
     cached = load_dataset(DataConfig(**cfg))
     assert cached.test.paths == held.test.paths and cached.train.paths == held.train.paths
     monkeypatch.undo()
@@ -1976,13 +1977,14 @@ def test_an_img_size_whose_images_cannot_fit_in_memory_is_refused_before_decodin
     # data.img_size=100000 (a typo for 100) decoded each photo to 30 GB: the OOM killer ended the search (exit 137, no
     # message, other processes of the machine at risk). It is refused in one line before any image is read.
     import nas.data
+    import nas.images
 
     for c in ("cat", "dog"):
         for i in range(3):
             _png(tmp_path / c / f"{i}.png", 8, 50, mode="RGB")
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(tmp_path), img_size=100000)
     decoded = []
-    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr(nas.images, "read_image", lambda *a, **k: decoded.append(1))
     with pytest.raises(DataError) as e:
         load_dataset(cfg)
     message = str(e.value)
@@ -2008,7 +2010,7 @@ def _reshaped(caplog) -> list[str]:
 def test_non_square_and_transparent_images_are_each_warned_about_once_per_load_also_from_the_cache(tmp_path, caplog, monkeypatch):
     # Photos were stretched to data.img_size and their transparency dropped without a word, though a deployment must
     # feed the model photos made the same way. One line each, counting them over every split folder, naming one.
-    import nas.data
+    import nas.images
 
     root = tmp_path / "img"
     for split, n in (("train", 4), ("test", 2)):
@@ -2037,7 +2039,7 @@ def test_non_square_and_transparent_images_are_each_warned_about_once_per_load_a
     assert data.image_counts == ImageCounts(images=16, not_square=2, transparent=1, grey=16)  # every one of one value
     # From the cache, decoding nothing: the same lines.
     caplog.clear()
-    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr(nas.images, "read_image", lambda *a, **k: pytest.fail("decoded again"))
     with caplog.at_level("WARNING", logger="nas.data"):
         assert load_dataset(DataConfig(**cfg)).image_counts == (16, 2, 1, 16)
     assert _reshaped(caplog) == [stretched, dropped]
@@ -2079,7 +2081,7 @@ def test_a_folders_grey_images_are_counted_as_compress_predict_judges_a_photo_al
     # compress.predict told a deployer to add grey photos to the training folder of a colour model whose folder held
     # 24 grey of 162: the load counts the images it made with no colour (R = G = B at every pixel of the model's input,
     # as compress.predict.grey_images judges a photo), for each member's record.
-    import nas.data
+    import nas.images
     from compress.predict import grey_images
 
     rng = np.random.default_rng(0)
@@ -2107,7 +2109,7 @@ def test_a_folders_grey_images_are_counted_as_compress_predict_judges_a_photo_al
     assert int(grey_images(x).sum()) == 3  # compress.predict's judgement of the same inputs
     assert load_dataset(DataConfig(**cfg, background=128)).image_counts.grey == 4  # the cut-out composited onto grey
     # from the cache, decoding nothing: the same count
-    monkeypatch.setattr(nas.data, "read_image", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr(nas.images, "read_image", lambda *a, **k: pytest.fail("decoded again"))
     assert load_dataset(DataConfig(**cfg)).image_counts.grey == 3
     monkeypatch.undo()
     # one channel: the model sees no colour in any image
