@@ -374,7 +374,7 @@ def test_images_held_out_by_their_paths_keep_the_per_class_counts_of_the_random_
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, sizes)), img_size=None,
                      stratify=stratify)
     now = load_dataset(cfg)
-    monkeypatch.setattr(nas.data, "_hold_out", _hold_out_in_listing_order)
+    monkeypatch.setattr(nas.data, "hold_out", _hold_out_in_listing_order)
     then = load_dataset(cfg)
     if stratify:
         assert _counts(now, len(sizes)) == _counts(then, len(sizes))
@@ -391,7 +391,7 @@ def test_idx_data_keeps_the_random_draw_of_its_val_split(tiny_idx_root, monkeypa
 
     cfg = _idx_cfg(tiny_idx_root, val_size=0.25, stratify=stratify)
     now = load_dataset(cfg)
-    monkeypatch.setattr(nas.data, "_hold_out", _hold_out_in_listing_order)
+    monkeypatch.setattr(nas.data, "hold_out", _hold_out_in_listing_order)
     then = load_dataset(cfg)
     assert torch.equal(now.val.x, then.val.x) and torch.equal(now.val.y, then.val.y)
     assert torch.equal(now.train.y, then.train.y) and torch.equal(now.test.x, then.test.x)
@@ -439,7 +439,7 @@ def test_a_study_or_checkpoint_made_before_images_were_held_out_by_their_paths_k
 
 
 def _stratified_counts_before_one_for_each(labels, k, **_):
-    """What nas.data._stratified_counts gave before every class that can spare an image got one (commit ccd2cc9), the
+    """What nas.splits._stratified_counts gave before every class that can spare an image got one (commit ccd2cc9), the
     split that studies made then recorded the digests of: largest remainders, each class keeping an image while the
     others can make up `k`."""
     import math
@@ -456,18 +456,18 @@ def _stratified_counts_before_one_for_each(labels, k, **_):
 
 
 def _hold_out_in_listing_order(split, size, *, seed, what, stratify, one_for_each=True, **_):
-    """What nas.data._hold_out did before held-out images were chosen by their paths (2026-12-06), the split that
+    """What nas.splits.hold_out did before held-out images were chosen by their paths (2026-12-06), the split that
     studies and checkpoints made then recorded the digests of: one generator, a randperm of each class in turn (of all
     images without stratify), in the listing's order."""
-    import nas.data
+    import nas.splits
 
-    k = nas.data._count(size, len(split), what)
+    k = nas.splits._count(size, len(split), what)
     generator = torch.Generator().manual_seed(seed)
     rounded_up = False
     if stratify:
         held_parts = []
-        counts = nas.data._stratified_counts(split.y, k, one_for_each=one_for_each)
-        rounded_up = one_for_each and counts != nas.data._stratified_counts(split.y, k, one_for_each=False)
+        counts = nas.splits._stratified_counts(split.y, k, one_for_each=one_for_each)
+        rounded_up = one_for_each and counts != nas.splits._stratified_counts(split.y, k, one_for_each=False)
         for c, count in counts.items():
             members = (split.y == c).nonzero().flatten()
             held_parts.append(members[torch.randperm(len(members), generator=generator)[:count]])
@@ -485,10 +485,11 @@ def _split_as_before(m, *, one_for_each=True):
     """Patch (with pytest's MonkeyPatch `m`) nas.data to split as before held-out images were chosen by their paths,
     and with `one_for_each` false as before a class rounded to none got a held-out image too."""
     import nas.data
+    import nas.splits
 
-    m.setattr(nas.data, "_hold_out", _hold_out_in_listing_order)
+    m.setattr(nas.data, "hold_out", _hold_out_in_listing_order)
     if not one_for_each:
-        m.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+        m.setattr(nas.splits, "_stratified_counts", _stratified_counts_before_one_for_each)
 
 
 def _folder(root, sizes):
@@ -509,7 +510,7 @@ def test_a_small_class_rounded_out_of_val_gets_a_val_image_and_the_split_keeps_i
 
 @pytest.mark.parametrize("k", [2, 3, 5, 8, 13, 30])
 def test_held_out_counts_are_unchanged_where_every_class_that_can_spare_an_image_got_one(k):
-    from nas.data import _stratified_counts
+    from nas.splits import _stratified_counts
 
     rng = np.random.default_rng(k)
     compared = changed = 0
@@ -539,11 +540,12 @@ def test_held_out_counts_are_unchanged_where_every_class_that_can_spare_an_image
 def test_the_split_of_a_folder_where_every_class_got_images_is_the_one_studies_recorded(tmp_path, monkeypatch, sizes,
                                                                                         held_out):
     import nas.data
+    import nas.splits
 
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path, sizes)), img_size=None,
                      **held_out)
     now = nas.data.data_identity(load_dataset(cfg))["digests"]
-    monkeypatch.setattr(nas.data, "_stratified_counts", _stratified_counts_before_one_for_each)
+    monkeypatch.setattr(nas.splits, "_stratified_counts", _stratified_counts_before_one_for_each)
     assert nas.data.data_identity(load_dataset(cfg))["digests"] == now
 
 
