@@ -377,6 +377,7 @@ def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     # The test split was compared with the checkpoint's record (split_as_recorded_and_digests) and then hashed again to
     # check it: every test pixel twice before a compression.
     import nas.data
+    import nas.data_records
     from compress.run import _check_test_images
     from nas.config import DataConfig, DataFormat
     from nas.data import SPLIT_SETTINGS, load_dataset, split_digest
@@ -389,7 +390,8 @@ def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     (tmp_path / "ck" / "metrics.json").write_text(json.dumps({"test_images": {
         "digest": split_digest(data.test), "count": len(data.test), "split": {k: getattr(cfg, k) for k in SPLIT_SETTINGS}}}))
     hashed: list[int] = []
-    monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or split_digest(split))
+    for where in (nas.data, nas.data_records):  # where split_as_recorded_and_digests, data_identity look it up
+        monkeypatch.setattr(where, "split_digest", lambda split: hashed.append(len(split)) or split_digest(split))
     assert _check_test_images(tmp_path / "ck", data, cfg) is data
     assert hashed == [len(data.test)]
 

@@ -640,6 +640,7 @@ def test_load_search_data_of_a_run_folder_hashes_each_split_once(tmp_path, monke
     import optuna
 
     import nas.data
+    import nas.data_records
     from nas.data import data_identity, load_search_data
 
     cfg = DataConfig(name="x", format=DataFormat.imagefolder, root=str(_folder(tmp_path / "images", {"a": 20, "b": 20})),
@@ -650,10 +651,12 @@ def test_load_search_data_of_a_run_folder_hashes_each_split_once(tmp_path, monke
         "data", data_identity(data))
     hashed: list[int] = []
     real = nas.data.split_digest
-    monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or real(split))
+    for where in (nas.data, nas.data_records):  # where split_as_recorded_and_digests, data_identity look it up
+        monkeypatch.setattr(where, "split_digest", lambda split: hashed.append(len(split)) or real(split))
     loaded = load_search_data(cfg, run_dir=tmp_path / "runs" / "s")
     assert sorted(hashed) == sorted(len(s) for s in (data.train, data.val, data.test))  # each split once
-    monkeypatch.setattr(nas.data, "split_digest", real)
+    for where in (nas.data, nas.data_records):
+        monkeypatch.setattr(where, "split_digest", real)
     assert data_identity(loaded) == data_identity(data)
     with pytest.raises(ValueError, match=r"^split_digests names no split 'tests': pass split digests by split name "
                                          r"\(train, val, test\)$"):
@@ -1957,6 +1960,7 @@ def test_data_identity_and_the_copies_warning_hash_no_image_again_when_given_the
     # A search start hashed every training image twice (data_identity's class summary, then held_out_copies_warning):
     # seconds of a large folder's pixels. Given split_image_digests' result, neither hashes an image.
     import nas.data
+    import nas.data_records
     from nas.data import data_identity, held_out_copies_warning, split_image_digests
 
     data = _fixed_dataset()
@@ -1966,8 +1970,8 @@ def test_data_identity_and_the_copies_warning_hash_no_image_again_when_given_the
     identity = data_identity(data)
     digests = split_image_digests(data)
     hashed = []
-    real = nas.data.image_digests
-    monkeypatch.setattr(nas.data, "image_digests", lambda split: hashed.append(len(split)) or real(split))
+    real = nas.data_records.image_digests
+    monkeypatch.setattr(nas.data_records, "image_digests", lambda split: hashed.append(len(split)) or real(split))
     assert data_identity(data, digests=digests) == identity
     assert held_out_copies_warning(data, digests=digests) == warned
     assert hashed == []

@@ -910,13 +910,14 @@ def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_cop
     # data_identity (the study's record) and held_out_copies_warning (a setup warning) each hashed every image of every
     # split: twice per start, seconds for a large image folder. Stopped where the trials would start.
     import nas.data
+    import nas.data_records
 
     class Stop(Exception):
         pass
 
     hashed: list[int] = []
-    real = nas.data.image_digests
-    monkeypatch.setattr(nas.data, "image_digests", lambda split: hashed.append(len(split)) or real(split))
+    real = nas.data_records.image_digests
+    monkeypatch.setattr(nas.data_records, "image_digests", lambda split: hashed.append(len(split)) or real(split))
     monkeypatch.setattr(search_mod, "run_trials", lambda *a, **k: (_ for _ in ()).throw(Stop()))
     with pytest.raises(Stop):
         run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
@@ -932,6 +933,7 @@ def test_a_resumed_search_hashes_each_split_once_for_the_comparison_with_its_stu
     from PIL import Image
 
     import nas.data
+    import nas.data_records
 
     class Stop(Exception):
         pass
@@ -949,7 +951,8 @@ def test_a_resumed_search_hashes_each_split_once_for_the_comparison_with_its_stu
         run_search(compose_cfg(*args))  # creates the study, with its record of the data
     hashed: list[int] = []
     real = nas.data.split_digest
-    monkeypatch.setattr(nas.data, "split_digest", lambda split: hashed.append(len(split)) or real(split))
+    for where in (nas.data, nas.data_records):  # where split_as_recorded_and_digests, data_identity look it up
+        monkeypatch.setattr(where, "split_digest", lambda split: hashed.append(len(split)) or real(split))
     with pytest.raises(Stop):
         run_search(compose_cfg(*args))  # resumes it
     data = nas.data.load_dataset(to_run_config(compose_cfg(*args)).data)
