@@ -3,6 +3,10 @@
 Two on-disk layouts: MNIST-style idx files (Fashion-MNIST, the embedded default) and an image
 folder. The validation split is always carved out of the *training* split with a fixed seed; the
 test split is only read for final reports, never during the search.
+
+This module reads the data and binds it into a `Dataset`; an image folder's layout is in `nas.image_folder`, decoding
+image files in `nas.images`, the held-out splits in `nas.splits` and what a study records of its images in
+`nas.data_records`, whose names code imports from here as before the split (`__all__` lists them).
 """
 
 from __future__ import annotations
@@ -222,8 +226,6 @@ def _conform(split: Split, *, size: int | None, channels: int | None) -> Split:
 
 
 # -- image folders -----------------------------------------------------------------------------
-
-
 def _read_folder(root: Path, classes: tuple[str, ...], *, size: int | None, mode: str, draft: bool = True,
                  background: int | None = None, threads: int | None = None, cache: Path | None = None,
                  fix: str = "add images to {it}", data_root: Path | None = None,
@@ -368,8 +370,6 @@ def _load_imagefolder(cfg: DataConfig) -> tuple[Split, Split | None, Split | Non
 
 
 # -- splitting and statistics --------------------------------------------------------------------
-
-
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images, in [0, 1] units."""
     xf = x.float().div_(255.0)
