@@ -32,9 +32,8 @@ if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a t
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, checked_naming_file, command_line_keys,
-                        overridden_or_recorded, register_configs, structured, validate_compress_config,
-                        validate_data_config)
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
+                        register_configs, to_compress_run_config, validate_data_config)
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, CheckpointError, ConfigError, closed_stdout_ends_quietly, disk_failure,
                         disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal,
                         interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
@@ -70,9 +69,8 @@ def run_compress(cfg: DictConfig | CompressRunConfig, *, overridden: Collection[
         raise wrong_type("cfg", cfg, "pass the DictConfig that compress.compose_compress_config([\"checkpoint=<folder>\", "
                                      "...]) returns (or a CompressRunConfig)")
     overridden = overridden_or_recorded(cfg, overridden)
-    run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
     # here, with the composed config: a value a group's file set is named with the file
-    checked_naming_file(cfg, check=lambda: validate_compress_config(run.compress))
+    run = to_compress_run_config(cfg)
     # Ctrl-C and SIGTERM stop it, also in a process that ignores SIGINT (a script's background job, which went on to
     # its end as if `kill -INT` had not been sent): the member's files are written whole or not at all, an earlier
     # compression's put back as they were (`compress.pipeline.compress_checkpoint`)

@@ -928,6 +928,15 @@ def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
     return run
 
 
+def to_compress_run_config(cfg: DictConfig | CompressRunConfig) -> CompressRunConfig:
+    """`python -m compress.run`'s composed config as the typed `CompressRunConfig`, its chip's profile and compress
+    group checked (a value a group's file set named with the file). Its data group is checked once a search's data
+    settings are merged in (`compress.run`)."""
+    run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
+    checked_naming_file(cfg, check=lambda: validate_compress_config(run.compress))
+    return run
+
+
 def checked_naming_file(cfg: Any, *, check: Callable[[], None]) -> None:
     """Run `check`, the validation of the config composed as `cfg`; a `ConfigError` it raises about a value that a
     group's file set (`lr: 100` in the user's train/mine.yaml) is raised again with ' (set in <file>)', as `structured`

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas import config  # config.CONF_DIR read at call time: one setting of it (a copy of conf/) reaches every check
-from nas.config import group_file, overridden_keys, register_configs, unknown_keys
+from nas.config import (group_file, overridden_keys, register_configs, to_compress_run_config, to_run_config,
+                        unknown_keys)
 from nas.config_messages import compose_error_message, unknown_key_message, yaml_value
-from nas.errors import exit_with_error
+from nas.errors import ConfigError, exit_with_error
 
 
 def searchpath_folder(overrides: Sequence[str]) -> str | None:
@@ -33,8 +34,9 @@ _PATH_KEYS = {"compress_run": "checkpoint={}", "latency": "'measurements=[{}]'"}
 
 def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
     """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
-    Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message.
-    None when they compose."""
+    Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message,
+    and a value the command's own check refuses (`value_problem`) is named before the command loads torch. None when
+    they compose and pass."""
     from hydra import compose, initialize_config_dir
 
     if (problem := hydra_flags_problem(argv)) is not None:
@@ -86,10 +88,42 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                 # imports what its run needs
                 if unknown := [(key, schema) for key, schema in unknown_keys(cfg) if key != "hydra"]:
                     return unknown_key_message(*unknown[0])
+                if (problem := value_problem(cfg, config_name=config_name)) is not None:
+                    return problem
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
             return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
                     + flat_file_hint(overrides, config_dir))
+    return None
+
+
+# The check each command makes first of the config it composed (ranges, a space's stages, a chip's profile and the
+# keys of its mappings), before it loads anything; the latency tools' differs by tool (a fit does not read the fitted file)
+_VALUE_CHECKS: dict[str, Callable[[DictConfig], Any]] = {"search": to_run_config, "compress_run": to_compress_run_config}
+
+
+def value_problem(cfg: DictConfig, *, config_name: str) -> str | None:
+    """The one line of the value check `config_name`'s command makes of its config first (`_VALUE_CHECKS`), run on
+    `cfg`, composed with its `hydra` node, as the Hydra run that follows would: a bad value in a group file of the
+    user's (`lr: 100` in train/mine.yaml under --config-dir) is named with that file before torch loads (seconds), and
+    each value of a sweep before the sweep launches. None when the values pass, and for a command without such a check."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if (check := _VALUE_CHECKS.get(config_name)) is None:
+        return None
+    hydra_config = HydraConfig.instance()
+    before = hydra_config.cfg
+    # as in the run: the group files its choices and search path name, and the keys its command line sets, name the
+    # file that set a bad value (`nas.config.checked_naming_file`)
+    hydra_config.set_config(cfg)
+    try:
+        check(cfg)
+    except ConfigError as e:
+        return str(e)
+    except Exception:  # noqa: BLE001 - anything else is the run's to say, in its own words
+        return None
+    finally:
+        hydra_config.cfg = before
     return None
 
 

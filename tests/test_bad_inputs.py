@@ -473,6 +473,35 @@ def test_command_line_bad_input_is_one_line_without_traceback(module, args, frag
     assert not imported & heavy, sorted(imported & heavy)
 
 
+def test_a_bad_value_in_a_users_group_file_or_a_sweep_is_named_before_torch_loads(tmp_path):
+    # `lr: 100` in the user's train/mine.yaml (--config-dir), a chip's misspelt op kind or a value out of range among a
+    # sweep's values: refused only once the command had imported torch and Optuna (seconds; in a sweep, by every job
+    # it had launched). The command line's first check runs the command's own value check on the config it composes.
+    folder = tmp_path / "mine"
+    train, compress = folder / "train" / "mine.yaml", folder / "compress" / "mine.yaml"
+    for path in (train, compress):
+        path.parent.mkdir(parents=True)
+    train.write_text((ROOT / "conf" / "train" / "default.yaml").read_text().replace("lr: 3.0e-3", "lr: 100"))
+    compress.write_text("recover:\n  temperature: 1000\n")
+    runs = f"search.runs_dir={tmp_path / 'runs'}"
+    cases = [
+        (["nas.search", "--config-dir", str(folder), "train=mine", runs],
+         f"error: train.lr=100.0 must be a number in (0, 1] (AdamW's learning rate: larger steps make the losses NaN) "
+         f"(set in {train})"),
+        (["compress.run", "--config-dir", str(folder), "compress=mine", f"checkpoint={tmp_path / 'ck'}"],
+         "error: compress.recover.temperature=1000.0 must be a number in (0, 100] (of the distillation; higher makes the "
+         f"teacher's answer uniform) (set in {compress})"),
+        (["nas.search", "-m", "hydra/launcher=joblib", "hw.efficiency.cnv=0.5,0.6", runs],
+         "error: hw.efficiency has unknown op kind 'cnv'; allowed: ['add', 'bn', 'conv',"),
+        (["nas.search", "-m", "hw.efficiency.conv=0.5,1.5", runs],  # the sweep's second value
+         "error: hw.efficiency.conv=1.5 must be in (0, 1]")]
+    for args, expected in cases:
+        proc, imported, stderr = _run_importing("-m", *args)
+        assert proc.returncode == 2 and stderr.startswith(expected) and len(stderr.splitlines()) == 1, stderr
+        assert not imported & {"torch", "optuna"}, (args, sorted(imported & {"torch", "optuna"}))
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ck").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "answer", "unloaded"),
     [(["-c", "import nas.report"], "", {"plotly", "matplotlib", "torch", "optuna"}),  # the search and compress.run read its constants and notes
