@@ -260,8 +260,9 @@ def not_a_number_message(full_key: str, error: str, *, path: Path | None, comman
     with its unit and an example for a hw profile's (`FIELD_UNITS`: a datasheet's `4 TOPS` is 2.0e12 MAC/s), its
     range for a compress setting's (`COMPRESS_FIELD_UNITS`: `25%` is 0.25) and for a setting whose name ends in its
     unit (`name_unit`: `1ms is search.latency_budget_ms=1`); for another (`search.n_trials=abc`), whether a whole
-    number goes there; and null where the setting takes it (`optional`) and its range does not say so already. `typed`: the value as the command line gave
-    it, shown instead of OmegaConf's (which writes `1e3` as '1000.0'). None for other errors."""
+    number goes there; and null where the setting takes it (`optional`) and its range does not say so already, as
+    `null (not none)` where the value is none. `typed`: the value as the command line gave it, shown instead of
+    OmegaConf's (which writes `1e3` as '1000.0'). None for other errors."""
     found = _NOT_CONVERTED.search(error)
     if found is None:
         return None
@@ -275,6 +276,10 @@ def not_a_number_message(full_key: str, error: str, *, path: Path | None, comman
     what = f"{kind} {unit}" if unit else kind
     # the compress table's ranges say what null means there; a name's unit ("in milliseconds") does not: without it,
     # search.latency_budget_ms=none (no budget, meant) read as if a number were required
+    if optional and value.strip().lower() == "none":
+        # Python's word for no value, which YAML and Hydra read as a text: theirs is null
+        what = what.replace("(null: ", "(null, not none: ") if "null" in unit else f"{what} or null (not none)"
+        return f"{full_key}={value!r}{where} must be {what}"
     if optional and "null" not in unit:
         what += " or null"
     # 2.0e6 for an integer count of bytes: YAML reads it as a float, which OmegaConf refuses for an int field

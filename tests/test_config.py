@@ -1083,7 +1083,7 @@ def test_compose_search_config_records_its_overrides_where_hydra_keeps_a_command
         run_compress(compose_compress_config(["checkpoint=/x"]), overridden="data.test_size")
 
 
-def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit_line():
+def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit_line(tmp_path):
     # search.latency_budget_ms=1ms gave OmegaConf's "Value '1ms' of type 'str' could not be converted to Float": the
     # name says the unit, so the line says a number of milliseconds goes there, as for a chip's numbers with their unit
     from nas.config import register_configs
@@ -1104,10 +1104,22 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
     assert precheck_overrides(["++compress.prune.ratio=25%"], config_name="search") == (
         "compress.prune.ratio='25%' (set on the command line) must be a plain number in [0, 0.9], the fraction of the "
         "channels removed per group (null: no ratio), without units (25% is 0.25)")
-    # a setting that takes null says so: `none` (meaning no budget) read as if a number were required
-    assert precheck_overrides(["search.latency_budget_ms=none"], config_name="search") == (
-        "search.latency_budget_ms='none' (set on the command line) must be a plain number in milliseconds or null, "
-        "without units")
+    # a setting that takes null says so: `none` (meaning no budget) read as if a number were required; and none, in
+    # any case, is Python's word: the line says null is written instead (no unit, no example, which none is not about)
+    for none in ("none", "None", "NONE"):
+        assert precheck_overrides([f"search.latency_budget_ms={none}"], config_name="search") == (
+            f"search.latency_budget_ms='{none}' (set on the command line) must be a plain number in milliseconds or "
+            "null (not none)")
+    assert precheck_overrides(["compress.prune.ratio=none"], config_name="search") == (
+        "compress.prune.ratio='none' (set on the command line) must be a plain number in [0, 0.9], the fraction of the "
+        "channels removed per group (null, not none: no ratio)")
+    assert precheck_overrides(["train.epochs=none"], config_name="search") == (  # takes no null: nothing about it
+        "train.epochs='none' (set on the command line) must be a whole number, without units")
+    mine = tmp_path / "search" / "mine.yaml"  # in a group's file alike
+    mine.parent.mkdir()
+    mine.write_text("timeout_s: None\n")
+    assert precheck_overrides(["--config-dir", str(tmp_path), "search=mine"], config_name="search") == (
+        f"search.timeout_s='None' (set in {mine}) must be a plain number in seconds or null (not none)")
     assert precheck_overrides(["search.latency_budget_ms=0.5"], config_name="search") is None
     # a rate is no count of its unit; a name without a unit gets the kind of number alone (test below)
     assert name_unit("hw.mac_per_s") is None and name_unit("search.n_trials") is None
