@@ -769,7 +769,8 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     except yaml.YAMLError as e:
         raise ConfigError(yaml_error_message(e)) from None
     except (OmegaConfBaseException, OSError) as e:
-        full_key = getattr(e, "full_key", None)
+        # an item of a list numbered after a dot (hw.residual.0.1), as an override writes it, not OmegaConf's residual[0][1]
+        full_key = re.sub(r"\[(\d+)\]", r".\1", str(getattr(e, "full_key", None) or ""))
         if full_key and (NOT_A_LIST.match(str(e)) or isinstance(e, (ConfigKeyError, ConfigAttributeError))):
             # as the command line names them (compose_error_message): a misspelt key with the close and allowed ones
             message = (not_a_list_message(f"hw.{full_key}") if NOT_A_LIST.match(str(e))
@@ -780,7 +781,7 @@ def load_hw_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
         if full_key and (wrong := file_wrong_kind_message(f"hw.{full_key}", str(e), path)) is not None:
             # `threads: [1]`: what the setting takes, as `hw=<name>` and the command line say it
             raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {wrong}") from None
-        key = f"hw.{e.full_key}: " if getattr(e, "full_key", None) else ""
+        key = f"hw.{full_key}: " if full_key else ""
         raise ConfigError(f"hw profile file {str(path)!r} cannot be read: {key}{str(e).splitlines()[0]}") from None
     if (sized := element_size_warning(hw)) is not None:  # as the commands say it, for a profile loaded in Python
         module_logger("nas.config").warning("%s", sized)  # hw.name is its file's stem

@@ -13,7 +13,7 @@ import math
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 from omegaconf._utils import get_yaml_loader
@@ -210,17 +210,45 @@ def _group_file_error(lines: Sequence[str], *, config_dir: str | None = None) ->
     # "In 'hw/acme'" with the file's path, as a value's error says "(set in <path>)": the name alone left the user to
     # guess which acme.yaml (conf/ or --config-dir) holds the typo
     head = f"{found[1]} ({path})" if path is not None else found[1]
+    number = _NOT_CONVERTED.search(lines[1])
+    full_key = _file_key(fields["full_key"], group=group.split("/")[-1], path=path,
+                         fits=(lambda v: not isinstance(v, list)) if NOT_A_LIST.match(lines[1])
+                         else (lambda v: str(v) == number["value"]) if number
+                         else (lambda v: v is None) if "is not Optional" in lines[1] else None)
     if found[3] == "ConfigKeyError" and schema is not None:
-        return f"{head}: {unknown_key_message(fields['full_key'], schema)}"
+        return f"{head}: {unknown_key_message(full_key, schema)}"
     if NOT_A_LIST.match(lines[1]):
-        return f"{head}: {not_a_list_message(fields['full_key'])}"
-    optional = _optional_field(schema, fields["full_key"].rsplit(".", 1)[-1])
-    if (number := not_a_number_message(fields["full_key"], lines[1], path=path, optional=optional)) is not None:
+        return f"{head}: {not_a_list_message(full_key)}"
+    optional = _optional_field(schema, full_key.rsplit(".", 1)[-1])
+    if (number := not_a_number_message(full_key, lines[1], path=path, optional=optional)) is not None:
         return number if path is not None else f"{head}: {number}"
-    if (wrong := file_wrong_kind_message(fields["full_key"], lines[1], path)) is not None:
+    if (wrong := file_wrong_kind_message(full_key, lines[1], path)) is not None:
         # `epochs: null`, `threads: [1]`: what the setting takes, as `train.epochs=null` on the command line is told
         return f"{head}: {wrong}"
-    return f"{head}: {fields['full_key']}: {lines[1]}"
+    return f"{head}: {full_key}: {lines[1]}"
+
+
+def _file_key(full_key: str, *, group: str, path: Path | None, fits: Callable[[Any], bool] | None = None) -> str:
+    """OmegaConf's `full_key` of a value refused in the `group`'s file at `path`, as an override writes it: with its
+    group, each item of a list numbered after a dot (`space.stages.1.widths.1`, not `widths[1]`). OmegaConf checks an
+    item of a list of mappings (a space's `stages:`) alone, its key relative to the item: found in the file, among the
+    values `fits` (the value refused), where one place alone holds it; else the key as OmegaConf gives it, dotted."""
+    key = re.sub(r"\[(\d+)\]", r".\1", full_key)
+    if not group or key == group or key.startswith(f"{group}."):
+        return key
+    parts = key.split(".")
+
+    def places(value: Any, at: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found = []
+        if len(at) >= len(parts) and list(at[-len(parts):]) == parts and (fits is None or fits(value)):
+            found.append(at)
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for k, v in items:
+            found += places(v, (*at, str(k)))
+        return found
+
+    found = places(yaml_value(path, ""), ())
+    return f"{group}.{'.'.join(found[0])}" if len(found) == 1 else key
 
 
 _NOT_CONVERTED = re.compile(r"Value '(?P<value>.*)' of type '(?P<type>str|float)' could not be converted to (?P<to>Integer|Float)")
@@ -554,5 +582,6 @@ def _schemas() -> dict[str, type]:
         t = todo.pop()
         if dataclasses.is_dataclass(t) and t.__name__ not in found:
             found[t.__name__] = t
-            todo += list(typing.get_type_hints(t).values())
+            hints = list(typing.get_type_hints(t).values())
+            todo += hints + [arg for hint in hints for arg in typing.get_args(hint)]  # a list's items: StageSpace
     return found

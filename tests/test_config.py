@@ -777,6 +777,49 @@ def test_load_hw_profile_names_the_file_that_holds_a_bad_value(tmp_path):
         load_hw_profile(mine)
 
 
+def test_a_list_items_key_in_a_group_file_is_written_as_an_override_writes_it(tmp_path):
+    from nas.config import CONF_DIR, load_hw_profile, register_configs
+    from nas.overrides import precheck_overrides
+
+    # A space's stage is checked alone, so OmegaConf named a value in it by its key in the stage (`widths[1]`, `depthz`),
+    # in its own form, while the command line's lines say space.stages.1.widths.1: the whole key, as an override writes
+    # it, found in the file (the stages all have widths: the one whose value was refused)
+    register_configs()
+    shipped = (CONF_DIR / "space" / "metaformer_t.yaml").read_text()
+    second = "widths: [32, 48, 64]"
+    assert shipped.count(second) == 1
+    (tmp_path / "space").mkdir()
+
+    def problem(old: str, new: str) -> str | None:
+        path = tmp_path / "space" / "mine.yaml"
+        path.write_text(shipped.replace("name: metaformer_t", "name: mine").replace(old, new))
+        return precheck_overrides(["--config-dir", str(tmp_path), "space=mine"], config_name="search")
+
+    head = f"In 'space/mine' ({tmp_path / 'space' / 'mine.yaml'}): "
+    assert problem(second, "widths: [32, abc, 64]") == (
+        f"space.stages.1.widths.1='abc' (set in {tmp_path / 'space' / 'mine.yaml'}) must be a whole number, without units")
+    assert problem(second, "widths: 32x") == (
+        f"{head}space.stages.1.widths must be a list, in brackets: `widths: [a, b]` (`[]` for none)")
+    assert problem(second, "widths: null") == f"{head}space.stages.1.widths=null takes no null; allowed: a list, in brackets"
+    assert problem(second, "widthz: [32, 48, 64]") == (
+        f"{head}space.stages.1.widthz is not a setting of space.stages.1 (did you mean space.stages.1.widths?); allowed: "
+        "mixers, depths, widths, kernels, mlp_ratios, head_dims, expands")
+    # as the command line's own line for the same key
+    assert precheck_overrides(["space.stages.1.widthz=[32]"], config_name="search").startswith(
+        "space.stages.1.widthz is not a setting of space.stages.1 (did you mean space.stages.1.widths?)")
+    # an item of a chip's list, under hw= and from Python alike
+    chip = tmp_path / "hw" / "mine.yaml"
+    chip.parent.mkdir()
+    chip.write_text((CONF_DIR / "hw" / "edge_npu.yaml").read_text().replace("name: edge_npu", "name: mine")
+                    + "residual: [[1.0, abc]]\n")
+    item = "hw.residual.0: Value 'abc' (str) is incompatible with type hint 'float'"
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=mine"], config_name="search") == (
+        f"In 'hw/mine' ({chip}): {item}")
+    with pytest.raises(ConfigError) as info:
+        load_hw_profile(chip)
+    assert str(info.value) == f"hw profile file {str(chip)!r} cannot be read: {item}"
+
+
 def test_a_chip_file_put_directly_in_conf_is_named_with_the_group_folder_it_goes_in(tmp_path, monkeypatch):
     import shutil
 
