@@ -356,7 +356,7 @@ def test_a_compression_checks_its_compress_settings_once(tiny_idx_root, tmp_path
     # them all again
     import compress
     import compress.pipeline
-    import compress.run
+    import nas.config
     from nas.arch import ArchConfig, StageConfig
     from nas.checkpoint import save_checkpoint
     from nas.config import validate_compress_config
@@ -366,7 +366,8 @@ def test_a_compression_checks_its_compress_settings_once(tiny_idx_root, tmp_path
     folder = tmp_path / "ck"
     save_checkpoint(folder / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
     checked = []
-    monkeypatch.setattr(compress.run, "validate_compress_config", lambda c: checked.append(c) or validate_compress_config(c))
+    # looked up where run_compress's check (nas.config.to_compress_run_config, the command line's first check too) is
+    monkeypatch.setattr(nas.config, "validate_compress_config", lambda c: checked.append(c) or validate_compress_config(c))
     monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: {"hw": "cpu"})
     compress.run_compress(compress.compose_compress_config([f"checkpoint={folder}", f"data.root={tiny_idx_root}",
                                                             "data.name=tiny", "hw=cpu"]))
