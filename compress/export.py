@@ -455,12 +455,13 @@ def openvino_logits(xml_path: str | os.PathLike, split: Split, *, batch_size: in
     return np.concatenate([run(x.numpy()) for x, _ in iterate_batches(split, batch_size=batch_size)])
 
 
-def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+def agreement(reference: np.ndarray, other: np.ndarray, *, flips_of: np.ndarray | None = None) -> dict[str, float]:
     """How close two models' logits are: max |difference| (absolute and relative to the reference's largest |logit|),
     the share of inputs with the same top-1 class (`top1_agreement`), and that share counting only decided flips
     (`top1_agreement_decided`): a flip on an input whose reference top-two margin is at most `near_tie_margin` is a
     near tie (`near_tie_flips` of the `top1_flips`). `near_tie_margin` is twice the median over inputs of the largest
-    |difference| per input: the file's typical rounding, by which each of the two logits may move.
+    |difference| per input: the file's typical rounding, by which each of the two logits may move. `flips_of`: a third
+    run's logits (the file run operator by operator); `shared_flips` then counts the `top1_flips` that it flips too.
 
     Not the input's own largest |difference|: any flip moves its two logits by at least half its margin, so that bound
     would excuse every flip. Models with near-tied logits (a few epochs' training) flip top-1 on several percent of
@@ -473,9 +474,12 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
     margin = best_two[:, -1] - best_two[:, 0] if reference.shape[1] > 1 else np.full(len(reference), np.inf)
     near_tie_margin = 2.0 * float(np.median(per_input))
     near = flips & (margin <= near_tie_margin)
-    return {"max_abs_diff": diff, "max_rel_diff": diff / scale, "top1_agreement": float(1.0 - flips.mean()),
-            "top1_agreement_decided": float(1.0 - (flips & ~near).mean()), "top1_flips": int(flips.sum()),
-            "near_tie_flips": int(near.sum()), "near_tie_margin": near_tie_margin}
+    out = {"max_abs_diff": diff, "max_rel_diff": diff / scale, "top1_agreement": float(1.0 - flips.mean()),
+           "top1_agreement_decided": float(1.0 - (flips & ~near).mean()), "top1_flips": int(flips.sum()),
+           "near_tie_flips": int(near.sum()), "near_tie_margin": near_tie_margin}
+    if flips_of is not None:  # which images, not how many: equal counts of other images read as the very ones
+        out["shared_flips"] = int((flips & (reference.argmax(1) != flips_of.argmax(1))).sum())
+    return out
 
 
 def torch_runner(model: nn.Module, *, threads: int) -> Callable[[np.ndarray], np.ndarray]:

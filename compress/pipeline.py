@@ -678,8 +678,10 @@ def _compress_checkpoint(folder: Path, *, hw: HardwareProfile, data: Dataset, cf
         "file": "model_int8.onnx", "size_bytes": _size(folder, "model_int8.onnx"),
         "file_ir": "model_int8.xml", "size_bytes_ir": _size(folder, "model_int8.xml", "model_int8.bin"),
         # onnx: as onnxruntime deploys the file on this CPU (fused int8 kernels); onnx_reference: operator by operator
-        "agreement": {"onnx": agreement(q_logits, ort_logits), "onnx_reference": agreement(q_logits, ort_reference),
-                      "openvino": agreement(q_logits, ov_logits), "tolerance": INT8_AGREEMENT_TOLERANCE,
+        "agreement": {"onnx": agreement(q_logits, ort_logits, flips_of=ort_reference),
+                      "onnx_reference": agreement(q_logits, ort_reference),
+                      "openvino": agreement(q_logits, ov_logits, flips_of=ort_reference),
+                      "tolerance": INT8_AGREEMENT_TOLERANCE,
                       "int8_saturates": saturates},
     }
     if warning := int8_agreement_warning(int8["agreement"], saturates=saturates, headline=headline):

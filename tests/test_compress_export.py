@@ -125,6 +125,13 @@ def test_agreement_excuses_top1_flips_on_near_tied_images_but_counts_decided_one
     assert agree["max_abs_diff"] == 4.0 and abs(agree["near_tie_margin"] - 0.02) < 1e-6
     same = agreement(reference, reference)
     assert same["top1_agreement"] == same["top1_agreement_decided"] == 1.0 and same["near_tie_flips"] == 0
+    assert "shared_flips" not in agree
+    # how many of its flips a third run (the file operator by operator) flips too: the very images, not as many
+    third = reference.copy()
+    third[0] = [0.0, 3.0, 1.0]  # flips image 0, not one of other's
+    assert agreement(reference, other, flips_of=third)["shared_flips"] == 0
+    third[3] = [0.0, 4.0, 1.0]  # and image 3, which other flips too
+    assert agreement(reference, other, flips_of=third)["shared_flips"] == 1
 
 
 def test_openvino_runners_freed_in_the_order_made_leave_the_threads_signal_stack_as_it_was(tmp_path):
