@@ -90,9 +90,9 @@ def _within(run: dict[str, float], *, excuse_near_ties: bool = False) -> bool:
 
 def _like_the_file(run: dict[str, Any], ref: dict[str, Any]) -> bool:
     """Whether a runtime's `run` of the int8 file is off only as the file run operator by operator (`ref`) is
-    (`nas.report.flips_as_the_file`, as the report's int8 row judges it). A runtime that flips the very images the
-    file's own run flips (17 and 17, 16 of them near ties) agrees with it: the file differs from the int8 model there,
-    not this CPU's int8 kernels, which it was blamed on while any flip was not a near tie."""
+    (`nas.report.flips_as_the_file`, as the report's int8 row judges it): the very images the file's own run flips
+    where `shared_flips` is recorded, else no more of them (17 and 17, 16 of them near ties). The file then differs from
+    the int8 model there, not this CPU's int8 kernels, which it was blamed on while any flip was not a near tie."""
     from nas.report import flips_as_the_file
 
     return flips_as_the_file(run, ref, max_rel_diff=INT8_AGREEMENT_TOLERANCE["max_rel_diff"])
@@ -109,7 +109,7 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
     off = [name for name in RUNTIME_FILES if name in agree and not _within(agree[name])]
     if not off:
         return None
-    from nas.report import logit_diff_text, top1_text  # worded as the report's int8 row words it (as int8_test_acc_source below)
+    from nas.report import file_flips_text, logit_diff_text, top1_text  # worded as the report's int8 row words it (as int8_test_acc_source below)
 
     tol = INT8_AGREEMENT_TOLERANCE
     # logit_diff_text: "up to 0% of its largest logit" read as exact for a file 0.15% off that warned all the same
@@ -126,15 +126,13 @@ def int8_agreement_warning(agree: dict[str, Any], *, saturates: bool, headline: 
                 "the exported file does not compute the int8 model its accuracies were measured on (an "
                 "export problem: please report it)")
     if all(_like_the_file(agree[n], ref) for n in off):
-        # Each runtime off only by top-1 flips the file run operator by operator has as many of (one image of a
-        # 64-image test split is 98.4%): the file's own int8 rounding turns them, neither saturation nor this CPU's
-        # kernels, which the lines below blamed. Still a warning: the deployed file answers them otherwise.
+        # Each runtime off only by top-1 flips the file run operator by operator has too (one image of a 64-image test
+        # split is 98.4%): the file's own int8 rounding turns them, neither saturation nor this CPU's kernels, which
+        # the lines below blamed. Still a warning: the deployed file answers them otherwise.
+        compared, why = file_flips_text([agree[n] for n in off], kernels="this CPU's int8 kernels")
         if all(agree[n].get("near_tie_flips") == agree[n].get("top1_flips") for n in off):
-            why = "int8 rounding turns test images whose two top classes are nearly tied"
-        else:  # some flip is not a near tie, but the file's own run has as many such flips
-            why = "the int8 file itself classifies those images otherwise than the int8 model"
-        return (f"{what}, as the file itself does run operator by operator ({logit_diff_text(ref['max_rel_diff'])}, "
-                f"{top1_text(ref)}): {why}, not this CPU's int8 kernels")
+            why = "int8 rounding turns test images whose two top classes are nearly tied, not this CPU's int8 kernels"
+        return f"{what}, {compared} ({logit_diff_text(ref['max_rel_diff'])}, {top1_text(ref)}): {why}"
     if saturates:
         cause = (f"{what}: this x86 CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo), where int8 "
                  f"kernels add 8-bit products in 16 bits and saturate; the file itself computes the int8 model (run "

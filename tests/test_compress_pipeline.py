@@ -1682,12 +1682,22 @@ def test_a_runtime_off_only_by_the_near_ties_the_file_itself_flips_is_not_blamed
 
     same = run(0.0015, 0.984375, flips=1, near=1)
     for saturates in (False, True):
-        line = int8_agreement_warning({"onnx": same, "openvino": run(0.0019, 1.0, 0, 0), "onnx_reference": same},
-                                      saturates=saturates)
+        line = int8_agreement_warning({"onnx": same | {"shared_flips": 1}, "openvino": run(0.0019, 1.0, 0, 0),
+                                       "onnx_reference": same}, saturates=saturates)
         assert line == ("onnxruntime (model_int8.onnx) differs from the int8 model by up to 0.1% of its largest logit "
                         "(98.4% the same top-1 class) on this CPU (tolerance 15%, 99%), as the file itself does run "
                         "operator by operator (0.1%, 98.4% the same top-1 class, 100.0% but for 1 near tie): int8 "
                         "rounding turns test images whose two top classes are nearly tied, not this CPU's int8 kernels")
+    # compressed_metrics.json from before shared_flips: the counts compared, not "as the file itself does"
+    line = int8_agreement_warning({"onnx": same, "openvino": run(0.0019, 1.0, 0, 0), "onnx_reference": same},
+                                  saturates=False)
+    assert ("on this CPU (tolerance 15%, 99%), with no more top-1 flips, nor more that are not near ties, than the "
+            "file's own operator-by-operator run (0.1%, 98.4% the same top-1 class, 100.0% but for 1 near tie): int8 "
+            "rounding turns") in line
+    # another near-tied image than the file's own flip: this CPU's kernels turned it
+    assert "int8 kernels compute it differently on this CPU" in int8_agreement_warning(
+        {"onnx": same | {"shared_flips": 0}, "openvino": run(0.0019, 1.0, 0, 0), "onnx_reference": same},
+        saturates=False)
     # a runtime that flips more images than the file, or a decided one, is still the kernels' doing
     more = run(0.0015, 0.96875, flips=2, near=2)
     assert "int8 kernels compute it differently on this CPU" in int8_agreement_warning(
@@ -1709,12 +1719,23 @@ def test_runtimes_that_flip_what_the_file_itself_flips_run_operator_by_operator_
                 "top1_agreement_decided": 1 - (flips - near) / 1000, "top1_flips": flips, "near_tie_flips": near}
 
     reference = run(0.0441, 0.983, 17, 16)  # the run's compressed_metrics.json, 1,000 test images
-    agree = {"onnx": run(0.0441, 0.983, 17, 16), "openvino": run(0.034, 0.984, 16, 15), "onnx_reference": reference}
+    agree = {"onnx": run(0.0441, 0.983, 17, 16) | {"shared_flips": 17},
+             "openvino": run(0.034, 0.984, 16, 15) | {"shared_flips": 16}, "onnx_reference": reference}
     for saturates in (False, True):
         line = int8_agreement_warning(agree, saturates=saturates)
         assert line.endswith("as the file itself does run operator by operator (4%, 98.3% the same top-1 class, 99.9% "
                              "but for 16 near ties): the int8 file itself classifies those images otherwise than the "
                              "int8 model, not this CPU's int8 kernels"), line
+    # OpenVINO's 16 flips, one of them decided, on other images than the file's 17: as many, yet the kernels' doing
+    line = int8_agreement_warning({**agree, "openvino": agree["openvino"] | {"shared_flips": 0}}, saturates=False)
+    assert line.endswith("the runtime's int8 kernels compute it differently on this CPU") and "file itself class" not in line
+    # a file from before shared_flips: the counts said as counts, not as the very images
+    line = int8_agreement_warning({name: {k: v for k, v in run.items() if k != "shared_flips"}
+                                   for name, run in agree.items()}, saturates=False)
+    assert line.endswith("with no more top-1 flips, nor more that are not near ties, than the file's own "
+                         "operator-by-operator run (4%, 98.3% the same top-1 class, 99.9% but for 16 near ties): this "
+                         "CPU's int8 kernels flip no more images than the file itself (which images, this file does "
+                         "not record)"), line
     # a runtime with more flips that are not near ties than the file's own run, or more flips, is the kernels' doing
     for other in (run(0.034, 0.983, 17, 14), run(0.034, 0.982, 18, 17)):
         assert int8_agreement_warning({**agree, "openvino": other}, saturates=False).endswith(

@@ -441,15 +441,32 @@ def _decided_flips(run: dict[str, Any]) -> int | None:
 def flips_as_the_file(run: dict[str, Any], ref: dict[str, Any], *, max_rel_diff: float) -> bool:
     """Whether a runtime's `run` of the int8 file is off its int8 model only as the file run operator by operator
     (`ref`) is: its logits within `max_rel_diff` (the tolerance's), its top-1 flips no more than `ref`'s, and those not
-    on near-tied images no more than `ref`'s either (False where either does not record them). The file itself then
-    classifies those images otherwise, not the runtime's int8 kernels: the compression's log
-    (`compress.pipeline.int8_agreement_warning`) and the report's int8 row judge it here alike."""
+    on near-tied images no more than `ref`'s either (False where either does not record them); where `run` records
+    `shared_flips` (`compress.export.agreement`), each of its flips an image `ref` flips too. The compression's log
+    (`compress.pipeline.int8_agreement_warning`) and the report's int8 row judge it here alike, and word it with
+    `file_flips_text`."""
     decided, ref_decided = _decided_flips(run), _decided_flips(ref)
     rel, top1, ref_top1 = _to_float(run.get("max_rel_diff")), _to_float(run.get("top1_agreement")), _to_float(
         ref.get("top1_agreement"))
     if decided is None or ref_decided is None or rel is None or top1 is None or ref_top1 is None:
         return False
+    # equal counts are not the same images: OpenVINO's 16 flips beside the file's 17 were called the file's own
+    shared, flips = _to_int(run.get("shared_flips")), _to_int(run.get("top1_flips"))
+    if "shared_flips" in run and (shared is None or shared != flips):
+        return False
     return rel <= max_rel_diff and decided <= ref_decided and top1 >= ref_top1
+
+
+def file_flips_text(runs: Sequence[dict[str, Any]], *, kernels: str) -> tuple[str, str]:
+    """How the log and the report's int8 row say that `runs` (each `flips_as_the_file`) are off as the file run
+    operator by operator is: (what was compared, what follows), `kernels` naming the CPU's int8 kernels. Where each run
+    records `shared_flips`, its flips are the very images the file flips: the file classifies them otherwise. Files from
+    before it give counts alone, which say no more than that the kernels flip no more images."""
+    if all("shared_flips" in run for run in runs):
+        return ("as the file itself does run operator by operator",
+                f"the int8 file itself classifies those images otherwise than the int8 model, not {kernels}")
+    return ("with no more top-1 flips, nor more that are not near ties, than the file's own operator-by-operator run",
+            f"{kernels} flip no more images than the file itself (which images, this file does not record)")
 
 
 def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bool = False) -> str | None:
@@ -490,11 +507,12 @@ def _saturated_text(agree: Any, reference_acc: Any, *, headline_is_reference: bo
                 f"({logit_diff_text(diff['onnx_reference'])} off{ref_top1}): the exported file does not compute the int8 model "
                 "its accuracies were measured on (an export problem: please report it)")
     if all(flips_as_the_file(runs[name], reference, max_rel_diff=diff["tolerance"]) for name, _ in off):
-        # each runtime flips no more images than the file's own run, nor more that are not near ties: "outside the
-        # tolerance on the CPU that compressed it" read as that CPU's fault, where the log says it is the file's
-        return (f"int8 files outside the tolerance: {' and '.join(parts)}; as the file itself is run operator by "
-                f"operator ({logit_diff_text(diff['onnx_reference'])} off, {top1_text(reference)}): the file "
-                "classifies those images so, not the int8 kernels of the CPU that compressed it")
+        # each runtime flips what the file's own run flips (or, in older files, no more images, nor more that are not
+        # near ties): "outside the tolerance on the CPU that compressed it" read as that CPU's fault; worded as the log
+        compared, why = file_flips_text([runs[name] for name, _ in off],
+                                        kernels="the int8 kernels of the CPU that compressed it")
+        return (f"int8 files outside the tolerance: {' and '.join(parts)}; {compared} "
+                f"({logit_diff_text(diff['onnx_reference'])} off, {top1_text(reference)}): {why}")
     if agree.get("int8_saturates") is not True:
         # runtimes off on a CPU that does not saturate (or a file from before the field): the compression's log warns
         # (compress.pipeline.int8_agreement_warning) and the row said nothing; the facts, the file's own run beside them
