@@ -55,11 +55,15 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
         template = _PATH_KEYS.get(config_name)
         example = f"; e.g. {template.format(bare)}" if template else ""
         before = overrides[overrides.index(bare) - 1] if overrides.index(bare) > 0 else ""
-        if not example and "=" in before and not before.startswith("-") and not ("/" in bare or Path(bare).exists()):
-            # search.study_name=my study: the shell split the value at its space (a path given alone is no such word)
+        if (not example and "=" in before and not before.startswith("-") and not ("/" in bare or Path(bare).exists())
+                and (kind := _text_kind(before.partition("=")[0].lstrip("+~"), overrides, config_name=config_name))):
+            # search.study_name=my study: the shell split the value at its space. Not for a path given alone, nor after
+            # a group or a number (hw=cpu exp1, search.n_trials=30 50), which no value with a space would suit
             import shlex
 
-            example = f"; a value with spaces goes in quotes: {shlex.quote(f'{before} {bare}')}"
+            key, _, value = before.partition("=")
+            joined = f"{key}=[{value} {bare}]" if kind == "list" and not value.startswith("[") else f"{before} {bare}"
+            example = f"; a value with spaces goes in quotes: {shlex.quote(joined)}"
         return f"{bare!r} is not a setting: every argument is key=value{example}"
     for override in overrides:  # `~hw`, `hw=null`: Hydra's "Config group override must be a string" or a later error
         if (problem := group_override_problem(override)) is not None:
@@ -95,6 +99,40 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
             return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
                     + flat_file_hint(overrides, config_dir))
     return None
+
+
+def _text_kind(key: str, overrides: Sequence[str], *, config_name: str) -> str | None:
+    """"text" when setting `key` of `config_name`'s config (composed with the `key=value` items of `overrides`, or alone
+    where they do not compose) holds a string, "list" for a list of strings: the settings a value with a space suits.
+    None for a group, a number, a true/false, a mapping or a key the config lacks."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf.nodes import AnyNode, StringNode
+
+    settings = [o for o in overrides if "=" in o]
+    with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base="1.3"):
+        for job in (settings, []):
+            try:
+                node = _node_at(compose(config_name=config_name, overrides=job, return_hydra_config=True), key)
+                break
+            except Exception:  # noqa: BLE001 - a hint only: overrides that do not compose leave it to the defaults
+                node = None
+    if isinstance(node, StringNode) or isinstance(node, AnyNode) and isinstance(node._value(), str):
+        return "text"
+    if isinstance(node, ListConfig) and node._metadata.element_type is str:
+        return "list"
+    return None
+
+
+def _node_at(cfg: DictConfig, key: str) -> Any:
+    """The node of `cfg` at the dotted `key` (`space.stages.0.widths`: a list's item by its number); None where there
+    is none."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = node._get_node(int(part) if isinstance(node, ListConfig) and part.isdigit() else part) \
+            if isinstance(node, (DictConfig, ListConfig)) else None
+        if node is None:
+            break
+    return node
 
 
 # The check each command makes first of the config it composed (ranges, a space's stages, a chip's profile and the
@@ -199,13 +237,7 @@ def number_for_a_switch(cfg: DictConfig, overrides: Sequence[str]) -> str | None
         value = override.value()
         if not isinstance(value, int) or isinstance(value, bool) or value in (0, 1):
             continue
-        node: Any = cfg
-        for part in override.key_or_group.split("."):
-            node = node._get_node(int(part) if isinstance(node, ListConfig) and part.isdigit() else part) \
-                if isinstance(node, (DictConfig, ListConfig)) else None
-            if node is None:
-                break
-        if isinstance(node, BooleanNode):
+        if isinstance(_node_at(cfg, override.key_or_group), BooleanNode):
             return f"{override.key_or_group}={value} is not allowed; allowed: true or false"
     return None
 

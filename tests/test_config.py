@@ -1374,3 +1374,22 @@ def test_a_path_given_alone_after_a_setting_is_not_taken_for_a_split_value():
     register_configs()
     assert (precheck_overrides(["hw=cpu", "runs/exp1"], config_name="search")
             == "'runs/exp1' is not a setting: every argument is key=value")
+
+
+@pytest.mark.parametrize(("overrides", "hint"), [
+    (["hw=cpu", "exp1"], None),  # a group: no option has a space
+    (["search.n_trials=30", "50"], None),  # a number
+    (["search.export_onnx=true", "x"], None),
+    (["search.study_name=my", "study"], "'search.study_name=my study'"),
+    (["data.root=/data/My", "Photos"], "'data.root=/data/My Photos'"),
+    (["search.seed_archs=runs/my", "run"], "'search.seed_archs=[runs/my run]'"),  # a list of strings: in brackets
+])
+def test_a_stray_word_gets_the_quoting_hint_only_after_a_setting_that_takes_text(overrides, hint):
+    # it said "a value with spaces goes in quotes: 'hw=cpu exp1'" after a group or a number too
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
+
+    register_configs()
+    head = f"{overrides[1]!r} is not a setting: every argument is key=value"
+    expected = head if hint is None else f"{head}; a value with spaces goes in quotes: {hint}"
+    assert precheck_overrides(overrides, config_name="search") == expected
