@@ -435,12 +435,78 @@ def _bracketed_value_problem(override: str) -> str | None:
     except Exception:  # Hydra's OverrideParseException, or a HydraException from its lexer
         pass
     how = "a list is written key=[a, b], a mapping key={a: 1, b: [1, 2]}"
+    if (problem := _unquoted_items_problem(override)) is not None:
+        return problem
     depth = _open_brackets(override.partition("=")[2])
     if depth:
         return f"{override}: {'a [ or { is not closed' if depth > 0 else 'a ] or } closes nothing'}; {how}"
     if re.search(r"[{,]\s*['\"]", override):
         return f"{override}: the keys of a mapping go without quotes; {how}"
     return f"{override} is not a list or mapping Hydra reads: {how} (a value with spaces or commas in quotes)"
+
+
+def _item_spans(value: str) -> list[tuple[int, int]] | None:
+    """Where the unquoted items of the list or mapping `value` are (`[a, b(1)]`: (1, 2), (4, 8); a mapping's values,
+    not its keys), as (start, end) in `value`; quoted items, `${...}` and empty ones left out. None where its brackets
+    do not pair up. A quote inside an item (`it's`) is part of it, as Hydra reads only a leading quote as quoting."""
+    spans: list[tuple[int, int]] = []
+    closing: list[str] = []
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c in "[{":
+            closing.append("]" if c == "[" else "}")
+            i += 1
+        elif c in "]}":
+            if not closing or closing.pop() != c:
+                return None
+            i += 1
+        elif c == "," or c.isspace():
+            i += 1
+        elif c in "'\"":  # a quoted item: to its closing quote (a backslash escapes the next character)
+            end = re.match(rf"{c}(\\.|[^{c}\\])*{c}", value[i:])
+            if end is None:
+                return None
+            i += end.end()
+        else:  # an item (or a mapping's key: its value starts after the `:`) up to the next , or bracket
+            end = re.match(r"(\$\{[^}]*\}|[^,\[\]{}])*", value[i:]).end() + i
+            start = i
+            if closing and closing[-1] == "}" and (key := re.match(r"[\w.-]+\s*:\s*", value[i:end])):
+                start += key.end()
+                if value[start:start + 1] in ("'", '"', "") or start == end:
+                    i = start  # a quoted or bracketed value: read next
+                    continue
+            item = value[start:end].rstrip()
+            if item and "${" not in item:
+                spans.append((start, start + len(item)))
+            i = end
+    return spans if not closing else None
+
+
+def _unquoted_items_problem(override: str) -> str | None:
+    """One line for a list or mapping (`key=[~/runs/x]`, `key=[runs/exp(1)/x]`) whose items have a character that
+    Hydra's grammar takes only in quotes, as `override_syntax_problem` names it for a value alone: the items, the
+    characters, and the override with those items quoted. None where no item has such a character."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key, _, value = override.partition("=")
+    parser = OverridesParser.create()
+    if (spans := _item_spans(value)) is None or not _plain_value(parser, "x", key=key):
+        return None
+    refused: dict[str, None] = {}
+    bad = []
+    for start, end in spans:
+        if chars := [c for c in dict.fromkeys(value[start:end]) if not _plain_value(parser, f"a{c}b")]:
+            refused.update(dict.fromkeys(chars))
+            bad.append((start, end))
+    if not bad:
+        return None
+    items = " and ".join(value[s:e] for s, e in bad)
+    home = (" (Hydra does not expand ~ to your home folder; the shell expands $HOME)"
+            if any(re.match(r"~(/|$)", value[s:e]) for s, e in bad) else "")
+    return (f"{override}: Hydra's override syntax takes {', '.join(repr(c) for c in refused)} only inside quotes, as "
+            f"in the item{'s' if len(bad) > 1 else ''} {items}; quote {'them' if len(bad) > 1 else 'it'}: "
+            f"{_quoted_override(key, value, spans=bad)}{home}")
 
 
 def _plain_value(parser: Any, value: str, *, key: str = "k") -> bool:
@@ -452,22 +518,31 @@ def _plain_value(parser: Any, value: str, *, key: str = "k") -> bool:
     return not parsed.is_sweep_override() and parsed.value() == value
 
 
-def _quoted_override(key: str, value: str) -> str:
-    """`key=value` with `value` in Hydra's quotes, as a POSIX shell argument that reaches Hydra as written: Hydra's
-    single quotes inside the shell's double quotes, or, for a value with a `!` (bash's history expansion, even inside
-    double quotes) and no `'`, Hydra's double quotes inside the shell's single quotes. A leading `~` becomes $HOME,
-    which the shell expands (Hydra would take `~` as a folder's name)."""
-    home = re.match(r"~(?=/|$)", value) is not None
-    rest = value[1:] if home else value
-    if "!" in value and "'" not in value and not home:
-        # in the shell's single quotes every character is itself; Hydra's double quotes need \" and a trailing \ doubled
-        hydra = re.sub(r'(\\*)("|$)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), rest)
-        return f"'{key}=\"{hydra}\"'"
-    # Hydra: a run of backslashes before a quote or the end is doubled, and ' is \'; the shell's double quotes: " $ `
-    # are escaped, and a \ where it precedes one of them or a \ (elsewhere the shell keeps it as it is)
-    hydra = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), rest)
-    shell = re.sub(r'\\(?=[\\"$`])|["$`]', lambda m: "\\" + m[0], hydra)
-    return f"\"{key}='{'$HOME' if home else ''}{shell}'\""
+def _quoted_override(key: str, value: str, *, spans: Sequence[tuple[int, int]] = ()) -> str:
+    """`key=value` with `value` (or the parts of it at `spans`, (start, end) each: a list's items) in Hydra's quotes,
+    as a POSIX shell argument that reaches Hydra as written: Hydra's single quotes inside the shell's double quotes,
+    or, for a value with a `!` (bash's history expansion, even inside double quotes) and no `'`, Hydra's double quotes
+    inside the shell's single quotes. A leading `~` of a quoted part becomes $HOME, which the shell expands (Hydra
+    would take `~` as a folder's name)."""
+    spans = list(spans) or [(0, len(value))]
+    home = [re.match(r"~(?=/|$)", value[s:e]) is not None for s, e in spans]
+    double = "!" in value and "'" not in value and not any(home)
+    text, last = f"{key}=", 0
+    for (start, end), at_home in zip(spans, home):
+        part = value[start + at_home:end]
+        if double:  # in the shell's single quotes every character is itself; Hydra's double quotes need \" and a
+            # trailing \ doubled
+            quoted = '"' + re.sub(r'(\\*)("|$)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), part) + '"'
+        else:  # Hydra: a run of backslashes before a quote or the end is doubled, and ' is \'; \0 marks $HOME
+            quoted = "'" + "\0" * at_home + re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), part) + "'"
+        text, last = text + value[last:start] + quoted, end
+    text += value[last:]
+    if double:
+        return f"'{text}'"
+    # the shell's double quotes: " $ ` are escaped, and a \ where it precedes one of them or a \ (elsewhere the shell
+    # keeps it as it is)
+    shell = re.sub(r'\\(?=[\\"$`])|["$`]', lambda m: "\\" + m[0], text)
+    return '"' + shell.replace("\0", "$HOME") + '"'
 
 
 def shell_override(*, key: str, value: str) -> str:

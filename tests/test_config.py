@@ -1393,3 +1393,30 @@ def test_a_stray_word_gets_the_quoting_hint_only_after_a_setting_that_takes_text
     head = f"{overrides[1]!r} is not a setting: every argument is key=value"
     expected = head if hint is None else f"{head}; a value with spaces goes in quotes: {hint}"
     assert precheck_overrides(overrides, config_name="search") == expected
+
+
+@pytest.mark.parametrize(("value", "named", "items", "quoted", "meant"), [
+    ("[~/runs/x/checkpoints/abc]", "'~'", "item ~/runs/x/checkpoints/abc",
+     "\"search.seed_archs=['$HOME/runs/x/checkpoints/abc']\"", ["/home/me/runs/x/checkpoints/abc"]),
+    ("[runs/exp(1)/x]", "'(', ')'", "item runs/exp(1)/x", "\"search.seed_archs=['runs/exp(1)/x']\"", ["runs/exp(1)/x"]),
+    ("[it's, runs/a, 'q (1)', b#2]", "\"'\", '#'", "items it's and b#2",
+     "\"search.seed_archs=['it\\'s', runs/a, 'q (1)', 'b#2']\"", ["it's", "runs/a", "q (1)", "b#2"]),
+    ("[a!b, c(1)]", "'!', '(', ')'", "items a!b and c(1)", "'search.seed_archs=[\"a!b\", \"c(1)\"]'", ["a!b", "c(1)"]),
+])
+def test_a_list_item_hydra_refuses_unquoted_is_named_with_the_list_quoted(value, named, items, quoted, meant):
+    # it said "... is not a list or mapping Hydra reads: ... (a value with spaces or commas in quotes)", or that a
+    # bracket was not closed (for it's), where a value alone is told which character to quote
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from nas.config import register_configs
+    from nas.overrides import precheck_overrides
+
+    register_configs()
+    override = f"search.seed_archs={value}"
+    problem = precheck_overrides([override], config_name="search")
+    assert problem is not None and problem.startswith(
+        f"{override}: Hydra's override syntax takes {named} only inside quotes, as in the {items}; quote "
+        f"{'them' if 'items' in items else 'it'}: {quoted}"), problem
+    assert ("the shell expands $HOME" in problem) == ("~" in value)
+    typed = _as_the_shell_passes_it(quoted, home="/home/me")  # the shell, then Hydra, read it as the list meant
+    assert OverridesParser.create().parse_overrides([typed])[0].value() == meant
