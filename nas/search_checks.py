@@ -224,7 +224,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
         input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name),
         # a profile fitted on another space's archs: as input_warning
-        extent_warning(run.hw, run.space, in_chans=data.in_chans, img_size=data.img_size),
+        extent_warning(run.hw, run.space, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes),
         # a copied file that kept the original's name: the run goes by that name
         *(name_warning(group) for group in ("hw", "space")),
         thread_warning(run, cpus=available_cpus(), recipes=recipes),  # a config from a bigger machine

@@ -184,25 +184,26 @@ def test_a_search_space_outside_the_archs_a_profile_was_fitted_on_is_warned_abou
 
     inside = space(StageSpace(mixers=["identity", "conv"], depths=[1, 2], widths=[16, 32]),
                    StageSpace(mixers=["pool"], depths=[3], widths=[64, 128]))
-    assert extent_warning(fitted, inside, in_chans=1, img_size=28) is None  # identity adds no ops: none to measure
+    # identity adds no ops: none to measure
+    assert extent_warning(fitted, inside, in_chans=1, img_size=28, num_classes=10) is None
     wide = space(StageSpace(mixers=["conv", "attn"], depths=[1, 2], widths=[16, 32]),
                  StageSpace(mixers=["conv"], depths=[1, 4], widths=[64, 256]),
                  StageSpace(mixers=["pool"], depths=[2], widths=[128]), norms=["bn", "ln"], acts=["relu"])
-    line = extent_warning(fitted, wide, in_chans=3, img_size=64)
+    line = extent_warning(fitted, wide, in_chans=3, img_size=64, num_classes=100)
     assert line is not None and "\n" not in line
     assert line.startswith("space=wide reaches outside the archs hw=chip was fitted on (its measured_extent): stages 3 "
                            "(measured 2), widths 16-256 (measured 16-128), depths 1-4 (measured 1-3), mixer=attn, norm=ln, "
                            "so their predicted latencies are extrapolated")
-    # its commands sample the space at the search's input (profile has none for a space but metaformer_t, and builds
-    # metaformer_t's at 1x28x28), exported for a chip timed with its own tools
-    assert ("(`python -m nas.latency.profile hw=chip space=wide in_chans=3 img_size=64 export_only=true ...`, "
+    # its commands sample the space at the search's input and classes (profile has none for a space but metaformer_t,
+    # builds metaformer_t's at 1x28x28, and a 10-class head otherwise), exported for a chip timed with its own tools
+    assert ("(`python -m nas.latency.profile hw=chip space=wide in_chans=3 img_size=64 num_classes=100 export_only=true ...`, "
             "timed with the chip's own tools, then `python -m nas.latency.fit hw=chip ...`") in line
     assert extent_warning(dataclasses.replace(fitted, measured_extent={"mixers": ["conv", "pool"]}), wide,
-                          in_chans=3, img_size=64).startswith(
+                          in_chans=3, img_size=64, num_classes=10).startswith(
         "space=wide reaches outside the archs hw=chip was fitted on (its measured_extent): mixer=attn, so")
     # Nothing to compare with: a profile fitted before the extent was recorded, or an uncalibrated one.
-    assert extent_warning(dataclasses.replace(fitted, measured_extent={}), wide, in_chans=3, img_size=64) is None
-    assert extent_warning(dataclasses.replace(fitted, calibration={}), wide, in_chans=3, img_size=64) is None
+    assert extent_warning(dataclasses.replace(fitted, measured_extent={}), wide, in_chans=3, img_size=64, num_classes=10) is None
+    assert extent_warning(dataclasses.replace(fitted, calibration={}), wide, in_chans=3, img_size=64, num_classes=10) is None
 
 
 def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():

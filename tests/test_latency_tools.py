@@ -1251,7 +1251,7 @@ def test_fit_records_the_extent_of_the_archs_it_was_measured_on(tmp_path, cpu, s
     profile = load_hw_profile(tmp_path / "c.yaml")
     assert profile.measured_extent == extent and profile.without_calibration().measured_extent == {}
     # metaformer_t has 3 stages and widths from 16, which none of these archs had
-    warning = extent_warning(profile, space_t, in_chans=1, img_size=28)
+    warning = extent_warning(profile, space_t, in_chans=1, img_size=28, num_classes=10)
     assert warning.startswith(f"space=metaformer_t reaches outside the archs hw=c was fitted on (its measured_extent): "
                               f"stages 3 (measured 4), widths 16-128 (measured {min(widths)}-{max(widths)})")
 

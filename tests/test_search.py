@@ -1839,8 +1839,10 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
     # its command samples the search's space (the profile's default space may be another)
     assert "(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 export_only=true ...`" in (
         pareto["latency_warning"])
-    # ... as does the extent's, at the data's input (profile builds any space's archs for it, never at its own default)
-    assert ("(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 export_only=true ...`, "
+    # ... as does the extent's, at the data's input and classes (profile builds any space's archs for them, never at its
+    # own default)
+    assert ("(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 num_classes=10 "
+            "export_only=true ...`, "
             "timed with the chip's own tools, then `python -m nas.latency.fit hw=cpu ...` on those") in (
         pareto["latency_warning"])
     assert _warnings_section(result.run_dir / "report.md") == pareto["setup_warnings"]
@@ -2515,8 +2517,9 @@ def test_a_search_whose_space_reaches_outside_the_archs_its_profile_was_fitted_o
     assert shipped.hw.measured_extent == {} and [w for w in setup_warnings(shipped, data) if "reaches outside" in w] == []
     run = dataclasses.replace(shipped, hw=dataclasses.replace(shipped.hw, measured_extent={"mixers": ["conv", "pool"]}))
     warned = [w for w in setup_warnings(run, data) if "reaches outside" in w]
-    assert warned == [extent_warning(run.hw, run.space, in_chans=1, img_size=28)]
-    assert "mixer=attn, mixer=sepconv, so" in warned[0] and " in_chans=1 img_size=28 " in warned[0]
+    assert warned == [extent_warning(run.hw, run.space, in_chans=1, img_size=28, num_classes=data.num_classes)]
+    # the profile command builds the archs' head for the data's classes (profile's default is 10)
+    assert "mixer=attn, mixer=sepconv, so" in warned[0] and f" in_chans=1 img_size=28 num_classes={data.num_classes} " in warned[0]
 
 
 def test_a_search_starting_over_a_damaged_pareto_json_says_it_writes_it_again_not_to_rebuild_it(tmp_path, caplog):

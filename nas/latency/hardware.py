@@ -151,14 +151,16 @@ def config_dir_option(name: str) -> str:
     return f"--config-dir {shlex.quote(str(path.parent.parent))} "
 
 
-def extent_warning(hw: HardwareProfile, space: SpaceConfig, *, in_chans: int, img_size: int) -> str | None:
+def extent_warning(hw: HardwareProfile, space: SpaceConfig, *, in_chans: int, img_size: int,
+                   num_classes: int) -> str | None:
     """One line when a calibrated `hw` records the extent of the archs it was fitted on (`measured_extent`) and the
     search's `space` reaches outside it, else None: more or fewer stages, widths or depths beyond the measured range, or
     a mixer, norm or activation none of them had. A profile fitted on one space and searched with another predicts
     those archs by extrapolation: an op kind never timed keeps the datasheet's guess (`unmeasured_choices_warning` says
     so at the fit, of the space it is given), and past the measured sizes cache effects were never timed.
-    `in_chans`, `img_size`: the search's input, which the line's profile command builds the archs for (profile refuses
-    a space other than metaformer_t without one, and times metaformer_t's at its 28x28 grey default)."""
+    `in_chans`, `img_size`, `num_classes`: the search's input and classes, which the line's profile command builds the
+    archs for (profile refuses a space other than metaformer_t without one, and times metaformer_t's at its 28x28 grey
+    default, with 10 classes, whose head is another size)."""
     extent = hw.measured_extent
     if not (hw.calibration and extent):
         return None
@@ -179,7 +181,7 @@ def extent_warning(hw: HardwareProfile, space: SpaceConfig, *, in_chans: int, im
     return (f"space={space.name} reaches outside the archs hw={hw.name} was fitted on (its measured_extent): "
             f"{', '.join(outside)}, so their predicted latencies are extrapolated (an op kind never timed is priced from the "
             f"datasheet numbers); measure archs of this space and refit (`python -m nas.latency.profile {own}hw={hw.name} "
-            f"space={space.name} in_chans={in_chans} img_size={img_size}{export} ...`{timed}, then "
+            f"space={space.name} in_chans={in_chans} img_size={img_size} num_classes={num_classes}{export} ...`{timed}, then "
             f"`python -m nas.latency.fit {own}hw={hw.name} ...` on those measurements and the earlier ones; README, "
             "'Onboarding a chip')")
 
