@@ -390,7 +390,31 @@ def structured(cfg: DictConfig, cls: type[T]) -> T:
         raise ConfigError(prefix + str(e).splitlines()[0]) from None
     if not isinstance(obj, cls):
         raise ConfigError(f"config is not a {cls.__name__}; compose it from the project's conf/ folder")
+    if isinstance(getattr(obj, "hw", None), HardwareProfile):
+        _refuse_hand_calibration(obj.hw)
     return _with_fitted(obj)
+
+
+def _refuse_hand_calibration(hw: HardwareProfile) -> None:
+    # A calibration term set on the command line for a chip whose file holds no fitted calibration (edge_npu) made the
+    # predictor price every other op kind at 0 (a calibrated chip's costs are the fitted terms alone), without a word.
+    # Overriding a term of a fitted calibration stays allowed: it is merged into the fitted file's (`load_fitted`).
+    if not hw.calibration:
+        return
+    path = group_file("hw", hw.name)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    if not isinstance(raw, dict) or raw.get("calibration") or raw.get("fitted"):
+        return
+    kind, terms = next(iter(hw.calibration.items()))
+    term, value = next(iter(terms.items()), ("", None))
+    key = f"hw.calibration.{kind}.{term}={value!r}" if term else f"hw.calibration.{kind}"
+    raise ConfigError(f"{key}: hw={hw.name} has no fitted calibration, and a term given alone would price every other op "
+                      f"kind at 0; a calibration comes from `python -m nas.latency.fit {config_dir_option(hw.name)}"
+                      f"hw={hw.name} measurements=[...]` (README, 'Onboarding a chip'); to adjust its datasheet "
+                      f"predictor, set hw.efficiency.<op kind>=<share of peak> instead")
 
 
 def _source_file_note(cfg: Any, message: str) -> str:
@@ -816,6 +840,28 @@ def datasheet_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None 
     return (f"hw={hw.name} ({path}) leaves out {', '.join(missing)}: the predictor uses the generic defaults for them "
             "(an efficiency left out is 1.0, the chip's peak), so its latencies may be optimistic; set them from the "
             "datasheet (README, 'Onboarding a chip')")
+
+
+def ignored_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None = None) -> str | None:
+    """One line when `hw` is calibrated and its efficiency differs from its file's (`<name>.yaml` in `folders`, default
+    `hw_folders()`): set on the command line (`hw=cpu hw.efficiency.add=0.5`), where the predictor reads no efficiency
+    once fitted costs replace the datasheet numbers, so the setting changes no latency. None otherwise, and when no
+    file is found."""
+    if not hw.calibration:
+        return None
+    path = group_file("hw", hw.name, folders)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader) if path else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    written = raw.get("efficiency") if isinstance(raw, dict) and isinstance(raw.get("efficiency"), dict) else {}
+    changed = [f"hw.efficiency.{kind}={hw.efficiency[kind]}" for kind in sorted(hw.efficiency)
+               if hw.efficiency[kind] != written.get(kind)]
+    if not changed:
+        return None
+    return (f"{', '.join(changed)}: hw={hw.name} is calibrated, and its fitted costs replace the efficiencies, so this "
+            f"changes no latency; to change its costs, refit (`python -m nas.latency.fit {config_dir_option(hw.name)}"
+            f"hw={hw.name} measurements=[...]`, README 'Onboarding a chip')")
 
 
 def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:

@@ -1315,6 +1315,40 @@ def test_a_mapping_setting_takes_new_keys_from_a_plain_override(config_name):
         to_run_config(compose_search_config(["hw.efficiency.cnov=0.5"]))
 
 
+def test_a_calibration_term_is_refused_on_a_chip_with_no_fitted_calibration():
+    """hw=edge_npu hw.calibration.conv.fixed=2.0 made the calibration non-empty, so the predictor priced every other op
+    kind at 0 (2.6 ms became 0.01), and no warning fired: refused, naming the fit and the efficiency to set instead."""
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import precheck_overrides
+
+    register_configs()
+    for term in ("conv.fixed", "invoke.fixed"):
+        overrides = ["hw=edge_npu", f"hw.calibration.{term}=2.0"]
+        with pytest.raises(ConfigError, match=rf"^hw.calibration.{term}=2.0: hw=edge_npu has no fitted calibration"):
+            to_run_config(compose_search_config(overrides))
+        assert "python -m nas.latency.fit hw=edge_npu" in precheck_overrides(overrides, config_name="search")
+    # an efficiency, the datasheet predictor's own number, is taken there
+    assert to_run_config(compose_search_config(["hw=edge_npu", "hw.efficiency.add=0.5"])).hw.efficiency["add"] == 0.5
+
+
+def test_an_efficiency_set_for_a_calibrated_chip_warns_that_it_changes_no_latency():
+    from nas.config import compose_search_config, ignored_efficiency_warning
+    from nas.latency.predictor import predict_latency
+    from nas.latency.profile import sample_archs
+
+    run = to_run_config(compose_search_config(["hw=cpu", "hw.efficiency.add=0.5"]))
+    arch, = sample_archs(run.space, 1, seed=0, in_chans=1, img_size=28, num_classes=10)
+    shipped = to_run_config(compose_search_config(["hw=cpu"]))
+    # the predictor reads no efficiency once fitted costs replace the datasheet numbers
+    assert predict_latency(arch, run.hw).total_ms == predict_latency(arch, shipped.hw).total_ms
+    line = ignored_efficiency_warning(run.hw)
+    assert line.startswith("hw.efficiency.add=0.5: hw=cpu is calibrated, and its fitted costs replace the efficiencies, "
+                           "so this changes no latency; to change its costs, refit (`python -m nas.latency.fit hw=cpu ")
+    assert ignored_efficiency_warning(shipped.hw) is None
+    # a datasheet chip reads it: no warning
+    assert ignored_efficiency_warning(to_run_config(compose_search_config(["hw=edge_npu", "hw.efficiency.add=0.5"])).hw) is None
+
+
 OVERRIDE_CASES = [
     # the shell split a list or mapping at its spaces: "'2]' is not a setting", or a wrong hint for the latency tools
     (["space.stem_strides=[1,", "2]"], "'space.stem_strides=[1,' and '2]' are one setting that the shell split at its "

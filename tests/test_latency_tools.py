@@ -1827,11 +1827,19 @@ def _latency_cfg(*overrides: str):
 
 
 def test_the_latency_tools_take_new_keys_of_a_chips_mappings_as_the_search_does():
-    # hw.calibration.conv.fixed=2.0 on a chip without that entry (or hw.measured_extent={...}) failed in the latency
-    # tools with Hydra's "Key ... is not in struct", where nas.search and compress.run take it.
-    tool = to_tool_config(_latency_cfg("hw=edge_npu", "hw.calibration.conv.fixed=2.0",
-                                       "hw.measured_extent={stages: [4, 4]}"))
-    assert tool.hw.calibration["conv"]["fixed"] == 2.0 and tool.hw.measured_extent == {"stages": [4, 4]}
+    # hw.measured_extent={...} (or an efficiency of a kind the chip's file leaves out) failed in the latency tools with
+    # Hydra's "Key ... is not in struct", where nas.search and compress.run take it.
+    tool = to_tool_config(_latency_cfg("hw=edge_npu", "hw.efficiency.relu=0.9", "hw.measured_extent={stages: [4, 4]}"))
+    assert tool.hw.efficiency["relu"] == 0.9 and tool.hw.measured_extent == {"stages": [4, 4]}
+    # but not a calibration term on a chip with no fitted calibration: the predictor priced every other op kind at 0
+    for term in ("conv.fixed", "invoke.fixed"):
+        with pytest.raises(ConfigError, match=rf"^hw.calibration.{term}=2.0: hw=edge_npu has no fitted calibration, .* "
+                                              r"`python -m nas.latency.fit hw=edge_npu measurements=\[...\]`.* set "
+                                              r"hw.efficiency.<op kind>=<share of peak> instead$"):
+            to_tool_config(_latency_cfg("hw=edge_npu", f"hw.calibration.{term}=2.0"))
+    # a term of a fitted calibration is merged into the fitted file's (the others kept)
+    tool = to_tool_config(_latency_cfg("hw=cpu", "hw.calibration.conv.fixed=2.0"))
+    assert tool.hw.calibration["conv"]["fixed"] == 2.0 and tool.hw.calibration["conv"]["per_work"] > 0
 
 
 @pytest.mark.parametrize(("override", "message"), [

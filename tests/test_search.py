@@ -2503,6 +2503,17 @@ def test_a_search_on_a_profile_fitted_on_few_archs_warns_in_its_setup(tiny_idx_r
     assert warned(fitted_archs=[]) == []  # fitted before the field existed: not judged
 
 
+def test_a_search_with_an_efficiency_set_for_its_calibrated_chip_warns_once_in_its_setup(tiny_idx_root, compose_cfg):
+    # hw=cpu hw.efficiency.add=0.5: the fitted costs replace the efficiencies, so the setting changed nothing, silently
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+
+    run = to_run_config(compose_cfg("hw=cpu", "hw.efficiency.add=0.5", f"data.root={tiny_idx_root}", "train.threads=1",
+                                    "final_train.threads=1"))
+    warned = [w for w in setup_warnings(run, load_dataset(run.data)) if "changes no latency" in w]
+    assert len(warned) == 1 and warned[0].startswith("hw.efficiency.add=0.5: hw=cpu is calibrated")
+
+
 def test_a_search_whose_space_reaches_outside_the_archs_its_profile_was_fitted_on_warns_in_its_setup(tiny_idx_root,
                                                                                                     compose_cfg):
     # A profile fitted on one space's archs (its measured_extent) and searched with another's: the archs it never
