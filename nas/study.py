@@ -707,8 +707,11 @@ def counts(study: optuna.Study) -> tuple[int, int]:
 
 
 def slot_taken(study: optuna.Study, number: int, target: int) -> bool:
-    """Whether trial `number` would overshoot `target`: finished trials plus running trials ahead of it
-    (lower numbers, which started first) already fill it."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    """Whether trial `number` would overshoot `target`: finished trials plus running or waiting trials ahead of it
+    (lower numbers, which started or were queued first) already fill it. Waiting ones count: a lost trial's retry (or a
+    seed) queued by one worker just after another found the queue empty and made a new trial gets the lower number;
+    left out, the new trial ran, and so did the retry once popped (the new one is not ahead of it), one trial more than
+    `target` (a rerun with search.n_trials=1 after a killed sweep finished 2)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
     ahead = sum(t.state == TrialState.COMPLETE or t.number < number for t in trials if t.number != number)
     return ahead >= target

@@ -110,6 +110,22 @@ def test_slot_taken_gives_priority_to_earlier_running_trials(storage_for):
     assert slot_taken(study, first.number, 2)
 
 
+def test_slot_taken_counts_a_waiting_trial_queued_ahead_of_a_new_one(storage_for):
+    # A lost trial's retry queued (WAITING, the lower number) by one worker just after another worker found the queue
+    # empty and made a new trial: the new trial ran, then the retry once popped, one more than search.n_trials.
+    study = optuna.create_study(storage=storage_for(), directions=["maximize", "minimize"])
+    study.enqueue_trial({"a": 0.5})  # the retry, queued first: the lower number
+    waiting = study.get_trials(deepcopy=False)[0]
+    # the other worker's new trial, made as ask() makes one after reading the queue empty just before (RUNNING)
+    storage = study._storage  # noqa: SLF001 - the storage the study was opened on
+    trial_id = storage.create_new_trial(storage.get_study_id_from_name(study.study_name))
+    new = storage.get_trial(trial_id)
+    assert new.state == TrialState.RUNNING and new.number > waiting.number
+    assert study.get_trials(deepcopy=False)[0].state == TrialState.WAITING
+    assert slot_taken(study, new.number, 1)  # the retry is ahead in line: the new trial stands aside
+    assert not slot_taken(study, new.number, 2)
+
+
 def test_unreachable_storage_is_one_line_without_the_password(tmp_path, compose_cfg, tiny_idx_root):
     url = "postgresql://nas:s3cret@127.0.0.1:1/nas"
     cfg = compose_cfg(f"data.root={tiny_idx_root}", f"search.runs_dir={tmp_path}", f"search.storage={url}")
