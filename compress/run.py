@@ -128,7 +128,7 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     # archs they may be well off, and at an input its calibration never measured extrapolated; a search says so in
     # these lines.
     for line in (few_archs_warning(run.hw), element_size_warning(run.hw),
-                 input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size)):
+                 input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size, num_classes=arch.num_classes)):
         if line is not None:
             log.warning("%s", line)
     # A damaged pareto.json in the member's run stops no compression (its files go into the member's folder), but the

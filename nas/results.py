@@ -1065,7 +1065,8 @@ def _write_pareto_files(run_dir: Path, study: optuna.Study, data: Dataset, run: 
     # generic defaults, and (also) when its calibration was never measured at the data's input or on archs like the
     # space's (extrapolated).
     latency = [w for w in (host_mismatch(run.hw, others=profiles), uncalibrated_warning(run.hw), datasheet_warning(run.hw),
-                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name),
+                           input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name,
+                                         num_classes=data.num_classes),
                            extent_warning(run.hw, run.space, in_chans=data.in_chans, img_size=data.img_size,
                                           num_classes=data.num_classes))
                if w]

@@ -224,7 +224,8 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         ignored_efficiency_warning(run.hw),  # hw=cpu hw.efficiency.add=0.5: a calibrated chip reads no efficiency
         element_size_warning(run.hw),  # bytes_per_element: 2 with precision: int8, a copied file half edited
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
-        input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name),
+        input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name,
+                      num_classes=data.num_classes),
         # a profile fitted on another space's archs: as input_warning
         extent_warning(run.hw, run.space, in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes),
         # a copied file that kept the original's name: the run goes by that name

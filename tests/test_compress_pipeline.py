@@ -706,7 +706,7 @@ def test_compress_run_warns_when_the_profile_never_measured_the_checkpoints_inpu
 
     assert warnings_with() == []  # hw=cpu was measured at 1x28x28
     said = warnings_with("hw.measured_inputs=['3x64x64']")
-    assert said == [input_warning(compressed[-1], in_chans=1, img_size=28)]
+    assert said == [input_warning(compressed[-1], in_chans=1, img_size=28, num_classes=10)]  # the checkpoint's classes
     assert said[0].startswith("hw=cpu was calibrated on inputs 3x64x64, not on this data's 1x28x28: in_chans=1 is not "
                               "among the measured 3 and img_size=28 is below the smallest measured, 64")
 

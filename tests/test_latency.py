@@ -226,6 +226,9 @@ def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
     # with the search's space, the command samples it (the profile's default space, metaformer_t, is another's archs)
     spaced = input_warning(calibrated, in_chans=3, img_size=96, space="metaformer_s")
     assert "(`python -m nas.latency.profile hw=chip space=metaformer_s in_chans=3 img_size=96 export_only=true ...`" in spaced
+    # the data's classes, where known: the command's archs get their heads (profile's default is 10)
+    classes = input_warning(calibrated, in_chans=3, img_size=96, space="metaformer_s", num_classes=100)
+    assert "hw=chip space=metaformer_s in_chans=3 img_size=96 num_classes=100 export_only=true ...`" in classes
     host = input_warning(dataclasses.replace(calibrated, runtime="openvino"), in_chans=3, img_size=96)
     assert "(`python -m nas.latency.profile hw=chip in_chans=3 img_size=96 ...`, then `python -m nas.latency.fit hw=chip" in host
     assert "img_size=16 is below the smallest measured, 28" in input_warning(calibrated, in_chans=1, img_size=16)

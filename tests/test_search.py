@@ -1836,8 +1836,9 @@ def test_a_search_on_an_input_its_calibrated_profile_never_measured_warns_in_sea
     assert pareto["latency_warning"].startswith(warning) and pareto["setup_warnings"][0].startswith(warning)
     assert "; space=metaformer_t reaches outside the archs hw=cpu was fitted on (its measured_extent): mixer=attn, so " in (
         pareto["latency_warning"])
-    # its command samples the search's space (the profile's default space may be another)
-    assert "(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 export_only=true ...`" in (
+    # its command samples the search's space (the profile's default space may be another), with the data's classes
+    assert ("(`python -m nas.latency.profile hw=cpu space=metaformer_t in_chans=1 img_size=28 num_classes=10 "
+            "export_only=true ...`, timed with the chip's own tools, then `python -m nas.latency.fit hw=cpu ...`; README") in (
         pareto["latency_warning"])
     # ... as does the extent's, at the data's input and classes (profile builds any space's archs for them, never at its
     # own default)

@@ -190,10 +190,13 @@ def _span(lo: int, hi: int) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: str | None = None) -> str | None:
+def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: str | None = None,
+                  num_classes: int | None = None) -> str | None:
     """One line when a calibrated `hw` records the inputs it was measured at (`measured_inputs`) and this input lies
     outside them, else None. `space`: the name of the search's space, which the line's profile command samples (the
     command's default, metaformer_t, is another space's archs at that input where the search's is another).
+    `num_classes`: the data's classes, which the command's archs get as heads (its default, 10, is Fashion-MNIST's;
+    None: left to it).
 
     Outside means another channel count than those measured, or an img_size below the smallest or above the largest
     measured. Between measured sizes the fitted costs interpolate: every op's work and bytes grow with its tokens, the
@@ -222,7 +225,8 @@ def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: s
     return (f"hw={hw.name} was calibrated on inputs {', '.join(hw.measured_inputs)}, not on this data's "
             f"{input_name(in_chans=in_chans, img_size=img_size)}: {' and '.join(why)}, so its predicted latencies are "
             f"extrapolated; measure archs at this input and refit (`python -m nas.latency.profile {own}hw={hw.name} "
-            + (f"space={space} " if space else "") + f"in_chans={in_chans} img_size={img_size}{export} ...`{timed}, "
+            + (f"space={space} " if space else "") + f"in_chans={in_chans} img_size={img_size}"
+            + (f" num_classes={num_classes}" if num_classes is not None else "") + f"{export} ...`{timed}, "
             f"then `python -m nas.latency.fit {own}hw={hw.name} ...`; README, 'Onboarding a chip')")
 
 
