@@ -14,7 +14,7 @@ import pathlib
 from typing import Any, Sequence
 
 from nas.report import MISSING_FILE_MARK, PARETO_JSON, int8_test_acc_source, read_compressed, read_pareto_json
-from nas.report.files import _missing_files
+from nas.report.files import _file_size, _missing_files
 from nas.report.write import _write_atomic
 
 PARETO_CSV = "pareto.csv"
@@ -37,6 +37,9 @@ PARETO_COLUMNS = ("number", "arch_id", "val_acc", "val_acc_ci95", "val_acc_final
 INT8_COLUMNS = ("int8_test_acc", "int8_test_acc_ci95", "int8_test_acc_source", "int8_latency_ms", "int8_hw",
                 "int8_hw_precision", "int8_params", "int8_macs", "int8_file", "int8_error", "int8_size_bytes",
                 "int8_test_images", "int8_fp32_test_acc", "int8_pruned_test_acc")
+# ... and last, of every member: its model.onnx's size on disk in bytes, the float file to budget flash by (the report's
+# front table gives it in KiB; no record holds it), empty where its folder has none. Appended last as the int8 ones were.
+FILE_COLUMNS = ("onnx_size_bytes",)
 
 
 def fmt(value: Any) -> str:
@@ -98,23 +101,25 @@ def _int8_fields(compressed: dict[str, Any] | None, *, checkpoint: str, missing:
 
 def pareto_csv(members: Sequence[dict[str, Any]], *, compressed: dict[str, dict[str, Any] | None] | None = None,
                header: dict[str, Any] | None = None, missing: dict[str, Sequence[str]] | None = None,
-               sizes: dict[str, int | None] | None = None) -> str:
+               sizes: dict[str, int | None] | None = None, onnx_sizes: dict[str, int | None] | None = None) -> str:
     """pareto.csv text of pareto.json's `members`: columns `PARETO_COLUMNS` (`hw` and `hw_precision` from `header`,
     pareto.json's own fields, empty where it has none), then `INT8_COLUMNS` filled from `compressed` ({arch_id: its
     compressed_metrics.json}; a member not in it was not compressed), each interval split into `<name>_low` and
     `<name>_high` (both empty where the member has none). `missing`: {arch_id: the files its compressed_metrics.json
     names that its folder lacks}; an int8 file among them is marked so in `int8_file`. `sizes`: {arch_id: its int8
-    file's size on disk}, `int8_size_bytes` where compressed_metrics.json records none."""
+    file's size on disk}, `int8_size_bytes` where compressed_metrics.json records none. Then `FILE_COLUMNS`: `onnx_sizes`
+    is {arch_id: its model.onnx's size on disk} (`onnx_size_bytes`, empty for a member not in it or None)."""
     run = {key: (header or {}).get(key) for key in ("hw", "hw_precision")}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    columns = PARETO_COLUMNS + INT8_COLUMNS
+    columns = PARETO_COLUMNS + INT8_COLUMNS + FILE_COLUMNS
     w.writerow([h for c in columns for h in ((f"{c}_low", f"{c}_high") if c.endswith("_ci95") else (c,))])
     for m in members:
         arch_id = m.get("arch_id")
         values = {**run, **m, **_int8_fields((compressed or {}).get(arch_id), checkpoint=_checkpoint_of(m),
                                              missing=(missing or {}).get(arch_id, ()),
-                                             file_size=(sizes or {}).get(arch_id))}
+                                             file_size=(sizes or {}).get(arch_id)),
+                  "onnx_size_bytes": (onnx_sizes or {}).get(arch_id)}
         row: list[str] = []
         for c in columns:
             row += _interval_cells(values.get(c)) if c.endswith("_ci95") else [fmt(values.get(c))]
@@ -143,7 +148,10 @@ def pareto_csv_bytes(run_dir: str | pathlib.Path, *, members: Sequence[dict[str,
     missing = {m.get("arch_id"): _missing_files(folder / _checkpoint_of(m), None, compressed[m.get("arch_id")])
                for m in members}
     sizes = {m.get("arch_id"): _size_on_disk(folder / _checkpoint_of(m), compressed[m.get("arch_id")]) for m in members}
-    return pareto_csv(members, compressed=compressed, header=header, missing=missing, sizes=sizes).encode()
+    # model.onnx as the report's front table finds it: the file on disk
+    onnx_sizes = {m.get("arch_id"): _file_size(folder / _checkpoint_of(m) / "model.onnx") for m in members}
+    return pareto_csv(members, compressed=compressed, header=header, missing=missing, sizes=sizes,
+                      onnx_sizes=onnx_sizes).encode()
 
 
 def _size_on_disk(folder: pathlib.Path, compressed: dict[str, Any] | None) -> int | None:
@@ -153,11 +161,7 @@ def _size_on_disk(folder: pathlib.Path, compressed: dict[str, Any] | None) -> in
     int8 = (compressed or {}).get("int8") if isinstance(compressed, dict) else None
     if not isinstance(int8, dict) or int8.get("size_bytes") is not None:
         return None
-    path = folder / str(int8.get("file") or "model_int8.onnx")
-    try:
-        return path.stat().st_size if path.is_file() else None
-    except OSError:
-        return None
+    return _file_size(folder / str(int8.get("file") or "model_int8.onnx"))
 
 
 def write_pareto_csv(run_dir: str | pathlib.Path, *, members: Sequence[dict[str, Any]] | None = None,

@@ -115,3 +115,28 @@ def test_pareto_csv_gives_the_int8_files_size_and_the_test_images_its_accuracy_i
     del compressed["eval_images"]
     (folder / "compressed_metrics.json").write_text(json.dumps(compressed))
     assert row()["int8_test_images"] == ""
+
+
+def test_pareto_csv_gives_each_members_model_onnx_size_as_the_reports_front_table_does(tmp_path):
+    # report.md's front table gave model.onnx's size (KiB), the float file to budget flash by, for every member; pareto.csv
+    # gave only the int8 file's size, of compressed members. It gives model.onnx's too, in bytes, empty where it is gone.
+    members = [{"number": n, "arch_id": a, "latency_ms": 0.1 * n, "checkpoint": f"checkpoints/{a}"}
+               for n, a in ((1, "aaaa000001"), (2, "bbbb000002"))]
+    run_dir = tmp_path / "run"
+    for m in members:
+        (run_dir / m["checkpoint"]).mkdir(parents=True)
+    (run_dir / "pareto.json").write_text(json.dumps({"hw": "edge_npu", "members": members}))
+    (run_dir / "checkpoints" / "aaaa000001" / "model.onnx").write_bytes(b"\0" * 4321)
+
+    def sizes():
+        with open(run_dir / "pareto.csv", newline="") as f:
+            return {r["arch_id"]: r["onnx_size_bytes"] for r in csv.DictReader(f)}
+
+    assert write_pareto_csv(run_dir)
+    assert sizes() == {"aaaa000001": "4321", "bbbb000002": ""}
+    # written again once the file changes on disk (the report rewrites the CSV where the folder's files give another)
+    (run_dir / "checkpoints" / "aaaa000001" / "model.onnx").unlink()
+    (run_dir / "checkpoints" / "bbbb000002" / "model.onnx").write_bytes(b"\0" * 7)
+    assert write_pareto_csv(run_dir)
+    assert sizes() == {"aaaa000001": "", "bbbb000002": "7"}
+    assert not write_pareto_csv(run_dir)

@@ -303,7 +303,8 @@ def test_pareto_csv_holds_the_accuracy_intervals_of_pareto_json_as_two_columns_e
     assert list(rows[0]) == [
         "number", "arch_id", "val_acc", "val_acc_ci95_low", "val_acc_ci95_high", "val_acc_final", "val_acc_final_ci95_low",
         "val_acc_final_ci95_high", "test_acc", "test_acc_ci95_low", "test_acc_ci95_high", "test_acc_onnx", "latency_ms",
-        "hw", "hw_precision", "measured_latency_ms", "params", "macs", "summary", "checkpoint", *INT8_CSV_COLUMNS]
+        "hw", "hw_precision", "measured_latency_ms", "params", "macs", "summary", "checkpoint", *INT8_CSV_COLUMNS,
+        "onnx_size_bytes"]
     assert {k: rows[0][k] for k in rows[0] if "_ci95_" in k and not k.startswith("int8_")} == {
         "val_acc_ci95_low": "0.85", "val_acc_ci95_high": "0.93", "val_acc_final_ci95_low": "0.875",
         "val_acc_final_ci95_high": "0.95", "test_acc_ci95_low": "0.905", "test_acc_ci95_high": "0.915"}
@@ -340,7 +341,8 @@ def test_pareto_csv_gives_a_compressed_members_int8_model_from_its_files_and_lea
     write_pareto_csv(run_dir)  # the members of the folder's pareto.json
     with open(run_dir / "pareto.csv", newline="") as f:
         rows = {r["arch_id"]: r for r in csv.DictReader(f)}
-    assert list(rows["aaaa000001"])[-len(INT8_CSV_COLUMNS):] == INT8_CSV_COLUMNS  # appended after pareto.json's columns
+    # appended after pareto.json's columns (model.onnx's size, of every member, after them)
+    assert list(rows["aaaa000001"])[-len(INT8_CSV_COLUMNS) - 1:-1] == INT8_CSV_COLUMNS
     int8 = {a: {c: rows[a][c] for c in INT8_CSV_COLUMNS} for a in rows}
     assert int8["aaaa000001"] == {
         "int8_test_acc": "0.8875", "int8_test_acc_ci95_low": "0.86", "int8_test_acc_ci95_high": "0.91",
