@@ -126,18 +126,27 @@ def test_layout_names_every_module():
 
 
 def test_outputs_table_names_every_csv_column():
-    """The trials.csv and pareto.csv rows name each column the code writes, as written (`<name>_ci95` is two columns,
+    """The trials.csv row of the Outputs table names each column the code writes, and the list of pareto.csv's columns
+    below the table names each of its columns in the order written (`<name>_ci95` stands for its two columns,
     `<name>_ci95_low` and `_high`), so a user can find the one a sentence is about."""
-    from nas.pareto_csv import INT8_COLUMNS, PARETO_COLUMNS
+    from nas.pareto_csv import FILE_COLUMNS, INT8_COLUMNS, PARETO_COLUMNS
     from nas.results import TRIAL_COLUMNS
 
-    rows = _outputs_rows()
-    pareto = ("`pareto.csv`, `pareto.json`", PARETO_COLUMNS + INT8_COLUMNS)
-    for row, columns in (("`trials.csv`", TRIAL_COLUMNS), pareto):
-        named = set(re.findall(r"`([^`]+)`", rows[row]))
-        missing = [c for c in columns if c not in named and f"{c}_low" not in named]
-        assert not missing, f"README's {row} row does not name {missing}"
+    named = set(re.findall(r"`([^`]+)`", _outputs_rows()["`trials.csv`"]))
+    missing = [c for c in TRIAL_COLUMNS if c not in named]
+    assert not missing, f"README's trials.csv row does not name {missing}"
+    columns = PARETO_COLUMNS + INT8_COLUMNS + FILE_COLUMNS
+    # each column where it is first named (a gloss may name one again)
+    listed = [name for name in dict.fromkeys(re.findall(r"`([^`]+)`", _pareto_csv_columns_list())) if name in columns]
+    assert listed == list(columns), f"README's list of pareto.csv's columns is not {list(columns)}"
 
+
+def _pareto_csv_columns_list() -> str:
+    """The list of pareto.csv's columns below README's Outputs table: its lead line and bullets."""
+    text = README.read_text()
+    start = text.index("`pareto.csv`'s columns, in order", text.index("### Outputs ("))
+    bullets = text.index("\n- ", start)
+    return text[start:text.index("\n\n", bullets)]
 
 
 def test_setting_names_in_readme_exist():
