@@ -332,7 +332,7 @@ def predict(model_path: str | Path, images: Sequence[str | Path], *, top: int = 
     keyword; so is the option to skip unreadable files. A `memory_budget_gb` above this machine's memory gets one
     warning naming both (`nas.memory.over_machine_warning`), as a search's does. The images read that are not square
     (stretched to the model's input size) and those with transparent pixels (dropped, or composited onto the model's
-    background) get one warning each, counting them and naming one (`nas.data.reshaped_images_warnings`), as training
+    background) get one warning each, counting them and naming one (`nas.images.reshaped_images_warnings`), as training
     warns of its image folder, and saying how many of the model's own images were such where its record counts them
     (`Contract.image_counts`). A colour model's grey images (`grey_images`) get one more warning, counting them and
     saying how many of the model's own images were grey where its record counts them (`grey_images_warning`), and images
@@ -545,7 +545,7 @@ def _pixels(files: Sequence[Path], contract: Contract, *, unreadable: list[Unrea
     repeated into 3 channels) gets each file made grey and repeated the same way: a colour photo given as RGB was an
     input unlike any it was trained or tested on. Files that cannot be decoded are a `DataError`, or where `unreadable`
     is given, appended to it and left out; where `originals` is given, each read file's size and transparency is
-    appended to it (`nas.data.read_images`)."""
+    appended to it (`nas.images.read_images`)."""
     import torch
 
     from nas.data import GREY_REPEATED, read_images

@@ -280,8 +280,8 @@ def _top_k_command(checkpoint: str | Path | None, data_root: str | None) -> str:
     takes a study's data.root from the command, on this machine; a recorded root alone was left out, and the rebuild
     then read the default data's folder), and the final_train its members were trained with where that is not
     final_train's default (`nas.rebuild.searched_final_train`): without it the rebuild refuses to train them again with
-    the default recipe (`nas.search.export_study`), a second refusal after this one. The study name is the one the
-    folder's study.db holds, with where to move the folder first, for a folder renamed from its run's
+    the default recipe (`nas.study_export.export_study`), a second refusal after this one. The study name is the one
+    the folder's study.db holds, with where to move the folder first, for a folder renamed from its run's
     (`nas.report.hints._moved_from`, as nas.report's rebuild hints name it): the folder's name was refused by the rebuild, which
     reads the run folder search.runs_dir/search.study_name. Outside a run folder the settings are named by
     placeholders."""
@@ -552,9 +552,10 @@ def _recorded_class_names(folder: Path) -> list[str] | None:
 
 def _system_folders_clause(data: DataConfig) -> str:
     """The clause ending a refusal of `data`'s images as other than the checkpoint's, where its data.root holds the
-    folders a NAS or USB disk adds (`nas.data.system_folders_note`): a member trained on such a folder before they were
-    skipped had their images, which no data.root gives now. Empty where it holds none. For a refusal those folders can
-    explain alone (`nas.data.system_folders_may_explain`): a Synology share has @eaDir/ in every folder."""
+    folders a NAS or USB disk adds (`nas.image_folder.system_folders_note`): a member trained on such a folder before
+    they were skipped had their images, which no data.root gives now. Empty where it holds none. For a refusal those
+    folders can explain alone (`nas.data_records.system_folders_may_explain`): a Synology share has @eaDir/ in every
+    folder."""
     from nas.data import system_folders_note
 
     if (note := system_folders_note(data)) is None:

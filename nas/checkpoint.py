@@ -841,7 +841,7 @@ def load_checkpoint(path: str | os.PathLike, *,
 
 class ImageCounts(NamedTuple):
     """Of the images a data set's loading read, every split together: how many, and how many of them loading changed
-    beyond scale, as `nas.data.reshaped_images_warnings` counts them: not square (stretched to data.img_size) and with
+    beyond scale, as `nas.images.reshaped_images_warnings` counts them: not square (stretched to data.img_size) and with
     transparent pixels (dropped, or composited onto data.background); and how many the model got with no colour (`grey`:
     one channel, or the same value in every channel at every pixel, as `compress.predict` judges a photo given a colour
     model; None where not known, as in records written before it was kept). `nas.data.Dataset.image_counts` holds them
@@ -888,7 +888,7 @@ def io_contract(*, arch: ArchConfig, classes: Sequence[str], mean: Sequence[floa
                 image_counts: ImageCounts | None = None) -> dict[str, dict[str, Any]]:
     """What every exported file of `arch` takes and gives (`export_onnx`'s contract), as metrics.json and
     compressed_metrics.json record it under "input" and "output": a deployment makes its frames as `preprocessing` says
-    (`nas.data.preprocessing`) and reads logit i as `classes[i]`. `mean`/`std`: the normalisation the graph holds.
+    (`nas.images.preprocessing`) and reads logit i as `classes[i]`. `mean`/`std`: the normalisation the graph holds.
     `image_counts` (`nas.data.Dataset.image_counts`): how many images the data set's loading read, and how many of
     them were not square, had transparent pixels or were grey, recorded as "images", "not_square", "transparent" and
     "grey" (left out where None: unknown, as in records written before they were kept)."""

@@ -279,11 +279,12 @@ def memory_warning(run: RunConfig, *, machine: tuple[int, str] | None,
                    recipes: Sequence[str] = ("train", "final_train")) -> str | None:
     """`over_machine_warning` for `search.memory_budget_gb` of `run`, where this process works under it: a search's
     trials (`recipes` holds "train"), whose candidates too large for the machine are let through; else (a rebuild from
-    the study, `nas.search.export_study`) where it may final-train members (final_train in `recipes`, of epochs > 0) or
-    compress them (compress.members not none). Known here is only what the rebuild may do, not whether any member is
-    left to do (it skips those done already, which it learns later): the line says "may". A rebuild that does neither
-    writes the tables and the report alone: its budget sizes nothing, and the report it writes would carry a line about
-    no work of it. A warning, not a refusal: a study may be shared by workers on machines with more memory."""
+    the study, `nas.study_export.export_study`) where it may final-train members (final_train in `recipes`, of
+    epochs > 0) or compress them (compress.members not none). Known here is only what the rebuild may do, not whether
+    any member is left to do (it skips those done already, which it learns later): the line says "may". A rebuild that
+    does neither writes the tables and the report alone: its budget sizes nothing, and the report it writes would carry
+    a line about no work of it. A warning, not a refusal: a study may be shared by workers on machines with more
+    memory."""
     if "train" in recipes:
         lets_through = ("candidates too large for it are let through and the out-of-memory killer ends the search "
                         "instead of failing them with their reason")

@@ -1,5 +1,5 @@
 """The settings that rebuild a run folder's files from its study (`python -m nas.report search.runs_dir=...
-search.study_name=...`, `nas.search.export_study`) without redoing what the search did or being refused for it.
+search.study_name=...`, `nas.study_export.export_study`) without redoing what the search did or being refused for it.
 
 The rebuild takes the hw/space/data/train of the study, but final_train and compress are the command's own: members
 final-trained or compressed otherwise than the command says are refused in one line naming them, and data.root is this

@@ -213,8 +213,8 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
     process runs (`thread_warning`; with "train" it runs trials: `trial_count_warning`); the warnings about what the recipes' accuracies mean (`subset_warning`,
     `batch_warning`) are of both, which the study's results come from. `profiles`: the hardware profiles a hint may name (`nas.config.hw_profiles()`,
     read when None; a run reads them once: each read parses every hw file, the calibrated ones are large). `digests`:
-    `nas.data.split_image_digests(data)`, which a search start computes once for the study's record too (hashed here
-    when None)."""
+    `nas.data_records.split_image_digests(data)`, which a search start computes once for the study's record too
+    (hashed here when None)."""
     checks = (
         # hw=cpu calibrated on another CPU model: the profile may be wanted on purpose (a target machine elsewhere)
         host_mismatch(run.hw, others=hw_profiles() if profiles is None else profiles),

@@ -352,9 +352,9 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
                *, data: dict[str, Any] | None = None, wait_s: float = RECORD_WAIT_S,
                overridden: Collection[str] = ()) -> optuna.Study:
     """Create or join the study `search.study_name`; refuse to join one created with other settings, or with other
-    images than `data` (`nas.data.data_identity`, checked by `check_data`). A worker that joins a study created a moment
-    ago by another waits up to `wait_s` for its creator's record of the settings and the data. `overridden`: the config
-    keys set on the command line (`nas.config.overridden_keys`), for the refusal to name those to drop."""
+    images than `data` (`nas.data_records.data_identity`, checked by `check_data`). A worker that joins a study created
+    a moment ago by another waits up to `wait_s` for its creator's record of the settings and the data. `overridden`:
+    the config keys set on the command line (`nas.config.overridden_keys`), for the refusal to name those to drop."""
     try:
         # Which worker creates the study is settled by the storage (a unique name), so only the creator writes the
         # record; a joiner that found none and wrote its own overwrote the creator's, and both searched with their own.
@@ -407,12 +407,12 @@ def open_study(run: RunConfig, storage: optuna.storages.BaseStorage, sampler: op
     return study
 
 
-_DATA_ATTR = "data"  # nas.data.data_identity of the data the study was made with
+_DATA_ATTR = "data"  # nas.data_records.data_identity of the data the study was made with
 
 
 def recorded_digests(storage: optuna.storages.BaseStorage, study_name: str) -> dict[str, str] | None:
-    """The split digests (`nas.data.data_identity`) of the data study `study_name` of `storage` was made with; None for
-    a study not there yet, or one from before the digests were kept."""
+    """The split digests (`nas.data_records.data_identity`) of the data study `study_name` of `storage` was made with;
+    None for a study not there yet, or one from before the digests were kept."""
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
@@ -422,13 +422,13 @@ def recorded_digests(storage: optuna.storages.BaseStorage, study_name: str) -> d
 
 def check_data(study: optuna.Study, identity: dict[str, Any], *, record: bool = True, fix: str | None = None,
                images_from: DataConfig | None = None) -> None:
-    """`ConfigError` when the study was made with other data than `identity` (`nas.data.data_identity`): its trials'
-    val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`).
+    """`ConfigError` when the study was made with other data than `identity` (`nas.data_records.data_identity`): its
+    trials' val accuracies were scored on other images. A study without a record takes `identity` as its own (`record`).
     `fix`: what the error tells the user to do, for a caller that resumes nothing (`nas.data.load_search_data`); by
     default how to resume the study or start another. `images_from`: the data settings `identity` was read with, whose
-    image folder's NAS or USB-disk folders the refusal names (`nas.data.system_folders_note`) where they can explain the
-    difference (`nas.data.system_folders_may_explain`): a study made before they were skipped cannot be resumed on any
-    data.root."""
+    image folder's NAS or USB-disk folders the refusal names (`nas.image_folder.system_folders_note`) where they can
+    explain the difference (`nas.data_records.system_folders_may_explain`): a study made before they were skipped cannot
+    be resumed on any data.root."""
     stored = study.user_attrs.get(_DATA_ATTR)
     if stored is None:
         if record:

@@ -18,7 +18,8 @@ Outputs, all written atomically into the run folder:
   Markdown (pull requests, wikis) but not JavaScript.
 
 Command line: ``python -m nas.report <run_dir>``, or ``python -m nas.report search.storage=... search.study_name=...``
-to rebuild the run folder's files from a study first (that form needs the full toolkit: `nas.search.export_study`).
+to rebuild the run folder's files from a study first (that form needs the full toolkit:
+`nas.study_export.export_study`).
 
 Modules, each importing only those before it: `values` (one value of a file, parsed and written), `hints` (the
 rebuild from the study that refusals name), `markers` (the searches' run markers), `files` (reading the run folder),
