@@ -2738,3 +2738,12 @@ def test_trial_lines_and_the_bar_say_when_the_study_holds_more_than_n_trials(tin
     bar.on_trial(2, "-")
     (task, _) = bar.progress.tasks
     assert (task.completed, task.total, task.description) == (2, 4, "trials (best -)")
+
+
+def test_a_searchs_pareto_csv_gives_each_members_model_onnx_size(finished_search):
+    # The search writes its members' model.onnx before pareto.csv: the CSV's onnx_size_bytes is that file's size, as the
+    # report's front table gives it, not left empty until a later `python -m nas.report`.
+    (member,) = finished_search.pareto
+    (row,) = _rows_of(finished_search.run_dir / "pareto.csv")
+    onnx = finished_search.run_dir / member["checkpoint"] / "model.onnx"
+    assert row["onnx_size_bytes"] == str(onnx.stat().st_size) and onnx.stat().st_size > 0
