@@ -258,8 +258,10 @@ def _full_disk_said(path: Path) -> Iterator[None]:
         raise OSError(refusal.errno, refusal.strerror, str(path)) from e
 
 
-def _dead_writers_temps(folder: Path, *, recursive: bool, target: str | None) -> list[Path]:
-    """The temporary files and folders under `folder` that `remove_dead_writers_temps` judges left by a dead writer."""
+def _dead_writers_temps(folder: Path, *, recursive: bool, target: str | None, replacing: bool = False) -> list[Path]:
+    """The temporary files and folders under `folder` that `remove_dead_writers_temps` judges left by a dead writer;
+    with `replacing`, only the folders of complete new files a killed `replacing_folder` left (`REPLACES_FILE`), which
+    are otherwise never among them (`finish_replacing` puts them in place)."""
     ns = pid_namespace()
     if ns is None or not folder.is_dir():
         return []
@@ -270,7 +272,8 @@ def _dead_writers_temps(folder: Path, *, recursive: bool, target: str | None) ->
     # listed first: a folder the caller removes must not be walked into
     for p in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
         m = name.match(p.name)
-        if m is not None and m["host"] == host and m["ns"] == ns and process_gone(int(m["pid"])):
+        if (m is not None and m["host"] == host and m["ns"] == ns and process_gone(int(m["pid"]))
+                and (p / REPLACES_FILE).is_file() == replacing):
             dead.append(p)
     return dead
 
@@ -488,6 +491,14 @@ def retire_files(files: Sequence[Path], *, name: str, retired: Path) -> Path | N
     return dest
 
 
+REPLACES_FILE = ".replaces.json"
+"""The record in `replacing_folder`'s temporary folder, written once the new files in it are complete and synced, before
+the renames that put it in place: `{"into": the folder it replaces, relative to the run's retired/ folder, "keep": the
+names moved over from it}`. A writer killed between those renames (kill -9) leaves it with its files, which
+`finish_replacing` puts in place instead of `remove_dead_writers_temps` deleting them (the new weights: hours of
+training)."""
+
+
 @contextlib.contextmanager
 def replacing_folder(folder: Path, *, retired: Path, keep: Sequence[str] = (),
                      on_retired: Callable[[Path], object] | None = None) -> Iterator[Path]:
@@ -498,29 +509,134 @@ def replacing_folder(folder: Path, *, retired: Path, keep: Sequence[str] = (),
     `MEMBER_LOCK`, which the caller may hold, is linked into the new folder (one file at both paths): the lock held is
     at `folder`'s path throughout, where moving it away let a process (`python -m compress.run`) make a new one there
     and take it. Ctrl-C and SIGTERM between the two renames take effect once both are done (`_signals_held`): stopped
-    between them, `folder` was missing and its new files were in the moved one. A kill -9 there leaves them in the
-    temporary folder inside the moved one, which `remove_dead_writers_temps` clears. `on_retired` is called with where
-    the old folder went (`retired/<name>`, or `<name>.2`, ...), once the new one is in place."""
-    with scratch_folder(folder, "new") as tmp:
+    between them, `folder` was missing and its new files were in the moved one. Before the renames the temporary folder
+    gets its `REPLACES_FILE`: a kill -9 or an error from there on leaves it, complete, for the next run's
+    `finish_replacing` to put in place (the cleanup of dead writers' files deleted it). `on_retired` is called with
+    where the old folder went (`retired/<name>`, or `<name>.2`, ...), once the new one is in place."""
+    tmp = _scratch_beside(folder, "new")
+    try:
         yield tmp
+        for p in tmp.iterdir():
+            if p.is_file():
+                fsync_file(p)
+        atomic_write_json(tmp / REPLACES_FILE, {"into": os.path.relpath(folder, retired), "keep": list(keep)})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _swap_in(folder, tmp, retired=retired, keep=keep, on_retired=on_retired)
+
+
+def _swap_in(folder: Path, new: Path, *, retired: Path, keep: Sequence[str],
+             on_retired: Callable[[Path], object] | None = None) -> Path:
+    """The renames of `replacing_folder`: the folder `new` inside `folder` takes its place, `folder` as it was moving
+    into `retired`; returns where it went. `new`'s `REPLACES_FILE` is deleted once it is in place. Ctrl-C and SIGTERM
+    take effect once it is done (`_signals_held`)."""
+    with _signals_held():
         for name in keep:
             if (folder / name).is_file():
-                os.replace(folder / name, tmp / name)
+                os.replace(folder / name, new / name)
         if (folder / MEMBER_LOCK).is_file():
             try:
-                os.link(folder / MEMBER_LOCK, tmp / MEMBER_LOCK)
+                os.link(folder / MEMBER_LOCK, new / MEMBER_LOCK)
+            except FileExistsError:  # linked already by a writer killed before the renames
+                pass
             except OSError:  # a file system without hard links: moved, as it was
-                os.replace(folder / MEMBER_LOCK, tmp / MEMBER_LOCK)
-        for p in tmp.iterdir():
-            if p.is_file() and p.name != MEMBER_LOCK:
-                fsync_file(p)
-        fsync_folder(tmp)
-        with _signals_held():
-            dest = retire_folder(folder, retired=retired)
-            os.replace(dest / tmp.name, folder)
-            fsync_folder(folder.parent)
-            if on_retired is not None:  # (said before a stop held meanwhile is raised)
-                on_retired(dest)
+                os.replace(folder / MEMBER_LOCK, new / MEMBER_LOCK)
+        fsync_folder(new)
+        dest = retire_folder(folder, retired=retired)
+        os.replace(dest / new.name, folder)
+        fsync_folder(folder.parent)
+        (folder / REPLACES_FILE).unlink(missing_ok=True)
+        if on_retired is not None:  # (said before a stop held meanwhile is raised)
+            on_retired(dest)
+    return dest
+
+
+class FinishedReplacing(NamedTuple):
+    """A replacing of a folder that `finish_replacing` finished: `folder`, the one replaced; `new`, where its new files
+    are now (`folder`, or a folder of retired/ where `folder` was made again since the writer was killed); `old`, the
+    folder of retired/ that holds it as it was."""
+    folder: Path
+    new: Path
+    old: Path
+
+
+def finish_replacing(root: Path, *, retired: Path) -> list[FinishedReplacing]:
+    """Finish the `replacing_folder`s under `root` whose writer was killed (kill -9, OOM killer, a reboot) once the new
+    files were complete (`REPLACES_FILE`), and return them. Killed before the old folder moved, its new files are swapped
+    in now (under the folder's `member_lock`); killed after, they are renamed into the folder's place; where another
+    run made that folder again meanwhile, they move into `retired` beside the old one (`<name>.2`, ...), kept. A rename
+    is the claim: of two runs finishing the same one, one does it and the other finds it gone."""
+    finished = []
+    for left in _dead_writers_temps(root, recursive=True, target="new", replacing=True):
+        into = _replaces(left)
+        if into is None:
+            continue
+        folder = Path(os.path.normpath(retired / into["into"]))
+        if _same_folder(left.parent, folder):  # killed before the renames: `folder` is as it was
+            with member_lock(folder, doing="putting in place the new files a killed run made"):
+                if not left.is_dir():  # another run finished it meanwhile
+                    continue
+                old = _swap_in(folder, left, retired=retired, keep=into["keep"])
+            finished.append(FinishedReplacing(folder, folder, old))
+            continue
+        old, new = left.parent, folder
+        # the killed writer's lock, linked in with its files: no process holds it, nor waits on it at this path
+        (left / MEMBER_LOCK).unlink(missing_ok=True)
+        make_synced_folder(folder.parent)
+        try:
+            if folder.exists() or folder.is_symlink():
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
+            os.rename(left, folder)
+        except FileNotFoundError:  # another run finished it first
+            continue
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            new = _retire_as(left, name=folder.name, retired=retired)  # made again since: both kept
+            if new is None:
+                continue
+        fsync_folder(folder.parent)
+        (new / REPLACES_FILE).unlink(missing_ok=True)
+        finished.append(FinishedReplacing(folder, new, old))
+    return finished
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # `b` is gone (moved to retired/ by the killed writer)
+        return False
+
+
+def _retire_as(folder: Path, *, name: str, retired: Path) -> Path | None:
+    """Move `folder` into `retired` as `name` (or `<name>.2`, ...: `retire_folder` under another name); None where it is
+    gone (another run moved it first)."""
+    while True:
+        dest = _retired_name(name, retired=retired)
+        try:
+            os.rename(folder, dest)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                continue
+            raise
+        fsync_folder(retired)
+        fsync_folder(folder.parent)
+        return dest
+
+
+def _replaces(folder: Path) -> dict[str, Any] | None:
+    """What the `REPLACES_FILE` in `folder` records, None where there is none or it cannot be read."""
+    try:
+        said = json.loads((folder / REPLACES_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(said, dict) and isinstance(said.get("into"), str)
+            and isinstance(said.get("keep"), list) and all(isinstance(k, str) for k in said["keep"])):
+        return None
+    return said
 
 
 FILES_LOCK = ".files.lock"
@@ -690,6 +806,14 @@ def _member_lock_waiting(lock: Path, holder: tuple[int, float, str, str] | None)
             f"{time.strftime('%H:%M:%S', time.localtime(since))}) to finish with this folder ({lock.name})...")
 
 
+def _scratch_beside(parent: Path, name: str) -> Path:
+    """A new empty folder `.<name>.<random>.<writer_tag()>.tmp` in `parent` (`scratch_folder`)."""
+    make_synced_folder(parent)  # `replacing_together` renames into it
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=f".{writer_tag()}.tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
+    return tmp
+
+
 @contextlib.contextmanager
 def scratch_folder(parent: Path, name: str, *, kept_if_interrupted: bool = False) -> Iterator[Path]:
     """A temporary folder `.<name>.<random>.<writer_tag()>.tmp` in `parent`, deleted with its files when the block
@@ -699,9 +823,7 @@ def scratch_folder(parent: Path, name: str, *, kept_if_interrupted: bool = False
     `kept_if_interrupted`: a KeyboardInterrupt (Ctrl-C, SIGTERM as `nas.errors.Terminated`) leaves the folder as a kill
     leaves it, for the next run to take over once this process has exited (`take_over_scratch`): a stop asked for
     politely must not lose what a kill -9 keeps."""
-    make_synced_folder(parent)  # `replacing_together` renames into it
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=f".{writer_tag()}.tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's owner-only 0700: a teammate's run may have to remove it
+    tmp = _scratch_beside(parent, name)
     try:
         yield tmp
     except KeyboardInterrupt:

@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from nas.checkpoint import (atomic_write_bytes, atomic_write_json, pid_namespace, process_gone, remove_dead_writers_temps,
-                            run_folder_lock, writer_tag)
+from nas.checkpoint import (atomic_write_bytes, atomic_write_json, finish_replacing, pid_namespace, process_gone,
+                            remove_dead_writers_temps, run_folder_lock, writer_tag)
 from nas.errors import (NasError, RecordKeeper, counted, error_text, interrupting_signal, interruption_text, logging_to,
                         make_folder, module_logger, storage_or_disk_problem)
+from nas.layout import RETIRED_FOLDER
 
 log = module_logger("nas.search")  # the search's lines, under its logger's name (search.log shows it; users set its level)
 
@@ -196,10 +197,25 @@ def write_config_record(run_dir: Path, text: bytes) -> str | None:
 def remove_leftovers(run_dir: Path) -> None:
     """Delete the temporary files that writers killed mid-write (kill -9, OOM killer) left in the run folder: nothing
     else ever renames or removes them, and each can be as large as a checkpoint. Files of live workers and of other
-    machines are kept (`remove_dead_writers_temps`)."""
+    machines are kept (`remove_dead_writers_temps`). A member's new files that a writer killed as it swapped them in
+    left complete (`finish_replacing`) are put in place first, in one line each, not deleted."""
+    for done in finish_replacing(run_dir, retired=run_dir / RETIRED_FOLDER):
+        folder, new, old = (_relative(p, run_dir) for p in done)
+        kept = ("are put in place" if done.new == done.folder else
+                f"are kept in {new}/ (the folder was made again since)")
+        log.info("%s/: the new files that a run killed as it swapped them in left complete %s; the folder as it was is "
+                 "in %s/", folder, kept, old)
     if removed := remove_dead_writers_temps(run_dir):
         log.info("removed %s left by writers that were killed mid-write: %s", counted(len(removed), "temporary file"),
                  ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+
+
+def _relative(path: Path, run_dir: Path) -> str:
+    """`path` relative to `run_dir` where it is inside it, else as it is."""
+    try:
+        return str(path.relative_to(run_dir))
+    except ValueError:
+        return str(path)
 
 
 def remove_dead_markers(run_dir: Path) -> None:

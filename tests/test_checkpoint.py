@@ -878,3 +878,74 @@ def test_retired_files_move_into_a_folder_of_their_own_next_to_earlier_ones_and_
     assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]
     assert retire_files([folder / n for n in names], name="m", retired=retired) is None
     assert sorted(p.name for p in retired.iterdir()) == ["m", "m.2"]
+
+
+_KILLED_SWAP = """
+import os, sys
+from pathlib import Path
+import nas.checkpoint as ckpt
+
+run, when = Path(sys.argv[1]), sys.argv[2]
+real = ckpt.retire_folder
+
+def retire_then_killed(folder, *, retired):
+    if when == "before":  # killed with the new files complete, the old folder not moved yet
+        os._exit(9)
+    real(folder, retired=retired)
+    os._exit(9)  # killed between the two renames: the old folder in retired/, the new files inside it
+
+ckpt.retire_folder = retire_then_killed
+folder = run / "checkpoints" / "m"
+with ckpt.member_lock(folder, doing="making its files"):
+    with ckpt.replacing_folder(folder, retired=run / "retired", keep=("partial.pt",)) as tmp:
+        (tmp / "model.pt").write_bytes(b"new")
+        (tmp / "metrics.json").write_text("{}")
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "between", "between, made again"])
+def test_new_files_of_a_swap_killed_before_or_between_its_renames_are_put_in_place_by_the_next_run(
+        tmp_path, caplog, when):
+    # A kill -9 between the old folder's move to retired/ and the new folder's rename into its place left the new
+    # weights (hours of final training) in retired/<id>/.new.*.tmp, which the next run's cleanup deleted as a dead
+    # writer's temporary folder; checkpoints/<id> was gone too.
+    import logging
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    folder, retired = _old_folder(tmp_path)
+    (folder / "partial.pt").write_bytes(b"state")  # a training's resume state: goes with the new files
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_SWAP, str(tmp_path), when.split(",")[0]], env=env)
+    assert killed.returncode == 9
+    assert folder.is_dir() == (when == "before")
+    # a compression's cleanup of the member's folder, or of the run, does not delete them either
+    assert ckpt.remove_dead_writers_temps(tmp_path) == []
+    if when == "between, made again":  # another run made the member's folder since
+        folder.mkdir()
+        (folder / "model.pt").write_bytes(b"made again")
+    with caplog.at_level(logging.INFO):
+        remove_leftovers(tmp_path)  # the next run's start
+    said = [r.getMessage() for r in caplog.records if "swapped them in" in r.getMessage()]
+    new = retired / "m.2" if when == "between, made again" else folder
+    assert {p.name: p.read_bytes() for p in new.iterdir()} == {"model.pt": b"new", "metrics.json": b"{}",
+                                                               "partial.pt": b"state"}
+    assert {p.name: p.read_bytes() for p in (retired / "m").iterdir()} == {"model.pt": b"old",
+                                                                         "model_int8.onnx": b"shipped"}
+    if when == "between, made again":
+        assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]
+        assert said == ["checkpoints/m/: the new files that a run killed as it swapped them in left complete are kept "
+                        "in retired/m.2/ (the folder was made again since); the folder as it was is in retired/m/"]
+    else:
+        assert said == ["checkpoints/m/: the new files that a run killed as it swapped them in left complete are put in "
+                        "place; the folder as it was is in retired/m/"]
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(ckpt.REPLACES_FILE))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        remove_leftovers(tmp_path)  # nothing more to do
+    assert not caplog.records
