@@ -2452,13 +2452,16 @@ def test_former_members_in_retired_are_counted_in_one_line_and_not_read(run_dir:
     for name in ("aaaa000009", "aaaa000009.2"):
         (run_dir / "retired" / name).mkdir(parents=True)
         (run_dir / "retired" / name / "metrics.json").write_text(json.dumps(_metrics(name, 2)))
+        (run_dir / "retired" / name / "model.pt").write_bytes(bytes(3 * 2**20))  # what they take on disk is said
     (run_dir / "retired" / ".new.x.tmp").mkdir()  # a killed swap's leftover: no member's folder
+    (run_dir / "retired" / ".new.x.tmp" / "model.pt").write_bytes(bytes(2**20))  # (counted nowhere)
     text = _markdown(run_dir)
-    assert ("_2 former members' folders are kept in retired/ (weights and any compressed files, as they were): moved "
-            "there when a member fell off the front or its model.pt was final-trained again; this report reads nothing "
-            "of them._") in text
+    assert ("_2 former members' folders are kept in retired/ (weights and any compressed files, as they were; 6.0 MiB): "
+            "moved there when a member fell off the front or its model.pt was final-trained again; this report reads "
+            "nothing of them and no run deletes them: delete those you no longer need._") in text
     assert "aaaa000009" not in text
     import shutil
 
     shutil.rmtree(run_dir / "retired" / "aaaa000009.2")
-    assert "_1 former member's folder is kept in retired/" in _markdown(run_dir)
+    assert "_1 former member's folder is kept in retired/ (weights and any compressed files, as they were; 3.0 MiB)" \
+        in _markdown(run_dir)

@@ -122,6 +122,7 @@ class _Run:
     # while they ran, so its setup_warnings are of the tables below, not of the run before them
     written_since: bool = False
     retired: int = 0  # former members' folders in retired/ (`nas.layout.RETIRED_FOLDER`), which the report reads nothing of
+    retired_bytes: int = 0  # the size of their files, which no run deletes
 
     @property
     def complete(self) -> list[_Trial]:
@@ -316,12 +317,22 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
                 unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks),
-                written_since=_written_since(header, marks), retired=_retired_count(run_dir))
+                written_since=_written_since(header, marks), **_retired(run_dir))
 
 
-def _retired_count(run_dir: pathlib.Path) -> int:
-    """How many former members' folders the run keeps in retired/ (`RETIRED_FOLDER`); 0 where there is none."""
+def _retired(run_dir: pathlib.Path) -> dict[str, int]:
+    """How many former members' folders the run keeps in retired/ (`RETIRED_FOLDER`), and the size of their files
+    (`retired`, `retired_bytes`); 0 where there is none."""
     try:
-        return sum(1 for p in (run_dir / RETIRED_FOLDER).iterdir() if p.is_dir() and not p.name.startswith("."))
+        folders = [p for p in (run_dir / RETIRED_FOLDER).iterdir() if p.is_dir() and not p.name.startswith(".")]
     except OSError:  # none (or unreadable: nothing to say of it)
-        return 0
+        return {"retired": 0, "retired_bytes": 0}
+    size = 0
+    for folder in folders:
+        for p in folder.rglob("*"):
+            try:
+                if p.is_file() and not p.is_symlink():
+                    size += p.stat().st_size
+            except OSError:  # removed meanwhile (a user clearing it)
+                continue
+    return {"retired": len(folders), "retired_bytes": size}

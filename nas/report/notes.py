@@ -587,7 +587,7 @@ def _front_notes(run: _Run) -> list[str]:
     members = run.members
     return [_left_out_note(run), _missing_files_note(members), _best_member_note(members), _int8_loss_note(members),
             _predicted_note(members, run.header), _measured_note(members, run.header), _final_val_note(members),
-            _ci_note(members), _retired_note(run.retired)]
+            _ci_note(members), _retired_note(run.retired, size_bytes=run.retired_bytes)]
 
 
 def _int8_loss_note(members: Sequence[_Member]) -> str:
@@ -618,10 +618,13 @@ def _int8_loss_note(members: Sequence[_Member]) -> str:
             "int8 by its int8 row.")
 
 
-def _retired_note(count: int) -> str:
-    """One line under the front table where former members' folders are kept in retired/; '' where none is."""
+def _retired_note(count: int, *, size_bytes: int) -> str:
+    """One line under the front table where former members' folders are kept in retired/, with the size of their files
+    (`size_bytes`), which no run deletes; '' where none is."""
     if not count:
         return ""
     whose = "1 former member's folder is" if count == 1 else f"{count:,} former members' folders are"
-    return (f"{whose} kept in {RETIRED_FOLDER}/ (weights and any compressed files, as they were): moved there when a "
-            "member fell off the front or its model.pt was final-trained again; this report reads nothing of them.")
+    return (f"{whose} kept in {RETIRED_FOLDER}/ (weights and any compressed files, as they were; "
+            f"{size_bytes / 2**20:,.1f} MiB): moved there when a member fell off the front or its model.pt was "
+            "final-trained again; this report reads nothing of them and no run deletes them: delete those you no "
+            "longer need.")
