@@ -199,7 +199,9 @@ def remove_leftovers(run_dir: Path) -> None:
     else ever renames or removes them, and each can be as large as a checkpoint. Files of live workers and of other
     machines are kept (`remove_dead_writers_temps`). A member's new files that a writer killed as it swapped them in
     left complete (`finish_replacing`) are put in place first, in one line each, not deleted."""
-    for done in finish_replacing(run_dir, retired=run_dir / RETIRED_FOLDER):
+    retired = run_dir / RETIRED_FOLDER
+    # (where they can be: a member's folder, or the one moved to retired/; trials/ may hold thousands of files)
+    for done in [*finish_replacing(run_dir / "checkpoints", retired=retired), *finish_replacing(retired, retired=retired)]:
         folder, new, old = (_relative(p, run_dir) for p in done)
         kept = ("are put in place" if done.new == done.folder else
                 f"are kept in {new}/ (the folder was made again since)")
