@@ -260,8 +260,8 @@ def _full_disk_said(path: Path) -> Iterator[None]:
 
 def _dead_writers_temps(folder: Path, *, recursive: bool, target: str | None, replacing: bool = False) -> list[Path]:
     """The temporary files and folders under `folder` that `remove_dead_writers_temps` judges left by a dead writer;
-    with `replacing`, only the folders of complete new files a killed `replacing_folder` left (`REPLACES_FILE`), which
-    are otherwise never among them (`finish_replacing` puts them in place)."""
+    with `replacing`, only the folders of complete new files a killed `replacing_folder` or `replacing_described` left
+    (`REPLACES_FILE`), which are otherwise never among them (`finish_replacing` puts them in place)."""
     ns = pid_namespace()
     if ns is None or not folder.is_dir():
         return []
@@ -379,29 +379,56 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
     the old `description` is deleted, each of `paths` replaced by its new file (or deleted where the block wrote none:
     the old one belongs to the old description), then the new `description` renamed in, each step synced to disk
     (the files before the renames): a stop between the renames leaves no description, never one beside files it does
-    not describe, and a reader takes the folder as out of date. A writer killed inside the block leaves a folder that
-    `remove_dead_writers_temps` clears. An error about a file in the folder names the file it was to become."""
+    not describe, and a reader takes the folder as out of date. Before the renames the temporary folder gets its
+    `REPLACES_FILE`, as `replacing_folder`'s does: Ctrl-C and SIGTERM take effect once the renames are done
+    (`_signals_held`), and a kill -9 or an error between them leaves the new files, complete, for the next run's
+    `finish_replacing` to put in place (deleted as a dead writer's folder, a first final training's new model.pt was
+    left without its metrics.json, and the next run trained the member again). A writer killed inside the block leaves
+    a folder that `remove_dead_writers_temps` clears. An error about a file in the folder names the file it was to
+    become."""
     parent = description.parent
     if any(p.parent != parent for p in paths):
         raise ValueError(f"replacing_described renames within one folder; got {[str(p) for p in (*paths, description)]}")
-    with scratch_folder(parent, description.name) as tmp:
+    tmp = _scratch_beside(parent, description.name)
+    try:
         # not about no file: the block may train for minutes, and an error of its own is not about `description`
         with _named_as(description, unnamed=False):
             yield tmp
         with _named_as(description):
-            made = [p for p in paths if (tmp / p.name).is_file()]
-            for name in (description.name, *(p.name for p in made)):  # a block that wrote no description fails here
+            made = [p.name for p in paths if (tmp / p.name).is_file()]
+            for name in (description.name, *made):  # a block that wrote no description fails here
                 fsync_file(tmp / name)
-            description.unlink(missing_ok=True)
-            fsync_folder(parent)  # gone from the disk before any file it described is replaced
-            for p in paths:
-                if p in made:
-                    os.replace(tmp / p.name, p)
-                else:
-                    p.unlink(missing_ok=True)
-            fsync_folder(parent)  # the new files on disk before the description that vouches for them
-            os.replace(tmp / description.name, description)
-            fsync_folder(parent)
+            record = {"described": description.name, "files": [p.name for p in paths], "made": made}
+            atomic_write_json(tmp / REPLACES_FILE, record)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with _named_as(description):
+        _put_described(parent, tmp, record=record)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _put_described(folder: Path, new: Path, *, record: Mapping[str, Any]) -> bool:
+    """The renames of `replacing_described`, as its `REPLACES_FILE` `record` in the folder `new` inside `folder` lists
+    them: the old description deleted, each of its "files" replaced by its new one ("made") or deleted, the new
+    description renamed in last, each step synced. False where they were done already (the description gone from `new`:
+    a writer killed after its last rename); files renamed already by a killed writer are not in `new` and are skipped.
+    Ctrl-C and SIGTERM take effect once it is done (`_signals_held`)."""
+    description = record["described"]
+    with _signals_held():
+        if not (new / description).is_file():
+            return False
+        (folder / description).unlink(missing_ok=True)
+        fsync_folder(folder)  # gone from the disk before any file it described is replaced
+        for name in record["files"]:
+            if name not in record["made"]:
+                (folder / name).unlink(missing_ok=True)
+            elif (new / name).is_file():
+                os.replace(new / name, folder / name)
+        fsync_folder(folder)  # the new files on disk before the description that vouches for them
+        os.replace(new / description, folder / description)
+        fsync_folder(folder)
+    return True
 
 
 def _retired_name(name: str, *, retired: Path) -> Path:
@@ -492,11 +519,12 @@ def retire_files(files: Sequence[Path], *, name: str, retired: Path) -> Path | N
 
 
 REPLACES_FILE = ".replaces.json"
-"""The record in `replacing_folder`'s temporary folder, written once the new files in it are complete and synced, before
-the renames that put it in place: `{"into": the folder it replaces, relative to the run's retired/ folder, "keep": the
-names moved over from it}`. A writer killed between those renames (kill -9) leaves it with its files, which
-`finish_replacing` puts in place instead of `remove_dead_writers_temps` deleting them (the new weights: hours of
-training)."""
+"""The record in the temporary folder of `replacing_folder` and `replacing_described`, written once the new files in it
+are complete and synced, before the renames that put them in place: `{"into": the folder it replaces, relative to the
+run's retired/ folder, "keep": the names moved over from it}` (`replacing_folder`), `{"described": the description's
+name, "files": the names of the files it describes, "made": those the block wrote}` (`replacing_described`). A writer
+killed between those renames (kill -9) leaves it with its files, which `finish_replacing` puts in place instead of
+`remove_dead_writers_temps` deleting them (the new weights: hours of training)."""
 
 
 @contextlib.contextmanager
@@ -555,51 +583,81 @@ def _swap_in(folder: Path, new: Path, *, retired: Path, keep: Sequence[str],
 class FinishedReplacing(NamedTuple):
     """A replacing of a folder that `finish_replacing` finished: `folder`, the one replaced; `new`, where its new files
     are now (`folder`, or a folder of retired/ where `folder` was made again since the writer was killed); `old`, the
-    folder of retired/ that holds it as it was."""
+    folder of retired/ that holds it as it was (None for `replacing_described`'s files: the old ones it replaces are
+    deleted, as they are by the writer)."""
     folder: Path
     new: Path
-    old: Path
+    old: Path | None
 
 
-def finish_replacing(root: Path, *, retired: Path) -> list[FinishedReplacing]:
-    """Finish the `replacing_folder`s under `root` whose writer was killed (kill -9, OOM killer, a reboot) once the new
-    files were complete (`REPLACES_FILE`), and return them. Killed before the old folder moved, its new files are swapped
-    in now (under the folder's `member_lock`); killed after, they are renamed into the folder's place; where another
-    run made that folder again meanwhile, they move into `retired` beside the old one (`<name>.2`, ...), kept. A rename
-    is the claim: of two runs finishing the same one, one does it and the other finds it gone."""
+def finish_replacing(root: Path, *, retired: Path, into: Path | None = None) -> list[FinishedReplacing]:
+    """Finish the `replacing_folder`s and `replacing_described`s under `root` whose writer was killed (kill -9, OOM
+    killer, a reboot) once the new files were complete (`REPLACES_FILE`), and return them; `into`: only those of that
+    folder. Killed before the old folder moved, its new files are swapped in now (under the folder's `member_lock`);
+    killed after, they are renamed into the folder's place; where another run made that folder again meanwhile, they
+    move into `retired` beside the old one (`<name>.2`, ...), kept. Described files are renamed in under the folder's
+    `member_lock`, those the writer renamed already left as they are. A rename is the claim: of two runs finishing the
+    same one, one does it and the other finds it gone. The `REPLACES_FILE` of a swap finished by a writer killed before
+    it deleted the record (harmless, and moved with the new files) is deleted too (of `into` only, where given)."""
     finished = []
-    for left in _dead_writers_temps(root, recursive=True, target="new", replacing=True):
-        into = _replaces(left)
-        if into is None:
+    for left in _dead_writers_temps(root, recursive=True, target=None, replacing=True):
+        record = _replaces(left)
+        if record is None:
             continue
-        folder = Path(os.path.normpath(retired / into["into"]))
-        if _same_folder(left.parent, folder):  # killed before the renames: `folder` is as it was
-            with member_lock(folder, doing="putting in place the new files a killed run made"):
-                if not left.is_dir():  # another run finished it meanwhile
-                    continue
-                old = _swap_in(folder, left, retired=retired, keep=into["keep"])
-            finished.append(FinishedReplacing(folder, folder, old))
+        folder = left.parent if "described" in record else Path(os.path.normpath(retired / record["into"]))
+        if into is not None and os.path.abspath(folder) != os.path.abspath(into):
             continue
-        old, new = left.parent, folder
-        # the killed writer's lock, linked in with its files: no process holds it, nor waits on it at this path
-        (left / MEMBER_LOCK).unlink(missing_ok=True)
-        make_synced_folder(folder.parent)
-        try:
-            if folder.exists() or folder.is_symlink():
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
-            os.rename(left, folder)
-        except FileNotFoundError:  # another run finished it first
-            continue
-        except OSError as e:
-            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            new = _retire_as(left, name=folder.name, retired=retired)  # made again since: both kept
-            if new is None:
-                continue
-        fsync_folder(folder.parent)
-        (new / REPLACES_FILE).unlink(missing_ok=True)
-        finished.append(FinishedReplacing(folder, new, old))
+        done = (_finish_described(left, record=record) if "described" in record else
+                _finish_swap(left, folder=folder, keep=record["keep"], retired=retired))
+        if done is not None:
+            finished.append(done)
+    strays = root.rglob(REPLACES_FILE) if into is None else [into / REPLACES_FILE] if into.is_dir() else []
+    for stray in strays:
+        if _TEMP_NAME.match(stray.parent.name) is None:  # not a temporary folder's: a swap finished
+            stray.unlink(missing_ok=True)
     return finished
+
+
+def _finish_described(left: Path, *, record: Mapping[str, Any]) -> FinishedReplacing | None:
+    """`finish_replacing` of the folder of new files a `replacing_described` left; None where there was nothing left to
+    do (another run did it, or the writer was killed after its last rename): the folder is removed all the same."""
+    folder = left.parent
+    with member_lock(folder, doing="putting in place the new files a killed run made"):
+        if not left.is_dir():  # another run finished it meanwhile
+            return None
+        put = _put_described(folder, left, record=record)
+        shutil.rmtree(left, ignore_errors=True)
+    return FinishedReplacing(folder, folder, None) if put else None
+
+
+def _finish_swap(left: Path, *, folder: Path, keep: Sequence[str], retired: Path) -> FinishedReplacing | None:
+    """`finish_replacing` of the folder of new files a `replacing_folder` of `folder` left; None where another run
+    finished it first."""
+    if _same_folder(left.parent, folder):  # killed before the renames: `folder` is as it was
+        with member_lock(folder, doing="putting in place the new files a killed run made"):
+            if not left.is_dir():  # another run finished it meanwhile
+                return None
+            old = _swap_in(folder, left, retired=retired, keep=keep)
+        return FinishedReplacing(folder, folder, old)
+    old, new = left.parent, folder
+    # the killed writer's lock, linked in with its files: no process holds it, nor waits on it at this path
+    (left / MEMBER_LOCK).unlink(missing_ok=True)
+    make_synced_folder(folder.parent)
+    try:
+        if folder.exists() or folder.is_symlink():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
+        os.rename(left, folder)
+    except FileNotFoundError:  # another run finished it first
+        return None
+    except OSError as e:
+        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        new = _retire_as(left, name=folder.name, retired=retired)  # made again since: both kept
+        if new is None:
+            return None
+    fsync_folder(folder.parent)
+    (new / REPLACES_FILE).unlink(missing_ok=True)
+    return FinishedReplacing(folder, new, old)
 
 
 def _same_folder(a: Path, b: Path) -> bool:
@@ -628,15 +686,27 @@ def _retire_as(folder: Path, *, name: str, retired: Path) -> Path | None:
 
 
 def _replaces(folder: Path) -> dict[str, Any] | None:
-    """What the `REPLACES_FILE` in `folder` records, None where there is none or it cannot be read."""
+    """What the `REPLACES_FILE` in `folder` records, None where there is none or it cannot be read, or names a file
+    outside the folder (a record edited by hand: its renames would move other files)."""
     try:
         said = json.loads((folder / REPLACES_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if not (isinstance(said, dict) and isinstance(said.get("into"), str)
-            and isinstance(said.get("keep"), list) and all(isinstance(k, str) for k in said["keep"])):
+    if not isinstance(said, dict):
         return None
-    return said
+    if "described" in said:
+        lists = ("files", "made")
+        names = [said["described"], *(n for k in lists if isinstance(said.get(k), list) for n in said[k])]
+        valid = all(isinstance(said.get(k), list) for k in lists) and all(_plain_name(n) for n in names)
+    else:
+        valid = (isinstance(said.get("into"), str) and isinstance(said.get("keep"), list)
+                 and all(_plain_name(k) for k in said["keep"]))
+    return said if valid else None
+
+
+def _plain_name(name: Any) -> bool:
+    """Whether `name` is the name of a file in a folder (no path)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and os.sep not in name
 
 
 FILES_LOCK = ".files.lock"

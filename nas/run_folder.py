@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from nas.checkpoint import (atomic_write_bytes, atomic_write_json, finish_replacing, pid_namespace, process_gone,
-                            remove_dead_writers_temps, run_folder_lock, writer_tag)
+from nas.checkpoint import (FinishedReplacing, atomic_write_bytes, atomic_write_json, finish_replacing, pid_namespace,
+                            process_gone, remove_dead_writers_temps, run_folder_lock, writer_tag)
 from nas.errors import (NasError, RecordKeeper, counted, error_text, interrupting_signal, interruption_text, logging_to,
                         make_folder, module_logger, storage_or_disk_problem)
 from nas.layout import RETIRED_FOLDER
@@ -202,14 +202,18 @@ def remove_leftovers(run_dir: Path) -> None:
     retired = run_dir / RETIRED_FOLDER
     # (where they can be: a member's folder, or the one moved to retired/; trials/ may hold thousands of files)
     for done in [*finish_replacing(run_dir / "checkpoints", retired=retired), *finish_replacing(retired, retired=retired)]:
-        folder, new, old = (_relative(p, run_dir) for p in done)
-        kept = ("are put in place" if done.new == done.folder else
-                f"are kept in {new}/ (the folder was made again since)")
-        log.info("%s/: the new files that a run killed as it swapped them in left complete %s; the folder as it was is "
-                 "in %s/", folder, kept, old)
+        log.info("%s", _finished_line(done, run_dir=run_dir))
     if removed := remove_dead_writers_temps(run_dir):
         log.info("removed %s left by writers that were killed mid-write: %s", counted(len(removed), "temporary file"),
                  ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+
+
+def _finished_line(done: FinishedReplacing, *, run_dir: Path) -> str:
+    """The line saying that `finish_replacing` finished `done`, its folders named relative to `run_dir`."""
+    folder, new = _relative(done.folder, run_dir), _relative(done.new, run_dir)
+    kept = "are put in place" if done.new == done.folder else f"are kept in {new}/ (the folder was made again since)"
+    line = f"{folder}/: the new files that a run killed as it swapped them in left complete {kept}"
+    return line if done.old is None else f"{line}; the folder as it was is in {_relative(done.old, run_dir)}/"
 
 
 def _relative(path: Path, run_dir: Path) -> str:

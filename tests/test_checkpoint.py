@@ -317,18 +317,20 @@ def test_a_kill_between_the_renames_of_described_files_never_leaves_a_descriptio
     rewrite("old")
     shutil.copytree(folder, tmp_path / "old")
     seen = []
-    for killed_at in range(len(names) + 3):  # before each change of the folder (a deletion, a rename); the last: none
+    # before each change (the record's write, each deletion and rename in the folder, the record's deletion with its
+    # temporary folder); the last: none
+    for killed_at in range(len(names) + 5):
         shutil.rmtree(folder)
         shutil.copytree(tmp_path / "old", folder)
         with killed_after_changes(killed_at) as kill:
             rewrite("new")
-        assert kill["killed"] == (killed_at < len(names) + 2)
+        assert kill["killed"] == (killed_at < len(names) + 4)
         files = {p.name: p.read_text().split()[0] for p in folder.iterdir() if not p.name.startswith(".")}
         if "metrics.json" in files:  # a description only ever beside the files it describes
             assert set(files.values()) == {files["metrics.json"]}, (killed_at, files)
         seen.append(files.get("metrics.json", "none"))
     # the old description deleted before any file is replaced, the new one renamed in after the last
-    assert seen == ["old", *["none"] * (len(names) + 1), "new"]
+    assert seen == ["old", "old", *["none"] * (len(names) + 1), "new", "new"]
 
 
 @pytest.mark.parametrize("code", ["EINVAL", "ENOTSUP"])
@@ -886,7 +888,9 @@ from pathlib import Path
 import nas.checkpoint as ckpt
 
 run, when = Path(sys.argv[1]), sys.argv[2]
-real = ckpt.retire_folder
+weights = Path(sys.argv[3]).read_bytes() if len(sys.argv) > 3 else b"new"  # a real checkpoint's, where given
+folder = run / "checkpoints" / "m"
+real, real_replace = ckpt.retire_folder, os.replace
 
 def retire_then_killed(folder, *, retired):
     if when == "before":  # killed with the new files complete, the old folder not moved yet
@@ -894,13 +898,54 @@ def retire_then_killed(folder, *, retired):
     real(folder, retired=retired)
     os._exit(9)  # killed between the two renames: the old folder in retired/, the new files inside it
 
-ckpt.retire_folder = retire_then_killed
-folder = run / "checkpoints" / "m"
+def replace_then_killed(src, dst):
+    real_replace(src, dst)
+    if Path(dst) == folder:  # killed right after the last rename: the swap done, its record not deleted yet
+        os._exit(9)
+
+if when == "after":
+    os.replace = replace_then_killed
+else:
+    ckpt.retire_folder = retire_then_killed
 with ckpt.member_lock(folder, doing="making its files"):
     with ckpt.replacing_folder(folder, retired=run / "retired", keep=("partial.pt",)) as tmp:
-        (tmp / "model.pt").write_bytes(b"new")
+        (tmp / "model.pt").write_bytes(weights)
         (tmp / "metrics.json").write_text("{}")
 """
+
+_KILLED_DESCRIBED = """
+import os, sys
+from pathlib import Path
+import nas.checkpoint as ckpt
+
+folder, after, weights = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+real = os.replace
+
+def replace_then_killed(src, dst):
+    real(src, dst)
+    if Path(dst) == folder / after:  # killed right after that file's rename into the member's folder
+        os._exit(9)
+
+os.replace = replace_then_killed
+names = ("model.pt", "model.onnx", "test_predictions.csv")
+with ckpt.member_lock(folder, doing="making its files"):
+    with ckpt.replacing_described(*(folder / n for n in names), description=folder / "metrics.json") as tmp:
+        (tmp / "model.pt").write_bytes(weights.read_bytes())
+        (tmp / "model.onnx").write_bytes(b"new onnx")
+        (tmp / "metrics.json").write_text("{}")
+"""
+
+
+def killed_writer(script: str, *args) -> None:
+    """Run `script` (`_KILLED_SWAP`, `_KILLED_DESCRIBED`) with `args` in a Python process, which kills itself (exit 9)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    killed = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env)
+    assert killed.returncode == 9
 
 
 @pytest.mark.parametrize("when", ["before", "between", "between, made again"])
@@ -949,3 +994,54 @@ def test_new_files_of_a_swap_killed_before_or_between_its_renames_are_put_in_pla
     with caplog.at_level(logging.INFO):
         remove_leftovers(tmp_path)  # nothing more to do
     assert not caplog.records
+
+
+@pytest.mark.parametrize("after", ["model.pt", "metrics.json"])
+def test_new_files_of_a_first_final_training_killed_between_their_renames_are_put_in_place_by_the_next_run(
+        tmp_path, caplog, after):
+    # A kill -9 after a first final training's new model.pt was renamed into the member's folder, before its
+    # metrics.json: the next run deleted the temporary folder holding metrics.json and model.onnx as a dead writer's,
+    # moved the undescribed model.pt to retired/ and trained the member again (the finished training's result lost).
+    import logging
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    folder = tmp_path / "checkpoints" / "m"
+    folder.mkdir(parents=True)
+    (folder / "final_train.partial.pt").write_bytes(b"state")  # the training's resume state: not the swap's
+    weights = tmp_path / "weights"
+    weights.write_bytes(b"new weights")
+    killed_writer(_KILLED_DESCRIBED, folder, after, weights)
+    assert (folder / "model.pt").read_bytes() == b"new weights"
+    assert (folder / "metrics.json").is_file() == (after == "metrics.json")
+    assert ckpt.remove_dead_writers_temps(tmp_path) == []  # a compression's cleanup does not delete them either
+    with caplog.at_level(logging.INFO):
+        remove_leftovers(tmp_path)  # the next run's start
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
+        "model.pt": b"new weights", "model.onnx": b"new onnx", "metrics.json": b"{}", "final_train.partial.pt": b"state"}
+    said = [r.getMessage() for r in caplog.records if "swapped them in" in r.getMessage()]
+    # killed after its last rename, it had done all: its temporary folder (the record alone) goes without a word
+    assert said == ([] if after == "metrics.json" else
+                    ["checkpoints/m/: the new files that a run killed as it swapped them in left complete are put in place"])
+    assert not (tmp_path / "retired").exists()
+
+
+def test_the_record_of_a_swap_killed_after_its_last_rename_is_removed_by_the_next_run(tmp_path, caplog):
+    # Killed between the last rename and the deletion of .replaces.json, which went into the member's folder with its
+    # new files: nothing removed it.
+    import logging
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    folder, retired = _old_folder(tmp_path)
+    killed_writer(_KILLED_SWAP, tmp_path, "after")
+    assert (folder / ckpt.REPLACES_FILE).is_file()
+    with caplog.at_level(logging.INFO):
+        remove_leftovers(tmp_path)
+    assert not list(tmp_path.rglob(ckpt.REPLACES_FILE)) and not list(tmp_path.rglob("*.tmp"))
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ckpt.MEMBER_LOCK} == {
+        "model.pt": b"new", "metrics.json": b"{}"}
+    assert sorted(p.name for p in (retired / "m").iterdir()) == ["model.pt", "model_int8.onnx"]
+    assert not [r for r in caplog.records if "swapped them in" in r.getMessage()]  # nothing was left to finish
