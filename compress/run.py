@@ -82,6 +82,7 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     """`run_compress` once its config is resolved."""
     run.hw.validate()  # the compress group's values are checked (`run_compress`), naming the file that set one
     check_members(run.compress.members, checkpoint=run.checkpoint, data_root=_given_root(run.data))
+    _finish_killed_swap(Path(run.checkpoint))
     run = _with_searched_data(run, overridden=overridden)
     validate_data_config(run.data)
     folder = Path(run.checkpoint)
@@ -180,6 +181,18 @@ def replacing_line(folder: Path, otherwise: str, *, hw: str, in_run: bool) -> st
         line += (", and the next run of the search command over its run folder compresses the member again for the "
                  "search's own hw and compress settings where they differ from these")
     return line
+
+
+def _finish_killed_swap(checkpoint: Path) -> None:
+    """Put in place the member's new files that a search killed as it swapped them in left complete, as its next run
+    would (`nas.run_folder.finish_member_replacing`, under the member's lock), one line each: compressed before then,
+    the member's folder was missing (new files in retired/), or the weights compressed were the old ones the search
+    was replacing, or new ones without their metrics.json."""
+    from nas.run_folder import finish_member_replacing
+
+    # (its model.pt named, maybe not there yet: the folder is the one it would be in)
+    for line in finish_member_replacing(checkpoint.parent if checkpoint.name == "model.pt" else checkpoint):
+        log.info("%s", line)
 
 
 def _not_refreshed(run_dir: Path) -> str | None:

@@ -208,6 +208,18 @@ def remove_leftovers(run_dir: Path) -> None:
                  ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
 
 
+def finish_member_replacing(folder: Path) -> list[str]:
+    """Finish the swaps of new files into the checkpoint folder `folder` (`<run>/checkpoints/<arch_id>`) that a run
+    killed as it made them left complete (`finish_replacing`), as the next search or rebuild of its run does
+    (`remove_leftovers`), and return the lines saying so: a compression of the member before then (`python -m
+    compress.run`) found its folder missing, its old files still in place, or new weights without their metrics.json."""
+    run_dir = folder.parent.parent
+    retired = run_dir / RETIRED_FOLDER
+    roots = [folder, retired] if folder.parent.name == "checkpoints" else [folder]
+    return [_finished_line(done, run_dir=run_dir)
+            for root in roots for done in finish_replacing(root, retired=retired, into=folder)]
+
+
 def _finished_line(done: FinishedReplacing, *, run_dir: Path) -> str:
     """The line saying that `finish_replacing` finished `done`, its folders named relative to `run_dir`."""
     folder, new = _relative(done.folder, run_dir), _relative(done.new, run_dir)

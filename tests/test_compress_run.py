@@ -732,3 +732,46 @@ def test_a_member_compressed_in_a_run_refreshes_its_report_under_the_run_folders
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(waiting)] == [
         f"{waiting}, to refresh its report and pareto.csv..."]
     assert refreshed == [("report", True), ("csv", True)]  # both written holding the lock
+
+
+@pytest.mark.parametrize("killed", ["between its renames", "before its metrics.json"])
+def test_a_member_whose_new_files_a_killed_search_left_complete_is_put_in_place_before_it_is_compressed(
+        tiny_idx_root, tmp_path, monkeypatch, caplog, killed):
+    # A search killed (kill -9) as it swapped a member's new files in left them for its next run to put in place;
+    # compress.run of the member before then found its folder missing (the old one moved to retired/, "checkpoint ...
+    # not found"), or the new model.pt without its metrics.json. It now finishes the swap first, under the member's
+    # lock, as the search's start does.
+    import logging
+
+    import compress
+    import compress.pipeline
+    from nas.arch import ArchConfig, StageConfig
+    from nas.checkpoint import save_checkpoint
+    from nas.model import build_model
+    from tests.test_checkpoint import _KILLED_DESCRIBED, _KILLED_SWAP, killed_writer
+
+    folder = tmp_path / "checkpoints" / "m"
+    folder.mkdir(parents=True)
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
+    weights = save_checkpoint(tmp_path / "new" / "model.pt", build_model(arch), arch, meta={})  # 1x28x28, as the tiny data
+    if killed == "between its renames":  # a member final-trained again: its folder as it was is in retired/m/
+        (folder / "model.pt").write_bytes(b"old")
+        killed_writer(_KILLED_SWAP, tmp_path, "between", weights)
+        assert not folder.exists()
+    else:  # a first final training
+        killed_writer(_KILLED_DESCRIBED, folder, "model.pt", weights)
+        assert not (folder / "metrics.json").exists()
+    seen = []
+    monkeypatch.setattr(compress.pipeline, "compress_checkpoint",
+                        lambda folder, **kw: seen.append(sorted(p.name for p in folder.iterdir())) or {"hw": "cpu"})
+    cfg = compress.compose_compress_config([f"checkpoint={folder / 'model.pt'}", f"data.root={tiny_idx_root}",
+                                            "data.name=tiny", "hw=cpu"])
+    with caplog.at_level(logging.INFO):
+        compress.run_compress(cfg)
+    assert (folder / "model.pt").read_bytes() == weights.read_bytes()
+    assert seen == [["metrics.json", "model.onnx", "model.pt"] if killed == "before its metrics.json"
+                    else ["metrics.json", "model.pt"]]  # compressed with the new files in place
+    said = [r.getMessage() for r in caplog.records if "swapped them in" in r.getMessage()]
+    assert said == [f"{Path('checkpoints') / 'm'}/: the new files that a run killed as it swapped them in left complete "
+                    "are put in place" + ("; the folder as it was is in retired/m/" if killed == "between its renames"
+                                          else "")]
