@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from nas.arch import ArchConfig, require_arch
-from nas.errors import CheckpointError, ConfigError, module_logger, require_path
+from nas.errors import PREEMPTION_SIGNALS, CheckpointError, ConfigError, module_logger, require_path
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -442,9 +442,9 @@ def _retired_name(name: str, *, retired: Path) -> Path:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Ctrl-C (SIGINT) and SIGTERM that arrive while the block runs take effect as it ends, by the handlers there were
-    before it (a `nas.errors.Terminated` raised after the block, say), for a few renames that must not be stopped
-    between them. By swapping the handlers of Python's rather than blocking the signals (`signal.pthread_sigmask`): a
+    """Ctrl-C (SIGINT), SIGTERM, SIGUSR1 and SIGUSR2 that arrive while the block runs take effect as it ends, by the
+    handlers there were before it (a `nas.errors.Terminated` raised after the block, say), for a few renames that must
+    not be stopped between them. By swapping the handlers of Python's rather than blocking the signals (`signal.pthread_sigmask`): a
     signal blocked in the main thread is taken by another thread (torch's), and Python runs its handler in the main
     thread all the same. Outside the main thread, and for a signal whose handler was set outside Python, nothing is held
     (signals cannot be handled there, or that handler could not be put back)."""
@@ -459,7 +459,7 @@ def _signals_held() -> Iterator[None]:
         if signum not in arrived:
             arrived.append(signum)
 
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, *PREEMPTION_SIGNALS)}
     held = {s: h for s, h in previous.items() if h is not None}
     for signum in held:
         signal.signal(signum, hold)

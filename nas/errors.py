@@ -16,7 +16,7 @@ import sys
 import threading
 from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 
 class NasError(Exception):
@@ -117,15 +117,21 @@ def require_path(value: Any, name: str) -> Path:
 
 
 class Terminated(KeyboardInterrupt):
-    """The KeyboardInterrupt that `stop_on_sigterm` raises on SIGTERM: caught wherever Ctrl-C is, and told apart only
-    where the exit code says which signal stopped the run (128 + 15 = 143 rather than Ctrl-C's 130)."""
+    """The KeyboardInterrupt that `stop_on_sigterm` raises on SIGTERM (and `preemption_stops` on SIGUSR1/SIGUSR2, its
+    `signum`): caught wherever Ctrl-C is, and told apart only where the exit code says which signal stopped the run
+    (128 + 15 = 143 rather than Ctrl-C's 130)."""
+
+    def __init__(self, *args: object, signum: int = signal.SIGTERM) -> None:
+        super().__init__(*args)
+        self.signum = signal.Signals(signum)
 
 
 def interrupting_signal(e: KeyboardInterrupt) -> signal.Signals:
-    """The signal that stopped a command with `e`: SIGTERM for `Terminated`, SIGINT (Ctrl-C) for any other
-    KeyboardInterrupt. A command stopped by one exits with 128 + its number, as the shell reports death by it (130 after
-    Ctrl-C, 143 after SIGTERM): a scheduler or supervisor reads from it whether the job was stopped from outside."""
-    return signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
+    """The signal that stopped a command with `e`: SIGTERM (or the `signum` it carries) for `Terminated`, SIGINT
+    (Ctrl-C) for any other KeyboardInterrupt. A command stopped by one exits with 128 + its number, as the shell reports
+    death by it (130 after Ctrl-C, 143 after SIGTERM): a scheduler or supervisor reads from it whether the job was
+    stopped from outside."""
+    return getattr(e, "signum", signal.SIGTERM) if isinstance(e, Terminated) else signal.SIGINT
 
 
 def interruption_text(*, stopped_by: signal.Signals, again: bool = False) -> str:
@@ -154,9 +160,56 @@ def stop_on_sigterm() -> None:
 
 
 def signal_interrupt(signum: int) -> KeyboardInterrupt:
-    """What the signal `signum` raises where a command takes it: `Terminated` for SIGTERM, as `stop_on_sigterm` raises,
-    a plain KeyboardInterrupt for SIGINT (Ctrl-C)."""
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    """What the signal `signum` raises where a command takes it: a plain KeyboardInterrupt for SIGINT (Ctrl-C),
+    `Terminated` carrying `signum` for any other (SIGTERM, as `stop_on_sigterm` raises; SIGUSR1/SIGUSR2)."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum=signum)
+
+
+PREEMPTION_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+"""The signals a batch scheduler sends a job shortly before its time limit or preemption, where asked to: SLURM's
+`--signal=USR2@90` (which submitit asks for: SIGUSR2 90 s before the limit), or a batch script's `--signal=USR1@60`.
+At their default they kill the process at once; a search takes them as SIGTERM (`preemption_stops`)."""
+
+
+@contextmanager
+def preemption_stops(log: logging.Logger) -> Iterator[Callable[[int | None], None]]:
+    """While the block runs, SIGUSR1 and SIGUSR2 (`PREEMPTION_SIGNALS`) stop it as SIGTERM does, by raising `Terminated`
+    carrying the signal, instead of killing the process (their default) or running the handler of Python's the process
+    had for them where it struck: submitit's requeues its job and calls sys.exit from inside the handler, which cut the
+    search off with its running trial left RUNNING and the run's files unwritten. The callable yielded, `hand_on(signum)`,
+    is called once the work's files are written with the signal that stopped it (None: none did): for one of these, it
+    puts the earlier handlers back and, where the one for `signum` was Python's, logs a line on `log` and raises the
+    signal again for it (submitit's then requeues the job, which resumes the study, and exits). A signal ignored, or
+    handled outside Python, is left as it is; the handlers before are restored on leaving (no lasting state)."""
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(signum=signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in PREEMPTION_SIGNALS:
+            if (handler := signal.getsignal(signum)) is not None and handler is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, stop)
+    except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
+        pass
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def hand_on(signum: int | None) -> None:
+        if signum is None or signum not in previous:
+            return
+        restore()
+        if callable(previous[signum]):
+            log.warning("%s: the run's files are written; handing the signal on to the process's own handler for it "
+                        "(a job scheduler's, which may requeue the job)", signal.Signals(signum).name)
+            signal.raise_signal(signum)  # the handler runs here, in this thread, as for the signal itself
+
+    try:
+        yield hand_on
+    finally:
+        restore()
 
 
 @contextmanager

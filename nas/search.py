@@ -4,7 +4,8 @@ An Optuna study maximises validation accuracy (proxy training) and minimises the
 for the target chip, under an optional latency budget (Optuna's constraint API). The study lives in
 a storage (SQLite in the run folder by default), so rerunning the same command resumes it with its finished trials
 kept; Ctrl-C or SIGTERM stops after writing the files of the finished trials, exiting 130 after Ctrl-C and 143 after
-SIGTERM (the shell's codes for death by each). Several workers (processes, machines) can share one study through a
+SIGTERM (the shell's codes for death by each); so do SIGUSR1 and SIGUSR2 (a scheduler's warning before its time
+limit: 138, 140), which then go on to the handler the process had for them (submitit's requeues its job). Several workers (processes, machines) can share one study through a
 common storage, e.g. PostgreSQL; see `nas.study` for how lost workers are detected and how `search.n_trials` stays a
 study-wide total.
 """
@@ -23,7 +24,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 
 def _stopped_while_starting(signum: int, frame: Any) -> None:
-    """Ctrl-C's and SIGTERM's handler while `python -m nas.search` starts (its command line checked, torch and Optuna
+    """Ctrl-C's, SIGTERM's, SIGUSR1's and SIGUSR2's handler while `python -m nas.search` starts (its command line checked, torch and Optuna
     imported: seconds), until `main` installs the search's own: one line on stderr and the shell's exit status for death
     by the signal (130, 143). SIGTERM killed the process there with no line at all, and Ctrl-C printed a traceback from
     deep inside an import. Nothing is written before `main` runs (Hydra writes nothing on a plain run)."""
@@ -34,9 +35,12 @@ def _stopped_while_starting(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
+_STARTING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2")
+                          if hasattr(signal, name))  # those `_stopped_while_starting` takes (nas.errors not imported yet)
+
 if __name__ == "__main__":  # first, before even nas.config's import (a second): a signal from the start is said
-    signal.signal(signal.SIGINT, _stopped_while_starting)
-    signal.signal(signal.SIGTERM, _stopped_while_starting)
+    for _signum in _STARTING_SIGNALS:
+        signal.signal(_signum, _stopped_while_starting)
 
 from nas.overrides import exit_on_bad_overrides  # noqa: E402 - after the handlers above
 
@@ -73,7 +77,7 @@ from nas.data import (
     Dataset, SplitImageDigests, data_identity, load_dataset, split_as_recorded_and_digests, split_image_digests,
 )
 from nas.errors import (ConfigError, NasError, Terminated, closed_stdout_ends_quietly, counted, exit_on_error,
-                        interrupting_signal, interrupts_honoured, interruption_text, module_logger,
+                        interrupting_signal, interrupts_honoured, interruption_text, module_logger, preemption_stops,
                         stop_on_sigterm, storage_or_disk_problem)
 from nas.outputs import write_outputs
 from nas.study_export import (SearchResult, close_storage, export_study, joined, moved_root_error, on_front,
@@ -121,14 +125,26 @@ def run_search(cfg: DictConfig | RunConfig, *, overridden: Collection[str] | Non
     `stopped_by` names the signal. A write that fails under it (a full disk, a read-only folder, the study database
     failing: `storage_or_disk_problem` names it) is raised as it is, with `finished_trials` set on it: the finished
     trials the study keeps (0 where none had finished, so nothing is lost; None where that is not known).
+    SIGUSR1 and SIGUSR2 (a scheduler's warning before its time limit) stop it as SIGTERM does (`Terminated` carrying
+    the signal); once the run's files are written, a handler of Python's the process had for that signal (submitit's,
+    which requeues its job and exits) is given it (`nas.errors.preemption_stops`). A SystemExit raised during the
+    trials (a handler of the process's own for another signal) goes on as it is, after the run's files are written.
     """
     overridden = overridden_or_recorded(cfg, overridden)
     run = to_run_config(cfg)
     # Ctrl-C and SIGTERM stop it from the start, also in a process that ignores SIGINT (a script's background job): the
     # data loaded and hashed before the trials (minutes for a large image folder) went on as if `kill -INT` had not been
     # sent. The trials take them at safe points instead (`_interrupts_at_safe_points`).
-    with run_settings_kept(), interrupts_honoured():
-        return _run_search(run, overridden=overridden)
+    # SIGUSR1/SIGUSR2 (a scheduler's warning before its time limit) stop it as SIGTERM does; the handler the process
+    # had for the signal (submitit's requeue) is given it once the run's files are written (`preemption_stops`)
+    with run_settings_kept(), interrupts_honoured(), preemption_stops(log) as hand_on:
+        try:
+            result = _run_search(run, overridden=overridden)
+        except Terminated as e:  # before the trials (SearchTerminated), or a second signal as the files were written
+            hand_on(interrupting_signal(e))
+            raise
+        hand_on(result.stopped_by)
+        return result
 
 
 def _run_search(run: RunConfig, *, overridden: Collection[str]) -> SearchResult:
@@ -185,7 +201,8 @@ class SearchInterrupted(KeyboardInterrupt):
 
 
 class SearchTerminated(SearchInterrupted, Terminated):
-    """`SearchInterrupted` by SIGTERM: a `Terminated` too, so the command's exit status still says which signal it was."""
+    """`SearchInterrupted` by SIGTERM (or SIGUSR1/SIGUSR2, its `signum`): a `Terminated` too, so the command's exit status
+    still says which signal it was."""
 
 
 @contextlib.contextmanager
@@ -196,7 +213,9 @@ def _says_if_interrupted(what: Callable[[], str]) -> Iterator[None]:
     except SearchInterrupted:
         raise
     except KeyboardInterrupt as e:
-        raise (SearchTerminated if isinstance(e, Terminated) else SearchInterrupted)(what()) from None
+        if isinstance(e, Terminated):
+            raise SearchTerminated(what(), signum=interrupting_signal(e)) from None
+        raise SearchInterrupted(what()) from None
 
 
 def _interrupted_before_study(run: RunConfig, run_dir: Path) -> str:
@@ -253,7 +272,12 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             run = with_memory_budget(run)  # its line in search.log too
             for line in warned:  # the search still runs: each may be wanted on purpose, or fixed for the next run
                 log.warning("%s", line)
-            trials_stopped_by, ended_early = run_trials(run, data, run_dir, study)  # SIGINT (Ctrl-C), SIGTERM or None
+            try:
+                trials_stopped_by, ended_early = run_trials(run, data, run_dir, study)  # SIGINT, SIGTERM, ... or None
+            except SystemExit:  # a handler of the process's own ended it (its trial queued again): the files first
+                write_outputs(run, data, run_dir, study, compress=False, marker=marker, warnings=joined(earlier, warned),
+                              profiles=profiles)
+                raise
             pareto, files, stopped = write_outputs(run, data, run_dir, study, compress=trials_stopped_by is None,
                                                    marker=marker, warnings=joined(earlier, warned), profiles=profiles,
                                                    after_stop=trials_stopped_by)
@@ -304,6 +328,9 @@ def main(cfg: DictConfig) -> None:
     stop_on_sigterm()
     if signal.getsignal(signal.SIGINT) is _stopped_while_starting:  # set as the command started: Ctrl-C raises again
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in _STARTING_SIGNALS:  # SIGUSR1, SIGUSR2: at their default for `run_search` (`preemption_stops`)
+        if signum not in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is _stopped_while_starting:
+            signal.signal(signum, signal.SIG_DFL)
     with exit_on_error():
         try:
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act

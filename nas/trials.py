@@ -24,8 +24,8 @@ from nas.arch import ArchConfig
 from nas.checkpoint import save_checkpoint
 from nas.config import SEED_MAX, RunConfig, Sampler
 from nas.data import Dataset, absolute_root
-from nas.errors import (NasError, counted, error_text, interrupting_signal, module_logger, signal_interrupt,
-                        storage_or_disk_problem)
+from nas.errors import (PREEMPTION_SIGNALS, NasError, counted, error_text, interrupting_signal, module_logger,
+                        signal_interrupt, storage_or_disk_problem)
 from nas.latency import predict_latency
 from nas.memory import eval_batch_size, memory_budget, training_refusal
 from nas.model import build_model
@@ -230,6 +230,13 @@ def make_objective(
             reset_autocast()
             trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
             raise
+        except SystemExit as e:
+            # sys.exit from a handler of the process's own, for a signal the search does not take: as an interrupt, so
+            # that Optuna fails the trial (a SystemExit it lets through, leaving the trial RUNNING for search.grace_s
+            # until a rerun reaped it as a dead worker's) and it is queued again; run_trials raises `e` after that.
+            reset_autocast()
+            trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+            raise _ExitInTrial(e) from e
         except optuna.TrialPruned:
             raise
         except Exception as e:
@@ -244,6 +251,14 @@ def make_objective(
             raise
 
     return objective
+
+
+class _ExitInTrial(KeyboardInterrupt):
+    """A SystemExit raised inside a trial (`exit`), carried through Optuna as an interrupt: `run_trials` raises `exit`."""
+
+    def __init__(self, exit: SystemExit) -> None:
+        super().__init__()
+        self.exit = exit
 
 
 def _how_far_over(run: RunConfig, data: Dataset, study: optuna.Study, budget: float) -> str:
@@ -399,8 +414,9 @@ def _quiet_interrupts() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
-    """While the trials run, Ctrl-C and SIGTERM only ask the search to stop; the callable it yields raises
-    KeyboardInterrupt at the next safe point: the next training step, or the end of the trial (`Terminated` for SIGTERM,
+    """While the trials run, Ctrl-C, SIGTERM, SIGUSR1 and SIGUSR2 (a scheduler's warning before its time limit:
+    `nas.errors.PREEMPTION_SIGNALS`) only ask the search to stop; the callable it yields raises KeyboardInterrupt at the
+    next safe point: the next training step, or the end of the trial (`Terminated` carrying the signal for the others,
     as `stop_on_sigterm` raises, so the command's exit status still says which signal it was). A KeyboardInterrupt
     raised wherever the signal struck could land inside Optuna or SQLAlchemy: one that struck as Optuna started a
     trial's heartbeat thread left that thread running, and the process, its files written, never exited. A second
@@ -427,8 +443,10 @@ def _interrupts_at_safe_points() -> Iterator[Callable[[], None]]:
 
     previous: dict[int, Any] = {}
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, ask_to_stop)
+        for signum in (signal.SIGINT, signal.SIGTERM, *PREEMPTION_SIGNALS):
+            # SIGUSR1/SIGUSR2 where the process takes them at all: not one it ignores or handles outside Python
+            if signum in (signal.SIGINT, signal.SIGTERM) or signal.getsignal(signum) not in (None, signal.SIG_IGN):
+                previous[signum] = signal.signal(signum, ask_to_stop)
     except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
         pass
     try:
@@ -459,7 +477,7 @@ def trial_count_text(done: int, *, target: int) -> str:
 def run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
     """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
-    for Ctrl-C, SIGTERM; None when they were not) and the line saying why they ended before the study was full without
+    for Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2; None when they were not) and the line saying why they ended before the study was full without
     one (too many failures in a row, the give-up, the time limit; None when it is full: `SearchResult.ended_early`).
 
     Safe with other workers on the same study: a trial starts only while finished + running trials
@@ -554,6 +572,14 @@ def run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                     ended_early = (f"gave up after {SAMPLES_PER_TRIAL * max(1, target - done)} sampled architectures "
                                    f"with {complete} of {counted(target, 'trial')} finished: {why}")
                     log.warning("%s", ended_early)
+    except (SystemExit, _ExitInTrial) as e:
+        # sys.exit from a handler of the process's own (not the search's) during the trials: its trial is queued again
+        # as after a stop, and the exit goes on to `nas.search`, which writes the run's files before it lets it through
+        requeued = requeue_interrupted(study)
+        log.warning("the process is exiting (a handler of its own called sys.exit): keeping %s%s; rerun the same "
+                    "command to resume", counted(n_complete(study), "finished trial"),
+                    f", trial {', '.join(map(str, requeued))} queued to run again" if requeued else "")
+        raise e.exit if isinstance(e, _ExitInTrial) else e
     except KeyboardInterrupt as e:
         requeued = requeue_interrupted(study)  # the rerun trains the interrupted architecture first
         log.warning("interrupted: keeping %s%s; rerun the same command to resume", counted(n_complete(study), "finished trial"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import signal
@@ -131,12 +132,14 @@ def test_kill_9_of_a_sqlite_search_then_rerun_keeps_finished_trials(tiny_idx_roo
 # the fast suite; which signal gives which exit status is checked there by
 # test_a_stop_is_asked_by_a_signal_and_taken_at_a_safe_point.
 @pytest.mark.parametrize(("sig", "status"),
-                         [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
-                         ids=["sigterm", "ctrl-c"])
+                         [(signal.SIGTERM, 143), (signal.SIGUSR2, 140),
+                          pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
+                         ids=["sigterm", "sigusr2", "ctrl-c"])
 def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path, sig, status):
     # What SLURM sends on preemption or at the time limit, and `kill` by default: the run stops cleanly, not at once. It
     # exits as the shell reports death by the signal, 128 + its number: SIGTERM's 143 exited as Ctrl-C's 130, and a
-    # scheduler could not tell its own stop from a user's.
+    # scheduler could not tell its own stop from a user's. SIGUSR2 (SLURM's `--signal=USR2@90` before the time limit, as
+    # submitit asks for) killed the process at once, its files unwritten and its trial left RUNNING for search.grace_s.
     cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4")
     url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -146,9 +149,56 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_idx_root, tmp_path, sig, sta
         proc.kill()
     out = proc.stdout.read() if proc.stdout else ""
     assert proc.returncode == status, out
-    trial = next(t for t in _trials(url) if t.number == stopped)
+    trials = _trials(url)
+    trial = next(t for t in trials if t.number == stopped)
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted"), out
+    assert [t.state for t in trials if t.system_attrs.get("failed_trial") == stopped] == [TrialState.WAITING], out
     assert "Traceback" not in out
+    assert (tmp_path / "f" / "trials.csv").is_file() and (tmp_path / "f" / "pareto.json").is_file()  # files written
+
+
+_WITH_A_HANDLER_OF_ITS_OWN = """
+import os, signal, sys
+from pathlib import Path
+from nas.search import main
+
+def requeue(signum, frame):  # as submitit's: (requeues the job, then) sys.exit from inside the handler
+    run_dir = Path(os.environ["RUN_DIR"])
+    written = [name for name in ("trials.csv", "pareto.json") if (run_dir / name).is_file()]
+    (run_dir.parent / "handed_on").write_text(" ".join([signal.Signals(signum).name, *written]))
+    sys.exit(-1)
+
+signal.signal(signal.SIGUSR2, requeue)  # submitit's job process has its handler before the job's code runs
+signal.signal(signal.SIGHUP, requeue)  # a signal the search does not take
+main()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGHUP], ids=["sigusr2", "sighup"])
+def test_a_handler_the_process_had_runs_after_the_files_are_written(tiny_idx_root, tmp_path, sig):
+    # submitit's SIGUSR2 handler requeued the job and called sys.exit(-1) wherever the signal struck: the search was cut
+    # off, its trial left RUNNING (retried only after search.grace_s) and its files unwritten. SIGUSR2 now stops the
+    # search as SIGTERM does and is handed on to that handler once the files are written; a SystemExit from a handler
+    # for a signal the search does not take (SIGHUP here) still fails and queues its trial, and the files are written.
+    cmd = _command(tiny_idx_root, tmp_path, "search.n_trials=4")
+    url = f"sqlite:///{tmp_path / 'f' / 'study.db'}"
+    proc = subprocess.Popen([sys.executable, "-c", _WITH_A_HANDLER_OF_ITS_OWN, *cmd[3:]], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "RUN_DIR": str(tmp_path / "f")})
+    try:
+        stopped = _kill_mid_trial(proc, url, sig=sig)
+    finally:
+        proc.kill()
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.returncode == 255 and "Traceback" not in out, out  # the handler's sys.exit(-1)
+    handed_on = (tmp_path / "handed_on").read_text().split()
+    assert handed_on[0] == sig.name, out
+    if sig == signal.SIGUSR2:  # given to the handler once the files were written
+        assert handed_on[1:] == ["trials.csv", "pareto.json"], out
+    trials = _trials(url)
+    trial = next(t for t in trials if t.number == stopped)
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted"), out
+    assert [t.state for t in trials if t.system_attrs.get("failed_trial") == stopped] == [TrialState.WAITING], out
     assert (tmp_path / "f" / "trials.csv").is_file() and (tmp_path / "f" / "pareto.json").is_file()  # files written
 
 
@@ -213,6 +263,31 @@ def test_a_stop_is_asked_by_a_signal_and_taken_at_a_safe_point():
             time.sleep(0.01)
         assert isinstance(late.value, Terminated) == terminated, sig
         assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_preemption_signals_stop_as_sigterm_does_and_go_on_to_the_handler_before():
+    # SIGUSR1/SIGUSR2 raise `Terminated` carrying the signal (exit status 128 + it); hand_on gives the signal to the
+    # handler of Python's there was before, and to none where there was none (the default: the caller's exit status).
+    from nas.errors import Terminated, interrupting_signal, preemption_stops
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2)}
+    seen: list[int] = []
+    signal.signal(signal.SIGUSR2, lambda signum, frame: seen.append(signum))
+    try:
+        with preemption_stops(logging.getLogger("test")) as hand_on:
+            for sig in (signal.SIGUSR1, signal.SIGUSR2):
+                with pytest.raises(Terminated) as stopped:
+                    os.kill(os.getpid(), sig)
+                    time.sleep(1)
+                assert interrupting_signal(stopped.value) == sig and not seen
+            hand_on(None)
+            hand_on(signal.SIGUSR1)  # at its default before: not raised again (it would kill the process)
+            assert not seen and signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+            hand_on(signal.SIGUSR2)
+            assert seen == [signal.SIGUSR2]
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 _DISK_FILLS_UP = """

@@ -1461,16 +1461,19 @@ def test_sigterm_before_the_files_are_written_on_a_rerun_writes_this_runs_front(
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads a process's handlers from /proc")
-@pytest.mark.parametrize("signum, said", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "interrupted (Ctrl-C)")])
+@pytest.mark.parametrize("signum, said", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "interrupted (Ctrl-C)"),
+                                          (signal.SIGUSR2, "stopped by SIGUSR2")])
 def test_a_signal_while_the_command_starts_stops_it_in_one_line(signum, said, tmp_path):
     # SIGTERM in a search's first seconds (torch and Optuna importing, before main() set its handler) killed it with
-    # exit 143 and no line at all; Ctrl-C there printed a traceback from deep inside an import.
+    # exit 143 and no line at all; Ctrl-C there printed a traceback from deep inside an import. SIGUSR2 (a scheduler's
+    # warning before its time limit) killed it silently too.
     started = subprocess.Popen([sys.executable, "-m", "nas.search", f"search.runs_dir={tmp_path}", "data.root=/unused"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
-        # sent once the command has its handler (its first lines), not after a fixed time a loaded machine may not give
-        while not catches(pid=started.pid, signum=signal.SIGTERM) and started.poll() is None and \
+        # sent once the command has its handlers (its first lines; SIGUSR2's is the last set), not after a fixed time a
+        # loaded machine may not give
+        while not catches(pid=started.pid, signum=signal.SIGUSR2) and started.poll() is None and \
                 time.monotonic() < deadline:
             time.sleep(0.01)
         started.send_signal(signum)
