@@ -9,8 +9,14 @@ stride-2 stem, BatchNorm + ReLU and MLP ratio 4, like the MetaFormer papers' sma
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
 from nas.arch import ArchConfig, StageConfig
 from nas.errors import ConfigError
+
+if TYPE_CHECKING:  # only the type: nas.config imports this module's users
+    from nas.config import SpaceConfig
 
 FAMILIES: dict[str, dict[int, tuple[str, ...]]] = {
     "poolformer": {3: ("pool",) * 3, 4: ("pool",) * 4},
@@ -68,3 +74,42 @@ def family_arch(name: str, *, n_stages: int = 3, in_chans: int = 1, img_size: in
                       in_chans=in_chans, img_size=img_size, num_classes=num_classes)
     arch.validate()
     return arch
+
+
+def seed_archs(entries: Sequence[str], *, space: SpaceConfig, in_chans: int | None = None, img_size: int | None = None,
+               num_classes: int | None = None) -> list[ArchConfig]:
+    """The architectures `search.seed_archs` names (`entries`: family names, arch.json files or checkpoint folders),
+    checked against `space`; a `ConfigError` names the first entry that is neither or that the space cannot express.
+    The input keys given (the data's) replace the arch's own; None keeps a family's default or the arch.json's value.
+    Needs no torch: the search checks its command line's seeds with it before torch loads (`nas.overrides`), and again
+    with its data's input once loaded (`nas.search_checks.resolve_seed_archs`)."""
+    from nas.space import arch_params  # local import: nas.space imports nas.config, whose checks may import this module
+
+    shape = {k: v for k, v in (("in_chans", in_chans), ("img_size", img_size), ("num_classes", num_classes))
+             if v is not None}
+    archs = []
+    for entry in entries:
+        path = Path(entry)
+        if entry in family_names():
+            try:  # the family's layout with the space's stage count (3 like metaformer_t, 4 like metaformer_s)
+                arch = family_arch(entry, n_stages=len(space.stages), **shape)
+            except ConfigError as e:
+                raise ConfigError(f"search.seed_archs has {entry!r}, but space {space.name!r} has "
+                                  f"{len(space.stages)} stages: {e}; seed it with the arch.json (or checkpoint "
+                                  "folder) of a run of that space instead") from None
+        elif path.is_dir() or path.is_file():
+            file = path / "arch.json" if path.is_dir() else path
+            try:
+                arch = ArchConfig.from_json(file.read_text())
+            except (OSError, UnicodeDecodeError, ConfigError) as e:
+                raise ConfigError(f"search.seed_archs: {str(file)!r} is not a readable arch.json ({str(e).splitlines()[0]})") from None
+            arch = arch.replace(**shape)
+        else:
+            raise ConfigError(f"search.seed_archs has {entry!r}: neither a model family ({', '.join(family_names())}) "
+                              "nor an arch.json file or checkpoint folder")
+        try:
+            arch_params(arch, space)  # raises, naming the value the space does not offer
+        except ConfigError as e:
+            raise ConfigError(f"search.seed_archs has {entry!r}, which the space cannot express: {e}") from None
+        archs.append(arch)
+    return archs

@@ -13,8 +13,8 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas import config  # config.CONF_DIR read at call time: one setting of it (a copy of conf/) reaches every check
-from nas.config import (group_file, overridden_keys, register_configs, to_compress_run_config, to_run_config,
-                        unknown_keys)
+from nas.config import (RunConfig, checked_naming_file, group_file, overridden_keys, register_configs,
+                        to_compress_run_config, to_run_config, unknown_keys)
 from nas.config_messages import compose_error_message, unknown_key_message, yaml_value
 from nas.errors import ConfigError, exit_with_error
 
@@ -135,9 +135,22 @@ def _node_at(cfg: DictConfig, key: str) -> Any:
     return node
 
 
+def search_values(cfg: DictConfig) -> RunConfig:
+    """The search's check of its composed config: `to_run_config`'s, and its `search.seed_archs` (a family's name, an
+    arch.json the space can express: `nas.families.seed_archs`), read as given, as the search reads them once its data
+    is loaded. A misspelt seed was refused only then, after torch, Optuna and the data had loaded."""
+    from nas.families import seed_archs
+
+    run = to_run_config(cfg)
+    # a seed set in the user's search/<name>.yaml is named with that file, as the other values are
+    checked_naming_file(cfg, check=lambda: seed_archs(run.search.seed_archs, space=run.space, in_chans=run.data.channels,
+                                                      img_size=run.data.img_size))
+    return run
+
+
 # The check each command makes first of the config it composed (ranges, a space's stages, a chip's profile and the
 # keys of its mappings), before it loads anything; the latency tools' differs by tool (a fit does not read the fitted file)
-_VALUE_CHECKS: dict[str, Callable[[DictConfig], Any]] = {"search": to_run_config, "compress_run": to_compress_run_config}
+_VALUE_CHECKS: dict[str, Callable[[DictConfig], Any]] = {"search": search_values, "compress_run": to_compress_run_config}
 
 
 def value_problem(cfg: DictConfig, *, config_name: str) -> str | None:

@@ -4,7 +4,6 @@ that no candidate of the space can meet, `search.seed_archs` resolved and queued
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
@@ -74,36 +73,12 @@ def check_budget(run: RunConfig, data: Dataset) -> None:
 
 
 def resolve_seed_archs(run: RunConfig, data: Dataset) -> list[ArchConfig]:
-    """The architectures of `search.seed_archs`, shaped for `data` and checked against the space."""
-    from nas.families import family_arch, family_names
+    """The architectures of `search.seed_archs`, shaped for `data` and checked against the space
+    (`nas.families.seed_archs`, which the command line's first check runs before the data is known)."""
+    from nas.families import seed_archs
 
-    archs = []
-    for entry in run.search.seed_archs:
-        path = Path(entry)
-        if entry in family_names():
-            try:  # the family's layout with the space's stage count (3 like metaformer_t, 4 like metaformer_s)
-                arch = family_arch(entry, n_stages=len(run.space.stages), in_chans=data.in_chans,
-                                   img_size=data.img_size, num_classes=data.num_classes)
-            except ConfigError as e:
-                raise ConfigError(f"search.seed_archs has {entry!r}, but space {run.space.name!r} has "
-                                  f"{len(run.space.stages)} stages: {e}; seed it with the arch.json (or checkpoint "
-                                  "folder) of a run of that space instead") from None
-        elif path.is_dir() or path.is_file():
-            file = path / "arch.json" if path.is_dir() else path
-            try:
-                arch = ArchConfig.from_json(file.read_text())
-            except (OSError, UnicodeDecodeError, ConfigError) as e:
-                raise ConfigError(f"search.seed_archs: {str(file)!r} is not a readable arch.json ({str(e).splitlines()[0]})") from None
-            arch = arch.replace(in_chans=data.in_chans, img_size=data.img_size, num_classes=data.num_classes)
-        else:
-            raise ConfigError(f"search.seed_archs has {entry!r}: neither a model family ({', '.join(family_names())}) "
-                              "nor an arch.json file or checkpoint folder")
-        try:
-            arch_params(arch, run.space)  # raises, naming the value the space does not offer
-        except ConfigError as e:
-            raise ConfigError(f"search.seed_archs has {entry!r}, which the space cannot express: {e}") from None
-        archs.append(arch)
-    return archs
+    return seed_archs(run.search.seed_archs, space=run.space, in_chans=data.in_chans, img_size=data.img_size,
+                      num_classes=data.num_classes)
 
 
 def enqueue_seed_archs(study: optuna.Study, archs: Sequence[ArchConfig], space: SpaceConfig) -> int:

@@ -449,6 +449,13 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
      # a list setting given one value without brackets: Hydra said "str is not a ListConfig, list or tuple"
      ("nas.latency.fit", ["hw=cpu", "measurements=m.csv"],
       "error: measurements=m.csv must be a list, in brackets and quoted for the shell: 'measurements=[m.csv]'"),
+     # a seed the search refused only once torch, Optuna and the data had loaded (seconds)
+     ("nas.search", ["search.seed_archs=[convformer-XL]"], "error: search.seed_archs has 'convformer-XL': neither a "
+                                                           "model family (poolformer-S"),
+     ("nas.search", ["space=metaformer_s", "search.seed_archs=[vit-S]"],
+      "error: search.seed_archs has 'vit-S', which the space cannot express: "),
+     ("nas.search", ["search.seed_archs=[convformer-M,/nonexistent/arch.json]"],
+      "error: search.seed_archs has '/nonexistent/arch.json': neither a model family"),
      ("nas.search", ["search.seed_archs=convformer-M"],
       "error: search.seed_archs=convformer-M must be a list, in brackets and quoted for the shell: "
       "'search.seed_archs=[convformer-M]'"),
@@ -479,10 +486,15 @@ def test_a_bad_value_in_a_users_group_file_or_a_sweep_is_named_before_torch_load
     # it had launched). The command line's first check runs the command's own value check on the config it composes.
     folder = tmp_path / "mine"
     train, compress = folder / "train" / "mine.yaml", folder / "compress" / "mine.yaml"
-    for path in (train, compress):
+    search = folder / "search" / "mine.yaml"
+    for path in (train, compress, search):
         path.parent.mkdir(parents=True)
     train.write_text((ROOT / "conf" / "train" / "default.yaml").read_text().replace("lr: 3.0e-3", "lr: 100"))
     compress.write_text("recover:\n  temperature: 1000\n")
+    search.write_text("seed_archs: [convformer-M, vit-S]\n")
+    seed = tmp_path / "seed" / "arch.json"  # an arch.json edited by hand: a key ArchConfig does not have
+    seed.parent.mkdir()
+    seed.write_text(json.dumps({**ARCH.to_dict(), "widths": [16, 32]}))
     runs = f"search.runs_dir={tmp_path / 'runs'}"
     cases = [
         (["nas.search", "--config-dir", str(folder), "train=mine", runs],
@@ -494,10 +506,16 @@ def test_a_bad_value_in_a_users_group_file_or_a_sweep_is_named_before_torch_load
         (["nas.search", "-m", "hydra/launcher=joblib", "hw.efficiency.cnv=0.5,0.6", runs],
          "error: hw.efficiency has unknown op kind 'cnv'; allowed: ['add', 'bn', 'conv',"),
         (["nas.search", "-m", "hw.efficiency.conv=0.5,1.5", runs],  # the sweep's second value
-         "error: hw.efficiency.conv=1.5 must be in (0, 1]")]
+         "error: hw.efficiency.conv=1.5 must be in (0, 1]"),
+        # the search's seeds: refused only once torch, Optuna and the data had loaded
+        (["nas.search", "--config-dir", str(folder), "search=mine", runs],
+         "error: search.seed_archs has 'vit-S', which the space cannot express: "),
+        (["nas.search", f"search.seed_archs=[convformer-S,'{seed.parent}']", runs],
+         f"error: search.seed_archs: '{seed}' is not a readable arch.json (arch spec has unknown field ['widths']; ")]
     for args, expected in cases:
         proc, imported, stderr = _run_importing("-m", *args)
         assert proc.returncode == 2 and stderr.startswith(expected) and len(stderr.splitlines()) == 1, stderr
+        assert "search=mine" not in args or stderr.rstrip().endswith(f"(set in {search})"), stderr
         assert not imported & {"torch", "optuna"}, (args, sorted(imported & {"torch", "optuna"}))
     assert not (tmp_path / "runs").exists() and not (tmp_path / "ck").exists()
 
