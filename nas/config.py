@@ -976,11 +976,18 @@ def to_run_config(cfg: DictConfig | RunConfig) -> RunConfig:
 
 
 def to_compress_run_config(cfg: DictConfig | CompressRunConfig) -> CompressRunConfig:
-    """`python -m compress.run`'s composed config as the typed `CompressRunConfig`, its chip's profile and compress
-    group checked (a value a group's file set named with the file). Its data group is checked once a search's data
-    settings are merged in (`compress.run`)."""
+    """`python -m compress.run`'s composed config as the typed `CompressRunConfig`, its chip's profile, compress and data
+    groups checked (a value a group's file set named with the file), as the command line's first check runs it
+    (`nas.overrides`): a data value was refused only once Hydra ran the command, in a sweep by its own job, and
+    without the file that set it. The data a run takes from its checkpoint's search instead, where none is chosen
+    (`compress.run`), replaces only the default group's, which passes; it is checked again once merged in."""
     run = cfg if isinstance(cfg, CompressRunConfig) else structured(cfg, CompressRunConfig)
-    checked_naming_file(cfg, check=lambda: validate_compress_config(run.compress))
+
+    def check() -> None:
+        validate_compress_config(run.compress)
+        validate_data_config(run.data)
+
+    checked_naming_file(cfg, check=check)
     return run
 
 

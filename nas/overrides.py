@@ -32,11 +32,13 @@ def searchpath_folder(overrides: Sequence[str]) -> str | None:
 _PATH_KEYS = {"compress_run": "checkpoint={}", "latency": "'measurements=[{}]'"}
 
 
-def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
+def precheck_overrides(argv: Sequence[str], *, config_name: str,
+                       check: Callable[[DictConfig], Any] | None = None) -> str | None:
     """Compose the command line's overrides on `config_name` (conf/<name>.yaml, its schema registered) once, before
     Hydra runs: a wrong group option, key or type becomes one line (returned) instead of Hydra's multi-line message,
-    and a value the command's own check refuses (`value_problem`) is named before the command loads torch. None when
-    they compose and pass."""
+    and a value the command's own check refuses (`value_problem`; `check`, where given: the check of a command that
+    shares its config with others, as the latency tools do) is named before the command loads torch. None when they
+    compose and pass."""
     from hydra import compose, initialize_config_dir
 
     if (problem := hydra_flags_problem(argv)) is not None:
@@ -92,7 +94,7 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str) -> str | None:
                 # imports what its run needs
                 if unknown := [(key, schema) for key, schema in unknown_keys(cfg) if key != "hydra"]:
                     return unknown_key_message(*unknown[0])
-                if (problem := value_problem(cfg, config_name=config_name)) is not None:
+                if (problem := value_problem(cfg, config_name=config_name, check=check)) is not None:
                     return problem
         except Exception as exc:  # Hydra/OmegaConf composition errors
             # A chip's file kept outside the config folders, named by its path or beside its group folder: say where it goes.
@@ -149,18 +151,20 @@ def search_values(cfg: DictConfig) -> RunConfig:
 
 
 # The check each command makes first of the config it composed (ranges, a space's stages, a chip's profile and the
-# keys of its mappings), before it loads anything; the latency tools' differs by tool (a fit does not read the fitted file)
+# keys of its mappings), before it loads anything; the latency tools' differs by tool (a fit does not read the fitted
+# file), so each passes its own (`nas.latency.profile.latency_cli`)
 _VALUE_CHECKS: dict[str, Callable[[DictConfig], Any]] = {"search": search_values, "compress_run": to_compress_run_config}
 
 
-def value_problem(cfg: DictConfig, *, config_name: str) -> str | None:
-    """The one line of the value check `config_name`'s command makes of its config first (`_VALUE_CHECKS`), run on
-    `cfg`, composed with its `hydra` node, as the Hydra run that follows would: a bad value in a group file of the
-    user's (`lr: 100` in train/mine.yaml under --config-dir) is named with that file before torch loads (seconds), and
-    each value of a sweep before the sweep launches. None when the values pass, and for a command without such a check."""
+def value_problem(cfg: DictConfig, *, config_name: str, check: Callable[[DictConfig], Any] | None = None) -> str | None:
+    """The one line of the value check `config_name`'s command makes of its config first (`_VALUE_CHECKS`, or `check`
+    where given), run on `cfg`, composed with its `hydra` node, as the Hydra run that follows would: a bad value in a
+    group file of the user's (`lr: 100` in train/mine.yaml under --config-dir) is named with that file before torch
+    loads (seconds), and each value of a sweep before the sweep launches. None when the values pass, and for a command
+    without such a check."""
     from hydra.core.hydra_config import HydraConfig
 
-    if (check := _VALUE_CHECKS.get(config_name)) is None:
+    if (check := check or _VALUE_CHECKS.get(config_name)) is None:
         return None
     hydra_config = HydraConfig.instance()
     before = hydra_config.cfg

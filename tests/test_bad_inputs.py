@@ -486,9 +486,10 @@ def test_a_bad_value_in_a_users_group_file_or_a_sweep_is_named_before_torch_load
     # it had launched). The command line's first check runs the command's own value check on the config it composes.
     folder = tmp_path / "mine"
     train, compress = folder / "train" / "mine.yaml", folder / "compress" / "mine.yaml"
-    search = folder / "search" / "mine.yaml"
-    for path in (train, compress, search):
+    search, data = folder / "search" / "mine.yaml", folder / "data" / "mine.yaml"
+    for path in (train, compress, search, data):
         path.parent.mkdir(parents=True)
+    data.write_text("defaults:\n  - fashion_mnist\n  - _self_\nname: mine\nval_size: 0\n")
     train.write_text((ROOT / "conf" / "train" / "default.yaml").read_text().replace("lr: 3.0e-3", "lr: 100"))
     compress.write_text("recover:\n  temperature: 1000\n")
     search.write_text("seed_archs: [convformer-M, vit-S]\n")
@@ -511,7 +512,16 @@ def test_a_bad_value_in_a_users_group_file_or_a_sweep_is_named_before_torch_load
         (["nas.search", "--config-dir", str(folder), "search=mine", runs],
          "error: search.seed_archs has 'vit-S', which the space cannot express: "),
         (["nas.search", f"search.seed_archs=[convformer-S,'{seed.parent}']", runs],
-         f"error: search.seed_archs: '{seed}' is not a readable arch.json (arch spec has unknown field ['widths']; ")]
+         f"error: search.seed_archs: '{seed}' is not a readable arch.json (arch spec has unknown field ['widths']; "),
+        # compress.run's data group and the latency tools' values: refused only once Hydra ran the command, a sweep's
+        # second value after its first job, a data value without the file that set it
+        (["compress.run", "--config-dir", str(folder), "data=mine", f"checkpoint={tmp_path / 'ck'}"],
+         f"error: data.val_size=0 holds out no images; allowed: a fraction of the images (0 < val_size < 1, e.g. 0.2) "
+         f"or a whole count of images (>= 1, e.g. 500) (set in {data})"),
+        (["compress.run", "-m", "data.img_size=28,3", f"checkpoint={tmp_path / 'ck'}"],
+         "error: data.img_size=3 is too small; allowed: an integer in [4, 1024], or null (native size)"),
+        (["nas.latency.fit", "-m", "hw=edge_npu", f"measurements=[{tmp_path / 'm.csv'}]", "img_size=28,3"],
+         "error: img_size=3 is too small; allowed: an integer in [4, 1024]")]
     for args, expected in cases:
         proc, imported, stderr = _run_importing("-m", *args)
         assert proc.returncode == 2 and stderr.startswith(expected) and len(stderr.splitlines()) == 1, stderr

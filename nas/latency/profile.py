@@ -516,7 +516,17 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
     with the line `interrupted` on stderr and exit status 130 / 143, also where the process ignores SIGINT (a script's
     background job: `nas.errors.interrupts_honoured`)."""
     register_latency_configs()
-    if (problem := precheck_overrides(sys.argv[1:], config_name="latency")) is not None:  # hw=typo: one line, not Hydra's
+
+    def tool_config(cfg: DictConfig) -> LatencyToolConfig:
+        if not reads_fitted and cfg.hw.get("fitted"):
+            # A fit starts from the datasheet part alone and rewrites the fitted file; a missing or damaged one, which
+            # loading the profile refuses with "refit with python -m nas.latency.fit", must not stop that very refit.
+            cfg.hw.fitted = ""
+        return to_tool_config(cfg) if predicts else measuring_config(cfg)
+
+    # hw=typo: one line, not Hydra's; and the tool's values checked as the search's are, before Hydra runs the tool:
+    # each value of a -m sweep before the sweep launches (a bad second value was refused after the first job's minutes)
+    if (problem := precheck_overrides(sys.argv[1:], config_name="latency", check=tool_config)) is not None:
         exit_with_error(problem)
     asks_help = any(a in ("-h", "--help") for a in sys.argv[1:])
     if needs_hw and (problem := missing_hw_problem(sys.argv[1:], tool=needs_hw)) is not None:
@@ -527,13 +537,9 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
         for group in ("hw", "space"):  # a copied file that kept the original's name: outputs and labels go by that name
             if (named := name_warning(group)) is not None:
                 log.warning("%s", named)
-        if not reads_fitted and cfg.hw.get("fitted"):
-            # A fit starts from the datasheet part alone and rewrites the fitted file; a missing or damaged one, which
-            # loading the profile refuses with "refit with python -m nas.latency.fit", must not stop that very refit.
-            cfg.hw.fitted = ""
         try:
             with interrupts_honoured():  # `sh -c 'python -m nas.latency.profile ... &'` ignored `kill -INT` to its end
-                tool = to_tool_config(cfg) if predicts else measuring_config(cfg)
+                tool = tool_config(cfg)
                 # a chip file that set one of the two and not the other: every byte moved is priced so
                 if (sized := element_size_warning(tool.hw)) is not None:
                     log.warning("%s", sized)
