@@ -397,31 +397,40 @@ def test_a_checkpoints_test_images_are_hashed_once(tmp_path, monkeypatch):
     assert hashed == [len(data.test)]
 
 
-def test_a_member_trained_with_a_nas_folder_among_its_images_is_refused_naming_it(tmp_path, monkeypatch):
-    # Until 2026-12-07 a Synology's @eaDir/ at data.root was read as a class: a member trained then expects one class
-    # more than the folder gives now, and the refusal said to pass the data.root it was given
-    import numpy as np
-    from PIL import Image
-
+def _refused_at_8px(tmp_path, monkeypatch, *, images, img_size, num_classes):
+    """The `ConfigError` of `compress.run` refusing a colour pool-mixer checkpoint of `img_size` px and `num_classes`
+    (saved to tmp_path/ck) on the image folder `images` at data.img_size=8 (2 test and 2 val images), before it
+    compresses anything."""
     import compress
     import compress.pipeline
     from nas.arch import ArchConfig, StageConfig
     from nas.checkpoint import save_checkpoint
     from nas.model import build_model
 
-    images = tmp_path / "images"
-    for name in ("a", "b", "@eaDir"):
-        (images / name).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / f"{i}.png")
-    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16),), in_chans=3, img_size=8, num_classes=3)
+    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16),), in_chans=3, img_size=img_size,
+                      num_classes=num_classes)
     save_checkpoint(tmp_path / "ck" / "model.pt", build_model(arch), arch, meta={})
     monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: pytest.fail("compressed"))
     with pytest.raises(ConfigError) as refused:
         compress.run_compress(compress.compose_compress_config(
             [f"checkpoint={tmp_path / 'ck'}", "hw=cpu", "data=imagefolder", f"data.root={images}", "data.img_size=8",
              "data.test_size=2", "data.val_size=2"]))
-    assert str(refused.value) == (
+    return refused.value
+
+
+def test_a_member_trained_with_a_nas_folder_among_its_images_is_refused_naming_it(tmp_path, monkeypatch):
+    # Until 2026-12-07 a Synology's @eaDir/ at data.root was read as a class: a member trained then expects one class
+    # more than the folder gives now, and the refusal said to pass the data.root it was given
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images"
+    for name in ("a", "b", "@eaDir"):
+        (images / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / f"{i}.png")
+    refused = _refused_at_8px(tmp_path, monkeypatch, images=images, img_size=8, num_classes=3)
+    assert str(refused) == (
         f"checkpoint {tmp_path / 'ck'} expects 3x8x8 images and 3 classes; dataset 'imagefolder' has 3x8x8 and 2; pass the "
         "data it was trained on; data.root holds @eaDir/, a folder a NAS or a USB disk adds, whose images were read until 2026-12-07 and are skipped since "
         "('@eaDir' was a class): trained before then, it cannot be compressed on any data.root (compress a member of a "
@@ -434,27 +443,15 @@ def test_a_member_refused_for_another_input_size_is_not_told_of_nas_folders(tmp_
     import numpy as np
     from PIL import Image
 
-    import compress
-    import compress.pipeline
-    from nas.arch import ArchConfig, StageConfig
-    from nas.checkpoint import save_checkpoint
-    from nas.model import build_model
-
     images = tmp_path / "images"
     for name in ("a", "b"):
         (images / name / "@eaDir" / "0.png").mkdir(parents=True)
         for i in range(4):
             Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / f"{i}.png")
             Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name / "@eaDir" / "0.png" / f"{i}.png")
-    arch = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16),), in_chans=3, img_size=16, num_classes=2)
-    save_checkpoint(tmp_path / "ck" / "model.pt", build_model(arch), arch, meta={})
-    monkeypatch.setattr(compress.pipeline, "compress_checkpoint", lambda folder, **kw: pytest.fail("compressed"))
-    with pytest.raises(ConfigError) as refused:
-        compress.run_compress(compress.compose_compress_config(
-            [f"checkpoint={tmp_path / 'ck'}", "hw=cpu", "data=imagefolder", f"data.root={images}", "data.img_size=8",
-             "data.test_size=2", "data.val_size=2"]))
-    assert str(refused.value).startswith(f"checkpoint {tmp_path / 'ck'} expects 3x16x16 images and 2 classes")
-    assert "@eaDir" not in str(refused.value)
+    refused = _refused_at_8px(tmp_path, monkeypatch, images=images, img_size=16, num_classes=2)
+    assert str(refused).startswith(f"checkpoint {tmp_path / 'ck'} expects 3x16x16 images and 2 classes")
+    assert "@eaDir" not in str(refused)
 
 
 def test_a_member_refused_for_its_test_images_is_told_of_nas_folders_only_where_no_split_setting_differs(
