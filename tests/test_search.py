@@ -85,18 +85,10 @@ def _rows_of(path):
         return list(csv.DictReader(f))
 
 
-def _one_thread(tiny_idx_root, tmp_path, *extra):
-    """`_overrides` training on one thread (on a 2-core machine whose other core is busy, a training's two
-    threads keep waiting on each other), for the tests that check what a search does, not how fast."""
-    return [*_overrides(tiny_idx_root, tmp_path, *extra), "train.threads=1"]
-
-
 def _few(tiny_idx_root, tmp_path, *extra):
-    """`_overrides` with half the proxy-training images (two steps a trial) on one thread (on a 2-core machine whose
-    other core is busy, a training's two threads keep waiting on each other): for the tests that check which files a
+    """`_overrides` with half the proxy-training images (two steps a trial): for the tests that check which files a
     search writes and what they say, not how well its candidates learn."""
-    return ["train.subset=64" if o == "train.subset=128" else o for o in _overrides(tiny_idx_root, tmp_path, *extra)] + [
-        "train.threads=1"]
+    return ["train.subset=64" if o == "train.subset=128" else o for o in _overrides(tiny_idx_root, tmp_path, *extra)]
 
 
 def test_tiny_search_writes_every_file_and_resumes(tiny_idx_root, tmp_path, compose_cfg):
@@ -208,7 +200,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(trials_mod, "train_candidate", train_then_ctrl_c)
-    cfg = compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=3"))
+    cfg = compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3"))
     result = run_search(cfg)
     assert result.interrupted and result.n_complete == 1
     assert (tmp_path / "t" / "report.html").is_file()
@@ -222,7 +214,7 @@ def test_interrupt_keeps_finished_trials_and_rerun_completes(tiny_idx_root, tmp_
 
     monkeypatch.setattr(trials_mod, "train_candidate", real_train)
     monkeypatch.setattr(results_mod, "final_train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=3"), "final_train=smoke"))
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=3"), "final_train=smoke"))
     assert result.interrupted and result.n_complete == 3
     # The interrupted trial's architecture was queued again and trained first, not sampled past.
     assert _rows(tmp_path / "t")[2]["arch_id"] == first[1]["arch_id"] and _rows(tmp_path / "t")[2]["state"] == "COMPLETE"
@@ -270,7 +262,7 @@ def test_crashing_candidates_are_recorded_as_failed_and_the_search_goes_on(tiny_
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(trials_mod, "train_candidate", crash_first_three)
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random")))
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.sampler=random")))
     rows = _rows(tmp_path / "t")
     assert result.n_complete == 2 and [r["state"] for r in rows] == ["FAIL", "FAIL", "FAIL", "COMPLETE", "COMPLETE"]
     reasons = [r["fail_reason"] for r in rows[:3]]
@@ -285,7 +277,7 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     real_train = trials_mod.train_candidate
     monkeypatch.setattr(trials_mod, "train_candidate", lambda *a, **k: trained.append(1) or real_train(*a, **k))
     budget = 0.30
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", f"search.latency_budget_ms={budget}",
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", f"search.latency_budget_ms={budget}",
                                                 "search.sampler=random")))
     rows = _rows(tmp_path / "t")
     complete = [r for r in rows if r["state"] == "COMPLETE"]
@@ -301,7 +293,7 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     collections = []  # a trial pruned before training built nothing for a full gc.collect to free (it was a large share)
     real_collect = trials_mod.gc.collect
     monkeypatch.setattr(trials_mod.gc, "collect", lambda *a: collections.append(1) or real_collect(*a))
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=1", "search.latency_budget_ms=0.172",
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.latency_budget_ms=0.172",
                                                 "search.sampler=random", "search.study_name=tight")))
     log_text = (tmp_path / "tight" / "search.log").read_text()
     assert result.n_complete == 0 and ("gave up after 5 sampled architectures with 0 of 1 trial finished: 5 in the "
@@ -317,7 +309,7 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
     real_profiles = search_mod.hw_profiles
     for module in (search_mod, checks_mod, nas.results):
         monkeypatch.setattr(module, "hw_profiles", lambda *a: reads.append(1) or real_profiles(*a))
-    run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", "search.timeout_s=0.001",
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.timeout_s=0.001",
                                        "search.study_name=short")))
     assert re.search(r"search.timeout_s=0.001 reached: [01] of 2 trials finished; rerun the same command to go on",
                      (tmp_path / "short" / "search.log").read_text())
@@ -326,7 +318,7 @@ def test_latency_budget_prunes_without_training(tiny_idx_root, tmp_path, compose
 
 def test_a_test_size_fashion_mnist_does_not_use_is_named_in_search_log(tiny_idx_root, tmp_path, compose_cfg):
     # data=fashion_mnist keeps its own 10k test split: data.test_size=0.3 held nothing out, and the run said nothing.
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.sampler=random",
                                                 "data.test_size=0.3")))
     log_text = (result.run_dir / "search.log").read_text()
     said = ("data.test_size=0.3 is not used: data=fashion_mnist has its own test split (100 images) from its idx files; "
@@ -389,7 +381,7 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     from nas.latency.measure import cpu_model, cpu_signature, machine_info
 
     # The profile says it was fitted on another CPU model than this host's: the run warns, and says where it measured.
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu",
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu",
                                                 "hw.calibrated_on=OtherCPU")))
     (member,) = result.pareto
     assert member["measured_latency_ms"] > 0
@@ -414,7 +406,7 @@ def test_host_profile_search_measures_its_pareto_members(tiny_idx_root, tmp_path
     # An int8 host profile times an int8 file of the member (model.onnx is float32: timed, it ran in float); quantized
     # on 2 random images, not 8, whose NNCF statistics took a good part of the test, and which the words name.
     monkeypatch.setattr(nas.latency.profile, "INT8_CALIBRATION_IMAGES", 2)
-    result = run_search(compose_cfg(*_one_thread(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu_int8",
+    result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "hw=cpu_int8",
                                                 "search.study_name=int8")))
     metrics = json.loads((result.run_dir / result.pareto[0]["checkpoint"] / "metrics.json").read_text())
     assert metrics["measured_latency_ms"] > 0 and metrics["measured_latency_how"].startswith(
@@ -1131,7 +1123,7 @@ def test_ctrl_c_of_the_search_starts_no_final_training_and_the_rerun_does_it(tin
 
     monkeypatch.setattr(trials_mod, "train_candidate", train_then_ctrl_c)
     monkeypatch.setattr(results_mod, "final_train", counted_final)
-    cfg = compose_cfg(*[o for o in _one_thread(tiny_idx_root, tmp_path, "search.n_trials=2", "search.export_onnx=false")
+    cfg = compose_cfg(*[o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=2", "search.export_onnx=false")
                         if o != "final_train=none"], "final_train=smoke", "final_train.subset=64", "final_train.threads=1")
     result = run_search(cfg)
     assert result.interrupted and result.n_complete == 1 and calls["final"] == 0  # stopped, not training for minutes
