@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
-from nas.overrides import exit_on_bad_overrides
+from nas.overrides import exit_on_bad_overrides, mappings_replaced
 
 HELP_LINE = ("python -m compress.run checkpoint=<folder with model.pt>: compress one checkpoint for a chip (hw=): prune "
              "(compress.prune), recover by distillation, int8 post-training quantization (QAT where it loses more than "
@@ -868,7 +868,8 @@ def main(cfg: DictConfig) -> None:
     try:
         with exit_on_error():
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
-            metrics = run_compress(cfg, overridden=command_line_keys())
+            # hw.efficiency={conv: 0.5} is the value, not merged into the chip file's
+            metrics = run_compress(mappings_replaced(cfg), overridden=command_line_keys())
     except KeyboardInterrupt as e:  # Ctrl-C: it ended in a traceback, and the command to finish the job was the user's
         done = file_stamp(metrics_file) not in (None, metrics_before)
         print(interrupted_line(cfg.checkpoint, sys.argv[1:], compressed=done), file=sys.stderr)

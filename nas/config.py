@@ -339,6 +339,14 @@ def _open_mappings(node: DictConfig, cls: type) -> None:
             continue
         if (typing.get_origin(hint) or hint) is dict:
             OmegaConf.set_struct(child, False)
+            if (typing.get_origin(typing.get_args(hint)[1]) or typing.get_args(hint)[1]) is dict:
+                # A mapping of mappings (hw.calibration) with untyped entries: OmegaConf's merge into a typed entry fails
+                # ("Value 'AnyNode' is not a supported primitive type" for any hw.calibration={conv: {...}} given whole
+                # on a chip whose file has a conv entry; "Value 3 (int) is incompatible" for a whole number in a new
+                # one, which hw.calibration.conv.fixed=3 set alone passed). Their values are checked by the profile's
+                # own `validate`, whole numbers taken there as set alone.
+                child._metadata.element_type = Any
+                child._metadata.ref_type = dict[str, Any]
         elif dataclasses.is_dataclass(hint):
             _open_mappings(child, hint)
 
@@ -915,6 +923,7 @@ def _compose(config_name: str, overrides: Sequence[str], *, example: list[str]) 
                               + flat_file_hint(overrides, config_dir)) from None
     if (problem := number_for_a_switch(cfg, overrides) or number_for_a_switch_in_files(cfg, overrides)) is not None:
         raise ConfigError(problem)
+    with_whole_mappings(cfg, overrides)  # `hw.efficiency={conv: 0.5}` is the value, not merged into the chip file's
     # Where Hydra keeps a run's command line (its own `hydra` node, which compose leaves out), so that a Python caller's
     # run warns about settings asked for that do nothing, as the command does; only the overrides, not Hydra's settings.
     with open_dict(cfg):
@@ -932,6 +941,87 @@ def overridden_keys(overrides: Sequence[str]) -> frozenset[str]:
 
     parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
     return frozenset(o.key_or_group for o in parsed if not o.is_delete())
+
+
+def key_hint(full_key: str) -> Any:
+    """The type hint of the setting `full_key` (`hw.efficiency.conv`: float, `hw.calibration`: dict[str, dict[str,
+    float]]), looked up from the run configs' schemas down its dotted path (Optional[X] read as X; an item of a list by
+    its number); None where the path leaves them."""
+    import typing
+
+    hint: Any = None
+    for root in (RunConfig, CompressRunConfig):
+        hint = typing.get_type_hints(root).get(full_key.split(".", 1)[0])
+        if hint is not None:
+            break
+    for part in full_key.split(".")[1:]:
+        if hint is None:
+            return None
+        args = typing.get_args(hint)
+        if type(None) in args:  # Optional[X]: X's fields or items
+            hint = next(a for a in args if a is not type(None))
+            args = typing.get_args(hint)
+        origin = typing.get_origin(hint) or hint
+        if dataclasses.is_dataclass(origin):
+            try:
+                hint = typing.get_type_hints(origin).get(part)
+            except (NameError, TypeError):
+                return None
+        elif origin is dict and len(args) == 2:
+            hint = args[1]
+        elif origin in (list, tuple) and args and part.isdigit():
+            hint = args[0]
+        else:
+            return None
+    return hint
+
+
+def _whole_mappings(overrides: Sequence[str]) -> list[tuple[int, str, dict]]:
+    """(index, key, value) of each override of `overrides` that gives a mapping setting of the schemas (a field typed
+    as a dict, `hw.efficiency`, or an entry of one that is a mapping itself, `hw.calibration.conv`) a mapping whole:
+    `hw.efficiency={conv: 0.5}`, not a sweep, nor a deletion. Overrides that do not parse are left out."""
+    import typing
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    found = []
+    for i, override in enumerate(overrides):
+        if "=" not in override or "{" not in override:
+            continue
+        try:
+            parsed = parser.parse_overrides([override])[0]
+        except Exception:  # noqa: BLE001 - Hydra says what is wrong with it when it composes
+            continue
+        if parsed.is_delete() or parsed.is_sweep_override() or not isinstance(parsed.value(), dict):
+            continue
+        hint = key_hint(parsed.key_or_group)
+        if (typing.get_origin(hint) or hint) is dict:
+            found.append((i, parsed.key_or_group, parsed.value()))
+    return found
+
+
+def with_whole_mappings(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """`cfg`, composed with `overrides`, with each mapping they give whole (`_whole_mappings`) set to that mapping alone:
+    Hydra merges it into the chip file's (`hw=cpu 'hw.efficiency={conv: 0.5}'` kept every other efficiency, and
+    `hw.efficiency={}` cleared nothing), where a user writing a whole mapping means it as the value. A calibration given
+    whole for a chip whose calibration is read from its fitted file (`hw.fitted`), which is merged term by term under
+    the command line's and so would not be replaced, is a `ConfigError`."""
+    for _, key, value in _whole_mappings(overrides):
+        if (key == "hw.calibration" or key.startswith("hw.calibration.")) and OmegaConf.select(cfg, "hw.fitted", default=""):
+            name = OmegaConf.select(cfg, "hw.name", default="")
+            raise ConfigError(f"{key}={_flow(value)}: hw={name}'s calibration is read from its fitted file "
+                              f"({OmegaConf.select(cfg, 'hw.fitted')}), term by term under the command line's, so a "
+                              f"mapping given whole would not replace it; set a term alone (hw.calibration.conv.fixed=3.0)"
+                              f", or refit (`python -m nas.latency.fit {config_dir_option(str(name))}hw={name} "
+                              "measurements=[...]`)")
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
+def _flow(value: Any) -> str:
+    """`value` (a mapping) in YAML's flow style, as an override writes it: {conv: {fixed: 3}}."""
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix("...").strip()
 
 
 def composed_overrides(cfg: Any) -> list[str] | None:

@@ -490,34 +490,11 @@ def wrong_kind_message(head: str, cause: BaseException) -> str | None:
 
 def key_takes(full_key: str) -> str | None:
     """`type_takes` of the setting `full_key` (`hw.efficiency.conv`, `compress.prune`), its type looked up from the
-    run configs' schemas down its dotted path; None where the path leaves them."""
-    import typing
+    run configs' schemas down its dotted path (`nas.config.key_hint`); None where the path leaves them."""
+    from nas.config import key_hint
 
-    hint: Any = None
-    for root in (RunConfig, CompressRunConfig):
-        hint = typing.get_type_hints(root).get(full_key.split(".", 1)[0])
-        if hint is not None:
-            break
-    for part in full_key.split(".")[1:]:
-        if hint is None:
-            return None
-        args = typing.get_args(hint)
-        if type(None) in args:  # Optional[X]: X's fields or items
-            hint = next(a for a in args if a is not type(None))
-            args = typing.get_args(hint)
-        origin = typing.get_origin(hint) or hint
-        if dataclasses.is_dataclass(origin):
-            try:
-                hint = typing.get_type_hints(origin).get(part)
-            except (NameError, TypeError):
-                return None
-        elif origin is dict and len(args) == 2:
-            hint = args[1]
-        elif origin in (list, tuple) and args and part.isdigit():
-            hint = args[0]
-        else:
-            return None
-    return type_takes(hint)
+    hint = key_hint(full_key)
+    return type_takes(hint) if hint is not None else None
 
 
 def _yaml_text(value: Any) -> str:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas import config  # config.CONF_DIR read at call time: one setting of it (a copy of conf/) reaches every check
 from nas.config import (RunConfig, checked_naming_file, group_file, overridden_keys, register_configs,
-                        to_compress_run_config, to_run_config, unknown_keys)
+                        to_compress_run_config, to_run_config, unknown_keys, with_whole_mappings)
 from nas.config_messages import compose_error_message, unknown_key_message, yaml_value
 from nas.errors import ConfigError, exit_with_error
 
@@ -86,6 +86,10 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str,
             for job in _sweep_jobs(overrides) if multirun & set(argv) else [overrides]:
                 # with Hydra's node: its choices and search path name the group files (--config-dir's, the shipped)
                 cfg = compose(config_name=config_name, overrides=job, return_hydra_config=True)
+                try:  # a mapping given whole is the value, as the command's own composition makes it
+                    with_whole_mappings(cfg, job)
+                except ConfigError as e:
+                    return str(e)
                 if config_dir is not None and (problem := shadowed_file(cfg.hydra.runtime.choices, config_dir)):
                     return problem
                 if (problem := number_for_a_switch(cfg, job) or number_for_a_switch_in_files(cfg, job)) is not None:
@@ -601,6 +605,15 @@ def shell_command(module: str, argv: Sequence[str]) -> str:
                 plain = None
         parts.append(_quoted_override(key, plain) if plain is not None else shlex.quote(arg))
     return shlex.join(["python", "-m", module]) + "".join(f" {part}" for part in parts)
+
+
+def mappings_replaced(cfg: DictConfig) -> DictConfig:
+    """The config a Hydra command's function is given, with each mapping its command line gives whole set to that
+    mapping alone (`nas.config.with_whole_mappings`: Hydra merged `hw.efficiency={conv: 0.5}` into the chip file's).
+    Errors are one-line `ConfigError`s."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return with_whole_mappings(cfg, list(HydraConfig.get().overrides.task)) if HydraConfig.initialized() else cfg
 
 
 def exit_on_bad_overrides(argv: Sequence[str], *, config_name: str) -> None:

@@ -42,7 +42,7 @@ if __name__ == "__main__":  # first, before even nas.config's import (a second):
     for _signum in _STARTING_SIGNALS:
         signal.signal(_signum, _stopped_while_starting)
 
-from nas.overrides import exit_on_bad_overrides  # noqa: E402 - after the handlers above
+from nas.overrides import exit_on_bad_overrides, mappings_replaced  # noqa: E402 - after the handlers above
 
 HELP_LINE = ("python -m nas.search: hardware-aware architecture search. An Optuna study proxy-trains candidates of the space "
              "and predicts each one's latency on the target chip (hw=), then final-trains and compresses the Pareto "
@@ -334,7 +334,8 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error():
         try:
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act
-            result = run_search(cfg, overridden=command_line_keys())
+            # hw.efficiency={conv: 0.5} is the value, not merged into the chip file's
+            result = run_search(mappings_replaced(cfg), overridden=command_line_keys())
         except KeyboardInterrupt as e:
             # Ctrl-C or SIGTERM outside the trials (loading the data, which takes seconds, opening the study, writing the
             # report): the trials handle their own; here it ended in a 40-line traceback. Every file is written

@@ -212,7 +212,7 @@ SEARCH_CASES = [
     (["hw=cpu", "hw.efficiency.ad=0.5"], "hw.efficiency has unknown op kind 'ad'; allowed: ['add', 'bn',"),
     # (a calibrated profile's fitted numbers are read from their own file, not composed: + still adds an entry)
     (["hw=cpu", "+hw.calibration.weight_spill.above_bytes=-1"],
-     "hw.calibration.weight_spill.above_bytes=-1.0: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
+     "hw.calibration.weight_spill.above_bytes=-1: terms of weight_spill are per_byte/above_bytes, finite and >= 0"),
     (["hw=cpu", "+hw.calibration.weight_spill.per_byte=1.0"],
      "needs both per_byte and above_bytes"),
     (["space.stages.0.mixers=[pool,mamba]"], "mixers has 'mamba'"),

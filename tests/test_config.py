@@ -1315,6 +1315,57 @@ def test_a_mapping_setting_takes_new_keys_from_a_plain_override(config_name):
         to_run_config(compose_search_config(["hw.efficiency.cnov=0.5"]))
 
 
+@pytest.mark.parametrize("config_name", ["search", "compress_run"])
+def test_a_mapping_given_whole_replaces_the_chip_files(config_name):
+    """hw=edge_npu 'hw.efficiency={conv: 0.5}' kept every other efficiency of the chip's file, and hw.efficiency={}
+    cleared none: Hydra merges a mapping given whole. The value typed is the value, from Python and in a Hydra run."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import (CONF_DIR, compose_compress_config, compose_search_config, register_configs, structured)
+    from nas.overrides import mappings_replaced, precheck_overrides
+
+    register_configs()
+    cls = RunConfig if config_name == "search" else CompressRunConfig
+    extra = ["checkpoint=/x"] if config_name == "compress_run" else []
+    python = compose_search_config if config_name == "search" else compose_compress_config
+    for typed, expected in (("hw.efficiency={conv: 0.5}", {"conv": 0.5}), ("hw.efficiency={}", {})):
+        overrides = ["hw=edge_npu", typed, *extra]
+        assert structured(python(overrides), cls).hw.efficiency == expected
+        # a Hydra run: the config the command's function is given, as it reads it
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        before = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(cfg)
+        try:
+            assert structured(mappings_replaced(cfg), cls).hw.efficiency == expected
+        finally:
+            HydraConfig.instance().cfg = before
+    # the check before the run sees the value typed: an efficiency of 0 in the chip's file would be refused, this not
+    assert precheck_overrides(["hw=edge_npu", "hw.efficiency={conv: 0.5}", *extra], config_name=config_name) is None
+    # an entry of a mapping, and a setting of a dataclass, still merge key by key
+    assert structured(python(["hw=edge_npu", "hw.efficiency.conv=0.4", *extra]), cls).hw.efficiency["dwconv"] == 0.06
+
+
+def test_whole_numbers_in_a_calibration_given_whole_are_taken_as_set_alone(tmp_path):
+    """hw.calibration={conv: {fixed: 3}} was refused ("written with a point (3.0)") where hw.calibration.conv.fixed=3
+    is taken: a chip of the user's with its calibration inline takes both, as 3.0, the whole mapping replacing its own."""
+    from nas.config import compose_search_config, register_configs
+    from nas.overrides import precheck_overrides
+
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "inline_chip.yaml").write_text(
+        "name: inline_chip\ncalibration: {invoke: {fixed: 2.0}, conv: {fixed: 1.0, per_work: 0.0, per_byte: 0.0}}\n")
+    register_configs()
+    whole = ["hw=inline_chip", "hw.calibration={invoke: {fixed: 2}, conv: {fixed: 3}}"]
+    assert precheck_overrides(["--config-dir", str(tmp_path), *whole], config_name="search") is None
+    searchpath = f"hydra.searchpath=['file://{tmp_path}']"
+    hw = to_run_config(compose_search_config([searchpath, *whole])).hw
+    assert hw.calibration == {"invoke": {"fixed": 2.0}, "conv": {"fixed": 3.0}}
+    alone = to_run_config(compose_search_config([searchpath, "hw=inline_chip", "hw.calibration.conv.fixed=3"])).hw
+    assert alone.calibration["conv"] == {"fixed": 3.0, "per_work": 0.0, "per_byte": 0.0}
+
+
 def test_a_calibration_term_is_refused_on_a_chip_with_no_fitted_calibration():
     """hw=edge_npu hw.calibration.conv.fixed=2.0 made the calibration non-empty, so the predictor priced every other op
     kind at 0 (2.6 ms became 0.01), and no warning fired: refused, naming the fit and the efficiency to set instead."""
@@ -1374,11 +1425,13 @@ OVERRIDE_CASES = [
     (["hw.fused_kinds={a: 1}"], "hw.fused_kinds={a: 1} is not allowed; allowed: a list, in brackets"),
     # "Value 'abc' (str) is incompatible with type hint 'typing.List[typing.Any]'": the entry, and what it takes
     (["hw.measured_extent={stages: abc}"], "hw.measured_extent.stages=abc is not allowed; allowed: a list, in brackets"),
-    (["hw.calibration={conv: {fixed: abc}}"], "hw.calibration.conv.fixed=abc is not allowed; allowed: a number"),
+    (["hw.calibration={conv: {fixed: abc}}"], "hw.calibration.conv.fixed='abc': terms of conv are fixed/per_work/per_byte, "
+     "finite and >= 0"),
     (["hw.efficiency={conv: abc}"], "hw.efficiency.conv='abc' (set on the command line) must be a plain number"),
-    # OmegaConf takes 3 for a number set alone, not inside a mapping given whole
-    (["hw.calibration={conv: {fixed: 3}}"], "hw.calibration.conv.fixed=3: a number in a mapping given whole is written "
-     "with a point (3.0)"),
+    # a calibration given whole for a chip whose fitted file's is merged term by term under it: it would not replace it
+    (["hw=cpu", "hw.calibration={conv: {fixed: 3}}"], "hw.calibration={conv: {fixed: 3}}: hw=cpu's calibration is read "
+     "from its fitted file (cpu.fitted.yml), term by term under the command line's, so a mapping given whole would not "
+     "replace it; set a term alone (hw.calibration.conv.fixed=3.0), or refit"),
     # it said a list of mappings, for a setting that is one mapping
     (["search.early_stop=true"], "search.early_stop=true is not allowed; allowed: a mapping of EarlyStop's settings"),
     (["space.stages.9.widths=[16]"], "space.stages has no item 9; give the whole list to add one"),

@@ -44,7 +44,7 @@ from nas.latency.fit import RESIDUAL_TREES_MAX
 from nas.latency.measure import (
     PRECISIONS, TEMPLATE_PLACEHOLDERS, Measurement, machine_info, make_runner, noise_warning, time_runners, write_measurements,
 )
-from nas.overrides import precheck_overrides, split_config_dir
+from nas.overrides import mappings_replaced, precheck_overrides, split_config_dir
 from nas.space import sample_arch, validate_space
 
 if TYPE_CHECKING:
@@ -539,6 +539,7 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
                 log.warning("%s", named)
         try:
             with interrupts_honoured():  # `sh -c 'python -m nas.latency.profile ... &'` ignored `kill -INT` to its end
+                cfg = mappings_replaced(cfg)  # hw.efficiency={conv: 0.5} is the value, not merged into the chip file's
                 tool = tool_config(cfg)
                 # a chip file that set one of the two and not the other: every byte moved is priced so
                 if (sized := element_size_warning(tool.hw)) is not None:
