@@ -872,6 +872,29 @@ def ignored_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path
             f"hw={hw.name} measurements=[...]`, README 'Onboarding a chip')")
 
 
+def dropped_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None = None) -> str | None:
+    """One line when `hw` is uncalibrated and lacks an efficiency its file (`<name>.yaml` in `folders`, default
+    `hw_folders()`) sets for an op kind it does not fuse: dropped on the command line (`~hw.efficiency.conv`, or a
+    whole `hw.efficiency={...}` without it), so the predictor prices that kind at 1.0, the chip's peak, where the file
+    priced it lower. None otherwise, and when no file is found."""
+    if hw.calibration:
+        return None
+    path = group_file("hw", hw.name, folders)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader) if path else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    written = raw.get("efficiency") if isinstance(raw, dict) and isinstance(raw.get("efficiency"), dict) else {}
+    dropped = {kind: eff for kind, eff in sorted(written.items()) if kind not in hw.efficiency
+               and kind not in hw.fused_kinds and eff != 1.0}
+    if not dropped:
+        return None
+    return (f"hw.efficiency has no {', '.join(dropped)}, which hw={hw.name}'s file sets "
+            f"({', '.join(f'{kind}: {eff}' for kind, eff in dropped.items())}): the predictor prices "
+            f"{'it' if len(dropped) == 1 else 'them'} at 1.0, the chip's peak, so the latencies are optimistic; where "
+            "that was not meant, set hw.efficiency.<op kind>=<share of peak>")
+
+
 def compose_search_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m nas.search <overrides>` runs with, for `nas.run_search(cfg)` from Python (a notebook, a
     pipeline). A wrong override is a one-line `ConfigError`, as on the command line; overrides that are not a list of

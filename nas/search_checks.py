@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
-from nas.config import (RunConfig, Sampler, SpaceConfig, datasheet_warning, hw_profiles, ignored_efficiency_warning,
-                        name_warning)
+from nas.config import (RunConfig, Sampler, SpaceConfig, datasheet_warning, dropped_efficiency_warning, hw_profiles,
+                        ignored_efficiency_warning, name_warning)
 from nas.data import (Dataset, SplitImageDigests, available_cpus, cross_class_copies_warning, held_out_copies_warning,
                       held_out_gaps_warning, imbalance_warning, numbered_classes_warning)
 from nas.errors import ConfigError, counted, module_logger
@@ -197,6 +197,7 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         few_archs_warning(run.hw),  # a chip fitted on a handful of measurements: the fit warned once, long before
         datasheet_warning(run.hw),  # a new chip's file relying on the generic NPU's numbers
         ignored_efficiency_warning(run.hw),  # hw=cpu hw.efficiency.add=0.5: a calibrated chip reads no efficiency
+        dropped_efficiency_warning(run.hw),  # ~hw.efficiency.conv: priced at the peak, not the file's share of it
         element_size_warning(run.hw),  # bytes_per_element: 2 with precision: int8, a copied file half edited
         # as host_mismatch: until a refit at this input the extrapolated latencies are all there is
         input_warning(run.hw, in_chans=data.in_chans, img_size=data.img_size, space=run.space.name,

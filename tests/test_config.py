@@ -1366,6 +1366,29 @@ def test_whole_numbers_in_a_calibration_given_whole_are_taken_as_set_alone(tmp_p
     assert alone.calibration["conv"] == {"fixed": 3.0, "per_work": 0.0, "per_byte": 0.0}
 
 
+def test_an_efficiency_dropped_on_the_command_line_warns_that_it_is_priced_at_the_peak():
+    """~hw.efficiency.conv (or a whole hw.efficiency={...} without conv) priced conv at 1.0, the chip's peak, where
+    its file said 0.6, without a word: the search's setup warnings say so."""
+    from nas.config import compose_search_config, dropped_efficiency_warning
+    from nas.latency.predictor import predict_latency
+    from nas.latency.profile import sample_archs
+
+    run = to_run_config(compose_search_config(["hw=edge_npu", "~hw.efficiency.conv"]))
+    shipped = to_run_config(compose_search_config(["hw=edge_npu"]))
+    assert "conv" not in run.hw.efficiency
+    arch, = sample_archs(run.space, 1, seed=0, in_chans=1, img_size=28, num_classes=10)
+    assert predict_latency(arch, run.hw).total_ms <= predict_latency(arch, shipped.hw).total_ms
+    assert dropped_efficiency_warning(run.hw) == (
+        "hw.efficiency has no conv, which hw=edge_npu's file sets (conv: 0.6): the predictor prices it at 1.0, the "
+        "chip's peak, so the latencies are optimistic; where that was not meant, set hw.efficiency.<op kind>=<share of "
+        "peak>")
+    whole = to_run_config(compose_search_config(["hw=edge_npu", "hw.efficiency={conv: 0.6, dwconv: 0.06}"])).hw
+    assert dropped_efficiency_warning(whole).startswith("hw.efficiency has no add, gelu, linear, ln, matmul, pool, ")
+    assert dropped_efficiency_warning(shipped.hw) is None
+    # a calibrated chip reads no efficiency: nothing is priced otherwise
+    assert dropped_efficiency_warning(to_run_config(compose_search_config(["hw=cpu", "~hw.efficiency.conv"])).hw) is None
+
+
 def test_a_calibration_term_is_refused_on_a_chip_with_no_fitted_calibration():
     """hw=edge_npu hw.calibration.conv.fixed=2.0 made the calibration non-empty, so the predictor priced every other op
     kind at 0 (2.6 ms became 0.01), and no warning fired: refused, naming the fit and the efficiency to set instead."""

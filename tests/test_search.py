@@ -2510,6 +2510,17 @@ def test_a_search_with_an_efficiency_set_for_its_calibrated_chip_warns_once_in_i
     assert len(warned) == 1 and warned[0].startswith("hw.efficiency.add=0.5: hw=cpu is calibrated")
 
 
+def test_a_search_with_an_efficiency_dropped_on_the_command_line_warns_once_in_its_setup(tiny_idx_root, compose_cfg):
+    # hw=edge_npu ~hw.efficiency.conv: conv priced at the chip's peak, not its file's 0.6, silently
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+
+    run = to_run_config(compose_cfg("hw=edge_npu", "~hw.efficiency.conv", f"data.root={tiny_idx_root}", "train.threads=1",
+                                    "final_train.threads=1"))
+    warned = [w for w in setup_warnings(run, load_dataset(run.data)) if "at 1.0, the chip's peak" in w]
+    assert len(warned) == 1 and warned[0].startswith("hw.efficiency has no conv, which hw=edge_npu's file sets (conv: 0.6)")
+
+
 def test_a_search_whose_space_reaches_outside_the_archs_its_profile_was_fitted_on_warns_in_its_setup(tiny_idx_root,
                                                                                                     compose_cfg):
     # A profile fitted on one space's archs (its measured_extent) and searched with another's: the archs it never
