@@ -1198,6 +1198,9 @@ def validate_storage_url(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    if url.strip().lower() == "none":  # Python's word for no value, a text to YAML and Hydra: theirs is null
+        raise ConfigError(f"search.storage={url!r} is not a database URL; allowed: a URL (e.g. {STORAGE_EXAMPLES}) or "
+                          "null (not none: the study's SQLite file in the run folder)")
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -1343,6 +1346,9 @@ def validate_data_config(d: DataConfig) -> None:
         raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
     # -1, "random" to many tools, gave a fixed split like any other seed; seeds of the search's range, as search.seed
     check_seed(d.split_seed, "data.split_seed")
+    if isinstance(d.cache_dir, str) and d.cache_dir.strip().lower() == "none":  # YAML's and Hydra's no value is null
+        raise ConfigError(f"data.cache_dir={d.cache_dir!r} would be a folder named {d.cache_dir.strip()}; allowed: a folder "
+                          f"or null (not none: decode on every load); a folder of that name is written ./{d.cache_dir.strip()}")
     if DataFormat(d.format) == DataFormat.idx:  # image-folder settings that idx files would silently ignore
         if d.background is not None:
             raise ConfigError(f"data.background={d.background!r} applies to image folders (data=imagefolder); "

@@ -1156,6 +1156,16 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
     assert precheck_overrides(["compress.prune.ratio=none"], config_name="search") == (
         "compress.prune.ratio='none' (set on the command line) must be a plain number in [0, 0.9], the fraction of the "
         "channels removed per group (null, not none: no ratio)")
+    # a text setting that takes null: none was a database URL refused as such, or a cache folder named none
+    assert precheck_overrides(["search.storage=none"], config_name="search") == (
+        "search.storage='none' is not a database URL; allowed: a URL (e.g. sqlite:///path/study.db or "
+        "postgresql://user:password@host:5432/dbname) or null (not none: the study's SQLite file in the run folder)")
+    for data in (["data=imagefolder", f"data.root={tmp_path}"], []):  # image folders and idx files alike
+        assert precheck_overrides([*data, "data.cache_dir=None"], config_name="search") == (
+            "data.cache_dir='None' would be a folder named None; allowed: a folder or null (not none: decode on every "
+            "load); a folder of that name is written ./None")
+    assert precheck_overrides(["data=imagefolder", f"data.root={tmp_path}", "data.cache_dir=./none"],
+                              config_name="search") is None
     assert precheck_overrides(["train.epochs=none"], config_name="search") == (  # takes no null: nothing about it
         "train.epochs='none' (set on the command line) must be a whole number, without units")
     mine = tmp_path / "search" / "mine.yaml"  # in a group's file alike
