@@ -61,11 +61,7 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str,
                 and (kind := _text_kind(before.partition("=")[0].lstrip("+~"), overrides, config_name=config_name))):
             # search.study_name=my study: the shell split the value at its space. Not for a path given alone, nor after
             # a group or a number (hw=cpu exp1, search.n_trials=30 50), which no value with a space would suit
-            import shlex
-
-            key, _, value = before.partition("=")
-            joined = f"{key}=[{value} {bare}]" if kind == "list" and not value.startswith("[") else f"{before} {bare}"
-            example = f"; a value with spaces goes in quotes: {shlex.quote(joined)}"
+            example = _joined_hint(before, bare, kind=kind, multirun=bool(multirun & set(argv)))
         return f"{bare!r} is not a setting: every argument is key=value{example}"
     for override in overrides:  # `~hw`, `hw=null`: Hydra's "Config group override must be a string" or a later error
         if (problem := group_override_problem(override)) is not None:
@@ -105,6 +101,32 @@ def precheck_overrides(argv: Sequence[str], *, config_name: str,
             return (_group_path_problem(overrides) or compose_error_message(exc, config_dir=config_dir)
                     + flat_file_hint(overrides, config_dir))
     return None
+
+
+def _joined_hint(before: str, bare: str, *, kind: str, multirun: bool) -> str:
+    """The hint for the word `bare` that the shell split from the value of the setting `before` (`search.study_name=my
+    study`), of `kind` ("text" or "list", `_text_kind`): that setting with the word joined to its value, quoted for the
+    shell and, where Hydra's grammar needs it, for Hydra. In a sweep (`-m search.study_name=a,b c`) the word joins the
+    last value alone, in quotes of its own: the whole sweep in one pair of quotes would be one value to Hydra's ','."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key, _, value = before.partition("=")
+    if kind == "list":  # search.seed_archs=my arch: the word joins the list's last item
+        joined = f"{value[:-1]} {bare}]" if value.endswith("]") else f"{value} {bare}" if value.startswith("[") else f"[{value} {bare}]"
+        return f"; a value with spaces goes in quotes: {shlex.quote(f'{key}={joined}')}"
+    parser = OverridesParser.create()
+    text = f"{value} {bare}"
+    try:
+        sweep = multirun and parser.parse_overrides([before])[0].is_sweep_override()
+    except Exception:  # noqa: BLE001 - Hydra's OverrideParseException, or a HydraException from its lexer
+        sweep = False
+    if sweep:
+        return (f"; a value with spaces in a sweep goes in quotes of its own: "
+                f"{_quoted_override(key, text, spans=[(value.rfind(',') + 1, len(text))])}")
+    quoted = shlex.quote(f"{key}={text}") if _plain_value(parser, text, key=key) else _quoted_override(key, text)
+    return f"; a value with spaces goes in quotes: {quoted}"
 
 
 def _text_kind(key: str, overrides: Sequence[str], *, config_name: str) -> str | None:

@@ -1503,6 +1503,12 @@ def test_a_path_given_alone_after_a_setting_is_not_taken_for_a_split_value():
     (["search.study_name=my", "study"], "'search.study_name=my study'"),
     (["data.root=/data/My", "Photos"], "'data.root=/data/My Photos'"),
     (["search.seed_archs=runs/my", "run"], "'search.seed_archs=[runs/my run]'"),  # a list of strings: in brackets
+    (["search.seed_archs=[runs/my]", "run"], "'search.seed_archs=[runs/my run]'"),  # it said '...=[runs/my] run'
+    # a sweep: the whole of it in one pair of quotes ('search.study_name=a,b c') read as the values a and 'b c' under
+    # -m only by chance of Hydra's grammar, and outside -m as an ambiguous value: the word joins the last value alone
+    (["-m", "search.study_name=a,b", "c"], "in a sweep goes in quotes of its own: \"search.study_name=a,'b c'\""),
+    (["search.study_name=a,b", "c"], "\"search.study_name='a,b c'\""),  # one value, its ',' in Hydra's quotes
+    (["-m", "hw.efficiency.conv=0.5,0.6", "foo"], None),  # a sweep of numbers: no value has a space
 ])
 def test_a_stray_word_gets_the_quoting_hint_only_after_a_setting_that_takes_text(overrides, hint):
     # it said "a value with spaces goes in quotes: 'hw=cpu exp1'" after a group or a number too
@@ -1510,8 +1516,9 @@ def test_a_stray_word_gets_the_quoting_hint_only_after_a_setting_that_takes_text
     from nas.overrides import precheck_overrides
 
     register_configs()
-    head = f"{overrides[1]!r} is not a setting: every argument is key=value"
-    expected = head if hint is None else f"{head}; a value with spaces goes in quotes: {hint}"
+    head = f"{overrides[-1]!r} is not a setting: every argument is key=value"
+    expected = head if hint is None else f"{head}; a value with spaces {hint}" if "sweep" in hint else (
+        f"{head}; a value with spaces goes in quotes: {hint}")
     assert precheck_overrides(overrides, config_name="search") == expected
 
 
