@@ -9,6 +9,7 @@ so sampling can never produce an invalid architecture.
 from __future__ import annotations
 
 import itertools
+import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 from nas.arch import ACTS, KERNEL_MIXERS, MIXERS, NORMS, ArchConfig, StageConfig
@@ -28,12 +29,18 @@ def _choose(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[Any]) ->
     return trial.suggest_categorical(name, list(choices))
 
 
+# The lists of a stage of the space, each with the field of a stage (`StageConfig`) it offers values of
+_STAGE_LISTS = {"mixers": "mixer", "depths": "depth", "widths": "width", "kernels": "kernel", "mlp_ratios": "mlp_ratio",
+                "head_dims": "head_dim", "expands": "expand"}
+
+
 def validate_space(space: SpaceConfig) -> None:
     """Raise `ConfigError` if any combination the space allows is not a valid architecture."""
     check_name(space.name, name="space.name")
     where = f"space {space.name!r}"
+    # keys as an override writes them (space.stages.1.widths.1), as every other message of the project does
     if not space.stages:
-        raise ConfigError(f"{where}: 'stages' is empty; list at least one stage")
+        raise ConfigError(f"{where}: space.stages is empty; list at least one stage")
     def once(values: Any, key: str) -> None:
         # a value listed twice is drawn twice as often (Optuna samples the list's positions): a typo, not a weight
         seen = [v for i, v in enumerate(values) if v in list(values)[:i]]
@@ -42,34 +49,39 @@ def validate_space(space: SpaceConfig) -> None:
 
     for key in ("stem_kernels", "stem_strides", "norms", "acts"):
         if not getattr(space, key):
-            raise ConfigError(f"{where}: '{key}' is empty; list at least one value")
-        once(getattr(space, key), key)
+            raise ConfigError(f"{where}: space.{key} is empty; list at least one value")
+        once(getattr(space, key), f"space.{key}")
     for norm in space.norms:
         if norm not in NORMS:
-            raise ConfigError(f"{where}: norms has {norm!r}; allowed: {list(NORMS)}")
+            raise ConfigError(f"{where}: space.norms has {norm!r}; allowed: {list(NORMS)}")
     for act in space.acts:
         if act not in ACTS:
-            raise ConfigError(f"{where}: acts has {act!r}; allowed: {list(ACTS)}")
+            raise ConfigError(f"{where}: space.acts has {act!r}; allowed: {list(ACTS)}")
     for i, st in enumerate(space.stages):
-        for key in ("mixers", "depths", "widths", "kernels", "mlp_ratios", "head_dims", "expands"):
+        for key in _STAGE_LISTS:
             if not getattr(st, key):
-                raise ConfigError(f"{where}: stages[{i}].{key} is empty; list at least one value")
-            once(getattr(st, key), f"stages[{i}].{key}")
+                raise ConfigError(f"{where}: space.stages.{i}.{key} is empty; list at least one value")
+            once(getattr(st, key), f"space.stages.{i}.{key}")
         for m in st.mixers:
             if m not in MIXERS:
-                raise ConfigError(f"{where}: stages[{i}].mixers has {m!r}; allowed: {list(MIXERS)}")
-        for combo in itertools.product(st.mixers, st.depths, st.widths, st.kernels, st.mlp_ratios, st.head_dims, st.expands):
-            m, d, w, k, r, hd, e = combo
+                raise ConfigError(f"{where}: space.stages.{i}.mixers has {m!r}; allowed: {list(MIXERS)}")
+        for combo in itertools.product(*(enumerate(getattr(st, key)) for key in _STAGE_LISTS)):
+            fields = dict(zip(_STAGE_LISTS.values(), (value for _, value in combo)))
+            item = dict(zip(_STAGE_LISTS.values(), (f"space.stages.{i}.{key}.{j}" for key, (j, _) in zip(_STAGE_LISTS, combo))))
             try:
-                StageConfig(mixer=m, depth=d, width=w, kernel=k, mlp_ratio=r, head_dim=hd, expand=e).validate(f"stages[{i}]")
+                StageConfig(**fields).validate("stage")
             except ConfigError as err:
-                raise ConfigError(f"{where}: {err}") from None
-    for k, s in itertools.product(space.stem_kernels, space.stem_strides):
+                # stage.head_dim=16 does not divide width=24: each field named by the item of the space's list it came from
+                text = re.sub(r"\b(?:stage\.)?(\w+)=", lambda m: f"{item[m[1]]}=" if m[1] in item else m[0], str(err))
+                raise ConfigError(f"{where}: {text}") from None
+    for (ki, k), (si, s) in itertools.product(enumerate(space.stem_kernels), enumerate(space.stem_strides)):
         probe = StageConfig(mixer="identity", depth=1, width=8)
         try:
             ArchConfig(stages=(probe,), stem_kernel=k, stem_stride=s)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
+        except ConfigError as err:  # arch.stem_kernel=2: the item of the space's list
+            item = {"stem_kernel": f"space.stem_kernels.{ki}", "stem_stride": f"space.stem_strides.{si}"}
+            text = re.sub(r"\barch\.(stem_kernel|stem_stride)=", lambda m: f"{item[m[1]]}=", str(err))
+            raise ConfigError(f"{where}: {text}") from None
 
 
 def sample_arch(

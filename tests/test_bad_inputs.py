@@ -216,7 +216,7 @@ SEARCH_CASES = [
     (["hw=cpu", "+hw.calibration.weight_spill.per_byte=1.0"],
      "needs both per_byte and above_bytes"),
     (["space.stages.0.mixers=[pool,mamba]"], "mixers has 'mamba'"),
-    (["space.stages.1.depths=[0]"], "depth=0"),
+    (["space.stages.1.depths=[0]"], "space.stages.1.depths.0=0 must be an integer >= 1"),
     (["compress.prune.ratio=0.95"], "compress.prune.ratio=0.95 must be in [0, 0.9]"),
     (["compress.quantize.max_acc_drop=-1"], "compress.quantize.max_acc_drop=-1.0 must be a number in [0, 100] "
                                             "(accuracy points; 100 accepts any drop)"),

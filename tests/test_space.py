@@ -79,17 +79,32 @@ def test_default_space_reaches_conv_early_attention_late_hybrids(compose_cfg):
 
 @pytest.mark.parametrize(
     ("change", "fragment"),
-    [(dict(mixers=["pool", "mamba"]), "mixers has 'mamba'"), (dict(depths=[0, 1]), "depth=0"),
-     (dict(widths=[24]), "head_dim=16 does not divide width=24"), (dict(kernels=[]), "kernels is empty"),
-     (dict(kernels=[2]), "kernel=2"),
+    # each value named by its key as an override writes it (it said stages[0].widths, and depth=0 for an item of depths)
+    [(dict(mixers=["pool", "mamba"]), "space.stages.0.mixers has 'mamba'"),
+     (dict(depths=[1, 0]), "space.stages.0.depths.1=0 must be an integer >= 1"),
+     (dict(widths=[16, 24]), "space.stages.0.head_dims.1=16 does not divide space.stages.0.widths.1=24"),
+     (dict(kernels=[]), "space.stages.0.kernels is empty"), (dict(kernels=[3, 2]), "space.stages.0.kernels.1=2 must be an odd integer"),
      # listed twice: drawn twice as often
-     (dict(mixers=["pool", "attn", "pool"]), "stages[0].mixers has 'pool' twice; list each value once"),
-     (dict(widths=[16, 32, 32]), "stages[0].widths has 32 twice")],
+     (dict(mixers=["pool", "attn", "pool"]), "space.stages.0.mixers has 'pool' twice; list each value once"),
+     (dict(widths=[16, 32, 32]), "space.stages.0.widths has 32 twice")],
 )
 def test_invalid_space_is_rejected_at_load(change, fragment):
     with pytest.raises(ConfigError) as err:
         validate_space(_space(**change))
     assert fragment in str(err.value) and "space 't'" in str(err.value)
+
+
+def test_a_spaces_own_lists_are_named_as_an_override_writes_them():
+    # it said stages[0].mixers (a key no override takes) and arch.stem_kernel=2 (a setting of an arch, not the space's)
+    import dataclasses
+
+    for change, text in ((dict(stem_kernels=[3, 2]), "space.stem_kernels.1=2 must be an odd integer >= 1"),
+                         (dict(stem_strides=[2, 0]), "space.stem_strides.1=0; allowed: [1, 2, 4]"),
+                         (dict(norms=["bn", "bn"]), "space.norms has 'bn' twice"), (dict(acts=[]), "space.acts is empty"),
+                         (dict(stages=[]), "space.stages is empty")):
+        with pytest.raises(ConfigError) as err:
+            validate_space(dataclasses.replace(_space(), **change))
+        assert str(err.value).startswith(f"space 't': {text}"), err.value
 
 
 def test_fastest_arch_is_no_slower_than_any_sampled_arch(compose_cfg):
