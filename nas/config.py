@@ -580,8 +580,9 @@ def _read_group_file_fast(path: Path, cls: type[T]) -> T | None:
 
 
 def _read_group_file_omegaconf(path: Path, cls: type[T]) -> T:
-    # Through the schema, as `<group>=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float.
-    return structured(OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.load(path)), cls)
+    # Through the schema, as `<group>=` composes it: YAML 1.1's 2.0e12 (a string to yaml.safe_load) becomes a float, and a
+    # whole number in a calibration (`conv: {fixed: 3}`) is taken, as `schema_node` takes it on the command line.
+    return structured(OmegaConf.merge(schema_node(cls), OmegaConf.load(path)), cls)
 
 
 def _read_group_file(path: Path, cls: type[T]) -> T:

@@ -481,9 +481,6 @@ def wrong_kind_message(head: str, cause: BaseException) -> str | None:
     if what is None:
         return None
     value = head.split("=", 1)[1] if "=" in head else ""
-    if entry and what.startswith("a number") and re.fullmatch(r"[-+]?\d+", value.strip()):
-        # {conv: {fixed: 3}}: OmegaConf takes 3 for a number set alone (hw.calibration.conv.fixed=3), not in a mapping
-        return f"{head}: a number in a mapping given whole is written with a point ({value.strip()}.0)"
     problem = "takes no null" if value.strip().lower() in ("null", "~") else "is not allowed"
     return f"{head} {problem}; allowed: {what}"
 

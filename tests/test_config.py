@@ -298,9 +298,9 @@ def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_o
     assert hw.mac_per_s == 2e12 and hw.calibration == {"invoke": {"fixed": 1e-5}, "conv": {"per_work": 3e-6}}
     assert isinstance(hw.mac_per_s, float) and hw == _read_group_file_omegaconf(tmp_path / "x.yaml", HardwareProfile)
     assert _read_group_file_fast(tmp_path / "x.yaml", HardwareProfile) == hw  # the fast path reads them so itself
-    # What the fast path does not take is OmegaConf's to report, in its words: an int or a duplicate key in the file...
-    with pytest.raises(ConfigError, match=r"cannot be read: hw.calibration.conv: Value 3 \(int\) is incompatible"):
-        read("calibration: {conv: {per_work: 3}}\n")
+    # What the fast path does not take is read through OmegaConf: a whole number in a calibration, taken as `hw=<name>`
+    # takes it (it was refused, "Value 3 (int) is incompatible"), or a duplicate key, reported in OmegaConf's words...
+    assert read("calibration: {conv: {per_work: 3}}\n").calibration == {"conv": {"per_work": 3}}
     with pytest.raises(ConfigError, match=r"x\.yaml, line \d+: 'mac_per_s: 3e12' is not valid YAML \(found duplicate key mac_per_s\)$"):
         read("mac_per_s: 2e12\nmac_per_s: 3e12\n")
     # ... and the first invalid value in the order the profile checks them: the calibration before fitted_archs, which
@@ -1360,12 +1360,14 @@ def test_a_mapping_given_whole_replaces_the_chip_files(config_name):
 def test_whole_numbers_in_a_calibration_given_whole_are_taken_as_set_alone(tmp_path):
     """hw.calibration={conv: {fixed: 3}} was refused ("written with a point (3.0)") where hw.calibration.conv.fixed=3
     is taken: a chip of the user's with its calibration inline takes both, as 3.0, the whole mapping replacing its own."""
-    from nas.config import compose_search_config, register_configs
+    from nas.config import compose_search_config, load_hw_profile, register_configs
     from nas.overrides import precheck_overrides
 
     (tmp_path / "hw").mkdir()
     (tmp_path / "hw" / "inline_chip.yaml").write_text(
-        "name: inline_chip\ncalibration: {invoke: {fixed: 2.0}, conv: {fixed: 1.0, per_work: 0.0, per_byte: 0.0}}\n")
+        "name: inline_chip\ncalibration: {invoke: {fixed: 2.0}, conv: {fixed: 1, per_work: 0.0, per_byte: 0.0}}\n")
+    # in the chip's file alike, composed or loaded from Python
+    assert load_hw_profile(tmp_path / "hw" / "inline_chip.yaml").calibration["conv"]["fixed"] == 1
     register_configs()
     whole = ["hw=inline_chip", "hw.calibration={invoke: {fixed: 2}, conv: {fixed: 3}}"]
     assert precheck_overrides(["--config-dir", str(tmp_path), *whole], config_name="search") is None
@@ -1374,6 +1376,7 @@ def test_whole_numbers_in_a_calibration_given_whole_are_taken_as_set_alone(tmp_p
     assert hw.calibration == {"invoke": {"fixed": 2.0}, "conv": {"fixed": 3.0}}
     alone = to_run_config(compose_search_config([searchpath, "hw=inline_chip", "hw.calibration.conv.fixed=3"])).hw
     assert alone.calibration["conv"] == {"fixed": 3.0, "per_work": 0.0, "per_byte": 0.0}
+    assert precheck_overrides(["--config-dir", str(tmp_path), "hw=inline_chip"], config_name="search") is None
 
 
 def test_an_efficiency_dropped_on_the_command_line_warns_that_it_is_priced_at_the_peak():
