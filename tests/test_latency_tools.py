@@ -1826,6 +1826,33 @@ def _latency_cfg(*overrides: str):
         return compose(config_name="latency", overrides=list(overrides))
 
 
+def test_the_latency_tools_take_a_mapping_given_whole_as_its_value_and_null_not_none():
+    # hw.efficiency={conv: 0.5} was merged into the chip file's (every other efficiency kept), as in the search
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.latency.profile import register_latency_configs
+    from nas.overrides import mappings_replaced
+    from tests.conftest import CONF_DIR
+
+    register_latency_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # as the tool's Hydra run has it
+        cfg = compose(config_name="latency", overrides=["hw=edge_npu", "hw.efficiency={conv: 0.5}"],
+                      return_hydra_config=True)
+    before = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert to_tool_config(mappings_replaced(cfg)).hw.efficiency == {"conv": 0.5}
+    finally:
+        HydraConfig.instance().cfg = before
+    # out=none was a file named none, template=none one not found: null is written instead, as the search's settings say
+    with pytest.raises(ConfigError, match=r"^out='none' would be a path named none; allowed: a path or null \(not none: "
+                                          r"the tool's default path\); a file of that name is written ./none$"):
+        to_tool_config(_latency_cfg("out=none"))
+    with pytest.raises(ConfigError, match=r"^template='None' would be a path named None; allowed: a path or null"):
+        to_tool_config(_latency_cfg("template=None"))
+
+
 def test_the_latency_tools_take_new_keys_of_a_chips_mappings_as_the_search_does():
     # hw.measured_extent={...} (or an efficiency of a kind the chip's file leaves out) failed in the latency tools with
     # Hydra's "Key ... is not in struct", where nas.search and compress.run take it.

@@ -123,6 +123,11 @@ def to_tool_config(cfg: DictConfig | LatencyToolConfig) -> LatencyToolConfig:
     if tool.select not in SELECTIONS:
         raise ConfigError(f"select={tool.select!r} is unknown; allowed: {list(SELECTIONS)}")
     check_seed(tool.seed, "seed")
+    for key, null in (("out", "the tool's default path"), ("template", "no template")):
+        value = getattr(tool, key)
+        if isinstance(value, str) and value.strip().lower() == "none":  # YAML's and Hydra's no value is null
+            raise ConfigError(f"{key}={value!r} would be a path named {value.strip()}; allowed: a path or null (not none: "
+                              f"{null}); a file of that name is written ./{value.strip()}")
     if tool.in_chans not in (None, 1, 3):  # the search builds its models for data.channels, 1 or 3
         raise ConfigError(f"in_chans={tool.in_chans!r}; allowed: 1 (grey images), 3 (colour) or null, as data.channels")
     _input_fits_in_memory(tool)
