@@ -76,6 +76,21 @@ def test_copied_worker_record_of_a_retry_does_not_count_as_its_own(storage_for):
     assert fail_lost_trials(study) == [] and study.get_trials()[0].state == TrialState.RUNNING
 
 
+def _heartbeats_recorded_earlier(storage: optuna.storages.RDBStorage, *, seconds: float) -> None:
+    """Move every heartbeat in `storage` `seconds` back, as if that long had passed since each was recorded."""
+    import datetime
+
+    from optuna.storages._rdb.models import TrialHeartbeatModel
+    from sqlalchemy.orm import Session
+
+    with Session(storage.engine) as session:
+        beats = session.query(TrialHeartbeatModel).all()
+        assert beats
+        for beat in beats:
+            beat.heartbeat -= datetime.timedelta(seconds=seconds)
+        session.commit()
+
+
 def test_trial_without_heartbeat_for_the_grace_period_is_failed_and_retried(storage_for):
     storage = storage_for(heartbeat_s=1, grace_s=2, max_retry=1)
     study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
@@ -84,7 +99,7 @@ def test_trial_without_heartbeat_for_the_grace_period_is_failed_and_retried(stor
     storage.record_heartbeat(t._trial_id)  # then its machine is lost: no more heartbeats
     fail_lost_trials(study)
     assert study.get_trials()[0].state == TrialState.RUNNING  # within the grace period
-    time.sleep(3.2)
+    _heartbeats_recorded_earlier(storage, seconds=3.2)  # 3.2 s without one, not waited for
     fail_lost_trials(study)
     states = [(x.state, x.params) for x in study.get_trials()]
     assert states == [(TrialState.FAIL, {"x": 7}), (TrialState.WAITING, {"x": 7})]
@@ -192,8 +207,17 @@ def _open_together(args):
     return study.study_name
 
 
+@pytest.fixture(scope="module")
+def four_workers():
+    """Four spawned worker processes and a manager (for their barrier), started once for both backends: each start
+    imports the toolkit anew, seconds of a loaded machine's time."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        yield pool, manager
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_workers_starting_together_on_a_fresh_database_all_join(backend, tmp_path, request):
+def test_workers_starting_together_on_a_fresh_database_all_join(backend, tmp_path, request, four_workers):
     # Workers racing to create Optuna's tables in an empty database: the losers retry and join.
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -205,11 +229,10 @@ def test_workers_starting_together_on_a_fresh_database_all_join(backend, tmp_pat
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         url = base.rsplit("/", 1)[0] + f"/{name}"
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(4)
-        with ctx.Pool(4) as pool:
-            assert pool.map(_open_together, [(url, barrier)] * 4) == ["race"] * 4
+    pool, manager = four_workers
+    barrier = manager.Barrier(4)
+    # chunksize 1: one task to each worker, which all wait at the barrier and then open the study together
+    assert pool.map(_open_together, [(url, barrier)] * 4, chunksize=1) == ["race"] * 4
 
 
 @pytest.mark.parametrize(
