@@ -1673,11 +1673,12 @@ def test_report_from_the_study_appends_its_lines_to_search_log_marked_as_a_rebui
 
 
 def test_report_from_the_study_refuses_to_retrain_members_final_trained_with_another_recipe_unless_named(
-        tiny_idx_root, tmp_path, compose_cfg, capsys):
+        tiny_idx_root, tmp_path, compose_cfg, finished_search, capsys):
     # `python -m nas.report search.runs_dir=... search.study_name=...` of a final_train=smoke run trained every member
     # again for final_train=default's 6 epochs (its files deleted first): interrupted, the report listed no members.
     from nas.report import main
 
+    _copy_of(finished_search, tmp_path)  # its study is full: the search final-trains its member, training no trial
     result = run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "final_train=smoke")))
     (member,) = result.pareto
     metrics = result.run_dir / "checkpoints" / member["arch_id"] / "metrics.json"
@@ -2380,7 +2381,7 @@ def test_a_file_over_the_size_limit_stops_the_search_in_one_line_as_a_full_disk_
 
 
 def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_files(tiny_idx_root, tmp_path, compose_cfg,
-                                                                                   monkeypatch, capsys):
+                                                                                   finished_search, monkeypatch, capsys):
     # Every trial failed (the failure stop) or every architecture sampled was over the budget (the give-up): the command
     # exited 0, so `python -m nas.search ... && deploy` carried on with no model. From Python the result says so.
     from nas.train import TrainingDiverged
@@ -2424,7 +2425,8 @@ def test_a_search_that_ends_with_no_finished_trial_exits_1_after_writing_its_fil
     assert result.found_nothing and result.ended_early.startswith("gave up after 3 sampled architectures with 0 of 1 "
                                                                   "trial finished: 6 in the study were over")
     # a search with a finished trial exits 0 (main returns), and its result says it found something
-    ok = _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.study_name=ok", "search.export_onnx=false")
+    _copy_of(finished_search, tmp_path / "ok")
+    ok = _overrides(tiny_idx_root, tmp_path / "ok", "search.n_trials=1")
     assert search_mod.main(compose_cfg(*ok)) is None
     result = run_search(compose_cfg(*ok))
     assert not result.found_nothing and result.ended_early is None and result.n_complete == 1
