@@ -1622,13 +1622,15 @@ def test_a_background_search_stops_its_final_training_and_compression_on_sigint(
     assert [m["arch_id"] for m in resumed.pareto] == [member["arch_id"]] and resumed.pareto[0]["val_acc_final"] is not None
 
 
-def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_write(tiny_idx_root, tmp_path, compose_cfg):
+def test_a_run_starts_by_removing_the_temporary_files_of_writers_killed_mid_write(tiny_idx_root, tmp_path, compose_cfg,
+                                                                                   finished_search):
     from conftest import start_writer, stop
 
+    _copy_of(finished_search, tmp_path)  # an earlier run's folder (its study full: the rerun trains nothing)
     killed, temp_of = start_writer(tmp_path / "t" / "trials" / "0123abcd.pt")  # kill -9 of an earlier run mid-write
     dead = temp_of()
     stop(killed)
-    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1")))
     assert not dead.exists() and not list((tmp_path / "t").rglob("*.tmp"))
     assert "removed 1 temporary file left by writers that were killed mid-write: trials/" in (
         tmp_path / "t" / "search.log").read_text()
@@ -1984,7 +1986,7 @@ def test_an_interrupt_outside_the_trials_stops_the_command_in_one_line(tiny_idx_
 
 
 def test_an_interrupt_outside_the_trials_says_whether_there_is_a_study_to_resume(tiny_idx_root, tmp_path, compose_cfg,
-                                                                                   monkeypatch, capsys):
+                                                                                   finished_search, monkeypatch, capsys):
     # Ctrl-C while the data loaded on a first run said "the finished trials are kept in the study; rerun the same command
     # to resume": there was no study, and nothing to resume.
     def interrupted(*args, **kwargs):
@@ -2012,7 +2014,8 @@ def test_an_interrupt_outside_the_trials_says_whether_there_is_a_study_to_resume
         m.setattr(search_mod, "remove_leftovers", interrupted)
         assert stopped("search.n_trials=1") == ("interrupted before any trial finished: the study holds none yet, so "
                                                 "nothing is lost; rerun the same command to start it")
-    run_search(compose_cfg(*_overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")))
+    shutil.rmtree(tmp_path / "t")  # that run's study, empty, becomes one with a finished trial
+    _copy_of(finished_search, tmp_path)
     capsys.readouterr()
     with monkeypatch.context() as m:  # a rerun that would add a trial, before it
         m.setattr(search_mod, "remove_leftovers", interrupted)
