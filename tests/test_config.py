@@ -719,6 +719,7 @@ def test_a_bad_value_in_a_users_hw_file_names_the_file(tmp_path):
 
 
 def test_a_bad_value_in_a_users_group_file_names_the_file_as_a_chip_files_does(tmp_path):
+    import concurrent.futures
     import sys
 
     from nas.config import CONF_DIR
@@ -741,20 +742,25 @@ def test_a_bad_value_in_a_users_group_file_names_the_file_as_a_chip_files_does(t
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         return done.stderr.strip()
 
+    def errors(*commands: tuple[str, ...]) -> list[str]:
+        # at once, a Python process each (seconds of imports): one after another, the machine's other CPUs idled
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            return list(pool.map(lambda command: error(*command), commands))
+
     runs = f"search.runs_dir={tmp_path / 'runs'}"
     lr = "must be a number in (0, 1] (AdamW's learning rate: larger steps make the losses NaN)"
-    assert error("nas.search", "train=mine", runs) == f"error: train.lr=100.0 {lr} (set in {train})"
-    assert error("nas.search", "train=mine", "train.lr=5", runs) == f"error: train.lr=5.0 {lr}"
-    assert error("nas.search", "search=mine", runs) == (
-        f"error: search.latency_budget_ms=-1.0 must be a number > 0 or null (set in {search})")
-    assert error("compress.run", "compress=mine", "checkpoint=/nonexistent/ck") == (
+    assert errors(("nas.search", "train=mine", runs), ("nas.search", "train=mine", "train.lr=5", runs),
+                  ("nas.search", "search=mine", runs), ("compress.run", "compress=mine", "checkpoint=/nonexistent/ck")) == [
+        f"error: train.lr=100.0 {lr} (set in {train})",
+        f"error: train.lr=5.0 {lr}",
+        f"error: search.latency_budget_ms=-1.0 must be a number > 0 or null (set in {search})",
         "error: compress.recover.temperature=1000.0 must be a number in (0, 100] (of the distillation; higher makes the "
-        f"teacher's answer uniform) (set in {compress})")
+        f"teacher's answer uniform) (set in {compress})"]
     search.write_text("latency_budget_ms: 5ms\n")
     unit = "must be a plain number in milliseconds or null, without units (5ms is search.latency_budget_ms=5)"
-    assert error("nas.search", "search=mine", runs) == f"error: search.latency_budget_ms='5ms' (set in {search}) {unit}"
-    assert error("nas.search", "search.latency_budget_ms=5ms", runs) == (
-        f"error: search.latency_budget_ms='5ms' (set on the command line) {unit}")
+    assert errors(("nas.search", "search=mine", runs), ("nas.search", "search.latency_budget_ms=5ms", runs)) == [
+        f"error: search.latency_budget_ms='5ms' (set in {search}) {unit}",
+        f"error: search.latency_budget_ms='5ms' (set on the command line) {unit}"]
     assert not (tmp_path / "runs").exists()
 
 
