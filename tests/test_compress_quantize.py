@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -602,37 +603,67 @@ quantize_ptq(Tiny(), Split(x=torch.rand(4, 1, 8, 8), y=torch.zeros(4, dtype=torc
 print("loaded", logging.getLevelName(logging.getLogger("nncf").level), flush=True)""")
 
 
-@pytest.mark.parametrize("compiler", ["unusable", "headers missing"])
-def test_a_failed_build_of_nncfs_extension_is_one_warning_line_per_process(tmp_path, compiler):
-    # NNCF falls back on its slower torch functions where its extension cannot be built (no compiler, missing headers,
-    # a full disk), saying so in a warning below the ERROR level the toolkit sets for NNCF: calibration and QAT were
-    # slower without a word. Simulated with a compiler that fails at once, in a TORCH_EXTENSIONS_DIR of the test's own.
+def _failed_build(root: Path, compiler: str) -> tuple[subprocess.Popen, str]:
+    """`_QUANTIZE_TWICE` started in a process whose C++ compiler fails at once (`compiler`: "unusable", which cannot say its
+    version, or "headers missing", whose compile fails as without Python's headers), with the TORCH_EXTENSIONS_DIR
+    `root/torch_extensions`: (the process, the reason the warning is to name)."""
     import os
-    import subprocess
     import sys
-    from pathlib import Path
 
     if compiler == "unusable":
         cxx, reason = "/bin/false", "Command '['/bin/false', '--version']' returned non-zero exit status 1."
     else:  # a compiler that runs, but cannot find Python's headers (its error line among ninja's compile commands)
-        cxx, reason = tmp_path / "c++", "fatal error: Python.h: No such file or directory"
+        cxx, reason = root / "c++", "fatal error: Python.h: No such file or directory"
         cxx.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "g++ 12.2.0" && exit 0\n'
                        'echo "functions_cpu.cpp:1:10: fatal error: Python.h: No such file or directory" >&2; exit 1\n')
         cxx.chmod(0o755)
         reason = "functions_cpu.cpp:1:10: " + reason
-    root = tmp_path / "torch_extensions"
-    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(root), "CXX": str(cxx)}
-    done = subprocess.run([sys.executable, "-c", _QUANTIZE_TWICE], cwd=Path(__file__).resolve().parent.parent,
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout == "loaded ERROR\n", done.stderr  # NNCF's level as it was set
-    (build_dir,) = root.glob("nncf/quantized_functions_cpu/*/")
-    warned = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(root / "torch_extensions"), "CXX": str(cxx)}
+    return subprocess.Popen([sys.executable, "-c", _QUANTIZE_TWICE], cwd=Path(__file__).resolve().parent.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), reason
+
+
+_COMPILERS = ["unusable", "headers missing"]
+
+
+@pytest.fixture(scope="module")
+def failed_builds(request, tmp_path_factory):
+    """The cases of test_a_failed_build_of_nncfs_extension_is_one_warning_line_per_process this session runs, started
+    together (each a process importing torch and NNCF and quantizing twice, seconds of one core): compiler -> (its
+    folder, its process, the reason)."""
+    wanted = [item.callspec.params["compiler"] for item in request.session.items
+              if getattr(item, "originalname", None) == "test_a_failed_build_of_nncfs_extension_is_one_warning_line_per_process"
+              and item.module is request.module]
+    started = {}
+    try:
+        for compiler in wanted:
+            root = tmp_path_factory.mktemp("failed_build")
+            started[compiler] = (root, *_failed_build(root, compiler))
+        yield started
+    finally:
+        for _, proc, _ in started.values():  # a test that failed before it read its process's output
+            if proc.poll() is None:
+                proc.kill()
+            with contextlib.suppress(ValueError):  # read already
+                proc.communicate()
+
+
+@pytest.mark.parametrize("compiler", _COMPILERS)
+def test_a_failed_build_of_nncfs_extension_is_one_warning_line_per_process(failed_builds, compiler):
+    # NNCF falls back on its slower torch functions where its extension cannot be built (no compiler, missing headers,
+    # a full disk), saying so in a warning below the ERROR level the toolkit sets for NNCF: calibration and QAT were
+    # slower without a word. Simulated with a compiler that fails at once, in a TORCH_EXTENSIONS_DIR of the test's own.
+    root, proc, reason = failed_builds[compiler]
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and stdout == "loaded ERROR\n", stderr  # NNCF's level as it was set
+    (build_dir,) = (root / "torch_extensions").glob("nncf/quantized_functions_cpu/*/")
+    warned = [line for line in stderr.splitlines() if line.startswith("WARNING")]
     assert warned == [  # once for the process, not per member
         f"WARNING {build_dir}: NNCF's C++ extension could not be built ({reason}): int8 calibration and QAT run on "
         "NNCF's slower torch functions in this process. Install a C++ compiler (g++) and Python's development headers "
         "(or free disk space); the next process builds it again. NNCF's whole build output: python -c \"from "
         "nncf.torch.quantization.extensions import QuantizedFunctionsCPU as f; f.get('Quantize_forward')\""]
-    assert "Reason:" not in done.stderr  # NNCF's own warning, with the whole build output, still hidden
+    assert "Reason:" not in stderr  # NNCF's own warning, with the whole build output, still hidden
 
 
 def test_a_leftover_lock_that_cannot_be_removed_is_one_line_naming_it_and_what_to_do(tmp_path, monkeypatch):
