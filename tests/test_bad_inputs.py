@@ -394,80 +394,6 @@ def _run_importing(*argv: str) -> tuple[subprocess.CompletedProcess, set[str], s
     return proc, imported, stderr
 
 
-@pytest.mark.parametrize(
-    ("module", "args", "fragment"),
-    [("nas.search", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
-     ("nas.search", ["hw=EDGE_NPU"], "error: hw=EDGE_NPU is not an option of hw (did you mean hw=edge_npu?); available: cpu,"),
-     ("nas.search", ["search.n_trials=many"], "error: search.n_trials='many' (set on the command line) must be a whole number, "
-                                              "without units"),
-     # Hydra's "Error merging override data.metric=f1: Invalid value 'f1', expected one of [...]"
-     ("nas.search", ["data.metric=f1"], "error: data.metric=f1 is unknown; allowed: accuracy, balanced_accuracy"),
-     ("nas.search", ["search.n_trails=3"], "error: search.n_trails is not a setting of search (did you mean search.n_trials?); allowed:"),
-     ("nas.search", ["+train.epoch=3"], "error: train.epoch is not a setting of train (did you mean train.epochs?); allowed:"),
-     # local workers through Hydra's multirun: checked too, each swept value once
-     ("nas.search", ["-m", "hydra/launcher=joblib", "search.worker=0,1", "train.epoch=3"],
-      "error: train.epoch is not a setting of train (did you mean train.epochs?)"),
-     # Hydra's own groups: README's local workers pass hydra/launcher=joblib; a typo got Hydra's multi-line message
-     ("nas.search", ["-m", "hydra/launcher=jobib", "search.worker=0,1"],
-      "error: hydra/launcher=jobib is not an option of hydra/launcher (did you mean hydra/launcher=joblib?); available: basic"),
-     ("nas.search", ["hydra/launcher=submitit_slurm"], "(a launcher other than these comes with its plugin, e.g. pip install "
-                                                       "hydra-submitit-launcher for submitit_slurm)"),
-     ("nas.search", ["--multirun", "hw=edge_npu,tpu9000"], "hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
-     ("nas.latency.fit", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
-     ("nas.latency.validate", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
-     ("compress.run", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
-     ("compress.run", ["+checkpiont=/x"], "error: checkpiont is not a setting of the config (did you mean checkpoint?)"),
-     ("compress.run", ["ratio=0.5"], "error: ratio is not a setting of the config (did you mean compress.prune.ratio?)"),
-     ("nas.latency.profile", ["+repeat=3"], "error: repeat is not a setting of the config (did you mean repeats?)"),
-     ("nas.search", ["data.root=/nonexistent/fmnist"], "apt-get install -y dataset-fashion-mnist"),
-     # a path Hydra's grammar refuses unquoted: Hydra said "mismatched input ' (' expecting <EOF>", not to quote it
-     ("nas.search", ["data=imagefolder", "data.root=/data/Photos (2024)"],
-      "error: data.root=/data/Photos (2024): Hydra's override syntax takes '(', ')' only inside quotes; quote the value: "
-      "\"data.root='/data/Photos (2024)'\""),
-     ("nas.search", ["search.storage=postgresql://nas:s3cret@127.0.0.1:1/nas"], "error: search.storage='postgresql://nas:***@"),
-     ("nas.report", ["search.storage=sqlite:////nonexistent/x.db", "search.study_name=x"], "error: search.storage="),
-     ("compress.run", ["checkpoint=/nonexistent/ck"], "error: checkpoint /nonexistent/ck not found"),
-     ("compress.predict", ["/nonexistent/ck", "photo.jpg"], "error: /nonexistent/ck not found; pass a checkpoint folder"),
-     # argparse's refusals: its usage (four lines) and then the error
-     ("compress.predict", ["/nonexistent/ck", "photo.jpg", "--top", "x"],
-      "error: argument --top: invalid int value: 'x'; python -m compress.predict takes a model and image files or folders, "
-      "with the options --top, --csv, --memory-budget-gb, --skip-unreadable (python -m compress.predict --help says"),
-     # a path given alone: Hydra said only "missing EQUAL at '<EOF>'"
-     ("compress.run", ["runs/x/checkpoints/abc"], "error: 'runs/x/checkpoints/abc' is not a setting: every argument is "
-                                                  "key=value; e.g. checkpoint=runs/x/checkpoints/abc"),
-     ("nas.latency.fit", ["hw=cpu", "m.csv"], "e.g. 'measurements=[m.csv]'"),
-     # a chip's measurements fitted without hw=<chip>: the default hw=cpu, this host's shipped profile, was recalibrated
-     # on them and its files rewritten
-     ("nas.latency.fit", ["measurements=[m.csv]"],
-      "error: hw= is required: the chip whose profile the fit calibrates and rewrites (<config folder>/hw/<chip>.yaml)"),
-     # ... and validated without it: scored against hw=cpu, this host's profile, without a word
-     ("nas.latency.validate", ["measurements=[m.csv]"],
-      "error: hw= is required: the chip whose profile's predictions the measurements are scored against"),
-     # a flag in the style of other tools: Hydra printed its usage lines and "unrecognized arguments"
-     ("nas.latency.profile", ["hw=edge_npu", "--export-only", "n=3"],
-      "error: --export-only is not an option of this command: settings are key=value, without dashes (export_only=...)"),
-     # a list setting given one value without brackets: Hydra said "str is not a ListConfig, list or tuple"
-     ("nas.latency.fit", ["hw=cpu", "measurements=m.csv"],
-      "error: measurements=m.csv must be a list, in brackets and quoted for the shell: 'measurements=[m.csv]'"),
-     # a seed the search refused only once torch, Optuna and the data had loaded (seconds)
-     ("nas.search", ["search.seed_archs=[convformer-XL]"], "error: search.seed_archs has 'convformer-XL': neither a "
-                                                           "model family (poolformer-S"),
-     ("nas.search", ["space=metaformer_s", "search.seed_archs=[vit-S]"],
-      "error: search.seed_archs has 'vit-S', which the space cannot express: "),
-     ("nas.search", ["search.seed_archs=[convformer-M,/nonexistent/arch.json]"],
-      "error: search.seed_archs has '/nonexistent/arch.json': neither a model family"),
-     ("nas.search", ["search.seed_archs=convformer-M"],
-      "error: search.seed_archs=convformer-M must be a list, in brackets and quoted for the shell: "
-      "'search.seed_archs=[convformer-M]'"),
-     ("nas.latency.profile", ["select=best"], "select='best' is unknown; allowed: ['random', 'cover']"),
-     ("nas.latency.profile", ["seed=-1", "export_only=true"], "error: seed=-1 must be an integer in [0, 4294967295]"),
-     # its archs run on the user's images: Fashion-MNIST's 28x28 grey was profiled without a word
-     ("nas.latency.profile", ["space=metaformer_s", "export_only=true"],
-      "error: space=metaformer_s has no default input: set img_size=... in_chans=... to what the search feeds it")],
-)
-def test_command_line_bad_input_is_one_line_without_traceback(module, args, fragment, tmp_path):
-    where = [f"search.runs_dir={tmp_path}"] if module == "nas.search" else []
-    proc, imported, stderr = _run_importing("-m", module, *where, *args)
 _BAD_INPUTS = [
     ("nas.search", ["hw=tpu9000"], "error: hw=tpu9000 is not an option of hw; available: cpu, cpu_int8"),
     ("nas.search", ["hw=EDGE_NPU"], "error: hw=EDGE_NPU is not an option of hw (did you mean hw=edge_npu?); available: cpu,"),
@@ -522,6 +448,13 @@ _BAD_INPUTS = [
     # a list setting given one value without brackets: Hydra said "str is not a ListConfig, list or tuple"
     ("nas.latency.fit", ["hw=cpu", "measurements=m.csv"],
      "error: measurements=m.csv must be a list, in brackets and quoted for the shell: 'measurements=[m.csv]'"),
+    # a seed the search refused only once torch, Optuna and the data had loaded (seconds)
+    ("nas.search", ["search.seed_archs=[convformer-XL]"], "error: search.seed_archs has 'convformer-XL': neither a "
+                                                          "model family (poolformer-S"),
+    ("nas.search", ["space=metaformer_s", "search.seed_archs=[vit-S]"],
+     "error: search.seed_archs has 'vit-S', which the space cannot express: "),
+    ("nas.search", ["search.seed_archs=[convformer-M,/nonexistent/arch.json]"],
+     "error: search.seed_archs has '/nonexistent/arch.json': neither a model family"),
     ("nas.search", ["search.seed_archs=convformer-M"],
      "error: search.seed_archs=convformer-M must be a list, in brackets and quoted for the shell: "
      "'search.seed_archs=[convformer-M]'"),
