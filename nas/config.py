@@ -1321,6 +1321,11 @@ def _validate_finetune(f: FinetuneConfig, where: str, *, allow_zero_epochs: bool
 def validate_data_config(d: DataConfig) -> None:
     """Check the data group's values (name, sizes, channels, shifts); `ConfigError` naming the value otherwise."""
     check_name(d.name, name="data.name")
+    if isinstance(d.root, str) and not d.root.strip():
+        # '' (data.root=$DATA with DATA unset) was read as the current folder: a search run from the repository
+        # listed its code folders as classes without images, and idx data looked for Fashion-MNIST in '.'
+        raise ConfigError(f"data.root={d.root!r} is empty (an unset shell variable?); allowed: the folder of the "
+                          "images (data=imagefolder: root/<class>/*.png) or of the idx files")
     for name in ("val_size", "test_size"):
         # Hydra holds the value as a float: echoed with :g, as typed (93, not 93.0), and with both forms it takes
         size = getattr(d, name)

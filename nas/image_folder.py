@@ -35,13 +35,38 @@ OS_FOLDER_FILES = {"thumbs.db": "Windows' thumbnail cache", "ehthumbs.db": "Wind
                    "desktop.ini": "Windows' folder settings", ".ds_store": "macOS Finder's folder settings"}
 
 
+# Archives a dataset is downloaded as: a data.root naming one is told to unpack it rather than only "is a file".
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".7z",
+                    ".rar")
+
+
 def not_a_folder(root: Path) -> str:
-    """What a data.root that is not a folder is, in words."""
+    """What a data.root that is not a folder is, in words: a file (an archive to unpack), or missing, with the folder
+    beside it of a name close to its own where there is one (a typo: `shape` for `shapes`)."""
     if root.exists():  # a file (one image, or the zip the images came in) is not "missing": say what it is
+        if root.name.lower().endswith(ARCHIVE_SUFFIXES):
+            return "is an archive, not a folder: unpack it and pass the folder it unpacks into"
         return "is a file, not a folder"
     if str(root).startswith("~"):  # neither the shell (after "data.root=") nor Hydra expands it
         return f"does not exist: ~ is not expanded, write the whole path (data.root={root.expanduser()})"
+    if near := _near_folder(root):
+        return f"does not exist (did you mean {shell_override(key='data.root', value=str(near))}?)"
     return "does not exist"
+
+
+def _near_folder(root: Path) -> Path | None:
+    """The folder beside a missing `root` whose name is closest to its name (case aside too), if one is close; None
+    where none is or its parent cannot be listed."""
+    import difflib
+
+    try:
+        with os.scandir(root.parent) as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        return None
+    by_lower = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(root.name.lower(), list(by_lower), n=1, cutoff=0.75)
+    return root.parent / by_lower[close[0]] if close else None
 
 
 def image_folders_in(root: Path) -> list[str]:

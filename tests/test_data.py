@@ -1305,6 +1305,37 @@ def test_a_data_root_that_is_a_file_is_called_a_file_not_missing(tmp_path, fmt):
         load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "nowhere")))
 
 
+@pytest.mark.parametrize("fmt", [DataFormat.imagefolder, DataFormat.idx])
+def test_a_data_root_mistyped_or_an_archive_says_what_to_pass(tmp_path, fmt):
+    # "data.root=/data/shape does not exist" left the user to spot the missing 's' of shapes/ beside it, and a downloaded
+    # shapes.zip given as data.root was only "a file, not a folder"
+    (tmp_path / "shapes").mkdir()
+    (tmp_path / "other").mkdir()
+    for typo in ("shape", "Shapes"):
+        with pytest.raises(DataError) as err:
+            load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / typo)))
+        assert str(err.value).startswith(f"data.root={tmp_path / typo} does not exist (did you mean "
+                                         f"data.root={tmp_path / 'shapes'}?); ")
+    with pytest.raises(DataError, match=r"data\.root=\S+zebra does not exist; "):  # nothing close: no guess
+        load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "zebra")))
+    (tmp_path / "shapes.tar.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataError, match=r"data\.root=\S+shapes\.tar\.gz is an archive, not a folder: unpack it and "
+                                        r"pass the folder it unpacks into; "):
+        load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "shapes.tar.gz")))
+
+
+def test_an_empty_data_root_is_refused_not_read_as_the_current_folder():
+    # data.root=$DATA with DATA unset: '' was read as '.', and a search run from the repository refused its code folders
+    # as "class folders compress, conf, nas, tests have no images"
+    from nas.config import validate_data_config
+
+    for fmt in (DataFormat.imagefolder, DataFormat.idx):
+        with pytest.raises(ConfigError, match=r"^data\.root='' is empty \(an unset shell variable\?\); allowed: "):
+            validate_data_config(DataConfig(name="x", format=fmt, root=""))
+        with pytest.raises(ConfigError, match=r"^data\.root='  ' is empty"):
+            validate_data_config(DataConfig(name="x", format=fmt, root="  "))
+
+
 @pytest.mark.parametrize(("splits", "message"), [
     # Kaggle's layout: without the check, 2 "classes" (Testing, Training) and a model telling test from training images
     (("Training", "Testing"), r"holds split folders \(Testing, Training\) but no 'train' folder, so they would be read "
