@@ -32,9 +32,9 @@ from nas.data_records import (CLASS_SUMMARY, SPLIT_NAMES, SPLIT_SETTINGS, SplitI
 from nas.errors import DataError, counted, make_folder, module_logger, readable_repr
 from nas.image_folder import (IMAGE_SUFFIXES, OS_FOLDER_FILES, SYSTEM_FOLDERS, class_dirs, class_mismatch,
                               dataset_one_folder_down, empty_classes_message, image_files_in, image_folders_in,
-                              is_image_file, loose_images_warning, misnamed_split_folders, non_image_files_note,
-                              not_a_class_folder, not_a_folder, numbered_classes_warning, shared_images_message,
-                              system_folders_note, unread_images_warning)
+                              is_image_file, loose_images_warning, misnamed_split_folders, nested_classes_warning,
+                              non_image_files_note, not_a_class_folder, not_a_folder, numbered_classes_warning,
+                              shared_images_message, system_folders_note, unread_images_warning)
 from nas.images import (GREY_REPEATED, Original, UnreadableImageError, available_cpus, cache_file, detect_mode,
                         drop_stale_cache_files, grey_image_count, notable_file, notable_images, preprocessing,
                         read_image, read_images, read_notable, reshaped_images_warnings, unreadable_message)
@@ -51,7 +51,8 @@ __all__ = ["CLASS_SUMMARY", "Dataset", "ERASE_AREA", "ERASE_LOG_ASPECT", "FASHIO
            "class_changes", "class_summary", "cross_class_copies_warning", "data_identity",
            "held_out_copies_warning", "held_out_gaps_warning", "image_digests", "image_files_in",
            "imbalance_warning", "is_image_file", "iterate_batches", "load_dataset", "load_search_data",
-           "non_image_files_note", "notable_images", "numbered_classes_warning", "per_class_test_images",
+           "nested_classes_warning", "non_image_files_note", "notable_images", "numbered_classes_warning",
+           "per_class_test_images",
            "preprocessing", "read_idx", "read_image", "read_images", "reshaped_images_warnings",
            "split_as_recorded_and_digests", "split_digest", "split_image_digests", "split_record",
            "system_folders_may_explain", "system_folders_note", "unread_images_warning", "unreadable_message"]

@@ -346,9 +346,11 @@ def not_a_class_folder(root: Path, train_root: Path, classes: Sequence[str]) -> 
     holding = next((name for name in classes if _holds_a_dataset(train_root / name)), None)
     if holding is not None and not all(split_shaped(train_root / name) for name in classes):
         folder = train_root / holding
-        raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own (train/ of 2 or "
-                        "more class folders beside test/ or val/), which would be read as one class: data.root is that "
-                        f"folder, e.g. {override(folder)}")
+        # the split folders as named there: "train/ ... beside test/ or val/" described Kaggle's Training/ and Testing/
+        train, held = _split_folder(folder, "train"), _split_folder(folder, "test") or _split_folder(folder, "val")
+        raise DataError(f"data.root={root}: its class folder {folder} holds a dataset of its own ({train.name}/ of 2 "
+                        f"or more class folders beside {held.name}/), which would be read as one class: data.root is "
+                        f"that folder, e.g. {override(folder)}")
     for name in classes:
         if (found := _run_folder_in(folder := train_root / name)) is None:
             continue
@@ -448,6 +450,36 @@ def system_folders_note(cfg: DataConfig) -> str | None:
             "are skipped since"
             + (f" ({', '.join(map(repr, at_root))} {'was a class' if len(at_root) == 1 else 'were classes'})"
                if at_root else ""))
+
+
+def nested_classes_warning(root: Path, classes: Sequence[str]) -> str | None:
+    """One line where no class folder of `root` (of `root/train` in the split layout) holds an image of its own and each
+    holds 2 or more subfolders of images, else None: as where data.root is one folder too high, over datasets side by
+    side (`shapes/circle/`, `flowers/rose/`), each then read as one class and the search scoring how well it tells the
+    datasets apart. Photos sorted by date under each class (`cat/2024-06/`) look the same, so it warns rather than
+    refuses; a single such folder is refused when the data loads (`dataset_one_folder_down`)."""
+    if len(classes) < 2:
+        return None
+    base = root / "train" if (root / "train").is_dir() else root
+    inner: dict[str, list[str]] = {}
+    for name in classes:
+        folder = base / name
+        try:
+            with os.scandir(folder) as entries:
+                if any(is_image_file(Path(e.path)) for e in entries):
+                    return None
+        except OSError:
+            return None
+        if len(subfolders := image_folders_in(folder)) < 2:
+            return None
+        inner[name] = subfolders
+    shown = "; ".join(f"{name}: {', '.join(subs[:3])}{', ...' if len(subs) > 3 else ''}"
+                      for name, subs in list(inner.items())[:2])
+    first = base / classes[0]
+    return (f"every class folder of {base} holds its images in 2 or more subfolders, none of its own ({shown}): each "
+            f"is read as one class ({', '.join(map(readable_repr, classes[:5]))}{', ...' if len(classes) > 5 else ''}); "
+            "if the subfolders are the classes (datasets side by side), data.root is one folder down, e.g. "
+            f"{shell_override(key='data.root', value=os.path.abspath(first))}")
 
 
 def numbered_classes_warning(classes: Sequence[str]) -> str | None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
-from nas.config import (RunConfig, Sampler, SpaceConfig, datasheet_warning, dropped_efficiency_warning, hw_profiles,
-                        ignored_efficiency_warning, name_warning)
+from nas.config import (DataFormat, RunConfig, Sampler, SpaceConfig, datasheet_warning, dropped_efficiency_warning,
+                        hw_profiles, ignored_efficiency_warning, name_warning)
 from nas.data import (Dataset, SplitImageDigests, available_cpus, cross_class_copies_warning, held_out_copies_warning,
-                      held_out_gaps_warning, imbalance_warning, numbered_classes_warning)
+                      held_out_gaps_warning, imbalance_warning, nested_classes_warning, numbered_classes_warning)
 from nas.errors import ConfigError, counted, module_logger
 from nas.latency.hardware import HardwareProfile, element_size_warning, extent_warning, few_archs_warning, input_warning
 from nas.latency.measure import host_mismatch, uncalibrated_warning
@@ -218,6 +218,9 @@ def setup_warnings(run: RunConfig, data: Dataset, *, seeds_left_out: str | None 
         seeds_left_out,
         imbalance_warning(data),
         numbered_classes_warning(data.classes),  # folders 0..42: logit 2 is class '10', which argmax users miss
+        # data.root one folder above datasets side by side: each read as a class, and the search tells them apart
+        nested_classes_warning(Path(run.data.root), data.classes)
+        if DataFormat(run.data.format) == DataFormat.imagefolder else None,
         held_out_gaps_warning(data, run.data),  # a class val (or test) never sees
         held_out_copies_warning(data, digests=digests),  # test (or val) images the model trained on
         cross_class_copies_warning(data, digests=digests),  # one photo saved into two class folders

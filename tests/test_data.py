@@ -1324,6 +1324,29 @@ def test_a_data_root_mistyped_or_an_archive_says_what_to_pass(tmp_path, fmt):
         load_dataset(DataConfig(name="x", format=fmt, root=str(tmp_path / "shapes.tar.gz")))
 
 
+def test_a_data_root_above_datasets_side_by_side_is_warned_about(tmp_path):
+    # data.root=/data over /data/shapes/{circle,square}/ and /data/flowers/{rose,tulip}/ trained a 2-class model telling
+    # the datasets apart (val accuracy 94%), without a word: only a single dataset folder below the root was refused
+    from nas.data import nested_classes_warning
+
+    for dataset, classes in (("shapes", ("circle", "square")), ("flowers", ("rose", "tulip"))):
+        for name in classes:
+            _png(tmp_path / dataset / name / "a.png", 8, 50)
+    warning = nested_classes_warning(tmp_path, ["flowers", "shapes"])
+    assert warning == (f"every class folder of {tmp_path} holds its images in 2 or more subfolders, none of its own "
+                       "(flowers: rose, tulip; shapes: circle, square): each is read as one class ('flowers', 'shapes'); "
+                       "if the subfolders are the classes (datasets side by side), data.root is one folder down, e.g. "
+                       f"data.root={tmp_path / 'flowers'}")
+    assert nested_classes_warning(tmp_path / "shapes", ["circle", "square"]) is None  # a dataset's own root
+    _png(tmp_path / "shapes" / "loose.png", 8, 50)  # a class with images of its own: classes with subfolders, read so
+    assert nested_classes_warning(tmp_path, ["flowers", "shapes"]) is None
+    (tmp_path / "shapes" / "loose.png").unlink()
+    for path in (tmp_path / "shapes" / "square").iterdir():  # one subfolder: a class whose photos sit in one folder
+        path.unlink()
+    (tmp_path / "shapes" / "square").rmdir()
+    assert nested_classes_warning(tmp_path, ["flowers", "shapes"]) is None
+
+
 def test_an_empty_data_root_is_refused_not_read_as_the_current_folder():
     # data.root=$DATA with DATA unset: '' was read as '.', and a search run from the repository refused its code folders
     # as "class folders compress, conf, nas, tests have no images"
@@ -1815,9 +1838,17 @@ def test_a_data_root_above_a_dataset_and_other_folders_names_the_dataset(tmp_pat
         load(tmp_path / "home")
     assert str(err.value) == (
         f"data.root={tmp_path / 'home'}: its class folder {tmp_path / 'home' / 'split'} holds a dataset of its own "
-        "(train/ of 2 or more class folders beside test/ or val/), which would be read as one class: data.root is that "
+        "(train/ of 2 or more class folders beside test/), which would be read as one class: data.root is that "
         f"folder, e.g. data.root={tmp_path / 'home' / 'split'}")
     assert load(tmp_path / "home" / "split").classes == ("circle", "square")
+    # Kaggle's names, as they are there: "train/ ... beside test/ or val/" named folders the dataset did not have
+    for split in ("train", "test"):
+        (tmp_path / "home" / "split" / split).rename(tmp_path / "home" / "split" / f"{split.capitalize()}ing")
+    with pytest.raises(DataError, match=r"holds a dataset of its own \(Training/ of 2 or more class folders beside "
+                                        r"Testing/\), "):
+        load(tmp_path / "home")
+    for split in ("train", "test"):
+        (tmp_path / "home" / "split" / f"{split.capitalize()}ing").rename(tmp_path / "home" / "split" / split)
 
     # a runs_dir (runs/<study>/ with its report's PNGs) beside the class folders: the PNGs were a class's images
     for c, v in (("cat", 10), ("dog", 200)):

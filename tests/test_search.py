@@ -897,6 +897,21 @@ def test_class_folders_named_by_numbers_out_of_numeric_order_are_named_in_a_setu
                       ["the class folders are numbers, ordered as text as torchvision's ImageFolder orders them: " + said])
 
 
+def test_a_data_root_above_datasets_side_by_side_is_a_setup_warning(tmp_path, compose_cfg):
+    # two datasets under one data.root were searched as 2 classes, one per dataset, without a word
+    from nas.data import load_dataset
+    from nas.search import setup_warnings
+    from tests.test_data import _png
+
+    for i, path in enumerate(("shapes/circle", "shapes/square", "flowers/rose", "flowers/tulip")):
+        for j in range(3):
+            _png(tmp_path / path / f"{j}.png", 8, 20 * i + j)
+    run = to_run_config(compose_cfg("data=imagefolder", f"data.root={tmp_path}", "data.img_size=8", "train.threads=1",
+                                    "final_train.threads=1", "data.test_size=2", "data.val_size=2"))
+    warned = [w for w in setup_warnings(run, load_dataset(run.data)) if w.startswith("every class folder of")]
+    assert len(warned) == 1 and warned[0].endswith(f"data.root is one folder down, e.g. data.root={tmp_path / 'flowers'}")
+
+
 def test_a_search_start_hashes_each_image_once_for_the_studys_record_and_the_copies_warning(tiny_idx_root, tmp_path,
                                                                                           compose_cfg, monkeypatch):
     # data_identity (the study's record) and held_out_copies_warning (a setup warning) each hashed every image of every
