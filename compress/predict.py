@@ -36,7 +36,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.latency.measure import int8_saturates
-from nas.checkpoint import (ImageCounts, atomic_write_text, contract_of_metadata, recorded_image_counts,
+from nas.checkpoint import (ImageCounts, atomic_write_text, contract_of_metadata, near_member, recorded_image_counts,
                             remove_dead_writers_temps)
 from nas.memory import (MEMORY_BUDGET_MAX_GB, WORKING_MEMORY, eval_batch_size, machine_memory_bytes, memory_budget,
                         over_machine_warning)
@@ -100,7 +100,8 @@ def model_file(path: str | Path) -> Path:
                                   + ", ".join(str(where / m) for m in members))
         raise CheckpointError(f"{p} holds neither model_int8.xml nor model.onnx; pass a checkpoint folder of a search run")
     if not p.is_file():
-        raise CheckpointError(f"{p} not found; pass a checkpoint folder or a model file in one (model_int8.xml, model_int8.onnx, model.onnx, model.pt)")
+        raise CheckpointError(f"{p} not found{near_member(p)}; pass a checkpoint folder or a model file in one "
+                              "(model_int8.xml, model_int8.onnx, model.onnx, model.pt)")
     if p.suffix not in MODEL_SUFFIXES:
         raise CheckpointError(f"{p} is not a model file; allowed: {', '.join(MODEL_SUFFIXES)} files, or a checkpoint folder")
     return p

@@ -978,8 +978,25 @@ def _resolve(path: str | os.PathLike) -> Path:
             raise CheckpointError(f"{p} is a run folder, not a checkpoint; pass one of its members: {shown}")
         p = p / "model.pt"
     if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} not found; expected a model.pt file or a folder holding one")
+        raise CheckpointError(f"checkpoint {p} not found{near_member(p)}; expected a model.pt file or a folder "
+                              "holding one")
     return p
+
+
+def near_member(path: Path) -> str:
+    """' (did you mean <folder>?)' naming the member folder (one holding model.pt) beside a missing checkpoint `path`, or
+    beside the folder of a missing model file (`path` with a suffix: model.pt, model_int8.onnx), whose name is closest
+    to its own (an arch_id mistyped or cut short in a paste); '' where none is close: 'checkpoint
+    runs/x/checkpoints/fba1243e9 not found' left the user to compare ten hex digits by eye."""
+    import difflib
+
+    folder = path.parent if path.suffix else path
+    try:
+        names = [q.name for q in folder.parent.iterdir() if (q / "model.pt").is_file()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(folder.name, names, n=1, cutoff=0.75)
+    return f" (did you mean {folder.parent / close[0]}?)" if close else ""
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ArchConfig, dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -103,6 +105,26 @@ def test_a_run_folder_given_as_checkpoint_names_its_members(tmp_path):
         assert str(err.value) == (f"{given} is a run folder, not a checkpoint; pass one of its members: "
                                   f"{run / 'checkpoints' / 'a111'}, {run / 'checkpoints' / 'b222'}")
     assert nas.load_checkpoint(run / "checkpoints" / "a111").arch == ARCH  # a member folder still loads
+
+
+def test_a_mistyped_member_folder_names_the_member_of_the_closest_name(tmp_path):
+    # "checkpoint runs/x/checkpoints/fba1243e9 not found" (an arch_id cut short in a paste) left the user to compare
+    # ten hex digits by eye; compress.predict said the same of the folder and of a model file in it
+    from compress.predict import model_file
+
+    members = tmp_path / "run" / "checkpoints"
+    for member in ("fba1243e96", "5003f8ee31"):
+        save_checkpoint(members / member / "model.pt", build_model(ARCH), ARCH)
+    meant = f" (did you mean {members / 'fba1243e96'}?)"
+    for given in (members / "fba1243e9", members / "fba1243e9" / "model.pt"):
+        with pytest.raises(CheckpointError) as err:
+            nas.load_checkpoint(given)
+        assert str(err.value) == f"checkpoint {given} not found{meant}; expected a model.pt file or a folder holding one"
+    for given in (members / "fba1243e9", members / "fba1243e9" / "model_int8.onnx"):
+        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(given))} not found{re.escape(meant)}; pass a "):
+            model_file(given)
+    with pytest.raises(CheckpointError, match=r"zzz not found; expected"):  # nothing close: no guess
+        nas.load_checkpoint(members / "zzz")
 
 
 def test_files_written_atomically_get_the_usual_permissions_not_owner_only(tmp_path):
