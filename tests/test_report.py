@@ -572,6 +572,18 @@ def test_missing_input_raises(tmp_path: pathlib.Path) -> None:
         write_reports(tmp_path / "half")
 
 
+def test_a_mistyped_run_folder_names_the_run_of_the_closest_name(tmp_path: pathlib.Path) -> None:
+    # "no run folder 'shapes-edge_npu-imagefoldr' in runs; run `python -m nas.search` first" sent the user to search
+    # again for a run that was there under the name they mistyped
+    _write_run(tmp_path / "shapes-edge_npu-imagefolder", [_trial(0, "COMPLETE", "a0", "0.8", "0.2", "pool")], [])
+    with pytest.raises(MissingRunFileError) as err:
+        write_reports(tmp_path / "shapes-edge_npu-imagefoldr")
+    assert str(err.value) == (f"no run folder 'shapes-edge_npu-imagefoldr' in {tmp_path}; did you mean "
+                              f"{tmp_path / 'shapes-edge_npu-imagefolder'}?")
+    with pytest.raises(MissingRunFileError, match=r"no run folder 'zebra' in \S+; run `python -m nas.search` first$"):
+        write_reports(tmp_path / "zebra")
+
+
 def test_report_refusals_are_nas_errors(tmp_path: pathlib.Path) -> None:
     # A notebook wrapping its calls in `except NasError` (the base of the toolkit's one-line errors) let a report's
     # refusal of a folder through as a bare Exception.

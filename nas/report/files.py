@@ -299,12 +299,27 @@ def _near_run_hint(path: pathlib.Path) -> str | None:
     return None
 
 
+def _near_run_name(run_dir: pathlib.Path) -> pathlib.Path | None:
+    """The run folder beside a missing `run_dir` whose name is closest to its own, if one is close; else None."""
+    import difflib
+
+    try:
+        runs = {p.name: p for p in run_dir.parent.iterdir() if p.is_dir() and _is_run(p)}
+    except OSError:
+        return None
+    close = difflib.get_close_matches(run_dir.name, list(runs), n=1, cutoff=0.75)
+    return runs[close[0]] if close else None
+
+
 def _load_run(run_dir: pathlib.Path) -> _Run:
     if not _is_run(run_dir) and (hint := _near_run_hint(run_dir)) is not None:
         raise MissingRunFileError(hint)
     if not run_dir.is_dir():
         parent = run_dir.parent if str(run_dir.parent) else pathlib.Path(".")
-        raise MissingRunFileError(f"no run folder '{run_dir.name}' in {parent}; {_SEARCH_HINT}")
+        # a study name mistyped (imagefoldr): "run `python -m nas.search` first" sent the user to search again
+        near = _near_run_name(run_dir)
+        raise MissingRunFileError(f"no run folder '{run_dir.name}' in {parent}; "
+                                  + (f"did you mean {near}?" if near else _SEARCH_HINT))
     for name in (TRIALS_CSV, PARETO_JSON):
         if not (run_dir / name).is_file():
             if not _searched(run_dir):
