@@ -4,6 +4,7 @@ that no candidate of the space can meet, `search.seed_archs` resolved and queued
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from nas.arch import MIN_IMG_SIZE, ArchConfig
