@@ -37,7 +37,7 @@ from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, com
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, CheckpointError, ConfigError, closed_stdout_ends_quietly, disk_failure,
                         disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal,
                         interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
-from nas.latency.hardware import element_size_warning, few_archs_warning, input_warning
+from nas.latency.hardware import arch_extent_warning, element_size_warning, few_archs_warning, input_warning
 from nas.overrides import shell_command, shell_override
 from nas.rebuild import override_value, searched_final_train, setting_key
 from nas.stats import format_p
@@ -126,10 +126,11 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     _check_background(folder, run.data)
     data = _check_test_images(folder, data, run.data, root=root)
     # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
-    # archs they may be well off, and at an input its calibration never measured extrapolated; a search says so in
-    # these lines.
+    # archs they may be well off, and at an input or for an arch its calibration never measured extrapolated; a search
+    # says so in these lines.
     for line in (few_archs_warning(run.hw), element_size_warning(run.hw),
-                 input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size, num_classes=arch.num_classes)):
+                 input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size, num_classes=arch.num_classes),
+                 arch_extent_warning(run.hw, [arch], space=_searched_space(folder))):
         if line is not None:
             log.warning("%s", line)
     # A damaged pareto.json in the member's run stops no compression (its files go into the member's folder), but the
@@ -449,11 +450,11 @@ def _searched_config(folder: Path) -> tuple[DataConfig, str] | None:
     return data, source
 
 
-def _run_config_data(folder: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The run's config.yaml of the member in `folder` (`<run>/checkpoints/<id>`) and the `data` mapping it records, as
+def _run_config_data(folder: Path, *, group: str = "data") -> tuple[Path, dict[str, Any]] | None:
+    """The run's config.yaml of the member in `folder` (`<run>/checkpoints/<id>`) and the `group` mapping it records, as
     written (no group or default merged in); None outside a run folder, and where config.yaml is missing, unreadable or
-    holds no data mapping. The one reader of the search's data settings (`_searched_config`,
-    `_searched_shape_settings`)."""
+    holds no such mapping. The one reader of the search's data settings (`_searched_config`,
+    `_searched_shape_settings`) and space (`_searched_space`)."""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -462,10 +463,18 @@ def _run_config_data(folder: Path) -> tuple[Path, dict[str, Any]] | None:
         return None
     config = folder.parent.parent / "config.yaml"
     try:
-        searched = OmegaConf.to_container(OmegaConf.load(config))["data"]
+        searched = OmegaConf.to_container(OmegaConf.load(config))[group]
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, OmegaConfBaseException):
         return None
     return (config, searched) if isinstance(searched, dict) else None
+
+
+def _searched_space(folder: Path) -> str | None:
+    """The name of the space the search that the checkpoint in `folder` is a member of searched, as its run's config.yaml
+    records it; None outside a run folder or where it records none."""
+    found = _run_config_data(folder, group="space")
+    name = found[1].get("name") if found is not None else None
+    return name if isinstance(name, str) and name else None
 
 
 def _data_settings(data: DataConfig) -> list[str]:

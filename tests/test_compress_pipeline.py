@@ -725,6 +725,31 @@ def test_compress_run_warns_when_the_profile_was_fitted_on_few_archs(tmp_path, t
     assert said[0].startswith("hw=cpu was fitted on 8 measured archs (its fitted_archs), fewer than 20: ")
 
 
+def test_compress_run_warns_when_the_checkpoints_arch_lies_outside_what_the_profile_was_fitted_on(tmp_path, tiny_idx_root,
+                                                                                                  monkeypatch, caplog):
+    # A search whose space reaches outside the archs its profile was fitted on (measured_extent) warns that its latencies
+    # are extrapolated; compress.run, pruning to a target and tabulating latencies from that predictor, said nothing.
+    from nas.latency.hardware import arch_extent_warning
+
+    compressed, warnings_with = _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog)
+
+    assert warnings_with("hw.measured_extent={stages: [2, 4], mixers: [conv, pool]}") == []  # ARCH: pool, conv
+    said = warnings_with("hw.measured_extent={stages: [3, 4], mixers: [conv]}")
+    assert said == [arch_extent_warning(compressed[-1], [ARCH])]
+    assert said[0].startswith(f"arch {ARCH.arch_id} reaches outside the archs hw=cpu was fitted on (its measured_extent): "
+                              "stages 2 (measured 3-4), mixer=pool, so its predicted latency is extrapolated")
+    assert "`python -m nas.latency.profile hw=cpu in_chans=1 img_size=28 num_classes=10 ...`" in said[0]
+    # a member of a run: the profile command samples the space its search searched (from the run's config.yaml)
+    from compress.run import _searched_space
+
+    member = tmp_path / "run" / "checkpoints" / ARCH.arch_id
+    member.mkdir(parents=True)
+    assert _searched_space(member) is None
+    (tmp_path / "run" / "config.yaml").write_text("space:\n  name: metaformer_s\ndata:\n  name: fashion_mnist\n")
+    assert _searched_space(member) == "metaformer_s"
+    assert " hw=cpu space=metaformer_s in_chans=1 " in arch_extent_warning(compressed[-1], [ARCH], space="metaformer_s")
+
+
 def test_compress_run_refuses_the_settings_that_choose_among_a_runs_members(tmp_path):
     # compress.run compresses the one checkpoint it is given: compress.members=top_k / compress.top_k=1 (pick the best
     # member) and compress=none (members: none) were ignored, and the checkpoint compressed all the same.

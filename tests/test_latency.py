@@ -206,6 +206,43 @@ def test_a_search_space_outside_the_archs_a_profile_was_fitted_on_is_warned_abou
     assert extent_warning(dataclasses.replace(fitted, calibration={}), wide, in_chans=3, img_size=64, num_classes=10) is None
 
 
+def test_an_arch_outside_the_archs_a_profile_was_fitted_on_is_warned_about_as_a_space_is():
+    # compress.run prices one checkpoint's arch, validate the archs it scores: a profile fitted on narrower archs, or
+    # without attention, predicted them by extrapolation without a word, where a search over their space warned.
+    from nas.config import SpaceConfig, StageSpace
+    from nas.latency.hardware import arch_extent_warning, extent_warning
+
+    fitted = dataclasses.replace(NPU, name="chip", calibration={"invoke": {"fixed": 10.0}}, measured_extent={
+        "stages": [2, 2], "widths": [16, 128], "depths": [1, 3], "mixers": ["conv", "pool"], "norms": ["bn"], "acts": ["relu"]})
+    inside = ArchConfig(stages=[StageConfig(mixer="identity", depth=1, width=16), StageConfig(mixer="pool", depth=3, width=128)])
+    assert arch_extent_warning(fitted, [inside]) is None  # identity adds no ops: none to measure
+    wide = ArchConfig(stages=[StageConfig(mixer="conv", depth=1, width=16), StageConfig(mixer="attn", depth=4, width=256),
+                              StageConfig(mixer="pool", depth=2, width=128)], norm="ln", in_chans=3, img_size=64,
+                      num_classes=100)
+    line = arch_extent_warning(fitted, [wide], space="wide")
+    assert line is not None and "\n" not in line
+    # the words, and the commands, of the warning about a space reaching as far
+    space = SpaceConfig(name="wide", norms=["ln"], acts=["relu"], stages=[
+        StageSpace(mixers=["conv"], depths=[1], widths=[16]), StageSpace(mixers=["attn"], depths=[4], widths=[256]),
+        StageSpace(mixers=["pool"], depths=[2], widths=[128])])
+    assert line == extent_warning(fitted, space, in_chans=3, img_size=64, num_classes=100).replace(
+        "space=wide reaches", f"arch {wide.arch_id} reaches").replace(
+        "so their predicted latencies are", "so its predicted latency is").replace(
+        "measure archs of this space", "measure archs like it")
+    assert line.startswith(f"arch {wide.arch_id} reaches outside the archs hw=chip was fitted on (its measured_extent): "
+                           "stages 3 (measured 2), widths 16-256 (measured 16-128), depths 1-4 (measured 1-3), mixer=attn, "
+                           "norm=ln, so its predicted latency is extrapolated")
+    # several archs (validate's): how many reach outside, what of them does, and no input where they differ
+    several = arch_extent_warning(fitted, [inside, wide, wide.replace(in_chans=1, img_size=28)])
+    assert several.startswith("2 of the 3 archs reach outside the archs hw=chip was fitted on (its measured_extent): stages "
+                              "2-3 (measured 2), widths 16-256 (measured 16-128), depths 1-4 (measured 1-3), mixer=attn, "
+                              "norm=ln, so their predicted latencies are extrapolated")
+    assert "(`python -m nas.latency.profile hw=chip export_only=true ...`, timed with the chip's own tools" in several
+    # Nothing to compare with: a profile fitted before the extent was recorded, or an uncalibrated one.
+    assert arch_extent_warning(dataclasses.replace(fitted, measured_extent={}), [wide]) is None
+    assert arch_extent_warning(dataclasses.replace(fitted, calibration={}), [wide]) is None
+
+
 def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
     from nas.latency.hardware import input_warning
 

@@ -1688,6 +1688,27 @@ def test_validate_warns_when_the_held_out_timings_were_noisy(tmp_path, cpu, spac
     assert "warning" not in validate_command(tool)
 
 
+def test_validate_warns_when_the_archs_it_scores_lie_outside_those_the_profile_was_fitted_on(tmp_path, cpu, space_t):
+    # A search whose space reaches outside the archs its profile was fitted on (measured_extent) warns; validate, scoring
+    # archs beyond them (their predictions extrapolated), did not.
+    from nas.latency.fit import measured_extent
+    from nas.latency.hardware import arch_extent_warning
+    from nas.latency.profile import LatencyToolConfig
+    from nas.latency.validate import validate_command
+
+    archs = sample_archs(space_t, 6, seed=3, in_chans=1, img_size=28, num_classes=10)
+    write_measurements(tmp_path / "v.csv", [Measurement(a, "openvino", "fp32", 1, t, t, t, 100, "m")
+                                            for a in archs for t in [predict_latency(a, cpu).total_ms]])
+    covering = measured_extent(archs)  # what a fit on these very archs records
+    for extent, warned in ((covering, False), ({**covering, "widths": [covering["widths"][0], covering["widths"][1] - 1]}, True)):
+        hw = dataclasses.replace(cpu, calibrated_on="", measured_extent=extent)
+        text = validate_command(LatencyToolConfig(hw=hw, space=space_t, measurements=[str(tmp_path / "v.csv")],
+                                                  out=str(tmp_path / "out")))
+        line = arch_extent_warning(hw, archs)
+        assert (line is not None) == warned and (f"warning: {line}" in text) == warned
+    assert " of the 6 archs reach outside the archs hw=cpu was fitted on (its measured_extent): widths " in line
+
+
 def test_validate_cli_into_a_closed_pipe_ends_quietly_with_its_files_written(tmp_path, cpu, space_t):
     # `python -m nas.latency.validate ... | head -1` (a Hydra command, its log lines on stdout): the result line printed
     # after head was gone was caught as a disk error, "error: [Errno 32] Broken pipe", and exit status 1.

@@ -17,6 +17,7 @@ from nas.errors import ConfigError, counted
 from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
 
 if TYPE_CHECKING:
+    from nas.arch import ArchConfig
     from nas.config import SpaceConfig
 
 
@@ -161,27 +162,73 @@ def extent_warning(hw: HardwareProfile, space: SpaceConfig, *, in_chans: int, im
     `in_chans`, `img_size`, `num_classes`: the search's input and classes, which the line's profile command builds the
     archs for (profile refuses a space other than metaformer_t without one, and times metaformer_t's at its 28x28 grey
     default, with 10 classes, whose head is another size)."""
-    extent = hw.measured_extent
-    if not (hw.calibration and extent):
+    if not (hw.calibration and hw.measured_extent):
         return None
     offered = {"stages": [len(space.stages)], "widths": [w for stage in space.stages for w in stage.widths],
                "depths": [d for stage in space.stages for d in stage.depths],
-               "mixers": {m for stage in space.stages for m in stage.mixers} - {"identity"},  # adds no ops of its own
-               "norms": set(space.norms), "acts": set(space.acts)}
-    outside = []
-    for key in EXTENT_RANGES:
-        if key in extent and offered[key] and not extent[key][0] <= min(offered[key]) <= max(offered[key]) <= extent[key][1]:
-            outside.append(f"{key} {_span(min(offered[key]), max(offered[key]))} (measured {_span(*extent[key])})")
-    outside += [f"{key[:-1]}={name}" for key in EXTENT_CHOICES if key in extent
-                for name in sorted(set(offered[key]) - set(extent[key]))]
+               "mixers": {m for stage in space.stages for m in stage.mixers}, "norms": set(space.norms),
+               "acts": set(space.acts)}
+    outside = _outside_extent(hw.measured_extent, offered)
     if not outside:
         return None
+    return (f"space={space.name} reaches outside the archs hw={hw.name} was fitted on (its measured_extent): "
+            f"{outside}, so their predicted latencies are extrapolated {_EXTRAPOLATED}; measure archs of this space and refit "
+            + _refit_hint(hw, space=space.name, in_chans=in_chans, img_size=img_size, num_classes=num_classes))
+
+
+def arch_extent_warning(hw: HardwareProfile, archs: Sequence[ArchConfig], *, space: str | None = None) -> str | None:
+    """`extent_warning` for the archs a command prices rather than a search's space: one line when a calibrated `hw`
+    records `measured_extent` and some of `archs` reach outside it (`python -m compress.run`'s checkpoint, the archs
+    `python -m nas.latency.validate` scores), else None. `space`: the name of the space they were searched in, which
+    the line's profile command samples (None: left to it); its input and classes are the archs', where they share one."""
+    if not (hw.calibration and hw.measured_extent and archs):
+        return None
+    beyond = [a for a in archs if _outside_extent(hw.measured_extent, _arch_extent(a))]
+    if not beyond:
+        return None
+    merged = {key: [v for a in archs for v in _arch_extent(a)[key]] for key in (*EXTENT_RANGES, *EXTENT_CHOICES)}
+    subject, which, what = ((f"arch {beyond[0].arch_id} reaches", "it", "its predicted latency is") if len(archs) == 1
+                            else (f"{len(beyond)} of the {len(archs)} archs reach", "them", "their predicted latencies are"))
+    inputs = {(a.in_chans, a.img_size, a.num_classes) for a in beyond}
+    in_chans, img_size, num_classes = inputs.pop() if len(inputs) == 1 else (None, None, None)
+    return (f"{subject} outside the archs hw={hw.name} was fitted on (its measured_extent): "
+            f"{_outside_extent(hw.measured_extent, merged)}, so {what} extrapolated {_EXTRAPOLATED}; measure archs like "
+            f"{which} and refit "
+            + _refit_hint(hw, space=space, in_chans=in_chans, img_size=img_size, num_classes=num_classes))
+
+
+_EXTRAPOLATED = "(an op kind never timed is priced from the datasheet numbers)"
+
+
+def _arch_extent(arch: ArchConfig) -> dict[str, list]:
+    # what `nas.latency.fit.measured_extent` records of an arch it fits on, for `_outside_extent`
+    return {"stages": [len(arch.stages)], "widths": [s.width for s in arch.stages], "depths": [s.depth for s in arch.stages],
+            "mixers": [s.mixer for s in arch.stages], "norms": [arch.norm], "acts": [arch.act]}
+
+
+def _outside_extent(extent: Mapping[str, list], offered: Mapping[str, Sequence | set]) -> str:
+    """What of `offered` (`EXTENT_RANGES`' values and `EXTENT_CHOICES`' names, as a space or archs have them) lies
+    outside a profile's `extent` ('stages 3 (measured 2), mixer=attn'); '' where nothing does."""
+    outside = []
+    for key in EXTENT_RANGES:
+        values = offered[key]
+        if key in extent and values and not extent[key][0] <= min(values) <= max(values) <= extent[key][1]:
+            outside.append(f"{key} {_span(min(values), max(values))} (measured {_span(*extent[key])})")
+    ignored = {"mixers": {"identity"}}  # adds no ops of its own: none to measure
+    outside += [f"{key[:-1]}={name}" for key in EXTENT_CHOICES if key in extent
+                for name in sorted(set(offered[key]) - set(extent[key]) - ignored.get(key, set()))]
+    return ", ".join(outside)
+
+
+def _refit_hint(hw: HardwareProfile, *, space: str | None, in_chans: int | None, img_size: int | None,
+                num_classes: int | None) -> str:
+    """The commands that measure archs for `hw` and refit it, for a line saying its latencies are extrapolated: the
+    profile command with each of `space`, `in_chans`, `img_size`, `num_classes` that is given."""
     own = config_dir_option(hw.name)
     export, timed = ("", "") if hw.runtime else (" export_only=true", ", timed with the chip's own tools")
-    return (f"space={space.name} reaches outside the archs hw={hw.name} was fitted on (its measured_extent): "
-            f"{', '.join(outside)}, so their predicted latencies are extrapolated (an op kind never timed is priced from the "
-            f"datasheet numbers); measure archs of this space and refit (`python -m nas.latency.profile {own}hw={hw.name} "
-            f"space={space.name} in_chans={in_chans} img_size={img_size} num_classes={num_classes}{export} ...`{timed}, then "
+    given = "".join(f" {key}={value}" for key, value in (("space", space), ("in_chans", in_chans), ("img_size", img_size),
+                                                         ("num_classes", num_classes)) if value is not None)
+    return (f"(`python -m nas.latency.profile {own}hw={hw.name}{given}{export} ...`{timed}, then "
             f"`python -m nas.latency.fit {own}hw={hw.name} ...` on those measurements and the earlier ones; README, "
             "'Onboarding a chip')")
 

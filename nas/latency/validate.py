@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.arch import ArchConfig
 from nas.checkpoint import atomic_write_bytes, atomic_write_text
-from nas.latency.hardware import HardwareProfile, few_archs_warning, input_warning
+from nas.latency.hardware import HardwareProfile, arch_extent_warning, few_archs_warning, input_warning
 from nas.latency.ops import count_macs, count_params
 from nas.latency.predictor import predict_latency_batch
 
@@ -135,6 +135,8 @@ def validate_command(tool: LatencyToolConfig) -> str:
     warnings += [w for w in (fitted_on_warning(archs, tool.hw),) if w]
     # Archs at an input the calibration never measured are predicted by extrapolation: the line a search at it gives.
     warnings += unmeasured_input_warnings(archs, tool.hw)
+    # and so are archs beyond those it was fitted on (more stages, wider, an op kind never timed): as a search's space
+    warnings += [w for w in (arch_extent_warning(tool.hw, archs),) if w]
     warnings += [w for w in (time_unit_warning(archs, measured, tool.hw),) if w]
     text = (scored_line(scored) + "\n\n" + metrics_markdown(results) + "\n\n" + ratio_line(ratio, hw=tool.hw.name, n=len(rows))
             + "".join(f"\n\nwarning: {w}" for w in warnings))
