@@ -32,8 +32,8 @@ if __name__ == "__main__":  # before torch and torch-pruning load (seconds): a t
 import hydra
 from omegaconf import DictConfig
 
-from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, overridden_or_recorded,
-                        register_configs, to_compress_run_config, validate_data_config)
+from nas.config import (CONF_DIR, CompressRunConfig, DataConfig, DataFormat, command_line_keys, ignored_efficiency_warning,
+                        overridden_or_recorded, register_configs, to_compress_run_config, validate_data_config)
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, CheckpointError, ConfigError, closed_stdout_ends_quietly, disk_failure,
                         disk_failure_text, exit_on_error, exit_with_error, help_on_stdout, interrupting_signal,
                         interrupts_honoured, module_logger, stop_on_sigterm, wrong_type)
@@ -128,7 +128,7 @@ def _run_compress(run: CompressRunConfig, *, overridden: Collection[str]) -> dic
     # The pruning target and the table's latencies come from the same predictor a search uses: fitted on a handful of
     # archs they may be well off, and at an input or for an arch its calibration never measured extrapolated; a search
     # says so in these lines.
-    for line in (few_archs_warning(run.hw), element_size_warning(run.hw),
+    for line in (few_archs_warning(run.hw), element_size_warning(run.hw), ignored_efficiency_warning(run.hw),
                  input_warning(run.hw, in_chans=arch.in_chans, img_size=arch.img_size, num_classes=arch.num_classes),
                  arch_extent_warning(run.hw, [arch], space=_searched_space(folder))):
         if line is not None:

@@ -750,6 +750,19 @@ def test_compress_run_warns_when_the_checkpoints_arch_lies_outside_what_the_prof
     assert " hw=cpu space=metaformer_s in_chans=1 " in arch_extent_warning(compressed[-1], [ARCH], space="metaformer_s")
 
 
+def test_compress_run_warns_that_an_efficiency_set_for_a_calibrated_chip_changes_no_latency(tmp_path, tiny_idx_root,
+                                                                                           monkeypatch, caplog):
+    # hw=cpu hw.efficiency.add=0.5: the fitted costs replace the efficiencies, so the pruning target and the table's
+    # latencies were the same as without it; a search says so in its setup warnings, compress.run said nothing.
+    from nas.config import ignored_efficiency_warning
+
+    compressed, warnings_with = _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog)
+
+    said = warnings_with("hw.efficiency.add=0.5")
+    assert said == [ignored_efficiency_warning(compressed[-1])]
+    assert said[0].startswith("hw.efficiency.add=0.5: hw=cpu is calibrated, and its fitted costs replace the efficiencies")
+
+
 def test_compress_run_refuses_the_settings_that_choose_among_a_runs_members(tmp_path):
     # compress.run compresses the one checkpoint it is given: compress.members=top_k / compress.top_k=1 (pick the best
     # member) and compress=none (members: none) were ignored, and the checkpoint compressed all the same.

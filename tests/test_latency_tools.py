@@ -1709,6 +1709,36 @@ def test_validate_warns_when_the_archs_it_scores_lie_outside_those_the_profile_w
     assert " of the 6 archs reach outside the archs hw=cpu was fitted on (its measured_extent): widths " in line
 
 
+def test_the_latency_tools_warn_that_an_efficiency_set_for_a_calibrated_chip_changes_no_latency(monkeypatch, capsys):
+    # hw=cpu hw.efficiency.add=0.5: the fitted costs replace the efficiencies, so validate scored (and profile measured)
+    # as without it; a search says so in its setup warnings, the latency tools said nothing. A fit reads it: no line.
+    import logging
+    import sys
+
+    from nas.latency import profile
+
+    def said(*argv: str, reads_fitted: bool = True) -> str:
+        monkeypatch.setattr(sys, "argv", ["tool", *argv])
+        root = logging.getLogger()
+        root_handlers, root_level = root.handlers[:], root.level
+        try:  # Hydra sets up logging as a command does: put back after
+            profile.latency_cli(lambda tool: "done", help_line="help", reads_fitted=reads_fitted)
+        finally:
+            for handler in root.handlers:
+                if handler not in root_handlers:
+                    handler.close()
+            root.handlers[:] = root_handlers
+            root.setLevel(root_level)
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    line = ("hw.efficiency.add=0.5: hw=cpu is calibrated, and its fitted costs replace the efficiencies, so this changes "
+            "no latency")
+    assert line in said("hw=cpu", "hw.efficiency.add=0.5")
+    assert line not in said("hw=cpu")
+    assert "changes no latency" not in said("hw=cpu", "hw.efficiency.add=0.5", reads_fitted=False)
+
+
 def test_validate_cli_into_a_closed_pipe_ends_quietly_with_its_files_written(tmp_path, cpu, space_t):
     # `python -m nas.latency.validate ... | head -1` (a Hydra command, its log lines on stdout): the result line printed
     # after head was gone was caught as a disk error, "error: [Errno 32] Broken pipe", and exit status 1.

@@ -34,8 +34,8 @@ from nas.arch import MIN_IMG_SIZE, MIXERS, ArchConfig
 from nas.checkpoint import (
     ONNX_OPSET, atomic_write_text, export_onnx, remove_dead_writers_temps, scratch_folder, take_over_scratch,
 )
-from nas.config import (CONF_DIR, IMG_SIZE_MAX, SpaceConfig, check_count, check_seed, hw_help, name_warning,
-                        structured)
+from nas.config import (CONF_DIR, IMG_SIZE_MAX, SpaceConfig, check_count, check_seed, hw_help, ignored_efficiency_warning,
+                        name_warning, structured)
 from nas.errors import (DISK_EXIT, WRITE_ERRNOS, ConfigError, NasError, closed_stdout_ends_quietly, counted, disk_failure,
                         disk_failure_text, exit_with_error, help_on_stdout, interrupting_signal, interrupts_honoured,
                         make_folder, module_logger, writable_file)
@@ -546,9 +546,12 @@ def latency_cli(command: Callable[[LatencyToolConfig], str], *, help_line: str, 
             with interrupts_honoured():  # `sh -c 'python -m nas.latency.profile ... &'` ignored `kill -INT` to its end
                 cfg = mappings_replaced(cfg)  # hw.efficiency={conv: 0.5} is the value, not merged into the chip file's
                 tool = tool_config(cfg)
-                # a chip file that set one of the two and not the other: every byte moved is priced so
-                if (sized := element_size_warning(tool.hw)) is not None:
-                    log.warning("%s", sized)
+                # a chip file that set one of the two and not the other: every byte moved is priced so; an efficiency
+                # set for a calibrated chip, whose fitted costs ignore it (a fit, which starts from the datasheet
+                # numbers, reads it)
+                for line in (element_size_warning(tool.hw), ignored_efficiency_warning(tool.hw) if reads_fitted else None):
+                    if line is not None:
+                        log.warning("%s", line)
                 print(command(tool))
         except KeyboardInterrupt as e:  # a traceback before; every file is written whole, so nothing half-done is left
             print(interrupted, file=sys.stderr)
