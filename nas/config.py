@@ -30,7 +30,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, module_logger, require_path, wrong_type
 from nas.latency.hardware import (FITTED_FIELDS, HardwareProfile, check_name, check_threads, config_dir_option,
-                                   element_size_warning)
+                                   element_size_warning, lone_calibration_message)
 from nas.latency.ops import OP_KINDS
 from nas.memory import MEMORY_BUDGET_MAX_GB
 
@@ -416,13 +416,7 @@ def _refuse_hand_calibration(hw: HardwareProfile) -> None:
         return
     if not isinstance(raw, dict) or raw.get("calibration") or raw.get("fitted"):
         return
-    kind, terms = next(iter(hw.calibration.items()))
-    term, value = next(iter(terms.items()), ("", None))
-    key = f"hw.calibration.{kind}.{term}={value!r}" if term else f"hw.calibration.{kind}"
-    raise ConfigError(f"{key}: hw={hw.name} has no fitted calibration, and a term given alone would price every other op "
-                      f"kind at 0; a calibration comes from `python -m nas.latency.fit {config_dir_option(hw.name)}"
-                      f"hw={hw.name} measurements=[...]` (README, 'Onboarding a chip'); to adjust its datasheet "
-                      f"predictor, set hw.efficiency.<op kind>=<share of peak> instead")
+    raise ConfigError(lone_calibration_message(hw))
 
 
 def _source_file_note(cfg: Any, message: str) -> str:

@@ -25,6 +25,18 @@ from omegaconf import DictConfig
 from nas.config import register_configs
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def fitted_calibration(entries: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """`entries` as a whole calibration, as a fit writes it: invoke's fixed cost and each op kind's three terms that
+    they leave out set to 0, which is what the predictor makes of a term that is not there. A profile refuses a
+    calibration of a few terms alone (`HardwareProfile.validate`), whose other op kinds would be priced at 0 unsaid."""
+    from nas.latency.ops import OP_KINDS
+
+    whole = {"invoke": {"fixed": 0.0}, **{kind: {"fixed": 0.0, "per_work": 0.0, "per_byte": 0.0} for kind in OP_KINDS}}
+    for entry, terms in entries.items():
+        whole[entry] = {**whole.get(entry, {}), **terms}
+    return whole
 # OpenVINO's telemetry, on wherever no consent file (~/intel/openvino_telemetry) says otherwise, posts a message on
 # openvino's import and on each model conversion, each from a process it forks from a thread of the test run: tests post
 # nothing to the network, and one such child, deadlocked in the resolver on a lock held at the fork, kept a test run from

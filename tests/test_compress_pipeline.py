@@ -28,6 +28,7 @@ from nas.data import Split, load_dataset
 from nas.errors import CheckpointError, ConfigError, logging_to
 from nas.latency.hardware import HardwareProfile
 from nas.model import build_model
+from tests.conftest import fitted_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32)))
@@ -504,7 +505,7 @@ def test_compression_keeps_freed_memory_as_configured_without_changing_its_ident
     assert fingerprint(other, HardwareProfile(name="npu"), checkpoint, data.name) == fingerprint(
         cfg, HardwareProfile(name="npu"), checkpoint, data.name)
     # Nor does recording which inputs a calibration was measured at (the shipped profiles gained it without a refit).
-    calibrated = HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}})
+    calibrated = HardwareProfile(name="npu", calibration=fitted_calibration({"invoke": {"fixed": 5.0}}))
     assert fingerprint(cfg, calibrated, checkpoint, data.name) == fingerprint(
         cfg, dataclasses.replace(calibrated, measured_inputs=["1x28x28"]), checkpoint, data.name)
     other.seed = 1
@@ -1140,7 +1141,7 @@ def test_files_compressed_before_eval_images_existed_stay_reusable(checkpoint, d
 def test_files_compressed_before_hw_fitted_existed_stay_reusable(checkpoint, data, monkeypatch):
     # HardwareProfile gained `fitted` (the file its fitted numbers are read from, "" once read), whose fields the
     # fingerprint hashes: every member compressed by an earlier version would have been compressed again.
-    hw = HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}})
+    hw = HardwareProfile(name="npu", calibration=fitted_calibration({"invoke": {"fixed": 5.0}}))
     cfg = _cfg(ratio=0.5)
     before = _fingerprint_without("fitted", cfg, hw, checkpoint, data, monkeypatch)  # HardwareProfile before the key
     assert fingerprint(cfg, hw, checkpoint, data.name) == before
@@ -1149,7 +1150,7 @@ def test_files_compressed_before_hw_fitted_existed_stay_reusable(checkpoint, dat
 def test_files_compressed_before_hw_measured_extent_existed_stay_reusable(checkpoint, data, monkeypatch):
     # HardwareProfile gained `measured_extent` (the archs a calibration was fitted on, for a warning at search start):
     # hashed, it made every member compressed before, or compressed under a refit of the same numbers, compress again.
-    hw = HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}},
+    hw = HardwareProfile(name="npu", calibration=fitted_calibration({"invoke": {"fixed": 5.0}}),
                          measured_extent={"stages": [4, 4], "mixers": ["pool"]})
     cfg = _cfg(ratio=0.5)
     before = _fingerprint_without("measured_extent", cfg, hw, checkpoint, data, monkeypatch)

@@ -1,5 +1,6 @@
 import dataclasses
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -11,6 +12,7 @@ from omegaconf.errors import ValidationError
 from nas.config import CompressRunConfig, RunConfig, SearchOptions, to_run_config
 from nas.config_messages import unknown_key_message
 from nas.errors import ConfigError
+from tests.conftest import fitted_calibration
 
 GROUPS = {
     "hw": ["edge_npu", "cpu", "cpu_ort", "cpu_int8", "cpu_xeon", "cpu_xeonb", "cpu_zen2", "mobile_cpu"],
@@ -113,7 +115,7 @@ def test_a_chip_file_that_leaves_out_datasheet_numbers_is_warned_about(tmp_path)
     # A fused kind (bn, relu here) costs nothing, so its efficiency is not asked for.
     assert "efficiency.bn" not in warning and "efficiency.relu" not in warning
     # Calibrated: the fitted costs replace the datasheet numbers, nothing to warn about.
-    calibrated = dataclasses.replace(mine, calibration={"invoke": {"fixed": 10.0}, "conv": {"per_work": 1e-6}})
+    calibrated = dataclasses.replace(mine, calibration=fitted_calibration({"invoke": {"fixed": 10.0}, "conv": {"per_work": 1e-6}}))
     assert datasheet_warning(calibrated, folders=[tmp_path]) is None
     (tmp_path / "my_npu.yaml").write_text("\n".join(lines).replace("name: edge_npu", "name: my_npu"))
     assert datasheet_warning(mine, folders=[tmp_path]) is None
@@ -294,8 +296,10 @@ def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_o
         (tmp_path / "x.yaml").write_text(base.replace("mac_per_s:", "# mac_per_s:") + extra)
         return load_hw_profile(tmp_path / "x.yaml")
 
-    hw = read("mac_per_s: 2e12\ncalibration: {invoke: {fixed: 1e-5}, conv: {per_work: 3.0e-6}}\n")
-    assert hw.mac_per_s == 2e12 and hw.calibration == {"invoke": {"fixed": 1e-5}, "conv": {"per_work": 3e-6}}
+    whole = fitted_calibration({"invoke": {"fixed": 1e-5}, "conv": {"per_work": 3e-6}})
+    written = json.dumps(whole).replace("1e-05", "1e-5").replace("3e-06", "3.0e-6")  # JSON: YAML of floats
+    hw = read(f"mac_per_s: 2e12\ncalibration: {written}\n")
+    assert hw.mac_per_s == 2e12 and hw.calibration == whole
     assert isinstance(hw.mac_per_s, float) and hw == _read_group_file_omegaconf(tmp_path / "x.yaml", HardwareProfile)
     assert _read_group_file_fast(tmp_path / "x.yaml", HardwareProfile) == hw  # the fast path reads them so itself
     # What the fast path does not take is read through OmegaConf: a whole number in a calibration, taken as `hw=<name>`
@@ -544,8 +548,13 @@ def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(
                "cross_validated, calibration, residual$"),
     ("calibration: {conv: {fixed: 1.0}}\nmac_per_s: 1.0e12\n", "have unknown key 'mac_per_s'; allowed: calibrated_on, "),
     ("calibration: {conv: {fixed: -1.0}}\n", r": hw.calibration.conv.fixed=-1.0: terms of conv are fixed/per_work/per_byte"),
-    ("calibration: {conv: {fixed: 3}}\n", "calibration holds a value that is not a float; write numbers as a fit does"),
-    ("calibration: {conv: {fixed: 1.0}}\ncalibrated_on: 5\n", "calibrated_on=5 must be a string$"),
+    # a calibration whole, as a fit writes it (a few terms alone are refused as such)
+    (f"calibration: {json.dumps(fitted_calibration({'conv': {'fixed': 3}}))}\n",
+     "calibration holds a value that is not a float; write numbers as a fit does"),
+    (f"calibration: {json.dumps(fitted_calibration({}))}\ncalibrated_on: 5\n", "calibrated_on=5 must be a string$"),
+    # a few terms alone: what the predictor would price every other op kind at, 0
+    ("calibration: {conv: {fixed: 1.0}}\n", r": hw.calibration.conv.fixed=1.0: hw=chip has no fitted calibration, and a "
+                                           "term given alone would price every other op kind at 0; "),
 ])
 def test_a_missing_or_broken_fitted_file_is_one_line_naming_it(tmp_path, fitted, problem):
     import re
@@ -589,9 +598,10 @@ def test_a_fitted_file_given_by_absolute_path_or_beside_a_users_profile_is_read(
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "mine.yaml").write_text(head.replace("fitted: cpu.fitted.yml", f"fitted: {HW_DIR / 'cpu.fitted.yml'}"))
     assert load_hw_profile(tmp_path / "a" / "mine.yaml").calibration == shipped.calibration
-    (tmp_path / "a" / "cpu.fitted.yml").write_text("calibration: {invoke: {fixed: 1.0}}\n")  # beside the profile
+    beside = fitted_calibration({"invoke": {"fixed": 1.0}})
+    (tmp_path / "a" / "cpu.fitted.yml").write_text(f"calibration: {json.dumps(beside)}\n")  # beside the profile
     (tmp_path / "a" / "beside.yaml").write_text(head)
-    assert load_hw_profile(tmp_path / "a" / "beside.yaml").calibration == {"invoke": {"fixed": 1.0}}
+    assert load_hw_profile(tmp_path / "a" / "beside.yaml").calibration == beside
 
 
 def test_what_a_profile_sets_itself_takes_precedence_over_its_fitted_file(compose_cfg):
@@ -1422,6 +1432,31 @@ def test_a_calibration_term_is_refused_on_a_chip_with_no_fitted_calibration():
         assert "python -m nas.latency.fit hw=edge_npu" in precheck_overrides(overrides, config_name="search")
     # an efficiency, the datasheet predictor's own number, is taken there
     assert to_run_config(compose_search_config(["hw=edge_npu", "hw.efficiency.add=0.5"])).hw.efficiency["add"] == 0.5
+
+
+def test_a_calibration_of_a_few_terms_built_in_python_is_refused_as_on_the_command_line():
+    """A profile built in Python (README's "From Python") with one calibration term, dataclasses.replace(edge_npu,
+    calibration={"conv": {"fixed": 2.0}}), predicted every other op kind at 0 (2.6 ms became 0.01) without a word,
+    where the command line refuses the term: refused on construction, in the command line's words."""
+    from nas.config import compose_search_config, load_hw_profile
+    from nas.latency.hardware import HardwareProfile
+
+    npu = load_hw_profile("edge_npu")
+    with pytest.raises(ConfigError) as built:
+        dataclasses.replace(npu, calibration={"conv": {"fixed": 2.0}})
+    with pytest.raises(ConfigError) as typed:
+        to_run_config(compose_search_config(["hw=edge_npu", "hw.calibration.conv.fixed=2.0"]))
+    assert str(built.value) == str(typed.value) and "\n" not in str(built.value)
+    with pytest.raises(ConfigError, match=r"^hw.calibration.invoke.fixed=5.0: hw=npu has no fitted calibration, and a term "
+                                          r"given alone would price every other op kind at 0; .*`python -m nas.latency.fit "
+                                          r"hw=npu measurements=\[...\]`"):
+        HardwareProfile(name="npu", calibration={"invoke": {"fixed": 5.0}})
+    # A fit's whole calibration is taken, and so is one with a term of it changed; an op kind left out is refused
+    cpu = load_hw_profile("cpu")
+    changed = dataclasses.replace(cpu, calibration={**cpu.calibration, "conv": {**cpu.calibration["conv"], "fixed": 2.0}})
+    assert changed.calibration["conv"]["fixed"] == 2.0
+    with pytest.raises(ConfigError, match="has no fitted calibration"):
+        dataclasses.replace(cpu, calibration={k: v for k, v in cpu.calibration.items() if k != "softmax"})
 
 
 def test_an_efficiency_set_for_a_calibrated_chip_warns_that_it_changes_no_latency():

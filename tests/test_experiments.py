@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fitted_calibration
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 RESULTS = EXPERIMENTS / "results"
@@ -237,7 +239,7 @@ def test_latency_predictor_refit_keeps_the_profiles_more_specific_calibrated_on(
     def profile(calibrated_on: str) -> Path:
         path = tmp_path / "chip.yaml"
         path.write_text(f"name: chip\nruntime: openvino\ncalibrated_on: {json.dumps(calibrated_on)}\n"
-                        "calibration: {conv: {fixed: 1.0}}\n")
+                        f"calibration: {json.dumps(fitted_calibration({'conv': {'fixed': 1.0}}))}\n")
         return path
 
     old = rows("AMD EPYC; 2 cpus; Linux 6.18.44-fc-v595")

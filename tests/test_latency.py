@@ -10,6 +10,7 @@ from nas.errors import ConfigError
 from nas.latency import HardwareProfile, count_macs, count_params, enumerate_ops, predict_latency
 from nas.latency.predictor import layer_latency_us
 from nas.model import build_model
+from tests.conftest import fitted_calibration
 
 NPU = HardwareProfile(
     name="test_npu", mac_per_s=2e12, vector_ops_per_s=1e11, sram_bytes=2 * 2**20, dram_bytes_per_s=8e9,
@@ -176,7 +177,7 @@ def test_a_search_space_outside_the_archs_a_profile_was_fitted_on_is_warned_abou
     from nas.config import SpaceConfig, StageSpace
     from nas.latency.hardware import extent_warning
 
-    fitted = dataclasses.replace(NPU, name="chip", calibration={"invoke": {"fixed": 10.0}}, measured_extent={
+    fitted = dataclasses.replace(NPU, name="chip", calibration=fitted_calibration({"invoke": {"fixed": 10.0}}), measured_extent={
         "stages": [2, 2], "widths": [16, 128], "depths": [1, 3], "mixers": ["conv", "pool"], "norms": ["bn"], "acts": ["relu"]})
 
     def space(*stages: StageSpace, **choices) -> SpaceConfig:
@@ -212,7 +213,7 @@ def test_an_arch_outside_the_archs_a_profile_was_fitted_on_is_warned_about_as_a_
     from nas.config import SpaceConfig, StageSpace
     from nas.latency.hardware import arch_extent_warning, extent_warning
 
-    fitted = dataclasses.replace(NPU, name="chip", calibration={"invoke": {"fixed": 10.0}}, measured_extent={
+    fitted = dataclasses.replace(NPU, name="chip", calibration=fitted_calibration({"invoke": {"fixed": 10.0}}), measured_extent={
         "stages": [2, 2], "widths": [16, 128], "depths": [1, 3], "mixers": ["conv", "pool"], "norms": ["bn"], "acts": ["relu"]})
     inside = ArchConfig(stages=[StageConfig(mixer="identity", depth=1, width=16), StageConfig(mixer="pool", depth=3, width=128)])
     assert arch_extent_warning(fitted, [inside]) is None  # identity adds no ops: none to measure
@@ -246,7 +247,7 @@ def test_an_arch_outside_the_archs_a_profile_was_fitted_on_is_warned_about_as_a_
 def test_a_search_input_outside_the_measured_ones_is_warned_about_in_one_line():
     from nas.latency.hardware import input_warning
 
-    calibrated = dataclasses.replace(NPU, name="chip", calibration={"invoke": {"fixed": 10.0}},
+    calibrated = dataclasses.replace(NPU, name="chip", calibration=fitted_calibration({"invoke": {"fixed": 10.0}}),
                                      measured_inputs=["1x28x28", "3x64x64"])
     # Within the measured sizes, at a measured channel count (not necessarily a measured pair): interpolated.
     for in_chans, img_size in ((1, 28), (3, 64), (3, 28), (1, 48), (3, 32)):

@@ -31,7 +31,7 @@ from nas.latency.profile import (
     to_tool_config,
 )
 from nas.latency.validate import accuracy_metrics, compare_predictors, proportional_baseline
-from conftest import deliver_signal, relu_onnx
+from conftest import deliver_signal, fitted_calibration, relu_onnx
 
 TINY = ArchConfig(stages=(StageConfig(mixer="conv", depth=1, width=8), StageConfig(mixer="attn", depth=1, width=16)))
 
@@ -1377,7 +1377,7 @@ def test_commands_in_hints_name_the_users_config_dir_where_the_chip_file_is_ther
     (mine / "hw").mkdir(parents=True)
     shipped = (CONF_DIR / "hw" / "edge_npu.yaml").read_text().split(CALIBRATION_MARKER)[0]
     (mine / "hw" / "chip.yaml").write_text(shipped.replace("name: edge_npu", "name: chip"))
-    chip = dataclasses.replace(load_hw_profile(mine / "hw" / "chip.yaml"), calibration={"invoke": {"fixed": 10.0}},
+    chip = dataclasses.replace(load_hw_profile(mine / "hw" / "chip.yaml"), calibration=fitted_calibration({"invoke": {"fixed": 10.0}}),
                                measured_inputs=["1x28x28"])
     flag = f"--config-dir '{mine}' "
     assert config_dir_option("chip") == "" and "--config-dir" not in input_warning(chip, in_chans=3, img_size=64)
@@ -1758,7 +1758,7 @@ def test_validate_cli_into_a_closed_pipe_ends_quietly_with_its_files_written(tmp
 @pytest.mark.parametrize(("entry", "ok"), [("sepconv/pwconv", True), ("down/unit", True), ("warp/conv", False),
                                            ("sepconv/warp", False), ("unit", False)])
 def test_calibration_entries_are_checked(cpu, entry, ok):
-    calibration = {"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}}
+    calibration = fitted_calibration({"invoke": {"fixed": 1.0}, entry: {"fixed": 1.0}})
     if ok:
         dataclasses.replace(cpu, calibration=calibration, residual=[]).validate()
     else:
@@ -2228,12 +2228,12 @@ def test_the_predictor_is_described_for_reports(cpu):
     from nas.latency import describe_predictor
 
     assert "not calibrated" in describe_predictor(cpu.without_calibration())
-    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="", fitted_archs=[],
+    per_kind = dataclasses.replace(cpu, calibration=fitted_calibration({"invoke": {"fixed": 1.0}}), residual=[], calibrated_on="", fitted_archs=[],
                                    cross_validated={})
     assert describe_predictor(per_kind) == "calibrated on measurements: per op kind"
     assert (describe_predictor(dataclasses.replace(per_kind, calibrated_on="Chip X"))
             == "calibrated on measurements from Chip X: per op kind")
-    per_unit = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}}, fitted_archs=[],
+    per_unit = dataclasses.replace(cpu, calibration=fitted_calibration({"invoke": {"fixed": 1.0}, "conv/unit": {"fixed": 1.0}}), fitted_archs=[],
                                    cross_validated={}, residual=[[0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.1, 0.1, 0.1, 0.1]])
     assert describe_predictor(per_unit).endswith("from per-unit profiles, with 1 residual tree per unit")
     # how many archs the calibration was fitted on, as it records them: the report's "Latency predictor" line
@@ -2248,7 +2248,7 @@ def test_the_predictor_line_says_how_far_off_the_fit_was_on_held_out_archs_where
     # says nothing new.
     from nas.latency import describe_predictor
 
-    per_kind = dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[], calibrated_on="",
+    per_kind = dataclasses.replace(cpu, calibration=fitted_calibration({"invoke": {"fixed": 1.0}}), residual=[], calibrated_on="",
                                    fitted_archs=[f"a{i}" for i in range(50)], cross_validated={})
     assert describe_predictor(per_kind) == "calibrated on measurements: per op kind; fitted on 50 measured archs"
     record = {"measurements": 50, "folds": 5, "within_10pct": 0.84, "rmspe": 0.0612}
@@ -2305,13 +2305,13 @@ def test_profile_with_residual_trees_round_trips_through_yaml(tmp_path, cpu, spa
 ])
 def test_bad_residual_rows_are_named(cpu, residual, fragment):
     with pytest.raises(ConfigError, match=fragment) as err:
-        dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}, "sepconv/unit": {"fixed": 1.0}}, residual=residual)
+        dataclasses.replace(cpu, calibration=fitted_calibration({"invoke": {"fixed": 1.0}, "sepconv/unit": {"fixed": 1.0}}), residual=residual)
     assert "\n" not in str(err.value)
 
 
 def test_residual_trees_need_a_per_unit_calibration(cpu):
     with pytest.raises(ConfigError, match="needs a calibration fitted on per-unit times"):
-        dataclasses.replace(cpu, calibration={"invoke": {"fixed": 1.0}}, residual=[[0.0, 1.0]])
+        dataclasses.replace(cpu, calibration=fitted_calibration({"invoke": {"fixed": 1.0}}), residual=[[0.0, 1.0]])
 
 
 def test_clear_caches_empties_every_feature_cache_and_predictions_stay(cpu, space_t):

@@ -277,6 +277,26 @@ def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: s
             f"then `python -m nas.latency.fit {own}hw={hw.name} ...`; README, 'Onboarding a chip')")
 
 
+def _whole_calibration(calibration: Mapping[str, Mapping[str, float]]) -> bool:
+    # What every fit writes: invoke's fixed cost and the three terms of each op kind (its per-unit-type entries and
+    # weight_spill only where fitted). The predictor prices a term that is not there at 0.
+    return "fixed" in calibration.get("invoke", {}) and all(
+        {"fixed", "per_work", "per_byte"} <= set(calibration.get(kind, {})) for kind in OP_KINDS)
+
+
+def lone_calibration_message(hw: HardwareProfile) -> str:
+    """The refusal of a calibration that is not a fit's (`hw.calibration.conv.fixed=2.0` on a chip with no fitted
+    calibration, on the command line or in a profile built in Python): one term given alone, which the predictor takes
+    as the chip's whole calibration, pricing every other op kind at 0."""
+    kind, terms = next(iter(hw.calibration.items()))
+    term, value = next(iter(terms.items()), ("", None))
+    key = f"hw.calibration.{kind}.{term}={value!r}" if term else f"hw.calibration.{kind}"
+    return (f"{key}: hw={hw.name} has no fitted calibration, and a term given alone would price every other op kind at "
+            f"0; a calibration comes from `python -m nas.latency.fit {config_dir_option(hw.name)}hw={hw.name} "
+            "measurements=[...]` (README, 'Onboarding a chip'); to adjust its datasheet predictor, set "
+            "hw.efficiency.<op kind>=<share of peak> instead")
+
+
 @dataclass
 class HardwareProfile:
     """A target chip for batch-1 inference.
@@ -410,6 +430,9 @@ class HardwareProfile:
                                       "finite and >= 0")
             if kind == WEIGHT_SPILL and set(terms) != set(allowed):
                 raise ConfigError(f"hw.calibration.{kind}={dict(terms)!r} needs both per_byte and above_bytes")
+        if self.calibration and not self.fitted and not _whole_calibration(self.calibration):
+            # held in a fitted file (`fitted`), the terms are those a command line merges into the file's
+            raise ConfigError(lone_calibration_message(self))
         if self.residual:
             self._validate_residual()
         for arch_id in self.fitted_archs:
