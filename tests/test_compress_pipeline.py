@@ -306,7 +306,8 @@ def _search_member(tmp_path: Path, pareto_json: str) -> tuple[Path, Path]:
     """(run folder, member folder) of a search's run as compress.run finds it, with `pareto_json` as its pareto.json."""
     run = tmp_path / "run"
     folder = run / "checkpoints" / ARCH.arch_id
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     (run / "trials.csv").write_text("number,state,arch_id,val_acc,latency_ms\n")
     (run / "pareto.json").write_text(pareto_json)
     return run, folder
@@ -669,6 +670,10 @@ def test_compress_run_given_other_test_images_names_the_image_folder_its_search_
     assert refusal(dataclasses.replace(cfg, split_seed=3), str(searched)) == "pass data.split_seed=0 as its search did"
 
 
+FITTED_LIKE = ArchConfig(stages=(StageConfig(mixer="pool", depth=1, width=16), StageConfig(mixer="conv", depth=1, width=32),
+                                 StageConfig(mixer="pool", depth=1, width=48)))
+
+
 def _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog):
     """`python -m compress.run hw=cpu` of a 1x28x28 checkpoint, its compression left out: the hw profiles it was given
     (a list) and `warnings_with(*overrides)`, the compress.run warnings of a run with those overrides."""
@@ -681,7 +686,8 @@ def _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog):
     from tests.conftest import CONF_DIR
 
     folder = tmp_path / "ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     compressed = []
     monkeypatch.setattr(compress.run, "compress_checkpoint", lambda folder, **kw: compressed.append(kw["hw"]) or {})
     register_configs()
@@ -734,21 +740,21 @@ def test_compress_run_warns_when_the_checkpoints_arch_lies_outside_what_the_prof
 
     compressed, warnings_with = _compress_run_warnings(tmp_path, tiny_idx_root, monkeypatch, caplog)
 
-    assert warnings_with("hw.measured_extent={stages: [2, 4], mixers: [conv, pool]}") == []  # ARCH: pool, conv
-    said = warnings_with("hw.measured_extent={stages: [3, 4], mixers: [conv]}")
-    assert said == [arch_extent_warning(compressed[-1], [ARCH])]
-    assert said[0].startswith(f"arch {ARCH.arch_id} reaches outside the archs hw=cpu was fitted on (its measured_extent): "
-                              "stages 2 (measured 3-4), mixer=pool, so its predicted latency is extrapolated")
+    assert warnings_with() == []  # the shipped hw=cpu's: 3-4 stages, every mixer
+    said = warnings_with("hw.measured_extent={stages: [4, 4], mixers: [conv]}")
+    assert said == [arch_extent_warning(compressed[-1], [FITTED_LIKE])]
+    assert said[0].startswith(f"arch {FITTED_LIKE.arch_id} reaches outside the archs hw=cpu was fitted on (its "
+                              "measured_extent): stages 3 (measured 4), mixer=pool, so its predicted latency is extrapolated")
     assert "`python -m nas.latency.profile hw=cpu in_chans=1 img_size=28 num_classes=10 ...`" in said[0]
     # a member of a run: the profile command samples the space its search searched (from the run's config.yaml)
     from compress.run import _searched_space
 
-    member = tmp_path / "run" / "checkpoints" / ARCH.arch_id
+    member = tmp_path / "run" / "checkpoints" / FITTED_LIKE.arch_id
     member.mkdir(parents=True)
     assert _searched_space(member) is None
     (tmp_path / "run" / "config.yaml").write_text("space:\n  name: metaformer_s\ndata:\n  name: fashion_mnist\n")
     assert _searched_space(member) == "metaformer_s"
-    assert " hw=cpu space=metaformer_s in_chans=1 " in arch_extent_warning(compressed[-1], [ARCH], space="metaformer_s")
+    assert " hw=cpu space=metaformer_s in_chans=1 " in arch_extent_warning(compressed[-1], [FITTED_LIKE], space="metaformer_s")
 
 
 def test_compress_run_warns_that_an_efficiency_set_for_a_calibrated_chip_changes_no_latency(tmp_path, tiny_idx_root,
@@ -976,7 +982,8 @@ def test_compress_run_names_a_split_size_set_on_its_command_line_at_its_default(
     # nothing out: python -m nas.search warned about it, compress.run (loading the data the same way) did not, as it
     # passed load_dataset no keys of its command line. The run goes as far as compressing, which is stubbed out.
     folder = tmp_path / "ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     fake = ("import compress.pipeline\n"
             "def fake(folder, **kw):\n"
             "    print('compressing', folder); sys.exit(0)\n"
@@ -1424,7 +1431,8 @@ def test_compress_run_stopped_by_ctrl_c_says_so_in_one_line_with_every_setting_t
     # data and the compress.* settings given, not only checkpoint=) was left for the user to find. Compressing is stubbed
     # out by one that is interrupted.
     folder = tmp_path / "my ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     fake = ("import compress.pipeline\n"
             "def fake(folder, **kw):\n"
             "    raise KeyboardInterrupt\n"
@@ -1444,7 +1452,8 @@ def _compress_run_whose_report_raises(tmp_path, tiny_idx_root, raising: str):
     returns (the process, the member's folder, the run folder)."""
     run_dir = tmp_path / "run"
     folder = run_dir / "checkpoints" / "ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     (run_dir / "pareto.json").write_text("{}")  # a search's member: its report is refreshed
     fake = ("import errno, compress.pipeline, nas.report, pathlib\n"
             "def fake(folder, **kw):\n"
@@ -1480,7 +1489,8 @@ def test_compress_run_whose_writes_fail_says_so_in_one_line_exits_1_and_keeps_th
     # Hydra's traceback of the OSError, exit status 1 as for any bug. The real compression here: its first file
     # (model.onnx, exported by torch) is over the limit.
     folder = tmp_path / "ck"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     (folder / "model_int8.onnx").write_bytes(b"an earlier compression's file")
     (folder / "compressed_metrics.json").write_text('{"earlier": true}')
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -1515,7 +1525,8 @@ def test_compress_run_stopped_by_sigterm_says_what_ctrl_c_says_exits_143_and_lea
     from conftest import signal_when_there
 
     folder, started = tmp_path / "ck", tmp_path / "started"
-    save_checkpoint(folder / "model.pt", build_model(ARCH), ARCH, meta={})  # 1x28x28, as the tiny data
+    # 1x28x28, as the tiny data; within the archs hw=cpu was fitted on (3-4 stages, its measured_extent)
+    save_checkpoint(folder / "model.pt", build_model(FITTED_LIKE), FITTED_LIKE, meta={})
     files_before = sorted(p.name for p in folder.iterdir())
     script = ("import pathlib, runpy, sys, time\n"
               "import compress.pipeline\n"

@@ -2551,8 +2551,9 @@ def test_a_search_whose_space_reaches_outside_the_archs_its_profile_was_fitted_o
 
     shipped = to_run_config(compose_cfg("hw=cpu", f"data.root={tiny_idx_root}", "train.threads=1", "final_train.threads=1"))
     data = load_dataset(shipped.data)
-    # the shipped profile records none (fitted before the field existed): not judged
-    assert shipped.hw.measured_extent == {} and [w for w in setup_warnings(shipped, data) if "reaches outside" in w] == []
+    # the shipped profile's extent (of its 50 fitted archs, of both shipped spaces) holds the shipped space
+    assert shipped.hw.measured_extent["stages"] == [3, 4] and set(shipped.hw.measured_extent["mixers"]) >= {"attn", "sepconv"}
+    assert [w for w in setup_warnings(shipped, data) if "reaches outside" in w] == []
     run = dataclasses.replace(shipped, hw=dataclasses.replace(shipped.hw, measured_extent={"mixers": ["conv", "pool"]}))
     warned = [w for w in setup_warnings(run, data) if "reaches outside" in w]
     assert warned == [extent_warning(run.hw, run.space, in_chans=1, img_size=28, num_classes=data.num_classes)]
