@@ -499,6 +499,21 @@ def test_shipped_profiles_predict_as_with_their_fitted_numbers_inline(tmp_path, 
             assert listed[path.stem] == split == to_run_config(compose_cfg(f"hw={path.stem}")).hw
 
 
+def test_the_shipped_profiles_record_the_extent_of_the_archs_they_list_as_fitted_on():
+    # measured_extent was added to the shipped profiles after their fits: it must be what a fit of their fitted_archs
+    # records (each read by its arch_id from the CSV the fitted file's note names), not a hand-written range.
+    from nas.config import load_hw_profile
+    from nas.latency.fit import measured_extent
+    from nas.latency.measure import read_measurements
+    from tests.conftest import CONF_DIR
+
+    for path in sorted((CONF_DIR / "hw").glob("*.fitted.yml")):
+        hw = load_hw_profile(path.name.removesuffix(".fitted.yml"))
+        csv = re.search(r"experiments/results/latency/\w+_fit\.csv", path.read_text()).group(0)
+        by_id = {row.arch.arch_id: row.arch for row in read_measurements(CONF_DIR.parent / csv)}
+        assert len(hw.fitted_archs) == 50 and hw.measured_extent == measured_extent([by_id[i] for i in hw.fitted_archs]), path
+
+
 def test_the_benchmarks_fits_of_a_shipped_profiles_csvs_record_what_the_shipped_fitted_file_does():
     # experiments/results/latency/cpu_xeon, cpu_xeonb and cpu_zen2 are experiments/latency_predictor.py's fits of the CSVs that
     # conf/hw's profiles of those names were fitted on, number for number: conf/hw's gained fitted_for (and cpu_xeon's
