@@ -520,10 +520,15 @@ def retire_files(files: Sequence[Path], *, name: str, retired: Path) -> Path | N
     return dest
 
 
+CHECKPOINTS_FOLDER = "checkpoints"
+"""The run folder's folder of its members' folders (`<run>/checkpoints/<arch_id>/`), the only folders whose swaps
+`finish_replacing` finishes (`REPLACES_FILE`)."""
+
 REPLACES_FILE = ".replaces.json"
 """The record in the temporary folder of `replacing_folder` and `replacing_described`, written once the new files in it
 are complete and synced, before the renames that put them in place: `{"into": the folder it replaces, relative to the
-run's retired/ folder, "keep": the names moved over from it}` (`replacing_folder`), `{"described": the description's
+run's retired/ folder (`../checkpoints/<arch_id>`: a record naming another one is not finished), "keep": the names
+moved over from it}` (`replacing_folder`), `{"described": the description's
 name, "files": the names of the files it describes, "made": those the block wrote}` (`replacing_described`). A writer
 killed between those renames (kill -9) leaves it with its files, which `finish_replacing` puts in place instead of
 `remove_dead_writers_temps` deleting them (the new weights: hours of training)."""
@@ -604,7 +609,10 @@ def finish_replacing(root: Path, *, retired: Path, into: Path | None = None) -> 
     finished = []
     for left in _dead_writers_temps(root, recursive=True, target=None, replacing=True):
         record = _replaces(left)
-        if record is None:
+        if isinstance(record, str):
+            if into is None or _same_folder(left.parent, into):
+                log.warning("%s: the new files a killed run left there are left as they are: its %s %s", left,
+                            REPLACES_FILE, record)
             continue
         folder = left.parent if "described" in record else Path(os.path.normpath(retired / record["into"]))
         if into is not None and os.path.abspath(folder) != os.path.abspath(into):
@@ -687,23 +695,26 @@ def _retire_as(folder: Path, *, name: str, retired: Path) -> Path | None:
         return dest
 
 
-def _replaces(folder: Path) -> dict[str, Any] | None:
-    """What the `REPLACES_FILE` in `folder` records, None where there is none or it cannot be read, or names a file
-    outside the folder (a record edited by hand: its renames would move other files)."""
+def _replaces(folder: Path) -> dict[str, Any] | str:
+    """What the `REPLACES_FILE` in `folder` records, or why it is not used: it cannot be read, or it names a file
+    outside the folder, or a folder to replace other than a member's `../checkpoints/<name>` (a record edited by hand:
+    its renames would move other files, or the new ones out of the run folder)."""
     try:
         said = json.loads((folder / REPLACES_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as e:
+        return f"it cannot be read ({getattr(e, 'strerror', None) or e})"
     if not isinstance(said, dict):
-        return None
+        return "it holds no record"
     if "described" in said:
         lists = ("files", "made")
         names = [said["described"], *(n for k in lists if isinstance(said.get(k), list) for n in said[k])]
         valid = all(isinstance(said.get(k), list) for k in lists) and all(_plain_name(n) for n in names)
     else:
-        valid = (isinstance(said.get("into"), str) and isinstance(said.get("keep"), list)
-                 and all(_plain_name(k) for k in said["keep"]))
-    return said if valid else None
+        into = said.get("into")
+        parts = into.split(os.sep) if isinstance(into, str) else []
+        valid = (len(parts) == 3 and parts[:2] == ["..", CHECKPOINTS_FOLDER] and _plain_name(parts[2])
+                 and isinstance(said.get("keep"), list) and all(_plain_name(k) for k in said["keep"]))
+    return said if valid else "it names files outside the member's folder, or no member's folder"
 
 
 def _plain_name(name: Any) -> bool:

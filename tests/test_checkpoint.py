@@ -1091,3 +1091,46 @@ print("alive")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr[-500:]
     assert "Current thread" in done.stderr or "Stack" in done.stderr  # faulthandler's dump
+
+
+def _dead_tag() -> str:
+    """The writer tag of a process of this machine that has exited (`nas.checkpoint.writer_tag`'s form)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nas.checkpoint as ckpt
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", "import nas.checkpoint as c; print(c.writer_tag())"],
+                          capture_output=True, text=True, check=True, env=env)
+    tag = done.stdout.strip()
+    assert tag.split("@", 1)[1] == ckpt.writer_tag().split("@", 1)[1]
+    return tag
+
+
+@pytest.mark.parametrize("into", ["../../outside/stolen", "<tmp>/elsewhere/stolen", "../checkpoints/m/../../x", "../other/m"])
+def test_a_swap_record_naming_a_folder_outside_the_runs_checkpoints_is_left_alone_with_a_warning(tmp_path, caplog, into):
+    # A hand-edited .replaces.json moved the new files wherever its "into" pointed (out of the run folder; an absolute
+    # path on another file system raised EXDEV and stopped the run's start).
+    import json
+    import logging
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    left = tmp_path / "retired" / "m" / f".new.xyz.{_dead_tag()}.tmp"
+    left.mkdir(parents=True)
+    (left / "model.pt").write_text("new weights")
+    into = into.replace("<tmp>", str(tmp_path))  # an absolute path
+    (left / ckpt.REPLACES_FILE).write_text(json.dumps({"into": into, "keep": []}))
+    before = sorted(map(str, tmp_path.rglob("*")))
+    with caplog.at_level(logging.INFO):
+        remove_leftovers(tmp_path)
+    assert sorted(str(p) for p in tmp_path.rglob("*") if not p.name.endswith(".lock")) == before
+    assert (left / "model.pt").read_text() == "new weights" and not (tmp_path / "checkpoints").exists()
+    assert not (tmp_path.parent / "outside").exists() and not (tmp_path / "elsewhere").exists()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"{left}: the new files a killed run left there are left as they are")
+    assert caplog.records[0].levelno == logging.WARNING
