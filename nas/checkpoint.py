@@ -579,7 +579,13 @@ def _swap_in(folder: Path, new: Path, *, retired: Path, keep: Sequence[str],
                 os.replace(folder / MEMBER_LOCK, new / MEMBER_LOCK)
         fsync_folder(new)
         dest = retire_folder(folder, retired=retired)
-        os.replace(dest / new.name, folder)
+        try:
+            os.replace(dest / new.name, folder)
+        except FileNotFoundError:
+            if not folder.is_dir():
+                raise
+            # `finish_replacing` of another run that found it in retired/ renamed it into place first (both finishing
+            # a killed swap, on a file system without flock): done
         fsync_folder(folder.parent)
         (folder / REPLACES_FILE).unlink(missing_ok=True)
         if on_retired is not None:  # (said before a stop held meanwhile is raised)

@@ -16,8 +16,9 @@ Run folder layout (`runs/<study_name>/`):
                            where the name is taken; nothing reads it
   report.html, report.md, pareto.png, latency_breakdown.png, mixers.png   (nas.report)
   .running.<pid>@<host>~<pid ns>   a search that has not finished (nas.run_folder.mark_started; the report names it)
-  .files.lock, .config.yaml.lock   empty files a search locks (flock) while it writes the run folder's files, and
-                           while it keeps a hand edit of config.yaml aside; they stay
+  .files.lock, .config.yaml.lock, .replacing.lock   empty files a search locks (flock) while it writes the run
+                           folder's files, keeps a hand edit of config.yaml aside, or puts in place the files a
+                           killed run left; they stay
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from nas.checkpoint import (FinishedReplacing, atomic_write_bytes, atomic_write_json, finish_replacing, pid_namespace,
-                            process_gone, remove_dead_writers_temps, run_folder_lock, writer_tag)
+from nas.checkpoint import (CHECKPOINTS_FOLDER, FinishedReplacing, atomic_write_bytes, atomic_write_json, finish_replacing,
+                            pid_namespace, process_gone, remove_dead_writers_temps, run_folder_lock, writer_tag)
 from nas.errors import (NasError, RecordKeeper, counted, error_text, interrupting_signal, interruption_text, logging_to,
                         make_folder, module_logger, storage_or_disk_problem)
 from nas.layout import RETIRED_FOLDER
@@ -194,14 +194,24 @@ def write_config_record(run_dir: Path, text: bytes) -> str | None:
     return edited
 
 
+REPLACING_LOCK = ".replacing.lock"
+"""The file `remove_leftovers` and `finish_member_replacing` lock while they put in place the new files that killed runs
+left (`run_folder_lock`): two runs finishing the same swap at once moved what the other was renaming."""
+
+
 def remove_leftovers(run_dir: Path) -> None:
     """Delete the temporary files that writers killed mid-write (kill -9, OOM killer) left in the run folder: nothing
     else ever renames or removes them, and each can be as large as a checkpoint. Files of live workers and of other
     machines are kept (`remove_dead_writers_temps`). A member's new files that a writer killed as it swapped them in
     left complete (`finish_replacing`) are put in place first, in one line each, not deleted."""
     retired = run_dir / RETIRED_FOLDER
-    # (where they can be: a member's folder, or the one moved to retired/; trials/ may hold thousands of files)
-    for done in [*finish_replacing(run_dir / "checkpoints", retired=retired), *finish_replacing(retired, retired=retired)]:
+    # One run at a time (workers starting together): the second to finish a swap moved what the first was renaming.
+    with run_folder_lock(run_dir, name=REPLACING_LOCK, waiting="waiting for another run of this folder to put in place "
+                         f"the files that killed runs left ({REPLACING_LOCK})..."):
+        # (where they can be: a member's folder, or the one moved to retired/; trials/ may hold thousands of files)
+        finished = [*finish_replacing(run_dir / CHECKPOINTS_FOLDER, retired=retired),
+                    *finish_replacing(retired, retired=retired)]
+    for done in finished:
         log.info("%s", _finished_line(done, run_dir=run_dir))
     if removed := remove_dead_writers_temps(run_dir):
         log.info("removed %s left by writers that were killed mid-write: %s", counted(len(removed), "temporary file"),
@@ -215,9 +225,12 @@ def finish_member_replacing(folder: Path) -> list[str]:
     compress.run`) found its folder missing, its old files still in place, or new weights without their metrics.json."""
     run_dir = folder.parent.parent
     retired = run_dir / RETIRED_FOLDER
-    roots = [folder, retired] if folder.parent.name == "checkpoints" else [folder]
-    return [_finished_line(done, run_dir=run_dir)
-            for root in roots for done in finish_replacing(root, retired=retired, into=folder)]
+    in_run = folder.parent.name == CHECKPOINTS_FOLDER
+    roots = [folder, retired] if in_run else [folder]
+    # under the run's lock, as `remove_leftovers` (no lock file made beside a folder that is no run's member)
+    with run_folder_lock(run_dir, name=REPLACING_LOCK, where_writable=True) if in_run else contextlib.nullcontext():
+        finished = [done for root in roots for done in finish_replacing(root, retired=retired, into=folder)]
+    return [_finished_line(done, run_dir=run_dir) for done in finished]
 
 
 def _finished_line(done: FinishedReplacing, *, run_dir: Path) -> str:

@@ -1134,3 +1134,90 @@ def test_a_swap_record_naming_a_folder_outside_the_runs_checkpoints_is_left_alon
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith(f"{left}: the new files a killed run left there are left as they are")
     assert caplog.records[0].levelno == logging.WARNING
+
+
+def _killed_between_renames(tmp_path):
+    """A swap of checkpoints/m killed before its renames (by a process of this machine now gone): the member's folder
+    with its old model.pt and a temporary folder of new files with their record; returns (folder, retired)."""
+    import json
+
+    import nas.checkpoint as ckpt
+
+    folder, retired = _old_folder(tmp_path)
+    left = folder / f".new.xyz.{_dead_tag()}.tmp"
+    left.mkdir()
+    (left / "model.pt").write_bytes(b"new")
+    (left / ckpt.REPLACES_FILE).write_text(json.dumps({"into": "../checkpoints/m", "keep": []}))
+    return folder, retired
+
+
+def test_two_runs_starting_together_finish_a_killed_swap_once_the_second_waiting_for_the_first(tmp_path, monkeypatch,
+                                                                                              caplog):
+    # Two workers of a sweep starting at once: the second scanned retired/ between the first's two renames and moved
+    # the new folder itself; the first then failed with FileNotFoundError and its search did not start.
+    import logging
+    import threading
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    folder, retired = _killed_between_renames(tmp_path)
+    real = ckpt.retire_folder
+    second_done, waited, failed = threading.Event(), threading.Event(), []
+
+    class Waited(logging.Handler):
+        def emit(self, record):
+            if "waiting for another run" in record.getMessage():
+                waited.set()
+
+    def second():
+        try:
+            remove_leftovers(tmp_path)
+        except BaseException as e:  # noqa: BLE001 (said by the test)
+            failed.append(e)
+        second_done.set()
+
+    def retire_then_second_run_starts(folder, *, retired):
+        dest = real(folder, retired=retired)
+        threading.Thread(target=second).start()
+        assert waited.wait(10) or second_done.wait(0)  # it waits for the first, or (unlocked) finishes in between
+        second_done.wait(0.2)
+        return dest
+
+    monkeypatch.setattr(ckpt, "retire_folder", retire_then_second_run_starts)
+    logging.getLogger("nas").addHandler(handler := Waited())
+    try:
+        with caplog.at_level(logging.INFO):
+            remove_leftovers(tmp_path)  # the first
+            assert second_done.wait(10)
+    finally:
+        logging.getLogger("nas").removeHandler(handler)
+    assert not failed and waited.is_set()
+    said = [r.getMessage() for r in caplog.records if "swapped them in" in r.getMessage()]
+    assert said == ["checkpoints/m/: the new files that a run killed as it swapped them in left complete are put in "
+                    "place; the folder as it was is in retired/m/"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"model.pt": b"new"}
+    assert sorted(p.name for p in retired.iterdir()) == ["m"]
+
+
+def test_a_killed_swap_moved_into_place_by_another_run_meanwhile_is_done_for_the_run_that_moved_the_old_folder(
+        tmp_path, monkeypatch):
+    # Where the run folder's lock cannot hold the other run back (a file system without flock): the new folder, found
+    # in retired/ by another run and renamed into place, made this one's own rename fail with FileNotFoundError.
+    import os
+
+    import nas.checkpoint as ckpt
+
+    folder, retired = _killed_between_renames(tmp_path)
+    real = ckpt.retire_folder
+
+    def retire_then_other_run_moves_it(folder, *, retired):
+        dest = real(folder, retired=retired)
+        (new,) = [p for p in dest.iterdir() if p.name.startswith(".new.")]
+        os.rename(new, folder)
+        return dest
+
+    monkeypatch.setattr(ckpt, "retire_folder", retire_then_other_run_moves_it)
+    done = ckpt.finish_replacing(folder, retired=retired)
+    assert done == [ckpt.FinishedReplacing(folder, folder, retired / "m")]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"model.pt": b"new"}
