@@ -398,7 +398,8 @@ def replacing_described(*paths: Path, description: Path) -> Iterator[Path]:
             made = [p.name for p in paths if (tmp / p.name).is_file()]
             for name in (description.name, *made):  # a block that wrote no description fails here
                 fsync_file(tmp / name)
-            record = {"described": description.name, "files": [p.name for p in paths], "made": made}
+            record = {"described": description.name, "files": [p.name for p in paths], "made": made,
+                      "replaces": _identity(description)}
             atomic_write_json(tmp / REPLACES_FILE, record)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -529,7 +530,8 @@ REPLACES_FILE = ".replaces.json"
 are complete and synced, before the renames that put them in place: `{"into": the folder it replaces, relative to the
 run's retired/ folder (`../checkpoints/<arch_id>`: a record naming another one is not finished), "keep": the names
 moved over from it}` (`replacing_folder`), `{"described": the description's
-name, "files": the names of the files it describes, "made": those the block wrote}` (`replacing_described`). A writer
+name, "files": the names of the files it describes, "made": those the block wrote, "replaces": the old description's
+size, mtime and inode, or null where there was none}` (`replacing_described`). A writer
 killed between those renames (kill -9) leaves it with its files, which `finish_replacing` puts in place instead of
 `remove_dead_writers_temps` deleting them (the new weights: hours of training)."""
 
@@ -606,10 +608,11 @@ class FinishedReplacing(NamedTuple):
 def finish_replacing(root: Path, *, retired: Path, into: Path | None = None) -> list[FinishedReplacing]:
     """Finish the `replacing_folder`s and `replacing_described`s under `root` whose writer was killed (kill -9, OOM
     killer, a reboot) once the new files were complete (`REPLACES_FILE`), and return them; `into`: only those of that
-    folder. Killed before the old folder moved, its new files are swapped in now (under the folder's `member_lock`);
-    killed after, they are renamed into the folder's place; where another run made that folder again meanwhile, they
-    move into `retired` beside the old one (`<name>.2`, ...), kept. Described files are renamed in under the folder's
-    `member_lock`, those the writer renamed already left as they are. A rename is the claim: of two runs finishing the
+    folder. Killed before the old folder moved, its new files are swapped in now (under the folder's `member_lock`,
+    not waited for: a live process holding it is left to finish it); killed after, they are renamed into the folder's
+    place; where another run made that folder (or its described files) again meanwhile, they move into `retired`
+    beside the old one (`<name>.2`, ...), kept. Described files are renamed in under the folder's `member_lock`, those
+    the writer renamed already left as they are. A rename is the claim: of two runs finishing the
     same one, one does it and the other finds it gone. The `REPLACES_FILE` of a swap finished by a writer killed before
     it deleted the record (harmless, and moved with the new files) is deleted too (of `into` only, where given)."""
     finished = []
@@ -623,7 +626,7 @@ def finish_replacing(root: Path, *, retired: Path, into: Path | None = None) -> 
         folder = left.parent if "described" in record else Path(os.path.normpath(retired / record["into"]))
         if into is not None and os.path.abspath(folder) != os.path.abspath(into):
             continue
-        done = (_finish_described(left, record=record) if "described" in record else
+        done = (_finish_described(left, record=record, retired=retired) if "described" in record else
                 _finish_swap(left, folder=folder, keep=record["keep"], retired=retired))
         if done is not None:
             finished.append(done)
@@ -634,24 +637,49 @@ def finish_replacing(root: Path, *, retired: Path, into: Path | None = None) -> 
     return finished
 
 
-def _finish_described(left: Path, *, record: Mapping[str, Any]) -> FinishedReplacing | None:
+def _finish_described(left: Path, *, record: Mapping[str, Any], retired: Path) -> FinishedReplacing | None:
     """`finish_replacing` of the folder of new files a `replacing_described` left; None where there was nothing left to
-    do (another run did it, or the writer was killed after its last rename): the folder is removed all the same."""
+    do (another run did it, or the writer was killed after its last rename: the folder is removed all the same), or
+    where a live process holds the member's lock (a final training of it: it, or a later run, finishes it). Where the
+    member's description is no longer the one the record says it replaces, nor gone (deleted by the killed writer's
+    first step), the member was made again since: its newer files stay, and the new files left move into `retired`
+    (`<name>`, or `<name>.2`, ...), kept."""
     folder = left.parent
-    with member_lock(folder, doing="putting in place the new files a killed run made"):
-        if not left.is_dir():  # another run finished it meanwhile
+    with member_lock(folder, doing="putting in place the new files a killed run made", wait=False) as free:
+        if not free or not left.is_dir():  # (not there: another run finished it meanwhile)
             return None
+        if not (left / record["described"]).is_file():  # all renamed in already: the record alone is left
+            shutil.rmtree(left, ignore_errors=True)
+            return None
+        now = _identity(folder / record["described"])
+        if now is not None and now != record.get("replaces"):  # (no "replaces": a record of an older version)
+            new = _retire_as(left, name=folder.name, retired=retired)
+            if new is None:
+                return None
+            (new / REPLACES_FILE).unlink(missing_ok=True)
+            return FinishedReplacing(folder, new, None)
         put = _put_described(folder, left, record=record)
         shutil.rmtree(left, ignore_errors=True)
     return FinishedReplacing(folder, folder, None) if put else None
+
+
+def _identity(path: Path) -> list[int] | None:
+    """[size, mtime in ns, inode] of the file `path`, None where there is none: a file written again (atomically: a new
+    inode) or edited since differs."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _finish_swap(left: Path, *, folder: Path, keep: Sequence[str], retired: Path) -> FinishedReplacing | None:
     """`finish_replacing` of the folder of new files a `replacing_folder` of `folder` left; None where another run
     finished it first."""
     if _same_folder(left.parent, folder):  # killed before the renames: `folder` is as it was
-        with member_lock(folder, doing="putting in place the new files a killed run made"):
-            if not left.is_dir():  # another run finished it meanwhile
+        with member_lock(folder, doing="putting in place the new files a killed run made", wait=False) as free:
+            # (another run finished it meanwhile, or a live process final-trains the member: it, or a later run, will)
+            if not free or not left.is_dir():
                 return None
             old = _swap_in(folder, left, retired=retired, keep=keep)
         return FinishedReplacing(folder, folder, old)
@@ -686,6 +714,7 @@ def _same_folder(a: Path, b: Path) -> bool:
 def _retire_as(folder: Path, *, name: str, retired: Path) -> Path | None:
     """Move `folder` into `retired` as `name` (or `<name>.2`, ...: `retire_folder` under another name); None where it is
     gone (another run moved it first)."""
+    make_synced_folder(retired)
     while True:
         dest = _retired_name(name, retired=retired)
         try:
@@ -784,7 +813,7 @@ _held_member_locks: dict[tuple[str, int], int] = {}
 
 
 @contextlib.contextmanager
-def member_lock(folder: Path, *, doing: str) -> Iterator[None]:
+def member_lock(folder: Path, *, doing: str, wait: bool = True) -> Iterator[bool]:
     """An exclusive `flock` on `folder`'s `MEMBER_LOCK` while the block final-trains or compresses the checkpoint there,
     so that a second process doing either to the same folder (`python -m compress.run` of a member the search is
     compressing, two such commands, a script calling `compress_checkpoint`) waits for the first to finish, then finds
@@ -793,23 +822,25 @@ def member_lock(folder: Path, *, doing: str) -> Iterator[None]:
     naming it (pid, `doing`, since when). The kernel releases the lock however its holder dies (kill -9, OOM killer):
     a file left by a dead holder blocks nothing. The holder deletes the file as it releases it. Nested in the same
     thread it is taken once. Where the folder does not exist, or the file cannot be made or locked (a read-only folder,
-    a file system without flock), the block runs unlocked: the writes that follow fail or succeed as they did."""
+    a file system without flock), the block runs unlocked: the writes that follow fail or succeed as they did.
+    `wait=False`: where another process holds the lock, the block runs at once without it, given False (True
+    otherwise), for work that can be left to that process or a later one."""
     lock = folder / MEMBER_LOCK
     key = (os.path.abspath(lock), threading.get_ident())
     if key in _held_member_locks:
         _held_member_locks[key] += 1
         try:
-            yield
+            yield True
         finally:
             _held_member_locks[key] -= 1
         return
-    fd = _take_member_lock(lock, doing=doing)
-    if fd is None:
-        yield
+    fd = _take_member_lock(lock, doing=doing, wait=wait)
+    if fd is None or fd == _LOCK_BUSY:
+        yield fd is None
         return
     _held_member_locks[key] = 1
     try:
-        yield
+        yield True
     finally:
         del _held_member_locks[key]
         try:
@@ -819,9 +850,15 @@ def member_lock(folder: Path, *, doing: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _take_member_lock(lock: Path, *, doing: str) -> int | None:
+_LOCK_BUSY = -1  # what `_take_member_lock` without waiting returns where another process holds the lock
+
+
+def _take_member_lock(lock: Path, *, doing: str, wait: bool = True) -> int | None:
     """A descriptor holding the flock on `lock` (`member_lock`), waited for while another process holds it, with this
-    process's record written in it; None where the file cannot be opened or locked."""
+    process's record written in it; None where the file cannot be opened or locked; `wait=False`: `_LOCK_BUSY` where
+    another process holds it."""
+    import fcntl
+
     named: object = False  # no line said yet
     while True:
         try:
@@ -829,8 +866,16 @@ def _take_member_lock(lock: Path, *, doing: str) -> int | None:
         except OSError:
             return None
         try:
-            named = flock_waiting(fd, holder=_member_lock_holder, waiting=lambda who: _member_lock_waiting(lock, who),
-                                  poll_seconds=_MEMBER_LOCK_POLL_SECONDS, logger=log, named=named)
+            if wait:
+                named = flock_waiting(fd, holder=_member_lock_holder,
+                                      waiting=lambda who: _member_lock_waiting(lock, who),
+                                      poll_seconds=_MEMBER_LOCK_POLL_SECONDS, logger=log, named=named)
+            else:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    return _LOCK_BUSY
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(lock))
             except FileNotFoundError:

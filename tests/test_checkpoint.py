@@ -1136,7 +1136,7 @@ def test_a_swap_record_naming_a_folder_outside_the_runs_checkpoints_is_left_alon
     assert caplog.records[0].levelno == logging.WARNING
 
 
-def _killed_between_renames(tmp_path):
+def _killed_between_renames(tmp_path):  # (before them: the old folder not moved yet)
     """A swap of checkpoints/m killed before its renames (by a process of this machine now gone): the member's folder
     with its old model.pt and a temporary folder of new files with their record; returns (folder, retired)."""
     import json
@@ -1221,3 +1221,90 @@ def test_a_killed_swap_moved_into_place_by_another_run_meanwhile_is_done_for_the
     done = ckpt.finish_replacing(folder, retired=retired)
     assert done == [ckpt.FinishedReplacing(folder, folder, retired / "m")]
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"model.pt": b"new"}
+
+
+def _described_left(folder, *, replaces):
+    """A replacing_described of `folder`'s metrics.json killed before its renames (by a process now gone), whose
+    record says it replaces the description of identity `replaces`; returns its temporary folder."""
+    import json
+
+    import nas.checkpoint as ckpt
+
+    left = folder / f".metrics.json.q.{_dead_tag()}.tmp"
+    left.mkdir()
+    (left / "model.pt").write_text("A old")
+    (left / "metrics.json").write_text('{"A": 1}')
+    record = {"described": "metrics.json", "files": ["model.pt"], "made": ["model.pt"], "replaces": replaces}
+    (left / ckpt.REPLACES_FILE).write_text(json.dumps(record))
+    return left
+
+
+@pytest.mark.parametrize("before", ["none", "an older one"])
+def test_new_files_a_killed_run_left_do_not_replace_the_members_files_made_again_since(tmp_path, caplog, before):
+    # A live worker made the member again after the kill: finishing the old record deleted its newer metrics.json and
+    # renamed the killed run's older files over its new ones.
+    import logging
+    import os
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    folder = tmp_path / "checkpoints" / "m"
+    folder.mkdir(parents=True)
+    replaces = None
+    if before == "an older one":
+        (folder / "metrics.json").write_text('{"old": 1}')
+        replaces = ckpt._identity(folder / "metrics.json")
+        os.remove(folder / "metrics.json")
+    _described_left(folder, replaces=replaces)
+    (folder / "model.pt").write_text("B fresh weights")  # the member made again since
+    ckpt.atomic_write_json(folder / "metrics.json", {"B": 1})
+    with caplog.at_level(logging.INFO):
+        remove_leftovers(tmp_path)
+    assert {p.name: p.read_text() for p in folder.iterdir() if p.name != ckpt.MEMBER_LOCK} == {
+        "model.pt": "B fresh weights", "metrics.json": '{\n  "B": 1\n}\n'}
+    kept = tmp_path / "retired" / "m"
+    assert {p.name: p.read_text() for p in kept.iterdir()} == {"model.pt": "A old", "metrics.json": '{"A": 1}'}
+    said = [r.getMessage() for r in caplog.records if "swapped them in" in r.getMessage()]
+    assert said == ["checkpoints/m/: the new files that a run killed as it swapped them in left complete are kept in "
+                    "retired/m/ (the folder was made again since)"]
+
+
+@pytest.mark.parametrize("left_by", ["replacing_described", "replacing_folder"])
+def test_a_runs_start_does_not_wait_for_a_live_process_holding_the_lock_of_a_member_a_killed_run_left_files_in(
+        tmp_path, caplog, left_by):
+    # A live worker final-training the member (hours) held its lock: the next run's start waited for it to finish.
+    import fcntl
+    import logging
+    import os
+    import threading
+    import time
+
+    import nas.checkpoint as ckpt
+    from nas.run_folder import remove_leftovers
+
+    if left_by == "replacing_described":
+        folder = tmp_path / "checkpoints" / "m"
+        folder.mkdir(parents=True)
+        left = _described_left(folder, replaces=None)
+    else:  # killed before its renames
+        folder, _ = _killed_between_renames(tmp_path)
+        (left,) = folder.glob(".new.*.tmp")
+    fd = os.open(folder / ckpt.MEMBER_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a live process's lock (released after a while, not to hang without the fix)
+    release = threading.Timer(3, fcntl.flock, args=(fd, fcntl.LOCK_UN))
+    release.start()
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.INFO):
+            remove_leftovers(tmp_path)
+        took = time.monotonic() - started
+    finally:
+        release.cancel()
+        os.close(fd)
+    made = {"replacing_described": ("metrics.json", '{"A": 1}'), "replacing_folder": ("model.pt", "new")}[left_by]
+    now = (folder / made[0]).read_text() if (folder / made[0]).is_file() else None
+    assert took < 2.5 and left.is_dir() and now != made[1]
+    assert not [r for r in caplog.records if "waiting for another process" in r.getMessage()]
+    remove_leftovers(tmp_path)  # the lock released: the next run finishes it
+    assert (folder / made[0]).read_text() == made[1] and not left.exists()
