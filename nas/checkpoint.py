@@ -446,10 +446,10 @@ def _signals_held() -> Iterator[None]:
     """Ctrl-C (SIGINT), SIGTERM, SIGUSR1 and SIGUSR2 that arrive while the block runs take effect as it ends, by the
     handlers there were before it (a `nas.errors.Terminated` raised after the block, say), for a few renames that must
     not be stopped between them. By swapping the handlers of Python's rather than blocking the signals
-    (`signal.pthread_sigmask`): a signal blocked in the main thread is taken by another thread (torch's), and Python runs
-    its handler in the main thread all the same. Outside the main thread, and for a signal whose handler was set outside
-    Python, nothing is held (signals cannot be handled there, or that handler could not be put back). SIGUSR1 and
-    SIGUSR2 are held only where a Python function handles them: Python reports a handler set in C
+    (`signal.pthread_sigmask`): a signal blocked in the main thread is taken by another thread (torch's), and Python
+    runs its handler in the main thread all the same. Outside the main thread, and for a signal whose handler was set
+    outside Python, nothing is held (signals cannot be handled there, or that handler could not be put back). SIGUSR1
+    and SIGUSR2 are held only where a Python function handles them: Python reports a handler set in C
     (`faulthandler.register`) as SIG_DFL, and putting SIG_DFL back would make their next arrival kill the process."""
     import signal
 

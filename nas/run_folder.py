@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from nas.checkpoint import (CHECKPOINTS_FOLDER, FinishedReplacing, atomic_write_bytes, atomic_write_json, finish_replacing,
-                            pid_namespace, process_gone, remove_dead_writers_temps, run_folder_lock, writer_tag)
+from nas.checkpoint import (CHECKPOINTS_FOLDER, FinishedReplacing, atomic_write_bytes, atomic_write_json,
+                            finish_replacing, pid_namespace, process_gone, remove_dead_writers_temps, run_folder_lock,
+                            writer_tag)
 from nas.errors import (NasError, RecordKeeper, counted, error_text, interrupting_signal, interruption_text, logging_to,
                         make_folder, module_logger, storage_or_disk_problem)
 from nas.layout import RETIRED_FOLDER

@@ -1110,8 +1110,10 @@ def _dead_tag() -> str:
     return tag
 
 
-@pytest.mark.parametrize("into", ["../../outside/stolen", "<tmp>/elsewhere/stolen", "../checkpoints/m/../../x", "../other/m"])
-def test_a_swap_record_naming_a_folder_outside_the_runs_checkpoints_is_left_alone_with_a_warning(tmp_path, caplog, into):
+@pytest.mark.parametrize("into", ["../../outside/stolen", "<tmp>/elsewhere/stolen", "../checkpoints/m/../../x",
+                                  "../other/m"])
+def test_a_swap_record_naming_a_folder_outside_the_runs_checkpoints_is_left_alone_with_a_warning(tmp_path, caplog,
+                                                                                                  into):
     # A hand-edited .replaces.json moved the new files wherever its "into" pointed (out of the run folder; an absolute
     # path on another file system raised EXDEV and stopped the run's start).
     import json
