@@ -144,17 +144,36 @@ def interruption_text(*, stopped_by: signal.Signals, again: bool = False) -> str
     return f"stopped{' again' if again else ''} by {signal.Signals(stopped_by).name}"
 
 
+PREEMPTION_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+"""The signals a batch scheduler sends a job shortly before its time limit or preemption, where asked to: SLURM's
+`--signal=USR2@<s>`, which submitit asks for (SIGUSR2 `<s>` seconds before the limit: submitit's own default 90,
+hydra-submitit-launcher's `hydra.launcher.signal_delay_s` default 120), or a batch script's `--signal=USR1@60`.
+At their default they kill the process at once; the commands take them as SIGTERM (`stop_on_sigterm`,
+`interrupts_honoured`), and a search hands them on to a scheduler's handler once its files are written
+(`preemption_stops`)."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    """The handler `stop_on_sigterm` and `interrupts_honoured` set: `signal_interrupt(signum)` raised where the signal
+    strikes. One function, so that `preemption_stops` tells it from a handler of the process's own to hand a signal on
+    to (raising the signal again for it would only stop the command a second time)."""
+    raise signal_interrupt(signum)
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (SLURM's preemption and time limit, `kill`, systemd) stops the command as Ctrl-C does, by raising
     `Terminated` (a KeyboardInterrupt) where it strikes, instead of the process dying at once: whatever cleans up after
     Ctrl-C (a search failing its running trial and queueing it for the rerun, a temporary file deleted, the one line
-    saying how to rerun) runs for it too. Here, not in nas.search: compress.run installs it too, and nas.search imports
-    torch and Optuna (seconds at every start)."""
-    def interrupt(signum: int, frame: Any) -> None:
-        raise Terminated
-
+    saying how to rerun) runs for it too. So do SIGUSR1 and SIGUSR2 (`PREEMPTION_SIGNALS`) where they are at their
+    default, which killed the process at once; a handler of the process's own for them (submitit's) is kept. Here, not
+    in nas.search: compress.run and nas.report install it too, and nas.search imports torch and Optuna (seconds at every
+    start)."""
     try:
-        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        for signum in PREEMPTION_SIGNALS:
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, _raise_interrupt)
     except ValueError:  # not the main thread (a launcher running the job in a thread): leave the default
         pass
 
@@ -165,23 +184,17 @@ def signal_interrupt(signum: int) -> KeyboardInterrupt:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum=signum)
 
 
-PREEMPTION_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGUSR1", "SIGUSR2") if hasattr(signal, name))
-"""The signals a batch scheduler sends a job shortly before its time limit or preemption, where asked to: SLURM's
-`--signal=USR2@90` (which submitit asks for: SIGUSR2 90 s before the limit), or a batch script's `--signal=USR1@60`.
-At their default they kill the process at once; a search takes them as SIGTERM (`preemption_stops`)."""
-
-
 @contextmanager
 def preemption_stops(log: logging.Logger) -> Iterator[Callable[[int | None], None]]:
     """While the block runs, SIGUSR1 and SIGUSR2 (`PREEMPTION_SIGNALS`) stop it as SIGTERM does, by raising `Terminated`
     carrying the signal, instead of killing the process (their default) or running the handler of Python's the process
     had for them where it struck: submitit's requeues its job and calls sys.exit from inside the handler, which cut the
-    search off with its running trial left RUNNING and the run's files unwritten. The callable yielded, `hand_on(signum)`,
-    is called once the work's files are written with the signal that stopped it (None: none did): for one of these, it
-    puts the earlier handlers back and, where the one for `signum` was Python's, logs a line on `log` and raises the
-    signal again for it (submitit's then requeues the job, which resumes the study, and exits). A signal ignored, or
-    handled outside Python, is left as it is; the handlers before are restored on leaving (no lasting state)."""
+    search off with its running trial left RUNNING and the run's files unwritten. The callable yielded,
+    `hand_on(signum)`, is called once the work's files are written with the signal that stopped it (None: none did):
+    for one of these, it puts the earlier handlers back and, where the one for `signum` was Python's (not
+    `stop_on_sigterm`'s, which stops as this does), logs a line on `log` and raises the signal again for it
+    (submitit's then requeues the job, which resumes the study, and exits). A signal ignored, or handled outside
+    Python, is left as it is; the handlers before are restored on leaving (no lasting state)."""
     def stop(signum: int, frame: Any) -> None:
         raise Terminated(signum=signum)
 
@@ -201,7 +214,7 @@ def preemption_stops(log: logging.Logger) -> Iterator[Callable[[int | None], Non
         if signum is None or signum not in previous:
             return
         restore()
-        if callable(previous[signum]):
+        if callable(previous[signum]) and previous[signum] is not _raise_interrupt:
             log.warning("%s: the run's files are written; handing the signal on to the process's own handler for it "
                         "(a job scheduler's, which may requeue the job)", signal.Signals(signum).name)
             signal.raise_signal(signum)  # the handler runs here, in this thread, as for the signal itself
@@ -215,21 +228,22 @@ def preemption_stops(log: logging.Logger) -> Iterator[Callable[[int | None], Non
 @contextmanager
 def interrupts_honoured() -> Iterator[None]:
     """While the block runs, Ctrl-C (SIGINT) and SIGTERM stop it by raising where they strike (`signal_interrupt`), as
-    Ctrl-C at a terminal does, also where the process has no handler of Python's for them: a command started as a
+    Ctrl-C at a terminal does, also where the process has no handler of Python's for them (SIGUSR1 and SIGUSR2 too,
+    where at their default, which killed the process at once; an ignored one stays ignored): a command started as a
     background job of a script (`sh -c 'python -m compress.run ... &'`) inherits SIGINT ignored, and went on to its end
     as if `kill -INT` had not been sent; a library caller's SIGTERM, at its default, killed the process at once, with no
     cleanup and no line. The command then keeps what it finished, as after Ctrl-C. A handler of Python's
     (`stop_on_sigterm`'s, a notebook's, a search's `_interrupts_at_safe_points` inside) is left as it is; the handlers
     before are restored on leaving (no lasting state). Here, not in nas.search: compress.run, compress.predict and the
     latency tools use it too."""
-    def stop_now(signum: int, frame: Any) -> None:
-        raise signal_interrupt(signum)
-
     previous: dict[int, Any] = {}
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            if not callable(signal.getsignal(signum)):  # SIG_IGN, SIG_DFL, or one set outside Python (None)
-                previous[signum] = signal.signal(signum, stop_now)
+        for signum in (signal.SIGINT, signal.SIGTERM, *PREEMPTION_SIGNALS):
+            handler = signal.getsignal(signum)
+            if signum in PREEMPTION_SIGNALS and handler != signal.SIG_DFL:  # one ignored on purpose stays so
+                continue
+            if not callable(handler):  # SIG_IGN, SIG_DFL, or one set outside Python (None)
+                previous[signum] = signal.signal(signum, _raise_interrupt)
     except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
         pass
     try:

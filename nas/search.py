@@ -5,9 +5,9 @@ for the target chip, under an optional latency budget (Optuna's constraint API).
 a storage (SQLite in the run folder by default), so rerunning the same command resumes it with its finished trials
 kept; Ctrl-C or SIGTERM stops after writing the files of the finished trials, exiting 130 after Ctrl-C and 143 after
 SIGTERM (the shell's codes for death by each); so do SIGUSR1 and SIGUSR2 (a scheduler's warning before its time
-limit: 138, 140), which then go on to the handler the process had for them (submitit's requeues its job). Several workers (processes, machines) can share one study through a
-common storage, e.g. PostgreSQL; see `nas.study` for how lost workers are detected and how `search.n_trials` stays a
-study-wide total.
+limit: 138, 140), which then go on to the handler the process had for them (submitit's requeues its job). Several
+workers (processes, machines) can share one study through a common storage, e.g. PostgreSQL; see `nas.study` for how
+lost workers are detected and how `search.n_trials` stays a study-wide total.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 
 def _stopped_while_starting(signum: int, frame: Any) -> None:
-    """Ctrl-C's, SIGTERM's, SIGUSR1's and SIGUSR2's handler while `python -m nas.search` starts (its command line checked, torch and Optuna
-    imported: seconds), until `main` installs the search's own: one line on stderr and the shell's exit status for death
-    by the signal (130, 143). SIGTERM killed the process there with no line at all, and Ctrl-C printed a traceback from
-    deep inside an import. Nothing is written before `main` runs (Hydra writes nothing on a plain run)."""
+    """Ctrl-C's, SIGTERM's, SIGUSR1's and SIGUSR2's handler while `python -m nas.search` starts (its command line
+    checked, torch and Optuna imported: seconds), until `main` installs the search's own: one line on stderr and the
+    shell's exit status for death by the signal (130, 143). SIGTERM killed the process there with no line at all, and
+    Ctrl-C printed a traceback from deep inside an import. Nothing is written before `main` runs (Hydra writes nothing
+    on a plain run)."""
     # The phrases of nas.errors.interruption_text, not imported: an import inside a signal handler can deadlock on an
     # import the signal interrupted. os.write and os._exit: nothing of the interrupted import runs on (no traceback).
     said = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
@@ -35,8 +36,9 @@ def _stopped_while_starting(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
+# those `_stopped_while_starting` takes (nas.errors, which names SIGUSR1/SIGUSR2 too, is not imported yet)
 _STARTING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2")
-                          if hasattr(signal, name))  # those `_stopped_while_starting` takes (nas.errors not imported yet)
+                          if hasattr(signal, name))
 
 if __name__ == "__main__":  # first, before even nas.config's import (a second): a signal from the start is said
     for _signum in _STARTING_SIGNALS:
@@ -201,8 +203,8 @@ class SearchInterrupted(KeyboardInterrupt):
 
 
 class SearchTerminated(SearchInterrupted, Terminated):
-    """`SearchInterrupted` by SIGTERM (or SIGUSR1/SIGUSR2, its `signum`): a `Terminated` too, so the command's exit status
-    still says which signal it was."""
+    """`SearchInterrupted` by SIGTERM (or SIGUSR1/SIGUSR2, its `signum`): a `Terminated` too, so the command's exit
+    status still says which signal it was."""
 
 
 @contextlib.contextmanager
@@ -275,8 +277,8 @@ def _search(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.Study, *
             try:
                 trials_stopped_by, ended_early = run_trials(run, data, run_dir, study)  # SIGINT, SIGTERM, ... or None
             except SystemExit:  # a handler of the process's own ended it (its trial queued again): the files first
-                write_outputs(run, data, run_dir, study, compress=False, marker=marker, warnings=joined(earlier, warned),
-                              profiles=profiles)
+                write_outputs(run, data, run_dir, study, compress=False, marker=marker,
+                              warnings=joined(earlier, warned), profiles=profiles)
                 raise
             pareto, files, stopped = write_outputs(run, data, run_dir, study, compress=trials_stopped_by is None,
                                                    marker=marker, warnings=joined(earlier, warned), profiles=profiles,
@@ -325,12 +327,14 @@ def main(cfg: DictConfig) -> None:
     """CLI entry point: a thin wrapper that turns errors into one line and an exit code."""
     # SIGTERM stops the search as Ctrl-C does: the trial running is failed with its reason and queued to run first on
     # the rerun (`nas.study.requeue_interrupted`), and the files are written, instead of the process dying at once.
+    # SIGUSR1 and SIGUSR2 (a scheduler's warning before its time limit) likewise, where the start-up handler has them
+    # (at their default for `stop_on_sigterm`); a scheduler's own (submitit's) gets them once the files are written
+    for signum in _STARTING_SIGNALS:
+        if signum not in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is _stopped_while_starting:
+            signal.signal(signum, signal.SIG_DFL)
     stop_on_sigterm()
     if signal.getsignal(signal.SIGINT) is _stopped_while_starting:  # set as the command started: Ctrl-C raises again
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in _STARTING_SIGNALS:  # SIGUSR1, SIGUSR2: at their default for `run_search` (`preemption_stops`)
-        if signum not in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is _stopped_while_starting:
-            signal.signal(signum, signal.SIG_DFL)
     with exit_on_error():
         try:
             # the command line's own settings: a data.test_size=0.2 typed there is one the user expects to act

@@ -290,6 +290,44 @@ def test_preemption_signals_stop_as_sigterm_does_and_go_on_to_the_handler_before
             signal.signal(s, handler)
 
 
+@pytest.mark.parametrize("how", ["stop_on_sigterm", "interrupts_honoured"])
+def test_the_commands_take_sigusr1_and_sigusr2_as_sigterm_where_at_their_default(how):
+    # compress.run and nas.report (`stop_on_sigterm`), the latency tools (`interrupts_honoured`) died at once of SLURM's
+    # `--signal=USR1@...`, mid-file, without a line: they stop as on SIGTERM (Terminated, exit status 138/140). A
+    # handler of the process's own (submitit's) is kept, an ignored signal stays ignored, and a search hands the signal
+    # on to neither of these handlers (`preemption_stops`: it would only stop the command a second time).
+    from contextlib import nullcontext
+
+    from nas.errors import Terminated, interrupting_signal, interrupts_honoured, preemption_stops, stop_on_sigterm
+
+    def taking():  # the signals taken as the command takes them
+        if how == "interrupts_honoured":
+            return interrupts_honoured()
+        stop_on_sigterm()
+        return nullcontext()
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
+    own = lambda signum, frame: None  # noqa: E731 - a scheduler's handler
+    try:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR2, own)
+        with taking():
+            assert signal.getsignal(signal.SIGUSR2) is own
+            assert callable(signal.getsignal(signal.SIGUSR1))  # else the signal below would kill pytest
+            with pytest.raises(Terminated) as stopped:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                time.sleep(1)
+            assert interrupting_signal(stopped.value) == signal.SIGUSR1
+            with preemption_stops(logging.getLogger("test")) as hand_on:
+                hand_on(signal.SIGUSR1)  # not raised again
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        with taking():
+            assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 _DISK_FILLS_UP = """
 import errno, sys
 import optuna, torch
