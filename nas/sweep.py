@@ -1,12 +1,12 @@
 """The process of a local sweep (`python -m nas.search -m hydra/launcher=joblib ...`), which searches nothing itself: its
 launcher runs the search jobs in worker processes, its children (joblib's loky executor). What it adds to that launcher:
 
-* **A stop waits for the workers.** SIGTERM to the sweep's process is passed on to the workers busy with a job (each
-  stops as a search does: its trial queued again, its files written), and the sweep waits up to `WORKERS_WAIT_S` for
-  them to end before it ends with 143, so that a scheduler killing the process group next cuts no file in half; after
-  SIGINT (Ctrl-C, which the terminal gives every worker itself, or `kill -INT`: passed on to the workers it has not
-  reached) it waits as well and ends with 130. A job the launcher would
-  start after the stop returns at once instead of starting a search.
+* **A stop waits for the workers.** SIGTERM (or SIGUSR1/SIGUSR2, a scheduler's warning before its time limit) to the
+  sweep's process is passed on to the workers busy with a job (each stops as a search does: its trial queued again,
+  its files written), and the sweep waits up to `WORKERS_WAIT_S` for them to end before it ends with 143 (138, 140),
+  so that a scheduler killing the process group next cuts no file in half; after SIGINT (Ctrl-C, which the terminal
+  gives every worker itself, or `kill -INT`: passed on to the workers it has not reached) it waits as well and ends
+  with 130. A job the launcher would start after the stop returns at once instead of starting a search.
 * **A worker's exit status comes back as a value.** A job's `sys.exit(n)` (an `error:` line, a stop) raised in the
   sweep's process made joblib kill the other workers at once, whatever they were writing: it is returned instead, and
   the sweep ends, once every job has, with the first job's nonzero status (the stop's 128 + signal after a stop).
@@ -41,7 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from nas.errors import interrupting_signal, interruption_text, stop_on_sigterm
+from nas.errors import PREEMPTION_SIGNALS, interrupting_signal, interruption_text, stop_on_sigterm
 
 WORKERS_WAIT_S = 60
 """How long a stopped sweep waits for its workers to write their files and end before it ends without them (they go on
@@ -154,12 +154,12 @@ def sweep_interrupted_text(signum: signal.Signals, *, record: Path | None, passe
 
 
 def _sweep_stopped(signum: int, frame: Any) -> None:
-    """SIGTERM's handler in a sweep's process: the jobs its launcher runs on this machine (`hydra/launcher=joblib`:
-    worker processes) are its children, which a `kill` of its pid alone left running as orphans, training trial after
-    trial. It passes the signal on to the workers busy with a job, says so in one line, and, during a joblib launch,
-    returns to wait for them (`_launch_caring`), up to `WORKERS_WAIT_S` (a second SIGTERM: at once); outside one it ends
-    as the default action would (143). Jobs that are not its children (SLURM's) get nothing from it. SIGINT (Ctrl-C):
-    `_interrupted`."""
+    """SIGTERM's handler in a sweep's process, and SIGUSR1's and SIGUSR2's (`nas.errors.PREEMPTION_SIGNALS`): the jobs
+    its launcher runs on this machine (`hydra/launcher=joblib`: worker processes) are its children, which a `kill` of
+    its pid alone left running as orphans, training trial after trial. It passes the signal on to the workers busy with
+    a job, says so in one line, and, during a joblib launch, returns to wait for them (`_launch_caring`), up to
+    `WORKERS_WAIT_S` (a second SIGTERM: at once); outside one it ends as the default action would (143; 138, 140). Jobs
+    that are not its children (SLURM's) get nothing from it. SIGINT (Ctrl-C): `_interrupted`."""
     launch = _launch
     if launch is not None and launch.stopped_by is not None:  # asked twice: the user will not wait
         _stop_waiting(signum, frame)
@@ -379,6 +379,9 @@ def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str, sw
     killing the other workers. It does not start where the sweep was stopped before it (`stop_file` exists) or its
     launch has ended (`stop_file`'s folder is gone: a sweep that stopped waiting removed it as it ended), and leaves
     SIGINT and SIGTERM as the worker had them, so that an idle worker is not taken for a busy one (`search_workers`).
+    SIGUSR1 and SIGUSR2 stop the job as SIGTERM does (`stop_on_sigterm`), also in the sweep's own process (joblib's
+    n_jobs=1), where the sweep's handler for them, which only waits for workers, let the search run on; they are put
+    back as they were after the job.
     A sweep's process that dies during the job stops it as SIGTERM does (`_stops_with_its_sweep`); where it has ended
     meanwhile (it stopped waiting, or was killed), the worker ends with the job: nobody is left to take its result or
     give it more work, and joblib kept it waiting 5 minutes for that. `sweep`: the pid of the sweep's process (the
@@ -386,9 +389,11 @@ def run_job(cfg: Any, *, task_function: Callable[[Any], Any], stop_file: str, sw
     sweep = os.getppid() if sweep is None else sweep
     # joblib runs the jobs in the sweep's own process where n_jobs=1: no worker, no sweep to lose
     worker = os.getpid() != sweep
-    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, *PREEMPTION_SIGNALS)}
     status = 0
     try:
+        for signum in PREEMPTION_SIGNALS:  # at their default, which `stop_on_sigterm` takes over: not the sweep's
+            signal.signal(signum, signal.SIG_DFL)
         stop_on_sigterm()  # before the check: a stop in between is taken as the search takes it
         # before the check too: a sweep that died before it is seen there
         with _stops_with_its_sweep(sweep=sweep, stop_file=stop_file) if worker else contextlib.nullcontext(), \
@@ -582,13 +587,15 @@ def _launch_caring(launch: Callable[..., Any], launcher: Any, job_overrides: Seq
 
 
 def install() -> None:
-    """In a sweep's process (`python -m nas.search -m ...`), before Hydra runs: SIGTERM passed on to the local workers
-    and Ctrl-C waiting for them (`_sweep_stopped`), and the joblib launcher's jobs run with the care this module
-    describes (nothing of that where the joblib launcher is not installed). Both are for the sweep's process alone: the
-    handlers replace the process's own, and `JoblibLauncher.launch` is patched on the class, for every launcher of the
-    process, for good (never undone; a second call leaves it as it is)."""
-    signal.signal(signal.SIGTERM, _sweep_stopped)
-    signal.signal(signal.SIGINT, _sweep_stopped)
+    """In a sweep's process (`python -m nas.search -m ...`), before Hydra runs: SIGTERM, SIGUSR1 and SIGUSR2 passed on
+    to the local workers and Ctrl-C waiting for them (`_sweep_stopped`; SIGUSR1/SIGUSR2 kept the handler of
+    `python -m nas.search`'s start, which ended the sweep at once, its workers left searching), and the joblib
+    launcher's jobs run with the care this module describes (nothing of that where the joblib launcher is not
+    installed). Both are for the sweep's process alone: the handlers replace the process's own, and
+    `JoblibLauncher.launch` is patched on the class, for every launcher of the process, for good (never undone; a
+    second call leaves it as it is)."""
+    for signum in (signal.SIGTERM, signal.SIGINT, *PREEMPTION_SIGNALS):
+        signal.signal(signum, _sweep_stopped)
     try:
         from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
     except ImportError:

@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _child(handler: str) -> subprocess.Popen:
-    """A child process with SIGTERM `handler` ('catch': a Python handler, as a search worker has; 'default', as an idle
-    joblib worker has; 'ignore', as joblib's helpers have), ready once it has printed 'ready'."""
-    code = {"catch": "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))",
-            "default": "signal.signal(signal.SIGTERM, signal.SIG_DFL)",
-            "ignore": "signal.signal(signal.SIGTERM, signal.SIG_IGN)"}[handler]
+def _child(handler: str, *, signum: int = signal.SIGTERM) -> subprocess.Popen:
+    """A child process with `signum`'s `handler` ('catch': a Python handler, as a search worker has; 'default', as an
+    idle joblib worker has; 'ignore', as joblib's helpers have), ready once it has printed 'ready'."""
+    code = {"catch": f"signal.signal({int(signum)}, lambda *a: sys.exit(0))",
+            "default": f"signal.signal({int(signum)}, signal.SIG_DFL)",
+            "ignore": f"signal.signal({int(signum)}, signal.SIG_IGN)"}[handler]
     child = subprocess.Popen([sys.executable, "-c", f"import signal, sys, time\n{code}\nprint('ready', flush=True)\n"
                               "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline() == "ready\n"
@@ -128,11 +128,13 @@ def _in_a_launch(monkeypatch: pytest.MonkeyPatch, *, stop_file: Path) -> tuple["
     return launch, alarms
 
 
-def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tmp_path, monkeypatch, capfd):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2], ids=["sigterm", "sigusr2"])
+def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tmp_path, monkeypatch, capfd, signum):
     # During a launch the handler returns instead of ending the process (the sweep ends once its jobs have returned,
     # their files written), after marking the stop for jobs not started yet and setting the bound of its wait; a second
-    # SIGTERM ends it at once with the stop's status.
-    worker = _child("catch")
+    # SIGTERM ends it at once with the stop's status. SIGUSR2 (SLURM's `--signal=USR2@...` before the time limit,
+    # which reaches the sweep's process too) is passed on and waited for alike, and ends the sweep with 140.
+    worker = _child("catch", signum=signum)
     (tmp_path / "launch").mkdir()
     launch, alarms = _in_a_launch(monkeypatch, stop_file=tmp_path / "launch" / "stopped")
     exits = []
@@ -143,20 +145,65 @@ def test_a_sweep_stopped_while_its_jobs_run_marks_the_stop_and_waits_for_them(tm
 
     monkeypatch.setattr(os, "_exit", _exit)
     try:
-        nas.sweep._sweep_stopped(signal.SIGTERM, None)  # returns: the process goes on, waiting
+        nas.sweep._sweep_stopped(signum, None)  # returns: the process goes on, waiting
         assert worker.wait(30) == 0  # told
     finally:
         worker.kill()
-    assert launch.stopped_by == signal.SIGTERM and launch.stop_file.exists() and alarms == [nas.sweep.WORKERS_WAIT_S]
+    assert launch.stopped_by == signum and launch.stop_file.exists() and alarms == [nas.sweep.WORKERS_WAIT_S]
     assert capfd.readouterr().err == (
-        f"sweep stopped by SIGTERM (passed on to its search workers, pids {worker.pid}: each stops at its next training "
-        f"step or trial end and writes its files, in search.log); waiting up to {nas.sweep.WORKERS_WAIT_S} s for them to "
-        "end (send it again to end at once); rerun the same command to resume\n")
+        f"sweep stopped by {signum.name} (passed on to its search workers, pids {worker.pid}: each stops at its next "
+        f"training step or trial end and writes its files, in search.log); waiting up to {nas.sweep.WORKERS_WAIT_S} s "
+        "for them to end (send it again to end at once); rerun the same command to resume\n")
     with pytest.raises(SystemExit):
         nas.sweep._sweep_stopped(signal.SIGTERM, None)
-    assert exits == [143] and capfd.readouterr().err == "sweep: stopped waiting for its workers on a second SIGTERM\n"
+    assert exits == [128 + signum]
+    assert capfd.readouterr().err == "sweep: stopped waiting for its workers on a second SIGTERM\n"
     # os._exit skips the launch's TemporaryDirectory cleanup: every stopped sweep left its nas-sweep-* folder behind
     assert not (tmp_path / "launch").exists()
+
+
+def test_a_sweeps_process_takes_sigusr1_and_sigusr2_as_sigterm(monkeypatch):
+    # SLURM's `--signal=USR2@...` (submitit's, or a batch script's without B:) reaches every process of the job, the
+    # sweep's too: that one kept `python -m nas.search`'s start-up handler for them, and ended at once with "stopped by
+    # SIGUSR2 while starting; nothing was written", its workers left searching without it. Now the sweep takes them as
+    # SIGTERM: passed on to its busy workers and waited for (`_sweep_stopped`).
+    from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+
+    monkeypatch.setattr(JoblibLauncher, "launch", JoblibLauncher.launch)  # install() patches it for good: undone here
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+    before = {signum: signal.getsignal(signum) for signum in signums}
+    try:
+        for signum in (signal.SIGUSR1, signal.SIGUSR2):  # as `python -m nas.search` sets them as it starts
+            signal.signal(signum, lambda *a: None)
+        nas.sweep.install()
+        assert {signum: signal.getsignal(signum) for signum in signums} == dict.fromkeys(signums,
+                                                                                          nas.sweep._sweep_stopped)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_job_is_stopped_by_sigusr2_as_by_sigterm_and_leaves_the_sweeps_handler_as_it_was(tmp_path):
+    # In the sweep's own process (joblib's n_jobs=1) the job found the sweep's handler for SIGUSR1/SIGUSR2, which only
+    # waits for workers: the search went on until the sweep stopped waiting and ended it mid-trial. The job takes them
+    # as SIGTERM (`stop_on_sigterm`: its search stops, its files written, 128 + the signal); the sweep's is back after.
+    import time
+
+    def stopped(cfg):
+        # else the signal below would end pytest (the sweep's handler ends the process outside a launch)
+        assert signal.getsignal(signal.SIGUSR2) not in (nas.sweep._sweep_stopped, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        time.sleep(5)  # the handler raises here
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGUSR1, signal.SIGUSR2)}
+    try:
+        for signum in before:
+            signal.signal(signum, nas.sweep._sweep_stopped)
+        assert run_job("a", task_function=stopped, stop_file=str(tmp_path / "stopped"), sweep=os.getpid()) == 140
+        assert [signal.getsignal(signum) for signum in before] == [nas.sweep._sweep_stopped] * 2
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def test_a_job_returns_its_exit_status_and_leaves_the_workers_signal_handlers_as_they_were(tmp_path):
@@ -561,22 +608,25 @@ def test_a_worker_killed_outright_ends_the_sweep_in_one_line_and_the_rerun_resum
 
 
 @pytest.mark.slow
-def test_a_stopped_sweep_ends_after_its_workers_have_written_their_files(tiny_idx_root, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2], ids=["sigterm", "sigusr2"])
+def test_a_stopped_sweep_ends_after_its_workers_have_written_their_files(tiny_idx_root, tmp_path, signum):
     # It ended with 143 at once while its workers were still stopping: a scheduler that kills the process group next
-    # cut them mid-write. Now both have ended, their files written, when it ends; and none lingers idle.
+    # cut them mid-write. Now both have ended, their files written, when it ends; and none lingers idle. SIGUSR2
+    # (SLURM's warning before the time limit) ended the sweep at once with "stopped by SIGUSR2 while starting; nothing
+    # was written" (`python -m nas.search`'s start-up handler), its workers left searching: now it is taken as SIGTERM.
     proc = subprocess.Popen(_sweep(tiny_idx_root, tmp_path, "search.n_trials=50"), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         workers = _both_training(proc, tmp_path / "t")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=nas.sweep.WORKERS_WAIT_S + 60)
     finally:
         proc.kill()
-    assert proc.returncode == 143, err
+    assert proc.returncode == 128 + signum, err
     assert not [pid for pid in workers if _alive(pid)]
     assert err.splitlines()[0] == (
-        f"sweep stopped by SIGTERM (passed on to its search workers, pids {', '.join(map(str, workers))}: each stops at "
-        f"its next training step or trial end and writes its files, in search.log); waiting up to "
+        f"sweep stopped by {signum.name} (passed on to its search workers, pids {', '.join(map(str, workers))}: each "
+        f"stops at its next training step or trial end and writes its files, in search.log); waiting up to "
         f"{nas.sweep.WORKERS_WAIT_S} s for them to end (send it again to end at once); rerun the same command to resume")
     log = (tmp_path / "t" / "search.log").read_text()
     for pid in workers:  # each wrote its outputs, the last thing a stopped search does
