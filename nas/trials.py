@@ -254,7 +254,8 @@ def make_objective(
 
 
 class _ExitInTrial(KeyboardInterrupt):
-    """A SystemExit raised inside a trial (`exit`), carried through Optuna as an interrupt: `run_trials` raises `exit`."""
+    """A SystemExit raised inside a trial (`exit`), carried through Optuna as an interrupt: `run_trials` raises
+    `exit`."""
 
     def __init__(self, exit: SystemExit) -> None:
         super().__init__()
@@ -477,8 +478,9 @@ def trial_count_text(done: int, *, target: int) -> str:
 def run_trials(run: RunConfig, data: Dataset, run_dir: Path,
                study: optuna.Study) -> tuple[signal.Signals | None, str | None]:
     """Run trials until the study holds `search.n_trials` complete ones; returns the signal that interrupted them (SIGINT
-    for Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2; None when they were not) and the line saying why they ended before the study was full without
-    one (too many failures in a row, the give-up, the time limit; None when it is full: `SearchResult.ended_early`).
+    for Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2; None when they were not) and the line saying why they ended before the study
+    was full without one (too many failures in a row, the give-up, the time limit; None when it is full:
+    `SearchResult.ended_early`).
 
     Safe with other workers on the same study: a trial starts only while finished + running trials
     leave room for it, trials of dead workers are failed and re-queued, and while the remaining
