@@ -244,7 +244,7 @@ def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path, exported_o
     went (the checkpoint folder; the table names none of it) and the run report it refreshed, if any. `exported_onnx`:
     the run wrote the folder's model.onnx (a bare model.pt has none, and one that no runtime can read is exported
     again), named among the files written; otherwise model.onnx is the search's, and left out."""
-    from nas.report import int8_source_text, int8_test_acc_source
+    from nas.report import int8_file_tolerance_text, int8_source_text, int8_test_acc_source
 
     folder = _folder_of(checkpoint)
     int8 = metrics["int8"]
@@ -255,6 +255,10 @@ def closing_lines(metrics: dict[str, Any], *, checkpoint: str | Path, exported_o
         lines = [f"int8 row: {int8_source_text(int8)}; size (KiB) of {int8.get('file')}"]
     if int8.get("note"):
         lines.append(f"note: {int8['note']}")
+    pruned = (metrics.get("pruned") or {}).get("pruned") is True
+    if (off := int8_file_tolerance_text(int8, quantized="pruned" if pruned else "fp32",
+                                        float_file="model_pruned.onnx" if pruned else "model.onnx")) is not None:
+        lines.append(f"note: {off}")
     files = set((metrics.get("files") or {}).values())
     if not exported_onnx:  # the search's file, there before the run
         files.discard("model.onnx")

@@ -1459,6 +1459,45 @@ def test_compressed_rows_give_the_fp32_and_int8_files_val_accuracy_as_the_pruned
     assert fp32 == "" and "val acc" not in int8
 
 
+def test_the_int8_row_says_where_the_shipped_file_is_outside_the_tolerance_its_nncf_model_was_within() -> None:
+    # A fresh user's member: QAT brought the NNCF model to 40.00% val (the pruned model's), the exported file scored
+    # 33.33% on the same 15 val images, and the row showed the file's accuracy without a word of the tolerance.
+    from nas.report import file_within_tolerance
+    from nas.report.compressed import _compressed_rows
+
+    int8 = {"test_acc": 0.3, "fp32_val_acc": 0.4, "ptq_val_acc": 0.3, "val_acc": 0.4, "val_acc_file": 0.3333,
+            "max_acc_drop": 0.3, "qat_epochs": 2, "note": "", "file_ir": "model_int8.xml"}
+    member = SimpleNamespace(arch_id="aaaa000001", ms_decimals=3, compressed={
+        "fp32": {"test_acc": 0.5, "file": "model.onnx"},
+        "pruned": {"pruned": True, "ratio": 0.2, "val_acc": 0.4, "file": "model_pruned.onnx"}, "int8": int8})
+    notes = _compressed_rows([member])[2][-1]
+    assert ("int8 file (run as the test acc) lost 6.67 pt of val accuracy vs the pruned model (40.00% → 33.33%), more "
+            "than compress.quantize.max_acc_drop=0.3, though the NNCF int8 model it was exported from scored 40.00%, "
+            "within it (QAT judged that model): the file is outside the tolerance; ship model_pruned.onnx (pruned, "
+            "float) where that loss matters") in notes
+    assert "so that QAT trains on" not in notes  # the NNCF model lost nothing: no stricter allowance trains on
+    assert file_within_tolerance(int8) is False
+    int8["val_acc"] = 0.398  # lost 0.2 pt, within: an allowance under it runs QAT on
+    assert "or compress again with compress.quantize.max_acc_drop under 0.20 so that QAT trains on" in (
+        _compressed_rows([member])[2][-1])
+    # the other way round: the file within, its NNCF model not (QAT ran out of epochs): the verdict is the file's
+    int8.update(val_acc=0.39, val_acc_file=0.4, note="int8 loses 1.00 pt of val accuracy after 2 QAT epochs, more than ...")
+    assert file_within_tolerance(int8) is True
+    assert ("int8 file (run as the test acc) lost 0.00 pt of val accuracy vs the pruned model (40.00% → 40.00%), within "
+            "compress.quantize.max_acc_drop=0.3, though the NNCF int8 model it was exported from scored 39.00%: "
+            "within_tolerance is the file's") in _compressed_rows([member])[2][-1]
+    # both on the same side, and files from before val_acc_file (or its drop allowance): no note
+    for same in ({"val_acc": 0.4, "val_acc_file": 0.399}, {"val_acc": 0.3, "val_acc_file": 0.33}):
+        int8.update(same)
+        assert "int8 file (run as the test acc)" not in _compressed_rows([member])[2][-1]
+    int8.update(val_acc=0.4, val_acc_file=0.3333)
+    for key in ("val_acc_file", "max_acc_drop"):
+        old = {k: v for k, v in int8.items() if k != key}
+        member.compressed["int8"] = old
+        assert "int8 file (run as the test acc)" not in _compressed_rows([member])[2][-1]
+        assert file_within_tolerance(old) is None
+
+
 def test_the_fp32_rows_val_accuracy_is_labelled_as_the_compressions_and_says_on_how_many_val_images(
         run_dir: pathlib.Path) -> None:
     # A real run's fp32 row said "val acc 50.60%" under a front table of 'val acc (search)' 34.63% and 'val acc (final)'

@@ -34,12 +34,14 @@ from nas.report.markers import RUN_MARKER_PREFIX
 from nas.report.files import (METRICS_JSON, MISSING_FILE_MARK, PARETO_JSON, PREDICTIONS_CSV, REPORT_FILES, TRIALS_CSV,
                               MissingRunFileError, ReportInputError, read_compressed, read_pareto_json)
 from nas.report.notes import training_text
-from nas.report.compressed import (drop_text, file_flips_text, flips_as_the_file, int8_source_text, int8_test_acc_source,
-                                   logit_diff_text, predicted_precision_note, scored_images, top1_text)
+from nas.report.compressed import (drop_text, file_flips_text, file_within_tolerance, flips_as_the_file,
+                                   int8_file_tolerance_text, int8_source_text, int8_test_acc_source, logit_diff_text,
+                                   predicted_precision_note, scored_images, top1_text)
 from nas.report.write import write_reports
 from nas.report.cli import main
 
 __all__ = ["ReportInputError", "MissingRunFileError", "write_reports", "predicted_precision_note", "read_pareto_json",
            "training_text", "main", "read_compressed", "int8_test_acc_source", "int8_source_text", "drop_text",
-           "scored_images", "logit_diff_text", "top1_text", "flips_as_the_file", "file_flips_text", "RUN_MARKER_PREFIX", "TRIALS_CSV", "PARETO_JSON",
+           "scored_images", "logit_diff_text", "top1_text", "flips_as_the_file", "file_flips_text",
+           "file_within_tolerance", "int8_file_tolerance_text", "RUN_MARKER_PREFIX", "TRIALS_CSV", "PARETO_JSON",
            "METRICS_JSON", "PREDICTIONS_CSV", "REPORT_FILES", "MISSING_FILE_MARK"]

@@ -138,6 +138,8 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                     notes.append(f"val acc {_fmt_acc(val)} (run as the test acc)")
                 if s.get("note"):
                     notes.append(str(s["note"]))
+                if (off := int8_file_tolerance_text(s, quantized=quantized, float_file=_float_file(c))) is not None:
+                    notes.append(off)
                 if (saturated := _saturated_text(s.get("agreement"), s.get("test_acc_reference"),
                                                  headline_is_reference=_int8_source(s) == "reference")) is not None:
                     notes.append(saturated)
@@ -161,6 +163,12 @@ def _compressed_rows(members: Sequence[_Member], hw: Any = None) -> list[list[st
                          _fmt_count(_to_int(s.get("params"))), _fmt_kib(size),
                          _file_cell(s.get("file"), getattr(m, "missing_files", ())), "; ".join(notes)])
     return rows
+
+
+def _float_file(compressed: dict[str, Any]) -> str:
+    """The float file the int8 file was quantized from: model_pruned.onnx where pruned, else model.onnx."""
+    stage = "pruned" if (compressed.get("pruned") or {}).get("pruned") is True else "fp32"
+    return str((compressed.get(stage) or {}).get("file") or ("model_pruned.onnx" if stage == "pruned" else "model.onnx"))
 
 
 def _fp32_val_text(val: float, cut: tuple[int, int] | None) -> str:
@@ -194,6 +202,49 @@ def _qat_why(int8: dict[str, Any], quantized: str = "fp32") -> str:
     change = f"gained {-drop:.2f}" if drop < 0 else f"lost {drop_text(drop, limit=most)}"
     return (f" (PTQ {change} pt of val accuracy vs the {quantized} model, {'over' if drop > most else 'within'} "
             f"compress.quantize.max_acc_drop={most:g})")
+
+
+def _val_drops(int8: dict[str, Any]) -> tuple[float, float, float, float, float] | None:
+    """(quantized model's val acc, NNCF int8 model's, int8 file's, NNCF drop pt, file drop pt) of a compressed_metrics.json's
+    int8 entry, drops rounded as compress.quantize judges them; None where one is not recorded (files before val_acc_file)."""
+    before, torch, file = (_to_float(int8.get(k)) for k in ("fp32_val_acc", "val_acc", "val_acc_file"))
+    if before is None or torch is None or file is None:
+        return None
+    return before, torch, file, round((before - torch) * 100.0, 9), round((before - file) * 100.0, 9)
+
+
+def file_within_tolerance(int8: dict[str, Any]) -> bool | None:
+    """Whether the int8 file itself (its val accuracy, run as its test acc: `val_acc_file`) loses no more val accuracy
+    than compress.quantize.max_acc_drop against the model quantized: the verdict of what ships, which the compression
+    records as `within_tolerance`. None where the numbers are not recorded."""
+    drops, most = _val_drops(int8), _to_float(int8.get("max_acc_drop"))
+    return None if drops is None or most is None else drops[4] <= most
+
+
+def int8_file_tolerance_text(int8: dict[str, Any], *, quantized: str = "fp32", float_file: str = "model.onnx") -> str | None:
+    """The int8 row's note where the int8 file and the NNCF int8 model it was exported from fall on different sides of
+    compress.quantize.max_acc_drop on the same val images: the tolerance (and QAT, which stops once within it) judged
+    the NNCF model, while the file is what ships. `quantized`: the row of the float model quantized, `float_file` its
+    file. None where both are on the same side or the numbers are not recorded (files before val_acc_file): a file
+    within it 40.00% → 33.33% on 15 val images read as within."""
+    drops, most = _val_drops(int8), _to_float(int8.get("max_acc_drop"))
+    if drops is None or most is None:
+        return None
+    before, torch, file, torch_drop, file_drop = drops
+    if (file_drop > most) == (torch_drop > most):
+        return None
+    lost = f"lost {drop_text(file_drop, limit=most)}" if file_drop >= 0 else f"gained {-file_drop:.2f}"
+    said = (f"int8 file (run as the test acc) {lost} pt of val accuracy vs the {quantized} model ({_fmt_acc(before)} → "
+            f"{_fmt_acc(file)})")
+    if file_drop <= most:
+        return (f"{said}, within compress.quantize.max_acc_drop={most:g}, though the NNCF int8 model it was exported "
+                f"from scored {_fmt_acc(torch)}: within_tolerance is the file's")
+    fix = f"ship {float_file} ({quantized}, float) where that loss matters"
+    if torch_drop > 0:  # QAT stopped once the NNCF model was within: a stricter allowance trains on
+        fix += (f", or compress again with compress.quantize.max_acc_drop under {drop_text(torch_drop, limit=most)} "
+                "so that QAT trains on")
+    return (f"{said}, more than compress.quantize.max_acc_drop={most:g}, though the NNCF int8 model it was exported "
+            f"from scored {_fmt_acc(torch)}, within it (QAT judged that model): the file is outside the tolerance; {fix}")
 
 
 def drop_text(drop: float, *, limit: float) -> str:
