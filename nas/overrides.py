@@ -119,7 +119,8 @@ def _joined_hint(before: str, bare: str, *, kind: str, multirun: bool) -> str:
     parser = OverridesParser.create()
     text = f"{value} {bare}"
     try:
-        sweep = multirun and parser.parse_overrides([before])[0].is_sweep_override()
+        # a plain a,b sweep only: the quoting of its last value would split Hydra's choice(a,b) or glob(a*) apart
+        sweep = multirun and "(" not in value and parser.parse_overrides([before])[0].is_sweep_override()
     except Exception:  # noqa: BLE001 - Hydra's OverrideParseException, or a HydraException from its lexer
         sweep = False
     if sweep:

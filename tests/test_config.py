@@ -1570,6 +1570,9 @@ def test_a_path_given_alone_after_a_setting_is_not_taken_for_a_split_value():
     (["-m", "search.study_name=a,b", "c"], "in a sweep goes in quotes of its own: \"search.study_name=a,'b c'\""),
     (["search.study_name=a,b", "c"], "\"search.study_name='a,b c'\""),  # one value, its ',' in Hydra's quotes
     (["-m", "hw.efficiency.conv=0.5,0.6", "foo"], None),  # a sweep of numbers: no value has a space
+    # a sweep of Hydra's functions: not split inside them ("search.study_name=choice(a,'b) c'" Hydra cannot parse)
+    (["-m", "search.study_name=choice(a,b)", "c"], "\"search.study_name='choice(a,b) c'\""),
+    (["-m", "search.study_name=glob(a*)", "c"], "\"search.study_name='glob(a*) c'\""),
 ])
 def test_a_stray_word_gets_the_quoting_hint_only_after_a_setting_that_takes_text(overrides, hint):
     # it said "a value with spaces goes in quotes: 'hw=cpu exp1'" after a group or a number too
