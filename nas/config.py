@@ -648,7 +648,8 @@ def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwarePr
     # The types the profile's schema gives them inline (where OmegaConf refuses an int among the floats)
     if not isinstance(fitted.calibrated_on, str):
         raise ConfigError(f"{where}: calibrated_on={fitted.calibrated_on!r} must be a string")
-    if bad := next((key for key, plain in _PLAIN_BLOCKS[HardwareProfile].items() if not plain(getattr(fitted, key))), None):
+    # (the file's own values: the profile makes a whole number in a calibration a float, which a fit never writes)
+    if bad := next((key for key, plain in _PLAIN_BLOCKS[HardwareProfile].items() if key in data and not plain(data[key])), None):
         raise ConfigError(f"{where}: {bad} holds a value that is not a float; write numbers as a fit does (3.0, not 3)")
     unset = HardwareProfile(name=hw.name)
     own = {key: getattr(hw, key) for key in FITTED_FIELDS if getattr(hw, key) != getattr(unset, key)}
@@ -1022,19 +1023,106 @@ def _whole_mappings(overrides: Sequence[str]) -> list[tuple[int, str, dict]]:
 def with_whole_mappings(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """`cfg`, composed with `overrides`, with each mapping they give whole (`_whole_mappings`) set to that mapping alone:
     Hydra merges it into the chip file's (`hw=cpu 'hw.efficiency={conv: 0.5}'` kept every other efficiency, and
-    `hw.efficiency={}` cleared nothing), where a user writing a whole mapping means it as the value. A calibration given
-    whole for a chip whose calibration is read from its fitted file (`hw.fitted`), which is merged term by term under
-    the command line's and so would not be replaced, is a `ConfigError`."""
-    for _, key, value in _whole_mappings(overrides):
-        if (key == "hw.calibration" or key.startswith("hw.calibration.")) and OmegaConf.select(cfg, "hw.fitted", default=""):
-            name = OmegaConf.select(cfg, "hw.name", default="")
-            raise ConfigError(f"{key}={_flow(value)}: hw={name}'s calibration is read from its fitted file "
-                              f"({OmegaConf.select(cfg, 'hw.fitted')}), term by term under the command line's, so a "
-                              f"mapping given whole would not replace it; set a term alone (hw.calibration.conv.fixed=3.0)"
-                              f", or refit (`python -m nas.latency.fit {config_dir_option(str(name))}hw={name} "
-                              "measurements=[...]`)")
+    `hw.efficiency={}` cleared nothing), where a user writing a whole mapping means it as the value. The overrides after
+    it of keys inside it (`hw.efficiency.pwconv=0.3`, `~hw.efficiency.conv`) are applied again, in order, on top. A
+    mapping given whole that would not replace the chip's fitted file's (`hw.fitted`): a calibration (merged term by
+    term under the command line's) or {} of another field the file sets (read as unset), is a `ConfigError`, as is a
+    calibration term set alone to something other than a number."""
+    if (problem := _calibration_term_problem(overrides)) is not None:
+        raise ConfigError(problem)
+    whole = _whole_mappings(overrides)
+    fitted = _fitted_fields(cfg) if whole and OmegaConf.select(cfg, "hw.fitted", default="") else set()
+    for i, key, value in whole:
+        field_name = key.split(".")[1] if key.startswith("hw.") and key.count(".") >= 1 else ""
+        # a calibration is merged term by term under the command line's; another field the file sets is replaced by a
+        # mapping given whole, but an empty one reads as unset, so the file's stays
+        if field_name in fitted and (field_name == "calibration" or not value):
+            raise ConfigError(_fitted_whole_message(cfg, key, value, field_name))
         OmegaConf.update(cfg, key, value, merge=False)
+        _reapply(cfg, overrides[i + 1:], under=key)
     return cfg
+
+
+def _reapply(cfg: DictConfig, overrides: Sequence[str], *, under: str) -> None:
+    """Apply again, in order, each of `overrides` that sets or deletes a key inside `under` (a mapping just set whole):
+    `hw.efficiency={conv: 0.5} hw.efficiency.pwconv=0.3` is {conv: 0.5, pwconv: 0.3}, as Hydra's merge gave it, and a
+    misspelt key after it (`hw.efficiency.bogus=0.3`) stays for the checks that name it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        if not override.lstrip("~+").startswith(f"{under}."):
+            continue
+        try:
+            parsed = parser.parse_overrides([override])[0]
+        except Exception:  # noqa: BLE001 - composed already, so it parses; a sweep's job holds one value
+            continue
+        if parsed.is_sweep_override():
+            continue
+        key = parsed.key_or_group
+        if parsed.is_delete():
+            parent_key, _, leaf = key.rpartition(".")
+            parent = OmegaConf.select(cfg, parent_key, default=None)
+            if isinstance(parent, DictConfig) and leaf in parent:
+                with open_dict(parent):
+                    del parent[leaf]
+        else:
+            OmegaConf.update(cfg, key, parsed.value(), merge=True, force_add=True)
+
+
+def _calibration_term_problem(overrides: Sequence[str]) -> str | None:
+    """The refusal of a calibration term set alone to other than a number (`hw.calibration.conv.fixed=true`, `=null`,
+    `=abc`), in the words the schema's float gave it before `hw.calibration`'s entries were untyped; None otherwise."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        if not re.match(r"[+]{0,2}hw\.calibration\.[^.=]+\.[^.=]+=", override):
+            continue
+        try:
+            parsed = parser.parse_overrides([override])[0]
+        except Exception:  # noqa: BLE001 - Hydra says what is wrong with it when it composes
+            continue
+        if parsed.is_sweep_override():
+            continue
+        key, value, typed = parsed.key_or_group, parsed.value(), override.split("=", 1)[1]
+        if isinstance(value, bool) or isinstance(value, (list, dict)):
+            return f"{key}={typed} is not allowed; allowed: a number"
+        if value is None:
+            return f"{key}={typed} takes no null; allowed: a number"
+        if isinstance(value, str):
+            return f"{key}={value!r} (set on the command line) must be a plain number, without units"
+    return None
+
+
+def _fitted_fields(cfg: DictConfig) -> set[str]:
+    """The fields of `cfg.hw` that its fitted file (`hw.fitted`) holds, read from beside the file `hw=` chose (its
+    calibration always, which every fit writes; every field a fit writes where the file is not found or read)."""
+    fitted = Path(str(OmegaConf.select(cfg, "hw.fitted", default="")))
+    if not fitted.is_absolute():
+        choice = OmegaConf.select(cfg, "hydra.runtime.choices.hw", default=None)
+        sources = OmegaConf.select(cfg, "hydra.runtime.config_sources", default=None)
+        folders = ([Path(s.path) / "hw" for s in sources if s.schema == "file"] or None) if sources else None
+        source = group_file("hw", str(choice or OmegaConf.select(cfg, "hw.name", default="")), folders)
+        if source is None:
+            return set(FITTED_FIELDS)
+        fitted = source.resolve().parent / fitted
+    try:
+        data = yaml.load(fitted.read_text(encoding="utf-8"), Loader=_GroupFileLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return set(FITTED_FIELDS)  # its own error comes when the profile is built
+    return {"calibration"} | (set(data) if isinstance(data, dict) else set())
+
+
+def _fitted_whole_message(cfg: DictConfig, key: str, value: Any, field_name: str) -> str:
+    """The refusal of `key={value}`, a mapping given whole of `hw.<field_name>`, which the chip's fitted file sets."""
+    name = str(OmegaConf.select(cfg, "hw.name", default=""))
+    how, instead = (("term by term under the command line's, so a mapping given whole would not replace it",
+                     "set a term alone (hw.calibration.conv.fixed=3.0)") if field_name == "calibration" else
+                    ("taken where the command line gives none, so {} would not clear it", "give its entries"))
+    return (f"{key}={_flow(value)}: hw={name}'s {field_name} is read from its fitted file "
+            f"({OmegaConf.select(cfg, 'hw.fitted')}), {how}; {instead}, or refit (`python -m nas.latency.fit "
+            f"{config_dir_option(name)}hw={name} measurements=[...]`)")
 
 
 def _flow(value: Any) -> str:

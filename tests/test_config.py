@@ -12,6 +12,7 @@ from omegaconf.errors import ValidationError
 from nas.config import CompressRunConfig, RunConfig, SearchOptions, to_run_config
 from nas.config_messages import unknown_key_message
 from nas.errors import ConfigError
+from nas.latency.hardware import HardwareProfile
 from tests.conftest import fitted_calibration
 
 GROUPS = {
@@ -304,7 +305,9 @@ def test_group_files_read_without_omegaconf_for_their_big_blocks_give_what_the_o
     assert _read_group_file_fast(tmp_path / "x.yaml", HardwareProfile) == hw  # the fast path reads them so itself
     # What the fast path does not take is read through OmegaConf: a whole number in a calibration, taken as `hw=<name>`
     # takes it (it was refused, "Value 3 (int) is incompatible"), or a duplicate key, reported in OmegaConf's words...
-    assert read("calibration: {conv: {per_work: 3}}\n").calibration == {"conv": {"per_work": 3}}
+    # (a calibration whole, as a fit writes it; the whole number a float, as the schema's float made it)
+    taken = read(f"calibration: {json.dumps(fitted_calibration({'conv': {'per_work': 3}}))}\n").calibration["conv"]["per_work"]
+    assert taken == 3.0 and isinstance(taken, float)
     with pytest.raises(ConfigError, match=r"x\.yaml, line \d+: 'mac_per_s: 3e12' is not valid YAML \(found duplicate key mac_per_s\)$"):
         read("mac_per_s: 2e12\nmac_per_s: 3e12\n")
     # ... and the first invalid value in the order the profile checks them: the calibration before fitted_archs, which
@@ -1390,23 +1393,58 @@ def test_a_mapping_given_whole_replaces_the_chip_files(config_name):
     assert structured(python(["hw=edge_npu", "hw.efficiency.conv=0.4", *extra]), cls).hw.efficiency["dwconv"] == 0.06
 
 
+def test_overrides_after_a_mapping_given_whole_still_apply_in_order():
+    """hw.efficiency={conv: 0.5} hw.efficiency.pwconv=0.3 ran with {conv: 0.5}: the whole mapping, set after Hydra's
+    merge, wiped out the overrides after it. They apply again, in order; one before it is replaced."""
+    from nas.config import compose_search_config
+
+    def efficiency(*overrides):
+        return to_run_config(compose_search_config(["hw=edge_npu", *overrides])).hw.efficiency
+
+    assert efficiency("hw.efficiency={conv: 0.5}", "hw.efficiency.pwconv=0.3") == {"conv": 0.5, "pwconv": 0.3}
+    assert efficiency("hw.efficiency.pwconv=0.3", "hw.efficiency={conv: 0.5}") == {"conv": 0.5}
+    assert efficiency("hw.efficiency={conv: 0.5, add: 0.4}", "~hw.efficiency.conv", "hw.efficiency.add=0.7") == {"add": 0.7}
+
+
+def test_a_whole_number_in_a_calibration_is_a_float_so_the_compression_fingerprint_is_unchanged():
+    """hw.calibration.conv.fixed=3 gave {'fixed': 3} once the calibration's entries were untyped: the chip is hashed
+    into the compression fingerprint, which then changed, so an unchanged command recompressed every member."""
+    from compress.pipeline import fingerprint
+    from nas.config import compose_search_config
+
+    runs = [to_run_config(compose_search_config(["hw=cpu", f"hw.calibration.conv.fixed={v}"])) for v in ("3", "3.0")]
+    assert [type(run.hw.calibration["conv"]["fixed"]) for run in runs] == [float, float]
+    assert len({fingerprint(run.compress, run.hw, "/nonexistent", "fashion_mnist") for run in runs}) == 1
+    # a profile built in Python alike, and a bool is no number (True was priced as 1)
+    calibration = fitted_calibration({"conv": {"fixed": 3}})
+    assert HardwareProfile(name="x", calibration=calibration).calibration["conv"]["fixed"].__class__ is float
+    with pytest.raises(ConfigError, match=r"hw.calibration.conv.fixed=True: terms of conv are"):
+        HardwareProfile(name="x", calibration=fitted_calibration({"conv": {"fixed": True}}))
+
+
 def test_whole_numbers_in_a_calibration_given_whole_are_taken_as_set_alone(tmp_path):
     """hw.calibration={conv: {fixed: 3}} was refused ("written with a point (3.0)") where hw.calibration.conv.fixed=3
     is taken: a chip of the user's with its calibration inline takes both, as 3.0, the whole mapping replacing its own."""
+    import yaml
+
     from nas.config import compose_search_config, load_hw_profile, register_configs
     from nas.overrides import precheck_overrides
 
+    def flow(calibration):  # as an override writes a mapping: no quotes around its keys
+        return yaml.safe_dump(calibration, default_flow_style=True, width=10**6).strip()
+
     (tmp_path / "hw").mkdir()
-    (tmp_path / "hw" / "inline_chip.yaml").write_text(
-        "name: inline_chip\ncalibration: {invoke: {fixed: 2.0}, conv: {fixed: 1, per_work: 0.0, per_byte: 0.0}}\n")
+    inline = fitted_calibration({"invoke": {"fixed": 2.0}, "conv": {"fixed": 1}})
+    (tmp_path / "hw" / "inline_chip.yaml").write_text(f"name: inline_chip\ncalibration: {flow(inline)}\n")
     # in the chip's file alike, composed or loaded from Python
     assert load_hw_profile(tmp_path / "hw" / "inline_chip.yaml").calibration["conv"]["fixed"] == 1
     register_configs()
-    whole = ["hw=inline_chip", "hw.calibration={invoke: {fixed: 2}, conv: {fixed: 3}}"]
+    given = fitted_calibration({"invoke": {"fixed": 2}, "conv": {"fixed": 3}, "add": {"per_work": 1}})
+    whole = ["hw=inline_chip", f"hw.calibration={flow(given)}"]
     assert precheck_overrides(["--config-dir", str(tmp_path), *whole], config_name="search") is None
     searchpath = f"hydra.searchpath=['file://{tmp_path}']"
     hw = to_run_config(compose_search_config([searchpath, *whole])).hw
-    assert hw.calibration == {"invoke": {"fixed": 2.0}, "conv": {"fixed": 3.0}}
+    assert hw.calibration == given and hw.calibration["add"] == {"fixed": 0.0, "per_work": 1.0, "per_byte": 0.0}
     alone = to_run_config(compose_search_config([searchpath, "hw=inline_chip", "hw.calibration.conv.fixed=3"])).hw
     assert alone.calibration["conv"] == {"fixed": 3.0, "per_work": 0.0, "per_byte": 0.0}
     assert precheck_overrides(["--config-dir", str(tmp_path), "hw=inline_chip"], config_name="search") is None
@@ -1526,6 +1564,17 @@ OVERRIDE_CASES = [
     (["hw=cpu", "hw.calibration={conv: {fixed: 3}}"], "hw.calibration={conv: {fixed: 3}}: hw=cpu's calibration is read "
      "from its fitted file (cpu.fitted.yml), term by term under the command line's, so a mapping given whole would not "
      "replace it; set a term alone (hw.calibration.conv.fixed=3.0), or refit"),
+    # {} of a field the fitted file sets reads as unset: the file's values were kept without a word
+    (["hw=cpu", "hw.cross_validated={}"], "hw.cross_validated={}: hw=cpu's cross_validated is read from its fitted file "
+     "(cpu.fitted.yml), taken where the command line gives none, so {} would not clear it; give its entries, or refit"),
+    (["hw=cpu", "hw.measured_extent={}"], "hw.measured_extent={}: hw=cpu's measured_extent is read from its fitted file"),
+    # a calibration term is a number, in the schema's words (true was taken and priced as 1; null said fixed=None)
+    (["hw=cpu", "hw.calibration.conv.fixed=true"], "hw.calibration.conv.fixed=true is not allowed; allowed: a number"),
+    (["hw=cpu", "hw.calibration.conv.fixed=null"], "hw.calibration.conv.fixed=null takes no null; allowed: a number"),
+    (["hw=cpu", "hw.calibration.conv.fixed=abc"], "hw.calibration.conv.fixed='abc' (set on the command line) must be a "
+     "plain number, without units"),
+    # a misspelt key after a mapping given whole: it vanished with the merge the whole mapping replaced
+    (["hw=edge_npu", "hw.efficiency={conv: 0.5}", "hw.efficiency.bogus=0.3"], "hw.efficiency has unknown op kind 'bogus'"),
     # it said a list of mappings, for a setting that is one mapping
     (["search.early_stop=true"], "search.early_stop=true is not allowed; allowed: a mapping of EarlyStop's settings"),
     (["space.stages.9.widths=[16]"], "space.stages has no item 9; give the whole list to add one"),

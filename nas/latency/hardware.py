@@ -366,6 +366,11 @@ class HardwareProfile:
     def __post_init__(self) -> None:
         # Checked on construction, so a profile built by hand (e.g. from yaml.safe_load, which reads 2.0e12 as a
         # string) fails here in one line instead of as a TypeError deep inside the predictor.
+        if isinstance(self.calibration, Mapping):
+            # Every term is a float (3 set as hw.calibration.conv.fixed=3 or in a chip's file is 3.0), as the schema's float
+            # made it: the compression fingerprint and the study's digest hash the profile, and 3 would change them.
+            self.calibration = {kind: {term: float(value) if type(value) is int else value for term, value in terms.items()}
+                                if isinstance(terms, Mapping) else terms for kind, terms in self.calibration.items()}
         self.validate()
 
     def without_calibration(self) -> "HardwareProfile":
@@ -425,7 +430,8 @@ class HardwareProfile:
                                   f"{list(UNIT_TYPES)}")
             allowed = ("per_byte", "above_bytes") if kind == WEIGHT_SPILL else ("fixed", "per_work", "per_byte")
             for term, value in terms.items():
-                if term not in allowed or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                if term not in allowed or not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                               and math.isfinite(value) and value >= 0):
                     raise ConfigError(f"hw.calibration.{kind}.{term}={value!r}: terms of {kind} are {'/'.join(allowed)}, "
                                       "finite and >= 0")
             if kind == WEIGHT_SPILL and set(terms) != set(allowed):
