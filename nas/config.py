@@ -872,7 +872,8 @@ def dropped_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path
     """One line when `hw` is uncalibrated and lacks an efficiency its file (`<name>.yaml` in `folders`, default
     `hw_folders()`) sets for an op kind it does not fuse: dropped on the command line (`~hw.efficiency.conv`, or a
     whole `hw.efficiency={...}` without it), so the predictor prices that kind at 1.0, the chip's peak, where the file
-    priced it lower. None otherwise, and when no file is found."""
+    priced it lower. None otherwise, and when no file is found. In a Hydra run the file is the one `hw=` chose
+    (`group_file`), whatever its `name:` or hw.name says."""
     if hw.calibration:
         return None
     path = group_file("hw", hw.name, folders)
@@ -885,7 +886,8 @@ def dropped_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path
                and kind not in hw.fused_kinds and eff != 1.0}
     if not dropped:
         return None
-    return (f"hw.efficiency has no {', '.join(dropped)}, which hw={hw.name}'s file sets "
+    # the file's option, which a copy that kept the original's `name:` (or hw.name=x) does not say
+    return (f"hw.efficiency has no {', '.join(dropped)}, which hw={path.stem}'s file sets "
             f"({', '.join(f'{kind}: {eff}' for kind, eff in dropped.items())}): the predictor prices "
             f"{'it' if len(dropped) == 1 else 'them'} at 1.0, the chip's peak, so the latencies are optimistic; where "
             "that was not meant, set hw.efficiency.<op kind>=<share of peak>")

@@ -1450,6 +1450,32 @@ def test_whole_numbers_in_a_calibration_given_whole_are_taken_as_set_alone(tmp_p
     assert precheck_overrides(["--config-dir", str(tmp_path), "hw=inline_chip"], config_name="search") is None
 
 
+def test_a_dropped_efficiency_is_compared_with_the_file_hw_chose_and_names_it(tmp_path):
+    """A copy hw/my_chip.yaml that kept name: edge_npu, or hw.name=x: the warning named hw=edge_npu's (hw=x's) file."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from nas.config import CONF_DIR, dropped_efficiency_warning, register_configs
+    from nas.overrides import mappings_replaced
+
+    register_configs()
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "my_chip.yaml").write_text((CONF_DIR / "hw" / "edge_npu.yaml").read_text().replace("conv: 0.6", "conv: 0.7"))
+    said = []
+    for overrides in (["hw=my_chip"], ["hw=edge_npu", "hw.name=x"]):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="search", overrides=[f"hydra.searchpath=['file://{tmp_path}']", *overrides,
+                                                           "~hw.efficiency.conv"], return_hydra_config=True)
+        before = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(cfg)
+        try:
+            said.append(dropped_efficiency_warning(to_run_config(mappings_replaced(cfg)).hw))
+        finally:
+            HydraConfig.instance().cfg = before
+    assert said[0].startswith("hw.efficiency has no conv, which hw=my_chip's file sets (conv: 0.7)")
+    assert said[1].startswith("hw.efficiency has no conv, which hw=edge_npu's file sets (conv: 0.6)")
+
+
 def test_an_efficiency_dropped_on_the_command_line_warns_that_it_is_priced_at_the_peak():
     """~hw.efficiency.conv (or a whole hw.efficiency={...} without conv) priced conv at 1.0, the chip's peak, where
     its file said 0.6, without a word: the search's setup warnings say so."""
