@@ -366,12 +366,12 @@ class HardwareProfile:
     def __post_init__(self) -> None:
         # Checked on construction, so a profile built by hand (e.g. from yaml.safe_load, which reads 2.0e12 as a
         # string) fails here in one line instead of as a TypeError deep inside the predictor.
-        if isinstance(self.calibration, Mapping):
-            # Every term is a float (3 set as hw.calibration.conv.fixed=3 or in a chip's file is 3.0), as the schema's float
-            # made it: the compression fingerprint and the study's digest hash the profile, and 3 would change them.
-            self.calibration = {kind: {term: float(value) if type(value) is int else value for term, value in terms.items()}
-                                if isinstance(terms, Mapping) else terms for kind, terms in self.calibration.items()}
         self.validate()
+        # Every term is a float (3 set as hw.calibration.conv.fixed=3 or in a chip's file is 3.0), as the schema's float
+        # made it: the compression fingerprint and the study's digest hash the profile, and 3 would change them. After
+        # the check, whose messages give the value as typed.
+        self.calibration = {kind: {term: float(value) if type(value) is int else value for term, value in terms.items()}
+                            for kind, terms in self.calibration.items()}
 
     def without_calibration(self) -> "HardwareProfile":
         """A copy with the datasheet numbers only: no calibration, no residual model (what fits start from)."""
