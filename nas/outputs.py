@@ -16,7 +16,7 @@ from nas.data import Dataset
 from nas.errors import interrupting_signal, interrupts_honoured, interruption_text, module_logger
 from nas.latency.hardware import HardwareProfile
 from nas.pareto_csv import write_pareto_csv
-from nas.results import write_run_files
+from nas.results import replace_pareto_files, write_run_files
 from nas.run_folder import remove_dead_markers
 from nas.study import study_budget_ms
 from nas.train import reset_autocast
@@ -84,6 +84,10 @@ def write_outputs(run: RunConfig, data: Dataset, run_dir: Path, study: optuna.St
                 reset_autocast()
                 stopped_by = interrupting_signal(e)
                 log.warning("interrupted while compressing: finished members are kept; rerun the same command to resume")
+                # pareto.json, written before the compression, is the report's record of it: without this the report
+                # said only "No compressed members (compress.members=none, or compression has not run yet)"
+                pareto = {**pareto, "compression_stopped": compression_stopped_text(stopped_by)}
+                replace_pareto_files(run_dir, pareto=pareto)
             # pareto.csv was written before the members were compressed: its int8 columns are read from their files now
             write_pareto_csv(run_dir)
         from nas.report import write_reports
@@ -121,3 +125,10 @@ def _interrupted_members_text(*, trains: bool, all_made: bool, again: signal.Sig
                 "the same command to resume")
     doing = "during the final training" if trains else "while the Pareto members' files were made"
     return f"interrupted {doing}: finished members are kept; rerun the same command to resume"
+
+
+def compression_stopped_text(stopped_by: signal.Signals) -> str:
+    """pareto.json's `compression_stopped`, which the report shows at its top: the members' compression stopped by
+    `stopped_by` (SIGINT for Ctrl-C, SIGTERM), in one line saying how to finish it."""
+    return (f"the search's compression of the Pareto members was {interruption_text(stopped_by=stopped_by)}: the members "
+            "compressed so far are kept; rerun the same command to compress the rest")

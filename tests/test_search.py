@@ -496,6 +496,38 @@ def test_pareto_csv_gives_the_int8_models_the_search_compressed_and_a_rebuild_gi
     assert json.loads((result.run_dir / "pareto.json").read_text())["members"][0]["arch_id"] == member["arch_id"]
 
 
+def test_a_report_after_the_compression_was_interrupted_says_so_and_how_to_finish_it(
+        tiny_idx_root, tmp_path, compose_cfg, monkeypatch):
+    # Ctrl-C or SIGTERM in the members' compression: pareto.json was written before it and the run marker removed
+    # before the report, which then said only "No compressed members (compress.members=none, or compression has not
+    # run yet)". The compression is stubbed: the search's part is asked.
+    import compress.pipeline as pipeline_mod
+
+    def stopped(run_dir, members, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline_mod, "compress_front", stopped)
+    base = [o for o in _overrides(tiny_idx_root, tmp_path, "search.n_trials=1", "search.export_onnx=false")
+            if o != "compress=none"]
+    result = run_search(compose_cfg(*base, "compress=smoke"))
+    assert result.stopped_by == signal.SIGINT
+    said = "rerun the same command to compress the rest"
+    assert said in json.loads((result.run_dir / "pareto.json").read_text())["compression_stopped"]
+    report = (result.run_dir / "report.md").read_text()
+    top = report.split("## ")[0]  # at its top, as a killed search's
+    assert "**Not finished:** The search's compression of the Pareto members was interrupted (Ctrl-C)" in top
+    assert said in top
+    assert "No compressed members yet: the compression was stopped" in report
+    assert "compression has not run yet" not in report
+    assert said in (result.run_dir / "report.html").read_text()
+    # the rerun that compresses them writes pareto.json anew: no such record is left
+    monkeypatch.setattr(pipeline_mod, "compress_front", lambda run_dir, members, **kwargs: {})
+    again = run_search(compose_cfg(*base, "compress=smoke"))
+    assert again.stopped_by is None
+    assert "compression_stopped" not in json.loads((again.run_dir / "pareto.json").read_text())
+    assert "Not finished" not in (again.run_dir / "report.md").read_text()
+
+
 def test_the_count_of_files_that_are_not_images_reaches_search_log(tmp_path, compose_cfg):
     # The info line counting the files of the class folders that are not images was logged while the data loaded,
     # before search.log existed, and only warnings were held for it: it reached the terminal alone. Windows' Thumbs.db

@@ -438,6 +438,15 @@ def predicted_precision_note(chips: dict[str, str], *, int8_repeats: Collection[
 _NO_COMPRESSED = "No compressed members (compress.members=none, or compression has not run yet)."
 
 
+def _no_compressed_text(header: dict[str, Any]) -> str:
+    """The note in place of the compressed table: `_NO_COMPRESSED`, or, where pareto.json (`header`) records that the
+    search's compression was stopped (`compression_stopped`), that none was finished and how to finish them."""
+    if isinstance(header.get("compression_stopped"), str):
+        return ("No compressed members yet: the compression was stopped before any member was finished; rerun the same "
+                "command to compress them.")
+    return _NO_COMPRESSED
+
+
 def _compressed_notes(members: Sequence[_Member]) -> list[str]:
     """The notes under the compressed table, in their order in both reports; '' for one that does not apply."""
     return [_scored_images_note(members), _predicted_precision_note(members), _host_latency_note(members),

@@ -331,8 +331,16 @@ def _load_run(run_dir: pathlib.Path) -> _Run:
     header = read_pareto_json(run_dir / PARETO_JSON)
     marks = _read_markers(run_dir)
     return _Run(header=header, trials=_read_trials(run_dir / TRIALS_CSV), members=_read_members(header, run_dir),
-                unfinished=_unfinished_text(marks), unfinished_warnings=_markers_warnings(marks),
+                unfinished=_joined_unfinished(header, marks), unfinished_warnings=_markers_warnings(marks),
                 written_since=_written_since(header, marks), **_retired(run_dir))
+
+
+def _joined_unfinished(header: dict[str, Any], marks: list[dict[str, Any]]) -> str:
+    """The report's "Not finished" line: pareto.json's (`header`) record of the search's compression stopped before it
+    finished (`compression_stopped`), then what the run markers `marks` say (`_unfinished_text`); '' for neither."""
+    stopped = header.get("compression_stopped")
+    compression = f"{stopped[:1].upper()}{stopped[1:].rstrip('.')}." if isinstance(stopped, str) and stopped else ""
+    return " ".join(part for part in (compression, _unfinished_text(marks)) if part)
 
 
 def _retired(run_dir: pathlib.Path) -> dict[str, int]:

@@ -13,7 +13,7 @@ from nas.report.files import _Member, _Run
 from nas.report.notes import (_failures_text, _front_notes, _header_facts, _member_weakest, _missing_breakdown_note,
                               _no_members_note, _no_trials_note, _shows_final_val, _smoke_text, _state_counts_text,
                               _title, _vs_faster_text, _warnings_of)
-from nas.report.compressed import _COMPRESSED_HEAD, _NO_COMPRESSED, _compressed_notes, _compressed_rows
+from nas.report.compressed import _COMPRESSED_HEAD, _compressed_notes, _compressed_rows, _no_compressed_text
 from nas.report.plots import (_kind_breakdown_figure, _mixer_colours, _pareto_figure, _stage_breakdown_figure,
                               _text_colour)
 
@@ -110,19 +110,19 @@ def _html_front_table(members: Sequence[_Member]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _html_compressed_table(members: Sequence[_Member], hw: Any = None) -> str:
-    rows = _compressed_rows(members, hw)
+def _html_compressed_table(members: Sequence[_Member], header: dict[str, Any]) -> str:
+    rows = _compressed_rows(members, header.get("hw"))
     if not rows:
-        return _html_note(_NO_COMPRESSED)
+        return _html_note(_no_compressed_text(header))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in _COMPRESSED_HEAD)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _md_compressed_table(members: Sequence[_Member], hw: Any = None) -> list[str]:
-    rows = _compressed_rows(members, hw)
+def _md_compressed_table(members: Sequence[_Member], header: dict[str, Any]) -> list[str]:
+    rows = _compressed_rows(members, header.get("hw"))
     if not rows:
-        return [f"_{_md_text(_NO_COMPRESSED)}_"]
+        return [f"_{_md_text(_no_compressed_text(header))}_"]
     lines = ["| " + " | ".join(_COMPRESSED_HEAD) + " |", "|" + "---|" * len(_COMPRESSED_HEAD)]
     return lines + ["| " + " | ".join(_md_text(c) for c in r) + " |" for r in rows]
 
@@ -172,7 +172,7 @@ def _render_html(run: _Run) -> str:
         _html_front_table(members) if members else _html_note(_no_members_note(run)),
         *map(_html_note, _front_notes(run)),
         "</section><section><h2>Compressed winners: fp32 → pruned → int8</h2>",
-        _html_compressed_table(members, run.header.get("hw")), *map(_html_note, _compressed_notes(members)),
+        _html_compressed_table(members, run.header), *map(_html_note, _compressed_notes(members)),
         "</section>",
     ]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -241,7 +241,7 @@ def _render_markdown(run: _Run) -> str:
               "## Front members", ""]
     lines += _md_front_table(run.members) if run.members else [f"_{_md_text(_no_members_note(run))}_"]
     lines += [f"\n_{_md_text(note)}_" for note in _front_notes(run) if note]
-    lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header.get("hw"))
+    lines += ["", "## Compressed winners: fp32 → pruned → int8", ""] + _md_compressed_table(run.members, run.header)
     for note in _compressed_notes(run.members):
         lines += ["", f"_{_md_text(note)}_"] if note else []
     return "\n".join(lines) + "\n"
