@@ -63,7 +63,7 @@ from nas.pareto_csv import PARETO_CSV, fmt as _fmt, pareto_csv_bytes
 from nas.rebuild import flat_settings, override_value, searched_compress
 from nas.report import training_text
 from nas.stats import interval_of, paired_change, share_interval
-from nas.study import SPEED_SETTINGS
+from nas.study import INTERRUPTED_REASON, SPEED_SETTINGS
 from nas.train import (FitState, LossFn, accuracy, optimizer_state_problem, per_class_accuracy, resolve_precision,
                        resume_problem, rng_state_problem, seed_everything, train_candidate)
 
@@ -181,10 +181,22 @@ def trials_csv(records: Sequence[TrialRecord], front_ids: set[str]) -> str:
             r.number, r.state, r.arch_id, _fmt(r.val_acc), _fmt(r.latency_ms), _fmt(r.params), _fmt(r.macs),
             r.feasible, bool(a) and r.state == "COMPLETE" and r.arch_id in front_ids, _fmt(r.duration_s),
             a.norm if a else "", a.act if a else "", len(a.stages) if a else "",
-            "-".join(a.mixers) if a else "", a.summary() if a else "", r.fail_reason, r.early_stop, r.duplicate_of,
+            "-".join(a.mixers) if a else "", a.summary() if a else "", _fail_reason(r, records), r.early_stop, r.duplicate_of,
             r.train_precision, a.to_json() if a else "",
         ])
     return readable_text(buf.getvalue())  # a fail_reason naming a file that is not UTF-8, as test_predictions.csv
+
+
+def _fail_reason(record: TrialRecord, records: Sequence[TrialRecord]) -> str:
+    """`record`'s fail_reason for trials.csv: an interrupted trial (`INTERRUPTED_REASON`) that a later trial of its
+    arch_id finished names that trial instead of "rerun the same command to resume", which the rerun had done."""
+    if record.fail_reason != INTERRUPTED_REASON or not record.arch_id:
+        return record.fail_reason
+    retried = next((r.number for r in records if r.state == "COMPLETE" and r.arch_id == record.arch_id
+                    and r.number > record.number), None)
+    if retried is None:
+        return record.fail_reason
+    return f"{INTERRUPTED_REASON.split(';')[0]}; run again as trial {retried}"
 
 
 PREDICTIONS_FILE = "test_predictions.csv"

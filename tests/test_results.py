@@ -653,6 +653,18 @@ def test_test_predictions_name_a_file_and_class_that_are_not_utf8_as_backslash_x
     assert read_test_predictions(path, truth, classes, (paths[0], "dog/other.png")) is None
 
 
+def test_trials_csv_names_the_trial_that_reran_an_interrupted_one_instead_of_asking_for_a_rerun():
+    # "rerun the same command to resume" stayed on an interrupted trial whose retry had since finished
+    from nas.study import INTERRUPTED_REASON
+
+    stopped, other = (dataclasses.replace(_rec(n, None, None, state="FAIL", width=w), fail_reason=INTERRUPTED_REASON)
+                      for n, w in ((0, 8), (1, 16)))
+    retry = _rec(2, 0.8, 1.0, width=8)  # trial 0's architecture, finished by the rerun
+    rows = list(csv.DictReader(io.StringIO(trials_csv([stopped, other, retry], set()))))
+    assert rows[0]["fail_reason"] == "interrupted (Ctrl-C or SIGTERM); run again as trial 2"
+    assert rows[1]["fail_reason"] == INTERRUPTED_REASON  # not rerun yet: the hint stays true
+
+
 def test_trials_csv_writes_a_fail_reason_naming_a_file_that_is_not_utf8_with_backslash_x():
     import os
 
