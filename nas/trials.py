@@ -489,7 +489,7 @@ def run_trials(run: RunConfig, data: Dataset, run_dir: Path,
     s = run.search
     target = s.n_trials
     done = n_complete(study)
-    if done:
+    if 0 < done < target:  # a full study's first line ('... reached: nothing to run') said it already, near word for word
         log.info("resuming study %r: %s", study.study_name, trials_done_text(done, target, "already finished"))
     deadline = time.monotonic() + s.timeout_s if s.timeout_s else math.inf
     attempts_left = SAMPLES_PER_TRIAL * max(1, target - done)
