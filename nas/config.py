@@ -1436,6 +1436,8 @@ def validate_data_config(d: DataConfig) -> None:
         raise ConfigError(f"data.max_shift={d.max_shift!r} must be >= 0")
     # -1, "random" to many tools, gave a fixed split like any other seed; seeds of the search's range, as search.seed
     check_seed(d.split_seed, "data.split_seed")
+    if isinstance(d.cache_dir, str) and not d.cache_dir.strip():  # as search.runs_dir='': a $CACHE unset, say
+        raise ConfigError(f"data.cache_dir={d.cache_dir!r} is empty; allowed: a folder, or null for no cache")
     if isinstance(d.cache_dir, str) and d.cache_dir.strip().lower() == "none":  # YAML's and Hydra's no value is null
         raise ConfigError(f"data.cache_dir={d.cache_dir!r} would be a folder named {d.cache_dir.strip()}; allowed: a folder "
                           f"or null (not none: decode on every load); a folder of that name is written ./{d.cache_dir.strip()}")

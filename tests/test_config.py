@@ -1202,6 +1202,11 @@ def test_a_setting_whose_name_ends_in_its_unit_given_with_the_unit_gets_the_unit
             "load); a folder of that name is written ./None")
     assert precheck_overrides(["data=imagefolder", f"data.root={tmp_path}", "data.cache_dir=./none"],
                               config_name="search") is None
+    # empty (data.cache_dir=$CACHE with CACHE unset) was taken as no cache, where an empty search.runs_dir is refused
+    for empty in ("''", "' '"):
+        assert precheck_overrides(["data=imagefolder", f"data.root={tmp_path}", f"data.cache_dir={empty}"],
+                                  config_name="search") == (
+            f"data.cache_dir={empty} is empty; allowed: a folder, or null for no cache")
     assert precheck_overrides(["train.epochs=none"], config_name="search") == (  # takes no null: nothing about it
         "train.epochs='none' (set on the command line) must be a whole number, without units")
     mine = tmp_path / "search" / "mine.yaml"  # in a group's file alike
