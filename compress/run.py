@@ -355,6 +355,10 @@ def _with_searched_data(run: CompressRunConfig, *, overridden: Collection[str]) 
 
     if any(key == "data" or key.startswith("data.") for key in overridden) or run.data != _default_data():
         return run
+    if not (_folder_of(run.checkpoint) / "model.pt").is_file():
+        # a checkpoint that is not there (an arch_id mistyped) is refused next, alone: its run's "data: the search's
+        # ..." line came first, as if the compression had started
+        return run
     found = searched_data(_folder_of(run.checkpoint))
     if found is None:
         return run

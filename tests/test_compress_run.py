@@ -610,6 +610,27 @@ def test_the_searched_data_of_a_member_is_its_run_config_yamls_with_the_root_its
     assert searched_data(folder) is None
 
 
+def test_a_missing_member_of_a_run_folder_is_refused_without_its_searched_data_line_first(tmp_path, tiny_idx_root,
+                                                                                         caplog):
+    # "data: the search's (...), from .../config.yaml" was logged before the error that the checkpoint is not found
+    import logging
+
+    import yaml
+
+    import compress
+    from nas.errors import CheckpointError
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "m0").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {
+        "name": "fashion_mnist", "format": "idx", "root": str(tiny_idx_root), "img_size": 16}}))
+    (run / "checkpoints" / "m0" / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist"}))
+    assert compress.run.searched_data(run / "checkpoints" / "m0") is not None  # the line it would give
+    with caplog.at_level(logging.INFO, logger="compress.run"), pytest.raises(CheckpointError, match="not found"):
+        compress.run_compress(compress.compose_compress_config([f"checkpoint={run / 'checkpoints' / 'm0'}", "hw=cpu"]))
+    assert not [r.getMessage() for r in caplog.records if r.getMessage().startswith("data: ")]
+
+
 def _recorded_member(tmp_path):
     """(member folder, image folder) of a run folder whose config.yaml records an image folder searched at its own
     size and split, relative as typed, and whose pareto.json records that folder's absolute path."""
