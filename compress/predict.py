@@ -779,15 +779,26 @@ def seen_images_note(predictions: Sequence[Prediction], folder: Path) -> str | N
         seen = [p for p in inside if p not in test]
         if not seen:
             return None
-        return (f"warning: {len(seen)} of the {len(predictions)} images are not new to the model: they lie in the "
-                f"folder its search loaded ({root}) and are not among its test images (test_predictions.csv), so it "
-                "was trained on them or chosen by them (its val images), and the accuracy above can be higher than on "
-                "new photos; the test accuracies recorded beside it (metrics.json) are of its test images only")
+        one = len(seen) == 1
+        return (f"warning: {_some_of(len(seen), len(predictions))} {'is' if one else 'are'} not new to the model: "
+                f"{'it lies' if one else 'they lie'} in the folder its search loaded ({root}) and {'is' if one else 'are'} "
+                f"not among its test images (test_predictions.csv), so the model was trained on {'it' if one else 'them'} "
+                f"or chosen by {'it' if one else 'them'} (its val images), and the accuracy above can be higher than "
+                "on new photos; the test accuracies recorded beside it (metrics.json) are of its test images only")
     if not inside:
         return None
-    return (f"warning: {len(inside)} of the {len(predictions)} images lie in the folder the model's search loaded "
-            f"({root}), which holds its training and val images, so the accuracy above can be higher than on new "
-            "photos; the test accuracies recorded beside it (metrics.json) are of its test images only")
+    return (f"warning: {_some_of(len(inside), len(predictions))} {'lies' if len(inside) == 1 else 'lie'} in the folder "
+            f"the model's search loaded ({root}), which holds its training and val images, so the accuracy above can "
+            "be higher than on new photos; the test accuracies recorded beside it (metrics.json) are of its test images "
+            "only")
+
+
+def _some_of(n: int, total: int) -> str:
+    """'3 of the 9 images', 'all 9 images', 'the image' (of 1), '1 of the 9 images': `n` of the `total` images a
+    warning is about, as the verb after it takes them ('1 of the 1 images are' read as a slip)."""
+    if total == 1:
+        return "the image"
+    return f"all {total:,} images" if n == total else f"{n:,} of the {total:,} images"
 
 
 def format_predictions(predictions: Sequence[Prediction]) -> str:

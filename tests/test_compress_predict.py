@@ -1053,9 +1053,14 @@ def test_images_of_the_folder_the_model_was_searched_on_are_named_as_not_new_bes
     assert said.out.splitlines()[-1].startswith("top-1 accuracy on the 9 images whose folder names their class")
     assert said.err.splitlines()[0] == (
         f"warning: 7 of the 9 images are not new to the model: they lie in the folder its search loaded ({data}) and "
-        "are not among its test images (test_predictions.csv), so it was trained on them or chosen by them (its val "
-        "images), and the accuracy above can be higher than on new photos; the test accuracies recorded beside it "
+        "are not among its test images (test_predictions.csv), so the model was trained on them or chosen by them (its "
+        "val images), and the accuracy above can be higher than on new photos; the test accuracies recorded beside it "
         "(metrics.json) are of its test images only")
+    # one image: "1 of the 1 images are not new ... they lie" read as a slip
+    assert main([str(folder), str(data / "red" / files[1].name)]) == 0
+    assert capsys.readouterr().err.splitlines()[0].startswith(
+        f"warning: the image is not new to the model: it lies in the folder its search loaded ({data}) and is not among "
+        "its test images (test_predictions.csv), so the model was trained on it or chosen by it (its val images)")
     # its test images alone, and photos from elsewhere sorted into class folders, are new: no warning
     for name in CLASSES:
         shutil.copytree(data / name, tmp_path / "new" / name)
@@ -1066,7 +1071,10 @@ def test_images_of_the_folder_the_model_was_searched_on_are_named_as_not_new_bes
     (folder / "test_predictions.csv").write_text("index,label,predicted\n0,red,red\n")
     assert main([str(folder), str(data / "red")]) == 0
     assert capsys.readouterr().err.splitlines()[0].startswith(
-        f"warning: 3 of the 3 images lie in the folder the model's search loaded ({data}), which holds its training")
+        f"warning: all 3 images lie in the folder the model's search loaded ({data}), which holds its training")
+    assert main([str(folder), str(data / "red" / files[0].name)]) == 0
+    assert capsys.readouterr().err.splitlines()[0].startswith(
+        f"warning: the image lies in the folder the model's search loaded ({data}), which holds its training")
 
 
 @pytest.mark.parametrize("background", [None, 255])
