@@ -846,6 +846,18 @@ def datasheet_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None 
             "datasheet (README, 'Onboarding a chip')")
 
 
+def _written_efficiency(hw: HardwareProfile, folders: Sequence[str | Path] | None) -> tuple[Path, dict] | None:
+    """The chip file of `hw` (`<name>.yaml` in `folders`, default `hw_folders()`) and the efficiency mapping it writes
+    ({} where it writes none); None where no file is found or it cannot be read."""
+    if (path := group_file("hw", hw.name, folders)) is None:
+        return None
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return path, (raw.get("efficiency") if isinstance(raw, dict) and isinstance(raw.get("efficiency"), dict) else {})
+
+
 def ignored_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path] | None = None) -> str | None:
     """One line when `hw` is calibrated and its efficiency differs from its file's (`<name>.yaml` in `folders`, default
     `hw_folders()`): set on the command line (`hw=cpu hw.efficiency.add=0.5`), where the predictor reads no efficiency
@@ -853,12 +865,9 @@ def ignored_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path
     file is found."""
     if not hw.calibration:
         return None
-    path = group_file("hw", hw.name, folders)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader) if path else None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    if (found := _written_efficiency(hw, folders)) is None:
         return None
-    written = raw.get("efficiency") if isinstance(raw, dict) and isinstance(raw.get("efficiency"), dict) else {}
+    path, written = found
     changed = [f"hw.efficiency.{kind}={hw.efficiency[kind]}" for kind in sorted(hw.efficiency)
                if hw.efficiency[kind] != written.get(kind)]
     if not changed:
@@ -876,12 +885,9 @@ def dropped_efficiency_warning(hw: HardwareProfile, folders: Sequence[str | Path
     (`group_file`), whatever its `name:` or hw.name says."""
     if hw.calibration:
         return None
-    path = group_file("hw", hw.name, folders)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_GroupFileLoader) if path else None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    if (found := _written_efficiency(hw, folders)) is None:
         return None
-    written = raw.get("efficiency") if isinstance(raw, dict) and isinstance(raw.get("efficiency"), dict) else {}
+    path, written = found
     dropped = {kind: eff for kind, eff in sorted(written.items()) if kind not in hw.efficiency
                and kind not in hw.fused_kinds and eff != 1.0}
     if not dropped:

@@ -1,5 +1,6 @@
 """Measurement, calibration and validation of latency predictors (nas.latency.measure / fit / validate)."""
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -1637,18 +1638,8 @@ def test_an_out_folder_a_full_disk_refuses_before_the_work_is_a_failed_write_not
     command, keywords = {"profile": (profile._profile_command, {"predicts": False}),
                          "fit": (fit.fit_command, {"reads_fitted": False}),
                          "validate": (validate.validate_command, {})}[tool]
-    # Hydra sets up logging as a command does (a root handler on this test's captured stdout): put back after
-    root = logging.getLogger()
-    root_handlers, root_level = root.handlers[:], root.level
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            profile.latency_cli(command, help_line="help", **keywords)
-    finally:
-        for handler in root.handlers:
-            if handler not in root_handlers:
-                handler.close()
-        root.handlers[:] = root_handlers
-        root.setLevel(root_level)
+    with _root_logging_put_back(), pytest.raises(SystemExit) as stopped:
+        profile.latency_cli(command, help_line="help", **keywords)
     err = capsys.readouterr().err
     assert stopped.value.code == code and "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
@@ -1712,23 +1703,14 @@ def test_validate_warns_when_the_archs_it_scores_lie_outside_those_the_profile_w
 def test_the_latency_tools_warn_that_an_efficiency_set_for_a_calibrated_chip_changes_no_latency(monkeypatch, capsys):
     # hw=cpu hw.efficiency.add=0.5: the fitted costs replace the efficiencies, so validate scored (and profile measured)
     # as without it; a search says so in its setup warnings, the latency tools said nothing. A fit reads it: no line.
-    import logging
     import sys
 
     from nas.latency import profile
 
     def said(*argv: str, reads_fitted: bool = True) -> str:
         monkeypatch.setattr(sys, "argv", ["tool", *argv])
-        root = logging.getLogger()
-        root_handlers, root_level = root.handlers[:], root.level
-        try:  # Hydra sets up logging as a command does: put back after
+        with _root_logging_put_back():
             profile.latency_cli(lambda tool: "done", help_line="help", reads_fitted=reads_fitted)
-        finally:
-            for handler in root.handlers:
-                if handler not in root_handlers:
-                    handler.close()
-            root.handlers[:] = root_handlers
-            root.setLevel(root_level)
         captured = capsys.readouterr()
         return captured.out + captured.err
 
@@ -1864,6 +1846,22 @@ def test_export_only_writes_onnx_files_and_a_template(tmp_path, compose_cfg, cap
         read_measurements(template)
     template.write_text(filled.replace("<your runtime>", "vendor_npu_tool").replace("<your chip>", "NPU 1"))
     assert {(m.runtime, m.precision, m.machine) for m in read_measurements(template)} == {("vendor_npu_tool", "int8", "NPU 1")}
+
+
+@contextlib.contextmanager
+def _root_logging_put_back():
+    """A latency tool's Hydra sets up logging as a command does (a root handler on the test's captured stdout): put the
+    root logger back after, or every later test's log line is a "--- Logging error ---" on that closed stream."""
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in root_handlers:
+                handler.close()
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
 
 
 def _latency_cfg(*overrides: str):
@@ -2940,22 +2938,13 @@ def test_a_profile_stops_on_a_signal_in_a_process_that_ignores_it_and_keeps_its_
     monkeypatch.setattr(sys, "argv", ["profile", "hw=cpu", "n=2", f"out={out}"])
     as_it_was = signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL
     before = signal.signal(sig, as_it_was)
-    # The command line's Hydra sets up logging as a command does (a root handler on this test's captured stdout): put
-    # back after, or every later test's log line is a "--- Logging error ---" on that closed stream
-    root = logging.getLogger()
-    root_handlers, root_level = root.handlers[:], root.level
     try:
-        with pytest.raises(SystemExit) as stopped:
+        with _root_logging_put_back(), pytest.raises(SystemExit) as stopped:
             profile.latency_cli(profile._profile_command, help_line=profile.HELP_LINE,
                                 interrupted=profile.PROFILE_INTERRUPTED)
         assert signal.getsignal(sig) == as_it_was  # as the process had it (no lasting state)
     finally:
         signal.signal(sig, before)
-        for handler in root.handlers:
-            if handler not in root_handlers:
-                handler.close()
-        root.handlers[:] = root_handlers
-        root.setLevel(root_level)
     assert stopped.value.code == 128 + sig  # the shell's codes for death by each: 130, 143
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == profile.PROFILE_INTERRUPTED and "Traceback" not in err
