@@ -154,6 +154,25 @@ At their default they kill the process at once; the commands take them as SIGTER
 (`preemption_stops`)."""
 
 
+def set_outside_python(signum: int) -> bool:
+    """Whether the process's handler for `signum` is one set in C that Python reports as SIG_DFL
+    (`faulthandler.register(signal.SIGUSR1)`'s stack dump): taking the signal over and putting SIG_DFL back on leaving
+    would make its next arrival kill the process. Asked of the C library (`sigaction`), as Python keeps no record of
+    it; where that cannot be asked (no C library found), False."""
+    if signal.getsignal(signum) != signal.SIG_DFL:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        held = ctypes.create_string_buffer(512)  # a struct sigaction, its handler first (Linux, macOS)
+        if libc.sigaction(signum, None, held) != 0:
+            return False
+        return ctypes.c_void_p.from_buffer(held).value not in (None, 0)
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     """The handler `stop_on_sigterm` and `interrupts_honoured` set: `signal_interrupt(signum)` raised where the signal
     strikes. One function, so that `preemption_stops` tells it from a handler of the process's own to hand a signal on
@@ -166,13 +185,14 @@ def stop_on_sigterm() -> None:
     `Terminated` (a KeyboardInterrupt) where it strikes, instead of the process dying at once: whatever cleans up after
     Ctrl-C (a search failing its running trial and queueing it for the rerun, a temporary file deleted, the one line
     saying how to rerun) runs for it too. So do SIGUSR1 and SIGUSR2 (`PREEMPTION_SIGNALS`) where they are at their
-    default, which killed the process at once; a handler of the process's own for them (submitit's) is kept. Here, not
+    default, which killed the process at once; a handler of the process's own for them (submitit's, faulthandler's)
+    is kept. Here, not
     in nas.search: compress.run and nas.report install it too, and nas.search imports torch and Optuna (seconds at every
     start)."""
     try:
         signal.signal(signal.SIGTERM, _raise_interrupt)
         for signum in PREEMPTION_SIGNALS:
-            if signal.getsignal(signum) == signal.SIG_DFL:
+            if signal.getsignal(signum) == signal.SIG_DFL and not set_outside_python(signum):
                 signal.signal(signum, _raise_interrupt)
     except ValueError:  # not the main thread (a launcher running the job in a thread): leave the default
         pass
@@ -201,7 +221,8 @@ def preemption_stops(log: logging.Logger) -> Iterator[Callable[[int | None], Non
     previous: dict[int, Any] = {}
     try:
         for signum in PREEMPTION_SIGNALS:
-            if (handler := signal.getsignal(signum)) is not None and handler is not signal.SIG_IGN:
+            if ((handler := signal.getsignal(signum)) is not None and handler is not signal.SIG_IGN
+                    and not set_outside_python(signum)):
                 previous[signum] = signal.signal(signum, stop)
     except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
         pass
@@ -240,8 +261,8 @@ def interrupts_honoured() -> Iterator[None]:
     try:
         for signum in (signal.SIGINT, signal.SIGTERM, *PREEMPTION_SIGNALS):
             handler = signal.getsignal(signum)
-            if signum in PREEMPTION_SIGNALS and handler != signal.SIG_DFL:  # one ignored on purpose stays so
-                continue
+            if signum in PREEMPTION_SIGNALS and (handler != signal.SIG_DFL or set_outside_python(signum)):
+                continue  # one ignored on purpose stays so, as does faulthandler's
             if not callable(handler):  # SIG_IGN, SIG_DFL, or one set outside Python (None)
                 previous[signum] = signal.signal(signum, _raise_interrupt)
     except ValueError:  # not the main thread (a launcher running the job in a thread): signals cannot reach it
