@@ -29,8 +29,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from nas.arch import MIN_IMG_SIZE
 from nas.errors import ConfigError, module_logger, require_path, wrong_type
-from nas.latency.hardware import (FITTED_FIELDS, HardwareProfile, check_name, check_threads, config_dir_option,
-                                   element_size_warning, lone_calibration_message)
+from nas.latency.hardware import (FITTED_FIELDS, HardwareProfile, IncompleteCalibration, check_name, check_threads,
+                                   config_dir_option, element_size_warning, incomplete_calibration_message,
+                                   lone_calibration_message)
 from nas.latency.ops import OP_KINDS
 from nas.memory import MEMORY_BUDGET_MAX_GB
 
@@ -643,6 +644,8 @@ def load_fitted(hw: HardwareProfile, *, folder: str | Path | None) -> HardwarePr
         raise ConfigError(f"{where} have unknown key {unknown[0]!r}; allowed: {', '.join(FITTED_FIELDS)}")
     try:
         fitted = dataclasses.replace(hw.without_calibration(), **data)  # the file's values alone, validated
+    except IncompleteCalibration:  # damaged by hand: no fit writes it so
+        raise ConfigError(f"{where}: {incomplete_calibration_message(hw, fitted_file=data)}") from None
     except (ConfigError, TypeError) as e:
         raise ConfigError(f"{where}: {str(e).splitlines()[0]}") from None
     # The types the profile's schema gives them inline (where OmegaConf refuses an int among the floats)

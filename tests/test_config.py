@@ -572,9 +572,11 @@ def test_composing_a_calibrated_profile_leaves_its_fitted_numbers_to_their_file(
     (f"calibration: {json.dumps(fitted_calibration({'conv': {'fixed': 3}}))}\n",
      "calibration holds a value that is not a float; write numbers as a fit does"),
     (f"calibration: {json.dumps(fitted_calibration({}))}\ncalibrated_on: 5\n", "calibrated_on=5 must be a string$"),
-    # a few terms alone: what the predictor would price every other op kind at, 0
-    ("calibration: {conv: {fixed: 1.0}}\n", r": hw.calibration.conv.fixed=1.0: hw=chip has no fitted calibration, and a "
-                                           "term given alone would price every other op kind at 0; "),
+    # a few terms alone, or a term deleted by hand: the file's missing entries, which the predictor would price at 0
+    ("calibration: {conv: {fixed: 1.0}}\n", r": hw=chip's calibration lacks invoke\.fixed, \w+\.fixed, \w+\.per_work, "
+                                           r"\w+\.per_byte and \d+ more \(a fit writes invoke\.fixed and "),
+    (f"calibration: {json.dumps({**fitted_calibration({}), 'conv': {'fixed': 1.0, 'per_work': 0.0}})}\n",
+     r": hw=chip's calibration lacks conv\.per_byte \(a fit writes .*: refit with `python -m nas\.latency\.fit hw=chip "),
 ])
 def test_a_missing_or_broken_fitted_file_is_one_line_naming_it(tmp_path, fitted, problem):
     import re
@@ -1520,6 +1522,20 @@ def test_a_calibration_term_is_refused_on_a_chip_with_no_fitted_calibration():
     assert to_run_config(compose_search_config(["hw=edge_npu", "hw.efficiency.add=0.5"])).hw.efficiency["add"] == 0.5
 
 
+def test_a_fitted_calibration_replaced_in_python_without_a_term_names_the_term_it_lacks():
+    """dataclasses.replace(cpu, calibration=<cpu's without conv.per_byte>) was refused as "hw=cpu has no fitted
+    calibration, and a term given alone...", naming invoke.fixed, a term that was there, for a chip that has one."""
+    from nas.config import load_hw_profile
+
+    cpu = load_hw_profile("cpu")
+    calibration = {kind: dict(terms) for kind, terms in cpu.calibration.items()}
+    del calibration["conv"]["per_byte"]
+    with pytest.raises(ConfigError) as info:
+        dataclasses.replace(cpu, calibration=calibration)
+    assert str(info.value).startswith("hw=cpu's calibration lacks conv.per_byte (a fit writes invoke.fixed and "), info.value
+    assert "python -m nas.latency.fit hw=cpu measurements=" in str(info.value) and "alone" not in str(info.value)
+
+
 def test_a_calibration_of_a_few_terms_built_in_python_is_refused_as_on_the_command_line():
     """A profile built in Python (README's "From Python") with one calibration term, dataclasses.replace(edge_npu,
     calibration={"conv": {"fixed": 2.0}}), predicted every other op kind at 0 (2.6 ms became 0.01) without a word,
@@ -1541,7 +1557,7 @@ def test_a_calibration_of_a_few_terms_built_in_python_is_refused_as_on_the_comma
     cpu = load_hw_profile("cpu")
     changed = dataclasses.replace(cpu, calibration={**cpu.calibration, "conv": {**cpu.calibration["conv"], "fixed": 2.0}})
     assert changed.calibration["conv"]["fixed"] == 2.0
-    with pytest.raises(ConfigError, match="has no fitted calibration"):
+    with pytest.raises(ConfigError, match=r"^hw=cpu's calibration lacks softmax.fixed, softmax.per_work, softmax.per_byte \("):
         dataclasses.replace(cpu, calibration={k: v for k, v in cpu.calibration.items() if k != "softmax"})
 
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, counted
 from nas.latency.ops import OP_KINDS, UNIT_SHAPE_FIELDS, UNIT_TYPES
@@ -277,11 +277,36 @@ def input_warning(hw: HardwareProfile, *, in_chans: int, img_size: int, space: s
             f"then `python -m nas.latency.fit {own}hw={hw.name} ...`; README, 'Onboarding a chip')")
 
 
+class IncompleteCalibration(ConfigError):
+    """A calibration that lacks entries a fit writes (`calibration_lacks`), refused by `HardwareProfile.validate`: a
+    class of its own, so that a fitted file's reader names the file's missing entries (`incomplete_calibration_message`)."""
+
+
+def calibration_lacks(calibration: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The entries a fit writes that `calibration` lacks ('invoke.fixed', 'conv.per_byte'): invoke's fixed cost and the
+    three terms of each op kind (its per-unit-type entries and weight_spill only where fitted). The predictor prices a
+    term that is not there at 0."""
+    return [f"{kind}.{term}" for kind, terms in (("invoke", ("fixed",)),
+                                                 *((kind, ("fixed", "per_work", "per_byte")) for kind in OP_KINDS))
+            for term in terms if term not in calibration.get(kind, {})]
+
+
 def _whole_calibration(calibration: Mapping[str, Mapping[str, float]]) -> bool:
-    # What every fit writes: invoke's fixed cost and the three terms of each op kind (its per-unit-type entries and
-    # weight_spill only where fitted). The predictor prices a term that is not there at 0.
-    return "fixed" in calibration.get("invoke", {}) and all(
-        {"fixed", "per_work", "per_byte"} <= set(calibration.get(kind, {})) for kind in OP_KINDS)
+    return not calibration_lacks(calibration)
+
+
+def incomplete_calibration_message(hw: HardwareProfile, *, fitted_file: Mapping[str, Any] | None = None) -> str:
+    """The refusal of `hw`'s calibration (or that of `fitted_file`, a fitted file's contents) that lacks entries a fit
+    writes (`calibration_lacks`): for one that came from a fit (a fitted file damaged by hand; a fitted profile, with
+    its `calibrated_on` or `fitted_archs`, whose calibration was replaced in Python without a term) the entries it
+    lacks, else `lone_calibration_message`."""
+    if fitted_file is None and not (hw.calibrated_on or hw.fitted_archs):
+        return lone_calibration_message(hw)
+    lacks = calibration_lacks(hw.calibration if fitted_file is None else fitted_file["calibration"])
+    named = ", ".join(lacks[:4]) + (f" and {len(lacks) - 4} more" if len(lacks) > 4 else "")
+    return (f"hw={hw.name}'s calibration lacks {named} (a fit writes invoke.fixed and fixed/per_work/per_byte of every "
+            f"op kind, and the predictor would price a missing one at 0): refit with `python -m nas.latency.fit "
+            f"{config_dir_option(hw.name)}hw={hw.name} measurements=[...]` (README, 'Onboarding a chip')")
 
 
 def lone_calibration_message(hw: HardwareProfile) -> str:
@@ -438,7 +463,7 @@ class HardwareProfile:
                 raise ConfigError(f"hw.calibration.{kind}={dict(terms)!r} needs both per_byte and above_bytes")
         if self.calibration and not self.fitted and not _whole_calibration(self.calibration):
             # held in a fitted file (`fitted`), the terms are those a command line merges into the file's
-            raise ConfigError(lone_calibration_message(self))
+            raise IncompleteCalibration(incomplete_calibration_message(self))
         if self.residual:
             self._validate_residual()
         for arch_id in self.fitted_archs:
