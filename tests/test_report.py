@@ -2516,3 +2516,24 @@ def test_former_members_in_retired_are_counted_in_one_line_and_not_read(run_dir:
     shutil.rmtree(run_dir / "retired" / "aaaa000009.2")
     assert "_1 former member's folder is kept in retired/ (weights and any compressed files, as they were; 3.0 MiB)" \
         in _markdown(run_dir)
+
+
+def test_an_int8_row_of_a_file_compressed_before_the_files_verdict_says_its_within_tolerance_is_the_nncf_models() -> None:
+    # compressed_metrics.json written before within_tolerance_torch (still reused: its fingerprint has no code version)
+    # stores the NNCF model's verdict as within_tolerance; the row said "within_tolerance is the file's" beside it.
+    from nas.report.compressed import int8_file_tolerance_text
+
+    int8 = {"fp32_val_acc": 0.4, "val_acc": 0.39, "val_acc_file": 0.4, "max_acc_drop": 0.3, "within_tolerance": False}
+    older = int8_file_tolerance_text(int8, quantized="pruned")
+    assert "within_tolerance is the file's" not in older
+    assert older.endswith("scored 39.00%; its within_tolerance, recorded before the file's own verdict was, is the NNCF "
+                          "model's: compress it again to record the file's (python -m compress.run checkpoint=<its "
+                          "folder> with the settings it was compressed with, or delete its compressed_metrics.json and "
+                          "rerun the search's command)")
+    outside = int8_file_tolerance_text({**int8, "val_acc": 0.4, "val_acc_file": 0.3333, "within_tolerance": True})
+    assert "the file is outside the tolerance; ship model.onnx" in outside and "is the NNCF model's: compress it again" in outside
+    # written since: both verdicts recorded, the stored one is the file's
+    assert int8_file_tolerance_text({**int8, "within_tolerance": True, "within_tolerance_torch": False}).endswith(
+        "scored 39.00%: within_tolerance is the file's")
+    assert "NNCF model's: compress it again" not in int8_file_tolerance_text(
+        {**int8, "val_acc": 0.4, "val_acc_file": 0.3333, "within_tolerance": False, "within_tolerance_torch": True})

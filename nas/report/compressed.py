@@ -226,7 +226,8 @@ def int8_file_tolerance_text(int8: dict[str, Any], *, quantized: str = "fp32", f
     compress.quantize.max_acc_drop on the same val images: the tolerance (and QAT, which stops once within it) judged
     the NNCF model, while the file is what ships. `quantized`: the row of the float model quantized, `float_file` its
     file. None where both are on the same side or the numbers are not recorded (files before val_acc_file): a file
-    within it 40.00% → 33.33% on 15 val images read as within."""
+    within it 40.00% → 33.33% on 15 val images read as within. A file whose within_tolerance is its NNCF model's
+    (written before within_tolerance_torch) is told so, with how to record the file's."""
     drops, most = _val_drops(int8), _to_float(int8.get("max_acc_drop"))
     if drops is None or most is None:
         return None
@@ -236,15 +237,22 @@ def int8_file_tolerance_text(int8: dict[str, Any], *, quantized: str = "fp32", f
     lost = f"lost {drop_text(file_drop, limit=most)}" if file_drop >= 0 else f"gained {-file_drop:.2f}"
     said = (f"int8 file (run as the test acc) {lost} pt of val accuracy vs the {quantized} model ({_fmt_acc(before)} → "
             f"{_fmt_acc(file)})")
+    # A file compressed before within_tolerance_torch was recorded (2026-12-07, still reused: its fingerprint has no
+    # code version) stores the NNCF model's verdict as within_tolerance
+    older = "within_tolerance" in int8 and "within_tolerance_torch" not in int8
+    stored = ("; its within_tolerance, recorded before the file's own verdict was, is the NNCF model's: compress it "
+              "again to record the file's (python -m compress.run checkpoint=<its folder> with the settings it was "
+              f"compressed with, or delete its {COMPRESSED_JSON} and rerun the search's command)") if older else ""
     if file_drop <= most:
         return (f"{said}, within compress.quantize.max_acc_drop={most:g}, though the NNCF int8 model it was exported "
-                f"from scored {_fmt_acc(torch)}: within_tolerance is the file's")
+                f"from scored {_fmt_acc(torch)}" + (stored or ": within_tolerance is the file's"))
     fix = f"ship {float_file} ({quantized}, float) where that loss matters"
     if torch_drop > 0:  # QAT stopped once the NNCF model was within: a stricter allowance trains on
         fix += (f", or compress again with compress.quantize.max_acc_drop under {drop_text(torch_drop, limit=most)} "
                 "so that QAT trains on")
     return (f"{said}, more than compress.quantize.max_acc_drop={most:g}, though the NNCF int8 model it was exported "
-            f"from scored {_fmt_acc(torch)}, within it (QAT judged that model): the file is outside the tolerance; {fix}")
+            f"from scored {_fmt_acc(torch)}, within it (QAT judged that model): the file is outside the tolerance; {fix}"
+            + stored)
 
 
 def drop_text(drop: float, *, limit: float) -> str:
