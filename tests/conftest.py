@@ -44,6 +44,28 @@ def fitted_calibration(entries: dict[str, dict[str, float]]) -> dict[str, dict[s
 os.environ.setdefault("CI", "true")
 
 
+def assert_faulthandler_keeps_sigusr1(block: str) -> None:
+    """Run `block` (Python lines, with `errors` = nas.errors, `ckpt` = nas.checkpoint, logging imported) in a process
+    whose SIGUSR1 is faulthandler's (a C handler Python reports as SIG_DFL), then send it SIGUSR1: assert the process
+    dumped its stacks and lived on, i.e. the block did not take the signal over nor put SIG_DFL back."""
+    import sys
+
+    script = f"""
+import faulthandler, logging, os, signal, sys, time
+import nas.checkpoint as ckpt
+import nas.errors as errors
+faulthandler.register(signal.SIGUSR1)
+{block}
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.05)
+print("alive")
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr[-500:]
+    assert "Current thread" in done.stderr or "Stack" in done.stderr  # faulthandler's dump
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array in the idx format (gzip if the name ends in .gz)."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -1072,25 +1072,9 @@ def test_the_record_of_a_swap_killed_after_its_last_rename_is_removed_by_the_nex
 def test_a_signal_handled_by_faulthandler_still_is_after_the_renames_hold_signals():
     # faulthandler.register(SIGUSR1)'s handler is set in C, which Python reports as SIG_DFL: the held signals put
     # SIG_DFL back after the renames, and the next SIGUSR1 (asking for a stack dump) killed the process.
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from conftest import assert_faulthandler_keeps_sigusr1
 
-    script = """
-import faulthandler, os, signal, sys, time
-import nas.checkpoint as ckpt
-faulthandler.register(signal.SIGUSR1)
-with ckpt._signals_held():
-    pass
-os.kill(os.getpid(), signal.SIGUSR1)
-time.sleep(0.05)
-print("alive")
-"""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr[-500:]
-    assert "Current thread" in done.stderr or "Stack" in done.stderr  # faulthandler's dump
+    assert_faulthandler_keeps_sigusr1("with ckpt._signals_held():\n    pass")
 
 
 def _dead_tag() -> str:

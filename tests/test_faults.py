@@ -517,27 +517,12 @@ def test_a_signal_handled_by_faulthandler_is_left_to_it(takes):
     # faulthandler.register(SIGUSR1)'s handler is set in C, which Python reports as SIG_DFL: the commands took the
     # signal over as at its default and put SIG_DFL back, and the next SIGUSR1 (a stack dump asked for) killed the
     # process (exit 138, no dump); under stop_on_sigterm, it stopped the command instead of dumping its stack.
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from conftest import assert_faulthandler_keeps_sigusr1
 
     block = {"interrupts_honoured": "with errors.interrupts_honoured():\n    pass",
              "stop_on_sigterm": "errors.stop_on_sigterm()",
              "preemption_stops": "with errors.preemption_stops(logging.getLogger()):\n    pass"}[takes]
-    script = f"""
-import faulthandler, logging, os, signal, sys, time
-import nas.errors as errors
-faulthandler.register(signal.SIGUSR1)
-{block}
-os.kill(os.getpid(), signal.SIGUSR1)
-time.sleep(0.05)
-print("alive")
-"""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr[-500:]
-    assert "Current thread" in done.stderr or "Stack" in done.stderr  # faulthandler's dump
+    assert_faulthandler_keeps_sigusr1(block)
 
 
 def test_a_signal_at_its_default_is_not_taken_for_one_set_outside_python():
