@@ -27,6 +27,20 @@ from nas.config import register_configs
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers_put_back() -> Iterator[None]:
+    """A command's main run in-process (`nas.errors.stop_on_sigterm`) sets SIGTERM's, SIGUSR1's and SIGUSR2's handlers
+    for its process, as a command should: put back after each test, so that a later test finds them as the process
+    had them (a test asserting SIGUSR2 at its default failed after one that ran compress.run's main)."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
+    yield
+    for signum, handler in saved.items():
+        if handler is not None and signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
+
+
 def fitted_calibration(entries: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """`entries` as a whole calibration, as a fit writes it: invoke's fixed cost and each op kind's three terms that
     they leave out set to 0, which is what the predictor makes of a term that is not there. A profile refuses a

@@ -284,10 +284,11 @@ class IncompleteCalibration(ConfigError):
 
 def calibration_lacks(calibration: Mapping[str, Mapping[str, float]]) -> list[str]:
     """The entries a fit writes that `calibration` lacks ('invoke.fixed', 'conv.per_byte'): invoke's fixed cost and the
-    three terms of each op kind (its per-unit-type entries and weight_spill only where fitted). The predictor prices a
-    term that is not there at 0."""
+    three terms of each op kind (its per-unit-type entries and weight_spill only where fitted), in a fixed order (op
+    kinds sorted: OP_KINDS is a set, whose order changes from process to process). The predictor prices a term that is
+    not there at 0."""
     return [f"{kind}.{term}" for kind, terms in (("invoke", ("fixed",)),
-                                                 *((kind, ("fixed", "per_work", "per_byte")) for kind in OP_KINDS))
+                                                 *((kind, ("fixed", "per_work", "per_byte")) for kind in sorted(OP_KINDS)))
             for term in terms if term not in calibration.get(kind, {})]
 
 
